@@ -1,0 +1,170 @@
+import type { EventType, SyncMode } from '../events/types.ts';
+
+/**
+ * The gateway configuration (DESIGN.md §5). YAML on disk, validated all-or-nothing by
+ * `validateConfig` before anything is applied. Secrets are never inline: `*File` keys name files,
+ * `*Env` keys name environment variables.
+ */
+export interface ListenConfig {
+  host: string;
+  port: number;
+}
+
+export interface TlsConfig {
+  cert: string;
+  key: string;
+  /** CA bundle used to verify client certificates (mutual TLS). */
+  ca?: string;
+  requireClientCert: boolean;
+}
+
+export type AckMode = 'original' | 'enhanced';
+
+export interface Hl7EndpointConfig {
+  id: string;
+  listen: ListenConfig;
+  ack: AckMode;
+  tls?: TlsConfig;
+  /** Largest accepted frame in bytes; a larger frame is answered AR and the connection survives. */
+  maxMessageBytes: number;
+  /** Close a connection idle this long (ms); 0 = never. */
+  idleTimeoutMs: number;
+  maxConnections: number;
+  /** What to answer for message types the gateway does not turn into events. */
+  unknownMessageTypes: 'accept' | 'reject';
+  /** Charset when MSH-18 is empty. */
+  defaultCharset: 'ascii' | 'latin1' | 'utf8';
+  /** Analyzer id when this endpoint is an HL7 analyzer (e.g. Mindray BS) rather than the LIS. */
+  analyzer?: string;
+}
+
+export interface SerialConfig {
+  path: string;
+  baudRate?: number;
+  dataBits?: 5 | 6 | 7 | 8;
+  parity?: 'none' | 'even' | 'odd' | 'mark' | 'space';
+  stopBits?: 1 | 1.5 | 2;
+  rtscts?: boolean;
+  xon?: boolean;
+  xoff?: boolean;
+}
+
+export interface AnalyzerTcpConfig {
+  /** The analyzer connects to us. */
+  listen?: ListenConfig;
+  /** We connect to the analyzer. */
+  connect?: { host: string; port: number };
+}
+
+export interface AnalyzerConfig {
+  id: string;
+  /** File name (without .json) in firmware-profiles/. */
+  profile: string;
+  serial?: SerialConfig;
+  tcp?: AnalyzerTcpConfig;
+  /** Per-site overrides of profile quirks/timers (same shape as the profile's `quirks`). */
+  overrides?: Record<string, unknown>;
+}
+
+export interface OdooConfig {
+  /** Absent: post to the in-process sandbox emulator. */
+  url?: string;
+  database?: string;
+  login?: string;
+  apiKeyFile?: string;
+  apiKeyEnv?: string;
+  /** ISO date the API key expires (Odoo 18+ keys expire); warn `keyExpiryWarnDays` before. */
+  apiKeyExpiresAt?: string;
+  keyExpiryWarnDays: number;
+  /** Custom CA bundle for private deployments. */
+  caFile?: string;
+  /** SHA-256 fingerprint of the server certificate (hex, colons optional). */
+  pinnedCertSha256?: string;
+  proxy?: string;
+  timeoutMs: number;
+  /** Sandbox emulator's version when `url` is absent. */
+  sandboxVersion: 16 | 17 | 18 | 19;
+  /** Company-specific names the posting rules need. */
+  mapping: OdooMappingConfig;
+}
+
+export interface OdooMappingConfig {
+  /** Internal location reagents are consumed from (complete name, e.g. 'WH/Stock/Lab'). */
+  labLocation: string;
+  /** Destination of consumption moves (e.g. 'Virtual Locations/Lab Consumption'). */
+  consumptionLocation: string;
+  /** Picking type used for consumption transfers (e.g. 'Lab Consumption' or 'WH: Internal'). */
+  consumptionPickingType?: string;
+  /** Vendor partner ref for RFQs when the product has no supplier info. */
+  defaultVendorRef?: string;
+}
+
+export interface RelayConfig {
+  enabled: boolean;
+  /** Parallel partitions in flight. */
+  concurrency: number;
+  maxAttempts: number;
+  backoff: { initialMs: number; maxMs: number; multiplier: number; jitter: number };
+  /** Which posting rules are on. */
+  rules: Partial<Record<EventType, boolean>>;
+  /** Sync mode per event type; DESIGN.md §3 defaults. */
+  syncModes: Partial<Record<EventType, SyncMode>>;
+  /** Micro-batch window (ms). */
+  microBatchWindowMs: number;
+  /** Scheduled batch: run at these minutes past each hour. */
+  scheduledEveryMinutes: number;
+  /** Create draft invoices for invoice.eligible. */
+  invoicing: boolean;
+  /** Let the gateway confirm/post documents (off: drafts only, a human approves). */
+  autoConfirm: boolean;
+  /** Refresh interval of pulled reference data (ms). */
+  referenceRefreshMs: number;
+}
+
+export interface StoreConfig {
+  /** Delivered events and their messages are pruned after this age (days) … */
+  retentionDays: number;
+  /** … or when more than this many delivered events are kept. */
+  maxDeliveredEvents: number;
+  /** Dead letters and rejected messages are kept at least this long (days). */
+  deadLetterRetentionDays: number;
+  /** Refuse new messages when the data dir has less free space than this. */
+  minFreeBytes: number;
+}
+
+export interface MqttConfig {
+  /** 'embedded' (aedes) or an mqtt:// / mqtts:// URL of an external broker. */
+  broker: string;
+  listen: ListenConfig;
+  usernameFile?: string;
+  passwordFile?: string;
+  tls?: { cert: string; key: string; ca?: string };
+  /** Re-publish retained status this often (ms). */
+  publishIntervalMs: number;
+}
+
+export interface StatusConfig {
+  listen: ListenConfig;
+  /** File holding the admin bearer token. */
+  adminTokenFile?: string;
+}
+
+export interface GatewayConfig {
+  gateway: { id: string; dataDir: string; logLevel: 'debug' | 'info' | 'warn' | 'error' };
+  hl7: Hl7EndpointConfig[];
+  analyzers: AnalyzerConfig[];
+  odoo: OdooConfig;
+  relay: RelayConfig;
+  store: StoreConfig;
+  mqtt: MqttConfig;
+  status: StatusConfig;
+  /** Directory with firmware profiles (default: the package's firmware-profiles/). */
+  profilesDir?: string;
+}
+
+export interface ConfigIssue {
+  severity: 'error' | 'warning';
+  /** Dotted path of the key, e.g. `hl7[0].listen.port`. */
+  path: string;
+  message: string;
+}

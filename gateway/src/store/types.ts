@@ -1,0 +1,185 @@
+import type { CanonicalEvent, DraftEvent, EventType } from '../events/types.ts';
+
+/** What ingress hands to the store for one inbound message (HL7 message or ASTM message). */
+export interface InboundMessage {
+  kind: 'hl7' | 'astm';
+  /** Configured endpoint id (`hl7[].id` or `analyzers[].id`). */
+  endpoint: string;
+  remoteAddress?: string;
+  /** ISO 8601 time the last byte arrived. */
+  receivedAt: string;
+  /** HL7 MSH-10 or ASTM H-record control id. */
+  controlId?: string;
+  /** Sending application/facility (MSH-3^MSH-4) or the analyzer's H-record sender. */
+  sender?: string;
+  /** e.g. 'ORU^R01', 'ASTM' */
+  messageType?: string;
+  /** Charset the text was decoded with (MSH-18 mapped): 'ascii', 'latin1', 'utf8'. */
+  encoding: string;
+  /** The exact bytes received (without transport framing). */
+  raw: Buffer;
+  /** accepted: events derived; rejected: kept raw for an operator, no events. */
+  status: 'accepted' | 'rejected';
+  rejectReason?: string;
+  /** The acknowledgement bytes about to be sent, stored so that a duplicate gets the same reply. */
+  ack?: Buffer;
+  /**
+   * Duplicate detection key (endpoint + sender + control id). A second commit with the same key
+   * creates nothing and returns the stored acknowledgement.
+   */
+  dedupKey?: string;
+  /** Search terms for the message browser: specimen ids, accessions. */
+  searchTerms?: string[];
+}
+
+export interface CommitResult {
+  messageId: string;
+  /** Set when `dedupKey` was seen before: nothing new was written. */
+  duplicate: boolean;
+  /** The stored ACK of the original on a duplicate, else the ACK passed in. */
+  ack: Buffer | undefined;
+  /** Ids of the events written (events whose idempotency key existed already are skipped). */
+  eventIds: string[];
+  skippedEvents: number;
+}
+
+export const EventStates = ['pending', 'inflight', 'retrying', 'dead', 'delivered', 'discarded'] as const;
+export type EventState = (typeof EventStates)[number];
+
+/** A reference to what an event produced in Odoo (shown in the message browser). */
+export interface OdooRef {
+  model: string;
+  id: number;
+  externalId?: string;
+  name?: string;
+}
+
+export interface StoredEvent {
+  event: CanonicalEvent;
+  state: EventState;
+  attempts: number;
+  /** Epoch ms of the next attempt when retrying or pending with a delay. */
+  dueAt: number;
+  /** The previous attempt may have landed in Odoo: look it up before resending. */
+  ambiguous: boolean;
+  lastError?: string;
+  deadReason?: string;
+  deliveredAt?: string;
+  odoo?: OdooRef[];
+  /** Operator actions (replay, discard) on this event. */
+  audit?: Array<{ at: string; actor: string; action: string; reason?: string }>;
+}
+
+export interface StoredMessage {
+  id: string;
+  kind: 'hl7' | 'astm';
+  endpoint: string;
+  remoteAddress?: string;
+  receivedAt: string;
+  controlId?: string;
+  sender?: string;
+  messageType?: string;
+  encoding: string;
+  status: 'accepted' | 'rejected';
+  rejectReason?: string;
+  size: number;
+  eventIds: string[];
+  duplicates: number;
+  searchTerms?: string[];
+}
+
+/** Leased head (or a run of consecutive heads) of one partition. */
+export interface Lease {
+  partitionKey: string;
+  events: StoredEvent[];
+}
+
+export interface LeaseOptions {
+  /** Max partitions to lease. */
+  limit: number;
+  /** Lease up to this many consecutive events of one partition (micro-batching). Default 1. */
+  maxPerPartition?: number;
+  /** Only group consecutive events of the same type as the head. Default true. */
+  sameTypeOnly?: boolean;
+  now?: number;
+}
+
+export type Outcome =
+  | { eventId: string; outcome: 'delivered'; odoo?: OdooRef[] }
+  | { eventId: string; outcome: 'retry'; error: string; ambiguous?: boolean; delayMs?: number }
+  | { eventId: string; outcome: 'dead'; reason: string };
+
+export interface QueueStats {
+  pending: number;
+  inFlight: number;
+  retrying: number;
+  deadLettered: number;
+  delivered: number;
+  discarded: number;
+  /** Partitions whose head is dead-lettered (their later events wait). */
+  blockedPartitions: number;
+  oldestPendingAgeSeconds: number;
+}
+
+export interface IntakeCounters {
+  received: number;
+  accepted: number;
+  rejected: number;
+  duplicates: number;
+}
+
+export interface MessageQuery {
+  controlId?: string;
+  endpoint?: string;
+  /** Free search: control id, specimen id or accession. */
+  q?: string;
+  limit?: number;
+  /** Page: messages received before this message id. */
+  before?: string;
+}
+
+export interface EventQuery {
+  state?: EventState;
+  type?: EventType;
+  limit?: number;
+  /** Page: events after this id. */
+  after?: string;
+}
+
+export type { CanonicalEvent, DraftEvent };
+
+/**
+ * The store's public surface (implemented by `EventStore` in store/event-store.ts).
+ * Every write is part of a group-committed LevelDB batch written with `sync: true`; a promise
+ * resolves only after that batch is on disk.
+ */
+export interface GatewayStore {
+  readonly health: 'ok' | 'failed' | 'full' | 'closed';
+  /** Commit one inbound message, its ACK and its events atomically; resolves after fsync. */
+  commit(message: InboundMessage, events: DraftEvent[]): Promise<CommitResult>;
+  /** Lease the heads of ready partitions (FIFO within a partition). */
+  lease(options: LeaseOptions): Promise<Lease[]>;
+  /** Resolve leased events in order; leased events not listed are released unchanged. */
+  complete(lease: Lease, outcomes: Outcome[]): Promise<void>;
+  replay(eventId: string, actor: string, reason?: string): Promise<StoredEvent>;
+  discard(eventId: string, actor: string, reason: string): Promise<StoredEvent>;
+  getEvent(eventId: string): Promise<StoredEvent | undefined>;
+  /** Find an event by its idempotency key. */
+  getEventByKey(idempotencyKey: string): Promise<StoredEvent | undefined>;
+  listEvents(query: EventQuery): Promise<StoredEvent[]>;
+  getMessage(messageId: string): Promise<{ message: StoredMessage; raw: Buffer; ack?: Buffer } | undefined>;
+  listMessages(query: MessageQuery): Promise<StoredMessage[]>;
+  /** Events of one correlation id (order/accession), oldest first: used for host queries. */
+  eventsByCorrelation(correlationId: string, types?: EventType[]): Promise<StoredEvent[]>;
+  stats(): QueueStats;
+  intake(): IntakeCounters;
+  /** Count an inbound message that was answered without a commit (e.g. store down). */
+  countRejectedWithoutCommit(): void;
+  /** Local key/value documents (reference data pulled from Odoo, sandbox records, settings). */
+  getDoc<T>(namespace: string, key: string): Promise<T | undefined>;
+  putDoc(namespace: string, key: string, value: unknown): Promise<void>;
+  deleteDoc(namespace: string, key: string): Promise<void>;
+  listDocs<T>(namespace: string, options?: { prefix?: string; limit?: number }): Promise<Array<{ key: string; value: T }>>;
+  /** Resolves when every write queued so far is on disk. */
+  flush(): Promise<void>;
+}

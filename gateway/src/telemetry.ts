@@ -1,0 +1,84 @@
+import { EventEmitter } from 'node:events';
+
+/**
+ * Typed events the components publish. Components never import the MQTT broker, the HTTP server
+ * or the logger: they emit here, and `status/` and the log subscribe (STYLE.md practice 10).
+ */
+export type EndpointKind = 'hl7' | 'astm';
+export type EndpointState = 'starting' | 'listening' | 'connected' | 'connecting' | 'disconnected' | 'error' | 'stopped';
+export type OdooLinkState = 'connecting' | 'connected' | 'auth-failed' | 'unreachable' | 'degraded' | 'sandbox' | 'disabled' | 'paused';
+export type AlertSeverity = 'info' | 'warning' | 'critical';
+
+export interface TelemetryEvents {
+  /** One inbound message answered. */
+  'intake.message': {
+    endpoint: string;
+    kind: EndpointKind;
+    outcome: 'accepted' | 'rejected' | 'duplicate';
+    /** Time from the last byte received to the acknowledgement written (ms). */
+    ackLatencyMs: number;
+    bytes: number;
+    messageType?: string;
+    reason?: string;
+  };
+  /** Endpoint lifecycle and connection count. */
+  'endpoint.state': {
+    endpoint: string;
+    kind: EndpointKind;
+    state: EndpointState;
+    connections: number;
+    detail?: string;
+  };
+  /** Bytes outside frames ignored (summarised, not per byte). */
+  'endpoint.ignored-bytes': { endpoint: string; count: number };
+  /** Store health: ok, or why it cannot commit. */
+  'store.health': { state: 'ok' | 'failed' | 'full'; reason?: string };
+  /** One relay attempt finished. */
+  'relay.outcome': {
+    eventId: string;
+    eventType: string;
+    outcome: 'delivered' | 'retry' | 'dead';
+    latencyMs: number;
+    error?: string;
+  };
+  /** Odoo link state changed. */
+  'odoo.state': {
+    state: OdooLinkState;
+    lastError?: string;
+    serverVersion?: string;
+    /** Days until the API key expires, when known. */
+    keyExpiresInDays?: number;
+  };
+  /** One HTTP round trip to Odoo. */
+  'odoo.request': { model: string; method: string; latencyMs: number; ok: boolean };
+  /** Something a human should see (MQTT alerts topic, tray notification). */
+  alert: { severity: AlertSeverity; code: string; message: string; at: string; endpoint?: string };
+}
+
+export type TelemetryName = keyof TelemetryEvents;
+
+export class Telemetry {
+  readonly #emitter = new EventEmitter({ captureRejections: false });
+
+  constructor() {
+    this.#emitter.setMaxListeners(100);
+  }
+
+  emit<K extends TelemetryName>(name: K, payload: TelemetryEvents[K]): void {
+    // A faulty subscriber must never break the data path that emitted.
+    try {
+      this.#emitter.emit(name, payload);
+    } catch {
+      /* subscribers log their own failures */
+    }
+  }
+
+  on<K extends TelemetryName>(name: K, listener: (payload: TelemetryEvents[K]) => void): () => void {
+    this.#emitter.on(name, listener);
+    return () => this.#emitter.off(name, listener);
+  }
+
+  alert(severity: AlertSeverity, code: string, message: string, endpoint?: string): void {
+    this.emit('alert', { severity, code, message, at: new Date().toISOString(), ...(endpoint ? { endpoint } : {}) });
+  }
+}
