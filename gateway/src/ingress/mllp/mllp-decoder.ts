@@ -1,0 +1,213 @@
+/**
+ * MLLP framing as a pure state machine (STYLE.md practice 8): bytes in through `push()`, complete
+ * frames out through callbacks. One instance per connection; sockets and tests drive the same code.
+ *
+ * MLLP release 1 (HL7 v2.5 Appendix C.4.3, "Minimal Lower Layer Protocol"):
+ *   <SB> data <EB><CR>   with SB = VT (0x0B), EB = FS (0x1C), CR = 0x0D.
+ *
+ * Tolerances (each seen in real captures, see gateway/src/hl7/README.md):
+ * - FS not followed by CR but by VT: the frame ends and the VT starts the next one.
+ * - FS followed by LF (captures whose CRs were normalised to LF) ends the frame too.
+ * - FS followed by any other byte is taken as data (FS is not allowed inside HL7 text, so this
+ *   only happens with binary garbage, which then fails HL7 parsing and gets an AR).
+ * - Bytes outside frames (keep-alive CR/LF, noise) are ignored and only counted.
+ * - A VT inside an open frame means the sender abandoned that frame and started again: the partial
+ *   frame is dropped (counted as ignored bytes) and the new frame is read.
+ *
+ * Frames larger than `maxFrameBytes` are not buffered: the decoder keeps only the first
+ * `headBytes` (so the listener can echo MSH-10 in its AR and store the head), counts the rest, and
+ * reports the frame through `onOversize` when it ends. The connection survives.
+ */
+
+/** MLLP control bytes (HL7 v2.5 Appendix C.4.3). */
+export const MLLP = {
+  /** Start block: vertical tab. */
+  VT: 0x0b,
+  /** End block: file separator. */
+  FS: 0x1c,
+  CR: 0x0d,
+  LF: 0x0a,
+} as const;
+
+export interface OversizeFrame {
+  /** Total bytes of the frame content (without VT/FS/CR). */
+  size: number;
+  /** The first bytes of the frame content. */
+  head: Buffer;
+}
+
+export interface MllpDecoderOptions {
+  /** Largest accepted frame content in bytes. */
+  maxFrameBytes: number;
+  /** Bytes of an oversize frame kept for the reply and the operator (default 64 KiB). */
+  headBytes?: number;
+  onFrame: (frame: Buffer) => void;
+  onOversize: (frame: OversizeFrame) => void;
+  /** Called with the count of bytes ignored since the last call, just before a frame starts. */
+  onIgnoredBytes?: (count: number) => void;
+}
+
+type DecoderState = 'outside' | 'inside' | 'after-fs';
+
+export class MllpDecoder {
+  readonly #maxFrameBytes: number;
+  readonly #headBytes: number;
+  readonly #onFrame: (frame: Buffer) => void;
+  readonly #onOversize: (frame: OversizeFrame) => void;
+  readonly #onIgnoredBytes: ((count: number) => void) | undefined;
+
+  #state: DecoderState = 'outside';
+  /** Chunks of the open frame (only while it is within the size limit). */
+  #parts: Buffer[] = [];
+  #size = 0;
+  #oversize = false;
+  #ignoredPending = 0;
+  #ignoredTotal = 0;
+  #frames = 0;
+
+  constructor(options: MllpDecoderOptions) {
+    if (!(options.maxFrameBytes > 0)) throw new RangeError('maxFrameBytes must be positive');
+    this.#maxFrameBytes = options.maxFrameBytes;
+    this.#headBytes = Math.min(options.headBytes ?? 65_536, options.maxFrameBytes);
+    this.#onFrame = options.onFrame;
+    this.#onOversize = options.onOversize;
+    this.#onIgnoredBytes = options.onIgnoredBytes;
+  }
+
+  /** Bytes ignored outside frames (and in abandoned frames) since construction. */
+  get ignoredBytes(): number {
+    return this.#ignoredTotal;
+  }
+
+  /** Complete frames emitted (including oversize ones). */
+  get frames(): number {
+    return this.#frames;
+  }
+
+  /** True while a frame is open (bytes received but no end block yet). */
+  get inFrame(): boolean {
+    return this.#state !== 'outside';
+  }
+
+  /** Bytes ignored and not yet reported through `onIgnoredBytes`. */
+  takeIgnored(): number {
+    const n = this.#ignoredPending;
+    this.#ignoredPending = 0;
+    return n;
+  }
+
+  push(buf: Buffer): void {
+    let i = 0;
+    const n = buf.length;
+    while (i < n) {
+      switch (this.#state) {
+        case 'outside': {
+          const vt = buf.indexOf(MLLP.VT, i);
+          if (vt === -1) {
+            this.#ignore(n - i);
+            return;
+          }
+          if (vt > i) this.#ignore(vt - i);
+          this.#openFrame();
+          i = vt + 1;
+          break;
+        }
+        case 'inside': {
+          // Scan to the next FS or VT, whichever comes first.
+          const fs = buf.indexOf(MLLP.FS, i);
+          const vt = buf.indexOf(MLLP.VT, i);
+          if (vt !== -1 && (fs === -1 || vt < fs)) {
+            // A new start block inside an open frame: the sender abandoned the frame.
+            this.#append(buf, i, vt);
+            this.#ignore(this.#size + 1); // the abandoned content and its VT
+            this.#resetFrame();
+            this.#openFrame();
+            i = vt + 1;
+            break;
+          }
+          if (fs === -1) {
+            this.#append(buf, i, n);
+            return;
+          }
+          this.#append(buf, i, fs);
+          this.#state = 'after-fs';
+          i = fs + 1;
+          break;
+        }
+        case 'after-fs': {
+          const b = buf[i] as number;
+          if (b === MLLP.CR || b === MLLP.LF) {
+            this.#finishFrame();
+            i += 1;
+          } else if (b === MLLP.VT) {
+            // FS without CR, the next frame starts right away: tolerated.
+            this.#finishFrame();
+          } else {
+            // FS followed by data: not an end block; keep the FS as content.
+            this.#append(Buffer.of(MLLP.FS), 0, 1);
+            this.#state = 'inside';
+          }
+          break;
+        }
+        default:
+          this.#state satisfies never;
+      }
+    }
+  }
+
+  #openFrame(): void {
+    const ignored = this.#ignoredPending;
+    if (ignored > 0 && this.#onIgnoredBytes) {
+      this.#ignoredPending = 0;
+      this.#onIgnoredBytes(ignored);
+    }
+    this.#state = 'inside';
+    this.#parts = [];
+    this.#size = 0;
+    this.#oversize = false;
+  }
+
+  #append(buf: Buffer, from: number, to: number): void {
+    if (to <= from) return;
+    const len = to - from;
+    if (!this.#oversize) {
+      if (this.#size + len <= this.#maxFrameBytes) {
+        this.#parts.push(buf.subarray(from, to));
+      } else {
+        // Crossing the limit: keep only the head and stop buffering.
+        this.#oversize = true;
+        const head = Buffer.concat(this.#parts, this.#size);
+        const room = Math.max(0, this.#headBytes - head.length);
+        this.#parts = [head.subarray(0, this.#headBytes), Buffer.from(buf.subarray(from, from + Math.min(room, len)))];
+      }
+    }
+    this.#size += len;
+  }
+
+  #finishFrame(): void {
+    this.#frames++;
+    const parts = this.#parts;
+    const size = this.#size;
+    const oversize = this.#oversize;
+    this.#resetFrame();
+    this.#state = 'outside';
+    if (oversize) {
+      this.#onOversize({ size, head: Buffer.concat(parts) });
+      return;
+    }
+    // Copy: the chunks belong to the socket's buffers, and the frame outlives this call.
+    const frame = parts.length === 1 ? Buffer.from(parts[0] as Buffer) : Buffer.concat(parts, size);
+    this.#onFrame(frame);
+  }
+
+  #resetFrame(): void {
+    this.#parts = [];
+    this.#size = 0;
+    this.#oversize = false;
+  }
+
+  #ignore(count: number): void {
+    this.#ignoredPending += count;
+    this.#ignoredTotal += count;
+  }
+}

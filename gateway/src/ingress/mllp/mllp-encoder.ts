@@ -1,0 +1,27 @@
+import { MLLP } from './mllp-decoder.ts';
+
+/** Wrap one message in an MLLP block: VT … FS CR (HL7 v2.5 Appendix C.4.3). */
+export function wrapFrame(content: Buffer | string, encoding: BufferEncoding = 'utf8'): Buffer {
+  const body = typeof content === 'string' ? Buffer.from(content, encoding) : content;
+  const out = Buffer.allocUnsafe(body.length + 3);
+  out[0] = MLLP.VT;
+  body.copy(out, 1);
+  out[body.length + 1] = MLLP.FS;
+  out[body.length + 2] = MLLP.CR;
+  return out;
+}
+
+/**
+ * The content of a single MLLP block (VT … FS CR), or the input unchanged when it is not wrapped.
+ * Used for corpus `.mllp` files and for stored ACKs that are re-assembled into a batch reply.
+ */
+export function unwrapFrame(block: Buffer): Buffer {
+  let start = 0;
+  let end = block.length;
+  while (start < end && (block[start] === MLLP.CR || block[start] === MLLP.LF)) start++;
+  if (block[start] !== MLLP.VT) return block;
+  start++;
+  while (end > start && (block[end - 1] === MLLP.CR || block[end - 1] === MLLP.LF)) end--;
+  if (block[end - 1] === MLLP.FS) end--;
+  return block.subarray(start, end);
+}

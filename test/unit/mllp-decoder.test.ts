@@ -1,0 +1,128 @@
+import { describe, expect, it } from 'vitest';
+import { MllpDecoder, type OversizeFrame } from '../../gateway/src/ingress/mllp/mllp-decoder.ts';
+import { unwrapFrame, wrapFrame } from '../../gateway/src/ingress/mllp/mllp-encoder.ts';
+
+const MSG_A = 'MSH|^~\\&|LIS|LAB|GW|LAB|20240101120000||ORU^R01|A1|P|2.5\rPID|1||MRN1\rOBX|1|NM|GLU||5.4|mmol/L|||||F\r';
+const MSG_B = 'MSH|^~\\&|LIS|LAB|GW|LAB|20240101120001||ORM^O01|B2|P|2.3\rORC|NW|ACC-2\rOBR|1|ACC-2||CBC^Blood count\r';
+
+function collect(maxFrameBytes = 1_000_000) {
+  const frames: string[] = [];
+  const oversize: OversizeFrame[] = [];
+  const ignored: number[] = [];
+  const decoder = new MllpDecoder({
+    maxFrameBytes,
+    headBytes: 16,
+    onFrame: (f) => frames.push(f.toString('latin1')),
+    onOversize: (o) => oversize.push(o),
+    onIgnoredBytes: (n) => ignored.push(n),
+  });
+  return { decoder, frames, oversize, ignored };
+}
+
+describe('MllpDecoder', () => {
+  it('emits one frame for one block', () => {
+    const { decoder, frames } = collect();
+    decoder.push(wrapFrame(MSG_A));
+    expect(frames).toEqual([MSG_A]);
+  });
+
+  it('emits every message when many arrive in one chunk', () => {
+    const { decoder, frames } = collect();
+    decoder.push(Buffer.concat([wrapFrame(MSG_A), wrapFrame(MSG_B), wrapFrame(MSG_A)]));
+    expect(frames).toEqual([MSG_A, MSG_B, MSG_A]);
+  });
+
+  it('reassembles two messages split at every byte offset', () => {
+    const wire = Buffer.concat([wrapFrame(MSG_A), wrapFrame(MSG_B)]);
+    for (let cut = 0; cut <= wire.length; cut++) {
+      const { decoder, frames } = collect();
+      decoder.push(wire.subarray(0, cut));
+      decoder.push(wire.subarray(cut));
+      expect(frames, `split at ${cut}`).toEqual([MSG_A, MSG_B]);
+    }
+  });
+
+  it('reassembles a message fed one byte at a time', () => {
+    const { decoder, frames } = collect();
+    const wire = wrapFrame(MSG_B);
+    for (const b of wire) decoder.push(Buffer.of(b));
+    expect(frames).toEqual([MSG_B]);
+  });
+
+  it('ignores and counts bytes outside frames, reporting them before the next frame', () => {
+    const { decoder, frames, ignored } = collect();
+    decoder.push(Buffer.concat([Buffer.from('\r\n\r\nnoise'), wrapFrame(MSG_A), Buffer.from('\n\n')]));
+    expect(frames).toEqual([MSG_A]);
+    expect(ignored).toEqual([9]);
+    expect(decoder.ignoredBytes).toBe(11);
+    decoder.push(wrapFrame(MSG_B));
+    expect(ignored).toEqual([9, 2]);
+  });
+
+  it('tolerates FS without CR when the next block starts right away', () => {
+    const { decoder, frames } = collect();
+    const a = wrapFrame(MSG_A).subarray(0, -1); // drop the CR after FS
+    decoder.push(Buffer.concat([a, wrapFrame(MSG_B)]));
+    expect(frames).toEqual([MSG_A, MSG_B]);
+  });
+
+  it('tolerates FS followed by LF (CR normalised to LF by a capture)', () => {
+    const { decoder, frames } = collect();
+    decoder.push(Buffer.concat([Buffer.from('\x0b' + MSG_A + '\x1c\n'), wrapFrame(MSG_B)]));
+    expect(frames).toEqual([MSG_A, MSG_B]);
+  });
+
+  it('keeps an FS followed by ordinary data as content', () => {
+    const { decoder, frames } = collect();
+    decoder.push(Buffer.from('\x0babc\x1cdef\x1c\r'));
+    expect(frames).toEqual(['abc\x1cdef']);
+  });
+
+  it('drops a frame abandoned by a new start block and reads the new one', () => {
+    const { decoder, frames } = collect();
+    decoder.push(Buffer.from('\x0bMSH|^~\\&|half'));
+    decoder.push(wrapFrame(MSG_A));
+    expect(frames).toEqual([MSG_A]);
+    expect(decoder.ignoredBytes).toBe('MSH|^~\\&|half'.length + 1);
+  });
+
+  it('reports an oversize frame with its size and head, then resyncs on the next block', () => {
+    const { decoder, frames, oversize } = collect(100);
+    const big = 'MSH|^~\\&|' + 'X'.repeat(5000);
+    const wire = Buffer.concat([wrapFrame(big), wrapFrame('A'.repeat(90)), wrapFrame('B'.repeat(101))]);
+    // Deliver in awkward chunks to exercise the limit across pushes.
+    for (let i = 0; i < wire.length; i += 37) decoder.push(wire.subarray(i, i + 37));
+    expect(frames).toEqual(['A'.repeat(90)]);
+    expect(oversize.map((o) => o.size)).toEqual([big.length, 101]);
+    expect(oversize[0]?.head.toString('latin1')).toBe(big.slice(0, 16));
+  });
+
+  it('counts a frame exactly at the limit as accepted', () => {
+    const { decoder, frames, oversize } = collect(MSG_A.length);
+    decoder.push(wrapFrame(MSG_A));
+    expect(frames).toEqual([MSG_A]);
+    expect(oversize).toEqual([]);
+  });
+
+  it('does not crash on random binary input and keeps decoding afterwards', () => {
+    const { decoder, frames } = collect(4096);
+    let seed = 42;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % 256);
+    for (let k = 0; k < 200; k++) decoder.push(Buffer.from(Array.from({ length: 97 }, rnd)));
+    // Close whatever frame the garbage left open, then a clean block must come through.
+    decoder.push(Buffer.from('\x1c\r'));
+    const before = frames.length;
+    decoder.push(wrapFrame(MSG_B));
+    expect(frames.slice(before)).toEqual([MSG_B]);
+  });
+});
+
+describe('wrapFrame / unwrapFrame', () => {
+  it('round-trips a message', () => {
+    expect(unwrapFrame(wrapFrame(MSG_A)).toString('latin1')).toBe(MSG_A);
+  });
+  it('leaves an unwrapped message unchanged', () => {
+    const raw = Buffer.from(MSG_A, 'latin1');
+    expect(unwrapFrame(raw)).toBe(raw);
+  });
+});
