@@ -157,6 +157,8 @@ export interface GatewayStore {
   readonly health: 'ok' | 'failed' | 'full' | 'closed';
   /** Commit one inbound message, its ACK and its events atomically; resolves after fsync. */
   commit(message: InboundMessage, events: DraftEvent[]): Promise<CommitResult>;
+  /** Commit events the gateway derived itself (e.g. stock.threshold_breached); no inbound message. */
+  commitLocal(events: DraftEvent[]): Promise<string[]>;
   /** Lease the heads of ready partitions (FIFO within a partition). */
   lease(options: LeaseOptions): Promise<Lease[]>;
   /** Resolve leased events in order; leased events not listed are released unchanged. */

@@ -1,0 +1,995 @@
+/**
+ * The durable store: inbound messages (exact bytes), their acknowledgements and the canonical
+ * events derived from them, in LevelDB. See README.md in this folder for the key layout, the
+ * state machine of an event and the durability argument.
+ */
+import { mkdir, statfs } from 'node:fs/promises';
+import { Level } from 'level';
+import type { CanonicalEvent, DraftEvent, EventType } from '../events/types.ts';
+import { EVENT_SCHEMA_VERSION } from '../events/types.ts';
+import { GatewayError, describeError } from '../errors.ts';
+import { IdGenerator, idTime } from '../ids.ts';
+import { GroupCommitter, type BatchOp } from './group-commit.ts';
+import type {
+  CommitResult,
+  EventQuery,
+  EventState,
+  GatewayStore,
+  InboundMessage,
+  IntakeCounters,
+  Lease,
+  LeaseOptions,
+  MessageQuery,
+  Outcome,
+  QueueStats,
+  StoredEvent,
+  StoredMessage,
+} from './types.ts';
+
+export interface BackoffPolicy {
+  initialMs: number;
+  maxMs: number;
+  multiplier: number;
+  /** 0..1: the delay is multiplied by a random factor in [1 - jitter, 1 + jitter]. */
+  jitter: number;
+}
+
+export interface RetentionPolicy {
+  retentionDays: number;
+  maxDeliveredEvents: number;
+  deadLetterRetentionDays: number;
+}
+
+export interface EventStoreOptions {
+  dataDir: string;
+  /** Delay before an event becomes due (sync modes: micro-batch windows, scheduled batches). */
+  dueDelayMs?: (event: CanonicalEvent) => number;
+  backoff?: Partial<BackoffPolicy>;
+  retention?: Partial<RetentionPolicy>;
+  /** Refuse commits when the data dir has less free space than this (bytes). */
+  minFreeBytes?: number;
+  /** How often free space and a failed store are re-checked (ms). */
+  healthCheckIntervalMs?: number;
+  /** How often retention runs (ms); 0 disables the timer (call `prune()` yourself). */
+  pruneIntervalMs?: number;
+  /** Observer of health changes (the composition root forwards it to telemetry). */
+  onHealth?: (health: StoreHealth, reason?: string) => void;
+}
+
+export type StoreHealth = 'ok' | 'failed' | 'full' | 'closed';
+
+export const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 2_000, maxMs: 300_000, multiplier: 2, jitter: 0.2 };
+export const DEFAULT_RETENTION: RetentionPolicy = { retentionDays: 30, maxDeliveredEvents: 2_000_000, deadLetterRetentionDays: 180 };
+
+const SEP = '\x00';
+const AFTER = '\x01';
+const DAY_MS = 86_400_000;
+
+/** 12 hex digits of epoch ms: sorts lexicographically in time order. */
+function timeKey(ms: number): string {
+  return Math.max(0, Math.floor(ms)).toString(16).padStart(12, '0');
+}
+
+interface Counts {
+  pending: number;
+  inflight: number;
+  retrying: number;
+  dead: number;
+  delivered: number;
+  discarded: number;
+}
+
+const emptyCounts = (): Counts => ({ pending: 0, inflight: 0, retrying: 0, dead: 0, delivered: 0, discarded: 0 });
+const emptyIntake = (): IntakeCounters => ({ received: 0, accepted: 0, rejected: 0, duplicates: 0 });
+
+/** What the message sublevel holds besides the public fields. */
+interface MessageRecord extends StoredMessage {
+  dedupKey?: string;
+}
+
+interface LeaseRecord {
+  eventIds: string[];
+  leasedAt: number;
+}
+
+// Sublevel value types differ (json / buffer / utf8); abstract-level's generics cannot express a
+// heterogeneous map, so the handles are typed loosely here and every read is typed at the call site.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Sub = any;
+
+export class EventStore implements GatewayStore {
+  readonly dataDir: string;
+  readonly #db: Level<string, unknown>;
+  readonly #sub: Record<
+    'msg' | 'raw' | 'ack' | 'dedup' | 'search' | 'evt' | 'idem' | 'corr' | 'queue' | 'due' | 'lease' | 'dead' | 'pending' | 'done' | 'pcount' | 'meta' | 'doc',
+    Sub
+  >;
+  readonly #committer: GroupCommitter;
+  readonly #ids = new IdGenerator();
+  readonly #dueDelay: (event: CanonicalEvent) => number;
+  readonly #backoff: BackoffPolicy;
+  readonly #retention: RetentionPolicy;
+  readonly #minFreeBytes: number;
+  readonly #onHealth: ((health: StoreHealth, reason?: string) => void) | undefined;
+
+  #counts: Counts = emptyCounts();
+  #intake: IntakeCounters = emptyIntake();
+  /** Cache of undelivered-event counts per partition (authoritative once loaded). */
+  readonly #pcount = new Map<string, number>();
+  /** Dedup keys and idempotency keys whose commit is queued but not yet durable. */
+  readonly #inflightDedup = new Map<string, Promise<CommitResult>>();
+  readonly #inflightIdem = new Set<string>();
+  /** Partitions currently leased. */
+  readonly #leased = new Map<string, LeaseRecord>();
+  /** Serialises relay-side mutations (lease, complete, replay, discard, prune). */
+  #queueLock: Promise<unknown> = Promise.resolve();
+  #health: StoreHealth = 'ok';
+  #healthReason: string | undefined;
+  #injectedFault: Error | undefined;
+  #oldestPendingId: string | undefined;
+  #timers: NodeJS.Timeout[] = [];
+  #closing: Promise<void> | undefined;
+
+  private constructor(db: Level<string, unknown>, options: EventStoreOptions) {
+    this.dataDir = options.dataDir;
+    this.#db = db;
+    const json = (name: string): Sub => db.sublevel(name, { keyEncoding: 'utf8', valueEncoding: 'json' });
+    const buf = (name: string): Sub => db.sublevel(name, { keyEncoding: 'utf8', valueEncoding: 'buffer' });
+    const str = (name: string): Sub => db.sublevel(name, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+    this.#sub = {
+      msg: json('m'),
+      raw: buf('r'),
+      ack: buf('a'),
+      dedup: str('d'),
+      search: str('s'),
+      evt: json('e'),
+      idem: str('k'),
+      corr: str('c'),
+      queue: str('q'),
+      due: str('u'),
+      lease: json('l'),
+      dead: str('x'),
+      pending: str('p'),
+      done: str('o'),
+      pcount: json('n'),
+      meta: json('meta'),
+      doc: json('doc'),
+    };
+    this.#dueDelay = options.dueDelayMs ?? (() => 0);
+    this.#backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+    this.#retention = { ...DEFAULT_RETENTION, ...options.retention };
+    this.#minFreeBytes = options.minFreeBytes ?? 64 * 1024 * 1024;
+    this.#onHealth = options.onHealth;
+    this.#committer = new GroupCommitter(db as unknown as ConstructorParameters<typeof GroupCommitter>[0], {
+      // Every batch carries the counter snapshot taken when it is sealed, so counters on disk
+      // always match the records on disk.
+      seal: () => [
+        { type: 'put', sublevel: this.#sub.meta, key: 'counts', value: this.#counts },
+        { type: 'put', sublevel: this.#sub.meta, key: 'intake', value: this.#intake },
+      ],
+      beforeWrite: () => this.#injectedFault,
+    });
+  }
+
+  /** Open (creating if needed) the store under `dataDir/store` and recover open leases. */
+  static async open(options: EventStoreOptions): Promise<EventStore> {
+    const location = `${options.dataDir.replace(/\/$/, '')}/store`;
+    await mkdir(location, { recursive: true });
+    const db = new Level<string, unknown>(location, { keyEncoding: 'utf8', valueEncoding: 'json' });
+    try {
+      await db.open();
+    } catch (err) {
+      throw new GatewayError('GW_STORE_UNAVAILABLE', `cannot open the store at ${location}: ${describeError(err)}`, { cause: err });
+    }
+    const store = new EventStore(db, options);
+    await store.#recover();
+    await store.#checkDisk();
+    const healthEvery = options.healthCheckIntervalMs ?? 2_000;
+    store.#timers.push(setInterval(() => void store.#checkHealth(), healthEvery).unref());
+    store.#timers.push(setInterval(() => void store.#refreshOldest(), 1_000).unref());
+    const pruneEvery = options.pruneIntervalMs ?? 60_000;
+    if (pruneEvery > 0) store.#timers.push(setInterval(() => void store.prune().catch(() => undefined), pruneEvery).unref());
+    return store;
+  }
+
+  get health(): StoreHealth {
+    return this.#health;
+  }
+
+  get healthReason(): string | undefined {
+    return this.#healthReason;
+  }
+
+  get commitStats(): Readonly<GroupCommitter['stats']> {
+    return this.#committer.stats;
+  }
+
+  // ---------------------------------------------------------------- start-up recovery
+
+  /**
+   * Start-up work is bounded by the number of open leases (at most the relay's concurrency), never
+   * by the backlog: counters are read from one key, and no queue or event range is scanned.
+   */
+  async #recover(): Promise<void> {
+    const counts = (await this.#sub.meta.get('counts')) as Counts | undefined;
+    const intake = (await this.#sub.meta.get('intake')) as IntakeCounters | undefined;
+    this.#counts = { ...emptyCounts(), ...counts };
+    this.#intake = { ...emptyIntake(), ...intake };
+    for await (const key of this.#sub.msg.keys({ reverse: true, limit: 1 })) this.#ids.observe(key as string);
+    for await (const key of this.#sub.evt.keys({ reverse: true, limit: 1 })) this.#ids.observe(key as string);
+
+    // Leases open at the crash: the relay may or may not have reached Odoo. They become
+    // ambiguous and due now; the relay looks them up in Odoo before any resend.
+    const ops: BatchOp[] = [];
+    const now = Date.now();
+    for await (const [partitionKey, lease] of this.#sub.lease.iterator() as AsyncIterable<[string, LeaseRecord]>) {
+      const records = (await this.#sub.evt.getMany(lease.eventIds)) as Array<StoredEvent | undefined>;
+      for (const stored of records) {
+        if (!stored || stored.state !== 'inflight') continue;
+        stored.state = 'retrying';
+        stored.ambiguous = true;
+        stored.dueAt = now;
+        stored.lastError = 'the gateway stopped while this event was being delivered';
+        this.#counts.inflight = Math.max(0, this.#counts.inflight - 1);
+        this.#counts.retrying++;
+        ops.push({ type: 'put', sublevel: this.#sub.evt, key: stored.event.id, value: stored });
+      }
+      ops.push({ type: 'del', sublevel: this.#sub.lease, key: partitionKey });
+      ops.push({ type: 'put', sublevel: this.#sub.due, key: timeKey(now) + SEP + partitionKey, value: '' });
+    }
+    // Counters can only drift if the process died between a failed batch and its resync; an
+    // in-flight count without leases is impossible, so repair that one cheaply.
+    if (ops.length === 0 && this.#counts.inflight !== 0) {
+      this.#counts.pending += this.#counts.inflight;
+      this.#counts.inflight = 0;
+    }
+    if (ops.length > 0) await this.#committer.write(ops);
+    await this.#refreshOldest();
+  }
+
+  // ---------------------------------------------------------------- health
+
+  /** Test and drill hook: make every batch write fail with `error` (undefined clears it). */
+  simulateWriteFailure(error: Error | undefined): void {
+    this.#injectedFault = error;
+    if (error) this.#setHealth('failed', describeError(error));
+  }
+
+  #setHealth(health: StoreHealth, reason?: string): void {
+    if (this.#health === 'closed') return;
+    if (health === this.#health && reason === this.#healthReason) return;
+    this.#health = health;
+    this.#healthReason = reason;
+    this.#onHealth?.(health, reason);
+  }
+
+  async #checkDisk(): Promise<boolean> {
+    try {
+      const fs = await statfs(this.dataDir);
+      const free = Number(fs.bavail) * Number(fs.bsize);
+      if (free < this.#minFreeBytes) {
+        this.#setHealth('full', `only ${free} bytes free in ${this.dataDir} (minimum ${this.#minFreeBytes})`);
+        return false;
+      }
+      return true;
+    } catch (err) {
+      this.#setHealth('failed', `cannot read free space of ${this.dataDir}: ${describeError(err)}`);
+      return false;
+    }
+  }
+
+  /** Periodic: re-check free space and, after a failed write, probe with a tiny synced write. */
+  async #checkHealth(): Promise<void> {
+    if (this.#health === 'closed') return;
+    const diskOk = await this.#checkDisk();
+    if (!diskOk) return;
+    if (this.#health === 'ok') return;
+    try {
+      await this.#committer.write([{ type: 'put', sublevel: this.#sub.meta, key: 'probe', value: Date.now() }]);
+      await this.#resync();
+      this.#setHealth('ok');
+    } catch (err) {
+      this.#setHealth('failed', describeError(err));
+    }
+  }
+
+  /** After a failed batch the in-memory counters may include lost writes: reload from disk. */
+  async #resync(): Promise<void> {
+    const counts = (await this.#sub.meta.get('counts')) as Counts | undefined;
+    const intake = (await this.#sub.meta.get('intake')) as IntakeCounters | undefined;
+    this.#counts = { ...emptyCounts(), ...counts };
+    this.#intake = { ...this.#intake, ...intake };
+    this.#pcount.clear();
+  }
+
+  #assertWritable(): void {
+    if (this.#health === 'ok') return;
+    if (this.#health === 'full') throw new GatewayError('GW_STORE_FULL', this.#healthReason ?? 'the data directory is full');
+    throw new GatewayError('GW_STORE_UNAVAILABLE', this.#healthReason ?? `the store is ${this.#health}`);
+  }
+
+  async #write(ops: BatchOp[]): Promise<void> {
+    try {
+      await this.#committer.write(ops);
+    } catch (err) {
+      if (this.#health !== 'closed') this.#setHealth('failed', describeError(err));
+      throw new GatewayError('GW_STORE_UNAVAILABLE', `the store could not commit: ${describeError(err)}`, { cause: err });
+    }
+  }
+
+  // ---------------------------------------------------------------- intake
+
+  async commit(message: InboundMessage, drafts: DraftEvent[]): Promise<CommitResult> {
+    const dedupKey = message.dedupKey;
+    if (dedupKey !== undefined) {
+      let inflight = this.#inflightDedup.get(dedupKey);
+      if (!inflight) {
+        const existing = (await this.#sub.dedup.get(dedupKey)) as string | undefined;
+        if (existing !== undefined) return this.#recordDuplicate(existing);
+        // Another commit of the same key may have started while we looked.
+        inflight = this.#inflightDedup.get(dedupKey);
+      }
+      if (inflight) {
+        const original = await inflight.catch(() => undefined);
+        if (original) return this.#recordDuplicate(original.messageId);
+      }
+    }
+    this.#assertWritable();
+    const attempt = this.#commitNew(message, drafts);
+    if (dedupKey !== undefined) {
+      this.#inflightDedup.set(dedupKey, attempt);
+      attempt.then(
+        () => this.#inflightDedup.delete(dedupKey),
+        () => this.#inflightDedup.delete(dedupKey),
+      );
+    }
+    return attempt;
+  }
+
+  async #recordDuplicate(messageId: string): Promise<CommitResult> {
+    const record = (await this.#sub.msg.get(messageId)) as MessageRecord | undefined;
+    const ack = (await this.#sub.ack.get(messageId)) as Buffer | undefined;
+    this.#intake.received++;
+    this.#intake.duplicates++;
+    if (record) {
+      record.duplicates++;
+      // Counting a duplicate is not worth delaying its reply: fire and forget.
+      this.#committer.write([{ type: 'put', sublevel: this.#sub.msg, key: messageId, value: record }]).catch(() => undefined);
+    }
+    return { messageId, duplicate: true, ack, eventIds: [], skippedEvents: 0 };
+  }
+
+  async #commitNew(message: InboundMessage, drafts: DraftEvent[]): Promise<CommitResult> {
+    // Asynchronous look-ups first (idempotency keys, partition counts) …
+    const keep: boolean[] = [];
+    for (const draft of drafts) {
+      const key = draft.idempotencyKey;
+      const exists = this.#inflightIdem.has(key) || (await this.#sub.idem.get(key)) !== undefined;
+      keep.push(!exists);
+    }
+    for (const draft of drafts) await this.#loadPartitionCount(draft.partitionKey);
+
+    // … then everything else synchronously, so that in-memory state and queued operations agree.
+    const now = Date.now();
+    const messageId = this.#ids.next(now);
+    const ops: BatchOp[] = [];
+    const eventIds: string[] = [];
+    let skipped = 0;
+    const claimed: string[] = [];
+    drafts.forEach((draft, i) => {
+      if (!keep[i] || this.#inflightIdem.has(draft.idempotencyKey)) {
+        skipped++;
+        return;
+      }
+      claimed.push(draft.idempotencyKey);
+      this.#inflightIdem.add(draft.idempotencyKey);
+      eventIds.push(this.#enqueueEvent(draft, messageId, now, ops));
+    });
+
+    const record: MessageRecord = {
+      id: messageId,
+      kind: message.kind,
+      endpoint: message.endpoint,
+      receivedAt: message.receivedAt,
+      encoding: message.encoding,
+      status: message.status,
+      size: message.raw.length,
+      eventIds,
+      duplicates: 0,
+      ...(message.remoteAddress !== undefined ? { remoteAddress: message.remoteAddress } : {}),
+      ...(message.controlId !== undefined ? { controlId: message.controlId } : {}),
+      ...(message.sender !== undefined ? { sender: message.sender } : {}),
+      ...(message.messageType !== undefined ? { messageType: message.messageType } : {}),
+      ...(message.rejectReason !== undefined ? { rejectReason: message.rejectReason } : {}),
+      ...(message.searchTerms !== undefined ? { searchTerms: message.searchTerms } : {}),
+      ...(message.dedupKey !== undefined ? { dedupKey: message.dedupKey } : {}),
+    };
+    ops.push({ type: 'put', sublevel: this.#sub.msg, key: messageId, value: record });
+    ops.push({ type: 'put', sublevel: this.#sub.raw, key: messageId, value: message.raw });
+    if (message.ack) ops.push({ type: 'put', sublevel: this.#sub.ack, key: messageId, value: message.ack });
+    if (message.dedupKey !== undefined) ops.push({ type: 'put', sublevel: this.#sub.dedup, key: message.dedupKey, value: messageId });
+    for (const term of searchTermsOf(message)) ops.push({ type: 'put', sublevel: this.#sub.search, key: term + SEP + messageId, value: '' });
+
+    this.#intake.received++;
+    if (message.status === 'accepted') this.#intake.accepted++;
+    else this.#intake.rejected++;
+
+    try {
+      await this.#write(ops);
+    } finally {
+      for (const key of claimed) this.#inflightIdem.delete(key);
+    }
+    return { messageId, duplicate: false, ack: message.ack, eventIds, skippedEvents: skipped };
+  }
+
+  async commitLocal(drafts: DraftEvent[]): Promise<string[]> {
+    this.#assertWritable();
+    const keep: boolean[] = [];
+    for (const draft of drafts) {
+      keep.push(!this.#inflightIdem.has(draft.idempotencyKey) && (await this.#sub.idem.get(draft.idempotencyKey)) === undefined);
+      await this.#loadPartitionCount(draft.partitionKey);
+    }
+    const now = Date.now();
+    const ops: BatchOp[] = [];
+    const ids: string[] = [];
+    const claimed: string[] = [];
+    drafts.forEach((draft, i) => {
+      if (!keep[i] || this.#inflightIdem.has(draft.idempotencyKey)) return;
+      claimed.push(draft.idempotencyKey);
+      this.#inflightIdem.add(draft.idempotencyKey);
+      ids.push(this.#enqueueEvent(draft, '', now, ops));
+    });
+    if (ops.length === 0) return ids;
+    try {
+      await this.#write(ops);
+    } finally {
+      for (const key of claimed) this.#inflightIdem.delete(key);
+    }
+    return ids;
+  }
+
+  async #loadPartitionCount(partitionKey: string): Promise<void> {
+    if (this.#pcount.has(partitionKey)) return;
+    const stored = (await this.#sub.pcount.get(partitionKey)) as number | undefined;
+    if (!this.#pcount.has(partitionKey)) this.#pcount.set(partitionKey, stored ?? 0);
+  }
+
+  /** Synchronous: build the operations for one new event and update in-memory state. */
+  #enqueueEvent(draft: DraftEvent, messageId: string, now: number, ops: BatchOp[]): string {
+    const id = this.#ids.next(now);
+    const event = { ...draft, id, schemaVersion: EVENT_SCHEMA_VERSION, source: { ...draft.source, messageId } } as CanonicalEvent;
+    const dueAt = now + Math.max(0, this.#dueDelay(event));
+    const stored: StoredEvent = { event, state: 'pending', attempts: 0, dueAt, ambiguous: false };
+    const pk = event.partitionKey;
+    ops.push({ type: 'put', sublevel: this.#sub.evt, key: id, value: stored });
+    ops.push({ type: 'put', sublevel: this.#sub.idem, key: event.idempotencyKey, value: id });
+    ops.push({ type: 'put', sublevel: this.#sub.corr, key: event.correlationId + SEP + id, value: event.type });
+    ops.push({ type: 'put', sublevel: this.#sub.queue, key: pk + SEP + id, value: '' });
+    ops.push({ type: 'put', sublevel: this.#sub.pending, key: id, value: '' });
+    const before = this.#pcount.get(pk) ?? 0;
+    this.#pcount.set(pk, before + 1);
+    ops.push({ type: 'put', sublevel: this.#sub.pcount, key: pk, value: before + 1 });
+    // A partition has a due entry only while it has undelivered events and is neither leased nor
+    // blocked; the first event of an empty partition creates it.
+    if (before === 0) ops.push({ type: 'put', sublevel: this.#sub.due, key: timeKey(dueAt) + SEP + pk, value: '' });
+    this.#counts.pending++;
+    if (this.#oldestPendingId === undefined) this.#oldestPendingId = id;
+    return id;
+  }
+
+  countRejectedWithoutCommit(): void {
+    this.#intake.received++;
+    this.#intake.rejected++;
+  }
+
+  // ---------------------------------------------------------------- relay side
+
+  #withQueueLock<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#queueLock.then(fn, fn);
+    this.#queueLock = run.catch(() => undefined);
+    return run;
+  }
+
+  lease(options: LeaseOptions): Promise<Lease[]> {
+    return this.#withQueueLock(() => this.#lease(options));
+  }
+
+  async #lease(options: LeaseOptions): Promise<Lease[]> {
+    if (this.#health === 'closed') return [];
+    const now = options.now ?? Date.now();
+    const maxPer = Math.max(1, options.maxPerPartition ?? 1);
+    const sameType = options.sameTypeOnly ?? true;
+    const leases: Lease[] = [];
+    const ops: BatchOp[] = [];
+    const scanLimit = Math.max(options.limit * 4, 16);
+    const dueEntries: string[] = [];
+    for await (const key of this.#sub.due.keys({ lt: timeKey(now) + AFTER, limit: scanLimit })) dueEntries.push(key as string);
+
+    for (const dueKey of dueEntries) {
+      if (leases.length >= options.limit) break;
+      const pk = dueKey.slice(13);
+      if (this.#leased.has(pk)) {
+        ops.push({ type: 'del', sublevel: this.#sub.due, key: dueKey });
+        continue;
+      }
+      const ids: string[] = [];
+      for await (const qk of this.#sub.queue.keys({ gt: pk + SEP, lt: pk + AFTER, limit: maxPer })) ids.push((qk as string).slice(pk.length + 1));
+      if (ids.length === 0) {
+        // Stale entry (the partition emptied by a discard): drop it.
+        ops.push({ type: 'del', sublevel: this.#sub.due, key: dueKey });
+        continue;
+      }
+      const records = (await this.#sub.evt.getMany(ids)) as Array<StoredEvent | undefined>;
+      const head = records[0];
+      if (!head) {
+        ops.push({ type: 'del', sublevel: this.#sub.due, key: dueKey });
+        continue;
+      }
+      if (head.state === 'dead') {
+        // Blocked partition: it waits for a replay or discard.
+        ops.push({ type: 'del', sublevel: this.#sub.due, key: dueKey });
+        continue;
+      }
+      if (head.dueAt > now) {
+        ops.push({ type: 'del', sublevel: this.#sub.due, key: dueKey });
+        ops.push({ type: 'put', sublevel: this.#sub.due, key: timeKey(head.dueAt) + SEP + pk, value: '' });
+        continue;
+      }
+      const group: StoredEvent[] = [];
+      for (const rec of records) {
+        if (!rec || rec.state === 'dead' || rec.state === 'inflight') break;
+        if (rec.dueAt > now && group.length > 0) break;
+        if (sameType && group.length > 0 && rec.event.type !== head.event.type) break;
+        group.push(rec);
+      }
+      ops.push({ type: 'del', sublevel: this.#sub.due, key: dueKey });
+      const leaseRecord: LeaseRecord = { eventIds: group.map((g) => g.event.id), leasedAt: now };
+      ops.push({ type: 'put', sublevel: this.#sub.lease, key: pk, value: leaseRecord });
+      for (const rec of group) {
+        if (rec.state === 'retrying') this.#counts.retrying--;
+        else this.#counts.pending--;
+        this.#counts.inflight++;
+        rec.state = 'inflight';
+        ops.push({ type: 'put', sublevel: this.#sub.evt, key: rec.event.id, value: rec });
+      }
+      this.#leased.set(pk, leaseRecord);
+      leases.push({ partitionKey: pk, events: group });
+    }
+    if (ops.length > 0) {
+      try {
+        await this.#write(ops);
+      } catch (err) {
+        for (const l of leases) this.#leased.delete(l.partitionKey);
+        await this.#resync();
+        throw err;
+      }
+    }
+    return leases;
+  }
+
+  complete(lease: Lease, outcomes: Outcome[]): Promise<void> {
+    return this.#withQueueLock(() => this.#complete(lease, outcomes));
+  }
+
+  async #complete(lease: Lease, outcomes: Outcome[]): Promise<void> {
+    const pk = lease.partitionKey;
+    const held = this.#leased.get(pk);
+    if (!held) throw new GatewayError('GW_STORE_STATE', `partition ${pk} is not leased`);
+    const byId = new Map(outcomes.map((o) => [o.eventId, o]));
+    const now = Date.now();
+    const ops: BatchOp[] = [];
+    await this.#loadPartitionCount(pk);
+    let remaining = this.#pcount.get(pk) ?? 0;
+    let nextDue: number | undefined = now;
+    let stopped = false;
+    const records = (await this.#sub.evt.getMany(held.eventIds)) as Array<StoredEvent | undefined>;
+
+    for (const rec of records) {
+      if (!rec) continue;
+      const id = rec.event.id;
+      const outcome = stopped ? undefined : byId.get(id);
+      if (!outcome) {
+        // Released unchanged: back to the state it had before the lease.
+        stopped = true;
+        this.#counts.inflight--;
+        if (rec.attempts > 0) {
+          rec.state = 'retrying';
+          this.#counts.retrying++;
+        } else {
+          rec.state = 'pending';
+          this.#counts.pending++;
+        }
+        ops.push({ type: 'put', sublevel: this.#sub.evt, key: id, value: rec });
+        continue;
+      }
+      switch (outcome.outcome) {
+        case 'delivered': {
+          rec.state = 'delivered';
+          rec.deliveredAt = new Date(now).toISOString();
+          rec.ambiguous = false;
+          rec.attempts++;
+          delete rec.lastError;
+          if (outcome.odoo) rec.odoo = outcome.odoo;
+          this.#counts.inflight--;
+          this.#counts.delivered++;
+          remaining--;
+          ops.push({ type: 'put', sublevel: this.#sub.evt, key: id, value: rec });
+          ops.push({ type: 'del', sublevel: this.#sub.queue, key: pk + SEP + id });
+          ops.push({ type: 'del', sublevel: this.#sub.pending, key: id });
+          ops.push({ type: 'put', sublevel: this.#sub.done, key: timeKey(now) + SEP + id, value: '' });
+          break;
+        }
+        case 'retry': {
+          rec.attempts++;
+          rec.state = 'retrying';
+          rec.ambiguous = rec.ambiguous || outcome.ambiguous === true;
+          rec.lastError = outcome.error;
+          rec.dueAt = now + (outcome.delayMs ?? this.backoffDelay(rec.attempts));
+          nextDue = rec.dueAt;
+          this.#counts.inflight--;
+          this.#counts.retrying++;
+          ops.push({ type: 'put', sublevel: this.#sub.evt, key: id, value: rec });
+          stopped = true;
+          break;
+        }
+        case 'dead': {
+          rec.attempts++;
+          rec.state = 'dead';
+          rec.deadReason = outcome.reason;
+          rec.lastError = outcome.reason;
+          this.#counts.inflight--;
+          this.#counts.dead++;
+          nextDue = undefined;
+          ops.push({ type: 'put', sublevel: this.#sub.evt, key: id, value: rec });
+          ops.push({ type: 'put', sublevel: this.#sub.dead, key: id, value: pk });
+          stopped = true;
+          break;
+        }
+        default:
+          outcome satisfies never;
+      }
+    }
+    this.#pcount.set(pk, remaining);
+    if (remaining <= 0) {
+      this.#pcount.delete(pk);
+      ops.push({ type: 'del', sublevel: this.#sub.pcount, key: pk });
+    } else {
+      ops.push({ type: 'put', sublevel: this.#sub.pcount, key: pk, value: remaining });
+      if (nextDue !== undefined) ops.push({ type: 'put', sublevel: this.#sub.due, key: timeKey(nextDue) + SEP + pk, value: '' });
+    }
+    ops.push({ type: 'del', sublevel: this.#sub.lease, key: pk });
+    this.#leased.delete(pk);
+    try {
+      await this.#write(ops);
+    } catch (err) {
+      await this.#resync();
+      throw err;
+    }
+    if (this.#oldestPendingId !== undefined && held.eventIds.includes(this.#oldestPendingId)) void this.#refreshOldest();
+  }
+
+  /** Exponential backoff with jitter and a ceiling, for attempt n (1-based). */
+  backoffDelay(attempt: number): number {
+    const { initialMs, maxMs, multiplier, jitter } = this.#backoff;
+    const base = Math.min(maxMs, initialMs * multiplier ** Math.max(0, attempt - 1));
+    const factor = 1 - jitter + Math.random() * 2 * jitter;
+    return Math.min(maxMs, Math.max(0, Math.round(base * factor)));
+  }
+
+  replay(eventId: string, actor: string, reason?: string): Promise<StoredEvent> {
+    return this.#withQueueLock(async () => {
+      const rec = (await this.#sub.evt.get(eventId)) as StoredEvent | undefined;
+      if (!rec) throw new GatewayError('GW_STORE_NOT_FOUND', `no event ${eventId}`);
+      if (rec.state !== 'dead') throw new GatewayError('GW_STORE_STATE', `event ${eventId} is ${rec.state}; only dead letters can be replayed`);
+      const now = Date.now();
+      const pk = rec.event.partitionKey;
+      rec.state = 'pending';
+      rec.attempts = 0;
+      rec.dueAt = now;
+      delete rec.deadReason;
+      rec.audit = [...(rec.audit ?? []), { at: new Date(now).toISOString(), actor, action: 'replay', ...(reason ? { reason } : {}) }];
+      this.#counts.dead--;
+      this.#counts.pending++;
+      await this.#write([
+        { type: 'put', sublevel: this.#sub.evt, key: eventId, value: rec },
+        { type: 'del', sublevel: this.#sub.dead, key: eventId },
+        { type: 'put', sublevel: this.#sub.due, key: timeKey(now) + SEP + pk, value: '' },
+      ]);
+      return rec;
+    });
+  }
+
+  discard(eventId: string, actor: string, reason: string): Promise<StoredEvent> {
+    return this.#withQueueLock(async () => {
+      if (!reason || !reason.trim()) throw new GatewayError('GW_STORE_STATE', 'discarding an event needs a reason for the audit log');
+      const rec = (await this.#sub.evt.get(eventId)) as StoredEvent | undefined;
+      if (!rec) throw new GatewayError('GW_STORE_NOT_FOUND', `no event ${eventId}`);
+      if (rec.state === 'inflight' || rec.state === 'delivered' || rec.state === 'discarded') {
+        throw new GatewayError('GW_STORE_STATE', `event ${eventId} is ${rec.state} and cannot be discarded`);
+      }
+      const pk = rec.event.partitionKey;
+      await this.#loadPartitionCount(pk);
+      const now = Date.now();
+      const was = rec.state;
+      const ops: BatchOp[] = [];
+      rec.state = 'discarded';
+      rec.audit = [...(rec.audit ?? []), { at: new Date(now).toISOString(), actor, action: 'discard', reason }];
+      this.#counts[was === 'dead' ? 'dead' : was === 'retrying' ? 'retrying' : 'pending']--;
+      this.#counts.discarded++;
+      ops.push({ type: 'put', sublevel: this.#sub.evt, key: eventId, value: rec });
+      ops.push({ type: 'del', sublevel: this.#sub.queue, key: pk + SEP + eventId });
+      ops.push({ type: 'del', sublevel: this.#sub.pending, key: eventId });
+      ops.push({ type: 'del', sublevel: this.#sub.dead, key: eventId });
+      ops.push({ type: 'put', sublevel: this.#sub.done, key: timeKey(now) + SEP + eventId, value: '' });
+      const remaining = (this.#pcount.get(pk) ?? 1) - 1;
+      if (remaining <= 0) {
+        this.#pcount.delete(pk);
+        ops.push({ type: 'del', sublevel: this.#sub.pcount, key: pk });
+      } else {
+        this.#pcount.set(pk, remaining);
+        ops.push({ type: 'put', sublevel: this.#sub.pcount, key: pk, value: remaining });
+        // A discarded dead head unblocks its partition.
+        if (was === 'dead' && !this.#leased.has(pk)) ops.push({ type: 'put', sublevel: this.#sub.due, key: timeKey(now) + SEP + pk, value: '' });
+      }
+      await this.#write(ops);
+      void this.#refreshOldest();
+      return rec;
+    });
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  async getEvent(eventId: string): Promise<StoredEvent | undefined> {
+    return (await this.#sub.evt.get(eventId)) as StoredEvent | undefined;
+  }
+
+  async getEventByKey(idempotencyKey: string): Promise<StoredEvent | undefined> {
+    const id = (await this.#sub.idem.get(idempotencyKey)) as string | undefined;
+    return id === undefined ? undefined : this.getEvent(id);
+  }
+
+  async listEvents(query: EventQuery): Promise<StoredEvent[]> {
+    const limit = Math.min(Math.max(1, query.limit ?? 100), 1000);
+    const out: StoredEvent[] = [];
+    const accept = (rec: StoredEvent | undefined): boolean =>
+      rec !== undefined && (query.state === undefined || rec.state === query.state) && (query.type === undefined || rec.event.type === query.type);
+    const range = query.after !== undefined ? { gt: query.after } : {};
+    const collect = async (ids: AsyncIterable<unknown>): Promise<void> => {
+      const batch: string[] = [];
+      for await (const raw of ids) {
+        batch.push(raw as string);
+        if (batch.length >= 256) {
+          if (await this.#pushEvents(batch.splice(0), out, accept, limit)) return;
+        }
+      }
+      await this.#pushEvents(batch, out, accept, limit);
+    };
+    switch (query.state) {
+      case 'dead':
+        await collect(this.#sub.dead.keys(range));
+        break;
+      case 'pending':
+      case 'inflight':
+      case 'retrying':
+        await collect(this.#sub.pending.keys(range));
+        break;
+      case 'delivered':
+      case 'discarded': {
+        // The done index is keyed by completion time: newest first.
+        const ids: string[] = [];
+        for await (const key of this.#sub.done.keys({ reverse: true })) {
+          const id = (key as string).slice(13);
+          if (query.after !== undefined && id <= query.after) continue;
+          ids.push(id);
+          if (ids.length >= 256) {
+            if (await this.#pushEvents(ids.splice(0), out, accept, limit)) break;
+          }
+        }
+        if (out.length < limit) await this.#pushEvents(ids, out, accept, limit);
+        break;
+      }
+      case undefined:
+        await collect(this.#sub.evt.keys(range));
+        break;
+      default:
+        query.state satisfies never;
+    }
+    return out;
+  }
+
+  async #pushEvents(ids: string[], out: StoredEvent[], accept: (r: StoredEvent | undefined) => boolean, limit: number): Promise<boolean> {
+    if (ids.length === 0) return out.length >= limit;
+    const recs = (await this.#sub.evt.getMany(ids)) as Array<StoredEvent | undefined>;
+    for (const rec of recs) {
+      if (accept(rec)) out.push(rec as StoredEvent);
+      if (out.length >= limit) return true;
+    }
+    return false;
+  }
+
+  async getMessage(messageId: string): Promise<{ message: StoredMessage; raw: Buffer; ack?: Buffer } | undefined> {
+    const record = (await this.#sub.msg.get(messageId)) as MessageRecord | undefined;
+    if (!record) return undefined;
+    const raw = ((await this.#sub.raw.get(messageId)) as Buffer | undefined) ?? Buffer.alloc(0);
+    const ack = (await this.#sub.ack.get(messageId)) as Buffer | undefined;
+    return { message: publicMessage(record), raw, ...(ack ? { ack } : {}) };
+  }
+
+  async listMessages(query: MessageQuery): Promise<StoredMessage[]> {
+    const limit = Math.min(Math.max(1, query.limit ?? 50), 1000);
+    const term = query.controlId ?? query.q;
+    const out: StoredMessage[] = [];
+    const accept = (r: MessageRecord | undefined): r is MessageRecord =>
+      r !== undefined && (query.endpoint === undefined || r.endpoint === query.endpoint);
+    if (term !== undefined && term !== '') {
+      const ids: string[] = [];
+      const upper = query.before !== undefined ? term + SEP + query.before : term + AFTER;
+      for await (const key of this.#sub.search.keys({ gt: term + SEP, lt: upper, reverse: true, limit: limit * 4 })) {
+        ids.push((key as string).slice(term.length + 1));
+      }
+      const recs = (await this.#sub.msg.getMany(ids)) as Array<MessageRecord | undefined>;
+      for (const r of recs) if (accept(r) && out.length < limit) out.push(publicMessage(r));
+      return out;
+    }
+    const range = query.before !== undefined ? { lt: query.before } : {};
+    for await (const value of this.#sub.msg.values({ ...range, reverse: true })) {
+      const r = value as MessageRecord;
+      if (accept(r)) out.push(publicMessage(r));
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+
+  async eventsByCorrelation(correlationId: string, types?: EventType[]): Promise<StoredEvent[]> {
+    const ids: string[] = [];
+    for await (const [key, type] of this.#sub.corr.iterator({ gt: correlationId + SEP, lt: correlationId + AFTER }) as AsyncIterable<[string, string]>) {
+      if (types && !types.includes(type as EventType)) continue;
+      ids.push(key.slice(correlationId.length + 1));
+    }
+    const recs = (await this.#sub.evt.getMany(ids)) as Array<StoredEvent | undefined>;
+    return recs.filter((r): r is StoredEvent => r !== undefined);
+  }
+
+  stats(): QueueStats {
+    const oldest = this.#oldestPendingId;
+    return {
+      pending: this.#counts.pending,
+      inFlight: this.#counts.inflight,
+      retrying: this.#counts.retrying,
+      deadLettered: this.#counts.dead,
+      delivered: this.#counts.delivered,
+      discarded: this.#counts.discarded,
+      blockedPartitions: this.#counts.dead,
+      oldestPendingAgeSeconds: oldest === undefined ? 0 : Math.max(0, Math.floor((Date.now() - idTime(oldest)) / 1000)),
+    };
+  }
+
+  intake(): IntakeCounters {
+    return { ...this.#intake };
+  }
+
+  async #refreshOldest(): Promise<void> {
+    if (this.#health === 'closed') return;
+    try {
+      let oldest: string | undefined;
+      for await (const key of this.#sub.pending.keys({ limit: 1 })) oldest = key as string;
+      this.#oldestPendingId = oldest;
+    } catch {
+      /* closed underneath us */
+    }
+  }
+
+  // ---------------------------------------------------------------- documents
+
+  async getDoc<T>(namespace: string, key: string): Promise<T | undefined> {
+    return (await this.#sub.doc.get(namespace + SEP + key)) as T | undefined;
+  }
+
+  async putDoc(namespace: string, key: string, value: unknown): Promise<void> {
+    await this.#write([{ type: 'put', sublevel: this.#sub.doc, key: namespace + SEP + key, value }]);
+  }
+
+  async deleteDoc(namespace: string, key: string): Promise<void> {
+    await this.#write([{ type: 'del', sublevel: this.#sub.doc, key: namespace + SEP + key }]);
+  }
+
+  async listDocs<T>(namespace: string, options: { prefix?: string; limit?: number } = {}): Promise<Array<{ key: string; value: T }>> {
+    const start = namespace + SEP + (options.prefix ?? '');
+    const out: Array<{ key: string; value: T }> = [];
+    const upper = options.prefix ? start + '\uffff' : namespace + AFTER;
+    for await (const [key, value] of this.#sub.doc.iterator({ gte: start, lt: upper, limit: options.limit ?? -1 }) as AsyncIterable<[string, T]>) {
+      out.push({ key: key.slice(namespace.length + 1), value });
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------- retention
+
+  /**
+   * Prune delivered/discarded events older than the retention age (or beyond the size cap), and
+   * messages whose events are all finished. Dead letters and rejected messages keep a longer floor.
+   * Work per call is bounded; call again until it returns 0.
+   */
+  prune(now: number = Date.now(), maxWork = 5_000): Promise<number> {
+    return this.#withQueueLock(async () => {
+      if (this.#health === 'closed') return 0;
+      const cutoff = now - this.#retention.retentionDays * DAY_MS;
+      const rejectedCutoff = now - this.#retention.deadLetterRetentionDays * DAY_MS;
+      const ops: BatchOp[] = [];
+      let finished = this.#counts.delivered + this.#counts.discarded;
+      let pruned = 0;
+      for await (const key of this.#sub.done.keys({ limit: maxWork })) {
+        const k = key as string;
+        const at = Number.parseInt(k.slice(0, 12), 16);
+        if (at >= cutoff && finished <= this.#retention.maxDeliveredEvents) break;
+        const id = k.slice(13);
+        const rec = (await this.#sub.evt.get(id)) as StoredEvent | undefined;
+        ops.push({ type: 'del', sublevel: this.#sub.done, key: k });
+        if (rec) {
+          ops.push({ type: 'del', sublevel: this.#sub.evt, key: id });
+          ops.push({ type: 'del', sublevel: this.#sub.corr, key: rec.event.correlationId + SEP + id });
+          // The idempotency key stays as a tombstone pointing nowhere, so that a very late resend
+          // of the same fact is still recognised as a duplicate.
+          if (rec.state === 'delivered') this.#counts.delivered--;
+          else if (rec.state === 'discarded') this.#counts.discarded--;
+        }
+        finished--;
+        pruned++;
+      }
+      // Messages: oldest first; a message goes once it is past the age and none of its events waits.
+      let scanned = 0;
+      for await (const [id, value] of this.#sub.msg.iterator({ limit: maxWork }) as AsyncIterable<[string, MessageRecord]>) {
+        scanned++;
+        const at = idTime(id);
+        if (at >= cutoff) break;
+        if (value.status === 'rejected' && at >= rejectedCutoff) continue;
+        const events = value.eventIds.length ? ((await this.#sub.evt.getMany(value.eventIds)) as Array<StoredEvent | undefined>) : [];
+        const waiting = events.some((e) => e !== undefined && e.state !== 'delivered' && e.state !== 'discarded');
+        if (waiting) continue;
+        ops.push({ type: 'del', sublevel: this.#sub.msg, key: id });
+        ops.push({ type: 'del', sublevel: this.#sub.raw, key: id });
+        ops.push({ type: 'del', sublevel: this.#sub.ack, key: id });
+        if (value.dedupKey !== undefined) ops.push({ type: 'del', sublevel: this.#sub.dedup, key: value.dedupKey });
+        for (const term of searchTermsOf(value)) ops.push({ type: 'del', sublevel: this.#sub.search, key: term + SEP + id });
+        pruned++;
+      }
+      void scanned;
+      if (ops.length > 0) await this.#write(ops);
+      return pruned;
+    });
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** Resolves when every write queued so far is on disk. */
+  flush(): Promise<void> {
+    return this.#committer.barrier();
+  }
+
+  /** Idempotent: waits for queued writes, then closes LevelDB. */
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#closing = (async () => {
+      for (const t of this.#timers) clearInterval(t);
+      await this.#queueLock.catch(() => undefined);
+      await this.#committer.barrier();
+      this.#health = 'closed';
+      await this.#db.close();
+    })();
+    return this.#closing;
+  }
+}
+
+function searchTermsOf(message: { controlId?: string; searchTerms?: string[] }): string[] {
+  const terms = new Set<string>();
+  if (message.controlId) terms.add(message.controlId);
+  for (const t of message.searchTerms ?? []) if (t) terms.add(t);
+  return [...terms].filter((t) => !t.includes(SEP));
+}
+
+function publicMessage(record: MessageRecord): StoredMessage {
+  const { dedupKey: _dedupKey, ...rest } = record;
+  return rest;
+}
+
+export type { EventState };
