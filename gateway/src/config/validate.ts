@@ -1,0 +1,389 @@
+/**
+ * Configuration validation: all-or-nothing. Every issue is collected (`{severity, path, message}`)
+ * before anything is applied; an unknown key is named, a renamed key names its replacement, and a
+ * secret written inline is refused with the file/env key to use instead.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { EventTypes, SyncModes } from '../events/types.ts';
+import { defaultConfig, HL7_ENDPOINT_DEFAULTS } from './defaults.ts';
+import type { AnalyzerConfig, ConfigIssue, GatewayConfig, Hl7EndpointConfig, ListenConfig } from './types.ts';
+
+type Obj = Record<string, unknown>;
+
+/** Keys that were renamed: old path suffix → new name. */
+const RENAMED: Record<string, string> = {
+  'gateway.data_dir': 'gateway.dataDir',
+  'gateway.datadir': 'gateway.dataDir',
+  'odoo.db': 'odoo.database',
+  'odoo.user': 'odoo.login',
+  'odoo.username': 'odoo.login',
+  'mqtt.port': 'mqtt.listen.port',
+  'status.port': 'status.listen.port',
+  'hl7[].port': 'hl7[].listen.port',
+  'hl7[].host': 'hl7[].listen.host',
+  'hl7[].ackMode': 'hl7[].ack',
+  'analyzers[].firmwareProfile': 'analyzers[].profile',
+};
+
+/** Inline secrets are refused: the key to use instead. */
+const INLINE_SECRETS: Record<string, string> = {
+  'odoo.apiKey': 'odoo.apiKeyFile or odoo.apiKeyEnv',
+  'odoo.password': 'odoo.apiKeyFile or odoo.apiKeyEnv',
+  'mqtt.username': 'mqtt.usernameFile',
+  'mqtt.password': 'mqtt.passwordFile',
+  'status.adminToken': 'status.adminTokenFile',
+};
+
+class Checker {
+  readonly issues: ConfigIssue[] = [];
+  readonly baseDir: string;
+
+  constructor(baseDir: string) {
+    this.baseDir = baseDir;
+  }
+
+  error(p: string, message: string): void {
+    this.issues.push({ severity: 'error', path: p, message });
+  }
+
+  warn(p: string, message: string): void {
+    this.issues.push({ severity: 'warning', path: p, message });
+  }
+
+  /** Check that `value` is an object with only `allowed` keys; returns it (or {} after an error). */
+  object(p: string, value: unknown, allowed: readonly string[], genericPath = p): Obj {
+    if (value === undefined || value === null) return {};
+    if (typeof value !== 'object' || Array.isArray(value)) {
+      this.error(p, `must be a mapping (found ${Array.isArray(value) ? 'a list' : typeof value})`);
+      return {};
+    }
+    const obj = value as Obj;
+    for (const key of Object.keys(obj)) {
+      if (allowed.includes(key)) continue;
+      const full = `${genericPath}.${key}`;
+      const secret = INLINE_SECRETS[full];
+      const renamed = RENAMED[full] ?? RENAMED[`${genericPath}.${key.toLowerCase()}`];
+      if (secret) this.error(`${p}.${key}`, `secrets are never written inline; put it in a file or the environment and use ${secret}`);
+      else if (renamed) this.error(`${p}.${key}`, `unknown key; it was renamed to ${renamed.replace(/^.*\./, '')} (${renamed})`);
+      else this.error(`${p}.${key}`, `unknown key (allowed: ${allowed.join(', ')})`);
+    }
+    return obj;
+  }
+
+  string(p: string, value: unknown, fallback: string, options: { nonEmpty?: boolean; pattern?: RegExp; patternHint?: string } = {}): string {
+    if (value === undefined) return fallback;
+    if (typeof value !== 'string') {
+      this.error(p, `must be a string (found ${typeof value})`);
+      return fallback;
+    }
+    if (options.nonEmpty !== false && value.trim() === '') this.error(p, 'must not be empty');
+    if (options.pattern && !options.pattern.test(value)) this.error(p, `"${value}" is not valid: ${options.patternHint ?? options.pattern.source}`);
+    return value;
+  }
+
+  optionalString(p: string, value: unknown): string | undefined {
+    if (value === undefined || value === null) return undefined;
+    return this.string(p, value, '');
+  }
+
+  number(p: string, value: unknown, fallback: number, min: number, max: number, integer = true): number {
+    if (value === undefined) return fallback;
+    if (typeof value !== 'number' || Number.isNaN(value) || (integer && !Number.isInteger(value))) {
+      this.error(p, `must be ${integer ? 'an integer' : 'a number'} (found ${JSON.stringify(value)})`);
+      return fallback;
+    }
+    if (value < min || value > max) {
+      this.error(p, `must be between ${min} and ${max} (found ${value})`);
+      return fallback;
+    }
+    return value;
+  }
+
+  boolean(p: string, value: unknown, fallback: boolean): boolean {
+    if (value === undefined) return fallback;
+    if (typeof value !== 'boolean') {
+      this.error(p, `must be true or false (found ${JSON.stringify(value)})`);
+      return fallback;
+    }
+    return value;
+  }
+
+  oneOf<T extends string>(p: string, value: unknown, allowed: readonly T[], fallback: T): T {
+    if (value === undefined) return fallback;
+    if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+      this.error(p, `must be one of ${allowed.join(', ')} (found ${JSON.stringify(value)})`);
+      return fallback;
+    }
+    return value as T;
+  }
+
+  list(p: string, value: unknown): unknown[] {
+    if (value === undefined || value === null) return [];
+    if (!Array.isArray(value)) {
+      this.error(p, 'must be a list');
+      return [];
+    }
+    return value;
+  }
+
+  /** A path to a file that must exist; relative paths are resolved against the config file's folder. */
+  file(p: string, value: unknown): string | undefined {
+    const s = this.optionalString(p, value);
+    if (s === undefined || s === '') return undefined;
+    const resolved = path.resolve(this.baseDir, s);
+    if (!existsSync(resolved)) this.error(p, `file not found: ${resolved}`);
+    return resolved;
+  }
+
+  listen(p: string, value: unknown, fallback: ListenConfig): ListenConfig {
+    const o = this.object(p, value, ['host', 'port']);
+    const host = this.string(`${p}.host`, o.host, fallback.host);
+    const port = this.number(`${p}.port`, o.port, fallback.port, 0, 65535);
+    if (host === '0.0.0.0' || host === '::') this.warn(`${p}.host`, `${host} listens on every interface; bind to the lab LAN interface's address instead`);
+    return { host, port };
+  }
+}
+
+const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const ID_HINT = 'letters, digits, dot, dash and underscore, at most 64 characters';
+
+export interface ValidationResult {
+  config: GatewayConfig | undefined;
+  issues: ConfigIssue[];
+}
+
+/** Validate a parsed YAML document; `baseDir` resolves relative file paths. */
+export function validateConfig(raw: unknown, baseDir: string = process.cwd()): ValidationResult {
+  const c = new Checker(baseDir);
+  const d = defaultConfig();
+  const root = c.object('', raw ?? {}, ['gateway', 'hl7', 'analyzers', 'odoo', 'relay', 'store', 'mqtt', 'status', 'profilesDir']);
+  // The root has no name: strip the leading dot of its issues' paths.
+  for (const i of c.issues) i.path = i.path.replace(/^\./, '');
+
+  const g = c.object('gateway', root.gateway, ['id', 'dataDir', 'logLevel']);
+  const gateway: GatewayConfig['gateway'] = {
+    id: c.string('gateway.id', g.id, d.gateway.id, { pattern: ID_PATTERN, patternHint: ID_HINT }),
+    dataDir: path.resolve(baseDir, c.string('gateway.dataDir', g.dataDir, d.gateway.dataDir)),
+    logLevel: c.oneOf('gateway.logLevel', g.logLevel, ['debug', 'info', 'warn', 'error'] as const, d.gateway.logLevel),
+  };
+
+  const hl7: Hl7EndpointConfig[] = [];
+  const hl7Raw = root.hl7 === undefined ? d.hl7 : c.list('hl7', root.hl7);
+  hl7Raw.forEach((entry, i) => {
+    const p = `hl7[${i}]`;
+    const o = c.object(p, entry, ['id', 'listen', 'ack', 'tls', 'maxMessageBytes', 'idleTimeoutMs', 'maxConnections', 'unknownMessageTypes', 'defaultCharset', 'analyzer'], 'hl7[]');
+    const ep: Hl7EndpointConfig = {
+      id: c.string(`${p}.id`, o.id, '', { pattern: ID_PATTERN, patternHint: ID_HINT }),
+      listen: c.listen(`${p}.listen`, o.listen, { host: '127.0.0.1', port: 2575 }),
+      ack: c.oneOf(`${p}.ack`, o.ack, ['original', 'enhanced'] as const, HL7_ENDPOINT_DEFAULTS.ack),
+      maxMessageBytes: c.number(`${p}.maxMessageBytes`, o.maxMessageBytes, HL7_ENDPOINT_DEFAULTS.maxMessageBytes, 1024, 256 * 1024 * 1024),
+      idleTimeoutMs: c.number(`${p}.idleTimeoutMs`, o.idleTimeoutMs, HL7_ENDPOINT_DEFAULTS.idleTimeoutMs, 0, 7 * 86_400_000),
+      maxConnections: c.number(`${p}.maxConnections`, o.maxConnections, HL7_ENDPOINT_DEFAULTS.maxConnections, 1, 10_000),
+      unknownMessageTypes: c.oneOf(`${p}.unknownMessageTypes`, o.unknownMessageTypes, ['accept', 'reject'] as const, HL7_ENDPOINT_DEFAULTS.unknownMessageTypes),
+      defaultCharset: c.oneOf(`${p}.defaultCharset`, o.defaultCharset, ['ascii', 'latin1', 'utf8'] as const, HL7_ENDPOINT_DEFAULTS.defaultCharset),
+    };
+    if (o.id === undefined) c.error(`${p}.id`, 'is required');
+    if (o.listen === undefined && root.hl7 !== undefined) c.error(`${p}.listen`, 'is required (host and port to listen on)');
+    const analyzer = c.optionalString(`${p}.analyzer`, o.analyzer);
+    if (analyzer) ep.analyzer = analyzer;
+    if (o.tls !== undefined) {
+      const t = c.object(`${p}.tls`, o.tls, ['cert', 'key', 'ca', 'requireClientCert'], 'hl7[].tls');
+      const cert = c.file(`${p}.tls.cert`, t.cert);
+      const key = c.file(`${p}.tls.key`, t.key);
+      const ca = c.file(`${p}.tls.ca`, t.ca);
+      const requireClientCert = c.boolean(`${p}.tls.requireClientCert`, t.requireClientCert, false);
+      if (t.cert === undefined) c.error(`${p}.tls.cert`, 'is required when tls is set');
+      if (t.key === undefined) c.error(`${p}.tls.key`, 'is required when tls is set');
+      if (requireClientCert && t.ca === undefined) c.error(`${p}.tls.ca`, 'is required when requireClientCert is true (the CA that signs client certificates)');
+      ep.tls = { cert: cert ?? '', key: key ?? '', requireClientCert, ...(ca ? { ca } : {}) };
+    }
+    hl7.push(ep);
+  });
+
+  const analyzers: AnalyzerConfig[] = [];
+  c.list('analyzers', root.analyzers).forEach((entry, i) => {
+    const p = `analyzers[${i}]`;
+    const o = c.object(p, entry, ['id', 'profile', 'serial', 'tcp', 'overrides'], 'analyzers[]');
+    const a: AnalyzerConfig = {
+      id: c.string(`${p}.id`, o.id, '', { pattern: ID_PATTERN, patternHint: ID_HINT }),
+      profile: c.string(`${p}.profile`, o.profile, 'generic-astm'),
+    };
+    if (o.id === undefined) c.error(`${p}.id`, 'is required');
+    if (o.serial !== undefined) {
+      const s = c.object(`${p}.serial`, o.serial, ['path', 'baudRate', 'dataBits', 'parity', 'stopBits', 'rtscts', 'xon', 'xoff'], 'analyzers[].serial');
+      a.serial = { path: c.string(`${p}.serial.path`, s.path, '') };
+      if (s.path === undefined) c.error(`${p}.serial.path`, 'is required (e.g. /dev/ttyUSB0)');
+      if (s.baudRate !== undefined) a.serial.baudRate = c.number(`${p}.serial.baudRate`, s.baudRate, 9600, 50, 4_000_000);
+      if (s.dataBits !== undefined) a.serial.dataBits = Number(c.oneOf(`${p}.serial.dataBits`, String(s.dataBits), ['5', '6', '7', '8'] as const, '8')) as 5 | 6 | 7 | 8;
+      if (s.parity !== undefined) a.serial.parity = c.oneOf(`${p}.serial.parity`, s.parity, ['none', 'even', 'odd', 'mark', 'space'] as const, 'none');
+      if (s.stopBits !== undefined) a.serial.stopBits = Number(c.oneOf(`${p}.serial.stopBits`, String(s.stopBits), ['1', '1.5', '2'] as const, '1')) as 1 | 1.5 | 2;
+      for (const k of ['rtscts', 'xon', 'xoff'] as const) if (s[k] !== undefined) a.serial[k] = c.boolean(`${p}.serial.${k}`, s[k], false);
+    }
+    if (o.tcp !== undefined) {
+      const t = c.object(`${p}.tcp`, o.tcp, ['listen', 'connect'], 'analyzers[].tcp');
+      a.tcp = {};
+      if (t.listen !== undefined) a.tcp.listen = c.listen(`${p}.tcp.listen`, t.listen, { host: '127.0.0.1', port: 0 });
+      if (t.connect !== undefined) {
+        const cn = c.object(`${p}.tcp.connect`, t.connect, ['host', 'port'], 'analyzers[].tcp.connect');
+        a.tcp.connect = { host: c.string(`${p}.tcp.connect.host`, cn.host, ''), port: c.number(`${p}.tcp.connect.port`, cn.port, 0, 1, 65535) };
+        if (cn.host === undefined) c.error(`${p}.tcp.connect.host`, 'is required');
+      }
+      if ((t.listen === undefined) === (t.connect === undefined)) c.error(`${p}.tcp`, 'needs exactly one of listen (the analyzer connects) or connect (the gateway connects)');
+    }
+    if ((o.serial === undefined) === (o.tcp === undefined)) c.error(p, 'needs exactly one transport: serial or tcp');
+    if (o.overrides !== undefined) {
+      const ov = c.object(`${p}.overrides`, o.overrides, Object.keys((o.overrides as Obj) ?? {}));
+      a.overrides = ov;
+    }
+    analyzers.push(a);
+  });
+
+  const od = c.object('odoo', root.odoo, ['url', 'database', 'login', 'apiKeyFile', 'apiKeyEnv', 'apiKeyExpiresAt', 'keyExpiryWarnDays', 'caFile', 'pinnedCertSha256', 'proxy', 'timeoutMs', 'sandboxVersion', 'mapping']);
+  const odoo: GatewayConfig['odoo'] = {
+    keyExpiryWarnDays: c.number('odoo.keyExpiryWarnDays', od.keyExpiryWarnDays, d.odoo.keyExpiryWarnDays, 0, 365),
+    timeoutMs: c.number('odoo.timeoutMs', od.timeoutMs, d.odoo.timeoutMs, 100, 600_000),
+    sandboxVersion: Number(c.oneOf('odoo.sandboxVersion', od.sandboxVersion === undefined ? undefined : String(od.sandboxVersion), ['16', '17', '18', '19'] as const, String(d.odoo.sandboxVersion) as '17')) as 16 | 17 | 18 | 19,
+    mapping: { ...d.odoo.mapping },
+  };
+  const url = c.optionalString('odoo.url', od.url);
+  if (url !== undefined) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(url);
+    } catch {
+      c.error('odoo.url', `"${url}" is not a URL`);
+    }
+    if (parsed && parsed.protocol !== 'https:') {
+      if (parsed.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(parsed.hostname)) c.warn('odoo.url', 'plain http is only acceptable to a local test server');
+      else c.error('odoo.url', 'must be https:// (the gateway never sends credentials in clear text)');
+    }
+    odoo.url = url;
+    for (const k of ['database', 'login'] as const) {
+      const v = c.optionalString(`odoo.${k}`, od[k]);
+      if (v === undefined) c.error(`odoo.${k}`, `is required when odoo.url is set`);
+      else odoo[k] = v;
+    }
+    const keyFile = c.file('odoo.apiKeyFile', od.apiKeyFile);
+    const keyEnv = c.optionalString('odoo.apiKeyEnv', od.apiKeyEnv);
+    if (keyFile) odoo.apiKeyFile = keyFile;
+    if (keyEnv) odoo.apiKeyEnv = keyEnv;
+    if (!keyFile && !keyEnv) c.error('odoo.apiKeyFile', 'an API key is required when odoo.url is set: odoo.apiKeyFile (a file) or odoo.apiKeyEnv (an environment variable)');
+    if (keyEnv && process.env[keyEnv] === undefined) c.warn('odoo.apiKeyEnv', `environment variable ${keyEnv} is not set`);
+  }
+  const exp = c.optionalString('odoo.apiKeyExpiresAt', od.apiKeyExpiresAt);
+  if (exp !== undefined) {
+    if (Number.isNaN(Date.parse(exp))) c.error('odoo.apiKeyExpiresAt', `"${exp}" is not a date (use YYYY-MM-DD)`);
+    else odoo.apiKeyExpiresAt = exp;
+  }
+  const caFile = c.file('odoo.caFile', od.caFile);
+  if (caFile) odoo.caFile = caFile;
+  const pin = c.optionalString('odoo.pinnedCertSha256', od.pinnedCertSha256);
+  if (pin !== undefined) {
+    const hex = pin.replace(/:/g, '').toLowerCase();
+    if (!/^[0-9a-f]{64}$/.test(hex)) c.error('odoo.pinnedCertSha256', 'must be a SHA-256 fingerprint: 64 hex digits, colons allowed');
+    else odoo.pinnedCertSha256 = hex;
+  }
+  const proxy = c.optionalString('odoo.proxy', od.proxy);
+  if (proxy !== undefined) odoo.proxy = proxy;
+  const m = c.object('odoo.mapping', od.mapping, ['labLocation', 'consumptionLocation', 'consumptionPickingType', 'defaultVendorRef']);
+  odoo.mapping.labLocation = c.string('odoo.mapping.labLocation', m.labLocation, d.odoo.mapping.labLocation);
+  odoo.mapping.consumptionLocation = c.string('odoo.mapping.consumptionLocation', m.consumptionLocation, d.odoo.mapping.consumptionLocation);
+  const pt = c.optionalString('odoo.mapping.consumptionPickingType', m.consumptionPickingType);
+  if (pt) odoo.mapping.consumptionPickingType = pt;
+  const vendor = c.optionalString('odoo.mapping.defaultVendorRef', m.defaultVendorRef);
+  if (vendor) odoo.mapping.defaultVendorRef = vendor;
+
+  const r = c.object('relay', root.relay, ['enabled', 'concurrency', 'maxAttempts', 'backoff', 'rules', 'syncModes', 'microBatchWindowMs', 'scheduledEveryMinutes', 'invoicing', 'autoConfirm', 'referenceRefreshMs']);
+  const b = c.object('relay.backoff', r.backoff, ['initialMs', 'maxMs', 'multiplier', 'jitter']);
+  const relay: GatewayConfig['relay'] = {
+    enabled: c.boolean('relay.enabled', r.enabled, d.relay.enabled),
+    concurrency: c.number('relay.concurrency', r.concurrency, d.relay.concurrency, 1, 256),
+    maxAttempts: c.number('relay.maxAttempts', r.maxAttempts, d.relay.maxAttempts, 1, 1000),
+    backoff: {
+      initialMs: c.number('relay.backoff.initialMs', b.initialMs, d.relay.backoff.initialMs, 10, 3_600_000),
+      maxMs: c.number('relay.backoff.maxMs', b.maxMs, d.relay.backoff.maxMs, 10, 86_400_000),
+      multiplier: c.number('relay.backoff.multiplier', b.multiplier, d.relay.backoff.multiplier, 1, 10, false),
+      jitter: c.number('relay.backoff.jitter', b.jitter, d.relay.backoff.jitter, 0, 1, false),
+    },
+    rules: { ...d.relay.rules },
+    syncModes: { ...d.relay.syncModes },
+    microBatchWindowMs: c.number('relay.microBatchWindowMs', r.microBatchWindowMs, d.relay.microBatchWindowMs, 0, 86_400_000),
+    scheduledEveryMinutes: c.number('relay.scheduledEveryMinutes', r.scheduledEveryMinutes, d.relay.scheduledEveryMinutes, 1, 1440),
+    invoicing: c.boolean('relay.invoicing', r.invoicing, d.relay.invoicing),
+    autoConfirm: c.boolean('relay.autoConfirm', r.autoConfirm, d.relay.autoConfirm),
+    referenceRefreshMs: c.number('relay.referenceRefreshMs', r.referenceRefreshMs, d.relay.referenceRefreshMs, 1_000, 86_400_000),
+  };
+  if (relay.backoff.maxMs < relay.backoff.initialMs) c.error('relay.backoff.maxMs', 'must not be smaller than relay.backoff.initialMs');
+  const rules = c.object('relay.rules', r.rules, EventTypes);
+  for (const t of EventTypes) if (rules[t] !== undefined) relay.rules[t] = c.boolean(`relay.rules.${t}`, rules[t], true);
+  const modes = c.object('relay.syncModes', r.syncModes, EventTypes);
+  for (const t of EventTypes) if (modes[t] !== undefined) relay.syncModes[t] = c.oneOf(`relay.syncModes.${t}`, modes[t], SyncModes, 'realtime');
+  if (relay.autoConfirm) c.warn('relay.autoConfirm', 'the gateway will confirm and post documents in Odoo itself; by default a person approves drafts');
+
+  const s = c.object('store', root.store, ['retentionDays', 'maxDeliveredEvents', 'deadLetterRetentionDays', 'minFreeBytes']);
+  const store: GatewayConfig['store'] = {
+    retentionDays: c.number('store.retentionDays', s.retentionDays, d.store.retentionDays, 1, 3650),
+    maxDeliveredEvents: c.number('store.maxDeliveredEvents', s.maxDeliveredEvents, d.store.maxDeliveredEvents, 1_000, 1e9),
+    deadLetterRetentionDays: c.number('store.deadLetterRetentionDays', s.deadLetterRetentionDays, d.store.deadLetterRetentionDays, 1, 3650),
+    minFreeBytes: c.number('store.minFreeBytes', s.minFreeBytes, d.store.minFreeBytes, 0, Number.MAX_SAFE_INTEGER),
+  };
+  if (store.deadLetterRetentionDays < store.retentionDays) c.warn('store.deadLetterRetentionDays', 'is shorter than store.retentionDays; dead letters and rejected messages are kept at least as long as delivered ones');
+
+  const mq = c.object('mqtt', root.mqtt, ['broker', 'listen', 'usernameFile', 'passwordFile', 'tls', 'publishIntervalMs']);
+  const mqtt: GatewayConfig['mqtt'] = {
+    broker: c.string('mqtt.broker', mq.broker, d.mqtt.broker),
+    listen: c.listen('mqtt.listen', mq.listen, d.mqtt.listen),
+    publishIntervalMs: c.number('mqtt.publishIntervalMs', mq.publishIntervalMs, d.mqtt.publishIntervalMs, 100, 3_600_000),
+  };
+  if (mqtt.broker !== 'embedded' && !/^(mqtt|mqtts|ws|wss):\/\//.test(mqtt.broker)) c.error('mqtt.broker', 'must be "embedded" or an mqtt://, mqtts://, ws:// or wss:// URL');
+  const uf = c.file('mqtt.usernameFile', mq.usernameFile);
+  const pf = c.file('mqtt.passwordFile', mq.passwordFile);
+  if (uf) mqtt.usernameFile = uf;
+  if (pf) mqtt.passwordFile = pf;
+  if (mq.tls !== undefined) {
+    const t = c.object('mqtt.tls', mq.tls, ['cert', 'key', 'ca']);
+    const ca = c.file('mqtt.tls.ca', t.ca);
+    mqtt.tls = { cert: c.file('mqtt.tls.cert', t.cert) ?? '', key: c.file('mqtt.tls.key', t.key) ?? '', ...(ca ? { ca } : {}) };
+  }
+  const loopback = ['127.0.0.1', 'localhost', '::1'].includes(mqtt.listen.host);
+  if (mqtt.broker === 'embedded' && !loopback && (!uf || !pf)) {
+    c.error('mqtt.usernameFile', `the embedded broker listens on ${mqtt.listen.host}, beyond loopback: anonymous access is off there, so mqtt.usernameFile and mqtt.passwordFile are required`);
+  }
+
+  const st = c.object('status', root.status, ['listen', 'adminTokenFile']);
+  const status: GatewayConfig['status'] = { listen: c.listen('status.listen', st.listen, d.status.listen) };
+  const tokenFile = c.file('status.adminTokenFile', st.adminTokenFile);
+  if (tokenFile) status.adminTokenFile = tokenFile;
+
+  const config: GatewayConfig = { gateway, hl7, analyzers, odoo, relay, store, mqtt, status };
+  const profilesDir = c.optionalString('profilesDir', root.profilesDir);
+  if (profilesDir) config.profilesDir = path.resolve(baseDir, profilesDir);
+
+  // Cross-checks: unique ids and listener ports.
+  const ids = new Map<string, string>();
+  [...hl7.map((h, i) => [h.id, `hl7[${i}].id`] as const), ...analyzers.map((a, i) => [a.id, `analyzers[${i}].id`] as const)].forEach(([id, p]) => {
+    if (!id) return;
+    const prev = ids.get(id);
+    if (prev) c.error(p, `id "${id}" is already used by ${prev}`);
+    else ids.set(id, p);
+  });
+  const ports = new Map<string, string>();
+  const claim = (l: ListenConfig | undefined, p: string): void => {
+    if (!l || l.port === 0) return;
+    const key = `${l.host}:${l.port}`;
+    const prev = ports.get(key);
+    if (prev) c.error(`${p}.port`, `${key} is already used by ${prev}`);
+    else ports.set(key, p);
+  };
+  hl7.forEach((h, i) => claim(h.listen, `hl7[${i}].listen`));
+  analyzers.forEach((a, i) => claim(a.tcp?.listen, `analyzers[${i}].tcp.listen`));
+  if (mqtt.broker === 'embedded') claim(mqtt.listen, 'mqtt.listen');
+  claim(status.listen, 'status.listen');
+  hl7.forEach((h, i) => {
+    if (h.analyzer && !analyzers.some((a) => a.id === h.analyzer) && !h.analyzer.match(ID_PATTERN)) c.error(`hl7[${i}].analyzer`, `"${h.analyzer}" is not a valid analyzer id`);
+  });
+
+  const hasError = c.issues.some((i) => i.severity === 'error');
+  return { config: hasError ? undefined : config, issues: c.issues };
+}
