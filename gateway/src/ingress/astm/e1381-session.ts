@@ -1,0 +1,786 @@
+import { GatewayError } from '../../errors.ts';
+import { frameChecksum, frameRecord, hexDigit } from './checksum.ts';
+import { ACK, BYTE, CR, ENQ, EOT, ETB, ETX, LF, NAK, STX } from './control-chars.ts';
+import type { LinkOptions } from './link-options.ts';
+import {
+  type AstmLinkSession,
+  emptyStats,
+  endsWithTerminatorRecord,
+  type LinkEvent,
+  type LinkSessionOptions,
+  type LinkStats,
+  type MessageMeta,
+  type MessageReply,
+  type PartialReason,
+} from './link-session.ts';
+import type { Scheduler, TimerHandle } from './scheduler.ts';
+
+type ByteOutcome = 'ok' | 'consumed-run' | 'complete-here' | 'complete-before' | 'session-end' | 're-establish';
+
+/**
+ * One E1381 / CLSI LIS1-A data-link state machine per connection, for any transport. The gateway
+ * is the "computer" side (LIS1-A §6.2.7.1): it receives from the instrument and sends host-query
+ * answers and worklists to it, always yielding when both want the line.
+ *
+ *   neutral ──ENQ/ACK──▶ receiving ──frame──▶ (complete message) committing ──ACK──▶ receiving
+ *      ▲                    │ EOT                                   │ reply (ACK|NAK|EOT)
+ *      └────────────────────┘◀──────────────────────────────────────┘
+ *   neutral ──(send queued) ENQ──▶ establishing ──ACK──▶ sending ──last ACK──▶ EOT, neutral
+ *                                   │ NAK: wait busyRetryMs │ ENQ: contention, yield
+ *
+ * Receive rules: frames `<STX> FN text <ETB|ETX> C1 C2 <CR> <LF>` of any length (LIS1-A §6.3.1),
+ * checksum compared case-insensitively (§6.3.3), FN equal to the last accepted one is a
+ * retransmission — ACKed and kept once (§6.5.1.1) — and anything else out of sequence is NAKed.
+ * A complete E1394 message (the end frame whose last record is L) is handed to `onMessage`, and
+ * the reply to that frame waits for it: the store commits before the analyzer hears ACK.
+ */
+export class E1381Session implements AstmLinkSession {
+  readonly stats: LinkStats = emptyStats();
+
+  readonly #cb: LinkSessionOptions;
+  readonly #opt: LinkOptions;
+  readonly #clock: Scheduler;
+
+  #state: 'neutral' | 'receiving' | 'committing' | 'establishing' | 'sending' | 'closed' = 'neutral';
+  /** Input that arrived while a commit was pending, processed after the reply. */
+  #queued: Buffer[] = [];
+  #timer: TimerHandle | undefined;
+  /** Sending is held off until this timer fires (busy retry, contention, interrupt hold-off). */
+  #holdoff: TimerHandle | undefined;
+  #holdoffKind: 'busy' | 'contention' | 'interrupt' | undefined;
+
+  // ---- receiver: frame parser -------------------------------------------------------------
+  #parse: 'between' | 'fn' | 'text' | 'c1' | 'c2' | 'trailer-cr' | 'trailer-lf' = 'between';
+  #fn = 0;
+  #text: Buffer[] = [];
+  #textLen = 0;
+  #terminator = 0;
+  #c1 = -1;
+  #c2 = -1;
+  #frameTooLong = false;
+  #trailerTimer: TimerHandle | undefined;
+
+  // ---- receiver: sequence and message ------------------------------------------------------
+  /** FN of the last accepted frame in this session (0 right after ENQ: the first frame is 1). */
+  #lastFn = 0;
+  #lastText: Buffer | undefined;
+  #lastTerminator = 0;
+  /** Accepted frame texts of the message being assembled. */
+  #message: Buffer[] = [];
+  #messageLen = 0;
+  /** Exact bytes of the message being assembled (from ENQ or the previous message end). */
+  #raw: Buffer[] = [];
+  #rawLen = 0;
+  #messageStarted = false;
+  #msgFrames = 0;
+  #msgDuplicates = 0;
+  #msgRefused = 0;
+  #ignoredInSession = 0;
+  #messagesInSession = 0;
+  /** The commit being awaited (a token, so a late settle after a timeout is ignored). */
+  #commitToken = 0;
+
+  // ---- sender -----------------------------------------------------------------------------
+  #outbox: Array<{ records: readonly string[]; resolve: () => void; reject: (e: Error) => void; attempts: number }> = [];
+  #frames: Buffer[] = [];
+  #frameIndex = 0;
+  #refusals = 0;
+
+  constructor(options: LinkSessionOptions) {
+    this.#cb = options;
+    this.#opt = options.link;
+    this.#clock = options.scheduler;
+  }
+
+  get state(): string {
+    return this.#state;
+  }
+
+  // =========================================================================================
+  // input
+  // =========================================================================================
+
+  push(bytes: Buffer): void {
+    if (this.#state === 'closed' || bytes.length === 0) return;
+    this.stats.bytesIn += bytes.length;
+    if (this.#state === 'committing') {
+      this.#queued.push(bytes);
+      return;
+    }
+    this.#consume(bytes);
+  }
+
+  /** Process `bytes`; stops early (queuing the rest) when a completed message starts a commit. */
+  #consume(bytes: Buffer): void {
+    let segStart = 0; // start of the slice not yet copied into #raw
+    for (let i = 0; i < bytes.length; i++) {
+      const b = bytes[i] as number;
+      switch (this.#state) {
+        case 'neutral':
+          this.#onNeutralByte(b);
+          // The ENQ that opens a session is the first raw byte of its first message.
+          segStart = (this.#state as string) === 'receiving' ? i : i + 1;
+          continue;
+        case 'establishing':
+          this.#onEstablishingByte(b);
+          segStart = i + 1;
+          continue;
+        case 'sending':
+          this.#onSendingByte(b);
+          segStart = i + 1;
+          continue;
+        case 'receiving': {
+          const outcome = this.#onReceivingByte(b, bytes, i);
+          switch (outcome) {
+            case 'ok':
+              continue;
+            case 'consumed-run':
+              i = this.#runEnd - 1; // a run of text bytes was taken in one step
+              continue;
+            case 'complete-here':
+            case 'complete-before': {
+              // The message's last byte is i (its LF) or i-1 (a frame without CR LF trailer).
+              const end = outcome === 'complete-here' ? i + 1 : i;
+              this.#appendRaw(bytes.subarray(segStart, end));
+              if (end < bytes.length) this.#queued.unshift(bytes.subarray(end));
+              this.#completeMessage();
+              return;
+            }
+            case 'session-end':
+              this.#appendRaw(bytes.subarray(segStart, i + 1)); // the EOT belongs to a partial
+              this.#endSession();
+              segStart = i + 1;
+              continue;
+            case 're-establish':
+              this.#appendRaw(bytes.subarray(segStart, i));
+              this.#restartSession();
+              segStart = i; // the new ENQ opens the new raw
+              continue;
+            default:
+              outcome satisfies never;
+          }
+          continue;
+        }
+        case 'committing':
+          // A handler settled synchronously in the middle of a buffer: keep the order.
+          this.#queued.unshift(bytes.subarray(i));
+          return;
+        case 'closed':
+          return;
+        default:
+          this.#state satisfies never;
+      }
+    }
+    if (this.#state === 'receiving') {
+      if (segStart < bytes.length) this.#appendRaw(bytes.subarray(segStart));
+      this.#armReceiverTimer();
+    }
+  }
+
+  #appendRaw(slice: Buffer): void {
+    if (slice.length === 0) return;
+    this.#raw.push(slice);
+    this.#rawLen += slice.length;
+  }
+
+  #ignore(count = 1): void {
+    this.stats.ignoredBytes += count;
+    this.#ignoredInSession += count;
+  }
+
+  #flushIgnored(): void {
+    if (this.#ignoredInSession > 0) {
+      this.#cb.onIgnoredBytes?.(this.#ignoredInSession);
+      this.#ignoredInSession = 0;
+    }
+  }
+
+  #event(kind: LinkEvent['kind'], detail?: string): void {
+    this.#cb.onEvent?.(detail === undefined ? { kind } : { kind, detail });
+  }
+
+  #write(bytes: Buffer): void {
+    this.stats.bytesOut += bytes.length;
+    this.#cb.write(bytes);
+  }
+
+  // ---- neutral --------------------------------------------------------------------------------
+
+  #onNeutralByte(b: number): void {
+    if (b !== ENQ) {
+      // LIS1-A §6.2.5: in neutral, the receiver ignores all characters other than ENQ.
+      this.#ignore();
+      return;
+    }
+    if (this.#cb.isBusy?.() === true) {
+      // LIS1-A §6.2.6: a receiver that is not ready answers ENQ with NAK.
+      this.#write(BYTE.NAK);
+      this.#event('busy');
+      return;
+    }
+    this.#startReceiving();
+  }
+
+  #startReceiving(): void {
+    // LIS1-A §6.2.5: ready receiver answers ACK; the transfer phase starts with FN 1 (§6.3.2.1).
+    if (this.#holdoffKind === 'contention') this.#clearHoldoff(); // the instrument's ENQ came (§6.2.7.1)
+    this.#state = 'receiving';
+    this.#resetFrameParser();
+    this.#lastFn = 0;
+    this.#lastText = undefined;
+    this.#messagesInSession = 0;
+    this.#resetMessage();
+    this.#write(BYTE.ACK);
+    this.#event('session-start');
+    this.#armReceiverTimer();
+  }
+
+  // ---- receiving --------------------------------------------------------------------------
+
+  #runEnd = 0;
+
+  #onReceivingByte(b: number, bytes: Buffer, i: number): ByteOutcome {
+    switch (this.#parse) {
+      case 'between':
+        if (b === STX) {
+          this.#parse = 'fn';
+          return 'ok';
+        }
+        if (b === EOT) return 'session-end'; // LIS1-A §6.4: the sender ends the session
+        if (b === ENQ) return 're-establish';
+        // LIS1-A §6.5.1.1: bytes before STX are ignored (captures show ACK ACK and EF BF BD here).
+        this.#ignore();
+        return 'ok';
+      case 'fn':
+        if (b === STX) return 'ok'; // repeated STX: still waiting for FN
+        this.#fn = b;
+        this.#parse = 'text';
+        return 'ok';
+      case 'text': {
+        if (b === ETX || b === ETB) {
+          this.#terminator = b;
+          this.#parse = 'c1';
+          return 'ok';
+        }
+        if (b === STX) {
+          // A new frame started before this one ended: the unfinished frame is lost (the sender
+          // gets no reply to it and retransmits after its timeout).
+          this.#messageStarted = true;
+          this.#refused('frame restarted before its end');
+          this.#resetFrameParser();
+          this.#parse = 'fn';
+          return 'ok';
+        }
+        if (b === EOT && this.#textLen === 0) {
+          // <STX><EOT>: the sender gave up mid-frame.
+          this.#resetFrameParser();
+          return 'session-end';
+        }
+        // Take the whole run of text bytes up to the next STX/ETX/ETB in one step.
+        let end = i + 1;
+        while (end < bytes.length) {
+          const c = bytes[end] as number;
+          if (c === ETX || c === ETB || c === STX) break;
+          end++;
+        }
+        this.#addText(bytes.subarray(i, end));
+        this.#runEnd = end;
+        return 'consumed-run';
+      }
+      case 'c1':
+        this.#c1 = b;
+        this.#parse = 'c2';
+        return 'ok';
+      case 'c2':
+        this.#c2 = b;
+        this.#parse = 'trailer-cr';
+        return 'ok';
+      case 'trailer-cr':
+        if (b === CR) {
+          this.#parse = 'trailer-lf';
+          // Senders that end frames with CR only: evaluate after a short grace.
+          this.#trailerTimer = this.#clock.schedule(this.#opt.timers.trailerGraceMs, () => this.#onTrailerGrace());
+          return 'ok';
+        }
+        if (b === LF) return this.#evaluateFrame() === 'complete' ? 'complete-here' : 'ok';
+        // Trailer missing: evaluate the frame now and read this byte again as the next input.
+        return this.#evaluateAndReplay(b, bytes, i);
+      case 'trailer-lf':
+        this.#trailerTimer?.cancel();
+        this.#trailerTimer = undefined;
+        if (b === LF) return this.#evaluateFrame() === 'complete' ? 'complete-here' : 'ok';
+        return this.#evaluateAndReplay(b, bytes, i);
+      default:
+        this.#parse satisfies never;
+        return 'ok';
+    }
+  }
+
+  #evaluateAndReplay(b: number, bytes: Buffer, i: number): ByteOutcome {
+    if (this.#evaluateFrame() === 'complete') return 'complete-before'; // byte i is input after the reply
+    return this.#onReceivingByte(b, bytes, i);
+  }
+
+  #onTrailerGrace(): void {
+    this.#trailerTimer = undefined;
+    if (this.#state !== 'receiving' || this.#parse !== 'trailer-lf') return;
+    if (this.#evaluateFrame() === 'complete') this.#completeMessage();
+  }
+
+  #addText(slice: Buffer): void {
+    if (this.#frameTooLong) return;
+    if (this.#textLen + slice.length + 7 > this.#opt.maxReceiveFrameBytes) {
+      this.#frameTooLong = true;
+      this.#text = [];
+      return;
+    }
+    this.#text.push(slice);
+    this.#textLen += slice.length;
+  }
+
+  #resetFrameParser(): void {
+    this.#trailerTimer?.cancel();
+    this.#trailerTimer = undefined;
+    this.#parse = 'between';
+    this.#text = [];
+    this.#textLen = 0;
+    this.#terminator = 0;
+    this.#c1 = -1;
+    this.#c2 = -1;
+    this.#frameTooLong = false;
+  }
+
+  #refused(reason: string): void {
+    this.stats.framesRefused++;
+    this.#msgRefused++;
+    this.#event('frame-refused', reason);
+  }
+
+  /** A whole frame is in: check it and reply (or start the commit). LIS1-A §6.3.4, §6.5.1. */
+  #evaluateFrame(): 'ok' | 'complete' {
+    const fnByte = this.#fn;
+    const terminator = this.#terminator;
+    const tooLong = this.#frameTooLong;
+    const text = this.#textLen === 0 ? Buffer.alloc(0) : this.#text.length === 1 ? (this.#text[0] as Buffer) : Buffer.concat(this.#text, this.#textLen);
+    const c1 = hexDigit(this.#c1);
+    const c2 = hexDigit(this.#c2);
+    this.#resetFrameParser();
+
+    const nak = (reason: string): 'ok' => {
+      this.#messageStarted = true; // refused bytes are kept if the message is never finished
+      this.#refused(reason);
+      this.#write(BYTE.NAK); // LIS1-A §6.5.1: the sender retransmits the same frame
+      return 'ok';
+    };
+    if (tooLong) return nak(`frame longer than ${this.#opt.maxReceiveFrameBytes} bytes`);
+    if (c1 < 0 || c2 < 0) return nak('checksum is not two hex digits');
+    // LIS1-A §6.3.3: compared as a number, so 'a7' and 'A7' are the same checksum.
+    if (frameChecksum(fnByte, text, terminator) !== c1 * 16 + c2) return nak('checksum mismatch');
+    const fn = fnByte - 0x30;
+    if (fn < 0 || fn > 7) return nak('frame number is not 0..7');
+
+    const expected = (this.#lastFn + 1) % 8;
+    if (fn !== expected) {
+      const sameAsLast = this.#lastText !== undefined && fn === this.#lastFn;
+      if (!sameAsLast) return nak(`frame number ${fn} out of sequence (expected ${expected})`);
+      if (terminator === this.#lastTerminator && text.equals(this.#lastText as Buffer)) {
+        // LIS1-A §6.5.1.1: FN equal to the last accepted frame is a retransmission after a lost
+        // reply. ACK it again and keep its text once.
+        this.stats.duplicateFrames++;
+        this.#msgDuplicates++;
+        this.#event('duplicate-frame', `FN ${fn}`);
+        this.#write(BYTE.ACK);
+        return 'ok';
+      }
+      // Same FN, different text (Sysmex XN QC log, protocols.md §1.7): a retransmission would
+      // repeat the frame byte for byte, so this is new data under a repeated number. Keep it.
+      this.stats.fnRepeats++;
+      this.#event('fn-repeat', `FN ${fn}`);
+    }
+
+    this.#messageStarted = true;
+    this.#lastFn = fn;
+    this.#lastText = text;
+    this.#lastTerminator = terminator;
+    this.stats.framesAccepted++;
+    this.#msgFrames++;
+    this.#message.push(text);
+    this.#messageLen += text.length;
+
+    if (this.#messageLen > this.#opt.maxMessageBytes) {
+      // Keep the bytes for an operator, drop the assembly, keep the link in step.
+      this.#partial('too-large');
+      this.#write(BYTE.ACK);
+      return 'ok';
+    }
+    if (terminator === ETX && this.#isMessageComplete()) return 'complete';
+    // LIS1-A §6.3.4: intermediate frame (or end frame of a record in a longer message) accepted.
+    this.#write(BYTE.ACK);
+    return 'ok';
+  }
+
+  #isMessageComplete(): boolean {
+    if (this.#opt.messageEnd === 'end-frame') return true;
+    // LIS2-A2 §5.5: the message ends with the L record. Only the tail needs looking at.
+    const last = this.#message[this.#message.length - 1] as Buffer;
+    if (endsWithTerminatorRecord(last.toString('latin1'))) return true;
+    // The L record may have been split across frames (ETB mid-record): look at the joined tail.
+    if (this.#message.length > 1) {
+      const tail = Buffer.concat(this.#message.slice(-4)).toString('latin1');
+      return endsWithTerminatorRecord(tail);
+    }
+    return false;
+  }
+
+  #resetMessage(): void {
+    this.#message = [];
+    this.#messageLen = 0;
+    this.#raw = [];
+    this.#rawLen = 0;
+    this.#messageStarted = false;
+    this.#msgFrames = 0;
+    this.#msgDuplicates = 0;
+    this.#msgRefused = 0;
+  }
+
+  #partial(reason: PartialReason): void {
+    if (this.#messageStarted && this.#rawLen > 0) {
+      this.stats.partials++;
+      const raw = Buffer.concat(this.#raw, this.#rawLen);
+      this.#resetMessage();
+      this.#cb.onPartial(raw, reason);
+    } else {
+      this.#resetMessage();
+    }
+  }
+
+  /** A message is whole: hand it over, and reply to its last frame when the handler settles. */
+  #completeMessage(): void {
+    this.#timer?.cancel();
+    this.#timer = undefined;
+    this.#state = 'committing';
+    const raw = Buffer.concat(this.#raw, this.#rawLen);
+    const text = Buffer.concat(this.#message, this.#messageLen).toString('latin1');
+    const lastFrameLen = (this.#message[this.#message.length - 1] as Buffer).length;
+    const meta: MessageMeta = {
+      frames: this.#msgFrames,
+      duplicateFrames: this.#msgDuplicates,
+      refusedFrames: this.#msgRefused,
+      completedAt: this.#clock.now(),
+    };
+    const token = ++this.#commitToken;
+    // LIS1-A §6.5.2: the receiver may delay its reply up to 15 s; a slower commit is refused.
+    this.#timer = this.#clock.schedule(this.#opt.timers.receiverReplyDelayMs, () => {
+      if (token !== this.#commitToken || this.#state !== 'committing') return;
+      this.#event('timeout', 'commit slower than the receiver reply delay');
+      this.#settleCommit(token, 'nak', lastFrameLen);
+    });
+    let settled: Promise<MessageReply | void>;
+    try {
+      settled = this.#cb.onMessage(text, raw, meta);
+    } catch (err) {
+      settled = Promise.reject(err);
+    }
+    settled.then(
+      (reply) => this.#settleCommit(token, reply === 'nak' ? 'nak' : 'ack', lastFrameLen),
+      () => this.#settleCommit(token, 'nak', lastFrameLen),
+    );
+  }
+
+  #settleCommit(token: number, reply: MessageReply, lastFrameLen: number): void {
+    if (token !== this.#commitToken || this.#state !== 'committing') return;
+    this.#commitToken++;
+    this.#timer?.cancel();
+    this.#timer = undefined;
+    this.#state = 'receiving';
+    if (reply === 'ack') {
+      this.stats.messages++;
+      this.#messagesInSession++;
+      this.#resetMessage();
+      if (this.#holdoffKind === 'interrupt') this.#clearHoldoff(); // §6.3.5: "or until the receiver has sent a message"
+      if (this.#opt.receiverInterrupt && this.#outbox.length > 0) {
+        // LIS1-A §6.3.5: EOT in place of ACK accepts the end frame and asks the sender to stop.
+        // Only at a message boundary, so an honoured interrupt never cuts a message in two.
+        this.#write(BYTE.EOT);
+        this.#event('interrupt-sent');
+      } else {
+        this.#write(BYTE.ACK);
+      }
+    } else {
+      // Not accepted: forget the completing frame, so its retransmission (same FN) is taken as
+      // new. The raw bytes keep everything received, including this attempt.
+      this.#message.pop();
+      this.#messageLen -= lastFrameLen;
+      this.#msgFrames--;
+      this.stats.framesAccepted--;
+      this.#lastFn = (this.#lastFn + 7) % 8;
+      this.#lastText = undefined;
+      this.#refused('message not committed');
+      this.#write(BYTE.NAK);
+    }
+    this.#armReceiverTimer();
+    this.#drainQueued();
+  }
+
+  #drainQueued(): void {
+    while (this.#queued.length > 0 && this.#state !== 'committing' && this.#state !== 'closed') {
+      const next = this.#queued.shift() as Buffer;
+      this.#consume(next);
+    }
+  }
+
+  #armReceiverTimer(): void {
+    if (this.#state !== 'receiving') return;
+    // LIS1-A §6.5.2: the receiver waits 30 s for a frame or EOT. Re-armed on every byte: a 26 KB
+    // frame at 9600 baud takes 27 s to arrive.
+    this.#timer?.cancel();
+    this.#timer = this.#clock.schedule(this.#opt.timers.receiverFrameMs, () => {
+      if (this.#state !== 'receiving') return;
+      this.#timer = undefined;
+      this.#event('timeout', 'receiver waited for a frame or EOT');
+      this.#resetFrameParser();
+      this.#partial('receiver-timeout');
+      this.#toNeutral();
+    });
+  }
+
+  #endSession(): void {
+    this.#resetFrameParser();
+    this.#partial('eot-before-end');
+    this.#toNeutral();
+  }
+
+  #restartSession(): void {
+    // ENQ while receiving: the sender believes the line is neutral (it timed out and our view
+    // is stale). Whatever was unfinished is kept as a partial; the new session starts over.
+    this.#resetFrameParser();
+    this.#partial('re-establishment');
+    this.#timer?.cancel();
+    this.#timer = undefined;
+    this.#state = 'neutral';
+    this.#flushIgnored();
+    this.#event('session-end', 're-establishment');
+    this.#onNeutralByte(ENQ);
+  }
+
+  #toNeutral(): void {
+    this.#timer?.cancel();
+    this.#timer = undefined;
+    const wasReceiving = this.#state === 'receiving';
+    this.#state = 'neutral';
+    this.#flushIgnored();
+    if (wasReceiving) this.#event('session-end');
+    if (wasReceiving && this.#messagesInSession > 0 && this.#holdoffKind === 'interrupt') this.#clearHoldoff();
+    this.#maybeStartSend();
+  }
+
+  // =========================================================================================
+  // sender
+  // =========================================================================================
+
+  send(records: readonly string[]): Promise<void> {
+    if (this.#state === 'closed') return Promise.reject(new GatewayError('GW_ASTM_LINK', 'the link is closed'));
+    if (records.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.#outbox.push({ records, resolve, reject, attempts: 0 });
+      this.#maybeStartSend();
+    });
+  }
+
+  #maybeStartSend(): void {
+    if (this.#state !== 'neutral' || this.#holdoff !== undefined || this.#outbox.length === 0) return;
+    // LIS1-A §6.2: establishment — ENQ, then wait for ACK, NAK or ENQ.
+    this.#state = 'establishing';
+    this.#write(BYTE.ENQ);
+    this.#timer = this.#clock.schedule(this.#opt.timers.establishmentMs, () => {
+      if (this.#state !== 'establishing') return;
+      this.#timer = undefined;
+      // LIS1-A §6.5.2: no reply to ENQ within 15 s → termination.
+      this.#event('timeout', 'no reply to ENQ');
+      this.#write(BYTE.EOT);
+      this.#state = 'neutral';
+      this.#failedAttempt('no reply to ENQ');
+    });
+  }
+
+  #onEstablishingByte(b: number): void {
+    if (b === ACK) {
+      this.#timer?.cancel();
+      this.#timer = undefined;
+      this.#beginTransfer();
+      return;
+    }
+    if (b === NAK) {
+      // LIS1-A §6.2.6: receiver busy; wait at least 10 s before the next ENQ.
+      this.#timer?.cancel();
+      this.#timer = undefined;
+      this.#state = 'neutral';
+      this.#event('busy', 'ENQ answered NAK');
+      this.#failedAttempt('receiver busy (NAK to ENQ)');
+      return;
+    }
+    if (b === ENQ) {
+      // LIS1-A §6.2.7.1: contention. The instrument has priority: the computer stops trying to
+      // transmit and prepares to receive; it answers the instrument's NEXT ENQ (which comes ≥1 s
+      // later). If none comes within 20 s the line is neutral again (§6.5.2.2).
+      this.#timer?.cancel();
+      this.#timer = undefined;
+      this.#state = 'neutral';
+      this.#event('contention');
+      this.#setHoldoff('contention', this.#opt.timers.contentionMs);
+      return;
+    }
+    // LIS1-A §6.2.4: the sender ignores all responses other than ACK, NAK or ENQ.
+    this.#ignore();
+  }
+
+  #failedAttempt(reason: string): void {
+    const head = this.#outbox[0];
+    if (head) {
+      head.attempts++;
+      if (head.attempts >= this.#opt.maxEnqAttempts) {
+        this.#outbox.shift();
+        this.stats.sendFailures++;
+        this.#event('send-aborted', reason);
+        head.reject(new GatewayError('GW_ASTM_LINK', `send failed after ${head.attempts} attempts: ${reason}`));
+      }
+    }
+    this.#setHoldoff('busy', this.#opt.timers.busyRetryMs);
+  }
+
+  #setHoldoff(kind: 'busy' | 'contention' | 'interrupt', ms: number): void {
+    this.#holdoff?.cancel();
+    this.#holdoffKind = kind;
+    this.#holdoff = this.#clock.schedule(ms, () => {
+      this.#holdoff = undefined;
+      this.#holdoffKind = undefined;
+      this.#maybeStartSend();
+    });
+  }
+
+  #clearHoldoff(): void {
+    this.#holdoff?.cancel();
+    this.#holdoff = undefined;
+    this.#holdoffKind = undefined;
+  }
+
+  #beginTransfer(): void {
+    const head = this.#outbox[0];
+    if (!head) {
+      this.#write(BYTE.EOT);
+      this.#state = 'neutral';
+      return;
+    }
+    this.#state = 'sending';
+    // LIS1-A §6.3.1.1: each record is a message and begins in a new frame; FN starts at 1 after
+    // ENQ and continues modulo 8 across the session (§6.3.2.1).
+    this.#frames = [];
+    let fn = 1;
+    for (const record of head.records) {
+      const frames = frameRecord(Buffer.from(record + '\r', 'latin1'), fn, this.#opt.maxFrameText);
+      for (const f of frames) this.#frames.push(f);
+      fn = (fn + frames.length) % 8;
+    }
+    this.#frameIndex = 0;
+    this.#sendCurrentFrame(true);
+  }
+
+  #sendCurrentFrame(fresh: boolean): void {
+    if (fresh) this.#refusals = 0;
+    this.#write(this.#frames[this.#frameIndex] as Buffer);
+    this.#timer?.cancel();
+    this.#timer = this.#clock.schedule(this.#opt.timers.senderFrameReplyMs, () => {
+      if (this.#state !== 'sending') return;
+      this.#timer = undefined;
+      // LIS1-A §6.5.2: no reply to a frame within 15 s → abort with EOT.
+      this.#event('timeout', 'no reply to frame');
+      this.#abortSend('no reply to frame within the sender timer');
+    });
+  }
+
+  #onSendingByte(b: number): void {
+    if (b === ACK || (b === EOT && !this.#opt.honourInterrupt)) {
+      this.#frameAccepted();
+      return;
+    }
+    if (b === EOT) {
+      // LIS1-A §6.3.5: EOT accepts the frame and asks us to stop.
+      this.#event('interrupt-received');
+      const last = this.#frameIndex === this.#frames.length - 1;
+      if (last) {
+        this.#frameAccepted();
+        return;
+      }
+      this.#timer?.cancel();
+      this.#timer = undefined;
+      this.#write(BYTE.EOT);
+      this.#state = 'neutral';
+      // The message is repeated whole later; wait 15 s or until the receiver sent a message.
+      this.#setHoldoff('interrupt', this.#opt.timers.interruptHoldoffMs);
+      return;
+    }
+    // LIS1-A §6.5.1.2: NAK or any other character counts as a refusal; six refusals abort.
+    this.#refusals++;
+    if (this.#refusals >= this.#opt.maxRetransmissions) {
+      this.#abortSend(`frame refused ${this.#refusals} times`);
+      return;
+    }
+    this.#sendCurrentFrame(false); // LIS1-A §6.5.1: retransmit the same frame, same FN
+  }
+
+  #frameAccepted(): void {
+    this.#frameIndex++;
+    if (this.#frameIndex < this.#frames.length) {
+      this.#sendCurrentFrame(true);
+      return;
+    }
+    this.#timer?.cancel();
+    this.#timer = undefined;
+    // LIS1-A §6.4: termination.
+    this.#write(BYTE.EOT);
+    this.#state = 'neutral';
+    const head = this.#outbox.shift();
+    this.stats.sent++;
+    this.#event('sent', `${this.#frames.length} frames`);
+    this.#frames = [];
+    head?.resolve();
+    this.#maybeStartSend();
+  }
+
+  #abortSend(reason: string): void {
+    this.#timer?.cancel();
+    this.#timer = undefined;
+    this.#write(BYTE.EOT); // LIS1-A §6.5.1.2 / §6.5.2: abort by proceeding to termination
+    this.#state = 'neutral';
+    this.#frames = [];
+    const head = this.#outbox.shift();
+    this.stats.sendFailures++;
+    this.#event('send-aborted', reason);
+    head?.reject(new GatewayError('GW_ASTM_LINK', `send aborted: ${reason}`));
+    // Do not ENQ again right away: give the receiver the busy delay.
+    this.#setHoldoff('busy', this.#opt.timers.busyRetryMs);
+  }
+
+  // =========================================================================================
+  // close
+  // =========================================================================================
+
+  close(reason: PartialReason = 'closed'): void {
+    if (this.#state === 'closed') return;
+    const wasCommitting = this.#state === 'committing';
+    this.#state = 'closed';
+    this.#timer?.cancel();
+    this.#timer = undefined;
+    this.#clearHoldoff();
+    this.#trailerTimer?.cancel();
+    this.#commitToken++;
+    if (!wasCommitting) this.#partial(reason);
+    this.#queued = [];
+    this.#flushIgnored();
+    const err = new GatewayError('GW_ASTM_LINK', `the link closed (${reason})`);
+    for (const item of this.#outbox.splice(0)) {
+      this.stats.sendFailures++;
+      item.reject(err);
+    }
+  }
+}

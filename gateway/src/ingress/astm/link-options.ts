@@ -1,0 +1,148 @@
+import { GatewayError } from '../../errors.ts';
+
+/**
+ * Every link-layer timer and limit, with its default and the clause it comes from. Profiles set
+ * them under `quirks.timers` (or `quirks` for the non-timer limits); a site overrides them per
+ * analyzer under `analyzers[].overrides` with the same shape. All times are milliseconds.
+ */
+export interface LinkTimers {
+  /** LIS1-A §6.5.2: the sender waits this long for ACK, NAK or ENQ after its ENQ; then EOT. */
+  establishmentMs: number;
+  /** LIS1-A §6.5.2: the sender waits this long for the reply to a frame; then EOT (abort). */
+  senderFrameReplyMs: number;
+  /** LIS1-A §6.5.2: the receiver waits this long for a frame or EOT; then the line is neutral. */
+  receiverFrameMs: number;
+  /** LIS1-A §6.5.2: "A receiver can delay its reply for up to 15 s" — a commit slower than this is NAKed. */
+  receiverReplyDelayMs: number;
+  /** LIS1-A §6.2.6: after NAK to ENQ, wait at least this long before the next ENQ. */
+  busyRetryMs: number;
+  /** LIS1-A §6.2.7.1 / §6.5.2.2: after yielding in contention, the computer waits this long for the instrument's ENQ. */
+  contentionMs: number;
+  /** LIS1-A §6.3.5: after honouring a receiver interrupt, do not re-enter establishment for this long. */
+  interruptHoldoffMs: number;
+  /**
+   * Not a standard timer: after the CR of a frame trailer, how long to wait for its LF before
+   * evaluating the frame anyway (senders that end frames with CR only).
+   */
+  trailerGraceMs: number;
+}
+
+export const DEFAULT_TIMERS: Readonly<LinkTimers> = {
+  establishmentMs: 15_000,
+  senderFrameReplyMs: 15_000,
+  receiverFrameMs: 30_000,
+  receiverReplyDelayMs: 15_000,
+  busyRetryMs: 10_000,
+  contentionMs: 20_000,
+  interruptHoldoffMs: 15_000,
+  trailerGraceMs: 200,
+};
+
+export const LowLevelModes = ['e1381', 'records-only'] as const;
+export type LowLevelMode = (typeof LowLevelModes)[number];
+
+export interface LinkOptions {
+  /** 'e1381': ENQ/frames/ACK (LIS1-A §6); 'records-only': bare E1394 records, no replies. */
+  lowLevel: LowLevelMode;
+  timers: LinkTimers;
+  /** LIS1-A §6.5.1.2: a frame refused this many times aborts the message. */
+  maxRetransmissions: number;
+  /** ENQ attempts (NAK or timeout) before a send fails; cobas e411 uses six (protocols.md §4). */
+  maxEnqAttempts: number;
+  /** Text characters per frame when sending: 240 (E1381-95/-02, S3 §3.2.3.1); LIS1-A allows up to 63 993. */
+  maxFrameText: number;
+  /** Largest frame accepted on receive (bytes); longer frames are NAKed. LIS1-A §6.3.1 allows 64 000; Yumizen sends 26 KB. */
+  maxReceiveFrameBytes: number;
+  /** Largest message accepted (bytes); a longer one is kept as a rejected partial. */
+  maxMessageBytes: number;
+  /** Send EOT in place of ACK at a message boundary when the gateway has something to send (LIS1-A §6.3.5). */
+  receiverInterrupt: boolean;
+  /** Honour the receiver's interrupt (EOT reply) when the gateway is the sender (LIS1-A §6.3.5). */
+  honourInterrupt: boolean;
+  /** What a message ends with: the L record (E1394), or any end frame (ETX) for senders that send no L. */
+  messageEnd: 'l-record' | 'end-frame';
+  /** Reply to a message the record layer rejects (kept raw either way). */
+  rejectedReply: 'nak' | 'ack';
+  /** Record separator when sending records-only. */
+  recordSeparator: '\r' | '\r\n' | '\n';
+}
+
+export const DEFAULT_LINK_OPTIONS: Readonly<LinkOptions> = {
+  lowLevel: 'e1381',
+  timers: DEFAULT_TIMERS,
+  maxRetransmissions: 6,
+  maxEnqAttempts: 6,
+  maxFrameText: 240,
+  maxReceiveFrameBytes: 1_048_576,
+  maxMessageBytes: 16 * 1_048_576,
+  receiverInterrupt: true,
+  honourInterrupt: true,
+  messageEnd: 'l-record',
+  rejectedReply: 'nak',
+  recordSeparator: '\r',
+};
+
+type Source = Record<string, unknown> | undefined;
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Resolve link options from a profile's quirks and a site's overrides (later wins). Unknown keys
+ * are ignored (they belong to the record layer); a known key with a bad value is a config error
+ * naming the key.
+ */
+export function resolveLinkOptions(...sources: Source[]): LinkOptions {
+  const out: LinkOptions = { ...DEFAULT_LINK_OPTIONS, timers: { ...DEFAULT_TIMERS } };
+  for (const src of sources) {
+    if (!isRecord(src)) continue;
+    const timers = isRecord(src.timers) ? src.timers : {};
+    for (const key of Object.keys(DEFAULT_TIMERS) as Array<keyof LinkTimers>) {
+      // Timers may sit under `timers` or at the top level of the quirks.
+      const v = timers[key] ?? src[key];
+      if (v === undefined) continue;
+      out.timers[key] = positiveNumber(v, key, true);
+    }
+    const lowLevel = src.lowLevel;
+    if (lowLevel !== undefined) {
+      // 'none' is the record layer's spelling of records-only.
+      if (lowLevel === 'none' || lowLevel === 'records-only') out.lowLevel = 'records-only';
+      else if (lowLevel === 'e1381') out.lowLevel = 'e1381';
+      else throw invalid('lowLevel', lowLevel);
+    }
+    for (const key of ['maxRetransmissions', 'maxEnqAttempts', 'maxFrameText', 'maxReceiveFrameBytes', 'maxMessageBytes'] as const) {
+      if (src[key] !== undefined) out[key] = Math.floor(positiveNumber(src[key], key, false));
+    }
+    if (out.maxFrameText > 63_993) throw invalid('maxFrameText', out.maxFrameText, 'LIS1-A §6.3.1 allows at most 63 993 text characters');
+    for (const key of ['receiverInterrupt', 'honourInterrupt'] as const) {
+      const v = src[key];
+      if (v === undefined) continue;
+      if (typeof v !== 'boolean') throw invalid(key, v);
+      out[key] = v;
+    }
+    if (src.messageEnd !== undefined) {
+      if (src.messageEnd !== 'l-record' && src.messageEnd !== 'end-frame') throw invalid('messageEnd', src.messageEnd);
+      out.messageEnd = src.messageEnd;
+    }
+    if (src.rejectedReply !== undefined) {
+      if (src.rejectedReply !== 'nak' && src.rejectedReply !== 'ack') throw invalid('rejectedReply', src.rejectedReply);
+      out.rejectedReply = src.rejectedReply;
+    }
+    if (src.recordSeparator !== undefined) {
+      const v = src.recordSeparator;
+      if (v !== '\r' && v !== '\r\n' && v !== '\n') throw invalid('recordSeparator', v);
+      out.recordSeparator = v;
+    }
+  }
+  return out;
+}
+
+function positiveNumber(v: unknown, key: string, allowZero: boolean): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || (!allowZero && v === 0)) throw invalid(key, v);
+  return v;
+}
+
+function invalid(key: string, value: unknown, why = 'invalid value'): GatewayError {
+  return new GatewayError('GW_CONFIG_INVALID', `ASTM link option ${key}: ${why} (${JSON.stringify(value)})`, { details: { key } });
+}

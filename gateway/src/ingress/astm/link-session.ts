@@ -1,0 +1,135 @@
+import type { LinkOptions } from './link-options.ts';
+import type { Scheduler } from './scheduler.ts';
+
+/**
+ * What every ASTM link state machine (E1381 and records-only) offers its transport and its
+ * endpoint. One instance per connection; bytes in through `push`, bytes out and messages through
+ * the callbacks, time through the injected scheduler (STYLE.md practice 8).
+ */
+export interface AstmLinkSession {
+  /** Feed bytes exactly as received (any chunking). */
+  push(bytes: Buffer): void;
+  /** Queue one E1394 message (records without their CR) to send when the line is free. */
+  send(records: readonly string[]): Promise<void>;
+  /** The transport closed: an unfinished inbound message becomes a partial, queued sends fail. */
+  close(reason?: PartialReason): void;
+  readonly state: string;
+  readonly stats: Readonly<LinkStats>;
+}
+
+/** Reply the endpoint asks for after handling a complete message. */
+export type MessageReply = 'ack' | 'nak';
+
+export interface MessageMeta {
+  /** Frames accepted for this message (0 in records-only mode). */
+  frames: number;
+  /** Retransmitted frames dropped as duplicates while receiving this message. */
+  duplicateFrames: number;
+  /** Frames refused (NAKed) while receiving this message. */
+  refusedFrames: number;
+  /** Scheduler time of the last byte of the message. */
+  completedAt: number;
+}
+
+export const PartialReasons = [
+  'eot-before-end', // EOT while a message was incomplete (LIS1-A §6.4)
+  'receiver-timeout', // no frame or EOT within the receiver timer (LIS1-A §6.5.2)
+  'closed', // the port or connection closed
+  're-establishment', // ENQ while a message was incomplete: the sender started over
+  'too-large', // the message exceeded maxMessageBytes
+  'stopped', // the gateway is stopping
+] as const;
+export type PartialReason = (typeof PartialReasons)[number];
+
+export interface LinkEvent {
+  kind:
+    | 'session-start'
+    | 'session-end'
+    | 'busy'
+    | 'frame-refused'
+    | 'duplicate-frame'
+    | 'fn-repeat'
+    | 'interrupt-sent'
+    | 'interrupt-received'
+    | 'contention'
+    | 'timeout'
+    | 'send-aborted'
+    | 'sent';
+  detail?: string;
+}
+
+export interface LinkCallbacks {
+  /** Write bytes to the wire (synchronous hand-off to the transport). */
+  write(bytes: Buffer): void;
+  /**
+   * A complete message. The reply to the frame that completed it is held until this settles:
+   * resolve (or resolve 'ack') → ACK, resolve 'nak' or reject → NAK (LIS1-A §6.5.1; the sender
+   * retransmits). This is where the endpoint commits to the store.
+   */
+  onMessage(text: string, raw: Buffer, meta: MessageMeta): Promise<MessageReply | void>;
+  /** An inbound message cut off before its end: keep the exact bytes, derive nothing. */
+  onPartial(raw: Buffer, reason: PartialReason): void;
+  /** Bytes ignored outside frames, summarised once per session (or per burst in neutral). */
+  onIgnoredBytes?(count: number): void;
+  /** Link events for logs and counters. */
+  onEvent?(event: LinkEvent): void;
+  /** True while the gateway cannot accept a message (store down, stopping): ENQ gets NAK (LIS1-A §6.2.6). */
+  isBusy?(): boolean;
+}
+
+export interface LinkSessionOptions extends LinkCallbacks {
+  link: LinkOptions;
+  scheduler: Scheduler;
+}
+
+export interface LinkStats {
+  bytesIn: number;
+  bytesOut: number;
+  framesAccepted: number;
+  framesRefused: number;
+  duplicateFrames: number;
+  fnRepeats: number;
+  ignoredBytes: number;
+  messages: number;
+  partials: number;
+  sent: number;
+  sendFailures: number;
+}
+
+export function emptyStats(): LinkStats {
+  return {
+    bytesIn: 0,
+    bytesOut: 0,
+    framesAccepted: 0,
+    framesRefused: 0,
+    duplicateFrames: 0,
+    fnRepeats: 0,
+    ignoredBytes: 0,
+    messages: 0,
+    partials: 0,
+    sent: 0,
+    sendFailures: 0,
+  };
+}
+
+/**
+ * True when the last record of `text` is an E1394 terminator record (`L|…`, LIS2-A2 §5.5):
+ * the message is complete. Records end with CR; logs may have turned CR into LF.
+ */
+export function endsWithTerminatorRecord(text: string): boolean {
+  let end = text.length;
+  while (end > 0 && (text.charCodeAt(end - 1) === 0x0d || text.charCodeAt(end - 1) === 0x0a)) end--;
+  if (end === 0) return false;
+  let start = end - 1;
+  while (start > 0 && text.charCodeAt(start - 1) !== 0x0d && text.charCodeAt(start - 1) !== 0x0a) start--;
+  return isTerminatorRecord(text, start, end);
+}
+
+/** `L` followed by a delimiter (not a letter or digit), or a bare `L`. */
+export function isTerminatorRecord(text: string, start: number, end: number): boolean {
+  if (text.charCodeAt(start) !== 0x4c /* L */) return false;
+  if (end - start === 1) return true;
+  const next = text.charCodeAt(start + 1);
+  const alnum = (next >= 0x30 && next <= 0x39) || (next >= 0x41 && next <= 0x5a) || (next >= 0x61 && next <= 0x7a);
+  return !alnum;
+}

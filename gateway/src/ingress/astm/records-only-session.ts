@@ -1,0 +1,174 @@
+import { GatewayError } from '../../errors.ts';
+import { CR, LF } from './control-chars.ts';
+import type { LinkOptions } from './link-options.ts';
+import { type AstmLinkSession, emptyStats, isTerminatorRecord, type LinkSessionOptions, type LinkStats, type PartialReason } from './link-session.ts';
+import type { Scheduler, TimerHandle } from './scheduler.ts';
+
+/**
+ * The link for instruments that speak E1394 records with NO low-level protocol (protocols.md
+ * §1.7, §4: some TCP analyzers and serial-to-TCP adapters): records separated by CR and/or LF, a
+ * message ends with its L record (LIS2-A2 §5.5). Nothing is acknowledged on the wire — there is
+ * no ACK in this mode — but messages are still committed one at a time, in order.
+ */
+export class RecordsOnlySession implements AstmLinkSession {
+  readonly stats: LinkStats = emptyStats();
+
+  readonly #cb: LinkSessionOptions;
+  readonly #opt: LinkOptions;
+  readonly #clock: Scheduler;
+  #state: 'idle' | 'message' | 'committing' | 'closed' = 'idle';
+  #queued: Buffer[] = [];
+  #raw: Buffer[] = [];
+  #rawLen = 0;
+  /** Bytes of the record being read (from its first byte). */
+  #record: Buffer[] = [];
+  #recordLen = 0;
+  #timer: TimerHandle | undefined;
+
+  constructor(options: LinkSessionOptions) {
+    this.#cb = options;
+    this.#opt = options.link;
+    this.#clock = options.scheduler;
+  }
+
+  get state(): string {
+    return this.#state;
+  }
+
+  push(bytes: Buffer): void {
+    if (this.#state === 'closed' || bytes.length === 0) return;
+    this.stats.bytesIn += bytes.length;
+    if (this.#state === 'committing') {
+      this.#queued.push(bytes);
+      return;
+    }
+    this.#consume(bytes);
+  }
+
+  #consume(bytes: Buffer): void {
+    let segStart = 0;
+    for (let i = 0; i < bytes.length; i++) {
+      const b = bytes[i] as number;
+      if (this.#state === 'idle') {
+        // Separators between messages belong to no message.
+        if (b === CR || b === LF) {
+          segStart = i + 1;
+          continue;
+        }
+        this.#state = 'message';
+        segStart = i;
+      }
+      if (b !== CR && b !== LF) {
+        // Take the run up to the next separator in one step.
+        let end = i + 1;
+        while (end < bytes.length && bytes[end] !== CR && bytes[end] !== LF) end++;
+        this.#record.push(bytes.subarray(i, end));
+        this.#recordLen += end - i;
+        i = end - 1;
+        continue;
+      }
+      // End of a record (an empty one between CR and LF ends nothing).
+      if (this.#recordLen === 0) continue;
+      const record = Buffer.concat(this.#record, this.#recordLen).toString('latin1');
+      this.#record = [];
+      this.#recordLen = 0;
+      if (isTerminatorRecord(record, 0, record.length)) {
+        this.#raw.push(bytes.subarray(segStart, i + 1));
+        this.#rawLen += i + 1 - segStart;
+        const rest = bytes.subarray(i + 1);
+        if (rest.length > 0) this.#queued.unshift(rest);
+        this.#complete();
+        return;
+      }
+    }
+    if (this.#state === 'message' && segStart < bytes.length) {
+      this.#raw.push(bytes.subarray(segStart));
+      this.#rawLen += bytes.length - segStart;
+    }
+    if (this.#state === 'message') {
+      if (this.#rawLen > this.#opt.maxMessageBytes) {
+        this.#partial('too-large');
+        return;
+      }
+      this.#armTimer();
+    }
+  }
+
+  #armTimer(): void {
+    this.#timer?.cancel();
+    // Without a link protocol there is no EOT: a message silent for the receiver timer
+    // (LIS1-A §6.5.2, 30 s) is incomplete.
+    this.#timer = this.#clock.schedule(this.#opt.timers.receiverFrameMs, () => {
+      this.#timer = undefined;
+      if (this.#state === 'message') {
+        this.#cb.onEvent?.({ kind: 'timeout', detail: 'no L record' });
+        this.#partial('receiver-timeout');
+      }
+    });
+  }
+
+  #partial(reason: PartialReason): void {
+    this.#timer?.cancel();
+    this.#timer = undefined;
+    const raw = Buffer.concat(this.#raw, this.#rawLen);
+    this.#raw = [];
+    this.#rawLen = 0;
+    this.#record = [];
+    this.#recordLen = 0;
+    if (this.#state !== 'closed') this.#state = 'idle';
+    if (raw.length > 0) {
+      this.stats.partials++;
+      this.#cb.onPartial(raw, reason);
+    }
+  }
+
+  #complete(): void {
+    this.#timer?.cancel();
+    this.#timer = undefined;
+    this.#state = 'committing';
+    const raw = Buffer.concat(this.#raw, this.#rawLen);
+    this.#raw = [];
+    this.#rawLen = 0;
+    const text = raw.toString('latin1');
+    const done = (): void => {
+      if (this.#state !== 'committing') return;
+      this.stats.messages++;
+      this.#state = 'idle';
+      while (this.#queued.length > 0 && this.#accepting()) {
+        this.#consume(this.#queued.shift() as Buffer);
+      }
+    };
+    let settled: Promise<unknown>;
+    try {
+      settled = this.#cb.onMessage(text, raw, { frames: 0, duplicateFrames: 0, refusedFrames: 0, completedAt: this.#clock.now() });
+    } catch (err) {
+      settled = Promise.reject(err);
+    }
+    // Nothing to reply in this mode; the endpoint kept whatever failed as rejected raw bytes.
+    settled.then(done, done);
+  }
+
+  #accepting(): boolean {
+    return this.#state === 'idle' || this.#state === 'message';
+  }
+
+  send(records: readonly string[]): Promise<void> {
+    if (this.#state === 'closed') return Promise.reject(new GatewayError('GW_ASTM_LINK', 'the link is closed'));
+    if (records.length === 0) return Promise.resolve();
+    const sep = this.#opt.recordSeparator;
+    const bytes = Buffer.from(records.join(sep) + sep, 'latin1');
+    this.stats.bytesOut += bytes.length;
+    this.stats.sent++;
+    this.#cb.write(bytes);
+    return Promise.resolve();
+  }
+
+  close(reason: PartialReason = 'closed'): void {
+    if (this.#state === 'closed') return;
+    const wasMessage = this.#state === 'message';
+    this.#state = 'closed';
+    if (wasMessage) this.#partial(reason);
+    this.#timer?.cancel();
+    this.#queued = [];
+  }
+}
