@@ -1,0 +1,207 @@
+import type { OrderCreatedData, OrderedTest } from '../events/types.ts';
+import type { Profile } from '../profiles/types.ts';
+import type { GatewayStore, StoredEvent } from '../store/types.ts';
+import { type AstmDelimiters, parseDelimiterString } from './delimiters.ts';
+import { type FieldValue, astmTimestamp, buildHeader, buildRecord } from './records.ts';
+import type { HostQuery, QueriedSpecimen } from './types.ts';
+
+/**
+ * Host query (download on demand), LIS2-A2 §11 and protocols.md §2.4: the analyzer scans a
+ * barcode and sends `H … Q|1|^<specimen>||ALL||||||||O  L`; the gateway answers in a separate
+ * session (the link layer's own ENQ … EOT) with H, P, O…, L built here.
+ *
+ * Where orders come from: `order.created` events committed from the LIS. Their correlationId is
+ * the accession, so the first look-up is `store.eventsByCorrelation(specimenId, ['order.created'])`
+ * (the analyzer's barcode is the accession in most labs). When that finds nothing, the message
+ * index is searched (`store.listMessages({ q: specimenId })`: the HL7 intake indexes specimen
+ * ids as search terms) and order.created events whose `data.specimenId` equals the barcode are
+ * used. Tests cancelled by a later `order.cancelled` of the same accession are left out; a
+ * cancellation without tests cancels the whole order.
+ *
+ * Unknown specimen: per profile `hostQuery.noOrderReply` — the LIS2-A2 answer `L|1|I` ("no
+ * information available from last query", §12) by default, or an O record without tests and
+ * O.26 = Y (no order for the specimen) / Z (no record of the patient; cobas e411 "Elecsys").
+ * A cancel (Q.13 = A) gets no answer at all: the result is an empty array.
+ */
+export async function answerHostQuery(query: HostQuery, store: GatewayStore, profile: Profile): Promise<string[]> {
+  if (query.cancel) return [];
+  const d = query.delimiters;
+  const settings = profile.hostQuery;
+  const header = replyHeader(query, profile, d);
+  if (query.all || query.specimens.length === 0) {
+    // Bulk requests (Q.3 = ALL) are not served: the gateway downloads worklists per specimen.
+    return [header, buildRecord('L', ['1', 'I'], d)];
+  }
+  const records: string[] = [header];
+  let patientSeq = 0;
+  let found = 0;
+  for (const specimen of query.specimens) {
+    const orders = await ordersForSpecimen(store, specimen.specimenId);
+    const tests = analyzerTests(orders.flatMap((o) => o.tests), profile, query.tests);
+    if (tests.length > 0) {
+      found++;
+      patientSeq++;
+      const first = orders[0]!;
+      records.push(buildRecord('P', [String(patientSeq), '', first.patientId ?? ''], d));
+      records.push(
+        orderRecord(profile, d, {
+          specimen,
+          tests,
+          priority: orders.some((o) => isStat(o.priority)) ? 'S' : 'R',
+          reportTypes: settings.reportTypes,
+          requestedAt: first.orderedAt,
+        }),
+      );
+    } else if (settings.noOrderReply !== 'terminator-I') {
+      patientSeq++;
+      records.push(buildRecord('P', [String(patientSeq)], d));
+      records.push(orderRecord(profile, d, { specimen, tests: [], priority: 'R', reportTypes: [settings.noOrderReply === 'order-Y' ? 'Y' : 'Z'] }));
+    }
+  }
+  if (found === 0 && settings.noOrderReply === 'terminator-I') return [header, buildRecord('L', ['1', 'I'], d)];
+  records.push(buildRecord('L', ['1', found > 0 ? settings.terminationCode : settings.terminationCode === 'F' ? 'I' : settings.terminationCode], d));
+  return records;
+}
+
+function isStat(priority: string | undefined): boolean {
+  return priority !== undefined && /^(s|stat|a|asap)$/i.test(priority.trim());
+}
+
+function replyHeader(query: HostQuery, profile: Profile, d: AstmDelimiters): string {
+  const s = profile.hostQuery;
+  // Reply as whom the analyzer addressed (its H.10), to the analyzer (its H.5).
+  const sender = query.header.receiver.length > 0 && query.header.receiver.some((c) => c !== '') ? query.header.receiver : ['LIS'];
+  const receiver = query.header.sender.filter((c, i) => i === 0 || c !== '');
+  const comment: FieldValue = s.replyHeaderComment ? s.replyHeaderComment.split('^') : undefined;
+  return buildHeader(['', '', sender, '', '', '', '', receiver.slice(0, 1), comment, query.header.processingId || 'P', s.replyVersion ?? query.header.version, astmTimestamp()], d);
+}
+
+interface OrderSpec {
+  specimen: QueriedSpecimen;
+  tests: string[];
+  priority: string;
+  reportTypes: string[];
+  requestedAt?: string | undefined;
+}
+
+function universalTestId(code: string, profile: Profile): string[] {
+  const layout = profile.fields.testId;
+  const at = layout.orderCodeComponent ?? layout.codeComponent;
+  const comps = new Array<string>(at).fill('');
+  comps[at - 1] = code;
+  return comps;
+}
+
+function isoToAstm(iso: string | undefined): string {
+  if (!iso) return '';
+  const t = Date.parse(iso);
+  return Number.isNaN(t) ? '' : astmTimestamp(new Date(t));
+}
+
+function orderRecord(profile: Profile, d: AstmDelimiters, o: OrderSpec): string {
+  const s = profile.hostQuery;
+  const comps = o.specimen.components;
+  const idAt = comps.indexOf(o.specimen.specimenId);
+  // cobas e411: SequenceNo, CarrierNo, Position… must come back unchanged (Host manual p.50).
+  const instrumentId: FieldValue = s.echoInstrumentSpecimenId && idAt >= 0 ? comps.slice(idAt + 1) : undefined;
+  const fields: FieldValue[] = new Array<FieldValue>(25).fill(undefined);
+  fields[0] = '1'; // O.2
+  fields[1] = o.specimen.specimenId; // O.3
+  fields[2] = instrumentId; // O.4
+  fields[3] = o.tests.length > 0 ? o.tests.map((t) => universalTestId(t, profile)) : undefined; // O.5
+  fields[4] = o.tests.length > 0 ? o.priority : undefined; // O.6
+  fields[5] = o.tests.length > 0 ? isoToAstm(o.requestedAt) : undefined; // O.7
+  fields[10] = o.tests.length > 0 ? s.actionCode : undefined; // O.12
+  fields[14] = o.tests.length > 0 ? s.specimenDescriptor : undefined; // O.16
+  fields[24] = o.reportTypes.map((r) => [r]); // O.26
+  return buildRecord('O', fields, d);
+}
+
+/** Canonical test codes → the analyzer's order codes (profile reverse map), restricted to Q.5. */
+export function analyzerTests(tests: OrderedTest[], profile: Profile, requested: string[] | 'ALL' = 'ALL'): string[] {
+  const reverse = new Map<string, string>();
+  for (const [analyzerCode, m] of Object.entries(profile.tests)) {
+    if (m.ignore || m.orderable === false) continue;
+    if (!reverse.has(m.code)) reverse.set(m.code, analyzerCode.split('^')[0]!);
+  }
+  const out: string[] = [];
+  for (const t of tests) {
+    const code = reverse.get(t.code) ?? (profile.unmappedTests === 'pass-through' ? t.code : undefined);
+    if (code === undefined || out.includes(code)) continue;
+    if (requested !== 'ALL' && !requested.includes(code)) continue;
+    out.push(code);
+  }
+  return out;
+}
+
+function live(e: StoredEvent): boolean {
+  return e.state !== 'discarded';
+}
+
+/** Orders known for a specimen id: by accession first, then by the specimen id the LIS sent. */
+export async function ordersForSpecimen(store: GatewayStore, specimenId: string): Promise<OrderCreatedData[]> {
+  let created = (await store.eventsByCorrelation(specimenId, ['order.created'])).filter(live);
+  if (created.length === 0) {
+    const seen = new Set<string>();
+    for (const m of await store.listMessages({ q: specimenId, limit: 50 })) {
+      for (const id of m.eventIds) {
+        if (seen.has(id)) continue;
+        seen.add(id);
+        const e = await store.getEvent(id);
+        if (e && live(e) && e.event.type === 'order.created' && (e.event.data.specimenId === specimenId || e.event.data.accession === specimenId)) created.push(e);
+      }
+    }
+    created.sort((a, b) => (a.event.id < b.event.id ? -1 : 1));
+  }
+  const orders: OrderCreatedData[] = [];
+  for (const accession of new Set(created.map((e) => e.event.correlationId))) {
+    const events = (await store.eventsByCorrelation(accession, ['order.created', 'order.cancelled'])).filter(live);
+    let current: OrderCreatedData | undefined;
+    for (const e of events) {
+      if (e.event.type === 'order.created') {
+        const data = e.event.data;
+        current = current ? { ...current, ...data, tests: mergeTests(current.tests, data.tests) } : { ...data, tests: [...data.tests] };
+      } else if (e.event.type === 'order.cancelled' && current) {
+        const cancelled = e.event.data.tests.map((t) => t.code);
+        current = { ...current, tests: cancelled.length === 0 ? [] : current.tests.filter((t) => !cancelled.includes(t.code)) };
+      }
+    }
+    if (current && current.tests.length > 0) orders.push(current);
+  }
+  return orders;
+}
+
+function mergeTests(a: OrderedTest[], b: OrderedTest[]): OrderedTest[] {
+  const out = [...a];
+  for (const t of b) if (!out.some((x) => x.code === t.code)) out.push(t);
+  return out;
+}
+
+/**
+ * An order download pushed without a query (worklist): H, then per order P and O, then L|1|N.
+ * Orders whose tests the analyzer cannot run (no mapping in a mapped profile) are left out.
+ */
+export function buildWorklist(orders: OrderCreatedData[], profile: Profile, options: { sender?: string; receiver?: string; now?: Date } = {}): string[] {
+  const parsed = parseDelimiterString(profile.quirks.delimiters);
+  const d = parsed.ok ? parsed.delimiters : { field: '|', repeat: '\\', component: '^', escape: '&' };
+  const records = [buildHeader(['', '', options.sender ?? 'LIS', '', '', '', '', options.receiver ?? profile.model, '', 'P', profile.hostQuery.replyVersion ?? 'LIS2-A2', astmTimestamp(options.now)], d)];
+  let seq = 0;
+  for (const order of orders) {
+    const tests = analyzerTests(order.tests, profile);
+    if (tests.length === 0) continue;
+    seq++;
+    records.push(buildRecord('P', [String(seq), '', order.patientId ?? ''], d));
+    const specimenId = order.specimenId ?? order.accession;
+    records.push(
+      orderRecord(profile, d, {
+        specimen: { specimenId, components: [specimenId] },
+        tests,
+        priority: isStat(order.priority) ? 'S' : 'R',
+        reportTypes: ['O'],
+        requestedAt: order.orderedAt,
+      }),
+    );
+  }
+  records.push(buildRecord('L', ['1', 'N'], d));
+  return records;
+}

@@ -1,0 +1,71 @@
+import type { DraftEvent, RunType } from '../events/types.ts';
+import type { Profile } from '../profiles/types.ts';
+import type { AstmDelimiters } from './delimiters.ts';
+
+export interface NormalizeContext {
+  analyzerId: string;
+  endpoint: string;
+  profile: Profile;
+  /** ISO 8601 time the message's last byte arrived. */
+  receivedAt: string;
+}
+
+/** One specimen named in a Q record (LIS2-A2 §11: Q.3 starting range, Q.4 ending range). */
+export interface QueriedSpecimen {
+  specimenId: string;
+  /** Q.3 component 1 (computer system patient id), when sent. */
+  patientId?: string;
+  /** All components of this Q.3/Q.4 repeat, unescaped (echoed back where the analyzer requires it). */
+  components: string[];
+}
+
+/** A host query (download on demand) read from a Q record (LIS2-A2 §11, protocols.md §2.4). */
+export interface HostQuery {
+  /** Q.2 sequence number. */
+  sequence: string;
+  specimens: QueriedSpecimen[];
+  /** Q.3 was `ALL`. */
+  all: boolean;
+  /** Q.5 universal test ids (analyzer codes), or 'ALL'. */
+  tests: string[] | 'ALL';
+  /** Q.13 request information status code (O = orders only; A = cancel the last request). */
+  statusCode: string;
+  /** Q.13 = A: the analyzer cancels its last request (cobas e411 after 15 s): send nothing. */
+  cancel: boolean;
+  /** The query message's header, for addressing the reply. */
+  header: {
+    controlId?: string;
+    /** H.5 components (sender name or ID). */
+    sender: string[];
+    /** H.10 receiver id. */
+    receiver: string[];
+    /** H.11 comment or special instructions (cobas `TSREQ^REAL`). */
+    comment: string[];
+    processingId: string;
+    version: string;
+  };
+  delimiters: AstmDelimiters;
+}
+
+export interface RunSummary {
+  specimenId: string;
+  runType: RunType;
+  /** Canonical codes of the results kept. */
+  tests: string[];
+  /** Analyzer codes that had no mapping (profile `unmappedTests: report`). */
+  unmapped: string[];
+}
+
+export interface NormalizeResult {
+  events: DraftEvent[];
+  controlId?: string;
+  sender?: string;
+  messageType: string;
+  searchTerms: string[];
+  hostQuery?: HostQuery;
+  /** Set when the text is not a valid LIS2-A2 message: store it as rejected raw. */
+  reject?: string;
+  /** Tolerated problems (unmapped codes, missing specimen id, missing L). */
+  warnings: string[];
+  runs: RunSummary[];
+}

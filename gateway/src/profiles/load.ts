@@ -1,0 +1,192 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { AnalyzerConfig, ConfigIssue } from '../config/types.ts';
+import { GatewayError } from '../errors.ts';
+import { checkProfile, checkQuirkOverrides, defaultProfilesDir, suggest } from './check.ts';
+import { HOST_QUERY_DEFAULTS, type Profile, type ProfileIssue, type ProfileQuirks, type ProfileSummary, QUIRK_DEFAULTS } from './types.ts';
+
+const DEFAULT_FIELDS = {
+  specimenId: ['O.3.1', 'O.4.1'],
+  patientId: ['P.3.1', 'P.4.1'],
+  runTime: ['R.13', 'R.12', 'O.7', 'H.14'],
+} as const;
+
+/** Names of the profiles in a directory (file names without .json, schema.json excluded). */
+export function profileNames(dir: string = defaultProfilesDir()): string[] {
+  let files: string[];
+  try {
+    files = readdirSync(dir);
+  } catch (err) {
+    throw new GatewayError('GW_PROFILE_UNKNOWN', `profiles directory ${dir} cannot be read`, { cause: err });
+  }
+  return files.filter((f) => f.endsWith('.json') && f !== 'schema.json').map((f) => f.slice(0, -5)).sort();
+}
+
+/** Read and parse a profile file without validating it. */
+export function readProfileFile(name: string, dir: string = defaultProfilesDir()): unknown {
+  if (!/^[a-z0-9][a-z0-9-]*$/.test(name)) throw new GatewayError('GW_PROFILE_UNKNOWN', `"${name}" is not a profile name (lower-case letters, digits and dashes)`);
+  const file = path.join(dir, `${name}.json`);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const known = safeNames(dir);
+    throw new GatewayError('GW_PROFILE_UNKNOWN', `unknown profile "${name}"${suggest(name, known)}; known profiles: ${known.join(', ') || '(none)'}`, { cause: err, details: { dir } });
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new GatewayError('GW_PROFILE_INVALID', `${file}: not valid JSON: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function safeNames(dir: string): string[] {
+  try {
+    return profileNames(dir);
+  } catch {
+    return [];
+  }
+}
+
+/** Fill defaults into a schema-valid profile object. */
+export function resolveProfile(obj: unknown): Profile {
+  const p = obj as Profile & { quirks?: Partial<ProfileQuirks>; hostQuery?: Partial<Profile['hostQuery']>; fields?: Partial<Profile['fields']> };
+  const fields = p.fields ?? ({} as Partial<Profile['fields']>);
+  return {
+    ...p,
+    quirks: { ...QUIRK_DEFAULTS, ...(p.quirks ?? {}) },
+    hostQuery: { ...HOST_QUERY_DEFAULTS, ...(p.hostQuery ?? {}) },
+    fields: {
+      specimenId: fields.specimenId ?? [...DEFAULT_FIELDS.specimenId],
+      patientId: fields.patientId ?? [...DEFAULT_FIELDS.patientId],
+      runTime: fields.runTime ?? [...DEFAULT_FIELDS.runTime],
+      testId: fields.testId ?? { codeComponent: 4 },
+    },
+    tests: p.tests ?? {},
+    runTypeRules: p.runTypeRules ?? [],
+    consumption: p.consumption ?? [],
+    corpusPatterns: p.corpusPatterns ?? [],
+  };
+}
+
+function formatIssues(issues: ProfileIssue[]): string {
+  return issues.map((i) => `${i.severity} ${i.path}: ${i.message}`).join('; ');
+}
+
+/**
+ * Load, validate and resolve one profile. Throws GW_PROFILE_UNKNOWN (no such file) or
+ * GW_PROFILE_INVALID (schema or rule errors; `details.issues` lists them all).
+ */
+export function loadProfile(name: string, dir: string = defaultProfilesDir()): Profile {
+  const obj = readProfileFile(name, dir);
+  const issues = checkProfile(obj, { fileName: name });
+  const errors = issues.filter((i) => i.severity === 'error');
+  if (errors.length > 0) {
+    throw new GatewayError('GW_PROFILE_INVALID', `profile "${name}" is invalid: ${formatIssues(errors)}`, { details: { issues } });
+  }
+  return resolveProfile(obj);
+}
+
+/** The profile with an analyzer's per-site quirk overrides applied (validated). */
+export function applyOverrides(profile: Profile, overrides: Record<string, unknown> | undefined): Profile {
+  if (!overrides || Object.keys(overrides).length === 0) return profile;
+  const issues = checkQuirkOverrides(overrides, 'overrides').filter((i) => i.severity === 'error');
+  if (issues.length > 0) throw new GatewayError('GW_CONFIG_INVALID', `overrides for profile "${profile.name}" are invalid: ${formatIssues(issues)}`, { details: { issues } });
+  return { ...profile, quirks: { ...profile.quirks, ...(overrides as Partial<ProfileQuirks>) } };
+}
+
+/** The effective profile of a configured analyzer: its profile file plus `overrides`. */
+export function resolveAnalyzerProfile(analyzer: AnalyzerConfig, dir: string = defaultProfilesDir()): Profile {
+  return applyOverrides(loadProfile(analyzer.profile, dir), analyzer.overrides);
+}
+
+export interface ListedProfile extends ProfileSummary {
+  /** Number of error issues (0 = loadable). */
+  errors: number;
+  warnings: number;
+}
+
+/** Summaries of every profile in a directory, including invalid ones (with their error count). */
+export function listProfiles(dir: string = defaultProfilesDir()): ListedProfile[] {
+  return profileNames(dir).map((name) => {
+    const file = path.join(dir, `${name}.json`);
+    let obj: unknown;
+    try {
+      obj = readProfileFile(name, dir);
+    } catch {
+      return { name, vendor: '?', model: '?', protocol: 'astm-e1381', transports: [], hostQuery: false, tests: 0, consumptionRows: 0, revision: '', file, errors: 1, warnings: 0 };
+    }
+    const issues = checkProfile(obj, { fileName: name });
+    const p = resolveProfile(obj);
+    const summary: ListedProfile = {
+      name,
+      vendor: String(p.vendor ?? '?'),
+      model: String(p.model ?? '?'),
+      protocol: p.protocol,
+      transports: Array.isArray(p.transport?.supported) ? p.transport.supported : [],
+      hostQuery: p.hostQuery.supported === true,
+      tests: Object.keys(p.tests).length,
+      consumptionRows: p.consumption.length,
+      revision: typeof p.revision === 'string' ? p.revision : '',
+      file,
+      errors: issues.filter((i) => i.severity === 'error').length,
+      warnings: issues.filter((i) => i.severity === 'warning').length,
+    };
+    if (p.firmware !== undefined) summary.firmware = p.firmware;
+    return summary;
+  });
+}
+
+/** Check every profile of a directory: `profiles check` without a name. */
+export function checkAllProfiles(dir: string = defaultProfilesDir()): Array<{ name: string; file: string; issues: ProfileIssue[] }> {
+  return profileNames(dir).map((name) => {
+    const file = path.join(dir, `${name}.json`);
+    try {
+      return { name, file, issues: checkProfile(readProfileFile(name, dir), { fileName: name }) };
+    } catch (err) {
+      return { name, file, issues: [{ severity: 'error' as const, path: '(file)', message: (err as Error).message }] };
+    }
+  });
+}
+
+/**
+ * `lab-gateway check` for the analyzers section: unknown profile names (with a suggestion),
+ * invalid profiles, override keys that are not quirks, transports the profile does not support.
+ */
+export function checkSiteAnalyzers(analyzers: AnalyzerConfig[], dir: string = defaultProfilesDir()): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const known = safeNames(dir);
+  analyzers.forEach((a, i) => {
+    const at = `analyzers[${i}]`;
+    if (typeof a.profile !== 'string' || a.profile === '') {
+      issues.push({ severity: 'error', path: `${at}.profile`, message: `a profile name is required; known profiles: ${known.join(', ')}` });
+      return;
+    }
+    if (!known.includes(a.profile)) {
+      issues.push({ severity: 'error', path: `${at}.profile`, message: `unknown profile "${a.profile}"${suggest(a.profile, known)}; known profiles: ${known.join(', ')}` });
+      return;
+    }
+    let profile: Profile;
+    try {
+      profile = loadProfile(a.profile, dir);
+    } catch (err) {
+      issues.push({ severity: 'error', path: `${at}.profile`, message: (err as Error).message });
+      return;
+    }
+    for (const issue of checkQuirkOverrides(a.overrides, `${at}.overrides`)) issues.push(issue);
+    const supported = profile.transport.supported;
+    if (a.serial && !supported.includes('serial')) {
+      issues.push({ severity: profile.protocol === 'hl7-mllp' ? 'error' : 'warning', path: `${at}.serial`, message: `profile "${profile.name}" (${profile.model}) is not known to support serial; supported: ${supported.join(', ')}` });
+    }
+    if (a.tcp?.listen && !supported.includes('tcp-server')) {
+      issues.push({ severity: 'warning', path: `${at}.tcp.listen`, message: `profile "${profile.name}" does not list tcp-server (the analyzer connecting to the gateway); supported: ${supported.join(', ')}` });
+    }
+    if (a.tcp?.connect && !supported.includes('tcp-client')) {
+      issues.push({ severity: 'warning', path: `${at}.tcp.connect`, message: `profile "${profile.name}" does not list tcp-client (the gateway connecting to the analyzer); supported: ${supported.join(', ')}` });
+    }
+    if (profile.transport.serial && a.serial?.baudRate !== undefined && a.serial.baudRate !== profile.transport.serial.baudRate) {
+      issues.push({ severity: 'warning', path: `${at}.serial.baudRate`, message: `${a.serial.baudRate} differs from the profile default ${profile.transport.serial.baudRate}: the analyzer must be set to the same rate` });
+    }
+  });
+  return issues;
+}
