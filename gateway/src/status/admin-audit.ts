@@ -1,0 +1,100 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { mkdir, open, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { GatewayError } from '../errors.ts';
+
+/**
+ * Admin bearer token and the audit log of admin actions.
+ *
+ * The token comes from `status.adminTokenFile` (or is injected). It is never logged; an action is
+ * attributed to the token's id (first 12 hex digits of its SHA-256) and the remote address.
+ * Every admin action is appended as one JSON line to `<dataDir>/audit.log` and flushed to disk
+ * before the action is answered.
+ */
+export interface AuditEntry {
+  at: string;
+  /** `token:<id>@<remote address>` */
+  actor: string;
+  action: string;
+  target?: string;
+  reason?: string;
+  outcome: 'ok' | 'refused' | 'failed';
+  detail?: string;
+}
+
+export function tokenId(token: string): string {
+  return createHash('sha256').update(token).digest('hex').slice(0, 12);
+}
+
+export class AdminAuth {
+  readonly #digest: Buffer | undefined;
+  readonly id: string | undefined;
+
+  constructor(token: string | undefined) {
+    const t = token?.trim();
+    this.#digest = t ? createHash('sha256').update(t).digest() : undefined;
+    this.id = t ? tokenId(t) : undefined;
+  }
+
+  static async fromFile(file: string | undefined, injected?: string): Promise<AdminAuth> {
+    if (injected !== undefined) return new AdminAuth(injected);
+    if (!file) return new AdminAuth(undefined);
+    try {
+      return new AdminAuth(await readFile(file, 'utf8'));
+    } catch (err) {
+      throw new GatewayError('GW_CONFIG_INVALID', `status.adminTokenFile: cannot read ${file}`, { cause: err, details: { path: 'status.adminTokenFile' } });
+    }
+  }
+
+  get enabled(): boolean {
+    return this.#digest !== undefined;
+  }
+
+  /** True when the `Authorization: Bearer <token>` header carries the admin token. */
+  check(authorization: string | undefined): boolean {
+    if (!this.#digest || !authorization) return false;
+    const m = /^Bearer\s+(.+)$/i.exec(authorization.trim());
+    if (!m) return false;
+    const given = createHash('sha256').update(m[1]!.trim()).digest();
+    // Compare digests in constant time (equal lengths by construction).
+    return timingSafeEqual(given, this.#digest);
+  }
+}
+
+export class AuditLog {
+  readonly file: string;
+  #chain: Promise<void> = Promise.resolve();
+
+  constructor(dataDir: string) {
+    this.file = path.join(dataDir, 'audit.log');
+  }
+
+  /** Appends one entry and fsyncs; entries are written in call order. */
+  append(entry: AuditEntry): Promise<void> {
+    const line = JSON.stringify(entry) + '\n';
+    const run = this.#chain.then(async () => {
+      await mkdir(path.dirname(this.file), { recursive: true });
+      const fh = await open(this.file, 'a', 0o600);
+      try {
+        await fh.write(line);
+        await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+    });
+    this.#chain = run.catch(() => {});
+    return run;
+  }
+
+  async read(): Promise<AuditEntry[]> {
+    try {
+      const text = await readFile(this.file, 'utf8');
+      return text
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as AuditEntry);
+    } catch {
+      return [];
+    }
+  }
+}

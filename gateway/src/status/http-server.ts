@@ -1,0 +1,438 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { GatewayConfig } from '../config/types.ts';
+import type { Component, ComponentStatus } from '../lifecycle.ts';
+import type { Logger } from '../log.ts';
+import type { Telemetry } from '../telemetry.ts';
+import type { EventQuery, GatewayStore, MessageQuery, StoredEvent } from '../store/types.ts';
+import { EventStates } from '../store/types.ts';
+import { EventTypes } from '../events/types.ts';
+import { GatewayError, describeError, isGatewayError } from '../errors.ts';
+import { StatusModel } from './status-model.ts';
+import { StatusMetrics } from './metrics.ts';
+import { AdminAuth, AuditLog, type AuditEntry } from './admin-audit.ts';
+import { maskNames } from './mask-names.ts';
+import { loadPageAssets, type PageAsset } from './page-assets.ts';
+
+/**
+ * The HTTP status API and page (DESIGN.md §5), on `status.listen`, with node:http only.
+ *
+ *   GET  /api/status                 the status body (contract fields + additive fields)
+ *   GET  /api/stream                 the same body as server-sent events, on change
+ *   GET  /api/messages?controlId=&endpoint=&q=&limit=&before=
+ *   GET  /api/messages/:id[?reveal=1]  raw message (names masked unless an admin reveals), events, Odoo refs
+ *   GET  /api/events?state=&type=&limit=&after=
+ *   GET  /api/events/:id
+ *   POST /api/events/:id/replay|discard   admin; body { reason }
+ *   POST /api/relay/pause|resume          admin; body { reason }
+ *   GET  /api/admin/check | /api/audit    admin
+ *   GET  /api/sandbox                sandbox Odoo records when no odoo.url
+ *   GET  /metrics                    Prometheus text
+ *   GET  /healthz                    200 only while intake can commit, else 503
+ *   GET  /                           the status page
+ */
+export interface RelayControl {
+  pause(): void;
+  resume(): void;
+  readonly paused: boolean;
+}
+
+export interface StatusServerOptions {
+  config: GatewayConfig;
+  store: GatewayStore;
+  telemetry: Telemetry;
+  log: Logger;
+  version: string;
+  startedAt: string;
+  relayControl?: RelayControl;
+  /** Sandbox Odoo records to show when there is no odoo.url. */
+  sandbox?: { summary(): Promise<unknown> };
+  /** Admin token (else read from status.adminTokenFile). */
+  adminToken?: string;
+  /** A shared model (the MQTT publisher reads the same one); created here when absent. */
+  model?: StatusModel;
+  /** Collect Node process metrics too (default true). */
+  processMetrics?: boolean;
+}
+
+const MAX_BODY = 16 * 1024;
+const STREAM_MIN_INTERVAL_MS = 250;
+
+class HttpError extends Error {
+  readonly statusCode: number;
+  constructor(statusCode: number, message: string) {
+    super(message);
+    this.statusCode = statusCode;
+  }
+}
+
+function clampLimit(raw: string | null, fallback = 50, max = 500): number {
+  if (raw === null || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new HttpError(400, `limit must be a positive integer, got "${raw}"`);
+  return Math.min(n, max);
+}
+
+export class StatusServer implements Component {
+  readonly name = 'status-http';
+  readonly model: StatusModel;
+  #status: ComponentStatus = 'created';
+  readonly #o: StatusServerOptions;
+  readonly #log: Logger;
+  readonly #ownsModel: boolean;
+  #server: http.Server | undefined;
+  #metrics: StatusMetrics | undefined;
+  #auth = new AdminAuth(undefined);
+  readonly #audit: AuditLog;
+  #assets = new Map<string, PageAsset>();
+  readonly #streams = new Set<http.ServerResponse>();
+  #streamTimer: NodeJS.Timeout | undefined;
+  #streamLastSent = 0;
+  #unsubscribeModel: (() => void) | undefined;
+
+  constructor(options: StatusServerOptions) {
+    this.#o = options;
+    this.#log = options.log.child({ component: 'status-http' });
+    this.#ownsModel = options.model === undefined;
+    this.model =
+      options.model ??
+      new StatusModel({
+        config: options.config,
+        store: options.store,
+        telemetry: options.telemetry,
+        version: options.version,
+        startedAt: options.startedAt,
+        relayPaused: () => options.relayControl?.paused ?? false,
+      });
+    this.#audit = new AuditLog(options.config.gateway.dataDir);
+  }
+
+  get status(): ComponentStatus {
+    return this.#status;
+  }
+
+  get auditLog(): AuditLog {
+    return this.#audit;
+  }
+
+  /** The bound address (use with `status.listen.port: 0`). */
+  address(): { host: string; port: number } {
+    const a = this.#server?.address() as AddressInfo | null | undefined;
+    if (!a) throw new GatewayError('GW_SHUTTING_DOWN', 'the status server is not listening');
+    return { host: a.address, port: a.port };
+  }
+
+  url(): string {
+    const { host, port } = this.address();
+    return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  }
+
+  async start(): Promise<void> {
+    if (this.#status !== 'created') return;
+    this.#status = 'starting';
+    try {
+      this.#auth = await AdminAuth.fromFile(this.#o.config.status.adminTokenFile, this.#o.adminToken);
+      this.#assets = loadPageAssets();
+      await this.model.start();
+      this.#metrics = new StatusMetrics({
+        store: this.#o.store,
+        telemetry: this.#o.telemetry,
+        model: this.model,
+        gatewayId: this.#o.config.gateway.id,
+        defaultMetrics: this.#o.processMetrics ?? true,
+      });
+      this.#unsubscribeModel = this.model.onChange(() => this.#scheduleStream());
+      const server = http.createServer((req, res) => void this.#handle(req, res));
+      server.keepAliveTimeout = 5000;
+      server.headersTimeout = 10_000;
+      server.requestTimeout = 30_000;
+      this.#server = server;
+      const { host, port } = this.#o.config.status.listen;
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      this.#log.info('status API listening', { url: this.url(), admin: this.#auth.enabled });
+      this.#status = 'running';
+    } catch (err) {
+      this.#status = 'failed';
+      throw err;
+    }
+  }
+
+  async stop(deadlineMs = 5000): Promise<void> {
+    if (this.#status === 'stopped' || this.#status === 'stopping') return;
+    this.#status = 'stopping';
+    clearTimeout(this.#streamTimer);
+    this.#unsubscribeModel?.();
+    for (const s of this.#streams) s.end();
+    this.#streams.clear();
+    const server = this.#server;
+    if (server) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          server.closeAllConnections();
+          resolve();
+        }, deadlineMs);
+        t.unref();
+        server.close(() => {
+          clearTimeout(t);
+          resolve();
+        });
+        server.closeIdleConnections();
+      });
+    }
+    this.#metrics?.close();
+    if (this.#ownsModel) await this.model.stop();
+    this.#status = 'stopped';
+  }
+
+  async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://status.local');
+    const method = req.method ?? 'GET';
+    try {
+      res.setHeader('X-Content-Type-Options', 'nosniff');
+      res.setHeader('X-Frame-Options', 'DENY');
+      res.setHeader('Referrer-Policy', 'no-referrer');
+      await this.#route(method, url, req, res);
+    } catch (err) {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      if (err instanceof HttpError) return this.#json(res, err.statusCode, { error: err.message });
+      if (isGatewayError(err, 'GW_STORE_NOT_FOUND')) return this.#json(res, 404, { error: err.message, code: err.code });
+      if (isGatewayError(err, 'GW_STORE_STATE')) return this.#json(res, 409, { error: err.message, code: err.code });
+      if (isGatewayError(err, 'GW_STORE_UNAVAILABLE') || isGatewayError(err, 'GW_STORE_FULL')) return this.#json(res, 503, { error: err.message, code: err.code });
+      this.#log.error('status request failed', { method, path: url.pathname, error: describeError(err) });
+      this.#json(res, 500, { error: 'internal error', detail: describeError(err) });
+    }
+  }
+
+  async #route(method: string, url: URL, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const p = url.pathname;
+    const q = url.searchParams;
+    if (method === 'GET' || method === 'HEAD') {
+      if (p === '/api/status') return this.#json(res, 200, this.model.toApiStatus());
+      if (p === '/api/stream') return this.#openStream(req, res);
+      if (p === '/healthz') return this.#healthz(res);
+      if (p === '/metrics') return this.#metricsText(res);
+      if (p === '/api/messages') return this.#listMessages(q, res);
+      if (p === '/api/events') return this.#listEvents(q, res);
+      if (p === '/api/sandbox') return this.#sandboxSummary(res);
+      if (p === '/api/admin/check') {
+        const actor = this.#requireAdmin(req, 'check');
+        return this.#json(res, 200, { ok: true, tokenId: this.#auth.id, actor });
+      }
+      if (p === '/api/audit') {
+        this.#requireAdmin(req, 'read-audit');
+        const entries = await this.#audit.read();
+        return this.#json(res, 200, { entries: entries.slice(-clampLimit(q.get('limit'), 100, 1000)) });
+      }
+      let m = /^\/api\/messages\/([^/]+)$/.exec(p);
+      if (m) return this.#messageDetail(decodeURIComponent(m[1]!), q, req, res);
+      m = /^\/api\/events\/([^/]+)$/.exec(p);
+      if (m) {
+        const ev = await this.#o.store.getEvent(decodeURIComponent(m[1]!));
+        if (!ev) throw new HttpError(404, 'no such event');
+        return this.#json(res, 200, ev);
+      }
+      const asset = this.#assets.get(p);
+      if (asset) return this.#asset(res, asset);
+      throw new HttpError(404, `no such resource: ${p}`);
+    }
+    if (method === 'POST') {
+      let m = /^\/api\/events\/([^/]+)\/(replay|discard)$/.exec(p);
+      if (m) return this.#eventAction(decodeURIComponent(m[1]!), m[2] as 'replay' | 'discard', req, res);
+      m = /^\/api\/relay\/(pause|resume)$/.exec(p);
+      if (m) return this.#relayAction(m[1] as 'pause' | 'resume', req, res);
+      throw new HttpError(404, `no such action: ${p}`);
+    }
+    res.setHeader('Allow', 'GET, HEAD, POST');
+    throw new HttpError(405, `method ${method} not allowed`);
+  }
+
+  #json(res: http.ServerResponse, code: number, body: unknown): void {
+    const text = JSON.stringify(body);
+    res.writeHead(code, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(text) });
+    res.end(text);
+  }
+
+  #asset(res: http.ServerResponse, asset: PageAsset): void {
+    res.writeHead(200, {
+      'Content-Type': asset.contentType,
+      'Content-Length': asset.body.length,
+      'Cache-Control': 'no-cache',
+      // Everything the page needs is served from here: no CDN, no inline script.
+      'Content-Security-Policy': "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    });
+    res.end(asset.body);
+  }
+
+  #healthz(res: http.ServerResponse): void {
+    // Intake can commit only while the store is healthy; load balancers and systemd watchers use this.
+    const store = this.#o.store.health;
+    const ok = store === 'ok' && this.model.health().health !== 'down';
+    this.#json(res, ok ? 200 : 503, { ok, store });
+  }
+
+  async #metricsText(res: http.ServerResponse): Promise<void> {
+    const metrics = this.#metrics;
+    if (!metrics) throw new HttpError(503, 'metrics not ready');
+    const text = await metrics.text();
+    res.writeHead(200, { 'Content-Type': metrics.contentType, 'Cache-Control': 'no-store' });
+    res.end(text);
+  }
+
+  async #listMessages(q: URLSearchParams, res: http.ServerResponse): Promise<void> {
+    const query: MessageQuery = { limit: clampLimit(q.get('limit')) };
+    for (const k of ['controlId', 'endpoint', 'q', 'before'] as const) {
+      const v = q.get(k);
+      if (v) query[k] = v;
+    }
+    const messages = await this.#o.store.listMessages(query);
+    this.#json(res, 200, { messages, count: messages.length });
+  }
+
+  async #listEvents(q: URLSearchParams, res: http.ServerResponse): Promise<void> {
+    const query: EventQuery = { limit: clampLimit(q.get('limit')) };
+    const state = q.get('state');
+    if (state) {
+      if (!(EventStates as readonly string[]).includes(state)) throw new HttpError(400, `state must be one of ${EventStates.join(', ')}`);
+      query.state = state as EventQuery['state'];
+    }
+    const type = q.get('type');
+    if (type) {
+      if (!(EventTypes as readonly string[]).includes(type)) throw new HttpError(400, `type must be one of ${EventTypes.join(', ')}`);
+      query.type = type as EventQuery['type'];
+    }
+    const after = q.get('after');
+    if (after) query.after = after;
+    const events = await this.#o.store.listEvents(query);
+    this.#json(res, 200, { events, count: events.length });
+  }
+
+  async #messageDetail(id: string, q: URLSearchParams, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const reveal = q.get('reveal') === '1';
+    let actor: string | undefined;
+    if (reveal) actor = this.#requireAdmin(req, 'reveal-names', id);
+    const found = await this.#o.store.getMessage(id);
+    if (!found) throw new HttpError(404, 'no such message');
+    const { message } = found;
+    const text = found.raw.toString(message.encoding === 'utf8' ? 'utf8' : 'latin1');
+    if (reveal && actor) {
+      await this.#auditEntry({ actor, action: 'reveal-names', target: id, outcome: 'ok', reason: q.get('reason') ?? undefined });
+    }
+    const events: StoredEvent[] = [];
+    for (const eventId of message.eventIds) {
+      const e = await this.#o.store.getEvent(eventId);
+      if (e) events.push(e);
+    }
+    const odoo = events.flatMap((e) => (e.odoo ?? []).map((ref) => ({ eventId: e.event.id, ...ref })));
+    this.#json(res, 200, {
+      message,
+      raw: reveal ? text : maskNames(message.kind, text),
+      namesMasked: !reveal,
+      ack: found.ack ? found.ack.toString('latin1') : null,
+      events,
+      odoo,
+    });
+  }
+
+  async #sandboxSummary(res: http.ServerResponse): Promise<void> {
+    if (!this.#o.sandbox || this.#o.config.odoo.url) throw new HttpError(404, 'not in sandbox mode');
+    this.#json(res, 200, { sandbox: true, records: await this.#o.sandbox.summary() });
+  }
+
+  async #eventAction(id: string, action: 'replay' | 'discard', req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const actor = this.#requireAdmin(req, action, id);
+    const body = await readJsonBody(req);
+    const reason = typeof body.reason === 'string' ? body.reason.trim() : '';
+    if (action === 'discard' && !reason) throw new HttpError(400, 'a discard needs a reason');
+    let result: StoredEvent;
+    try {
+      result = action === 'replay' ? await this.#o.store.replay(id, actor, reason || undefined) : await this.#o.store.discard(id, actor, reason);
+    } catch (err) {
+      await this.#auditEntry({ actor, action, target: id, reason, outcome: 'failed', detail: describeError(err) });
+      throw err;
+    }
+    await this.#auditEntry({ actor, action, target: id, reason, outcome: 'ok' });
+    this.#log.info(`event ${action} by admin`, { eventId: id, actor });
+    this.model.poll();
+    this.#json(res, 200, result);
+  }
+
+  async #relayAction(action: 'pause' | 'resume', req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const actor = this.#requireAdmin(req, `relay-${action}`);
+    const body = await readJsonBody(req);
+    const reason = typeof body.reason === 'string' ? body.reason.trim() : '';
+    const rc = this.#o.relayControl;
+    if (!rc) throw new HttpError(501, 'this gateway has no relay to pause');
+    if (action === 'pause') rc.pause();
+    else rc.resume();
+    await this.#auditEntry({ actor, action: `relay-${action}`, reason, outcome: 'ok' });
+    this.#log.info(`relay ${action}d by admin`, { actor });
+    this.model.touch();
+    this.#json(res, 200, { paused: rc.paused });
+  }
+
+  /** Returns the actor string, or throws 401/403 after auditing the refusal. */
+  #requireAdmin(req: http.IncomingMessage, action: string, target?: string): string {
+    const remote = req.socket.remoteAddress ?? 'unknown';
+    if (!this.#auth.enabled) throw new HttpError(403, 'admin actions are disabled: set status.adminTokenFile');
+    if (!this.#auth.check(req.headers.authorization)) {
+      void this.#auditEntry({ actor: `anonymous@${remote}`, action, target, outcome: 'refused', detail: 'missing or wrong admin token' }).catch(() => {});
+      throw new HttpError(401, 'admin token required (Authorization: Bearer <token>)');
+    }
+    return `token:${this.#auth.id}@${remote}`;
+  }
+
+  async #auditEntry(e: Omit<AuditEntry, 'at'>): Promise<void> {
+    const entry: AuditEntry = { at: new Date().toISOString(), ...e };
+    if (entry.reason === undefined || entry.reason === '') delete entry.reason;
+    if (entry.target === undefined) delete entry.target;
+    await this.#audit.append(entry);
+  }
+
+  #openStream(req: http.IncomingMessage, res: http.ServerResponse): void {
+    res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive' });
+    res.write(`retry: 2000\ndata: ${JSON.stringify(this.model.toApiStatus())}\n\n`);
+    this.#streams.add(res);
+    req.on('close', () => this.#streams.delete(res));
+  }
+
+  /** Coalesce changes: at most one stream push per STREAM_MIN_INTERVAL_MS. */
+  #scheduleStream(): void {
+    if (this.#streams.size === 0 || this.#streamTimer) return;
+    const wait = Math.max(0, this.#streamLastSent + STREAM_MIN_INTERVAL_MS - Date.now());
+    this.#streamTimer = setTimeout(() => {
+      this.#streamTimer = undefined;
+      this.#streamLastSent = Date.now();
+      const frame = `data: ${JSON.stringify(this.model.toApiStatus())}\n\n`;
+      for (const s of this.#streams) s.write(frame);
+    }, wait);
+    this.#streamTimer.unref();
+  }
+}
+
+async function readJsonBody(req: http.IncomingMessage): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY) throw new HttpError(413, `body larger than ${MAX_BODY} bytes`);
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString('utf8').trim();
+  if (!text) return {};
+  try {
+    const v: unknown = JSON.parse(text);
+    if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
+  } catch {
+    /* fall through */
+  }
+  throw new HttpError(400, 'body must be a JSON object, e.g. {"reason":"…"}');
+}

@@ -1,0 +1,179 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { GatewayStore } from '../store/types.ts';
+import type { Telemetry } from '../telemetry.ts';
+import type { StatusModel } from './status-model.ts';
+
+/**
+ * Prometheus metrics for `GET /metrics`. One registry per gateway (not prom-client's global one),
+ * fed by telemetry; queue gauges are read from the store at scrape time.
+ * Names follow the Prometheus conventions: `_total` counters, base units (seconds, bytes).
+ */
+export class StatusMetrics {
+  readonly registry = new Registry();
+  readonly #unsubscribe: Array<() => void> = [];
+
+  constructor(options: { store: GatewayStore; telemetry: Telemetry; model: StatusModel; gatewayId: string; defaultMetrics?: boolean }) {
+    const { store, telemetry, model } = options;
+    const r = this.registry;
+    r.setDefaultLabels({ gateway: options.gatewayId });
+    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: r, prefix: 'lab_gateway_process_' });
+
+    const intake = new Counter({
+      name: 'lab_gateway_intake_messages_total',
+      help: 'Inbound messages answered, by endpoint and outcome (accepted, rejected, duplicate).',
+      labelNames: ['endpoint', 'kind', 'outcome'] as const,
+      registers: [r],
+    });
+    const intakeBytes = new Counter({
+      name: 'lab_gateway_intake_bytes_total',
+      help: 'Bytes of inbound messages answered, by endpoint.',
+      labelNames: ['endpoint'] as const,
+      registers: [r],
+    });
+    const ackLatency = new Histogram({
+      name: 'lab_gateway_ack_latency_seconds',
+      help: 'Time from the last byte of a message to its acknowledgement (includes the fsync).',
+      labelNames: ['endpoint'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [r],
+    });
+    const relay = new Counter({
+      name: 'lab_gateway_relay_outcomes_total',
+      help: 'Relay attempts by outcome (delivered, retry, dead) and event type.',
+      labelNames: ['outcome', 'event_type'] as const,
+      registers: [r],
+    });
+    const relayLatency = new Histogram({
+      name: 'lab_gateway_relay_latency_seconds',
+      help: 'Time of one relay attempt (all Odoo calls for one event).',
+      labelNames: ['outcome'] as const,
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [r],
+    });
+    const odooLatency = new Histogram({
+      name: 'lab_gateway_odoo_request_seconds',
+      help: 'Latency of one HTTP round trip to Odoo, by model, method and success.',
+      labelNames: ['model', 'method', 'ok'] as const,
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [r],
+    });
+    const ignored = new Counter({
+      name: 'lab_gateway_ignored_bytes_total',
+      help: 'Bytes received outside frames and ignored, by endpoint.',
+      labelNames: ['endpoint'] as const,
+      registers: [r],
+    });
+    new Gauge({
+      name: 'lab_gateway_queue_events',
+      help: 'Events in the store by state.',
+      labelNames: ['state'] as const,
+      registers: [r],
+      collect() {
+        let s;
+        try {
+          s = store.stats();
+        } catch {
+          return; // store closed: keep the last values
+        }
+        this.set({ state: 'pending' }, s.pending);
+        this.set({ state: 'inflight' }, s.inFlight);
+        this.set({ state: 'retrying' }, s.retrying);
+        this.set({ state: 'dead' }, s.deadLettered);
+        this.set({ state: 'delivered' }, s.delivered);
+        this.set({ state: 'discarded' }, s.discarded);
+      },
+    });
+    new Gauge({
+      name: 'lab_gateway_queue_oldest_pending_age_seconds',
+      help: 'Age of the oldest event waiting for Odoo.',
+      registers: [r],
+      collect() {
+        try {
+          this.set(store.stats().oldestPendingAgeSeconds);
+        } catch {
+          /* store closed */
+        }
+      },
+    });
+    new Gauge({
+      name: 'lab_gateway_blocked_partitions',
+      help: 'Partitions whose head event is dead-lettered.',
+      registers: [r],
+      collect() {
+        try {
+          this.set(store.stats().blockedPartitions);
+        } catch {
+          /* store closed */
+        }
+      },
+    });
+    new Gauge({
+      name: 'lab_gateway_health',
+      help: 'Gateway health: 0 ok, 1 degraded, 2 down.',
+      registers: [r],
+      collect() {
+        const h = model.health().health;
+        this.set(h === 'ok' ? 0 : h === 'degraded' ? 1 : 2);
+      },
+    });
+    new Gauge({
+      name: 'lab_gateway_store_up',
+      help: '1 when the store can commit (intake possible), else 0.',
+      registers: [r],
+      collect() {
+        this.set(store.health === 'ok' ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'lab_gateway_endpoint_connections',
+      help: 'Open connections per endpoint.',
+      labelNames: ['endpoint', 'kind', 'state'] as const,
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const id of model.endpointIds()) {
+          const e = model.endpoint(id);
+          if (e) this.set({ endpoint: e.id, kind: e.kind, state: e.state }, e.connections);
+        }
+      },
+    });
+    new Gauge({
+      name: 'lab_gateway_data_dir_free_bytes',
+      help: 'Free space in the data directory.',
+      registers: [r],
+      collect() {
+        const d = model.toApiStatus().disk;
+        if (d) this.set(d.freeBytes);
+      },
+    });
+
+    this.#unsubscribe.push(
+      telemetry.on('intake.message', (e) => {
+        intake.inc({ endpoint: e.endpoint, kind: e.kind, outcome: e.outcome });
+        intakeBytes.inc({ endpoint: e.endpoint }, e.bytes);
+        ackLatency.observe({ endpoint: e.endpoint }, e.ackLatencyMs / 1000);
+      }),
+      telemetry.on('relay.outcome', (e) => {
+        relay.inc({ outcome: e.outcome, event_type: e.eventType });
+        relayLatency.observe({ outcome: e.outcome }, e.latencyMs / 1000);
+      }),
+      telemetry.on('odoo.request', (e) => {
+        odooLatency.observe({ model: e.model, method: e.method, ok: String(e.ok) }, e.latencyMs / 1000);
+      }),
+      telemetry.on('endpoint.ignored-bytes', (e) => ignored.inc({ endpoint: e.endpoint }, e.count)),
+    );
+  }
+
+  async text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  close(): void {
+    for (const u of this.#unsubscribe.splice(0)) u();
+    this.registry.clear();
+  }
+}

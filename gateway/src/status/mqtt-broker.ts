@@ -1,0 +1,230 @@
+import net from 'node:net';
+import tls from 'node:tls';
+import { randomBytes, timingSafeEqual, createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { Aedes, type Client } from 'aedes';
+import type { MqttConfig } from '../config/types.ts';
+import type { Component, ComponentStatus } from '../lifecycle.ts';
+import type { Logger } from '../log.ts';
+import { GatewayError } from '../errors.ts';
+import { TOPIC_ROOT } from './mqtt-topics.ts';
+
+/**
+ * The embedded MQTT broker (aedes) for `mqtt.broker: embedded`.
+ *
+ * - Bound to `mqtt.listen` (127.0.0.1 by default). Anonymous access is allowed only on a loopback
+ *   address; bound anywhere else the broker refuses to start unless `mqtt.usernameFile` and
+ *   `mqtt.passwordFile` are set (a GW_CONFIG_INVALID error naming the key).
+ * - TLS (`mqtt.tls.cert/key[/ca]`) makes it an MQTTS listener; with `ca` clients must present a
+ *   certificate signed by it.
+ * - Only the gateway's own publisher may publish: it authenticates with a per-process secret that
+ *   never leaves the process. Subscribers are read-only (MQTT-3.3.5-2 allows the server to refuse
+ *   a PUBLISH it does not authorize; aedes then drops it).
+ *
+ * A limit of the embedded mode: the broker lives in the gateway's process, so a Last Will cannot
+ * outlive a kill -9: subscribers see their connection drop instead, and treat that as "gateway
+ * offline" (the tray does). With an external broker the Last Will is delivered.
+ */
+export const INTERNAL_USERNAME = '$lab-gateway-publisher';
+
+export interface BrokerCredentials {
+  username: string;
+  password: string;
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host) || host === '::ffff:127.0.0.1';
+}
+
+/** Reads `mqtt.usernameFile` / `mqtt.passwordFile` (trailing newline trimmed). */
+export function readMqttCredentials(config: MqttConfig): BrokerCredentials | undefined {
+  if (!config.usernameFile && !config.passwordFile) return undefined;
+  const read = (file: string | undefined, key: string): string => {
+    if (!file) throw new GatewayError('GW_CONFIG_INVALID', `${key} is required when the other credential file is set`, { details: { path: key } });
+    try {
+      return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      throw new GatewayError('GW_CONFIG_INVALID', `${key}: cannot read ${file}`, { cause: err, details: { path: key } });
+    }
+  };
+  return { username: read(config.usernameFile, 'mqtt.usernameFile'), password: read(config.passwordFile, 'mqtt.passwordFile') };
+}
+
+function sameSecret(a: string | Buffer, b: string): boolean {
+  const ha = createHash('sha256').update(a).digest();
+  const hb = createHash('sha256').update(b).digest();
+  return timingSafeEqual(ha, hb);
+}
+
+export interface EmbeddedBrokerOptions {
+  config: MqttConfig;
+  log: Logger;
+}
+
+export class EmbeddedBroker implements Component {
+  readonly name = 'mqtt-broker';
+  #status: ComponentStatus = 'created';
+  readonly #o: EmbeddedBrokerOptions;
+  readonly #log: Logger;
+  /** Per-process secret of the gateway's own publisher connection. */
+  readonly internalPassword = randomBytes(24).toString('hex');
+  #credentials: BrokerCredentials | undefined;
+  #aedes: Aedes | undefined;
+  #server: net.Server | undefined;
+  /** With TLS: a plain listener on 127.0.0.1 for the gateway's own publisher only. */
+  #internalServer: net.Server | undefined;
+  readonly #internalClients = new WeakSet<Client>();
+
+  constructor(options: EmbeddedBrokerOptions) {
+    this.#o = options;
+    this.#log = options.log.child({ component: 'mqtt-broker' });
+  }
+
+  get status(): ComponentStatus {
+    return this.#status;
+  }
+
+  get tls(): boolean {
+    return this.#o.config.tls !== undefined;
+  }
+
+  address(): { host: string; port: number } {
+    const a = this.#server?.address() as AddressInfo | null | undefined;
+    if (!a) throw new GatewayError('GW_SHUTTING_DOWN', 'the MQTT broker is not listening');
+    return { host: a.address, port: a.port };
+  }
+
+  /**
+   * URL the gateway's own publisher uses: the listener itself (loopback when bound to all
+   * interfaces), or with TLS a plain loopback listener that only the internal secret can use.
+   */
+  loopbackUrl(): string {
+    const internal = this.#internalServer?.address() as AddressInfo | null | undefined;
+    if (internal) return `mqtt://127.0.0.1:${internal.port}`;
+    const { host, port } = this.address();
+    const h = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+    return `mqtt://${h}:${port}`;
+  }
+
+  get connectedClients(): number {
+    return this.#aedes?.connectedClients ?? 0;
+  }
+
+  async start(): Promise<void> {
+    if (this.#status !== 'created') return;
+    this.#status = 'starting';
+    try {
+      const cfg = this.#o.config;
+      this.#credentials = readMqttCredentials(cfg);
+      if (!isLoopback(cfg.listen.host) && !this.#credentials) {
+        throw new GatewayError(
+          'GW_CONFIG_INVALID',
+          `mqtt.usernameFile: the embedded broker listens on ${cfg.listen.host}, beyond loopback, and anonymous access is off there: set mqtt.usernameFile and mqtt.passwordFile`,
+          { details: { path: 'mqtt.usernameFile' } },
+        );
+      }
+      const aedes = new Aedes({
+        id: 'lab-gateway',
+        // A subscriber that stops reading must not stall the others (aedes docs: drainTimeout).
+        drainTimeout: 10_000,
+        heartbeatInterval: 60_000,
+        authenticate: (client, username, password, done) => this.#authenticate(client, username, password, done),
+        authorizePublish: (client, packet, done) => {
+          if (client === null || this.#internalClients.has(client)) return done(null);
+          done(new Error(`publishing is reserved to the gateway (topic ${packet.topic})`));
+        },
+      });
+      await aedes.listen();
+      aedes.on('clientError', (client, err) => this.#log.debug('mqtt client error', { client: client.id, error: err.message }));
+      this.#aedes = aedes;
+      const handler = (socket: net.Socket): void => {
+        aedes.handle(socket);
+      };
+      const server = cfg.tls
+        ? tls.createServer(
+            {
+              cert: readFileSync(cfg.tls.cert),
+              key: readFileSync(cfg.tls.key),
+              ...(cfg.tls.ca ? { ca: readFileSync(cfg.tls.ca), requestCert: true, rejectUnauthorized: true } : {}),
+              minVersion: 'TLSv1.2',
+            },
+            handler,
+          )
+        : net.createServer(handler);
+      this.#server = server;
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(cfg.listen.port, cfg.listen.host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      if (cfg.tls) {
+        const internal = net.createServer((socket) => {
+          // Only the internal publisher may use this hop (the authenticate handler checks the secret).
+          (socket as net.Socket & { internalOnly?: boolean }).internalOnly = true;
+          aedes.handle(socket);
+        });
+        this.#internalServer = internal;
+        await new Promise<void>((resolve, reject) => {
+          internal.once('error', reject);
+          internal.listen(0, '127.0.0.1', () => resolve());
+        });
+      }
+      this.#log.info('embedded MQTT broker listening', { url: this.loopbackUrl(), tls: this.tls, anonymous: !this.#credentials });
+      this.#status = 'running';
+    } catch (err) {
+      this.#status = 'failed';
+      await this.#closeAll();
+      throw err;
+    }
+  }
+
+  async stop(deadlineMs = 3000): Promise<void> {
+    if (this.#status === 'stopped' || this.#status === 'stopping') return;
+    this.#status = 'stopping';
+    await Promise.race([this.#closeAll(), new Promise<void>((r) => setTimeout(r, deadlineMs).unref())]);
+    this.#status = 'stopped';
+  }
+
+  async #closeAll(): Promise<void> {
+    const server = this.#server;
+    const internal = this.#internalServer;
+    const aedes = this.#aedes;
+    this.#server = undefined;
+    this.#internalServer = undefined;
+    this.#aedes = undefined;
+    await Promise.all([
+      internal ? new Promise<void>((r) => internal.close(() => r())) : Promise.resolve(),
+      server ? new Promise<void>((r) => server.close(() => r())) : Promise.resolve(),
+      aedes ? new Promise<void>((r) => aedes.close(() => r())) : Promise.resolve(),
+    ]);
+  }
+
+  #authenticate(
+    client: Client,
+    username: string | undefined,
+    password: Buffer | undefined,
+    done: (error: (Error & { returnCode: number }) | null, success: boolean | null) => void,
+  ): void {
+    if (username === INTERNAL_USERNAME) {
+      if (password && sameSecret(password, this.internalPassword)) {
+        this.#internalClients.add(client);
+        return done(null, true);
+      }
+      return done(Object.assign(new Error('bad credentials'), { returnCode: 4 }), false);
+    }
+    if ((client.conn as net.Socket & { internalOnly?: boolean }).internalOnly) {
+      return done(Object.assign(new Error('internal listener'), { returnCode: 5 }), false);
+    }
+    const creds = this.#credentials;
+    if (!creds) return done(null, true); // loopback only (checked at start)
+    if (username !== undefined && password !== undefined && sameSecret(username, creds.username) && sameSecret(password, creds.password)) {
+      return done(null, true);
+    }
+    // MQTT 3.1.1 §3.2.2.3: return code 4, bad user name or password.
+    this.#log.warn('mqtt client refused: bad credentials', { client: client.id });
+    done(Object.assign(new Error('bad user name or password'), { returnCode: 4 }), false);
+  }
+}

@@ -1,0 +1,224 @@
+import { readFileSync } from 'node:fs';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { Component, ComponentStatus } from '../lifecycle.ts';
+import type { Logger } from '../log.ts';
+import { describeError } from '../errors.ts';
+import type { StatusAlert, StatusModel } from './status-model.ts';
+import { topics, type AvailabilityPayload } from './mqtt-topics.ts';
+
+/**
+ * Publishes the status model over MQTT (DESIGN.md §5 topics): the retained status and endpoint
+ * topics on change (coalesced: at most one publish per `coalesceMs`) and on an interval, alerts
+ * non-retained, and the retained availability topic with a Last Will `offline`.
+ *
+ * It is an ordinary MQTT client — of the embedded broker over loopback, or of an external broker
+ * (Mosquitto, EMQX). With an external broker the Last Will reaches subscribers even after kill -9
+ * (MQTT 3.1.1 §3.1.2.5: the server publishes the will when the network connection closes without
+ * a DISCONNECT). With the embedded broker the broker dies with the process; subscribers then see
+ * their own connection close, which the tray treats as "gateway offline".
+ *
+ * Publishing never blocks the data path: the model notifies synchronously and the publisher only
+ * schedules a timer; while the broker is unreachable updates are dropped (the next connect
+ * publishes the current state), alerts are kept in a small buffer.
+ */
+export interface MqttPublisherOptions {
+  gatewayId: string;
+  model: StatusModel;
+  log: Logger;
+  /** mqtt://host:port or mqtts://host:port */
+  url: string;
+  username?: string;
+  password?: string;
+  tls?: { ca?: string; cert?: string; key?: string };
+  /** Re-publish all retained topics this often (ms). */
+  publishIntervalMs: number;
+  /** Minimum gap between change-triggered publishes (ms). Default 250. */
+  coalesceMs?: number;
+  /** How long start() waits for the first connection before going on (ms). Default 5000. */
+  connectWaitMs?: number;
+  clientId?: string;
+}
+
+const MAX_BUFFERED_ALERTS = 100;
+
+export class MqttStatusPublisher implements Component {
+  readonly name = 'mqtt-publisher';
+  #status: ComponentStatus = 'created';
+  readonly #o: MqttPublisherOptions;
+  readonly #log: Logger;
+  readonly #t: ReturnType<typeof topics>;
+  #client: MqttClient | undefined;
+  #interval: NodeJS.Timeout | undefined;
+  #flushTimer: NodeJS.Timeout | undefined;
+  #lastFlush = 0;
+  #pending = new Set<string>();
+  readonly #lastPayload = new Map<string, string>();
+  readonly #alertBuffer: StatusAlert[] = [];
+  readonly #unsubscribe: Array<() => void> = [];
+  /** Publishes made (for tests and the benchmark). */
+  published = 0;
+
+  constructor(options: MqttPublisherOptions) {
+    this.#o = options;
+    this.#log = options.log.child({ component: 'mqtt-publisher' });
+    this.#t = topics(options.gatewayId);
+  }
+
+  get status(): ComponentStatus {
+    return this.#status;
+  }
+
+  get connected(): boolean {
+    return this.#client?.connected ?? false;
+  }
+
+  async start(): Promise<void> {
+    if (this.#status !== 'created') return;
+    this.#status = 'starting';
+    await this.#o.model.start();
+    const will: AvailabilityPayload = { gatewayId: this.#o.gatewayId, state: 'offline', reason: 'connection to the gateway lost' };
+    const opts: IClientOptions = {
+      clientId: this.#o.clientId ?? `lab-gateway-${this.#o.gatewayId}`,
+      clean: true,
+      keepalive: 10,
+      reconnectPeriod: 2000,
+      connectTimeout: 10_000,
+      // Retained state is re-published on connect; no stale backlog while offline.
+      queueQoSZero: false,
+      // MQTT 3.1.1 §3.1.2.5: the Will Message is published when the connection drops uncleanly.
+      will: { topic: this.#t.availability, payload: Buffer.from(JSON.stringify(will)), qos: 1, retain: true },
+      ...(this.#o.username !== undefined ? { username: this.#o.username } : {}),
+      ...(this.#o.password !== undefined ? { password: this.#o.password } : {}),
+    };
+    const tlsOpts = this.#o.tls;
+    if (tlsOpts) {
+      if (tlsOpts.ca) opts.ca = readFileSync(tlsOpts.ca);
+      if (tlsOpts.cert) opts.cert = readFileSync(tlsOpts.cert);
+      if (tlsOpts.key) opts.key = readFileSync(tlsOpts.key);
+    }
+    const client = mqtt.connect(this.#o.url, opts);
+    this.#client = client;
+    client.on('connect', () => {
+      this.#log.info('connected to MQTT broker', { url: this.#o.url });
+      this.#publishAll(true);
+      this.#drainAlerts();
+    });
+    client.on('error', (err) => this.#log.warn('MQTT error', { url: this.#o.url, error: describeError(err) }));
+    client.on('offline', () => this.#log.debug('MQTT broker offline', { url: this.#o.url }));
+    this.#unsubscribe.push(
+      this.#o.model.onChange((changed) => this.#onChange(changed)),
+      this.#o.model.onAlert((a) => this.#onAlert(a)),
+    );
+    this.#interval = setInterval(() => this.#publishAll(false), this.#o.publishIntervalMs);
+    this.#interval.unref();
+    // Wait a little for the first connection; the gateway starts anyway if the broker is away.
+    await new Promise<void>((resolve) => {
+      if (client.connected) return resolve();
+      const t = setTimeout(() => {
+        this.#log.warn('MQTT broker not reachable yet; status will be published once it is', { url: this.#o.url });
+        resolve();
+      }, this.#o.connectWaitMs ?? 5000);
+      t.unref();
+      client.once('connect', () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+    this.#status = 'running';
+  }
+
+  /** Graceful stop: publish `offline` (retained) so subscribers know it was intended, then DISCONNECT. */
+  async stop(deadlineMs = 3000): Promise<void> {
+    if (this.#status === 'stopped' || this.#status === 'stopping') return;
+    this.#status = 'stopping';
+    clearInterval(this.#interval);
+    clearTimeout(this.#flushTimer);
+    for (const u of this.#unsubscribe.splice(0)) u();
+    const client = this.#client;
+    if (client) {
+      const work = (async () => {
+        if (client.connected) {
+          const offline: AvailabilityPayload = { gatewayId: this.#o.gatewayId, state: 'offline', at: new Date().toISOString(), reason: 'gateway stopped' };
+          const last = { ...this.#o.model.toApiStatus(), online: false };
+          await Promise.allSettled([
+            client.publishAsync(this.#t.status, JSON.stringify(last), { qos: 1, retain: true }),
+            client.publishAsync(this.#t.availability, JSON.stringify(offline), { qos: 1, retain: true }),
+          ]);
+        }
+        await client.endAsync();
+      })();
+      await Promise.race([work.catch(() => {}), new Promise<void>((r) => setTimeout(r, deadlineMs).unref())]);
+      client.end(true);
+    }
+    this.#status = 'stopped';
+  }
+
+  #onChange(changed: ReadonlySet<string>): void {
+    for (const k of changed) this.#pending.add(k);
+    if (this.#flushTimer) return;
+    const wait = Math.max(0, this.#lastFlush + (this.#o.coalesceMs ?? 250) - Date.now());
+    this.#flushTimer = setTimeout(() => {
+      this.#flushTimer = undefined;
+      this.#flush();
+    }, wait);
+    this.#flushTimer.unref();
+  }
+
+  #flush(): void {
+    this.#lastFlush = Date.now();
+    const pending = this.#pending;
+    this.#pending = new Set();
+    if (!this.connected) return; // the next connect publishes everything
+    for (const key of pending) {
+      if (key === 'status') this.#publishStatus(false);
+      else if (key.startsWith('endpoint:')) this.#publishEndpoint(key.slice('endpoint:'.length), false);
+    }
+  }
+
+  #publishAll(force: boolean): void {
+    if (!this.connected) return;
+    const online: AvailabilityPayload = { gatewayId: this.#o.gatewayId, state: 'online', at: new Date().toISOString() };
+    if (force) this.#publish(this.#t.availability, JSON.stringify(online), true, true);
+    this.#publishStatus(true);
+    for (const id of this.#o.model.endpointIds()) this.#publishEndpoint(id, true);
+  }
+
+  #publishStatus(force: boolean): void {
+    this.#publish(this.#t.status, JSON.stringify(this.#o.model.toApiStatus()), true, force);
+  }
+
+  #publishEndpoint(id: string, force: boolean): void {
+    const e = this.#o.model.endpoint(id);
+    if (!e) return;
+    this.#publish(this.#t.endpoint(id), JSON.stringify({ gatewayId: this.#o.gatewayId, ...e }), true, force);
+  }
+
+  #publish(topic: string, payload: string, retain: boolean, force: boolean): void {
+    const client = this.#client;
+    if (!client?.connected) return;
+    if (!force && this.#lastPayload.get(topic) === payload) return;
+    this.#lastPayload.set(topic, payload);
+    this.published++;
+    client.publish(topic, payload, { qos: 1, retain }, (err) => {
+      if (err) this.#log.debug('MQTT publish failed', { topic, error: describeError(err) });
+    });
+  }
+
+  #onAlert(alert: StatusAlert): void {
+    if (!this.connected) {
+      this.#alertBuffer.push(alert);
+      if (this.#alertBuffer.length > MAX_BUFFERED_ALERTS) this.#alertBuffer.shift();
+      return;
+    }
+    this.#publishAlert(alert);
+  }
+
+  #drainAlerts(): void {
+    for (const a of this.#alertBuffer.splice(0)) this.#publishAlert(a);
+  }
+
+  #publishAlert(alert: StatusAlert): void {
+    this.published++;
+    this.#client?.publish(this.#t.alerts, JSON.stringify({ gatewayId: this.#o.gatewayId, ...alert }), { qos: 1, retain: false });
+  }
+}

@@ -1,0 +1,347 @@
+// Lab gateway status page. Plain browser JavaScript, no framework, no CDN.
+// Every value from the gateway is inserted as text (textContent), never as HTML.
+'use strict';
+
+(() => {
+  const POLL_MS = 2000;
+  const TOKEN_KEY = 'labGatewayAdminToken';
+  const $ = (id) => document.getElementById(id);
+
+  /** Create an element with attributes and children (strings become text nodes). */
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === 'class') node.className = v;
+      else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+      else node.setAttribute(k, v === true ? '' : String(v));
+    }
+    for (const c of children.flat()) if (c !== undefined && c !== null) node.append(c instanceof Node ? c : String(c));
+    return node;
+  }
+
+  function ago(iso) {
+    if (!iso) return 'never';
+    const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+    if (s < 60) return `${s} s ago`;
+    if (s < 3600) return `${Math.round(s / 60)} min ago`;
+    if (s < 86400) return `${Math.round(s / 3600)} h ago`;
+    return new Date(iso).toLocaleString();
+  }
+
+  function duration(seconds) {
+    if (!seconds) return 'none waiting';
+    if (seconds < 60) return `${Math.round(seconds)} s`;
+    if (seconds < 3600) return `${Math.round(seconds / 60)} min`;
+    return `${(seconds / 3600).toFixed(1)} h`;
+  }
+
+  function bytes(n) {
+    if (n === null || n === undefined) return '—';
+    const gb = n / 1024 ** 3;
+    return gb >= 1 ? `${gb.toFixed(1)} GB` : `${Math.round(n / 1024 ** 2)} MB`;
+  }
+
+  // ------------------------------------------------------------------ admin token
+  const admin = {
+    get token() {
+      return sessionStorage.getItem(TOKEN_KEY) || '';
+    },
+    set token(t) {
+      if (t) sessionStorage.setItem(TOKEN_KEY, t);
+      else sessionStorage.removeItem(TOKEN_KEY);
+      refreshAdminUi();
+    },
+  };
+
+  async function api(path, options = {}) {
+    const headers = { Accept: 'application/json', ...(options.headers || {}) };
+    if (options.admin && admin.token) headers.Authorization = `Bearer ${admin.token}`;
+    if (options.body !== undefined) headers['Content-Type'] = 'application/json';
+    const res = await fetch(path, { method: options.method || 'GET', headers, body: options.body === undefined ? undefined : JSON.stringify(options.body), cache: 'no-store' });
+    const text = await res.text();
+    let data = null;
+    try {
+      data = text ? JSON.parse(text) : null;
+    } catch {
+      data = { error: text };
+    }
+    if (!res.ok) throw Object.assign(new Error((data && data.error) || `HTTP ${res.status}`), { status: res.status });
+    return data;
+  }
+
+  function refreshAdminUi() {
+    const signedIn = Boolean(admin.token);
+    $('admin-state').textContent = signedIn ? 'Signed in as administrator for this browser tab.' : 'Not signed in.';
+    for (const b of document.querySelectorAll('.admin-only')) b.disabled = !signedIn;
+    $('dead-hint').textContent = signedIn
+      ? 'Replay a dead letter after fixing the cause, or discard it with a reason.'
+      : 'Dead letters are events Odoo refused. Sign in on the Admin tab to replay or discard them.';
+  }
+
+  // ------------------------------------------------------------------ tabs
+  const tabs = ['overview', 'messages', 'dead', 'sandbox', 'admin'];
+  function showTab(name) {
+    for (const t of tabs) {
+      const selected = t === name;
+      $(`tab-${t}`).setAttribute('aria-selected', String(selected));
+      $(`panel-${t}`).hidden = !selected;
+    }
+    if (name === 'dead') loadDeadLetters();
+    if (name === 'sandbox') loadSandbox();
+    if (name === 'messages' && !$('msg-list').tBodies[0].rows.length) searchMessages();
+  }
+  for (const t of tabs) $(`tab-${t}`).addEventListener('click', () => showTab(t));
+
+  // ------------------------------------------------------------------ status
+  const TITLES = { ok: 'All good', degraded: 'Needs attention', down: 'Not accepting messages', offline: 'Gateway offline' };
+  let lastOkAt = null;
+  let knownEndpoints = '';
+
+  function statePill(state) {
+    const cls = state === 'connected' || state === 'listening' ? 'pill-ok' : state === 'starting' || state === 'connecting' ? 'pill-warn' : state === 'stopped' ? 'pill-idle' : 'pill-bad';
+    return el('span', { class: `pill ${cls}` }, state);
+  }
+
+  function renderState(health, reasons) {
+    const box = $('state');
+    box.className = `state state-${health}`;
+    box.dataset.health = health;
+    $('state-title').textContent = TITLES[health] || health;
+    const list = $('state-reasons');
+    list.replaceChildren(...reasons.map((r) => el('li', { 'data-code': r.code }, r.message)));
+  }
+
+  function render(s) {
+    renderState(s.health, s.healthReasons || []);
+    $('gw-id').textContent = s.gatewayId;
+    $('gw-version').textContent = `v${s.version}`;
+    $('gw-started').textContent = new Date(s.startedAt).toLocaleString();
+    $('gw-updated').textContent = new Date().toLocaleTimeString();
+
+    const details = new Map((s.endpointDetail || []).map((e) => [e.id, e]));
+    const rows = s.endpoints.map((e) => {
+      const d = details.get(e.id) || {};
+      const type = d.role === 'analyzer' ? `Analyzer (${e.kind.toUpperCase()})` : `LIS (${e.kind.toUpperCase()})`;
+      return el('tr', { 'data-endpoint': e.id },
+        el('th', { scope: 'row' }, e.id),
+        el('td', {}, type),
+        el('td', {}, statePill(e.state), d.detail ? el('span', { class: 'muted' }, ` ${d.detail}`) : null),
+        el('td', {}, String(e.connections)),
+        el('td', { title: e.lastMessageAt || '' }, ago(e.lastMessageAt)),
+        el('td', {}, d.received !== undefined ? `${d.accepted} ok, ${d.rejected} rejected` : '—'));
+    });
+    $('endpoints').tBodies[0].replaceChildren(...rows);
+    const ids = s.endpoints.map((e) => e.id).join(',');
+    if (ids !== knownEndpoints) {
+      knownEndpoints = ids;
+      $('msg-endpoint').replaceChildren(el('option', { value: '' }, 'All'), ...s.endpoints.map((e) => el('option', { value: e.id }, e.id)));
+    }
+
+    const q = s.queue;
+    $('q-pending').textContent = q.pending;
+    $('q-inflight').textContent = q.inFlight;
+    $('q-retrying').textContent = q.retrying;
+    $('q-dead').textContent = q.deadLettered;
+    $('q-blocked').textContent = s.blockedPartitions ?? '—';
+    $('q-delivered').textContent = q.delivered;
+    $('q-oldest').textContent = duration(q.oldestPendingAgeSeconds);
+    const badge = $('dead-badge');
+    badge.hidden = !q.deadLettered;
+    badge.textContent = q.deadLettered;
+
+    const o = s.odoo;
+    $('o-state').replaceChildren(el('span', { class: `pill ${o.state === 'connected' || o.state === 'sandbox' ? 'pill-ok' : o.state === 'connecting' || o.state === 'paused' ? 'pill-warn' : 'pill-bad'}` }, o.state));
+    $('o-success').textContent = ago(o.lastSuccessAt);
+    $('o-error').textContent = o.lastError || 'none';
+    const days = s.odooDetail && s.odooDetail.apiKeyExpiresInDays;
+    $('o-key').textContent = days === null || days === undefined ? 'no expiry known' : days < 0 ? 'expired' : `expires in ${days} days`;
+    $('o-relay').textContent = s.relayPaused ? 'paused by an administrator' : 'running';
+
+    const i = s.intake;
+    $('i-received').textContent = i.received;
+    $('i-accepted').textContent = i.accepted;
+    $('i-rejected').textContent = i.rejected;
+    $('i-duplicates').textContent = i.duplicates;
+    $('i-rate').textContent = s.throughput ? `${s.throughput.receivedPerMinute} in, ${s.throughput.deliveredPerMinute} to Odoo` : '—';
+    $('i-disk').textContent = s.disk ? `${bytes(s.disk.freeBytes)} of ${bytes(s.disk.totalBytes)}` : '—';
+    $('tab-sandbox').hidden = !s.sandbox;
+  }
+
+  async function poll() {
+    try {
+      const s = await api('/api/status');
+      lastOkAt = new Date();
+      render(s);
+    } catch {
+      const since = lastOkAt ? ` — no answer since ${lastOkAt.toLocaleTimeString()}` : '';
+      renderState('offline', [{ code: 'OFFLINE', message: `The gateway does not answer${since}.` }]);
+    } finally {
+      setTimeout(poll, POLL_MS);
+    }
+  }
+
+  // ------------------------------------------------------------------ messages
+  /** Show control characters (MLLP, ASTM framing, segment ends) as visible marks. */
+  const CTRL_NAMES = { 0x02: 'STX', 0x03: 'ETX', 0x04: 'EOT', 0x05: 'ENQ', 0x06: 'ACK', 0x0b: 'VT', 0x0d: 'CR', 0x0a: 'LF', 0x15: 'NAK', 0x17: 'ETB', 0x1c: 'FS', 0x09: 'TAB' };
+  function visibleRaw(text) {
+    const pre = el('pre', { class: 'raw', 'aria-label': 'Raw message' });
+    let plain = '';
+    const flush = () => {
+      if (plain) pre.append(plain);
+      plain = '';
+    };
+    for (const ch of text) {
+      const code = ch.codePointAt(0);
+      if (code < 0x20 || code === 0x7f) {
+        flush();
+        pre.append(el('span', { class: 'ctrl' }, `<${CTRL_NAMES[code] || code.toString(16).padStart(2, '0')}>`));
+        if (code === 0x0d || code === 0x0a) pre.append('\n');
+      } else plain += ch;
+    }
+    flush();
+    return pre;
+  }
+
+  async function searchMessages(ev) {
+    if (ev) ev.preventDefault();
+    const params = new URLSearchParams({ limit: '50' });
+    const q = $('msg-q').value.trim();
+    const endpoint = $('msg-endpoint').value;
+    if (q) params.set('q', q);
+    if (endpoint) params.set('endpoint', endpoint);
+    const body = $('msg-list').tBodies[0];
+    try {
+      const { messages } = await api(`/api/messages?${params}`);
+      if (!messages.length) {
+        body.replaceChildren(el('tr', {}, el('td', { colspan: '5' }, 'No message found.')));
+        return;
+      }
+      body.replaceChildren(...messages.map((m) => el('tr', { class: 'clickable', tabindex: '0', 'data-id': m.id, onclick: () => showMessage(m.id), onkeydown: (e) => { if (e.key === 'Enter') showMessage(m.id); } },
+        el('td', { title: m.receivedAt }, ago(m.receivedAt)),
+        el('td', {}, m.endpoint),
+        el('td', {}, m.messageType || m.kind),
+        el('td', {}, m.controlId || '—'),
+        el('td', {}, el('span', { class: `pill ${m.status === 'accepted' ? 'pill-ok' : 'pill-bad'}` }, m.status), m.duplicates ? ` +${m.duplicates} dup` : ''))));
+    } catch (err) {
+      body.replaceChildren(el('tr', {}, el('td', { colspan: '5' }, `Search failed: ${err.message}`)));
+    }
+  }
+  $('msg-search').addEventListener('submit', searchMessages);
+
+  async function showMessage(id, reveal, reason) {
+    for (const r of $('msg-list').tBodies[0].rows) r.setAttribute('aria-selected', String(r.dataset.id === id));
+    const box = $('msg-detail');
+    try {
+      const url = `/api/messages/${encodeURIComponent(id)}${reveal ? `?reveal=1&reason=${encodeURIComponent(reason || '')}` : ''}`;
+      const d = await api(url, { admin: Boolean(reveal) });
+      const m = d.message;
+      const parts = [
+        el('h3', {}, `${m.messageType || m.kind} from ${m.endpoint}`),
+        el('p', { class: 'muted' }, `Control id ${m.controlId || '—'} · received ${new Date(m.receivedAt).toLocaleString()} · ${m.size} bytes · ${m.status}${m.rejectReason ? ` (${m.rejectReason})` : ''}`),
+        visibleRaw(d.raw),
+      ];
+      if (d.namesMasked) {
+        const reasonInput = el('input', { type: 'text', id: 'reveal-reason', 'aria-label': 'Reason to reveal names' });
+        parts.push(el('div', { class: 'row' },
+          el('span', { class: 'muted' }, 'Patient names are hidden.'),
+          reasonInput,
+          el('button', { type: 'button', class: 'admin-only', disabled: !admin.token, onclick: () => showMessage(id, true, reasonInput.value) }, 'Reveal names (audited)')));
+      }
+      if (d.ack) parts.push(el('h3', {}, 'Acknowledgement sent'), visibleRaw(d.ack));
+      parts.push(el('h3', {}, `Events (${d.events.length})`));
+      parts.push(d.events.length
+        ? el('ul', {}, d.events.map((e) => el('li', {}, `${e.event.type} · ${e.state}${e.deadReason ? ` — ${e.deadReason}` : ''}${e.lastError ? ` — ${e.lastError}` : ''} · ${e.event.correlationId || ''}`)))
+        : el('p', { class: 'muted' }, 'No events derived from this message.'));
+      parts.push(el('h3', {}, 'Odoo documents'));
+      parts.push(d.odoo.length
+        ? el('ul', {}, d.odoo.map((r) => el('li', {}, `${r.model} #${r.id}${r.name ? ` ${r.name}` : ''}${r.externalId ? ` (${r.externalId})` : ''}`)))
+        : el('p', { class: 'muted' }, 'None yet.'));
+      box.replaceChildren(...parts);
+    } catch (err) {
+      box.replaceChildren(el('p', {}, `Cannot show the message: ${err.message}`));
+    }
+  }
+
+  // ------------------------------------------------------------------ dead letters
+  async function loadDeadLetters() {
+    const body = $('dead-list').tBodies[0];
+    try {
+      const { events } = await api('/api/events?state=dead&limit=200');
+      if (!events.length) {
+        body.replaceChildren(el('tr', {}, el('td', { colspan: '6' }, 'No dead letters.')));
+        return;
+      }
+      body.replaceChildren(...events.map((e) => {
+        const id = e.event.id;
+        const reason = el('input', { type: 'text', 'aria-label': `Reason for ${id}`, 'data-reason-for': id });
+        return el('tr', { 'data-event': id },
+          el('td', {}, e.event.type, el('br'), el('small', { class: 'muted' }, id)),
+          el('td', {}, e.event.correlationId || e.event.partitionKey),
+          el('td', {}, e.deadReason || e.lastError || '—'),
+          el('td', {}, String(e.attempts)),
+          el('td', {}, reason),
+          el('td', {},
+            el('button', { type: 'button', class: 'admin-only', disabled: !admin.token, onclick: () => act(id, 'replay', reason.value) }, 'Replay'), ' ',
+            el('button', { type: 'button', class: 'admin-only danger', disabled: !admin.token, onclick: () => act(id, 'discard', reason.value) }, 'Discard')));
+      }));
+    } catch (err) {
+      body.replaceChildren(el('tr', {}, el('td', { colspan: '6' }, `Cannot list dead letters: ${err.message}`)));
+    }
+  }
+
+  async function act(id, action, reason) {
+    const out = $('dead-result');
+    if (action === 'discard' && !reason.trim()) {
+      out.textContent = 'A discard needs a reason.';
+      return;
+    }
+    try {
+      const r = await api(`/api/events/${encodeURIComponent(id)}/${action}`, { method: 'POST', admin: true, body: { reason } });
+      out.textContent = `${action === 'replay' ? 'Replayed' : 'Discarded'} ${id}: now ${r.state}.`;
+    } catch (err) {
+      out.textContent = `${action} failed: ${err.status === 401 ? 'the admin token is not accepted' : err.message}`;
+    }
+    loadDeadLetters();
+  }
+
+  // ------------------------------------------------------------------ sandbox
+  async function loadSandbox() {
+    try {
+      const d = await api('/api/sandbox');
+      $('sandbox-records').textContent = JSON.stringify(d.records, null, 2);
+    } catch (err) {
+      $('sandbox-records').textContent = `Not available: ${err.message}`;
+    }
+  }
+
+  // ------------------------------------------------------------------ admin
+  $('admin-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const token = $('admin-token').value.trim();
+    if (!token) return;
+    try {
+      await api('/api/admin/check', { headers: { Authorization: `Bearer ${token}` } });
+      admin.token = token;
+      $('admin-token').value = '';
+    } catch (err) {
+      $('admin-state').textContent = err.status === 401 ? 'That token is not accepted.' : `Sign-in failed: ${err.message}`;
+    }
+  });
+  $('admin-signout').addEventListener('click', () => {
+    admin.token = '';
+  });
+  for (const action of ['pause', 'resume']) {
+    $(`relay-${action}`).addEventListener('click', async () => {
+      try {
+        const r = await api(`/api/relay/${action}`, { method: 'POST', admin: true, body: { reason: $('relay-reason').value } });
+        $('admin-state').textContent = r.paused ? 'Sending to Odoo is paused.' : 'Sending to Odoo is running.';
+      } catch (err) {
+        $('admin-state').textContent = `${action} failed: ${err.message}`;
+      }
+    });
+  }
+
+  refreshAdminUi();
+  poll();
+})();

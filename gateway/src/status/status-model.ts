@@ -1,0 +1,597 @@
+import { statfs } from 'node:fs/promises';
+import type { GatewayConfig } from '../config/types.ts';
+import type { Component, ComponentStatus } from '../lifecycle.ts';
+import type { IntakeCounters, GatewayStore, QueueStats } from '../store/types.ts';
+import type { AlertSeverity, EndpointKind, EndpointState, OdooLinkState, Telemetry, TelemetryEvents } from '../telemetry.ts';
+import { describeError } from '../errors.ts';
+
+/**
+ * The one status model of the gateway. It is fed by the typed telemetry events (never by the
+ * components directly) and by polling the store's counters, and every status surface reads it:
+ * `GET /api/status`, the retained MQTT topics, the status page, the tray.
+ *
+ * Health has three levels, each with the reasons in words a technician can act on:
+ * - `down`: the gateway cannot take messages (the store cannot commit, the data disk is full).
+ * - `degraded`: messages are taken and kept, but something needs a person (Odoo unreachable,
+ *   dead letters waiting, an analyzer disconnected, the API key about to expire, …).
+ * - `ok`: nothing to do.
+ */
+
+export const HealthLevels = ['ok', 'degraded', 'down'] as const;
+export type Health = (typeof HealthLevels)[number];
+
+export interface HealthReason {
+  level: Exclude<Health, 'ok'>;
+  /** Stable code (alerts, tray notifications dedup on it). */
+  code: string;
+  message: string;
+  endpoint?: string;
+}
+
+export interface EndpointStatus {
+  id: string;
+  kind: EndpointKind;
+  /** 'lis' for HL7 links to the LIS, 'analyzer' for analyzers (ASTM or HL7). */
+  role: 'lis' | 'analyzer';
+  state: EndpointState;
+  connections: number;
+  lastMessageAt: string | null;
+  /** When `state` last changed. */
+  since: string;
+  detail: string | null;
+  received: number;
+  accepted: number;
+  rejected: number;
+  duplicates: number;
+}
+
+export interface OdooStatus {
+  state: OdooLinkState;
+  lastError: string | null;
+  lastSuccessAt: string | null;
+  since: string;
+  serverVersion: string | null;
+  sandbox: boolean;
+  apiKeyExpiresInDays: number | null;
+}
+
+export interface DiskStatus {
+  path: string;
+  freeBytes: number;
+  totalBytes: number;
+  /** The store refuses messages below this (config store.minFreeBytes). */
+  minFreeBytes: number;
+}
+
+export interface ThroughputStatus {
+  /** Messages answered in the last 60 s, by outcome. */
+  receivedPerMinute: number;
+  acceptedPerMinute: number;
+  /** Relay outcomes in the last 60 s. */
+  deliveredPerMinute: number;
+  failedPerMinute: number;
+}
+
+/** DESIGN.md §5 body of `GET /api/status` (contract fields first), plus additive fields. */
+export interface ApiStatus {
+  gatewayId: string;
+  version: string;
+  startedAt: string;
+  health: Health;
+  intake: IntakeCounters;
+  queue: {
+    pending: number;
+    inFlight: number;
+    retrying: number;
+    deadLettered: number;
+    delivered: number;
+    oldestPendingAgeSeconds: number;
+  };
+  odoo: { state: OdooLinkState; lastError: string | null; lastSuccessAt: string | null };
+  endpoints: Array<{ id: string; kind: EndpointKind; state: EndpointState; connections: number; lastMessageAt: string | null }>;
+  // Additive fields (never rename or remove the contract fields above).
+  online: boolean;
+  generatedAt: string;
+  healthReasons: HealthReason[];
+  store: { health: GatewayStore['health']; reason: string | null };
+  blockedPartitions: number;
+  discarded: number;
+  relayPaused: boolean;
+  odooDetail: OdooStatus;
+  endpointDetail: EndpointStatus[];
+  disk: DiskStatus | null;
+  throughput: ThroughputStatus;
+  sandbox: boolean;
+}
+
+export interface StatusAlert {
+  severity: AlertSeverity;
+  code: string;
+  message: string;
+  at: string;
+  endpoint?: string;
+}
+
+export interface StatusModelOptions {
+  config: GatewayConfig;
+  store: GatewayStore;
+  telemetry: Telemetry;
+  version: string;
+  startedAt: string;
+  /** Store counters are polled this often (ms). Default 1000. */
+  pollIntervalMs?: number;
+  /** Free disk space is read this often (ms). Default 30000. */
+  diskIntervalMs?: number;
+  /** Odoo unreachable this long before health turns degraded (ms). Default 120000. */
+  odooGraceMs?: number;
+  /** Oldest pending event older than this turns health degraded (s). Default 900. */
+  staleQueueSeconds?: number;
+  /** Relay pause flag, read when the status is built. */
+  relayPaused?: () => boolean;
+  now?: () => number;
+  /** Free-space reader (tests inject a fake full disk). */
+  readDisk?: (path: string) => Promise<{ freeBytes: number; totalBytes: number }>;
+}
+
+const EMPTY_QUEUE: QueueStats = {
+  pending: 0,
+  inFlight: 0,
+  retrying: 0,
+  deadLettered: 0,
+  delivered: 0,
+  discarded: 0,
+  blockedPartitions: 0,
+  oldestPendingAgeSeconds: 0,
+};
+
+const DOWN_ODOO_STATES: ReadonlySet<OdooLinkState> = new Set(['unreachable', 'auth-failed', 'degraded']);
+const BAD_ENDPOINT_STATES: ReadonlySet<EndpointState> = new Set(['disconnected', 'error']);
+
+async function readDiskSpace(path: string): Promise<{ freeBytes: number; totalBytes: number }> {
+  const s = await statfs(path);
+  return { freeBytes: s.bavail * s.bsize, totalBytes: s.blocks * s.bsize };
+}
+
+function minutes(ms: number): string {
+  const m = Math.max(1, Math.round(ms / 60_000));
+  return m === 1 ? '1 min' : `${m} min`;
+}
+
+function mib(bytes: number): string {
+  return `${Math.round(bytes / (1024 * 1024))} MB`;
+}
+
+/** Sliding one-minute window of counts, one bucket per second. */
+class MinuteWindow {
+  readonly #buckets = new Float64Array(60);
+  #second = 0;
+
+  add(nowMs: number, n = 1): void {
+    this.#advance(nowMs);
+    this.#buckets[this.#second % 60]! += n;
+  }
+
+  sum(nowMs: number): number {
+    this.#advance(nowMs);
+    let total = 0;
+    for (const b of this.#buckets) total += b;
+    return total;
+  }
+
+  #advance(nowMs: number): void {
+    const second = Math.floor(nowMs / 1000);
+    if (second <= this.#second) return;
+    const gap = Math.min(60, second - this.#second);
+    for (let i = 1; i <= gap; i++) this.#buckets[(this.#second + i) % 60] = 0;
+    this.#second = second;
+  }
+}
+
+export class StatusModel implements Component {
+  readonly name = 'status-model';
+  #status: ComponentStatus = 'created';
+  readonly #o: StatusModelOptions;
+  readonly #now: () => number;
+  readonly #endpoints = new Map<string, EndpointStatus>();
+  readonly #odoo: OdooStatus;
+  #odooProblemSince: number | null = null;
+  #storeReason: string | null = null;
+  #storeHealthEvent: 'ok' | 'failed' | 'full' = 'ok';
+  #queue: QueueStats = { ...EMPTY_QUEUE };
+  #intake: IntakeCounters = { received: 0, accepted: 0, rejected: 0, duplicates: 0 };
+  #disk: DiskStatus | null = null;
+  readonly #received = new MinuteWindow();
+  readonly #accepted = new MinuteWindow();
+  readonly #delivered = new MinuteWindow();
+  readonly #failed = new MinuteWindow();
+  readonly #unsubscribe: Array<() => void> = [];
+  readonly #changeListeners = new Set<(changed: ReadonlySet<string>) => void>();
+  readonly #alertListeners = new Set<(alert: StatusAlert) => void>();
+  #pendingChanges = new Set<string>();
+  #changeScheduled = false;
+  #pollTimer: NodeJS.Timeout | undefined;
+  #diskTimer: NodeJS.Timeout | undefined;
+  #lastHealth: Health = 'ok';
+  #lastReasonCodes = new Set<string>();
+
+  constructor(options: StatusModelOptions) {
+    this.#o = options;
+    this.#now = options.now ?? Date.now;
+    const at = new Date(this.#now()).toISOString();
+    for (const h of options.config.hl7) {
+      this.#endpoints.set(h.id, this.#newEndpoint(h.id, 'hl7', h.analyzer ? 'analyzer' : 'lis', at));
+    }
+    for (const a of options.config.analyzers) {
+      this.#endpoints.set(a.id, this.#newEndpoint(a.id, 'astm', 'analyzer', at));
+    }
+    const sandbox = !options.config.odoo.url;
+    this.#odoo = {
+      state: sandbox ? 'sandbox' : 'connecting',
+      lastError: null,
+      lastSuccessAt: null,
+      since: at,
+      serverVersion: null,
+      sandbox,
+      apiKeyExpiresInDays: this.#keyDaysFromConfig(),
+    };
+  }
+
+  get status(): ComponentStatus {
+    return this.#status;
+  }
+
+  /** Idempotent: several status surfaces may share one model and each calls start(). */
+  async start(): Promise<void> {
+    if (this.#status === 'running' || this.#status === 'starting') return;
+    this.#status = 'starting';
+    const t = this.#o.telemetry;
+    this.#unsubscribe.push(
+      t.on('intake.message', (e) => this.#onIntake(e)),
+      t.on('endpoint.state', (e) => this.#onEndpoint(e)),
+      t.on('store.health', (e) => this.#onStoreHealth(e)),
+      t.on('relay.outcome', (e) => this.#onRelay(e)),
+      t.on('odoo.state', (e) => this.#onOdooState(e)),
+      t.on('odoo.request', (e) => this.#onOdooRequest(e)),
+      t.on('alert', (e) => this.#emitAlert(e)),
+    );
+    this.poll();
+    await this.refreshDisk();
+    this.#lastHealth = this.health().health;
+    this.#pollTimer = setInterval(() => this.poll(), this.#o.pollIntervalMs ?? 1000);
+    this.#pollTimer.unref();
+    this.#diskTimer = setInterval(() => void this.refreshDisk(), this.#o.diskIntervalMs ?? 30_000);
+    this.#diskTimer.unref();
+    this.#status = 'running';
+  }
+
+  async stop(): Promise<void> {
+    if (this.#status === 'stopped' || this.#status === 'created') {
+      this.#status = 'stopped';
+      return;
+    }
+    clearInterval(this.#pollTimer);
+    clearInterval(this.#diskTimer);
+    for (const u of this.#unsubscribe.splice(0)) u();
+    this.#status = 'stopped';
+  }
+
+  /** Called when anything visible changed; `changed` holds 'status' and `endpoint:<id>` keys. */
+  onChange(listener: (changed: ReadonlySet<string>) => void): () => void {
+    this.#changeListeners.add(listener);
+    return () => this.#changeListeners.delete(listener);
+  }
+
+  /** Alerts from components plus the model's own (health transitions). */
+  onAlert(listener: (alert: StatusAlert) => void): () => void {
+    this.#alertListeners.add(listener);
+    return () => this.#alertListeners.delete(listener);
+  }
+
+  /** Read the store's counters now (also run on the poll interval). */
+  poll(): void {
+    let queue: QueueStats;
+    let intake: IntakeCounters;
+    try {
+      queue = this.#o.store.stats();
+      intake = this.#o.store.intake();
+    } catch (err) {
+      // A closed store throws; keep the last counters, the store health says why.
+      this.#storeReason ??= describeError(err);
+      this.#checkHealth();
+      return;
+    }
+    if (!sameRecord(queue, this.#queue) || !sameRecord(intake, this.#intake)) {
+      this.#queue = { ...queue };
+      this.#intake = { ...intake };
+      this.#changed('status');
+    }
+    this.#checkHealth();
+  }
+
+  async refreshDisk(): Promise<void> {
+    const path = this.#o.config.gateway.dataDir;
+    try {
+      const d = await (this.#o.readDisk ?? readDiskSpace)(path);
+      const next: DiskStatus = { path, freeBytes: d.freeBytes, totalBytes: d.totalBytes, minFreeBytes: this.#o.config.store.minFreeBytes };
+      // Publish disk changes only when they move by more than 1 MB (the free count jitters).
+      if (!this.#disk || Math.abs(this.#disk.freeBytes - next.freeBytes) > 1024 * 1024) {
+        this.#disk = next;
+        this.#changed('status');
+      }
+    } catch {
+      if (this.#disk !== null) this.#changed('status');
+      this.#disk = null;
+    }
+    this.#checkHealth();
+  }
+
+  /** Health with its reasons, worst first. */
+  health(): { health: Health; reasons: HealthReason[] } {
+    const now = this.#now();
+    const reasons: HealthReason[] = [];
+    const storeHealth = this.#storeHealth();
+    if (storeHealth !== 'ok') {
+      const reason = this.#storeReasonText();
+      const why = reason ? `: ${reason}` : '';
+      const what = storeHealth === 'full' ? 'the data disk is full' : storeHealth === 'closed' ? 'the store is closed' : 'the store cannot commit';
+      reasons.push({ level: 'down', code: 'STORE_DOWN', message: `Not accepting messages: ${what}${why}` });
+    }
+    const disk = this.#disk;
+    if (disk && disk.freeBytes < disk.minFreeBytes) {
+      reasons.push({ level: 'down', code: 'DISK_FULL', message: `Not accepting messages: only ${mib(disk.freeBytes)} free on ${disk.path}` });
+    } else if (disk && disk.freeBytes < disk.minFreeBytes * 2) {
+      reasons.push({ level: 'degraded', code: 'DISK_LOW', message: `Data disk almost full: ${mib(disk.freeBytes)} free on ${disk.path}` });
+    }
+    const o = this.#odoo;
+    if (o.state === 'auth-failed') {
+      reasons.push({ level: 'degraded', code: 'ODOO_AUTH', message: `Odoo refused the gateway's credentials${o.lastError ? ` (${o.lastError})` : ''}; results are kept and sent once fixed` });
+    } else if (this.#odooProblemSince !== null && DOWN_ODOO_STATES.has(o.state) && now - this.#odooProblemSince >= (this.#o.odooGraceMs ?? 120_000)) {
+      const what = o.state === 'degraded' ? 'failing' : 'unreachable';
+      reasons.push({ level: 'degraded', code: 'ODOO_UNREACHABLE', message: `Odoo ${what} for ${minutes(now - this.#odooProblemSince)}; messages are kept and sent when it is back` });
+    }
+    if (this.#queue.deadLettered > 0) {
+      const n = this.#queue.deadLettered;
+      reasons.push({ level: 'degraded', code: 'DEAD_LETTERS', message: `${n} dead letter${n === 1 ? '' : 's'} waiting for a decision (replay or discard)` });
+    }
+    if (this.#queue.blockedPartitions > 0) {
+      const n = this.#queue.blockedPartitions;
+      reasons.push({ level: 'degraded', code: 'BLOCKED_PARTITIONS', message: `${n} order${n === 1 ? '' : 's'}/lot${n === 1 ? '' : 's'} blocked behind a dead letter` });
+    }
+    const stale = this.#o.staleQueueSeconds ?? 900;
+    if (this.#queue.oldestPendingAgeSeconds > stale) {
+      reasons.push({ level: 'degraded', code: 'QUEUE_STALE', message: `Oldest event waiting for Odoo for ${minutes(this.#queue.oldestPendingAgeSeconds * 1000)}` });
+    }
+    for (const e of this.#endpoints.values()) {
+      if (!BAD_ENDPOINT_STATES.has(e.state)) continue;
+      const who = e.role === 'analyzer' ? `Analyzer ${e.id}` : `LIS link ${e.id}`;
+      const since = Math.max(0, now - Date.parse(e.since));
+      const detail = e.detail ? ` (${e.detail})` : '';
+      reasons.push({ level: 'degraded', code: 'ENDPOINT_DOWN', endpoint: e.id, message: `${who} ${e.state === 'error' ? 'in error' : 'disconnected'} for ${minutes(since)}${detail}` });
+    }
+    const days = o.apiKeyExpiresInDays;
+    if (days !== null && days <= this.#o.config.odoo.keyExpiryWarnDays) {
+      const text = days < 0 ? 'Odoo API key has expired' : days === 0 ? 'Odoo API key expires today' : `Odoo API key expires in ${days} day${days === 1 ? '' : 's'}`;
+      reasons.push({ level: 'degraded', code: 'API_KEY_EXPIRY', message: text });
+    }
+    if (this.#o.relayPaused?.()) {
+      reasons.push({ level: 'degraded', code: 'RELAY_PAUSED', message: 'Sending to Odoo is paused by an administrator' });
+    }
+    const health: Health = reasons.some((r) => r.level === 'down') ? 'down' : reasons.length > 0 ? 'degraded' : 'ok';
+    reasons.sort((a, b) => (a.level === b.level ? 0 : a.level === 'down' ? -1 : 1));
+    return { health, reasons };
+  }
+
+  endpoint(id: string): EndpointStatus | undefined {
+    const e = this.#endpoints.get(id);
+    return e ? { ...e } : undefined;
+  }
+
+  endpointIds(): string[] {
+    return [...this.#endpoints.keys()];
+  }
+
+  /** The DESIGN.md §5 `/api/status` body (plus additive fields). */
+  toApiStatus(): ApiStatus {
+    const now = this.#now();
+    const { health, reasons } = this.health();
+    const q = this.#queue;
+    const o = this.#odoo;
+    const endpoints = [...this.#endpoints.values()];
+    return {
+      gatewayId: this.#o.config.gateway.id,
+      version: this.#o.version,
+      startedAt: this.#o.startedAt,
+      health,
+      intake: { ...this.#intake },
+      queue: {
+        pending: q.pending,
+        inFlight: q.inFlight,
+        retrying: q.retrying,
+        deadLettered: q.deadLettered,
+        delivered: q.delivered,
+        oldestPendingAgeSeconds: q.oldestPendingAgeSeconds,
+      },
+      odoo: { state: o.state, lastError: o.lastError, lastSuccessAt: o.lastSuccessAt },
+      endpoints: endpoints.map((e) => ({ id: e.id, kind: e.kind, state: e.state, connections: e.connections, lastMessageAt: e.lastMessageAt })),
+      online: true,
+      generatedAt: new Date(now).toISOString(),
+      healthReasons: reasons,
+      store: { health: this.#storeHealth(), reason: this.#storeHealth() === 'ok' ? null : this.#storeReasonText() },
+      blockedPartitions: q.blockedPartitions,
+      discarded: q.discarded,
+      relayPaused: this.#o.relayPaused?.() ?? false,
+      odooDetail: { ...o },
+      endpointDetail: endpoints.map((e) => ({ ...e })),
+      disk: this.#disk ? { ...this.#disk } : null,
+      throughput: {
+        receivedPerMinute: this.#received.sum(now),
+        acceptedPerMinute: this.#accepted.sum(now),
+        deliveredPerMinute: this.#delivered.sum(now),
+        failedPerMinute: this.#failed.sum(now),
+      },
+      sandbox: o.sandbox,
+    };
+  }
+
+  /** Mark the status changed from outside (e.g. the relay was paused). */
+  touch(): void {
+    this.#changed('status');
+    this.#checkHealth();
+  }
+
+  #newEndpoint(id: string, kind: EndpointKind, role: 'lis' | 'analyzer', at: string): EndpointStatus {
+    return { id, kind, role, state: 'starting', connections: 0, lastMessageAt: null, since: at, detail: null, received: 0, accepted: 0, rejected: 0, duplicates: 0 };
+  }
+
+  #keyDaysFromConfig(): number | null {
+    const at = this.#o.config.odoo.apiKeyExpiresAt;
+    if (!at) return null;
+    const t = Date.parse(at);
+    if (Number.isNaN(t)) return null;
+    return Math.floor((t - this.#now()) / 86_400_000);
+  }
+
+  #storeHealth(): GatewayStore['health'] {
+    const h = this.#o.store.health;
+    if (h !== 'ok') return h;
+    return this.#storeHealthEvent === 'ok' ? 'ok' : this.#storeHealthEvent;
+  }
+
+  #storeReasonText(): string | null {
+    // EventStore exposes `healthReason` beside the interface's `health`.
+    const fromStore = (this.#o.store as { healthReason?: string }).healthReason;
+    return this.#storeReason ?? fromStore ?? null;
+  }
+
+  #onIntake(e: TelemetryEvents['intake.message']): void {
+    const now = this.#now();
+    let ep = this.#endpoints.get(e.endpoint);
+    if (!ep) {
+      ep = this.#newEndpoint(e.endpoint, e.kind, e.kind === 'astm' ? 'analyzer' : 'lis', new Date(now).toISOString());
+      ep.state = 'connected';
+      this.#endpoints.set(e.endpoint, ep);
+    }
+    ep.lastMessageAt = new Date(now).toISOString();
+    ep.received++;
+    if (e.outcome === 'accepted') ep.accepted++;
+    else if (e.outcome === 'rejected') ep.rejected++;
+    else ep.duplicates++;
+    this.#received.add(now);
+    if (e.outcome === 'accepted') this.#accepted.add(now);
+    this.#changed(`endpoint:${ep.id}`);
+    this.#changed('status');
+  }
+
+  #onEndpoint(e: TelemetryEvents['endpoint.state']): void {
+    const at = new Date(this.#now()).toISOString();
+    let ep = this.#endpoints.get(e.endpoint);
+    if (!ep) {
+      ep = this.#newEndpoint(e.endpoint, e.kind, e.kind === 'astm' ? 'analyzer' : 'lis', at);
+      this.#endpoints.set(e.endpoint, ep);
+    }
+    if (ep.state !== e.state) ep.since = at;
+    ep.state = e.state;
+    ep.connections = e.connections;
+    ep.detail = e.detail ?? null;
+    this.#changed(`endpoint:${ep.id}`);
+    this.#changed('status');
+    this.#checkHealth();
+  }
+
+  #onStoreHealth(e: TelemetryEvents['store.health']): void {
+    this.#storeHealthEvent = e.state;
+    this.#storeReason = e.state === 'ok' ? null : (e.reason ?? null);
+    this.#changed('status');
+    this.#checkHealth();
+  }
+
+  #onRelay(e: TelemetryEvents['relay.outcome']): void {
+    const now = this.#now();
+    if (e.outcome === 'delivered') {
+      this.#delivered.add(now);
+      this.#odoo.lastSuccessAt = new Date(now).toISOString();
+    } else {
+      this.#failed.add(now);
+      if (e.error) this.#odoo.lastError = e.error;
+    }
+    this.#changed('status');
+  }
+
+  #onOdooState(e: TelemetryEvents['odoo.state']): void {
+    const now = this.#now();
+    if (e.state !== this.#odoo.state) this.#odoo.since = new Date(now).toISOString();
+    if (DOWN_ODOO_STATES.has(e.state)) this.#odooProblemSince ??= now;
+    else this.#odooProblemSince = null;
+    this.#odoo.state = e.state;
+    if (e.lastError !== undefined) this.#odoo.lastError = e.lastError;
+    if (e.serverVersion !== undefined) this.#odoo.serverVersion = e.serverVersion;
+    if (e.keyExpiresInDays !== undefined) this.#odoo.apiKeyExpiresInDays = e.keyExpiresInDays;
+    if (e.state === 'connected') this.#odoo.lastSuccessAt = new Date(now).toISOString();
+    this.#changed('status');
+    this.#checkHealth();
+  }
+
+  #onOdooRequest(e: TelemetryEvents['odoo.request']): void {
+    if (!e.ok) return;
+    this.#odoo.lastSuccessAt = new Date(this.#now()).toISOString();
+    // Not a visible change worth a publish on its own: the next poll or interval carries it.
+  }
+
+  #emitAlert(alert: StatusAlert): void {
+    for (const l of this.#alertListeners) {
+      try {
+        l(alert);
+      } catch {
+        /* a faulty subscriber never breaks the model */
+      }
+    }
+  }
+
+  /** Turn health transitions into alerts (a reason appearing or clearing). */
+  #checkHealth(): void {
+    const { health, reasons } = this.health();
+    const codes = new Set(reasons.map((r) => `${r.code}:${r.endpoint ?? ''}`));
+    const at = new Date(this.#now()).toISOString();
+    for (const r of reasons) {
+      const key = `${r.code}:${r.endpoint ?? ''}`;
+      if (!this.#lastReasonCodes.has(key)) {
+        this.#emitAlert({ severity: r.level === 'down' ? 'critical' : 'warning', code: r.code, message: r.message, at, ...(r.endpoint ? { endpoint: r.endpoint } : {}) });
+      }
+    }
+    for (const key of this.#lastReasonCodes) {
+      if (!codes.has(key)) {
+        const [code, endpoint] = key.split(':') as [string, string];
+        this.#emitAlert({ severity: 'info', code: `${code}_CLEARED`, message: `Resolved: ${code.toLowerCase().replaceAll('_', ' ')}${endpoint ? ` (${endpoint})` : ''}`, at, ...(endpoint ? { endpoint } : {}) });
+      }
+    }
+    this.#lastReasonCodes = codes;
+    if (health !== this.#lastHealth) {
+      this.#lastHealth = health;
+      this.#changed('status');
+    }
+  }
+
+  #changed(key: string): void {
+    this.#pendingChanges.add(key);
+    if (this.#changeScheduled) return;
+    this.#changeScheduled = true;
+    // Batch the changes of one tick (a burst of telemetry makes one notification).
+    queueMicrotask(() => {
+      this.#changeScheduled = false;
+      const changed = this.#pendingChanges;
+      this.#pendingChanges = new Set();
+      for (const l of this.#changeListeners) {
+        try {
+          l(changed);
+        } catch {
+          /* a faulty subscriber never breaks the model */
+        }
+      }
+    });
+  }
+}
+
+function sameRecord<T extends object>(a: T, b: T): boolean {
+  for (const k of Object.keys(a) as Array<keyof T>) if (a[k] !== b[k]) return false;
+  return true;
+}
