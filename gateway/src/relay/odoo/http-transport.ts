@@ -1,0 +1,113 @@
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import tls, { type PeerCertificate } from 'node:tls';
+import got, { RequestError, TimeoutError, type Got } from 'got';
+import { odooError } from './odoo-error.ts';
+import { createTunnelAgent } from './tunnel-agent.ts';
+
+export interface HttpTransportOptions {
+  /** Base URL of the Odoo server (https://lab.example.com). */
+  url: string;
+  timeoutMs: number;
+  /** PEM bundle of extra trusted CAs (private deployments). Verification stays on. */
+  caFile?: string;
+  /** SHA-256 fingerprint of the server's leaf certificate, hex, colons optional. */
+  pinnedCertSha256?: string;
+  /** http://[user:pass@]host:port — CONNECT tunnel (see tunnel-agent.ts). */
+  proxy?: string;
+  /** Sockets kept open per host (one Odoo worker handles one request at a time). */
+  maxSockets?: number;
+}
+
+export interface HttpReply {
+  status: number;
+  contentType: string;
+  body: string;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+export function normaliseFingerprint(fp: string): string {
+  return fp.replace(/[^0-9a-fA-F]/g, '').toUpperCase();
+}
+
+/**
+ * The only place that touches the network. `got` with a keep-alive agent; HTTPS verification on
+ * (never `rejectUnauthorized: false`); NO automatic retry (`retry.limit 0`): a POST that may have
+ * committed must not be resent blindly — the store owns retries and the relay looks up first.
+ */
+export class HttpTransport {
+  readonly #got: Got;
+  readonly #agents: { http: http.Agent; https: https.Agent };
+  readonly baseUrl: string;
+
+  constructor(options: HttpTransportOptions) {
+    this.baseUrl = options.url.replace(/\/+$/, '');
+    const secure = this.baseUrl.startsWith('https:');
+    const agentOptions: https.AgentOptions = { keepAlive: true, keepAliveMsecs: 15_000, maxSockets: options.maxSockets ?? 16, maxFreeSockets: options.maxSockets ?? 16, scheduling: 'lifo' };
+    const pin = options.pinnedCertSha256 ? normaliseFingerprint(options.pinnedCertSha256) : undefined;
+    const ca = options.caFile ? readFileSync(options.caFile) : undefined;
+    const checkServerIdentity = (host: string, cert: PeerCertificate): Error | undefined => {
+      const err = tls.checkServerIdentity(host, cert);
+      if (err) return err;
+      if (pin && normaliseFingerprint(cert.fingerprint256 ?? '') !== pin) {
+        return Object.assign(new Error(`Odoo certificate fingerprint ${cert.fingerprint256} does not match odoo.pinnedCertSha256`), { code: 'ERR_CERT_PIN_MISMATCH' });
+      }
+      return undefined;
+    };
+    if (options.proxy) {
+      const tunnel = createTunnelAgent(options.proxy, secure, agentOptions);
+      this.#agents = secure ? { http: new http.Agent(agentOptions), https: tunnel as https.Agent } : { http: tunnel, https: new https.Agent(agentOptions) };
+    } else {
+      this.#agents = { http: new http.Agent(agentOptions), https: new https.Agent(agentOptions) };
+    }
+    this.#got = got.extend({
+      agent: this.#agents,
+      https: { rejectUnauthorized: true, checkServerIdentity, ...(ca ? { certificateAuthority: [...tls.rootCertificates, ca.toString('utf8')] } : {}) },
+      retry: { limit: 0 },
+      timeout: { request: options.timeoutMs, connect: Math.min(options.timeoutMs, 10_000) },
+      throwHttpErrors: false,
+      followRedirect: false,
+      decompress: true,
+      responseType: 'text',
+      headers: { 'user-agent': 'lab-gateway/0.1 (+odoo-relay)' },
+    });
+  }
+
+  async get(path: string, headers: Record<string, string> = {}): Promise<HttpReply> {
+    return this.#send('GET', path, undefined, headers, true);
+  }
+
+  /** `idempotent`: a lost answer cannot have changed anything (reads), so it is transient. */
+  async post(path: string, body: unknown, headers: Record<string, string>, idempotent: boolean): Promise<HttpReply> {
+    return this.#send('POST', path, JSON.stringify(body), { 'content-type': 'application/json', accept: 'application/json', ...headers }, idempotent);
+  }
+
+  async #send(method: 'GET' | 'POST', path: string, body: string | undefined, headers: Record<string, string>, idempotent: boolean): Promise<HttpReply> {
+    try {
+      const res = await this.#got(`${this.baseUrl}${path}`, { method, headers, ...(body === undefined ? {} : { body }) });
+      return { status: res.statusCode, contentType: String(res.headers['content-type'] ?? ''), body: res.body, headers: res.headers };
+    } catch (err) {
+      throw networkError(err, idempotent);
+    }
+  }
+
+  close(): void {
+    this.#agents.http.destroy();
+    this.#agents.https.destroy();
+  }
+}
+
+/** Timeouts before the request went out are transient; after, ambiguous (the write may have landed). */
+const BEFORE_SEND_EVENTS = new Set(['lookup', 'connect', 'secureConnect', 'socket']);
+
+export function networkError(err: unknown, idempotent: boolean): Error {
+  const code = (err as NodeJS.ErrnoException).code ?? 'ERR_NETWORK';
+  const message = err instanceof Error ? err.message : String(err);
+  let sent = false;
+  if (err instanceof TimeoutError) sent = !BEFORE_SEND_EVENTS.has(err.event);
+  else if (err instanceof RequestError) sent = err.timings?.upload !== undefined && (code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNABORTED');
+  const tlsProblem = /CERT|SELF_SIGNED|TLS|SSL|PIN/.test(code);
+  if (sent && !idempotent) return odooError('ambiguous', `no answer from Odoo after the request was sent (${code}): it may have been applied`, { odooName: code }, err);
+  return odooError('transient', tlsProblem ? `TLS verification of the Odoo server failed (${code}): ${message}` : `Odoo unreachable (${code}): ${message}`, { odooName: code, linkDown: true }, err);
+}

@@ -1,0 +1,134 @@
+import { createHash } from 'node:crypto';
+import type { OdooApi, CallOptions } from './odoo-client.ts';
+import { odooError } from './odoo-error.ts';
+
+/** Typed helpers over `OdooApi.call` shared by the posting rules and reference pulls. */
+
+export type Domain = unknown[];
+export type OdooRecord = Record<string, unknown> & { id: number };
+
+export async function searchRead<T extends OdooRecord = OdooRecord>(
+  odoo: OdooApi,
+  model: string,
+  domain: Domain,
+  fields: string[],
+  options: { limit?: number; order?: string; offset?: number; context?: Record<string, unknown> } = {},
+): Promise<T[]> {
+  const existing = odoo.fields.existing(model, fields);
+  const params: Record<string, unknown> = { domain, fields: existing };
+  if (options.offset) params['offset'] = options.offset;
+  if (options.limit) params['limit'] = options.limit;
+  if (options.order) params['order'] = options.order;
+  const rows = await odoo.call<T[] | null>(model, 'search_read', params, options.context ? { context: options.context } : {});
+  return Array.isArray(rows) ? rows : [];
+}
+
+/** `create` with a list: JSON-RPC returns an int for a dict and a list for a list; JSON-2 always a list (A.3, A.4). */
+export async function create(odoo: OdooApi, model: string, valsList: Array<Record<string, unknown>>, options: CallOptions = {}): Promise<number[]> {
+  const filtered = valsList.map((v) => odoo.fields.filter(model, v));
+  const result = await odoo.call<number | number[]>(model, 'create', { vals_list: filtered }, options);
+  const ids = typeof result === 'number' ? [result] : Array.isArray(result) ? result : [];
+  if (ids.length !== valsList.length) throw odooError('ambiguous', `${model}.create returned ${JSON.stringify(result)} for ${valsList.length} record(s)`);
+  return ids;
+}
+
+export async function write(odoo: OdooApi, model: string, ids: number[], vals: Record<string, unknown>, options: CallOptions = {}): Promise<void> {
+  await odoo.call(model, 'write', { vals: odoo.fields.filter(model, vals) }, { ...options, ids });
+}
+
+export async function read<T extends OdooRecord = OdooRecord>(odoo: OdooApi, model: string, ids: number[], fields: string[]): Promise<T[]> {
+  const rows = await odoo.call<T[] | null>(model, 'read', { fields: odoo.fields.existing(model, fields) }, { ids });
+  return Array.isArray(rows) ? rows : [];
+}
+
+/** many2one values read back as `[id, "name"]` (or false). */
+export function m2oId(value: unknown): number | undefined {
+  if (Array.isArray(value) && typeof value[0] === 'number') return value[0];
+  if (typeof value === 'number') return value;
+  return undefined;
+}
+
+export const XMLID_MODULE = 'lab_gateway';
+
+/**
+ * External id for a gateway record: `lab_gateway.<sanitised key>`. Odoo external id names are
+ * word characters; the hash keeps two keys that sanitise alike apart.
+ */
+export function externalId(prefix: string, key: string): { module: string; name: string; full: string } {
+  const slug = key.replace(/[^A-Za-z0-9_]+/g, '_').replace(/^_+|_+$/g, '').slice(0, 60);
+  const hash = createHash('sha1').update(key).digest('hex').slice(0, 10);
+  const name = `${prefix}_${slug}_${hash}`;
+  return { module: XMLID_MODULE, name, full: `${XMLID_MODULE}.${name}` };
+}
+
+/** `ir.model.data.check_object_reference(module, name)` → [model, id], or undefined when absent (B.4). */
+export async function lookupExternalId(odoo: OdooApi, module: string, name: string): Promise<number | undefined> {
+  try {
+    const ref = await odoo.call<[string, number] | null>('ir.model.data', 'check_object_reference', { module, name });
+    return Array.isArray(ref) && typeof ref[1] === 'number' ? ref[1] : undefined;
+  } catch (err) {
+    // ValueError "External ID not found in the system" is the expected miss.
+    const msg = err instanceof Error ? err.message : '';
+    if (/not found|External ID/i.test(msg)) return undefined;
+    throw err;
+  }
+}
+
+/** Cell values for `load()`: CSV-like; a JSON boolean crashes the server (D) → "True"/"False". */
+function cell(value: unknown): string | number {
+  if (value === true) return 'True';
+  if (value === false || value === null || value === undefined) return '';
+  if (typeof value === 'number') return value;
+  return String(value);
+}
+
+/**
+ * Create records and their external ids in ONE transaction with `Model.load(fields, data)` (B.4,
+ * race-safe by construction). Header fields become columns (`field/.id` for many2one: plain m2o
+ * columns would be name-searched); one2many `[0,0,vals]` commands become extra rows under their
+ * record. The caller MUST have looked the external ids up first: re-loading an existing xmlid
+ * writes the record again and duplicates its lines (D). Returns the ids in input order.
+ */
+export async function loadWithExternalIds(odoo: OdooApi, model: string, records: Array<{ xmlid: string; vals: Record<string, unknown> }>, context?: Record<string, unknown>): Promise<number[]> {
+  const { fields, rows } = loadRows(odoo, model, records);
+  const result = await odoo.call<{ ids: number[] | false; messages?: Array<{ type: string; message: string; field?: string }> } | null>(model, 'load', { fields, data: rows }, context ? { context } : {});
+  const ids = result?.ids;
+  if (!Array.isArray(ids) || ids.length !== records.length) {
+    const msgs = (result?.messages ?? []).map((m) => m.message).join('; ');
+    throw odooError('permanent', `${model}.load refused the record(s): ${msgs || `returned ${JSON.stringify(ids)}`}`, { odooName: 'load', odooMessage: msgs });
+  }
+  return ids;
+}
+
+export function loadRows(odoo: OdooApi, model: string, records: Array<{ xmlid: string; vals: Record<string, unknown> }>): { fields: string[]; rows: Array<Array<string | number>> } {
+  const filtered = records.map((r) => ({ xmlid: r.xmlid, vals: odoo.fields.filter(model, r.vals) }));
+  const headerCols: string[] = [];
+  const o2mCols = new Map<string, { relation: string; cols: string[] }>();
+  for (const r of filtered) {
+    for (const [name, value] of Object.entries(r.vals)) {
+      const info = odoo.fields.info(model, name);
+      if (info?.type === 'one2many' && Array.isArray(value)) {
+        const entry = o2mCols.get(name) ?? { relation: info.relation ?? '', cols: [] };
+        for (const cmd of value) if (Array.isArray(cmd) && cmd[0] === 0) for (const c of Object.keys(cmd[2] as object)) if (!entry.cols.includes(c)) entry.cols.push(c);
+        o2mCols.set(name, entry);
+      } else if (!headerCols.includes(name)) headerCols.push(name);
+    }
+  }
+  const fields = ['id', ...headerCols.map((c) => (odoo.fields.info(model, c)?.type === 'many2one' ? `${c}/.id` : c))];
+  for (const [o2m, { relation, cols }] of o2mCols) for (const c of cols) fields.push(odoo.fields.info(relation, c)?.type === 'many2one' ? `${o2m}/${c}/.id` : `${o2m}/${c}`);
+  const rows: Array<Array<string | number>> = [];
+  for (const r of filtered) {
+    const lines = new Map<string, Array<Record<string, unknown>>>();
+    for (const o2m of o2mCols.keys()) {
+      const v = r.vals[o2m];
+      lines.set(o2m, Array.isArray(v) ? v.filter((c): c is [number, number, Record<string, unknown>] => Array.isArray(c) && c[0] === 0).map((c) => c[2]) : []);
+    }
+    const height = Math.max(1, ...[...lines.values()].map((l) => l.length));
+    for (let i = 0; i < height; i++) {
+      const row: Array<string | number> = i === 0 ? [r.xmlid, ...headerCols.map((c) => cell(r.vals[c]))] : ['', ...headerCols.map(() => '')];
+      for (const [o2m, { cols }] of o2mCols) for (const c of cols) row.push(cell(lines.get(o2m)?.[i]?.[c]));
+      rows.push(row);
+    }
+  }
+  return { fields, rows };
+}

@@ -1,0 +1,397 @@
+import { readFileSync } from 'node:fs';
+import { GatewayError } from '../../errors.ts';
+import type { Logger } from '../../log.ts';
+import type { OdooLinkState, Telemetry } from '../../telemetry.ts';
+import type { OdooConfig } from '../../config/types.ts';
+import { FieldMap, RELAY_MODELS, type ModelFields } from './field-map.ts';
+import { HttpTransport, type HttpReply } from './http-transport.ts';
+import { classifyOdooException, cleanOdooMessage, failureOf, odooError } from './odoo-error.ts';
+
+export type OdooProtocol = 'json-rpc' | 'json-2';
+
+export interface CallOptions {
+  /** Record ids for record methods (`write`, `button_validate`, `message_post`…). */
+  ids?: number[];
+  context?: Record<string, unknown>;
+}
+
+/** What posting rules and the relay need from a client; tests and benches can pass another one. */
+export interface OdooApi {
+  readonly serverVersion: number;
+  readonly fields: FieldMap;
+  /** Named parameters as in JSON-2 (odoo-api.md A.4); JSON-RPC maps them to args/kwargs. */
+  call<T = unknown>(model: string, method: string, params?: Record<string, unknown>, options?: CallOptions): Promise<T>;
+}
+
+export interface OdooClientLike extends OdooApi {
+  readonly state: OdooLinkState;
+  connect(): Promise<void>;
+  close(): void;
+}
+
+export interface OdooClientOptions {
+  url: string;
+  database: string;
+  login: string;
+  apiKey: string;
+  timeoutMs: number;
+  caFile?: string;
+  pinnedCertSha256?: string;
+  proxy?: string;
+  apiKeyExpiresAt?: string;
+  keyExpiryWarnDays?: number;
+  telemetry?: Telemetry;
+  log?: Logger;
+  /** Models to run fields_get on at connect (default: every model the rules use). */
+  models?: readonly string[];
+  /** Sandbox: link state reported as 'sandbox' when connected. */
+  sandbox?: boolean;
+  maxSockets?: number;
+}
+
+/** Methods that change nothing: a lost answer is transient, not ambiguous. */
+const READ_METHODS = new Set(['search_read', 'search', 'read', 'search_count', 'fields_get', 'check_object_reference', 'name_search', 'read_group', 'context_get', 'default_get', 'xmlid_to_res_id']);
+
+/**
+ * Leading positional parameters per method for JSON-RPC `execute_kw` (the rest go as kwargs, which
+ * Odoo's call_kw passes through by name). Parameter names are the Python ones (A.4).
+ */
+const POSITIONAL: Record<string, readonly string[]> = {
+  search_read: ['domain'],
+  search: ['domain'],
+  search_count: ['domain'],
+  read: ['fields'],
+  write: ['vals'],
+  create: ['vals_list'],
+  load: ['fields', 'data'],
+  check_object_reference: ['module', 'name'],
+  fields_get: [],
+};
+
+export function parseMajorVersion(info: unknown, fallback?: unknown): number {
+  const first = Array.isArray(info) ? info[0] : undefined;
+  if (typeof first === 'number') return first;
+  // SaaS puts "saas~18" in server_version_info[0] (A.1); 17.0+e style strings in server_version.
+  const m = /(\d+)/.exec(String(first ?? fallback ?? ''));
+  return m ? Number(m[1]) : 0;
+}
+
+/**
+ * Odoo external API client for 16–19. Detects the server (`GET /web/version` on 19+, else JSON-RPC
+ * `common.version`), then speaks JSON-2 with a bearer key (19+) or JSON-RPC authenticate +
+ * execute_kw (16–18, odoo-api.md A.6). Never retries by itself.
+ */
+export class OdooClient implements OdooClientLike {
+  readonly fields = new FieldMap();
+  readonly #opts: OdooClientOptions;
+  readonly #http: HttpTransport;
+  #protocol: OdooProtocol | undefined;
+  #version = 0;
+  #versionText = '';
+  #uid: number | undefined;
+  #state: OdooLinkState = 'connecting';
+  #lastError: string | undefined;
+  #rpcId = 0;
+
+  constructor(options: OdooClientOptions) {
+    this.#opts = options;
+    this.#http = new HttpTransport({
+      url: options.url,
+      timeoutMs: options.timeoutMs,
+      ...(options.caFile ? { caFile: options.caFile } : {}),
+      ...(options.pinnedCertSha256 ? { pinnedCertSha256: options.pinnedCertSha256 } : {}),
+      ...(options.proxy ? { proxy: options.proxy } : {}),
+      ...(options.maxSockets ? { maxSockets: options.maxSockets } : {}),
+    });
+  }
+
+  /**
+   * Build from config. The key comes from `odoo.apiKeyFile` or `odoo.apiKeyEnv` (never inline).
+   * `url` overrides `odoo.url` (the sandbox emulator's URL when `odoo.url` is absent).
+   */
+  static fromConfig(config: OdooConfig, deps: { telemetry?: Telemetry; log?: Logger; url?: string; apiKey?: string; sandbox?: boolean } = {}): OdooClient {
+    const url = deps.url ?? config.url;
+    if (!url) throw new GatewayError('GW_CONFIG_INVALID', 'odoo.url is not set and no sandbox URL was given');
+    const apiKey = deps.apiKey ?? readApiKey(config);
+    return new OdooClient({
+      url,
+      database: config.database ?? '',
+      login: config.login ?? '',
+      apiKey,
+      timeoutMs: config.timeoutMs,
+      ...(config.caFile ? { caFile: config.caFile } : {}),
+      ...(config.pinnedCertSha256 ? { pinnedCertSha256: config.pinnedCertSha256 } : {}),
+      ...(config.proxy ? { proxy: config.proxy } : {}),
+      ...(config.apiKeyExpiresAt ? { apiKeyExpiresAt: config.apiKeyExpiresAt } : {}),
+      keyExpiryWarnDays: config.keyExpiryWarnDays,
+      ...(deps.telemetry ? { telemetry: deps.telemetry } : {}),
+      ...(deps.log ? { log: deps.log } : {}),
+      ...(deps.sandbox ? { sandbox: true } : {}),
+    });
+  }
+
+  get serverVersion(): number {
+    return this.#version;
+  }
+  get serverVersionText(): string {
+    return this.#versionText;
+  }
+  get protocol(): OdooProtocol | undefined {
+    return this.#protocol;
+  }
+  get state(): OdooLinkState {
+    return this.#state;
+  }
+  get lastError(): string | undefined {
+    return this.#lastError;
+  }
+  get uid(): number | undefined {
+    return this.#uid;
+  }
+
+  /** Detect, authenticate, read the field maps. Throws a classified GatewayError. */
+  async connect(): Promise<void> {
+    this.#setState('connecting');
+    try {
+      this.checkKeyExpiry();
+      await this.#detect();
+      await this.#authenticate();
+      await this.#loadFields();
+      this.#setState(this.#opts.sandbox ? 'sandbox' : 'connected');
+    } catch (err) {
+      this.noteFailure(err);
+      throw err;
+    }
+  }
+
+  /** Record a failure's effect on the link state (the relay calls this for call failures too). */
+  noteFailure(err: unknown): void {
+    const failure = failureOf(err);
+    const message = err instanceof Error ? err.message : String(err);
+    if (failure === 'auth') this.#setState('auth-failed', message);
+    else if (err instanceof GatewayError && err.details?.['linkDown'] === true) this.#setState('unreachable', message);
+  }
+
+  /** Record a success (link back to connected after an outage). */
+  noteSuccess(): void {
+    const up = this.#opts.sandbox ? 'sandbox' : 'connected';
+    if (this.#state !== up && this.#uid !== undefined) this.#setState(up);
+  }
+
+  /**
+   * Warn `keyExpiryWarnDays` before `apiKeyExpiresAt` (Odoo 18+ keys expire, A.5). Returns the
+   * days left, or undefined when no expiry is configured.
+   */
+  checkKeyExpiry(now = Date.now()): number | undefined {
+    const at = this.#opts.apiKeyExpiresAt;
+    if (!at) return undefined;
+    const expires = Date.parse(at);
+    if (!Number.isFinite(expires)) return undefined;
+    const days = Math.floor((expires - now) / 86_400_000);
+    const warnDays = this.#opts.keyExpiryWarnDays ?? 14;
+    if (days < 0) {
+      this.#opts.telemetry?.alert('critical', 'ODOO_KEY_EXPIRED', `The Odoo API key expired on ${at}; create a new key and update odoo.apiKeyFile`);
+    } else if (days <= warnDays) {
+      this.#opts.telemetry?.alert('warning', 'ODOO_KEY_EXPIRING', `The Odoo API key expires in ${days} day(s) (${at}); create a new key before then`);
+      this.#opts.telemetry?.emit('odoo.state', { state: this.#state, ...(this.#lastError ? { lastError: this.#lastError } : {}), serverVersion: this.#versionText, keyExpiresInDays: days });
+    }
+    return days;
+  }
+
+  async call<T = unknown>(model: string, method: string, params: Record<string, unknown> = {}, options: CallOptions = {}): Promise<T> {
+    if (this.#protocol === undefined || (this.#protocol === 'json-rpc' && this.#uid === undefined)) {
+      throw odooError('auth', 'not connected to Odoo', { model, method });
+    }
+    const started = performance.now();
+    let ok = false;
+    try {
+      const result = this.#protocol === 'json-2' ? await this.#callJson2(model, method, params, options) : await this.#callJsonRpc(model, method, params, options);
+      ok = true;
+      return result as T;
+    } catch (err) {
+      if (err instanceof GatewayError && err.details) Object.assign(err.details, { model, method });
+      throw err;
+    } finally {
+      this.#opts.telemetry?.emit('odoo.request', { model, method, latencyMs: performance.now() - started, ok });
+    }
+  }
+
+  close(): void {
+    this.#http.close();
+  }
+
+  // --- detection and authentication -----------------------------------------------------------
+
+  async #detect(): Promise<void> {
+    // 19+: GET /web/version (A.4). Older servers answer 404 or an HTML page.
+    try {
+      const reply = await this.#http.get('/web/version', { accept: 'application/json' });
+      if (reply.status === 200) {
+        const body = tryJson(reply.body) as { version_info?: unknown; version?: unknown } | undefined;
+        const major = body ? parseMajorVersion(body.version_info, body.version) : 0;
+        if (major >= 19) {
+          this.#protocol = 'json-2';
+          this.#version = major;
+          this.#versionText = String(body?.version ?? major);
+          return;
+        }
+      }
+    } catch (err) {
+      if (failureOf(err) !== 'transient') throw err;
+      // fall through: JSON-RPC probe gives the definitive answer about reachability
+    }
+    const info = (await this.#rpc('common', 'version', [], true)) as { server_version?: string; server_version_info?: unknown } | null;
+    // D: parse server_version_info, not the string ("17.0-20240709").
+    const major = parseMajorVersion(info?.server_version_info, info?.server_version);
+    if (major === 0) throw odooError('permanent', `could not read the Odoo version from ${this.#http.baseUrl}`);
+    this.#version = major;
+    this.#versionText = String(info?.server_version ?? major);
+    this.#protocol = major >= 19 ? 'json-2' : 'json-rpc';
+  }
+
+  async #authenticate(): Promise<void> {
+    const { database, login, apiKey } = this.#opts;
+    if (this.#protocol === 'json-2') {
+      // Who am I (A.4): validates the bearer key and the database header in one call.
+      const ctx = (await this.#callJson2('res.users', 'context_get', {}, {})) as { uid?: number } | null;
+      this.#uid = typeof ctx?.uid === 'number' ? ctx.uid : 0;
+      return;
+    }
+    // A.1: authenticate → uid | false (bad credentials are a result, not an error). Called once;
+    // never cached server-side, and a wrong key counts toward the login cooldown (A.3, D).
+    const uid = await this.#rpc('common', 'authenticate', [database, login, apiKey, {}], false);
+    if (typeof uid !== 'number' || uid <= 0) {
+      this.#uid = undefined;
+      throw odooError('auth', `Odoo refused login '${login}' on database '${database}' (authenticate returned false): check odoo.login and the API key`, { odooName: 'authenticate' });
+    }
+    this.#uid = uid;
+  }
+
+  async #loadFields(): Promise<void> {
+    const models = this.#opts.models ?? RELAY_MODELS;
+    await Promise.all(
+      models.map(async (model) => {
+        try {
+          const fields = await this.call<ModelFields>(model, 'fields_get', { attributes: ['type', 'relation', 'required'] });
+          this.fields.set(model, fields ?? {});
+        } catch (err) {
+          // An uninstalled module (no purchase, no sale) is not fatal: the rules that need the
+          // model dead-letter with a clear reason. Anything else (auth, network) is.
+          if (failureOf(err) === 'permanent') {
+            this.fields.set(model, undefined);
+            this.#opts.log?.warn('Odoo model not available', { model, error: (err as Error).message });
+          } else throw err;
+        }
+      }),
+    );
+  }
+
+  // --- transports ------------------------------------------------------------------------------
+
+  async #callJsonRpc(model: string, method: string, params: Record<string, unknown>, options: CallOptions): Promise<unknown> {
+    const names = POSITIONAL[method] ?? [];
+    const args: unknown[] = options.ids ? [options.ids] : [];
+    const kwargs: Record<string, unknown> = { ...params };
+    for (const name of names) {
+      if (!(name in kwargs)) break;
+      args.push(kwargs[name]);
+      delete kwargs[name];
+    }
+    if (options.context) kwargs['context'] = options.context;
+    const { database, apiKey } = this.#opts;
+    return this.#rpc('object', 'execute_kw', [database, this.#uid, apiKey, model, method, args, kwargs], READ_METHODS.has(method));
+  }
+
+  /** A.1: POST /jsonrpc; errors are HTTP 200 envelopes; a None result has no `result` key. */
+  async #rpc(service: string, method: string, args: unknown[], idempotent: boolean): Promise<unknown> {
+    const id = ++this.#rpcId;
+    const reply = await this.#http.post('/jsonrpc', { jsonrpc: '2.0', method: 'call', id, params: { service, method, args } }, {}, idempotent);
+    if (reply.status !== 200) throw httpFailure(reply, idempotent);
+    const body = tryJson(reply.body) as { result?: unknown; error?: { code?: number; message?: string; data?: { name?: string; message?: string } } } | undefined;
+    if (body === undefined || typeof body !== 'object' || body === null) {
+      throw odooError(idempotent ? 'transient' : 'ambiguous', `Odoo answered HTTP 200 with a body that is not JSON-RPC`, { httpStatus: 200, linkDown: idempotent });
+    }
+    if (body.error) {
+      const name = body.error.data?.name ?? 'unknown';
+      const msg = body.error.data?.message ?? body.error.message ?? 'Odoo Server Error';
+      throw exceptionError(name, msg, undefined);
+    }
+    // A.6 step 4: neither result nor error = success with None.
+    return 'result' in body ? body.result : null;
+  }
+
+  async #callJson2(model: string, method: string, params: Record<string, unknown>, options: CallOptions): Promise<unknown> {
+    const body: Record<string, unknown> = { ...params };
+    if (options.ids) body['ids'] = options.ids;
+    if (options.context) body['context'] = options.context;
+    const headers: Record<string, string> = { authorization: `bearer ${this.#opts.apiKey}` };
+    if (this.#opts.database) headers['x-odoo-database'] = this.#opts.database;
+    const idempotent = READ_METHODS.has(method);
+    const reply = await this.#http.post(`/json/2/${encodeURIComponent(model)}/${encodeURIComponent(method)}`, body, headers, idempotent);
+    if (reply.status === 200) return reply.body === '' ? null : tryJson(reply.body) ?? null;
+    throw httpFailure(reply, idempotent);
+  }
+
+  #setState(state: OdooLinkState, lastError?: string): void {
+    if (lastError !== undefined) this.#lastError = lastError;
+    if (state === this.#state && lastError === undefined) return;
+    this.#state = state;
+    this.#opts.telemetry?.emit('odoo.state', { state, ...(this.#lastError ? { lastError: this.#lastError } : {}), ...(this.#versionText ? { serverVersion: this.#versionText } : {}) });
+  }
+}
+
+function tryJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function exceptionError(name: string, message: string, status: number | undefined): GatewayError {
+  let failure = classifyOdooException(name, status, message);
+  const clean = cleanOdooMessage(name, message);
+  // psycopg2.OperationalError: unknown database or the database is down (D) — the whole link.
+  const linkDown = name.startsWith('psycopg2.OperationalError') || /Too many login failures/i.test(message);
+  if (/Too many login failures/i.test(message)) failure = 'auth';
+  return odooError(failure, `${name}: ${clean}`, { odooName: name, odooMessage: clean, ...(status ? { httpStatus: status } : {}), ...(linkDown ? { linkDown } : {}) });
+}
+
+/** A non-200 HTTP reply (JSON-2 error statuses, A.4 table; or a front proxy's 5xx). */
+function httpFailure(reply: HttpReply, idempotent: boolean): GatewayError {
+  const body = reply.contentType.includes('json') ? (tryJson(reply.body) as { name?: string; message?: string } | undefined) : undefined;
+  if (body && typeof body === 'object' && typeof body.name === 'string') {
+    return exceptionError(body.name, String(body.message ?? ''), reply.status);
+  }
+  const s = reply.status;
+  if (s === 401) return odooError('auth', 'Odoo refused the API key (HTTP 401)', { httpStatus: s });
+  if (s === 429 || s === 502 || s === 503 || s === 504) {
+    return odooError('transient', `Odoo or its proxy answered HTTP ${s}`, { httpStatus: s, linkDown: true });
+  }
+  if (s === 404) {
+    // A.4: a multi-database host answers 404 HTML without (or with a wrong) X-Odoo-Database.
+    return odooError('transient', 'Odoo answered 404 (HTML): check odoo.url and odoo.database', { httpStatus: s, linkDown: true });
+  }
+  if (s >= 500) {
+    // A 500 without an Odoo error body: the server or a proxy crashed mid-request. The request
+    // reached the server, so a write may have happened.
+    return odooError(idempotent ? 'transient' : 'ambiguous', `Odoo answered HTTP ${s} without an error body`, { httpStatus: s, linkDown: idempotent });
+  }
+  return odooError('permanent', `Odoo answered HTTP ${s}: ${reply.body.slice(0, 200)}`, { httpStatus: s });
+}
+
+export function readApiKey(config: Pick<OdooConfig, 'apiKeyFile' | 'apiKeyEnv'>): string {
+  if (config.apiKeyFile) {
+    try {
+      return readFileSync(config.apiKeyFile, 'utf8').trim();
+    } catch (err) {
+      throw new GatewayError('GW_CONFIG_INVALID', `odoo.apiKeyFile: cannot read ${config.apiKeyFile}`, { cause: err });
+    }
+  }
+  if (config.apiKeyEnv) {
+    const v = process.env[config.apiKeyEnv];
+    if (!v) throw new GatewayError('GW_CONFIG_INVALID', `odoo.apiKeyEnv: environment variable ${config.apiKeyEnv} is empty`);
+    return v.trim();
+  }
+  throw new GatewayError('GW_CONFIG_INVALID', 'odoo: set apiKeyFile or apiKeyEnv');
+}

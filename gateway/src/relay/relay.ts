@@ -1,0 +1,414 @@
+import type { OdooConfig, RelayConfig } from '../config/types.ts';
+import { describeError, GatewayError } from '../errors.ts';
+import type { EventType } from '../events/types.ts';
+import type { Component, ComponentStatus } from '../lifecycle.ts';
+import type { Logger } from '../log.ts';
+import type { GatewayStore, Lease, Outcome, StoredEvent } from '../store/types.ts';
+import type { OdooLinkState, Telemetry } from '../telemetry.ts';
+import type { OdooClientLike } from './odoo/odoo-client.ts';
+import { failureOf, isLinkDown } from './odoo/odoo-error.ts';
+import { ReferenceData } from './reference-data.ts';
+import { rulesFor, type PostingRule, type RuleContext, type RuleResult } from './rules/index.ts';
+import { StockWatch } from './stock-watch.ts';
+
+export interface RelayOptions {
+  store: GatewayStore;
+  odoo: OdooClientLike;
+  config: RelayConfig;
+  odooConfig: OdooConfig;
+  telemetry: Telemetry;
+  log: Logger;
+  clock?: () => number;
+  /** Idle poll when nothing is due (ms). Default 250. */
+  idlePollMs?: number;
+  /** Back-off while Odoo is unreachable: first wait, doubled up to max (ms). Default 1 s → 60 s. */
+  linkBackoff?: { initialMs: number; maxMs: number };
+  /** Back-off after refused credentials (ms). Default 2 min → 30 min: never a tight login loop (A.3 cooldown). */
+  authBackoff?: { initialMs: number; maxMs: number };
+  /** Partitions leased per round. Default concurrency × 50 (≤ 2000). */
+  leaseLimit?: number;
+  /** Consecutive events of one partition per lease (micro-batching). Default 500. */
+  maxPerPartition?: number;
+  /** Compute stock.threshold_breached locally after each reference pull. Default true. */
+  watchStock?: boolean;
+  /** Close the Odoo client in stop(). Default true. */
+  closeClientOnStop?: boolean;
+}
+
+export interface RelayStatus {
+  state: OdooLinkState;
+  paused: boolean;
+  lastError?: string;
+  lastSuccessAt?: string;
+  serverVersion?: number;
+  referencePulledAt?: string;
+}
+
+interface Batch {
+  rule: PostingRule;
+  leases: Lease[];
+}
+
+/**
+ * The relay loop (DESIGN.md §1 step 4): leases the heads of ready partitions, posts them to Odoo
+ * through the posting rules — batched across partitions where Odoo allows it — and resolves every
+ * event through store.complete: delivered, retry (the store's backoff with jitter) or dead with a
+ * reason. FIFO within a partition comes from the store (one lease per partition at a time); the
+ * first failure of a lease stops it and the rest are released unchanged.
+ *
+ * Failure handling (odoo-api.md §4 classes):
+ * - permanent (incl. missing mappings) → dead at once, with an operator-readable reason;
+ * - transient for this event / ambiguous → retry (ambiguous marked; the rule looks up first);
+ *   dead after relay.maxAttempts;
+ * - Odoo unreachable (network, 502/503/504) → the lease is released WITHOUT charging an attempt
+ *   (Odoo down for a week must not dead-letter anything) and the loop backs off;
+ * - credentials refused → link 'auth-failed', leases released, re-authentication after minutes.
+ */
+export class Relay implements Component {
+  readonly name = 'relay';
+  readonly #o: RelayOptions;
+  readonly #rules: Map<EventType, PostingRule>;
+  readonly #ref: ReferenceData;
+  readonly #watch: StockWatch;
+  readonly #clock: () => number;
+  #status: ComponentStatus = 'created';
+  #paused = false;
+  #connected = false;
+  #loop: Promise<void> | undefined;
+  #wake: (() => void) | undefined;
+  #linkWait = 0;
+  #authWait = 0;
+  #lastRefresh = 0;
+  #lastKeyCheck = 0;
+  #lastSuccessAt: string | undefined;
+  #lastError: string | undefined;
+
+  constructor(options: RelayOptions) {
+    this.#o = options;
+    this.#clock = options.clock ?? Date.now;
+    this.#rules = rulesFor(options.config);
+    this.#ref = new ReferenceData({ store: options.store, odoo: options.odoo, mapping: options.odooConfig.mapping, log: options.log });
+    this.#watch = new StockWatch({ store: options.store, ref: this.#ref, log: options.log, clock: this.#clock });
+  }
+
+  get status(): ComponentStatus {
+    return this.#status;
+  }
+
+  get reference(): ReferenceData {
+    return this.#ref;
+  }
+
+  snapshot(): RelayStatus {
+    return {
+      state: this.#paused ? 'paused' : this.#o.odoo.state,
+      paused: this.#paused,
+      ...(this.#lastError ? { lastError: this.#lastError } : {}),
+      ...(this.#lastSuccessAt ? { lastSuccessAt: this.#lastSuccessAt } : {}),
+      ...(this.#o.odoo.serverVersion ? { serverVersion: this.#o.odoo.serverVersion } : {}),
+      ...(this.#ref.snapshot.pulledAt ? { referencePulledAt: this.#ref.snapshot.pulledAt } : {}),
+    };
+  }
+
+  async start(): Promise<void> {
+    if (this.#status === 'running' || this.#status === 'starting') return;
+    this.#status = 'starting';
+    await this.#ref.loadCached().catch((err) => this.#o.log.warn('cached reference data unreadable', { error: describeError(err) }));
+    this.#status = 'running';
+    if (!this.#o.config.enabled) {
+      this.#o.telemetry.emit('odoo.state', { state: 'disabled' });
+      return;
+    }
+    this.#loop = this.#run().catch((err) => {
+      this.#o.log.error('relay loop failed', { error: describeError(err) });
+      this.#status = 'failed';
+    });
+  }
+
+  async stop(deadlineMs = 10_000): Promise<void> {
+    if (this.#status === 'stopped' || this.#status === 'created') {
+      this.#status = 'stopped';
+      return;
+    }
+    this.#status = 'stopping';
+    this.#wake?.();
+    if (this.#loop) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.#loop, new Promise<void>((r) => (timer = setTimeout(r, deadlineMs).unref()))]);
+      clearTimeout(timer);
+    }
+    if (this.#o.closeClientOnStop !== false) this.#o.odoo.close();
+    this.#status = 'stopped';
+  }
+
+  /** Admin: stop posting (leases finish, nothing new is leased). */
+  pause(): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    this.#o.telemetry.emit('odoo.state', { state: 'paused' });
+  }
+
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#o.telemetry.emit('odoo.state', { state: this.#o.odoo.state });
+    this.#wake?.();
+  }
+
+  /** Nudge the loop (e.g. after a commit); otherwise it polls every idlePollMs. */
+  notify(): void {
+    this.#wake?.();
+  }
+
+  /** Pull reference data now (admin action / tests). */
+  async refreshReference(): Promise<void> {
+    await this.#ref.refresh();
+    this.#lastRefresh = this.#clock();
+    if (this.#o.watchStock !== false) await this.#watch.check();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  #running(): boolean {
+    return this.#status === 'running';
+  }
+
+  async #sleep(ms: number): Promise<void> {
+    if (!this.#running()) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      timer.unref();
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wake = done;
+    });
+    this.#wake = undefined;
+  }
+
+  async #run(): Promise<void> {
+    const idle = this.#o.idlePollMs ?? 250;
+    while (this.#running()) {
+      if (this.#paused) {
+        await this.#sleep(idle * 4);
+        continue;
+      }
+      if (!this.#connected && !(await this.#connect())) continue;
+      await this.#housekeeping();
+      let leases: Lease[];
+      try {
+        leases = await this.#o.store.lease({ limit: this.#leaseLimit(), maxPerPartition: this.#o.maxPerPartition ?? 500, sameTypeOnly: true, now: this.#clock() });
+      } catch (err) {
+        this.#o.log.error('lease failed', { error: describeError(err) });
+        await this.#sleep(1000);
+        continue;
+      }
+      if (leases.length === 0) {
+        await this.#sleep(idle);
+        continue;
+      }
+      const trouble = await this.#round(leases);
+      if (trouble === 'auth') {
+        this.#connected = false;
+      } else if (trouble === 'link') {
+        this.#linkWait = Math.min(this.#linkBackoff().maxMs, this.#linkWait ? this.#linkWait * 2 : this.#linkBackoff().initialMs);
+        await this.#sleep(this.#linkWait);
+      } else {
+        this.#linkWait = 0;
+      }
+    }
+  }
+
+  #leaseLimit(): number {
+    return this.#o.leaseLimit ?? Math.min(2000, Math.max(1, this.#o.config.concurrency) * 50);
+  }
+  #linkBackoff(): { initialMs: number; maxMs: number } {
+    return this.#o.linkBackoff ?? { initialMs: 1000, maxMs: 60_000 };
+  }
+
+  async #connect(): Promise<boolean> {
+    try {
+      await this.#o.odoo.connect();
+      this.#connected = true;
+      this.#authWait = 0;
+      this.#linkWait = 0;
+      this.#o.log.info('connected to Odoo', { version: this.#o.odoo.serverVersion });
+      await this.refreshReference().catch((err) => this.#o.log.warn('reference pull failed', { error: describeError(err) }));
+      return true;
+    } catch (err) {
+      this.#lastError = describeError(err);
+      if (failureOf(err) === 'auth') {
+        const b = this.#o.authBackoff ?? { initialMs: 120_000, maxMs: 1_800_000 };
+        this.#authWait = Math.min(b.maxMs, this.#authWait ? this.#authWait * 2 : b.initialMs);
+        this.#o.log.error('Odoo refused the credentials; retrying later', { error: this.#lastError, retryInMs: this.#authWait });
+        this.#o.telemetry.alert('critical', 'ODOO_AUTH_FAILED', `Odoo refused the gateway's credentials: ${this.#lastError}`);
+        await this.#sleep(this.#authWait);
+      } else {
+        const b = this.#linkBackoff();
+        this.#linkWait = Math.min(b.maxMs, this.#linkWait ? this.#linkWait * 2 : b.initialMs);
+        this.#o.log.warn('Odoo not reachable', { error: this.#lastError, retryInMs: this.#linkWait });
+        await this.#sleep(this.#linkWait);
+      }
+      return false;
+    }
+  }
+
+  async #housekeeping(): Promise<void> {
+    const now = this.#clock();
+    if (now - this.#lastKeyCheck > 3_600_000) {
+      this.#lastKeyCheck = now;
+      (this.#o.odoo as { checkKeyExpiry?: (now?: number) => unknown }).checkKeyExpiry?.(now);
+    }
+    if (this.#o.config.referenceRefreshMs > 0 && now - this.#lastRefresh >= this.#o.config.referenceRefreshMs) {
+      this.#lastRefresh = now;
+      await this.refreshReference().catch((err) => this.#o.log.warn('reference pull failed', { error: describeError(err) }));
+    }
+  }
+
+  /** One round: batch the leases, post with bounded concurrency, complete each lease. */
+  async #round(leases: Lease[]): Promise<'ok' | 'link' | 'auth'> {
+    const batches: Batch[] = [];
+    const unhandled: Lease[] = [];
+    const open = new Map<PostingRule, Batch>();
+    for (const lease of leases) {
+      const rule = this.#rules.get(lease.events[0]!.event.type);
+      if (!rule) {
+        unhandled.push(lease);
+        continue;
+      }
+      if (!rule.crossPartition) {
+        batches.push({ rule, leases: [lease] });
+        continue;
+      }
+      let b = open.get(rule);
+      const size = b ? b.leases.reduce((n, l) => n + l.events.length, 0) : 0;
+      if (!b || size + lease.events.length > rule.maxBatch) {
+        b = { rule, leases: [] };
+        open.set(rule, b);
+        batches.push(b);
+      }
+      b.leases.push(lease);
+    }
+    // Rules switched off (relay.rules.<type>: false): delivered with nothing posted.
+    for (const lease of unhandled) {
+      await this.#complete(lease, lease.events.map((e) => ({ eventId: e.event.id, outcome: 'delivered' as const })), new Map());
+    }
+    let trouble: 'ok' | 'link' | 'auth' = 'ok';
+    const ctx: RuleContext = { odoo: this.#o.odoo, ref: this.#ref, config: this.#o.config, odooConfig: this.#o.odooConfig, log: this.#o.log, now: this.#clock };
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < batches.length) {
+        const batch = batches[next++]!;
+        const t = await this.#postBatch(ctx, batch);
+        if (t === 'auth' || (t === 'link' && trouble === 'ok')) trouble = t;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(this.#o.config.concurrency, batches.length)) }, worker));
+    if (leases.some((l) => l.events.some((e) => e.event.type === 'consumable.used')) && this.#o.watchStock !== false) {
+      await this.#watch.check().catch((err) => this.#o.log.warn('stock watch failed', { error: describeError(err) }));
+    }
+    return trouble;
+  }
+
+  async #postBatch(ctx: RuleContext, batch: Batch): Promise<'ok' | 'link' | 'auth'> {
+    const started = performance.now();
+    const events = batch.leases.flatMap((l) => l.events);
+    let results = new Map<string, RuleResult>();
+    // A lease longer than the rule's batch is posted in FIFO chunks; a failing chunk stops it.
+    for (let i = 0; i < events.length; i += batch.rule.maxBatch) {
+      const chunk = events.slice(i, i + batch.rule.maxBatch);
+      try {
+        const r = await batch.rule.post(ctx, chunk);
+        for (const [k, v] of r) results.set(k, v);
+        if (chunk.some((e) => r.get(e.event.id)?.ok === false || !r.has(e.event.id))) break;
+      } catch (err) {
+        for (const e of chunk) results.set(e.event.id, { ok: false, error: err });
+        break;
+      }
+    }
+    let trouble: 'ok' | 'link' | 'auth' = 'ok';
+    for (const r of results.values()) {
+      if (r.ok) continue;
+      if (failureOf(r.error) === 'auth') trouble = 'auth';
+      else if (isLinkDown(r.error) && trouble === 'ok') trouble = 'link';
+    }
+    if (trouble !== 'ok') {
+      const err = [...results.values()].find((r) => !r.ok && (failureOf(r.error) === 'auth' || isLinkDown(r.error)));
+      if (err && !err.ok) {
+        this.#lastError = describeError(err.error);
+        (this.#o.odoo as { noteFailure?: (e: unknown) => void }).noteFailure?.(err.error);
+      }
+    } else if ([...results.values()].some((r) => r.ok)) {
+      this.#lastSuccessAt = new Date(this.#clock()).toISOString();
+      (this.#o.odoo as { noteSuccess?: () => void }).noteSuccess?.();
+    }
+    const latency = performance.now() - started;
+    for (const lease of batch.leases) await this.#complete(lease, this.#outcomes(lease, results), results, latency);
+    return trouble;
+  }
+
+  /** Outcomes in partition order; the first failure ends the lease (the rest are released). */
+  #outcomes(lease: Lease, results: Map<string, RuleResult>): Outcome[] {
+    const out: Outcome[] = [];
+    for (const e of lease.events) {
+      const r = results.get(e.event.id);
+      if (!r) break;
+      if (r.ok) {
+        out.push({ eventId: e.event.id, outcome: 'delivered', ...(r.odoo ? { odoo: r.odoo } : {}) });
+        continue;
+      }
+      const o = this.#failureOutcome(e, r.error);
+      if (o) out.push(o);
+      break;
+    }
+    return out;
+  }
+
+  #failureOutcome(e: StoredEvent, error: unknown): Outcome | undefined {
+    const failure = failureOf(error);
+    const text = describeError(error);
+    // Whole-link failures do not charge the event an attempt: released unchanged.
+    if (failure === 'auth' || (failure === 'transient' && isLinkDown(error))) return undefined;
+    if (failure === 'permanent') return { eventId: e.event.id, outcome: 'dead', reason: deadReason(error) };
+    if (e.attempts + 1 >= this.#o.config.maxAttempts) {
+      return { eventId: e.event.id, outcome: 'dead', reason: `gave up after ${e.attempts + 1} attempts: ${text}` };
+    }
+    return { eventId: e.event.id, outcome: 'retry', error: text, ...(failure === 'ambiguous' ? { ambiguous: true } : {}) };
+  }
+
+  async #complete(lease: Lease, outcomes: Outcome[], results: Map<string, RuleResult>, latencyMs = 0): Promise<void> {
+    try {
+      await this.#o.store.complete(lease, outcomes);
+    } catch (err) {
+      // The store could not record the outcome: the lease stays open and becomes ambiguous at the
+      // next start; the rules look the documents up before any resend.
+      this.#o.log.error('could not record relay outcomes', { partition: lease.partitionKey, error: describeError(err) });
+      return;
+    }
+    for (const o of outcomes) {
+      const e = lease.events.find((x) => x.event.id === o.eventId);
+      const r = results.get(o.eventId);
+      this.#o.telemetry.emit('relay.outcome', {
+        eventId: o.eventId,
+        eventType: e?.event.type ?? 'unknown',
+        outcome: o.outcome,
+        latencyMs,
+        ...(o.outcome === 'retry' ? { error: o.error } : o.outcome === 'dead' ? { error: o.reason } : {}),
+      });
+      if (o.outcome === 'dead') this.#o.log.warn('event dead-lettered', { eventId: o.eventId, type: e?.event.type, reason: o.reason });
+      void r;
+    }
+  }
+}
+
+/** The reason an operator reads in the dead-letter list. */
+export function deadReason(error: unknown): string {
+  if (error instanceof GatewayError) {
+    if (error.code === 'GW_MAPPING_MISSING') return `mapping missing: ${error.message}`;
+    const d = error.details ?? {};
+    const where = d['model'] ? ` (${String(d['model'])}.${String(d['method'] ?? '')})` : '';
+    return `Odoo rejected the request${where}: ${error.message}`;
+  }
+  return describeError(error);
+}

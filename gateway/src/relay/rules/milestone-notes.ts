@@ -1,0 +1,89 @@
+import { createHash } from 'node:crypto';
+import type { SpecimenReceivedData, TestCompletedData, TestInProgressData } from '../../events/types.ts';
+import type { StoredEvent } from '../../store/types.ts';
+import { searchRead } from '../odoo/odoo-calls.ts';
+import { noSaleOrder, saleOrdersByAccession } from './sale-orders.ts';
+import { fail, ok, type PostingRule, type RuleResult } from './types.ts';
+
+/**
+ * specimen.received / test.in_progress / test.completed → a note in the order's chatter, batched:
+ * ONE `message_post` per order per batch (window), one line per milestone. Each line carries a
+ * marker `[lgw:<hash of the idempotency key>]`; a retried batch first reads the order's messages
+ * and drops the lines already posted, so a note never appears twice. No patient data and no
+ * result values in the note: ids, codes and times only.
+ */
+export const milestoneNotesRule: PostingRule = {
+  name: 'milestone-notes',
+  types: ['specimen.received', 'test.in_progress', 'test.completed'],
+  maxBatch: 500,
+  crossPartition: true,
+  async post(ctx, events) {
+    const results = new Map<string, RuleResult>();
+    const withOrder: Array<{ e: StoredEvent; accession: string }> = [];
+    for (const e of events) {
+      const accession = (e.event.data as { accession?: string }).accession;
+      if (!accession) results.set(e.event.id, ok(undefined, 'no accession: nothing to note'));
+      else withOrder.push({ e, accession });
+    }
+    if (withOrder.length === 0) return results;
+    const orders = await saleOrdersByAccession(ctx.odoo, withOrder.map((w) => w.accession));
+    const retried = withOrder.some((w) => w.e.attempts > 0 || w.e.ambiguous);
+    const posted = new Set<string>();
+    if (retried && orders.size > 0) {
+      const msgs = await searchRead(ctx.odoo, 'mail.message', [['model', '=', 'sale.order'], ['res_id', 'in', [...orders.values()].map((o) => o.id)], ['body', 'ilike', 'lgw:']], ['id', 'body']);
+      for (const m of msgs) for (const match of String(m['body'] ?? '').matchAll(/lgw:([0-9a-f]{12})/g)) posted.add(match[1]!);
+    }
+    const bySo = new Map<number, Array<{ e: StoredEvent; line: string }>>();
+    for (const { e, accession } of withOrder) {
+      const so = orders.get(accession);
+      if (!so) {
+        results.set(e.event.id, fail(noSaleOrder(accession)));
+        continue;
+      }
+      const marker = noteMarker(e.event.idempotencyKey);
+      if (posted.has(marker)) {
+        results.set(e.event.id, ok([{ model: 'sale.order', id: so.id, name: String(so['name'] ?? '') }], 'note already posted'));
+        continue;
+      }
+      const list = bySo.get(so.id) ?? [];
+      list.push({ e, line: `${describe(e)} [lgw:${marker}]` });
+      bySo.set(so.id, list);
+    }
+    await Promise.all(
+      [...bySo].map(async ([soId, items]) => {
+        try {
+          const body = `Lab milestones\n${items.map((i) => `• ${i.line}`).join('\n')}`;
+          const msgId = await ctx.odoo.call<number>('sale.order', 'message_post', { body, message_type: 'comment', subtype_xmlid: 'mail.mt_note' }, { ids: [soId] });
+          for (const i of items) results.set(i.e.event.id, ok([{ model: 'sale.order', id: soId }, ...(typeof msgId === 'number' ? [{ model: 'mail.message', id: msgId }] : [])]));
+        } catch (err) {
+          for (const i of items) results.set(i.e.event.id, fail(err));
+        }
+      }),
+    );
+    return results;
+  },
+};
+
+export function noteMarker(idempotencyKey: string): string {
+  return createHash('sha1').update(idempotencyKey).digest('hex').slice(0, 12);
+}
+
+function describe(e: StoredEvent): string {
+  const at = e.event.occurredAt;
+  switch (e.event.type) {
+    case 'specimen.received': {
+      const d = e.event.data as SpecimenReceivedData;
+      return `${at} specimen ${d.specimenId}${d.specimenType ? ` (${d.specimenType})` : ''} received`;
+    }
+    case 'test.in_progress': {
+      const d = e.event.data as TestInProgressData;
+      return `${at} test ${d.testCode} in progress${d.specimenId ? ` on specimen ${d.specimenId}` : ''}`;
+    }
+    case 'test.completed': {
+      const d = e.event.data as TestCompletedData;
+      return `${at} test ${d.testCode} completed on specimen ${d.specimenId}${e.event.source.analyzer ? ` by ${e.event.source.analyzer}` : ''}${d.resultStatus ? ` (status ${d.resultStatus})` : ''}`;
+    }
+    default:
+      return `${at} ${e.event.type}`;
+  }
+}

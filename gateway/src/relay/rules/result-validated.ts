@@ -1,0 +1,60 @@
+import type { ResultValidatedData } from '../../events/types.ts';
+import { m2oId, searchRead, write } from '../odoo/odoo-calls.ts';
+import { mappingMissing } from '../odoo/odoo-error.ts';
+import { noSaleOrder, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
+import { fail, ok, type PostingRule, type RuleResult } from './types.ts';
+
+/**
+ * result.validated → billing readiness: the test's order line gets `qty_delivered` =
+ * `product_uom_qty` (lab tests are service products whose delivered quantity is set manually).
+ * An absolute write: running it twice changes nothing. All lines of the batch are read in one
+ * call and written grouped by quantity.
+ */
+export const resultValidatedRule: PostingRule = {
+  name: 'result-validated',
+  types: ['result.validated'],
+  maxBatch: 200,
+  crossPartition: true,
+  async post(ctx, events) {
+    const results = new Map<string, RuleResult>();
+    const orders = await saleOrdersByAccession(ctx.odoo, events.map((e) => (e.event.data as ResultValidatedData).accession));
+    const soIds = [...orders.values()].map((o) => o.id);
+    const lines = soIds.length ? await searchRead(ctx.odoo, 'sale.order.line', [['order_id', 'in', soIds]], SALE_LINE_FIELDS) : [];
+    const writes = new Map<number, { qty: number; lineIds: Set<number>; eventIds: string[] }>();
+    const refs = new Map<string, { so: number; name: string; line: number }>();
+    for (const e of events) {
+      const d = e.event.data as ResultValidatedData;
+      try {
+        const so = orders.get(d.accession);
+        if (!so) throw noSaleOrder(d.accession);
+        const product = await ctx.ref.product(d.testCode);
+        const line = lines.find((l) => m2oId(l['order_id']) === so.id && m2oId(l['product_id']) === product.id);
+        if (!line) throw mappingMissing(`order ${String(so['name'] ?? so.id)} (accession ${d.accession}) has no line for test ${d.testCode}`, { accession: d.accession, testCode: d.testCode });
+        const qty = Number(line['product_uom_qty'] ?? 1);
+        refs.set(e.event.id, { so: so.id, name: String(so['name'] ?? ''), line: line.id });
+        if (Number(line['qty_delivered'] ?? 0) === qty) {
+          results.set(e.event.id, ok([{ model: 'sale.order.line', id: line.id }], 'already delivered'));
+          continue;
+        }
+        const w = writes.get(qty) ?? { qty, lineIds: new Set(), eventIds: [] };
+        w.lineIds.add(line.id);
+        w.eventIds.push(e.event.id);
+        writes.set(qty, w);
+      } catch (err) {
+        results.set(e.event.id, fail(err));
+      }
+    }
+    for (const w of writes.values()) {
+      try {
+        await write(ctx.odoo, 'sale.order.line', [...w.lineIds], { qty_delivered: w.qty });
+        for (const id of w.eventIds) {
+          const r = refs.get(id)!;
+          results.set(id, ok([{ model: 'sale.order', id: r.so, name: r.name }, { model: 'sale.order.line', id: r.line }]));
+        }
+      } catch (err) {
+        for (const id of w.eventIds) results.set(id, fail(err));
+      }
+    }
+    return results;
+  },
+};

@@ -1,0 +1,83 @@
+import { idempotencyKey, partitionKeys } from '../events/keys.ts';
+import type { ConsumableUsedData, DraftEvent } from '../events/types.ts';
+import { describeError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import type { GatewayStore } from '../store/types.ts';
+import type { ReferenceData } from './reference-data.ts';
+
+/**
+ * Local replenishment check (DESIGN.md §3 stock.threshold_breached): on-hand from the last Odoo pull
+ * (debited locally as consumption is posted) minus consumption not yet posted, against each reorder
+ * point. A breach is emitted once per episode as a local event (store.commitLocal); the episode ends
+ * when the estimate is back at or above the minimum.
+ */
+const STATE_NS = 'relay-stock';
+const SCAN_LIMIT = 50_000;
+
+type LocalCommit = (events: DraftEvent[]) => Promise<unknown>;
+
+export class StockWatch {
+  readonly #o: { store: GatewayStore; ref: ReferenceData; log: Logger; clock: () => number };
+
+  constructor(options: { store: GatewayStore; ref: ReferenceData; log: Logger; clock: () => number }) {
+    this.#o = options;
+  }
+
+  /** Unposted consumption per product code (pending + retrying events). */
+  async unposted(): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (const state of ['pending', 'retrying', 'inflight'] as const) {
+      const events = await this.#o.store.listEvents({ state, type: 'consumable.used', limit: SCAN_LIMIT });
+      for (const s of events) {
+        if (s.event.type !== 'consumable.used') continue;
+        const d = s.event.data as ConsumableUsedData;
+        out.set(d.productCode, (out.get(d.productCode) ?? 0) + d.quantity);
+      }
+    }
+    return out;
+  }
+
+  async check(): Promise<DraftEvent[]> {
+    const snap = this.#o.ref.snapshot;
+    if (snap.orderpoints.length === 0) return [];
+    const commitLocal = (this.#o.store as GatewayStore & { commitLocal?: LocalCommit }).commitLocal?.bind(this.#o.store);
+    if (!commitLocal) return [];
+    const unposted = await this.unposted();
+    const drafts: DraftEvent[] = [];
+    const now = new Date(this.#o.clock()).toISOString();
+    for (const op of snap.orderpoints) {
+      const product = this.#o.ref.productById(op.productId);
+      if (!product) continue;
+      const estimate = this.#o.ref.onHand(product.id) - (unposted.get(product.code) ?? 0);
+      const state = await this.#o.store.getDoc<{ since: string }>(STATE_NS, product.code);
+      if (estimate >= op.min) {
+        if (state) await this.#o.store.deleteDoc(STATE_NS, product.code);
+        continue;
+      }
+      if (state) continue;
+      let qty = Math.max(op.max - estimate, op.min - estimate, 0);
+      if (op.multiple > 0) qty = Math.ceil(qty / op.multiple) * op.multiple;
+      drafts.push({
+        type: 'stock.threshold_breached',
+        occurredAt: now,
+        receivedAt: now,
+        idempotencyKey: idempotencyKey('local', 'threshold', product.code, now),
+        correlationId: partitionKeys.product(product.code),
+        partitionKey: partitionKeys.product(product.code),
+        source: { kind: 'local', endpoint: 'relay' },
+        data: { productCode: product.code, estimatedOnHand: estimate, reorderPoint: op.min, suggestedQuantity: qty },
+      });
+      await this.#o.store.putDoc(STATE_NS, product.code, { since: now });
+    }
+    if (drafts.length > 0) {
+      try {
+        await commitLocal(drafts);
+        this.#o.log.info('stock below reorder point', { products: drafts.map((d) => (d.data as { productCode: string }).productCode) });
+      } catch (err) {
+        for (const d of drafts) await this.#o.store.deleteDoc(STATE_NS, (d.data as { productCode: string }).productCode).catch(() => {});
+        this.#o.log.warn('could not record stock.threshold_breached', { error: describeError(err) });
+      }
+    }
+    return drafts;
+  }
+}
