@@ -1,0 +1,189 @@
+/**
+ * The tray's logic as pure functions (no Electron, no MQTT): what the tray shows for what it
+ * knows about the gateway. The Electron main process feeds it from its MQTT subscription.
+ *
+ * "Offline" has three causes, all shown the same way:
+ * - the MQTT connection to the broker is lost (with the embedded broker that is how a killed
+ *   gateway looks: its broker died with it);
+ * - the retained availability topic says `offline` (graceful stop, or the Last Will an external
+ *   broker publishes when the gateway process dies);
+ * - no status arrived for a while (the gateway publishes at least every `mqtt.publishIntervalMs`).
+ */
+
+export const TrayIcons = ['ok', 'degraded', 'down', 'offline'] as const;
+export type TrayIcon = (typeof TrayIcons)[number];
+
+/** The part of the `/api/status` body the tray reads. */
+export interface TrayStatus {
+  gatewayId: string;
+  version?: string;
+  health: 'ok' | 'degraded' | 'down';
+  healthReasons?: Array<{ level: string; code: string; message: string }>;
+  queue?: { pending: number; deadLettered: number };
+  relayPaused?: boolean;
+  online?: boolean;
+}
+
+export interface TrayInput {
+  /** State of the tray's own MQTT connection. */
+  connection: 'connecting' | 'connected' | 'lost';
+  /** Last retained availability payload's state. */
+  availability?: 'online' | 'offline';
+  status?: TrayStatus;
+  /** Epoch ms the last status arrived. */
+  statusAt?: number;
+  now: number;
+  /** A status older than this counts as offline (ms). Default 90 s (3 × the default interval). */
+  staleAfterMs?: number;
+}
+
+const DEFAULT_STALE_MS = 90_000;
+/** Windows truncates tray tooltips at 127 characters (NOTIFYICONDATA szTip is 128 WCHARs). */
+export const TOOLTIP_MAX = 127;
+
+export function isOffline(input: TrayInput): { offline: boolean; why: string } {
+  if (input.connection === 'lost') return { offline: true, why: 'connection to the gateway lost' };
+  if (input.connection === 'connecting' && !input.status) return { offline: true, why: 'connecting to the gateway…' };
+  if (input.availability === 'offline') return { offline: true, why: 'the gateway is not running' };
+  if (!input.status) return { offline: true, why: 'no status received yet' };
+  if (input.status.online === false) return { offline: true, why: 'the gateway stopped' };
+  const stale = input.staleAfterMs ?? DEFAULT_STALE_MS;
+  if (input.statusAt !== undefined && input.now - input.statusAt > stale) {
+    const min = Math.max(1, Math.round((input.now - input.statusAt) / 60_000));
+    return { offline: true, why: `no status for ${min} min` };
+  }
+  return { offline: false, why: '' };
+}
+
+export function trayIcon(input: TrayInput): TrayIcon {
+  if (isOffline(input).offline) return 'offline';
+  return input.status!.health;
+}
+
+function clip(text: string, max = TOOLTIP_MAX): string {
+  return text.length <= max ? text : text.slice(0, max - 1) + '…';
+}
+
+/** One line: the gateway, its state, and the main reason in words. */
+export function trayTooltip(input: TrayInput): string {
+  const name = input.status?.gatewayId ? `Lab gateway ${input.status.gatewayId}` : 'Lab gateway';
+  const off = isOffline(input);
+  if (off.offline) return clip(`${name}: offline — ${off.why}`);
+  const s = input.status!;
+  if (s.health === 'ok') return clip(`${name}: all good`);
+  const reasons = s.healthReasons ?? [];
+  const first = reasons[0]?.message ?? (s.health === 'down' ? 'not accepting messages' : 'needs attention');
+  const more = reasons.length > 1 ? ` (+${reasons.length - 1} more)` : '';
+  return clip(`${name}: ${s.health === 'down' ? 'DOWN' : 'needs attention'} — ${first}${more}`);
+}
+
+export interface TrayMenuItem {
+  id: 'open' | 'pause-relay' | 'resume-relay' | 'copy-diagnostics' | 'quit' | 'separator';
+  label: string;
+  enabled: boolean;
+}
+
+/** The context menu. Pause/resume appear only for an administrator (a token is configured). */
+export function trayMenu(input: TrayInput, options: { isAdmin: boolean }): TrayMenuItem[] {
+  const offline = isOffline(input).offline;
+  const items: TrayMenuItem[] = [{ id: 'open', label: 'Open status window', enabled: true }];
+  if (options.isAdmin) {
+    const paused = input.status?.relayPaused === true;
+    items.push(
+      paused
+        ? { id: 'resume-relay', label: 'Resume sending to Odoo', enabled: !offline }
+        : { id: 'pause-relay', label: 'Pause sending to Odoo', enabled: !offline },
+    );
+  }
+  items.push({ id: 'copy-diagnostics', label: 'Copy diagnostics', enabled: true }, { id: 'separator', label: '', enabled: false }, { id: 'quit', label: 'Quit', enabled: true });
+  return items;
+}
+
+/** Plain-text diagnostics for a support ticket (no patient data: the status has none). */
+export function diagnostics(input: TrayInput, extra: { gatewayUrl: string; mqttUrl: string; appVersion: string }): string {
+  const lines = [
+    `Lab gateway tray ${extra.appVersion}`,
+    `Time: ${new Date(input.now).toISOString()}`,
+    `Gateway: ${extra.gatewayUrl}`,
+    `MQTT: ${extra.mqttUrl} (${input.connection})`,
+    `Availability: ${input.availability ?? 'unknown'}`,
+    `State: ${trayIcon(input)} — ${trayTooltip(input)}`,
+  ];
+  if (input.statusAt !== undefined) lines.push(`Last status: ${new Date(input.statusAt).toISOString()}`);
+  for (const r of input.status?.healthReasons ?? []) lines.push(`- [${r.level}] ${r.message}`);
+  if (input.status) lines.push('', JSON.stringify(input.status, null, 2));
+  return lines.join('\n');
+}
+
+// ---------------------------------------------------------------- notifications
+
+export interface TrayAlert {
+  severity: 'info' | 'warning' | 'critical';
+  code: string;
+  message: string;
+  at: string;
+  endpoint?: string;
+}
+
+export interface NotifyPolicy {
+  /** The same alert (code + endpoint) is shown at most once per this window (ms). */
+  dedupWindowMs: number;
+  /** At most this many notifications per `rateWindowMs` (critical ones always pass the limit). */
+  maxPerWindow: number;
+  rateWindowMs: number;
+  /** Info alerts (e.g. a problem cleared) are not notified unless true. */
+  notifyInfo: boolean;
+}
+
+export const DEFAULT_NOTIFY_POLICY: NotifyPolicy = { dedupWindowMs: 10 * 60_000, maxPerWindow: 3, rateWindowMs: 60_000, notifyInfo: false };
+
+export interface NotifyState {
+  /** Last time each alert key was notified. */
+  lastByKey: Record<string, number>;
+  /** Times of recent notifications (within the rate window). */
+  recent: number[];
+  /** Alerts held back by the rate limit, summarised in the next notification. */
+  suppressed: number;
+}
+
+export const EMPTY_NOTIFY_STATE: NotifyState = { lastByKey: {}, recent: [], suppressed: 0 };
+
+export type NotifyDecision =
+  | { notify: true; title: string; body: string; urgency: 'normal' | 'critical'; state: NotifyState }
+  | { notify: false; reason: 'info' | 'duplicate' | 'rate-limited'; state: NotifyState };
+
+export function alertKey(alert: TrayAlert): string {
+  return `${alert.code}:${alert.endpoint ?? ''}`;
+}
+
+/** Decide whether a new alert becomes a desktop notification (dedup + rate limit). */
+export function decideNotification(state: NotifyState, alert: TrayAlert, now: number, policy: NotifyPolicy = DEFAULT_NOTIFY_POLICY): NotifyDecision {
+  const recent = state.recent.filter((t) => now - t < policy.rateWindowMs);
+  const base: NotifyState = { lastByKey: state.lastByKey, recent, suppressed: state.suppressed };
+  if (alert.severity === 'info' && !policy.notifyInfo) return { notify: false, reason: 'info', state: base };
+  const key = alertKey(alert);
+  const last = state.lastByKey[key];
+  if (last !== undefined && now - last < policy.dedupWindowMs) return { notify: false, reason: 'duplicate', state: base };
+  if (alert.severity !== 'critical' && recent.length >= policy.maxPerWindow) {
+    return { notify: false, reason: 'rate-limited', state: { ...base, suppressed: base.suppressed + 1 } };
+  }
+  const held = base.suppressed;
+  const body = held > 0 ? `${alert.message} (and ${held} other alert${held === 1 ? '' : 's'})` : alert.message;
+  return {
+    notify: true,
+    title: alert.severity === 'critical' ? 'Lab gateway: action needed now' : 'Lab gateway: needs attention',
+    body,
+    urgency: alert.severity === 'critical' ? 'critical' : 'normal',
+    state: { lastByKey: { ...state.lastByKey, [key]: now }, recent: [...recent, now], suppressed: 0 },
+  };
+}
+
+/** Parse a retained/alert payload defensively: a malformed message never crashes the tray. */
+export function parseJson<T>(payload: Buffer | string): T | undefined {
+  try {
+    const v: unknown = JSON.parse(payload.toString());
+    return v && typeof v === 'object' ? (v as T) : undefined;
+  } catch {
+    return undefined;
+  }
+}
