@@ -1,0 +1,130 @@
+/**
+ * Byte-level structure of one inbound block (the content of one MLLP frame): segments, and the
+ * messages of a batch. Works on the raw bytes so that each message of a batch can be stored with
+ * exactly the bytes it arrived with, whatever its charset (all supported charsets are
+ * ASCII-compatible; see charset.ts).
+ *
+ * Segment terminators (HL7 v2.5 §2.5.1 says CR; real feeds also send LF and CRLF):
+ * - CR always ends a segment; an LF right after it belongs to the same terminator (CRLF);
+ * - a lone LF ends a segment only when what follows looks like a segment header (three upper-case
+ *   letters/digits then the field separator). Senders put literal newlines inside NTE/OBX text, and
+ *   splitting there would invent segments;
+ * - empty lines are skipped.
+ *
+ * Batches (HL7 v2.5 §2.10.3): `[FHS] [BHS] { MSH … } [BTS] [FTS]`; a block may also hold several
+ * MSH without a batch header.
+ */
+const CR = 0x0d;
+const LF = 0x0a;
+
+export interface RawSegment {
+  /** Three-character segment id as received. */
+  name: string;
+  /** Byte offset of the first character. */
+  start: number;
+  /** Byte offset just past the last character (terminator excluded). */
+  end: number;
+}
+
+export interface RawMessage {
+  /** Byte offset of its MSH. */
+  start: number;
+  /** Byte offset just past its last terminator (the start of the next segment group). */
+  end: number;
+  segments: RawSegment[];
+}
+
+export interface BlockStructure {
+  segments: RawSegment[];
+  messages: RawMessage[];
+  /** FHS/BHS/BTS/FTS segments, when the block is a batch. */
+  envelope: RawSegment[];
+  /** Segments before the first MSH that are not batch envelope (a malformed block). */
+  stray: RawSegment[];
+  /** True when the block has an envelope or more than one MSH. */
+  isBatch: boolean;
+}
+
+const ENVELOPE = new Set(['FHS', 'BHS', 'BTS', 'FTS']);
+
+function isIdChar(b: number | undefined): boolean {
+  return b !== undefined && ((b >= 0x41 && b <= 0x5a) || (b >= 0x30 && b <= 0x39));
+}
+
+/** The field separator declared by the first MSH/BHS/FHS, or '|' as a guess. */
+function guessFieldSeparator(raw: Buffer, first: number): number {
+  const b = raw[first + 3];
+  return b !== undefined && b !== CR && b !== LF ? b : 0x7c;
+}
+
+function looksLikeSegmentStart(raw: Buffer, at: number, fieldSep: number): boolean {
+  if (!(isIdChar(raw[at]) && isIdChar(raw[at + 1]) && isIdChar(raw[at + 2]))) return false;
+  const next = raw[at + 3];
+  return next === undefined || next === fieldSep || next === CR || next === LF;
+}
+
+export function splitSegments(raw: Buffer): RawSegment[] {
+  const segments: RawSegment[] = [];
+  let i = 0;
+  const n = raw.length;
+  // Skip leading blank lines and spaces.
+  while (i < n && (raw[i] === CR || raw[i] === LF || raw[i] === 0x20)) i++;
+  const fieldSep = guessFieldSeparator(raw, i);
+  let start = i;
+  const push = (end: number): void => {
+    if (end > start) {
+      segments.push({ name: raw.toString('latin1', start, Math.min(start + 3, end)), start, end });
+    }
+  };
+  while (i < n) {
+    const b = raw[i];
+    if (b === CR) {
+      push(i);
+      i++;
+      while (i < n && (raw[i] === CR || raw[i] === LF)) i++;
+      start = i;
+    } else if (b === LF && looksLikeSegmentStart(raw, i + 1, fieldSep)) {
+      push(i);
+      i++;
+      start = i;
+    } else if (b === LF && i + 1 === n) {
+      push(i);
+      i++;
+      start = i;
+    } else {
+      i++;
+    }
+  }
+  push(n);
+  // Trailing LFs of a lone-LF segment that was not split (LF followed by blank lines).
+  for (const s of segments) {
+    while (s.end > s.start && (raw[s.end - 1] === LF || raw[s.end - 1] === CR)) s.end--;
+  }
+  return segments.filter((s) => s.end > s.start);
+}
+
+export function analyseBlock(raw: Buffer): BlockStructure {
+  const segments = splitSegments(raw);
+  const messages: RawMessage[] = [];
+  const envelope: RawSegment[] = [];
+  const stray: RawSegment[] = [];
+  let current: RawMessage | undefined;
+  for (let k = 0; k < segments.length; k++) {
+    const seg = segments[k] as RawSegment;
+    // A message's bytes run up to the next segment (its terminators included).
+    const next = segments[k + 1]?.start ?? raw.length;
+    if (seg.name === 'MSH') {
+      current = { start: seg.start, end: next, segments: [seg] };
+      messages.push(current);
+    } else if (ENVELOPE.has(seg.name)) {
+      envelope.push(seg);
+      current = undefined;
+    } else if (current) {
+      current.segments.push(seg);
+      current.end = next;
+    } else {
+      stray.push(seg);
+    }
+  }
+  return { segments, messages, envelope, stray, isBatch: envelope.length > 0 || messages.length > 1 };
+}

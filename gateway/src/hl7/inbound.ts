@@ -1,0 +1,49 @@
+import { isGatewayError } from '../errors.ts';
+import type { RawMessage } from './block.ts';
+import { charsetFromMsh18, chooseCharset, decodeText, type Charset } from './charset.ts';
+import type { Hl7ErrorCode } from './error-codes.ts';
+import { parseMessage, type Hl7Message } from './message.ts';
+import { readMsh, type MshHeader, type MshProblem } from './msh.ts';
+
+/**
+ * One inbound message read from its raw bytes: header first (from the bytes, so that even a broken
+ * message gets an ACK echoing its MSH-10), then the charset (MSH-18, corrected when the bytes
+ * disagree), then the full parse. Never throws.
+ */
+export interface InboundRead {
+  header: MshHeader;
+  charset: Charset;
+  /** Why the charset differs from MSH-18 (for the operator). */
+  charsetNote?: string;
+  /** The parsed message, when it parsed. */
+  message?: Hl7Message;
+  /** Why it was not accepted, when it was not. */
+  problem?: MshProblem;
+}
+
+export function readInbound(raw: Buffer, structure: RawMessage, defaultCharset: Charset): InboundRead {
+  const mshSeg = structure.segments[0];
+  if (!mshSeg) {
+    const { header, problem } = readMsh('');
+    return { header, charset: defaultCharset, ...(problem ? { problem } : {}) };
+  }
+  // MSH-1/MSH-2 and MSH-18 are ASCII: read the header from the bytes as Latin-1 first.
+  const first = readMsh(raw.toString('latin1', mshSeg.start, mshSeg.end));
+  const bytes = raw.subarray(structure.start, structure.end);
+  const declared = charsetFromMsh18(first.header.charset, defaultCharset);
+  const chosen = chooseCharset(bytes, declared);
+  const charset = chosen.charset;
+  const note = chosen.note ?? declared.note;
+  const texts = structure.segments.map((s) => decodeText(raw.subarray(s.start, s.end), charset));
+  // Re-read the header in the right charset (MSH-3/4 may hold non-ASCII names).
+  const { header, problem } = charset === 'ascii' || charset === 'latin1' ? first : readMsh(texts[0] as string);
+  const base = { header, charset, ...(note ? { charsetNote: note } : {}) };
+  if (problem) return { ...base, problem };
+  try {
+    return { ...base, message: parseMessage(header, texts) };
+  } catch (err) {
+    const code = (isGatewayError(err) ? (err.details?.['hl7ErrorCode'] as Hl7ErrorCode | undefined) : undefined) ?? 100;
+    const location = isGatewayError(err) ? (err.details?.['location'] as string | undefined) : undefined;
+    return { ...base, problem: { code, text: (err as Error).message, ...(location ? { location } : {}) } };
+  }
+}

@@ -1,0 +1,391 @@
+import type { DraftEvent, EventDataMap, EventType, OrderedTest, RunType } from '../events/types.ts';
+import { partitionKeys } from '../events/keys.ts';
+import { hl7TimeToIso } from './hl7-time.ts';
+import type { Hl7Message, Hl7Segment } from './message.ts';
+import { hl7EventKey, type Hl7NormalizeContext, type Hl7Normalizer } from './normalizer.ts';
+
+/**
+ * The default normalizer: HL7 v2 from a LIS → canonical events (DESIGN.md §3). Decisions (also in
+ * README.md):
+ *
+ * Orders (ORM^O01, OML^O21/O33/O35) — one "order line" per OBR with the ORC before it:
+ * - accession = ORC-2 placer order number, else OBR-2, else the filler number ORC-3 / OBR-3;
+ * - ORC-1 NW → one `order.created` per accession with one test per OBR-4 (code = OBR-4.1);
+ *   CA / OC / CR → `order.cancelled` (tests of the lines; none = the whole order);
+ * - ORC-5 IP → `test.in_progress` per line;
+ * - a line whose specimen shows it arrived (SPM-18 received time, or OBR-14) → `specimen.received`
+ *   once per specimen. SPM follows its OBR in O21 and precedes its ORC/OBR in O33/O35;
+ * - orderingClientRef = ORC-21 ordering facility (XON.10 organization id, else XON.3 id number,
+ *   else XON.1 name), else ORC-17 entering organization, else the id of the ordering provider
+ *   (OBR-16.1, ORC-12.1); '' when the LIS sends none (the relay reports the missing mapping).
+ *
+ * Results (ORU^R01, OUL^R22/R23/R24) — one group per OBR with its OBX:
+ * - every OBX final (OBX-11 F, or empty OBX-11 with OBR-25 F) → one `result.validated` for the
+ *   ordered test (OBR-4.1), the unit billing works with;
+ * - otherwise one event per OBX: I → `test.in_progress`; P, R, C, S, F, A, U or empty →
+ *   `test.completed` with the analyte (OBX-3.1), value, units, flags; D, W, X, N → no event;
+ * - an OBR without OBX follows OBR-25 (F → validated, I → in progress, P/C/R/A → completed);
+ * - OBX after an SPM are specimen observations, not results: skipped.
+ *
+ * ADT and other types: no events (the message is stored and acknowledged).
+ * No names, birth dates or addresses: the only patient datum is PID-3.1 (first repetition).
+ */
+
+interface OrderLine {
+  orc?: Hl7Segment;
+  obr?: Hl7Segment;
+  tq1?: Hl7Segment;
+  spm?: Hl7Segment;
+  position: number;
+}
+
+interface ResultGroup {
+  orc?: Hl7Segment;
+  obr?: Hl7Segment;
+  spm?: Hl7Segment;
+  obx: Hl7Segment[];
+  position: number;
+}
+
+const CANCEL_CONTROLS = new Set(['CA', 'OC', 'CR']);
+const COMPLETED_STATUSES = new Set(['P', 'R', 'C', 'S', 'F', 'A', 'U', '']);
+const SKIPPED_STATUSES = new Set(['D', 'W', 'X', 'N']);
+
+function accessionOf(orc: Hl7Segment | undefined, obr: Hl7Segment | undefined): string {
+  return orc?.get(2) || obr?.get(2) || orc?.get(3) || obr?.get(3) || '';
+}
+
+function specimenIdOf(spm: Hl7Segment | undefined): string {
+  // SPM-2 is EIP: placer-assigned EI ^ filler-assigned EI (each EI as subcomponents).
+  return spm ? spm.get(2, 1, 1) || spm.get(2, 2, 1) : '';
+}
+
+function testOf(obr: Hl7Segment): OrderedTest | undefined {
+  const code = obr.get(4, 1);
+  if (!code) return undefined;
+  const test: OrderedTest = { code };
+  const name = obr.get(4, 2);
+  const system = obr.get(4, 3);
+  const lineId = obr.get(1);
+  if (name) test.name = name;
+  if (system) test.codingSystem = system;
+  if (lineId) test.lineId = lineId;
+  return test;
+}
+
+function orderingClientRefOf(line: OrderLine): string {
+  const { orc, obr } = line;
+  return orc?.get(21, 10) || orc?.get(21, 3) || orc?.get(21, 1) || orc?.get(17, 1) || obr?.get(16, 1) || orc?.get(12, 1) || '';
+}
+
+function definedOnly<T extends object>(o: T): T {
+  for (const k of Object.keys(o) as Array<keyof T>) if (o[k] === undefined || o[k] === '') delete o[k];
+  return o;
+}
+
+class EventSink {
+  readonly events: DraftEvent[] = [];
+  readonly #ctx: Hl7NormalizeContext;
+  readonly #messageTime: string;
+
+  constructor(ctx: Hl7NormalizeContext) {
+    this.#ctx = ctx;
+    this.#messageTime = hl7TimeToIso(ctx.message.header.dateTime) ?? ctx.receivedAt;
+  }
+
+  add<T extends EventType>(type: T, position: number, ids: { accession?: string; specimenId?: string }, data: EventDataMap[T], occurredAt?: string): void {
+    const correlationId = ids.accession || ids.specimenId || '';
+    if (!correlationId) {
+      this.#ctx.notes.push(`${type} at segment ${position + 1} skipped: no accession or specimen id`);
+      return;
+    }
+    const { endpoint, analyzer, message } = this.#ctx;
+    const event = {
+      type,
+      occurredAt: occurredAt ?? this.#messageTime,
+      receivedAt: this.#ctx.receivedAt,
+      idempotencyKey: hl7EventKey(this.#ctx, position, type),
+      correlationId,
+      partitionKey: ids.accession ? partitionKeys.order(ids.accession) : partitionKeys.specimen(correlationId),
+      source: { kind: 'hl7' as const, endpoint, ...(analyzer ? { analyzer } : {}), controlId: message.header.controlId },
+      data: definedOnly(data),
+    };
+    this.events.push(event as DraftEvent);
+  }
+}
+
+function patientIdOf(message: Hl7Message): string | undefined {
+  return message.first('PID')?.get(3, 1) || undefined;
+}
+
+function normalizeOrders(ctx: Hl7NormalizeContext, sink: EventSink): void {
+  const { message } = ctx;
+  const h = message.header;
+  const specimenFirst = h.triggerEvent === 'O33' || h.triggerEvent === 'O35' || h.messageStructure === 'OML_O33' || h.messageStructure === 'OML_O35';
+  const lines: OrderLine[] = [];
+  let pendingOrc: Hl7Segment | undefined;
+  let lastOrc: Hl7Segment | undefined;
+  let leadingSpecimen: Hl7Segment | undefined;
+  let current: OrderLine | undefined;
+  for (const seg of message.segments) {
+    switch (seg.name) {
+      case 'ORC':
+        if (pendingOrc) lines.push({ orc: pendingOrc, position: pendingOrc.index }); // ORC without OBR
+        pendingOrc = seg;
+        lastOrc = seg;
+        current = undefined;
+        break;
+      case 'TQ1':
+        if (current && !current.tq1) current.tq1 = seg;
+        break;
+      case 'OBR':
+        current = { obr: seg, position: seg.index, ...(pendingOrc ?? lastOrc ? { orc: (pendingOrc ?? lastOrc) as Hl7Segment } : {}) };
+        if (leadingSpecimen) current.spm = leadingSpecimen;
+        pendingOrc = undefined;
+        lines.push(current);
+        break;
+      case 'SPM':
+        if (!specimenFirst && current && current.spm === undefined) current.spm = seg;
+        else if (specimenFirst) leadingSpecimen = seg;
+        break;
+      default:
+        break;
+    }
+  }
+  if (pendingOrc) lines.push({ orc: pendingOrc, position: pendingOrc.index });
+
+  const patientId = patientIdOf(message);
+  const created = new Map<string, { line: OrderLine; tests: OrderedTest[]; specimenId?: string }>();
+  const cancelled = new Map<string, { line: OrderLine; tests: OrderedTest[] }>();
+  const specimensSeen = new Set<string>();
+
+  for (const line of lines) {
+    const accession = accessionOf(line.orc, line.obr);
+    const control = (line.orc?.get(1) || 'NW').toUpperCase();
+    const status = (line.orc?.get(5) ?? '').toUpperCase();
+    const test = line.obr ? testOf(line.obr) : undefined;
+    const specimenId = specimenIdOf(line.spm);
+    if (!accession) {
+      ctx.notes.push(`order line at segment ${line.position + 1} has no placer or filler number`);
+      continue;
+    }
+    if (control === 'NW') {
+      const entry = created.get(accession) ?? { line, tests: [] };
+      if (test) entry.tests.push(test);
+      if (specimenId && !entry.specimenId) entry.specimenId = specimenId;
+      created.set(accession, entry);
+    } else if (CANCEL_CONTROLS.has(control)) {
+      const entry = cancelled.get(accession) ?? { line, tests: [] };
+      if (test) entry.tests.push(test);
+      cancelled.set(accession, entry);
+    } else if (control !== 'SC' && control !== 'SN' && control !== 'XO') {
+      ctx.notes.push(`ORC-1 ${control} at segment ${(line.orc?.index ?? 0) + 1}: no event`);
+    }
+    if (status === 'IP' && test) {
+      sink.add('test.in_progress', line.position, { accession, specimenId }, { accession, specimenId, testCode: test.code }, hl7TimeToIso(line.orc?.get(9)));
+    }
+    const receivedTime = line.spm?.get(18, 1) || line.obr?.get(14, 1) || '';
+    if (receivedTime) {
+      const sid = specimenId || line.obr?.get(3) || accession;
+      if (!specimensSeen.has(sid)) {
+        specimensSeen.add(sid);
+        const receivedAt = hl7TimeToIso(receivedTime);
+        sink.add(
+          'specimen.received',
+          (line.spm ?? line.obr ?? line.orc)?.index ?? line.position,
+          { accession, specimenId: sid },
+          {
+            accession,
+            specimenId: sid,
+            specimenType: line.spm?.get(4, 1) || line.obr?.get(15, 1) || undefined,
+            collectedAt: hl7TimeToIso(line.spm?.get(17, 1) || line.obr?.get(7, 1)),
+            receivedAt,
+          } as EventDataMap['specimen.received'],
+          receivedAt,
+        );
+      }
+    }
+  }
+
+  for (const [accession, { line, tests, specimenId }] of created) {
+    sink.add(
+      'order.created',
+      line.position,
+      { accession },
+      {
+        accession,
+        fillerOrderNumber: line.orc?.get(3) || line.obr?.get(3) || undefined,
+        orderingClientRef: orderingClientRefOf(line),
+        patientId,
+        specimenId,
+        priority: line.obr?.get(27, 6) || line.orc?.get(7, 6) || line.tq1?.get(9, 1) || undefined,
+        tests,
+        orderedAt: hl7TimeToIso(line.orc?.get(9) || line.obr?.get(6)),
+      } as EventDataMap['order.created'],
+      hl7TimeToIso(line.orc?.get(9)),
+    );
+  }
+  for (const [accession, { line, tests }] of cancelled) {
+    sink.add(
+      'order.cancelled',
+      line.position,
+      { accession },
+      { accession, tests, reason: line.orc?.get(16, 2) || line.orc?.get(16, 1) || undefined } as EventDataMap['order.cancelled'],
+      hl7TimeToIso(line.orc?.get(9)),
+    );
+  }
+}
+
+function runTypeOf(message: Hl7Message): RunType {
+  // Mindray BC-5380 marks QC results with processing id Q (MSH-11).
+  return message.header.processingId.split(message.header.encodingCharacters[0] ?? '^')[0] === 'Q' ? 'qc' : 'patient';
+}
+
+function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
+  const { message } = ctx;
+  const isOru = message.header.messageCode === 'ORU';
+  const groups: ResultGroup[] = [];
+  let pendingOrc: Hl7Segment | undefined;
+  let leadingSpecimen: Hl7Segment | undefined;
+  let current: ResultGroup | undefined;
+  let lastWasSpecimen = false;
+  for (const seg of message.segments) {
+    switch (seg.name) {
+      case 'ORC':
+        pendingOrc = seg;
+        if (!isOru && current && !current.orc) current.orc = seg; // OUL^R22: ORC follows OBR
+        break;
+      case 'OBR':
+        current = { obr: seg, obx: [], position: seg.index, ...(pendingOrc ? { orc: pendingOrc } : {}), ...(leadingSpecimen ? { spm: leadingSpecimen } : {}) };
+        pendingOrc = undefined;
+        groups.push(current);
+        lastWasSpecimen = false;
+        break;
+      case 'SPM':
+        if (isOru && current) current.spm ??= seg;
+        else leadingSpecimen = seg;
+        lastWasSpecimen = true;
+        break;
+      case 'OBX':
+        if (lastWasSpecimen) {
+          ctx.notes.push(`OBX at segment ${seg.index + 1} is a specimen observation: no event`);
+        } else {
+          if (!current) {
+            current = { obx: [], position: seg.index };
+            groups.push(current);
+          }
+          current.obx.push(seg);
+        }
+        break;
+      default:
+        break;
+    }
+  }
+
+  const runType = runTypeOf(message);
+  for (const g of groups) {
+    const accession = accessionOf(g.orc, g.obr);
+    const specimenId = specimenIdOf(g.spm) || g.obr?.get(3) || accession;
+    const obrStatus = (g.obr?.get(25) ?? '').toUpperCase();
+    const orderedCode = g.obr?.get(4, 1) ?? '';
+    const ids = { accession, specimenId };
+    const statusOf = (obx: Hl7Segment): string => (obx.get(11) || obrStatus).toUpperCase();
+    const groupTime = hl7TimeToIso(g.obr?.get(22, 1)) ?? hl7TimeToIso(g.obr?.get(7, 1));
+
+    if (g.obx.length === 0) {
+      if (!g.obr || !orderedCode) continue;
+      if (obrStatus === 'F') {
+        sink.add('result.validated', g.position, ids, { accession: accession || specimenId, specimenId, testCode: orderedCode, validatedAt: groupTime } as EventDataMap['result.validated'], groupTime);
+      } else if (obrStatus === 'I') {
+        sink.add('test.in_progress', g.position, ids, { accession: accession || specimenId, specimenId, testCode: orderedCode }, groupTime);
+      } else if (['P', 'C', 'R', 'A'].includes(obrStatus)) {
+        sink.add('test.completed', g.position, ids, { accession, specimenId, testCode: orderedCode, resultStatus: obrStatus, runType, completedAt: groupTime } as EventDataMap['test.completed'], groupTime);
+      }
+      continue;
+    }
+
+    const allFinal = g.obx.every((obx) => statusOf(obx) === 'F');
+    if (allFinal) {
+      const only = g.obx.length === 1 ? g.obx[0] : undefined;
+      const testCode = orderedCode || (g.obx[0] as Hl7Segment).get(3, 1);
+      const obxTimes = g.obx.map((o) => hl7TimeToIso(o.get(19, 1)) ?? hl7TimeToIso(o.get(14, 1))).filter((t): t is string => t !== undefined).sort();
+      const validatedAt = groupTime ?? obxTimes[obxTimes.length - 1];
+      sink.add(
+        'result.validated',
+        g.position,
+        ids,
+        { accession: accession || specimenId, specimenId, testCode, value: only?.get(5), units: only?.get(6, 1), validatedAt } as EventDataMap['result.validated'],
+        validatedAt,
+      );
+      continue;
+    }
+    for (const obx of g.obx) {
+      const status = statusOf(obx);
+      const analyteCode = obx.get(3, 1);
+      const completedAt = hl7TimeToIso(obx.get(19, 1)) ?? hl7TimeToIso(obx.get(14, 1)) ?? groupTime;
+      if (status === 'I') {
+        sink.add('test.in_progress', obx.index, ids, { accession: accession || specimenId, specimenId, testCode: orderedCode || analyteCode }, completedAt);
+      } else if (COMPLETED_STATUSES.has(status)) {
+        sink.add(
+          'test.completed',
+          obx.index,
+          ids,
+          {
+            accession,
+            specimenId,
+            testCode: analyteCode || orderedCode,
+            loinc: obx.get(3, 3) === 'LN' ? analyteCode : undefined,
+            value: obx.get(5),
+            units: obx.get(6, 1),
+            abnormalFlags: obx.get(8),
+            resultStatus: status,
+            runType,
+            completedAt,
+          } as EventDataMap['test.completed'],
+          completedAt,
+        );
+      } else if (SKIPPED_STATUSES.has(status)) {
+        ctx.notes.push(`OBX at segment ${obx.index + 1} has status ${status}: no event`);
+      } else {
+        ctx.notes.push(`OBX at segment ${obx.index + 1} has unknown status ${status}: no event`);
+      }
+    }
+  }
+}
+
+export const normalizeLis: Hl7Normalizer = (ctx) => {
+  const sink = new EventSink(ctx);
+  switch (ctx.message.header.messageCode) {
+    case 'ORM':
+    case 'OML':
+      normalizeOrders(ctx, sink);
+      break;
+    case 'ORU':
+    case 'OUL':
+      normalizeResults(ctx, sink);
+      break;
+    default:
+      break;
+  }
+  return sink.events;
+};
+
+/** Terms for the store's message browser: control id, accessions (placer/filler), specimen ids. */
+export function hl7SearchTerms(message: Hl7Message): string[] {
+  const terms = new Set<string>();
+  if (message.header.controlId) terms.add(message.header.controlId);
+  for (const seg of message.segments) {
+    if (seg.name === 'ORC' || seg.name === 'OBR') {
+      for (const f of [2, 3]) {
+        const v = seg.get(f);
+        if (v) terms.add(v);
+      }
+    } else if (seg.name === 'SPM') {
+      for (const c of [1, 2]) {
+        const v = seg.get(2, c, 1);
+        if (v) terms.add(v);
+      }
+    }
+  }
+  return [...terms];
+}

@@ -1,0 +1,39 @@
+import type { DraftEvent } from '../events/types.ts';
+import { idempotencyKey } from '../events/keys.ts';
+import type { Hl7Message } from './message.ts';
+import { senderOf } from './msh.ts';
+
+/**
+ * The contract between HL7 intake and whatever turns a parsed message into canonical events.
+ * The default is the LIS normalizer (normalize-lis.ts); the composition root injects another one
+ * for HL7 analyzers (e.g. Mindray BS, whose results carry one test per ORU and QC data in OBR).
+ *
+ * A normalizer is pure: same message → same events with the same idempotency keys. It must not
+ * put patient names (or other demographics than the patient id) in events.
+ */
+export interface Hl7NormalizeContext {
+  message: Hl7Message;
+  /** Configured endpoint id (`hl7[].id`). */
+  endpoint: string;
+  /** Analyzer id when the endpoint is an HL7 analyzer. */
+  analyzer?: string;
+  /** ISO 8601 time the message arrived. */
+  receivedAt: string;
+  /** Things the normalizer chose to skip (logged at debug level by the intake). */
+  notes: string[];
+}
+
+export type Hl7Normalizer = (ctx: Hl7NormalizeContext) => DraftEvent[];
+
+/**
+ * Deterministic idempotency key of the event derived from segment `position` of the message:
+ * endpoint + sender (MSH-3^MSH-4) + MSH-10 + position + event type. The sender is part of the key
+ * because two applications on one endpoint may use the same control ids.
+ */
+export function hl7EventKey(ctx: Hl7NormalizeContext, position: number | string, type: string): string {
+  const h = ctx.message.header;
+  return idempotencyKey('hl7', ctx.endpoint, senderOf(h), h.controlId, String(position), type);
+}
+
+/** Message codes the gateway understands (others follow `unknownMessageTypes`). */
+export const KNOWN_MESSAGE_CODES: ReadonlySet<string> = new Set(['ORM', 'OML', 'ORU', 'OUL', 'ADT']);

@@ -1,0 +1,326 @@
+import type { Hl7EndpointConfig } from '../../config/types.ts';
+import type { DraftEvent } from '../../events/types.ts';
+import { describeError } from '../../errors.ts';
+import { buildAck, compactId, hl7Timestamp, type AckCode, type AckError } from '../../hl7/ack.ts';
+import { analyseBlock, type BlockStructure, type RawMessage } from '../../hl7/block.ts';
+import { encodeText, type Charset } from '../../hl7/charset.ts';
+import { readInbound, type InboundRead } from '../../hl7/inbound.ts';
+import { normalizeLis, hl7SearchTerms } from '../../hl7/normalize-lis.ts';
+import { KNOWN_MESSAGE_CODES, type Hl7Normalizer } from '../../hl7/normalizer.ts';
+import { messageTypeOf, readMsh, senderOf, type MshHeader } from '../../hl7/msh.ts';
+import { ids } from '../../ids.ts';
+import type { Logger } from '../../log.ts';
+import type { GatewayStore, InboundMessage } from '../../store/types.ts';
+import type { OversizeFrame } from './mllp-decoder.ts';
+import { unwrapFrame, wrapFrame } from './mllp-encoder.ts';
+
+/**
+ * The HL7 intake pipeline for one MLLP frame, independent of sockets (STYLE.md practice 1):
+ *
+ *   frame → split (batch?) → charset → parse → normalize → store.commit(raw, ack, events) → ACK
+ *
+ * The positive ACK is built before the commit and stored with it, so that a resend of the same
+ * MSH-10 from the same sender is answered with the very same bytes (the store replays them).
+ * Everything that cannot be accepted is committed too, with status 'rejected' and its raw bytes,
+ * and answered AR/AE (or CR/CE) with an ERR segment naming the problem. When the store itself
+ * fails, the answer is AE/CE "store unavailable" and nothing is kept (there is nowhere to keep it):
+ * the sender keeps the message and resends it.
+ *
+ * Acknowledgement modes (HL7 v2.5 §2.9.2/§2.9.3):
+ * - endpoint `ack: original` → always original mode: AA / AE / AR;
+ * - endpoint `ack: enhanced` and the message fills MSH-15 or MSH-16 → a commit ACK (CA/CE/CR)
+ *   when MSH-15 asks for one (AL always, ER on error, SU on success, NE never; empty = AL), then
+ *   an application ACK (AA/AE/AR) when MSH-16 asks for one. For the gateway, "application
+ *   processing" is the durable commit, so both follow it; both go back on the same connection, in
+ *   that order. A message with neither field gets original mode.
+ *
+ * Batches (HL7 v2.5 §2.10.3): every message of the batch is committed on its own (own raw bytes,
+ * own dedup key, own events), in order; the sender gets ONE reply for the block: a batch of ACK
+ * messages (`[FHS] BHS {MSH MSA [ERR]} BTS [FTS]`, BTS-1 = number of ACKs), one per message, with
+ * BHS-12 echoing the received BHS-11 batch control id.
+ */
+
+export interface MessageResult {
+  outcome: 'accepted' | 'rejected' | 'duplicate';
+  messageType?: string;
+  controlId?: string;
+  reason?: string;
+  /** The ACK code sent (first one in enhanced mode). */
+  ackCode?: AckCode;
+}
+
+export interface FrameResult {
+  /** Bytes to write back (MLLP-framed), or undefined when no acknowledgement is due. */
+  reply: Buffer | undefined;
+  results: MessageResult[];
+}
+
+export interface FrameMeta {
+  remoteAddress?: string;
+  /** ISO time the last byte of the frame arrived. */
+  receivedAt: string;
+}
+
+export interface Hl7IntakeOptions {
+  config: Hl7EndpointConfig;
+  store: GatewayStore;
+  log: Logger;
+  normalize?: Hl7Normalizer;
+}
+
+type Severity = 'reject' | 'error';
+
+interface AckPlan {
+  /** Commit-level (enhanced) or the only (original) acknowledgement, if due. */
+  first?: AckCode;
+  /** Application acknowledgement (enhanced mode only), if due. */
+  second?: AckCode;
+}
+
+function planAcks(mode: Hl7EndpointConfig['ack'], header: MshHeader, result: 'ok' | Severity): AckPlan {
+  const original = { ok: 'AA', reject: 'AR', error: 'AE' } as const;
+  const commit = { ok: 'CA', reject: 'CR', error: 'CE' } as const;
+  const enhanced = mode === 'enhanced' && (header.acceptAckType !== '' || header.appAckType !== '');
+  if (!enhanced) return { first: original[result] };
+  const due = (type: string): boolean => type === 'AL' || type === '' || (type === 'ER' && result !== 'ok') || (type === 'SU' && result === 'ok');
+  const plan: AckPlan = {};
+  if (due(header.acceptAckType)) plan.first = commit[result];
+  // MSH-16 empty in enhanced mode means no application acknowledgement (§2.9.3.1).
+  if (header.appAckType !== '' && due(header.appAckType)) plan.second = original[result];
+  return plan;
+}
+
+const FALLBACK_HEADER: MshHeader = readMsh('MSH|^~\\&').header;
+
+export class Hl7Intake {
+  readonly #config: Hl7EndpointConfig;
+  readonly #store: GatewayStore;
+  readonly #log: Logger;
+  readonly #normalize: Hl7Normalizer;
+
+  constructor(options: Hl7IntakeOptions) {
+    this.#config = options.config;
+    this.#store = options.store;
+    this.#log = options.log;
+    this.#normalize = options.normalize ?? normalizeLis;
+  }
+
+  async handleFrame(frame: Buffer, meta: FrameMeta): Promise<FrameResult> {
+    let block: BlockStructure;
+    try {
+      block = analyseBlock(frame);
+    } catch (err) {
+      // analyseBlock works on any bytes; this is a last line of defence, never expected.
+      return this.#rejectBlock(frame, meta, { code: 207, text: `internal error reading the block: ${describeError(err)}` });
+    }
+    if (block.messages.length === 0) {
+      const text = block.segments.length === 0 ? 'empty message' : block.envelope.length > 0 ? 'batch without any MSH segment' : 'the message does not start with an MSH segment';
+      return this.#rejectBlock(frame, meta, { code: 100, text, location: 'MSH' });
+    }
+    if (block.stray.length > 0) {
+      const s = block.stray[0];
+      return this.#rejectBlock(frame, meta, { code: 100, text: `segment ${s?.name.replace(/[^\x20-\x7e]/g, '?')} before the first MSH`, location: 'MSH' });
+    }
+    if (!block.isBatch) {
+      const one = await this.#processMessage(frame, block.messages[0] as RawMessage, meta, true);
+      return { reply: one.reply, results: [one.result] };
+    }
+    return this.#processBatch(frame, block, meta);
+  }
+
+  /** An oversize frame: AR with the head's MSH-10 (when readable), head kept for the operator. */
+  async handleOversize(oversize: OversizeFrame, meta: FrameMeta): Promise<FrameResult> {
+    const text = `message of ${oversize.size} bytes exceeds the maximum of ${this.#config.maxMessageBytes} bytes`;
+    const headStruct = analyseBlock(oversize.head);
+    const first = headStruct.messages[0];
+    const read = first ? readMsh(oversize.head.toString('latin1', first.segments[0]?.start ?? 0, first.segments[0]?.end ?? 0)) : undefined;
+    const header = read && !read.problem ? read.header : FALLBACK_HEADER;
+    const reply = this.#replyFor(header, 'latin1', 'reject', { code: 207, text });
+    const message: InboundMessage = {
+      ...this.#base(meta, header, 'latin1'),
+      raw: oversize.head,
+      status: 'rejected',
+      rejectReason: `${text}; only the first ${oversize.head.length} bytes were kept`,
+      ...(reply.bytes ? { ack: reply.bytes } : {}),
+    };
+    const committed = await this.#commitRejected(message);
+    const bytes = committed ? reply.bytes : this.#replyFor(header, 'latin1', 'error', { code: 207, text: 'store unavailable' }).bytes;
+    return { reply: bytes, results: [{ outcome: 'rejected', reason: text, controlId: header.controlId, ...(reply.first ? { ackCode: reply.first } : {}) }] };
+  }
+
+  async #rejectBlock(frame: Buffer, meta: FrameMeta, error: AckError): Promise<FrameResult> {
+    // Echo MSH-10 if the block starts with something MSH-like.
+    const attempt = readMsh(frame.toString('latin1', 0, Math.min(frame.length, 4096)).split(/[\r\n]/)[0] ?? '');
+    const header = attempt.problem && attempt.header.controlId === '' ? FALLBACK_HEADER : attempt.header;
+    const safeHeader = attempt.problem?.code === 102 ? { ...FALLBACK_HEADER, controlId: header.controlId } : header;
+    const charset: Charset = this.#config.defaultCharset;
+    const reply = this.#replyFor(safeHeader, charset, 'reject', error);
+    const message: InboundMessage = {
+      ...this.#base(meta, safeHeader, charset),
+      raw: frame,
+      status: 'rejected',
+      rejectReason: error.text,
+      ...(reply.bytes ? { ack: reply.bytes } : {}),
+    };
+    const committed = await this.#commitRejected(message);
+    const bytes = committed ? reply.bytes : this.#replyFor(safeHeader, charset, 'error', { code: 207, text: 'store unavailable' }).bytes;
+    return { reply: bytes, results: [{ outcome: 'rejected', reason: error.text, ...(reply.first ? { ackCode: reply.first } : {}) }] };
+  }
+
+  async #processBatch(frame: Buffer, block: BlockStructure, meta: FrameMeta): Promise<FrameResult> {
+    const results: MessageResult[] = [];
+    const acks: string[] = [];
+    let charset: Charset = this.#config.defaultCharset;
+    let firstHeader: MshHeader | undefined;
+    for (const structure of block.messages) {
+      const one = await this.#processMessage(frame, structure, meta, false);
+      results.push(one.result);
+      firstHeader ??= one.header;
+      charset = one.charset;
+      // Each message's stored ACK is a framed single ACK; the batch reply carries them unframed.
+      if (one.reply) acks.push(unwrapFrame(one.reply).toString(charset === 'utf8' ? 'utf8' : 'latin1').replace(/\r+$/, ''));
+    }
+    const h = firstHeader ?? FALLBACK_HEADER;
+    const fs = h.fieldSeparator;
+    const enc = h.encodingCharacters;
+    const now = hl7Timestamp(new Date());
+    const fhs = block.envelope.find((s) => s.name === 'FHS');
+    const bhs = block.envelope.find((s) => s.name === 'BHS');
+    const fieldOf = (seg: typeof bhs, n: number): string => (seg ? (frame.toString('latin1', seg.start, seg.end).split(fs)[n - 1] ?? '') : '');
+    const lines: string[] = [];
+    // FHS/BHS: sending and receiving application/facility swapped; -11 our control id; -12 the received one.
+    const header = (name: 'FHS' | 'BHS', seg: typeof bhs): string =>
+      [name, enc, fieldOf(seg, 5) || h.receivingApplication, fieldOf(seg, 6) || h.receivingFacility, fieldOf(seg, 3) || h.sendingApplication, fieldOf(seg, 4) || h.sendingFacility, now, '', '', '', compactId(ids.next()), fieldOf(seg, 11)].join(fs);
+    if (fhs) lines.push(header('FHS', fhs));
+    lines.push(header('BHS', bhs));
+    lines.push(...acks);
+    lines.push(['BTS', String(acks.length)].join(fs));
+    if (fhs) lines.push(['FTS', '1'].join(fs));
+    const reply = acks.length > 0 ? wrapFrame(encodeText(lines.join('\r') + '\r', charset)) : undefined;
+    return { reply, results };
+  }
+
+  async #processMessage(
+    frame: Buffer,
+    structure: RawMessage,
+    meta: FrameMeta,
+    whole: boolean,
+  ): Promise<{ reply: Buffer | undefined; result: MessageResult; header: MshHeader; charset: Charset }> {
+    // A lone message keeps the whole frame as its raw bytes; a batch member keeps its own slice.
+    const raw = whole ? frame : frame.subarray(structure.start, structure.end);
+    let read: InboundRead;
+    try {
+      read = readInbound(frame, structure, this.#config.defaultCharset);
+    } catch (err) {
+      read = { header: FALLBACK_HEADER, charset: this.#config.defaultCharset, problem: { code: 207, text: `internal error reading the message: ${describeError(err)}` } };
+    }
+    const { header, charset } = read;
+    const messageType = header.messageCode ? messageTypeOf(header) : undefined;
+    const typeInfo = messageType ? { messageType } : {};
+    const controlInfo = header.controlId ? { controlId: header.controlId } : {};
+    const reject = async (error: AckError, severity: Severity): Promise<{ reply: Buffer | undefined; result: MessageResult; header: MshHeader; charset: Charset }> => {
+      const ackHeader = error.code === 102 && error.location?.startsWith('MSH^1^') ? { ...FALLBACK_HEADER, controlId: header.controlId } : header;
+      const reply = this.#replyFor(ackHeader, charset, severity, error);
+      const message: InboundMessage = {
+        ...this.#base(meta, ackHeader, charset),
+        raw: whole ? raw : Buffer.from(raw),
+        status: 'rejected',
+        rejectReason: error.text,
+        ...(reply.bytes ? { ack: reply.bytes } : {}),
+        ...(header.controlId ? { searchTerms: [header.controlId] } : {}),
+      };
+      const committed = await this.#commitRejected(message);
+      const bytes = committed ? reply.bytes : this.#replyFor(ackHeader, charset, 'error', { code: 207, text: 'store unavailable' }).bytes;
+      return { reply: bytes, header, charset, result: { outcome: 'rejected', reason: committed ? error.text : 'store unavailable', ...typeInfo, ...controlInfo, ...(reply.first ? { ackCode: reply.first } : {}) } };
+    };
+
+    if (read.problem || !read.message) {
+      const p = read.problem ?? { code: 207 as const, text: 'message could not be read' };
+      return reject(p, 'reject');
+    }
+    const message = read.message;
+    if (!KNOWN_MESSAGE_CODES.has(header.messageCode) && this.#config.unknownMessageTypes === 'reject') {
+      return reject({ code: 200, text: `message type ${messageType} is not supported by this endpoint`, location: 'MSH^1^9' }, 'reject');
+    }
+
+    const notes: string[] = [];
+    let events: DraftEvent[];
+    try {
+      events = this.#normalize({
+        message,
+        endpoint: this.#config.id,
+        ...(this.#config.analyzer ? { analyzer: this.#config.analyzer } : {}),
+        receivedAt: meta.receivedAt,
+        notes,
+      });
+    } catch (err) {
+      this.#log.error('normalizer failed', { controlId: header.controlId, messageType, error: describeError(err) });
+      return reject({ code: 207, text: `the message could not be turned into events: ${describeError(err)}` }, 'error');
+    }
+    if (notes.length > 0) this.#log.debug('normalizer notes', { controlId: header.controlId, notes });
+
+    const reply = this.#replyFor(header, charset, 'ok');
+    const inbound: InboundMessage = {
+      ...this.#base(meta, header, charset),
+      raw: whole ? raw : Buffer.from(raw),
+      status: 'accepted',
+      ...(reply.bytes ? { ack: reply.bytes } : {}),
+      dedupKey: `${this.#config.id}|${senderOf(header)}|${header.controlId}`,
+      searchTerms: hl7SearchTerms(message),
+    };
+    if (read.charsetNote) this.#log.warn('charset corrected', { controlId: header.controlId, note: read.charsetNote });
+    try {
+      const result = await this.#store.commit(inbound, events);
+      return {
+        reply: result.ack,
+        header,
+        charset,
+        result: { outcome: result.duplicate ? 'duplicate' : 'accepted', ...typeInfo, ...controlInfo, ...(reply.first ? { ackCode: reply.first } : {}) },
+      };
+    } catch (err) {
+      // The store cannot commit (closed, failed, disk full): a negative ACK, never a silent drop.
+      this.#store.countRejectedWithoutCommit();
+      this.#log.warn('store unavailable; message answered with a negative acknowledgement', { controlId: header.controlId, error: describeError(err) });
+      const bytes = this.#replyFor(header, charset, 'error', { code: 207, text: 'store unavailable' }).bytes;
+      return { reply: bytes, header, charset, result: { outcome: 'rejected', reason: 'store unavailable', ...typeInfo, ...controlInfo } };
+    }
+  }
+
+  /** Commit a rejected message; false when the store could not take it (counted as such). */
+  async #commitRejected(message: InboundMessage): Promise<boolean> {
+    try {
+      await this.#store.commit(message, []);
+      return true;
+    } catch (err) {
+      this.#store.countRejectedWithoutCommit();
+      this.#log.warn('store unavailable; rejected message not kept', { controlId: message.controlId, error: describeError(err) });
+      return false;
+    }
+  }
+
+  #base(meta: FrameMeta, header: MshHeader, charset: Charset): Omit<InboundMessage, 'raw' | 'status'> {
+    return {
+      kind: 'hl7',
+      endpoint: this.#config.id,
+      ...(meta.remoteAddress ? { remoteAddress: meta.remoteAddress } : {}),
+      receivedAt: meta.receivedAt,
+      ...(header.controlId ? { controlId: header.controlId } : {}),
+      ...(header.sendingApplication || header.sendingFacility ? { sender: senderOf(header) } : {}),
+      ...(header.messageCode ? { messageType: messageTypeOf(header) } : {}),
+      encoding: charset,
+    };
+  }
+
+  /** The framed reply bytes for a result, per the acknowledgement mode. */
+  #replyFor(header: MshHeader, charset: Charset, result: 'ok' | Severity, error?: AckError): { bytes: Buffer | undefined; first?: AckCode } {
+    const plan = planAcks(this.#config.ack, header, result);
+    const frames: Buffer[] = [];
+    for (const code of [plan.first, plan.second]) {
+      if (!code) continue;
+      const text = buildAck({ header, code, controlId: compactId(ids.next()), ...(error ? { error } : {}) });
+      frames.push(wrapFrame(encodeText(text, charset)));
+    }
+    const first = plan.first ?? plan.second;
+    return { bytes: frames.length === 0 ? undefined : frames.length === 1 ? frames[0] : Buffer.concat(frames), ...(first ? { first } : {}) };
+  }
+}

@@ -1,0 +1,155 @@
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { describeError } from '../../errors.ts';
+import type { Logger } from '../../log.ts';
+import type { FrameMeta, FrameResult, Hl7Intake } from './hl7-intake.ts';
+import { MllpDecoder } from './mllp-decoder.ts';
+
+/**
+ * One MLLP connection: decodes frames, hands each to the intake as soon as it is complete (so the
+ * commits of pipelined messages share the store's group commit), and writes the replies strictly
+ * in the order the frames arrived, whatever order the commits finish in.
+ *
+ * Back-pressure: at most `maxInFlight` frames awaiting their reply; beyond that the socket is
+ * paused until replies go out.
+ */
+export interface MllpConnectionOptions {
+  socket: Socket;
+  intake: Hl7Intake;
+  maxFrameBytes: number;
+  idleTimeoutMs: number;
+  maxInFlight?: number;
+  log: Logger;
+  /** After each reply was written (or when none was due). */
+  onAnswered: (result: FrameResult, info: { latencyMs: number; bytes: number }) => void;
+  onIgnoredBytes: (count: number) => void;
+  onClose: () => void;
+}
+
+export class MllpConnection {
+  readonly remoteAddress: string;
+  readonly #socket: Socket;
+  readonly #intake: Hl7Intake;
+  readonly #decoder: MllpDecoder;
+  readonly #log: Logger;
+  readonly #maxInFlight: number;
+  readonly #onAnswered: MllpConnectionOptions['onAnswered'];
+  readonly #onIgnoredBytes: (count: number) => void;
+  /** Replies are chained on this promise: one after another, in frame order. */
+  #tail: Promise<void> = Promise.resolve();
+  #inFlight = 0;
+  #paused = false;
+  #accepting = true;
+  #closed = false;
+  readonly #closedPromise: Promise<void>;
+
+  constructor(options: MllpConnectionOptions) {
+    const socket = options.socket;
+    this.#socket = socket;
+    this.#intake = options.intake;
+    this.#log = options.log;
+    this.#maxInFlight = options.maxInFlight ?? 1024;
+    this.#onAnswered = options.onAnswered;
+    this.#onIgnoredBytes = options.onIgnoredBytes;
+    this.remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    this.#decoder = new MllpDecoder({
+      maxFrameBytes: options.maxFrameBytes,
+      onFrame: (frame) => this.#enqueue(frame.length, (meta) => this.#intake.handleFrame(frame, meta)),
+      onOversize: (o) => this.#enqueue(o.size, (meta) => this.#intake.handleOversize(o, meta)),
+      onIgnoredBytes: (n) => this.#reportIgnored(n),
+    });
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 60_000);
+    if (options.idleTimeoutMs > 0) {
+      socket.setTimeout(options.idleTimeoutMs, () => {
+        if (this.#inFlight === 0 && !this.#decoder.inFrame) {
+          this.#log.info('closing idle connection', { remote: this.remoteAddress });
+          socket.end();
+        }
+      });
+    }
+    socket.on('data', (chunk: Buffer) => {
+      if (!this.#accepting) return;
+      try {
+        this.#decoder.push(chunk);
+      } catch (err) {
+        // The decoder is pure and total; this is a last line of defence.
+        this.#log.error('framing failed; closing the connection', { remote: this.remoteAddress, error: describeError(err) });
+        socket.destroy();
+      }
+    });
+    socket.on('error', (err) => this.#log.debug('connection error', { remote: this.remoteAddress, error: describeError(err) }));
+    this.#closedPromise = new Promise((resolve) => {
+      socket.once('close', () => {
+        this.#closed = true;
+        const ignored = this.#decoder.takeIgnored();
+        if (ignored > 0) this.#reportIgnored(ignored);
+        options.onClose();
+        resolve();
+      });
+    });
+  }
+
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  #reportIgnored(count: number): void {
+    this.#log.debug(`ignored ${count} bytes outside frames`, { remote: this.remoteAddress });
+    this.#onIgnoredBytes(count);
+  }
+
+  #enqueue(bytes: number, handle: (meta: FrameMeta) => Promise<FrameResult>): void {
+    const started = performance.now();
+    const meta: FrameMeta = { remoteAddress: this.remoteAddress, receivedAt: new Date().toISOString() };
+    this.#inFlight++;
+    if (this.#inFlight >= this.#maxInFlight && !this.#paused) {
+      this.#paused = true;
+      this.#socket.pause();
+    }
+    // Start the work now (concurrently with earlier frames), write the reply in order.
+    const work = handle(meta).catch((err: unknown): FrameResult => {
+      this.#log.error('intake failed unexpectedly', { remote: this.remoteAddress, error: describeError(err) });
+      return { reply: undefined, results: [{ outcome: 'rejected', reason: `internal error: ${describeError(err)}` }] };
+    });
+    this.#tail = this.#tail.then(async () => {
+      const result = await work;
+      if (result.reply && !this.#socket.destroyed && this.#socket.writable) this.#socket.write(result.reply);
+      this.#inFlight--;
+      if (this.#paused && this.#inFlight < this.#maxInFlight / 2) {
+        this.#paused = false;
+        if (this.#accepting) this.#socket.resume();
+      }
+      this.#onAnswered(result, { latencyMs: performance.now() - started, bytes });
+    });
+  }
+
+  /** Stop reading new frames (stop()): frames already received are still answered. */
+  stopReading(): void {
+    this.#accepting = false;
+    this.#socket.pause();
+  }
+
+  /** Resolves when every frame received so far has been answered. */
+  async drained(): Promise<void> {
+    let tail: Promise<void>;
+    do {
+      tail = this.#tail;
+      await tail;
+    } while (tail !== this.#tail);
+  }
+
+  /** Half-close after the replies went out; resolves when the socket is closed. */
+  async end(): Promise<void> {
+    if (!this.#closed) this.#socket.end();
+    await this.#closedPromise;
+  }
+
+  destroy(): void {
+    this.#socket.destroy();
+  }
+
+  get closed(): Promise<void> {
+    return this.#closedPromise;
+  }
+}

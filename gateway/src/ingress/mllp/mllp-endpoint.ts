@@ -1,0 +1,230 @@
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import tls from 'node:tls';
+import type { Hl7EndpointConfig } from '../../config/types.ts';
+import { GatewayError, describeError } from '../../errors.ts';
+import type { Hl7Normalizer } from '../../hl7/normalizer.ts';
+import type { Component, ComponentStatus } from '../../lifecycle.ts';
+import type { Logger } from '../../log.ts';
+import type { GatewayStore } from '../../store/types.ts';
+import type { EndpointState, Telemetry } from '../../telemetry.ts';
+import { Hl7Intake, type FrameResult } from './hl7-intake.ts';
+import { MllpConnection } from './mllp-connection.ts';
+
+/**
+ * An HL7 v2 MLLP listener (our own code on node:net / node:tls; DESIGN.md §7 explains why not
+ * node-hl7-server). Binds only `config.listen.host`; persistent connections; pipelined messages
+ * answered in order; ACK only after the store's durable commit (hl7-intake.ts).
+ */
+export interface MllpEndpointOptions {
+  config: Hl7EndpointConfig;
+  store: GatewayStore;
+  telemetry: Telemetry;
+  log: Logger;
+  /** Default: the LIS normalizer. HL7 analyzers (Mindray BS) get their own. */
+  normalize?: Hl7Normalizer;
+}
+
+/** PEM content inline, or a file path (config keeps paths; tests may pass PEM text). */
+function pem(value: string): Buffer {
+  return value.includes('-----BEGIN') ? Buffer.from(value) : readFileSync(value);
+}
+
+export class MllpEndpoint implements Component {
+  readonly name: string;
+  readonly #config: Hl7EndpointConfig;
+  readonly #store: GatewayStore;
+  readonly #telemetry: Telemetry;
+  readonly #log: Logger;
+  readonly #intake: Hl7Intake;
+  readonly #connections = new Set<MllpConnection>();
+  #server: net.Server | undefined;
+  #status: ComponentStatus = 'created';
+  #lastMessageAt: string | undefined;
+  #stopping: Promise<void> | undefined;
+
+  constructor(options: MllpEndpointOptions) {
+    this.#config = options.config;
+    this.#store = options.store;
+    this.#telemetry = options.telemetry;
+    this.#log = options.log.child({ endpoint: options.config.id, kind: 'hl7' });
+    this.name = `hl7:${options.config.id}`;
+    this.#intake = new Hl7Intake({
+      config: options.config,
+      store: options.store,
+      log: this.#log,
+      ...(options.normalize ? { normalize: options.normalize } : {}),
+    });
+  }
+
+  get status(): ComponentStatus {
+    return this.#status;
+  }
+
+  get connections(): number {
+    return this.#connections.size;
+  }
+
+  get lastMessageAt(): string | undefined {
+    return this.#lastMessageAt;
+  }
+
+  /** The bound address (useful with port 0), once started. */
+  address(): { host: string; port: number } | undefined {
+    const a = this.#server?.address();
+    return a && typeof a === 'object' ? { host: a.address, port: a.port } : undefined;
+  }
+
+  async start(): Promise<void> {
+    if (this.#status !== 'created') return;
+    this.#status = 'starting';
+    this.#emitState('starting');
+    const { listen, tls: tlsConfig } = this.#config;
+    let server: net.Server;
+    try {
+      if (tlsConfig) {
+        const requireClientCert = tlsConfig.requireClientCert;
+        server = tls.createServer(
+          {
+            cert: pem(tlsConfig.cert),
+            key: pem(tlsConfig.key),
+            ...(tlsConfig.ca ? { ca: pem(tlsConfig.ca) } : {}),
+            // Mutual TLS: ask for a certificate and refuse the handshake without a valid one.
+            requestCert: requireClientCert,
+            rejectUnauthorized: requireClientCert,
+          },
+          (socket) => this.#accept(socket),
+        );
+        server.on('tlsClientError', (err, socket) => {
+          this.#log.warn('TLS handshake refused', { remote: `${socket.remoteAddress}:${socket.remotePort}`, error: describeError(err) });
+        });
+      } else {
+        server = net.createServer((socket) => this.#accept(socket));
+      }
+    } catch (err) {
+      this.#status = 'failed';
+      this.#emitState('error', describeError(err));
+      throw new GatewayError('GW_CONFIG_INVALID', `hl7[${this.#config.id}].tls: ${describeError(err)}`, { cause: err });
+    }
+    this.#server = server;
+    server.on('error', (err) => {
+      this.#log.error('listener error', { error: describeError(err) });
+      this.#emitState('error', describeError(err));
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host: listen.host, port: listen.port }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      this.#status = 'failed';
+      this.#emitState('error', describeError(err));
+      throw new GatewayError('GW_CONFIG_INVALID', `hl7[${this.#config.id}] cannot listen on ${listen.host}:${listen.port}: ${describeError(err)}`, { cause: err });
+    }
+    this.#status = 'running';
+    const addr = this.address();
+    this.#log.info('listening', { host: addr?.host, port: addr?.port, tls: Boolean(tlsConfig) });
+    this.#emitState('listening');
+  }
+
+  #accept(socket: net.Socket): void {
+    if (this.#status !== 'running') {
+      socket.destroy();
+      return;
+    }
+    if (this.#connections.size >= this.#config.maxConnections) {
+      this.#log.warn('connection refused: limit reached', { remote: `${socket.remoteAddress}:${socket.remotePort}`, maxConnections: this.#config.maxConnections });
+      socket.destroy();
+      return;
+    }
+    const conn: MllpConnection = new MllpConnection({
+      socket,
+      intake: this.#intake,
+      maxFrameBytes: this.#config.maxMessageBytes,
+      idleTimeoutMs: this.#config.idleTimeoutMs,
+      log: this.#log,
+      onAnswered: (result, info) => this.#answered(result, info),
+      onIgnoredBytes: (count) => this.#telemetry.emit('endpoint.ignored-bytes', { endpoint: this.#config.id, count }),
+      onClose: () => {
+        this.#connections.delete(conn);
+        this.#log.debug('connection closed', { remote: conn.remoteAddress });
+        if (this.#status === 'running') this.#emitState(this.#connections.size > 0 ? 'connected' : 'listening');
+      },
+    });
+    this.#connections.add(conn);
+    this.#log.debug('connection accepted', { remote: conn.remoteAddress });
+    this.#emitState('connected');
+  }
+
+  #answered(result: FrameResult, info: { latencyMs: number; bytes: number }): void {
+    this.#lastMessageAt = new Date().toISOString();
+    for (const r of result.results) {
+      this.#telemetry.emit('intake.message', {
+        endpoint: this.#config.id,
+        kind: 'hl7',
+        outcome: r.outcome,
+        ackLatencyMs: info.latencyMs,
+        bytes: info.bytes,
+        ...(r.messageType ? { messageType: r.messageType } : {}),
+        ...(r.reason ? { reason: r.reason } : {}),
+      });
+      if (r.outcome === 'rejected') this.#log.info('message rejected', { controlId: r.controlId, messageType: r.messageType, reason: r.reason, ack: r.ackCode });
+    }
+  }
+
+  #emitState(state: EndpointState, detail?: string): void {
+    this.#telemetry.emit('endpoint.state', {
+      endpoint: this.#config.id,
+      kind: 'hl7',
+      state,
+      connections: this.#connections.size,
+      ...(detail ? { detail } : {}),
+    });
+  }
+
+  /**
+   * Stop accepting, answer every frame already received (their commits finish and their ACKs are
+   * written), close the sockets; whatever is still open at the deadline is destroyed.
+   */
+  stop(deadlineMs = 5_000): Promise<void> {
+    this.#stopping ??= this.#stop(deadlineMs);
+    return this.#stopping;
+  }
+
+  async #stop(deadlineMs: number): Promise<void> {
+    if (this.#status === 'created') {
+      this.#status = 'stopped';
+      return;
+    }
+    this.#status = 'stopping';
+    const server = this.#server;
+    const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
+    const conns = [...this.#connections];
+    for (const c of conns) c.stopReading();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'deadline'>((resolve) => {
+      timer = setTimeout(() => resolve('deadline'), deadlineMs);
+      timer.unref();
+    });
+    const graceful = (async () => {
+      await Promise.all(conns.map(async (c) => {
+        await c.drained();
+        await c.end();
+      }));
+      await closed;
+    })();
+    const outcome = await Promise.race([graceful.then(() => 'done' as const), deadline]);
+    if (timer) clearTimeout(timer);
+    if (outcome === 'deadline') {
+      this.#log.warn('stop deadline reached; closing remaining connections', { open: this.#connections.size });
+      for (const c of this.#connections) c.destroy();
+      await closed;
+    }
+    this.#status = 'stopped';
+    this.#emitState('stopped');
+    this.#log.info('stopped');
+  }
+}
