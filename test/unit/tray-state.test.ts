@@ -1,0 +1,131 @@
+import { describe, expect, it } from 'vitest';
+import {
+  DEFAULT_NOTIFY_POLICY,
+  EMPTY_NOTIFY_STATE,
+  TOOLTIP_MAX,
+  decideNotification,
+  diagnostics,
+  parseJson,
+  trayIcon,
+  trayMenu,
+  trayTooltip,
+  type TrayAlert,
+  type TrayInput,
+  type TrayStatus,
+} from '../../desktop/src/tray-state.ts';
+
+const NOW = Date.parse('2026-03-01T10:00:00Z');
+const ok: TrayStatus = { gatewayId: 'lab-1', health: 'ok', healthReasons: [], online: true };
+const degraded: TrayStatus = {
+  gatewayId: 'lab-1',
+  health: 'degraded',
+  healthReasons: [
+    { level: 'degraded', code: 'ENDPOINT_DOWN', message: 'Analyzer xn-1 disconnected for 3 min' },
+    { level: 'degraded', code: 'DEAD_LETTERS', message: '2 dead letters waiting for a decision (replay or discard)' },
+  ],
+};
+const down: TrayStatus = { gatewayId: 'lab-1', health: 'down', healthReasons: [{ level: 'down', code: 'STORE_DOWN', message: 'Not accepting messages: the data disk is full' }] };
+const live = (status: TrayStatus, extra: Partial<TrayInput> = {}): TrayInput => ({ connection: 'connected', availability: 'online', status, statusAt: NOW - 1000, now: NOW, ...extra });
+
+describe('tray icon and tooltip', () => {
+  it('follows the gateway health while connected', () => {
+    expect(trayIcon(live(ok))).toBe('ok');
+    expect(trayIcon(live(degraded))).toBe('degraded');
+    expect(trayIcon(live(down))).toBe('down');
+    expect(trayTooltip(live(ok))).toBe('Lab gateway lab-1: all good');
+    expect(trayTooltip(live(degraded))).toBe('Lab gateway lab-1: needs attention — Analyzer xn-1 disconnected for 3 min (+1 more)');
+    expect(trayTooltip(live(down))).toBe('Lab gateway lab-1: DOWN — Not accepting messages: the data disk is full');
+  });
+
+  it('is offline when the MQTT connection is lost, whatever the last status said', () => {
+    const input = live(ok, { connection: 'lost' });
+    expect(trayIcon(input)).toBe('offline');
+    expect(trayTooltip(input)).toBe('Lab gateway lab-1: offline — connection to the gateway lost');
+  });
+
+  it('is offline on the Last Will / graceful offline availability and on a stopped status', () => {
+    expect(trayIcon(live(ok, { availability: 'offline' }))).toBe('offline');
+    expect(trayTooltip(live(ok, { availability: 'offline' }))).toMatch(/not running/);
+    expect(trayIcon(live({ ...ok, online: false }))).toBe('offline');
+  });
+
+  it('is offline when the status is stale or never came', () => {
+    expect(trayIcon(live(ok, { statusAt: NOW - 5 * 60_000 }))).toBe('offline');
+    expect(trayTooltip(live(ok, { statusAt: NOW - 5 * 60_000 }))).toBe('Lab gateway lab-1: offline — no status for 5 min');
+    expect(trayIcon({ connection: 'connecting', now: NOW })).toBe('offline');
+    expect(trayTooltip({ connection: 'connected', now: NOW })).toBe('Lab gateway: offline — no status received yet');
+  });
+
+  it('keeps the tooltip on one line within the Windows limit', () => {
+    const long: TrayStatus = { ...degraded, healthReasons: [{ level: 'degraded', code: 'X', message: 'x'.repeat(300) }] };
+    const t = trayTooltip(live(long));
+    expect(t.length).toBe(TOOLTIP_MAX);
+    expect(t.endsWith('…')).toBe(true);
+    expect(t).not.toContain('\n');
+  });
+});
+
+describe('tray menu', () => {
+  it('shows pause/resume only to an administrator, and the right one', () => {
+    expect(trayMenu(live(ok), { isAdmin: false }).map((i) => i.id)).toEqual(['open', 'copy-diagnostics', 'separator', 'quit']);
+    expect(trayMenu(live(ok), { isAdmin: true }).map((i) => i.id)).toEqual(['open', 'pause-relay', 'copy-diagnostics', 'separator', 'quit']);
+    expect(trayMenu(live({ ...ok, relayPaused: true }), { isAdmin: true })[1]).toEqual({ id: 'resume-relay', label: 'Resume sending to Odoo', enabled: true });
+  });
+
+  it('disables relay control while the gateway is offline', () => {
+    expect(trayMenu(live(ok, { connection: 'lost' }), { isAdmin: true })[1]!.enabled).toBe(false);
+  });
+});
+
+describe('diagnostics', () => {
+  it('names the addresses, the state and every reason', () => {
+    const text = diagnostics(live(degraded), { gatewayUrl: 'http://10.0.0.5:8484', mqttUrl: 'mqtt://10.0.0.5:1883', appVersion: '0.1.0' });
+    expect(text).toContain('Gateway: http://10.0.0.5:8484');
+    expect(text).toContain('MQTT: mqtt://10.0.0.5:1883 (connected)');
+    expect(text).toContain('State: degraded');
+    expect(text).toContain('- [degraded] 2 dead letters waiting for a decision (replay or discard)');
+  });
+});
+
+describe('notification decisions', () => {
+  const alert = (code: string, severity: TrayAlert['severity'] = 'warning', endpoint?: string): TrayAlert => ({ severity, code, message: `${code} happened`, at: '', ...(endpoint ? { endpoint } : {}) });
+
+  it('notifies a new warning once and drops duplicates within the dedup window', () => {
+    const first = decideNotification(EMPTY_NOTIFY_STATE, alert('ENDPOINT_DOWN', 'warning', 'xn-1'), NOW);
+    expect(first).toMatchObject({ notify: true, title: 'Lab gateway: needs attention', body: 'ENDPOINT_DOWN happened', urgency: 'normal' });
+    const dup = decideNotification(first.state, alert('ENDPOINT_DOWN', 'warning', 'xn-1'), NOW + 60_000);
+    expect(dup).toMatchObject({ notify: false, reason: 'duplicate' });
+    expect(decideNotification(first.state, alert('ENDPOINT_DOWN', 'warning', 'xn-2'), NOW + 60_000).notify).toBe(true);
+    expect(decideNotification(dup.state, alert('ENDPOINT_DOWN', 'warning', 'xn-1'), NOW + DEFAULT_NOTIFY_POLICY.dedupWindowMs + 1).notify).toBe(true);
+  });
+
+  it('rate-limits bursts, lets critical alerts through and summarises what was held back', () => {
+    let state = EMPTY_NOTIFY_STATE;
+    const shown: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const d = decideNotification(state, alert(`W${i}`), NOW + i);
+      state = d.state;
+      if (d.notify) shown.push(d.body);
+    }
+    expect(shown).toHaveLength(DEFAULT_NOTIFY_POLICY.maxPerWindow);
+    expect(state.suppressed).toBe(3);
+    const crit = decideNotification(state, alert('STORE_DOWN', 'critical'), NOW + 10);
+    expect(crit).toMatchObject({ notify: true, urgency: 'critical', body: 'STORE_DOWN happened (and 3 other alerts)' });
+    expect(crit.state.suppressed).toBe(0);
+    const later = decideNotification(crit.state, alert('W9'), NOW + DEFAULT_NOTIFY_POLICY.rateWindowMs + 100);
+    expect(later.notify).toBe(true);
+  });
+
+  it('does not notify info alerts by default', () => {
+    expect(decideNotification(EMPTY_NOTIFY_STATE, alert('ENDPOINT_DOWN_CLEARED', 'info'), NOW)).toMatchObject({ notify: false, reason: 'info' });
+    expect(decideNotification(EMPTY_NOTIFY_STATE, alert('X', 'info'), NOW, { ...DEFAULT_NOTIFY_POLICY, notifyInfo: true }).notify).toBe(true);
+  });
+});
+
+describe('payload parsing', () => {
+  it('never throws on malformed payloads', () => {
+    expect(parseJson('{"a":1}')).toEqual({ a: 1 });
+    expect(parseJson(Buffer.from('offline'))).toBeUndefined();
+    expect(parseJson('42')).toBeUndefined();
+  });
+});
