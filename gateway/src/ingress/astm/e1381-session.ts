@@ -81,7 +81,9 @@ export class E1381Session implements AstmLinkSession {
   #commitToken = 0;
 
   // ---- sender -----------------------------------------------------------------------------
-  #outbox: Array<{ records: readonly string[]; resolve: () => void; reject: (e: Error) => void; attempts: number }> = [];
+  #outbox: Array<{ records: readonly string[]; resolve: () => void; reject: (e: Error) => void; attempts: number; queuedAfter: number }> = [];
+  /** Messages handed to onMessage so far (orders sends against message boundaries). */
+  #completed = 0;
   #frames: Buffer[] = [];
   #frameIndex = 0;
   #refusals = 0;
@@ -469,6 +471,7 @@ export class E1381Session implements AstmLinkSession {
       completedAt: this.#clock.now(),
     };
     const token = ++this.#commitToken;
+    this.#completed++;
     // LIS1-A §6.5.2: the receiver may delay its reply up to 15 s; a slower commit is refused.
     this.#timer = this.#clock.schedule(this.#opt.timers.receiverReplyDelayMs, () => {
       if (token !== this.#commitToken || this.#state !== 'committing') return;
@@ -498,9 +501,11 @@ export class E1381Session implements AstmLinkSession {
       this.#messagesInSession++;
       this.#resetMessage();
       if (this.#holdoffKind === 'interrupt') this.#clearHoldoff(); // §6.3.5: "or until the receiver has sent a message"
-      if (this.#opt.receiverInterrupt && this.#outbox.length > 0) {
+      if (this.#opt.receiverInterrupt && this.#outbox.some((item) => item.queuedAfter < this.#completed)) {
         // LIS1-A §6.3.5: EOT in place of ACK accepts the end frame and asks the sender to stop.
-        // Only at a message boundary, so an honoured interrupt never cuts a message in two.
+        // Only at a message boundary, so an honoured interrupt never cuts a message in two, and
+        // only for a send queued before this message completed: an answer computed from this
+        // very message (a host query) waits for the analyzer's own EOT first.
         this.#write(BYTE.EOT);
         this.#event('interrupt-sent');
       } else {
@@ -582,7 +587,7 @@ export class E1381Session implements AstmLinkSession {
     if (this.#state === 'closed') return Promise.reject(new GatewayError('GW_ASTM_LINK', 'the link is closed'));
     if (records.length === 0) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
-      this.#outbox.push({ records, resolve, reject, attempts: 0 });
+      this.#outbox.push({ records, resolve, reject, attempts: 0, queuedAfter: this.#completed });
       this.#maybeStartSend();
     });
   }
@@ -675,9 +680,11 @@ export class E1381Session implements AstmLinkSession {
     // LIS1-A §6.3.1.1: each record is a message and begins in a new frame; FN starts at 1 after
     // ENQ and continues modulo 8 across the session (§6.3.2.1).
     this.#frames = [];
+    // 'message-per-frame' peers want the whole message as one E1381 message (ETB only at the size limit).
+    const units = this.#opt.frameLayout === 'message-per-frame' ? [head.records.map((r) => r + '\r').join('')] : head.records.map((r) => r + '\r');
     let fn = 1;
-    for (const record of head.records) {
-      const frames = frameRecord(Buffer.from(record + '\r', 'latin1'), fn, this.#opt.maxFrameText);
+    for (const unit of units) {
+      const frames = frameRecord(Buffer.from(unit, 'latin1'), fn, this.#opt.maxFrameText);
       for (const f of frames) this.#frames.push(f);
       fn = (fn + frames.length) % 8;
     }

@@ -65,6 +65,8 @@ export interface LinkOptions {
   rejectedReply: 'nak' | 'ack';
   /** Record separator when sending records-only. */
   recordSeparator: '\r' | '\r\n' | '\n';
+  /** Outgoing layout: one record per frame (LIS1-A §6.3.1.1, standard) or the whole message in one frame. */
+  frameLayout: 'record-per-frame' | 'message-per-frame';
 }
 
 export const DEFAULT_LINK_OPTIONS: Readonly<LinkOptions> = {
@@ -80,7 +82,23 @@ export const DEFAULT_LINK_OPTIONS: Readonly<LinkOptions> = {
   messageEnd: 'l-record',
   rejectedReply: 'nak',
   recordSeparator: '\r',
+  frameLayout: 'record-per-frame',
 };
+
+/**
+ * Profile quirk names (gateway/src/profiles/types.ts `ProfileQuirks`) → link option names. Both
+ * spellings are accepted; the profile's win when both are given in one source.
+ */
+const QUIRK_ALIASES = {
+  establishmentTimeoutMs: 'establishmentMs',
+  replyTimeoutMs: 'senderFrameReplyMs',
+  frameTimeoutMs: 'receiverFrameMs',
+  nakRetryDelayMs: 'busyRetryMs',
+  contentionTimeoutMs: 'contentionMs',
+  maxRetries: 'maxRetransmissions',
+  maxIncomingFrame: 'maxReceiveFrameBytes',
+  outgoingFrameLayout: 'frameLayout',
+} as const;
 
 type Source = Record<string, unknown> | undefined;
 
@@ -95,8 +113,10 @@ function isRecord(v: unknown): v is Record<string, unknown> {
  */
 export function resolveLinkOptions(...sources: Source[]): LinkOptions {
   const out: LinkOptions = { ...DEFAULT_LINK_OPTIONS, timers: { ...DEFAULT_TIMERS } };
-  for (const src of sources) {
-    if (!isRecord(src)) continue;
+  for (const given of sources) {
+    if (!isRecord(given)) continue;
+    const src: Record<string, unknown> = { ...given };
+    for (const [alias, key] of Object.entries(QUIRK_ALIASES)) if (given[alias] !== undefined) src[key] = given[alias];
     const timers = isRecord(src.timers) ? src.timers : {};
     for (const key of Object.keys(DEFAULT_TIMERS) as Array<keyof LinkTimers>) {
       // Timers may sit under `timers` or at the top level of the quirks.
@@ -128,6 +148,10 @@ export function resolveLinkOptions(...sources: Source[]): LinkOptions {
     if (src.rejectedReply !== undefined) {
       if (src.rejectedReply !== 'nak' && src.rejectedReply !== 'ack') throw invalid('rejectedReply', src.rejectedReply);
       out.rejectedReply = src.rejectedReply;
+    }
+    if (src.frameLayout !== undefined) {
+      if (src.frameLayout !== 'record-per-frame' && src.frameLayout !== 'message-per-frame') throw invalid('frameLayout', src.frameLayout);
+      out.frameLayout = src.frameLayout;
     }
     if (src.recordSeparator !== undefined) {
       const v = src.recordSeparator;

@@ -1,0 +1,343 @@
+import { createHash } from 'node:crypto';
+import type { AnalyzerConfig } from '../../config/types.ts';
+import { describeError, GatewayError } from '../../errors.ts';
+import type { DraftEvent } from '../../events/types.ts';
+import type { Component, ComponentStatus } from '../../lifecycle.ts';
+import type { Logger } from '../../log.ts';
+import type { GatewayStore, InboundMessage } from '../../store/types.ts';
+import type { EndpointState, Telemetry } from '../../telemetry.ts';
+import { BYTE, NAK } from './control-chars.ts';
+import { createLinkSession } from './create-link-session.ts';
+import { type LinkOptions, resolveLinkOptions } from './link-options.ts';
+import type { AstmLinkSession, MessageMeta, MessageReply, PartialReason } from './link-session.ts';
+import { realScheduler, type Scheduler } from './scheduler.ts';
+import { type SerialSettings, SerialTransport, serialSettings } from './serial-transport.ts';
+import { TcpClientTransport, TcpServerTransport } from './tcp-transport.ts';
+import { type Backoff, DEFAULT_BACKOFF, type Transport, type Wire } from './transport.ts';
+
+/** What the endpoint needs of a firmware profile (a `Profile` from gateway/src/profiles fits). */
+export interface AstmProfileLike {
+  name?: string;
+  /** Link quirks: `lowLevel`, timers, `maxFrameText`, … (see link-options.ts for every key). */
+  quirks?: object;
+  transport?: { serial?: Partial<Omit<SerialSettings, 'path'>> };
+}
+
+export interface AstmNormalizeContext {
+  analyzerId: string;
+  endpoint: string;
+  /** ISO 8601 time the message's last byte arrived. */
+  receivedAt: string;
+  remoteAddress: string;
+}
+
+/** The record layer's answer for one message (gateway/src/astm/normalize.ts `NormalizeResult` fits). */
+export interface AstmNormalizeResult<Q = unknown> {
+  events: DraftEvent[];
+  controlId?: string;
+  sender?: string;
+  messageType: string;
+  searchTerms: string[];
+  hostQuery?: Q;
+  /** Not a valid message: kept raw as rejected, no events. */
+  reject?: string;
+}
+
+export interface AstmEndpointOptions<Q = unknown> {
+  analyzer: AnalyzerConfig;
+  profile: AstmProfileLike;
+  store: GatewayStore;
+  telemetry: Telemetry;
+  log: Logger;
+  normalize: (text: string, ctx: AstmNormalizeContext) => AstmNormalizeResult<Q>;
+  /** Records (without CR) to send back for a host query, in a new session; [] sends nothing. */
+  answerHostQuery?: (query: Q) => Promise<string[]>;
+  /** Injected clock (tests); the real one by default. */
+  scheduler?: Scheduler;
+  /** Serial reopen / TCP reconnect backoff. */
+  reconnect?: Partial<Backoff>;
+}
+
+interface Link {
+  id: number;
+  wire: Wire;
+  session: AstmLinkSession;
+}
+
+/**
+ * An analyzer endpoint speaking ASTM (E1381 link + E1394 records) over serial, TCP server or TCP
+ * client. It owns the commit: link message → normalize → `store.commit()` (raw bytes, status,
+ * events, the ACK) → only then the ACK of the frame that completed the message (DESIGN.md §1.3).
+ * A message cut off before its end is kept as rejected raw bytes, never turned into events.
+ */
+export class AstmEndpoint<Q = unknown> implements Component {
+  readonly name: string;
+  readonly #opt: AstmEndpointOptions<Q>;
+  readonly #link: LinkOptions;
+  readonly #scheduler: Scheduler;
+  readonly #log: Logger;
+  readonly #links = new Set<Link>();
+  readonly #pendingWrites = new Set<Promise<unknown>>();
+  #transport: Transport | undefined;
+  #status: ComponentStatus = 'created';
+  #nextLinkId = 1;
+  #lastMessageAt: string | undefined;
+  #state: EndpointState = 'starting';
+
+  constructor(options: AstmEndpointOptions<Q>) {
+    this.#opt = options;
+    this.name = `astm:${options.analyzer.id}`;
+    this.#log = options.log;
+    this.#scheduler = options.scheduler ?? realScheduler;
+    // Profile quirks (with the site's overrides already applied, or applied here) → link options.
+    this.#link = resolveLinkOptions(options.profile.quirks as Record<string, unknown> | undefined, options.analyzer.overrides);
+    const a = options.analyzer;
+    const kinds = [a.serial ? 'serial' : '', a.tcp?.listen ? 'tcp.listen' : '', a.tcp?.connect ? 'tcp.connect' : ''].filter(Boolean);
+    if (kinds.length !== 1) {
+      throw new GatewayError('GW_CONFIG_INVALID', `analyzers[${a.id}]: exactly one of serial, tcp.listen, tcp.connect is required (got ${kinds.join(', ') || 'none'})`, {
+        details: { path: `analyzers[${a.id}]` },
+      });
+    }
+  }
+
+  get status(): ComponentStatus {
+    return this.#status;
+  }
+
+  get linkOptions(): Readonly<LinkOptions> {
+    return this.#link;
+  }
+
+  /** Open connections (1 for serial when the port is open). */
+  get connections(): number {
+    return this.#links.size;
+  }
+
+  get lastMessageAt(): string | undefined {
+    return this.#lastMessageAt;
+  }
+
+  address(): { host: string; port: number } | undefined {
+    return this.#transport?.address?.();
+  }
+
+  async start(): Promise<void> {
+    if (this.#status === 'running' || this.#status === 'starting') return;
+    this.#status = 'starting';
+    this.#setState('starting');
+    const a = this.#opt.analyzer;
+    const backoff: Backoff = { ...DEFAULT_BACKOFF, ...this.#opt.reconnect };
+    const host = { attach: (wire: Wire) => this.#attach(wire), state: (s: EndpointState, detail?: string) => this.#setState(s, detail) };
+    if (a.serial) this.#transport = new SerialTransport(serialSettings(a.serial, this.#opt.profile.transport?.serial), host, backoff);
+    else if (a.tcp?.listen) this.#transport = new TcpServerTransport(a.tcp.listen, host);
+    else if (a.tcp?.connect) this.#transport = new TcpClientTransport(a.tcp.connect, host, backoff);
+    try {
+      await this.#transport?.start();
+      this.#status = 'running';
+    } catch (err) {
+      this.#status = 'failed';
+      this.#setState('error', describeError(err));
+      throw new GatewayError('GW_ASTM_LINK', `analyzer ${a.id}: cannot start: ${describeError(err)}`, { cause: err });
+    }
+  }
+
+  /**
+   * Stop: refuse new sessions (ENQ → NAK), let commits in flight finish and their ACKs go out
+   * (up to the deadline), then close the port/connections. Unfinished messages are kept as partials.
+   */
+  async stop(deadlineMs = 5_000): Promise<void> {
+    if (this.#status === 'stopped' || this.#status === 'stopping') return;
+    this.#status = 'stopping';
+    const until = Date.now() + deadlineMs;
+    while (Date.now() < until && [...this.#links].some((l) => l.session.state === 'committing')) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    for (const link of [...this.#links]) link.session.close('stopped');
+    await this.#transport?.stop();
+    const rest = Math.max(0, until - Date.now());
+    await Promise.race([Promise.allSettled([...this.#pendingWrites]), new Promise((r) => setTimeout(r, rest).unref())]);
+    this.#status = 'stopped';
+    this.#setState('stopped');
+  }
+
+  /**
+   * Send an order download (worklist) to the analyzer: records without CR, H … L. Goes out on
+   * the first open connection when the line is free; rejects with GW_ASTM_LINK when no connection
+   * is open or the analyzer refuses it.
+   */
+  async sendWorklist(records: readonly string[]): Promise<void> {
+    const link = [...this.#links][0];
+    if (!link) throw new GatewayError('GW_ASTM_LINK', `analyzer ${this.#opt.analyzer.id}: no open connection to send to`);
+    await link.session.send(records);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  #setState(state: EndpointState, detail?: string): void {
+    this.#state = state;
+    this.#opt.telemetry.emit('endpoint.state', {
+      endpoint: this.#opt.analyzer.id,
+      kind: 'astm',
+      state,
+      connections: this.#links.size,
+      ...(detail !== undefined ? { detail } : {}),
+    });
+    if (state === 'error' || state === 'disconnected') this.#log.warn('analyzer link', { state, detail });
+    else this.#log.info('analyzer link', { state, detail });
+  }
+
+  #attach(wire: Wire): { data(b: Buffer): void; closed(detail?: string): void } {
+    const id = this.#nextLinkId++;
+    const log = this.#log.child({ link: id, remote: wire.remote });
+    const session: AstmLinkSession = createLinkSession({
+      link: this.#link,
+      scheduler: this.#scheduler,
+      write: (bytes) => wire.write(bytes),
+      onMessage: (text, raw, meta) => this.#onMessage(link, text, raw, meta),
+      onPartial: (raw, reason) => this.#onPartial(link, raw, reason),
+      onIgnoredBytes: (count) => {
+        this.#opt.telemetry.emit('endpoint.ignored-bytes', { endpoint: this.#opt.analyzer.id, count });
+        log.debug('ignored bytes outside frames', { count });
+      },
+      onEvent: (e) => {
+        if (e.kind === 'send-aborted' || e.kind === 'timeout') log.warn(`link ${e.kind}`, e.detail ? { detail: e.detail } : undefined);
+        else log.debug(`link ${e.kind}`, e.detail ? { detail: e.detail } : undefined);
+      },
+      isBusy: () => this.#status !== 'running' || this.#opt.store.health !== 'ok',
+    });
+    const link: Link = { id, wire, session };
+    this.#links.add(link);
+    this.#setState(this.#opt.analyzer.tcp?.listen ? 'listening' : 'connected', wire.remote);
+    return {
+      data: (bytes) => link.session.push(bytes),
+      closed: (detail) => {
+        if (!this.#links.delete(link)) return;
+        link.session.close(this.#status === 'stopping' ? 'stopped' : 'closed');
+        log.info('link closed', detail ? { detail } : undefined);
+        if (this.#opt.analyzer.tcp?.listen) this.#setState('listening', `connection closed: ${detail ?? ''}`);
+      },
+    };
+  }
+
+  async #onMessage(link: Link, text: string, raw: Buffer, meta: MessageMeta): Promise<MessageReply> {
+    const receivedAt = new Date().toISOString();
+    const endpoint = this.#opt.analyzer.id;
+    let result: AstmNormalizeResult<Q>;
+    try {
+      result = this.#opt.normalize(text, { analyzerId: endpoint, endpoint, receivedAt, remoteAddress: link.wire.remote });
+    } catch (err) {
+      // A record-layer bug must not take the link down: keep the bytes, answer per profile.
+      result = { events: [], messageType: 'ASTM', searchTerms: [], reject: `normalize failed: ${describeError(err)}` };
+    }
+    const rejected = result.reject !== undefined;
+    const reply: MessageReply = rejected ? this.#link.rejectedReply : 'ack';
+    const message: InboundMessage = {
+      kind: 'astm',
+      endpoint,
+      remoteAddress: link.wire.remote,
+      receivedAt,
+      encoding: 'latin1',
+      raw,
+      status: rejected ? 'rejected' : 'accepted',
+      ack: reply === 'ack' ? BYTE.ACK : BYTE.NAK,
+      // A retransmitted message (the ACK of its last frame was lost) has the same text.
+      dedupKey: `astm|${endpoint}|${createHash('sha256').update(text, 'latin1').digest('hex')}`,
+      searchTerms: result.searchTerms,
+      messageType: result.messageType,
+      ...(result.controlId !== undefined ? { controlId: result.controlId } : {}),
+      ...(result.sender !== undefined ? { sender: result.sender } : {}),
+      ...(rejected ? { rejectReason: result.reject } : {}),
+    };
+    const commit = this.#opt.store.commit(message, rejected ? [] : result.events);
+    this.#track(commit);
+    let outcome: 'accepted' | 'rejected' | 'duplicate';
+    let finalReply: MessageReply;
+    try {
+      const res = await commit;
+      outcome = res.duplicate ? 'duplicate' : rejected ? 'rejected' : 'accepted';
+      finalReply = res.ack && res.ack[0] === NAK ? 'nak' : reply;
+    } catch (err) {
+      // Not stored → NAK (LIS1-A §6.5.1): the analyzer retransmits; nothing was acknowledged.
+      this.#log.error('store commit failed; frame refused', { error: describeError(err) });
+      this.#opt.telemetry.emit('intake.message', {
+        endpoint,
+        kind: 'astm',
+        outcome: 'rejected',
+        ackLatencyMs: this.#scheduler.now() - meta.completedAt,
+        bytes: raw.length,
+        messageType: result.messageType,
+        reason: `store: ${describeError(err)}`,
+      });
+      throw err;
+    }
+    this.#lastMessageAt = receivedAt;
+    this.#opt.telemetry.emit('intake.message', {
+      endpoint,
+      kind: 'astm',
+      outcome,
+      ackLatencyMs: this.#scheduler.now() - meta.completedAt,
+      bytes: raw.length,
+      messageType: result.messageType,
+      ...(rejected ? { reason: result.reject } : {}),
+    });
+    if (rejected) this.#log.warn('message rejected', { reason: result.reject, bytes: raw.length });
+    if (!rejected && result.hostQuery !== undefined && this.#opt.answerHostQuery) this.#answer(link, result.hostQuery);
+    return finalReply;
+  }
+
+  /** Answer a host query in a new session once the analyzer's session has ended (protocols.md §2.4). */
+  #answer(link: Link, query: Q): void {
+    const answer = this.#opt.answerHostQuery as (q: Q) => Promise<string[]>;
+    const p = (async () => {
+      const records = await answer(query);
+      if (records.length === 0) return;
+      // The session sends only from a neutral line: after the analyzer's EOT, or after it
+      // honours our receiver interrupt at a message boundary.
+      await link.session.send(records);
+      this.#log.info('host query answered', { records: records.length });
+    })().catch((err: unknown) => {
+      this.#log.warn('host query answer not delivered', { error: describeError(err) });
+      this.#opt.telemetry.alert('warning', 'GW_ASTM_LINK', `host query answer not delivered: ${describeError(err)}`, this.#opt.analyzer.id);
+    });
+    this.#track(p);
+  }
+
+  #onPartial(link: Link, raw: Buffer, reason: PartialReason): void {
+    const endpoint = this.#opt.analyzer.id;
+    const rejectReason = `incomplete message (${reason})`;
+    this.#log.warn('incomplete message kept as rejected raw bytes', { reason, bytes: raw.length });
+    const commit = this.#opt.store
+      .commit(
+        {
+          kind: 'astm',
+          endpoint,
+          remoteAddress: link.wire.remote,
+          receivedAt: new Date().toISOString(),
+          encoding: 'latin1',
+          raw,
+          status: 'rejected',
+          rejectReason,
+          messageType: 'ASTM',
+        },
+        [],
+      )
+      .then(
+        () =>
+          this.#opt.telemetry.emit('intake.message', { endpoint, kind: 'astm', outcome: 'rejected', ackLatencyMs: 0, bytes: raw.length, reason: rejectReason }),
+        (err: unknown) => {
+          this.#opt.store.countRejectedWithoutCommit();
+          this.#log.error('incomplete message could not be stored', { error: describeError(err), bytes: raw.length });
+        },
+      );
+    this.#track(commit);
+  }
+
+  #track(p: Promise<unknown>): void {
+    const settled = p.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#pendingWrites.add(settled);
+    void settled.then(() => this.#pendingWrites.delete(settled));
+  }
+}

@@ -1,0 +1,142 @@
+import { SerialPort } from 'serialport';
+import type { SerialConfig } from '../../config/types.ts';
+import { describeError } from '../../errors.ts';
+import { type Backoff, backoffDelay, type Transport, type TransportHost, type Wire, type WireHandlers } from './transport.ts';
+
+export interface SerialSettings {
+  path: string;
+  baudRate: number;
+  dataBits: 5 | 6 | 7 | 8;
+  parity: 'none' | 'even' | 'odd' | 'mark' | 'space';
+  stopBits: 1 | 1.5 | 2;
+  rtscts: boolean;
+  xon: boolean;
+  xoff: boolean;
+}
+
+/**
+ * Serial settings: LIS1-A §5.2 defaults (9600 baud preferred, 8 data bits, no parity, 1 stop bit,
+ * no flow control — Table 1 wires only TxD/RxD/GND), then the profile's defaults, then the site.
+ */
+export function serialSettings(site: SerialConfig, profile?: Partial<Omit<SerialSettings, 'path'>>): SerialSettings {
+  return {
+    path: site.path,
+    baudRate: site.baudRate ?? profile?.baudRate ?? 9600,
+    dataBits: site.dataBits ?? profile?.dataBits ?? 8,
+    parity: site.parity ?? profile?.parity ?? 'none',
+    stopBits: site.stopBits ?? profile?.stopBits ?? 1,
+    rtscts: site.rtscts ?? profile?.rtscts ?? false,
+    xon: site.xon ?? profile?.xon ?? false,
+    xoff: site.xoff ?? profile?.xoff ?? false,
+  };
+}
+
+/**
+ * One serial port through `serialport`. When the port disappears (USB adapter unplugged, pty
+ * closed) or cannot be opened, it is reopened with backoff until `stop()`.
+ */
+export class SerialTransport implements Transport {
+  readonly #settings: SerialSettings;
+  readonly #host: TransportHost;
+  readonly #backoff: Backoff;
+  #port: SerialPort | undefined;
+  #handlers: WireHandlers | undefined;
+  #stopped = false;
+  #attempt = 0;
+  #retry: NodeJS.Timeout | undefined;
+  #lastError = '';
+
+  constructor(settings: SerialSettings, host: TransportHost, backoff: Backoff) {
+    this.#settings = settings;
+    this.#host = host;
+    this.#backoff = backoff;
+  }
+
+  async start(): Promise<void> {
+    this.#stopped = false;
+    // The first open is awaited so that start() reports a wrong path; later failures retry.
+    await new Promise<void>((resolve) => this.#open(resolve));
+  }
+
+  #open(done?: () => void): void {
+    if (this.#stopped) {
+      done?.();
+      return;
+    }
+    this.#host.state('connecting', this.#settings.path);
+    const s = this.#settings;
+    const port = new SerialPort({
+      path: s.path,
+      baudRate: s.baudRate,
+      dataBits: s.dataBits,
+      parity: s.parity,
+      stopBits: s.stopBits,
+      rtscts: s.rtscts,
+      xon: s.xon,
+      xoff: s.xoff,
+      autoOpen: false,
+    });
+    port.open((err) => {
+      if (err) {
+        const msg = describeError(err);
+        if (msg !== this.#lastError) this.#host.state('error', `cannot open ${s.path}: ${msg}`);
+        this.#lastError = msg;
+        this.#scheduleReopen();
+        done?.();
+        return;
+      }
+      if (this.#stopped) {
+        port.close(() => undefined);
+        done?.();
+        return;
+      }
+      this.#attempt = 0;
+      this.#lastError = '';
+      this.#port = port;
+      const wire: Wire = {
+        remote: `serial:${s.path}`,
+        write: (bytes) => {
+          if (port.isOpen) port.write(bytes);
+        },
+        close: () => {
+          if (port.isOpen) port.close(() => undefined);
+        },
+      };
+      const handlers = this.#host.attach(wire);
+      this.#handlers = handlers;
+      port.on('data', (chunk: Buffer) => handlers.data(chunk));
+      port.on('error', (e: Error) => {
+        // Errors while open are followed by 'close' when fatal; note them only.
+        this.#lastError = describeError(e);
+      });
+      port.once('close', (e?: Error & { disconnected?: boolean }) => {
+        this.#port = undefined;
+        this.#handlers = undefined;
+        handlers.closed(e ? describeError(e) : 'closed');
+        if (!this.#stopped) {
+          this.#host.state('disconnected', e?.disconnected ? `${s.path} disconnected` : `${s.path} closed`);
+          this.#scheduleReopen();
+        }
+      });
+      this.#host.state('connected', s.path);
+      done?.();
+    });
+  }
+
+  #scheduleReopen(): void {
+    if (this.#stopped) return;
+    const delay = backoffDelay(this.#backoff, this.#attempt++);
+    this.#retry = setTimeout(() => this.#open(), delay);
+    this.#retry.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#retry) clearTimeout(this.#retry);
+    const port = this.#port;
+    this.#port = undefined;
+    if (port?.isOpen) await new Promise<void>((resolve) => port.close(() => resolve()));
+    this.#handlers?.closed('stopped');
+    this.#handlers = undefined;
+  }
+}

@@ -1,0 +1,123 @@
+import net from 'node:net';
+import { describeError } from '../../errors.ts';
+import { type Backoff, backoffDelay, type Transport, type TransportHost, type Wire } from './transport.ts';
+
+function attachSocket(socket: net.Socket, host: TransportHost): void {
+  socket.setNoDelay(true);
+  socket.setKeepAlive(true, 30_000);
+  const wire: Wire = {
+    remote: `tcp:${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`,
+    write: (bytes) => {
+      if (!socket.destroyed) socket.write(bytes);
+    },
+    close: () => socket.end(),
+  };
+  const handlers = host.attach(wire);
+  let closedDetail = 'closed by peer';
+  socket.on('data', (chunk: Buffer) => handlers.data(chunk));
+  socket.on('error', (err) => {
+    closedDetail = describeError(err);
+  });
+  socket.once('close', () => handlers.closed(closedDetail));
+}
+
+/** The analyzer connects to the gateway: one link per accepted connection. */
+export class TcpServerTransport implements Transport {
+  readonly #listen: { host: string; port: number };
+  readonly #host: TransportHost;
+  readonly #sockets = new Set<net.Socket>();
+  #server: net.Server | undefined;
+
+  constructor(listen: { host: string; port: number }, host: TransportHost) {
+    this.#listen = listen;
+    this.#host = host;
+  }
+
+  async start(): Promise<void> {
+    const server = net.createServer((socket) => {
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
+      attachSocket(socket, this.#host);
+    });
+    this.#server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.#listen.port, this.#listen.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.#host.state('error', describeError(err)));
+    const a = this.address();
+    this.#host.state('listening', a ? `${a.host}:${a.port}` : undefined);
+  }
+
+  address(): { host: string; port: number } | undefined {
+    const a = this.#server?.address();
+    return a && typeof a === 'object' ? { host: a.address, port: a.port } : undefined;
+  }
+
+  async stop(): Promise<void> {
+    const server = this.#server;
+    this.#server = undefined;
+    for (const s of this.#sockets) s.destroy();
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+/** The gateway connects to the analyzer and reconnects with backoff when the connection drops. */
+export class TcpClientTransport implements Transport {
+  readonly #target: { host: string; port: number };
+  readonly #host: TransportHost;
+  readonly #backoff: Backoff;
+  #socket: net.Socket | undefined;
+  #stopped = false;
+  #attempt = 0;
+  #retry: NodeJS.Timeout | undefined;
+
+  constructor(target: { host: string; port: number }, host: TransportHost, backoff: Backoff) {
+    this.#target = target;
+    this.#host = host;
+    this.#backoff = backoff;
+  }
+
+  async start(): Promise<void> {
+    this.#stopped = false;
+    this.#connect();
+  }
+
+  #connect(): void {
+    if (this.#stopped) return;
+    this.#host.state('connecting', `${this.#target.host}:${this.#target.port}`);
+    const socket = net.connect({ host: this.#target.host, port: this.#target.port });
+    this.#socket = socket;
+    let connected = false;
+    socket.once('connect', () => {
+      connected = true;
+      this.#attempt = 0;
+      this.#host.state('connected', `${this.#target.host}:${this.#target.port}`);
+      attachSocket(socket, this.#host);
+    });
+    socket.on('error', () => undefined); // reported through 'close'
+    socket.once('close', () => {
+      if (this.#socket === socket) this.#socket = undefined;
+      if (this.#stopped) return;
+      this.#host.state('disconnected', connected ? 'connection closed' : 'connect failed');
+      this.#retry = setTimeout(() => this.#connect(), backoffDelay(this.#backoff, this.#attempt++));
+      this.#retry.unref();
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#retry) clearTimeout(this.#retry);
+    const s = this.#socket;
+    this.#socket = undefined;
+    if (s && !s.destroyed) {
+      await new Promise<void>((resolve) => {
+        s.once('close', () => resolve());
+        s.destroy();
+      });
+    }
+  }
+}
