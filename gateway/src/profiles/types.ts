@@ -57,6 +57,23 @@ export interface ProfileQuirks {
   charset: 'ascii' | 'latin1' | 'utf8';
   /** Trim leading/trailing blanks of values (Sysmex pads ids and results with spaces). */
   trimValues: boolean;
+  // Link-layer options read by ingress/astm/link-options.ts under their own names (all optional):
+  /** Send EOT instead of ACK at a message boundary when the gateway has something to send (LIS1-A §6.3.5). */
+  receiverInterrupt?: boolean;
+  /** Honour the analyzer's receiver interrupt when the gateway sends (LIS1-A §6.3.5). */
+  honourInterrupt?: boolean;
+  /** What ends a message: the L record, or any end frame for senders without L. */
+  messageEnd?: 'l-record' | 'end-frame';
+  /** Reply to a message the record layer rejects (it is kept raw either way). */
+  rejectedReply?: 'nak' | 'ack';
+  /** Record separator when sending records-only. */
+  recordSeparator?: '\r' | '\r\n' | '\n';
+  /** ENQ attempts before a send fails (cobas e411: 6). */
+  maxEnqAttempts?: number;
+  /** Largest message accepted (bytes). */
+  maxMessageBytes?: number;
+  /** Link timers under the link layer's names (same meaning as the *TimeoutMs keys above). */
+  timers?: Partial<Record<'establishmentMs' | 'senderFrameReplyMs' | 'receiverFrameMs' | 'receiverReplyDelayMs' | 'busyRetryMs' | 'contentionMs' | 'interruptHoldoffMs' | 'trailerGraceMs', number>>;
 }
 
 export const QUIRK_DEFAULTS: Readonly<ProfileQuirks> = Object.freeze({
@@ -248,6 +265,8 @@ export interface Hl7AnalyzerSettings {
   codeComponent: number;
   /** Where the specimen id is read: 'OBR-2' (BS sample barcode) or 'OBR-3'. */
   specimenIdField: 'OBR-2' | 'OBR-3';
+  /** OBX-2 value types that carry results (BC-5380: NM; IS/ST rows are modes and remarks). */
+  valueTypes?: string[];
 }
 
 export interface ProfileIssue {

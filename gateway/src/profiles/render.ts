@@ -1,0 +1,131 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { defaultProfilesDir } from './check.ts';
+import { profileFingerprint } from './fingerprint.ts';
+import { checkAllProfiles, listProfiles, profileNames, readProfileFile } from './load.ts';
+import { checkProfile } from './check.ts';
+import type { Profile, ProfileIssue } from './types.ts';
+
+/**
+ * Text renderers for `lab-gateway profiles list|show|check|fingerprint`. Each returns the text
+ * to print and, where it matters, the exit code (1 when any error was found).
+ */
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join('  ').trimEnd()).join('\n');
+}
+
+/** `profiles list`: one line per profile. */
+export function renderProfileList(dir: string = defaultProfilesDir()): string {
+  const rows = [['NAME', 'VENDOR', 'MODEL', 'PROTOCOL', 'TRANSPORTS', 'HOST QUERY', 'TESTS', 'CONSUMPTION', 'STATUS']];
+  for (const p of listProfiles(dir)) {
+    rows.push([
+      p.name,
+      p.vendor,
+      p.model,
+      p.protocol,
+      p.transports.join(','),
+      p.hostQuery ? 'yes' : 'no',
+      String(p.tests),
+      String(p.consumptionRows),
+      p.errors > 0 ? `${p.errors} error(s)` : p.warnings > 0 ? `ok, ${p.warnings} warning(s)` : 'ok',
+    ]);
+  }
+  return `${table(rows)}\n\n${rows.length - 1} profile(s) in ${dir}`;
+}
+
+/** `profiles show NAME`: the profile as a readable sheet (for commissioning). */
+export function renderProfile(profile: Profile): string {
+  const lines: string[] = [];
+  lines.push(`${profile.name}: ${profile.vendor} ${profile.model}${profile.firmware ? ` (firmware ${profile.firmware})` : ''}`);
+  if (profile.description) lines.push(`  ${profile.description}`);
+  lines.push(`  protocol      ${profile.protocol}`);
+  const t = profile.transport;
+  lines.push(`  transport     ${t.supported.join(', ')} (default ${t.default})${t.tcpPort ? `, port ${t.tcpPort}` : ''}`);
+  if (t.serial) lines.push(`  serial        ${t.serial.baudRate} ${t.serial.dataBits}${t.serial.parity[0]!.toUpperCase()}${t.serial.stopBits}${t.serial.rtscts ? ' RTS/CTS' : ''}`);
+  if (t.note) lines.push(`  note          ${t.note}`);
+  const q = profile.quirks;
+  if (profile.protocol !== 'hl7-mllp') {
+    lines.push(`  link          ${q.lowLevel}, frames ≤ ${q.maxFrameText} text chars, delimiters ${q.delimiters}`);
+    lines.push(`  timers        ENQ ${q.establishmentTimeoutMs / 1000} s, frame ${q.frameTimeoutMs / 1000} s, reply ${q.replyTimeoutMs / 1000} s, NAK retry ${q.nakRetryDelayMs / 1000} s, interrupt ${q.interruptHoldoffMs / 1000} s, contention ${q.contentionTimeoutMs / 1000} s, ${q.maxRetries} retries`);
+    const flags = (['etbAfterEveryRecord', 'ignoresReceiverInterrupt', 'closesAfterEot', 'sendsEmptySessions'] as const).filter((k) => q[k]);
+    if (flags.length) lines.push(`  quirks        ${flags.join(', ')}`);
+    lines.push(`  specimen id   ${profile.fields.specimenId.join(' → ')}   run time ${profile.fields.runTime.join(' → ')}   test code R.3 component ${profile.fields.testId.codeComponent}`);
+  }
+  lines.push(`  unmapped      ${profile.unmappedTests}`);
+  const testRows = [['ANALYZER CODE', 'CANONICAL', 'LOINC', 'UNITS', '']];
+  for (const [code, m] of Object.entries(profile.tests)) {
+    testRows.push([code, m.ignore ? '(ignored)' : m.code, m.loinc ?? '', m.units ?? '', m.orderable === false ? 'result only' : '']);
+  }
+  if (testRows.length > 1) lines.push('', table(testRows).replace(/^/gm, '  '));
+  if (profile.runTypeRules.length) {
+    lines.push('', '  run types (first match wins; otherwise patient):');
+    for (const r of profile.runTypeRules) {
+      lines.push(`    ${r.runType.padEnd(12)} when ${r.when.map((c) => `${c.field}${c.equals !== undefined ? ` = "${c.equals}"` : ''}${c.in ? ` in [${c.in.join(', ')}]` : ''}${c.pattern ? ` ~ /${c.pattern}/i` : ''}${c.present !== undefined ? (c.present ? ' present' : ' empty') : ''}`).join(' and ')}`);
+    }
+  }
+  if (profile.consumption.length) {
+    const rows = [['PER', 'TEST', 'RUN TYPES', 'PRODUCT', 'QTY', 'UOM', '']];
+    for (const c of profile.consumption) rows.push([c.per, c.test ?? '*', (c.runTypes ?? ['all']).join(','), c.productCode, String(c.quantity), c.uom, c.deadVolume ? 'dead volume' : '']);
+    lines.push('', table(rows).replace(/^/gm, '  '));
+  }
+  const h = profile.hostQuery;
+  lines.push('', `  host query    ${h.supported ? `yes: specimen in Q.3 component ${h.specimenIdComponent}, O.26 ${h.reportTypes.join('\\')}, unknown specimen → ${h.noOrderReply}` : 'no'}`);
+  lines.push(`  revision      ${profile.revision}`);
+  return lines.join('\n');
+}
+
+function renderIssues(name: string, issues: ProfileIssue[]): string {
+  if (issues.length === 0) return `${name}: ok`;
+  return [`${name}:`, ...issues.map((i) => `  ${i.severity.padEnd(7)} ${i.path}: ${i.message}`)].join('\n');
+}
+
+/** `profiles check [NAME | FILE]`: every issue of one or all profiles; exit code 1 on any error. */
+export function renderProfileCheck(target?: string, dir: string = defaultProfilesDir()): { text: string; exitCode: 0 | 1 } {
+  let results: Array<{ name: string; issues: ProfileIssue[] }>;
+  if (target === undefined) {
+    results = checkAllProfiles(dir);
+  } else if (target.endsWith('.json')) {
+    // A file being written for commissioning, anywhere on disk.
+    let obj: unknown;
+    try {
+      obj = JSON.parse(readFileSync(target, 'utf8')) as unknown;
+    } catch (err) {
+      return { text: `${target}: ${(err as Error).message}`, exitCode: 1 };
+    }
+    results = [{ name: target, issues: checkProfile(obj, { fileName: path.basename(target, '.json') }) }];
+  } else {
+    try {
+      results = [{ name: target, issues: checkProfile(readProfileFile(target, dir), { fileName: target }) }];
+    } catch (err) {
+      return { text: `${target}: ${(err as Error).message}`, exitCode: 1 };
+    }
+  }
+  const errors = results.reduce((n, r) => n + r.issues.filter((i) => i.severity === 'error').length, 0);
+  const warnings = results.reduce((n, r) => n + r.issues.filter((i) => i.severity === 'warning').length, 0);
+  const text = `${results.map((r) => renderIssues(r.name, r.issues)).join('\n')}\n\n${results.length} profile(s), ${errors} error(s), ${warnings} warning(s)`;
+  return { text, exitCode: errors > 0 ? 1 : 0 };
+}
+
+/**
+ * `profiles fingerprint [NAME…] [--write]`: compute each profile's revision; with `write`, store it
+ * in the file (after the profile was re-verified against the analyzer).
+ */
+export function fingerprintProfiles(names: string[] | undefined, options: { dir?: string; write?: boolean } = {}): { text: string; changed: string[] } {
+  const dir = options.dir ?? defaultProfilesDir();
+  const changed: string[] = [];
+  const lines: string[] = [];
+  for (const name of names && names.length > 0 ? names : profileNames(dir)) {
+    const obj = readProfileFile(name, dir) as Record<string, unknown>;
+    const revision = profileFingerprint(obj);
+    const same = obj.revision === revision;
+    if (!same) changed.push(name);
+    if (!same && options.write) {
+      obj.revision = revision;
+      writeFileSync(path.join(dir, `${name}.json`), `${JSON.stringify(obj, null, 2)}\n`);
+    }
+    lines.push(`${name.padEnd(28)} ${revision}${same ? '' : options.write ? '  (written)' : '  (differs from the stored revision)'}`);
+  }
+  return { text: lines.join('\n'), changed };
+}
