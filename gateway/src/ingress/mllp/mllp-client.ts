@@ -1,0 +1,133 @@
+import net from 'node:net';
+import tls from 'node:tls';
+import { GatewayError } from '../../errors.ts';
+import { MllpDecoder } from './mllp-decoder.ts';
+import { wrapFrame } from './mllp-encoder.ts';
+
+/**
+ * A minimal MLLP sender: one persistent connection, requests may be pipelined, replies are matched
+ * to requests in order (an MLLP receiver answers in order). Used by `lab-gateway send`, the
+ * benchmark and tests that need to put exact bytes on the wire.
+ */
+export interface MllpClientOptions {
+  host: string;
+  port: number;
+  /** TLS options (ca, cert, key, servername…); true = system trust store. */
+  tls?: tls.ConnectionOptions | boolean;
+  /** Give up on a reply after this long (ms); default 30 s. */
+  timeoutMs?: number;
+  maxFrameBytes?: number;
+}
+
+interface Pending {
+  frames: number;
+  got: Buffer[];
+  resolve: (frames: Buffer[]) => void;
+  reject: (err: Error) => void;
+  timer: NodeJS.Timeout | undefined;
+}
+
+export class MllpClient {
+  readonly #socket: net.Socket;
+  readonly #pending: Pending[] = [];
+  readonly #timeoutMs: number;
+  #error: Error | undefined;
+
+  private constructor(socket: net.Socket, options: MllpClientOptions) {
+    this.#socket = socket;
+    this.#timeoutMs = options.timeoutMs ?? 30_000;
+    const decoder = new MllpDecoder({
+      maxFrameBytes: options.maxFrameBytes ?? 64 * 1024 * 1024,
+      onFrame: (frame) => this.#onFrame(frame),
+      onOversize: () => this.#fail(new GatewayError('GW_HL7_TOO_LARGE', 'reply larger than maxFrameBytes')),
+    });
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => decoder.push(chunk));
+    socket.on('error', (err) => this.#fail(err));
+    socket.on('close', () => this.#fail(new Error('connection closed by the peer')));
+  }
+
+  static connect(options: MllpClientOptions): Promise<MllpClient> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      let socket: net.Socket;
+      if (options.tls) {
+        const tlsOptions = options.tls === true ? {} : options.tls;
+        socket = tls.connect({ host: options.host, port: options.port, ...tlsOptions }, () => {
+          socket.off('error', onError);
+          resolve(new MllpClient(socket, options));
+        });
+      } else {
+        socket = net.connect({ host: options.host, port: options.port }, () => {
+          socket.off('error', onError);
+          resolve(new MllpClient(socket, options));
+        });
+      }
+      socket.once('error', onError);
+    });
+  }
+
+  /** Send one block (its content, unframed) and resolve with the next `frames` reply frames. */
+  request(content: Buffer, frames = 1): Promise<Buffer[]> {
+    if (this.#error) return Promise.reject(this.#error);
+    return new Promise((resolve, reject) => {
+      const p: Pending = { frames, got: [], resolve, reject, timer: undefined };
+      if (this.#timeoutMs > 0) {
+        p.timer = setTimeout(() => this.#fail(new Error(`no reply within ${this.#timeoutMs} ms`)), this.#timeoutMs);
+        p.timer.unref();
+      }
+      this.#pending.push(p);
+      this.#socket.write(wrapFrame(content));
+    });
+  }
+
+  /** Send one block and resolve with its (first) reply frame. */
+  async send(content: Buffer): Promise<Buffer> {
+    const [reply] = await this.request(content, 1);
+    return reply as Buffer;
+  }
+
+  /** Write raw bytes (no framing added): for tests of broken senders. */
+  writeRaw(bytes: Buffer): void {
+    this.#socket.write(bytes);
+  }
+
+  /** Wait for the next reply frame without sending anything. */
+  expect(frames = 1): Promise<Buffer[]> {
+    if (this.#error) return Promise.reject(this.#error);
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ frames, got: [], resolve, reject, timer: undefined });
+    });
+  }
+
+  get socket(): net.Socket {
+    return this.#socket;
+  }
+
+  async close(): Promise<void> {
+    if (this.#socket.destroyed) return;
+    await new Promise<void>((resolve) => {
+      this.#socket.once('close', () => resolve());
+      this.#socket.end();
+    });
+  }
+
+  #onFrame(frame: Buffer): void {
+    const p = this.#pending[0];
+    if (!p) return; // unsolicited frame: ignored
+    p.got.push(frame);
+    if (p.got.length < p.frames) return;
+    this.#pending.shift();
+    if (p.timer) clearTimeout(p.timer);
+    p.resolve(p.got);
+  }
+
+  #fail(err: Error): void {
+    this.#error ??= err;
+    for (const p of this.#pending.splice(0)) {
+      if (p.timer) clearTimeout(p.timer);
+      p.reject(err);
+    }
+    if (!this.#socket.destroyed) this.#socket.destroy();
+  }
+}
