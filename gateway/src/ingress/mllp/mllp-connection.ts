@@ -141,7 +141,11 @@ export class MllpConnection {
 
   /** Half-close after the replies went out; resolves when the socket is closed. */
   async end(): Promise<void> {
-    if (!this.#closed) this.#socket.end();
+    if (!this.#closed) {
+      // Reading resumes (data is ignored once stopReading() ran) so that the peer's FIN is seen.
+      this.#socket.resume();
+      this.#socket.end();
+    }
     await this.#closedPromise;
   }
 
