@@ -18,7 +18,7 @@ let compiled: { profile: ValidateFunction; quirks: ValidateFunction; schemaPath:
 export function schemaValidators(schemaPath: string): { profile: ValidateFunction; quirks: ValidateFunction } {
   if (compiled && compiled.schemaPath === schemaPath) return compiled;
   const schema = JSON.parse(readFileSync(schemaPath, 'utf8')) as Record<string, unknown>;
-  const ajv = new Ajv2020({ allErrors: true, strict: true });
+  const ajv = new Ajv2020({ allErrors: true, strict: true, verbose: true });
   const profile = ajv.compile(schema);
   const quirks = ajv.getSchema(`${String(schema.$id)}#/$defs/quirks`);
   if (!quirks) throw new Error(`${schemaPath}: $defs/quirks missing`);
@@ -229,7 +229,7 @@ export function checkQuirkOverrides(overrides: unknown, prefix: string, schemaPa
   const issues: ProfileIssue[] = [];
   if (!quirks(overrides)) {
     for (const i of ajvIssues(quirks.errors, prefix)) {
-      issues.push(i.message.startsWith('unknown field') ? { ...i, message: `${i.message.replace('unknown field', 'unknown override key')}; valid keys: ${Object.keys(QUIRK_DEFAULTS).join(', ')}` } : i);
+      issues.push(i.message.startsWith('unknown field') ? { ...i, message: `${i.message.replace('unknown field', 'unknown override key')}; valid keys: ${allowedKeys(quirks.schema).join(', ')}` } : i);
     }
   }
   const d = (overrides as Record<string, unknown>).delimiters;
