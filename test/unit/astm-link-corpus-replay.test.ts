@@ -1,7 +1,8 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ENQ, EOT, STX } from '../../gateway/src/ingress/astm/control-chars.ts';
+import { ENQ } from '../../gateway/src/ingress/astm/control-chars.ts';
+import { captureChunks, captureReplay, corpusAstmDir, rawCaptures } from '../fixtures/astm-link/corpus-captures.ts';
 import { makeHarness, settle } from '../fixtures/astm-link/harness.ts';
 
 /**
@@ -10,46 +11,8 @@ import { makeHarness, settle } from '../fixtures/astm-link/harness.ts';
  * expected replies and texts come from a separate, deliberately simple reading of the capture
  * (a regular expression over whole frames), not from the state machine.
  */
-const corpusDir = path.resolve(import.meta.dirname, '../../../shared/corpus/astm');
-const captures = readdirSync(corpusDir)
-  .filter((f) => f.endsWith('.bin'))
-  .sort();
-
-interface Expected {
-  input: Buffer;
-  wire: string;
-  texts: string[];
-}
-
-/**
- * Some captures were logged without the establishment byte (they start at STX) or without the
- * final EOT. A capture is what the gateway would have received, so the missing ENQ / EOT is put
- * back around it; everything else is replayed byte for byte.
- */
-function expectedFor(file: string): Expected {
-  let input = readFileSync(path.join(corpusDir, file));
-  const firstStx = input.indexOf(STX);
-  if (input.subarray(0, firstStx).indexOf(ENQ) < 0) input = Buffer.concat([Buffer.from([ENQ]), input]);
-  const lastLf = input.lastIndexOf(0x0a);
-  if (input.subarray(lastLf).indexOf(EOT) < 0) input = Buffer.concat([input, Buffer.from([EOT])]);
-
-  // Reference reading: sessions are ENQ … EOT; each session's frames are joined into one message.
-  const latin = input.toString('latin1');
-  let wire = '';
-  const texts: string[] = [];
-  const sessionRe = /\x05([\s\S]*?)\x04/g;
-  for (const session of latin.matchAll(sessionRe)) {
-    wire += '<ACK>';
-    const frameRe = /\x02([0-7])([^\x02\x03\x17]*)([\x03\x17])([0-9A-Fa-f]{2})\r\n/g;
-    let text = '';
-    for (const f of (session[1] as string).matchAll(frameRe)) {
-      wire += '<ACK>';
-      text += f[2];
-    }
-    if (text) texts.push(text);
-  }
-  return { input, wire, texts };
-}
+const captures = rawCaptures();
+const expectedFor = captureReplay;
 
 async function replay(input: Buffer, chunks: Buffer[]) {
   const h = makeHarness();
@@ -60,15 +23,7 @@ async function replay(input: Buffer, chunks: Buffer[]) {
   return h;
 }
 
-function chunksJsonFor(file: string): Buffer[] | undefined {
-  const stem = file.replace(/\.bin$/, '');
-  try {
-    const arrays = JSON.parse(readFileSync(path.join(corpusDir, `${stem}.chunks.json`), 'utf8')) as number[][];
-    return arrays.map((a) => Buffer.from(a));
-  } catch {
-    return undefined;
-  }
-}
+const chunksJsonFor = captureChunks;
 
 describe('corpus captures replayed through the E1381 receiver', () => {
   it('finds the captures', () => {
@@ -96,7 +51,7 @@ describe('corpus captures replayed through the E1381 receiver', () => {
       const original = chunksJsonFor(file);
       if (original) {
         it('in its original TCP chunks', async () => {
-          expect(Buffer.concat(original).equals(readFileSync(path.join(corpusDir, file)))).toBe(true);
+          expect(Buffer.concat(original).equals(readFileSync(path.join(corpusAstmDir, file)))).toBe(true);
           // The capture has its ENQ and EOT; the chunks are replayed as they came off the socket.
           const h = await replay(exp.input, original);
           expect(h.wire()).toBe(exp.wire);
