@@ -1,0 +1,183 @@
+/**
+ * Invoices (account.move), chatter (message_post), external ids (ir.model.data), products
+ * (template ↔ variant) and res.users.context_get — odoo-api.md §B.3, §B.4, §A.4.
+ */
+import type { MethodRegistry } from './methods.ts';
+import { userError, valueError } from './odoo-errors.ts';
+import type { Env, ModelHooks } from './orm.ts';
+import { lookupXmlid } from './base-methods.ts';
+import { templateOf } from './schema.ts';
+
+function invoiceSequence(env: Env, moveType: string, date: string): string {
+  const year = date.slice(0, 4);
+  const prefix = { out_invoice: 'INV', out_refund: 'RINV', in_invoice: 'BILL', in_refund: 'RBILL', out_receipt: 'RCPT', in_receipt: 'RCPT', entry: 'MISC' }[moveType] ?? 'MISC';
+  return env.sequence(`account.move.${prefix}.${year}`, `${prefix}/${year}/`, 5);
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#x27;');
+}
+
+export function miscHooks(): Record<string, ModelHooks> {
+  return {
+    'account.move': {
+      beforeCreate: (env, vals) => {
+        const type = String(vals.move_type ?? 'entry');
+        if (vals.journal_id === undefined) {
+          const jt = type.startsWith('out_') ? 'sale' : type.startsWith('in_') ? 'purchase' : 'general';
+          const j = [...env.table('account.journal').values()].find((x) => x.type === jt);
+          if (j) vals.journal_id = j.id;
+        }
+        // A draft with an invoice date already carries its number (odoo-api.md §D); otherwise '/'.
+        if ((!vals.name || vals.name === '/') && typeof vals.invoice_date === 'string') vals.name = invoiceSequence(env, type, vals.invoice_date);
+      },
+      beforeWrite: (env, ids, vals) => {
+        const allowedOnPosted = new Set(['ref', 'narration', 'payment_reference', 'invoice_date_due', 'state', 'payment_state', 'name', 'posted_before']);
+        for (const id of ids) {
+          const m = env.browse('account.move', id);
+          if (m.state === 'posted' && Object.keys(vals).some((k) => !allowedOnPosted.has(k)) && !env.su) {
+            throw userError('You cannot modify a posted entry of this journal because it is in strict mode.');
+          }
+        }
+      },
+      beforeUnlink: (env, ids) => {
+        for (const id of ids) if (env.browse('account.move', id).posted_before) throw userError('You cannot delete an entry which has been posted once.');
+      },
+    },
+    'account.move.line': {
+      beforeCreate: (env, vals) => {
+        const p = typeof vals.product_id === 'number' ? env.table('product.product').get(vals.product_id) : undefined;
+        const t = templateOf(env, p);
+        const move = env.table('account.move').get(vals.move_id as number);
+        if (p && t) {
+          if (vals.name === undefined) vals.name = env.displayName('product.product', p);
+          if (vals.price_unit === undefined) vals.price_unit = String(move?.move_type ?? '').startsWith('in_') ? t.standard_price : t.list_price;
+          if (vals.product_uom_id === undefined) vals.product_uom_id = t.uom_id;
+        }
+        if (move?.state === 'posted' && !env.su) throw userError('You cannot modify a posted entry of this journal because it is in strict mode.');
+      },
+    },
+    'product.template': {
+      afterCreate: (env, id, vals) => {
+        if (env.context.create_product_product === false) return;
+        env.sudo().withContext({ create_product_product: false }).createInternal('product.product', {
+          product_tmpl_id: id, default_code: vals.default_code ?? false, barcode: vals.barcode ?? false,
+        });
+      },
+      inverse: {
+        default_code: (env, id, v) => {
+          for (const p of env.table('product.product').values()) if (p.product_tmpl_id === id) env.db.update('product.product', p.id, { default_code: v || false });
+        },
+        barcode: (env, id, v) => {
+          for (const p of env.table('product.product').values()) if (p.product_tmpl_id === id) env.db.update('product.product', p.id, { barcode: v || false });
+        },
+      },
+    },
+    'product.product': {
+      beforeCreate: () => undefined,
+    },
+  };
+}
+
+export function registerMiscMethods(reg: MethodRegistry, chatterModels: readonly string[]): void {
+  reg.add('account.move', 'action_post', {
+    api: 'multi', owner: 'AccountMove', params: [],
+    run: (env, _m, ids) => {
+      env.checkAccess('account.move', 'write');
+      env.assertExists('account.move', ids);
+      for (const id of ids) {
+        const m = env.table('account.move').get(id)!;
+        if (m.state === 'posted') throw userError(`The entry ${String(m.name)} (id ${id}) is already posted.`);
+        const isInvoice = String(m.move_type) !== 'entry';
+        if (isInvoice && typeof m.partner_id !== 'number') {
+          const label = String(m.move_type).startsWith('in_') ? 'Vendor' : 'Customer';
+          const doc = { out_invoice: 'Customer Invoice', out_refund: 'Customer Credit Note', in_invoice: 'Vendor Bill', in_refund: 'Vendor Credit Note' }[String(m.move_type)] ?? 'Invoice';
+          throw userError(`The field '${label}' is required, please complete it to validate the ${doc}.`);
+        }
+        const lines = [...env.table('account.move.line').values()].filter((l) => l.move_id === id && (l.display_type ?? 'product') === 'product');
+        if (lines.length === 0) throw userError('You need to add a line before posting.');
+        const invoiceDate = (m.invoice_date as string) || env.nowString().slice(0, 10);
+        const name = !m.name || m.name === '/' ? invoiceSequence(env, String(m.move_type), invoiceDate) : m.name;
+        env.db.update('account.move', id, { state: 'posted', posted_before: true, name, ...(isInvoice ? { invoice_date: invoiceDate, invoice_date_due: m.invoice_date_due || invoiceDate } : {}), date: isInvoice ? invoiceDate : m.date });
+      }
+      return false; // `action_post` returns False in 16/17/18 (odoo-api.md §B.3)
+    },
+  });
+  reg.add('account.move', 'button_draft', {
+    api: 'multi', owner: 'AccountMove', params: [],
+    run: (env, _m, ids) => {
+      env.assertExists('account.move', ids);
+      for (const id of ids) {
+        const m = env.table('account.move').get(id)!;
+        if (!['posted', 'cancel'].includes(m.state as string)) throw userError('Only posted/cancelled journal entries can be reset to draft.');
+        env.db.update('account.move', id, { state: 'draft' });
+      }
+      return undefined;
+    },
+  });
+  reg.add('account.move', 'button_cancel', {
+    api: 'multi', owner: 'AccountMove', params: [],
+    run: (env, _m, ids) => {
+      env.assertExists('account.move', ids);
+      for (const id of ids) {
+        if (env.table('account.move').get(id)!.state !== 'draft') throw userError('Only draft journal entries can be cancelled.');
+        env.db.update('account.move', id, { state: 'cancel' });
+      }
+      return undefined;
+    },
+  });
+
+  // mail.thread.message_post(self, *, body='', subject=None, message_type='notification', …, **kwargs)
+  reg.addChatter(chatterModels, 'message_post', {
+    api: 'multi', owner: 'MailThread', kwOnly: true, varKw: true,
+    params: [
+      { name: 'body', default: '' }, { name: 'subject', default: null }, { name: 'message_type', default: 'notification' },
+      { name: 'subtype_xmlid', default: null }, { name: 'subtype_id', default: false }, { name: 'partner_ids', default: null },
+      { name: 'author_id', default: null }, { name: 'body_is_html', default: false },
+    ],
+    run: (env, model, ids, a) => {
+      const id = env.ensureOne(model, ids);
+      env.checkAccess(model, 'read');
+      const row = env.table(model).get(id)!;
+      const messageType = String(a.message_type ?? 'notification');
+      if (!['email', 'comment', 'notification', 'auto_comment', 'email_outgoing'].includes(messageType)) {
+        throw valueError(`Posting a message with message_type ${messageType} is not allowed`);
+      }
+      let body = String(a.body ?? '');
+      if (env.version >= 17 && a.body_is_html !== true) body = body ? `<p>${escapeHtml(body).replace(/\n/g, '<br>')}</p>` : '';
+      const xmlid = typeof a.subtype_xmlid === 'string' ? a.subtype_xmlid : 'mail.mt_note';
+      const subtype = typeof a.subtype_id === 'number' ? a.subtype_id : lookupXmlid(env, xmlid)?.res_id ?? false;
+      const user = env.table('res.users').get(env.uid);
+      return env.sudo().createInternal('mail.message', {
+        model, res_id: id, record_name: env.displayName(model, row), body, subject: a.subject ?? false, message_type: messageType,
+        subtype_id: subtype, author_id: typeof a.author_id === 'number' ? a.author_id : user?.partner_id ?? false,
+        partner_ids: Array.isArray(a.partner_ids) ? [[6, 0, a.partner_ids]] : [],
+      });
+    },
+  });
+
+  // ir.model.data.check_object_reference: public @api.model; ACL-free lookup, then a check as the user (§B.4).
+  reg.add('ir.model.data', 'check_object_reference', {
+    api: 'model', owner: 'IrModelData', params: [{ name: 'module' }, { name: 'xml_id' }, { name: 'raise_on_access_error', default: false }],
+    run: (env, _m, _ids, a) => {
+      const xmlid = `${String(a.module)}.${String(a.xml_id)}`;
+      const found = lookupXmlid(env, xmlid);
+      if (!found || !env.table(found.model).has(found.res_id)) throw valueError(`External ID not found in the system: ${xmlid}`);
+      try {
+        env.checkAccess(found.model, 'read');
+      } catch (e) {
+        if (a.raise_on_access_error) throw e;
+        return [found.model, false];
+      }
+      return [found.model, found.res_id];
+    },
+  });
+
+  reg.add('res.users', 'context_get', {
+    api: 'model', owner: 'Users', params: [],
+    run: (env) => {
+      const u = env.table('res.users').get(env.uid);
+      return { lang: u?.lang ?? 'en_US', tz: u?.tz ?? 'Europe/Brussels', uid: env.uid };
+    },
+  });
+}

@@ -1,0 +1,251 @@
+/**
+ * Purchase (RFQ → purchase order with a receipt) and sales (quotation → order with a delivery;
+ * manual delivered quantities on service lines), per odoo-api.md §B.2/§B.3/§D.
+ */
+import { confirmPickings, movesOf } from './business-stock.ts';
+import type { MethodRegistry } from './methods.ts';
+import { userError } from './odoo-errors.ts';
+import type { Env, ModelHooks, Vals } from './orm.ts';
+import { templateOf } from './schema.ts';
+import type { Row } from './types.ts';
+
+function product(env: Env, id: unknown): Row | undefined {
+  return typeof id === 'number' ? env.table('product.product').get(id) : undefined;
+}
+
+function isGoods(env: Env, productId: unknown): boolean {
+  const t = templateOf(env, product(env, productId));
+  if (!t) return false;
+  return (env.version >= 18 ? t.type : t.detailed_type) !== 'service';
+}
+
+function warehouse(env: Env): Row | undefined {
+  return [...env.table('stock.warehouse').values()].sort((a, b) => a.id - b.id)[0];
+}
+
+function location(env: Env, usage: string): number | false {
+  const l = [...env.table('stock.location').values()].filter((x) => x.usage === usage).sort((a, b) => a.id - b.id)[0];
+  return l ? l.id : false;
+}
+
+/** Receipt/delivery created on confirmation (`purchase_stock` / `sale_stock`). */
+function createTransfer(env: Env, kind: 'in' | 'out', order: Row, lines: Row[], lineLink: 'purchase_line_id' | 'sale_line_id'): void {
+  const goods = lines.filter((l) => !l.display_type && isGoods(env, l.product_id));
+  if (goods.length === 0) return;
+  const wh = warehouse(env);
+  if (!wh) return;
+  const type = env.table('stock.picking.type').get((kind === 'in' ? wh.in_type_id : wh.out_type_id) as number);
+  if (!type) return;
+  const sudo = env.sudo();
+  const src = kind === 'in' ? location(env, 'supplier') : type.default_location_src_id;
+  const dst = kind === 'in' ? type.default_location_dest_id : location(env, 'customer');
+  const picking = sudo.createInternal('stock.picking', {
+    picking_type_id: type.id, location_id: src, location_dest_id: dst, partner_id: order.partner_id, origin: order.name,
+    ...(kind === 'in' ? { purchase_id: order.id } : { sale_id: order.id }),
+  });
+  for (const l of goods) {
+    const qty = (kind === 'in' ? l.product_qty : l.product_uom_qty) as number;
+    const mv: Vals = {
+      product_id: l.product_id, product_uom_qty: qty, picking_id: picking, location_id: src, location_dest_id: dst,
+      [lineLink]: l.id, origin: order.name,
+    };
+    if (env.version <= 18) mv.name = String(l.name ?? '').split('\n')[0] || String(order.name);
+    sudo.withContext({ __internal_move: true }).createInternal('stock.move', mv);
+  }
+  confirmPickings(sudo, [picking]);
+}
+
+function orderLineDefaults(env: Env, vals: Vals, kind: 'sale' | 'purchase'): void {
+  const p = product(env, vals.product_id);
+  const t = templateOf(env, p);
+  if (!p || !t) return;
+  if (vals.name === undefined && !vals.display_type) {
+    const display = env.displayName('product.product', p);
+    vals.name = kind === 'sale' && t.description_sale ? `${display}\n${String(t.description_sale)}` : display;
+  }
+  const uomField = env.version >= 19 ? 'product_uom_id' : 'product_uom';
+  if (vals[uomField] === undefined) vals[uomField] = kind === 'purchase' && env.version <= 18 ? (t.uom_po_id || t.uom_id) : t.uom_id;
+  if (vals.price_unit === undefined) {
+    if (kind === 'sale') vals.price_unit = t.list_price;
+    else {
+      const seller = [...env.table('product.supplierinfo').values()].find((s) => s.product_tmpl_id === t.id || s.product_id === p.id);
+      vals.price_unit = seller ? seller.price : t.standard_price;
+    }
+  }
+}
+
+export function orderHooks(): Record<string, ModelHooks> {
+  return {
+    'purchase.order': {
+      beforeCreate: (env, vals) => { if (!vals.name || vals.name === 'New') vals.name = env.sequence('purchase.order', 'P', 5); },
+      beforeUnlink: (env, ids) => {
+        for (const id of ids) if (!['draft', 'cancel'].includes(env.browse('purchase.order', id).state as string)) throw userError('In order to delete a purchase order, you must cancel it first.');
+      },
+    },
+    'purchase.order.line': {
+      beforeCreate: (env, vals) => {
+        orderLineDefaults(env, vals, 'purchase');
+        const po = env.table('purchase.order').get(vals.order_id as number);
+        if (vals.date_planned === undefined && po?.date_planned) vals.date_planned = po.date_planned;
+      },
+    },
+    'sale.order': {
+      beforeCreate: (env, vals) => {
+        if (!vals.name || vals.name === 'New') vals.name = env.sequence('sale.order', 'S', 5);
+        if (vals.partner_invoice_id === undefined) vals.partner_invoice_id = vals.partner_id;
+        if (vals.partner_shipping_id === undefined) vals.partner_shipping_id = vals.partner_id;
+      },
+      beforeUnlink: (env, ids) => {
+        for (const id of ids) if (!['draft', 'cancel'].includes(env.browse('sale.order', id).state as string)) throw userError('You can not delete a sent quotation or a confirmed sales order. You must first cancel it.');
+      },
+    },
+    'sale.order.line': {
+      beforeCreate: (env, vals) => orderLineDefaults(env, vals, 'sale'),
+      beforeUnlink: (env, ids) => {
+        for (const id of ids) {
+          const l = env.browse('sale.order.line', id);
+          const so = env.table('sale.order').get(l.order_id as number);
+          if (so?.state === 'sale' && !l.display_type && !env.su) {
+            throw userError("Once a sales order is confirmed, you can't remove one of its lines (we need to track if something gets invoiced or delivered).\nSet the quantity to 0 instead.");
+          }
+        }
+      },
+      inverse: {
+        // `_inverse_qty_delivered`: only lines delivered manually keep a written value.
+        qty_delivered: (env, id, v) => {
+          const l = env.browse('sale.order.line', id);
+          const manual = env.value('sale.order.line', l, 'qty_delivered_method') === 'manual';
+          env.db.update('sale.order.line', id, { qty_delivered_manual: manual ? Number(v) || 0 : 0 });
+        },
+      },
+    },
+  };
+}
+
+function linesOf(env: Env, model: string, orderId: number): Row[] {
+  return [...env.table(model).values()].filter((l) => l.order_id === orderId).sort((a, b) => (a.sequence as number) - (b.sequence as number) || a.id - b.id);
+}
+
+export function registerOrderMethods(reg: MethodRegistry): void {
+  reg.add('purchase.order', 'button_confirm', {
+    api: 'multi', owner: 'PurchaseOrder', params: [],
+    run: (env, _m, ids) => {
+      env.checkAccess('purchase.order', 'write');
+      env.assertExists('purchase.order', ids);
+      for (const id of ids) {
+        const po = env.table('purchase.order').get(id)!;
+        if (!['draft', 'sent'].includes(po.state as string)) continue; // others silently skipped (§B.2, §D)
+        env.db.update('purchase.order', id, { state: 'purchase', date_approve: env.nowString() });
+        createTransfer(env, 'in', env.table('purchase.order').get(id)!, linesOf(env, 'purchase.order.line', id), 'purchase_line_id');
+      }
+      return true;
+    },
+  });
+  reg.add('purchase.order', 'button_cancel', {
+    api: 'multi', owner: 'PurchaseOrder', params: [],
+    run: (env, _m, ids) => {
+      env.checkAccess('purchase.order', 'write');
+      env.assertExists('purchase.order', ids);
+      for (const id of ids) {
+        const po = env.table('purchase.order').get(id)!;
+        const pickings = [...env.table('stock.picking').values()].filter((p) => p.purchase_id === id);
+        if (pickings.some((p) => env.value('stock.picking', p, 'state') === 'done')) throw userError(`Unable to cancel purchase order ${String(po.name)} as some receptions have already been done.`);
+        for (const p of pickings) for (const m of movesOf(env, p.id)) if (m.state !== 'done') env.db.update('stock.move', m.id, { state: 'cancel' });
+        env.db.update('purchase.order', id, { state: 'cancel' });
+      }
+      return undefined;
+    },
+  });
+  reg.add('purchase.order', 'button_draft', {
+    api: 'multi', owner: 'PurchaseOrder', params: [],
+    run: (env, _m, ids) => { env.assertExists('purchase.order', ids); for (const id of ids) env.db.update('purchase.order', id, { state: 'draft' }); return {}; },
+  });
+
+  reg.add('sale.order', 'action_confirm', {
+    api: 'multi', owner: 'SaleOrder', params: [],
+    run: (env, _m, ids) => {
+      env.checkAccess('sale.order', 'write');
+      env.assertExists('sale.order', ids);
+      const orders = ids.map((id) => env.table('sale.order').get(id)!);
+      if (env.version === 16) {
+        const forbidden = orders.filter((o) => ['done', 'cancel'].includes(o.state as string));
+        if (forbidden.length > 0) throw userError('It is not allowed to confirm an order in the following states: done, cancel');
+      } else {
+        const wrong = orders.filter((o) => !['draft', 'sent'].includes(o.state as string));
+        if (wrong.length > 0) throw userError(`The following orders are not in a state requiring confirmation: ${wrong.map((o) => String(o.name)).join(', ')}`);
+      }
+      for (const o of orders) {
+        const wasSale = o.state === 'sale';
+        env.db.update('sale.order', o.id, { state: 'sale', date_order: env.nowString() });
+        if (!wasSale) createTransfer(env, 'out', env.table('sale.order').get(o.id)!, linesOf(env, 'sale.order.line', o.id), 'sale_line_id');
+      }
+      return true;
+    },
+  });
+  reg.add('sale.order', 'action_cancel', {
+    api: 'multi', owner: 'SaleOrder', params: [],
+    run: (env, _m, ids) => {
+      env.checkAccess('sale.order', 'write');
+      env.assertExists('sale.order', ids);
+      for (const id of ids) {
+        const o = env.table('sale.order').get(id)!;
+        if (env.version >= 17 && o.locked === true) throw userError('You cannot cancel a locked order. Please unlock it first.');
+        for (const p of [...env.table('stock.picking').values()].filter((x) => x.sale_id === id)) {
+          for (const m of movesOf(env, p.id)) if (m.state !== 'done') env.db.update('stock.move', m.id, { state: 'cancel' });
+        }
+        env.db.update('sale.order', id, { state: 'cancel' });
+      }
+      return true;
+    },
+  });
+  reg.add('sale.order', 'action_draft', {
+    api: 'multi', owner: 'SaleOrder', params: [],
+    run: (env, _m, ids) => {
+      env.assertExists('sale.order', ids);
+      for (const id of ids) if (['cancel', 'sent'].includes(env.table('sale.order').get(id)!.state as string)) env.db.update('sale.order', id, { state: 'draft' });
+      return true;
+    },
+  });
+  reg.add('sale.order', 'action_lock', {
+    api: 'multi', owner: 'SaleOrder', params: [], versions: [17, 18, 19],
+    run: (env, _m, ids) => { env.assertExists('sale.order', ids); for (const id of ids) env.db.update('sale.order', id, { locked: true }); return true; },
+  });
+  reg.add('sale.order', 'action_unlock', {
+    api: 'multi', owner: 'SaleOrder', params: [], versions: [17, 18, 19],
+    run: (env, _m, ids) => { env.assertExists('sale.order', ids); for (const id of ids) env.db.update('sale.order', id, { locked: false }); return true; },
+  });
+  reg.add('sale.order', 'action_done', {
+    api: 'multi', owner: 'SaleOrder', params: [], versions: [16],
+    run: (env, _m, ids) => { env.assertExists('sale.order', ids); for (const id of ids) env.db.update('sale.order', id, { state: 'done' }); return true; },
+  });
+
+  reg.add('sale.advance.payment.inv', 'create_invoices', {
+    api: 'multi', owner: 'SaleAdvancePaymentInv', params: [],
+    run: (env, m, ids) => {
+      const wid = env.ensureOne(m, ids);
+      const w = env.table(m).get(wid)!;
+      const orderIds = (w.sale_order_ids as number[] | undefined)?.length ? (w.sale_order_ids as number[]) : ((env.context.active_ids as number[] | undefined) ?? []);
+      const invoices: number[] = [];
+      for (const oid of orderIds) {
+        const o = env.browse('sale.order', oid);
+        const lines = linesOf(env, 'sale.order.line', oid).filter((l) => (env.value('sale.order.line', l, 'qty_to_invoice') as number) > 0);
+        if (lines.length === 0) continue;
+        const taxField = env.version >= 19 ? 'tax_ids' : 'tax_id';
+        const uomField = env.version >= 19 ? 'product_uom_id' : 'product_uom';
+        invoices.push(env.sudo().createInternal('account.move', {
+          move_type: 'out_invoice', partner_id: o.partner_invoice_id || o.partner_id, invoice_origin: o.name, ref: o.client_order_ref || false,
+          invoice_line_ids: lines.map((l) => [0, 0, {
+            product_id: l.product_id, name: l.name, quantity: env.value('sale.order.line', l, 'qty_to_invoice'), price_unit: l.price_unit,
+            discount: l.discount, tax_ids: [[6, 0, (l[taxField] as number[] | undefined) ?? []]], product_uom_id: l[uomField], sale_line_ids: [[6, 0, [l.id]]],
+          }]),
+        }));
+      }
+      if (invoices.length === 0) {
+        throw userError('There is no invoiceable line. If a product has a control policy based on received quantity, please make sure that a quantity has been received.');
+      }
+      return invoices.length === 1
+        ? { name: 'Invoices', type: 'ir.actions.act_window', res_model: 'account.move', res_id: invoices[0], views: [[false, 'form']], view_mode: 'form', context: { default_move_type: 'out_invoice' } }
+        : { name: 'Invoices', type: 'ir.actions.act_window', res_model: 'account.move', domain: [['id', 'in', invoices]], views: [[false, 'list'], [false, 'form']], view_mode: 'list,form', context: { default_move_type: 'out_invoice' } };
+    },
+  });
+}

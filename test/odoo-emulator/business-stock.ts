@@ -1,0 +1,603 @@
+/**
+ * Inventory: pickings, moves, move lines, quants, lots, reorder points, and the validation wizards
+ * (odoo-api.md §B.1, §D). Quantities follow the version drift: 16 keeps `qty_done` and
+ * `reserved_uom_qty` on move lines, 17+ one `quantity` plus `picked`.
+ */
+import type { MethodRegistry } from './methods.ts';
+import { userError, validationError } from './odoo-errors.ts';
+import type { Env, ModelHooks, Vals } from './orm.ts';
+import { childLocations, formatDatetime, isStorable, moveQuantity, templateOf } from './schema.ts';
+import type { Row } from './types.ts';
+
+const LIVE = (m: Row) => m.state !== 'done' && m.state !== 'cancel';
+
+function lineQty(env: Env, l: Row): number {
+  return ((env.version === 16 ? l.qty_done : l.quantity) as number) ?? 0;
+}
+const qtyField = (env: Env) => (env.version === 16 ? 'qty_done' : 'quantity');
+
+function isInternalLoc(env: Env, id: unknown): boolean {
+  const l = typeof id === 'number' ? env.table('stock.location').get(id) : undefined;
+  return !!l && (l.usage === 'internal' || l.usage === 'transit');
+}
+
+export function movesOf(env: Env, pickingId: number): Row[] {
+  return [...env.table('stock.move').values()].filter((m) => m.picking_id === pickingId).sort((a, b) => a.id - b.id);
+}
+function linesOfMove(env: Env, moveId: number): Row[] {
+  return [...env.table('stock.move.line').values()].filter((l) => l.move_id === moveId).sort((a, b) => a.id - b.id);
+}
+function linesOfPicking(env: Env, pickingId: number): Row[] {
+  return [...env.table('stock.move.line').values()].filter((l) => l.picking_id === pickingId).sort((a, b) => a.id - b.id);
+}
+function pickingState(env: Env, id: number): string {
+  return env.value('stock.picking', env.browse('stock.picking', id), 'state') as string;
+}
+function productName(env: Env, productId: unknown): string {
+  const p = env.table('product.product').get(productId as number);
+  return p ? env.displayName('product.product', p) : String(productId);
+}
+function tracking(env: Env, productId: unknown): string {
+  return (templateOf(env, env.table('product.product').get(productId as number))?.tracking as string | undefined) ?? 'none';
+}
+
+// ------------------------------------------------------------------------------------------ quants
+
+export function findQuant(env: Env, productId: number, locationId: number, lotId: number | false): Row | undefined {
+  for (const q of env.table('stock.quant').values()) {
+    if (q.product_id === productId && q.location_id === locationId && (q.lot_id || false) === lotId) return q;
+  }
+  return undefined;
+}
+
+/** `stock.quant._update_available_quantity` / `_update_reserved_quantity` (internal locations only). */
+export function updateQuant(env: Env, productId: number, locationId: number, lotId: number | false, dQty: number, dReserved: number): void {
+  if (!isInternalLoc(env, locationId) || !isStorable(env, productId)) return;
+  const q = findQuant(env, productId, locationId, lotId);
+  if (q) {
+    env.db.update('stock.quant', q.id, { quantity: (q.quantity as number) + dQty, reserved_quantity: Math.max(0, (q.reserved_quantity as number) + dReserved) });
+  } else if (dQty !== 0) {
+    env.sudo().createInternal('stock.quant', { product_id: productId, location_id: locationId, lot_id: lotId, quantity: dQty, reserved_quantity: Math.max(0, dReserved) });
+  }
+}
+
+// ------------------------------------------------------------------------------------- reservation
+
+function recomputeMoveState(env: Env, moveId: number): void {
+  const m = env.table('stock.move').get(moveId);
+  if (!m || !['confirmed', 'partially_available', 'assigned', 'waiting'].includes(m.state as string)) return;
+  const reserved = env.version === 16
+    ? linesOfMove(env, moveId).reduce((s, l) => s + ((l.reserved_uom_qty as number) || 0), 0)
+    : moveQuantity(env, m);
+  const demand = m.product_uom_qty as number;
+  const state = reserved >= demand - 1e-9 ? 'assigned' : reserved > 0 ? 'partially_available' : 'confirmed';
+  env.db.update('stock.move', moveId, { state });
+}
+
+/** Reserves stock for a move (`stock.move._action_assign`): FEFO on lots with an expiry, else FIFO. */
+function reserveMove(env: Env, moveId: number): void {
+  const m = env.table('stock.move').get(moveId)!;
+  if (!['confirmed', 'partially_available', 'waiting'].includes(m.state as string)) return;
+  const reservedNow = env.version === 16
+    ? linesOfMove(env, moveId).reduce((s, l) => s + ((l.reserved_uom_qty as number) || 0), 0)
+    : moveQuantity(env, m);
+  let need = (m.product_uom_qty as number) - reservedNow;
+  if (need <= 1e-9) { recomputeMoveState(env, moveId); return; }
+  const base = { move_id: moveId, picking_id: m.picking_id, product_id: m.product_id, product_uom_id: m.product_uom, location_dest_id: m.location_dest_id };
+  if (!isStorable(env, m.product_id) || !isInternalLoc(env, m.location_id)) {
+    // Consumables and moves out of non-internal locations bypass reservation (`_should_bypass_reservation`).
+    createLine(env, { ...base, location_id: m.location_id, lot_id: false, ...(env.version === 16 ? { reserved_uom_qty: need } : { quantity: need }) });
+  } else {
+    const within = childLocations(env, m.location_id as number);
+    const lots = env.table('stock.lot');
+    const quants = [...env.table('stock.quant').values()]
+      .filter((q) => q.product_id === m.product_id && within.has(q.location_id as number) && (q.quantity as number) - (q.reserved_quantity as number) > 1e-9)
+      .sort((a, b) => {
+        const ka = (typeof a.lot_id === 'number' ? (lots.get(a.lot_id)?.removal_date || lots.get(a.lot_id)?.expiration_date) : false) || '9999';
+        const kb = (typeof b.lot_id === 'number' ? (lots.get(b.lot_id)?.removal_date || lots.get(b.lot_id)?.expiration_date) : false) || '9999';
+        if (ka !== kb) return String(ka) < String(kb) ? -1 : 1;
+        return String(a.in_date) < String(b.in_date) ? -1 : String(a.in_date) > String(b.in_date) ? 1 : a.id - b.id;
+      });
+    for (const q of quants) {
+      if (need <= 1e-9) break;
+      const take = Math.min(need, (q.quantity as number) - (q.reserved_quantity as number));
+      const line = createLine(env, { ...base, location_id: q.location_id, lot_id: q.lot_id || false, ...(env.version === 16 ? { reserved_uom_qty: take } : { quantity: take }) }, false);
+      env.db.update('stock.quant', q.id, { reserved_quantity: (q.reserved_quantity as number) + take });
+      env.db.update('stock.move.line', line, { __reserved: take });
+      need -= take;
+    }
+  }
+  recomputeMoveState(env, moveId);
+}
+
+function createLine(env: Env, vals: Vals, reserve = true): number {
+  return env.sudo().withContext({ __no_reserve: !reserve }).createInternal('stock.move.line', vals);
+}
+
+function releaseLine(env: Env, l: Row): void {
+  const reserved = (l.__reserved as number | undefined) ?? 0;
+  if (reserved > 0) updateQuant(env, l.product_id as number, l.location_id as number, (l.lot_id as number) || false, 0, -reserved);
+}
+
+function unreserveMove(env: Env, moveId: number, removeAll: boolean): void {
+  for (const l of linesOfMove(env, moveId)) {
+    const keep = !removeAll && (env.version === 16 ? (l.qty_done as number) > 0 : l.picked === true);
+    releaseLine(env, l);
+    if (keep) env.db.update('stock.move.line', l.id, { __reserved: 0, ...(env.version === 16 ? { reserved_uom_qty: 0 } : {}) });
+    else env.db.delete('stock.move.line', l.id);
+  }
+  const m = env.table('stock.move').get(moveId)!;
+  if (LIVE(m) && m.state !== 'draft') env.db.update('stock.move', moveId, { state: 'confirmed' });
+  recomputeMoveState(env, moveId);
+}
+
+// --------------------------------------------------------------------------------- picking actions
+
+export function confirmPickings(env: Env, ids: number[]): void {
+  for (const pid of ids) {
+    const p = env.browse('stock.picking', pid);
+    const drafts = movesOf(env, pid).filter((m) => m.state === 'draft');
+    for (const m of drafts) env.db.update('stock.move', m.id, { state: 'confirmed' });
+    for (const m of drafts) recomputeMoveState(env, m.id);
+    const type = env.table('stock.picking.type').get(p.picking_type_id as number);
+    if ((type?.reservation_method ?? 'at_confirm') === 'at_confirm') for (const m of drafts) reserveMove(env, m.id);
+  }
+}
+
+function setMoveQuantity(env: Env, moveId: number, value: number): void {
+  const m = env.browse('stock.move', moveId);
+  const lines = linesOfMove(env, moveId);
+  const current = lines.reduce((s, l) => s + lineQty(env, l), 0);
+  let diff = value - current;
+  if (Math.abs(diff) < 1e-9) return;
+  const f = qtyField(env);
+  if (diff > 0) {
+    const target = lines[0];
+    if (target) env.db.update('stock.move.line', target.id, { [f]: lineQty(env, target) + diff });
+    else createLine(env, { move_id: moveId, picking_id: m.picking_id, product_id: m.product_id, product_uom_id: m.product_uom, location_id: m.location_id, location_dest_id: m.location_dest_id, [f]: diff });
+  } else {
+    for (const l of [...lines].reverse()) {
+      if (diff >= 0) break;
+      const q = lineQty(env, l);
+      const cut = Math.min(q, -diff);
+      env.db.update('stock.move.line', l.id, { [f]: q - cut });
+      diff += cut;
+    }
+  }
+  recomputeMoveState(env, moveId);
+}
+
+function wizardAction(name: string, resModel: string, context: Record<string, unknown>): Record<string, unknown> {
+  return { name, type: 'ir.actions.act_window', view_mode: 'form', res_model: resModel, views: [[false, 'form']], view_id: false, target: 'new', context };
+}
+
+function sanityCheck(env: Env, ids: number[]): void {
+  for (const pid of ids) {
+    if (movesOf(env, pid).length === 0 && linesOfPicking(env, pid).length === 0) {
+      throw userError('You can’t validate an empty transfer. Please add some products to move before proceeding.');
+    }
+  }
+  for (const pid of ids) {
+    const live = movesOf(env, pid).filter(LIVE);
+    const noQty = env.version === 16
+      ? live.every((m) => linesOfMove(env, m.id).every((l) => !((l.qty_done as number) > 0) && !((l.reserved_uom_qty as number) > 0)))
+      : live.every((m) => !(moveQuantity(env, m) > 0));
+    if (noQty) {
+      throw userError(env.version === 16
+        ? 'You cannot validate a transfer if no quantities are reserved nor done. To force the transfer, switch in edit mode and encode the done quantities.'
+        : 'You cannot validate a transfer if no quantities are reserved nor done. To force the transfer, encode quantities.');
+    }
+  }
+  const missing = new Set<string>();
+  for (const pid of ids) {
+    for (const l of linesOfPicking(env, pid)) {
+      const m = env.table('stock.move').get(l.move_id as number);
+      if (m && !LIVE(m)) continue;
+      if (lineQty(env, l) > 0 && tracking(env, l.product_id) !== 'none' && typeof l.lot_id !== 'number' && !l.lot_name) missing.add(productName(env, l.product_id));
+    }
+  }
+  if (missing.size > 0) throw userError(`You need to supply a Lot/Serial number for products ${[...missing].join(', ')}.`);
+}
+
+/** `stock.picking.button_validate` (`v17:stock_picking.py`), returning True or a wizard action dict. */
+export function buttonValidate(env: Env, idsIn: number[]): unknown {
+  env.assertExists('stock.picking', idsIn);
+  let ids = idsIn;
+  if (env.version >= 18) ids = ids.filter((id) => pickingState(env, id) !== 'done'); // 18/19 filter done pickings out
+  if (ids.length === 0) return true;
+  const drafts = ids.filter((id) => pickingState(env, id) === 'draft');
+  confirmPickings(env, drafts);
+  for (const pid of drafts) {
+    for (const m of movesOf(env, pid).filter(LIVE)) {
+      if (!(moveQuantity(env, m) > 0) && (m.product_uom_qty as number) > 0) setMoveQuantity(env, m.id, m.product_uom_qty as number);
+    }
+  }
+  if (!env.context.skip_sanity_check) sanityCheck(env, ids);
+  const ctxIds = { button_validate_picking_ids: ids };
+  // _pre_action_done_hook
+  if (env.version === 16 && !env.context.skip_immediate) {
+    const immediate = ids.filter((pid) => linesOfPicking(env, pid).every((l) => !((l.qty_done as number) > 0)));
+    if (immediate.length > 0) {
+      return wizardAction('Immediate Transfer?', 'stock.immediate.transfer', {
+        ...ctxIds, default_show_transfers: false, default_pick_ids: immediate.map((i) => [4, i]),
+        default_immediate_transfer_line_ids: immediate.map((i) => [0, 0, { to_immediate: true, picking_id: i }]),
+      });
+    }
+  }
+  if (env.version >= 17) {
+    for (const pid of ids) {
+      const moves = movesOf(env, pid).filter(LIVE);
+      if (moves.every((m) => m.picked !== true)) {
+        for (const m of moves) env.db.update('stock.move', m.id, { picked: true });
+        for (const l of linesOfPicking(env, pid)) env.db.update('stock.move.line', l.id, { picked: true });
+      }
+    }
+  }
+  if (!env.context.skip_backorder) {
+    const short = ids.filter((pid) => {
+      const type = env.table('stock.picking.type').get(env.browse('stock.picking', pid).picking_type_id as number);
+      if ((type?.create_backorder ?? 'ask') !== 'ask') return false;
+      return movesOf(env, pid).filter(LIVE).some((m) => doneQty(env, m) < (m.product_uom_qty as number) - 1e-9);
+    });
+    if (short.length > 0) {
+      return wizardAction('Create Backorder?', 'stock.backorder.confirmation', { ...ctxIds, default_show_transfers: false, default_pick_ids: short.map((i) => [4, i]) });
+    }
+  }
+  if (!env.context.skip_expired) {
+    const expiredLots = new Set<number>();
+    const pickings = new Set<number>();
+    const now = formatDatetime(env.now());
+    for (const pid of ids) {
+      for (const l of linesOfPicking(env, pid)) {
+        const lot = typeof l.lot_id === 'number' ? env.table('stock.lot').get(l.lot_id) : undefined;
+        if (lot && typeof lot.expiration_date === 'string' && lot.expiration_date <= now && lineQty(env, l) > 0) { expiredLots.add(lot.id); pickings.add(pid); }
+      }
+    }
+    if (expiredLots.size > 0) {
+      return wizardAction('Confirmation', 'expiry.picking.confirmation', {
+        ...ctxIds, default_lot_ids: [[6, 0, [...expiredLots]]], default_picking_ids: [[6, 0, [...pickings]]],
+      });
+    }
+  }
+  const noBackorder = new Set<number>((env.context.picking_ids_not_to_backorder as number[] | undefined) ?? []);
+  for (const pid of ids) {
+    const type = env.table('stock.picking.type').get(env.browse('stock.picking', pid).picking_type_id as number);
+    const cancelRest = noBackorder.has(pid) || type?.create_backorder === 'never' || env.context.cancel_backorder === true;
+    actionDone(env, pid, cancelRest);
+  }
+  return true;
+}
+
+function doneQty(env: Env, m: Row): number {
+  if (env.version === 16) return linesOfMove(env, m.id).reduce((s, l) => s + ((l.qty_done as number) || 0), 0);
+  return m.picked === true ? moveQuantity(env, m) : 0;
+}
+
+/** `stock.picking._action_done`: moves quants, splits the rest into a backorder or cancels it. */
+function actionDone(env: Env, pickingId: number, cancelRest: boolean): void {
+  const picking = env.browse('stock.picking', pickingId);
+  const leftovers: Array<{ move: Row; qty: number }> = [];
+  for (const m of movesOf(env, pickingId).filter(LIVE)) {
+    const done = doneQty(env, m);
+    const demand = m.product_uom_qty as number;
+    if (done <= 1e-9) {
+      unreserveMove(env, m.id, true);
+      if (cancelRest) env.db.update('stock.move', m.id, { state: 'cancel' });
+      else leftovers.push({ move: m, qty: demand });
+      if (!cancelRest) env.db.delete('stock.move', m.id);
+      continue;
+    }
+    for (const l of linesOfMove(env, m.id)) {
+      const q = lineQty(env, l);
+      releaseLine(env, l);
+      if (q <= 1e-9 || (env.version >= 17 && l.picked !== true)) { env.db.delete('stock.move.line', l.id); continue; }
+      let lotId = (l.lot_id as number) || false;
+      if (!lotId && l.lot_name && tracking(env, l.product_id) !== 'none') {
+        lotId = env.sudo().createInternal('stock.lot', { name: l.lot_name, product_id: l.product_id, company_id: 1 });
+        env.db.update('stock.move.line', l.id, { lot_id: lotId });
+      }
+      updateQuant(env, l.product_id as number, l.location_id as number, lotId, -q, 0);
+      updateQuant(env, l.product_id as number, l.location_dest_id as number, lotId, q, 0);
+      env.db.update('stock.move.line', l.id, { __reserved: 0, ...(env.version === 16 ? { reserved_uom_qty: 0 } : {}), date: env.nowString() });
+    }
+    if (done < demand - 1e-9) {
+      env.db.update('stock.move', m.id, { product_uom_qty: done });
+      if (cancelRest) {
+        const split = copyMove(env, m, demand - done, pickingId);
+        env.db.update('stock.move', split, { state: 'cancel' });
+      } else leftovers.push({ move: m, qty: demand - done });
+    }
+    env.db.update('stock.move', m.id, { state: 'done', date: env.nowString() });
+  }
+  if (leftovers.length > 0) {
+    const backorder = env.sudo().createInternal('stock.picking', {
+      picking_type_id: picking.picking_type_id, location_id: picking.location_id, location_dest_id: picking.location_dest_id,
+      partner_id: picking.partner_id, origin: picking.origin, backorder_id: pickingId, purchase_id: picking.purchase_id, sale_id: picking.sale_id,
+    });
+    for (const { move, qty } of leftovers) {
+      const nm = copyMove(env, move, qty, backorder);
+      env.db.update('stock.move', nm, { state: 'confirmed' });
+      reserveMove(env, nm);
+    }
+  }
+  env.db.update('stock.picking', pickingId, { date_done: env.nowString() });
+}
+
+function copyMove(env: Env, m: Row, qty: number, pickingId: number): number {
+  const vals: Vals = {
+    product_id: m.product_id, product_uom_qty: qty, product_uom: m.product_uom, location_id: m.location_id, location_dest_id: m.location_dest_id,
+    picking_id: pickingId, origin: m.origin, purchase_line_id: m.purchase_line_id, sale_line_id: m.sale_line_id, description_picking: m.description_picking,
+  };
+  if (env.version <= 18) vals.name = m.name;
+  return env.sudo().withContext({ __internal_move: true }).createInternal('stock.move', vals);
+}
+
+function cancelPickings(env: Env, ids: number[]): void {
+  for (const pid of ids) for (const m of movesOf(env, pid).filter(LIVE)) { unreserveMove(env, m.id, true); env.db.update('stock.move', m.id, { state: 'cancel' }); }
+}
+
+// ------------------------------------------------------------------------------------------- hooks
+
+export function stockHooks(): Record<string, ModelHooks> {
+  return {
+    'stock.picking': {
+      beforeCreate: (env, vals) => {
+        const type = typeof vals.picking_type_id === 'number' ? env.table('stock.picking.type').get(vals.picking_type_id) : undefined;
+        if (type) {
+          if (vals.location_id === undefined && type.default_location_src_id) vals.location_id = type.default_location_src_id;
+          if (vals.location_dest_id === undefined && type.default_location_dest_id) vals.location_dest_id = type.default_location_dest_id;
+          if (!vals.name || vals.name === '/') {
+            const wh = env.table('stock.warehouse').get(type.warehouse_id as number);
+            vals.name = env.sequence(`stock.picking.type.${type.id}`, `${wh ? `${String(wh.code)}/` : ''}${String(type.sequence_code)}/`, 5);
+          }
+        }
+      },
+      beforeWrite: (env, ids, vals) => {
+        if (vals.picking_type_id !== undefined && ids.some((id) => pickingState(env, id) !== 'draft')) {
+          throw userError('Changing the operation type of this record is forbidden at this point.');
+        }
+      },
+      beforeUnlink: (env, ids) => {
+        for (const id of ids) for (const m of movesOf(env, id)) if (m.state === 'done') throw userError('You can not delete product moves if the picking is done. You can only correct the done quantities.');
+      },
+    },
+    'stock.move': {
+      beforeCreate: (env, vals) => {
+        const picking = typeof vals.picking_id === 'number' ? env.table('stock.picking').get(vals.picking_id) : undefined;
+        if (picking) {
+          if (vals.location_id === undefined) vals.location_id = picking.location_id;
+          if (vals.location_dest_id === undefined) vals.location_dest_id = picking.location_dest_id;
+          if (vals.picking_type_id === undefined) vals.picking_type_id = picking.picking_type_id;
+          if (vals.origin === undefined) vals.origin = picking.origin;
+        }
+        if (vals.product_uom === undefined && typeof vals.product_id === 'number') {
+          vals.product_uom = templateOf(env, env.table('product.product').get(vals.product_id))?.uom_id ?? false;
+        }
+      },
+      afterCreate: (env, id) => {
+        const m = env.table('stock.move').get(id)!;
+        const pid = m.picking_id;
+        if (typeof pid === 'number' && !env.context.__internal_move && m.state === 'draft') {
+          const others = movesOf(env, pid).filter((x) => x.id !== id);
+          if (others.length > 0 && others.every((x) => x.state !== 'draft') && others.some(LIVE)) {
+            env.db.update('stock.move', id, { state: 'confirmed' });
+            reserveMove(env, id);
+          }
+        }
+      },
+      beforeWrite: (env, ids, vals) => {
+        if (vals.product_uom_qty !== undefined) {
+          for (const id of ids) if (env.browse('stock.move', id).state === 'done') throw userError('You cannot change the quantity of a done move; correct the move lines instead.');
+        }
+      },
+      afterWrite: (env, ids, vals) => {
+        if (env.version >= 17 && vals.picked !== undefined) {
+          for (const id of ids) for (const l of linesOfMove(env, id)) env.db.update('stock.move.line', l.id, { picked: vals.picked === true });
+        }
+      },
+      beforeUnlink: (env, ids) => {
+        for (const id of ids) {
+          const m = env.browse('stock.move', id);
+          if (!['draft', 'cancel'].includes(m.state as string) && !env.su) throw userError('You can only delete draft or cancelled moves.');
+          for (const l of linesOfMove(env, id)) releaseLine(env, l);
+        }
+      },
+      inverse: {
+        quantity: (env, id, v) => setMoveQuantity(env, id, Number(v) || 0),
+        quantity_done: (env, id, v) => setMoveQuantity(env, id, Number(v) || 0),
+      },
+    },
+    'stock.move.line': {
+      beforeCreate: (env, vals) => {
+        let move = typeof vals.move_id === 'number' ? env.table('stock.move').get(vals.move_id) : undefined;
+        if (move && vals.picking_id === undefined) vals.picking_id = move.picking_id;
+        if (move && vals.product_id === undefined) vals.product_id = move.product_id;
+        const picking = typeof vals.picking_id === 'number' ? env.table('stock.picking').get(vals.picking_id) : undefined;
+        if (!move && picking && typeof vals.product_id === 'number') {
+          // `v17:stock_move_line.py:302-335`: a line on a picking without move links to / creates one.
+          move = movesOf(env, picking.id).find((m) => m.product_id === vals.product_id && LIVE(m));
+          if (!move) {
+            const state = pickingState(env, picking.id);
+            const qty = (vals.quantity ?? vals.qty_done ?? 0) as number;
+            const mv: Vals = { product_id: vals.product_id, product_uom_qty: qty, picking_id: picking.id, location_id: vals.location_id ?? picking.location_id, location_dest_id: vals.location_dest_id ?? picking.location_dest_id };
+            if (env.version <= 18) mv.name = productName(env, vals.product_id);
+            const mid = env.sudo().withContext({ __internal_move: true }).createInternal('stock.move', mv);
+            if (state !== 'draft') env.db.update('stock.move', mid, { state: 'confirmed' });
+            move = env.table('stock.move').get(mid);
+          }
+          vals.move_id = move!.id;
+        }
+        if (vals.location_id === undefined) vals.location_id = move?.location_id ?? picking?.location_id;
+        if (vals.location_dest_id === undefined) vals.location_dest_id = move?.location_dest_id ?? picking?.location_dest_id;
+        if (vals.product_uom_id === undefined && typeof vals.product_id === 'number') vals.product_uom_id = move?.product_uom ?? templateOf(env, env.table('product.product').get(vals.product_id))?.uom_id;
+        if (typeof vals.lot_id === 'number') {
+          const lot = env.table('stock.lot').get(vals.lot_id);
+          if (lot && lot.product_id !== vals.product_id) throw userError(`The Lot/Serial number (${String(lot.name)}) is linked to another product.`);
+        }
+      },
+      afterCreate: (env, id) => {
+        const l = env.table('stock.move.line').get(id)!;
+        if (env.context.__no_reserve !== true) {
+          const q = env.version === 16 ? ((l.reserved_uom_qty as number) || 0) : lineQty(env, l);
+          const quant = isStorable(env, l.product_id) && q > 0 ? findQuant(env, l.product_id as number, l.location_id as number, (l.lot_id as number) || false) : undefined;
+          if (quant) {
+            env.db.update('stock.quant', quant.id, { reserved_quantity: (quant.reserved_quantity as number) + q });
+            env.db.update('stock.move.line', id, { __reserved: q });
+          }
+        }
+        if (typeof l.move_id === 'number') {
+          const m = env.table('stock.move').get(l.move_id);
+          if (m && env.version >= 17 && l.picked === true && m.picked !== true) env.db.update('stock.move', m.id, { picked: true });
+          recomputeMoveState(env, l.move_id);
+        }
+      },
+      afterWrite: (env, ids) => {
+        for (const id of ids) { const l = env.table('stock.move.line').get(id); if (typeof l?.move_id === 'number') recomputeMoveState(env, l.move_id); }
+      },
+      beforeUnlink: (env, ids) => {
+        for (const id of ids) {
+          const l = env.browse('stock.move.line', id);
+          const m = env.table('stock.move').get(l.move_id as number);
+          if (m?.state === 'done' && !env.su) throw userError('You can not delete product moves if the picking is done. You can only correct the done quantities.');
+          releaseLine(env, l);
+        }
+      },
+    },
+    'stock.lot': {
+      beforeCreate: (env, vals) => {
+        const product = env.table('product.product').get(vals.product_id as number);
+        const t = templateOf(env, product);
+        if (vals.expiration_date === undefined && t?.use_expiration_date && (t.expiration_time as number) > 0) {
+          vals.expiration_date = formatDatetime(new Date(env.now().getTime() + (t.expiration_time as number) * 86_400_000));
+        }
+        if (vals.removal_date === undefined && typeof vals.expiration_date === 'string') vals.removal_date = vals.expiration_date;
+        const dup = [...env.table('stock.lot').values()].find((l) => l.name === vals.name && l.product_id === vals.product_id && (l.company_id || 1) === ((vals.company_id as number) || 1));
+        if (dup) {
+          throw validationError(`The combination of serial number and product must be unique across a company.\nFollowing combination contains duplicates:\n - Product: ${productName(env, vals.product_id)}, Serial Number: ${String(vals.name)}`);
+        }
+      },
+    },
+    'stock.warehouse.orderpoint': {
+      beforeCreate: (env, vals) => {
+        if (!vals.name || vals.name === '/') vals.name = env.sequence('stock.orderpoint', 'OP/', 5);
+        if (vals.warehouse_id === undefined && typeof vals.location_id === 'number') {
+          vals.warehouse_id = env.value('stock.location', env.browse('stock.location', vals.location_id), 'warehouse_id');
+        }
+      },
+    },
+    'stock.quant': {
+      beforeCreate: (env, vals) => {
+        if (env.context.inventory_mode && vals.inventory_quantity !== undefined) vals.inventory_quantity_set = true;
+        if (env.context.inventory_mode && vals.quantity === undefined) vals.quantity = 0;
+      },
+    },
+  };
+}
+
+// ----------------------------------------------------------------------------------------- methods
+
+export function registerStockMethods(reg: MethodRegistry): void {
+  const owner = 'Picking';
+  reg.add('stock.picking', 'action_confirm', {
+    api: 'multi', owner, params: [],
+    run: (env, _m, ids) => { env.checkAccess('stock.picking', 'write'); env.assertExists('stock.picking', ids); confirmPickings(env, ids); return true; },
+  });
+  reg.add('stock.picking', 'action_assign', {
+    api: 'multi', owner, params: [],
+    run: (env, _m, ids) => {
+      env.checkAccess('stock.picking', 'write');
+      env.assertExists('stock.picking', ids);
+      confirmPickings(env, ids.filter((id) => pickingState(env, id) === 'draft'));
+      const moves = ids.flatMap((id) => movesOf(env, id)).filter((m) => ['confirmed', 'partially_available', 'waiting', 'assigned'].includes(m.state as string));
+      if (moves.length === 0) throw userError('Nothing to check the availability for.');
+      for (const m of moves) reserveMove(env, m.id);
+      return true;
+    },
+  });
+  reg.add('stock.picking', 'do_unreserve', {
+    api: 'multi', owner, params: [],
+    run: (env, _m, ids) => {
+      env.checkAccess('stock.picking', 'write');
+      env.assertExists('stock.picking', ids);
+      for (const id of ids) for (const m of movesOf(env, id).filter(LIVE)) unreserveMove(env, m.id, false);
+      return undefined; // returns None (odoo-api.md §D)
+    },
+  });
+  reg.add('stock.picking', 'button_validate', {
+    api: 'multi', owner, params: [],
+    run: (env, _m, ids) => { env.checkAccess('stock.picking', 'write'); return buttonValidate(env, ids); },
+  });
+  reg.add('stock.picking', 'action_cancel', {
+    api: 'multi', owner, params: [],
+    run: (env, _m, ids) => { env.checkAccess('stock.picking', 'write'); env.assertExists('stock.picking', ids); cancelPickings(env, ids); return true; },
+  });
+
+  const wizard = (model: string, pickField: string) => (env: Env, ids: number[]): number[] => {
+    const id = env.ensureOne(model, ids);
+    return (env.table(model).get(id)![pickField] as number[]) ?? [];
+  };
+  reg.add('stock.backorder.confirmation', 'process', {
+    api: 'multi', owner: 'StockBackorderConfirmation', params: [],
+    run: (env, m, ids) => { const picks = wizard(m, 'pick_ids')(env, ids); return buttonValidate(env.withContext({ skip_backorder: true }), picks); },
+  });
+  reg.add('stock.backorder.confirmation', 'process_cancel_backorder', {
+    api: 'multi', owner: 'StockBackorderConfirmation', params: [],
+    run: (env, m, ids) => { const picks = wizard(m, 'pick_ids')(env, ids); return buttonValidate(env.withContext({ skip_backorder: true, picking_ids_not_to_backorder: picks }), picks); },
+  });
+  reg.add('expiry.picking.confirmation', 'process', {
+    api: 'multi', owner: 'ConfirmExpiry', params: [],
+    run: (env, m, ids) => { const picks = wizard(m, 'picking_ids')(env, ids); return buttonValidate(env.withContext({ skip_expired: true }), picks); },
+  });
+  reg.add('stock.immediate.transfer', 'process', {
+    api: 'multi', owner: 'StockImmediateTransfer', params: [], versions: [16],
+    run: (env, m, ids) => {
+      const picks = wizard(m, 'pick_ids')(env, ids);
+      for (const pid of picks) for (const l of linesOfPicking(env, pid)) if (!((l.qty_done as number) > 0)) env.db.update('stock.move.line', l.id, { qty_done: l.reserved_uom_qty });
+      return buttonValidate(env.withContext({ skip_immediate: true }), picks);
+    },
+  });
+
+  reg.add('stock.quant', 'action_apply_inventory', {
+    api: 'multi', owner: 'StockQuant', params: [],
+    run: (env, _m, ids) => {
+      if (env.rights !== 'admin') throw userError('Only a stock manager can validate an inventory adjustment.');
+      env.assertExists('stock.quant', ids);
+      for (const id of ids) {
+        const q = env.table('stock.quant').get(id)!;
+        env.db.update('stock.quant', id, { quantity: q.inventory_quantity, inventory_quantity: 0, inventory_quantity_set: false });
+      }
+      return undefined;
+    },
+  });
+
+  reg.add('stock.warehouse.orderpoint', 'action_replenish', {
+    api: 'multi', owner: 'StockWarehouseOrderpoint', varKw: true, params: [],
+    run: (env, _m, ids) => {
+      env.assertExists('stock.warehouse.orderpoint', ids);
+      const created: number[] = [];
+      for (const id of ids) {
+        const op = env.table('stock.warehouse.orderpoint').get(id)!;
+        const manual = env.version >= 18 && (op.qty_to_order_manual as number) > 0 ? (op.qty_to_order_manual as number) : 0;
+        const qty = manual || (env.value('stock.warehouse.orderpoint', op, 'qty_to_order') as number);
+        if (qty <= 0) continue;
+        const product = env.browse('product.product', op.product_id as number);
+        const seller = [...env.table('product.supplierinfo').values()]
+          .filter((s) => s.product_tmpl_id === product.product_tmpl_id || s.product_id === product.id)
+          .sort((a, b) => (a.sequence as number) - (b.sequence as number) || a.id - b.id)[0];
+        if (!seller) {
+          throw userError(`There is no matching vendor price to generate the purchase order for product ${productName(env, product.id)} (no vendor defined, minimum quantity not reached, dates not valid, ...). Go on the product form and complete the list of vendors.`);
+        }
+        const sudo = env.sudo();
+        let po = [...env.table('purchase.order').values()].find((p) => p.partner_id === seller.partner_id && p.state === 'draft' && p.origin === op.name);
+        if (!po) po = sudo.table('purchase.order').get(sudo.createInternal('purchase.order', { partner_id: seller.partner_id, origin: op.name }))!;
+        const line = [...env.table('purchase.order.line').values()].find((l) => l.order_id === po!.id && l.product_id === product.id);
+        if (line) sudo.writeInternal('purchase.order.line', [line.id], { product_qty: (line.product_qty as number) + qty });
+        else sudo.createInternal('purchase.order.line', { order_id: po.id, product_id: product.id, product_qty: qty, price_unit: seller.price });
+        created.push(po.id);
+      }
+      if (created.length === 0) return false;
+      const names = created.map((id) => String(env.table('purchase.order').get(id)!.name));
+      return { type: 'ir.actions.client', tag: 'display_notification', params: { title: 'The following replenishment order has been generated', message: names.join(', '), sticky: false } };
+    },
+  });
+}

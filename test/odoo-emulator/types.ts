@@ -1,0 +1,61 @@
+/** Shared types of the Odoo emulator. */
+
+export const ODOO_VERSIONS = [16, 17, 18, 19] as const;
+export type OdooVersion = (typeof ODOO_VERSIONS)[number];
+
+/** One stored record: column name → value (many2one: id | false; many2many: id[]; one2many: not stored). */
+export type Row = { id: number } & Record<string, unknown>;
+
+export type FieldType =
+  | 'char' | 'text' | 'html' | 'integer' | 'float' | 'monetary' | 'boolean'
+  | 'date' | 'datetime' | 'selection' | 'many2one' | 'one2many' | 'many2many';
+
+/** Read-time context handed to computed fields and defaults. */
+export interface ComputeEnv {
+  readonly version: OdooVersion;
+  now(): Date;
+  table(model: string): Map<number, Row>;
+  /** Value of a (stored or computed) field of another record. */
+  value(model: string, row: Row, field: string): unknown;
+  context: Record<string, unknown>;
+}
+
+export interface FieldSpec {
+  type: FieldType;
+  string: string;
+  relation?: string;
+  /** one2many: the many2one on `relation` pointing back. */
+  inverse?: string;
+  selection?: ReadonlyArray<readonly [string, string]>;
+  required?: boolean;
+  readonly?: boolean;
+  /** Versions the field exists in; absent = every version. */
+  versions?: readonly OdooVersion[];
+  default?: unknown | ((env: ComputeEnv, vals: Record<string, unknown>) => unknown);
+  /** Non-stored computed field (evaluated at read and search time). */
+  compute?: (env: ComputeEnv, row: Row) => unknown;
+  /** Stored field of the `_inherits` parent (product.product → product.template). */
+  delegated?: boolean;
+}
+
+export interface ModelSpec {
+  name: string;
+  /** `_description`, used in access-error messages. */
+  description: string;
+  /** `_rec_name`; display_name falls back to it. */
+  recName?: string;
+  displayName?: (env: ComputeEnv, row: Row) => string;
+  /** `_order`. */
+  order?: string;
+  fields: Record<string, FieldSpec>;
+  /** Versions the model exists in; absent = every version. */
+  versions?: readonly OdooVersion[];
+  /** `_inherits = {parent: field}` (only product.product → product.template). */
+  inherits?: { model: string; field: string };
+  /** Transient (wizard) models. */
+  transient?: boolean;
+  /** Rights of a non-admin bot: 'full' (create/write), 'read' (read only), 'none'. */
+  botRights: 'full' | 'read' | 'none';
+  /** Has the mail.thread chatter (message_post). */
+  chatter?: boolean;
+}
