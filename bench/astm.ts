@@ -1,0 +1,331 @@
+/**
+ * ASTM link benchmark, on real kernel ttys (socat pty pairs), the gateway in its own process:
+ *
+ *  1. Frame-to-reply latency, one analyzer: the time from the simulated analyzer writing a frame
+ *     to the reply byte arriving. Intermediate frames (complete nothing; target p99 ≤ 2 ms) and
+ *     completing frames (the L frame: normalize + LevelDB commit with fsync before the ACK).
+ *  2. 32 analyzers on 32 pty pairs at once, each paced at 9600 baud (960 bytes/s, 8N1): CPU of
+ *     the gateway process (target ≤ 10 % of one core) and the slowest reply (must stay far below
+ *     the 15 s sender timer of LIS1-A §6.5.2).
+ *
+ * Peer, side by side on the same setup: a minimal echo process that answers ACK to every ENQ and
+ * every frame end (LF) with no parsing and no store — the floor of the pty + serialport path.
+ *
+ * Run: npm run bench:astm  (or `npx node bench/astm.ts [--quick]`). Writes bench/results/astm.json.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SerialPort } from 'serialport';
+import { normalizeAstmMessage } from '../gateway/src/astm/normalize.ts';
+import { AstmEndpoint } from '../gateway/src/ingress/astm/astm-endpoint.ts';
+import { buildFrame } from '../gateway/src/ingress/astm/checksum.ts';
+import { ACK, ENQ, EOT, LF } from '../gateway/src/ingress/astm/control-chars.ts';
+import { silentLogger } from '../gateway/src/log.ts';
+import { loadProfile } from '../gateway/src/profiles/load.ts';
+import { EventStore } from '../gateway/src/store/event-store.ts';
+import { Telemetry } from '../gateway/src/telemetry.ts';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repoRoot = path.basename(path.dirname(here)) === 'dist' ? path.resolve(here, '../..') : path.resolve(here, '..');
+
+// ------------------------------------------------------------------------------------ child
+
+type ChildMode = 'gateway' | 'echo';
+
+async function child(mode: ChildMode, dataDir: string, paths: string[]): Promise<void> {
+  const stops: Array<() => Promise<void>> = [];
+  if (mode === 'gateway') {
+    const store = await EventStore.open({ dataDir, pruneIntervalMs: 0 });
+    const profile = loadProfile('generic-astm', path.join(repoRoot, 'firmware-profiles'));
+    for (const [i, p] of paths.entries()) {
+      const id = `bench-${i}`;
+      const ep = new AstmEndpoint({
+        analyzer: { id, profile: 'generic-astm', serial: { path: p, baudRate: 9600 } },
+        profile,
+        store,
+        telemetry: new Telemetry(),
+        log: silentLogger,
+        normalize: (text, ctx) => normalizeAstmMessage(text, { analyzerId: id, endpoint: id, profile, receivedAt: ctx.receivedAt }),
+      });
+      await ep.start();
+      stops.push(() => ep.stop(2_000));
+    }
+    stops.push(() => store.close());
+  } else {
+    // The peer: ACK every ENQ and every frame end, nothing else.
+    for (const p of paths) {
+      const port = new SerialPort({ path: p, baudRate: 9600, autoOpen: false });
+      await new Promise<void>((resolve, reject) => port.open((e) => (e ? reject(e) : resolve())));
+      const ack = Buffer.from([ACK]);
+      port.on('data', (chunk: Buffer) => {
+        for (const b of chunk) if (b === ENQ || b === LF) port.write(ack);
+      });
+      stops.push(() => new Promise<void>((r) => port.close(() => r())));
+    }
+  }
+  process.on('message', (msg: { cmd: string }) => {
+    if (msg.cmd === 'cpu') process.send?.({ cpu: process.cpuUsage(), at: performance.now() });
+    if (msg.cmd === 'stop') {
+      void (async () => {
+        for (const s of stops) await s();
+        process.exit(0);
+      })();
+    }
+  });
+  process.send?.({ ready: true });
+}
+
+// ------------------------------------------------------------------------------------ parent
+
+interface PtyPair {
+  a: string;
+  b: string;
+  proc: ChildProcess;
+}
+
+async function ptyPair(dir: string, n: number): Promise<PtyPair> {
+  const a = path.join(dir, `a${n}`);
+  const b = path.join(dir, `b${n}`);
+  const proc = spawn('socat', ['-d', '-d', `pty,raw,echo=0,link=${a}`, `pty,raw,echo=0,link=${b}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  proc.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+  const deadline = Date.now() + 5_000;
+  while (!log.includes('starting data transfer loop')) {
+    if (Date.now() > deadline) throw new Error(`socat did not start: ${log}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return { a, b, proc };
+}
+
+interface Child {
+  proc: ChildProcess;
+  cpu(): Promise<{ user: number; system: number; at: number }>;
+  stop(): Promise<void>;
+}
+
+async function startChild(mode: ChildMode, dataDir: string, paths: string[]): Promise<Child> {
+  // BENCH_CPU_PROF=dir profiles the child (node --cpu-prof) to see where its CPU goes.
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const proc = spawn(process.execPath, [...prof, fileURLToPath(import.meta.url), 'child', mode, dataDir, ...paths], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  await new Promise<void>((resolve, reject) => {
+    proc.once('message', () => resolve());
+    proc.once('exit', (code) => reject(new Error(`${mode} child exited with ${code}`)));
+  });
+  return {
+    proc,
+    cpu: () =>
+      new Promise((resolve) => {
+        proc.once('message', (m: { cpu: { user: number; system: number }; at: number }) => resolve({ ...m.cpu, at: m.at }));
+        proc.send({ cmd: 'cpu' });
+      }),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        proc.once('exit', () => resolve());
+        proc.send({ cmd: 'stop' });
+        setTimeout(() => proc.kill('SIGKILL'), 5_000).unref();
+      }),
+  };
+}
+
+/** The analyzer end of a pty: write bytes, await the next reply byte. */
+class Analyzer {
+  readonly port: SerialPort;
+  #pending: Array<(b: number) => void> = [];
+  #buffered: number[] = [];
+
+  constructor(port: SerialPort) {
+    this.port = port;
+    port.on('data', (chunk: Buffer) => {
+      for (const b of chunk) {
+        const w = this.#pending.shift();
+        if (w) w(b);
+        else this.#buffered.push(b);
+      }
+    });
+  }
+
+  static async open(p: string): Promise<Analyzer> {
+    const port = new SerialPort({ path: p, baudRate: 9600, autoOpen: false });
+    await new Promise<void>((resolve, reject) => port.open((e) => (e ? reject(e) : resolve())));
+    return new Analyzer(port);
+  }
+
+  reply(): Promise<number> {
+    const b = this.#buffered.shift();
+    if (b !== undefined) return Promise.resolve(b);
+    return new Promise((resolve) => this.#pending.push(resolve));
+  }
+
+  /** Write and time the reply (ms). */
+  async exchange(bytes: Buffer): Promise<{ ms: number; reply: number }> {
+    const t0 = performance.now();
+    this.port.write(bytes);
+    const reply = await this.reply();
+    return { ms: performance.now() - t0, reply };
+  }
+
+  close(): Promise<void> {
+    return new Promise((r) => this.port.close(() => r()));
+  }
+}
+
+function messageFrames(seq: number, analyzer: number): Buffer[] {
+  const records = [
+    `H|\\^&|||bench-analyzer-${analyzer}^1|||||host||P|LIS2-A2|20260101120000`,
+    `P|1||PAT${seq}`,
+    `O|1|SPEC-${analyzer}-${seq}||^^^GLU\\^^^CREA|R|20260101115500`,
+    `R|1|^^^GLU|${(4 + (seq % 50) / 10).toFixed(1)}|mmol/L||N||F||||20260101120000`,
+    `R|2|^^^CREA|${70 + (seq % 30)}|umol/L||N||F||||20260101120000`,
+    'L|1|N',
+  ];
+  return records.map((r, i) => buildFrame((i + 1) % 8, Buffer.from(r + '\r', 'latin1'), true));
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
+}
+
+const round = (n: number, d = 3): number => Math.round(n * 10 ** d) / 10 ** d;
+
+function summary(values: number[]) {
+  const s = [...values].sort((x, y) => x - y);
+  return { n: s.length, p50: round(percentile(s, 50)), p99: round(percentile(s, 99)), max: round(s[s.length - 1] ?? NaN) };
+}
+
+async function latencyRun(mode: ChildMode, dir: string, messages: number) {
+  const pair = await ptyPair(dir, 0);
+  const dataDir = path.join(dir, `data-${mode}`);
+  await mkdir(dataDir, { recursive: true });
+  const ch = await startChild(mode, dataDir, [pair.b]);
+  const an = await Analyzer.open(pair.a);
+  const intermediate: number[] = [];
+  const completing: number[] = [];
+  const warmup = Math.min(20, Math.floor(messages / 10));
+  for (let seq = 0; seq < messages + warmup; seq++) {
+    const enq = await an.exchange(Buffer.from([ENQ]));
+    if (enq.reply !== ACK) throw new Error(`${mode}: ENQ answered ${enq.reply}`);
+    const frames = messageFrames(seq, 0);
+    for (const [i, f] of frames.entries()) {
+      const r = await an.exchange(f);
+      if (r.reply !== ACK) throw new Error(`${mode}: frame answered ${r.reply}`);
+      if (seq < warmup) continue;
+      (i === frames.length - 1 ? completing : intermediate).push(r.ms);
+    }
+    an.port.write(Buffer.from([EOT]));
+  }
+  await an.close();
+  await ch.stop();
+  pair.proc.kill('SIGKILL');
+  return { intermediate: summary(intermediate), completing: summary(completing) };
+}
+
+async function loadRun(mode: ChildMode, dir: string, analyzers: number, seconds: number) {
+  const pairs: PtyPair[] = [];
+  for (let i = 0; i < analyzers; i++) pairs.push(await ptyPair(dir, 100 + i));
+  const dataDir = path.join(dir, `load-${mode}`);
+  await mkdir(dataDir, { recursive: true });
+  const ch = await startChild(mode, dataDir, pairs.map((p) => p.b));
+  const ans = await Promise.all(pairs.map((p) => Analyzer.open(p.a)));
+  const bytesPerSecond = 960; // 9600 baud, 8N1: 10 bits per byte
+  const replyMs: number[] = [];
+  let messages = 0;
+  let frames = 0;
+  const cpu0 = await ch.cpu();
+  const t0 = performance.now();
+  const end = t0 + seconds * 1000;
+  await Promise.all(
+    ans.map(async (an, idx) => {
+      let seq = 0;
+      // Stagger the starts like real instruments.
+      await new Promise((r) => setTimeout(r, Math.random() * 500));
+      while (performance.now() < end) {
+        const enq = await an.exchange(Buffer.from([ENQ]));
+        replyMs.push(enq.ms);
+        for (const f of messageFrames(seq++, idx)) {
+          // The frame takes length/960 s on a 9600-baud line; it is written when it would be complete.
+          await new Promise((r) => setTimeout(r, (f.length / bytesPerSecond) * 1000));
+          const r = await an.exchange(f);
+          if (r.reply !== ACK) throw new Error(`${mode}: frame answered ${r.reply}`);
+          replyMs.push(r.ms);
+          frames++;
+        }
+        an.port.write(Buffer.from([EOT]));
+        messages++;
+        await new Promise((r) => setTimeout(r, 100 + Math.random() * 200)); // idle between results
+      }
+    }),
+  );
+  const cpu1 = await ch.cpu();
+  const wallMs = cpu1.at - cpu0.at;
+  const cpuMs = (cpu1.user - cpu0.user + cpu1.system - cpu0.system) / 1000;
+  await Promise.all(ans.map((a) => a.close()));
+  await ch.stop();
+  for (const p of pairs) p.proc.kill('SIGKILL');
+  return {
+    analyzers,
+    seconds: round((performance.now() - t0) / 1000, 1),
+    messages,
+    frames,
+    cpuPercentOfOneCore: round((cpuMs / wallMs) * 100, 2),
+    userPercent: round(((cpu1.user - cpu0.user) / 1000 / wallMs) * 100, 2),
+    systemPercent: round(((cpu1.system - cpu0.system) / 1000 / wallMs) * 100, 2),
+    reply: summary(replyMs),
+  };
+}
+
+async function main(): Promise<void> {
+  const quick = process.argv.includes('--quick');
+  const loadOnly = process.argv.includes('--load-only');
+  const dir = await mkdtemp(path.join(tmpdir(), 'bench-astm-'));
+  try {
+    const messages = quick ? 100 : 400;
+    const seconds = quick ? 8 : 20;
+    console.log(`latency: ${messages} messages of 6 frames, gateway then echo peer`);
+    if (loadOnly) {
+      console.log(JSON.stringify(await loadRun('gateway', dir, 32, seconds), null, 2));
+      return;
+    }
+    const ours = await latencyRun('gateway', dir, messages);
+    const peer = await latencyRun('echo', dir, messages);
+    console.log(`load: 32 analyzers at 9600 baud for ${seconds} s, gateway then echo peer`);
+    const loadOurs = await loadRun('gateway', dir, 32, seconds);
+    const loadPeer = await loadRun('echo', dir, 32, seconds);
+    const result = {
+      benchmark: 'astm',
+      at: new Date().toISOString(),
+      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '', memoryGB: Math.round(totalmem() / 2 ** 30), node: process.version },
+      setup: 'socat pty pairs, serialport on both ends; gateway = AstmEndpoint + EventStore (LevelDB, fsync per commit group) + generic-astm normalizer in a child process; peer = child process that writes ACK for every ENQ and LF',
+      targets: { intermediateFrameP99Ms: 2, loadCpuPercentOfOneCore: 10, maxReplyMs: 15_000 },
+      latency: {
+        gateway: ours,
+        echoPeer: peer,
+        ratioVsPeer: {
+          intermediateP50: round(ours.intermediate.p50 / peer.intermediate.p50, 2),
+          intermediateP99: round(ours.intermediate.p99 / peer.intermediate.p99, 2),
+          completingP50: round(ours.completing.p50 / peer.completing.p50, 2),
+        },
+      },
+      load32: { gateway: loadOurs, echoPeer: loadPeer, cpuRatioVsPeer: round(loadOurs.cpuPercentOfOneCore / loadPeer.cpuPercentOfOneCore, 2) },
+      verdict: {
+        intermediateP99WithinTarget: ours.intermediate.p99 <= 2,
+        loadCpuWithinTarget: loadOurs.cpuPercentOfOneCore <= 10,
+        noReplyOverTimer: loadOurs.reply.max < 15_000,
+      },
+    };
+    console.log(JSON.stringify(result, null, 2));
+    await mkdir(path.join(repoRoot, 'bench/results'), { recursive: true });
+    await writeFile(path.join(repoRoot, 'bench/results/astm.json'), JSON.stringify(result, null, 2) + '\n');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[2] === 'child') {
+  await child(process.argv[3] as ChildMode, process.argv[4] as string, process.argv.slice(5));
+} else {
+  await main();
+}
