@@ -198,7 +198,9 @@ export class Relay implements Component {
       await this.#housekeeping();
       let leases: Lease[];
       try {
-        leases = await this.#o.store.lease({ limit: this.#leaseLimit(), maxPerPartition: this.#o.maxPerPartition ?? 500, sameTypeOnly: true, now: this.#clock() });
+        // Leased across types, then cut where the posting rule changes: the milestone types share
+        // one rule, so an order's specimen/in-progress/completed events become ONE chatter post.
+        leases = (await this.#o.store.lease({ limit: this.#leaseLimit(), maxPerPartition: this.#o.maxPerPartition ?? 500, sameTypeOnly: false, now: this.#clock() })).map((l) => this.#sameRule(l));
       } catch (err) {
         this.#o.log.error('lease failed', { error: describeError(err) });
         await this.#sleep(1000);
@@ -218,6 +220,13 @@ export class Relay implements Component {
         this.#linkWait = 0;
       }
     }
+  }
+
+  /** The leading run of a lease handled by one rule; the rest is released at complete(). */
+  #sameRule(lease: Lease): Lease {
+    const rule = this.#rules.get(lease.events[0]!.event.type);
+    const cut = lease.events.findIndex((e) => this.#rules.get(e.event.type) !== rule);
+    return cut < 0 ? lease : { partitionKey: lease.partitionKey, events: lease.events.slice(0, cut) };
   }
 
   #leaseLimit(): number {

@@ -1,5 +1,5 @@
 import type { StockThresholdBreachedData } from '../../events/types.ts';
-import { externalId, loadWithExternalIds, m2oId, searchRead } from '../odoo/odoo-calls.ts';
+import { externalId, loadWithExternalIds, lookupExternalId, m2oId, searchRead } from '../odoo/odoo-calls.ts';
 import { mappingMissing } from '../odoo/odoo-error.ts';
 import { fail, ok, type PostingRule, type RuleResult } from './types.ts';
 
@@ -39,6 +39,16 @@ export const thresholdBreachedRule: PostingRule = {
       const d = e.event.data as StockThresholdBreachedData;
       const product = products.get(d.productCode)!;
       try {
+        // An ambiguous earlier attempt may have created the RFQ, and a buyer may have confirmed it
+        // since (then it is no longer "open"): the external id answers exactly (B.4).
+        if (e.ambiguous || e.attempts > 0) {
+          const xid = externalId('rfq', e.event.idempotencyKey);
+          const found = await lookupExternalId(ctx.odoo, xid.module, xid.name);
+          if (found !== undefined) {
+            results.set(e.event.id, ok([{ model: 'purchase.order', id: found, externalId: xid.full }], 'found by external id'));
+            continue;
+          }
+        }
         const existing = openByProduct.get(product.id);
         if (existing !== undefined) {
           results.set(e.event.id, ok([{ model: 'purchase.order', id: existing }], 'an open RFQ for this product exists'));
