@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { idempotencyKey, partitionKeys } from '../events/keys.ts';
 import type { DraftEvent, EventDataMap, EventType, RunType } from '../events/types.ts';
 import { isGatewayError } from '../errors.ts';
+import { consumptionDrafts } from '../profiles/consumption.ts';
 import type { FieldCondition, Profile, TestMapping } from '../profiles/types.ts';
 import {
   type AstmMessage,
@@ -273,49 +274,23 @@ class MessageNormalizer {
         data,
       });
     }
-    this.#consumption(specimenId, runType, tests, runKey, runIso);
-  }
-
-  #consumption(specimenId: string, runType: RunType, tests: string[], runKey: string, runIso: string): void {
-    const { profile, analyzerId } = this.#ctx;
-    profile.consumption.forEach((row, rowIndex) => {
-      if (row.runTypes && !row.runTypes.includes(runType)) return;
-      const targets: Array<string | undefined> = [];
-      if (row.per === 'test') {
-        for (const t of tests) if (row.test === '*' || row.test === t) targets.push(t);
-      } else if (row.test === undefined || row.test === '*' || tests.includes(row.test)) {
-        targets.push(row.test === undefined || row.test === '*' ? undefined : row.test);
-      }
-      for (const testCode of targets) {
-        const data: EventDataMap['consumable.used'] = {
-          analyzer: analyzerId,
-          productCode: row.productCode,
-          quantity: row.quantity,
-          uom: row.uom,
-          runType,
-          specimenId,
-          runAt: runIso,
-        };
-        if (testCode !== undefined) data.testCode = testCode;
-        this.#push('consumable.used', {
-          occurredAt: runIso,
-          idempotencyKey: idempotencyKey('astm', analyzerId, 'consumption', specimenId, runKey, row.per, testCode ?? 'run', row.productCode, rowIndex),
-          correlationId: specimenId,
-          partitionKey: partitionKeys.consumption(analyzerId),
-          data,
-        });
-      }
-    });
+    this.#events.push(
+      ...consumptionDrafts({ profile, analyzerId, specimenId, runType, tests, runKey, runAt: runIso, receivedAt: this.#ctx.receivedAt, source: this.#source(), keyPrefix: 'astm' }),
+    );
   }
 
   #headerTime(): string | undefined {
     return astmDateToIso(fieldText(this.#msg.header, 14, this.#d));
   }
 
-  #push<T extends EventType>(type: T, e: { occurredAt: string; idempotencyKey: string; correlationId: string; partitionKey: string; data: EventDataMap[T] }): void {
+  #source(): DraftEvent['source'] {
     const source: DraftEvent['source'] = { kind: 'astm', endpoint: this.#ctx.endpoint, analyzer: this.#ctx.analyzerId };
     if (this.#controlId) source.controlId = this.#controlId;
-    this.#events.push({ type, receivedAt: this.#ctx.receivedAt, source, ...e } as DraftEvent);
+    return source;
+  }
+
+  #push<T extends EventType>(type: T, e: { occurredAt: string; idempotencyKey: string; correlationId: string; partitionKey: string; data: EventDataMap[T] }): void {
+    this.#events.push({ type, receivedAt: this.#ctx.receivedAt, source: this.#source(), ...e } as DraftEvent);
   }
 
   #hostQuery(q: AstmRecord): HostQuery {

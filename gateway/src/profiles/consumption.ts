@@ -1,0 +1,63 @@
+import { idempotencyKey, partitionKeys } from '../events/keys.ts';
+import type { DraftEvent, EventDataMap, RunType } from '../events/types.ts';
+import type { Profile } from './types.ts';
+
+export interface RunContext {
+  profile: Profile;
+  analyzerId: string;
+  specimenId: string;
+  runType: RunType;
+  /** Canonical codes of the tests of the run (distinct). */
+  tests: string[];
+  /** Deterministic run identity: the raw run time (or a record hash when the analyzer sent none). */
+  runKey: string;
+  /** ISO time of the run. */
+  runAt: string;
+  receivedAt: string;
+  source: DraftEvent['source'];
+  /** Prefix of the idempotency keys ('astm', 'hl7-analyzer'). */
+  keyPrefix: string;
+}
+
+/**
+ * One run (patient, QC, calibration, rerun) × the profile's consumption table → `consumable.used`
+ * drafts. Rows with `per: 'test'` apply once per matching distinct test, rows with `per: 'run'`
+ * once per run (dead volume, wash) when their test (if any) is part of the run; rows limited to
+ * some run types skip the others. Partition: consumption:<analyzer> (events/keys.ts), so that one
+ * micro-batch window becomes one stock picking.
+ */
+export function consumptionDrafts(run: RunContext): DraftEvent[] {
+  const out: DraftEvent[] = [];
+  run.profile.consumption.forEach((row, rowIndex) => {
+    if (row.runTypes && !row.runTypes.includes(run.runType)) return;
+    const targets: Array<string | undefined> = [];
+    if (row.per === 'test') {
+      for (const t of run.tests) if (row.test === '*' || row.test === t) targets.push(t);
+    } else if (row.test === undefined || row.test === '*' || run.tests.includes(row.test)) {
+      targets.push(row.test === undefined || row.test === '*' ? undefined : row.test);
+    }
+    for (const testCode of targets) {
+      const data: EventDataMap['consumable.used'] = {
+        analyzer: run.analyzerId,
+        productCode: row.productCode,
+        quantity: row.quantity,
+        uom: row.uom,
+        runType: run.runType,
+        specimenId: run.specimenId,
+        runAt: run.runAt,
+      };
+      if (testCode !== undefined) data.testCode = testCode;
+      out.push({
+        type: 'consumable.used',
+        occurredAt: run.runAt,
+        receivedAt: run.receivedAt,
+        idempotencyKey: idempotencyKey(run.keyPrefix, run.analyzerId, 'consumption', run.specimenId, run.runKey, row.per, testCode ?? 'run', row.productCode, rowIndex),
+        correlationId: run.specimenId,
+        partitionKey: partitionKeys.consumption(run.analyzerId),
+        source: run.source,
+        data,
+      });
+    }
+  });
+  return out;
+}

@@ -1,0 +1,104 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { DraftEvent } from '../../gateway/src/events/types.ts';
+import { parseMessage } from '../../gateway/src/hl7/message.ts';
+import { readMsh } from '../../gateway/src/hl7/msh.ts';
+import type { Hl7NormalizeContext } from '../../gateway/src/hl7/normalizer.ts';
+import { createAnalyzerHl7Normalizer, normalizeAnalyzerHl7 } from '../../gateway/src/profiles/hl7-analyzer-normalize.ts';
+import { loadProfile } from '../../gateway/src/profiles/load.ts';
+import { fixturesDir, repoRoot } from '../fixtures/astm/corpus.ts';
+
+/** Mindray analyzers speak HL7: their transcripts and the vendor-manual corpus samples. */
+const hl7Corpus = path.resolve(repoRoot, '../shared/corpus/hl7');
+const ctxFor = (name: string, receivedAt = '2026-01-14T12:00:00.000Z') => ({ analyzerId: `an-${name}`, endpoint: `ep-${name}`, profile: loadProfile(name), receivedAt });
+
+function unwrap(text: string): string {
+  return text.replace(/^\x0b/, '').replace(/\x1c\r?$/, '');
+}
+
+function byType(events: DraftEvent[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const e of events) out[e.type] = (out[e.type] ?? 0) + 1;
+  return out;
+}
+
+for (const profileName of ['mindray-bs-series', 'mindray-bc-5380']) {
+  describe(`${profileName} transcripts`, () => {
+    const dir = path.join(fixturesDir, profileName);
+    const files = readdirSync(dir).filter((f) => f.endsWith('.hl7'));
+    it('has a patient and a QC transcript', () => {
+      expect(files).toEqual(expect.arrayContaining(['patient-result.hl7', 'qc-result.hl7']));
+    });
+    for (const file of files) {
+      it(`${file} normalizes as its .expect.json says`, () => {
+        const text = readFileSync(path.join(dir, file), 'utf8');
+        const expected = JSON.parse(readFileSync(path.join(dir, file.replace(/\.hl7$/, '.expect.json')), 'utf8')) as {
+          events: Record<string, number>;
+          testCodes: string[];
+          runTypes: string[];
+          consumption: string[];
+          specimenIds: string[];
+          values?: Record<string, string>;
+          loinc?: Record<string, string>;
+          units?: Record<string, string>;
+        };
+        const ctx = ctxFor(profileName);
+        const events = normalizeAnalyzerHl7(text, ctx);
+        expect(byType(events)).toEqual(expected.events);
+        const results = events.flatMap((e) => (e.type === 'test.completed' ? [e] : []));
+        expect(results.map((e) => e.data.testCode)).toEqual(expected.testCodes);
+        expect([...new Set(results.map((e) => e.data.runType))]).toEqual(expected.runTypes);
+        expect([...new Set(results.map((e) => e.data.specimenId))]).toEqual(expected.specimenIds);
+        expect([...new Set(events.flatMap((e) => (e.type === 'consumable.used' ? [e.data.productCode] : [])))].sort()).toEqual([...expected.consumption].sort());
+        for (const [code, v] of Object.entries(expected.values ?? {})) expect(results.find((e) => e.data.testCode === code)?.data.value).toBe(v);
+        for (const [code, v] of Object.entries(expected.loinc ?? {})) expect(results.find((e) => e.data.testCode === code)?.data.loinc).toBe(v);
+        for (const [code, v] of Object.entries(expected.units ?? {})) expect(results.find((e) => e.data.testCode === code)?.data.units).toBe(v);
+        for (const e of events) {
+          expect(e.source).toMatchObject({ kind: 'hl7', analyzer: ctx.analyzerId });
+          if (e.type === 'consumable.used') expect(e.partitionKey).toBe(`consumption:${ctx.analyzerId}`);
+          if (e.type === 'test.completed' && e.data.runType !== 'patient') expect(e.data.accession).toBeUndefined();
+        }
+        // Resent later (the BC-5380 resends after a missed ACK): same keys.
+        expect(normalizeAnalyzerHl7(text.replace(/\r/g, '\n'), ctxFor(profileName, '2026-01-15T00:00:00.000Z')).map((e) => e.idempotencyKey)).toEqual(events.map((e) => e.idempotencyKey));
+      });
+    }
+  });
+}
+
+describe('Mindray vendor-manual samples (corpus/hl7)', () => {
+  it('BS-200 patient ORU: test number 2 → TP, sample barcode from OBR-2', () => {
+    const text = unwrap(readFileSync(path.join(hl7Corpus, 'oru_r01_mindray-bs200_patient-result_vendor-manual.mllp'), 'latin1'));
+    const events = normalizeAnalyzerHl7(text, ctxFor('mindray-bs-series'));
+    const result = events.find((e) => e.type === 'test.completed');
+    expect(result?.data).toMatchObject({ specimenId: '0000000002', testCode: 'TP', analyzerTestCode: '2', value: '5.000000', units: 'g/ml', runType: 'patient' });
+  });
+
+  it('BS-200 QC ORU (MSH-16 = 2, data in OBR): runType qc, placeholder test name reported unmapped', () => {
+    const text = unwrap(readFileSync(path.join(hl7Corpus, 'oru_r01_mindray-bs200_qc-result_vendor-manual.mllp'), 'latin1'));
+    const segments = text.split(/\r\n|\r|\n/).filter(Boolean);
+    const message = parseMessage(readMsh(segments[0]!).header, segments);
+    const notes: string[] = [];
+    const normalize = createAnalyzerHl7Normalizer({ analyzerId: 'bs-1', profile: loadProfile('mindray-bs-series') });
+    const ctx: Hl7NormalizeContext = { message, endpoint: 'bs-1', analyzer: 'bs-1', receivedAt: '2026-01-14T12:00:00.000Z', notes };
+    const events = normalize(ctx);
+    const result = events.find((e) => e.type === 'test.completed');
+    expect(result?.data).toMatchObject({ specimenId: 'QUAL1/1111', testCode: 'test1', value: '0.11029', units: 'g/ml', runType: 'qc' });
+    expect(events.some((e) => e.type === 'specimen.received')).toBe(false);
+    expect(notes.join(' ')).toMatch(/"test1" has no mapping/);
+  });
+
+  it('host queries and worklist inquiries yield no events', () => {
+    for (const [file, profile] of [
+      ['qry_q02_mindray-bs200_host-query_vendor-manual.mllp', 'mindray-bs-series'],
+      ['orm_o01_mindray-bc5380_worklist-query_vendor-manual.hl7', 'mindray-bc-5380'],
+    ] as const) {
+      const text = unwrap(readFileSync(path.join(hl7Corpus, file), 'latin1'));
+      expect(normalizeAnalyzerHl7(text, ctxFor(profile))).toEqual([]);
+    }
+  });
+
+  it('text that is not HL7 is refused with GW_HL7_PARSE', () => {
+    expect(() => normalizeAnalyzerHl7('H|\\^&|||x\rL|1|N', ctxFor('mindray-bs-series'))).toThrow(/MSH/);
+  });
+});
