@@ -478,6 +478,24 @@ describe('E1381 sender', () => {
     expect(h.events.some((e) => e.kind === 'interrupt-sent')).toBe(true);
   });
 
+  it('a send queued while a message commits waits for that message\'s ACK and interrupts only at the next one', async () => {
+    const h = makeHarness();
+    let sent: Promise<void> | undefined;
+    h.handler = async () => {
+      sent ??= h.session.send(['H|\\^&', 'L|1|N']); // e.g. a host query answer computed from this message
+    };
+    await sendMessage(h, framesFor(MSG));
+    expect(h.takeWire()).toBe('<ACK>'.repeat(6)); // the analyzer is not interrupted for its own query
+    // A second message in the same session: FN continues 6, 7, 0, 1, 2 (LIS1-A §6.3.2.1).
+    MSG.map((r) => r.replace('SID-1', 'SID-9')).forEach((r, i) => h.session.push(frame((6 + i) % 8, r + '\r')));
+    await settle();
+    expect(h.takeWire()).toBe('<ACK>'.repeat(4) + '<EOT>'); // now the gateway asks for the line
+    h.session.push(b(EOT));
+    expect(h.takeWire()).toBe('<ENQ>');
+    h.session.close();
+    await expect(sent).rejects.toMatchObject({ code: 'GW_ASTM_LINK' });
+  });
+
   it('a send on a closed link fails with GW_ASTM_LINK', async () => {
     const h = makeHarness();
     h.session.close();

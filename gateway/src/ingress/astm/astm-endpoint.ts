@@ -203,7 +203,8 @@ export class AstmEndpoint<Q = unknown> implements Component {
         if (e.kind === 'send-aborted' || e.kind === 'timeout') log.warn(`link ${e.kind}`, e.detail ? { detail: e.detail } : undefined);
         else log.debug(`link ${e.kind}`, e.detail ? { detail: e.detail } : undefined);
       },
-      isBusy: () => this.#status !== 'running' || this.#opt.store.health !== 'ok',
+      // LIS1-A §6.2.6: not ready → NAK to ENQ. Stopping, or a store that cannot commit (DESIGN.md §2).
+      isBusy: () => this.#status === 'stopping' || this.#status === 'stopped' || this.#opt.store.health !== 'ok',
     });
     const link: Link = { id, wire, session };
     this.#links.add(link);
