@@ -471,6 +471,7 @@ export class StatusModel implements Component {
       ep.state = 'connected';
       this.#endpoints.set(e.endpoint, ep);
     }
+    ep.kind = e.kind; // an analyzer may speak HL7 (Mindray BS) rather than ASTM
     ep.lastMessageAt = new Date(now).toISOString();
     ep.received++;
     if (e.outcome === 'accepted') ep.accepted++;
@@ -490,6 +491,7 @@ export class StatusModel implements Component {
       this.#endpoints.set(e.endpoint, ep);
     }
     if (ep.state !== e.state) ep.since = at;
+    ep.kind = e.kind;
     ep.state = e.state;
     ep.connections = e.connections;
     ep.detail = e.detail ?? null;

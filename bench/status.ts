@@ -1,0 +1,280 @@
+/**
+ * Status benchmark: status publication must not slow intake (target: ≤ 3 % throughput difference).
+ *
+ * Side by side in one run, interleaved round by round on the same machine:
+ *   - "intake only":   EventStore + MllpEndpoint, nothing else;
+ *   - "with status":   the same, plus the status model, the HTTP status server, the embedded MQTT
+ *                      broker and publisher, 5 MQTT subscribers (a separate process, like tray apps)
+ *                      and the status page open in Chromium (polling /api/status every 2 s).
+ * The load is HL7 ORU^R01 over MLLP from a separate process (several connections, pipelined), each
+ * message acknowledged only after the store's fsync — the real intake path.
+ *
+ * Run: npm run bench:status  (or: npx node bench/status.ts [--seconds 6] [--rounds 3] [--connections 4])
+ * Writes bench/results/status.json.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir, cpus, totalmem } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const args = process.argv.slice(2);
+const arg = (name: string, fallback: string): string => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : fallback;
+};
+
+function oru(controlId: string): Buffer {
+  const ts = '20260301101500';
+  return Buffer.from(
+    `MSH|^~\\&|LIS|LAB|GW|LAB|${ts}||ORU^R01|${controlId}|P|2.5.1\r` +
+      `PID|1||MRN-${controlId}^^^LAB^MR||BENCH^PATIENT||19800101|F\r` +
+      `ORC|RE|ACC-${controlId}|FIL-${controlId}\r` +
+      `OBR|1|ACC-${controlId}|SPEC-${controlId}|GLU^Glucose|||${ts}\r` +
+      `OBX|1|NM|GLU^Glucose||5.4|mmol/L|3.9-6.1|N|||F|||${ts}\r`,
+    'latin1',
+  );
+}
+
+// ------------------------------------------------------------------ child roles
+
+/** Load generator: `connections` MLLP connections, `depth` messages in flight on each. */
+async function roleLoad(): Promise<void> {
+  const { MllpClient } = await import('../gateway/src/ingress/mllp/mllp-client.ts');
+  const port = Number(arg('port', '0'));
+  const seconds = Number(arg('seconds', '5'));
+  const connections = Number(arg('connections', '4'));
+  const depth = Number(arg('depth', '4'));
+  const prefix = arg('prefix', 'B');
+  const until = performance.now() + seconds * 1000;
+  let acked = 0;
+  let nak = 0;
+  let seq = 0;
+  const latencies: number[] = [];
+  await Promise.all(
+    Array.from({ length: connections }, async () => {
+      const client = await MllpClient.connect({ host: '127.0.0.1', port, timeoutMs: 30_000 });
+      await Promise.all(
+        Array.from({ length: depth }, async () => {
+          while (performance.now() < until) {
+            const t0 = performance.now();
+            const [reply] = await client.request(oru(`${prefix}-${seq++}`));
+            latencies.push(performance.now() - t0);
+            if (reply && /MSA\|(AA|CA)\|/.test(reply.toString('latin1'))) acked++;
+            else nak++;
+          }
+        }),
+      );
+      client.close();
+    }),
+  );
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number): number => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))] ?? 0;
+  process.stdout.write(JSON.stringify({ acked, nak, seconds, p50: pct(0.5), p99: pct(0.99) }) + '\n');
+}
+
+/** MQTT subscribers (like tray apps): count what arrives. */
+async function roleSubscribers(): Promise<void> {
+  const mqtt = (await import('mqtt')).default;
+  const url = arg('url', '');
+  const count = Number(arg('count', '5'));
+  let received = 0;
+  const clients = await Promise.all(Array.from({ length: count }, () => mqtt.connectAsync(url)));
+  for (const c of clients) {
+    c.on('message', () => received++);
+    await c.subscribeAsync('lab-gateway/#', { qos: 1 });
+  }
+  process.stdout.write('ready\n');
+  process.on('SIGTERM', () => {
+    process.stdout.write(JSON.stringify({ received }) + '\n');
+    for (const c of clients) c.end(true);
+    process.exit(0);
+  });
+}
+
+function runChild(role: string, extra: string[]): { done: Promise<string>; proc: ReturnType<typeof spawn>; ready: Promise<void> } {
+  const proc = spawn(process.execPath, [process.argv[1]!, '--role', role, ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  let readyResolve: () => void = () => {};
+  const ready = new Promise<void>((r) => (readyResolve = r));
+  proc.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+    if (out.includes('ready\n')) readyResolve();
+  });
+  const done = new Promise<string>((resolve, reject) => {
+    proc.once('exit', (code) => (code === 0 ? resolve(out.split('\n').filter((l) => l.startsWith('{')).at(-1) ?? '') : reject(new Error(`${role} exited ${code}`))));
+  });
+  return { done, proc, ready };
+}
+
+// ------------------------------------------------------------------ one round
+
+interface RoundResult {
+  scenario: 'intake-only' | 'with-status';
+  acked: number;
+  nak: number;
+  messagesPerSecond: number;
+  ackP50Ms: number;
+  ackP99Ms: number;
+  mqttReceived?: number;
+  pagePolls?: number;
+}
+
+async function round(scenario: RoundResult['scenario'], seconds: number, connections: number, tag: string): Promise<RoundResult> {
+  const { EventStore } = await import('../gateway/src/store/event-store.ts');
+  const { Telemetry } = await import('../gateway/src/telemetry.ts');
+  const { silentLogger } = await import('../gateway/src/log.ts');
+  const { MllpEndpoint } = await import('../gateway/src/ingress/mllp/mllp-endpoint.ts');
+  const dir = await mkdtemp(path.join(tmpdir(), `bench-status-${scenario}-`));
+  const config = benchConfig(dir);
+  const store = await EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0 });
+  const telemetry = new Telemetry();
+  const endpoint = new MllpEndpoint({ config: config.hl7[0]!, store, telemetry, log: silentLogger });
+  await endpoint.start();
+  const port = endpoint.address()!.port;
+  const stops: Array<() => Promise<void>> = [];
+  let subscribers: ReturnType<typeof runChild> | undefined;
+  let polls = 0;
+  if (scenario === 'with-status') {
+    const { StatusModel } = await import('../gateway/src/status/status-model.ts');
+    const { StatusServer } = await import('../gateway/src/status/http-server.ts');
+    const { MqttStatus } = await import('../gateway/src/status/mqtt-status.ts');
+    const { chromium } = await import('playwright-core');
+    const model = new StatusModel({ config, store, telemetry, version: 'bench', startedAt: new Date().toISOString() });
+    const server = new StatusServer({ config, store, telemetry, log: silentLogger, version: 'bench', startedAt: new Date().toISOString(), model });
+    const mq = new MqttStatus({ config, model, log: silentLogger });
+    await server.start();
+    await mq.start();
+    subscribers = runChild('subscribers', ['--url', mq.broker!.loopbackUrl(), '--count', '5']);
+    await subscribers.ready;
+    const browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    });
+    const page = await browser.newPage({ viewport: { width: 1024, height: 600 } });
+    page.on('request', (r) => {
+      if (r.url().endsWith('/api/status')) polls++;
+    });
+    await page.goto(server.url());
+    await page.waitForSelector('#state[data-health]');
+    stops.push(
+      async () => browser.close(),
+      async () => mq.stop(),
+      async () => server.stop(),
+      async () => model.stop(),
+    );
+  }
+  const load = runChild('load', ['--port', String(port), '--seconds', String(seconds), '--connections', String(connections), '--prefix', tag]);
+  const result = JSON.parse(await load.done) as { acked: number; nak: number; p50: number; p99: number };
+  let mqttReceived: number | undefined;
+  if (subscribers) {
+    subscribers.proc.kill('SIGTERM');
+    mqttReceived = (JSON.parse(await subscribers.done) as { received: number }).received;
+  }
+  for (const s of stops) await s();
+  await endpoint.stop();
+  await store.close();
+  await rm(dir, { recursive: true, force: true });
+  return {
+    scenario,
+    acked: result.acked,
+    nak: result.nak,
+    messagesPerSecond: Math.round((result.acked / seconds) * 10) / 10,
+    ackP50Ms: Math.round(result.p50 * 100) / 100,
+    ackP99Ms: Math.round(result.p99 * 100) / 100,
+    ...(mqttReceived !== undefined ? { mqttReceived, pagePolls: polls } : {}),
+  };
+}
+
+function benchConfig(dataDir: string) {
+  return {
+    gateway: { id: 'bench', dataDir, logLevel: 'warn' as const },
+    hl7: [
+      { id: 'lis', listen: { host: '127.0.0.1', port: 0 }, ack: 'original' as const, maxMessageBytes: 1 << 20, idleTimeoutMs: 0, maxConnections: 64, unknownMessageTypes: 'accept' as const, defaultCharset: 'latin1' as const },
+    ],
+    analyzers: [{ id: 'xn-1', profile: 'sysmex-xn', tcp: { listen: { host: '127.0.0.1', port: 0 } } }],
+    odoo: { keyExpiryWarnDays: 14, timeoutMs: 10_000, sandboxVersion: 18 as const, mapping: { labLocation: 'WH/Stock/Lab', consumptionLocation: 'Virtual Locations/Lab Consumption' } },
+    relay: {
+      enabled: false,
+      concurrency: 4,
+      maxAttempts: 5,
+      backoff: { initialMs: 1000, maxMs: 60_000, multiplier: 2, jitter: 0.2 },
+      rules: {},
+      syncModes: {},
+      microBatchWindowMs: 1000,
+      scheduledEveryMinutes: 60,
+      invoicing: false,
+      autoConfirm: false,
+      referenceRefreshMs: 3_600_000,
+    },
+    store: { retentionDays: 30, maxDeliveredEvents: 1_000_000, deadLetterRetentionDays: 180, minFreeBytes: 0 },
+    // Publish interval as in production (30 s); changes are coalesced to ≤ 4 publishes/s.
+    mqtt: { broker: 'embedded', listen: { host: '127.0.0.1', port: 0 }, publishIntervalMs: 30_000 },
+    status: { listen: { host: '127.0.0.1', port: 0 } },
+  };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+async function main(): Promise<void> {
+  const seconds = Number(arg('seconds', '6'));
+  const rounds = Number(arg('rounds', '3'));
+  const connections = Number(arg('connections', '4'));
+  const results: RoundResult[] = [];
+  // Warm-up (JIT, page cache), not recorded.
+  await round('intake-only', 2, connections, 'W');
+  for (let r = 0; r < rounds; r++) {
+    // Alternate the order so that drift on a shared machine hits both sides alike.
+    const order: Array<RoundResult['scenario']> = r % 2 === 0 ? ['intake-only', 'with-status'] : ['with-status', 'intake-only'];
+    for (const scenario of order) {
+      const res = await round(scenario, seconds, connections, `R${r}${scenario[0]}`);
+      results.push(res);
+      console.log(`round ${r + 1} ${scenario.padEnd(11)} ${res.messagesPerSecond} msg/s  ACK p50 ${res.ackP50Ms} ms p99 ${res.ackP99Ms} ms${res.mqttReceived !== undefined ? `  MQTT msgs to subscribers ${res.mqttReceived}, page polls ${res.pagePolls}` : ''}`);
+    }
+  }
+  const base = median(results.filter((r) => r.scenario === 'intake-only').map((r) => r.messagesPerSecond));
+  const withStatus = median(results.filter((r) => r.scenario === 'with-status').map((r) => r.messagesPerSecond));
+  // Paired per round (both sides ran back to back): robust to drift of a shared machine's load.
+  const pairedRatios: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const a = results[r * 2]!;
+    const b = results[r * 2 + 1]!;
+    const intake = a.scenario === 'intake-only' ? a : b;
+    const status = a.scenario === 'with-status' ? a : b;
+    pairedRatios.push(status.messagesPerSecond / intake.messagesPerSecond);
+  }
+  const ratio = median(pairedRatios);
+  const differencePercent = Math.round((1 - ratio) * 1000) / 10;
+  const summary = {
+    benchmark: 'status',
+    description: 'HL7 ORU^R01 over MLLP (ACK after fsync) with vs without status publication (status model, HTTP API, embedded MQTT with 5 subscribers, status page open in Chromium)',
+    date: new Date().toISOString(),
+    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, totalMemGB: Math.round(totalmem() / 1024 ** 3), node: process.version },
+    settings: { secondsPerRound: seconds, rounds, connections, pipelineDepth: 4, mqttSubscribers: 5, pagePollMs: 2000 },
+    medianMessagesPerSecond: { intakeOnly: base, withStatus },
+    ratioOfMedians: Math.round((withStatus / base) * 1000) / 1000,
+    pairedRatios: pairedRatios.map((r) => Math.round(r * 1000) / 1000),
+    /** Median of the per-round ratios (with status ÷ intake only). */
+    ratioWithStatusToIntakeOnly: Math.round(ratio * 1000) / 1000,
+    loadAverageAtEnd: (await import('node:os')).loadavg().map((l) => Math.round(l * 100) / 100),
+    throughputDifferencePercent: differencePercent,
+    target: '≤ 3 % throughput difference',
+    meetsTarget: differencePercent <= 3,
+    rounds: results,
+  };
+  console.log(`median: intake only ${base} msg/s, with status ${withStatus} msg/s; median paired ratio ${summary.ratioWithStatusToIntakeOnly} (difference ${differencePercent} %)`);
+  const outDir = path.resolve(here, here.includes(`${path.sep}dist${path.sep}`) ? '../../bench/results' : 'results');
+  await mkdir(outDir, { recursive: true });
+  await writeFile(path.join(outDir, 'status.json'), JSON.stringify(summary, null, 2) + '\n');
+  console.log(`wrote ${path.join(outDir, 'status.json')}`);
+}
+
+const role = arg('role', 'main');
+if (role === 'load') await roleLoad();
+else if (role === 'subscribers') await roleSubscribers();
+else await main();
