@@ -121,9 +121,10 @@ async function createPicking(ctx: RuleContext, origin: string, planned: Array<{ 
     const pp = perProduct.get(p.product.id) ?? { product: p.product, qty: 0 };
     for (const l of p.lots) {
       pp.qty += l.qty;
-      if (l.lotId === undefined) continue;
-      const key = `${p.product.id}:${l.lotId}`;
-      const pl = perLot.get(key) ?? { product: p.product, lotId: l.lotId, qty: 0 };
+      // Untracked products get a line too: from 17 on, once any move is `picked`, validation only
+      // moves picked quantities (_pre_action_done_hook marks all moves picked only when none is).
+      const key = `${p.product.id}:${l.lotId ?? ''}`;
+      const pl = perLot.get(key) ?? { product: p.product, ...(l.lotId === undefined ? {} : { lotId: l.lotId }), qty: 0 };
       pl.qty += l.qty;
       perLot.set(key, pl);
     }
@@ -151,7 +152,7 @@ async function createPicking(ctx: RuleContext, origin: string, planned: Array<{ 
       ...(product.uomId ? { product_uom_id: product.uomId } : {}),
       location_id: src.id,
       location_dest_id: dest.id,
-      lot_id: lotId,
+      ...(lotId === undefined ? {} : { lot_id: lotId }),
       [lineQty]: round(qty),
       picked: true,
     },
