@@ -78,6 +78,8 @@ function recomputeMoveState(env: Env, moveId: number): void {
 function reserveMove(env: Env, moveId: number): void {
   const m = env.table('stock.move').get(moveId)!;
   if (!['confirmed', 'partially_available', 'waiting'].includes(m.state as string)) return;
+  // 17+: a move the user already picked keeps its lines; reservation does not add to them.
+  if (env.version >= 17 && m.picked === true) { recomputeMoveState(env, moveId); return; }
   const reservedNow = env.version === 16
     ? linesOfMove(env, moveId).reduce((s, l) => s + ((l.reserved_uom_qty as number) || 0), 0)
     : moveQuantity(env, m);
