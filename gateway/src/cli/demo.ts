@@ -1,0 +1,259 @@
+/**
+ * `lab-gateway demo` (what `npm start` runs): the gateway on embedded defaults with the sandbox
+ * Odoo, a simulated LIS sending orders and validated results over MLLP, and a simulated chemistry
+ * analyzer (Roche cobas c 111 profile) sending runs over ASTM E1381/TCP — patient runs for the
+ * LIS's orders and a QC run now and then. Records appear in the sandbox as a user watches the
+ * status page.
+ */
+import net from 'node:net';
+import { validateConfig } from '../config/validate.ts';
+import { formatIssues } from '../config/load.ts';
+import { Gateway } from '../gateway.ts';
+import { GatewayError, describeError } from '../errors.ts';
+import { MllpClient } from '../ingress/mllp/mllp-client.ts';
+import { createLinkSession } from '../ingress/astm/create-link-session.ts';
+import { resolveLinkOptions } from '../ingress/astm/link-options.ts';
+import { realScheduler } from '../ingress/astm/scheduler.ts';
+import type { AstmLinkSession } from '../ingress/astm/link-session.ts';
+import { loadProfile } from '../profiles/load.ts';
+import { defaultProfilesDir } from '../profiles/check.ts';
+import { args, type CliContext } from './main.ts';
+import { runUntilSignal } from './start.ts';
+
+const DEMO_ANALYZER = 'c111-demo';
+const DEMO_PROFILE = 'roche-cobas-c111';
+/** Tests the simulated LIS orders: chemistry the c 111 runs and the sandbox sells. */
+const DEMO_TESTS = ['GLU', 'CREA', 'ALT'] as const;
+const CLIENTS = ['CLINIC-A', 'CLINIC-B'] as const;
+
+const hl7Time = (d = new Date()): string => d.toISOString().replace(/[-:T]/g, '').slice(0, 14);
+const astmTime = hl7Time;
+
+export interface DemoOptions {
+  dataDir: string;
+  hl7Port: number;
+  statusPort: number;
+  mqttPort: number;
+  /** Seconds between new orders. */
+  intervalSeconds: number;
+  /** Stop after this many seconds (0 = until a signal). */
+  durationSeconds: number;
+}
+
+export async function runDemo(argv: string[], ctx: CliContext): Promise<number> {
+  const { values } = args(argv, {
+    'data-dir': { type: 'string', default: './var' },
+    'hl7-port': { type: 'string', default: '2575' },
+    'status-port': { type: 'string', default: '8484' },
+    'mqtt-port': { type: 'string', default: '1883' },
+    interval: { type: 'string', default: '6' },
+    duration: { type: 'string', default: '0' },
+  });
+  const options: DemoOptions = {
+    dataDir: values['data-dir'] ?? './var',
+    hl7Port: Number(values['hl7-port']),
+    statusPort: Number(values['status-port']),
+    mqttPort: Number(values['mqtt-port']),
+    intervalSeconds: Math.max(1, Number(values.interval)),
+    durationSeconds: Math.max(0, Number(values.duration)),
+  };
+  const { config, issues } = validateConfig(
+    {
+      gateway: { id: 'lab-demo', dataDir: options.dataDir },
+      hl7: [{ id: 'lis', listen: { host: '127.0.0.1', port: options.hl7Port } }],
+      analyzers: [{ id: DEMO_ANALYZER, profile: DEMO_PROFILE, tcp: { listen: { host: '127.0.0.1', port: 0 } } }],
+      relay: { microBatchWindowMs: 5_000, scheduledEveryMinutes: 1, invoicing: true, referenceRefreshMs: 60_000 },
+      mqtt: { broker: 'embedded', listen: { host: '127.0.0.1', port: options.mqttPort }, publishIntervalMs: 5_000 },
+      status: { listen: { host: '127.0.0.1', port: options.statusPort } },
+    },
+    process.cwd(),
+  );
+  if (!config) throw new GatewayError('GW_CONFIG_INVALID', `demo configuration is invalid:\n${formatIssues(issues)}`);
+  const gateway = new Gateway({ config });
+  let simulation: Simulation | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  return runUntilSignal(
+    gateway,
+    ctx,
+    async (addr) => {
+      const analyzer = addr.analyzers[DEMO_ANALYZER];
+      ctx.out(
+        [
+          '',
+          'lab-gateway demo is running',
+          `  status page      ${addr.status.url}`,
+          `  HL7/MLLP (LIS)   ${addr.hl7.lis?.host}:${addr.hl7.lis?.port}`,
+          `  analyzer (ASTM)  ${DEMO_ANALYZER} (${DEMO_PROFILE}) on ${analyzer?.host}:${analyzer?.port}`,
+          `  MQTT             ${addr.mqtt.url}  (try: mosquitto_sub -v -t 'lab-gateway/#')`,
+          `  sandbox Odoo     ${addr.odoo.url}  (records: lab-gateway sandbox list --config <none> or the status page)`,
+          `  data             ${addr.dataDir}`,
+          '',
+          `A simulated LIS orders ${DEMO_TESTS.join(', ')} every ${options.intervalSeconds}s; the simulated analyzer runs them and the LIS validates the results.`,
+          'Press Ctrl+C to stop.',
+          '',
+        ].join('\n'),
+      );
+      simulation = new Simulation({ hl7Port: addr.hl7.lis?.port ?? options.hl7Port, analyzerPort: analyzer?.port ?? 0, intervalSeconds: options.intervalSeconds, log: (m) => ctx.err(m) });
+      simulation.start();
+      if (options.durationSeconds > 0) timer = setTimeout(() => process.kill(process.pid, 'SIGTERM'), options.durationSeconds * 1000);
+    },
+    async () => {
+      if (timer) clearTimeout(timer);
+      await simulation?.stop();
+    },
+  );
+}
+
+interface SimulationOptions {
+  hl7Port: number;
+  analyzerPort: number;
+  intervalSeconds: number;
+  log: (line: string) => void;
+}
+
+/** The simulated LIS and analyzer. */
+export class Simulation {
+  readonly #o: SimulationOptions;
+  #lis: MllpClient | undefined;
+  #analyzerSocket: net.Socket | undefined;
+  #session: AstmLinkSession | undefined;
+  #timers = new Set<NodeJS.Timeout>();
+  #n = 0;
+  #stopped = false;
+  readonly #analyzerCodes: Map<string, string>;
+  readonly sent = { orders: 0, runs: 0, qcRuns: 0, validations: 0 };
+
+  constructor(options: SimulationOptions) {
+    this.#o = options;
+    // Canonical code → the analyzer's own code, from the profile's test map.
+    const profile = loadProfile(DEMO_PROFILE, defaultProfilesDir());
+    this.#analyzerCodes = new Map(Object.entries(profile.tests).map(([analyzerCode, t]) => [t.code, analyzerCode]));
+  }
+
+  start(): void {
+    this.#every(this.#o.intervalSeconds * 1000, () => this.#newOrder());
+    this.#every(this.#o.intervalSeconds * 5000, () => this.#qcRun());
+    this.#later(500, () => this.#newOrder());
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+    this.#session?.close('stopped');
+    this.#analyzerSocket?.destroy();
+    await this.#lis?.close().catch(() => undefined);
+  }
+
+  #every(ms: number, fn: () => Promise<void>): void {
+    const t = setInterval(() => void fn().catch((err) => this.#o.log(`demo: ${describeError(err)}`)), ms);
+    this.#timers.add(t);
+  }
+
+  #later(ms: number, fn: () => Promise<void>): void {
+    const t = setTimeout(() => {
+      this.#timers.delete(t);
+      void fn().catch((err) => this.#o.log(`demo: ${describeError(err)}`));
+    }, ms);
+    this.#timers.add(t);
+  }
+
+  async #lisClient(): Promise<MllpClient> {
+    if (!this.#lis) this.#lis = await MllpClient.connect({ host: '127.0.0.1', port: this.#o.hl7Port });
+    return this.#lis;
+  }
+
+  async #sendHl7(segments: string[]): Promise<void> {
+    const client = await this.#lisClient().catch((err: unknown) => {
+      this.#lis = undefined;
+      throw err;
+    });
+    try {
+      await client.send(Buffer.from(segments.join('\r') + '\r', 'utf8'));
+    } catch (err) {
+      this.#lis = undefined;
+      throw err;
+    }
+  }
+
+  #analyzer(): AstmLinkSession {
+    if (this.#session && this.#analyzerSocket && !this.#analyzerSocket.destroyed) return this.#session;
+    const socket = net.connect({ host: '127.0.0.1', port: this.#o.analyzerPort });
+    const session = createLinkSession({
+      link: resolveLinkOptions({ etbAfterEveryRecord: true }),
+      scheduler: realScheduler,
+      write: (bytes) => socket.write(bytes),
+      onMessage: async () => 'ack',
+      onPartial: () => undefined,
+    });
+    socket.on('data', (d: Buffer) => session.push(d));
+    socket.on('error', () => undefined);
+    socket.on('close', () => session.close('closed'));
+    this.#analyzerSocket = socket;
+    this.#session = session;
+    return session;
+  }
+
+  async #newOrder(): Promise<void> {
+    if (this.#stopped) return;
+    const n = ++this.#n;
+    const accession = `DEMO${String(Date.now()).slice(-7)}${String(n).padStart(3, '0')}`;
+    const client = CLIENTS[n % CLIENTS.length]!;
+    const tests = DEMO_TESTS.slice(0, 1 + (n % DEMO_TESTS.length));
+    const now = hl7Time();
+    const segments = [
+      `MSH|^~\\&|DEMO-LIS|DEMO-LAB|LAB-GATEWAY|DEMO-LAB|${now}||ORM^O01^ORM_O01|ORM${accession}|P|2.5.1|||AL|NE||UNICODE UTF-8`,
+      `PID|1||MRN${1000 + n}^^^DEMO-LAB^MR||***^***`,
+      ...tests.flatMap((code, i) => [
+        `ORC|NW|${accession}||${accession}|SC||||${now}||||||||||||${client}^^^^^^^^^${client}`,
+        `OBR|${i + 1}|${accession}||${code}^${code}^L|||${now}||||||||${client}`,
+      ]),
+    ];
+    await this.#sendHl7(segments);
+    this.sent.orders++;
+    this.#later(2_000, () => this.#run(accession, tests));
+  }
+
+  async #run(accession: string, tests: readonly string[]): Promise<void> {
+    if (this.#stopped) return;
+    const t = astmTime();
+    const records = [
+      `H|\\^&|||c111^4.2^DEMO|||||||P|1|${t}`,
+      `P|1||${accession}`,
+      `O|1|${accession}||${tests.map((c) => `^^^${this.#analyzerCodes.get(c) ?? c}`).join('\\')}|R||${t}||||N||||||||||||||F`,
+      ...tests.map((c, i) => `R|${i + 1}|^^^${this.#analyzerCodes.get(c) ?? c}/|${(Math.random() * 100 + 20).toFixed(1)}|${c === 'ALT' ? 'U/L' : 'mmol/L'}||N||F||||${t}`),
+      'L|1|N',
+    ];
+    await this.#analyzer().send(records);
+    this.sent.runs++;
+    this.#later(2_000, () => this.#validate(accession, tests));
+  }
+
+  async #qcRun(): Promise<void> {
+    if (this.#stopped) return;
+    const t = astmTime();
+    const code = this.#analyzerCodes.get('GLU') ?? 'GLU';
+    await this.#analyzer().send([
+      `H|\\^&|||c111^4.2^DEMO|||||||P|1|${t}`,
+      'P|1',
+      `O|1|QC-${t}|QC-${t}|^^^${code}|R||${t}||||Q||||||||||||||Q`,
+      `R|1|^^^${code}/|5.4|mmol/L||N||F||||${t}`,
+      'L|1|N',
+    ]);
+    this.sent.qcRuns++;
+  }
+
+  async #validate(accession: string, tests: readonly string[]): Promise<void> {
+    if (this.#stopped) return;
+    const now = hl7Time();
+    await this.#sendHl7([
+      `MSH|^~\\&|DEMO-LIS|DEMO-LAB|LAB-GATEWAY|DEMO-LAB|${now}||ORU^R01^ORU_R01|ORU${accession}|P|2.5.1|||AL|NE||UNICODE UTF-8`,
+      `PID|1||MRN${accession}^^^DEMO-LAB^MR`,
+      ...tests.flatMap((code, i) => [
+        `OBR|${i + 1}|${accession}||${code}^${code}^L|||${now}|||||||||||||||${now}|||F`,
+        `OBX|1|NM|${code}^${code}^L||${(Math.random() * 100 + 20).toFixed(1)}|${code === 'ALT' ? 'U/L' : 'mmol/L'}|||||F|||${now}`,
+      ]),
+    ]);
+    this.sent.validations++;
+  }
+}

@@ -1,0 +1,123 @@
+import { readFileSync } from 'node:fs';
+import { loadConfig } from '../config/load.ts';
+import { GatewayError } from '../errors.ts';
+import { args, UsageError, type CliContext } from './main.ts';
+
+/**
+ * Commands that talk to the running gateway over its status API. The store is locked by the
+ * gateway process (LevelDB's exclusive lock), so the CLI goes through the API, like any client.
+ */
+function baseUrl(values: { url?: string | undefined; config?: string | undefined }): string {
+  if (values.url) return values.url.replace(/\/$/, '');
+  const loaded = loadConfig(values.config);
+  const listen = loaded.config?.status.listen ?? { host: '127.0.0.1', port: 8484 };
+  const host = listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${listen.port}`;
+}
+
+function adminToken(values: { 'token-file'?: string | undefined; config?: string | undefined }): string | undefined {
+  if (values['token-file']) return readFileSync(values['token-file'], 'utf8').trim();
+  if (process.env.LAB_GATEWAY_ADMIN_TOKEN) return process.env.LAB_GATEWAY_ADMIN_TOKEN.trim();
+  const file = loadConfig(values.config).config?.status.adminTokenFile;
+  return file ? readFileSync(file, 'utf8').trim() : undefined;
+}
+
+async function call(url: string, init: RequestInit = {}): Promise<unknown> {
+  let res: Response;
+  try {
+    res = await fetch(url, { ...init, signal: AbortSignal.timeout(10_000) });
+  } catch (err) {
+    throw new GatewayError('GW_UNAUTHORIZED', `cannot reach the gateway at ${url}: ${(err as Error).message} (is it running? see --url / --config)`);
+  }
+  const text = await res.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    /* not JSON */
+  }
+  if (!res.ok) {
+    const msg = typeof body === 'object' && body && 'error' in body ? String((body as { error: unknown }).error) : text;
+    throw new GatewayError(res.status === 401 || res.status === 403 ? 'GW_UNAUTHORIZED' : 'GW_STORE_STATE', `${res.status}: ${msg}`);
+  }
+  return body;
+}
+
+interface ApiStatusBody {
+  gatewayId: string;
+  version: string;
+  startedAt: string;
+  health: string;
+  healthReasons?: Array<{ message?: string } | string>;
+  intake: Record<string, number>;
+  queue: Record<string, number>;
+  odoo: { state: string; lastError: string | null; lastSuccessAt: string | null };
+  endpoints: Array<{ id: string; kind: string; state: string; connections: number; lastMessageAt: string | null }>;
+}
+
+export async function runStatus(argv: string[], ctx: CliContext): Promise<number> {
+  const { values } = args(argv, { config: { type: 'string', short: 'c' }, url: { type: 'string' }, json: { type: 'boolean' } });
+  const body = (await call(`${baseUrl(values)}/api/status`)) as ApiStatusBody;
+  if (values.json) {
+    ctx.out(JSON.stringify(body, null, 2));
+    return 0;
+  }
+  ctx.out(`${body.gatewayId} ${body.version}: ${body.health.toUpperCase()}`);
+  for (const r of body.healthReasons ?? []) ctx.out(`  - ${typeof r === 'string' ? r : (r.message ?? JSON.stringify(r))}`);
+  ctx.out(`intake   received ${body.intake.received}, accepted ${body.intake.accepted}, rejected ${body.intake.rejected}, duplicates ${body.intake.duplicates}`);
+  ctx.out(
+    `queue    pending ${body.queue.pending}, in flight ${body.queue.inFlight}, retrying ${body.queue.retrying}, dead letters ${body.queue.deadLettered}, delivered ${body.queue.delivered}, oldest pending ${body.queue.oldestPendingAgeSeconds}s`,
+  );
+  ctx.out(`odoo     ${body.odoo.state}${body.odoo.lastError ? ` (last error: ${body.odoo.lastError})` : ''}`);
+  for (const e of body.endpoints) ctx.out(`${e.kind.padEnd(8)} ${e.id}: ${e.state}, ${e.connections} connection(s), last message ${e.lastMessageAt ?? 'never'}`);
+  return body.health === 'down' ? 1 : 0;
+}
+
+interface EventRow {
+  event: { id: string; type: string; correlationId: string; occurredAt: string };
+  state: string;
+  attempts: number;
+  lastError?: string;
+  deadReason?: string;
+}
+
+export async function runEvents(argv: string[], ctx: CliContext): Promise<number> {
+  const [sub, ...rest] = argv;
+  const common = { config: { type: 'string', short: 'c' }, url: { type: 'string' }, 'token-file': { type: 'string' } } as const;
+  switch (sub) {
+    case 'list': {
+      const { values } = args(rest, { ...common, state: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } });
+      const q = new URLSearchParams();
+      if (values.state) q.set('state', values.state);
+      q.set('limit', values.limit ?? '50');
+      const body = (await call(`${baseUrl(values)}/api/events?${q.toString()}`)) as { events: EventRow[] };
+      if (values.json) {
+        ctx.out(JSON.stringify(body.events, null, 2));
+        return 0;
+      }
+      if (body.events.length === 0) ctx.out('no events');
+      for (const e of body.events) {
+        ctx.out(`${e.event.id}  ${e.state.padEnd(9)} ${e.event.type.padEnd(24)} ${e.event.correlationId}  attempts ${e.attempts}${e.deadReason ? `  — ${e.deadReason}` : e.lastError ? `  — ${e.lastError}` : ''}`);
+      }
+      return 0;
+    }
+    case 'replay':
+    case 'discard': {
+      const { values, positionals } = args(rest, { ...common, reason: { type: 'string' } }, true);
+      const id = positionals[0];
+      if (!id) throw new UsageError(`events ${sub} needs an event id`);
+      if (sub === 'discard' && !values.reason) throw new UsageError('events discard needs --reason (it goes to the audit log)');
+      const token = adminToken(values);
+      if (!token) throw new UsageError('an admin token is needed: --token-file FILE, LAB_GATEWAY_ADMIN_TOKEN, or status.adminTokenFile in the config');
+      const body = (await call(`${baseUrl(values)}/api/events/${encodeURIComponent(id)}/${sub}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ reason: values.reason ?? `${sub} from the command line` }),
+      })) as { state?: string; event?: { state?: string } };
+      ctx.out(`${id}: ${sub === 'replay' ? 'replayed' : 'discarded'} (now ${body.state ?? body.event?.state ?? 'updated'})`);
+      return 0;
+    }
+    default:
+      throw new UsageError('events needs a subcommand: list, replay or discard');
+  }
+}

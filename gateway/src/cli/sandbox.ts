@@ -1,0 +1,37 @@
+import { existsSync } from 'node:fs';
+import { OdooEmulator } from '../../../test/odoo-emulator/emulator.ts';
+import { sandboxFile, summarise } from '../sandbox.ts';
+import { args, configFrom, UsageError, type CliContext } from './main.ts';
+
+/**
+ * `lab-gateway sandbox list`: the records the gateway created in its local sandbox Odoo. Reads the
+ * sandbox file directly (it is plain JSON), so it works whether or not the gateway is running.
+ */
+export async function runSandbox(argv: string[], ctx: CliContext): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub !== 'list') throw new UsageError('sandbox needs a subcommand: list');
+  const { values } = args(rest, { config: { type: 'string', short: 'c' }, model: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } });
+  const config = configFrom(values.config, ctx);
+  if (config.odoo.url) {
+    ctx.err(`this gateway posts to ${config.odoo.url}, not to a sandbox`);
+    return 1;
+  }
+  const file = sandboxFile(config.gateway.dataDir);
+  if (!existsSync(file)) {
+    ctx.out(`no sandbox records yet (${file} does not exist; start the gateway without odoo.url first)`);
+    return 0;
+  }
+  // Load the persisted records into an emulator that never listens: a read-only view.
+  const emulator = new OdooEmulator({ version: config.odoo.sandboxVersion, persistFile: file, seed: 'lab-demo', persistDebounceMs: 3_600_000 });
+  const summary = summarise(emulator, Number(values.limit ?? 10), values.model);
+  if (values.json) {
+    ctx.out(JSON.stringify(summary, null, 2));
+    return 0;
+  }
+  ctx.out(`sandbox Odoo ${summary.version} (${file})`);
+  for (const [model, { count, recent }] of Object.entries(summary.models)) {
+    ctx.out(`\n${model}: ${count} record(s)`);
+    for (const r of recent) ctx.out(`  ${Object.entries(r).map(([k, v]) => `${k}=${Array.isArray(v) ? v[1] ?? v[0] : typeof v === 'string' ? v.replace(/<[^>]+>/g, '').slice(0, 60) : String(v)}`).join('  ')}`);
+  }
+  return 0;
+}

@@ -1,0 +1,51 @@
+import { readFileSync } from 'node:fs';
+import { sendHl7Files } from '../ingress/mllp/mllp-send.ts';
+import { args, UsageError, type CliContext } from './main.ts';
+
+/** `lab-gateway send`: send HL7 files over MLLP, print each acknowledgement; exit 1 if any is not AA/CA. */
+export async function runSend(argv: string[], ctx: CliContext): Promise<number> {
+  const { values, positionals } = args(
+    argv,
+    {
+      host: { type: 'string', default: '127.0.0.1' },
+      port: { type: 'string', short: 'p' },
+      tls: { type: 'boolean' },
+      ca: { type: 'string' },
+      cert: { type: 'string' },
+      key: { type: 'string' },
+      servername: { type: 'string' },
+      json: { type: 'boolean' },
+      'timeout-ms': { type: 'string' },
+    },
+    true,
+  );
+  const port = Number(values.port);
+  if (!values.port || !Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError('send needs --port (the gateway\'s MLLP port, e.g. 2575)');
+  if (positionals.length === 0) throw new UsageError('send needs at least one HL7 file');
+  const useTls = values.tls || values.ca !== undefined || values.cert !== undefined;
+  const tls = useTls
+    ? {
+        ...(values.ca ? { ca: readFileSync(values.ca) } : {}),
+        ...(values.cert ? { cert: readFileSync(values.cert) } : {}),
+        ...(values.key ? { key: readFileSync(values.key) } : {}),
+        ...(values.servername ? { servername: values.servername } : {}),
+      }
+    : undefined;
+  let failures = 0;
+  for await (const r of sendHl7Files({
+    host: values.host ?? '127.0.0.1',
+    port,
+    files: positionals,
+    ...(tls ? { tls } : {}),
+    ...(values['timeout-ms'] ? { timeoutMs: Number(values['timeout-ms']) } : {}),
+  })) {
+    const ok = r.ackCode === 'AA' || r.ackCode === 'CA';
+    if (!ok) failures++;
+    if (values.json) ctx.out(JSON.stringify(r));
+    else {
+      ctx.out(`${r.file}: MSH-10 ${r.controlId} → ${r.ackCode || '(no MSA)'} (MSA-2 ${r.ackControlId})`);
+      ctx.out(r.ack.split(/\r\n|\r|\n/).filter(Boolean).map((s) => `    ${s}`).join('\n'));
+    }
+  }
+  return failures > 0 ? 1 : 0;
+}

@@ -1,0 +1,329 @@
+/**
+ * The composition root: the only module that wires the stages together (DESIGN.md §1).
+ * Start order follows the data backwards so nothing is acknowledged before it can be kept and
+ * shown: store → Odoo link (or the sandbox) → relay → status (HTTP, MQTT) → ingress.
+ * Stop order is the data flow: ingress first (no new ACKs), then the relay, the sandbox, the HTTP
+ * status, MQTT (it publishes the final `offline`), the store last.
+ */
+import type { GatewayConfig, AnalyzerConfig, Hl7EndpointConfig } from './config/types.ts';
+import { readSecret } from './config/load.ts';
+import type { Component } from './lifecycle.ts';
+import type { Logger } from './log.ts';
+import { createLogger } from './log.ts';
+import { Telemetry } from './telemetry.ts';
+import { describeError, GatewayError } from './errors.ts';
+import { EventStore } from './store/event-store.ts';
+import { StatusModel } from './status/status-model.ts';
+import { StatusServer } from './status/http-server.ts';
+import { MqttStatus } from './status/mqtt-status.ts';
+import { MllpEndpoint } from './ingress/mllp/mllp-endpoint.ts';
+import { AstmEndpoint } from './ingress/astm/astm-endpoint.ts';
+import { normalizeAstmMessage } from './astm/normalize.ts';
+import { answerHostQuery } from './astm/host-query.ts';
+import { resolveAnalyzerProfile } from './profiles/load.ts';
+import { defaultProfilesDir } from './profiles/check.ts';
+import type { HostQuery } from './astm/types.ts';
+import type { Profile } from './profiles/types.ts';
+import { createAnalyzerHl7Normalizer } from './profiles/hl7-analyzer-normalize.ts';
+import { OdooClient } from './relay/odoo/odoo-client.ts';
+import { Relay } from './relay/relay.ts';
+import { dueDelayFor } from './relay/sync-modes.ts';
+import { Sandbox } from './sandbox.ts';
+import { VERSION } from './version.ts';
+
+export interface GatewayOptions {
+  config: GatewayConfig;
+  log?: Logger;
+  telemetry?: Telemetry;
+}
+
+export interface GatewayAddresses {
+  gatewayId: string;
+  dataDir: string;
+  hl7: Record<string, { host: string; port: number }>;
+  analyzers: Record<string, { host?: string; port?: number; serial?: string; connect?: string }>;
+  status: { host: string; port: number; url: string };
+  mqtt: { url: string };
+  odoo: { url: string; sandbox: boolean };
+}
+
+type Ingress = Component & { address?: () => { host: string; port: number } | undefined };
+
+export class Gateway {
+  readonly config: GatewayConfig;
+  readonly log: Logger;
+  readonly telemetry: Telemetry;
+  readonly startedAt = new Date().toISOString();
+  store: EventStore | undefined;
+  sandbox: Sandbox | undefined;
+  odoo: OdooClient | undefined;
+  relay: Relay | undefined;
+  statusModel: StatusModel | undefined;
+  statusServer: StatusServer | undefined;
+  mqtt: MqttStatus | undefined;
+  readonly ingress: Array<{ id: string; kind: 'hl7' | 'astm'; component: Ingress }> = [];
+  #stopping: Promise<void> | undefined;
+  #started = false;
+
+  constructor(options: GatewayOptions) {
+    this.config = options.config;
+    this.telemetry = options.telemetry ?? new Telemetry();
+    this.log = options.log ?? createLogger({ level: options.config.gateway.logLevel, bindings: { gateway: options.config.gateway.id } });
+    this.#logTelemetry();
+  }
+
+  /** Start everything; on any failure stops what was started and rethrows. */
+  async start(): Promise<GatewayAddresses> {
+    try {
+      return await this.#start();
+    } catch (err) {
+      this.log.error('start-up failed', { error: describeError(err) });
+      await this.stop(5_000).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async #start(): Promise<GatewayAddresses> {
+    const cfg = this.config;
+    const profiles = this.#loadProfiles();
+
+    this.store = await EventStore.open({
+      dataDir: cfg.gateway.dataDir,
+      dueDelayMs: dueDelayFor(cfg.relay),
+      backoff: cfg.relay.backoff,
+      retention: cfg.store,
+      minFreeBytes: cfg.store.minFreeBytes,
+      onHealth: (health, reason) => {
+        if (health === 'closed') return;
+        this.telemetry.emit('store.health', { state: health, ...(reason ? { reason } : {}) });
+        if (health !== 'ok') this.telemetry.alert('critical', 'GW_STORE_UNAVAILABLE', `intake is refusing messages: ${reason ?? health}`);
+      },
+    });
+    const store = this.store;
+
+    // Odoo: the configured server, or the in-process sandbox that keeps its records under dataDir.
+    let odooUrl: string;
+    let apiKey: string;
+    let database: string;
+    let login: string;
+    const sandboxMode = cfg.odoo.url === undefined;
+    if (sandboxMode) {
+      this.sandbox = new Sandbox(cfg.gateway.dataDir, cfg.odoo);
+      odooUrl = await this.sandbox.start();
+      database = this.sandbox.database;
+      login = this.sandbox.login;
+      apiKey = this.sandbox.apiKey;
+    } else {
+      odooUrl = cfg.odoo.url as string;
+      database = cfg.odoo.database ?? '';
+      login = cfg.odoo.login ?? '';
+      const key = readSecret({ ...(cfg.odoo.apiKeyFile ? { file: cfg.odoo.apiKeyFile } : {}), ...(cfg.odoo.apiKeyEnv ? { env: cfg.odoo.apiKeyEnv } : {}) });
+      if (!key) throw new GatewayError('GW_CONFIG_INVALID', 'odoo.apiKeyFile / odoo.apiKeyEnv gave an empty API key');
+      apiKey = key;
+    }
+    this.odoo = new OdooClient({
+      url: odooUrl,
+      database,
+      login,
+      apiKey,
+      timeoutMs: cfg.odoo.timeoutMs,
+      sandbox: sandboxMode,
+      telemetry: this.telemetry,
+      log: this.log.child({ component: 'odoo' }),
+      ...(cfg.odoo.caFile ? { caFile: cfg.odoo.caFile } : {}),
+      ...(cfg.odoo.pinnedCertSha256 ? { pinnedCertSha256: cfg.odoo.pinnedCertSha256 } : {}),
+      ...(cfg.odoo.proxy ? { proxy: cfg.odoo.proxy } : {}),
+      ...(cfg.odoo.apiKeyExpiresAt ? { apiKeyExpiresAt: cfg.odoo.apiKeyExpiresAt } : {}),
+      keyExpiryWarnDays: cfg.odoo.keyExpiryWarnDays,
+    });
+    this.relay = new Relay({
+      store,
+      odoo: this.odoo,
+      config: cfg.relay,
+      odooConfig: cfg.odoo,
+      telemetry: this.telemetry,
+      log: this.log.child({ component: 'relay' }),
+    });
+    if (cfg.relay.enabled) await this.relay.start();
+    // A committed message wakes the relay at once instead of at its next poll.
+    this.telemetry.on('intake.message', (e) => {
+      if (e.outcome === 'accepted') this.relay?.notify();
+    });
+
+    // Status: one model, read by the HTTP server and the MQTT publisher.
+    const relay = this.relay;
+    this.statusModel = new StatusModel({
+      config: cfg,
+      store,
+      telemetry: this.telemetry,
+      version: VERSION,
+      startedAt: this.startedAt,
+      relayPaused: () => relay.snapshot().paused,
+    });
+    await this.statusModel.start();
+    const sandbox = this.sandbox;
+    this.statusServer = new StatusServer({
+      config: cfg,
+      store,
+      telemetry: this.telemetry,
+      log: this.log.child({ component: 'status' }),
+      version: VERSION,
+      startedAt: this.startedAt,
+      model: this.statusModel,
+      relayControl: {
+        pause: () => relay.pause(),
+        resume: () => relay.resume(),
+        get paused() {
+          return relay.snapshot().paused;
+        },
+      },
+      ...(sandbox ? { sandbox: { summary: () => sandbox.summary() } } : {}),
+    });
+    await this.statusServer.start();
+    this.mqtt = new MqttStatus({ config: cfg, model: this.statusModel, log: this.log.child({ component: 'mqtt' }) });
+    await this.mqtt.start();
+
+    // Ingress last: only now can a message be kept, relayed and shown.
+    for (const ep of cfg.hl7) this.#addHl7(ep);
+    for (const analyzer of cfg.analyzers) {
+      const profile = profiles.get(analyzer.id) as Profile;
+      if (profile.protocol === 'hl7-mllp') this.#addHl7Analyzer(analyzer, profile);
+      else this.#addAstm(analyzer, profile);
+    }
+    for (const { component } of this.ingress) await component.start();
+    this.#started = true;
+    return this.addresses();
+  }
+
+  #loadProfiles(): Map<string, Profile> {
+    const out = new Map<string, Profile>();
+    const problems: string[] = [];
+    for (const a of this.config.analyzers) {
+      try {
+        out.set(a.id, resolveAnalyzerProfile(a, this.config.profilesDir ?? defaultProfilesDir()));
+      } catch (err) {
+        problems.push(`analyzers[${a.id}].profile: ${describeError(err)}`);
+      }
+    }
+    if (problems.length) throw new GatewayError('GW_PROFILE_UNKNOWN', problems.join('\n'));
+    return out;
+  }
+
+  #addHl7(ep: Hl7EndpointConfig): void {
+    const store = this.store as EventStore;
+    const component = new MllpEndpoint({ config: ep, store, telemetry: this.telemetry, log: this.log.child({ endpoint: ep.id }) });
+    this.ingress.push({ id: ep.id, kind: 'hl7', component });
+  }
+
+  /** An analyzer that speaks HL7 over MLLP (Mindray BS/BC): the MLLP listener with its profile's normalizer. */
+  #addHl7Analyzer(analyzer: AnalyzerConfig, profile: Profile): void {
+    const store = this.store as EventStore;
+    const listen = analyzer.tcp?.listen;
+    if (!listen) throw new GatewayError('GW_CONFIG_INVALID', `analyzers[${analyzer.id}]: profile ${profile.name ?? analyzer.profile} speaks HL7 over MLLP and needs tcp.listen`);
+    const ep: Hl7EndpointConfig = {
+      id: analyzer.id,
+      listen,
+      ack: 'original',
+      maxMessageBytes: 16 * 1024 * 1024,
+      idleTimeoutMs: 0,
+      maxConnections: 4,
+      unknownMessageTypes: 'accept',
+      defaultCharset: 'utf8',
+      analyzer: analyzer.id,
+    };
+    const component = new MllpEndpoint({
+      config: ep,
+      store,
+      telemetry: this.telemetry,
+      log: this.log.child({ endpoint: analyzer.id }),
+      normalize: createAnalyzerHl7Normalizer({ analyzerId: analyzer.id, profile }),
+    });
+    this.ingress.push({ id: analyzer.id, kind: 'hl7', component });
+  }
+
+  #addAstm(analyzer: AnalyzerConfig, profile: Profile): void {
+    const store = this.store as EventStore;
+    const component = new AstmEndpoint<HostQuery>({
+      analyzer,
+      profile,
+      store,
+      telemetry: this.telemetry,
+      log: this.log.child({ endpoint: analyzer.id }),
+      normalize: (text, ctx) => normalizeAstmMessage(text, { analyzerId: analyzer.id, endpoint: analyzer.id, profile, receivedAt: ctx.receivedAt }),
+      answerHostQuery: (query) => answerHostQuery(query, store, profile),
+    });
+    this.ingress.push({ id: analyzer.id, kind: 'astm', component });
+  }
+
+  addresses(): GatewayAddresses {
+    const hl7: GatewayAddresses['hl7'] = {};
+    const analyzers: GatewayAddresses['analyzers'] = {};
+    for (const { id, kind, component } of this.ingress) {
+      const a = component.address?.();
+      const analyzerCfg = this.config.analyzers.find((x) => x.id === id);
+      if (kind === 'hl7' && !analyzerCfg && a) hl7[id] = a;
+      else if (analyzerCfg) {
+        analyzers[id] = {
+          ...(a ? { host: a.host, port: a.port } : {}),
+          ...(analyzerCfg.serial ? { serial: analyzerCfg.serial.path } : {}),
+          ...(analyzerCfg.tcp?.connect ? { connect: `${analyzerCfg.tcp.connect.host}:${analyzerCfg.tcp.connect.port}` } : {}),
+        };
+      }
+    }
+    const s = this.statusServer?.address() ?? this.config.status.listen;
+    return {
+      gatewayId: this.config.gateway.id,
+      dataDir: this.config.gateway.dataDir,
+      hl7,
+      analyzers,
+      status: { host: s.host, port: s.port, url: `http://${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port}/` },
+      mqtt: { url: this.config.mqtt.broker === 'embedded' ? `mqtt://${this.config.mqtt.listen.host}:${this.mqtt?.broker?.address()?.port ?? this.config.mqtt.listen.port}` : this.config.mqtt.broker },
+      odoo: { url: this.sandbox?.url ?? this.config.odoo.url ?? '', sandbox: this.sandbox !== undefined },
+    };
+  }
+
+  get started(): boolean {
+    return this.#started;
+  }
+
+  /** Idempotent graceful stop within `deadlineMs`: ingress, relay, sandbox, status, MQTT, store. */
+  stop(deadlineMs = 10_000): Promise<void> {
+    if (this.#stopping) return this.#stopping;
+    this.#stopping = (async () => {
+      const deadline = Date.now() + deadlineMs;
+      const left = (): number => Math.max(500, deadline - Date.now());
+      const step = async (name: string, fn: () => Promise<void> | void): Promise<void> => {
+        try {
+          await fn();
+        } catch (err) {
+          this.log.warn(`stopping ${name} failed`, { error: describeError(err) });
+        }
+      };
+      await Promise.all(this.ingress.map(({ id, component }) => step(id, () => component.stop(left()))));
+      if (this.relay) await step('relay', () => this.relay?.stop(left()));
+      if (this.odoo) await step('odoo', () => this.odoo?.close());
+      if (this.sandbox) await step('sandbox', () => this.sandbox?.close());
+      if (this.statusServer) await step('status', () => this.statusServer?.stop(left()));
+      if (this.statusModel) await step('status-model', () => this.statusModel?.stop());
+      if (this.mqtt) await step('mqtt', () => this.mqtt?.stop(left()));
+      if (this.store) await step('store', () => this.store?.close());
+      this.log.info('stopped');
+    })();
+    return this.#stopping;
+  }
+
+  /** Structured log lines from the typed telemetry (components never import the logger). */
+  #logTelemetry(): void {
+    const t = this.telemetry;
+    t.on('endpoint.state', (e) => this.log.info('endpoint state', { endpoint: e.endpoint, kind: e.kind, state: e.state, connections: e.connections, ...(e.detail ? { detail: e.detail } : {}) }));
+    t.on('store.health', (e) => (e.state === 'ok' ? this.log.info('store healthy') : this.log.error('store cannot commit', { state: e.state, reason: e.reason })));
+    t.on('odoo.state', (e) => this.log.info('odoo link', { state: e.state, ...(e.lastError ? { lastError: e.lastError } : {}), ...(e.serverVersion ? { serverVersion: e.serverVersion } : {}) }));
+    t.on('alert', (e) => this.log.warn('alert', { severity: e.severity, code: e.code, message: e.message }));
+    t.on('intake.message', (e) => {
+      if (e.outcome === 'rejected') this.log.warn('message rejected', { endpoint: e.endpoint, reason: e.reason, messageType: e.messageType });
+    });
+    t.on('relay.outcome', (e) => {
+      if (e.outcome === 'dead') this.log.warn('event dead-lettered', { eventId: e.eventId, type: e.eventType, error: e.error });
+    });
+  }
+}
