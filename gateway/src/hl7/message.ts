@@ -4,61 +4,109 @@ import type { Hl7ErrorCode } from './error-codes.ts';
 import type { MshHeader } from './msh.ts';
 
 /**
- * A parsed HL7 v2 message: node-hl7-client does the field splitting and unescaping (HL7 v2.5
- * §2.7: \F\ \S\ \T\ \R\ \E\ \Xhh\); this wrapper gives normalizers a small, 1-based API in HL7's
- * own numbering (`seg.get(4, 1)` is OBR-4.1) and hides the library's quirks (see README.md).
+ * A parsed HL7 v2 message with a small, 1-based API in HL7's own numbering for normalizers
+ * (`seg.get(4, 1)` is OBR-4.1; `seg.get(3, 1, 1, 1)` is the second repetition of PID-3.1.1).
+ *
+ * Division of labour with node-hl7-client (details and measurements in README.md):
+ * - node-hl7-client decodes escape sequences (HL7 v2.5 §2.7: \F\ \S\ \T\ \R\ \E\ \Xhh\; \H\ \N\
+ *   \C..\ \M..\ \Zxx\ dropped; \.br\ kept literally) with the message's own delimiters;
+ * - segment and field splitting is done here, on the segments the block splitter found: the
+ *   library's node tree cost ~60 µs per lab result (≈ 20 % of the gateway's CPU at full intake),
+ *   it splits segments on CR only when any CR is present (CRLF and LF feeds mis-parse), and with a
+ *   three-character MSH-2 it takes the field separator for the subcomponent separator.
+ * Every corpus file is checked through this path (test/unit/hl7-corpus.test.ts).
  */
 
-/** Minimal view of node-hl7-client's HL7Node (its `index.d.mts` exports the class, not the interface). */
-interface Node {
-  get(path: number | string): Node;
-  toString(): string;
-  readonly length: number;
-  readonly name: string;
-  forEach(cb: (value: Node, index: number) => void): void;
+export interface Delimiters {
+  field: string;
+  component: string;
+  repetition: string;
+  escape: string;
+  subcomponent: string;
+}
+
+type Unescape = (text: string) => string;
+
+/** Characters used to pad MSH-2 for the library when the sender sent fewer than four. */
+const PAD_CANDIDATES = ['\x1a', '\x1e', '\x1f', '\x7f'];
+const unescapers = new Map<string, Unescape>();
+
+/** node-hl7-client's unescape for one delimiter set (a Message per set, cached). */
+function unescaperFor(d: Delimiters): Unescape {
+  const key = d.field + d.component + d.repetition + d.escape + d.subcomponent;
+  let fn = unescapers.get(key);
+  if (!fn) {
+    const carrier = new Message({ text: `MSH${d.field}${d.component}${d.repetition}${d.escape}${d.subcomponent}${d.field}` });
+    fn = (text) => carrier.unescape(text);
+    if (unescapers.size > 64) unescapers.clear();
+    unescapers.set(key, fn);
+  }
+  return fn;
 }
 
 export class Hl7Segment {
   readonly name: string;
   /** Position in the message, 0 = MSH. */
   readonly index: number;
-  readonly #node: Node;
+  /** The segment text as received (decoded, terminator removed). */
+  readonly text: string;
+  readonly #d: Delimiters;
+  readonly #unescape: Unescape;
+  #fields: string[] | undefined;
 
-  constructor(name: string, index: number, node: Node) {
+  constructor(name: string, index: number, text: string, delimiters: Delimiters, unescape: Unescape) {
     this.name = name;
     this.index = index;
-    this.#node = node;
+    this.text = text;
+    this.#d = delimiters;
+    this.#unescape = unescape;
   }
 
-  #field(field: number): Node {
-    // node-hl7-client numbers MSH children from MSH-2 (MSH-1 is the separator itself).
-    return this.#node.get(this.name === 'MSH' ? field - 1 : field);
+  /** Raw (escaped) text of a field, all repetitions. */
+  raw(field: number): string {
+    this.#fields ??= this.text.split(this.#d.field);
+    if (this.name === 'MSH') {
+      // MSH-1 is the field separator itself, so MSH-n sits at split index n - 1.
+      if (field === 1) return this.#d.field;
+      return this.#fields[field - 1] ?? '';
+    }
+    return this.#fields[field] ?? '';
   }
 
-  /** Unescaped value of field[rep].component.subcomponent (1-based field/component/subcomponent, 0-based repetition). */
+  /** Unescaped value of field[repetition].component.subcomponent (1-based; repetition 0-based). */
   get(field: number, component = 1, subcomponent = 1, repetition = 0): string {
-    const f = this.#field(field);
-    if (f.length === 0) return '';
-    const value = f.get(repetition).get(component - 1).get(subcomponent - 1).toString().trim();
+    let v = this.raw(field);
+    if (v === '') return '';
+    if (this.name === 'MSH' && field <= 2) return v;
+    const d = this.#d;
+    if (v.includes(d.repetition)) v = v.split(d.repetition)[repetition] ?? '';
+    else if (repetition > 0) return '';
+    if (v.includes(d.component)) v = v.split(d.component)[component - 1] ?? '';
+    else if (component > 1) return '';
+    if (v.includes(d.subcomponent)) v = v.split(d.subcomponent)[subcomponent - 1] ?? '';
+    else if (subcomponent > 1) return '';
+    v = v.trim();
     // HL7 v2.5 §2.5.3: "" is an explicit null ("delete this value"); for reading it is empty.
-    return value === '""' ? '' : value;
+    if (v === '""') return '';
+    return v.includes(d.escape) ? this.#unescape(v) : v;
   }
 
   /** Number of repetitions of a field (0 when empty). */
   repetitions(field: number): number {
-    const f = this.#field(field);
-    if (f.length === 0) return 0;
-    return f.length === 1 && f.get(0).toString() === '' ? 0 : f.length;
+    const v = this.raw(field);
+    return v === '' ? 0 : v.split(this.#d.repetition).length;
   }
 }
 
 export class Hl7Message {
   readonly header: MshHeader;
   readonly segments: readonly Hl7Segment[];
+  readonly delimiters: Delimiters;
 
-  constructor(header: MshHeader, segments: Hl7Segment[]) {
+  constructor(header: MshHeader, segments: Hl7Segment[], delimiters: Delimiters) {
     this.header = header;
     this.segments = segments;
+    this.delimiters = delimiters;
   }
 
   first(name: string): Hl7Segment | undefined {
@@ -70,11 +118,16 @@ export class Hl7Message {
   }
 }
 
-/** Characters used to pad MSH-2 for the parser when the sender sent fewer than four. */
-const PAD_CANDIDATES = ['\x1a', '\x1e', '\x1f', '\x7f'];
-
 export function parseError(code: Hl7ErrorCode, text: string, location?: string, cause?: unknown): GatewayError {
   return new GatewayError('GW_HL7_PARSE', text, { cause, details: { hl7ErrorCode: code, ...(location ? { location } : {}) } });
+}
+
+/** The delimiters of a message; missing encoding characters get unused stand-ins. */
+export function delimitersOf(header: MshHeader, text: () => string): Delimiters {
+  const enc = [...header.encodingCharacters];
+  const pads = enc.length >= 4 ? [] : PAD_CANDIDATES.filter((c) => !text().includes(c));
+  const pick = (i: number): string => enc[i] ?? (pads.shift() as string);
+  return { field: header.fieldSeparator, component: pick(0), repetition: pick(1), escape: pick(2), subcomponent: pick(3) };
 }
 
 /**
@@ -82,44 +135,21 @@ export function parseError(code: Hl7ErrorCode, text: string, location?: string, 
  * Throws GatewayError GW_HL7_PARSE with `details.hl7ErrorCode` (table 0357) on failure.
  */
 export function parseMessage(header: MshHeader, segmentTexts: string[]): Hl7Message {
+  const segments: Hl7Segment[] = [];
+  const delimiters = delimitersOf(header, () => segmentTexts.join('\r'));
+  const unescape = unescaperFor(delimiters);
   for (let i = 0; i < segmentTexts.length; i++) {
-    const name = (segmentTexts[i] as string).slice(0, 3);
+    const text = segmentTexts[i] as string;
+    const name = text.slice(0, 3);
     if (!/^[A-Z][A-Z0-9]{2}$/.test(name)) {
       throw parseError(100, `segment ${i + 1} has no valid segment id ("${name.replace(/[^\x20-\x7e]/g, '?')}")`, `${name}^1`);
     }
-    const after = (segmentTexts[i] as string)[3];
+    const after = text[3];
     if (after !== undefined && after !== header.fieldSeparator) {
       throw parseError(100, `segment ${i + 1} (${name}) is not followed by the field separator`, `${name}^1`);
     }
+    if (i > 0 && name === 'MSH') throw parseError(100, `a second MSH at segment ${i + 1}`, `MSH^${i + 1}`);
+    segments.push(new Hl7Segment(name, i, text, delimiters, unescape));
   }
-  let lines = segmentTexts;
-  const enc = header.encodingCharacters;
-  if (enc.length < 4) {
-    // Quirk: node-hl7-client reads the separators from text.slice(3, 8); with only three encoding
-    // characters ('^~}' in HAPI's npac samples) it would take the field separator as the
-    // subcomponent separator. Pad MSH-2 with unused characters for the parser only.
-    const joined = segmentTexts.join('\r');
-    const pads = PAD_CANDIDATES.filter((c) => !joined.includes(c)).slice(0, 4 - enc.length);
-    const msh = segmentTexts[0] as string;
-    lines = [msh.slice(0, 4) + enc + pads.join('') + msh.slice(4 + enc.length), ...segmentTexts.slice(1)];
-  }
-  let parsed: Message;
-  try {
-    parsed = new Message({ text: lines.join('\r') });
-  } catch (err) {
-    throw parseError(100, `the message could not be parsed: ${(err as Error).message}`, undefined, err);
-  }
-  const segments: Hl7Segment[] = [];
-  try {
-    // Segments in message order. node-hl7-client's Message iterates its segments with forEach.
-    (parsed as unknown as Node).forEach((node, index) => {
-      segments.push(new Hl7Segment(node.name, index, node));
-    });
-  } catch (err) {
-    throw parseError(100, `the message could not be parsed: ${(err as Error).message}`, undefined, err);
-  }
-  if (segments.length !== lines.length) {
-    throw parseError(100, `parser saw ${segments.length} segments, expected ${lines.length}`);
-  }
-  return new Hl7Message(header, segments);
+  return new Hl7Message(header, segments, delimiters);
 }

@@ -1,0 +1,96 @@
+/**
+ * Benchmark load process (forked by bench/intake.ts, so the load does not share the server's
+ * event loop). LIS-like: each persistent connection sends one message and waits for its ACK
+ * before the next.
+ *
+ * - closed loop: as fast as the ACKs come back, for `durationMs`;
+ * - fixed rate: `rate` msg/s in total; each connection has its own schedule, and a message whose
+ *   slot passed while the previous ACK was outstanding is sent at once and its latency counted
+ *   from its scheduled time (no coordinated omission).
+ */
+import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { MllpDecoder } from '../gateway/src/ingress/mllp/mllp-decoder.ts';
+import { wrapFrame } from '../gateway/src/ingress/mllp/mllp-encoder.ts';
+
+export interface LoadSpec {
+  port: number;
+  connections: number;
+  durationMs: number;
+  /** Total msg/s; absent = closed loop. */
+  rate?: number;
+  /** Prefix making control ids unique across runs. */
+  runId: string;
+}
+
+export interface LoadResult {
+  sent: number;
+  acked: number;
+  errors: number;
+  elapsedMs: number;
+  /** ACK latencies in ms. */
+  latencies: number[];
+}
+
+function oru(id: string): Buffer {
+  const acc = `A${id}`;
+  return wrapFrame(
+    Buffer.from(
+      `MSH|^~\\&|LIS|MAINLAB|GATEWAY|MAINLAB|20240301093000||ORU^R01^ORU_R01|${id}|P|2.5.1\r` +
+        `PID|1||MRN${id.length}^^^LAB^MR\r` +
+        `ORC|RE|${acc}|F${id}\r` +
+        `OBR|1|${acc}|F${id}|BMP^Basic metabolic panel^L|||20240301090000||||||||||||||20240301092900|||F\r` +
+        `OBX|1|NM|2345-7^Glucose^LN||5.4|mmol/L|3.9-6.1|N|||F\r` +
+        `OBX|2|NM|2951-2^Sodium^LN||140|mmol/L|135-145|N|||F\r` +
+        `OBX|3|NM|2823-3^Potassium^LN||4.1|mmol/L|3.5-5.1|N|||F\r` +
+        `OBX|4|NM|2075-0^Chloride^LN||102|mmol/L|98-107|N|||F\r` +
+        `OBX|5|NM|2160-0^Creatinine^LN||80|umol/L|62-106|N|||F\r`,
+      'latin1',
+    ),
+  );
+}
+
+async function runConnection(spec: LoadSpec, index: number, until: number, out: LoadResult): Promise<void> {
+  const socket = net.connect({ host: '127.0.0.1', port: spec.port });
+  socket.setNoDelay(true);
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', () => resolve());
+    socket.once('error', reject);
+  });
+  let waiting: (() => void) | undefined;
+  const decoder = new MllpDecoder({ maxFrameBytes: 1 << 20, onFrame: () => waiting?.(), onOversize: () => waiting?.() });
+  socket.on('data', (c: Buffer) => decoder.push(c));
+  socket.on('error', () => undefined);
+  const interval = spec.rate ? (1000 * spec.connections) / spec.rate : 0;
+  // Spread the connections' schedules evenly over one interval.
+  let next = performance.now() + (interval * index) / spec.connections;
+  let n = 0;
+  while (performance.now() < until) {
+    let scheduled = performance.now();
+    if (interval > 0) {
+      // Timers may fire up to a millisecond early: wait until the slot has really come.
+      while (performance.now() < next) await new Promise((r) => setTimeout(r, Math.max(0, next - performance.now())));
+      scheduled = next;
+      next += interval;
+      if (scheduled >= until) break;
+    }
+    const reply = new Promise<void>((resolve) => (waiting = resolve));
+    socket.write(oru(`${spec.runId}-${index}-${n++}`));
+    out.sent++;
+    await reply;
+    out.acked++;
+    out.latencies.push(performance.now() - scheduled);
+  }
+  socket.destroy();
+}
+
+process.on('message', (spec: LoadSpec) => {
+  void (async () => {
+    const out: LoadResult = { sent: 0, acked: 0, errors: 0, elapsedMs: 0, latencies: [] };
+    const started = performance.now();
+    const until = started + spec.durationMs;
+    await Promise.all(Array.from({ length: spec.connections }, (_, i) => runConnection(spec, i, until, out).catch(() => void out.errors++)));
+    out.elapsedMs = performance.now() - started;
+    process.send?.(out, undefined, {}, () => process.exit(0));
+  })();
+});

@@ -1,0 +1,145 @@
+/**
+ * Durable HL7 intake benchmark: throughput and ACK latency of the gateway (ACK only after the
+ * fsync'd store commit) side by side with @medplum/hl7's Hl7Server acknowledging from memory.
+ *
+ *  1. closed loop with 1, 8 and 32 persistent connections (each waits for its ACK): msg/s and
+ *     ACK latency p50/p99/p99.9, durable and peer;
+ *  2. ACK p99 at a fixed 1,000 msg/s (8 connections);
+ *  3. sustained run at 80 % of the durable maximum, p99.9 (60 s; `--quick`: 10 s).
+ *
+ * Servers and the load run in separate processes (child_process.fork). Writes
+ * bench/results/intake.json.  Run: npm run bench:intake [-- --quick]   or   npx node bench/intake.ts --quick
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { LoadResult, LoadSpec } from './intake-client.ts';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const ext = path.extname(fileURLToPath(import.meta.url));
+const quick = process.argv.includes('--quick');
+const CLOSED_MS = quick ? 4_000 : 10_000;
+const ONLY = process.env.BENCH_ONLY; // debugging aid: "closed" runs only the closed-loop part
+const FIXED_MS = quick ? 5_000 : 15_000;
+const SUSTAINED_MS = quick ? 10_000 : 60_000;
+const WARMUP_MS = quick ? 1_000 : 2_000;
+
+type Mode = 'durable' | 'peer';
+
+interface Summary {
+  msgPerSec: number;
+  acked: number;
+  errors: number;
+  p50Ms: number;
+  p99Ms: number;
+  p999Ms: number;
+  maxMs: number;
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
+  return sorted[Math.max(0, i)] as number;
+}
+
+function summarise(r: LoadResult): Summary {
+  const sorted = Float64Array.from(r.latencies).sort();
+  const round = (x: number): number => Math.round(x * 1000) / 1000;
+  return {
+    msgPerSec: Math.round((r.acked / r.elapsedMs) * 1000),
+    acked: r.acked,
+    errors: r.errors,
+    p50Ms: round(percentile(sorted, 50)),
+    p99Ms: round(percentile(sorted, 99)),
+    p999Ms: round(percentile(sorted, 99.9)),
+    maxMs: round(sorted[sorted.length - 1] ?? NaN),
+  };
+}
+
+function once<T>(child: ChildProcess, pick: (m: unknown) => T | undefined): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (m: unknown): void => {
+      const v = pick(m);
+      if (v !== undefined) {
+        child.off('message', onMessage);
+        resolve(v);
+      }
+    };
+    child.on('message', onMessage);
+    child.once('exit', (code) => reject(new Error(`child exited (${code})`)));
+  });
+}
+
+async function withServer<T>(mode: Mode, body: (port: number) => Promise<T>): Promise<T> {
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'lab-gw-bench-intake-'));
+  const server = fork(path.join(here, `intake-server${ext}`), [mode, dataDir], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  try {
+    const port = await once(server, (m) => ((m as { ready?: boolean; port?: number }).ready ? ((m as { port: number }).port) : undefined));
+    return await body(port);
+  } finally {
+    const stopped = once(server, (m) => ((m as { stopped?: boolean }).stopped ? true : undefined)).catch(() => true);
+    server.send({ cmd: 'stop' });
+    await Promise.race([stopped, new Promise((r) => setTimeout(r, 10_000))]);
+    server.kill('SIGKILL');
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+let runCounter = 0;
+async function load(port: number, spec: Omit<LoadSpec, 'port' | 'runId'>): Promise<LoadResult> {
+  const client = fork(path.join(here, `intake-client${ext}`), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const result = once(client, (m) => ((m as LoadResult).latencies ? (m as LoadResult) : undefined));
+  client.send({ ...spec, port, runId: `R${process.pid}x${++runCounter}` } satisfies LoadSpec);
+  return result;
+}
+
+async function measure(mode: Mode, spec: Omit<LoadSpec, 'port' | 'runId'>): Promise<Summary> {
+  return withServer(mode, async (port) => {
+    await load(port, { ...spec, durationMs: WARMUP_MS });
+    const s = summarise(await load(port, spec));
+    process.stderr.write(`${mode.padEnd(7)} ${JSON.stringify(spec)} → ${JSON.stringify(s)}\n`);
+    return s;
+  });
+}
+
+const closedLoop: Record<string, { durable: Summary; peer: Summary; ratio: number }> = {};
+for (const connections of [1, 8, 32]) {
+  const durable = await measure('durable', { connections, durationMs: CLOSED_MS });
+  const peer = await measure('peer', { connections, durationMs: CLOSED_MS });
+  closedLoop[String(connections)] = { durable, peer, ratio: Math.round((durable.msgPerSec / peer.msgPerSec) * 100) / 100 };
+}
+const maxDurable = Math.max(...Object.values(closedLoop).map((r) => r.durable.msgPerSec));
+
+const fixed1000 = {
+  durable: await measure('durable', { connections: 8, durationMs: FIXED_MS, rate: 1000 }),
+  peer: await measure('peer', { connections: 8, durationMs: FIXED_MS, rate: 1000 }),
+};
+
+const sustainedRate = Math.round(maxDurable * 0.8);
+const sustained = { rate: sustainedRate, connections: 32, durationMs: SUSTAINED_MS, durable: await measure('durable', { connections: 32, durationMs: SUSTAINED_MS, rate: sustainedRate }) };
+
+const c32 = closedLoop['32'] as { durable: Summary; peer: Summary; ratio: number };
+const result = {
+  benchmark: 'intake',
+  generatedAt: new Date().toISOString(),
+  quick,
+  machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryBytes: totalmem(), node: process.version },
+  message: 'ORU^R01 v2.5.1, 5 OBX (~700 bytes), unique MSH-10 per message; durable = 1 message record + 1 event per ACK, fsync before ACK',
+  closedLoop,
+  fixed1000,
+  sustained,
+  targets: {
+    durableVsPeerAt32: { target: '>= 1.0', actual: c32.ratio, met: c32.ratio >= 1.0 },
+    durableMsgPerSec: { target: '>= 10000', actual: maxDurable, met: maxDurable >= 10_000 },
+    p99At1000: { target: '<= 5 ms', actual: fixed1000.durable.p99Ms, met: fixed1000.durable.p99Ms <= 5 },
+    p999Sustained: { target: '<= 50 ms', actual: sustained.durable.p999Ms, met: sustained.durable.p999Ms <= 50 },
+  },
+};
+await mkdir(path.join(here, 'results'), { recursive: true });
+// Results live next to the sources (bench/results) whether run from bench/ or dist/bench/.
+const resultsDir = here.includes(`${path.sep}dist${path.sep}`) ? path.resolve(here, '../../bench/results') : path.join(here, 'results');
+await mkdir(resultsDir, { recursive: true });
+await writeFile(path.join(resultsDir, 'intake.json'), JSON.stringify(result, null, 2) + '\n');
+process.stdout.write(JSON.stringify(result.targets, null, 2) + '\n');
