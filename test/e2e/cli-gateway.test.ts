@@ -1,0 +1,161 @@
+/**
+ * The lab-gateway command, run as a real separate process from the sources: start with a config,
+ * send HL7 with `lab-gateway send`, read status and events back through the CLI, replay a dead
+ * letter with the admin token, stop with SIGTERM. Also `check` on good and bad configs.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EventStore } from '../../gateway/src/store/event-store.ts';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const cli = path.join(repo, 'gateway/src/cli/main.ts');
+
+function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [cli, ...args], { cwd: repo, env: { ...process.env, ...env } });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    p.on('exit', (code) => resolve({ code: code ?? -1, out, err }));
+  });
+}
+
+let dir: string;
+let gateway: ChildProcess;
+let ready: { hl7: Record<string, { port: number }>; status: { url: string; port: number }; dataDir: string };
+let exited: Promise<number>;
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'lgw-cli-'));
+  await writeFile(path.join(dir, 'admin.token'), 'test-admin-token-1234567890\n');
+  await writeFile(
+    path.join(dir, 'gateway.yaml'),
+    [
+      `gateway: { id: cli-test, dataDir: ${path.join(dir, 'data')} }`,
+      'hl7: [ { id: lis, listen: { host: 127.0.0.1, port: 0 }, ack: original } ]',
+      'mqtt: { broker: embedded, listen: { host: 127.0.0.1, port: 0 } }',
+      'status: { listen: { host: 127.0.0.1, port: 0 }, adminTokenFile: admin.token }',
+      'relay: { backoff: { initialMs: 100, maxMs: 1000 } }',
+      '',
+    ].join('\n'),
+  );
+  // An order for a client the sandbox does not know: it ends as a readable dead letter.
+  await writeFile(
+    path.join(dir, 'order.hl7'),
+    [
+      'MSH|^~\\&|LIS|LAB|GW|LAB|20261125101500||ORM^O01|CLI-0001|P|2.5',
+      'PID|1||MRN-1^^^LAB^MR||Doe^Jane',
+      'ORC|NW|ACC-CLI-1||ACC-CLI-1|SC||||20261125101500||||||||||||NO-SUCH-CLINIC',
+      'OBR|1|ACC-CLI-1||GLU^Glucose^L',
+      '',
+    ].join('\r'),
+  );
+  gateway = spawn(process.execPath, [cli, 'start', '--config', path.join(dir, 'gateway.yaml')], { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
+  exited = new Promise((r) => gateway.on('exit', (code) => r(code ?? -1)));
+  let out = '';
+  let err = '';
+  gateway.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  ready = await new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no ready line; stderr: ${err.slice(-2000)}`)), 30_000);
+    gateway.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n').find((l) => l.includes('"event":"ready"'));
+      if (line) {
+        clearTimeout(t);
+        resolve(JSON.parse(line));
+      }
+    });
+  });
+});
+
+afterAll(async () => {
+  if (gateway.exitCode === null) gateway.kill('SIGKILL');
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('lab-gateway CLI against a running gateway', () => {
+  it('prints every listening address on a ready line', () => {
+    expect(ready.hl7.lis?.port).toBeGreaterThan(0);
+    expect(ready.status.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+  });
+
+  it('send prints the AA acknowledgement that echoes the control id', async () => {
+    const r = await run(['send', '--port', String(ready.hl7.lis!.port), path.join(dir, 'order.hl7')]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('MSH-10 CLI-0001 → AA (MSA-2 CLI-0001)');
+  });
+
+  it('status --json returns the status body with the message counted', async () => {
+    const r = await run(['status', '--json', '--url', ready.status.url]);
+    expect(r.code).toBe(0);
+    const body = JSON.parse(r.out) as { gatewayId: string; intake: { accepted: number } };
+    expect(body.gatewayId).toBe('cli-test');
+    expect(body.intake.accepted).toBe(1);
+  });
+
+  it('an unknown ordering client becomes a dead letter with a readable reason, replayable with the admin token', async () => {
+    let listed = '';
+    for (let i = 0; i < 60 && !listed.includes('NO-SUCH-CLINIC'); i++) {
+      listed = (await run(['events', 'list', '--state', 'dead', '--url', ready.status.url])).out;
+      if (!listed.includes('NO-SUCH-CLINIC')) await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(listed).toMatch(/order\.created.*NO-SUCH-CLINIC/);
+    const id = listed.split(/\s+/)[0]!;
+    const denied = await run(['events', 'replay', id, '--url', ready.status.url, '--token-file', path.join(dir, 'order.hl7')]);
+    expect(denied.code).toBe(1);
+    const replayed = await run(['events', 'replay', id, '--reason', 'client created', '--url', ready.status.url, '--token-file', path.join(dir, 'admin.token')]);
+    expect(replayed.code).toBe(0);
+    expect(replayed.out).toContain(`${id}: replayed`);
+  });
+
+  it('SIGTERM stops gracefully and everything acknowledged is in the store', async () => {
+    gateway.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    const store = await EventStore.open({ dataDir: ready.dataDir, pruneIntervalMs: 0, minFreeBytes: 0 });
+    try {
+      const found = await store.listMessages({ controlId: 'CLI-0001' });
+      expect(found).toHaveLength(1);
+      const stored = await store.getMessage(found[0]!.id);
+      expect(stored?.raw.toString('latin1')).toContain('ORC|NW|ACC-CLI-1');
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('lab-gateway check', () => {
+  it('passes a valid config and exits 0', async () => {
+    const r = await run(['check', '--config', path.join(dir, 'gateway.yaml')]);
+    expect(r.out).toContain('0 error(s)');
+    expect(r.code).toBe(0);
+  });
+
+  it('prints every issue of a broken config and exits 1', async () => {
+    const bad = path.join(dir, 'bad.yaml');
+    await writeFile(bad, 'gateway: { id: "bad id" }\nhl7: [ { id: lis, listen: { host: 127.0.0.1, port: 70000 } } ]\nanalyzers: [ { id: a1, profile: sysmex-xn-nope, serial: { path: /dev/ttyUSB9 } } ]\nodoo: { apiKey: inline }\n');
+    const r = await run(['check', '--config', bad]);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain('gateway.id');
+    expect(r.out).toContain('hl7[0].listen.port');
+    expect(r.out).toContain('odoo.apiKey');
+  });
+
+  it('names an unknown firmware profile', async () => {
+    const cfg = path.join(dir, 'profile.yaml');
+    await writeFile(cfg, 'analyzers: [ { id: a1, profile: sysmex-xn-nope, serial: { path: /dev/ttyUSB9 } } ]\n');
+    const r = await run(['check', '--config', cfg]);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/analyzers\[0\]\.profile: unknown profile "sysmex-xn-nope"/);
+  });
+
+  it('answers an unknown command with usage and exit 2', async () => {
+    const r = await run(['frobnicate']);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('Usage:');
+  });
+});
