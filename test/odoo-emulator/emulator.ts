@@ -311,6 +311,7 @@ export class OdooEmulator {
       return;
     }
     if (this.faults.latencyMs > 0) await sleep(this.faults.latencyMs);
+    if (this.closed) return; // a client that gave up meanwhile does not stop Odoo from running the call
     const ip = req.socket.remoteAddress ?? '127.0.0.1';
     const path = (req.url ?? '/').split('?')[0]!;
     const prepared = this.route(req, path, body, ip);
@@ -338,7 +339,7 @@ export class OdooEmulator {
       case 'timeout':
         if (action.afterMs === undefined) return; // held until the client gives up or close()
         await sleep(action.afterMs);
-        if (!this.closed && !res.destroyed) this.send(res, runAndNote());
+        if (!this.closed) this.send(res, runAndNote()); // runs even if the client gave up meanwhile
         return;
       case 'timeout-after-commit': {
         const reply = runAndNote(); // committed now
