@@ -168,6 +168,8 @@ describe('HTTP status API (DESIGN.md §5) on a real EventStore', () => {
     expect(ok.status).toBe(200);
     expect(ok.json.state).toBe('discarded');
     expect((await post('/api/events/nope/replay', { reason: 'x' }, TOKEN)).status).toBe(404);
+    expect((await get('/api/events/%E0%A4%A')).status).toBe(400);
+    expect((await get('/api/messages/does-not-exist')).status).toBe(404);
   });
 
   it('relay pause/resume goes through relayControl, shows in the status and is audited', async () => {

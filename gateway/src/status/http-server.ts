@@ -66,6 +66,15 @@ class HttpError extends Error {
   }
 }
 
+/** A path parameter, percent-decoded; malformed escapes are a client error, not a crash. */
+function param(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new HttpError(400, `malformed path parameter: ${raw}`);
+  }
+}
+
 function clampLimit(raw: string | null, fallback = 50, max = 500): number {
   if (raw === null || raw === '') return fallback;
   const n = Number(raw);
@@ -233,10 +242,10 @@ export class StatusServer implements Component {
         return this.#json(res, 200, { entries: entries.slice(-clampLimit(q.get('limit'), 100, 1000)) });
       }
       let m = /^\/api\/messages\/([^/]+)$/.exec(p);
-      if (m) return this.#messageDetail(decodeURIComponent(m[1]!), q, req, res);
+      if (m) return this.#messageDetail(param(m[1]!), q, req, res);
       m = /^\/api\/events\/([^/]+)$/.exec(p);
       if (m) {
-        const ev = await this.#o.store.getEvent(decodeURIComponent(m[1]!));
+        const ev = await this.#o.store.getEvent(param(m[1]!));
         if (!ev) throw new HttpError(404, 'no such event');
         return this.#json(res, 200, ev);
       }
@@ -246,7 +255,7 @@ export class StatusServer implements Component {
     }
     if (method === 'POST') {
       let m = /^\/api\/events\/([^/]+)\/(replay|discard)$/.exec(p);
-      if (m) return this.#eventAction(decodeURIComponent(m[1]!), m[2] as 'replay' | 'discard', req, res);
+      if (m) return this.#eventAction(param(m[1]!), m[2] as 'replay' | 'discard', req, res);
       m = /^\/api\/relay\/(pause|resume)$/.exec(p);
       if (m) return this.#relayAction(m[1] as 'pause' | 'resume', req, res);
       throw new HttpError(404, `no such action: ${p}`);
