@@ -25,6 +25,8 @@ interface Expect {
   units?: Record<string, string>;
   loinc?: Record<string, string>;
   hostQuery?: { specimens: string[]; statusCode: string; cancel: boolean };
+  /** Product code → the lot the analyzer reported (null: none). */
+  reagentLots?: Record<string, string | null>;
 }
 
 const ctx = (profile: Profile, receivedAt = '2026-01-14T12:00:00.000Z') => ({ analyzerId: `an-${profile.name}`, endpoint: `ep-${profile.name}`, profile, receivedAt });
@@ -101,6 +103,10 @@ describe('profile transcripts', () => {
           for (const [code, value] of Object.entries(expected.values ?? {})) expect(results.find((e) => e.data.testCode === code)?.data.value).toBe(value);
           for (const [code, units] of Object.entries(expected.units ?? {})) expect(results.find((e) => e.data.testCode === code)?.data.units).toBe(units);
           for (const [code, loinc] of Object.entries(expected.loinc ?? {})) expect(results.find((e) => e.data.testCode === code)?.data.loinc).toBe(loinc);
+          for (const [product, lot] of Object.entries(expected.reagentLots ?? {})) {
+            const used = r.events.find((e) => e.type === 'consumable.used' && e.data.productCode === product);
+            expect(used?.type === 'consumable.used' ? (used.data.reagentLot ?? null) : 'missing', product).toBe(lot);
+          }
           if (expected.hostQuery) {
             expect(r.hostQuery?.specimens.map((s) => s.specimenId)).toEqual(expected.hostQuery.specimens);
             expect(r.hostQuery?.statusCode).toBe(expected.hostQuery.statusCode);
@@ -170,6 +176,13 @@ describe('corpus captures per profile', () => {
     expect(results.some((e) => e.data.analyzerTestCode?.startsWith('SCAT_'))).toBe(false);
     expect(r.events.filter((e) => e.type === 'consumable.used').every((e) => e.type === 'consumable.used' && e.data.runType === 'qc')).toBe(true);
     expect(r.events.some((e) => e.type === 'specimen.received')).toBe(false);
+  });
+
+  it('Yumizen QC capture: reagent lots from the M REAGENT record go on the consumption events', () => {
+    const profile = loadProfile('horiba-yumizen-h500');
+    const [m] = corpusMessages('horiba_yumizen-h500_qc_result.frames');
+    const used = normalizeAstmMessage(m!, ctx(profile)).events.flatMap((e) => (e.type === 'consumable.used' ? [[e.data.productCode, e.data.reagentLot ?? null]] : []));
+    expect(Object.fromEntries(used)).toEqual({ 'HOR-YUM-DILUENT': '220729H1', 'HOR-YUM-LYSE': '221026M11', 'HOR-YUM-CLEANER': '221114I1', 'HOR-YUM-WHITEDIFF': null });
   });
 
   it('cobas e411 record split mid-field across ETB frames is rejoined (R.3 7/1/not → T4)', () => {

@@ -52,7 +52,7 @@ function shortHash(text: string): string {
   return createHash('sha256').update(text).digest('hex').slice(0, 16);
 }
 
-type Scope = { header: AstmRecord; patient?: AstmRecord; order?: AstmRecord; result?: AstmRecord };
+type Scope = { header: AstmRecord; patient?: AstmRecord; order?: AstmRecord; result?: AstmRecord; manufacturer?: AstmRecord };
 
 function pick(scope: Scope, ref: FieldRef): AstmRecord | undefined {
   switch (ref.record) {
@@ -64,6 +64,8 @@ function pick(scope: Scope, ref: FieldRef): AstmRecord | undefined {
       return scope.order;
     case 'R':
       return scope.result;
+    case 'M':
+      return scope.manufacturer;
     default:
       return undefined;
   }
@@ -110,6 +112,7 @@ class MessageNormalizer {
   readonly #terms = new Set<string>();
   readonly #runs: RunSummary[] = [];
   readonly #controlId: string | undefined;
+  #lots: ReadonlyMap<string, string> = new Map();
 
   constructor(msg: AstmMessage, ctx: NormalizeContext) {
     this.#msg = msg;
@@ -119,7 +122,27 @@ class MessageNormalizer {
     this.#controlId = controlId === '' ? undefined : controlId;
   }
 
+  /** Reagent name → lot from the M records the profile's `reagentLots` describes. */
+  #reagentLots(): Map<string, string> {
+    const lots = new Map<string, string>();
+    const source = this.#ctx.profile.reagentLots;
+    if (!source) return lots;
+    const d = this.#d;
+    const mRecords = this.#msg.records.filter((r) => r.type === 'M');
+    for (const m of mRecords) {
+      if (!allHold(source.when, { header: this.#msg.header, manufacturer: m }, d)) continue;
+      const names = fieldRepeats(m, source.namesField, d).map((rep) => (rep[0] ?? '').trim().toUpperCase());
+      const lotReps = fieldRepeats(m, source.lotsField, d);
+      names.forEach((name, i) => {
+        const lot = (lotReps[i]?.[source.lotComponent - 1] ?? '').trim().replace(/\*$/, '');
+        if (name !== '' && lot !== '') lots.set(name, lot);
+      });
+    }
+    return lots;
+  }
+
   run(): NormalizeResult {
+    this.#lots = this.#reagentLots();
     const seenSpecimens = new Set<string>();
     let results = 0;
     let orders = 0;
@@ -275,7 +298,7 @@ class MessageNormalizer {
       });
     }
     this.#events.push(
-      ...consumptionDrafts({ profile, analyzerId, specimenId, runType, tests, runKey, runAt: runIso, receivedAt: this.#ctx.receivedAt, source: this.#source(), keyPrefix: 'astm' }),
+      ...consumptionDrafts({ profile, analyzerId, specimenId, runType, tests, runKey, runAt: runIso, receivedAt: this.#ctx.receivedAt, source: this.#source(), keyPrefix: 'astm', reagentLots: this.#lots }),
     );
   }
 

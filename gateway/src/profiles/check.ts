@@ -178,7 +178,13 @@ export function checkProfile(obj: unknown, options: CheckOptions = {}): ProfileI
     if (n > 1) issues.push({ severity: 'warning', path: 'consumption', message: `${n} dead-volume rows for run type/product ${key.replace('|', ' / ')}: each run will consume all of them` });
   }
 
-  const conditionLists: Array<[string, unknown]> = [['resultFilter', p.resultFilter]];
+  if (consumption.some((row) => row.reagent !== undefined) && p.reagentLots === undefined) {
+    issues.push({ severity: 'warning', path: 'reagentLots', message: 'consumption rows name reagents but the profile does not say where lots are reported: no lot will be set' });
+  }
+  const conditionLists: Array<[string, unknown]> = [
+    ['resultFilter', p.resultFilter],
+    ['reagentLots.when', (p.reagentLots as { when?: unknown } | undefined)?.when],
+  ];
   if (Array.isArray(p.runTypeRules)) (p.runTypeRules as Array<{ when?: unknown }>).forEach((r, i) => conditionLists.push([`runTypeRules[${i}].when`, r?.when]));
   for (const [at, list] of conditionLists) {
     if (!Array.isArray(list)) continue;

@@ -17,6 +17,8 @@ export interface RunContext {
   source: DraftEvent['source'];
   /** Prefix of the idempotency keys ('astm', 'hl7-analyzer'). */
   keyPrefix: string;
+  /** Reagent name → lot, as the analyzer reported them in this message. */
+  reagentLots?: ReadonlyMap<string, string>;
 }
 
 /**
@@ -47,6 +49,8 @@ export function consumptionDrafts(run: RunContext): DraftEvent[] {
         runAt: run.runAt,
       };
       if (testCode !== undefined) data.testCode = testCode;
+      const lot = row.reagent !== undefined ? run.reagentLots?.get(row.reagent.toUpperCase()) : undefined;
+      if (lot) data.reagentLot = lot;
       out.push({
         type: 'consumable.used',
         occurredAt: run.runAt,

@@ -174,7 +174,22 @@ export interface ConsumptionRow {
   uom: string;
   /** Marks the dead-volume row of a run. */
   deadVolume?: boolean;
+  /** The reagent's name in the analyzer's lot report (see `reagentLots`): its lot goes on the event. */
+  reagent?: string;
   note?: string;
+}
+
+/**
+ * Where an analyzer reports the lots of its reagents, e.g. Yumizen
+ * `M|4|REAGENT|CLEANER\DILUENT\LYSE|221114I1*^20230317^20230617\…`: M records matching `when`,
+ * names in field `namesField` (one repeat per reagent), lots in `lotsField` component
+ * `lotComponent` (same repeat order). A trailing `*` (Yumizen: the bottle in use) is dropped.
+ */
+export interface ReagentLotSource {
+  when: FieldCondition[];
+  namesField: number;
+  lotsField: number;
+  lotComponent: number;
 }
 
 export interface HostQuerySettings {
@@ -246,6 +261,8 @@ export interface Profile {
   /** QC / calibration / rerun recognition, first match wins; no match = patient run. */
   runTypeRules: RunTypeRule[];
   consumption: ConsumptionRow[];
+  /** Reagent lots reported in M records, put on consumption events as `reagentLot`. */
+  reagentLots?: ReagentLotSource;
   hostQuery: HostQuerySettings;
   /** HL7 analyzers only (protocol hl7-mllp): how the message kind is read. */
   hl7?: Hl7AnalyzerSettings;
