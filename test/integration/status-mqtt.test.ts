@@ -140,6 +140,24 @@ describe('MQTT status with the embedded broker (aedes)', () => {
     expect(JSON.parse(sub.lines[0]!.payload).spoofed).toBeUndefined();
   });
 
+  it('re-publishes the retained status every mqtt.publishIntervalMs even without changes', async () => {
+    const config = makeConfig(path.join(tmp.dir, 'data'), { id: 'lab-interval', mqtt: { publishIntervalMs: 200 } });
+    const quietModel = new StatusModel({ config, store, telemetry: new Telemetry(), version: 't', startedAt: new Date().toISOString() });
+    const periodic = new MqttStatus({ config, model: quietModel, log: silentLogger });
+    await periodic.start();
+    try {
+      const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${periodic.broker!.address().port}`);
+      let count = 0;
+      client.on('message', () => count++);
+      await client.subscribeAsync('lab-gateway/lab-interval/status', { qos: 1 });
+      await waitFor(() => count >= 4, 'periodic status publishes', 5000);
+      await client.endAsync();
+    } finally {
+      await periodic.stop();
+      await quietModel.stop();
+    }
+  });
+
   it('refuses to listen beyond loopback without credentials, naming the key', async () => {
     const config = makeConfig(path.join(tmp.dir, 'data'), { mqtt: { listen: { host: '0.0.0.0', port: 0 } } });
     const other = new MqttStatus({ config, model, log: silentLogger });
