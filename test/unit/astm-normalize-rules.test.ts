@@ -110,9 +110,11 @@ describe('idempotency across sessions', () => {
 
 describe('message level', () => {
   it('reports control id, sender and message type; Beckman ~ escapes decode in its own delimiters', () => {
-    const r = normalizeAstmMessage(msg('H|\\!~|(0:0-1#2, 571)||DxH!1.0|||||LIS||P|LIS2-A|20260114082841', 'P|1', 'O|1|000004400777||!!!CD', 'R|1|!!!WBC!33256-9|7.4|10~S~9/L', 'L|1|N'), ctx(loadProfile('beckman-unicel-dxh')));
+    const r = normalizeAstmMessage(msg('H|\\!~|(0:0-1#2, 571)||DxH!1.0|||||LIS||P|LIS2-A|20260114082841', 'P|1', 'O|1|000004400777||!!!CD', 'R|1|!!!WBC!33256-9|7.4|10~S~9/L', 'R|2|!!!PLT!777-3|146!  H |10~S~9/L', 'L|1|N'), ctx(loadProfile('beckman-unicel-dxh')));
     expect(r).toMatchObject({ controlId: '(0:0-1#2, 571)', sender: 'DxH^1.0', messageType: 'ASTM^RESULT' });
     expect(of(r.events, 'test.completed')[0]!.data.units).toBe('10!9/L');
+    // DxH puts the flag in a component of the value: components are trimmed and joined with ^.
+    expect(of(r.events, 'test.completed')[1]!.data.value).toBe('146^H');
   });
 
   it('answers only the first of several Q records, with a warning', () => {

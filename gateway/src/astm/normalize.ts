@@ -256,7 +256,9 @@ class MessageNormalizer {
       if (billableRun) data.accession = specimenId;
       const loinc = mapping?.loinc ?? sentLoinc;
       if (loinc) data.loinc = loinc;
-      const value = this.#value((fieldRepeats(result, 4, d)[0] ?? []).join('^').replace(/\^+$/, ''));
+      // Multi-component values (cobas `-1^0.325` interpretation^index, DxH `146!H`) are passed on
+      // with `^` between components, whatever the analyzer's component delimiter.
+      const value = (fieldRepeats(result, 4, d)[0] ?? []).map((c) => this.#value(c)).join('^').replace(/\^+$/, '');
       if (value !== '') data.value = value;
       const units = this.#value(fieldText(result, 5, d)) || mapping?.units || '';
       if (units !== '') data.units = units;
