@@ -1,3 +1,4 @@
+import { writeSync } from 'node:fs';
 import { SerialPort } from 'serialport';
 import type { SerialConfig } from '../../config/types.ts';
 import { describeError } from '../../errors.ts';
@@ -93,10 +94,27 @@ export class SerialTransport implements Transport {
       this.#attempt = 0;
       this.#lastError = '';
       this.#port = port;
+      let queued = 0;
       const wire: Wire = {
         remote: `serial:${s.path}`,
         write: (bytes) => {
-          if (port.isOpen) port.write(bytes);
+          if (!port.isOpen) return;
+          // Fast path for replies: when nothing is queued in the stream, write straight to the
+          // tty fd (non-blocking). serialport's own path goes through the libuv thread pool,
+          // where a LevelDB fsync can delay a one-byte ACK. Order is kept: once anything is
+          // queued, every write goes through the stream until it drains.
+          const fd = (port.port as { fd?: number | null } | undefined)?.fd;
+          if (queued === 0 && typeof fd === 'number') {
+            try {
+              const n = writeSync(fd, bytes);
+              if (n === bytes.length) return;
+              bytes = bytes.subarray(n);
+            } catch {
+              // EAGAIN (tty buffer full) and real errors alike: the stream path retries or reports.
+            }
+          }
+          queued++;
+          port.write(bytes, () => queued--);
         },
         close: () => {
           if (port.isOpen) port.close(() => undefined);
