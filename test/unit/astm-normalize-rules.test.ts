@@ -91,6 +91,19 @@ describe('runs, run types and billing', () => {
   });
 });
 
+describe('result status', () => {
+  it('R.9 = X (cannot be done) or I (pending) is not a completed test, but the run still consumes', () => {
+    const profile = loadProfile('horiba-pentra-xlr');
+    const r = normalizeAstmMessage(
+      msg('H|\\^&|||ABX|||||||P|E1394-97|20260114121551', 'P|1', 'O|1|S9^00^00||^^^DIF', 'R|1|^^^BAS#^704-7^1|-----|1||HH||X||NNE||20260114121550', 'R|2|^^^NEU%^770-8^1|54.2|1||||I||NNE||20260114121550', 'L|1|N'),
+      ctx(profile),
+    );
+    expect(of(r.events, 'test.completed')).toEqual([]);
+    expect(r.warnings.join(' ')).toMatch(/"BAS#" has status X \(cannot be done\)/);
+    expect(of(r.events, 'consumable.used').map((e) => e.data.productCode).sort()).toEqual(['HOR-ABX-BASOLYSE', 'HOR-ABX-CLEANER', 'HOR-ABX-EOSINOFIX']);
+  });
+});
+
 describe('idempotency across sessions', () => {
   it('the same result resent with a new H.3 and H.14 keeps its keys; a rerun at another time does not', () => {
     const profile = loadProfile('siemens-advia-centaur-xp');

@@ -247,6 +247,14 @@ class MessageNormalizer {
       const rawTime = this.#runTime(rscope);
       const timeKey = rawTime ?? `rec:${shortHash(result.raw)}`;
       const iso = rawTime ? astmDateToIso(rawTime) : undefined;
+      const status = this.#value(component(result, 9, 1, d));
+      if (status === 'X' || status === 'I') {
+        // LIS2-A2 §9.9: X = the order cannot be done, I = in instrument, pending. Neither is a
+        // completed test; the run still used reagent, so the test counts for consumption.
+        this.#warnings.push(`R record ${result.index + 1}: "${analyzerCode}" has status ${status} (${status === 'X' ? 'cannot be done' : 'pending'}): no test.completed`);
+        kept.push({ canonical, timeKey, iso });
+        continue;
+      }
       const data: EventDataMap['test.completed'] = {
         specimenId,
         testCode: canonical,
@@ -264,7 +272,6 @@ class MessageNormalizer {
       if (units !== '') data.units = units;
       const flags = this.#value(fieldText(result, 7, d));
       if (flags !== '') data.abnormalFlags = flags;
-      const status = this.#value(component(result, 9, 1, d));
       if (status !== '') data.resultStatus = status;
       if (iso) data.completedAt = iso;
       this.#push('test.completed', {
