@@ -230,8 +230,10 @@ export function buttonValidate(env: Env, idsIn: number[]): unknown {
     for (const pid of ids) {
       const moves = movesOf(env, pid).filter(LIVE);
       if (moves.every((m) => m.picked !== true)) {
-        for (const m of moves) env.db.update('stock.move', m.id, { picked: true });
-        for (const l of linesOfPicking(env, pid)) env.db.update('stock.move.line', l.id, { picked: true });
+        for (const m of moves) {
+          env.db.update('stock.move', m.id, { picked: true });
+          for (const l of linesOfMove(env, m.id)) env.db.update('stock.move.line', l.id, { picked: true });
+        }
       }
     }
   }
@@ -412,7 +414,7 @@ export function stockHooks(): Record<string, ModelHooks> {
     'stock.move.line': {
       beforeCreate: (env, vals) => {
         let move = typeof vals.move_id === 'number' ? env.table('stock.move').get(vals.move_id) : undefined;
-        if (move && vals.picking_id === undefined) vals.picking_id = move.picking_id;
+        // picking_id is NOT taken from the move: lines nested in `move_ids` keep picking_id NULL (odoo-api.md §D).
         if (move && vals.product_id === undefined) vals.product_id = move.product_id;
         const picking = typeof vals.picking_id === 'number' ? env.table('stock.picking').get(vals.picking_id) : undefined;
         if (!move && picking && typeof vals.product_id === 'number') {
@@ -479,6 +481,14 @@ export function stockHooks(): Record<string, ModelHooks> {
         }
       },
     },
+    'stock.scrap': {
+      beforeCreate: (env, vals) => {
+        if (!vals.name || vals.name === 'New') vals.name = env.sequence('stock.scrap', 'SP/', 5);
+        if (vals.location_id === undefined) vals.location_id = [...env.table('stock.warehouse').values()][0]?.lot_stock_id ?? false;
+        if (vals.scrap_location_id === undefined) vals.scrap_location_id = scrapLocationDefault(env);
+        if (vals.product_uom_id === undefined && typeof vals.product_id === 'number') vals.product_uom_id = templateOf(env, env.table('product.product').get(vals.product_id))?.uom_id ?? false;
+      },
+    },
     'stock.warehouse.orderpoint': {
       beforeCreate: (env, vals) => {
         if (!vals.name || vals.name === '/') vals.name = env.sequence('stock.orderpoint', 'OP/', 5);
@@ -494,6 +504,35 @@ export function stockHooks(): Record<string, ModelHooks> {
       },
     },
   };
+}
+
+// ------------------------------------------------------------------------------------------- scrap
+
+function scrapLocationDefault(env: Env): number | false {
+  const scrap = [...env.table('stock.location').values()].find((l) => l.usage === 'inventory' && (env.version <= 18 ? l.scrap_location === true : l.name === 'Scrap'));
+  return scrap ? scrap.id : false;
+}
+
+/** `stock.scrap.do_scrap`: one done move out of the location, lot required for tracked products. */
+function doScrap(env: Env, ids: number[]): true {
+  for (const id of ids) {
+    const sc = env.browse('stock.scrap', id);
+    if (sc.state === 'done') continue;
+    if (tracking(env, sc.product_id) !== 'none' && typeof sc.lot_id !== 'number') {
+      throw userError(`You need to supply a Lot/Serial number for product: ${productName(env, sc.product_id)}.`);
+    }
+    const mv: Vals = {
+      product_id: sc.product_id, product_uom_qty: sc.scrap_qty, product_uom: sc.product_uom_id, location_id: sc.location_id,
+      location_dest_id: sc.scrap_location_id, origin: sc.origin || sc.name, scrap_id: id, ...(env.version <= 18 ? { name: String(sc.name), scrapped: true } : {}),
+    };
+    const moveId = env.sudo().withContext({ __internal_move: true }).createInternal('stock.move', mv);
+    createLine(env, { move_id: moveId, product_id: sc.product_id, product_uom_id: sc.product_uom_id, location_id: sc.location_id, location_dest_id: sc.scrap_location_id, lot_id: sc.lot_id || false, ...(env.version === 16 ? { qty_done: sc.scrap_qty } : { quantity: sc.scrap_qty, picked: true }) }, false);
+    updateQuant(env, sc.product_id as number, sc.location_id as number, (sc.lot_id as number) || false, -(sc.scrap_qty as number), 0);
+    updateQuant(env, sc.product_id as number, sc.scrap_location_id as number, (sc.lot_id as number) || false, sc.scrap_qty as number, 0);
+    env.db.update('stock.move', moveId, { state: 'done', ...(env.version >= 17 ? { picked: true } : {}) });
+    env.db.update('stock.scrap', id, { state: 'done', date_done: env.nowString() });
+  }
+  return true;
 }
 
 // ----------------------------------------------------------------------------------------- methods
@@ -557,6 +596,29 @@ export function registerStockMethods(reg: MethodRegistry): void {
       for (const pid of picks) for (const l of linesOfPicking(env, pid)) if (!((l.qty_done as number) > 0)) env.db.update('stock.move.line', l.id, { qty_done: l.reserved_uom_qty });
       return buttonValidate(env.withContext({ skip_immediate: true }), picks);
     },
+  });
+
+  reg.add('stock.scrap', 'action_validate', {
+    api: 'multi', owner: 'StockScrap', params: [],
+    run: (env, _m, ids) => {
+      env.checkAccess('stock.scrap', 'write');
+      const id = env.ensureOne('stock.scrap', ids);
+      const sc = env.table('stock.scrap').get(id)!;
+      if (!isStorable(env, sc.product_id)) return doScrap(env, [id]);
+      // `v17:stock_scrap.py` action_validate: strict quants of this location (and lot)
+      const available = [...env.table('stock.quant').values()]
+        .filter((q) => q.product_id === sc.product_id && q.location_id === sc.location_id && (typeof sc.lot_id !== 'number' || q.lot_id === sc.lot_id))
+        .reduce((t, q) => t + (q.quantity as number), 0);
+      if (available >= (sc.scrap_qty as number) - 1e-9) return doScrap(env, [id]);
+      return {
+        name: `${productName(env, sc.product_id)}: Insufficient Quantity To Scrap`, view_mode: 'form', res_model: 'stock.warn.insufficient.qty.scrap', type: 'ir.actions.act_window', target: 'new',
+        context: { default_product_id: sc.product_id, default_location_id: sc.location_id, default_scrap_id: id, default_quantity: sc.scrap_qty },
+      };
+    },
+  });
+  reg.add('stock.scrap', 'do_scrap', {
+    api: 'multi', owner: 'StockScrap', params: [],
+    run: (env, _m, ids) => { env.checkAccess('stock.scrap', 'write'); env.assertExists('stock.scrap', ids); return doScrap(env, ids); },
   });
 
   reg.add('stock.quant', 'action_apply_inventory', {

@@ -502,6 +502,10 @@ export class OdooEmulator {
     const env = this.makeEnv(uid, user?.rights ?? 'admin', context);
     const spec = resolveMethod(this.registry, env, model, method, transport);
     const { ids, named } = bindPositional(spec, method, args, kwargs);
+    if (method === 'create' && args.length === 0) {
+      // `_call_kw_model_create` reads args[0] after creating: vals_list passed as a keyword fails (and rolls back).
+      throw new OdooError('builtins.IndexError', 'list index out of range', 500);
+    }
     return execute(env, spec, model, method, ids, named, transport);
   }
 

@@ -133,6 +133,39 @@ describe.each(VERSIONS)('business workflows on Odoo %i', (version) => {
     expect(lotQty('C24C310')).toBe(3);
   });
 
+  it('move lines nested inside move_ids keep picking_id empty (odoo-api.md §D)', async () => {
+    const p = product('RGT-GLU');
+    const id = (await rpc('stock.picking', 'create', [{
+      picking_type_id: labType.id,
+      move_ids: [[0, 0, { product_id: p, product_uom_qty: 1, ...moveName('nested'), move_line_ids: [[0, 0, { product_id: p, lot_id: lot('G24A101'), ...done(1) }]] }]],
+    }])) as number;
+    const move = one('stock.move', [['picking_id', '=', id]]);
+    const line = one('stock.move.line', [['move_id', '=', move.id as number]]);
+    expect(line.picking_id).toBe(false);
+    expect(one('stock.picking', [['id', '=', id]]).move_line_ids).toEqual([]);
+  });
+
+  it('scrap: action_validate scraps available stock, or returns the insufficient-quantity wizard', async () => {
+    const scrap = (await rpc('stock.scrap', 'create', [{ product_id: product('RGT-TSH'), lot_id: lot('T24D077'), scrap_qty: 1, location_id: labType.src, origin: 'evt-scrap' }], undefined, 'bot')) as number;
+    expect(one('stock.scrap', [['id', '=', scrap]]).name).toBe('SP/00001');
+    expect(await rpc('stock.scrap', 'action_validate', [[scrap]], undefined, 'bot')).toBe(true);
+    expect(one('stock.scrap', [['id', '=', scrap]]).state).toBe('done');
+    expect(lotQty('T24D077')).toBe(2);
+    const big = (await rpc('stock.scrap', 'create', [{ product_id: product('RGT-TSH'), lot_id: lot('T24D077'), scrap_qty: 50, location_id: labType.src }])) as number;
+    expect(((await rpc('stock.scrap', 'action_validate', [[big]])) as { res_model: string }).res_model).toBe('stock.warn.insufficient.qty.scrap');
+    expect(await rpc('stock.scrap', 'do_scrap', [[big]])).toBe(true);
+    expect(lotQty('T24D077')).toBe(-48);
+    const noLot = (await rpc('stock.scrap', 'create', [{ product_id: product('RGT-TSH'), scrap_qty: 1, location_id: labType.src }])) as number;
+    expect((await rpcError('stock.scrap', 'do_scrap', [[noLot]])).odooName).toBe('odoo.exceptions.UserError');
+  });
+
+  it('create with vals_list as a keyword over JSON-RPC fails with IndexError and creates nothing', async () => {
+    const before = odoo.count('stock.lot');
+    const err = await rpcError('stock.lot', 'create', [], { vals_list: [{ name: 'KW-1', product_id: product('RGT-GLU'), company_id: 1 }] });
+    expect(err).toMatchObject({ odooName: 'builtins.IndexError', message: 'list index out of range' });
+    expect(odoo.count('stock.lot')).toBe(before);
+  });
+
   it('untracked consumption beyond stock drives the quant negative', async () => {
     const id = await consumptionPicking('TIP-200', 50, undefined);
     expect(await rpc('stock.picking', 'button_validate', [[id]])).toBe(true);
