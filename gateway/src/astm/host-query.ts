@@ -184,7 +184,7 @@ function mergeTests(a: OrderedTest[], b: OrderedTest[]): OrderedTest[] {
 export function buildWorklist(orders: OrderCreatedData[], profile: Profile, options: { sender?: string; receiver?: string; now?: Date } = {}): string[] {
   const parsed = parseDelimiterString(profile.quirks.delimiters);
   const d = parsed.ok ? parsed.delimiters : { field: '|', repeat: '\\', component: '^', escape: '&' };
-  const records = [buildHeader(['', '', options.sender ?? 'LIS', '', '', '', '', options.receiver ?? profile.model, '', 'P', profile.hostQuery.replyVersion ?? 'LIS2-A2', astmTimestamp(options.now)], d)];
+  const records = [buildHeader(['', '', options.sender ?? 'LIS', '', '', '', '', options.receiver ?? '', '', 'P', profile.hostQuery.replyVersion ?? 'LIS2-A2', astmTimestamp(options.now)], d)];
   let seq = 0;
   for (const order of orders) {
     const tests = analyzerTests(order.tests, profile);
