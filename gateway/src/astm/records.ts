@@ -40,10 +40,6 @@ export interface AstmRecord {
   index: number;
 }
 
-export interface CommentGroup {
-  record: AstmRecord;
-}
-
 export interface ResultGroup {
   record: AstmRecord;
   comments: AstmRecord[];
