@@ -321,21 +321,27 @@ export class EventStore implements GatewayStore {
 
   async commit(message: InboundMessage, drafts: DraftEvent[]): Promise<CommitResult> {
     const dedupKey = message.dedupKey;
-    if (dedupKey !== undefined) {
-      let inflight = this.#inflightDedup.get(dedupKey);
-      if (!inflight) {
-        const existing = (await this.#sub.dedup.get(dedupKey)) as string | undefined;
-        if (existing !== undefined) return this.#recordDuplicate(existing);
-        // Another commit of the same key may have started while we looked.
-        inflight = this.#inflightDedup.get(dedupKey);
-      }
-      if (inflight) {
-        const original = await inflight.catch(() => undefined);
-        if (original) return this.#recordDuplicate(original.messageId);
-      }
+    let inflight = dedupKey !== undefined ? this.#inflightDedup.get(dedupKey) : undefined;
+    let known: boolean[] | undefined;
+    if (!inflight) {
+      // One round of parallel look-ups: the message's dedup key, the events' idempotency keys and
+      // the counts of partitions not cached yet.
+      const [existing, found] = await Promise.all([
+        dedupKey !== undefined ? (this.#sub.dedup.get(dedupKey) as Promise<string | undefined>) : undefined,
+        this.#lookup(drafts),
+      ]);
+      if (existing !== undefined) return this.#recordDuplicate(existing);
+      known = found;
+      // Another commit of the same key may have started while we looked.
+      if (dedupKey !== undefined) inflight = this.#inflightDedup.get(dedupKey);
+    }
+    if (inflight) {
+      const original = await inflight.catch(() => undefined);
+      if (original) return this.#recordDuplicate(original.messageId);
+      known = await this.#lookup(drafts); // the original failed: this one takes its place
     }
     this.#assertWritable();
-    const attempt = this.#commitNew(message, drafts);
+    const attempt = this.#commitNew(message, drafts, known ?? []);
     if (dedupKey !== undefined) {
       this.#inflightDedup.set(dedupKey, attempt);
       attempt.then(
@@ -344,6 +350,20 @@ export class EventStore implements GatewayStore {
       );
     }
     return attempt;
+  }
+
+  /** Which drafts' idempotency keys are stored already; loads uncached partition counts. */
+  async #lookup(drafts: DraftEvent[]): Promise<boolean[]> {
+    if (drafts.length === 0) return [];
+    const missing = [...new Set(drafts.map((d) => d.partitionKey).filter((pk) => !this.#pcount.has(pk)))];
+    const [ids, counts] = await Promise.all([
+      this.#sub.idem.getMany(drafts.map((d) => d.idempotencyKey)) as Promise<Array<string | undefined>>,
+      missing.length ? (this.#sub.pcount.getMany(missing) as Promise<Array<number | undefined>>) : Promise.resolve([]),
+    ]);
+    missing.forEach((pk, i) => {
+      if (!this.#pcount.has(pk)) this.#pcount.set(pk, counts[i] ?? 0);
+    });
+    return ids.map((id) => id !== undefined);
   }
 
   async #recordDuplicate(messageId: string): Promise<CommitResult> {
@@ -359,17 +379,9 @@ export class EventStore implements GatewayStore {
     return { messageId, duplicate: true, ack, eventIds: [], skippedEvents: 0 };
   }
 
-  async #commitNew(message: InboundMessage, drafts: DraftEvent[]): Promise<CommitResult> {
-    // Asynchronous look-ups first (idempotency keys, partition counts) …
-    const keep: boolean[] = [];
-    for (const draft of drafts) {
-      const key = draft.idempotencyKey;
-      const exists = this.#inflightIdem.has(key) || (await this.#sub.idem.get(key)) !== undefined;
-      keep.push(!exists);
-    }
-    for (const draft of drafts) await this.#loadPartitionCount(draft.partitionKey);
-
-    // … then everything else synchronously, so that in-memory state and queued operations agree.
+  async #commitNew(message: InboundMessage, drafts: DraftEvent[], known: boolean[]): Promise<CommitResult> {
+    // Synchronous until the write is queued, so that in-memory state and queued operations agree.
+    const keep = drafts.map((_, i) => known[i] !== true);
     const now = Date.now();
     const messageId = this.#ids.next(now);
     const ops: BatchOp[] = [];
