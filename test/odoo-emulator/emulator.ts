@@ -405,7 +405,7 @@ export class OdooEmulator {
     const id = envelope.id ?? null;
     const params = (envelope.params && typeof envelope.params === 'object' && !Array.isArray(envelope.params) ? envelope.params : {}) as Record<string, unknown>;
     const ok = (result: unknown): Reply => json(200, result === undefined ? { jsonrpc: '2.0', id } : { jsonrpc: '2.0', id, result });
-    const fail = (err: OdooError): Reply => json(200, { jsonrpc: '2.0', id, error: { code: this.version >= 19 ? 0 : 200, message: 'Odoo Server Error', data: serializeError(err) } });
+    const fail = (err: OdooError): Reply => json(200, { jsonrpc: '2.0', id, error: { code: this.version >= 19 ? 0 : 200, message: 'Odoo Server Error', data: serializeError(err, this.version) } });
     const guard = (fn: () => unknown): Reply => {
       try {
         return ok(fn());
@@ -436,7 +436,7 @@ export class OdooEmulator {
           const sid = /(?:^|;\s*)session_id=([^;]+)/.exec(req.headers.cookie ?? '')?.[1];
           const uid = sid ? this.sessions.get(sid) : undefined;
           if (uid === undefined) {
-            return json(200, { jsonrpc: '2.0', id, error: { code: 100, message: 'Odoo Session Expired', data: serializeError(new OdooError('odoo.http.SessionExpiredException', 'Session expired', 401)) } });
+            return json(200, { jsonrpc: '2.0', id, error: { code: 100, message: 'Odoo Session Expired', data: serializeError(new OdooError('odoo.http.SessionExpiredException', 'Session expired', 401), this.version) } });
           }
           return guard(() => this.callKw(uid, model, method, (params.args as unknown[]) ?? [], (params.kwargs as Record<string, unknown>) ?? {}, 'jsonrpc'));
         },

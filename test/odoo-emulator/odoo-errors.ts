@@ -67,7 +67,12 @@ export function fakeTraceback(err: OdooError): string {
   return `Traceback (most recent call last):\n  File "/opt/odoo/odoo/service/model.py", line 156, in retrying\n    result = func()\n  File "/opt/odoo/odoo/api.py", line 468, in call_kw\n    result = _call_kw_multi(method, model, args, kwargs)\n${err.pythonName}: ${err.message}\n`;
 }
 
-/** serialize_exception (`v17:odoo/http.py:398`): the five keys JSON-RPC and JSON-2 both use. */
-export function serializeError(err: OdooError): { name: string; message: string; arguments: unknown[]; context: Record<string, unknown>; debug: string } {
-  return { name: err.pythonName, message: err.message, arguments: err.args, context: {}, debug: fakeTraceback(err) };
+/**
+ * serialize_exception (`v17:odoo/http.py:398`): the five keys JSON-RPC and JSON-2 both use, in the
+ * order each version writes them (16–18: name, debug, message, arguments, context; 19: debug last).
+ */
+export function serializeError(err: OdooError, version = 19): { name: string; message: string; arguments: unknown[]; context: Record<string, unknown>; debug: string } {
+  const debug = fakeTraceback(err);
+  if (version <= 18) return { name: err.pythonName, debug, message: err.message, arguments: err.args, context: {} };
+  return { name: err.pythonName, message: err.message, arguments: err.args, context: {}, debug };
 }

@@ -44,7 +44,7 @@ describe.each(VERSIONS)('JSON-RPC on Odoo %i', (version) => {
     expect(env.result).toBeUndefined();
     expect(env.error?.code).toBe(version >= 19 ? 0 : 200);
     expect(env.error?.message).toBe('Odoo Server Error');
-    expect(Object.keys(env.error!.data).sort()).toEqual(['arguments', 'context', 'debug', 'message', 'name']);
+    expect(Object.keys(env.error!.data)).toEqual(version >= 19 ? ['name', 'message', 'arguments', 'context', 'debug'] : ['name', 'debug', 'message', 'arguments', 'context']);
     expect(env.error?.data.name).toBe('odoo.exceptions.AccessDenied');
     expect(env.error?.data.message).toBe('Access Denied');
     odoo.reset();
