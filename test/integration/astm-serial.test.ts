@@ -99,6 +99,27 @@ describe('ASTM endpoint on a socat pty pair', () => {
   });
 });
 
+describe('a 26 KB frame on the pty', () => {
+  it('is ACKed once and stored byte for byte', async () => {
+    const sub = path.join(dir, 'big');
+    await import('node:fs/promises').then((fs) => fs.mkdir(sub, { recursive: true }));
+    const pair = await startPtyPair(sub);
+    cleanups.push(() => pair.kill());
+    const { ep } = endpoint('pty-big', pair.b);
+    await ep.start();
+    const { sim } = await openSim(pair.a);
+    // Yumizen H500: an M record with a base64 histogram, the whole message in one frame.
+    const text = 'H|\\^&|||H500\rM|3|MATRIX|LMNE|' + 'QUJDRA=='.repeat(3300) + '\rL|1|N\r';
+    const f = buildFrame(1, Buffer.from(text, 'latin1'), true);
+    expect(f.length).toBeGreaterThan(26_000);
+    const { replies, sent } = await sim.sendMessage([f]);
+    expect(replies).toBe('<ACK><ACK>');
+    const stored = await storedRaw('pty-big');
+    expect(stored).toHaveLength(1);
+    expect(stored[0]?.raw.equals(sent)).toBe(true);
+  });
+});
+
 describe('cable pulled mid-message', () => {
   it('keeps the cut message as rejected raw bytes and reopens the port when the line returns', async () => {
     const sub = path.join(dir, 'pull');

@@ -214,6 +214,22 @@ describe('ASTM endpoint, TCP server role (the analyzer connects)', () => {
     expect(text).toBe('H|\\^&|||host\rP|1\rO|1|SPEC-42||^^^GLU|R\rL|1|F\r');
   });
 
+  it('an analyzer that closes after EOT gets the host query answer on its next connection (MALDI style)', async () => {
+    const { ep } = endpoint(
+      { id: 'tcp-srv-11', profile: 'test', tcp: { listen: { host: '127.0.0.1', port: 0 } } },
+      { answer: async (q) => ['H|\\^&|||host', `O|1|${q}||^^^ID|R`, 'L|1|F'] },
+    );
+    await ep.start();
+    const port = ep.address()?.port as number;
+    const first = await connectSim(port);
+    const { replies } = await first.sim.sendMessage(['H|\\^&|||maldi', 'Q|1|^TARGET-7||ALL||||||||O', 'L|1|N']);
+    expect(replies).toBe('<ACK>'.repeat(4));
+    first.socket.end(); // EOT, then the connection closes at once
+    await until(() => ep.connections === 0);
+    const second = await connectSim(port);
+    expect(await second.sim.receiveSession()).toBe('H|\\^&|||host\rO|1|TARGET-7||^^^ID|R\rL|1|F\r');
+  });
+
   it('sendWorklist pushes an order download to a connected analyzer', async () => {
     const { ep } = endpoint({ id: 'tcp-srv-9', profile: 'test', tcp: { listen: { host: '127.0.0.1', port: 0 } } });
     await ep.start();

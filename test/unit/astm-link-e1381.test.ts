@@ -376,6 +376,11 @@ describe('E1381 timers (fake clock, each at its bound)', () => {
     expect(link.maxFrameText).toBe(64);
     expect(link.timers.establishmentMs).toBe(15_000);
     expect(() => resolveLinkOptions({ timers: { busyRetryMs: -1 } })).toThrow(/busyRetryMs/);
+    // The firmware profile spelling (profiles/types.ts ProfileQuirks) maps onto the link options.
+    const fromProfile = resolveLinkOptions({ lowLevel: 'e1381', establishmentTimeoutMs: 1_000, frameTimeoutMs: 2_000, replyTimeoutMs: 3_000, nakRetryDelayMs: 4_000, contentionTimeoutMs: 5_000, maxRetries: 3, maxIncomingFrame: 64_000, outgoingFrameLayout: 'message-per-frame' });
+    expect(fromProfile.timers).toMatchObject({ establishmentMs: 1_000, receiverFrameMs: 2_000, senderFrameReplyMs: 3_000, busyRetryMs: 4_000, contentionMs: 5_000 });
+    expect(fromProfile).toMatchObject({ maxRetransmissions: 3, maxReceiveFrameBytes: 64_000, frameLayout: 'message-per-frame' });
+    expect(resolveLinkOptions({ lowLevel: 'none' }).lowLevel).toBe('records-only');
     const h = makeHarness({ timers: { receiverFrameMs: 5_000 } });
     h.session.push(b(ENQ));
     h.session.push(frame(1, 'H|\\^&\r'));

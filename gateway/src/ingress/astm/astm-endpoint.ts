@@ -78,6 +78,7 @@ export class AstmEndpoint<Q = unknown> implements Component {
   readonly #log: Logger;
   readonly #links = new Set<Link>();
   readonly #pendingWrites = new Set<Promise<unknown>>();
+  readonly #linkWaiters = new Set<(link: Link) => void>();
   #transport: Transport | undefined;
   #status: ComponentStatus = 'created';
   #nextLinkId = 1;
@@ -208,6 +209,8 @@ export class AstmEndpoint<Q = unknown> implements Component {
     });
     const link: Link = { id, wire, session };
     this.#links.add(link);
+    for (const w of this.#linkWaiters) w(link);
+    this.#linkWaiters.clear();
     this.#setState(this.#opt.analyzer.tcp?.listen ? 'listening' : 'connected', wire.remote);
     return {
       data: (bytes) => link.session.push(bytes),
@@ -294,13 +297,38 @@ export class AstmEndpoint<Q = unknown> implements Component {
       if (records.length === 0) return;
       // The session sends only from a neutral line: after the analyzer's EOT, or after it
       // honours our receiver interrupt at a message boundary.
-      await link.session.send(records);
+      try {
+        await link.session.send(records);
+      } catch (err) {
+        // Analyzers that close TCP right after EOT (MALDI Biotyper: a connection per session)
+        // take the answer on their next connection.
+        if (this.#links.has(link) || this.#status !== 'running') throw err;
+        const next = await this.#nextLink(this.#link.timers.contentionMs);
+        if (!next) throw err;
+        await next.session.send(records);
+      }
       this.#log.info('host query answered', { records: records.length });
     })().catch((err: unknown) => {
       this.#log.warn('host query answer not delivered', { error: describeError(err) });
       this.#opt.telemetry.alert('warning', 'GW_ASTM_LINK', `host query answer not delivered: ${describeError(err)}`, this.#opt.analyzer.id);
     });
     this.#track(p);
+  }
+
+  /** The next connection to open, or undefined after `ms`. */
+  #nextLink(ms: number): Promise<Link | undefined> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#linkWaiters.delete(waiter);
+        resolve(undefined);
+      }, ms);
+      timer.unref();
+      const waiter = (l: Link): void => {
+        clearTimeout(timer);
+        resolve(l);
+      };
+      this.#linkWaiters.add(waiter);
+    });
   }
 
   #onPartial(link: Link, raw: Buffer, reason: PartialReason): void {
