@@ -10,7 +10,8 @@ import type { FieldSpec } from './types.ts';
 
 const asIds = (v: unknown): number[] => (Array.isArray(v) ? v.filter((x): x is number => typeof x === 'number') : typeof v === 'number' ? [v] : []);
 const asDomain = (v: unknown): Domain => (Array.isArray(v) ? v : []);
-const asLimit = (v: unknown): number | null => (typeof v === 'number' ? v : null);
+/** Python truthiness: `limit=0` means no limit. */
+const asLimit = (v: unknown): number | null => (typeof v === 'number' && v > 0 ? v : null);
 
 export function registerBaseMethods(reg: MethodRegistry): void {
   reg.add('*', 'create', {

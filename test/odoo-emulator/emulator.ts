@@ -376,8 +376,7 @@ export class OdooEmulator {
       return json(200, { version_info: [this.version, 0, 0, 'final', 0, ''], version: `${this.version}.0` });
     }
     if (path === '/jsonrpc' || path === '/web/session/authenticate' || path === '/web/webclient/version_info' || path.startsWith('/web/dataset/call_kw')) {
-      if (method !== 'POST') return { status: 405, headers: { 'Content-Type': 'text/html; charset=utf-8', Allow: 'POST' }, body: html(405, 'Method Not Allowed', 'The method is not allowed for the requested URL.') };
-      return this.jsonRpcRoute(req, path, body, ip);
+      return this.jsonRpcRoute(req, path, body, ip); // a GET has no JSON Content-Type: refused like one
     }
     if (path === '/json/2' || path.startsWith('/json/2/')) {
       if (this.version < 19) return notFoundHtml();

@@ -339,10 +339,14 @@ export class Env implements ComputeEnv {
         if (v === false) return false;
         if (typeof v !== 'string' || !/^\d{4}-\d{2}-\d{2}/.test(v)) throw valueError(`time data ${pyRepr(v)} does not match format '%Y-%m-%d'`);
         return v.slice(0, 10);
-      case 'datetime':
+      case 'datetime': {
         if (v === false) return false;
-        if (typeof v !== 'string' || !/^\d{4}-\d{2}-\d{2}( \d{2}:\d{2}:\d{2})?$/.test(v)) throw valueError(`time data ${pyRepr(v)} does not match format '%Y-%m-%d %H:%M:%S'`);
-        return v.length === 10 ? `${v} 00:00:00` : v;
+        // `fields.Datetime.to_datetime`: strptime(value[:19], '%Y-%m-%d %H:%M:%S'), or a bare date.
+        if (typeof v === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(v)) return `${v} 00:00:00`;
+        const head = typeof v === 'string' ? v.slice(0, 19) : v;
+        if (typeof head !== 'string' || !/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/.test(head)) throw valueError(`time data ${pyRepr(head)} does not match format '%Y-%m-%d %H:%M:%S'`);
+        return head;
+      }
       case 'char': case 'text': case 'html':
         if (v === false) return false;
         return typeof v === 'string' ? v : String(v);

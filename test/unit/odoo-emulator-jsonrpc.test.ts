@@ -146,6 +146,15 @@ describe.each(VERSIONS)('JSON-RPC on Odoo %i', (version) => {
     expect(lots[0]!.product_id).toEqual([productId('RGT-GLU'), '[RGT-GLU] Glucose reagent cartridge (500 tests)']);
   });
 
+  it('limit 0 means no limit; datetimes are parsed from their first 19 characters', async () => {
+    const all = (await call('product.product', 'search_count', [[]])).result as number;
+    expect(((await call('product.product', 'search', [[]], { limit: 0 })).result as number[]).length).toBe(all);
+    const lot = (await call('stock.lot', 'create', [{ name: `DT-${version}`, product_id: productId('RGT-CRP'), company_id: 1, expiration_date: '2027-01-31 12:00:00.250' }])).result as number;
+    expect(odoo.records('stock.lot', [['id', '=', lot]])[0]!.expiration_date).toBe('2027-01-31 12:00:00');
+    const iso = await call('stock.lot', 'create', [{ name: `DT2-${version}`, product_id: productId('RGT-CRP'), company_id: 1, expiration_date: '2027-01-31T12:00:00Z' }]);
+    expect(iso.error?.data).toMatchObject({ name: 'builtins.ValueError', message: "time data '2027-01-31T12:00:00' does not match format '%Y-%m-%d %H:%M:%S'" });
+  });
+
   it('archived records are hidden unless active_test is false (the archived WH/INT picking type)', async () => {
     const domain = [['code', '=', 'internal'], ['sequence_code', '=', 'INT']];
     expect((await call('stock.picking.type', 'search', [domain])).result).toEqual([]);
@@ -168,6 +177,8 @@ describe.each(VERSIONS)('JSON-RPC on Odoo %i', (version) => {
     expect(wrongType.status).toBe(version >= 19 ? 415 : 400);
     expect(wrongType.headers.get('content-type')).toContain('text/html');
     if (version >= 19) expect(wrongType.headers.get('accept')).toBe('application/json');
+    const get = await fetch(`${url}/jsonrpc`);
+    expect(get.status).toBe(version >= 19 ? 415 : 400);
     const badJson = await post(`${url}/jsonrpc`, '{not json', { 'Content-Type': 'application/json' });
     expect(badJson.status).toBe(400);
     expect(badJson.text).toBe('Invalid JSON data');
