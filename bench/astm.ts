@@ -23,6 +23,9 @@ import { normalizeAstmMessage } from '../gateway/src/astm/normalize.ts';
 import { AstmEndpoint } from '../gateway/src/ingress/astm/astm-endpoint.ts';
 import { buildFrame } from '../gateway/src/ingress/astm/checksum.ts';
 import { ACK, ENQ, EOT, LF } from '../gateway/src/ingress/astm/control-chars.ts';
+import { E1381Session } from '../gateway/src/ingress/astm/e1381-session.ts';
+import { resolveLinkOptions } from '../gateway/src/ingress/astm/link-options.ts';
+import { realScheduler } from '../gateway/src/ingress/astm/scheduler.ts';
 import { silentLogger } from '../gateway/src/log.ts';
 import { loadProfile } from '../gateway/src/profiles/load.ts';
 import { EventStore } from '../gateway/src/store/event-store.ts';
@@ -196,6 +199,31 @@ function summary(values: number[]) {
   return { n: s.length, p50: round(percentile(s, 50)), p99: round(percentile(s, 99)), max: round(s[s.length - 1] ?? NaN) };
 }
 
+/** The state machine alone, in process: µs of CPU per frame (no tty, no store). */
+async function sessionOnly(messages: number) {
+  let acks = 0;
+  const session = new E1381Session({
+    link: resolveLinkOptions(),
+    scheduler: realScheduler,
+    write: (b) => void (acks += b.length),
+    onMessage: () => Promise.resolve(),
+    onPartial: () => undefined,
+  });
+  const wire = Buffer.concat(Array.from({ length: 50 }, (_, i) => Buffer.concat([Buffer.from([ENQ]), ...messageFrames(i, 0), Buffer.from([EOT])])));
+  const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  for (let i = 0; i < messages / 50; i++) {
+    session.push(wire);
+    // Each completing frame waits for its (already resolved) commit: let the replies run.
+    for (let k = 0; k < 60; k++) await Promise.resolve();
+    await new Promise((r) => setImmediate(r));
+  }
+  const cpu = process.cpuUsage(cpu0);
+  const frames = (messages / 50) * 50 * 6;
+  if (acks !== (messages / 50) * 50 * 7) throw new Error(`state machine bench: ${acks} replies for ${frames} frames`);
+  return { frames, acks, wallMs: round(performance.now() - t0, 1), cpuMicrosPerFrame: round((cpu.user + cpu.system) / frames, 2) };
+}
+
 let runNo = 0;
 
 async function latencyRun(mode: ChildMode, dir: string, messages: number) {
@@ -285,6 +313,10 @@ async function loadRun(mode: ChildMode, dir: string, analyzers: number, seconds:
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
   const loadOnly = process.argv.includes('--load-only');
+  if (process.argv.includes('--state-machine-only')) {
+    console.log(JSON.stringify(await sessionOnly(20_000)));
+    return;
+  }
   const dir = await mkdtemp(path.join(tmpdir(), 'bench-astm-'));
   try {
     const messages = quick ? 100 : 400;
@@ -294,6 +326,7 @@ async function main(): Promise<void> {
       console.log(JSON.stringify(await loadRun('gateway', dir, 32, seconds, [100, 300]), null, 2));
       return;
     }
+    const stateMachine = await sessionOnly(quick ? 5_000 : 20_000);
     // Interleaved rounds, so that load from other processes on the machine hits both alike.
     const rounds = quick ? 1 : 3;
     const samples = { gateway: { intermediate: [] as number[], completing: [] as number[] }, echo: { intermediate: [] as number[], completing: [] as number[] } };
@@ -317,6 +350,7 @@ async function main(): Promise<void> {
       machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '', memoryGB: Math.round(totalmem() / 2 ** 30), node: process.version },
       setup: 'socat pty pairs, serialport on both ends; gateway = AstmEndpoint + EventStore (LevelDB, fsync per commit group) + generic-astm normalizer in a child process; peer = child process that writes ACK for every ENQ and LF',
       targets: { intermediateFrameP99Ms: 2, loadCpuPercentOfOneCore: 10, maxReplyMs: 15_000 },
+      stateMachineOnly: stateMachine,
       latency: {
         gateway: ours,
         echoPeer: peer,

@@ -263,6 +263,7 @@ export class AstmEndpoint<Q = unknown> implements Component {
     } catch (err) {
       // Not stored → NAK (LIS1-A §6.5.1): the analyzer retransmits; nothing was acknowledged.
       this.#log.error('store commit failed; frame refused', { error: describeError(err) });
+      this.#opt.store.countRejectedWithoutCommit();
       this.#opt.telemetry.emit('intake.message', {
         endpoint,
         kind: 'astm',
