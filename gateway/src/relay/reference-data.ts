@@ -236,6 +236,21 @@ export class ReferenceData {
     return lot;
   }
 
+  /**
+   * Re-read one product's lots and lab quants from Odoo (a lot received since the last pull, or a
+   * pull that failed): called before a lot choice is declared impossible.
+   */
+  async refreshProductStock(productId: number): Promise<void> {
+    const lots = await searchRead(this.#odoo, 'stock.lot', [['product_id', '=', productId]], ['id', 'name', 'product_id', 'expiration_date']);
+    const lab = findLocation(this.#snap.locations, this.#mapping.labLocation) ?? (await this.location(this.#mapping.labLocation, 'odoo.mapping.labLocation'));
+    const quants = await searchRead(this.#odoo, 'stock.quant', [['product_id', '=', productId], ['location_id', 'child_of', lab.id]], ['id', 'product_id', 'lot_id', 'location_id', 'quantity']);
+    this.#snap.lots = [...this.#snap.lots.filter((l) => l.productId !== productId), ...lots.map(toLot)];
+    this.#snap.quants = [
+      ...this.#snap.quants.filter((q) => q.productId !== productId),
+      ...quants.map((q) => ({ productId, ...opt('lotId', m2oId(q['lot_id'])), locationId: m2oId(q['location_id']) ?? 0, quantity: Number(q['quantity'] ?? 0) })),
+    ];
+  }
+
   lotsOf(productId: number): LotRef[] {
     return this.#snap.lots.filter((l) => l.productId === productId);
   }

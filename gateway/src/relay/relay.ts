@@ -79,6 +79,7 @@ export class Relay implements Component {
   #linkWait = 0;
   #authWait = 0;
   #lastRefresh = 0;
+  #refOk = false;
   #lastKeyCheck = 0;
   #lastSuccessAt: string | undefined;
   #lastError: string | undefined;
@@ -243,7 +244,7 @@ export class Relay implements Component {
       this.#authWait = 0;
       this.#linkWait = 0;
       this.#o.log.info('connected to Odoo', { version: this.#o.odoo.serverVersion });
-      await this.refreshReference().catch((err) => this.#o.log.warn('reference pull failed', { error: describeError(err) }));
+      await this.#pullReference();
       return true;
     } catch (err) {
       this.#lastError = describeError(err);
@@ -263,16 +264,26 @@ export class Relay implements Component {
     }
   }
 
+  async #pullReference(): Promise<void> {
+    this.#lastRefresh = this.#clock();
+    try {
+      await this.refreshReference();
+      this.#refOk = true;
+    } catch (err) {
+      this.#refOk = false;
+      this.#o.log.warn('reference pull failed', { error: describeError(err) });
+    }
+  }
+
   async #housekeeping(): Promise<void> {
     const now = this.#clock();
     if (now - this.#lastKeyCheck > 3_600_000) {
       this.#lastKeyCheck = now;
       (this.#o.odoo as { checkKeyExpiry?: (now?: number) => unknown }).checkKeyExpiry?.(now);
     }
-    if (this.#o.config.referenceRefreshMs > 0 && now - this.#lastRefresh >= this.#o.config.referenceRefreshMs) {
-      this.#lastRefresh = now;
-      await this.refreshReference().catch((err) => this.#o.log.warn('reference pull failed', { error: describeError(err) }));
-    }
+    // A failed pull is retried on the next turn of the loop; a good one after referenceRefreshMs.
+    const every = this.#o.config.referenceRefreshMs;
+    if ((!this.#refOk && now - this.#lastRefresh >= 2_000) || (every > 0 && now - this.#lastRefresh >= every)) await this.#pullReference();
   }
 
   /** One round: batch the leases, post with bounded concurrency, complete each lease. */

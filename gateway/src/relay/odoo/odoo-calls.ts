@@ -64,7 +64,7 @@ export function externalId(prefix: string, key: string): { module: string; name:
 /** `ir.model.data.check_object_reference(module, name)` → [model, id], or undefined when absent (B.4). */
 export async function lookupExternalId(odoo: OdooApi, module: string, name: string): Promise<number | undefined> {
   try {
-    const ref = await odoo.call<[string, number] | null>('ir.model.data', 'check_object_reference', { module, name });
+    const ref = await odoo.call<[string, number] | null>('ir.model.data', 'check_object_reference', { module, xml_id: name });
     return Array.isArray(ref) && typeof ref[1] === 'number' ? ref[1] : undefined;
   } catch (err) {
     // ValueError "External ID not found in the system" is the expected miss.

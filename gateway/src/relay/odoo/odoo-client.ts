@@ -64,7 +64,7 @@ const POSITIONAL: Record<string, readonly string[]> = {
   write: ['vals'],
   create: ['vals_list'],
   load: ['fields', 'data'],
-  check_object_reference: ['module', 'name'],
+  check_object_reference: ['module', 'xml_id'],
   fields_get: [],
 };
 

@@ -2,7 +2,7 @@ import type { ConsumableUsedData } from '../../events/types.ts';
 import type { StoredEvent } from '../../store/types.ts';
 import { create, read, searchRead } from '../odoo/odoo-calls.ts';
 import { mappingMissing, odooError } from '../odoo/odoo-error.ts';
-import { odooTime, type ProductRef } from '../reference-data.ts';
+import { odooTime, type LotRef, type ProductRef } from '../reference-data.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
 
 /**
@@ -29,7 +29,9 @@ export const consumableUsedRule: PostingRule = {
     while (rest.length > 0) {
       const head = rest[0]!;
       const origin = `${CONSUMPTION_ORIGIN_PREFIX}${head.event.id}:`;
-      if (rest.some((e) => e.attempts > 0 || e.ambiguous)) {
+      // Always look up first, even for events never attempted: a link failure after the picking
+      // was created (e.g. a proxy 504 on button_validate) releases the lease without marking it.
+      {
         const found = await searchRead(ctx.odoo, 'stock.picking', [['origin', 'ilike', origin]], ['id', 'name', 'state', 'origin'], { limit: 1 });
         const picking = found[0];
         if (picking) {
@@ -79,30 +81,39 @@ async function chooseLots(ctx: RuleContext, product: ProductRef, d: ConsumableUs
     return [{ lotId: lot.id, qty: d.quantity }];
   }
   const now = ctx.now();
-  const onHand = ctx.ref.onHandByLot(product.id);
-  const lots = ctx.ref
-    .lotsOf(product.id)
-    .filter((l) => !l.expiresAt || odooTime(l.expiresAt) > now)
-    .map((l) => ({ lot: l, avail: (onHand.get(l.id) ?? 0) - (taken.get(l.id) ?? 0) }))
-    .filter((x) => x.avail > 0)
-    .sort((a, b) => (a.lot.expiresAt ? odooTime(a.lot.expiresAt) : Infinity) - (b.lot.expiresAt ? odooTime(b.lot.expiresAt) : Infinity) || a.lot.id - b.lot.id);
-  if (lots.length === 0) {
-    throw mappingMissing(`no unexpired lot of ${product.code} in stock at ${ctx.odooConfig.mapping.labLocation} (the analyzer reported no lot)`, { productCode: product.code });
+  const byExpiry = (a: { expiresAt?: string; id: number }, b: { expiresAt?: string; id: number }): number =>
+    (a.expiresAt ? odooTime(a.expiresAt) : Infinity) - (b.expiresAt ? odooTime(b.expiresAt) : Infinity) || a.id - b.id;
+  const usable = (): LotRef[] => ctx.ref.lotsOf(product.id).filter((l) => !l.expiresAt || odooTime(l.expiresAt) > now).sort(byExpiry);
+  let unexpired = usable();
+  if (unexpired.length === 0) {
+    // The last pull may be stale or may have failed: ask Odoo before refusing.
+    await ctx.ref.refreshProductStock(product.id);
+    unexpired = usable();
   }
+  if (unexpired.length === 0) {
+    throw mappingMissing(`no unexpired lot of ${product.code} is known in Odoo (the analyzer reported no lot): receive a lot or send the lot with the result`, { productCode: product.code });
+  }
+  const onHand = ctx.ref.onHandByLot(product.id);
   const out: Array<{ lotId?: number; qty: number }> = [];
   let left = d.quantity;
-  for (const { lot, avail } of lots) {
-    if (left <= 0) break;
+  for (const lot of unexpired) {
+    if (left <= 1e-9) break;
+    const avail = (onHand.get(lot.id) ?? 0) - (taken.get(lot.id) ?? 0);
+    if (avail <= 0) continue;
     const q = Math.min(left, avail);
     out.push({ lotId: lot.id, qty: q });
     taken.set(lot.id, (taken.get(lot.id) ?? 0) + q);
     left -= q;
   }
-  // More used than the last pull shows: book the rest on the last lot (Odoo allows negative quants, D).
+  // The reagent was used even if Odoo's last count says otherwise: book the rest on the last lot
+  // drawn (or the first to expire) — Odoo allows the quant to go negative (D) and the stock count
+  // gets corrected there; a consumption is never refused for lack of recorded stock.
   if (left > 1e-9) {
-    const last = out[out.length - 1]!;
-    last.qty += left;
-    taken.set(last.lotId!, (taken.get(last.lotId!) ?? 0) + left);
+    const last = out[out.length - 1];
+    if (last) last.qty += left;
+    else out.push({ lotId: unexpired[0]!.id, qty: left });
+    const lotId = (last ?? out[0]!).lotId!;
+    taken.set(lotId, (taken.get(lotId) ?? 0) + left);
   }
   return out;
 }

@@ -8,8 +8,8 @@ import { fail, ok, type PostingRule, type RuleResult } from './types.ts';
 /**
  * specimen.received / test.in_progress / test.completed → a note in the order's chatter, batched:
  * ONE `message_post` per order per batch (window), one line per milestone. Each line carries a
- * marker `[lgw:<hash of the idempotency key>]`; a retried batch first reads the order's messages
- * and drops the lines already posted, so a note never appears twice. No patient data and no
+ * marker `[lgw:<hash of the idempotency key>]`; every batch first reads the orders' messages and
+ * drops the lines already posted, so a note never appears twice. No patient data and no
  * result values in the note: ids, codes and times only.
  */
 export const milestoneNotesRule: PostingRule = {
@@ -27,9 +27,10 @@ export const milestoneNotesRule: PostingRule = {
     }
     if (withOrder.length === 0) return results;
     const orders = await saleOrdersByAccession(ctx.odoo, withOrder.map((w) => w.accession));
-    const retried = withOrder.some((w) => w.e.attempts > 0 || w.e.ambiguous);
+    // Look up before posting, always: one read per batch keeps every note exactly once whatever
+    // happened to an earlier attempt.
     const posted = new Set<string>();
-    if (retried && orders.size > 0) {
+    if (orders.size > 0) {
       const msgs = await searchRead(ctx.odoo, 'mail.message', [['model', '=', 'sale.order'], ['res_id', 'in', [...orders.values()].map((o) => o.id)], ['body', 'ilike', 'lgw:']], ['id', 'body']);
       for (const m of msgs) for (const match of String(m['body'] ?? '').matchAll(/lgw:([0-9a-f]{12})/g)) posted.add(match[1]!);
     }

@@ -1,0 +1,110 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DraftEvent } from '../../gateway/src/events/types.ts';
+import { CONSUMPTION_ORIGIN_PREFIX } from '../../gateway/src/relay/rules/consumable-used.ts';
+import { noteMarker } from '../../gateway/src/relay/rules/milestone-notes.ts';
+import { consumableUsed, invoiceEligible, milestone, orderCreated, resultValidated, thresholdBreached } from '../fixtures/relay/helpers.ts';
+import { makeRig, type Rig } from '../fixtures/relay/harness.ts';
+
+/**
+ * Exactly once under the failures of a real WAN link: answers lost after Odoo committed, resets
+ * before and after commit, proxy 5xx, lock and serialization errors, and a full outage. Every
+ * event's document must exist exactly once — by external id and by counting records — none missing.
+ */
+const ORDERS = 40;
+const TESTS = ['GLU', 'CRP', 'TSH'];
+
+function workload(): DraftEvent[][] {
+  const batches: DraftEvent[][] = [];
+  for (let i = 0; i < ORDERS; i++) {
+    const acc = `X${i}`;
+    batches.push([orderCreated(acc, i % 2 ? 'CLINIC-A' : 'CLINIC-B', TESTS)]);
+    batches.push([milestone('specimen.received', acc, i), milestone('test.completed', acc, i), ...TESTS.map((t) => resultValidated(acc, t))]);
+    if (i % 4 === 0) batches.push([invoiceEligible(acc, TESTS)]);
+  }
+  for (let n = 0; n < 90; n++) batches.push([consumableUsed(`an-${n % 3}`, n % 2 ? 'TIP-200' : 'RGT-GLU', 1, n)]);
+  batches.push([thresholdBreached('RGT-TSH', 4), thresholdBreached('CAL-GLU', 3)]);
+  return batches;
+}
+
+describe.each([17, 19] as const)('exactly once against Odoo %i with injected failures', (version) => {
+  let rig: Rig;
+  let committed: DraftEvent[] = [];
+  let faultKinds: string[] = [];
+
+  beforeAll(async () => {
+    rig = await makeRig(version, { odoo: { timeoutMs: 300 }, relay: { concurrency: 4, maxAttempts: 1000 }, start: false });
+    const f = rig.emu.faults;
+    const writes = ['load', 'create', 'write', 'unlink', 'message_post', 'button_validate', 'action_cancel'];
+    for (const method of writes) {
+      f.inject({ match: { method }, times: Infinity, probability: 0.08, action: { kind: 'timeout-after-commit', afterMs: 700 } });
+      f.inject({ match: { method }, times: Infinity, probability: 0.06, action: { kind: 'reset-after-commit' } });
+      f.inject({ match: { method }, times: Infinity, probability: 0.04, action: { kind: 'reset' } });
+      f.inject({ match: { method }, times: Infinity, probability: 0.04, action: { kind: 'lock' } });
+      f.inject({ match: { method }, times: Infinity, probability: 0.03, action: { kind: 'serialization' } });
+    }
+    f.random({ probability: 0.05, statuses: [502, 503, 504, 429], seed: 7 });
+    await rig.relay.start();
+    const batches = workload();
+    committed = batches.flat();
+    for (const [i, b] of batches.entries()) {
+      await rig.commit(b);
+      if (i === Math.floor(batches.length / 2)) f.outage(800, 'refuse');
+    }
+    await rig.waitDrained(50_000);
+    faultKinds = f.log.map((e) => e.action);
+    f.clear();
+  }, 60_000);
+
+  afterAll(async () => {
+    await rig?.close();
+  });
+
+  it('the failures really happened', () => {
+    const kinds = new Set(faultKinds);
+    expect(kinds.has('timeout-after-commit')).toBe(true);
+    expect(kinds.has('reset-after-commit')).toBe(true);
+    expect(faultKinds.length).toBeGreaterThan(10);
+  });
+
+  it('every event is delivered, none dead', () => {
+    expect(rig.store.stats()).toMatchObject({ delivered: committed.length, deadLettered: 0, pending: 0, retrying: 0, inFlight: 0 });
+  });
+
+  it('one sale order per accession, by client_order_ref and by external id, with exactly its lines', () => {
+    expect(rig.emu.count('sale.order', [['client_order_ref', '=like', 'X%']])).toBe(ORDERS);
+    const xmlids = rig.emu.externalIds().filter((x) => x.model === 'sale.order' && x.xmlid.startsWith('lab_gateway.so_X'));
+    expect(xmlids).toHaveLength(ORDERS);
+    expect(new Set(xmlids.map((x) => x.resId)).size).toBe(ORDERS);
+    for (let i = 0; i < ORDERS; i++) {
+      const [so] = rig.emu.records('sale.order', [['client_order_ref', '=', `X${i}`]]);
+      const lines = rig.emu.records('sale.order.line', [['order_id', '=', so!.id]]);
+      expect(lines).toHaveLength(TESTS.length);
+      expect(lines.every((l) => l['qty_delivered'] === 1)).toBe(true);
+    }
+  });
+
+  it('each milestone note exactly once', () => {
+    const bodies = rig.emu.records('mail.message', [['model', '=', 'sale.order'], ['body', 'ilike', 'lgw:']]).map((m) => String(m['body'])).join('\n');
+    for (const e of committed.filter((x) => x.type === 'specimen.received' || x.type === 'test.completed')) {
+      expect(bodies.split(`lgw:${noteMarker(e.idempotencyKey)}`).length - 1).toBe(1);
+    }
+  });
+
+  it('each consumption event in exactly one done picking, quantities exact', () => {
+    const pickings = rig.emu.records('stock.picking', [['origin', '=like', `${CONSUMPTION_ORIGIN_PREFIX}%`]]);
+    expect(pickings.every((p) => p['state'] === 'done')).toBe(true);
+    const covered = pickings.reduce((n, p) => n + Number(String(p['origin']).split(':').pop()), 0);
+    expect(covered).toBe(90);
+    const lines = rig.emu.records('stock.move.line', [['picking_id', 'in', pickings.map((p) => p.id)]]);
+    const qty = lines.reduce((s, l) => s + Number(l['quantity'] ?? l['qty_done'] ?? 0), 0);
+    expect(qty).toBe(90);
+  });
+
+  it('one draft invoice per eligible order; at most one RFQ per product', () => {
+    expect(rig.emu.count('account.move', [['move_type', '=', 'out_invoice'], ['ref', '=like', 'lab-gateway X%']])).toBe(ORDERS / 4);
+    for (const code of ['RGT-TSH', 'CAL-GLU']) {
+      const pid = rig.emu.records('product.product', [['default_code', '=', code]])[0]!.id;
+      expect(rig.emu.count('purchase.order.line', [['product_id', '=', pid]])).toBe(1);
+    }
+  });
+});
