@@ -5,7 +5,8 @@
  *   - "intake only":   EventStore + MllpEndpoint, nothing else;
  *   - "with status":   the same, plus the status model, the HTTP status server, the embedded MQTT
  *                      broker and publisher, 5 MQTT subscribers (a separate process, like tray apps)
- *                      and the status page open in Chromium (polling /api/status every 2 s).
+ *                      and the status page open in Chromium (polling /api/status every 2 s); the
+ *                      subscribers and Chromium run in their own process, as on a site.
  * The load is HL7 ORU^R01 over MLLP from a separate process (several connections, pipelined), each
  * message acknowledged only after the store's fsync — the real intake path.
  *
@@ -74,22 +75,38 @@ async function roleLoad(): Promise<void> {
   process.stdout.write(JSON.stringify({ acked, nak, seconds, p50: pct(0.5), p99: pct(0.99) }) + '\n');
 }
 
-/** MQTT subscribers (like tray apps): count what arrives. */
-async function roleSubscribers(): Promise<void> {
+/**
+ * The status viewers, in their own process like on a real site (tray apps and a browser on the
+ * technicians' PCs): `count` MQTT subscribers, and the status page open in Chromium.
+ */
+async function roleViewers(): Promise<void> {
   const mqtt = (await import('mqtt')).default;
+  const { chromium } = await import('playwright-core');
   const url = arg('url', '');
+  const pageUrl = arg('page', '');
   const count = Number(arg('count', '5'));
   let received = 0;
+  let polls = 0;
   const clients = await Promise.all(Array.from({ length: count }, () => mqtt.connectAsync(url)));
   for (const c of clients) {
     c.on('message', () => received++);
     await c.subscribeAsync('lab-gateway/#', { qos: 1 });
   }
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+  const page = await browser.newPage({ viewport: { width: 1024, height: 600 } });
+  page.on('request', (r) => {
+    if (r.url().endsWith('/api/status')) polls++;
+  });
+  await page.goto(pageUrl);
+  await page.waitForSelector('#state[data-health]');
   process.stdout.write('ready\n');
   process.on('SIGTERM', () => {
-    process.stdout.write(JSON.stringify({ received }) + '\n');
+    process.stdout.write(JSON.stringify({ received, polls }) + '\n');
     for (const c of clients) c.end(true);
-    process.exit(0);
+    void browser.close().finally(() => process.exit(0));
   });
 }
 
@@ -117,6 +134,8 @@ interface RoundResult {
   messagesPerSecond: number;
   ackP50Ms: number;
   ackP99Ms: number;
+  /** CPU time (user + system) of the gateway process per acknowledged message, µs. */
+  gatewayCpuMicrosPerMessage: number;
   mqttReceived?: number;
   pagePolls?: number;
 }
@@ -134,43 +153,37 @@ async function round(scenario: RoundResult['scenario'], seconds: number, connect
   await endpoint.start();
   const port = endpoint.address()!.port;
   const stops: Array<() => Promise<void>> = [];
-  let subscribers: ReturnType<typeof runChild> | undefined;
-  let polls = 0;
+  let viewers: ReturnType<typeof runChild> | undefined;
   if (scenario === 'with-status') {
     const { StatusModel } = await import('../gateway/src/status/status-model.ts');
     const { StatusServer } = await import('../gateway/src/status/http-server.ts');
     const { MqttStatus } = await import('../gateway/src/status/mqtt-status.ts');
-    const { chromium } = await import('playwright-core');
     const model = new StatusModel({ config, store, telemetry, version: 'bench', startedAt: new Date().toISOString() });
     const server = new StatusServer({ config, store, telemetry, log: silentLogger, version: 'bench', startedAt: new Date().toISOString(), model });
     const mq = new MqttStatus({ config, model, log: silentLogger });
     await server.start();
     await mq.start();
-    subscribers = runChild('subscribers', ['--url', mq.broker!.loopbackUrl(), '--count', '5']);
-    await subscribers.ready;
-    const browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
-    const page = await browser.newPage({ viewport: { width: 1024, height: 600 } });
-    page.on('request', (r) => {
-      if (r.url().endsWith('/api/status')) polls++;
-    });
-    await page.goto(server.url());
-    await page.waitForSelector('#state[data-health]');
+    viewers = runChild('viewers', ['--url', mq.broker!.loopbackUrl(), '--page', server.url(), '--count', '5']);
+    await viewers.ready;
     stops.push(
-      async () => browser.close(),
       async () => mq.stop(),
       async () => server.stop(),
       async () => model.stop(),
     );
   }
+  // CPU time of this process (the gateway's components live here) during the load window.
+  const cpu0 = process.cpuUsage();
   const load = runChild('load', ['--port', String(port), '--seconds', String(seconds), '--connections', String(connections), '--prefix', tag]);
   const result = JSON.parse(await load.done) as { acked: number; nak: number; p50: number; p99: number };
+  const cpu = process.cpuUsage(cpu0);
+  const gatewayCpuMicrosPerMessage = result.acked > 0 ? Math.round(((cpu.user + cpu.system) / result.acked) * 10) / 10 : 0;
   let mqttReceived: number | undefined;
-  if (subscribers) {
-    subscribers.proc.kill('SIGTERM');
-    mqttReceived = (JSON.parse(await subscribers.done) as { received: number }).received;
+  let polls: number | undefined;
+  if (viewers) {
+    viewers.proc.kill('SIGTERM');
+    const v = JSON.parse(await viewers.done) as { received: number; polls: number };
+    mqttReceived = v.received;
+    polls = v.polls;
   }
   for (const s of stops) await s();
   await endpoint.stop();
@@ -183,6 +196,7 @@ async function round(scenario: RoundResult['scenario'], seconds: number, connect
     messagesPerSecond: Math.round((result.acked / seconds) * 10) / 10,
     ackP50Ms: Math.round(result.p50 * 100) / 100,
     ackP99Ms: Math.round(result.p99 * 100) / 100,
+    gatewayCpuMicrosPerMessage,
     ...(mqttReceived !== undefined ? { mqttReceived, pagePolls: polls } : {}),
   };
 }
@@ -234,20 +248,23 @@ async function main(): Promise<void> {
     for (const scenario of order) {
       const res = await round(scenario, seconds, connections, `R${r}${scenario[0]}`);
       results.push(res);
-      console.log(`round ${r + 1} ${scenario.padEnd(11)} ${res.messagesPerSecond} msg/s  ACK p50 ${res.ackP50Ms} ms p99 ${res.ackP99Ms} ms${res.mqttReceived !== undefined ? `  MQTT msgs to subscribers ${res.mqttReceived}, page polls ${res.pagePolls}` : ''}`);
+      console.log(`round ${r + 1} ${scenario.padEnd(11)} ${res.messagesPerSecond} msg/s  ${res.gatewayCpuMicrosPerMessage} µs CPU/msg  ACK p50 ${res.ackP50Ms} ms p99 ${res.ackP99Ms} ms${res.mqttReceived !== undefined ? `  MQTT msgs to subscribers ${res.mqttReceived}, page polls ${res.pagePolls}` : ''}`);
     }
   }
   const base = median(results.filter((r) => r.scenario === 'intake-only').map((r) => r.messagesPerSecond));
   const withStatus = median(results.filter((r) => r.scenario === 'with-status').map((r) => r.messagesPerSecond));
   // Paired per round (both sides ran back to back): robust to drift of a shared machine's load.
   const pairedRatios: number[] = [];
+  const pairedCpuRatios: number[] = [];
   for (let r = 0; r < rounds; r++) {
     const a = results[r * 2]!;
     const b = results[r * 2 + 1]!;
     const intake = a.scenario === 'intake-only' ? a : b;
     const status = a.scenario === 'with-status' ? a : b;
     pairedRatios.push(status.messagesPerSecond / intake.messagesPerSecond);
+    pairedCpuRatios.push(status.gatewayCpuMicrosPerMessage / intake.gatewayCpuMicrosPerMessage);
   }
+  const cpuRatio = median(pairedCpuRatios);
   const ratio = median(pairedRatios);
   const differencePercent = Math.round((1 - ratio) * 1000) / 10;
   const summary = {
@@ -261,13 +278,20 @@ async function main(): Promise<void> {
     pairedRatios: pairedRatios.map((r) => Math.round(r * 1000) / 1000),
     /** Median of the per-round ratios (with status ÷ intake only). */
     ratioWithStatusToIntakeOnly: Math.round(ratio * 1000) / 1000,
+    /** The gateway process's own CPU per message with status ÷ without (median of paired rounds). */
+    gatewayCpuPerMessageRatio: Math.round(cpuRatio * 1000) / 1000,
+    medianGatewayCpuMicrosPerMessage: {
+      intakeOnly: median(results.filter((r) => r.scenario === 'intake-only').map((r) => r.gatewayCpuMicrosPerMessage)),
+      withStatus: median(results.filter((r) => r.scenario === 'with-status').map((r) => r.gatewayCpuMicrosPerMessage)),
+    },
+    note: 'Throughput on a shared 2-core machine is noisy (other processes, Chromium and the subscribers compete for the same cores); the CPU per message of the gateway process measures the status overhead the gateway itself pays.',
     loadAverageAtEnd: (await import('node:os')).loadavg().map((l) => Math.round(l * 100) / 100),
     throughputDifferencePercent: differencePercent,
     target: '≤ 3 % throughput difference',
     meetsTarget: differencePercent <= 3,
     rounds: results,
   };
-  console.log(`median: intake only ${base} msg/s, with status ${withStatus} msg/s; median paired ratio ${summary.ratioWithStatusToIntakeOnly} (difference ${differencePercent} %)`);
+  console.log(`median: intake only ${base} msg/s, with status ${withStatus} msg/s; median paired ratio ${summary.ratioWithStatusToIntakeOnly} (difference ${differencePercent} %); gateway CPU per message ratio ${summary.gatewayCpuPerMessageRatio}`);
   const outDir = path.resolve(here, here.includes(`${path.sep}dist${path.sep}`) ? '../../bench/results' : 'results');
   await mkdir(outDir, { recursive: true });
   await writeFile(path.join(outDir, 'status.json'), JSON.stringify(summary, null, 2) + '\n');
@@ -276,5 +300,5 @@ async function main(): Promise<void> {
 
 const role = arg('role', 'main');
 if (role === 'load') await roleLoad();
-else if (role === 'subscribers') await roleSubscribers();
+else if (role === 'viewers') await roleViewers();
 else await main();
