@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -9,21 +9,35 @@ import { EventStore } from '../../gateway/src/store/event-store.ts';
 import { repoRoot } from '../fixtures/hl7/helpers.ts';
 
 /**
- * kill -9 loop: a real gateway intake process (EventStore + MllpEndpoint, as wired by the
- * composition root) takes load from 12 LIS-like clients (each waits for its ACK before the next
+ * kill -9 loop: the real gateway (`lab-gateway start --config …`, run from the sources as a
+ * separate process) takes load from 12 LIS-like clients (each waits for its ACK before the next
  * message, and resends an unanswered message after a reconnect, as a LIS does), and is killed
- * with SIGKILL at a random moment, 22 times. Afterwards every control id that was ever
+ * with SIGKILL at a random moment, 20 times. Afterwards every control id that was ever
  * acknowledged AA must be stored exactly once, with exactly one event.
  */
-const CYCLES = 22;
+const CYCLES = 20;
 const CLIENTS = 12;
-const runner = path.join(repoRoot, 'test/fixtures/hl7/intake-runner.ts');
-const dataDir = mkdtempSync(path.join(tmpdir(), 'lab-gw-crash-'));
+const cli = path.join(repoRoot, 'gateway/src/cli/main.ts');
+const dir = mkdtempSync(path.join(tmpdir(), 'lab-gw-crash-'));
+const dataDir = path.join(dir, 'data');
+const configFile = path.join(dir, 'gateway.yaml');
+writeFileSync(
+  configFile,
+  [
+    `gateway: { id: crash-test, dataDir: ${dataDir} }`,
+    'hl7: [ { id: lis, listen: { host: 127.0.0.1, port: 0 }, ack: original } ]',
+    'mqtt: { broker: embedded, listen: { host: 127.0.0.1, port: 0 } }',
+    'status: { listen: { host: 127.0.0.1, port: 0 } }',
+    // Intake is under test: the relay stays off so the store sees only intake writes.
+    'relay: { enabled: false }',
+    '',
+  ].join('\n'),
+);
 let child: ChildProcess | undefined;
 
 afterAll(() => {
   child?.kill('SIGKILL');
-  rmSync(dataDir, { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true });
 });
 
 const message = (id: string) =>
@@ -31,18 +45,19 @@ const message = (id: string) =>
 
 function startGateway(): Promise<{ proc: ChildProcess; port: number }> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [runner, dataDir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const proc = spawn(process.execPath, [cli, 'start', '--config', configFile], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'ignore'] });
     const lines = createInterface({ input: proc.stdout! });
-    lines.once('line', (line) => {
-      const ready = JSON.parse(line) as { port: number };
-      resolve({ proc, port: ready.port });
+    lines.on('line', (line) => {
+      if (!line.includes('"event":"ready"')) return;
+      const ready = JSON.parse(line) as { hl7: { lis: { port: number } } };
+      resolve({ proc, port: ready.hl7.lis.port });
     });
     proc.once('exit', (code) => reject(new Error(`gateway exited early (${code})`)));
   });
 }
 
 describe('kill -9 during intake', () => {
-  it('keeps every acknowledged message exactly once across 22 crashes', async () => {
+  it('keeps every acknowledged message exactly once across 20 crashes', async () => {
     const acked = new Set<string>();
     const sentCounter = Array.from({ length: CLIENTS }, () => 0);
     // The message each client is waiting on when the gateway dies: it resends that one first.
@@ -78,7 +93,7 @@ describe('kill -9 during intake', () => {
         }
       });
       // Kill at a random instant while the clients are busy.
-      await new Promise((r) => setTimeout(r, 120 + Math.floor(Math.random() * 250)));
+      await new Promise((r) => setTimeout(r, 80 + Math.floor(Math.random() * 200)));
       proc.kill('SIGKILL');
       alive = false;
       await exited;

@@ -33,7 +33,6 @@ function pem(value: string): Buffer {
 export class MllpEndpoint implements Component {
   readonly name: string;
   readonly #config: Hl7EndpointConfig;
-  readonly #store: GatewayStore;
   readonly #telemetry: Telemetry;
   readonly #log: Logger;
   readonly #intake: Hl7Intake;
@@ -45,7 +44,6 @@ export class MllpEndpoint implements Component {
 
   constructor(options: MllpEndpointOptions) {
     this.#config = options.config;
-    this.#store = options.store;
     this.#telemetry = options.telemetry;
     this.#log = options.log.child({ endpoint: options.config.id, kind: 'hl7' });
     this.name = `hl7:${options.config.id}`;
