@@ -99,6 +99,22 @@ describe('ASTM endpoint on a socat pty pair', () => {
   });
 });
 
+describe('adapter missing at start-up', () => {
+  it('start() succeeds, reports the error, and the port opens once the device appears', async () => {
+    const sub = path.join(dir, 'late');
+    await import('node:fs/promises').then((fs) => fs.mkdir(sub, { recursive: true }));
+    const { ep, states } = endpoint('pty-late', path.join(sub, 'b'));
+    await ep.start();
+    expect(ep.connections).toBe(0);
+    expect(states).toContain('error');
+    const pair = await startPtyPair(sub);
+    cleanups.push(() => pair.kill());
+    await until(() => ep.connections === 1, 5_000);
+    const { sim } = await openSim(pair.a);
+    expect((await sim.sendMessage(MSG)).replies).toBe('<ACK>'.repeat(6));
+  });
+});
+
 describe('a 26 KB frame on the pty', () => {
   it('is ACKed once and stored byte for byte', async () => {
     const sub = path.join(dir, 'big');
