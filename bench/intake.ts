@@ -12,7 +12,8 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { closeSync, fdatasyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LoadResult, LoadSpec } from './intake-client.ts';
@@ -21,7 +22,6 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const ext = path.extname(fileURLToPath(import.meta.url));
 const quick = process.argv.includes('--quick');
 const CLOSED_MS = quick ? 4_000 : 10_000;
-const ONLY = process.env.BENCH_ONLY; // debugging aid: "closed" runs only the closed-loop part
 const FIXED_MS = quick ? 5_000 : 15_000;
 const SUSTAINED_MS = quick ? 10_000 : 60_000;
 const WARMUP_MS = quick ? 1_000 : 2_000;
@@ -104,6 +104,26 @@ async function measure(mode: Mode, spec: Omit<LoadSpec, 'port' | 'runId'>): Prom
   });
 }
 
+/** fdatasync latency of the temp dir's disk: the floor under every durable ACK. */
+function fsyncProbe(): { p50Ms: number; p99Ms: number } {
+  const file = path.join(tmpdir(), `lab-gw-fsync-${process.pid}`);
+  const fd = openSync(file, 'w');
+  const lat: number[] = [];
+  for (let i = 0; i < 200; i++) {
+    const t = performance.now();
+    writeSync(fd, Buffer.alloc(4096, i));
+    fdatasyncSync(fd);
+    lat.push(performance.now() - t);
+  }
+  closeSync(fd);
+  unlinkSync(file);
+  const sorted = Float64Array.from(lat).sort();
+  return { p50Ms: Math.round(percentile(sorted, 50) * 100) / 100, p99Ms: Math.round(percentile(sorted, 99) * 100) / 100 };
+}
+const loadBefore = loadavg();
+const fsyncBefore = fsyncProbe();
+process.stderr.write(`load average ${loadBefore.map((x) => x.toFixed(1)).join(' ')}; fdatasync ${JSON.stringify(fsyncBefore)}\n`);
+
 const closedLoop: Record<string, { durable: Summary; peer: Summary; ratio: number }> = {};
 for (const connections of [1, 8, 32]) {
   const durable = await measure('durable', { connections, durationMs: CLOSED_MS });
@@ -125,7 +145,17 @@ const result = {
   benchmark: 'intake',
   generatedAt: new Date().toISOString(),
   quick,
-  machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryBytes: totalmem(), node: process.version },
+  machine: {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model,
+    memoryBytes: totalmem(),
+    node: process.version,
+    // The machine is shared: its load and disk latency frame every figure below.
+    loadAverageBefore: loadBefore.map((x) => Math.round(x * 100) / 100),
+    loadAverageAfter: loadavg().map((x) => Math.round(x * 100) / 100),
+    fdatasyncBefore: fsyncBefore,
+    fdatasyncAfter: fsyncProbe(),
+  },
   message: 'ORU^R01 v2.5.1, 5 OBX (~700 bytes), unique MSH-10 per message; durable = 1 message record + 1 event per ACK, fsync before ACK',
   closedLoop,
   fixed1000,
