@@ -220,7 +220,7 @@ export class OdooEmulator {
     this.db.clear();
     this.seed();
     this.syncUsers();
-    this.faults.clear();
+    this.faults.clear().clearLog();
     this.auth.resetCooldowns();
     this.sessions.clear();
     this.calls.length = 0;

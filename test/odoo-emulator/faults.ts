@@ -179,10 +179,15 @@ export class Faults {
     return this.outageUntil > Date.now() ? this.outageMode : undefined;
   }
 
+  /** Disarms every rule, the latency and any outage; `log` keeps what already fired. */
   clear(): this {
     this.rules = [];
     this.latencyMs = 0;
     this.endOutage();
+    return this;
+  }
+
+  clearLog(): this {
     this.log.length = 0;
     return this;
   }
