@@ -171,6 +171,8 @@ async function round(scenario: RoundResult['scenario'], seconds: number, connect
       async () => model.stop(),
     );
   }
+  // Let start-up work settle (Chromium keeps working for a moment after the page loads), alike for both sides.
+  await new Promise((r) => setTimeout(r, 1500));
   // CPU time of this process (the gateway's components live here) during the load window.
   const cpu0 = process.cpuUsage();
   const load = runChild('load', ['--port', String(port), '--seconds', String(seconds), '--connections', String(connections), '--prefix', tag]);
