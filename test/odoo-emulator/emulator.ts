@@ -75,8 +75,11 @@ interface Prepared {
   run: () => Reply;
   /** The reply for a server-side error raised instead of running (lock/serialization faults). */
   fail: (err: OdooError) => Reply;
+  /** The credential checked by this call, for the credential-cost model (`faults.credentialCheckMs`). */
+  credential?: { key: string; cacheable: boolean };
 }
 
+const AUTH_ERRORS = new Set(['odoo.exceptions.AccessDenied', 'odoo.exceptions.MissingError', 'werkzeug.exceptions.Unauthorized', 'psycopg2.OperationalError']);
 const DEFAULT_USERS: EmulatorUser[] = [{ login: 'admin', password: 'admin', apiKeys: [], rights: 'admin' }];
 const BUILD_DATE: Record<OdooVersion, string> = { 16: '20240710', 17: '20240709', 18: '20250115', 19: '20251001' };
 
@@ -114,6 +117,8 @@ export class OdooEmulator {
   private listenAddress: { port: number; host: string } | undefined;
   private closed = false;
   private users: AuthUser[] = [];
+  /** (db, uid, secret) / bearer pairs that passed a check: Odoo memoises them per worker (§A.3). */
+  private readonly credentialCache = new Set<string>();
 
   constructor(options: OdooEmulatorOptions) {
     if (!ODOO_VERSIONS.includes(options.version)) throw new Error(`unsupported Odoo version ${String(options.version)} (16, 17, 18 or 19)`);
@@ -222,6 +227,7 @@ export class OdooEmulator {
     this.syncUsers();
     this.faults.clear().clearLog();
     this.auth.resetCooldowns();
+    this.credentialCache.clear();
     this.sessions.clear();
     this.calls.length = 0;
     if (this.options.persistFile) this.save(this.options.persistFile);
@@ -320,16 +326,24 @@ export class OdooEmulator {
     const rec: CallRecord = { transport: prepared.info.transport === 'http' ? 'http' : prepared.info.transport, ...(prepared.info.service ? { service: prepared.info.service } : {}), ...(prepared.info.model ? { model: prepared.info.model } : {}), ...(prepared.info.method ? { method: prepared.info.method } : {}) };
     if (action) rec.fault = action.kind;
     this.record(rec);
-    const runAndNote = (): Reply => {
+    const cred = prepared.credential;
+    const credentialCost = this.faults.credentialCheckMs > 0 && cred && (!cred.cacheable || !this.credentialCache.has(cred.key)) ? this.faults.credentialCheckMs : 0;
+    const runSync = (): Reply => {
       const reply = prepared.run();
       const errName = errorNameOf(reply);
       if (errName) rec.error = errName;
+      if (cred?.cacheable && !AUTH_ERRORS.has(errName ?? '')) this.credentialCache.add(cred.key);
       return reply;
     };
-    if (!action) { this.send(res, runAndNote()); return; }
+    /** Runs the call after the credential check's cost (odoo-api.md §D: ≈300 ms uncached). */
+    const runAndNote = async (): Promise<Reply> => {
+      if (credentialCost > 0) await sleep(credentialCost);
+      return runSync();
+    };
+    if (!action) { const r = await runAndNote(); if (!this.closed) this.send(res, r); return; }
     switch (action.kind) {
-      case 'none': this.send(res, runAndNote()); return;
-      case 'latency': await sleep(action.ms); if (!this.closed) this.send(res, runAndNote()); return;
+      case 'none': { const r = await runAndNote(); if (!this.closed) this.send(res, r); return; }
+      case 'latency': { await sleep(action.ms); if (this.closed) return; const r = await runAndNote(); if (!this.closed) this.send(res, r); return; }
       case 'status': {
         const headers: Record<string, string> = { 'Content-Type': 'text/html' };
         if (action.retryAfterSeconds !== undefined) headers['Retry-After'] = String(action.retryAfterSeconds);
@@ -339,17 +353,18 @@ export class OdooEmulator {
       case 'timeout':
         if (action.afterMs === undefined) return; // held until the client gives up or close()
         await sleep(action.afterMs);
-        if (!this.closed) this.send(res, runAndNote()); // runs even if the client gave up meanwhile
+        if (this.closed) return;
+        this.send(res, await runAndNote()); // runs even if the client gave up meanwhile
         return;
       case 'timeout-after-commit': {
-        const reply = runAndNote(); // committed now
+        const reply = await runAndNote(); // committed now
         if (action.afterMs === undefined) return;
         await sleep(action.afterMs);
         if (!this.closed && !res.destroyed) this.send(res, reply);
         return;
       }
       case 'reset': req.socket.resetAndDestroy(); return;
-      case 'reset-after-commit': runAndNote(); req.socket.resetAndDestroy(); return;
+      case 'reset-after-commit': await runAndNote(); req.socket.resetAndDestroy(); return;
       case 'lock':
         this.send(res, prepared.fail(this.version >= 19
           ? lockError('Cannot grab a lock on records')
@@ -449,7 +464,9 @@ export class OdooEmulator {
       if (typeof args[3] === 'string') info.model = args[3];
       if (typeof args[4] === 'string') info.method = args[4];
     }
-    return { info, fail, run: () => guard(() => this.dispatchRpc(service, rpcMethod, args, ip)) };
+    const credential = service === 'object' ? { key: `${String(args[0])}:${String(args[1])}:${String(args[2])}`, cacheable: true }
+      : service === 'common' && (rpcMethod === 'authenticate' || rpcMethod === 'login') ? { key: 'authenticate', cacheable: false } : undefined;
+    return { info, fail, run: () => guard(() => this.dispatchRpc(service, rpcMethod, args, ip)), ...(credential ? { credential } : {}) };
   }
 
   private checkDb(db: unknown): void {
@@ -539,6 +556,7 @@ export class OdooEmulator {
     const method = decodeURIComponent(m[2]!);
     return {
       info: { transport: 'json2', model, method },
+      credential: { key: `bearer:${req.headers.authorization ?? ''}`, cacheable: true },
       fail: jsonError,
       run: () => {
         try {

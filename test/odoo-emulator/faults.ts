@@ -113,6 +113,12 @@ export class FaultBuilder {
 export class Faults {
   /** Fixed latency added to every request, in ms. */
   latencyMs = 0;
+  /**
+   * Cost of a credential check that misses the server's cache, in ms (odoo-api.md §D: ≈300 ms on a
+   * real 17.0 — pbkdf2 — against ≈35–40 ms for a cached call). Paid by every `authenticate`/`login`,
+   * by every failed check, and by the first successful call of each (db, uid, key) or bearer key.
+   */
+  credentialCheckMs = 0;
   /** Every fault that fired, oldest first (bounded to the last 1000). */
   readonly log: FaultEvent[] = [];
   private rules: LiveRule[] = [];
@@ -183,6 +189,7 @@ export class Faults {
   clear(): this {
     this.rules = [];
     this.latencyMs = 0;
+    this.credentialCheckMs = 0;
     this.endOutage();
     return this;
   }

@@ -160,6 +160,18 @@ describe('fault injection on Odoo 17', () => {
     expect(status).toBe(200);
   });
 
+  it('credential checks cost time unless the (uid, key) pair is cached; authenticate is never cached', async () => {
+    const authenticate = (timeoutMs: number) => fetch(`${url}/jsonrpc`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, signal: AbortSignal.timeout(timeoutMs),
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, params: { service: 'common', method: 'authenticate', args: ['lab', 'admin', 'admin', {}] } }),
+    });
+    expect((await executeKw(url, 'res.partner', 'search_count', [[]])).status).toBe(200); // caches (lab, 2, admin)
+    odoo.faults.credentialCheckMs = 5_000;
+    expect((await executeKw(url, 'res.partner', 'search_count', [[]], 2_000)).status).toBe(200);
+    expect(await failure(authenticate(200))).toBe('timeout');
+    odoo.faults.credentialCheckMs = 0;
+  });
+
   it('faults match by JSON-RPC service too (authenticate)', async () => {
     odoo.faults.inject({ match: { service: 'common', rpcMethod: 'authenticate' }, times: 1, action: { kind: 'status', status: 502 } });
     const body = JSON.stringify({ jsonrpc: '2.0', id: 1, params: { service: 'common', method: 'authenticate', args: ['lab', 'admin', 'admin', {}] } });
