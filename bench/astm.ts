@@ -15,7 +15,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SerialPort } from 'serialport';
@@ -235,22 +235,26 @@ async function latencyRun(mode: ChildMode, dir: string, messages: number) {
   const an = await Analyzer.open(pair.a);
   const intermediate: number[] = [];
   const completing: number[] = [];
+  const byPosition: number[][] = [[], [], [], [], [], [], []];
   const warmup = Math.min(20, Math.floor(messages / 10));
   for (let seq = 0; seq < messages + warmup; seq++) {
     const enq = await an.exchange(Buffer.from([ENQ]));
     if (enq.reply !== ACK) throw new Error(`${mode}: ENQ answered ${enq.reply}`);
+    if (seq >= warmup) byPosition[0]?.push(enq.ms);
     const frames = messageFrames(seq, 0);
     for (const [i, f] of frames.entries()) {
       const r = await an.exchange(f);
       if (r.reply !== ACK) throw new Error(`${mode}: frame answered ${r.reply}`);
       if (seq < warmup) continue;
       (i === frames.length - 1 ? completing : intermediate).push(r.ms);
+      byPosition[i + 1]?.push(r.ms);
     }
     an.port.write(Buffer.from([EOT]));
   }
   await an.close();
   await ch.stop();
   pair.proc.kill('SIGKILL');
+  if (process.env.BENCH_POSITIONS) console.log(mode, byPosition.map((v) => summary(v).p99));
   return { intermediate, completing };
 }
 
@@ -318,6 +322,7 @@ async function main(): Promise<void> {
     return;
   }
   const dir = await mkdtemp(path.join(tmpdir(), 'bench-astm-'));
+  const loadAtStart = loadavg()[0] as number;
   try {
     const messages = quick ? 100 : 400;
     const seconds = quick ? 8 : 20;
@@ -347,7 +352,14 @@ async function main(): Promise<void> {
     const result = {
       benchmark: 'astm',
       at: new Date().toISOString(),
-      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '', memoryGB: Math.round(totalmem() / 2 ** 30), node: process.version },
+      machine: {
+        cpus: cpus().length,
+        cpuModel: cpus()[0]?.model ?? '',
+        memoryGB: Math.round(totalmem() / 2 ** 30),
+        node: process.version,
+        // Shared build machine: the 1-minute load average around the run puts the tails in context.
+        loadAverage1m: { start: round(loadAtStart, 2), end: round(loadavg()[0] as number, 2) },
+      },
       setup: 'socat pty pairs, serialport on both ends; gateway = AstmEndpoint + EventStore (LevelDB, fsync per commit group) + generic-astm normalizer in a child process; peer = child process that writes ACK for every ENQ and LF',
       targets: { intermediateFrameP99Ms: 2, loadCpuPercentOfOneCore: 10, maxReplyMs: 15_000 },
       stateMachineOnly: stateMachine,
