@@ -189,7 +189,9 @@ describe('ASTM endpoint, TCP server role (the analyzer connects)', () => {
     const { replies } = await sim.sendMessage(['X|garbage', 'L|1|N']);
     expect(replies).toBe('<ACK><ACK><NAK>');
     await until(() => intake.length === 1);
+    await new Promise((r) => setTimeout(r, 50)); // the EOT that followed the NAK has been read
     const stored = await messagesOf('tcp-srv-7');
+    expect(stored).toHaveLength(1); // kept once: no second copy as an incomplete message
     expect(stored[0]?.message.status).toBe('rejected');
     expect(stored[0]?.message.rejectReason).toBe('no H record');
   });

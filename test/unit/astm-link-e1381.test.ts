@@ -64,6 +64,23 @@ describe('E1381 receiver', () => {
     expect(h.messages[1]?.raw.length).toBe(1 + frames.reduce((n, f) => n + f.length, 0) + (frames[4] as Buffer).length);
   });
 
+  it('a message the endpoint kept but refused (NAK) is not reported again as a partial when the sender gives up', async () => {
+    const h = makeHarness();
+    h.handler = async () => 'nak';
+    await sendMessage(h, framesFor(MSG));
+    h.session.push(b(EOT));
+    expect(h.wire()).toBe('<ACK>'.repeat(5) + '<NAK>');
+    expect(h.partials).toHaveLength(0);
+    // whereas a message that was NOT stored (commit failed) is kept as a partial
+    const g = makeHarness();
+    g.handler = async () => {
+      throw new Error('store down');
+    };
+    await sendMessage(g, framesFor(MSG));
+    g.session.push(b(EOT));
+    expect(g.partials.map((p) => p.reason)).toEqual(['eot-before-end']);
+  });
+
   it('NAKs a frame whose checksum is wrong and accepts the retransmission', async () => {
     const h = makeHarness();
     h.session.push(b(ENQ));

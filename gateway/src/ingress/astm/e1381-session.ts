@@ -79,6 +79,11 @@ export class E1381Session implements AstmLinkSession {
   #messagesInSession = 0;
   /** The commit being awaited (a token, so a late settle after a timeout is ignored). */
   #commitToken = 0;
+  /**
+   * The handler kept the message and asked for NAK (a message the record layer rejects): if the
+   * sender then gives up, its bytes are already stored, so no partial is reported for them.
+   */
+  #refusedButKept = false;
 
   // ---- sender -----------------------------------------------------------------------------
   #outbox: Array<{ records: readonly string[]; resolve: () => void; reject: (e: Error) => void; attempts: number; queuedAfter: number }> = [];
@@ -401,6 +406,7 @@ export class E1381Session implements AstmLinkSession {
     }
 
     this.#messageStarted = true;
+    this.#refusedButKept = false;
     this.#lastFn = fn;
     this.#lastText = text;
     this.#lastTerminator = terminator;
@@ -435,6 +441,7 @@ export class E1381Session implements AstmLinkSession {
   }
 
   #resetMessage(): void {
+    this.#refusedButKept = false;
     this.#message = [];
     this.#messageLen = 0;
     this.#raw = [];
@@ -446,6 +453,11 @@ export class E1381Session implements AstmLinkSession {
   }
 
   #partial(reason: PartialReason): void {
+    if (this.#refusedButKept) {
+      // Everything of this message up to its refused end is stored already.
+      this.#resetMessage();
+      return;
+    }
     if (this.#messageStarted && this.#rawLen > 0) {
       this.stats.partials++;
       const raw = Buffer.concat(this.#raw, this.#rawLen);
@@ -476,7 +488,7 @@ export class E1381Session implements AstmLinkSession {
     this.#timer = this.#clock.schedule(this.#opt.timers.receiverReplyDelayMs, () => {
       if (token !== this.#commitToken || this.#state !== 'committing') return;
       this.#event('timeout', 'commit slower than the receiver reply delay');
-      this.#settleCommit(token, 'nak', lastFrameLen);
+      this.#settleCommit(token, 'nak', lastFrameLen, false);
     });
     let settled: Promise<MessageReply | void>;
     try {
@@ -485,12 +497,12 @@ export class E1381Session implements AstmLinkSession {
       settled = Promise.reject(err);
     }
     settled.then(
-      (reply) => this.#settleCommit(token, reply === 'nak' ? 'nak' : 'ack', lastFrameLen),
-      () => this.#settleCommit(token, 'nak', lastFrameLen),
+      (reply) => this.#settleCommit(token, reply === 'nak' ? 'nak' : 'ack', lastFrameLen, reply === 'nak'),
+      () => this.#settleCommit(token, 'nak', lastFrameLen, false),
     );
   }
 
-  #settleCommit(token: number, reply: MessageReply, lastFrameLen: number): void {
+  #settleCommit(token: number, reply: MessageReply, lastFrameLen: number, kept: boolean): void {
     if (token !== this.#commitToken || this.#state !== 'committing') return;
     this.#commitToken++;
     this.#timer?.cancel();
@@ -520,7 +532,8 @@ export class E1381Session implements AstmLinkSession {
       this.stats.framesAccepted--;
       this.#lastFn = (this.#lastFn + 7) % 8;
       this.#lastText = undefined;
-      this.#refused('message not committed');
+      this.#refusedButKept = kept;
+      this.#refused(kept ? 'message rejected (kept)' : 'message not committed');
       this.#write(BYTE.NAK);
     }
     this.#armReceiverTimer();
