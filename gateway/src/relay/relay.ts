@@ -197,6 +197,7 @@ export class Relay implements Component {
       }
       if (!this.#connected && !(await this.#connect())) continue;
       await this.#housekeeping();
+      if (this.#paused || !this.#running()) continue;
       let leases: Lease[];
       try {
         // Leased across types, then cut where the posting rule changes: the milestone types share
