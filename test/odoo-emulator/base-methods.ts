@@ -3,12 +3,10 @@
  * load, default_get, exists, name_get ≤16) — odoo-api.md §A.3/§A.4 parameter names.
  */
 import type { MethodRegistry } from './methods.ts';
-import { attributeError, keyError, OdooError, valueError } from './odoo-errors.ts';
+import { attributeError, keyError, OdooError } from './odoo-errors.ts';
 import type { Domain, Env, Vals } from './orm.ts';
-import { pyRepr } from './python-repr.ts';
 import type { FieldSpec } from './types.ts';
 
-const asIds = (v: unknown): number[] => (Array.isArray(v) ? v.filter((x): x is number => typeof x === 'number') : typeof v === 'number' ? [v] : []);
 const asDomain = (v: unknown): Domain => (Array.isArray(v) ? v : []);
 /** Python truthiness: `limit=0` means no limit. */
 const asLimit = (v: unknown): number | null => (typeof v === 'number' && v > 0 ? v : null);
@@ -95,8 +93,6 @@ export function versionedMethodName(name: string, version: number): string {
   return name;
 }
 
-const FIELD_ATTRS = ['type', 'string', 'required', 'readonly', 'relation', 'selection', 'store', 'searchable', 'sortable', 'relation_field', 'help', 'name'] as const;
-
 export function fieldsGet(env: Env, model: string, allfields: string[] | null, attributes: string[] | null): Record<string, Record<string, unknown>> {
   env.checkAccess(model, 'read');
   const spec = env.model(model);
@@ -112,7 +108,6 @@ export function fieldsGet(env: Env, model: string, allfields: string[] | null, a
     if (f.selection) d.selection = f.selection.map(([k, v]) => [k, v]);
     out[name] = attributes && attributes.length > 0 ? Object.fromEntries(Object.entries(d).filter(([k]) => attributes.includes(k))) : d;
   }
-  void FIELD_ATTRS;
   return out;
 }
 
@@ -212,7 +207,7 @@ export function load(env: Env, model: string, fields: string[], data: unknown[][
       if (head === '.id') { if (!isEmptyCell(cell)) dbId = Number(cell); continue; }
       const f = spec.fields[head]!;
       try {
-        vals[head] = convertCell(env, model, head, f, c.path[1], cell);
+        vals[head] = convertCell(env, f, c.path[1], cell);
       } catch (e) {
         if (e instanceof CellError) err(e.message.replace('%(field)s', f.string), head);
         else throw e;
@@ -234,7 +229,7 @@ export function load(env: Env, model: string, fields: string[], data: unknown[][
           if (sname === 'id' || sname === '.id') continue;
           const sf = relSpec.fields[sname]!;
           try {
-            sub[sname] = convertCell(env, f.relation!, sname, sf, c.path[2], row[c.index]);
+            sub[sname] = convertCell(env, sf, c.path[2], row[c.index]);
           } catch (e) {
             if (e instanceof CellError) err(e.message.replace('%(field)s', sf.string), name);
             else throw e;
@@ -299,7 +294,7 @@ function upsertRecord(env: Env, model: string, vals: Vals, xmlid: string | undef
 }
 
 /** `ir.fields.converter`: cells are CSV-like strings; JSON numbers work; JSON booleans crash (§D). */
-function convertCell(env: Env, model: string, name: string, f: FieldSpec, sub: string | undefined, cell: unknown): unknown {
+function convertCell(env: Env, f: FieldSpec, sub: string | undefined, cell: unknown): unknown {
   if (typeof cell === 'boolean') {
     if (f.type === 'boolean') throw attributeError("'bool' object has no attribute 'lower'");
     throw new CellError(`'${String(cell)}' is not a valid value for field '%(field)s'`);
@@ -336,7 +331,6 @@ function convertCell(env: Env, model: string, name: string, f: FieldSpec, sub: s
     case 'one2many': throw new CellError(`one2many field '%(field)s' needs sub-columns`);
     default: return f.type satisfies never;
   }
-  void model; void name;
 }
 
 function resolveReference(env: Env, relation: string, sub: string | undefined, s: string): number {
@@ -355,7 +349,3 @@ function resolveReference(env: Env, relation: string, sub: string | undefined, s
   return hits[0]![0];
 }
 
-export function badArgs(message: string): OdooError {
-  return valueError(message);
-}
-void pyRepr;

@@ -73,9 +73,6 @@ export function miscHooks(): Record<string, ModelHooks> {
         },
       },
     },
-    'product.product': {
-      beforeCreate: () => undefined,
-    },
   };
 }
 

@@ -42,8 +42,6 @@ export function formatDate(d: Date): string {
   return d.toISOString().slice(0, 10);
 }
 
-const id = (v: unknown): number | false => (typeof v === 'number' ? v : false);
-
 function sum(rows: Iterable<Row>, f: (r: Row) => number): number {
   let s = 0;
   for (const r of rows) s += f(r);
@@ -867,4 +865,3 @@ export function buildSchema(version: OdooVersion): Map<string, ResolvedModel> {
 }
 
 export const ALL_MODEL_NAMES: readonly string[] = MODELS.map((m) => m.name);
-export const idOf = id;
