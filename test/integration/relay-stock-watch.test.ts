@@ -1,0 +1,62 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { makeRig, type Rig } from '../fixtures/relay/harness.ts';
+import { consumableUsed, waitFor } from '../fixtures/relay/helpers.ts';
+
+let rig: Rig | undefined;
+afterEach(async () => {
+  await rig?.close();
+  rig = undefined;
+});
+
+const productId = (r: Rig, code: string): number => r.emu.records('product.product', [['default_code', '=', code]])[0]!.id as number;
+
+describe('local replenishment check', () => {
+  it('on-hand below the reorder point → one local stock.threshold_breached → one draft RFQ', async () => {
+    rig = await makeRig(17, { relayOptions: { watchStock: true } });
+    // Seed: RGT-CRP has 4 + 1 (expired lot) on hand against a minimum of 6.
+    await waitFor(() => rig!.emu.count('purchase.order.line', [['product_id', '=', productId(rig!, 'RGT-CRP')]]) === 1);
+    await rig.waitDrained();
+    const local = await rig.store.listEvents({ type: 'stock.threshold_breached' });
+    expect(local.map((e) => (e.event.data as { productCode: string }).productCode)).toEqual(['RGT-CRP']);
+    expect(local[0]!.event.source.kind).toBe('local');
+    // 15 max - 5 estimated = 10 suggested.
+    expect((local[0]!.event.data as { suggestedQuantity: number }).suggestedQuantity).toBe(10);
+    const [line] = rig.emu.records('purchase.order.line', [['product_id', '=', productId(rig, 'RGT-CRP')]]);
+    expect(rig.emu.records('purchase.order', [['id', '=', line!['order_id']]])[0]!['state']).toBe('draft');
+  });
+
+  it('posted consumption lowers the estimate: crossing the minimum raises one breach, not one per check', async () => {
+    rig = await makeRig(17, { relayOptions: { watchStock: true } });
+    await rig.waitDrained();
+    // TIP-200: 40 on hand, minimum 20.
+    await rig.commit([consumableUsed('an-1', 'TIP-200', 15, 1)]);
+    await rig.waitDrained();
+    expect(rig.emu.count('purchase.order.line', [['product_id', '=', productId(rig, 'TIP-200')]])).toBe(0);
+    await rig.commit([consumableUsed('an-1', 'TIP-200', 6, 2)]);
+    await waitFor(() => rig!.emu.count('purchase.order.line', [['product_id', '=', productId(rig!, 'TIP-200')]]) === 1);
+    await rig.commit([consumableUsed('an-1', 'TIP-200', 1, 3)]);
+    await rig.waitDrained();
+    await rig.relay.refreshReference();
+    await rig.waitDrained();
+    const breaches = (await rig.store.listEvents({ type: 'stock.threshold_breached' })).filter((e) => (e.event.data as { productCode: string }).productCode === 'TIP-200');
+    expect(breaches).toHaveLength(1);
+    expect(rig.emu.count('purchase.order.line', [['product_id', '=', productId(rig, 'TIP-200')]])).toBe(1);
+  });
+});
+
+describe('micro-batch sync mode', () => {
+  it('consumption committed within one window becomes ONE picking', async () => {
+    rig = await makeRig(17, { relay: { syncModes: { 'consumable.used': 'micro-batch' }, microBatchWindowMs: 600 } });
+    await waitFor(() => rig!.client.state === 'connected');
+    // Start right after a window boundary so all five land in the same window.
+    await new Promise((r) => setTimeout(r, 600 - (Date.now() % 600) + 10));
+    for (let n = 0; n < 5; n++) {
+      await rig.commit([consumableUsed('an-9', 'TIP-200', 1, n)]);
+      await new Promise((r) => setTimeout(r, 40));
+    }
+    await rig.waitDrained();
+    const pickings = rig.emu.records('stock.picking', [['origin', '=like', 'lab-gateway:cons:%']]);
+    expect(pickings).toHaveLength(1);
+    expect(String(pickings[0]!['origin'])).toMatch(/:5$/);
+  });
+});
