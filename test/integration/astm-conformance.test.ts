@@ -207,12 +207,14 @@ describe('ASTM conformance: every profile, every transcript and matching capture
                 continue;
               }
               const frames = framesForText(item.text, { maxText: link.maxFrameText, etbAfterEveryRecord: profile.quirks.etbAfterEveryRecord });
+              // A transcript the record layer rejects is kept raw and its last frame NAKed.
+              const rejected = normalizeAstmMessage(item.text, { analyzerId: 'ref', endpoint: 'ref', profile, receivedAt: new Date().toISOString() }).reject !== undefined;
               const { replies, sent } = await sim.sendMessage(frames);
-              expect(replies, item.label).toBe('<ACK>'.repeat(frames.length + 1));
-              expect(commits.length, item.label).toBe(before + 1); // committed before the last ACK
+              expect(replies, item.label).toBe('<ACK>'.repeat(frames.length) + (rejected && link.rejectedReply === 'nak' ? '<NAK>' : '<ACK>'));
+              expect(commits.length, item.label).toBe(before + 1); // committed before the last reply
               const c = commits[before];
               expect(c?.message.endpoint).toBe(id);
-              expect(c?.message.status, item.label).toBe('accepted');
+              expect(c?.message.status, item.label).toBe(rejected ? 'rejected' : 'accepted');
               expect(c?.result.duplicate, item.label).toBe(false);
               const stored = await store.getMessage(c?.result.messageId as string);
               expect(stored?.raw.equals(sent), `${item.label}: stored raw bytes`).toBe(true);
