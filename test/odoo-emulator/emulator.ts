@@ -193,11 +193,14 @@ export class OdooEmulator {
 
   // ----------------------------------------------------------------------------- in-process API
 
-  /** Records of `model` matching `domain` (all fields, many2one as ids, archived included). */
-  records(model: string, domain: Domain = []): Array<Record<string, unknown>> {
+  /**
+   * Records of `model` matching `domain`, oldest first, archived included: every field (or
+   * `fields`), many2one as plain ids — or as `[id, display_name]` with `load: '_classic_read'`.
+   */
+  records(model: string, domain: Domain = [], opts: { fields?: string[]; load?: '_classic_read' } = {}): Array<Record<string, unknown>> {
     const env = this.adminEnv({ active_test: false });
     if (!this.schema.has(model)) throw new Error(`unknown model ${model}`);
-    return env.read(model, env.searchInternal(model, domain, { order: 'id' }), null, null);
+    return env.read(model, env.searchInternal(model, domain, { order: 'id' }), opts.fields ?? null, opts.load ?? null);
   }
 
   count(model: string, domain: Domain = []): number {

@@ -31,6 +31,7 @@ describe('sandbox persistence', () => {
       expect(second.count('sale.order.line', [['order_id', '=', loaded.ids[0]!]])).toBe(1);
       expect(second.externalIds()).toContainEqual({ xmlid: 'lab_gw.acc_1', model: 'sale.order', resId: loaded.ids[0] });
       expect(second.records('stock.lot', [['id', '=', lot]])[0]?.name).toBe('NEW-LOT');
+      expect(second.records('stock.lot', [['id', '=', lot]], { fields: ['product_id'], load: '_classic_read' })).toEqual([{ id: lot, product_id: [expect.any(Number), '[RGT-GLU] Glucose reagent cartridge (500 tests)'] }]);
       const next = second.call('sale.order', 'create', [{ partner_id: clinic }]) as number;
       expect(next).toBe(loaded.ids[0]! + 1);
       expect(second.records('sale.order', [['id', '=', next]])[0]?.name).toBe('S00002');
