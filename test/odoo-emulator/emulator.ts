@@ -151,7 +151,12 @@ export class OdooEmulator {
   async listen(port = 0, host = '127.0.0.1'): Promise<{ url: string }> {
     if (this.server) return { url: this.url };
     this.closed = false;
-    const server = createServer((req, res) => { void this.handle(req, res); });
+    const server = createServer((req, res) => {
+      // An emulator bug must not take down the process hosting it (the gateway runs the sandbox in-process).
+      this.handle(req, res).catch((err: unknown) => {
+        this.send(res, { status: 500, headers: { 'Content-Type': 'text/plain; charset=utf-8' }, body: `emulator error: ${err instanceof Error ? err.message : String(err)}` });
+      });
+    });
     server.keepAliveTimeout = 5_000;
     server.on('connection', (s) => { this.sockets.add(s); s.on('close', () => this.sockets.delete(s)); });
     await new Promise<void>((resolve, reject) => {
@@ -162,6 +167,7 @@ export class OdooEmulator {
     if (!addr || typeof addr === 'string') throw new Error('no TCP address');
     this.listenAddress = { port: addr.port, host };
     this.server = server;
+    server.on('error', () => undefined); // after listen: nothing to recover; never an unhandled 'error'
     return { url: this.url };
   }
 
@@ -332,6 +338,7 @@ export class OdooEmulator {
     const cred = prepared.credential;
     const credentialCost = this.faults.credentialCheckMs > 0 && cred && (!cred.cacheable || !this.credentialCache.has(cred.key)) ? this.faults.credentialCheckMs : 0;
     const runSync = (): Reply => {
+      if (this.closed) return { status: 503, headers: {}, body: '' }; // nothing runs once close() began
       const reply = prepared.run();
       const errName = errorNameOf(reply);
       if (errName) rec.error = errName;

@@ -17,8 +17,13 @@ export interface PersistedState {
 
 export function readState(file: string): PersistedState | undefined {
   if (!existsSync(file)) return undefined;
-  const parsed = JSON.parse(readFileSync(file, 'utf8')) as PersistedState;
-  if (parsed.kind !== 'lab-gateway-odoo-sandbox' || parsed.data?.format !== 1) {
+  let parsed: PersistedState;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8')) as PersistedState;
+  } catch (err) {
+    throw new Error(`${file} is not an Odoo sandbox file (unreadable JSON: ${err instanceof Error ? err.message : String(err)})`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || parsed.kind !== 'lab-gateway-odoo-sandbox' || parsed.data?.format !== 1) {
     throw new Error(`${file} is not an Odoo sandbox file`);
   }
   return parsed;

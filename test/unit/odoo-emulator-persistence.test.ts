@@ -79,6 +79,9 @@ describe('sandbox persistence', () => {
     writeFileSync(file, '{"hello": "world"}');
     expect(() => new OdooEmulator({ version: 17, persistFile: file })).toThrow(/not an Odoo sandbox file/);
     expect(readFileSync(file, 'utf8')).toBe('{"hello": "world"}');
+    const broken = join(dir, 'broken.json');
+    writeFileSync(broken, '{"kind": "lab-gateway-odoo-sandb');
+    expect(() => new OdooEmulator({ version: 17, persistFile: broken })).toThrow(/not an Odoo sandbox file \(unreadable JSON/);
   });
 
   it('an empty seed has master data but no lab records', () => {
