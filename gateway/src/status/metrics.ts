@@ -147,11 +147,19 @@ export class StatusMetrics {
       },
     });
 
+    // Label children are cached: the intake path emits per message, prom-client hashes labels per call.
+    const intakeChildren = new Map<string, { count: ReturnType<typeof intake.labels>; bytes: ReturnType<typeof intakeBytes.labels>; ack: ReturnType<typeof ackLatency.labels> }>();
     this.#unsubscribe.push(
       telemetry.on('intake.message', (e) => {
-        intake.inc({ endpoint: e.endpoint, kind: e.kind, outcome: e.outcome });
-        intakeBytes.inc({ endpoint: e.endpoint }, e.bytes);
-        ackLatency.observe({ endpoint: e.endpoint }, e.ackLatencyMs / 1000);
+        const key = `${e.endpoint}\u0000${e.kind}\u0000${e.outcome}`;
+        let c = intakeChildren.get(key);
+        if (!c) {
+          c = { count: intake.labels(e.endpoint, e.kind, e.outcome), bytes: intakeBytes.labels(e.endpoint), ack: ackLatency.labels(e.endpoint) };
+          intakeChildren.set(key, c);
+        }
+        c.count.inc();
+        c.bytes.inc(e.bytes);
+        c.ack.observe(e.ackLatencyMs / 1000);
       }),
       telemetry.on('relay.outcome', (e) => {
         relay.inc({ outcome: e.outcome, event_type: e.eventType });

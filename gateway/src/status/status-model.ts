@@ -457,6 +457,18 @@ export class StatusModel implements Component {
     return this.#storeHealthEvent === 'ok' ? 'ok' : this.#storeHealthEvent;
   }
 
+  #isoCacheMs = -1;
+  #isoCache = '';
+
+  /** ISO time of `ms`, cached per millisecond (the intake path calls this per message). */
+  #isoAt(ms: number): string {
+    if (ms !== this.#isoCacheMs) {
+      this.#isoCacheMs = ms;
+      this.#isoCache = new Date(ms).toISOString();
+    }
+    return this.#isoCache;
+  }
+
   #storeReasonText(): string | null {
     // EventStore exposes `healthReason` beside the interface's `health`.
     const fromStore = (this.#o.store as { healthReason?: string }).healthReason;
@@ -472,7 +484,7 @@ export class StatusModel implements Component {
       this.#endpoints.set(e.endpoint, ep);
     }
     ep.kind = e.kind; // an analyzer may speak HL7 (Mindray BS) rather than ASTM
-    ep.lastMessageAt = new Date(now).toISOString();
+    ep.lastMessageAt = this.#isoAt(now);
     ep.received++;
     if (e.outcome === 'accepted') ep.accepted++;
     else if (e.outcome === 'rejected') ep.rejected++;
