@@ -1,6 +1,6 @@
 import type { OrderCreatedData } from '../../events/types.ts';
 import type { OdooRef, StoredEvent } from '../../store/types.ts';
-import { externalId, loadWithExternalIds } from '../odoo/odoo-calls.ts';
+import { externalId, loadWithExternalIds, lookupExternalId } from '../odoo/odoo-calls.ts';
 import { failureOf } from '../odoo/odoo-error.ts';
 import { saleOrdersByAccession } from './sale-orders.ts';
 import { fail, ok, type PostingRule, type RuleResult } from './types.ts';
@@ -30,6 +30,16 @@ export const orderCreatedRule: PostingRule = {
       if (so) {
         results.set(e.event.id, ok([soRef(so.id, String(so['name'] ?? ''), d.accession)], 'already in Odoo'));
         continue;
+      }
+      if (e.ambiguous && !pendingAcc.has(d.accession)) {
+        // The earlier attempt may have landed and someone may have edited client_order_ref since:
+        // the external id is the exact answer (B.4).
+        const xid = externalId('so', d.accession);
+        const found = await lookupExternalId(ctx.odoo, xid.module, xid.name);
+        if (found !== undefined) {
+          results.set(e.event.id, ok([soRef(found, undefined, d.accession, xid.full)], 'found by external id'));
+          continue;
+        }
       }
       if (pendingAcc.has(d.accession)) {
         pendingAcc.get(d.accession)!.push(e);

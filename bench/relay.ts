@@ -1,0 +1,220 @@
+/**
+ * Relay benchmark: events delivered per second to the Odoo emulator with 20 ms added round-trip
+ * latency, the gateway's relay (real EventStore, batching across partitions, bounded concurrency,
+ * look-up-before-create) against the naive way (one execute_kw per event, sequential) in the same
+ * run, and how the relay's rate changes with the backlog queued (10k, 100k, 1M).
+ *
+ * Workload per lab order (8 events): order.created (2 tests), specimen.received, test.completed ×2
+ * (chatter notes), consumable.used ×4 across 4 analyzers (lot-tracked reagent + tips).
+ * The naive peer does ONE call per event and nothing else (create the sale order, message_post the
+ * note, create the picking — not even validated, no look-ups): generous to the peer.
+ *
+ * For backlogs above `--measure` events (default 20,000) the rate is measured over the first
+ * `--measure` deliveries from the full backlog (the emulator would otherwise hold a million
+ * documents in memory); the backlog is fully queued in LevelDB in every case.
+ *
+ * Run: npm run bench:relay [-- --quick] [--backlogs 10000,100000,1000000] [--measure 20000]
+ * Writes bench/results/relay.json.
+ */
+import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { OdooConfig, RelayConfig } from '../gateway/src/config/types.ts';
+import type { DraftEvent } from '../gateway/src/events/types.ts';
+import { silentLogger } from '../gateway/src/log.ts';
+import { OdooClient } from '../gateway/src/relay/odoo/odoo-client.ts';
+import { Relay } from '../gateway/src/relay/relay.ts';
+import { dueDelayFor } from '../gateway/src/relay/sync-modes.ts';
+import { EventStore } from '../gateway/src/store/event-store.ts';
+import { Telemetry } from '../gateway/src/telemetry.ts';
+import { OdooEmulator } from '../test/odoo-emulator/index.ts';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const args = process.argv.slice(2);
+const flag = (name: string): string | undefined => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const QUICK = args.includes('--quick');
+const BACKLOGS = (flag('backlogs') ?? (QUICK ? '10000' : '10000,100000,1000000')).split(',').map(Number);
+const MEASURE = Number(flag('measure') ?? 20_000);
+const NAIVE_EVENTS = Number(flag('naive') ?? (QUICK ? 240 : 480));
+const LATENCY_MS = 20;
+const BOT = { login: 'gateway-bot', key: '6578616d706c65206a736f6e20617069206b6579' };
+
+const relayConfig: RelayConfig = {
+  enabled: true,
+  concurrency: 16,
+  maxAttempts: 10,
+  backoff: { initialMs: 100, maxMs: 2000, multiplier: 2, jitter: 0.2 },
+  rules: {},
+  syncModes: { 'consumable.used': 'realtime' },
+  microBatchWindowMs: 1000,
+  scheduledEveryMinutes: 15,
+  invoicing: false,
+  autoConfirm: false,
+  referenceRefreshMs: 0,
+};
+const odooConfig = (url: string): OdooConfig => ({
+  url,
+  database: 'lab',
+  login: BOT.login,
+  keyExpiryWarnDays: 14,
+  timeoutMs: 30_000,
+  sandboxVersion: 17,
+  mapping: { labLocation: 'WH/Stock/Lab', consumptionLocation: 'Virtual Locations/Lab Consumption' },
+});
+
+async function emulator(): Promise<{ emu: OdooEmulator; url: string }> {
+  const emu = new OdooEmulator({
+    version: 17,
+    seed: 'lab-demo',
+    users: [
+      { login: 'admin', password: 'admin', rights: 'admin' },
+      { login: BOT.login, password: 'x', apiKeys: [{ key: BOT.key }], rights: 'bot' },
+    ],
+  });
+  emu.faults.latencyMs = LATENCY_MS;
+  const { url } = await emu.listen(0);
+  return { emu, url };
+}
+
+const ts = (): string => new Date().toISOString();
+function orderEvents(i: number): DraftEvent[] {
+  const acc = `B${i}`;
+  const base = { occurredAt: ts(), receivedAt: ts(), correlationId: acc };
+  const order = { ...base, partitionKey: `order:${acc}`, source: { kind: 'hl7' as const, endpoint: 'lis' } };
+  const out: DraftEvent[] = [
+    { ...order, type: 'order.created', idempotencyKey: `b|o|${i}`, data: { accession: acc, orderingClientRef: i % 2 ? 'CLINIC-A' : 'CLINIC-B', tests: [{ code: 'GLU' }, { code: 'CRP' }] } },
+    { ...order, type: 'specimen.received', idempotencyKey: `b|s|${i}`, data: { accession: acc, specimenId: `S${i}` } },
+    { ...order, type: 'test.completed', idempotencyKey: `b|c|${i}|GLU`, data: { accession: acc, specimenId: `S${i}`, testCode: 'GLU', runType: 'patient' } },
+    { ...order, type: 'test.completed', idempotencyKey: `b|c|${i}|CRP`, data: { accession: acc, specimenId: `S${i}`, testCode: 'CRP', runType: 'patient' } },
+  ];
+  for (let k = 0; k < 4; k++) {
+    const analyzer = `an-${(i + k) % 4}`;
+    out.push({
+      ...base,
+      partitionKey: `consumption:${analyzer}`,
+      source: { kind: 'astm', endpoint: analyzer, analyzer },
+      type: 'consumable.used',
+      idempotencyKey: `b|u|${i}|${k}`,
+      data: { analyzer, productCode: k % 2 ? 'TIP-200' : 'RGT-GLU', quantity: 1, uom: 'Units', runType: 'patient', runAt: ts() },
+    });
+  }
+  return out;
+}
+
+async function fill(store: EventStore, events: number): Promise<number> {
+  const started = performance.now();
+  const orders = Math.ceil(events / 8);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < orders) {
+      const from = next;
+      next += 25;
+      const drafts = Array.from({ length: Math.min(25, orders - from) }, (_, j) => orderEvents(from + j)).flat();
+      await store.commit({ kind: 'hl7', endpoint: 'bench', receivedAt: ts(), encoding: 'ascii', raw: Buffer.from(`MSH|^~\\&|B|${from}\r`), status: 'accepted', controlId: `F${from}`, dedupKey: `bench|${from}` }, drafts);
+    }
+  };
+  await Promise.all(Array.from({ length: 32 }, worker));
+  return (performance.now() - started) / 1000;
+}
+
+/** The peer: one execute_kw per event, sequential. */
+async function naive(events: number): Promise<{ events: number; seconds: number; rate: number; calls: number }> {
+  const { emu, url } = await emulator();
+  const client = new OdooClient({ url, database: 'lab', login: BOT.login, apiKey: BOT.key, timeoutMs: 30_000, models: ['sale.order', 'sale.order.line', 'stock.picking', 'stock.move', 'stock.move.line'] });
+  await client.connect();
+  const product = (code: string): number => emu.records('product.product', [['default_code', '=', code]])[0]!.id as number;
+  const partner = (ref: string): number => emu.records('res.partner', [['ref', '=', ref]])[0]!.id as number;
+  const loc = (name: string): number => emu.records('stock.location', [['name', '=', name]])[0]!.id as number;
+  const type = emu.records('stock.picking.type', [['name', '=', 'Lab Consumption']])[0]!.id as number;
+  const lot = emu.records('stock.lot', [['name', '=', 'G24A101']])[0]!.id as number;
+  const ids = { GLU: product('GLU'), CRP: product('CRP'), 'RGT-GLU': product('RGT-GLU'), 'TIP-200': product('TIP-200'), lab: loc('Lab'), cons: loc('Lab Consumption') };
+  const soOf = new Map<string, number>();
+  const all = Array.from({ length: Math.ceil(events / 8) }, (_, i) => orderEvents(i)).flat().slice(0, events);
+  let calls = 0;
+  const started = performance.now();
+  for (const e of all) {
+    calls++;
+    switch (e.type) {
+      case 'order.created': {
+        const [id] = await client.call<number[]>('sale.order', 'create', {
+          vals_list: [{ partner_id: partner(e.data.orderingClientRef), client_order_ref: e.data.accession, order_line: e.data.tests.map((t) => [0, 0, { product_id: ids[t.code as 'GLU'], product_uom_qty: 1 }]) }],
+        });
+        soOf.set(e.data.accession, id!);
+        break;
+      }
+      case 'specimen.received':
+      case 'test.completed':
+        await client.call('sale.order', 'message_post', { body: `${e.type} ${e.idempotencyKey}`, message_type: 'comment', subtype_xmlid: 'mail.mt_note' }, { ids: [soOf.get(e.data.accession!)!] });
+        break;
+      case 'consumable.used': {
+        const p = ids[e.data.productCode as 'RGT-GLU'];
+        await client.call('stock.picking', 'create', {
+          vals_list: [{ picking_type_id: type, location_id: ids.lab, location_dest_id: ids.cons, origin: e.idempotencyKey, move_ids: [[0, 0, { name: 'use', product_id: p, product_uom_qty: 1, location_id: ids.lab, location_dest_id: ids.cons }]], move_line_ids: [[0, 0, { product_id: p, location_id: ids.lab, location_dest_id: ids.cons, quantity: 1, picked: true, ...(e.data.productCode === 'RGT-GLU' ? { lot_id: lot } : {}) }]] }],
+        });
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  const seconds = (performance.now() - started) / 1000;
+  client.close();
+  await emu.close();
+  return { events: all.length, seconds, rate: all.length / seconds, calls };
+}
+
+async function relayRun(backlog: number): Promise<{ backlog: number; fillSeconds: number; delivered: number; seconds: number; rate: number; odooCalls: number; pickings: number; saleOrders: number }> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'bench-relay-'));
+  const { emu, url } = await emulator();
+  const store = await EventStore.open({ dataDir: dir, dueDelayMs: dueDelayFor(relayConfig), pruneIntervalMs: 0, minFreeBytes: 0 });
+  const fillSeconds = await fill(store, backlog);
+  const queued = store.stats().pending;
+  const target = Math.min(queued, MEASURE);
+  const telemetry = new Telemetry();
+  let calls = 0;
+  telemetry.on('odoo.request', () => calls++);
+  const client = new OdooClient({ url, database: 'lab', login: BOT.login, apiKey: BOT.key, timeoutMs: 30_000, telemetry, maxSockets: 32 });
+  const relay = new Relay({ store, odoo: client, config: relayConfig, odooConfig: odooConfig(url), telemetry, log: silentLogger, idlePollMs: 5, watchStock: false });
+  const started = performance.now();
+  await relay.start();
+  while (store.stats().delivered < target) await new Promise((r) => setTimeout(r, 20));
+  const seconds = (performance.now() - started) / 1000;
+  const delivered = store.stats().delivered;
+  await relay.stop(10_000);
+  const dead = store.stats().deadLettered;
+  if (dead > 0) throw new Error(`${dead} events dead-lettered during the benchmark`);
+  const result = { backlog: queued, fillSeconds, delivered, seconds, rate: delivered / seconds, odooCalls: calls, pickings: emu.count('stock.picking'), saleOrders: emu.count('sale.order') };
+  await store.close();
+  await emu.close();
+  await rm(dir, { recursive: true, force: true });
+  return result;
+}
+
+const naiveResult = await naive(NAIVE_EVENTS);
+console.log(`naive: ${naiveResult.events} events in ${naiveResult.seconds.toFixed(1)} s = ${naiveResult.rate.toFixed(1)} events/s`);
+const runs = [];
+for (const backlog of BACKLOGS) {
+  const r = await relayRun(backlog);
+  runs.push({ ...r, ratioVsNaive: r.rate / naiveResult.rate });
+  console.log(`relay: backlog ${r.backlog}: ${r.delivered} delivered in ${r.seconds.toFixed(1)} s = ${r.rate.toFixed(0)} events/s (${(r.rate / naiveResult.rate).toFixed(1)}× naive; ${r.odooCalls} Odoo calls; fill ${r.fillSeconds.toFixed(1)} s)`);
+}
+const out = {
+  bench: 'relay',
+  date: new Date().toISOString(),
+  machine: { cpus: cpus().length, node: process.version },
+  addedLatencyMs: LATENCY_MS,
+  odooVersion: 17,
+  workload: 'per order: order.created (2 tests), specimen.received, 2× test.completed, 4× consumable.used over 4 analyzers',
+  measureFirst: MEASURE,
+  naive: naiveResult,
+  relay: runs,
+  target: '≥ 20× naive',
+};
+await mkdir(path.resolve(here, QUICK && here.includes('dist') ? '../../bench/results' : here.includes('dist') ? '../../bench/results' : 'results'), { recursive: true });
+const file = path.resolve(here, here.includes('dist') ? '../../bench/results/relay.json' : 'results/relay.json');
+await writeFile(file, JSON.stringify(out, null, 2) + '\n');
+console.log(`wrote ${file}`);

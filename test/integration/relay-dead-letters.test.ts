@@ -1,0 +1,67 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeRig, type Rig } from '../fixtures/relay/harness.ts';
+import { consumableUsed, orderCreated, resultValidated, thresholdBreached, waitFor } from '../fixtures/relay/helpers.ts';
+
+/** Every permanent failure is a dead letter an operator can read, and replay works after the fix. */
+let rig: Rig;
+beforeAll(async () => {
+  rig = await makeRig(18);
+});
+afterAll(async () => {
+  await rig?.close();
+});
+
+async function deadReason(id: string): Promise<string> {
+  await waitFor(async () => (await rig.store.getEvent(id))?.state === 'dead');
+  return (await rig.store.getEvent(id))!.deadReason ?? '';
+}
+
+describe('dead letters with readable reasons', () => {
+  it('an unknown reagent lot; the analyzer partition waits behind it and drains after the lot exists and the event is replayed', async () => {
+    const [bad, later] = await rig.commit([consumableUsed('an-dl', 'RGT-GLU', 1, 1, 'ZZZ9'), consumableUsed('an-dl', 'TIP-200', 1, 2)]);
+    expect(await deadReason(bad!)).toBe('mapping missing: reagent lot ZZZ9 of product RGT-GLU is not known in Odoo');
+    expect((await rig.store.getEvent(later!))?.state).toBe('pending');
+    expect(rig.store.stats().blockedPartitions).toBeGreaterThanOrEqual(1);
+    const product = rig.emu.records('product.product', [['default_code', '=', 'RGT-GLU']])[0]!.id;
+    rig.emu.call('stock.lot', 'create', [{ name: 'ZZZ9', product_id: product, company_id: 1 }]);
+    await rig.store.replay(bad!, 'tester');
+    rig.relay.notify();
+    await waitFor(async () => (await rig.store.getEvent(later!))?.state === 'delivered');
+    const lot = rig.emu.records('stock.lot', [['name', '=', 'ZZZ9']])[0]!.id;
+    expect(rig.emu.count('stock.move.line', [['lot_id', '=', lot], ['state', '=', 'done']])).toBe(1);
+  });
+
+  it('an unknown reagent code', async () => {
+    const [id] = await rig.commit([consumableUsed('an-dl2', 'RGT-XYZ', 1, 3)]);
+    expect(await deadReason(id!)).toBe('mapping missing: reagent/consumable RGT-XYZ has no Odoo product with default_code RGT-XYZ');
+  });
+
+  it('a validated result for an order Odoo does not have', async () => {
+    const [id] = await rig.commit([resultValidated('NOPE1', 'GLU')]);
+    expect(await deadReason(id!)).toMatch(/accession NOPE1 has no Odoo sale order/);
+  });
+
+  it('a validated result for a test that is not on the order', async () => {
+    await rig.commit([orderCreated('DL1', 'CLINIC-A', ['GLU'])]);
+    const [id] = await rig.commit([resultValidated('DL1', 'TSH')]);
+    expect(await deadReason(id!)).toMatch(/order S\d+ \(accession DL1\) has no line for test TSH/);
+  });
+
+  it('a reorder for a product without vendor and no default vendor configured', async () => {
+    const [id] = await rig.commit([thresholdBreached('GLU', 3)]);
+    expect(await deadReason(id!)).toBe('mapping missing: product GLU has no vendor in Odoo and odoo.mapping.defaultVendorRef is not set');
+  });
+});
+
+describe('configuration mapping', () => {
+  it('a lab location that does not exist names the config key', async () => {
+    const other = await makeRig(17, { odoo: { mapping: { labLocation: 'WH/Nowhere', consumptionLocation: 'Virtual Locations/Lab Consumption' } } });
+    try {
+      const [id] = await other.commit([consumableUsed('an-x', 'TIP-200', 1, 1)]);
+      await waitFor(async () => (await other.store.getEvent(id!))?.state === 'dead');
+      expect((await other.store.getEvent(id!))?.deadReason).toBe("mapping missing: odoo.mapping.labLocation 'WH/Nowhere' matches no Odoo stock location");
+    } finally {
+      await other.close();
+    }
+  });
+});
