@@ -39,8 +39,9 @@ if (mode === 'durable') {
       void (async () => {
         const intake = store.intake();
         await endpoint.stop(5_000);
+        const commit = { ...store.commitStats };
         await store.close();
-        send({ stopped: true, intake }, () => process.exit(0));
+        send({ stopped: true, intake, commit }, () => process.exit(0));
       })();
     }
   });

@@ -72,6 +72,15 @@ function once<T>(child: ChildProcess, pick: (m: unknown) => T | undefined): Prom
   });
 }
 
+interface CommitStats {
+  batches: number;
+  operations: number;
+  writes: number;
+  largestBatch: number;
+}
+/** Group-commit statistics of the last durable server (whole life: warm-up included). */
+let lastCommit: CommitStats | undefined;
+
 async function withServer<T>(mode: Mode, body: (port: number) => Promise<T>): Promise<T> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'lab-gw-bench-intake-'));
   const server = fork(path.join(here, `intake-server${ext}`), [mode, dataDir], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -79,7 +88,12 @@ async function withServer<T>(mode: Mode, body: (port: number) => Promise<T>): Pr
     const port = await once(server, (m) => ((m as { ready?: boolean; port?: number }).ready ? ((m as { port: number }).port) : undefined));
     return await body(port);
   } finally {
-    const stopped = once(server, (m) => ((m as { stopped?: boolean }).stopped ? true : undefined)).catch(() => true);
+    const stopped = once(server, (m) => {
+      const msg = m as { stopped?: boolean; commit?: CommitStats };
+      if (!msg.stopped) return undefined;
+      lastCommit = msg.commit;
+      return true;
+    }).catch(() => true);
     server.send({ cmd: 'stop' });
     await Promise.race([stopped, new Promise((r) => setTimeout(r, 10_000))]);
     server.kill('SIGKILL');
@@ -95,13 +109,16 @@ async function load(port: number, spec: Omit<LoadSpec, 'port' | 'runId'>): Promi
   return result;
 }
 
-async function measure(mode: Mode, spec: Omit<LoadSpec, 'port' | 'runId'>): Promise<Summary> {
-  return withServer(mode, async (port) => {
+async function measure(mode: Mode, spec: Omit<LoadSpec, 'port' | 'runId'>): Promise<Summary & { groupCommit?: { batches: number; messagesPerBatch: number } }> {
+  lastCommit = undefined;
+  const s = await withServer(mode, async (port) => {
     await load(port, { ...spec, durationMs: WARMUP_MS });
-    const s = summarise(await load(port, spec));
-    process.stderr.write(`${mode.padEnd(7)} ${JSON.stringify(spec)} → ${JSON.stringify(s)}\n`);
-    return s;
+    return summarise(await load(port, spec));
   });
+  const c = lastCommit as CommitStats | undefined;
+  const out = c && c.batches > 0 ? { ...s, groupCommit: { batches: c.batches, messagesPerBatch: Math.round((c.writes / c.batches) * 10) / 10 } } : s;
+  process.stderr.write(`${mode.padEnd(7)} ${JSON.stringify(spec)} → ${JSON.stringify(out)}\n`);
+  return out;
 }
 
 /** fdatasync latency of the temp dir's disk: the floor under every durable ACK. */

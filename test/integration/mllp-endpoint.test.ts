@@ -40,10 +40,10 @@ describe('MllpEndpoint with the real store', () => {
     await c.close();
   });
 
-  it('answers pipelined messages on one connection in order', async () => {
+  it('answers pipelined messages on one connection in order, pausing the sender beyond 1024 in flight', async () => {
     h = await GatewayHarness.start();
     const c = await connect(h.port);
-    const ids = Array.from({ length: 200 }, (_, i) => `P${i}`);
+    const ids = Array.from({ length: 1500 }, (_, i) => `P${i}`);
     const replies = await Promise.all(ids.map((id) => c.send(oru(id))));
     expect(replies.map((r) => field(reply(r), 'MSA', 2))).toEqual(ids);
     expect(replies.every((r) => field(reply(r), 'MSA', 1) === 'AA')).toBe(true);

@@ -10,8 +10,9 @@ import { MllpDecoder } from './mllp-decoder.ts';
  * commits of pipelined messages share the store's group commit), and writes the replies strictly
  * in the order the frames arrived, whatever order the commits finish in.
  *
- * Back-pressure: at most `maxInFlight` frames awaiting their reply; beyond that the socket is
- * paused until replies go out.
+ * Back-pressure: at most `maxInFlight` frames, or `maxInFlightBytes` bytes of frames, awaiting
+ * their reply; beyond that the socket is paused (TCP flow control pushes back on the sender)
+ * until replies go out. Without it a sender pipelining large frames could exhaust memory.
  */
 export interface MllpConnectionOptions {
   socket: Socket;
@@ -19,6 +20,7 @@ export interface MllpConnectionOptions {
   maxFrameBytes: number;
   idleTimeoutMs: number;
   maxInFlight?: number;
+  maxInFlightBytes?: number;
   log: Logger;
   /** After each reply was written (or when none was due). */
   onAnswered: (result: FrameResult, info: { latencyMs: number; bytes: number }) => void;
@@ -33,6 +35,8 @@ export class MllpConnection {
   readonly #decoder: MllpDecoder;
   readonly #log: Logger;
   readonly #maxInFlight: number;
+  readonly #maxInFlightBytes: number;
+  #inFlightBytes = 0;
   readonly #onAnswered: MllpConnectionOptions['onAnswered'];
   readonly #onIgnoredBytes: (count: number) => void;
   /** Replies are chained on this promise: one after another, in frame order. */
@@ -49,23 +53,24 @@ export class MllpConnection {
     this.#intake = options.intake;
     this.#log = options.log;
     this.#maxInFlight = options.maxInFlight ?? 1024;
+    this.#maxInFlightBytes = options.maxInFlightBytes ?? 64 * 1024 * 1024;
     this.#onAnswered = options.onAnswered;
     this.#onIgnoredBytes = options.onIgnoredBytes;
     this.remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     this.#decoder = new MllpDecoder({
       maxFrameBytes: options.maxFrameBytes,
-      onFrame: (frame) => this.#enqueue(frame.length, (meta) => this.#intake.handleFrame(frame, meta)),
-      onOversize: (o) => this.#enqueue(o.size, (meta) => this.#intake.handleOversize(o, meta)),
+      onFrame: (frame) => this.#enqueue(frame.length, frame.length, (meta) => this.#intake.handleFrame(frame, meta)),
+      onOversize: (o) => this.#enqueue(o.size, o.head.length, (meta) => this.#intake.handleOversize(o, meta)),
       onIgnoredBytes: (n) => this.#reportIgnored(n),
     });
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
     if (options.idleTimeoutMs > 0) {
       socket.setTimeout(options.idleTimeoutMs, () => {
-        if (this.#inFlight === 0 && !this.#decoder.inFrame) {
-          this.#log.info('closing idle connection', { remote: this.remoteAddress });
-          socket.end();
-        }
+        // Idle = nothing received for idleTimeoutMs (a frame left half-sent that long is abandoned).
+        // Replies still owed are written first.
+        this.#log.info('closing idle connection', { remote: this.remoteAddress });
+        void this.drained().then(() => socket.end());
       });
     }
     socket.on('data', (chunk: Buffer) => {
@@ -99,11 +104,13 @@ export class MllpConnection {
     this.#onIgnoredBytes(count);
   }
 
-  #enqueue(bytes: number, handle: (meta: FrameMeta) => Promise<FrameResult>): void {
+  /** `bytes`: the frame's size as received; `held`: what this connection keeps in memory for it. */
+  #enqueue(bytes: number, held: number, handle: (meta: FrameMeta) => Promise<FrameResult>): void {
     const started = performance.now();
     const meta: FrameMeta = { remoteAddress: this.remoteAddress, receivedAt: new Date().toISOString() };
     this.#inFlight++;
-    if (this.#inFlight >= this.#maxInFlight && !this.#paused) {
+    this.#inFlightBytes += held;
+    if ((this.#inFlight >= this.#maxInFlight || this.#inFlightBytes >= this.#maxInFlightBytes) && !this.#paused) {
       this.#paused = true;
       this.#socket.pause();
     }
@@ -116,7 +123,8 @@ export class MllpConnection {
       const result = await work;
       if (result.reply && !this.#socket.destroyed && this.#socket.writable) this.#socket.write(result.reply);
       this.#inFlight--;
-      if (this.#paused && this.#inFlight < this.#maxInFlight / 2) {
+      this.#inFlightBytes -= held;
+      if (this.#paused && this.#inFlight < this.#maxInFlight / 2 && this.#inFlightBytes < this.#maxInFlightBytes / 2) {
         this.#paused = false;
         if (this.#accepting) this.#socket.resume();
       }
