@@ -65,7 +65,7 @@ describe('kill -9 during an ASTM session', () => {
       const gw = run(['serve', dataDir, pair.b]);
       await gw.ready;
       sim.reset(); // a new gateway process on the line
-      const killAt = Date.now() + 150 + Math.floor(Math.random() * 250);
+      const killAt = Date.now() + 300 + Math.floor(Math.random() * 400);
       const killer = new Promise<void>((resolve) => {
         const t = setTimeout(() => {
           gw.proc.kill('SIGKILL');
@@ -79,7 +79,7 @@ describe('kill -9 during an ASTM session', () => {
         const id = `SPEC-${++seq}`;
         const records = ['H|\\^&|||sim', 'P|1', `O|1|${id}||^^^GLU|R`, `R|1|^^^GLU|${seq}|mmol/L||N||F`, 'L|1|N'];
         try {
-          const { replies } = await sim.sendMessage(records, { replyTimeoutMs: 400 });
+          const { replies } = await sim.sendMessage(records, { replyTimeoutMs: 1_000 });
           if (replies === '<ACK>'.repeat(records.length + 1)) acked.push(id);
         } catch {
           break; // no reply: the gateway is dead
