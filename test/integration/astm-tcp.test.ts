@@ -35,8 +35,11 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+const normalizedTexts: string[] = [];
+
 /** The record layer is not under test here: a message is accepted as is, H.5 as sender. */
 function trivialNormalize(text: string): AstmNormalizeResult<string> {
+  normalizedTexts.push(text);
   const q = /(?:^|\r)Q\|[^\r]*\|\^([^|^\r]*)/.exec(text);
   if (!text.startsWith('H')) return { events: [], messageType: 'ASTM', searchTerms: [], reject: 'no H record' };
   return { events: [], messageType: q ? 'ASTM-Q' : 'ASTM', searchTerms: [], ...(q ? { hostQuery: q[1] as string } : {}) };
@@ -230,6 +233,20 @@ describe('ASTM endpoint, TCP server role (the analyzer connects)', () => {
     await until(() => ep.connections === 0);
     const second = await connectSim(port);
     expect(await second.sim.receiveSession()).toBe('H|\\^&|||host\rO|1|TARGET-7||^^^ID|R\rL|1|F\r');
+  });
+
+  it('reads the text of a UTF-8 analyzer (profile charset) while storing the bytes as received', async () => {
+    const { ep } = endpoint({ id: 'tcp-srv-12', profile: 'test', tcp: { listen: { host: '127.0.0.1', port: 0 } } }, { quirks: { charset: 'utf8' } });
+    await ep.start();
+    const { sim } = await connectSim(ep.address()?.port as number);
+    const records = ['H|\\^&|||analyzer', 'P|1||PID-1||Müller^Zoë', 'L|1|N'];
+    const frames = records.map((r, i) => buildFrame(i + 1, Buffer.from(r + '\r', 'utf8'), true));
+    const { replies, sent } = await sim.sendMessage(frames);
+    expect(replies).toBe('<ACK>'.repeat(4));
+    expect(normalizedTexts).toContain(records.join('\r') + '\r');
+    const stored = await messagesOf('tcp-srv-12');
+    expect(stored[0]?.raw.equals(sent)).toBe(true);
+    expect(stored[0]?.message.encoding).toBe('utf8');
   });
 
   it('sendWorklist pushes an order download to a connected analyzer', async () => {

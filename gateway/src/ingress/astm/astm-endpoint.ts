@@ -84,6 +84,8 @@ export class AstmEndpoint<Q = unknown> implements Component {
   #nextLinkId = 1;
   #lastMessageAt: string | undefined;
   #state: EndpointState = 'starting';
+  /** Text encoding of the analyzer (profile `quirks.charset`): LIS1-A is 7-bit ASCII, most send Latin-1. */
+  readonly #charset: 'ascii' | 'latin1' | 'utf8';
 
   constructor(options: AstmEndpointOptions<Q>) {
     this.#opt = options;
@@ -92,6 +94,8 @@ export class AstmEndpoint<Q = unknown> implements Component {
     this.#scheduler = options.scheduler ?? realScheduler;
     // Profile quirks (with the site's overrides already applied, or applied here) → link options.
     this.#link = resolveLinkOptions(options.profile.quirks as Record<string, unknown> | undefined, options.analyzer.overrides);
+    const charset = (options.profile.quirks as { charset?: unknown } | undefined)?.charset;
+    this.#charset = charset === 'utf8' || charset === 'ascii' ? charset : 'latin1';
     const a = options.analyzer;
     const kinds = [a.serial ? 'serial' : '', a.tcp?.listen ? 'tcp.listen' : '', a.tcp?.connect ? 'tcp.connect' : ''].filter(Boolean);
     if (kinds.length !== 1) {
@@ -223,8 +227,10 @@ export class AstmEndpoint<Q = unknown> implements Component {
     };
   }
 
-  async #onMessage(link: Link, text: string, raw: Buffer, meta: MessageMeta): Promise<MessageReply> {
+  async #onMessage(link: Link, latin1Text: string, raw: Buffer, meta: MessageMeta): Promise<MessageReply> {
     const receivedAt = new Date().toISOString();
+    // The link hands over bytes as Latin-1 (one char per byte); a UTF-8 analyzer's text is re-read.
+    const text = this.#charset === 'utf8' ? Buffer.from(latin1Text, 'latin1').toString('utf8') : latin1Text;
     const endpoint = this.#opt.analyzer.id;
     let result: AstmNormalizeResult<Q>;
     try {
@@ -240,12 +246,12 @@ export class AstmEndpoint<Q = unknown> implements Component {
       endpoint,
       remoteAddress: link.wire.remote,
       receivedAt,
-      encoding: 'latin1',
+      encoding: this.#charset,
       raw,
       status: rejected ? 'rejected' : 'accepted',
       ack: reply === 'ack' ? BYTE.ACK : BYTE.NAK,
       // A retransmitted message (the ACK of its last frame was lost) has the same text.
-      dedupKey: `astm|${endpoint}|${createHash('sha256').update(text, 'latin1').digest('hex')}`,
+      dedupKey: `astm|${endpoint}|${createHash('sha256').update(latin1Text, 'latin1').digest('hex')}`,
       searchTerms: result.searchTerms,
       messageType: result.messageType,
       ...(result.controlId !== undefined ? { controlId: result.controlId } : {}),
