@@ -91,7 +91,7 @@ export function registerMiscMethods(reg: MethodRegistry, chatterModels: readonly
           const doc = { out_invoice: 'Customer Invoice', out_refund: 'Customer Credit Note', in_invoice: 'Vendor Bill', in_refund: 'Vendor Credit Note' }[String(m.move_type)] ?? 'Invoice';
           throw userError(`The field '${label}' is required, please complete it to validate the ${doc}.`);
         }
-        const lines = [...env.table('account.move.line').values()].filter((l) => l.move_id === id && (l.display_type ?? 'product') === 'product');
+        const lines = env.rowsBy('account.move.line', 'move_id', id).filter((l) => (l.display_type ?? 'product') === 'product');
         if (lines.length === 0) throw userError('You need to add a line before posting.');
         const invoiceDate = (m.invoice_date as string) || env.nowString().slice(0, 10);
         const name = !m.name || m.name === '/' ? invoiceSequence(env, String(m.move_type), invoiceDate) : m.name;

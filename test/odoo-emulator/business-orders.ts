@@ -123,7 +123,7 @@ export function orderHooks(): Record<string, ModelHooks> {
 }
 
 function linesOf(env: Env, model: string, orderId: number): Row[] {
-  return [...env.table(model).values()].filter((l) => l.order_id === orderId).sort((a, b) => (a.sequence as number) - (b.sequence as number) || a.id - b.id);
+  return env.rowsBy(model, 'order_id', orderId).sort((a, b) => (a.sequence as number) - (b.sequence as number) || a.id - b.id);
 }
 
 export function registerOrderMethods(reg: MethodRegistry): void {

@@ -22,13 +22,13 @@ function isInternalLoc(env: Env, id: unknown): boolean {
 }
 
 export function movesOf(env: Env, pickingId: number): Row[] {
-  return [...env.table('stock.move').values()].filter((m) => m.picking_id === pickingId).sort((a, b) => a.id - b.id);
+  return env.rowsBy('stock.move', 'picking_id', pickingId);
 }
 function linesOfMove(env: Env, moveId: number): Row[] {
-  return [...env.table('stock.move.line').values()].filter((l) => l.move_id === moveId).sort((a, b) => a.id - b.id);
+  return env.rowsBy('stock.move.line', 'move_id', moveId);
 }
 function linesOfPicking(env: Env, pickingId: number): Row[] {
-  return [...env.table('stock.move.line').values()].filter((l) => l.picking_id === pickingId).sort((a, b) => a.id - b.id);
+  return env.rowsBy('stock.move.line', 'picking_id', pickingId);
 }
 function pickingState(env: Env, id: number): string {
   return env.value('stock.picking', env.browse('stock.picking', id), 'state') as string;
@@ -44,10 +44,7 @@ function tracking(env: Env, productId: unknown): string {
 // ------------------------------------------------------------------------------------------ quants
 
 export function findQuant(env: Env, productId: number, locationId: number, lotId: number | false): Row | undefined {
-  for (const q of env.table('stock.quant').values()) {
-    if (q.product_id === productId && q.location_id === locationId && (q.lot_id || false) === lotId) return q;
-  }
-  return undefined;
+  return env.rowsBy('stock.quant', 'product_id', productId).find((q) => q.location_id === locationId && (q.lot_id || false) === lotId);
 }
 
 /** `stock.quant._update_available_quantity` / `_update_reserved_quantity` (internal locations only). */
@@ -92,8 +89,8 @@ function reserveMove(env: Env, moveId: number): void {
   } else {
     const within = childLocations(env, m.location_id as number);
     const lots = env.table('stock.lot');
-    const quants = [...env.table('stock.quant').values()]
-      .filter((q) => q.product_id === m.product_id && within.has(q.location_id as number) && (q.quantity as number) - (q.reserved_quantity as number) > 1e-9)
+    const quants = env.rowsBy('stock.quant', 'product_id', m.product_id)
+      .filter((q) => within.has(q.location_id as number) && (q.quantity as number) - (q.reserved_quantity as number) > 1e-9)
       .sort((a, b) => {
         const ka = (typeof a.lot_id === 'number' ? (lots.get(a.lot_id)?.removal_date || lots.get(a.lot_id)?.expiration_date) : false) || '9999';
         const kb = (typeof b.lot_id === 'number' ? (lots.get(b.lot_id)?.removal_date || lots.get(b.lot_id)?.expiration_date) : false) || '9999';

@@ -17,8 +17,22 @@ type Undo =
   | { kind: 'nextId'; model: string; before: number | undefined }
   | { kind: 'sequence'; code: string; before: number | undefined };
 
+/** Secondary indexes kept for the hot one2many / lookup paths (model → fields). */
+const INDEXED: Record<string, readonly string[]> = {
+  'stock.move': ['picking_id', 'product_id', 'sale_line_id', 'purchase_line_id'],
+  'stock.move.line': ['move_id', 'picking_id'],
+  'stock.quant': ['product_id', 'lot_id'],
+  'sale.order.line': ['order_id'],
+  'purchase.order.line': ['order_id'],
+  'account.move.line': ['move_id'],
+  'mail.message': ['res_id'],
+  'ir.model.data': ['name'],
+};
+
 export class Database {
   private tables = new Map<string, Map<number, Row>>();
+  /** model → field → value → ids, maintained on every insert/update/delete/rollback. */
+  private indexes = new Map<string, Map<string, Map<unknown, Set<number>>>>();
   private nextIds = new Map<string, number>();
   private sequences = new Map<string, number>();
   private undo: Undo[] | undefined;
@@ -31,6 +45,70 @@ export class Database {
     let t = this.tables.get(model);
     if (!t) { t = new Map(); this.tables.set(model, t); }
     return t;
+  }
+
+  /** Fields indexed per model: the static set plus those searched by equality (`ensureIndex`). */
+  private readonly indexedFields = new Map<string, Set<string>>(Object.entries(INDEXED).map(([m, f]) => [m, new Set(f)]));
+
+  /**
+   * Ids of `model` rows whose `field` equals `value`, ordered by id, when that field is indexed
+   * (else undefined). `create` adds an index for the field first.
+   */
+  lookup(model: string, field: string, value: unknown, create = false): number[] | undefined {
+    const byField = this.indexes.get(model)?.get(field);
+    if (!byField) {
+      const known = this.indexedFields.get(model)?.has(field) ?? false;
+      if (!known && !create) return undefined;
+      if (!known) {
+        const set = this.indexedFields.get(model) ?? new Set<string>();
+        set.add(field);
+        this.indexedFields.set(model, set);
+      }
+      this.rebuildIndex(model);
+      return this.lookup(model, field, value);
+    }
+    const ids = byField.get(value);
+    return ids ? [...ids].sort((a, b) => a - b) : [];
+  }
+
+  private rebuildIndex(model: string): void {
+    const fields = this.indexedFields.get(model);
+    if (!fields) return;
+    const m = new Map<string, Map<unknown, Set<number>>>();
+    for (const f of fields) m.set(f, new Map());
+    this.indexes.set(model, m);
+    for (const row of this.table(model).values()) this.indexRow(model, row, 1);
+  }
+
+  private indexRow(model: string, row: Row, sign: 1 | -1): void {
+    const m = this.indexes.get(model);
+    if (!m) return;
+    for (const [field, byValue] of m) {
+      const v = row[field] ?? false;
+      let ids = byValue.get(v);
+      if (sign > 0) {
+        if (!ids) { ids = new Set(); byValue.set(v, ids); }
+        ids.add(row.id);
+      } else if (ids) {
+        ids.delete(row.id);
+        if (ids.size === 0) byValue.delete(v);
+      }
+    }
+  }
+
+  /** Every write to a table goes through put/drop so the indexes follow. */
+  private put(model: string, row: Row): void {
+    const old = this.table(model).get(row.id);
+    if (old) this.indexRow(model, old, -1);
+    this.table(model).set(row.id, row);
+    this.indexRow(model, row, 1);
+  }
+
+  private drop(model: string, id: number): void {
+    const old = this.table(model).get(id);
+    if (!old) return;
+    this.indexRow(model, old, -1);
+    this.table(model).delete(id);
   }
 
   models(): string[] {
@@ -67,8 +145,8 @@ export class Database {
     while (this.undo.length > savepoint) {
       const u = this.undo.pop()!;
       if (u.kind === 'row') {
-        if (u.before) this.table(u.model).set(u.id, u.before);
-        else this.table(u.model).delete(u.id);
+        if (u.before) this.put(u.model, u.before);
+        else this.drop(u.model, u.id);
         this.touchedRows?.delete(`${u.model}:${u.id}`);
       } else if (u.kind === 'nextId') {
         if (u.before === undefined) this.nextIds.delete(u.model); else this.nextIds.set(u.model, u.before);
@@ -97,7 +175,7 @@ export class Database {
 
   insert(model: string, row: Row): Row {
     this.remember(model, row.id);
-    this.table(model).set(row.id, row);
+    this.put(model, row);
     if (!this.undo) this.dirty = true;
     return row;
   }
@@ -106,13 +184,17 @@ export class Database {
     const row = this.table(model).get(id);
     if (!row) return;
     this.remember(model, id);
+    const m = this.indexes.get(model);
+    const touchesIndex = m !== undefined && Object.keys(values).some((k) => m.has(k));
+    if (touchesIndex) this.indexRow(model, row, -1);
     Object.assign(row, values);
+    if (touchesIndex) this.indexRow(model, row, 1);
   }
 
   delete(model: string, id: number): void {
     if (!this.table(model).has(id)) return;
     this.remember(model, id);
-    this.table(model).delete(id);
+    this.drop(model, id);
   }
 
   /** Next number of a document sequence (`ir.sequence.next_by_code`). */
@@ -138,6 +220,7 @@ export class Database {
 
   restore(snapshot: DatabaseSnapshot): void {
     this.tables.clear();
+    this.indexes.clear();
     this.nextIds = new Map(Object.entries(snapshot.nextIds));
     this.sequences = new Map(Object.entries(snapshot.sequences));
     for (const [model, rows] of Object.entries(snapshot.tables)) {
@@ -148,6 +231,7 @@ export class Database {
 
   clear(): void {
     this.tables.clear();
+    this.indexes.clear();
     this.nextIds.clear();
     this.sequences.clear();
   }

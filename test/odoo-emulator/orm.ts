@@ -66,6 +66,13 @@ export class Env implements ComputeEnv {
 
   table(model: string): Map<number, Row> { return this.db.table(model); }
 
+  rowsBy(model: string, field: string, value: unknown): Row[] {
+    const t = this.db.table(model);
+    const ids = this.db.lookup(model, field, value);
+    if (ids) return ids.map((i) => t.get(i)!).filter(Boolean);
+    return [...t.values()].filter((r) => (r[field] ?? false) === value).sort((a, b) => a.id - b.id);
+  }
+
   model(name: string): ResolvedModel {
     const m = this.schema.get(name);
     if (!m) throw valueError(`Invalid model name '${name}'`);
@@ -108,7 +115,7 @@ export class Env implements ComputeEnv {
       const inv = f.inverse!;
       const rel = this.model(f.relation!);
       const activeTest = 'active' in rel.fields && this.context.active_test !== false;
-      return [...this.table(f.relation!).values()].filter((r) => r[inv] === row.id && (!activeTest || r.active !== false)).map((r) => r.id).sort((a, b) => a - b);
+      return this.rowsBy(f.relation!, inv, row.id).filter((r) => !activeTest || r.active !== false).map((r) => r.id);
     }
     const v = row[field];
     if (v === undefined || v === null) return f.type === 'many2many' ? [] : f.type === 'boolean' ? false : (f.type === 'float' || f.type === 'monetary' || f.type === 'integer') ? 0 : false;
@@ -153,11 +160,33 @@ export class Env implements ComputeEnv {
     const dom = Array.isArray(domain) ? domain : [];
     const filter = compileDomain(this, model, dom);
     const activeTest = 'active' in spec.fields && this.context.active_test !== false && !domainMentions(dom, 'active');
-    let rows = [...this.table(model).values()].filter((r) => (!activeTest || r.active !== false) && filter(r));
+    let rows = this.candidates(model, dom).filter((r) => (!activeTest || r.active !== false) && filter(r));
     rows = this.sortRows(model, rows, opts.order ?? spec.order ?? 'id');
     const offset = opts.offset ?? 0;
     const sliced = typeof opts.limit === 'number' ? rows.slice(offset, offset + opts.limit) : rows.slice(offset);
     return sliced.map((r) => r.id);
+  }
+
+  /**
+   * Rows worth testing against a domain: when the domain is a plain conjunction with an equality
+   * on a stored field (`origin`, `client_order_ref`, `default_code`, `ref`…), only the rows an index
+   * gives for that value — what PostgreSQL's indexes do for Odoo.
+   */
+  private candidates(model: string, domain: Domain): Row[] {
+    const t = this.table(model);
+    if (domain.every((d) => Array.isArray(d))) {
+      const spec = this.model(model);
+      for (const leaf of domain as unknown[][]) {
+        const [field, op, value] = leaf as [unknown, unknown, unknown];
+        if (op !== '=' || typeof field !== 'string' || field.includes('.')) continue;
+        if (typeof value !== 'string' && typeof value !== 'number') continue;
+        const f = spec.fields[field];
+        if (!f || f.compute || f.delegated || !['char', 'integer', 'selection', 'many2one'].includes(f.type)) continue;
+        const ids = this.db.lookup(model, field, value, true);
+        if (ids) return ids.map((i) => t.get(i)!).filter(Boolean);
+      }
+    }
+    return [...t.values()];
   }
 
   private sortRows(model: string, rows: Row[], order: string): Row[] {

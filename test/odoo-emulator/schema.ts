@@ -73,14 +73,13 @@ function isInternal(env: ComputeEnv, locationId: unknown): boolean {
 function qtyAvailable(env: ComputeEnv, productId: number): number {
   const ctxLoc = env.context.location;
   const within = typeof ctxLoc === 'number' ? childLocations(env, ctxLoc) : undefined;
-  return sum(filterRows(env.table('stock.quant'), (q) => q.product_id === productId
-    && (within ? within.has(q.location_id as number) : isInternal(env, q.location_id))), (q) => q.quantity as number);
+  return sum(env.rowsBy('stock.quant', 'product_id', productId).filter((q) => (within ? within.has(q.location_id as number) : isInternal(env, q.location_id))), (q) => q.quantity as number);
 }
 
 function incomingOutgoing(env: ComputeEnv, productId: number): number {
   let delta = 0;
-  for (const m of env.table('stock.move').values()) {
-    if (m.product_id !== productId || ['draft', 'done', 'cancel'].includes(m.state as string)) continue;
+  for (const m of env.rowsBy('stock.move', 'product_id', productId)) {
+    if (['draft', 'done', 'cancel'].includes(m.state as string)) continue;
     const inSrc = isInternal(env, m.location_id);
     const inDst = isInternal(env, m.location_dest_id);
     if (inSrc && !inDst) delta -= m.product_uom_qty as number;
@@ -311,7 +310,7 @@ const MODELS: ModelSpec[] = [
         compute: (env, r) => typeof r.expiration_date === 'string' && r.expiration_date <= formatDatetime(env.now()),
       }),
       product_qty: float('Quantity', {
-        compute: (env, r) => sum(filterRows(env.table('stock.quant'), (q) => q.lot_id === r.id && isInternal(env, q.location_id)), (q) => q.quantity as number),
+        compute: (env, r) => sum(env.rowsBy('stock.quant', 'lot_id', r.id).filter((q) => isInternal(env, q.location_id)), (q) => q.quantity as number),
       }),
       quant_ids: o2m('stock.quant', 'lot_id', 'Quants'),
       active: active(),
@@ -394,7 +393,7 @@ const MODELS: ModelSpec[] = [
       picking_type_id: m2o('stock.picking.type', 'Operation Type'),
       move_line_ids: o2m('stock.move.line', 'move_id', 'Move Lines'),
       lot_ids: m2m('stock.lot', 'Serial Numbers', {
-        compute: (env, r) => [...new Set([...env.table('stock.move.line').values()].filter((l) => l.move_id === r.id && typeof l.lot_id === 'number').map((l) => l.lot_id as number))],
+        compute: (env, r) => [...new Set(env.rowsBy('stock.move.line', 'move_id', r.id).filter((l) => typeof l.lot_id === 'number').map((l) => l.lot_id as number))],
       }),
       has_tracking: sel('Product with Tracking', [['serial', 'By Unique Serial Number'], ['lot', 'By Lots'], ['none', 'By Quantity']], {
         compute: (env, r) => templateOf(env, productOf(env, r.product_id))?.tracking ?? 'none',
@@ -509,7 +508,7 @@ const MODELS: ModelSpec[] = [
       price_subtotal: money('Subtotal', { compute: (_env, r) => lineSubtotal(r) }),
       date_planned: datetime('Expected Arrival', { default: (env: ComputeEnv) => nowStr(env) }),
       qty_received: float('Received Qty', {
-        compute: (env, r) => sum(filterRows(env.table('stock.move'), (m) => m.purchase_line_id === r.id && m.state === 'done'), (m) => m.product_uom_qty as number),
+        compute: (env, r) => sum(env.rowsBy('stock.move', 'purchase_line_id', r.id).filter((m) => m.state === 'done'), (m) => m.product_uom_qty as number),
       }),
       state: sel('Status', [['draft', 'RFQ'], ['sent', 'RFQ Sent'], ['to approve', 'To Approve'], ['purchase', 'Purchase Order'], ['done', 'Locked'], ['cancel', 'Cancelled']], {
         compute: (env, r) => env.table('purchase.order').get(r.order_id as number)?.state ?? false,
@@ -540,7 +539,7 @@ const MODELS: ModelSpec[] = [
       }),
       invoice_ids: m2m('account.move', 'Invoices', {
         compute: (env, r) => {
-          const lineIds = new Set([...env.table('sale.order.line').values()].filter((l) => l.order_id === r.id).map((l) => l.id));
+          const lineIds = new Set(env.rowsBy('sale.order.line', 'order_id', r.id).map((l) => l.id));
           const moves = new Set<number>();
           for (const aml of env.table('account.move.line').values()) if (((aml.sale_line_ids as number[] | undefined) ?? []).some((x) => lineIds.has(x))) moves.add(aml.move_id as number);
           return [...moves];
@@ -742,7 +741,7 @@ function productTemplateFields(): Record<string, FieldSpec> {
 
 /** stock.picking state from its moves (`v17:stock_picking.py` _compute_state). */
 function pickingState(env: ComputeEnv, r: Row): string {
-  const moves = [...env.table('stock.move').values()].filter((m) => m.picking_id === r.id);
+  const moves = env.rowsBy('stock.move', 'picking_id', r.id);
   if (moves.length === 0 || moves.some((m) => m.state === 'draft')) return 'draft';
   if (moves.every((m) => m.state === 'cancel')) return 'cancel';
   if (moves.every((m) => m.state === 'cancel' || m.state === 'done')) return 'done';
@@ -752,18 +751,18 @@ function pickingState(env: ComputeEnv, r: Row): string {
 }
 
 export function moveQuantity(env: ComputeEnv, r: Row): number {
-  return sum(filterRows(env.table('stock.move.line'), (l) => l.move_id === r.id), (l) => moveLineQty(env, l));
+  return sum(env.rowsBy('stock.move.line', 'move_id', r.id), (l) => moveLineQty(env, l));
 }
 function moveReserved(env: ComputeEnv, r: Row): number {
-  return sum(filterRows(env.table('stock.move.line'), (l) => l.move_id === r.id), (l) => (l.reserved_uom_qty as number) ?? 0);
+  return sum(env.rowsBy('stock.move.line', 'move_id', r.id), (l) => (l.reserved_uom_qty as number) ?? 0);
 }
 
 function orderpointForecast(env: ComputeEnv, r: Row): number {
   const locs = childLocations(env, r.location_id as number);
-  const onHand = sum(filterRows(env.table('stock.quant'), (q) => q.product_id === r.product_id && locs.has(q.location_id as number)), (q) => q.quantity as number);
+  const onHand = sum(env.rowsBy('stock.quant', 'product_id', r.product_id).filter((q) => locs.has(q.location_id as number)), (q) => q.quantity as number);
   let delta = 0;
-  for (const m of env.table('stock.move').values()) {
-    if (m.product_id !== r.product_id || ['draft', 'done', 'cancel'].includes(m.state as string)) continue;
+  for (const m of env.rowsBy('stock.move', 'product_id', r.product_id)) {
+    if (['draft', 'done', 'cancel'].includes(m.state as string)) continue;
     if (locs.has(m.location_dest_id as number) && !locs.has(m.location_id as number)) delta += m.product_uom_qty as number;
     if (locs.has(m.location_id as number) && !locs.has(m.location_dest_id as number)) delta -= m.product_uom_qty as number;
   }
@@ -795,7 +794,7 @@ function saleLineDeliveredMethod(env: ComputeEnv, r: Row): string {
 /** qty_delivered: manual lines keep what was written (`_inverse_qty_delivered` → qty_delivered_manual); stock lines count done outgoing moves. */
 function saleLineDelivered(env: ComputeEnv, r: Row): number {
   if (saleLineDeliveredMethod(env, r) === 'manual') return (r.qty_delivered_manual as number) ?? 0;
-  return sum(filterRows(env.table('stock.move'), (m) => m.sale_line_id === r.id && m.state === 'done'), (m) => {
+  return sum(env.rowsBy('stock.move', 'sale_line_id', r.id).filter((m) => m.state === 'done'), (m) => {
     const outgoing = !isInternal(env, m.location_dest_id);
     return outgoing ? (m.product_uom_qty as number) : -(m.product_uom_qty as number);
   });
@@ -816,7 +815,7 @@ function saleLineToInvoice(env: ComputeEnv, r: Row): number {
 
 function saleInvoiceStatus(env: ComputeEnv, r: Row): string {
   if (r.state !== 'sale' && r.state !== 'done') return 'no';
-  const lines = [...env.table('sale.order.line').values()].filter((l) => l.order_id === r.id && !l.display_type);
+  const lines = env.rowsBy('sale.order.line', 'order_id', r.id).filter((l) => !l.display_type);
   if (lines.some((l) => saleLineToInvoice(env, l) > 0)) return 'to invoice';
   if (lines.length > 0 && lines.every((l) => saleLineInvoiced(env, l) >= (l.product_uom_qty as number))) return 'invoiced';
   return 'no';

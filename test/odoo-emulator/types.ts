@@ -15,6 +15,8 @@ export interface ComputeEnv {
   readonly version: OdooVersion;
   now(): Date;
   table(model: string): Map<number, Row>;
+  /** Rows of `model` whose `field` equals `value`, ordered by id (indexed where it matters). */
+  rowsBy(model: string, field: string, value: unknown): Row[];
   /** Value of a (stored or computed) field of another record. */
   value(model: string, row: Row, field: string): unknown;
   context: Record<string, unknown>;
