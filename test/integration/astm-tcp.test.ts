@@ -183,6 +183,7 @@ describe('ASTM endpoint, TCP server role (the analyzer connects)', () => {
     expect(stored[0]?.message.rejectReason).toMatch(/incomplete message \(closed\)/);
     expect(stored[0]?.message.eventIds).toEqual([]);
     expect(stored[0]?.raw.equals(Buffer.concat([Buffer.from([0x05]), frames[0] as Buffer, frames[1] as Buffer]))).toBe(true);
+    expect(ep.linkStats()).toMatchObject({ framesAccepted: 2, partials: 1, messages: 0 });
   });
 
   it('a message the record layer rejects is kept raw and NAKed', async () => {

@@ -9,7 +9,7 @@ import type { EndpointState, Telemetry } from '../../telemetry.ts';
 import { BYTE, NAK } from './control-chars.ts';
 import { createLinkSession } from './create-link-session.ts';
 import { type LinkOptions, resolveLinkOptions } from './link-options.ts';
-import type { AstmLinkSession, MessageMeta, MessageReply, PartialReason } from './link-session.ts';
+import { type AstmLinkSession, emptyStats, type LinkStats, type MessageMeta, type MessageReply, type PartialReason } from './link-session.ts';
 import { realScheduler, type Scheduler } from './scheduler.ts';
 import { type SerialSettings, SerialTransport, serialSettings } from './serial-transport.ts';
 import { TcpClientTransport, TcpServerTransport } from './tcp-transport.ts';
@@ -79,6 +79,8 @@ export class AstmEndpoint<Q = unknown> implements Component {
   readonly #links = new Set<Link>();
   readonly #pendingWrites = new Set<Promise<unknown>>();
   readonly #linkWaiters = new Set<(link: Link) => void>();
+  /** Link counters of connections already closed (open ones are added on read). */
+  readonly #closedStats: LinkStats = emptyStats();
   #transport: Transport | undefined;
   #status: ComponentStatus = 'created';
   #nextLinkId = 1;
@@ -120,6 +122,13 @@ export class AstmEndpoint<Q = unknown> implements Component {
 
   get lastMessageAt(): string | undefined {
     return this.#lastMessageAt;
+  }
+
+  /** Link-layer counters since start (frames, refusals, duplicates, ignored bytes, partials…), for metrics. */
+  linkStats(): LinkStats {
+    const total = { ...this.#closedStats };
+    for (const l of this.#links) addStats(total, l.session.stats);
+    return total;
   }
 
   address(): { host: string; port: number } | undefined {
@@ -221,6 +230,7 @@ export class AstmEndpoint<Q = unknown> implements Component {
       closed: (detail) => {
         if (!this.#links.delete(link)) return;
         link.session.close(this.#status === 'stopping' ? 'stopped' : 'closed');
+        addStats(this.#closedStats, link.session.stats);
         log.info('link closed', detail ? { detail } : undefined);
         if (this.#opt.analyzer.tcp?.listen) this.#setState('listening', `connection closed: ${detail ?? ''}`);
       },
@@ -342,6 +352,7 @@ export class AstmEndpoint<Q = unknown> implements Component {
     const endpoint = this.#opt.analyzer.id;
     const rejectReason = `incomplete message (${reason})`;
     this.#log.warn('incomplete message kept as rejected raw bytes', { reason, bytes: raw.length });
+    this.#opt.telemetry.alert('warning', 'GW_ASTM_LINK', `analyzer ${endpoint}: incomplete message kept as rejected raw bytes (${reason})`, endpoint);
     const commit = this.#opt.store
       .commit(
         {
@@ -376,4 +387,8 @@ export class AstmEndpoint<Q = unknown> implements Component {
     this.#pendingWrites.add(settled);
     void settled.then(() => this.#pendingWrites.delete(settled));
   }
+}
+
+function addStats(into: LinkStats, from: Readonly<LinkStats>): void {
+  for (const key of Object.keys(into) as Array<keyof LinkStats>) into[key] += from[key];
 }
