@@ -266,10 +266,8 @@ function splitXmlid(xmlid: string): { module: string; name: string } {
 
 export function lookupXmlid(env: Env, xmlid: string): { model: string; res_id: number; rowId: number } | undefined {
   const { module, name } = splitXmlid(xmlid);
-  for (const x of env.table('ir.model.data').values()) {
-    if (x.module === module && x.name === name) return { model: x.model as string, res_id: x.res_id as number, rowId: x.id };
-  }
-  return undefined;
+  const x = env.rowsBy('ir.model.data', 'name', name).find((r) => r.module === module);
+  return x ? { model: x.model as string, res_id: x.res_id as number, rowId: x.id } : undefined;
 }
 
 function upsertRecord(env: Env, model: string, vals: Vals, xmlid: string | undefined, dbId: number | undefined): number {

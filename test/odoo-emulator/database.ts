@@ -26,7 +26,7 @@ const INDEXED: Record<string, readonly string[]> = {
   'purchase.order.line': ['order_id'],
   'account.move.line': ['move_id'],
   'mail.message': ['res_id'],
-  'ir.model.data': ['name'],
+  'ir.model.data': ['name', 'res_id'],
 };
 
 export class Database {

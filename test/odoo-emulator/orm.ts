@@ -513,14 +513,14 @@ export class Env implements ComputeEnv {
       if (f.type !== 'one2many' || f.compute) continue;
       const inv = this.model(f.relation!).fields[f.inverse!];
       if (!inv) continue;
-      const children = [...this.table(f.relation!).values()].filter((r) => ids.includes(r[f.inverse!] as number)).map((r) => r.id);
+      const children = ids.flatMap((id) => this.rowsBy(f.relation!, f.inverse!, id).map((r) => r.id));
       if (inv.required) this.unlinkInternal(f.relation!, children);
       else for (const c of children) this.db.update(f.relation!, c, { [f.inverse!]: false });
     }
     for (const id of ids) this.db.delete(model, id);
     // Drop external ids of deleted records (ir.model.data is cleaned by unlink in Odoo too).
-    for (const x of [...this.table('ir.model.data').values()]) {
-      if (x.model === model && ids.includes(x.res_id as number)) this.db.delete('ir.model.data', x.id);
+    for (const id of ids) {
+      for (const x of this.rowsBy('ir.model.data', 'res_id', id)) if (x.model === model) this.db.delete('ir.model.data', x.id);
     }
   }
 
