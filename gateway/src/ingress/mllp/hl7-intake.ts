@@ -34,6 +34,8 @@ import { unwrapFrame, wrapFrame } from './mllp-encoder.ts';
  *   processing" is the durable commit, so both follow it; both go back on the same connection, in
  *   that order. A message with neither field gets original mode.
  *
+ * Inbound ACK messages are stored and never answered (an acknowledgement is not acknowledged).
+ *
  * Batches (HL7 v2.5 §2.10.3): every message of the batch is committed on its own (own raw bytes,
  * own dedup key, own events), in order; the sender gets ONE reply for the block: a batch of ACK
  * messages (`[FHS] BHS {MSH MSA [ERR]} BTS [FTS]`, BTS-1 = number of ACKs), one per message, with
@@ -239,7 +241,7 @@ export class Hl7Intake {
       return reject(p, 'reject');
     }
     const message = read.message;
-    if (!KNOWN_MESSAGE_CODES.has(header.messageCode) && this.#config.unknownMessageTypes === 'reject') {
+    if (!KNOWN_MESSAGE_CODES.has(header.messageCode) && header.messageCode !== 'ACK' && this.#config.unknownMessageTypes === 'reject') {
       return reject({ code: 200, text: `message type ${messageType} is not supported by this endpoint`, location: 'MSH^1^9' }, 'reject');
     }
 
@@ -313,6 +315,9 @@ export class Hl7Intake {
 
   /** The framed reply bytes for a result, per the acknowledgement mode. */
   #replyFor(header: MshHeader, charset: Charset, result: 'ok' | Severity, error?: AckError): { bytes: Buffer | undefined; first?: AckCode } {
+    // An acknowledgement is never acknowledged (HL7 v2.5 §2.9.2): an inbound ACK (e.g. a Mindray
+    // BS answering our DSR^Q03) is stored, and nothing is sent back.
+    if (header.messageCode === 'ACK') return { bytes: undefined };
     const plan = planAcks(this.#config.ack, header, result);
     const frames: Buffer[] = [];
     for (const code of [plan.first, plan.second]) {
