@@ -6,16 +6,18 @@
  *
  * Workload per lab order (8 events): order.created (2 tests), specimen.received, test.completed ×2
  * (chatter notes), consumable.used ×4 across 4 analyzers (lot-tracked reagent + tips).
+ * The emulator runs in its own process (relay-odoo-server.ts), as Odoo would.
  * The naive peer does ONE call per event and nothing else (create the sale order, message_post the
  * note, create the picking — not even validated, no look-ups): generous to the peer.
  *
- * For backlogs above `--measure` events (default 20,000) the rate is measured over the first
+ * For backlogs above `--measure` events (default 100,000) the rate is measured over the first
  * `--measure` deliveries from the full backlog (the emulator would otherwise hold a million
  * documents in memory); the backlog is fully queued in LevelDB in every case.
  *
  * Run: npm run bench:relay [-- --quick] [--backlogs 10000,100000,1000000] [--measure 20000]
  * Writes bench/results/relay.json.
  */
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -28,7 +30,6 @@ import { Relay } from '../gateway/src/relay/relay.ts';
 import { dueDelayFor } from '../gateway/src/relay/sync-modes.ts';
 import { EventStore } from '../gateway/src/store/event-store.ts';
 import { Telemetry } from '../gateway/src/telemetry.ts';
-import { OdooEmulator } from '../test/odoo-emulator/index.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -38,7 +39,7 @@ const flag = (name: string): string | undefined => {
 };
 const QUICK = args.includes('--quick');
 const BACKLOGS = (flag('backlogs') ?? (QUICK ? '10000' : '10000,100000,1000000')).split(',').map(Number);
-const MEASURE = Number(flag('measure') ?? 20_000);
+const MEASURE = Number(flag('measure') ?? 100_000);
 const NAIVE_EVENTS = Number(flag('naive') ?? (QUICK ? 240 : 480));
 const LATENCY_MS = 20;
 const BOT = { login: 'gateway-bot', key: '6578616d706c65206a736f6e20617069206b6579' };
@@ -66,18 +67,36 @@ const odooConfig = (url: string): OdooConfig => ({
   mapping: { labLocation: 'WH/Stock/Lab', consumptionLocation: 'Virtual Locations/Lab Consumption' },
 });
 
-async function emulator(): Promise<{ emu: OdooEmulator; url: string }> {
-  const emu = new OdooEmulator({
-    version: 17,
-    seed: 'lab-demo',
-    users: [
-      { login: 'admin', password: 'admin', rights: 'admin' },
-      { login: BOT.login, password: 'x', apiKeys: [{ key: BOT.key }], rights: 'bot' },
-    ],
+/** The emulator in a child process (see relay-odoo-server.ts); `close()` ends it. */
+async function emulator(): Promise<{ url: string; close: () => Promise<void> }> {
+  const server = path.join(here, `relay-odoo-server${path.extname(fileURLToPath(import.meta.url))}`);
+  const child = spawn(process.execPath, [server, String(LATENCY_MS)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const url = await new Promise<string>((resolve, reject) => {
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const line = buf.split('\n')[0];
+      if (buf.includes('\n') && line) resolve((JSON.parse(line) as { url: string }).url);
+    });
+    child.once('exit', (code) => reject(new Error(`emulator exited with ${code}`)));
   });
-  emu.faults.latencyMs = LATENCY_MS;
-  const { url } = await emu.listen(0);
-  return { emu, url };
+  return {
+    url,
+    close: () =>
+      new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.stdin!.end();
+      }),
+  };
+}
+
+/** Admin-side counts over JSON-RPC (the emulator is in another process). */
+async function adminCount(url: string, model: string, domain: unknown[] = []): Promise<number> {
+  const admin = new OdooClient({ url, database: 'lab', login: 'admin', apiKey: 'admin', timeoutMs: 60_000, models: [] });
+  await admin.connect();
+  const n = await admin.call<number>(model, 'search_count', { domain });
+  admin.close();
+  return n;
 }
 
 const ts = (): string => new Date().toISOString();
@@ -123,15 +142,18 @@ async function fill(store: EventStore, events: number): Promise<number> {
 
 /** The peer: one execute_kw per event, sequential. */
 async function naive(events: number): Promise<{ events: number; seconds: number; rate: number; calls: number }> {
-  const { emu, url } = await emulator();
+  const odoo = await emulator();
+  const url = odoo.url;
   const client = new OdooClient({ url, database: 'lab', login: BOT.login, apiKey: BOT.key, timeoutMs: 30_000, models: ['sale.order', 'sale.order.line', 'stock.picking', 'stock.move', 'stock.move.line'] });
   await client.connect();
-  const product = (code: string): number => emu.records('product.product', [['default_code', '=', code]])[0]!.id as number;
-  const partner = (ref: string): number => emu.records('res.partner', [['ref', '=', ref]])[0]!.id as number;
-  const loc = (name: string): number => emu.records('stock.location', [['name', '=', name]])[0]!.id as number;
-  const type = emu.records('stock.picking.type', [['name', '=', 'Lab Consumption']])[0]!.id as number;
-  const lot = emu.records('stock.lot', [['name', '=', 'G24A101']])[0]!.id as number;
-  const ids = { GLU: product('GLU'), CRP: product('CRP'), 'RGT-GLU': product('RGT-GLU'), 'TIP-200': product('TIP-200'), lab: loc('Lab'), cons: loc('Lab Consumption') };
+  const one = async (model: string, domain: unknown[]): Promise<number> => (await client.call<Array<{ id: number }>>(model, 'search_read', { domain, fields: ['id'], limit: 1 }, { context: { active_test: false } }))[0]!.id;
+  const product = (code: string): Promise<number> => one('product.product', [['default_code', '=', code]]);
+  const partners = { 'CLINIC-A': await one('res.partner', [['ref', '=', 'CLINIC-A']]), 'CLINIC-B': await one('res.partner', [['ref', '=', 'CLINIC-B']]) };
+  const partner = (ref: string): number => partners[ref as 'CLINIC-A'];
+  const loc = (name: string): Promise<number> => one('stock.location', [['name', '=', name]]);
+  const type = await one('stock.picking.type', [['name', '=', 'Lab Consumption']]);
+  const lot = await one('stock.lot', [['name', '=', 'G24A101']]);
+  const ids = { GLU: await product('GLU'), CRP: await product('CRP'), 'RGT-GLU': await product('RGT-GLU'), 'TIP-200': await product('TIP-200'), lab: await loc('Lab'), cons: await loc('Lab Consumption') };
   const soOf = new Map<string, number>();
   const all = Array.from({ length: Math.ceil(events / 8) }, (_, i) => orderEvents(i)).flat().slice(0, events);
   let calls = 0;
@@ -163,20 +185,29 @@ async function naive(events: number): Promise<{ events: number; seconds: number;
   }
   const seconds = (performance.now() - started) / 1000;
   client.close();
-  await emu.close();
+  await odoo.close();
   return { events: all.length, seconds, rate: all.length / seconds, calls };
 }
 
 async function relayRun(backlog: number): Promise<{ backlog: number; fillSeconds: number; delivered: number; seconds: number; rate: number; odooCalls: number; pickings: number; saleOrders: number }> {
   const dir = await mkdtemp(path.join(tmpdir(), 'bench-relay-'));
-  const { emu, url } = await emulator();
+  const odoo = await emulator();
+  const url = odoo.url;
   const store = await EventStore.open({ dataDir: dir, dueDelayMs: dueDelayFor(relayConfig), pruneIntervalMs: 0, minFreeBytes: 0 });
   const fillSeconds = await fill(store, backlog);
   const queued = store.stats().pending;
   const target = Math.min(queued, MEASURE);
   const telemetry = new Telemetry();
   let calls = 0;
-  telemetry.on('odoo.request', () => calls++);
+  const perMethod = new Map<string, { n: number; ms: number }>();
+  telemetry.on('odoo.request', (r) => {
+    calls++;
+    const k = `${r.model}.${r.method}`;
+    const m = perMethod.get(k) ?? { n: 0, ms: 0 };
+    m.n++;
+    m.ms += r.latencyMs;
+    perMethod.set(k, m);
+  });
   const client = new OdooClient({ url, database: 'lab', login: BOT.login, apiKey: BOT.key, timeoutMs: 30_000, telemetry, maxSockets: 32 });
   const relay = new Relay({ store, odoo: client, config: relayConfig, odooConfig: odooConfig(url), telemetry, log: silentLogger, idlePollMs: 5, watchStock: false });
   const started = performance.now();
@@ -187,9 +218,11 @@ async function relayRun(backlog: number): Promise<{ backlog: number; fillSeconds
   await relay.stop(10_000);
   const dead = store.stats().deadLettered;
   if (dead > 0) throw new Error(`${dead} events dead-lettered during the benchmark`);
-  const result = { backlog: queued, fillSeconds, delivered, seconds, rate: delivered / seconds, odooCalls: calls, pickings: emu.count('stock.picking'), saleOrders: emu.count('sale.order') };
+  const meanOdooMs = Object.fromEntries([...perMethod].sort((a, b) => b[1].ms - a[1].ms).slice(0, 8).map(([k, v]) => [k, { calls: v.n, meanMs: Math.round(v.ms / v.n) }]));
+  if (process.env['BENCH_DEBUG']) console.log(meanOdooMs);
+  const result = { backlog: queued, fillSeconds, delivered, seconds, rate: delivered / seconds, odooCalls: calls, odooCallsByMethod: meanOdooMs, pickings: await adminCount(url, 'stock.picking'), saleOrders: await adminCount(url, 'sale.order') };
   await store.close();
-  await emu.close();
+  await odoo.close();
   await rm(dir, { recursive: true, force: true });
   return result;
 }

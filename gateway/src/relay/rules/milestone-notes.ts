@@ -50,20 +50,28 @@ export const milestoneNotesRule: PostingRule = {
       list.push({ e, line: `${describe(e)} [lgw:${marker}]` });
       bySo.set(so.id, list);
     }
+    // message_post acts on one record: one call per order, a few in parallel (bounded so a large
+    // batch does not queue behind the HTTP agent's sockets and time out there).
+    const queue = [...bySo];
+    const post = async ([soId, items]: [number, Array<{ e: StoredEvent; line: string }>]): Promise<void> => {
+      try {
+        const body = `Lab milestones\n${items.map((i) => `• ${i.line}`).join('\n')}`;
+        const msgId = await ctx.odoo.call<number>('sale.order', 'message_post', { body, message_type: 'comment', subtype_xmlid: 'mail.mt_note' }, { ids: [soId] });
+        for (const i of items) results.set(i.e.event.id, ok([{ model: 'sale.order', id: soId }, ...(typeof msgId === 'number' ? [{ model: 'mail.message', id: msgId }] : [])]));
+      } catch (err) {
+        for (const i of items) results.set(i.e.event.id, fail(err));
+      }
+    };
     await Promise.all(
-      [...bySo].map(async ([soId, items]) => {
-        try {
-          const body = `Lab milestones\n${items.map((i) => `• ${i.line}`).join('\n')}`;
-          const msgId = await ctx.odoo.call<number>('sale.order', 'message_post', { body, message_type: 'comment', subtype_xmlid: 'mail.mt_note' }, { ids: [soId] });
-          for (const i of items) results.set(i.e.event.id, ok([{ model: 'sale.order', id: soId }, ...(typeof msgId === 'number' ? [{ model: 'mail.message', id: msgId }] : [])]));
-        } catch (err) {
-          for (const i of items) results.set(i.e.event.id, fail(err));
-        }
+      Array.from({ length: Math.min(NOTE_PARALLELISM, queue.length) }, async () => {
+        for (let next = queue.shift(); next; next = queue.shift()) await post(next);
       }),
     );
     return results;
   },
 };
+
+const NOTE_PARALLELISM = 8;
 
 export function noteMarker(idempotencyKey: string): string {
   return createHash('sha1').update(idempotencyKey).digest('hex').slice(0, 12);
