@@ -39,6 +39,9 @@ export class TcpServerTransport implements Transport {
       socket.once('close', () => this.#sockets.delete(socket));
       attachSocket(socket, this.#host);
     });
+    // An analyzer holds one connection (two while it reconnects); a cap bounds what a stray LAN
+    // client can hold open (each connection may buffer up to maxMessageBytes).
+    server.maxConnections = 8;
     this.#server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
