@@ -97,6 +97,27 @@ describe('outage', () => {
   });
 });
 
+describe('JSON-2 on a multi-database host', () => {
+  it('X-Odoo-Database selects the database; a wrong name is a link problem, not a dead letter', async () => {
+    const started = await startEmulator(19, { multiDatabase: true });
+    rig = await makeRig(19, { emu: started });
+    await rig.commit([orderCreated('MDB1', 'CLINIC-A', ['GLU'])]);
+    await rig.waitDrained();
+    expect(started.emu.count('sale.order', [['client_order_ref', '=', 'MDB1']])).toBe(1);
+    await rig.close();
+    rig = await makeRig(19, { emu: started, odoo: { database: 'wrong' }, start: false });
+    const seen = states(rig);
+    await rig.relay.start();
+    const [id] = await rig.commit([orderCreated('MDB2', 'CLINIC-A', ['GLU'])]);
+    await waitFor(() => seen.includes('unreachable'));
+    expect(rig.relay.snapshot().lastError).toMatch(/404.*odoo\.database/);
+    expect((await rig.store.getEvent(id!))?.state).toBe('pending');
+    await rig.close();
+    rig = undefined;
+    await started.emu.close();
+  });
+});
+
 describe('admin pause', () => {
   it('pause() stops posting, resume() delivers', async () => {
     rig = await makeRig(17);

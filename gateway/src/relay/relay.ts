@@ -313,7 +313,7 @@ export class Relay implements Component {
     }
     // Rules switched off (relay.rules.<type>: false): delivered with nothing posted.
     for (const lease of unhandled) {
-      await this.#complete(lease, lease.events.map((e) => ({ eventId: e.event.id, outcome: 'delivered' as const })), new Map());
+      await this.#complete(lease, lease.events.map((e) => ({ eventId: e.event.id, outcome: 'delivered' as const })));
     }
     let trouble: 'ok' | 'link' | 'auth' = 'ok';
     const ctx: RuleContext = { odoo: this.#o.odoo, ref: this.#ref, config: this.#o.config, odooConfig: this.#o.odooConfig, log: this.#o.log, now: this.#clock };
@@ -365,7 +365,7 @@ export class Relay implements Component {
       (this.#o.odoo as { noteSuccess?: () => void }).noteSuccess?.();
     }
     const latency = performance.now() - started;
-    for (const lease of batch.leases) await this.#complete(lease, this.#outcomes(lease, results), results, latency);
+    for (const lease of batch.leases) await this.#complete(lease, this.#outcomes(lease, results), latency);
     return trouble;
   }
 
@@ -398,7 +398,7 @@ export class Relay implements Component {
     return { eventId: e.event.id, outcome: 'retry', error: text, ...(failure === 'ambiguous' ? { ambiguous: true } : {}) };
   }
 
-  async #complete(lease: Lease, outcomes: Outcome[], results: Map<string, RuleResult>, latencyMs = 0): Promise<void> {
+  async #complete(lease: Lease, outcomes: Outcome[], latencyMs = 0): Promise<void> {
     try {
       await this.#o.store.complete(lease, outcomes);
     } catch (err) {
@@ -409,7 +409,6 @@ export class Relay implements Component {
     }
     for (const o of outcomes) {
       const e = lease.events.find((x) => x.event.id === o.eventId);
-      const r = results.get(o.eventId);
       this.#o.telemetry.emit('relay.outcome', {
         eventId: o.eventId,
         eventType: e?.event.type ?? 'unknown',
@@ -418,7 +417,6 @@ export class Relay implements Component {
         ...(o.outcome === 'retry' ? { error: o.error } : o.outcome === 'dead' ? { error: o.reason } : {}),
       });
       if (o.outcome === 'dead') this.#o.log.warn('event dead-lettered', { eventId: o.eventId, type: e?.event.type, reason: o.reason });
-      void r;
     }
   }
 }
