@@ -298,6 +298,7 @@ function actionDone(env: Env, pickingId: number, cancelRest: boolean): void {
         env.db.update('stock.move.line', l.id, { lot_id: lotId });
       }
       updateQuant(env, l.product_id as number, l.location_id as number, lotId, -q, 0);
+      if (lotId) compensateFromUntracked(env, l.product_id as number, l.location_id as number, lotId, q);
       updateQuant(env, l.product_id as number, l.location_dest_id as number, lotId, q, 0);
       env.db.update('stock.move.line', l.id, { __reserved: 0, ...(env.version === 16 ? { reserved_uom_qty: 0 } : {}), date: env.nowString() });
     }
@@ -322,6 +323,21 @@ function actionDone(env: Env, pickingId: number, cancelRest: boolean): void {
     }
   }
   env.db.update('stock.picking', pickingId, { date_done: env.nowString() });
+}
+
+/**
+ * `stock.move.line._synchronize_quant`: a lot quant driven negative is made good from the
+ * location's untracked (lot-less) stock when there is some.
+ */
+function compensateFromUntracked(env: Env, productId: number, locationId: number, lotId: number, consumed: number): void {
+  const lotQuant = findQuant(env, productId, locationId, lotId);
+  const untracked = findQuant(env, productId, locationId, false);
+  if (!lotQuant || !untracked || (lotQuant.quantity as number) >= 0) return;
+  const available = (untracked.quantity as number) - (untracked.reserved_quantity as number);
+  if (available <= 0) return;
+  const take = Math.min(available, consumed, -(lotQuant.quantity as number));
+  updateQuant(env, productId, locationId, false, -take, 0);
+  updateQuant(env, productId, locationId, lotId, take, 0);
 }
 
 function copyMove(env: Env, m: Row, qty: number, pickingId: number): number {
@@ -525,6 +541,7 @@ function doScrap(env: Env, ids: number[]): true {
     const moveId = env.sudo().withContext({ __internal_move: true }).createInternal('stock.move', mv);
     createLine(env, { move_id: moveId, product_id: sc.product_id, product_uom_id: sc.product_uom_id, location_id: sc.location_id, location_dest_id: sc.scrap_location_id, lot_id: sc.lot_id || false, ...(env.version === 16 ? { qty_done: sc.scrap_qty } : { quantity: sc.scrap_qty, picked: true }) }, false);
     updateQuant(env, sc.product_id as number, sc.location_id as number, (sc.lot_id as number) || false, -(sc.scrap_qty as number), 0);
+    if (typeof sc.lot_id === 'number') compensateFromUntracked(env, sc.product_id as number, sc.location_id as number, sc.lot_id, sc.scrap_qty as number);
     updateQuant(env, sc.product_id as number, sc.scrap_location_id as number, (sc.lot_id as number) || false, sc.scrap_qty as number, 0);
     env.db.update('stock.move', moveId, { state: 'done', ...(env.version >= 17 ? { picked: true } : {}) });
     env.db.update('stock.scrap', id, { state: 'done', date_done: env.nowString() });

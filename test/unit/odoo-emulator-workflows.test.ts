@@ -195,6 +195,14 @@ describe.each(RUNS)('business workflows on Odoo %i over %s', (version, transport
     expect(one('product.product', [['default_code', '=', 'TIP-200']]).qty_available).toBe(-10);
   });
 
+  it('a lot driven negative is made good from untracked stock of the same product', async () => {
+    const quant = odoo.call('stock.quant', 'create', [{ product_id: product('RGT-TSH'), location_id: labType.src, quantity: 5 }]) as number;
+    const id = await consumptionPicking('RGT-TSH', 4, 'T24D077');
+    expect(await rpc('stock.picking', 'button_validate', [[id]])).toBe(true);
+    expect(lotQty('T24D077')).toBe(0);
+    expect(one('stock.quant', [['id', '=', quant]]).quantity).toBe(4);
+  });
+
   it('create → action_confirm reserves FEFO lots; do_unreserve releases them', async () => {
     const id = (await rpc('stock.picking', 'create', [{ picking_type_id: labType.id, move_ids: [[0, 0, { product_id: product('RGT-HBA1C'), product_uom_qty: 2, ...moveName('x') }]] }])) as number;
     expect(await rpc('stock.picking', 'action_confirm', [[id]])).toBe(true);
