@@ -269,9 +269,10 @@ export function buttonValidate(env: Env, idsIn: number[]): unknown {
   return true;
 }
 
+/** 16: the lines' `qty_done`; 17+: `_get_picked_quantity` — the quantity of the picked lines. */
 function doneQty(env: Env, m: Row): number {
   if (env.version === 16) return linesOfMove(env, m.id).reduce((s, l) => s + ((l.qty_done as number) || 0), 0);
-  return m.picked === true ? moveQuantity(env, m) : 0;
+  return linesOfMove(env, m.id).filter((l) => l.picked === true).reduce((s, l) => s + ((l.quantity as number) || 0), 0);
 }
 
 /** `stock.picking._action_done`: moves quants, splits the rest into a backorder or cancels it. */
