@@ -229,6 +229,25 @@ export class OdooEmulator {
     return execute(env, spec, model, method, ids, named, 'jsonrpc');
   }
 
+  /** Adds an API key to a configured user at run time (key rotation tests). */
+  addApiKey(login: string, apiKey: { key: string; expiresAt?: string | Date }): void {
+    const u = this.users.find((x) => x.login === login);
+    if (!u) throw new Error(`no user ${login}`);
+    u.apiKeys = [...(u.apiKeys ?? []), apiKey];
+  }
+
+  /** Revokes an API key at once (Preferences → Account Security → delete). Later calls with it are refused. */
+  revokeApiKey(key: string): boolean {
+    let found = false;
+    for (const u of this.users) {
+      const before = u.apiKeys?.length ?? 0;
+      u.apiKeys = (u.apiKeys ?? []).filter((k) => k.key !== key);
+      if (u.apiKeys.length !== before) found = true;
+    }
+    for (const c of [...this.credentialCache]) if (c.endsWith(`:${key}`) || c === `bearer:bearer ${key}`) this.credentialCache.delete(c);
+    return found;
+  }
+
   /** Back to the initial seed: data, faults, cooldowns, sessions, call log. */
   reset(): void {
     this.db.clear();

@@ -55,6 +55,15 @@ describe.each([16, 17, 18, 19] as const)('login cooldown on Odoo %i', (version) 
     expect(await authenticate(KEY)).toBe(false);
   });
 
+  it('a revoked key is refused at once; an added key works', async () => {
+    expect((await search(KEY)).result).toEqual(expect.any(Number));
+    expect(odoo.revokeApiKey(KEY)).toBe(true);
+    expect((await search(KEY)).error?.data.name).toBe('odoo.exceptions.AccessDenied');
+    odoo.addApiKey('gateway', { key: 'rotated-key' });
+    expect((await search('rotated-key')).result).toEqual(expect.any(Number));
+    odoo.addApiKey('gateway', { key: KEY });
+  });
+
   it('passwords work over JSON-RPC when set; an empty password never matches', async () => {
     expect(await authenticate('')).toBe(false);
   });
