@@ -182,6 +182,17 @@ export function registerOrderMethods(reg: MethodRegistry): void {
       return true;
     },
   });
+  reg.add('sale.order', 'action_quotation_sent', {
+    api: 'multi', owner: 'SaleOrder', params: [],
+    run: (env, _m, ids) => {
+      env.checkAccess('sale.order', 'write');
+      env.assertExists('sale.order', ids);
+      const orders = ids.map((id) => env.table('sale.order').get(id)!);
+      if (orders.some((o) => o.state !== 'draft' && o.state !== 'sent')) throw userError('Only draft orders can be marked as sent directly.');
+      for (const o of orders) env.db.update('sale.order', o.id, { state: 'sent' });
+      return true;
+    },
+  });
   reg.add('sale.order', 'action_cancel', {
     api: 'multi', owner: 'SaleOrder', params: [],
     run: (env, _m, ids) => {

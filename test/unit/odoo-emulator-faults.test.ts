@@ -133,6 +133,18 @@ describe('fault injection on Odoo 17', () => {
     expect((await executeKw(url, 'res.partner', 'search_count', [[]])).status).toBe(200);
   });
 
+  it('a latency rule delays only the matching calls, and the call still runs', async () => {
+    odoo.faults.next(1, 'res.partner', 'create').latency(2_000);
+    expect((await executeKw(url, 'res.partner', 'search_count', [[]], 1_000)).status).toBe(200);
+    expect(await failure(createPartner('slow', 150))).toBe('timeout');
+    let created = 0;
+    for (let i = 0; i < 100 && created === 0; i++) {
+      created = odoo.count('res.partner', [['name', '=', 'slow']]);
+      if (created === 0) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(created).toBe(1);
+  });
+
   it('an outage answering 503 from the proxy, then normal service', async () => {
     odoo.faults.outage(60_000, '503');
     const r = await executeKw(url, 'res.partner', 'search_count', [[]]);

@@ -242,6 +242,11 @@ describe.each(RUNS)('business workflows on Odoo %i over %s', (version, transport
     } else {
       expect(await rpc('sale.order', 'action_confirm', [[so]])).toBe(true);
     }
+    const sent = (await rpc('sale.order', 'create', [{ partner_id: idOf('res.partner', [['ref', '=', 'CLINIC-B']]), order_line: [[0, 0, { product_id: product('CBC') }]] }])) as number;
+    expect(await rpc('sale.order', 'action_quotation_sent', [[sent]])).toBe(true);
+    expect(one('sale.order', [['id', '=', sent]]).state).toBe('sent');
+    expect(await rpc('sale.order', 'action_confirm', [[sent]])).toBe(true);
+    expect(one('sale.order', [['id', '=', sent]]).state).toBe('sale');
     const lineId = order!.order_line[0]!;
     const [line] = (await rpc('sale.order.line', 'read', [[lineId], ['qty_delivered_method']])) as Array<{ qty_delivered_method: string }>;
     expect(line!.qty_delivered_method).toBe('manual');
@@ -344,6 +349,13 @@ describe.each(RUNS)('business workflows on Odoo %i over %s', (version, transport
     const quant = idOf('stock.quant', [['lot_id', '=', lot('H24B220')]]);
     expect(await rpcError('stock.quant', 'action_apply_inventory', [[quant]], undefined, 'bot')).toMatchObject({ odooName: 'odoo.exceptions.UserError', message: 'Only a stock manager can validate an inventory adjustment.' });
     expect(typeof (await rpc('stock.lot', 'create', [{ name: 'BOT-1', product_id: product('RGT-TSH'), company_id: 1 }], undefined, 'bot'))).toBe('number');
+  });
+
+  it('stock.lot has expiration_date (product_expiry) and no life_date, as from 15 on', async () => {
+    const fields = (await rpc('stock.lot', 'fields_get', [], { attributes: ['type'] })) as Record<string, { type: string }>;
+    expect(fields.expiration_date?.type).toBe('datetime');
+    expect(fields).not.toHaveProperty('life_date');
+    expect((await rpcError('stock.lot', 'create', [{ name: 'LD-1', product_id: product('RGT-GLU'), company_id: 1, life_date: '2030-01-01 00:00:00' }])).odooName).toBe('builtins.ValueError');
   });
 
   it('lot names are unique per product', async () => {
