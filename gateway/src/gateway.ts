@@ -13,6 +13,7 @@ import { createLogger } from './log.ts';
 import { Telemetry } from './telemetry.ts';
 import { describeError, GatewayError } from './errors.ts';
 import { EventStore } from './store/event-store.ts';
+import { invoiceEligibility } from './events/invoice-eligibility.ts';
 import { StatusModel } from './status/status-model.ts';
 import { StatusServer } from './status/http-server.ts';
 import { MqttStatus } from './status/mqtt-status.ts';
@@ -93,6 +94,7 @@ export class Gateway {
       backoff: cfg.relay.backoff,
       retention: cfg.store,
       minFreeBytes: cfg.store.minFreeBytes,
+      deriver: invoiceEligibility,
       onHealth: (health, reason) => {
         if (health === 'closed') return;
         this.telemetry.emit('store.health', { state: health, ...(reason ? { reason } : {}) });

@@ -17,6 +17,7 @@ import { realScheduler } from '../ingress/astm/scheduler.ts';
 import type { AstmLinkSession } from '../ingress/astm/link-session.ts';
 import { loadProfile } from '../profiles/load.ts';
 import { defaultProfilesDir } from '../profiles/check.ts';
+import type { Sandbox } from '../sandbox.ts';
 import { args, type CliContext } from './main.ts';
 import { runUntilSignal } from './start.ts';
 
@@ -93,6 +94,11 @@ export async function runDemo(argv: string[], ctx: CliContext): Promise<number> 
           '',
         ].join('\n'),
       );
+      if (gateway.sandbox) {
+        const created = commissionDemoReagents(gateway.sandbox.emulator);
+        if (created.length) ctx.err(`demo: added the ${DEMO_PROFILE} reagents to the sandbox: ${created.join(', ')}`);
+        await gateway.relay?.refreshReference().catch(() => undefined);
+      }
       simulation = new Simulation({ hl7Port: addr.hl7.lis?.port ?? options.hl7Port, analyzerPort: analyzer?.port ?? 0, intervalSeconds: options.intervalSeconds, log: (m) => ctx.err(m) });
       simulation.start();
       if (options.durationSeconds > 0) timer = setTimeout(() => process.kill(process.pid, 'SIGTERM'), options.durationSeconds * 1000);
@@ -102,6 +108,57 @@ export async function runDemo(argv: string[], ctx: CliContext): Promise<number> 
       await simulation?.stop();
     },
   );
+}
+
+/**
+ * Commissioning, as a site would do it in its Odoo: the demo analyzer's reagents (from its
+ * profile's consumption table) exist in the sandbox as lot-tracked products with stock in the lab
+ * location and a reorder point, so consumption postings and a draft RFQ appear as the demo runs.
+ * Returns the product codes it created (none on a second start).
+ */
+export function commissionDemoReagents(emulator: Sandbox['emulator']): string[] {
+  const profile = loadProfile(DEMO_PROFILE, defaultProfilesDir());
+  const codes = [...new Set(profile.consumption.map((row) => row.productCode))];
+  const lab = emulator.records('stock.location', [['complete_name', '=', 'WH/Stock/Lab']])[0];
+  const vendor = emulator.records('res.partner', [['ref', '=', 'VEND-DIAG']])[0];
+  const uoms = new Map(emulator.records('uom.uom').map((u) => [String(u.name), u.id as number]));
+  const created: string[] = [];
+  if (!lab) return created;
+  const version = emulator.version;
+  const expiry = (days: number): string => new Date(Date.now() + days * 86_400_000).toISOString().replace('T', ' ').slice(0, 19);
+  for (const code of codes) {
+    if (emulator.count('product.product', [['default_code', '=', code]]) > 0) continue;
+    const row = profile.consumption.find((r) => r.productCode === code);
+    const uom = uoms.get(row?.uom === 'mL' ? 'mL' : 'Units') ?? 1;
+    const tracked = row?.uom !== 'mL';
+    const productId = emulator.call('product.product', 'create', [
+      {
+        name: `cobas c 111 ${code.replace('ROC-C111-', '').toLowerCase()} ${tracked ? 'reagent' : 'solution'}`,
+        default_code: code,
+        ...(version >= 18 ? { type: 'consu', is_storable: true } : { type: 'product' }),
+        tracking: tracked ? 'lot' : 'none',
+        use_expiration_date: tracked,
+        uom_id: uom,
+        ...(version <= 18 ? { uom_po_id: uom } : {}),
+        sale_ok: false,
+      },
+    ]) as number;
+    const product = emulator.records('product.product', [['id', '=', productId]])[0];
+    if (vendor && product) emulator.call('product.supplierinfo', 'create', [{ partner_id: vendor.id, product_tmpl_id: Array.isArray(product.product_tmpl_id) ? product.product_tmpl_id[0] : product.product_tmpl_id, price: 95, min_qty: 1, delay: 5 }]);
+    const quantity = code.endsWith('GLU') ? 160 : tracked ? 400 : 2000;
+    if (tracked) {
+      const lotName = `${code.slice(-4)}${new Date().getFullYear() % 100}A01`;
+      const lot = emulator.call('stock.lot', 'create', [{ name: lotName, product_id: productId, company_id: 1, expiration_date: expiry(150) }]) as number;
+      emulator.call('stock.quant', 'create', [{ product_id: productId, location_id: lab.id, lot_id: lot, quantity }]);
+    } else {
+      emulator.call('stock.quant', 'create', [{ product_id: productId, location_id: lab.id, quantity }]);
+    }
+    if (code.endsWith('GLU')) {
+      emulator.call('stock.warehouse.orderpoint', 'create', [{ product_id: productId, location_id: lab.id, product_min_qty: 150, product_max_qty: 400, trigger: 'manual' }]);
+    }
+    created.push(code);
+  }
+  return created;
 }
 
 interface SimulationOptions {

@@ -6,6 +6,7 @@
 import { mkdir, statfs } from 'node:fs/promises';
 import { Level } from 'level';
 import type { CanonicalEvent, DraftEvent, EventType } from '../events/types.ts';
+import type { EventDeriver } from '../events/invoice-eligibility.ts';
 import { EVENT_SCHEMA_VERSION } from '../events/types.ts';
 import { GatewayError, describeError } from '../errors.ts';
 import { IdGenerator, idTime } from '../ids.ts';
@@ -54,6 +55,11 @@ export interface EventStoreOptions {
   pruneIntervalMs?: number;
   /** Observer of health changes (the composition root forwards it to telemetry). */
   onHealth?: (health: StoreHealth, reason?: string) => void;
+  /**
+   * Events the gateway derives from what it stores (e.g. invoice.eligible), added to the same
+   * atomic batch. Commits touching the same derivation keys are serialised.
+   */
+  deriver?: EventDeriver;
 }
 
 export type StoreHealth = 'ok' | 'failed' | 'full' | 'closed';
@@ -111,6 +117,9 @@ export class EventStore implements GatewayStore {
   readonly #retention: RetentionPolicy;
   readonly #minFreeBytes: number;
   readonly #onHealth: ((health: StoreHealth, reason?: string) => void) | undefined;
+  readonly #deriver: EventDeriver | undefined;
+  /** Tails of the per-key chains that serialise derivations (see EventStoreOptions.deriver). */
+  readonly #keyLocks = new Map<string, Promise<unknown>>();
 
   #counts: Counts = emptyCounts();
   #intake: IntakeCounters = emptyIntake();
@@ -160,6 +169,7 @@ export class EventStore implements GatewayStore {
     this.#retention = { ...DEFAULT_RETENTION, ...options.retention };
     this.#minFreeBytes = options.minFreeBytes ?? 64 * 1024 * 1024;
     this.#onHealth = options.onHealth;
+    this.#deriver = options.deriver;
     this.#committer = new GroupCommitter(db as unknown as ConstructorParameters<typeof GroupCommitter>[0], {
       // Every batch carries the counter snapshot taken when it is sealed, so counters on disk
       // always match the records on disk.
@@ -319,7 +329,29 @@ export class EventStore implements GatewayStore {
 
   // ---------------------------------------------------------------- intake
 
-  async commit(message: InboundMessage, drafts: DraftEvent[]): Promise<CommitResult> {
+  commit(message: InboundMessage, drafts: DraftEvent[]): Promise<CommitResult> {
+    const keys = this.#deriver?.keys(drafts) ?? [];
+    if (keys.length === 0) return this.#commit(message, drafts);
+    return this.#withKeys(keys, async () => {
+      const extra = await this.#deriver!.derive(drafts, this);
+      return this.#commit(message, extra.length ? [...drafts, ...extra] : drafts);
+    });
+  }
+
+  /** Run `fn` after every earlier holder of any of `keys` finished; later callers wait for it. */
+  async #withKeys<T>(keys: string[], fn: () => Promise<T>): Promise<T> {
+    const before = keys.map((k) => this.#keyLocks.get(k)).filter((p): p is Promise<unknown> => p !== undefined);
+    const run = Promise.all(before).then(fn, fn);
+    const tail = run.catch(() => undefined);
+    for (const k of keys) this.#keyLocks.set(k, tail);
+    try {
+      return await run;
+    } finally {
+      for (const k of keys) if (this.#keyLocks.get(k) === tail) this.#keyLocks.delete(k);
+    }
+  }
+
+  async #commit(message: InboundMessage, drafts: DraftEvent[]): Promise<CommitResult> {
     const dedupKey = message.dedupKey;
     let inflight = dedupKey !== undefined ? this.#inflightDedup.get(dedupKey) : undefined;
     let known: boolean[] | undefined;

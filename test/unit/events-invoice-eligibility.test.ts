@@ -1,0 +1,84 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { EventStore } from '../../gateway/src/store/event-store.ts';
+import { invoiceEligibility } from '../../gateway/src/events/invoice-eligibility.ts';
+import type { DraftEvent } from '../../gateway/src/events/types.ts';
+import type { InboundMessage } from '../../gateway/src/store/types.ts';
+
+let dir: string;
+let store: EventStore;
+let n = 0;
+
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'lgw-invoice-'));
+  store = await EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0, deriver: invoiceEligibility });
+});
+afterEach(async () => {
+  await store.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const source = { kind: 'hl7' as const, endpoint: 'lis' };
+const at = '2026-11-25T10:00:00.000Z';
+function msg(): InboundMessage {
+  n++;
+  return { kind: 'hl7', endpoint: 'lis', receivedAt: at, controlId: `M${n}`, encoding: 'ascii', raw: Buffer.from(`MSH|${n}`), status: 'accepted', dedupKey: `lis|M${n}` };
+}
+const order = (acc: string, codes: string[]): DraftEvent => ({
+  type: 'order.created', occurredAt: at, receivedAt: at, idempotencyKey: `oc|${acc}`, correlationId: acc, partitionKey: `order:${acc}`, source,
+  data: { accession: acc, orderingClientRef: 'CLINIC-A', tests: codes.map((code) => ({ code })) },
+});
+const validated = (acc: string, code: string): DraftEvent => ({
+  type: 'result.validated', occurredAt: at, receivedAt: at, idempotencyKey: `rv|${acc}|${code}`, correlationId: acc, partitionKey: `order:${acc}`, source,
+  data: { accession: acc, testCode: code },
+});
+const cancelled = (acc: string, codes: string[]): DraftEvent => ({
+  type: 'order.cancelled', occurredAt: at, receivedAt: at, idempotencyKey: `cx|${acc}|${codes.join(',')}`, correlationId: acc, partitionKey: `order:${acc}`, source,
+  data: { accession: acc, tests: codes.map((code) => ({ code })) },
+});
+const eligible = async (acc: string) => store.eventsByCorrelation(acc, ['invoice.eligible']);
+
+describe('invoice.eligible derivation', () => {
+  it('becomes eligible with the commit that validates the last ordered test, once', async () => {
+    await store.commit(msg(), [order('A1', ['GLU', 'CREA'])]);
+    await store.commit(msg(), [validated('A1', 'GLU')]);
+    expect(await eligible('A1')).toHaveLength(0);
+    const last = await store.commit(msg(), [validated('A1', 'CREA')]);
+    const found = await eligible('A1');
+    expect(found).toHaveLength(1);
+    expect(last.eventIds).toContain(found[0]!.event.id);
+    expect(found[0]!.event.data).toMatchObject({ accession: 'A1', orderingClientRef: 'CLINIC-A', tests: [{ code: 'GLU' }, { code: 'CREA' }] });
+    await store.commit(msg(), [validated('A1', 'CREA'), validated('A1', 'GLU')]);
+    expect(await eligible('A1')).toHaveLength(1);
+  });
+
+  it('results validated in parallel messages still make the order eligible exactly once', async () => {
+    await store.commit(msg(), [order('A2', ['GLU', 'CREA', 'ALT'])]);
+    await Promise.all([store.commit(msg(), [validated('A2', 'GLU')]), store.commit(msg(), [validated('A2', 'CREA')]), store.commit(msg(), [validated('A2', 'ALT')])]);
+    expect(await eligible('A2')).toHaveLength(1);
+  });
+
+  it('an order created after its results were validated is eligible at once', async () => {
+    await store.commit(msg(), [validated('A3', 'GLU')]);
+    await store.commit(msg(), [order('A3', ['GLU'])]);
+    expect(await eligible('A3')).toHaveLength(1);
+  });
+
+  it('cancelled tests are not required; a wholly cancelled order is never eligible', async () => {
+    await store.commit(msg(), [order('A4', ['GLU', 'TSH'])]);
+    await store.commit(msg(), [cancelled('A4', ['TSH'])]);
+    await store.commit(msg(), [validated('A4', 'GLU')]);
+    expect((await eligible('A4'))[0]?.event.data).toMatchObject({ tests: [{ code: 'GLU' }] });
+    await store.commit(msg(), [order('A5', ['GLU'])]);
+    await store.commit(msg(), [cancelled('A5', [])]);
+    await store.commit(msg(), [validated('A5', 'GLU')]);
+    expect(await eligible('A5')).toHaveLength(0);
+  });
+
+  it('results without an order never make anything eligible', async () => {
+    await store.commit(msg(), [validated('A6', 'GLU')]);
+    expect(await eligible('A6')).toHaveLength(0);
+  });
+});
