@@ -463,9 +463,13 @@ export class OdooEmulator {
       return {
         info: { transport: 'jsonrpc', service: 'web', rpcMethod: 'session_authenticate' }, fail,
         run: () => {
-          const reply = guard(() => this.sessionAuthenticate(params, ip));
-          if (this.pendingCookie) reply.headers['Set-Cookie'] = `session_id=${this.pendingCookie}; HttpOnly; Path=/; SameSite=Lax`;
-          this.pendingCookie = undefined;
+          let sid: string | undefined;
+          const reply = guard(() => {
+            const session = this.sessionAuthenticate(params, ip);
+            sid = session.sid;
+            return session.info;
+          });
+          if (sid) reply.headers['Set-Cookie'] = `session_id=${sid}; HttpOnly; Path=/; SameSite=Lax`;
           return reply;
         },
       };
@@ -554,21 +558,22 @@ export class OdooEmulator {
     return execute(env, spec, model, method, ids, named, transport);
   }
 
-  private sessionAuthenticate(params: Record<string, unknown>, ip: string): unknown {
+  private sessionAuthenticate(params: Record<string, unknown>, ip: string): { sid: string; info: Record<string, unknown> } {
     this.checkDb(params.db);
     const uid = this.auth.authenticate(String(params.login ?? ''), String(params.password ?? ''), ip);
     if (uid === false) throw new OdooError('odoo.exceptions.AccessDenied', 'Access Denied', 403);
     const sid = randomBytes(20).toString('hex');
     this.sessions.set(sid, uid);
-    this.pendingCookie = sid;
     const u = this.db.table('res.users').get(uid);
     return {
-      uid, is_system: uid === 2, is_admin: this.auth.byUid(uid)?.rights === 'admin', db: this.database, username: u?.login,
-      partner_id: u?.partner_id, user_context: { lang: u?.lang ?? 'en_US', tz: u?.tz ?? 'Europe/Brussels', uid },
-      server_version: this.versionInfo().server_version, server_version_info: this.versionInfo().server_version_info,
+      sid,
+      info: {
+        uid, is_system: uid === 2, is_admin: this.auth.byUid(uid)?.rights === 'admin', db: this.database, username: u?.login,
+        partner_id: u?.partner_id, user_context: { lang: u?.lang ?? 'en_US', tz: u?.tz ?? 'Europe/Brussels', uid },
+        server_version: this.versionInfo().server_version, server_version_info: this.versionInfo().server_version_info,
+      },
     };
   }
-  private pendingCookie: string | undefined;
 
   // ----------------------------------------------------------------------------------- JSON-2
 
