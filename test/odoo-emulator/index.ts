@@ -4,3 +4,4 @@ export type { EmulatorUser, EmulatorApiKey } from './auth.ts';
 export { Faults, FaultBuilder, type FaultAction, type FaultRule, type FaultMatch, type OutageMode, type ProxyStatus, type FaultEvent } from './faults.ts';
 export { sandboxSummary, formatSandboxSummary, type SandboxSummary, type SandboxModelSummary } from './sandbox-summary.ts';
 export { ODOO_VERSIONS, type OdooVersion } from './types.ts';
+export { OdooError } from './odoo-errors.ts';
