@@ -41,14 +41,16 @@ if (mode === 'durable') {
         await endpoint.stop(5_000);
         const commit = { ...store.commitStats };
         await store.close();
-        send({ stopped: true, intake, commit }, () => process.exit(0));
+        send({ stopped: true, intake, commit, cpu: process.cpuUsage(), messages: intake.received }, () => process.exit(0));
       })();
     }
   });
   send({ ready: true, port: endpoint.address()?.port });
 } else {
+  let messages = 0;
   const server = new Hl7Server((connection) => {
     connection.addEventListener('message', (event: Hl7MessageEvent) => {
+      messages++;
       connection.send(event.message.buildAck());
     });
   });
@@ -57,7 +59,7 @@ if (mode === 'durable') {
   process.on('message', (m: { cmd?: string }) => {
     if (m.cmd === 'stop') {
       void server.stop({ forceDrainTimeoutMs: 500 }).finally(() => {
-        send({ stopped: true }, () => process.exit(0));
+        send({ stopped: true, cpu: process.cpuUsage(), messages }, () => process.exit(0));
       });
     }
   });

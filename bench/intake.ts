@@ -80,6 +80,8 @@ interface CommitStats {
 }
 /** Group-commit statistics of the last durable server (whole life: warm-up included). */
 let lastCommit: CommitStats | undefined;
+/** Server CPU (user + system) per message handled, over its whole life: independent of machine load. */
+let lastCpuUsPerMessage: number | undefined;
 
 async function withServer<T>(mode: Mode, body: (port: number) => Promise<T>): Promise<T> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'lab-gw-bench-intake-'));
@@ -89,9 +91,10 @@ async function withServer<T>(mode: Mode, body: (port: number) => Promise<T>): Pr
     return await body(port);
   } finally {
     const stopped = once(server, (m) => {
-      const msg = m as { stopped?: boolean; commit?: CommitStats };
+      const msg = m as { stopped?: boolean; commit?: CommitStats; cpu?: { user: number; system: number }; messages?: number };
       if (!msg.stopped) return undefined;
       lastCommit = msg.commit;
+      lastCpuUsPerMessage = msg.cpu && msg.messages ? Math.round((msg.cpu.user + msg.cpu.system) / msg.messages) : undefined;
       return true;
     }).catch(() => true);
     server.send({ cmd: 'stop' });
@@ -109,14 +112,19 @@ async function load(port: number, spec: Omit<LoadSpec, 'port' | 'runId'>): Promi
   return result;
 }
 
-async function measure(mode: Mode, spec: Omit<LoadSpec, 'port' | 'runId'>): Promise<Summary & { groupCommit?: { batches: number; messagesPerBatch: number } }> {
+async function measure(
+  mode: Mode,
+  spec: Omit<LoadSpec, 'port' | 'runId'>,
+): Promise<Summary & { serverCpuUsPerMessage?: number; groupCommit?: { batches: number; messagesPerBatch: number } }> {
   lastCommit = undefined;
+  lastCpuUsPerMessage = undefined;
   const s = await withServer(mode, async (port) => {
     await load(port, { ...spec, durationMs: WARMUP_MS });
     return summarise(await load(port, spec));
   });
   const c = lastCommit as CommitStats | undefined;
-  const out = c && c.batches > 0 ? { ...s, groupCommit: { batches: c.batches, messagesPerBatch: Math.round((c.writes / c.batches) * 10) / 10 } } : s;
+  const cpu = lastCpuUsPerMessage !== undefined ? { serverCpuUsPerMessage: lastCpuUsPerMessage } : {};
+  const out = c && c.batches > 0 ? { ...s, ...cpu, groupCommit: { batches: c.batches, messagesPerBatch: Math.round((c.writes / c.batches) * 10) / 10 } } : { ...s, ...cpu };
   process.stderr.write(`${mode.padEnd(7)} ${JSON.stringify(spec)} → ${JSON.stringify(out)}\n`);
   return out;
 }

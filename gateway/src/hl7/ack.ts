@@ -107,7 +107,14 @@ export function buildAck(spec: AckSpec): string {
   return segments.join('\r') + '\r';
 }
 
-/** A control id unique to this gateway that fits the 20 characters of MSH-10 before v2.7. */
+/**
+ * A control id unique to this gateway that fits the 20 characters of MSH-10 before v2.7: the
+ * time-ordered id (12 hex ms, 6 hex counter, 6 hex process suffix; ids.ts) re-written in base 36,
+ * each part zero-padded, so it stays unique and time-ordered.
+ */
 export function compactId(timeOrderedHexId: string): string {
-  return BigInt('0x' + timeOrderedHexId).toString(36).toUpperCase().padStart(19, '0');
+  const ms = Number.parseInt(timeOrderedHexId.slice(0, 12), 16).toString(36).padStart(10, '0');
+  const counter = Number.parseInt(timeOrderedHexId.slice(12, 18), 16).toString(36).padStart(5, '0');
+  const suffix = Number.parseInt(timeOrderedHexId.slice(18, 24), 16).toString(36).padStart(5, '0');
+  return (ms + counter + suffix).toUpperCase();
 }

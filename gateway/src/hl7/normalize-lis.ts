@@ -86,11 +86,16 @@ function definedOnly<T extends object>(o: T): T {
 class EventSink {
   readonly events: DraftEvent[] = [];
   readonly #ctx: Hl7NormalizeContext;
-  readonly #messageTime: string;
+  #messageTime: string | undefined;
 
   constructor(ctx: Hl7NormalizeContext) {
     this.#ctx = ctx;
-    this.#messageTime = hl7TimeToIso(ctx.message.header.dateTime) ?? ctx.receivedAt;
+  }
+
+  /** MSH-7, else the arrival time: when the source gives no better time for a fact. */
+  get #fallbackTime(): string {
+    this.#messageTime ??= hl7TimeToIso(this.#ctx.message.header.dateTime) ?? this.#ctx.receivedAt;
+    return this.#messageTime;
   }
 
   add<T extends EventType>(type: T, position: number, ids: { accession?: string; specimenId?: string }, data: EventDataMap[T], occurredAt?: string): void {
@@ -102,7 +107,7 @@ class EventSink {
     const { endpoint, analyzer, message } = this.#ctx;
     const event = {
       type,
-      occurredAt: occurredAt ?? this.#messageTime,
+      occurredAt: occurredAt ?? this.#fallbackTime,
       receivedAt: this.#ctx.receivedAt,
       idempotencyKey: hl7EventKey(this.#ctx, position, type),
       correlationId,
@@ -308,8 +313,13 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
     if (allFinal) {
       const only = g.obx.length === 1 ? g.obx[0] : undefined;
       const testCode = orderedCode || (g.obx[0] as Hl7Segment).get(3, 1);
-      const obxTimes = g.obx.map((o) => hl7TimeToIso(o.get(19, 1)) ?? hl7TimeToIso(o.get(14, 1))).filter((t): t is string => t !== undefined).sort();
-      const validatedAt = groupTime ?? obxTimes[obxTimes.length - 1];
+      const latestObxTime = (): string | undefined =>
+        g.obx
+          .map((o) => hl7TimeToIso(o.get(19, 1)) ?? hl7TimeToIso(o.get(14, 1)))
+          .filter((t): t is string => t !== undefined)
+          .sort()
+          .at(-1);
+      const validatedAt = groupTime ?? latestObxTime();
       sink.add(
         'result.validated',
         g.position,
