@@ -44,9 +44,18 @@ export interface RelayStatus {
   referencePulledAt?: string;
 }
 
+interface LeaseProgress {
+  lease: Lease;
+  runs: Array<{ rule: PostingRule | undefined; events: StoredEvent[] }>;
+  /** Index of the run to post next. */
+  next: number;
+  outcomes: Outcome[];
+  stopped: boolean;
+}
+
 interface Batch {
   rule: PostingRule;
-  leases: Lease[];
+  runs: Array<{ st: LeaseProgress; events: StoredEvent[] }>;
 }
 
 /**
@@ -200,9 +209,9 @@ export class Relay implements Component {
       if (this.#paused || !this.#running()) continue;
       let leases: Lease[];
       try {
-        // Leased across types, then cut where the posting rule changes: the milestone types share
-        // one rule, so an order's specimen/in-progress/completed events become ONE chatter post.
-        leases = (await this.#o.store.lease({ limit: this.#leaseLimit(), maxPerPartition: this.#o.maxPerPartition ?? 500, sameTypeOnly: false, now: this.#clock() })).map((l) => this.#sameRule(l));
+        // Leased across types: a partition's runs are posted stage by stage in one round (#round),
+        // and the milestone types share one rule, so an order's notes become ONE chatter post.
+        leases = await this.#o.store.lease({ limit: this.#leaseLimit(), maxPerPartition: this.#o.maxPerPartition ?? 500, sameTypeOnly: false, now: this.#clock() });
       } catch (err) {
         this.#o.log.error('lease failed', { error: describeError(err) });
         await this.#sleep(1000);
@@ -222,13 +231,6 @@ export class Relay implements Component {
         this.#linkWait = 0;
       }
     }
-  }
-
-  /** The leading run of a lease handled by one rule; the rest is released at complete(). */
-  #sameRule(lease: Lease): Lease {
-    const rule = this.#rules.get(lease.events[0]!.event.type);
-    const cut = lease.events.findIndex((e) => this.#rules.get(e.event.type) !== rule);
-    return cut < 0 ? lease : { partitionKey: lease.partitionKey, events: lease.events.slice(0, cut) };
   }
 
   #leaseLimit(): number {
@@ -287,56 +289,85 @@ export class Relay implements Component {
     if ((!this.#refOk && now - this.#lastRefresh >= 2_000) || (every > 0 && now - this.#lastRefresh >= every)) await this.#pullReference();
   }
 
-  /** One round: batch the leases, post with bounded concurrency, complete each lease. */
+  /**
+   * One round. A lease (one partition's consecutive due events) is split into runs of events that
+   * share a posting rule — an order's `order.created` then its milestone notes. Stage by stage, the
+   * k-th run of every lease still going is batched with the same rule's runs from other partitions
+   * and posted with bounded concurrency; a lease stops at its first failure. Each lease is then
+   * completed ONCE with all its outcomes (one store write per partition per round).
+   */
   async #round(leases: Lease[]): Promise<'ok' | 'link' | 'auth'> {
-    const batches: Batch[] = [];
-    const unhandled: Lease[] = [];
-    const open = new Map<PostingRule, Batch>();
-    for (const lease of leases) {
-      const rule = this.#rules.get(lease.events[0]!.event.type);
-      if (!rule) {
-        unhandled.push(lease);
-        continue;
-      }
-      if (!rule.crossPartition) {
-        batches.push({ rule, leases: [lease] });
-        continue;
-      }
-      let b = open.get(rule);
-      const size = b ? b.leases.reduce((n, l) => n + l.events.length, 0) : 0;
-      if (!b || size + lease.events.length > rule.maxBatch) {
-        b = { rule, leases: [] };
-        open.set(rule, b);
-        batches.push(b);
-      }
-      b.leases.push(lease);
-    }
-    // Rules switched off (relay.rules.<type>: false): delivered with nothing posted.
-    for (const lease of unhandled) {
-      await this.#complete(lease, lease.events.map((e) => ({ eventId: e.event.id, outcome: 'delivered' as const })));
-    }
-    let trouble: 'ok' | 'link' | 'auth' = 'ok';
+    const started = performance.now();
+    const states: LeaseProgress[] = leases.map((lease) => ({ lease, runs: this.#runs(lease.events), next: 0, outcomes: [], stopped: false }));
     const ctx: RuleContext = { odoo: this.#o.odoo, ref: this.#ref, config: this.#o.config, odooConfig: this.#o.odooConfig, log: this.#o.log, now: this.#clock };
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < batches.length) {
-        const batch = batches[next++]!;
-        const t = await this.#postBatch(ctx, batch);
-        if (t === 'auth' || (t === 'link' && trouble === 'ok')) trouble = t;
+    let trouble: 'ok' | 'link' | 'auth' = 'ok';
+    for (;;) {
+      const active = states.filter((st) => !st.stopped && st.next < st.runs.length);
+      if (active.length === 0) break;
+      const batches: Batch[] = [];
+      const open = new Map<PostingRule, Batch>();
+      for (const st of active) {
+        const run = st.runs[st.next]!;
+        if (!run.rule) {
+          // Rule switched off (relay.rules.<type>: false): delivered with nothing posted.
+          for (const e of run.events) st.outcomes.push({ eventId: e.event.id, outcome: 'delivered' });
+          st.next++;
+          continue;
+        }
+        if (!run.rule.crossPartition) {
+          batches.push({ rule: run.rule, runs: [{ st, events: run.events }] });
+          continue;
+        }
+        let b = open.get(run.rule);
+        const size = b ? b.runs.reduce((n, r) => n + r.events.length, 0) : 0;
+        if (!b || size + run.events.length > run.rule.maxBatch) {
+          b = { rule: run.rule, runs: [] };
+          open.set(run.rule, b);
+          batches.push(b);
+        }
+        b.runs.push({ st, events: run.events });
       }
-    };
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(this.#o.config.concurrency, batches.length)) }, worker));
-    if (leases.some((l) => l.events.some((e) => e.event.type === 'consumable.used')) && this.#o.watchStock !== false) {
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < batches.length) {
+          const batch = batches[next++]!;
+          const { results, trouble: t } = await this.#postBatch(ctx, batch);
+          if (t === 'auth' || (t === 'link' && trouble === 'ok')) trouble = t;
+          for (const { st, events } of batch.runs) {
+            const outcomes = this.#outcomes(events, results);
+            st.outcomes.push(...outcomes);
+            if (outcomes.length === events.length && outcomes.every((o) => o.outcome === 'delivered')) st.next++;
+            else st.stopped = true;
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.max(1, Math.min(this.#o.config.concurrency, batches.length)) }, worker));
+      if (trouble !== 'ok') break;
+    }
+    const latency = performance.now() - started;
+    await Promise.all(states.map((st) => this.#complete(st.lease, st.outcomes, latency)));
+    if (this.#o.watchStock !== false && leases.some((l) => l.events.some((e) => e.event.type === 'consumable.used'))) {
       await this.#watch.check().catch((err) => this.#o.log.warn('stock watch failed', { error: describeError(err) }));
     }
     return trouble;
   }
 
-  async #postBatch(ctx: RuleContext, batch: Batch): Promise<'ok' | 'link' | 'auth'> {
-    const started = performance.now();
-    const events = batch.leases.flatMap((l) => l.events);
-    let results = new Map<string, RuleResult>();
-    // A lease longer than the rule's batch is posted in FIFO chunks; a failing chunk stops it.
+  /** Consecutive events handled by the same rule. */
+  #runs(events: StoredEvent[]): Array<{ rule: PostingRule | undefined; events: StoredEvent[] }> {
+    const runs: Array<{ rule: PostingRule | undefined; events: StoredEvent[] }> = [];
+    for (const e of events) {
+      const rule = this.#rules.get(e.event.type);
+      const last = runs[runs.length - 1];
+      if (last && last.rule === rule) last.events.push(e);
+      else runs.push({ rule, events: [e] });
+    }
+    return runs;
+  }
+
+  async #postBatch(ctx: RuleContext, batch: Batch): Promise<{ results: Map<string, RuleResult>; trouble: 'ok' | 'link' | 'auth' }> {
+    const events = batch.runs.flatMap((r) => r.events);
+    const results = new Map<string, RuleResult>();
+    // A run longer than the rule's batch is posted in FIFO chunks; a failing chunk stops it.
     for (let i = 0; i < events.length; i += batch.rule.maxBatch) {
       const chunk = events.slice(i, i + batch.rule.maxBatch);
       try {
@@ -364,15 +395,13 @@ export class Relay implements Component {
       this.#lastSuccessAt = new Date(this.#clock()).toISOString();
       (this.#o.odoo as { noteSuccess?: () => void }).noteSuccess?.();
     }
-    const latency = performance.now() - started;
-    for (const lease of batch.leases) await this.#complete(lease, this.#outcomes(lease, results), latency);
-    return trouble;
+    return { results, trouble };
   }
 
-  /** Outcomes in partition order; the first failure ends the lease (the rest are released). */
-  #outcomes(lease: Lease, results: Map<string, RuleResult>): Outcome[] {
+  /** Outcomes in partition order; the first failure ends the run (the rest are released). */
+  #outcomes(events: StoredEvent[], results: Map<string, RuleResult>): Outcome[] {
     const out: Outcome[] = [];
-    for (const e of lease.events) {
+    for (const e of events) {
       const r = results.get(e.event.id);
       if (!r) break;
       if (r.ok) {
