@@ -242,7 +242,7 @@
         visibleRaw(d.raw),
       ];
       if (d.namesMasked) {
-        const reasonInput = el('input', { type: 'text', id: 'reveal-reason', 'aria-label': 'Reason to reveal names' });
+        const reasonInput = el('input', { type: 'text', id: 'reveal-reason', 'aria-label': 'Reason to reveal names', placeholder: 'Reason (kept in the audit log)' });
         parts.push(el('div', { class: 'row' },
           el('span', { class: 'muted' }, 'Patient names are hidden.'),
           reasonInput,
@@ -251,7 +251,7 @@
       if (d.ack) parts.push(el('h3', {}, 'Acknowledgement sent'), visibleRaw(d.ack));
       parts.push(el('h3', {}, `Events (${d.events.length})`));
       parts.push(d.events.length
-        ? el('ul', {}, d.events.map((e) => el('li', {}, `${e.event.type} · ${e.state}${e.deadReason ? ` — ${e.deadReason}` : ''}${e.lastError ? ` — ${e.lastError}` : ''} · ${e.event.correlationId || ''}`)))
+        ? el('ul', {}, d.events.map((e) => el('li', {}, `${e.event.type} · ${e.state}${e.deadReason ? ` — ${e.deadReason}` : ''}${e.lastError && e.lastError !== e.deadReason ? ` — ${e.lastError}` : ''} · ${e.event.correlationId || ''}`)))
         : el('p', { class: 'muted' }, 'No events derived from this message.'));
       parts.push(el('h3', {}, 'Odoo documents'));
       parts.push(d.odoo.length
