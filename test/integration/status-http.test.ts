@@ -212,6 +212,20 @@ describe('HTTP status API (DESIGN.md §5) on a real EventStore', () => {
     expect((await get('/nope')).status).toBe(404);
   });
 
+  it('slows down token guessing: after 10 wrong tokens from one address, 429 even for the right one', async () => {
+    // Earlier tests sent a few wrong tokens from this address too; keep going until the limit hits.
+    let status = 0;
+    for (let i = 0; i < 12 && status !== 429; i++) status = (await post('/api/relay/pause', {}, `guess-${i}`)).status;
+    expect(status).toBe(429);
+    expect((await post('/api/relay/pause', {}, TOKEN)).status).toBe(429);
+    // Refusals are appended to the audit log in the background of the 401.
+    const refused = await waitFor(async () => {
+      const r = (await server.auditLog.read()).filter((a) => a.outcome === 'refused');
+      return r.length >= 10 ? r : undefined;
+    }, 'refusals in the audit log');
+    expect(refused.every((a) => a.actor.startsWith('anonymous@'))).toBe(true);
+  });
+
   it('GET /healthz is 200 while the store commits and 503 once it cannot', async () => {
     expect((await get('/healthz')).status).toBe(200);
     store.simulateWriteFailure(new Error('EIO: injected write failure'));

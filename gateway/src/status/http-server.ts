@@ -56,6 +56,9 @@ export interface StatusServerOptions {
 }
 
 const MAX_BODY = 16 * 1024;
+/** Failed admin attempts allowed per remote address and window before answering 429. */
+const MAX_FAILED_ADMIN = 10;
+const FAILED_ADMIN_WINDOW_MS = 60_000;
 const STREAM_MIN_INTERVAL_MS = 250;
 
 class HttpError extends Error {
@@ -98,6 +101,7 @@ export class StatusServer implements Component {
   #streamTimer: NodeJS.Timeout | undefined;
   #streamLastSent = 0;
   #unsubscribeModel: (() => void) | undefined;
+  readonly #failedAdmin = new Map<string, { count: number; since: number }>();
 
   constructor(options: StatusServerOptions) {
     this.#o = options;
@@ -392,7 +396,17 @@ export class StatusServer implements Component {
   #requireAdmin(req: http.IncomingMessage, action: string, target?: string): string {
     const remote = req.socket.remoteAddress ?? 'unknown';
     if (!this.#auth.enabled) throw new HttpError(403, 'admin actions are disabled: set status.adminTokenFile');
+    const now = Date.now();
+    let failed = this.#failedAdmin.get(remote);
+    if (failed && now - failed.since > FAILED_ADMIN_WINDOW_MS) {
+      this.#failedAdmin.delete(remote);
+      failed = undefined;
+    }
+    // Guessing the token is slowed down per address; the refusals are in the audit log.
+    if (failed && failed.count >= MAX_FAILED_ADMIN) throw new HttpError(429, 'too many wrong admin tokens from this address: wait a minute');
     if (!this.#auth.check(req.headers.authorization)) {
+      if (failed) failed.count++;
+      else this.#failedAdmin.set(remote, { count: 1, since: now });
       void this.#auditEntry({ actor: `anonymous@${remote}`, action, target, outcome: 'refused', detail: 'missing or wrong admin token' }).catch(() => {});
       throw new HttpError(401, 'admin token required (Authorization: Bearer <token>)');
     }
