@@ -242,7 +242,7 @@ async function relayRun(backlog: number): Promise<{ backlog: number; fillSeconds
   if (dead > 0) throw new Error(`${dead} events dead-lettered during the benchmark`);
   const meanOdooMs = Object.fromEntries([...perMethod].sort((a, b) => b[1].ms - a[1].ms).slice(0, 8).map(([k, v]) => [k, { calls: v.n, meanMs: Math.round(v.ms / v.n) }]));
   if (process.env['BENCH_DEBUG']) console.log(meanOdooMs, storeMs);
-  const result = { backlog: queued, fillSeconds, delivered, seconds, rate: delivered / seconds, odooCalls: calls, odooCallsByMethod: meanOdooMs, storeSeconds: { lease: storeMs.lease / 1000, complete: storeMs.complete / 1000, leaseCalls: storeMs.leases, completeCalls: storeMs.completes }, pickings: await adminCount(url, 'stock.picking'), saleOrders: await adminCount(url, 'sale.order') };
+  const result = { backlog: queued, fillSeconds, delivered, seconds, rate: delivered / seconds, odooCalls: calls, odooCallsByMethod: meanOdooMs, store: { leaseSeconds: storeMs.lease / 1000, leaseCalls: storeMs.leases, completeCalls: storeMs.completes }, pickings: await adminCount(url, 'stock.picking'), saleOrders: await adminCount(url, 'sale.order') };
   await store.close();
   await odoo.close();
   await rm(dir, { recursive: true, force: true });
