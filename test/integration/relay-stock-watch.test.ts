@@ -1,6 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeRig, type Rig } from '../fixtures/relay/harness.ts';
-import { consumableUsed, waitFor } from '../fixtures/relay/helpers.ts';
+import { consumableUsed, inbound, tempDir, waitFor } from '../fixtures/relay/helpers.ts';
+import { EventStore } from '../../gateway/src/store/event-store.ts';
+import { StockWatch } from '../../gateway/src/relay/stock-watch.ts';
+import type { ReferenceData } from '../../gateway/src/relay/reference-data.ts';
+import { silentLogger } from '../../gateway/src/log.ts';
 
 let rig: Rig | undefined;
 afterEach(async () => {
@@ -26,7 +30,7 @@ describe('local replenishment check', () => {
   });
 
   it('posted consumption lowers the estimate: crossing the minimum raises one breach, not one per check', async () => {
-    rig = await makeRig(17, { relayOptions: { watchStock: true } });
+    rig = await makeRig(17, { relayOptions: { watchStock: true, stockWatchIntervalMs: 0 } });
     await rig.waitDrained();
     // TIP-200: 40 on hand, minimum 20.
     await rig.commit([consumableUsed('an-1', 'TIP-200', 15, 1)]);
@@ -41,6 +45,21 @@ describe('local replenishment check', () => {
     const breaches = (await rig.store.listEvents({ type: 'stock.threshold_breached' })).filter((e) => (e.event.data as { productCode: string }).productCode === 'TIP-200');
     expect(breaches).toHaveLength(1);
     expect(rig.emu.count('purchase.order.line', [['product_id', '=', productId(rig, 'TIP-200')]])).toBe(1);
+  });
+});
+
+describe('unposted consumption', () => {
+  it('is counted across more than one page of the store listing', async () => {
+    const tmp = tempDir('relay-watch-');
+    const store = await EventStore.open({ dataDir: tmp.dir, pruneIntervalMs: 0 });
+    try {
+      for (let b = 0; b < 6; b++) await store.commit(inbound(), Array.from({ length: 250 }, (_, i) => consumableUsed('an-p', 'TIP-200', 1, b * 250 + i)));
+      const watch = new StockWatch({ store, ref: {} as ReferenceData, log: silentLogger, clock: Date.now });
+      expect((await watch.unposted()).get('TIP-200')).toBe(1500);
+    } finally {
+      await store.close();
+      tmp.cleanup();
+    }
   });
 });
 

@@ -31,6 +31,8 @@ export interface RelayOptions {
   maxPerPartition?: number;
   /** Compute stock.threshold_breached locally after each reference pull. Default true. */
   watchStock?: boolean;
+  /** Also re-check after posting consumption, at most this often (ms). Default 60 s (it pages the queue). */
+  stockWatchIntervalMs?: number;
   /** Close the Odoo client in stop(). Default true. */
   closeClientOnStop?: boolean;
 }
@@ -89,6 +91,7 @@ export class Relay implements Component {
   #authWait = 0;
   #lastRefresh = 0;
   #refOk = false;
+  #lastWatch = 0;
   #lastKeyCheck = 0;
   #lastSuccessAt: string | undefined;
   #lastError: string | undefined;
@@ -346,7 +349,9 @@ export class Relay implements Component {
     }
     const latency = performance.now() - started;
     await Promise.all(states.map((st) => this.#complete(st.lease, st.outcomes, latency)));
-    if (this.#o.watchStock !== false && leases.some((l) => l.events.some((e) => e.event.type === 'consumable.used'))) {
+    const watchEvery = this.#o.stockWatchIntervalMs ?? 60_000;
+    if (this.#o.watchStock !== false && this.#clock() - this.#lastWatch >= watchEvery && leases.some((l) => l.events.some((e) => e.event.type === 'consumable.used'))) {
+      this.#lastWatch = this.#clock();
       await this.#watch.check().catch((err) => this.#o.log.warn('stock watch failed', { error: describeError(err) }));
     }
     return trouble;

@@ -13,6 +13,7 @@ import type { ReferenceData } from './reference-data.ts';
  */
 const STATE_NS = 'relay-stock';
 const SCAN_LIMIT = 50_000;
+const PAGE = 1000;
 
 type LocalCommit = (events: DraftEvent[]) => Promise<unknown>;
 
@@ -23,15 +24,25 @@ export class StockWatch {
     this.#o = options;
   }
 
-  /** Unposted consumption per product code (pending + retrying events). */
+  /**
+   * Unposted consumption per product code (pending, retrying and in-flight events), paged through
+   * the store's listing (1000 per page) and capped at SCAN_LIMIT events per state: with a larger
+   * backlog the estimate is a lower bound on what is still to be posted.
+   */
   async unposted(): Promise<Map<string, number>> {
     const out = new Map<string, number>();
     for (const state of ['pending', 'retrying', 'inflight'] as const) {
-      const events = await this.#o.store.listEvents({ state, type: 'consumable.used', limit: SCAN_LIMIT });
-      for (const s of events) {
-        if (s.event.type !== 'consumable.used') continue;
-        const d = s.event.data as ConsumableUsedData;
-        out.set(d.productCode, (out.get(d.productCode) ?? 0) + d.quantity);
+      let after: string | undefined;
+      for (let seen = 0; seen < SCAN_LIMIT; ) {
+        const page = await this.#o.store.listEvents({ state, type: 'consumable.used', limit: PAGE, ...(after ? { after } : {}) });
+        for (const s of page) {
+          if (s.event.type !== 'consumable.used') continue;
+          const d = s.event.data as ConsumableUsedData;
+          out.set(d.productCode, (out.get(d.productCode) ?? 0) + d.quantity);
+        }
+        seen += page.length;
+        if (page.length < PAGE) break;
+        after = page[page.length - 1]!.event.id;
       }
     }
     return out;
