@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DraftEvent } from '../../gateway/src/events/types.ts';
 import { CONSUMPTION_ORIGIN_PREFIX } from '../../gateway/src/relay/rules/consumable-used.ts';
 import { noteMarker } from '../../gateway/src/relay/rules/milestone-notes.ts';
-import { consumableUsed, invoiceEligible, milestone, orderCreated, resultValidated, thresholdBreached } from '../fixtures/relay/helpers.ts';
+import { consumableUsed, invoiceEligible, milestone, orderCreated, resultValidated, thresholdBreached, waitFor } from '../fixtures/relay/helpers.ts';
 import { makeRig, type Rig } from '../fixtures/relay/harness.ts';
 
 /**
@@ -105,6 +105,31 @@ describe.each([17, 19] as const)('exactly once against Odoo %i with injected fai
     for (const code of ['RGT-TSH', 'CAL-GLU']) {
       const pid = rig.emu.records('product.product', [['default_code', '=', code]])[0]!.id;
       expect(rig.emu.count('purchase.order.line', [['product_id', '=', pid]])).toBe(1);
+    }
+  });
+});
+
+describe('multi-step workflows resume from state', () => {
+  // Regression: a proxy 502 on button_validate (after the picking was created) released the lease
+  // without marking it ambiguous, and the next attempt skipped the look-up and created a second picking.
+  it.each([
+    ['a proxy 502 on button_validate after the picking was created', (r: Rig) => r.emu.faults.next(1, 'stock.picking', 'button_validate').status(502)],
+    ['the answer to create lost after commit', (r: Rig) => r.emu.faults.next(1, 'stock.picking', 'create').timeoutAfterCommit(600)],
+    ['the answer to button_validate lost after commit', (r: Rig) => r.emu.faults.next(1, 'stock.picking', 'button_validate').resetAfterCommit()],
+  ])('%s → one done picking', async (_what, arm) => {
+    const rig = await makeRig(17, { odoo: { timeoutMs: 300 } });
+    try {
+      await waitFor(() => rig.client.state === 'connected');
+      arm(rig);
+      await rig.commit([consumableUsed('an-r', 'TIP-200', 2, 1), consumableUsed('an-r', 'RGT-GLU', 1, 2)]);
+      await rig.waitDrained();
+      expect(rig.emu.faults.pending()).toBe(0);
+      const pickings = rig.emu.records('stock.picking', [['origin', '=like', `${CONSUMPTION_ORIGIN_PREFIX}%`]]);
+      expect(pickings).toHaveLength(1);
+      expect(pickings[0]!['state']).toBe('done');
+      expect(rig.store.stats()).toMatchObject({ delivered: 2, deadLettered: 0 });
+    } finally {
+      await rig.close();
     }
   });
 });
