@@ -349,6 +349,8 @@ export class Relay implements Component {
     }
     const latency = performance.now() - started;
     await Promise.all(states.map((st) => this.#complete(st.lease, st.outcomes, latency)));
+    // Nothing resolved and no link trouble (a rule gave no answer): do not spin on the same heads.
+    if (trouble === 'ok' && states.every((st) => st.outcomes.length === 0)) trouble = 'link';
     const watchEvery = this.#o.stockWatchIntervalMs ?? 60_000;
     if (this.#o.watchStock !== false && this.#clock() - this.#lastWatch >= watchEvery && leases.some((l) => l.events.some((e) => e.event.type === 'consumable.used'))) {
       this.#lastWatch = this.#clock();
