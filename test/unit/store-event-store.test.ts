@@ -163,6 +163,27 @@ describe('relay queue', () => {
     expect((await store.getEvent(dead[0]!.event.id))?.audit?.[0]).toMatchObject({ actor: 'admin', action: 'replay' });
   });
 
+  it('a replayed dead letter that was attempted comes back ambiguous, so it is looked up first', async () => {
+    await store.commit(message('RA'), [note('RA', 'ra-1')]);
+    const [lease] = await store.lease({ limit: 1 });
+    await store.complete(lease!, [{ eventId: lease!.events[0]!.event.id, outcome: 'dead', reason: 'gave up after a timeout' }]);
+    const replayed = await store.replay(lease!.events[0]!.event.id, 'admin');
+    expect(replayed).toMatchObject({ state: 'pending', attempts: 0, ambiguous: true });
+  });
+
+  it('only the first dead outcome of a micro-batch dies; the rest wait behind it, so one dead letter = one blocked partition', async () => {
+    await store.commit(message('MD'), [note('MD', 'md-1'), note('MD', 'md-2'), note('MD', 'md-3')]);
+    const [lease] = await store.lease({ limit: 1, maxPerPartition: 3 });
+    const [a, b, c] = lease!.events.map((e) => e.event.id);
+    await store.complete(lease!, [
+      { eventId: a!, outcome: 'dead', reason: 'bad product' },
+      { eventId: b!, outcome: 'dead', reason: 'bad product' },
+      { eventId: c!, outcome: 'delivered' },
+    ]);
+    expect(store.stats()).toMatchObject({ deadLettered: 1, blockedPartitions: 1, pending: 2, delivered: 0 });
+    expect((await store.getEvent(b!))?.state).toBe('pending');
+  });
+
   it('discarding a dead head with a reason unblocks the next event', async () => {
     await store.commit(message('X1'), [note('XP', 'xp-1'), note('XP', 'xp-2')]);
     const [lease] = await store.lease({ limit: 1 });
@@ -279,4 +300,35 @@ describe('retention', () => {
     await store.prune(Date.now() + 181 * 86_400_000);
     expect(await store.getMessage(rejected.messageId)).toBeUndefined();
   });
+
+  it('a long run of messages that must stay does not stop pruning behind it', async () => {
+    // Five rejected messages inside their floor, then a delivered one: with two messages of work
+    // per pass, successive passes step over the kept ones and reach the prunable one.
+    for (let i = 0; i < 5; i++) await store.commit(message(`KEEP${i}`, { status: 'rejected', rejectReason: 'garbage' }), []);
+    const old = await store.commit(message('GO'), [note('GO', 'go-1')]);
+    const [lease] = await store.lease({ limit: 1 });
+    await store.complete(lease!, [{ eventId: lease!.events[0]!.event.id, outcome: 'delivered' }]);
+    const future = Date.now() + 31 * 86_400_000;
+    for (let pass = 0; pass < 6 && (await store.getMessage(old.messageId)); pass++) await store.prune(future, 2);
+    expect(await store.getMessage(old.messageId)).toBeUndefined();
+    expect(await store.listMessages({ limit: 10 })).toHaveLength(5);
+  });
+
+  it('the size cap prunes the oldest delivered events and their messages before the age', async () => {
+    await store.close();
+    store = await openStore({ retention: { maxDeliveredEvents: 2 } });
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const r = await store.commit(message(`CAP${i}`), [note(`CAP${i}`, `cap-${i}`)]);
+      ids.push(r.messageId);
+      const [lease] = await store.lease({ limit: 1 });
+      await store.complete(lease!, [{ eventId: lease!.events[0]!.event.id, outcome: 'delivered' }]);
+    }
+    await store.prune(Date.now());
+    expect(store.stats().delivered).toBe(2);
+    expect(await store.getMessage(ids[0]!)).toBeUndefined();
+    expect(await store.getMessage(ids[2]!)).toBeUndefined();
+    expect(await store.getMessage(ids[4]!)).toBeDefined();
+  });
 });
+

@@ -136,6 +136,8 @@ export class EventStore implements GatewayStore {
   #healthReason: string | undefined;
   #injectedFault: Error | undefined;
   #oldestPendingId: string | undefined;
+  /** Where the last retention pass stopped scanning messages. */
+  #pruneCursor: string | undefined;
   #timers: NodeJS.Timeout[] = [];
   #closing: Promise<void> | undefined;
 
@@ -746,6 +748,9 @@ export class EventStore implements GatewayStore {
       const now = Date.now();
       const pk = rec.event.partitionKey;
       rec.state = 'pending';
+      // An event that was ever attempted may have reached Odoo before it died (a timeout on the
+      // last attempt): the relay must look it up before posting again.
+      rec.ambiguous = rec.ambiguous || rec.attempts > 0;
       rec.attempts = 0;
       rec.dueAt = now;
       delete rec.deadReason;
@@ -980,10 +985,13 @@ export class EventStore implements GatewayStore {
       const ops: BatchOp[] = [];
       let finished = this.#counts.delivered + this.#counts.discarded;
       let pruned = 0;
+      // Beyond the size cap, events younger than the age go too; so may their messages.
+      let capCutoff = 0;
       for await (const key of this.#sub.done.keys({ limit: maxWork })) {
         const k = key as string;
         const at = Number.parseInt(k.slice(0, 12), 16);
         if (at >= cutoff && finished <= this.#retention.maxDeliveredEvents) break;
+        if (at >= cutoff) capCutoff = Math.max(capCutoff, at + 1);
         const id = k.slice(13);
         const rec = (await this.#sub.evt.get(id)) as StoredEvent | undefined;
         ops.push({ type: 'del', sublevel: this.#sub.done, key: k });
@@ -998,12 +1006,20 @@ export class EventStore implements GatewayStore {
         finished--;
         pruned++;
       }
-      // Messages: oldest first; a message goes once it is past the age and none of its events waits.
+      // Messages: oldest first; a message goes once it is past the age (or the cap's cut-off) and
+      // none of its events waits. Messages that must stay (rejected within their floor, events
+      // still queued or dead) are stepped over: the scan resumes after the last one it looked at,
+      // so a long run of kept messages never stops pruning behind it.
+      const messageCutoff = Math.max(cutoff, capCutoff);
       let scanned = 0;
-      for await (const [id, value] of this.#sub.msg.iterator({ limit: maxWork }) as AsyncIterable<[string, MessageRecord]>) {
+      let reachedEnd = true;
+      const range = this.#pruneCursor ? { gt: this.#pruneCursor } : {};
+      for await (const [id, value] of this.#sub.msg.iterator({ ...range, limit: maxWork }) as AsyncIterable<[string, MessageRecord]>) {
         scanned++;
         const at = idTime(id);
-        if (at >= cutoff) break;
+        if (at >= messageCutoff) break;
+        this.#pruneCursor = id;
+        if (scanned >= maxWork) reachedEnd = false;
         if (value.status === 'rejected' && at >= rejectedCutoff) continue;
         const events = value.eventIds.length ? ((await this.#sub.evt.getMany(value.eventIds)) as Array<StoredEvent | undefined>) : [];
         const waiting = events.some((e) => e !== undefined && e.state !== 'delivered' && e.state !== 'discarded');
@@ -1015,7 +1031,8 @@ export class EventStore implements GatewayStore {
         for (const term of searchTermsOf(value)) ops.push({ type: 'del', sublevel: this.#sub.search, key: term + SEP + id });
         pruned++;
       }
-      void scanned;
+      // Start over from the oldest message next time once the scan met young messages or the end.
+      if (reachedEnd) this.#pruneCursor = undefined;
       if (ops.length > 0) await this.#write(ops);
       return pruned;
     });
