@@ -65,10 +65,10 @@ describe('unposted consumption', () => {
 
 describe('micro-batch sync mode', () => {
   it('consumption committed within one window becomes ONE picking', async () => {
-    rig = await makeRig(17, { relay: { syncModes: { 'consumable.used': 'micro-batch' }, microBatchWindowMs: 600 } });
+    rig = await makeRig(17, { relay: { syncModes: { 'consumable.used': 'micro-batch' }, microBatchWindowMs: 1500 } });
     await waitFor(() => rig!.client.state === 'connected');
     // Start right after a window boundary so all five land in the same window.
-    await new Promise((r) => setTimeout(r, 600 - (Date.now() % 600) + 10));
+    await new Promise((r) => setTimeout(r, 1500 - (Date.now() % 1500) + 10));
     for (let n = 0; n < 5; n++) {
       await rig.commit([consumableUsed('an-9', 'TIP-200', 1, n)]);
       await new Promise((r) => setTimeout(r, 40));
