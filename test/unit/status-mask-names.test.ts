@@ -1,3 +1,6 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { maskAstmNames, maskHl7Names, maskNames } from '../../gateway/src/status/mask-names.ts';
 import { ASTM_WITH_NAME, ORU_WITH_NAME } from '../fixtures/status/harness.ts';
@@ -29,4 +32,26 @@ describe('masking person names in raw messages', () => {
     expect(maskNames('hl7', ORU_WITH_NAME)).toBe(maskHl7Names(ORU_WITH_NAME));
     expect(maskNames('astm', ASTM_WITH_NAME)).toBe(maskAstmNames(ASTM_WITH_NAME));
   });
+
+  it('no patient family name of any corpus HL7 message survives masking (guarantor and insured names too)', () => {
+    const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+    const dir = path.resolve(repo, '../shared/corpus/hl7');
+    let checked = 0;
+    for (const file of readdirSync(dir)) {
+      const text = readFileSync(path.join(dir, file), 'latin1');
+      const sep = text.match(/MSH(.)/)?.[1] ?? '|';
+      const pid = text.split(/\r\n|\r|\n/).find((l) => l.startsWith(`PID${sep}`));
+      const family = pid?.split(sep)[5]?.split('^')[0]?.trim();
+      if (!family || family.length < 3 || family === '""') continue;
+      checked++;
+      // Identifiers (PID-3) may contain the same letters (a fiscal code): they are not names.
+      const withoutIds = maskHl7Names(text)
+        .split(/(\r\n|\r|\n)/)
+        .map((l) => (l.startsWith(`PID${sep}`) ? l.split(sep).map((f, i) => (i === 3 ? '' : f)).join(sep) : l))
+        .join('');
+      expect(withoutIds, file).not.toContain(family);
+    }
+    expect(checked).toBeGreaterThanOrEqual(5);
+  });
 });
+
