@@ -133,3 +133,25 @@ describe('multi-step workflows resume from state', () => {
     }
   });
 });
+
+describe('ambiguous answers', () => {
+  it.each([17, 19] as const)('Odoo %i: a load whose answer is lost is retried as ambiguous, found by its key, never created twice', async (version) => {
+    const rig = await makeRig(version, { odoo: { timeoutMs: 300 } });
+    try {
+      const outcomes: Array<{ outcome: string; error?: string }> = [];
+      rig.telemetry.on('relay.outcome', (o) => outcomes.push(o));
+      await waitFor(() => rig.client.state === 'connected');
+      rig.emu.faults.next(1, 'sale.order', 'load').timeoutAfterCommit(800);
+      const [id] = await rig.commit([orderCreated('AMB1', 'CLINIC-A', ['GLU', 'CRP'])]);
+      await rig.waitDrained();
+      expect(outcomes[0]).toMatchObject({ outcome: 'retry', error: expect.stringMatching(/GW_ODOO_AMBIGUOUS/) });
+      expect(outcomes.at(-1)?.outcome).toBe('delivered');
+      expect((await rig.store.getEvent(id!))?.attempts).toBe(2);
+      const orders = rig.emu.records('sale.order', [['client_order_ref', '=', 'AMB1']]);
+      expect(orders).toHaveLength(1);
+      expect(rig.emu.count('sale.order.line', [['order_id', '=', orders[0]!.id]])).toBe(2);
+    } finally {
+      await rig.close();
+    }
+  });
+});
