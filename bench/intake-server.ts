@@ -1,23 +1,51 @@
 /**
- * Benchmark server process (forked by bench/intake.ts): either the durable gateway intake
- * (EventStore with fsync'd group commit + MllpEndpoint) or the peer, @medplum/hl7's Hl7Server
- * acknowledging from memory (no durability). Reports `{ ready, port }` over IPC; exits on 'stop'.
+ * Benchmark server process (forked by bench/intake.ts): the durable gateway intake (EventStore
+ * with fsync'd group commit + MllpEndpoint); the same MllpEndpoint over a store that keeps
+ * nothing ('volatile': a diagnostic that isolates the intake's own cost from the store's); or the
+ * peer, @medplum/hl7's Hl7Server acknowledging from memory. Reports `{ ready, port }` over IPC;
+ * exits on 'stop'.
  *
- *   intake-server <durable|peer> <dataDir>
+ *   intake-server <durable|volatile|peer> <dataDir>
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Hl7Server, type Hl7MessageEvent } from '@medplum/hl7';
 import { MllpEndpoint } from '../gateway/src/ingress/mllp/mllp-endpoint.ts';
 import { silentLogger } from '../gateway/src/log.ts';
 import { EventStore } from '../gateway/src/store/event-store.ts';
+import type { CommitResult, GatewayStore, InboundMessage, IntakeCounters } from '../gateway/src/store/types.ts';
 import { Telemetry } from '../gateway/src/telemetry.ts';
 
+/** Keeps nothing, answers at once: only for measuring the intake path without the store. */
+function volatileStore(): GatewayStore & { close(): Promise<void>; commitStats: { batches: number; operations: number; writes: number; largestBatch: number } } {
+  const counters: IntakeCounters = { received: 0, accepted: 0, rejected: 0, duplicates: 0 };
+  let n = 0;
+  const store = {
+    health: 'ok',
+    commitStats: { batches: 0, operations: 0, writes: 0, largestBatch: 0 },
+    async commit(message: InboundMessage): Promise<CommitResult> {
+      counters.received++;
+      counters.accepted++;
+      return { messageId: String(++n), duplicate: false, ack: message.ack, eventIds: [], skippedEvents: 0 };
+    },
+    intake: () => counters,
+    countRejectedWithoutCommit: () => undefined,
+    close: async () => undefined,
+  };
+  // Only the intake surface is used by MllpEndpoint; the rest of GatewayStore is never called here.
+  return store as unknown as ReturnType<typeof volatileStore>;
+}
+
 const [mode, dataDir] = process.argv.slice(2);
+// Event-loop stalls of the server (a latency outlier with a stall is the server's own doing).
+const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+loopDelay.enable();
+const loop = (): { p99Ms: number; maxMs: number } => ({ p99Ms: Math.round(loopDelay.percentile(99) / 1e4) / 100, maxMs: Math.round(loopDelay.max / 1e4) / 100 });
 const send = (m: unknown, then?: () => void): void => {
   process.send?.(m, undefined, {}, () => then?.());
 };
 
-if (mode === 'durable') {
-  const store = await EventStore.open({ dataDir: dataDir as string, pruneIntervalMs: 0, minFreeBytes: 0 });
+if (mode === 'durable' || mode === 'volatile') {
+  const store = mode === 'durable' ? await EventStore.open({ dataDir: dataDir as string, pruneIntervalMs: 0, minFreeBytes: 0 }) : volatileStore();
   const endpoint = new MllpEndpoint({
     config: {
       id: 'lis',
@@ -41,7 +69,7 @@ if (mode === 'durable') {
         await endpoint.stop(5_000);
         const commit = { ...store.commitStats };
         await store.close();
-        send({ stopped: true, intake, commit, cpu: process.cpuUsage(), messages: intake.received }, () => process.exit(0));
+        send({ stopped: true, intake, commit, cpu: process.cpuUsage(), messages: intake.received, loop: loop() }, () => process.exit(0));
       })();
     }
   });
@@ -59,7 +87,7 @@ if (mode === 'durable') {
   process.on('message', (m: { cmd?: string }) => {
     if (m.cmd === 'stop') {
       void server.stop({ forceDrainTimeoutMs: 500 }).finally(() => {
-        send({ stopped: true, cpu: process.cpuUsage(), messages }, () => process.exit(0));
+        send({ stopped: true, cpu: process.cpuUsage(), messages, loop: loop() }, () => process.exit(0));
       });
     }
   });

@@ -5,7 +5,9 @@
  *  1. closed loop with 1, 8 and 32 persistent connections (each waits for its ACK): msg/s and
  *     ACK latency p50/p99/p99.9, durable and peer;
  *  2. ACK p99 at a fixed 1,000 msg/s (8 connections);
- *  3. sustained run at 80 % of the durable maximum, p99.9 (60 s; `--quick`: 10 s).
+ *  3. sustained run at 80 % of the durable maximum, p99.9 (60 s; `--quick`: 10 s);
+ *  diagnostic: the same endpoint over a store that keeps nothing, to separate the intake's own
+ *  cost from the store's. Every server run reports its CPU per message and event-loop delay.
  *
  * Servers and the load run in separate processes (child_process.fork). Writes
  * bench/results/intake.json.  Run: npm run bench:intake [-- --quick]   or   npx node bench/intake.ts --quick
@@ -26,7 +28,7 @@ const FIXED_MS = quick ? 5_000 : 15_000;
 const SUSTAINED_MS = quick ? 10_000 : 60_000;
 const WARMUP_MS = quick ? 1_000 : 2_000;
 
-type Mode = 'durable' | 'peer';
+type Mode = 'durable' | 'volatile' | 'peer';
 
 interface Summary {
   msgPerSec: number;
@@ -82,6 +84,8 @@ interface CommitStats {
 let lastCommit: CommitStats | undefined;
 /** Server CPU (user + system) per message handled, over its whole life: independent of machine load. */
 let lastCpuUsPerMessage: number | undefined;
+/** Event-loop delay of the last server (whole life): stalls show up here. */
+let lastLoop: { p99Ms: number; maxMs: number } | undefined;
 
 async function withServer<T>(mode: Mode, body: (port: number) => Promise<T>): Promise<T> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'lab-gw-bench-intake-'));
@@ -91,7 +95,8 @@ async function withServer<T>(mode: Mode, body: (port: number) => Promise<T>): Pr
     return await body(port);
   } finally {
     const stopped = once(server, (m) => {
-      const msg = m as { stopped?: boolean; commit?: CommitStats; cpu?: { user: number; system: number }; messages?: number };
+      const msg = m as { stopped?: boolean; commit?: CommitStats; cpu?: { user: number; system: number }; messages?: number; loop?: { p99Ms: number; maxMs: number } };
+      lastLoop = msg.loop;
       if (!msg.stopped) return undefined;
       lastCommit = msg.commit;
       lastCpuUsPerMessage = msg.cpu && msg.messages ? Math.round((msg.cpu.user + msg.cpu.system) / msg.messages) : undefined;
@@ -115,15 +120,16 @@ async function load(port: number, spec: Omit<LoadSpec, 'port' | 'runId'>): Promi
 async function measure(
   mode: Mode,
   spec: Omit<LoadSpec, 'port' | 'runId'>,
-): Promise<Summary & { serverCpuUsPerMessage?: number; groupCommit?: { batches: number; messagesPerBatch: number } }> {
+): Promise<Summary & { serverCpuUsPerMessage?: number; serverEventLoopDelay?: { p99Ms: number; maxMs: number }; groupCommit?: { batches: number; messagesPerBatch: number } }> {
   lastCommit = undefined;
   lastCpuUsPerMessage = undefined;
+  lastLoop = undefined;
   const s = await withServer(mode, async (port) => {
     await load(port, { ...spec, durationMs: WARMUP_MS });
     return summarise(await load(port, spec));
   });
   const c = lastCommit as CommitStats | undefined;
-  const cpu = lastCpuUsPerMessage !== undefined ? { serverCpuUsPerMessage: lastCpuUsPerMessage } : {};
+  const cpu = { ...(lastCpuUsPerMessage !== undefined ? { serverCpuUsPerMessage: lastCpuUsPerMessage } : {}), ...(lastLoop ? { serverEventLoopDelay: lastLoop } : {}) };
   const out = c && c.batches > 0 ? { ...s, ...cpu, groupCommit: { batches: c.batches, messagesPerBatch: Math.round((c.writes / c.batches) * 10) / 10 } } : { ...s, ...cpu };
   process.stderr.write(`${mode.padEnd(7)} ${JSON.stringify(spec)} → ${JSON.stringify(out)}\n`);
   return out;
@@ -155,6 +161,17 @@ for (const connections of [1, 8, 32]) {
   const peer = await measure('peer', { connections, durationMs: CLOSED_MS });
   closedLoop[String(connections)] = { durable, peer, ratio: Math.round((durable.msgPerSec / peer.msgPerSec) * 100) / 100 };
 }
+// Diagnostic: the same endpoint over a store that keeps nothing isolates the intake's own cost
+// (framing, parsing, normalizing, ACK, sockets) from the durable store's.
+const volatile32 = await measure('volatile', { connections: 32, durationMs: CLOSED_MS });
+const c32peer = (closedLoop['32'] as { peer: Summary }).peer;
+const intakeWithoutStore = {
+  note: 'diagnostic, not durable: MllpEndpoint with a store that keeps nothing',
+  connections: 32,
+  result: volatile32,
+  ratioVsPeer: Math.round((volatile32.msgPerSec / c32peer.msgPerSec) * 100) / 100,
+};
+
 const maxDurable = Math.max(...Object.values(closedLoop).map((r) => r.durable.msgPerSec));
 
 const fixed1000 = {
@@ -183,6 +200,7 @@ const result = {
   },
   message: 'ORU^R01 v2.5.1, 5 OBX (~700 bytes), unique MSH-10 per message; durable = 1 message record + 1 event per ACK, fsync before ACK',
   closedLoop,
+  intakeWithoutStore,
   fixed1000,
   sustained,
   targets: {
