@@ -20,7 +20,8 @@ import { MqttStatus } from './status/mqtt-status.ts';
 import { MllpEndpoint } from './ingress/mllp/mllp-endpoint.ts';
 import { AstmEndpoint } from './ingress/astm/astm-endpoint.ts';
 import { normalizeAstmMessage } from './astm/normalize.ts';
-import { answerHostQuery } from './astm/host-query.ts';
+import { analyzerTests, answerHostQuery, buildWorklist } from './astm/host-query.ts';
+import type { CanonicalEvent } from './events/types.ts';
 import { resolveAnalyzerProfile } from './profiles/load.ts';
 import { defaultProfilesDir } from './profiles/check.ts';
 import type { HostQuery } from './astm/types.ts';
@@ -63,6 +64,8 @@ export class Gateway {
   statusServer: StatusServer | undefined;
   mqtt: MqttStatus | undefined;
   readonly ingress: Array<{ id: string; kind: 'hl7' | 'astm'; component: Ingress }> = [];
+  /** ASTM analyzers that get LIS orders pushed as order downloads (analyzers[].pushOrders). */
+  readonly #orderDownload: Array<{ analyzer: AnalyzerConfig; profile: Profile; endpoint: AstmEndpoint<HostQuery> }> = [];
   #stopping: Promise<void> | undefined;
   #started = false;
 
@@ -95,6 +98,7 @@ export class Gateway {
       retention: cfg.store,
       minFreeBytes: cfg.store.minFreeBytes,
       deriver: invoiceEligibility,
+      onCommitted: (events) => this.#pushOrders(events),
       onHealth: (health, reason) => {
         if (health === 'closed') return;
         this.telemetry.emit('store.health', { state: health, ...(reason ? { reason } : {}) });
@@ -255,6 +259,30 @@ export class Gateway {
       answerHostQuery: (query) => answerHostQuery(query, store, profile),
     });
     this.ingress.push({ id: analyzer.id, kind: 'astm', component });
+    if (analyzer.pushOrders) {
+      if (!profile.hostQuery.supported) throw new GatewayError('GW_CONFIG_INVALID', `analyzers[${analyzer.id}].pushOrders: profile ${analyzer.profile} does not describe order download (hostQuery)`);
+      this.#orderDownload.push({ analyzer, profile, endpoint: component });
+    }
+  }
+
+  /**
+   * Order download: once an LIS order is stored, push it to every analyzer configured with
+   * `pushOrders` that runs at least one of its tests. Best effort: an analyzer that is not
+   * connected gets the order when it asks for the specimen (host query).
+   */
+  #pushOrders(events: CanonicalEvent[]): void {
+    if (this.#orderDownload.length === 0) return;
+    for (const e of events) {
+      if (e.type !== 'order.created' || e.source.kind !== 'hl7') continue;
+      for (const { analyzer, profile, endpoint } of this.#orderDownload) {
+        if (analyzerTests(e.data.tests, profile).length === 0) continue;
+        const records = buildWorklist([e.data], profile, { receiver: analyzer.id });
+        endpoint.sendWorklist(records).then(
+          () => this.log.info('order downloaded to analyzer', { analyzer: analyzer.id, accession: e.data.accession }),
+          (err: unknown) => this.log.warn('order download not sent; the analyzer can still ask for it', { analyzer: analyzer.id, accession: e.data.accession, error: describeError(err) }),
+        );
+      }
+    }
   }
 
   addresses(): GatewayAddresses {

@@ -88,6 +88,12 @@ describe('configuration', () => {
     expect(paths({ analyzers: [{ id: 'a', profile: 'generic-astm', tcp: { listen: { host: '127.0.0.1', port: 5000 }, connect: { host: 'x', port: 1 } } }] })).toContain('analyzers[0].tcp');
   });
 
+  it('checks the order download switch of an analyzer', () => {
+    expect(paths({ analyzers: [{ id: 'a', profile: 'generic-astm', tcp: { listen: { host: '127.0.0.1', port: 5000 } }, pushOrders: 'yes' }] })).toContain('analyzers[0].pushOrders');
+    const { config } = validateConfig({ analyzers: [{ id: 'a', profile: 'generic-astm', tcp: { listen: { host: '127.0.0.1', port: 5000 } }, pushOrders: true }] }, dir);
+    expect(config?.analyzers[0]?.pushOrders).toBe(true);
+  });
+
   it('keeps anonymous MQTT on loopback only', () => {
     expect(paths({ mqtt: { listen: { host: '192.168.1.5', port: 1883 } } })).toContain('mqtt.usernameFile');
   });

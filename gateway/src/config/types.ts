@@ -64,6 +64,12 @@ export interface AnalyzerConfig {
   tcp?: AnalyzerTcpConfig;
   /** Per-site overrides of profile quirks/timers (same shape as the profile's `quirks`). */
   overrides?: Record<string, unknown>;
+  /**
+   * Push each LIS order (`order.created`) the analyzer can run to it as an order download, as
+   * soon as the order is stored. Needs a profile that describes order download (`hostQuery`).
+   * Default false: the analyzer asks (host query) when it sees the specimen.
+   */
+  pushOrders?: boolean;
 }
 
 export interface OdooConfig {

@@ -204,7 +204,7 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
   const analyzers: AnalyzerConfig[] = [];
   c.list('analyzers', root.analyzers).forEach((entry, i) => {
     const p = `analyzers[${i}]`;
-    const o = c.object(p, entry, ['id', 'profile', 'serial', 'tcp', 'overrides'], 'analyzers[]');
+    const o = c.object(p, entry, ['id', 'profile', 'serial', 'tcp', 'overrides', 'pushOrders'], 'analyzers[]');
     const a: AnalyzerConfig = {
       id: c.string(`${p}.id`, o.id, '', { pattern: ID_PATTERN, patternHint: ID_HINT }),
       profile: c.string(`${p}.profile`, o.profile, 'generic-astm'),
@@ -232,6 +232,7 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
       if ((t.listen === undefined) === (t.connect === undefined)) c.error(`${p}.tcp`, 'needs exactly one of listen (the analyzer connects) or connect (the gateway connects)');
     }
     if ((o.serial === undefined) === (o.tcp === undefined)) c.error(p, 'needs exactly one transport: serial or tcp');
+    if (o.pushOrders !== undefined) a.pushOrders = c.boolean(`${p}.pushOrders`, o.pushOrders, false);
     if (o.overrides !== undefined) {
       const ov = c.object(`${p}.overrides`, o.overrides, Object.keys((o.overrides as Obj) ?? {}));
       a.overrides = ov;

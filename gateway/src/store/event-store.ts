@@ -60,6 +60,8 @@ export interface EventStoreOptions {
    * atomic batch. Commits touching the same derivation keys are serialised.
    */
   deriver?: EventDeriver;
+  /** Observer of events once they are durable (e.g. order download to analyzers). Must not throw. */
+  onCommitted?: (events: CanonicalEvent[]) => void;
 }
 
 export type StoreHealth = 'ok' | 'failed' | 'full' | 'closed';
@@ -118,6 +120,7 @@ export class EventStore implements GatewayStore {
   readonly #minFreeBytes: number;
   readonly #onHealth: ((health: StoreHealth, reason?: string) => void) | undefined;
   readonly #deriver: EventDeriver | undefined;
+  readonly #onCommitted: ((events: CanonicalEvent[]) => void) | undefined;
   /** Tails of the per-key chains that serialise derivations (see EventStoreOptions.deriver). */
   readonly #keyLocks = new Map<string, Promise<unknown>>();
 
@@ -172,6 +175,7 @@ export class EventStore implements GatewayStore {
     this.#minFreeBytes = options.minFreeBytes ?? 64 * 1024 * 1024;
     this.#onHealth = options.onHealth;
     this.#deriver = options.deriver;
+    this.#onCommitted = options.onCommitted;
     this.#committer = new GroupCommitter(db as unknown as ConstructorParameters<typeof GroupCommitter>[0], {
       // Every batch carries the counter snapshot taken when it is sealed, so counters on disk
       // always match the records on disk.
@@ -432,6 +436,7 @@ export class EventStore implements GatewayStore {
     let skipped = 0;
     const claimed: string[] = [];
     const touched = new Set<string>();
+    const committed: CanonicalEvent[] = [];
     drafts.forEach((draft, i) => {
       if (!keep[i] || this.#inflightIdem.has(draft.idempotencyKey)) {
         skipped++;
@@ -439,7 +444,7 @@ export class EventStore implements GatewayStore {
       }
       claimed.push(draft.idempotencyKey);
       this.#inflightIdem.add(draft.idempotencyKey);
-      eventIds.push(this.#enqueueEvent(draft, messageId, now, ops, touched));
+      eventIds.push(this.#enqueueEvent(draft, messageId, now, ops, touched, committed));
     });
     this.#putPartitionCounts(touched, ops);
 
@@ -475,6 +480,13 @@ export class EventStore implements GatewayStore {
       await this.#write(ops);
     } finally {
       for (const key of claimed) this.#inflightIdem.delete(key);
+    }
+    if (committed.length > 0 && this.#onCommitted) {
+      try {
+        this.#onCommitted(committed);
+      } catch {
+        /* an observer never fails a commit */
+      }
     }
     return { messageId, duplicate: false, ack: message.ack, eventIds, skippedEvents: skipped };
   }
@@ -514,11 +526,12 @@ export class EventStore implements GatewayStore {
   }
 
   /** Synchronous: build the operations for one new event and update in-memory state. */
-  #enqueueEvent(draft: DraftEvent, messageId: string, now: number, ops: BatchOp[], touched: Set<string>): string {
+  #enqueueEvent(draft: DraftEvent, messageId: string, now: number, ops: BatchOp[], touched: Set<string>, out?: CanonicalEvent[]): string {
     const id = this.#ids.next(now);
     const event = { ...draft, id, schemaVersion: EVENT_SCHEMA_VERSION, source: { ...draft.source, messageId } } as CanonicalEvent;
     const dueAt = now + Math.max(0, this.#dueDelay(event));
     const stored: StoredEvent = { event, state: 'pending', attempts: 0, dueAt, ambiguous: false };
+    out?.push(event);
     const pk = event.partitionKey;
     ops.push({ type: 'put', sublevel: this.#sub.evt, key: id, value: stored });
     ops.push({ type: 'put', sublevel: this.#sub.idem, key: event.idempotencyKey, value: id });
