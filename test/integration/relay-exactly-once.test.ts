@@ -26,7 +26,7 @@ function workload(): DraftEvent[][] {
   return batches;
 }
 
-describe.each([17, 19] as const)('exactly once against Odoo %i with injected failures', (version) => {
+describe.each([16, 17, 18, 19] as const)('exactly once against Odoo %i with injected failures', (version) => {
   let rig: Rig;
   let committed: DraftEvent[] = [];
   let faultKinds: string[] = [];
