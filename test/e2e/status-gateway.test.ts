@@ -97,10 +97,10 @@ describe('status of a running gateway process', () => {
       return e?.lastMessageAt ? e : undefined;
     }, 'endpoint lastMessageAt');
     expect(lis.accepted).toBe(1);
-    const api1 = (await (await fetch(`${api}/api/status`)).json()) as any;
-    expect(api1.endpoints.find((e: { id: string }) => e.id === 'lis').lastMessageAt).toBe(lis.lastMessageAt);
-    const found = (await (await fetch(`${api}/api/messages?controlId=E2E-STATUS-1`)).json()) as any;
-    expect(found.messages[0].controlId).toBe('E2E-STATUS-1');
+    const api1 = (await (await fetch(`${api}/api/status`)).json()) as { endpoints: Array<{ id: string; lastMessageAt: string | null }> };
+    expect(api1.endpoints.find((e) => e.id === 'lis')?.lastMessageAt).toBe(lis.lastMessageAt);
+    const found = (await (await fetch(`${api}/api/messages?controlId=E2E-STATUS-1`)).json()) as { messages: Array<{ controlId: string }> };
+    expect(found.messages[0]?.controlId).toBe('E2E-STATUS-1');
     const metrics = await (await fetch(`${api}/metrics`)).text();
     expect(metrics).toMatch(/lab_gateway_intake_messages_total\{[^}]*outcome="accepted"[^}]*\} 1/);
   });
