@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkOdooConnection, createOdooClient, SANDBOX_USERS } from '../../gateway/src/relay/index.ts';
+import { checkOdooConnection, createOdooClient, createRelay, dueDelayFor, SANDBOX_USERS } from '../../gateway/src/relay/index.ts';
+import { silentLogger } from '../../gateway/src/log.ts';
+import { orderCreated, relayConfig, inbound, waitFor } from '../fixtures/relay/helpers.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import { Telemetry } from '../../gateway/src/telemetry.ts';
 import { startEmulator } from '../fixtures/relay/harness.ts';
@@ -45,5 +47,26 @@ describe('sandbox client and connection check', () => {
     bad.close();
     expect(report.ok).toBe(false);
     expect(report.issues.map((i) => i.path).sort()).toEqual(['odoo.mapping.consumptionLocation', 'odoo.mapping.consumptionPickingType', 'odoo.mapping.defaultVendorRef']);
+  });
+});
+
+describe('createRelay (composition-root helper)', () => {
+  it('wires the sandbox client and the relay over a store; events reach the sandbox', async () => {
+    const dir = tempDir('relay-create-');
+    const config = relayConfig();
+    const own = await EventStore.open({ dataDir: dir.dir, dueDelayMs: dueDelayFor(config), backoff: config.backoff, pruneIntervalMs: 0 });
+    const telemetry = new Telemetry();
+    const { relay, client } = createRelay({ odoo: odooConfig({ url: undefined }), relay: config, store: own, telemetry, log: silentLogger, sandboxUrl: url });
+    try {
+      await relay.start();
+      await own.commit(inbound(), [orderCreated('CR1', 'CLINIC-A', ['GLU'])]);
+      relay.notify();
+      await waitFor(() => emu.count('sale.order', [['client_order_ref', '=', 'CR1']]) === 1);
+      expect(client.state).toBe('sandbox');
+    } finally {
+      await relay.stop();
+      await own.close();
+      dir.cleanup();
+    }
   });
 });

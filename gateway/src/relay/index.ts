@@ -6,3 +6,4 @@ export { createOdooClient, SANDBOX_USERS, SANDBOX_BOT, SANDBOX_DATABASE } from '
 export { checkOdooConnection, type OdooCheckReport, type OdooCheckIssue } from './check-connection.ts';
 export { ReferenceData, REF_NAMESPACE, type ReferenceSnapshot } from './reference-data.ts';
 export { ALL_RULES, rulesFor } from './rules/index.ts';
+export { createRelay } from './create-relay.ts';
