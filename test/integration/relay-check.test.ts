@@ -1,11 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkOdooConnection, createOdooClient, createRelay, dueDelayFor, SANDBOX_USERS } from '../../gateway/src/relay/index.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
-import { orderCreated, relayConfig, inbound, waitFor } from '../fixtures/relay/helpers.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import { Telemetry } from '../../gateway/src/telemetry.ts';
 import { startEmulator } from '../fixtures/relay/harness.ts';
-import { odooConfig, tempDir } from '../fixtures/relay/helpers.ts';
+import { inbound, odooConfig, orderCreated, relayConfig, tempDir, waitFor } from '../fixtures/relay/helpers.ts';
 import type { OdooEmulator } from '../odoo-emulator/index.ts';
 
 let emu: OdooEmulator;
