@@ -29,7 +29,7 @@ describe('configuration', () => {
       {
         gateway: { id: 'lab-1', dataDir: '/var/lib/lab-gateway' },
         hl7: [{ id: 'lis', listen: { host: '127.0.0.1', port: 2575 }, ack: 'original' }],
-        analyzers: [{ id: 'xn-1', profile: 'sysmex-xn-l', serial: { path: '/dev/ttyUSB0' } }],
+        analyzers: [{ id: 'xn-1', profile: 'sysmex-xn', serial: { path: '/dev/ttyUSB0' } }],
         odoo: { url: 'https://lab.example.com', database: 'lab', login: 'gateway', apiKeyFile: 'odoo.key' },
         mqtt: { broker: 'embedded', listen: { host: '127.0.0.1', port: 1883 } },
         status: { listen: { host: '127.0.0.1', port: 8484 } },
@@ -108,5 +108,14 @@ describe('configuration', () => {
     const { config, issues } = loadConfig(file);
     expect(config).toBeUndefined();
     expect(issues[0]?.path).toMatch(/^line \d+/);
+  });
+});
+
+describe('the design document example', () => {
+  it('passes lab-gateway check literally, profile alias sysmex-xn included', async () => {
+    const { checkSiteAnalyzers, loadProfile } = await import('../../gateway/src/profiles/load.ts');
+    const { config } = validateConfig({ analyzers: [{ id: 'xn-1', profile: 'sysmex-xn', serial: { path: '/dev/ttyUSB0' } }] }, dir);
+    expect(checkSiteAnalyzers(config!.analyzers).filter((i) => i.severity === 'error')).toEqual([]);
+    expect(loadProfile('sysmex-xn').name).toBe('sysmex-xn-l');
   });
 });

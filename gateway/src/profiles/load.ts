@@ -19,11 +19,29 @@ export function profileNames(dir: string = defaultProfilesDir()): string[] {
   } catch (err) {
     throw new GatewayError('GW_PROFILE_UNKNOWN', `profiles directory ${dir} cannot be read`, { cause: err });
   }
-  return files.filter((f) => f.endsWith('.json') && f !== 'schema.json').map((f) => f.slice(0, -5)).sort();
+  return files.filter((f) => f.endsWith('.json') && f !== 'schema.json' && f !== ALIASES_FILE).map((f) => f.slice(0, -5)).sort();
+}
+
+/** `aliases.json`: other names a profile is known by (e.g. `sysmex-xn` → `sysmex-xn-l`). */
+const ALIASES_FILE = 'aliases.json';
+
+export function profileAliases(dir: string = defaultProfilesDir()): Record<string, string> {
+  try {
+    const parsed = JSON.parse(readFileSync(path.join(dir, ALIASES_FILE), 'utf8')) as Record<string, unknown>;
+    return Object.fromEntries(Object.entries(parsed).filter((e): e is [string, string] => typeof e[1] === 'string' && !e[0].startsWith('$')));
+  } catch {
+    return {};
+  }
+}
+
+/** The file name of a profile given its name or one of its aliases. */
+export function canonicalProfileName(name: string, dir: string = defaultProfilesDir()): string {
+  return profileAliases(dir)[name] ?? name;
 }
 
 /** Read and parse a profile file without validating it. */
-export function readProfileFile(name: string, dir: string = defaultProfilesDir()): unknown {
+export function readProfileFile(requested: string, dir: string = defaultProfilesDir()): unknown {
+  const name = canonicalProfileName(requested, dir);
   if (!/^[a-z0-9][a-z0-9-]*$/.test(name)) throw new GatewayError('GW_PROFILE_UNKNOWN', `"${name}" is not a profile name (lower-case letters, digits and dashes)`);
   const file = path.join(dir, `${name}.json`);
   let text: string;
@@ -79,7 +97,7 @@ function formatIssues(issues: ProfileIssue[]): string {
  */
 export function loadProfile(name: string, dir: string = defaultProfilesDir()): Profile {
   const obj = readProfileFile(name, dir);
-  const issues = checkProfile(obj, { fileName: name });
+  const issues = checkProfile(obj, { fileName: canonicalProfileName(name, dir) });
   const errors = issues.filter((i) => i.severity === 'error');
   if (errors.length > 0) {
     throw new GatewayError('GW_PROFILE_INVALID', `profile "${name}" is invalid: ${formatIssues(errors)}`, { details: { issues } });
@@ -162,7 +180,7 @@ export function checkSiteAnalyzers(analyzers: AnalyzerConfig[], dir: string = de
       issues.push({ severity: 'error', path: `${at}.profile`, message: `a profile name is required; known profiles: ${known.join(', ')}` });
       return;
     }
-    if (!known.includes(a.profile)) {
+    if (!known.includes(canonicalProfileName(a.profile, dir))) {
       issues.push({ severity: 'error', path: `${at}.profile`, message: `unknown profile "${a.profile}"${suggest(a.profile, known)}; known profiles: ${known.join(', ')}` });
       return;
     }
