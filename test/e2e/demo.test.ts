@@ -36,14 +36,16 @@ interface Summary {
   models: Record<string, { count: number; recent: Array<Record<string, unknown>> }>;
 }
 
-describe('lab-gateway demo (npm start)', () => {
+// HL7 orders and results from the LIS and ASTM runs from the analyzer in, the expected Odoo
+// records out, for every Odoo version the gateway speaks (JSON-RPC 16-18, JSON-2 19).
+describe.each([16, 17, 18, 19])('lab-gateway demo (npm start) against Odoo %i', (version) => {
   it('fills the sandbox with orders, consumption, a reorder RFQ and chatter as it runs', async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'lgw-demo-'));
-    const demo = await run(['demo', '--data-dir', dir, '--duration', '25', '--interval', '2', '--hl7-port', '0', '--status-port', '0', '--mqtt-port', '0']);
+    dir = await mkdtemp(path.join(tmpdir(), `lgw-demo-${version}-`));
+    const demo = await run(['demo', '--data-dir', dir, '--duration', '20', '--interval', '2', '--odoo-version', String(version), '--hl7-port', '0', '--status-port', '0', '--mqtt-port', '0']);
     expect(demo.code).toBe(0);
     expect(demo.out).toMatch(/status page\s+http:\/\/127\.0\.0\.1:\d+\//);
 
-    await writeFile(path.join(dir, 'demo.yaml'), `gateway: { id: lab-demo, dataDir: ${dir} }\n`);
+    await writeFile(path.join(dir, 'demo.yaml'), `gateway: { id: lab-demo, dataDir: ${dir} }\nodoo: { sandboxVersion: ${version} }\n`);
     const listed = await run(['sandbox', 'list', '--json', '--limit', '50', '--config', path.join(dir, 'demo.yaml')]);
     expect(listed.code).toBe(0);
     const summary = JSON.parse(listed.out) as Summary;
@@ -63,6 +65,7 @@ describe('lab-gateway demo (npm start)', () => {
       expect(store.intake().accepted).toBeGreaterThan(10);
     } finally {
       await store.close();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

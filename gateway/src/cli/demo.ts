@@ -49,6 +49,7 @@ export async function runDemo(argv: string[], ctx: CliContext): Promise<number> 
     'mqtt-port': { type: 'string', default: '1883' },
     interval: { type: 'string', default: '6' },
     duration: { type: 'string', default: '0' },
+    'odoo-version': { type: 'string', default: '17' },
   });
   const options: DemoOptions = {
     dataDir: values['data-dir'] ?? './var',
@@ -63,6 +64,7 @@ export async function runDemo(argv: string[], ctx: CliContext): Promise<number> 
       gateway: { id: 'lab-demo', dataDir: options.dataDir },
       hl7: [{ id: 'lis', listen: { host: '127.0.0.1', port: options.hl7Port } }],
       analyzers: [{ id: DEMO_ANALYZER, profile: DEMO_PROFILE, tcp: { listen: { host: '127.0.0.1', port: 0 } } }],
+      odoo: { sandboxVersion: Number(values['odoo-version']) },
       relay: { microBatchWindowMs: 5_000, scheduledEveryMinutes: 1, invoicing: true, referenceRefreshMs: 60_000 },
       mqtt: { broker: 'embedded', listen: { host: '127.0.0.1', port: options.mqttPort }, publishIntervalMs: 5_000 },
       status: { listen: { host: '127.0.0.1', port: options.statusPort } },
@@ -145,7 +147,8 @@ export function commissionDemoReagents(emulator: Sandbox['emulator']): string[] 
     ]) as number;
     const product = emulator.records('product.product', [['id', '=', productId]])[0];
     if (vendor && product) emulator.call('product.supplierinfo', 'create', [{ partner_id: vendor.id, product_tmpl_id: Array.isArray(product.product_tmpl_id) ? product.product_tmpl_id[0] : product.product_tmpl_id, price: 95, min_qty: 1, delay: 5 }]);
-    const quantity = code.endsWith('GLU') ? 160 : tracked ? 400 : 2000;
+    // Glucose starts below its reorder point, so the first stock check drafts an RFQ.
+    const quantity = code.endsWith('GLU') ? 140 : tracked ? 400 : 2000;
     if (tracked) {
       const lotName = `${code.slice(-4)}${new Date().getFullYear() % 100}A01`;
       const lot = emulator.call('stock.lot', 'create', [{ name: lotName, product_id: productId, company_id: 1, expiration_date: expiry(150) }]) as number;
@@ -203,16 +206,20 @@ export class Simulation {
   }
 
   #every(ms: number, fn: () => Promise<void>): void {
-    const t = setInterval(() => void fn().catch((err) => this.#o.log(`demo: ${describeError(err)}`)), ms);
+    const t = setInterval(() => void fn().catch((err) => this.#report(err)), ms);
     this.#timers.add(t);
   }
 
   #later(ms: number, fn: () => Promise<void>): void {
     const t = setTimeout(() => {
       this.#timers.delete(t);
-      void fn().catch((err) => this.#o.log(`demo: ${describeError(err)}`));
+      void fn().catch((err) => this.#report(err));
     }, ms);
     this.#timers.add(t);
+  }
+
+  #report(err: unknown): void {
+    if (!this.#stopped) this.#o.log(`demo: ${describeError(err)}`);
   }
 
   async #lisClient(): Promise<MllpClient> {

@@ -29,7 +29,7 @@ const USAGE = `lab-gateway ${VERSION}
 Usage:
   lab-gateway start [--config FILE]
   lab-gateway check [--config FILE]
-  lab-gateway demo [--data-dir DIR] [--duration SECONDS]
+  lab-gateway demo [--data-dir DIR] [--duration SECONDS] [--interval SECONDS] [--odoo-version 16|17|18|19]
   lab-gateway status [--config FILE] [--url URL] [--json]
   lab-gateway events list [--state pending|inflight|retrying|dead|delivered|discarded] [--limit N] [--json]
   lab-gateway events replay ID [--reason TEXT] [--token-file FILE]
