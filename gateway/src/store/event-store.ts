@@ -573,6 +573,8 @@ export class EventStore implements GatewayStore {
 
   async #lease(options: LeaseOptions): Promise<Lease[]> {
     if (this.#health === 'closed') return [];
+    // Completions are queued without holding the lock until durable: read what they wrote.
+    await this.#committer.barrier();
     const now = options.now ?? Date.now();
     const maxPer = Math.max(1, options.maxPerPartition ?? 1);
     const sameType = options.sameTypeOnly ?? true;
@@ -619,6 +621,7 @@ export class EventStore implements GatewayStore {
         if (sameType && group.length > 0 && rec.event.type !== head.event.type) break;
         group.push(rec);
       }
+      if (group.length === 0) continue; // the head's completion is not on disk yet: next turn
       ops.push({ type: 'del', sublevel: this.#sub.due, key: dueKey });
       const leaseRecord: LeaseRecord = { eventIds: group.map((g) => g.event.id), leasedAt: now };
       ops.push({ type: 'put', sublevel: this.#sub.lease, key: pk, value: leaseRecord });
@@ -644,11 +647,23 @@ export class EventStore implements GatewayStore {
     return leases;
   }
 
-  complete(lease: Lease, outcomes: Outcome[]): Promise<void> {
-    return this.#withQueueLock(() => this.#complete(lease, outcomes));
+  /**
+   * The queue lock covers building the operations (reads of the leased events, in-memory state);
+   * waiting for the fsync happens outside it, so completions of many partitions share one batch
+   * (group commit) instead of one fsync each.
+   */
+  async complete(lease: Lease, outcomes: Outcome[]): Promise<void> {
+    const durable = await this.#withQueueLock(() => this.#complete(lease, outcomes));
+    try {
+      await durable.written;
+    } catch (err) {
+      await this.#withQueueLock(() => this.#resync());
+      throw new GatewayError('GW_STORE_UNAVAILABLE', `the store could not commit: ${describeError(err)}`, { cause: err });
+    }
+    if (this.#oldestPendingId !== undefined && lease.events.some((e) => e.event.id === this.#oldestPendingId)) void this.#refreshOldest();
   }
 
-  async #complete(lease: Lease, outcomes: Outcome[]): Promise<void> {
+  async #complete(lease: Lease, outcomes: Outcome[]): Promise<{ written: Promise<void> }> {
     const pk = lease.partitionKey;
     const held = this.#leased.get(pk);
     if (!held) throw new GatewayError('GW_STORE_STATE', `partition ${pk} is not leased`);
@@ -736,13 +751,11 @@ export class EventStore implements GatewayStore {
     }
     ops.push({ type: 'del', sublevel: this.#sub.lease, key: pk });
     this.#leased.delete(pk);
-    try {
-      await this.#write(ops);
-    } catch (err) {
-      await this.#resync();
-      throw err;
-    }
-    if (this.#oldestPendingId !== undefined && held.eventIds.includes(this.#oldestPendingId)) void this.#refreshOldest();
+    const written = this.#committer.write(ops);
+    written.catch((err: unknown) => {
+      if (this.#health !== 'closed') this.#setHealth('failed', describeError(err));
+    });
+    return { written };
   }
 
   /** Exponential backoff with jitter and a ceiling, for attempt n (1-based). */
@@ -755,6 +768,7 @@ export class EventStore implements GatewayStore {
 
   replay(eventId: string, actor: string, reason?: string): Promise<StoredEvent> {
     return this.#withQueueLock(async () => {
+      await this.#committer.barrier();
       const rec = (await this.#sub.evt.get(eventId)) as StoredEvent | undefined;
       if (!rec) throw new GatewayError('GW_STORE_NOT_FOUND', `no event ${eventId}`);
       if (rec.state !== 'dead') throw new GatewayError('GW_STORE_STATE', `event ${eventId} is ${rec.state}; only dead letters can be replayed`);
@@ -782,6 +796,7 @@ export class EventStore implements GatewayStore {
   discard(eventId: string, actor: string, reason: string): Promise<StoredEvent> {
     return this.#withQueueLock(async () => {
       if (!reason || !reason.trim()) throw new GatewayError('GW_STORE_STATE', 'discarding an event needs a reason for the audit log');
+      await this.#committer.barrier();
       const rec = (await this.#sub.evt.get(eventId)) as StoredEvent | undefined;
       if (!rec) throw new GatewayError('GW_STORE_NOT_FOUND', `no event ${eventId}`);
       if (rec.state === 'inflight' || rec.state === 'delivered' || rec.state === 'discarded') {
@@ -993,6 +1008,7 @@ export class EventStore implements GatewayStore {
   prune(now: number = Date.now(), maxWork = 5_000): Promise<number> {
     return this.#withQueueLock(async () => {
       if (this.#health === 'closed') return 0;
+      await this.#committer.barrier();
       const cutoff = now - this.#retention.retentionDays * DAY_MS;
       const rejectedCutoff = now - this.#retention.deadLetterRetentionDays * DAY_MS;
       const ops: BatchOp[] = [];
