@@ -11,6 +11,12 @@ describe('segment terminators', () => {
     expect(names('MSH|a\nPID|b\n')).toEqual(['MSH|a', 'PID|b']);
     expect(names('MSH|a\r\nPID|b\r\n\r\nOBX|c')).toEqual(['MSH|a', 'PID|b', 'OBX|c']);
   });
+  it('ignores a UTF-8 byte-order mark before MSH', () => {
+    const raw = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('MSH|^~\\&|A\rPID|1\r')]);
+    const b = analyseBlock(raw);
+    expect(b.stray).toEqual([]);
+    expect(b.messages[0]?.segments.map((s) => s.name)).toEqual(['MSH', 'PID']);
+  });
   it('keeps a literal newline inside a field (not followed by a segment id)', () => {
     expect(names('MSH|a\rNTE|1||first line\nsecond line\rOBX|1')).toEqual(['MSH|a', 'NTE|1||first line\nsecond line', 'OBX|1']);
   });

@@ -67,6 +67,8 @@ export function splitSegments(raw: Buffer): RawSegment[] {
   const segments: RawSegment[] = [];
   let i = 0;
   const n = raw.length;
+  // A UTF-8 byte-order mark (files saved by Windows editors and sent as they are) is not content.
+  if (raw[0] === 0xef && raw[1] === 0xbb && raw[2] === 0xbf) i = 3;
   // Skip leading blank lines and spaces.
   while (i < n && (raw[i] === CR || raw[i] === LF || raw[i] === 0x20)) i++;
   const fieldSep = guessFieldSeparator(raw, i);
