@@ -97,6 +97,12 @@ describe('Hl7Intake', () => {
     expect(framesOf(r.reply).map((f) => field(f, 'MSA', 1))).toEqual(['CR', 'AR']);
   });
 
+  it('enhanced endpoint: MSH-16 values outside table 0155 (Mindray BS run type) get an original-mode ACK', async () => {
+    const { intake } = setup({ ack: 'enhanced' });
+    const r = await intake.handleFrame(Buffer.from(oru('MB1').replace('|P|2.5\r', '|P|2.5||||2\r')), meta);
+    expect(framesOf(r.reply).map((f) => field(f, 'MSA', 1))).toEqual(['AA']);
+  });
+
   it('records where the message came from and the charset used', async () => {
     const { store, intake } = setup();
     await intake.handleFrame(Buffer.from(oru('W1')), meta);

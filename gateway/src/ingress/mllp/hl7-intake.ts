@@ -79,16 +79,23 @@ interface AckPlan {
   second?: AckCode;
 }
 
+/** HL7 table 0155 (accept/application acknowledgment conditions). */
+const ACK_CONDITIONS = new Set(['AL', 'NE', 'ER', 'SU']);
+
 function planAcks(mode: Hl7EndpointConfig['ack'], header: MshHeader, result: 'ok' | Severity): AckPlan {
   const original = { ok: 'AA', reject: 'AR', error: 'AE' } as const;
   const commit = { ok: 'CA', reject: 'CR', error: 'CE' } as const;
-  const enhanced = mode === 'enhanced' && (header.acceptAckType !== '' || header.appAckType !== '');
+  // Values outside table 0155 count as empty: Mindray BS analyzers put their run type (0/1/2) in
+  // MSH-16 and expect an original-mode ACK.
+  const accept = ACK_CONDITIONS.has(header.acceptAckType) ? header.acceptAckType : '';
+  const app = ACK_CONDITIONS.has(header.appAckType) ? header.appAckType : '';
+  const enhanced = mode === 'enhanced' && (accept !== '' || app !== '');
   if (!enhanced) return { first: original[result] };
   const due = (type: string): boolean => type === 'AL' || type === '' || (type === 'ER' && result !== 'ok') || (type === 'SU' && result === 'ok');
   const plan: AckPlan = {};
-  if (due(header.acceptAckType)) plan.first = commit[result];
+  if (due(accept)) plan.first = commit[result];
   // MSH-16 empty in enhanced mode means no application acknowledgement (§2.9.3.1).
-  if (header.appAckType !== '' && due(header.appAckType)) plan.second = original[result];
+  if (app !== '' && due(app)) plan.second = original[result];
   return plan;
 }
 
