@@ -44,6 +44,15 @@ describe('buildAck', () => {
     expect(segs(ack)[0]).toContain('||ACK|Z|P|2.1');
   });
 
+  // Regression (found by hl7-fuzz): a VT quoted from the rejected input into ERR-8 split the
+  // reply's own MLLP frame, so the sender never saw a complete ACK.
+  it('never copies control characters (VT, FS, …) into the ACK', () => {
+    const h = header('MSH|^~\\&|LIS\x0b|LAB|GW|LAB|2024||ORU^R01|ID\x1c7|P|2.5');
+    const ack = buildAck({ header: h, code: 'AR', controlId: 'Z', error: { code: 100, text: 'bad \x0b segment', location: 'M\x0bS^1' } });
+    expect(ack).not.toMatch(/[\x00-\x0c\x0e-\x1f]/);
+    expect(segs(ack)[1]).toBe('MSA|AR|ID?7|bad ? segment');
+  });
+
   it('escapes delimiters in error text', () => {
     expect(escapeText('a|b^c~d\\e&f', '|', '^~\\&')).toBe('a\\F\\b\\S\\c\\R\\d\\E\\e\\T\\f');
   });

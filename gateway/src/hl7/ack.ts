@@ -44,11 +44,16 @@ export function hl7Timestamp(d: Date): string {
   return `${d.getFullYear()}${pad(d.getMonth() + 1)}${pad(d.getDate())}${pad(d.getHours())}${pad(d.getMinutes())}${pad(d.getSeconds())}`;
 }
 
-/** HL7 v2.5 §2.7.1 escape sequences for text placed in a field. */
+/**
+ * HL7 v2.5 §2.7.1 escape sequences for text placed in a field. Control characters (which may come
+ * from the rejected input quoted in an error text) become '?': a VT or FS inside an ACK would
+ * break the MLLP framing of the reply itself.
+ */
 export function escapeText(text: string, fieldSep: string, enc: string): string {
   const [comp = '^', rep = '~', esc = '\\', sub = '&'] = [...enc];
   let out = '';
-  for (const ch of text.replace(/[\r\n]+/g, ' ')) {
+  // eslint-disable-next-line no-control-regex
+  for (const ch of text.replace(/[\r\n]+/g, ' ').replace(/[\x00-\x1f\x7f]/g, '?')) {
     if (ch === esc) out += `${esc}E${esc}`;
     else if (ch === fieldSep) out += `${esc}F${esc}`;
     else if (ch === comp) out += `${esc}S${esc}`;
@@ -59,8 +64,24 @@ export function escapeText(text: string, fieldSep: string, enc: string): string 
   return out;
 }
 
+/** Fields copied from the sender into the ACK lose control characters (they would break framing). */
+// eslint-disable-next-line no-control-regex
+const clean = (value: string): string => value.replace(/[\x00-\x1f\x7f]/g, '?');
+
 export function buildAck(spec: AckSpec): string {
-  const h = spec.header;
+  const r = spec.header;
+  const h: MshHeader = {
+    ...r,
+    sendingApplication: clean(r.sendingApplication),
+    sendingFacility: clean(r.sendingFacility),
+    receivingApplication: clean(r.receivingApplication),
+    receivingFacility: clean(r.receivingFacility),
+    triggerEvent: clean(r.triggerEvent),
+    controlId: clean(r.controlId),
+    processingId: clean(r.processingId),
+    version: clean(r.version),
+    charset: clean(r.charset),
+  };
   const fs = h.fieldSeparator;
   const enc = h.encodingCharacters;
   const comp = enc[0] ?? '^';
@@ -94,12 +115,13 @@ export function buildAck(spec: AckSpec): string {
   segments.push(['MSA', spec.code, h.controlId, ...(e ? [text] : [])].join(fs));
   if (e) {
     const name = Hl7ErrorCodes[e.code];
-    const location = (e.location ?? '').split('^').join(comp);
+    const locationParts = (e.location ?? '').split('^').map((part) => escapeText(part, fs, enc));
+    const location = locationParts.join(comp);
     if (versionAtLeast(version, '2.5')) {
       // ERR-1 (withdrawn), ERR-2 location, ERR-3 code^text^HL70357, ERR-4 severity E, ERR-8 user message.
       segments.push(['ERR', '', location, `${e.code}${comp}${name}${comp}HL70357`, 'E', '', '', '', text].join(fs));
     } else {
-      const loc = (e.location ?? '').split('^');
+      const loc = locationParts;
       const eld = [loc[0] ?? '', loc[1] ?? '', loc[2] ?? '', `${e.code}${sub}${name}${sub}HL70357`].join(comp);
       segments.push(['ERR', eld].join(fs));
     }
