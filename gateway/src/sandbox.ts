@@ -41,7 +41,11 @@ export class Sandbox {
       version: config.sandboxVersion,
       persistFile: sandboxFile(dataDir),
       seed: 'lab-demo',
-      users: [{ login: SANDBOX_LOGIN, password: this.apiKey, apiKeys: [{ key: this.apiKey }], rights: 'admin' }],
+      // The gateway's user has the rights of a real integration user (a bot), not an admin's.
+      users: [
+        { login: 'admin', password: randomBytes(24).toString('hex'), rights: 'admin' },
+        { login: SANDBOX_LOGIN, password: this.apiKey, apiKeys: [{ key: this.apiKey }], rights: 'bot' },
+      ],
     });
   }
 

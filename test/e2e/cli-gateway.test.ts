@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
+import { OdooEmulator } from '../../test/odoo-emulator/emulator.ts';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const cli = path.join(repo, 'gateway/src/cli/main.ts');
@@ -91,7 +92,12 @@ describe('lab-gateway CLI against a running gateway', () => {
   });
 
   it('status --json returns the status body with the message counted', async () => {
-    const r = await run(['status', '--json', '--url', ready.status.url]);
+    // The status model polls the store's counters once a second.
+    let r = await run(['status', '--json', '--url', ready.status.url]);
+    for (let i = 0; i < 10 && (JSON.parse(r.out) as { intake: { accepted: number } }).intake.accepted < 1; i++) {
+      await new Promise((res) => setTimeout(res, 300));
+      r = await run(['status', '--json', '--url', ready.status.url]);
+    }
     expect(r.code).toBe(0);
     const body = JSON.parse(r.out) as { gatewayId: string; intake: { accepted: number } };
     expect(body.gatewayId).toBe('cli-test');
@@ -158,4 +164,29 @@ describe('lab-gateway check', () => {
     expect(r.code).toBe(2);
     expect(r.err).toContain('Usage:');
   });
+
+  it('--odoo connects to the configured Odoo and names the mapping key that does not resolve', async () => {
+    const odoo = new OdooEmulator({ version: 17, seed: 'lab-demo', users: [{ login: 'admin', password: 'admin', rights: 'admin' }, { login: 'gw', password: 'pw', apiKeys: [{ key: 'good-key-123' }], rights: 'bot' }] });
+    const { url } = await odoo.listen(0);
+    try {
+      await writeFile(path.join(dir, 'good.key'), 'good-key-123\n');
+      await writeFile(path.join(dir, 'bad.key'), 'wrong-key\n');
+      const cfg = (key: string, lab: string): string => `odoo: { url: ${url}, database: lab, login: gw, apiKeyFile: ${key}, mapping: { labLocation: ${lab} } }\n`;
+      await writeFile(path.join(dir, 'odoo-ok.yaml'), cfg('good.key', 'WH/Stock/Lab'));
+      const ok = await run(['check', '--odoo', '--config', path.join(dir, 'odoo-ok.yaml')]);
+      expect(ok.out).toContain('0 error(s)');
+      expect(ok.code).toBe(0);
+      await writeFile(path.join(dir, 'odoo-map.yaml'), cfg('good.key', 'WH/Stock/Nowhere'));
+      const map = await run(['check', '--odoo', '--config', path.join(dir, 'odoo-map.yaml')]);
+      expect(map.code).toBe(1);
+      expect(map.out).toContain('odoo.mapping.labLocation');
+      await writeFile(path.join(dir, 'odoo-bad.yaml'), cfg('bad.key', 'WH/Stock/Lab'));
+      const bad = await run(['check', '--odoo', '--config', path.join(dir, 'odoo-bad.yaml')]);
+      expect(bad.code).toBe(1);
+      expect(bad.out).toMatch(/odoo: .*(Access Denied|credentials|auth)/i);
+    } finally {
+      await odoo.close();
+    }
+  });
 });
+

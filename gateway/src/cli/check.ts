@@ -1,15 +1,27 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { formatIssues, loadConfig } from '../config/load.ts';
-import type { ConfigIssue } from '../config/types.ts';
+import type { ConfigIssue, GatewayConfig } from '../config/types.ts';
+import { describeError } from '../errors.ts';
 import { checkSiteAnalyzers } from '../profiles/load.ts';
+import { OdooClient } from '../relay/odoo/odoo-client.ts';
+import { checkOdooConnection } from '../relay/check-connection.ts';
+import { EventStore } from '../store/event-store.ts';
 import { args, type CliContext } from './main.ts';
 
-/** `lab-gateway check`: validate the config and each analyzer against its profile; every issue at once. */
+/**
+ * `lab-gateway check`: validate the config and each analyzer against its profile; every issue at
+ * once. With `--odoo`, also connect to the configured Odoo (credentials, key expiry, models, the
+ * locations and picking type of `odoo.mapping`) without changing anything there.
+ */
 export async function runCheck(argv: string[], ctx: CliContext): Promise<number> {
-  const { values } = args(argv, { config: { type: 'string', short: 'c' }, json: { type: 'boolean' } });
+  const { values } = args(argv, { config: { type: 'string', short: 'c' }, json: { type: 'boolean' }, odoo: { type: 'boolean' } });
   const loaded = loadConfig(values.config);
   const issues: ConfigIssue[] = [...loaded.issues];
   if (loaded.config) {
     issues.push(...checkSiteAnalyzers(loaded.config.analyzers, loaded.config.profilesDir));
+    if (values.odoo) issues.push(...(await checkOdoo(loaded.config)));
   }
   const errors = issues.filter((i) => i.severity === 'error').length;
   const warnings = issues.length - errors;
@@ -20,4 +32,24 @@ export async function runCheck(argv: string[], ctx: CliContext): Promise<number>
     if (issues.length) ctx.out(formatIssues(issues));
   }
   return errors > 0 ? 1 : 0;
+}
+
+async function checkOdoo(config: GatewayConfig): Promise<ConfigIssue[]> {
+  if (!config.odoo.url) return [{ severity: 'warning', path: 'odoo.url', message: 'not set: the gateway posts to its local sandbox; nothing to connect to' }];
+  // Reference look-ups cache into a store; a throwaway one keeps the gateway's own store untouched
+  // (it may be running and holds the lock).
+  const scratch = await mkdtemp(path.join(tmpdir(), 'lab-gateway-check-'));
+  const store = await EventStore.open({ dataDir: scratch, pruneIntervalMs: 0, minFreeBytes: 0 });
+  let client: OdooClient | undefined;
+  try {
+    client = OdooClient.fromConfig(config.odoo);
+    const report = await checkOdooConnection(client, config.odoo, store);
+    return report.issues.map((i) => ({ severity: i.severity, path: i.path, message: i.message }));
+  } catch (err) {
+    return [{ severity: 'error', path: 'odoo', message: describeError(err) }];
+  } finally {
+    client?.close();
+    await store.close();
+    await rm(scratch, { recursive: true, force: true });
+  }
 }
