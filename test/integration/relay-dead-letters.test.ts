@@ -36,6 +36,13 @@ describe('dead letters with readable reasons', () => {
     expect(await deadReason(id!)).toBe('mapping missing: reagent/consumable RGT-XYZ has no Odoo product with default_code RGT-XYZ');
   });
 
+  it('an order that names no ordering client is never billed to a partner without ref', async () => {
+    const [id] = await rig.commit([orderCreated('ACC-1', '', ['GLU'])]);
+    expect(await deadReason(id!)).toBe('mapping missing: order ACC-1 names no ordering client (ORC-21, ORC-17 and OBR-16 are empty)');
+    expect(rig.emu.count('sale.order', [['client_order_ref', '=', 'ACC-1']])).toBe(0);
+    expect(rig.emu.calls.filter((c) => c.model === 'res.partner' && c.method === 'search_read')).toHaveLength(1); // the reference pull only
+  });
+
   it('a validated result for an order Odoo does not have', async () => {
     const [id] = await rig.commit([resultValidated('NOPE1', 'GLU')]);
     expect(await deadReason(id!)).toMatch(/accession NOPE1 has no Odoo sale order/);

@@ -633,6 +633,15 @@ function isNull(v: unknown): boolean {
   return v === false || v === null || v === undefined || v === '';
 }
 
+/**
+ * Unset (SQL NULL) for `=`, `!=`, `in`, `not in`: only False/None mean IS NULL in the ORM; `= ''`
+ * compares with the empty string and never matches an unset value, and `!= ''` matches unset
+ * values (the ORM adds `OR col IS NULL` to a negative comparison with a value).
+ */
+function isUnset(v: unknown): boolean {
+  return v === false || v === null || v === undefined;
+}
+
 function likeRegex(pattern: string, insensitive: boolean, exact: boolean): RegExp {
   let src = '';
   for (let i = 0; i < pattern.length; i++) {
@@ -648,11 +657,11 @@ function likeRegex(pattern: string, insensitive: boolean, exact: boolean): RegEx
 function stringPred(op: string, right: unknown, get: (r: Row) => unknown): Pred {
   const negative = op.startsWith('not ') || op === '!=' || op === 'not in';
   if (op === '=' || op === '!=') {
-    return (r) => { const v = get(r); const eq = isNull(right) ? isNull(v) : v === right; return op === '=' ? eq : !eq; };
+    return (r) => { const v = get(r); const eq = isUnset(right) ? isUnset(v) : v === right; return op === '=' ? eq : !eq; };
   }
   if (op === 'in' || op === 'not in') {
     const list = Array.isArray(right) ? right : [right];
-    return (r) => { const v = get(r); const hit = list.some((x) => (isNull(x) ? isNull(v) : x === v)); return op === 'in' ? hit : !hit; };
+    return (r) => { const v = get(r); const hit = list.some((x) => (isUnset(x) ? isUnset(v) : x === v)); return op === 'in' ? hit : !hit; };
   }
   if (isNull(right) && (op === 'ilike' || op === 'like')) return () => true;
   const pattern = String(right ?? '');
@@ -669,13 +678,13 @@ function stringPred(op: string, right: unknown, get: (r: Row) => unknown): Pred 
 function scalarPred(op: string, right: unknown, get: (r: Row) => unknown, isBool: boolean): Pred {
   const norm = (v: unknown) => (isBool ? v === true : v);
   switch (op) {
-    case '=': return (r) => (isBool ? norm(get(r)) === (right === true) : isNull(right) ? isNull(get(r)) : get(r) === right);
-    case '!=': return (r) => (isBool ? norm(get(r)) !== (right === true) : isNull(right) ? !isNull(get(r)) : get(r) !== right);
+    case '=': return (r) => (isBool ? norm(get(r)) === (right === true) : isUnset(right) ? isUnset(get(r)) : get(r) === right);
+    case '!=': return (r) => (isBool ? norm(get(r)) !== (right === true) : isUnset(right) ? !isUnset(get(r)) : get(r) !== right);
     case 'in': case 'not in': {
       const list = Array.isArray(right) ? right : [right];
       return (r) => {
         const v = get(r);
-        const hit = list.some((x) => (isBool ? norm(v) === (x === true) : isNull(x) ? isNull(v) : x === v));
+        const hit = list.some((x) => (isBool ? norm(v) === (x === true) : isUnset(x) ? isUnset(v) : x === v));
         return op === 'in' ? hit : !hit;
       };
     }

@@ -178,7 +178,13 @@ export class ReferenceData {
     return this.#productsById.get(id);
   }
 
-  async partner(ref: string, what = 'ordering client'): Promise<PartnerRef> {
+  /**
+   * Partner by `ref`. An empty ref is refused before any search: `[['ref', '=', '']]` is not "no
+   * partner" in Odoo (only `= False` is IS NULL), and a match there would bill whichever partner
+   * happens to carry an empty ref. `emptyReason` is the operator-readable dead-letter reason.
+   */
+  async partner(ref: string, what = 'ordering client', emptyReason?: string): Promise<PartnerRef> {
+    if (ref.trim() === '') throw mappingMissing(emptyReason ?? `the ${what} is empty: no Odoo partner can be chosen`, { partnerRef: ref });
     const hit = this.#partners.get(ref);
     if (hit) return hit;
     const rows = await searchRead(this.#odoo, 'res.partner', [['ref', '=', ref]], ['id', 'ref', 'name'], { limit: 1 });

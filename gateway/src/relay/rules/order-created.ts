@@ -46,7 +46,7 @@ export const orderCreatedRule: PostingRule = {
         continue;
       }
       try {
-        const partner = await ctx.ref.partner(d.orderingClientRef);
+        const partner = await ctx.ref.partner(d.orderingClientRef, 'ordering client', `order ${d.accession} names no ordering client (ORC-21, ORC-17 and OBR-16 are empty)`);
         const lines: unknown[] = [];
         for (const t of d.tests) {
           const product = await ctx.ref.product(t.code);
