@@ -2,12 +2,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DraftEvent } from '../../gateway/src/events/types.ts';
-import { CONSUMPTION_ORIGIN_PREFIX } from '../../gateway/src/relay/rules/consumable-used.ts';
 import { noteMarker } from '../../gateway/src/relay/rules/milestone-notes.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import type { OdooEmulator } from '../odoo-emulator/index.ts';
 import { BOT, startEmulator } from '../fixtures/relay/harness.ts';
-import { consumableUsed, inbound, milestone, orderCreated, resultValidated, tempDir } from '../fixtures/relay/helpers.ts';
+import { consumableUsed, inbound, milestone, orderCreated, postedConsumption, resultValidated, tempDir } from '../fixtures/relay/helpers.ts';
 
 /**
  * kill -9 loop: a child process runs store + relay against the emulator in this process; it is
@@ -113,11 +112,12 @@ describe('relay killed with SIGKILL repeatedly', () => {
   it('each note line once, each consumption once', () => {
     const bodies = emu.records('mail.message', [['model', '=', 'sale.order'], ['body', 'ilike', 'lgw:']]).map((m) => String(m['body'])).join('\n');
     for (const e of all.filter((x) => x.type === 'specimen.received')) expect(bodies.split(`lgw:${noteMarker(e.idempotencyKey)}`).length - 1).toBe(1);
-    const pickings = emu.records('stock.picking', [['origin', '=like', `${CONSUMPTION_ORIGIN_PREFIX}%`]]);
-    expect(pickings.every((p) => p['state'] === 'done')).toBe(true);
+    const posted = postedConsumption(emu);
+    expect(posted.pickings.every((p) => p['state'] === 'done')).toBe(true);
     const consumption = all.filter((e) => e.type === 'consumable.used').length;
-    expect(pickings.reduce((n, p) => n + Number(String(p['origin']).split(':').pop()), 0)).toBe(consumption);
-    const lines = emu.records('stock.move.line', [['picking_id', 'in', pickings.map((p) => p.id)]]);
-    expect(lines.reduce((s, l) => s + Number(l['quantity']), 0)).toBe(consumption);
+    expect(posted.covered).toBe(consumption);
+    expect(posted.duplicateHeads).toEqual([]);
+    expect(posted.unmarkedMoves).toBe(0);
+    expect(posted.quantity).toBe(consumption);
   });
 });

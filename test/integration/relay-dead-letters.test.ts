@@ -17,9 +17,10 @@ async function deadReason(id: string): Promise<string> {
 }
 
 describe('dead letters with readable reasons', () => {
-  it('an unknown reagent lot; the analyzer partition waits behind it and drains after the lot exists and the event is replayed', async () => {
-    const [bad, later] = await rig.commit([consumableUsed('an-dl', 'RGT-GLU', 1, 1, 'ZZZ9'), consumableUsed('an-dl', 'TIP-200', 1, 2)]);
+  it("an unknown reagent lot holds back only that reagent's partition, which drains after the lot exists and the event is replayed", async () => {
+    const [bad, other, later] = await rig.commit([consumableUsed('an-dl', 'RGT-GLU', 1, 1, 'ZZZ9'), consumableUsed('an-dl', 'TIP-200', 1, 2), consumableUsed('an-dl', 'RGT-GLU', 1, 4, 'ZZZ9')]);
     expect(await deadReason(bad!)).toBe('mapping missing: reagent lot ZZZ9 of product RGT-GLU is not known in Odoo');
+    await waitFor(async () => (await rig.store.getEvent(other!))?.state === 'delivered');
     expect((await rig.store.getEvent(later!))?.state).toBe('pending');
     expect(rig.store.stats().blockedPartitions).toBeGreaterThanOrEqual(1);
     const product = rig.emu.records('product.product', [['default_code', '=', 'RGT-GLU']])[0]!.id;
@@ -28,7 +29,28 @@ describe('dead letters with readable reasons', () => {
     rig.relay.notify();
     await waitFor(async () => (await rig.store.getEvent(later!))?.state === 'delivered');
     const lot = rig.emu.records('stock.lot', [['name', '=', 'ZZZ9']])[0]!.id;
-    expect(rig.emu.count('stock.move.line', [['lot_id', '=', lot], ['state', '=', 'done']])).toBe(1);
+    expect(rig.emu.records('stock.move.line', [['lot_id', '=', lot], ['state', '=', 'done']]).reduce((q, l) => q + Number(l['quantity']), 0)).toBe(2);
+  });
+
+  it("a reagent without Odoo product dead-letters only that reagent's events; the analyzer's other reagents keep posting", async () => {
+    const ids = await rig.commit([
+      consumableUsed('an-mp', 'RGT-NOPE', 1, 10),
+      consumableUsed('an-mp', 'TIP-200', 1, 11),
+      consumableUsed('an-mp', 'RGT-NOPE', 1, 12),
+      consumableUsed('an-mp', 'CUV-01', 1, 13),
+    ]);
+    expect(await deadReason(ids[0]!)).toBe('mapping missing: reagent/consumable RGT-NOPE has no Odoo product with default_code RGT-NOPE');
+    await waitFor(async () => (await rig.store.getEvent(ids[3]!))?.state === 'delivered');
+    expect((await rig.store.getEvent(ids[1]!))?.state).toBe('delivered');
+    expect((await rig.store.getEvent(ids[2]!))?.state).toBe('pending'); // FIFO behind its dead head
+    // Later consumption of the same analyzer still reaches Odoo.
+    const [after] = await rig.commit([consumableUsed('an-mp', 'TIP-200', 2, 14)]);
+    await waitFor(async () => (await rig.store.getEvent(after!))?.state === 'delivered');
+    const tip = rig.emu.records('product.product', [['default_code', '=', 'TIP-200']])[0]!.id;
+    const pickings = rig.emu.records('stock.picking', [['origin', '=', 'lab-gateway:cons:an-mp']]).map((p) => p.id);
+    expect(pickings.length).toBeGreaterThanOrEqual(1);
+    expect(rig.emu.records('stock.move', [['picking_id', 'in', pickings], ['product_id', '=', tip], ['state', '=', 'done']]).reduce((q, m) => q + Number(m['product_uom_qty']), 0)).toBe(3);
+    expect((await rig.store.getEvent(ids[2]!))?.state).toBe('pending');
   });
 
   it('an unknown reagent code', async () => {

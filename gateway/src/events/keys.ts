@@ -7,8 +7,12 @@ import { createHash } from 'node:crypto';
 export const partitionKeys = {
   order: (accession: string): string => `order:${accession}`,
   specimen: (specimenId: string): string => `specimen:${specimenId}`,
-  /** Consumption is posted per analyzer so that one window becomes one picking. */
-  consumption: (analyzer: string): string => `consumption:${analyzer}`,
+  /**
+   * Consumption: one partition per analyzer and product (a reagent), so that one dead-lettered
+   * reagent (no Odoo product, unknown lot) blocks only itself, never the analyzer's other reagents.
+   * The relay batches these partitions together: one analyzer's window is still one picking.
+   */
+  reagent: (analyzer: string, productCode: string): string => `reagent:${analyzer}:${productCode}`,
   product: (productCode: string): string => `product:${productCode}`,
 } as const;
 

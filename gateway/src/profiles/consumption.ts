@@ -25,8 +25,9 @@ export interface RunContext {
  * One run (patient, QC, calibration, rerun) × the profile's consumption table → `consumable.used`
  * drafts. Rows with `per: 'test'` apply once per matching distinct test, rows with `per: 'run'`
  * once per run (dead volume, wash) when their test (if any) is part of the run; rows limited to
- * some run types skip the others. Partition: consumption:<analyzer> (events/keys.ts), so that one
- * micro-batch window becomes one stock picking.
+ * some run types skip the others. Partition: reagent:<analyzer>:<product> (events/keys.ts), so that
+ * a product missing in Odoo holds back only its own events; the relay still posts one analyzer's
+ * micro-batch window as one stock picking.
  */
 export function consumptionDrafts(run: RunContext): DraftEvent[] {
   const out: DraftEvent[] = [];
@@ -57,7 +58,7 @@ export function consumptionDrafts(run: RunContext): DraftEvent[] {
         receivedAt: run.receivedAt,
         idempotencyKey: idempotencyKey(run.keyPrefix, run.analyzerId, 'consumption', run.specimenId, run.runKey, row.per, testCode ?? 'run', row.productCode, rowIndex),
         correlationId: run.specimenId,
-        partitionKey: partitionKeys.consumption(run.analyzerId),
+        partitionKey: partitionKeys.reagent(run.analyzerId, row.productCode),
         source: run.source,
         data,
       });

@@ -1,77 +1,188 @@
 import type { ConsumableUsedData } from '../../events/types.ts';
 import type { StoredEvent } from '../../store/types.ts';
-import { create, read, searchRead } from '../odoo/odoo-calls.ts';
+import { create, m2oId, read, searchRead } from '../odoo/odoo-calls.ts';
 import { mappingMissing, odooError } from '../odoo/odoo-error.ts';
 import { odooTime, type LotRef, type ProductRef } from '../reference-data.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
 
 /**
- * consumable.used → ONE consumption `stock.picking` per batch (one analyzer's window): lab location
- * → consumption location, one move per product, one move line per lot, created in one call with
+ * consumable.used → ONE consumption `stock.picking` per analyzer per batch: lab location →
+ * consumption location, one move per product, one move line per lot, created in one call with
  * picking-level `move_line_ids` (D: "consumption in two calls"; nested lines lose picking_id), then
  * `button_validate` and a re-read of `state` (a returned wizard dict means NOT done, B.1 step 4).
  *
  * Lots: the analyzer's lot when it gave one; otherwise FEFO from the pulled quants and lots at the
- * lab location, skipping expired lots. Identity: origin `lab-gateway:cons:<head event id>:<count>`;
- * the relay leases a partition's events FIFO, so a retry starts at the same head and the picking
- * found by that prefix covers exactly the first <count> events of the new batch.
+ * lab location, skipping expired lots.
+ *
+ * Partitions are per analyzer and product (`reagent:<analyzer>:<product>`, events/keys.ts), so one
+ * dead-lettered reagent blocks only itself; the rule batches across partitions and groups the
+ * batch by analyzer. Identity is per partition segment, not per batch: a *segment* is the
+ * consecutive events of one partition in this call, and its move carries the origin
+ * `lab-gateway:cons:<head event id>:<count>`. The store leases a partition from its first
+ * unresolved event and a segment's events share one create (all posted or none), so after a crash
+ * or an ambiguous answer the partition's new head is either a posted segment's head — found by
+ * that prefix, covering exactly <count> events, then the look-up repeats from the next event — or
+ * an event that was never posted. Which other partitions share the batch does not matter.
+ * Pickings made before this scheme carried the marker on the picking's origin (one analyzer
+ * partition `consumption:<analyzer>`); those are looked up there too.
  */
 export const CONSUMPTION_ORIGIN_PREFIX = 'lab-gateway:cons:';
+/** Partition keys of the earlier per-analyzer scheme (events still queued at an upgrade). */
+const LEGACY_PARTITION_PREFIX = 'consumption:';
+
+interface Planned {
+  e: StoredEvent;
+  product: ProductRef;
+  lots: Array<{ lotId?: number; qty: number }>;
+}
+interface Segment {
+  analyzer: string;
+  product: ProductRef;
+  planned: Planned[];
+}
 
 export const consumableUsedRule: PostingRule = {
   name: 'consumable-used',
   types: ['consumable.used'],
   maxBatch: 500,
-  crossPartition: false,
+  crossPartition: true,
   async post(ctx, events) {
     const results = new Map<string, RuleResult>();
-    let rest = events;
-    while (rest.length > 0) {
-      const head = rest[0]!;
-      const origin = `${CONSUMPTION_ORIGIN_PREFIX}${head.event.id}:`;
-      // Always look up first, even for events never attempted: a link failure after the picking
-      // was created (e.g. a proxy 504 on button_validate) releases the lease without marking it.
-      {
-        const found = await searchRead(ctx.odoo, 'stock.picking', [['origin', 'ilike', origin]], ['id', 'name', 'state', 'origin'], { limit: 1 });
-        const picking = found[0];
-        if (picking) {
-          const count = Number(String(picking['origin']).slice(origin.length)) || 1;
-          const covered = rest.slice(0, count);
-          await ensureDone(ctx, picking.id, String(picking['state']));
-          for (const e of covered) results.set(e.event.id, ok([{ model: 'stock.picking', id: picking.id, name: String(picking['name'] ?? '') }], 'found in Odoo'));
-          rest = rest.slice(count);
-          continue;
+    const data = (e: StoredEvent): ConsumableUsedData => e.event.data as ConsumableUsedData;
+    // Runs: the consecutive events of each partition, in partition order.
+    const runs = new Map<string, StoredEvent[]>();
+    for (const e of events) {
+      const run = runs.get(e.event.partitionKey) ?? [];
+      run.push(e);
+      runs.set(e.event.partitionKey, run);
+    }
+    // 1. Always look up first, even for events never attempted: a link failure after the picking
+    //    was created (e.g. a proxy 504 on button_validate) releases the lease without marking it.
+    let heads = [...runs.keys()];
+    const done = new Map<number, string>();
+    while (heads.length > 0) {
+      const found = await findPosted(ctx, heads.map((k) => ({ head: runs.get(k)![0]!, legacy: k.startsWith(LEGACY_PARTITION_PREFIX) })));
+      const next: string[] = [];
+      for (const key of heads) {
+        const run = runs.get(key)!;
+        const hit = found.get(run[0]!.event.id);
+        if (!hit) continue;
+        if (!done.has(hit.pickingId)) {
+          await ensureDone(ctx, hit.pickingId, hit.state);
+          done.set(hit.pickingId, hit.state);
         }
+        for (const e of run.slice(0, hit.count)) results.set(e.event.id, ok([{ model: 'stock.picking', id: hit.pickingId, name: hit.name }], 'found in Odoo'));
+        const rest = run.slice(hit.count);
+        if (rest.length > 0) {
+          runs.set(key, rest);
+          next.push(key);
+        } else runs.delete(key);
       }
-      // Resolve every line; stop at the first event that cannot be posted (FIFO: later events of
-      // this analyzer wait behind it).
-      const planned: Array<{ e: StoredEvent; product: ProductRef; lots: Array<{ lotId?: number; qty: number }> }> = [];
-      const taken = new Map<number, number>();
-      let failed: { e: StoredEvent; err: unknown } | undefined;
-      for (const e of rest) {
+      heads = next;
+    }
+    // 2. Resolve every line. A partition stops at its first event that cannot be posted (FIFO:
+    //    its later events wait behind it); the other partitions go on.
+    const byAnalyzer = new Map<string, Segment[]>();
+    const taken = new Map<number, number>();
+    for (const run of runs.values()) {
+      let segment: Segment | undefined;
+      for (const e of run) {
+        const d = data(e);
         try {
-          const d = e.event.data as ConsumableUsedData;
           const product = await ctx.ref.product(d.productCode, 'reagent/consumable');
-          planned.push({ e, product, lots: await chooseLots(ctx, product, d, taken) });
+          if (segment && (segment.analyzer !== d.analyzer || segment.product.id !== product.id)) {
+            // Only a partition of the earlier per-analyzer scheme mixes products: its next product
+            // waits for the next round (one segment per partition per call keeps the identity exact).
+            break;
+          }
+          const siblings = byAnalyzer.get(d.analyzer) ?? [];
+          if (!segment && siblings.some((s) => s.product.id === product.id)) break; // one move per product per picking
+          const lots = await chooseLots(ctx, product, d, taken);
+          if (!segment) {
+            segment = { analyzer: d.analyzer, product, planned: [] };
+            siblings.push(segment);
+            byAnalyzer.set(d.analyzer, siblings);
+          }
+          segment.planned.push({ e, product, lots });
         } catch (err) {
-          failed = { e, err };
+          results.set(e.event.id, fail(err));
           break;
         }
       }
-      if (planned.length > 0) {
-        const picking = await createPicking(ctx, `${origin}${planned.length}`, planned);
+    }
+    // 3. One picking per analyzer; a failure there concerns only that picking's events.
+    for (const [analyzer, segments] of byAnalyzer) {
+      const planned = segments.flatMap((s) => s.planned);
+      try {
+        const picking = await createPicking(ctx, analyzer, segments);
         await ensureDone(ctx, picking.id, 'draft');
         for (const p of planned) {
           for (const l of p.lots) ctx.ref.consume(p.product.id, l.lotId, l.qty);
           results.set(p.e.event.id, ok([{ model: 'stock.picking', id: picking.id }]));
         }
+      } catch (err) {
+        for (const p of planned) results.set(p.e.event.id, fail(err));
       }
-      if (failed) results.set(failed.e.event.id, fail(failed.err));
-      break;
     }
     return results;
   },
 };
+
+/** The marker on a segment's move. */
+export function segmentOrigin(headEventId: string, count: number): string {
+  return `${CONSUMPTION_ORIGIN_PREFIX}${headEventId}:${count}`;
+}
+
+/** `=like` pattern for a head's marker: the id is taken literally (PostgreSQL LIKE escapes). */
+function headPattern(headEventId: string): string {
+  return `${CONSUMPTION_ORIGIN_PREFIX}${headEventId.replace(/[\\%_]/g, (c) => `\\${c}`)}:%`;
+}
+
+function anyOf(leaves: unknown[][]): unknown[] {
+  return [...Array.from({ length: leaves.length - 1 }, () => '|'), ...leaves];
+}
+
+/**
+ * Segments already in Odoo, by head event id: the move whose origin carries the head's marker
+ * (or, for the earlier scheme, the picking whose origin does), with its picking and count.
+ */
+async function findPosted(ctx: RuleContext, heads: Array<{ head: StoredEvent; legacy: boolean }>): Promise<Map<string, { pickingId: number; name: string; state: string; count: number }>> {
+  const out = new Map<string, { pickingId: number; name: string; state: string; count: number }>();
+  if (heads.length === 0) return out;
+  const hits = new Map<string, { pickingId: number; count: number }>();
+  const countOf = (origin: unknown, head: string): number => Number(String(origin).slice(`${CONSUMPTION_ORIGIN_PREFIX}${head}:`.length)) || 1;
+  const headOf = (origin: unknown): string | undefined => {
+    const text = String(origin);
+    if (!text.startsWith(CONSUMPTION_ORIGIN_PREFIX)) return undefined;
+    const rest = text.slice(CONSUMPTION_ORIGIN_PREFIX.length);
+    const colon = rest.lastIndexOf(':');
+    return colon > 0 ? rest.slice(0, colon) : undefined;
+  };
+  const moves = await searchRead(ctx.odoo, 'stock.move', anyOf(heads.map((h) => ['origin', '=like', headPattern(h.head.event.id)])), ['id', 'origin', 'picking_id'], { order: 'id' });
+  for (const m of moves) {
+    const head = headOf(m['origin']);
+    const pickingId = m2oId(m['picking_id']);
+    if (head === undefined || pickingId === undefined || hits.has(head)) continue;
+    hits.set(head, { pickingId, count: countOf(m['origin'], head) });
+  }
+  const legacy = heads.filter((h) => h.legacy && !hits.has(h.head.event.id));
+  if (legacy.length > 0) {
+    const pickings = await searchRead(ctx.odoo, 'stock.picking', anyOf(legacy.map((h) => ['origin', '=like', headPattern(h.head.event.id)])), ['id', 'origin'], { order: 'id' });
+    for (const p of pickings) {
+      const head = headOf(p['origin']);
+      if (head !== undefined && !hits.has(head)) hits.set(head, { pickingId: p.id, count: countOf(p['origin'], head) });
+    }
+  }
+  if (hits.size === 0) return out;
+  const pickings = await read(ctx.odoo, 'stock.picking', [...new Set([...hits.values()].map((h) => h.pickingId))], ['id', 'name', 'state']);
+  const byId = new Map(pickings.map((p) => [p.id, p]));
+  for (const [head, h] of hits) {
+    const p = byId.get(h.pickingId);
+    // A picking deleted in Odoo since: the look-up misses and the events are posted again.
+    if (p) out.set(head, { pickingId: h.pickingId, name: String(p['name'] ?? ''), state: String(p['state']), count: h.count });
+  }
+  return out;
+}
 
 /** FEFO (first expired, first out) over the lab location's lots, skipping expired ones. */
 async function chooseLots(ctx: RuleContext, product: ProductRef, d: ConsumableUsedData, taken: Map<number, number>): Promise<Array<{ lotId?: number; qty: number }>> {
@@ -118,7 +229,7 @@ async function chooseLots(ctx: RuleContext, product: ProductRef, d: ConsumableUs
   return out;
 }
 
-async function createPicking(ctx: RuleContext, origin: string, planned: Array<{ e: StoredEvent; product: ProductRef; lots: Array<{ lotId?: number; qty: number }> }>): Promise<{ id: number }> {
+async function createPicking(ctx: RuleContext, analyzer: string, segments: Segment[]): Promise<{ id: number }> {
   const mapping = ctx.odooConfig.mapping;
   const src = await ctx.ref.location(mapping.labLocation, 'odoo.mapping.labLocation');
   const dest = await ctx.ref.location(mapping.consumptionLocation, 'odoo.mapping.consumptionLocation');
@@ -126,28 +237,31 @@ async function createPicking(ctx: RuleContext, origin: string, planned: Array<{ 
   const f = ctx.odoo.fields;
   const moveUom = f.pick('stock.move', 'product_uom', 'product_uom_id') ?? 'product_uom';
   const lineQty = f.pick('stock.move.line', 'quantity', 'qty_done') ?? 'quantity';
-  const perProduct = new Map<number, { product: ProductRef; qty: number }>();
+  // One move per segment (= per product: the caller never puts two segments of one product here).
+  const perProduct = segments.map((s) => ({ product: s.product, origin: segmentOrigin(s.planned[0]!.e.event.id, s.planned.length), qty: 0 }));
   const perLot = new Map<string, { product: ProductRef; lotId?: number; qty: number }>();
-  for (const p of planned) {
-    const pp = perProduct.get(p.product.id) ?? { product: p.product, qty: 0 };
-    for (const l of p.lots) {
-      pp.qty += l.qty;
-      // Untracked products get a line too: from 17 on, once any move is `picked`, validation only
-      // moves picked quantities (_pre_action_done_hook marks all moves picked only when none is).
-      const key = `${p.product.id}:${l.lotId ?? ''}`;
-      const pl = perLot.get(key) ?? { product: p.product, ...(l.lotId === undefined ? {} : { lotId: l.lotId }), qty: 0 };
-      pl.qty += l.qty;
-      perLot.set(key, pl);
+  segments.forEach((s, i) => {
+    const pp = perProduct[i]!;
+    for (const p of s.planned) {
+      for (const l of p.lots) {
+        pp.qty += l.qty;
+        // Untracked products get a line too: from 17 on, once any move is `picked`, validation only
+        // moves picked quantities (_pre_action_done_hook marks all moves picked only when none is).
+        const key = `${p.product.id}:${l.lotId ?? ''}`;
+        const pl = perLot.get(key) ?? { product: p.product, ...(l.lotId === undefined ? {} : { lotId: l.lotId }), qty: 0 };
+        pl.qty += l.qty;
+        perLot.set(key, pl);
+      }
     }
-    perProduct.set(p.product.id, pp);
-  }
+  });
   const round = (n: number): number => Math.round(n * 1e6) / 1e6;
-  const moves = [...perProduct.values()].map(({ product, qty }) => [
+  const moves = perProduct.map(({ product, origin, qty }) => [
     0,
     0,
     {
       // stock.move.name is required ≤18 and gone in 19 (B table): the field map drops it there.
       name: `Lab consumption ${product.code}`,
+      origin,
       product_id: product.id,
       product_uom_qty: round(qty),
       ...(product.uomId ? { [moveUom]: product.uomId } : {}),
@@ -169,7 +283,7 @@ async function createPicking(ctx: RuleContext, origin: string, planned: Array<{ 
     },
   ]);
   const [id] = await create(ctx.odoo, 'stock.picking', [
-    { picking_type_id: type.id, location_id: src.id, location_dest_id: dest.id, origin, move_ids: moves, ...(lines.length ? { move_line_ids: lines } : {}) },
+    { picking_type_id: type.id, location_id: src.id, location_dest_id: dest.id, origin: `${CONSUMPTION_ORIGIN_PREFIX}${analyzer}`, move_ids: moves, ...(lines.length ? { move_line_ids: lines } : {}) },
   ]);
   return { id: id! };
 }
