@@ -195,7 +195,9 @@ export class Hl7Intake {
     const now = hl7Timestamp(new Date());
     const fhs = block.envelope.find((s) => s.name === 'FHS');
     const bhs = block.envelope.find((s) => s.name === 'BHS');
-    const fieldOf = (seg: typeof bhs, n: number): string => (seg ? (frame.toString('latin1', seg.start, seg.end).split(fs)[n - 1] ?? '') : '');
+    // Copied envelope fields lose control characters (they would break the reply's framing).
+    // eslint-disable-next-line no-control-regex
+    const fieldOf = (seg: typeof bhs, n: number): string => (seg ? (frame.toString('latin1', seg.start, seg.end).split(fs)[n - 1] ?? '').replace(/[\x00-\x1f\x7f]/g, '?') : '');
     const lines: string[] = [];
     // FHS/BHS: sending and receiving application/facility swapped; -11 our control id; -12 the received one.
     const header = (name: 'FHS' | 'BHS', seg: typeof bhs): string =>
