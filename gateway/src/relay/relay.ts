@@ -5,6 +5,7 @@ import type { Component, ComponentStatus } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
 import type { GatewayStore, Lease, Outcome, StoredEvent } from '../store/types.ts';
 import type { OdooLinkState, Telemetry } from '../telemetry.ts';
+import { CallLimit } from './call-limit.ts';
 import type { OdooClientLike } from './odoo/odoo-client.ts';
 import { failureOf, isLinkDown } from './odoo/odoo-error.ts';
 import { ReferenceData } from './reference-data.ts';
@@ -82,6 +83,8 @@ export class Relay implements Component {
   readonly #ref: ReferenceData;
   readonly #watch: StockWatch;
   readonly #clock: () => number;
+  /** The rules' Odoo: at most relay.concurrency requests in flight across all batches. */
+  readonly #limited: CallLimit;
   #status: ComponentStatus = 'created';
   #paused = false;
   #connected = false;
@@ -99,8 +102,9 @@ export class Relay implements Component {
   constructor(options: RelayOptions) {
     this.#o = options;
     this.#clock = options.clock ?? Date.now;
+    this.#limited = new CallLimit(options.odoo, options.config.concurrency);
     this.#rules = rulesFor(options.config);
-    this.#ref = new ReferenceData({ store: options.store, odoo: options.odoo, mapping: options.odooConfig.mapping, log: options.log });
+    this.#ref = new ReferenceData({ store: options.store, odoo: this.#limited, mapping: options.odooConfig.mapping, log: options.log });
     this.#watch = new StockWatch({ store: options.store, ref: this.#ref, log: options.log, clock: this.#clock });
   }
 
@@ -302,7 +306,7 @@ export class Relay implements Component {
   async #round(leases: Lease[]): Promise<'ok' | 'link' | 'auth'> {
     const started = performance.now();
     const states: LeaseProgress[] = leases.map((lease) => ({ lease, runs: this.#runs(lease.events), next: 0, outcomes: [], stopped: false }));
-    const ctx: RuleContext = { odoo: this.#o.odoo, ref: this.#ref, config: this.#o.config, odooConfig: this.#o.odooConfig, log: this.#o.log, now: this.#clock };
+    const ctx: RuleContext = { odoo: this.#limited, ref: this.#ref, config: this.#o.config, odooConfig: this.#o.odooConfig, log: this.#o.log, now: this.#clock };
     let trouble: 'ok' | 'link' | 'auth' = 'ok';
     for (;;) {
       const active = states.filter((st) => !st.stopped && st.next < st.runs.length);
