@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Hl7ErrorCode } from './error-codes.ts';
 
 /**
@@ -128,6 +129,26 @@ export function messageTypeOf(header: MshHeader): string {
 }
 
 /** The sender identity used for duplicate detection: MSH-3^MSH-4 as received. */
+/**
+ * What makes two messages with one control id the same message: a hash of the bytes with MSH-7
+ * (the time the message was built, which senders refresh on a resend) left out. A resend hashes
+ * the same; a sender that reuses control ids for different messages (Mindray analyzers send
+ * MSH-10 = 1 every time) hashes differently, so neither is mistaken for the other.
+ */
+export function contentFingerprint(raw: Buffer): string {
+  const text = raw.toString('latin1');
+  const end = text.search(/[\r\n]/);
+  const msh = end === -1 ? text : text.slice(0, end);
+  const sep = msh[3] ?? '|';
+  const fields = msh.split(sep);
+  if (fields[0] === 'MSH' && fields.length > 6) fields[6] = '';
+  return createHash('sha256')
+    .update(fields.join(sep))
+    .update(end === -1 ? '' : text.slice(end))
+    .digest('hex')
+    .slice(0, 16);
+}
+
 export function senderOf(header: MshHeader): string {
   return `${header.sendingApplication}^${header.sendingFacility}`;
 }

@@ -21,18 +21,21 @@ export interface Hl7NormalizeContext {
   receivedAt: string;
   /** Things the normalizer chose to skip (logged at debug level by the intake). */
   notes: string[];
+  /** The message's content fingerprint (msh.ts `contentFingerprint`): part of the event keys. */
+  fingerprint?: string;
 }
 
 export type Hl7Normalizer = (ctx: Hl7NormalizeContext) => DraftEvent[];
 
 /**
  * Deterministic idempotency key of the event derived from segment `position` of the message:
- * endpoint + sender (MSH-3^MSH-4) + MSH-10 + position + event type. The sender is part of the key
- * because two applications on one endpoint may use the same control ids.
+ * endpoint + sender (MSH-3^MSH-4) + MSH-10 + content fingerprint + position + event type. The
+ * sender is part of the key because two applications on one endpoint may use the same control
+ * ids; the fingerprint because one sender may reuse a control id for a different message.
  */
 export function hl7EventKey(ctx: Hl7NormalizeContext, position: number | string, type: string): string {
   const h = ctx.message.header;
-  return idempotencyKey('hl7', ctx.endpoint, senderOf(h), h.controlId, String(position), type);
+  return idempotencyKey('hl7', ctx.endpoint, senderOf(h), h.controlId, ctx.fingerprint, String(position), type);
 }
 
 /** Message codes the gateway understands (others follow `unknownMessageTypes`). */

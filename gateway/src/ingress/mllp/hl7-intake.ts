@@ -7,7 +7,7 @@ import { encodeText, type Charset } from '../../hl7/charset.ts';
 import { readInbound, type InboundRead } from '../../hl7/inbound.ts';
 import { normalizeLis, hl7SearchTerms } from '../../hl7/normalize-lis.ts';
 import { KNOWN_MESSAGE_CODES, type Hl7Normalizer } from '../../hl7/normalizer.ts';
-import { messageTypeOf, readMsh, senderOf, type MshHeader } from '../../hl7/msh.ts';
+import { contentFingerprint, messageTypeOf, readMsh, senderOf, type MshHeader } from '../../hl7/msh.ts';
 import { ids } from '../../ids.ts';
 import type { Logger } from '../../log.ts';
 import type { GatewayStore, InboundMessage } from '../../store/types.ts';
@@ -255,10 +255,12 @@ export class Hl7Intake {
     }
 
     const notes: string[] = [];
+    const fingerprint = contentFingerprint(raw);
     let events: DraftEvent[];
     try {
       events = this.#normalize({
         message,
+        fingerprint,
         endpoint: this.#config.id,
         ...(this.#config.analyzer ? { analyzer: this.#config.analyzer } : {}),
         receivedAt: meta.receivedAt,
@@ -276,7 +278,9 @@ export class Hl7Intake {
       raw: whole ? raw : Buffer.from(raw),
       status: 'accepted',
       ...(reply.bytes ? { ack: reply.bytes } : {}),
-      dedupKey: `${this.#config.id}|${senderOf(header)}|${header.controlId}`,
+      // A resend (same sender, control id and content, MSH-7 aside) gets the stored ACK; a reused
+      // control id with other content is a new message.
+      dedupKey: `${this.#config.id}|${senderOf(header)}|${header.controlId}|${fingerprint}`,
       searchTerms: hl7SearchTerms(message),
     };
     if (read.charsetNote) this.#log.warn('charset corrected', { controlId: header.controlId, note: read.charsetNote });
