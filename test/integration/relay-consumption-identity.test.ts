@@ -106,6 +106,22 @@ describe('consumption identity across differing cross-partition batches', () => 
     expect(rig.emu.count('stock.move', [['origin', '=', segmentOrigin(ev[2]!.event.id, 1)]])).toBe(1);
   });
 
+  it('a found picking Odoo will not validate holds back only its own partition', async () => {
+    const [x] = await stored([use('id-7', 'TIP-200')]);
+    const [y] = await stored([use('id-7', 'CUV-01')]);
+    const type = rig.emu.records('stock.picking.type', [['sequence_code', '=', 'LAB']])[0]!.id;
+    const lab = rig.emu.records('stock.location', [['name', '=', 'Lab']])[0]!.id;
+    const cons = rig.emu.records('stock.location', [['name', '=', 'Lab Consumption']])[0]!.id;
+    const picking = rig.emu.call('stock.picking', 'create', [{ picking_type_id: type, location_id: lab, location_dest_id: cons, origin: `${CONSUMPTION_ORIGIN_PREFIX}id-7`, move_ids: [[0, 0, { name: 'x', origin: segmentOrigin(x!.event.id, 1), product_id: productId('TIP-200'), product_uom_qty: 1, location_id: lab, location_dest_id: cons }]] }]) as number;
+    rig.emu.call('stock.picking', 'action_cancel', [[picking]]);
+    const r = await consumableUsedRule.post(ctx, [x!, y!]);
+    const rx = r.get(x!.event.id);
+    expect(rx?.ok).toBe(false);
+    expect(String(rx && !rx.ok ? (rx.error as Error).message : '')).toMatch(/was cancelled in Odoo/);
+    expect(r.get(y!.event.id)?.ok).toBe(true);
+    expect(movedQty('id-7', 'CUV-01')).toBe(1);
+  });
+
   it('a legacy partition mixing products posts one product segment per call and keeps FIFO', async () => {
     const legacyKey = 'consumption:id-6';
     const ev = await stored([use('id-6', 'TIP-200', 1, legacyKey), use('id-6', 'CUV-01', 1, legacyKey), use('id-6', 'TIP-200', 1, legacyKey)]);

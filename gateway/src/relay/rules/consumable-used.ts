@@ -59,7 +59,8 @@ export const consumableUsedRule: PostingRule = {
     // 1. Always look up first, even for events never attempted: a link failure after the picking
     //    was created (e.g. a proxy 504 on button_validate) releases the lease without marking it.
     let heads = [...runs.keys()];
-    const done = new Map<number, string>();
+    // Found pickings validated in this call: undefined when done, else why they are not.
+    const validated = new Map<number, unknown>();
     while (heads.length > 0) {
       const found = await findPosted(ctx, heads.map((k) => ({ head: runs.get(k)![0]!, legacy: k.startsWith(LEGACY_PARTITION_PREFIX) })));
       const next: string[] = [];
@@ -67,9 +68,13 @@ export const consumableUsedRule: PostingRule = {
         const run = runs.get(key)!;
         const hit = found.get(run[0]!.event.id);
         if (!hit) continue;
-        if (!done.has(hit.pickingId)) {
-          await ensureDone(ctx, hit.pickingId, hit.state);
-          done.set(hit.pickingId, hit.state);
+        if (!validated.has(hit.pickingId)) validated.set(hit.pickingId, await ensureDone(ctx, hit.pickingId, hit.state).then(() => undefined, (err: unknown) => err ?? new Error('validation failed')));
+        const notDone = validated.get(hit.pickingId);
+        if (notDone !== undefined) {
+          // Only this partition waits (its head is in a picking Odoo has not validated yet).
+          results.set(run[0]!.event.id, fail(notDone));
+          runs.delete(key);
+          continue;
         }
         for (const e of run.slice(0, hit.count)) results.set(e.event.id, ok([{ model: 'stock.picking', id: hit.pickingId, name: hit.name }], 'found in Odoo'));
         const rest = run.slice(hit.count);
