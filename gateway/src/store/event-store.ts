@@ -191,7 +191,15 @@ export class EventStore implements GatewayStore {
   static async open(options: EventStoreOptions): Promise<EventStore> {
     const location = `${options.dataDir.replace(/\/$/, '')}/store`;
     await mkdir(location, { recursive: true });
-    const db = new Level<string, unknown>(location, { keyEncoding: 'utf8', valueEncoding: 'json' });
+    const db = new Level<string, unknown>(location, {
+      keyEncoding: 'utf8',
+      valueEncoding: 'json',
+      // A 32 MB memtable (LevelDB's default is 4 MB) flushes an eighth as often: fewer level-0
+      // files, fewer compactions competing with intake for the CPU and fewer write stalls —
+      // measured at about twice the durable commit rate here. The cost is up to two memtables in
+      // memory and a longer log replay after a crash (well under the 2 s start-up budget).
+      writeBufferSize: 32 * 1024 * 1024,
+    });
     try {
       await db.open();
     } catch (err) {
