@@ -78,7 +78,7 @@ describe('kill -9 during intake', () => {
         }
         while (alive) {
           if (current[k] !== undefined) resends++;
-          const id = current[k] ?? `C${k}-${sentCounter[k]++}`;
+          const id = current[k] ?? `C${k}-${(sentCounter[k] = (sentCounter[k] ?? 0) + 1)}`;
           current[k] = id;
           try {
             const reply = (await c.send(message(id))).toString('latin1');
