@@ -122,15 +122,33 @@ describe('consumption identity across differing cross-partition batches', () => 
     expect(movedQty('id-7', 'CUV-01')).toBe(1);
   });
 
-  it('a legacy partition mixing products posts one product segment per call and keeps FIFO', async () => {
+  it('a partition of the earlier scheme mixing products posts as one segment, its marker on each move', async () => {
     const legacyKey = 'consumption:id-6';
     const ev = await stored([use('id-6', 'TIP-200', 1, legacyKey), use('id-6', 'CUV-01', 1, legacyKey), use('id-6', 'TIP-200', 1, legacyKey)]);
     const first = await post(ev);
-    expect(ev.map((e) => first.has(e.event.id))).toEqual([true, false, false]);
-    const second = await post(ev.slice(1));
-    expect(ev.slice(1).map((e) => second.has(e.event.id))).toEqual([true, false]);
-    await post(ev.slice(2));
+    expect(ev.map((e) => first.get(e.event.id)?.ok)).toEqual([true, true, true]);
     expect(movedQty('id-6', 'TIP-200')).toBe(2);
     expect(movedQty('id-6', 'CUV-01')).toBe(1);
+    expect(rig.emu.count('stock.move', [['origin', '=', segmentOrigin(ev[0]!.event.id, 3)]])).toBe(2);
+    // Retried with a new reagent partition of the same analyzer and a product the legacy segment holds.
+    const [glu] = await stored([use('id-6', 'RGT-GLU')]);
+    const [tip] = await stored([use('id-6', 'TIP-200')]);
+    const again = await post([...ev, glu!, tip!]);
+    expect(ev.map((e) => again.get(e.event.id)?.note)).toEqual(['found in Odoo', 'found in Odoo', 'found in Odoo']);
+    expect(again.get(glu!.event.id)?.ok).toBe(true);
+    expect(again.get(tip!.event.id)?.ok).toBe(true);
+    expect(movedQty('id-6', 'TIP-200')).toBe(3);
+    expect(postedConsumption(rig.emu).duplicateHeads).toEqual([]);
+  });
+
+  it('partitions of both schemes in one call: a product already in the picking waits for the next call', async () => {
+    const [old] = await stored([use('id-8', 'TIP-200', 1, 'consumption:id-8')]);
+    const [fresh] = await stored([use('id-8', 'TIP-200')]);
+    const r = await post([old!, fresh!]);
+    expect(r.get(old!.event.id)?.ok).toBe(true);
+    expect(r.has(fresh!.event.id)).toBe(false);
+    const r2 = await post([fresh!]);
+    expect(r2.get(fresh!.event.id)?.ok).toBe(true);
+    expect(movedQty('id-8', 'TIP-200')).toBe(2);
   });
 });

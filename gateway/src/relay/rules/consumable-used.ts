@@ -23,8 +23,9 @@ import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from '.
  * or an ambiguous answer the partition's new head is either a posted segment's head — found by
  * that prefix, covering exactly <count> events, then the look-up repeats from the next event — or
  * an event that was never posted. Which other partitions share the batch does not matter.
- * Pickings made before this scheme carried the marker on the picking's origin (one analyzer
- * partition `consumption:<analyzer>`); those are looked up there too.
+ * A segment spanning several products (a partition `consumption:<analyzer>` of the earlier
+ * scheme) marks each of its moves; pickings made under that scheme carried the marker on the
+ * picking's origin and are looked up there too.
  */
 export const CONSUMPTION_ORIGIN_PREFIX = 'lab-gateway:cons:';
 /** Partition keys of the earlier per-analyzer scheme (events still queued at an upgrade). */
@@ -35,9 +36,9 @@ interface Planned {
   product: ProductRef;
   lots: Array<{ lotId?: number; qty: number }>;
 }
+/** Consecutive events of one partition in this call: one product, or several in a partition of the earlier scheme. */
 interface Segment {
   analyzer: string;
-  product: ProductRef;
   planned: Planned[];
 }
 
@@ -88,6 +89,8 @@ export const consumableUsedRule: PostingRule = {
     // 2. Resolve every line. A partition stops at its first event that cannot be posted (FIFO:
     //    its later events wait behind it); the other partitions go on.
     const byAnalyzer = new Map<string, Segment[]>();
+    // analyzer|product → the segment whose move carries that product in the analyzer's picking.
+    const owner = new Map<string, Segment>();
     const taken = new Map<number, number>();
     for (const run of runs.values()) {
       let segment: Segment | undefined;
@@ -95,19 +98,18 @@ export const consumableUsedRule: PostingRule = {
         const d = data(e);
         try {
           const product = await ctx.ref.product(d.productCode, 'reagent/consumable');
-          if (segment && (segment.analyzer !== d.analyzer || segment.product.id !== product.id)) {
-            // Only a partition of the earlier per-analyzer scheme mixes products: its next product
-            // waits for the next round (one segment per partition per call keeps the identity exact).
-            break;
-          }
-          const siblings = byAnalyzer.get(d.analyzer) ?? [];
-          if (!segment && siblings.some((s) => s.product.id === product.id)) break; // one move per product per picking
+          if (segment && segment.analyzer !== d.analyzer) break; // partitions are per analyzer: not expected
+          const key = `${d.analyzer}|${product.id}`;
+          const held = owner.get(key);
+          // One move per product per picking: a product another partition already brings to this
+          // analyzer's picking (only when partitions of both schemes meet, at an upgrade) waits.
+          if (held && held !== segment) break;
           const lots = await chooseLots(ctx, product, d, taken);
           if (!segment) {
-            segment = { analyzer: d.analyzer, product, planned: [] };
-            siblings.push(segment);
-            byAnalyzer.set(d.analyzer, siblings);
+            segment = { analyzer: d.analyzer, planned: [] };
+            byAnalyzer.set(d.analyzer, [...(byAnalyzer.get(d.analyzer) ?? []), segment]);
           }
+          owner.set(key, segment);
           segment.planned.push({ e, product, lots });
         } catch (err) {
           results.set(e.event.id, fail(err));
@@ -242,12 +244,14 @@ async function createPicking(ctx: RuleContext, analyzer: string, segments: Segme
   const f = ctx.odoo.fields;
   const moveUom = f.pick('stock.move', 'product_uom', 'product_uom_id') ?? 'product_uom';
   const lineQty = f.pick('stock.move.line', 'quantity', 'qty_done') ?? 'quantity';
-  // One move per segment (= per product: the caller never puts two segments of one product here).
-  const perProduct = segments.map((s) => ({ product: s.product, origin: segmentOrigin(s.planned[0]!.e.event.id, s.planned.length), qty: 0 }));
+  // One move per product, marked with its segment (the caller gives each product one segment;
+  // a segment of the earlier per-analyzer scheme may span several products: each move bears it).
+  const perProduct = new Map<number, { product: ProductRef; origin: string; qty: number }>();
   const perLot = new Map<string, { product: ProductRef; lotId?: number; qty: number }>();
-  segments.forEach((s, i) => {
-    const pp = perProduct[i]!;
+  for (const s of segments) {
+    const origin = segmentOrigin(s.planned[0]!.e.event.id, s.planned.length);
     for (const p of s.planned) {
+      const pp = perProduct.get(p.product.id) ?? { product: p.product, origin, qty: 0 };
       for (const l of p.lots) {
         pp.qty += l.qty;
         // Untracked products get a line too: from 17 on, once any move is `picked`, validation only
@@ -257,10 +261,11 @@ async function createPicking(ctx: RuleContext, analyzer: string, segments: Segme
         pl.qty += l.qty;
         perLot.set(key, pl);
       }
+      perProduct.set(p.product.id, pp);
     }
-  });
+  }
   const round = (n: number): number => Math.round(n * 1e6) / 1e6;
-  const moves = perProduct.map(({ product, origin, qty }) => [
+  const moves = [...perProduct.values()].map(({ product, origin, qty }) => [
     0,
     0,
     {
