@@ -28,6 +28,7 @@ describe('a transient failure on every attempt', () => {
     await waitFor(async () => (await rig.store.getEvent(id!))?.state === 'dead');
     const e = (await rig.store.getEvent(id!))!;
     expect(e.deadReason).toMatch(/^gave up after 3 attempts: /);
+    expect(e.attempts).toBe(3);
     expect(e.deadReason).toMatch(detail);
     expect(rig.emu.faults.log.filter((f) => f.action === kind)).toHaveLength(3);
     expect(rig.emu.calls.filter((c) => c.model === 'sale.order' && c.method === 'load')).toHaveLength(3);
