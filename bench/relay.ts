@@ -24,6 +24,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { OdooConfig, RelayConfig } from '../gateway/src/config/types.ts';
 import type { DraftEvent } from '../gateway/src/events/types.ts';
+import { partitionKeys } from '../gateway/src/events/keys.ts';
 import { silentLogger } from '../gateway/src/log.ts';
 import { OdooClient } from '../gateway/src/relay/odoo/odoo-client.ts';
 import { Relay } from '../gateway/src/relay/relay.ts';
@@ -112,13 +113,14 @@ function orderEvents(i: number): DraftEvent[] {
   ];
   for (let k = 0; k < 4; k++) {
     const analyzer = `an-${(i + k) % 4}`;
+    const productCode = k % 2 ? 'TIP-200' : 'RGT-GLU';
     out.push({
       ...base,
-      partitionKey: `consumption:${analyzer}`,
+      partitionKey: partitionKeys.reagent(analyzer, productCode),
       source: { kind: 'astm', endpoint: analyzer, analyzer },
       type: 'consumable.used',
       idempotencyKey: `b|u|${i}|${k}`,
-      data: { analyzer, productCode: k % 2 ? 'TIP-200' : 'RGT-GLU', quantity: 1, uom: 'Units', runType: 'patient', runAt: ts() },
+      data: { analyzer, productCode, quantity: 1, uom: 'Units', runType: 'patient', runAt: ts() },
     });
   }
   return out;

@@ -58,7 +58,7 @@ function checkInvariants(events: DraftEvent[], profile: Profile, analyzerId: str
     expect(e.source).toMatchObject({ kind: 'astm', analyzer: analyzerId });
     expect(e.correlationId).not.toBe('');
     if (e.type === 'consumable.used') {
-      expect(e.partitionKey).toBe(`consumption:${analyzerId}`);
+      expect(e.partitionKey).toBe(`reagent:${analyzerId}:${e.data.productCode}`);
       expect(e.data.quantity).toBeGreaterThan(0);
       expect(profile.consumption.some((row) => row.productCode === e.data.productCode)).toBe(true);
     }

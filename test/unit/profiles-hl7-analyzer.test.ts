@@ -56,7 +56,7 @@ for (const profileName of ['mindray-bs-series', 'mindray-bc-5380']) {
         for (const [code, v] of Object.entries(expected.units ?? {})) expect(results.find((e) => e.data.testCode === code)?.data.units).toBe(v);
         for (const e of events) {
           expect(e.source).toMatchObject({ kind: 'hl7', analyzer: ctx.analyzerId });
-          if (e.type === 'consumable.used') expect(e.partitionKey).toBe(`consumption:${ctx.analyzerId}`);
+          if (e.type === 'consumable.used') expect(e.partitionKey).toBe(`reagent:${ctx.analyzerId}:${e.data.productCode}`);
           if (e.type === 'test.completed' && e.data.runType !== 'patient') expect(e.data.accession).toBeUndefined();
         }
         // Resent later (the BC-5380 resends after a missed ACK): same keys.
