@@ -41,7 +41,7 @@ async function post(events: StoredEvent[]): Promise<Map<string, { ok: boolean; n
   const r = await consumableUsedRule.post(ctx, events);
   return new Map([...r].map(([k, v]) => [k, v.ok ? { ok: true, ...(v.note ? { note: v.note } : {}) } : { ok: false }]));
 }
-const productId = (code: string): number => rig.emu.records('product.product', [['default_code', '=', code]])[0]!.id;
+const productId = (code: string): number => rig.emu.records('product.product', [['default_code', '=', code]])[0]!.id as number;
 function movedQty(analyzer: string, code: string): number {
   const pickings = rig.emu.records('stock.picking', [['origin', '=', `${CONSUMPTION_ORIGIN_PREFIX}${analyzer}`]]).map((p) => p.id);
   return rig.emu.records('stock.move', [['picking_id', 'in', pickings], ['product_id', '=', productId(code)]]).reduce((q, m) => q + Number(m['product_uom_qty']), 0);

@@ -22,7 +22,8 @@ describe('credentials refused', () => {
     [18, 'an expired key', { users: [{ login: 'admin', password: 'admin' }, { login: BOT.login, password: 'x', apiKeys: [{ key: BOT.key, expiresAt: '2020-01-01T00:00:00Z' }], rights: 'bot' as const }] }],
     [19, 'a revoked bearer key (HTTP 401)', { users: [{ login: 'admin', password: 'admin' }, { login: BOT.login, password: 'x', apiKeys: [], rights: 'bot' as const }] }],
   ] as const)('Odoo %i with %s: link auth-failed, events kept, no tight login loop', async (version, _what, emuOptions) => {
-    const started = await startEmulator(version, emuOptions);
+    // The table is `as const` for the version literals; the emulator takes mutable option arrays.
+    const started = await startEmulator(version, emuOptions as unknown as Parameters<typeof startEmulator>[1]);
     const emu = started.emu;
     rig = await makeRig(version, { emu: started, start: false, relayOptions: { authBackoff: { initialMs: 300, maxMs: 600 } } });
     const seen = states(rig);

@@ -17,7 +17,7 @@ const FINGERPRINT = '32:E5:10:93:CA:57:43:A2:39:37:D3:CD:46:01:C0:74:28:9F:DE:4B
 let server: https.Server;
 let url: string;
 let requests = 0;
-const sockets = new Set<net.Socket>();
+const sockets = new Set<import('node:stream').Duplex>();
 let proxy: http.Server;
 let proxyUrl: string;
 const connects: string[] = [];

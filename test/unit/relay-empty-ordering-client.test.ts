@@ -16,9 +16,9 @@ describe('ReferenceData.partner with an empty ref', () => {
       serverVersion: 17,
       // partner('') must refuse before it needs the field map or any call.
       fields: undefined as never,
-      async call(model, method) {
+      async call<T>(model: string, method: string): Promise<T> {
         calls.push(`${model}.${method}`);
-        return [];
+        return [] as T;
       },
     };
     // ReferenceData only touches the store in loadCached/refresh, which this test does not call.
