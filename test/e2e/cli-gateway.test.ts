@@ -119,6 +119,32 @@ describe('lab-gateway CLI against a running gateway', () => {
     expect(replayed.out).toContain(`${id}: replayed`);
   });
 
+  it('a dead letter that cannot be fixed is discarded with an audited reason; no reason, no discard', async () => {
+    let listed = '';
+    for (let i = 0; i < 60 && !/order\.created.*NO-SUCH-CLINIC/.test(listed); i++) {
+      listed = (await run(['events', 'list', '--state', 'dead', '--url', ready.status.url])).out;
+      if (!/order\.created.*NO-SUCH-CLINIC/.test(listed)) await new Promise((r) => setTimeout(r, 500));
+    }
+    const id = listed.split(/\s+/)[0]!;
+    const token = ['--url', ready.status.url, '--token-file', path.join(dir, 'admin.token')];
+    const noReason = await run(['events', 'discard', id, ...token]);
+    expect(noReason.code).toBe(2);
+    const discarded = await run(['events', 'discard', id, '--reason', 'order entered by hand in Odoo', ...token]);
+    expect(discarded.code).toBe(0);
+    expect(discarded.out).toContain(`${id}: discarded`);
+    const after = await run(['events', 'list', '--state', 'discarded', '--json', '--url', ready.status.url]);
+    const rows = JSON.parse(after.out) as Array<{ event: { id: string }; audit?: Array<{ action: string; reason?: string }> }>;
+    expect(rows.find((r) => r.event.id === id)?.audit?.map((a) => a.action)).toEqual(['replay', 'discard']);
+  });
+
+  it('the sandbox records are served to the status page', async () => {
+    const res = await fetch(new URL('/api/sandbox', ready.status.url));
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { sandbox: boolean; records: { models: Record<string, { count: number }> } };
+    expect(body.sandbox).toBe(true);
+    expect(body.records.models['sale.order']).toBeDefined();
+  });
+
   it('SIGTERM stops gracefully and everything acknowledged is in the store', async () => {
     gateway.kill('SIGTERM');
     expect(await exited).toBe(0);
