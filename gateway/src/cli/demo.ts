@@ -88,7 +88,7 @@ export async function runDemo(argv: string[], ctx: CliContext): Promise<number> 
           `  HL7/MLLP (LIS)   ${addr.hl7.lis?.host}:${addr.hl7.lis?.port}`,
           `  analyzer (ASTM)  ${DEMO_ANALYZER} (${DEMO_PROFILE}) on ${analyzer?.host}:${analyzer?.port}`,
           `  MQTT             ${addr.mqtt.url}  (try: mosquitto_sub -v -t 'lab-gateway/#')`,
-          `  sandbox Odoo     ${addr.odoo.url}  (records: lab-gateway sandbox list --config <none> or the status page)`,
+          `  sandbox Odoo     ${addr.odoo.url}  (records on the status page, or: npx lab-gateway sandbox list${options.dataDir === './var' ? '' : ' --config <a file with gateway.dataDir: ' + options.dataDir + '>'})`,
           `  data             ${addr.dataDir}`,
           '',
           `A simulated LIS orders ${DEMO_TESTS.join(', ')} every ${options.intervalSeconds}s; the simulated analyzer runs them and the LIS validates the results.`,
