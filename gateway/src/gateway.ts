@@ -6,7 +6,6 @@
  * status, MQTT (it publishes the final `offline`), the store last.
  */
 import type { GatewayConfig, AnalyzerConfig, Hl7EndpointConfig } from './config/types.ts';
-import { readSecret } from './config/load.ts';
 import type { Component } from './lifecycle.ts';
 import type { Logger } from './log.ts';
 import { createLogger } from './log.ts';
@@ -108,40 +107,15 @@ export class Gateway {
     const store = this.store;
 
     // Odoo: the configured server, or the in-process sandbox that keeps its records under dataDir.
-    let odooUrl: string;
-    let apiKey: string;
-    let database: string;
-    let login: string;
-    const sandboxMode = cfg.odoo.url === undefined;
-    if (sandboxMode) {
+    const odooDeps = { telemetry: this.telemetry, log: this.log.child({ component: 'odoo' }) };
+    if (cfg.odoo.url === undefined) {
       this.sandbox = new Sandbox(cfg.gateway.dataDir, cfg.odoo);
-      odooUrl = await this.sandbox.start();
-      database = this.sandbox.database;
-      login = this.sandbox.login;
-      apiKey = this.sandbox.apiKey;
+      const url = await this.sandbox.start();
+      this.odoo = OdooClient.fromConfig({ ...cfg.odoo, database: this.sandbox.database, login: this.sandbox.login }, { ...odooDeps, url, apiKey: this.sandbox.apiKey, sandbox: true });
     } else {
-      odooUrl = cfg.odoo.url as string;
-      database = cfg.odoo.database ?? '';
-      login = cfg.odoo.login ?? '';
-      const key = readSecret({ ...(cfg.odoo.apiKeyFile ? { file: cfg.odoo.apiKeyFile } : {}), ...(cfg.odoo.apiKeyEnv ? { env: cfg.odoo.apiKeyEnv } : {}) });
-      if (!key) throw new GatewayError('GW_CONFIG_INVALID', 'odoo.apiKeyFile / odoo.apiKeyEnv gave an empty API key');
-      apiKey = key;
+      // The key is read from odoo.apiKeyFile / odoo.apiKeyEnv (never from the config itself).
+      this.odoo = OdooClient.fromConfig(cfg.odoo, odooDeps);
     }
-    this.odoo = new OdooClient({
-      url: odooUrl,
-      database,
-      login,
-      apiKey,
-      timeoutMs: cfg.odoo.timeoutMs,
-      sandbox: sandboxMode,
-      telemetry: this.telemetry,
-      log: this.log.child({ component: 'odoo' }),
-      ...(cfg.odoo.caFile ? { caFile: cfg.odoo.caFile } : {}),
-      ...(cfg.odoo.pinnedCertSha256 ? { pinnedCertSha256: cfg.odoo.pinnedCertSha256 } : {}),
-      ...(cfg.odoo.proxy ? { proxy: cfg.odoo.proxy } : {}),
-      ...(cfg.odoo.apiKeyExpiresAt ? { apiKeyExpiresAt: cfg.odoo.apiKeyExpiresAt } : {}),
-      keyExpiryWarnDays: cfg.odoo.keyExpiryWarnDays,
-    });
     this.relay = new Relay({
       store,
       odoo: this.odoo,

@@ -55,10 +55,3 @@ export function loadConfigOrThrow(file?: string): { config: GatewayConfig; issue
 export function formatIssues(issues: ConfigIssue[]): string {
   return issues.map((i) => `  ${i.severity === 'error' ? 'error  ' : 'warning'} ${i.path || '(file)'}: ${i.message}`).join('\n');
 }
-
-/** Read a secret from a file (trimmed) or an environment variable; never from the config itself. */
-export function readSecret(options: { file?: string; env?: string }): string | undefined {
-  if (options.file) return readFileSync(options.file, 'utf8').trim();
-  if (options.env) return process.env[options.env]?.trim();
-  return undefined;
-}
