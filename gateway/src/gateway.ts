@@ -110,8 +110,8 @@ export class Gateway {
     const odooDeps = { telemetry: this.telemetry, log: this.log.child({ component: 'odoo' }) };
     if (cfg.odoo.url === undefined) {
       this.sandbox = new Sandbox(cfg.gateway.dataDir, cfg.odoo);
-      const url = await this.sandbox.start();
-      this.odoo = OdooClient.fromConfig({ ...cfg.odoo, database: this.sandbox.database, login: this.sandbox.login }, { ...odooDeps, url, apiKey: this.sandbox.apiKey, sandbox: true });
+      await this.sandbox.start();
+      this.odoo = this.sandbox.client(cfg.odoo, odooDeps);
     } else {
       // The key is read from odoo.apiKeyFile / odoo.apiKeyEnv (never from the config itself).
       this.odoo = OdooClient.fromConfig(cfg.odoo, odooDeps);

@@ -8,6 +8,9 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { OdooEmulator } from '../../test/odoo-emulator/emulator.ts';
 import type { OdooConfig } from './config/types.ts';
+import type { Logger } from './log.ts';
+import type { Telemetry } from './telemetry.ts';
+import { OdooClient } from './relay/odoo/odoo-client.ts';
 
 export const SANDBOX_LOGIN = 'lab-gateway';
 
@@ -56,6 +59,11 @@ export class Sandbox {
 
   get url(): string {
     return this.emulator.url;
+  }
+
+  /** The relay's Odoo client for this sandbox (started): link state reported as 'sandbox'. */
+  client(config: OdooConfig, deps: { telemetry?: Telemetry; log?: Logger } = {}): OdooClient {
+    return OdooClient.fromConfig({ ...config, database: this.database, login: this.login }, { ...deps, url: this.url, apiKey: this.apiKey, sandbox: true });
   }
 
   get database(): string {

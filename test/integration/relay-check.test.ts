@@ -1,24 +1,28 @@
+/**
+ * The sandbox as the gateway wires it (gateway/src/sandbox.ts: an emulator with an integration
+ * user, and its client) and the Odoo connection check behind `lab-gateway check --odoo`.
+ */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkOdooConnection, createOdooClient, createRelay, dueDelayFor, SANDBOX_USERS } from '../../gateway/src/relay/index.ts';
+import { checkOdooConnection, dueDelayFor, Relay } from '../../gateway/src/relay/index.ts';
+import { Sandbox } from '../../gateway/src/sandbox.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import { Telemetry } from '../../gateway/src/telemetry.ts';
-import { startEmulator } from '../fixtures/relay/harness.ts';
 import { inbound, odooConfig, orderCreated, relayConfig, tempDir, waitFor } from '../fixtures/relay/helpers.ts';
-import type { OdooEmulator } from '../odoo-emulator/index.ts';
 
-let emu: OdooEmulator;
-let url: string;
+const config = odooConfig({ url: undefined, sandboxVersion: 19 });
+let sandbox: Sandbox;
 let store: EventStore;
 const tmp = tempDir('relay-check-');
 
 beforeAll(async () => {
-  ({ emu, url } = await startEmulator(19, { users: SANDBOX_USERS }));
+  sandbox = new Sandbox(tmp.dir, config);
+  await sandbox.start();
   store = await EventStore.open({ dataDir: tmp.dir, pruneIntervalMs: 0 });
 });
 afterAll(async () => {
   await store.close();
-  await emu.close();
+  await sandbox.close();
   tmp.cleanup();
 });
 
@@ -27,7 +31,7 @@ describe('sandbox client and connection check', () => {
     const telemetry = new Telemetry();
     const states: string[] = [];
     telemetry.on('odoo.state', (s) => states.push(s.state));
-    const client = createOdooClient(odooConfig({ url: undefined }), { telemetry, sandboxUrl: url });
+    const client = sandbox.client(config, { telemetry });
     await client.connect();
     expect(client.state).toBe('sandbox');
     expect(client.protocol).toBe('json-2');
@@ -36,31 +40,29 @@ describe('sandbox client and connection check', () => {
   });
 
   it('check passes on a good mapping and names the key of a bad one', async () => {
-    const good = createOdooClient(odooConfig({ url: undefined }), { sandboxUrl: url });
-    const ok = await checkOdooConnection(good, odooConfig(), store);
+    const good = sandbox.client(config);
+    const ok = await checkOdooConnection(good, config, store);
     good.close();
     expect(ok).toMatchObject({ ok: true, serverVersion: expect.stringMatching(/^19/), protocol: 'json-2' });
-    const conf = odooConfig({ mapping: { labLocation: 'WH/Stock/Lab', consumptionLocation: 'Nowhere', consumptionPickingType: 'No Such Type', defaultVendorRef: 'VEND-NONE' } });
-    const bad = createOdooClient(odooConfig({ url: undefined }), { sandboxUrl: url });
+    const conf = odooConfig({ url: undefined, sandboxVersion: 19, mapping: { labLocation: 'WH/Stock/Lab', consumptionLocation: 'Nowhere', consumptionPickingType: 'No Such Type', defaultVendorRef: 'VEND-NONE' } });
+    const bad = sandbox.client(conf);
     const report = await checkOdooConnection(bad, conf, store);
     bad.close();
     expect(report.ok).toBe(false);
     expect(report.issues.map((i) => i.path).sort()).toEqual(['odoo.mapping.consumptionLocation', 'odoo.mapping.consumptionPickingType', 'odoo.mapping.defaultVendorRef']);
   });
-});
 
-describe('createRelay (composition-root helper)', () => {
-  it('wires the sandbox client and the relay over a store; events reach the sandbox', async () => {
+  it('the relay over the sandbox client delivers events into the sandbox, as the gateway wires it', async () => {
     const dir = tempDir('relay-create-');
-    const config = relayConfig();
-    const own = await EventStore.open({ dataDir: dir.dir, dueDelayMs: dueDelayFor(config), backoff: config.backoff, pruneIntervalMs: 0 });
-    const telemetry = new Telemetry();
-    const { relay, client } = createRelay({ odoo: odooConfig({ url: undefined }), relay: config, store: own, telemetry, log: silentLogger, sandboxUrl: url });
+    const relayCfg = relayConfig();
+    const own = await EventStore.open({ dataDir: dir.dir, dueDelayMs: dueDelayFor(relayCfg), backoff: relayCfg.backoff, pruneIntervalMs: 0 });
+    const client = sandbox.client(config);
+    const relay = new Relay({ store: own, odoo: client, config: relayCfg, odooConfig: config, telemetry: new Telemetry(), log: silentLogger });
     try {
       await relay.start();
       await own.commit(inbound(), [orderCreated('CR1', 'CLINIC-A', ['GLU'])]);
       relay.notify();
-      await waitFor(() => emu.count('sale.order', [['client_order_ref', '=', 'CR1']]) === 1);
+      await waitFor(() => sandbox.emulator.count('sale.order', [['client_order_ref', '=', 'CR1']]) === 1);
       expect(client.state).toBe('sandbox');
     } finally {
       await relay.stop();

@@ -2,8 +2,6 @@
 export { Relay, deadReason, type RelayOptions, type RelayStatus } from './relay.ts';
 export { dueDelayFor, syncModeOf } from './sync-modes.ts';
 export { OdooClient, readApiKey, type OdooApi, type OdooClientLike, type OdooClientOptions } from './odoo/odoo-client.ts';
-export { createOdooClient, SANDBOX_USERS, SANDBOX_BOT, SANDBOX_DATABASE } from './sandbox.ts';
 export { checkOdooConnection, type OdooCheckReport, type OdooCheckIssue } from './check-connection.ts';
 export { ReferenceData, REF_NAMESPACE, type ReferenceSnapshot } from './reference-data.ts';
 export { ALL_RULES, rulesFor } from './rules/index.ts';
-export { createRelay } from './create-relay.ts';
