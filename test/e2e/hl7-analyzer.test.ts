@@ -4,14 +4,11 @@
  * kept byte-exact and turned into results and reagent consumption mapped by the profile.
  */
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Gateway } from '../../gateway/src/gateway.ts';
-import { validateConfig } from '../../gateway/src/config/validate.ts';
-import { silentLogger } from '../../gateway/src/log.ts';
+import type { Gateway } from '../../gateway/src/gateway.ts';
+import { startTestGateway } from '../fixtures/gateway.ts';
 import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
 import { unwrapFrame } from '../../gateway/src/ingress/mllp/mllp-encoder.ts';
 
@@ -19,30 +16,18 @@ const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const corpus = path.resolve(repo, '../shared/corpus/hl7');
 const load = (f: string): Buffer => unwrapFrame(readFileSync(path.join(corpus, f)));
 
-let dir: string;
 let gateway: Gateway;
+let stop: () => Promise<void>;
 let client: MllpClient;
 
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'lgw-hl7an-'));
-  const { config, issues } = validateConfig({
-    gateway: { id: 'hl7an', dataDir: dir },
-    hl7: [{ id: 'lis', listen: { host: '127.0.0.1', port: 0 } }],
-    analyzers: [{ id: 'bs-200', profile: 'mindray-bs-series', tcp: { listen: { host: '127.0.0.1', port: 0 } } }],
-    relay: { enabled: false },
-    mqtt: { listen: { host: '127.0.0.1', port: 0 } },
-    status: { listen: { host: '127.0.0.1', port: 0 } },
-  });
-  if (!config) throw new Error(JSON.stringify(issues));
-  gateway = new Gateway({ config, log: silentLogger });
-  const addr = await gateway.start();
-  client = await MllpClient.connect({ host: '127.0.0.1', port: addr.analyzers['bs-200']!.port! });
+  ({ gateway, stop } = await startTestGateway('hl7an', { analyzers: [{ id: 'bs-200', profile: 'mindray-bs-series', tcp: { listen: { host: '127.0.0.1', port: 0 } } }] }));
+  client = await MllpClient.connect({ host: '127.0.0.1', port: gateway.addresses().analyzers['bs-200']!.port! });
 });
 
 afterAll(async () => {
   await client?.close().catch(() => undefined);
-  await gateway?.stop(5_000);
-  await rm(dir, { recursive: true, force: true });
+  await stop?.();
 });
 
 describe('Mindray BS over HL7/MLLP', () => {

@@ -3,37 +3,25 @@
  * an ASTM order message, in its own E1381 session, as soon as the order is stored.
  */
 import net from 'node:net';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Gateway } from '../../gateway/src/gateway.ts';
-import { validateConfig } from '../../gateway/src/config/validate.ts';
-import { silentLogger } from '../../gateway/src/log.ts';
+import type { Gateway } from '../../gateway/src/gateway.ts';
+import { startTestGateway } from '../fixtures/gateway.ts';
 import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
 import { createLinkSession } from '../../gateway/src/ingress/astm/create-link-session.ts';
 import { resolveLinkOptions } from '../../gateway/src/ingress/astm/link-options.ts';
 import { realScheduler } from '../../gateway/src/ingress/astm/scheduler.ts';
 
-let dir: string;
 let gateway: Gateway;
+let stop: () => Promise<void>;
 let analyzerSocket: net.Socket;
 const received: string[] = [];
 let lis: MllpClient;
 
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'lgw-download-'));
-  const { config, issues } = validateConfig({
-    gateway: { id: 'download', dataDir: dir },
-    hl7: [{ id: 'lis', listen: { host: '127.0.0.1', port: 0 } }],
+  ({ gateway, stop } = await startTestGateway('download', {
     analyzers: [{ id: 'centaur-1', profile: 'siemens-advia-centaur-xp', tcp: { listen: { host: '127.0.0.1', port: 0 } }, pushOrders: true }],
-    relay: { enabled: false },
-    mqtt: { listen: { host: '127.0.0.1', port: 0 } },
-    status: { listen: { host: '127.0.0.1', port: 0 } },
-  });
-  if (!config) throw new Error(JSON.stringify(issues));
-  gateway = new Gateway({ config, log: silentLogger });
-  const addr = await gateway.start();
+  }));
+  const addr = gateway.addresses();
   // The simulated analyzer: connects to its listener and answers as an E1381 receiver.
   analyzerSocket = net.connect({ host: '127.0.0.1', port: addr.analyzers['centaur-1']!.port! });
   const session = createLinkSession({
@@ -57,8 +45,7 @@ beforeAll(async () => {
 afterAll(async () => {
   analyzerSocket?.destroy();
   await lis?.close().catch(() => undefined);
-  await gateway?.stop(5_000);
-  await rm(dir, { recursive: true, force: true });
+  await stop?.();
 });
 
 const orm = (controlId: string, accession: string, test: string): Buffer =>
