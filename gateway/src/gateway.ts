@@ -326,8 +326,6 @@ export class Gateway {
     t.on('intake.message', (e) => {
       if (e.outcome === 'rejected') this.log.warn('message rejected', { endpoint: e.endpoint, reason: e.reason, messageType: e.messageType });
     });
-    t.on('relay.outcome', (e) => {
-      if (e.outcome === 'dead') this.log.warn('event dead-lettered', { eventId: e.eventId, type: e.eventType, error: e.error });
-    });
+    // Dead letters are logged by the relay itself, with the reason.
   }
 }
