@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 /**
  * Partition and idempotency keys. Partition keys scope FIFO delivery; idempotency keys are
@@ -18,7 +18,12 @@ export const partitionKeys = {
 
 /** Join the parts of a source identity into a key; long keys are hashed to keep LevelDB keys short. */
 export function idempotencyKey(...parts: Array<string | number | undefined>): string {
-  const joined = parts.map((p) => (p === undefined ? '' : String(p))).join('|');
+  let joined = '';
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i];
+    if (i > 0) joined += '|';
+    if (p !== undefined) joined += String(p);
+  }
   if (joined.length <= 160) return joined;
-  return `${joined.slice(0, 80)}#${createHash('sha256').update(joined).digest('hex').slice(0, 32)}`;
+  return `${joined.slice(0, 80)}#${hash('sha256', joined, 'hex').slice(0, 32)}`;
 }

@@ -39,9 +39,18 @@ function pad(n: number, width = 2): string {
   return String(n).padStart(width, '0');
 }
 
+/** The last timestamp formatted, by epoch second: replies within one second share it. */
+let stampSecond = Number.NaN;
+let stampText = '';
+
 /** HL7 DTM in the gateway's local time, second precision (readable by every version). */
 export function hl7Timestamp(d: Date): string {
-  return `${d.getFullYear()}${pad(d.getMonth() + 1)}${pad(d.getDate())}${pad(d.getHours())}${pad(d.getMinutes())}${pad(d.getSeconds())}`;
+  const second = Math.floor(d.getTime() / 1000);
+  if (second === stampSecond) return stampText;
+  const text = `${d.getFullYear()}${pad(d.getMonth() + 1)}${pad(d.getDate())}${pad(d.getHours())}${pad(d.getMinutes())}${pad(d.getSeconds())}`;
+  stampSecond = second;
+  stampText = text;
+  return text;
 }
 
 /**
@@ -66,68 +75,55 @@ export function escapeText(text: string, fieldSep: string, enc: string): string 
 
 /** Fields copied from the sender into the ACK lose control characters (they would break framing). */
 // eslint-disable-next-line no-control-regex
-const clean = (value: string): string => value.replace(/[\x00-\x1f\x7f]/g, '?');
+const CONTROL = /[\x00-\x1f\x7f]/;
+// eslint-disable-next-line no-control-regex
+const CONTROLS = /[\x00-\x1f\x7f]/g;
+const clean = (value: string): string => (CONTROL.test(value) ? value.replace(CONTROLS, '?') : value);
 
 export function buildAck(spec: AckSpec): string {
-  const r = spec.header;
-  const h: MshHeader = {
-    ...r,
-    sendingApplication: clean(r.sendingApplication),
-    sendingFacility: clean(r.sendingFacility),
-    receivingApplication: clean(r.receivingApplication),
-    receivingFacility: clean(r.receivingFacility),
-    triggerEvent: clean(r.triggerEvent),
-    controlId: clean(r.controlId),
-    processingId: clean(r.processingId),
-    version: clean(r.version),
-    charset: clean(r.charset),
-  };
+  const h = spec.header;
   const fs = h.fieldSeparator;
   const enc = h.encodingCharacters;
   const comp = enc[0] ?? '^';
   const sub = enc[3] ?? '&';
-  const version = h.version || DEFAULT_VERSION;
-  const messageType = !h.triggerEvent
+  const triggerEvent = clean(h.triggerEvent);
+  const controlId = clean(h.controlId);
+  const charset = clean(h.charset);
+  const version = clean(h.version) || DEFAULT_VERSION;
+  const messageType = !triggerEvent
     ? 'ACK'
     : versionAtLeast(version, '2.3.1')
-      ? `ACK${comp}${h.triggerEvent}${comp}ACK`
+      ? `ACK${comp}${triggerEvent}${comp}ACK`
       : versionAtLeast(version, '2.2')
-        ? `ACK${comp}${h.triggerEvent}`
+        ? `ACK${comp}${triggerEvent}`
         : 'ACK';
-  const msh = [
-    'MSH',
-    enc,
-    h.receivingApplication,
-    h.receivingFacility,
-    h.sendingApplication,
-    h.sendingFacility,
-    hl7Timestamp(spec.now ?? new Date()),
-    '',
-    messageType,
-    spec.controlId,
-    h.processingId || 'P',
-    version,
-  ];
-  if (h.charset) msh.push('', '', '', '', '', h.charset);
-  const segments = [msh.join(fs)];
+  // MSH-3/4 ↔ MSH-5/6 swapped; MSH-7 now; MSH-8 empty; MSH-18 echoed after MSH-13..17 left empty.
+  let out =
+    'MSH' + fs + enc + fs + clean(h.receivingApplication) + fs + clean(h.receivingFacility) + fs + clean(h.sendingApplication) + fs + clean(h.sendingFacility) +
+    fs + hl7Timestamp(spec.now ?? new Date()) + fs + fs + messageType + fs + spec.controlId + fs + (clean(h.processingId) || 'P') + fs + version;
+  if (charset) out += fs + fs + fs + fs + fs + fs + charset;
   const e = spec.error;
-  const text = e ? escapeText(e.text, fs, enc) : '';
-  segments.push(['MSA', spec.code, h.controlId, ...(e ? [text] : [])].join(fs));
-  if (e) {
-    const name = Hl7ErrorCodes[e.code];
-    const locationParts = (e.location ?? '').split('^').map((part) => escapeText(part, fs, enc));
-    const location = locationParts.join(comp);
-    if (versionAtLeast(version, '2.5')) {
-      // ERR-1 (withdrawn), ERR-2 location, ERR-3 code^text^HL70357, ERR-4 severity E, ERR-8 user message.
-      segments.push(['ERR', '', location, `${e.code}${comp}${name}${comp}HL70357`, 'E', '', '', '', text].join(fs));
-    } else {
-      const loc = locationParts;
-      const eld = [loc[0] ?? '', loc[1] ?? '', loc[2] ?? '', `${e.code}${sub}${name}${sub}HL70357`].join(comp);
-      segments.push(['ERR', eld].join(fs));
-    }
+  if (!e) return out + '\rMSA' + fs + spec.code + fs + controlId + '\r';
+  const text = escapeText(e.text, fs, enc);
+  out += '\rMSA' + fs + spec.code + fs + controlId + fs + text + '\r';
+  const name = Hl7ErrorCodes[e.code];
+  const locationParts = (e.location ?? '').split('^').map((part) => escapeText(part, fs, enc));
+  if (versionAtLeast(version, '2.5')) {
+    // ERR-1 (withdrawn), ERR-2 location, ERR-3 code^text^HL70357, ERR-4 severity E, ERR-8 user message.
+    out += ['ERR', '', locationParts.join(comp), `${e.code}${comp}${name}${comp}HL70357`, 'E', '', '', '', text].join(fs);
+  } else {
+    const loc = locationParts;
+    const eld = [loc[0] ?? '', loc[1] ?? '', loc[2] ?? '', `${e.code}${sub}${name}${sub}HL70357`].join(comp);
+    out += ['ERR', eld].join(fs);
   }
-  return segments.join('\r') + '\r';
+  return out + '\r';
 }
+
+/** The last converted millisecond and suffix parts of compactId. */
+let lastMsHex: string | undefined;
+let lastMsPart = '';
+let lastSuffixHex: string | undefined;
+let lastSuffixPart = '';
 
 /**
  * A control id unique to this gateway that fits the 20 characters of MSH-10 before v2.7: the
@@ -135,8 +131,17 @@ export function buildAck(spec: AckSpec): string {
  * each part zero-padded, so it stays unique and time-ordered.
  */
 export function compactId(timeOrderedHexId: string): string {
-  const ms = Number.parseInt(timeOrderedHexId.slice(0, 12), 16).toString(36).padStart(10, '0');
-  const counter = Number.parseInt(timeOrderedHexId.slice(12, 18), 16).toString(36).padStart(5, '0');
-  const suffix = Number.parseInt(timeOrderedHexId.slice(18, 24), 16).toString(36).padStart(5, '0');
-  return (ms + counter + suffix).toUpperCase();
+  const msHex = timeOrderedHexId.slice(0, 12);
+  const suffixHex = timeOrderedHexId.slice(18, 24);
+  // Ids made within one millisecond share the first part, and one process keeps its suffix.
+  if (msHex !== lastMsHex) {
+    lastMsHex = msHex;
+    lastMsPart = Number.parseInt(msHex, 16).toString(36).padStart(10, '0').toUpperCase();
+  }
+  if (suffixHex !== lastSuffixHex) {
+    lastSuffixHex = suffixHex;
+    lastSuffixPart = Number.parseInt(suffixHex, 16).toString(36).padStart(5, '0').toUpperCase();
+  }
+  const counter = Number.parseInt(timeOrderedHexId.slice(12, 18), 16).toString(36).padStart(5, '0').toUpperCase();
+  return lastMsPart + counter + lastSuffixPart;
 }

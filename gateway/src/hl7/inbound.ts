@@ -1,5 +1,5 @@
 import { isGatewayError } from '../errors.ts';
-import type { RawMessage } from './block.ts';
+import type { RawMessage, RawSegment } from './block.ts';
 import { charsetFromMsh18, chooseCharset, decodeText, type Charset } from './charset.ts';
 import type { Hl7ErrorCode } from './error-codes.ts';
 import { parseMessage, type Hl7Message } from './message.ts';
@@ -22,28 +22,43 @@ export interface InboundRead {
 }
 
 export function readInbound(raw: Buffer, structure: RawMessage, defaultCharset: Charset): InboundRead {
-  const mshSeg = structure.segments[0];
+  const segs = structure.segments;
+  const mshSeg = segs[0];
   if (!mshSeg) {
     const { header, problem } = readMsh('');
-    return { header, charset: defaultCharset, ...(problem ? { problem } : {}) };
+    return problem ? { header, charset: defaultCharset, problem } : { header, charset: defaultCharset };
   }
   // MSH-1/MSH-2 and MSH-18 are ASCII: read the header from the bytes as Latin-1 first.
-  const first = readMsh(raw.toString('latin1', mshSeg.start, mshSeg.end));
   const bytes = raw.subarray(structure.start, structure.end);
+  const latin1 = raw.toString('latin1', structure.start, structure.end);
+  const base = structure.start;
+  const first = readMsh(latin1.slice(mshSeg.start - base, mshSeg.end - base));
   const declared = charsetFromMsh18(first.header.charset, defaultCharset);
   const chosen = chooseCharset(bytes, declared);
   const charset = chosen.charset;
   const note = chosen.note ?? declared.note;
-  const texts = structure.segments.map((s) => decodeText(raw.subarray(s.start, s.end), charset));
+  const singleByte = charset === 'ascii' || charset === 'latin1';
+  const texts: string[] = new Array<string>(segs.length);
+  for (let i = 0; i < segs.length; i++) {
+    const s = segs[i] as RawSegment;
+    // ASCII and Latin-1 are one character per byte: the segments are slices of one decoded text.
+    texts[i] = singleByte ? latin1.slice(s.start - base, s.end - base) : decodeText(raw.subarray(s.start, s.end), charset);
+  }
   // Re-read the header in the right charset (MSH-3/4 may hold non-ASCII names).
-  const { header, problem } = charset === 'ascii' || charset === 'latin1' ? first : readMsh(texts[0] as string);
-  const base = { header, charset, ...(note ? { charsetNote: note } : {}) };
-  if (problem) return { ...base, problem };
+  const { header, problem } = singleByte ? first : readMsh(texts[0] as string);
+  const read: InboundRead = { header, charset };
+  if (note) read.charsetNote = note;
+  if (problem) {
+    read.problem = problem;
+    return read;
+  }
   try {
-    return { ...base, message: parseMessage(header, texts) };
+    read.message = parseMessage(header, texts);
+    return read;
   } catch (err) {
     const code = (isGatewayError(err) ? (err.details?.['hl7ErrorCode'] as Hl7ErrorCode | undefined) : undefined) ?? 100;
     const location = isGatewayError(err) ? (err.details?.['location'] as string | undefined) : undefined;
-    return { ...base, problem: { code, text: (err as Error).message, ...(location ? { location } : {}) } };
+    read.problem = { code, text: (err as Error).message, ...(location ? { location } : {}) };
+    return read;
   }
 }

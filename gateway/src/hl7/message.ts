@@ -44,6 +44,19 @@ function unescaperFor(d: Delimiters): Unescape {
   return fn;
 }
 
+/** `value.split(sep)[n] ?? ''` without building the array. */
+function nthPart(value: string, sep: string, n: number): string {
+  if (n < 0) return value.includes(sep) ? '' : value;
+  let from = 0;
+  for (let k = 0; k < n; k++) {
+    const at = value.indexOf(sep, from);
+    if (at === -1) return '';
+    from = at + sep.length;
+  }
+  const to = value.indexOf(sep, from);
+  return from === 0 && to === -1 ? value : value.slice(from, to === -1 ? value.length : to);
+}
+
 export class Hl7Segment {
   readonly name: string;
   /** Position in the message, 0 = MSH. */
@@ -52,7 +65,9 @@ export class Hl7Segment {
   readonly text: string;
   readonly #d: Delimiters;
   readonly #unescape: Unescape;
-  #fields: string[] | undefined;
+  readonly #isMsh: boolean;
+  /** Offsets of the field separators in `text` (found on first use; fields are cut on demand). */
+  #seps: number[] | undefined;
 
   constructor(name: string, index: number, text: string, delimiters: Delimiters, unescape: Unescape) {
     this.name = name;
@@ -60,31 +75,48 @@ export class Hl7Segment {
     this.text = text;
     this.#d = delimiters;
     this.#unescape = unescape;
+    this.#isMsh = name === 'MSH';
+  }
+
+  #separators(): number[] {
+    const seps: number[] = [];
+    const text = this.text;
+    const fs = this.#d.field;
+    for (let at = text.indexOf(fs); at !== -1; at = text.indexOf(fs, at + fs.length)) seps.push(at);
+    this.#seps = seps;
+    return seps;
   }
 
   /** Raw (escaped) text of a field, all repetitions. */
   raw(field: number): string {
-    this.#fields ??= this.text.split(this.#d.field);
-    if (this.name === 'MSH') {
-      // MSH-1 is the field separator itself, so MSH-n sits at split index n - 1.
+    // MSH-1 is the field separator itself, so MSH-n sits at split index n - 1.
+    let i = field;
+    if (this.#isMsh) {
       if (field === 1) return this.#d.field;
-      return this.#fields[field - 1] ?? '';
+      i = field - 1;
     }
-    return this.#fields[field] ?? '';
+    // Split index i runs from the i-th separator to the next one (index 0 would be the name).
+    if (!(i >= 0) || !Number.isInteger(i)) return '';
+    const seps = this.#seps ?? this.#separators();
+    if (i === 0) return this.text.slice(0, seps[0] ?? this.text.length);
+    if (i > seps.length) return '';
+    const from = (seps[i - 1] as number) + this.#d.field.length;
+    const to = i < seps.length ? (seps[i] as number) : this.text.length;
+    return this.text.slice(from, to);
   }
 
   /** Unescaped value of field[repetition].component.subcomponent (1-based; repetition 0-based). */
   get(field: number, component = 1, subcomponent = 1, repetition = 0): string {
     let v = this.raw(field);
     if (v === '') return '';
-    if (this.name === 'MSH' && field <= 2) return v;
+    if (this.#isMsh && field <= 2) return v;
     const d = this.#d;
-    if (v.includes(d.repetition)) v = v.split(d.repetition)[repetition] ?? '';
-    else if (repetition > 0) return '';
-    if (v.includes(d.component)) v = v.split(d.component)[component - 1] ?? '';
-    else if (component > 1) return '';
-    if (v.includes(d.subcomponent)) v = v.split(d.subcomponent)[subcomponent - 1] ?? '';
-    else if (subcomponent > 1) return '';
+    v = nthPart(v, d.repetition, repetition);
+    if (v === '') return '';
+    v = nthPart(v, d.component, component - 1);
+    if (v === '') return '';
+    v = nthPart(v, d.subcomponent, subcomponent - 1);
+    if (v === '') return '';
     v = v.trim();
     // HL7 v2.5 §2.5.3: "" is an explicit null ("delete this value"); for reading it is empty.
     if (v === '""') return '';
@@ -130,22 +162,51 @@ export function delimitersOf(header: MshHeader, text: () => string): Delimiters 
   return { field: header.fieldSeparator, component: pick(0), repetition: pick(1), escape: pick(2), subcomponent: pick(3) };
 }
 
+/** Delimiters (and their unescape) by field separator + MSH-2, when MSH-2 names all four. */
+const fullDelimiters = new Map<string, { delimiters: Delimiters; unescape: Unescape }>();
+
+function delimitersFor(header: MshHeader, segmentTexts: string[]): { delimiters: Delimiters; unescape: Unescape } {
+  const enc = header.encodingCharacters;
+  // Stand-ins depend on the text (they must not occur in it); four or more characters do not.
+  const complete = enc.length >= 4 && [...enc].length >= 4;
+  const key = header.fieldSeparator + enc;
+  let entry = complete ? fullDelimiters.get(key) : undefined;
+  if (!entry) {
+    const delimiters = delimitersOf(header, () => segmentTexts.join('\r'));
+    entry = { delimiters, unescape: unescaperFor(delimiters) };
+    if (complete) {
+      Object.freeze(delimiters);
+      if (fullDelimiters.size > 64) fullDelimiters.clear();
+      fullDelimiters.set(key, entry);
+    }
+  }
+  return entry;
+}
+
+function isUpper(c: number): boolean {
+  return c >= 0x41 && c <= 0x5a;
+}
+
+function isUpperOrDigit(c: number): boolean {
+  return (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39);
+}
+
 /**
  * Parse one message from its segment texts (terminators already removed; MSH first).
  * Throws GatewayError GW_HL7_PARSE with `details.hl7ErrorCode` (table 0357) on failure.
  */
 export function parseMessage(header: MshHeader, segmentTexts: string[]): Hl7Message {
   const segments: Hl7Segment[] = [];
-  const delimiters = delimitersOf(header, () => segmentTexts.join('\r'));
-  const unescape = unescaperFor(delimiters);
+  const { delimiters, unescape } = delimitersFor(header, segmentTexts);
+  const fs = header.fieldSeparator;
   for (let i = 0; i < segmentTexts.length; i++) {
     const text = segmentTexts[i] as string;
     const name = text.slice(0, 3);
-    if (!/^[A-Z][A-Z0-9]{2}$/.test(name)) {
+    // A segment id is an upper-case letter and two upper-case letters or digits.
+    if (name.length !== 3 || !isUpper(name.charCodeAt(0)) || !isUpperOrDigit(name.charCodeAt(1)) || !isUpperOrDigit(name.charCodeAt(2))) {
       throw parseError(100, `segment ${i + 1} has no valid segment id ("${name.replace(/[^\x20-\x7e]/g, '?')}")`, `${name}^1`);
     }
-    const after = text[3];
-    if (after !== undefined && after !== header.fieldSeparator) {
+    if (text.length > 3 && text[3] !== fs) {
       throw parseError(100, `segment ${i + 1} (${name}) is not followed by the field separator`, `${name}^1`);
     }
     if (i > 0 && name === 'MSH') throw parseError(100, `a second MSH at segment ${i + 1}`, `MSH^${i + 1}`);

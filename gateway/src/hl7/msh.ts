@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Hl7ErrorCode } from './error-codes.ts';
 
 /**
@@ -69,9 +69,27 @@ const EMPTY: MshHeader = {
   charset: '',
 };
 
-function isDelimiterChar(ch: string | undefined): boolean {
-  // HL7 v2.5 §2.5.4: delimiters are printable, non-alphanumeric ASCII.
-  return ch !== undefined && ch.length === 1 && /[\x21-\x2f\x3a-\x40\x5b-\x60\x7b-\x7e]/.test(ch);
+/** HL7 v2.5 §2.5.4: delimiters are printable, non-alphanumeric ASCII. */
+function isDelimiterCode(c: number): boolean {
+  return (c >= 0x21 && c <= 0x2f) || (c >= 0x3a && c <= 0x40) || (c >= 0x5b && c <= 0x60) || (c >= 0x7b && c <= 0x7e);
+}
+
+/** MSH-2 is 2 to 5 distinct delimiter characters, none of them the field separator. */
+function validEncodingCharacters(enc: string, fs: string): boolean {
+  // Every delimiter is one ASCII code unit, so counting code units is counting characters here.
+  const n = enc.length;
+  if (n < 2 || n > 5) return false;
+  for (let i = 0; i < n; i++) {
+    const ch = enc[i] as string;
+    if (!isDelimiterCode(enc.charCodeAt(i)) || ch === fs || enc.indexOf(ch) !== i) return false;
+  }
+  return true;
+}
+
+/** The part of `value` before the first `sep`. */
+function firstOf(value: string, sep: string): string {
+  const i = value.indexOf(sep);
+  return i === -1 ? value : value.slice(0, i);
 }
 
 /** Read the MSH segment text (terminator excluded). */
@@ -79,39 +97,40 @@ export function readMsh(segment: string): MshReadResult {
   if (!segment.startsWith('MSH')) {
     return { header: { ...EMPTY }, problem: { code: 100, text: 'the message does not start with an MSH segment', location: 'MSH' } };
   }
-  const fs = segment[3];
-  if (!isDelimiterChar(fs)) {
+  if (segment.length < 4 || !isDelimiterCode(segment.charCodeAt(3))) {
     return { header: { ...EMPTY }, problem: { code: 102, text: 'MSH-1 field separator missing or invalid', location: 'MSH^1^1' } };
   }
-  const fields = segment.split(fs as string);
+  const fs = segment[3] as string;
+  const fields = segment.split(fs);
   // fields[0] = 'MSH', fields[1] = MSH-2, so MSH-n = fields[n - 1] for n ≥ 2.
-  const f = (n: number): string => fields[n - 1] ?? '';
+  const n = fields.length;
+  const f = (k: number): string => (k - 1 < n ? (fields[k - 1] as string) : '');
   const enc = f(2);
   const comp = enc[0] ?? '^';
   const rep = enc[1] ?? '~';
-  const first = (value: string, sep: string): string => value.split(sep)[0] ?? '';
-  const msh9 = f(9).split(comp);
+  const msh9 = f(9);
+  const c1 = msh9.indexOf(comp);
+  const c2 = c1 === -1 ? -1 : msh9.indexOf(comp, c1 + 1);
+  const c3 = c2 === -1 ? -1 : msh9.indexOf(comp, c2 + 1);
   const header: MshHeader = {
-    fieldSeparator: fs as string,
+    fieldSeparator: fs,
     encodingCharacters: enc,
     sendingApplication: f(3),
     sendingFacility: f(4),
     receivingApplication: f(5),
     receivingFacility: f(6),
-    dateTime: first(f(7), comp),
-    messageCode: (msh9[0] ?? '').trim().toUpperCase(),
-    triggerEvent: (msh9[1] ?? '').trim().toUpperCase(),
-    messageStructure: (msh9[2] ?? '').trim().toUpperCase(),
+    dateTime: firstOf(f(7), comp),
+    messageCode: (c1 === -1 ? msh9 : msh9.slice(0, c1)).trim().toUpperCase(),
+    triggerEvent: (c1 === -1 ? '' : msh9.slice(c1 + 1, c2 === -1 ? msh9.length : c2)).trim().toUpperCase(),
+    messageStructure: (c2 === -1 ? '' : msh9.slice(c2 + 1, c3 === -1 ? msh9.length : c3)).trim().toUpperCase(),
     controlId: f(10).trim(),
     processingId: f(11),
-    version: first(first(f(12), rep), comp).trim(),
+    version: firstOf(firstOf(f(12), rep), comp).trim(),
     acceptAckType: f(15).trim().toUpperCase(),
     appAckType: f(16).trim().toUpperCase(),
-    charset: first(f(18), rep).trim(),
+    charset: firstOf(f(18), rep).trim(),
   };
-  const chars = [...enc];
-  const distinct = new Set([...chars, fs]).size === chars.length + 1;
-  if (chars.length < 2 || chars.length > 5 || !distinct || !chars.every(isDelimiterChar)) {
+  if (!validEncodingCharacters(enc, fs)) {
     return { header, problem: { code: 102, text: `MSH-2 encoding characters "${enc}" are invalid`, location: 'MSH^1^2' } };
   }
   if (header.messageCode === '') {
@@ -128,7 +147,6 @@ export function messageTypeOf(header: MshHeader): string {
   return header.triggerEvent ? `${header.messageCode}^${header.triggerEvent}` : header.messageCode;
 }
 
-/** The sender identity used for duplicate detection: MSH-3^MSH-4 as received. */
 /**
  * What makes two messages with one control id the same message: a hash of the bytes with MSH-7
  * (the time the message was built, which senders refresh on a resend) left out. A resend hashes
@@ -136,28 +154,58 @@ export function messageTypeOf(header: MshHeader): string {
  * MSH-10 = 1 every time) hashes differently, so neither is mistaken for the other.
  */
 export function contentFingerprint(raw: Buffer): string {
+  // One Latin-1 string of the bytes (hashed as UTF-8, as it always was: the value is part of the
+  // stored dedup and event keys) with MSH-7 cut out, hashed in one call.
   const text = raw.toString('latin1');
-  const end = text.search(/[\r\n]/);
-  const msh = end === -1 ? text : text.slice(0, end);
-  const sep = msh[3] ?? '|';
-  const fields = msh.split(sep);
-  if (fields[0] === 'MSH' && fields.length > 6) fields[6] = '';
-  return createHash('sha256')
-    .update(fields.join(sep))
-    .update(end === -1 ? '' : text.slice(end))
-    .digest('hex')
-    .slice(0, 16);
+  const cr = text.indexOf('\r');
+  const lf = text.indexOf('\n');
+  const end = cr === -1 ? lf : lf === -1 ? cr : Math.min(cr, lf);
+  const mshEnd = end === -1 ? text.length : end;
+  let data = text;
+  const sep = mshEnd > 3 ? (text[3] as string) : '|';
+  // The MSH-7 blanking applies when the first field is exactly 'MSH' and MSH-7 exists.
+  if (mshEnd > 3 && text.startsWith('MSH') && sep !== 'M' && sep !== 'S' && sep !== 'H') {
+    // Field k (0-based, field 0 = 'MSH') starts after the k-th separator; MSH-7 is field 6.
+    let at = 3;
+    let k = 0;
+    while (k < 6) {
+      const next = text.indexOf(sep, at);
+      if (next === -1 || next >= mshEnd) break;
+      at = next + 1;
+      k++;
+    }
+    if (k === 6) {
+      const next = text.indexOf(sep, at);
+      const stop = next === -1 || next >= mshEnd ? mshEnd : next;
+      if (stop > at) data = text.slice(0, at) + text.slice(stop);
+    }
+  }
+  return hash('sha256', data, 'hex').slice(0, 16);
 }
 
+/** The sender identity used for duplicate detection: MSH-3^MSH-4 as received. */
 export function senderOf(header: MshHeader): string {
   return `${header.sendingApplication}^${header.sendingFacility}`;
 }
 
+const VERSION = /^\d+(\.\d+)*$/;
+/** Parsed version numbers by version string (a handful of distinct values in practice). */
+const parsedVersions = new Map<string, readonly number[]>();
+
+function parseVersion(v: string): readonly number[] {
+  let parsed = parsedVersions.get(v);
+  if (parsed === undefined) {
+    parsed = VERSION.test(v) ? v.split('.').map(Number) : [2, 5];
+    if (parsedVersions.size >= 256) parsedVersions.clear();
+    parsedVersions.set(v, parsed);
+  }
+  return parsed;
+}
+
 /** Compare HL7 version strings numerically ('2.3.1' < '2.4'); unknown versions sort as 2.5. */
 export function versionAtLeast(version: string, min: string): boolean {
-  const parse = (v: string): number[] => (/^\d+(\.\d+)*$/.test(v) ? v.split('.').map(Number) : [2, 5]);
-  const a = parse(version);
-  const b = parse(min);
+  const a = parseVersion(version);
+  const b = parseVersion(min);
   for (let i = 0; i < Math.max(a.length, b.length); i++) {
     const x = a[i] ?? 0;
     const y = b[i] ?? 0;

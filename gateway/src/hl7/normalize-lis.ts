@@ -50,6 +50,8 @@ interface ResultGroup {
 const CANCEL_CONTROLS = new Set(['CA', 'OC', 'CR']);
 const COMPLETED_STATUSES = new Set(['P', 'R', 'C', 'S', 'F', 'A', 'U', '']);
 const SKIPPED_STATUSES = new Set(['D', 'W', 'X', 'N']);
+/** OBR-25 of an OBR without OBX that means results are there but not final. */
+const OBR_COMPLETED_STATUSES = new Set(['P', 'C', 'R', 'A']);
 
 function accessionOf(orc: Hl7Segment | undefined, obr: Hl7Segment | undefined): string {
   return orc?.get(2) || obr?.get(2) || orc?.get(3) || obr?.get(3) || '';
@@ -78,9 +80,14 @@ function orderingClientRefOf(line: OrderLine): string {
   return orc?.get(21, 10) || orc?.get(21, 3) || orc?.get(21, 1) || orc?.get(17, 1) || obr?.get(16, 1) || orc?.get(12, 1) || '';
 }
 
+/** A copy of `o` without its undefined and '' members (same key order). */
 function definedOnly<T extends object>(o: T): T {
-  for (const k of Object.keys(o) as Array<keyof T>) if (o[k] === undefined || o[k] === '') delete o[k];
-  return o;
+  const out: Record<string, unknown> = {};
+  for (const k in o) {
+    const v = o[k] as unknown;
+    if (v !== undefined && v !== '') out[k] = v;
+  }
+  return out as T;
 }
 
 class EventSink {
@@ -98,13 +105,18 @@ class EventSink {
     return this.#messageTime;
   }
 
+  #source(): DraftEvent['source'] {
+    const { endpoint, analyzer, message } = this.#ctx;
+    const controlId = message.header.controlId;
+    return analyzer ? { kind: 'hl7', endpoint, analyzer, controlId } : { kind: 'hl7', endpoint, controlId };
+  }
+
   add<T extends EventType>(type: T, position: number, ids: { accession?: string; specimenId?: string }, data: EventDataMap[T], occurredAt?: string): void {
     const correlationId = ids.accession || ids.specimenId || '';
     if (!correlationId) {
       this.#ctx.notes.push(`${type} at segment ${position + 1} skipped: no accession or specimen id`);
       return;
     }
-    const { endpoint, analyzer, message } = this.#ctx;
     const event = {
       type,
       occurredAt: occurredAt ?? this.#fallbackTime,
@@ -112,7 +124,7 @@ class EventSink {
       idempotencyKey: hl7EventKey(this.#ctx, position, type),
       correlationId,
       partitionKey: ids.accession ? partitionKeys.order(ids.accession) : partitionKeys.specimen(correlationId),
-      source: { kind: 'hl7' as const, endpoint, ...(analyzer ? { analyzer } : {}), controlId: message.header.controlId },
+      source: this.#source(),
       data: definedOnly(data),
     };
     this.events.push(event as DraftEvent);
@@ -144,7 +156,8 @@ function normalizeOrders(ctx: Hl7NormalizeContext, sink: EventSink): void {
         if (current && !current.tq1) current.tq1 = seg;
         break;
       case 'OBR':
-        current = { obr: seg, position: seg.index, ...(pendingOrc ?? lastOrc ? { orc: (pendingOrc ?? lastOrc) as Hl7Segment } : {}) };
+        current = { obr: seg, position: seg.index };
+        if (pendingOrc ?? lastOrc) current.orc = (pendingOrc ?? lastOrc) as Hl7Segment;
         if (leadingSpecimen) current.spm = leadingSpecimen;
         pendingOrc = undefined;
         lines.push(current);
@@ -261,7 +274,9 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
         if (!isOru && current && !current.orc) current.orc = seg; // OUL^R22: ORC follows OBR
         break;
       case 'OBR':
-        current = { obr: seg, obx: [], position: seg.index, ...(pendingOrc ? { orc: pendingOrc } : {}), ...(leadingSpecimen ? { spm: leadingSpecimen } : {}) };
+        current = { obr: seg, obx: [], position: seg.index };
+        if (pendingOrc) current.orc = pendingOrc;
+        if (leadingSpecimen) current.spm = leadingSpecimen;
         pendingOrc = undefined;
         groups.push(current);
         lastWasSpecimen = false;
@@ -303,7 +318,7 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
         sink.add('result.validated', g.position, ids, { accession: accession || specimenId, specimenId, testCode: orderedCode, validatedAt: groupTime } as EventDataMap['result.validated'], groupTime);
       } else if (obrStatus === 'I') {
         sink.add('test.in_progress', g.position, ids, { accession: accession || specimenId, specimenId, testCode: orderedCode }, groupTime);
-      } else if (['P', 'C', 'R', 'A'].includes(obrStatus)) {
+      } else if (OBR_COMPLETED_STATUSES.has(obrStatus)) {
         sink.add('test.completed', g.position, ids, { accession, specimenId, testCode: orderedCode, resultStatus: obrStatus, runType, completedAt: groupTime } as EventDataMap['test.completed'], groupTime);
       }
       continue;
@@ -383,18 +398,17 @@ export const normalizeLis: Hl7Normalizer = (ctx) => {
 /** Terms for the store's message browser: control id, accessions (placer/filler), specimen ids. */
 export function hl7SearchTerms(message: Hl7Message): string[] {
   const terms = new Set<string>();
-  if (message.header.controlId) terms.add(message.header.controlId);
+  const add = (v: string): void => {
+    if (v) terms.add(v);
+  };
+  add(message.header.controlId);
   for (const seg of message.segments) {
     if (seg.name === 'ORC' || seg.name === 'OBR') {
-      for (const f of [2, 3]) {
-        const v = seg.get(f);
-        if (v) terms.add(v);
-      }
+      add(seg.get(2));
+      add(seg.get(3));
     } else if (seg.name === 'SPM') {
-      for (const c of [1, 2]) {
-        const v = seg.get(2, c, 1);
-        if (v) terms.add(v);
-      }
+      add(seg.get(2, 1, 1));
+      add(seg.get(2, 2, 1));
     }
   }
   return [...terms];

@@ -6,7 +6,7 @@ import { analyseBlock, type BlockStructure, type RawMessage } from '../../hl7/bl
 import { encodeText, type Charset } from '../../hl7/charset.ts';
 import { readInbound, type InboundRead } from '../../hl7/inbound.ts';
 import { normalizeLis, hl7SearchTerms } from '../../hl7/normalize-lis.ts';
-import { KNOWN_MESSAGE_CODES, type Hl7Normalizer } from '../../hl7/normalizer.ts';
+import { KNOWN_MESSAGE_CODES, type Hl7NormalizeContext, type Hl7Normalizer } from '../../hl7/normalizer.ts';
 import { contentFingerprint, messageTypeOf, readMsh, senderOf, type MshHeader } from '../../hl7/msh.ts';
 import { ids } from '../../ids.ts';
 import type { Logger } from '../../log.ts';
@@ -82,24 +82,43 @@ interface AckPlan {
 /** HL7 table 0155 (accept/application acknowledgment conditions). */
 const ACK_CONDITIONS = new Set(['AL', 'NE', 'ER', 'SU']);
 
+const ORIGINAL = { ok: 'AA', reject: 'AR', error: 'AE' } as const;
+const COMMIT = { ok: 'CA', reject: 'CR', error: 'CE' } as const;
+/** The original-mode plans (constant: callers only read them). */
+const ORIGINAL_PLANS: Readonly<Record<'ok' | Severity, AckPlan>> = { ok: { first: 'AA' }, reject: { first: 'AR' }, error: { first: 'AE' } };
+
 function planAcks(mode: Hl7EndpointConfig['ack'], header: MshHeader, result: 'ok' | Severity): AckPlan {
-  const original = { ok: 'AA', reject: 'AR', error: 'AE' } as const;
-  const commit = { ok: 'CA', reject: 'CR', error: 'CE' } as const;
+  if (mode !== 'enhanced') return ORIGINAL_PLANS[result];
   // Values outside table 0155 count as empty: Mindray BS analyzers put their run type (0/1/2) in
   // MSH-16 and expect an original-mode ACK.
   const accept = ACK_CONDITIONS.has(header.acceptAckType) ? header.acceptAckType : '';
   const app = ACK_CONDITIONS.has(header.appAckType) ? header.appAckType : '';
-  const enhanced = mode === 'enhanced' && (accept !== '' || app !== '');
-  if (!enhanced) return { first: original[result] };
+  if (accept === '' && app === '') return ORIGINAL_PLANS[result];
   const due = (type: string): boolean => type === 'AL' || type === '' || (type === 'ER' && result !== 'ok') || (type === 'SU' && result === 'ok');
   const plan: AckPlan = {};
-  if (due(accept)) plan.first = commit[result];
+  if (due(accept)) plan.first = COMMIT[result];
   // MSH-16 empty in enhanced mode means no application acknowledgement (§2.9.3.1).
-  if (app !== '' && due(app)) plan.second = original[result];
+  if (app !== '' && due(app)) plan.second = ORIGINAL[result];
   return plan;
 }
 
 const FALLBACK_HEADER: MshHeader = readMsh('MSH|^~\\&').header;
+
+interface MessageOutcome {
+  reply: Buffer | undefined;
+  result: MessageResult;
+  header: MshHeader;
+  charset: Charset;
+}
+
+function messageResult(outcome: MessageResult['outcome'], reason: string | undefined, messageType: string | undefined, controlId: string, ackCode: AckCode | undefined): MessageResult {
+  const r: MessageResult = { outcome };
+  if (reason !== undefined) r.reason = reason;
+  if (messageType) r.messageType = messageType;
+  if (controlId) r.controlId = controlId;
+  if (ackCode) r.ackCode = ackCode;
+  return r;
+}
 
 export class Hl7Intake {
   readonly #config: Hl7EndpointConfig;
@@ -211,12 +230,7 @@ export class Hl7Intake {
     return { reply, results };
   }
 
-  async #processMessage(
-    frame: Buffer,
-    structure: RawMessage,
-    meta: FrameMeta,
-    whole: boolean,
-  ): Promise<{ reply: Buffer | undefined; result: MessageResult; header: MshHeader; charset: Charset }> {
+  async #processMessage(frame: Buffer, structure: RawMessage, meta: FrameMeta, whole: boolean): Promise<MessageOutcome> {
     // A lone message keeps the whole frame as its raw bytes; a batch member keeps its own slice.
     const raw = whole ? frame : frame.subarray(structure.start, structure.end);
     let read: InboundRead;
@@ -227,78 +241,61 @@ export class Hl7Intake {
     }
     const { header, charset } = read;
     const messageType = header.messageCode ? messageTypeOf(header) : undefined;
-    const typeInfo = messageType ? { messageType } : {};
-    const controlInfo = header.controlId ? { controlId: header.controlId } : {};
-    const reject = async (error: AckError, severity: Severity): Promise<{ reply: Buffer | undefined; result: MessageResult; header: MshHeader; charset: Charset }> => {
-      const ackHeader = error.code === 102 && error.location?.startsWith('MSH^1^') ? { ...FALLBACK_HEADER, controlId: header.controlId } : header;
-      const reply = this.#replyFor(ackHeader, charset, severity, error);
-      const message: InboundMessage = {
-        ...this.#base(meta, ackHeader, charset),
-        raw: whole ? raw : Buffer.from(raw),
-        status: 'rejected',
-        rejectReason: error.text,
-        ...(reply.bytes ? { ack: reply.bytes } : {}),
-        ...(header.controlId ? { searchTerms: [header.controlId] } : {}),
-      };
-      const committed = await this.#commitRejected(message);
-      const bytes = committed ? reply.bytes : this.#replyFor(ackHeader, charset, 'error', { code: 207, text: 'store unavailable' }).bytes;
-      return { reply: bytes, header, charset, result: { outcome: 'rejected', reason: committed ? error.text : 'store unavailable', ...typeInfo, ...controlInfo, ...(reply.first ? { ackCode: reply.first } : {}) } };
-    };
 
     if (read.problem || !read.message) {
       const p = read.problem ?? { code: 207 as const, text: 'message could not be read' };
-      return reject(p, 'reject');
+      return this.#rejectMessage(raw, whole, read, messageType, meta, p, 'reject');
     }
     const message = read.message;
     if (!KNOWN_MESSAGE_CODES.has(header.messageCode) && header.messageCode !== 'ACK' && this.#config.unknownMessageTypes === 'reject') {
-      return reject({ code: 200, text: `message type ${messageType} is not supported by this endpoint`, location: 'MSH^1^9' }, 'reject');
+      return this.#rejectMessage(raw, whole, read, messageType, meta, { code: 200, text: `message type ${messageType} is not supported by this endpoint`, location: 'MSH^1^9' }, 'reject');
     }
 
     const notes: string[] = [];
     const fingerprint = contentFingerprint(raw);
     let events: DraftEvent[];
     try {
-      events = this.#normalize({
-        message,
-        fingerprint,
-        endpoint: this.#config.id,
-        ...(this.#config.analyzer ? { analyzer: this.#config.analyzer } : {}),
-        receivedAt: meta.receivedAt,
-        notes,
-      });
+      const ctx: Hl7NormalizeContext = { message, fingerprint, endpoint: this.#config.id, receivedAt: meta.receivedAt, notes };
+      if (this.#config.analyzer) ctx.analyzer = this.#config.analyzer;
+      events = this.#normalize(ctx);
     } catch (err) {
       this.#log.error('normalizer failed', { controlId: header.controlId, messageType, error: describeError(err) });
-      return reject({ code: 207, text: `the message could not be turned into events: ${describeError(err)}` }, 'error');
+      return this.#rejectMessage(raw, whole, read, messageType, meta, { code: 207, text: `the message could not be turned into events: ${describeError(err)}` }, 'error');
     }
     if (notes.length > 0) this.#log.debug('normalizer notes', { controlId: header.controlId, notes });
 
     const reply = this.#replyFor(header, charset, 'ok');
-    const inbound: InboundMessage = {
-      ...this.#base(meta, header, charset),
-      raw: whole ? raw : Buffer.from(raw),
-      status: 'accepted',
-      ...(reply.bytes ? { ack: reply.bytes } : {}),
-      // A resend (same sender, control id and content, MSH-7 aside) gets the stored ACK; a reused
-      // control id with other content is a new message.
-      dedupKey: `${this.#config.id}|${senderOf(header)}|${header.controlId}|${fingerprint}`,
-      searchTerms: hl7SearchTerms(message),
-    };
+    const inbound = this.#inbound(meta, header, messageType, charset, whole ? raw : Buffer.from(raw), 'accepted');
+    if (reply.bytes) inbound.ack = reply.bytes;
+    // A resend (same sender, control id and content, MSH-7 aside) gets the stored ACK; a reused
+    // control id with other content is a new message.
+    inbound.dedupKey = `${this.#config.id}|${senderOf(header)}|${header.controlId}|${fingerprint}`;
+    inbound.searchTerms = hl7SearchTerms(message);
     if (read.charsetNote) this.#log.warn('charset corrected', { controlId: header.controlId, note: read.charsetNote });
     try {
       const result = await this.#store.commit(inbound, events);
-      return {
-        reply: result.ack,
-        header,
-        charset,
-        result: { outcome: result.duplicate ? 'duplicate' : 'accepted', ...typeInfo, ...controlInfo, ...(reply.first ? { ackCode: reply.first } : {}) },
-      };
+      return { reply: result.ack, header, charset, result: messageResult(result.duplicate ? 'duplicate' : 'accepted', undefined, messageType, header.controlId, reply.first) };
     } catch (err) {
       // The store cannot commit (closed, failed, disk full): a negative ACK, never a silent drop.
       this.#store.countRejectedWithoutCommit();
       this.#log.warn('store unavailable; message answered with a negative acknowledgement', { controlId: header.controlId, error: describeError(err) });
       const bytes = this.#replyFor(header, charset, 'error', { code: 207, text: 'store unavailable' }).bytes;
-      return { reply: bytes, header, charset, result: { outcome: 'rejected', reason: 'store unavailable', ...typeInfo, ...controlInfo } };
+      return { reply: bytes, header, charset, result: messageResult('rejected', 'store unavailable', messageType, header.controlId, undefined) };
     }
+  }
+
+  /** A message that is not accepted: kept with status 'rejected' and answered AR/AE (CR/CE). */
+  async #rejectMessage(raw: Buffer, whole: boolean, read: InboundRead, messageType: string | undefined, meta: FrameMeta, error: AckError, severity: Severity): Promise<MessageOutcome> {
+    const { header, charset } = read;
+    const ackHeader = error.code === 102 && error.location?.startsWith('MSH^1^') ? { ...FALLBACK_HEADER, controlId: header.controlId } : header;
+    const reply = this.#replyFor(ackHeader, charset, severity, error);
+    const message = this.#inbound(meta, ackHeader, ackHeader.messageCode ? messageTypeOf(ackHeader) : undefined, charset, whole ? raw : Buffer.from(raw), 'rejected');
+    message.rejectReason = error.text;
+    if (reply.bytes) message.ack = reply.bytes;
+    if (header.controlId) message.searchTerms = [header.controlId];
+    const committed = await this.#commitRejected(message);
+    const bytes = committed ? reply.bytes : this.#replyFor(ackHeader, charset, 'error', { code: 207, text: 'store unavailable' }).bytes;
+    return { reply: bytes, header, charset, result: messageResult('rejected', committed ? error.text : 'store unavailable', messageType, header.controlId, reply.first) };
   }
 
   /** Commit a rejected message; false when the store could not take it (counted as such). */
@@ -326,19 +323,33 @@ export class Hl7Intake {
     };
   }
 
+  /** #base with the raw bytes and status, built field by field (the per-message path). */
+  #inbound(meta: FrameMeta, header: MshHeader, messageType: string | undefined, charset: Charset, raw: Buffer, status: InboundMessage['status']): InboundMessage {
+    const m: Partial<InboundMessage> = { kind: 'hl7', endpoint: this.#config.id };
+    if (meta.remoteAddress) m.remoteAddress = meta.remoteAddress;
+    m.receivedAt = meta.receivedAt;
+    if (header.controlId) m.controlId = header.controlId;
+    if (header.sendingApplication || header.sendingFacility) m.sender = senderOf(header);
+    if (messageType) m.messageType = messageType;
+    m.encoding = charset;
+    m.raw = raw;
+    m.status = status;
+    return m as InboundMessage;
+  }
+
   /** The framed reply bytes for a result, per the acknowledgement mode. */
   #replyFor(header: MshHeader, charset: Charset, result: 'ok' | Severity, error?: AckError): { bytes: Buffer | undefined; first?: AckCode } {
     // An acknowledgement is never acknowledged (HL7 v2.5 §2.9.2): an inbound ACK (e.g. a Mindray
     // BS answering our DSR^Q03) is stored, and nothing is sent back.
     if (header.messageCode === 'ACK') return { bytes: undefined };
     const plan = planAcks(this.#config.ack, header, result);
-    const frames: Buffer[] = [];
-    for (const code of [plan.first, plan.second]) {
-      if (!code) continue;
-      const text = buildAck({ header, code, controlId: compactId(ids.next()), ...(error ? { error } : {}) });
-      frames.push(wrapFrame(encodeText(text, charset)));
-    }
-    const first = plan.first ?? plan.second;
-    return { bytes: frames.length === 0 ? undefined : frames.length === 1 ? frames[0] : Buffer.concat(frames), ...(first ? { first } : {}) };
+    // The reply is encoded in the message's charset: UTF-8, else Latin-1 (charset.ts encodeText).
+    const encoding = charset === 'utf8' ? 'utf8' : 'latin1';
+    const frame = (code: AckCode): Buffer =>
+      wrapFrame(buildAck(error ? { header, code, controlId: compactId(ids.next()), error } : { header, code, controlId: compactId(ids.next()) }), encoding);
+    const one = plan.first ?? plan.second;
+    if (!one) return { bytes: undefined };
+    const bytes = plan.first && plan.second ? Buffer.concat([frame(plan.first), frame(plan.second)]) : frame(one);
+    return { bytes, first: one };
   }
 }

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { describeError } from '../../errors.ts';
+import { isoTime } from '../../hl7/hl7-time.ts';
 import type { Logger } from '../../log.ts';
 import type { FrameMeta, FrameResult, Hl7Intake } from './hl7-intake.ts';
 import { MllpDecoder } from './mllp-decoder.ts';
@@ -28,6 +29,28 @@ export interface MllpConnectionOptions {
   onClose: () => void;
 }
 
+/** A frame awaiting its reply, in arrival order. */
+interface Pending {
+  /** Set when the intake finished with the frame. */
+  result: FrameResult | undefined;
+  bytes: number;
+  held: number;
+  started: number;
+}
+
+/** The arrival time of the last frame, by millisecond (frames arrive many per millisecond). */
+let arrivalMs = Number.NaN;
+let arrivalIso = '';
+
+function arrivalTime(): string {
+  const now = Date.now();
+  if (now !== arrivalMs) {
+    arrivalMs = now;
+    arrivalIso = isoTime(now);
+  }
+  return arrivalIso;
+}
+
 export class MllpConnection {
   readonly remoteAddress: string;
   readonly #socket: Socket;
@@ -39,8 +62,10 @@ export class MllpConnection {
   #inFlightBytes = 0;
   readonly #onAnswered: MllpConnectionOptions['onAnswered'];
   readonly #onIgnoredBytes: (count: number) => void;
-  /** Replies are chained on this promise: one after another, in frame order. */
-  #tail: Promise<void> = Promise.resolve();
+  /** Frames awaiting their reply, oldest first: replies go out from the head, in frame order. */
+  readonly #pending: Pending[] = [];
+  /** drained() callers, resolved when #pending is empty. */
+  #drainWaiters: Array<() => void> = [];
   #inFlight = 0;
   #paused = false;
   #accepting = true;
@@ -107,29 +132,56 @@ export class MllpConnection {
   /** `bytes`: the frame's size as received; `held`: what this connection keeps in memory for it. */
   #enqueue(bytes: number, held: number, handle: (meta: FrameMeta) => Promise<FrameResult>): void {
     const started = performance.now();
-    const meta: FrameMeta = { remoteAddress: this.remoteAddress, receivedAt: new Date().toISOString() };
+    const meta: FrameMeta = { remoteAddress: this.remoteAddress, receivedAt: arrivalTime() };
     this.#inFlight++;
     this.#inFlightBytes += held;
     if ((this.#inFlight >= this.#maxInFlight || this.#inFlightBytes >= this.#maxInFlightBytes) && !this.#paused) {
       this.#paused = true;
       this.#socket.pause();
     }
+    const entry: Pending = { result: undefined, bytes, held, started };
+    this.#pending.push(entry);
     // Start the work now (concurrently with earlier frames), write the reply in order.
-    const work = handle(meta).catch((err: unknown): FrameResult => {
-      this.#log.error('intake failed unexpectedly', { remote: this.remoteAddress, error: describeError(err) });
-      return { reply: undefined, results: [{ outcome: 'rejected', reason: `internal error: ${describeError(err)}` }] };
-    });
-    this.#tail = this.#tail.then(async () => {
-      const result = await work;
-      if (result.reply && !this.#socket.destroyed && this.#socket.writable) this.#socket.write(result.reply);
+    handle(meta)
+      .catch((err: unknown): FrameResult => {
+        this.#log.error('intake failed unexpectedly', { remote: this.remoteAddress, error: describeError(err) });
+        return { reply: undefined, results: [{ outcome: 'rejected', reason: `internal error: ${describeError(err)}` }] };
+      })
+      .then((result) => {
+        entry.result = result;
+        if (this.#pending[0] === entry) this.#flush();
+      });
+  }
+
+  /** Write the replies of the finished frames at the head of the queue. */
+  #flush(): void {
+    const pending = this.#pending;
+    const socket = this.#socket;
+    // Several replies ready at once (a pipelining sender) leave in one write.
+    const corked = pending.length > 1 && pending[1]?.result !== undefined && !socket.destroyed;
+    if (corked) socket.cork();
+    while (pending.length > 0 && (pending[0] as Pending).result !== undefined) {
+      const entry = pending.shift() as Pending;
+      const result = entry.result as FrameResult;
+      if (result.reply && !socket.destroyed && socket.writable) socket.write(result.reply);
       this.#inFlight--;
-      this.#inFlightBytes -= held;
+      this.#inFlightBytes -= entry.held;
       if (this.#paused && this.#inFlight < this.#maxInFlight / 2 && this.#inFlightBytes < this.#maxInFlightBytes / 2) {
         this.#paused = false;
-        if (this.#accepting) this.#socket.resume();
+        if (this.#accepting) socket.resume();
       }
-      this.#onAnswered(result, { latencyMs: performance.now() - started, bytes });
-    });
+      try {
+        this.#onAnswered(result, { latencyMs: performance.now() - entry.started, bytes: entry.bytes });
+      } catch (err) {
+        this.#log.error('reply bookkeeping failed', { remote: this.remoteAddress, error: describeError(err) });
+      }
+    }
+    if (corked) socket.uncork();
+    if (pending.length === 0 && this.#drainWaiters.length > 0) {
+      const waiters = this.#drainWaiters;
+      this.#drainWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
   }
 
   /** Stop reading new frames (stop()): frames already received are still answered. */
@@ -140,11 +192,8 @@ export class MllpConnection {
 
   /** Resolves when every frame received so far has been answered. */
   async drained(): Promise<void> {
-    let tail: Promise<void>;
-    do {
-      tail = this.#tail;
-      await tail;
-    } while (tail !== this.#tail);
+    if (this.#pending.length === 0) return;
+    await new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
   }
 
   /** Half-close after the replies went out; resolves when the socket is closed. */

@@ -2,12 +2,21 @@ import { MLLP } from './mllp-decoder.ts';
 
 /** Wrap one message in an MLLP block: VT … FS CR (HL7 v2.5 Appendix C.4.3). */
 export function wrapFrame(content: Buffer | string, encoding: BufferEncoding = 'utf8'): Buffer {
-  const body = typeof content === 'string' ? Buffer.from(content, encoding) : content;
-  const out = Buffer.allocUnsafe(body.length + 3);
+  if (typeof content === 'string') {
+    // Encode straight into the frame (no intermediate buffer).
+    const length = encoding === 'latin1' || encoding === 'binary' || encoding === 'ascii' ? content.length : Buffer.byteLength(content, encoding);
+    const out = Buffer.allocUnsafe(length + 3);
+    out[0] = MLLP.VT;
+    const written = out.write(content, 1, length, encoding);
+    out[written + 1] = MLLP.FS;
+    out[written + 2] = MLLP.CR;
+    return written === length ? out : out.subarray(0, written + 3);
+  }
+  const out = Buffer.allocUnsafe(content.length + 3);
   out[0] = MLLP.VT;
-  body.copy(out, 1);
-  out[body.length + 1] = MLLP.FS;
-  out[body.length + 2] = MLLP.CR;
+  content.copy(out, 1);
+  out[content.length + 1] = MLLP.FS;
+  out[content.length + 2] = MLLP.CR;
   return out;
 }
 

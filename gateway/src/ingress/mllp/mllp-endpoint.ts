@@ -39,7 +39,8 @@ export class MllpEndpoint implements Component {
   readonly #connections = new Set<MllpConnection>();
   #server: net.Server | undefined;
   #status: ComponentStatus = 'created';
-  #lastMessageAt: string | undefined;
+  /** Epoch ms of the last answered frame (formatted when read). */
+  #lastMessageMs: number | undefined;
   #stopping: Promise<void> | undefined;
 
   constructor(options: MllpEndpointOptions) {
@@ -64,7 +65,7 @@ export class MllpEndpoint implements Component {
   }
 
   get lastMessageAt(): string | undefined {
-    return this.#lastMessageAt;
+    return this.#lastMessageMs === undefined ? undefined : new Date(this.#lastMessageMs).toISOString();
   }
 
   /** The bound address (useful with port 0), once started. */
@@ -158,7 +159,7 @@ export class MllpEndpoint implements Component {
   }
 
   #answered(result: FrameResult, info: { latencyMs: number; bytes: number }): void {
-    this.#lastMessageAt = new Date().toISOString();
+    this.#lastMessageMs = Date.now();
     for (const r of result.results) {
       this.#telemetry.emit('intake.message', {
         endpoint: this.#config.id,
