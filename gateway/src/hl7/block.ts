@@ -63,6 +63,20 @@ function looksLikeSegmentStart(raw: Buffer, at: number, fieldSep: number): boole
   return next === undefined || next === fieldSep || next === CR || next === LF;
 }
 
+/** Three-byte segment names seen so far, by their bytes as one number (a few dozen in practice). */
+const names = new Map<number, string>();
+
+function nameAt(raw: Buffer, start: number, end: number): string {
+  if (end - start < 3) return raw.toString('latin1', start, end);
+  const key = ((raw[start] as number) << 16) | ((raw[start + 1] as number) << 8) | (raw[start + 2] as number);
+  let name = names.get(key);
+  if (name === undefined) {
+    name = raw.toString('latin1', start, start + 3);
+    if (names.size < 4096) names.set(key, name);
+  }
+  return name;
+}
+
 export function splitSegments(raw: Buffer): RawSegment[] {
   const segments: RawSegment[] = [];
   let i = 0;
@@ -75,21 +89,27 @@ export function splitSegments(raw: Buffer): RawSegment[] {
   let start = i;
   const push = (end: number): void => {
     if (end > start) {
-      segments.push({ name: raw.toString('latin1', start, Math.min(start + 3, end)), start, end });
+      segments.push({ name: nameAt(raw, start, end), start, end });
     }
   };
+  // Only CR and LF matter: jump from one to the next (native search) instead of visiting every byte.
+  let nextCr = raw.indexOf(CR, i);
+  let nextLf = raw.indexOf(LF, i);
   while (i < n) {
-    const b = raw[i];
-    if (b === CR) {
+    if (nextCr !== -1 && nextCr < i) nextCr = raw.indexOf(CR, i);
+    if (nextLf !== -1 && nextLf < i) nextLf = raw.indexOf(LF, i);
+    if (nextCr === -1 && nextLf === -1) break;
+    i = nextCr === -1 ? nextLf : nextLf === -1 ? nextCr : Math.min(nextCr, nextLf);
+    if (raw[i] === CR) {
       push(i);
       i++;
       while (i < n && (raw[i] === CR || raw[i] === LF)) i++;
       start = i;
-    } else if (b === LF && looksLikeSegmentStart(raw, i + 1, fieldSep)) {
+    } else if (looksLikeSegmentStart(raw, i + 1, fieldSep)) {
       push(i);
       i++;
       start = i;
-    } else if (b === LF && i + 1 === n) {
+    } else if (i + 1 === n) {
       push(i);
       i++;
       start = i;

@@ -6,7 +6,7 @@
  * the separators can be located on the raw bytes before the charset is known (HL7 v2.5 §2.15.9.18:
  * the delimiters "must be single-byte characters" and MSH-1/MSH-2 are always in ASCII).
  */
-import { isUtf8 } from 'node:buffer';
+import { isAscii, isUtf8 } from 'node:buffer';
 import { TextDecoder } from 'node:util';
 
 export type Charset = 'ascii' | 'latin1' | 'utf8' | `iso-8859-${number}`;
@@ -53,8 +53,7 @@ export function charsetFromMsh18(value: string, fallback: Charset): CharsetChoic
 const decoders = new Map<string, TextDecoder>();
 
 function hasHighBytes(bytes: Buffer): boolean {
-  for (let i = 0; i < bytes.length; i++) if ((bytes[i] as number) >= 0x80) return true;
-  return false;
+  return !isAscii(bytes);
 }
 
 /**

@@ -3,28 +3,56 @@
  * ISO 8601. Without an offset the value is local time at the sender, which for an on-premise
  * gateway is the gateway's own time zone. Returns undefined for anything that is not a date.
  */
-const DTM = /^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.(\d{1,4}))?([+-]\d{4})?$/;
+
+/** The number written by the decimal digits value[from, to), or -1 when one of them is not a digit. */
+function digits(value: string, from: number, to: number): number {
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const d = value.charCodeAt(i) - 0x30;
+    if (!(d >= 0 && d <= 9)) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
 
 export function hl7TimeToIso(value: string | undefined): string | undefined {
   if (!value) return undefined;
-  const m = DTM.exec(value.trim());
-  if (!m) return undefined;
-  const [, y, mo = '01', d = '01', h = '00', mi = '00', s = '00', frac, tz] = m;
-  const ms = frac === undefined ? 0 : Math.round(Number(`0.${frac}`) * 1000);
-  const month = Number(mo);
-  const day = Number(d);
-  const hour = Number(h);
-  const minute = Number(mi);
-  const second = Number(s);
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return undefined;
-  let epoch: number;
-  if (tz) {
-    const sign = tz[0] === '-' ? -1 : 1;
-    const offsetMin = sign * (Number(tz.slice(1, 3)) * 60 + Number(tz.slice(3, 5)));
-    epoch = Date.UTC(Number(y), month - 1, day, hour, minute, second, ms) - offsetMin * 60_000;
-  } else {
-    epoch = new Date(Number(y), month - 1, day, hour, minute, second, ms).getTime();
+  const v = value.trim();
+  // YYYY[MM[DD[HH[MM[SS]]]]]: an even run of 4 to 14 digits.
+  let run = 0;
+  while (run < v.length && digits(v, run, run + 1) !== -1) run++;
+  if (run < 4 || run > 14 || run % 2 !== 0) return undefined;
+  let at = run;
+  // [.S[S[S[S]]]]
+  let ms = 0;
+  if (v[at] === '.') {
+    let end = at + 1;
+    while (end < v.length && digits(v, end, end + 1) !== -1) end++;
+    if (end === at + 1 || end - at - 1 > 4) return undefined;
+    ms = Math.round(Number(`0.${v.slice(at + 1, end)}`) * 1000);
+    at = end;
   }
+  // [+/-ZZZZ]
+  let offsetMin: number | undefined;
+  if (v[at] === '+' || v[at] === '-') {
+    const hh = digits(v, at + 1, at + 3);
+    const mm = digits(v, at + 3, at + 5);
+    if (at + 5 > v.length || hh === -1 || mm === -1) return undefined;
+    offsetMin = (v[at] === '-' ? -1 : 1) * (hh * 60 + mm);
+    at += 5;
+  }
+  if (at !== v.length) return undefined;
+  const year = digits(v, 0, 4);
+  const month = run >= 6 ? digits(v, 4, 6) : 1;
+  const day = run >= 8 ? digits(v, 6, 8) : 1;
+  const hour = run >= 10 ? digits(v, 8, 10) : 0;
+  const minute = run >= 12 ? digits(v, 10, 12) : 0;
+  const second = run >= 14 ? digits(v, 12, 14) : 0;
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return undefined;
+  const epoch =
+    offsetMin === undefined
+      ? new Date(year, month - 1, day, hour, minute, second, ms).getTime()
+      : Date.UTC(year, month - 1, day, hour, minute, second, ms) - offsetMin * 60_000;
   return Number.isFinite(epoch) ? isoTime(epoch) : undefined;
 }
 

@@ -101,10 +101,15 @@ export function readMsh(segment: string): MshReadResult {
     return { header: { ...EMPTY }, problem: { code: 102, text: 'MSH-1 field separator missing or invalid', location: 'MSH^1^1' } };
   }
   const fs = segment[3] as string;
-  const fields = segment.split(fs);
-  // fields[0] = 'MSH', fields[1] = MSH-2, so MSH-n = fields[n - 1] for n ≥ 2.
-  const n = fields.length;
-  const f = (k: number): string => (k - 1 < n ? (fields[k - 1] as string) : '');
+  // Split index j (0 = 'MSH', 1 = MSH-2, so MSH-n is index n - 1) runs between separators j - 1
+  // and j; only the separators up to MSH-18 are looked for.
+  const seps: number[] = [];
+  for (let at = 3; at !== -1 && seps.length < 18; at = segment.indexOf(fs, at + 1)) seps.push(at);
+  const f = (k: number): string => {
+    const j = k - 1;
+    if (j > seps.length) return '';
+    return segment.slice((seps[j - 1] as number) + 1, j < seps.length ? seps[j] : segment.length);
+  };
   const enc = f(2);
   const comp = enc[0] ?? '^';
   const rep = enc[1] ?? '~';
