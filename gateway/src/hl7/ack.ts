@@ -75,10 +75,14 @@ export function escapeText(text: string, fieldSep: string, enc: string): string 
 
 /** Fields copied from the sender into the ACK lose control characters (they would break framing). */
 // eslint-disable-next-line no-control-regex
-const CONTROL = /[\x00-\x1f\x7f]/;
-// eslint-disable-next-line no-control-regex
 const CONTROLS = /[\x00-\x1f\x7f]/g;
-const clean = (value: string): string => (CONTROL.test(value) ? value.replace(CONTROLS, '?') : value);
+function clean(value: string): string {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return value.replace(CONTROLS, '?');
+  }
+  return value;
+}
 
 export function buildAck(spec: AckSpec): string {
   const h = spec.header;

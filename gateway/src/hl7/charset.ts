@@ -8,6 +8,7 @@
  */
 import { isAscii, isUtf8 } from 'node:buffer';
 import { TextDecoder } from 'node:util';
+import { trimmedUpper } from './text.ts';
 
 export type Charset = 'ascii' | 'latin1' | 'utf8' | `iso-8859-${number}`;
 
@@ -43,7 +44,7 @@ export interface CharsetChoice {
 
 /** Map MSH-18 (first repetition) to a charset; unknown or empty values fall back to `fallback`. */
 export function charsetFromMsh18(value: string, fallback: Charset): CharsetChoice {
-  const key = value.trim().toUpperCase();
+  const key = trimmedUpper(value);
   if (key === '') return { charset: fallback };
   const known = TABLE_0211[key];
   if (known) return { charset: known };

@@ -3,6 +3,7 @@
  * ISO 8601. Without an offset the value is local time at the sender, which for an on-premise
  * gateway is the gateway's own time zone. Returns undefined for anything that is not a date.
  */
+import { trimmed } from './text.ts';
 
 /** The number written by the decimal digits value[from, to), or -1 when one of them is not a digit. */
 function digits(value: string, from: number, to: number): number {
@@ -17,7 +18,7 @@ function digits(value: string, from: number, to: number): number {
 
 export function hl7TimeToIso(value: string | undefined): string | undefined {
   if (!value) return undefined;
-  const v = value.trim();
+  const v = trimmed(value);
   // YYYY[MM[DD[HH[MM[SS]]]]]: an even run of 4 to 14 digits.
   let run = 0;
   while (run < v.length && digits(v, run, run + 1) !== -1) run++;

@@ -2,6 +2,7 @@ import { Message } from 'node-hl7-client';
 import { GatewayError } from '../errors.ts';
 import type { Hl7ErrorCode } from './error-codes.ts';
 import type { MshHeader } from './msh.ts';
+import { trimmed } from './text.ts';
 
 /**
  * A parsed HL7 v2 message with a small, 1-based API in HL7's own numbering for normalizers
@@ -117,7 +118,7 @@ export class Hl7Segment {
     if (v === '') return '';
     v = nthPart(v, d.subcomponent, subcomponent - 1);
     if (v === '') return '';
-    v = v.trim();
+    v = trimmed(v);
     // HL7 v2.5 §2.5.3: "" is an explicit null ("delete this value"); for reading it is empty.
     if (v === '""') return '';
     return v.includes(d.escape) ? this.#unescape(v) : v;

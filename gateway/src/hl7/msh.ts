@@ -1,5 +1,6 @@
 import { hash } from 'node:crypto';
 import type { Hl7ErrorCode } from './error-codes.ts';
+import { trimmed, trimmedUpper } from './text.ts';
 
 /**
  * The message header read straight from the MSH text, before (and independently of) the full
@@ -125,15 +126,15 @@ export function readMsh(segment: string): MshReadResult {
     receivingApplication: f(5),
     receivingFacility: f(6),
     dateTime: firstOf(f(7), comp),
-    messageCode: (c1 === -1 ? msh9 : msh9.slice(0, c1)).trim().toUpperCase(),
-    triggerEvent: (c1 === -1 ? '' : msh9.slice(c1 + 1, c2 === -1 ? msh9.length : c2)).trim().toUpperCase(),
-    messageStructure: (c2 === -1 ? '' : msh9.slice(c2 + 1, c3 === -1 ? msh9.length : c3)).trim().toUpperCase(),
-    controlId: f(10).trim(),
+    messageCode: trimmedUpper(c1 === -1 ? msh9 : msh9.slice(0, c1)),
+    triggerEvent: trimmedUpper(c1 === -1 ? '' : msh9.slice(c1 + 1, c2 === -1 ? msh9.length : c2)),
+    messageStructure: trimmedUpper(c2 === -1 ? '' : msh9.slice(c2 + 1, c3 === -1 ? msh9.length : c3)),
+    controlId: trimmed(f(10)),
     processingId: f(11),
-    version: firstOf(firstOf(f(12), rep), comp).trim(),
-    acceptAckType: f(15).trim().toUpperCase(),
-    appAckType: f(16).trim().toUpperCase(),
-    charset: firstOf(f(18), rep).trim(),
+    version: trimmed(firstOf(firstOf(f(12), rep), comp)),
+    acceptAckType: trimmedUpper(f(15)),
+    appAckType: trimmedUpper(f(16)),
+    charset: trimmed(firstOf(f(18), rep)),
   };
   if (!validEncodingCharacters(enc, fs)) {
     return { header, problem: { code: 102, text: `MSH-2 encoding characters "${enc}" are invalid`, location: 'MSH^1^2' } };

@@ -3,6 +3,7 @@ import { partitionKeys } from '../events/keys.ts';
 import { hl7TimeToIso } from './hl7-time.ts';
 import type { Hl7Message, Hl7Segment } from './message.ts';
 import { hl7EventKey, type Hl7NormalizeContext, type Hl7Normalizer } from './normalizer.ts';
+import { upper } from './text.ts';
 
 /**
  * The default normalizer: HL7 v2 from a LIS → canonical events (DESIGN.md §3). Decisions (also in
@@ -179,8 +180,8 @@ function normalizeOrders(ctx: Hl7NormalizeContext, sink: EventSink): void {
 
   for (const line of lines) {
     const accession = accessionOf(line.orc, line.obr);
-    const control = (line.orc?.get(1) || 'NW').toUpperCase();
-    const status = (line.orc?.get(5) ?? '').toUpperCase();
+    const control = upper(line.orc?.get(1) || 'NW');
+    const status = upper(line.orc?.get(5) ?? '');
     const test = line.obr ? testOf(line.obr) : undefined;
     const specimenId = specimenIdOf(line.spm);
     if (!accession) {
@@ -306,10 +307,10 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
   for (const g of groups) {
     const accession = accessionOf(g.orc, g.obr);
     const specimenId = specimenIdOf(g.spm) || g.obr?.get(3) || accession;
-    const obrStatus = (g.obr?.get(25) ?? '').toUpperCase();
+    const obrStatus = upper(g.obr?.get(25) ?? '');
     const orderedCode = g.obr?.get(4, 1) ?? '';
     const ids = { accession, specimenId };
-    const statusOf = (obx: Hl7Segment): string => (obx.get(11) || obrStatus).toUpperCase();
+    const statusOf = (obx: Hl7Segment): string => upper(obx.get(11) || obrStatus);
     const groupTime = hl7TimeToIso(g.obr?.get(22, 1)) ?? hl7TimeToIso(g.obr?.get(7, 1));
 
     if (g.obx.length === 0) {

@@ -142,15 +142,18 @@ export class MllpConnection {
     const entry: Pending = { result: undefined, bytes, held, started };
     this.#pending.push(entry);
     // Start the work now (concurrently with earlier frames), write the reply in order.
-    handle(meta)
-      .catch((err: unknown): FrameResult => {
+    handle(meta).then(
+      (result) => this.#finished(entry, result),
+      (err: unknown) => {
         this.#log.error('intake failed unexpectedly', { remote: this.remoteAddress, error: describeError(err) });
-        return { reply: undefined, results: [{ outcome: 'rejected', reason: `internal error: ${describeError(err)}` }] };
-      })
-      .then((result) => {
-        entry.result = result;
-        if (this.#pending[0] === entry) this.#flush();
-      });
+        this.#finished(entry, { reply: undefined, results: [{ outcome: 'rejected', reason: `internal error: ${describeError(err)}` }] });
+      },
+    );
+  }
+
+  #finished(entry: Pending, result: FrameResult): void {
+    entry.result = result;
+    if (this.#pending[0] === entry) this.#flush();
   }
 
   /** Write the replies of the finished frames at the head of the queue. */
