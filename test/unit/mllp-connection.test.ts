@@ -67,4 +67,60 @@ describe('MllpConnection', () => {
     expect(store.messages.map((m) => m.message.controlId)).not.toEqual(ids);
     await client.close();
   });
+
+  it('drained() resolves once every frame received so far is answered, and a failing onAnswered stops no reply', async () => {
+    let open: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    class GatedStore extends MemoryIntakeStore {
+      override async commit(message: InboundMessage, events: DraftEvent[]): Promise<CommitResult> {
+        await gate;
+        return super.commit(message, events);
+      }
+    }
+    const intake = new Hl7Intake({ config: endpointConfig(), store: new GatedStore().asStore(), log: silentLogger });
+    let connection: MllpConnection | undefined;
+    const answered: string[] = [];
+    const accepted = new Promise<void>((resolve) => {
+      server = net.createServer((socket) => {
+        sockets.add(socket);
+        connection = new MllpConnection({
+          socket,
+          intake,
+          maxFrameBytes: 1 << 20,
+          idleTimeoutMs: 0,
+          log: silentLogger,
+          onAnswered: (r) => {
+            answered.push(r.results[0]?.controlId ?? '?');
+            throw new Error('bookkeeping failed');
+          },
+          onIgnoredBytes: () => {},
+          onClose: () => {},
+        });
+        resolve();
+      });
+    });
+    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+    const port = (server!.address() as net.AddressInfo).port;
+    const client = await MllpClient.connect({ host: '127.0.0.1', port, timeoutMs: 5_000 });
+    await accepted;
+    const conn = connection as MllpConnection;
+    // Nothing received yet: nothing to wait for.
+    await conn.drained();
+    const ids = ['D0', 'D1', 'D2', 'D3', 'D4'];
+    const replies = Promise.all(ids.map(() => client.expect(1)));
+    client.writeRaw(Buffer.concat(ids.map((id) => wrapFrame(msg(id)))));
+    while (conn.inFlight < ids.length) await new Promise((r) => setTimeout(r, 1));
+    let drained = false;
+    const draining = conn.drained().then(() => (drained = true));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(drained).toBe(false);
+    expect(answered).toEqual([]);
+    open();
+    await draining;
+    expect(conn.inFlight).toBe(0);
+    expect(answered).toEqual(ids);
+    const frames = (await replies).map((f) => framesOf(wrapFrame(f[0] as Buffer))[0]);
+    expect(frames.map((f) => field(f, 'MSA', 2))).toEqual(ids);
+    await client.close();
+  });
 });
