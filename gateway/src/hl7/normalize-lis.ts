@@ -398,9 +398,10 @@ export const normalizeLis: Hl7Normalizer = (ctx) => {
 
 /** Terms for the store's message browser: control id, accessions (placer/filler), specimen ids. */
 export function hl7SearchTerms(message: Hl7Message): string[] {
-  const terms = new Set<string>();
+  // A handful of terms per message: a list with a linear check is cheaper than a Set here.
+  const terms: string[] = [];
   const add = (v: string): void => {
-    if (v) terms.add(v);
+    if (v && !terms.includes(v)) terms.push(v);
   };
   add(message.header.controlId);
   for (const seg of message.segments) {
@@ -412,5 +413,5 @@ export function hl7SearchTerms(message: Hl7Message): string[] {
       add(seg.get(2, 2, 1));
     }
   }
-  return [...terms];
+  return terms;
 }

@@ -7,7 +7,7 @@ import type { Hl7Normalizer } from '../../hl7/normalizer.ts';
 import type { Component, ComponentStatus } from '../../lifecycle.ts';
 import type { Logger } from '../../log.ts';
 import type { GatewayStore } from '../../store/types.ts';
-import type { EndpointState, Telemetry } from '../../telemetry.ts';
+import type { EndpointState, Telemetry, TelemetryEvents } from '../../telemetry.ts';
 import { Hl7Intake, type FrameResult } from './hl7-intake.ts';
 import { MllpConnection } from './mllp-connection.ts';
 
@@ -161,15 +161,10 @@ export class MllpEndpoint implements Component {
   #answered(result: FrameResult, info: { latencyMs: number; bytes: number }): void {
     this.#lastMessageMs = Date.now();
     for (const r of result.results) {
-      this.#telemetry.emit('intake.message', {
-        endpoint: this.#config.id,
-        kind: 'hl7',
-        outcome: r.outcome,
-        ackLatencyMs: info.latencyMs,
-        bytes: info.bytes,
-        ...(r.messageType ? { messageType: r.messageType } : {}),
-        ...(r.reason ? { reason: r.reason } : {}),
-      });
+      const payload: TelemetryEvents['intake.message'] = { endpoint: this.#config.id, kind: 'hl7', outcome: r.outcome, ackLatencyMs: info.latencyMs, bytes: info.bytes };
+      if (r.messageType) payload.messageType = r.messageType;
+      if (r.reason) payload.reason = r.reason;
+      this.#telemetry.emit('intake.message', payload);
       if (r.outcome === 'rejected') this.#log.info('message rejected', { controlId: r.controlId, messageType: r.messageType, reason: r.reason, ack: r.ackCode });
     }
   }
