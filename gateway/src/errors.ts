@@ -9,6 +9,7 @@ export const ErrorCodes = {
   GW_STORE_FULL: 'the data directory has no room left',
   GW_STORE_NOT_FOUND: 'no such record in the store',
   GW_STORE_STATE: 'the record is not in a state that allows this action',
+  GW_STORE_CORRUPT: 'a stored record is damaged or missing',
   GW_HL7_PARSE: 'an HL7 message could not be parsed',
   GW_HL7_UNSUPPORTED: 'an HL7 message type the gateway does not handle',
   GW_HL7_TOO_LARGE: 'an inbound frame exceeded the configured maximum size',

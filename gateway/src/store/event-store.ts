@@ -11,6 +11,8 @@ import { EVENT_SCHEMA_VERSION } from '../events/types.ts';
 import { GatewayError, describeError } from '../errors.ts';
 import { IdGenerator, idTime } from '../ids.ts';
 import { GroupCommitter, type BatchOp } from './group-commit.ts';
+import { decodeMessage, decodeMessageRecord, encodeMessage } from './message-record.ts';
+import { MessageLog, decodePointer, encodePointer, type LogPointer } from './message-log.ts';
 import type {
   CommitResult,
   EventQuery,
@@ -62,6 +64,8 @@ export interface EventStoreOptions {
   deriver?: EventDeriver;
   /** Observer of events once they are durable (e.g. order download to analyzers). Must not throw. */
   onCommitted?: (events: CanonicalEvent[]) => void;
+  /** Size at which the message log starts a new segment (bytes; default 64 MiB). */
+  messageLogSegmentBytes?: number;
 }
 
 export type StoreHealth = 'ok' | 'failed' | 'full' | 'closed';
@@ -95,6 +99,37 @@ interface MessageRecord extends StoredMessage {
   dedupKey?: string;
 }
 
+/** The value of a message put that goes to the message log; the store writes its pointer. */
+interface LogEntry {
+  log: Buffer;
+  duplicates: number;
+  /** Set when an existing message moves to the active segment (retention). */
+  fromSegment?: number;
+}
+
+const isLogEntry = (v: unknown): v is LogEntry => typeof v === 'object' && v !== null && Buffer.isBuffer((v as LogEntry).log);
+
+/** classic-level's implementation methods used for writing batches (see #writeBatch). */
+interface NativeBatch {
+  _put(key: string, value: string | Buffer): void;
+  _del(key: string): void;
+  _write(options: { sync: boolean }): Promise<void>;
+}
+interface NativeBatchSource {
+  _chainedBatch(): NativeBatch;
+  detachResource(resource: NativeBatch): void;
+}
+
+/** A message as read back: metadata, bytes, ACK, and where it lives in the message log. */
+interface ReadMessage {
+  record: MessageRecord;
+  raw: Buffer;
+  ack?: Buffer;
+  pointer?: LogPointer;
+  /** The packed bytes (when in the message log): moved as they are on relocation. */
+  payload?: Buffer;
+}
+
 interface LeaseRecord {
   eventIds: string[];
   leasedAt: number;
@@ -109,10 +144,15 @@ export class EventStore implements GatewayStore {
   readonly dataDir: string;
   readonly #db: Level<string, unknown>;
   readonly #sub: Record<
-    'msg' | 'raw' | 'ack' | 'dedup' | 'search' | 'evt' | 'idem' | 'corr' | 'queue' | 'due' | 'lease' | 'dead' | 'pending' | 'done' | 'pcount' | 'meta' | 'doc',
+    'msg' | 'raw' | 'ack' | 'dedup' | 'search' | 'evt' | 'idem' | 'corr' | 'queue' | 'due' | 'lease' | 'dead' | 'pending' | 'done' | 'pcount' | 'segs' | 'meta' | 'doc',
     Sub
   >;
   readonly #committer: GroupCommitter;
+  readonly #log: MessageLog;
+  /** Messages pointing into each message-log segment (authoritative; mirrored under `j`). */
+  readonly #liveSegments = new Map<number, number>();
+  /** Key prefix and value format of each sublevel, for encoding batches without abstract-level. */
+  readonly #codecs: Map<Sub, { prefix: string; format: 'json' | 'buffer' | 'utf8' }>;
   readonly #ids = new IdGenerator();
   readonly #dueDelay: (event: CanonicalEvent) => number;
   readonly #backoff: BackoffPolicy;
@@ -144,14 +184,15 @@ export class EventStore implements GatewayStore {
   #timers: NodeJS.Timeout[] = [];
   #closing: Promise<void> | undefined;
 
-  private constructor(db: Level<string, unknown>, options: EventStoreOptions) {
+  private constructor(db: Level<string, unknown>, log: MessageLog, options: EventStoreOptions) {
     this.dataDir = options.dataDir;
     this.#db = db;
+    this.#log = log;
     const json = (name: string): Sub => db.sublevel(name, { keyEncoding: 'utf8', valueEncoding: 'json' });
     const buf = (name: string): Sub => db.sublevel(name, { keyEncoding: 'utf8', valueEncoding: 'buffer' });
     const str = (name: string): Sub => db.sublevel(name, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
     this.#sub = {
-      msg: json('m'),
+      msg: buf('m'),
       raw: buf('r'),
       ack: buf('a'),
       dedup: str('d'),
@@ -166,6 +207,7 @@ export class EventStore implements GatewayStore {
       pending: str('p'),
       done: str('o'),
       pcount: json('n'),
+      segs: json('j'),
       meta: json('meta'),
       doc: json('doc'),
     };
@@ -176,7 +218,13 @@ export class EventStore implements GatewayStore {
     this.#onHealth = options.onHealth;
     this.#deriver = options.deriver;
     this.#onCommitted = options.onCommitted;
-    this.#committer = new GroupCommitter(db as unknown as ConstructorParameters<typeof GroupCommitter>[0], {
+    this.#codecs = new Map(
+      Object.entries(this.#sub).map(([name, sub]) => {
+        const format = name === 'msg' || name === 'raw' || name === 'ack' ? 'buffer' : ['evt', 'lease', 'pcount', 'segs', 'meta', 'doc'].includes(name) ? 'json' : 'utf8';
+        return [sub, { prefix: sub.prefixKey('', 'utf8') as string, format }] as const;
+      }),
+    );
+    this.#committer = new GroupCommitter({ batch: (ops, options) => this.#writeBatch(ops, options) }, {
       // Every batch carries the counter snapshot taken when it is sealed, so counters on disk
       // always match the records on disk.
       seal: () => [
@@ -185,6 +233,75 @@ export class EventStore implements GatewayStore {
       ],
       beforeWrite: () => this.#injectedFault,
     });
+  }
+
+  /**
+   * Writes a batch through classic-level's implementation hook (`_batch`, the abstract-level API
+   * for implementations) with keys prefixed and values encoded here: abstract-level's public
+   * `batch()` clones every operation and resolves its sublevel's encodings one by one, which cost
+   * more main-thread time than LevelDB's own work for the dozen small keys of a message.
+   */
+  async #writeBatch(ops: BatchOp[], options: { sync: boolean }): Promise<void> {
+    if (this.#db.status !== 'open') throw new GatewayError('GW_STORE_UNAVAILABLE', `the database is ${this.#db.status}`);
+    // 1. Message bytes go to the message log, durable before any pointer to them is written.
+    const logged: number[] = [];
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i] as BatchOp;
+      if (op.type === 'put' && op.sublevel === this.#sub.msg && isLogEntry(op.value)) logged.push(i);
+    }
+    const pointers = logged.length > 0 ? await this.#log.append(logged.map((i) => ((ops[i] as BatchOp).value as LogEntry).log)) : [];
+    const counts: Array<[number, number]> = [];
+    // 2. One LevelDB batch: pointers, everything else, and the live count of each segment touched.
+    // Built through classic-level's implementation methods (the abstract-level API for
+    // implementations): abstract-level's public batch() clones each operation and resolves its
+    // sublevel's encodings one by one, and the array form makes the native side read every
+    // operation's properties back; for the dozen small keys of a message both cost more
+    // main-thread time than LevelDB's own work. Keys are prefixed and values encoded here.
+    const db = this.#db as unknown as NativeBatchSource;
+    const batch = db._chainedBatch();
+    try {
+      const delta = new Map<number, number>();
+      const bump = (segment: number, by: number): void => void delta.set(segment, (delta.get(segment) ?? 0) + by);
+      let next = 0;
+      for (let i = 0; i < ops.length; i++) {
+        const op = ops[i] as BatchOp;
+        const codec = this.#codecs.get(op.sublevel);
+        if (!codec) throw new GatewayError('GW_STORE_STATE', 'a batch operation without a known sublevel');
+        const key = codec.prefix + op.key;
+        if (op.type === 'del') {
+          batch._del(key);
+          if (op.logSegment !== undefined) bump(op.logSegment, -1);
+        } else if (logged[next] === i) {
+          const entry = op.value as LogEntry;
+          const pointer = pointers[next++] as LogPointer;
+          batch._put(key, encodePointer(pointer, entry.duplicates));
+          bump(pointer.segment, 1);
+          if (entry.fromSegment !== undefined) bump(entry.fromSegment, -1);
+        } else {
+          batch._put(key, codec.format === 'json' ? JSON.stringify(op.value) : codec.format === 'buffer' ? (op.value as Buffer) : String(op.value));
+        }
+      }
+      const segsPrefix = (this.#codecs.get(this.#sub.segs) as { prefix: string }).prefix;
+      for (const [segment, by] of delta) {
+        if (by === 0) continue;
+        const count = Math.max(0, (this.#liveSegments.get(segment) ?? 0) + by);
+        counts.push([segment, count]);
+        if (count > 0) batch._put(segsPrefix + segmentKey(segment), String(count));
+        else batch._del(segsPrefix + segmentKey(segment));
+      }
+      // sync: LevelDB fsyncs its log before the write resolves.
+      await batch._write(options);
+    } finally {
+      db.detachResource(batch);
+    }
+    for (const [segment, count] of counts) {
+      if (count > 0) this.#liveSegments.set(segment, count);
+      else {
+        this.#liveSegments.delete(segment);
+        // Nothing points into it any more: the file goes (the active segment stays).
+        if (segment !== this.#log.activeSegment) void this.#log.remove(segment).catch(() => undefined);
+      }
+    }
   }
 
   /** Open (creating if needed) the store under `dataDir/store` and recover open leases. */
@@ -205,7 +322,14 @@ export class EventStore implements GatewayStore {
     } catch (err) {
       throw new GatewayError('GW_STORE_UNAVAILABLE', `cannot open the store at ${location}: ${describeError(err)}`, { cause: err });
     }
-    const store = new EventStore(db, options);
+    let log: MessageLog;
+    try {
+      log = await MessageLog.open(`${location}/messages`, options.messageLogSegmentBytes !== undefined ? { segmentBytes: options.messageLogSegmentBytes } : {});
+    } catch (err) {
+      await db.close().catch(() => undefined);
+      throw new GatewayError('GW_STORE_UNAVAILABLE', `cannot open the message log in ${location}/messages: ${describeError(err)}`, { cause: err });
+    }
+    const store = new EventStore(db, log, options);
     await store.#recover();
     await store.#checkDisk();
     const healthEvery = options.healthCheckIntervalMs ?? 2_000;
@@ -239,6 +363,12 @@ export class EventStore implements GatewayStore {
     const intake = (await this.#sub.meta.get('intake')) as IntakeCounters | undefined;
     this.#counts = { ...emptyCounts(), ...counts };
     this.#intake = { ...emptyIntake(), ...intake };
+    await this.#loadLiveSegments();
+    // Segments no pointer refers to: left by a crash between the two writes of a batch, or by an
+    // open that wrote nothing. The active segment is new and empty.
+    for (const segment of this.#log.segments()) {
+      if (segment !== this.#log.activeSegment && !this.#liveSegments.has(segment)) await this.#log.remove(segment);
+    }
     for await (const key of this.#sub.msg.keys({ reverse: true, limit: 1 })) this.#ids.observe(key as string);
     for await (const key of this.#sub.evt.keys({ reverse: true, limit: 1 })) this.#ids.observe(key as string);
 
@@ -317,8 +447,14 @@ export class EventStore implements GatewayStore {
     }
   }
 
+  async #loadLiveSegments(): Promise<void> {
+    this.#liveSegments.clear();
+    for await (const [key, count] of this.#sub.segs.iterator() as AsyncIterable<[string, number]>) this.#liveSegments.set(Number(key), Number(count));
+  }
+
   /** After a failed batch the in-memory counters may include lost writes: reload from disk. */
   async #resync(): Promise<void> {
+    await this.#loadLiveSegments();
     const counts = (await this.#sub.meta.get('counts')) as Counts | undefined;
     const intake = (await this.#sub.meta.get('intake')) as IntakeCounters | undefined;
     this.#counts = { ...emptyCounts(), ...counts };
@@ -422,14 +558,16 @@ export class EventStore implements GatewayStore {
   }
 
   async #recordDuplicate(messageId: string): Promise<CommitResult> {
-    const record = (await this.#sub.msg.get(messageId)) as MessageRecord | undefined;
-    const ack = (await this.#sub.ack.get(messageId)) as Buffer | undefined;
+    const stored = await this.#readMessage(messageId);
+    const ack = stored?.ack;
     this.#intake.received++;
     this.#intake.duplicates++;
-    if (record) {
-      record.duplicates++;
-      // Counting a duplicate is not worth delaying its reply: fire and forget.
-      this.#committer.write([{ type: 'put', sublevel: this.#sub.msg, key: messageId, value: record }]).catch(() => undefined);
+    if (stored) {
+      stored.record.duplicates++;
+      // The count lives in the pointer (the logged record is never rewritten); a message of the
+      // earlier layout moves into the log. Not worth delaying the reply: fire and forget.
+      const value = stored.pointer ? encodePointer(stored.pointer, stored.record.duplicates) : ({ log: encodeMessage(stored.record, stored.raw, stored.ack), duplicates: stored.record.duplicates } satisfies LogEntry);
+      this.#committer.write([{ type: 'put', sublevel: this.#sub.msg, key: messageId, value }]).catch(() => undefined);
     }
     return { messageId, duplicate: true, ack, eventIds: [], skippedEvents: 0 };
   }
@@ -474,9 +612,7 @@ export class EventStore implements GatewayStore {
       ...(message.searchTerms !== undefined ? { searchTerms: message.searchTerms } : {}),
       ...(message.dedupKey !== undefined ? { dedupKey: message.dedupKey } : {}),
     };
-    ops.push({ type: 'put', sublevel: this.#sub.msg, key: messageId, value: record });
-    ops.push({ type: 'put', sublevel: this.#sub.raw, key: messageId, value: message.raw });
-    if (message.ack) ops.push({ type: 'put', sublevel: this.#sub.ack, key: messageId, value: message.ack });
+    ops.push({ type: 'put', sublevel: this.#sub.msg, key: messageId, value: { log: encodeMessage(record, message.raw, message.ack), duplicates: 0 } satisfies LogEntry });
     if (message.dedupKey !== undefined) ops.push({ type: 'put', sublevel: this.#sub.dedup, key: message.dedupKey, value: messageId });
     for (const term of searchTermsOf(message)) ops.push({ type: 'put', sublevel: this.#sub.search, key: term + SEP + messageId, value: '' });
 
@@ -911,11 +1047,31 @@ export class EventStore implements GatewayStore {
   }
 
   async getMessage(messageId: string): Promise<{ message: StoredMessage; raw: Buffer; ack?: Buffer } | undefined> {
-    const record = (await this.#sub.msg.get(messageId)) as MessageRecord | undefined;
-    if (!record) return undefined;
+    const stored = await this.#readMessage(messageId);
+    if (!stored) return undefined;
+    return { message: publicMessage(stored.record), raw: stored.raw, ...(stored.ack ? { ack: stored.ack } : {}) };
+  }
+
+  /** A message with its bytes, from the packed record (or the sublevels of the earlier layout). */
+  async #readMessage(messageId: string): Promise<ReadMessage | undefined> {
+    const value = (await this.#sub.msg.get(messageId)) as Buffer | undefined;
+    return value ? this.#decodeStored(messageId, value) : undefined;
+  }
+
+  async #decodeStored(messageId: string, value: Buffer): Promise<ReadMessage> {
+    const pointer = decodePointer(value);
+    if (pointer) {
+      const payload = await this.#log.read(pointer);
+      const decoded = decodeMessage<MessageRecord>(payload);
+      if ('legacy' in decoded) throw new GatewayError('GW_STORE_CORRUPT', `message ${messageId}: unknown record format in the message log`);
+      decoded.record.duplicates = pointer.duplicates;
+      return { ...decoded, pointer: { segment: pointer.segment, offset: pointer.offset, length: pointer.length }, payload };
+    }
+    const decoded = decodeMessage<MessageRecord>(value);
+    if (!('legacy' in decoded)) return decoded;
     const raw = ((await this.#sub.raw.get(messageId)) as Buffer | undefined) ?? Buffer.alloc(0);
     const ack = (await this.#sub.ack.get(messageId)) as Buffer | undefined;
-    return { message: publicMessage(record), raw, ...(ack ? { ack } : {}) };
+    return { record: decoded.legacy, raw, ...(ack ? { ack } : {}) };
   }
 
   async listMessages(query: MessageQuery): Promise<StoredMessage[]> {
@@ -930,17 +1086,39 @@ export class EventStore implements GatewayStore {
       for await (const key of this.#sub.search.keys({ gt: term + SEP, lt: upper, reverse: true, limit: limit * 4 })) {
         ids.push((key as string).slice(term.length + 1));
       }
-      const recs = (await this.#sub.msg.getMany(ids)) as Array<MessageRecord | undefined>;
-      for (const r of recs) if (accept(r) && out.length < limit) out.push(publicMessage(r));
+      const values = (await this.#sub.msg.getMany(ids)) as Array<Buffer | undefined>;
+      const records = await Promise.all(values.map((v, i) => (v ? this.#recordOf(ids[i] as string, v) : undefined)));
+      for (const r of records) if (accept(r) && out.length < limit) out.push(publicMessage(r));
       return out;
     }
     const range = query.before !== undefined ? { lt: query.before } : {};
-    for await (const value of this.#sub.msg.values({ ...range, reverse: true })) {
-      const r = value as MessageRecord;
-      if (accept(r)) out.push(publicMessage(r));
-      if (out.length >= limit) break;
+    // Pointers in pages, their records read from the message log side by side.
+    const page = Math.min(limit * 2, 200);
+    let upper = query.before;
+    for (;;) {
+      const entries: Array<[string, Buffer]> = [];
+      for await (const entry of this.#sub.msg.iterator({ ...(upper !== undefined ? { lt: upper } : {}), reverse: true, limit: page }) as AsyncIterable<[string, Buffer]>) entries.push(entry);
+      const records = await Promise.all(entries.map(([id, v]) => this.#recordOf(id, v)));
+      for (const r of records) {
+        if (accept(r)) out.push(publicMessage(r));
+        if (out.length >= limit) return out;
+      }
+      if (entries.length < page) return out;
+      upper = (entries[entries.length - 1] as [string, Buffer])[0];
     }
-    return out;
+  }
+
+  /** The metadata of a stored message (a damaged log record is listed as unreadable, not thrown). */
+  async #recordOf(messageId: string, value: Buffer): Promise<MessageRecord | undefined> {
+    const pointer = decodePointer(value);
+    if (!pointer) return decodeMessageRecord<MessageRecord>(value);
+    try {
+      const record = decodeMessageRecord<MessageRecord>(await this.#log.read(pointer));
+      record.duplicates = pointer.duplicates;
+      return record;
+    } catch {
+      return undefined;
+    }
   }
 
   async eventsByCorrelation(correlationId: string, types?: EventType[]): Promise<StoredEvent[]> {
@@ -1051,17 +1229,32 @@ export class EventStore implements GatewayStore {
       let scanned = 0;
       let reachedEnd = true;
       const range = this.#pruneCursor ? { gt: this.#pruneCursor } : {};
-      for await (const [id, value] of this.#sub.msg.iterator({ ...range, limit: maxWork }) as AsyncIterable<[string, MessageRecord]>) {
+      for await (const [id, packed] of this.#sub.msg.iterator({ ...range, limit: maxWork }) as AsyncIterable<[string, Buffer]>) {
         scanned++;
         const at = idTime(id);
         if (at >= messageCutoff) break;
         this.#pruneCursor = id;
         if (scanned >= maxWork) reachedEnd = false;
-        if (value.status === 'rejected' && at >= rejectedCutoff) continue;
-        const events = value.eventIds.length ? ((await this.#sub.evt.getMany(value.eventIds)) as Array<StoredEvent | undefined>) : [];
+        let stored: ReadMessage;
+        try {
+          stored = await this.#decodeStored(id, packed);
+        } catch {
+          continue; // a damaged record stays for an operator to look at
+        }
+        const value = stored.record;
+        const pointer = stored.pointer;
+        const keep = value.status === 'rejected' && at >= rejectedCutoff;
+        const events = keep || value.eventIds.length === 0 ? [] : ((await this.#sub.evt.getMany(value.eventIds)) as Array<StoredEvent | undefined>);
         const waiting = events.some((e) => e !== undefined && e.state !== 'delivered' && e.state !== 'discarded');
-        if (waiting) continue;
-        ops.push({ type: 'del', sublevel: this.#sub.msg, key: id });
+        if (keep || waiting) {
+          // Kept past the age: it moves to the active segment, so that its old segment can go once
+          // everything else in it is pruned (one kept message must not pin 64 MiB for months).
+          if (pointer && stored.payload && pointer.segment !== this.#log.activeSegment) {
+            ops.push({ type: 'put', sublevel: this.#sub.msg, key: id, value: { log: stored.payload, duplicates: value.duplicates, fromSegment: pointer.segment } satisfies LogEntry });
+          }
+          continue;
+        }
+        ops.push({ type: 'del', sublevel: this.#sub.msg, key: id, ...(pointer ? { logSegment: pointer.segment } : {}) });
         ops.push({ type: 'del', sublevel: this.#sub.raw, key: id });
         ops.push({ type: 'del', sublevel: this.#sub.ack, key: id });
         if (value.dedupKey !== undefined) ops.push({ type: 'del', sublevel: this.#sub.dedup, key: value.dedupKey });
@@ -1071,6 +1264,10 @@ export class EventStore implements GatewayStore {
       // Start over from the oldest message next time once the scan met young messages or the end.
       if (reachedEnd) this.#pruneCursor = undefined;
       if (ops.length > 0) await this.#write(ops);
+      // Segments emptied while they were still the active one.
+      for (const segment of this.#log.segments()) {
+        if (segment !== this.#log.activeSegment && !this.#liveSegments.has(segment)) await this.#log.remove(segment).catch(() => undefined);
+      }
       return pruned;
     });
   }
@@ -1091,9 +1288,15 @@ export class EventStore implements GatewayStore {
       await this.#committer.barrier();
       this.#health = 'closed';
       await this.#db.close();
+      await this.#log.close();
     })();
     return this.#closing;
   }
+}
+
+/** Segment numbers as keys of the `j` sublevel (fixed width: key order is segment order). */
+function segmentKey(segment: number): string {
+  return String(segment).padStart(10, '0');
 }
 
 function searchTermsOf(message: { controlId?: string; searchTerms?: string[] }): string[] {

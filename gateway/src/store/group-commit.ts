@@ -14,6 +14,8 @@ export interface BatchOp {
   value?: unknown;
   // abstract-level's sublevel type is generic over its database; any sublevel of ours fits here.
   sublevel?: unknown;
+  /** For the delete of a message: the message-log segment its record is in (live counts). */
+  logSegment?: number;
 }
 
 export interface BatchTarget {

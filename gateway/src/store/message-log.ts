@@ -1,0 +1,192 @@
+/**
+ * The message log: append-only segment files holding every inbound message's packed record (its
+ * metadata, the exact bytes received and the ACK sent). LevelDB keeps only a small pointer per
+ * message (segment, offset, length), so the bulk of the bytes is written once and never passes
+ * through LevelDB's compactions, which otherwise rewrite it several times and compete with intake
+ * for the CPU (see README.md, "The message log").
+ *
+ * Records: [length UInt32BE][CRC-32 of the payload UInt32BE][payload]. A batch of records is
+ * written with one positional writev and made durable with fdatasync before the LevelDB batch
+ * that points at them is written; a pointer is therefore never durable before its bytes. Records
+ * no pointer refers to (a crash between the two writes) are never read and go with their segment.
+ *
+ * Each open starts a new segment, so appends never follow a torn tail. A segment is deleted by the
+ * store once no pointer refers to it any more.
+ */
+import { mkdir, open, readdir, unlink, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { crc32 } from 'node:zlib';
+import { GatewayError } from '../errors.ts';
+
+export interface LogPointer {
+  segment: number;
+  /** Offset of the record header in the segment file. */
+  offset: number;
+  /** Payload length. */
+  length: number;
+}
+
+export interface MessageLogOptions {
+  /** A new segment is started once the active one reaches this size (bytes). */
+  segmentBytes?: number;
+}
+
+const HEADER = 8;
+/** Well under IOV_MAX (1024): buffers per writev call. */
+const MAX_IOV = 512;
+const NAME = /^(\d{10})\.seg$/;
+const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+
+const segmentName = (n: number): string => `${String(n).padStart(10, '0')}.seg`;
+
+export class MessageLog {
+  readonly dir: string;
+  readonly #segmentBytes: number;
+  /** Segments on disk (the active one included), ascending. */
+  readonly #segments: number[];
+  readonly #readers = new Map<number, Promise<FileHandle>>();
+  #active: number;
+  #activeHandle: FileHandle;
+  #position = 0;
+  #closed = false;
+
+  private constructor(dir: string, segments: number[], active: number, handle: FileHandle, options: MessageLogOptions) {
+    this.dir = dir;
+    this.#segments = segments;
+    this.#active = active;
+    this.#activeHandle = handle;
+    this.#segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+  }
+
+  static async open(dir: string, options: MessageLogOptions = {}): Promise<MessageLog> {
+    await mkdir(dir, { recursive: true });
+    const segments = (await readdir(dir))
+      .map((name) => NAME.exec(name)?.[1])
+      .filter((n): n is string => n !== undefined)
+      .map(Number)
+      .sort((a, b) => a - b);
+    const active = (segments[segments.length - 1] ?? 0) + 1;
+    const handle = await open(path.join(dir, segmentName(active)), 'wx');
+    segments.push(active);
+    return new MessageLog(dir, segments, active, handle, options);
+  }
+
+  get activeSegment(): number {
+    return this.#active;
+  }
+
+  /** Segment numbers on disk, ascending (a copy). */
+  segments(): number[] {
+    return [...this.#segments];
+  }
+
+  /**
+   * Append payloads in one write and fdatasync them. Resolves with their pointers once durable.
+   * Callers serialise appends (the store's group commit does).
+   */
+  async append(payloads: Buffer[]): Promise<LogPointer[]> {
+    if (this.#closed) throw new GatewayError('GW_STORE_UNAVAILABLE', 'the message log is closed');
+    if (this.#position >= this.#segmentBytes) await this.#roll();
+    const segment = this.#active;
+    const handle = this.#activeHandle;
+    const start = this.#position;
+    const pointers: LogPointer[] = [];
+    const buffers: Buffer[] = [];
+    let offset = start;
+    for (const payload of payloads) {
+      const header = Buffer.allocUnsafe(HEADER);
+      header.writeUInt32BE(payload.length, 0);
+      header.writeUInt32BE(crc32(payload), 4);
+      buffers.push(header, payload);
+      pointers.push({ segment, offset, length: payload.length });
+      offset += HEADER + payload.length;
+    }
+    let position = start;
+    for (let i = 0; i < buffers.length; i += MAX_IOV) {
+      const chunk = buffers.slice(i, i + MAX_IOV);
+      const expected = chunk.reduce((n, b) => n + b.length, 0);
+      const { bytesWritten } = await handle.writev(chunk, position);
+      if (bytesWritten !== expected) throw new GatewayError('GW_STORE_UNAVAILABLE', `short write to the message log (${bytesWritten} of ${expected} bytes)`);
+      position += expected;
+    }
+    await handle.datasync();
+    // Only a fully written and synced batch moves the end; a failed one is overwritten next time.
+    this.#position = offset;
+    return pointers;
+  }
+
+  /** The payload a pointer refers to, checked against its length and CRC. */
+  async read(pointer: LogPointer): Promise<Buffer> {
+    const handle = await this.#reader(pointer.segment);
+    const buf = Buffer.allocUnsafe(HEADER + pointer.length);
+    const { bytesRead } = await handle.read(buf, 0, buf.length, pointer.offset);
+    const payload = buf.subarray(HEADER);
+    if (bytesRead !== buf.length || buf.readUInt32BE(0) !== pointer.length || buf.readUInt32BE(4) !== crc32(payload)) {
+      throw new GatewayError('GW_STORE_CORRUPT', `message log record ${pointer.segment}@${pointer.offset} is damaged or missing`);
+    }
+    return payload;
+  }
+
+  /** Delete a segment nobody points at any more (never the active one). */
+  async remove(segment: number): Promise<void> {
+    if (segment === this.#active) return;
+    const i = this.#segments.indexOf(segment);
+    if (i < 0) return;
+    this.#segments.splice(i, 1);
+    const reader = this.#readers.get(segment);
+    this.#readers.delete(segment);
+    if (reader) await (await reader.catch(() => undefined))?.close().catch(() => undefined);
+    await unlink(path.join(this.dir, segmentName(segment))).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#activeHandle.close().catch(() => undefined);
+    for (const reader of this.#readers.values()) await (await reader.catch(() => undefined))?.close().catch(() => undefined);
+    this.#readers.clear();
+  }
+
+  async #roll(): Promise<void> {
+    const next = this.#active + 1;
+    const handle = await open(path.join(this.dir, segmentName(next)), 'wx');
+    const previous = this.#activeHandle;
+    this.#active = next;
+    this.#activeHandle = handle;
+    this.#position = 0;
+    this.#segments.push(next);
+    await previous.close().catch(() => undefined);
+  }
+
+  #reader(segment: number): Promise<FileHandle> {
+    if (this.#closed) return Promise.reject(new GatewayError('GW_STORE_UNAVAILABLE', 'the message log is closed'));
+    let reader = this.#readers.get(segment);
+    if (!reader) {
+      reader = open(path.join(this.dir, segmentName(segment)), 'r');
+      // A failed open is not cached: the next read tries again.
+      reader.catch(() => this.#readers.delete(segment));
+      this.#readers.set(segment, reader);
+    }
+    return reader;
+  }
+}
+
+/** A pointer as stored in LevelDB (format byte 2), with the message's duplicate count. */
+export const POINTER_FORMAT = 2;
+
+export function encodePointer(pointer: LogPointer, duplicates: number): Buffer {
+  const out = Buffer.allocUnsafe(17);
+  out[0] = POINTER_FORMAT;
+  out.writeUInt32BE(pointer.segment, 1);
+  out.writeUInt32BE(pointer.offset, 5);
+  out.writeUInt32BE(pointer.length, 9);
+  out.writeUInt32BE(duplicates, 13);
+  return out;
+}
+
+export function decodePointer(value: Buffer): (LogPointer & { duplicates: number }) | undefined {
+  if (value[0] !== POINTER_FORMAT || value.length < 17) return undefined;
+  return { segment: value.readUInt32BE(1), offset: value.readUInt32BE(5), length: value.readUInt32BE(9), duplicates: value.readUInt32BE(13) };
+}

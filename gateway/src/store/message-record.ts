@@ -1,0 +1,54 @@
+/**
+ * One inbound message is one value in the `m` sublevel: its metadata, the exact bytes received and
+ * the acknowledgement sent, packed together so that a message costs LevelDB one key instead of
+ * three (the store's write cost grows with the number of keys per batch).
+ *
+ *   byte 0      format (1)
+ *   bytes 1-4   length of the metadata (UInt32BE)
+ *   bytes 5-8   length of the raw bytes (UInt32BE)
+ *   then        metadata as UTF-8 JSON, the raw bytes, the ACK bytes (the rest)
+ *
+ * Values written before this format are plain JSON metadata (first byte `{`), with the raw bytes
+ * and the ACK under the `r` and `a` sublevels; `decodeMessage` reports them as `legacy`.
+ */
+const FORMAT = 1;
+const HEAD = 9;
+
+export interface PackedMessage<R> {
+  record: R;
+  raw: Buffer;
+  ack?: Buffer;
+}
+
+export function encodeMessage(record: object, raw: Buffer, ack?: Buffer): Buffer {
+  const json = JSON.stringify(record);
+  const jsonBytes = Buffer.byteLength(json, 'utf8');
+  const out = Buffer.allocUnsafe(HEAD + jsonBytes + raw.length + (ack?.length ?? 0));
+  out[0] = FORMAT;
+  out.writeUInt32BE(jsonBytes, 1);
+  out.writeUInt32BE(raw.length, 5);
+  out.write(json, HEAD, jsonBytes, 'utf8');
+  raw.copy(out, HEAD + jsonBytes);
+  ack?.copy(out, HEAD + jsonBytes + raw.length);
+  return out;
+}
+
+/** The metadata only (listings read many records and need no bytes). */
+export function decodeMessageRecord<R>(value: Buffer): R {
+  if (value[0] !== FORMAT) return JSON.parse(value.toString('utf8')) as R;
+  const jsonBytes = value.readUInt32BE(1);
+  return JSON.parse(value.toString('utf8', HEAD, HEAD + jsonBytes)) as R;
+}
+
+/** Metadata, raw bytes and ACK; `legacy` when the bytes live under the old `r`/`a` sublevels. */
+export function decodeMessage<R>(value: Buffer): PackedMessage<R> | { legacy: R } {
+  if (value[0] !== FORMAT) return { legacy: JSON.parse(value.toString('utf8')) as R };
+  const jsonBytes = value.readUInt32BE(1);
+  const rawBytes = value.readUInt32BE(5);
+  const rawStart = HEAD + jsonBytes;
+  const ackStart = rawStart + rawBytes;
+  const record = JSON.parse(value.toString('utf8', HEAD, rawStart)) as R;
+  // Copies: the caller may keep them long after the (possibly pooled) value is gone.
+  const raw = Buffer.from(value.subarray(rawStart, ackStart));
+  return ackStart < value.length ? { record, raw, ack: Buffer.from(value.subarray(ackStart)) } : { record, raw };
+}

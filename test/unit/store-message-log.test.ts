@@ -1,0 +1,199 @@
+import { mkdtemp, readdir, readFile, rm, open as openFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ClassicLevel } from 'classic-level';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { EventStore } from '../../gateway/src/store/event-store.ts';
+import { MessageLog } from '../../gateway/src/store/message-log.ts';
+import type { InboundMessage } from '../../gateway/src/store/types.ts';
+import type { DraftEvent } from '../../gateway/src/events/types.ts';
+import { isGatewayError } from '../../gateway/src/errors.ts';
+
+let dir: string;
+let store: EventStore | undefined;
+const logDir = (): string => path.join(dir, 'store', 'messages');
+const segmentFiles = async (): Promise<string[]> => (await readdir(logDir())).filter((f) => f.endsWith('.seg')).sort();
+
+async function openStore(extra: Partial<Parameters<typeof EventStore.open>[0]> = {}): Promise<EventStore> {
+  store = await EventStore.open({ dataDir: dir, pruneIntervalMs: 0, healthCheckIntervalMs: 50, minFreeBytes: 0, ...extra });
+  return store;
+}
+
+function message(controlId: string, extra: Partial<InboundMessage> = {}): InboundMessage {
+  return {
+    kind: 'hl7',
+    endpoint: 'lis',
+    receivedAt: new Date().toISOString(),
+    controlId,
+    encoding: 'latin1',
+    raw: Buffer.from(`MSH|^~\\&|LIS|LAB|GW|LAB|20260101||ORU^R01|${controlId}|P|2.5\rPID|1||M1||M\xfcller^J\r`, 'latin1'),
+    status: 'accepted',
+    ack: Buffer.from(`\x0bMSH|^~\\&|GW|LAB|LIS|LAB|20260101||ACK|A${controlId}|P|2.5\rMSA|AA|${controlId}\r\x1c\r`, 'latin1'),
+    dedupKey: `lis|LIS^LAB|${controlId}`,
+    searchTerms: [`ACC-${controlId}`],
+    ...extra,
+  };
+}
+
+function validated(accession: string, key: string): DraftEvent {
+  return {
+    type: 'result.validated',
+    occurredAt: new Date().toISOString(),
+    receivedAt: new Date().toISOString(),
+    idempotencyKey: key,
+    correlationId: accession,
+    partitionKey: `order:${accession}`,
+    source: { kind: 'hl7', endpoint: 'lis' },
+    data: { accession, results: [] },
+  } as unknown as DraftEvent;
+}
+
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'lgw-msglog-'));
+  store = undefined;
+});
+
+afterEach(async () => {
+  await store?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('message log', () => {
+  it('keeps each message byte-exact in the log, with LevelDB holding only a pointer; survives a restart', async () => {
+    const s = await openStore();
+    const sent = message('L1');
+    const { messageId } = await s.commit(sent, [validated('A1', 'k-l1')]);
+    // The raw bytes are in a segment file, not in LevelDB.
+    const segs = await segmentFiles();
+    expect(segs).toHaveLength(1);
+    const segBytes = await readFile(path.join(logDir(), segs[0] as string));
+    expect(segBytes.includes(sent.raw)).toBe(true);
+    await s.close();
+
+    const db = new ClassicLevel<string, Buffer>(path.join(dir, 'store'), { keyEncoding: 'utf8', valueEncoding: 'buffer' });
+    let pointer: Buffer | undefined;
+    for await (const [k, v] of db.iterator()) {
+      expect(v.includes(Buffer.from('M\xfcller', 'latin1'))).toBe(false);
+      if (k === `!m!${messageId}`) pointer = v;
+    }
+    await db.close();
+    expect(pointer?.length).toBe(17);
+
+    const again = await openStore();
+    const stored = await again.getMessage(messageId);
+    expect(stored?.raw.equals(sent.raw)).toBe(true);
+    expect(stored?.ack?.equals(sent.ack as Buffer)).toBe(true);
+    expect(stored?.message).toMatchObject({ controlId: 'L1', status: 'accepted', encoding: 'latin1', duplicates: 0 });
+    // A new segment per open: appends never follow a torn tail.
+    expect(await segmentFiles()).toHaveLength(2);
+    const listed = await again.listMessages({ q: 'ACC-L1' });
+    expect(listed.map((m) => m.id)).toEqual([messageId]);
+  });
+
+  it('counts duplicates in the pointer and replays the stored ACK after a restart', async () => {
+    const s = await openStore();
+    const first = await s.commit(message('D1'), []);
+    await s.close();
+    const again = await openStore();
+    const dup = await again.commit(message('D1', { ack: Buffer.from('another ACK') }), []);
+    expect(dup.duplicate).toBe(true);
+    expect(dup.ack?.equals(message('D1').ack as Buffer)).toBe(true);
+    await again.flush();
+    expect((await again.getMessage(first.messageId))?.message.duplicates).toBe(1);
+  });
+
+  it('a segment left with records nobody points at (crash between the two writes) is removed at start-up', async () => {
+    const s = await openStore();
+    const kept = await s.commit(message('K1'), []);
+    await s.close();
+    // The records of a batch whose LevelDB write never happened: a segment of its own.
+    const orphan = await MessageLog.open(logDir());
+    await orphan.append([Buffer.from('never acknowledged')]);
+    await orphan.close();
+    expect(await segmentFiles()).toEqual(['0000000001.seg', '0000000002.seg']);
+    const again = await openStore();
+    // The first segment (pointed at) and the new active one stay; the orphan goes.
+    expect(await segmentFiles()).toEqual(['0000000001.seg', '0000000003.seg']);
+    expect((await again.getMessage(kept.messageId))?.raw.equals(message('K1').raw)).toBe(true);
+  });
+
+  it('a damaged record is reported, never returned as other bytes', async () => {
+    const s = await openStore();
+    const { messageId } = await s.commit(message('X1'), []);
+    await s.close();
+    const file = path.join(logDir(), '0000000001.seg');
+    const fh = await openFile(file, 'r+');
+    await fh.write(Buffer.from('#'), 0, 1, 20); // one byte inside the payload
+    await fh.close();
+    const again = await openStore();
+    const err = await again.getMessage(messageId).catch((e: unknown) => e);
+    expect(isGatewayError(err) && err.code).toBe('GW_STORE_CORRUPT');
+    // The listing skips it rather than failing the whole page.
+    expect(await again.listMessages({})).toEqual([]);
+  });
+
+  it('starts a new segment at the size limit and deletes a segment once every message in it is pruned', async () => {
+    const s = await openStore({ messageLogSegmentBytes: 400 });
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) ids.push((await s.commit(message(`P${i}`), [])).messageId);
+    expect((await segmentFiles()).length).toBeGreaterThan(2);
+    await s.prune(Date.now() + 31 * 86_400_000);
+    for (const id of ids) expect(await s.getMessage(id)).toBeUndefined();
+    // Only the active segment remains.
+    expect(await segmentFiles()).toHaveLength(1);
+  });
+
+  it('a message kept past the age moves to the active segment, so its old segment can go; it reads back identical', async () => {
+    const s = await openStore({ messageLogSegmentBytes: 400 });
+    // A rejected message keeps a 180-day floor; the accepted ones around it go after 30 days.
+    const rejected = await s.commit(message('R1', { status: 'rejected', rejectReason: 'unsupported message type' }), []);
+    const others: string[] = [];
+    for (let i = 0; i < 4; i++) others.push((await s.commit(message(`O${i}`), [])).messageId);
+    const before = await segmentFiles();
+    expect(before.length).toBeGreaterThan(2);
+    await s.prune(Date.now() + 31 * 86_400_000);
+    await s.prune(Date.now() + 31 * 86_400_000);
+    const after = await segmentFiles();
+    expect(after).toHaveLength(1); // the active segment, holding the moved message
+    expect(after[0]).not.toBe(before[0]);
+    const stored = await s.getMessage(rejected.messageId);
+    expect(stored?.raw.equals(message('R1').raw)).toBe(true);
+    expect(stored?.message.rejectReason).toBe('unsupported message type');
+    for (const id of others) expect(await s.getMessage(id)).toBeUndefined();
+    // ...and survives a restart at its new place.
+    await s.close();
+    const again = await openStore();
+    expect((await again.getMessage(rejected.messageId))?.raw.equals(message('R1').raw)).toBe(true);
+  });
+
+  it('reads messages stored by the earlier layout (metadata JSON, raw and ACK under their own keys)', async () => {
+    await (await openStore()).close();
+    store = undefined;
+    const db = new ClassicLevel<string, string | Buffer>(path.join(dir, 'store'), { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+    const id = '019000000000000001aaaaaa';
+    const record = { id, kind: 'hl7', endpoint: 'lis', receivedAt: '2026-01-01T00:00:00.000Z', encoding: 'ascii', status: 'accepted', size: 3, eventIds: [], duplicates: 2, controlId: 'OLD1' };
+    await db.put(`!m!${id}`, JSON.stringify(record));
+    await db.put(`!r!${id}`, Buffer.from('MSH'), { valueEncoding: 'buffer' });
+    await db.put(`!a!${id}`, Buffer.from('ACK'), { valueEncoding: 'buffer' });
+    await db.close();
+    const s = await openStore();
+    const stored = await s.getMessage(id);
+    expect(stored?.raw.toString()).toBe('MSH');
+    expect(stored?.ack?.toString()).toBe('ACK');
+    expect(stored?.message.duplicates).toBe(2);
+    expect((await s.listMessages({})).map((m) => m.controlId)).toEqual(['OLD1']);
+  });
+
+  it('appends a large batch in several writes and reads every record back by its pointer', async () => {
+    const log = await MessageLog.open(logDir());
+    const payloads = Array.from({ length: 700 }, (_, i) => Buffer.from(`record ${i} `.repeat(1 + (i % 7))));
+    const pointers = await log.append(payloads);
+    expect(pointers).toHaveLength(700);
+    for (let i = 0; i < payloads.length; i += 37) expect((await log.read(pointers[i]!)).equals(payloads[i]!)).toBe(true);
+    expect((await log.read(pointers[699]!)).equals(payloads[699]!)).toBe(true);
+    // A pointer past what was written is an error, not stray bytes.
+    const err = await log.read({ ...pointers[699]!, offset: pointers[699]!.offset + 5 }).catch((e: unknown) => e);
+    expect(isGatewayError(err) && err.code).toBe('GW_STORE_CORRUPT');
+    await log.close();
+  });
+});
