@@ -211,6 +211,19 @@ describe('segment fields', () => {
   });
 });
 
+describe('readInbound', () => {
+  it('names a bad segment id as decoded, also when line ends were trimmed from a short segment', () => {
+    const problem = (tail: string): string | undefined => {
+      const raw = Buffer.from(`MSH|^~\\&|A|B|C|D|2024||ADT^A01|1|P|2.5\r${tail}`, 'latin1');
+      return readInbound(raw, analyseBlock(raw).messages[0]!, 'ascii').problem?.text;
+    };
+    expect(problem('AB\n\n')).toBe('segment 2 has no valid segment id ("AB")');
+    expect(problem('A\n\n')).toBe('segment 2 has no valid segment id ("A")');
+    expect(problem('ab|x\n')).toBe('segment 2 has no valid segment id ("ab|")');
+    expect(problem('OBX\n\n')).toBeUndefined();
+  });
+});
+
 describe('splitSegments', () => {
   /** The former byte-by-byte splitter, as the reference. */
   function reference(raw: Buffer): Array<{ name: string; start: number; end: number }> {

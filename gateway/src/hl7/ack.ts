@@ -123,6 +123,19 @@ export function buildAck(spec: AckSpec): string {
   return out + '\r';
 }
 
+const BASE36 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ';
+
+/** `n.toString(36).padStart(5, '0').toUpperCase()` for 0 ≤ n < 36^5 (a 24-bit counter always is). */
+function base36Upper5(n: number): string {
+  if (!(n >= 0 && n < 60_466_176 && Number.isInteger(n))) return n.toString(36).padStart(5, '0').toUpperCase();
+  const d0 = n % 36;
+  const d1 = Math.floor(n / 36) % 36;
+  const d2 = Math.floor(n / 1296) % 36;
+  const d3 = Math.floor(n / 46_656) % 36;
+  const d4 = Math.floor(n / 1_679_616);
+  return (BASE36[d4] as string) + (BASE36[d3] as string) + (BASE36[d2] as string) + (BASE36[d1] as string) + (BASE36[d0] as string);
+}
+
 /** The last converted millisecond and suffix parts of compactId. */
 let lastMsHex: string | undefined;
 let lastMsPart = '';
@@ -146,6 +159,5 @@ export function compactId(timeOrderedHexId: string): string {
     lastSuffixHex = suffixHex;
     lastSuffixPart = Number.parseInt(suffixHex, 16).toString(36).padStart(5, '0').toUpperCase();
   }
-  const counter = Number.parseInt(timeOrderedHexId.slice(12, 18), 16).toString(36).padStart(5, '0').toUpperCase();
-  return lastMsPart + counter + lastSuffixPart;
+  return lastMsPart + base36Upper5(Number.parseInt(timeOrderedHexId.slice(12, 18), 16)) + lastSuffixPart;
 }

@@ -72,7 +72,12 @@ function nameAt(raw: Buffer, start: number, end: number): string {
   let name = names.get(key);
   if (name === undefined) {
     name = raw.toString('latin1', start, start + 3);
-    if (names.size < 4096) names.set(key, name);
+    if (names.size < 4096) {
+      // Stored as a property key, i.e. internalized: comparing it with a literal ('OBX') is then a
+      // pointer comparison.
+      name = Object.keys({ [name]: 0 })[0] as string;
+      names.set(key, name);
+    }
   }
   return name;
 }

@@ -39,10 +39,19 @@ export function readInbound(raw: Buffer, structure: RawMessage, defaultCharset: 
   const note = chosen.note ?? declared.note;
   const singleByte = charset === 'ascii' || charset === 'latin1';
   const texts: string[] = new Array<string>(segs.length);
+  // ASCII and Latin-1 are one character per byte: the segments are slices of one decoded text,
+  // and their names are the ones block.ts read from the bytes.
+  const names: string[] | undefined = singleByte ? new Array<string>(segs.length) : undefined;
   for (let i = 0; i < segs.length; i++) {
     const s = segs[i] as RawSegment;
-    // ASCII and Latin-1 are one character per byte: the segments are slices of one decoded text.
-    texts[i] = singleByte ? latin1.slice(s.start - base, s.end - base) : decodeText(raw.subarray(s.start, s.end), charset);
+    if (names) {
+      const text = latin1.slice(s.start - base, s.end - base);
+      texts[i] = text;
+      // (block.ts reads the name before trimming trailing line ends: only a full one is the same.)
+      names[i] = text.length >= 3 ? s.name : text;
+    } else {
+      texts[i] = decodeText(raw.subarray(s.start, s.end), charset);
+    }
   }
   // Re-read the header in the right charset (MSH-3/4 may hold non-ASCII names).
   const { header, problem } = singleByte ? first : readMsh(texts[0] as string);
@@ -53,7 +62,7 @@ export function readInbound(raw: Buffer, structure: RawMessage, defaultCharset: 
     return read;
   }
   try {
-    read.message = parseMessage(header, texts);
+    read.message = parseMessage(header, texts, names);
     return read;
   } catch (err) {
     const code = (isGatewayError(err) ? (err.details?.['hl7ErrorCode'] as Hl7ErrorCode | undefined) : undefined) ?? 100;

@@ -194,15 +194,16 @@ function isUpperOrDigit(c: number): boolean {
 
 /**
  * Parse one message from its segment texts (terminators already removed; MSH first).
+ * `segmentNames`, when given, are the texts' first three characters (block.ts has them already).
  * Throws GatewayError GW_HL7_PARSE with `details.hl7ErrorCode` (table 0357) on failure.
  */
-export function parseMessage(header: MshHeader, segmentTexts: string[]): Hl7Message {
+export function parseMessage(header: MshHeader, segmentTexts: string[], segmentNames?: readonly string[]): Hl7Message {
   const segments: Hl7Segment[] = [];
   const { delimiters, unescape } = delimitersFor(header, segmentTexts);
   const fs = header.fieldSeparator;
   for (let i = 0; i < segmentTexts.length; i++) {
     const text = segmentTexts[i] as string;
-    const name = text.slice(0, 3);
+    const name = segmentNames?.[i] ?? text.slice(0, 3);
     // A segment id is an upper-case letter and two upper-case letters or digits.
     if (name.length !== 3 || !isUpper(name.charCodeAt(0)) || !isUpperOrDigit(name.charCodeAt(1)) || !isUpperOrDigit(name.charCodeAt(2))) {
       throw parseError(100, `segment ${i + 1} has no valid segment id ("${name.replace(/[^\x20-\x7e]/g, '?')}")`, `${name}^1`);
