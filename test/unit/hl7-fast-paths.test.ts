@@ -224,6 +224,23 @@ describe('readInbound', () => {
   });
 });
 
+describe('segment fields without stand-ins', () => {
+  it('reads a message whose missing encoding characters found no free stand-in as before', () => {
+    // MSH-2 names two characters and the text holds all four stand-in candidates: the escape and
+    // subcomponent delimiters stay unset, and values are read the general way.
+    const raw = Buffer.from('MSH|^~|LIS|LAB|GW|LAB|2024||ORU^R01|U1|P|2.5\rPID|1||M1\x1a\x1e\x1f\x7f\rOBR|1|A1undefinedB|F1|T1^x^L|||2024||||||||||||||||F\rOBX|1|NM|G^Gl||5undefined4|mmol|1|N|||F\r', 'latin1');
+    const message = readInbound(raw, analyseBlock(raw).messages[0]!, 'ascii').message!;
+    expect(message.delimiters.subcomponent).toBeUndefined();
+    const obr = message.first('OBR')!;
+    const obx = message.first('OBX')!;
+    expect(obr.get(2)).toBe('A1undefinedB');
+    expect(obr.get(2, 1, 2)).toBe('');
+    expect(obr.get(4, 2)).toBe('x');
+    expect(obx.get(5)).toBe('5undefined4');
+    expect(obx.get(11)).toBe('F');
+  });
+});
+
 describe('splitSegments', () => {
   /** The former byte-by-byte splitter, as the reference. */
   function reference(raw: Buffer): Array<{ name: string; start: number; end: number }> {
