@@ -164,13 +164,9 @@ export class Hl7Intake {
     const read = first ? readMsh(oversize.head.toString('latin1', first.segments[0]?.start ?? 0, first.segments[0]?.end ?? 0)) : undefined;
     const header = read && !read.problem ? read.header : FALLBACK_HEADER;
     const reply = this.#replyFor(header, 'latin1', 'reject', { code: 207, text });
-    const message: InboundMessage = {
-      ...this.#base(meta, header, 'latin1'),
-      raw: oversize.head,
-      status: 'rejected',
-      rejectReason: `${text}; only the first ${oversize.head.length} bytes were kept`,
-      ...(reply.bytes ? { ack: reply.bytes } : {}),
-    };
+    const message = this.#inbound(meta, header, 'latin1', oversize.head, 'rejected');
+    message.rejectReason = `${text}; only the first ${oversize.head.length} bytes were kept`;
+    if (reply.bytes) message.ack = reply.bytes;
     const committed = await this.#commitRejected(message);
     const bytes = committed ? reply.bytes : this.#replyFor(header, 'latin1', 'error', { code: 207, text: 'store unavailable' }).bytes;
     return { reply: bytes, results: [{ outcome: 'rejected', reason: text, controlId: header.controlId, ...(reply.first ? { ackCode: reply.first } : {}) }] };
@@ -183,13 +179,9 @@ export class Hl7Intake {
     const safeHeader = attempt.problem?.code === 102 ? { ...FALLBACK_HEADER, controlId: header.controlId } : header;
     const charset: Charset = this.#config.defaultCharset;
     const reply = this.#replyFor(safeHeader, charset, 'reject', error);
-    const message: InboundMessage = {
-      ...this.#base(meta, safeHeader, charset),
-      raw: frame,
-      status: 'rejected',
-      rejectReason: error.text,
-      ...(reply.bytes ? { ack: reply.bytes } : {}),
-    };
+    const message = this.#inbound(meta, safeHeader, charset, frame, 'rejected');
+    message.rejectReason = error.text;
+    if (reply.bytes) message.ack = reply.bytes;
     const committed = await this.#commitRejected(message);
     const bytes = committed ? reply.bytes : this.#replyFor(safeHeader, charset, 'error', { code: 207, text: 'store unavailable' }).bytes;
     return { reply: bytes, results: [{ outcome: 'rejected', reason: error.text, ...(reply.first ? { ackCode: reply.first } : {}) }] };
@@ -265,7 +257,7 @@ export class Hl7Intake {
     if (notes.length > 0) this.#log.debug('normalizer notes', { controlId: header.controlId, notes });
 
     const reply = this.#replyFor(header, charset, 'ok');
-    const inbound = this.#inbound(meta, header, messageType, charset, whole ? raw : Buffer.from(raw), 'accepted');
+    const inbound = this.#inbound(meta, header, charset, whole ? raw : Buffer.from(raw), 'accepted', messageType);
     if (reply.bytes) inbound.ack = reply.bytes;
     // A resend (same sender, control id and content, MSH-7 aside) gets the stored ACK; a reused
     // control id with other content is a new message.
@@ -289,7 +281,7 @@ export class Hl7Intake {
     const { header, charset } = read;
     const ackHeader = error.code === 102 && error.location?.startsWith('MSH^1^') ? { ...FALLBACK_HEADER, controlId: header.controlId } : header;
     const reply = this.#replyFor(ackHeader, charset, severity, error);
-    const message = this.#inbound(meta, ackHeader, ackHeader.messageCode ? messageTypeOf(ackHeader) : undefined, charset, whole ? raw : Buffer.from(raw), 'rejected');
+    const message = this.#inbound(meta, ackHeader, charset, whole ? raw : Buffer.from(raw), 'rejected');
     message.rejectReason = error.text;
     if (reply.bytes) message.ack = reply.bytes;
     if (header.controlId) message.searchTerms = [header.controlId];
@@ -310,21 +302,8 @@ export class Hl7Intake {
     }
   }
 
-  #base(meta: FrameMeta, header: MshHeader, charset: Charset): Omit<InboundMessage, 'raw' | 'status'> {
-    return {
-      kind: 'hl7',
-      endpoint: this.#config.id,
-      ...(meta.remoteAddress ? { remoteAddress: meta.remoteAddress } : {}),
-      receivedAt: meta.receivedAt,
-      ...(header.controlId ? { controlId: header.controlId } : {}),
-      ...(header.sendingApplication || header.sendingFacility ? { sender: senderOf(header) } : {}),
-      ...(header.messageCode ? { messageType: messageTypeOf(header) } : {}),
-      encoding: charset,
-    };
-  }
-
-  /** #base with the raw bytes and status, built field by field (the per-message path). */
-  #inbound(meta: FrameMeta, header: MshHeader, messageType: string | undefined, charset: Charset, raw: Buffer, status: InboundMessage['status']): InboundMessage {
+  /** The stored record of a message, without what depends on its outcome (ack, dedup key, …). */
+  #inbound(meta: FrameMeta, header: MshHeader, charset: Charset, raw: Buffer, status: InboundMessage['status'], messageType = header.messageCode ? messageTypeOf(header) : undefined): InboundMessage {
     const m: Partial<InboundMessage> = { kind: 'hl7', endpoint: this.#config.id };
     if (meta.remoteAddress) m.remoteAddress = meta.remoteAddress;
     m.receivedAt = meta.receivedAt;
