@@ -65,27 +65,6 @@ function nthPart(value: string, sep: string, n: number): string {
   return from === 0 && to === -1 ? value : value.slice(from, to === -1 ? value.length : to);
 }
 
-function codeOf(delimiter: string | undefined): number {
-  return typeof delimiter === 'string' && delimiter.length > 0 ? delimiter.charCodeAt(0) : -1;
-}
-
-/** True when `v` holds a repetition, component, subcomponent or escape character. */
-function hasDelimiter(v: string, d: Delimiters): boolean {
-  // A delimiter is one character (a surrogate pair never passes readMsh; its first half is
-  // looked for anyway, which only sends such a value down the general path). A missing one
-  // (no stand-in was free) sends every value down the general path.
-  const rep = codeOf(d.repetition);
-  const comp = codeOf(d.component);
-  const sub = codeOf(d.subcomponent);
-  const esc = codeOf(d.escape);
-  if (rep === -1 || comp === -1 || sub === -1 || esc === -1) return true;
-  for (let i = 0; i < v.length; i++) {
-    const c = v.charCodeAt(i);
-    if (c === rep || c === comp || c === sub || c === esc) return true;
-  }
-  return false;
-}
-
 export class Hl7Segment {
   readonly name: string;
   /** Position in the message, 0 = MSH. */
@@ -140,13 +119,6 @@ export class Hl7Segment {
     if (v === '') return '';
     if (this.#isMsh && field <= 2) return v;
     const d = this.#d;
-    if (!hasDelimiter(v, d)) {
-      // One plain value (the common case): no repetition, component or subcomponent beyond the
-      // first, and nothing to unescape.
-      if (repetition > 0 || component > 1 || subcomponent > 1) return '';
-      v = trimmed(v);
-      return v === '""' ? '' : v;
-    }
     v = nthPart(v, d.repetition, repetition);
     if (v === '') return '';
     v = nthPart(v, d.component, component - 1);

@@ -257,7 +257,9 @@ function normalizeOrders(ctx: Hl7NormalizeContext, sink: EventSink): void {
 
 function runTypeOf(message: Hl7Message): RunType {
   // Mindray BC-5380 marks QC results with processing id Q (MSH-11).
-  return message.header.processingId.split(message.header.encodingCharacters[0] ?? '^')[0] === 'Q' ? 'qc' : 'patient';
+  const { processingId, encodingCharacters } = message.header;
+  const end = processingId.indexOf(encodingCharacters[0] ?? '^');
+  return (end === -1 ? processingId : processingId.slice(0, end)) === 'Q' ? 'qc' : 'patient';
 }
 
 function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
