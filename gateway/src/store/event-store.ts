@@ -66,6 +66,8 @@ export interface EventStoreOptions {
   onCommitted?: (events: CanonicalEvent[]) => void;
   /** Size at which the message log starts a new segment (bytes; default 64 MiB). */
   messageLogSegmentBytes?: number;
+  /** Batches with fewer new messages keep them inline in LevelDB (default 4; 1 = always the log). */
+  messageLogMinBatch?: number;
 }
 
 export type StoreHealth = 'ok' | 'failed' | 'full' | 'closed';
@@ -74,6 +76,8 @@ export const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 2_000, maxMs: 300_000
 export const DEFAULT_RETENTION: RetentionPolicy = { retentionDays: 30, maxDeliveredEvents: 2_000_000, deadLetterRetentionDays: 180 };
 
 const SEP = '\x00';
+/** Batches with fewer new messages than this keep them inline in LevelDB (see #appendToLog). */
+const DEFAULT_LOG_MIN_BATCH = 4;
 const AFTER = '\x01';
 const DAY_MS = 86_400_000;
 
@@ -147,8 +151,9 @@ export class EventStore implements GatewayStore {
     'msg' | 'raw' | 'ack' | 'dedup' | 'search' | 'evt' | 'idem' | 'corr' | 'queue' | 'due' | 'lease' | 'dead' | 'pending' | 'done' | 'pcount' | 'segs' | 'meta' | 'doc',
     Sub
   >;
-  readonly #committer: GroupCommitter;
+  readonly #committer: GroupCommitter<LogPointer[] | 'inline'>;
   readonly #log: MessageLog;
+  readonly #logMinBatch: number;
   /** Messages pointing into each message-log segment (authoritative; mirrored under `j`). */
   readonly #liveSegments = new Map<number, number>();
   /** Key prefix and value format of each sublevel, for encoding batches without abstract-level. */
@@ -188,6 +193,7 @@ export class EventStore implements GatewayStore {
     this.dataDir = options.dataDir;
     this.#db = db;
     this.#log = log;
+    this.#logMinBatch = options.messageLogMinBatch ?? DEFAULT_LOG_MIN_BATCH;
     const json = (name: string): Sub => db.sublevel(name, { keyEncoding: 'utf8', valueEncoding: 'json' });
     const buf = (name: string): Sub => db.sublevel(name, { keyEncoding: 'utf8', valueEncoding: 'buffer' });
     const str = (name: string): Sub => db.sublevel(name, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
@@ -224,7 +230,7 @@ export class EventStore implements GatewayStore {
         return [sub, { prefix: sub.prefixKey('', 'utf8') as string, format }] as const;
       }),
     );
-    this.#committer = new GroupCommitter({ batch: (ops, options) => this.#writeBatch(ops, options) }, {
+    this.#committer = new GroupCommitter<LogPointer[] | 'inline'>({ prepare: (ops) => this.#appendToLog(ops), batch: (ops, options, pointers) => this.#writeBatch(ops, options, pointers ?? []) }, {
       // Every batch carries the counter snapshot taken when it is sealed, so counters on disk
       // always match the records on disk.
       seal: () => [
@@ -241,17 +247,31 @@ export class EventStore implements GatewayStore {
    * `batch()` clones every operation and resolves its sublevel's encodings one by one, which cost
    * more main-thread time than LevelDB's own work for the dozen small keys of a message.
    */
-  async #writeBatch(ops: BatchOp[], options: { sync: boolean }): Promise<void> {
-    if (this.#db.status !== 'open') throw new GatewayError('GW_STORE_UNAVAILABLE', `the database is ${this.#db.status}`);
-    // 1. Message bytes go to the message log, durable before any pointer to them is written.
-    const logged: number[] = [];
-    for (let i = 0; i < ops.length; i++) {
-      const op = ops[i] as BatchOp;
-      if (op.type === 'put' && op.sublevel === this.#sub.msg && isLogEntry(op.value)) logged.push(i);
+  /**
+   * Stage 1 of a batch: the message bytes go to the message log, durable before any pointer to
+   * them is written (stage 2). Runs while the previous batch's LevelDB write is in flight.
+   */
+  async #appendToLog(ops: BatchOp[]): Promise<LogPointer[] | 'inline'> {
+    const payloads: Buffer[] = [];
+    let movable = true;
+    for (const op of ops) {
+      if (op.type !== 'put' || op.sublevel !== this.#sub.msg || !isLogEntry(op.value)) continue;
+      payloads.push(op.value.log);
+      if (op.value.duplicates !== 0 || op.value.fromSegment !== undefined) movable = false;
     }
-    const pointers = logged.length > 0 ? await this.#log.append(logged.map((i) => ((ops[i] as BatchOp).value as LogEntry).log)) : [];
+    if (payloads.length === 0) return [];
+    // A small batch (a quiet link, a lone message) keeps its records inline in LevelDB: one fsync
+    // instead of two in a row, and the compaction cost of a few records is negligible. The log
+    // pays off when batches are large, i.e. under load.
+    if (movable && payloads.length < this.#logMinBatch) return 'inline';
+    return this.#log.append(payloads);
+  }
+
+  /** Stage 2: one LevelDB batch with the pointers to what stage 1 logged, in order. */
+  async #writeBatch(ops: BatchOp[], options: { sync: boolean }, pointers: LogPointer[] | 'inline'): Promise<void> {
+    if (this.#db.status !== 'open') throw new GatewayError('GW_STORE_UNAVAILABLE', `the database is ${this.#db.status}`);
     const counts: Array<[number, number]> = [];
-    // 2. One LevelDB batch: pointers, everything else, and the live count of each segment touched.
+    // Pointers, everything else, and the live count of each segment touched.
     // Built through classic-level's implementation methods (the abstract-level API for
     // implementations): abstract-level's public batch() clones each operation and resolves its
     // sublevel's encodings one by one, and the array form makes the native side read every
@@ -271,9 +291,13 @@ export class EventStore implements GatewayStore {
         if (op.type === 'del') {
           batch._del(key);
           if (op.logSegment !== undefined) bump(op.logSegment, -1);
-        } else if (logged[next] === i) {
-          const entry = op.value as LogEntry;
-          const pointer = pointers[next++] as LogPointer;
+        } else if (op.sublevel === this.#sub.msg && isLogEntry(op.value) && pointers === 'inline') {
+          // The packed record itself (its duplicate count is 0: only new messages go inline).
+          batch._put(key, op.value.log);
+        } else if (op.sublevel === this.#sub.msg && isLogEntry(op.value)) {
+          const entry = op.value;
+          const pointer = pointers === 'inline' ? undefined : pointers[next++];
+          if (!pointer) throw new GatewayError('GW_STORE_STATE', 'a message without its place in the message log');
           batch._put(key, encodePointer(pointer, entry.duplicates));
           bump(pointer.segment, 1);
           if (entry.fromSegment !== undefined) bump(entry.fromSegment, -1);

@@ -1,10 +1,17 @@
 /**
- * Group commit: every write of the store goes through one queue. While a batch is being written
- * with `sync: true`, later writes accumulate and share the next batch, so durable throughput is
- * bounded by CPU and LevelDB's write path, not by one fsync per message.
+ * Group commit: every write of the store goes through one queue. While a batch is being written,
+ * later writes accumulate and share the next batch, so durable throughput is bounded by CPU and
+ * the write path, not by one fsync per message.
  *
- * A promise returned by `write()` resolves only after the batch holding its operations is on
- * disk (LevelDB's `sync: true` = fsync of the write-ahead log before the write returns).
+ * A batch is written in two stages: `prepare` (the message log: append and fdatasync) and `batch`
+ * (LevelDB with `sync: true`, which needs what `prepare` returned). The stages form a pipeline:
+ * the next batch's `prepare` runs while this batch's LevelDB write is in flight, so one batch
+ * costs the longer of the two fsyncs, not their sum. LevelDB writes stay strictly in order, one at
+ * a time, each after its own `prepare`; at most one batch is in each stage.
+ *
+ * A promise returned by `write()` resolves only after both stages of the batch holding its
+ * operations are durable. A batch whose predecessor failed is not written (it fails too), so the
+ * counters each batch carries never land on top of a lost batch.
  */
 
 /** One LevelDB batch operation (the shape abstract-level's `batch()` takes, sublevel included). */
@@ -18,8 +25,11 @@ export interface BatchOp {
   logSegment?: number;
 }
 
-export interface BatchTarget {
-  batch(ops: BatchOp[], options: { sync: boolean }): Promise<void>;
+export interface BatchTarget<P = unknown> {
+  /** Stage 1 (may overlap the previous batch's stage 2). */
+  prepare?(ops: BatchOp[]): Promise<P>;
+  /** Stage 2: strictly in order, one at a time. */
+  batch(ops: BatchOp[], options: { sync: boolean }, prepared?: P): Promise<void>;
 }
 
 interface Waiter {
@@ -34,8 +44,8 @@ export interface GroupCommitStats {
   largestBatch: number;
 }
 
-export class GroupCommitter {
-  readonly #target: BatchTarget;
+export class GroupCommitter<P = unknown> {
+  readonly #target: BatchTarget<P>;
   /** Called at the moment a batch is sealed; returns operations appended to it (e.g. counters). */
   readonly #seal: () => BatchOp[];
   readonly #beforeWrite: () => Error | undefined;
@@ -43,9 +53,12 @@ export class GroupCommitter {
   #waiters: Waiter[] = [];
   #writing = false;
   #scheduled = false;
+  /** Stage 2 of the last batch handed over (settles after every earlier one), and whether it has. */
+  #tail: { done: Promise<void>; settled: boolean } = { done: Promise.resolve(), settled: true };
+  #inFlight = 0;
   readonly stats: GroupCommitStats = { batches: 0, operations: 0, writes: 0, largestBatch: 0 };
 
-  constructor(target: BatchTarget, options: { seal?: () => BatchOp[]; beforeWrite?: () => Error | undefined } = {}) {
+  constructor(target: BatchTarget<P>, options: { seal?: () => BatchOp[]; beforeWrite?: () => Error | undefined } = {}) {
     this.#target = target;
     this.#seal = options.seal ?? (() => []);
     this.#beforeWrite = options.beforeWrite ?? (() => undefined);
@@ -63,12 +76,12 @@ export class GroupCommitter {
 
   /** Resolves when everything queued before this call is durable (or failed). */
   barrier(): Promise<void> {
-    if (!this.#writing && this.#waiters.length === 0) return Promise.resolve();
+    if (this.idle) return Promise.resolve();
     return this.write([]).catch(() => undefined);
   }
 
   get idle(): boolean {
-    return !this.#writing && this.#waiters.length === 0;
+    return !this.#writing && this.#waiters.length === 0 && this.#inFlight === 0;
   }
 
   #schedule(): void {
@@ -90,20 +103,52 @@ export class GroupCommitter {
         const waiters = this.#waiters;
         this.#ops = [];
         this.#waiters = [];
+        // A batch sealed while its predecessor was still being written fails with it (its counters
+        // were taken on top of the predecessor's); one sealed after a failure was known does not.
+        const previous = this.#tail;
+        const poisoned = !previous.settled;
+        const before = previous.done;
+        let prepared: P | undefined;
+        let failed: unknown;
         try {
           const injected = this.#beforeWrite();
           if (injected) throw injected;
           if (ops.length > 0) {
             for (const op of this.#seal()) ops.push(op);
-            await this.#target.batch(ops, { sync: true });
-            this.stats.batches++;
-            this.stats.operations += ops.length;
-            if (ops.length > this.stats.largestBatch) this.stats.largestBatch = ops.length;
+            if (this.#target.prepare) prepared = await this.#target.prepare(ops);
           }
-          for (const w of waiters) w.resolve();
         } catch (err) {
-          for (const w of waiters) w.reject(err);
+          failed = err;
         }
+        this.#inFlight++;
+        const write = async (): Promise<void> => {
+          if (failed !== undefined) throw failed;
+          if (ops.length === 0) return;
+          await this.#target.batch(ops, { sync: true }, prepared);
+          this.stats.batches++;
+          this.stats.operations += ops.length;
+          if (ops.length > this.stats.largestBatch) this.stats.largestBatch = ops.length;
+        };
+        const stage2 = before.then(write, (err: unknown) => {
+          if (poisoned && failed === undefined) throw new Error(`an earlier batch failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+          return write();
+        });
+        const tail = { done: stage2, settled: false };
+        this.#tail = tail;
+        const settle = (): void => void (tail.settled = true);
+        stage2.then(settle, settle);
+        stage2.then(
+          () => {
+            this.#inFlight--;
+            for (const w of waiters) w.resolve();
+          },
+          (err: unknown) => {
+            this.#inFlight--;
+            for (const w of waiters) w.reject(err);
+          },
+        );
+        // Gather the next batch while this one's stage 2 runs, once the one before it is done.
+        await before.catch(() => undefined);
       }
     } finally {
       this.#writing = false;
