@@ -1,0 +1,117 @@
+import { describe, expect, it } from 'vitest';
+import { GroupCommitter, type BatchOp, type BatchTarget } from '../../gateway/src/store/group-commit.ts';
+
+/** A target whose stages finish when the test says so, recording what happened in which order. */
+function controlledTarget(): {
+  target: BatchTarget<string>;
+  log: string[];
+  finishPrepare: (i: number, err?: Error) => void;
+  finishBatch: (i: number, err?: Error) => void;
+  waitFor: (entry: string) => Promise<void>;
+} {
+  const log: string[] = [];
+  const prepares: Array<{ resolve: (v: string) => void; reject: (e: Error) => void }> = [];
+  const batches: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+  const watchers: Array<() => void> = [];
+  const note = (entry: string): void => {
+    log.push(entry);
+    for (const w of watchers.splice(0)) w();
+  };
+  const keys = (ops: BatchOp[]): string => ops.filter((o) => o.key !== 'seal').map((o) => o.key).join(',');
+  return {
+    log,
+    target: {
+      prepare: (ops) =>
+        new Promise<string>((resolve, reject) => {
+          note(`prepare ${prepares.length}: ${keys(ops)}`);
+          prepares.push({ resolve, reject });
+        }),
+      batch: (ops, _options, prepared) =>
+        new Promise<void>((resolve, reject) => {
+          note(`batch ${batches.length}: ${keys(ops)} (${prepared})`);
+          batches.push({ resolve, reject });
+        }),
+    },
+    finishPrepare: (i, err) => (err ? prepares[i]?.reject(err) : prepares[i]?.resolve(`p${i}`)),
+    finishBatch: (i, err) => (err ? batches[i]?.reject(err) : batches[i]?.resolve()),
+    waitFor: async (entry) => {
+      while (!log.includes(entry)) await new Promise<void>((r) => watchers.push(r));
+    },
+  };
+}
+
+const put = (key: string): BatchOp[] => [{ type: 'put', key, value: 1 }];
+const settled = async <T>(p: Promise<T>): Promise<'resolved' | 'rejected' | 'pending'> => {
+  const marker = Symbol('pending');
+  const r = await Promise.race([p.then(() => 'resolved' as const, () => 'rejected' as const), new Promise<symbol>((res) => setImmediate(() => res(marker)))]);
+  return r === marker ? 'pending' : (r as 'resolved' | 'rejected');
+};
+
+describe('group commit pipeline', () => {
+  it("runs the next batch's stage 1 while this batch's stage 2 is in flight, and stage 2 strictly in order", async () => {
+    const t = controlledTarget();
+    const committer = new GroupCommitter(t.target, { seal: () => [{ type: 'put', key: 'seal', value: 0 }] });
+    const a = committer.write(put('a'));
+    await t.waitFor('prepare 0: a');
+    const b = committer.write(put('b')); // queued while batch 0 is in stage 1
+    t.finishPrepare(0);
+    await t.waitFor('batch 0: a (p0)');
+    // Batch 1 is sealed and in stage 1 while batch 0 is in stage 2.
+    await t.waitFor('prepare 1: b');
+    t.finishPrepare(1);
+    expect(await settled(b)).toBe('pending');
+    // Its stage 2 waits for batch 0's.
+    expect(t.log).not.toContain('batch 1: b (p1)');
+    t.finishBatch(0);
+    expect(await a).toBeUndefined();
+    await t.waitFor('batch 1: b (p1)');
+    expect(await settled(b)).toBe('pending');
+    t.finishBatch(1);
+    await b;
+    expect(t.log).toEqual(['prepare 0: a', 'batch 0: a (p0)', 'prepare 1: b', 'batch 1: b (p1)']);
+    expect(committer.stats.batches).toBe(2);
+  });
+
+  it('a batch sealed while its predecessor was being written fails with it; one sealed afterwards is written', async () => {
+    const t = controlledTarget();
+    const committer = new GroupCommitter(t.target);
+    const a = committer.write(put('a'));
+    await t.waitFor('prepare 0: a');
+    t.finishPrepare(0);
+    await t.waitFor('batch 0: a (p0)');
+    const b = committer.write(put('b'));
+    await t.waitFor('prepare 1: b');
+    t.finishPrepare(1);
+    t.finishBatch(0, new Error('disk gone'));
+    await expect(a).rejects.toThrow('disk gone');
+    await expect(b).rejects.toThrow(/earlier batch failed/);
+    expect(t.log).not.toContain('batch 1: b (p1)');
+    // After the failure is known, a new batch (e.g. a health probe) is written normally.
+    const c = committer.write(put('c'));
+    await t.waitFor('prepare 2: c');
+    t.finishPrepare(2);
+    await t.waitFor('batch 1: c (p2)');
+    t.finishBatch(1);
+    await expect(c).resolves.toBeUndefined();
+  });
+
+  it('a failed stage 1 fails its batch without a stage 2; barrier() waits for everything before it', async () => {
+    const t = controlledTarget();
+    const committer = new GroupCommitter(t.target);
+    const a = committer.write(put('a'));
+    await t.waitFor('prepare 0: a');
+    t.finishPrepare(0, new Error('log write failed'));
+    await expect(a).rejects.toThrow('log write failed');
+    expect(t.log.some((e) => e.startsWith('batch'))).toBe(false);
+    const b = committer.write(put('b'));
+    await t.waitFor('prepare 1: b');
+    const barrier = committer.barrier();
+    t.finishPrepare(1);
+    await t.waitFor('batch 0: b (p1)');
+    expect(await settled(barrier)).toBe('pending');
+    t.finishBatch(0);
+    await barrier;
+    await b;
+    expect(committer.idle).toBe(true);
+  });
+});
