@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm, open as openFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, open as openFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ClassicLevel } from 'classic-level';
@@ -205,6 +205,22 @@ describe('message log', () => {
     expect(stored?.ack?.toString()).toBe('ACK');
     expect(stored?.message.duplicates).toBe(2);
     expect((await s.listMessages({})).map((m) => m.controlId)).toEqual(['OLD1']);
+  });
+
+  it('zero-fills the active segment ahead of the appends, and records written over the fill read back', async () => {
+    const log = await MessageLog.open(logDir());
+    const first = await log.append([Buffer.from('before the fill is known')]);
+    // Appends go on while the fill runs; wait until the file has room ahead of the end.
+    const file = path.join(logDir(), '0000000001.seg');
+    for (let i = 0; i < 200 && (await stat(file)).size < 2 * 1024 * 1024; i++) await new Promise((r) => setTimeout(r, 10));
+    expect((await stat(file)).size).toBeGreaterThanOrEqual(2 * 1024 * 1024);
+    const later = await log.append(Array.from({ length: 50 }, (_, i) => Buffer.from(`record ${i}`)));
+    expect((await log.read(first[0]!)).toString()).toBe('before the fill is known');
+    expect((await log.read(later[49]!)).toString()).toBe('record 49');
+    // Past the last record there are only zeros: a pointer there is refused.
+    const err = await log.read({ segment: 1, offset: later[49]!.offset + 40, length: 10 }).catch((e: unknown) => e);
+    expect(isGatewayError(err) && err.code).toBe('GW_STORE_CORRUPT');
+    await log.close();
   });
 
   it('appends a large batch in several writes and reads every record back by its pointer', async () => {
