@@ -50,7 +50,7 @@ const settled = async <T>(p: Promise<T>): Promise<'resolved' | 'rejected' | 'pen
 describe('group commit pipeline', () => {
   it("runs the next batch's stage 1 while this batch's stage 2 is in flight, and stage 2 strictly in order", async () => {
     const t = controlledTarget();
-    const committer = new GroupCommitter(t.target, { seal: () => [{ type: 'put', key: 'seal', value: 0 }] });
+    const committer = new GroupCommitter(t.target, { seal: () => [{ type: 'put', key: 'seal', value: 0 }], overlapAt: 1 });
     const a = committer.write(put('a'));
     await t.waitFor('prepare 0: a');
     const b = committer.write(put('b')); // queued while batch 0 is in stage 1
@@ -74,7 +74,7 @@ describe('group commit pipeline', () => {
 
   it('a batch sealed while its predecessor was being written fails with it; one sealed afterwards is written', async () => {
     const t = controlledTarget();
-    const committer = new GroupCommitter(t.target);
+    const committer = new GroupCommitter(t.target, { overlapAt: 1 });
     const a = committer.write(put('a'));
     await t.waitFor('prepare 0: a');
     t.finishPrepare(0);
@@ -97,7 +97,7 @@ describe('group commit pipeline', () => {
 
   it('a failed stage 1 fails its batch without a stage 2; barrier() waits for everything before it', async () => {
     const t = controlledTarget();
-    const committer = new GroupCommitter(t.target);
+    const committer = new GroupCommitter(t.target, { overlapAt: 1 });
     const a = committer.write(put('a'));
     await t.waitFor('prepare 0: a');
     t.finishPrepare(0, new Error('log write failed'));
@@ -113,5 +113,52 @@ describe('group commit pipeline', () => {
     await barrier;
     await b;
     expect(committer.idle).toBe(true);
+  });
+
+  it('with few writes waiting it lets the batch in flight finish and seals one larger batch; many waiting writes overlap at once', async () => {
+    const t = controlledTarget();
+    const committer = new GroupCommitter(t.target, { overlapAt: 3, lingerMs: 0 });
+    const a = committer.write(put('a'));
+    await t.waitFor('prepare 0: a');
+    t.finishPrepare(0);
+    await t.waitFor('batch 0: a (p0)');
+    const b = committer.write(put('b'));
+    await new Promise((r) => setImmediate(r));
+    // One write waiting: no second batch while batch 0 is being written.
+    expect(t.log).toEqual(['prepare 0: a', 'batch 0: a (p0)']);
+    const c = committer.write(put('c'));
+    const d = committer.write(put('d')); // the third waiting write: worth overlapping now
+    await t.waitFor('prepare 1: b,c,d');
+    t.finishPrepare(1);
+    t.finishBatch(0);
+    await t.waitFor('batch 1: b,c,d (p1)');
+    t.finishBatch(1);
+    await Promise.all([a, b, c, d]);
+  });
+
+  it('under steady load the next batch may fill for lingerMs; a lone write after a small batch does not wait', async () => {
+    const t = controlledTarget();
+    const committer = new GroupCommitter(t.target, { overlapAt: 16, lingerMs: 200 });
+    const first = ['a1', 'a2', 'a3', 'a4'].map((k) => committer.write(put(k)));
+    await t.waitFor('prepare 0: a1,a2,a3,a4');
+    t.finishPrepare(0);
+    await t.waitFor('batch 0: a1,a2,a3,a4 (p0)');
+    const late = [committer.write(put('b1'))];
+    t.finishBatch(0);
+    await Promise.all(first);
+    // A batch of 4 was steady load: the next one waits for company...
+    late.push(committer.write(put('b2')), committer.write(put('b3')));
+    await t.waitFor('prepare 1: b1,b2,b3');
+    t.finishPrepare(1);
+    await t.waitFor('batch 1: b1,b2,b3 (p1)');
+    // ...and after a batch of 3 a lone write goes on its own, at once.
+    const lone = committer.write(put('c1'));
+    t.finishBatch(1);
+    await Promise.all(late);
+    await t.waitFor('prepare 2: c1');
+    t.finishPrepare(2);
+    await t.waitFor('batch 2: c1 (p2)');
+    t.finishBatch(2);
+    await lone;
   });
 });
