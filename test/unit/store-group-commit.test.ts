@@ -161,4 +161,22 @@ describe('group commit pipeline', () => {
     t.finishBatch(2);
     await lone;
   });
+
+  it('stops waiting as soon as as many writes wait as the last batch had (LIS links waiting for their ACKs)', async () => {
+    const t = controlledTarget();
+    // A wait of a minute would time the test out: it must end on the fourth write.
+    const committer = new GroupCommitter(t.target, { overlapAt: 16, lingerMs: 60_000 });
+    const first = ['a1', 'a2', 'a3', 'a4'].map((k) => committer.write(put(k)));
+    await t.waitFor('prepare 0: a1,a2,a3,a4');
+    t.finishPrepare(0);
+    await t.waitFor('batch 0: a1,a2,a3,a4 (p0)');
+    t.finishBatch(0);
+    await Promise.all(first);
+    const next = ['b1', 'b2', 'b3', 'b4'].map((k) => committer.write(put(k)));
+    await t.waitFor('prepare 1: b1,b2,b3,b4');
+    t.finishPrepare(1);
+    await t.waitFor('batch 1: b1,b2,b3,b4 (p1)');
+    t.finishBatch(1);
+    await Promise.all(next);
+  }, 10_000);
 });

@@ -66,6 +66,8 @@ export class GroupCommitter<P = unknown> {
   readonly #lingerMs: number;
   /** Wakes the drain loop waiting for enough writes (see #gather). */
   #enough: (() => void) | undefined;
+  /** Waiting writes that wake it. */
+  #enoughAt = 1;
   /** Size and sealing time of the last batch. */
   #lastBatch = { writes: 0, at: 0 };
   readonly stats: GroupCommitStats = { batches: 0, operations: 0, writes: 0, largestBatch: 0 };
@@ -84,7 +86,7 @@ export class GroupCommitter<P = unknown> {
       for (const op of ops) this.#ops.push(op);
       this.#waiters.push({ resolve, reject });
       this.stats.writes++;
-      if (this.#enough && this.#waiters.length >= this.#overlapAt) this.#enough();
+      if (this.#enough && this.#waiters.length >= this.#enoughAt) this.#enough();
       this.#schedule();
     });
   }
@@ -176,19 +178,26 @@ export class GroupCommitter<P = unknown> {
    * Before sealing: overlapping costs a batch (two syncs) per stage-2 time, so with few writes
    * waiting it is cheaper to let the batch in flight finish and seal a larger one; under heavy load
    * (overlapAt writes waiting) the stages overlap at once. Under steady load (the last batch, just
-   * now, was not small) the next one may also fill for up to lingerMs: each sync saved is ~100 µs
-   * of CPU on a small machine. A lone message at a quiet link never waits.
+   * now, was not small) the next one may also fill for up to lingerMs, or until as many writes wait
+   * as the last batch had: each sync saved is ~100 µs of CPU on a small machine. A lone message at
+   * a quiet link never waits.
    */
   async #gather(): Promise<void> {
-    const enough = (): Promise<void> => new Promise<void>((resolve) => (this.#enough = resolve));
+    const enough = (at: number): Promise<void> => {
+      this.#enoughAt = at;
+      return new Promise<void>((resolve) => (this.#enough = resolve));
+    };
     try {
       if (!this.#tail.settled && this.#waiters.length < this.#overlapAt) {
-        await Promise.race([this.#tail.done.catch(() => undefined), enough()]);
+        await Promise.race([this.#tail.done.catch(() => undefined), enough(this.#overlapAt)]);
       }
       const last = this.#lastBatch;
-      if (this.#lingerMs > 0 && this.#waiters.length < this.#overlapAt && last.writes >= LINGER_FROM && performance.now() - last.at < STEADY_WITHIN_MS) {
+      // The wait ends as soon as as many writes wait as the last batch had: a few LIS links that
+      // each wait for their ACK are all back by then, and lose no time.
+      const company = Math.min(this.#overlapAt, last.writes);
+      if (this.#lingerMs > 0 && this.#waiters.length < company && last.writes >= LINGER_FROM && performance.now() - last.at < STEADY_WITHIN_MS) {
         let timer: NodeJS.Timeout | undefined;
-        await Promise.race([enough(), new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#lingerMs)))]);
+        await Promise.race([enough(company), new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#lingerMs)))]);
         clearTimeout(timer);
       }
     } finally {
