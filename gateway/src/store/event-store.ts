@@ -66,7 +66,7 @@ export interface EventStoreOptions {
   onCommitted?: (events: CanonicalEvent[]) => void;
   /** Size at which the message log starts a new segment (bytes; default 64 MiB). */
   messageLogSegmentBytes?: number;
-  /** Batches with fewer new messages keep them inline in LevelDB (default 4; 1 = always the log). */
+  /** Batches with fewer new messages keep them inline in LevelDB (default 8; 1 = always the log). */
   messageLogMinBatch?: number;
 }
 
@@ -77,7 +77,7 @@ export const DEFAULT_RETENTION: RetentionPolicy = { retentionDays: 30, maxDelive
 
 const SEP = '\x00';
 /** Batches with fewer new messages than this keep them inline in LevelDB (see #appendToLog). */
-const DEFAULT_LOG_MIN_BATCH = 4;
+const DEFAULT_LOG_MIN_BATCH = 8;
 const AFTER = '\x01';
 const DAY_MS = 86_400_000;
 
