@@ -242,12 +242,6 @@ export class EventStore implements GatewayStore {
   }
 
   /**
-   * Writes a batch through classic-level's implementation hook (`_batch`, the abstract-level API
-   * for implementations) with keys prefixed and values encoded here: abstract-level's public
-   * `batch()` clones every operation and resolves its sublevel's encodings one by one, which cost
-   * more main-thread time than LevelDB's own work for the dozen small keys of a message.
-   */
-  /**
    * Stage 1 of a batch: the message bytes go to the message log, durable before any pointer to
    * them is written (stage 2). Runs while the previous batch's LevelDB write is in flight.
    */
@@ -388,11 +382,7 @@ export class EventStore implements GatewayStore {
     this.#counts = { ...emptyCounts(), ...counts };
     this.#intake = { ...emptyIntake(), ...intake };
     await this.#loadLiveSegments();
-    // Segments no pointer refers to: left by a crash between the two writes of a batch, or by an
-    // open that wrote nothing. The active segment is new and empty.
-    for (const segment of this.#log.segments()) {
-      if (segment !== this.#log.activeSegment && !this.#liveSegments.has(segment)) await this.#log.remove(segment);
-    }
+    await this.#removeUnreferencedSegments();
     for await (const key of this.#sub.msg.keys({ reverse: true, limit: 1 })) this.#ids.observe(key as string);
     for await (const key of this.#sub.evt.keys({ reverse: true, limit: 1 })) this.#ids.observe(key as string);
 
@@ -468,6 +458,16 @@ export class EventStore implements GatewayStore {
       this.#setHealth('ok');
     } catch (err) {
       this.#setHealth('failed', describeError(err));
+    }
+  }
+
+  /**
+   * Delete the segments no pointer refers to (the active one stays): left by a crash between the
+   * two writes of a batch, by an open that wrote nothing, or emptied while still active.
+   */
+  async #removeUnreferencedSegments(): Promise<void> {
+    for (const segment of this.#log.segments()) {
+      if (segment !== this.#log.activeSegment && !this.#liveSegments.has(segment)) await this.#log.remove(segment);
     }
   }
 
@@ -1088,8 +1088,9 @@ export class EventStore implements GatewayStore {
       const payload = await this.#log.read(pointer);
       const decoded = decodeMessage<MessageRecord>(payload);
       if ('legacy' in decoded) throw new GatewayError('GW_STORE_CORRUPT', `message ${messageId}: unknown record format in the message log`);
+      // The count lives in the pointer: the logged record is never rewritten.
       decoded.record.duplicates = pointer.duplicates;
-      return { ...decoded, pointer: { segment: pointer.segment, offset: pointer.offset, length: pointer.length }, payload };
+      return { ...decoded, pointer, payload };
     }
     const decoded = decodeMessage<MessageRecord>(value);
     if (!('legacy' in decoded)) return decoded;
@@ -1289,9 +1290,7 @@ export class EventStore implements GatewayStore {
       if (reachedEnd) this.#pruneCursor = undefined;
       if (ops.length > 0) await this.#write(ops);
       // Segments emptied while they were still the active one.
-      for (const segment of this.#log.segments()) {
-        if (segment !== this.#log.activeSegment && !this.#liveSegments.has(segment)) await this.#log.remove(segment).catch(() => undefined);
-      }
+      await this.#removeUnreferencedSegments().catch(() => undefined);
       return pruned;
     });
   }
