@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
-import type { InboundMessage } from '../../gateway/src/store/types.ts';
 import type { DraftEvent } from '../../gateway/src/events/types.ts';
 import { isGatewayError } from '../../gateway/src/errors.ts';
+import { inboundMessage } from '../fixtures/store/inbound.ts';
 
 let dir: string;
 let store: EventStore;
@@ -14,20 +14,7 @@ async function openStore(extra: Partial<Parameters<typeof EventStore.open>[0]> =
   return EventStore.open({ dataDir: dir, pruneIntervalMs: 0, healthCheckIntervalMs: 50, minFreeBytes: 0, ...extra });
 }
 
-function message(controlId: string, extra: Partial<InboundMessage> = {}): InboundMessage {
-  return {
-    kind: 'hl7',
-    endpoint: 'lis',
-    receivedAt: new Date().toISOString(),
-    controlId,
-    encoding: 'ascii',
-    raw: Buffer.from(`MSH|^~\\&|LIS|LAB|GW|LAB|20260101||ORM^O01|${controlId}|P|2.5\r`),
-    status: 'accepted',
-    ack: Buffer.from(`ACK for ${controlId}`),
-    dedupKey: `lis|LIS^LAB|${controlId}`,
-    ...extra,
-  };
-}
+const message = inboundMessage;
 
 function note(accession: string, key: string): DraftEvent {
   return {

@@ -8,6 +8,7 @@ import { MessageLog } from '../../gateway/src/store/message-log.ts';
 import type { InboundMessage } from '../../gateway/src/store/types.ts';
 import type { DraftEvent } from '../../gateway/src/events/types.ts';
 import { isGatewayError } from '../../gateway/src/errors.ts';
+import { inboundMessage } from '../fixtures/store/inbound.ts';
 
 let dir: string;
 let store: EventStore | undefined;
@@ -20,20 +21,15 @@ async function openStore(extra: Partial<Parameters<typeof EventStore.open>[0]> =
   return store;
 }
 
+/** Latin-1 bytes with a patient name, a framed ACK and a search term. */
 function message(controlId: string, extra: Partial<InboundMessage> = {}): InboundMessage {
-  return {
-    kind: 'hl7',
-    endpoint: 'lis',
-    receivedAt: new Date().toISOString(),
-    controlId,
+  return inboundMessage(controlId, {
     encoding: 'latin1',
     raw: Buffer.from(`MSH|^~\\&|LIS|LAB|GW|LAB|20260101||ORU^R01|${controlId}|P|2.5\rPID|1||M1||M\xfcller^J\r`, 'latin1'),
-    status: 'accepted',
     ack: Buffer.from(`\x0bMSH|^~\\&|GW|LAB|LIS|LAB|20260101||ACK|A${controlId}|P|2.5\rMSA|AA|${controlId}\r\x1c\r`, 'latin1'),
-    dedupKey: `lis|LIS^LAB|${controlId}`,
     searchTerms: [`ACC-${controlId}`],
     ...extra,
-  };
+  });
 }
 
 function validated(accession: string, key: string): DraftEvent {
