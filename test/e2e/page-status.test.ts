@@ -105,6 +105,11 @@ describe('status page in real Chromium', () => {
     await page.click('#tab-dead');
     await row.waitFor();
     await row.locator('input').fill('product mapped in Odoo');
+    // A refresh of the list (a tab switch, a live update) keeps the reason being typed.
+    await page.evaluate((id) => ((document.querySelector(`#dead-list tr[data-event="${id}"]`) as HTMLElement).dataset['stale'] = '1'), eventId);
+    await page.click('#tab-dead');
+    await page.locator(`#dead-list tr[data-event="${eventId}"]:not([data-stale])`).waitFor();
+    expect(await row.locator('input').inputValue()).toBe('product mapped in Odoo');
     await row.locator('button', { hasText: 'Replay' }).click();
     await page.waitForFunction(() => document.getElementById('dead-result')!.textContent!.startsWith('Replayed'));
     const ev = await store.getEvent(eventId);

@@ -272,9 +272,12 @@
         body.replaceChildren(el('tr', {}, el('td', { colspan: '6' }, 'No dead letters.')));
         return;
       }
+      // A refresh must not wipe a reason being typed: carry it over to the new row.
+      const typed = new Map([...body.querySelectorAll('input[data-reason-for]')].map((i) => [i.dataset.reasonFor, i.value]));
       body.replaceChildren(...events.map((e) => {
         const id = e.event.id;
         const reason = el('input', { type: 'text', 'aria-label': `Reason for ${id}`, 'data-reason-for': id });
+        reason.value = typed.get(id) ?? '';
         return el('tr', { 'data-event': id },
           el('td', {}, e.event.type, el('br'), el('small', { class: 'muted' }, id)),
           el('td', {}, e.event.correlationId || e.event.partitionKey),
