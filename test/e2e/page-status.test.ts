@@ -126,6 +126,11 @@ describe('status page in real Chromium', () => {
     // The detail re-renders for the signed-in admin with the reveal button enabled.
     await page.waitForSelector('#msg-detail button.admin-only:not([disabled])');
     await page.fill('#reveal-reason', 'phone call from ward');
+    // Showing the message again keeps the reason being typed.
+    await page.evaluate(() => (document.getElementById('reveal-reason')!.dataset['stale'] = '1'));
+    await page.click(`#msg-list tr[data-id="${found[0]!.id}"]`);
+    await page.waitForSelector('#reveal-reason:not([data-stale])');
+    expect(await page.inputValue('#reveal-reason')).toBe('phone call from ward');
     await page.click('#msg-detail button:has-text("Reveal names")');
     await page.waitForFunction(() => document.querySelector('#msg-detail pre.raw')!.textContent!.includes('DOE^JANE'));
     const audit = await waitFor(async () => (await server.auditLog.read()).find((a) => a.action === 'reveal-names'), 'reveal audit');

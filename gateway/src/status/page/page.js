@@ -243,6 +243,9 @@
       ];
       if (d.namesMasked) {
         const reasonInput = el('input', { type: 'text', id: 'reveal-reason', 'aria-label': 'Reason to reveal names', placeholder: 'Reason (kept in the audit log)' });
+        // Showing the same message again (a click, the admin signing in) keeps a reason being typed.
+        const typed = box.dataset.id === id ? $('reveal-reason')?.value : undefined;
+        if (typed) reasonInput.value = typed;
         parts.push(el('div', { class: 'row' },
           el('span', { class: 'muted' }, 'Patient names are hidden.'),
           reasonInput,
@@ -258,8 +261,10 @@
         ? el('ul', {}, d.odoo.map((r) => el('li', {}, `${r.model} #${r.id}${r.name ? ` ${r.name}` : ''}${r.externalId ? ` (${r.externalId})` : ''}`)))
         : el('p', { class: 'muted' }, 'None yet.'));
       box.replaceChildren(...parts);
+      box.dataset.id = id;
     } catch (err) {
       box.replaceChildren(el('p', {}, `Cannot show the message: ${err.message}`));
+      delete box.dataset.id;
     }
   }
 
