@@ -104,11 +104,14 @@ describe('status page in real Chromium', () => {
 
     await page.click('#tab-dead');
     await row.waitFor();
-    await row.locator('input').fill('product mapped in Odoo');
-    // A refresh of the list (a tab switch, a live update) keeps the reason being typed.
-    await page.evaluate((id) => ((document.querySelector(`#dead-list tr[data-event="${id}"]`) as HTMLElement).dataset['stale'] = '1'), eventId);
-    await page.click('#tab-dead');
+    await row.locator('input').fill('product mapped');
+    // A refresh of the list while the admin types keeps what is typed, and the keys typed next land in it.
+    await page.evaluate((id) => {
+      (document.querySelector(`#dead-list tr[data-event="${id}"]`) as HTMLElement).dataset['stale'] = '1';
+      document.getElementById('tab-dead')!.click(); // a click from script: the focus stays in the input
+    }, eventId);
     await page.locator(`#dead-list tr[data-event="${eventId}"]:not([data-stale])`).waitFor();
+    await page.keyboard.type(' in Odoo');
     expect(await row.locator('input').inputValue()).toBe('product mapped in Odoo');
     await row.locator('button', { hasText: 'Replay' }).click();
     await page.waitForFunction(() => document.getElementById('dead-result')!.textContent!.startsWith('Replayed'));
@@ -125,11 +128,14 @@ describe('status page in real Chromium', () => {
     await page.click(`#msg-list tr[data-id="${found[0]!.id}"]`);
     // The detail re-renders for the signed-in admin with the reveal button enabled.
     await page.waitForSelector('#msg-detail button.admin-only:not([disabled])');
-    await page.fill('#reveal-reason', 'phone call from ward');
-    // Showing the message again keeps the reason being typed.
-    await page.evaluate(() => (document.getElementById('reveal-reason')!.dataset['stale'] = '1'));
-    await page.click(`#msg-list tr[data-id="${found[0]!.id}"]`);
-    await page.waitForSelector('#reveal-reason:not([data-stale])');
+    await page.fill('#reveal-reason', 'phone call');
+    // Showing the message again while the admin types keeps what is typed, and the keys typed next land in it.
+    await page.evaluate((id) => {
+      (document.querySelector('#msg-detail h3') as HTMLElement).dataset['stale'] = '1';
+      (document.querySelector(`#msg-list tr[data-id="${id}"]`) as HTMLElement).click();
+    }, found[0]!.id);
+    await page.waitForSelector('#msg-detail h3:first-child:not([data-stale])');
+    await page.keyboard.type(' from ward');
     expect(await page.inputValue('#reveal-reason')).toBe('phone call from ward');
     await page.click('#msg-detail button:has-text("Reveal names")');
     await page.waitForFunction(() => document.querySelector('#msg-detail pre.raw')!.textContent!.includes('DOE^JANE'));

@@ -42,6 +42,22 @@
     return gb >= 1 ? `${gb.toFixed(1)} GB` : `${Math.round(n / 1024 ** 2)} MB`;
   }
 
+  /**
+   * Call before a re-render that may move the focused input to a new parent, and call what it returns
+   * after. Moving a node blurs it, so the keys typed next would go nowhere; focus and caret come back
+   * in the same task, before any key is handled.
+   */
+  function holdFocus() {
+    const active = document.activeElement;
+    const input = active instanceof HTMLInputElement ? active : null;
+    const caret = input ? [input.selectionStart, input.selectionEnd] : null;
+    return () => {
+      if (!input || !input.isConnected || document.activeElement === input) return;
+      input.focus();
+      if (caret && caret[0] !== null) input.setSelectionRange(caret[0], caret[1]);
+    };
+  }
+
   // ------------------------------------------------------------------ admin token
   const admin = {
     get token() {
@@ -235,6 +251,7 @@
     try {
       const url = `/api/messages/${encodeURIComponent(id)}${reveal ? `?reveal=1&reason=${encodeURIComponent(reason || '')}` : ''}`;
       const d = await api(url, { admin: Boolean(reveal) });
+      const restoreFocus = holdFocus();
       const m = d.message;
       const parts = [
         el('h3', {}, `${m.messageType || m.kind} from ${m.endpoint}`),
@@ -242,10 +259,10 @@
         visibleRaw(d.raw),
       ];
       if (d.namesMasked) {
-        const reasonInput = el('input', { type: 'text', id: 'reveal-reason', 'aria-label': 'Reason to reveal names', placeholder: 'Reason (kept in the audit log)' });
-        // Showing the same message again (a click, the admin signing in) keeps a reason being typed.
-        const typed = box.dataset.id === id ? $('reveal-reason')?.value : undefined;
-        if (typed) reasonInput.value = typed;
+        // Showing the same message again (a click, the admin signing in) keeps the reason being typed:
+        // the same input moves into the new detail.
+        const reasonInput = (box.dataset.id === id && $('reveal-reason')) ||
+          el('input', { type: 'text', id: 'reveal-reason', 'aria-label': 'Reason to reveal names', placeholder: 'Reason (kept in the audit log)' });
         parts.push(el('div', { class: 'row' },
           el('span', { class: 'muted' }, 'Patient names are hidden.'),
           reasonInput,
@@ -262,6 +279,7 @@
         : el('p', { class: 'muted' }, 'None yet.'));
       box.replaceChildren(...parts);
       box.dataset.id = id;
+      restoreFocus();
     } catch (err) {
       box.replaceChildren(el('p', {}, `Cannot show the message: ${err.message}`));
       delete box.dataset.id;
@@ -277,12 +295,12 @@
         body.replaceChildren(el('tr', {}, el('td', { colspan: '6' }, 'No dead letters.')));
         return;
       }
-      // A refresh must not wipe a reason being typed: carry it over to the new row.
-      const typed = new Map([...body.querySelectorAll('input[data-reason-for]')].map((i) => [i.dataset.reasonFor, i.value]));
+      // A refresh must not wipe a reason being typed: the same input moves to the new row.
+      const inputs = new Map([...body.querySelectorAll('input[data-reason-for]')].map((i) => [i.dataset.reasonFor, i]));
+      const restoreFocus = holdFocus();
       body.replaceChildren(...events.map((e) => {
         const id = e.event.id;
-        const reason = el('input', { type: 'text', 'aria-label': `Reason for ${id}`, 'data-reason-for': id });
-        reason.value = typed.get(id) ?? '';
+        const reason = inputs.get(id) || el('input', { type: 'text', 'aria-label': `Reason for ${id}`, 'data-reason-for': id });
         return el('tr', { 'data-event': id },
           el('td', {}, e.event.type, el('br'), el('small', { class: 'muted' }, id)),
           el('td', {}, e.event.correlationId || e.event.partitionKey),
@@ -293,6 +311,7 @@
             el('button', { type: 'button', class: 'admin-only', disabled: !admin.token, onclick: () => act(id, 'replay', reason.value) }, 'Replay'), ' ',
             el('button', { type: 'button', class: 'admin-only danger', disabled: !admin.token, onclick: () => act(id, 'discard', reason.value) }, 'Discard')));
       }));
+      restoreFocus();
     } catch (err) {
       body.replaceChildren(el('tr', {}, el('td', { colspan: '6' }, `Cannot list dead letters: ${err.message}`)));
     }
