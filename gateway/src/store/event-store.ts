@@ -101,7 +101,22 @@ const emptyIntake = (): IntakeCounters => ({ received: 0, accepted: 0, rejected:
 /** What the message sublevel holds besides the public fields. */
 interface MessageRecord extends StoredMessage {
   dedupKey?: string;
+  /**
+   * The events derived from the message, as committed (they never change afterwards). Their
+   * changing state is under `e`, which points back here (see "Event bodies" in README.md).
+   */
+  events?: CanonicalEvent[];
 }
+
+/**
+ * An event's value under `e` when its body lives in its message's record: the state and `m`, the
+ * message id. Values without `m` hold the whole event (events of no message, and the earlier
+ * layout).
+ */
+type SlimEvent = Omit<StoredEvent, 'event'> & { m: string };
+
+/** Recently committed event bodies, by id: the relay leases most events soon after intake. */
+const BODY_CACHE_SIZE = 8192;
 
 /** The value of a message put that goes to the message log; the store writes its pointer. */
 interface LogEntry {
@@ -159,6 +174,9 @@ export class EventStore implements GatewayStore {
   /** Key prefix and value format of each sublevel, for encoding batches without abstract-level. */
   readonly #codecs: Map<Sub, { prefix: string; format: 'json' | 'buffer' | 'utf8' }>;
   readonly #ids = new IdGenerator();
+  /** The message whose record holds each read or committed event's body (written back slim). */
+  readonly #bodyIn = new WeakMap<StoredEvent, string>();
+  readonly #bodies = new Map<string, CanonicalEvent>();
   readonly #dueDelay: (event: CanonicalEvent) => number;
   readonly #backoff: BackoffPolicy;
   readonly #retention: RetentionPolicy;
@@ -295,6 +313,8 @@ export class EventStore implements GatewayStore {
           batch._put(key, encodePointer(pointer, entry.duplicates));
           bump(pointer.segment, 1);
           if (entry.fromSegment !== undefined) bump(entry.fromSegment, -1);
+        } else if (op.sublevel === this.#sub.evt && this.#bodyIn.has(op.value as StoredEvent)) {
+          batch._put(key, slimEvent(op.value as StoredEvent, this.#bodyIn.get(op.value as StoredEvent) as string));
         } else {
           batch._put(key, codec.format === 'json' ? JSON.stringify(op.value) : codec.format === 'buffer' ? (op.value as Buffer) : String(op.value));
         }
@@ -391,7 +411,7 @@ export class EventStore implements GatewayStore {
     const ops: BatchOp[] = [];
     const now = Date.now();
     for await (const [partitionKey, lease] of this.#sub.lease.iterator() as AsyncIterable<[string, LeaseRecord]>) {
-      const records = (await this.#sub.evt.getMany(lease.eventIds)) as Array<StoredEvent | undefined>;
+      const records = await this.#readEvents(lease.eventIds);
       for (const stored of records) {
         if (!stored || stored.state !== 'inflight') continue;
         stored.state = 'retrying';
@@ -635,6 +655,7 @@ export class EventStore implements GatewayStore {
       ...(message.rejectReason !== undefined ? { rejectReason: message.rejectReason } : {}),
       ...(message.searchTerms !== undefined ? { searchTerms: message.searchTerms } : {}),
       ...(message.dedupKey !== undefined ? { dedupKey: message.dedupKey } : {}),
+      ...(committed.length > 0 ? { events: committed } : {}),
     };
     ops.push({ type: 'put', sublevel: this.#sub.msg, key: messageId, value: { log: encodeMessage(record, message.raw, message.ack), duplicates: 0 } satisfies LogEntry });
     if (message.dedupKey !== undefined) ops.push({ type: 'put', sublevel: this.#sub.dedup, key: message.dedupKey, value: messageId });
@@ -699,7 +720,12 @@ export class EventStore implements GatewayStore {
     const event = { ...draft, id, schemaVersion: EVENT_SCHEMA_VERSION, source: { ...draft.source, messageId } } as CanonicalEvent;
     const dueAt = now + Math.max(0, this.#dueDelay(event));
     const stored: StoredEvent = { event, state: 'pending', attempts: 0, dueAt, ambiguous: false };
-    out?.push(event);
+    if (out) {
+      // A message's events: the body goes into the message's record (`out`), `e` keeps the state.
+      out.push(event);
+      this.#bodyIn.set(stored, messageId);
+      this.#cacheBody(event);
+    }
     const pk = event.partitionKey;
     ops.push({ type: 'put', sublevel: this.#sub.evt, key: id, value: stored });
     ops.push({ type: 'put', sublevel: this.#sub.idem, key: event.idempotencyKey, value: id });
@@ -766,7 +792,7 @@ export class EventStore implements GatewayStore {
         ops.push({ type: 'del', sublevel: this.#sub.due, key: dueKey });
         continue;
       }
-      const records = (await this.#sub.evt.getMany(ids)) as Array<StoredEvent | undefined>;
+      const records = await this.#readEvents(ids);
       const head = records[0];
       if (!head) {
         ops.push({ type: 'del', sublevel: this.#sub.due, key: dueKey });
@@ -842,7 +868,7 @@ export class EventStore implements GatewayStore {
     let remaining = this.#pcount.get(pk) ?? 0;
     let nextDue: number | undefined = now;
     let stopped = false;
-    const records = (await this.#sub.evt.getMany(held.eventIds)) as Array<StoredEvent | undefined>;
+    const records = await this.#readEvents(held.eventIds);
 
     for (const rec of records) {
       if (!rec) continue;
@@ -876,7 +902,8 @@ export class EventStore implements GatewayStore {
           ops.push({ type: 'put', sublevel: this.#sub.evt, key: id, value: rec });
           ops.push({ type: 'del', sublevel: this.#sub.queue, key: pk + SEP + id });
           ops.push({ type: 'del', sublevel: this.#sub.pending, key: id });
-          ops.push({ type: 'put', sublevel: this.#sub.done, key: timeKey(now) + SEP + id, value: '' });
+          // The value names the correlation, whose index entry goes with the event (retention).
+          ops.push({ type: 'put', sublevel: this.#sub.done, key: timeKey(now) + SEP + id, value: rec.event.correlationId });
           break;
         }
         case 'retry': {
@@ -937,7 +964,7 @@ export class EventStore implements GatewayStore {
   replay(eventId: string, actor: string, reason?: string): Promise<StoredEvent> {
     return this.#withQueueLock(async () => {
       await this.#committer.barrier();
-      const rec = (await this.#sub.evt.get(eventId)) as StoredEvent | undefined;
+      const rec = await this.getEvent(eventId);
       if (!rec) throw new GatewayError('GW_STORE_NOT_FOUND', `no event ${eventId}`);
       if (rec.state !== 'dead') throw new GatewayError('GW_STORE_STATE', `event ${eventId} is ${rec.state}; only dead letters can be replayed`);
       const now = Date.now();
@@ -965,7 +992,7 @@ export class EventStore implements GatewayStore {
     return this.#withQueueLock(async () => {
       if (!reason || !reason.trim()) throw new GatewayError('GW_STORE_STATE', 'discarding an event needs a reason for the audit log');
       await this.#committer.barrier();
-      const rec = (await this.#sub.evt.get(eventId)) as StoredEvent | undefined;
+      const rec = await this.getEvent(eventId);
       if (!rec) throw new GatewayError('GW_STORE_NOT_FOUND', `no event ${eventId}`);
       if (rec.state === 'inflight' || rec.state === 'delivered' || rec.state === 'discarded') {
         throw new GatewayError('GW_STORE_STATE', `event ${eventId} is ${rec.state} and cannot be discarded`);
@@ -983,7 +1010,7 @@ export class EventStore implements GatewayStore {
       ops.push({ type: 'del', sublevel: this.#sub.queue, key: pk + SEP + eventId });
       ops.push({ type: 'del', sublevel: this.#sub.pending, key: eventId });
       ops.push({ type: 'del', sublevel: this.#sub.dead, key: eventId });
-      ops.push({ type: 'put', sublevel: this.#sub.done, key: timeKey(now) + SEP + eventId, value: '' });
+      ops.push({ type: 'put', sublevel: this.#sub.done, key: timeKey(now) + SEP + eventId, value: rec.event.correlationId });
       const remaining = (this.#pcount.get(pk) ?? 1) - 1;
       if (remaining <= 0) {
         this.#pcount.delete(pk);
@@ -1002,8 +1029,52 @@ export class EventStore implements GatewayStore {
 
   // ---------------------------------------------------------------- reads
 
+  #cacheBody(event: CanonicalEvent): void {
+    this.#bodies.set(event.id, event);
+    if (this.#bodies.size > BODY_CACHE_SIZE) this.#bodies.delete(this.#bodies.keys().next().value as string);
+  }
+
+  /**
+   * Events by id, whole: a value that keeps only the state gets its body from its message's
+   * record (the cache of recent bodies first). A body that cannot be read (a damaged record) is
+   * reported as GW_STORE_CORRUPT, never returned as another event.
+   */
+  async #readEvents(ids: string[]): Promise<Array<StoredEvent | undefined>> {
+    if (ids.length === 0) return [];
+    const values = (await this.#sub.evt.getMany(ids)) as Array<StoredEvent | SlimEvent | undefined>;
+    const wanted = new Map<string, number[]>();
+    const out: Array<StoredEvent | undefined> = new Array(values.length);
+    values.forEach((value, i) => {
+      if (value === undefined || !('m' in value)) {
+        out[i] = value;
+        return;
+      }
+      const { m, ...state } = value;
+      const body = this.#bodies.get(ids[i] as string);
+      const rec = { event: body, ...state } as StoredEvent;
+      this.#bodyIn.set(rec, m);
+      out[i] = rec;
+      if (!body) wanted.set(m, [...(wanted.get(m) ?? []), i]);
+    });
+    await Promise.all([...wanted].map(async ([messageId, at]) => {
+      let events: CanonicalEvent[] | undefined;
+      try {
+        events = (await this.#readMessage(messageId))?.record.events;
+      } catch (err) {
+        throw new GatewayError('GW_STORE_CORRUPT', `events of message ${messageId}: ${describeError(err)}`, { cause: err });
+      }
+      for (const i of at) {
+        const body = events?.find((e) => e.id === ids[i]);
+        if (!body) throw new GatewayError('GW_STORE_CORRUPT', `event ${ids[i]}: its body is not in the record of message ${messageId}`);
+        (out[i] as StoredEvent).event = body;
+        this.#cacheBody(body);
+      }
+    }));
+    return out;
+  }
+
   async getEvent(eventId: string): Promise<StoredEvent | undefined> {
-    return (await this.#sub.evt.get(eventId)) as StoredEvent | undefined;
+    return (await this.#readEvents([eventId]))[0];
   }
 
   async getEventByKey(idempotencyKey: string): Promise<StoredEvent | undefined> {
@@ -1062,7 +1133,7 @@ export class EventStore implements GatewayStore {
 
   async #pushEvents(ids: string[], out: StoredEvent[], accept: (r: StoredEvent | undefined) => boolean, limit: number): Promise<boolean> {
     if (ids.length === 0) return out.length >= limit;
-    const recs = (await this.#sub.evt.getMany(ids)) as Array<StoredEvent | undefined>;
+    const recs = await this.#readEvents(ids);
     for (const rec of recs) {
       if (accept(rec)) out.push(rec as StoredEvent);
       if (out.length >= limit) return true;
@@ -1152,7 +1223,7 @@ export class EventStore implements GatewayStore {
       if (types && !types.includes(type as EventType)) continue;
       ids.push(key.slice(correlationId.length + 1));
     }
-    const recs = (await this.#sub.evt.getMany(ids)) as Array<StoredEvent | undefined>;
+    const recs = await this.#readEvents(ids);
     return recs.filter((r): r is StoredEvent => r !== undefined);
   }
 
@@ -1227,17 +1298,22 @@ export class EventStore implements GatewayStore {
       let pruned = 0;
       // Beyond the size cap, events younger than the age go too; so may their messages.
       let capCutoff = 0;
-      for await (const key of this.#sub.done.keys({ limit: maxWork })) {
-        const k = key as string;
+      const gone = new Set<string>();
+      for await (const [key, correlation] of this.#sub.done.iterator({ limit: maxWork }) as AsyncIterable<[string, string]>) {
+        const k = key;
         const at = Number.parseInt(k.slice(0, 12), 16);
         if (at >= cutoff && finished <= this.#retention.maxDeliveredEvents) break;
         if (at >= cutoff) capCutoff = Math.max(capCutoff, at + 1);
         const id = k.slice(13);
-        const rec = (await this.#sub.evt.get(id)) as StoredEvent | undefined;
+        // The state is enough here; the correlation comes with the done entry (entries of the
+        // earlier layout have none: the event's body is read then).
+        const rec = (await this.#sub.evt.get(id)) as StoredEvent | SlimEvent | undefined;
+        const correlationId = correlation || (rec && 'event' in rec ? rec.event.correlationId : await this.getEvent(id).then((r) => r?.event.correlationId, () => undefined));
         ops.push({ type: 'del', sublevel: this.#sub.done, key: k });
         if (rec) {
+          gone.add(id);
           ops.push({ type: 'del', sublevel: this.#sub.evt, key: id });
-          ops.push({ type: 'del', sublevel: this.#sub.corr, key: rec.event.correlationId + SEP + id });
+          if (correlationId !== undefined) ops.push({ type: 'del', sublevel: this.#sub.corr, key: correlationId + SEP + id });
           // The idempotency key stays as a tombstone pointing nowhere, so that a very late resend
           // of the same fact is still recognised as a duplicate.
           if (rec.state === 'delivered') this.#counts.delivered--;
@@ -1269,7 +1345,7 @@ export class EventStore implements GatewayStore {
         const value = stored.record;
         const pointer = stored.pointer;
         const keep = value.status === 'rejected' && at >= rejectedCutoff;
-        const events = keep || value.eventIds.length === 0 ? [] : ((await this.#sub.evt.getMany(value.eventIds)) as Array<StoredEvent | undefined>);
+        const events = keep || value.eventIds.length === 0 ? [] : ((await this.#sub.evt.getMany(value.eventIds)) as Array<StoredEvent | SlimEvent | undefined>);
         const waiting = events.some((e) => e !== undefined && e.state !== 'delivered' && e.state !== 'discarded');
         if (keep || waiting) {
           // Kept past the age: it moves to the active segment, so that its old segment can go once
@@ -1279,6 +1355,16 @@ export class EventStore implements GatewayStore {
           }
           continue;
         }
+        // Finished events kept longer than their message (retention by count, a late delivery)
+        // take their bodies with them before the record goes.
+        events.forEach((e, i) => {
+          const eventId = value.eventIds[i] as string;
+          if (e === undefined || !('m' in e) || gone.has(eventId)) return;
+          const body = value.events?.find((b) => b.id === eventId);
+          if (!body) return;
+          const { m: _m, ...state } = e;
+          ops.push({ type: 'put', sublevel: this.#sub.evt, key: eventId, value: { event: body, ...state } satisfies StoredEvent });
+        });
         ops.push({ type: 'del', sublevel: this.#sub.msg, key: id, ...(pointer ? { logSegment: pointer.segment } : {}) });
         ops.push({ type: 'del', sublevel: this.#sub.raw, key: id });
         ops.push({ type: 'del', sublevel: this.#sub.ack, key: id });
@@ -1317,6 +1403,12 @@ export class EventStore implements GatewayStore {
   }
 }
 
+/** An event's value under `e` without its body, which its message's record holds. */
+function slimEvent(rec: StoredEvent, messageId: string): string {
+  const { event: _body, ...state } = rec;
+  return JSON.stringify({ ...state, m: messageId } satisfies SlimEvent);
+}
+
 /** Segment numbers as keys of the `j` sublevel (fixed width: key order is segment order). */
 function segmentKey(segment: number): string {
   return String(segment).padStart(10, '0');
@@ -1330,7 +1422,7 @@ function searchTermsOf(message: { controlId?: string; searchTerms?: string[] }):
 }
 
 function publicMessage(record: MessageRecord): StoredMessage {
-  const { dedupKey: _dedupKey, ...rest } = record;
+  const { dedupKey: _dedupKey, events: _events, ...rest } = record;
   return rest;
 }
 

@@ -1,0 +1,151 @@
+import { mkdtemp, open as openFile, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ClassicLevel } from 'classic-level';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { EventStore } from '../../gateway/src/store/event-store.ts';
+import type { StoredEvent } from '../../gateway/src/store/types.ts';
+import type { DraftEvent } from '../../gateway/src/events/types.ts';
+import { isGatewayError } from '../../gateway/src/errors.ts';
+import { inboundMessage } from '../fixtures/store/inbound.ts';
+
+// An event's body never changes after intake; its state does, with every attempt. The body is
+// written once, in its message's record; LevelDB's `e` keeps the state and the message id, so the
+// relay's updates and LevelDB's compactions no longer rewrite the body.
+
+const DAY_MS = 86_400_000;
+let dir: string;
+let store: EventStore | undefined;
+
+async function openStore(extra: Partial<Parameters<typeof EventStore.open>[0]> = {}): Promise<EventStore> {
+  store = await EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0, ...extra });
+  return store;
+}
+
+function validated(accession: string, marker: string): DraftEvent {
+  return {
+    type: 'result.validated',
+    occurredAt: new Date().toISOString(),
+    receivedAt: new Date().toISOString(),
+    idempotencyKey: `k-${accession}`,
+    correlationId: accession,
+    partitionKey: `order:${accession}`,
+    source: { kind: 'hl7', endpoint: 'lis' },
+    data: { accession, results: [{ code: 'GLU', value: marker }] },
+  } as unknown as DraftEvent;
+}
+
+/** Every raw LevelDB value, by key (the store closed). */
+async function levelValues(): Promise<Map<string, Buffer>> {
+  const db = new ClassicLevel<string, Buffer>(path.join(dir, 'store'), { keyEncoding: 'utf8', valueEncoding: 'buffer' });
+  const out = new Map<string, Buffer>();
+  for await (const [k, v] of db.iterator()) out.set(k, v);
+  await db.close();
+  return out;
+}
+
+const stateOf = (values: Map<string, Buffer>, eventId: string): Record<string, unknown> => JSON.parse((values.get(`!e!${eventId}`) as Buffer).toString('utf8')) as Record<string, unknown>;
+
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'lgw-bodies-'));
+  store = undefined;
+});
+
+afterEach(async () => {
+  await store?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('event bodies live in their message record', () => {
+  for (const [label, minBatch] of [['message log', 1], ['inline record (small batch)', 8]] as const) {
+    it(`${label}: \`e\` holds the state and the message id; the event reads back whole after a restart`, async () => {
+      const s = await openStore({ messageLogMinBatch: minBatch });
+      const marker = `BODY-${label.length}-7f3a`;
+      const { messageId, eventIds } = await s.commit(inboundMessage('B1'), [validated('A1', marker)]);
+      const committed = (await s.getEvent(eventIds[0] as string))?.event;
+      expect(committed?.data).toMatchObject({ results: [{ value: marker }] });
+      await s.close();
+
+      const values = await levelValues();
+      const state = stateOf(values, eventIds[0] as string);
+      expect(state).toMatchObject({ state: 'pending', attempts: 0, m: messageId });
+      expect(state).not.toHaveProperty('event');
+      // The body is written once: in the log, or inside the inline record under `m`.
+      const holders = [...values].filter(([, v]) => v.includes(Buffer.from(marker))).map(([k]) => k);
+      expect(holders).toEqual(minBatch === 1 ? [] : [`!m!${messageId}`]);
+
+      const again = await openStore({ messageLogMinBatch: minBatch }); // no body cached
+      const read = await again.getEvent(eventIds[0] as string);
+      expect(read?.event).toEqual(committed);
+      expect(read?.event.source.messageId).toBe(messageId);
+      // The message's public form does not carry the bodies.
+      expect((await again.getMessage(messageId))?.message).not.toHaveProperty('events');
+    });
+  }
+
+  it('the relay round trip (lease, retry, lease, deliver) reads whole events and writes back only state', async () => {
+    let s = await openStore({ messageLogMinBatch: 1, backoff: { initialMs: 0, maxMs: 0, jitter: 0 } });
+    const { messageId, eventIds } = await s.commit(inboundMessage('B2'), [validated('A2', 'm2')]);
+    await s.close();
+    s = await openStore({ messageLogMinBatch: 1, backoff: { initialMs: 0, maxMs: 0, jitter: 0 } });
+    const [first] = await s.lease({ limit: 10 });
+    expect(first?.events[0]?.event).toMatchObject({ id: eventIds[0], type: 'result.validated', correlationId: 'A2' });
+    await s.complete(first!, [{ eventId: eventIds[0] as string, outcome: 'retry', error: 'Odoo timed out', ambiguous: true }]);
+    const [second] = await s.lease({ limit: 10, now: Date.now() + 1000 });
+    expect(second?.events[0]).toMatchObject({ state: 'inflight', attempts: 1, ambiguous: true, event: { data: { results: [{ value: 'm2' }] } } });
+    await s.complete(second!, [{ eventId: eventIds[0] as string, outcome: 'delivered', odoo: [{ model: 'sale.order', id: 7 }] }]);
+    await s.close();
+
+    const state = stateOf(await levelValues(), eventIds[0] as string);
+    expect(state).toMatchObject({ state: 'delivered', attempts: 2, m: messageId, odoo: [{ model: 'sale.order', id: 7 }] });
+    expect(state).not.toHaveProperty('event');
+    s = await openStore({ messageLogMinBatch: 1 });
+    expect(await s.eventsByCorrelation('A2')).toMatchObject([{ state: 'delivered', event: { id: eventIds[0], data: { accession: 'A2' } } }]);
+  });
+
+  it('a finished event kept longer than its message takes its body along when the message is pruned', async () => {
+    const s = await openStore({ messageLogMinBatch: 1, retention: { retentionDays: 1 } });
+    const { messageId, eventIds } = await s.commit(inboundMessage('B3'), [validated('A3', 'm3')]);
+    await new Promise((r) => setTimeout(r, 20)); // the message is older than the delivery
+    const [lease] = await s.lease({ limit: 1 });
+    await s.complete(lease!, [{ eventId: eventIds[0] as string, outcome: 'delivered' }]);
+    const deliveredAt = Date.parse((await s.getEvent(eventIds[0] as string))?.deliveredAt as string);
+    // The cut-off falls between the message's arrival and the delivery: the message goes, the event stays.
+    expect(await s.prune(deliveredAt + DAY_MS - 5)).toBe(1);
+    expect(await s.getMessage(messageId)).toBeUndefined();
+    await s.close();
+
+    const state = stateOf(await levelValues(), eventIds[0] as string);
+    expect(state).not.toHaveProperty('m');
+    expect(state).toMatchObject({ state: 'delivered', event: { id: eventIds[0], data: { results: [{ value: 'm3' }] } } });
+    const again = await openStore({ messageLogMinBatch: 1, retention: { retentionDays: 1 } });
+    expect((await again.getEvent(eventIds[0] as string))?.event.correlationId).toBe('A3');
+    // Later the event goes too, with its correlation entry.
+    expect(await again.prune(deliveredAt + DAY_MS + 5)).toBe(1);
+    expect(await again.eventsByCorrelation('A3')).toEqual([]);
+    expect(await again.getEvent(eventIds[0] as string)).toBeUndefined();
+  });
+
+  it('an event whose body is in a damaged record is reported as GW_STORE_CORRUPT, not returned half', async () => {
+    let s = await openStore({ messageLogMinBatch: 1 });
+    const { eventIds } = await s.commit(inboundMessage('B4'), [validated('A4', 'm4')]);
+    await s.close();
+    const logDir = path.join(dir, 'store', 'messages');
+    const seg = (await readdir(logDir)).filter((f) => f.endsWith('.seg')).sort()[0] as string;
+    const fh = await openFile(path.join(logDir, seg), 'r+');
+    await fh.write(Buffer.from('#'), 0, 1, 20); // one byte inside the record's payload
+    await fh.close();
+    s = await openStore({ messageLogMinBatch: 1 });
+    const err = await s.getEvent(eventIds[0] as string).then(() => undefined, (e: unknown) => e);
+    expect(isGatewayError(err) && err.code).toBe('GW_STORE_CORRUPT');
+  });
+
+  it('events of no message (local events) keep their whole value under `e`', async () => {
+    const s = await openStore();
+    const [id] = await s.commitLocal([validated('A5', 'm5')]);
+    await s.close();
+    const state = stateOf(await levelValues(), id as string);
+    expect(state).not.toHaveProperty('m');
+    expect((state as unknown as StoredEvent).event).toMatchObject({ id, correlationId: 'A5' });
+  });
+});
