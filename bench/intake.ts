@@ -5,7 +5,8 @@
  *  1. closed loop with 1, 8 and 32 persistent connections (each waits for its ACK): msg/s and
  *     ACK latency p50/p99/p99.9, durable and peer;
  *  2. ACK p99 at a fixed 1,000 msg/s (8 connections);
- *  3. sustained run at 80 % of the durable maximum, p99.9 (60 s; `--quick`: 10 s);
+ *  3. sustained run at 80 % of the durable maximum, p99.9 (60 s; `--quick`: 10 s), and the peer at
+ *     the same rate for context (the load generator shares the machine);
  *  diagnostic: the same endpoint over a store that keeps nothing, to separate the intake's own
  *  cost from the store's. Every server run reports its CPU per message and event-loop delay.
  *
@@ -180,7 +181,15 @@ const fixed1000 = {
 };
 
 const sustainedRate = Math.round(maxDurable * 0.8);
-const sustained = { rate: sustainedRate, connections: 32, durationMs: SUSTAINED_MS, durable: await measure('durable', { connections: 32, durationMs: SUSTAINED_MS, rate: sustainedRate }) };
+// The peer at the same even rate, side by side: what the load generator and this machine allow
+// an in-memory server (the client shares the two cores and its pauses count as latency).
+const sustained = {
+  rate: sustainedRate,
+  connections: 32,
+  durationMs: SUSTAINED_MS,
+  durable: await measure('durable', { connections: 32, durationMs: SUSTAINED_MS, rate: sustainedRate }),
+  peer: await measure('peer', { connections: 32, durationMs: SUSTAINED_MS, rate: sustainedRate }),
+};
 
 const c32 = closedLoop['32'] as { durable: Summary; peer: Summary; ratio: number };
 const result = {
@@ -207,7 +216,7 @@ const result = {
     durableVsPeerAt32: { target: '>= 1.0', actual: c32.ratio, met: c32.ratio >= 1.0 },
     durableMsgPerSec: { target: '>= 10000', actual: maxDurable, met: maxDurable >= 10_000 },
     p99At1000: { target: '<= 5 ms', actual: fixed1000.durable.p99Ms, met: fixed1000.durable.p99Ms <= 5 },
-    p999Sustained: { target: '<= 50 ms', actual: sustained.durable.p999Ms, met: sustained.durable.p999Ms <= 50 },
+    p999Sustained: { target: '<= 50 ms', actual: sustained.durable.p999Ms, met: sustained.durable.p999Ms <= 50, peerAtSameRate: sustained.peer.p999Ms },
   },
 };
 await mkdir(path.join(here, 'results'), { recursive: true });
