@@ -140,6 +140,23 @@ describe('event bodies live in their message record', () => {
     expect(isGatewayError(err) && err.code).toBe('GW_STORE_CORRUPT');
   });
 
+  it('a cold lease reads the heads of several partitions with their bodies from the records; dead partitions stay blocked', async () => {
+    let s = await openStore({ messageLogMinBatch: 1 });
+    const ids: string[] = [];
+    for (const acc of ['C1', 'C2', 'C3', 'C4']) ids.push(...(await s.commit(inboundMessage(`M-${acc}`), [validated(acc, acc)])).eventIds);
+    // The two oldest partitions die (blocked until an operator acts).
+    for (const id of ids.slice(0, 2)) {
+      const [lease] = await s.lease({ limit: 1 });
+      expect(lease?.events[0]?.event.id).toBe(id);
+      await s.complete(lease!, [{ eventId: id, outcome: 'dead', reason: 'unknown product' }]);
+    }
+    await s.close();
+    s = await openStore({ messageLogMinBatch: 1 }); // cold: the bodies come from the records
+    const leases = await s.lease({ limit: 2 });
+    expect(leases.map((l) => l.events[0]?.event.correlationId)).toEqual(['C3', 'C4']);
+    expect(leases.map((l) => l.events[0]?.event.data)).toMatchObject([{ results: [{ value: 'C3' }] }, { results: [{ value: 'C4' }] }]);
+  });
+
   it('events of no message (local events) keep their whole value under `e`', async () => {
     const s = await openStore();
     const [id] = await s.commitLocal([validated('A5', 'm5')]);
