@@ -12,7 +12,9 @@ import { GatewayError, describeError } from '../errors.ts';
 import { IdGenerator, idTime } from '../ids.ts';
 import { GroupCommitter, type BatchOp } from './group-commit.ts';
 import { decodeMessage, decodeMessageRecord, encodeMessage } from './message-record.ts';
-import { MessageLog, decodePointer, encodePointer, type LogPointer } from './message-log.ts';
+import { MessageLog, decodePointer, encodePointer, type LogPointer, type LogPosition } from './message-log.ts';
+import { decodeBatchRecord, decodePosition, encodeBatchRecord, encodePosition, isBatchRecord, type EncodedOp } from './batch-record.ts';
+import { KeyFilter } from './key-filter.ts';
 import type {
   CommitResult,
   EventQuery,
@@ -115,6 +117,23 @@ interface MessageRecord extends StoredMessage {
  */
 type SlimEvent = Omit<StoredEvent, 'event'> & { m: string };
 
+/** A batch as stage 1 left it for stage 2 (see #prepareBatch). */
+interface PreparedBatch {
+  pairs: EncodedOp[];
+  /** Live counts of the log segments the batch touches, once written. */
+  counts: Array<[number, number]>;
+  /** Its batch record is in the message log (the commit point). */
+  logged: boolean;
+  /** A segment's count reaches 0: LevelDB is synced before the segment is deleted. */
+  emptied: boolean;
+}
+
+/**
+ * A logged batch's LevelDB write is synced at least this often (ms): start-up replays at most
+ * about this much intake from the log after a power cut.
+ */
+const LEVEL_SYNC_EVERY_MS = 500;
+
 /** Recently committed event bodies, by id: the relay leases most events soon after intake. */
 const BODY_CACHE_SIZE = 8192;
 
@@ -161,16 +180,24 @@ type Sub = any;
 
 export class EventStore implements GatewayStore {
   readonly dataDir: string;
+  /** Batches the last start-up wrote again into LevelDB from the message log (diagnostics). */
+  replayedBatches = 0;
   readonly #db: Level<string, unknown>;
   readonly #sub: Record<
     'msg' | 'raw' | 'ack' | 'dedup' | 'search' | 'evt' | 'idem' | 'corr' | 'queue' | 'due' | 'lease' | 'dead' | 'pending' | 'done' | 'pcount' | 'segs' | 'meta' | 'doc',
     Sub
   >;
-  readonly #committer: GroupCommitter<LogPointer[] | 'inline'>;
+  readonly #committer: GroupCommitter<PreparedBatch>;
+  /** `meta!w`: where the batch record of the last logged batch written to LevelDB is. */
+  readonly #checkpointKey: string;
+  /** When LevelDB was last synced (performance.now()). */
+  #lastLevelSync = 0;
   readonly #log: MessageLog;
   readonly #logMinBatch: number;
   /** Messages pointing into each message-log segment (authoritative; mirrored under `j`). */
   readonly #liveSegments = new Map<number, number>();
+  /** The same counts once every batch prepared so far is written (see #encode). */
+  #projectedSegments = new Map<number, number>();
   /** Key prefix and value format of each sublevel, for encoding batches without abstract-level. */
   readonly #codecs: Map<Sub, { prefix: string; format: 'json' | 'buffer' | 'utf8' }>;
   readonly #ids = new IdGenerator();
@@ -194,6 +221,8 @@ export class EventStore implements GatewayStore {
   /** Dedup keys and idempotency keys whose commit is queued but not yet durable. */
   readonly #inflightDedup = new Map<string, Promise<CommitResult>>();
   readonly #inflightIdem = new Set<string>();
+  /** Prefixed `d`, `k` and `n` keys that may exist: absent ones need no read (key-filter.ts). */
+  readonly #keyFilter = new KeyFilter();
   /** Partitions currently leased. */
   readonly #leased = new Map<string, LeaseRecord>();
   /** Serialises relay-side mutations (lease, complete, replay, discard, prune). */
@@ -248,7 +277,8 @@ export class EventStore implements GatewayStore {
         return [sub, { prefix: sub.prefixKey('', 'utf8') as string, format }] as const;
       }),
     );
-    this.#committer = new GroupCommitter<LogPointer[] | 'inline'>({ prepare: (ops) => this.#appendToLog(ops), batch: (ops, options, pointers) => this.#writeBatch(ops, options, pointers ?? []) }, {
+    this.#checkpointKey = (this.#codecs.get(this.#sub.meta) as { prefix: string }).prefix + 'w';
+    this.#committer = new GroupCommitter<PreparedBatch>({ prepare: (ops) => this.#prepareBatch(ops), batch: (_ops, options, prepared) => this.#writeBatch(options, prepared) }, {
       // Every batch carries the counter snapshot taken when it is sealed, so counters on disk
       // always match the records on disk.
       seal: () => [
@@ -260,10 +290,15 @@ export class EventStore implements GatewayStore {
   }
 
   /**
-   * Stage 1 of a batch: the message bytes go to the message log, durable before any pointer to
-   * them is written (stage 2). Runs while the previous batch's LevelDB write is in flight.
+   * Stage 1 of a batch, in order: its LevelDB operations are encoded (keys prefixed, values
+   * serialised) and, when the batch has messages for the log, written to the message log with
+   * them: the message records, then one batch record holding every encoded operation, in one
+   * synced write. That write is the batch's commit point: LevelDB is then written without a sync
+   * of its own, and a LevelDB that lost its last writes (power cut) is caught up from the log at
+   * start-up (see "Commit point" in README.md). Runs while the previous batch's LevelDB write is
+   * in flight.
    */
-  async #appendToLog(ops: BatchOp[]): Promise<LogPointer[] | 'inline'> {
+  async #prepareBatch(ops: BatchOp[]): Promise<PreparedBatch> {
     const payloads: Buffer[] = [];
     let movable = true;
     for (const op of ops) {
@@ -271,72 +306,105 @@ export class EventStore implements GatewayStore {
       payloads.push(op.value.log);
       if (op.value.duplicates !== 0 || op.value.fromSegment !== undefined) movable = false;
     }
-    if (payloads.length === 0) return [];
-    // A small batch (a quiet link, a lone message) keeps its records inline in LevelDB: one fsync
-    // instead of two in a row, and the compaction cost of a few records is negligible. The log
-    // pays off when batches are large, i.e. under load.
-    if (movable && payloads.length < this.#logMinBatch) return 'inline';
-    return this.#log.append(payloads);
+    // A small batch (a quiet link, a lone message) keeps its records inline in LevelDB: one fsync,
+    // and the compaction cost of a few records is negligible. The log pays off when batches are
+    // large, i.e. under load.
+    if (payloads.length === 0 || (movable && payloads.length < this.#logMinBatch)) return this.#encode(ops, 'inline', undefined);
+    let prepared: PreparedBatch | undefined;
+    await this.#log.append(payloads, (pointers, at) => {
+      prepared = this.#encode(ops, pointers, at);
+      return encodeBatchRecord(prepared.pairs);
+    });
+    return prepared as PreparedBatch;
   }
 
-  /** Stage 2: one LevelDB batch with the pointers to what stage 1 logged, in order. */
-  async #writeBatch(ops: BatchOp[], options: { sync: boolean }, pointers: LogPointer[] | 'inline'): Promise<void> {
-    if (this.#db.status !== 'open') throw new GatewayError('GW_STORE_UNAVAILABLE', `the database is ${this.#db.status}`);
+  /**
+   * The batch's operations as LevelDB will store them, with the live count of each log segment
+   * touched and, for a logged batch, the checkpoint `meta!w` (where its batch record is).
+   */
+  #encode(ops: BatchOp[], pointers: LogPointer[] | 'inline', at: LogPosition | undefined): PreparedBatch {
+    const pairs: EncodedOp[] = [];
+    const delta = new Map<number, number>();
+    const bump = (segment: number, by: number): void => void delta.set(segment, (delta.get(segment) ?? 0) + by);
+    let next = 0;
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i] as BatchOp;
+      const codec = this.#codecs.get(op.sublevel);
+      if (!codec) throw new GatewayError('GW_STORE_STATE', 'a batch operation without a known sublevel');
+      const key = codec.prefix + op.key;
+      if (op.type === 'del') {
+        pairs.push([key, null]);
+        if (op.logSegment !== undefined) bump(op.logSegment, -1);
+      } else if (op.sublevel === this.#sub.msg && isLogEntry(op.value) && pointers === 'inline') {
+        // The packed record itself (its duplicate count is 0: only new messages go inline).
+        pairs.push([key, op.value.log]);
+      } else if (op.sublevel === this.#sub.msg && isLogEntry(op.value)) {
+        const entry = op.value;
+        const pointer = pointers === 'inline' ? undefined : pointers[next++];
+        if (!pointer) throw new GatewayError('GW_STORE_STATE', 'a message without its place in the message log');
+        pairs.push([key, encodePointer(pointer, entry.duplicates)]);
+        bump(pointer.segment, 1);
+        if (entry.fromSegment !== undefined) bump(entry.fromSegment, -1);
+      } else if (op.sublevel === this.#sub.evt && this.#bodyIn.has(op.value as StoredEvent)) {
+        pairs.push([key, slimEvent(op.value as StoredEvent, this.#bodyIn.get(op.value as StoredEvent) as string)]);
+      } else {
+        pairs.push([key, codec.format === 'json' ? JSON.stringify(op.value) : codec.format === 'buffer' ? (op.value as Buffer) : String(op.value)]);
+      }
+    }
+    // Counts as they will be once every batch prepared so far is written (batches are written in
+    // the order they are prepared).
     const counts: Array<[number, number]> = [];
-    // Pointers, everything else, and the live count of each segment touched.
+    let emptied = false;
+    const segsPrefix = (this.#codecs.get(this.#sub.segs) as { prefix: string }).prefix;
+    for (const [segment, by] of delta) {
+      if (by === 0) continue;
+      const count = Math.max(0, (this.#projectedSegments.get(segment) ?? 0) + by);
+      counts.push([segment, count]);
+      if (count > 0) this.#projectedSegments.set(segment, count);
+      else this.#projectedSegments.delete(segment);
+      if (count > 0) pairs.push([segsPrefix + segmentKey(segment), String(count)]);
+      else {
+        pairs.push([segsPrefix + segmentKey(segment), null]);
+        emptied = true;
+      }
+    }
+    if (at) pairs.push([this.#checkpointKey, JSON.stringify(encodePosition(at))]);
+    return { pairs, counts, logged: at !== undefined, emptied };
+  }
+
+  /**
+   * Stage 2: the batch into LevelDB, in order. A batch that is not in the message log is synced
+   * (LevelDB fsyncs its write-ahead log before the write resolves); a logged one is synced only
+   * now and then (bounding what start-up replays from the log) and before a log segment goes.
+   */
+  async #writeBatch(options: { sync: boolean }, prepared: PreparedBatch | undefined): Promise<void> {
+    if (!prepared) return;
+    if (this.#db.status !== 'open') throw new GatewayError('GW_STORE_UNAVAILABLE', `the database is ${this.#db.status}`);
+    const now = performance.now();
+    const sync = options.sync && (!prepared.logged || prepared.emptied || now - this.#lastLevelSync >= LEVEL_SYNC_EVERY_MS);
     // Built through classic-level's implementation methods (the abstract-level API for
     // implementations): abstract-level's public batch() clones each operation and resolves its
     // sublevel's encodings one by one, and the array form makes the native side read every
     // operation's properties back; for the dozen small keys of a message both cost more
-    // main-thread time than LevelDB's own work. Keys are prefixed and values encoded here.
+    // main-thread time than LevelDB's own work.
     const db = this.#db as unknown as NativeBatchSource;
     const batch = db._chainedBatch();
     try {
-      const delta = new Map<number, number>();
-      const bump = (segment: number, by: number): void => void delta.set(segment, (delta.get(segment) ?? 0) + by);
-      let next = 0;
-      for (let i = 0; i < ops.length; i++) {
-        const op = ops[i] as BatchOp;
-        const codec = this.#codecs.get(op.sublevel);
-        if (!codec) throw new GatewayError('GW_STORE_STATE', 'a batch operation without a known sublevel');
-        const key = codec.prefix + op.key;
-        if (op.type === 'del') {
-          batch._del(key);
-          if (op.logSegment !== undefined) bump(op.logSegment, -1);
-        } else if (op.sublevel === this.#sub.msg && isLogEntry(op.value) && pointers === 'inline') {
-          // The packed record itself (its duplicate count is 0: only new messages go inline).
-          batch._put(key, op.value.log);
-        } else if (op.sublevel === this.#sub.msg && isLogEntry(op.value)) {
-          const entry = op.value;
-          const pointer = pointers === 'inline' ? undefined : pointers[next++];
-          if (!pointer) throw new GatewayError('GW_STORE_STATE', 'a message without its place in the message log');
-          batch._put(key, encodePointer(pointer, entry.duplicates));
-          bump(pointer.segment, 1);
-          if (entry.fromSegment !== undefined) bump(entry.fromSegment, -1);
-        } else if (op.sublevel === this.#sub.evt && this.#bodyIn.has(op.value as StoredEvent)) {
-          batch._put(key, slimEvent(op.value as StoredEvent, this.#bodyIn.get(op.value as StoredEvent) as string));
-        } else {
-          batch._put(key, codec.format === 'json' ? JSON.stringify(op.value) : codec.format === 'buffer' ? (op.value as Buffer) : String(op.value));
-        }
+      for (const [key, value] of prepared.pairs) {
+        if (value === null) batch._del(key);
+        else batch._put(key, value);
       }
-      const segsPrefix = (this.#codecs.get(this.#sub.segs) as { prefix: string }).prefix;
-      for (const [segment, by] of delta) {
-        if (by === 0) continue;
-        const count = Math.max(0, (this.#liveSegments.get(segment) ?? 0) + by);
-        counts.push([segment, count]);
-        if (count > 0) batch._put(segsPrefix + segmentKey(segment), String(count));
-        else batch._del(segsPrefix + segmentKey(segment));
-      }
-      // sync: LevelDB fsyncs its log before the write resolves.
-      await batch._write(options);
+      await batch._write({ sync });
     } finally {
       db.detachResource(batch);
     }
-    for (const [segment, count] of counts) {
+    if (sync) this.#lastLevelSync = now;
+    for (const [segment, count] of prepared.counts) {
       if (count > 0) this.#liveSegments.set(segment, count);
       else {
         this.#liveSegments.delete(segment);
-        // Nothing points into it any more: the file goes (the active segment stays).
+        // Nothing points into it any more, and LevelDB is synced past it: the file goes (the
+        // active segment stays).
         if (segment !== this.#log.activeSegment) void this.#log.remove(segment).catch(() => undefined);
       }
     }
@@ -375,7 +443,15 @@ export class EventStore implements GatewayStore {
     store.#timers.push(setInterval(() => void store.#refreshOldest(), 1_000).unref());
     const pruneEvery = options.pruneIntervalMs ?? 60_000;
     if (pruneEvery > 0) store.#timers.push(setInterval(() => void store.prune().catch(() => undefined), pruneEvery).unref());
+    // Not awaited: start-up must not grow with the backlog. Until the scan has seen every key,
+    // look-ups read LevelDB as they would without the filter.
+    void store.#keyFilter.fill([store.#sub.dedup, store.#sub.idem, store.#sub.pcount].map((sub: Sub) => ({ prefix: sub.prefixKey('', 'utf8') as string, keys: () => sub.keys() })));
     return store;
+  }
+
+  /** Whether the key filter has seen every stored dedup, idempotency and partition-count key. */
+  get keyFilterReady(): boolean {
+    return this.#keyFilter.ready;
   }
 
   get health(): StoreHealth {
@@ -397,6 +473,7 @@ export class EventStore implements GatewayStore {
    * by the backlog: counters are read from one key, and no queue or event range is scanned.
    */
   async #recover(): Promise<void> {
+    await this.#replayLog();
     const counts = (await this.#sub.meta.get('counts')) as Counts | undefined;
     const intake = (await this.#sub.meta.get('intake')) as IntakeCounters | undefined;
     this.#counts = { ...emptyCounts(), ...counts };
@@ -473,7 +550,12 @@ export class EventStore implements GatewayStore {
     if (!diskOk) return;
     if (this.#health === 'ok') return;
     try {
-      await this.#committer.write([{ type: 'put', sublevel: this.#sub.meta, key: 'probe', value: Date.now() }]);
+      // The probe also moves the checkpoint past logged batches that failed before LevelDB had
+      // them (their senders got negative ACKs): start-up never applies them later.
+      await this.#committer.write([
+        { type: 'put', sublevel: this.#sub.meta, key: 'probe', value: Date.now() },
+        { type: 'put', sublevel: this.#sub.meta, key: 'w', value: encodePosition(this.#log.end) },
+      ]);
       await this.#resync();
       this.#setHealth('ok');
     } catch (err) {
@@ -494,6 +576,41 @@ export class EventStore implements GatewayStore {
   async #loadLiveSegments(): Promise<void> {
     this.#liveSegments.clear();
     for await (const [key, count] of this.#sub.segs.iterator() as AsyncIterable<[string, number]>) this.#liveSegments.set(Number(key), Number(count));
+    this.#projectedSegments = new Map(this.#liveSegments);
+  }
+
+  /**
+   * LevelDB catches up with the message log: every batch record from the checkpoint on (the
+   * last logged batch LevelDB kept; applying it again changes nothing) is written again, in
+   * order. After a kill -9 LevelDB has them all (the writes were in the OS's cache) and this
+   * re-applies one batch; after a power cut it re-applies what LevelDB lost. Then the checkpoint
+   * moves to the end of the log and is synced: records before it are never replayed again, so a
+   * batch that failed before its LevelDB write (its sender got a negative ACK) never appears later.
+   */
+  async #replayLog(): Promise<number> {
+    const stored = (await this.#sub.meta.get('w')) as string | undefined;
+    const from = stored === undefined ? undefined : decodePosition(stored);
+    let replayed = 0;
+    if (from) {
+      for await (const { payload } of this.#log.scan(from)) {
+        if (!isBatchRecord(payload)) continue;
+        await this.#writeBatch({ sync: false }, { pairs: decodeBatchRecord(payload), counts: [], logged: true, emptied: false });
+        replayed++;
+      }
+    }
+    // The checkpoint key is written as its own synced batch, outside the group commit: nothing
+    // else writes while the store opens or recovers.
+    const db = this.#db as unknown as NativeBatchSource;
+    const batch = db._chainedBatch();
+    try {
+      batch._put(this.#checkpointKey, JSON.stringify(encodePosition(this.#log.end)));
+      await batch._write({ sync: true });
+    } finally {
+      db.detachResource(batch);
+    }
+    this.#lastLevelSync = performance.now();
+    this.replayedBatches = replayed;
+    return replayed;
   }
 
   /** After a failed batch the in-memory counters may include lost writes: reload from disk. */
@@ -590,7 +707,9 @@ export class EventStore implements GatewayStore {
     // Synchronous point reads: these keys are almost always absent, which LevelDB answers from its
     // bloom filters and block cache in microseconds; a thread-pool round trip per commit costs
     // more than the read itself (measured: ~3x the main-thread time of getMany, 30 % less intake).
-    const values = keys.map((k) => this.#db.getSync(k, { keyEncoding: 'utf8', valueEncoding: 'utf8' }) as string | undefined);
+    // Keys the (complete) filter does not hold are absent without a read.
+    const filter = this.#keyFilter;
+    const values = keys.map((k) => (filter.mayContain(k) ? (this.#db.getSync(k, { keyEncoding: 'utf8', valueEncoding: 'utf8' }) as string | undefined) : undefined));
     let i = 0;
     const existing = dedupKey !== undefined ? values[i++] : undefined;
     const known = drafts.map(() => values[i++] !== undefined);
@@ -659,6 +778,7 @@ export class EventStore implements GatewayStore {
     };
     ops.push({ type: 'put', sublevel: this.#sub.msg, key: messageId, value: { log: encodeMessage(record, message.raw, message.ack), duplicates: 0 } satisfies LogEntry });
     if (message.dedupKey !== undefined) ops.push({ type: 'put', sublevel: this.#sub.dedup, key: message.dedupKey, value: messageId });
+    if (message.dedupKey !== undefined) this.#keyFilter.add(this.#sub.dedup.prefixKey(message.dedupKey, 'utf8') as string);
     for (const term of searchTermsOf(message)) ops.push({ type: 'put', sublevel: this.#sub.search, key: term + SEP + messageId, value: '' });
 
     this.#intake.received++;
@@ -682,11 +802,10 @@ export class EventStore implements GatewayStore {
 
   async commitLocal(drafts: DraftEvent[]): Promise<string[]> {
     this.#assertWritable();
-    const keep: boolean[] = [];
-    for (const draft of drafts) {
-      keep.push(!this.#inflightIdem.has(draft.idempotencyKey) && (await this.#sub.idem.get(draft.idempotencyKey)) === undefined);
-      await this.#loadPartitionCount(draft.partitionKey);
-    }
+    // Synchronous from the look-up to the claim: a commit of the same key that becomes durable
+    // meanwhile cannot slip between them.
+    const known = this.#lookup(drafts)[1];
+    const keep = drafts.map((_, i) => known[i] !== true);
     const now = Date.now();
     const ops: BatchOp[] = [];
     const ids: string[] = [];
@@ -710,7 +829,8 @@ export class EventStore implements GatewayStore {
 
   async #loadPartitionCount(partitionKey: string): Promise<void> {
     if (this.#pcount.has(partitionKey)) return;
-    const stored = (await this.#sub.pcount.get(partitionKey)) as number | undefined;
+    const mayExist = this.#keyFilter.mayContain(this.#sub.pcount.prefixKey(partitionKey, 'utf8') as string);
+    const stored = mayExist ? ((await this.#sub.pcount.get(partitionKey)) as number | undefined) : undefined;
     if (!this.#pcount.has(partitionKey)) this.#pcount.set(partitionKey, stored ?? 0);
   }
 
@@ -729,6 +849,7 @@ export class EventStore implements GatewayStore {
     const pk = event.partitionKey;
     ops.push({ type: 'put', sublevel: this.#sub.evt, key: id, value: stored });
     ops.push({ type: 'put', sublevel: this.#sub.idem, key: event.idempotencyKey, value: id });
+    this.#keyFilter.add(this.#sub.idem.prefixKey(event.idempotencyKey, 'utf8') as string);
     ops.push({ type: 'put', sublevel: this.#sub.corr, key: event.correlationId + SEP + id, value: event.type });
     ops.push({ type: 'put', sublevel: this.#sub.queue, key: pk + SEP + id, value: '' });
     ops.push({ type: 'put', sublevel: this.#sub.pending, key: id, value: '' });
@@ -745,7 +866,10 @@ export class EventStore implements GatewayStore {
 
   /** One count write per partition touched by a commit (the last value wins in the batch anyway). */
   #putPartitionCounts(touched: Set<string>, ops: BatchOp[]): void {
-    for (const pk of touched) ops.push({ type: 'put', sublevel: this.#sub.pcount, key: pk, value: this.#pcount.get(pk) ?? 0 });
+    for (const pk of touched) {
+      ops.push({ type: 'put', sublevel: this.#sub.pcount, key: pk, value: this.#pcount.get(pk) ?? 0 });
+      this.#keyFilter.add(this.#sub.pcount.prefixKey(pk, 'utf8') as string);
+    }
   }
 
   countRejectedWithoutCommit(): void {
@@ -778,56 +902,32 @@ export class EventStore implements GatewayStore {
     const dueEntries: string[] = [];
     for await (const key of this.#sub.due.keys({ lt: timeKey(now) + AFTER, limit: scanLimit })) dueEntries.push(key as string);
 
-    for (const dueKey of dueEntries) {
-      if (leases.length >= options.limit) break;
-      const pk = dueKey.slice(13);
-      if (this.#leased.has(pk)) {
-        ops.push({ type: 'del', sublevel: this.#sub.due, key: dueKey });
-        continue;
+    // Due partitions are taken in chunks: the queue heads of a chunk first, then their events in
+    // one read, so bodies that are not cached come from the message records side by side rather
+    // than one partition after another.
+    let scanned = 0;
+    while (leases.length < options.limit && scanned < dueEntries.length) {
+      const chunk: Array<{ dueKey: string; pk: string; ids: string[] }> = [];
+      while (chunk.length < options.limit - leases.length && scanned < dueEntries.length) {
+        const dueKey = dueEntries[scanned++] as string;
+        const pk = dueKey.slice(13);
+        if (this.#leased.has(pk)) {
+          ops.push({ type: 'del', sublevel: this.#sub.due, key: dueKey });
+          continue;
+        }
+        const ids: string[] = [];
+        for await (const qk of this.#sub.queue.keys({ gt: pk + SEP, lt: pk + AFTER, limit: maxPer })) ids.push((qk as string).slice(pk.length + 1));
+        if (ids.length === 0) {
+          // Stale entry (the partition emptied by a discard): drop it.
+          ops.push({ type: 'del', sublevel: this.#sub.due, key: dueKey });
+          continue;
+        }
+        chunk.push({ dueKey, pk, ids });
       }
-      const ids: string[] = [];
-      for await (const qk of this.#sub.queue.keys({ gt: pk + SEP, lt: pk + AFTER, limit: maxPer })) ids.push((qk as string).slice(pk.length + 1));
-      if (ids.length === 0) {
-        // Stale entry (the partition emptied by a discard): drop it.
-        ops.push({ type: 'del', sublevel: this.#sub.due, key: dueKey });
-        continue;
-      }
-      const records = await this.#readEvents(ids);
-      const head = records[0];
-      if (!head) {
-        ops.push({ type: 'del', sublevel: this.#sub.due, key: dueKey });
-        continue;
-      }
-      if (head.state === 'dead') {
-        // Blocked partition: it waits for a replay or discard.
-        ops.push({ type: 'del', sublevel: this.#sub.due, key: dueKey });
-        continue;
-      }
-      if (head.dueAt > now) {
-        ops.push({ type: 'del', sublevel: this.#sub.due, key: dueKey });
-        ops.push({ type: 'put', sublevel: this.#sub.due, key: timeKey(head.dueAt) + SEP + pk, value: '' });
-        continue;
-      }
-      const group: StoredEvent[] = [];
-      for (const rec of records) {
-        if (!rec || rec.state === 'dead' || rec.state === 'inflight') break;
-        if (rec.dueAt > now && group.length > 0) break;
-        if (sameType && group.length > 0 && rec.event.type !== head.event.type) break;
-        group.push(rec);
-      }
-      if (group.length === 0) continue; // the head's completion is not on disk yet: next turn
-      ops.push({ type: 'del', sublevel: this.#sub.due, key: dueKey });
-      const leaseRecord: LeaseRecord = { eventIds: group.map((g) => g.event.id), leasedAt: now };
-      ops.push({ type: 'put', sublevel: this.#sub.lease, key: pk, value: leaseRecord });
-      for (const rec of group) {
-        if (rec.state === 'retrying') this.#counts.retrying--;
-        else this.#counts.pending--;
-        this.#counts.inflight++;
-        rec.state = 'inflight';
-        ops.push({ type: 'put', sublevel: this.#sub.evt, key: rec.event.id, value: rec });
-      }
-      this.#leased.set(pk, leaseRecord);
-      leases.push({ partitionKey: pk, events: group });
+      const read = await this.#readEvents(chunk.flatMap((h) => h.ids));
+      let at = 0;
+      // Partitions that lease nothing (blocked, not due yet) leave room for the next chunk.
+      for (const h of chunk) this.#leaseHead({ ...h, records: read.slice(at, (at += h.ids.length)) }, now, sameType, ops, leases);
     }
     if (ops.length > 0) {
       try {
@@ -839,6 +939,51 @@ export class EventStore implements GatewayStore {
       }
     }
     return leases;
+  }
+
+  /** One due partition: lease its head group, or move or drop its due entry. */
+  #leaseHead(
+    { dueKey, pk, records }: { dueKey: string; pk: string; records: Array<StoredEvent | undefined> },
+    now: number,
+    sameType: boolean,
+    ops: BatchOp[],
+    leases: Lease[],
+  ): void {
+    const head = records[0];
+    if (!head) {
+      ops.push({ type: 'del', sublevel: this.#sub.due, key: dueKey });
+      return;
+    }
+    if (head.state === 'dead') {
+      // Blocked partition: it waits for a replay or discard.
+      ops.push({ type: 'del', sublevel: this.#sub.due, key: dueKey });
+      return;
+    }
+    if (head.dueAt > now) {
+      ops.push({ type: 'del', sublevel: this.#sub.due, key: dueKey });
+      ops.push({ type: 'put', sublevel: this.#sub.due, key: timeKey(head.dueAt) + SEP + pk, value: '' });
+      return;
+    }
+    const group: StoredEvent[] = [];
+    for (const rec of records) {
+      if (!rec || rec.state === 'dead' || rec.state === 'inflight') break;
+      if (rec.dueAt > now && group.length > 0) break;
+      if (sameType && group.length > 0 && rec.event.type !== head.event.type) break;
+      group.push(rec);
+    }
+    if (group.length === 0) return; // the head's completion is not on disk yet: next turn
+    ops.push({ type: 'del', sublevel: this.#sub.due, key: dueKey });
+    const leaseRecord: LeaseRecord = { eventIds: group.map((g) => g.event.id), leasedAt: now };
+    ops.push({ type: 'put', sublevel: this.#sub.lease, key: pk, value: leaseRecord });
+    for (const rec of group) {
+      if (rec.state === 'retrying') this.#counts.retrying--;
+      else this.#counts.pending--;
+      this.#counts.inflight++;
+      rec.state = 'inflight';
+      ops.push({ type: 'put', sublevel: this.#sub.evt, key: rec.event.id, value: rec });
+    }
+    this.#leased.set(pk, leaseRecord);
+    leases.push({ partitionKey: pk, events: group });
   }
 
   /**
@@ -942,6 +1087,7 @@ export class EventStore implements GatewayStore {
       ops.push({ type: 'del', sublevel: this.#sub.pcount, key: pk });
     } else {
       ops.push({ type: 'put', sublevel: this.#sub.pcount, key: pk, value: remaining });
+      this.#keyFilter.add(this.#sub.pcount.prefixKey(pk, 'utf8') as string);
       if (nextDue !== undefined) ops.push({ type: 'put', sublevel: this.#sub.due, key: timeKey(nextDue) + SEP + pk, value: '' });
     }
     ops.push({ type: 'del', sublevel: this.#sub.lease, key: pk });
@@ -1018,6 +1164,7 @@ export class EventStore implements GatewayStore {
       } else {
         this.#pcount.set(pk, remaining);
         ops.push({ type: 'put', sublevel: this.#sub.pcount, key: pk, value: remaining });
+        this.#keyFilter.add(this.#sub.pcount.prefixKey(pk, 'utf8') as string);
         // A discarded dead head unblocks its partition.
         if (was === 'dead' && !this.#leased.has(pk)) ops.push({ type: 'put', sublevel: this.#sub.due, key: timeKey(now) + SEP + pk, value: '' });
       }
@@ -1393,6 +1540,7 @@ export class EventStore implements GatewayStore {
     if (this.#closing) return this.#closing;
     this.#closing = (async () => {
       for (const t of this.#timers) clearInterval(t);
+      await this.#keyFilter.stop();
       await this.#queueLock.catch(() => undefined);
       await this.#committer.barrier();
       this.#health = 'closed';

@@ -27,6 +27,12 @@ export interface LogPointer {
   length: number;
 }
 
+/** A place in the log: the offset of a record header (or of the end) in a segment. */
+export interface LogPosition {
+  segment: number;
+  offset: number;
+}
+
 export interface MessageLogOptions {
   /** A new segment is started once the active one reaches this size (bytes). */
   segmentBytes?: number;
@@ -104,28 +110,32 @@ export class MessageLog {
 
   /**
    * Append payloads in one write and fdatasync them. Resolves with their pointers once durable.
-   * Callers serialise appends (the store's group commit does).
+   * `trailer`, given the payloads' pointers and the place of the record it returns, builds one
+   * more record written last in the same write (the store's batch record). Callers serialise
+   * appends (the store's group commit does).
    */
-  async append(payloads: Buffer[]): Promise<LogPointer[]> {
+  async append(payloads: Buffer[], trailer?: (pointers: LogPointer[], at: LogPosition) => Buffer): Promise<LogPointer[]> {
     if (this.#closed) throw new GatewayError('GW_STORE_UNAVAILABLE', 'the message log is closed');
     if (this.#position >= this.#segmentBytes) await this.#roll();
-    const size = payloads.reduce((n, p) => n + HEADER + p.length, 0);
-    // Never write where a zero fill is still writing.
-    if (this.#fill && this.#position + size > this.#fill.from) await this.#fill.done;
     const segment = this.#active;
     const handle = this.#activeHandle;
     const start = this.#position;
     const pointers: LogPointer[] = [];
     const buffers: Buffer[] = [];
     let offset = start;
-    for (const payload of payloads) {
+    const add = (payload: Buffer): LogPointer => {
       const header = Buffer.allocUnsafe(HEADER);
       header.writeUInt32BE(payload.length, 0);
       header.writeUInt32BE(crc32(payload), 4);
       buffers.push(header, payload);
-      pointers.push({ segment, offset, length: payload.length });
+      const pointer = { segment, offset, length: payload.length };
       offset += HEADER + payload.length;
-    }
+      return pointer;
+    };
+    for (const payload of payloads) pointers.push(add(payload));
+    if (trailer) add(trailer(pointers, { segment, offset }));
+    // Never write where a zero fill is still writing.
+    if (this.#fill && offset > this.#fill.from) await this.#fill.done;
     let position = start;
     for (let i = 0; i < buffers.length; i += MAX_IOV) {
       const chunk = buffers.slice(i, i + MAX_IOV);
@@ -139,6 +149,36 @@ export class MessageLog {
     if (offset > this.#filledEnd) this.#filledEnd = offset;
     this.#fillAhead();
     return pointers;
+  }
+
+  /** Where the next append goes (a new segment starts at offset 0). */
+  get end(): LogPosition {
+    return { segment: this.#active, offset: this.#position };
+  }
+
+  /**
+   * Every intact record from `from` to the end of the log, in order (recovery). A segment's
+   * records end at its zero fill, at a torn or damaged record, or at its end; the next segment
+   * then starts at offset 0.
+   */
+  async *scan(from: LogPosition): AsyncGenerator<{ pointer: LogPointer; payload: Buffer }> {
+    for (const segment of this.#segments) {
+      if (segment < from.segment) continue;
+      const handle = await this.#reader(segment);
+      const size = (await handle.stat()).size;
+      let offset = segment === from.segment ? from.offset : 0;
+      const header = Buffer.alloc(HEADER);
+      while (offset + HEADER <= size) {
+        const { bytesRead } = await handle.read(header, 0, HEADER, offset);
+        const length = header.readUInt32BE(0);
+        if (bytesRead < HEADER || length === 0 || offset + HEADER + length > size) break;
+        const payload = Buffer.allocUnsafe(length);
+        const got = (await handle.read(payload, 0, length, offset + HEADER)).bytesRead;
+        if (got !== length || crc32(payload) !== header.readUInt32BE(4)) break;
+        yield { pointer: { segment, offset, length }, payload };
+        offset += HEADER + length;
+      }
+    }
   }
 
   /** The payload a pointer refers to, checked against its length and CRC. */
