@@ -9,7 +9,7 @@
  *   from its scheduled time (no coordinated omission).
  */
 import net from 'node:net';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { MllpDecoder } from '../gateway/src/ingress/mllp/mllp-decoder.ts';
 import { wrapFrame } from '../gateway/src/ingress/mllp/mllp-encoder.ts';
 
@@ -30,6 +30,11 @@ export interface LoadResult {
   elapsedMs: number;
   /** ACK latencies in ms. */
   latencies: number[];
+  /**
+   * The load process's own event-loop delay: a pause here (GC, the machine) delays sends and
+   * reads and counts as ACK latency, whichever server is measured.
+   */
+  loop?: { p99Ms: number; maxMs: number };
 }
 
 function oru(id: string): Buffer {
@@ -87,10 +92,14 @@ async function runConnection(spec: LoadSpec, index: number, until: number, out: 
 process.on('message', (spec: LoadSpec) => {
   void (async () => {
     const out: LoadResult = { sent: 0, acked: 0, errors: 0, elapsedMs: 0, latencies: [] };
+    const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+    loopDelay.enable();
     const started = performance.now();
     const until = started + spec.durationMs;
     await Promise.all(Array.from({ length: spec.connections }, (_, i) => runConnection(spec, i, until, out).catch(() => void out.errors++)));
     out.elapsedMs = performance.now() - started;
+    loopDelay.disable();
+    out.loop = { p99Ms: Math.round(loopDelay.percentile(99) / 1e4) / 100, maxMs: Math.round(loopDelay.max / 1e4) / 100 };
     process.send?.(out, undefined, {}, () => process.exit(0));
   })();
 });

@@ -39,6 +39,8 @@ interface Summary {
   p99Ms: number;
   p999Ms: number;
   maxMs: number;
+  /** The load process's event-loop delay during the run (see intake-client.ts). */
+  clientEventLoopDelay?: { p99Ms: number; maxMs: number };
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -58,6 +60,7 @@ function summarise(r: LoadResult): Summary {
     p99Ms: round(percentile(sorted, 99)),
     p999Ms: round(percentile(sorted, 99.9)),
     maxMs: round(sorted[sorted.length - 1] ?? NaN),
+    ...(r.loop ? { clientEventLoopDelay: r.loop } : {}),
   };
 }
 

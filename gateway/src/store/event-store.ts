@@ -204,6 +204,8 @@ export class EventStore implements GatewayStore {
   /** The message whose record holds each read or committed event's body (written back slim). */
   readonly #bodyIn = new WeakMap<StoredEvent, string>();
   readonly #bodies = new Map<string, CanonicalEvent>();
+  readonly #bodyRing: Array<string | undefined> = new Array<string | undefined>(BODY_CACHE_SIZE);
+  #bodyNext = 0;
   readonly #dueDelay: (event: CanonicalEvent) => number;
   readonly #backoff: BackoffPolicy;
   readonly #retention: RetentionPolicy;
@@ -1177,8 +1179,13 @@ export class EventStore implements GatewayStore {
   // ---------------------------------------------------------------- reads
 
   #cacheBody(event: CanonicalEvent): void {
+    if (this.#bodies.has(event.id)) return;
+    // The oldest entry makes room (a ring of ids: no iterator per insert).
+    const evicted = this.#bodyRing[this.#bodyNext];
+    if (evicted !== undefined) this.#bodies.delete(evicted);
+    this.#bodyRing[this.#bodyNext] = event.id;
+    this.#bodyNext = (this.#bodyNext + 1) % BODY_CACHE_SIZE;
     this.#bodies.set(event.id, event);
-    if (this.#bodies.size > BODY_CACHE_SIZE) this.#bodies.delete(this.#bodies.keys().next().value as string);
   }
 
   /**
