@@ -8,7 +8,9 @@ import { decodeBatchRecord, encodeBatchRecord, type EncodedOp } from '../../gate
 import { decodePointer } from '../../gateway/src/store/message-log.ts';
 import type { DraftEvent } from '../../gateway/src/events/types.ts';
 import { isGatewayError } from '../../gateway/src/errors.ts';
-import { inboundMessage } from '../fixtures/store/inbound.ts';
+import { inboundMessage, resultValidated } from '../fixtures/store/inbound.ts';
+
+const validated = (accession: string): DraftEvent => resultValidated(accession, `k-${accession}`);
 
 // A batch that goes through the message log commits with ONE synced write: its message records and
 // a batch record holding all of its LevelDB operations. LevelDB is written after it without a sync
@@ -26,18 +28,6 @@ async function openStore(): Promise<EventStore> {
   return store;
 }
 
-function validated(accession: string): DraftEvent {
-  return {
-    type: 'result.validated',
-    occurredAt: new Date().toISOString(),
-    receivedAt: new Date().toISOString(),
-    idempotencyKey: `k-${accession}`,
-    correlationId: accession,
-    partitionKey: `order:${accession}`,
-    source: { kind: 'hl7', endpoint: 'lis' },
-    data: { accession, results: [] },
-  } as unknown as DraftEvent;
-}
 
 /** Copy LevelDB's files (not the message log) aside, the store closed. */
 async function backUpLevel(): Promise<void> {

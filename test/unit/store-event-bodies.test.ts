@@ -7,7 +7,9 @@ import { EventStore } from '../../gateway/src/store/event-store.ts';
 import type { StoredEvent } from '../../gateway/src/store/types.ts';
 import type { DraftEvent } from '../../gateway/src/events/types.ts';
 import { isGatewayError } from '../../gateway/src/errors.ts';
-import { inboundMessage } from '../fixtures/store/inbound.ts';
+import { inboundMessage, resultValidated } from '../fixtures/store/inbound.ts';
+
+const validated = (accession: string, marker: string): DraftEvent => resultValidated(accession, `k-${accession}`, [{ code: 'GLU', value: marker }]);
 
 // An event's body never changes after intake; its state does, with every attempt. The body is
 // written once, in its message's record; LevelDB's `e` keeps the state and the message id, so the
@@ -22,18 +24,6 @@ async function openStore(extra: Partial<Parameters<typeof EventStore.open>[0]> =
   return store;
 }
 
-function validated(accession: string, marker: string): DraftEvent {
-  return {
-    type: 'result.validated',
-    occurredAt: new Date().toISOString(),
-    receivedAt: new Date().toISOString(),
-    idempotencyKey: `k-${accession}`,
-    correlationId: accession,
-    partitionKey: `order:${accession}`,
-    source: { kind: 'hl7', endpoint: 'lis' },
-    data: { accession, results: [{ code: 'GLU', value: marker }] },
-  } as unknown as DraftEvent;
-}
 
 /** Every raw LevelDB value, by key (the store closed). */
 async function levelValues(): Promise<Map<string, Buffer>> {

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import type { DraftEvent } from '../../gateway/src/events/types.ts';
 import { isGatewayError } from '../../gateway/src/errors.ts';
-import { inboundMessage } from '../fixtures/store/inbound.ts';
+import { inboundMessage, specimenReceived as note } from '../fixtures/store/inbound.ts';
 
 let dir: string;
 let store: EventStore;
@@ -16,18 +16,6 @@ async function openStore(extra: Partial<Parameters<typeof EventStore.open>[0]> =
 
 const message = inboundMessage;
 
-function note(accession: string, key: string): DraftEvent {
-  return {
-    type: 'specimen.received',
-    occurredAt: new Date().toISOString(),
-    receivedAt: new Date().toISOString(),
-    idempotencyKey: key,
-    correlationId: accession,
-    partitionKey: `order:${accession}`,
-    source: { kind: 'hl7', endpoint: 'lis' },
-    data: { accession, specimenId: `S-${accession}` },
-  };
-}
 
 beforeEach(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'lgw-store-'));

@@ -6,20 +6,8 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type { DraftEvent } from '../../gateway/src/events/types.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import { KeyFilter, type KeyIterator } from '../../gateway/src/store/key-filter.ts';
-import { inboundMessage as message } from '../fixtures/store/inbound.ts';
+import { inboundMessage as message, specimenReceived as note } from '../fixtures/store/inbound.ts';
 
-function note(accession: string, key: string): DraftEvent {
-  return {
-    type: 'specimen.received',
-    occurredAt: new Date().toISOString(),
-    receivedAt: new Date().toISOString(),
-    idempotencyKey: key,
-    correlationId: accession,
-    partitionKey: `order:${accession}`,
-    source: { kind: 'hl7', endpoint: 'lis' },
-    data: { accession, specimenId: `S-${accession}` },
-  };
-}
 
 const randomKey = (): string => `!k!${randomBytes(12).toString('base64')}|${randomBytes(8).toString('hex')}`;
 

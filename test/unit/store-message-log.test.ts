@@ -8,7 +8,7 @@ import { MessageLog } from '../../gateway/src/store/message-log.ts';
 import type { InboundMessage } from '../../gateway/src/store/types.ts';
 import type { DraftEvent } from '../../gateway/src/events/types.ts';
 import { isGatewayError } from '../../gateway/src/errors.ts';
-import { inboundMessage } from '../fixtures/store/inbound.ts';
+import { inboundMessage, resultValidated as validated } from '../fixtures/store/inbound.ts';
 
 let dir: string;
 let store: EventStore | undefined;
@@ -32,18 +32,6 @@ function message(controlId: string, extra: Partial<InboundMessage> = {}): Inboun
   });
 }
 
-function validated(accession: string, key: string): DraftEvent {
-  return {
-    type: 'result.validated',
-    occurredAt: new Date().toISOString(),
-    receivedAt: new Date().toISOString(),
-    idempotencyKey: key,
-    correlationId: accession,
-    partitionKey: `order:${accession}`,
-    source: { kind: 'hl7', endpoint: 'lis' },
-    data: { accession, results: [] },
-  } as unknown as DraftEvent;
-}
 
 beforeEach(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'lgw-msglog-'));
