@@ -150,6 +150,23 @@ describe('message log', () => {
     expect(await segmentFiles()).toHaveLength(1);
   });
 
+  it('retention never deletes a segment whose batch is still being written (segments rolling under load)', async () => {
+    // Every batch starts a new segment; retention runs while batches are in flight. A segment the
+    // log just moved past holds a batch whose pointers are not counted yet: it must stay.
+    const s = await openStore({ messageLogSegmentBytes: 400 });
+    const ids: string[] = [];
+    let running = true;
+    const writer = async (w: number): Promise<void> => {
+      for (let n = 0; running; n++) ids.push((await s.commit(message(`R${w}-${n}`), [])).messageId);
+    };
+    const writers = Array.from({ length: 64 }, (_, w) => writer(w)); // enough waiting writes for the stages to overlap
+    for (let round = 0; round < 30; round++) await s.prune();
+    running = false;
+    await Promise.all(writers);
+    expect(ids.length).toBeGreaterThan(100);
+    for (const id of ids) expect((await s.getMessage(id))?.raw.length).toBeGreaterThan(0);
+  });
+
   it('a message kept past the age moves to the active segment, so its old segment can go; it reads back identical', async () => {
     const s = await openStore({ messageLogSegmentBytes: 400 });
     // A rejected message keeps a 180-day floor; the accepted ones around it go after 30 days.

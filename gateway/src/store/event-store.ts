@@ -567,11 +567,16 @@ export class EventStore implements GatewayStore {
 
   /**
    * Delete the segments no pointer refers to (the active one stays): left by a crash between the
-   * two writes of a batch, by an open that wrote nothing, or emptied while still active.
+   * two writes of a batch, by an open that wrote nothing, or emptied while still active. Only
+   * segments the log had moved past before the call: such a segment takes no new records, and
+   * once every batch prepared until then is written (the barrier), its live count is final. A
+   * segment whose last batch was still being written would otherwise look unreferenced.
    */
   async #removeUnreferencedSegments(): Promise<void> {
+    const active = this.#log.activeSegment;
+    await this.#committer.barrier();
     for (const segment of this.#log.segments()) {
-      if (segment !== this.#log.activeSegment && !this.#liveSegments.has(segment)) await this.#log.remove(segment);
+      if (segment < active && !this.#liveSegments.has(segment)) await this.#log.remove(segment);
     }
   }
 
