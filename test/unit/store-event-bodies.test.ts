@@ -6,7 +6,6 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import type { StoredEvent } from '../../gateway/src/store/types.ts';
 import type { DraftEvent } from '../../gateway/src/events/types.ts';
-import { isGatewayError } from '../../gateway/src/errors.ts';
 import { inboundMessage, resultValidated } from '../fixtures/store/inbound.ts';
 
 const validated = (accession: string, marker: string): DraftEvent => resultValidated(accession, `k-${accession}`, [{ code: 'GLU', value: marker }]);
@@ -116,18 +115,41 @@ describe('event bodies live in their message record', () => {
     expect(await again.getEvent(eventIds[0] as string)).toBeUndefined();
   });
 
-  it('an event whose body is in a damaged record is reported as GW_STORE_CORRUPT, not returned half', async () => {
+  it('an event whose body is in a damaged record becomes a dead letter with the reason; other partitions flow; an operator can discard it', async () => {
     let s = await openStore({ messageLogMinBatch: 1 });
-    const { eventIds } = await s.commit(inboundMessage('B4'), [validated('A4', 'm4')]);
+    const damaged = await s.commit(inboundMessage('B4'), [validated('A4', 'm4')]);
+    const fine = await s.commit(inboundMessage('B5'), [validated('A5', 'm5')]);
     await s.close();
     const logDir = path.join(dir, 'store', 'messages');
     const seg = (await readdir(logDir)).filter((f) => f.endsWith('.seg')).sort()[0] as string;
     const fh = await openFile(path.join(logDir, seg), 'r+');
-    await fh.write(Buffer.from('#'), 0, 1, 20); // one byte inside the record's payload
+    await fh.write(Buffer.from('#'), 0, 1, 20); // one byte inside the first record's payload
     await fh.close();
+
     s = await openStore({ messageLogMinBatch: 1 });
-    const err = await s.getEvent(eventIds[0] as string).then(() => undefined, (e: unknown) => e);
-    expect(isGatewayError(err) && err.code).toBe('GW_STORE_CORRUPT');
+    const id = damaged.eventIds[0] as string;
+    const read = await s.getEvent(id);
+    expect(read?.bodyError).toMatch(/GW_STORE_CORRUPT/);
+    expect(read?.event).toMatchObject({ id, type: 'unreadable' });
+    // Never made up: no payload of another event.
+    expect(read?.event).not.toHaveProperty('data');
+
+    const leases = await s.lease({ limit: 10 });
+    expect(leases.map((l) => l.events[0]?.event.id)).toEqual([fine.eventIds[0]]);
+    const dead = await s.listEvents({ state: 'dead' });
+    expect(dead).toHaveLength(1);
+    expect(dead[0]).toMatchObject({ state: 'dead', event: { id, type: 'unreadable', partitionKey: 'order:A4' } });
+    expect(dead[0]?.deadReason).toMatch(/could not be read/);
+    expect(s.stats()).toMatchObject({ deadLettered: 1, inFlight: 1, pending: 0 });
+
+    const discarded = await s.discard(id, 'admin', 'record damaged on disk; result re-sent by the LIS');
+    expect(discarded.state).toBe('discarded');
+    expect(s.stats()).toMatchObject({ deadLettered: 0, discarded: 1 });
+    await s.close();
+    // Nothing of the stand-in was stored.
+    const state = stateOf(await levelValues(), id);
+    expect(state).not.toHaveProperty('bodyError');
+    expect(state).not.toHaveProperty('event');
   });
 
   it('a cold lease reads the heads of several partitions with their bodies from the records; dead partitions stay blocked', async () => {

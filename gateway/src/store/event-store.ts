@@ -961,6 +961,21 @@ export class EventStore implements GatewayStore {
       ops.push({ type: 'del', sublevel: this.#sub.due, key: dueKey });
       return;
     }
+    if (head.bodyError && head.state !== 'dead' && head.state !== 'inflight') {
+      // Its body is lost (damaged message log): a dead letter with the reason, blocking only its
+      // partition, for an operator to discard.
+      if (head.state === 'retrying') this.#counts.retrying--;
+      else this.#counts.pending--;
+      this.#counts.dead++;
+      head.state = 'dead';
+      head.deadReason = head.bodyError;
+      head.lastError = head.bodyError;
+      head.event.partitionKey = pk;
+      ops.push({ type: 'del', sublevel: this.#sub.due, key: dueKey });
+      ops.push({ type: 'put', sublevel: this.#sub.evt, key: head.event.id, value: head });
+      ops.push({ type: 'put', sublevel: this.#sub.dead, key: head.event.id, value: pk });
+      return;
+    }
     if (head.state === 'dead') {
       // Blocked partition: it waits for a replay or discard.
       ops.push({ type: 'del', sublevel: this.#sub.due, key: dueKey });
@@ -973,7 +988,7 @@ export class EventStore implements GatewayStore {
     }
     const group: StoredEvent[] = [];
     for (const rec of records) {
-      if (!rec || rec.state === 'dead' || rec.state === 'inflight') break;
+      if (!rec || rec.bodyError || rec.state === 'dead' || rec.state === 'inflight') break;
       if (rec.dueAt > now && group.length > 0) break;
       if (sameType && group.length > 0 && rec.event.type !== head.event.type) break;
       group.push(rec);
@@ -1196,7 +1211,9 @@ export class EventStore implements GatewayStore {
   /**
    * Events by id, whole: a value that keeps only the state gets its body from its message's
    * record (the cache of recent bodies first). A body that cannot be read (a damaged record) is
-   * reported as GW_STORE_CORRUPT, never returned as another event.
+   * never made up: the event comes back with `bodyError` and a stand-in body holding its id and
+   * its partition (from the dead-letter index, when there), so it can be shown, dead-lettered and
+   * discarded, while the rest of the queue flows.
    */
   async #readEvents(ids: string[]): Promise<Array<StoredEvent | undefined>> {
     if (ids.length === 0) return [];
@@ -1217,16 +1234,24 @@ export class EventStore implements GatewayStore {
     });
     await Promise.all([...wanted].map(async ([messageId, at]) => {
       let events: CanonicalEvent[] | undefined;
+      let problem: string | undefined;
       try {
         events = (await this.#readMessage(messageId))?.record.events;
       } catch (err) {
-        throw new GatewayError('GW_STORE_CORRUPT', `events of message ${messageId}: ${describeError(err)}`, { cause: err });
+        problem = `GW_STORE_CORRUPT: the event's body could not be read from the record of message ${messageId} (${describeError(err)})`;
       }
       for (const i of at) {
+        const rec = out[i] as StoredEvent;
         const body = events?.find((e) => e.id === ids[i]);
-        if (!body) throw new GatewayError('GW_STORE_CORRUPT', `event ${ids[i]}: its body is not in the record of message ${messageId}`);
-        (out[i] as StoredEvent).event = body;
-        this.#cacheBody(body);
+        if (body) {
+          rec.event = body;
+          this.#cacheBody(body);
+          continue;
+        }
+        rec.bodyError = problem ?? `GW_STORE_CORRUPT: the event's body is not in the record of message ${messageId}`;
+        const partitionKey = ((await this.#sub.dead.get(ids[i])) as string | undefined) ?? '';
+        // A stand-in, typed as an event only so that listings can show it; nothing delivers it.
+        rec.event = { id: ids[i], type: 'unreadable', partitionKey, correlationId: '', idempotencyKey: '', source: { messageId } } as unknown as CanonicalEvent;
       }
     }));
     return out;
@@ -1565,7 +1590,7 @@ export class EventStore implements GatewayStore {
 
 /** An event's value under `e` without its body, which its message's record holds. */
 function slimEvent(rec: StoredEvent, messageId: string): string {
-  const { event: _body, ...state } = rec;
+  const { event: _body, bodyError: _error, ...state } = rec;
   return JSON.stringify({ ...state, m: messageId } satisfies SlimEvent);
 }
 

@@ -68,6 +68,12 @@ export interface StoredEvent {
   odoo?: OdooRef[];
   /** Operator actions (replay, discard) on this event. */
   audit?: Array<{ at: string; actor: string; action: string; reason?: string }>;
+  /**
+   * Set (never stored) when the event's body could not be read from its message's record (a
+   * damaged message log): `event` then holds only its id, its partition when known, and the type
+   * `unreadable`. Such an event is dead-lettered when its partition comes up; an operator discards it.
+   */
+  bodyError?: string;
 }
 
 export interface StoredMessage {
