@@ -71,9 +71,12 @@ export function decodeBatchRecord(payload: Buffer): EncodedOp[] {
   return ops;
 }
 
-/** A log position as the checkpoint value: `segment:offset`. */
+/**
+ * A log position as the checkpoint value: `segment:offset`, fixed width, so that a batch record's
+ * size is known before the position after it is (the record holds its own end).
+ */
 export function encodePosition(at: LogPosition): string {
-  return `${at.segment}:${at.offset}`;
+  return `${String(at.segment).padStart(10, '0')}:${String(at.offset).padStart(12, '0')}`;
 }
 
 export function decodePosition(value: string): LogPosition | undefined {

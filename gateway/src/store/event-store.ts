@@ -12,7 +12,7 @@ import { GatewayError, describeError } from '../errors.ts';
 import { IdGenerator, idTime } from '../ids.ts';
 import { GroupCommitter, type BatchOp } from './group-commit.ts';
 import { decodeMessage, decodeMessageRecord, encodeMessage } from './message-record.ts';
-import { MessageLog, decodePointer, encodePointer, type LogPointer, type LogPosition } from './message-log.ts';
+import { MessageLog, RECORD_HEADER_BYTES, decodePointer, encodePointer, type LogPointer } from './message-log.ts';
 import { decodeBatchRecord, decodePosition, encodeBatchRecord, encodePosition, isBatchRecord, type EncodedOp } from './batch-record.ts';
 import { KeyFilter } from './key-filter.ts';
 import type {
@@ -188,7 +188,7 @@ export class EventStore implements GatewayStore {
     Sub
   >;
   readonly #committer: GroupCommitter<PreparedBatch>;
-  /** `meta!w`: where the batch record of the last logged batch written to LevelDB is. */
+  /** `meta!w`: where the log continues after the last logged batch LevelDB has (replay from there). */
   readonly #checkpointKey: string;
   /** When LevelDB was last synced (performance.now()). */
   #lastLevelSync = 0;
@@ -311,10 +311,15 @@ export class EventStore implements GatewayStore {
     // A small batch (a quiet link, a lone message) keeps its records inline in LevelDB: one fsync,
     // and the compaction cost of a few records is negligible. The log pays off when batches are
     // large, i.e. under load.
-    if (payloads.length === 0 || (movable && payloads.length < this.#logMinBatch)) return this.#encode(ops, 'inline', undefined);
+    if (payloads.length === 0 || (movable && payloads.length < this.#logMinBatch)) return this.#encode(ops, 'inline', false);
     let prepared: PreparedBatch | undefined;
     await this.#log.append(payloads, (pointers, at) => {
-      prepared = this.#encode(ops, pointers, at);
+      prepared = this.#encode(ops, pointers, true);
+      // The checkpoint names where the log continues after this record: its value has a fixed
+      // width, so the record's size is known before the value is filled in.
+      const checkpoint = prepared.pairs[prepared.pairs.length - 1] as EncodedOp;
+      const size = encodeBatchRecord(prepared.pairs).length;
+      checkpoint[1] = JSON.stringify(encodePosition({ segment: at.segment, offset: at.offset + RECORD_HEADER_BYTES + size }));
       return encodeBatchRecord(prepared.pairs);
     });
     return prepared as PreparedBatch;
@@ -322,9 +327,10 @@ export class EventStore implements GatewayStore {
 
   /**
    * The batch's operations as LevelDB will store them, with the live count of each log segment
-   * touched and, for a logged batch, the checkpoint `meta!w` (where its batch record is).
+   * touched and, for a logged batch, the checkpoint `meta!w`: where the log continues after its
+   * batch record (start-up replays from there).
    */
-  #encode(ops: BatchOp[], pointers: LogPointer[] | 'inline', at: LogPosition | undefined): PreparedBatch {
+  #encode(ops: BatchOp[], pointers: LogPointer[] | 'inline', logged: boolean): PreparedBatch {
     const pairs: EncodedOp[] = [];
     const delta = new Map<number, number>();
     const bump = (segment: number, by: number): void => void delta.set(segment, (delta.get(segment) ?? 0) + by);
@@ -370,8 +376,9 @@ export class EventStore implements GatewayStore {
         emptied = true;
       }
     }
-    if (at) pairs.push([this.#checkpointKey, JSON.stringify(encodePosition(at))]);
-    return { pairs, counts, logged: at !== undefined, emptied };
+    // Filled in by #prepareBatch once the record's place is known (same width as the final value).
+    if (logged) pairs.push([this.#checkpointKey, JSON.stringify(encodePosition({ segment: 0, offset: 0 }))]);
+    return { pairs, counts, logged, emptied };
   }
 
   /**
@@ -587,10 +594,11 @@ export class EventStore implements GatewayStore {
   }
 
   /**
-   * LevelDB catches up with the message log: every batch record from the checkpoint on (the
-   * last logged batch LevelDB kept; applying it again changes nothing) is written again, in
-   * order. After a kill -9 LevelDB has them all (the writes were in the OS's cache) and this
-   * re-applies one batch; after a power cut it re-applies what LevelDB lost. Then the checkpoint
+   * LevelDB catches up with the message log: every batch record after the last logged batch
+   * LevelDB kept (the checkpoint names where the log continues after it) is written again, in
+   * order. Nothing LevelDB kept is written again: a later write (a lease, a delivery) is never
+   * undone. After a kill -9 LevelDB has them all (the writes were in the OS's cache) and nothing
+   * is replayed; after a power cut what LevelDB lost is. Then the checkpoint
    * moves to the end of the log and is synced: records before it are never replayed again, so a
    * batch that failed before its LevelDB write (its sender got a negative ACK) never appears later.
    */

@@ -39,6 +39,8 @@ export interface MessageLogOptions {
 }
 
 const HEADER = 8;
+/** Bytes before each record's payload: its length and CRC. */
+export const RECORD_HEADER_BYTES = HEADER;
 /** Well under IOV_MAX (1024): buffers per writev call. */
 const MAX_IOV = 512;
 const NAME = /^(\d{10})\.seg$/;
