@@ -143,6 +143,34 @@ describe('status page in real Chromium', () => {
     expect(audit).toMatchObject({ target: found[0]!.id, reason: 'phone call from ward', outcome: 'ok' });
   });
 
+  it('a slow answer to an earlier click does not replace the message clicked since', async () => {
+    const [first] = await store.listMessages({ controlId: 'PAGE-1' });
+    const [second] = await store.listMessages({ controlId: 'PAGE-2' });
+    await page.click('#tab-messages');
+    await page.fill('#msg-q', '');
+    await page.click('#msg-search button[type="submit"]');
+    await page.locator(`#msg-list tr[data-id="${second!.id}"]`).waitFor();
+    // The answer about the first message is held until the second one is shown.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const isFirst = (u: URL): boolean => u.pathname === `/api/messages/${encodeURIComponent(first!.id)}`;
+    await page.route(isFirst, async (route) => {
+      await held;
+      await route.continue();
+    });
+    const slow = page.waitForResponse((r) => isFirst(new URL(r.url())));
+    await page.click(`#msg-list tr[data-id="${first!.id}"]`);
+    await page.click(`#msg-list tr[data-id="${second!.id}"]`);
+    await page.waitForFunction(() => document.querySelector('#msg-detail p.muted')?.textContent?.includes('Control id PAGE-2'));
+    release();
+    await (await slow).finished();
+    await page.unroute(isFirst);
+    // One more round trip of the page: the slow answer, in before it, has been handled.
+    await page.evaluate(() => fetch('/api/status').then((r) => r.text()));
+    expect(await page.textContent('#msg-detail p.muted')).toContain('Control id PAGE-2');
+    expect(await page.getAttribute(`#msg-list tr[data-id="${second!.id}"]`, 'aria-selected')).toBe('true');
+  });
+
   it('turns grey "Gateway offline" when the gateway stops answering, with no script errors before', async () => {
     expect(consoleErrors.filter((e) => !/401|Failed to load resource/.test(e))).toEqual([]);
     await page.click('#tab-overview');

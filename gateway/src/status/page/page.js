@@ -58,6 +58,23 @@
     };
   }
 
+  /**
+   * For a view filled from the gateway's answers: only the answer to its latest request is shown. An
+   * answer that comes back late (a slow request, an earlier click) is dropped rather than replacing
+   * the newer one. Take a ticket before the request, and check it once the answer is in.
+   */
+  function latestOnly() {
+    let last = 0;
+    return () => {
+      const mine = ++last;
+      return () => mine === last;
+    };
+  }
+  const searchTicket = latestOnly();
+  const detailTicket = latestOnly();
+  const deadTicket = latestOnly();
+  const sandboxTicket = latestOnly();
+
   // ------------------------------------------------------------------ admin token
   const admin = {
     get token() {
@@ -227,8 +244,10 @@
     if (q) params.set('q', q);
     if (endpoint) params.set('endpoint', endpoint);
     const body = $('msg-list').tBodies[0];
+    const isLatest = searchTicket();
     try {
       const { messages } = await api(`/api/messages?${params}`);
+      if (!isLatest()) return;
       if (!messages.length) {
         body.replaceChildren(el('tr', {}, el('td', { colspan: '5' }, 'No message found.')));
         return;
@@ -240,6 +259,7 @@
         el('td', {}, m.controlId || '—'),
         el('td', {}, el('span', { class: `pill ${m.status === 'accepted' ? 'pill-ok' : 'pill-bad'}` }, m.status), m.duplicates ? ` +${m.duplicates} dup` : ''))));
     } catch (err) {
+      if (!isLatest()) return;
       body.replaceChildren(el('tr', {}, el('td', { colspan: '5' }, `Search failed: ${err.message}`)));
     }
   }
@@ -248,9 +268,11 @@
   async function showMessage(id, reveal, reason) {
     for (const r of $('msg-list').tBodies[0].rows) r.setAttribute('aria-selected', String(r.dataset.id === id));
     const box = $('msg-detail');
+    const isLatest = detailTicket();
     try {
       const url = `/api/messages/${encodeURIComponent(id)}${reveal ? `?reveal=1&reason=${encodeURIComponent(reason || '')}` : ''}`;
       const d = await api(url, { admin: Boolean(reveal) });
+      if (!isLatest()) return;
       const restoreFocus = holdFocus();
       const m = d.message;
       const parts = [
@@ -281,6 +303,7 @@
       box.dataset.id = id;
       restoreFocus();
     } catch (err) {
+      if (!isLatest()) return;
       box.replaceChildren(el('p', {}, `Cannot show the message: ${err.message}`));
       delete box.dataset.id;
     }
@@ -289,8 +312,10 @@
   // ------------------------------------------------------------------ dead letters
   async function loadDeadLetters() {
     const body = $('dead-list').tBodies[0];
+    const isLatest = deadTicket();
     try {
       const { events } = await api('/api/events?state=dead&limit=200');
+      if (!isLatest()) return;
       if (!events.length) {
         body.replaceChildren(el('tr', {}, el('td', { colspan: '6' }, 'No dead letters.')));
         return;
@@ -313,6 +338,7 @@
       }));
       restoreFocus();
     } catch (err) {
+      if (!isLatest()) return;
       body.replaceChildren(el('tr', {}, el('td', { colspan: '6' }, `Cannot list dead letters: ${err.message}`)));
     }
   }
@@ -334,10 +360,13 @@
 
   // ------------------------------------------------------------------ sandbox
   async function loadSandbox() {
+    const isLatest = sandboxTicket();
     try {
       const d = await api('/api/sandbox');
+      if (!isLatest()) return;
       $('sandbox-records').textContent = JSON.stringify(d.records, null, 2);
     } catch (err) {
+      if (!isLatest()) return;
       $('sandbox-records').textContent = `Not available: ${err.message}`;
     }
   }
