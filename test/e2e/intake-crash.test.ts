@@ -56,6 +56,11 @@ function startGateway(): Promise<{ proc: ChildProcess; port: number }> {
   });
 }
 
+// Twenty gateway processes start one after the other, about 1 s each on an idle 2-core machine and
+// up to 3 s on a busy one: the test took 24 s idle and 56 s under load, too close to the suite's
+// 60 s per test.
+const TIMEOUT_MS = 180_000;
+
 describe('kill -9 during intake', () => {
   it('keeps every acknowledged message exactly once across 20 crashes', async () => {
     const acked = new Set<string>();
@@ -120,5 +125,5 @@ describe('kill -9 during intake', () => {
     } finally {
       await store.close();
     }
-  });
+  }, TIMEOUT_MS);
 });
