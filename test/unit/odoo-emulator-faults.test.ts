@@ -28,14 +28,14 @@ async function failure(p: Promise<unknown>): Promise<string> {
 }
 
 /**
- * A call whose answer is held after the emulator applied it: wait until it is applied (however
- * late a busy machine gets to it), watch 300 ms more for an answer that must not come, then give
- * up as a client timeout does.
+ * A call whose answer the emulator holds: wait until the emulator has it (however late a busy
+ * machine gets it there), watch 300 ms more for an answer that must not come, then give up as a
+ * client timeout does.
  */
-async function heldAfterCommit(call: (signal: AbortSignal) => Promise<unknown>, applied: () => boolean): Promise<string> {
+async function givenUp(call: (signal: AbortSignal) => Promise<unknown>, reached: () => boolean): Promise<string> {
   const client = new AbortController();
   const outcome = failure(call(client.signal));
-  for (let i = 0; i < 1_000 && !applied(); i++) await new Promise((r) => setTimeout(r, 10));
+  for (let i = 0; i < 1_000 && !reached(); i++) await new Promise((r) => setTimeout(r, 10));
   await new Promise((r) => setTimeout(r, 300));
   client.abort();
   return outcome;
@@ -99,14 +99,14 @@ describe('fault injection on Odoo 17', () => {
   it('timeout before commit: the call is held and nothing is applied', async () => {
     odoo.faults.next(1, 'res.partner', 'create').timeout();
     const before = partners();
-    expect(await failure(createPartner('held', 300))).toBe('timeout');
+    expect(await givenUp((signal) => createPartner('held', signal), () => odoo.faults.pending() === 0)).toBe('timeout');
     expect(partners()).toBe(before);
   });
 
   it('timeout after commit: the client sees no answer but the record exists', async () => {
     odoo.faults.next(1, 'res.partner', 'create').timeoutAfterCommit();
     const before = partners();
-    expect(await heldAfterCommit((signal) => createPartner('ghost', signal), () => partners() === before + 1)).toBe('timeout');
+    expect(await givenUp((signal) => createPartner('ghost', signal), () => partners() === before + 1)).toBe('timeout');
     expect(partners()).toBe(before + 1);
     expect(odoo.records('res.partner', [['name', '=', 'ghost']])).toHaveLength(1);
     expect(odoo.calls.at(-1)).toMatchObject({ model: 'res.partner', method: 'create', fault: 'timeout-after-commit' });
@@ -150,7 +150,7 @@ describe('fault injection on Odoo 17', () => {
   it('a latency rule delays only the matching calls, and the call still runs', async () => {
     odoo.faults.next(1, 'res.partner', 'create').latency(2_000);
     expect((await executeKw(url, 'res.partner', 'search_count', [[]], 1_000)).status).toBe(200);
-    expect(await failure(createPartner('slow', 150))).toBe('timeout');
+    expect(await givenUp((signal) => createPartner('slow', signal), () => odoo.faults.pending() === 0)).toBe('timeout');
     let created = 0;
     for (let i = 0; i < 100 && created === 0; i++) {
       created = odoo.count('res.partner', [['name', '=', 'slow']]);
@@ -235,8 +235,8 @@ describe('fault injection on Odoo 19 (JSON-2)', () => {
       method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `bearer ${KEY}` }, body: JSON.stringify({ ids: [id] }), signal,
     });
     const done = (id: number) => odoo.records('stock.picking', [['id', '=', id]])[0]?.state === 'done';
-    expect(await heldAfterCommit((signal) => validate(pickings[0]!, signal), () => done(pickings[0]!))).toBe('timeout');
-    expect(await heldAfterCommit((signal) => validate(pickings[1]!, signal), () => done(pickings[1]!))).toBe('timeout');
+    expect(await givenUp((signal) => validate(pickings[0]!, signal), () => done(pickings[0]!))).toBe('timeout');
+    expect(await givenUp((signal) => validate(pickings[1]!, signal), () => done(pickings[1]!))).toBe('timeout');
     expect((await validate(pickings[2]!, AbortSignal.timeout(10_000))).status).toBe(200);
     expect(odoo.records('stock.picking', [['id', 'in', pickings]]).map((p) => p.state)).toEqual(['done', 'done', 'done']);
   });
