@@ -203,8 +203,10 @@ describe('MllpEndpoint with the real store', () => {
     h = await GatewayHarness.start();
     const c = await connect(h.port);
     const pending = Array.from({ length: 50 }, (_, i) => c.send(oru(`ST${i}`)));
-    // Let the frames arrive before stopping.
-    await new Promise((r) => setTimeout(r, 5));
+    // Stop once the frames have arrived: the first of them are committed, their replies not all out.
+    // (A fixed 5 ms wait stopped before the endpoint had read any frame when this process was
+    // descheduled for longer than that.)
+    await expect.poll(() => h!.intakeEvents.length, { timeout: 10_000, interval: 1 }).toBeGreaterThan(0);
     const stopping = h.endpoint.stop(5_000);
     const settled = await Promise.allSettled(pending);
     await stopping;
