@@ -93,7 +93,7 @@ describe('corpus/hl7 over TCP into the real store', () => {
         client.writeRaw(wrapFrame(content));
         const controlId = reads[0].header.controlId;
         let raw: Buffer | undefined;
-        for (let i = 0; i < 200 && !raw; i++) {
+        for (const until = Date.now() + 10_000; !raw && Date.now() < until; ) {
           raw = await h.rawOf(controlId, 'accepted', endpointId);
           if (!raw) await new Promise((r) => setTimeout(r, 10));
         }
