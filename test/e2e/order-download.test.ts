@@ -36,7 +36,10 @@ beforeAll(async () => {
   });
   analyzerSocket.on('data', (d: Buffer) => session.push(d));
   await new Promise((r) => analyzerSocket.once('connect', r));
-  for (let i = 0; i < 100 && (gateway.statusModel?.toApiStatus().endpoints.find((e) => e.id === 'centaur-1')?.connections ?? 0) < 1; i++) {
+  // The gateway has the analyzer's connection before the first order is sent.
+  const connections = (): number => gateway.statusModel?.toApiStatus().endpoints.find((e) => e.id === 'centaur-1')?.connections ?? 0;
+  for (const until = Date.now() + 20_000; connections() < 1; ) {
+    if (Date.now() > until) throw new Error('the analyzer connection was not registered within 20 s');
     await new Promise((r) => setTimeout(r, 50));
   }
   lis = await MllpClient.connect({ host: '127.0.0.1', port: addr.hl7.lis!.port });
