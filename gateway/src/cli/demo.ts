@@ -178,6 +178,8 @@ export class Simulation {
   #analyzerSocket: net.Socket | undefined;
   #session: AstmLinkSession | undefined;
   #timers = new Set<NodeJS.Timeout>();
+  /** Sends on their way (an order, a run, a validation): stop() lets them finish. */
+  readonly #inFlight = new Set<Promise<void>>();
   #n = 0;
   #stopped = false;
   readonly #analyzerCodes: Map<string, string>;
@@ -200,22 +202,33 @@ export class Simulation {
     this.#stopped = true;
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
+    // An analyzer or a LIS does not hang up in the middle of a message: let those on their way end.
+    let bound: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled([...this.#inFlight]), new Promise<void>((r) => (bound = setTimeout(r, 5_000)))]);
+    clearTimeout(bound);
     this.#session?.close('stopped');
     this.#analyzerSocket?.destroy();
     await this.#lis?.close().catch(() => undefined);
   }
 
   #every(ms: number, fn: () => Promise<void>): void {
-    const t = setInterval(() => void fn().catch((err) => this.#report(err)), ms);
+    const t = setInterval(() => this.#track(fn), ms);
     this.#timers.add(t);
   }
 
   #later(ms: number, fn: () => Promise<void>): void {
+    if (this.#stopped) return;
     const t = setTimeout(() => {
       this.#timers.delete(t);
-      void fn().catch((err) => this.#report(err));
+      this.#track(fn);
     }, ms);
     this.#timers.add(t);
+  }
+
+  #track(fn: () => Promise<void>): void {
+    const p = fn().catch((err: unknown) => this.#report(err));
+    this.#inFlight.add(p);
+    void p.finally(() => this.#inFlight.delete(p));
   }
 
   #report(err: unknown): void {
