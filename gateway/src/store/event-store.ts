@@ -12,7 +12,7 @@ import { GatewayError, describeError } from '../errors.ts';
 import { IdGenerator, idTime } from '../ids.ts';
 import { GroupCommitter, type BatchOp } from './group-commit.ts';
 import { decodeMessage, decodeMessageRecord, encodeMessage } from './message-record.ts';
-import { MessageLog, RECORD_HEADER_BYTES, decodePointer, encodePointer, type LogPointer } from './message-log.ts';
+import { MessageLog, RECORD_HEADER_BYTES, decodePointer, encodePointer, type LogPointer, type LogPosition } from './message-log.ts';
 import { decodeBatchRecord, decodePosition, encodeBatchRecord, encodePosition, isBatchRecord, type EncodedOp } from './batch-record.ts';
 import { KeyFilter } from './key-filter.ts';
 import type {
@@ -78,7 +78,7 @@ export const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 2_000, maxMs: 300_000
 export const DEFAULT_RETENTION: RetentionPolicy = { retentionDays: 30, maxDeliveredEvents: 2_000_000, deadLetterRetentionDays: 180 };
 
 const SEP = '\x00';
-/** Batches with fewer new messages than this keep them inline in LevelDB (see #appendToLog). */
+/** Batches with fewer new messages than this keep them inline in LevelDB (see #prepareBatch). */
 const DEFAULT_LOG_MIN_BATCH = 8;
 const AFTER = '\x01';
 const DAY_MS = 86_400_000;
@@ -190,6 +190,8 @@ export class EventStore implements GatewayStore {
   readonly #committer: GroupCommitter<PreparedBatch>;
   /** `meta!w`: where the log continues after the last logged batch LevelDB has (replay from there). */
   readonly #checkpointKey: string;
+  /** Root-database key prefixes of the sublevels read by point look-ups (and the key filter). */
+  readonly #prefix: { dedup: string; idem: string; pcount: string };
   /** When LevelDB was last synced (performance.now()). */
   #lastLevelSync = 0;
   readonly #log: MessageLog;
@@ -279,7 +281,9 @@ export class EventStore implements GatewayStore {
         return [sub, { prefix: sub.prefixKey('', 'utf8') as string, format }] as const;
       }),
     );
-    this.#checkpointKey = (this.#codecs.get(this.#sub.meta) as { prefix: string }).prefix + 'w';
+    const prefixOf = (sub: Sub): string => (this.#codecs.get(sub) as { prefix: string }).prefix;
+    this.#checkpointKey = prefixOf(this.#sub.meta) + 'w';
+    this.#prefix = { dedup: prefixOf(this.#sub.dedup), idem: prefixOf(this.#sub.idem), pcount: prefixOf(this.#sub.pcount) };
     this.#committer = new GroupCommitter<PreparedBatch>({ prepare: (ops) => this.#prepareBatch(ops), batch: (_ops, options, prepared) => this.#writeBatch(options, prepared) }, {
       // Every batch carries the counter snapshot taken when it is sealed, so counters on disk
       // always match the records on disk.
@@ -315,12 +319,14 @@ export class EventStore implements GatewayStore {
     let prepared: PreparedBatch | undefined;
     await this.#log.append(payloads, (pointers, at) => {
       prepared = this.#encode(ops, pointers, true);
-      // The checkpoint names where the log continues after this record: its value has a fixed
-      // width, so the record's size is known before the value is filled in.
-      const checkpoint = prepared.pairs[prepared.pairs.length - 1] as EncodedOp;
-      const size = encodeBatchRecord(prepared.pairs).length;
-      checkpoint[1] = JSON.stringify(encodePosition({ segment: at.segment, offset: at.offset + RECORD_HEADER_BYTES + size }));
-      return encodeBatchRecord(prepared.pairs);
+      // The checkpoint (the last operation) names where the log continues after this record. Its
+      // value has a fixed width, so the record is encoded once with a stand-in value and the real
+      // one, known from the record's size, is written over the stand-in's bytes at its end.
+      const record = encodeBatchRecord(prepared.pairs);
+      const value = checkpointValue({ segment: at.segment, offset: at.offset + RECORD_HEADER_BYTES + record.length });
+      (prepared.pairs[prepared.pairs.length - 1] as EncodedOp)[1] = value;
+      record.write(value, record.length - value.length, 'latin1');
+      return record;
     });
     return prepared as PreparedBatch;
   }
@@ -377,7 +383,7 @@ export class EventStore implements GatewayStore {
       }
     }
     // Filled in by #prepareBatch once the record's place is known (same width as the final value).
-    if (logged) pairs.push([this.#checkpointKey, JSON.stringify(encodePosition({ segment: 0, offset: 0 }))]);
+    if (logged) pairs.push([this.#checkpointKey, checkpointValue({ segment: 0, offset: 0 })]);
     return { pairs, counts, logged, emptied };
   }
 
@@ -607,7 +613,7 @@ export class EventStore implements GatewayStore {
     const from = stored === undefined ? undefined : decodePosition(stored);
     let replayed = 0;
     if (from) {
-      for await (const { payload } of this.#log.scan(from)) {
+      for await (const payload of this.#log.scan(from)) {
         if (!isBatchRecord(payload)) continue;
         await this.#writeBatch({ sync: false }, { pairs: decodeBatchRecord(payload), counts: [], logged: true, emptied: false });
         replayed++;
@@ -618,7 +624,7 @@ export class EventStore implements GatewayStore {
     const db = this.#db as unknown as NativeBatchSource;
     const batch = db._chainedBatch();
     try {
-      batch._put(this.#checkpointKey, JSON.stringify(encodePosition(this.#log.end)));
+      batch._put(this.#checkpointKey, checkpointValue(this.#log.end));
       await batch._write({ sync: true });
     } finally {
       db.detachResource(batch);
@@ -715,9 +721,9 @@ export class EventStore implements GatewayStore {
   #lookup(drafts: DraftEvent[], dedupKey?: string): [string | undefined, boolean[]] {
     const missing = [...new Set(drafts.map((d) => d.partitionKey).filter((pk) => !this.#pcount.has(pk)))];
     const keys: string[] = [];
-    if (dedupKey !== undefined) keys.push(this.#sub.dedup.prefixKey(dedupKey, 'utf8') as string);
-    for (const d of drafts) keys.push(this.#sub.idem.prefixKey(d.idempotencyKey, 'utf8') as string);
-    for (const pk of missing) keys.push(this.#sub.pcount.prefixKey(pk, 'utf8') as string);
+    if (dedupKey !== undefined) keys.push(this.#prefix.dedup + dedupKey);
+    for (const d of drafts) keys.push(this.#prefix.idem + d.idempotencyKey);
+    for (const pk of missing) keys.push(this.#prefix.pcount + pk);
     if (keys.length === 0) return [undefined, []];
     // Synchronous point reads: these keys are almost always absent, which LevelDB answers from its
     // bloom filters and block cache in microseconds; a thread-pool round trip per commit costs
@@ -792,8 +798,10 @@ export class EventStore implements GatewayStore {
       ...(committed.length > 0 ? { events: committed } : {}),
     };
     ops.push({ type: 'put', sublevel: this.#sub.msg, key: messageId, value: { log: encodeMessage(record, message.raw, message.ack), duplicates: 0 } satisfies LogEntry });
-    if (message.dedupKey !== undefined) ops.push({ type: 'put', sublevel: this.#sub.dedup, key: message.dedupKey, value: messageId });
-    if (message.dedupKey !== undefined) this.#keyFilter.add(this.#sub.dedup.prefixKey(message.dedupKey, 'utf8') as string);
+    if (message.dedupKey !== undefined) {
+      ops.push({ type: 'put', sublevel: this.#sub.dedup, key: message.dedupKey, value: messageId });
+      this.#keyFilter.add(this.#prefix.dedup + message.dedupKey);
+    }
     for (const term of searchTermsOf(message)) ops.push({ type: 'put', sublevel: this.#sub.search, key: term + SEP + messageId, value: '' });
 
     this.#intake.received++;
@@ -844,7 +852,7 @@ export class EventStore implements GatewayStore {
 
   async #loadPartitionCount(partitionKey: string): Promise<void> {
     if (this.#pcount.has(partitionKey)) return;
-    const mayExist = this.#keyFilter.mayContain(this.#sub.pcount.prefixKey(partitionKey, 'utf8') as string);
+    const mayExist = this.#keyFilter.mayContain(this.#prefix.pcount + partitionKey);
     const stored = mayExist ? ((await this.#sub.pcount.get(partitionKey)) as number | undefined) : undefined;
     if (!this.#pcount.has(partitionKey)) this.#pcount.set(partitionKey, stored ?? 0);
   }
@@ -864,7 +872,7 @@ export class EventStore implements GatewayStore {
     const pk = event.partitionKey;
     ops.push({ type: 'put', sublevel: this.#sub.evt, key: id, value: stored });
     ops.push({ type: 'put', sublevel: this.#sub.idem, key: event.idempotencyKey, value: id });
-    this.#keyFilter.add(this.#sub.idem.prefixKey(event.idempotencyKey, 'utf8') as string);
+    this.#keyFilter.add(this.#prefix.idem + event.idempotencyKey);
     ops.push({ type: 'put', sublevel: this.#sub.corr, key: event.correlationId + SEP + id, value: event.type });
     ops.push({ type: 'put', sublevel: this.#sub.queue, key: pk + SEP + id, value: '' });
     ops.push({ type: 'put', sublevel: this.#sub.pending, key: id, value: '' });
@@ -883,7 +891,7 @@ export class EventStore implements GatewayStore {
   #putPartitionCounts(touched: Set<string>, ops: BatchOp[]): void {
     for (const pk of touched) {
       ops.push({ type: 'put', sublevel: this.#sub.pcount, key: pk, value: this.#pcount.get(pk) ?? 0 });
-      this.#keyFilter.add(this.#sub.pcount.prefixKey(pk, 'utf8') as string);
+      this.#keyFilter.add(this.#prefix.pcount + pk);
     }
   }
 
@@ -1117,7 +1125,7 @@ export class EventStore implements GatewayStore {
       ops.push({ type: 'del', sublevel: this.#sub.pcount, key: pk });
     } else {
       ops.push({ type: 'put', sublevel: this.#sub.pcount, key: pk, value: remaining });
-      this.#keyFilter.add(this.#sub.pcount.prefixKey(pk, 'utf8') as string);
+      this.#keyFilter.add(this.#prefix.pcount + pk);
       if (nextDue !== undefined) ops.push({ type: 'put', sublevel: this.#sub.due, key: timeKey(nextDue) + SEP + pk, value: '' });
     }
     ops.push({ type: 'del', sublevel: this.#sub.lease, key: pk });
@@ -1194,7 +1202,7 @@ export class EventStore implements GatewayStore {
       } else {
         this.#pcount.set(pk, remaining);
         ops.push({ type: 'put', sublevel: this.#sub.pcount, key: pk, value: remaining });
-        this.#keyFilter.add(this.#sub.pcount.prefixKey(pk, 'utf8') as string);
+        this.#keyFilter.add(this.#prefix.pcount + pk);
         // A discarded dead head unblocks its partition.
         if (was === 'dead' && !this.#leased.has(pk)) ops.push({ type: 'put', sublevel: this.#sub.due, key: timeKey(now) + SEP + pk, value: '' });
       }
@@ -1238,7 +1246,11 @@ export class EventStore implements GatewayStore {
       const rec = { event: body, ...state } as StoredEvent;
       this.#bodyIn.set(rec, m);
       out[i] = rec;
-      if (!body) wanted.set(m, [...(wanted.get(m) ?? []), i]);
+      if (!body) {
+        const at = wanted.get(m);
+        if (at) at.push(i);
+        else wanted.set(m, [i]);
+      }
     });
     await Promise.all([...wanted].map(async ([messageId, at]) => {
       let events: CanonicalEvent[] | undefined;
@@ -1594,6 +1606,11 @@ export class EventStore implements GatewayStore {
     })();
     return this.#closing;
   }
+}
+
+/** `meta!w` as stored: the position as a JSON string (the `meta` sublevel holds JSON), fixed width. */
+function checkpointValue(at: LogPosition): string {
+  return JSON.stringify(encodePosition(at));
 }
 
 /** An event's value under `e` without its body, which its message's record holds. */

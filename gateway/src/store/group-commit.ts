@@ -3,11 +3,12 @@
  * later writes accumulate and share the next batch, so durable throughput is bounded by CPU and
  * the write path, not by one fsync per message.
  *
- * A batch is written in two stages: `prepare` (the message log: append and fdatasync) and `batch`
- * (LevelDB with `sync: true`, which needs what `prepare` returned). The stages form a pipeline:
- * the next batch's `prepare` runs while this batch's LevelDB write is in flight, so one batch
- * costs the longer of the two fsyncs, not their sum. LevelDB writes stay strictly in order, one at
- * a time, each after its own `prepare`; at most one batch is in each stage.
+ * A batch is written in two stages: `prepare` (the store encodes the batch and, for a batch with
+ * messages for the log, makes it durable there with one synced write) and `batch` (the LevelDB
+ * write, which needs what `prepare` returned; the store decides whether it is synced). The stages
+ * form a pipeline: the next batch's `prepare` runs while this batch's LevelDB write is in flight.
+ * LevelDB writes stay strictly in order, one at a time, each after its own `prepare`; at most one
+ * batch is in each stage.
  *
  * A promise returned by `write()` resolves only after both stages of the batch holding its
  * operations are durable. A batch whose predecessor failed is not written (it fails too), so the
@@ -175,7 +176,7 @@ export class GroupCommitter<P = unknown> {
   }
 
   /**
-   * Before sealing: overlapping costs a batch (two syncs) per stage-2 time, so with few writes
+   * Before sealing: overlapping costs a batch (and its sync) per stage-2 time, so with few writes
    * waiting it is cheaper to let the batch in flight finish and seal a larger one; under heavy load
    * (overlapAt writes waiting) the stages overlap at once. Under steady load (the last batch, just
    * now, was not small) the next one may also fill for up to lingerMs, or until as many writes wait

@@ -5,10 +5,11 @@
  * through LevelDB's compactions, which otherwise rewrite it several times and compete with intake
  * for the CPU (see README.md, "The message log").
  *
- * Records: [length UInt32BE][CRC-32 of the payload UInt32BE][payload]. A batch of records is
- * written with one positional writev to a file opened with O_DSYNC (durable when the call
- * returns, as after an fdatasync) before the LevelDB batch that points at them is written; a pointer is therefore never durable before its bytes. Records
- * no pointer refers to (a crash between the two writes) are never read and go with their segment.
+ * Records: [length UInt32BE][CRC-32 of the payload UInt32BE][payload]. A batch of records (the
+ * messages, then the store's batch record) is written with one positional writev to a file opened
+ * with O_DSYNC (durable when the call returns, as after an fdatasync) before the LevelDB batch that
+ * points at them is written; a pointer is therefore never durable before its bytes. Records no
+ * applied batch refers to (a torn write) are never read and go with their segment.
  *
  * Each open starts a new segment, so appends never follow a torn tail. A segment is deleted by the
  * store once no pointer refers to it any more.
@@ -163,7 +164,7 @@ export class MessageLog {
    * records end at its zero fill, at a torn or damaged record, or at its end; the next segment
    * then starts at offset 0.
    */
-  async *scan(from: LogPosition): AsyncGenerator<{ pointer: LogPointer; payload: Buffer }> {
+  async *scan(from: LogPosition): AsyncGenerator<Buffer> {
     for (const segment of this.#segments) {
       if (segment < from.segment) continue;
       const handle = await this.#reader(segment);
@@ -177,7 +178,7 @@ export class MessageLog {
         const payload = Buffer.allocUnsafe(length);
         const got = (await handle.read(payload, 0, length, offset + HEADER)).bytesRead;
         if (got !== length || crc32(payload) !== header.readUInt32BE(4)) break;
-        yield { pointer: { segment, offset, length }, payload };
+        yield payload;
         offset += HEADER + length;
       }
     }
