@@ -5,13 +5,16 @@
  * peer, @medplum/hl7's Hl7Server acknowledging from memory. Reports `{ ready, port }` over IPC;
  * exits on 'stop'.
  *
- *   intake-server <durable|volatile|peer> <dataDir>
+ *   intake-server <durable|volatile|log-only|peer> <dataDir>
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Hl7Server, type Hl7MessageEvent } from '@medplum/hl7';
 import { MllpEndpoint } from '../gateway/src/ingress/mllp/mllp-endpoint.ts';
 import { silentLogger } from '../gateway/src/log.ts';
 import { EventStore } from '../gateway/src/store/event-store.ts';
+import { GroupCommitter, type GroupCommitStats } from '../gateway/src/store/group-commit.ts';
+import { MessageLog } from '../gateway/src/store/message-log.ts';
+import { encodeMessage } from '../gateway/src/store/message-record.ts';
 import type { CommitResult, GatewayStore, InboundMessage, IntakeCounters } from '../gateway/src/store/types.ts';
 import { Telemetry } from '../gateway/src/telemetry.ts';
 
@@ -35,6 +38,38 @@ function volatileStore(): GatewayStore & { close(): Promise<void>; commitStats: 
   return store as unknown as ReturnType<typeof volatileStore>;
 }
 
+/**
+ * The floor of a durable commit: each batch of messages is one synced append to the message log
+ * (the same group commit and log as the store) and nothing else: no index, no events, no
+ * duplicate detection. Not a usable store; it shows how much of the durable intake's cost is the
+ * sync itself and how much the indexes.
+ */
+async function logOnlyStore(dir: string): Promise<GatewayStore & { close(): Promise<void>; commitStats: GroupCommitStats }> {
+  const log = await MessageLog.open(`${dir}/messages`);
+  const counters: IntakeCounters = { received: 0, accepted: 0, rejected: 0, duplicates: 0 };
+  const committer = new GroupCommitter<void>({
+    prepare: async (ops) => void (await log.append(ops.map((op) => op.value as Buffer))),
+    batch: async () => undefined,
+  });
+  let n = 0;
+  const store = {
+    health: 'ok',
+    commitStats: committer.stats,
+    async commit(message: InboundMessage): Promise<CommitResult> {
+      counters.received++;
+      counters.accepted++;
+      const messageId = String(++n);
+      await committer.write([{ type: 'put', key: messageId, value: encodeMessage({ id: messageId, endpoint: message.endpoint, receivedAt: message.receivedAt, controlId: message.controlId }, message.raw, message.ack) }]);
+      return { messageId, duplicate: false, ack: message.ack, eventIds: [], skippedEvents: 0 };
+    },
+    intake: () => counters,
+    countRejectedWithoutCommit: () => undefined,
+    close: () => log.close(),
+  };
+  // Only the intake surface is used by MllpEndpoint; the rest of GatewayStore is never called here.
+  return store as unknown as Awaited<ReturnType<typeof logOnlyStore>>;
+}
+
 const [mode, dataDir] = process.argv.slice(2);
 // Event-loop stalls of the server (a latency outlier with a stall is the server's own doing).
 const loopDelay = monitorEventLoopDelay({ resolution: 5 });
@@ -44,8 +79,9 @@ const send = (m: unknown, then?: () => void): void => {
   process.send?.(m, undefined, {}, () => then?.());
 };
 
-if (mode === 'durable' || mode === 'volatile') {
-  const store = mode === 'durable' ? await EventStore.open({ dataDir: dataDir as string, pruneIntervalMs: 0, minFreeBytes: 0 }) : volatileStore();
+if (mode === 'durable' || mode === 'volatile' || mode === 'log-only') {
+  const store =
+    mode === 'durable' ? await EventStore.open({ dataDir: dataDir as string, pruneIntervalMs: 0, minFreeBytes: 0 }) : mode === 'log-only' ? await logOnlyStore(dataDir as string) : volatileStore();
   const endpoint = new MllpEndpoint({
     config: {
       id: 'lis',

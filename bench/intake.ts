@@ -7,8 +7,10 @@
  *  2. ACK p99 at a fixed 1,000 msg/s (8 connections);
  *  3. sustained run at 80 % of the durable maximum, p99.9 (60 s; `--quick`: 10 s), and the peer at
  *     the same rate for context (the load generator shares the machine);
- *  diagnostic: the same endpoint over a store that keeps nothing, to separate the intake's own
- *  cost from the store's. Every server run reports its CPU per message and event-loop delay.
+ *  diagnostics: the same endpoint over a store that keeps nothing, to separate the intake's own
+ *  cost from the store's; and over a synced message-log append per batch with nothing indexed
+ *  (the floor of a durable commit), to separate the cost of the sync from the indexes'. Every
+ *  server run reports its CPU per message and event-loop delay.
  *
  * Servers and the load run in separate processes (child_process.fork). Writes
  * bench/results/intake.json.  Run: npm run bench:intake [-- --quick]   or   npx node bench/intake.ts --quick
@@ -29,7 +31,7 @@ const FIXED_MS = quick ? 5_000 : 15_000;
 const SUSTAINED_MS = quick ? 10_000 : 60_000;
 const WARMUP_MS = quick ? 1_000 : 2_000;
 
-type Mode = 'durable' | 'volatile' | 'peer';
+type Mode = 'durable' | 'volatile' | 'log-only' | 'peer';
 
 interface Summary {
   msgPerSec: number;
@@ -175,6 +177,16 @@ const intakeWithoutStore = {
   result: volatile32,
   ratioVsPeer: Math.round((volatile32.msgPerSec / c32peer.msgPerSec) * 100) / 100,
 };
+// Diagnostic: the floor of a durable commit. The same endpoint, group commit and message log, but
+// a batch is only one synced append (no indexes, no events, no duplicate detection): what the
+// sync itself costs, against what the store's indexes cost.
+const logOnly32 = await measure('log-only', { connections: 32, durationMs: CLOSED_MS });
+const syncedAppendOnly = {
+  note: 'diagnostic, durable but not a store: one synced message-log append per batch, nothing indexed',
+  connections: 32,
+  result: logOnly32,
+  ratioVsPeer: Math.round((logOnly32.msgPerSec / c32peer.msgPerSec) * 100) / 100,
+};
 
 const maxDurable = Math.max(...Object.values(closedLoop).map((r) => r.durable.msgPerSec));
 
@@ -213,6 +225,7 @@ const result = {
   message: 'ORU^R01 v2.5.1, 5 OBX (~700 bytes), unique MSH-10 per message; durable = 1 message record + 1 event per ACK, fsync before ACK',
   closedLoop,
   intakeWithoutStore,
+  syncedAppendOnly,
   fixed1000,
   sustained,
   targets: {
