@@ -19,13 +19,14 @@ import { MqttStatus } from './status/mqtt-status.ts';
 import { MllpEndpoint } from './ingress/mllp/mllp-endpoint.ts';
 import { AstmEndpoint } from './ingress/astm/astm-endpoint.ts';
 import { normalizeAstmMessage } from './astm/normalize.ts';
-import { analyzerTests, answerHostQuery, buildWorklist } from './astm/host-query.ts';
+import { analyzerTests, answerHostQuery, buildWorklist, hl7HostQueryAnswer } from './astm/host-query.ts';
 import type { CanonicalEvent } from './events/types.ts';
 import { resolveAnalyzerProfile } from './profiles/load.ts';
 import { defaultProfilesDir } from './profiles/check.ts';
 import type { HostQuery } from './astm/types.ts';
 import type { Profile } from './profiles/types.ts';
 import { createAnalyzerHl7Normalizer } from './profiles/hl7-analyzer-normalize.ts';
+import type { Hl7HostQuery } from './hl7/host-query.ts';
 import { OdooClient } from './relay/odoo/odoo-client.ts';
 import { Relay } from './relay/relay.ts';
 import { dueDelayFor } from './relay/sync-modes.ts';
@@ -195,7 +196,10 @@ export class Gateway {
     this.ingress.push({ id: ep.id, kind: 'hl7', component });
   }
 
-  /** An analyzer that speaks HL7 over MLLP (Mindray BS/BC): the MLLP listener with its profile's normalizer. */
+  /**
+   * An analyzer that speaks HL7 over MLLP (Mindray BS/BC): the MLLP listener with its profile's
+   * normalizer, and host queries (QRY^Q02) answered when the profile describes them.
+   */
   #addHl7Analyzer(analyzer: AnalyzerConfig, profile: Profile): void {
     const store = this.store as EventStore;
     const listen = analyzer.tcp?.listen;
@@ -217,6 +221,7 @@ export class Gateway {
       telemetry: this.telemetry,
       log: this.log.child({ endpoint: analyzer.id }),
       normalize: createAnalyzerHl7Normalizer({ analyzerId: analyzer.id, profile }),
+      ...(profile.hostQuery.supported ? { answerQuery: (query: Hl7HostQuery) => hl7HostQueryAnswer(query.specimenId, store, profile) } : {}),
     });
     this.ingress.push({ id: analyzer.id, kind: 'hl7', component });
   }

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../gateway/src/gateway.ts';
 import { startTestGateway } from '../fixtures/gateway.ts';
 import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
-import { unwrapFrame } from '../../gateway/src/ingress/mllp/mllp-encoder.ts';
+import { unwrapFrame, wrapFrame } from '../../gateway/src/ingress/mllp/mllp-encoder.ts';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const corpus = path.resolve(repo, '../shared/corpus/hl7');
@@ -19,16 +19,32 @@ const load = (f: string): Buffer => unwrapFrame(readFileSync(path.join(corpus, f
 let gateway: Gateway;
 let stop: () => Promise<void>;
 let client: MllpClient;
+let lis: MllpClient;
 
 beforeAll(async () => {
   ({ gateway, stop } = await startTestGateway('hl7an', { analyzers: [{ id: 'bs-200', profile: 'mindray-bs-series', tcp: { listen: { host: '127.0.0.1', port: 0 } } }] }));
   client = await MllpClient.connect({ host: '127.0.0.1', port: gateway.addresses().analyzers['bs-200']!.port! });
+  lis = await MllpClient.connect({ host: '127.0.0.1', port: gateway.addresses().hl7.lis!.port! });
 });
 
 afterAll(async () => {
   await client?.close().catch(() => undefined);
+  await lis?.close().catch(() => undefined);
   await stop?.();
 });
+
+/** An LIS order (ORM^O01 NW) for `accession` with canonical test codes. */
+const orm = (controlId: string, accession: string, tests: string[], orderControl = 'NW'): Buffer =>
+  Buffer.from(
+    [
+      `MSH|^~\\&|LIS|LAB|GW|LAB|20261125101500||ORM^O01|${controlId}|P|2.5`,
+      'PID|1||MRN-42^^^LAB^MR',
+      `ORC|${orderControl}|${accession}||${accession}|SC||||20261125101500||||||||||||CLINIC-A`,
+      ...tests.map((t, i) => `OBR|${i + 1}|${accession}||${t}^${t}^L`),
+      '',
+    ].join('\r'),
+  );
+const segments = (frame: Buffer): string[] => frame.toString('latin1').split('\r').filter((l) => l !== '');
 
 describe('Mindray BS over HL7/MLLP', () => {
   it('patient and QC results are acknowledged AA, kept byte-exact, and become events by the profile', async () => {
@@ -55,5 +71,57 @@ describe('Mindray BS over HL7/MLLP', () => {
     expect(results.some((e) => e.type === 'test.completed' && e.data.runType === 'qc')).toBe(true);
     expect(events.some((e) => e.type === 'result.validated' || e.type === 'invoice.eligible')).toBe(false);
     for (const e of consumption) if (e.type === 'consumable.used') expect(e.partitionKey).toBe(`reagent:bs-200:${e.data.productCode}`);
+  });
+
+  it('a host query (QRY^Q02) for a barcode the LIS ordered is answered QCK^Q02 OK, then DSR^Q03 with the analyzer\'s test numbers', async () => {
+    const store = gateway.store!;
+    // ALT and GLU are test numbers 1 and 3 of the profile; the vendor's query asks for 34567743.
+    expect((await lis.send(orm('HQ-1', '34567743', ['ALT', 'GLU', 'TSH']))).toString('latin1')).toContain('MSA|AA|HQ-1');
+    const query = load('qry_q02_mindray-bs200_host-query_vendor-manual.mllp');
+    const [qck, dsr] = await client.request(query, 2);
+    expect(segments(qck!)[0]).toMatch(/^MSH\|\^~\\&\|\|\|Manufacturer\|Model\|\d{14}\|\|QCK\^Q02\|/);
+    expect(segments(qck!).slice(1)).toEqual(['MSA|AA|1|Message accepted|||0|', 'ERR|0|', 'QAK|SR|OK|']);
+    const d = segments(dsr!);
+    expect(d[0]).toContain('|DSR^Q03|');
+    expect(d).toContain('QRD|20070723170707|R|D|1|||RD|34567743|OTH|||T|');
+    expect(d).toContain('DSP|1||MRN-42|||');
+    expect(d).toContain('DSP|21||34567743|||');
+    // TSH is not on this analyzer: only its own tests go down.
+    expect(d.filter((l) => /^DSP\|(29|3\d)\|/.test(l))).toEqual(['DSP|29||1^^^|||', 'DSP|30||3^^^|||']);
+    expect(d.at(-1)).toBe('DSC||');
+
+    // The analyzer's ACK^Q03 is kept and not answered (an acknowledgement is never acknowledged).
+    const ackQ03 = load('ack_q03_mindray-bs200_vendor-manual.mllp');
+    client.writeRaw(wrapFrame(ackQ03));
+    // The query is kept byte-exact, with the answer it got as its acknowledgement.
+    await expect.poll(async () => (await store.listMessages({ endpoint: 'bs-200', q: '34567743' })).length).toBeGreaterThanOrEqual(1);
+    const kept = (await store.listMessages({ endpoint: 'bs-200', q: '34567743' })).find((m) => m.messageType?.startsWith('QRY'))!;
+    const stored = (await store.getMessage(kept.id))!;
+    expect(stored.raw.equals(query)).toBe(true);
+    expect(stored.ack!.equals(Buffer.concat([qck!, dsr!].map((f) => Buffer.concat([Buffer.from([0x0b]), f, Buffer.from([0x1c, 0x0d])]))))).toBe(true);
+    await expect.poll(async () => (await store.listMessages({ endpoint: 'bs-200' })).some((m) => m.messageType?.startsWith('ACK'))).toBe(true);
+  });
+
+  it('the same query again gets the orders as they are now (no replay of a stale answer); an unknown barcode gets QAK NF and nothing else', async () => {
+    // The LIS cancels GLU; the analyzer asks again with the very same bytes (same control id).
+    expect((await lis.send(orm('HQ-2', '34567743', ['GLU'], 'CA'))).toString('latin1')).toContain('MSA|AA|HQ-2');
+    const [, dsr] = await client.request(load('qry_q02_mindray-bs200_host-query_vendor-manual.mllp'), 2);
+    expect(segments(dsr!).filter((l) => /^DSP\|(29|3\d)\|/.test(l))).toEqual(['DSP|29||1^^^|||']);
+
+    const unknown = Buffer.from('MSH|^~\\&|Manufacturer|Model|||20070723170707||QRY^Q02|2|P|2.3.1||||||ASCII|||\rQRD|20070723170707|R|D|2|||RD|NO-SUCH-TUBE|OTH|||T|\rQRF|BS-200|20070723170749|20070723170749|||RCT|COR|ALL||\r');
+    const [nf] = await client.request(unknown, 1);
+    expect(segments(nf!).slice(1)).toEqual(['MSA|AA|2|Message accepted|||0|', 'ERR|0|', 'QAK|SR|NF|']);
+    // Nothing else follows the NF answer: the next reply on the connection is the next query's.
+    const [next] = await client.request(unknown, 1);
+    expect(segments(next!)[3]).toBe('QAK|SR|NF|');
+  });
+
+  it('a query without a barcode is refused AR with an ERR naming QRD-8, and kept', async () => {
+    const bad = Buffer.from('MSH|^~\\&|Manufacturer|Model|||20070723170707||QRY^Q02|3|P|2.3.1||||||ASCII|||\rQRD|20070723170707|R|D|3|||RD||OTH|||T|\r');
+    const reply = (await client.send(bad)).toString('latin1');
+    expect(reply).toContain('MSA|AR|3');
+    expect(reply).toMatch(/ERR\|QRD\^1\^8\^101&Required field missing/);
+    const kept = await gateway.store!.listMessages({ endpoint: 'bs-200', controlId: '3' });
+    expect(kept.some((m) => m.status === 'rejected' && m.rejectReason === 'QRD-8 (the sample barcode) is empty')).toBe(true);
   });
 });

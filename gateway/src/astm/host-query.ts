@@ -1,4 +1,5 @@
 import type { OrderCreatedData, OrderedTest } from '../events/types.ts';
+import type { HostQueryAnswer } from '../hl7/host-query.ts';
 import type { Profile } from '../profiles/types.ts';
 import type { GatewayStore, StoredEvent } from '../store/types.ts';
 import { type AstmDelimiters, parseDelimiterString } from './delimiters.ts';
@@ -169,6 +170,24 @@ export async function ordersForSpecimen(store: GatewayStore, specimenId: string)
     if (current && current.tests.length > 0) orders.push(current);
   }
   return orders;
+}
+
+/**
+ * What an HL7 analyzer's host query (QRY^Q02, hl7/host-query.ts) is answered with: the analyzer's
+ * test numbers for the specimen's open orders (the same look-up and mapping as the ASTM answer),
+ * the first order for its patient id, priority and time, and the sample type when the LIS sent one
+ * with the specimen (specimen.received).
+ */
+export async function hl7HostQueryAnswer(specimenId: string, store: GatewayStore, profile: Profile): Promise<HostQueryAnswer> {
+  const orders = await ordersForSpecimen(store, specimenId);
+  const tests = analyzerTests(orders.flatMap((o) => o.tests), profile);
+  if (tests.length === 0) return { tests: [] };
+  const first = orders[0] as OrderCreatedData;
+  const answer: HostQueryAnswer = { tests, order: { ...first, priority: orders.some((o) => isStat(o.priority)) ? 'S' : (first.priority ?? 'R') } };
+  for (const e of (await store.eventsByCorrelation(first.accession, ['specimen.received'])).filter(live)) {
+    if (e.event.type === 'specimen.received' && e.event.data.specimenType) answer.specimenType = e.event.data.specimenType;
+  }
+  return answer;
 }
 
 function mergeTests(a: OrderedTest[], b: OrderedTest[]): OrderedTest[] {

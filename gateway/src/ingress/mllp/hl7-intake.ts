@@ -4,6 +4,7 @@ import { describeError } from '../../errors.ts';
 import { buildAck, compactId, hl7Timestamp, type AckCode, type AckError } from '../../hl7/ack.ts';
 import { analyseBlock, type BlockStructure, type RawMessage } from '../../hl7/block.ts';
 import { encodeText, type Charset } from '../../hl7/charset.ts';
+import { buildHostQueryReplies, readHl7HostQuery, type HostQueryAnswer, type Hl7HostQuery } from '../../hl7/host-query.ts';
 import { readInbound, type InboundRead } from '../../hl7/inbound.ts';
 import { normalizeLis, hl7SearchTerms } from '../../hl7/normalize-lis.ts';
 import { KNOWN_MESSAGE_CODES, type Hl7NormalizeContext, type Hl7Normalizer } from '../../hl7/normalizer.ts';
@@ -68,6 +69,11 @@ export interface Hl7IntakeOptions {
   store: GatewayStore;
   log: Logger;
   normalize?: Hl7Normalizer;
+  /**
+   * Answers an analyzer's host query (QRY^Q02, Mindray BS dialect: hl7/host-query.ts) from the
+   * orders the gateway holds. Absent: a QRY is stored and acknowledged like any other message.
+   */
+  answerQuery?: (query: Hl7HostQuery) => Promise<HostQueryAnswer>;
 }
 
 type Severity = 'reject' | 'error';
@@ -125,12 +131,14 @@ export class Hl7Intake {
   readonly #store: GatewayStore;
   readonly #log: Logger;
   readonly #normalize: Hl7Normalizer;
+  readonly #answerQuery: Hl7IntakeOptions['answerQuery'];
 
   constructor(options: Hl7IntakeOptions) {
     this.#config = options.config;
     this.#store = options.store;
     this.#log = options.log;
     this.#normalize = options.normalize ?? normalizeLis;
+    this.#answerQuery = options.answerQuery;
   }
 
   async handleFrame(frame: Buffer, meta: FrameMeta): Promise<FrameResult> {
@@ -239,6 +247,7 @@ export class Hl7Intake {
       return this.#rejectMessage(raw, whole, read, messageType, meta, p, 'reject');
     }
     const message = read.message;
+    if (this.#answerQuery && header.messageCode === 'QRY' && header.triggerEvent === 'Q02') return this.#answerHostQuery(raw, whole, read, messageType, meta);
     if (!KNOWN_MESSAGE_CODES.has(header.messageCode) && header.messageCode !== 'ACK' && this.#config.unknownMessageTypes === 'reject') {
       return this.#rejectMessage(raw, whole, read, messageType, meta, { code: 200, text: `message type ${messageType} is not supported by this endpoint`, location: 'MSH^1^9' }, 'reject');
     }
@@ -271,6 +280,40 @@ export class Hl7Intake {
       // The store cannot commit (closed, failed, disk full): a negative ACK, never a silent drop.
       this.#store.countRejectedWithoutCommit();
       this.#log.warn('store unavailable; message answered with a negative acknowledgement', { controlId: header.controlId, error: describeError(err) });
+      const bytes = this.#replyFor(header, charset, 'error', { code: 207, text: 'store unavailable' }).bytes;
+      return { reply: bytes, header, charset, result: messageResult('rejected', 'store unavailable', messageType, header.controlId, undefined) };
+    }
+  }
+
+  /**
+   * A host query (QRY^Q02): answered with QCK^Q02 and, when orders are known, DSR^Q03 in the same
+   * write (hl7/host-query.ts). The query is kept like any message, its answer as its ACK. No
+   * duplicate detection: the analyzer asks again for the same barcode with the same control id
+   * (Mindray numbers every message 1), and each query gets the orders as they are now.
+   */
+  async #answerHostQuery(raw: Buffer, whole: boolean, read: InboundRead, messageType: string | undefined, meta: FrameMeta): Promise<MessageOutcome> {
+    const { header, charset } = read;
+    const query = readHl7HostQuery(read.message as NonNullable<InboundRead['message']>);
+    if ('problem' in query) return this.#rejectMessage(raw, whole, read, messageType, meta, query.problem, 'reject');
+    let answer: HostQueryAnswer;
+    try {
+      answer = await (this.#answerQuery as NonNullable<Hl7IntakeOptions['answerQuery']>)(query);
+    } catch (err) {
+      this.#log.warn('host query could not be answered', { controlId: header.controlId, specimenId: query.specimenId, error: describeError(err) });
+      return this.#rejectMessage(raw, whole, read, messageType, meta, { code: 207, text: `the host query could not be answered: ${describeError(err)}` }, 'error');
+    }
+    const encoding = charset === 'utf8' ? 'utf8' : 'latin1';
+    const reply = Buffer.concat(buildHostQueryReplies(header, query, answer, () => compactId(ids.next())).map((text) => wrapFrame(text, encoding)));
+    const inbound = this.#inbound(meta, header, charset, whole ? raw : Buffer.from(raw), 'accepted', messageType);
+    inbound.ack = reply;
+    inbound.searchTerms = [...new Set([header.controlId, query.specimenId].filter((t) => t !== ''))];
+    try {
+      await this.#store.commit(inbound, []);
+      this.#log.info('host query answered', { specimenId: query.specimenId, tests: answer.tests.length });
+      return { reply, header, charset, result: messageResult('accepted', undefined, messageType, header.controlId, 'AA') };
+    } catch (err) {
+      this.#store.countRejectedWithoutCommit();
+      this.#log.warn('store unavailable; host query answered with a negative acknowledgement', { controlId: header.controlId, error: describeError(err) });
       const bytes = this.#replyFor(header, charset, 'error', { code: 207, text: 'store unavailable' }).bytes;
       return { reply: bytes, header, charset, result: messageResult('rejected', 'store unavailable', messageType, header.controlId, undefined) };
     }

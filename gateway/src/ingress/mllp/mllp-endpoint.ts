@@ -8,7 +8,7 @@ import type { Component, ComponentStatus } from '../../lifecycle.ts';
 import type { Logger } from '../../log.ts';
 import type { GatewayStore } from '../../store/types.ts';
 import type { EndpointState, Telemetry, TelemetryEvents } from '../../telemetry.ts';
-import { Hl7Intake, type FrameResult } from './hl7-intake.ts';
+import { Hl7Intake, type FrameResult, type Hl7IntakeOptions } from './hl7-intake.ts';
 import { MllpConnection } from './mllp-connection.ts';
 
 /**
@@ -23,6 +23,8 @@ export interface MllpEndpointOptions {
   log: Logger;
   /** Default: the LIS normalizer. HL7 analyzers (Mindray BS) get their own. */
   normalize?: Hl7Normalizer;
+  /** Host queries (QRY^Q02) of an HL7 analyzer whose profile describes them (Hl7IntakeOptions). */
+  answerQuery?: Hl7IntakeOptions['answerQuery'];
 }
 
 /** PEM content inline, or a file path (config keeps paths; tests may pass PEM text). */
@@ -53,6 +55,7 @@ export class MllpEndpoint implements Component {
       store: options.store,
       log: this.#log,
       ...(options.normalize ? { normalize: options.normalize } : {}),
+      ...(options.answerQuery ? { answerQuery: options.answerQuery } : {}),
     });
   }
 
