@@ -20,16 +20,24 @@ let gateway: Gateway;
 let stop: () => Promise<void>;
 let client: MllpClient;
 let lis: MllpClient;
+let bc: MllpClient;
 
 beforeAll(async () => {
-  ({ gateway, stop } = await startTestGateway('hl7an', { analyzers: [{ id: 'bs-200', profile: 'mindray-bs-series', tcp: { listen: { host: '127.0.0.1', port: 0 } } }] }));
+  ({ gateway, stop } = await startTestGateway('hl7an', {
+    analyzers: [
+      { id: 'bs-200', profile: 'mindray-bs-series', tcp: { listen: { host: '127.0.0.1', port: 0 } } },
+      { id: 'bc-5380', profile: 'mindray-bc-5380', tcp: { listen: { host: '127.0.0.1', port: 0 } } },
+    ],
+  }));
   client = await MllpClient.connect({ host: '127.0.0.1', port: gateway.addresses().analyzers['bs-200']!.port! });
+  bc = await MllpClient.connect({ host: '127.0.0.1', port: gateway.addresses().analyzers['bc-5380']!.port! });
   lis = await MllpClient.connect({ host: '127.0.0.1', port: gateway.addresses().hl7.lis!.port! });
 });
 
 afterAll(async () => {
   await client?.close().catch(() => undefined);
   await lis?.close().catch(() => undefined);
+  await bc?.close().catch(() => undefined);
   await stop?.();
 });
 
@@ -123,5 +131,24 @@ describe('Mindray BS over HL7/MLLP', () => {
     expect(reply).toMatch(/ERR\|QRD\^1\^8\^101&Required field missing/);
     const kept = await gateway.store!.listMessages({ endpoint: 'bs-200', controlId: '3' });
     expect(kept.some((m) => m.status === 'rejected' && m.rejectReason === 'QRD-8 (the sample barcode) is empty')).toBe(true);
+  });
+
+  it('a BC-5380 worklist inquiry (ORM^O01, ORC-1 = RF) for an ordered sample is answered ORR^O02 AF; an unknown one MSA|AR', async () => {
+    // WBC carries the CBC order in the BC-5380 profile.
+    expect((await lis.send(orm('WL-1', 'SampleID1', ['WBC']))).toString('latin1')).toContain('MSA|AA|WL-1');
+    const inquiry = readFileSync(path.join(corpus, 'orm_o01_mindray-bc5380_worklist-query_vendor-manual.hl7'));
+    const orr = segments(await bc.send(inquiry));
+    expect(orr[0]).toMatch(/\|ORR\^O02\|/);
+    expect(orr[1]).toBe('MSA|AA|4');
+    expect(orr).toContain('PID|1||MRN-42^^^');
+    expect(orr).toContain('ORC|AF|SampleID1|||');
+    expect(orr.find((l) => l.startsWith('OBR|'))).toMatch(/^OBR\|1\|SampleID1\|/);
+    expect(orr.filter((l) => l.startsWith('OBX|')).map((l) => l.split('|')[5])).toEqual(['A', 'W', 'CBC']);
+
+    const unknown = Buffer.from(inquiry.toString('utf8').replace('SampleID1', 'Invalid').replace('|ORM^O01|4|', '|ORM^O01|5|'));
+    expect(segments(await bc.send(unknown)).slice(1)).toEqual(['MSA|AR|5']);
+    // Both inquiries are kept, with the answers they got.
+    const kept = await gateway.store!.listMessages({ endpoint: 'bc-5380' });
+    expect(kept.filter((m) => m.messageType?.startsWith('ORM'))).toHaveLength(2);
   });
 });

@@ -1,8 +1,8 @@
 /**
- * The Mindray BS host query answer (hl7/host-query.ts) against the vendor's own example messages:
- * the QRY^Q02 the analyzer sends, and the QCK^Q02 (found / not found) and DSR^Q03 the manual shows
- * the LIS answering with. Timestamps and our control ids differ by nature; everything else is
- * compared line by line.
+ * The Mindray host query answers (hl7/host-query.ts) against the vendors' own example messages:
+ * the BS series' QRY^Q02 and the QCK^Q02 (found / not found) and DSR^Q03 its manual shows the LIS
+ * answering with; the BC-5380's worklist inquiry (ORM^O01, ORC-1 = RF) and its ORR^O02 answers.
+ * Timestamps and our control ids differ by nature; everything else is compared line by line.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -33,10 +33,12 @@ const ids = (): string => `GW${++n}`;
 
 describe('Mindray BS host query (QRY^Q02 → QCK^Q02 + DSR^Q03)', () => {
   it('reads the barcode from QRD-8 and keeps QRD and QRF for the echo', () => {
-    const query = readHl7HostQuery(qry) as Hl7HostQuery;
-    expect(query.specimenId).toBe('34567743');
-    expect(query.qrd).toBe('QRD|20070723170707|R|D|1|||RD|34567743|OTH|||T|');
-    expect(query.qrf).toBe('QRF|BS-200|20070723170749|20070723170749|||RCT|COR|ALL||');
+    expect(readHl7HostQuery(qry)).toEqual({
+      kind: 'qry-q02',
+      specimenId: '34567743',
+      qrd: 'QRD|20070723170707|R|D|1|||RD|34567743|OTH|||T|',
+      qrf: 'QRF|BS-200|20070723170749|20070723170749|||RCT|COR|ALL||',
+    });
   });
 
   it('a query without QRD or without a barcode is a problem with the ERR it needs', () => {
@@ -78,7 +80,7 @@ describe('Mindray BS host query (QRY^Q02 → QCK^Q02 + DSR^Q03)', () => {
   });
 
   it('a STAT order is flagged Y, and values with delimiters are escaped, never break the DSP line', () => {
-    const query: Hl7HostQuery = { specimenId: 'A|B^C', qrd: 'QRD|20070723170707|R|D|1|||RD|A\\F\\B\\S\\C|OTH|||T|' };
+    const query: Hl7HostQuery = { kind: 'qry-q02', specimenId: 'A|B^C', qrd: 'QRD|20070723170707|R|D|1|||RD|A\\F\\B\\S\\C|OTH|||T|' };
     const [, dsr] = buildHostQueryReplies(qry.header, query, { tests: ['7'], order: { accession: 'A|B^C', orderingClientRef: 'C', patientId: 'P&1', priority: 'STAT', tests: [] } }, ids);
     const dsp = lines(dsr!).filter((l) => l.startsWith('DSP|'));
     expect(dsp[0]).toBe('DSP|1||P\\T\\1|||');
@@ -87,5 +89,46 @@ describe('Mindray BS host query (QRY^Q02 → QCK^Q02 + DSR^Q03)', () => {
     expect(dsp[28]).toBe('DSP|29||7^^^|||');
     expect(dsp).toHaveLength(29);
     for (const l of dsp) expect(l.split('|')).toHaveLength(7);
+  });
+});
+
+describe('Mindray BC-5380 worklist inquiry (ORM^O01 with ORC-1 = RF → ORR^O02)', () => {
+  const inquiry = parse(readFileSync(path.join(corpus, 'orm_o01_mindray-bc5380_worklist-query_vendor-manual.hl7')));
+  const manual = (f: string): string[] => lines(readFileSync(path.join(corpus, f)).toString('utf8'));
+  /** As `comparable`, and MSH-5/6 blanked: the manual leaves them empty, we address the analyzer. */
+  const sameAs = (line: string): string => comparable(line.startsWith('MSH|') ? line.split('|').map((f, i) => (i === 4 || i === 5 ? '' : f)).join('|') : line);
+
+  it('reads the sample id from ORC-3; an LIS order (ORC-1 = NW) and other messages are not queries', () => {
+    expect(readHl7HostQuery(inquiry)).toEqual({ kind: 'orm-worklist', specimenId: 'SampleID1' });
+    const order = parse(Buffer.from('MSH|^~\\&|LIS|LAB|GW|LAB|20261125101500||ORM^O01|7|P|2.5\rORC|NW|ACC-1||ACC-1|SC\rOBR|1|ACC-1||WBC^WBC^L\r'));
+    expect(readHl7HostQuery(order)).toBeUndefined();
+    expect(readHl7HostQuery(parse(load('oru_r01_mindray-bs200_patient-result_vendor-manual.mllp')))).toBeUndefined();
+    const blank = parse(Buffer.from('MSH|^~\\&|BC-5380|Mindray|||20081120174836||ORM^O01|5|P|2.3.1||||||UNICODE\rORC|RF||||IP\r'));
+    expect(readHl7HostQuery(blank)).toMatchObject({ problem: { code: 101, location: 'ORC^1^3' } });
+  });
+
+  it('an order known: the ORR^O02 of the manual (AF, the sample id in ORC-2 and OBR-2, the run settings)', () => {
+    const [orr, more] = buildHostQueryReplies(inquiry.header, { kind: 'orm-worklist', specimenId: 'SampleID1' }, { tests: ['6690-2'], order: { accession: 'SampleID1', orderingClientRef: 'C', patientId: 'ChartNo', tests: [], orderedAt: '2006-05-06T10:00:00' } }, ids);
+    expect(more).toBeUndefined();
+    const ours = lines(orr!);
+    const theirs = manual('orr_o02_mindray-bc5380_worklist-found_vendor-manual.hl7');
+    expect(sameAs(ours[0]!)).toBe(sameAs(theirs[0]!));
+    expect(ours[0]!.split('|').slice(2, 6)).toEqual(['LIS', '', 'BC-5380', 'Mindray']);
+    expect(ours[1]).toBe('MSA|AA|4');
+    expect(ours[2]).toBe('PID|1||ChartNo^^^');
+    expect(ours).toContain('ORC|AF|SampleID1|||');
+    expect(ours.find((l) => l.startsWith('OBR|'))).toBe('OBR|1|SampleID1||||20060506100000');
+    // The three run settings are the manual's lines, byte for byte.
+    expect(ours.filter((l) => l.startsWith('OBX|'))).toEqual(theirs.filter((l) => /^OBX\|[123]\|/.test(l)));
+  });
+
+  it('the profile\'s run settings replace the manual\'s example', () => {
+    const [orr] = buildHostQueryReplies(inquiry.header, { kind: 'orm-worklist', specimenId: 'S-2' }, { tests: ['6690-2'], worklist: { takeMode: 'O', bloodMode: 'P', testMode: 'CBC+DIFF' } }, ids);
+    expect(lines(orr!).filter((l) => l.startsWith('OBX|')).map((l) => l.split('|')[5])).toEqual(['O', 'P', 'CBC+DIFF']);
+  });
+
+  it('nothing known (or the barcode read as "Invalid"): ORR^O02 with MSA|AR alone, as the manual', () => {
+    const [orr] = buildHostQueryReplies({ ...inquiry.header, controlId: '9' }, { kind: 'orm-worklist', specimenId: 'Invalid' }, { tests: [] }, ids);
+    expect(lines(orr!).map(sameAs)).toEqual(manual('orr_o02_mindray-bc5380_worklist-notfound-AR_vendor-manual.hl7').map(sameAs));
   });
 });

@@ -173,10 +173,11 @@ export async function ordersForSpecimen(store: GatewayStore, specimenId: string)
 }
 
 /**
- * What an HL7 analyzer's host query (QRY^Q02, hl7/host-query.ts) is answered with: the analyzer's
- * test numbers for the specimen's open orders (the same look-up and mapping as the ASTM answer),
- * the first order for its patient id, priority and time, and the sample type when the LIS sent one
- * with the specimen (specimen.received).
+ * What an HL7 analyzer's host query (QRY^Q02 or a BC-5380 worklist inquiry, hl7/host-query.ts) is
+ * answered with: the analyzer's test codes for the specimen's open orders (the same look-up and
+ * mapping as the ASTM answer), the first order for its patient id, priority and time, the sample
+ * type when the LIS sent one with the specimen (specimen.received), and the profile's worklist
+ * run settings.
  */
 export async function hl7HostQueryAnswer(specimenId: string, store: GatewayStore, profile: Profile): Promise<HostQueryAnswer> {
   const orders = await ordersForSpecimen(store, specimenId);
@@ -184,6 +185,7 @@ export async function hl7HostQueryAnswer(specimenId: string, store: GatewayStore
   if (tests.length === 0) return { tests: [] };
   const first = orders[0] as OrderCreatedData;
   const answer: HostQueryAnswer = { tests, order: { ...first, priority: orders.some((o) => isStat(o.priority)) ? 'S' : (first.priority ?? 'R') } };
+  if (profile.hl7?.worklist) answer.worklist = profile.hl7.worklist;
   for (const e of (await store.eventsByCorrelation(first.accession, ['specimen.received'])).filter(live)) {
     if (e.event.type === 'specimen.received' && e.event.data.specimenType) answer.specimenType = e.event.data.specimenType;
   }

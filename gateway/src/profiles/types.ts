@@ -273,6 +273,8 @@ export interface Profile {
   revision: string;
 }
 
+import type { WorklistModes } from '../hl7/host-query.ts';
+
 export interface Hl7AnalyzerSettings {
   /** Where the run kind is read: 'MSH-16' (Mindray BS: 0 patient, 1 calibration, 2 QC) or 'MSH-11' (BC-5380: Q = QC). */
   runTypeField: 'MSH-16' | 'MSH-11';
@@ -284,6 +286,11 @@ export interface Hl7AnalyzerSettings {
   specimenIdField: 'OBR-2' | 'OBR-3';
   /** OBX-2 value types that carry results (BC-5380: NM; IS/ST rows are modes and remarks). */
   valueTypes?: string[];
+  /**
+   * BC-5380 worklist answers (ORR^O02): the run settings sent as OBX 08001 take mode, 08002 blood
+   * mode, 08003 test mode. Default: the manual's example, A / W / CBC.
+   */
+  worklist?: WorklistModes;
 }
 
 export interface ProfileIssue {

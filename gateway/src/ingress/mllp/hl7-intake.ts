@@ -4,7 +4,7 @@ import { describeError } from '../../errors.ts';
 import { buildAck, compactId, hl7Timestamp, type AckCode, type AckError } from '../../hl7/ack.ts';
 import { analyseBlock, type BlockStructure, type RawMessage } from '../../hl7/block.ts';
 import { encodeText, type Charset } from '../../hl7/charset.ts';
-import { buildHostQueryReplies, readHl7HostQuery, type HostQueryAnswer, type Hl7HostQuery } from '../../hl7/host-query.ts';
+import { buildHostQueryReplies, readHl7HostQuery, type HostQueryAnswer, type HostQueryProblem, type Hl7HostQuery } from '../../hl7/host-query.ts';
 import { readInbound, type InboundRead } from '../../hl7/inbound.ts';
 import { normalizeLis, hl7SearchTerms } from '../../hl7/normalize-lis.ts';
 import { KNOWN_MESSAGE_CODES, type Hl7NormalizeContext, type Hl7Normalizer } from '../../hl7/normalizer.ts';
@@ -70,8 +70,9 @@ export interface Hl7IntakeOptions {
   log: Logger;
   normalize?: Hl7Normalizer;
   /**
-   * Answers an analyzer's host query (QRY^Q02, Mindray BS dialect: hl7/host-query.ts) from the
-   * orders the gateway holds. Absent: a QRY is stored and acknowledged like any other message.
+   * Answers an analyzer's host query (Mindray BS QRY^Q02, BC-5380 ORM^O01 with ORC-1 = RF:
+   * hl7/host-query.ts) from the orders the gateway holds. Absent: such messages are stored and
+   * acknowledged like any other.
    */
   answerQuery?: (query: Hl7HostQuery) => Promise<HostQueryAnswer>;
 }
@@ -247,7 +248,8 @@ export class Hl7Intake {
       return this.#rejectMessage(raw, whole, read, messageType, meta, p, 'reject');
     }
     const message = read.message;
-    if (this.#answerQuery && header.messageCode === 'QRY' && header.triggerEvent === 'Q02') return this.#answerHostQuery(raw, whole, read, messageType, meta);
+    const query = this.#answerQuery ? readHl7HostQuery(message) : undefined;
+    if (query) return this.#answerHostQuery(query, raw, whole, read, messageType, meta);
     if (!KNOWN_MESSAGE_CODES.has(header.messageCode) && header.messageCode !== 'ACK' && this.#config.unknownMessageTypes === 'reject') {
       return this.#rejectMessage(raw, whole, read, messageType, meta, { code: 200, text: `message type ${messageType} is not supported by this endpoint`, location: 'MSH^1^9' }, 'reject');
     }
@@ -286,14 +288,14 @@ export class Hl7Intake {
   }
 
   /**
-   * A host query (QRY^Q02): answered with QCK^Q02 and, when orders are known, DSR^Q03 in the same
-   * write (hl7/host-query.ts). The query is kept like any message, its answer as its ACK. No
-   * duplicate detection: the analyzer asks again for the same barcode with the same control id
-   * (Mindray numbers every message 1), and each query gets the orders as they are now.
+   * A host query (QRY^Q02, or a BC-5380 worklist inquiry ORM^O01 with ORC-1 = RF): answered with
+   * QCK^Q02 and, when orders are known, DSR^Q03 in the same write, or with ORR^O02
+   * (hl7/host-query.ts). The query is kept like any message, its answer as its ACK. No duplicate
+   * detection: the analyzer asks again for the same sample with the same control id (Mindray BS
+   * numbers every message 1), and each query gets the orders as they are now.
    */
-  async #answerHostQuery(raw: Buffer, whole: boolean, read: InboundRead, messageType: string | undefined, meta: FrameMeta): Promise<MessageOutcome> {
+  async #answerHostQuery(query: Hl7HostQuery | HostQueryProblem, raw: Buffer, whole: boolean, read: InboundRead, messageType: string | undefined, meta: FrameMeta): Promise<MessageOutcome> {
     const { header, charset } = read;
-    const query = readHl7HostQuery(read.message as NonNullable<InboundRead['message']>);
     if ('problem' in query) return this.#rejectMessage(raw, whole, read, messageType, meta, query.problem, 'reject');
     let answer: HostQueryAnswer;
     try {
@@ -310,7 +312,7 @@ export class Hl7Intake {
     try {
       await this.#store.commit(inbound, []);
       this.#log.info('host query answered', { specimenId: query.specimenId, tests: answer.tests.length });
-      return { reply, header, charset, result: messageResult('accepted', undefined, messageType, header.controlId, 'AA') };
+      return { reply, header, charset, result: messageResult('accepted', undefined, messageType, header.controlId, query.kind === 'orm-worklist' && answer.tests.length === 0 ? 'AR' : 'AA') };
     } catch (err) {
       this.#store.countRejectedWithoutCommit();
       this.#log.warn('store unavailable; host query answered with a negative acknowledgement', { controlId: header.controlId, error: describeError(err) });
