@@ -15,7 +15,7 @@
  * Servers and the load run in separate processes (child_process.fork). Writes
  * bench/results/intake.json.  Run: npm run bench:intake [-- --quick]   or   npx node bench/intake.ts --quick
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { closeSync, fdatasyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
@@ -112,6 +112,9 @@ async function withServer<T>(mode: Mode, body: (port: number) => Promise<T>): Pr
     await Promise.race([stopped, new Promise((r) => setTimeout(r, 10_000))]);
     server.kill('SIGKILL');
     await rm(dataDir, { recursive: true, force: true });
+    // Let the file system finish with what the run wrote and deleted (journal, freed blocks)
+    // before the next run syncs: otherwise its first seconds pay for this one.
+    spawnSync('sync');
   }
 }
 
@@ -167,27 +170,6 @@ for (const connections of [1, 8, 32]) {
   const peer = await measure('peer', { connections, durationMs: CLOSED_MS });
   closedLoop[String(connections)] = { durable, peer, ratio: Math.round((durable.msgPerSec / peer.msgPerSec) * 100) / 100 };
 }
-// Diagnostic: the same endpoint over a store that keeps nothing isolates the intake's own cost
-// (framing, parsing, normalizing, ACK, sockets) from the durable store's.
-const volatile32 = await measure('volatile', { connections: 32, durationMs: CLOSED_MS });
-const c32peer = (closedLoop['32'] as { peer: Summary }).peer;
-const intakeWithoutStore = {
-  note: 'diagnostic, not durable: MllpEndpoint with a store that keeps nothing',
-  connections: 32,
-  result: volatile32,
-  ratioVsPeer: Math.round((volatile32.msgPerSec / c32peer.msgPerSec) * 100) / 100,
-};
-// Diagnostic: the floor of a durable commit. The same endpoint, group commit and message log, but
-// a batch is only one synced append (no indexes, no events, no duplicate detection): what the
-// sync itself costs, against what the store's indexes cost.
-const logOnly32 = await measure('log-only', { connections: 32, durationMs: CLOSED_MS });
-const syncedAppendOnly = {
-  note: 'diagnostic, durable but not a store: one synced message-log append per batch, nothing indexed',
-  connections: 32,
-  result: logOnly32,
-  ratioVsPeer: Math.round((logOnly32.msgPerSec / c32peer.msgPerSec) * 100) / 100,
-};
-
 const maxDurable = Math.max(...Object.values(closedLoop).map((r) => r.durable.msgPerSec));
 
 const fixed1000 = {
@@ -204,6 +186,28 @@ const sustained = {
   durationMs: SUSTAINED_MS,
   durable: await measure('durable', { connections: 32, durationMs: SUSTAINED_MS, rate: sustainedRate }),
   peer: await measure('peer', { connections: 32, durationMs: SUSTAINED_MS, rate: sustainedRate }),
+};
+
+// Diagnostics last, so that their disk traffic cannot disturb the runs with targets.
+const c32peer = (closedLoop['32'] as { peer: Summary }).peer;
+// Diagnostic: the same endpoint over a store that keeps nothing isolates the intake's own cost
+// (framing, parsing, normalizing, ACK, sockets) from the durable store's.
+const volatile32 = await measure('volatile', { connections: 32, durationMs: CLOSED_MS });
+const intakeWithoutStore = {
+  note: 'diagnostic, not durable: MllpEndpoint with a store that keeps nothing',
+  connections: 32,
+  result: volatile32,
+  ratioVsPeer: Math.round((volatile32.msgPerSec / c32peer.msgPerSec) * 100) / 100,
+};
+// Diagnostic: the floor of a durable commit. The same endpoint, group commit and message log, but
+// a batch is only one synced append (no indexes, no events, no duplicate detection): what the
+// sync itself costs, against what the store's indexes cost.
+const logOnly32 = await measure('log-only', { connections: 32, durationMs: CLOSED_MS });
+const syncedAppendOnly = {
+  note: 'diagnostic, durable but not a store: one synced message-log append per batch, nothing indexed',
+  connections: 32,
+  result: logOnly32,
+  ratioVsPeer: Math.round((logOnly32.msgPerSec / c32peer.msgPerSec) * 100) / 100,
 };
 
 const c32 = closedLoop['32'] as { durable: Summary; peer: Summary; ratio: number };
