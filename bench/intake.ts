@@ -188,27 +188,20 @@ const sustained = {
   peer: await measure('peer', { connections: 32, durationMs: SUSTAINED_MS, rate: sustainedRate }),
 };
 
-// Diagnostics last, so that their disk traffic cannot disturb the runs with targets.
+// Diagnostics last, so that their disk traffic cannot disturb the runs with targets: the same
+// endpoint at 32 connections over another store, against the peer's figure above.
 const c32peer = (closedLoop['32'] as { peer: Summary }).peer;
-// Diagnostic: the same endpoint over a store that keeps nothing isolates the intake's own cost
-// (framing, parsing, normalizing, ACK, sockets) from the durable store's.
-const volatile32 = await measure('volatile', { connections: 32, durationMs: CLOSED_MS });
-const intakeWithoutStore = {
-  note: 'diagnostic, not durable: MllpEndpoint with a store that keeps nothing',
-  connections: 32,
-  result: volatile32,
-  ratioVsPeer: Math.round((volatile32.msgPerSec / c32peer.msgPerSec) * 100) / 100,
-};
-// Diagnostic: the floor of a durable commit. The same endpoint, group commit and message log, but
-// a batch is only one synced append (no indexes, no events, no duplicate detection): what the
-// sync itself costs, against what the store's indexes cost.
-const logOnly32 = await measure('log-only', { connections: 32, durationMs: CLOSED_MS });
-const syncedAppendOnly = {
-  note: 'diagnostic, durable but not a store: one synced message-log append per batch, nothing indexed',
-  connections: 32,
-  result: logOnly32,
-  ratioVsPeer: Math.round((logOnly32.msgPerSec / c32peer.msgPerSec) * 100) / 100,
-};
+async function diagnostic(mode: Mode, note: string): Promise<{ note: string; connections: number; result: Summary; ratioVsPeer: number }> {
+  const result = await measure(mode, { connections: 32, durationMs: CLOSED_MS });
+  return { note, connections: 32, result, ratioVsPeer: Math.round((result.msgPerSec / c32peer.msgPerSec) * 100) / 100 };
+}
+// A store that keeps nothing isolates the intake's own cost (framing, parsing, normalizing, ACK,
+// sockets) from the durable store's.
+const intakeWithoutStore = await diagnostic('volatile', 'diagnostic, not durable: MllpEndpoint with a store that keeps nothing');
+// The floor of a durable commit: the same group commit and message log, but a batch is only one
+// synced append (no indexes, no events, no duplicate detection): what the sync itself costs,
+// against what the store's indexes cost.
+const syncedAppendOnly = await diagnostic('log-only', 'diagnostic, durable but not a store: one synced message-log append per batch, nothing indexed');
 
 const c32 = closedLoop['32'] as { durable: Summary; peer: Summary; ratio: number };
 const result = {
