@@ -204,6 +204,7 @@ export class Gateway {
     const store = this.store as EventStore;
     const listen = analyzer.tcp?.listen;
     if (!listen) throw new GatewayError('GW_CONFIG_INVALID', `analyzers[${analyzer.id}]: profile ${profile.name ?? analyzer.profile} speaks HL7 over MLLP and needs tcp.listen`);
+    if (analyzer.pushOrders) throw new GatewayError('GW_CONFIG_INVALID', `analyzers[${analyzer.id}].pushOrders: profile ${profile.name ?? analyzer.profile} speaks HL7; its analyzers ask for orders by host query and take no pushed orders`);
     const ep: Hl7EndpointConfig = {
       id: analyzer.id,
       listen,

@@ -159,6 +159,17 @@ describe('site analyzers and overrides (lab-gateway check)', () => {
     expect(issues.filter((i) => i.path.startsWith('analyzers[3].tcp'))).toEqual([]);
   });
 
+  it('order push is refused, naming the key, where the analyzer cannot take it', () => {
+    const issues = checkSiteAnalyzers([
+      { id: 'bs', profile: 'mindray-bs-series', tcp: { listen: { host: '127.0.0.1', port: 9995 } }, pushOrders: true },
+      { id: 'xp', profile: 'sysmex-xp', serial: { path: '/dev/ttyUSB2' }, pushOrders: true },
+      { id: 'xn', profile: 'sysmex-xn-l', tcp: { listen: { host: '127.0.0.1', port: 9996 } }, pushOrders: true },
+    ]);
+    expect(issues).toContainEqual(expect.objectContaining({ severity: 'error', path: 'analyzers[0].pushOrders', message: expect.stringMatching(/speaks HL7.*host query, answered by the gateway/) }));
+    expect(issues).toContainEqual(expect.objectContaining({ severity: 'error', path: 'analyzers[1].pushOrders', message: expect.stringMatching(/does not describe order download/) }));
+    expect(issues.filter((i) => i.path.startsWith('analyzers[2]'))).toEqual([]);
+  });
+
   it('a clean site has no issues', () => {
     expect(checkSiteAnalyzers([{ id: 'xn', profile: 'sysmex-xn-l', tcp: { listen: { host: '127.0.0.1', port: 9994 } }, overrides: { frameTimeoutMs: 45_000, timers: { trailerGraceMs: 100 } } }])).toEqual([]);
   });

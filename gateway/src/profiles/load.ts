@@ -169,7 +169,8 @@ export function checkAllProfiles(dir: string = defaultProfilesDir()): Array<{ na
 
 /**
  * `lab-gateway check` for the analyzers section: unknown profile names (with a suggestion),
- * invalid profiles, override keys that are not quirks, transports the profile does not support.
+ * invalid profiles, override keys that are not quirks, transports the profile does not support,
+ * order push to an analyzer that cannot take it.
  */
 export function checkSiteAnalyzers(analyzers: AnalyzerConfig[], dir: string = defaultProfilesDir()): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
@@ -201,6 +202,11 @@ export function checkSiteAnalyzers(analyzers: AnalyzerConfig[], dir: string = de
     }
     if (a.tcp?.connect && !supported.includes('tcp-client')) {
       issues.push({ severity: 'warning', path: `${at}.tcp.connect`, message: `profile "${profile.name}" does not list tcp-client (the gateway connecting to the analyzer); supported: ${supported.join(', ')}` });
+    }
+    if (a.pushOrders && profile.protocol === 'hl7-mllp') {
+      issues.push({ severity: 'error', path: `${at}.pushOrders`, message: `profile "${profile.name}" (${profile.model}) speaks HL7: its analyzers ask for a sample's orders (host query${profile.hostQuery.supported ? ', answered by the gateway' : ''}) and take no pushed orders; remove pushOrders` });
+    } else if (a.pushOrders && !profile.hostQuery.supported) {
+      issues.push({ severity: 'error', path: `${at}.pushOrders`, message: `profile "${profile.name}" (${profile.model}) does not describe order download (hostQuery.supported is false); remove pushOrders` });
     }
     if (profile.transport.serial && a.serial?.baudRate !== undefined && a.serial.baudRate !== profile.transport.serial.baudRate) {
       issues.push({ severity: 'warning', path: `${at}.serial.baudRate`, message: `${a.serial.baudRate} differs from the profile default ${profile.transport.serial.baudRate}: the analyzer must be set to the same rate` });
