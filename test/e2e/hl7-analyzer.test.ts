@@ -124,6 +124,16 @@ describe('Mindray BS over HL7/MLLP', () => {
     expect(segments(next!)[3]).toBe('QAK|SR|NF|');
   });
 
+  it('a query inside a batch is acknowledged like any member: the batch reply stays one well-formed frame', async () => {
+    const qry = load('qry_q02_mindray-bs200_host-query_vendor-manual.mllp').toString('latin1').replace('|QRY^Q02|1|', '|QRY^Q02|B1|');
+    const batch = Buffer.from(`BHS|^~\\&|Manufacturer|Model\r${qry}BTS|1\r`, 'latin1');
+    const reply = segments(await client.send(batch));
+    expect(reply[0]).toMatch(/^BHS\|/);
+    expect(reply).toContain('MSA|AA|B1');
+    expect(reply.some((l) => l.startsWith('QAK') || l.startsWith('DSP'))).toBe(false);
+    expect(reply.join('\r')).not.toMatch(/[\x0b\x1c]/);
+  });
+
   it('a query without a barcode is refused AR with an ERR naming QRD-8, and kept', async () => {
     const bad = Buffer.from('MSH|^~\\&|Manufacturer|Model|||20070723170707||QRY^Q02|3|P|2.3.1||||||ASCII|||\rQRD|20070723170707|R|D|3|||RD||OTH|||T|\r');
     const reply = (await client.send(bad)).toString('latin1');

@@ -248,7 +248,9 @@ export class Hl7Intake {
       return this.#rejectMessage(raw, whole, read, messageType, meta, p, 'reject');
     }
     const message = read.message;
-    const query = this.#answerQuery ? readHl7HostQuery(message) : undefined;
+    // A query is answered with frames of its own; inside a batch (which analyzers do not send) it
+    // is acknowledged like any member.
+    const query = this.#answerQuery && whole ? readHl7HostQuery(message) : undefined;
     if (query) return this.#answerHostQuery(query, raw, whole, read, messageType, meta);
     if (!KNOWN_MESSAGE_CODES.has(header.messageCode) && header.messageCode !== 'ACK' && this.#config.unknownMessageTypes === 'reject') {
       return this.#rejectMessage(raw, whole, read, messageType, meta, { code: 200, text: `message type ${messageType} is not supported by this endpoint`, location: 'MSH^1^9' }, 'reject');
