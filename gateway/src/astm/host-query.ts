@@ -1,5 +1,5 @@
 import type { OrderCreatedData, OrderedTest } from '../events/types.ts';
-import type { HostQueryAnswer } from '../hl7/host-query.ts';
+import { isStat, type HostQueryAnswer } from '../hl7/host-query.ts';
 import type { Profile } from '../profiles/types.ts';
 import type { GatewayStore, StoredEvent } from '../store/types.ts';
 import { type AstmDelimiters, parseDelimiterString } from './delimiters.ts';
@@ -62,10 +62,6 @@ export async function answerHostQuery(query: HostQuery, store: GatewayStore, pro
   if (found === 0 && settings.noOrderReply === 'terminator-I') return [header, buildRecord('L', ['1', 'I'], d)];
   records.push(buildRecord('L', ['1', found > 0 ? settings.terminationCode : settings.terminationCode === 'F' ? 'I' : settings.terminationCode], d));
   return records;
-}
-
-function isStat(priority: string | undefined): boolean {
-  return priority !== undefined && /^(s|stat|a|asap)$/i.test(priority.trim());
 }
 
 function replyHeader(query: HostQuery, profile: Profile, d: AstmDelimiters): string {

@@ -95,7 +95,8 @@ const DSP_STAT = 24;
 const DSP_SAMPLE_TYPE = 26;
 const DSP_FIELDS = 28;
 
-function isStat(priority: string | undefined): boolean {
+/** An order priority that means "urgent" (LIS values S, STAT, A, ASAP). */
+export function isStat(priority: string | undefined): boolean {
   return priority !== undefined && /^(s|stat|a|asap)$/i.test(priority.trim());
 }
 
@@ -107,6 +108,13 @@ function hl7Time(iso: string | undefined): string {
 
 // eslint-disable-next-line no-control-regex
 const clean = (value: string): string => value.replace(/[\x00-\x1f\x7f]/g, '?');
+
+/** The query's delimiters, and a value escaped for a field of the reply. */
+function delimitersOf(header: MshHeader): { fs: string; comp: string; text: (value: string) => string } {
+  const fs = header.fieldSeparator;
+  const enc = header.encodingCharacters;
+  return { fs, comp: enc[0] ?? '^', text: (value) => escapeText(value, fs, enc) };
+}
 
 /**
  * The reply messages answering `query` (each message's segments joined by CR, ending in CR), in
@@ -123,10 +131,7 @@ export function buildHostQueryReplies(header: MshHeader, query: Hl7HostQuery, an
 }
 
 function qryReplies(header: MshHeader, query: Extract<Hl7HostQuery, { kind: 'qry-q02' }>, answer: HostQueryAnswer, msh: (type: string) => string): string[] {
-  const fs = header.fieldSeparator;
-  const enc = header.encodingCharacters;
-  const comp = enc[0] ?? '^';
-  const text = (value: string): string => escapeText(value, fs, enc);
+  const { fs, comp, text } = delimitersOf(header);
   const found = answer.tests.length > 0;
   // MSA-6 and ERR-1: the manual's error code, 0 = no error.
   const acknowledged = [['MSA', 'AA', clean(header.controlId), 'Message accepted', '', '', '0', ''].join(fs), ['ERR', '0', ''].join(fs)];
@@ -146,10 +151,7 @@ function qryReplies(header: MshHeader, query: Extract<Hl7HostQuery, { kind: 'qry
 }
 
 function worklistReply(header: MshHeader, query: Extract<Hl7HostQuery, { kind: 'orm-worklist' }>, answer: HostQueryAnswer, msh: (type: string) => string): string {
-  const fs = header.fieldSeparator;
-  const enc = header.encodingCharacters;
-  const comp = enc[0] ?? '^';
-  const text = (value: string): string => escapeText(value, fs, enc);
+  const { fs, comp, text } = delimitersOf(header);
   const type = `ORR${comp}O02`;
   const msa = (code: string): string => ['MSA', code, clean(header.controlId)].join(fs);
   // Nothing known for the sample (or "Invalid": the barcode was not read): AR alone, as the manual.
