@@ -30,6 +30,8 @@ export interface LoadResult {
   elapsedMs: number;
   /** ACK latencies in ms. */
   latencies: number[];
+  /** The largest ACK latency (ms) of each second of the run, by scheduled send time. */
+  maxBySecond: number[];
   /**
    * The load process's own event-loop delay: a pause here (GC, the machine) delays sends and
    * reads and counts as ACK latency, whichever server is measured.
@@ -55,7 +57,7 @@ function oru(id: string): Buffer {
   );
 }
 
-async function runConnection(spec: LoadSpec, index: number, until: number, out: LoadResult): Promise<void> {
+async function runConnection(spec: LoadSpec, index: number, started: number, until: number, out: LoadResult): Promise<void> {
   const socket = net.connect({ host: '127.0.0.1', port: spec.port });
   socket.setNoDelay(true);
   await new Promise<void>((resolve, reject) => {
@@ -84,20 +86,24 @@ async function runConnection(spec: LoadSpec, index: number, until: number, out: 
     out.sent++;
     await reply;
     out.acked++;
-    out.latencies.push(performance.now() - scheduled);
+    const latency = performance.now() - scheduled;
+    out.latencies.push(latency);
+    const second = Math.max(0, Math.floor((scheduled - started) / 1000));
+    if (!(latency <= (out.maxBySecond[second] ?? 0))) out.maxBySecond[second] = latency;
   }
   socket.destroy();
 }
 
 process.on('message', (spec: LoadSpec) => {
   void (async () => {
-    const out: LoadResult = { sent: 0, acked: 0, errors: 0, elapsedMs: 0, latencies: [] };
+    const out: LoadResult = { sent: 0, acked: 0, errors: 0, elapsedMs: 0, latencies: [], maxBySecond: [] };
     const loopDelay = monitorEventLoopDelay({ resolution: 5 });
     loopDelay.enable();
     const started = performance.now();
     const until = started + spec.durationMs;
-    await Promise.all(Array.from({ length: spec.connections }, (_, i) => runConnection(spec, i, until, out).catch(() => void out.errors++)));
+    await Promise.all(Array.from({ length: spec.connections }, (_, i) => runConnection(spec, i, started, until, out).catch(() => void out.errors++)));
     out.elapsedMs = performance.now() - started;
+    out.maxBySecond = Array.from(out.maxBySecond, (ms) => Math.round((ms ?? 0) * 10) / 10);
     loopDelay.disable();
     out.loop = { p99Ms: Math.round(loopDelay.percentile(99) / 1e4) / 100, maxMs: Math.round(loopDelay.max / 1e4) / 100 };
     process.send?.(out, undefined, {}, () => process.exit(0));

@@ -43,6 +43,8 @@ interface Summary {
   maxMs: number;
   /** The load process's event-loop delay during the run (see intake-client.ts). */
   clientEventLoopDelay?: { p99Ms: number; maxMs: number };
+  /** Fixed-rate runs: the largest ACK latency of each second, to tell episodes from a steady tail. */
+  maxLatencyBySecondMs?: number[];
 }
 
 function percentile(sorted: Float64Array, p: number): number {
@@ -135,7 +137,8 @@ async function measure(
   lastLoop = undefined;
   const s = await withServer(mode, async (port) => {
     await load(port, { ...spec, durationMs: WARMUP_MS });
-    return summarise(await load(port, spec));
+    const r = await load(port, spec);
+    return spec.rate !== undefined ? { ...summarise(r), maxLatencyBySecondMs: r.maxBySecond } : summarise(r);
   });
   const c = lastCommit as CommitStats | undefined;
   const cpu = { ...(lastCpuUsPerMessage !== undefined ? { serverCpuUsPerMessage: lastCpuUsPerMessage } : {}), ...(lastLoop ? { serverEventLoopDelay: lastLoop } : {}) };
