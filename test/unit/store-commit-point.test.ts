@@ -1,13 +1,13 @@
-import { cp, mkdtemp, readdir, rm, truncate } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cp, readdir, rm, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import { ClassicLevel } from 'classic-level';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { EventStore } from '../../gateway/src/store/event-store.ts';
+import { describe, expect, it } from 'vitest';
+import type { EventStore } from '../../gateway/src/store/event-store.ts';
 import { decodeBatchRecord, encodeBatchRecord, type EncodedOp } from '../../gateway/src/store/batch-record.ts';
 import { decodePointer } from '../../gateway/src/store/message-log.ts';
 import type { DraftEvent } from '../../gateway/src/events/types.ts';
 import { isGatewayError } from '../../gateway/src/errors.ts';
+import { useTempStore } from '../fixtures/store/temp-store.ts';
 import { inboundMessage, resultValidated } from '../fixtures/store/inbound.ts';
 
 const validated = (accession: string): DraftEvent => resultValidated(accession, `k-${accession}`);
@@ -18,15 +18,11 @@ const validated = (accession: string): DraftEvent => resultValidated(accession, 
 // writes that were never synced — and check that start-up catches up from the log: every commit
 // that resolved is there, once, and a batch whose record never completed is not.
 
-let dir: string;
-let store: EventStore | undefined;
-const levelDir = (): string => path.join(dir, 'store');
-const backupDir = (): string => path.join(dir, 'backup');
+const tmp = useTempStore('lgw-commit-point-', { pruneIntervalMs: 0, minFreeBytes: 0, messageLogMinBatch: 1 });
+const levelDir = (): string => path.join(tmp.dir, 'store');
+const backupDir = (): string => path.join(tmp.dir, 'backup');
 
-async function openStore(): Promise<EventStore> {
-  store = await EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0, messageLogMinBatch: 1 });
-  return store;
-}
+const openStore = (): Promise<EventStore> => tmp.open();
 
 
 /** Copy LevelDB's files (not the message log) aside, the store closed. */
@@ -51,15 +47,6 @@ async function pointerOf(messageId: string): Promise<{ segment: number; offset: 
 
 const segmentPath = (segment: number): string => path.join(levelDir(), 'messages', `${String(segment).padStart(10, '0')}.seg`);
 
-beforeEach(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'lgw-commit-point-'));
-  store = undefined;
-});
-
-afterEach(async () => {
-  await store?.close();
-  await rm(dir, { recursive: true, force: true });
-});
 
 describe('the message log is the commit point of a logged batch', () => {
   it('batch records round-trip every operation (puts of text and bytes, deletes)', () => {

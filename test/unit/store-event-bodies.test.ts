@@ -1,11 +1,10 @@
-import { mkdtemp, open as openFile, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { open as openFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { ClassicLevel } from 'classic-level';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { EventStore } from '../../gateway/src/store/event-store.ts';
+import { describe, expect, it } from 'vitest';
 import type { StoredEvent } from '../../gateway/src/store/types.ts';
 import type { DraftEvent } from '../../gateway/src/events/types.ts';
+import { useTempStore } from '../fixtures/store/temp-store.ts';
 import { inboundMessage, resultValidated } from '../fixtures/store/inbound.ts';
 
 const validated = (accession: string, marker: string): DraftEvent => resultValidated(accession, `k-${accession}`, [{ code: 'GLU', value: marker }]);
@@ -15,18 +14,14 @@ const validated = (accession: string, marker: string): DraftEvent => resultValid
 // relay's updates and LevelDB's compactions no longer rewrite the body.
 
 const DAY_MS = 86_400_000;
-let dir: string;
-let store: EventStore | undefined;
+const tmp = useTempStore('lgw-bodies-', { pruneIntervalMs: 0, minFreeBytes: 0 });
 
-async function openStore(extra: Partial<Parameters<typeof EventStore.open>[0]> = {}): Promise<EventStore> {
-  store = await EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0, ...extra });
-  return store;
-}
+const openStore = tmp.open;
 
 
 /** Every raw LevelDB value, by key (the store closed). */
 async function levelValues(): Promise<Map<string, Buffer>> {
-  const db = new ClassicLevel<string, Buffer>(path.join(dir, 'store'), { keyEncoding: 'utf8', valueEncoding: 'buffer' });
+  const db = new ClassicLevel<string, Buffer>(path.join(tmp.dir, 'store'), { keyEncoding: 'utf8', valueEncoding: 'buffer' });
   const out = new Map<string, Buffer>();
   for await (const [k, v] of db.iterator()) out.set(k, v);
   await db.close();
@@ -35,15 +30,6 @@ async function levelValues(): Promise<Map<string, Buffer>> {
 
 const stateOf = (values: Map<string, Buffer>, eventId: string): Record<string, unknown> => JSON.parse((values.get(`!e!${eventId}`) as Buffer).toString('utf8')) as Record<string, unknown>;
 
-beforeEach(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'lgw-bodies-'));
-  store = undefined;
-});
-
-afterEach(async () => {
-  await store?.close();
-  await rm(dir, { recursive: true, force: true });
-});
 
 describe('event bodies live in their message record', () => {
   for (const [label, minBatch] of [['message log', 1], ['inline record (small batch)', 8]] as const) {
@@ -120,7 +106,7 @@ describe('event bodies live in their message record', () => {
     const damaged = await s.commit(inboundMessage('B4'), [validated('A4', 'm4')]);
     const fine = await s.commit(inboundMessage('B5'), [validated('A5', 'm5')]);
     await s.close();
-    const logDir = path.join(dir, 'store', 'messages');
+    const logDir = path.join(tmp.dir, 'store', 'messages');
     const seg = (await readdir(logDir)).filter((f) => f.endsWith('.seg')).sort()[0] as string;
     const fh = await openFile(path.join(logDir, seg), 'r+');
     await fh.write(Buffer.from('#'), 0, 1, 20); // one byte inside the first record's payload

@@ -1,25 +1,20 @@
-import { mkdtemp, readdir, readFile, rm, stat, open as openFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, stat, open as openFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ClassicLevel } from 'classic-level';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { EventStore } from '../../gateway/src/store/event-store.ts';
+import { describe, expect, it } from 'vitest';
 import { MessageLog } from '../../gateway/src/store/message-log.ts';
 import type { InboundMessage } from '../../gateway/src/store/types.ts';
 import type { DraftEvent } from '../../gateway/src/events/types.ts';
 import { isGatewayError } from '../../gateway/src/errors.ts';
+import { useTempStore } from '../fixtures/store/temp-store.ts';
 import { inboundMessage, resultValidated as validated } from '../fixtures/store/inbound.ts';
 
-let dir: string;
-let store: EventStore | undefined;
-const logDir = (): string => path.join(dir, 'store', 'messages');
+const tmp = useTempStore('lgw-msglog-', { pruneIntervalMs: 0, healthCheckIntervalMs: 50, minFreeBytes: 0, messageLogMinBatch: 1 });
+const logDir = (): string => path.join(tmp.dir, 'store', 'messages');
 const segmentFiles = async (): Promise<string[]> => (await readdir(logDir())).filter((f) => f.endsWith('.seg')).sort();
 
-async function openStore(extra: Partial<Parameters<typeof EventStore.open>[0]> = {}): Promise<EventStore> {
-  // messageLogMinBatch 1: every message goes to the log (by default small batches stay inline).
-  store = await EventStore.open({ dataDir: dir, pruneIntervalMs: 0, healthCheckIntervalMs: 50, minFreeBytes: 0, messageLogMinBatch: 1, ...extra });
-  return store;
-}
+// messageLogMinBatch 1 (above): every message goes to the log (by default small batches stay inline).
+const openStore = tmp.open;
 
 /** Latin-1 bytes with a patient name, a framed ACK and a search term. */
 function message(controlId: string, extra: Partial<InboundMessage> = {}): InboundMessage {
@@ -33,15 +28,6 @@ function message(controlId: string, extra: Partial<InboundMessage> = {}): Inboun
 }
 
 
-beforeEach(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'lgw-msglog-'));
-  store = undefined;
-});
-
-afterEach(async () => {
-  await store?.close();
-  await rm(dir, { recursive: true, force: true });
-});
 
 describe('message log', () => {
   it('keeps each message byte-exact in the log, with LevelDB holding only a pointer; survives a restart', async () => {
@@ -55,7 +41,7 @@ describe('message log', () => {
     expect(segBytes.includes(sent.raw)).toBe(true);
     await s.close();
 
-    const db = new ClassicLevel<string, Buffer>(path.join(dir, 'store'), { keyEncoding: 'utf8', valueEncoding: 'buffer' });
+    const db = new ClassicLevel<string, Buffer>(path.join(tmp.dir, 'store'), { keyEncoding: 'utf8', valueEncoding: 'buffer' });
     let pointer: Buffer | undefined;
     for await (const [k, v] of db.iterator()) {
       expect(v.includes(Buffer.from('M\xfcller', 'latin1'))).toBe(false);
@@ -192,8 +178,7 @@ describe('message log', () => {
 
   it('reads messages stored by the earlier layout (metadata JSON, raw and ACK under their own keys)', async () => {
     await (await openStore()).close();
-    store = undefined;
-    const db = new ClassicLevel<string, string | Buffer>(path.join(dir, 'store'), { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+    const db = new ClassicLevel<string, string | Buffer>(path.join(tmp.dir, 'store'), { keyEncoding: 'utf8', valueEncoding: 'utf8' });
     const id = '019000000000000001aaaaaa';
     const record = { id, kind: 'hl7', endpoint: 'lis', receivedAt: '2026-01-01T00:00:00.000Z', encoding: 'ascii', status: 'accepted', size: 3, eventIds: [], duplicates: 2, controlId: 'OLD1' };
     await db.put(`!m!${id}`, JSON.stringify(record));

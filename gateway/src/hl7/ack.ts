@@ -73,15 +73,28 @@ export function escapeText(text: string, fieldSep: string, enc: string): string 
   return out;
 }
 
-/** Fields copied from the sender into the ACK lose control characters (they would break framing). */
+/** Fields copied from the sender into a reply lose control characters (they would break framing). */
 // eslint-disable-next-line no-control-regex
 const CONTROLS = /[\x00-\x1f\x7f]/g;
-function clean(value: string): string {
+export function clean(value: string): string {
   for (let i = 0; i < value.length; i++) {
     const c = value.charCodeAt(i);
     if (c < 0x20 || c === 0x7f) return value.replace(CONTROLS, '?');
   }
   return value;
+}
+
+/**
+ * MSH-1 to MSH-12 of a reply to `h`: MSH-3/4 ↔ MSH-5/6 swapped, MSH-7 now, MSH-8 empty, MSH-9
+ * `messageType`, MSH-10 `controlId`, MSH-11 and MSH-12 copied. What follows MSH-12 is the
+ * caller's (an ACK echoes MSH-18 after MSH-13..17 left empty).
+ */
+export function replyMsh(h: MshHeader, messageType: string, controlId: string, now = new Date()): string {
+  const fs = h.fieldSeparator;
+  return (
+    'MSH' + fs + h.encodingCharacters + fs + clean(h.receivingApplication) + fs + clean(h.receivingFacility) + fs + clean(h.sendingApplication) + fs + clean(h.sendingFacility) +
+    fs + hl7Timestamp(now) + fs + fs + messageType + fs + controlId + fs + (clean(h.processingId) || 'P') + fs + (clean(h.version) || DEFAULT_VERSION)
+  );
 }
 
 export function buildAck(spec: AckSpec): string {
@@ -101,10 +114,7 @@ export function buildAck(spec: AckSpec): string {
       : versionAtLeast(version, '2.2')
         ? `ACK${comp}${triggerEvent}`
         : 'ACK';
-  // MSH-3/4 ↔ MSH-5/6 swapped; MSH-7 now; MSH-8 empty; MSH-18 echoed after MSH-13..17 left empty.
-  let out =
-    'MSH' + fs + enc + fs + clean(h.receivingApplication) + fs + clean(h.receivingFacility) + fs + clean(h.sendingApplication) + fs + clean(h.sendingFacility) +
-    fs + hl7Timestamp(spec.now ?? new Date()) + fs + fs + messageType + fs + spec.controlId + fs + (clean(h.processingId) || 'P') + fs + version;
+  let out = replyMsh(h, messageType, spec.controlId, spec.now);
   if (charset) out += fs + fs + fs + fs + fs + fs + charset;
   const e = spec.error;
   if (!e) return out + '\rMSA' + fs + spec.code + fs + controlId + '\r';

@@ -1,5 +1,5 @@
 import type { OrderCreatedData } from '../events/types.ts';
-import { escapeText, hl7Timestamp, type AckError } from './ack.ts';
+import { clean, escapeText, hl7Timestamp, replyMsh, type AckError } from './ack.ts';
 import type { Hl7Message } from './message.ts';
 import type { MshHeader } from './msh.ts';
 
@@ -106,9 +106,6 @@ function hl7Time(iso: string | undefined): string {
   return Number.isNaN(t) ? '' : hl7Timestamp(new Date(t));
 }
 
-// eslint-disable-next-line no-control-regex
-const clean = (value: string): string => value.replace(/[\x00-\x1f\x7f]/g, '?');
-
 /** The query's delimiters, and a value escaped for a field of the reply. */
 function delimitersOf(header: MshHeader): { fs: string; comp: string; text: (value: string) => string } {
   const fs = header.fieldSeparator;
@@ -123,10 +120,10 @@ function delimitersOf(header: MshHeader): { fs: string; comp: string; text: (val
  */
 export function buildHostQueryReplies(header: MshHeader, query: Hl7HostQuery, answer: HostQueryAnswer, controlIds: () => string, now = new Date()): string[] {
   const fs = header.fieldSeparator;
-  const enc = header.encodingCharacters;
-  // To the analyzer (its MSH-3/4), from whom it addressed (its MSH-5/6; LIS when it named no one).
-  const msh = (type: string, trailing: string[]): string =>
-    ['MSH', enc, clean(header.receivingApplication) || (query.kind === 'orm-worklist' ? 'LIS' : ''), clean(header.receivingFacility), clean(header.sendingApplication), clean(header.sendingFacility), hl7Timestamp(now), '', type, controlIds(), clean(header.processingId) || 'P', clean(header.version) || '2.3.1', '', '', '', '', '', clean(header.charset) || 'ASCII', ...trailing].join(fs);
+  // To the analyzer (its MSH-3/4), from whom it addressed (its MSH-5/6; the BC-5380 manual's LIS
+  // when it named no one); MSH-18 echoed after MSH-13..17 left empty, as the manuals show.
+  const from = query.kind === 'orm-worklist' && header.receivingApplication === '' ? { ...header, receivingApplication: 'LIS' } : header;
+  const msh = (type: string, trailing: string[]): string => [replyMsh(from, type, controlIds(), now), '', '', '', '', '', clean(header.charset) || 'ASCII', ...trailing].join(fs);
   return query.kind === 'qry-q02' ? qryReplies(header, query, answer, (type) => msh(type, ['', '', ''])) : [worklistReply(header, query, answer, (type) => msh(type, []))];
 }
 

@@ -460,7 +460,12 @@ export class EventStore implements GatewayStore {
     if (pruneEvery > 0) store.#timers.push(setInterval(() => void store.prune().catch(() => undefined), pruneEvery).unref());
     // Not awaited: start-up must not grow with the backlog. Until the scan has seen every key,
     // look-ups read LevelDB as they would without the filter.
-    void store.#keyFilter.fill([store.#sub.dedup, store.#sub.idem, store.#sub.pcount].map((sub: Sub) => ({ prefix: sub.prefixKey('', 'utf8') as string, keys: () => sub.keys() })));
+    const p = store.#prefix;
+    void store.#keyFilter.fill([
+      { prefix: p.dedup, keys: () => store.#sub.dedup.keys() },
+      { prefix: p.idem, keys: () => store.#sub.idem.keys() },
+      { prefix: p.pcount, keys: () => store.#sub.pcount.keys() },
+    ]);
     return store;
   }
 
