@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../gateway/src/gateway.ts';
 import { startTestGateway } from '../fixtures/gateway.ts';
+import { GatewayError } from '../../gateway/src/errors.ts';
 import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
 import { unwrapFrame, wrapFrame } from '../../gateway/src/ingress/mllp/mllp-encoder.ts';
 
@@ -122,6 +123,23 @@ describe('Mindray BS over HL7/MLLP', () => {
     // Nothing else follows the NF answer: the next reply on the connection is the next query's.
     const [next] = await client.request(unknown, 1);
     expect(segments(next!)[3]).toBe('QAK|SR|NF|');
+  });
+
+  it('a query the store cannot keep gets AE "store unavailable", not the answer; answered again once the store recovers', async () => {
+    const store = gateway.store!;
+    const query = load('qry_q02_mindray-bs200_host-query_vendor-manual.mllp');
+    store.simulateWriteFailure(new GatewayError('GW_STORE_UNAVAILABLE', 'disk went away'));
+    try {
+      const refused = segments(await client.send(query));
+      expect(refused.find((l) => l.startsWith('MSA|'))).toMatch(/^MSA\|AE\|1\|/);
+      expect(refused.join('\r')).toContain('store unavailable');
+      expect(refused.some((l) => l.startsWith('QAK') || l.startsWith('DSP'))).toBe(false);
+    } finally {
+      store.simulateWriteFailure(undefined);
+    }
+    await expect.poll(() => store.health, { timeout: 10_000 }).toBe('ok');
+    const [qck] = await client.request(query, 2);
+    expect(segments(qck!)).toContain('QAK|SR|OK|');
   });
 
   it('a query inside a batch is acknowledged like any member: the batch reply stays one well-formed frame', async () => {
