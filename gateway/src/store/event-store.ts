@@ -126,6 +126,8 @@ interface PreparedBatch {
   logged: boolean;
   /** A segment's count reaches 0: LevelDB is synced before the segment is deleted. */
   emptied: boolean;
+  /** A logged batch: where the log continues after its batch record. */
+  end?: LogPosition;
 }
 
 /**
@@ -234,6 +236,15 @@ export class EventStore implements GatewayStore {
   #health: StoreHealth = 'ok';
   #healthReason: string | undefined;
   #injectedFault: Error | undefined;
+  /** Test and drill hook: LevelDB writes of logged batches fail with this (after their commit point). */
+  #levelFault: Error | undefined;
+  /** Where the log continues after the last batch whose writers were answered at its commit point. */
+  #ackedEnd: LogPosition | undefined;
+  /**
+   * A batch answered at its commit point could not be written to LevelDB: every write is refused
+   * until the health probe has caught LevelDB up from the log (see "Commit point" in README.md).
+   */
+  #lateFailure: Error | undefined;
   #oldestPendingId: string | undefined;
   /** Where the last retention pass stopped scanning messages. */
   #pruneCursor: string | undefined;
@@ -284,14 +295,29 @@ export class EventStore implements GatewayStore {
     const prefixOf = (sub: Sub): string => (this.#codecs.get(sub) as { prefix: string }).prefix;
     this.#checkpointKey = prefixOf(this.#sub.meta) + 'w';
     this.#prefix = { dedup: prefixOf(this.#sub.dedup), idem: prefixOf(this.#sub.idem), pcount: prefixOf(this.#sub.pcount) };
-    this.#committer = new GroupCommitter<PreparedBatch>({ prepare: (ops) => this.#prepareBatch(ops), batch: (_ops, options, prepared) => this.#writeBatch(options, prepared) }, {
+    this.#committer = new GroupCommitter<PreparedBatch>({
+      prepare: (ops) => this.#prepareBatch(ops),
+      batch: (_ops, options, prepared) => this.#writeBatch(options, prepared),
+      // A logged batch is durable once its message-log write returned: its senders are answered
+      // then, and LevelDB is written behind (reads wait for it).
+      durable: (prepared) => prepared.logged,
+    }, {
       // Every batch carries the counter snapshot taken when it is sealed, so counters on disk
       // always match the records on disk.
       seal: () => [
         { type: 'put', sublevel: this.#sub.meta, key: 'counts', value: this.#counts },
         { type: 'put', sublevel: this.#sub.meta, key: 'intake', value: this.#intake },
       ],
-      beforeWrite: () => this.#injectedFault,
+      beforeWrite: () => this.#injectedFault ?? this.#lateFailure,
+      onEarly: (prepared) => {
+        if (prepared.end) this.#ackedEnd = prepared.end;
+      },
+      onLateFailure: (err) => {
+        if (this.#health === 'closed') return;
+        const reason = `an acknowledged batch could not be written to LevelDB: ${describeError(err)}`;
+        this.#lateFailure ??= new GatewayError('GW_STORE_UNAVAILABLE', reason, { cause: err });
+        this.#setHealth('failed', reason);
+      },
     });
   }
 
@@ -323,7 +349,9 @@ export class EventStore implements GatewayStore {
       // value has a fixed width, so the record is encoded once with a stand-in value and the real
       // one, known from the record's size, is written over the stand-in's bytes at its end.
       const record = encodeBatchRecord(prepared.pairs);
-      const value = checkpointValue({ segment: at.segment, offset: at.offset + RECORD_HEADER_BYTES + record.length });
+      const end = { segment: at.segment, offset: at.offset + RECORD_HEADER_BYTES + record.length };
+      const value = checkpointValue(end);
+      prepared.end = end;
       (prepared.pairs[prepared.pairs.length - 1] as EncodedOp)[1] = value;
       record.write(value, record.length - value.length, 'latin1');
       return record;
@@ -395,6 +423,7 @@ export class EventStore implements GatewayStore {
   async #writeBatch(options: { sync: boolean }, prepared: PreparedBatch | undefined): Promise<void> {
     if (!prepared) return;
     if (this.#db.status !== 'open') throw new GatewayError('GW_STORE_UNAVAILABLE', `the database is ${this.#db.status}`);
+    if (this.#levelFault && prepared.logged) throw this.#levelFault;
     const now = performance.now();
     const sync = options.sync && (!prepared.logged || prepared.emptied || now - this.#lastLevelSync >= LEVEL_SYNC_EVERY_MS);
     // Built through classic-level's implementation methods (the abstract-level API for
@@ -540,6 +569,14 @@ export class EventStore implements GatewayStore {
     if (error) this.#setHealth('failed', describeError(error));
   }
 
+  /**
+   * Test and drill hook: make LevelDB's writes of logged batches fail (undefined clears it), i.e.
+   * after their commit point, when their senders may have been answered already.
+   */
+  simulateLevelWriteFailure(error: Error | undefined): void {
+    this.#levelFault = error;
+  }
+
   #setHealth(health: StoreHealth, reason?: string): void {
     if (this.#health === 'closed') return;
     if (health === this.#health && reason === this.#healthReason) return;
@@ -570,6 +607,7 @@ export class EventStore implements GatewayStore {
     if (!diskOk) return;
     if (this.#health === 'ok') return;
     try {
+      if (this.#lateFailure) await this.#catchUp();
       // The probe also moves the checkpoint past logged batches that failed before LevelDB had
       // them (their senders got negative ACKs): start-up never applies them later.
       await this.#committer.write([
@@ -637,6 +675,26 @@ export class EventStore implements GatewayStore {
     this.#lastLevelSync = performance.now();
     this.replayedBatches = replayed;
     return replayed;
+  }
+
+  /**
+   * After a batch answered at its commit point failed in LevelDB: with every other write refused
+   * meanwhile, write again every batch record from LevelDB's checkpoint up to the last batch whose
+   * senders were answered, in order, then accept writes again. Logged batches after it were
+   * answered negatively and stay out (the probe moves the checkpoint past them).
+   */
+  async #catchUp(): Promise<void> {
+    await this.#committer.applied();
+    const stored = (await this.#sub.meta.get('w')) as string | undefined;
+    const from = stored === undefined ? undefined : decodePosition(stored);
+    const until = this.#ackedEnd;
+    if (from && until && (from.segment < until.segment || (from.segment === until.segment && from.offset < until.offset))) {
+      for await (const { payload, end } of this.#log.records(from)) {
+        if (end.segment > until.segment || (end.segment === until.segment && end.offset > until.offset)) break;
+        if (isBatchRecord(payload)) await this.#writeBatch({ sync: false }, { pairs: decodeBatchRecord(payload), counts: [], logged: true, emptied: false });
+      }
+    }
+    this.#lateFailure = undefined;
   }
 
   /** After a failed batch the in-memory counters may include lost writes: reload from disk. */
@@ -710,10 +768,9 @@ export class EventStore implements GatewayStore {
     const attempt = this.#commitNew(message, drafts, known ?? []);
     if (dedupKey !== undefined) {
       this.#inflightDedup.set(dedupKey, attempt);
-      attempt.then(
-        () => this.#inflightDedup.delete(dedupKey),
-        () => this.#inflightDedup.delete(dedupKey),
-      );
+      // Until LevelDB has the dedup key (a commit may be answered before), a resend finds it here.
+      const release = (): void => void (this.#inflightDedup.get(dedupKey) === attempt && this.#inflightDedup.delete(dedupKey));
+      attempt.then(() => this.#committer.applied().then(release), release);
     }
     return attempt;
   }
@@ -813,18 +870,27 @@ export class EventStore implements GatewayStore {
     if (message.status === 'accepted') this.#intake.accepted++;
     else this.#intake.rejected++;
 
+    const release = (): void => {
+      for (const key of claimed) this.#inflightIdem.delete(key);
+    };
     try {
       await this.#write(ops);
-    } finally {
-      for (const key of claimed) this.#inflightIdem.delete(key);
+    } catch (err) {
+      release();
+      throw err;
     }
-    if (committed.length > 0 && this.#onCommitted) {
-      try {
-        this.#onCommitted(committed);
-      } catch {
-        /* an observer never fails a commit */
+    // The commit may be answered at its commit point, before LevelDB has it: the claimed keys stay
+    // claimed, and observers (the relay reads LevelDB) hear of the events, once it has.
+    void this.#committer.applied().then(() => {
+      release();
+      if (committed.length > 0 && this.#onCommitted) {
+        try {
+          this.#onCommitted(committed);
+        } catch {
+          /* an observer never fails a commit */
+        }
       }
-    }
+    });
     return { messageId, duplicate: false, ack: message.ack, eventIds, skippedEvents: skipped };
   }
 
@@ -918,6 +984,8 @@ export class EventStore implements GatewayStore {
   }
 
   async #lease(options: LeaseOptions): Promise<Lease[]> {
+    // Commits answered at their commit point may still be on their way into LevelDB.
+    await this.#committer.applied();
     if (this.#health === 'closed') return [];
     // Completions are queued without holding the lock until durable: read what they wrote.
     await this.#committer.barrier();
@@ -1238,6 +1306,7 @@ export class EventStore implements GatewayStore {
    */
   async #readEvents(ids: string[]): Promise<Array<StoredEvent | undefined>> {
     if (ids.length === 0) return [];
+    await this.#committer.applied();
     const values = (await this.#sub.evt.getMany(ids)) as Array<StoredEvent | SlimEvent | undefined>;
     const wanted = new Map<string, number[]>();
     const out: Array<StoredEvent | undefined> = new Array(values.length);
@@ -1287,11 +1356,13 @@ export class EventStore implements GatewayStore {
   }
 
   async getEventByKey(idempotencyKey: string): Promise<StoredEvent | undefined> {
+    await this.#committer.applied();
     const id = (await this.#sub.idem.get(idempotencyKey)) as string | undefined;
     return id === undefined ? undefined : this.getEvent(id);
   }
 
   async listEvents(query: EventQuery): Promise<StoredEvent[]> {
+    await this.#committer.applied();
     const limit = Math.min(Math.max(1, query.limit ?? 100), 1000);
     const out: StoredEvent[] = [];
     const accept = (rec: StoredEvent | undefined): boolean =>
@@ -1358,6 +1429,7 @@ export class EventStore implements GatewayStore {
 
   /** A message with its bytes, from the packed record (or the sublevels of the earlier layout). */
   async #readMessage(messageId: string): Promise<ReadMessage | undefined> {
+    await this.#committer.applied();
     const value = (await this.#sub.msg.get(messageId)) as Buffer | undefined;
     return value ? this.#decodeStored(messageId, value) : undefined;
   }
@@ -1380,6 +1452,7 @@ export class EventStore implements GatewayStore {
   }
 
   async listMessages(query: MessageQuery): Promise<StoredMessage[]> {
+    await this.#committer.applied();
     const limit = Math.min(Math.max(1, query.limit ?? 50), 1000);
     const term = query.controlId ?? query.q;
     const out: StoredMessage[] = [];
@@ -1427,6 +1500,7 @@ export class EventStore implements GatewayStore {
   }
 
   async eventsByCorrelation(correlationId: string, types?: EventType[]): Promise<StoredEvent[]> {
+    await this.#committer.applied();
     const ids: string[] = [];
     for await (const [key, type] of this.#sub.corr.iterator({ gt: correlationId + SEP, lt: correlationId + AFTER }) as AsyncIterable<[string, string]>) {
       if (types && !types.includes(type as EventType)) continue;

@@ -10,9 +10,19 @@
  * LevelDB writes stay strictly in order, one at a time, each after its own `prepare`; at most one
  * batch is in each stage.
  *
- * A promise returned by `write()` resolves only after both stages of the batch holding its
- * operations are durable. A batch whose predecessor failed is not written (it fails too), so the
- * counters each batch carries never land on top of a lost batch.
+ * A promise returned by `write()` resolves once the batch holding its operations is durable. For
+ * most batches that is after both stages. A batch that stage 1 made durable by itself (the
+ * target's `durable()`: the store's logged batches, whose message-log write is the commit point)
+ * resolves right after stage 1, while its stage 2 still runs: the senders get their ACKs one
+ * LevelDB write earlier. It does so only when every batch ahead of it that is still being written
+ * resolved early too, and no stage 2 has failed since the last that succeeded; so a batch whose
+ * sender was answered early never depends on one whose sender was refused. `applied()` resolves
+ * when every batch handed over so far has been through stage 2 (reads wait for it). A stage 2
+ * that fails after its batch resolved early is reported to `onLateFailure`: the store then
+ * refuses writes until it has caught LevelDB up from the log.
+ *
+ * A batch whose predecessor failed is not written (it fails too), so the counters each batch
+ * carries never land on top of a lost batch.
  */
 
 /** One LevelDB batch operation (the shape abstract-level's `batch()` takes, sublevel included). */
@@ -31,6 +41,8 @@ export interface BatchTarget<P = unknown> {
   prepare?(ops: BatchOp[]): Promise<P>;
   /** Stage 2: strictly in order, one at a time. */
   batch(ops: BatchOp[], options: { sync: boolean }, prepared?: P): Promise<void>;
+  /** Stage 1 made this batch durable by itself: its writers may be answered before stage 2. */
+  durable?(prepared: P): boolean;
 }
 
 interface Waiter {
@@ -54,6 +66,8 @@ export class GroupCommitter<P = unknown> {
   /** Called at the moment a batch is sealed; returns operations appended to it (e.g. counters). */
   readonly #seal: () => BatchOp[];
   readonly #beforeWrite: () => Error | undefined;
+  readonly #onEarly: (prepared: P) => void;
+  readonly #onLateFailure: (err: unknown) => void;
   #ops: BatchOp[] = [];
   #waiters: Waiter[] = [];
   #writing = false;
@@ -61,6 +75,10 @@ export class GroupCommitter<P = unknown> {
   /** Stage 2 of the last batch handed over (settles after every earlier one), and whether it has. */
   #tail: { done: Promise<void>; settled: boolean } = { done: Promise.resolve(), settled: true };
   #inFlight = 0;
+  /** Batches handed to stage 2, not yet through it, whose writers were not answered early. */
+  #heldInFlight = 0;
+  /** The last stage 2 to settle failed: no batch resolves early until one succeeds. */
+  #lastStage2Failed = false;
   /** Writes that make it worth sealing a batch before the previous one is fully written. */
   readonly #overlapAt: number;
   /** How long (ms) to let a batch fill under steady load (see #drain); 0 = never wait. */
@@ -73,8 +91,22 @@ export class GroupCommitter<P = unknown> {
   #lastBatch = { writes: 0, at: 0 };
   readonly stats: GroupCommitStats = { batches: 0, operations: 0, writes: 0, largestBatch: 0 };
 
-  constructor(target: BatchTarget<P>, options: { seal?: () => BatchOp[]; beforeWrite?: () => Error | undefined; overlapAt?: number; lingerMs?: number } = {}) {
+  constructor(
+    target: BatchTarget<P>,
+    options: {
+      seal?: () => BatchOp[];
+      beforeWrite?: () => Error | undefined;
+      overlapAt?: number;
+      lingerMs?: number;
+      /** A batch's writers were answered after stage 1 (called before they are). */
+      onEarly?: (prepared: P) => void;
+      /** The stage 2 of a batch answered early failed. */
+      onLateFailure?: (err: unknown) => void;
+    } = {},
+  ) {
     this.#target = target;
+    this.#onEarly = options.onEarly ?? (() => undefined);
+    this.#onLateFailure = options.onLateFailure ?? (() => undefined);
     this.#overlapAt = options.overlapAt ?? 16;
     this.#lingerMs = options.lingerMs ?? 1;
     this.#seal = options.seal ?? (() => []);
@@ -96,6 +128,15 @@ export class GroupCommitter<P = unknown> {
   barrier(): Promise<void> {
     if (this.idle) return Promise.resolve();
     return this.write([]).catch(() => undefined);
+  }
+
+  /**
+   * Resolves when every batch handed to stage 2 so far has been through it (whether it succeeded
+   * or not): what a commit answered early wrote is then readable from LevelDB.
+   */
+  applied(): Promise<void> {
+    const tail = this.#tail;
+    return tail.settled ? Promise.resolve() : tail.done.catch(() => undefined);
   }
 
   get idle(): boolean {
@@ -140,7 +181,11 @@ export class GroupCommitter<P = unknown> {
         } catch (err) {
           failed = err;
         }
+        // Answered at the commit point: durable after stage 1, and nothing still being written
+        // ahead of it holds writers that could yet be refused.
+        const early = failed === undefined && prepared !== undefined && this.#heldInFlight === 0 && !this.#lastStage2Failed && this.#target.durable?.(prepared) === true;
         this.#inFlight++;
+        if (!early) this.#heldInFlight++;
         const write = async (): Promise<void> => {
           if (failed !== undefined) throw failed;
           if (ops.length === 0) return;
@@ -160,13 +205,22 @@ export class GroupCommitter<P = unknown> {
         stage2.then(
           () => {
             this.#inFlight--;
-            for (const w of waiters) w.resolve();
+            if (!early) this.#heldInFlight--;
+            this.#lastStage2Failed = false;
+            if (!early) for (const w of waiters) w.resolve();
           },
           (err: unknown) => {
             this.#inFlight--;
-            for (const w of waiters) w.reject(err);
+            if (!early) this.#heldInFlight--;
+            this.#lastStage2Failed = true;
+            if (early) this.#onLateFailure(err);
+            else for (const w of waiters) w.reject(err);
           },
         );
+        if (early) {
+          this.#onEarly(prepared as P);
+          for (const w of waiters) w.resolve();
+        }
         // The next batch is gathered while this one's stage 2 runs, once the one before it is done.
         await before.catch(() => undefined);
       }

@@ -165,6 +165,11 @@ export class MessageLog {
    * then starts at offset 0.
    */
   async *scan(from: LogPosition): AsyncGenerator<Buffer> {
+    for await (const { payload } of this.records(from)) yield payload;
+  }
+
+  /** As `scan`, with where the log continues after each record. */
+  async *records(from: LogPosition): AsyncGenerator<{ payload: Buffer; end: LogPosition }> {
     for (const segment of this.#segments) {
       if (segment < from.segment) continue;
       const handle = await this.#reader(segment);
@@ -178,8 +183,8 @@ export class MessageLog {
         const payload = Buffer.allocUnsafe(length);
         const got = (await handle.read(payload, 0, length, offset + HEADER)).bytesRead;
         if (got !== length || crc32(payload) !== header.readUInt32BE(4)) break;
-        yield payload;
         offset += HEADER + length;
+        yield { payload, end: { segment, offset } };
       }
     }
   }
