@@ -236,8 +236,8 @@ export class EventStore implements GatewayStore {
   #health: StoreHealth = 'ok';
   #healthReason: string | undefined;
   #injectedFault: Error | undefined;
-  /** Test and drill hook: LevelDB writes of logged batches fail with this (after their commit point). */
-  #levelFault: Error | undefined;
+  /** Test and drill hook: runs before LevelDB's write of each logged batch (after its commit point). */
+  #levelHook: (() => Promise<void> | void) | undefined;
   /** Where the log continues after the last batch whose writers were answered at its commit point. */
   #ackedEnd: LogPosition | undefined;
   /**
@@ -423,7 +423,7 @@ export class EventStore implements GatewayStore {
   async #writeBatch(options: { sync: boolean }, prepared: PreparedBatch | undefined): Promise<void> {
     if (!prepared) return;
     if (this.#db.status !== 'open') throw new GatewayError('GW_STORE_UNAVAILABLE', `the database is ${this.#db.status}`);
-    if (this.#levelFault && prepared.logged) throw this.#levelFault;
+    if (this.#levelHook && prepared.logged) await this.#levelHook();
     const now = performance.now();
     const sync = options.sync && (!prepared.logged || prepared.emptied || now - this.#lastLevelSync >= LEVEL_SYNC_EVERY_MS);
     // Built through classic-level's implementation methods (the abstract-level API for
@@ -570,11 +570,12 @@ export class EventStore implements GatewayStore {
   }
 
   /**
-   * Test and drill hook: make LevelDB's writes of logged batches fail (undefined clears it), i.e.
-   * after their commit point, when their senders may have been answered already.
+   * Test and drill hook: `hook` runs before LevelDB's write of each logged batch, i.e. after the
+   * batch's commit point, when its senders may have been answered already; it may hold the write
+   * or make it fail by throwing (undefined removes it).
    */
-  simulateLevelWriteFailure(error: Error | undefined): void {
-    this.#levelFault = error;
+  interceptLevelWrites(hook: (() => Promise<void> | void) | undefined): void {
+    this.#levelHook = hook;
   }
 
   #setHealth(health: StoreHealth, reason?: string): void {

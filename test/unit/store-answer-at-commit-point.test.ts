@@ -1,0 +1,119 @@
+import { describe, expect, it } from 'vitest';
+import type { DraftEvent } from '../../gateway/src/events/types.ts';
+import { isGatewayError } from '../../gateway/src/errors.ts';
+import { useTempStore } from '../fixtures/store/temp-store.ts';
+import { inboundMessage, resultValidated } from '../fixtures/store/inbound.ts';
+
+// A logged batch is durable once its message-log write returns (its commit point): its commits
+// resolve then, and the senders get their ACKs while LevelDB is still being written. These tests
+// hold or fail that LevelDB write and check what the promise to the sender rests on: a resend is
+// still a duplicate, reads see the commit, and an answered commit survives a LevelDB failure.
+
+const tmp = useTempStore('lgw-commit-answer-', { pruneIntervalMs: 0, minFreeBytes: 0, messageLogMinBatch: 1, healthCheckIntervalMs: 50 });
+const validated = (accession: string): DraftEvent => resultValidated(accession, `k-${accession}`);
+
+/** A gate that holds LevelDB's writes of logged batches until opened, counting them. */
+function gate(): { hook: () => Promise<void>; open: () => void; held: () => number; written: () => number } {
+  let release: () => void = () => undefined;
+  const opened = new Promise<void>((resolve) => (release = resolve));
+  let held = 0;
+  let written = 0;
+  return {
+    hook: async () => {
+      held++;
+      await opened;
+      written++;
+    },
+    open: () => release(),
+    held: () => held,
+    written: () => written,
+  };
+}
+
+describe('a logged batch is answered at its commit point', () => {
+  it('resolves before LevelDB has it; a resend meanwhile is still a duplicate, and reads wait for LevelDB', async () => {
+    const store = await tmp.open();
+    const g = gate();
+    store.interceptLevelWrites(g.hook);
+    const first = await store.commit(inboundMessage('EA1'), [validated('EA1')]);
+    expect(first.duplicate).toBe(false);
+    // Answered while its LevelDB write is still held.
+    expect(g.held()).toBe(1);
+    expect(g.written()).toBe(0);
+
+    const resend = store.commit(inboundMessage('EA1'), [validated('EA1')]);
+    const read = store.getMessage(first.messageId);
+    const listed = store.listEvents({ state: 'pending' });
+    g.open();
+    const again = await resend;
+    expect(again.duplicate).toBe(true);
+    expect(again.messageId).toBe(first.messageId);
+    expect(again.ack?.toString()).toBe('ACK for EA1');
+    expect((await read)?.message.controlId).toBe('EA1');
+    expect((await listed).map((e) => e.event.id)).toEqual(first.eventIds);
+    store.interceptLevelWrites(undefined);
+    const leases = await store.lease({ limit: 10 });
+    expect(leases.flatMap((l) => l.events.map((e) => e.event.id))).toEqual(first.eventIds);
+    expect(store.intake()).toMatchObject({ accepted: 1, duplicates: 1 });
+  });
+
+  it('a batch behind one that is not logged waits for it: nobody is answered ahead of a write that can still fail', async () => {
+    const store = await tmp.open();
+    const g = gate();
+    store.interceptLevelWrites(g.hook);
+    // A logged batch held in LevelDB, then an inline-only write (a document) behind it, then
+    // another logged batch: the last may not be answered before the document's write is.
+    const first = await store.commit(inboundMessage('EB1'), [validated('EB1')]);
+    let docDone = false;
+    const doc = store.putDoc('settings', 'x', { a: 1 }).then(() => (docDone = true));
+    let secondDone = false;
+    const second = store.commit(inboundMessage('EB2'), [validated('EB2')]).then((r) => ((secondDone = true), r));
+    await expect.poll(() => g.held(), { timeout: 5_000 }).toBe(1);
+    await new Promise((r) => setImmediate(r));
+    expect(docDone).toBe(false);
+    expect(secondDone).toBe(false);
+    g.open();
+    await doc;
+    expect((await second).duplicate).toBe(false);
+    expect(first.duplicate).toBe(false);
+  });
+
+  it('a LevelDB failure after the commit point loses no answered commit: writes are refused until the probe has written them again', async () => {
+    const store = await tmp.open();
+    store.interceptLevelWrites(() => {
+      throw Object.assign(new Error('EIO: injected LevelDB write failure'), { code: 'EIO' });
+    });
+    const answered = await Promise.all(['EC1', 'EC2', 'EC3'].map((c) => store.commit(inboundMessage(c), [validated(c)])));
+    expect(answered.every((r) => !r.duplicate)).toBe(true);
+    await expect.poll(() => store.health, { timeout: 5_000 }).toBe('failed');
+    const refused = await store.commit(inboundMessage('EC4'), [validated('EC4')]).catch((e: unknown) => e);
+    expect(isGatewayError(refused, 'GW_STORE_UNAVAILABLE')).toBe(true);
+
+    store.interceptLevelWrites(undefined);
+    await expect.poll(() => store.health, { timeout: 5_000 }).toBe('ok');
+    for (const r of answered) expect((await store.getMessage(r.messageId))?.message.status).toBe('accepted');
+    expect(store.stats().pending).toBe(3);
+    const leased = await store.lease({ limit: 10 });
+    expect(leased.flatMap((l) => l.events.map((e) => e.event.id)).sort()).toEqual(answered.flatMap((r) => r.eventIds).sort());
+    // The resend of an answered message is a duplicate; the refused one commits now.
+    expect((await store.commit(inboundMessage('EC2'), [validated('EC2')])).duplicate).toBe(true);
+    expect((await store.commit(inboundMessage('EC4'), [validated('EC4')])).duplicate).toBe(false);
+    expect(store.stats().pending + store.stats().inFlight).toBe(4);
+  });
+
+  it('a LevelDB failure after the commit point, then a restart: start-up writes the answered commits from the log, once', async () => {
+    let store = await tmp.open();
+    store.interceptLevelWrites(() => {
+      throw new Error('EIO: injected LevelDB write failure');
+    });
+    const answered = await Promise.all(['ED1', 'ED2'].map((c) => store.commit(inboundMessage(c), [validated(c)])));
+    await expect.poll(() => store.health, { timeout: 5_000 }).toBe('failed');
+    await store.close();
+    store = await tmp.open();
+    expect(store.health).toBe('ok');
+    for (const r of answered) expect((await store.getMessage(r.messageId))?.message.controlId).toBeDefined();
+    expect(store.stats().pending).toBe(2);
+    expect((await store.listMessages({ limit: 10 })).map((m) => m.controlId).sort()).toEqual(['ED1', 'ED2']);
+    expect((await store.commit(inboundMessage('ED1'), [validated('ED1')])).duplicate).toBe(true);
+  });
+});
