@@ -12,14 +12,15 @@ import { inboundMessage, resultValidated } from '../fixtures/store/inbound.ts';
 const tmp = useTempStore('lgw-commit-answer-', { pruneIntervalMs: 0, minFreeBytes: 0, messageLogMinBatch: 1, healthCheckIntervalMs: 50 });
 const validated = (accession: string): DraftEvent => resultValidated(accession, `k-${accession}`);
 
-/** A gate that holds LevelDB's writes of logged batches until opened, counting them. */
-function gate(): { hook: () => Promise<void>; open: () => void; held: () => number; written: () => number } {
+/** A gate that holds LevelDB's writes of logged (or other) batches until opened, counting them. */
+function gate(which: 'logged' | 'other' = 'logged'): { hook: (batch: { logged: boolean }) => Promise<void>; open: () => void; held: () => number; written: () => number } {
   let release: () => void = () => undefined;
   const opened = new Promise<void>((resolve) => (release = resolve));
   let held = 0;
   let written = 0;
   return {
-    hook: async () => {
+    hook: async (batch) => {
+      if (batch.logged !== (which === 'logged')) return;
       held++;
       await opened;
       written++;
@@ -59,29 +60,28 @@ describe('a logged batch is answered at its commit point', () => {
 
   it('a batch behind one that is not logged waits for it: nobody is answered ahead of a write that can still fail', async () => {
     const store = await tmp.open();
-    const g = gate();
+    const g = gate('other');
     store.interceptLevelWrites(g.hook);
-    // A logged batch held in LevelDB, then an inline-only write (a document) behind it, then
-    // another logged batch: the last may not be answered before the document's write is.
-    const first = await store.commit(inboundMessage('EB1'), [validated('EB1')]);
-    let docDone = false;
-    const doc = store.putDoc('settings', 'x', { a: 1 }).then(() => (docDone = true));
-    let secondDone = false;
-    const second = store.commit(inboundMessage('EB2'), [validated('EB2')]).then((r) => ((secondDone = true), r));
+    // A write that is not logged (a document: synced in LevelDB, its own commit point) is held;
+    // sixteen commits sealed behind it make a logged batch. Should the document's write fail, their
+    // batch fails with it (its counters were taken on top of it), so they are not answered first.
+    const doc = store.putDoc('settings', 'x', { a: 1 });
     await expect.poll(() => g.held(), { timeout: 5_000 }).toBe(1);
-    await new Promise((r) => setImmediate(r));
-    expect(docDone).toBe(false);
-    expect(secondDone).toBe(false);
+    let answered = 0;
+    const commits = Array.from({ length: 16 }, (_, i) => store.commit(inboundMessage(`EB${i}`), [validated(`EB${i}`)]).then((r) => (answered++, r)));
+    // Ample time for their message-log write; nothing may resolve while the document is held.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(answered).toBe(0);
     g.open();
     await doc;
-    expect((await second).duplicate).toBe(false);
-    expect(first.duplicate).toBe(false);
+    expect((await Promise.all(commits)).every((r) => !r.duplicate)).toBe(true);
+    expect(g.written()).toBe(1);
   });
 
   it('a LevelDB failure after the commit point loses no answered commit: writes are refused until the probe has written them again', async () => {
     const store = await tmp.open();
-    store.interceptLevelWrites(() => {
-      throw Object.assign(new Error('EIO: injected LevelDB write failure'), { code: 'EIO' });
+    store.interceptLevelWrites(({ logged }) => {
+      if (logged) throw Object.assign(new Error('EIO: injected LevelDB write failure'), { code: 'EIO' });
     });
     const answered = await Promise.all(['EC1', 'EC2', 'EC3'].map((c) => store.commit(inboundMessage(c), [validated(c)])));
     expect(answered.every((r) => !r.duplicate)).toBe(true);
@@ -103,8 +103,8 @@ describe('a logged batch is answered at its commit point', () => {
 
   it('a LevelDB failure after the commit point, then a restart: start-up writes the answered commits from the log, once', async () => {
     let store = await tmp.open();
-    store.interceptLevelWrites(() => {
-      throw new Error('EIO: injected LevelDB write failure');
+    store.interceptLevelWrites(({ logged }) => {
+      if (logged) throw new Error('EIO: injected LevelDB write failure');
     });
     const answered = await Promise.all(['ED1', 'ED2'].map((c) => store.commit(inboundMessage(c), [validated(c)])));
     await expect.poll(() => store.health, { timeout: 5_000 }).toBe('failed');

@@ -236,8 +236,8 @@ export class EventStore implements GatewayStore {
   #health: StoreHealth = 'ok';
   #healthReason: string | undefined;
   #injectedFault: Error | undefined;
-  /** Test and drill hook: runs before LevelDB's write of each logged batch (after its commit point). */
-  #levelHook: (() => Promise<void> | void) | undefined;
+  /** Test and drill hook: runs before each LevelDB write of a batch (see interceptLevelWrites). */
+  #levelHook: ((batch: { logged: boolean }) => Promise<void> | void) | undefined;
   /** Where the log continues after the last batch whose writers were answered at its commit point. */
   #ackedEnd: LogPosition | undefined;
   /**
@@ -423,7 +423,7 @@ export class EventStore implements GatewayStore {
   async #writeBatch(options: { sync: boolean }, prepared: PreparedBatch | undefined): Promise<void> {
     if (!prepared) return;
     if (this.#db.status !== 'open') throw new GatewayError('GW_STORE_UNAVAILABLE', `the database is ${this.#db.status}`);
-    if (this.#levelHook && prepared.logged) await this.#levelHook();
+    if (this.#levelHook) await this.#levelHook({ logged: prepared.logged });
     const now = performance.now();
     const sync = options.sync && (!prepared.logged || prepared.emptied || now - this.#lastLevelSync >= LEVEL_SYNC_EVERY_MS);
     // Built through classic-level's implementation methods (the abstract-level API for
@@ -570,11 +570,11 @@ export class EventStore implements GatewayStore {
   }
 
   /**
-   * Test and drill hook: `hook` runs before LevelDB's write of each logged batch, i.e. after the
-   * batch's commit point, when its senders may have been answered already; it may hold the write
-   * or make it fail by throwing (undefined removes it).
+   * Test and drill hook: `hook` runs before each LevelDB write of a batch (for a logged batch that
+   * is after its commit point, when its senders may have been answered already); it may hold the
+   * write or make it fail by throwing (undefined removes it).
    */
-  interceptLevelWrites(hook: (() => Promise<void> | void) | undefined): void {
+  interceptLevelWrites(hook: ((batch: { logged: boolean }) => Promise<void> | void) | undefined): void {
     this.#levelHook = hook;
   }
 
