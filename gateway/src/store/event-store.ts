@@ -1543,6 +1543,8 @@ export class EventStore implements GatewayStore {
   // ---------------------------------------------------------------- documents
 
   async getDoc<T>(namespace: string, key: string): Promise<T | undefined> {
+    // A document written in a batch with messages is answered at that batch's commit point.
+    await this.#committer.applied();
     return (await this.#sub.doc.get(namespace + SEP + key)) as T | undefined;
   }
 
@@ -1555,6 +1557,7 @@ export class EventStore implements GatewayStore {
   }
 
   async listDocs<T>(namespace: string, options: { prefix?: string; limit?: number } = {}): Promise<Array<{ key: string; value: T }>> {
+    await this.#committer.applied();
     const start = namespace + SEP + (options.prefix ?? '');
     const out: Array<{ key: string; value: T }> = [];
     const upper = options.prefix ? start + '\uffff' : namespace + AFTER;
