@@ -5,7 +5,10 @@
  * peer, @medplum/hl7's Hl7Server acknowledging from memory. Reports `{ ready, port }` over IPC;
  * exits on 'stop'.
  *
- *   intake-server <durable|volatile|log-only|peer> <dataDir>
+ *   intake-server <durable|durable-after-level|volatile|log-only|peer> <dataDir>
+ *
+ * 'durable-after-level' is the durable store answering a logged batch only once LevelDB has it
+ * too (as before the answer at the commit point), for comparison.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Hl7Server, type Hl7MessageEvent } from '@medplum/hl7';
@@ -79,9 +82,13 @@ const send = (m: unknown, then?: () => void): void => {
   process.send?.(m, undefined, {}, () => then?.());
 };
 
-if (mode === 'durable' || mode === 'volatile' || mode === 'log-only') {
+if (mode === 'durable' || mode === 'durable-after-level' || mode === 'volatile' || mode === 'log-only') {
   const store =
-    mode === 'durable' ? await EventStore.open({ dataDir: dataDir as string, pruneIntervalMs: 0, minFreeBytes: 0 }) : mode === 'log-only' ? await logOnlyStore(dataDir as string) : volatileStore();
+    mode === 'durable' || mode === 'durable-after-level'
+      ? await EventStore.open({ dataDir: dataDir as string, pruneIntervalMs: 0, minFreeBytes: 0, answerAtCommitPoint: mode === 'durable' })
+      : mode === 'log-only'
+        ? await logOnlyStore(dataDir as string)
+        : volatileStore();
   const endpoint = new MllpEndpoint({
     config: {
       id: 'lis',

@@ -7,7 +7,8 @@
  *  2. ACK p99 at a fixed 1,000 msg/s (8 connections);
  *  3. sustained run at 80 % of the durable maximum, p99.9 (60 s; `--quick`: 10 s), and the peer at
  *     the same rate for context (the load generator shares the machine);
- *  diagnostics: the same endpoint over a store that keeps nothing, to separate the intake's own
+ *  diagnostics: the answer at the commit point against the answer after LevelDB's write too, at
+ *  a fixed rate both keep up with (ACK latency, alternating pairs); the same endpoint over a store that keeps nothing, to separate the intake's own
  *  cost from the store's; and over a synced message-log append per batch with nothing indexed
  *  (the floor of a durable commit), to separate the cost of the sync from the indexes'. Every
  *  server run reports its CPU per message and event-loop delay.
@@ -31,7 +32,7 @@ const FIXED_MS = quick ? 5_000 : 15_000;
 const SUSTAINED_MS = quick ? 10_000 : 60_000;
 const WARMUP_MS = quick ? 1_000 : 2_000;
 
-type Mode = 'durable' | 'volatile' | 'log-only' | 'peer';
+type Mode = 'durable' | 'durable-after-level' | 'volatile' | 'log-only' | 'peer';
 
 interface Summary {
   msgPerSec: number;
@@ -205,6 +206,22 @@ const intakeWithoutStore = await diagnostic('volatile', 'diagnostic, not durable
 // synced append (no indexes, no events, no duplicate detection): what the sync itself costs,
 // against what the store's indexes cost.
 const syncedAppendOnly = await diagnostic('log-only', 'diagnostic, durable but not a store: one synced message-log append per batch, nothing indexed');
+// A logged batch is answered at its commit point (the synced message-log write), while LevelDB is
+// written behind it; before, the answer also waited for LevelDB's write. Both at half the durable
+// maximum with 32 connections (both keep up), in alternating pairs: the ACK latency each gives.
+const answerRate = Math.round(maxDurable * 0.5);
+const answerPairs: Array<{ atCommitPoint: Summary; afterLevelDb: Summary }> = [];
+for (let i = 0; i < 2; i++) {
+  const atCommitPoint = await measure('durable', { connections: 32, durationMs: FIXED_MS, rate: answerRate });
+  const afterLevelDb = await measure('durable-after-level', { connections: 32, durationMs: FIXED_MS, rate: answerRate });
+  answerPairs.push({ atCommitPoint, afterLevelDb });
+}
+const answerAtCommitPoint = {
+  note: 'diagnostic: ACK latency with the answer at the commit point (the store as shipped) against the answer after the LevelDB write as well, same rate, alternating runs',
+  rate: answerRate,
+  connections: 32,
+  pairs: answerPairs,
+};
 
 const c32 = closedLoop['32'] as { durable: Summary; peer: Summary; ratio: number };
 const result = {
@@ -226,6 +243,7 @@ const result = {
   closedLoop,
   intakeWithoutStore,
   syncedAppendOnly,
+  answerAtCommitPoint,
   fixed1000,
   sustained,
   targets: {

@@ -64,12 +64,17 @@ export interface EventStoreOptions {
    * atomic batch. Commits touching the same derivation keys are serialised.
    */
   deriver?: EventDeriver;
-  /** Observer of events once they are durable (e.g. order download to analyzers). Must not throw. */
+  /** Observer of events once they are durable and readable (e.g. order download to analyzers). Must not throw. */
   onCommitted?: (events: CanonicalEvent[]) => void;
   /** Size at which the message log starts a new segment (bytes; default 64 MiB). */
   messageLogSegmentBytes?: number;
   /** Batches with fewer new messages keep them inline in LevelDB (default 8; 1 = always the log). */
   messageLogMinBatch?: number;
+  /**
+   * Answer a logged batch's commits at its commit point, the message-log write (default true);
+   * false waits for LevelDB's write as well (the benchmark's comparison).
+   */
+  answerAtCommitPoint?: boolean;
 }
 
 export type StoreHealth = 'ok' | 'failed' | 'full' | 'closed';
@@ -300,7 +305,7 @@ export class EventStore implements GatewayStore {
       batch: (_ops, options, prepared) => this.#writeBatch(options, prepared),
       // A logged batch is durable once its message-log write returned: its senders are answered
       // then, and LevelDB is written behind (reads wait for it).
-      durable: (prepared) => prepared.logged,
+      durable: (prepared) => prepared.logged && options.answerAtCommitPoint !== false,
     }, {
       // Every batch carries the counter snapshot taken when it is sealed, so counters on disk
       // always match the records on disk.
