@@ -243,8 +243,11 @@ export class EventStore implements GatewayStore {
   #injectedFault: Error | undefined;
   /** Test and drill hook: runs before each LevelDB write of a batch (see interceptLevelWrites). */
   #levelHook: ((batch: { logged: boolean }) => Promise<void> | void) | undefined;
-  /** Where the log continues after the last batch whose writers were answered at its commit point. */
-  #ackedEnd: LogPosition | undefined;
+  /**
+   * Batches answered at their commit point whose LevelDB write has not succeeded yet, by where
+   * the log continues after their batch record (`segment:offset`).
+   */
+  readonly #answeredUnapplied = new Set<string>();
   /**
    * A batch answered at its commit point could not be written to LevelDB: every write is refused
    * until the health probe has caught LevelDB up from the log (see "Commit point" in README.md).
@@ -315,7 +318,7 @@ export class EventStore implements GatewayStore {
       ],
       beforeWrite: () => this.#injectedFault ?? this.#lateFailure,
       onEarly: (prepared) => {
-        if (prepared.end) this.#ackedEnd = prepared.end;
+        if (prepared.end) this.#answeredUnapplied.add(encodePosition(prepared.end));
       },
       onLateFailure: (err) => {
         if (this.#health === 'closed') return;
@@ -448,6 +451,7 @@ export class EventStore implements GatewayStore {
       db.detachResource(batch);
     }
     if (sync) this.#lastLevelSync = now;
+    if (prepared.end && this.#answeredUnapplied.size > 0) this.#answeredUnapplied.delete(encodePosition(prepared.end));
     for (const [segment, count] of prepared.counts) {
       if (count > 0) this.#liveSegments.set(segment, count);
       else {
@@ -693,11 +697,13 @@ export class EventStore implements GatewayStore {
     await this.#committer.applied();
     const stored = (await this.#sub.meta.get('w')) as string | undefined;
     const from = stored === undefined ? undefined : decodePosition(stored);
-    const until = this.#ackedEnd;
-    if (from && until && (from.segment < until.segment || (from.segment === until.segment && from.offset < until.offset))) {
+    if (from && this.#answeredUnapplied.size > 0) {
       for await (const { payload, end } of this.#log.records(from)) {
-        if (end.segment > until.segment || (end.segment === until.segment && end.offset > until.offset)) break;
-        if (isBatchRecord(payload)) await this.#writeBatch({ sync: false }, { pairs: decodeBatchRecord(payload), counts: [], logged: true, emptied: false });
+        // Only the answered ones: a logged batch refused meanwhile (a double fault) stays out.
+        const at = encodePosition(end);
+        if (!this.#answeredUnapplied.has(at) || !isBatchRecord(payload)) continue;
+        await this.#writeBatch({ sync: false }, { pairs: decodeBatchRecord(payload), counts: [], logged: true, emptied: false, end });
+        if (this.#answeredUnapplied.size === 0) break;
       }
     }
     this.#lateFailure = undefined;
