@@ -180,3 +180,82 @@ describe('group commit pipeline', () => {
     await Promise.all(next);
   }, 10_000);
 });
+
+describe('answered at the commit point (a target whose stage 1 makes some batches durable)', () => {
+  /** The controlled target, with batches whose keys start with `L` durable after stage 1. */
+  function durableWhenLogged(): ReturnType<typeof controlledTarget> & { prepared: Map<string, string> } {
+    const t = controlledTarget();
+    const prepared = new Map<string, string>();
+    const prepare = t.target.prepare!;
+    t.target.prepare = async (ops) => {
+      const p = await prepare(ops);
+      prepared.set(p, ops.map((o) => o.key).join(','));
+      return p;
+    };
+    t.target.durable = (p) => (prepared.get(p) ?? '').startsWith('L');
+    return { ...t, prepared };
+  }
+
+  it('resolves a durable batch after stage 1, before its stage 2; applied() waits for stage 2', async () => {
+    const t = durableWhenLogged();
+    const early: string[] = [];
+    const committer = new GroupCommitter(t.target, { overlapAt: 1, onEarly: (p) => early.push(p) });
+    const a = committer.write(put('La'));
+    await t.waitFor('prepare 0: La');
+    t.finishPrepare(0);
+    await t.waitFor('batch 0: La (p0)');
+    expect(await a).toBeUndefined();
+    expect(early).toEqual(['p0']);
+    const applied = committer.applied();
+    expect(await settled(applied)).toBe('pending');
+    expect(committer.idle).toBe(false);
+    t.finishBatch(0);
+    await applied;
+    expect(committer.idle).toBe(true);
+  });
+
+  it('a durable batch behind one that is not durable and still being written waits for it, and fails with it', async () => {
+    const t = durableWhenLogged();
+    const committer = new GroupCommitter(t.target, { overlapAt: 1 });
+    const a = committer.write(put('doc'));
+    await t.waitFor('prepare 0: doc');
+    t.finishPrepare(0);
+    await t.waitFor('batch 0: doc (p0)');
+    const b = committer.write(put('Lb'));
+    await t.waitFor('prepare 1: Lb');
+    t.finishPrepare(1);
+    expect(await settled(b)).toBe('pending');
+    t.finishBatch(0, new Error('disk gone'));
+    await expect(a).rejects.toThrow('disk gone');
+    await expect(b).rejects.toThrow(/earlier batch failed/);
+  });
+
+  it('a stage 2 that fails after its batch was answered is reported as a late failure; no batch is answered early again until a stage 2 succeeds', async () => {
+    const t = durableWhenLogged();
+    const late: unknown[] = [];
+    const committer = new GroupCommitter(t.target, { overlapAt: 1, onLateFailure: (err) => late.push(err) });
+    const a = committer.write(put('La'));
+    await t.waitFor('prepare 0: La');
+    t.finishPrepare(0);
+    await a;
+    await t.waitFor('batch 0: La (p0)');
+    t.finishBatch(0, new Error('EIO'));
+    await committer.applied();
+    expect(late.map((e) => (e as Error).message)).toEqual(['EIO']);
+    const b = committer.write(put('Lb'));
+    await t.waitFor('prepare 1: Lb');
+    t.finishPrepare(1);
+    await t.waitFor('batch 1: Lb (p1)');
+    expect(await settled(b)).toBe('pending');
+    t.finishBatch(1);
+    await b;
+    const c = committer.write(put('Lc'));
+    await t.waitFor('prepare 2: Lc');
+    t.finishPrepare(2);
+    await t.waitFor('batch 2: Lc (p2)');
+    // Answered early again, before its stage 2 finished.
+    expect(await settled(c)).toBe('resolved');
+    t.finishBatch(2);
+    await committer.applied();
+  });
+});
