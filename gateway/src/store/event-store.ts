@@ -689,9 +689,9 @@ export class EventStore implements GatewayStore {
 
   /**
    * After a batch answered at its commit point failed in LevelDB: with every other write refused
-   * meanwhile, write again every batch record from LevelDB's checkpoint up to the last batch whose
-   * senders were answered, in order, then accept writes again. Logged batches after it were
-   * answered negatively and stay out (the probe moves the checkpoint past them).
+   * meanwhile, write again, in log order from LevelDB's checkpoint, the batch record of every batch
+   * that was answered and is not in LevelDB yet, then accept writes again. A logged batch whose
+   * senders were refused stays out (the probe then moves the checkpoint past it).
    */
   async #catchUp(): Promise<void> {
     await this.#committer.applied();
@@ -996,10 +996,9 @@ export class EventStore implements GatewayStore {
   }
 
   async #lease(options: LeaseOptions): Promise<Lease[]> {
-    // Commits answered at their commit point may still be on their way into LevelDB.
-    await this.#committer.applied();
     if (this.#health === 'closed') return [];
-    // Completions are queued without holding the lock until durable: read what they wrote.
+    // Completions are queued without holding the lock until durable, and commits answered at their
+    // commit point may still be on their way into LevelDB: read what they all wrote.
     await this.#committer.barrier();
     const now = options.now ?? Date.now();
     const maxPer = Math.max(1, options.maxPerPartition ?? 1);
