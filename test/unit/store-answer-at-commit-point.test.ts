@@ -88,6 +88,10 @@ describe('a logged batch is answered at its commit point', () => {
     await expect.poll(() => store.health, { timeout: 5_000 }).toBe('failed');
     const refused = await store.commit(inboundMessage('EC4'), [validated('EC4')]).catch((e: unknown) => e);
     expect(isGatewayError(refused, 'GW_STORE_UNAVAILABLE')).toBe(true);
+    // Any other write too (a document, a relay update): written before the answered batches are
+    // caught up, it could be overwritten by their older values.
+    const docRefused = await store.putDoc('settings', 'late', { v: 1 }).catch((e: unknown) => e);
+    expect(isGatewayError(docRefused, 'GW_STORE_UNAVAILABLE')).toBe(true);
 
     store.interceptLevelWrites(undefined);
     await expect.poll(() => store.health, { timeout: 5_000 }).toBe('ok');
@@ -99,6 +103,8 @@ describe('a logged batch is answered at its commit point', () => {
     expect((await store.commit(inboundMessage('EC2'), [validated('EC2')])).duplicate).toBe(true);
     expect((await store.commit(inboundMessage('EC4'), [validated('EC4')])).duplicate).toBe(false);
     expect(store.stats().pending + store.stats().inFlight).toBe(4);
+    await store.putDoc('settings', 'late', { v: 2 });
+    expect(await store.getDoc('settings', 'late')).toEqual({ v: 2 });
   });
 
   it('a LevelDB failure after the commit point, then a restart: start-up writes the answered commits from the log, once', async () => {
