@@ -58,6 +58,25 @@ describe('a logged batch is answered at its commit point', () => {
     expect(store.intake()).toMatchObject({ accepted: 1, duplicates: 1 });
   });
 
+  it('an event committed without a message in an answered batch keeps its key claimed until LevelDB has it: the same fact again is skipped', async () => {
+    const store = await tmp.open();
+    const g = gate();
+    store.interceptLevelWrites(g.hook);
+    // A local event (e.g. a derived one) shares a logged batch with a message: both are answered
+    // at the batch's commit point, while its LevelDB write is held.
+    const [withMessage, local] = await Promise.all([store.commit(inboundMessage('EL1'), [validated('EL1')]), store.commitLocal([validated('LOCAL-1')])]);
+    expect(withMessage.eventIds).toHaveLength(1);
+    expect(local).toHaveLength(1);
+    expect(g.written()).toBe(0);
+    // The same fact again before LevelDB has the first: nothing new.
+    const again = store.commitLocal([validated('LOCAL-1')]);
+    g.open();
+    expect(await again).toEqual([]);
+    await store.flush();
+    expect(store.stats().pending).toBe(2);
+    expect((await store.getEventByKey('k-LOCAL-1'))?.event.id).toBe(local[0]);
+  });
+
   it('a batch behind one that is not logged waits for it: nobody is answered ahead of a write that can still fail', async () => {
     const store = await tmp.open();
     const g = gate('other');

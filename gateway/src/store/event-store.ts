@@ -882,19 +882,9 @@ export class EventStore implements GatewayStore {
     if (message.status === 'accepted') this.#intake.accepted++;
     else this.#intake.rejected++;
 
-    const release = (): void => {
-      for (const key of claimed) this.#inflightIdem.delete(key);
-    };
-    try {
-      await this.#write(ops);
-    } catch (err) {
-      release();
-      throw err;
-    }
-    // The commit may be answered at its commit point, before LevelDB has it: the claimed keys stay
-    // claimed, and observers (the relay reads LevelDB) hear of the events, once it has.
+    await this.#writeClaiming(ops, claimed);
+    // Observers (the relay reads LevelDB) hear of the events once LevelDB has them.
     void this.#committer.applied().then(() => {
-      release();
       if (committed.length > 0 && this.#onCommitted) {
         try {
           this.#onCommitted(committed);
@@ -925,12 +915,25 @@ export class EventStore implements GatewayStore {
     });
     this.#putPartitionCounts(touched, ops);
     if (ops.length === 0) return ids;
+    await this.#writeClaiming(ops, claimed);
+    return ids;
+  }
+
+  /**
+   * Write `ops`, keeping the idempotency keys `claimed` claimed in memory until LevelDB has them:
+   * the write may be answered at its batch's commit point, before a look-up could find them there.
+   */
+  async #writeClaiming(ops: BatchOp[], claimed: string[]): Promise<void> {
+    const release = (): void => {
+      for (const key of claimed) this.#inflightIdem.delete(key);
+    };
     try {
       await this.#write(ops);
-    } finally {
-      for (const key of claimed) this.#inflightIdem.delete(key);
+    } catch (err) {
+      release();
+      throw err;
     }
-    return ids;
+    void this.#committer.applied().then(release);
   }
 
   async #loadPartitionCount(partitionKey: string): Promise<void> {

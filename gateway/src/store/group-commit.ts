@@ -73,7 +73,7 @@ export class GroupCommitter<P = unknown> {
   #writing = false;
   #scheduled = false;
   /** Stage 2 of the last batch handed over (settles after every earlier one), and whether it has. */
-  #tail: { done: Promise<void>; settled: boolean } = { done: Promise.resolve(), settled: true };
+  #tail: { done: Promise<void>; settled: boolean; applied?: Promise<void> } = { done: Promise.resolve(), settled: true };
   #inFlight = 0;
   /** Batches handed to stage 2, not yet through it, whose writers were not answered early. */
   #heldInFlight = 0;
@@ -136,7 +136,10 @@ export class GroupCommitter<P = unknown> {
    */
   applied(): Promise<void> {
     const tail = this.#tail;
-    return tail.settled ? Promise.resolve() : tail.done.catch(() => undefined);
+    if (tail.settled) return Promise.resolve();
+    // One promise per batch, shared by every commit and read that waits for it.
+    tail.applied ??= tail.done.catch(() => undefined);
+    return tail.applied;
   }
 
   get idle(): boolean {
