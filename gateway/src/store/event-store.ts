@@ -68,7 +68,7 @@ export interface EventStoreOptions {
   onCommitted?: (events: CanonicalEvent[]) => void;
   /** Size at which the message log starts a new segment (bytes; default 64 MiB). */
   messageLogSegmentBytes?: number;
-  /** Batches with fewer new messages keep them inline in LevelDB (default 8; 1 = always the log). */
+  /** Batches with fewer new messages keep them inline in LevelDB (default 1: always the log). */
   messageLogMinBatch?: number;
   /**
    * Answer a logged batch's commits at its commit point, the message-log write (default true);
@@ -83,8 +83,11 @@ export const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 2_000, maxMs: 300_000
 export const DEFAULT_RETENTION: RetentionPolicy = { retentionDays: 30, maxDeliveredEvents: 2_000_000, deadLetterRetentionDays: 180 };
 
 const SEP = '\x00';
-/** Batches with fewer new messages than this keep them inline in LevelDB (see #prepareBatch). */
-const DEFAULT_LOG_MIN_BATCH = 8;
+/**
+ * Batches with fewer new messages than this keep them inline in LevelDB (see #prepareBatch). 1:
+ * every batch with a new message goes to the log, whose synced write is its commit point.
+ */
+const DEFAULT_LOG_MIN_BATCH = 1;
 const AFTER = '\x01';
 const DAY_MS = 86_400_000;
 
@@ -207,6 +210,8 @@ export class EventStore implements GatewayStore {
   readonly #liveSegments = new Map<number, number>();
   /** The same counts once every batch prepared so far is written (see #encode). */
   #projectedSegments = new Map<number, number>();
+  /** The encoding of the last batch sealed (see #prepareBatch): the next one waits for it. */
+  #encodeTurn: Promise<void> = Promise.resolve();
   /** Key prefix and value format of each sublevel, for encoding batches without abstract-level. */
   readonly #codecs: Map<Sub, { prefix: string; format: 'json' | 'buffer' | 'utf8' }>;
   readonly #ids = new IdGenerator();
@@ -339,6 +344,20 @@ export class EventStore implements GatewayStore {
    * in flight.
    */
   async #prepareBatch(ops: BatchOp[]): Promise<PreparedBatch> {
+    // Batches are encoded in the order they are sealed, each after the one before (the counts of
+    // log segments and the checkpoint build on it), even while that one's log write is in flight.
+    const turn = this.#encodeTurn;
+    let encoded!: () => void;
+    this.#encodeTurn = new Promise<void>((resolve) => (encoded = resolve));
+    try {
+      await turn;
+      return await this.#prepareInTurn(ops, encoded);
+    } finally {
+      encoded();
+    }
+  }
+
+  async #prepareInTurn(ops: BatchOp[], encoded: () => void): Promise<PreparedBatch> {
     const payloads: Buffer[] = [];
     let movable = true;
     for (const op of ops) {
@@ -346,9 +365,10 @@ export class EventStore implements GatewayStore {
       payloads.push(op.value.log);
       if (op.value.duplicates !== 0 || op.value.fromSegment !== undefined) movable = false;
     }
-    // A small batch (a quiet link, a lone message) keeps its records inline in LevelDB: one fsync,
-    // and the compaction cost of a few records is negligible. The log pays off when batches are
-    // large, i.e. under load.
+    // A batch of fewer than messageLogMinBatch new messages (default 1: none) keeps its records
+    // inline in LevelDB, answered after LevelDB's own synced write. By default a lone message takes
+    // the log too: its O_DSYNC write over zero-filled blocks is quicker than LevelDB's fsync (which
+    // also commits the growing file's size), and a second one may be written beside it.
     if (payloads.length === 0 || (movable && payloads.length < this.#logMinBatch)) return this.#encode(ops, 'inline', false);
     let prepared: PreparedBatch | undefined;
     await this.#log.append(payloads, (pointers, at) => {
@@ -362,6 +382,7 @@ export class EventStore implements GatewayStore {
       prepared.end = end;
       (prepared.pairs[prepared.pairs.length - 1] as EncodedOp)[1] = value;
       record.write(value, record.length - value.length, 'latin1');
+      encoded();
       return record;
     });
     return prepared as PreparedBatch;

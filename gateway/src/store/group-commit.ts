@@ -53,6 +53,8 @@ interface Waiter {
 /** A batch of at least this many writes, sealed within the last few ms, is steady load (lingerMs). */
 const LINGER_FROM = 4;
 const STEADY_WITHIN_MS = 10;
+/** Batches whose stage 1 may be in flight at once (see #gather). */
+const MAX_STAGE1 = 2;
 
 export interface GroupCommitStats {
   batches: number;
@@ -75,6 +77,11 @@ export class GroupCommitter<P = unknown> {
   /** Stage 2 of the last batch handed over (settles after every earlier one), and whether it has. */
   #tail: { done: Promise<void>; settled: boolean; applied?: Promise<void> } = { done: Promise.resolve(), settled: true };
   #inFlight = 0;
+  /** Batches in stage 1, and the stage 1 of the last batch sealed (settles after its writes). */
+  #stage1InFlight = 0;
+  #stage1Last: Promise<void> = Promise.resolve();
+  /** Settles once the last batch sealed is decided: answered early (true) or held for stage 2. */
+  #decided: Promise<boolean> = Promise.resolve(true);
   /** Batches handed to stage 2, not yet through it, whose writers were not answered early. */
   #heldInFlight = 0;
   /** The last stage 2 to settle failed: no batch resolves early until one succeeds. */
@@ -174,22 +181,42 @@ export class GroupCommitter<P = unknown> {
         const before = previous.done;
         let prepared: P | undefined;
         let failed: unknown;
-        try {
-          const injected = this.#beforeWrite();
-          if (injected) throw injected;
-          if (ops.length > 0) {
-            for (const op of this.#seal()) ops.push(op);
-            if (this.#target.prepare) prepared = await this.#target.prepare(ops);
+        // Sealed now, in order (the counters, the target's encoding); stage 1 may still be writing
+        // the batch before this one (see #gather).
+        const stage1 = (async (): Promise<void> => {
+          try {
+            const injected = this.#beforeWrite();
+            if (injected) throw injected;
+            if (ops.length > 0) {
+              for (const op of this.#seal()) ops.push(op);
+              if (this.#target.prepare) prepared = await this.#target.prepare(ops);
+            }
+          } catch (err) {
+            failed = err;
           }
-        } catch (err) {
-          failed = err;
-        }
-        // Answered at the commit point: durable after stage 1, and nothing still being written
-        // ahead of it holds writers that could yet be refused.
-        const early = failed === undefined && prepared !== undefined && this.#heldInFlight === 0 && !this.#lastStage2Failed && this.#target.durable?.(prepared) === true;
+        })();
         this.#inFlight++;
-        if (!early) this.#heldInFlight++;
+        this.#stage1InFlight++;
+        const stage1Done = stage1.then(() => void this.#stage1InFlight--);
+        this.#stage1Last = stage1Done;
+        // Batches are decided (answered early or held) in the order they were sealed.
+        const decided = this.#decided.then(
+          () => stage1Done,
+          () => stage1Done,
+        ).then(() => {
+          // Answered at the commit point: durable after stage 1, and nothing still being written
+          // ahead of it holds writers that could yet be refused.
+          const early = failed === undefined && prepared !== undefined && this.#heldInFlight === 0 && !this.#lastStage2Failed && this.#target.durable?.(prepared) === true;
+          if (!early) this.#heldInFlight++;
+          if (early) {
+            this.#onEarly(prepared as P);
+            for (const w of waiters) w.resolve();
+          }
+          return early;
+        });
+        this.#decided = decided;
         const write = async (): Promise<void> => {
+          await decided;
           if (failed !== undefined) throw failed;
           if (ops.length === 0) return;
           await this.#target.batch(ops, { sync: true }, prepared);
@@ -197,7 +224,8 @@ export class GroupCommitter<P = unknown> {
           this.stats.operations += ops.length;
           if (ops.length > this.stats.largestBatch) this.stats.largestBatch = ops.length;
         };
-        const stage2 = before.then(write, (err: unknown) => {
+        const stage2 = before.then(write, async (err: unknown) => {
+          await decided;
           if (poisoned && failed === undefined) throw new Error(`an earlier batch failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
           return write();
         });
@@ -205,25 +233,23 @@ export class GroupCommitter<P = unknown> {
         this.#tail = tail;
         const settle = (): void => void (tail.settled = true);
         stage2.then(settle, settle);
-        stage2.then(
-          () => {
-            this.#inFlight--;
-            if (!early) this.#heldInFlight--;
-            this.#lastStage2Failed = false;
-            if (!early) for (const w of waiters) w.resolve();
-          },
-          (err: unknown) => {
-            this.#inFlight--;
-            if (!early) this.#heldInFlight--;
-            this.#lastStage2Failed = true;
-            if (early) this.#onLateFailure(err);
-            else for (const w of waiters) w.reject(err);
-          },
+        void decided.then((early) =>
+          stage2.then(
+            () => {
+              this.#inFlight--;
+              if (!early) this.#heldInFlight--;
+              this.#lastStage2Failed = false;
+              if (!early) for (const w of waiters) w.resolve();
+            },
+            (err: unknown) => {
+              this.#inFlight--;
+              if (!early) this.#heldInFlight--;
+              this.#lastStage2Failed = true;
+              if (early) this.#onLateFailure(err);
+              else for (const w of waiters) w.reject(err);
+            },
+          ),
         );
-        if (early) {
-          this.#onEarly(prepared as P);
-          for (const w of waiters) w.resolve();
-        }
         // The next batch is gathered while this one's stage 2 runs, once the one before it is done.
         await before.catch(() => undefined);
       }
@@ -246,6 +272,15 @@ export class GroupCommitter<P = unknown> {
       return new Promise<void>((resolve) => (this.#enough = resolve));
     };
     try {
+      // A small batch's stage 1 (a lone message's synced log write) may have the next batch's
+      // written beside it: the disk takes a second synced write while the first is in flight, and
+      // a message arriving meanwhile does not wait for the other's sync first. Larger batches
+      // (steady load) rather wait and share the next sync.
+      if (this.#stage1InFlight > 0) {
+        const small = this.#lastBatch.writes < LINGER_FROM && this.#stage1InFlight < MAX_STAGE1;
+        if (small) return;
+        await this.#stage1Last;
+      }
       if (!this.#tail.settled && this.#waiters.length < this.#overlapAt) {
         await Promise.race([this.#tail.done.catch(() => undefined), enough(this.#overlapAt)]);
       }

@@ -78,6 +78,12 @@ export class MessageLog {
   /** The zero fill in progress: the range it writes. */
   #fill: { from: number; to: number; done: Promise<void> } | undefined;
   #closed = false;
+  /** The reservation of the last append (see append): the next one waits for it. */
+  #reserving: Promise<void> = Promise.resolve();
+  /** Appends being written. */
+  readonly #writes = new Set<Promise<void>>();
+  /** A write to the active segment failed: the next append starts a new segment. */
+  #gap = false;
 
   private constructor(dir: string, segments: number[], active: number, handle: FileHandle, options: MessageLogOptions) {
     this.dir = dir;
@@ -114,12 +120,41 @@ export class MessageLog {
   /**
    * Append payloads in one write and fdatasync them. Resolves with their pointers once durable.
    * `trailer`, given the payloads' pointers and the place of the record it returns, builds one
-   * more record written last in the same write (the store's batch record). Callers serialise
-   * appends (the store's group commit does).
+   * more record written last in the same write (the store's batch record).
+   *
+   * Places are reserved one append at a time, in call order (`trailer` runs then); the writes
+   * themselves may overlap: a second append is written while the first is still being synced,
+   * so a message that arrives meanwhile does not wait for the other's sync first. A write that
+   * fails leaves a gap that ends its segment's records for a reader, so the next append starts
+   * a new segment: nothing written after the gap would otherwise be reachable by a replay.
    */
   async append(payloads: Buffer[], trailer?: (pointers: LogPointer[], at: LogPosition) => Buffer): Promise<LogPointer[]> {
+    const turn = this.#reserving;
+    let reserved!: () => void;
+    this.#reserving = new Promise<void>((resolve) => (reserved = resolve));
+    let place: { handle: FileHandle; start: number; end: number; buffers: Buffer[]; pointers: LogPointer[] };
+    try {
+      await turn;
+      place = await this.#reserve(payloads, trailer);
+    } finally {
+      reserved();
+    }
+    const write = this.#write(place);
+    this.#writes.add(write);
+    try {
+      await write;
+    } finally {
+      this.#writes.delete(write);
+    }
+    return place.pointers;
+  }
+
+  async #reserve(
+    payloads: Buffer[],
+    trailer: ((pointers: LogPointer[], at: LogPosition) => Buffer) | undefined,
+  ): Promise<{ handle: FileHandle; start: number; end: number; buffers: Buffer[]; pointers: LogPointer[] }> {
     if (this.#closed) throw new GatewayError('GW_STORE_UNAVAILABLE', 'the message log is closed');
-    if (this.#position >= this.#segmentBytes) await this.#roll();
+    if (this.#position >= this.#segmentBytes || this.#gap) await this.#roll();
     const segment = this.#active;
     const handle = this.#activeHandle;
     const start = this.#position;
@@ -137,21 +172,30 @@ export class MessageLog {
     };
     for (const payload of payloads) pointers.push(add(payload));
     if (trailer) add(trailer(pointers, { segment, offset }));
-    // Never write where a zero fill is still writing.
-    if (this.#fill && offset > this.#fill.from) await this.#fill.done;
-    let position = start;
-    for (let i = 0; i < buffers.length; i += MAX_IOV) {
-      const chunk = buffers.slice(i, i + MAX_IOV);
-      const expected = chunk.reduce((n, b) => n + b.length, 0);
-      const { bytesWritten } = await handle.writev(chunk, position);
-      if (bytesWritten !== expected) throw new GatewayError('GW_STORE_UNAVAILABLE', `short write to the message log (${bytesWritten} of ${expected} bytes)`);
-      position += expected;
-    }
-    // Only a fully written and synced batch moves the end; a failed one is overwritten next time.
     this.#position = offset;
-    if (offset > this.#filledEnd) this.#filledEnd = offset;
+    return { handle, start, end: offset, buffers, pointers };
+  }
+
+  async #write(place: { handle: FileHandle; start: number; end: number; buffers: Buffer[] }): Promise<void> {
+    try {
+      // Never write where a zero fill is still writing.
+      if (this.#fill && place.end > this.#fill.from) await this.#fill.done;
+      let position = place.start;
+      for (let i = 0; i < place.buffers.length; i += MAX_IOV) {
+        const chunk = place.buffers.slice(i, i + MAX_IOV);
+        const expected = chunk.reduce((n, b) => n + b.length, 0);
+        const { bytesWritten } = await place.handle.writev(chunk, position);
+        if (bytesWritten !== expected) throw new GatewayError('GW_STORE_UNAVAILABLE', `short write to the message log (${bytesWritten} of ${expected} bytes)`);
+        position += expected;
+      }
+    } catch (err) {
+      // Appends reserved after this one fail with it in the store (their batches were sealed
+      // behind it); whatever they wrote lies past the gap, where no reader goes.
+      if (place.handle === this.#activeHandle) this.#gap = true;
+      throw err;
+    }
+    if (place.handle === this.#activeHandle && place.end > this.#filledEnd) this.#filledEnd = place.end;
     this.#fillAhead();
-    return pointers;
   }
 
   /** Where the next append goes (a new segment starts at offset 0). */
@@ -218,6 +262,7 @@ export class MessageLog {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await Promise.allSettled([...this.#writes]);
     await this.#fill?.done;
     await this.#activeHandle.close().catch(() => undefined);
     for (const reader of this.#readers.values()) await (await reader.catch(() => undefined))?.close().catch(() => undefined);
@@ -228,7 +273,10 @@ export class MessageLog {
     const next = this.#active + 1;
     const handle = await open(path.join(this.dir, segmentName(next)), SEGMENT_FLAGS);
     const previous = this.#activeHandle;
+    // The previous segment's handle closes once nothing is writing to it.
+    await Promise.allSettled([...this.#writes]);
     await this.#fill?.done;
+    this.#gap = false;
     this.#active = next;
     this.#activeHandle = handle;
     this.#position = 0;
