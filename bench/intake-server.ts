@@ -27,7 +27,7 @@ function volatileStore(): GatewayStore & { close(): Promise<void>; commitStats: 
   let n = 0;
   const store = {
     health: 'ok',
-    commitStats: { batches: 0, operations: 0, writes: 0, largestBatch: 0 },
+    commitStats: { batches: 0, operations: 0, writes: 0, largestBatch: 0, besideStage1: 0 },
     async commit(message: InboundMessage): Promise<CommitResult> {
       counters.received++;
       counters.accepted++;

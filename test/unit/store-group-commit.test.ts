@@ -264,4 +264,64 @@ describe('answered at the commit point (a target whose stage 1 makes some batche
     t.finishBatch(2);
     await committer.applied();
   });
+
+  it("writes a small batch's stage 1 beside the previous one (at most two), and answers them in the order they were sealed", async () => {
+    const t = durableWhenLogged();
+    const answered: string[] = [];
+    const committer = new GroupCommitter(t.target, { overlapAt: 16 });
+    const track = (key: string): Promise<void> => committer.write(put(key)).then(() => void answered.push(key));
+    const a = track('La');
+    await t.waitFor('prepare 0: La');
+    const b = track('Lb');
+    // Sealed and in stage 1 while batch 0 is still in its stage 1.
+    await t.waitFor('prepare 1: Lb');
+    const c = track('Lc');
+    await new Promise<void>((r) => setImmediate(r));
+    expect(t.log).not.toContain('prepare 2: Lc'); // two in flight already
+    // The second finishes first: it is not answered ahead of the first.
+    t.finishPrepare(1);
+    expect(await settled(b)).toBe('pending');
+    t.finishPrepare(0);
+    await Promise.all([a, b]);
+    expect(answered).toEqual(['La', 'Lb']);
+    // Both were answered at their commit point; stage 2 runs in order.
+    await t.waitFor('batch 0: La (p0)');
+    expect(t.log).not.toContain('batch 1: Lb (p1)');
+    t.finishBatch(0);
+    await t.waitFor('batch 1: Lb (p1)');
+    t.finishBatch(1);
+    await t.waitFor('prepare 2: Lc');
+    t.finishPrepare(2);
+    await c;
+    await t.waitFor('batch 2: Lc (p2)');
+    t.finishBatch(2);
+    await committer.applied();
+    expect(answered).toEqual(['La', 'Lb', 'Lc']);
+    expect(committer.idle).toBe(true);
+  });
+
+  it('a batch written beside one whose stage 1 fails is refused with it, though its own stage 1 succeeded', async () => {
+    const t = durableWhenLogged();
+    const early: string[] = [];
+    const committer = new GroupCommitter(t.target, { overlapAt: 16, onEarly: (p) => early.push(p) });
+    const a = committer.write(put('La'));
+    await t.waitFor('prepare 0: La');
+    const b = committer.write(put('Lb'));
+    await t.waitFor('prepare 1: Lb');
+    t.finishPrepare(1);
+    t.finishPrepare(0, new Error('EIO: the log write failed'));
+    await expect(a).rejects.toThrow('EIO');
+    await expect(b).rejects.toThrow(/earlier batch failed/);
+    expect(early).toEqual([]);
+    expect(t.log.filter((e) => e.startsWith('batch'))).toEqual([]);
+    // A batch sealed after the failure is known is written and answered.
+    const c = committer.write(put('Lc'));
+    await t.waitFor('prepare 2: Lc');
+    t.finishPrepare(2);
+    await t.waitFor('batch 0: Lc (p2)');
+    t.finishBatch(0);
+    await c;
+    await committer.applied();
+    expect(committer.idle).toBe(true);
+  });
 });

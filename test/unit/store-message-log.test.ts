@@ -61,6 +61,26 @@ describe('message log', () => {
     expect(listed.map((m) => m.id)).toEqual([messageId]);
   });
 
+  it('lone messages arriving while the previous one is being written are written beside it; every one is kept once, in order', async () => {
+    const s = await openStore({ messageLogMinBatch: 1 });
+    const commits: Array<Promise<{ messageId: string }>> = [];
+    // Each message arrives a moment after the previous one, while its synced write is in flight.
+    for (let i = 0; i < 200; i++) {
+      commits.push(s.commit(message(`B${i}`), [validated(`AB${i}`, `k-b${i}`)]));
+      await new Promise<void>((r) => setImmediate(r));
+    }
+    const ids = (await Promise.all(commits)).map((c) => c.messageId);
+    expect(s.commitStats.besideStage1).toBeGreaterThan(0);
+    await s.close();
+    const again = await openStore({ messageLogMinBatch: 1 });
+    expect(again.replayedBatches).toBe(0);
+    for (let i = 0; i < ids.length; i++) expect((await again.getMessage(ids[i]!))?.message.controlId).toBe(`B${i}`);
+    expect(again.stats().pending).toBe(200);
+    expect(again.intake()).toMatchObject({ received: 200, accepted: 200, duplicates: 0 });
+    // A resend of any of them is a duplicate.
+    expect((await again.commit(message('B137'), [validated('AB137', 'k-b137')])).duplicate).toBe(true);
+  });
+
   it('keeps the messages of a small batch inline in LevelDB (one fsync), those of a large batch in the log', async () => {
     const s = await openStore({ messageLogMinBatch: 4 });
     const lone = await s.commit(message('S1'), []);
@@ -219,6 +239,61 @@ describe('message log', () => {
     // A pointer past what was written is an error, not stray bytes.
     const err = await log.read({ ...pointers[699]!, offset: pointers[699]!.offset + 5 }).catch((e: unknown) => e);
     expect(isGatewayError(err) && err.code).toBe('GW_STORE_CORRUPT');
+    await log.close();
+  });
+
+  it('writes appends side by side: places are reserved in call order, every record reads back, the trailer sees its place', async () => {
+    const log = await MessageLog.open(logDir());
+    const trailers: number[] = [];
+    // Not awaited one by one: all five are in flight together.
+    const appends = Array.from({ length: 5 }, (_, i) =>
+      log.append([Buffer.from(`message ${i}`)], (pointers, at) => {
+        trailers.push(i);
+        expect(at.offset).toBe(pointers[0]!.offset + 8 + `message ${i}`.length);
+        return Buffer.from(`batch ${i}`);
+      }),
+    );
+    const pointers = (await Promise.all(appends)).map((p) => p[0]!);
+    expect(trailers).toEqual([0, 1, 2, 3, 4]);
+    for (let i = 1; i < pointers.length; i++) expect(pointers[i]!.offset).toBeGreaterThan(pointers[i - 1]!.offset);
+    for (let i = 0; i < pointers.length; i++) expect((await log.read(pointers[i]!)).toString()).toBe(`message ${i}`);
+    const all: string[] = [];
+    for await (const payload of log.scan({ segment: 1, offset: 0 })) all.push(payload.toString());
+    expect(all).toEqual([0, 1, 2, 3, 4].flatMap((i) => [`message ${i}`, `batch ${i}`]));
+    await log.close();
+  });
+
+  it('a failed write leaves a gap no reader crosses, so the next append starts a new segment, where a replay finds it', async () => {
+    const log = await MessageLog.open(logDir());
+    await log.append([Buffer.from('before')]);
+    // The disk refuses the next write (a real file handle's writev, failing once).
+    const probe = await openFile(path.join(tmp.dir, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { writev: (...args: unknown[]) => Promise<unknown> };
+    await probe.close();
+    const writev = proto.writev;
+    let failNext = true;
+    proto.writev = function (this: unknown, ...args: unknown[]) {
+      if (failNext) {
+        failNext = false;
+        return Promise.reject(Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' }));
+      }
+      return writev.apply(this, args);
+    };
+    try {
+      const failed = log.append([Buffer.from('refused')]);
+      // Written beside the failing one, after the gap: its batch is refused by the store.
+      const beside = log.append([Buffer.from('behind the gap')]);
+      await expect(failed).rejects.toThrow('EIO');
+      await beside;
+    } finally {
+      proto.writev = writev;
+    }
+    const after = await log.append([Buffer.from('after')]);
+    expect(after[0]!.segment).toBe(2);
+    expect(log.end.segment).toBe(2);
+    const all: string[] = [];
+    for await (const payload of log.scan({ segment: 1, offset: 0 })) all.push(payload.toString());
+    expect(all).toEqual(['before', 'after']);
     await log.close();
   });
 });

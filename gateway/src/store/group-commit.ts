@@ -61,6 +61,8 @@ export interface GroupCommitStats {
   operations: number;
   writes: number;
   largestBatch: number;
+  /** Batches sealed while another batch's stage 1 was still in flight (see #gather). */
+  besideStage1: number;
 }
 
 export class GroupCommitter<P = unknown> {
@@ -96,7 +98,7 @@ export class GroupCommitter<P = unknown> {
   #enoughAt = 1;
   /** Size and sealing time of the last batch. */
   #lastBatch = { writes: 0, at: 0 };
-  readonly stats: GroupCommitStats = { batches: 0, operations: 0, writes: 0, largestBatch: 0 };
+  readonly stats: GroupCommitStats = { batches: 0, operations: 0, writes: 0, largestBatch: 0, besideStage1: 0 };
 
   constructor(
     target: BatchTarget<P>,
@@ -174,6 +176,7 @@ export class GroupCommitter<P = unknown> {
         this.#ops = [];
         this.#waiters = [];
         this.#lastBatch = { writes: waiters.length, at: performance.now() };
+        if (this.#stage1InFlight > 0) this.stats.besideStage1++;
         // A batch sealed while its predecessor was still being written fails with it (its counters
         // were taken on top of the predecessor's); one sealed after a failure was known does not.
         const previous = this.#tail;
