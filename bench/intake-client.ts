@@ -6,7 +6,8 @@
  * - closed loop: as fast as the ACKs come back, for `durationMs`;
  * - fixed rate: `rate` msg/s in total; each connection has its own schedule, and a message whose
  *   slot passed while the previous ACK was outstanding is sent at once and its latency counted
- *   from its scheduled time (no coordinated omission).
+ *   from its scheduled time (no coordinated omission). A message sent on time counts from its
+ *   send: a timer of this process firing late (they are millisecond-grained) is not the server's.
  */
 import net from 'node:net';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
@@ -72,21 +73,27 @@ async function runConnection(spec: LoadSpec, index: number, started: number, unt
   // Spread the connections' schedules evenly over one interval.
   let next = performance.now() + (interval * index) / spec.connections;
   let n = 0;
+  let lastAck = 0;
   while (performance.now() < until) {
     let scheduled = performance.now();
     if (interval > 0) {
-      // Timers may fire up to a millisecond early: wait until the slot has really come.
-      while (performance.now() < next) await new Promise((r) => setTimeout(r, Math.max(0, next - performance.now())));
-      scheduled = next;
+      const slot = next;
       next += interval;
-      if (scheduled >= until) break;
+      if (slot >= until) break;
+      // Timers may fire up to a millisecond early: wait until the slot has really come.
+      while (performance.now() < slot) await new Promise((r) => setTimeout(r, Math.max(0, slot - performance.now())));
+      // A slot that passed while the previous ACK was outstanding counts from the slot (the
+      // server held the sender up); otherwise from the send, since a timer firing late is this
+      // process's delay, not the server's.
+      scheduled = lastAck > slot ? slot : performance.now();
     }
     const reply = new Promise<void>((resolve) => (waiting = resolve));
     socket.write(oru(`${spec.runId}-${index}-${n++}`));
     out.sent++;
     await reply;
+    lastAck = performance.now();
     out.acked++;
-    const latency = performance.now() - scheduled;
+    const latency = lastAck - scheduled;
     out.latencies.push(latency);
     const second = Math.max(0, Math.floor((scheduled - started) / 1000));
     if (!(latency <= (out.maxBySecond[second] ?? 0))) out.maxBySecond[second] = latency;
