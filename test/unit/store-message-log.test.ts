@@ -13,7 +13,7 @@ const tmp = useTempStore('lgw-msglog-', { pruneIntervalMs: 0, healthCheckInterva
 const logDir = (): string => path.join(tmp.dir, 'store', 'messages');
 const segmentFiles = async (): Promise<string[]> => (await readdir(logDir())).filter((f) => f.endsWith('.seg')).sort();
 
-// messageLogMinBatch 1 (above): every message goes to the log (by default small batches stay inline).
+// messageLogMinBatch 1 (above, also the default): every message goes to the log.
 const openStore = tmp.open;
 
 /** Latin-1 bytes with a patient name, a framed ACK and a search term. */
