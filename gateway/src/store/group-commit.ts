@@ -7,8 +7,9 @@
  * messages for the log, makes it durable there with one synced write) and `batch` (the LevelDB
  * write, which needs what `prepare` returned; the store decides whether it is synced). The stages
  * form a pipeline: the next batch's `prepare` runs while this batch's LevelDB write is in flight.
- * LevelDB writes stay strictly in order, one at a time, each after its own `prepare`; at most one
- * batch is in each stage.
+ * LevelDB writes stay strictly in order, one at a time, each after its own `prepare`. A small
+ * batch's `prepare` (a lone message's synced log write) may have the next batch's beside it, at
+ * most two at a time; batches are still decided and written in the order they were sealed.
  *
  * A promise returned by `write()` resolves once the batch holding its operations is durable. For
  * most batches that is after both stages. A batch that stage 1 made durable by itself (the
@@ -209,7 +210,12 @@ export class GroupCommitter<P = unknown> {
         ).then(() => {
           // Answered at the commit point: durable after stage 1, and nothing still being written
           // ahead of it holds writers that could yet be refused.
-          const early = failed === undefined && prepared !== undefined && this.#heldInFlight === 0 && !this.#lastStage2Failed && this.#target.durable?.(prepared) === true;
+          let early = false;
+          try {
+            early = failed === undefined && prepared !== undefined && this.#heldInFlight === 0 && !this.#lastStage2Failed && this.#target.durable?.(prepared) === true;
+          } catch {
+            early = false; // not known to be durable: answered after stage 2
+          }
           if (!early) this.#heldInFlight++;
           if (early) {
             this.#onEarly(prepared as P);
