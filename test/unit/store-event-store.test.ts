@@ -241,6 +241,10 @@ describe('store failures', () => {
     const ok = await store.commit(message('F1'), [note('F', 'f-1')]);
     expect(ok.duplicate).toBe(false);
     expect(store.stats().pending).toBe(1);
+    // The counters on disk never counted the refused commit either.
+    await store.close();
+    store = await openStore();
+    expect(store.stats().pending).toBe(1);
   });
 
   it('refuses commits when free space falls under the floor', async () => {

@@ -296,4 +296,54 @@ describe('message log', () => {
     expect(all).toEqual(['before', 'after']);
     await log.close();
   });
+
+  it('a failed log write refuses its commit and the one written beside it; after the probe, resends are kept once, in a new segment', async () => {
+    const s = await openStore({ messageLogMinBatch: 1 });
+    await s.commit(message('G0'), [validated('AG0', 'k-g0')]);
+    const probe = await openFile(path.join(tmp.dir, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { writev: (...args: unknown[]) => Promise<unknown> };
+    await probe.close();
+    const writev = proto.writev;
+    let calls = 0;
+    // The first log write after this point fails once the second one has been issued beside it.
+    let release!: () => void;
+    const secondIssued = new Promise<void>((r) => (release = r));
+    proto.writev = async function (this: unknown, ...args: unknown[]) {
+      calls++;
+      if (calls === 1) {
+        await secondIssued;
+        throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+      }
+      if (calls === 2) release();
+      return writev.apply(this, args);
+    };
+    let a: PromiseSettledResult<unknown>;
+    let b: PromiseSettledResult<unknown>;
+    try {
+      const first = s.commit(message('G1'), [validated('AG1', 'k-g1')]);
+      await new Promise<void>((r) => setImmediate(r));
+      const beside = s.commit(message('G2'), [validated('AG2', 'k-g2')]);
+      [a, b] = await Promise.allSettled([first, beside]);
+    } finally {
+      proto.writev = writev;
+    }
+    expect(calls).toBeGreaterThanOrEqual(2);
+    expect(s.commitStats.besideStage1).toBeGreaterThan(0);
+    // Neither sender sees a positive answer: the second was written, but behind the gap.
+    expect(a.status).toBe('rejected');
+    expect(b.status).toBe('rejected');
+    // Ingress counts them (countRejectedWithoutCommit); the store took its own counts back.
+    expect(s.intake()).toMatchObject({ received: 1, accepted: 1, rejected: 0 });
+    await expect.poll(() => s.health, { timeout: 5_000 }).toBe('ok');
+    // The senders resend: both are new messages now, in a new segment.
+    const g1 = await s.commit(message('G1'), [validated('AG1', 'k-g1')]);
+    const g2 = await s.commit(message('G2'), [validated('AG2', 'k-g2')]);
+    expect(g1.duplicate || g2.duplicate).toBe(false);
+    await s.close();
+    const again = await openStore({ messageLogMinBatch: 1 });
+    for (const controlId of ['G0', 'G1', 'G2']) expect((await again.listMessages({ controlId })).map((m) => m.controlId)).toEqual([controlId]);
+    expect(again.stats().pending).toBe(3);
+    expect(again.intake()).toMatchObject({ received: 3, accepted: 3, rejected: 0 });
+    expect((await again.getMessage(g2.messageId))?.message.controlId).toBe('G2');
+  });
 });

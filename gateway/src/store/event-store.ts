@@ -231,6 +231,8 @@ export class EventStore implements GatewayStore {
   readonly #keyLocks = new Map<string, Promise<unknown>>();
 
   #counts: Counts = emptyCounts();
+  /** The queue counts as the last batch sealed carries them (see the committer's seal). */
+  #sealedCounts: Counts = emptyCounts();
   #intake: IntakeCounters = emptyIntake();
   /** Cache of undelivered-event counts per partition (authoritative once loaded). */
   readonly #pcount = new Map<string, number>();
@@ -316,11 +318,25 @@ export class EventStore implements GatewayStore {
       durable: (prepared) => prepared.logged && options.answerAtCommitPoint !== false,
     }, {
       // Every batch carries the counter snapshot taken when it is sealed, so counters on disk
-      // always match the records on disk.
-      seal: () => [
-        { type: 'put', sublevel: this.#sub.meta, key: 'counts', value: this.#counts },
-        { type: 'put', sublevel: this.#sub.meta, key: 'intake', value: this.#intake },
-      ],
+      // always match the records on disk. A refused batch takes its own share back (the queue
+      // counts it changed since the batch before it), so a later batch, the store's probe
+      // among them, never writes counts of events that were never stored.
+      seal: () => {
+        const counts = { ...this.#counts };
+        const before = this.#sealedCounts;
+        this.#sealedCounts = counts;
+        return {
+          ops: [
+            { type: 'put', sublevel: this.#sub.meta, key: 'counts', value: counts },
+            { type: 'put', sublevel: this.#sub.meta, key: 'intake', value: { ...this.#intake } },
+          ],
+          undo: () => {
+            for (const k of Object.keys(counts) as Array<keyof Counts>) this.#counts[k] -= counts[k] - before[k];
+            // Partition counts of refused events: read again from LevelDB when next needed.
+            this.#pcount.clear();
+          },
+        };
+      },
       beforeWrite: () => this.#injectedFault ?? this.#lateFailure,
       onEarly: (prepared) => {
         if (prepared.end) this.#answeredUnapplied.add(encodePosition(prepared.end));
@@ -556,6 +572,7 @@ export class EventStore implements GatewayStore {
     const counts = (await this.#sub.meta.get('counts')) as Counts | undefined;
     const intake = (await this.#sub.meta.get('intake')) as IntakeCounters | undefined;
     this.#counts = { ...emptyCounts(), ...counts };
+    this.#sealedCounts = { ...this.#counts };
     this.#intake = { ...emptyIntake(), ...intake };
     await this.#loadLiveSegments();
     await this.#removeUnreferencedSegments();
@@ -736,6 +753,7 @@ export class EventStore implements GatewayStore {
     const counts = (await this.#sub.meta.get('counts')) as Counts | undefined;
     const intake = (await this.#sub.meta.get('intake')) as IntakeCounters | undefined;
     this.#counts = { ...emptyCounts(), ...counts };
+    this.#sealedCounts = { ...this.#counts };
     this.#intake = { ...this.#intake, ...intake };
     this.#pcount.clear();
   }
@@ -903,7 +921,15 @@ export class EventStore implements GatewayStore {
     if (message.status === 'accepted') this.#intake.accepted++;
     else this.#intake.rejected++;
 
-    await this.#writeClaiming(ops, claimed);
+    try {
+      await this.#writeClaiming(ops, claimed);
+    } catch (err) {
+      // Not stored: the caller answers negatively and counts it as such (countRejectedWithoutCommit).
+      this.#intake.received--;
+      if (message.status === 'accepted') this.#intake.accepted--;
+      else this.#intake.rejected--;
+      throw err;
+    }
     // Observers (the relay reads LevelDB) hear of the events once LevelDB has them.
     void this.#committer.applied().then(() => {
       if (committed.length > 0 && this.#onCommitted) {

@@ -46,6 +46,12 @@ export interface BatchTarget<P = unknown> {
   durable?(prepared: P): boolean;
 }
 
+/** What a batch's seal appended, and how to take back in memory what the batch would have done. */
+export interface Sealed {
+  ops: BatchOp[];
+  undo: () => void;
+}
+
 interface Waiter {
   resolve: () => void;
   reject: (err: unknown) => void;
@@ -69,7 +75,7 @@ export interface GroupCommitStats {
 export class GroupCommitter<P = unknown> {
   readonly #target: BatchTarget<P>;
   /** Called at the moment a batch is sealed; returns operations appended to it (e.g. counters). */
-  readonly #seal: () => BatchOp[];
+  readonly #seal: () => BatchOp[] | Sealed;
   readonly #beforeWrite: () => Error | undefined;
   readonly #onEarly: (prepared: P) => void;
   readonly #onLateFailure: (err: unknown) => void;
@@ -104,7 +110,11 @@ export class GroupCommitter<P = unknown> {
   constructor(
     target: BatchTarget<P>,
     options: {
-      seal?: () => BatchOp[];
+      /**
+       * Operations appended to each batch when it is sealed (e.g. a counter snapshot), and what to
+       * undo in memory if the batch is refused (not written, its writers rejected).
+       */
+      seal?: () => BatchOp[] | Sealed;
       beforeWrite?: () => Error | undefined;
       overlapAt?: number;
       lingerMs?: number;
@@ -187,14 +197,18 @@ export class GroupCommitter<P = unknown> {
         let failed: unknown;
         // Sealed now, in order (the counters, the target's encoding); stage 1 may still be writing
         // the batch before this one (see #gather).
+        let undo: (() => void) | undefined;
         const stage1 = (async (): Promise<void> => {
           try {
+            if (ops.length > 0) {
+              const sealed = this.#seal();
+              const appended = Array.isArray(sealed) ? sealed : sealed.ops;
+              if (!Array.isArray(sealed)) undo = sealed.undo;
+              for (const op of appended) ops.push(op);
+            }
             const injected = this.#beforeWrite();
             if (injected) throw injected;
-            if (ops.length > 0) {
-              for (const op of this.#seal()) ops.push(op);
-              if (this.#target.prepare) prepared = await this.#target.prepare(ops);
-            }
+            if (ops.length > 0 && this.#target.prepare) prepared = await this.#target.prepare(ops);
           } catch (err) {
             failed = err;
           }
@@ -255,7 +269,15 @@ export class GroupCommitter<P = unknown> {
               if (!early) this.#heldInFlight--;
               this.#lastStage2Failed = true;
               if (early) this.#onLateFailure(err);
-              else for (const w of waiters) w.reject(err);
+              else {
+                // Refused: what its operations did in memory is taken back before its writers hear.
+                try {
+                  undo?.();
+                } catch {
+                  /* an undo never stops the writers' answers */
+                }
+                for (const w of waiters) w.reject(err);
+              }
             },
           ),
         );
