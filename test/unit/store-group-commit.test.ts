@@ -324,4 +324,40 @@ describe('answered at the commit point (a target whose stage 1 makes some batche
     await committer.applied();
     expect(committer.idle).toBe(true);
   });
+
+  it("a refused batch's seal is undone before its writers hear; a batch answered early whose stage 2 fails later is not undone", async () => {
+    const t = durableWhenLogged();
+    const undone: string[] = [];
+    let n = 0;
+    const committer = new GroupCommitter(t.target, {
+      overlapAt: 16,
+      seal: () => {
+        const id = `s${n++}`;
+        return { ops: [{ type: 'put', key: 'seal', value: id }], undo: () => void undone.push(id) };
+      },
+    });
+    // Refused in stage 1: undone before the rejection reaches the writer.
+    const a = committer.write(put('La')).catch((err: unknown) => {
+      expect(undone).toEqual(['s0']);
+      throw err;
+    });
+    await t.waitFor('prepare 0: La');
+    t.finishPrepare(0, new Error('EIO'));
+    await expect(a).rejects.toThrow('EIO');
+    // Answered early, then its stage 2 fails: its writers hold a positive answer, nothing is undone.
+    const t2 = durableWhenLogged();
+    const late = new GroupCommitter(t2.target, {
+      overlapAt: 16,
+      seal: () => ({ ops: [{ type: 'put', key: 'seal', value: 'late' }], undo: () => void undone.push('late') }),
+    });
+    const b = late.write(put('Lb'));
+    await t2.waitFor('prepare 0: Lb');
+    t2.finishPrepare(0);
+    await b;
+    await t2.waitFor('batch 0: Lb (p0)');
+    t2.finishBatch(0, new Error('LevelDB gone'));
+    await late.applied();
+    expect(undone).toEqual(['s0']);
+    expect(committer.idle && late.idle).toBe(true);
+  });
 });
