@@ -29,6 +29,30 @@ function message(controlId: string, extra: Partial<InboundMessage> = {}): Inboun
 
 
 
+/**
+ * The disk refuses the next write to a file: a real file handle's writev fails with EIO, once the
+ * following write has been issued beside it; later writes go through. `restore` puts writev back.
+ */
+async function failFirstWriteBesideSecond(): Promise<{ restore: () => void; calls: () => number }> {
+  const probe = await openFile(path.join(tmp.dir, 'probe'), 'w');
+  const proto = Object.getPrototypeOf(probe) as { writev: (...args: unknown[]) => Promise<unknown> };
+  await probe.close();
+  const writev = proto.writev;
+  let calls = 0;
+  let secondIssued!: () => void;
+  const second = new Promise<void>((r) => (secondIssued = r));
+  proto.writev = async function (this: unknown, ...args: unknown[]) {
+    calls++;
+    if (calls === 1) {
+      await second;
+      throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+    }
+    if (calls === 2) secondIssued();
+    return writev.apply(this, args);
+  };
+  return { restore: () => void (proto.writev = writev), calls: () => calls };
+}
+
 describe('message log', () => {
   it('keeps each message byte-exact in the log, with LevelDB holding only a pointer; survives a restart', async () => {
     const s = await openStore();
@@ -266,19 +290,7 @@ describe('message log', () => {
   it('a failed write leaves a gap no reader crosses, so the next append starts a new segment, where a replay finds it', async () => {
     const log = await MessageLog.open(logDir());
     await log.append([Buffer.from('before')]);
-    // The disk refuses the next write (a real file handle's writev, failing once).
-    const probe = await openFile(path.join(tmp.dir, 'probe'), 'w');
-    const proto = Object.getPrototypeOf(probe) as { writev: (...args: unknown[]) => Promise<unknown> };
-    await probe.close();
-    const writev = proto.writev;
-    let failNext = true;
-    proto.writev = function (this: unknown, ...args: unknown[]) {
-      if (failNext) {
-        failNext = false;
-        return Promise.reject(Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' }));
-      }
-      return writev.apply(this, args);
-    };
+    const disk = await failFirstWriteBesideSecond();
     try {
       const failed = log.append([Buffer.from('refused')]);
       // Written beside the failing one, after the gap: its batch is refused by the store.
@@ -286,7 +298,7 @@ describe('message log', () => {
       await expect(failed).rejects.toThrow('EIO');
       await beside;
     } finally {
-      proto.writev = writev;
+      disk.restore();
     }
     const after = await log.append([Buffer.from('after')]);
     expect(after[0]!.segment).toBe(2);
@@ -300,23 +312,7 @@ describe('message log', () => {
   it('a failed log write refuses its commit and the one written beside it; after the probe, resends are kept once, in a new segment', async () => {
     const s = await openStore({ messageLogMinBatch: 1 });
     await s.commit(message('G0'), [validated('AG0', 'k-g0')]);
-    const probe = await openFile(path.join(tmp.dir, 'probe'), 'w');
-    const proto = Object.getPrototypeOf(probe) as { writev: (...args: unknown[]) => Promise<unknown> };
-    await probe.close();
-    const writev = proto.writev;
-    let calls = 0;
-    // The first log write after this point fails once the second one has been issued beside it.
-    let release!: () => void;
-    const secondIssued = new Promise<void>((r) => (release = r));
-    proto.writev = async function (this: unknown, ...args: unknown[]) {
-      calls++;
-      if (calls === 1) {
-        await secondIssued;
-        throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
-      }
-      if (calls === 2) release();
-      return writev.apply(this, args);
-    };
+    const disk = await failFirstWriteBesideSecond();
     let a: PromiseSettledResult<unknown>;
     let b: PromiseSettledResult<unknown>;
     try {
@@ -325,9 +321,9 @@ describe('message log', () => {
       const beside = s.commit(message('G2'), [validated('AG2', 'k-g2')]);
       [a, b] = await Promise.allSettled([first, beside]);
     } finally {
-      proto.writev = writev;
+      disk.restore();
     }
-    expect(calls).toBeGreaterThanOrEqual(2);
+    expect(disk.calls()).toBeGreaterThanOrEqual(2);
     expect(s.commitStats.besideStage1).toBeGreaterThan(0);
     // Neither sender sees a positive answer: the second was written, but behind the gap.
     expect(a.status).toBe('rejected');

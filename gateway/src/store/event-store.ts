@@ -68,7 +68,10 @@ export interface EventStoreOptions {
   onCommitted?: (events: CanonicalEvent[]) => void;
   /** Size at which the message log starts a new segment (bytes; default 64 MiB). */
   messageLogSegmentBytes?: number;
-  /** Batches with fewer new messages keep them inline in LevelDB (default 1: always the log). */
+  /**
+   * Batches with fewer new messages keep them inline in LevelDB (default 1: always the log). Above
+   * 1 it writes the earlier inline form, which readers still take (tests use it for that).
+   */
   messageLogMinBatch?: number;
   /**
    * Answer a logged batch's commits at its commit point, the message-log write (default true);
@@ -362,6 +365,8 @@ export class EventStore implements GatewayStore {
   async #prepareBatch(ops: BatchOp[]): Promise<PreparedBatch> {
     // Batches are encoded in the order they are sealed, each after the one before (the counts of
     // log segments and the checkpoint build on it), even while that one's log write is in flight.
+    // The log orders its own reservations too; this turn also orders a batch encoded without the
+    // log (inline: no new message) after a logged one still waiting for its place.
     const turn = this.#encodeTurn;
     let encoded!: () => void;
     this.#encodeTurn = new Promise<void>((resolve) => (encoded = resolve));
