@@ -123,26 +123,81 @@ describe('group commit pipeline', () => {
 
   it('with few writes waiting it lets the batch in flight finish and seals one larger batch; many waiting writes overlap at once', async () => {
     const t = controlledTarget();
-    const committer = new GroupCommitter(t.target, { overlapAt: 3, lingerMs: 0 });
-    const a = committer.write(put('a'));
-    await t.waitFor('prepare 0: a');
+    const committer = new GroupCommitter(t.target, { overlapAt: 6, lingerMs: 0 });
+    // A batch of four: not small, so the next one waits for its stage 2 (after a small one it would not).
+    const a = ['a1', 'a2', 'a3', 'a4'].map((k) => committer.write(put(k)));
+    await t.waitFor('prepare 0: a1,a2,a3,a4');
     t.finishPrepare(0);
-    await t.waitFor('batch 0: a (p0)');
+    await t.waitFor('batch 0: a1,a2,a3,a4 (p0)');
     const b = committer.write(put('b'));
     await new Promise((r) => setImmediate(r));
     // One write waiting: no second batch while batch 0 is being written.
-    expect(t.log).toEqual(['prepare 0: a', 'batch 0: a (p0)']);
-    const c = committer.write(put('c'));
-    const d = committer.write(put('d')); // the third waiting write: worth overlapping now
-    await t.waitFor('prepare 1: b,c,d');
+    expect(t.log).toEqual(['prepare 0: a1,a2,a3,a4', 'batch 0: a1,a2,a3,a4 (p0)']);
+    const more = ['c', 'd', 'e', 'f', 'g'].map((k) => committer.write(put(k))); // six waiting: worth overlapping now
+    await t.waitFor('prepare 1: b,c,d,e,f,g');
     t.finishPrepare(1);
     t.finishBatch(0);
-    await t.waitFor('batch 1: b,c,d (p1)');
+    await t.waitFor('batch 1: b,c,d,e,f,g (p1)');
     t.finishBatch(1);
-    await Promise.all([a, b, c, d]);
+    await Promise.all([...a, b, ...more]);
   });
 
-  it('under steady load the next batch may fill for lingerMs; a lone write after a small batch does not wait', async () => {
+  it("after a small batch the next one is sealed while its stage 2 is in flight, stage 2 still in order; at most 8 batches wait for stage 2", async () => {
+    const t = controlledTarget();
+    const committer = new GroupCommitter(t.target, { overlapAt: 16, lingerMs: 0 });
+    const writes: Array<Promise<void>> = [];
+    // Lone writes, each after the one before has finished stage 1, while batch 0's stage 2 is held.
+    for (let i = 0; i < 8; i++) {
+      writes.push(committer.write(put(`w${i}`)));
+      await t.waitFor(`prepare ${i}: w${i}`);
+      t.finishPrepare(i);
+      if (i === 0) await t.waitFor('batch 0: w0 (p0)');
+    }
+    writes.push(committer.write(put('w8')));
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    // Eight batches sealed, none but the first in stage 2; the ninth waits for LevelDB to catch up.
+    expect(t.log.filter((e) => e.startsWith('prepare'))).toHaveLength(8);
+    expect(t.log.filter((e) => e.startsWith('batch'))).toEqual(['batch 0: w0 (p0)']);
+    for (const w of writes) expect(await settled(w)).toBe('pending');
+    t.finishBatch(0);
+    for (let i = 1; i < 8; i++) {
+      await t.waitFor(`batch ${i}: w${i} (p${i})`);
+      // Stage 2 strictly in order: the next one starts only after this one finished.
+      expect(t.log).not.toContain(`batch ${i + 1}: w${i + 1} (p${i + 1})`);
+      t.finishBatch(i);
+    }
+    await t.waitFor('prepare 8: w8');
+    t.finishPrepare(8);
+    await t.waitFor('batch 8: w8 (p8)');
+    t.finishBatch(8);
+    await Promise.all(writes);
+    expect(committer.stats.batches).toBe(9);
+  });
+
+  it('one larger batch after a pause is not steady load: the write after it goes at once; after two, the next batch fills', async () => {
+    const t = controlledTarget();
+    // A wait of a minute would time the test out: only the last batch may wait for company.
+    const committer = new GroupCommitter(t.target, { overlapAt: 16, lingerMs: 60_000 });
+    const four = (prefix: string): Array<Promise<void>> => [1, 2, 3, 4].map((n) => committer.write(put(`${prefix}${n}`)));
+    const run = async (i: number, keys: string, writes: Array<Promise<void>>): Promise<void> => {
+      await t.waitFor(`prepare ${i}: ${keys}`);
+      t.finishPrepare(i);
+      await t.waitFor(`batch ${i}: ${keys} (p${i})`);
+      t.finishBatch(i);
+      await Promise.all(writes);
+    };
+    await run(0, 'a1,a2,a3,a4', four('a')); // four gathered by a pause
+    await run(1, 'b', [committer.write(put('b'))]); // a lone write right after: not held for company
+    await run(2, 'c1,c2,c3,c4', four('c'));
+    await run(3, 'e1,e2,e3,e4', four('e')); // two batches of four in a row: steady load
+    const f = [committer.write(put('f1'))];
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    expect(t.log).not.toContain('prepare 4: f1');
+    f.push(committer.write(put('f2')), committer.write(put('f3')), committer.write(put('f4')));
+    await run(4, 'f1,f2,f3,f4', f);
+  }, 10_000);
+
+  it('a write during a larger batch\'s stage 2 waits for it and shares the next batch with the writes after it; a lone write after a small batch does not wait', async () => {
     const t = controlledTarget();
     const committer = new GroupCommitter(t.target, { overlapAt: 16, lingerMs: 200 });
     const first = ['a1', 'a2', 'a3', 'a4'].map((k) => committer.write(put(k)));
@@ -172,17 +227,27 @@ describe('group commit pipeline', () => {
     const t = controlledTarget();
     // A wait of a minute would time the test out: it must end on the fourth write.
     const committer = new GroupCommitter(t.target, { overlapAt: 16, lingerMs: 60_000 });
-    const first = ['a1', 'a2', 'a3', 'a4'].map((k) => committer.write(put(k)));
-    await t.waitFor('prepare 0: a1,a2,a3,a4');
-    t.finishPrepare(0);
-    await t.waitFor('batch 0: a1,a2,a3,a4 (p0)');
-    t.finishBatch(0);
-    await Promise.all(first);
-    const next = ['b1', 'b2', 'b3', 'b4'].map((k) => committer.write(put(k)));
-    await t.waitFor('prepare 1: b1,b2,b3,b4');
-    t.finishPrepare(1);
-    await t.waitFor('batch 1: b1,b2,b3,b4 (p1)');
-    t.finishBatch(1);
+    for (const [i, prefix] of [[0, 'a'], [1, 'b']] as const) {
+      // Two batches of four in a row: steady load.
+      const writes = [1, 2, 3, 4].map((n) => committer.write(put(`${prefix}${n}`)));
+      const keys = [1, 2, 3, 4].map((n) => `${prefix}${n}`).join(',');
+      await t.waitFor(`prepare ${i}: ${keys}`);
+      t.finishPrepare(i);
+      await t.waitFor(`batch ${i}: ${keys} (p${i})`);
+      t.finishBatch(i);
+      await Promise.all(writes);
+    }
+    const next: Array<Promise<void>> = [];
+    for (const k of ['c1', 'c2', 'c3']) {
+      next.push(committer.write(put(k)));
+      for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+      expect(t.log.some((e) => e.startsWith('prepare 2'))).toBe(false);
+    }
+    next.push(committer.write(put('c4')));
+    await t.waitFor('prepare 2: c1,c2,c3,c4');
+    t.finishPrepare(2);
+    await t.waitFor('batch 2: c1,c2,c3,c4 (p2)');
+    t.finishBatch(2);
     await Promise.all(next);
   }, 10_000);
 });

@@ -62,6 +62,11 @@ const LINGER_FROM = 4;
 const STEADY_WITHIN_MS = 10;
 /** Batches whose stage 1 may be in flight at once (see #gather). */
 const MAX_STAGE1 = 2;
+/**
+ * Batches sealed but not yet through stage 2 after which even a small batch's successor waits for
+ * the stage 2 before it (see #gather): bounds what sits between the commit point and LevelDB.
+ */
+const MAX_BEHIND_STAGE2 = 8;
 
 export interface GroupCommitStats {
   batches: number;
@@ -103,8 +108,8 @@ export class GroupCommitter<P = unknown> {
   #enough: (() => void) | undefined;
   /** Waiting writes that wake it. */
   #enoughAt = 1;
-  /** Size and sealing time of the last batch. */
-  #lastBatch = { writes: 0, at: 0 };
+  /** Size and sealing time of the last batch, and the size of the one before it. */
+  #lastBatch = { writes: 0, at: 0, before: 0 };
   readonly stats: GroupCommitStats = { batches: 0, operations: 0, writes: 0, largestBatch: 0, besideStage1: 0 };
 
   constructor(
@@ -186,7 +191,7 @@ export class GroupCommitter<P = unknown> {
         const waiters = this.#waiters;
         this.#ops = [];
         this.#waiters = [];
-        this.#lastBatch = { writes: waiters.length, at: performance.now() };
+        this.#lastBatch = { writes: waiters.length, at: performance.now(), before: this.#lastBatch.writes };
         if (this.#stage1InFlight > 0) this.stats.besideStage1++;
         // A batch sealed while its predecessor was still being written fails with it (its counters
         // were taken on top of the predecessor's); one sealed after a failure was known does not.
@@ -281,8 +286,9 @@ export class GroupCommitter<P = unknown> {
             },
           ),
         );
-        // The next batch is gathered while this one's stage 2 runs, once the one before it is done.
-        await before.catch(() => undefined);
+        // The next batch is gathered while this one's stage 2 runs, once the one before it is done;
+        // after a small batch at once (see #gather).
+        if (!this.#smallAhead()) await before.catch(() => undefined);
       }
     } finally {
       this.#writing = false;
@@ -290,12 +296,25 @@ export class GroupCommitter<P = unknown> {
   }
 
   /**
+   * The last batch was small (a lone message, a quiet link) and few batches are still on their way
+   * to LevelDB: the next one is sealed without waiting for the stage 2 in flight. Waiting would put
+   * LevelDB's write (now and then a synced one, a few ms) on the path of the next message's ACK,
+   * while it saves nothing at that load: there is no larger batch to gather.
+   */
+  #smallAhead(): boolean {
+    return this.#lastBatch.writes < LINGER_FROM && this.#inFlight < MAX_BEHIND_STAGE2;
+  }
+
+  /**
    * Before sealing: overlapping costs a batch (and its sync) per stage-2 time, so with few writes
    * waiting it is cheaper to let the batch in flight finish and seal a larger one; under heavy load
-   * (overlapAt writes waiting) the stages overlap at once. Under steady load (the last batch, just
-   * now, was not small) the next one may also fill for up to lingerMs, or until as many writes wait
-   * as the last batch had: each sync saved is ~100 µs of CPU on a small machine. A lone message at
-   * a quiet link never waits.
+   * (overlapAt writes waiting) the stages overlap at once. After a small batch the next one does not
+   * wait for the stage 2 in flight (#smallAhead). Under steady load (the last two batches, the last
+   * one just now, were not small) the next one may also fill for up to lingerMs, or until as many
+   * writes wait as the last batch had: each sync saved is ~100 µs of CPU on a small machine. One
+   * larger batch alone is not steady load: it follows a pause (a collection, the disk), and the
+   * messages after it would wait for company that does not come. A lone message at a quiet link
+   * never waits.
    */
   async #gather(): Promise<void> {
     const enough = (at: number): Promise<void> => {
@@ -312,14 +331,14 @@ export class GroupCommitter<P = unknown> {
         if (small) return;
         await this.#stage1Last;
       }
-      if (!this.#tail.settled && this.#waiters.length < this.#overlapAt) {
+      if (!this.#tail.settled && this.#waiters.length < this.#overlapAt && !this.#smallAhead()) {
         await Promise.race([this.#tail.done.catch(() => undefined), enough(this.#overlapAt)]);
       }
       const last = this.#lastBatch;
       // The wait ends as soon as as many writes wait as the last batch had: a few LIS links that
       // each wait for their ACK are all back by then, and lose no time.
       const company = Math.min(this.#overlapAt, last.writes);
-      if (this.#lingerMs > 0 && this.#waiters.length < company && last.writes >= LINGER_FROM && performance.now() - last.at < STEADY_WITHIN_MS) {
+      if (this.#lingerMs > 0 && this.#waiters.length < company && last.writes >= LINGER_FROM && last.before >= LINGER_FROM && performance.now() - last.at < STEADY_WITHIN_MS) {
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([enough(company), new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#lingerMs)))]);
         clearTimeout(timer);
