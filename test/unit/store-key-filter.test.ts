@@ -36,7 +36,7 @@ async function until(check: () => boolean): Promise<void> {
 }
 
 describe('KeyFilter', () => {
-  it('never reports an added key absent, across every growth of 200k random keys', () => {
+  it('never reports an added key absent, across every growth of 200k random keys', async () => {
     const filter = new KeyFilter();
     const keys: string[] = [];
     let lastBytes = filter.bytes;
@@ -54,6 +54,9 @@ describe('KeyFilter', () => {
     }
     expect(growths).toBeGreaterThanOrEqual(6);
     expect(keys.every((k) => filter.has(k))).toBe(true);
+    // The last growth moves in steps between turns of the event loop (see the next test).
+    await until(() => !filter.growing);
+    expect(keys.every((k) => filter.has(k))).toBe(true);
     // 4 bytes a slot at a load between 0.3 and 0.6.
     expect(filter.bytes / filter.size).toBeLessThanOrEqual(4 / 0.3);
     expect(filter.bytes / filter.size).toBeGreaterThanOrEqual(4 / 0.6);
@@ -61,6 +64,37 @@ describe('KeyFilter', () => {
     let falsePositives = 0;
     for (let i = 0; i < 200_000; i++) if (filter.has(randomKey())) falsePositives++;
     expect(falsePositives).toBeLessThan(200);
+  });
+
+  it('grows a large table in steps between turns of the event loop; every key is found during and after the move', async () => {
+    const filter = new KeyFilter();
+    const keys: string[] = [];
+    const add = (): void => {
+      const key = randomKey();
+      keys.push(key);
+      filter.add(key);
+    };
+    // Up to the growth from 2^17 slots to 2^18 (at a load of 0.6): done in steps.
+    while (!(filter.growing && filter.bytes > 4 * (1 << 18)) && keys.length < 400_000) add();
+    expect(filter.growing).toBe(true);
+    expect(filter.bytes).toBe(4 * (1 << 17) + 4 * (1 << 18)); // both tables while moving
+    // Not moved in one go: still growing after the add that started it and after one turn.
+    await new Promise((r) => setImmediate(r));
+    expect(filter.growing).toBe(true);
+    expect(keys.every((k) => filter.has(k))).toBe(true);
+    // Adds while moving (some of them resends of keys not moved yet) are found as well.
+    for (let i = 0; i < 10_000; i++) add();
+    for (const k of keys.slice(0, 1_000)) filter.add(k);
+    expect(keys.every((k) => filter.has(k))).toBe(true);
+    await until(() => !filter.growing);
+    expect(filter.bytes).toBe(4 * (1 << 18)); // the old table is gone
+    expect(keys.every((k) => filter.has(k))).toBe(true);
+    // Each hash once (a resend added nothing; random 32-bit hashes may coincide a few times).
+    expect(filter.size).toBeLessThanOrEqual(keys.length);
+    expect(filter.size).toBeGreaterThan(keys.length - 20);
+    let falsePositives = 0;
+    for (let i = 0; i < 100_000; i++) if (filter.has(randomKey())) falsePositives++;
+    expect(falsePositives).toBeLessThan(100);
   });
 
   it('answers "may contain" for everything until a fill has seen every key', async () => {
