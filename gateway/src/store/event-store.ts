@@ -15,6 +15,7 @@ import { decodeMessage, decodeMessageRecord, encodeMessage } from './message-rec
 import { MessageLog, RECORD_HEADER_BYTES, decodePointer, encodePointer, type LogPointer, type LogPosition } from './message-log.ts';
 import { decodeBatchRecord, decodePosition, encodeBatchRecord, encodePosition, isBatchRecord, type EncodedOp } from './batch-record.ts';
 import { KeyFilter } from './key-filter.ts';
+import { ShardedMap } from './sharded-map.ts';
 import type {
   CommitResult,
   EventQuery,
@@ -237,8 +238,8 @@ export class EventStore implements GatewayStore {
   /** The queue counts as the last batch sealed carries them (see the committer's seal). */
   #sealedCounts: Counts = emptyCounts();
   #intake: IntakeCounters = emptyIntake();
-  /** Cache of undelivered-event counts per partition (authoritative once loaded). */
-  readonly #pcount = new Map<string, number>();
+  /** Cache of undelivered-event counts per partition (authoritative once loaded); sharded: it grows with the backlog (see sharded-map.ts). */
+  readonly #pcount = new ShardedMap<number>();
   /** Dedup keys and idempotency keys whose commit is queued but not yet durable. */
   readonly #inflightDedup = new Map<string, Promise<CommitResult>>();
   readonly #inflightIdem = new Set<string>();
