@@ -154,6 +154,24 @@ describe('message log', () => {
     expect((await again.getMessage(kept.messageId))?.raw.equals(message('K1').raw)).toBe(true);
   });
 
+  it('a segment made ready ahead and left by a crash is removed at start-up, with the orphan records before it', async () => {
+    const s = await openStore();
+    const kept = await s.commit(message('K2'), []);
+    await s.close();
+    // Records nobody points at, far enough into segment 2 that segment 3 is made ready; then the
+    // process dies (the log is never closed, so the ready segment stays on disk).
+    const orphan = await MessageLog.open(logDir(), { segmentBytes: 8 * 1024 * 1024 });
+    for (let i = 0; i < 110; i++) await orphan.append([Buffer.alloc(64 * 1024, 'o')]);
+    const ready = path.join(logDir(), '0000000003.seg');
+    for (let i = 0; i < 300 && ((await stat(ready).catch(() => undefined))?.size ?? 0) < 2 * 1024 * 1024; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(await segmentFiles()).toEqual(['0000000001.seg', '0000000002.seg', '0000000003.seg']);
+    const again = await openStore();
+    expect(await segmentFiles()).toEqual(['0000000001.seg', '0000000004.seg']);
+    expect((await again.getMessage(kept.messageId))?.raw.equals(message('K2').raw)).toBe(true);
+    const next = await again.commit(message('K3'), []);
+    expect((await again.getMessage(next.messageId))?.raw.equals(message('K3').raw)).toBe(true);
+  });
+
   it('a damaged record is reported, never returned as other bytes', async () => {
     const s = await openStore();
     const { messageId } = await s.commit(message('X1'), []);
@@ -251,6 +269,46 @@ describe('message log', () => {
     const err = await log.read({ segment: 1, offset: later[49]!.offset + 40, length: 10 }).catch((e: unknown) => e);
     expect(isGatewayError(err) && err.code).toBe('GW_STORE_CORRUPT');
     await log.close();
+  });
+
+  it('makes the next segment ready (created, zero-filled) before the active one is full; the roll switches to it; an unused one goes at close', async () => {
+    // 8 MiB segments (the smallest that are prepared ahead): the next one once 2 MiB are left.
+    const segmentBytes = 8 * 1024 * 1024;
+    const log = await MessageLog.open(logDir(), { segmentBytes });
+    const next = path.join(logDir(), '0000000002.seg');
+    const record = Buffer.alloc(64 * 1024, 'r');
+    const pointers = [];
+    for (let i = 0; i < 90; i++) pointers.push(...(await log.append([record])));
+    // 5.6 MiB in: only the active segment.
+    expect(await segmentFiles()).toEqual(['0000000001.seg']);
+    for (let i = 0; i < 12; i++) pointers.push(...(await log.append([record])));
+    // 6.4 MiB in, still in segment 1: segment 2 exists and is filled in the background.
+    expect(pointers.every((p) => p.segment === 1)).toBe(true);
+    for (let i = 0; i < 300 && ((await stat(next).catch(() => undefined))?.size ?? 0) < 2 * 1024 * 1024; i++) await new Promise((r) => setTimeout(r, 10));
+    expect((await stat(next)).size).toBe(2 * 1024 * 1024);
+    expect(log.segments()).toEqual([1]); // not a segment of the log until it is active
+    // Past 8 MiB the log rolls onto it: records land at its start, over the zeros.
+    while (pointers[pointers.length - 1]!.segment === 1) pointers.push(...(await log.append([record])));
+    const first2 = pointers[pointers.length - 1]!;
+    expect(first2).toEqual({ segment: 2, offset: 0, length: record.length });
+    expect(log.segments()).toEqual([1, 2]);
+    for (const p of [pointers[0]!, pointers[100]!, first2]) expect((await log.read(p)).equals(record)).toBe(true);
+    // Fill segment 2 until segment 3 is made ready, then close: the unused one is removed.
+    const next3 = path.join(logDir(), '0000000003.seg');
+    for (let i = 0; i < 120 && !(await stat(next3).catch(() => undefined)); i++) await log.append([record]);
+    expect(await stat(next3).catch(() => undefined)).toBeDefined();
+    await log.close();
+    expect(await segmentFiles()).toEqual(['0000000001.seg', '0000000002.seg']);
+    // Reopened, every record of both segments reads back, and appends start a new segment.
+    const again = await MessageLog.open(logDir(), { segmentBytes });
+    let count = 0;
+    for await (const payload of again.scan({ segment: 1, offset: 0 })) {
+      expect(payload.equals(record)).toBe(true);
+      count++;
+    }
+    expect(count).toBeGreaterThan(pointers.length);
+    expect((await again.append([record]))[0]!.segment).toBe(3);
+    await again.close();
   });
 
   it('appends a large batch in several writes and reads every record back by its pointer', async () => {

@@ -54,6 +54,16 @@ const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
  */
 const FILL_BYTES = 2 * 1024 * 1024;
 const FILL_LOW = 1024 * 1024;
+/**
+ * The next segment is created and its first FILL_BYTES zero-filled in the background once the
+ * active one has this little room left (or a quarter of a segment, if less): a roll then only
+ * switches files. Done at the roll itself, creating the file and its first synced fill (2 MiB)
+ * held every append behind it (appends at the start of a segment wait for its fill): 30–50 ms
+ * latency peaks every few seconds at 6,000 messages/s, measured.
+ */
+const PREPARE_BEFORE = 16 * 1024 * 1024;
+/** Segments smaller than this (tests) roll as before: a fill ahead would be larger than the segment. */
+const PREPARE_FROM = 4 * FILL_BYTES;
 let zeros: Buffer | undefined;
 
 const segmentName = (n: number): string => `${String(n).padStart(10, '0')}.seg`;
@@ -84,6 +94,11 @@ export class MessageLog {
   readonly #writes = new Set<Promise<void>>();
   /** A write to the active segment failed: the next append starts a new segment. */
   #gap = false;
+  /**
+   * The next segment, created and zero-filled ahead of the roll (see PREPARE_BEFORE); undefined
+   * when its creation failed (the roll then creates it itself). Not in #segments until active.
+   */
+  #next: { segment: number; ready: Promise<{ handle: FileHandle; filled: number } | undefined> } | undefined;
 
   private constructor(dir: string, segments: number[], active: number, handle: FileHandle, options: MessageLogOptions) {
     this.dir = dir;
@@ -173,6 +188,7 @@ export class MessageLog {
     for (const payload of payloads) pointers.push(add(payload));
     if (trailer) add(trailer(pointers, { segment, offset }));
     this.#position = offset;
+    this.#prepareNext();
     return { handle, start, end: offset, buffers, pointers };
   }
 
@@ -265,13 +281,23 @@ export class MessageLog {
     await Promise.allSettled([...this.#writes]);
     await this.#fill?.done;
     await this.#activeHandle.close().catch(() => undefined);
+    // A segment made ready ahead and never used goes: nothing was written to it.
+    const next = this.#next;
+    this.#next = undefined;
+    const unused = await next?.ready;
+    if (next && unused) {
+      await unused.handle.close().catch(() => undefined);
+      await unlink(path.join(this.dir, segmentName(next.segment))).catch(() => undefined);
+    }
     for (const reader of this.#readers.values()) await (await reader.catch(() => undefined))?.close().catch(() => undefined);
     this.#readers.clear();
   }
 
   async #roll(): Promise<void> {
     const next = this.#active + 1;
-    const handle = await open(path.join(this.dir, segmentName(next)), SEGMENT_FLAGS);
+    const prepared = this.#next?.segment === next ? await this.#next.ready : undefined;
+    this.#next = undefined;
+    const handle = prepared?.handle ?? (await open(path.join(this.dir, segmentName(next)), SEGMENT_FLAGS));
     const previous = this.#activeHandle;
     // The previous segment's handle closes once nothing is writing to it.
     await Promise.allSettled([...this.#writes]);
@@ -280,10 +306,33 @@ export class MessageLog {
     this.#active = next;
     this.#activeHandle = handle;
     this.#position = 0;
-    this.#filledEnd = 0;
+    this.#filledEnd = prepared?.filled ?? 0;
     this.#segments.push(next);
     await previous.close().catch(() => undefined);
     this.#fillAhead();
+  }
+
+  /** Create and zero-fill the next segment when the active one is nearly full (see PREPARE_BEFORE). */
+  #prepareNext(): void {
+    if (this.#closed || this.#next !== undefined || this.#segmentBytes < PREPARE_FROM) return;
+    if (this.#segmentBytes - this.#position > Math.min(PREPARE_BEFORE, this.#segmentBytes / 4)) return;
+    const segment = this.#active + 1;
+    const ready = (async (): Promise<{ handle: FileHandle; filled: number } | undefined> => {
+      let handle: FileHandle;
+      try {
+        handle = await open(path.join(this.dir, segmentName(segment)), SEGMENT_FLAGS);
+      } catch {
+        return undefined; // the roll tries again itself and reports what fails
+      }
+      zeros ??= Buffer.alloc(FILL_BYTES);
+      // A failed fill only costs speed: the segment's appends extend the file themselves.
+      const filled = await handle.write(zeros, 0, FILL_BYTES, 0).then(
+        () => FILL_BYTES,
+        () => 0,
+      );
+      return { handle, filled };
+    })();
+    this.#next = { segment, ready };
   }
 
   /** Start zero-filling past the end when little filled room is left (see FILL_BYTES). */
