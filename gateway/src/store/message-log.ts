@@ -37,6 +37,8 @@ export interface LogPosition {
 export interface MessageLogOptions {
   /** A new segment is started once the active one reaches this size (bytes). */
   segmentBytes?: number;
+  /** Make the next segment ready before the roll (default true; false only to measure the difference, bench/stalls.ts). */
+  prepareAhead?: boolean;
 }
 
 const HEADER = 8;
@@ -77,6 +79,7 @@ const SEGMENT_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL 
 export class MessageLog {
   readonly dir: string;
   readonly #segmentBytes: number;
+  readonly #prepareAhead: boolean;
   /** Segments on disk (the active one included), ascending. */
   readonly #segments: number[];
   readonly #readers = new Map<number, Promise<FileHandle>>();
@@ -106,6 +109,7 @@ export class MessageLog {
     this.#active = active;
     this.#activeHandle = handle;
     this.#segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+    this.#prepareAhead = options.prepareAhead ?? true;
   }
 
   static async open(dir: string, options: MessageLogOptions = {}): Promise<MessageLog> {
@@ -314,7 +318,7 @@ export class MessageLog {
 
   /** Create and zero-fill the next segment when the active one is nearly full (see PREPARE_BEFORE). */
   #prepareNext(): void {
-    if (this.#closed || this.#next !== undefined || this.#segmentBytes < PREPARE_FROM) return;
+    if (this.#closed || !this.#prepareAhead || this.#next !== undefined || this.#segmentBytes < PREPARE_FROM) return;
     if (this.#segmentBytes - this.#position > Math.min(PREPARE_BEFORE, this.#segmentBytes / 4)) return;
     const segment = this.#active + 1;
     const ready = (async (): Promise<{ handle: FileHandle; filled: number } | undefined> => {
