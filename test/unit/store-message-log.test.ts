@@ -11,6 +11,8 @@ import { inboundMessage, resultValidated as validated } from '../fixtures/store/
 
 const tmp = useTempStore('lgw-msglog-', { pruneIntervalMs: 0, healthCheckIntervalMs: 50, minFreeBytes: 0, messageLogMinBatch: 1 });
 const logDir = (): string => path.join(tmp.dir, 'store', 'messages');
+/** The message log's zero fill ahead of the appends (message-log.ts FILL_BYTES). */
+const FILL = 512 * 1024;
 const segmentFiles = async (): Promise<string[]> => (await readdir(logDir())).filter((f) => f.endsWith('.seg')).sort();
 
 // messageLogMinBatch 1 (above, also the default): every message goes to the log.
@@ -163,7 +165,7 @@ describe('message log', () => {
     const orphan = await MessageLog.open(logDir(), { segmentBytes: 8 * 1024 * 1024 });
     for (let i = 0; i < 110; i++) await orphan.append([Buffer.alloc(64 * 1024, 'o')]);
     const ready = path.join(logDir(), '0000000003.seg');
-    for (let i = 0; i < 300 && ((await stat(ready).catch(() => undefined))?.size ?? 0) < 2 * 1024 * 1024; i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 300 && ((await stat(ready).catch(() => undefined))?.size ?? 0) < FILL; i++) await new Promise((r) => setTimeout(r, 10));
     expect(await segmentFiles()).toEqual(['0000000001.seg', '0000000002.seg', '0000000003.seg']);
     const again = await openStore();
     expect(await segmentFiles()).toEqual(['0000000001.seg', '0000000004.seg']);
@@ -260,8 +262,8 @@ describe('message log', () => {
     const first = await log.append([Buffer.from('before the fill is known')]);
     // Appends go on while the fill runs; wait until the file has room ahead of the end.
     const file = path.join(logDir(), '0000000001.seg');
-    for (let i = 0; i < 200 && (await stat(file)).size < 2 * 1024 * 1024; i++) await new Promise((r) => setTimeout(r, 10));
-    expect((await stat(file)).size).toBeGreaterThanOrEqual(2 * 1024 * 1024);
+    for (let i = 0; i < 200 && (await stat(file)).size < FILL; i++) await new Promise((r) => setTimeout(r, 10));
+    expect((await stat(file)).size).toBeGreaterThanOrEqual(FILL);
     const later = await log.append(Array.from({ length: 50 }, (_, i) => Buffer.from(`record ${i}`)));
     expect((await log.read(first[0]!)).toString()).toBe('before the fill is known');
     expect((await log.read(later[49]!)).toString()).toBe('record 49');
@@ -272,7 +274,7 @@ describe('message log', () => {
   });
 
   it('makes the next segment ready (created, zero-filled) before the active one is full; the roll switches to it; an unused one goes at close', async () => {
-    // 8 MiB segments (the smallest that are prepared ahead): the next one once 2 MiB are left.
+    // 8 MiB segments (the smallest that are prepared ahead): the next one once 2 MiB (a quarter) are left.
     const segmentBytes = 8 * 1024 * 1024;
     const log = await MessageLog.open(logDir(), { segmentBytes });
     const next = path.join(logDir(), '0000000002.seg');
@@ -284,8 +286,8 @@ describe('message log', () => {
     for (let i = 0; i < 12; i++) pointers.push(...(await log.append([record])));
     // 6.4 MiB in, still in segment 1: segment 2 exists and is filled in the background.
     expect(pointers.every((p) => p.segment === 1)).toBe(true);
-    for (let i = 0; i < 300 && ((await stat(next).catch(() => undefined))?.size ?? 0) < 2 * 1024 * 1024; i++) await new Promise((r) => setTimeout(r, 10));
-    expect((await stat(next)).size).toBe(2 * 1024 * 1024);
+    for (let i = 0; i < 300 && ((await stat(next).catch(() => undefined))?.size ?? 0) < FILL; i++) await new Promise((r) => setTimeout(r, 10));
+    expect((await stat(next)).size).toBe(FILL);
     expect(log.segments()).toEqual([1]); // not a segment of the log until it is active
     // Past 8 MiB the log rolls onto it: records land at its start, over the zeros.
     while (pointers[pointers.length - 1]!.segment === 1) pointers.push(...(await log.append([record])));

@@ -52,20 +52,23 @@ const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
  * The active segment is zero-filled ahead of the appends, in the background: a synced write over
  * blocks that already exist changes no file metadata, so it costs the disk one data write instead
  * of a journal commit as well (measured: ~40 % less CPU and half the latency of an appending
- * write). A fill starts when less than FILL_LOW is left ahead of the end.
+ * write). A fill starts when less than FILL_LOW is left ahead of the end. Fills are kept small:
+ * an append that reaches the disk while a fill is being synced waits behind it (measured at 1,000
+ * messages/s, alternating pairs: with 512 KiB fills instead of 2 MiB, ACK p99 4.5 ms against
+ * 5.2 ms on average, better in 7 of 8 pairs).
  */
-const FILL_BYTES = 2 * 1024 * 1024;
-const FILL_LOW = 1024 * 1024;
+const FILL_BYTES = 512 * 1024;
+const FILL_LOW = 256 * 1024;
 /**
  * The next segment is created and its first FILL_BYTES zero-filled in the background once the
  * active one has this little room left (or a quarter of a segment, if less): a roll then only
- * switches files. Done at the roll itself, creating the file and its first synced fill (2 MiB)
+ * switches files. Done at the roll itself, creating the file and its first synced fill
  * held every append behind it (appends at the start of a segment wait for its fill): 30–50 ms
  * latency peaks every few seconds at 6,000 messages/s, measured.
  */
 const PREPARE_BEFORE = 16 * 1024 * 1024;
-/** Segments smaller than this (tests) roll as before: a fill ahead would be larger than the segment. */
-const PREPARE_FROM = 4 * FILL_BYTES;
+/** Segments smaller than this (tests) roll as before: preparing ahead is for the real, large ones. */
+const PREPARE_FROM = 8 * 1024 * 1024;
 let zeros: Buffer | undefined;
 
 const segmentName = (n: number): string => `${String(n).padStart(10, '0')}.seg`;
