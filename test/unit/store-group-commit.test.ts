@@ -177,7 +177,7 @@ describe('group commit pipeline', () => {
   it('one larger batch after a pause is not steady load: the write after it goes at once; after two, the next batch fills', async () => {
     const t = controlledTarget();
     // A wait of a minute would time the test out: only the last batch may wait for company.
-    const committer = new GroupCommitter(t.target, { overlapAt: 16, lingerMs: 60_000 });
+    const committer = new GroupCommitter(t.target, { overlapAt: 16, lingerMs: 60_000, steadyWithinMs: 60_000 });
     const four = (prefix: string): Array<Promise<void>> => [1, 2, 3, 4].map((n) => committer.write(put(`${prefix}${n}`)));
     const run = async (i: number, keys: string, writes: Array<Promise<void>>): Promise<void> => {
       await t.waitFor(`prepare ${i}: ${keys}`);
@@ -199,7 +199,7 @@ describe('group commit pipeline', () => {
 
   it('a write during a larger batch\'s stage 2 waits for it and shares the next batch with the writes after it; a lone write after a small batch does not wait', async () => {
     const t = controlledTarget();
-    const committer = new GroupCommitter(t.target, { overlapAt: 16, lingerMs: 200 });
+    const committer = new GroupCommitter(t.target, { overlapAt: 16, lingerMs: 200, steadyWithinMs: 60_000 });
     const first = ['a1', 'a2', 'a3', 'a4'].map((k) => committer.write(put(k)));
     await t.waitFor('prepare 0: a1,a2,a3,a4');
     t.finishPrepare(0);
@@ -226,7 +226,7 @@ describe('group commit pipeline', () => {
   it('stops waiting as soon as as many writes wait as the last batch had (LIS links waiting for their ACKs)', async () => {
     const t = controlledTarget();
     // A wait of a minute would time the test out: it must end on the fourth write.
-    const committer = new GroupCommitter(t.target, { overlapAt: 16, lingerMs: 60_000 });
+    const committer = new GroupCommitter(t.target, { overlapAt: 16, lingerMs: 60_000, steadyWithinMs: 60_000 });
     for (const [i, prefix] of [[0, 'a'], [1, 'b']] as const) {
       // Two batches of four in a row: steady load.
       const writes = [1, 2, 3, 4].map((n) => committer.write(put(`${prefix}${n}`)));

@@ -104,6 +104,8 @@ export class GroupCommitter<P = unknown> {
   readonly #overlapAt: number;
   /** How long (ms) to let a batch fill under steady load (see #drain); 0 = never wait. */
   readonly #lingerMs: number;
+  /** Steady load: the last batch was sealed less than this long ago (ms). */
+  readonly #steadyWithinMs: number;
   /** Wakes the drain loop waiting for enough writes (see #gather). */
   #enough: (() => void) | undefined;
   /** Waiting writes that wake it. */
@@ -123,6 +125,8 @@ export class GroupCommitter<P = unknown> {
       beforeWrite?: () => Error | undefined;
       overlapAt?: number;
       lingerMs?: number;
+      /** Steady load means the last batch was sealed less than this long ago (ms; default 10). */
+      steadyWithinMs?: number;
       /** A batch's writers were answered after stage 1 (called before they are). */
       onEarly?: (prepared: P) => void;
       /** The stage 2 of a batch answered early failed. */
@@ -134,6 +138,7 @@ export class GroupCommitter<P = unknown> {
     this.#onLateFailure = options.onLateFailure ?? (() => undefined);
     this.#overlapAt = options.overlapAt ?? 16;
     this.#lingerMs = options.lingerMs ?? 1;
+    this.#steadyWithinMs = options.steadyWithinMs ?? STEADY_WITHIN_MS;
     this.#seal = options.seal ?? (() => []);
     this.#beforeWrite = options.beforeWrite ?? (() => undefined);
   }
@@ -338,7 +343,7 @@ export class GroupCommitter<P = unknown> {
       // The wait ends as soon as as many writes wait as the last batch had: a few LIS links that
       // each wait for their ACK are all back by then, and lose no time.
       const company = Math.min(this.#overlapAt, last.writes);
-      if (this.#lingerMs > 0 && this.#waiters.length < company && last.writes >= LINGER_FROM && last.before >= LINGER_FROM && performance.now() - last.at < STEADY_WITHIN_MS) {
+      if (this.#lingerMs > 0 && this.#waiters.length < company && last.writes >= LINGER_FROM && last.before >= LINGER_FROM && performance.now() - last.at < this.#steadyWithinMs) {
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([enough(company), new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#lingerMs)))]);
         clearTimeout(timer);
