@@ -138,7 +138,7 @@ async function rolls(prepareAhead: boolean): Promise<{ longestAppendAtRollMs: nu
 const filter = { keys: 1_500_000, ours: [] as Array<{ longestMs: number; longestTurnMs: number }>, peer: [] as Array<{ longestMs: number; longestTurnMs: number }> };
 const counts = { keys: 1_000_000, oursLongestSetMs: [] as number[], peerLongestSetMs: [] as number[] };
 const log = { ours: [] as Array<Awaited<ReturnType<typeof rolls>>>, peer: [] as Array<Awaited<ReturnType<typeof rolls>>> };
-for (let round2 = 0; round2 < 2; round2++) {
+for (let pass = 0; pass < 2; pass++) {
   const f = new KeyFilter();
   filter.ours.push(await longestAdd((k) => f.add(k), filter.keys));
   const g = new OneGoTable();
@@ -156,7 +156,7 @@ const result = {
   benchmark: 'stalls',
   generatedAt: new Date().toISOString(),
   machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryBytes: totalmem(), node: process.version },
-  collectorPausesSeen: 0,
+  collectorPausesSeen: gcPauses.length,
   note: 'the longest time one step holds the event loop (or one append waits) as the backlog grows, collector pauses left out (measured apart); ours against the plain way, two alternating rounds each',
   keyFilter: {
     keys: filter.keys,
@@ -168,7 +168,6 @@ const result = {
   partitionCounts: { keys: counts.keys, oursShardedLongestSetMs: counts.oursLongestSetMs, peerMapLongestSetMs: counts.peerLongestSetMs },
   messageLogRolls: { segmentBytes: 8 * 1024 * 1024, recordBytes: 64 * 1024, oursPreparedAhead: log.ours, peerCreatedAtRoll: log.peer },
 };
-result.collectorPausesSeen = gcPauses.length;
 const resultsDir = here.includes(`${path.sep}dist${path.sep}`) ? path.resolve(here, '../../bench/results') : path.join(here, 'results');
 await mkdir(resultsDir, { recursive: true });
 await writeFile(path.join(resultsDir, 'stalls.json'), JSON.stringify(result, null, 2) + '\n');

@@ -41,6 +41,25 @@ function controlledTarget(): {
 }
 
 const put = (key: string): BatchOp[] => [{ type: 'put', key, value: 1 }];
+
+/**
+ * Write one key and take its batch through stage 1 (prepare `prepare`) into stage 2 (batch
+ * `batch`), which is left in flight. Resolves with the write's promise, not yet settled.
+ */
+async function intoStage2(
+  t: ReturnType<typeof controlledTarget>,
+  committer: GroupCommitter<string>,
+  key: string,
+  prepare: number,
+  batch = prepare,
+): Promise<{ written: Promise<void> }> {
+  const written = committer.write(put(key));
+  await t.waitFor(`prepare ${prepare}: ${key}`);
+  t.finishPrepare(prepare);
+  await t.waitFor(`batch ${batch}: ${key} (p${prepare})`);
+  // Wrapped: awaiting the helper must not wait for the write itself.
+  return { written };
+}
 const settled = async <T>(p: Promise<T>): Promise<'resolved' | 'rejected' | 'pending'> => {
   const marker = Symbol('pending');
   const r = await Promise.race([p.then(() => 'resolved' as const, () => 'rejected' as const), new Promise<symbol>((res) => setImmediate(() => res(marker)))]);
@@ -81,10 +100,7 @@ describe('group commit pipeline', () => {
   it('a batch sealed while its predecessor was being written fails with it; one sealed afterwards is written', async () => {
     const t = controlledTarget();
     const committer = new GroupCommitter(t.target, { overlapAt: 1 });
-    const a = committer.write(put('a'));
-    await t.waitFor('prepare 0: a');
-    t.finishPrepare(0);
-    await t.waitFor('batch 0: a (p0)');
+    const { written: a } = await intoStage2(t, committer, 'a', 0);
     const b = committer.write(put('b'));
     await t.waitFor('prepare 1: b');
     t.finishPrepare(1);
@@ -93,10 +109,7 @@ describe('group commit pipeline', () => {
     await expect(b).rejects.toThrow(/earlier batch failed/);
     expect(t.log).not.toContain('batch 1: b (p1)');
     // After the failure is known, a new batch (e.g. a health probe) is written normally.
-    const c = committer.write(put('c'));
-    await t.waitFor('prepare 2: c');
-    t.finishPrepare(2);
-    await t.waitFor('batch 1: c (p2)');
+    const { written: c } = await intoStage2(t, committer, 'c', 2, 1);
     t.finishBatch(1);
     await expect(c).resolves.toBeUndefined();
   });
@@ -271,10 +284,7 @@ describe('answered at the commit point (a target whose stage 1 makes some batche
     const t = durableWhenLogged();
     const early: string[] = [];
     const committer = new GroupCommitter(t.target, { overlapAt: 1, onEarly: (p) => early.push(p) });
-    const a = committer.write(put('La'));
-    await t.waitFor('prepare 0: La');
-    t.finishPrepare(0);
-    await t.waitFor('batch 0: La (p0)');
+    const { written: a } = await intoStage2(t, committer, 'La', 0);
     expect(await a).toBeUndefined();
     expect(early).toEqual(['p0']);
     const applied = committer.applied();
@@ -288,10 +298,7 @@ describe('answered at the commit point (a target whose stage 1 makes some batche
   it('a durable batch behind one that is not durable and still being written waits for it, and fails with it', async () => {
     const t = durableWhenLogged();
     const committer = new GroupCommitter(t.target, { overlapAt: 1 });
-    const a = committer.write(put('doc'));
-    await t.waitFor('prepare 0: doc');
-    t.finishPrepare(0);
-    await t.waitFor('batch 0: doc (p0)');
+    const { written: a } = await intoStage2(t, committer, 'doc', 0);
     const b = committer.write(put('Lb'));
     await t.waitFor('prepare 1: Lb');
     t.finishPrepare(1);
@@ -313,17 +320,11 @@ describe('answered at the commit point (a target whose stage 1 makes some batche
     t.finishBatch(0, new Error('EIO'));
     await committer.applied();
     expect(late.map((e) => (e as Error).message)).toEqual(['EIO']);
-    const b = committer.write(put('Lb'));
-    await t.waitFor('prepare 1: Lb');
-    t.finishPrepare(1);
-    await t.waitFor('batch 1: Lb (p1)');
+    const { written: b } = await intoStage2(t, committer, 'Lb', 1);
     expect(await settled(b)).toBe('pending');
     t.finishBatch(1);
     await b;
-    const c = committer.write(put('Lc'));
-    await t.waitFor('prepare 2: Lc');
-    t.finishPrepare(2);
-    await t.waitFor('batch 2: Lc (p2)');
+    const { written: c } = await intoStage2(t, committer, 'Lc', 2);
     // Answered early again, before its stage 2 finished.
     expect(await settled(c)).toBe('resolved');
     t.finishBatch(2);
@@ -380,10 +381,7 @@ describe('answered at the commit point (a target whose stage 1 makes some batche
     expect(early).toEqual([]);
     expect(t.log.filter((e) => e.startsWith('batch'))).toEqual([]);
     // A batch sealed after the failure is known is written and answered.
-    const c = committer.write(put('Lc'));
-    await t.waitFor('prepare 2: Lc');
-    t.finishPrepare(2);
-    await t.waitFor('batch 0: Lc (p2)');
+    const { written: c } = await intoStage2(t, committer, 'Lc', 2, 0);
     t.finishBatch(0);
     await c;
     await committer.applied();

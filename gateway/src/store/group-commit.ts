@@ -57,7 +57,10 @@ interface Waiter {
   reject: (err: unknown) => void;
 }
 
-/** A batch of at least this many writes, sealed within the last few ms, is steady load (lingerMs). */
+/**
+ * A batch of fewer writes is small (a quiet link: see #lastSmall); two in a row of at least this
+ * many, the last sealed within the last few ms, are steady load (lingerMs).
+ */
 const LINGER_FROM = 4;
 const STEADY_WITHIN_MS = 10;
 /** Batches whose stage 1 may be in flight at once (see #gather). */
@@ -307,7 +310,12 @@ export class GroupCommitter<P = unknown> {
    * while it saves nothing at that load: there is no larger batch to gather.
    */
   #smallAhead(): boolean {
-    return this.#lastBatch.writes < LINGER_FROM && this.#inFlight < MAX_BEHIND_STAGE2;
+    return this.#lastSmall && this.#inFlight < MAX_BEHIND_STAGE2;
+  }
+
+  /** The last batch sealed was small: a lone message or a few, not steady load. */
+  get #lastSmall(): boolean {
+    return this.#lastBatch.writes < LINGER_FROM;
   }
 
   /**
@@ -332,8 +340,7 @@ export class GroupCommitter<P = unknown> {
       // a message arriving meanwhile does not wait for the other's sync first. Larger batches
       // (steady load) rather wait and share the next sync.
       if (this.#stage1InFlight > 0) {
-        const small = this.#lastBatch.writes < LINGER_FROM && this.#stage1InFlight < MAX_STAGE1;
-        if (small) return;
+        if (this.#lastSmall && this.#stage1InFlight < MAX_STAGE1) return;
         await this.#stage1Last;
       }
       if (!this.#tail.settled && this.#waiters.length < this.#overlapAt && !this.#smallAhead()) {

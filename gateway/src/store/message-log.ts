@@ -71,6 +71,15 @@ const PREPARE_BEFORE = 16 * 1024 * 1024;
 const PREPARE_FROM = 8 * 1024 * 1024;
 let zeros: Buffer | undefined;
 
+/** Zero-fill `length` bytes (at most FILL_BYTES) at `from`; false when the write failed (only costs speed). */
+function zeroFill(handle: FileHandle, from: number, length: number): Promise<boolean> {
+  zeros ??= Buffer.alloc(FILL_BYTES);
+  return handle.write(zeros, 0, length, from).then(
+    () => true,
+    () => false,
+  );
+}
+
 const segmentName = (n: number): string => `${String(n).padStart(10, '0')}.seg`;
 /**
  * Segments are written with O_DSYNC: each write returns once its data is on the disk, so a batch
@@ -331,13 +340,8 @@ export class MessageLog {
       } catch {
         return undefined; // the roll tries again itself and reports what fails
       }
-      zeros ??= Buffer.alloc(FILL_BYTES);
       // A failed fill only costs speed: the segment's appends extend the file themselves.
-      const filled = await handle.write(zeros, 0, FILL_BYTES, 0).then(
-        () => FILL_BYTES,
-        () => 0,
-      );
-      return { handle, filled };
+      return { handle, filled: (await zeroFill(handle, 0, FILL_BYTES)) ? FILL_BYTES : 0 };
     })();
     this.#next = { segment, ready };
   }
@@ -348,16 +352,13 @@ export class MessageLog {
     const from = Math.max(this.#filledEnd, this.#position);
     const length = Math.min(FILL_BYTES, this.#segmentBytes + FILL_BYTES - from);
     const handle = this.#activeHandle;
-    zeros ??= Buffer.alloc(FILL_BYTES);
     const fill = {
       from,
       to: from + length,
-      done: handle.write(zeros, 0, length, from).then(
-        () => {
-          if (this.#activeHandle === handle && fill.to > this.#filledEnd) this.#filledEnd = fill.to;
-        },
-        () => undefined, // a failed fill only costs speed: appends extend the file themselves
-      ),
+      // A failed fill only costs speed: appends extend the file themselves.
+      done: zeroFill(handle, from, length).then((ok) => {
+        if (ok && this.#activeHandle === handle && fill.to > this.#filledEnd) this.#filledEnd = fill.to;
+      }),
     };
     this.#fill = fill;
     void fill.done.then(() => {
