@@ -500,8 +500,9 @@ export class EventStore implements GatewayStore {
       else {
         this.#liveSegments.delete(segment);
         // Nothing points into it any more, and LevelDB is synced past it: the file goes (the
-        // active segment stays).
-        if (segment !== this.#log.activeSegment) void this.#log.remove(segment).catch(() => undefined);
+        // active segment stays). Awaited (rare: a segment empties once per 64 MiB pruned), so
+        // that whoever waits for this batch, retention among them, finds the file gone.
+        if (segment !== this.#log.activeSegment) await this.#log.remove(segment).catch(() => undefined);
       }
     }
   }
