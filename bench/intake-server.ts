@@ -5,12 +5,10 @@
  * peer, @medplum/hl7's Hl7Server acknowledging from memory. Reports `{ ready, port }` over IPC;
  * exits on 'stop'.
  *
- *   intake-server <durable|durable-after-level|durable-level-as-started|volatile|log-only|peer> <dataDir>
+ *   intake-server <durable|durable-after-level|volatile|log-only|peer> <dataDir>
  *
  * 'durable-after-level' is the durable store answering a logged batch only once LevelDB has it
- * too (as before the answer at the commit point), for comparison. 'durable-level-as-started' is the
- * durable store leaving LevelDB's background thread at the priority LevelDB starts it with (see
- * background-priority.ts), for comparison.
+ * too (as before the answer at the commit point), for comparison.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Hl7Server, type Hl7MessageEvent } from '@medplum/hl7';
@@ -84,11 +82,10 @@ const send = (m: unknown, then?: () => void): void => {
   process.send?.(m, undefined, {}, () => then?.());
 };
 
-const durableModes = ['durable', 'durable-after-level', 'durable-level-as-started'];
-if (durableModes.includes(mode as string) || mode === 'volatile' || mode === 'log-only') {
+if (mode === 'durable' || mode === 'durable-after-level' || mode === 'volatile' || mode === 'log-only') {
   const store =
-    durableModes.includes(mode as string)
-      ? await EventStore.open({ dataDir: dataDir as string, pruneIntervalMs: 0, minFreeBytes: 0, answerAtCommitPoint: mode !== 'durable-after-level', lowerBackgroundPriority: mode !== 'durable-level-as-started' })
+    mode === 'durable' || mode === 'durable-after-level'
+      ? await EventStore.open({ dataDir: dataDir as string, pruneIntervalMs: 0, minFreeBytes: 0, answerAtCommitPoint: mode === 'durable' })
       : mode === 'log-only'
         ? await logOnlyStore(dataDir as string)
         : volatileStore();

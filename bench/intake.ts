@@ -32,7 +32,7 @@ const FIXED_MS = quick ? 5_000 : 15_000;
 const SUSTAINED_MS = quick ? 10_000 : 60_000;
 const WARMUP_MS = quick ? 1_000 : 2_000;
 
-type Mode = 'durable' | 'durable-after-level' | 'durable-level-as-started' | 'volatile' | 'log-only' | 'peer';
+type Mode = 'durable' | 'durable-after-level' | 'volatile' | 'log-only' | 'peer';
 
 interface Summary {
   msgPerSec: number;

@@ -14,7 +14,6 @@ import { GroupCommitter, type BatchOp } from './group-commit.ts';
 import { decodeMessage, decodeMessageRecord, encodeMessage } from './message-record.ts';
 import { MessageLog, RECORD_HEADER_BYTES, decodePointer, encodePointer, type LogPointer, type LogPosition } from './message-log.ts';
 import { decodeBatchRecord, decodePosition, encodeBatchRecord, encodePosition, isBatchRecord, type EncodedOp } from './batch-record.ts';
-import { lowerLevelDbBackgroundThread } from './background-priority.ts';
 import { KeyFilter } from './key-filter.ts';
 import { ShardedMap } from './sharded-map.ts';
 import type {
@@ -80,12 +79,6 @@ export interface EventStoreOptions {
    * false waits for LevelDB's write as well (the benchmark's comparison).
    */
   answerAtCommitPoint?: boolean;
-  /**
-   * Run LevelDB's background thread (flushes, compactions) at the lowest CPU priority (default
-   * true; see background-priority.ts); false leaves it as LevelDB starts it (the benchmark's
-   * comparison).
-   */
-  lowerBackgroundPriority?: boolean;
 }
 
 export type StoreHealth = 'ok' | 'failed' | 'full' | 'closed';
@@ -518,9 +511,6 @@ export class EventStore implements GatewayStore {
   static async open(options: EventStoreOptions): Promise<EventStore> {
     const location = `${options.dataDir.replace(/\/$/, '')}/store`;
     await mkdir(location, { recursive: true });
-    // Before LevelDB can start its background thread (at open, after a crash) and after the
-    // awaited mkdir has started libuv's workers: the thread is the next one named like them.
-    if (options.lowerBackgroundPriority !== false) lowerLevelDbBackgroundThread();
     const db = new Level<string, unknown>(location, {
       keyEncoding: 'utf8',
       valueEncoding: 'json',
