@@ -142,3 +142,46 @@ describe('a logged batch is answered at its commit point', () => {
     expect((await store.commit(inboundMessage('ED1'), [validated('ED1')])).duplicate).toBe(true);
   });
 });
+
+describe('partition counts while a batch is on its way into LevelDB', () => {
+  it("an event arriving while its partition's emptying is not in LevelDB yet still becomes leasable", async () => {
+    const store = await tmp.open();
+    const first = await store.commit(inboundMessage('PC1'), [resultValidated('PC-ORDER', 'k-pc-1')]);
+    const [lease] = await store.lease({ limit: 1 });
+    expect(lease?.events.map((e) => e.event.id)).toEqual(first.eventIds);
+    // The delivery empties the partition; its LevelDB write (the count's delete among it) is held.
+    const g = gate('other');
+    store.interceptLevelWrites(g.hook);
+    const delivered = store.complete(lease!, [{ eventId: first.eventIds[0]!, outcome: 'delivered' }]);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(g.held()).toBe(1);
+    // The same order's next message meanwhile: LevelDB still holds the partition's old count.
+    const second = store.commit(inboundMessage('PC2'), [resultValidated('PC-ORDER', 'k-pc-2')]);
+    g.open();
+    await delivered;
+    const { eventIds } = await second;
+    store.interceptLevelWrites(undefined);
+    const next = await store.lease({ limit: 10 });
+    expect(next.flatMap((l) => l.events.map((e) => e.event.id))).toEqual(eventIds);
+    expect(store.stats()).toMatchObject({ pending: 0, inFlight: 1, delivered: 1 });
+  });
+
+  it("the same holds when the partition's last event is discarded by an operator", async () => {
+    const store = await tmp.open();
+    const first = await store.commit(inboundMessage('PD1'), [resultValidated('PD-ORDER', 'k-pd-1')]);
+    const [lease] = await store.lease({ limit: 1 });
+    await store.complete(lease!, [{ eventId: first.eventIds[0]!, outcome: 'dead', reason: 'no product for this test code' }]);
+    const g = gate('other');
+    store.interceptLevelWrites(g.hook);
+    const discarded = store.discard(first.eventIds[0]!, 'operator', 'entered by hand in the ERP');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(g.held()).toBe(1);
+    const second = store.commit(inboundMessage('PD2'), [resultValidated('PD-ORDER', 'k-pd-2')]);
+    g.open();
+    await discarded;
+    const { eventIds } = await second;
+    store.interceptLevelWrites(undefined);
+    const next = await store.lease({ limit: 10 });
+    expect(next.flatMap((l) => l.events.map((e) => e.event.id))).toEqual(eventIds);
+  });
+});

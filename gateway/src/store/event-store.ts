@@ -856,7 +856,9 @@ export class EventStore implements GatewayStore {
     const known = drafts.map(() => values[i++] !== undefined);
     for (const pk of missing) {
       const stored = values[i++];
-      if (!this.#pcount.has(pk)) this.#pcount.set(pk, stored === undefined ? 0 : Number(stored));
+      // An absent count is 0 and stays uncached (#enqueueEvent counts from 0 anyway): a partition
+      // whose events were all skipped (a resend) would otherwise stay in the cache for good.
+      if (!this.#pcount.has(pk) && stored !== undefined) this.#pcount.set(pk, Number(stored));
     }
     return [existing, known];
   }
@@ -1025,6 +1027,24 @@ export class EventStore implements GatewayStore {
     this.#counts.pending++;
     if (this.#oldestPendingId === undefined) this.#oldestPendingId = id;
     return id;
+  }
+
+  /**
+   * A partition's count reached 0 and `written` deletes its `n` key. Until LevelDB has that
+   * batch, a look-up there would read the count from before, so the cache keeps the 0 (it is
+   * authoritative) and forgets it only once the batch is applied, if no event came meanwhile.
+   * (Forgotten at once, a message of the same order arriving in that window read the old count,
+   * took its partition for non-empty and gave it no due entry: its events were never leased.)
+   */
+  #forgetEmptyPartition(pk: string, written: Promise<unknown>): void {
+    void written
+      .then(() => this.#committer.applied())
+      .then(
+        () => {
+          if (this.#pcount.get(pk) === 0) this.#pcount.delete(pk);
+        },
+        () => undefined, // a failed batch clears the whole cache (the committer's undo)
+      );
   }
 
   /** One count write per partition touched by a commit (the last value wins in the batch anyway). */
@@ -1260,9 +1280,8 @@ export class EventStore implements GatewayStore {
           outcome satisfies never;
       }
     }
-    this.#pcount.set(pk, remaining);
+    this.#pcount.set(pk, Math.max(0, remaining));
     if (remaining <= 0) {
-      this.#pcount.delete(pk);
       ops.push({ type: 'del', sublevel: this.#sub.pcount, key: pk });
     } else {
       ops.push({ type: 'put', sublevel: this.#sub.pcount, key: pk, value: remaining });
@@ -1272,6 +1291,7 @@ export class EventStore implements GatewayStore {
     ops.push({ type: 'del', sublevel: this.#sub.lease, key: pk });
     this.#leased.delete(pk);
     const written = this.#committer.write(ops);
+    if (remaining <= 0) this.#forgetEmptyPartition(pk, written);
     written.catch((err: unknown) => {
       if (this.#health !== 'closed') this.#setHealth('failed', describeError(err));
     });
@@ -1338,7 +1358,7 @@ export class EventStore implements GatewayStore {
       ops.push({ type: 'put', sublevel: this.#sub.done, key: timeKey(now) + SEP + eventId, value: rec.event.correlationId });
       const remaining = (this.#pcount.get(pk) ?? 1) - 1;
       if (remaining <= 0) {
-        this.#pcount.delete(pk);
+        this.#pcount.set(pk, 0);
         ops.push({ type: 'del', sublevel: this.#sub.pcount, key: pk });
       } else {
         this.#pcount.set(pk, remaining);
@@ -1347,7 +1367,9 @@ export class EventStore implements GatewayStore {
         // A discarded dead head unblocks its partition.
         if (was === 'dead' && !this.#leased.has(pk)) ops.push({ type: 'put', sublevel: this.#sub.due, key: timeKey(now) + SEP + pk, value: '' });
       }
-      await this.#write(ops);
+      const written = this.#write(ops);
+      if (remaining <= 0) this.#forgetEmptyPartition(pk, written);
+      await written;
       void this.#refreshOldest();
       return rec;
     });
