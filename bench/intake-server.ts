@@ -10,7 +10,7 @@
  * 'durable-after-level' is the durable store answering a logged batch only once LevelDB has it
  * too (as before the answer at the commit point), for comparison.
  */
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { constants as perf, monitorEventLoopDelay, PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { Hl7Server, type Hl7MessageEvent } from '@medplum/hl7';
 import { MllpEndpoint } from '../gateway/src/ingress/mllp/mllp-endpoint.ts';
 import { silentLogger } from '../gateway/src/log.ts';
@@ -78,6 +78,24 @@ const [mode, dataDir] = process.argv.slice(2);
 const loopDelay = monitorEventLoopDelay({ resolution: 5 });
 loopDelay.enable();
 const loop = (): { p99Ms: number; maxMs: number } => ({ p99Ms: Math.round(loopDelay.percentile(99) / 1e4) / 100, maxMs: Math.round(loopDelay.max / 1e4) / 100 });
+// V8's collections over the server's life: full (mark-compact) and young-generation, with their
+// pauses; a sustained run's periodic latency peaks line up with the full ones.
+const gc = { full: { count: 0, totalMs: 0, maxMs: 0 }, young: { count: 0, totalMs: 0, maxMs: 0 } };
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries() as Array<PerformanceEntry & { detail?: { kind?: number } }>) {
+    const kind = entry.detail?.kind;
+    const into = kind === perf.NODE_PERFORMANCE_GC_MAJOR ? gc.full : kind === perf.NODE_PERFORMANCE_GC_MINOR ? gc.young : undefined;
+    if (!into) continue;
+    into.count++;
+    into.totalMs += entry.duration;
+    into.maxMs = Math.max(into.maxMs, entry.duration);
+  }
+}).observe({ entryTypes: ['gc'] });
+const gcSummary = (): typeof gc => {
+  const round = (x: number): number => Math.round(x * 100) / 100;
+  const one = (g: typeof gc.full): typeof gc.full => ({ count: g.count, totalMs: round(g.totalMs), maxMs: round(g.maxMs) });
+  return { full: one(gc.full), young: one(gc.young) };
+};
 const send = (m: unknown, then?: () => void): void => {
   process.send?.(m, undefined, {}, () => then?.());
 };
@@ -112,7 +130,7 @@ if (mode === 'durable' || mode === 'durable-after-level' || mode === 'volatile' 
         await endpoint.stop(5_000);
         const commit = { ...store.commitStats };
         await store.close();
-        send({ stopped: true, intake, commit, cpu: process.cpuUsage(), messages: intake.received, loop: loop() }, () => process.exit(0));
+        send({ stopped: true, intake, commit, cpu: process.cpuUsage(), messages: intake.received, loop: loop(), gc: gcSummary() }, () => process.exit(0));
       })();
     }
   });
@@ -130,7 +148,7 @@ if (mode === 'durable' || mode === 'durable-after-level' || mode === 'volatile' 
   process.on('message', (m: { cmd?: string }) => {
     if (m.cmd === 'stop') {
       void server.stop({ forceDrainTimeoutMs: 500 }).finally(() => {
-        send({ stopped: true, cpu: process.cpuUsage(), messages, loop: loop() }, () => process.exit(0));
+        send({ stopped: true, cpu: process.cpuUsage(), messages, loop: loop(), gc: gcSummary() }, () => process.exit(0));
       });
     }
   });

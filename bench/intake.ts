@@ -7,7 +7,7 @@
  *  2. ACK p99 at a fixed 1,000 msg/s (8 connections);
  *  3. sustained run at 80 % of the durable maximum, p99.9 (60 s; `--quick`: 10 s), and the peer at
  *     the same rate for context (the load generator shares the machine);
- *  diagnostics: the answer at the commit point against the answer after LevelDB's write too, at
+ *  diagnostics: every server run reports V8's full and young collections (count, pauses); the answer at the commit point against the answer after LevelDB's write too, at
  *  a fixed rate both keep up with (ACK latency, alternating pairs); the same endpoint over a store that keeps nothing, to separate the intake's own
  *  cost from the store's; and over a synced message-log append per batch with nothing indexed
  *  (the floor of a durable commit), to separate the cost of the sync from the indexes'. Every
@@ -95,6 +95,12 @@ let lastCommit: CommitStats | undefined;
 let lastCpuUsPerMessage: number | undefined;
 /** Event-loop delay of the last server (whole life): stalls show up here. */
 let lastLoop: { p99Ms: number; maxMs: number } | undefined;
+/** V8's collections in the last server (whole life): count, total and largest pause, full and young. */
+interface GcStats {
+  full: { count: number; totalMs: number; maxMs: number };
+  young: { count: number; totalMs: number; maxMs: number };
+}
+let lastGc: GcStats | undefined;
 
 async function withServer<T>(mode: Mode, body: (port: number) => Promise<T>): Promise<T> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'lab-gw-bench-intake-'));
@@ -104,8 +110,9 @@ async function withServer<T>(mode: Mode, body: (port: number) => Promise<T>): Pr
     return await body(port);
   } finally {
     const stopped = once(server, (m) => {
-      const msg = m as { stopped?: boolean; commit?: CommitStats; cpu?: { user: number; system: number }; messages?: number; loop?: { p99Ms: number; maxMs: number } };
+      const msg = m as { stopped?: boolean; commit?: CommitStats; cpu?: { user: number; system: number }; messages?: number; loop?: { p99Ms: number; maxMs: number }; gc?: GcStats };
       lastLoop = msg.loop;
+      lastGc = msg.gc;
       if (!msg.stopped) return undefined;
       lastCommit = msg.commit;
       lastCpuUsPerMessage = msg.cpu && msg.messages ? Math.round((msg.cpu.user + msg.cpu.system) / msg.messages) : undefined;
@@ -132,17 +139,18 @@ async function load(port: number, spec: Omit<LoadSpec, 'port' | 'runId'>): Promi
 async function measure(
   mode: Mode,
   spec: Omit<LoadSpec, 'port' | 'runId'>,
-): Promise<Summary & { serverCpuUsPerMessage?: number; serverEventLoopDelay?: { p99Ms: number; maxMs: number }; groupCommit?: { batches: number; messagesPerBatch: number } }> {
+): Promise<Summary & { serverCpuUsPerMessage?: number; serverEventLoopDelay?: { p99Ms: number; maxMs: number }; serverGc?: GcStats; groupCommit?: { batches: number; messagesPerBatch: number } }> {
   lastCommit = undefined;
   lastCpuUsPerMessage = undefined;
   lastLoop = undefined;
+  lastGc = undefined;
   const s = await withServer(mode, async (port) => {
     await load(port, { ...spec, durationMs: WARMUP_MS });
     const r = await load(port, spec);
     return spec.rate !== undefined ? { ...summarise(r), maxLatencyBySecondMs: r.maxBySecond } : summarise(r);
   });
   const c = lastCommit as CommitStats | undefined;
-  const cpu = { ...(lastCpuUsPerMessage !== undefined ? { serverCpuUsPerMessage: lastCpuUsPerMessage } : {}), ...(lastLoop ? { serverEventLoopDelay: lastLoop } : {}) };
+  const cpu = { ...(lastCpuUsPerMessage !== undefined ? { serverCpuUsPerMessage: lastCpuUsPerMessage } : {}), ...(lastLoop ? { serverEventLoopDelay: lastLoop } : {}), ...(lastGc ? { serverGc: lastGc } : {}) };
   const out = c && c.batches > 0 ? { ...s, ...cpu, groupCommit: { batches: c.batches, messagesPerBatch: Math.round((c.writes / c.batches) * 10) / 10 } } : { ...s, ...cpu };
   process.stderr.write(`${mode.padEnd(7)} ${JSON.stringify(spec)} → ${JSON.stringify(out)}\n`);
   return out;
