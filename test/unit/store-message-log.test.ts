@@ -3,6 +3,7 @@ import path from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { describe, expect, it } from 'vitest';
 import { MessageLog } from '../../gateway/src/store/message-log.ts';
+import type { Payload } from '../../gateway/src/store/message-record.ts';
 import type { InboundMessage } from '../../gateway/src/store/types.ts';
 import type { DraftEvent } from '../../gateway/src/events/types.ts';
 import { isGatewayError } from '../../gateway/src/errors.ts';
@@ -313,7 +314,7 @@ describe('message log', () => {
     await again.close();
   });
 
-  it('appends a large batch in several writes and reads every record back by its pointer', async () => {
+  it('appends a large batch in one write and reads every record back by its pointer', async () => {
     const log = await MessageLog.open(logDir());
     const payloads = Array.from({ length: 700 }, (_, i) => Buffer.from(`record ${i} `.repeat(1 + (i % 7))));
     const pointers = await log.append(payloads);
@@ -323,6 +324,29 @@ describe('message log', () => {
     // A pointer past what was written is an error, not stray bytes.
     const err = await log.read({ ...pointers[699]!, offset: pointers[699]!.offset + 5 }).catch((e: unknown) => e);
     expect(isGatewayError(err) && err.code).toBe('GW_STORE_CORRUPT');
+    await log.close();
+  });
+
+  it('encodes records given by size into its reused write buffer, beside plain buffers and records too large for it, side by side', async () => {
+    const log = await MessageLog.open(logDir());
+    const asPayload = (text: string): Payload => ({ size: Buffer.byteLength(text), writeTo: (out, at) => void out.write(text, at) });
+    const large = 'L'.repeat(1_500_000); // over a quarter of the write buffer: a buffer of its own
+    const expected: string[] = [];
+    const appends: Array<Promise<unknown>> = [];
+    for (let round = 0; round < 400; round++) {
+      const texts = Array.from({ length: 1 + (round % 5) }, (_, i) => `r${round}-${i} `.repeat(1 + ((round * 7 + i) % 300)));
+      if (round === 200) texts.push(large);
+      const trailer = `batch ${round}`;
+      expected.push(...texts, trailer);
+      // Up to three in flight at once, as the store's writes side by side.
+      appends.push(log.append(texts.map((t, i) => (i % 2 === 0 ? asPayload(t) : Buffer.from(t))), () => asPayload(trailer)));
+      if (appends.length === 3) await appends.shift();
+    }
+    await Promise.all(appends);
+    const all: string[] = [];
+    for await (const payload of log.scan({ segment: 1, offset: 0 })) all.push(payload.toString());
+    expect(all.length).toBe(expected.length);
+    expect(all).toEqual(expected);
     await log.close();
   });
 

@@ -13,6 +13,7 @@
  */
 import { GatewayError } from '../errors.ts';
 import type { LogPosition } from './message-log.ts';
+import { payloadBytes, type Payload } from './message-record.ts';
 
 /** A LevelDB operation as written: prefixed key, encoded value, `null` for a delete. */
 export type EncodedOp = [key: string, value: string | Buffer | null];
@@ -21,13 +22,21 @@ const FORMAT = 0xb7;
 
 export const isBatchRecord = (payload: Buffer): boolean => payload[0] === FORMAT;
 
-export function encodeBatchRecord(ops: EncodedOp[]): Buffer {
+/** The record's size; `writeTo` encodes the operations as they are when it is called. */
+export function batchRecordPayload(ops: EncodedOp[]): Payload {
   let size = 5;
   for (const [key, value] of ops) size += 5 + Buffer.byteLength(key) + (value === null ? 0 : 4 + (typeof value === 'string' ? Buffer.byteLength(value) : value.length));
-  const out = Buffer.allocUnsafe(size);
-  out[0] = FORMAT;
-  out.writeUInt32BE(ops.length, 1);
-  let at = 5;
+  return { size, writeTo: (out, at) => writeBatchRecord(ops, out, at) };
+}
+
+export function encodeBatchRecord(ops: EncodedOp[]): Buffer {
+  return payloadBytes(batchRecordPayload(ops));
+}
+
+function writeBatchRecord(ops: EncodedOp[], out: Buffer, start: number): void {
+  out[start] = FORMAT;
+  out.writeUInt32BE(ops.length, start + 1);
+  let at = start + 5;
   for (const [key, value] of ops) {
     out[at] = value === null ? 0 : typeof value === 'string' ? 1 : 2;
     const keyBytes = out.write(key, at + 5, 'utf8');
@@ -38,7 +47,6 @@ export function encodeBatchRecord(ops: EncodedOp[]): Buffer {
     out.writeUInt32BE(valueBytes, at);
     at += 4 + valueBytes;
   }
-  return out;
 }
 
 export function decodeBatchRecord(payload: Buffer): EncodedOp[] {

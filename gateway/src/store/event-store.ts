@@ -11,9 +11,9 @@ import { EVENT_SCHEMA_VERSION } from '../events/types.ts';
 import { GatewayError, describeError } from '../errors.ts';
 import { IdGenerator, idTime } from '../ids.ts';
 import { GroupCommitter, type BatchOp } from './group-commit.ts';
-import { decodeMessage, decodeMessageRecord, encodeMessage } from './message-record.ts';
+import { decodeMessage, decodeMessageRecord, encodeMessage, messagePayload, payloadBytes, type Payload } from './message-record.ts';
 import { MessageLog, RECORD_HEADER_BYTES, decodePointer, encodePointer, type LogPointer, type LogPosition } from './message-log.ts';
-import { decodeBatchRecord, decodePosition, encodeBatchRecord, encodePosition, isBatchRecord, type EncodedOp } from './batch-record.ts';
+import { batchRecordPayload, decodeBatchRecord, decodePosition, encodePosition, isBatchRecord, type EncodedOp } from './batch-record.ts';
 import { KeyFilter } from './key-filter.ts';
 import { ShardedMap } from './sharded-map.ts';
 import type {
@@ -153,13 +153,17 @@ const BODY_CACHE_SIZE = 8192;
 
 /** The value of a message put that goes to the message log; the store writes its pointer. */
 interface LogEntry {
-  log: Buffer;
+  /** The packed record: encoded by the message log into its write buffer (new messages), or bytes read back. */
+  log: Buffer | Payload;
   duplicates: number;
   /** Set when an existing message moves to the active segment (retention). */
   fromSegment?: number;
 }
 
-const isLogEntry = (v: unknown): v is LogEntry => typeof v === 'object' && v !== null && Buffer.isBuffer((v as LogEntry).log);
+const isLogEntry = (v: unknown): v is LogEntry => {
+  const log = typeof v === 'object' && v !== null ? (v as Partial<LogEntry>).log : undefined;
+  return Buffer.isBuffer(log) || (typeof log === 'object' && log !== null && typeof log.writeTo === 'function');
+};
 
 /** classic-level's implementation methods used for writing batches (see #writeBatch). */
 interface NativeBatch {
@@ -380,7 +384,7 @@ export class EventStore implements GatewayStore {
   }
 
   async #prepareInTurn(ops: BatchOp[], encoded: () => void): Promise<PreparedBatch> {
-    const payloads: Buffer[] = [];
+    const payloads: Array<Buffer | Payload> = [];
     let movable = true;
     for (const op of ops) {
       if (op.type !== 'put' || op.sublevel !== this.#sub.msg || !isLogEntry(op.value)) continue;
@@ -396,14 +400,12 @@ export class EventStore implements GatewayStore {
     await this.#log.append(payloads, (pointers, at) => {
       prepared = this.#encode(ops, pointers, true);
       // The checkpoint (the last operation) names where the log continues after this record. Its
-      // value has a fixed width, so the record is encoded once with a stand-in value and the real
-      // one, known from the record's size, is written over the stand-in's bytes at its end.
-      const record = encodeBatchRecord(prepared.pairs);
-      const end = { segment: at.segment, offset: at.offset + RECORD_HEADER_BYTES + record.length };
-      const value = checkpointValue(end);
+      // value has a fixed width, so the record's size is known with the stand-in value, and the
+      // record is encoded (by the log, right after this returns) with the real one.
+      const record = batchRecordPayload(prepared.pairs);
+      const end = { segment: at.segment, offset: at.offset + RECORD_HEADER_BYTES + record.size };
       prepared.end = end;
-      (prepared.pairs[prepared.pairs.length - 1] as EncodedOp)[1] = value;
-      record.write(value, record.length - value.length, 'latin1');
+      (prepared.pairs[prepared.pairs.length - 1] as EncodedOp)[1] = checkpointValue(end);
       encoded();
       return record;
     });
@@ -430,7 +432,7 @@ export class EventStore implements GatewayStore {
         if (op.logSegment !== undefined) bump(op.logSegment, -1);
       } else if (op.sublevel === this.#sub.msg && isLogEntry(op.value) && pointers === 'inline') {
         // The packed record itself (its duplicate count is 0: only new messages go inline).
-        pairs.push([key, op.value.log]);
+        pairs.push([key, payloadBytes(op.value.log)]);
       } else if (op.sublevel === this.#sub.msg && isLogEntry(op.value)) {
         const entry = op.value;
         const pointer = pointers === 'inline' ? undefined : pointers[next++];
@@ -919,7 +921,7 @@ export class EventStore implements GatewayStore {
       ...(message.dedupKey !== undefined ? { dedupKey: message.dedupKey } : {}),
       ...(committed.length > 0 ? { events: committed } : {}),
     };
-    ops.push({ type: 'put', sublevel: this.#sub.msg, key: messageId, value: { log: encodeMessage(record, message.raw, message.ack), duplicates: 0 } satisfies LogEntry });
+    ops.push({ type: 'put', sublevel: this.#sub.msg, key: messageId, value: { log: messagePayload(record, message.raw, message.ack), duplicates: 0 } satisfies LogEntry });
     if (message.dedupKey !== undefined) {
       ops.push({ type: 'put', sublevel: this.#sub.dedup, key: message.dedupKey, value: messageId });
       this.#keyFilter.add(this.#prefix.dedup + message.dedupKey);

@@ -19,6 +19,8 @@ import { mkdir, open, readdir, unlink, type FileHandle } from 'node:fs/promises'
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { GatewayError } from '../errors.ts';
+import type { Payload } from './message-record.ts';
+import { WriteArena } from './write-arena.ts';
 
 export interface LogPointer {
   segment: number;
@@ -44,8 +46,6 @@ export interface MessageLogOptions {
 const HEADER = 8;
 /** Bytes before each record's payload: its length and CRC. */
 export const RECORD_HEADER_BYTES = HEADER;
-/** Well under IOV_MAX (1024): buffers per writev call. */
-const MAX_IOV = 512;
 const NAME = /^(\d{10})\.seg$/;
 const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 /**
@@ -80,6 +80,19 @@ function zeroFill(handle: FileHandle, from: number, length: number): Promise<boo
   );
 }
 
+/** An append as reserved: where it goes, its encoded bytes, and the arena slice to give back. */
+interface Place {
+  handle: FileHandle;
+  start: number;
+  end: number;
+  /** Every record of the append, headers included, as written from `start`. */
+  bytes: Buffer;
+  pointers: LogPointer[];
+  release: () => void;
+}
+
+const sizeOf = (payload: Buffer | Payload): number => (Buffer.isBuffer(payload) ? payload.length : payload.size);
+
 const segmentName = (n: number): string => `${String(n).padStart(10, '0')}.seg`;
 /**
  * Segments are written with O_DSYNC: each write returns once its data is on the disk, so a batch
@@ -109,6 +122,8 @@ export class MessageLog {
   readonly #writes = new Set<Promise<void>>();
   /** A write to the active segment failed: the next append starts a new segment. */
   #gap = false;
+  /** Where appends encode their records (write-arena.ts). */
+  readonly #arena = new WriteArena();
   /**
    * The next segment, created and zero-filled ahead of the roll (see PREPARE_BEFORE); undefined
    * when its creation failed (the roll then creates it itself). Not in #segments until active.
@@ -159,11 +174,11 @@ export class MessageLog {
    * fails leaves a gap that ends its segment's records for a reader, so the next append starts
    * a new segment: nothing written after the gap would otherwise be reachable by a replay.
    */
-  async append(payloads: Buffer[], trailer?: (pointers: LogPointer[], at: LogPosition) => Buffer): Promise<LogPointer[]> {
+  async append(payloads: Array<Buffer | Payload>, trailer?: (pointers: LogPointer[], at: LogPosition) => Buffer | Payload): Promise<LogPointer[]> {
     const turn = this.#reserving;
     let reserved!: () => void;
     this.#reserving = new Promise<void>((resolve) => (reserved = resolve));
-    let place: { handle: FileHandle; start: number; end: number; buffers: Buffer[]; pointers: LogPointer[] };
+    let place: Place;
     try {
       await turn;
       place = await this.#reserve(payloads, trailer);
@@ -180,51 +195,59 @@ export class MessageLog {
     return place.pointers;
   }
 
-  async #reserve(
-    payloads: Buffer[],
-    trailer: ((pointers: LogPointer[], at: LogPosition) => Buffer) | undefined,
-  ): Promise<{ handle: FileHandle; start: number; end: number; buffers: Buffer[]; pointers: LogPointer[] }> {
+  /**
+   * The append's place in the log, and its records encoded into one slice of the write arena
+   * (write-arena.ts): headers and payloads side by side, so the write is one buffer and no record
+   * needs a buffer of its own.
+   */
+  async #reserve(payloads: Array<Buffer | Payload>, trailer: ((pointers: LogPointer[], at: LogPosition) => Buffer | Payload) | undefined): Promise<Place> {
     if (this.#closed) throw new GatewayError('GW_STORE_UNAVAILABLE', 'the message log is closed');
     if (this.#position >= this.#segmentBytes || this.#gap) await this.#roll();
     const segment = this.#active;
     const handle = this.#activeHandle;
     const start = this.#position;
     const pointers: LogPointer[] = [];
-    const buffers: Buffer[] = [];
     let offset = start;
-    const add = (payload: Buffer): LogPointer => {
-      const header = Buffer.allocUnsafe(HEADER);
-      header.writeUInt32BE(payload.length, 0);
-      header.writeUInt32BE(crc32(payload), 4);
-      buffers.push(header, payload);
-      const pointer = { segment, offset, length: payload.length };
-      offset += HEADER + payload.length;
-      return pointer;
-    };
-    for (const payload of payloads) pointers.push(add(payload));
-    if (trailer) add(trailer(pointers, { segment, offset }));
+    for (const payload of payloads) {
+      const length = sizeOf(payload);
+      pointers.push({ segment, offset, length });
+      offset += HEADER + length;
+    }
+    const records = [...payloads];
+    if (trailer) {
+      const last = trailer(pointers, { segment, offset });
+      records.push(last);
+      offset += HEADER + sizeOf(last);
+    }
+    const slice = this.#arena.take(offset - start);
+    const out = slice.bytes;
+    let at = 0;
+    for (const record of records) {
+      const length = sizeOf(record);
+      if (Buffer.isBuffer(record)) record.copy(out, at + HEADER);
+      else record.writeTo(out, at + HEADER);
+      out.writeUInt32BE(length, at);
+      out.writeUInt32BE(crc32(out.subarray(at + HEADER, at + HEADER + length)), at + 4);
+      at += HEADER + length;
+    }
     this.#position = offset;
     this.#prepareNext();
-    return { handle, start, end: offset, buffers, pointers };
+    return { handle, start, end: offset, bytes: out, pointers, release: slice.release };
   }
 
-  async #write(place: { handle: FileHandle; start: number; end: number; buffers: Buffer[] }): Promise<void> {
+  async #write(place: Place): Promise<void> {
     try {
       // Never write where a zero fill is still writing.
       if (this.#fill && place.end > this.#fill.from) await this.#fill.done;
-      let position = place.start;
-      for (let i = 0; i < place.buffers.length; i += MAX_IOV) {
-        const chunk = place.buffers.slice(i, i + MAX_IOV);
-        const expected = chunk.reduce((n, b) => n + b.length, 0);
-        const { bytesWritten } = await place.handle.writev(chunk, position);
-        if (bytesWritten !== expected) throw new GatewayError('GW_STORE_UNAVAILABLE', `short write to the message log (${bytesWritten} of ${expected} bytes)`);
-        position += expected;
-      }
+      const { bytesWritten } = await place.handle.writev([place.bytes], place.start);
+      if (bytesWritten !== place.bytes.length) throw new GatewayError('GW_STORE_UNAVAILABLE', `short write to the message log (${bytesWritten} of ${place.bytes.length} bytes)`);
     } catch (err) {
       // Appends reserved after this one fail with it in the store (their batches were sealed
       // behind it); whatever they wrote lies past the gap, where no reader goes.
       if (place.handle === this.#activeHandle) this.#gap = true;
       throw err;
+    } finally {
+      place.release();
     }
     if (place.handle === this.#activeHandle && place.end > this.#filledEnd) this.#filledEnd = place.end;
     this.#fillAhead();

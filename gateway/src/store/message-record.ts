@@ -20,17 +20,43 @@ export interface PackedMessage<R> {
   ack?: Buffer;
 }
 
-export function encodeMessage(record: object, raw: Buffer, ack?: Buffer): Buffer {
+/**
+ * Bytes written where the writer places them: the message log encodes a batch's records straight
+ * into its reusable write buffer instead of allocating a buffer per record (see message-log.ts,
+ * "write arena").
+ */
+export interface Payload {
+  readonly size: number;
+  writeTo(out: Buffer, at: number): void;
+}
+
+/** A packed message not yet written anywhere: its size is known, its bytes are written on demand. */
+export function messagePayload(record: object, raw: Buffer, ack?: Buffer): Payload {
   const json = JSON.stringify(record);
   const jsonBytes = Buffer.byteLength(json, 'utf8');
-  const out = Buffer.allocUnsafe(HEAD + jsonBytes + raw.length + (ack?.length ?? 0));
-  out[0] = FORMAT;
-  out.writeUInt32BE(jsonBytes, 1);
-  out.writeUInt32BE(raw.length, 5);
-  out.write(json, HEAD, jsonBytes, 'utf8');
-  raw.copy(out, HEAD + jsonBytes);
-  ack?.copy(out, HEAD + jsonBytes + raw.length);
+  return {
+    size: HEAD + jsonBytes + raw.length + (ack?.length ?? 0),
+    writeTo(out: Buffer, at: number): void {
+      out[at] = FORMAT;
+      out.writeUInt32BE(jsonBytes, at + 1);
+      out.writeUInt32BE(raw.length, at + 5);
+      out.write(json, at + HEAD, jsonBytes, 'utf8');
+      raw.copy(out, at + HEAD + jsonBytes);
+      ack?.copy(out, at + HEAD + jsonBytes + raw.length);
+    },
+  };
+}
+
+/** A payload's bytes in a buffer of their own (a Buffer is returned as it is). */
+export function payloadBytes(payload: Payload | Buffer): Buffer {
+  if (Buffer.isBuffer(payload)) return payload;
+  const out = Buffer.allocUnsafe(payload.size);
+  payload.writeTo(out, 0);
   return out;
+}
+
+export function encodeMessage(record: object, raw: Buffer, ack?: Buffer): Buffer {
+  return payloadBytes(messagePayload(record, raw, ack));
 }
 
 /** The metadata only (listings read many records and need no bytes). */
