@@ -671,7 +671,12 @@ export class EventStore implements GatewayStore {
         { type: 'put', sublevel: this.#sub.meta, key: 'probe', value: Date.now() },
         { type: 'put', sublevel: this.#sub.meta, key: 'w', value: encodePosition(this.#log.end) },
       ]);
-      await this.#resync();
+      // Reloaded under the queue lock and after every write queued meanwhile: a delivery the relay
+      // completed right after the probe is then in what is read, not overwritten by it.
+      await this.#withQueueLock(async () => {
+        await this.#committer.barrier();
+        await this.#resync();
+      });
       this.#setHealth('ok');
     } catch (err) {
       this.#setHealth('failed', describeError(err));
@@ -806,7 +811,17 @@ export class EventStore implements GatewayStore {
     }
   }
 
-  async #commit(message: InboundMessage, drafts: DraftEvent[]): Promise<CommitResult> {
+  /**
+   * The message's dedup key led to a message that is gone (retention deleted it while the key was
+   * being read): commit it again from the look-up, as new. Once only: by then LevelDB has the
+   * deletion, so the key is not found again.
+   */
+  #commitAgain(message: InboundMessage, drafts: DraftEvent[], retried: boolean): Promise<CommitResult> {
+    if (retried) throw new GatewayError('GW_STORE_STATE', `the message for ${message.dedupKey ?? 'this resend'} is gone but its dedup key remains`);
+    return this.#commit(message, drafts, true);
+  }
+
+  async #commit(message: InboundMessage, drafts: DraftEvent[], retried = false): Promise<CommitResult> {
     const dedupKey = message.dedupKey;
     let inflight = dedupKey !== undefined ? this.#inflightDedup.get(dedupKey) : undefined;
     let known: boolean[] | undefined;
@@ -814,14 +829,14 @@ export class EventStore implements GatewayStore {
       // One round of parallel look-ups: the message's dedup key, the events' idempotency keys and
       // the counts of partitions not cached yet.
       const [existing, found] = this.#lookup(drafts, dedupKey);
-      if (existing !== undefined) return this.#recordDuplicate(existing);
+      if (existing !== undefined) return (await this.#recordDuplicate(existing)) ?? this.#commitAgain(message, drafts, retried);
       known = found;
       // Another commit of the same key may have started while we looked.
       if (dedupKey !== undefined) inflight = this.#inflightDedup.get(dedupKey);
     }
     if (inflight) {
       const original = await inflight.catch(() => undefined);
-      if (original) return this.#recordDuplicate(original.messageId);
+      if (original) return (await this.#recordDuplicate(original.messageId)) ?? this.#commitAgain(message, drafts, retried);
       known = this.#lookup(drafts)[1]; // the original failed: this one takes its place
     }
     this.#assertWritable();
@@ -865,19 +880,30 @@ export class EventStore implements GatewayStore {
     return [existing, known];
   }
 
-  async #recordDuplicate(messageId: string): Promise<CommitResult> {
+  /**
+   * A resend of a stored message: its stored ACK, and one more on its duplicate count. Undefined
+   * when the message is gone (retention deleted it while its dedup key was read): the caller
+   * commits the resend as a new message.
+   */
+  async #recordDuplicate(messageId: string): Promise<CommitResult | undefined> {
     const stored = await this.#readMessage(messageId);
-    const ack = stored?.ack;
+    if (!stored) return undefined;
     this.#intake.received++;
     this.#intake.duplicates++;
-    if (stored) {
-      stored.record.duplicates++;
-      // The count lives in the pointer (the logged record is never rewritten); a message of the
-      // earlier layout moves into the log. Not worth delaying the reply: fire and forget.
-      const value = stored.pointer ? encodePointer(stored.pointer, stored.record.duplicates) : ({ log: encodeMessage(stored.record, stored.raw, stored.ack), duplicates: stored.record.duplicates } satisfies LogEntry);
-      this.#committer.write([{ type: 'put', sublevel: this.#sub.msg, key: messageId, value }]).catch(() => undefined);
-    }
-    return { messageId, duplicate: true, ack, eventIds: [], skippedEvents: 0 };
+    // The count lives in the pointer (the logged record is never rewritten); a message of the
+    // earlier layout moves into the log. Not worth delaying the reply, so not awaited; but read
+    // again and written under the queue lock, after every write queued before: two resends at
+    // once both count, and a pointer read before retention moved the message (and deleted its
+    // old segment) is never written back over the new one.
+    void this.#withQueueLock(async () => {
+      await this.#committer.barrier();
+      const current = await this.#readMessage(messageId);
+      if (!current) return;
+      const duplicates = current.record.duplicates + 1;
+      const value = current.pointer ? encodePointer(current.pointer, duplicates) : ({ log: encodeMessage({ ...current.record, duplicates }, current.raw, current.ack), duplicates } satisfies LogEntry);
+      await this.#committer.write([{ type: 'put', sublevel: this.#sub.msg, key: messageId, value }]);
+    }).catch(() => undefined);
+    return { messageId, duplicate: true, ack: stored.ack, eventIds: [], skippedEvents: 0 };
   }
 
   async #commitNew(message: InboundMessage, drafts: DraftEvent[], known: boolean[]): Promise<CommitResult> {
@@ -1763,7 +1789,8 @@ export class EventStore implements GatewayStore {
 
   /** Resolves when every write queued so far is on disk. */
   flush(): Promise<void> {
-    return this.#committer.barrier();
+    // Relay-side updates and duplicate counts queue behind the queue lock first.
+    return this.#queueLock.catch(() => undefined).then(() => this.#committer.barrier());
   }
 
   /** Idempotent: waits for queued writes, then closes LevelDB. */

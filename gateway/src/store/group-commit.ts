@@ -92,7 +92,11 @@ export class GroupCommitter<P = unknown> {
   #writing = false;
   #scheduled = false;
   /** Stage 2 of the last batch handed over (settles after every earlier one), and whether it has. */
-  #tail: { done: Promise<void>; settled: boolean; applied?: Promise<void> } = { done: Promise.resolve(), settled: true };
+  /**
+   * The last batch sealed. `behind`: writes were queued while it was still being written; their
+   * in-memory effects were taken on top of its own, so the batch that holds them fails with it.
+   */
+  #tail: { done: Promise<void>; settled: boolean; behind?: boolean; applied?: Promise<void> } = { done: Promise.resolve(), settled: true };
   #inFlight = 0;
   /** Batches in stage 1, and the stage 1 of the last batch sealed (settles after its writes). */
   #stage1InFlight = 0;
@@ -151,6 +155,7 @@ export class GroupCommitter<P = unknown> {
     return new Promise<void>((resolve, reject) => {
       for (const op of ops) this.#ops.push(op);
       this.#waiters.push({ resolve, reject });
+      if (!this.#tail.settled) this.#tail.behind = true;
       this.stats.writes++;
       if (this.#enough && this.#waiters.length >= this.#enoughAt) this.#enough();
       this.#schedule();
@@ -202,9 +207,12 @@ export class GroupCommitter<P = unknown> {
         this.#lastBatch = { writes: waiters.length, at: performance.now(), before: this.#lastBatch.writes };
         if (this.#stage1InFlight > 0) this.stats.besideStage1++;
         // A batch sealed while its predecessor was still being written fails with it (its counters
-        // were taken on top of the predecessor's); one sealed after a failure was known does not.
+        // were taken on top of the predecessor's), and so does one holding writes queued meanwhile
+        // (sealed later, after a large predecessor: their in-memory effects, e.g. a partition's
+        // count and whether it gets a due entry, were decided on top of it). One whose writes all
+        // came after a failure was known does not.
         const previous = this.#tail;
-        const poisoned = !previous.settled;
+        const poisoned = !previous.settled || previous.behind === true;
         const before = previous.done;
         let prepared: P | undefined;
         let failed: unknown;
