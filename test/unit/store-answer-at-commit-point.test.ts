@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { DraftEvent } from '../../gateway/src/events/types.ts';
 import { isGatewayError } from '../../gateway/src/errors.ts';
+import type { EventStore } from '../../gateway/src/store/event-store.ts';
 import { useTempStore } from '../fixtures/store/temp-store.ts';
 import { inboundMessage, resultValidated } from '../fixtures/store/inbound.ts';
 
@@ -143,26 +144,33 @@ describe('a logged batch is answered at its commit point', () => {
   });
 });
 
+/**
+ * `empty` empties the order's partition (its last event delivered or discarded) with the LevelDB
+ * write of that batch held; the order's next message comes meanwhile, when LevelDB still has the
+ * partition's old count. Returns the next message's events and what the relay can lease after.
+ */
+async function nextEventWhileEmptying(store: EventStore, accession: string, empty: () => Promise<unknown>): Promise<{ eventIds: string[]; leased: string[] }> {
+  const g = gate('other');
+  store.interceptLevelWrites(g.hook);
+  const emptied = empty();
+  await expect.poll(() => g.held(), { timeout: 5_000 }).toBe(1);
+  const second = store.commit(inboundMessage(`${accession}-2`), [resultValidated(accession, `k-${accession}-2`)]);
+  g.open();
+  await emptied;
+  const { eventIds } = await second;
+  store.interceptLevelWrites(undefined);
+  const next = await store.lease({ limit: 10 });
+  return { eventIds, leased: next.flatMap((l) => l.events.map((e) => e.event.id)) };
+}
+
 describe('partition counts while a batch is on its way into LevelDB', () => {
   it("an event arriving while its partition's emptying is not in LevelDB yet still becomes leasable", async () => {
     const store = await tmp.open();
     const first = await store.commit(inboundMessage('PC1'), [resultValidated('PC-ORDER', 'k-pc-1')]);
     const [lease] = await store.lease({ limit: 1 });
     expect(lease?.events.map((e) => e.event.id)).toEqual(first.eventIds);
-    // The delivery empties the partition; its LevelDB write (the count's delete among it) is held.
-    const g = gate('other');
-    store.interceptLevelWrites(g.hook);
-    const delivered = store.complete(lease!, [{ eventId: first.eventIds[0]!, outcome: 'delivered' }]);
-    await new Promise((r) => setTimeout(r, 20));
-    expect(g.held()).toBe(1);
-    // The same order's next message meanwhile: LevelDB still holds the partition's old count.
-    const second = store.commit(inboundMessage('PC2'), [resultValidated('PC-ORDER', 'k-pc-2')]);
-    g.open();
-    await delivered;
-    const { eventIds } = await second;
-    store.interceptLevelWrites(undefined);
-    const next = await store.lease({ limit: 10 });
-    expect(next.flatMap((l) => l.events.map((e) => e.event.id))).toEqual(eventIds);
+    const { eventIds, leased } = await nextEventWhileEmptying(store, 'PC-ORDER', () => store.complete(lease!, [{ eventId: first.eventIds[0]!, outcome: 'delivered' }]));
+    expect(leased).toEqual(eventIds);
     expect(store.stats()).toMatchObject({ pending: 0, inFlight: 1, delivered: 1 });
   });
 
@@ -171,17 +179,7 @@ describe('partition counts while a batch is on its way into LevelDB', () => {
     const first = await store.commit(inboundMessage('PD1'), [resultValidated('PD-ORDER', 'k-pd-1')]);
     const [lease] = await store.lease({ limit: 1 });
     await store.complete(lease!, [{ eventId: first.eventIds[0]!, outcome: 'dead', reason: 'no product for this test code' }]);
-    const g = gate('other');
-    store.interceptLevelWrites(g.hook);
-    const discarded = store.discard(first.eventIds[0]!, 'operator', 'entered by hand in the ERP');
-    await new Promise((r) => setTimeout(r, 20));
-    expect(g.held()).toBe(1);
-    const second = store.commit(inboundMessage('PD2'), [resultValidated('PD-ORDER', 'k-pd-2')]);
-    g.open();
-    await discarded;
-    const { eventIds } = await second;
-    store.interceptLevelWrites(undefined);
-    const next = await store.lease({ limit: 10 });
-    expect(next.flatMap((l) => l.events.map((e) => e.event.id))).toEqual(eventIds);
+    const { eventIds, leased } = await nextEventWhileEmptying(store, 'PD-ORDER', () => store.discard(first.eventIds[0]!, 'operator', 'entered by hand in the ERP'));
+    expect(leased).toEqual(eventIds);
   });
 });

@@ -8,6 +8,7 @@ import type { InboundMessage } from '../../gateway/src/store/types.ts';
 import type { DraftEvent } from '../../gateway/src/events/types.ts';
 import { isGatewayError } from '../../gateway/src/errors.ts';
 import { useTempStore } from '../fixtures/store/temp-store.ts';
+import { eio, hookFileHandle } from '../fixtures/store/file-handle-hook.ts';
 import { inboundMessage, resultValidated as validated } from '../fixtures/store/inbound.ts';
 
 const tmp = useTempStore('lgw-msglog-', { pruneIntervalMs: 0, healthCheckIntervalMs: 50, minFreeBytes: 0, messageLogMinBatch: 1 });
@@ -37,23 +38,16 @@ function message(controlId: string, extra: Partial<InboundMessage> = {}): Inboun
  * following write has been issued beside it; later writes go through. `restore` puts writev back.
  */
 async function failFirstWriteBesideSecond(): Promise<{ restore: () => void; calls: () => number }> {
-  const probe = await openFile(path.join(tmp.dir, 'probe'), 'w');
-  const proto = Object.getPrototypeOf(probe) as { writev: (...args: unknown[]) => Promise<unknown> };
-  await probe.close();
-  const writev = proto.writev;
-  let calls = 0;
   let secondIssued!: () => void;
   const second = new Promise<void>((r) => (secondIssued = r));
-  proto.writev = async function (this: unknown, ...args: unknown[]) {
-    calls++;
-    if (calls === 1) {
+  return hookFileHandle(tmp.dir, 'writev', async (call, original) => {
+    if (call === 1) {
       await second;
-      throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+      throw eio();
     }
-    if (calls === 2) secondIssued();
-    return writev.apply(this, args);
-  };
-  return { restore: () => void (proto.writev = writev), calls: () => calls };
+    if (call === 2) secondIssued();
+    return original();
+  });
 }
 
 describe('message log', () => {

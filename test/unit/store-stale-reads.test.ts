@@ -1,8 +1,7 @@
-import { open as openFile } from 'node:fs/promises';
-import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { isGatewayError } from '../../gateway/src/errors.ts';
 import { useTempStore } from '../fixtures/store/temp-store.ts';
+import { eio, hookFileHandle } from '../fixtures/store/file-handle-hook.ts';
 import { inboundMessage, resultValidated } from '../fixtures/store/inbound.ts';
 
 // One class of race: the store's in-memory state changes when an operation is queued, while the
@@ -224,45 +223,25 @@ describe('reads beside writes: in-memory state ahead of LevelDB', () => {
   }
 });
 
-/**
- * The first message-log read (a FileHandle's read) from now on is held until `release()`; every
- * other read goes through. `restore` puts read back.
- */
+/** The first message-log read from now on is held until `release()`; every other read goes through. */
 async function holdFirstLogRead(): Promise<{ calls: () => number; release: () => void; restore: () => void }> {
-  const probe = await openFile(path.join(tmp.dir, 'probe-read'), 'w');
-  const proto = Object.getPrototypeOf(probe) as { read: (...args: unknown[]) => Promise<unknown> };
-  await probe.close();
-  const read = proto.read;
-  let calls = 0;
   let release!: () => void;
   const released = new Promise<void>((r) => (release = r));
-  proto.read = async function (this: unknown, ...args: unknown[]) {
-    calls++;
-    if (calls === 1) await released;
-    return read.apply(this, args);
-  };
-  return { calls: () => calls, release: () => release(), restore: () => void (proto.read = read) };
+  const hook = await hookFileHandle(tmp.dir, 'read', async (call, original) => {
+    if (call === 1) await released;
+    return original();
+  });
+  return { ...hook, release: () => release() };
 }
 
-/**
- * The first message-log append (a FileHandle's writev) from now on is held until `fail()`, then
- * fails with EIO; every other writev goes through. `restore` puts writev back.
- */
+/** The first message-log append from now on is held until `fail()`, then fails with EIO; every other goes through. */
 async function holdFirstLogWrite(): Promise<{ calls: () => number; fail: () => void; restore: () => void }> {
-  const probe = await openFile(path.join(tmp.dir, 'probe-writev'), 'w');
-  const proto = Object.getPrototypeOf(probe) as { writev: (...args: unknown[]) => Promise<unknown> };
-  await probe.close();
-  const writev = proto.writev;
-  let calls = 0;
   let fail!: () => void;
   const failed = new Promise<void>((r) => (fail = r));
-  proto.writev = async function (this: unknown, ...args: unknown[]) {
-    calls++;
-    if (calls === 1) {
-      await failed;
-      throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
-    }
-    return writev.apply(this, args);
-  };
-  return { calls: () => calls, fail: () => fail(), restore: () => void (proto.writev = writev) };
+  const hook = await hookFileHandle(tmp.dir, 'writev', async (call, original) => {
+    if (call !== 1) return original();
+    await failed;
+    throw eio();
+  });
+  return { ...hook, fail: () => fail() };
 }
