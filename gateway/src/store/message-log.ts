@@ -221,14 +221,19 @@ export class MessageLog {
     }
     const slice = this.#arena.take(offset - start);
     const out = slice.bytes;
-    let at = 0;
-    for (const record of records) {
-      const length = sizeOf(record);
-      if (Buffer.isBuffer(record)) record.copy(out, at + HEADER);
-      else record.writeTo(out, at + HEADER);
-      out.writeUInt32BE(length, at);
-      out.writeUInt32BE(crc32(out.subarray(at + HEADER, at + HEADER + length)), at + 4);
-      at += HEADER + length;
+    try {
+      let at = 0;
+      for (const record of records) {
+        const length = sizeOf(record);
+        if (Buffer.isBuffer(record)) record.copy(out, at + HEADER);
+        else record.writeTo(out, at + HEADER);
+        out.writeUInt32BE(length, at);
+        out.writeUInt32BE(crc32(out.subarray(at + HEADER, at + HEADER + length)), at + 4);
+        at += HEADER + length;
+      }
+    } catch (err) {
+      slice.release(); // nothing was reserved: the place stays free for the next append
+      throw err;
     }
     this.#position = offset;
     this.#prepareNext();

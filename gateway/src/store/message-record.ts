@@ -22,8 +22,7 @@ export interface PackedMessage<R> {
 
 /**
  * Bytes written where the writer places them: the message log encodes a batch's records straight
- * into its reusable write buffer instead of allocating a buffer per record (see message-log.ts,
- * "write arena").
+ * into its reusable write buffer instead of allocating a buffer per record (write-arena.ts).
  */
 export interface Payload {
   readonly size: number;
