@@ -36,7 +36,17 @@ export interface RelayOptions {
   stockWatchIntervalMs?: number;
   /** Close the Odoo client in stop(). Default true. */
   closeClientOnStop?: boolean;
+  /**
+   * How long an ambiguous write (sent, no answer) is given to land or die before the event's
+   * look-up and resend (ms). Default 180 s: a request still held by a busy Odoo worker or its
+   * proxy queue would otherwise run after the resend and create a second document; Odoo kills a
+   * request after `limit_time_real` (120 s by default), rolled back.
+   */
+  ambiguousSettleMs?: number;
 }
+
+/** See RelayOptions.ambiguousSettleMs. */
+export const AMBIGUOUS_SETTLE_MS = 180_000;
 
 export interface RelayStatus {
   state: OdooLinkState;
@@ -435,7 +445,9 @@ export class Relay implements Component {
     if (e.attempts + 1 >= this.#o.config.maxAttempts) {
       return { eventId: e.event.id, outcome: 'dead', reason: `gave up after ${e.attempts + 1} attempts: ${text}` };
     }
-    return { eventId: e.event.id, outcome: 'retry', error: text, ...(failure === 'ambiguous' ? { ambiguous: true } : {}) };
+    if (failure !== 'ambiguous') return { eventId: e.event.id, outcome: 'retry', error: text };
+    // The write may still be on its way: look it up and resend only once it has landed or died.
+    return { eventId: e.event.id, outcome: 'retry', error: text, ambiguous: true, delayMs: this.#o.ambiguousSettleMs ?? AMBIGUOUS_SETTLE_MS };
   }
 
   async #complete(lease: Lease, outcomes: Outcome[], latencyMs = 0): Promise<void> {

@@ -2,7 +2,7 @@ import { idempotencyKey, partitionKeys } from '../events/keys.ts';
 import type { ConsumableUsedData, DraftEvent } from '../events/types.ts';
 import { describeError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import type { GatewayStore } from '../store/types.ts';
+import type { GatewayStore, LocalDoc } from '../store/types.ts';
 import type { ReferenceData } from './reference-data.ts';
 
 /**
@@ -15,7 +15,7 @@ const STATE_NS = 'relay-stock';
 const SCAN_LIMIT = 50_000;
 const PAGE = 1000;
 
-type LocalCommit = (events: DraftEvent[]) => Promise<unknown>;
+type LocalCommit = (events: DraftEvent[], docs?: LocalDoc[]) => Promise<unknown>;
 
 export class StockWatch {
   readonly #o: { store: GatewayStore; ref: ReferenceData; log: Logger; clock: () => number };
@@ -78,16 +78,19 @@ export class StockWatch {
         source: { kind: 'local', endpoint: 'relay' },
         data: { productCode: product.code, estimatedOnHand: estimate, reorderPoint: op.min, suggestedQuantity: qty },
       });
-      await this.#o.store.putDoc(STATE_NS, product.code, { since: now });
     }
     if (drafts.length > 0) {
+      // Each breach and the mark of its episode are one atomic batch. Marked first (as before), a
+      // failed commit or a crash between the two left the mark without the event, and no later
+      // check raised the breach again while the stock stayed low: no draft RFQ, ever.
+      const marks = drafts.map((d) => ({ namespace: STATE_NS, key: (d.data as { productCode: string }).productCode, value: { since: now } }));
       try {
-        await commitLocal(drafts);
-        this.#o.log.info('stock below reorder point', { products: drafts.map((d) => (d.data as { productCode: string }).productCode) });
+        await commitLocal(drafts, marks);
       } catch (err) {
-        for (const d of drafts) await this.#o.store.deleteDoc(STATE_NS, (d.data as { productCode: string }).productCode).catch(() => {});
         this.#o.log.warn('could not record stock.threshold_breached', { error: describeError(err) });
+        return [];
       }
+      this.#o.log.info('stock below reorder point', { products: marks.map((m) => m.key) });
     }
     return drafts;
   }

@@ -30,6 +30,7 @@ import type {
   QueueStats,
   StoredEvent,
   StoredMessage,
+  LocalDoc,
 } from './types.ts';
 
 export interface BackoffPolicy {
@@ -588,18 +589,35 @@ export class EventStore implements GatewayStore {
     for await (const key of this.#sub.msg.keys({ reverse: true, limit: 1 })) this.#ids.observe(key as string);
     for await (const key of this.#sub.evt.keys({ reverse: true, limit: 1 })) this.#ids.observe(key as string);
 
-    // Leases open at the crash: the relay may or may not have reached Odoo. They become
-    // ambiguous and due now; the relay looks them up in Odoo before any resend.
+    // Leases open at the crash: the relay may or may not have reached Odoo.
+    const reopened = await this.#reopenLeases('the gateway stopped while this event was being delivered');
+    // Counters can only drift if the process died between a failed batch and its resync; an
+    // in-flight count without leases is impossible, so repair that one cheaply.
+    if (!reopened && this.#counts.inflight !== 0) {
+      this.#counts.pending += this.#counts.inflight;
+      this.#counts.inflight = 0;
+    }
+    await this.#refreshOldest();
+  }
+
+  /**
+   * Leases LevelDB holds that no delivery in progress owns: left by a crash, or by a completion
+   * whose write failed (the relay had Odoo's answer, the store could not record it). Their
+   * in-flight events become ambiguous and due now, the lease goes and the partition is due again;
+   * the relay looks each event up in Odoo before any resend. True when there were any.
+   */
+  async #reopenLeases(reason: string): Promise<boolean> {
     const ops: BatchOp[] = [];
     const now = Date.now();
     for await (const [partitionKey, lease] of this.#sub.lease.iterator() as AsyncIterable<[string, LeaseRecord]>) {
+      if (this.#leased.has(partitionKey)) continue; // a delivery in progress owns it
       const records = await this.#readEvents(lease.eventIds);
       for (const stored of records) {
         if (!stored || stored.state !== 'inflight') continue;
         stored.state = 'retrying';
         stored.ambiguous = true;
         stored.dueAt = now;
-        stored.lastError = 'the gateway stopped while this event was being delivered';
+        stored.lastError = reason;
         this.#counts.inflight = Math.max(0, this.#counts.inflight - 1);
         this.#counts.retrying++;
         ops.push({ type: 'put', sublevel: this.#sub.evt, key: stored.event.id, value: stored });
@@ -607,14 +625,8 @@ export class EventStore implements GatewayStore {
       ops.push({ type: 'del', sublevel: this.#sub.lease, key: partitionKey });
       ops.push({ type: 'put', sublevel: this.#sub.due, key: timeKey(now) + SEP + partitionKey, value: '' });
     }
-    // Counters can only drift if the process died between a failed batch and its resync; an
-    // in-flight count without leases is impossible, so repair that one cheaply.
-    if (ops.length === 0 && this.#counts.inflight !== 0) {
-      this.#counts.pending += this.#counts.inflight;
-      this.#counts.inflight = 0;
-    }
     if (ops.length > 0) await this.#committer.write(ops);
-    await this.#refreshOldest();
+    return ops.length > 0;
   }
 
   // ---------------------------------------------------------------- health
@@ -676,6 +688,9 @@ export class EventStore implements GatewayStore {
       await this.#withQueueLock(async () => {
         await this.#committer.barrier();
         await this.#resync();
+        // A completion whose write failed left its lease in LevelDB, with no due entry: its
+        // partition (the order's later events with it) would wait for a restart.
+        await this.#reopenLeases('the store failed while this delivery was being recorded');
       });
       this.#setHealth('ok');
     } catch (err) {
@@ -980,7 +995,11 @@ export class EventStore implements GatewayStore {
     return { messageId, duplicate: false, ack: message.ack, eventIds, skippedEvents: skipped };
   }
 
-  async commitLocal(drafts: DraftEvent[]): Promise<string[]> {
+  /**
+   * Events the gateway derives itself, and `docs` (local documents, e.g. the mark that an episode
+   * raised its event) in the same atomic batch: after a failure or a crash, both or neither.
+   */
+  async commitLocal(drafts: DraftEvent[], docs: LocalDoc[] = []): Promise<string[]> {
     this.#assertWritable();
     // Synchronous from the look-up to the claim: a commit of the same key that becomes durable
     // meanwhile cannot slip between them.
@@ -998,6 +1017,7 @@ export class EventStore implements GatewayStore {
       ids.push(this.#enqueueEvent(draft, '', now, ops, touched));
     });
     this.#putPartitionCounts(touched, ops);
+    for (const doc of docs) ops.push({ type: 'put', sublevel: this.#sub.doc, key: doc.namespace + SEP + doc.key, value: doc.value });
     if (ops.length === 0) return ids;
     await this.#writeClaiming(ops, claimed);
     return ids;

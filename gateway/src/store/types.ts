@@ -164,7 +164,7 @@ export interface GatewayStore {
   /** Commit one inbound message, its ACK and its events atomically; resolves after fsync. */
   commit(message: InboundMessage, events: DraftEvent[]): Promise<CommitResult>;
   /** Commit events the gateway derived itself (e.g. stock.threshold_breached); no inbound message. */
-  commitLocal(events: DraftEvent[]): Promise<string[]>;
+  commitLocal(events: DraftEvent[], docs?: LocalDoc[]): Promise<string[]>;
   /** Lease the heads of ready partitions (FIFO within a partition). */
   lease(options: LeaseOptions): Promise<Lease[]>;
   /** Resolve leased events in order; leased events not listed are released unchanged. */
@@ -190,4 +190,11 @@ export interface GatewayStore {
   listDocs<T>(namespace: string, options?: { prefix?: string; limit?: number }): Promise<Array<{ key: string; value: T }>>;
   /** Resolves when every write queued so far is on disk. */
   flush(): Promise<void>;
+}
+
+/** A local document written in the same atomic batch as local events (see commitLocal). */
+export interface LocalDoc {
+  namespace: string;
+  key: string;
+  value: unknown;
 }
