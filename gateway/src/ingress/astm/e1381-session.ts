@@ -84,6 +84,15 @@ export class E1381Session implements AstmLinkSession {
    * sender then gives up, its bytes are already stored, so no partial is reported for them.
    */
   #refusedButKept = false;
+  /** The rest of a message over maxMessageBytes is being read: its head is kept, its bytes are not. */
+  #overflow = false;
+  /** The end frame of a message over maxMessageBytes was refused: its retransmission is refused too. */
+  #refusedEnd = false;
+  /**
+   * A commit the reply delay gave up on (its end frame NAKed) that may still land: if the analyzer
+   * then abandons the message, its bytes are kept as a partial only if that commit fails.
+   */
+  #lateCommit: Promise<unknown> | undefined;
 
   // ---- sender -----------------------------------------------------------------------------
   #outbox: Array<{ records: readonly string[]; resolve: () => void; reject: (e: Error) => void; attempts: number; queuedAfter: number }> = [];
@@ -391,6 +400,7 @@ export class E1381Session implements AstmLinkSession {
       const sameAsLast = this.#lastText !== undefined && fn === this.#lastFn;
       if (!sameAsLast) return nak(`frame number ${fn} out of sequence (expected ${expected})`);
       if (terminator === this.#lastTerminator && text.equals(this.#lastText as Buffer)) {
+        if (this.#refusedEnd) return this.#refuseOverflowEnd();
         // LIS1-A §6.5.1.1: FN equal to the last accepted frame is a retransmission after a lost
         // reply. ACK it again and keep its text once.
         this.stats.duplicateFrames++;
@@ -405,19 +415,35 @@ export class E1381Session implements AstmLinkSession {
       this.#event('fn-repeat', `FN ${fn}`);
     }
 
-    this.#messageStarted = true;
-    this.#refusedButKept = false;
+    this.#refusedEnd = false;
     this.#lastFn = fn;
     this.#lastText = text;
     this.#lastTerminator = terminator;
+    if (this.#overflow) {
+      // The rest of a message over maxMessageBytes: its head is kept already; these bytes are not
+      // (memory stays bounded). The link stays in step, and the end frame is refused.
+      this.#raw = [];
+      this.#rawLen = 0;
+      const ends = terminator === ETX && (this.#opt.messageEnd === 'end-frame' || endsWithTerminatorRecord(text.toString('latin1')));
+      if (ends) return this.#refuseOverflowEnd();
+      this.#write(BYTE.ACK);
+      return 'ok';
+    }
+    this.#messageStarted = true;
+    this.#refusedButKept = false;
     this.stats.framesAccepted++;
     this.#msgFrames++;
     this.#message.push(text);
     this.#messageLen += text.length;
 
     if (this.#messageLen > this.#opt.maxMessageBytes) {
-      // Keep the bytes for an operator, drop the assembly, keep the link in step.
+      // Keep the head for an operator, drop the rest of the message, keep the link in step, and
+      // refuse the message at its end frame: the analyzer must not hear ACK for a message whose
+      // results the gateway will not take (it shows the transmission as failed).
+      const ends = terminator === ETX && this.#isMessageComplete();
       this.#partial('too-large');
+      this.#overflow = true;
+      if (ends) return this.#refuseOverflowEnd();
       this.#write(BYTE.ACK);
       return 'ok';
     }
@@ -440,8 +466,19 @@ export class E1381Session implements AstmLinkSession {
     return false;
   }
 
+  /** NAK the end frame of a message over maxMessageBytes (and its retransmissions). */
+  #refuseOverflowEnd(): 'ok' {
+    this.#resetMessage();
+    this.#refusedEnd = true;
+    this.#refused(`message larger than ${this.#opt.maxMessageBytes} bytes (its head is kept)`);
+    this.#write(BYTE.NAK);
+    return 'ok';
+  }
+
   #resetMessage(): void {
     this.#refusedButKept = false;
+    this.#overflow = false;
+    this.#lateCommit = undefined;
     this.#message = [];
     this.#messageLen = 0;
     this.#raw = [];
@@ -461,8 +498,12 @@ export class E1381Session implements AstmLinkSession {
     if (this.#messageStarted && this.#rawLen > 0) {
       this.stats.partials++;
       const raw = Buffer.concat(this.#raw, this.#rawLen);
+      const late = this.#lateCommit;
       this.#resetMessage();
-      this.#cb.onPartial(raw, reason);
+      // The whole message may still be stored by the commit the reply delay gave up on: kept
+      // twice otherwise (accepted, and again as an incomplete message with a false alert).
+      if (late) late.then(() => undefined, () => this.#cb.onPartial(raw, reason));
+      else this.#cb.onPartial(raw, reason);
     } else {
       this.#resetMessage();
     }
@@ -484,13 +525,14 @@ export class E1381Session implements AstmLinkSession {
     };
     const token = ++this.#commitToken;
     this.#completed++;
+    let settled: Promise<MessageReply | void>;
     // LIS1-A §6.5.2: the receiver may delay its reply up to 15 s; a slower commit is refused.
     this.#timer = this.#clock.schedule(this.#opt.timers.receiverReplyDelayMs, () => {
       if (token !== this.#commitToken || this.#state !== 'committing') return;
       this.#event('timeout', 'commit slower than the receiver reply delay');
       this.#settleCommit(token, 'nak', lastFrameLen, false);
+      this.#lateCommit = settled;
     });
-    let settled: Promise<MessageReply | void>;
     try {
       settled = this.#cb.onMessage(text, raw, meta);
     } catch (err) {

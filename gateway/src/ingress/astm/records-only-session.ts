@@ -4,6 +4,9 @@ import type { LinkOptions } from './link-options.ts';
 import { type AstmLinkSession, emptyStats, isTerminatorRecord, type LinkSessionOptions, type LinkStats, type PartialReason } from './link-session.ts';
 import type { Scheduler, TimerHandle } from './scheduler.ts';
 
+/** A message the store did not take is committed again after this long (ms). */
+const RECOMMIT_MS = 1_000;
+
 /**
  * The link for instruments that speak E1394 records with NO low-level protocol (protocols.md
  * §1.7, §4: some TCP analyzers and serial-to-TCP adapters): records separated by CR and/or LF, a
@@ -24,6 +27,8 @@ export class RecordsOnlySession implements AstmLinkSession {
   #record: Buffer[] = [];
   #recordLen = 0;
   #timer: TimerHandle | undefined;
+  /** close() came while a message was being committed: finished once the queue is read (#done). */
+  #closing: PartialReason | undefined;
 
   constructor(options: LinkSessionOptions) {
     this.#cb = options;
@@ -130,22 +135,36 @@ export class RecordsOnlySession implements AstmLinkSession {
     this.#raw = [];
     this.#rawLen = 0;
     const text = raw.toString('latin1');
+    const meta = { frames: 0, duplicateFrames: 0, refusedFrames: 0, completedAt: this.#clock.now() };
     const done = (): void => {
       if (this.#state !== 'committing') return;
       this.stats.messages++;
       this.#state = 'idle';
+      // Messages that arrived meanwhile are read (and committed) even when the link has closed.
       while (this.#queued.length > 0 && this.#accepting()) {
         this.#consume(this.#queued.shift() as Buffer);
       }
+      if (this.#closing !== undefined && this.#accepting()) this.#finishClose(this.#closing);
     };
-    let settled: Promise<unknown>;
-    try {
-      settled = this.#cb.onMessage(text, raw, { frames: 0, duplicateFrames: 0, refusedFrames: 0, completedAt: this.#clock.now() });
-    } catch (err) {
-      settled = Promise.reject(err);
-    }
-    // Nothing to reply in this mode; the endpoint kept whatever failed as rejected raw bytes.
-    settled.then(done, done);
+    // This mode has no NAK: the analyzer never resends. A message the store could not take (it is
+    // failing, or full) is committed again until it is, one at a time and in order; later bytes
+    // wait in the queue meanwhile.
+    const attempt = (): void => {
+      let settled: Promise<unknown>;
+      try {
+        settled = this.#cb.onMessage(text, raw, meta);
+      } catch (err) {
+        settled = Promise.reject(err);
+      }
+      settled.then(done, () => {
+        this.#cb.onEvent?.({ kind: 'busy', detail: 'the store did not take the message: committing it again' });
+        this.#timer = this.#clock.schedule(RECOMMIT_MS, () => {
+          this.#timer = undefined;
+          attempt();
+        });
+      });
+    };
+    attempt();
   }
 
   #accepting(): boolean {
@@ -165,6 +184,15 @@ export class RecordsOnlySession implements AstmLinkSession {
 
   close(reason: PartialReason = 'closed'): void {
     if (this.#state === 'closed') return;
+    if (this.#state === 'committing') {
+      // What arrived behind the message being committed is read once it is in (#done).
+      this.#closing = reason;
+      return;
+    }
+    this.#finishClose(reason);
+  }
+
+  #finishClose(reason: PartialReason): void {
     const wasMessage = this.#state === 'message';
     this.#state = 'closed';
     if (wasMessage) this.#partial(reason);
