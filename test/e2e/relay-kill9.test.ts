@@ -50,7 +50,8 @@ const exited = (c: ChildProcess): Promise<void> => (c.exitCode !== null || c.sig
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function commitMore(batch: number): Promise<void> {
-  const store = await EventStore.open({ dataDir: tmp.dir, pruneIntervalMs: 0 });
+  // Opened between kills, it reopens the leases the killed child left: with the child's settle time.
+  const store = await EventStore.open({ dataDir: tmp.dir, pruneIntervalMs: 0, ambiguousSettleMs: 3_000 });
   for (let i = 0; i < 10; i++) {
     const acc = `K${batch}-${i}`;
     const events: DraftEvent[] = [orderCreated(acc, 'CLINIC-A', ['GLU', 'TSH']), milestone('specimen.received', acc, i), resultValidated(acc, 'GLU')];

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
+import { AMBIGUOUS_SETTLE_MS } from '../../gateway/src/store/types.ts';
 import type { DraftEvent } from '../../gateway/src/events/types.ts';
 import { isGatewayError } from '../../gateway/src/errors.ts';
 import { inboundMessage, specimenReceived as note } from '../fixtures/store/inbound.ts';
@@ -191,11 +192,25 @@ describe('relay queue', () => {
     expect(delays[4]).toBeLessThanOrEqual(300_000);
   });
 
-  it('events leased when the process stopped come back ambiguous and due', async () => {
-    await store.commit(message('AMB'), [note('AP', 'ap-1')]);
+  it('events leased when the process stopped come back ambiguous, due once a request sent under the lease has landed or died', async () => {
+    await store.commit(message('AMS'), [note('AS', 'as-1')]);
+    const leasedAt = Date.now();
     const [lease] = await store.lease({ limit: 1 });
     await store.close(); // no complete(): as if the process died mid-delivery
     store = await openStore();
+    const recovered = await store.getEvent(lease!.events[0]!.event.id);
+    expect(recovered).toMatchObject({ state: 'retrying', ambiguous: true });
+    // Odoo may still be running what the stopped gateway sent: no look-up before the settle time.
+    expect(recovered!.dueAt).toBeGreaterThanOrEqual(leasedAt + AMBIGUOUS_SETTLE_MS - 1_000);
+    expect(await store.lease({ limit: 1 })).toEqual([]);
+    expect(await store.lease({ limit: 1, now: recovered!.dueAt })).toHaveLength(1);
+  });
+
+  it('events leased when the process stopped come back ambiguous and due (no settle time)', async () => {
+    await store.commit(message('AMB'), [note('AP', 'ap-1')]);
+    const [lease] = await store.lease({ limit: 1 });
+    await store.close(); // no complete(): as if the process died mid-delivery
+    store = await openStore({ ambiguousSettleMs: 0 });
     const recovered = await store.getEvent(lease!.events[0]!.event.id);
     expect(recovered).toMatchObject({ state: 'retrying', ambiguous: true });
     expect(store.stats()).toMatchObject({ inFlight: 0, retrying: 1 });

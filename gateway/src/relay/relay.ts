@@ -3,7 +3,7 @@ import { describeError, GatewayError } from '../errors.ts';
 import type { EventType } from '../events/types.ts';
 import type { Component, ComponentStatus } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
-import type { GatewayStore, Lease, Outcome, StoredEvent } from '../store/types.ts';
+import { AMBIGUOUS_SETTLE_MS, type GatewayStore, type Lease, type Outcome, type StoredEvent } from '../store/types.ts';
 import type { OdooLinkState, Telemetry } from '../telemetry.ts';
 import { CallLimit } from './call-limit.ts';
 import type { OdooClientLike } from './odoo/odoo-client.ts';
@@ -38,15 +38,12 @@ export interface RelayOptions {
   closeClientOnStop?: boolean;
   /**
    * How long an ambiguous write (sent, no answer) is given to land or die before the event's
-   * look-up and resend (ms). Default 180 s: a request still held by a busy Odoo worker or its
-   * proxy queue would otherwise run after the resend and create a second document; Odoo kills a
-   * request after `limit_time_real` (120 s by default), rolled back.
+   * look-up and resend (ms; default AMBIGUOUS_SETTLE_MS, 180 s): a request still held by a busy
+   * Odoo worker or its proxy queue would otherwise run after the resend and create a second
+   * document.
    */
   ambiguousSettleMs?: number;
 }
-
-/** See RelayOptions.ambiguousSettleMs. */
-export const AMBIGUOUS_SETTLE_MS = 180_000;
 
 export interface RelayStatus {
   state: OdooLinkState;

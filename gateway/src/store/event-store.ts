@@ -32,6 +32,7 @@ import type {
   StoredMessage,
   LocalDoc,
 } from './types.ts';
+import { AMBIGUOUS_SETTLE_MS } from './types.ts';
 
 export interface BackoffPolicy {
   initialMs: number;
@@ -80,6 +81,12 @@ export interface EventStoreOptions {
    * false waits for LevelDB's write as well (the benchmark's comparison).
    */
   answerAtCommitPoint?: boolean;
+  /**
+   * Leases found open at start-up (the gateway stopped mid-delivery) are due again this long after
+   * they were taken (ms; default AMBIGUOUS_SETTLE_MS): a request the stopped gateway had sent may
+   * still be running in Odoo, and a look-up before it lands would find nothing and resend.
+   */
+  ambiguousSettleMs?: number;
 }
 
 export type StoreHealth = 'ok' | 'failed' | 'full' | 'closed';
@@ -215,6 +222,7 @@ export class EventStore implements GatewayStore {
   #lastLevelSync = 0;
   readonly #log: MessageLog;
   readonly #logMinBatch: number;
+  readonly #ambiguousSettleMs: number;
   /** Messages pointing into each message-log segment (authoritative; mirrored under `j`). */
   readonly #liveSegments = new Map<number, number>();
   /** The same counts once every batch prepared so far is written (see #encode). */
@@ -280,6 +288,7 @@ export class EventStore implements GatewayStore {
     this.#db = db;
     this.#log = log;
     this.#logMinBatch = options.messageLogMinBatch ?? DEFAULT_LOG_MIN_BATCH;
+    this.#ambiguousSettleMs = options.ambiguousSettleMs ?? AMBIGUOUS_SETTLE_MS;
     const json = (name: string): Sub => db.sublevel(name, { keyEncoding: 'utf8', valueEncoding: 'json' });
     const buf = (name: string): Sub => db.sublevel(name, { keyEncoding: 'utf8', valueEncoding: 'buffer' });
     const str = (name: string): Sub => db.sublevel(name, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
@@ -590,7 +599,7 @@ export class EventStore implements GatewayStore {
     for await (const key of this.#sub.evt.keys({ reverse: true, limit: 1 })) this.#ids.observe(key as string);
 
     // Leases open at the crash: the relay may or may not have reached Odoo.
-    const reopened = await this.#reopenLeases('the gateway stopped while this event was being delivered');
+    const reopened = await this.#reopenLeases('the gateway stopped while this event was being delivered', this.#ambiguousSettleMs);
     // Counters can only drift if the process died between a failed batch and its resync; an
     // in-flight count without leases is impossible, so repair that one cheaply.
     if (!reopened && this.#counts.inflight !== 0) {
@@ -606,24 +615,26 @@ export class EventStore implements GatewayStore {
    * in-flight events become ambiguous and due now, the lease goes and the partition is due again;
    * the relay looks each event up in Odoo before any resend. True when there were any.
    */
-  async #reopenLeases(reason: string): Promise<boolean> {
+  async #reopenLeases(reason: string, settleMs = 0): Promise<boolean> {
     const ops: BatchOp[] = [];
     const now = Date.now();
     for await (const [partitionKey, lease] of this.#sub.lease.iterator() as AsyncIterable<[string, LeaseRecord]>) {
       if (this.#leased.has(partitionKey)) continue; // a delivery in progress owns it
+      // A request sent under this lease may still land (see AMBIGUOUS_SETTLE_MS).
+      const due = Math.max(now, lease.leasedAt + settleMs);
       const records = await this.#readEvents(lease.eventIds);
       for (const stored of records) {
         if (!stored || stored.state !== 'inflight') continue;
         stored.state = 'retrying';
         stored.ambiguous = true;
-        stored.dueAt = now;
+        stored.dueAt = due;
         stored.lastError = reason;
         this.#counts.inflight = Math.max(0, this.#counts.inflight - 1);
         this.#counts.retrying++;
         ops.push({ type: 'put', sublevel: this.#sub.evt, key: stored.event.id, value: stored });
       }
       ops.push({ type: 'del', sublevel: this.#sub.lease, key: partitionKey });
-      ops.push({ type: 'put', sublevel: this.#sub.due, key: timeKey(now) + SEP + partitionKey, value: '' });
+      ops.push({ type: 'put', sublevel: this.#sub.due, key: timeKey(due) + SEP + partitionKey, value: '' });
     }
     if (ops.length > 0) await this.#committer.write(ops);
     return ops.length > 0;

@@ -198,3 +198,11 @@ export interface LocalDoc {
   key: string;
   value: unknown;
 }
+
+/**
+ * How long a write sent to Odoo without an answer is given to land or die before the event is
+ * looked up and resent (ms): past Odoo's `limit_time_real` (120 s by default), after which Odoo
+ * kills a request still running and rolls it back. Used by the relay for ambiguous outcomes and
+ * by the store's start-up for leases a stopped gateway left open.
+ */
+export const AMBIGUOUS_SETTLE_MS = 180_000;
