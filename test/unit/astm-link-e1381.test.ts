@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { frameRecord } from '../../gateway/src/ingress/astm/checksum.ts';
-import { ACK, ENQ, EOT, NAK } from '../../gateway/src/ingress/astm/control-chars.ts';
+import { ACK, ENQ, EOT, NAK, STX } from '../../gateway/src/ingress/astm/control-chars.ts';
 import { DEFAULT_TIMERS, resolveLinkOptions } from '../../gateway/src/ingress/astm/link-options.ts';
 import { frame, framesFor, makeHarness, MSG, MSG_TEXT, settle } from '../fixtures/astm-link/harness.ts';
 
@@ -204,6 +204,19 @@ describe('E1381 receiver', () => {
     expect(h.partials).toHaveLength(1);
     expect(h.partials[0]?.reason).toBe('eot-before-end');
     expect(h.partials[0]?.raw.equals(Buffer.concat([b(ENQ), ...frames.slice(0, 3), b(EOT)]))).toBe(true);
+  });
+
+  it('ends the session at once when the sender gives up right after STX (<STX><EOT>), keeping what came before', () => {
+    const h = makeHarness();
+    const frames = framesFor(MSG);
+    h.session.push(b(ENQ));
+    h.session.push(Buffer.concat(frames.slice(0, 2)));
+    h.session.push(b(STX, EOT));
+    // Not read as a frame numbered EOT waiting for the 30 s receiver timer: the link is free now.
+    expect(h.session.state).toBe('neutral');
+    expect(h.messages).toHaveLength(0);
+    expect(h.partials.map((p) => p.reason)).toEqual(['eot-before-end']);
+    expect(h.partials[0]?.raw.subarray(0, 1 + frames[0]!.length + frames[1]!.length).equals(Buffer.concat([b(ENQ), ...frames.slice(0, 2)]))).toBe(true);
   });
 
   it('answers ENQ with NAK while busy (LIS1-A §6.2.6)', () => {

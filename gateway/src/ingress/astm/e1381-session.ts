@@ -269,6 +269,11 @@ export class E1381Session implements AstmLinkSession {
         return 'ok';
       case 'fn':
         if (b === STX) return 'ok'; // repeated STX: still waiting for FN
+        if (b === EOT) {
+          // <STX><EOT>: the sender gave up before the frame number (a frame number is '0'..'7').
+          this.#resetFrameParser();
+          return 'session-end';
+        }
         this.#fn = b;
         this.#parse = 'text';
         return 'ok';
