@@ -77,6 +77,30 @@ describe('a request the client gave up on still lands after the ambiguous retry'
   });
 });
 
+describe("a proxy's 504 to a write that Odoo still runs", () => {
+  // The front proxy stops waiting (504) while Odoo goes on and commits the write. Taken as the link
+  // being down, the event was released and retried after the link's short back-off: the look-up
+  // found nothing yet and the resend created a second order. Now the event is ambiguous, held for
+  // the settle time, and charged no attempt (an Odoo answering 504 for days dead-letters nothing).
+  it('order.created: one sale order with exactly its lines, and no attempt charged for the 504', async () => {
+    rig = await makeRig(17, { relayOptions: { ambiguousSettleMs: SETTLE_MS } });
+    await waitFor(() => rig!.client.state === 'connected');
+    rig.emu.faults.next(1, 'sale.order', 'load').statusThenRun(504, 1_500);
+    const [id] = await rig.commit([orderCreated('PROXY1', 'CLINIC-A', ['GLU', 'CRP'])]);
+    await waitFor(async () => (await rig!.store.getEvent(id!))?.state === 'retrying');
+    const held = await rig.store.getEvent(id!);
+    expect(held).toMatchObject({ ambiguous: true, attempts: 0 });
+    await rig.waitDrained();
+    const lines = (): number => {
+      const [so] = rig!.emu.records('sale.order', [['client_order_ref', '=', 'PROXY1']]);
+      return so ? rig!.emu.count('sale.order.line', [['order_id', '=', so.id]]) : 0;
+    };
+    await showsUp(() => lines() > 2);
+    expect(rig.emu.count('sale.order', [['client_order_ref', '=', 'PROXY1']])).toBe(1);
+    expect(lines()).toBe(2);
+  });
+});
+
 describe('the store fails to record a delivery, then recovers by itself', () => {
   // Odoo took the sale order; the completion write fails (EIO); the store's probe brings it back.
   // The lease stayed in LevelDB with its event in flight and no due entry, and the in-memory lease

@@ -379,6 +379,12 @@ export class OdooEmulator {
         this.send(res, { status: action.status, headers, body: proxyPage(action.status) });
         return;
       }
+      case 'status-then-run': {
+        this.send(res, { status: action.status, headers: { 'Content-Type': 'text/html' }, body: proxyPage(action.status) });
+        await sleep(action.runAfterMs);
+        if (!this.closed) await runAndNote(); // Odoo finishes what the proxy stopped waiting for
+        return;
+      }
       case 'timeout':
         if (action.afterMs === undefined) return; // held until the client gives up or close()
         await sleep(action.afterMs);

@@ -16,6 +16,8 @@ export type ProxyStatus = 429 | 500 | 502 | 503 | 504;
 export type FaultAction =
   /** The front proxy answers with this status; the request never reaches Odoo. */
   | { kind: 'status'; status: ProxyStatus; retryAfterSeconds?: number }
+  /** The front proxy gives up at once with this status, while Odoo still runs the call `runAfterMs` later (and commits it). */
+  | { kind: 'status-then-run'; status: ProxyStatus; runAfterMs: number }
   /** The request is held and never answered (or processed and answered after `afterMs`). Nothing is applied before that. */
   | { kind: 'timeout'; afterMs?: number }
   /** The call runs and COMMITS, then the answer never comes (or comes after `afterMs`). */
@@ -101,6 +103,7 @@ export class FaultBuilder {
     return this.faults.inject({ match: this.match, times: this.count, action });
   }
   status(status: ProxyStatus, retryAfterSeconds?: number): Faults { return this.add({ kind: 'status', status, ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}) }); }
+  statusThenRun(status: ProxyStatus, runAfterMs: number): Faults { return this.add({ kind: 'status-then-run', status, runAfterMs }); }
   timeout(afterMs?: number): Faults { return this.add({ kind: 'timeout', ...(afterMs !== undefined ? { afterMs } : {}) }); }
   timeoutAfterCommit(afterMs?: number): Faults { return this.add({ kind: 'timeout-after-commit', ...(afterMs !== undefined ? { afterMs } : {}) }); }
   reset(): Faults { return this.add({ kind: 'reset' }); }

@@ -7,7 +7,7 @@ import { AMBIGUOUS_SETTLE_MS, type GatewayStore, type Lease, type Outcome, type 
 import type { OdooLinkState, Telemetry } from '../telemetry.ts';
 import { CallLimit } from './call-limit.ts';
 import type { OdooClientLike } from './odoo/odoo-client.ts';
-import { failureOf, isLinkDown } from './odoo/odoo-error.ts';
+import { failureOf, isLinkDown, mayHaveLanded } from './odoo/odoo-error.ts';
 import { ReferenceData } from './reference-data.ts';
 import { rulesFor, type PostingRule, type RuleContext, type RuleResult } from './rules/index.ts';
 import { StockWatch } from './stock-watch.ts';
@@ -436,6 +436,12 @@ export class Relay implements Component {
   #failureOutcome(e: StoredEvent, error: unknown): Outcome | undefined {
     const failure = failureOf(error);
     const text = describeError(error);
+    // A proxy's 504 to a write: Odoo may still run it. Not charged (Odoo answering 504 for a week
+    // dead-letters nothing), but ambiguous and held for the settle time like a timeout, so the
+    // look-up comes after the write has landed or died.
+    if (failure === 'transient' && isLinkDown(error) && mayHaveLanded(error)) {
+      return { eventId: e.event.id, outcome: 'retry', error: text, ambiguous: true, free: true, delayMs: this.#o.ambiguousSettleMs ?? AMBIGUOUS_SETTLE_MS };
+    }
     // Whole-link failures do not charge the event an attempt: released unchanged.
     if (failure === 'auth' || (failure === 'transient' && isLinkDown(error))) return undefined;
     if (failure === 'permanent') return { eventId: e.event.id, outcome: 'dead', reason: deadReason(error) };

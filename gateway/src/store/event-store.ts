@@ -1310,7 +1310,7 @@ export class EventStore implements GatewayStore {
           break;
         }
         case 'retry': {
-          rec.attempts++;
+          if (outcome.free !== true) rec.attempts++;
           rec.state = 'retrying';
           rec.ambiguous = rec.ambiguous || outcome.ambiguous === true;
           rec.lastError = outcome.error;

@@ -112,7 +112,8 @@ export interface LeaseOptions {
 
 export type Outcome =
   | { eventId: string; outcome: 'delivered'; odoo?: OdooRef[] }
-  | { eventId: string; outcome: 'retry'; error: string; ambiguous?: boolean; delayMs?: number }
+  /** `free`: the attempt is not charged (Odoo's side failed as a whole; see relay.ts). */
+  | { eventId: string; outcome: 'retry'; error: string; ambiguous?: boolean; delayMs?: number; free?: boolean }
   | { eventId: string; outcome: 'dead'; reason: string };
 
 export interface QueueStats {

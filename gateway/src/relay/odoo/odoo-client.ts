@@ -365,6 +365,11 @@ function httpFailure(reply: HttpReply, idempotent: boolean): GatewayError {
   }
   const s = reply.status;
   if (s === 401) return odooError('auth', 'Odoo refused the API key (HTTP 401)', { httpStatus: s });
+  if (s === 504 && !idempotent) {
+    // The proxy gave up waiting for Odoo, which may still run the write and commit it: the link
+    // is down for the loop's back-off, and the event is ambiguous (see relay.ts #failureOutcome).
+    return odooError('transient', `Odoo's proxy answered HTTP 504 to a write (it may still land)`, { httpStatus: s, linkDown: true, mayHaveLanded: true });
+  }
   if (s === 429 || s === 502 || s === 503 || s === 504) {
     return odooError('transient', `Odoo or its proxy answered HTTP ${s}`, { httpStatus: s, linkDown: true });
   }

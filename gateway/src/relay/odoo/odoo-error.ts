@@ -36,6 +36,8 @@ export interface OdooErrorDetails {
   method?: string;
   /** True when the failure concerns the whole link (Odoo unreachable), not this event. */
   linkDown?: boolean;
+  /** A write the link failed on may still have reached Odoo and land (a proxy's 504). */
+  mayHaveLanded?: boolean;
 }
 
 export function odooError(failure: OdooFailureClass, message: string, details: Omit<OdooErrorDetails, 'failure'> = {}, cause?: unknown): GatewayError {
@@ -70,6 +72,11 @@ export function failureOf(err: unknown): OdooFailureClass {
 
 export function isLinkDown(err: unknown): boolean {
   return err instanceof GatewayError && err.details?.['linkDown'] === true;
+}
+
+/** See OdooErrorDetails.mayHaveLanded. */
+export function mayHaveLanded(err: unknown): boolean {
+  return err instanceof GatewayError && err.details?.['mayHaveLanded'] === true;
 }
 
 /** Exception names whose retry can succeed (server-side retries were exhausted). */
