@@ -17,6 +17,17 @@ afterEach(async () => {
   rig = undefined;
 });
 
+/** Exactly one sale order for `ref`, with exactly `count` lines, also after a late write had every chance to land. */
+async function expectOneOrderWithLines(ref: string, count: number): Promise<void> {
+  const lines = (): number => {
+    const [so] = rig!.emu.records('sale.order', [['client_order_ref', '=', ref]]);
+    return so ? rig!.emu.count('sale.order.line', [['order_id', '=', so.id]]) : 0;
+  };
+  await showsUp(() => lines() > count);
+  expect(rig!.emu.count('sale.order', [['client_order_ref', '=', ref]])).toBe(1);
+  expect(lines()).toBe(count);
+}
+
 /** Poll for a bad outcome for a while; returns whether it showed up (then the caller's assertion fails). */
 async function showsUp(cond: () => boolean, ms = 8_000): Promise<boolean> {
   return waitFor(cond, ms, 50).then(
@@ -40,13 +51,7 @@ describe('a request the client gave up on still lands after the ambiguous retry'
     rig.emu.faults.next(1, 'sale.order', 'load').timeout(1_500);
     await rig.commit([orderCreated('LATE1', 'CLINIC-A', ['GLU', 'CRP'])]);
     await rig.waitDrained();
-    const lines = (): number => {
-      const [so] = rig!.emu.records('sale.order', [['client_order_ref', '=', 'LATE1']]);
-      return so ? rig!.emu.count('sale.order.line', [['order_id', '=', so.id]]) : 0;
-    };
-    await showsUp(() => lines() > 2);
-    expect(rig.emu.count('sale.order', [['client_order_ref', '=', 'LATE1']])).toBe(1);
-    expect(lines()).toBe(2);
+    await expectOneOrderWithLines('LATE1', 2);
   });
 
   it('milestone note: one chatter line per milestone', async () => {
@@ -91,13 +96,7 @@ describe("a proxy's 504 to a write that Odoo still runs", () => {
     const held = await rig.store.getEvent(id!);
     expect(held).toMatchObject({ ambiguous: true, attempts: 0 });
     await rig.waitDrained();
-    const lines = (): number => {
-      const [so] = rig!.emu.records('sale.order', [['client_order_ref', '=', 'PROXY1']]);
-      return so ? rig!.emu.count('sale.order.line', [['order_id', '=', so.id]]) : 0;
-    };
-    await showsUp(() => lines() > 2);
-    expect(rig.emu.count('sale.order', [['client_order_ref', '=', 'PROXY1']])).toBe(1);
-    expect(lines()).toBe(2);
+    await expectOneOrderWithLines('PROXY1', 2);
   });
 });
 
