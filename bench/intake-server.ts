@@ -91,7 +91,9 @@ new PerformanceObserver((list) => {
     into.maxMs = Math.max(into.maxMs, entry.duration);
   }
 }).observe({ entryTypes: ['gc'] });
-const gcSummary = (): typeof gc => {
+/** V8's collections in a server's life (reported with 'stopped'; bench/intake.ts reads it). */
+export type GcStats = typeof gc;
+const gcSummary = (): GcStats => {
   const round = (x: number): number => Math.round(x * 100) / 100;
   const one = (g: typeof gc.full): typeof gc.full => ({ count: g.count, totalMs: round(g.totalMs), maxMs: round(g.maxMs) });
   return { full: one(gc.full), young: one(gc.young) };

@@ -23,6 +23,7 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { LoadResult, LoadSpec } from './intake-client.ts';
+import type { GcStats } from './intake-server.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const ext = path.extname(fileURLToPath(import.meta.url));
@@ -96,10 +97,6 @@ let lastCpuUsPerMessage: number | undefined;
 /** Event-loop delay of the last server (whole life): stalls show up here. */
 let lastLoop: { p99Ms: number; maxMs: number } | undefined;
 /** V8's collections in the last server (whole life): count, total and largest pause, full and young. */
-interface GcStats {
-  full: { count: number; totalMs: number; maxMs: number };
-  young: { count: number; totalMs: number; maxMs: number };
-}
 let lastGc: GcStats | undefined;
 
 async function withServer<T>(mode: Mode, body: (port: number) => Promise<T>): Promise<T> {

@@ -90,6 +90,8 @@ export class Relay implements Component {
   readonly #ref: ReferenceData;
   readonly #watch: StockWatch;
   readonly #clock: () => number;
+  /** See RelayOptions.ambiguousSettleMs. */
+  readonly #settleMs: number;
   /** The rules' Odoo: at most relay.concurrency requests in flight across all batches. */
   readonly #limited: CallLimit;
   #status: ComponentStatus = 'created';
@@ -109,6 +111,7 @@ export class Relay implements Component {
   constructor(options: RelayOptions) {
     this.#o = options;
     this.#clock = options.clock ?? Date.now;
+    this.#settleMs = options.ambiguousSettleMs ?? AMBIGUOUS_SETTLE_MS;
     this.#limited = new CallLimit(options.odoo, options.config.concurrency);
     this.#rules = rulesFor(options.config);
     this.#ref = new ReferenceData({ store: options.store, odoo: this.#limited, mapping: options.odooConfig.mapping, log: options.log });
@@ -440,7 +443,7 @@ export class Relay implements Component {
     // dead-letters nothing), but ambiguous and held for the settle time like a timeout, so the
     // look-up comes after the write has landed or died.
     if (failure === 'transient' && isLinkDown(error) && mayHaveLanded(error)) {
-      return { eventId: e.event.id, outcome: 'retry', error: text, ambiguous: true, free: true, delayMs: this.#o.ambiguousSettleMs ?? AMBIGUOUS_SETTLE_MS };
+      return { eventId: e.event.id, outcome: 'retry', error: text, ambiguous: true, free: true, delayMs: this.#settleMs };
     }
     // Whole-link failures do not charge the event an attempt: released unchanged.
     if (failure === 'auth' || (failure === 'transient' && isLinkDown(error))) return undefined;
@@ -450,7 +453,7 @@ export class Relay implements Component {
     }
     if (failure !== 'ambiguous') return { eventId: e.event.id, outcome: 'retry', error: text };
     // The write may still be on its way: look it up and resend only once it has landed or died.
-    return { eventId: e.event.id, outcome: 'retry', error: text, ambiguous: true, delayMs: this.#o.ambiguousSettleMs ?? AMBIGUOUS_SETTLE_MS };
+    return { eventId: e.event.id, outcome: 'retry', error: text, ambiguous: true, delayMs: this.#settleMs };
   }
 
   async #complete(lease: Lease, outcomes: Outcome[], latencyMs = 0): Promise<void> {

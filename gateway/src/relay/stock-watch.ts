@@ -55,6 +55,8 @@ export class StockWatch {
     if (!commitLocal) return [];
     const unposted = await this.unposted();
     const drafts: DraftEvent[] = [];
+    /** The mark of each breach's episode, committed with it. */
+    const marks: LocalDoc[] = [];
     const now = new Date(this.#o.clock()).toISOString();
     for (const op of snap.orderpoints) {
       const product = this.#o.ref.productById(op.productId);
@@ -78,12 +80,12 @@ export class StockWatch {
         source: { kind: 'local', endpoint: 'relay' },
         data: { productCode: product.code, estimatedOnHand: estimate, reorderPoint: op.min, suggestedQuantity: qty },
       });
+      marks.push({ namespace: STATE_NS, key: product.code, value: { since: now } });
     }
     if (drafts.length > 0) {
       // Each breach and the mark of its episode are one atomic batch. Marked first (as before), a
       // failed commit or a crash between the two left the mark without the event, and no later
       // check raised the breach again while the stock stayed low: no draft RFQ, ever.
-      const marks = drafts.map((d) => ({ namespace: STATE_NS, key: (d.data as { productCode: string }).productCode, value: { since: now } }));
       try {
         await commitLocal(drafts, marks);
       } catch (err) {

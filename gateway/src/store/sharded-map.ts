@@ -12,14 +12,16 @@ const SHARDS = 64;
 
 export class ShardedMap<V> {
   readonly #shards: Array<Map<string, V>> = Array.from({ length: SHARDS }, () => new Map<string, V>());
-  #size = 0;
 
   #shard(key: string): Map<string, V> {
     return this.#shards[hashKey(key) & (SHARDS - 1)] as Map<string, V>;
   }
 
+  /** Entries in all shards (summed when asked: not kept up to date on every set). */
   get size(): number {
-    return this.#size;
+    let n = 0;
+    for (const shard of this.#shards) n += shard.size;
+    return n;
   }
 
   /** Entries in the fullest shard: what one doubling moves at most (about size / 64). */
@@ -36,21 +38,15 @@ export class ShardedMap<V> {
   }
 
   set(key: string, value: V): this {
-    const shard = this.#shard(key);
-    const before = shard.size;
-    shard.set(key, value);
-    this.#size += shard.size - before;
+    this.#shard(key).set(key, value);
     return this;
   }
 
   delete(key: string): boolean {
-    const deleted = this.#shard(key).delete(key);
-    if (deleted) this.#size--;
-    return deleted;
+    return this.#shard(key).delete(key);
   }
 
   clear(): void {
     for (const shard of this.#shards) shard.clear();
-    this.#size = 0;
   }
 }
