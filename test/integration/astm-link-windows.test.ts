@@ -2,6 +2,7 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AnalyzerConfig } from '../../gateway/src/config/types.ts';
 import { AstmEndpoint, type AstmNormalizeResult } from '../../gateway/src/ingress/astm/astm-endpoint.ts';
+import { RECORDS_ONLY_PAUSE_BYTES } from '../../gateway/src/ingress/astm/records-only-session.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
 import type { EventStore } from '../../gateway/src/store/event-store.ts';
 import { Telemetry } from '../../gateway/src/telemetry.ts';
@@ -111,6 +112,29 @@ describe('ASTM records-only link (no low-level protocol: nothing is acknowledged
     // The analyzer got no NAK (none exists in this mode) and will never resend: the gateway must keep it.
     await until(async () => (await rawsOf(store, 'ro-fail')).length > 0, 5_000).catch(() => undefined);
     expect(await rawsOf(store, 'ro-fail')).toHaveLength(1);
+  });
+
+  it('a store refusing for long does not fill the memory: the connection stops being read (TCP holds the analyzer), and every message is kept once it is back', async () => {
+    const store = await tmp.open();
+    const ep = astmEndpoint(store, { id: 'ro-hold', profile: 'test', tcp: { listen: { host: '127.0.0.1', port: 0 } } }, { lowLevel: 'records-only' });
+    await ep.start();
+    const socket = await connect(ep.address()?.port as number);
+    store.simulateWriteFailure(new Error('disk full'));
+    // 3 MiB of results (about 10 KB each), sent at once: three times the pause threshold.
+    const count = 300;
+    const msg = (n: number): string => [MSG[0], MSG[1], MSG[2]!.replace('SID-1', `SID-${n}`), MSG[3], `C|1|L|${'x'.repeat(10_000)}|G`, MSG[4]].join('\r') + '\r';
+    socket.write(Buffer.from(Array.from({ length: count }, (_, i) => msg(i + 1)).join(''), 'latin1'));
+    await until(() => ep.linkStats().bytesIn > RECORDS_ONLY_PAUSE_BYTES);
+    await new Promise((r) => setTimeout(r, 300)); // time enough to read all 3 MiB over loopback, were it read on
+    expect(ep.linkStats().bytesIn).toBeLessThan(1.5 * RECORDS_ONLY_PAUSE_BYTES);
+    store.simulateWriteFailure(undefined);
+    await until(() => store.health === 'ok');
+    await until(async () => (await store.listMessages({ endpoint: 'ro-hold', limit: count + 10 })).length >= count, 30_000);
+    const list = await store.listMessages({ endpoint: 'ro-hold', limit: count + 10 });
+    const ids = (await Promise.all(list.map((m) => store.getMessage(m.id)))).map((m) => m?.raw.toString('latin1').match(/SID-\d+/)?.[0]);
+    expect(new Set(ids).size).toBe(count); // each once
+    expect(ids).toHaveLength(count);
+    expect(ep.linkStats().overflowBytes).toBe(0);
   });
 });
 

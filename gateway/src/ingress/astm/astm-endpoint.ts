@@ -214,11 +214,12 @@ export class AstmEndpoint<Q = unknown> implements Component {
         log.debug('ignored bytes outside frames', { count });
       },
       onEvent: (e) => {
-        if (e.kind === 'send-aborted' || e.kind === 'timeout') log.warn(`link ${e.kind}`, e.detail ? { detail: e.detail } : undefined);
+        if (e.kind === 'send-aborted' || e.kind === 'timeout' || e.kind === 'overflow') log.warn(`link ${e.kind}`, e.detail ? { detail: e.detail } : undefined);
         else log.debug(`link ${e.kind}`, e.detail ? { detail: e.detail } : undefined);
       },
       // LIS1-A §6.2.6: not ready → NAK to ENQ. Stopping, or a store that cannot commit (DESIGN.md §2).
       isBusy: () => this.#status === 'stopping' || this.#status === 'stopped' || this.#opt.store.health !== 'ok',
+      ...(wire.pause && wire.resume ? { pause: () => wire.pause?.(), resume: () => wire.resume?.() } : {}),
     });
     const link: Link = { id, wire, session };
     this.#links.add(link);

@@ -54,7 +54,8 @@ export interface LinkEvent {
     | 'contention'
     | 'timeout'
     | 'send-aborted'
-    | 'sent';
+    | 'sent'
+    | 'overflow';
   detail?: string;
 }
 
@@ -75,6 +76,9 @@ export interface LinkCallbacks {
   onEvent?(event: LinkEvent): void;
   /** True while the gateway cannot accept a message (store down, stopping): ENQ gets NAK (LIS1-A §6.2.6). */
   isBusy?(): boolean;
+  /** Stop reading the wire (its flow control holds the sender), and read it again (Wire.pause). */
+  pause?(): void;
+  resume?(): void;
 }
 
 export interface LinkSessionOptions extends LinkCallbacks {
@@ -94,6 +98,8 @@ export interface LinkStats {
   partials: number;
   sent: number;
   sendFailures: number;
+  /** Bytes read while the link could neither store nor hold them (records-only, see RecordsOnlySession). */
+  overflowBytes: number;
 }
 
 export function emptyStats(): LinkStats {
@@ -109,6 +115,7 @@ export function emptyStats(): LinkStats {
     partials: 0,
     sent: 0,
     sendFailures: 0,
+    overflowBytes: 0,
   };
 }
 

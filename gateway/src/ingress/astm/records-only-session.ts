@@ -6,6 +6,17 @@ import type { Scheduler, TimerHandle } from './scheduler.ts';
 
 /** A message the store did not take is committed again after this long (ms). */
 const RECOMMIT_MS = 1_000;
+/**
+ * Bytes waiting behind a message being committed, past which the wire is paused (its flow control
+ * then holds the analyzer); it is read again once the backlog is under half of this.
+ */
+export const RECORDS_ONLY_PAUSE_BYTES = 1024 * 1024;
+/**
+ * A wire that cannot be paused (a serial line without flow control) keeps being read while the
+ * store refuses; past this many waiting bytes, what arrives is not kept (counted in
+ * `overflowBytes`, and reported as an 'overflow' event) rather than filling the gateway's memory.
+ */
+export const RECORDS_ONLY_MAX_QUEUED_BYTES = 256 * 1024 * 1024;
 
 /**
  * The link for instruments that speak E1394 records with NO low-level protocol (protocols.md
@@ -21,6 +32,10 @@ export class RecordsOnlySession implements AstmLinkSession {
   readonly #clock: Scheduler;
   #state: 'idle' | 'message' | 'committing' | 'closed' = 'idle';
   #queued: Buffer[] = [];
+  /** Bytes in #queued. */
+  #queuedBytes = 0;
+  /** The wire was paused for the backlog (see RECORDS_ONLY_PAUSE_BYTES). */
+  #paused = false;
   #raw: Buffer[] = [];
   #rawLen = 0;
   /** Bytes of the record being read (from its first byte). */
@@ -44,10 +59,36 @@ export class RecordsOnlySession implements AstmLinkSession {
     if (this.#state === 'closed' || bytes.length === 0) return;
     this.stats.bytesIn += bytes.length;
     if (this.#state === 'committing') {
-      this.#queued.push(bytes);
+      this.#enqueue(bytes);
       return;
     }
     this.#consume(bytes);
+  }
+
+  /**
+   * Bytes that arrived while a message is being committed wait in order. The wire is paused once
+   * the backlog passes RECORDS_ONLY_PAUSE_BYTES (a store refusing for hours must not fill the
+   * memory); a wire that cannot be paused is read on, kept up to RECORDS_ONLY_MAX_QUEUED_BYTES.
+   */
+  #enqueue(bytes: Buffer): void {
+    if (this.#queuedBytes + bytes.length > RECORDS_ONLY_MAX_QUEUED_BYTES) {
+      this.stats.overflowBytes += bytes.length;
+      this.#cb.onEvent?.({ kind: 'overflow', detail: `${bytes.length} bytes not kept: ${this.#queuedBytes} bytes already wait for the store, and this link cannot be paused (no flow control)` });
+      return;
+    }
+    this.#queued.push(bytes);
+    this.#queuedBytes += bytes.length;
+    if (!this.#paused && this.#queuedBytes > RECORDS_ONLY_PAUSE_BYTES && this.#cb.pause) {
+      this.#paused = true;
+      this.#cb.pause();
+      this.#cb.onEvent?.({ kind: 'busy', detail: `${this.#queuedBytes} bytes wait for the store: reading paused` });
+    }
+  }
+
+  #dequeue(): Buffer {
+    const bytes = this.#queued.shift() as Buffer;
+    this.#queuedBytes -= bytes.length;
+    return bytes;
   }
 
   #consume(bytes: Buffer): void {
@@ -81,7 +122,10 @@ export class RecordsOnlySession implements AstmLinkSession {
         this.#raw.push(bytes.subarray(segStart, i + 1));
         this.#rawLen += i + 1 - segStart;
         const rest = bytes.subarray(i + 1);
-        if (rest.length > 0) this.#queued.unshift(rest);
+        if (rest.length > 0) {
+          this.#queued.unshift(rest);
+          this.#queuedBytes += rest.length;
+        }
         this.#complete();
         return;
       }
@@ -142,7 +186,11 @@ export class RecordsOnlySession implements AstmLinkSession {
       this.#state = 'idle';
       // Messages that arrived meanwhile are read (and committed) even when the link has closed.
       while (this.#queued.length > 0 && this.#accepting()) {
-        this.#consume(this.#queued.shift() as Buffer);
+        this.#consume(this.#dequeue());
+      }
+      if (this.#paused && this.#queuedBytes < RECORDS_ONLY_PAUSE_BYTES / 2) {
+        this.#paused = false;
+        this.#cb.resume?.();
       }
       if (this.#closing !== undefined && this.#accepting()) this.#finishClose(this.#closing);
     };
@@ -198,5 +246,6 @@ export class RecordsOnlySession implements AstmLinkSession {
     if (wasMessage) this.#partial(reason);
     this.#timer?.cancel();
     this.#queued = [];
+    this.#queuedBytes = 0;
   }
 }

@@ -119,6 +119,9 @@ export class SerialTransport implements Transport {
         close: () => {
           if (port.isOpen) port.close(() => undefined);
         },
+        // Only with flow control does a port that is not read hold the analyzer (the driver drops
+        // RTS or sends XOFF as its buffer fills); without it, the bytes would be lost there.
+        ...(s.rtscts || s.xoff ? { pause: () => void port.pause(), resume: () => void port.resume() } : {}),
       };
       const handlers = this.#host.attach(wire);
       this.#handlers = handlers;

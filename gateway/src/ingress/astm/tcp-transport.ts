@@ -11,6 +11,8 @@ function attachSocket(socket: net.Socket, host: TransportHost): void {
       if (!socket.destroyed) socket.write(bytes);
     },
     close: () => socket.end(),
+    pause: () => socket.pause(),
+    resume: () => socket.resume(),
   };
   const handlers = host.attach(wire);
   let closedDetail = 'closed by peer';

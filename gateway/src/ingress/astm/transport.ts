@@ -10,6 +10,13 @@ export interface Wire {
   write(bytes: Buffer): void;
   /** Close this connection (a transport may then reopen or reconnect). */
   close(): void;
+  /**
+   * Stop reading, so the sender is held by flow control (TCP's window; RTS/CTS or XON/XOFF on a
+   * serial line); `resume` reads again. Absent where nothing would hold the sender (a serial line
+   * without flow control: the bytes would be lost in the driver instead).
+   */
+  pause?(): void;
+  resume?(): void;
 }
 
 export interface WireHandlers {
