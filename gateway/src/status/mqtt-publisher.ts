@@ -55,6 +55,8 @@ export class MqttStatusPublisher implements Component {
   readonly #lastPayload = new Map<string, string>();
   readonly #alertBuffer: StatusAlert[] = [];
   readonly #unsubscribe: Array<() => void> = [];
+  /** The clean-up of retained endpoint topics after the last connect (see #clearRemovedEndpoints). */
+  #cleared: Promise<void> | undefined;
   /** Publishes made (for tests and the benchmark). */
   published = 0;
 
@@ -102,6 +104,7 @@ export class MqttStatusPublisher implements Component {
       this.#log.info('connected to MQTT broker', { url: this.#o.url });
       this.#publishAll(true);
       this.#drainAlerts();
+      this.#cleared = this.#clearRemovedEndpoints(client);
     });
     client.on('error', (err) => this.#log.warn('MQTT error', { url: this.#o.url, error: describeError(err) }));
     client.on('offline', () => this.#log.debug('MQTT broker offline', { url: this.#o.url }));
@@ -124,6 +127,9 @@ export class MqttStatusPublisher implements Component {
         resolve();
       });
     });
+    // Started means the broker shows only endpoints the gateway has (bounded: a slow broker
+    // does not hold the start).
+    if (this.#cleared) await Promise.race([this.#cleared, new Promise<void>((r) => setTimeout(r, 2_000).unref())]);
     this.#status = 'running';
   }
 
@@ -140,7 +146,14 @@ export class MqttStatusPublisher implements Component {
         if (client.connected) {
           const offline: AvailabilityPayload = { gatewayId: this.#o.gatewayId, state: 'offline', at: new Date().toISOString(), reason: 'gateway stopped' };
           const last = { ...this.#o.model.toApiStatus(), online: false };
+          // Every endpoint's final state too (stopped, no connections): a change made within the
+          // coalescing gap before the stop would otherwise stay retained as "connected".
+          const endpoints = this.#o.model.endpointIds().flatMap((id) => {
+            const e = this.#o.model.endpoint(id);
+            return e ? [client.publishAsync(this.#t.endpoint(id), JSON.stringify({ gatewayId: this.#o.gatewayId, ...e }), { qos: 1, retain: true })] : [];
+          });
           await Promise.allSettled([
+            ...endpoints,
             client.publishAsync(this.#t.status, JSON.stringify(last), { qos: 1, retain: true }),
             client.publishAsync(this.#t.availability, JSON.stringify(offline), { qos: 1, retain: true }),
           ]);
@@ -151,6 +164,37 @@ export class MqttStatusPublisher implements Component {
       client.end(true);
     }
     this.#status = 'stopped';
+  }
+
+  /**
+   * An external broker keeps retained endpoint topics across restarts of the gateway: one of an
+   * analyzer since removed from the configuration would be shown for ever. The retained topics
+   * under `endpoints/+` are read once after connecting (the broker sends them right after the
+   * SUBACK, so all of them have arrived when the UNSUBACK does), and those of ids the gateway no
+   * longer has are cleared: an empty retained payload deletes a retained message (MQTT 3.1.1
+   * §3.3.1.3).
+   */
+  async #clearRemovedEndpoints(client: MqttClient): Promise<void> {
+    const wildcard = this.#t.endpointsWildcard;
+    const prefix = wildcard.slice(0, -1);
+    const stale = new Set<string>();
+    const onMessage = (topic: string, payload: Buffer, packet: { retain?: boolean }): void => {
+      if (!topic.startsWith(prefix) || !packet.retain || payload.length === 0) return;
+      if (!this.#o.model.endpoint(topic.slice(prefix.length))) stale.add(topic);
+    };
+    client.on('message', onMessage);
+    try {
+      await client.subscribeAsync(wildcard, { qos: 1 });
+      await client.unsubscribeAsync(wildcard);
+    } catch (err) {
+      this.#log.debug('could not read the retained endpoint topics', { error: describeError(err) });
+    } finally {
+      client.removeListener('message', onMessage);
+    }
+    for (const topic of stale) {
+      this.#log.info('clearing the retained topic of an endpoint no longer configured', { topic });
+      await client.publishAsync(topic, '', { qos: 1, retain: true }).catch(() => undefined);
+    }
   }
 
   #onChange(changed: ReadonlySet<string>): void {

@@ -254,6 +254,15 @@ export class StatusModel implements Component {
       t.on('odoo.request', (e) => this.#onOdooRequest(e)),
       t.on('alert', (e) => this.#emitAlert(e)),
     );
+    // When each link last spoke survives a restart (the store keeps it); "never" would be wrong.
+    try {
+      for (const [id, at] of Object.entries(this.#o.store.lastMessageAt?.() ?? {})) {
+        const ep = this.#endpoints.get(id);
+        if (ep && (ep.lastMessageAt === null || ep.lastMessageAt < at)) ep.lastMessageAt = at;
+      }
+    } catch {
+      /* a closed store: the poll below reports it */
+    }
     this.poll();
     await this.refreshDisk();
     this.#lastHealth = this.health().health;

@@ -104,6 +104,16 @@ const AFTER = '\x01';
 const DAY_MS = 86_400_000;
 
 /** 12 hex digits of epoch ms: sorts lexicographically in time order. */
+/** When a finished event was delivered or discarded (its key in the `o` index), epoch ms. */
+function completedAt(rec: StoredEvent): number | undefined {
+  if (rec.state === 'delivered' && rec.deliveredAt !== undefined) return Date.parse(rec.deliveredAt);
+  if (rec.state === 'discarded') {
+    const discard = [...(rec.audit ?? [])].reverse().find((a) => a.action === 'discard');
+    if (discard) return Date.parse(discard.at);
+  }
+  return undefined;
+}
+
 function timeKey(ms: number): string {
   return Math.max(0, Math.floor(ms)).toString(16).padStart(12, '0');
 }
@@ -251,6 +261,9 @@ export class EventStore implements GatewayStore {
   /** The queue counts as the last batch sealed carries them (see the committer's seal). */
   #sealedCounts: Counts = emptyCounts();
   #intake: IntakeCounters = emptyIntake();
+  /** Per endpoint, the receive time of its last message (see lastMessageAt), and whether it changed since the last seal. */
+  #lastAt: Record<string, string> = {};
+  #lastAtChanged = false;
   /** Cache of undelivered-event counts per partition (authoritative once loaded); sharded: it grows with the backlog (see sharded-map.ts). */
   readonly #pcount = new ShardedMap<number>();
   /** Dedup keys and idempotency keys whose commit is queued but not yet durable. */
@@ -343,11 +356,16 @@ export class EventStore implements GatewayStore {
         const counts = { ...this.#counts };
         const before = this.#sealedCounts;
         this.#sealedCounts = counts;
+        const ops: BatchOp[] = [
+          { type: 'put', sublevel: this.#sub.meta, key: 'counts', value: counts },
+          { type: 'put', sublevel: this.#sub.meta, key: 'intake', value: { ...this.#intake } },
+        ];
+        if (this.#lastAtChanged) {
+          this.#lastAtChanged = false;
+          ops.push({ type: 'put', sublevel: this.#sub.meta, key: 'endpoints', value: { ...this.#lastAt } });
+        }
         return {
-          ops: [
-            { type: 'put', sublevel: this.#sub.meta, key: 'counts', value: counts },
-            { type: 'put', sublevel: this.#sub.meta, key: 'intake', value: { ...this.#intake } },
-          ],
+          ops,
           undo: () => {
             for (const k of Object.keys(counts) as Array<keyof Counts>) this.#counts[k] -= counts[k] - before[k];
             // Partition counts of refused events: read again from LevelDB when next needed.
@@ -593,6 +611,7 @@ export class EventStore implements GatewayStore {
     this.#counts = { ...emptyCounts(), ...counts };
     this.#sealedCounts = { ...this.#counts };
     this.#intake = { ...emptyIntake(), ...intake };
+    this.#lastAt = { ...((await this.#sub.meta.get('endpoints')) as Record<string, string> | undefined) };
     await this.#loadLiveSegments();
     await this.#removeUnreferencedSegments();
     for await (const key of this.#sub.msg.keys({ reverse: true, limit: 1 })) this.#ids.observe(key as string);
@@ -816,6 +835,7 @@ export class EventStore implements GatewayStore {
   // ---------------------------------------------------------------- intake
 
   commit(message: InboundMessage, drafts: DraftEvent[]): Promise<CommitResult> {
+    this.#noteLastMessage(message.endpoint, message.receivedAt);
     const keys = this.#deriver?.keys(drafts) ?? [];
     if (keys.length === 0) return this.#commit(message, drafts);
     return this.#withKeys(keys, async () => {
@@ -1112,6 +1132,21 @@ export class EventStore implements GatewayStore {
       ops.push({ type: 'put', sublevel: this.#sub.pcount, key: pk, value: this.#pcount.get(pk) ?? 0 });
       this.#keyFilter.add(this.#prefix.pcount + pk);
     }
+  }
+
+  /**
+   * When each endpoint last handed a message over (whatever became of it), kept across restarts
+   * (`meta!endpoints`, written with the next batch): the status shows when a link last spoke,
+   * not "never" after every restart.
+   */
+  lastMessageAt(): Readonly<Record<string, string>> {
+    return { ...this.#lastAt };
+  }
+
+  #noteLastMessage(endpoint: string, at: string): void {
+    if ((this.#lastAt[endpoint] ?? '') >= at) return;
+    this.#lastAt[endpoint] = at;
+    this.#lastAtChanged = true;
   }
 
   countRejectedWithoutCommit(): void {
@@ -1538,11 +1573,19 @@ export class EventStore implements GatewayStore {
         break;
       case 'delivered':
       case 'discarded': {
-        // The done index is keyed by completion time: newest first.
+        // The done index is keyed by completion time: newest first, and `after` (the last id of
+        // the previous page) continues from that event's place, towards older ones. (An id
+        // comparison repeated the first page: ids and completion times run in different orders.)
         const ids: string[] = [];
-        for await (const key of this.#sub.done.keys({ reverse: true })) {
+        let upper: string | undefined;
+        if (query.after !== undefined) {
+          const cursor = (await this.#readEvents([query.after]))[0];
+          const at = cursor ? completedAt(cursor) : undefined;
+          if (at === undefined) return out; // not a finished event: nothing comes after it in this listing
+          upper = timeKey(at) + SEP + query.after;
+        }
+        for await (const key of this.#sub.done.keys({ reverse: true, ...(upper !== undefined ? { lt: upper } : {}) })) {
           const id = (key as string).slice(13);
-          if (query.after !== undefined && id <= query.after) continue;
           ids.push(id);
           if (ids.length >= 256) {
             if (await this.#pushEvents(ids.splice(0), out, accept, limit)) break;
@@ -1605,18 +1648,29 @@ export class EventStore implements GatewayStore {
     const limit = Math.min(Math.max(1, query.limit ?? 50), 1000);
     const term = query.controlId ?? query.q;
     const out: StoredMessage[] = [];
+    // The search index holds control ids and the other search terms (accession, specimen id)
+    // under one prefix: a control-id query keeps the messages whose control id it is.
     const accept = (r: MessageRecord | undefined): r is MessageRecord =>
-      r !== undefined && (query.endpoint === undefined || r.endpoint === query.endpoint);
+      r !== undefined && (query.endpoint === undefined || r.endpoint === query.endpoint) && (query.controlId === undefined || r.controlId === query.controlId);
     if (term !== undefined && term !== '') {
-      const ids: string[] = [];
-      const upper = query.before !== undefined ? term + SEP + query.before : term + AFTER;
-      for await (const key of this.#sub.search.keys({ gt: term + SEP, lt: upper, reverse: true, limit: limit * 4 })) {
-        ids.push((key as string).slice(term.length + 1));
+      // Index entries in pages, newest first, until `limit` messages match or the term's range
+      // ends: entries of other endpoints (a control id reused by an analyzer) or of other fields
+      // may come first, any number of them.
+      const page = Math.min(limit * 4, 400);
+      let upper = query.before !== undefined ? term + SEP + query.before : term + AFTER;
+      for (;;) {
+        const keys: string[] = [];
+        for await (const key of this.#sub.search.keys({ gt: term + SEP, lt: upper, reverse: true, limit: page })) keys.push(key as string);
+        const ids = keys.map((key) => key.slice(term.length + 1));
+        const values = (await this.#sub.msg.getMany(ids)) as Array<Buffer | undefined>;
+        const records = await Promise.all(values.map((v, i) => (v ? this.#recordOf(ids[i] as string, v) : undefined)));
+        for (const r of records) {
+          if (accept(r)) out.push(publicMessage(r));
+          if (out.length >= limit) return out;
+        }
+        if (keys.length < page) return out;
+        upper = keys[keys.length - 1] as string;
       }
-      const values = (await this.#sub.msg.getMany(ids)) as Array<Buffer | undefined>;
-      const records = await Promise.all(values.map((v, i) => (v ? this.#recordOf(ids[i] as string, v) : undefined)));
-      for (const r of records) if (accept(r) && out.length < limit) out.push(publicMessage(r));
-      return out;
     }
     const range = query.before !== undefined ? { lt: query.before } : {};
     // Pointers in pages, their records read from the message log side by side.
@@ -1680,8 +1734,18 @@ export class EventStore implements GatewayStore {
   async #refreshOldest(): Promise<void> {
     if (this.#health === 'closed') return;
     try {
+      // The undelivered index holds dead letters too; the oldest event waiting for Odoo is the
+      // first that is not dead (dead letters have their own count and alarm: counted here, they
+      // made the queue look stale with nothing waiting). Dead letters are few; past 10,000 they are
+      // not looked at one by one and the age may count them.
+      const dead = new Set<string>();
+      if (this.#counts.dead > 0 && this.#counts.dead <= 10_000) for await (const key of this.#sub.dead.keys()) dead.add(key as string);
       let oldest: string | undefined;
-      for await (const key of this.#sub.pending.keys({ limit: 1 })) oldest = key as string;
+      for await (const key of this.#sub.pending.keys({ limit: dead.size + 1 })) {
+        if (dead.has(key as string)) continue;
+        oldest = key as string;
+        break;
+      }
       this.#oldestPendingId = oldest;
     } catch {
       /* closed underneath us */

@@ -182,6 +182,8 @@ export interface GatewayStore {
   eventsByCorrelation(correlationId: string, types?: EventType[]): Promise<StoredEvent[]>;
   stats(): QueueStats;
   intake(): IntakeCounters;
+  /** Per endpoint id, the receive time (ISO) of its last message, kept across restarts. */
+  lastMessageAt?(): Readonly<Record<string, string>>;
   /** Count an inbound message that was answered without a commit (e.g. store down). */
   countRejectedWithoutCommit(): void;
   /** Local key/value documents (reference data pulled from Odoo, sandbox records, settings). */
