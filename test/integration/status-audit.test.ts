@@ -4,7 +4,6 @@
  * topics seen by a real MQTT client.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -16,7 +15,7 @@ import { StatusModel } from '../../gateway/src/status/status-model.ts';
 import { MqttStatus } from '../../gateway/src/status/mqtt-status.ts';
 import type { EventStore } from '../../gateway/src/store/event-store.ts';
 import type { InboundMessage } from '../../gateway/src/store/types.ts';
-import { freePort, hl7Message, makeConfig, makeDeadLetter, openStore, tempDir, validatedEvent, waitFor } from '../fixtures/status/harness.ts';
+import { hl7Message, makeConfig, makeDeadLetter, mosquittoSubLines, openStore, requestJson, useMosquitto, tempDir, validatedEvent, waitFor } from '../fixtures/status/harness.ts';
 
 const TOKEN = 'audit-admin-token-51c9';
 
@@ -49,28 +48,9 @@ describe('status HTTP API: filters, paging and operator actions on a real store'
     tmp.cleanup();
   });
 
-  const get = async (p: string, headers: Record<string, string> = {}) => {
-    const r = await fetch(base + p, { headers });
-    const text = await r.text();
-    let json: any; // any JSON shape: the assertions check it
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    return { status: r.status, json, text };
-  };
-  const postRaw = async (p: string, body: string, token?: string) => {
-    const r = await fetch(base + p, { method: 'POST', headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) }, body });
-    const text = await r.text();
-    let json: any; // any JSON shape: the assertions check it
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    return { status: r.status, json };
-  };
+  const get = (p: string, headers: Record<string, string> = {}) => requestJson(base + p, { headers });
+  const postRaw = (p: string, body: string, token?: string) =>
+    requestJson(base + p, { method: 'POST', headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) }, body });
 
   it('GET /api/messages?controlId= returns only messages with that control id, not messages whose specimen id happens to be equal', async () => {
     // LIS control ids and specimen barcodes are both plain numbers at many sites.
@@ -291,45 +271,13 @@ describe('/api/status across a restart of the gateway', () => {
 });
 
 /** A mosquitto_sub child collecting "topic<TAB>retain<TAB>payload" lines until it exits. */
-function mosquittoSub(port: number, topic: string, extra: string[]): Promise<Array<{ topic: string; retained: boolean; payload: string }>> {
-  const proc = spawn('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(port), '-t', topic, '-F', '%t\t%r\t%p', ...extra], { stdio: ['ignore', 'pipe', 'ignore'] });
-  let out = '';
-  proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  return new Promise((resolve) =>
-    proc.once('exit', () =>
-      resolve(
-        out
-          .split('\n')
-          .filter(Boolean)
-          .map((l) => {
-            const [t, r, ...rest] = l.split('\t');
-            return { topic: t!, retained: r === '1', payload: rest.join('\t') };
-          }),
-      ),
-    ),
-  );
-}
 
 describe('retained MQTT topics on an external broker (stop, configuration change)', () => {
-  const tmp = tempDir('status-audit-mqtt-');
-  let mosquitto: ChildProcess;
-  let port: number;
-
-  beforeAll(async () => {
-    port = await freePort();
-    const conf = path.join(tmp.dir, 'mosquitto.conf');
-    writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\n`);
-    mosquitto = spawn('/usr/sbin/mosquitto', ['-c', conf], { stdio: 'ignore' });
-    await waitFor(async () => (await mosquittoSub(port, '$SYS/broker/version', ['-C', '1', '-W', '1'])).length > 0, 'mosquitto up');
-  });
-
-  afterAll(() => {
-    mosquitto.kill('SIGTERM');
-    tmp.cleanup();
-  });
+  const broker = useMosquitto('status-audit-mqtt-');
+  const tmp = { dir: broker.dir };
 
   async function runGateway(dataDir: string, withAnalyzer: boolean, during: (tel: Telemetry) => Promise<void>): Promise<void> {
-    const config = makeConfig(dataDir, { id: 'lab-cfg', mqtt: { broker: `mqtt://127.0.0.1:${port}` } });
+    const config = makeConfig(dataDir, { id: 'lab-cfg', mqtt: { broker: `mqtt://127.0.0.1:${broker.port}` } });
     if (!withAnalyzer) config.analyzers = [];
     const tel = new Telemetry();
     const store = await openStore(config.gateway.dataDir);
@@ -347,13 +295,13 @@ describe('retained MQTT topics on an external broker (stop, configuration change
 
   it('a graceful stop leaves no endpoint topic retained as connected once the endpoint stopped', async () => {
     const dataDir = path.join(tmp.dir, 'data-stop');
-    const config = makeConfig(dataDir, { id: 'lab-stopep', mqtt: { broker: `mqtt://127.0.0.1:${port}` } });
+    const config = makeConfig(dataDir, { id: 'lab-stopep', mqtt: { broker: `mqtt://127.0.0.1:${broker.port}` } });
     const tel = new Telemetry();
     const store = await openStore(config.gateway.dataDir);
     const model = new StatusModel({ config, store, telemetry: tel, version: 't', startedAt: new Date().toISOString() });
     const mq = new MqttStatus({ config, model, log: silentLogger });
     await mq.start();
-    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0 });
+    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.port}`, { reconnectPeriod: 0 });
     const seen = new Map<string, any>(); // latest payload per topic; shapes asserted below
     client.on('message', (topic, payload) => seen.set(topic, JSON.parse(payload.toString())));
     await client.subscribeAsync('lab-gateway/lab-stopep/#', { qos: 1 });
@@ -366,7 +314,7 @@ describe('retained MQTT topics on an external broker (stop, configuration change
     await model.stop();
     await mq.stop();
     await store.close();
-    const lines = await mosquittoSub(port, 'lab-gateway/lab-stopep/#', ['-C', '4', '-W', '3', '--retained-only']);
+    const lines = await mosquittoSubLines(broker.port, 'lab-gateway/lab-stopep/#', ['-C', '4', '-W', '3', '--retained-only']);
     const byTopic = new Map(lines.map((l) => [l.topic, JSON.parse(l.payload)]));
     expect(byTopic.get('lab-gateway/lab-stopep/availability')).toMatchObject({ state: 'offline' });
     const final = byTopic.get('lab-gateway/lab-stopep/status');
@@ -377,7 +325,7 @@ describe('retained MQTT topics on an external broker (stop, configuration change
 
   it('an analyzer removed from the configuration is no longer retained as an endpoint after the restart', async () => {
     const dataDir = path.join(tmp.dir, 'data');
-    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0 });
+    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${broker.port}`, { reconnectPeriod: 0 });
     const seen = new Map<string, any>(); // latest payload per topic; shapes asserted below
     client.on('message', (topic, payload) => seen.set(topic, JSON.parse(payload.toString())));
     await client.subscribeAsync('lab-gateway/lab-cfg/endpoints/+', { qos: 1 });
@@ -388,7 +336,7 @@ describe('retained MQTT topics on an external broker (stop, configuration change
     await client.endAsync();
     // The site takes the analyzer out of service and restarts the gateway without it.
     await runGateway(dataDir, false, async () => {
-      const lines = await mosquittoSub(port, 'lab-gateway/lab-cfg/endpoints/+', ['-C', '2', '-W', '2', '--retained-only']);
+      const lines = await mosquittoSubLines(broker.port, 'lab-gateway/lab-cfg/endpoints/+', ['-C', '2', '-W', '2', '--retained-only']);
       const retained = lines.filter((l) => l.retained && l.payload !== '').map((l) => l.topic);
       expect(retained).toContain('lab-gateway/lab-cfg/endpoints/lis');
       expect(retained).not.toContain('lab-gateway/lab-cfg/endpoints/xn-1');

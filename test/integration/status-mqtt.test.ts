@@ -11,31 +11,10 @@ import { StatusModel } from '../../gateway/src/status/status-model.ts';
 import { MqttStatus } from '../../gateway/src/status/mqtt-status.ts';
 import type { EventStore } from '../../gateway/src/store/event-store.ts';
 import { trayIcon, trayTooltip, type TrayStatus } from '../../desktop/src/tray-state.ts';
-import { freePort, makeConfig, openStore, tempDir, waitFor } from '../fixtures/status/harness.ts';
+import { freePort, makeConfig, mosquittoSub, openStore, useMosquitto, tempDir, waitFor } from '../fixtures/status/harness.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CHILD = path.resolve(here, '../fixtures/status/mqtt-gateway-child.ts');
-const MOSQUITTO = '/usr/sbin/mosquitto';
-
-/** A `mosquitto_sub` child printing "topic<TAB>retain<TAB>payload" lines. */
-function mosquittoSub(port: number, topic: string, extra: string[] = []) {
-  const lines: Array<{ topic: string; retained: boolean; payload: string }> = [];
-  const proc = spawn('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(port), '-t', topic, '-F', '%t\t%r\t%p', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let buf = '';
-  proc.stdout.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      const [t, r, ...rest] = line.split('\t');
-      lines.push({ topic: t!, retained: r === '1', payload: rest.join('\t') });
-    }
-  });
-  let stderr = '';
-  proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  return { proc, lines, stderr: () => stderr, stop: () => proc.kill('SIGTERM') };
-}
 
 function startChild(dataDir: string, broker: string, gatewayId: string): Promise<{ proc: ChildProcess; port: number | null }> {
   const proc = spawn(process.execPath, [CHILD, dataDir, broker, gatewayId], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -201,31 +180,14 @@ describe('MQTT status with the embedded broker (aedes)', () => {
 });
 
 describe('MQTT status with an external Mosquitto broker', () => {
-  const tmp = tempDir('status-mosq-');
-  let mosquitto: ChildProcess;
-  let port: number;
-
-  beforeAll(async () => {
-    port = await freePort();
-    const conf = path.join(tmp.dir, 'mosquitto.conf');
-    writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\n`);
-    mosquitto = spawn(MOSQUITTO, ['-c', conf], { stdio: 'ignore' });
-    await waitFor(async () => {
-      const s = mosquittoSub(port, '$SYS/broker/version', ['-C', '1', '-W', '1']);
-      return (await new Promise((r) => s.proc.once('exit', r))) === 0;
-    }, 'mosquitto up');
-  });
-
-  afterAll(() => {
-    mosquitto.kill('SIGTERM');
-    tmp.cleanup();
-  });
+  const broker = useMosquitto('status-mosq-');
+  const tmp = { dir: broker.dir };
 
   it('kill -9 of the gateway: subscribers get the Last Will "offline"', async () => {
-    const sub = mosquittoSub(port, 'lab-gateway/lab-ext/availability', ['-q', '1']);
-    const child = await startChild(path.join(tmp.dir, 'd1'), `mqtt://127.0.0.1:${port}`, 'lab-ext');
+    const sub = mosquittoSub(broker.port, 'lab-gateway/lab-ext/availability', ['-q', '1']);
+    const child = await startChild(path.join(tmp.dir, 'd1'), `mqtt://127.0.0.1:${broker.port}`, 'lab-ext');
     await waitFor(() => sub.lines.find((l) => JSON.parse(l.payload).state === 'online'), 'online');
-    const status = mosquittoSub(port, 'lab-gateway/lab-ext/status', ['-C', '1', '-W', '10']);
+    const status = mosquittoSub(broker.port, 'lab-gateway/lab-ext/status', ['-C', '1', '-W', '10']);
     await new Promise((r) => status.proc.once('exit', r));
     expect(JSON.parse(status.lines[0]!.payload)).toMatchObject({ gatewayId: 'lab-ext', online: true });
     child.proc.kill('SIGKILL');
@@ -233,7 +195,7 @@ describe('MQTT status with an external Mosquitto broker', () => {
     expect(JSON.parse(will.payload)).toMatchObject({ gatewayId: 'lab-ext', state: 'offline' });
     sub.stop();
     // The will is retained: a subscriber arriving later still sees the gateway offline.
-    const late = mosquittoSub(port, 'lab-gateway/lab-ext/availability', ['-C', '1', '-W', '10']);
+    const late = mosquittoSub(broker.port, 'lab-gateway/lab-ext/availability', ['-C', '1', '-W', '10']);
     await new Promise((r) => late.proc.once('exit', r));
     expect(late.lines[0]).toMatchObject({ retained: true });
     expect(JSON.parse(late.lines[0]!.payload).state).toBe('offline');
@@ -241,7 +203,7 @@ describe('MQTT status with an external Mosquitto broker', () => {
 
   it('a graceful stop publishes a retained offline with the reason', async () => {
     const tel = new Telemetry();
-    const config = makeConfig(path.join(tmp.dir, 'd2'), { id: 'lab-stop', mqtt: { broker: `mqtt://127.0.0.1:${port}` } });
+    const config = makeConfig(path.join(tmp.dir, 'd2'), { id: 'lab-stop', mqtt: { broker: `mqtt://127.0.0.1:${broker.port}` } });
     const store = await openStore(config.gateway.dataDir);
     const model = new StatusModel({ config, store, telemetry: tel, version: 't', startedAt: new Date().toISOString() });
     const mq = new MqttStatus({ config, model, log: silentLogger });
@@ -252,7 +214,7 @@ describe('MQTT status with an external Mosquitto broker', () => {
     await mq.stop(); // idempotent
     await model.stop();
     await store.close();
-    const sub = mosquittoSub(port, 'lab-gateway/lab-stop/availability', ['-C', '1', '-W', '10']);
+    const sub = mosquittoSub(broker.port, 'lab-gateway/lab-stop/availability', ['-C', '1', '-W', '10']);
     await new Promise((r) => sub.proc.once('exit', r));
     expect(JSON.parse(sub.lines[0]!.payload)).toMatchObject({ state: 'offline', reason: 'gateway stopped' });
   });
