@@ -81,12 +81,14 @@ describe('LIS normalizer: orders', () => {
     const { events } = normalize(
       [MSH('OML^O21^OML_O21'), PID, 'ORC|NW|ACC-5', 'OBR|1|ACC-5||K^Potassium', seg('SPM', { 1: '1', 2: 'SP-55^', 4: 'BLD^Blood', 17: '20240301080000', 18: '20240301083000' })].join('\n'),
     );
-    expect(events.map((e) => e.type)).toEqual(['specimen.received', 'order.created']);
-    const s = events[0];
+    // order.created first: the relay posts a partition's events in order, and the receipt note
+    // needs the sale order that order.created makes.
+    expect(events.map((e) => e.type)).toEqual(['order.created', 'specimen.received']);
+    const s = events[1];
     if (s?.type !== 'specimen.received') throw new Error('type');
     expect(s.data).toMatchObject({ accession: 'ACC-5', specimenId: 'SP-55', specimenType: 'BLD' });
     expect(s.data.receivedAt).toBe(new Date(2024, 2, 1, 8, 30).toISOString());
-    const o = events[1];
+    const o = events[0];
     expect(o?.type === 'order.created' && o.data.specimenId).toBe('SP-55');
   });
 });

@@ -9,7 +9,7 @@
  * - a lone LF ends a segment only when what follows looks like a segment header (three upper-case
  *   letters/digits then the field separator). Senders put literal newlines inside NTE/OBX text, and
  *   splitting there would invent segments;
- * - empty lines are skipped.
+ * - empty lines, and lines of only spaces and tabs, are skipped.
  *
  * Batches (HL7 v2.5 §2.10.3): `[FHS] [BHS] { MSH … } [BTS] [FTS]`; a block may also hold several
  * MSH without a batch header.
@@ -88,8 +88,8 @@ export function splitSegments(raw: Buffer): RawSegment[] {
   const n = raw.length;
   // A UTF-8 byte-order mark (files saved by Windows editors and sent as they are) is not content.
   if (raw[0] === 0xef && raw[1] === 0xbb && raw[2] === 0xbf) i = 3;
-  // Skip leading blank lines and spaces.
-  while (i < n && (raw[i] === CR || raw[i] === LF || raw[i] === 0x20)) i++;
+  // Skip leading blank lines, spaces and tabs.
+  while (i < n && (raw[i] === CR || raw[i] === LF || raw[i] === 0x20 || raw[i] === 0x09)) i++;
   const fieldSep = guessFieldSeparator(raw, i);
   let start = i;
   const push = (end: number): void => {
@@ -127,7 +127,16 @@ export function splitSegments(raw: Buffer): RawSegment[] {
   for (const s of segments) {
     while (s.end > s.start && (raw[s.end - 1] === LF || raw[s.end - 1] === CR)) s.end--;
   }
-  return segments.filter((s) => s.end > s.start);
+  return segments.filter((s) => s.end > s.start && !isBlank(raw, s));
+}
+
+/** A line of only spaces and tabs (a segment id never starts with either): a blank line. */
+function isBlank(raw: Buffer, s: RawSegment): boolean {
+  for (let k = s.start; k < s.end; k++) {
+    const b = raw[k];
+    if (b !== 0x20 && b !== 0x09) return false;
+  }
+  return true;
 }
 
 export function analyseBlock(raw: Buffer): BlockStructure {

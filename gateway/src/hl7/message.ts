@@ -113,6 +113,17 @@ export class Hl7Segment {
     return this.text.slice(from, to);
   }
 
+  /** Whether the raw (escaped) text of a field is exactly `value`, without cutting the field out. */
+  rawEquals(field: number, value: string): boolean {
+    const i = this.#isMsh ? field - 1 : field;
+    if (!(i >= 1) || !Number.isInteger(i)) return this.raw(field) === value;
+    const seps = this.#seps ?? this.#separators();
+    if (i > seps.length) return value === '';
+    const from = (seps[i - 1] as number) + this.#d.field.length;
+    const to = i < seps.length ? (seps[i] as number) : this.text.length;
+    return to - from === value.length && this.text.startsWith(value, from);
+  }
+
   /** Unescaped value of field[repetition].component.subcomponent (1-based; repetition 0-based). */
   get(field: number, component = 1, subcomponent = 1, repetition = 0): string {
     let v = this.raw(field);

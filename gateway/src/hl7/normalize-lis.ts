@@ -16,15 +16,22 @@ import { upper } from './text.ts';
  * - ORC-5 IP → `test.in_progress` per line;
  * - a line whose specimen shows it arrived (SPM-18 received time, or OBR-14) → `specimen.received`
  *   once per specimen. SPM follows its OBR in O21 and precedes its ORC/OBR in O33/O35;
+ * - order.created / order.cancelled come before the milestones (received, in progress): the relay
+ *   posts a partition in order and a milestone needs the sale order;
  * - orderingClientRef = ORC-21 ordering facility (XON.10 organization id, else XON.3 id number,
  *   else XON.1 name), else ORC-17 entering organization, else the id of the ordering provider
  *   (OBR-16.1, ORC-12.1); '' when the LIS sends none (the relay reports the missing mapping).
  *
  * Results (ORU^R01, OUL^R22/R23/R24) — one group per OBR with its OBX:
- * - every OBX final (OBX-11 F, or empty OBX-11 with OBR-25 F) → one `result.validated` for the
- *   ordered test (OBR-4.1), the unit billing works with;
+ * - ORU: the ORC precedes its OBR (OBX under an ORC without OBR: a group of that ORC); OUL: the
+ *   ORC follows its OBR and belongs to it only;
+ *   OUL^R24: the SPM belongs to the OBR before it, OBX after its SAC/INV are results;
+ * - every OBX final (OBX-11 F, or empty OBX-11 with OBR-25 F; under OBR-25 F, D/W/X/N do not
+ *   count, one F needed) → one `result.validated` for the ordered test (OBR-4.1), the unit
+ *   billing works with;
  * - otherwise one event per OBX: I → `test.in_progress`; P, R, C, S, F, A, U or empty →
- *   `test.completed` with the analyte (OBX-3.1), value, units, flags; D, W, X, N → no event;
+ *   `test.completed` with the analyte (OBX-3.1), value (SN: components joined), units, flags;
+ *   D, W, X, N → no event;
  * - an OBR without OBX follows OBR-25 (F → validated, I → in progress, P/C/R/A → completed);
  * - OBX after an SPM are specimen observations, not results: skipped.
  *
@@ -74,6 +81,16 @@ function testOf(obr: Hl7Segment): OrderedTest | undefined {
   if (system) test.codingSystem = system;
   if (lineId) test.lineId = lineId;
   return test;
+}
+
+/**
+ * OBX-5 as an event value. SN (structured numeric: comparator ^ number ^ separator/suffix ^ number,
+ * e.g. `>^300`, `^7.2`, `^1^:^128`) is its components joined (`>300`, `7.2`, `1:128`); other types
+ * their first component, as always (the code of a CE/CWE).
+ */
+function obxValue(obx: Hl7Segment): string {
+  if (!obx.rawEquals(2, 'SN')) return obx.get(5);
+  return obx.get(5, 1) + obx.get(5, 2) + obx.get(5, 3) + obx.get(5, 4);
 }
 
 function orderingClientRefOf(line: OrderLine): string {
@@ -176,19 +193,19 @@ function normalizeOrders(ctx: Hl7NormalizeContext, sink: EventSink): void {
   const patientId = patientIdOf(message);
   const created = new Map<string, { line: OrderLine; tests: OrderedTest[]; specimenId?: string }>();
   const cancelled = new Map<string, { line: OrderLine; tests: OrderedTest[] }>();
-  const specimensSeen = new Set<string>();
 
+  // First the order facts, then the milestones (receipt, in process): the relay posts a
+  // partition's events in order, and a milestone needs the sale order that order.created makes.
   for (const line of lines) {
     const accession = accessionOf(line.orc, line.obr);
-    const control = upper(line.orc?.get(1) || 'NW');
-    const status = upper(line.orc?.get(5) ?? '');
-    const test = line.obr ? testOf(line.obr) : undefined;
-    const specimenId = specimenIdOf(line.spm);
     if (!accession) {
       ctx.notes.push(`order line at segment ${line.position + 1} has no placer or filler number`);
       continue;
     }
+    const control = upper(line.orc?.get(1) || 'NW');
+    const test = line.obr ? testOf(line.obr) : undefined;
     if (control === 'NW') {
+      const specimenId = specimenIdOf(line.spm);
       const entry = created.get(accession) ?? { line, tests: [] };
       if (test) entry.tests.push(test);
       if (specimenId && !entry.specimenId) entry.specimenId = specimenId;
@@ -199,30 +216,6 @@ function normalizeOrders(ctx: Hl7NormalizeContext, sink: EventSink): void {
       cancelled.set(accession, entry);
     } else if (control !== 'SC' && control !== 'SN' && control !== 'XO') {
       ctx.notes.push(`ORC-1 ${control} at segment ${(line.orc?.index ?? 0) + 1}: no event`);
-    }
-    if (status === 'IP' && test) {
-      sink.add('test.in_progress', line.position, { accession, specimenId }, { accession, specimenId, testCode: test.code }, hl7TimeToIso(line.orc?.get(9)));
-    }
-    const receivedTime = line.spm?.get(18, 1) || line.obr?.get(14, 1) || '';
-    if (receivedTime) {
-      const sid = specimenId || line.obr?.get(3) || accession;
-      if (!specimensSeen.has(sid)) {
-        specimensSeen.add(sid);
-        const receivedAt = hl7TimeToIso(receivedTime);
-        sink.add(
-          'specimen.received',
-          (line.spm ?? line.obr ?? line.orc)?.index ?? line.position,
-          { accession, specimenId: sid },
-          {
-            accession,
-            specimenId: sid,
-            specimenType: line.spm?.get(4, 1) || line.obr?.get(15, 1) || undefined,
-            collectedAt: hl7TimeToIso(line.spm?.get(17, 1) || line.obr?.get(7, 1)),
-            receivedAt,
-          } as EventDataMap['specimen.received'],
-          receivedAt,
-        );
-      }
     }
   }
 
@@ -253,6 +246,47 @@ function normalizeOrders(ctx: Hl7NormalizeContext, sink: EventSink): void {
       hl7TimeToIso(line.orc?.get(9)),
     );
   }
+
+  const specimensSeen = new Set<string>();
+  /** SPM segments that already keyed a specimen.received (an O33/O35 SPM may serve several orders). */
+  let keyedSpecimens: Set<Hl7Segment> | undefined;
+  for (const line of lines) {
+    const accession = accessionOf(line.orc, line.obr);
+    if (!accession) continue;
+    const specimenId = specimenIdOf(line.spm);
+    if (upper(line.orc?.get(5) ?? '') === 'IP' && line.obr) {
+      const test = testOf(line.obr);
+      if (test) sink.add('test.in_progress', line.position, { accession, specimenId }, { accession, specimenId, testCode: test.code }, hl7TimeToIso(line.orc?.get(9)));
+    }
+    const receivedTime = line.spm?.get(18, 1) || line.obr?.get(14, 1) || '';
+    if (!receivedTime) continue;
+    const sid = specimenId || line.obr?.get(3) || accession;
+    if (specimensSeen.has(sid)) continue;
+    specimensSeen.add(sid);
+    // Keyed on the SPM's position, as always; when that SPM already keyed the receipt of another
+    // order's specimen (one SPM without SPM-2 shared by orders with their own filler numbers), on
+    // this line's own position instead, so that the second fact does not reuse the first one's key.
+    let position = (line.spm ?? line.obr ?? line.orc)?.index ?? line.position;
+    if (line.spm) {
+      keyedSpecimens ??= new Set();
+      if (keyedSpecimens.has(line.spm)) position = line.position;
+      else keyedSpecimens.add(line.spm);
+    }
+    const receivedAt = hl7TimeToIso(receivedTime);
+    sink.add(
+      'specimen.received',
+      position,
+      { accession, specimenId: sid },
+      {
+        accession,
+        specimenId: sid,
+        specimenType: line.spm?.get(4, 1) || line.obr?.get(15, 1) || undefined,
+        collectedAt: hl7TimeToIso(line.spm?.get(17, 1) || line.obr?.get(7, 1)),
+        receivedAt,
+      } as EventDataMap['specimen.received'],
+      receivedAt,
+    );
+  }
 }
 
 function runTypeOf(message: Hl7Message): RunType {
@@ -264,7 +298,11 @@ function runTypeOf(message: Hl7Message): RunType {
 
 function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
   const { message } = ctx;
-  const isOru = message.header.messageCode === 'ORU';
+  const h = message.header;
+  const isOru = h.messageCode === 'ORU';
+  // OUL^R24 is order-centric: OBR [ORC] … {SPM {OBX} {SAC [INV]}} … {OBX}: the SPM belongs to the
+  // OBR before it, and OBX after its SAC/INV are the order's results.
+  const orderCentric = !isOru && (h.triggerEvent === 'R24' || h.messageStructure === 'OUL_R24');
   const groups: ResultGroup[] = [];
   let pendingOrc: Hl7Segment | undefined;
   let leadingSpecimen: Hl7Segment | undefined;
@@ -273,8 +311,13 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
   for (const seg of message.segments) {
     switch (seg.name) {
       case 'ORC':
-        pendingOrc = seg;
-        if (!isOru && current && !current.orc) current.orc = seg; // OUL^R22: ORC follows OBR
+        if (isOru) {
+          pendingOrc = seg; // ORU: the ORC comes before its OBR
+        } else if (current && !current.orc) {
+          current.orc = seg; // OUL: the ORC follows its OBR; it is that order's, not the next one's
+        } else {
+          pendingOrc = seg; // OUL from senders that put the ORC first
+        }
         break;
       case 'OBR':
         current = { obr: seg, obx: [], position: seg.index };
@@ -285,16 +328,25 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
         lastWasSpecimen = false;
         break;
       case 'SPM':
-        if (isOru && current) current.spm ??= seg;
-        else leadingSpecimen = seg;
+        if ((isOru || orderCentric) && current) {
+          current.spm ??= seg;
+        } else {
+          // OUL^R22/R23: a new specimen group; what follows belongs to its orders, not the last one.
+          leadingSpecimen = seg;
+          if (!isOru) current = undefined;
+        }
         lastWasSpecimen = true;
+        break;
+      case 'SAC':
+      case 'INV':
+        if (orderCentric) lastWasSpecimen = false;
         break;
       case 'OBX':
         if (lastWasSpecimen) {
           ctx.notes.push(`OBX at segment ${seg.index + 1} is a specimen observation: no event`);
         } else {
           if (!current) {
-            current = { obx: [], position: seg.index };
+            current = pendingOrc ? { orc: pendingOrc, obx: [], position: seg.index } : { obx: [], position: seg.index };
             groups.push(current);
           }
           current.obx.push(seg);
@@ -327,22 +379,45 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
       continue;
     }
 
-    const allFinal = g.obx.every((obx) => statusOf(obx) === 'F');
-    if (allFinal) {
-      const only = g.obx.length === 1 ? g.obx[0] : undefined;
-      const testCode = orderedCode || (g.obx[0] as Hl7Segment).get(3, 1);
-      const latestObxTime = (): string | undefined =>
-        g.obx
-          .map((o) => hl7TimeToIso(o.get(19, 1)) ?? hl7TimeToIso(o.get(14, 1)))
-          .filter((t): t is string => t !== undefined)
-          .sort()
-          .at(-1);
-      const validatedAt = groupTime ?? latestObxTime();
+    // Validated when every OBX is final (OBX-11 F, or empty under OBR-25 F). Under OBR-25 F (the
+    // order itself is final) D, W, X and N (deleted, wrong, cannot be obtained, not asked) make no
+    // event of their own and do not hold the ordered test back, as long as one OBX is F. Under any
+    // other OBR-25 they do: an X under OBR-25 I may be a draw still to come.
+    const orderFinal = obrStatus === 'F';
+    let finals = 0;
+    let firstFinal: Hl7Segment | undefined;
+    let allFinal = true;
+    for (const obx of g.obx) {
+      const status = statusOf(obx);
+      if (status === 'F') {
+        finals++;
+        firstFinal ??= obx;
+      } else if (!orderFinal || !SKIPPED_STATUSES.has(status)) {
+        allFinal = false;
+        break;
+      }
+    }
+    if (allFinal && firstFinal) {
+      const only = g.obx.length === 1 ? firstFinal : undefined;
+      const testCode = orderedCode || firstFinal.get(3, 1);
+      let validatedAt = groupTime;
+      if (validatedAt === undefined || finals !== g.obx.length) {
+        for (const obx of g.obx) {
+          const status = statusOf(obx);
+          if (status !== 'F') {
+            ctx.notes.push(`OBX at segment ${obx.index + 1} has status ${status}: no event`);
+          } else if (groupTime === undefined) {
+            // The latest observation time of the final OBX (ISO strings of one form sort as text).
+            const t = hl7TimeToIso(obx.get(19, 1)) ?? hl7TimeToIso(obx.get(14, 1));
+            if (t !== undefined && (validatedAt === undefined || t > validatedAt)) validatedAt = t;
+          }
+        }
+      }
       sink.add(
         'result.validated',
         g.position,
         ids,
-        { accession: accession || specimenId, specimenId, testCode, value: only?.get(5), units: only?.get(6, 1), validatedAt } as EventDataMap['result.validated'],
+        { accession: accession || specimenId, specimenId, testCode, value: only && obxValue(only), units: only?.get(6, 1), validatedAt } as EventDataMap['result.validated'],
         validatedAt,
       );
       continue;
@@ -363,7 +438,7 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
             specimenId,
             testCode: analyteCode || orderedCode,
             loinc: obx.get(3, 3) === 'LN' ? analyteCode : undefined,
-            value: obx.get(5),
+            value: obxValue(obx),
             units: obx.get(6, 1),
             abnormalFlags: obx.get(8),
             resultStatus: status,

@@ -12,8 +12,8 @@ import { contentFingerprint, messageTypeOf, readMsh, senderOf, type MshHeader } 
 import { ids } from '../../ids.ts';
 import type { Logger } from '../../log.ts';
 import type { GatewayStore, InboundMessage } from '../../store/types.ts';
-import type { OversizeFrame } from './mllp-decoder.ts';
-import { unwrapFrame, wrapFrame } from './mllp-encoder.ts';
+import { MLLP, type OversizeFrame } from './mllp-decoder.ts';
+import { wrapFrame } from './mllp-encoder.ts';
 
 /**
  * The HL7 intake pipeline for one MLLP frame, independent of sockets (STYLE.md practice 1):
@@ -39,8 +39,10 @@ import { unwrapFrame, wrapFrame } from './mllp-encoder.ts';
  *
  * Batches (HL7 v2.5 §2.10.3): every message of the batch is committed on its own (own raw bytes,
  * own dedup key, own events), in order; the sender gets ONE reply for the block: a batch of ACK
- * messages (`[FHS] BHS {MSH MSA [ERR]} BTS [FTS]`, BTS-1 = number of ACKs), one per message, with
- * BHS-12 echoing the received BHS-11 batch control id.
+ * messages (`[FHS] BHS {MSH MSA [ERR]} BTS [FTS]`, BTS-1 = number of ACKs), one per message (two
+ * in enhanced mode: commit and application ACK, both unframed in the one batch), with BHS-12
+ * echoing the received BHS-11 batch control id. A batch of zero messages (`BHS … BTS|0`) is stored
+ * and answered with an empty batch.
  */
 
 export interface MessageResult {
@@ -127,6 +129,23 @@ function messageResult(outcome: MessageResult['outcome'], reason: string | undef
   return r;
 }
 
+/**
+ * The contents of the MLLP blocks (VT … FS CR) in `bytes`: one for an original-mode reply, two
+ * for an enhanced-mode one (commit ACK, then application ACK). Bytes without framing: themselves.
+ */
+function blockContents(bytes: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let at = bytes.indexOf(MLLP.VT);
+  if (at === -1) return [bytes];
+  while (at !== -1) {
+    let end = bytes.indexOf(MLLP.FS, at + 1);
+    if (end === -1) end = bytes.length;
+    out.push(bytes.subarray(at + 1, end));
+    at = bytes.indexOf(MLLP.VT, end);
+  }
+  return out;
+}
+
 export class Hl7Intake {
   readonly #config: Hl7EndpointConfig;
   readonly #store: GatewayStore;
@@ -149,6 +168,9 @@ export class Hl7Intake {
     } catch (err) {
       // analyseBlock works on any bytes; this is a last line of defence, never expected.
       return this.#rejectBlock(frame, meta, { code: 207, text: `internal error reading the block: ${describeError(err)}` });
+    }
+    if (block.messages.length === 0 && block.envelope.length > 0 && block.stray.length === 0) {
+      return this.#emptyBatch(frame, block, meta);
     }
     if (block.messages.length === 0) {
       const text = block.segments.length === 0 ? 'empty message' : block.envelope.length > 0 ? 'batch without any MSH segment' : 'the message does not start with an MSH segment';
@@ -206,10 +228,66 @@ export class Hl7Intake {
       results.push(one.result);
       firstHeader ??= one.header;
       charset = one.charset;
-      // Each message's stored ACK is a framed single ACK; the batch reply carries them unframed.
-      if (one.reply) acks.push(unwrapFrame(one.reply).toString(charset === 'utf8' ? 'utf8' : 'latin1').replace(/\r+$/, ''));
+      // Each message's stored reply is one framed ACK, or two in enhanced mode (commit, then
+      // application ACK): the batch reply carries every one of them unframed.
+      if (one.reply) {
+        const encoding = charset === 'utf8' ? 'utf8' : 'latin1';
+        for (const content of blockContents(one.reply)) acks.push(content.toString(encoding).replace(/\r+$/, ''));
+      }
     }
-    const h = firstHeader ?? FALLBACK_HEADER;
+    const reply = acks.length > 0 ? this.#batchReply(frame, block, firstHeader ?? FALLBACK_HEADER, charset, acks) : undefined;
+    return { reply, results };
+  }
+
+  /**
+   * A batch of zero messages (`BHS … BTS|0`; HL7 v2.5 §2.10.3: a batch holds "zero or more"
+   * messages): kept like any message, with its bytes, and answered with an empty batch
+   * (`[FHS] BHS BTS|0 [FTS]`). Without a BTS, or with a BTS-1 that counts messages the block does
+   * not hold, the block is refused like any batch without MSH.
+   */
+  async #emptyBatch(frame: Buffer, block: BlockStructure, meta: FrameMeta): Promise<FrameResult> {
+    const first = block.envelope[0] as BlockStructure['envelope'][number];
+    const firstText = frame.toString('latin1', first.start, first.end);
+    // FHS/BHS-1 and -2 are the delimiters and FHS/BHS-3…6 the applications and facilities, as in
+    // MSH; the rest of an MSH has no counterpart in them.
+    const read = firstText.startsWith('HS', 1) ? readMsh(`MSH${firstText.slice(3)}`) : undefined;
+    const r = read && read.problem?.code !== 102 ? read.header : FALLBACK_HEADER;
+    const { fieldSeparator: fs, encodingCharacters, sendingApplication, sendingFacility, receivingApplication, receivingFacility } = r;
+    // FHS/BHS-1 is the field separator itself (as MSH-1): their field n is split index n - 1.
+    // Control characters are left out (they would break the reply's framing).
+    const fieldOf = (name: 'FHS' | 'BHS' | 'BTS', n: number): string => {
+      const seg = block.envelope.find((e) => e.name === name);
+      // eslint-disable-next-line no-control-regex
+      return seg ? (frame.toString('latin1', seg.start, seg.end).split(fs)[name === 'BTS' ? n : n - 1] ?? '').replace(/[\x00-\x1f\x7f]/g, '').trim() : '';
+    };
+    // Empty only when the batch says so: a BTS that counts no message. A header alone may be the
+    // head of a cut batch, and a count above zero means messages were lost on the way.
+    const declared = fieldOf('BTS', 1);
+    if (!block.envelope.some((e) => e.name === 'BTS') || (declared !== '' && declared !== '0')) {
+      const text = declared !== '' && declared !== '0' ? `the batch declares ${declared} messages (BTS-1) but holds no MSH segment` : 'batch without any MSH segment';
+      return this.#rejectBlock(frame, meta, { code: 100, text, location: 'MSH' });
+    }
+    const charset: Charset = this.#config.defaultCharset;
+    // The batch control id (BHS-11, else FHS-11) stands for the control id of the stored record.
+    const batchId = fieldOf('BHS', 11) || fieldOf('FHS', 11);
+    const header: MshHeader = { ...FALLBACK_HEADER, fieldSeparator: fs, encodingCharacters, sendingApplication, sendingFacility, receivingApplication, receivingFacility, controlId: batchId };
+    const reply = this.#batchReply(frame, block, header, charset, []);
+    const messageType = first.name === 'FHS' ? 'FHS' : 'BHS';
+    const message = this.#inbound(meta, header, charset, frame, 'accepted', messageType);
+    message.ack = reply;
+    try {
+      await this.#store.commit(message, []);
+      return { reply, results: [messageResult('accepted', undefined, messageType, batchId, undefined)] };
+    } catch (err) {
+      this.#store.countRejectedWithoutCommit();
+      this.#log.warn('store unavailable; empty batch answered with a negative acknowledgement', { batchId, error: describeError(err) });
+      const bytes = this.#replyFor(header, charset, 'error', { code: 207, text: 'store unavailable' }).bytes;
+      return { reply: bytes, results: [messageResult('rejected', 'store unavailable', messageType, batchId, undefined)] };
+    }
+  }
+
+  /** The framed batch reply `[FHS] BHS {ACK} BTS [FTS]` around unframed ACK texts. */
+  #batchReply(frame: Buffer, block: BlockStructure, h: MshHeader, charset: Charset, acks: readonly string[]): Buffer {
     const fs = h.fieldSeparator;
     const enc = h.encodingCharacters;
     const now = hl7Timestamp(new Date());
@@ -227,8 +305,7 @@ export class Hl7Intake {
     lines.push(...acks);
     lines.push(['BTS', String(acks.length)].join(fs));
     if (fhs) lines.push(['FTS', '1'].join(fs));
-    const reply = acks.length > 0 ? wrapFrame(encodeText(lines.join('\r') + '\r', charset)) : undefined;
-    return { reply, results };
+    return wrapFrame(encodeText(lines.join('\r') + '\r', charset));
   }
 
   async #processMessage(frame: Buffer, structure: RawMessage, meta: FrameMeta, whole: boolean): Promise<MessageOutcome> {
