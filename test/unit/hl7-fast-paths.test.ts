@@ -39,9 +39,13 @@ function prng(seed: number): () => number {
 }
 
 describe('contentFingerprint', () => {
-  /** The definition: SHA-256 of the Latin-1 text (as UTF-8) with MSH-7 emptied, first 16 hex digits. */
+  /**
+   * The definition: SHA-256 of the Latin-1 text (as UTF-8) with MSH-7 emptied and LF / CRLF read
+   * as CR, first 16 hex digits.
+   */
   function reference(raw: Buffer): string {
-    const text = raw.toString('latin1');
+    const latin1 = raw.toString('latin1');
+    const text = latin1.includes('\n') ? latin1.replace(/\r?\n/g, '\r') : latin1;
     const end = text.search(/[\r\n]/);
     const msh = end === -1 ? text : text.slice(0, end);
     const sep = msh[3] ?? '|';
@@ -62,6 +66,16 @@ describe('contentFingerprint', () => {
     expect(contentFingerprint(a)).toBe('a1ec9cfebf7b0e69');
     expect(contentFingerprint(b)).toBe('a1ec9cfebf7b0e69');
     expect(contentFingerprint(c)).toBe('9277e0ed76ef1ade');
+  });
+
+  it('a resend with LF or CRLF segment ends is the same message as its CR original', () => {
+    const cr = 'MSH|^~\\&|LIS|LAB|GW|LAB|20240301093000||ORU^R01|C1|P|2.5.1\rPID|1||M1\rOBX|1|NM|GLU||5.4\r';
+    const lf = cr.replace(/\r/g, '\n');
+    const crlf = cr.replace(/\r/g, '\r\n');
+    expect(contentFingerprint(Buffer.from(lf, 'latin1'))).toBe(contentFingerprint(Buffer.from(cr, 'latin1')));
+    expect(contentFingerprint(Buffer.from(crlf, 'latin1'))).toBe(contentFingerprint(Buffer.from(cr, 'latin1')));
+    // A different message with the same control id still differs.
+    expect(contentFingerprint(Buffer.from(cr.replace('5.4', '5.5'), 'latin1'))).not.toBe(contentFingerprint(Buffer.from(cr, 'latin1')));
   });
 
   it('equals the definition on the corpus, its variants and odd headers', () => {

@@ -76,6 +76,15 @@ describe('Hl7Intake', () => {
     expect(store.counters.duplicates).toBe(2);
   });
 
+  it('a resend whose segments end with CRLF instead of CR is a duplicate: no second message, no second event', async () => {
+    const { store, intake } = setup();
+    await intake.handleFrame(Buffer.from(oru('LE-1')), meta);
+    const again = await intake.handleFrame(Buffer.from(oru('LE-1').replace(/\r/g, '\r\n')), meta);
+    expect(again.results.map((x) => x.outcome)).toEqual(['duplicate']);
+    expect(store.messages).toHaveLength(1);
+    expect(store.messages.flatMap((m) => m.events)).toHaveLength(1);
+  });
+
   it('unknown message types are stored and acknowledged AA by default, without events', async () => {
     const { store, intake } = setup();
     const r = await intake.handleFrame(Buffer.from('MSH|^~\\&|LIS|LAB|GW|LAB|2024||QRY^Q02|Q1|P|2.3.1\rQRD|1\r'), meta);

@@ -157,7 +157,8 @@ export function messageTypeOf(header: MshHeader): string {
  * What makes two messages with one control id the same message: a hash of the bytes with MSH-7
  * (the time the message was built, which senders refresh on a resend) left out. A resend hashes
  * the same; a sender that reuses control ids for different messages (Mindray analyzers send
- * MSH-10 = 1 every time) hashes differently, so neither is mistaken for the other.
+ * MSH-10 = 1 every time) hashes differently, so neither is mistaken for the other. Segment
+ * terminators are read as CR: a resend with LF or CRLF line ends hashes as the CR original.
  */
 export function contentFingerprint(raw: Buffer): string {
   // One Latin-1 string of the bytes (hashed as UTF-8, as it always was: the value is part of the
@@ -186,6 +187,10 @@ export function contentFingerprint(raw: Buffer): string {
       if (stop > at) data = text.slice(0, at) + text.slice(stop);
     }
   }
+  // Segments end with CR (HL7 v2.5 §2.5.4); a resend whose terminators a sender or an interface
+  // engine turned into LF or CRLF is the same message. Only text with an LF changes here, so the
+  // fingerprints of CR-only messages (nearly all) are what they always were.
+  if (data.includes('\n')) data = data.replace(/\r?\n/g, '\r');
   return hash('sha256', data, 'hex').slice(0, 16);
 }
 
