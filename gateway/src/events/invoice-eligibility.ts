@@ -1,17 +1,26 @@
 /**
  * `invoice.eligible` (DESIGN.md §3): an order becomes billable when every billable test it
  * ordered has a validated result. The gateway derives the event itself, at the moment the message
- * that completes the order (the last `result.validated`, or a late `order.created`) is committed,
- * in the same atomic batch. Its idempotency key is `invoice-eligible|<accession>`, so an order is
- * eligible once, whatever is resent.
+ * that completes the order (the last `result.validated`, a late `order.created`, or an
+ * `order.cancelled` that takes away the last open test) is committed, in the same atomic batch.
+ * Its idempotency key is `invoice-eligible|<accession>`, so an order is eligible once, whatever is
+ * resent. A test added to the order afterwards (an add-on, a test ordered again after its
+ * cancellation) makes the order eligible again once it is validated: `invoice-eligible|<accession>|<n>`
+ * for the n-th time; the invoice rule then bills only what the sale order has not billed yet.
+ *
+ * The accession's events are walked in the order they were stored (billingState): an
+ * `order.created` adds its tests (a test cancelled earlier is ordered again), an `order.cancelled`
+ * takes its tests away together with their earlier validation (a re-ordered test needs a new
+ * result), a `result.validated` validates its test whether or not the order is known yet. An
+ * `order.cancelled` naming no test cancels the whole order for good: it is never eligible.
  *
  * QC and calibration runs never produce `result.validated` (the analyzer normalizers mark them
  * `runType: qc|calibration` and only LIS validation bills), so they can never make an order
  * eligible. Cancelled tests are not required.
  */
-import type { DraftEvent, InvoiceEligibleData, OrderCancelledData, OrderCreatedData, OrderedTest, ResultValidatedData } from './types.ts';
+import type { CanonicalEvent, DraftEvent, InvoiceEligibleData, OrderCancelledData, OrderCreatedData, OrderedTest, ResultValidatedData } from './types.ts';
 import { idempotencyKey, partitionKeys } from './keys.ts';
-import type { GatewayStore } from '../store/types.ts';
+import type { GatewayStore, StoredEvent } from '../store/types.ts';
 
 export interface EventDeriver {
   /** Correlation ids whose derivation must be serialised with this commit. */
@@ -20,43 +29,87 @@ export interface EventDeriver {
   derive(drafts: readonly DraftEvent[], store: Pick<GatewayStore, 'eventsByCorrelation'>): Promise<DraftEvent[]>;
 }
 
+/** The event types that can change whether an order is billable. */
+const BILLING_TYPES = ['order.created', 'order.cancelled', 'result.validated'] as const;
+
+type BillingEvent = Pick<DraftEvent | CanonicalEvent, 'type' | 'data'>;
+
+export interface BillingState {
+  /** At least one order.created was seen. */
+  ordered: boolean;
+  /** An order.cancelled named no test: the whole order is cancelled for good. */
+  wholeOrderCancelled: boolean;
+  /** Tests ordered and not cancelled since, by code, in the order they were first ordered. */
+  open: Map<string, OrderedTest>;
+  /** Test codes with a validated result not followed by a cancellation of that test. */
+  validated: Set<string>;
+  /** Test codes an `invoice.eligible` already billed, not cancelled since. */
+  billed: Set<string>;
+  /** How many `invoice.eligible` events were seen. */
+  eligibleEvents: number;
+}
+
+/** Walk an accession's events in the order they happened (see the header). */
+export function billingState(events: Iterable<BillingEvent>): BillingState {
+  const state: BillingState = { ordered: false, wholeOrderCancelled: false, open: new Map(), validated: new Set(), billed: new Set(), eligibleEvents: 0 };
+  for (const e of events) {
+    if (e.type === 'order.created') {
+      state.ordered = true;
+      for (const t of (e.data as OrderCreatedData).tests) if (!state.open.has(t.code)) state.open.set(t.code, t);
+    } else if (e.type === 'order.cancelled') {
+      const tests = (e.data as OrderCancelledData).tests;
+      if (tests.length === 0) {
+        state.wholeOrderCancelled = true;
+        state.open.clear();
+        state.validated.clear();
+        state.billed.clear();
+      }
+      for (const t of tests) {
+        state.open.delete(t.code);
+        state.validated.delete(t.code);
+        state.billed.delete(t.code);
+      }
+    } else if (e.type === 'result.validated') {
+      state.validated.add((e.data as ResultValidatedData).testCode);
+    } else if (e.type === 'invoice.eligible') {
+      state.eligibleEvents++;
+      for (const t of (e.data as InvoiceEligibleData).tests) state.billed.add(t.code);
+    }
+  }
+  return state;
+}
+
+/** Stored events in the order they were stored (ids are time-ordered). */
+export function inStoredOrder(stored: readonly StoredEvent[]): StoredEvent[] {
+  return [...stored].sort((a, b) => (a.event.id < b.event.id ? -1 : a.event.id > b.event.id ? 1 : 0));
+}
+
 export const invoiceEligibility: EventDeriver = {
   keys(drafts) {
     const out = new Set<string>();
-    for (const d of drafts) if (d.type === 'result.validated' || d.type === 'order.created') out.add(d.correlationId);
+    for (const d of drafts) if ((BILLING_TYPES as readonly string[]).includes(d.type)) out.add(d.correlationId);
     return [...out];
   },
 
   async derive(drafts, store) {
     const derived: DraftEvent[] = [];
     for (const accession of this.keys(drafts)) {
-      const stored = await store.eventsByCorrelation(accession, ['order.created', 'order.cancelled', 'result.validated', 'invoice.eligible']);
-      if (stored.some((s) => s.event.type === 'invoice.eligible')) continue;
-      const all = [...stored.map((s) => s.event as DraftEvent), ...drafts.filter((d) => d.correlationId === accession)];
-      const orders = all.filter((e): e is Extract<DraftEvent, { type: 'order.created' }> => e.type === 'order.created');
-      if (orders.length === 0) continue;
-      const cancelled = new Set<string>();
-      let wholeOrderCancelled = false;
-      for (const e of all) {
-        if (e.type !== 'order.cancelled') continue;
-        const data = e.data as OrderCancelledData;
-        if (data.tests.length === 0) wholeOrderCancelled = true;
-        for (const t of data.tests) cancelled.add(t.code);
-      }
-      if (wholeOrderCancelled) continue;
-      const tests = new Map<string, OrderedTest>();
-      for (const o of orders) for (const t of (o.data as OrderCreatedData).tests) if (!cancelled.has(t.code)) tests.set(t.code, t);
-      if (tests.size === 0) continue;
-      const validated = new Set(all.filter((e) => e.type === 'result.validated').map((e) => (e.data as ResultValidatedData).testCode));
-      if (![...tests.keys()].every((code) => validated.has(code))) continue;
-      const trigger = drafts.find((d) => d.correlationId === accession && (d.type === 'result.validated' || d.type === 'order.created'))!;
-      const order = orders[0]!.data as OrderCreatedData;
-      const data: InvoiceEligibleData = { accession, tests: [...tests.values()], ...(order.orderingClientRef ? { orderingClientRef: order.orderingClientRef } : {}) };
+      const stored = await store.eventsByCorrelation(accession, [...BILLING_TYPES, 'invoice.eligible']);
+      const all: BillingEvent[] = [...inStoredOrder(stored).map((s) => s.event), ...drafts.filter((d) => d.correlationId === accession)];
+      const state = billingState(all);
+      if (!state.ordered || state.wholeOrderCancelled || state.open.size === 0) continue;
+      if (![...state.open.keys()].every((code) => state.validated.has(code))) continue;
+      // Billed already, unless a test was added (or ordered again) since the last invoice.eligible.
+      if ([...state.open.keys()].every((code) => state.billed.has(code))) continue;
+      const key = state.eligibleEvents === 0 ? idempotencyKey('invoice-eligible', accession) : idempotencyKey('invoice-eligible', accession, state.eligibleEvents + 1);
+      const trigger = drafts.find((d) => d.correlationId === accession && (BILLING_TYPES as readonly string[]).includes(d.type))!;
+      const order = all.find((e) => e.type === 'order.created')!.data as OrderCreatedData;
+      const data: InvoiceEligibleData = { accession, tests: [...state.open.values()], ...(order.orderingClientRef ? { orderingClientRef: order.orderingClientRef } : {}) };
       derived.push({
         type: 'invoice.eligible',
         occurredAt: trigger.occurredAt,
         receivedAt: trigger.receivedAt,
-        idempotencyKey: idempotencyKey('invoice-eligible', accession),
+        idempotencyKey: key,
         correlationId: accession,
         partitionKey: partitionKeys.order(accession),
         source: trigger.source,

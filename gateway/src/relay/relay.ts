@@ -316,7 +316,16 @@ export class Relay implements Component {
   async #round(leases: Lease[]): Promise<'ok' | 'link' | 'auth'> {
     const started = performance.now();
     const states: LeaseProgress[] = leases.map((lease) => ({ lease, runs: this.#runs(lease.events), next: 0, outcomes: [], stopped: false }));
-    const ctx: RuleContext = { odoo: this.#limited, ref: this.#ref, config: this.#o.config, odooConfig: this.#o.odooConfig, log: this.#o.log, now: this.#clock };
+    const store = this.#o.store;
+    const ctx: RuleContext = {
+      odoo: this.#limited,
+      ref: this.#ref,
+      config: this.#o.config,
+      odooConfig: this.#o.odooConfig,
+      log: this.#o.log,
+      now: this.#clock,
+      events: (correlationId, types) => store.eventsByCorrelation(correlationId, types),
+    };
     let trouble: 'ok' | 'link' | 'auth' = 'ok';
     for (;;) {
       const active = states.filter((st) => !st.stopped && st.next < st.runs.length);
@@ -484,6 +493,7 @@ export function deadReason(error: unknown): string {
   if (error instanceof GatewayError) {
     if (error.code === 'GW_MAPPING_MISSING') return `mapping missing: ${error.message}`;
     const d = error.details ?? {};
+    if (d['needsOperator'] === true) return error.message;
     const where = d['model'] ? ` (${String(d['model'])}.${String(d['method'] ?? '')})` : '';
     return `Odoo rejected the request${where}: ${error.message}`;
   }

@@ -100,6 +100,23 @@ export async function loadWithExternalIds(odoo: OdooApi, model: string, records:
   return ids;
 }
 
+/** Ids of a many2many value given as commands (`[6, 0, ids]`, `[4, id]`) or as a plain id list. */
+function m2mIds(value: unknown): number[] {
+  if (!Array.isArray(value)) return [];
+  const ids: number[] = [];
+  for (const v of value) {
+    if (typeof v === 'number') ids.push(v);
+    else if (Array.isArray(v) && v[0] === 6 && Array.isArray(v[2])) ids.splice(0, ids.length, ...(v[2] as unknown[]).filter((x): x is number => typeof x === 'number'));
+    else if (Array.isArray(v) && v[0] === 4 && typeof v[1] === 'number') ids.push(v[1]);
+  }
+  return ids;
+}
+
+/**
+ * `load()` columns and rows. many2one columns are `field/.id` (database ids); many2many columns
+ * are `field/.id` too, with the ids comma-separated (`ir.fields.converter`), from `[6, 0, ids]`
+ * commands; an empty cell clears the relation.
+ */
 export function loadRows(odoo: OdooApi, model: string, records: Array<{ xmlid: string; vals: Record<string, unknown> }>): { fields: string[]; rows: Array<Array<string | number>> } {
   const filtered = records.map((r) => ({ xmlid: r.xmlid, vals: odoo.fields.filter(model, r.vals) }));
   const headerCols: string[] = [];
@@ -114,8 +131,11 @@ export function loadRows(odoo: OdooApi, model: string, records: Array<{ xmlid: s
       } else if (!headerCols.includes(name)) headerCols.push(name);
     }
   }
-  const fields = ['id', ...headerCols.map((c) => (odoo.fields.info(model, c)?.type === 'many2one' ? `${c}/.id` : c))];
-  for (const [o2m, { relation, cols }] of o2mCols) for (const c of cols) fields.push(odoo.fields.info(relation, c)?.type === 'many2one' ? `${o2m}/${c}/.id` : `${o2m}/${c}`);
+  const byId = (t: string | undefined): boolean => t === 'many2one' || t === 'many2many';
+  const isM2m = (m: string, c: string): boolean => odoo.fields.info(m, c)?.type === 'many2many';
+  const fields = ['id', ...headerCols.map((c) => (byId(odoo.fields.info(model, c)?.type) ? `${c}/.id` : c))];
+  for (const [o2m, { relation, cols }] of o2mCols) for (const c of cols) fields.push(byId(odoo.fields.info(relation, c)?.type) ? `${o2m}/${c}/.id` : `${o2m}/${c}`);
+  const value = (m: string, c: string, v: unknown): string | number => (isM2m(m, c) ? m2mIds(v).join(',') : cell(v));
   const rows: Array<Array<string | number>> = [];
   for (const r of filtered) {
     const lines = new Map<string, Array<Record<string, unknown>>>();
@@ -125,8 +145,8 @@ export function loadRows(odoo: OdooApi, model: string, records: Array<{ xmlid: s
     }
     const height = Math.max(1, ...[...lines.values()].map((l) => l.length));
     for (let i = 0; i < height; i++) {
-      const row: Array<string | number> = i === 0 ? [r.xmlid, ...headerCols.map((c) => cell(r.vals[c]))] : ['', ...headerCols.map(() => '')];
-      for (const [o2m, { cols }] of o2mCols) for (const c of cols) row.push(cell(lines.get(o2m)?.[i]?.[c]));
+      const row: Array<string | number> = i === 0 ? [r.xmlid, ...headerCols.map((c) => value(model, c, r.vals[c]))] : ['', ...headerCols.map(() => '')];
+      for (const [o2m, { relation, cols }] of o2mCols) for (const c of cols) row.push(value(relation, c, lines.get(o2m)?.[i]?.[c]));
       rows.push(row);
     }
   }

@@ -49,6 +49,15 @@ export function mappingMissing(message: string, details: Record<string, unknown>
   return new GatewayError('GW_MAPPING_MISSING', message, { details: { failure: 'permanent', ...details } });
 }
 
+/**
+ * Odoo holds a state the gateway must not change by itself (a posted invoice bills a cancelled
+ * test): permanent, and the dead letter's reason is the message as written, telling the operator
+ * what to do in Odoo.
+ */
+export function needsOperator(message: string, details: Record<string, unknown> = {}): GatewayError {
+  return new GatewayError('GW_ODOO_PERMANENT', message, { details: { failure: 'permanent', needsOperator: true, ...details } });
+}
+
 export function failureOf(err: unknown): OdooFailureClass {
   if (err instanceof GatewayError) {
     const f = err.details?.['failure'];

@@ -1,14 +1,24 @@
 import type { InvoiceEligibleData } from '../../events/types.ts';
-import { externalId, loadWithExternalIds, m2oId, read, searchRead } from '../odoo/odoo-calls.ts';
+import { idempotencyKey } from '../../events/keys.ts';
+import { externalId, loadWithExternalIds, lookupExternalId, m2oId, read, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
 import { odooError } from '../odoo/odoo-error.ts';
+import { gatewayInvoices, INVOICE_FIELDS, invoiceRef, isProductLine } from './invoices.ts';
 import { noSaleOrder, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
-import { fail, ok, type PostingRule, type RuleResult } from './types.ts';
+import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
 
 /**
  * invoice.eligible → a DRAFT customer invoice (`account.move`, move_type out_invoice) when the site
  * enables relay.invoicing; `action_post` only with relay.autoConfirm (DESIGN.md §2). Found again
- * by `ref` (D: a draft may already carry a name or '/', so never match on `name`), created with
- * `load()` and the external id `lab_gateway.inv_<accession>`.
+ * by `ref` `lab-gateway <accession>`, else by the external id `lab_gateway.inv_<accession>` (finance
+ * may have typed its own reference; invoices.ts), and created with `load()` and that external id
+ * only when both miss.
+ *
+ * Its lines are the sale order's lines as they are NOW, not the test list frozen in the event: a
+ * test cancelled since is no longer on the order (or has quantity 0) and is not billed; each line
+ * bills what the order line has not billed yet (ordered − invoiced quantity) and copies its
+ * description, unit price, discount, taxes and unit, and links to it (`sale_line_ids`), so that
+ * Odoo counts it invoiced and "Create Invoice" on the order does not offer it again. The header
+ * takes the order's invoice address, currency and fiscal position.
  */
 export const invoiceEligibleRule: PostingRule = {
   name: 'invoice-eligible',
@@ -22,46 +32,92 @@ export const invoiceEligibleRule: PostingRule = {
       return results;
     }
     const data = events.map((e) => e.event.data as InvoiceEligibleData);
-    const refOf = (acc: string): string => `lab-gateway ${acc}`;
-    const existing = await searchRead(ctx.odoo, 'account.move', [['move_type', '=', 'out_invoice'], ['ref', 'in', data.map((d) => refOf(d.accession))]], ['id', 'name', 'ref', 'state']);
-    const byRef = new Map(existing.map((m) => [String(m['ref']), m]));
+    const existing = await gatewayInvoices(ctx.odoo, data.map((d) => d.accession));
     const orders = await saleOrdersByAccession(ctx.odoo, data.map((d) => d.accession));
     const soIds = [...orders.values()].map((o) => o.id);
-    const soLines = soIds.length ? await searchRead(ctx.odoo, 'sale.order.line', [['order_id', 'in', soIds]], [...SALE_LINE_FIELDS, 'price_unit', 'name']) : [];
-    const created = new Set<string>();
+    const taxField = ctx.odoo.fields.pick('sale.order.line', 'tax_ids', 'tax_id') ?? 'tax_id';
+    const uomField = ctx.odoo.fields.pick('sale.order.line', 'product_uom_id', 'product_uom') ?? 'product_uom';
+    const lineFields = [...SALE_LINE_FIELDS, 'price_unit', 'name', 'discount', taxField, uomField];
+    let soLines = soIds.length ? await searchRead(ctx.odoo, 'sale.order.line', [['order_id', 'in', soIds]], lineFields) : [];
+    // After an invoice of this batch bills lines, their invoiced quantity is read again.
+    const refresh = async (soId: number): Promise<void> => {
+      const fresh = await searchRead(ctx.odoo, 'sale.order.line', [['order_id', '=', soId]], lineFields);
+      soLines = [...soLines.filter((l) => m2oId(l['order_id']) !== soId), ...fresh];
+    };
+    // The gateway's invoice of each accession as this batch leaves it.
+    const current = new Map<string, OdooRecord>(existing);
     for (const e of events) {
       const d = e.event.data as InvoiceEligibleData;
       try {
-        let move = byRef.get(refOf(d.accession));
-        let id = move?.id;
-        if (id === undefined && !created.has(d.accession)) {
-          const so = orders.get(d.accession);
-          if (!so) throw noSaleOrder(d.accession);
-          const partnerId = m2oId(so['partner_id']) ?? (d.orderingClientRef ? (await ctx.ref.partner(d.orderingClientRef)).id : undefined);
-          const lines: unknown[] = [];
-          for (const t of d.tests) {
-            const product = await ctx.ref.product(t.code);
-            const sol = soLines.find((l) => m2oId(l['order_id']) === so.id && m2oId(l['product_id']) === product.id);
-            lines.push([0, 0, { product_id: product.id, quantity: 1, ...(sol ? { price_unit: Number(sol['price_unit'] ?? 0) } : {}), name: product.name || t.code }]);
+        const so = orders.get(d.accession);
+        // The first eligibility of an accession owns `inv_<accession>`; a later one (tests added
+        // after the order was billed) owns an external id of its own, for an invoice of its own
+        // when the first one is posted already.
+        const first = e.event.idempotencyKey === idempotencyKey('invoice-eligible', d.accession);
+        const xid = first ? externalId('inv', d.accession) : externalId('inv', e.event.idempotencyKey);
+        let move = first ? current.get(d.accession) : undefined;
+        if (!first) {
+          const own = await lookupExternalId(ctx.odoo, xid.module, xid.name);
+          if (own !== undefined) move = (await read(ctx.odoo, 'account.move', [own], INVOICE_FIELDS))[0];
+        }
+        let note: string | undefined = move ? 'found in Odoo' : undefined;
+        // The invoice carries this event's external id (found by it, or created with it).
+        let owned = move !== undefined;
+        // The gateway's draft invoice of the accession takes what the order has not billed yet.
+        const draft = move ?? current.get(d.accession);
+        if (draft && draft['state'] === 'draft' && so) {
+          // A product already on the invoice is not added again, linked or not (an invoice drafted
+          // before its lines carried sale_line_ids leaves the order's invoiced quantity at 0).
+          const onInvoice = new Set((await searchRead(ctx.odoo, 'account.move.line', [['move_id', '=', draft.id]], ['id', 'product_id', 'display_type'])).filter(isProductLine).map((l) => m2oId(l['product_id'])));
+          const lines = (await invoiceLines(ctx, d, so, soLines, taxField, uomField)).filter((l) => !onInvoice.has(l[2].product_id));
+          if (lines.length > 0) {
+            await write(ctx.odoo, 'account.move', [draft.id], { invoice_line_ids: lines });
+            await refresh(so.id);
+            note = `added ${lines.length} line(s) to the draft invoice`;
           }
-          const xmlid = externalId('inv', d.accession).full;
-          [id] = await loadWithExternalIds(ctx.odoo, 'account.move', [
-            { xmlid, vals: { move_type: 'out_invoice', partner_id: partnerId, ref: refOf(d.accession), invoice_origin: String(so['name'] ?? d.accession), invoice_line_ids: lines } },
-          ]);
-          created.add(d.accession);
-          move = undefined;
+          if (!move) {
+            move = draft;
+            owned = first;
+          }
         }
+        let id = move?.id;
         if (id === undefined) {
-          results.set(e.event.id, ok(undefined, 'invoice created by an earlier event of this batch'));
-          continue;
+          if (!so) throw noSaleOrder(d.accession);
+          const lines = await invoiceLines(ctx, d, so, soLines, taxField, uomField);
+          if (lines.length === 0 && d.tests.length > 0) {
+            results.set(e.event.id, ok([{ model: 'sale.order', id: so.id, name: String(so['name'] ?? '') }], 'nothing left to invoice on the sale order'));
+            continue;
+          }
+          const partnerId = m2oId(so['partner_invoice_id']) ?? m2oId(so['partner_id']) ?? (d.orderingClientRef ? (await ctx.ref.partner(d.orderingClientRef)).id : undefined);
+          const currencyId = m2oId(so['currency_id']);
+          const fiscalPositionId = m2oId(so['fiscal_position_id']);
+          [id] = await loadWithExternalIds(ctx.odoo, 'account.move', [
+            {
+              xmlid: xid.full,
+              vals: {
+                move_type: 'out_invoice',
+                partner_id: partnerId,
+                ref: invoiceRef(d.accession),
+                invoice_origin: String(so['name'] ?? d.accession),
+                ...(currencyId !== undefined ? { currency_id: currencyId } : {}),
+                ...(fiscalPositionId !== undefined ? { fiscal_position_id: fiscalPositionId } : {}),
+                invoice_line_ids: lines,
+              },
+            },
+          ]);
+          owned = true;
+          move = { id: id!, state: 'draft', ref: invoiceRef(d.accession) };
+          current.set(d.accession, move);
+          await refresh(so.id);
         }
-        if (ctx.config.autoConfirm && (!move || move['state'] === 'draft')) {
+        if (ctx.config.autoConfirm && move!['state'] === 'draft') {
           // action_post returns false in 17/18, maybe a wizard dict in 19 (B.3): re-read state.
-          await ctx.odoo.call('account.move', 'action_post', {}, { ids: [id] });
-          const [after] = await read(ctx.odoo, 'account.move', [id], ['state']);
-          if (after?.['state'] !== 'posted') throw odooError('transient', `invoice ${id} is still ${String(after?.['state'])} after action_post`);
+          await ctx.odoo.call('account.move', 'action_post', {}, { ids: [id!] });
+          const [after] = await read(ctx.odoo, 'account.move', [id!], ['state']);
+          if (after?.['state'] !== 'posted') throw odooError('transient', `invoice ${id!} is still ${String(after?.['state'])} after action_post`);
+          move!['state'] = 'posted';
         }
-        results.set(e.event.id, ok([{ model: 'account.move', id, externalId: externalId('inv', d.accession).full }]));
+        results.set(e.event.id, ok([{ model: 'account.move', id: id!, ...(owned ? { externalId: xid.full } : {}) }], note));
       } catch (err) {
         results.set(e.event.id, fail(err));
       }
@@ -69,3 +125,36 @@ export const invoiceEligibleRule: PostingRule = {
     return results;
   },
 };
+
+/** Invoice line commands for the order's current lines of the event's tests, each linked to its order line. */
+type LineCommand = [0, 0, Record<string, unknown> & { product_id: number }];
+
+async function invoiceLines(ctx: RuleContext, d: InvoiceEligibleData, so: OdooRecord, soLines: OdooRecord[], taxField: string, uomField: string): Promise<LineCommand[]> {
+  const wanted = new Set<number>();
+  for (const t of d.tests) wanted.add((await ctx.ref.product(t.code)).id);
+  const out: LineCommand[] = [];
+  for (const sol of soLines) {
+    if (m2oId(sol['order_id']) !== so.id || sol['display_type']) continue;
+    const productId = m2oId(sol['product_id']);
+    if (productId === undefined || !wanted.has(productId)) continue;
+    const quantity = Number(sol['product_uom_qty'] ?? 0) - Number(sol['qty_invoiced'] ?? 0);
+    if (!(quantity > 0)) continue;
+    const taxes = Array.isArray(sol[taxField]) ? (sol[taxField] as unknown[]).filter((x): x is number => typeof x === 'number') : [];
+    const uom = m2oId(sol[uomField]);
+    out.push([
+      0,
+      0,
+      {
+        product_id: productId,
+        ...(typeof sol['name'] === 'string' && sol['name'] ? { name: sol['name'] } : {}),
+        quantity,
+        price_unit: Number(sol['price_unit'] ?? 0),
+        discount: Number(sol['discount'] ?? 0),
+        tax_ids: [[6, 0, taxes]],
+        ...(uom !== undefined ? { product_uom_id: uom } : {}),
+        sale_line_ids: [[6, 0, [sol.id]]],
+      },
+    ]);
+  }
+  return out;
+}

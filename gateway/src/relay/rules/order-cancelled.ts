@@ -1,13 +1,25 @@
 import type { OrderCancelledData } from '../../events/types.ts';
-import { m2oId, searchRead, write } from '../odoo/odoo-calls.ts';
+import { m2oId, read, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
+import { needsOperator } from '../odoo/odoo-error.ts';
+import { gatewayInvoices, isProductLine } from './invoices.ts';
 import { noSaleOrder, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
-import { fail, ok, type PostingRule, type RuleResult } from './types.ts';
+import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
 
 /**
- * order.cancelled → the cancelled tests' lines leave the order. On a draft/sent order the lines are
- * unlinked (the whole order is cancelled when no test is named or no line would remain); on a
- * confirmed order the line quantity goes to 0 (Odoo refuses to delete confirmed lines). Idempotent
- * by construction: a second run finds no line to remove, or a cancelled order.
+ * order.cancelled → the cancelled tests leave the order and any invoice not posted yet.
+ *
+ * 1. Invoices first: the cancelled tests' lines on a draft invoice — the gateway's own
+ *    (`ref` / external id, invoices.ts) or any invoice line linked to the cancelled order lines —
+ *    are removed (`invoice_line_ids` unlink commands); a draft left without a product line is
+ *    cancelled (`button_cancel`). A posted invoice is never changed by the gateway.
+ * 2. The order: on a draft/sent order the lines are unlinked (the whole order is cancelled when no
+ *    test is named or no line would remain); on a confirmed order (Odoo refuses to delete its
+ *    lines) the quantity goes to 0, and the delivered quantity too, so that "Create Invoice" finds
+ *    nothing left to bill. A line billed on a posted invoice keeps its delivered quantity and is
+ *    never unlinked (its invoice line stays linked, for the credit note).
+ * 3. A cancelled test on a posted invoice is a dead letter whose reason asks for a credit note.
+ *
+ * Idempotent by construction: a second run finds no line to remove, or a cancelled order.
  */
 export const orderCancelledRule: PostingRule = {
   name: 'order-cancelled',
@@ -16,7 +28,9 @@ export const orderCancelledRule: PostingRule = {
   crossPartition: true,
   async post(ctx, events) {
     const results = new Map<string, RuleResult>();
-    const orders = await saleOrdersByAccession(ctx.odoo, events.map((e) => (e.event.data as OrderCancelledData).accession));
+    const accessions = events.map((e) => (e.event.data as OrderCancelledData).accession);
+    const orders = await saleOrdersByAccession(ctx.odoo, accessions);
+    const invoices = await gatewayInvoices(ctx.odoo, accessions);
     for (const e of events) {
       const d = e.event.data as OrderCancelledData;
       try {
@@ -28,20 +42,38 @@ export const orderCancelledRule: PostingRule = {
           results.set(e.event.id, ok(ref, 'order already cancelled'));
           continue;
         }
-        const lines = await searchRead(ctx.odoo, 'sale.order.line', [['order_id', '=', so.id]], SALE_LINE_FIELDS);
-        const codes = new Set(d.tests.map((t) => t.code));
+        const lines = (await searchRead(ctx.odoo, 'sale.order.line', [['order_id', '=', so.id]], SALE_LINE_FIELDS)).filter((l) => !l['display_type']);
+        const whole = d.tests.length === 0;
         const productIds = new Set<number>();
-        for (const code of codes) productIds.add((await ctx.ref.product(code)).id);
-        const hit = d.tests.length === 0 ? lines : lines.filter((l) => productIds.has(m2oId(l['product_id']) ?? -1));
+        for (const t of d.tests) productIds.add((await ctx.ref.product(t.code)).id);
+        const hit = whole ? lines : lines.filter((l) => productIds.has(m2oId(l['product_id']) ?? -1));
+        if (whole) for (const l of lines) productIds.add(m2oId(l['product_id']) ?? -1);
+
+        const posted = await takeOffInvoices(ctx, invoices.get(d.accession), hit, productIds);
+        const billed = (l: OdooRecord): boolean => posted.saleLineIds.has(l.id) || posted.productIds.has(m2oId(l['product_id']) ?? -1);
+
         const draft = state === 'draft' || state === 'sent';
-        if (draft && (d.tests.length === 0 || hit.length === lines.length)) {
-          // action_cancel on a draft order returns True (no wizard without invoices).
-          await ctx.odoo.call('sale.order', 'action_cancel', {}, { ids: [so.id] });
+        const free = hit.filter((l) => !billed(l));
+        const kept = hit.filter(billed);
+        if (draft && posted.moves.length === 0 && (whole || hit.length === lines.length)) {
+          // action_cancel on a draft order returns True; on a sent one Odoo 17 first offers a
+          // wizard unless the cancel warning is off.
+          await ctx.odoo.call('sale.order', 'action_cancel', {}, { ids: [so.id], context: { disable_cancel_warning: true } });
         } else if (draft) {
-          if (hit.length > 0) await ctx.odoo.call('sale.order.line', 'unlink', {}, { ids: hit.map((l) => l.id) });
+          if (free.length > 0) await ctx.odoo.call('sale.order.line', 'unlink', {}, { ids: free.map((l) => l.id) });
         } else {
-          const open = hit.filter((l) => Number(l['product_uom_qty'] ?? 0) !== 0);
-          if (open.length > 0) await write(ctx.odoo, 'sale.order.line', open.map((l) => l.id), { product_uom_qty: 0 });
+          const open = free.filter((l) => Number(l['product_uom_qty'] ?? 0) !== 0 || Number(l['qty_delivered'] ?? 0) !== 0);
+          if (open.length > 0) await write(ctx.odoo, 'sale.order.line', open.map((l) => l.id), { product_uom_qty: 0, qty_delivered: 0 });
+        }
+        const keptOpen = kept.filter((l) => Number(l['product_uom_qty'] ?? 0) !== 0);
+        if (keptOpen.length > 0) await write(ctx.odoo, 'sale.order.line', keptOpen.map((l) => l.id), { product_uom_qty: 0 });
+
+        if (posted.moves.length > 0) {
+          const tests = whole ? 'the cancelled order' : `cancelled test(s) ${d.tests.map((t) => t.code).join(', ')}`;
+          throw needsOperator(
+            `${tests} of accession ${d.accession} (sale order ${String(so['name'] ?? so.id)}) still billed on posted invoice ${posted.moves.join(', ')}: the gateway never changes a posted invoice; issue a credit note in Odoo, then discard this event`,
+            { accession: d.accession },
+          );
         }
         results.set(e.event.id, ok(ref));
       } catch (err) {
@@ -51,3 +83,48 @@ export const orderCancelledRule: PostingRule = {
     return results;
   },
 };
+
+/**
+ * Remove the cancelled products from the draft invoices that bill them; report what posted
+ * invoices still bill (their names, sale-order lines and products).
+ */
+async function takeOffInvoices(
+  ctx: RuleContext,
+  gatewayInvoice: OdooRecord | undefined,
+  hit: OdooRecord[],
+  productIds: Set<number>,
+): Promise<{ moves: string[]; saleLineIds: Set<number>; productIds: Set<number> }> {
+  const out = { moves: [] as string[], saleLineIds: new Set<number>(), productIds: new Set<number>() };
+  // Lines linked to the cancelled order lines, on any invoice; and the cancelled products on the
+  // gateway's own invoice (drafted before its lines carried the link).
+  const bySaleLine: unknown[] = hit.length > 0 ? [['sale_line_ids', 'in', hit.map((l) => l.id)]] : [];
+  const byInvoice: unknown[] = gatewayInvoice && productIds.size > 0 ? ['&', ['move_id', '=', gatewayInvoice.id], ['product_id', 'in', [...productIds]]] : [];
+  if (bySaleLine.length === 0 && byInvoice.length === 0) return out;
+  const domain = bySaleLine.length > 0 && byInvoice.length > 0 ? ['|', ...bySaleLine, ...byInvoice] : [...bySaleLine, ...byInvoice];
+  const found = (await searchRead(ctx.odoo, 'account.move.line', domain, ['id', 'move_id', 'product_id', 'display_type', 'sale_line_ids'])).filter(isProductLine);
+  if (found.length === 0) return out;
+  const moveIds = [...new Set(found.map((l) => m2oId(l['move_id'])).filter((id): id is number => id !== undefined))];
+  const moves = new Map((await read(ctx.odoo, 'account.move', moveIds, ['id', 'name', 'state'])).map((m) => [m.id, m]));
+  const drafts = new Map<number, number[]>();
+  for (const l of found) {
+    const move = moves.get(m2oId(l['move_id']) ?? -1);
+    if (!move) continue;
+    if (move['state'] === 'draft') drafts.set(move.id, [...(drafts.get(move.id) ?? []), l.id]);
+    else if (move['state'] === 'posted') {
+      const name = String(move['name'] ?? move.id);
+      if (!out.moves.includes(name)) out.moves.push(name);
+      for (const id of (l['sale_line_ids'] as number[] | undefined) ?? []) out.saleLineIds.add(id);
+      const pid = m2oId(l['product_id']);
+      if (pid !== undefined) out.productIds.add(pid);
+    }
+  }
+  if (drafts.size === 0) return out;
+  const all = (await searchRead(ctx.odoo, 'account.move.line', [['move_id', 'in', [...drafts.keys()]]], ['id', 'move_id', 'display_type'])).filter(isProductLine);
+  for (const [moveId, remove] of drafts) {
+    const gone = new Set(remove);
+    const left = all.filter((l) => m2oId(l['move_id']) === moveId && !gone.has(l.id));
+    if (left.length === 0) await ctx.odoo.call('account.move', 'button_cancel', {}, { ids: [moveId] });
+    else await write(ctx.odoo, 'account.move', [moveId], { invoice_line_ids: remove.map((id) => [2, id]) });
+  }
+  return out;
+}

@@ -1,16 +1,27 @@
-import type { OrderCreatedData } from '../../events/types.ts';
+import { billingState, inStoredOrder } from '../../events/invoice-eligibility.ts';
+import type { OrderCreatedData, OrderedTest } from '../../events/types.ts';
 import type { OdooRef, StoredEvent } from '../../store/types.ts';
-import { externalId, loadWithExternalIds, lookupExternalId } from '../odoo/odoo-calls.ts';
-import { failureOf } from '../odoo/odoo-error.ts';
-import { saleOrdersByAccession } from './sale-orders.ts';
-import { fail, ok, type PostingRule, type RuleResult } from './types.ts';
+import { create, externalId, loadWithExternalIds, m2oId, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
+import { failureOf, mappingMissing } from '../odoo/odoo-error.ts';
+import type { ProductRef } from '../reference-data.ts';
+import { saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
+import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
 
 /**
  * order.created → a draft sale.order for the ordering client (partner by `ref`), one line per
  * billable test (product by `default_code`). Created with `load()` and the external id
  * `lab_gateway.so_<accession>` (record + xmlid in one transaction, odoo-api.md B.4), after a batch
- * look-up by `client_order_ref` (D: re-loading an existing xmlid duplicates its lines). Never
- * confirmed unless relay.autoConfirm (DESIGN.md §2: drafts only).
+ * look-up by `client_order_ref` that falls back to that external id for every miss (sales staff may
+ * have typed their own "Customer Reference"; D: re-loading an existing xmlid duplicates its lines).
+ *
+ * A later order message for an accession whose sale order exists (an add-on test, a test ordered
+ * again after a cancellation) adds lines only for the products the order does not have yet; a line
+ * a cancellation set to quantity 0 on a confirmed order gets its quantity back. A plain resend
+ * therefore changes nothing. All order messages of one accession in a batch are posted together.
+ *
+ * Results the LIS validated before their order reached Odoo (result.validated waits for its order,
+ * see result-validated.ts) are marked delivered here, from the store's events before the order.
+ * Never confirmed unless relay.autoConfirm (DESIGN.md §2: drafts only).
  */
 export const orderCreatedRule: PostingRule = {
   name: 'order-created',
@@ -20,45 +31,44 @@ export const orderCreatedRule: PostingRule = {
   async post(ctx, events) {
     const results = new Map<string, RuleResult>();
     const data = (e: StoredEvent): OrderCreatedData => e.event.data as OrderCreatedData;
-    const existing = await saleOrdersByAccession(ctx.odoo, events.map((e) => data(e).accession));
-    const toCreate: Array<{ event: StoredEvent; xmlid: string; vals: Record<string, unknown> }> = [];
-    const pendingAcc = new Map<string, StoredEvent[]>();
+    // The batch's order messages per accession, in partition order.
+    const byAcc = new Map<string, StoredEvent[]>();
+    for (const e of events) byAcc.set(data(e).accession, [...(byAcc.get(data(e).accession) ?? []), e]);
+    const existing = await saleOrdersByAccession(ctx.odoo, [...byAcc.keys()]);
+    const existingIds = [...existing.values()].map((so) => so.id);
+    const existingLines = existingIds.length ? await searchRead(ctx.odoo, 'sale.order.line', [['order_id', 'in', existingIds]], SALE_LINE_FIELDS) : [];
+    const toCreate: Array<{ accession: string; xmlid: string; vals: Record<string, unknown> }> = [];
     const uomField = ctx.odoo.fields.pick('sale.order.line', 'product_uom_id', 'product_uom') ?? 'product_uom';
-    for (const e of events) {
-      const d = data(e);
-      const so = existing.get(d.accession);
-      if (so) {
-        results.set(e.event.id, ok([soRef(so.id, String(so['name'] ?? ''), d.accession)], 'already in Odoo'));
-        continue;
-      }
-      if (e.ambiguous && !pendingAcc.has(d.accession)) {
-        // The earlier attempt may have landed and someone may have edited client_order_ref since:
-        // the external id is the exact answer (B.4).
-        const xid = externalId('so', d.accession);
-        const found = await lookupExternalId(ctx.odoo, xid.module, xid.name);
-        if (found !== undefined) {
-          results.set(e.event.id, ok([soRef(found, undefined, d.accession, xid.full)], 'found by external id'));
+    const lineVals = (product: ProductRef): Record<string, unknown> => ({ product_id: product.id, product_uom_qty: 1, ...(product.uomId ? { [uomField]: product.uomId } : {}) });
+    // Accession → its sale order, once it is known to be in Odoo with every ordered test.
+    const done = new Map<string, { ref: OdooRef; note?: string }>();
+    const settle = (accession: string, outcome: RuleResult): void => {
+      for (const e of byAcc.get(accession) ?? []) results.set(e.event.id, outcome);
+    };
+
+    for (const [accession, evs] of byAcc) {
+      try {
+        const tests = new Map<string, OrderedTest>();
+        for (const e of evs) for (const t of data(e).tests) if (!tests.has(t.code)) tests.set(t.code, t);
+        const products: ProductRef[] = [];
+        for (const t of tests.values()) {
+          const product = await ctx.ref.product(t.code);
+          if (!products.some((p) => p.id === product.id)) products.push(product);
+        }
+        const so = existing.get(accession);
+        if (so) {
+          done.set(accession, await completeOrder(ctx, so, accession, products, existingLines, lineVals));
           continue;
         }
-      }
-      if (pendingAcc.has(d.accession)) {
-        pendingAcc.get(d.accession)!.push(e);
-        continue;
-      }
-      try {
-        const partner = await ctx.ref.partner(d.orderingClientRef, 'ordering client', `order ${d.accession} names no ordering client (ORC-21, ORC-17 and OBR-16 are empty)`);
-        const lines: unknown[] = [];
-        for (const t of d.tests) {
-          const product = await ctx.ref.product(t.code);
-          lines.push([0, 0, { product_id: product.id, product_uom_qty: 1, ...(product.uomId ? { [uomField]: product.uomId } : {}) }]);
-        }
-        const xmlid = externalId('so', d.accession).full;
-        toCreate.push({ event: e, xmlid, vals: { partner_id: partner.id, client_order_ref: d.accession, origin: `lab-gateway ${d.accession}`, order_line: lines } });
-        pendingAcc.set(d.accession, [e]);
+        const d = data(evs[0]!);
+        const partner = await ctx.ref.partner(d.orderingClientRef, 'ordering client', `order ${accession} names no ordering client (ORC-21, ORC-17 and OBR-16 are empty)`);
+        const xmlid = externalId('so', accession).full;
+        toCreate.push({ accession, xmlid, vals: { partner_id: partner.id, client_order_ref: accession, origin: `lab-gateway ${accession}`, order_line: products.map((p) => [0, 0, lineVals(p)]) } });
       } catch (err) {
-        results.set(e.event.id, fail(err));
+        settle(accession, fail(err));
       }
     }
+
     if (toCreate.length > 0) {
       let ids: Array<number | Error> = [];
       try {
@@ -79,21 +89,93 @@ export const orderCreatedRule: PostingRule = {
       }
       toCreate.forEach((rec, i) => {
         const id = ids[i];
-        const d = data(rec.event);
-        for (const e of pendingAcc.get(d.accession) ?? [rec.event]) {
-          results.set(e.event.id, typeof id === 'number' ? ok([soRef(id, undefined, d.accession, rec.xmlid)]) : fail(id));
-        }
+        if (typeof id === 'number') done.set(rec.accession, { ref: soRef(id, undefined, rec.accession, rec.xmlid) });
+        else settle(rec.accession, fail(id));
       });
     }
+
+    // Results validated before the order: their lines are delivered now (absolute writes).
+    try {
+      await markValidatedDelivered(ctx, byAcc, done);
+    } catch (err) {
+      for (const accession of done.keys()) settle(accession, fail(err));
+      done.clear();
+    }
+    for (const [accession, { ref, note }] of done) settle(accession, ok([ref], note));
+
     if (ctx.config.autoConfirm) {
       // Opt-in only (DESIGN.md §2). action_confirm on a confirmed order raises (D): check state.
-      const fresh = await saleOrdersByAccession(ctx.odoo, events.map((e) => data(e).accession));
+      const fresh = await saleOrdersByAccession(ctx.odoo, [...byAcc.keys()]);
       const drafts = [...fresh.values()].filter((so) => so['state'] === 'draft' || so['state'] === 'sent').map((so) => so.id);
       if (drafts.length > 0) await ctx.odoo.call('sale.order', 'action_confirm', {}, { ids: drafts });
     }
     return results;
   },
 };
+
+/**
+ * The sale order exists: add the ordered products it has no line for, give a line a cancellation
+ * set to 0 its quantity back. A cancelled sale order is not reopened: a test ordered for it is a
+ * dead letter for an operator.
+ */
+async function completeOrder(
+  ctx: RuleContext,
+  so: OdooRecord,
+  accession: string,
+  products: ProductRef[],
+  allLines: OdooRecord[],
+  lineVals: (p: ProductRef) => Record<string, unknown>,
+): Promise<{ ref: OdooRef; note?: string }> {
+  const name = String(so['name'] ?? '');
+  const ref = soRef(so.id, name, accession);
+  const lines = allLines.filter((l) => m2oId(l['order_id']) === so.id && !l['display_type']);
+  const open = new Set(lines.filter((l) => Number(l['product_uom_qty'] ?? 0) > 0).map((l) => m2oId(l['product_id'])));
+  const missing = products.filter((p) => !open.has(p.id));
+  if (missing.length === 0) return { ref, note: 'already in Odoo' };
+  if (String(so['state']) === 'cancel') {
+    throw mappingMissing(
+      `sale order ${name} (accession ${accession}) is cancelled in Odoo; tests ${missing.map((p) => p.code).join(', ')} ordered again are not on it: set it back to quotation in Odoo and replay this event`,
+      { accession },
+    );
+  }
+  const restore: number[] = [];
+  const add: ProductRef[] = [];
+  for (const p of missing) {
+    const zero = lines.find((l) => m2oId(l['product_id']) === p.id);
+    if (zero) restore.push(zero.id);
+    else add.push(p);
+  }
+  if (add.length > 0) await create(ctx.odoo, 'sale.order.line', add.map((p) => ({ order_id: so.id, ...lineVals(p) })));
+  if (restore.length > 0) await write(ctx.odoo, 'sale.order.line', restore, { product_uom_qty: 1 });
+  return { ref, note: `added ${missing.map((p) => p.code).join(', ')} to the order in Odoo` };
+}
+
+/** Mark delivered the lines of tests whose result was validated (and not cancelled) before the order. */
+async function markValidatedDelivered(ctx: RuleContext, byAcc: Map<string, StoredEvent[]>, done: Map<string, { ref: OdooRef }>): Promise<void> {
+  if (!ctx.events || done.size === 0) return;
+  const wanted = new Map<number, Set<string>>(); // sale order id → validated test codes
+  for (const [accession, { ref }] of done) {
+    const last = byAcc.get(accession)!.at(-1)!.event.id;
+    const stored = inStoredOrder(await ctx.events(accession, ['order.created', 'order.cancelled', 'result.validated'])).filter((s) => s.event.id <= last);
+    const state = billingState(stored.map((s) => s.event));
+    const codes = [...state.validated].filter((c) => state.open.has(c));
+    if (codes.length > 0) wanted.set(ref.id, new Set(codes));
+  }
+  if (wanted.size === 0) return;
+  const lines = await searchRead(ctx.odoo, 'sale.order.line', [['order_id', 'in', [...wanted.keys()]]], SALE_LINE_FIELDS);
+  const writes = new Map<number, number[]>(); // quantity → line ids
+  for (const [soId, codes] of wanted) {
+    const productIds = new Set<number>();
+    for (const code of codes) productIds.add((await ctx.ref.product(code)).id);
+    for (const l of lines) {
+      if (m2oId(l['order_id']) !== soId || !productIds.has(m2oId(l['product_id']) ?? -1)) continue;
+      const qty = Number(l['product_uom_qty'] ?? 0);
+      if (qty <= 0 || Number(l['qty_delivered'] ?? 0) === qty) continue;
+      writes.set(qty, [...(writes.get(qty) ?? []), l.id]);
+    }
+  }
+  for (const [qty, ids] of writes) await write(ctx.odoo, 'sale.order.line', ids, { qty_delivered: qty });
+}
 
 function soRef(id: number, name: string | undefined, accession: string, xmlid?: string): OdooRef {
   return { model: 'sale.order', id, externalId: xmlid ?? externalId('so', accession).full, ...(name ? { name } : {}) };

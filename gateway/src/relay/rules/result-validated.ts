@@ -1,14 +1,23 @@
-import type { ResultValidatedData } from '../../events/types.ts';
+import type { OrderCreatedData, ResultValidatedData } from '../../events/types.ts';
+import type { StoredEvent } from '../../store/types.ts';
 import { m2oId, searchRead, write } from '../odoo/odoo-calls.ts';
 import { mappingMissing } from '../odoo/odoo-error.ts';
 import { noSaleOrder, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
-import { fail, ok, type PostingRule, type RuleResult } from './types.ts';
+import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
 
 /**
  * result.validated → billing readiness: the test's order line gets `qty_delivered` =
  * `product_uom_qty` (lab tests are service products whose delivered quantity is set manually).
  * An absolute write: running it twice changes nothing. All lines of the batch are read in one
  * call and written grouped by quantity.
+ *
+ * A result can reach the gateway before the order that asks for the test (the LIS sends the ORU
+ * first, or the test is an add-on ordered in a later message). Its order events share the
+ * result's partition and come after it, so failing would hold them back. When the store holds a
+ * later, not yet delivered `order.created` naming the test, the result is resolved without a
+ * write: that order's rule marks the line delivered when it posts it (order-created.ts). Without
+ * one, a missing order or line is retried with the store's back-off (the order may still come)
+ * and dead-lettered after relay.maxAttempts.
  */
 export const resultValidatedRule: PostingRule = {
   name: 'result-validated',
@@ -19,17 +28,35 @@ export const resultValidatedRule: PostingRule = {
     const results = new Map<string, RuleResult>();
     const orders = await saleOrdersByAccession(ctx.odoo, events.map((e) => (e.event.data as ResultValidatedData).accession));
     const soIds = [...orders.values()].map((o) => o.id);
-    const lines = soIds.length ? await searchRead(ctx.odoo, 'sale.order.line', [['order_id', 'in', soIds]], SALE_LINE_FIELDS) : [];
+    const lines = soIds.length ? await searchRead(ctx.odoo, 'sale.order.line', [['order_id', 'in', soIds], ['display_type', '=', false]], SALE_LINE_FIELDS) : [];
     const writes = new Map<number, { qty: number; lineIds: Set<number>; eventIds: string[] }>();
     const refs = new Map<string, { so: number; name: string; line: number }>();
     for (const e of events) {
       const d = e.event.data as ResultValidatedData;
       try {
         const so = orders.get(d.accession);
-        if (!so) throw noSaleOrder(d.accession);
+        if (!so) {
+          if (await orderFollows(ctx, e, d)) {
+            results.set(e.event.id, ok(undefined, 'the order follows in the queue: it marks the test delivered'));
+            continue;
+          }
+          throw noSaleOrder(d.accession);
+        }
         const product = await ctx.ref.product(d.testCode);
-        const line = lines.find((l) => m2oId(l['order_id']) === so.id && m2oId(l['product_id']) === product.id);
-        if (!line) throw mappingMissing(`order ${String(so['name'] ?? so.id)} (accession ${d.accession}) has no line for test ${d.testCode}`, { accession: d.accession, testCode: d.testCode });
+        const forProduct = lines.filter((l) => m2oId(l['order_id']) === so.id && m2oId(l['product_id']) === product.id);
+        // A line a cancellation set to 0 is not billable: prefer the open one.
+        const line = forProduct.find((l) => Number(l['product_uom_qty'] ?? 0) > 0) ?? forProduct[0];
+        if (!line || Number(line['product_uom_qty'] ?? 0) <= 0) {
+          if (await orderFollows(ctx, e, d)) {
+            results.set(e.event.id, ok([{ model: 'sale.order', id: so.id, name: String(so['name'] ?? '') }], 'the order message that adds this test follows in the queue: it marks the test delivered'));
+            continue;
+          }
+          if (line) {
+            results.set(e.event.id, ok([{ model: 'sale.order.line', id: line.id }], 'test cancelled on the order: nothing to deliver'));
+            continue;
+          }
+          throw mappingMissing(`order ${String(so['name'] ?? so.id)} (accession ${d.accession}) has no line for test ${d.testCode}`, { accession: d.accession, testCode: d.testCode, failure: 'transient' });
+        }
         const qty = Number(line['product_uom_qty'] ?? 1);
         refs.set(e.event.id, { so: so.id, name: String(so['name'] ?? ''), line: line.id });
         if (Number(line['qty_delivered'] ?? 0) === qty) {
@@ -58,3 +85,12 @@ export const resultValidatedRule: PostingRule = {
     return results;
   },
 };
+
+/** A later order.created of the accession, not delivered yet, orders this result's test. */
+async function orderFollows(ctx: RuleContext, e: StoredEvent, d: ResultValidatedData): Promise<boolean> {
+  if (!ctx.events) return false;
+  const orders = await ctx.events(d.accession, ['order.created']);
+  return orders.some(
+    (o) => o.event.id > e.event.id && o.state !== 'delivered' && o.state !== 'discarded' && (o.event.data as OrderCreatedData).tests.some((t) => t.code === d.testCode),
+  );
+}

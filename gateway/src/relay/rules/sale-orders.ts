@@ -1,12 +1,16 @@
-import { searchRead, type OdooRecord } from '../odoo/odoo-calls.ts';
+import { externalId, lookupExternalId, read, searchRead, type OdooRecord } from '../odoo/odoo-calls.ts';
 import type { OdooApi } from '../odoo/odoo-client.ts';
 import { mappingMissing } from '../odoo/odoo-error.ts';
 
 /**
  * The lab order in Odoo is a sale.order whose `client_order_ref` is the accession (placer order
- * number): one order per accession, found by every later rule (cancel, delivered, notes, invoice).
+ * number): one order per accession, found by every later rule (order resend, cancel, delivered,
+ * notes, invoice). Sales staff may type the clinic's own reference into "Customer Reference"
+ * (`client_order_ref`) afterwards: an accession the reference search misses is looked up by the
+ * order's external id `lab_gateway.so_<accession>` (one `check_object_reference` per miss), which
+ * the gateway created with the order in one transaction and nobody edits.
  */
-export const SALE_ORDER_FIELDS = ['id', 'name', 'state', 'partner_id', 'client_order_ref', 'order_line'];
+export const SALE_ORDER_FIELDS = ['id', 'name', 'state', 'partner_id', 'partner_invoice_id', 'client_order_ref', 'order_line', 'currency_id', 'fiscal_position_id', 'locked'];
 
 export async function saleOrdersByAccession(odoo: OdooApi, accessions: string[]): Promise<Map<string, OdooRecord>> {
   const unique = [...new Set(accessions)];
@@ -17,11 +21,30 @@ export async function saleOrdersByAccession(odoo: OdooApi, accessions: string[])
     const acc = String(row['client_order_ref']);
     if (!out.has(acc)) out.set(acc, row);
   }
+  const byXmlid = new Map<number, string>();
+  for (const acc of unique) {
+    if (out.has(acc)) continue;
+    const xid = externalId('so', acc);
+    const id = await lookupExternalId(odoo, xid.module, xid.name);
+    if (id !== undefined) byXmlid.set(id, acc);
+  }
+  if (byXmlid.size > 0) {
+    // A sale order deleted in Odoo since reads back as nothing: the accession stays a miss.
+    for (const row of await read(odoo, 'sale.order', [...byXmlid.keys()], SALE_ORDER_FIELDS)) {
+      const acc = byXmlid.get(row.id);
+      if (acc !== undefined && !out.has(acc)) out.set(acc, row);
+    }
+  }
   return out;
 }
 
+/**
+ * No sale order (yet) for the accession. Not permanent: the order may still be on its way (a LIS
+ * that sends results before the order, or an order.created waiting for its own retry), so the event
+ * is retried with the store's back-off and dead-lettered only after relay.maxAttempts.
+ */
 export function noSaleOrder(accession: string): Error {
-  return mappingMissing(`accession ${accession} has no Odoo sale order (order.created not delivered or dead-lettered)`, { accession });
+  return mappingMissing(`accession ${accession} has no Odoo sale order (order.created not received yet, not delivered or dead-lettered)`, { accession, failure: 'transient' });
 }
 
-export const SALE_LINE_FIELDS = ['id', 'order_id', 'product_id', 'product_uom_qty', 'qty_delivered', 'state'];
+export const SALE_LINE_FIELDS = ['id', 'order_id', 'product_id', 'product_uom_qty', 'qty_delivered', 'qty_invoiced', 'state', 'display_type'];

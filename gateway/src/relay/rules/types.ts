@@ -12,6 +12,12 @@ export interface RuleContext {
   odooConfig: OdooConfig;
   log: Logger;
   now(): number;
+  /**
+   * The store's events of one correlation id (accession), in stored order, optionally of some
+   * types (the store's `eventsByCorrelation`). Absent when a rule runs without a store; rules
+   * that use it then skip what it is for.
+   */
+  events?(correlationId: string, types?: EventType[]): Promise<StoredEvent[]>;
 }
 
 /** Per-event result of one posting attempt. */
