@@ -24,6 +24,7 @@ export const ErrorCodes = {
   GW_MAPPING_MISSING: 'an event refers to a code with no Odoo counterpart',
   GW_SHUTTING_DOWN: 'the gateway is stopping and takes no new work',
   GW_UNAUTHORIZED: 'an admin action without a valid token',
+  GW_UNREACHABLE: 'the command line cannot reach the running gateway (its status API)',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -10,7 +10,7 @@ import type { Component } from './lifecycle.ts';
 import type { Logger } from './log.ts';
 import { createLogger } from './log.ts';
 import { Telemetry } from './telemetry.ts';
-import { describeError, GatewayError } from './errors.ts';
+import { describeError, type ErrorCode, GatewayError, isGatewayError } from './errors.ts';
 import { EventStore } from './store/event-store.ts';
 import { invoiceEligibility } from './events/invoice-eligibility.ts';
 import { StatusModel } from './status/status-model.ts';
@@ -32,6 +32,9 @@ import { Relay } from './relay/relay.ts';
 import { dueDelayFor } from './relay/sync-modes.ts';
 import { Sandbox } from './sandbox.ts';
 import { VERSION } from './version.ts';
+
+/** How long a stop during start-up waits for the current start step before stopping what is open. */
+const STARTUP_STEP_WAIT_MS = 3_000;
 
 export interface GatewayOptions {
   config: GatewayConfig;
@@ -67,6 +70,10 @@ export class Gateway {
   /** ASTM analyzers that get LIS orders pushed as order downloads (analyzers[].pushOrders). */
   readonly #orderDownload: Array<{ analyzer: AnalyzerConfig; profile: Profile; endpoint: AstmEndpoint<HostQuery> }> = [];
   #stopping: Promise<void> | undefined;
+  /** The start-up in progress (settles, never rejects), for stop() to wait on. */
+  #starting: Promise<void> | undefined;
+  /** Components already stopped (a stop during start-up may tear down twice). */
+  readonly #tornDown = new WeakSet<object>();
   #started = false;
 
   constructor(options: GatewayOptions) {
@@ -76,15 +83,40 @@ export class Gateway {
     this.#logTelemetry();
   }
 
-  /** Start everything; on any failure stops what was started and rethrows. */
+  /**
+   * Start everything; on any failure stops what was started and rethrows. A stop() that arrives
+   * during start-up is honoured between start steps: start-up stops opening things, stop() tears
+   * down what was opened, and start() rejects with GW_SHUTTING_DOWN.
+   */
   async start(): Promise<GatewayAddresses> {
+    if (this.#stopping) throw new GatewayError('GW_SHUTTING_DOWN', 'the gateway is stopping; it cannot start');
+    const run = this.#start();
+    this.#starting = run.then(
+      () => undefined,
+      () => undefined,
+    );
     try {
-      return await this.#start();
+      return await run;
     } catch (err) {
+      if (this.#stopping) {
+        // stop() was called during start-up: it stops what was open; a step that finished after
+        // that (it waits only so long) is stopped here.
+        this.log.info('start-up interrupted: the gateway is stopping', { at: describeError(err) });
+        await this.#stopping;
+        await this.#teardown(() => 2_000);
+        throw new GatewayError('GW_SHUTTING_DOWN', 'the gateway was stopped during start-up', { cause: err });
+      }
       this.log.error('start-up failed', { error: describeError(err) });
       await this.stop(5_000).catch(() => undefined);
       throw err;
+    } finally {
+      this.#starting = undefined;
     }
+  }
+
+  /** Between start steps: give up when stop() was called meanwhile. */
+  #checkNotStopping(step: string): void {
+    if (this.#stopping) throw new GatewayError('GW_SHUTTING_DOWN', `start-up stopped before ${step}`);
   }
 
   async #start(): Promise<GatewayAddresses> {
@@ -106,6 +138,7 @@ export class Gateway {
       },
     });
     const store = this.store;
+    this.#checkNotStopping('the Odoo link');
 
     // Odoo: the configured server, or the in-process sandbox that keeps its records under dataDir.
     const odooDeps = { telemetry: this.telemetry, log: this.log.child({ component: 'odoo' }) };
@@ -113,6 +146,7 @@ export class Gateway {
       this.sandbox = new Sandbox(cfg.gateway.dataDir, cfg.odoo);
       await this.sandbox.start();
       this.odoo = this.sandbox.client(cfg.odoo, odooDeps);
+      this.#checkNotStopping('the relay');
     } else {
       // The key is read from odoo.apiKeyFile / odoo.apiKeyEnv (never from the config itself).
       this.odoo = OdooClient.fromConfig(cfg.odoo, odooDeps);
@@ -126,6 +160,7 @@ export class Gateway {
       log: this.log.child({ component: 'relay' }),
     });
     if (cfg.relay.enabled) await this.relay.start();
+    this.#checkNotStopping('the status API');
     // A committed message wakes the relay at once instead of at its next poll.
     this.telemetry.on('intake.message', (e) => {
       if (e.outcome === 'accepted') this.relay?.notify();
@@ -142,6 +177,7 @@ export class Gateway {
       relayPaused: () => relay.snapshot().paused,
     });
     await this.statusModel.start();
+    this.#checkNotStopping('the status API');
     const sandbox = this.sandbox;
     this.statusServer = new StatusServer({
       config: cfg,
@@ -161,8 +197,10 @@ export class Gateway {
       ...(sandbox ? { sandbox: { summary: () => sandbox.summary() } } : {}),
     });
     await this.statusServer.start();
+    this.#checkNotStopping('MQTT');
     this.mqtt = new MqttStatus({ config: cfg, model: this.statusModel, log: this.log.child({ component: 'mqtt' }) });
     await this.mqtt.start();
+    this.#checkNotStopping('the listeners');
 
     // Ingress last: only now can a message be kept, relayed and shown.
     for (const ep of cfg.hl7) this.#addHl7(ep);
@@ -171,22 +209,47 @@ export class Gateway {
       if (profile.protocol === 'hl7-mllp') this.#addHl7Analyzer(analyzer, profile);
       else this.#addAstm(analyzer, profile);
     }
-    for (const { component } of this.ingress) await component.start();
+    for (const { id, component } of this.ingress) {
+      this.#checkNotStopping(`listener ${id}`);
+      await component.start();
+    }
+    this.#checkNotStopping('ready');
     this.#started = true;
     return this.addresses();
   }
 
+  /**
+   * Every analyzer's profile, before anything is opened. Problems are named by the analyzer's key
+   * (`analyzers[<index>].profile`, as `lab-gateway check` names them), all at once.
+   */
   #loadProfiles(): Map<string, Profile> {
     const out = new Map<string, Profile>();
-    const problems: string[] = [];
-    for (const a of this.config.analyzers) {
+    const problems: Array<{ code: ErrorCode; text: string }> = [];
+    this.config.analyzers.forEach((a, i) => {
+      const at = `analyzers[${i}]`;
+      let profile: Profile;
       try {
-        out.set(a.id, resolveAnalyzerProfile(a, this.config.profilesDir ?? defaultProfilesDir()));
+        profile = resolveAnalyzerProfile(a, this.config.profilesDir ?? defaultProfilesDir());
       } catch (err) {
-        problems.push(`analyzers[${a.id}].profile: ${describeError(err)}`);
+        const code: ErrorCode = isGatewayError(err) ? err.code : 'GW_PROFILE_INVALID';
+        problems.push({ code, text: `${code === 'GW_CONFIG_INVALID' ? `${at}.overrides` : `${at}.profile`}: ${(err as Error).message}` });
+        return;
       }
+      const name = profile.name ?? a.profile;
+      if (profile.protocol === 'hl7-mllp') {
+        if (!a.tcp?.listen) problems.push({ code: 'GW_CONFIG_INVALID', text: `${a.tcp?.connect ? `${at}.tcp.connect` : `${at}.serial`}: profile ${name} speaks HL7 over MLLP and needs tcp.listen` });
+        if (a.pushOrders) problems.push({ code: 'GW_CONFIG_INVALID', text: `${at}.pushOrders: profile ${name} speaks HL7; its analyzers ask for orders by host query and take no pushed orders` });
+      } else if (a.pushOrders && !profile.hostQuery.supported) {
+        problems.push({ code: 'GW_CONFIG_INVALID', text: `${at}.pushOrders: profile ${a.profile} does not describe order download (hostQuery)` });
+      }
+      out.set(a.id, profile);
+    });
+    if (problems.length) {
+      // One code for the lot: "unknown" only when every problem is an unknown profile.
+      const codes = new Set(problems.map((p) => p.code));
+      const code: ErrorCode = codes.size === 1 ? problems[0]!.code : codes.has('GW_CONFIG_INVALID') ? 'GW_CONFIG_INVALID' : 'GW_PROFILE_INVALID';
+      throw new GatewayError(code, problems.map((p) => p.text).join('\n'));
     }
-    if (problems.length) throw new GatewayError('GW_PROFILE_UNKNOWN', problems.join('\n'));
     return out;
   }
 
@@ -202,9 +265,9 @@ export class Gateway {
    */
   #addHl7Analyzer(analyzer: AnalyzerConfig, profile: Profile): void {
     const store = this.store as EventStore;
+    // #loadProfiles refused tcp.connect, serial and pushOrders for HL7 analyzers before anything opened.
     const listen = analyzer.tcp?.listen;
-    if (!listen) throw new GatewayError('GW_CONFIG_INVALID', `analyzers[${analyzer.id}]: profile ${profile.name ?? analyzer.profile} speaks HL7 over MLLP and needs tcp.listen`);
-    if (analyzer.pushOrders) throw new GatewayError('GW_CONFIG_INVALID', `analyzers[${analyzer.id}].pushOrders: profile ${profile.name ?? analyzer.profile} speaks HL7; its analyzers ask for orders by host query and take no pushed orders`);
+    if (!listen) throw new GatewayError('GW_CONFIG_INVALID', `analyzers[${this.config.analyzers.indexOf(analyzer)}]: profile ${profile.name ?? analyzer.profile} speaks HL7 over MLLP and needs tcp.listen`);
     const ep: Hl7EndpointConfig = {
       id: analyzer.id,
       listen,
@@ -239,10 +302,8 @@ export class Gateway {
       answerHostQuery: (query) => answerHostQuery(query, store, profile),
     });
     this.ingress.push({ id: analyzer.id, kind: 'astm', component });
-    if (analyzer.pushOrders) {
-      if (!profile.hostQuery.supported) throw new GatewayError('GW_CONFIG_INVALID', `analyzers[${analyzer.id}].pushOrders: profile ${analyzer.profile} does not describe order download (hostQuery)`);
-      this.#orderDownload.push({ analyzer, profile, endpoint: component });
-    }
+    // #loadProfiles refused pushOrders for a profile without order download.
+    if (analyzer.pushOrders) this.#orderDownload.push({ analyzer, profile, endpoint: component });
   }
 
   /**
@@ -296,30 +357,51 @@ export class Gateway {
     return this.#started;
   }
 
-  /** Idempotent graceful stop within `deadlineMs`: ingress, relay, sandbox, status, MQTT, store. */
+  /**
+   * Idempotent graceful stop within `deadlineMs`: ingress, relay, sandbox, status, MQTT, store.
+   * During start-up it first waits (a bounded time) for start() to finish its current step and
+   * give up; start-up opens nothing once stop() was called, and whatever its last step opened
+   * after this teardown is closed by start() itself before it rejects.
+   */
   stop(deadlineMs = 10_000): Promise<void> {
     if (this.#stopping) return this.#stopping;
     this.#stopping = (async () => {
       const deadline = Date.now() + deadlineMs;
       const left = (): number => Math.max(500, deadline - Date.now());
-      const step = async (name: string, fn: () => Promise<void> | void): Promise<void> => {
-        try {
-          await fn();
-        } catch (err) {
-          this.log.warn(`stopping ${name} failed`, { error: describeError(err) });
-        }
-      };
-      await Promise.all(this.ingress.map(({ id, component }) => step(id, () => component.stop(left()))));
-      if (this.relay) await step('relay', () => this.relay?.stop(left()));
-      if (this.odoo) await step('odoo', () => this.odoo?.close());
-      if (this.sandbox) await step('sandbox', () => this.sandbox?.close());
-      if (this.statusServer) await step('status', () => this.statusServer?.stop(left()));
-      if (this.statusModel) await step('status-model', () => this.statusModel?.stop());
-      if (this.mqtt) await step('mqtt', () => this.mqtt?.stop(left()));
-      if (this.store) await step('store', () => this.store?.close());
+      const starting = this.#starting;
+      if (starting) {
+        this.log.info('stop requested during start-up; waiting for the current start step');
+        let timer: NodeJS.Timeout | undefined;
+        const waitMs = Math.min(STARTUP_STEP_WAIT_MS, deadlineMs / 2);
+        const settled = await Promise.race([starting.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), waitMs)))]);
+        clearTimeout(timer);
+        if (!settled) this.log.warn('the current start step is still running; stopping what is open (start-up opens nothing more)');
+      }
+      await this.#teardown(left);
       this.log.info('stopped');
     })();
     return this.#stopping;
+  }
+
+  /** Stop every component not stopped yet, in the data-flow order. */
+  async #teardown(left: () => number): Promise<void> {
+    const step = async (name: string, target: object | undefined, fn: () => Promise<void> | void): Promise<void> => {
+      if (!target || this.#tornDown.has(target)) return;
+      this.#tornDown.add(target);
+      try {
+        await fn();
+      } catch (err) {
+        this.log.warn(`stopping ${name} failed`, { error: describeError(err) });
+      }
+    };
+    await Promise.all(this.ingress.map(({ id, component }) => step(id, component, () => component.stop(left()))));
+    await step('relay', this.relay, () => this.relay?.stop(left()));
+    await step('odoo', this.odoo, () => this.odoo?.close());
+    await step('sandbox', this.sandbox, () => this.sandbox?.close());
+    await step('status', this.statusServer, () => this.statusServer?.stop(left()));
+    await step('status-model', this.statusModel, () => this.statusModel?.stop());
+    await step('mqtt', this.mqtt, () => this.mqtt?.stop(left()));
+    await step('store', this.store, () => this.store?.close());
   }
 
   /** Structured log lines from the typed telemetry (components never import the logger). */

@@ -19,10 +19,10 @@ export async function runCheck(argv: string[], ctx: CliContext): Promise<number>
   const { values } = args(argv, { config: { type: 'string', short: 'c' }, json: { type: 'boolean' }, odoo: { type: 'boolean' } });
   const loaded = loadConfig(values.config);
   const issues: ConfigIssue[] = [...loaded.issues];
-  if (loaded.config) {
-    issues.push(...checkSiteAnalyzers(loaded.config.analyzers, loaded.config.profilesDir));
-    if (values.odoo) issues.push(...(await checkOdoo(loaded.config)));
-  }
+  // Analyzer profiles are checked even when the configuration has other errors: every issue at
+  // once. A profilesDir that cannot be read is reported once, at profilesDir.
+  if (!loaded.profilesDirInvalid) issues.push(...checkSiteAnalyzers(loaded.analyzers, loaded.profilesDir));
+  if (loaded.config && values.odoo) issues.push(...(await checkOdoo(loaded.config)));
   const errors = issues.filter((i) => i.severity === 'error').length;
   const warnings = issues.length - errors;
   if (values.json) {

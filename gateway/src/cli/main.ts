@@ -2,12 +2,12 @@
 /**
  * `lab-gateway` — the command line (DESIGN.md §5):
  *   start [--config FILE]          run the gateway
- *   check [--config FILE]          validate config and profiles, print every issue, exit 1 on error
+ *   check [--config FILE] [--odoo] [--json]   validate config and profiles, print every issue, exit 1 on error
  *   demo [--data-dir DIR]          gateway + sandbox Odoo + simulated LIS and analyzer
  *   status [--json]                the running gateway's status
  *   events list|replay|discard     dead letters and the queue, through the running gateway
  *   send --port P FILE...          send HL7 files over MLLP and print the ACKs
- *   profiles list|show|check       firmware profiles
+ *   profiles list|show|check|fingerprint   firmware profiles
  *   sandbox list                   records in the local sandbox Odoo
  * Exit codes: 0 ok, 1 failed check or command error, 2 usage error.
  */
@@ -28,14 +28,14 @@ const USAGE = `lab-gateway ${VERSION}
 
 Usage:
   lab-gateway start [--config FILE]
-  lab-gateway check [--config FILE]
+  lab-gateway check [--config FILE] [--odoo] [--json]
   lab-gateway demo [--data-dir DIR] [--duration SECONDS] [--interval SECONDS] [--odoo-version 16|17|18|19]
   lab-gateway status [--config FILE] [--url URL] [--json]
-  lab-gateway events list [--state pending|inflight|retrying|dead|delivered|discarded] [--limit N] [--json]
-  lab-gateway events replay ID [--reason TEXT] [--token-file FILE]
-  lab-gateway events discard ID --reason TEXT [--token-file FILE]
-  lab-gateway send [--host H] --port P [--tls] [--ca FILE] [--cert FILE --key FILE] FILE...
-  lab-gateway profiles list | show NAME | check [NAME|FILE...]
+  lab-gateway events list [--state pending|inflight|retrying|dead|delivered|discarded] [--limit N] [--json] [--url URL] [--config FILE]
+  lab-gateway events replay ID [--reason TEXT] [--token-file FILE] [--url URL] [--config FILE]
+  lab-gateway events discard ID --reason TEXT [--token-file FILE] [--url URL] [--config FILE]
+  lab-gateway send [--host H] --port P [--tls] [--ca FILE] [--cert FILE --key FILE] [--servername NAME] [--timeout-ms MS] [--json] FILE...
+  lab-gateway profiles list | show NAME | check [NAME|FILE...] | fingerprint [NAME...] [--write]   [--dir DIR] [--json]
   lab-gateway sandbox list [--config FILE] [--model MODEL]
 
 Without --config the gateway runs on embedded defaults (listeners on 127.0.0.1, data under ./var).
@@ -115,6 +115,13 @@ if (/cli[/\\]main\.(ts|js)$/.test(invoked) || invoked.endsWith('lab-gateway')) {
     (code) => {
       // `start` and `demo` keep running until a signal; they resolve only when stopped.
       process.exitCode = code;
+      // Everything is closed by now; a handle left open by mistake (e.g. an MQTT client still
+      // waiting for a broker that never answered) must not keep the process, and its
+      // supervisor's restart, waiting.
+      setTimeout(() => {
+        process.stderr.write(`lab-gateway: exiting with resources still open: ${process.getActiveResourcesInfo().join(', ')}\n`);
+        process.exit();
+      }, 2_000).unref();
     },
     (err: unknown) => {
       process.stderr.write(describeError(err) + '\n');

@@ -27,7 +27,7 @@ async function call(url: string, init: RequestInit = {}): Promise<unknown> {
   try {
     res = await fetch(url, { ...init, signal: AbortSignal.timeout(10_000) });
   } catch (err) {
-    throw new GatewayError('GW_UNAUTHORIZED', `cannot reach the gateway at ${url}: ${(err as Error).message} (is it running? see --url / --config)`);
+    throw new GatewayError('GW_UNREACHABLE', `cannot reach the gateway at ${url}: ${(err as Error).message} (is it running? see --url / --config)`, { cause: err });
   }
   const text = await res.text();
   let body: unknown = text;

@@ -2,7 +2,10 @@ import { readFileSync } from 'node:fs';
 import { sendHl7Files } from '../ingress/mllp/mllp-send.ts';
 import { args, UsageError, type CliContext } from './main.ts';
 
-/** `lab-gateway send`: send HL7 files over MLLP, print each acknowledgement; exit 1 if any is not AA/CA. */
+/**
+ * `lab-gateway send`: send HL7 files over MLLP, print each acknowledgement (one line per message
+ * of a file); exit 1 if any MSA is not AA/CA.
+ */
 export async function runSend(argv: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = args(
     argv,
@@ -22,6 +25,11 @@ export async function runSend(argv: string[], ctx: CliContext): Promise<number> 
   const port = Number(values.port);
   if (!values.port || !Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError('send needs --port (the gateway\'s MLLP port, e.g. 2575)');
   if (positionals.length === 0) throw new UsageError('send needs at least one HL7 file');
+  let timeoutMs: number | undefined;
+  if (values['timeout-ms'] !== undefined) {
+    timeoutMs = Number(values['timeout-ms']);
+    if (values['timeout-ms'].trim() === '' || !Number.isInteger(timeoutMs) || timeoutMs < 1) throw new UsageError(`send --timeout-ms needs a positive whole number of milliseconds (found "${values['timeout-ms']}")`);
+  }
   const useTls = values.tls || values.ca !== undefined || values.cert !== undefined;
   const tls = useTls
     ? {
@@ -37,13 +45,15 @@ export async function runSend(argv: string[], ctx: CliContext): Promise<number> 
     port,
     files: positionals,
     ...(tls ? { tls } : {}),
-    ...(values['timeout-ms'] ? { timeoutMs: Number(values['timeout-ms']) } : {}),
+    ...(timeoutMs !== undefined ? { timeoutMs } : {}),
   })) {
-    const ok = r.ackCode === 'AA' || r.ackCode === 'CA';
-    if (!ok) failures++;
+    // A file may hold several messages: every one must be accepted.
+    if (!r.ok) failures++;
     if (values.json) ctx.out(JSON.stringify(r));
     else {
-      ctx.out(`${r.file}: MSH-10 ${r.controlId} → ${r.ackCode || '(no MSA)'} (MSA-2 ${r.ackControlId})`);
+      // One line per acknowledged message (the first line is the file's first message).
+      const lines = r.messages.length > 0 ? r.messages : [{ controlId: r.controlId, ackCode: '', ackControlId: '' }];
+      for (const m of lines) ctx.out(`${r.file}: MSH-10 ${m.controlId} → ${m.ackCode || '(no MSA)'} (MSA-2 ${m.ackControlId})`);
       ctx.out(r.ack.split(/\r\n|\r|\n/).filter(Boolean).map((s) => `    ${s}`).join('\n'));
     }
   }

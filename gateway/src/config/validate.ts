@@ -3,9 +3,11 @@
  * before anything is applied; an unknown key is named, a renamed key names its replacement, and a
  * secret written inline is refused with the file/env key to use instead.
  */
-import { existsSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { EventTypes, SyncModes } from '../events/types.ts';
+import { defaultProfilesDir } from '../profiles/check.ts';
+import { loadProfile } from '../profiles/load.ts';
 import { defaultConfig, HL7_ENDPOINT_DEFAULTS } from './defaults.ts';
 import type { AnalyzerConfig, ConfigIssue, GatewayConfig, Hl7EndpointConfig, ListenConfig } from './types.ts';
 
@@ -145,13 +147,55 @@ class Checker {
   }
 }
 
+/** True when `file` is a regular file holding nothing but white space. */
+function emptyFile(file: string): boolean {
+  try {
+    return statSync(file).isFile() && readFileSync(file, 'utf8').trim() === '';
+  } catch {
+    return false;
+  }
+}
+
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const ID_HINT = 'letters, digits, dot, dash and underscore, at most 64 characters';
 
 export interface ValidationResult {
   config: GatewayConfig | undefined;
   issues: ConfigIssue[];
+  /**
+   * The analyzers as parsed, even when the configuration has errors elsewhere, so that `check`
+   * reports their profile problems in the same run.
+   */
+  analyzers: AnalyzerConfig[];
+  /** The resolved profiles directory (undefined: the package's), when it is a readable directory. */
+  profilesDir: string | undefined;
+  /** True when `profilesDir` is set but is not a readable directory (already reported). */
+  profilesDirInvalid: boolean;
 }
+
+/** Why `dir` is not a readable directory, or undefined when it is one. */
+function unreadableDir(dir: string): string | undefined {
+  try {
+    if (!statSync(dir).isDirectory()) return `${dir} is not a directory`;
+    accessSync(dir, fsConstants.R_OK | fsConstants.X_OK);
+    return undefined;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? `${dir} does not exist` : `${dir} cannot be read (${code ?? (err as Error).message})`;
+  }
+}
+
+/** The default TCP port a profile gives its analyzers (`transport.tcpPort`), if it can be read. */
+function profileTcpPort(profile: string, dir: string): { port: number | undefined; loaded: boolean } {
+  try {
+    return { port: loadProfile(profile, dir).transport.tcpPort, loaded: true };
+  } catch {
+    return { port: undefined, loaded: false };
+  }
+}
+
+/** Addresses that accept connections on every local address. */
+const WILDCARD_HOSTS = new Set(['0.0.0.0', '::']);
 
 /** Validate a parsed YAML document; `baseDir` resolves relative file paths. */
 export function validateConfig(raw: unknown, baseDir: string = process.cwd()): ValidationResult {
@@ -167,6 +211,11 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
     dataDir: path.resolve(baseDir, c.string('gateway.dataDir', g.dataDir, d.gateway.dataDir)),
     logLevel: c.oneOf('gateway.logLevel', g.logLevel, ['debug', 'info', 'warn', 'error'] as const, d.gateway.logLevel),
   };
+
+  const profilesDirRaw = c.optionalString('profilesDir', root.profilesDir);
+  const profilesDirSet = profilesDirRaw ? path.resolve(baseDir, profilesDirRaw) : undefined;
+  const profilesDirProblem = profilesDirSet ? unreadableDir(profilesDirSet) : undefined;
+  if (profilesDirProblem) c.error('profilesDir', `${profilesDirProblem}: it must be a readable directory of firmware profiles (leave it out for the package's firmware-profiles/)`);
 
   const hl7: Hl7EndpointConfig[] = [];
   const hl7Raw = root.hl7 === undefined ? d.hl7 : c.list('hl7', root.hl7);
@@ -223,11 +272,24 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
     if (o.tcp !== undefined) {
       const t = c.object(`${p}.tcp`, o.tcp, ['listen', 'connect'], 'analyzers[].tcp');
       a.tcp = {};
-      if (t.listen !== undefined) a.tcp.listen = c.listen(`${p}.tcp.listen`, t.listen, { host: '127.0.0.1', port: 0 });
+      if (t.listen !== undefined) {
+        const listen = c.listen(`${p}.tcp.listen`, t.listen, { host: '127.0.0.1', port: 0 });
+        const portGiven = typeof t.listen !== 'object' || t.listen === null || Array.isArray(t.listen) || (t.listen as Obj).port !== undefined;
+        // The analyzer is set up to connect to a fixed port: without one here, the profile's
+        // default port (transport.tcpPort) applies; an ephemeral port is never a default.
+        if (!portGiven && !profilesDirProblem) {
+          const { port, loaded } = profileTcpPort(a.profile, profilesDirSet ?? defaultProfilesDir());
+          if (port !== undefined) listen.port = port;
+          else if (loaded) c.error(`${p}.tcp.listen.port`, `is required: profile "${a.profile}" gives no default port (transport.tcpPort); use the port the analyzer is set to connect to`);
+          else c.error(`${p}.tcp.listen.port`, `is required unless the profile gives a default port (transport.tcpPort), and profile "${a.profile}" cannot be loaded`);
+        }
+        a.tcp.listen = listen;
+      }
       if (t.connect !== undefined) {
         const cn = c.object(`${p}.tcp.connect`, t.connect, ['host', 'port'], 'analyzers[].tcp.connect');
         a.tcp.connect = { host: c.string(`${p}.tcp.connect.host`, cn.host, ''), port: c.number(`${p}.tcp.connect.port`, cn.port, 0, 1, 65535) };
         if (cn.host === undefined) c.error(`${p}.tcp.connect.host`, 'is required');
+        if (cn.port === undefined) c.error(`${p}.tcp.connect.port`, "is required (the analyzer's listening port)");
       }
       if ((t.listen === undefined) === (t.connect === undefined)) c.error(`${p}.tcp`, 'needs exactly one of listen (the analyzer connects) or connect (the gateway connects)');
     }
@@ -270,7 +332,11 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
     if (keyFile) odoo.apiKeyFile = keyFile;
     if (keyEnv) odoo.apiKeyEnv = keyEnv;
     if (!keyFile && !keyEnv) c.error('odoo.apiKeyFile', 'an API key is required when odoo.url is set: odoo.apiKeyFile (a file) or odoo.apiKeyEnv (an environment variable)');
-    if (keyEnv && process.env[keyEnv] === undefined) c.warn('odoo.apiKeyEnv', `environment variable ${keyEnv} is not set`);
+    if (keyEnv && !process.env[keyEnv]?.trim()) {
+      // `start` refuses to run without the key (the file wins when both are set); check says so.
+      if (keyFile) c.warn('odoo.apiKeyEnv', `environment variable ${keyEnv} is not set (unused: odoo.apiKeyFile is read instead)`);
+      else c.error('odoo.apiKeyEnv', `environment variable ${keyEnv} is not set or empty: the gateway cannot start without the API key (set it in the environment the gateway runs in, or use odoo.apiKeyFile)`);
+    }
   }
   const exp = c.optionalString('odoo.apiKeyExpiresAt', od.apiKeyExpiresAt);
   if (exp !== undefined) {
@@ -356,10 +422,10 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
   const status: GatewayConfig['status'] = { listen: c.listen('status.listen', st.listen, d.status.listen) };
   const tokenFile = c.file('status.adminTokenFile', st.adminTokenFile);
   if (tokenFile) status.adminTokenFile = tokenFile;
+  if (tokenFile && emptyFile(tokenFile)) c.warn('status.adminTokenFile', `${tokenFile} is empty: admin actions (replay, discard, pause) stay disabled until it holds a token`);
 
   const config: GatewayConfig = { gateway, hl7, analyzers, odoo, relay, store, mqtt, status };
-  const profilesDir = c.optionalString('profilesDir', root.profilesDir);
-  if (profilesDir) config.profilesDir = path.resolve(baseDir, profilesDir);
+  if (profilesDirSet) config.profilesDir = profilesDirSet;
 
   // Cross-checks: unique ids and listener ports.
   const ids = new Map<string, string>();
@@ -369,22 +435,30 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
     if (prev) c.error(p, `id "${id}" is already used by ${prev}`);
     else ids.set(id, p);
   });
-  const ports = new Map<string, string>();
+  // Two listeners clash on one port when their addresses are equal or either is a wildcard
+  // (0.0.0.0 or ::), which takes the port on every local address.
+  const claimed: Array<{ host: string; port: number; path: string }> = [];
   const claim = (l: ListenConfig | undefined, p: string): void => {
     if (!l || l.port === 0) return;
+    const clash = claimed.find((x) => x.port === l.port && (x.host === l.host || WILDCARD_HOSTS.has(x.host) || WILDCARD_HOSTS.has(l.host)));
     const key = `${l.host}:${l.port}`;
-    const prev = ports.get(key);
-    if (prev) c.error(`${p}.port`, `${key} is already used by ${prev}`);
-    else ports.set(key, p);
+    if (clash) {
+      const other = `${clash.host}:${clash.port}`;
+      c.error(`${p}.port`, other === key ? `${key} is already used by ${clash.path}` : `${key} overlaps ${other} of ${clash.path} (${WILDCARD_HOSTS.has(clash.host) ? clash.host : l.host} takes port ${l.port} on every local address)`);
+    } else claimed.push({ host: l.host, port: l.port, path: p });
   };
   hl7.forEach((h, i) => claim(h.listen, `hl7[${i}].listen`));
   analyzers.forEach((a, i) => claim(a.tcp?.listen, `analyzers[${i}].tcp.listen`));
   if (mqtt.broker === 'embedded') claim(mqtt.listen, 'mqtt.listen');
   claim(status.listen, 'status.listen');
   hl7.forEach((h, i) => {
-    if (h.analyzer && !analyzers.some((a) => a.id === h.analyzer) && !h.analyzer.match(ID_PATTERN)) c.error(`hl7[${i}].analyzer`, `"${h.analyzer}" is not a valid analyzer id`);
+    if (!h.analyzer) return;
+    if (!ID_PATTERN.test(h.analyzer)) c.error(`hl7[${i}].analyzer`, `"${h.analyzer}" is not a valid analyzer id: ${ID_HINT}`);
+    else if (!analyzers.some((a) => a.id === h.analyzer)) {
+      c.warn(`hl7[${i}].analyzer`, `"${h.analyzer}" is not an id in analyzers[]: messages on this endpoint are tagged with it and read with the LIS normalizer (an analyzer with a firmware profile goes in analyzers[] with tcp.listen)`);
+    }
   });
 
   const hasError = c.issues.some((i) => i.severity === 'error');
-  return { config: hasError ? undefined : config, issues: c.issues };
+  return { config: hasError ? undefined : config, issues: c.issues, analyzers, profilesDir: profilesDirProblem ? undefined : profilesDirSet, profilesDirInvalid: profilesDirProblem !== undefined };
 }

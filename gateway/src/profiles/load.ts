@@ -48,7 +48,13 @@ export function readProfileFile(requested: string, dir: string = defaultProfiles
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    const known = safeNames(dir);
+    let known: string[];
+    try {
+      known = profileNames(dir);
+    } catch (dirErr) {
+      // Not an unknown profile: the directory itself is missing or unreadable.
+      throw new GatewayError('GW_PROFILE_UNKNOWN', `profiles directory ${dir} cannot be read (${fsReason(dirErr)}); profile "${name}" cannot be loaded`, { cause: err, details: { dir } });
+    }
     throw new GatewayError('GW_PROFILE_UNKNOWN', `unknown profile "${name}"${suggest(name, known)}; known profiles: ${known.join(', ') || '(none)'}`, { cause: err, details: { dir } });
   }
   try {
@@ -58,12 +64,10 @@ export function readProfileFile(requested: string, dir: string = defaultProfiles
   }
 }
 
-function safeNames(dir: string): string[] {
-  try {
-    return profileNames(dir);
-  } catch {
-    return [];
-  }
+/** The file-system reason behind a profileNames() failure (its cause's message). */
+function fsReason(err: unknown): string {
+  const cause = err instanceof Error && err.cause instanceof Error ? err.cause : err;
+  return cause instanceof Error ? cause.message : String(cause);
 }
 
 /** Fill defaults into a schema-valid profile object. */
@@ -174,7 +178,13 @@ export function checkAllProfiles(dir: string = defaultProfilesDir()): Array<{ na
  */
 export function checkSiteAnalyzers(analyzers: AnalyzerConfig[], dir: string = defaultProfilesDir()): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
-  const known = safeNames(dir);
+  if (analyzers.length === 0) return issues;
+  let known: string[];
+  try {
+    known = profileNames(dir);
+  } catch (err) {
+    return [{ severity: 'error', path: 'profilesDir', message: `${dir} cannot be read (${fsReason(err)}): it must be a readable directory of firmware profiles` }];
+  }
   analyzers.forEach((a, i) => {
     const at = `analyzers[${i}]`;
     if (typeof a.profile !== 'string' || a.profile === '') {
@@ -194,13 +204,17 @@ export function checkSiteAnalyzers(analyzers: AnalyzerConfig[], dir: string = de
     }
     for (const issue of checkQuirkOverrides(a.overrides, `${at}.overrides`)) issues.push(issue);
     const supported = profile.transport.supported;
-    if (a.serial && !supported.includes('serial')) {
-      issues.push({ severity: profile.protocol === 'hl7-mllp' ? 'error' : 'warning', path: `${at}.serial`, message: `profile "${profile.name}" (${profile.model}) is not known to support serial; supported: ${supported.join(', ')}` });
+    if (a.serial && !supported.includes('serial') && profile.protocol !== 'hl7-mllp') {
+      issues.push({ severity: 'warning', path: `${at}.serial`, message: `profile "${profile.name}" (${profile.model}) is not known to support serial; supported: ${supported.join(', ')}` });
     }
     if (a.tcp?.listen && !supported.includes('tcp-server')) {
       issues.push({ severity: 'warning', path: `${at}.tcp.listen`, message: `profile "${profile.name}" does not list tcp-server (the analyzer connecting to the gateway); supported: ${supported.join(', ')}` });
     }
-    if (a.tcp?.connect && !supported.includes('tcp-client')) {
+    if (profile.protocol === 'hl7-mllp' && !a.tcp?.listen) {
+      // The gateway takes HL7 analyzers as an MLLP listener only (start refuses anything else).
+      const key = a.tcp?.connect ? `${at}.tcp.connect` : `${at}.serial`;
+      issues.push({ severity: 'error', path: key, message: `profile "${profile.name}" (${profile.model}) speaks HL7 over MLLP: the gateway takes it on tcp.listen only (the analyzer connects to the gateway)` });
+    } else if (a.tcp?.connect && !supported.includes('tcp-client')) {
       issues.push({ severity: 'warning', path: `${at}.tcp.connect`, message: `profile "${profile.name}" does not list tcp-client (the gateway connecting to the analyzer); supported: ${supported.join(', ')}` });
     }
     if (a.pushOrders && profile.protocol === 'hl7-mllp') {

@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { defaultProfilesDir } from './check.ts';
 import { profileFingerprint } from './fingerprint.ts';
-import { checkAllProfiles, listProfiles, profileNames, readProfileFile } from './load.ts';
+import { canonicalProfileName, checkAllProfiles, listProfiles, profileNames, readProfileFile } from './load.ts';
 import { checkProfile } from './check.ts';
 import type { Profile, ProfileIssue } from './types.ts';
 
@@ -97,7 +97,7 @@ export function renderProfileCheck(target?: string, dir: string = defaultProfile
     results = [{ name: target, issues: checkProfile(obj, { fileName: path.basename(target, '.json') }) }];
   } else {
     try {
-      results = [{ name: target, issues: checkProfile(readProfileFile(target, dir), { fileName: target }) }];
+      results = [{ name: target, issues: checkProfile(readProfileFile(target, dir), { fileName: canonicalProfileName(target, dir) }) }];
     } catch (err) {
       return { text: `${target}: ${(err as Error).message}`, exitCode: 1 };
     }

@@ -162,9 +162,10 @@ export class StatusServer implements Component {
       this.#server = server;
       const { host, port } = this.#o.config.status.listen;
       await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
+        const failed = (err: Error): void => reject(new GatewayError('GW_CONFIG_INVALID', `status.listen: cannot listen on ${host}:${port}: ${err.message}`, { cause: err }));
+        server.once('error', failed);
         server.listen(port, host, () => {
-          server.off('error', reject);
+          server.off('error', failed);
           resolve();
         });
       });

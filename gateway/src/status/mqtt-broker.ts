@@ -154,9 +154,10 @@ export class EmbeddedBroker implements Component {
         : net.createServer(handler);
       this.#server = server;
       await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
+        const failed = (err: Error): void => reject(new GatewayError('GW_CONFIG_INVALID', `mqtt.listen: cannot listen on ${cfg.listen.host}:${cfg.listen.port}: ${err.message}`, { cause: err }));
+        server.once('error', failed);
         server.listen(cfg.listen.port, cfg.listen.host, () => {
-          server.off('error', reject);
+          server.off('error', failed);
           resolve();
         });
       });

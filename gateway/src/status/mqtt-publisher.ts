@@ -157,8 +157,12 @@ export class MqttStatusPublisher implements Component {
             client.publishAsync(this.#t.status, JSON.stringify(last), { qos: 1, retain: true }),
             client.publishAsync(this.#t.availability, JSON.stringify(offline), { qos: 1, retain: true }),
           ]);
+          await client.endAsync();
+        } else {
+          // Never connected (or the broker is away): nothing to say goodbye to; a graceful end
+          // would keep the socket until the connect timeout and hold the process open.
+          client.end(true);
         }
-        await client.endAsync();
       })();
       await Promise.race([work.catch(() => {}), new Promise<void>((r) => setTimeout(r, deadlineMs).unref())]);
       client.end(true);

@@ -540,7 +540,11 @@ export class EventStore implements GatewayStore {
   /** Open (creating if needed) the store under `dataDir/store` and recover open leases. */
   static async open(options: EventStoreOptions): Promise<EventStore> {
     const location = `${options.dataDir.replace(/\/$/, '')}/store`;
-    await mkdir(location, { recursive: true });
+    try {
+      await mkdir(location, { recursive: true });
+    } catch (err) {
+      throw new GatewayError('GW_STORE_UNAVAILABLE', `gateway.dataDir: cannot create the store directory ${location}: ${(err as Error).message}`, { cause: err });
+    }
     const db = new Level<string, unknown>(location, {
       keyEncoding: 'utf8',
       valueEncoding: 'json',
@@ -553,7 +557,14 @@ export class EventStore implements GatewayStore {
     try {
       await db.open();
     } catch (err) {
-      throw new GatewayError('GW_STORE_UNAVAILABLE', `cannot open the store at ${location}: ${describeError(err)}`, { cause: err });
+      // LevelDB's exclusive lock: classic-level reports LEVEL_DATABASE_NOT_OPEN with the
+      // LEVEL_LOCKED reason in its cause.
+      const causes: unknown[] = [];
+      for (let e: unknown = err; e instanceof Error && causes.length < 5; e = e.cause) causes.push(e);
+      if (causes.some((e) => (e as NodeJS.ErrnoException).code === 'LEVEL_LOCKED')) {
+        throw new GatewayError('GW_STORE_UNAVAILABLE', `gateway.dataDir: the store at ${location} is locked by another process (another gateway running on this gateway.dataDir?)`, { cause: err });
+      }
+      throw new GatewayError('GW_STORE_UNAVAILABLE', `gateway.dataDir: cannot open the store at ${location}: ${causes.map((e) => describeError(e)).join(' ← ')}`, { cause: err });
     }
     let log: MessageLog;
     try {

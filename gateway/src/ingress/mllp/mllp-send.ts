@@ -28,16 +28,34 @@ export interface SendHl7Result {
   ackCode: string;
   /** MSA-2 of that MSA. */
   ackControlId: string;
+  /**
+   * Every MSA of the reply, in order (a file may hold several messages, each acknowledged):
+   * `controlId` is the MSH-10 of the message it answers (matched by MSA-2, else by position).
+   */
+  messages: Array<{ controlId: string; ackCode: string; ackControlId: string }>;
+  /** True when the reply holds at least one MSA and every MSA-1 is AA or CA. */
+  ok: boolean;
 }
 
-function firstMsa(reply: string): { code: string; controlId: string } {
-  for (const seg of reply.split(/\r\n|\r|\n/)) {
+const SEGMENTS = /\r\n|\r|\n/;
+
+function allMsa(reply: string): Array<{ code: string; controlId: string }> {
+  const out: Array<{ code: string; controlId: string }> = [];
+  for (const seg of reply.split(SEGMENTS)) {
     if (seg.startsWith('MSA')) {
       const f = seg.split(seg[3] ?? '|');
-      return { code: f[1] ?? '', controlId: f[2] ?? '' };
+      out.push({ code: f[1] ?? '', controlId: f[2] ?? '' });
     }
   }
-  return { code: '', controlId: '' };
+  return out;
+}
+
+/** MSH-10 of every message in `text`, in order. */
+function sentControlIds(text: string): string[] {
+  return text
+    .split(SEGMENTS)
+    .filter((seg) => seg.startsWith('MSH'))
+    .map((seg) => readMsh(seg).header.controlId);
 }
 
 export async function* sendHl7Files(options: SendHl7Options): AsyncGenerator<SendHl7Result> {
@@ -57,8 +75,12 @@ export async function* sendHl7Files(options: SendHl7Options): AsyncGenerator<Sen
       const reply = await client.send(content);
       // Replies are decoded as UTF-8 when valid (MSH-18 UNICODE UTF-8), else Latin-1.
       const ack = (Buffer.from(reply).toString('utf8').includes('\ufffd') ? reply.toString('latin1') : reply.toString('utf8'));
-      const msa = firstMsa(ack);
-      yield { file, controlId, ack, ackCode: msa.code, ackControlId: msa.controlId };
+      const msas = allMsa(ack);
+      const sent = sentControlIds(text);
+      const messages = msas.map((m, i) => ({ controlId: m.controlId !== '' && sent.includes(m.controlId) ? m.controlId : (sent[i] ?? ''), ackCode: m.code, ackControlId: m.controlId }));
+      const first = msas[0] ?? { code: '', controlId: '' };
+      const ok = msas.length > 0 && msas.every((m) => m.code === 'AA' || m.code === 'CA');
+      yield { file, controlId, ack, ackCode: first.code, ackControlId: first.controlId, messages, ok };
     }
   } finally {
     await client.close().catch(() => undefined);
