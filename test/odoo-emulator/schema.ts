@@ -65,6 +65,18 @@ export function childLocations(env: ComputeEnv, locationId: number): Set<number>
   return out;
 }
 
+/** A 19 unit and its reference units up to the root (relative_uom_id), nearest first. */
+function uomChain(env: ComputeEnv, r: Row): Row[] {
+  const out: Row[] = [r];
+  for (let u = r; typeof u.relative_uom_id === 'number' && out.length < 32; ) {
+    const next = env.table('uom.uom').get(u.relative_uom_id);
+    if (!next) break;
+    out.push(next);
+    u = next;
+  }
+  return out;
+}
+
 function isInternal(env: ComputeEnv, locationId: unknown): boolean {
   const l = typeof locationId === 'number' ? env.table('stock.location').get(locationId) : undefined;
   return l !== undefined && (l.usage === 'internal' || l.usage === 'transit');
@@ -182,8 +194,31 @@ const MODELS: ModelSpec[] = [
     },
   },
   {
+    // ≤18: units grouped in categories; conversion only within one (uom/models/uom_uom.py).
+    name: 'uom.category', description: 'Product UoM Categories', botRights: 'read', versions: UPTO18,
+    fields: { name: char('Unit of Measure Category', { required: true }) },
+  },
+  {
     name: 'uom.uom', description: 'Product Unit of Measure', botRights: 'read',
-    fields: { name: char('Unit of Measure', { required: true }), factor: float('Ratio', { default: 1 }), rounding: float('Rounding Precision', { default: 0.01 }), active: active() },
+    fields: {
+      name: char('Unit of Measure', { required: true }),
+      // ≤18: `factor` "Ratio": 1 * (reference unit) = ratio * (this unit) (mL 1000 when L is the
+      // reference); conversion qty / from.factor * to.factor, within one category.
+      category_id: m2o('uom.category', 'Category', { required: true, versions: UPTO18 }),
+      factor: float('Ratio', { default: 1, versions: UPTO18 }),
+      factor_inv: float('Bigger Ratio', { versions: UPTO18, compute: (_env, r) => ((r.factor as number) ? 1 / (r.factor as number) : 0) }),
+      uom_type: sel('Type', [['bigger', 'Bigger than the reference Unit of Measure'], ['reference', 'Reference Unit of Measure for this category'], ['smaller', 'Smaller than the reference Unit of Measure']], { required: true, default: 'reference', versions: UPTO18 }),
+      // 19: no categories; a unit "contains" relative_factor of its reference unit and `factor` is
+      // the absolute quantity (kg 1000 when g is the root): conversion qty * from.factor / to.factor,
+      // between units of one root (parent_path).
+      relative_factor: float('Contains', { default: 1, required: true, versions: V19 }),
+      relative_uom_id: m2o('uom.uom', 'Reference Unit', { versions: V19 }),
+      ...({
+        factor_19: float('Absolute Quantity', { versions: V19, compute: (env, r) => uomChain(env, r).reduce((f, u) => f * ((u.relative_factor as number) || 1), 1) }),
+      }),
+      parent_path: char('Parent Path', { versions: V19, compute: (env, r) => `${uomChain(env, r).reverse().map((u) => u.id).join('/')}/` }),
+      rounding: float('Rounding Precision', { default: 0.01 }), active: active(),
+    },
   },
   {
     name: 'product.category', description: 'Product Category', botRights: 'read', recName: 'complete_name',

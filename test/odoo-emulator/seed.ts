@@ -37,10 +37,24 @@ export function seedBase(env: Env): BaseRefs {
   make(env, 'res.partner', { name: 'Mitchell Admin' }, 'base.partner_admin');
   make(env, 'res.company', { name: 'My Company', partner_id: companyPartner, currency_id: eur }, 'base.main_company');
   env.db.update('res.partner', companyPartner, { company_id: 1 });
-  const unit = make(env, 'uom.uom', { name: 'Units', factor: 1 }, 'uom.product_uom_unit');
-  make(env, 'uom.uom', { name: 'kg', factor: 1 }, 'uom.product_uom_kgm');
-  const liter = make(env, 'uom.uom', { name: 'L', factor: 1 }, 'uom.product_uom_litre');
-  make(env, 'uom.uom', { name: 'mL', factor: 1000 }, 'uom.product_uom_millilitre');
+  // ≤18: categories (uom.product_uom_categ_*), `factor` = units of this per reference unit;
+  // 19: no categories, `relative_factor` of a reference unit (uom/data/uom_data.xml of each).
+  let unit: number;
+  let liter: number;
+  if (env.version <= 18) {
+    const cUnit = make(env, 'uom.category', { name: 'Unit' }, 'uom.product_uom_categ_unit');
+    const cWeight = make(env, 'uom.category', { name: 'Weight' }, 'uom.product_uom_categ_kgm');
+    const cVolume = make(env, 'uom.category', { name: 'Volume' }, 'uom.product_uom_categ_vol');
+    unit = make(env, 'uom.uom', { name: 'Units', category_id: cUnit, factor: 1, uom_type: 'reference' }, 'uom.product_uom_unit');
+    make(env, 'uom.uom', { name: 'kg', category_id: cWeight, factor: 1, uom_type: 'reference' }, 'uom.product_uom_kgm');
+    liter = make(env, 'uom.uom', { name: 'L', category_id: cVolume, factor: 1, uom_type: 'reference' }, 'uom.product_uom_litre');
+    make(env, 'uom.uom', { name: 'mL', category_id: cVolume, factor: 1000, uom_type: 'smaller' }, 'uom.product_uom_millilitre');
+  } else {
+    unit = make(env, 'uom.uom', { name: 'Units', relative_factor: 1 }, 'uom.product_uom_unit');
+    make(env, 'uom.uom', { name: 'kg', relative_factor: 1 }, 'uom.product_uom_kgm');
+    liter = make(env, 'uom.uom', { name: 'L', relative_factor: 1 }, 'uom.product_uom_litre');
+    make(env, 'uom.uom', { name: 'mL', relative_factor: 0.001, relative_uom_id: liter }, 'uom.product_uom_millilitre');
+  }
   const categAll = make(env, 'product.category', { name: 'All' }, 'product.product_category_all');
   make(env, 'product.removal', { name: 'First In First Out (FIFO)', method: 'fifo' }, 'stock.removal_fifo');
   make(env, 'product.removal', { name: 'First Expiry First Out (FEFO)', method: 'fefo' }, 'product_expiry.removal_fefo');

@@ -149,3 +149,19 @@ describe('message level', () => {
     expect(normalizeAstmMessage('\x02garbage\x03', ctx(profile))).toMatchObject({ events: [], messageType: 'ASTM', reject: expect.stringMatching(/first record must be H/) });
   });
 });
+
+describe('a result sent pending, then final', () => {
+  it('consumes once: the pending report (status I, no R.13) and the final one share their consumption keys', () => {
+    const profile = loadProfile('sysmex-xn-l');
+    // Same run (started 10:00:00, R.12): first reported pending without a completion time, then final.
+    const body = (status: string, completed: string) => ['P|1', 'O|1||^^S-77^B||^^^^WBC', `R|1|^^^^WBC^1|${status === 'I' ? '' : '7.1'}|10*3/uL||||${status}|||20260114100000|${completed}`];
+    const pending = normalizeAstmMessage(msg('H|\\^&|||XN-350^00-22^11001^^^^12345678||||||||E1394-97|20260114100010', ...body('I', ''), 'L|1|N'), ctx(profile));
+    const final = normalizeAstmMessage(msg('H|\\^&|||XN-350^00-22^11001^^^^12345678||||||||E1394-97|20260114100130', ...body('F', '20260114100125'), 'L|1|N'), ctx(profile, '2026-01-14T10:01:30.000Z'));
+    const keys = (r: ReturnType<typeof normalizeAstmMessage>) => of(r.events, 'consumable.used').map((e) => e.idempotencyKey).sort();
+    expect(keys(pending).length).toBeGreaterThan(0);
+    expect(keys(final)).toEqual(keys(pending));
+    // A rerun (another start) still consumes again.
+    const rerun = normalizeAstmMessage(msg('H|\\^&', ...body('F', '20260114103025').map((r) => r.replace('20260114100000', '20260114103000')), 'L|1|N'), ctx(profile));
+    expect(keys(rerun).filter((k) => keys(final).includes(k))).toEqual([]);
+  });
+});

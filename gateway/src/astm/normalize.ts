@@ -210,6 +210,19 @@ class MessageNormalizer {
     return undefined;
   }
 
+  /**
+   * The run's identity for consumption keys: the start time (R.12) when the profile lists it among
+   * its run-time fields and the record has it, else the run time. A result reported pending (R.9 I,
+   * no completion time R.13 yet) and then final shares its start time, not its R.13: keyed on R.13
+   * the two reports consumed the reagent twice. A rerun has another start time. (A pending report
+   * with no start time either still gets a key of its own: nothing in it ties it to its final.)
+   */
+  #runIdentity(scope: Scope, timeKey: string): string {
+    if (!this.#ctx.profile.fields.runTime.includes('R.12')) return timeKey;
+    const started = readScoped(scope, 'R.12', this.#d);
+    return started !== '' && astmDateToIso(started) ? started : timeKey;
+  }
+
   #order(patient: AstmRecord | undefined, order: AstmRecord, results: AstmRecord[], seenSpecimens: Set<string>): void {
     const { profile, analyzerId } = this.#ctx;
     const d = this.#d;
@@ -226,7 +239,7 @@ class MessageNormalizer {
     this.#terms.add(specimenId);
     if (runType !== 'patient') this.#terms.add(`runType:${runType}`);
 
-    const kept: Array<{ canonical: string; timeKey: string; iso: string | undefined }> = [];
+    const kept: Array<{ canonical: string; timeKey: string; iso: string | undefined; runId: string }> = [];
     const unmapped: string[] = [];
     for (const result of results) {
       const rscope: Scope = { ...scope, result };
@@ -252,7 +265,7 @@ class MessageNormalizer {
         // LIS2-A2 §9.9: X = the order cannot be done, I = in instrument, pending. Neither is a
         // completed test; the run still used reagent, so the test counts for consumption.
         this.#warnings.push(`R record ${result.index + 1}: "${analyzerCode}" has status ${status} (${status === 'X' ? 'cannot be done' : 'pending'}): no test.completed`);
-        kept.push({ canonical, timeKey, iso });
+        kept.push({ canonical, timeKey, iso, runId: this.#runIdentity(rscope, timeKey) });
         continue;
       }
       const data: EventDataMap['test.completed'] = {
@@ -281,7 +294,7 @@ class MessageNormalizer {
         partitionKey: billableRun ? partitionKeys.order(specimenId) : partitionKeys.specimen(specimenId),
         data,
       });
-      kept.push({ canonical, timeKey, iso });
+      kept.push({ canonical, timeKey, iso, runId: this.#runIdentity(rscope, timeKey) });
     }
 
     if (kept.length === 0) return;
@@ -307,7 +320,7 @@ class MessageNormalizer {
       });
     }
     this.#events.push(
-      ...consumptionDrafts({ profile, analyzerId, specimenId, runType, tests, runKey, runAt: runIso, receivedAt: this.#ctx.receivedAt, source: this.#source(), keyPrefix: 'astm', reagentLots: this.#lots }),
+      ...consumptionDrafts({ profile, analyzerId, specimenId, runType, tests, runKey: kept[0]!.runId, runAt: runIso, receivedAt: this.#ctx.receivedAt, source: this.#source(), keyPrefix: 'astm', reagentLots: this.#lots }),
     );
   }
 

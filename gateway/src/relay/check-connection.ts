@@ -18,13 +18,19 @@ export interface OdooCheckReport {
   issues: OdooCheckIssue[];
 }
 
+/** The consumption rows of the configured analyzers' profiles (profiles/types.ts), for the unit check. */
+export interface ConsumptionUnits {
+  profile: string;
+  rows: ReadonlyArray<{ productCode: string; uom: string }>;
+}
+
 /**
  * For `lab-gateway check`: connect, authenticate, read the field maps and resolve the configured
  * mapping (locations, picking type, default vendor), reporting every problem with the config key
  * it concerns. Writes nothing to Odoo. `store` is only used for the reference cache (may be a
  * throw-away store).
  */
-export async function checkOdooConnection(client: OdooClient, config: OdooConfig, store: GatewayStore): Promise<OdooCheckReport> {
+export async function checkOdooConnection(client: OdooClient, config: OdooConfig, store: GatewayStore, consumption: readonly ConsumptionUnits[] = []): Promise<OdooCheckReport> {
   const issues: OdooCheckIssue[] = [];
   try {
     await client.connect();
@@ -51,5 +57,17 @@ export async function checkOdooConnection(client: OdooClient, config: OdooConfig
   });
   await tryRef('odoo.mapping.consumptionLocation', () => ref.location(config.mapping.consumptionLocation, 'odoo.mapping.consumptionLocation'));
   if (config.mapping.defaultVendorRef) await tryRef('odoo.mapping.defaultVendorRef', () => ref.partner(config.mapping.defaultVendorRef!, 'default vendor'));
+  // A consumption row whose unit Odoo does not know, or cannot convert to the product's unit, is
+  // dead-lettered at every run: say so now. (A product missing in Odoo is reported when posted.)
+  const seen = new Set<string>();
+  for (const p of consumption) {
+    for (const row of p.rows) {
+      const key = `${row.productCode}|${row.uom}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const product = await ref.product(row.productCode, 'consumable').catch(() => undefined);
+      if (product) await tryRef(`profiles.${p.profile}.consumption`, () => ref.toProductUnit(product, 1, row.uom));
+    }
+  }
   return { ok: !issues.some((i) => i.severity === 'error'), serverVersion: client.serverVersionText, ...(client.protocol ? { protocol: client.protocol } : {}), issues };
 }

@@ -16,6 +16,8 @@ export interface ProductRef {
   code: string;
   name: string;
   uomId?: number;
+  /** The unit's name as Odoo shows it (uom_id's display name). */
+  uomName?: string;
   templateId?: number;
   /** 'none' | 'lot' | 'serial' */
   tracking: string;
@@ -43,6 +45,8 @@ export interface LocationRef {
   name: string;
   completeName: string;
   usage: string;
+  /** Parent location (location_id). */
+  parentId?: number;
 }
 export interface PickingTypeRef {
   id: number;
@@ -53,6 +57,8 @@ export interface PickingTypeRef {
   destId?: number;
 }
 export interface OrderpointRef {
+  /** Absent in snapshots cached before it was pulled. */
+  id?: number;
   productId: number;
   locationId?: number;
   min: number;
@@ -70,10 +76,48 @@ export interface ReferenceSnapshot {
   locations: LocationRef[];
   pickingTypes: PickingTypeRef[];
   orderpoints: OrderpointRef[];
+  /** Units of measure (absent in snapshots cached before they were pulled). */
+  uoms?: UomRef[];
+  /** When the lab quants were read (gateway clock, ISO): pickings done before are in `quants`. */
+  quantsReadAt?: string;
+}
+
+/**
+ * A unit of measure, in one convention for every version: `factor` is how many of this unit make
+ * one reference unit (Odoo ≤18 `factor`, "1 * reference unit = ratio * this unit"; 1 / `factor` on
+ * 19, where `factor` is the absolute quantity of the root unit). Conversion: qty / from.factor *
+ * to.factor, only between units of one `category`.
+ */
+export interface UomRef {
+  id: number;
+  name: string;
+  factor: number;
+  /** `c<uom.category id>` (≤18) or `r<root unit id>` (19, first id of parent_path). */
+  category: string;
+  /** The category's name (≤18), for messages. */
+  categoryName?: string;
+}
+
+/** Lines of a posted consumption segment, as Odoo moved them (product unit). */
+export interface DebitLine {
+  productId: number;
+  lotId?: number;
+  qty: number;
+}
+/** A posted segment's debit of the local stock, keyed by its marker (exactly once per marker). */
+export interface PostedDebit {
+  marker: string;
+  /** The picking's date_done (Odoo, UTC 'YYYY-MM-DD HH:MM:SS'), when known. */
+  doneAt?: string;
+  /** When the gateway debited it (its clock, ISO): set by debitPosted. */
+  debitedAt?: string;
+  lines: DebitLine[];
 }
 
 export const REF_NAMESPACE = 'ref';
 const SNAPSHOT_KEY = 'snapshot';
+/** Debits of posted consumption not yet in the pulled quants: { pulledAt, debits: PostedDebit[] }. */
+const DEBITS_KEY = 'debits';
 const PAGE = 2000;
 
 export class ReferenceData {
@@ -85,6 +129,10 @@ export class ReferenceData {
   #products = new Map<string, ProductRef>();
   #productsById = new Map<number, ProductRef>();
   #partners = new Map<string, PartnerRef>();
+  /** Debits applied to the current snapshot, by segment marker. */
+  #debits = new Map<string, PostedDebit>();
+  /** Per product: when refreshProductStock last re-read its quants (epoch ms). */
+  #stockReadAt = new Map<number, number>();
 
   constructor(options: { store: GatewayStore; odoo: OdooApi; mapping: OdooMappingConfig; log?: Logger }) {
     this.#store = options.store;
@@ -102,6 +150,9 @@ export class ReferenceData {
     const snap = await this.#store.getDoc<ReferenceSnapshot>(REF_NAMESPACE, SNAPSHOT_KEY);
     if (!snap) return false;
     this.#index(snap);
+    // Debits recorded against this very pull (posted since, not in its quants): apply them again.
+    const saved = await this.#store.getDoc<{ pulledAt: string; debits: PostedDebit[] }>(REF_NAMESPACE, DEBITS_KEY).catch(() => undefined);
+    if (saved && saved.pulledAt === snap.pulledAt) for (const d of saved.debits) this.#applyDebit(d, true);
     return true;
   }
 
@@ -117,17 +168,20 @@ export class ReferenceData {
         if (rows.length < PAGE) return out;
       }
     };
-    const [products, partners, locations, pickingTypes, orderpoints, lots] = await Promise.all([
+    const [products, partners, locations, pickingTypes, orderpoints, lots, uoms] = await Promise.all([
       pageAll('product.product', [['default_code', '!=', false]], ['id', 'default_code', 'name', 'uom_id', 'product_tmpl_id', 'tracking']),
       pageAll('res.partner', [['ref', '!=', false]], ['id', 'ref', 'name']),
-      pageAll('stock.location', [], ['id', 'name', 'complete_name', 'usage'], { active_test: false }),
+      pageAll('stock.location', [], ['id', 'name', 'complete_name', 'usage', 'location_id'], { active_test: false }),
       // D: the only internal type of a fresh single-warehouse database (WH/INT) is archived.
       pageAll('stock.picking.type', [], ['id', 'name', 'code', 'warehouse_id', 'default_location_src_id', 'default_location_dest_id'], { active_test: false }),
       pageAll('stock.warehouse.orderpoint', [], ['id', 'product_id', 'location_id', 'product_min_qty', 'product_max_qty', 'qty_multiple']),
       pageAll('stock.lot', [], ['id', 'name', 'product_id', 'expiration_date']),
+      // Archived units still convert (a product may keep one).
+      pageAll('uom.uom', [], this.#uomFields(), { active_test: false }),
     ]);
     const locs = locations.map(toLocation);
     const lab = findLocation(locs, this.#mapping.labLocation);
+    const quantsReadAt = new Date().toISOString();
     const quants = lab
       ? await pageAll('stock.quant', [['location_id', 'child_of', lab.id]], ['id', 'product_id', 'lot_id', 'location_id', 'quantity'])
       : [];
@@ -145,6 +199,7 @@ export class ReferenceData {
         ...opt('destId', m2oId(t['default_location_dest_id'])),
       })),
       orderpoints: orderpoints.map((o) => ({
+        id: o.id,
         productId: m2oId(o['product_id']) ?? 0,
         ...opt('locationId', m2oId(o['location_id'])),
         min: Number(o['product_min_qty'] ?? 0),
@@ -153,9 +208,15 @@ export class ReferenceData {
       })),
       lots: lots.map(toLot),
       quants: quants.map((q) => ({ productId: m2oId(q['product_id']) ?? 0, ...opt('lotId', m2oId(q['lot_id'])), locationId: m2oId(q['location_id']) ?? 0, quantity: Number(q['quantity'] ?? 0) })),
+      uoms: uoms.map((u) => this.#toUom(u)),
+      quantsReadAt,
     };
+    // Debits the new quants may lack: carry them over (notInRead).
+    const carried = [...this.#debits.values()].filter((d) => notInRead(d, Date.parse(quantsReadAt)));
     this.#index(snap);
+    for (const d of carried) this.#applyDebit(d, true);
     await this.#store.putDoc(REF_NAMESPACE, SNAPSHOT_KEY, snap);
+    await this.#saveDebits();
     this.#log?.info('reference data pulled', { products: snap.products.length, lots: snap.lots.length, partners: snap.partners.length, quants: snap.quants.length });
     return snap;
   }
@@ -198,7 +259,7 @@ export class ReferenceData {
   async location(name: string, key: string): Promise<LocationRef> {
     let loc = findLocation(this.#snap.locations, name);
     if (!loc) {
-      const rows = await searchRead(this.#odoo, 'stock.location', ['|', ['complete_name', '=', name], ['name', '=', name]], ['id', 'name', 'complete_name', 'usage'], { limit: 1, context: { active_test: false } });
+      const rows = await searchRead(this.#odoo, 'stock.location', ['|', ['complete_name', '=', name], ['name', '=', name]], ['id', 'name', 'complete_name', 'usage', 'location_id'], { limit: 1, context: { active_test: false } });
       if (rows[0]) {
         loc = toLocation(rows[0]);
         this.#snap.locations.push(loc);
@@ -247,6 +308,7 @@ export class ReferenceData {
    * pull that failed): called before a lot choice is declared impossible.
    */
   async refreshProductStock(productId: number): Promise<void> {
+    const readAt = Date.now();
     const lots = await searchRead(this.#odoo, 'stock.lot', [['product_id', '=', productId]], ['id', 'name', 'product_id', 'expiration_date']);
     const lab = findLocation(this.#snap.locations, this.#mapping.labLocation) ?? (await this.location(this.#mapping.labLocation, 'odoo.mapping.labLocation'));
     const quants = await searchRead(this.#odoo, 'stock.quant', [['product_id', '=', productId], ['location_id', 'child_of', lab.id]], ['id', 'product_id', 'lot_id', 'location_id', 'quantity']);
@@ -255,6 +317,12 @@ export class ReferenceData {
       ...this.#snap.quants.filter((q) => q.productId !== productId),
       ...quants.map((q) => ({ productId, ...opt('lotId', m2oId(q['lot_id'])), locationId: m2oId(q['location_id']) ?? 0, quantity: Number(q['quantity'] ?? 0) })),
     ];
+    this.#stockReadAt.set(productId, readAt);
+    // This product's debits of pickings done after the read are not in the new quants.
+    for (const d of this.#debits.values()) {
+      if (!notInRead(d, readAt)) continue;
+      for (const l of d.lines) if (l.productId === productId) this.consume(l.productId, l.lotId, l.qty);
+    }
   }
 
   lotsOf(productId: number): LotRef[] {
@@ -279,8 +347,134 @@ export class ReferenceData {
     else this.#snap.quants.push({ productId, ...opt('lotId', lotId), locationId: 0, quantity: -quantity });
   }
 
+  /**
+   * Debit the local stock for posted consumption segments, once per segment marker: a marker
+   * already debited on this snapshot is skipped (the same segment found again after a lost answer,
+   * a delivery the store could not record, a restart), and so are lines whose picking was done
+   * before their quants were read (the pull already has them). Recorded in the store with the
+   * snapshot's pulledAt, so that a restart on the cached snapshot applies them again.
+   */
+  async debitPosted(debits: PostedDebit[]): Promise<void> {
+    let changed = false;
+    const debitedAt = new Date().toISOString();
+    for (const d of debits) {
+      if (this.#debits.has(d.marker)) continue;
+      this.#applyDebit({ ...d, debitedAt }, false);
+      changed = true;
+    }
+    if (changed) await this.#saveDebits();
+  }
+
+  /** Markers debited on the current snapshot (tests, diagnostics). */
+  debitedMarkers(): string[] {
+    return [...this.#debits.keys()];
+  }
+
+  /**
+   * A unit of measure by name (a consumption profile's unit): exact name first, then the only
+   * case-insensitive match; a miss is re-checked in Odoo once before it is a mapping error.
+   */
+  async uom(name: string, what = 'unit'): Promise<UomRef> {
+    const hit = findUom(this.#snap.uoms ?? [], name);
+    if (hit) return hit;
+    const rows = await searchRead(this.#odoo, 'uom.uom', [['name', '=ilike', name]], this.#uomFields(), { context: { active_test: false } });
+    const found = findUom(rows.map((r) => this.#toUom(r)), name);
+    if (!found) throw mappingMissing(`${what} '${name}' matches no Odoo unit of measure`, { uom: name });
+    this.#snap.uoms = [...(this.#snap.uoms ?? []), found];
+    return found;
+  }
+
+  async uomById(id: number): Promise<UomRef | undefined> {
+    const hit = this.#snap.uoms?.find((u) => u.id === id);
+    if (hit) return hit;
+    const rows = await searchRead(this.#odoo, 'uom.uom', [['id', '=', id]], this.#uomFields(), { context: { active_test: false } });
+    if (!rows[0]) return undefined;
+    const u = this.#toUom(rows[0]);
+    this.#snap.uoms = [...(this.#snap.uoms ?? []), u];
+    return u;
+  }
+
+  /**
+   * `quantity` in `unit` (a profile's unit name) expressed in the product's unit, Odoo's way
+   * (qty / from.factor * to.factor). An unknown unit, or one of another category than the
+   * product's, is a mapping error naming the unit. No unit, or the product's own: as is.
+   */
+  async toProductUnit(product: ProductRef, quantity: number, unit: string | undefined): Promise<number> {
+    if (!unit || unit === product.uomName || product.uomId === undefined) return quantity;
+    const from = await this.uom(unit, `the unit of ${product.code}'s consumption,`);
+    if (from.id === product.uomId) return quantity;
+    const to = await this.uomById(product.uomId);
+    if (!to) throw mappingMissing(`the unit of measure of product ${product.code} (id ${product.uomId}) cannot be read in Odoo`, { productCode: product.code, uom: unit });
+    return convertUom(product, quantity, from, to);
+  }
+
+  /**
+   * The lab location (odoo.mapping.labLocation) and its ancestors, nearest first, from the pulled
+   * locations; empty when the lab location is not known.
+   */
+  labLocationChain(): number[] {
+    const lab = findLocation(this.#snap.locations, this.#mapping.labLocation);
+    if (!lab) return [];
+    const byId = new Map(this.#snap.locations.map((l) => [l.id, l]));
+    const out = [lab.id];
+    for (let at = lab.parentId; at !== undefined && !out.includes(at); at = byId.get(at)?.parentId) out.push(at);
+    return out;
+  }
+
+  productByCode(code: string): ProductRef | undefined {
+    return this.#products.get(code);
+  }
+
+  /** uom.uom fields to read: ≤18 `category_id` + `factor` (a ratio), 19 `parent_path` + `factor` (absolute). */
+  #uomFields(): string[] {
+    const f = this.#odoo.fields;
+    if (!f.known('uom.uom')) return ['id', 'name', 'factor', 'category_id'];
+    return f.existing('uom.uom', ['id', 'name', 'factor', 'category_id', 'relative_uom_id', 'parent_path']);
+  }
+
+  #toUom(row: OdooRecord): UomRef {
+    const raw = Number(row['factor'] ?? 1) || 1;
+    if (row['category_id'] === undefined && typeof row['parent_path'] === 'string') {
+      // 19: `factor` is the absolute quantity of the root unit; the root is the family.
+      const root = row['parent_path'].split('/')[0] || String(row.id);
+      return { id: row.id, name: String(row['name'] ?? ''), factor: 1 / raw, category: `r${root}` };
+    }
+    const cat = row['category_id'];
+    return {
+      id: row.id,
+      name: String(row['name'] ?? ''),
+      factor: raw,
+      category: `c${m2oId(cat) ?? 0}`,
+      ...(Array.isArray(cat) && typeof cat[1] === 'string' ? { categoryName: cat[1] } : {}),
+    };
+  }
+
+  /** Apply a debit's lines (skipping those the quants already hold) and record its marker. */
+  #applyDebit(d: PostedDebit, fromRecord: boolean): void {
+    this.#debits.set(d.marker, d);
+    const done = d.doneAt === undefined ? undefined : odooTime(d.doneAt);
+    const pulled = this.#snap.quantsReadAt ? Date.parse(this.#snap.quantsReadAt) : undefined;
+    for (const l of d.lines) {
+      const readAt = fromRecord ? pulled : Math.max(pulled ?? -Infinity, this.#stockReadAt.get(l.productId) ?? -Infinity);
+      // date_done has whole seconds: the picking was done within [done, done + 1 s). Only a read
+      // that began after that second certainly saw it; within it, debit (the next pull corrects).
+      if (done !== undefined && readAt !== undefined && Number.isFinite(readAt) && done + 1000 <= readAt) continue;
+      this.consume(l.productId, l.lotId, l.qty);
+    }
+  }
+
+  async #saveDebits(): Promise<void> {
+    try {
+      await this.#store.putDoc(REF_NAMESPACE, DEBITS_KEY, { pulledAt: this.#snap.pulledAt, debits: [...this.#debits.values()] });
+    } catch (err) {
+      this.#log?.warn('could not record the local stock debits', { error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+
   #index(snap: ReferenceSnapshot): void {
     this.#snap = snap;
+    this.#debits = new Map();
+    this.#stockReadAt = new Map();
     this.#products = new Map(snap.products.map((p) => [p.code, p]));
     this.#productsById = new Map(snap.products.map((p) => [p.id, p]));
     this.#partners = new Map(snap.partners.map((p) => [p.ref, p]));
@@ -301,6 +495,7 @@ function toProduct(row: OdooRecord): ProductRef {
     code: String(row['default_code']),
     name: String(row['name'] ?? ''),
     ...opt('uomId', m2oId(row['uom_id'])),
+    ...(Array.isArray(row['uom_id']) && typeof row['uom_id'][1] === 'string' ? { uomName: row['uom_id'][1] } : {}),
     ...opt('templateId', m2oId(row['product_tmpl_id'])),
     tracking: typeof row['tracking'] === 'string' ? row['tracking'] : 'none',
   };
@@ -312,7 +507,50 @@ function toLot(row: OdooRecord): LotRef {
 }
 
 function toLocation(row: OdooRecord): LocationRef {
-  return { id: row.id, name: String(row['name'] ?? ''), completeName: String(row['complete_name'] ?? row['name'] ?? ''), usage: String(row['usage'] ?? '') };
+  return { id: row.id, name: String(row['name'] ?? ''), completeName: String(row['complete_name'] ?? row['name'] ?? ''), usage: String(row['usage'] ?? ''), ...opt('parentId', m2oId(row['location_id'])) };
+}
+
+/**
+ * `quantity` in `unit` expressed in the product's unit from pulled units only, without asking Odoo
+ * (the stock watch): undefined when the unit is not among them or cannot be converted (such an
+ * event is dead-lettered when posted).
+ */
+export function quantityInProductUnit(product: ProductRef, quantity: number, unit: string | undefined, uoms: UomRef[]): number | undefined {
+  if (!unit || unit === product.uomName || product.uomId === undefined) return quantity;
+  const from = findUom(uoms, unit);
+  const to = uoms.find((u) => u.id === product.uomId);
+  if (!from || !to) return undefined;
+  if (from.id === to.id) return quantity;
+  return from.category === to.category ? (quantity / from.factor) * to.factor : undefined;
+}
+
+/**
+ * Whether quants read from `readAt` (epoch ms, gateway clock) may lack a debited picking. The
+ * gateway debited it once the picking was done: a read that began after that saw it. A read that
+ * began before may have missed it, unless Odoo's date_done is a whole second or more before the
+ * read (date_done has whole seconds; the clocks are assumed in step, as NTP keeps them).
+ */
+function notInRead(d: PostedDebit, readAt: number): boolean {
+  if (d.debitedAt === undefined || Date.parse(d.debitedAt) < readAt) return false;
+  return d.doneAt === undefined || odooTime(d.doneAt) + 1000 > readAt;
+}
+
+function findUom(uoms: UomRef[], name: string): UomRef | undefined {
+  const exact = uoms.find((u) => u.name === name);
+  if (exact) return exact;
+  const folded = uoms.filter((u) => u.name.toLowerCase() === name.toLowerCase());
+  return folded.length === 1 ? folded[0] : undefined;
+}
+
+function convertUom(product: ProductRef, quantity: number, from: UomRef, to: UomRef): number {
+  if (from.category !== to.category) {
+    const cat = (u: UomRef): string => (u.categoryName ? ` (${u.categoryName})` : '');
+    throw mappingMissing(`the consumption of ${product.code} is in '${from.name}'${cat(from)} but ${product.code} is stocked in '${to.name}'${cat(to)}: Odoo cannot convert between them`, {
+      productCode: product.code,
+      uom: from.name,
+    });
+  }
+  return (quantity / from.factor) * to.factor;
 }
 
 function findLocation(locs: LocationRef[], name: string): LocationRef | undefined {

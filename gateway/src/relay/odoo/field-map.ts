@@ -88,6 +88,7 @@ export const RELAY_MODELS = [
   'stock.location',
   'stock.picking.type',
   'stock.warehouse.orderpoint',
+  'uom.uom',
   'purchase.order',
   'purchase.order.line',
   'account.move',

@@ -2,7 +2,7 @@ import type { ConsumableUsedData } from '../../events/types.ts';
 import type { StoredEvent } from '../../store/types.ts';
 import { create, m2oId, read, searchRead } from '../odoo/odoo-calls.ts';
 import { mappingMissing, odooError } from '../odoo/odoo-error.ts';
-import { odooTime, type LotRef, type ProductRef } from '../reference-data.ts';
+import { odooTime, type DebitLine, type LotRef, type PostedDebit, type ProductRef } from '../reference-data.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
 
 /**
@@ -60,8 +60,10 @@ export const consumableUsedRule: PostingRule = {
     // 1. Always look up first, even for events never attempted: a link failure after the picking
     //    was created (e.g. a proxy 504 on button_validate) releases the lease without marking it.
     let heads = [...runs.keys()];
-    // Found pickings validated in this call: undefined when done, else why they are not.
-    const validated = new Map<number, unknown>();
+    // Found pickings validated in this call: their date_done when done, else why they are not.
+    const validated = new Map<number, { doneAt: string | undefined } | { error: unknown }>();
+    // Segments found posted: debited locally below, as a fresh picking is (once per marker).
+    const posted: FoundSegment[] = [];
     while (heads.length > 0) {
       const found = await findPosted(ctx, heads.map((k) => ({ head: runs.get(k)![0]!, legacy: k.startsWith(LEGACY_PARTITION_PREFIX) })));
       const next: string[] = [];
@@ -69,14 +71,23 @@ export const consumableUsedRule: PostingRule = {
         const run = runs.get(key)!;
         const hit = found.get(run[0]!.event.id);
         if (!hit) continue;
-        if (!validated.has(hit.pickingId)) validated.set(hit.pickingId, await ensureDone(ctx, hit.pickingId, hit.state).then(() => undefined, (err: unknown) => err ?? new Error('validation failed')));
-        const notDone = validated.get(hit.pickingId);
-        if (notDone !== undefined) {
+        if (!validated.has(hit.pickingId)) {
+          validated.set(
+            hit.pickingId,
+            await ensureDone(ctx, hit.pickingId, hit.state, hit.doneAt).then(
+              (doneAt) => ({ doneAt }),
+              (err: unknown) => ({ error: err ?? new Error('validation failed') }),
+            ),
+          );
+        }
+        const outcome = validated.get(hit.pickingId)!;
+        if ('error' in outcome) {
           // Only this partition waits (its head is in a picking Odoo has not validated yet).
-          results.set(run[0]!.event.id, fail(notDone));
+          results.set(run[0]!.event.id, fail(outcome.error));
           runs.delete(key);
           continue;
         }
+        posted.push({ marker: segmentOrigin(run[0]!.event.id, hit.count), pickingId: hit.pickingId, moveIds: hit.moveIds, legacy: hit.legacy, ...(outcome.doneAt ? { doneAt: outcome.doneAt } : {}) });
         for (const e of run.slice(0, hit.count)) results.set(e.event.id, ok([{ model: 'stock.picking', id: hit.pickingId, name: hit.name }], 'found in Odoo'));
         const rest = run.slice(hit.count);
         if (rest.length > 0) {
@@ -86,6 +97,9 @@ export const consumableUsedRule: PostingRule = {
       }
       heads = next;
     }
+    // The consumption of a segment found in Odoo is debited from the local stock as a fresh
+    // picking's is: a lost answer to the validation must not make the stock watch forget it.
+    if (posted.length > 0) await debitFound(ctx, posted);
     // 2. Resolve every line. A partition stops at its first event that cannot be posted (FIFO:
     //    its later events wait behind it); the other partitions go on.
     const byAnalyzer = new Map<string, Segment[]>();
@@ -122,11 +136,16 @@ export const consumableUsedRule: PostingRule = {
       const planned = segments.flatMap((s) => s.planned);
       try {
         const picking = await createPicking(ctx, analyzer, segments);
-        await ensureDone(ctx, picking.id, 'draft');
-        for (const p of planned) {
-          for (const l of p.lots) ctx.ref.consume(p.product.id, l.lotId, l.qty);
-          results.set(p.e.event.id, ok([{ model: 'stock.picking', id: picking.id }]));
-        }
+        const doneAt = await ensureDone(ctx, picking.id, 'draft');
+        // Debited once per segment marker (the same segment found again later is not debited twice).
+        await ctx.ref.debitPosted(
+          segments.map((s) => ({
+            marker: segmentOrigin(s.planned[0]!.e.event.id, s.planned.length),
+            ...(doneAt ? { doneAt } : {}),
+            lines: s.planned.flatMap((p) => p.lots.map((l) => ({ productId: p.product.id, ...(l.lotId === undefined ? {} : { lotId: l.lotId }), qty: l.qty }))),
+          })),
+        );
+        for (const p of planned) results.set(p.e.event.id, ok([{ model: 'stock.picking', id: picking.id }]));
       } catch (err) {
         for (const p of planned) results.set(p.e.event.id, fail(err));
       }
@@ -153,10 +172,21 @@ function anyOf(leaves: unknown[][]): unknown[] {
  * Segments already in Odoo, by head event id: the move whose origin carries the head's marker
  * (or, for the earlier scheme, the picking whose origin does), with its picking and count.
  */
-async function findPosted(ctx: RuleContext, heads: Array<{ head: StoredEvent; legacy: boolean }>): Promise<Map<string, { pickingId: number; name: string; state: string; count: number }>> {
-  const out = new Map<string, { pickingId: number; name: string; state: string; count: number }>();
+interface PostedSegment {
+  pickingId: number;
+  name: string;
+  state: string;
+  count: number;
+  doneAt?: string;
+  /** The segment's moves (those bearing its marker); none when the marker is on the picking (earlier scheme). */
+  moveIds: number[];
+  legacy: boolean;
+}
+
+async function findPosted(ctx: RuleContext, heads: Array<{ head: StoredEvent; legacy: boolean }>): Promise<Map<string, PostedSegment>> {
+  const out = new Map<string, PostedSegment>();
   if (heads.length === 0) return out;
-  const hits = new Map<string, { pickingId: number; count: number }>();
+  const hits = new Map<string, { pickingId: number; count: number; moveIds: number[]; legacy: boolean }>();
   const countOf = (origin: unknown, head: string): number => Number(String(origin).slice(`${CONSUMPTION_ORIGIN_PREFIX}${head}:`.length)) || 1;
   const headOf = (origin: unknown): string | undefined => {
     const text = String(origin);
@@ -169,34 +199,44 @@ async function findPosted(ctx: RuleContext, heads: Array<{ head: StoredEvent; le
   for (const m of moves) {
     const head = headOf(m['origin']);
     const pickingId = m2oId(m['picking_id']);
-    if (head === undefined || pickingId === undefined || hits.has(head)) continue;
-    hits.set(head, { pickingId, count: countOf(m['origin'], head) });
+    if (head === undefined || pickingId === undefined) continue;
+    const known = hits.get(head);
+    // A segment of the earlier scheme spanning several products marks each of its moves.
+    if (known) {
+      if (known.pickingId === pickingId && known.count === countOf(m['origin'], head)) known.moveIds.push(m.id);
+      continue;
+    }
+    hits.set(head, { pickingId, count: countOf(m['origin'], head), moveIds: [m.id], legacy: false });
   }
   const legacy = heads.filter((h) => h.legacy && !hits.has(h.head.event.id));
   if (legacy.length > 0) {
     const pickings = await searchRead(ctx.odoo, 'stock.picking', anyOf(legacy.map((h) => ['origin', '=like', headPattern(h.head.event.id)])), ['id', 'origin'], { order: 'id' });
     for (const p of pickings) {
       const head = headOf(p['origin']);
-      if (head !== undefined && !hits.has(head)) hits.set(head, { pickingId: p.id, count: countOf(p['origin'], head) });
+      if (head !== undefined && !hits.has(head)) hits.set(head, { pickingId: p.id, count: countOf(p['origin'], head), moveIds: [], legacy: true });
     }
   }
   if (hits.size === 0) return out;
-  const pickings = await read(ctx.odoo, 'stock.picking', [...new Set([...hits.values()].map((h) => h.pickingId))], ['id', 'name', 'state']);
+  const pickings = await read(ctx.odoo, 'stock.picking', [...new Set([...hits.values()].map((h) => h.pickingId))], ['id', 'name', 'state', 'date_done']);
   const byId = new Map(pickings.map((p) => [p.id, p]));
   for (const [head, h] of hits) {
     const p = byId.get(h.pickingId);
     // A picking deleted in Odoo since: the look-up misses and the events are posted again.
-    if (p) out.set(head, { pickingId: h.pickingId, name: String(p['name'] ?? ''), state: String(p['state']), count: h.count });
+    const doneAt = typeof p?.['date_done'] === 'string' && p['date_done'] ? p['date_done'] : undefined;
+    if (p) out.set(head, { pickingId: h.pickingId, name: String(p['name'] ?? ''), state: String(p['state']), count: h.count, moveIds: h.moveIds, legacy: h.legacy, ...(doneAt ? { doneAt } : {}) });
   }
   return out;
 }
 
 /** FEFO (first expired, first out) over the lab location's lots, skipping expired ones. */
 async function chooseLots(ctx: RuleContext, product: ProductRef, d: ConsumableUsedData, taken: Map<number, number>): Promise<Array<{ lotId?: number; qty: number }>> {
-  if (product.tracking !== 'lot' && product.tracking !== 'serial') return [{ qty: d.quantity }];
+  // The profile's unit (24 mL of a diluent stocked in L is 0.024 L); an unknown unit or one of
+  // another category is a mapping error naming it.
+  const quantity = await ctx.ref.toProductUnit(product, d.quantity, d.uom);
+  if (product.tracking !== 'lot' && product.tracking !== 'serial') return [{ qty: quantity }];
   if (d.reagentLot) {
     const lot = await ctx.ref.lotByName(product.id, d.reagentLot, product.code);
-    return [{ lotId: lot.id, qty: d.quantity }];
+    return [{ lotId: lot.id, qty: quantity }];
   }
   const now = ctx.now();
   const byExpiry = (a: { expiresAt?: string; id: number }, b: { expiresAt?: string; id: number }): number =>
@@ -213,7 +253,7 @@ async function chooseLots(ctx: RuleContext, product: ProductRef, d: ConsumableUs
   }
   const onHand = ctx.ref.onHandByLot(product.id);
   const out: Array<{ lotId?: number; qty: number }> = [];
-  let left = d.quantity;
+  let left = quantity;
   for (const lot of unexpired) {
     if (left <= 1e-9) break;
     const avail = (onHand.get(lot.id) ?? 0) - (taken.get(lot.id) ?? 0);
@@ -298,17 +338,61 @@ async function createPicking(ctx: RuleContext, analyzer: string, segments: Segme
   return { id: id! };
 }
 
-/** button_validate until `state` reads 'done' (a wizard dict is not done; D: validating a done picking raises). */
-async function ensureDone(ctx: RuleContext, pickingId: number, knownState: string): Promise<void> {
-  if (knownState === 'done') return;
+/**
+ * button_validate until `state` reads 'done' (a wizard dict is not done; D: validating a done
+ * picking raises). Resolves with the picking's date_done.
+ */
+async function ensureDone(ctx: RuleContext, pickingId: number, knownState: string, knownDoneAt?: string): Promise<string | undefined> {
+  if (knownState === 'done') return knownDoneAt;
   if (knownState === 'cancel') throw odooError('permanent', `consumption picking ${pickingId} was cancelled in Odoo`);
   const answer = await ctx.odoo.call<unknown>('stock.picking', 'button_validate', {}, {
     ids: [pickingId],
     context: { skip_backorder: true, picking_ids_not_to_backorder: [pickingId], skip_expired: true },
   });
-  const [after] = await read(ctx.odoo, 'stock.picking', [pickingId], ['state']);
+  const [after] = await read(ctx.odoo, 'stock.picking', [pickingId], ['state', 'date_done']);
   if (after?.['state'] !== 'done') {
     const wizard = answer && typeof answer === 'object' ? String((answer as Record<string, unknown>)['res_model'] ?? 'an action') : String(answer);
     throw odooError('transient', `consumption picking ${pickingId} is ${String(after?.['state'])} after button_validate (Odoo answered ${wizard})`, { odooName: 'button_validate' });
+  }
+  const doneAt = after?.['date_done'];
+  return typeof doneAt === 'string' && doneAt ? doneAt : undefined;
+}
+
+interface FoundSegment {
+  marker: string;
+  pickingId: number;
+  doneAt?: string;
+  moveIds: number[];
+  legacy: boolean;
+}
+
+/**
+ * Debit the local stock for segments found posted in Odoo, from the move lines Odoo holds for
+ * them (the lots a fresh picking chose are not known any more): the moves bearing the segment's
+ * marker, or the whole picking for a marker of the earlier scheme. ReferenceData.debitPosted
+ * applies each marker once, and skips pickings done before the last pull read the quants.
+ * A failed read only loses the estimate until the next pull: it is logged, not thrown.
+ */
+async function debitFound(ctx: RuleContext, found: FoundSegment[]): Promise<void> {
+  try {
+    const lineQty = ctx.odoo.fields.pick('stock.move.line', 'quantity', 'qty_done') ?? 'quantity';
+    const moveIds = [...new Set(found.flatMap((f) => f.moveIds))];
+    const legacyPickings = [...new Set(found.filter((f) => f.legacy).map((f) => f.pickingId))];
+    const leaves: unknown[][] = [];
+    if (moveIds.length > 0) leaves.push(['move_id', 'in', moveIds]);
+    if (legacyPickings.length > 0) leaves.push(['picking_id', 'in', legacyPickings]);
+    if (leaves.length === 0) return;
+    const lines = await searchRead(ctx.odoo, 'stock.move.line', anyOf(leaves), ['id', 'move_id', 'picking_id', 'product_id', 'lot_id', lineQty], { order: 'id' });
+    const debits: PostedDebit[] = found.map((f) => {
+      const mine = lines.filter((l) => (f.legacy ? m2oId(l['picking_id']) === f.pickingId : f.moveIds.includes(m2oId(l['move_id']) ?? -1)));
+      const out: DebitLine[] = mine.map((l) => {
+        const lotId = m2oId(l['lot_id']);
+        return { productId: m2oId(l['product_id']) ?? 0, ...(lotId === undefined ? {} : { lotId }), qty: Number(l[lineQty] ?? 0) };
+      });
+      return { marker: f.marker, ...(f.doneAt ? { doneAt: f.doneAt } : {}), lines: out };
+    });
+    await ctx.ref.debitPosted(debits);
+  } catch (err) {
+    ctx.log.warn('could not debit the local stock for consumption found in Odoo', { error: err instanceof Error ? err.message : String(err) });
   }
 }
