@@ -52,6 +52,22 @@ describe('sandbox client and connection check', () => {
     expect(report.issues.map((i) => i.path).sort()).toEqual(['odoo.mapping.consumptionLocation', 'odoo.mapping.consumptionPickingType', 'odoo.mapping.defaultVendorRef']);
   });
 
+  it('check names a profile whose consumption unit Odoo does not know or cannot convert (every run would be dead-lettered)', async () => {
+    const client = sandbox.client(config);
+    const report = await checkOdooConnection(client, config, store, [
+      { profile: 'good', rows: [{ productCode: 'DIL-CBC', uom: 'mL' }] },
+      { profile: 'bad-unit', rows: [{ productCode: 'DIL-CBC', uom: 'furlong' }] },
+      { profile: 'bad-category', rows: [{ productCode: 'DIL-CBC', uom: 'kg' }] },
+    ]);
+    client.close();
+    expect(report.ok).toBe(false);
+    const paths = report.issues.filter((i) => i.severity === 'error').map((i) => i.path);
+    expect(paths).toContain('profiles.bad-unit.consumption');
+    expect(paths).toContain('profiles.bad-category.consumption');
+    expect(paths).not.toContain('profiles.good.consumption');
+    expect(report.issues.find((i) => i.path === 'profiles.bad-unit.consumption')?.message).toMatch(/furlong/);
+  });
+
   it('the relay over the sandbox client delivers events into the sandbox, as the gateway wires it', async () => {
     const dir = tempDir('relay-create-');
     const relayCfg = relayConfig();

@@ -4,9 +4,10 @@ import path from 'node:path';
 import { formatIssues, loadConfig } from '../config/load.ts';
 import type { ConfigIssue, GatewayConfig } from '../config/types.ts';
 import { describeError } from '../errors.ts';
-import { checkSiteAnalyzers } from '../profiles/load.ts';
+import { defaultProfilesDir } from '../profiles/check.ts';
+import { checkSiteAnalyzers, resolveAnalyzerProfile } from '../profiles/load.ts';
 import { OdooClient } from '../relay/odoo/odoo-client.ts';
-import { checkOdooConnection } from '../relay/check-connection.ts';
+import { checkOdooConnection, type ConsumptionUnits } from '../relay/check-connection.ts';
 import { EventStore } from '../store/event-store.ts';
 import { args, type CliContext } from './main.ts';
 
@@ -43,7 +44,7 @@ async function checkOdoo(config: GatewayConfig): Promise<ConfigIssue[]> {
   let client: OdooClient | undefined;
   try {
     client = OdooClient.fromConfig(config.odoo);
-    const report = await checkOdooConnection(client, config.odoo, store);
+    const report = await checkOdooConnection(client, config.odoo, store, consumptionUnits(config));
     return report.issues.map((i) => ({ severity: i.severity, path: i.path, message: i.message }));
   } catch (err) {
     return [{ severity: 'error', path: 'odoo', message: describeError(err) }];
@@ -52,4 +53,21 @@ async function checkOdoo(config: GatewayConfig): Promise<ConfigIssue[]> {
     await store.close();
     await rm(scratch, { recursive: true, force: true });
   }
+}
+
+/**
+ * The units each analyzer's profile consumes reagents in, for `--odoo` to check against the Odoo
+ * products' units (a profile whose profile does not load was reported above already).
+ */
+function consumptionUnits(config: GatewayConfig): ConsumptionUnits[] {
+  const out: ConsumptionUnits[] = [];
+  for (const analyzer of config.analyzers) {
+    try {
+      const profile = resolveAnalyzerProfile(analyzer, config.profilesDir ?? defaultProfilesDir());
+      out.push({ profile: profile.name ?? analyzer.profile, rows: profile.consumption });
+    } catch {
+      /* reported by the profile checks */
+    }
+  }
+  return out;
 }
