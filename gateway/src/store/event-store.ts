@@ -105,7 +105,7 @@ const DAY_MS = 86_400_000;
 
 /** 12 hex digits of epoch ms: sorts lexicographically in time order. */
 /** When a finished event was delivered or discarded (its key in the `o` index), epoch ms. */
-function completedAt(rec: StoredEvent): number | undefined {
+function finishedAt(rec: Pick<StoredEvent, 'state' | 'deliveredAt' | 'audit'>): number | undefined {
   if (rec.state === 'delivered' && rec.deliveredAt !== undefined) return Date.parse(rec.deliveredAt);
   if (rec.state === 'discarded') {
     const discard = [...(rec.audit ?? [])].reverse().find((a) => a.action === 'discard');
@@ -264,6 +264,8 @@ export class EventStore implements GatewayStore {
   /** Per endpoint, the receive time of its last message (see lastMessageAt), and whether it changed since the last seal. */
   #lastAt: Record<string, string> = {};
   #lastAtChanged = false;
+  /** The intake counters as the last sealed batch wrote them (JSON), for close(). */
+  #sealedIntake = '';
   /** Cache of undelivered-event counts per partition (authoritative once loaded); sharded: it grows with the backlog (see sharded-map.ts). */
   readonly #pcount = new ShardedMap<number>();
   /** Dedup keys and idempotency keys whose commit is queued but not yet durable. */
@@ -356,6 +358,7 @@ export class EventStore implements GatewayStore {
         const counts = { ...this.#counts };
         const before = this.#sealedCounts;
         this.#sealedCounts = counts;
+        this.#sealedIntake = JSON.stringify(this.#intake);
         const ops: BatchOp[] = [
           { type: 'put', sublevel: this.#sub.meta, key: 'counts', value: counts },
           { type: 'put', sublevel: this.#sub.meta, key: 'intake', value: { ...this.#intake } },
@@ -821,10 +824,10 @@ export class EventStore implements GatewayStore {
   async #resync(): Promise<void> {
     await this.#loadLiveSegments();
     const counts = (await this.#sub.meta.get('counts')) as Counts | undefined;
-    const intake = (await this.#sub.meta.get('intake')) as IntakeCounters | undefined;
     this.#counts = { ...emptyCounts(), ...counts };
     this.#sealedCounts = { ...this.#counts };
-    this.#intake = { ...this.#intake, ...intake };
+    // The intake counters are not reloaded: memory is right (a refused commit takes its own counts
+    // back), and messages refused while the probe was being written are counted only there.
     this.#pcount.clear();
   }
 
@@ -1438,6 +1441,15 @@ export class EventStore implements GatewayStore {
     });
   }
 
+  /** The partition an undelivered event is queued in, by a scan of the queue index ('' if none). */
+  async #queuedPartitionOf(eventId: string): Promise<string> {
+    const suffix = SEP + eventId;
+    for await (const key of this.#sub.queue.keys()) {
+      if ((key as string).endsWith(suffix)) return (key as string).slice(0, -suffix.length);
+    }
+    return '';
+  }
+
   discard(eventId: string, actor: string, reason: string): Promise<StoredEvent> {
     return this.#withQueueLock(async () => {
       if (!reason || !reason.trim()) throw new GatewayError('GW_STORE_STATE', 'discarding an event needs a reason for the audit log');
@@ -1447,7 +1459,11 @@ export class EventStore implements GatewayStore {
       if (rec.state === 'inflight' || rec.state === 'delivered' || rec.state === 'discarded') {
         throw new GatewayError('GW_STORE_STATE', `event ${eventId} is ${rec.state} and cannot be discarded`);
       }
-      const pk = rec.event.partitionKey;
+      // An event whose record cannot be read has a stand-in body; its partition is known only
+      // when it is a dead letter. Still queued, it is found in the queue index (rare: an operator
+      // discarding a damaged event), so that it leaves its own partition.
+      const pk = rec.event.partitionKey || (rec.bodyError !== undefined ? await this.#queuedPartitionOf(eventId) : '');
+      rec.event.partitionKey = pk;
       await this.#loadPartitionCount(pk);
       const now = Date.now();
       const was = rec.state;
@@ -1591,7 +1607,7 @@ export class EventStore implements GatewayStore {
         let upper: string | undefined;
         if (query.after !== undefined) {
           const cursor = (await this.#readEvents([query.after]))[0];
-          const at = cursor ? completedAt(cursor) : undefined;
+          const at = cursor ? finishedAt(cursor) : undefined;
           if (at === undefined) return out; // not a finished event: nothing comes after it in this listing
           upper = timeKey(at) + SEP + query.after;
         }
@@ -1806,6 +1822,11 @@ export class EventStore implements GatewayStore {
       const ops: BatchOp[] = [];
       let finished = this.#counts.delivered + this.#counts.discarded;
       let pruned = 0;
+      // Counted down only when the batch is queued, with no await in between: a commit sealed
+      // during the scan carries the counts of what is still stored (the counters on disk match the
+      // records on disk, also after a crash or a failed write of this pass).
+      let prunedDelivered = 0;
+      let prunedDiscarded = 0;
       // Beyond the size cap, events younger than the age go too; so may their messages.
       let capCutoff = 0;
       const gone = new Set<string>();
@@ -1818,6 +1839,9 @@ export class EventStore implements GatewayStore {
         // The state is enough here; the correlation comes with the done entry (entries of the
         // earlier layout have none: the event's body is read then).
         const rec = (await this.#sub.evt.get(id)) as StoredEvent | SlimEvent | undefined;
+        // An event an operator discarded keeps its audit trail (and its message) for the longer
+        // floor of dead letters and rejected messages.
+        if (rec?.state === 'discarded' && at >= rejectedCutoff) continue;
         const correlationId = correlation || (rec && 'event' in rec ? rec.event.correlationId : await this.getEvent(id).then((r) => r?.event.correlationId, () => undefined));
         ops.push({ type: 'del', sublevel: this.#sub.done, key: k });
         if (rec) {
@@ -1826,8 +1850,8 @@ export class EventStore implements GatewayStore {
           if (correlationId !== undefined) ops.push({ type: 'del', sublevel: this.#sub.corr, key: correlationId + SEP + id });
           // The idempotency key stays as a tombstone pointing nowhere, so that a very late resend
           // of the same fact is still recognised as a duplicate.
-          if (rec.state === 'delivered') this.#counts.delivered--;
-          else if (rec.state === 'discarded') this.#counts.discarded--;
+          if (rec.state === 'delivered') prunedDelivered++;
+          else if (rec.state === 'discarded') prunedDiscarded++;
         }
         finished--;
         pruned++;
@@ -1856,7 +1880,7 @@ export class EventStore implements GatewayStore {
         const pointer = stored.pointer;
         const keep = value.status === 'rejected' && at >= rejectedCutoff;
         const events = keep || value.eventIds.length === 0 ? [] : ((await this.#sub.evt.getMany(value.eventIds)) as Array<StoredEvent | SlimEvent | undefined>);
-        const waiting = events.some((e) => e !== undefined && e.state !== 'delivered' && e.state !== 'discarded');
+        const waiting = events.some((e) => e !== undefined && ((e.state !== 'delivered' && e.state !== 'discarded') || (e.state === 'discarded' && (finishedAt(e) ?? 0) >= rejectedCutoff)));
         if (keep || waiting) {
           // Kept past the age: it moves to the active segment, so that its old segment can go once
           // everything else in it is pruned (one kept message must not pin 64 MiB for months).
@@ -1884,7 +1908,11 @@ export class EventStore implements GatewayStore {
       }
       // Start over from the oldest message next time once the scan met young messages or the end.
       if (reachedEnd) this.#pruneCursor = undefined;
-      if (ops.length > 0) await this.#write(ops);
+      if (ops.length > 0) {
+        this.#counts.delivered -= prunedDelivered;
+        this.#counts.discarded -= prunedDiscarded;
+        await this.#write(ops);
+      }
       // Segments emptied while they were still the active one.
       await this.#removeUnreferencedSegments().catch(() => undefined);
       return pruned;
@@ -1907,6 +1935,13 @@ export class EventStore implements GatewayStore {
       await this.#keyFilter.stop();
       await this.#queueLock.catch(() => undefined);
       await this.#committer.barrier();
+      // Counts made without a commit since the last batch (messages refused while the disk was
+      // full or the store failing, the last receive time of each link) reach the disk with one
+      // last small batch; best effort: a store that cannot write keeps what it had.
+      if ((this.#health === 'ok' || this.#health === 'full') && (this.#lastAtChanged || JSON.stringify(this.#intake) !== this.#sealedIntake)) {
+        // (A batch of no operations seals nothing; its seal adds the counters and link times.)
+        await this.#committer.write([{ type: 'put', sublevel: this.#sub.meta, key: 'intake', value: { ...this.#intake } }]).catch(() => undefined);
+      }
       this.#health = 'closed';
       await this.#db.close();
       await this.#log.close();
