@@ -9,19 +9,23 @@ import { app, BrowserWindow, clipboard, Menu, nativeImage, Notification, session
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import mqtt, { type MqttClient } from 'mqtt';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import {
   EMPTY_NOTIFY_STATE,
+  clearedAlertKey,
+  alertKey,
   decideNotification,
   diagnostics,
+  forgetAlert,
+  normalizeStatus,
   parseJson,
   trayIcon,
   trayMenu,
   trayTooltip,
   type NotifyState,
   type TrayAlert,
+  type TrayIcon,
   type TrayInput,
-  type TrayStatus,
 } from './tray-state.ts';
 import { resolveTrayConfig, statusTopics, type TrayConfig } from './tray-config.ts';
 import { navigationDecision } from './navigation.ts';
@@ -31,55 +35,102 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const desktopDir = path.resolve(here, '../../../desktop');
 const assetsDir = path.join(desktopDir, 'assets');
 
-function readText(file: string | undefined): string | undefined {
-  if (!file) return undefined;
+/** A file's text, or the reason it cannot be read (never thrown: the tray shows it instead). */
+function readText(file: string | undefined): { text?: string; error?: string } {
+  if (!file) return {};
   try {
-    return readFileSync(file, 'utf8');
-  } catch {
-    return undefined;
+    return { text: readFileSync(file, 'utf8') };
+  } catch (err) {
+    return { error: (err as Error).message };
   }
 }
 
 function loadConfig(): TrayConfig {
   const installerFile = process.platform === 'win32' ? path.join(process.resourcesPath ?? '', 'tray-config.json') : '/etc/lab-gateway/tray.json';
   const userFile = path.join(app.getPath('userData'), 'tray-config.json');
-  return resolveTrayConfig({
-    argv: process.argv,
-    env: process.env,
-    files: [
-      { path: userFile, text: readText(userFile) },
-      { path: installerFile, text: readText(installerFile) },
-    ],
-  });
+  // A config file that does not exist is normal (the next source is used); one that exists but
+  // cannot be read is a problem to show.
+  const configFile = (file: string): { path: string; text: string | undefined; issue?: string } => {
+    const r = readText(file);
+    const missing = r.error !== undefined && /ENOENT|ENOTDIR/.test(r.error);
+    return { path: file, text: r.text, ...(r.error !== undefined && !missing ? { issue: `cannot read ${file}: ${r.error}` } : {}) };
+  };
+  const files = [configFile(userFile), configFile(installerFile)];
+  const config = resolveTrayConfig({ argv: process.argv, env: process.env, files });
+  for (const f of files) if (f.issue) config.issues.push(f.issue);
+  return config;
+}
+
+const WILDCARD = statusTopics(undefined);
+
+/** The gateway id in `lab-gateway/<id>/…`. */
+function topicGateway(topic: string): string | undefined {
+  const parts = topic.split('/');
+  return parts.length >= 3 && parts[0] === 'lab-gateway' ? parts[1] : undefined;
+}
+
+/** Payload's own gatewayId, if it names one. */
+function payloadGateway(body: unknown): string | undefined {
+  const id = body && typeof body === 'object' ? (body as { gatewayId?: unknown }).gatewayId : undefined;
+  return typeof id === 'string' ? id : undefined;
 }
 
 class TrayApp {
   readonly #config: TrayConfig;
   readonly #adminToken: string | undefined;
+  /** Settings problems: the config's issues and the files named by it that cannot be read. */
+  readonly #issues: string[];
   #tray: Tray | undefined;
   #window: BrowserWindow | undefined;
   #client: MqttClient | undefined;
+  /** The gateway this tray follows: from the HTTP status at start, else from the first MQTT status. */
   #gatewayId: string | undefined;
   #state: TrayInput = { connection: 'connecting', now: Date.now() };
   #notify: NotifyState = EMPTY_NOTIFY_STATE;
+  /** Notifications on screen, by alert key (code:endpoint), closed when the alarm clears. */
+  readonly #shown = new Map<string, Notification>();
+  /** Before the gateway is known (wildcard subscription): the latest availability per gateway, and early alerts. */
+  readonly #pendingAvailability = new Map<string, 'online' | 'offline'>();
+  #pendingAlerts: Array<{ gatewayId: string; alert: TrayAlert }> = [];
   #lastRendered = '';
 
   constructor(config: TrayConfig) {
     this.#config = config;
-    this.#adminToken = readText(config.adminTokenFile)?.trim() || undefined;
+    this.#issues = [...config.issues];
+    const token = this.#readFile('adminTokenFile', 'admin token file');
+    this.#adminToken = token?.trim() || undefined;
+  }
+
+  /** Read a file the config names; an unreadable one becomes a settings issue naming path and error. */
+  #readFile(key: 'adminTokenFile' | 'mqttUsernameFile' | 'mqttPasswordFile' | 'mqttCaFile' | 'mqttCertFile' | 'mqttKeyFile', what: string): string | undefined {
+    const file = this.#config[key];
+    const r = readText(file);
+    if (r.error !== undefined) this.#issues.push(`cannot read the ${what} ${file} (${key}): ${r.error}`);
+    return r.text;
   }
 
   async start(): Promise<void> {
     this.#tray = new Tray(this.#icon('offline'));
     this.#tray.on('click', () => this.openWindow());
+    const options = this.#connectOptions();
+    this.#state = { ...this.#state, configIssues: [...this.#issues] };
     this.#render();
+    this.#announceIssues();
     this.#gatewayId = await this.#learnGatewayId();
-    this.#connect();
+    if (this.#gatewayId) this.#update({ gatewayId: this.#gatewayId });
+    this.#connect(options);
     // Re-evaluate staleness even when nothing arrives.
     setInterval(() => this.#render(), 15_000).unref();
   }
 
-  #icon(name: string): Electron.NativeImage {
+  /** Settings problems are shown once at start as a notification (and stay in tooltip and diagnostics). */
+  #announceIssues(): void {
+    if (!this.#issues.length || !Notification.isSupported()) return;
+    const more = this.#issues.length > 1 ? `\n(+${this.#issues.length - 1} more: see Copy diagnostics)` : '';
+    new Notification({ title: 'Lab gateway tray: check its settings', body: `${this.#issues[0]}${more}` }).show();
+  }
+
+  #icon(name: TrayIcon): Electron.NativeImage {
     const img = nativeImage.createFromPath(path.join(assetsDir, `${name}-32.png`));
     img.addRepresentation({ scaleFactor: 2, buffer: readFileSync(path.join(assetsDir, `${name}-64.png`)) });
     return img;
@@ -89,48 +140,94 @@ class TrayApp {
     try {
       const res = await fetch(`${this.#config.gatewayUrl}/api/status`, { signal: AbortSignal.timeout(3000) });
       const body = (await res.json()) as { gatewayId?: string };
-      return typeof body.gatewayId === 'string' ? body.gatewayId : undefined;
+      return typeof body.gatewayId === 'string' && body.gatewayId ? body.gatewayId : undefined;
     } catch {
       return undefined; // subscribe with a wildcard; the first status names the gateway
     }
   }
 
-  #connect(): void {
-    const username = readText(this.#config.mqttUsernameFile)?.trim();
-    const password = readText(this.#config.mqttPasswordFile)?.trim();
-    const client = mqtt.connect(this.#config.mqttUrl, {
+  /** Credentials and TLS files, read once (mqtt.js reconnects with the same options). */
+  #connectOptions(): IClientOptions {
+    const username = this.#readFile('mqttUsernameFile', 'MQTT username file')?.trim();
+    const password = this.#readFile('mqttPasswordFile', 'MQTT password file')?.trim();
+    const ca = this.#readFile('mqttCaFile', 'MQTT CA file');
+    const cert = this.#readFile('mqttCertFile', 'MQTT client certificate file');
+    const key = this.#readFile('mqttKeyFile', 'MQTT client key file');
+    return {
       reconnectPeriod: 5000,
       connectTimeout: 10_000,
       keepalive: 15,
       clean: true,
+      // Subscriptions are made on each connect for the gateway known then (see below), so that a
+      // wildcard dropped after the gateway was named does not come back with a reconnect.
+      resubscribe: false,
       ...(username ? { username } : {}),
       ...(password ? { password } : {}),
-    });
+      ...(ca ? { ca } : {}),
+      ...(cert ? { cert } : {}),
+      ...(key ? { key } : {}),
+    };
+  }
+
+  #connect(options: IClientOptions): void {
+    const client = mqtt.connect(this.#config.mqttUrl, options);
     this.#client = client;
-    const t = statusTopics(this.#gatewayId);
     client.on('connect', () => {
-      this.#update({ connection: 'connected' });
+      // Nothing from before this connection is current: the gateway may have restarted (or died)
+      // meanwhile. Wait for fresh retained messages.
+      this.#pendingAvailability.clear();
+      this.#pendingAlerts = [];
+      this.#update({ connection: 'connected', connectionError: undefined, status: undefined, statusAt: undefined, availability: undefined });
+      const t = statusTopics(this.#gatewayId);
       client.subscribe([t.status, t.availability, t.alerts], { qos: 1 });
     });
     // With the embedded broker a dead gateway takes its broker along: a lost connection is "offline".
     client.on('close', () => this.#update({ connection: 'lost' }));
     client.on('offline', () => this.#update({ connection: 'lost' }));
-    client.on('error', () => this.#update({ connection: 'lost' }));
-    client.on('message', (topic, payload, packet) => {
-      if (topic.endsWith('/status')) {
-        const status = parseJson<TrayStatus>(payload);
-        if (status && (!this.#gatewayId || status.gatewayId === this.#gatewayId)) {
-          this.#gatewayId ??= status.gatewayId;
-          this.#update({ status, statusAt: Date.now() });
-        }
-      } else if (topic.endsWith('/availability')) {
-        const a = parseJson<{ state?: string }>(payload);
-        if (a?.state === 'online' || a?.state === 'offline') this.#update({ availability: a.state });
-      } else if (topic.endsWith('/alerts') && !packet.retain) {
-        const alert = parseJson<TrayAlert>(payload);
-        if (alert) this.#onAlert(alert);
-      }
-    });
+    client.on('error', (err: Error) => this.#update({ connection: 'lost', connectionError: err.message }));
+    client.on('message', (topic, payload, packet) => this.#onMessage(client, topic, payload, packet.retain));
+  }
+
+  #onMessage(client: MqttClient, topic: string, payload: Buffer, retained: boolean): void {
+    const from = topicGateway(topic);
+    if (from === undefined) return;
+    if (topic.endsWith('/status')) {
+      const status = normalizeStatus(parseJson<unknown>(payload));
+      if (!status || status.gatewayId !== from) return;
+      if (this.#gatewayId === undefined) this.#follow(client, from);
+      if (status.gatewayId !== this.#gatewayId) return;
+      this.#update({ status, statusAt: Date.now() });
+      return;
+    }
+    const body = parseJson<unknown>(payload);
+    const named = payloadGateway(body);
+    if (named !== undefined && named !== from) return; // topic and payload disagree: trust neither
+    if (this.#gatewayId !== undefined && from !== this.#gatewayId) return; // another gateway on the same broker
+    if (topic.endsWith('/availability')) {
+      const state = (body as { state?: unknown } | undefined)?.state;
+      if (state !== 'online' && state !== 'offline') return;
+      if (this.#gatewayId === undefined) this.#pendingAvailability.set(from, state);
+      else this.#update({ availability: state });
+    } else if (topic.endsWith('/alerts') && !retained) {
+      const alert = body as TrayAlert | undefined;
+      if (!alert || typeof alert.code !== 'string') return;
+      if (this.#gatewayId !== undefined) this.#onAlert(alert);
+      else this.#pendingAlerts = [...this.#pendingAlerts, { gatewayId: from, alert }].slice(-20);
+    }
+  }
+
+  /** The first status named the gateway: follow it only, and drop the wildcard subscription. */
+  #follow(client: MqttClient, gatewayId: string): void {
+    this.#gatewayId = gatewayId;
+    const t = statusTopics(gatewayId);
+    client.subscribe([t.status, t.availability, t.alerts], { qos: 1 });
+    client.unsubscribe([WILDCARD.status, WILDCARD.availability, WILDCARD.alerts]);
+    const availability = this.#pendingAvailability.get(gatewayId);
+    const alerts = this.#pendingAlerts.filter((p) => p.gatewayId === gatewayId).map((p) => p.alert);
+    this.#pendingAvailability.clear();
+    this.#pendingAlerts = [];
+    this.#update({ gatewayId, ...(availability ? { availability } : {}) });
+    for (const alert of alerts) this.#onAlert(alert);
   }
 
   #update(patch: Partial<TrayInput>): void {
@@ -164,13 +261,21 @@ class TrayApp {
       case 'resume-relay':
         return this.#relay(id === 'pause-relay' ? 'pause' : 'resume');
       case 'copy-diagnostics':
-        clipboard.writeText(diagnostics({ ...this.#state, now: Date.now() }, { gatewayUrl: this.#config.gatewayUrl, mqttUrl: this.#config.mqttUrl, appVersion: app.getVersion() }));
-        return;
+        return this.#copyDiagnostics();
       case 'quit':
         this.#client?.end(true);
         app.quit();
         return;
     }
+  }
+
+  #copyDiagnostics(): void {
+    clipboard.writeText(
+      diagnostics(
+        { ...this.#state, now: Date.now() },
+        { gatewayUrl: this.#config.gatewayUrl, mqttUrl: this.#config.mqttUrl, appVersion: app.getVersion(), sources: this.#config.sources, issues: this.#issues },
+      ),
+    );
   }
 
   async #relay(action: 'pause' | 'resume'): Promise<void> {
@@ -188,11 +293,25 @@ class TrayApp {
   }
 
   #onAlert(alert: TrayAlert): void {
+    // `<CODE>_CLEARED`: the alarm is over. Its notification goes away, and if it comes back it is
+    // notified again (not held back as a duplicate of the one that cleared).
+    const cleared = clearedAlertKey(alert);
+    if (cleared !== undefined) {
+      this.#shown.get(cleared)?.close();
+      this.#shown.delete(cleared);
+      this.#notify = forgetAlert(this.#notify, cleared);
+    }
     const d = decideNotification(this.#notify, alert, Date.now());
     this.#notify = d.state;
     if (d.notify && Notification.isSupported()) {
+      const key = alertKey(alert);
+      this.#shown.get(key)?.close();
       const n = new Notification({ title: d.title, body: d.body, urgency: d.urgency });
       n.on('click', () => this.openWindow());
+      n.on('close', () => {
+        if (this.#shown.get(key) === n) this.#shown.delete(key);
+      });
+      this.#shown.set(key, n);
       n.show();
     }
   }

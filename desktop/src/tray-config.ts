@@ -4,8 +4,10 @@
  *
  *   1. command line:  --gateway-url=http://10.0.0.5:8484  --mqtt-url=mqtt://10.0.0.5:1883
  *                     --admin-token-file=/path  --mqtt-username-file=/path --mqtt-password-file=/path
+ *                     --mqtt-ca-file=/path  --mqtt-cert-file=/path  --mqtt-key-file=/path
  *   2. environment:   LAB_GATEWAY_URL, LAB_GATEWAY_MQTT_URL, LAB_GATEWAY_ADMIN_TOKEN_FILE,
- *                     LAB_GATEWAY_MQTT_USERNAME_FILE, LAB_GATEWAY_MQTT_PASSWORD_FILE
+ *                     LAB_GATEWAY_MQTT_USERNAME_FILE, LAB_GATEWAY_MQTT_PASSWORD_FILE,
+ *                     LAB_GATEWAY_MQTT_CA_FILE, LAB_GATEWAY_MQTT_CERT_FILE, LAB_GATEWAY_MQTT_KEY_FILE
  *   3. the user's file      <userData>/tray-config.json
  *   4. the installer's file  Windows: <install dir>/resources/tray-config.json (written by the NSIS
  *                            installer from /GATEWAY_URL=…); Linux: /etc/lab-gateway/tray.json
@@ -13,7 +15,12 @@
  *   5. defaults: http://127.0.0.1:8484 and mqtt://<gateway host>:1883
  *
  * File shape: { "gatewayUrl": "http://…", "mqttUrl": "mqtt://…", "adminTokenFile": "…",
- *               "mqttUsernameFile": "…", "mqttPasswordFile": "…" }
+ *               "mqttUsernameFile": "…", "mqttPasswordFile": "…",
+ *               "mqttCaFile": "…", "mqttCertFile": "…", "mqttKeyFile": "…" }
+ *
+ * A file key the tray does not know is reported (with the closest known key), and so are
+ * credentials given by halves (a username file without a password file, a certificate without
+ * its key). Issues never stop the tray: it shows them (notification, tooltip, diagnostics).
  */
 export interface TrayConfig {
   gatewayUrl: string;
@@ -21,6 +28,11 @@ export interface TrayConfig {
   adminTokenFile?: string;
   mqttUsernameFile?: string;
   mqttPasswordFile?: string;
+  /** PEM file of the CA(s) to trust for an MQTTS (or WSS) broker, e.g. the gateway's `mqtt.tls.ca`. */
+  mqttCaFile?: string;
+  /** PEM client certificate and its key, for a broker that requires client certificates. */
+  mqttCertFile?: string;
+  mqttKeyFile?: string;
   /** Where each value came from, for the diagnostics. */
   sources: Record<string, string>;
   /** Problems found (a bad value is skipped and the next source used). */
@@ -30,7 +42,11 @@ export interface TrayConfig {
 export const DEFAULT_GATEWAY_URL = 'http://127.0.0.1:8484';
 export const DEFAULT_MQTT_PORT = 1883;
 
-type Key = 'gatewayUrl' | 'mqttUrl' | 'adminTokenFile' | 'mqttUsernameFile' | 'mqttPasswordFile';
+const FILE_KEYS = ['adminTokenFile', 'mqttUsernameFile', 'mqttPasswordFile', 'mqttCaFile', 'mqttCertFile', 'mqttKeyFile'] as const;
+type FileKey = (typeof FILE_KEYS)[number];
+type Key = 'gatewayUrl' | 'mqttUrl' | FileKey;
+/** Every key a config file may hold. */
+export const TRAY_CONFIG_KEYS: readonly Key[] = ['gatewayUrl', 'mqttUrl', ...FILE_KEYS];
 
 const FLAGS: Record<Key, string> = {
   gatewayUrl: '--gateway-url',
@@ -38,6 +54,9 @@ const FLAGS: Record<Key, string> = {
   adminTokenFile: '--admin-token-file',
   mqttUsernameFile: '--mqtt-username-file',
   mqttPasswordFile: '--mqtt-password-file',
+  mqttCaFile: '--mqtt-ca-file',
+  mqttCertFile: '--mqtt-cert-file',
+  mqttKeyFile: '--mqtt-key-file',
 };
 
 const ENV: Record<Key, string> = {
@@ -46,7 +65,37 @@ const ENV: Record<Key, string> = {
   adminTokenFile: 'LAB_GATEWAY_ADMIN_TOKEN_FILE',
   mqttUsernameFile: 'LAB_GATEWAY_MQTT_USERNAME_FILE',
   mqttPasswordFile: 'LAB_GATEWAY_MQTT_PASSWORD_FILE',
+  mqttCaFile: 'LAB_GATEWAY_MQTT_CA_FILE',
+  mqttCertFile: 'LAB_GATEWAY_MQTT_CERT_FILE',
+  mqttKeyFile: 'LAB_GATEWAY_MQTT_KEY_FILE',
 };
+
+/** Edit distance (insert, delete, substitute), for "did you mean" suggestions. */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
+
+/** The known key closest to `key` (case-insensitive edit distance; ties: the first). */
+export function closestKey(key: string): Key {
+  let best: Key = TRAY_CONFIG_KEYS[0]!;
+  let bestDistance = Infinity;
+  for (const known of TRAY_CONFIG_KEYS) {
+    const d = editDistance(key.toLowerCase(), known.toLowerCase());
+    if (d < bestDistance) {
+      best = known;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
 
 function validUrl(key: Key, value: string): string | undefined {
   if (key !== 'gatewayUrl' && key !== 'mqttUrl') return value.trim() ? undefined : 'empty path';
@@ -81,7 +130,15 @@ export function resolveTrayConfig(input: {
     if (f.text === undefined) return { path: f.path, data: {} as Record<string, unknown> };
     try {
       const v: unknown = JSON.parse(f.text);
-      if (v && typeof v === 'object' && !Array.isArray(v)) return { path: f.path, data: v as Record<string, unknown> };
+      if (v && typeof v === 'object' && !Array.isArray(v)) {
+        const data = v as Record<string, unknown>;
+        for (const key of Object.keys(data)) {
+          // "$schema", "_comment"… are annotations, not settings.
+          if ((TRAY_CONFIG_KEYS as readonly string[]).includes(key) || key.startsWith('$') || key.startsWith('_')) continue;
+          issues.push(`${f.path}: unknown key "${key}" (ignored) — did you mean "${closestKey(key)}"?`);
+        }
+        return { path: f.path, data };
+      }
       issues.push(`${f.path}: not a JSON object`);
     } catch (err) {
       issues.push(`${f.path}: ${(err as Error).message}`);
@@ -118,9 +175,27 @@ export function resolveTrayConfig(input: {
     sources.mqttUrl = 'default (gateway host)';
   }
   const config: TrayConfig = { gatewayUrl, mqttUrl, sources, issues };
-  for (const key of ['adminTokenFile', 'mqttUsernameFile', 'mqttPasswordFile'] as const) {
+  for (const key of FILE_KEYS) {
     const v = pick(key);
     if (v) config[key] = v;
+  }
+  // Halves: the broker would get a username without a password (or the reverse), or a client
+  // certificate without its key; say which one is missing instead of failing later without a word.
+  const pairs: Array<[FileKey, FileKey]> = [
+    ['mqttUsernameFile', 'mqttPasswordFile'],
+    ['mqttCertFile', 'mqttKeyFile'],
+  ];
+  for (const [a, b] of pairs) {
+    for (const [given, missing] of [[a, b], [b, a]] as const) {
+      if (config[given] && !config[missing]) {
+        issues.push(`${given} is set (${sources[given]}) but ${missing} is not: set both (${FLAGS[missing]}, ${ENV[missing]} or "${missing}" in a config file)`);
+      }
+    }
+  }
+  const tlsKeys = (['mqttCaFile', 'mqttCertFile', 'mqttKeyFile'] as const).filter((k) => config[k]);
+  const protocol = new URL(mqttUrl).protocol;
+  if (tlsKeys.length && protocol !== 'mqtts:' && protocol !== 'wss:') {
+    issues.push(`${tlsKeys.join(', ')} set but mqttUrl ${mqttUrl} does not use TLS (mqtts: or wss:): the files are not used`);
   }
   return config;
 }

@@ -27,6 +27,12 @@ export interface TrayStatus {
 export interface TrayInput {
   /** State of the tray's own MQTT connection. */
   connection: 'connecting' | 'connected' | 'lost';
+  /** Why the broker refused or dropped the connection (its words), while not connected. */
+  connectionError?: string;
+  /** The gateway the tray follows, once known (named even before a fresh status arrives). */
+  gatewayId?: string;
+  /** Problems with the tray's own settings (bad values, unreadable files), shown on a second line. */
+  configIssues?: readonly string[];
   /** Last retained availability payload's state. */
   availability?: 'online' | 'offline';
   status?: TrayStatus;
@@ -41,8 +47,42 @@ const DEFAULT_STALE_MS = 90_000;
 /** Windows truncates tray tooltips at 127 characters (NOTIFYICONDATA szTip is 128 WCHARs). */
 export const TOOLTIP_MAX = 127;
 
+export const KNOWN_HEALTH = ['ok', 'degraded', 'down'] as const;
+
+/**
+ * The health to show. A value this tray does not know (a newer gateway, a broken payload) or a
+ * missing one is "needs attention", never "all good".
+ */
+export function healthOf(status: TrayStatus): TrayStatus['health'] {
+  const h: unknown = status.health;
+  return (KNOWN_HEALTH as readonly unknown[]).includes(h) ? (h as TrayStatus['health']) : 'degraded';
+}
+
+/**
+ * Accept a status payload only with the shape the tray relies on: a gatewayId, a known health (an
+ * unknown one becomes `degraded` with an "unknown status" reason first), reasons as a list.
+ */
+export function normalizeStatus(value: unknown): TrayStatus | undefined {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return undefined;
+  const raw = value as Record<string, unknown>;
+  if (typeof raw.gatewayId !== 'string' || !raw.gatewayId) return undefined;
+  const reasons = (Array.isArray(raw.healthReasons) ? raw.healthReasons : []).filter(
+    (r): r is { level: string; code: string; message: string } => !!r && typeof r === 'object' && typeof (r as { message?: unknown }).message === 'string',
+  );
+  const status = { ...raw, healthReasons: reasons } as unknown as TrayStatus;
+  if (healthOf(status) === raw.health) return status;
+  const said = raw.health === undefined ? 'no health' : `health ${JSON.stringify(raw.health)}`;
+  return {
+    ...status,
+    health: 'degraded',
+    healthReasons: [{ level: 'degraded', code: 'UNKNOWN_STATUS', message: `unknown status (${said})` }, ...reasons],
+  };
+}
+
 export function isOffline(input: TrayInput): { offline: boolean; why: string } {
-  if (input.connection === 'lost') return { offline: true, why: 'connection to the gateway lost' };
+  if (input.connection === 'lost') {
+    return { offline: true, why: input.connectionError ? `connection to the gateway lost: ${input.connectionError}` : 'connection to the gateway lost' };
+  }
   if (input.connection === 'connecting' && !input.status) return { offline: true, why: 'connecting to the gateway…' };
   if (input.availability === 'offline') return { offline: true, why: 'the gateway is not running' };
   if (!input.status) return { offline: true, why: 'no status received yet' };
@@ -57,24 +97,40 @@ export function isOffline(input: TrayInput): { offline: boolean; why: string } {
 
 export function trayIcon(input: TrayInput): TrayIcon {
   if (isOffline(input).offline) return 'offline';
-  return input.status!.health;
+  return healthOf(input.status!);
 }
 
 function clip(text: string, max = TOOLTIP_MAX): string {
   return text.length <= max ? text : text.slice(0, max - 1) + '…';
 }
 
-/** One line: the gateway, its state, and the main reason in words. */
-export function trayTooltip(input: TrayInput): string {
-  const name = input.status?.gatewayId ? `Lab gateway ${input.status.gatewayId}` : 'Lab gateway';
+/** The state line: the gateway, its state, and the main reason in words. */
+function stateLine(input: TrayInput): string {
+  const id = input.status?.gatewayId ?? input.gatewayId;
+  const name = id ? `Lab gateway ${id}` : 'Lab gateway';
   const off = isOffline(input);
-  if (off.offline) return clip(`${name}: offline — ${off.why}`);
+  if (off.offline) return `${name}: offline — ${off.why}`;
   const s = input.status!;
-  if (s.health === 'ok') return clip(`${name}: all good`);
-  const reasons = s.healthReasons ?? [];
-  const first = reasons[0]?.message ?? (s.health === 'down' ? 'not accepting messages' : 'needs attention');
+  const health = healthOf(s);
+  const known = health === s.health;
+  if (health === 'ok') return `${name}: all good`;
+  const reasons = Array.isArray(s.healthReasons) ? s.healthReasons : [];
+  const first = reasons[0]?.message ?? (!known ? 'unknown status' : health === 'down' ? 'not accepting messages' : 'needs attention');
   const more = reasons.length > 1 ? ` (+${reasons.length - 1} more)` : '';
-  return clip(`${name}: ${s.health === 'down' ? 'DOWN' : 'needs attention'} — ${first}${more}`);
+  return `${name}: ${health === 'down' ? 'DOWN' : 'needs attention'} — ${first}${more}`;
+}
+
+/**
+ * The tooltip: the state line, and — only when the tray's own settings have a problem — a second
+ * line naming it. Both together stay within the Windows limit.
+ */
+export function trayTooltip(input: TrayInput): string {
+  const line = stateLine(input).replace(/\s+/g, ' ');
+  const issues = input.configIssues ?? [];
+  if (!issues.length) return clip(line);
+  const note = `Tray settings: ${issues[0]!.replace(/\s+/g, ' ')}${issues.length > 1 ? ` (+${issues.length - 1} more)` : ''}`;
+  const first = clip(line, 72);
+  return `${first}\n${clip(note, TOOLTIP_MAX - first.length - 1)}`;
 }
 
 export interface TrayMenuItem {
@@ -100,16 +156,31 @@ export function trayMenu(input: TrayInput, options: { isAdmin: boolean }): TrayM
 }
 
 /** Plain-text diagnostics for a support ticket (no patient data: the status has none). */
-export function diagnostics(input: TrayInput, extra: { gatewayUrl: string; mqttUrl: string; appVersion: string }): string {
+export function diagnostics(
+  input: TrayInput,
+  extra: {
+    gatewayUrl: string;
+    mqttUrl: string;
+    appVersion: string;
+    /** Where each setting came from (TrayConfig.sources). */
+    sources?: Readonly<Record<string, string>>;
+    /** Problems with the tray's settings (TrayConfig.issues and files it could not read). */
+    issues?: readonly string[];
+  },
+): string {
   const lines = [
     `Lab gateway tray ${extra.appVersion}`,
     `Time: ${new Date(input.now).toISOString()}`,
     `Gateway: ${extra.gatewayUrl}`,
-    `MQTT: ${extra.mqttUrl} (${input.connection})`,
+    `MQTT: ${extra.mqttUrl} (${input.connection}${input.connectionError ? `: ${input.connectionError}` : ''})`,
     `Availability: ${input.availability ?? 'unknown'}`,
-    `State: ${trayIcon(input)} — ${trayTooltip(input)}`,
+    `State: ${trayIcon(input)} — ${stateLine(input)}`,
   ];
   if (input.statusAt !== undefined) lines.push(`Last status: ${new Date(input.statusAt).toISOString()}`);
+  const sources = Object.entries(extra.sources ?? {});
+  if (sources.length) lines.push('Settings from:', ...sources.map(([k, v]) => `- ${k}: ${v}`));
+  const issues = extra.issues ?? input.configIssues ?? [];
+  lines.push(issues.length ? 'Settings problems:' : 'Settings problems: none', ...issues.map((i) => `- ${i}`));
   for (const r of input.status?.healthReasons ?? []) lines.push(`- [${r.level}] ${r.message}`);
   if (input.status) lines.push('', JSON.stringify(input.status, null, 2));
   return lines.join('\n');
@@ -154,6 +225,22 @@ export type NotifyDecision =
 
 export function alertKey(alert: TrayAlert): string {
   return `${alert.code}:${alert.endpoint ?? ''}`;
+}
+
+const CLEARED_SUFFIX = '_CLEARED';
+
+/** For a `<CODE>_CLEARED` alert, the key of the alarm it clears; otherwise undefined. */
+export function clearedAlertKey(alert: TrayAlert): string | undefined {
+  if (typeof alert.code !== 'string' || !alert.code.endsWith(CLEARED_SUFFIX) || alert.code.length === CLEARED_SUFFIX.length) return undefined;
+  return alertKey({ ...alert, code: alert.code.slice(0, -CLEARED_SUFFIX.length) });
+}
+
+/** Forget an alarm's dedup entry (it cleared): if it comes back, it is notified again. */
+export function forgetAlert(state: NotifyState, key: string): NotifyState {
+  if (!(key in state.lastByKey)) return state;
+  const lastByKey = { ...state.lastByKey };
+  delete lastByKey[key];
+  return { ...state, lastByKey };
 }
 
 /** Decide whether a new alert becomes a desktop notification (dedup + rate limit). */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_GATEWAY_URL, resolveTrayConfig, statusTopics } from '../../desktop/src/tray-config.ts';
+import { DEFAULT_GATEWAY_URL, closestKey, resolveTrayConfig, statusTopics } from '../../desktop/src/tray-config.ts';
 
 describe('tray configuration (gateway address at install time)', () => {
   it('defaults to the local gateway and its MQTT port', () => {
@@ -38,5 +38,25 @@ describe('tray configuration (gateway address at install time)', () => {
   it('builds the topics to subscribe, with a wildcard until the gateway id is known', () => {
     expect(statusTopics(undefined).status).toBe('lab-gateway/+/status');
     expect(statusTopics('lab-1')).toEqual({ status: 'lab-gateway/lab-1/status', availability: 'lab-gateway/lab-1/availability', alerts: 'lab-gateway/lab-1/alerts' });
+  });
+
+  it('takes the MQTT TLS files from flags, environment and files, and reports halves and a plain mqtt: URL', () => {
+    const files = [{ path: 'tray.json', text: '{"mqttUrl":"mqtts://gw:8883","mqttCaFile":"/etc/ca.pem"}' }];
+    const c = resolveTrayConfig({ argv: ['--mqtt-cert-file=/etc/tray.crt'], env: { LAB_GATEWAY_MQTT_KEY_FILE: '/etc/tray.key' }, files });
+    expect(c).toMatchObject({ mqttCaFile: '/etc/ca.pem', mqttCertFile: '/etc/tray.crt', mqttKeyFile: '/etc/tray.key' });
+    expect(c.sources.mqttKeyFile).toBe('environment LAB_GATEWAY_MQTT_KEY_FILE');
+    expect(c.issues).toEqual([]);
+    const half = resolveTrayConfig({ argv: ['--mqtt-cert-file=/etc/tray.crt'], env: {}, files });
+    expect(half.issues.join('\n')).toMatch(/mqttCertFile is set .* but mqttKeyFile is not/);
+    const plain = resolveTrayConfig({ argv: ['--mqtt-ca-file=/etc/ca.pem'], env: {}, files: [] });
+    expect(plain.issues.join('\n')).toMatch(/does not use TLS/);
+  });
+
+  it('names the closest known key for an unknown one, and lets annotations through', () => {
+    expect(closestKey('gatewayURL')).toBe('gatewayUrl');
+    expect(closestKey('mqtt_password_file')).toBe('mqttPasswordFile');
+    expect(closestKey('caFile')).toBe('mqttCaFile');
+    const c = resolveTrayConfig({ argv: [], env: {}, files: [{ path: 'tray.json', text: '{"$schema":"x","_comment":"y","mqttUrl":"mqtt://gw:1883","mqttPasswordFil":"/p"}' }] });
+    expect(c.issues).toEqual(['tray.json: unknown key "mqttPasswordFil" (ignored) — did you mean "mqttPasswordFile"?']);
   });
 });

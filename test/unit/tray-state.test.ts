@@ -3,7 +3,10 @@ import {
   DEFAULT_NOTIFY_POLICY,
   EMPTY_NOTIFY_STATE,
   TOOLTIP_MAX,
+  clearedAlertKey,
   decideNotification,
+  forgetAlert,
+  normalizeStatus,
   diagnostics,
   parseJson,
   trayIcon,
@@ -127,5 +130,41 @@ describe('payload parsing', () => {
     expect(parseJson('{"a":1}')).toEqual({ a: 1 });
     expect(parseJson(Buffer.from('offline'))).toBeUndefined();
     expect(parseJson('42')).toBeUndefined();
+  });
+});
+
+describe('unexpected payloads and settings problems', () => {
+  it('normalises a status with an unknown or missing health to degraded with "unknown status" first', () => {
+    expect(normalizeStatus({ health: 'ok' })).toBeUndefined(); // no gatewayId
+    const s = normalizeStatus({ gatewayId: 'lab-1', health: 'maintenance', healthReasons: 'nope' })!;
+    expect(s.health).toBe('degraded');
+    expect(s.healthReasons![0]!.message).toBe('unknown status (health "maintenance")');
+    expect(trayTooltip(live(s))).toBe('Lab gateway lab-1: needs attention — unknown status (health "maintenance")');
+    expect(normalizeStatus({ gatewayId: 'lab-1' })!.healthReasons![0]!.message).toBe('unknown status (no health)');
+    expect(normalizeStatus(ok)).toEqual(ok);
+  });
+
+  it('adds a settings line to the tooltip, within the Windows limit, and lists every issue in the diagnostics', () => {
+    const issues = ['command line --gateway-url: gatewayUrl must use http: or https:, got htp:', 'second'];
+    const t = trayTooltip(live(degraded, { configIssues: issues }));
+    expect(t.length).toBeLessThanOrEqual(TOOLTIP_MAX);
+    expect(t.split('\n')).toHaveLength(2);
+    expect(t.split('\n')[1]).toMatch(/^Tray settings: command line --gateway-url/);
+    const text = diagnostics(live(ok), { gatewayUrl: 'http://x', mqttUrl: 'mqtt://x', appVersion: '0.1.0', issues, sources: { gatewayUrl: 'default' } });
+    expect(text).toContain('- second');
+    expect(text).toContain('- gatewayUrl: default');
+  });
+
+  it('shows why the broker refused the connection', () => {
+    expect(trayTooltip(live(ok, { connection: 'lost', connectionError: 'Connection refused: Not authorized' }))).toBe('Lab gateway lab-1: offline — connection to the gateway lost: Connection refused: Not authorized');
+  });
+
+  it('maps <CODE>_CLEARED to the key of the alarm it clears and forgets its dedup entry', () => {
+    const a: TrayAlert = { severity: 'warning', code: 'ENDPOINT_DOWN', endpoint: 'xn-1', message: 'down', at: '' };
+    const first = decideNotification(EMPTY_NOTIFY_STATE, a, NOW);
+    const key = clearedAlertKey({ ...a, severity: 'info', code: 'ENDPOINT_DOWN_CLEARED' })!;
+    expect(key).toBe('ENDPOINT_DOWN:xn-1');
+    expect(clearedAlertKey(a)).toBeUndefined();
+    expect(decideNotification(forgetAlert(first.state, key), a, NOW + 1000).notify).toBe(true);
   });
 });

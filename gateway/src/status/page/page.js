@@ -4,6 +4,8 @@
 
 (() => {
   const POLL_MS = 2000;
+  /** A request the gateway has not answered in this long is given up (a hung gateway looks offline). */
+  const REQUEST_TIMEOUT_MS = 10_000;
   const TOKEN_KEY = 'labGatewayAdminToken';
   const $ = (id) => document.getElementById(id);
 
@@ -20,9 +22,17 @@
     return node;
   }
 
+  /**
+   * The gateway's clock minus this PC's (ms), from the last status's generatedAt. Times from the
+   * gateway are compared with the gateway's "now", so a PC whose clock is off still reads
+   * "5 s ago" for something that just happened.
+   */
+  let clockOffsetMs = 0;
+  const gatewayNow = () => Date.now() + clockOffsetMs;
+
   function ago(iso) {
     if (!iso) return 'never';
-    const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+    const s = Math.max(0, Math.round((gatewayNow() - Date.parse(iso)) / 1000));
     if (s < 60) return `${s} s ago`;
     if (s < 3600) return `${Math.round(s / 60)} min ago`;
     if (s < 86400) return `${Math.round(s / 3600)} h ago`;
@@ -88,11 +98,26 @@
   };
 
   async function api(path, options = {}) {
+    const method = options.method || 'GET';
     const headers = { Accept: 'application/json', ...(options.headers || {}) };
     if (options.admin && admin.token) headers.Authorization = `Bearer ${admin.token}`;
     if (options.body !== undefined) headers['Content-Type'] = 'application/json';
-    const res = await fetch(path, { method: options.method || 'GET', headers, body: options.body === undefined ? undefined : JSON.stringify(options.body), cache: 'no-store' });
-    const text = await res.text();
+    // A gateway that accepts the connection but never answers (hung, stopped under a debugger)
+    // must not hold the page on its last answer: give up after REQUEST_TIMEOUT_MS.
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
+    let res;
+    let text;
+    try {
+      res = await fetch(path, { method, headers, body: options.body === undefined ? undefined : JSON.stringify(options.body), cache: 'no-store', signal: controller.signal });
+      text = await res.text();
+    } catch (err) {
+      if (!controller.signal.aborted) throw err;
+      const unsure = method === 'GET' ? '' : ' (it may still have done it: check before trying again)';
+      throw Object.assign(new Error(`no answer from the gateway within ${REQUEST_TIMEOUT_MS / 1000} s${unsure}`), { timeout: true });
+    } finally {
+      clearTimeout(timer);
+    }
     let data = null;
     try {
       data = text ? JSON.parse(text) : null;
@@ -146,6 +171,8 @@
   }
 
   function render(s) {
+    const generatedAt = Date.parse(s.generatedAt);
+    if (Number.isFinite(generatedAt)) clockOffsetMs = generatedAt - Date.now();
     renderState(s.health, s.healthReasons || []);
     $('gw-id').textContent = s.gatewayId;
     $('gw-version').textContent = `v${s.version}`;

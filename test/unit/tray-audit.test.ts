@@ -1,0 +1,368 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { EventEmitter } from 'node:events';
+import { createRequire } from 'node:module';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TrayIcons, trayIcon, trayTooltip, type TrayInput, type TrayStatus } from '../../desktop/src/tray-state.ts';
+import { resolveTrayConfig } from '../../desktop/src/tray-config.ts';
+
+/**
+ * Audit of what a technician sees in the tray: the pure logic (tray-state, tray-config) and the
+ * Electron main process (desktop/src/main.ts) driven with a stand-in for Electron and for the MQTT
+ * client, since the Electron binary is not available here. The stand-ins record what the tray
+ * shows (icon, tooltip, menu, notifications, clipboard) and let a test deliver MQTT messages.
+ */
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+// ------------------------------------------------------------------ Electron / MQTT stand-ins
+interface FakeNotification {
+  options: { title: string; body: string; urgency?: string };
+  shown: boolean;
+  closed: boolean;
+}
+interface FakeClient extends EventEmitter {
+  subscribed: string[];
+  url: string;
+  options: Record<string, unknown>;
+}
+const h = vi.hoisted(() => ({
+  userData: '',
+  tooltips: [] as string[],
+  images: [] as string[],
+  menu: [] as Array<{ label?: string; type?: string; enabled?: boolean; click?: () => void }>,
+  notifications: [] as FakeNotification[],
+  clipboard: [] as string[],
+  clients: [] as FakeClient[],
+  newClient: undefined as undefined | ((url: string, options: Record<string, unknown>) => FakeClient),
+}));
+
+vi.mock('electron', () => {
+  class Tray {
+    constructor(image: { path: string }) {
+      h.images.push(image.path);
+    }
+    on(): void {}
+    setImage(image: { path: string }): void {
+      h.images.push(image.path);
+    }
+    setToolTip(text: string): void {
+      h.tooltips.push(text);
+    }
+    setContextMenu(menu: typeof h.menu): void {
+      h.menu = menu;
+    }
+  }
+  class Notification {
+    static isSupported(): boolean {
+      return true;
+    }
+    readonly record: FakeNotification;
+    constructor(options: FakeNotification['options']) {
+      this.record = { options, shown: false, closed: false };
+      h.notifications.push(this.record);
+    }
+    on(): this {
+      return this;
+    }
+    once(): this {
+      return this;
+    }
+    show(): void {
+      this.record.shown = true;
+    }
+    close(): void {
+      this.record.closed = true;
+    }
+  }
+  class BrowserWindow {
+    webContents = { on() {}, setWindowOpenHandler() {} };
+    loadURL(): Promise<void> {
+      return Promise.resolve();
+    }
+    isDestroyed(): boolean {
+      return false;
+    }
+    show(): void {}
+    focus(): void {}
+  }
+  const app = {
+    requestSingleInstanceLock: () => true,
+    on: () => app,
+    whenReady: () => Promise.resolve(),
+    getPath: () => h.userData,
+    getVersion: () => '0.1.0',
+    quit: () => {},
+  };
+  return {
+    app,
+    BrowserWindow,
+    Notification,
+    Tray,
+    clipboard: { writeText: (t: string) => h.clipboard.push(t) },
+    Menu: { buildFromTemplate: (t: typeof h.menu) => t },
+    nativeImage: { createFromPath: (p: string) => ({ path: p, addRepresentation() {} }) },
+    session: { defaultSession: { setPermissionRequestHandler() {} } },
+  };
+});
+
+vi.mock('mqtt', () => {
+  const connect = (url: string, options: Record<string, unknown>) => h.newClient!(url, options);
+  return { default: { connect }, connect };
+});
+
+// Run from the source tree, main.ts looks for desktop/ three levels up (its dist/desktop/src
+// layout); point those reads at the repository's desktop/ folder.
+vi.mock('node:fs', async (importOriginal) => {
+  const fs = await importOriginal<typeof import('node:fs')>();
+  const { default: p } = await import('node:path');
+  const { fileURLToPath: toPath } = await import('node:url');
+  const repoDesktop = p.resolve(p.dirname(toPath(import.meta.url)), '../../desktop');
+  const misplaced = p.resolve(repoDesktop, 'src', '../../../desktop');
+  const fix = (f: unknown): unknown => (typeof f === 'string' && f.startsWith(misplaced + p.sep) ? p.join(repoDesktop, f.slice(misplaced.length)) : f);
+  const readFileSync = ((f: unknown, ...rest: unknown[]) => (fs.readFileSync as (...a: unknown[]) => unknown)(fix(f), ...rest)) as typeof fs.readFileSync;
+  return { ...fs, default: { ...fs, readFileSync }, readFileSync };
+});
+
+function fakeClient(url: string, options: Record<string, unknown>): FakeClient {
+  const c = Object.assign(new EventEmitter(), { subscribed: [] as string[], url, options }) as FakeClient & {
+    subscribe(t: string[] | string): void;
+    unsubscribe(t: string[] | string): void;
+    end(): void;
+  };
+  c.subscribe = (t) => void c.subscribed.push(...(Array.isArray(t) ? t : [t]));
+  c.unsubscribe = (t) => {
+    const gone = new Set(Array.isArray(t) ? t : [t]);
+    c.subscribed = c.subscribed.filter((s) => !gone.has(s));
+  };
+  c.end = () => {};
+  h.clients.push(c);
+  return c;
+}
+
+const NOW = Date.now();
+const okStatus = (gatewayId: string): TrayStatus & { generatedAt: string } => ({ gatewayId, health: 'ok', healthReasons: [], online: true, generatedAt: new Date().toISOString() });
+
+/** Start the tray's main process (a fresh module instance) and return its MQTT client. */
+async function startTray(opts: { argv?: string[]; gatewayId?: string; userConfig?: object } = {}): Promise<FakeClient & { deliver(topic: string, body: unknown, retain?: boolean): void }> {
+  if (opts.userConfig) writeFileSync(path.join(h.userData, 'tray-config.json'), JSON.stringify(opts.userConfig));
+  vi.stubGlobal(
+    'fetch',
+    vi.fn(async () => {
+      if (!opts.gatewayId) throw new TypeError('fetch failed');
+      return new Response(JSON.stringify(okStatus(opts.gatewayId)), { headers: { 'content-type': 'application/json' } });
+    }),
+  );
+  const argv = process.argv;
+  process.argv = ['electron', 'desktop/main.cjs', ...(opts.argv ?? [])];
+  try {
+    vi.resetModules();
+    await import('../../desktop/src/main.ts');
+    await vi.waitFor(() => expect(h.clients.length).toBe(1), { timeout: 5000 });
+  } finally {
+    process.argv = argv;
+  }
+  const client = h.clients[0]! as FakeClient & { deliver(topic: string, body: unknown, retain?: boolean): void };
+  client.deliver = (topic, body, retain = false) => client.emit('message', topic, Buffer.from(typeof body === 'string' ? body : JSON.stringify(body)), { retain });
+  return client;
+}
+
+const tooltip = (): string => h.tooltips.at(-1) ?? '';
+/** Everything the tray lets a person read: tooltips, notifications, and the diagnostics it copies. */
+function visibleText(): string {
+  h.menu.find((i) => i.label === 'Copy diagnostics')?.click?.();
+  return [...h.tooltips, ...h.notifications.map((n) => `${n.options.title} ${n.options.body}`), ...h.clipboard].join('\n');
+}
+
+describe('tray main process (Electron and MQTT stood in)', () => {
+  beforeEach(() => {
+    h.userData = mkdtempSync(path.join(tmpdir(), 'tray-audit-'));
+    h.tooltips = [];
+    h.images = [];
+    h.menu = [];
+    h.notifications = [];
+    h.clipboard = [];
+    h.clients = [];
+    h.newClient = fakeClient;
+    for (const k of Object.keys(process.env)) if (k.startsWith('LAB_GATEWAY_')) vi.stubEnv(k, '');
+  });
+  afterEach(() => {
+    vi.unstubAllGlobals();
+    vi.unstubAllEnvs();
+    rmSync(h.userData, { recursive: true, force: true });
+  });
+
+  it('follows one gateway only: another gateway on the same broker going online does not turn a dead one green', async () => {
+    // The gateway did not answer over HTTP when the tray started (it was down at login), so the
+    // tray subscribed with a wildcard; lab-1 is the gateway it follows (its first status).
+    const c = await startTray();
+    c.emit('connect');
+    expect(c.subscribed).toContain('lab-gateway/+/availability');
+    c.deliver('lab-gateway/lab-1/status', okStatus('lab-1'), true);
+    // lab-1 died: its Last Will, retained on the external broker. lab-2, another lab's gateway, is up.
+    c.deliver('lab-gateway/lab-1/availability', { gatewayId: 'lab-1', state: 'offline', reason: 'connection to the gateway lost' }, true);
+    c.deliver('lab-gateway/lab-2/status', okStatus('lab-2'), true);
+    c.deliver('lab-gateway/lab-2/availability', { gatewayId: 'lab-2', state: 'online', at: new Date().toISOString() }, true);
+    expect(tooltip()).toMatch(/^Lab gateway lab-1: offline/);
+    expect(h.images.at(-1)).toMatch(/offline-32\.png$/);
+    // Once lab-1 is known, the tray listens to lab-1's topics only.
+    expect(c.subscribed.filter((t) => t.includes('/+/'))).toEqual([]);
+    expect(c.subscribed).toContain('lab-gateway/lab-1/availability');
+  });
+
+  it("does not notify another gateway's alerts", async () => {
+    const c = await startTray();
+    c.emit('connect');
+    c.deliver('lab-gateway/lab-1/status', okStatus('lab-1'), true);
+    c.deliver('lab-gateway/lab-2/alerts', { gatewayId: 'lab-2', severity: 'critical', code: 'STORE_DOWN', message: 'Not accepting messages: the data disk is full', at: new Date().toISOString() });
+    expect(h.notifications.filter((n) => n.shown)).toEqual([]);
+  });
+
+  it('after reconnecting to a restarted gateway it does not show the status from before the restart as current', async () => {
+    const c = await startTray({ gatewayId: 'lab-1' });
+    c.emit('connect');
+    c.deliver('lab-gateway/lab-1/availability', { gatewayId: 'lab-1', state: 'online' }, true);
+    c.deliver('lab-gateway/lab-1/status', okStatus('lab-1'), true);
+    expect(tooltip()).toBe('Lab gateway lab-1: all good');
+    c.emit('close'); // embedded broker: the gateway process (and its broker) went away
+    expect(tooltip()).toMatch(/offline/);
+    c.emit('connect'); // the restarted gateway's broker accepts the tray again; nothing received yet
+    expect(tooltip()).not.toMatch(/all good/);
+    expect(h.images.at(-1)).not.toMatch(/ok-32\.png$/);
+  });
+
+  it('closes the notification of an alarm when the alarm clears', async () => {
+    const c = await startTray({ gatewayId: 'lab-1' });
+    c.emit('connect');
+    c.deliver('lab-gateway/lab-1/status', okStatus('lab-1'), true);
+    const at = new Date().toISOString();
+    c.deliver('lab-gateway/lab-1/alerts', { gatewayId: 'lab-1', severity: 'critical', code: 'STORE_DOWN', message: 'Not accepting messages: the store cannot commit', at });
+    expect(h.notifications).toHaveLength(1);
+    expect(h.notifications[0]).toMatchObject({ shown: true, closed: false });
+    c.deliver('lab-gateway/lab-1/alerts', { gatewayId: 'lab-1', severity: 'info', code: 'STORE_DOWN_CLEARED', message: 'Resolved: store down', at });
+    expect(h.notifications[0]!.closed).toBe(true);
+  });
+
+  it('one notification per new alarm: status updates and a redelivered alert do not notify again', async () => {
+    const c = await startTray({ gatewayId: 'lab-1' });
+    c.emit('connect');
+    const degraded = { ...okStatus('lab-1'), health: 'degraded', healthReasons: [{ level: 'degraded', code: 'ENDPOINT_DOWN', message: 'Analyzer xn-1 disconnected for 1 min' }] };
+    const alert = { gatewayId: 'lab-1', severity: 'warning', code: 'ENDPOINT_DOWN', endpoint: 'xn-1', message: 'Analyzer xn-1 disconnected for 0 min', at: new Date().toISOString() };
+    c.deliver('lab-gateway/lab-1/alerts', alert);
+    for (let i = 0; i < 20; i++) c.deliver('lab-gateway/lab-1/status', degraded, i === 0);
+    c.deliver('lab-gateway/lab-1/alerts', alert); // QoS 1 redelivery after a reconnect of the gateway's publisher
+    expect(h.notifications.filter((n) => n.shown).map((n) => n.options.body)).toEqual(['Analyzer xn-1 disconnected for 0 min']);
+    expect(tooltip()).toBe('Lab gateway lab-1: needs attention — Analyzer xn-1 disconnected for 1 min');
+  });
+
+  it('a status with a health it does not know never crashes the tray nor leaves it without an icon', async () => {
+    const c = await startTray({ gatewayId: 'lab-1' });
+    c.emit('connect');
+    c.deliver('lab-gateway/lab-1/availability', { gatewayId: 'lab-1', state: 'online' }, true);
+    c.deliver('lab-gateway/lab-1/status', okStatus('lab-1'), true);
+    expect(() => c.deliver('lab-gateway/lab-1/status', { ...okStatus('lab-1'), health: 'maintenance' })).not.toThrow();
+    expect(h.images.at(-1)).not.toMatch(/ok-32\.png$/);
+  });
+
+  it('shows a configuration mistake somewhere a person can read it (it silently watched 127.0.0.1 instead)', async () => {
+    const c = await startTray({ argv: ['--gateway-url=htp://10.0.0.5:8484'] });
+    expect(c.url).toBe('mqtt://127.0.0.1:1883'); // the bad value was skipped: the tray watches the default
+    expect(visibleText()).toContain('htp:');
+  });
+
+  it('reports an MQTT credentials file it cannot read instead of connecting anonymously without a word', async () => {
+    const user = path.join(h.userData, 'mqtt.user');
+    writeFileSync(user, 'tray\n');
+    const missing = path.join(h.userData, 'no-such-dir', 'mqtt.password');
+    const c = await startTray({ gatewayId: 'lab-1', argv: [`--mqtt-username-file=${user}`, `--mqtt-password-file=${missing}`] });
+    c.emit('error', Object.assign(new Error('Connection refused: Not authorized'), { code: 5 }));
+    c.emit('close');
+    expect(visibleText()).toContain(missing);
+  });
+
+  it('can trust the CA of an MQTTS broker (mqttCaFile), as a gateway with mqtt.tls needs', async () => {
+    const ca = path.join(h.userData, 'ca.pem');
+    writeFileSync(ca, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+    const c = await startTray({ gatewayId: 'lab-1', userConfig: { gatewayUrl: 'https://gw.lab:8484', mqttUrl: 'mqtts://gw.lab:8883', mqttCaFile: ca } });
+    expect(c.url).toBe('mqtts://gw.lab:8883');
+    expect(String(c.options['ca'])).toContain('BEGIN CERTIFICATE');
+  });
+});
+
+// ------------------------------------------------------------------ pure logic
+describe('tray icon for an unexpected status', () => {
+  const live = (status: TrayStatus): TrayInput => ({ connection: 'connected', availability: 'online', status, statusAt: NOW - 1000, now: NOW });
+  it('maps an unknown or missing health to one of the four icons, never to "ok"', () => {
+    for (const health of ['maintenance', undefined]) {
+      const input = live({ gatewayId: 'lab-1', health } as unknown as TrayStatus);
+      expect(TrayIcons).toContain(trayIcon(input));
+      expect(trayIcon(input)).not.toBe('ok');
+      expect(trayTooltip(input)).not.toMatch(/all good/);
+    }
+  });
+});
+
+describe('tray configuration validation', () => {
+  it('reports a misspelt key in a config file (the tray would silently watch 127.0.0.1)', () => {
+    const c = resolveTrayConfig({ argv: [], env: {}, files: [{ path: '/etc/lab-gateway/tray.json', text: '{ "gatewayURL": "http://10.0.0.5:8484" }' }] });
+    expect(c.gatewayUrl).toBe('http://127.0.0.1:8484');
+    expect(c.issues.join('\n')).toMatch(/gatewayURL/);
+  });
+
+  it('reports MQTT credentials given by halves (a username file without a password file)', () => {
+    const c = resolveTrayConfig({ argv: [], env: {}, files: [{ path: 'tray.json', text: '{ "gatewayUrl": "http://10.0.0.5:8484", "mqttUsernameFile": "/etc/lab-gateway/mqtt.user" }' }] });
+    expect(c.mqttUsernameFile).toBe('/etc/lab-gateway/mqtt.user');
+    expect(c.issues.join('\n')).toMatch(/mqttPasswordFile/);
+  });
+});
+
+describe('the packaged tray contains what its main process loads', () => {
+  it('every file main.cjs, main.js and the window load at run time, and the mqtt client with its dependencies, pass the `files` patterns', async () => {
+    const require = createRequire(import.meta.url);
+    const { getConfig } = require('app-builder-lib/out/util/config/config.js') as { getConfig(dir: string, file: string, from: null): Promise<{ files: Array<string | { filter: string[] }>; extraMetadata: { main: string } }> };
+    const { minimatch } = require('minimatch') as { minimatch(p: string, pattern: string, o?: object): boolean };
+    const config = await getConfig(root, 'build/electron-builder.yml', null);
+    // getConfig normalises `files` to [{ filter: [...] }].
+    const patterns = config.files.flatMap((f) => (typeof f === 'string' ? [f] : f.filter));
+    const positive = patterns.filter((p) => !p.startsWith('!'));
+    const negative = patterns.filter((p) => p.startsWith('!')).map((p) => p.slice(1));
+    const excluded = (f: string): boolean => negative.some((p) => minimatch(f, p, { dot: true }));
+    const packed = (f: string): boolean => positive.some((p) => minimatch(f, p, { dot: true })) && !excluded(f);
+
+    // desktop/main.cjs loads ../dist/desktop/src/main.js, which imports its siblings; main.ts
+    // reads <desktop>/assets/<state>-32.png and -64.png, the window icon and the preload.
+    const mainTs = readFileSync(path.join(root, 'desktop/src/main.ts'), 'utf8');
+    const siblings = [...mainTs.matchAll(/from '\.\/([\w-]+)\.ts'/g)].map((m) => `dist/desktop/src/${m[1]}.js`);
+    expect(siblings.length).toBeGreaterThanOrEqual(3);
+    const runtime = [
+      config.extraMetadata.main,
+      'dist/desktop/src/main.js',
+      ...siblings,
+      'desktop/preload.cjs',
+      'desktop/assets/app-icon-256.png',
+      ...TrayIcons.flatMap((i) => [`desktop/assets/${i}-32.png`, `desktop/assets/${i}-64.png`]),
+    ];
+    for (const f of runtime) expect(packed(f), f).toBe(true);
+    for (const f of runtime.filter((f) => f.startsWith('desktop/'))) expect(existsSync(path.join(root, f)), f).toBe(true);
+    for (const i of TrayIcons) {
+      for (const px of [32, 64]) {
+        const png = readFileSync(path.join(root, `desktop/assets/${i}-${px}.png`));
+        expect([png.readUInt32BE(16), png.readUInt32BE(20)], `${i}-${px}.png`).toEqual([px, px]);
+      }
+    }
+    // Production dependencies are packed unless a `!node_modules/…` pattern drops them: none of
+    // the mqtt client's may be dropped.
+    const lock = JSON.parse(readFileSync(path.join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> }> };
+    const seen = new Set<string>();
+    const queue = ['mqtt'];
+    while (queue.length) {
+      const name = queue.pop()!;
+      if (seen.has(name)) continue;
+      seen.add(name);
+      const pkg = lock.packages[`node_modules/${name}`];
+      queue.push(...Object.keys({ ...pkg?.dependencies, ...pkg?.optionalDependencies }));
+    }
+    for (const name of seen) expect(excluded(`node_modules/${name}/package.json`), name).toBe(false);
+  });
+});
