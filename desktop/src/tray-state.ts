@@ -22,6 +22,8 @@ export interface TrayStatus {
   queue?: { pending: number; deadLettered: number };
   relayPaused?: boolean;
   online?: boolean;
+  /** How often the gateway republishes its status when nothing changes (ms). */
+  publishIntervalMs?: number;
 }
 
 export interface TrayInput {
@@ -87,7 +89,10 @@ export function isOffline(input: TrayInput): { offline: boolean; why: string } {
   if (input.availability === 'offline') return { offline: true, why: 'the gateway is not running' };
   if (!input.status) return { offline: true, why: 'no status received yet' };
   if (input.status.online === false) return { offline: true, why: 'the gateway stopped' };
-  const stale = input.staleAfterMs ?? DEFAULT_STALE_MS;
+  // A quiet gateway publishes only on its interval: a status is stale after three missed ones
+  // (never sooner than 90 s), so a gateway set to publish every 10 minutes does not flash grey.
+  const interval = input.status.publishIntervalMs;
+  const stale = input.staleAfterMs ?? (typeof interval === 'number' && interval > 0 ? Math.max(DEFAULT_STALE_MS, 3 * interval) : DEFAULT_STALE_MS);
   if (input.statusAt !== undefined && input.now - input.statusAt > stale) {
     const min = Math.max(1, Math.round((input.now - input.statusAt) / 60_000));
     return { offline: true, why: `no status for ${min} min` };

@@ -59,6 +59,15 @@ describe('tray icon and tooltip', () => {
     expect(trayTooltip({ connection: 'connected', now: NOW })).toBe('Lab gateway: offline — no status received yet');
   });
 
+  it('a gateway that publishes every 10 minutes is stale only after three missed publishes, not after 90 s', () => {
+    const quiet: TrayStatus = { ...ok, publishIntervalMs: 600_000 };
+    expect(trayIcon(live(quiet, { statusAt: NOW - 9 * 60_000 }))).toBe('ok');
+    expect(trayIcon(live(quiet, { statusAt: NOW - 29 * 60_000 }))).toBe('ok');
+    expect(trayIcon(live(quiet, { statusAt: NOW - 31 * 60_000 }))).toBe('offline');
+    // A short interval never makes it stricter than 90 s.
+    expect(trayIcon(live({ ...ok, publishIntervalMs: 5_000 }, { statusAt: NOW - 60_000 }))).toBe('ok');
+  });
+
   it('keeps the tooltip on one line within the Windows limit', () => {
     const long: TrayStatus = { ...degraded, healthReasons: [{ level: 'degraded', code: 'X', message: 'x'.repeat(300) }] };
     const t = trayTooltip(live(long));

@@ -102,6 +102,11 @@ export interface ApiStatus {
   disk: DiskStatus | null;
   throughput: ThroughputStatus;
   sandbox: boolean;
+  /**
+   * How often (ms) the retained MQTT topics are published even when nothing changed: a subscriber
+   * (the tray) takes a status older than a few intervals for a gateway that stopped answering.
+   */
+  publishIntervalMs: number;
 }
 
 export interface StatusAlert {
@@ -439,6 +444,7 @@ export class StatusModel implements Component {
         failedPerMinute: this.#failed.sum(now),
       },
       sandbox: o.sandbox,
+      publishIntervalMs: this.#o.config.mqtt.publishIntervalMs,
     };
   }
 
