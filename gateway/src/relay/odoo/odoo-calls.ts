@@ -62,6 +62,28 @@ export function externalId(prefix: string, key: string): { module: string; name:
 }
 
 /** `ir.model.data.check_object_reference(module, name)` → [model, id], or undefined when absent (B.4). */
+/**
+ * For each key `found` has no record for yet, the record the gateway created under the external id
+ * `<prefix>_<key>` (one `check_object_reference` per miss), read in one call and added to `found`.
+ * A record deleted in Odoo since reads back as nothing: its key stays a miss. How every rule finds
+ * a document whose searchable reference a user may have edited (a sale order's Customer Reference,
+ * an invoice's ref).
+ */
+export async function addByExternalId(odoo: OdooApi, found: Map<string, OdooRecord>, keys: readonly string[], prefix: string, model: string, fields: readonly string[]): Promise<void> {
+  const byId = new Map<number, string>();
+  for (const key of keys) {
+    if (found.has(key)) continue;
+    const xid = externalId(prefix, key);
+    const id = await lookupExternalId(odoo, xid.module, xid.name);
+    if (id !== undefined) byId.set(id, key);
+  }
+  if (byId.size === 0) return;
+  for (const row of await read(odoo, model, [...byId.keys()], [...fields])) {
+    const key = byId.get(row.id);
+    if (key !== undefined && !found.has(key)) found.set(key, row);
+  }
+}
+
 export async function lookupExternalId(odoo: OdooApi, module: string, name: string): Promise<number | undefined> {
   try {
     const ref = await odoo.call<[string, number] | null>('ir.model.data', 'check_object_reference', { module, xml_id: name });

@@ -1,4 +1,4 @@
-import { externalId, lookupExternalId, read, searchRead, type OdooRecord } from '../odoo/odoo-calls.ts';
+import { addByExternalId, searchRead, type OdooRecord } from '../odoo/odoo-calls.ts';
 import type { OdooApi } from '../odoo/odoo-client.ts';
 
 /**
@@ -26,19 +26,7 @@ export async function gatewayInvoices(odoo: OdooApi, accessions: string[]): Prom
     const row = mine.filter((m) => m['state'] === 'draft').at(-1) ?? mine[0];
     if (row) out.set(acc, row);
   }
-  const byXmlid = new Map<number, string>();
-  for (const acc of unique) {
-    if (out.has(acc)) continue;
-    const xid = externalId('inv', acc);
-    const id = await lookupExternalId(odoo, xid.module, xid.name);
-    if (id !== undefined) byXmlid.set(id, acc);
-  }
-  if (byXmlid.size > 0) {
-    for (const row of await read(odoo, 'account.move', [...byXmlid.keys()], INVOICE_FIELDS)) {
-      const acc = byXmlid.get(row.id);
-      if (acc !== undefined && !out.has(acc)) out.set(acc, row);
-    }
-  }
+  await addByExternalId(odoo, out, unique, 'inv', 'account.move', INVOICE_FIELDS);
   return out;
 }
 

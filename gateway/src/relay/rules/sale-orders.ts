@@ -1,4 +1,4 @@
-import { externalId, lookupExternalId, read, searchRead, type OdooRecord } from '../odoo/odoo-calls.ts';
+import { addByExternalId, searchRead, type OdooRecord } from '../odoo/odoo-calls.ts';
 import type { OdooApi } from '../odoo/odoo-client.ts';
 import { mappingMissing } from '../odoo/odoo-error.ts';
 
@@ -21,20 +21,7 @@ export async function saleOrdersByAccession(odoo: OdooApi, accessions: string[])
     const acc = String(row['client_order_ref']);
     if (!out.has(acc)) out.set(acc, row);
   }
-  const byXmlid = new Map<number, string>();
-  for (const acc of unique) {
-    if (out.has(acc)) continue;
-    const xid = externalId('so', acc);
-    const id = await lookupExternalId(odoo, xid.module, xid.name);
-    if (id !== undefined) byXmlid.set(id, acc);
-  }
-  if (byXmlid.size > 0) {
-    // A sale order deleted in Odoo since reads back as nothing: the accession stays a miss.
-    for (const row of await read(odoo, 'sale.order', [...byXmlid.keys()], SALE_ORDER_FIELDS)) {
-      const acc = byXmlid.get(row.id);
-      if (acc !== undefined && !out.has(acc)) out.set(acc, row);
-    }
-  }
+  await addByExternalId(odoo, out, unique, 'so', 'sale.order', SALE_ORDER_FIELDS);
   return out;
 }
 
