@@ -14,9 +14,10 @@ import type { HostQuery, QueriedSpecimen } from './types.ts';
  * Where orders come from: `order.created` events committed from the LIS. Their correlationId is
  * the accession, so the first look-up is `store.eventsByCorrelation(specimenId, ['order.created'])`
  * (the analyzer's barcode is the accession in most labs). When that finds nothing, the message
- * index is searched (`store.listMessages({ q: specimenId })`: the HL7 intake indexes specimen
- * ids as search terms) and order.created events whose `data.specimenId` equals the barcode are
- * used. Tests cancelled by a later `order.cancelled` of the same accession are left out; a
+ * index is searched (`store.listMessages({ q: specimenId })`, page by page: the HL7 intake
+ * indexes specimen ids as search terms) and order.created events whose `data.specimenId` equals
+ * the barcode are used. A range query (Q.3 to Q.4) also answers the accessions between its ends
+ * (`store.correlationsInRange`). Tests cancelled by a later `order.cancelled` of the same accession are left out; a
  * cancellation without tests cancels the whole order.
  *
  * Unknown specimen: per profile `hostQuery.noOrderReply` — the LIS2-A2 answer `L|1|I` ("no
@@ -36,7 +37,7 @@ export async function answerHostQuery(query: HostQuery, store: GatewayStore, pro
   const records: string[] = [header];
   let patientSeq = 0;
   let found = 0;
-  for (const specimen of query.specimens) {
+  for (const { specimen, named } of await specimensToAnswer(query, store)) {
     const orders = await ordersForSpecimen(store, specimen.specimenId);
     const tests = analyzerTests(orders.flatMap((o) => o.tests), profile, query.tests);
     if (tests.length > 0) {
@@ -53,7 +54,7 @@ export async function answerHostQuery(query: HostQuery, store: GatewayStore, pro
           requestedAt: first.orderedAt,
         }),
       );
-    } else if (settings.noOrderReply !== 'terminator-I') {
+    } else if (named && settings.noOrderReply !== 'terminator-I') {
       patientSeq++;
       records.push(buildRecord('P', [String(patientSeq)], d));
       records.push(orderRecord(profile, d, { specimen, tests: [], priority: 'R', reportTypes: [settings.noOrderReply === 'order-Y' ? 'Y' : 'Z'] }));
@@ -62,6 +63,32 @@ export async function answerHostQuery(query: HostQuery, store: GatewayStore, pro
   if (found === 0 && settings.noOrderReply === 'terminator-I') return [header, buildRecord('L', ['1', 'I'], d)];
   records.push(buildRecord('L', ['1', found > 0 ? settings.terminationCode : settings.terminationCode === 'F' ? 'I' : settings.terminationCode], d));
   return records;
+}
+
+/** At most this many accessions are answered between the ends of a range query. */
+const MAX_RANGE_SPECIMENS = 200;
+
+/**
+ * The specimens a query asks for: those named in Q.3/Q.4 and, for a range (Q.3 to Q.4, LIS2-A2
+ * §11.1.3–4, Fig. 5/6), every accession between the ends that has a stored order, in key order
+ * after the first end. Ends made of digits of one width (tube barcodes) bound accessions of that
+ * width only (`0329893255` is not between `032989325` and `032989327`). Without a store that
+ * reads ranges, only the named ends are answered.
+ */
+async function specimensToAnswer(query: HostQuery, store: GatewayStore): Promise<Array<{ specimen: QueriedSpecimen; named: boolean }>> {
+  const named = query.specimens.map((specimen) => ({ specimen, named: true }));
+  const range = query.range;
+  if (!range || !store.correlationsInRange || named.length === 0) return named;
+  let lo = range.from.specimenId;
+  let hi = range.to.specimenId;
+  if (lo > hi) [lo, hi] = [hi, lo];
+  const digits = /^[0-9]+$/;
+  const fixedWidth = digits.test(lo) && digits.test(hi) && lo.length === hi.length;
+  const between = (await store.correlationsInRange(lo, hi, { types: ['order.created'], limit: MAX_RANGE_SPECIMENS }))
+    .filter((id) => !fixedWidth || (id.length === lo.length && digits.test(id)))
+    .filter((id) => !named.some((n) => n.specimen.specimenId === id))
+    .map((id) => ({ specimen: { specimenId: id, components: [id] }, named: false }));
+  return [named[0]!, ...between, ...named.slice(1)];
 }
 
 function replyHeader(query: HostQuery, profile: Profile, d: AstmDelimiters): string {
@@ -135,18 +162,33 @@ function live(e: StoredEvent): boolean {
   return e.state !== 'discarded';
 }
 
+/** Messages read per page, and at most in all, when a barcode is looked up in the message index. */
+const ORDER_SEARCH_PAGE = 200;
+const ORDER_SEARCH_MAX_MESSAGES = 5000;
+
 /** Orders known for a specimen id: by accession first, then by the specimen id the LIS sent. */
 export async function ordersForSpecimen(store: GatewayStore, specimenId: string): Promise<OrderCreatedData[]> {
-  let created = (await store.eventsByCorrelation(specimenId, ['order.created'])).filter(live);
+  const created = (await store.eventsByCorrelation(specimenId, ['order.created'])).filter(live);
   if (created.length === 0) {
+    // The message index, newest first, page by page: the analyzer's own traffic naming the
+    // barcode (queries, cancels, results) is newer than the LIS order and may fill many pages.
+    // ASTM messages are skipped unread: the ASTM normalizer yields no order.created.
     const seen = new Set<string>();
-    for (const m of await store.listMessages({ q: specimenId, limit: 50 })) {
-      for (const id of m.eventIds) {
-        if (seen.has(id)) continue;
-        seen.add(id);
-        const e = await store.getEvent(id);
-        if (e && live(e) && e.event.type === 'order.created' && (e.event.data.specimenId === specimenId || e.event.data.accession === specimenId)) created.push(e);
+    let before: string | undefined;
+    for (let scanned = 0; created.length === 0 && scanned < ORDER_SEARCH_MAX_MESSAGES; ) {
+      const page = await store.listMessages(before === undefined ? { q: specimenId, limit: ORDER_SEARCH_PAGE } : { q: specimenId, limit: ORDER_SEARCH_PAGE, before });
+      for (const m of page) {
+        if (m.kind === 'astm') continue;
+        for (const id of m.eventIds) {
+          if (seen.has(id)) continue;
+          seen.add(id);
+          const e = await store.getEvent(id);
+          if (e && live(e) && e.event.type === 'order.created' && (e.event.data.specimenId === specimenId || e.event.data.accession === specimenId)) created.push(e);
+        }
       }
+      scanned += page.length;
+      if (page.length < ORDER_SEARCH_PAGE) break;
+      before = page[page.length - 1]!.id;
     }
     created.sort((a, b) => (a.event.id < b.event.id ? -1 : 1));
   }

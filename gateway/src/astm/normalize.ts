@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { idempotencyKey, partitionKeys } from '../events/keys.ts';
 import type { DraftEvent, EventDataMap, EventType, RunType } from '../events/types.ts';
 import { isGatewayError } from '../errors.ts';
 import { consumptionDrafts } from '../profiles/consumption.ts';
-import type { FieldCondition, Profile, TestMapping } from '../profiles/types.ts';
+import type { ConsumptionRow, FieldCondition, Profile, TestMapping } from '../profiles/types.ts';
 import {
   type AstmMessage,
   type AstmRecord,
@@ -14,6 +14,7 @@ import {
   fieldText,
   parseAstmMessage,
   parseFieldRef,
+  rawField,
   readRef,
 } from './records.ts';
 import type { AstmDelimiters } from './delimiters.ts';
@@ -34,8 +35,9 @@ export type { HostQuery, NormalizeContext, NormalizeResult } from './types.ts';
  *
  * QC and calibration runs are recognised by the profile's `runTypeRules` and carry that runType;
  * they never yield `result.validated` or invoice events (this module only produces the types
- * above). Keys are deterministic (analyzer + specimen + test + run time), so a result resent in a
- * new session yields the same idempotency key and the store skips it.
+ * above). Keys are deterministic (analyzer + specimen + test + time key, and a version part for
+ * preliminary and corrected results; see README.md), so a result resent in a new session yields
+ * the same idempotency key and the store skips it.
  */
 export function normalizeAstmMessage(text: string, ctx: NormalizeContext): NormalizeResult {
   let msg: AstmMessage;
@@ -49,7 +51,56 @@ export function normalizeAstmMessage(text: string, ctx: NormalizeContext): Norma
 }
 
 function shortHash(text: string): string {
-  return createHash('sha256').update(text).digest('hex').slice(0, 16);
+  return hash('sha256', text, 'hex').slice(0, 16);
+}
+
+/**
+ * The version part of a test.completed key (LIS2-A2 §9.9, R.9), or undefined for a report keyed
+ * as before: final (F, or empty), previously transmitted (R), operator verified (V) and response to
+ * a query (Q) are the same fact when resent, and any other code keeps the key it always had. A
+ * preliminary (P) or partial (S) result is keyed apart from the final of the same run, a
+ * correction (C) by its content, so that each correction of a result is a fact of its own.
+ */
+function resultVersion(status: string, value: string, units: string, flags: string): string | undefined {
+  switch (status) {
+    case 'P':
+    case 'S':
+      return status;
+    case 'C':
+      return `C:${shortHash(`${value}\u0000${units}\u0000${flags}`)}`;
+    default:
+      return undefined;
+  }
+}
+
+/** A run time as read from the profile's candidates, and whether an R field gave it. */
+interface RunTime {
+  raw: string;
+  fromResult: boolean;
+}
+
+/** One result kept for the run: its canonical test, key time and consumption identity. */
+interface KeptResult {
+  canonical: string;
+  timeKey: string;
+  iso: string | undefined;
+  runId: string;
+}
+
+/**
+ * The profile's consumption table split by `per`, row positions kept (the row index is part of
+ * the consumption key): rows of the other kind are limited to no run type, so they yield nothing.
+ */
+const splitTables = new WeakMap<Profile, { perTest: Profile; perRun: Profile }>();
+
+function splitConsumption(profile: Profile): { perTest: Profile; perRun: Profile } {
+  let split = splitTables.get(profile);
+  if (!split) {
+    const only = (per: ConsumptionRow['per']): Profile => ({ ...profile, consumption: profile.consumption.map((row) => (row.per === per ? row : { ...row, runTypes: [] })) });
+    split = { perTest: only('test'), perRun: only('run') };
+    splitTables.set(profile, split);
+  }
+  return split;
 }
 
 type Scope = { header: AstmRecord; patient?: AstmRecord; order?: AstmRecord; result?: AstmRecord; manufacturer?: AstmRecord };
@@ -202,10 +253,12 @@ class MessageNormalizer {
   }
 
   /** The raw run time (LIS2-A2 YYYYMMDDHHMMSS) from the profile's candidates, first valid wins. */
-  #runTime(scope: Scope): string | undefined {
-    for (const ref of this.#ctx.profile.fields.runTime) {
-      const v = readScoped(scope, ref, this.#d);
-      if (v !== '' && astmDateToIso(v)) return v;
+  #runTime(scope: Scope): RunTime | undefined {
+    for (const refText of this.#ctx.profile.fields.runTime) {
+      const ref = parseFieldRef(refText);
+      if (!ref) continue;
+      const v = readRef(pick(scope, ref), ref, this.#d);
+      if (v !== '' && astmDateToIso(v)) return { raw: v, fromResult: ref.record === 'R' };
     }
     return undefined;
   }
@@ -239,8 +292,10 @@ class MessageNormalizer {
     this.#terms.add(specimenId);
     if (runType !== 'patient') this.#terms.add(`runType:${runType}`);
 
-    const kept: Array<{ canonical: string; timeKey: string; iso: string | undefined; runId: string }> = [];
+    const kept: KeptResult[] = [];
     const unmapped: string[] = [];
+    // Consumption identity of results without a time of their own (see #sharedRunId).
+    const groups = new Map<string, { runId: string; codes: Set<string> }>();
     for (const result of results) {
       const rscope: Scope = { ...scope, result };
       if (!allHold(profile.resultFilter, rscope, d)) continue;
@@ -257,15 +312,21 @@ class MessageNormalizer {
         this.#warnings.push(`R record ${result.index + 1}: analyzer code "${analyzerCode}" has no mapping in profile "${profile.name}"; passed on unmapped`);
       }
       const canonical = mapping?.code ?? analyzerCode;
-      const rawTime = this.#runTime(rscope);
-      const timeKey = rawTime ?? `rec:${shortHash(result.raw)}`;
-      const iso = rawTime ? astmDateToIso(rawTime) : undefined;
+      // Multi-component values (cobas `-1^0.325` interpretation^index, DxH `146!H`) are passed on
+      // with `^` between components, whatever the analyzer's component delimiter.
+      const value = (fieldRepeats(result, 4, d)[0] ?? []).map((c) => this.#value(c)).join('^').replace(/\^+$/, '');
+      const time = this.#runTime(rscope);
+      // A time from the O or H record is the same for a first run and its rerun (O.7 is the order
+      // time): the result's own content (full R.3, dilution included, and value) tells them apart.
+      const timeKey = !time ? `rec:${shortHash(result.raw)}` : time.fromResult ? time.raw : `${time.raw}~${shortHash(`${rawField(result, 3)}\u0000${value}`)}`;
+      const iso = time ? astmDateToIso(time.raw) : undefined;
+      const runId = !time || !time.fromResult ? this.#sharedRunId(groups, time ? `${canonical}\u0000${time.raw}` : '', analyzerCode, timeKey) : this.#runIdentity(rscope, timeKey);
       const status = this.#value(component(result, 9, 1, d));
       if (status === 'X' || status === 'I') {
         // LIS2-A2 §9.9: X = the order cannot be done, I = in instrument, pending. Neither is a
         // completed test; the run still used reagent, so the test counts for consumption.
         this.#warnings.push(`R record ${result.index + 1}: "${analyzerCode}" has status ${status} (${status === 'X' ? 'cannot be done' : 'pending'}): no test.completed`);
-        kept.push({ canonical, timeKey, iso, runId: this.#runIdentity(rscope, timeKey) });
+        kept.push({ canonical, timeKey, iso, runId });
         continue;
       }
       const data: EventDataMap['test.completed'] = {
@@ -277,9 +338,6 @@ class MessageNormalizer {
       if (billableRun) data.accession = specimenId;
       const loinc = mapping?.loinc ?? sentLoinc;
       if (loinc) data.loinc = loinc;
-      // Multi-component values (cobas `-1^0.325` interpretation^index, DxH `146!H`) are passed on
-      // with `^` between components, whatever the analyzer's component delimiter.
-      const value = (fieldRepeats(result, 4, d)[0] ?? []).map((c) => this.#value(c)).join('^').replace(/\^+$/, '');
       if (value !== '') data.value = value;
       const units = this.#value(fieldText(result, 5, d)) || mapping?.units || '';
       if (units !== '') data.units = units;
@@ -287,14 +345,19 @@ class MessageNormalizer {
       if (flags !== '') data.abnormalFlags = flags;
       if (status !== '') data.resultStatus = status;
       if (iso) data.completedAt = iso;
+      const version = resultVersion(status.trim(), value, units, flags);
       this.#push('test.completed', {
         occurredAt: iso ?? this.#headerTime() ?? this.#ctx.receivedAt,
-        idempotencyKey: idempotencyKey('astm', analyzerId, 'result', specimenId, analyzerCode, timeKey),
+        // The key of a final result (and of its resends: R, V) has no version part: unchanged.
+        idempotencyKey:
+          version === undefined
+            ? idempotencyKey('astm', analyzerId, 'result', specimenId, analyzerCode, timeKey)
+            : idempotencyKey('astm', analyzerId, 'result', specimenId, analyzerCode, timeKey, version),
         correlationId: specimenId,
         partitionKey: billableRun ? partitionKeys.order(specimenId) : partitionKeys.specimen(specimenId),
         data,
       });
-      kept.push({ canonical, timeKey, iso, runId: this.#runIdentity(rscope, timeKey) });
+      kept.push({ canonical, timeKey, iso, runId });
     }
 
     if (kept.length === 0) return;
@@ -319,9 +382,56 @@ class MessageNormalizer {
         data,
       });
     }
-    this.#events.push(
-      ...consumptionDrafts({ profile, analyzerId, specimenId, runType, tests, runKey: kept[0]!.runId, runAt: runIso, receivedAt: this.#ctx.receivedAt, source: this.#source(), keyPrefix: 'astm', reagentLots: this.#lots }),
-    );
+    this.#consumption(specimenId, runType, kept, tests, runIso);
+  }
+
+  /**
+   * Consumption identity of a result whose time is not its own (O/H field) or missing: the
+   * identity of the first result of the same group (test and time; all undated results of the
+   * order form one group), so that the parameters of one test (a CBC's WBC, RBC, …) are one
+   * measurement. The same analyzer code again in the group is a rerun: it starts a new group.
+   */
+  #sharedRunId(groups: Map<string, { runId: string; codes: Set<string> }>, group: string, analyzerCode: string, timeKey: string): string {
+    const g = groups.get(group);
+    if (g && !g.codes.has(analyzerCode)) {
+      g.codes.add(analyzerCode);
+      return g.runId;
+    }
+    groups.set(group, { runId: timeKey, codes: new Set([analyzerCode]) });
+    return timeKey;
+  }
+
+  /**
+   * `consumable.used` for one order's results: per-test rows once per distinct (test, run
+   * identity) pair, keyed on that identity (a test measured twice, e.g. an automatic rerun at
+   * dilution, draws reagent twice); per-run rows (dead volume) once, keyed on the earliest
+   * identity among the results, so that a later message about the same run listing another test
+   * first yields the same keys. When every result shares one identity (the usual case) this is
+   * one pass over the table, with the keys it always had.
+   */
+  #consumption(specimenId: string, runType: RunType, kept: KeptResult[], tests: string[], runIso: string): void {
+    const { profile, analyzerId } = this.#ctx;
+    if (profile.consumption.length === 0) return;
+    const base = { analyzerId, specimenId, runType, receivedAt: this.#ctx.receivedAt, source: this.#source(), keyPrefix: 'astm', reagentLots: this.#lots };
+    const first = kept[0]!;
+    if (kept.every((k) => k.runId === first.runId)) {
+      this.#events.push(...consumptionDrafts({ ...base, profile, tests, runKey: first.runId, runAt: runIso }));
+      return;
+    }
+    const { perTest, perRun } = splitConsumption(profile);
+    const byRun = new Map<string, { tests: Set<string>; iso: string | undefined }>();
+    let earliest = first;
+    for (const k of kept) {
+      const run = byRun.get(k.runId);
+      if (run) run.tests.add(k.canonical);
+      else byRun.set(k.runId, { tests: new Set([k.canonical]), iso: k.iso });
+      if (k.runId < earliest.runId) earliest = k;
+    }
+    const fallbackIso = this.#headerTime() ?? this.#ctx.receivedAt;
+    for (const [runId, run] of byRun) {
+      this.#events.push(...consumptionDrafts({ ...base, profile: perTest, tests: [...run.tests], runKey: runId, runAt: run.iso ?? fallbackIso }));
+    }
+    this.#events.push(...consumptionDrafts({ ...base, profile: perRun, tests, runKey: earliest.runId, runAt: earliest.iso ?? fallbackIso }));
   }
 
   #headerTime(): string | undefined {
@@ -344,6 +454,8 @@ class MessageNormalizer {
     const wanted = this.#ctx.profile.hostQuery.specimenIdComponent;
     const specimens: QueriedSpecimen[] = [];
     let all = false;
+    // The first specimen of Q.3 (starting range) and of Q.4 (ending range).
+    const ends: Array<QueriedSpecimen | undefined> = [undefined, undefined];
     for (const fieldNo of [3, 4]) {
       for (const rep of fieldRepeats(q, fieldNo, d)) {
         const comps = rep.map((c) => c.trim());
@@ -352,9 +464,11 @@ class MessageNormalizer {
           continue;
         }
         const specimenId = comps[wanted - 1] || comps[1] || comps[2] || (comps.length === 1 ? comps[0]! : '');
-        if (specimenId === '' || specimens.some((s) => s.specimenId === specimenId)) continue;
+        if (specimenId === '') continue;
         const s: QueriedSpecimen = { specimenId, components: comps };
         if (comps[0]) s.patientId = comps[0];
+        ends[fieldNo - 3] ??= s;
+        if (specimens.some((x) => x.specimenId === specimenId)) continue;
         specimens.push(s);
       }
     }
@@ -372,7 +486,7 @@ class MessageNormalizer {
       version: component(h, 13, 1, d).trim(),
     };
     if (this.#controlId) header.controlId = this.#controlId;
-    return {
+    const query: HostQuery = {
       sequence: fieldText(q, 2, d).trim() || '1',
       specimens,
       all,
@@ -382,5 +496,8 @@ class MessageNormalizer {
       header,
       delimiters: d,
     };
+    const [from, to] = ends;
+    if (from && to && from.specimenId !== to.specimenId) query.range = { from, to };
+    return query;
   }
 }

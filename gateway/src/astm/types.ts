@@ -24,6 +24,12 @@ export interface HostQuery {
   /** Q.2 sequence number. */
   sequence: string;
   specimens: QueriedSpecimen[];
+  /**
+   * Q.3 and Q.4 name different specimens: a range (LIS2-A2 §11.1.3/§11.1.4, Fig. 5 asks for
+   * `^032989325` to `^032989327`): the specimens between them are asked for too. Both ends are
+   * also in `specimens`. Absent when Q.4 is empty or repeats Q.3 (Centaur sends both).
+   */
+  range?: { from: QueriedSpecimen; to: QueriedSpecimen };
   /** Q.3 was `ALL`. */
   all: boolean;
   /** Q.5 universal test ids (analyzer codes), or 'ALL'. */

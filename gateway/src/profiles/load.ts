@@ -8,7 +8,9 @@ import { HOST_QUERY_DEFAULTS, type Profile, type ProfileIssue, type ProfileQuirk
 const DEFAULT_FIELDS = {
   specimenId: ['O.3.1', 'O.4.1'],
   patientId: ['P.3.1', 'P.4.1'],
-  runTime: ['R.13', 'R.12', 'O.7', 'H.14'],
+  // No H.14: the message time changes when a result is resent in a new session, and a key built
+  // on it would count the resend as a new result.
+  runTime: ['R.13', 'R.12', 'O.7'],
 } as const;
 
 /** Names of the profiles in a directory (file names without .json, schema.json excluded). */

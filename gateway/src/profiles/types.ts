@@ -232,7 +232,7 @@ export interface ProfileRecordFields {
   specimenId: string[];
   /** Where the patient id is read (for searching; never names). */
   patientId: string[];
-  /** Run time candidates, first valid date wins (default R.13, R.12, O.7, H.14). */
+  /** Run time candidates, first valid date wins (default R.13, R.12, O.7; a time from an O or H field is keyed with a hash of the result, see astm/README.md). */
   runTime: string[];
   /** Test ID layout of R.3 and O.5. */
   testId: TestIdLayout;

@@ -1948,6 +1948,28 @@ export class EventStore implements GatewayStore {
     })();
     return this.#closing;
   }
+
+  // ---------------------------------------------------------------- range reads
+
+  /**
+   * Correlation ids (accessions) from `from` to `to` inclusive, in key order, that have an event
+   * of one of `types` (any type when absent); at most `limit` of them (default 100, at most 1000).
+   * Read-only, over the `c` sublevel: the host query's range (LIS2-A2 Q.3 to Q.4).
+   */
+  async correlationsInRange(from: string, to: string, options: { types?: EventType[]; limit?: number } = {}): Promise<string[]> {
+    await this.#committer.applied();
+    const limit = Math.min(Math.max(1, options.limit ?? 100), 1000);
+    const out: string[] = [];
+    if (from > to) return out;
+    for await (const [key, type] of this.#sub.corr.iterator({ gte: from + SEP, lt: to + AFTER }) as AsyncIterable<[string, string]>) {
+      const id = key.slice(0, key.lastIndexOf(SEP));
+      if (id === out[out.length - 1]) continue;
+      if (options.types && !options.types.includes(type as EventType)) continue;
+      out.push(id);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
 }
 
 /** `meta!w` as stored: the position as a JSON string (the `meta` sublevel holds JSON), fixed width. */

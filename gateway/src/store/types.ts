@@ -180,6 +180,8 @@ export interface GatewayStore {
   listMessages(query: MessageQuery): Promise<StoredMessage[]>;
   /** Events of one correlation id (order/accession), oldest first: used for host queries. */
   eventsByCorrelation(correlationId: string, types?: EventType[]): Promise<StoredEvent[]>;
+  /** Correlation ids from `from` to `to` (inclusive, key order) having an event of `types`: host query ranges. */
+  correlationsInRange?(from: string, to: string, options?: { types?: EventType[]; limit?: number }): Promise<string[]>;
   stats(): QueueStats;
   intake(): IntakeCounters;
   /** Per endpoint id, the receive time (ISO) of its last message, kept across restarts. */
