@@ -40,8 +40,22 @@ export class Authenticator {
     this.clock = clock;
   }
 
-  setUsers(users: AuthUser[]): void {
+  /**
+   * The `res.users` row of a uid as the database holds it now (undefined: deleted). The users'
+   * credentials come from the options, but an administrator may archive or delete the row: an
+   * archived user cannot sign in (res.users.check: `if not self.env.user.active: raise
+   * AccessDenied()`; JSON-2's key check joins `u.active`), a deleted uid is a MissingError (§D).
+   */
+  private row: (uid: number) => { active?: unknown } | undefined = () => ({ active: true });
+
+  setUsers(users: AuthUser[], row?: (uid: number) => { active?: unknown } | undefined): void {
     this.users = users;
+    if (row) this.row = row;
+  }
+
+  private active(u: AuthUser): boolean {
+    const r = this.row(u.uid);
+    return r !== undefined && r.active !== false;
   }
 
   byUid(uid: number): AuthUser | undefined {
@@ -83,7 +97,7 @@ export class Authenticator {
       let uid = 0;
       this.guarded(ip, () => {
         const u = this.users.find((x) => x.login === login);
-        if (!u || !this.matches(u, String(secret))) return false;
+        if (!u || !this.active(u) || !this.matches(u, String(secret))) return false;
         uid = u.uid;
         return true;
       });
@@ -96,11 +110,11 @@ export class Authenticator {
   /** `res.users.check(db, uid, passwd)` before every execute_kw. */
   check(uid: unknown, secret: unknown, ip: string): AuthUser {
     const u = typeof uid === 'number' ? this.byUid(uid) : undefined;
-    if (!u) {
+    if (!u || this.row(u.uid) === undefined) {
       // odoo-api.md §D: a nonexistent uid → MissingError.
       throw missingError(`Record does not exist or has been deleted.\n(Record: res.users(${String(uid)},), User: ${String(uid)})`);
     }
-    this.guarded(ip, () => typeof secret === 'string' && this.matches(u, secret));
+    this.guarded(ip, () => typeof secret === 'string' && this.active(u) && this.matches(u, secret));
     return u;
   }
 
@@ -110,7 +124,7 @@ export class Authenticator {
     if (!m || !m[1]) throw werkzeug(401, 'User not authenticated, use an API Key with a Bearer Authorization header.');
     const token = m[1].trim();
     const u = this.users.find((x) => (x.apiKeys ?? []).some((k) => k.key === token && this.keyValid(k)));
-    if (!u) throw werkzeug(401, 'Invalid apikey');
+    if (!u || !this.active(u)) throw werkzeug(401, 'Invalid apikey');
     return u;
   }
 }

@@ -288,7 +288,10 @@ export class OdooEmulator {
       }
     });
     this.users = out;
-    this.auth.setUsers(out);
+    this.auth.setUsers(out, (uid) => {
+      const row = this.db.table('res.users').get(uid);
+      return row ? { active: row['active'] } : undefined;
+    });
   }
 
   private makeEnv(uid: number, rights: UserRights, context: Record<string, unknown>): Env {

@@ -101,6 +101,8 @@ export class Relay implements Component {
   #wake: (() => void) | undefined;
   #linkWait = 0;
   #authWait = 0;
+  /** No login or round before this time (epoch ms): the back-off of a refused login or a link down. */
+  #notBefore = 0;
   #lastRefresh = 0;
   #refOk = false;
   #lastWatch = 0;
@@ -178,6 +180,7 @@ export class Relay implements Component {
   resume(): void {
     if (!this.#paused) return;
     this.#paused = false;
+    this.#notBefore = 0; // an operator resuming wants it tried now
     this.#o.telemetry.emit('odoo.state', { state: this.#o.odoo.state });
     this.#wake?.();
   }
@@ -221,6 +224,14 @@ export class Relay implements Component {
         await this.#sleep(idle * 4);
         continue;
       }
+      // A refused login or an unreachable Odoo is tried again only after its back-off: a message
+      // committed meanwhile wakes the loop (notify), it must not start a new login or a new round.
+      // (Five messages made six logins with a wrong key, and Odoo then blocks the lab's address.)
+      const wait = this.#notBefore - Date.now();
+      if (wait > 0) {
+        await this.#sleep(wait);
+        continue;
+      }
       if (!this.#connected && !(await this.#connect())) continue;
       await this.#housekeeping();
       if (this.#paused || !this.#running()) continue;
@@ -243,7 +254,7 @@ export class Relay implements Component {
         this.#connected = false;
       } else if (trouble === 'link') {
         this.#linkWait = Math.min(this.#linkBackoff().maxMs, this.#linkWait ? this.#linkWait * 2 : this.#linkBackoff().initialMs);
-        await this.#sleep(this.#linkWait);
+        this.#notBefore = Date.now() + this.#linkWait;
       } else {
         this.#linkWait = 0;
       }
@@ -273,12 +284,12 @@ export class Relay implements Component {
         this.#authWait = Math.min(b.maxMs, this.#authWait ? this.#authWait * 2 : b.initialMs);
         this.#o.log.error('Odoo refused the credentials; retrying later', { error: this.#lastError, retryInMs: this.#authWait });
         this.#o.telemetry.alert('critical', 'ODOO_AUTH_FAILED', `Odoo refused the gateway's credentials: ${this.#lastError}`);
-        await this.#sleep(this.#authWait);
+        this.#notBefore = Date.now() + this.#authWait;
       } else {
         const b = this.#linkBackoff();
         this.#linkWait = Math.min(b.maxMs, this.#linkWait ? this.#linkWait * 2 : b.initialMs);
         this.#o.log.warn('Odoo not reachable', { error: this.#lastError, retryInMs: this.#linkWait });
-        await this.#sleep(this.#linkWait);
+        this.#notBefore = Date.now() + this.#linkWait;
       }
       return false;
     }

@@ -314,6 +314,14 @@ export class OdooClient implements OdooClientLike {
     if (body.error) {
       const name = body.error.data?.name ?? 'unknown';
       const msg = body.error.data?.message ?? body.error.message ?? 'Odoo Server Error';
+      // The gateway's own user is gone (deleted and created again, a database restored): every
+      // call fails with MissingError naming res.users(<our uid>,) (odoo-api.md D). That is the
+      // credentials, not the record: authenticate again (a new uid) rather than dead-letter each
+      // event as a permanent refusal.
+      const user = /MissingError/.test(name) ? /res\.users\((\d+),?\)/.exec(msg) : null;
+      if (user && Number(user[1]) === this.#uid) {
+        throw odooError('auth', `${name}: the gateway's Odoo user (uid ${this.#uid}) no longer exists; signing in again`, { odooName: name });
+      }
       throw exceptionError(name, msg, undefined);
     }
     // A.6 step 4: neither result nor error = success with None.
@@ -328,7 +336,15 @@ export class OdooClient implements OdooClientLike {
     if (this.#opts.database) headers['x-odoo-database'] = this.#opts.database;
     const idempotent = READ_METHODS.has(method);
     const reply = await this.#http.post(`/json/2/${encodeURIComponent(model)}/${encodeURIComponent(method)}`, body, headers, idempotent);
-    if (reply.status === 200) return reply.body === '' ? null : tryJson(reply.body) ?? null;
+    if (reply.status === 200) {
+      if (reply.body === '') return null;
+      // A proxy's page or a body cut short, sent with 200, is no answer: a write may or may not
+      // have run (ambiguous), a read is retried. Taken as null, a write counted as done and a
+      // look-up as "nothing found" (a second document).
+      const parsed = tryJson(reply.body);
+      if (parsed === undefined) throw odooError(idempotent ? 'transient' : 'ambiguous', 'Odoo answered HTTP 200 with a body that is not JSON', { httpStatus: 200, linkDown: idempotent });
+      return parsed;
+    }
     throw httpFailure(reply, idempotent);
   }
 
