@@ -131,10 +131,12 @@ export class Gateway {
       minFreeBytes: cfg.store.minFreeBytes,
       deriver: invoiceEligibility,
       onCommitted: (events) => this.#pushOrders(events),
+      // The status model raises STORE_DOWN (critical) once when the store stops committing and
+      // STORE_DOWN_CLEARED when it commits again; a change of reason alone (the free byte count of
+      // a full disk, every 2 s) updates its message without another alert.
       onHealth: (health, reason) => {
         if (health === 'closed') return;
         this.telemetry.emit('store.health', { state: health, ...(reason ? { reason } : {}) });
-        if (health !== 'ok') this.telemetry.alert('critical', 'GW_STORE_UNAVAILABLE', `intake is refusing messages: ${reason ?? health}`);
       },
     });
     const store = this.store;

@@ -111,7 +111,7 @@ export const invoiceEligibility: EventDeriver = {
         receivedAt: trigger.receivedAt,
         idempotencyKey: key,
         correlationId: accession,
-        partitionKey: partitionKeys.order(accession),
+        partitionKey: partitionKeys.invoice(accession),
         source: trigger.source,
         data,
       });

@@ -14,6 +14,13 @@ export const partitionKeys = {
    */
   reagent: (analyzer: string, productCode: string): string => `reagent:${analyzer}:${productCode}`,
   product: (productCode: string): string => `product:${productCode}`,
+  /**
+   * `invoice.eligible` of an order: a partition of its own, so that an invoice waiting for its
+   * scheduled slot never holds back the order's near-real-time events (a cancellation, a
+   * milestone). The invoice rule bills the sale order's lines as they are when it posts, and
+   * waits for the order's earlier `order.created` / `order.cancelled` events (rules/invoice-eligible.ts).
+   */
+  invoice: (accession: string): string => `invoice:${accession}`,
 } as const;
 
 /** Join the parts of a source identity into a key; long keys are hashed to keep LevelDB keys short. */

@@ -7,7 +7,7 @@ import { AMBIGUOUS_SETTLE_MS, type GatewayStore, type Lease, type Outcome, type 
 import type { OdooLinkState, Telemetry } from '../telemetry.ts';
 import { CallLimit } from './call-limit.ts';
 import type { OdooClientLike } from './odoo/odoo-client.ts';
-import { failureOf, isLinkDown, mayHaveLanded } from './odoo/odoo-error.ts';
+import { failureOf, isLinkDown, mayHaveLanded, waitsForQueued } from './odoo/odoo-error.ts';
 import { ReferenceData } from './reference-data.ts';
 import { rulesFor, type PostingRule, type RuleContext, type RuleResult } from './rules/index.ts';
 import { StockWatch } from './stock-watch.ts';
@@ -101,6 +101,8 @@ export class Relay implements Component {
   #wake: (() => void) | undefined;
   #linkWait = 0;
   #authWait = 0;
+  /** ODOO_AUTH_FAILED was raised and not cleared yet. */
+  #authAlerted = false;
   /** No login or round before this time (epoch ms): the back-off of a refused login or a link down. */
   #notBefore = 0;
   #lastRefresh = 0;
@@ -272,6 +274,10 @@ export class Relay implements Component {
     try {
       await this.#o.odoo.connect();
       this.#connected = true;
+      if (this.#authAlerted) {
+        this.#authAlerted = false;
+        this.#o.telemetry.alert('info', 'ODOO_AUTH_FAILED_CLEARED', 'Odoo accepted the gateway\'s credentials again');
+      }
       this.#authWait = 0;
       this.#linkWait = 0;
       this.#o.log.info('connected to Odoo', { version: this.#o.odoo.serverVersion });
@@ -283,7 +289,9 @@ export class Relay implements Component {
         const b = this.#o.authBackoff ?? { initialMs: 120_000, maxMs: 1_800_000 };
         this.#authWait = Math.min(b.maxMs, this.#authWait ? this.#authWait * 2 : b.initialMs);
         this.#o.log.error('Odoo refused the credentials; retrying later', { error: this.#lastError, retryInMs: this.#authWait });
-        this.#o.telemetry.alert('critical', 'ODOO_AUTH_FAILED', `Odoo refused the gateway's credentials: ${this.#lastError}`);
+        // Once per refusal episode (not at every re-login with the same key), cleared below.
+        if (!this.#authAlerted) this.#o.telemetry.alert('critical', 'ODOO_AUTH_FAILED', `Odoo refused the gateway's credentials: ${this.#lastError}`);
+        this.#authAlerted = true;
         this.#notBefore = Date.now() + this.#authWait;
       } else {
         const b = this.#linkBackoff();
@@ -468,6 +476,9 @@ export class Relay implements Component {
     // Whole-link failures do not charge the event an attempt: released unchanged.
     if (failure === 'auth' || (failure === 'transient' && isLinkDown(error))) return undefined;
     if (failure === 'permanent') return { eventId: e.event.id, outcome: 'dead', reason: deadReason(error) };
+    // Waiting for an earlier event still in the gateway's queue (an invoice for its order.created):
+    // not charged, retried after the store's back-off for the attempts it has.
+    if (failure === 'transient' && waitsForQueued(error)) return { eventId: e.event.id, outcome: 'retry', error: text, free: true };
     if (e.attempts + 1 >= this.#o.config.maxAttempts) {
       return { eventId: e.event.id, outcome: 'dead', reason: `gave up after ${e.attempts + 1} attempts: ${text}` };
     }

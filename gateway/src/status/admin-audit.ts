@@ -69,14 +69,25 @@ export class AuditLog {
     this.file = path.join(dataDir, 'audit.log');
   }
 
-  /** Appends one entry and fsyncs; entries are written in call order. */
+  /**
+   * Appends one entry and fsyncs; entries are written in call order. A file that does not end
+   * with a newline (an entry torn by a crash or a full disk) gets one first, so the new entry is
+   * a line of its own rather than glued onto the torn one.
+   */
   append(entry: AuditEntry): Promise<void> {
     const line = JSON.stringify(entry) + '\n';
     const run = this.#chain.then(async () => {
       await mkdir(path.dirname(this.file), { recursive: true });
-      const fh = await open(this.file, 'a', 0o600);
+      const fh = await open(this.file, 'a+', 0o600);
       try {
-        await fh.write(line);
+        const { size } = await fh.stat();
+        let torn = false;
+        if (size > 0) {
+          const last = Buffer.alloc(1);
+          await fh.read(last, 0, 1, size - 1);
+          torn = last[0] !== 0x0a;
+        }
+        await fh.write(torn ? '\n' + line : line);
         await fh.datasync();
       } finally {
         await fh.close();
@@ -86,15 +97,34 @@ export class AuditLog {
     return run;
   }
 
+  /** The entries in the order written. */
   async read(): Promise<AuditEntry[]> {
+    return (await this.readAll()).entries;
+  }
+
+  /**
+   * The entries in the order written, and how many lines could not be read (torn by a crash or a
+   * full disk, edited by hand): those are skipped, never the whole trail.
+   */
+  async readAll(): Promise<{ entries: AuditEntry[]; unreadableLines: number }> {
+    let text: string;
     try {
-      const text = await readFile(this.file, 'utf8');
-      return text
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as AuditEntry);
+      text = await readFile(this.file, 'utf8');
     } catch {
-      return [];
+      return { entries: [], unreadableLines: 0 };
     }
+    const entries: AuditEntry[] = [];
+    let unreadableLines = 0;
+    for (const l of text.split('\n')) {
+      if (l.trim() === '') continue;
+      try {
+        const e = JSON.parse(l) as unknown;
+        if (e && typeof e === 'object' && typeof (e as AuditEntry).action === 'string') entries.push(e as AuditEntry);
+        else unreadableLines++;
+      } catch {
+        unreadableLines++;
+      }
+    }
+    return { entries, unreadableLines };
   }
 }

@@ -101,7 +101,7 @@ export class StatusServer implements Component {
   #streamTimer: NodeJS.Timeout | undefined;
   #streamLastSent = 0;
   #unsubscribeModel: (() => void) | undefined;
-  readonly #failedAdmin = new Map<string, { count: number; since: number }>();
+  readonly #failedAdmin = new Map<string, { count: number; since: number; limitAudited?: boolean }>();
 
   constructor(options: StatusServerOptions) {
     this.#o = options;
@@ -243,8 +243,8 @@ export class StatusServer implements Component {
       }
       if (p === '/api/audit') {
         this.#requireAdmin(req, 'read-audit');
-        const entries = await this.#audit.read();
-        return this.#json(res, 200, { entries: entries.slice(-clampLimit(q.get('limit'), 100, 1000)) });
+        const { entries, unreadableLines } = await this.#audit.readAll();
+        return this.#json(res, 200, { entries: entries.slice(-clampLimit(q.get('limit'), 100, 1000)), unreadableLines });
       }
       let m = /^\/api\/messages\/([^/]+)$/.exec(p);
       if (m) return this.#messageDetail(param(m[1]!), q, req, res);
@@ -404,7 +404,15 @@ export class StatusServer implements Component {
       failed = undefined;
     }
     // Guessing the token is slowed down per address; the refusals are in the audit log.
-    if (failed && failed.count >= MAX_FAILED_ADMIN) throw new HttpError(429, 'too many wrong admin tokens from this address: wait a minute');
+    if (failed && failed.count >= MAX_FAILED_ADMIN) {
+      // The first refusal of the window is audited; the rest of the minute is not (a flood of
+      // requests would otherwise be a flood of synced writes).
+      if (!failed.limitAudited) {
+        failed.limitAudited = true;
+        void this.#auditEntry({ actor: `anonymous@${remote}`, action, target, outcome: 'refused', detail: `too many wrong admin tokens (${MAX_FAILED_ADMIN} within a minute): refused until the minute is over, further refusals not logged` }).catch(() => {});
+      }
+      throw new HttpError(429, 'too many wrong admin tokens from this address: wait a minute');
+    }
     if (!this.#auth.check(req.headers.authorization)) {
       if (failed) failed.count++;
       else this.#failedAdmin.set(remote, { count: 1, since: now });

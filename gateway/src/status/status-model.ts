@@ -39,6 +39,11 @@ export interface EndpointStatus {
   /** When `state` last changed. */
   since: string;
   detail: string | null;
+  /**
+   * A listener that had connections and has none now: since when (ISO), else null. After
+   * `endpointIdleMs` without a connection it is reported like a disconnected link (ENDPOINT_DOWN).
+   */
+  noConnectionSince: string | null;
   received: number;
   accepted: number;
   rejected: number;
@@ -129,6 +134,11 @@ export interface StatusModelOptions {
   diskIntervalMs?: number;
   /** Odoo unreachable this long before health turns degraded (ms). Default 120000. */
   odooGraceMs?: number;
+  /**
+   * A TCP listener (analyzer or LIS link) that had a connection and has had none for this long is
+   * reported disconnected (ENDPOINT_DOWN), like a serial analyzer (ms). Default 3600000 (1 hour).
+   */
+  endpointIdleMs?: number;
   /** Oldest pending event older than this turns health degraded (s). Default 900. */
   staleQueueSeconds?: number;
   /** Relay pause flag, read when the status is built. */
@@ -150,6 +160,18 @@ const EMPTY_QUEUE: QueueStats = {
 };
 
 const DOWN_ODOO_STATES: ReadonlySet<OdooLinkState> = new Set(['unreachable', 'auth-failed', 'degraded']);
+/**
+ * Link states that end an Odoo problem (the link works, or nobody is trying). 'connecting' is not
+ * one: every reconnection attempt passes through it, and an outage or refused key lasts until an
+ * attempt succeeds.
+ */
+const UP_ODOO_STATES: ReadonlySet<OdooLinkState> = new Set(['connected', 'sandbox', 'disabled', 'paused']);
+/**
+ * Component alerts the model raises itself, as a health reason with its `_CLEARED`: passed through
+ * they made a second notification for the same condition that never cleared. They stay in the log.
+ */
+const RESTATED_ALERTS: ReadonlySet<string> = new Set(['ODOO_AUTH_FAILED', 'ODOO_AUTH_FAILED_CLEARED', 'ODOO_KEY_EXPIRING', 'ODOO_KEY_EXPIRED']);
+const DAY_MS = 86_400_000;
 const BAD_ENDPOINT_STATES: ReadonlySet<EndpointState> = new Set(['disconnected', 'error']);
 
 async function readDiskSpace(path: string): Promise<{ freeBytes: number; totalBytes: number }> {
@@ -200,7 +222,10 @@ export class StatusModel implements Component {
   readonly #endpoints = new Map<string, EndpointStatus>();
   readonly #odoo: OdooStatus;
   #odooProblemSince: number | null = null;
-  #storeReason: string | null = null;
+  /** The last problem state of the link, kept through 'connecting' until a connection succeeds. */
+  #odooProblem: OdooLinkState | null = null;
+  /** Days left on the API key as the Odoo client last reported them, and when. */
+  #reportedKeyDays: { days: number; at: number } | null = null;  #storeReason: string | null = null;
   #storeHealthEvent: 'ok' | 'failed' | 'full' = 'ok';
   #queue: QueueStats = { ...EMPTY_QUEUE };
   #intake: IntakeCounters = { received: 0, accepted: 0, rejected: 0, duplicates: 0 };
@@ -237,7 +262,7 @@ export class StatusModel implements Component {
       since: at,
       serverVersion: null,
       sandbox,
-      apiKeyExpiresInDays: this.#keyDaysFromConfig(),
+      apiKeyExpiresInDays: this.#keyDays(this.#now()),
     };
   }
 
@@ -257,7 +282,9 @@ export class StatusModel implements Component {
       t.on('relay.outcome', (e) => this.#onRelay(e)),
       t.on('odoo.state', (e) => this.#onOdooState(e)),
       t.on('odoo.request', (e) => this.#onOdooRequest(e)),
-      t.on('alert', (e) => this.#emitAlert(e)),
+      t.on('alert', (e) => {
+        if (!RESTATED_ALERTS.has(e.code)) this.#emitAlert(e);
+      }),
     );
     // When each link last spoke survives a restart (the store keeps it); "never" would be wrong.
     try {
@@ -357,10 +384,12 @@ export class StatusModel implements Component {
       reasons.push({ level: 'degraded', code: 'DISK_LOW', message: `Data disk almost full: ${mib(disk.freeBytes)} free on ${disk.path}` });
     }
     const o = this.#odoo;
-    if (o.state === 'auth-failed') {
+    // Between two attempts the link is 'connecting': the problem stays until one succeeds.
+    const problem = this.#odooProblem !== null && (DOWN_ODOO_STATES.has(o.state) || o.state === 'connecting') ? this.#odooProblem : null;
+    if (problem === 'auth-failed') {
       reasons.push({ level: 'degraded', code: 'ODOO_AUTH', message: `Odoo refused the gateway's credentials${o.lastError ? ` (${o.lastError})` : ''}; results are kept and sent once fixed` });
-    } else if (this.#odooProblemSince !== null && DOWN_ODOO_STATES.has(o.state) && now - this.#odooProblemSince >= (this.#o.odooGraceMs ?? 120_000)) {
-      const what = o.state === 'degraded' ? 'failing' : 'unreachable';
+    } else if (problem !== null && this.#odooProblemSince !== null && now - this.#odooProblemSince >= (this.#o.odooGraceMs ?? 120_000)) {
+      const what = problem === 'degraded' ? 'failing' : 'unreachable';
       reasons.push({ level: 'degraded', code: 'ODOO_UNREACHABLE', message: `Odoo ${what} for ${minutes(now - this.#odooProblemSince)}; messages are kept and sent when it is back` });
     }
     if (this.#queue.deadLettered > 0) {
@@ -375,14 +404,21 @@ export class StatusModel implements Component {
     if (this.#queue.oldestPendingAgeSeconds > stale) {
       reasons.push({ level: 'degraded', code: 'QUEUE_STALE', message: `Oldest event waiting for Odoo for ${minutes(this.#queue.oldestPendingAgeSeconds * 1000)}` });
     }
+    const idleMs = this.#o.endpointIdleMs ?? 3_600_000;
     for (const e of this.#endpoints.values()) {
-      if (!BAD_ENDPOINT_STATES.has(e.state)) continue;
       const who = e.role === 'analyzer' ? `Analyzer ${e.id}` : `LIS link ${e.id}`;
-      const since = Math.max(0, now - Date.parse(e.since));
-      const detail = e.detail ? ` (${e.detail})` : '';
-      reasons.push({ level: 'degraded', code: 'ENDPOINT_DOWN', endpoint: e.id, message: `${who} ${e.state === 'error' ? 'in error' : 'disconnected'} for ${minutes(since)}${detail}` });
+      if (BAD_ENDPOINT_STATES.has(e.state)) {
+        const since = Math.max(0, now - Date.parse(e.since));
+        const detail = e.detail ? ` (${e.detail})` : '';
+        reasons.push({ level: 'degraded', code: 'ENDPOINT_DOWN', endpoint: e.id, message: `${who} ${e.state === 'error' ? 'in error' : 'disconnected'} for ${minutes(since)}${detail}` });
+      } else if (e.state === 'listening' && e.connections === 0 && e.noConnectionSince !== null) {
+        // A TCP peer that connected and went away: nothing else tells it from a quiet one.
+        const since = Math.max(0, now - Date.parse(e.noConnectionSince));
+        if (since >= idleMs) reasons.push({ level: 'degraded', code: 'ENDPOINT_DOWN', endpoint: e.id, message: `${who} disconnected for ${minutes(since)} (listening, no connection since its last one closed)` });
+      }
     }
-    const days = o.apiKeyExpiresInDays;
+    const days = this.#keyDays(now);
+    o.apiKeyExpiresInDays = days;
     if (days !== null && days <= this.#o.config.odoo.keyExpiryWarnDays) {
       const text = days < 0 ? 'Odoo API key has expired' : days === 0 ? 'Odoo API key expires today' : `Odoo API key expires in ${days} day${days === 1 ? '' : 's'}`;
       reasons.push({ level: 'degraded', code: 'API_KEY_EXPIRY', message: text });
@@ -455,15 +491,21 @@ export class StatusModel implements Component {
   }
 
   #newEndpoint(id: string, kind: EndpointKind, role: 'lis' | 'analyzer', at: string): EndpointStatus {
-    return { id, kind, role, state: 'starting', connections: 0, lastMessageAt: null, since: at, detail: null, received: 0, accepted: 0, rejected: 0, duplicates: 0 };
+    return { id, kind, role, state: 'starting', connections: 0, lastMessageAt: null, since: at, detail: null, noConnectionSince: null, received: 0, accepted: 0, rejected: 0, duplicates: 0 };
   }
 
-  #keyDaysFromConfig(): number | null {
+  /**
+   * Days left on the Odoo API key at `now`: the Odoo client's latest figure when it reported one
+   * (counted down since), else `odoo.apiKeyExpiresAt` against the calendar. Null when unknown.
+   */
+  #keyDays(now: number): number | null {
+    const r = this.#reportedKeyDays;
+    if (r) return r.days - Math.floor(Math.max(0, now - r.at) / DAY_MS);
     const at = this.#o.config.odoo.apiKeyExpiresAt;
     if (!at) return null;
     const t = Date.parse(at);
     if (Number.isNaN(t)) return null;
-    return Math.floor((t - this.#now()) / 86_400_000);
+    return Math.floor((t - now) / DAY_MS);
   }
 
   #storeHealth(): GatewayStore['health'] {
@@ -518,6 +560,9 @@ export class StatusModel implements Component {
       this.#endpoints.set(e.endpoint, ep);
     }
     if (ep.state !== e.state) ep.since = at;
+    // A listener whose last connection closed (it had one): since when it has none.
+    if (e.connections > 0 || e.state !== 'listening') ep.noConnectionSince = null;
+    else if (ep.connections > 0) ep.noConnectionSince = at;
     ep.kind = e.kind;
     ep.state = e.state;
     ep.connections = e.connections;
@@ -549,12 +594,20 @@ export class StatusModel implements Component {
   #onOdooState(e: TelemetryEvents['odoo.state']): void {
     const now = this.#now();
     if (e.state !== this.#odoo.state) this.#odoo.since = new Date(now).toISOString();
-    if (DOWN_ODOO_STATES.has(e.state)) this.#odooProblemSince ??= now;
-    else this.#odooProblemSince = null;
+    if (DOWN_ODOO_STATES.has(e.state)) {
+      this.#odooProblemSince ??= now;
+      this.#odooProblem = e.state;
+    } else if (UP_ODOO_STATES.has(e.state)) {
+      this.#odooProblemSince = null;
+      this.#odooProblem = null;
+    }
     this.#odoo.state = e.state;
     if (e.lastError !== undefined) this.#odoo.lastError = e.lastError;
     if (e.serverVersion !== undefined) this.#odoo.serverVersion = e.serverVersion;
-    if (e.keyExpiresInDays !== undefined) this.#odoo.apiKeyExpiresInDays = e.keyExpiresInDays;
+    if (e.keyExpiresInDays !== undefined) {
+      this.#reportedKeyDays = { days: e.keyExpiresInDays, at: now };
+      this.#odoo.apiKeyExpiresInDays = e.keyExpiresInDays;
+    }
     if (e.state === 'connected') this.#odoo.lastSuccessAt = new Date(now).toISOString();
     this.#changed('status');
     this.#checkHealth();

@@ -147,6 +147,9 @@ interface MessageRecord extends StoredMessage {
  */
 type SlimEvent = Omit<StoredEvent, 'event'> & { m: string };
 
+/** Undelivered events not due yet stepped over per refresh of the oldest waiting age. */
+const OLDEST_SCAN_LIMIT = 2_000;
+
 /** A batch as stage 1 left it for stage 2 (see #prepareBatch). */
 interface PreparedBatch {
   pairs: EncodedOp[];
@@ -292,7 +295,9 @@ export class EventStore implements GatewayStore {
    * until the health probe has caught LevelDB up from the log (see "Commit point" in README.md).
    */
   #lateFailure: Error | undefined;
+  /** The event waiting longest for Odoo (due, not dead), and since when it waits (see stats()). */
   #oldestPendingId: string | undefined;
+  #oldestWaitingSince: number | undefined;
   /** Where the last retention pass stopped scanning messages. */
   #pruneCursor: string | undefined;
   #timers: NodeJS.Timeout[] = [];
@@ -1118,7 +1123,10 @@ export class EventStore implements GatewayStore {
     // blocked; the first event of an empty partition creates it.
     if (before === 0) ops.push({ type: 'put', sublevel: this.#sub.due, key: timeKey(dueAt) + SEP + pk, value: '' });
     this.#counts.pending++;
-    if (this.#oldestPendingId === undefined) this.#oldestPendingId = id;
+    if (this.#oldestPendingId === undefined && dueAt <= Date.now()) {
+      this.#oldestPendingId = id;
+      this.#oldestWaitingSince = Math.max(idTime(id), dueAt);
+    }
     return id;
   }
 
@@ -1741,7 +1749,7 @@ export class EventStore implements GatewayStore {
   }
 
   stats(): QueueStats {
-    const oldest = this.#oldestPendingId;
+    const since = this.#oldestWaitingSince;
     return {
       pending: this.#counts.pending,
       inFlight: this.#counts.inflight,
@@ -1750,7 +1758,7 @@ export class EventStore implements GatewayStore {
       delivered: this.#counts.delivered,
       discarded: this.#counts.discarded,
       blockedPartitions: this.#counts.dead,
-      oldestPendingAgeSeconds: oldest === undefined ? 0 : Math.max(0, Math.floor((Date.now() - idTime(oldest)) / 1000)),
+      oldestPendingAgeSeconds: since === undefined ? 0 : Math.max(0, Math.floor((Date.now() - since) / 1000)),
     };
   }
 
@@ -1758,22 +1766,51 @@ export class EventStore implements GatewayStore {
     return { ...this.#intake };
   }
 
+  /**
+   * The event waiting longest for Odoo: among undelivered events that are due (an event waiting
+   * for its scheduled slot or its retry time is not waiting for Odoo) and not dead, the one due
+   * the longest, counted from max(stored time, due time). The undelivered index is walked in id
+   * (stored) order, reading only the small state records, and stops as soon as an id is younger
+   * than the best so far (nothing after it can have waited longer): with Odoo down and a long
+   * backlog that is the first chunk. Events not due yet at the front (a scheduled hour's invoices)
+   * are stepped over, at most OLDEST_SCAN_LIMIT of them per refresh.
+   */
   async #refreshOldest(): Promise<void> {
     if (this.#health === 'closed') return;
     try {
       // The undelivered index holds dead letters too; the oldest event waiting for Odoo is the
       // first that is not dead (dead letters have their own count and alarm: counted here, they
       // made the queue look stale with nothing waiting). Dead letters are few; past 10,000 they are
-      // not looked at one by one and the age may count them.
+      // not looked at one by one (their state record says so).
       const dead = new Set<string>();
       if (this.#counts.dead > 0 && this.#counts.dead <= 10_000) for await (const key of this.#sub.dead.keys()) dead.add(key as string);
-      let oldest: string | undefined;
-      for await (const key of this.#sub.pending.keys({ limit: dead.size + 1 })) {
-        if (dead.has(key as string)) continue;
-        oldest = key as string;
-        break;
+      const now = Date.now();
+      let best: { id: string; since: number } | undefined;
+      let chunk: string[] = [];
+      let scanned = 0;
+      const consider = async (): Promise<void> => {
+        const ids = chunk;
+        chunk = [];
+        const states = (await this.#sub.evt.getMany(ids)) as Array<Pick<StoredEvent, 'state' | 'dueAt'> | undefined>;
+        states.forEach((st, i) => {
+          if (!st || st.state === 'dead' || st.dueAt > now) return;
+          const id = ids[i] as string;
+          const since = Math.max(idTime(id), st.dueAt);
+          if (!best || since < best.since) best = { id, since };
+        });
+      };
+      for await (const key of this.#sub.pending.keys({ limit: dead.size + OLDEST_SCAN_LIMIT })) {
+        const id = key as string;
+        if (dead.has(id)) continue;
+        if (best && idTime(id) >= best.since) break;
+        chunk.push(id);
+        if (++scanned >= OLDEST_SCAN_LIMIT) break;
+        if (chunk.length >= 64) await consider();
       }
-      this.#oldestPendingId = oldest;
+      if (chunk.length > 0) await consider();
+      const found = best as { id: string; since: number } | undefined;
+      this.#oldestPendingId = found?.id;
+      this.#oldestWaitingSince = found?.since;
     } catch {
       /* closed underneath us */
     }

@@ -92,6 +92,10 @@ export class OdooClient implements OdooClientLike {
   #state: OdooLinkState = 'connecting';
   #lastError: string | undefined;
   #rpcId = 0;
+  /** The key's days left as last reported on `odoo.state`. */
+  #reportedKeyDays: number | undefined;
+  /** The key-expiry alert already raised (once each). */
+  #keyAlerted: 'expiring' | 'expired' | undefined;
 
   constructor(options: OdooClientOptions) {
     this.#opts = options;
@@ -179,8 +183,12 @@ export class OdooClient implements OdooClientLike {
   }
 
   /**
-   * Warn `keyExpiryWarnDays` before `apiKeyExpiresAt` (Odoo 18+ keys expire, A.5). Returns the
-   * days left, or undefined when no expiry is configured.
+   * Days left before `apiKeyExpiresAt` (Odoo 18+ keys expire, A.5; negative once expired), or
+   * undefined when no expiry is configured. The figure is reported on `odoo.state`
+   * (`keyExpiresInDays`) when it changes; the status model turns it into its API_KEY_EXPIRY reason
+   * (raised once, cleared when a new key is configured). The client's own alert, for the log, is
+   * raised once when the key enters `keyExpiryWarnDays` and once when it has expired, not at every
+   * connection attempt or hourly check.
    */
   checkKeyExpiry(now = Date.now()): number | undefined {
     const at = this.#opts.apiKeyExpiresAt;
@@ -189,11 +197,16 @@ export class OdooClient implements OdooClientLike {
     if (!Number.isFinite(expires)) return undefined;
     const days = Math.floor((expires - now) / 86_400_000);
     const warnDays = this.#opts.keyExpiryWarnDays ?? 14;
-    if (days < 0) {
+    if (days !== this.#reportedKeyDays) {
+      this.#reportedKeyDays = days;
+      this.#opts.telemetry?.emit('odoo.state', { state: this.#state, ...(this.#lastError ? { lastError: this.#lastError } : {}), ...(this.#versionText ? { serverVersion: this.#versionText } : {}), keyExpiresInDays: days });
+    }
+    if (days < 0 && this.#keyAlerted !== 'expired') {
+      this.#keyAlerted = 'expired';
       this.#opts.telemetry?.alert('critical', 'ODOO_KEY_EXPIRED', `The Odoo API key expired on ${at}; create a new key and update odoo.apiKeyFile`);
-    } else if (days <= warnDays) {
+    } else if (days >= 0 && days <= warnDays && this.#keyAlerted === undefined) {
+      this.#keyAlerted = 'expiring';
       this.#opts.telemetry?.alert('warning', 'ODOO_KEY_EXPIRING', `The Odoo API key expires in ${days} day(s) (${at}); create a new key before then`);
-      this.#opts.telemetry?.emit('odoo.state', { state: this.#state, ...(this.#lastError ? { lastError: this.#lastError } : {}), serverVersion: this.#versionText, keyExpiresInDays: days });
     }
     return days;
   }

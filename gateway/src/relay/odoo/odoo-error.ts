@@ -38,6 +38,11 @@ export interface OdooErrorDetails {
   linkDown?: boolean;
   /** A write the link failed on may still have reached Odoo and land (a proxy's 504). */
   mayHaveLanded?: boolean;
+  /**
+   * The event needs an earlier event that is still in the gateway's queue (an invoice whose
+   * order's events have not all reached Odoo yet): retried without being charged an attempt.
+   */
+  waitsForQueued?: boolean;
 }
 
 export function odooError(failure: OdooFailureClass, message: string, details: Omit<OdooErrorDetails, 'failure'> = {}, cause?: unknown): GatewayError {
@@ -86,6 +91,11 @@ export function isLinkDown(err: unknown): boolean {
 /** See OdooErrorDetails.mayHaveLanded. */
 export function mayHaveLanded(err: unknown): boolean {
   return err instanceof GatewayError && err.details?.['mayHaveLanded'] === true;
+}
+
+/** See OdooErrorDetails.waitsForQueued. */
+export function waitsForQueued(err: unknown): boolean {
+  return err instanceof GatewayError && err.details?.['waitsForQueued'] === true;
 }
 
 /** Exception names whose retry can succeed (server-side retries were exhausted). */

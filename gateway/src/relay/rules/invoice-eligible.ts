@@ -1,5 +1,6 @@
 import type { InvoiceEligibleData } from '../../events/types.ts';
-import { idempotencyKey } from '../../events/keys.ts';
+import { idempotencyKey, partitionKeys } from '../../events/keys.ts';
+import type { StoredEvent } from '../../store/types.ts';
 import { externalId, loadWithExternalIds, lookupExternalId, m2oId, read, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
 import { odooError } from '../odoo/odoo-error.ts';
 import { gatewayInvoices, INVOICE_FIELDS, invoiceRef, isProductLine } from './invoices.ts';
@@ -49,6 +50,8 @@ export const invoiceEligibleRule: PostingRule = {
     for (const e of events) {
       const d = e.event.data as InvoiceEligibleData;
       try {
+        // The order's line changes stored before this one reach Odoo first (as if in one partition).
+        await earlierOrderEventsDelivered(ctx, e);
         const so = orders.get(d.accession);
         // The first eligibility of an accession owns `inv_<accession>`; a later one (tests added
         // after the order was billed) owns an external id of its own, for an invoice of its own
@@ -125,6 +128,27 @@ export const invoiceEligibleRule: PostingRule = {
     return results;
   },
 };
+
+/**
+ * invoice.eligible has a partition of its own (`invoice:<accession>`), so that an invoice waiting
+ * for its scheduled slot never holds back the order's near-real-time events. It bills the sale
+ * order's lines as they are when it posts, so the order's line changes stored before it (the
+ * order, a cancellation, a test ordered again) must be in Odoo first: while one is still queued the invoice
+ * is retried without being charged an attempt; behind a dead letter it is retried as usual and
+ * dead-lettered after relay.maxAttempts, with a reason saying which event to resolve first.
+ */
+async function earlierOrderEventsDelivered(ctx: RuleContext, e: StoredEvent): Promise<void> {
+  if (!ctx.events) return;
+  const accession = e.event.correlationId;
+  const orderPartition = partitionKeys.order(accession);
+  const earlier = (await ctx.events(accession, ['order.created', 'order.cancelled'])).filter((x) => x.event.partitionKey === orderPartition && x.event.id < e.event.id && x.state !== 'delivered' && x.state !== 'discarded');
+  if (earlier.length === 0) return;
+  const dead = earlier.find((x) => x.state === 'dead');
+  if (dead) {
+    throw odooError('transient', `accession ${accession}: the order's ${dead.event.type} event ${dead.event.id} is a dead letter; replay or discard it before this invoice`);
+  }
+  throw odooError('transient', `accession ${accession}: ${earlier.length} earlier event(s) of the order not in Odoo yet (${earlier[0]!.event.type} first); the invoice follows them`, { waitsForQueued: true });
+}
 
 /** Invoice line commands for the order's current lines of the event's tests, each linked to its order line. */
 type LineCommand = [0, 0, Record<string, unknown> & { product_id: number }];
