@@ -1,24 +1,42 @@
 import { readFileSync } from 'node:fs';
-import { loadConfig } from '../config/load.ts';
+import { formatIssues, loadConfig } from '../config/load.ts';
 import { GatewayError } from '../errors.ts';
+import type { GatewayConfig } from '../config/types.ts';
 import { args, UsageError, type CliContext } from './main.ts';
 
 /**
  * Commands that talk to the running gateway over its status API. The store is locked by the
  * gateway process (LevelDB's exclusive lock), so the CLI goes through the API, like any client.
  */
+/**
+ * The configuration `--config` names, when it names one: a file that is missing or invalid is an
+ * error naming it (before, the CLI silently asked 127.0.0.1:8484, another gateway perhaps).
+ */
+function namedConfig(file: string | undefined): GatewayConfig | undefined {
+  if (file === undefined) return undefined;
+  const loaded = loadConfig(file);
+  if (!loaded.config) throw new GatewayError('GW_CONFIG_INVALID', `configuration ${loaded.file ?? file} is invalid:\n${formatIssues(loaded.issues.filter((i) => i.severity === 'error'))}`);
+  return loaded.config;
+}
+
 function baseUrl(values: { url?: string | undefined; config?: string | undefined }): string {
   if (values.url) return values.url.replace(/\/$/, '');
-  const loaded = loadConfig(values.config);
-  const listen = loaded.config?.status.listen ?? { host: '127.0.0.1', port: 8484 };
+  const listen = namedConfig(values.config)?.status.listen ?? loadConfig(undefined).config?.status.listen ?? { host: '127.0.0.1', port: 8484 };
   const host = listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host;
   return `http://${host.includes(':') ? `[${host}]` : host}:${listen.port}`;
 }
 
 function adminToken(values: { 'token-file'?: string | undefined; config?: string | undefined }): string | undefined {
-  if (values['token-file']) return readFileSync(values['token-file'], 'utf8').trim();
+  const tokenFile = values['token-file'];
+  if (tokenFile) {
+    try {
+      return readFileSync(tokenFile, 'utf8').trim();
+    } catch (err) {
+      throw new GatewayError('GW_CONFIG_INVALID', `--token-file ${tokenFile}: cannot read the admin token file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
+    }
+  }
   if (process.env.LAB_GATEWAY_ADMIN_TOKEN) return process.env.LAB_GATEWAY_ADMIN_TOKEN.trim();
-  const file = loadConfig(values.config).config?.status.adminTokenFile;
+  const file = (namedConfig(values.config) ?? loadConfig(undefined).config)?.status.adminTokenFile;
   return file ? readFileSync(file, 'utf8').trim() : undefined;
 }
 
@@ -43,6 +61,11 @@ async function call(url: string, init: RequestInit = {}): Promise<unknown> {
   return body;
 }
 
+/** Something answered that is not this gateway's status API (a wrong port, another web server). */
+function notTheApi(url: string): GatewayError {
+  return new GatewayError('GW_UNREACHABLE', `${url} answered, but not as a lab-gateway status API (see --url / --config)`);
+}
+
 interface ApiStatusBody {
   gatewayId: string;
   version: string;
@@ -57,10 +80,13 @@ interface ApiStatusBody {
 
 export async function runStatus(argv: string[], ctx: CliContext): Promise<number> {
   const { values } = args(argv, { config: { type: 'string', short: 'c' }, url: { type: 'string' }, json: { type: 'boolean' } });
-  const body = (await call(`${baseUrl(values)}/api/status`)) as ApiStatusBody;
+  const url = `${baseUrl(values)}/api/status`;
+  const body = (await call(url)) as ApiStatusBody;
+  if (typeof body !== 'object' || body === null || typeof body.health !== 'string' || typeof body.intake !== 'object' || typeof body.queue !== 'object' || !Array.isArray(body.endpoints)) throw notTheApi(url);
   if (values.json) {
     ctx.out(JSON.stringify(body, null, 2));
-    return 0;
+    // The exit status says what the text does: 1 while the gateway is down.
+    return body.health === 'down' ? 1 : 0;
   }
   ctx.out(`${body.gatewayId} ${body.version}: ${body.health.toUpperCase()}`);
   for (const r of body.healthReasons ?? []) ctx.out(`  - ${typeof r === 'string' ? r : (r.message ?? JSON.stringify(r))}`);
@@ -90,7 +116,9 @@ export async function runEvents(argv: string[], ctx: CliContext): Promise<number
       const q = new URLSearchParams();
       if (values.state) q.set('state', values.state);
       q.set('limit', values.limit ?? '50');
-      const body = (await call(`${baseUrl(values)}/api/events?${q.toString()}`)) as { events: EventRow[] };
+      const url = `${baseUrl(values)}/api/events?${q.toString()}`;
+      const body = (await call(url)) as { events: EventRow[] };
+      if (typeof body !== 'object' || body === null || !Array.isArray(body.events)) throw notTheApi(url);
       if (values.json) {
         ctx.out(JSON.stringify(body.events, null, 2));
         return 0;
