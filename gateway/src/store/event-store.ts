@@ -298,8 +298,9 @@ export class EventStore implements GatewayStore {
   /** The event waiting longest for Odoo (due, not dead), and since when it waits (see stats()). */
   #oldestPendingId: string | undefined;
   #oldestWaitingSince: number | undefined;
-  /** Where the last retention pass stopped scanning messages. */
+  /** Where the last retention pass stopped scanning messages, and the last kept discard it stepped over. */
   #pruneCursor: string | undefined;
+  #pruneEventCursor: string | undefined;
   #timers: NodeJS.Timeout[] = [];
   #closing: Promise<void> | undefined;
 
@@ -1867,18 +1868,37 @@ export class EventStore implements GatewayStore {
       // Beyond the size cap, events younger than the age go too; so may their messages.
       let capCutoff = 0;
       const gone = new Set<string>();
-      for await (const [key, correlation] of this.#sub.done.iterator({ limit: maxWork }) as AsyncIterable<[string, string]>) {
+      // Discarded events kept for their audit floor are stepped over without counting against
+      // the pass's work (up to ten times as many), and the next pass resumes after the last one
+      // stepped over: a run of them at the head of the index must not stop the delivered events
+      // behind it from ever being pruned. A pass that meets young entries or the end starts from
+      // the head again next time (a kept discard's floor ends some day).
+      let work = 0;
+      let kept = 0;
+      let resumeAt: string | undefined;
+      const eventRange = this.#pruneEventCursor ? { gt: this.#pruneEventCursor } : {};
+      for await (const [key, correlation] of this.#sub.done.iterator(eventRange) as AsyncIterable<[string, string]>) {
         const k = key;
         const at = Number.parseInt(k.slice(0, 12), 16);
         if (at >= cutoff && finished <= this.#retention.maxDeliveredEvents) break;
+        if (work >= maxWork || kept >= maxWork * 10) {
+          resumeAt = this.#pruneEventCursor;
+          break;
+        }
         if (at >= cutoff) capCutoff = Math.max(capCutoff, at + 1);
         const id = k.slice(13);
         // The state is enough here; the correlation comes with the done entry (entries of the
         // earlier layout have none: the event's body is read then).
         const rec = (await this.#sub.evt.get(id)) as StoredEvent | SlimEvent | undefined;
         // An event an operator discarded keeps its audit trail (and its message) for the longer
-        // floor of dead letters and rejected messages.
-        if (rec?.state === 'discarded' && at >= rejectedCutoff) continue;
+        // floor of dead letters and rejected messages; it is not counted against the size cap.
+        if (rec?.state === 'discarded' && at >= rejectedCutoff) {
+          kept++;
+          finished--;
+          this.#pruneEventCursor = k;
+          continue;
+        }
+        work++;
         const correlationId = correlation || (rec && 'event' in rec ? rec.event.correlationId : await this.getEvent(id).then((r) => r?.event.correlationId, () => undefined));
         ops.push({ type: 'del', sublevel: this.#sub.done, key: k });
         if (rec) {
@@ -1893,6 +1913,7 @@ export class EventStore implements GatewayStore {
         finished--;
         pruned++;
       }
+      this.#pruneEventCursor = resumeAt;
       // Messages: oldest first; a message goes once it is past the age (or the cap's cut-off) and
       // none of its events waits. Messages that must stay (rejected within their floor, events
       // still queued or dead) are stepped over: the scan resumes after the last one it looked at,
