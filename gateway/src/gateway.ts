@@ -19,8 +19,8 @@ import { MqttStatus } from './status/mqtt-status.ts';
 import { MllpEndpoint } from './ingress/mllp/mllp-endpoint.ts';
 import { AstmEndpoint } from './ingress/astm/astm-endpoint.ts';
 import { normalizeAstmMessage } from './astm/normalize.ts';
-import { analyzerTests, answerHostQuery, buildWorklist, hl7HostQueryAnswer } from './astm/host-query.ts';
-import type { CanonicalEvent } from './events/types.ts';
+import { answerHostQuery, hl7HostQueryAnswer } from './astm/host-query.ts';
+import { OrderDownload } from './astm/order-download.ts';
 import { resolveAnalyzerProfile } from './profiles/load.ts';
 import { defaultProfilesDir } from './profiles/check.ts';
 import type { HostQuery } from './astm/types.ts';
@@ -68,7 +68,7 @@ export class Gateway {
   mqtt: MqttStatus | undefined;
   readonly ingress: Array<{ id: string; kind: 'hl7' | 'astm'; component: Ingress }> = [];
   /** ASTM analyzers that get LIS orders pushed as order downloads (analyzers[].pushOrders). */
-  readonly #orderDownload: Array<{ analyzer: AnalyzerConfig; profile: Profile; endpoint: AstmEndpoint<HostQuery> }> = [];
+  readonly #orderDownload: OrderDownload[] = [];
   #stopping: Promise<void> | undefined;
   /** The start-up in progress (settles, never rejects), for stop() to wait on. */
   #starting: Promise<void> | undefined;
@@ -130,7 +130,10 @@ export class Gateway {
       retention: cfg.store,
       minFreeBytes: cfg.store.minFreeBytes,
       deriver: invoiceEligibility,
-      onCommitted: (events) => this.#pushOrders(events),
+      // Order download (analyzers[].pushOrders): LIS orders and cancels into each analyzer's outbox.
+      onCommitted: (events) => {
+        for (const download of this.#orderDownload) download.onCommitted(events);
+      },
       // The status model raises STORE_DOWN (critical) once when the store stops committing and
       // STORE_DOWN_CLEARED when it commits again; a change of reason alone (the free byte count of
       // a full disk, every 2 s) updates its message without another alert.
@@ -294,6 +297,7 @@ export class Gateway {
 
   #addAstm(analyzer: AnalyzerConfig, profile: Profile): void {
     const store = this.store as EventStore;
+    let download: OrderDownload | undefined;
     const component = new AstmEndpoint<HostQuery>({
       analyzer,
       profile,
@@ -302,29 +306,14 @@ export class Gateway {
       log: this.log.child({ endpoint: analyzer.id }),
       normalize: (text, ctx) => normalizeAstmMessage(text, { analyzerId: analyzer.id, endpoint: analyzer.id, profile, receivedAt: ctx.receivedAt }),
       answerHostQuery: (query) => answerHostQuery(query, store, profile),
+      onLink: () => download?.onLink(),
     });
     this.ingress.push({ id: analyzer.id, kind: 'astm', component });
     // #loadProfiles refused pushOrders for a profile without order download.
-    if (analyzer.pushOrders) this.#orderDownload.push({ analyzer, profile, endpoint: component });
-  }
-
-  /**
-   * Order download: once an LIS order is stored, push it to every analyzer configured with
-   * `pushOrders` that runs at least one of its tests. Best effort: an analyzer that is not
-   * connected gets the order when it asks for the specimen (host query).
-   */
-  #pushOrders(events: CanonicalEvent[]): void {
-    if (this.#orderDownload.length === 0) return;
-    for (const e of events) {
-      if (e.type !== 'order.created' || e.source.kind !== 'hl7') continue;
-      for (const { analyzer, profile, endpoint } of this.#orderDownload) {
-        if (analyzerTests(e.data.tests, profile).length === 0) continue;
-        const records = buildWorklist([e.data], profile, { receiver: analyzer.id });
-        endpoint.sendWorklist(records).then(
-          () => this.log.info('order downloaded to analyzer', { analyzer: analyzer.id, accession: e.data.accession }),
-          (err: unknown) => this.log.warn('order download not sent; the analyzer can still ask for it', { analyzer: analyzer.id, accession: e.data.accession, error: describeError(err) }),
-        );
-      }
+    if (analyzer.pushOrders) {
+      // Durable per-analyzer outbox, sent when a connection opens (astm/order-download.ts).
+      download = new OrderDownload({ analyzerId: analyzer.id, profile, link: component, store, telemetry: this.telemetry, log: this.log.child({ endpoint: analyzer.id, component: 'order-download' }) });
+      this.#orderDownload.push(download);
     }
   }
 
@@ -397,6 +386,18 @@ export class Gateway {
       }
     };
     await Promise.all(this.ingress.map(({ id, component }) => step(id, component, () => component.stop(left()))));
+    // Order download documents of orders committed last are written before the store closes.
+    await Promise.all(
+      this.#orderDownload.map((d) =>
+        step('order download', d, async () => {
+          // A read waits until LevelDB has every batch answered so far: the store has then handed
+          // their events to onCommitted, and the documents they make are written by d.stop().
+          await this.store?.flush();
+          await this.store?.getDoc('orderDownload', '');
+          await d.stop();
+        }),
+      ),
+    );
     await step('relay', this.relay, () => this.relay?.stop(left()));
     await step('odoo', this.odoo, () => this.odoo?.close());
     await step('sandbox', this.sandbox, () => this.sandbox?.close());

@@ -106,6 +106,10 @@ interface OrderSpec {
   priority: string;
   reportTypes: string[];
   requestedAt?: string | undefined;
+  /** O.2 sequence number (default 1). */
+  seq?: number;
+  /** O.12 action code (default the profile's `hostQuery.actionCode`). */
+  actionCode?: string;
 }
 
 function universalTestId(code: string, profile: Profile): string[] {
@@ -129,13 +133,13 @@ function orderRecord(profile: Profile, d: AstmDelimiters, o: OrderSpec): string 
   // cobas e411: SequenceNo, CarrierNo, Position… must come back unchanged (Host manual p.50).
   const instrumentId: FieldValue = s.echoInstrumentSpecimenId && idAt >= 0 ? comps.slice(idAt + 1) : undefined;
   const fields: FieldValue[] = new Array<FieldValue>(25).fill(undefined);
-  fields[0] = '1'; // O.2
+  fields[0] = String(o.seq ?? 1); // O.2
   fields[1] = o.specimen.specimenId; // O.3
   fields[2] = instrumentId; // O.4
   fields[3] = o.tests.length > 0 ? o.tests.map((t) => universalTestId(t, profile)) : undefined; // O.5
   fields[4] = o.tests.length > 0 ? o.priority : undefined; // O.6
   fields[5] = o.tests.length > 0 ? isoToAstm(o.requestedAt) : undefined; // O.7
-  fields[10] = o.tests.length > 0 ? s.actionCode : undefined; // O.12
+  fields[10] = o.tests.length > 0 ? (o.actionCode ?? s.actionCode) : undefined; // O.12
   fields[14] = o.tests.length > 0 ? s.specimenDescriptor : undefined; // O.16
   fields[24] = o.reportTypes.map((r) => [r]); // O.26
   return buildRecord('O', fields, d);
@@ -261,6 +265,34 @@ export function buildWorklist(orders: OrderCreatedData[], profile: Profile, opti
       }),
     );
   }
+  records.push(buildRecord('L', ['1', 'N'], d));
+  return records;
+}
+
+/**
+ * One order download message for one accession (order-download.ts): H, P, then an O record with
+ * the tests to run (`add`, O.12 = the profile's action code) and/or an O record with the tests to
+ * cancel (`cancel`, O.12 = C), then L|1|N. Tests are canonical codes, mapped like a worklist;
+ * returns [] when neither list maps to a test the analyzer runs.
+ */
+export function buildOrderDownload(
+  order: Pick<OrderCreatedData, 'accession' | 'specimenId' | 'patientId' | 'priority' | 'orderedAt'>,
+  tests: { add: OrderedTest[]; cancel: OrderedTest[] },
+  profile: Profile,
+  options: { sender?: string; receiver?: string; now?: Date } = {},
+): string[] {
+  const add = analyzerTests(tests.add, profile);
+  const cancel = analyzerTests(tests.cancel, profile);
+  if (add.length === 0 && cancel.length === 0) return [];
+  const parsed = parseDelimiterString(profile.quirks.delimiters);
+  const d = parsed.ok ? parsed.delimiters : { field: '|', repeat: '\\', component: '^', escape: '&' };
+  const records = [buildHeader(['', '', options.sender ?? 'LIS', '', '', '', '', options.receiver ?? '', '', 'P', profile.hostQuery.replyVersion ?? 'LIS2-A2', astmTimestamp(options.now)], d)];
+  records.push(buildRecord('P', ['1', '', order.patientId ?? ''], d));
+  const specimenId = order.specimenId ?? order.accession;
+  const base = { specimen: { specimenId, components: [specimenId] }, priority: isStat(order.priority) ? 'S' : 'R', reportTypes: ['O'], requestedAt: order.orderedAt };
+  let seq = 0;
+  if (add.length > 0) records.push(orderRecord(profile, d, { ...base, tests: add, seq: ++seq }));
+  if (cancel.length > 0) records.push(orderRecord(profile, d, { ...base, tests: cancel, seq: ++seq, actionCode: 'C' }));
   records.push(buildRecord('L', ['1', 'N'], d));
   return records;
 }

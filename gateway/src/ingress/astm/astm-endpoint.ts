@@ -52,6 +52,8 @@ export interface AstmEndpointOptions<Q = unknown> {
   normalize: (text: string, ctx: AstmNormalizeContext) => AstmNormalizeResult<Q>;
   /** Records (without CR) to send back for a host query, in a new session; [] sends nothing. */
   answerHostQuery?: (query: Q) => Promise<string[]>;
+  /** Called when a connection opens (the serial port, a TCP connection): order download sends its outbox. */
+  onLink?: () => void;
   /** Injected clock (tests); the real one by default. */
   scheduler?: Scheduler;
   /** Serial reopen / TCP reconnect backoff. */
@@ -226,6 +228,11 @@ export class AstmEndpoint<Q = unknown> implements Component {
     for (const w of this.#linkWaiters) w(link);
     this.#linkWaiters.clear();
     this.#setState(this.#opt.analyzer.tcp?.listen ? 'listening' : 'connected', wire.remote);
+    try {
+      this.#opt.onLink?.();
+    } catch (err) {
+      log.warn('link observer failed', { error: describeError(err) });
+    }
     return {
       data: (bytes) => link.session.push(bytes),
       closed: (detail) => {

@@ -1,0 +1,343 @@
+import { describeError } from '../errors.ts';
+import type { CanonicalEvent, OrderCreatedData, OrderedTest } from '../events/types.ts';
+import type { Logger } from '../log.ts';
+import type { Profile } from '../profiles/types.ts';
+import type { GatewayStore } from '../store/types.ts';
+import type { Telemetry } from '../telemetry.ts';
+import { analyzerTests, buildOrderDownload } from './host-query.ts';
+
+/**
+ * Order download (analyzers[].pushOrders): LIS orders pushed to one ASTM analyzer, durably.
+ *
+ * Two kinds of local documents, keyed `<analyzer>␀<accession>`:
+ * - `orderDownload`: what the analyzer has of the accession — tests it accepted (`sent`), tests
+ *   still to send (`pending`), cancels still to send (`cancelPending`), codes the LIS cancelled
+ *   (`cancelled`, never sent again);
+ * - `orderOutbox`: present while the accession has something to send (its `queuedAt` gives the
+ *   order of sending). The outbox of one analyzer is read with one prefix scan, never the store.
+ *
+ * Committed `order.created` / `order.cancelled` events from the LIS update both in one atomic
+ * write (`commitLocal`); the outbox is sent when a connection opens, when something is added and
+ * on a retry timer; a test is marked sent only after the analyzer accepted the message (the link's
+ * send resolved). A refused download raises an alert naming the analyzer and the accession and
+ * stays in the outbox: retried `maxAttempts` times `retryDelayMs` apart, then on the next connection.
+ */
+
+export const ORDER_DOWNLOAD_NS = 'orderDownload';
+export const ORDER_OUTBOX_NS = 'orderOutbox';
+const SEP = '\u0000';
+
+export interface OrderDownloadDoc {
+  accession: string;
+  specimenId?: string;
+  patientId?: string;
+  priority?: string;
+  orderedAt?: string;
+  /** Tests the analyzer accepted (canonical codes). */
+  sent: OrderedTest[];
+  /** Tests to send. */
+  pending: OrderedTest[];
+  /** Sent tests the LIS cancelled: a cancel (O.12 = C) to send. */
+  cancelPending: OrderedTest[];
+  /** Codes the LIS cancelled: never downloaded again. */
+  cancelled: string[];
+  /** Failed sends since the last success. */
+  attempts: number;
+  lastError?: string;
+  updatedAt: string;
+}
+
+interface OutboxEntry {
+  queuedAt: string;
+}
+
+/** What order download needs of the analyzer endpoint (`AstmEndpoint` fits). */
+export interface OrderDownloadLink {
+  readonly connections: number;
+  sendWorklist(records: readonly string[]): Promise<void>;
+}
+
+export interface OrderDownloadOptions {
+  analyzerId: string;
+  profile: Profile;
+  link: OrderDownloadLink;
+  store: GatewayStore;
+  telemetry: Telemetry;
+  log: Logger;
+  /** Delay before a refused download is tried again (default 60 s). */
+  retryDelayMs?: number;
+  /** Refused sends of one accession before it waits for the next connection (default 5). */
+  maxAttempts?: number;
+}
+
+const has = (tests: readonly OrderedTest[], code: string): boolean => tests.some((t) => t.code === code);
+const without = (tests: readonly OrderedTest[], codes: readonly string[]): OrderedTest[] => tests.filter((t) => !codes.includes(t.code));
+const outstanding = (doc: OrderDownloadDoc): boolean => doc.pending.length > 0 || doc.cancelPending.length > 0;
+
+export class OrderDownload {
+  readonly #opt: OrderDownloadOptions;
+  readonly #retryDelayMs: number;
+  readonly #maxAttempts: number;
+  /** Serialises the read-modify-write of this analyzer's documents. */
+  #chain: Promise<unknown> = Promise.resolve();
+  #flushing: Promise<void> | undefined;
+  #again = false;
+  #retryTimer: NodeJS.Timeout | undefined;
+  /** Accessions refused `maxAttempts` times: skipped until the next connection. */
+  readonly #givenUp = new Set<string>();
+  /** Failed sends per accession since the last connection (in memory; the document keeps the total). */
+  readonly #failures = new Map<string, number>();
+  readonly #work = new Set<Promise<unknown>>();
+  #stopped = false;
+
+  constructor(options: OrderDownloadOptions) {
+    this.#opt = options;
+    this.#retryDelayMs = options.retryDelayMs ?? 60_000;
+    this.#maxAttempts = options.maxAttempts ?? 5;
+  }
+
+  /** Committed events (store `onCommitted`): LIS orders and cancels of tests this analyzer runs. */
+  onCommitted(events: readonly CanonicalEvent[]): void {
+    // Recorded even while stopping (stop() waits for it); only sending stops.
+    const relevant = events.filter((e) => e.source.kind === 'hl7' && (e.type === 'order.created' || e.type === 'order.cancelled'));
+    if (relevant.length === 0) return;
+    const p = this.#locked(async () => {
+      let changed = false;
+      for (const e of relevant) if (await this.#record(e)) changed = true;
+      return changed;
+    }).then(
+      (changed) => {
+        if (changed) this.#kick();
+      },
+      (err: unknown) => {
+        this.#opt.log.error('order download not recorded', { analyzer: this.#opt.analyzerId, error: describeError(err) });
+        this.#opt.telemetry.alert('warning', 'GW_ASTM_LINK', `analyzer ${this.#opt.analyzerId}: order download not recorded: ${describeError(err)}; the analyzer can still ask for the specimen (host query)`, this.#opt.analyzerId);
+      },
+    );
+    this.#track(p);
+  }
+
+  /** A connection opened: send the outbox, orders given up on included. */
+  onLink(): void {
+    this.#givenUp.clear();
+    this.#failures.clear();
+    this.#kick();
+  }
+
+  /** Stop sending; resolves when document writes in flight are done (before the store closes). */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
+    while (this.#work.size > 0) await Promise.allSettled([...this.#work]);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  #key(accession: string): string {
+    return this.#opt.analyzerId + SEP + accession;
+  }
+
+  #locked<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#chain.then(fn, fn);
+    this.#chain = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  #track(p: Promise<unknown>): void {
+    const settled = p.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#work.add(settled);
+    void settled.then(() => this.#work.delete(settled));
+  }
+
+  /** Write the document and, while it has something to send, its outbox entry: one atomic batch. */
+  async #save(doc: OrderDownloadDoc): Promise<void> {
+    const { store } = this.#opt;
+    const key = this.#key(doc.accession);
+    doc.updatedAt = new Date().toISOString();
+    if (outstanding(doc)) {
+      const entry = (await store.getDoc<OutboxEntry>(ORDER_OUTBOX_NS, key)) ?? { queuedAt: doc.updatedAt };
+      await store.commitLocal([], [
+        { namespace: ORDER_DOWNLOAD_NS, key, value: doc },
+        { namespace: ORDER_OUTBOX_NS, key, value: entry },
+      ]);
+    } else {
+      // The document first: a crash in between leaves an outbox entry with nothing to send, dropped later.
+      await store.putDoc(ORDER_DOWNLOAD_NS, key, doc);
+      await store.deleteDoc(ORDER_OUTBOX_NS, key);
+    }
+  }
+
+  /** One LIS event into the analyzer's documents; true when something new is to be sent. */
+  async #record(e: CanonicalEvent): Promise<boolean> {
+    const { store, profile } = this.#opt;
+    if (e.type === 'order.created') {
+      const runnable = e.data.tests.filter((t) => analyzerTests([t], profile).length > 0);
+      if (runnable.length === 0) return false;
+      const doc = (await store.getDoc<OrderDownloadDoc>(ORDER_DOWNLOAD_NS, this.#key(e.data.accession))) ?? newDoc(e.data.accession);
+      const add = runnable.filter((t, i) => !has(doc.sent, t.code) && !has(doc.pending, t.code) && !has(doc.cancelPending, t.code) && !doc.cancelled.includes(t.code) && !has(runnable.slice(0, i), t.code));
+      if (add.length === 0) return false; // resent by the LIS, or cancelled: the analyzer has it already
+      withOrder(doc, e.data);
+      doc.pending.push(...add);
+      await this.#save(doc);
+      return true;
+    }
+    if (e.type === 'order.cancelled') {
+      const doc = await store.getDoc<OrderDownloadDoc>(ORDER_DOWNLOAD_NS, this.#key(e.data.accession));
+      if (!doc) return false; // never meant for this analyzer
+      const codes = e.data.tests.length > 0 ? e.data.tests.map((t) => t.code) : [...doc.sent, ...doc.pending, ...doc.cancelPending].map((t) => t.code);
+      let changed = false;
+      let toSend = false;
+      for (const code of new Set(codes)) {
+        if (!doc.cancelled.includes(code)) {
+          doc.cancelled.push(code);
+          changed = true;
+        }
+        if (has(doc.pending, code)) {
+          // Not downloaded yet: it simply is not sent.
+          doc.pending = without(doc.pending, [code]);
+          changed = true;
+        }
+        const sent = doc.sent.find((t) => t.code === code);
+        if (sent) {
+          doc.sent = without(doc.sent, [code]);
+          if (!has(doc.cancelPending, code)) doc.cancelPending.push(sent);
+          changed = toSend = true;
+        }
+      }
+      if (changed) await this.#save(doc);
+      return toSend;
+    }
+    return false;
+  }
+
+  /** Send the outbox now, or once the pass in progress ends. */
+  #kick(): void {
+    if (this.#stopped) return;
+    if (this.#flushing) {
+      this.#again = true;
+      return;
+    }
+    const run = (async () => {
+      do {
+        this.#again = false;
+        await this.#pass();
+      } while (this.#again && !this.#stopped);
+    })()
+      .catch((err: unknown) => this.#opt.log.warn('order download outbox not sent', { analyzer: this.#opt.analyzerId, error: describeError(err) }))
+      .finally(() => {
+        this.#flushing = undefined;
+      });
+    this.#flushing = run;
+    this.#track(run);
+  }
+
+  /** One pass over the outbox, oldest first; stops at the first refused send. */
+  async #pass(): Promise<void> {
+    const { store, link, analyzerId, profile, log } = this.#opt;
+    if (link.connections === 0) return;
+    const prefix = analyzerId + SEP;
+    const entries = (await store.listDocs<OutboxEntry>(ORDER_OUTBOX_NS, { prefix })).sort((a, b) => (a.value.queuedAt < b.value.queuedAt ? -1 : a.value.queuedAt > b.value.queuedAt ? 1 : 0));
+    for (const { key } of entries) {
+      if (this.#stopped || link.connections === 0) return;
+      const accession = key.slice(prefix.length);
+      if (this.#givenUp.has(accession)) continue;
+      const doc = await store.getDoc<OrderDownloadDoc>(ORDER_DOWNLOAD_NS, key);
+      if (!doc || !outstanding(doc)) {
+        await this.#locked(() => this.#dropStaleEntry(key));
+        continue;
+      }
+      const add = [...doc.pending];
+      const cancel = [...doc.cancelPending];
+      const records = buildOrderDownload(doc, { add, cancel }, profile, { receiver: analyzerId });
+      if (records.length > 0) {
+        try {
+          await link.sendWorklist(records);
+        } catch (err) {
+          await this.#refused(accession, err);
+          return;
+        }
+        log.info('order downloaded to analyzer', { analyzer: analyzerId, accession, tests: add.map((t) => t.code), cancelled: cancel.map((t) => t.code) });
+      }
+      this.#failures.delete(accession);
+      await this.#locked(() => this.#markSent(accession, add, cancel));
+    }
+  }
+
+  async #dropStaleEntry(key: string): Promise<void> {
+    const doc = await this.#opt.store.getDoc<OrderDownloadDoc>(ORDER_DOWNLOAD_NS, key);
+    if (!doc || !outstanding(doc)) await this.#opt.store.deleteDoc(ORDER_OUTBOX_NS, key);
+  }
+
+  /** The analyzer accepted the message: `add` is sent (or, cancelled meanwhile, to cancel), `cancel` done. */
+  async #markSent(accession: string, add: OrderedTest[], cancel: OrderedTest[]): Promise<void> {
+    const doc = await this.#opt.store.getDoc<OrderDownloadDoc>(ORDER_DOWNLOAD_NS, this.#key(accession));
+    if (!doc) return;
+    const addCodes = add.map((t) => t.code);
+    doc.pending = without(doc.pending, addCodes);
+    doc.cancelPending = without(doc.cancelPending, cancel.map((t) => t.code));
+    for (const t of add) {
+      if (doc.cancelled.includes(t.code)) {
+        // The LIS cancelled it while it was on the wire: the analyzer has it, so it gets the cancel.
+        if (!has(doc.cancelPending, t.code)) doc.cancelPending.push(t);
+      } else if (!has(doc.sent, t.code)) doc.sent.push(t);
+    }
+    doc.attempts = 0;
+    delete doc.lastError;
+    await this.#save(doc);
+  }
+
+  /** A refused or failed send: alert, keep it in the outbox, retry later (bounded) or on the next connection. */
+  async #refused(accession: string, err: unknown): Promise<void> {
+    const { analyzerId, link, telemetry, log, store } = this.#opt;
+    const error = describeError(err);
+    if (link.connections === 0 || this.#stopped) {
+      // The connection went away: the outbox goes out on the next one.
+      log.info('order download waits for the analyzer to connect', { analyzer: analyzerId, accession, error });
+      return;
+    }
+    const failures = (this.#failures.get(accession) ?? 0) + 1;
+    this.#failures.set(accession, failures);
+    const givenUp = failures >= this.#maxAttempts;
+    if (givenUp) this.#givenUp.add(accession);
+    const next = givenUp ? 'kept until the analyzer connects again' : `kept, retried in ${Math.round(this.#retryDelayMs / 1000)} s`;
+    log.warn('order download refused by the analyzer', { analyzer: analyzerId, accession, attempt: failures, error });
+    telemetry.alert('warning', 'GW_ASTM_LINK', `analyzer ${analyzerId}: order download of accession ${accession} not accepted (${error}); ${next}`, analyzerId);
+    try {
+      await this.#locked(async () => {
+        const doc = await store.getDoc<OrderDownloadDoc>(ORDER_DOWNLOAD_NS, this.#key(accession));
+        if (!doc || !outstanding(doc)) return;
+        doc.attempts++;
+        doc.lastError = error;
+        await this.#save(doc);
+      });
+    } catch (e) {
+      log.warn('order download attempt not recorded', { analyzer: analyzerId, accession, error: describeError(e) });
+    }
+    if (!this.#stopped && this.#retryTimer === undefined) {
+      this.#retryTimer = setTimeout(() => {
+        this.#retryTimer = undefined;
+        this.#kick();
+      }, this.#retryDelayMs);
+      this.#retryTimer.unref();
+    }
+  }
+}
+
+function newDoc(accession: string): OrderDownloadDoc {
+  return { accession, sent: [], pending: [], cancelPending: [], cancelled: [], attempts: 0, updatedAt: new Date().toISOString() };
+}
+
+/** The latest order's specimen, patient, priority and time (what the O record carries). */
+function withOrder(doc: OrderDownloadDoc, order: OrderCreatedData): void {
+  if (order.specimenId !== undefined) doc.specimenId = order.specimenId;
+  if (order.patientId !== undefined) doc.patientId = order.patientId;
+  if (order.priority !== undefined) doc.priority = order.priority;
+  if (order.orderedAt !== undefined) doc.orderedAt = order.orderedAt;
+}
