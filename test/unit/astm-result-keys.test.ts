@@ -95,3 +95,20 @@ describe('host query ranges', () => {
     expect([fig5.hostQuery?.range?.from.specimenId, fig5.hostQuery?.range?.to.specimenId]).toEqual(['032989325', '032989327']);
   });
 });
+
+describe('results timed by the order (O.7): consumption', () => {
+  const one = (profile: Profile, record: string) => normalizeAstmMessage(msg('H|\\^&|M1', 'P|1', 'O|1|S-7||^^^GLU|R|20260114080000', record, 'L|1|N'), ctx(profile)).events;
+
+  it('the final draws, keyed on O.7 and a hash of R.3 and value (keys of 51d9ac5 unchanged)', () => {
+    expect(keys(one(withConsumption(), 'R|1|^^^GLU|5.0|mmol/L||||F'), 'consumable.used')).toEqual([
+      expect.stringMatching(/^astm\|an-1\|consumption\|S-7\|20260114080000~[0-9a-f]{16}\|test\|GLU\|GLU-R1\|0$/),
+      expect.stringMatching(/^astm\|an-1\|consumption\|S-7\|20260114080000~[0-9a-f]{16}\|run\|run\|DEAD\|2$/),
+    ]);
+  });
+
+  it('a pending, preliminary, partial or corrected report draws nothing: the final counts the measurement once', () => {
+    for (const record of ['R|1|^^^GLU||||||I', 'R|1|^^^GLU|5.0|mmol/L||||P', 'R|1|^^^GLU|5.0|mmol/L||||S', 'R|1|^^^GLU|7.9|mmol/L||||C']) {
+      expect(keys(one(withConsumption(), record), 'consumable.used'), record).toEqual([]);
+    }
+  });
+});

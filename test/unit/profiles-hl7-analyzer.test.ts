@@ -102,3 +102,41 @@ describe('Mindray vendor-manual samples (corpus/hl7)', () => {
     expect(() => normalizeAnalyzerHl7('H|\\^&|||x\rL|1|N', ctxFor('mindray-bs-series'))).toThrow(/MSH/);
   });
 });
+
+describe('Mindray BS keys: result time, per-run rows, sample without barcode', () => {
+  const bs = (o: { controlId: string; msh7: string; barcode: string; sampleNo: string; testNo: string; value: string; obr7?: string; obx14?: string }): string =>
+    [
+      `MSH|^~\\&|Mindray|BS-200|||${o.msh7}||ORU^R01|${o.controlId}|P|2.3.1||||0||ASCII|||`,
+      `PID|1|854||${o.sampleNo}|Anon||19830719000000|F`,
+      `OBR|1|${o.barcode}|${o.sampleNo}|Mindray^BS-200|N||${o.obr7 ?? ''}||||||||serum`,
+      `OBX|1|NM|${o.testNo}|t|${o.value}|U/L|-||||F|||${o.obx14 ?? ''}||`,
+    ].join('\r');
+  const keysOf = (events: DraftEvent[], type: DraftEvent['type']) => events.filter((e) => e.type === type).map((e) => e.idempotencyKey);
+
+  it('without OBX-14 and OBR-7 a result is keyed on a hash of OBX-3/5/6/8, not MSH-7: a resend in a new message has the same keys', () => {
+    const first = normalizeAnalyzerHl7(bs({ controlId: '41', msh7: '20260114110000', barcode: 'B-1', sampleNo: '31', testNo: '1', value: '35.000000' }), ctxFor('mindray-bs-series'));
+    const again = normalizeAnalyzerHl7(bs({ controlId: '57', msh7: '20260114113000', barcode: 'B-1', sampleNo: '31', testNo: '1', value: '35.000000' }), ctxFor('mindray-bs-series'));
+    expect(keysOf(first, 'test.completed')).toEqual([expect.stringMatching(/^hl7-analyzer\|an-mindray-bs-series\|result\|B-1\|1\|rec:[0-9a-f]{16}$/)]);
+    expect(again.map((e) => e.idempotencyKey)).toEqual(first.map((e) => e.idempotencyKey));
+    expect(keysOf(first, 'consumable.used')).toContain('hl7-analyzer|an-mindray-bs-series|consumption|B-1|day:20260114|run|run|MR-BS-PROBE-WASH|6');
+  });
+
+  it('per-test rows keyed on the result time (OBX-14), per-run rows on the sample time (OBR-7)', () => {
+    const events = normalizeAnalyzerHl7(bs({ controlId: '61', msh7: '20260114103000', barcode: 'B-2', sampleNo: '32', testNo: '1', value: '35.000000', obr7: '20260114102500', obx14: '20260114102930' }), ctxFor('mindray-bs-series'));
+    expect(keysOf(events, 'test.completed')).toEqual(['hl7-analyzer|an-mindray-bs-series|result|B-2|1|20260114102930']);
+    expect(keysOf(events, 'consumable.used')).toEqual([
+      'hl7-analyzer|an-mindray-bs-series|consumption|B-2|20260114102930|test|ALT|MR-BS-ALT|0',
+      'hl7-analyzer|an-mindray-bs-series|consumption|B-2|20260114102930|test|ALT|MR-BS-CUVETTE-WASH|5',
+      'hl7-analyzer|an-mindray-bs-series|consumption|B-2|20260114102500|run|run|MR-BS-PROBE-WASH|6',
+    ]);
+  });
+
+  it('without a barcode (OBR-2 empty) the sample number is no accession: specimen <analyzer>:<sample no>, no order partition, no specimen.received', () => {
+    const events = normalizeAnalyzerHl7(bs({ controlId: '71', msh7: '20260114120000', barcode: '', sampleNo: '33', testNo: '1', value: '88.000000', obx14: '20260114115900' }), ctxFor('mindray-bs-series'));
+    const result = events.find((e) => e.type === 'test.completed');
+    expect(result?.type === 'test.completed' && result.data.accession).toBe(undefined);
+    expect([result?.correlationId, result?.partitionKey]).toEqual(['an-mindray-bs-series:33', 'specimen:an-mindray-bs-series:33']);
+    expect(events.some((e) => e.type === 'specimen.received')).toBe(false);
+    expect(events.filter((e) => e.type === 'consumable.used').length).toBeGreaterThan(0);
+  });
+});

@@ -85,6 +85,27 @@ interface KeptResult {
   timeKey: string;
   iso: string | undefined;
   runId: string;
+  /** Whether the result counts for consumption (see `drawsWithoutOwnTime`). */
+  draws: boolean;
+}
+
+/**
+ * R.9 codes of a report that is not the measurement's final word (LIS2-A2 §9.9): I pending, P
+ * preliminary, S partial, C correction of a result already transmitted.
+ */
+const NOT_FINAL_REPORT = new Set(['I', 'P', 'S', 'C']);
+
+/**
+ * Whether a result timed only by an O or H field (O.7 order time…) counts for consumption. Such a
+ * result's identity carries a hash of its value — the only thing that tells a rerun from the first
+ * run (both have the order time) — and a pending, preliminary, partial or corrected report shares
+ * nothing else with the final it precedes or corrects: keyed on its own value it drew the reagent a
+ * second time. So only the report that closes the measurement (F, R, V, empty, X, …) draws; the
+ * others are the same measurement, counted by it. A result with an R time (R.13, R.12) is unchanged:
+ * its versions share the time and the consumption keys carry no version.
+ */
+function drawsWithoutOwnTime(status: string): boolean {
+  return !NOT_FINAL_REPORT.has(status);
 }
 
 /**
@@ -320,13 +341,16 @@ class MessageNormalizer {
       // time): the result's own content (full R.3, dilution included, and value) tells them apart.
       const timeKey = !time ? `rec:${shortHash(result.raw)}` : time.fromResult ? time.raw : `${time.raw}~${shortHash(`${rawField(result, 3)}\u0000${value}`)}`;
       const iso = time ? astmDateToIso(time.raw) : undefined;
-      const runId = !time || !time.fromResult ? this.#sharedRunId(groups, time ? `${canonical}\u0000${time.raw}` : '', analyzerCode, timeKey) : this.#runIdentity(rscope, timeKey);
       const status = this.#value(component(result, 9, 1, d));
+      // Timed by an O/H field: a pending, preliminary or corrected report does not draw (nor open
+      // a group of #sharedRunId); its final does.
+      const draws = !time || time.fromResult || drawsWithoutOwnTime(status.trim());
+      const runId = !draws ? '' : !time || !time.fromResult ? this.#sharedRunId(groups, time ? `${canonical}\u0000${time.raw}` : '', analyzerCode, timeKey) : this.#runIdentity(rscope, timeKey);
       if (status === 'X' || status === 'I') {
         // LIS2-A2 §9.9: X = the order cannot be done, I = in instrument, pending. Neither is a
         // completed test; the run still used reagent, so the test counts for consumption.
         this.#warnings.push(`R record ${result.index + 1}: "${analyzerCode}" has status ${status} (${status === 'X' ? 'cannot be done' : 'pending'}): no test.completed`);
-        kept.push({ canonical, timeKey, iso, runId });
+        kept.push({ canonical, timeKey, iso, runId, draws });
         continue;
       }
       const data: EventDataMap['test.completed'] = {
@@ -357,7 +381,7 @@ class MessageNormalizer {
         partitionKey: billableRun ? partitionKeys.order(specimenId) : partitionKeys.specimen(specimenId),
         data,
       });
-      kept.push({ canonical, timeKey, iso, runId });
+      kept.push({ canonical, timeKey, iso, runId, draws });
     }
 
     if (kept.length === 0) return;
@@ -382,7 +406,11 @@ class MessageNormalizer {
         data,
       });
     }
-    this.#consumption(specimenId, runType, kept, tests, runIso);
+    const drawing = kept.filter((k) => k.draws);
+    if (drawing.length > 0) {
+      const drawnTests = drawing.length === kept.length ? tests : [...new Set(drawing.map((k) => k.canonical))];
+      this.#consumption(specimenId, runType, drawing, drawnTests, drawing[0]!.iso ?? this.#headerTime() ?? this.#ctx.receivedAt);
+    }
   }
 
   /**

@@ -1,3 +1,4 @@
+import { hash } from 'node:crypto';
 import { idempotencyKey, partitionKeys } from '../events/keys.ts';
 import type { DraftEvent, EventDataMap, RunType } from '../events/types.ts';
 import { GatewayError } from '../errors.ts';
@@ -18,6 +19,23 @@ import type { Profile, TestMapping } from './types.ts';
  * Mindray BS sends one test per ORU^R01; a QC ORU has no PID/OBX and carries everything in OBR
  * (13 control name, 14 lot, 17 level, 20 result, 21 unit). Other message types (QRY^Q02 host
  * queries, ORM^O01 worklist inquiries) yield no events.
+ *
+ * Specimen: the profile's `hl7.specimenIdField` (BS: OBR-2 barcode; BC-5380: OBR-3) is the
+ * specimen id and, for patient runs, the accession. Without it the other OBR field (BS: OBR-3,
+ * the daily sample number), else PID-3, names the sample as `<analyzer>:<id>`: no accession,
+ * partition `specimen:<analyzer>:<id>`, no `specimen.received` — never someone else's order.
+ *
+ * Keys (`hl7-analyzer`, analyzer, …):
+ * - test.completed: `result`, specimen, analyzer code, key time = OBX-14, else OBR-7 (BS QC in
+ *   OBR: OBR-7, else OBR-6), else `rec:` and a hash of OBX-3/5/6/8 (BS QC: code, value, units,
+ *   level) — never MSH-7, which a resend renews; for a sample number or a control lot (not a
+ *   tube barcode) `rec:<message day>~<hash>`.
+ * - specimen.received: `specimen`, specimen, day of the first result's time (MSH-7 as last resort).
+ * - consumable.used: `consumption`, specimen, run key, per, test, product, row. Per-test rows: the
+ *   result's key time (one group per distinct key time). Per-run rows (dead volume): the sample's
+ *   time OBR-7 (BS QC: OBR-7/OBR-6), else `day:<YYYYMMDD>`, so one sample whose tests arrive one
+ *   per ORU draws them once. When every result's key time is the sample time (BC-5380: OBR-7, no
+ *   OBX-14) it is one pass over the table, keys as before.
  */
 export interface AnalyzerHl7Context {
   analyzerId: string;
@@ -47,6 +65,23 @@ function lookup(profile: Profile, code: string): TestMapping | undefined {
   return undefined;
 }
 
+function shortHash(text: string): string {
+  return hash('sha256', text, 'hex').slice(0, 16);
+}
+
+/** Consumption rows of one kind only, row positions kept (the row index is part of the key). */
+const splitTables = new WeakMap<Profile, { perTest: Profile; perRun: Profile }>();
+
+function splitConsumption(profile: Profile): { perTest: Profile; perRun: Profile } {
+  let split = splitTables.get(profile);
+  if (!split) {
+    const only = (per: 'test' | 'run'): Profile => ({ ...profile, consumption: profile.consumption.map((row) => (row.per === per ? row : { ...row, runTypes: [] })) });
+    split = { perTest: only('test'), perRun: only('run') };
+    splitTables.set(profile, split);
+  }
+  return split;
+}
+
 /** Normalize one parsed message (the Hl7Message of gateway/src/hl7/message.ts). */
 export function normalizeAnalyzerHl7Message(message: Hl7Message, ctx: AnalyzerHl7Context): Outcome {
   const { profile, analyzerId } = ctx;
@@ -73,32 +108,56 @@ export function normalizeAnalyzerHl7Message(message: Hl7Message, ctx: AnalyzerHl
   const pid = message.first('PID');
 
   for (const { obr, obx } of groups) {
+    // Only the profile's specimen field is the tube's barcode, the LIS accession (BS: OBR-2). The
+    // other OBR field (BS: OBR-3, the sample number, reassigned every day) or PID-3 only name the
+    // sample on this analyzer: no accession, partition `specimen:<analyzer>:<id>`.
     const primary = settings?.specimenIdField === 'OBR-3' ? 3 : 2;
-    let specimenId = obr.get(primary) || obr.get(primary === 2 ? 3 : 2);
-    const results: Array<{ code: string; value: string; units: string; flags: string; status: string; time: string; loinc?: string }> = [];
-    if (obx.length === 0 && (runType === 'qc' || runType === 'calibration')) {
+    let specimenId = obr.get(primary);
+    const accessionable = specimenId !== '';
+    const sampleName = obr.get(primary === 2 ? 3 : 2) || (pid?.get(3) ?? '');
+    // OBR-7, the sample's time (BS: when it was sampled; a BS QC/calibration OBR may carry only
+    // OBR-6): the per-run rows are keyed on it.
+    const qcInObr = obx.length === 0 && (runType === 'qc' || runType === 'calibration');
+    let sampleTime = obr.get(7);
+    // `time` dates the result (and keeps MSH-7 as the last resort for that); `keyTime` keys it:
+    // OBX-14 or OBR-7, else a hash of the result, never MSH-7 (a resend gets a new MSH-7). A tube
+    // barcode names one tube; a sample number (reassigned every day) or a control lot (measured
+    // every day) does not, so their hash key also carries the message's day.
+    const recPrefix = qcInObr || !accessionable ? `rec:${(h.dateTime || ctx.receivedAt.replace(/[^0-9]/g, '')).slice(0, 8)}~` : 'rec:';
+    const results: Array<{ code: string; value: string; units: string; flags: string; status: string; time: string; keyTime: string; loinc?: string }> = [];
+    if (qcInObr) {
       // Mindray BS QC/calibration: OBR-13 control, OBR-14 lot, OBR-20 result, OBR-21 unit.
       const control = obr.get(13);
       const lot = obr.get(14);
       if (control || lot) specimenId = [control, lot].filter(Boolean).join('/');
-      results.push({ code: obr.get(3) || obr.get(4), value: obr.get(20), units: obr.get(21), flags: obr.get(17) ? `level ${obr.get(17)}` : '', status: 'F', time: obr.get(7) || obr.get(6) || h.dateTime });
+      const own = obr.get(7) || obr.get(6);
+      sampleTime = own;
+      const code = obr.get(3) || obr.get(4);
+      const value = obr.get(20);
+      const units = obr.get(21);
+      const flags = obr.get(17) ? `level ${obr.get(17)}` : '';
+      results.push({ code, value, units, flags, status: 'F', time: own || h.dateTime, keyTime: own || `${recPrefix}${shortHash([code, value, units, flags].join('\u0000'))}` });
     }
     for (const seg of obx) {
       const valueType = seg.get(2).toUpperCase();
       if (settings?.valueTypes && !settings.valueTypes.includes(valueType)) continue;
       const code = seg.get(3, settings?.codeComponent ?? 1);
-      const r = { code, value: seg.get(5), units: seg.get(6), flags: seg.get(8), status: seg.get(11), time: seg.get(14) || obr.get(7) || h.dateTime } as (typeof results)[number];
+      const own = seg.get(14) || obr.get(7);
+      const keyTime = own || `${recPrefix}${shortHash([seg.raw(3), seg.raw(5), seg.raw(6), seg.raw(8)].join('\u0000'))}`;
+      const r = { code, value: seg.get(5), units: seg.get(6), flags: seg.get(8), status: seg.get(11), time: own || h.dateTime, keyTime } as (typeof results)[number];
       if (seg.get(3, 3).toUpperCase() === 'LN') r.loinc = seg.get(3, 1);
       results.push(r);
     }
     if (specimenId === '') {
-      specimenId = pid?.get(3) ?? '';
-      if (specimenId === '') {
+      if (sampleName === '') {
         notes.push(`OBR ${obr.get(1)}: no specimen id in OBR-2/OBR-3/PID-3: no events`);
         continue;
       }
+      specimenId = `${analyzerId}:${sampleName}`;
+      if (billable) notes.push(`OBR ${obr.get(1)}: no sample barcode in ${settings?.specimenIdField ?? 'OBR-2'}: results kept as ${specimenId}, not attached to an order`);
     }
-    const kept: Array<{ canonical: string; time: string }> = [];
+    const attached = billable && accessionable;
+    const kept: Array<{ canonical: string; time: string; keyTime: string }> = [];
     for (const r of results) {
       if (r.code === '') continue;
       const mapping = lookup(profile, r.code);
@@ -107,7 +166,7 @@ export function normalizeAnalyzerHl7Message(message: Hl7Message, ctx: AnalyzerHl
       const canonical = mapping?.code ?? r.code;
       const iso = hl7TimeToIso(r.time);
       const data: EventDataMap['test.completed'] = { specimenId, testCode: canonical, analyzerTestCode: r.code, runType };
-      if (billable) data.accession = specimenId;
+      if (attached) data.accession = specimenId;
       const loinc = mapping?.loinc ?? r.loinc;
       if (loinc) data.loinc = loinc;
       if (r.value !== '') data.value = r.value;
@@ -120,18 +179,18 @@ export function normalizeAnalyzerHl7Message(message: Hl7Message, ctx: AnalyzerHl
         type: 'test.completed',
         occurredAt: iso ?? ctx.receivedAt,
         receivedAt: ctx.receivedAt,
-        idempotencyKey: idempotencyKey('hl7-analyzer', analyzerId, 'result', specimenId, r.code, r.time || `msg:${h.controlId}`),
+        idempotencyKey: idempotencyKey('hl7-analyzer', analyzerId, 'result', specimenId, r.code, r.keyTime),
         correlationId: specimenId,
-        partitionKey: billable ? partitionKeys.order(specimenId) : partitionKeys.specimen(specimenId),
+        partitionKey: attached ? partitionKeys.order(specimenId) : partitionKeys.specimen(specimenId),
         source,
         data,
       });
-      kept.push({ canonical, time: r.time || `msg:${h.controlId}` });
+      kept.push({ canonical, time: r.time, keyTime: r.keyTime });
     }
     if (kept.length === 0) continue;
-    const runKey = kept[0]!.time;
+    const day = (kept[0]!.time || ctx.receivedAt.replace(/[^0-9]/g, '')).slice(0, 8);
     const runAt = hl7TimeToIso(kept[0]!.time) ?? ctx.receivedAt;
-    if (billable && !seen.has(specimenId)) {
+    if (attached && !seen.has(specimenId)) {
       seen.add(specimenId);
       const data: EventDataMap['specimen.received'] = { accession: specimenId, specimenId, receivedAt: runAt };
       const specimenType = obr.get(15);
@@ -140,7 +199,7 @@ export function normalizeAnalyzerHl7Message(message: Hl7Message, ctx: AnalyzerHl
         type: 'specimen.received',
         occurredAt: runAt,
         receivedAt: ctx.receivedAt,
-        idempotencyKey: idempotencyKey('hl7-analyzer', analyzerId, 'specimen', specimenId, runKey.slice(0, 8)),
+        idempotencyKey: idempotencyKey('hl7-analyzer', analyzerId, 'specimen', specimenId, day),
         correlationId: specimenId,
         partitionKey: partitionKeys.order(specimenId),
         source,
@@ -148,7 +207,28 @@ export function normalizeAnalyzerHl7Message(message: Hl7Message, ctx: AnalyzerHl
       });
     }
     const tests = [...new Set(kept.map((k) => k.canonical))];
-    events.push(...consumptionDrafts({ profile, analyzerId, specimenId, runType, tests, runKey, runAt, receivedAt: ctx.receivedAt, source, keyPrefix: 'hl7-analyzer' }));
+    const base = { analyzerId, specimenId, runType, receivedAt: ctx.receivedAt, source, keyPrefix: 'hl7-analyzer' };
+    // Per-test rows: each test on its own result's key time (a rerun of a test draws again).
+    // Per-run rows (dead volume): on the sample — OBR-7, else the day — so that a sample whose
+    // tests arrive one per ORU (Mindray BS) draws them once, whatever test came first.
+    const runKey = sampleTime || `day:${day}`;
+    const runAtSample = hl7TimeToIso(sampleTime) ?? runAt;
+    const first = kept[0]!;
+    if (kept.every((k) => k.keyTime === first.keyTime) && first.keyTime === runKey) {
+      events.push(...consumptionDrafts({ ...base, profile, tests, runKey, runAt }));
+      continue;
+    }
+    const { perTest, perRun } = splitConsumption(profile);
+    const byTime = new Map<string, { tests: Set<string>; time: string }>();
+    for (const k of kept) {
+      const group = byTime.get(k.keyTime);
+      if (group) group.tests.add(k.canonical);
+      else byTime.set(k.keyTime, { tests: new Set([k.canonical]), time: k.time });
+    }
+    for (const [keyTime, group] of byTime) {
+      events.push(...consumptionDrafts({ ...base, profile: perTest, tests: [...group.tests], runKey: keyTime, runAt: hl7TimeToIso(group.time) ?? ctx.receivedAt }));
+    }
+    events.push(...consumptionDrafts({ ...base, profile: perRun, tests, runKey, runAt: runAtSample }));
   }
   return { events, notes };
 }
