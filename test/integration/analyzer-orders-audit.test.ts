@@ -15,7 +15,6 @@ import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { validateConfig } from '../../gateway/src/config/validate.ts';
 import type { CanonicalEvent } from '../../gateway/src/events/types.ts';
 import { Gateway } from '../../gateway/src/gateway.ts';
 import { ACK, ENQ, EOT, NAK, STX } from '../../gateway/src/ingress/astm/control-chars.ts';
@@ -23,7 +22,7 @@ import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
 import type { TelemetryEvents } from '../../gateway/src/telemetry.ts';
 import { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
-import { startTestGateway } from '../fixtures/gateway.ts';
+import { startTestGateway, testGatewayConfig } from '../fixtures/gateway.ts';
 
 // ------------------------------------------------------------------------------------------------
 // helpers
@@ -80,15 +79,7 @@ function orderRecords(text: string): string[][] {
 
 /** A gateway in `dir` (kept across restarts), relay off, ephemeral ports. */
 async function gatewayAt(dir: string, id: string, sections: Record<string, unknown>): Promise<Gateway> {
-  const { config, issues } = validateConfig({
-    gateway: { id, dataDir: dir },
-    hl7: [{ id: 'lis', listen: { host: '127.0.0.1', port: 0 } }],
-    relay: { enabled: false },
-    mqtt: { listen: { host: '127.0.0.1', port: 0 } },
-    status: { listen: { host: '127.0.0.1', port: 0 } },
-    ...sections,
-  });
-  if (!config) throw new Error(`config invalid: ${JSON.stringify(issues)}`);
+  const config = testGatewayConfig(id, dir, sections);
   const gateway = new Gateway({ config, log: silentLogger });
   await gateway.start();
   return gateway;

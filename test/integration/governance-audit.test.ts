@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { appendFileSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { validateConfig } from '../../gateway/src/config/validate.ts';
+import { testGatewayConfig } from '../fixtures/gateway.ts';
 import type { GatewayConfig } from '../../gateway/src/config/types.ts';
 import { invoiceEligibility } from '../../gateway/src/events/invoice-eligibility.ts';
 import { Gateway } from '../../gateway/src/gateway.ts';
@@ -63,15 +63,7 @@ async function fakeClockModel(config: GatewayConfig, store: EventStore, telemetr
 /** An in-process gateway on ephemeral loopback ports with the given sections. */
 async function startGateway(id: string, sections: Record<string, unknown>, telemetry = new Telemetry()): Promise<Gateway> {
   const dir = tmp(`gov-${id}-`);
-  const { config, issues } = validateConfig({
-    gateway: { id, dataDir: dir },
-    hl7: [{ id: 'lis', listen: { host: '127.0.0.1', port: 0 } }],
-    relay: { enabled: false },
-    mqtt: { listen: { host: '127.0.0.1', port: 0 } },
-    status: { listen: { host: '127.0.0.1', port: 0 } },
-    ...sections,
-  });
-  if (!config) throw new Error(`config invalid: ${JSON.stringify(issues)}`);
+  const config = testGatewayConfig(id, dir, sections);
   const gateway = new Gateway({ config, log: silentLogger, telemetry });
   await gateway.start();
   cleanups.push(() => gateway.stop(5_000));

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { normalizeAstmMessage } from '../../gateway/src/astm/normalize.ts';
-import { loadProfile } from '../../gateway/src/profiles/load.ts';
 import type { Profile } from '../../gateway/src/profiles/types.ts';
+import { astmMsg, withConsumption } from '../fixtures/astm/consumption.ts';
 import type { EventStore } from '../../gateway/src/store/event-store.ts';
 import { useTempStore } from '../fixtures/store/temp-store.ts';
 import { inboundMessage, resultValidated } from '../fixtures/store/inbound.ts';
@@ -11,19 +11,8 @@ import { inboundMessage, resultValidated } from '../fixtures/store/inbound.ts';
  * directory (and the real normalizer / relay where they matter).
  */
 
-const msg = (...records: string[]) => records.join('\r');
+const msg = astmMsg;
 
-/** A generic profile (run time R.13, R.12, then O.7) with one reagent per test and a dead volume per run. */
-function withConsumption(): Profile {
-  const base = loadProfile('generic-astm');
-  return {
-    ...base,
-    consumption: [
-      { per: 'test', test: 'GLU', productCode: 'GLU-R1', quantity: 0.2, uom: 'mL' },
-      { per: 'run', productCode: 'DEAD', quantity: 0.05, uom: 'mL', deadVolume: true },
-    ],
-  };
-}
 
 /** Normalize one ASTM message and commit it, as the ASTM endpoint does. */
 async function intake(store: EventStore, text: string, profile: Profile, receivedAt: string, controlId: string): Promise<void> {

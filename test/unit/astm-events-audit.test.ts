@@ -9,6 +9,7 @@ import type { HostQuery } from '../../gateway/src/astm/types.ts';
 import type { DraftEvent, OrderCreatedData } from '../../gateway/src/events/types.ts';
 import { loadProfile } from '../../gateway/src/profiles/load.ts';
 import type { Profile } from '../../gateway/src/profiles/types.ts';
+import { astmCtx, astmMsg, withConsumption } from '../fixtures/astm/consumption.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import { corpusMessages } from '../fixtures/astm/corpus.ts';
 
@@ -18,8 +19,8 @@ import { corpusMessages } from '../fixtures/astm/corpus.ts';
  * is the LIS2-A2 Fig. 5 example read from the shared corpus. `storedAfter` mimics the store, which
  * skips an event whose idempotency key it already holds.
  */
-const ctx = (profile: Profile, receivedAt = '2026-01-14T12:00:00.000Z') => ({ analyzerId: 'an-1', endpoint: 'ep-1', profile, receivedAt });
-const msg = (...records: string[]) => records.join('\r');
+const ctx = astmCtx;
+const msg = astmMsg;
 const of = <T extends DraftEvent['type']>(events: DraftEvent[], type: T) => events.filter((e): e is Extract<DraftEvent, { type: T }> => e.type === type);
 
 /** Idempotency keys the store would keep after committing these messages in turn (it skips known keys). */
@@ -36,18 +37,6 @@ function storedAfter(...batches: DraftEvent[][]): DraftEvent[] {
   return out;
 }
 
-/** A generic profile with one reagent per test and a dead-volume row per run. */
-function withConsumption(): Profile {
-  const base = loadProfile('generic-astm');
-  return {
-    ...base,
-    consumption: [
-      { per: 'test', test: 'GLU', productCode: 'GLU-R1', quantity: 0.2, uom: 'mL' },
-      { per: 'test', test: 'CREA', productCode: 'CREA-R1', quantity: 0.1, uom: 'mL' },
-      { per: 'run', productCode: 'DEAD', quantity: 0.05, uom: 'mL', deadVolume: true },
-    ],
-  };
-}
 
 const used = (events: DraftEvent[]) =>
   of(events, 'consumable.used')

@@ -3,27 +3,17 @@ import { normalizeAstmMessage } from '../../gateway/src/astm/normalize.ts';
 import type { DraftEvent } from '../../gateway/src/events/types.ts';
 import { loadProfile } from '../../gateway/src/profiles/load.ts';
 import type { Profile } from '../../gateway/src/profiles/types.ts';
+import { astmCtx, astmMsg, withConsumption } from '../fixtures/astm/consumption.ts';
 
 /**
  * Idempotency keys of analyzer results and their consumption: the keys stores already hold for
  * final results must not change (a resend across an upgrade would count twice), versions of a
  * result (preliminary, correction) get keys of their own, reruns are told apart.
  */
-const ctx = (profile: Profile) => ({ analyzerId: 'an-1', endpoint: 'ep-1', profile, receivedAt: '2026-01-14T12:00:00.000Z' });
-const msg = (...records: string[]) => records.join('\r');
+const ctx = astmCtx;
+const msg = astmMsg;
 const keys = (events: DraftEvent[], type: DraftEvent['type']) => events.filter((e) => e.type === type).map((e) => e.idempotencyKey);
 
-function withConsumption(): Profile {
-  const base = loadProfile('generic-astm');
-  return {
-    ...base,
-    consumption: [
-      { per: 'test', test: 'GLU', productCode: 'GLU-R1', quantity: 0.2, uom: 'mL' },
-      { per: 'test', test: 'CREA', productCode: 'CREA-R1', quantity: 0.1, uom: 'mL' },
-      { per: 'run', productCode: 'DEAD', quantity: 0.05, uom: 'mL', deadVolume: true },
-    ],
-  };
-}
 
 const run = (profile: Profile, ...results: string[]) => normalizeAstmMessage(msg('H|\\^&|M1', 'P|1', 'O|1|S-1||^^^GLU\\^^^CREA|R|20260114080000', ...results, 'L|1|N'), ctx(profile)).events;
 
