@@ -7,24 +7,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import { OdooEmulator } from '../../test/odoo-emulator/emulator.ts';
+import { cliSource, repo, runCli } from '../fixtures/cli.ts';
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const cli = path.join(repo, 'gateway/src/cli/main.ts');
+const cli = cliSource;
 
-function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [cli, ...args], { cwd: repo, env: { ...process.env, ...env } });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.on('exit', (code) => resolve({ code: code ?? -1, out, err }));
-  });
-}
+const run = (args: string[], env: NodeJS.ProcessEnv = {}) => runCli(cli, args, env);
 
 let dir: string;
 let gateway: ChildProcess;

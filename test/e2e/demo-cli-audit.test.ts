@@ -13,26 +13,16 @@ import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import { sandboxFile } from '../../gateway/src/sandbox.ts';
 import { OdooEmulator } from '../../test/odoo-emulator/emulator.ts';
+import { cliBuilt, repo, runCli } from '../fixtures/cli.ts';
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const cli = path.join(repo, 'dist/gateway/src/cli/main.js');
+const cli = cliBuilt;
 const STACK = /\n\s+at .+[:(]\d+:\d+/;
 
-function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [cli, ...args], { cwd: repo, env: { ...process.env, ...env } });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.on('exit', (code) => resolve({ code: code ?? -1, out, err }));
-  });
-}
+const run = (args: string[], env: NodeJS.ProcessEnv = {}) => runCli(cli, args, env);
 
 interface Proc {
   child: ChildProcess;

@@ -5,7 +5,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import { isGatewayError } from '../../gateway/src/errors.ts';
 import { useTempStore } from '../fixtures/store/temp-store.ts';
-import { hookFileHandle } from '../fixtures/store/file-handle-hook.ts';
+import { holdFirstLogRead as holdRead } from '../fixtures/store/file-handle-hook.ts';
 import { decodePointer } from '../../gateway/src/store/message-log.ts';
 import { inboundMessage, resultValidated } from '../fixtures/store/inbound.ts';
 
@@ -26,16 +26,6 @@ async function deliverOne(store: EventStore, controlId: string, accession: strin
   return { messageId: r.messageId, eventId: r.eventIds[0]! };
 }
 
-/** The first message-log read from now on is held until `release()`; every other read goes through. */
-async function holdFirstLogRead(): Promise<{ calls: () => number; release: () => void; restore: () => void }> {
-  let release!: () => void;
-  const released = new Promise<void>((r) => (release = r));
-  const hook = await hookFileHandle(tmp.dir, 'read', async (call, original) => {
-    if (call === 1) await released;
-    return original();
-  });
-  return { ...hook, release: () => release() };
-}
 
 describe('retention: counters on disk match the records on disk', () => {
   // prune() takes its decrements of the delivered/discarded counters from the in-memory counts
@@ -52,7 +42,7 @@ describe('retention: counters on disk match the records on disk', () => {
 
     // Retention's message scan reads each message from the log: the first read is held, after
     // its event scan has gone through the three delivered events.
-    const reads = await holdFirstLogRead();
+    const reads = await holdRead(tmp.dir);
     const crashDir = path.join(tmp.dir, 'crash');
     let pruned: Promise<number> | undefined;
     try {

@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { isGatewayError } from '../../gateway/src/errors.ts';
 import { useTempStore } from '../fixtures/store/temp-store.ts';
-import { eio, hookFileHandle } from '../fixtures/store/file-handle-hook.ts';
+import { eio, holdFirstLogRead as holdRead, hookFileHandle } from '../fixtures/store/file-handle-hook.ts';
 import { inboundMessage, resultValidated } from '../fixtures/store/inbound.ts';
 
 // One class of race: the store's in-memory state changes when an operation is queued, while the
@@ -145,7 +145,7 @@ describe('reads beside writes: in-memory state ahead of LevelDB', () => {
     const first = await store.commit(inboundMessage('MV1'), [resultValidated('MV-ORDER', 'k-MV1')]);
     await store.close();
     store = await tmp.open(); // a new active segment: MV1's segment is an old one now
-    const reads = await holdFirstLogRead();
+    const reads = await holdRead(tmp.dir);
     const gates = batchGates((b) => b.logged);
     try {
       // The resend reads MV1's pointer, then its record from the log (held here).
@@ -223,16 +223,6 @@ describe('reads beside writes: in-memory state ahead of LevelDB', () => {
   }
 });
 
-/** The first message-log read from now on is held until `release()`; every other read goes through. */
-async function holdFirstLogRead(): Promise<{ calls: () => number; release: () => void; restore: () => void }> {
-  let release!: () => void;
-  const released = new Promise<void>((r) => (release = r));
-  const hook = await hookFileHandle(tmp.dir, 'read', async (call, original) => {
-    if (call === 1) await released;
-    return original();
-  });
-  return { ...hook, release: () => release() };
-}
 
 /** The first message-log append from now on is held until `fail()`, then fails with EIO; every other goes through. */
 async function holdFirstLogWrite(): Promise<{ calls: () => number; fail: () => void; restore: () => void }> {
