@@ -12,7 +12,7 @@ import { analyzerTests, buildOrderDownload } from './host-query.ts';
  * Two kinds of local documents, keyed `<analyzer>␀<accession>`:
  * - `orderDownload`: what the analyzer has of the accession — tests it accepted (`sent`), tests
  *   still to send (`pending`), cancels still to send (`cancelPending`), codes the LIS cancelled
- *   (`cancelled`, never sent again);
+ *   (`cancelled`; an order of the code after its cancel downloads it again);
  * - `orderOutbox`: present while the accession has something to send (its `queuedAt` gives the
  *   order of sending). The outbox of one analyzer is read with one prefix scan, never the store.
  *
@@ -39,7 +39,7 @@ export interface OrderDownloadDoc {
   pending: OrderedTest[];
   /** Sent tests the LIS cancelled: a cancel (O.12 = C) to send. */
   cancelPending: OrderedTest[];
-  /** Codes the LIS cancelled: never downloaded again. */
+  /** Codes the LIS cancelled (a later order of the code downloads it again). */
   cancelled: string[];
   /** Failed sends since the last success. */
   attempts: number;
@@ -181,8 +181,25 @@ export class OrderDownload {
       const runnable = e.data.tests.filter((t) => analyzerTests([t], profile).length > 0);
       if (runnable.length === 0) return false;
       const doc = (await store.getDoc<OrderDownloadDoc>(ORDER_DOWNLOAD_NS, this.#key(e.data.accession))) ?? newDoc(e.data.accession);
-      const add = runnable.filter((t, i) => !has(doc.sent, t.code) && !has(doc.pending, t.code) && !has(doc.cancelPending, t.code) && !doc.cancelled.includes(t.code) && !has(runnable.slice(0, i), t.code));
-      if (add.length === 0) return false; // resent by the LIS, or cancelled: the analyzer has it already
+      // Ordered again after its cancellation (the billing derivation reads it the same way: an
+      // order after a cancel re-adds the test): downloaded again, or, while its cancel has not
+      // gone out yet, the cancel is simply not sent.
+      let reordered = false;
+      for (const t of runnable) {
+        if (!doc.cancelled.includes(t.code)) continue;
+        doc.cancelled = doc.cancelled.filter((c) => c !== t.code);
+        const unsent = doc.cancelPending.find((c) => c.code === t.code);
+        if (unsent) {
+          doc.cancelPending = without(doc.cancelPending, [t.code]);
+          doc.sent.push(unsent);
+        }
+        reordered = true;
+      }
+      const add = runnable.filter((t, i) => !has(doc.sent, t.code) && !has(doc.pending, t.code) && !has(doc.cancelPending, t.code) && !has(runnable.slice(0, i), t.code));
+      if (add.length === 0) {
+        if (reordered) await this.#save(doc);
+        return false; // resent by the LIS: the analyzer has it already
+      }
       withOrder(doc, e.data);
       doc.pending.push(...add);
       await this.#save(doc);
@@ -291,6 +308,8 @@ export class OrderDownload {
     doc.attempts = 0;
     delete doc.lastError;
     await this.#save(doc);
+    // A cancel recorded while this message was on the wire: another pass sends it on this link.
+    if (outstanding(doc)) this.#again = true;
   }
 
   /** A refused or failed send: alert, keep it in the outbox, retry later (bounded) or on the next connection. */
