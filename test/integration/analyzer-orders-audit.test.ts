@@ -23,59 +23,10 @@ import { silentLogger } from '../../gateway/src/log.ts';
 import type { TelemetryEvents } from '../../gateway/src/telemetry.ts';
 import { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
 import { startTestGateway, testGatewayConfig } from '../fixtures/gateway.ts';
+import { CENTAUR, connectAnalyzer, connections, nextSession, orderRecords, orm } from '../fixtures/order-download.ts';
 
 // ------------------------------------------------------------------------------------------------
 // helpers
-
-const CENTAUR = { id: 'centaur-1', profile: 'siemens-advia-centaur-xp', tcp: { listen: { host: '127.0.0.1', port: 0 } }, pushOrders: true };
-
-/** An LIS order message (ORM^O01) for `accession` with canonical test codes. */
-const orm = (controlId: string, accession: string, tests: string[], orderControl = 'NW'): Buffer =>
-  Buffer.from(
-    [
-      `MSH|^~\\&|LIS|LAB|GW|LAB|20261125101500||ORM^O01|${controlId}|P|2.5`,
-      'PID|1||MRN-7^^^LAB^MR',
-      `ORC|${orderControl}|${accession}||${accession}|SC||||20261125101500||||||||||||CLINIC-A`,
-      ...tests.map((t, i) => `OBR|${i + 1}|${accession}||${t}^${t}^L`),
-      '',
-    ].join('\r'),
-  );
-
-/** Open connections of an analyzer endpoint, as the status model reports them. */
-function connections(gateway: Gateway, id: string): number {
-  return gateway.statusModel?.toApiStatus().endpoints.find((e) => e.id === id)?.connections ?? 0;
-}
-
-/** A simulated ASTM analyzer connected to its listener (the gateway has registered the link). */
-async function connectAnalyzer(gateway: Gateway, id: string): Promise<{ sim: AnalyzerSim; socket: net.Socket }> {
-  const socket = net.connect({ host: '127.0.0.1', port: gateway.addresses().analyzers[id]!.port! });
-  const sim = new AnalyzerSim((b) => socket.write(b));
-  socket.on('data', (d: Buffer) => sim.feed(d));
-  socket.on('error', () => undefined);
-  await once(socket, 'connect');
-  for (const until = Date.now() + 10_000; connections(gateway, id) < 1; ) {
-    if (Date.now() > until) throw new Error(`the connection of ${id} was not registered within 10 s`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return { sim, socket };
-}
-
-/** The next session the gateway sends the analyzer, or '' when none starts within `ms`. */
-async function nextSession(sim: AnalyzerSim, ms = 3_000): Promise<string> {
-  try {
-    return await sim.receiveSession(ms);
-  } catch {
-    return '';
-  }
-}
-
-/** The O records of an ASTM message text, each split into fields (index n = O.(n+1)). */
-function orderRecords(text: string): string[][] {
-  return text
-    .split(/\r|\n/)
-    .filter((r) => r.startsWith('O|'))
-    .map((r) => r.split('|'));
-}
 
 /** A gateway in `dir` (kept across restarts), relay off, ephemeral ports. */
 async function gatewayAt(dir: string, id: string, sections: Record<string, unknown>): Promise<Gateway> {

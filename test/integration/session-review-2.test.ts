@@ -3,59 +3,13 @@
  * analyzer results): each test demonstrates a regression or a new bug and fails on the current code.
  * Real gateway, real LevelDB store in a temp dir, real TCP/MLLP sockets.
  */
-import net from 'node:net';
-import { once } from 'node:events';
+import type net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import type { Gateway } from '../../gateway/src/gateway.ts';
 import { ACK, ENQ, EOT, STX } from '../../gateway/src/ingress/astm/control-chars.ts';
 import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
-import { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
+import type { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
 import { startTestGateway } from '../fixtures/gateway.ts';
-
-const CENTAUR = { id: 'centaur-1', profile: 'siemens-advia-centaur-xp', tcp: { listen: { host: '127.0.0.1', port: 0 } }, pushOrders: true };
-
-const orm = (controlId: string, accession: string, tests: string[], orderControl = 'NW'): Buffer =>
-  Buffer.from(
-    [
-      `MSH|^~\\&|LIS|LAB|GW|LAB|20261125101500||ORM^O01|${controlId}|P|2.5`,
-      'PID|1||MRN-7^^^LAB^MR',
-      `ORC|${orderControl}|${accession}||${accession}|SC||||20261125101500||||||||||||CLINIC-A`,
-      ...tests.map((t, i) => `OBR|${i + 1}|${accession}||${t}^${t}^L`),
-      '',
-    ].join('\r'),
-  );
-
-function connections(gateway: Gateway, id: string): number {
-  return gateway.statusModel?.toApiStatus().endpoints.find((e) => e.id === id)?.connections ?? 0;
-}
-
-async function connectAnalyzer(gateway: Gateway, id: string): Promise<{ sim: AnalyzerSim; socket: net.Socket }> {
-  const socket = net.connect({ host: '127.0.0.1', port: gateway.addresses().analyzers[id]!.port! });
-  const sim = new AnalyzerSim((b) => socket.write(b));
-  socket.on('data', (d: Buffer) => sim.feed(d));
-  socket.on('error', () => undefined);
-  await once(socket, 'connect');
-  for (const until = Date.now() + 10_000; connections(gateway, id) < 1; ) {
-    if (Date.now() > until) throw new Error(`the connection of ${id} was not registered within 10 s`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return { sim, socket };
-}
-
-async function nextSession(sim: AnalyzerSim, ms = 3_000): Promise<string> {
-  try {
-    return await sim.receiveSession(ms);
-  } catch {
-    return '';
-  }
-}
-
-function orderRecords(text: string): string[][] {
-  return text
-    .split(/\r|\n/)
-    .filter((r) => r.startsWith('O|'))
-    .map((r) => r.split('|'));
-}
+import { CENTAUR, connectAnalyzer, nextSession, orderRecords, orm } from '../fixtures/order-download.ts';
 
 // ------------------------------------------------------------------------------------------------
 
