@@ -380,6 +380,31 @@ describe('billing audit: what finance sees in Odoo', () => {
     expect(lines.every((l) => Number(l['qty_delivered']) === 1)).toBe(true);
   });
 
+  it('a resend of an order whose history retention has pruned, its Customer Reference edited, still finds the order (by its source document): no duplicate lines', async () => {
+    const rig = await billingRig();
+    await rig.receive(orm('B-1050', ['GLU', 'TSH']));
+    await rig.settle('B-1050');
+    const so = saleOrders(rig.emu, 'B-1050')[0]!;
+    rig.emu.call('sale.order', 'write', [[so.id], { client_order_ref: 'PO-4712' }]);
+    // A year later the gateway no longer holds the delivered order message.
+    await rig.store.prune(Date.now() + 400 * 86_400_000);
+    expect((await rig.events('B-1050')).filter((e) => e.event.type === 'order.created')).toEqual([]);
+    await rig.receive(orm('B-1050', ['GLU', 'TSH']));
+    await rig.settle('B-1050');
+    const lines = rig.emu.records('sale.order.line', [['order_id', '=', so.id]], { fields: ['product_id'] });
+    expect(lines.map((l) => productCode(rig.emu, l['product_id'])).sort(), 'one line per ordered test').toEqual(['GLU', 'TSH']);
+    expect(rig.emu.count('sale.order', [['origin', '=', 'lab-gateway B-1050']])).toBe(1);
+  });
+
+  it('a new order costs no external-id look-up (one Odoo call per new accession saved)', async () => {
+    const rig = await billingRig();
+    await rig.receive(orm('B-1060', ['GLU']));
+    await rig.receive(orm('B-1061', ['TSH']));
+    await rig.settle('B-1060', 'B-1061');
+    expect(saleOrders(rig.emu, 'B-1060')).toHaveLength(1);
+    expect(rig.emu.calls.filter((c) => c.method === 'check_object_reference')).toEqual([]);
+  });
+
   it('an invoice whose creation answer was lost is not created again after finance edited its reference', async () => {
     let skew = 0;
     const rig = await billingRig({}, { timeoutMs: 300, ambiguousSettleMs: 600_000, clock: () => Date.now() + skew });

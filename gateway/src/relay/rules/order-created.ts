@@ -4,7 +4,7 @@ import type { OdooRef, StoredEvent } from '../../store/types.ts';
 import { create, externalId, loadWithExternalIds, m2oId, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
 import { failureOf, mappingMissing } from '../odoo/odoo-error.ts';
 import type { ProductRef } from '../reference-data.ts';
-import { saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
+import { saleOrderOrigin, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
 
 /**
@@ -34,7 +34,7 @@ export const orderCreatedRule: PostingRule = {
     // The batch's order messages per accession, in partition order.
     const byAcc = new Map<string, StoredEvent[]>();
     for (const e of events) byAcc.set(data(e).accession, [...(byAcc.get(data(e).accession) ?? []), e]);
-    const existing = await saleOrdersByAccession(ctx.odoo, [...byAcc.keys()]);
+    const existing = await saleOrdersByAccession(ctx.odoo, [...byAcc.keys()], await mayBeInOdoo(ctx, byAcc));
     const existingIds = [...existing.values()].map((so) => so.id);
     const existingLines = existingIds.length ? await searchRead(ctx.odoo, 'sale.order.line', [['order_id', 'in', existingIds]], SALE_LINE_FIELDS) : [];
     const toCreate: Array<{ accession: string; xmlid: string; vals: Record<string, unknown> }> = [];
@@ -63,7 +63,7 @@ export const orderCreatedRule: PostingRule = {
         const d = data(evs[0]!);
         const partner = await ctx.ref.partner(d.orderingClientRef, 'ordering client', `order ${accession} names no ordering client (ORC-21, ORC-17 and OBR-16 are empty)`);
         const xmlid = externalId('so', accession).full;
-        toCreate.push({ accession, xmlid, vals: { partner_id: partner.id, client_order_ref: accession, origin: `lab-gateway ${accession}`, order_line: products.map((p) => [0, 0, lineVals(p)]) } });
+        toCreate.push({ accession, xmlid, vals: { partner_id: partner.id, client_order_ref: accession, origin: saleOrderOrigin(accession), order_line: products.map((p) => [0, 0, lineVals(p)]) } });
       } catch (err) {
         settle(accession, fail(err));
       }
@@ -112,6 +112,28 @@ export const orderCreatedRule: PostingRule = {
     return results;
   },
 };
+
+/**
+ * Accessions whose sale order may already be in Odoo although the reference search missed it (a
+ * user typed their own Customer Reference): an event of the batch is ambiguous (an earlier attempt
+ * may have landed), or the gateway delivered an order message of the accession before. For the
+ * others — every new order — the external-id look-up is skipped: the gateway creates the order and
+ * its external id together, so neither exists.
+ */
+async function mayBeInOdoo(ctx: RuleContext, byAcc: Map<string, StoredEvent[]>): Promise<(accession: string) => boolean> {
+  if (!ctx.events) return () => true;
+  const maybe = new Set<string>();
+  for (const [accession, evs] of byAcc) {
+    if (evs.some((e) => e.ambiguous)) {
+      maybe.add(accession);
+      continue;
+    }
+    const mine = new Set(evs.map((e) => e.event.id));
+    const earlier = await ctx.events(accession, ['order.created']);
+    if (earlier.some((s) => !mine.has(s.event.id) && (s.state === 'delivered' || s.ambiguous))) maybe.add(accession);
+  }
+  return (accession) => maybe.has(accession);
+}
 
 /**
  * The sale order exists: add the ordered products it has no line for, give a line a cancellation

@@ -12,16 +12,34 @@ import { mappingMissing } from '../odoo/odoo-error.ts';
  */
 export const SALE_ORDER_FIELDS = ['id', 'name', 'state', 'partner_id', 'partner_invoice_id', 'client_order_ref', 'order_line', 'currency_id', 'fiscal_position_id', 'locked'];
 
-export async function saleOrdersByAccession(odoo: OdooApi, accessions: string[]): Promise<Map<string, OdooRecord>> {
+const ORIGIN_PREFIX = 'lab-gateway ';
+
+/** The source document (`origin`) of the gateway's sale order of an accession. */
+export function saleOrderOrigin(accession: string): string {
+  return ORIGIN_PREFIX + accession;
+}
+
+/**
+ * `mayExist`: whether an accession the reference search missed may still have a sale order (the
+ * external-id look-up costs one call per accession). The order rule answers no for an accession
+ * whose order the gateway never delivered: every new order would otherwise cost one more call
+ * (measured: Odoo calls per order nearly doubled, relay throughput halved).
+ */
+export async function saleOrdersByAccession(odoo: OdooApi, accessions: string[], mayExist: (accession: string) => boolean = () => true): Promise<Map<string, OdooRecord>> {
   const unique = [...new Set(accessions)];
   const out = new Map<string, OdooRecord>();
   if (unique.length === 0) return out;
-  const rows = await searchRead(odoo, 'sale.order', [['client_order_ref', 'in', unique]], SALE_ORDER_FIELDS, { order: 'id' });
+  // By the reference, or by the source document the gateway wrote (`origin`), which a user who
+  // types their own Customer Reference leaves alone: one call either way.
+  const wanted = new Set(unique);
+  const rows = await searchRead(odoo, 'sale.order', ['|', ['client_order_ref', 'in', unique], ['origin', 'in', unique.map(saleOrderOrigin)]], [...SALE_ORDER_FIELDS, 'origin'], { order: 'id' });
   for (const row of rows) {
-    const acc = String(row['client_order_ref']);
-    if (!out.has(acc)) out.set(acc, row);
+    const byRef = String(row['client_order_ref'] ?? '');
+    const origin = String(row['origin'] ?? '');
+    const acc = wanted.has(byRef) ? byRef : origin.startsWith(ORIGIN_PREFIX) ? origin.slice(ORIGIN_PREFIX.length) : undefined;
+    if (acc !== undefined && wanted.has(acc) && !out.has(acc)) out.set(acc, row);
   }
-  await addByExternalId(odoo, out, unique, 'so', 'sale.order', SALE_ORDER_FIELDS);
+  await addByExternalId(odoo, out, unique.filter(mayExist), 'so', 'sale.order', SALE_ORDER_FIELDS);
   return out;
 }
 
