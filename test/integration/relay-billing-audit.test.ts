@@ -396,15 +396,6 @@ describe('billing audit: what finance sees in Odoo', () => {
     expect(rig.emu.count('sale.order', [['origin', '=', 'lab-gateway B-1050']])).toBe(1);
   });
 
-  it('a new order costs no external-id look-up (one Odoo call per new accession saved)', async () => {
-    const rig = await billingRig();
-    await rig.receive(orm('B-1060', ['GLU']));
-    await rig.receive(orm('B-1061', ['TSH']));
-    await rig.settle('B-1060', 'B-1061');
-    expect(saleOrders(rig.emu, 'B-1060')).toHaveLength(1);
-    expect(rig.emu.calls.filter((c) => c.method === 'check_object_reference')).toEqual([]);
-  });
-
   it('an invoice whose creation answer was lost is not created again after finance edited its reference', async () => {
     let skew = 0;
     const rig = await billingRig({}, { timeoutMs: 300, ambiguousSettleMs: 600_000, clock: () => Date.now() + skew });

@@ -1,7 +1,10 @@
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseDocument } from 'yaml';
 import { formatIssues, loadConfig } from '../config/load.ts';
 import { GatewayError } from '../errors.ts';
 import type { GatewayConfig } from '../config/types.ts';
+import { validateConfig } from '../config/validate.ts';
 import { args, UsageError, type CliContext } from './main.ts';
 
 /**
@@ -15,8 +18,18 @@ import { args, UsageError, type CliContext } from './main.ts';
 function namedConfig(file: string | undefined): GatewayConfig | undefined {
   if (file === undefined) return undefined;
   const loaded = loadConfig(file);
-  if (!loaded.config) throw new GatewayError('GW_CONFIG_INVALID', `configuration ${loaded.file ?? file} is invalid:\n${formatIssues(loaded.issues.filter((i) => i.severity === 'error'))}`);
-  return loaded.config;
+  if (loaded.config) return loaded.config;
+  const errors = loaded.issues.filter((i) => i.severity === 'error');
+  // These commands need the `status` section only. Problems elsewhere (an Odoo key read from an
+  // environment variable only the service has, a key file the operator cannot read) are the
+  // running gateway's business: its own section is read and checked alone.
+  const aboutStatus = errors.some((i) => i.path === '' || i.path === 'status' || i.path.startsWith('status.'));
+  if (!aboutStatus && loaded.file) {
+    const doc = parseDocument(readFileSync(loaded.file, 'utf8')).toJS() as { status?: unknown } | null;
+    const own = validateConfig(doc && typeof doc === 'object' && doc.status !== undefined ? { status: doc.status } : {}, path.dirname(loaded.file));
+    if (own.config) return own.config;
+  }
+  throw new GatewayError('GW_CONFIG_INVALID', `configuration ${loaded.file ?? file} is invalid:\n${formatIssues(errors)}`);
 }
 
 function baseUrl(values: { url?: string | undefined; config?: string | undefined }): string {

@@ -20,6 +20,9 @@ import { describeError } from '../errors.ts';
 export const HealthLevels = ['ok', 'degraded', 'down'] as const;
 export type Health = (typeof HealthLevels)[number];
 
+/** A connection open at least this long is a persistent link, missed when it is gone (ENDPOINT_DOWN). */
+const PERSISTENT_CONNECTION_MS = 60_000;
+
 export interface HealthReason {
   level: Exclude<Health, 'ok'>;
   /** Stable code (alerts, tray notifications dedup on it). */
@@ -242,6 +245,8 @@ export class StatusModel implements Component {
   #pollTimer: NodeJS.Timeout | undefined;
   #diskTimer: NodeJS.Timeout | undefined;
   #lastHealth: Health = 'ok';
+  /** When each listener's connections went from none to some (epoch ms; see #onEndpoint). */
+  readonly #connectedAt = new Map<string, number>();
   #lastReasonCodes = new Set<string>();
 
   constructor(options: StatusModelOptions) {
@@ -560,9 +565,19 @@ export class StatusModel implements Component {
       this.#endpoints.set(e.endpoint, ep);
     }
     if (ep.state !== e.state) ep.since = at;
-    // A listener whose last connection closed (it had one): since when it has none.
+    // A listener whose last connection closed (it had one): since when it has none. An ASTM
+    // analyzer keeps its link open, so it is missed when it is gone. An HL7 peer only when its
+    // last connection was a lasting one (PERSISTENT_CONNECTION_MS or more): a LIS that connects
+    // once per message leaves after each ACK, and an hour of quiet at night is no fault (it was
+    // reported down every night).
+    const now = this.#now();
+    if (e.connections > 0 && ep.connections === 0) this.#connectedAt.set(ep.id, now);
     if (e.connections > 0 || e.state !== 'listening') ep.noConnectionSince = null;
-    else if (ep.connections > 0) ep.noConnectionSince = at;
+    else if (ep.connections > 0) {
+      const opened = this.#connectedAt.get(ep.id);
+      const brief = e.kind === 'hl7' && opened !== undefined && now - opened < PERSISTENT_CONNECTION_MS;
+      ep.noConnectionSince = brief ? null : at;
+    }
     ep.kind = e.kind;
     ep.state = e.state;
     ep.connections = e.connections;

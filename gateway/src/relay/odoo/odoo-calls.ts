@@ -71,12 +71,16 @@ export function externalId(prefix: string, key: string): { module: string; name:
  */
 export async function addByExternalId(odoo: OdooApi, found: Map<string, OdooRecord>, keys: readonly string[], prefix: string, model: string, fields: readonly string[]): Promise<void> {
   const byId = new Map<number, string>();
-  for (const key of keys) {
-    if (found.has(key)) continue;
+  // Side by side (the relay's call limit bounds them): one round trip for a batch, not one each.
+  const missed = [...new Set(keys)].filter((key) => !found.has(key));
+  const ids = await Promise.all(missed.map((key) => {
     const xid = externalId(prefix, key);
-    const id = await lookupExternalId(odoo, xid.module, xid.name);
+    return lookupExternalId(odoo, xid.module, xid.name);
+  }));
+  missed.forEach((key, i) => {
+    const id = ids[i];
     if (id !== undefined) byId.set(id, key);
-  }
+  });
   if (byId.size === 0) return;
   for (const row of await read(odoo, model, [...byId.keys()], [...fields])) {
     const key = byId.get(row.id);

@@ -34,7 +34,7 @@ export const orderCreatedRule: PostingRule = {
     // The batch's order messages per accession, in partition order.
     const byAcc = new Map<string, StoredEvent[]>();
     for (const e of events) byAcc.set(data(e).accession, [...(byAcc.get(data(e).accession) ?? []), e]);
-    const existing = await saleOrdersByAccession(ctx.odoo, [...byAcc.keys()], await mayBeInOdoo(ctx, byAcc));
+    const existing = await saleOrdersByAccession(ctx.odoo, [...byAcc.keys()]);
     const existingIds = [...existing.values()].map((so) => so.id);
     const existingLines = existingIds.length ? await searchRead(ctx.odoo, 'sale.order.line', [['order_id', 'in', existingIds]], SALE_LINE_FIELDS) : [];
     const toCreate: Array<{ accession: string; xmlid: string; vals: Record<string, unknown> }> = [];
@@ -112,28 +112,6 @@ export const orderCreatedRule: PostingRule = {
     return results;
   },
 };
-
-/**
- * Accessions whose sale order may already be in Odoo although the reference search missed it (a
- * user typed their own Customer Reference): an event of the batch is ambiguous (an earlier attempt
- * may have landed), or the gateway delivered an order message of the accession before. For the
- * others — every new order — the external-id look-up is skipped: the gateway creates the order and
- * its external id together, so neither exists.
- */
-async function mayBeInOdoo(ctx: RuleContext, byAcc: Map<string, StoredEvent[]>): Promise<(accession: string) => boolean> {
-  if (!ctx.events) return () => true;
-  const maybe = new Set<string>();
-  for (const [accession, evs] of byAcc) {
-    if (evs.some((e) => e.ambiguous)) {
-      maybe.add(accession);
-      continue;
-    }
-    const mine = new Set(evs.map((e) => e.event.id));
-    const earlier = await ctx.events(accession, ['order.created']);
-    if (earlier.some((s) => !mine.has(s.event.id) && (s.state === 'delivered' || s.ambiguous))) maybe.add(accession);
-  }
-  return (accession) => maybe.has(accession);
-}
 
 /**
  * The sale order exists: add the ordered products it has no line for, give a line a cancellation

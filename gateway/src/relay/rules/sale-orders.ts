@@ -20,12 +20,13 @@ export function saleOrderOrigin(accession: string): string {
 }
 
 /**
- * `mayExist`: whether an accession the reference search missed may still have a sale order (the
- * external-id look-up costs one call per accession). The order rule answers no for an accession
- * whose order the gateway never delivered: every new order would otherwise cost one more call
- * (measured: Odoo calls per order nearly doubled, relay throughput halved).
+ * The gateway's sale orders of `accessions`: by the reference or the source document (one call),
+ * then, for each accession both missed, by its external id (one `check_object_reference` each,
+ * side by side): the only key nobody edits. A new order pays that look-up too — skipping it when
+ * the store held no earlier order message of the accession left a resend after a reinstall (or
+ * after retention) free to load the order's lines a second time when both fields were edited.
  */
-export async function saleOrdersByAccession(odoo: OdooApi, accessions: string[], mayExist: (accession: string) => boolean = () => true): Promise<Map<string, OdooRecord>> {
+export async function saleOrdersByAccession(odoo: OdooApi, accessions: string[]): Promise<Map<string, OdooRecord>> {
   const unique = [...new Set(accessions)];
   const out = new Map<string, OdooRecord>();
   if (unique.length === 0) return out;
@@ -39,7 +40,7 @@ export async function saleOrdersByAccession(odoo: OdooApi, accessions: string[],
     const acc = wanted.has(byRef) ? byRef : origin.startsWith(ORIGIN_PREFIX) ? origin.slice(ORIGIN_PREFIX.length) : undefined;
     if (acc !== undefined && wanted.has(acc) && !out.has(acc)) out.set(acc, row);
   }
-  await addByExternalId(odoo, out, unique.filter(mayExist), 'so', 'sale.order', SALE_ORDER_FIELDS);
+  await addByExternalId(odoo, out, unique, 'so', 'sale.order', SALE_ORDER_FIELDS);
   return out;
 }
 
