@@ -267,8 +267,10 @@ export class EventStore implements GatewayStore {
   /** Per endpoint, the receive time of its last message (see lastMessageAt), and whether it changed since the last seal. */
   #lastAt: Record<string, string> = {};
   #lastAtChanged = false;
-  /** The intake counters as the last sealed batch wrote them (JSON), for close(). */
-  #sealedIntake = '';
+  /** The intake counters as the last sealed batch wrote them (or as loaded), for close(). */
+  #sealedIntake: IntakeCounters = emptyIntake();
+  /** When `meta!endpoints` was last written (performance.now()). */
+  #lastAtWrittenAt = -Infinity;
   /** Cache of undelivered-event counts per partition (authoritative once loaded); sharded: it grows with the backlog (see sharded-map.ts). */
   readonly #pcount = new ShardedMap<number>();
   /** Dedup keys and idempotency keys whose commit is queued but not yet durable. */
@@ -364,13 +366,18 @@ export class EventStore implements GatewayStore {
         const counts = { ...this.#counts };
         const before = this.#sealedCounts;
         this.#sealedCounts = counts;
-        this.#sealedIntake = JSON.stringify(this.#intake);
+        const intake = { ...this.#intake };
+        this.#sealedIntake = intake;
         const ops: BatchOp[] = [
           { type: 'put', sublevel: this.#sub.meta, key: 'counts', value: counts },
-          { type: 'put', sublevel: this.#sub.meta, key: 'intake', value: { ...this.#intake } },
+          { type: 'put', sublevel: this.#sub.meta, key: 'intake', value: intake },
         ];
-        if (this.#lastAtChanged) {
+        // The links' last receive times change with every message: written at most once a second
+        // (not one more LevelDB key per batch under load); close() writes what is left.
+        const now = performance.now();
+        if (this.#lastAtChanged && now - this.#lastAtWrittenAt >= 1_000) {
           this.#lastAtChanged = false;
+          this.#lastAtWrittenAt = now;
           ops.push({ type: 'put', sublevel: this.#sub.meta, key: 'endpoints', value: { ...this.#lastAt } });
         }
         return {
@@ -631,6 +638,7 @@ export class EventStore implements GatewayStore {
     this.#counts = { ...emptyCounts(), ...counts };
     this.#sealedCounts = { ...this.#counts };
     this.#intake = { ...emptyIntake(), ...intake };
+    this.#sealedIntake = { ...this.#intake };
     this.#lastAt = { ...((await this.#sub.meta.get('endpoints')) as Record<string, string> | undefined) };
     await this.#loadLiveSegments();
     await this.#removeUnreferencedSegments();
@@ -1996,7 +2004,7 @@ export class EventStore implements GatewayStore {
       // Counts made without a commit since the last batch (messages refused while the disk was
       // full or the store failing, the last receive time of each link) reach the disk with one
       // last small batch; best effort: a store that cannot write keeps what it had.
-      if ((this.#health === 'ok' || this.#health === 'full') && (this.#lastAtChanged || JSON.stringify(this.#intake) !== this.#sealedIntake)) {
+      if ((this.#health === 'ok' || this.#health === 'full') && (this.#lastAtChanged || (Object.keys(this.#intake) as Array<keyof IntakeCounters>).some((k) => this.#intake[k] !== this.#sealedIntake[k]))) {
         // (A batch of no operations seals nothing; its seal adds the counters and link times.)
         await this.#committer.write([{ type: 'put', sublevel: this.#sub.meta, key: 'intake', value: { ...this.#intake } }]).catch(() => undefined);
       }
