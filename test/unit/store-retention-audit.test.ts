@@ -251,3 +251,15 @@ describe('intake counters across failures and restarts', () => {
     expect(store.intake()).toMatchObject({ received: 3, accepted: 1, rejected: 2 });
   });
 });
+
+describe('the links\' last receive times across a restart', () => {
+  it('a message received within a second of the last written time is still the last one after a graceful restart', async () => {
+    let store = await tmp.open();
+    await store.commit(inboundMessage('LT1', { receivedAt: '2026-03-01T10:00:00.000Z' }), []);
+    // Written at most once a second by the batches: this one is left to close().
+    await store.commit(inboundMessage('LT2', { receivedAt: '2026-03-01T10:00:00.400Z' }), []);
+    await store.close();
+    store = await tmp.open();
+    expect(store.lastMessageAt().lis).toBe('2026-03-01T10:00:00.400Z');
+  });
+});

@@ -104,18 +104,18 @@ const AFTER = '\x01';
 const DAY_MS = 86_400_000;
 
 /** 12 hex digits of epoch ms: sorts lexicographically in time order. */
+function timeKey(ms: number): string {
+  return Math.max(0, Math.floor(ms)).toString(16).padStart(12, '0');
+}
+
 /** When a finished event was delivered or discarded (its key in the `o` index), epoch ms. */
 function finishedAt(rec: Pick<StoredEvent, 'state' | 'deliveredAt' | 'audit'>): number | undefined {
   if (rec.state === 'delivered' && rec.deliveredAt !== undefined) return Date.parse(rec.deliveredAt);
   if (rec.state === 'discarded') {
-    const discard = [...(rec.audit ?? [])].reverse().find((a) => a.action === 'discard');
+    const discard = rec.audit?.findLast((a) => a.action === 'discard');
     if (discard) return Date.parse(discard.at);
   }
   return undefined;
-}
-
-function timeKey(ms: number): string {
-  return Math.max(0, Math.floor(ms)).toString(16).padStart(12, '0');
 }
 
 interface Counts {
@@ -1787,12 +1787,9 @@ export class EventStore implements GatewayStore {
   async #refreshOldest(): Promise<void> {
     if (this.#health === 'closed') return;
     try {
-      // The undelivered index holds dead letters too; the oldest event waiting for Odoo is the
-      // first that is not dead (dead letters have their own count and alarm: counted here, they
-      // made the queue look stale with nothing waiting). Dead letters are few; past 10,000 they are
-      // not looked at one by one (their state record says so).
-      const dead = new Set<string>();
-      if (this.#counts.dead > 0 && this.#counts.dead <= 10_000) for await (const key of this.#sub.dead.keys()) dead.add(key as string);
+      // The undelivered index holds dead letters too: their state records say so, and they are
+      // stepped over like events not due yet (dead letters have their own count and alarm:
+      // counted here, they made the queue look stale with nothing waiting).
       const now = Date.now();
       let best: { id: string; since: number } | undefined;
       let chunk: string[] = [];
@@ -1808,9 +1805,8 @@ export class EventStore implements GatewayStore {
           if (!best || since < best.since) best = { id, since };
         });
       };
-      for await (const key of this.#sub.pending.keys({ limit: dead.size + OLDEST_SCAN_LIMIT })) {
+      for await (const key of this.#sub.pending.keys({ limit: OLDEST_SCAN_LIMIT })) {
         const id = key as string;
-        if (dead.has(id)) continue;
         if (best && idTime(id) >= best.since) break;
         chunk.push(id);
         if (++scanned >= OLDEST_SCAN_LIMIT) break;
@@ -2006,7 +2002,14 @@ export class EventStore implements GatewayStore {
       // last small batch; best effort: a store that cannot write keeps what it had.
       if ((this.#health === 'ok' || this.#health === 'full') && (this.#lastAtChanged || (Object.keys(this.#intake) as Array<keyof IntakeCounters>).some((k) => this.#intake[k] !== this.#sealedIntake[k]))) {
         // (A batch of no operations seals nothing; its seal adds the counters and link times.)
-        await this.#committer.write([{ type: 'put', sublevel: this.#sub.meta, key: 'intake', value: { ...this.#intake } }]).catch(() => undefined);
+        // The links' last receive times go in it themselves: the seal writes them at most once a second.
+        this.#lastAtChanged = false;
+        await this.#committer
+          .write([
+            { type: 'put', sublevel: this.#sub.meta, key: 'intake', value: { ...this.#intake } },
+            { type: 'put', sublevel: this.#sub.meta, key: 'endpoints', value: { ...this.#lastAt } },
+          ])
+          .catch(() => undefined);
       }
       this.#health = 'closed';
       await this.#db.close();
