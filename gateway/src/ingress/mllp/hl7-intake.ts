@@ -12,8 +12,8 @@ import { contentFingerprint, messageTypeOf, readMsh, senderOf, type MshHeader } 
 import { ids } from '../../ids.ts';
 import type { Logger } from '../../log.ts';
 import type { GatewayStore, InboundMessage } from '../../store/types.ts';
-import { MLLP, type OversizeFrame } from './mllp-decoder.ts';
-import { wrapFrame } from './mllp-encoder.ts';
+import type { OversizeFrame } from './mllp-decoder.ts';
+import { unwrapFrames, wrapFrame } from './mllp-encoder.ts';
 
 /**
  * The HL7 intake pipeline for one MLLP frame, independent of sockets (STYLE.md practice 1):
@@ -129,21 +129,18 @@ function messageResult(outcome: MessageResult['outcome'], reason: string | undef
   return r;
 }
 
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARS = /[\x00-\x1f\x7f]/g;
+
 /**
- * The contents of the MLLP blocks (VT … FS CR) in `bytes`: one for an original-mode reply, two
- * for an enhanced-mode one (commit ACK, then application ACK). Bytes without framing: themselves.
+ * Field `n` of a batch envelope segment as received (empty when the segment is absent). FHS/BHS-1
+ * is the field separator itself, as MSH-1: their field n is split index n - 1; BTS/FTS count from
+ * the field after the name.
  */
-function blockContents(bytes: Buffer): Buffer[] {
-  const out: Buffer[] = [];
-  let at = bytes.indexOf(MLLP.VT);
-  if (at === -1) return [bytes];
-  while (at !== -1) {
-    let end = bytes.indexOf(MLLP.FS, at + 1);
-    if (end === -1) end = bytes.length;
-    out.push(bytes.subarray(at + 1, end));
-    at = bytes.indexOf(MLLP.VT, end);
-  }
-  return out;
+function envelopeField(frame: Buffer, seg: { name: string; start: number; end: number } | undefined, fs: string, n: number): string {
+  if (!seg) return '';
+  const index = seg.name === 'FHS' || seg.name === 'BHS' ? n - 1 : n;
+  return frame.toString('latin1', seg.start, seg.end).split(fs)[index] ?? '';
 }
 
 export class Hl7Intake {
@@ -232,7 +229,7 @@ export class Hl7Intake {
       // application ACK): the batch reply carries every one of them unframed.
       if (one.reply) {
         const encoding = charset === 'utf8' ? 'utf8' : 'latin1';
-        for (const content of blockContents(one.reply)) acks.push(content.toString(encoding).replace(/\r+$/, ''));
+        for (const content of unwrapFrames(one.reply)) acks.push(content.toString(encoding).replace(/\r+$/, ''));
       }
     }
     const reply = acks.length > 0 ? this.#batchReply(frame, block, firstHeader ?? FALLBACK_HEADER, charset, acks) : undefined;
@@ -255,11 +252,8 @@ export class Hl7Intake {
     const { fieldSeparator: fs, encodingCharacters, sendingApplication, sendingFacility, receivingApplication, receivingFacility } = r;
     // FHS/BHS-1 is the field separator itself (as MSH-1): their field n is split index n - 1.
     // Control characters are left out (they would break the reply's framing).
-    const fieldOf = (name: 'FHS' | 'BHS' | 'BTS', n: number): string => {
-      const seg = block.envelope.find((e) => e.name === name);
-      // eslint-disable-next-line no-control-regex
-      return seg ? (frame.toString('latin1', seg.start, seg.end).split(fs)[name === 'BTS' ? n : n - 1] ?? '').replace(/[\x00-\x1f\x7f]/g, '').trim() : '';
-    };
+    const fieldOf = (name: 'FHS' | 'BHS' | 'BTS', n: number): string =>
+      envelopeField(frame, block.envelope.find((e) => e.name === name), fs, n).replace(CONTROL_CHARS, '').trim();
     // Empty only when the batch says so: a BTS that counts no message. A header alone may be the
     // head of a cut batch, and a count above zero means messages were lost on the way.
     const declared = fieldOf('BTS', 1);
@@ -294,8 +288,7 @@ export class Hl7Intake {
     const fhs = block.envelope.find((s) => s.name === 'FHS');
     const bhs = block.envelope.find((s) => s.name === 'BHS');
     // Copied envelope fields lose control characters (they would break the reply's framing).
-    // eslint-disable-next-line no-control-regex
-    const fieldOf = (seg: typeof bhs, n: number): string => (seg ? (frame.toString('latin1', seg.start, seg.end).split(fs)[n - 1] ?? '').replace(/[\x00-\x1f\x7f]/g, '?') : '');
+    const fieldOf = (seg: typeof bhs, n: number): string => envelopeField(frame, seg, fs, n).replace(CONTROL_CHARS, '?');
     const lines: string[] = [];
     // FHS/BHS: sending and receiving application/facility swapped; -11 our control id; -12 the received one.
     const header = (name: 'FHS' | 'BHS', seg: typeof bhs): string =>

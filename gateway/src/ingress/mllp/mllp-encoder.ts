@@ -34,3 +34,20 @@ export function unwrapFrame(block: Buffer): Buffer {
   if (block[end - 1] === MLLP.FS) end--;
   return block.subarray(start, end);
 }
+
+/**
+ * The contents of the MLLP blocks (VT … FS CR) in `bytes`: one for an original-mode reply, two
+ * for an enhanced-mode one (commit ACK, then application ACK). Bytes without framing: themselves.
+ */
+export function unwrapFrames(bytes: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let at = bytes.indexOf(MLLP.VT);
+  if (at === -1) return [bytes];
+  while (at !== -1) {
+    let end = bytes.indexOf(MLLP.FS, at + 1);
+    if (end === -1) end = bytes.length;
+    out.push(bytes.subarray(at + 1, end));
+    at = bytes.indexOf(MLLP.VT, end);
+  }
+  return out;
+}
