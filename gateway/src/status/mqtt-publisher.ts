@@ -37,6 +37,11 @@ export interface MqttPublisherOptions {
   /** How long start() waits for the first connection before going on (ms). Default 5000. */
   connectWaitMs?: number;
   clientId?: string;
+  /**
+   * After each connect, clear retained `endpoints/<id>` topics of ids no longer configured (an
+   * external broker keeps them across restarts; default true). The embedded broker has none.
+   */
+  clearRemovedEndpoints?: boolean;
 }
 
 const MAX_BUFFERED_ALERTS = 100;
@@ -104,7 +109,7 @@ export class MqttStatusPublisher implements Component {
       this.#log.info('connected to MQTT broker', { url: this.#o.url });
       this.#publishAll(true);
       this.#drainAlerts();
-      this.#cleared = this.#clearRemovedEndpoints(client);
+      if (this.#o.clearRemovedEndpoints !== false) this.#cleared = this.#clearRemovedEndpoints(client);
     });
     client.on('error', (err) => this.#log.warn('MQTT error', { url: this.#o.url, error: describeError(err) }));
     client.on('offline', () => this.#log.debug('MQTT broker offline', { url: this.#o.url }));

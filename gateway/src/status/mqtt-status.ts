@@ -66,6 +66,8 @@ export class MqttStatus implements Component {
           url: this.broker.loopbackUrl(),
           username: INTERNAL_USERNAME,
           password: this.broker.internalPassword,
+          // Its retained topics die with the process: none of a removed endpoint to clear.
+          clearRemovedEndpoints: false,
         });
       } else {
         const creds = readMqttCredentials(cfg.mqtt);
