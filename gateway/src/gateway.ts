@@ -214,6 +214,11 @@ export class Gateway {
       if (profile.protocol === 'hl7-mllp') this.#addHl7Analyzer(analyzer, profile);
       else this.#addAstm(analyzer, profile);
     }
+    // Order download turned off: its cursor goes, so turning it on again starts from then.
+    await OrderDownload.forgetOtherCursors(
+      this.store,
+      cfg.analyzers.filter((a) => a.pushOrders).map((a) => a.id),
+    );
     for (const { id, component } of this.ingress) {
       this.#checkNotStopping(`listener ${id}`);
       await component.start();

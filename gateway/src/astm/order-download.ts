@@ -21,10 +21,21 @@ import { analyzerTests, buildOrderDownload } from './host-query.ts';
  * on a retry timer; a test is marked sent only after the analyzer accepted the message (the link's
  * send resolved). A refused download raises an alert naming the analyzer and the accession and
  * stays in the outbox: retried `maxAttempts` times `retryDelayMs` apart, then on the next connection.
+ *
+ * Recording follows the commit, so a crash (or a failed write) after the LIS's order was
+ * acknowledged and before its documents were written would lose it. A third document, the cursor
+ * (`orderDownloadCursor`, keyed by analyzer), holds the id of the newest committed event whose
+ * recording finished, written at most once a second and at stop; at start-up the events after it
+ * are recorded again, in id order, before any new one. Recording is idempotent: each order
+ * document keeps the id of the last event applied to it (`lastEventId`) and skips older or equal
+ * ones. A failed recording holds the cursor where it was until the next start. The cursor of an
+ * analyzer without `pushOrders` is deleted at start-up, so turning order download on again never
+ * replays the orders of the time it was off.
  */
 
 export const ORDER_DOWNLOAD_NS = 'orderDownload';
 export const ORDER_OUTBOX_NS = 'orderOutbox';
+export const ORDER_CURSOR_NS = 'orderDownloadCursor';
 const SEP = '\u0000';
 
 export interface OrderDownloadDoc {
@@ -45,6 +56,13 @@ export interface OrderDownloadDoc {
   attempts: number;
   lastError?: string;
   updatedAt: string;
+  /** Id of the newest LIS event applied to this document (a replay after a restart skips it and older ones). */
+  lastEventId?: string;
+}
+
+interface CursorDoc {
+  /** Every committed event up to this id has been recorded. */
+  after: string;
 }
 
 interface OutboxEntry {
@@ -68,6 +86,8 @@ export interface OrderDownloadOptions {
   retryDelayMs?: number;
   /** Refused sends of one accession before it waits for the next connection (default 5). */
   maxAttempts?: number;
+  /** Least time between two writes of the cursor (default 1 s). */
+  cursorIntervalMs?: number;
 }
 
 const has = (tests: readonly OrderedTest[], code: string): boolean => tests.some((t) => t.code === code);
@@ -89,32 +109,41 @@ export class OrderDownload {
   readonly #failures = new Map<string, number>();
   readonly #work = new Set<Promise<unknown>>();
   #stopped = false;
+  /** Every committed event up to this id is recorded (undefined until the cursor is read). */
+  #recordedUpTo: string | undefined;
+  /** The cursor as last written. */
+  #cursorWritten: string | undefined;
+  #cursorTimer: NodeJS.Timeout | undefined;
+  /** A recording failed: the cursor stays where it was, so the next start records it again. */
+  #cursorHeld = false;
 
   constructor(options: OrderDownloadOptions) {
     this.#opt = options;
     this.#retryDelayMs = options.retryDelayMs ?? 60_000;
     this.#maxAttempts = options.maxAttempts ?? 5;
+    // Before any new event: the events committed after the cursor (a crash between a commit and
+    // its recording), in id order.
+    this.#handle(() => this.#recover());
+  }
+
+  /** Delete the cursors of analyzers not downloading orders now (start-up; see the class note). */
+  static async forgetOtherCursors(store: GatewayStore, downloading: readonly string[]): Promise<void> {
+    for (const { key } of await store.listDocs<CursorDoc>(ORDER_CURSOR_NS)) {
+      if (!downloading.includes(key)) await store.deleteDoc(ORDER_CURSOR_NS, key);
+    }
   }
 
   /** Committed events (store `onCommitted`): LIS orders and cancels of tests this analyzer runs. */
   onCommitted(events: readonly CanonicalEvent[]): void {
     // Recorded even while stopping (stop() waits for it); only sending stops.
-    const relevant = events.filter((e) => e.source.kind === 'hl7' && (e.type === 'order.created' || e.type === 'order.cancelled'));
-    if (relevant.length === 0) return;
-    const p = this.#locked(async () => {
+    const relevant = events.filter(isOrderEvent);
+    const last = events.reduce<string | undefined>((max, e) => (max === undefined || e.id > max ? e.id : max), undefined);
+    this.#handle(async () => {
       let changed = false;
       for (const e of relevant) if (await this.#record(e)) changed = true;
+      if (last !== undefined) this.#advance(last);
       return changed;
-    }).then(
-      (changed) => {
-        if (changed) this.#kick();
-      },
-      (err: unknown) => {
-        this.#opt.log.error('order download not recorded', { analyzer: this.#opt.analyzerId, error: describeError(err) });
-        this.#opt.telemetry.alert('warning', 'GW_ASTM_LINK', `analyzer ${this.#opt.analyzerId}: order download not recorded: ${describeError(err)}; the analyzer can still ask for the specimen (host query)`, this.#opt.analyzerId);
-      },
-    );
-    this.#track(p);
+    });
   }
 
   /** A connection opened: send the outbox, orders given up on included. */
@@ -130,9 +159,81 @@ export class OrderDownload {
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
     while (this.#work.size > 0) await Promise.allSettled([...this.#work]);
+    clearTimeout(this.#cursorTimer);
+    this.#cursorTimer = undefined;
+    await this.#writeCursor().catch((err: unknown) => this.#opt.log.warn('order download cursor not written', { analyzer: this.#opt.analyzerId, error: describeError(err) }));
   }
 
   // ---------------------------------------------------------------------------------------------
+
+  /** One recording step in the chain; a failure alerts and holds the cursor. */
+  #handle(step: () => Promise<boolean>): void {
+    const p = this.#locked(step).then(
+      (changed) => {
+        if (changed) this.#kick();
+      },
+      (err: unknown) => {
+        this.#cursorHeld = true;
+        this.#opt.log.error('order download not recorded', { analyzer: this.#opt.analyzerId, error: describeError(err) });
+        this.#opt.telemetry.alert(
+          'warning',
+          'GW_ASTM_LINK',
+          `analyzer ${this.#opt.analyzerId}: order download not recorded: ${describeError(err)}; recorded again at the next start, and the analyzer can still ask for the specimen (host query)`,
+          this.#opt.analyzerId,
+        );
+      },
+    );
+    this.#track(p);
+  }
+
+  /** Record the events committed after the cursor; a first start begins now. */
+  async #recover(): Promise<boolean> {
+    const { store, analyzerId } = this.#opt;
+    const cursor = await store.getDoc<CursorDoc>(ORDER_CURSOR_NS, analyzerId);
+    if (!cursor) {
+      // Order download begins now: an id below every id made from now on.
+      this.#recordedUpTo = (Date.now() - 1).toString(16).padStart(12, '0') + 'ffffffffffff';
+      await this.#writeCursor();
+      return false;
+    }
+    this.#recordedUpTo = this.#cursorWritten = cursor.after;
+    let changed = false;
+    let after = cursor.after;
+    let recorded = 0;
+    for (;;) {
+      const page = await store.listEvents({ after, limit: 1000 });
+      for (const stored of page) {
+        const e = stored.event;
+        if (isOrderEvent(e) && (await this.#record(e))) changed = true;
+        if (isOrderEvent(e)) recorded++;
+        after = e.id;
+      }
+      if (page.length < 1000) break;
+    }
+    if (recorded > 0) this.#opt.log.info('order download caught up after a restart', { analyzer: analyzerId, events: recorded });
+    this.#advance(after);
+    return changed;
+  }
+
+  /** Every committed event up to `id` is recorded: write the cursor soon (at most once per interval). */
+  #advance(id: string): void {
+    if (this.#cursorHeld) return;
+    if (this.#recordedUpTo !== undefined && id <= this.#recordedUpTo) return;
+    this.#recordedUpTo = id;
+    if (this.#cursorTimer !== undefined || this.#stopped) return;
+    this.#cursorTimer = setTimeout(() => {
+      this.#cursorTimer = undefined;
+      this.#track(this.#writeCursor().catch((err: unknown) => this.#opt.log.warn('order download cursor not written', { analyzer: this.#opt.analyzerId, error: describeError(err) })));
+    }, this.#opt.cursorIntervalMs ?? 1_000);
+    this.#cursorTimer.unref();
+  }
+
+  async #writeCursor(): Promise<void> {
+    const upTo = this.#recordedUpTo;
+    if (upTo === undefined || this.#cursorHeld || upTo === this.#cursorWritten) return;
+    await this.#opt.store.putDoc(ORDER_CURSOR_NS, this.#opt.analyzerId, { after: upTo } satisfies CursorDoc);
+    if (this.#cursorWritten === undefined || upTo > this.#cursorWritten) this.#cursorWritten = upTo;
+  }
 
   #key(accession: string): string {
     return this.#opt.analyzerId + SEP + accession;
@@ -181,6 +282,8 @@ export class OrderDownload {
       const runnable = e.data.tests.filter((t) => analyzerTests([t], profile).length > 0);
       if (runnable.length === 0) return false;
       const doc = (await store.getDoc<OrderDownloadDoc>(ORDER_DOWNLOAD_NS, this.#key(e.data.accession))) ?? newDoc(e.data.accession);
+      if (applied(doc, e)) return false;
+      doc.lastEventId = e.id;
       // Ordered again after its cancellation (the billing derivation reads it the same way: an
       // order after a cancel re-adds the test): downloaded again, or, while its cancel has not
       // gone out yet, the cancel is simply not sent.
@@ -208,6 +311,8 @@ export class OrderDownload {
     if (e.type === 'order.cancelled') {
       const doc = await store.getDoc<OrderDownloadDoc>(ORDER_DOWNLOAD_NS, this.#key(e.data.accession));
       if (!doc) return false; // never meant for this analyzer
+      if (applied(doc, e)) return false;
+      doc.lastEventId = e.id;
       const codes = e.data.tests.length > 0 ? e.data.tests.map((t) => t.code) : [...doc.sent, ...doc.pending, ...doc.cancelPending].map((t) => t.code);
       let changed = false;
       let toSend = false;
@@ -347,6 +452,15 @@ export class OrderDownload {
       this.#retryTimer.unref();
     }
   }
+}
+
+function isOrderEvent(e: CanonicalEvent): boolean {
+  return e.source.kind === 'hl7' && (e.type === 'order.created' || e.type === 'order.cancelled');
+}
+
+/** The event (or a later one) was applied to the document already: a replay after a restart. */
+function applied(doc: OrderDownloadDoc, e: CanonicalEvent): boolean {
+  return doc.lastEventId !== undefined && e.id <= doc.lastEventId;
 }
 
 function newDoc(accession: string): OrderDownloadDoc {
