@@ -98,12 +98,19 @@ function orderingClientRefOf(line: OrderLine): string {
   return orc?.get(21, 10) || orc?.get(21, 3) || orc?.get(21, 1) || orc?.get(17, 1) || obr?.get(16, 1) || orc?.get(12, 1) || '';
 }
 
-/** A copy of `o` without its undefined and '' members (same key order). */
+/**
+ * Required string members an event keeps when they are '' (the optional ones are dropped):
+ * `orderingClientRef` is '' when the LIS names no ordering client, and the relay reports that
+ * missing mapping by name (dropped, the order reached the relay without the field at all).
+ */
+const KEEP_EMPTY: ReadonlySet<string> = new Set(['orderingClientRef']);
+
+/** A copy of `o` without its undefined and '' members, but for KEEP_EMPTY (same key order). */
 function definedOnly<T extends object>(o: T): T {
   const out: Record<string, unknown> = {};
   for (const k in o) {
     const v = o[k] as unknown;
-    if (v !== undefined && v !== '') out[k] = v;
+    if (v !== undefined && (v !== '' || KEEP_EMPTY.has(k))) out[k] = v;
   }
   return out as T;
 }

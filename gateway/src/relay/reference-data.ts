@@ -243,9 +243,11 @@ export class ReferenceData {
    * Partner by `ref`. An empty ref is refused before any search: `[['ref', '=', '']]` is not "no
    * partner" in Odoo (only `= False` is IS NULL), and a match there would bill whichever partner
    * happens to carry an empty ref. `emptyReason` is the operator-readable dead-letter reason.
+   * A missing ref (undefined) is refused the same way.
    */
-  async partner(ref: string, what = 'ordering client', emptyReason?: string): Promise<PartnerRef> {
-    if (ref.trim() === '') throw mappingMissing(emptyReason ?? `the ${what} is empty: no Odoo partner can be chosen`, { partnerRef: ref });
+  async partner(ref: string | undefined, what = 'ordering client', emptyReason?: string): Promise<PartnerRef> {
+    // An event stored without the field (older HL7 intake dropped an empty ref) is the same case.
+    if (ref === undefined || ref.trim() === '') throw mappingMissing(emptyReason ?? `the ${what} is empty: no Odoo partner can be chosen`, { partnerRef: ref });
     const hit = this.#partners.get(ref);
     if (hit) return hit;
     const rows = await searchRead(this.#odoo, 'res.partner', [['ref', '=', ref]], ['id', 'ref', 'name'], { limit: 1 });
