@@ -125,8 +125,9 @@ export function registerMiscMethods(reg: MethodRegistry, chatterModels: readonly
   });
 
   // mail.thread.message_post(self, *, body='', subject=None, message_type='notification', …, **kwargs)
+  // returns the new mail.message: its id over JSON-RPC, `[id]` over JSON-2 (returnsRecord).
   reg.addChatter(chatterModels, 'message_post', {
-    api: 'multi', owner: 'MailThread', kwOnly: true, varKw: true,
+    api: 'multi', owner: 'MailThread', kwOnly: true, varKw: true, returnsRecord: true,
     params: [
       { name: 'body', default: '' }, { name: 'subject', default: null }, { name: 'message_type', default: 'notification' },
       { name: 'subtype_xmlid', default: null }, { name: 'subtype_id', default: false }, { name: 'partner_ids', default: null },

@@ -87,7 +87,10 @@ export function bindNamed(spec: MethodSpec, model: string, method: string, body:
   return { ids, named };
 }
 
-/** Runs one method in one transaction; JSON-RPC `create` with a dict answers an int (§A.3). */
+/**
+ * Runs one method in one transaction; JSON-RPC `create` with a dict answers an int (§A.3); a
+ * method returning a record answers its id over JSON-RPC and `[id]` over JSON-2 (§A.4).
+ */
 export function execute(env: Env, spec: MethodSpec, model: string, method: string, ids: number[], named: Record<string, unknown>, transport: Transport): unknown {
   return env.db.transaction(() => {
     const result = spec.run(env, model, ids, named);
@@ -95,6 +98,7 @@ export function execute(env: Env, spec: MethodSpec, model: string, method: strin
       const single = named.vals_list !== null && typeof named.vals_list === 'object' && !Array.isArray(named.vals_list);
       return single ? (result as number[])[0] : result;
     }
+    if (spec.returnsRecord && transport === 'json2' && typeof result === 'number') return [result];
     return result;
   });
 }

@@ -26,6 +26,12 @@ export interface MethodSpec {
   versions?: readonly OdooVersion[];
   /** Decorated `@api.private` (refused remotely from 18 on, odoo-api.md §A.3). */
   apiPrivate?: boolean;
+  /**
+   * Returns one record (`run` answers its id). `call_kw` (JSON-RPC) downgrades it to the id
+   * (`@api.returns(model, lambda value: value.id)`); JSON-2 calls the method directly and
+   * serialises the recordset as its id list (`result.ids`, odoo-api.md A.4): `[id]`.
+   */
+  returnsRecord?: boolean;
   run: (env: Env, model: string, ids: number[], args: Record<string, unknown>) => unknown;
 }
 

@@ -56,8 +56,11 @@ export const milestoneNotesRule: PostingRule = {
     const post = async ([soId, items]: [number, Array<{ e: StoredEvent; line: string }>]): Promise<void> => {
       try {
         const body = `Lab milestones\n${items.map((i) => `• ${i.line}`).join('\n')}`;
-        const msgId = await ctx.odoo.call<number>('sale.order', 'message_post', { body, message_type: 'comment', subtype_xmlid: 'mail.mt_note' }, { ids: [soId] });
-        for (const i of items) results.set(i.e.event.id, ok([{ model: 'sale.order', id: soId }, ...(typeof msgId === 'number' ? [{ model: 'mail.message', id: msgId }] : [])]));
+        // The new mail.message: its id over JSON-RPC (call_kw downgrades the record), `[id]` over
+        // JSON-2 (Odoo 19 serialises a returned record as its id list, odoo-api.md A.4).
+        const answer = await ctx.odoo.call<unknown>('sale.order', 'message_post', { body, message_type: 'comment', subtype_xmlid: 'mail.mt_note' }, { ids: [soId] });
+        const msgId = messageIdOf(answer);
+        for (const i of items) results.set(i.e.event.id, ok([{ model: 'sale.order', id: soId }, ...(msgId !== undefined ? [{ model: 'mail.message', id: msgId }] : [])]));
       } catch (err) {
         for (const i of items) results.set(i.e.event.id, fail(err));
       }
@@ -72,6 +75,12 @@ export const milestoneNotesRule: PostingRule = {
 };
 
 const NOTE_PARALLELISM = 8;
+
+/** message_post's answer as the message id: a number, or a one-element id list (JSON-2). */
+export function messageIdOf(answer: unknown): number | undefined {
+  const id = Array.isArray(answer) && answer.length === 1 ? (answer[0] as unknown) : answer;
+  return typeof id === 'number' ? id : undefined;
+}
 
 export function noteMarker(idempotencyKey: string): string {
   return createHash('sha1').update(idempotencyKey).digest('hex').slice(0, 12);
