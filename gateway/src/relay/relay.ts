@@ -108,6 +108,11 @@ export class Relay implements Component {
   #lastRefresh = 0;
   #refOk = false;
   #lastWatch = 0;
+  /**
+   * Consumption was posted within stockWatchIntervalMs of the last check: the check it skipped is
+   * owed and runs from #housekeeping once the interval has passed (a trailing run).
+   */
+  #watchOwed = false;
   #lastKeyCheck = 0;
   #lastSuccessAt: string | undefined;
   #lastError: string | undefined;
@@ -196,7 +201,11 @@ export class Relay implements Component {
   async refreshReference(): Promise<void> {
     await this.#ref.refresh();
     this.#lastRefresh = this.#clock();
-    if (this.#o.watchStock !== false) await this.#watch.check();
+    if (this.#o.watchStock !== false) {
+      // This check sees every consumption posted so far: it pays what was owed.
+      this.#watchOwed = false;
+      await this.#watch.check();
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -323,6 +332,18 @@ export class Relay implements Component {
     // A failed pull is retried on the next turn of the loop; a good one after referenceRefreshMs.
     const every = this.#o.config.referenceRefreshMs;
     if ((!this.#refOk && now - this.#lastRefresh >= 2_000) || (every > 0 && now - this.#lastRefresh >= every)) await this.#pullReference();
+    if (this.#watchOwed && this.#clock() - this.#lastWatch >= this.#watchEvery()) await this.#checkStock();
+  }
+
+  #watchEvery(): number {
+    return this.#o.stockWatchIntervalMs ?? 60_000;
+  }
+
+  /** The stock watch after posted consumption (throttled by #round, owed runs from #housekeeping). */
+  async #checkStock(): Promise<void> {
+    this.#lastWatch = this.#clock();
+    this.#watchOwed = false;
+    await this.#watch.check().catch((err) => this.#o.log.warn('stock watch failed', { error: describeError(err) }));
   }
 
   /**
@@ -393,10 +414,12 @@ export class Relay implements Component {
     await Promise.all(states.map((st) => this.#complete(st.lease, st.outcomes, latency)));
     // Nothing resolved and no link trouble (a rule gave no answer): do not spin on the same heads.
     if (trouble === 'ok' && states.every((st) => st.outcomes.length === 0)) trouble = 'link';
-    const watchEvery = this.#o.stockWatchIntervalMs ?? 60_000;
-    if (this.#o.watchStock !== false && this.#clock() - this.#lastWatch >= watchEvery && leases.some((l) => l.events.some((e) => e.event.type === 'consumable.used'))) {
-      this.#lastWatch = this.#clock();
-      await this.#watch.check().catch((err) => this.#o.log.warn('stock watch failed', { error: describeError(err) }));
+    // Re-check after consumption, at most every stockWatchIntervalMs; a round within the interval
+    // leaves the check owed (#housekeeping runs it once the interval has passed). Before, it was
+    // skipped for good: stock crossing its minimum then raised no breach until the next pull.
+    if (this.#o.watchStock !== false && leases.some((l) => l.events.some((e) => e.event.type === 'consumable.used'))) {
+      if (this.#clock() - this.#lastWatch >= this.#watchEvery()) await this.#checkStock();
+      else this.#watchOwed = true;
     }
     return trouble;
   }
