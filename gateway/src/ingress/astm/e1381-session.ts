@@ -72,6 +72,13 @@ export class E1381Session implements AstmLinkSession {
   #raw: Buffer[] = [];
   #rawLen = 0;
   #messageStarted = false;
+  /**
+   * An STX was read and its frame not yet checked. A message cut inside its first frame (a cable
+   * pulled halfway through a one-frame message, the receiver timer) is kept as a partial too;
+   * #messageStarted alone is not set on STX, or the repeated end frame of a message already
+   * committed would be reported as a false partial.
+   */
+  #frameOpen = false;
   #msgFrames = 0;
   #msgDuplicates = 0;
   #msgRefused = 0;
@@ -260,6 +267,7 @@ export class E1381Session implements AstmLinkSession {
       case 'between':
         if (b === STX) {
           this.#parse = 'fn';
+          this.#frameOpen = true;
           return 'ok';
         }
         if (b === EOT) return 'session-end'; // LIS1-A §6.4: the sender ends the session
@@ -273,6 +281,11 @@ export class E1381Session implements AstmLinkSession {
           // <STX><EOT>: the sender gave up before the frame number (a frame number is '0'..'7').
           this.#resetFrameParser();
           return 'session-end';
+        }
+        if (b === ENQ) {
+          // <STX><ENQ>: the sender started over (LIS1-A §6.6: ENQ is never a frame number or text).
+          this.#resetFrameParser();
+          return 're-establish';
         }
         this.#fn = b;
         this.#parse = 'text';
@@ -292,16 +305,23 @@ export class E1381Session implements AstmLinkSession {
           this.#parse = 'fn';
           return 'ok';
         }
-        if (b === EOT && this.#textLen === 0) {
-          // <STX><EOT>: the sender gave up mid-frame.
+        // LIS1-A §6.6: EOT and ENQ never appear in frame text, so one here means the frame was cut
+        // (its ETX or ETB lost on the line, or the sender gave up): the sender aborted after its
+        // reply timer (EOT, §6.5.2) or starts over (ENQ). Reading them as text left the gateway
+        // deaf to every retry. The cut frame is kept in the partial (#frameOpen).
+        if (b === EOT) {
           this.#resetFrameParser();
           return 'session-end';
         }
-        // Take the whole run of text bytes up to the next STX/ETX/ETB in one step.
+        if (b === ENQ) {
+          this.#resetFrameParser();
+          return 're-establish';
+        }
+        // Take the whole run of text bytes up to the next control character that ends it in one step.
         let end = i + 1;
         while (end < bytes.length) {
           const c = bytes[end] as number;
-          if (c === ETX || c === ETB || c === STX) break;
+          if (c === ETX || c === ETB || c === STX || c === EOT || c === ENQ) break;
           end++;
         }
         this.#addText(bytes.subarray(i, end));
@@ -309,12 +329,20 @@ export class E1381Session implements AstmLinkSession {
         return 'consumed-run';
       }
       case 'c1':
-        this.#c1 = b;
-        this.#parse = 'c2';
-        return 'ok';
       case 'c2':
-        this.#c2 = b;
-        this.#parse = 'trailer-cr';
+        // The checksum is two hex digits (LIS1-A §6.3.3): EOT or ENQ here means the frame was cut
+        // after its ETX/ETB, as in the text.
+        if (b === EOT || b === ENQ) {
+          this.#resetFrameParser();
+          return b === EOT ? 'session-end' : 're-establish';
+        }
+        if (this.#parse === 'c1') {
+          this.#c1 = b;
+          this.#parse = 'c2';
+        } else {
+          this.#c2 = b;
+          this.#parse = 'trailer-cr';
+        }
         return 'ok';
       case 'trailer-cr':
         if (b === CR) {
@@ -386,6 +414,7 @@ export class E1381Session implements AstmLinkSession {
     const c1 = hexDigit(this.#c1);
     const c2 = hexDigit(this.#c2);
     this.#resetFrameParser();
+    this.#frameOpen = false; // checked: from here #messageStarted says whether its bytes are kept
 
     const nak = (reason: string): 'ok' => {
       this.#messageStarted = true; // refused bytes are kept if the message is never finished
@@ -489,6 +518,7 @@ export class E1381Session implements AstmLinkSession {
     this.#raw = [];
     this.#rawLen = 0;
     this.#messageStarted = false;
+    this.#frameOpen = false;
     this.#msgFrames = 0;
     this.#msgDuplicates = 0;
     this.#msgRefused = 0;
@@ -500,7 +530,9 @@ export class E1381Session implements AstmLinkSession {
       this.#resetMessage();
       return;
     }
-    if (this.#messageStarted && this.#rawLen > 0) {
+    // A frame still open (cut before its end) counts: its bytes were received (README "Nothing
+    // received is dropped"). A session without any frame (ENQ then EOT, a keep-alive) has none.
+    if ((this.#messageStarted || this.#frameOpen) && this.#rawLen > 0) {
       this.stats.partials++;
       const raw = Buffer.concat(this.#raw, this.#rawLen);
       const late = this.#lateCommit;
@@ -775,6 +807,10 @@ export class E1381Session implements AstmLinkSession {
       this.#event('interrupt-received');
       const last = this.#frameIndex === this.#frames.length - 1;
       if (last) {
+        // The message is delivered (EOT accepts the end frame), but the receiver asked for the
+        // line: no establishment for 15 s or until it has sent a message (§6.3.5). Without the
+        // hold-off the next queued send's ENQ met the analyzer's own ENQ (contention, unanswered).
+        this.#setHoldoff('interrupt', this.#opt.timers.interruptHoldoffMs);
         this.#frameAccepted();
         return;
       }
