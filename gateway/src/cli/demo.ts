@@ -18,7 +18,7 @@ import type { AstmLinkSession } from '../ingress/astm/link-session.ts';
 import { loadProfile } from '../profiles/load.ts';
 import { defaultProfilesDir } from '../profiles/check.ts';
 import type { Sandbox } from '../sandbox.ts';
-import { args, type CliContext } from './main.ts';
+import { args, UsageError, type CliContext } from './main.ts';
 import { runUntilSignal } from './start.ts';
 
 const DEMO_ANALYZER = 'c111-demo';
@@ -41,6 +41,19 @@ export interface DemoOptions {
   durationSeconds: number;
 }
 
+/**
+ * A numeric option, or a usage error (exit 2) naming it: `Number('abc')` is NaN, and a NaN
+ * interval made the simulated LIS send as fast as timers fire; a NaN port reached the
+ * configuration as a failed check (exit 1) instead of a mistyped argument.
+ */
+function numberOption(name: string, raw: string | undefined, min: number, max: number, integer: boolean): number {
+  const n = raw === undefined || raw.trim() === '' ? Number.NaN : Number(raw);
+  if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min || n > max) {
+    throw new UsageError(`demo ${name} needs ${integer ? 'a whole number' : 'a number'} from ${min} to ${max} (found "${raw ?? ''}")`);
+  }
+  return n;
+}
+
 export async function runDemo(argv: string[], ctx: CliContext): Promise<number> {
   const { values } = args(argv, {
     'data-dir': { type: 'string', default: './var' },
@@ -53,18 +66,19 @@ export async function runDemo(argv: string[], ctx: CliContext): Promise<number> 
   });
   const options: DemoOptions = {
     dataDir: values['data-dir'] ?? './var',
-    hl7Port: Number(values['hl7-port']),
-    statusPort: Number(values['status-port']),
-    mqttPort: Number(values['mqtt-port']),
-    intervalSeconds: Math.max(1, Number(values.interval)),
-    durationSeconds: Math.max(0, Number(values.duration)),
+    hl7Port: numberOption('--hl7-port', values['hl7-port'], 0, 65535, true),
+    statusPort: numberOption('--status-port', values['status-port'], 0, 65535, true),
+    mqttPort: numberOption('--mqtt-port', values['mqtt-port'], 0, 65535, true),
+    intervalSeconds: numberOption('--interval', values.interval, 1, 86_400, false),
+    durationSeconds: numberOption('--duration', values.duration, 0, 365 * 86_400, false),
   };
+  const odooVersion = numberOption('--odoo-version', values['odoo-version'], 16, 19, true);
   const { config, issues } = validateConfig(
     {
       gateway: { id: 'lab-demo', dataDir: options.dataDir },
       hl7: [{ id: 'lis', listen: { host: '127.0.0.1', port: options.hl7Port } }],
       analyzers: [{ id: DEMO_ANALYZER, profile: DEMO_PROFILE, tcp: { listen: { host: '127.0.0.1', port: 0 } } }],
-      odoo: { sandboxVersion: Number(values['odoo-version']) },
+      odoo: { sandboxVersion: odooVersion },
       relay: { microBatchWindowMs: 5_000, scheduledEveryMinutes: 1, invoicing: true, referenceRefreshMs: 60_000 },
       mqtt: { broker: 'embedded', listen: { host: '127.0.0.1', port: options.mqttPort }, publishIntervalMs: 5_000 },
       status: { listen: { host: '127.0.0.1', port: options.statusPort } },

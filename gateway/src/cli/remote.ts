@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
 import { formatIssues, loadConfig } from '../config/load.ts';
-import { GatewayError } from '../errors.ts';
+import { ErrorCodes, GatewayError, type ErrorCode } from '../errors.ts';
+import { EventStates } from '../store/types.ts';
 import type { GatewayConfig } from '../config/types.ts';
 import { validateConfig } from '../config/validate.ts';
 import { args, UsageError, type CliContext } from './main.ts';
@@ -67,11 +68,26 @@ async function call(url: string, init: RequestInit = {}): Promise<unknown> {
   } catch {
     /* not JSON */
   }
-  if (!res.ok) {
-    const msg = typeof body === 'object' && body && 'error' in body ? String((body as { error: unknown }).error) : text;
-    throw new GatewayError(res.status === 401 || res.status === 403 ? 'GW_UNAUTHORIZED' : 'GW_STORE_STATE', `${res.status}: ${msg}`);
-  }
+  if (!res.ok) throw apiError(res.status, body, text);
   return body;
+}
+
+/**
+ * The error of a refused request, with the code the gateway answered: scripts branch on the code
+ * (README "Error codes"), so a mistyped event id must say GW_STORE_NOT_FOUND, not "wrong state".
+ * The gateway's JSON error body carries the code for store errors; for the rest the status says
+ * it. A 400 means the request the command built from its arguments was refused: a usage error.
+ */
+function apiError(status: number, body: unknown, text: string): Error {
+  const fields = typeof body === 'object' && body !== null ? (body as { error?: unknown; code?: unknown }) : {};
+  const msg = `${status}: ${fields.error !== undefined ? String(fields.error) : text}`;
+  if (typeof fields.code === 'string' && Object.hasOwn(ErrorCodes, fields.code)) return new GatewayError(fields.code as ErrorCode, msg);
+  if (status === 400) return new UsageError(`the gateway refused the request: ${msg}`);
+  if (status === 401 || status === 403 || status === 429) return new GatewayError('GW_UNAUTHORIZED', msg);
+  if (status === 404) return new GatewayError('GW_STORE_NOT_FOUND', msg);
+  if (status === 409) return new GatewayError('GW_STORE_STATE', msg);
+  if (status >= 500) return new GatewayError('GW_STORE_UNAVAILABLE', msg);
+  return new GatewayError('GW_UNREACHABLE', `the gateway's status API answered ${msg}`);
 }
 
 /** Something answered that is not this gateway's status API (a wrong port, another web server). */
@@ -126,9 +142,14 @@ export async function runEvents(argv: string[], ctx: CliContext): Promise<number
   switch (sub) {
     case 'list': {
       const { values } = args(rest, { ...common, state: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } });
+      // Checked here, before the gateway is asked: a typo is a usage error (exit 2) that names
+      // the values, not a failure of the gateway that a script would retry.
+      if (values.state !== undefined && !(EventStates as readonly string[]).includes(values.state)) throw new UsageError(`--state must be one of ${EventStates.join(', ')} (got "${values.state}")`);
+      const limit = values.limit ?? '50';
+      if (!/^[1-9][0-9]*$/.test(limit) || !Number.isSafeInteger(Number(limit))) throw new UsageError(`--limit must be a positive integer (got "${limit}")`);
       const q = new URLSearchParams();
       if (values.state) q.set('state', values.state);
-      q.set('limit', values.limit ?? '50');
+      q.set('limit', limit);
       const url = `${baseUrl(values)}/api/events?${q.toString()}`;
       const body = (await call(url)) as { events: EventRow[] };
       if (typeof body !== 'object' || body === null || !Array.isArray(body.events)) throw notTheApi(url);

@@ -205,12 +205,22 @@ export class StatusServer implements Component {
   }
 
   async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://status.local');
     const method = req.method ?? 'GET';
+    // The target is parsed inside the try: a target that is not a URL (`GET //[`, sent by scanners
+    // and misconfigured proxies) throws, and a throw outside it would reject the promise the
+    // request listener discards, leaving the connection without an answer.
+    let path = req.url ?? '/';
     try {
       res.setHeader('X-Content-Type-Options', 'nosniff');
       res.setHeader('X-Frame-Options', 'DENY');
       res.setHeader('Referrer-Policy', 'no-referrer');
+      let url: URL;
+      try {
+        url = new URL(path, 'http://status.local');
+      } catch {
+        throw new HttpError(400, 'malformed request target');
+      }
+      path = url.pathname;
       await this.#route(method, url, req, res);
     } catch (err) {
       if (res.headersSent) {
@@ -221,7 +231,7 @@ export class StatusServer implements Component {
       if (isGatewayError(err, 'GW_STORE_NOT_FOUND')) return this.#json(res, 404, { error: err.message, code: err.code });
       if (isGatewayError(err, 'GW_STORE_STATE')) return this.#json(res, 409, { error: err.message, code: err.code });
       if (isGatewayError(err, 'GW_STORE_UNAVAILABLE') || isGatewayError(err, 'GW_STORE_FULL')) return this.#json(res, 503, { error: err.message, code: err.code });
-      this.#log.error('status request failed', { method, path: url.pathname, error: describeError(err) });
+      this.#log.error('status request failed', { method, path, error: describeError(err) });
       this.#json(res, 500, { error: 'internal error', detail: describeError(err) });
     }
   }
@@ -431,6 +441,12 @@ export class StatusServer implements Component {
 
   #openStream(req: http.IncomingMessage, res: http.ServerResponse): void {
     res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive' });
+    // A HEAD response has no body: Node drops write() and sends the headers only at end(), so a
+    // HEAD left open as a stream would never be answered. It gets the headers and ends.
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
     res.write(`retry: 2000\ndata: ${JSON.stringify(this.model.toApiStatus())}\n\n`);
     this.#streams.add(res);
     req.on('close', () => this.#streams.delete(res));
