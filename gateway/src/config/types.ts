@@ -86,7 +86,10 @@ export interface OdooConfig {
   caFile?: string;
   /** SHA-256 fingerprint of the server certificate (hex, colons optional). */
   pinnedCertSha256?: string;
+  /** HTTP proxy (`http://host:port`) for a CONNECT tunnel; never with credentials inline. */
   proxy?: string;
+  /** File holding the proxy's `user:password` (Proxy-Authorization: Basic). */
+  proxyAuthFile?: string;
   timeoutMs: number;
   /** Sandbox emulator's version when `url` is absent. */
   sandboxVersion: 16 | 17 | 18 | 19;
@@ -139,7 +142,7 @@ export interface StoreConfig {
 }
 
 export interface MqttConfig {
-  /** 'embedded' (aedes) or an mqtt:// / mqtts:// URL of an external broker. */
+  /** 'embedded' (aedes) or an mqtt://, mqtts://, ws:// or wss:// URL of an external broker. */
   broker: string;
   listen: ListenConfig;
   usernameFile?: string;

@@ -156,6 +156,58 @@ function emptyFile(file: string): boolean {
   }
 }
 
+/**
+ * Why `broker` is not a broker the gateway can publish to, or undefined: `embedded`, or the URL of
+ * an external broker over MQTT (mqtt://, mqtts://) or MQTT over WebSockets (ws://, wss://), which
+ * mqtt.js speaks alike. `check` and MqttStatus (start) apply this one rule.
+ */
+export function mqttBrokerProblem(broker: string): string | undefined {
+  if (broker === 'embedded') return undefined;
+  const hint = 'must be "embedded" or the URL of an external broker: mqtt://, mqtts://, ws:// or wss://host:port';
+  let url: URL;
+  try {
+    url = new URL(broker);
+  } catch {
+    return `${hint} (got "${broker}")`;
+  }
+  if (!['mqtt:', 'mqtts:', 'ws:', 'wss:'].includes(url.protocol) || url.hostname === '') return `${hint} (got "${broker}")`;
+  if (url.username !== '' || url.password !== '') return 'secrets are never written inline: take the credentials out of the URL and use mqtt.usernameFile and mqtt.passwordFile';
+  return undefined;
+}
+
+/**
+ * Why `proxy` is not a usable `odoo.proxy`, or undefined. The gateway opens a CONNECT tunnel to an
+ * HTTP proxy (relay/odoo/tunnel-agent.ts): an http:// URL with a host. Credentials are secrets and
+ * never inline: they come from odoo.proxyAuthFile.
+ */
+export function proxyUrlProblem(proxy: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(proxy);
+  } catch {
+    return `"${proxy}" is not a URL: write the proxy as http://host:port`;
+  }
+  if (url.username !== '' || url.password !== '') {
+    return 'secrets are never written inline: take the user and password out of the URL, write `user:password` into a file and name it in odoo.proxyAuthFile';
+  }
+  if (url.protocol !== 'http:') return `must be an http:// URL (got ${url.protocol}): the gateway opens a CONNECT tunnel to the proxy and speaks TLS with Odoo inside it`;
+  if (url.hostname === '') return `"${proxy}" has no host: write the proxy as http://host:port`;
+  return undefined;
+}
+
+/** Why the proxy credentials file cannot be used, or undefined: it must hold `user:password`. */
+function proxyAuthProblem(file: string): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    return `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
+  }
+  if (text === '') return `${file} is empty: it must hold the proxy's user:password`;
+  if (!text.includes(':') || text.startsWith(':')) return `${file} must hold the proxy's credentials as user:password on one line`;
+  return undefined;
+}
+
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const ID_HINT = 'letters, digits, dot, dash and underscore, at most 64 characters';
 
@@ -302,7 +354,7 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
     analyzers.push(a);
   });
 
-  const od = c.object('odoo', root.odoo, ['url', 'database', 'login', 'apiKeyFile', 'apiKeyEnv', 'apiKeyExpiresAt', 'keyExpiryWarnDays', 'caFile', 'pinnedCertSha256', 'proxy', 'timeoutMs', 'sandboxVersion', 'mapping']);
+  const od = c.object('odoo', root.odoo, ['url', 'database', 'login', 'apiKeyFile', 'apiKeyEnv', 'apiKeyExpiresAt', 'keyExpiryWarnDays', 'caFile', 'pinnedCertSha256', 'proxy', 'proxyAuthFile', 'timeoutMs', 'sandboxVersion', 'mapping']);
   const odoo: GatewayConfig['odoo'] = {
     keyExpiryWarnDays: c.number('odoo.keyExpiryWarnDays', od.keyExpiryWarnDays, d.odoo.keyExpiryWarnDays, 0, 365),
     timeoutMs: c.number('odoo.timeoutMs', od.timeoutMs, d.odoo.timeoutMs, 100, 600_000),
@@ -332,6 +384,9 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
     if (keyFile) odoo.apiKeyFile = keyFile;
     if (keyEnv) odoo.apiKeyEnv = keyEnv;
     if (!keyFile && !keyEnv) c.error('odoo.apiKeyFile', 'an API key is required when odoo.url is set: odoo.apiKeyFile (a file) or odoo.apiKeyEnv (an environment variable)');
+    // The file wins over the variable, so an empty file is no key at all: every login would be
+    // refused, after the gateway started and accepted messages it can never post.
+    if (keyFile && emptyFile(keyFile)) c.error('odoo.apiKeyFile', `${keyFile} is empty: the gateway cannot start without the API key (write the key into it)`);
     if (keyEnv && !process.env[keyEnv]?.trim()) {
       // `start` refuses to run without the key (the file wins when both are set); check says so.
       if (keyFile) c.warn('odoo.apiKeyEnv', `environment variable ${keyEnv} is not set (unused: odoo.apiKeyFile is read instead)`);
@@ -352,7 +407,18 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
     else odoo.pinnedCertSha256 = hex;
   }
   const proxy = c.optionalString('odoo.proxy', od.proxy);
-  if (proxy !== undefined) odoo.proxy = proxy;
+  if (proxy !== undefined && proxy !== '') {
+    const problem = proxyUrlProblem(proxy);
+    if (problem) c.error('odoo.proxy', problem);
+    odoo.proxy = proxy;
+  }
+  const proxyAuthFile = c.file('odoo.proxyAuthFile', od.proxyAuthFile);
+  if (proxyAuthFile) {
+    odoo.proxyAuthFile = proxyAuthFile;
+    if (!odoo.proxy) c.warn('odoo.proxyAuthFile', 'is set but odoo.proxy is not: the credentials are not used');
+    const problem = proxyAuthProblem(proxyAuthFile);
+    if (problem) c.error('odoo.proxyAuthFile', problem);
+  }
   const m = c.object('odoo.mapping', od.mapping, ['labLocation', 'consumptionLocation', 'consumptionPickingType', 'defaultVendorRef']);
   odoo.mapping.labLocation = c.string('odoo.mapping.labLocation', m.labLocation, d.odoo.mapping.labLocation);
   odoo.mapping.consumptionLocation = c.string('odoo.mapping.consumptionLocation', m.consumptionLocation, d.odoo.mapping.consumptionLocation);
@@ -403,15 +469,33 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
     listen: c.listen('mqtt.listen', mq.listen, d.mqtt.listen),
     publishIntervalMs: c.number('mqtt.publishIntervalMs', mq.publishIntervalMs, d.mqtt.publishIntervalMs, 100, 3_600_000),
   };
-  if (mqtt.broker !== 'embedded' && !/^(mqtt|mqtts|ws|wss):\/\//.test(mqtt.broker)) c.error('mqtt.broker', 'must be "embedded" or an mqtt://, mqtts://, ws:// or wss:// URL');
+  // The one rule of what MqttStatus starts with (mqtt-status.ts uses the same function).
+  const brokerProblem = mqttBrokerProblem(mqtt.broker);
+  if (brokerProblem) c.error('mqtt.broker', brokerProblem);
   const uf = c.file('mqtt.usernameFile', mq.usernameFile);
   const pf = c.file('mqtt.passwordFile', mq.passwordFile);
   if (uf) mqtt.usernameFile = uf;
   if (pf) mqtt.passwordFile = pf;
+  // Credentials are a pair, for the embedded broker and an external one alike: start refuses one
+  // without the other (readMqttCredentials), so check names the missing one.
+  if (mq.usernameFile !== undefined && mq.passwordFile === undefined) c.error('mqtt.passwordFile', 'is required when mqtt.usernameFile is set (the credentials are a pair)');
+  if (mq.passwordFile !== undefined && mq.usernameFile === undefined) c.error('mqtt.usernameFile', 'is required when mqtt.passwordFile is set (the credentials are a pair)');
   if (mq.tls !== undefined) {
     const t = c.object('mqtt.tls', mq.tls, ['cert', 'key', 'ca']);
     const ca = c.file('mqtt.tls.ca', t.ca);
-    mqtt.tls = { cert: c.file('mqtt.tls.cert', t.cert) ?? '', key: c.file('mqtt.tls.key', t.key) ?? '', ...(ca ? { ca } : {}) };
+    const cert = c.file('mqtt.tls.cert', t.cert);
+    const key = c.file('mqtt.tls.key', t.key);
+    if (mqtt.broker === 'embedded') {
+      // The embedded broker serves MQTTS with this certificate and key: without them it cannot
+      // listen at all (it would open the file '').
+      if (t.cert === undefined) c.error('mqtt.tls.cert', 'is required when tls is set (the certificate the embedded broker serves)');
+      if (t.key === undefined) c.error('mqtt.tls.key', 'is required when tls is set (the key of mqtt.tls.cert)');
+    } else {
+      // To an external broker they are an optional client certificate, which needs both halves.
+      if (t.cert !== undefined && t.key === undefined) c.error('mqtt.tls.key', 'is required with mqtt.tls.cert (the client certificate\'s key)');
+      if (t.key !== undefined && t.cert === undefined) c.error('mqtt.tls.cert', 'is required with mqtt.tls.key (the client certificate)');
+    }
+    mqtt.tls = { cert: cert ?? '', key: key ?? '', ...(ca ? { ca } : {}) };
   }
   const loopback = ['127.0.0.1', 'localhost', '::1'].includes(mqtt.listen.host);
   if (mqtt.broker === 'embedded' && !loopback && (!uf || !pf)) {

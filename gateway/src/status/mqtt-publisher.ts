@@ -25,7 +25,7 @@ export interface MqttPublisherOptions {
   gatewayId: string;
   model: StatusModel;
   log: Logger;
-  /** mqtt://host:port or mqtts://host:port */
+  /** mqtt://host:port or mqtts://host:port, or MQTT over WebSockets: ws(s)://host:port[/path] */
   url: string;
   username?: string;
   password?: string;

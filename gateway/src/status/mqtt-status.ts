@@ -2,14 +2,16 @@ import type { GatewayConfig } from '../config/types.ts';
 import type { Component, ComponentStatus } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
 import { GatewayError } from '../errors.ts';
+import { mqttBrokerProblem } from '../config/validate.ts';
 import type { StatusModel } from './status-model.ts';
 import { EmbeddedBroker, INTERNAL_USERNAME, readMqttCredentials } from './mqtt-broker.ts';
 import { MqttStatusPublisher } from './mqtt-publisher.ts';
 
 /**
  * MQTT status for the composition root: `mqtt.broker: embedded` starts the aedes broker and
- * connects the publisher to it over loopback; `mqtt.broker: mqtt(s)://host:port` publishes to that
- * external broker with `mqtt.usernameFile/passwordFile` and `mqtt.tls.{ca,cert,key}`.
+ * connects the publisher to it over loopback; `mqtt.broker: mqtt(s)://host:port` (or MQTT over
+ * WebSockets, `ws(s)://host:port[/path]`) publishes to that external broker with
+ * `mqtt.usernameFile/passwordFile` and `mqtt.tls.{ca,cert,key}`.
  * Stops publisher first (it publishes `offline`), then the broker — the broker is the last status
  * surface to go (STYLE.md practice 6).
  */
@@ -33,8 +35,11 @@ export class MqttStatus implements Component {
     const b = options.config.mqtt.broker;
     if (b === 'embedded') {
       this.broker = new EmbeddedBroker({ config: options.config.mqtt, log: options.log });
-    } else if (!/^mqtts?:\/\//.test(b)) {
-      throw new GatewayError('GW_CONFIG_INVALID', `mqtt.broker must be "embedded" or an mqtt:// / mqtts:// URL, got "${b}"`, { details: { path: 'mqtt.broker' } });
+    } else {
+      // The rule `check` applies (config/validate.ts): mqtt(s):// and ws(s):// alike, since
+      // mqtt.js connects over WebSockets too (a broker that IT exposes only behind a web proxy).
+      const problem = mqttBrokerProblem(b);
+      if (problem) throw new GatewayError('GW_CONFIG_INVALID', `mqtt.broker: ${problem}`, { details: { path: 'mqtt.broker' } });
     }
   }
 

@@ -14,8 +14,10 @@ export interface HttpTransportOptions {
   caFile?: string;
   /** SHA-256 fingerprint of the server's leaf certificate, hex, colons optional. */
   pinnedCertSha256?: string;
-  /** http://[user:pass@]host:port — CONNECT tunnel (see tunnel-agent.ts). */
+  /** http://host:port — CONNECT tunnel (see tunnel-agent.ts). */
   proxy?: string;
+  /** The proxy's `user:password` (from odoo.proxyAuthFile), sent as Proxy-Authorization: Basic. */
+  proxyAuth?: string;
   /** Sockets kept open per host (one Odoo worker handles one request at a time). */
   maxSockets?: number;
 }
@@ -56,7 +58,7 @@ export class HttpTransport {
       return undefined;
     };
     if (options.proxy) {
-      const tunnel = createTunnelAgent(options.proxy, secure, agentOptions);
+      const tunnel = createTunnelAgent(options.proxy, secure, agentOptions, options.proxyAuth);
       this.#agents = secure ? { http: new http.Agent(agentOptions), https: tunnel as https.Agent } : { http: tunnel, https: new https.Agent(agentOptions) };
     } else {
       this.#agents = { http: new http.Agent(agentOptions), https: new https.Agent(agentOptions) };

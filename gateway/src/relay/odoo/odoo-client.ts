@@ -38,6 +38,8 @@ export interface OdooClientOptions {
   caFile?: string;
   pinnedCertSha256?: string;
   proxy?: string;
+  /** The proxy's `user:password` (odoo.proxyAuthFile's content). */
+  proxyAuth?: string;
   apiKeyExpiresAt?: string;
   keyExpiryWarnDays?: number;
   telemetry?: Telemetry;
@@ -105,12 +107,14 @@ export class OdooClient implements OdooClientLike {
       ...(options.caFile ? { caFile: options.caFile } : {}),
       ...(options.pinnedCertSha256 ? { pinnedCertSha256: options.pinnedCertSha256 } : {}),
       ...(options.proxy ? { proxy: options.proxy } : {}),
+      ...(options.proxyAuth ? { proxyAuth: options.proxyAuth } : {}),
       ...(options.maxSockets ? { maxSockets: options.maxSockets } : {}),
     });
   }
 
   /**
-   * Build from config. The key comes from `odoo.apiKeyFile` or `odoo.apiKeyEnv` (never inline).
+   * Build from config. The key comes from `odoo.apiKeyFile` or `odoo.apiKeyEnv` (never inline),
+   * the proxy's credentials from `odoo.proxyAuthFile`.
    * `url` overrides `odoo.url` (the sandbox emulator's URL when `odoo.url` is absent).
    */
   static fromConfig(config: OdooConfig, deps: { telemetry?: Telemetry; log?: Logger; url?: string; apiKey?: string; sandbox?: boolean } = {}): OdooClient {
@@ -126,6 +130,7 @@ export class OdooClient implements OdooClientLike {
       ...(config.caFile ? { caFile: config.caFile } : {}),
       ...(config.pinnedCertSha256 ? { pinnedCertSha256: config.pinnedCertSha256 } : {}),
       ...(config.proxy ? { proxy: config.proxy } : {}),
+      ...(config.proxy && config.proxyAuthFile ? { proxyAuth: readProxyAuth(config.proxyAuthFile) } : {}),
       ...(config.apiKeyExpiresAt ? { apiKeyExpiresAt: config.apiKeyExpiresAt } : {}),
       keyExpiryWarnDays: config.keyExpiryWarnDays,
       ...(deps.telemetry ? { telemetry: deps.telemetry } : {}),
@@ -416,11 +421,15 @@ function httpFailure(reply: HttpReply, idempotent: boolean): GatewayError {
 
 export function readApiKey(config: Pick<OdooConfig, 'apiKeyFile' | 'apiKeyEnv'>): string {
   if (config.apiKeyFile) {
+    let key: string;
     try {
-      return readFileSync(config.apiKeyFile, 'utf8').trim();
+      key = readFileSync(config.apiKeyFile, 'utf8').trim();
     } catch (err) {
       throw new GatewayError('GW_CONFIG_INVALID', `odoo.apiKeyFile: cannot read ${config.apiKeyFile}`, { cause: err });
     }
+    // An empty key is no key: every login would be refused once the gateway is running.
+    if (key === '') throw new GatewayError('GW_CONFIG_INVALID', `odoo.apiKeyFile: ${config.apiKeyFile} is empty: the gateway cannot start without the API key`, { details: { path: 'odoo.apiKeyFile' } });
+    return key;
   }
   if (config.apiKeyEnv) {
     const v = process.env[config.apiKeyEnv];
@@ -428,4 +437,16 @@ export function readApiKey(config: Pick<OdooConfig, 'apiKeyFile' | 'apiKeyEnv'>)
     return v.trim();
   }
   throw new GatewayError('GW_CONFIG_INVALID', 'odoo: set apiKeyFile or apiKeyEnv');
+}
+
+/** The proxy's `user:password` from `odoo.proxyAuthFile` (one line; surrounding white space trimmed). */
+export function readProxyAuth(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8').trim();
+  } catch (err) {
+    throw new GatewayError('GW_CONFIG_INVALID', `odoo.proxyAuthFile: cannot read ${file}`, { cause: err, details: { path: 'odoo.proxyAuthFile' } });
+  }
+  if (!text.includes(':') || text.startsWith(':')) throw new GatewayError('GW_CONFIG_INVALID', `odoo.proxyAuthFile: ${file} must hold the proxy's credentials as user:password`, { details: { path: 'odoo.proxyAuthFile' } });
+  return text;
 }

@@ -9,13 +9,16 @@ import tls from 'node:tls';
  * and port; certificate verification, the custom CA and the pinned fingerprint still apply to the
  * Odoo certificate because the TLS handshake happens here, not at the proxy.
  *
- * `odoo.proxy` = `http://[user:password@]proxy-host:port` (user/password → Proxy-Authorization: Basic).
+ * `odoo.proxy` = `http://proxy-host:port`; `proxyAuth` = `user:password` read from
+ * `odoo.proxyAuthFile` (→ Proxy-Authorization: Basic). Credentials are never taken from the URL:
+ * secrets are not written inline in the configuration (DESIGN.md §5), and `check` refuses them.
  * The same tunnel carries plain-http Odoo URLs (sandbox/test deployments) when a proxy is set.
  */
-export function createTunnelAgent(proxyUrl: string, secure: boolean, agentOptions: https.AgentOptions): http.Agent {
+export function createTunnelAgent(proxyUrl: string, secure: boolean, agentOptions: https.AgentOptions, proxyAuth?: string): http.Agent {
   const proxy = new URL(proxyUrl);
   if (proxy.protocol !== 'http:') throw new Error(`odoo.proxy must be an http:// URL (got ${proxy.protocol})`);
-  const auth = proxy.username ? `Basic ${Buffer.from(`${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`).toString('base64')}` : undefined;
+  if (proxy.username || proxy.password) throw new Error('odoo.proxy must not carry credentials: put user:password in the file odoo.proxyAuthFile names');
+  const auth = proxyAuth ? `Basic ${Buffer.from(proxyAuth).toString('base64')}` : undefined;
   const agent = secure ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
 
   // Node's Agent accepts an asynchronous createConnection(options, callback) (lib/_http_agent.js
