@@ -5,11 +5,16 @@ import path from 'node:path';
 import { SerialPort } from 'serialport';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AnalyzerConfig } from '../../gateway/src/config/types.ts';
+import { escapeAstm } from '../../gateway/src/astm/escape.ts';
+import { buildOrderDownload } from '../../gateway/src/astm/host-query.ts';
+import { buildRecord } from '../../gateway/src/astm/records.ts';
 import { AstmEndpoint, type AstmNormalizeResult } from '../../gateway/src/ingress/astm/astm-endpoint.ts';
 import { buildFrame } from '../../gateway/src/ingress/astm/checksum.ts';
 import { ACK, describeBytes, ENQ, EOT, ETX, STX } from '../../gateway/src/ingress/astm/control-chars.ts';
 import { ManualScheduler } from '../../gateway/src/ingress/astm/scheduler.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
+import { applyOverrides, loadProfile } from '../../gateway/src/profiles/load.ts';
+import type { Profile } from '../../gateway/src/profiles/types.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import { Telemetry } from '../../gateway/src/telemetry.ts';
 import { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
@@ -46,10 +51,10 @@ function acceptAll(text: string): AstmNormalizeResult<string> {
   return { events: [], messageType: 'ASTM', searchTerms: [] };
 }
 
-function endpoint(analyzer: AnalyzerConfig, clock: ManualScheduler) {
+function endpoint(analyzer: AnalyzerConfig, clock: ManualScheduler, quirks: object = {}) {
   const ep = new AstmEndpoint<string>({
     analyzer,
-    profile: { name: 'test', quirks: {}, transport: { serial: { baudRate: 9600, dataBits: 8, parity: 'none', stopBits: 1 } } },
+    profile: { name: 'test', quirks, transport: { serial: { baudRate: 9600, dataBits: 8, parity: 'none', stopBits: 1 } } },
     store,
     telemetry: new Telemetry(),
     log: silentLogger,
@@ -334,3 +339,124 @@ describe('E1381 sender over TCP (order download, host query answers)', () => {
   });
 });
 
+describe('E1381 sender: an order download naming letters beyond Latin-1 (TCP)', () => {
+  async function connectSim(port: number): Promise<AnalyzerSim> {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    const sim = new AnalyzerSim((b) => socket.write(b));
+    socket.on('data', (b: Buffer) => sim.feed(b));
+    cleanups.push(() => void socket.destroy());
+    return sim;
+  }
+
+  /** Take one session as the analyzer: ACK the ENQ and every frame; the frames as sent. */
+  async function takeSession(sim: AnalyzerSim): Promise<Buffer[]> {
+    expect(await replyOf(sim)).toBe('<ENQ>');
+    sim.write([ACK]);
+    const frames: Buffer[] = [];
+    for (;;) {
+      const b = await sim.nextByte(2_000);
+      if (b === EOT) return frames;
+      expect(b).toBe(STX);
+      const frame = [b];
+      do frame.push(await sim.nextByte(2_000));
+      while (frame[frame.length - 1] !== 0x0a);
+      frames.push(Buffer.from(frame));
+      sim.write([ACK]);
+    }
+  }
+
+  /** LIS1-A §6.6: no restricted character in frame text, and CR only where a record ends. */
+  function controlsInText(frames: Buffer[]): string[] {
+    const found: string[] = [];
+    for (const f of frames) {
+      const text = f.subarray(2, f.length - 5);
+      text.forEach((b, i) => {
+        const restricted = (b >= 0x01 && b <= 0x06) || b === 0x0a || (b >= 0x10 && b <= 0x17);
+        if (restricted || (b === 0x0d && i !== text.length - 1)) found.push(describeBytes(f));
+      });
+    }
+    return found;
+  }
+
+  const order = { accession: 'ACC-\u010d7', patientId: 'W\u0105sowicz', priority: 'R', orderedAt: '2026-11-25T10:15:00Z' };
+
+  /*
+   * What the user sees: a patient id or accession from the LIS (HL7 arrives as UTF-8) with a
+   * letter beyond Latin-1 — 'ą' (U+0105), 'č' (U+010D): Polish, Czech, Lithuanian ids — goes into
+   * an order download (or a host query answer), and the analyzer refuses the frame or breaks the
+   * session. The link wrote the records with Buffer.from(…, 'latin1'), which keeps only the low
+   * byte of each character: 'ą' went out as ENQ (0x05) inside the frame text, 'č' as CR (0x0D),
+   * splitting the O record in two. escapeAstm looks at the characters before that narrowing, so it
+   * saw nothing to escape.
+   * Promise broken: LIS1-A §6.6 (protocols.md §1.6 "Restricted characters": ENQ, EOT, … never in
+   * frame text); LIS2-A2 §5.4.1 (CR ends a record); the profile's `charset` quirk ("Text encoding
+   * of the analyzer"), which the link honoured on receive only.
+   * Cause: gateway/src/ingress/astm/e1381-session.ts #beginTransfer (and records-only-session.ts
+   * send) encode with 'latin1' whatever the charset; gateway/src/astm/escape.ts escapes the
+   * characters, not the bytes that go out.
+   * Fix: the record builder replaces what the analyzer's charset cannot carry with '?' before the
+   * escape step; the link encodes every record in the charset (UTF-8 for a utf8 profile), with
+   * anything Latin-1 cannot carry, and any restricted character, as '?'.
+   */
+  it('sends the download of a Latin-1 analyzer with "?" for letters beyond Latin-1, and that of a UTF-8 analyzer as UTF-8, never as control characters', async () => {
+    const base = loadProfile('siemens-advia-centaur-xp');
+    const cases: Array<{ id: string; profile: Profile; patient: string; specimen: string; decode: BufferEncoding }> = [
+      { id: 'audit-enc-latin1', profile: base, patient: 'P|1||W?sowicz', specimen: 'O|1|ACC-?7|', decode: 'latin1' },
+      { id: 'audit-enc-utf8', profile: applyOverrides(base, { charset: 'utf8' }), patient: 'P|1||W\u0105sowicz', specimen: 'O|1|ACC-\u010d7|', decode: 'utf8' },
+    ];
+    for (const c of cases) {
+      const clock = new ManualScheduler();
+      const ep = endpoint({ id: c.id, profile: 'test', tcp: { listen: { host: '127.0.0.1', port: 0 } } }, clock, c.profile.quirks);
+      await ep.start();
+      const sim = await connectSim(ep.address()?.port as number);
+      await until(() => ep.connections === 1);
+
+      const records = buildOrderDownload(order, { add: [{ code: 'TSH' }], cancel: [] }, c.profile, { receiver: c.id });
+      const sending = ep.sendWorklist(records);
+      const frames = await takeSession(sim);
+      await sending;
+      expect(controlsInText(frames)).toEqual([]);
+      const text = Buffer.concat(frames.map((f) => f.subarray(2, f.length - 5))).toString(c.decode);
+      const lines = text.split('\r');
+      expect(lines).toContain(c.patient);
+      expect(lines.find((l) => l.startsWith('O|'))?.startsWith(c.specimen)).toBe(true);
+      expect(lines).toHaveLength(records.length + 1); // every record whole, each ended by its CR
+    }
+  });
+
+  it('substitutes before escaping, and the link writes no control character whatever record it is given (both link modes)', async () => {
+    const d = { field: '|', repeat: '?', component: '^', escape: '&' }; // '?' is a legal delimiter
+    expect(escapeAstm('W\u0105s', d)).toBe('W&R&s'); // the '?' standing for 'ą' is escaped like any '?'
+    expect(escapeAstm('W\u0105s', d, 'utf8')).toBe('W\u0105s');
+    expect(escapeAstm('caf\u00e9', d, 'ascii')).toBe('caf&R&');
+    expect(escapeAstm('a\u0083b', d)).toBe('a&X83&b'); // C1 ETX: 0x03 on a 7-bit line
+    expect(buildRecord('P', ['1', '', 'W\u0105sowicz'])).toBe('P|1||W?sowicz');
+
+    // Records that did not come from the builder: restricted characters and CR never reach the wire.
+    const raw = ['H|\\^&', 'P|1||a\u0005b\rc\u010dd\u0105', 'L|1|N'];
+    const h = makeHarness();
+    const sent = h.session.send(raw);
+    expect(h.takeWire()).toBe('<ENQ>');
+    h.session.push(Buffer.from([ACK]));
+    expect(h.takeWire()).toBe(describeBytes(buildFrame(1, Buffer.from('H|\\^&\r', 'latin1'), true)));
+    h.session.push(Buffer.from([ACK]));
+    expect(h.takeWire()).toBe(describeBytes(buildFrame(2, Buffer.from('P|1||a?b?c?d?\r', 'latin1'), true)));
+    h.session.push(Buffer.from([ACK]));
+    h.session.push(Buffer.from([ACK]));
+    await sent;
+
+    const u = makeHarness({ charset: 'utf8', outgoingFrameLayout: 'message-per-frame' });
+    const sentU = u.session.send(raw);
+    u.session.push(Buffer.from([ACK]));
+    expect(Buffer.concat(u.writes).subarray(1).equals(buildFrame(1, Buffer.from('H|\\^&\rP|1||a?b?c\u010dd\u0105\rL|1|N\r', 'utf8'), true))).toBe(true);
+    u.session.push(Buffer.from([ACK]));
+    await sentU;
+
+    const r = makeHarness({ lowLevel: 'records-only', charset: 'ascii' });
+    await r.session.send(['H|\\^&', 'P|1||Caf\u00e9\u010d\n\u0003', 'L|1|N']);
+    expect(Buffer.concat(r.writes).toString('latin1')).toBe('H|\\^&\rP|1||Caf????\rL|1|N\r');
+
+    expect(() => makeHarness({ charset: 'cp1250' })).toThrow(/charset/);
+  });
+});

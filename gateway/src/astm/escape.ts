@@ -69,22 +69,39 @@ function decodeSequence(seq: string, d: AstmDelimiters): string | undefined {
 
 /** Characters LIS1-A §6.6 forbids in frame text (besides CR, which ends records). */
 const RESTRICTED = /[\x01-\x06\x0A\x10-\x17]/;
+/** C1 controls: a 7-bit line (LIS1-A §5.2.2.4 allows 7 data bits) delivers them as C0 controls (0x83 → ETX). */
+const C1 = /[\x80-\x9F]/;
+
+/** Text encoding of the analyzer (profile quirk `charset`): LIS1-A §6.1.2 is 7-bit ASCII; most send Latin-1. */
+export type AstmCharset = 'ascii' | 'latin1' | 'utf8';
 
 /**
  * Escape one component value for an outgoing record (LIS2-A2 §5.4.5): the escape character first,
  * then the three delimiters; restricted control characters become `&Xhh&` hex sequences.
+ *
+ * A character the analyzer's `charset` cannot carry becomes '?' first (above U+00FF for Latin-1,
+ * above U+007F for ASCII), before the escape step, so a '?' that is a delimiter is escaped too.
+ * Before, such characters reached the link, which wrote Latin-1 and kept only their low byte:
+ * 'ą' (U+0105) went out as ENQ, 'č' (U+010D) as CR — the check here had looked at the character,
+ * not at the byte that went out. The link encodes in the same charset (ingress/astm/outgoing-text.ts).
  */
-export function escapeAstm(text: string, d: AstmDelimiters): string {
+export function escapeAstm(text: string, d: AstmDelimiters, charset: AstmCharset = 'latin1'): string {
   const e = d.escape;
   let out = '';
-  for (const ch of text) {
+  for (const given of text) {
+    const ch = carried(given, charset) ? given : '?';
     if (ch === e) out += `${e}E${e}`;
     else if (ch === d.field) out += `${e}F${e}`;
     else if (ch === d.repeat) out += `${e}R${e}`;
     else if (ch === d.component) out += `${e}S${e}`;
     else if (ch === '\r') out += `${e}X0D${e}`;
-    else if (RESTRICTED.test(ch)) out += `${e}X${ch.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}${e}`;
+    else if (RESTRICTED.test(ch) || (charset !== 'utf8' && C1.test(ch))) out += `${e}X${ch.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}${e}`;
     else out += ch;
   }
   return out;
+}
+
+function carried(ch: string, charset: AstmCharset): boolean {
+  const cp = ch.codePointAt(0) as number;
+  return cp < 0x80 || charset === 'utf8' || (charset === 'latin1' && cp <= 0xff);
 }

@@ -44,7 +44,7 @@ export async function answerHostQuery(query: HostQuery, store: GatewayStore, pro
       found++;
       patientSeq++;
       const first = orders[0]!;
-      records.push(buildRecord('P', [String(patientSeq), '', first.patientId ?? ''], d));
+      records.push(buildRecord('P', [String(patientSeq), '', first.patientId ?? ''], d, profile.quirks.charset));
       records.push(
         orderRecord(profile, d, {
           specimen,
@@ -97,7 +97,7 @@ function replyHeader(query: HostQuery, profile: Profile, d: AstmDelimiters): str
   const sender = query.header.receiver.length > 0 && query.header.receiver.some((c) => c !== '') ? query.header.receiver : ['LIS'];
   const receiver = query.header.sender.filter((c, i) => i === 0 || c !== '');
   const comment: FieldValue = s.replyHeaderComment ? s.replyHeaderComment.split('^') : undefined;
-  return buildHeader(['', '', sender, '', '', '', '', receiver.slice(0, 1), comment, query.header.processingId || 'P', s.replyVersion ?? query.header.version, astmTimestamp()], d);
+  return buildHeader(['', '', sender, '', '', '', '', receiver.slice(0, 1), comment, query.header.processingId || 'P', s.replyVersion ?? query.header.version, astmTimestamp()], d, profile.quirks.charset);
 }
 
 interface OrderSpec {
@@ -142,7 +142,7 @@ function orderRecord(profile: Profile, d: AstmDelimiters, o: OrderSpec): string 
   fields[10] = o.tests.length > 0 ? (o.actionCode ?? s.actionCode) : undefined; // O.12
   fields[14] = o.tests.length > 0 ? s.specimenDescriptor : undefined; // O.16
   fields[24] = o.reportTypes.map((r) => [r]); // O.26
-  return buildRecord('O', fields, d);
+  return buildRecord('O', fields, d, profile.quirks.charset);
 }
 
 /** Canonical test codes → the analyzer's order codes (profile reverse map), restricted to Q.5. */
@@ -247,13 +247,13 @@ function mergeTests(a: OrderedTest[], b: OrderedTest[]): OrderedTest[] {
 export function buildWorklist(orders: OrderCreatedData[], profile: Profile, options: { sender?: string; receiver?: string; now?: Date } = {}): string[] {
   const parsed = parseDelimiterString(profile.quirks.delimiters);
   const d = parsed.ok ? parsed.delimiters : { field: '|', repeat: '\\', component: '^', escape: '&' };
-  const records = [buildHeader(['', '', options.sender ?? 'LIS', '', '', '', '', options.receiver ?? '', '', 'P', profile.hostQuery.replyVersion ?? 'LIS2-A2', astmTimestamp(options.now)], d)];
+  const records = [buildHeader(['', '', options.sender ?? 'LIS', '', '', '', '', options.receiver ?? '', '', 'P', profile.hostQuery.replyVersion ?? 'LIS2-A2', astmTimestamp(options.now)], d, profile.quirks.charset)];
   let seq = 0;
   for (const order of orders) {
     const tests = analyzerTests(order.tests, profile);
     if (tests.length === 0) continue;
     seq++;
-    records.push(buildRecord('P', [String(seq), '', order.patientId ?? ''], d));
+    records.push(buildRecord('P', [String(seq), '', order.patientId ?? ''], d, profile.quirks.charset));
     const specimenId = order.specimenId ?? order.accession;
     records.push(
       orderRecord(profile, d, {
@@ -286,8 +286,8 @@ export function buildOrderDownload(
   if (add.length === 0 && cancel.length === 0) return [];
   const parsed = parseDelimiterString(profile.quirks.delimiters);
   const d = parsed.ok ? parsed.delimiters : { field: '|', repeat: '\\', component: '^', escape: '&' };
-  const records = [buildHeader(['', '', options.sender ?? 'LIS', '', '', '', '', options.receiver ?? '', '', 'P', profile.hostQuery.replyVersion ?? 'LIS2-A2', astmTimestamp(options.now)], d)];
-  records.push(buildRecord('P', ['1', '', order.patientId ?? ''], d));
+  const records = [buildHeader(['', '', options.sender ?? 'LIS', '', '', '', '', options.receiver ?? '', '', 'P', profile.hostQuery.replyVersion ?? 'LIS2-A2', astmTimestamp(options.now)], d, profile.quirks.charset)];
+  records.push(buildRecord('P', ['1', '', order.patientId ?? ''], d, profile.quirks.charset));
   const specimenId = order.specimenId ?? order.accession;
   const base = { specimen: { specimenId, components: [specimenId] }, priority: isStat(order.priority) ? 'S' : 'R', reportTypes: ['O'], requestedAt: order.orderedAt };
   let seq = 0;

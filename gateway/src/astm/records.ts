@@ -1,6 +1,6 @@
 import { GatewayError } from '../errors.ts';
 import { type AstmDelimiters, DEFAULT_DELIMITERS, delimiterDefinition, delimitersFromHeader } from './delimiters.ts';
-import { escapeAstm, unescapeAstm } from './escape.ts';
+import { type AstmCharset, escapeAstm, unescapeAstm } from './escape.ts';
 
 /**
  * LIS2-A2 (formerly ASTM E1394-97) record layer: one message = the records H … L, each record a
@@ -291,29 +291,30 @@ export function readRef(rec: AstmRecord | undefined, ref: FieldRef, d: AstmDelim
 /** A field value: text, components, or repeats of components. `undefined` = empty field. */
 export type FieldValue = string | undefined | string[] | string[][];
 
-function encodeField(value: FieldValue, d: AstmDelimiters): string {
+function encodeField(value: FieldValue, d: AstmDelimiters, charset: AstmCharset): string {
   if (value === undefined) return '';
-  if (typeof value === 'string') return escapeAstm(value, d);
+  if (typeof value === 'string') return escapeAstm(value, d, charset);
   if (value.length === 0) return '';
   if (Array.isArray(value[0])) {
-    return (value as string[][]).map((rep) => rep.map((c) => escapeAstm(c, d)).join(d.component)).join(d.repeat);
+    return (value as string[][]).map((rep) => rep.map((c) => escapeAstm(c, d, charset)).join(d.component)).join(d.repeat);
   }
-  return (value as string[]).map((c) => escapeAstm(c, d)).join(d.component);
+  return (value as string[]).map((c) => escapeAstm(c, d, charset)).join(d.component);
 }
 
 /**
  * Build one record (without CR). `fields[0]` is field 2 (the sequence number for most records).
  * Trailing empty fields are omitted (LIS2-A2 §5.4: "trailing empty fields may be omitted").
+ * `charset` is the analyzer's (profile quirk): what it cannot carry is sent as '?' (escapeAstm).
  */
-export function buildRecord(type: Exclude<RecordType, 'H'>, fields: FieldValue[], d: AstmDelimiters = DEFAULT_DELIMITERS): string {
-  const encoded = fields.map((f) => encodeField(f, d));
+export function buildRecord(type: Exclude<RecordType, 'H'>, fields: FieldValue[], d: AstmDelimiters = DEFAULT_DELIMITERS, charset: AstmCharset = 'latin1'): string {
+  const encoded = fields.map((f) => encodeField(f, d, charset));
   while (encoded.length > 0 && encoded[encoded.length - 1] === '') encoded.pop();
   return [type, ...encoded].join(d.field);
 }
 
 /** Build an H record: `fields[0]` is H.3 (message control id); H.2 comes from the delimiters. */
-export function buildHeader(fields: FieldValue[], d: AstmDelimiters = DEFAULT_DELIMITERS): string {
-  const encoded = fields.map((f) => encodeField(f, d));
+export function buildHeader(fields: FieldValue[], d: AstmDelimiters = DEFAULT_DELIMITERS, charset: AstmCharset = 'latin1'): string {
+  const encoded = fields.map((f) => encodeField(f, d, charset));
   while (encoded.length > 0 && encoded[encoded.length - 1] === '') encoded.pop();
   return ['H', delimiterDefinition(d), ...encoded].join(d.field);
 }

@@ -2,6 +2,7 @@ import { GatewayError } from '../../errors.ts';
 import { frameChecksum, frameRecord, hexDigit } from './checksum.ts';
 import { ACK, BYTE, CR, ENQ, EOT, ETB, ETX, LF, NAK, STX } from './control-chars.ts';
 import type { LinkOptions } from './link-options.ts';
+import { encodeRecord } from './outgoing-text.ts';
 import {
   type AstmLinkSession,
   emptyStats,
@@ -14,6 +15,8 @@ import {
   type PartialReason,
 } from './link-session.ts';
 import type { Scheduler, TimerHandle } from './scheduler.ts';
+
+const RECORD_END = Buffer.from([CR]);
 
 type ByteOutcome = 'ok' | 'consumed-run' | 'complete-here' | 'complete-before' | 'session-end' | 're-establish';
 
@@ -772,11 +775,14 @@ export class E1381Session implements AstmLinkSession {
     // LIS1-A §6.3.1.1: each record is a message and begins in a new frame; FN starts at 1 after
     // ENQ and continues modulo 8 across the session (§6.3.2.1).
     this.#frames = [];
+    // Each record in the analyzer's charset, never with a control character in it (LIS1-A §6.6),
+    // then its CR (LIS2-A2 §5.4.1).
+    const records = head.records.map((r) => Buffer.concat([encodeRecord(r, this.#opt.charset), RECORD_END]));
     // 'message-per-frame' peers want the whole message as one E1381 message (ETB only at the size limit).
-    const units = this.#opt.frameLayout === 'message-per-frame' ? [head.records.map((r) => r + '\r').join('')] : head.records.map((r) => r + '\r');
+    const units = this.#opt.frameLayout === 'message-per-frame' ? [Buffer.concat(records)] : records;
     let fn = 1;
     for (const unit of units) {
-      const frames = frameRecord(Buffer.from(unit, 'latin1'), fn, this.#opt.maxFrameText);
+      const frames = frameRecord(unit, fn, this.#opt.maxFrameText);
       for (const f of frames) this.#frames.push(f);
       fn = (fn + frames.length) % 8;
     }

@@ -38,6 +38,9 @@ export const DEFAULT_TIMERS: Readonly<LinkTimers> = {
   trailerGraceMs: 200,
 };
 
+/** Text encoding of the analyzer (profile quirk `charset`): LIS1-A §6.1.2 is 7-bit ASCII; most send Latin-1. */
+export type LinkCharset = 'ascii' | 'latin1' | 'utf8';
+
 export const LowLevelModes = ['e1381', 'records-only'] as const;
 export type LowLevelMode = (typeof LowLevelModes)[number];
 
@@ -67,6 +70,8 @@ export interface LinkOptions {
   recordSeparator: '\r' | '\r\n' | '\n';
   /** Outgoing layout: one record per frame (LIS1-A §6.3.1.1, standard) or the whole message in one frame. */
   frameLayout: 'record-per-frame' | 'message-per-frame';
+  /** How outgoing records are encoded (outgoing-text.ts); the endpoint decodes incoming text by the same quirk. */
+  charset: LinkCharset;
 }
 
 export const DEFAULT_LINK_OPTIONS: Readonly<LinkOptions> = {
@@ -83,6 +88,7 @@ export const DEFAULT_LINK_OPTIONS: Readonly<LinkOptions> = {
   rejectedReply: 'nak',
   recordSeparator: '\r',
   frameLayout: 'record-per-frame',
+  charset: 'latin1',
 };
 
 /**
@@ -152,6 +158,10 @@ export function resolveLinkOptions(...sources: Source[]): LinkOptions {
     if (src.frameLayout !== undefined) {
       if (src.frameLayout !== 'record-per-frame' && src.frameLayout !== 'message-per-frame') throw invalid('frameLayout', src.frameLayout);
       out.frameLayout = src.frameLayout;
+    }
+    if (src.charset !== undefined) {
+      if (src.charset !== 'ascii' && src.charset !== 'latin1' && src.charset !== 'utf8') throw invalid('charset', src.charset);
+      out.charset = src.charset;
     }
     if (src.recordSeparator !== undefined) {
       const v = src.recordSeparator;

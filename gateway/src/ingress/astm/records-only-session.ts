@@ -2,6 +2,7 @@ import { GatewayError } from '../../errors.ts';
 import { CR, LF } from './control-chars.ts';
 import type { LinkOptions } from './link-options.ts';
 import { type AstmLinkSession, emptyStats, isTerminatorRecord, type LinkSessionOptions, type LinkStats, type PartialReason } from './link-session.ts';
+import { encodeRecord } from './outgoing-text.ts';
 import type { Scheduler, TimerHandle } from './scheduler.ts';
 
 /** A message the store did not take is committed again after this long (ms). */
@@ -222,8 +223,10 @@ export class RecordsOnlySession implements AstmLinkSession {
   send(records: readonly string[]): Promise<void> {
     if (this.#state === 'closed') return Promise.reject(new GatewayError('GW_ASTM_LINK', 'the link is closed'));
     if (records.length === 0) return Promise.resolve();
-    const sep = this.#opt.recordSeparator;
-    const bytes = Buffer.from(records.join(sep) + sep, 'latin1');
+    // Each record in the analyzer's charset, without a CR or LF inside that would split it
+    // (outgoing-text.ts: Latin-1 kept only the low byte, 'č' U+010D went out as CR).
+    const sep = Buffer.from(this.#opt.recordSeparator, 'latin1');
+    const bytes = Buffer.concat(records.flatMap((r) => [encodeRecord(r, this.#opt.charset), sep]));
     this.stats.bytesOut += bytes.length;
     this.stats.sent++;
     this.#cb.write(bytes);
