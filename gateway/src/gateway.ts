@@ -18,6 +18,7 @@ import { StatusServer } from './status/http-server.ts';
 import { MqttStatus } from './status/mqtt-status.ts';
 import { MllpEndpoint } from './ingress/mllp/mllp-endpoint.ts';
 import { AstmEndpoint } from './ingress/astm/astm-endpoint.ts';
+import { resolveAccessions } from './astm/accessions.ts';
 import { normalizeAstmMessage } from './astm/normalize.ts';
 import { answerHostQuery, hl7HostQueryAnswer } from './astm/host-query.ts';
 import { OrderDownload } from './astm/order-download.ts';
@@ -309,7 +310,8 @@ export class Gateway {
       store,
       telemetry: this.telemetry,
       log: this.log.child({ endpoint: analyzer.id }),
-      normalize: (text, ctx) => normalizeAstmMessage(text, { analyzerId: analyzer.id, endpoint: analyzer.id, profile, receivedAt: ctx.receivedAt }),
+      // A tube barcode read by the analyzer is resolved to its order's accession before the commit.
+      normalize: (text, ctx) => resolveAccessions(normalizeAstmMessage(text, { analyzerId: analyzer.id, endpoint: analyzer.id, profile, receivedAt: ctx.receivedAt }), store),
       answerHostQuery: (query) => answerHostQuery(query, store, profile),
       onLink: () => download?.onLink(),
     });

@@ -170,8 +170,36 @@ function live(e: StoredEvent): boolean {
 const ORDER_SEARCH_PAGE = 200;
 const ORDER_SEARCH_MAX_MESSAGES = 5000;
 
+/** The store's reads a specimen's orders are looked up with. */
+export type OrderLookupStore = Pick<GatewayStore, 'eventsByCorrelation' | 'listMessages' | 'getEvent'>;
+
 /** Orders known for a specimen id: by accession first, then by the specimen id the LIS sent. */
 export async function ordersForSpecimen(store: GatewayStore, specimenId: string): Promise<OrderCreatedData[]> {
+  const created = await orderEventsForSpecimen(store, specimenId);
+  const orders: OrderCreatedData[] = [];
+  for (const accession of new Set(created.map((e) => e.event.correlationId))) {
+    const events = (await store.eventsByCorrelation(accession, ['order.created', 'order.cancelled'])).filter(live);
+    let current: OrderCreatedData | undefined;
+    for (const e of events) {
+      if (e.event.type === 'order.created') {
+        const data = e.event.data;
+        current = current ? { ...current, ...data, tests: mergeTests(current.tests, data.tests) } : { ...data, tests: [...data.tests] };
+      } else if (e.event.type === 'order.cancelled' && current) {
+        const cancelled = e.event.data.tests.map((t) => t.code);
+        current = { ...current, tests: cancelled.length === 0 ? [] : current.tests.filter((t) => !cancelled.includes(t.code)) };
+      }
+    }
+    if (current && current.tests.length > 0) orders.push(current);
+  }
+  return orders;
+}
+
+/**
+ * The live `order.created` events of a specimen id, oldest first: those of the accession of that
+ * name, else those whose `data.specimenId` (SPM-2, the tube's barcode) is it, found through the
+ * message index (the HL7 intake indexes specimen ids as search terms).
+ */
+export async function orderEventsForSpecimen(store: OrderLookupStore, specimenId: string): Promise<StoredEvent[]> {
   const created = (await store.eventsByCorrelation(specimenId, ['order.created'])).filter(live);
   if (created.length === 0) {
     // The message index, newest first, page by page: the analyzer's own traffic naming the
@@ -196,22 +224,7 @@ export async function ordersForSpecimen(store: GatewayStore, specimenId: string)
     }
     created.sort((a, b) => (a.event.id < b.event.id ? -1 : 1));
   }
-  const orders: OrderCreatedData[] = [];
-  for (const accession of new Set(created.map((e) => e.event.correlationId))) {
-    const events = (await store.eventsByCorrelation(accession, ['order.created', 'order.cancelled'])).filter(live);
-    let current: OrderCreatedData | undefined;
-    for (const e of events) {
-      if (e.event.type === 'order.created') {
-        const data = e.event.data;
-        current = current ? { ...current, ...data, tests: mergeTests(current.tests, data.tests) } : { ...data, tests: [...data.tests] };
-      } else if (e.event.type === 'order.cancelled' && current) {
-        const cancelled = e.event.data.tests.map((t) => t.code);
-        current = { ...current, tests: cancelled.length === 0 ? [] : current.tests.filter((t) => !cancelled.includes(t.code)) };
-      }
-    }
-    if (current && current.tests.length > 0) orders.push(current);
-  }
-  return orders;
+  return created;
 }
 
 /**

@@ -49,7 +49,11 @@ export interface AstmEndpointOptions<Q = unknown> {
   store: GatewayStore;
   telemetry: Telemetry;
   log: Logger;
-  normalize: (text: string, ctx: AstmNormalizeContext) => AstmNormalizeResult<Q>;
+  /**
+   * Text → events. May be asynchronous (the gateway resolves a tube barcode to its order's accession
+   * from the store, astm/accessions.ts): the commit, and the ACK, wait for it.
+   */
+  normalize: (text: string, ctx: AstmNormalizeContext) => AstmNormalizeResult<Q> | Promise<AstmNormalizeResult<Q>>;
   /** Records (without CR) to send back for a host query, in a new session; [] sends nothing. */
   answerHostQuery?: (query: Q) => Promise<string[]>;
   /** Called when a connection opens (the serial port, a TCP connection): order download sends its outbox. */
@@ -252,7 +256,7 @@ export class AstmEndpoint<Q = unknown> implements Component {
     const endpoint = this.#opt.analyzer.id;
     let result: AstmNormalizeResult<Q>;
     try {
-      result = this.#opt.normalize(text, { analyzerId: endpoint, endpoint, receivedAt, remoteAddress: link.wire.remote });
+      result = await this.#opt.normalize(text, { analyzerId: endpoint, endpoint, receivedAt, remoteAddress: link.wire.remote });
     } catch (err) {
       // A record-layer bug must not take the link down: keep the bytes, answer per profile.
       result = { events: [], messageType: 'ASTM', searchTerms: [], reject: `normalize failed: ${describeError(err)}` };
