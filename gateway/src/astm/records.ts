@@ -103,6 +103,15 @@ export function splitMessages(text: string): { messages: string[]; orphans: stri
   return { messages: messages.map((m) => m.join('\r')), orphans };
 }
 
+/**
+ * A record named for a refusal reason without its content: the reason is shown unmasked in the
+ * message list and logged at warn, and a P record's first fields are the patient's name.
+ */
+function describeLine(line: string): string {
+  const head = line.slice(0, 2).replace(/[^\x20-\x7e]/g, '?');
+  return `a line of ${line.length} characters starting ${JSON.stringify(head)}`;
+}
+
 export function parseError(message: string, details?: Record<string, unknown>): GatewayError {
   return new GatewayError('GW_ASTM_PARSE', message, details ? { details } : undefined);
 }
@@ -116,7 +125,7 @@ export function parseAstmMessage(text: string): AstmMessage {
   if (lines.length === 0) throw parseError('empty message: no records');
   const first = lines[0]!;
   if (first[0] !== 'H') {
-    throw parseError(`not a LIS2-A2 message: the first record must be H (message header), got ${JSON.stringify(first.slice(0, 24))}`);
+    throw parseError(`not a LIS2-A2 message: the first record must be H (message header), got ${describeLine(first)}`);
   }
   const delim = delimitersFromHeader(first);
   if (!delim.ok) throw parseError(`not a LIS2-A2 message: ${delim.reason}`);
@@ -128,7 +137,7 @@ export function parseAstmMessage(text: string): AstmMessage {
     const line = lines[i]!;
     const type = line[0] ?? '';
     if (!isRecordType(type) || (line.length > 1 && line[1] !== d.field)) {
-      throw parseError(`record ${i + 1} is not a LIS2-A2 record: ${JSON.stringify(line.slice(0, 24))} (expected one of H P O R C Q M S L followed by ${JSON.stringify(d.field)})`, { index: i });
+      throw parseError(`record ${i + 1} is not a LIS2-A2 record: ${describeLine(line)} (expected one of H P O R C Q M S L followed by ${JSON.stringify(d.field)})`, { index: i });
     }
     records.push({ type, raw: line, fields: splitFields(line, d, type === 'H'), index: i });
   }
