@@ -63,6 +63,7 @@ export interface OrderpointRef {
   locationId?: number;
   min: number;
   max: number;
+  /** qty_multiple: the quantity to order is rounded up to it; 0 = no rounding (Odoo's rule). */
   multiple: number;
 }
 
@@ -204,7 +205,7 @@ export class ReferenceData {
         ...opt('locationId', m2oId(o['location_id'])),
         min: Number(o['product_min_qty'] ?? 0),
         max: Number(o['product_max_qty'] ?? 0),
-        multiple: Number(o['qty_multiple'] ?? 1) || 1,
+        multiple: qtyMultiple(o['qty_multiple']),
       })),
       lots: lots.map(toLot),
       quants: quants.map((q) => ({ productId: m2oId(q['product_id']) ?? 0, ...opt('lotId', m2oId(q['lot_id'])), locationId: m2oId(q['location_id']) ?? 0, quantity: Number(q['quantity'] ?? 0) })),
@@ -481,6 +482,16 @@ export class ReferenceData {
     this.#productsById = new Map(snap.products.map((p) => [p.id, p]));
     this.#partners = new Map(snap.partners.map((p) => [p.ref, p]));
   }
+}
+
+/**
+ * A reorder rule's qty_multiple: 0 is "order the exact quantity" (Odoo rounds only when it is > 0,
+ * `_compute_qty_to_order`), not 1 — a multiple of 1 rounded 4.5 L of diluent up to 5 L. Unread
+ * (not a number) is Odoo's default, 1.
+ */
+function qtyMultiple(value: unknown): number {
+  const n = typeof value === 'number' ? value : Number.NaN;
+  return Number.isFinite(n) && n >= 0 ? n : 1;
 }
 
 function emptySnapshot(): ReferenceSnapshot {
