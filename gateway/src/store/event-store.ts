@@ -128,6 +128,10 @@ interface Counts {
 }
 
 const emptyCounts = (): Counts => ({ pending: 0, inflight: 0, retrying: 0, dead: 0, delivered: 0, discarded: 0 });
+/** `into` += `delta`, counter by counter. */
+function addCounts(into: Counts, delta: Counts): void {
+  for (const k of Object.keys(delta) as Array<keyof Counts>) into[k] += delta[k];
+}
 const emptyIntake = (): IntakeCounters => ({ received: 0, accepted: 0, rejected: 0, duplicates: 0 });
 
 /** What the message sublevel holds besides the public fields. */
@@ -646,10 +650,12 @@ export class EventStore implements GatewayStore {
     for await (const key of this.#sub.evt.keys({ reverse: true, limit: 1 })) this.#ids.observe(key as string);
 
     // Leases open at the crash: the relay may or may not have reached Odoo.
-    const reopened = await this.#reopenLeases('the gateway stopped while this event was being delivered', this.#ambiguousSettleMs);
-    // Counters can only drift if the process died between a failed batch and its resync; an
-    // in-flight count without leases is impossible, so repair that one cheaply.
-    if (!reopened && this.#counts.inflight !== 0) {
+    await this.#reopenLeases('the gateway stopped while this event was being delivered', this.#ambiguousSettleMs);
+    // Counters can only drift if the process died between a failed batch and its resync. Once the
+    // open leases are reopened nothing is in flight, so an in-flight count left is such a drift:
+    // repaired cheaply, whether or not leases were open (repaired only without any before, one
+    // lease open at the crash kept a phantom "in flight" in GET /api/status for good).
+    if (this.#counts.inflight !== 0) {
       this.#counts.pending += this.#counts.inflight;
       this.#counts.inflight = 0;
     }
@@ -665,6 +671,11 @@ export class EventStore implements GatewayStore {
   async #reopenLeases(reason: string, settleMs = 0): Promise<boolean> {
     const ops: BatchOp[] = [];
     const now = Date.now();
+    // Counted into the counters when the batch is queued, with no await in between: a write sealed
+    // while the next lease is read (a document, during the health probe) would otherwise carry the
+    // first leases as reopened before their batch, and a failure of that batch left them counted
+    // as retrying on disk while they were still in flight (the next probe counted them again).
+    let reopened = 0;
     for await (const [partitionKey, lease] of this.#sub.lease.iterator() as AsyncIterable<[string, LeaseRecord]>) {
       if (this.#leased.has(partitionKey)) continue; // a delivery in progress owns it
       // A request sent under this lease may still land (see AMBIGUOUS_SETTLE_MS).
@@ -676,14 +687,17 @@ export class EventStore implements GatewayStore {
         stored.ambiguous = true;
         stored.dueAt = due;
         stored.lastError = reason;
-        this.#counts.inflight = Math.max(0, this.#counts.inflight - 1);
-        this.#counts.retrying++;
+        reopened++;
         ops.push({ type: 'put', sublevel: this.#sub.evt, key: stored.event.id, value: stored });
       }
       ops.push({ type: 'del', sublevel: this.#sub.lease, key: partitionKey });
       ops.push({ type: 'put', sublevel: this.#sub.due, key: timeKey(due) + SEP + partitionKey, value: '' });
     }
-    if (ops.length > 0) await this.#committer.write(ops);
+    if (ops.length > 0) {
+      this.#counts.inflight = Math.max(0, this.#counts.inflight - reopened);
+      this.#counts.retrying += reopened;
+      await this.#committer.write(ops);
+    }
     return ops.length > 0;
   }
 
@@ -1215,6 +1229,12 @@ export class EventStore implements GatewayStore {
     // one read, so bodies that are not cached come from the message records side by side rather
     // than one partition after another.
     let scanned = 0;
+    // The queue counts this call changes, applied to the counters when its batch is queued, with
+    // no await in between (as prune() does): the next chunk's reads yield, and a commit sealed
+    // meanwhile carried the first chunk's leases to disk before their batch; when that batch then
+    // failed, its undo took back only its own share and the events stayed in flight in the
+    // counters, leased by nobody (store-audit-2.test.ts).
+    const delta = emptyCounts();
     while (leases.length < options.limit && scanned < dueEntries.length) {
       const chunk: Array<{ dueKey: string; pk: string; ids: string[] }> = [];
       while (chunk.length < options.limit - leases.length && scanned < dueEntries.length) {
@@ -1236,9 +1256,10 @@ export class EventStore implements GatewayStore {
       const read = await this.#readEvents(chunk.flatMap((h) => h.ids));
       let at = 0;
       // Partitions that lease nothing (blocked, not due yet) leave room for the next chunk.
-      for (const h of chunk) this.#leaseHead({ ...h, records: read.slice(at, (at += h.ids.length)) }, now, sameType, ops, leases);
+      for (const h of chunk) this.#leaseHead({ ...h, records: read.slice(at, (at += h.ids.length)) }, now, sameType, ops, leases, delta);
     }
     if (ops.length > 0) {
+      addCounts(this.#counts, delta);
       try {
         await this.#write(ops);
       } catch (err) {
@@ -1250,14 +1271,24 @@ export class EventStore implements GatewayStore {
     return leases;
   }
 
-  /** One due partition: lease its head group, or move or drop its due entry. */
+  /**
+   * One due partition: lease its head group, or move or drop its due entry. What it changes in
+   * the queue counts goes to `counts`, which the caller applies when it queues the batch.
+   */
   #leaseHead(
     { dueKey, pk, records }: { dueKey: string; pk: string; records: Array<StoredEvent | undefined> },
     now: number,
     sameType: boolean,
     ops: BatchOp[],
     leases: Lease[],
+    counts: Counts,
   ): void {
+    if (this.#leased.has(pk)) {
+      // Taken already, by this call through another due entry of the partition (one left behind
+      // by a discard, say) or by an earlier lease: one head, one lease at a time.
+      ops.push({ type: 'del', sublevel: this.#sub.due, key: dueKey });
+      return;
+    }
     const head = records[0];
     if (!head) {
       ops.push({ type: 'del', sublevel: this.#sub.due, key: dueKey });
@@ -1266,9 +1297,9 @@ export class EventStore implements GatewayStore {
     if (head.bodyError && head.state !== 'dead' && head.state !== 'inflight') {
       // Its body is lost (damaged message log): a dead letter with the reason, blocking only its
       // partition, for an operator to discard.
-      if (head.state === 'retrying') this.#counts.retrying--;
-      else this.#counts.pending--;
-      this.#counts.dead++;
+      if (head.state === 'retrying') counts.retrying--;
+      else counts.pending--;
+      counts.dead++;
       head.state = 'dead';
       head.deadReason = head.bodyError;
       head.lastError = head.bodyError;
@@ -1300,9 +1331,9 @@ export class EventStore implements GatewayStore {
     const leaseRecord: LeaseRecord = { eventIds: group.map((g) => g.event.id), leasedAt: now };
     ops.push({ type: 'put', sublevel: this.#sub.lease, key: pk, value: leaseRecord });
     for (const rec of group) {
-      if (rec.state === 'retrying') this.#counts.retrying--;
-      else this.#counts.pending--;
-      this.#counts.inflight++;
+      if (rec.state === 'retrying') counts.retrying--;
+      else counts.pending--;
+      counts.inflight++;
       rec.state = 'inflight';
       ops.push({ type: 'put', sublevel: this.#sub.evt, key: rec.event.id, value: rec });
     }
@@ -1333,11 +1364,16 @@ export class EventStore implements GatewayStore {
     const byId = new Map(outcomes.map((o) => [o.eventId, o]));
     const now = Date.now();
     const ops: BatchOp[] = [];
-    await this.#loadPartitionCount(pk);
+    const records = await this.#readEvents(held.eventIds);
+    // The partition's count is read after the last await, and nothing below awaits: a commit of
+    // the same order in between (while the reads waited for LevelDB) raised the cached count and
+    // gave the partition no due entry, since it was not empty. Read before the reads, the count
+    // missed that event: the delivery wrote the partition empty, with no due entry, and the new
+    // event was never leased (store-audit-2.test.ts).
+    while (!this.#pcount.has(pk)) await this.#loadPartitionCount(pk);
     let remaining = this.#pcount.get(pk) ?? 0;
     let nextDue: number | undefined = now;
     let stopped = false;
-    const records = await this.#readEvents(held.eventIds);
 
     for (const rec of records) {
       if (!rec) continue;
@@ -1495,6 +1531,12 @@ export class EventStore implements GatewayStore {
       ops.push({ type: 'del', sublevel: this.#sub.dead, key: eventId });
       ops.push({ type: 'put', sublevel: this.#sub.done, key: timeKey(now) + SEP + eventId, value: rec.event.correlationId });
       const remaining = (this.#pcount.get(pk) ?? 1) - 1;
+      const leased = this.#leased.has(pk);
+      // The due entry the partition most likely has (a lone head's: at its due or retry time) goes:
+      // left behind in an emptied partition, the next event of the order added a second one, and
+      // one lease call leased that event twice. Any other entry is stale and harmless: the lease
+      // scan takes a partition once, and moves an entry that comes too early to its head's time.
+      if (!leased) ops.push({ type: 'del', sublevel: this.#sub.due, key: timeKey(rec.dueAt) + SEP + pk });
       if (remaining <= 0) {
         this.#pcount.set(pk, 0);
         ops.push({ type: 'del', sublevel: this.#sub.pcount, key: pk });
@@ -1502,8 +1544,10 @@ export class EventStore implements GatewayStore {
         this.#pcount.set(pk, remaining);
         ops.push({ type: 'put', sublevel: this.#sub.pcount, key: pk, value: remaining });
         this.#keyFilter.add(this.#prefix.pcount + pk);
-        // A discarded dead head unblocks its partition.
-        if (was === 'dead' && !this.#leased.has(pk)) ops.push({ type: 'put', sublevel: this.#sub.due, key: timeKey(now) + SEP + pk, value: '' });
+        // The partition's next event is due now, whatever the discarded event was: a dead head
+        // blocked the partition, and a retrying one held its due entry at its own retry time (an
+        // hour, say), so the order's next result waited for the retry of an event discarded.
+        if (!leased) ops.push({ type: 'put', sublevel: this.#sub.due, key: timeKey(now) + SEP + pk, value: '' });
       }
       const written = this.#write(ops);
       if (remaining <= 0) this.#forgetEmptyPartition(pk, written);
@@ -1841,7 +1885,9 @@ export class EventStore implements GatewayStore {
     await this.#committer.applied();
     const start = namespace + SEP + (options.prefix ?? '');
     const out: Array<{ key: string; value: T }> = [];
-    const upper = options.prefix ? start + '\uffff' : namespace + AFTER;
+    // LevelDB orders keys by their UTF-8 bytes: `start + '\uffff'` sorted before keys whose next
+    // character lies beyond the BMP (an emoji: 4 bytes from 0xF0), which were left out.
+    const upper = options.prefix ? prefixEnd(start) ?? namespace + AFTER : namespace + AFTER;
     for await (const [key, value] of this.#sub.doc.iterator({ gte: start, lt: upper, limit: options.limit ?? -1 }) as AsyncIterable<[string, T]>) {
       out.push({ key: key.slice(namespace.length + 1), value });
     }
@@ -2050,6 +2096,25 @@ function checkpointValue(at: LogPosition): string {
 function slimEvent(rec: StoredEvent, messageId: string): string {
   const { event: _body, bodyError: _error, ...state } = rec;
   return JSON.stringify({ ...state, m: messageId } satisfies SlimEvent);
+}
+
+/**
+ * The least string above every string that starts with `prefix`, in the order of their UTF-8 bytes
+ * (code-point order; LevelDB's): the prefix with its last code point raised by one, after dropping
+ * trailing U+10FFFF. Undefined when there is none (a prefix of U+10FFFF alone).
+ */
+function prefixEnd(prefix: string): string | undefined {
+  const points = Array.from(prefix, (c) => c.codePointAt(0) as number);
+  while (points.length > 0) {
+    let last = points.pop() as number;
+    // A lone surrogate is written as U+FFFD (what UTF-8 encoding makes of it).
+    if (last >= 0xd800 && last <= 0xdfff) last = 0xfffd;
+    if (last === 0x10ffff) continue;
+    // The surrogate range has no UTF-8 form: the next code point after U+D7FF is U+E000.
+    const next = last === 0xd7ff ? 0xe000 : last + 1;
+    return String.fromCodePoint(...points, next);
+  }
+  return undefined;
 }
 
 /** Segment numbers as keys of the `j` sublevel (fixed width: key order is segment order). */
