@@ -116,7 +116,9 @@ export function fingerprintProfiles(names: string[] | undefined, options: { dir?
   const dir = options.dir ?? defaultProfilesDir();
   const changed: string[] = [];
   const lines: string[] = [];
-  for (const name of names && names.length > 0 ? names : profileNames(dir)) {
+  for (const requested of names && names.length > 0 ? names : profileNames(dir)) {
+    // An alias (aliases.json) names another file: read, write and print that one.
+    const name = canonicalProfileName(requested, dir);
     const obj = readProfileFile(name, dir) as Record<string, unknown>;
     const revision = profileFingerprint(obj);
     const same = obj.revision === revision;
