@@ -5,7 +5,7 @@ import Ajv2020Module from 'ajv/dist/2020.js';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { parseDelimiterString } from '../astm/delimiters.ts';
 import { profileFingerprint } from './fingerprint.ts';
-import { QUIRK_DEFAULTS, type ProfileIssue } from './types.ts';
+import { type ProfileIssue, type ProfileProtocol, protocolLowLevel, QUIRK_DEFAULTS } from './types.ts';
 
 // ajv ships CommonJS; under Node's ESM loader the default import is `module.exports` (the class),
 // under TypeScript's view it is the namespace with a `default`: accept both.
@@ -114,10 +114,93 @@ function compiles(pattern: string): string | undefined {
   }
 }
 
+/** LIS2-A2 record types by the letter of a field reference (`C.4` → comment). */
+const RECORD_NAMES: Readonly<Record<string, string>> = {
+  H: 'header',
+  P: 'patient',
+  O: 'order',
+  R: 'result',
+  C: 'comment',
+  Q: 'request',
+  M: 'manufacturer',
+  S: 'scientific',
+  L: 'terminator',
+};
+
+/**
+ * The records gateway/src/astm/normalize.ts reads each kind of field reference in (its scopes:
+ * `#specimenId` the run's H, P and O records; `#runType` the same plus the run's first R;
+ * `resultFilter` and `#runTime` each R with its H, P, O; `reagentLots.when` each M with the H). A
+ * reference to any other record reads as empty there: a condition on it is decided on '' (a QC
+ * rule never matches, its runs are patient runs), a specimen id or run time is never found. Keep
+ * in step with normalize.ts.
+ */
+const READ_IN = {
+  specimenId: { records: 'HPO', where: 'the specimen id is read from the H, P and O records of the run' },
+  runTime: { records: 'HPOR', where: 'the run time is read from each result with its H, P and O records' },
+  resultFilter: { records: 'HPOR', where: 'the filter is applied to each R record with its H, P and O records' },
+  runTypeRules: { records: 'HPOR', where: 'run types are decided on the H, P, O and first R records of the run' },
+  reagentLots: { records: 'HM', where: 'lot reports are read from M records with the H record' },
+} as const;
+
+function refProblem(ref: unknown, place: keyof typeof READ_IN): string | undefined {
+  if (typeof ref !== 'string') return undefined;
+  const record = /^([A-Z])\./.exec(ref)?.[1];
+  if (record === undefined || READ_IN[place].records.includes(record)) return undefined;
+  return `"${ref}" is in the ${RECORD_NAMES[record] ?? record} record (${record}), which the normalizer never reads here (${READ_IN[place].where}): it always reads as empty`;
+}
+
+/**
+ * Field references on records the normalizer does not read in that place (a QC rule on the
+ * comment record, a specimen id in an R field …): errors naming the rule or list entry.
+ */
+function unreadReferenceIssues(p: Record<string, unknown>): ProfileIssue[] {
+  const issues: ProfileIssue[] = [];
+  const fields = (p.fields ?? {}) as Record<string, unknown>;
+  for (const key of ['specimenId', 'runTime'] as const) {
+    const refs = fields[key];
+    if (!Array.isArray(refs)) continue;
+    refs.forEach((ref, i) => {
+      const problem = refProblem(ref, key);
+      if (problem) issues.push({ severity: 'error', path: `fields.${key}[${i}]`, message: problem });
+    });
+  }
+  const conditions = (list: unknown, at: string, place: keyof typeof READ_IN, what: string, consequence = ''): void => {
+    if (!Array.isArray(list)) return;
+    (list as Array<{ field?: unknown } | null>).forEach((c, j) => {
+      const problem = refProblem(c?.field, place);
+      if (problem) issues.push({ severity: 'error', path: `${at}[${j}].field`, message: `${what}: ${problem}${consequence}` });
+    });
+  };
+  conditions(p.resultFilter, 'resultFilter', 'resultFilter', 'result filter');
+  conditions((p.reagentLots as { when?: unknown } | undefined)?.when, 'reagentLots.when', 'reagentLots', 'reagent lot source');
+  if (Array.isArray(p.runTypeRules)) {
+    (p.runTypeRules as Array<{ runType?: unknown; note?: unknown; when?: unknown } | null>).forEach((r, i) => {
+      const runType = String(r?.runType);
+      const label = `run-type rule runTypeRules[${i}] (${runType}${typeof r?.note === 'string' ? `: ${r.note}` : ''})`;
+      conditions(r?.when, `runTypeRules[${i}].when`, 'runTypeRules', label, `; the rule is decided on that empty value, so its ${runType} runs may be taken for patient runs (billable, patient consumption)`);
+    });
+  }
+  return issues;
+}
+
+/** The contradiction between `protocol` and `quirks.lowLevel`, if any (HL7 profiles do not read lowLevel). */
+function lowLevelProblem(protocol: unknown, lowLevel: unknown): string | undefined {
+  if ((protocol !== 'astm-e1381' && protocol !== 'astm-records-over-tcp') || typeof lowLevel !== 'string') return undefined;
+  const meant = protocolLowLevel(protocol as ProfileProtocol);
+  if (lowLevel === meant) return undefined;
+  const effect =
+    meant === 'records-only'
+      ? 'the link layer would run E1381 and wait for an ENQ the analyzer never sends: its bare records would be dropped as line noise'
+      : 'the link layer would take the ENQ/STX frames for bare records and never acknowledge them';
+  return `"${lowLevel}" contradicts protocol "${String(protocol)}" (which means "${meant}"): ${effect}; remove quirks.lowLevel or correct the protocol`;
+}
+
 /**
  * Check one profile object: the JSON schema (unknown fields named, with a suggestion), then the
  * rules a schema cannot express: consumption rows that name no mapped test, mappings that make
- * the host-query reverse map ambiguous, patterns that do not compile, a stale revision.
+ * the host-query reverse map ambiguous, patterns that do not compile, field references on records
+ * the normalizer does not read there, a lowLevel contradicting the protocol, a stale revision.
  */
 export function checkProfile(obj: unknown, options: CheckOptions = {}): ProfileIssue[] {
   const schemaPath = options.schemaPath ?? defaultSchemaPath();
@@ -196,7 +279,11 @@ export function checkProfile(obj: unknown, options: CheckOptions = {}): ProfileI
     });
   }
 
+  issues.push(...unreadReferenceIssues(p));
+
   const quirks = (p.quirks ?? {}) as Record<string, unknown>;
+  const linkMode = lowLevelProblem(p.protocol, quirks.lowLevel);
+  if (linkMode) issues.push({ severity: 'error', path: 'quirks.lowLevel', message: linkMode });
   if (typeof quirks.delimiters === 'string') {
     const d = parseDelimiterString(quirks.delimiters);
     if (!d.ok) issues.push({ severity: 'error', path: 'quirks.delimiters', message: d.reason });

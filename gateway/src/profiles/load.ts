@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { AnalyzerConfig, ConfigIssue } from '../config/types.ts';
 import { GatewayError } from '../errors.ts';
 import { checkProfile, checkQuirkOverrides, defaultProfilesDir, suggest } from './check.ts';
-import { HOST_QUERY_DEFAULTS, type Profile, type ProfileIssue, type ProfileQuirks, type ProfileSummary, QUIRK_DEFAULTS } from './types.ts';
+import { HOST_QUERY_DEFAULTS, type Profile, type ProfileIssue, type ProfileQuirks, type ProfileSummary, protocolLowLevel, QUIRK_DEFAULTS } from './types.ts';
 
 const DEFAULT_FIELDS = {
   specimenId: ['O.3.1', 'O.4.1'],
@@ -76,9 +76,11 @@ function fsReason(err: unknown): string {
 export function resolveProfile(obj: unknown): Profile {
   const p = obj as Profile & { quirks?: Partial<ProfileQuirks>; hostQuery?: Partial<Profile['hostQuery']>; fields?: Partial<Profile['fields']> };
   const fields = p.fields ?? ({} as Partial<Profile['fields']>);
+  const quirks: Partial<ProfileQuirks> = p.quirks ?? {};
   return {
     ...p,
-    quirks: { ...QUIRK_DEFAULTS, ...(p.quirks ?? {}) },
+    // The link mode follows the protocol unless the profile names it (check refuses a contradiction).
+    quirks: { ...QUIRK_DEFAULTS, lowLevel: protocolLowLevel(p.protocol), ...quirks },
     hostQuery: { ...HOST_QUERY_DEFAULTS, ...(p.hostQuery ?? {}) },
     fields: {
       specimenId: fields.specimenId ?? [...DEFAULT_FIELDS.specimenId],

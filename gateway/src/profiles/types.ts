@@ -17,11 +17,23 @@ export const LowLevels = ['e1381', 'records-only'] as const;
 export type LowLevel = (typeof LowLevels)[number];
 
 /**
+ * The link mode a protocol means, and so the default of `quirks.lowLevel`: bare CR-separated
+ * records for `astm-records-over-tcp`, E1381 framing otherwise (HL7 profiles do not read it). The
+ * link layer takes its mode from `quirks.lowLevel` alone, so the protocol must reach it this way.
+ */
+export function protocolLowLevel(protocol: ProfileProtocol): LowLevel {
+  return protocol === 'astm-records-over-tcp' ? 'records-only' : 'e1381';
+}
+
+/**
  * Link-layer and record-layer behaviour. Timer defaults are the LIS1-A §6.5.2 values; a site can
  * override any key per analyzer (`analyzers[].overrides`).
  */
 export interface ProfileQuirks {
-  /** 'e1381': ENQ/STX…ETX/checksum/EOT framing; 'records-only': bare CR-separated records. */
+  /**
+   * 'e1381': ENQ/STX…ETX/checksum/EOT framing; 'records-only': bare CR-separated records. Defaults
+   * to the protocol's mode (`protocolLowLevel`); `check` refuses a value contradicting the protocol.
+   */
   lowLevel: LowLevel;
   /** LIS1-A §6.5.2.1: sender waits this long for a reply to ENQ (15 s). */
   establishmentTimeoutMs: number;
