@@ -2,6 +2,7 @@ import path from 'node:path';
 import { Level } from 'level';
 import { describe, expect, it } from 'vitest';
 import type { DraftEvent } from '../../gateway/src/events/types.ts';
+import type { EventDeriver } from '../../gateway/src/events/invoice-eligibility.ts';
 import type { EventStore } from '../../gateway/src/store/event-store.ts';
 import { useTempStore } from '../fixtures/store/temp-store.ts';
 import { eio, hookFileHandle } from '../fixtures/store/file-handle-hook.ts';
@@ -219,6 +220,45 @@ describe('an order emptied by a discard, then a new event of that order', () => 
     const leases = await store.lease({ limit: 10 });
     expect.soft(store.stats()).toMatchObject({ pending: 0, inFlight: 1 });
     expect(leases.map((l) => l.events.map((e) => e.event.id))).toEqual([next.eventIds]);
+  });
+});
+
+/** An order.created event of an order (the store only reads its type, keys and partition). */
+function orderCreated(accession: string, key: string): DraftEvent {
+  return { ...specimenReceived(accession, key), type: 'order.created', data: { accession, tests: [] } } as unknown as DraftEvent;
+}
+
+describe('commits of one order whose first one derives events', () => {
+  // What the user sees: a LIS pipelines a new order and a preliminary result of it on one
+  // connection; with the gateway's invoice derivation, the result's chatter note is queued ahead
+  // of the sale order, and the relay posts a note to an order that does not exist yet.
+  // Promise broken: DESIGN.md §2 "Order within a partition"; store README "Key layout" ("key order
+  // is arrival order").
+  // Cause: commit() sent a commit with billing events through #withKeys and the deriver's LevelDB
+  // reads, while a commit without them queued its events at once, with the earlier id and queue
+  // position. Fix: a commit that waits holds its partitions' turn; later commits of those
+  // partitions wait until it has queued its events (and only those: other orders go at once).
+  it('are queued in the order commit() was called; other orders do not wait', async () => {
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const deriver: EventDeriver = {
+      keys: (drafts) => [...new Set(drafts.filter((d) => d.type === 'order.created').map((d) => d.correlationId))],
+      derive: async () => {
+        await gate; // the deriver's reads of LevelDB, held
+        return [];
+      },
+    };
+    const store = await tmp.open({ deriver });
+    const order = store.commit(inboundMessage('PO1'), [orderCreated('PO', 'k-PO-order')]);
+    const result = store.commit(inboundMessage('PO2'), [specimenReceived('PO', 'k-PO-spec')]);
+    // Another order's message is not held behind the derivation.
+    const other = await store.commit(inboundMessage('PX1'), [specimenReceived('PX', 'k-PX-spec')]);
+    expect(other.eventIds).toHaveLength(1);
+    expect(await store.getEventByKey('k-PO-spec')).toBeUndefined(); // waits for the order's turn
+    open();
+    const [o, r] = await Promise.all([order, result]);
+    const leases = await store.lease({ limit: 10, maxPerPartition: 10, sameTypeOnly: false });
+    expect(leases.find((l) => l.partitionKey === 'order:PO')?.events.map((e) => e.event.id)).toEqual([...o.eventIds, ...r.eventIds]);
   });
 });
 

@@ -263,6 +263,8 @@ export class EventStore implements GatewayStore {
   readonly #onCommitted: ((events: CanonicalEvent[]) => void) | undefined;
   /** Tails of the per-key chains that serialise derivations (see EventStoreOptions.deriver). */
   readonly #keyLocks = new Map<string, Promise<unknown>>();
+  /** Per partition, the turn of the last commit called that has not queued its events yet (see commit()). */
+  readonly #partitionTurns = new Map<string, Promise<void>>();
 
   #counts: Counts = emptyCounts();
   /** The queue counts as the last batch sealed carries them (see the committer's seal). */
@@ -879,11 +881,54 @@ export class EventStore implements GatewayStore {
   commit(message: InboundMessage, drafts: DraftEvent[]): Promise<CommitResult> {
     this.#noteLastMessage(message.endpoint, message.receivedAt);
     const keys = this.#deriver?.keys(drafts) ?? [];
-    if (keys.length === 0) return this.#commit(message, drafts);
-    return this.#withKeys(keys, async () => {
-      const extra = await this.#deriver!.derive(drafts, this);
-      return this.#commit(message, extra.length ? [...drafts, ...extra] : drafts);
-    });
+    // Commits of one partition queue their events in the order commit() was called (ids, queue
+    // positions): a commit that must wait (a derivation reads LevelDB first) holds the turn of its
+    // partitions, and a later commit of any of them waits until it has queued its events. Without
+    // it, a result pipelined behind its new order on one connection took the earlier place in the
+    // order's partition: the relay posted the result before the order. Nothing waits when no
+    // partition of the commit has a turn held: no read, no await, at most a map look-up per event.
+    const ahead = this.#partitionTurns.size > 0 ? this.#turnsAhead(drafts) : [];
+    if (keys.length === 0 && ahead.length === 0) return this.#commit(message, drafts);
+    const queued = this.#takeTurn(drafts);
+    const inTurn = async (): Promise<CommitResult> => {
+      let result: Promise<CommitResult>;
+      try {
+        if (ahead.length > 0) await Promise.all(ahead);
+        const extra = keys.length > 0 ? await (this.#deriver as EventDeriver).derive(drafts, this) : [];
+        // #commit queues a new message's operations before its first await.
+        result = this.#commit(message, extra.length ? [...drafts, ...extra] : drafts);
+      } finally {
+        queued();
+      }
+      return result;
+    };
+    return keys.length > 0 ? this.#withKeys(keys, inTurn) : inTurn();
+  }
+
+  /** The turns held by earlier commits of the drafts' partitions (see commit()). */
+  #turnsAhead(drafts: DraftEvent[]): Array<Promise<void>> {
+    const ahead: Array<Promise<void>> = [];
+    for (const d of drafts) {
+      const turn = this.#partitionTurns.get(d.partitionKey);
+      if (turn !== undefined && !ahead.includes(turn)) ahead.push(turn);
+    }
+    return ahead;
+  }
+
+  /**
+   * Take the turn of the drafts' partitions, synchronously at the call: later commits of them
+   * wait for it. The returned function gives it up (once the events are queued, or the commit
+   * failed before).
+   */
+  #takeTurn(drafts: DraftEvent[]): () => void {
+    let done!: () => void;
+    const turn = new Promise<void>((resolve) => (done = resolve));
+    const partitions = new Set(drafts.map((d) => d.partitionKey));
+    for (const pk of partitions) this.#partitionTurns.set(pk, turn);
+    return () => {
+      done();
+      for (const pk of partitions) if (this.#partitionTurns.get(pk) === turn) this.#partitionTurns.delete(pk);
+    };
   }
 
   /** Run `fn` after every earlier holder of any of `keys` finished; later callers wait for it. */
