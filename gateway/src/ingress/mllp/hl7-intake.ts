@@ -3,7 +3,7 @@ import type { DraftEvent } from '../../events/types.ts';
 import { describeError } from '../../errors.ts';
 import { buildAck, compactId, hl7Timestamp, type AckCode, type AckError } from '../../hl7/ack.ts';
 import { analyseBlock, type BlockStructure, type RawMessage } from '../../hl7/block.ts';
-import { encodeText, type Charset } from '../../hl7/charset.ts';
+import { charsetFromMsh18, chooseCharset, decodeText, encodeText, type Charset } from '../../hl7/charset.ts';
 import { buildHostQueryReplies, readHl7HostQuery, type HostQueryAnswer, type HostQueryProblem, type Hl7HostQuery } from '../../hl7/host-query.ts';
 import { readInbound, type InboundRead } from '../../hl7/inbound.ts';
 import { normalizeLis, hl7SearchTerms } from '../../hl7/normalize-lis.ts';
@@ -133,14 +133,40 @@ function messageResult(outcome: MessageResult['outcome'], reason: string | undef
 const CONTROL_CHARS = /[\x00-\x1f\x7f]/g;
 
 /**
- * Field `n` of a batch envelope segment as received (empty when the segment is absent). FHS/BHS-1
- * is the field separator itself, as MSH-1: their field n is split index n - 1; BTS/FTS count from
- * the field after the name.
+ * The Node encoding a reply in `charset` is written with (encodeText): UTF-8, else Latin-1, which
+ * gives every byte back as it came.
  */
-function envelopeField(frame: Buffer, seg: { name: string; start: number; end: number } | undefined, fs: string, n: number): string {
+function replyEncoding(charset: Charset): 'utf8' | 'latin1' {
+  return charset === 'utf8' ? 'utf8' : 'latin1';
+}
+
+/**
+ * Field `n` of a batch envelope segment as received (empty when the segment is absent), decoded
+ * as the reply it is copied into is encoded (`charset`): a UTF-8 facility name read as Latin-1
+ * would be encoded twice. FHS/BHS-1 is the field separator itself, as MSH-1: their field n is
+ * split index n - 1; BTS/FTS count from the field after the name.
+ */
+function envelopeField(frame: Buffer, seg: { name: string; start: number; end: number } | undefined, fs: string, n: number, charset: Charset): string {
   if (!seg) return '';
   const index = seg.name === 'FHS' || seg.name === 'BHS' ? n - 1 : n;
-  return frame.toString('latin1', seg.start, seg.end).split(fs)[index] ?? '';
+  return frame.toString(replyEncoding(charset), seg.start, seg.end).split(fs)[index] ?? '';
+}
+
+/**
+ * The head of an oversize frame without a UTF-8 sequence cut at its end (it is cut at a byte
+ * count), so that a UTF-8 head is recognised as UTF-8 by chooseCharset.
+ */
+function withoutCutSequence(head: Buffer): Buffer {
+  // A sequence has at most 4 bytes: its lead byte is among the last 4.
+  for (let i = head.length - 1; i >= Math.max(0, head.length - 4); i--) {
+    const b = head[i] as number;
+    if (b < 0x80) return head; // ASCII: nothing cut
+    if (b >= 0xc0) {
+      const length = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : 2;
+      return head.length - i < length ? head.subarray(0, i) : head;
+    }
+  }
+  return head;
 }
 
 export class Hl7Intake {
@@ -184,19 +210,28 @@ export class Hl7Intake {
     return this.#processBatch(frame, block, meta);
   }
 
-  /** An oversize frame: AR with the head's MSH-10 (when readable), head kept for the operator. */
+  /**
+   * An oversize frame: AR with the head's MSH-10 (when readable), head kept for the operator, with
+   * the charset its MSH-18 declares (corrected by its bytes, as for any message): the message
+   * browser decodes the kept bytes with it.
+   */
   async handleOversize(oversize: OversizeFrame, meta: FrameMeta): Promise<FrameResult> {
     const text = `message of ${oversize.size} bytes exceeds the maximum of ${this.#config.maxMessageBytes} bytes`;
-    const headStruct = analyseBlock(oversize.head);
-    const first = headStruct.messages[0];
-    const read = first ? readMsh(oversize.head.toString('latin1', first.segments[0]?.start ?? 0, first.segments[0]?.end ?? 0)) : undefined;
+    const head = oversize.head;
+    const mshSeg = analyseBlock(head).messages[0]?.segments[0];
+    // MSH-1/MSH-2 and MSH-18 are ASCII: the header is read as Latin-1 first (as readInbound does).
+    const first = mshSeg ? readMsh(head.toString('latin1', mshSeg.start, mshSeg.end)) : undefined;
+    const declared = charsetFromMsh18(first?.header.charset ?? '', this.#config.defaultCharset);
+    const charset = chooseCharset(withoutCutSequence(head), declared).charset;
+    // Again in the chosen charset when it is not one byte per character (MSH-3/4 may be non-ASCII).
+    const read = mshSeg && first && charset !== 'ascii' && charset !== 'latin1' ? readMsh(decodeText(head.subarray(mshSeg.start, mshSeg.end), charset)) : first;
     const header = read && !read.problem ? read.header : FALLBACK_HEADER;
-    const reply = this.#replyFor(header, 'latin1', 'reject', { code: 207, text });
-    const message = this.#inbound(meta, header, 'latin1', oversize.head, 'rejected');
-    message.rejectReason = `${text}; only the first ${oversize.head.length} bytes were kept`;
+    const reply = this.#replyFor(header, charset, 'reject', { code: 207, text });
+    const message = this.#inbound(meta, header, charset, head, 'rejected');
+    message.rejectReason = `${text}; only the first ${head.length} bytes were kept`;
     if (reply.bytes) message.ack = reply.bytes;
     const committed = await this.#commitRejected(message);
-    const bytes = committed ? reply.bytes : this.#replyFor(header, 'latin1', 'error', { code: 207, text: 'store unavailable' }).bytes;
+    const bytes = committed ? reply.bytes : this.#replyFor(header, charset, 'error', { code: 207, text: 'store unavailable' }).bytes;
     return { reply: bytes, results: [{ outcome: 'rejected', reason: text, controlId: header.controlId, ...(reply.first ? { ackCode: reply.first } : {}) }] };
   }
 
@@ -216,19 +251,28 @@ export class Hl7Intake {
   }
 
   async #processBatch(frame: Buffer, block: BlockStructure, meta: FrameMeta): Promise<FrameResult> {
+    // Every member's commit is issued now, in order, before any is awaited: #processMessage
+    // reaches store.commit() without awaiting anything (a host query, which awaits its answer
+    // first, is never a batch member), and the store takes commits in call order. Awaiting each
+    // member before starting the next let a frame pipelined behind the batch reach the store
+    // before the batch's later members: a result queued before its order. The members stay
+    // independent, as they were one after the other: a refused member is kept and answered AR
+    // while the others go on; a member repeating an earlier one of the same batch finds that
+    // commit in flight in the store and gets its ACK as a duplicate. Promise.all also takes the
+    // rejections of the members not awaited yet (never expected: #processMessage answers failures).
+    const outcomes = await Promise.all(block.messages.map((structure) => this.#processMessage(frame, structure, meta, false)));
     const results: MessageResult[] = [];
     const acks: string[] = [];
     let charset: Charset = this.#config.defaultCharset;
     let firstHeader: MshHeader | undefined;
-    for (const structure of block.messages) {
-      const one = await this.#processMessage(frame, structure, meta, false);
+    for (const one of outcomes) {
       results.push(one.result);
       firstHeader ??= one.header;
       charset = one.charset;
       // Each message's stored reply is one framed ACK, or two in enhanced mode (commit, then
       // application ACK): the batch reply carries every one of them unframed.
       if (one.reply) {
-        const encoding = charset === 'utf8' ? 'utf8' : 'latin1';
+        const encoding = replyEncoding(charset);
         for (const content of unwrapFrames(one.reply)) acks.push(content.toString(encoding).replace(/\r+$/, ''));
       }
     }
@@ -244,7 +288,9 @@ export class Hl7Intake {
    */
   async #emptyBatch(frame: Buffer, block: BlockStructure, meta: FrameMeta): Promise<FrameResult> {
     const first = block.envelope[0] as BlockStructure['envelope'][number];
-    const firstText = frame.toString('latin1', first.start, first.end);
+    // No MSH-18 to go by: the endpoint's charset, for the header as for the reply.
+    const charset: Charset = this.#config.defaultCharset;
+    const firstText = frame.toString(replyEncoding(charset), first.start, first.end);
     // FHS/BHS-1 and -2 are the delimiters and FHS/BHS-3…6 the applications and facilities, as in
     // MSH; the rest of an MSH has no counterpart in them.
     const read = firstText.startsWith('HS', 1) ? readMsh(`MSH${firstText.slice(3)}`) : undefined;
@@ -253,7 +299,7 @@ export class Hl7Intake {
     // FHS/BHS-1 is the field separator itself (as MSH-1): their field n is split index n - 1.
     // Control characters are left out (they would break the reply's framing).
     const fieldOf = (name: 'FHS' | 'BHS' | 'BTS', n: number): string =>
-      envelopeField(frame, block.envelope.find((e) => e.name === name), fs, n).replace(CONTROL_CHARS, '').trim();
+      envelopeField(frame, block.envelope.find((e) => e.name === name), fs, n, charset).replace(CONTROL_CHARS, '').trim();
     // Empty only when the batch says so: a BTS that counts no message. A header alone may be the
     // head of a cut batch, and a count above zero means messages were lost on the way.
     const declared = fieldOf('BTS', 1);
@@ -261,7 +307,6 @@ export class Hl7Intake {
       const text = declared !== '' && declared !== '0' ? `the batch declares ${declared} messages (BTS-1) but holds no MSH segment` : 'batch without any MSH segment';
       return this.#rejectBlock(frame, meta, { code: 100, text, location: 'MSH' });
     }
-    const charset: Charset = this.#config.defaultCharset;
     // The batch control id (BHS-11, else FHS-11) stands for the control id of the stored record.
     const batchId = fieldOf('BHS', 11) || fieldOf('FHS', 11);
     const header: MshHeader = { ...FALLBACK_HEADER, fieldSeparator: fs, encodingCharacters, sendingApplication, sendingFacility, receivingApplication, receivingFacility, controlId: batchId };
@@ -288,7 +333,7 @@ export class Hl7Intake {
     const fhs = block.envelope.find((s) => s.name === 'FHS');
     const bhs = block.envelope.find((s) => s.name === 'BHS');
     // Copied envelope fields lose control characters (they would break the reply's framing).
-    const fieldOf = (seg: typeof bhs, n: number): string => envelopeField(frame, seg, fs, n).replace(CONTROL_CHARS, '?');
+    const fieldOf = (seg: typeof bhs, n: number): string => envelopeField(frame, seg, fs, n, charset).replace(CONTROL_CHARS, '?');
     const lines: string[] = [];
     // FHS/BHS: sending and receiving application/facility swapped; -11 our control id; -12 the received one.
     const header = (name: 'FHS' | 'BHS', seg: typeof bhs): string =>
@@ -376,7 +421,7 @@ export class Hl7Intake {
       this.#log.warn('host query could not be answered', { controlId: header.controlId, specimenId: query.specimenId, error: describeError(err) });
       return this.#rejectMessage(raw, whole, read, messageType, meta, { code: 207, text: `the host query could not be answered: ${describeError(err)}` }, 'error');
     }
-    const encoding = charset === 'utf8' ? 'utf8' : 'latin1';
+    const encoding = replyEncoding(charset);
     const reply = Buffer.concat(buildHostQueryReplies(header, query, answer, () => compactId(ids.next())).map((text) => wrapFrame(text, encoding)));
     const inbound = this.#inbound(meta, header, charset, whole ? raw : Buffer.from(raw), 'accepted', messageType);
     inbound.ack = reply;
@@ -440,7 +485,7 @@ export class Hl7Intake {
     if (header.messageCode === 'ACK') return { bytes: undefined };
     const plan = planAcks(this.#config.ack, header, result);
     // The reply is encoded in the message's charset: UTF-8, else Latin-1 (charset.ts encodeText).
-    const encoding = charset === 'utf8' ? 'utf8' : 'latin1';
+    const encoding = replyEncoding(charset);
     const frame = (code: AckCode): Buffer =>
       wrapFrame(buildAck(error ? { header, code, controlId: compactId(ids.next()), error } : { header, code, controlId: compactId(ids.next()) }), encoding);
     const one = plan.first ?? plan.second;

@@ -14,6 +14,9 @@ import { MllpDecoder } from './mllp-decoder.ts';
  * Back-pressure: at most `maxInFlight` frames, or `maxInFlightBytes` bytes of frames, awaiting
  * their reply; beyond that the socket is paused (TCP flow control pushes back on the sender)
  * until replies go out. Without it a sender pipelining large frames could exhaust memory.
+ *
+ * Closing: when the peer half-closes, when the connection was idle `idleTimeoutMs`, or at stop(),
+ * the replies still owed are written first, then the socket is ended (#closeWhenAnswered).
  */
 export interface MllpConnectionOptions {
   socket: Socket;
@@ -69,6 +72,8 @@ export class MllpConnection {
   #inFlight = 0;
   #paused = false;
   #accepting = true;
+  /** Set once the connection is to close when its replies are written (#closeWhenAnswered). */
+  #closing = false;
   #closed = false;
   readonly #closedPromise: Promise<void>;
 
@@ -90,14 +95,22 @@ export class MllpConnection {
     });
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
+    // A sender may half-close once it has sent (socat, `nc -N` at the end of their input) and still
+    // wait for its replies. Node's default ends the socket's writing side at the sender's FIN, and
+    // the ACKs, ready only after the commit, would be dropped: this connection ends the socket
+    // itself once they are written (#closeWhenAnswered). Set here and not on the server, so that a
+    // socket nothing ends this way (a TLS handshake that never completes) keeps the default.
+    socket.allowHalfOpen = true;
     if (options.idleTimeoutMs > 0) {
       socket.setTimeout(options.idleTimeoutMs, () => {
         // Idle = nothing received for idleTimeoutMs (a frame left half-sent that long is abandoned).
         // Replies still owed are written first.
         this.#log.info('closing idle connection', { remote: this.remoteAddress });
-        void this.drained().then(() => socket.end());
+        this.#closeWhenAnswered();
       });
     }
+    // The peer half-closed (allowHalfOpen above): it still waits for the replies to what it sent.
+    socket.on('end', () => this.#closeWhenAnswered());
     socket.on('data', (chunk: Buffer) => {
       if (!this.#accepting) return;
       try {
@@ -201,12 +214,27 @@ export class MllpConnection {
 
   /** Half-close after the replies went out; resolves when the socket is closed. */
   async end(): Promise<void> {
-    if (!this.#closed) {
-      // Reading resumes (data is ignored once stopReading() ran) so that the peer's FIN is seen.
+    this.#closeWhenAnswered();
+    await this.#closedPromise;
+  }
+
+  /**
+   * Write the replies still owed, then end the socket: stop(), the idle timeout and the peer's
+   * half-close all close this way. Frames arriving meanwhile are answered too (drained() waits for
+   * them), unless stop() stopped reading. Reading stops when the FIN is sent: a frame read after
+   * it would be committed and its reply never sent; unread, the sender sends it again on its next
+   * connection.
+   */
+  #closeWhenAnswered(): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    void this.drained().then(() => {
+      if (this.#closed) return;
+      this.#accepting = false;
+      // Reading goes on (the data is ignored) so that the peer's FIN is seen and the socket closes.
       this.#socket.resume();
       this.#socket.end();
-    }
-    await this.#closedPromise;
+    });
   }
 
   destroy(): void {
