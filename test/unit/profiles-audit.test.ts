@@ -8,11 +8,11 @@ import { AstmEndpoint } from '../../gateway/src/ingress/astm/astm-endpoint.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
 import { checkProfile, defaultProfilesDir } from '../../gateway/src/profiles/check.ts';
 import { profileFingerprint } from '../../gateway/src/profiles/fingerprint.ts';
-import { loadProfile } from '../../gateway/src/profiles/load.ts';
+import { loadProfile, profileNames } from '../../gateway/src/profiles/load.ts';
 import { fingerprintProfiles } from '../../gateway/src/profiles/render.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import { Telemetry } from '../../gateway/src/telemetry.ts';
-import { corpusMessages } from '../fixtures/astm/corpus.ts';
+import { corpusFiles, corpusMessages, globMatch } from '../fixtures/astm/corpus.ts';
 
 /**
  * Audit of the firmware profiles IT staff pick when commissioning an analyzer, and of the code
@@ -188,6 +188,13 @@ describe('beckman-unicel-dxh × its vendor capture', () => {
     expect(results.map((r) => r.resultStatus)).toEqual(results.map(() => 'F'));
   });
 
+  // Added with the fix: the run time is the analyzer's own completion time (R.14 on the DxH, one
+  // field after LIS2-A2's R.13), not the order's "results reported" time O.23 it fell back to.
+  it('times each result by its completion time R.14', () => {
+    const results = completed(normalizeAstmMessage(message!, ctx('beckman-unicel-dxh')).events);
+    expect([...new Set(results.map((r) => r.completedAt))]).toEqual(['2021-10-28T08:28:26.000Z']);
+  });
+
   /*
    * What the user sees: the DxH sends WBC with LOINC 33256-9 (leukocytes corrected for nucleated
    * RBC) and UWBC with 6690-2 (uncorrected count); the gateway labels both 6690-2, so the LIS/ERP
@@ -205,6 +212,38 @@ describe('beckman-unicel-dxh × its vendor capture', () => {
     const uwbc = results.find((r) => r.analyzerTestCode === 'UWBC');
     expect(uwbc?.loinc).toBe('6690-2');
     expect(wbc?.loinc).toBe('33256-9');
+  });
+});
+
+describe('every shipped ASTM model profile × its captures (added with the DxH field-position fix)', () => {
+  /*
+   * The DxH was the only model whose R record departs from LIS2-A2 §9 (one extra field after the
+   * units). Every model profile, run over the captures its corpusPatterns name, must read a flag
+   * where the model keeps its flags and a status where it keeps its status: a reference range, a
+   * time or an operator there means the profile reads the wrong field. (generic-astm is left out:
+   * it describes no model, and its captures include the synthetic mini VIDAS mock.)
+   */
+  const STATUS_CODES = new Set(['C', 'P', 'F', 'X', 'I', 'S', 'M', 'R', 'N', 'Q', 'V', 'W']);
+  const models = profileNames()
+    .map((name) => loadProfile(name))
+    .filter((p) => p.protocol !== 'hl7-mllp' && p.name !== 'generic-astm' && p.corpusPatterns.length > 0);
+
+  it.each(models.map((p) => [p.name, p] as const))('%s reads flags and status where the model keeps them', (name, profile) => {
+    const files = corpusFiles().filter((f) => profile.corpusPatterns.some((pat) => globMatch(pat, f)));
+    const results = files.flatMap((f) => corpusMessages(f).flatMap((m) => completed(normalizeAstmMessage(m, { analyzerId: `an-${name}`, endpoint: `ep-${name}`, profile, receivedAt: '2026-01-14T12:00:00.000Z' }).events)));
+    expect(results.length, `results in ${files.join(', ')}`).toBeGreaterThan(0);
+    const wrong = results
+      .filter((r) => (r.abnormalFlags !== undefined && !/^[A-Z<>]{1,3}$/.test(r.abnormalFlags)) || (r.resultStatus !== undefined && !STATUS_CODES.has(r.resultStatus)))
+      .map((r) => `${r.analyzerTestCode}: flags ${String(r.abnormalFlags)}, status ${String(r.resultStatus)}`);
+    expect(wrong).toEqual([]);
+  });
+
+  it('`profiles check` refuses flag and status references on records the normalizer does not read there', () => {
+    const obj = JSON.parse(readFileSync(path.join(defaultProfilesDir(), 'beckman-unicel-dxh.json'), 'utf8')) as Record<string, unknown>;
+    const fields = { ...(obj.fields as object), abnormalFlags: ['R.8', 'C.4'], resultStatus: ['L.3', 'R.10'] };
+    const issues = checkProfile({ ...obj, fields, revision: profileFingerprint({ ...obj, fields }) }, { fileName: 'beckman-unicel-dxh' }).filter((i) => i.severity === 'error');
+    expect(issues.map((i) => i.path)).toEqual(['fields.abnormalFlags[1]', 'fields.resultStatus[0]']);
+    expect(issues[0]?.message).toMatch(/C\.4.*comment.*abnormal flags/);
   });
 });
 

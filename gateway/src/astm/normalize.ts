@@ -285,6 +285,23 @@ class MessageNormalizer {
   }
 
   /**
+   * A result field the profile places (`fields.abnormalFlags`, `fields.resultStatus`): the first
+   * non-empty of its references, read from the result with its H, P and O records like the run
+   * time. A reference without a component reads `whole` of the field (the flags as sent, the
+   * status code); the DxH keeps both one field later than LIS2-A2 (R.8, R.10).
+   */
+  #placed(scope: Scope, refs: readonly string[], whole: (rec: AstmRecord, field: number) => string): string {
+    for (const refText of refs) {
+      const ref = parseFieldRef(refText);
+      const rec = ref ? pick(scope, ref) : undefined;
+      if (!ref || !rec) continue;
+      const v = this.#value(ref.component === undefined ? whole(rec, ref.field) : component(rec, ref.field, ref.component, this.#d));
+      if (v !== '') return v;
+    }
+    return '';
+  }
+
+  /**
    * The run's identity for consumption keys: the start time (R.12) when the profile lists it among
    * its run-time fields and the record has it, else the run time. A result reported pending (R.9 I,
    * no completion time R.13 yet) and then final shares its start time, not its R.13: keyed on R.13
@@ -341,7 +358,7 @@ class MessageNormalizer {
       // time): the result's own content (full R.3, dilution included, and value) tells them apart.
       const timeKey = !time ? `rec:${shortHash(result.raw)}` : time.fromResult ? time.raw : `${time.raw}~${shortHash(`${rawField(result, 3)}\u0000${value}`)}`;
       const iso = time ? astmDateToIso(time.raw) : undefined;
-      const status = this.#value(component(result, 9, 1, d));
+      const status = this.#placed(rscope, profile.fields.resultStatus, (rec, n) => component(rec, n, 1, d));
       // Timed by an O/H field: a pending, preliminary or corrected report does not draw (nor open
       // a group of #sharedRunId); its final does.
       const draws = !time || time.fromResult || drawsWithoutOwnTime(status.trim());
@@ -365,7 +382,7 @@ class MessageNormalizer {
       if (value !== '') data.value = value;
       const units = this.#value(fieldText(result, 5, d)) || mapping?.units || '';
       if (units !== '') data.units = units;
-      const flags = this.#value(fieldText(result, 7, d));
+      const flags = this.#placed(rscope, profile.fields.abnormalFlags, (rec, n) => fieldText(rec, n, d));
       if (flags !== '') data.abnormalFlags = flags;
       if (status !== '') data.resultStatus = status;
       if (iso) data.completedAt = iso;

@@ -11,6 +11,9 @@ const DEFAULT_FIELDS = {
   // No H.14: the message time changes when a result is resent in a new session, and a key built
   // on it would count the resend as a new result.
   runTime: ['R.13', 'R.12', 'O.7'],
+  // LIS2-A2 §9.7 and §9.9; a model with extra fields in the R record says where it keeps them.
+  abnormalFlags: ['R.7'],
+  resultStatus: ['R.9'],
 } as const;
 
 /** Names of the profiles in a directory (file names without .json, schema.json excluded). */
@@ -86,6 +89,8 @@ export function resolveProfile(obj: unknown): Profile {
       specimenId: fields.specimenId ?? [...DEFAULT_FIELDS.specimenId],
       patientId: fields.patientId ?? [...DEFAULT_FIELDS.patientId],
       runTime: fields.runTime ?? [...DEFAULT_FIELDS.runTime],
+      abnormalFlags: fields.abnormalFlags ?? [...DEFAULT_FIELDS.abnormalFlags],
+      resultStatus: fields.resultStatus ?? [...DEFAULT_FIELDS.resultStatus],
       testId: fields.testId ?? { codeComponent: 4 },
     },
     tests: p.tests ?? {},

@@ -246,6 +246,17 @@ export interface ProfileRecordFields {
   patientId: string[];
   /** Run time candidates, first valid date wins (default R.13, R.12, O.7; a time from an O or H field is keyed with a hash of the result, see astm/README.md). */
   runTime: string[];
+  /**
+   * Where a result's abnormal flags are read, first non-empty wins (default R.7, LIS2-A2 §9.7):
+   * the whole field as sent unless the reference names a component. DxH: R.8 (one extra field
+   * after the units shifts range, flags, status and times one field later).
+   */
+  abnormalFlags: string[];
+  /**
+   * Where a result's status is read, first non-empty wins (default R.9, LIS2-A2 §9.9): the first
+   * component unless the reference names one. DxH: R.10.
+   */
+  resultStatus: string[];
   /** Test ID layout of R.3 and O.5. */
   testId: TestIdLayout;
 }
