@@ -57,12 +57,14 @@ export function maskHl7Names(text: string): string {
 
 /**
  * The same names copied elsewhere (a site's Z segment repeating PID, a note naming the patient)
- * are masked too: every whole-word occurrence of a name component of three or more characters.
+ * are masked too: every whole-word occurrence of a name component of three or more characters,
+ * whatever its capitalisation (HL7 senders write PID-5 in capitals, people write notes in mixed
+ * case: `SMITHSON` in PID-5 masks `Smithson` in an NTE).
  */
 function maskEverywhere(text: string, names: Set<string>): string {
   if (names.size === 0) return text;
   const escaped = [...names].sort((a, b) => b.length - a.length).map((n) => n.replace(/[.*+?${}()|[\]\\]/g, '\\$&'));
-  const pattern = new RegExp(`(?<![\\p{L}\\p{N}])(?:${escaped.join('|')})(?![\\p{L}\\p{N}])`, 'gu');
+  const pattern = new RegExp(`(?<![\\p{L}\\p{N}])(?:${escaped.join('|')})(?![\\p{L}\\p{N}])`, 'giu');
   return text.replace(pattern, MASK);
 }
 
