@@ -21,6 +21,10 @@
  * A file key the tray does not know is reported (with the closest known key), and so are
  * credentials given by halves (a username file without a password file, a certificate without
  * its key). Issues never stop the tray: it shows them (notification, tooltip, diagnostics).
+ *
+ * A user name or password written into gatewayUrl or mqttUrl (`mqtt://tray:pw@10.0.0.5:1883`) is
+ * a secret written inline: the value is skipped like any invalid one, and the problem, which
+ * never repeats the secret, points to mqttUsernameFile / mqttPasswordFile.
  */
 export interface TrayConfig {
   gatewayUrl: string;
@@ -97,16 +101,45 @@ export function closestKey(key: string): Key {
   return best;
 }
 
+/**
+ * A URL as the tray shows it (settings problems, diagnostics, tooltip): without a user name or
+ * password, so that credentials written into a URL never reach a support ticket. A string that
+ * is not a URL keeps nothing before its last `@` either. (The gateway's own rule is
+ * gateway/src/config/display-url.ts; the tray is packaged without the gateway's sources.)
+ */
+export function displayUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.host !== '') {
+      if (u.username === '' && u.password === '') return url;
+      u.username = '';
+      u.password = '';
+      return u.href;
+    }
+  } catch {
+    // not a URL: fall through to the textual rule
+  }
+  const at = url.lastIndexOf('@');
+  if (at < 0) return url;
+  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(url)?.[0] ?? '';
+  return `${scheme}***${url.slice(at)}`;
+}
+
 function validUrl(key: Key, value: string): string | undefined {
   if (key !== 'gatewayUrl' && key !== 'mqttUrl') return value.trim() ? undefined : 'empty path';
   let u: URL;
   try {
     u = new URL(value);
   } catch {
-    return `not a URL: "${value}"`;
+    return `not a URL: "${displayUrl(value)}"`;
   }
   const ok = key === 'gatewayUrl' ? ['http:', 'https:'] : ['mqtt:', 'mqtts:', 'ws:', 'wss:'];
-  return ok.includes(u.protocol) ? undefined : `${key} must use ${ok.join(' or ')}, got ${u.protocol}`;
+  if (!ok.includes(u.protocol)) return `${key} must use ${ok.join(' or ')}, got ${u.protocol}`;
+  if (u.username !== '' || u.password !== '') {
+    // The value is skipped: never used, and never repeated with its secret.
+    return `${displayUrl(value)} has a user name or password in it (ignored): secrets are never written inline; put the broker's user name and password in files and name them with mqttUsernameFile and mqttPasswordFile (${FLAGS.mqttUsernameFile}, ${FLAGS.mqttPasswordFile})`;
+  }
+  return undefined;
 }
 
 function flagValue(argv: readonly string[], flag: string): string | undefined {

@@ -9,6 +9,7 @@
  *   broker publishes when the gateway process dies);
  * - no status arrived for a while (the gateway publishes at least every `mqtt.publishIntervalMs`).
  */
+import { displayUrl } from './tray-config.ts';
 
 export const TrayIcons = ['ok', 'degraded', 'down', 'offline'] as const;
 export type TrayIcon = (typeof TrayIcons)[number];
@@ -160,7 +161,10 @@ export function trayMenu(input: TrayInput, options: { isAdmin: boolean }): TrayM
   return items;
 }
 
-/** Plain-text diagnostics for a support ticket (no patient data: the status has none). */
+/**
+ * Plain-text diagnostics for a support ticket (no patient data: the status has none; no secrets:
+ * URLs are shown without a user name or password).
+ */
 export function diagnostics(
   input: TrayInput,
   extra: {
@@ -176,8 +180,8 @@ export function diagnostics(
   const lines = [
     `Lab gateway tray ${extra.appVersion}`,
     `Time: ${new Date(input.now).toISOString()}`,
-    `Gateway: ${extra.gatewayUrl}`,
-    `MQTT: ${extra.mqttUrl} (${input.connection}${input.connectionError ? `: ${input.connectionError}` : ''})`,
+    `Gateway: ${displayUrl(extra.gatewayUrl)}`,
+    `MQTT: ${displayUrl(extra.mqttUrl)} (${input.connection}${input.connectionError ? `: ${input.connectionError}` : ''})`,
     `Availability: ${input.availability ?? 'unknown'}`,
     `State: ${trayIcon(input)} — ${stateLine(input)}`,
   ];
