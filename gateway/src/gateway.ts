@@ -6,6 +6,7 @@
  * status, MQTT (it publishes the final `offline`), the store last.
  */
 import type { GatewayConfig, AnalyzerConfig, Hl7EndpointConfig } from './config/types.ts';
+import { displayUrl } from './config/display-url.ts';
 import type { Component } from './lifecycle.ts';
 import type { Logger } from './log.ts';
 import { createLogger } from './log.ts';
@@ -346,8 +347,9 @@ export class Gateway {
       hl7,
       analyzers,
       status: { host: s.host, port: s.port, url: `http://${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port}/` },
-      mqtt: { url: this.config.mqtt.broker === 'embedded' ? `mqtt://${this.config.mqtt.listen.host}:${this.mqtt?.broker?.address()?.port ?? this.config.mqtt.listen.port}` : this.config.mqtt.broker },
-      odoo: { url: this.sandbox?.url ?? this.config.odoo.url ?? '', sandbox: this.sandbox !== undefined },
+      // Printed on the ready line and by the demo: never with a user name or password in them.
+      mqtt: { url: this.config.mqtt.broker === 'embedded' ? `mqtt://${this.config.mqtt.listen.host}:${this.mqtt?.broker?.address()?.port ?? this.config.mqtt.listen.port}` : displayUrl(this.config.mqtt.broker) },
+      odoo: { url: displayUrl(this.sandbox?.url ?? this.config.odoo.url ?? ''), sandbox: this.sandbox !== undefined },
     };
   }
 

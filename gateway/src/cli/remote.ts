@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
 import { formatIssues, loadConfig } from '../config/load.ts';
+import { displayUrl } from '../config/display-url.ts';
 import { ErrorCodes, GatewayError, type ErrorCode } from '../errors.ts';
 import { EventStates } from '../store/types.ts';
 import type { GatewayConfig } from '../config/types.ts';
@@ -59,7 +60,7 @@ async function call(url: string, init: RequestInit = {}): Promise<unknown> {
   try {
     res = await fetch(url, { ...init, signal: AbortSignal.timeout(10_000) });
   } catch (err) {
-    throw new GatewayError('GW_UNREACHABLE', `cannot reach the gateway at ${url}: ${(err as Error).message} (is it running? see --url / --config)`, { cause: err });
+    throw new GatewayError('GW_UNREACHABLE', `cannot reach the gateway at ${displayUrl(url)}: ${(err as Error).message} (is it running? see --url / --config)`, { cause: err });
   }
   const text = await res.text();
   let body: unknown = text;
@@ -92,7 +93,7 @@ function apiError(status: number, body: unknown, text: string): Error {
 
 /** Something answered that is not this gateway's status API (a wrong port, another web server). */
 function notTheApi(url: string): GatewayError {
-  return new GatewayError('GW_UNREACHABLE', `${url} answered, but not as a lab-gateway status API (see --url / --config)`);
+  return new GatewayError('GW_UNREACHABLE', `${displayUrl(url)} answered, but not as a lab-gateway status API (see --url / --config)`);
 }
 
 interface ApiStatusBody {

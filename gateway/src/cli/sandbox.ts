@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { OdooEmulator } from '../../../test/odoo-emulator/emulator.ts';
 import { sandboxFile, summarise } from '../sandbox.ts';
+import { displayUrl } from '../config/display-url.ts';
 import { args, configFrom, UsageError, type CliContext } from './main.ts';
 
 /**
@@ -13,7 +14,7 @@ export async function runSandbox(argv: string[], ctx: CliContext): Promise<numbe
   const { values } = args(rest, { config: { type: 'string', short: 'c' }, model: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } });
   const config = configFrom(values.config, ctx);
   if (config.odoo.url) {
-    ctx.err(`this gateway posts to ${config.odoo.url}, not to a sandbox`);
+    ctx.err(`this gateway posts to ${displayUrl(config.odoo.url)}, not to a sandbox`);
     return 1;
   }
   const file = sandboxFile(config.gateway.dataDir);

@@ -9,6 +9,7 @@ import { EventTypes, SyncModes } from '../events/types.ts';
 import { defaultProfilesDir } from '../profiles/check.ts';
 import { loadProfile } from '../profiles/load.ts';
 import { defaultConfig, HL7_ENDPOINT_DEFAULTS } from './defaults.ts';
+import { displayUrl } from './display-url.ts';
 import type { AnalyzerConfig, ConfigIssue, GatewayConfig, Hl7EndpointConfig, ListenConfig } from './types.ts';
 
 type Obj = Record<string, unknown>;
@@ -138,6 +139,22 @@ class Checker {
     return resolved;
   }
 
+  /**
+   * A file holding a secret (`odoo.apiKeyFile`, `mqtt.passwordFile`, …): like file(), but a value
+   * that is not a path (no folder in it) is never repeated in a message, since it may be the
+   * secret itself written where its file's name belongs. `shown` is what messages may name.
+   */
+  secretFile(p: string, value: unknown): { resolved: string; shown: string } | undefined {
+    const s = this.optionalString(p, value);
+    if (s === undefined || s === '') return undefined;
+    const resolved = path.resolve(this.baseDir, s);
+    const shown = /[\\/]/.test(s) ? resolved : `the file named in ${p}`;
+    if (!existsSync(resolved)) {
+      this.error(p, /[\\/]/.test(s) ? `file not found: ${resolved}` : `file not found in ${this.baseDir} (its name is not repeated: a value without a folder may be the secret itself; ${p} names the file that holds it)`);
+    }
+    return { resolved, shown };
+  }
+
   listen(p: string, value: unknown, fallback: ListenConfig): ListenConfig {
     const o = this.object(p, value, ['host', 'port']);
     const host = this.string(`${p}.host`, o.host, fallback.host);
@@ -168,9 +185,9 @@ export function mqttBrokerProblem(broker: string): string | undefined {
   try {
     url = new URL(broker);
   } catch {
-    return `${hint} (got "${broker}")`;
+    return `${hint} (got "${displayUrl(broker)}")`;
   }
-  if (!['mqtt:', 'mqtts:', 'ws:', 'wss:'].includes(url.protocol) || url.hostname === '') return `${hint} (got "${broker}")`;
+  if (!['mqtt:', 'mqtts:', 'ws:', 'wss:'].includes(url.protocol) || url.hostname === '') return `${hint} (got "${displayUrl(broker)}")`;
   if (url.username !== '' || url.password !== '') return 'secrets are never written inline: take the credentials out of the URL and use mqtt.usernameFile and mqtt.passwordFile';
   return undefined;
 }
@@ -185,27 +202,44 @@ export function proxyUrlProblem(proxy: string): string | undefined {
   try {
     url = new URL(proxy);
   } catch {
-    return `"${proxy}" is not a URL: write the proxy as http://host:port`;
+    return `"${displayUrl(proxy)}" is not a URL: write the proxy as http://host:port`;
   }
   if (url.username !== '' || url.password !== '') {
     return 'secrets are never written inline: take the user and password out of the URL, write `user:password` into a file and name it in odoo.proxyAuthFile';
   }
   if (url.protocol !== 'http:') return `must be an http:// URL (got ${url.protocol}): the gateway opens a CONNECT tunnel to the proxy and speaks TLS with Odoo inside it`;
-  if (url.hostname === '') return `"${proxy}" has no host: write the proxy as http://host:port`;
+  if (url.hostname === '') return `"${displayUrl(proxy)}" has no host: write the proxy as http://host:port`;
   return undefined;
 }
 
-/** Why the proxy credentials file cannot be used, or undefined: it must hold `user:password`. */
-function proxyAuthProblem(file: string): string | undefined {
+/**
+ * Why the proxy credentials file cannot be used, or undefined: it must hold `user:password`.
+ * `shown` names the file in the message (Checker.secretFile).
+ */
+function proxyAuthProblem(file: string, shown: string): string | undefined {
   let text: string;
   try {
     text = readFileSync(file, 'utf8').trim();
   } catch (err) {
-    return `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
+    return `cannot read ${shown} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
   }
-  if (text === '') return `${file} is empty: it must hold the proxy's user:password`;
-  if (!text.includes(':') || text.startsWith(':')) return `${file} must hold the proxy's credentials as user:password on one line`;
+  if (text === '') return `${shown} is empty: it must hold the proxy's user:password`;
+  if (!text.includes(':') || text.startsWith(':')) return `${shown} must hold the proxy's credentials as user:password on one line`;
   return undefined;
+}
+
+/**
+ * True when `name` can be repeated in a message as an environment variable's name: upper-case
+ * letters, digits and underscores, as variable names are written. Anything else (an Odoo key is
+ * 40 lower-case hex digits) may be the key itself, put where its variable's name belongs.
+ */
+function showableEnvName(name: string): boolean {
+  return /^[A-Z_][A-Z0-9_]{0,63}$/.test(name);
+}
+
+/** Loopback hosts, as URL.hostname writes them. */
+function loopbackHost(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname);
 }
 
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -367,7 +401,11 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
     try {
       parsed = new URL(url);
     } catch {
-      c.error('odoo.url', `"${url}" is not a URL`);
+      c.error('odoo.url', `"${displayUrl(url)}" is not a URL`);
+    }
+    if (parsed && (parsed.username !== '' || parsed.password !== '')) {
+      // The key (or a password) written into the URL would be repeated wherever the URL is shown.
+      c.error('odoo.url', 'secrets are never written inline: take the user name and key out of the URL (the key goes in a file named by odoo.apiKeyFile, or in the environment variable named by odoo.apiKeyEnv; the user in odoo.login)');
     }
     if (parsed && parsed.protocol !== 'https:') {
       if (parsed.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(parsed.hostname)) c.warn('odoo.url', 'plain http is only acceptable to a local test server');
@@ -379,18 +417,21 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
       if (v === undefined) c.error(`odoo.${k}`, `is required when odoo.url is set`);
       else odoo[k] = v;
     }
-    const keyFile = c.file('odoo.apiKeyFile', od.apiKeyFile);
+    const keyFileEntry = c.secretFile('odoo.apiKeyFile', od.apiKeyFile);
+    const keyFile = keyFileEntry?.resolved;
     const keyEnv = c.optionalString('odoo.apiKeyEnv', od.apiKeyEnv);
     if (keyFile) odoo.apiKeyFile = keyFile;
     if (keyEnv) odoo.apiKeyEnv = keyEnv;
     if (!keyFile && !keyEnv) c.error('odoo.apiKeyFile', 'an API key is required when odoo.url is set: odoo.apiKeyFile (a file) or odoo.apiKeyEnv (an environment variable)');
     // The file wins over the variable, so an empty file is no key at all: every login would be
     // refused, after the gateway started and accepted messages it can never post.
-    if (keyFile && emptyFile(keyFile)) c.error('odoo.apiKeyFile', `${keyFile} is empty: the gateway cannot start without the API key (write the key into it)`);
+    if (keyFileEntry && emptyFile(keyFileEntry.resolved)) c.error('odoo.apiKeyFile', `${keyFileEntry.shown} is empty: the gateway cannot start without the API key (write the key into it)`);
     if (keyEnv && !process.env[keyEnv]?.trim()) {
       // `start` refuses to run without the key (the file wins when both are set); check says so.
-      if (keyFile) c.warn('odoo.apiKeyEnv', `environment variable ${keyEnv} is not set (unused: odoo.apiKeyFile is read instead)`);
-      else c.error('odoo.apiKeyEnv', `environment variable ${keyEnv} is not set or empty: the gateway cannot start without the API key (set it in the environment the gateway runs in, or use odoo.apiKeyFile)`);
+      // A value that does not look like a variable's name may be the key itself: not repeated.
+      const variable = showableEnvName(keyEnv) ? `environment variable ${keyEnv}` : 'the environment variable named in odoo.apiKeyEnv (its name is not repeated: it does not look like a variable name, and may be the key itself)';
+      if (keyFile) c.warn('odoo.apiKeyEnv', `${variable} is not set (unused: odoo.apiKeyFile is read instead)`);
+      else c.error('odoo.apiKeyEnv', `${variable} is not set or empty: the gateway cannot start without the API key (set it in the environment the gateway runs in, or use odoo.apiKeyFile)`);
     }
   }
   const exp = c.optionalString('odoo.apiKeyExpiresAt', od.apiKeyExpiresAt);
@@ -412,11 +453,11 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
     if (problem) c.error('odoo.proxy', problem);
     odoo.proxy = proxy;
   }
-  const proxyAuthFile = c.file('odoo.proxyAuthFile', od.proxyAuthFile);
-  if (proxyAuthFile) {
-    odoo.proxyAuthFile = proxyAuthFile;
+  const proxyAuth = c.secretFile('odoo.proxyAuthFile', od.proxyAuthFile);
+  if (proxyAuth) {
+    odoo.proxyAuthFile = proxyAuth.resolved;
     if (!odoo.proxy) c.warn('odoo.proxyAuthFile', 'is set but odoo.proxy is not: the credentials are not used');
-    const problem = proxyAuthProblem(proxyAuthFile);
+    const problem = proxyAuthProblem(proxyAuth.resolved, proxyAuth.shown);
     if (problem) c.error('odoo.proxyAuthFile', problem);
   }
   const m = c.object('odoo.mapping', od.mapping, ['labLocation', 'consumptionLocation', 'consumptionPickingType', 'defaultVendorRef']);
@@ -472,8 +513,8 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
   // The one rule of what MqttStatus starts with (mqtt-status.ts uses the same function).
   const brokerProblem = mqttBrokerProblem(mqtt.broker);
   if (brokerProblem) c.error('mqtt.broker', brokerProblem);
-  const uf = c.file('mqtt.usernameFile', mq.usernameFile);
-  const pf = c.file('mqtt.passwordFile', mq.passwordFile);
+  const uf = c.secretFile('mqtt.usernameFile', mq.usernameFile)?.resolved;
+  const pf = c.secretFile('mqtt.passwordFile', mq.passwordFile)?.resolved;
   if (uf) mqtt.usernameFile = uf;
   if (pf) mqtt.passwordFile = pf;
   // Credentials are a pair, for the embedded broker and an external one alike: start refuses one
@@ -497,16 +538,43 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
     }
     mqtt.tls = { cert: cert ?? '', key: key ?? '', ...(ca ? { ca } : {}) };
   }
+  if (mqtt.broker !== 'embedded' && !brokerProblem) {
+    // mqtt.js speaks TLS only for mqtts:// and wss://: with mqtt:// or ws:// the tls files are
+    // not used, and the credentials go to the broker as they are.
+    const broker = new URL(mqtt.broker);
+    const plain = broker.protocol === 'mqtt:' || broker.protocol === 'ws:';
+    if (plain && (uf || pf) && !loopbackHost(broker.hostname)) {
+      c.error('mqtt.broker', `${broker.protocol}// would send the credentials of mqtt.usernameFile and mqtt.passwordFile in clear text to ${broker.hostname}, beyond loopback: use ${broker.protocol === 'ws:' ? 'wss' : 'mqtts'}:// (with mqtt.tls.ca when the broker's certificate is signed by a private CA)`);
+    }
+    if (plain && mq.tls !== undefined) {
+      c.warn('mqtt.tls', `is not used: mqtt.broker is ${broker.protocol}//, which is not TLS (use ${broker.protocol === 'ws:' ? 'wss' : 'mqtts'}:// for the broker to be reached with these settings)`);
+    }
+  }
   const loopback = ['127.0.0.1', 'localhost', '::1'].includes(mqtt.listen.host);
   if (mqtt.broker === 'embedded' && !loopback && (!uf || !pf)) {
     c.error('mqtt.usernameFile', `the embedded broker listens on ${mqtt.listen.host}, beyond loopback: anonymous access is off there, so mqtt.usernameFile and mqtt.passwordFile are required`);
   }
 
-  const st = c.object('status', root.status, ['listen', 'adminTokenFile']);
+  const st = c.object('status', root.status, ['listen', 'adminTokenFile', 'allowedHosts']);
   const status: GatewayConfig['status'] = { listen: c.listen('status.listen', st.listen, d.status.listen) };
-  const tokenFile = c.file('status.adminTokenFile', st.adminTokenFile);
-  if (tokenFile) status.adminTokenFile = tokenFile;
-  if (tokenFile && emptyFile(tokenFile)) c.warn('status.adminTokenFile', `${tokenFile} is empty: admin actions (replay, discard, pause) stay disabled until it holds a token`);
+  if (st.allowedHosts !== undefined) {
+    const hosts: string[] = [];
+    c.list('status.allowedHosts', st.allowedHosts).forEach((h, i) => {
+      const p = `status.allowedHosts[${i}]`;
+      const name = c.string(p, h, '');
+      if (name.trim() === '') return;
+      // A name as a Host header carries it, without the port: not a URL, not host:port.
+      if (!/^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/.test(name)) {
+        c.error(p, `"${name}" is not a host name: write the name alone (lab-gateway.lab.example.org), without scheme, port or path (IP addresses are always accepted)`);
+        return;
+      }
+      hosts.push(name.toLowerCase().replace(/\.$/, ''));
+    });
+    status.allowedHosts = hosts;
+  }
+  const token = c.secretFile('status.adminTokenFile', st.adminTokenFile);
+  if (token) status.adminTokenFile = token.resolved;
+  if (token && emptyFile(token.resolved)) c.warn('status.adminTokenFile', `${token.shown} is empty: admin actions (replay, discard, pause) stay disabled until it holds a token`);
 
   const config: GatewayConfig = { gateway, hl7, analyzers, odoo, relay, store, mqtt, status };
   if (profilesDirSet) config.profilesDir = profilesDirSet;

@@ -1,5 +1,6 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import type { GatewayConfig } from '../config/types.ts';
 import type { Component, ComponentStatus } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
@@ -30,6 +31,10 @@ import { loadPageAssets, type PageAsset } from './page-assets.ts';
  *   GET  /metrics                    Prometheus text
  *   GET  /healthz                    200 only while intake can commit, else 503
  *   GET  /                           the status page
+ *
+ * Every route but /healthz answers only requests whose Host header names this gateway (see
+ * hostAllowed): a web page that a browser on the LAN opened cannot read the API through a DNS
+ * name it controls and points at the gateway (DNS rebinding).
  */
 export interface RelayControl {
   pause(): void;
@@ -60,6 +65,34 @@ const MAX_BODY = 16 * 1024;
 const MAX_FAILED_ADMIN = 10;
 const FAILED_ADMIN_WINDOW_MS = 60_000;
 const STREAM_MIN_INTERVAL_MS = 250;
+
+/** Host names a request may name besides IP addresses and `status.allowedHosts`. */
+function defaultAllowedHosts(listenHost: string): string[] {
+  return [listenHost, 'localhost', '127.0.0.1', '::1', hostname()];
+}
+
+/**
+ * The host name of a Host header (`name:port`, `[v6]:port`), lower case, without a trailing dot;
+ * undefined when it cannot be read.
+ */
+function hostOf(header: string): string | undefined {
+  const m = /^(?:\[([0-9A-Za-z:.%]+)\]|([^:[\]]+))(?::\d{1,5})?$/.exec(header.trim());
+  if (!m) return undefined;
+  return (m[1] ?? m[2]!).toLowerCase().replace(/\.$/, '');
+}
+
+/**
+ * Whether a request's Host header names this gateway: an IP address (a browser sends one only
+ * for a page whose origin is that address, never for a page of another site), or one of
+ * `allowed`. No Host header: not a browser (they always send one). Any other name is what a
+ * page served from that name sends after its DNS has been re-pointed at the gateway.
+ */
+export function hostAllowed(header: string | undefined, allowed: ReadonlySet<string>): boolean {
+  if (header === undefined) return true;
+  const host = hostOf(header);
+  if (host === undefined) return false;
+  return isIP(host) !== 0 || allowed.has(host);
+}
 
 class HttpError extends Error {
   readonly statusCode: number;
@@ -102,6 +135,9 @@ export class StatusServer implements Component {
   #streamLastSent = 0;
   #unsubscribeModel: (() => void) | undefined;
   readonly #failedAdmin = new Map<string, { count: number; since: number; limitAudited?: boolean }>();
+  readonly #allowedHosts: ReadonlySet<string>;
+  /** Host names already logged as refused (bounded), so that a scanner does not flood the log. */
+  readonly #refusedHosts = new Set<string>();
 
   constructor(options: StatusServerOptions) {
     this.#o = options;
@@ -118,6 +154,8 @@ export class StatusServer implements Component {
         relayPaused: () => options.relayControl?.paused ?? false,
       });
     this.#audit = new AuditLog(options.config.gateway.dataDir);
+    const { listen, allowedHosts } = options.config.status;
+    this.#allowedHosts = new Set([...defaultAllowedHosts(listen.host), ...(allowedHosts ?? [])].map((h) => h.toLowerCase().replace(/\.$/, '')));
   }
 
   get status(): ComponentStatus {
@@ -221,6 +259,7 @@ export class StatusServer implements Component {
         throw new HttpError(400, 'malformed request target');
       }
       path = url.pathname;
+      if (path !== '/healthz' && !hostAllowed(req.headers.host, this.#allowedHosts)) return this.#refuseHost(req, res);
       await this.#route(method, url, req, res);
     } catch (err) {
       if (res.headersSent) {
@@ -234,6 +273,18 @@ export class StatusServer implements Component {
       this.#log.error('status request failed', { method, path, error: describeError(err) });
       this.#json(res, 500, { error: 'internal error', detail: describeError(err) });
     }
+  }
+
+  /** 421 Misdirected Request (RFC 9110 §15.5.20): this server does not answer for that name. */
+  #refuseHost(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const host = req.headers.host ?? '';
+    if (!this.#refusedHosts.has(host) && this.#refusedHosts.size < 64) {
+      this.#refusedHosts.add(host);
+      this.#log.warn('status request refused: the Host header does not name this gateway (add the name to status.allowedHosts if it is one)', { host, remote: req.socket.remoteAddress });
+    }
+    this.#json(res, 421, {
+      error: `the Host header names "${host}", which is not a name of this gateway: use its IP address, or add the name to status.allowedHosts`,
+    });
   }
 
   async #route(method: string, url: URL, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

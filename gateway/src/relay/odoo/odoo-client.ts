@@ -3,6 +3,7 @@ import { GatewayError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
 import type { OdooLinkState, Telemetry } from '../../telemetry.ts';
 import type { OdooConfig } from '../../config/types.ts';
+import { displayUrl } from '../../config/display-url.ts';
 import { FieldMap, RELAY_MODELS, type ModelFields } from './field-map.ts';
 import { HttpTransport, type HttpReply } from './http-transport.ts';
 import { classifyOdooException, cleanOdooMessage, failureOf, odooError } from './odoo-error.ts';
@@ -261,7 +262,7 @@ export class OdooClient implements OdooClientLike {
     const info = (await this.#rpc('common', 'version', [], true)) as { server_version?: string; server_version_info?: unknown } | null;
     // D: parse server_version_info, not the string ("17.0-20240709").
     const major = parseMajorVersion(info?.server_version_info, info?.server_version);
-    if (major === 0) throw odooError('permanent', `could not read the Odoo version from ${this.#http.baseUrl}`);
+    if (major === 0) throw odooError('permanent', `could not read the Odoo version from ${displayUrl(this.#http.baseUrl)}`);
     this.#version = major;
     this.#versionText = String(info?.server_version ?? major);
     this.#protocol = major >= 19 ? 'json-2' : 'json-rpc';
