@@ -8,7 +8,7 @@ import type { MqttConfig } from '../config/types.ts';
 import type { Component, ComponentStatus } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
 import { GatewayError } from '../errors.ts';
-import { TOPIC_ROOT } from './mqtt-topics.ts';
+import { publisherClientId, TOPIC_ROOT } from './mqtt-topics.ts';
 
 /**
  * The embedded MQTT broker (aedes) for `mqtt.broker: embedded`.
@@ -21,6 +21,10 @@ import { TOPIC_ROOT } from './mqtt-topics.ts';
  * - Only the gateway's own publisher may publish: it authenticates with a per-process secret that
  *   never leaves the process. Subscribers are read-only (MQTT-3.3.5-2 allows the server to refuse
  *   a PUBLISH it does not authorize; aedes then drops it).
+ * - The publisher's client id (`publisherClientId`, with a per-process random part) is its own: a
+ *   subscriber connecting with it is refused (CONNACK 2, identifier rejected) instead of taking
+ *   the publisher's session over (MQTT 3.1.1 §3.1.4 would disconnect the publisher, and the broker
+ *   would publish its Last Will: every tray would show the running gateway offline).
  *
  * A limit of the embedded mode: the broker lives in the gateway's process, so a Last Will cannot
  * outlive a kill -9: subscribers see their connection drop instead, and treat that as "gateway
@@ -60,7 +64,10 @@ function sameSecret(a: string | Buffer, b: string): boolean {
 export interface EmbeddedBrokerOptions {
   config: MqttConfig;
   log: Logger;
+  /** The gateway's id: the first part of `publisherClientId`. */
+  gatewayId?: string;
 }
+
 
 export class EmbeddedBroker implements Component {
   readonly name = 'mqtt-broker';
@@ -69,6 +76,8 @@ export class EmbeddedBroker implements Component {
   readonly #log: Logger;
   /** Per-process secret of the gateway's own publisher connection. */
   readonly internalPassword = randomBytes(24).toString('hex');
+  /** Client id of the gateway's own publisher; refused to every other client. */
+  readonly publisherClientId: string;
   #credentials: BrokerCredentials | undefined;
   #aedes: Aedes | undefined;
   #server: net.Server | undefined;
@@ -79,6 +88,7 @@ export class EmbeddedBroker implements Component {
   constructor(options: EmbeddedBrokerOptions) {
     this.#o = options;
     this.#log = options.log.child({ component: 'mqtt-broker' });
+    this.publisherClientId = publisherClientId(options.gatewayId ?? 'gateway');
   }
 
   get status(): ComponentStatus {
@@ -218,6 +228,12 @@ export class EmbeddedBroker implements Component {
     }
     if ((client.conn as net.Socket & { internalOnly?: boolean }).internalOnly) {
       return done(Object.assign(new Error('internal listener'), { returnCode: 5 }), false);
+    }
+    if (client.id === this.publisherClientId) {
+      // MQTT 3.1.1 §3.2.2.3: return code 2, identifier rejected. Accepting it would disconnect the
+      // gateway's publisher (§3.1.4) and publish its Last Will `offline`.
+      this.#log.warn("mqtt client refused: it uses the gateway publisher's client id", { client: client.id });
+      return done(Object.assign(new Error('identifier rejected'), { returnCode: 2 }), false);
     }
     const creds = this.#credentials;
     if (!creds) return done(null, true); // loopback only (checked at start)

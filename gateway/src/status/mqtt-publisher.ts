@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { displayUrl } from '../config/display-url.ts';
 import type { Component, ComponentStatus } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
 import { describeError } from '../errors.ts';
 import type { StatusAlert, StatusModel } from './status-model.ts';
-import { topics, type AvailabilityPayload } from './mqtt-topics.ts';
+import { publisherClientId, topics, type AvailabilityPayload } from './mqtt-topics.ts';
 
 /**
  * Publishes the status model over MQTT (DESIGN.md §5 topics): the retained status and endpoint
@@ -36,6 +37,7 @@ export interface MqttPublisherOptions {
   coalesceMs?: number;
   /** How long start() waits for the first connection before going on (ms). Default 5000. */
   connectWaitMs?: number;
+  /** Default `lab-gateway-<gatewayId>-<random>` (mqtt-topics.ts publisherClientId). */
   clientId?: string;
   /**
    * After each connect, clear retained `endpoints/<id>` topics of ids no longer configured (an
@@ -85,7 +87,7 @@ export class MqttStatusPublisher implements Component {
     await this.#o.model.start();
     const will: AvailabilityPayload = { gatewayId: this.#o.gatewayId, state: 'offline', reason: 'connection to the gateway lost' };
     const opts: IClientOptions = {
-      clientId: this.#o.clientId ?? `lab-gateway-${this.#o.gatewayId}`,
+      clientId: this.#o.clientId ?? publisherClientId(this.#o.gatewayId),
       clean: true,
       keepalive: 10,
       reconnectPeriod: 2000,
@@ -106,13 +108,13 @@ export class MqttStatusPublisher implements Component {
     const client = mqtt.connect(this.#o.url, opts);
     this.#client = client;
     client.on('connect', () => {
-      this.#log.info('connected to MQTT broker', { url: this.#o.url });
+      this.#log.info('connected to MQTT broker', { url: displayUrl(this.#o.url) });
       this.#publishAll(true);
       this.#drainAlerts();
       if (this.#o.clearRemovedEndpoints !== false) this.#cleared = this.#clearRemovedEndpoints(client);
     });
-    client.on('error', (err) => this.#log.warn('MQTT error', { url: this.#o.url, error: describeError(err) }));
-    client.on('offline', () => this.#log.debug('MQTT broker offline', { url: this.#o.url }));
+    client.on('error', (err) => this.#log.warn('MQTT error', { url: displayUrl(this.#o.url), error: describeError(err) }));
+    client.on('offline', () => this.#log.debug('MQTT broker offline', { url: displayUrl(this.#o.url) }));
     this.#unsubscribe.push(
       this.#o.model.onChange((changed) => this.#onChange(changed)),
       this.#o.model.onAlert((a) => this.#onAlert(a)),
@@ -123,7 +125,7 @@ export class MqttStatusPublisher implements Component {
     await new Promise<void>((resolve) => {
       if (client.connected) return resolve();
       const t = setTimeout(() => {
-        this.#log.warn('MQTT broker not reachable yet; status will be published once it is', { url: this.#o.url });
+        this.#log.warn('MQTT broker not reachable yet; status will be published once it is', { url: displayUrl(this.#o.url) });
         resolve();
       }, this.#o.connectWaitMs ?? 5000);
       t.unref();

@@ -34,7 +34,7 @@ export class MqttStatus implements Component {
     this.#o = options;
     const b = options.config.mqtt.broker;
     if (b === 'embedded') {
-      this.broker = new EmbeddedBroker({ config: options.config.mqtt, log: options.log });
+      this.broker = new EmbeddedBroker({ config: options.config.mqtt, log: options.log, gatewayId: options.config.gateway.id });
     } else {
       // The rule `check` applies (config/validate.ts): mqtt(s):// and ws(s):// alike, since
       // mqtt.js connects over WebSockets too (a broker that IT exposes only behind a web proxy).
@@ -71,6 +71,8 @@ export class MqttStatus implements Component {
           url: this.broker.loopbackUrl(),
           username: INTERNAL_USERNAME,
           password: this.broker.internalPassword,
+          // The one id the broker refuses to every other client.
+          clientId: this.broker.publisherClientId,
           // Its retained topics die with the process: none of a removed endpoint to clear.
           clearRemovedEndpoints: false,
         });

@@ -7,6 +7,8 @@
  * - `lab-gateway/<gatewayId>/availability`    retained: `{"state":"online"|"offline",…}`; the
  *   Last Will of the gateway's broker connection publishes `offline` here when the process dies.
  */
+import { randomBytes } from 'node:crypto';
+
 export const TOPIC_ROOT = 'lab-gateway';
 
 export function topics(gatewayId: string) {
@@ -20,6 +22,15 @@ export function topics(gatewayId: string) {
     availability: `${base}/availability`,
     all: `${base}/#`,
   } as const;
+}
+
+/**
+ * A client id for the gateway's publisher: `lab-gateway-<gatewayId>-<12 random hex>`. The prefix
+ * tells people (and an external broker's ACLs) whose connection it is; the random part keeps
+ * another client from guessing it and taking the publisher's session over.
+ */
+export function publisherClientId(gatewayId: string): string {
+  return `lab-gateway-${gatewayId}-${randomBytes(6).toString('hex')}`;
 }
 
 export interface AvailabilityPayload {
