@@ -273,7 +273,8 @@ export class Gateway {
 
   /**
    * An analyzer that speaks HL7 over MLLP (Mindray BS/BC): the MLLP listener with its profile's
-   * normalizer, and host queries (QRY^Q02) answered when the profile describes them.
+   * normalizer, tube barcodes resolved to their LIS order's accession, and host queries (QRY^Q02)
+   * answered when the profile describes them.
    */
   #addHl7Analyzer(analyzer: AnalyzerConfig, profile: Profile): void {
     const store = this.store as EventStore;
@@ -297,6 +298,9 @@ export class Gateway {
       telemetry: this.telemetry,
       log: this.log.child({ endpoint: analyzer.id }),
       normalize: createAnalyzerHl7Normalizer({ analyzerId: analyzer.id, profile }),
+      // A tube barcode read by the analyzer is resolved to its order's accession before the commit,
+      // as for ASTM analyzers (the LIS endpoint, #addHl7, resolves nothing).
+      resolveEvents: (draft) => resolveAccessions(draft, store),
       ...(profile.hostQuery.supported ? { answerQuery: (query: Hl7HostQuery) => hl7HostQueryAnswer(query.specimenId, store, profile) } : {}),
     });
     this.ingress.push({ id: analyzer.id, kind: 'hl7', component });

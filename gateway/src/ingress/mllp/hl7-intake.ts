@@ -11,8 +11,8 @@ import { KNOWN_MESSAGE_CODES, type Hl7NormalizeContext, type Hl7Normalizer } fro
 import { contentFingerprint, messageTypeOf, readMsh, senderOf, type MshHeader } from '../../hl7/msh.ts';
 import { ids } from '../../ids.ts';
 import type { Logger } from '../../log.ts';
-import type { GatewayStore, InboundMessage } from '../../store/types.ts';
-import type { OversizeFrame } from './mllp-decoder.ts';
+import type { CommitResult, GatewayStore, InboundMessage } from '../../store/types.ts';
+import type { OversizeFrame, PartialFrame } from './mllp-decoder.ts';
 import { unwrapFrames, wrapFrame } from './mllp-encoder.ts';
 
 /**
@@ -66,6 +66,12 @@ export interface FrameMeta {
   receivedAt: string;
 }
 
+/**
+ * Why the input ended inside a frame (handlePartial): the sender half-closed (FIN), the connection
+ * closed (reset, error), it was closed idle, or the gateway stopped reading (stop()).
+ */
+export type PartialCause = 'half-closed' | 'closed' | 'idle' | 'stopped';
+
 export interface Hl7IntakeOptions {
   config: Hl7EndpointConfig;
   store: GatewayStore;
@@ -77,6 +83,22 @@ export interface Hl7IntakeOptions {
    * acknowledged like any other.
    */
   answerQuery?: (query: Hl7HostQuery) => Promise<HostQueryAnswer>;
+  /**
+   * An asynchronous step between normalize and commit, for HL7 analyzers: a tube barcode resolved
+   * to the accession of the LIS order it belongs to (astm/accessions.ts `resolveAccessions`).
+   * Absent on the LIS endpoint, whose messages reach the store without awaiting anything. The
+   * steps of one endpoint run one at a time, in arrival order, and each issues its commit before
+   * the next begins: commits stay in arrival order.
+   */
+  resolveEvents?: (draft: ResolvableEvents) => Promise<ResolvableEvents>;
+}
+
+/** The events of one message and its search terms, before the commit (resolveEvents). */
+export interface ResolvableEvents {
+  events: DraftEvent[];
+  searchTerms: string[];
+  /** Problems met while resolving (logged); the events are committed as they came back. */
+  warnings: string[];
 }
 
 type Severity = 'reject' | 'error';
@@ -175,6 +197,9 @@ export class Hl7Intake {
   readonly #log: Logger;
   readonly #normalize: Hl7Normalizer;
   readonly #answerQuery: Hl7IntakeOptions['answerQuery'];
+  readonly #resolveEvents: Hl7IntakeOptions['resolveEvents'];
+  /** Settles once the last resolveEvents step issued its commit. */
+  #resolveTail: Promise<void> = Promise.resolve();
 
   constructor(options: Hl7IntakeOptions) {
     this.#config = options.config;
@@ -182,6 +207,7 @@ export class Hl7Intake {
     this.#log = options.log;
     this.#normalize = options.normalize ?? normalizeLis;
     this.#answerQuery = options.answerQuery;
+    this.#resolveEvents = options.resolveEvents;
   }
 
   async handleFrame(frame: Buffer, meta: FrameMeta): Promise<FrameResult> {
@@ -215,10 +241,33 @@ export class Hl7Intake {
    * the charset its MSH-18 declares (corrected by its bytes, as for any message): the message
    * browser decodes the kept bytes with it.
    */
-  async handleOversize(oversize: OversizeFrame, meta: FrameMeta): Promise<FrameResult> {
+  handleOversize(oversize: OversizeFrame, meta: FrameMeta): Promise<FrameResult> {
     const text = `message of ${oversize.size} bytes exceeds the maximum of ${this.#config.maxMessageBytes} bytes`;
-    const head = oversize.head;
-    const mshSeg = analyseBlock(head).messages[0]?.segments[0];
+    return this.#rejectHead(oversize.head, meta, { code: 207, text }, `${text}; only the first ${oversize.head.length} bytes were kept`, { answer: true, wholeMsh: false });
+  }
+
+  /**
+   * A frame the input ended inside of (no end block, PartialFrame): kept as rejected with its bytes
+   * (the first 64 KiB of one that outgrew maxMessageBytes), like an oversize head, and counted.
+   * Answered AR (ERR 100) only when the sender half-closed: it has finished sending and waits for
+   * its replies. When the connection closed, went idle or the gateway stops reading, the frame
+   * gets no answer: the sender, without an acknowledgement, sends the message again. MSH-10 is
+   * echoed only from an MSH segment that ended before the cut.
+   */
+  handlePartial(partial: PartialFrame, cause: PartialCause, meta: FrameMeta): Promise<FrameResult> {
+    const text = `incomplete message (${cause}): the frame ended after ${partial.size} bytes without its end block (FS)`;
+    const reason = partial.truncated ? `${text}; only the first ${partial.head.length} bytes were kept` : text;
+    return this.#rejectHead(partial.head, meta, { code: 100, text }, reason, { answer: cause === 'half-closed', wholeMsh: true });
+  }
+
+  /**
+   * The first bytes of a frame that cannot be taken (oversize, or cut): kept as rejected, with the
+   * charset its MSH-18 declares (corrected by its bytes); the AR carries MSH-10 when the MSH is
+   * readable (`wholeMsh`: only when a segment terminator follows it in `head`).
+   */
+  async #rejectHead(head: Buffer, meta: FrameMeta, error: AckError, rejectReason: string, options: { answer: boolean; wholeMsh: boolean }): Promise<FrameResult> {
+    const found = analyseBlock(head).messages[0]?.segments[0];
+    const mshSeg = found && (!options.wholeMsh || found.end < head.length) ? found : undefined;
     // MSH-1/MSH-2 and MSH-18 are ASCII: the header is read as Latin-1 first (as readInbound does).
     const first = mshSeg ? readMsh(head.toString('latin1', mshSeg.start, mshSeg.end)) : undefined;
     const declared = charsetFromMsh18(first?.header.charset ?? '', this.#config.defaultCharset);
@@ -226,13 +275,15 @@ export class Hl7Intake {
     // Again in the chosen charset when it is not one byte per character (MSH-3/4 may be non-ASCII).
     const read = mshSeg && first && charset !== 'ascii' && charset !== 'latin1' ? readMsh(decodeText(head.subarray(mshSeg.start, mshSeg.end), charset)) : first;
     const header = read && !read.problem ? read.header : FALLBACK_HEADER;
-    const reply = this.#replyFor(header, charset, 'reject', { code: 207, text });
+    const reply = this.#replyFor(header, charset, 'reject', error);
     const message = this.#inbound(meta, header, charset, head, 'rejected');
-    message.rejectReason = `${text}; only the first ${head.length} bytes were kept`;
-    if (reply.bytes) message.ack = reply.bytes;
+    message.rejectReason = rejectReason;
+    if (reply.bytes && options.answer) message.ack = reply.bytes;
     const committed = await this.#commitRejected(message);
+    const result: MessageResult = { outcome: 'rejected', reason: error.text, controlId: header.controlId, ...(reply.first && options.answer ? { ackCode: reply.first } : {}) };
+    if (!options.answer) return { reply: undefined, results: [result] };
     const bytes = committed ? reply.bytes : this.#replyFor(header, charset, 'error', { code: 207, text: 'store unavailable' }).bytes;
-    return { reply: bytes, results: [{ outcome: 'rejected', reason: text, controlId: header.controlId, ...(reply.first ? { ackCode: reply.first } : {}) }] };
+    return { reply: bytes, results: [result] };
   }
 
   async #rejectBlock(frame: Buffer, meta: FrameMeta, error: AckError): Promise<FrameResult> {
@@ -393,7 +444,8 @@ export class Hl7Intake {
     inbound.searchTerms = hl7SearchTerms(message);
     if (read.charsetNote) this.#log.warn('charset corrected', { controlId: header.controlId, note: read.charsetNote });
     try {
-      const result = await this.#store.commit(inbound, events);
+      // Only an analyzer endpoint resolves (its events' accessions); the LIS commits at once.
+      const result = await (this.#resolveEvents && events.length > 0 ? this.#resolvedCommit(inbound, events) : this.#store.commit(inbound, events));
       return { reply: result.ack, header, charset, result: messageResult(result.duplicate ? 'duplicate' : 'accepted', undefined, messageType, header.controlId, reply.first) };
     } catch (err) {
       // The store cannot commit (closed, failed, disk full): a negative ACK, never a silent drop.
@@ -402,6 +454,33 @@ export class Hl7Intake {
       const bytes = this.#replyFor(header, charset, 'error', { code: 207, text: 'store unavailable' }).bytes;
       return { reply: bytes, header, charset, result: messageResult('rejected', 'store unavailable', messageType, header.controlId, undefined) };
     }
+  }
+
+  /**
+   * The commit of a message whose events go through resolveEvents first. The steps are chained:
+   * each waits for the previous one to have issued its commit, so that the commits of pipelined
+   * frames (and of a batch's members) reach the store in arrival order, as on the LIS path. A
+   * step that fails leaves the events as normalized (logged): the commit decides.
+   */
+  #resolvedCommit(inbound: InboundMessage, events: DraftEvent[]): Promise<CommitResult> {
+    const resolve = this.#resolveEvents as NonNullable<Hl7IntakeOptions['resolveEvents']>;
+    const issued = this.#resolveTail.then(async () => {
+      let draft: ResolvableEvents = { events, searchTerms: inbound.searchTerms ?? [], warnings: [] };
+      try {
+        draft = await resolve(draft);
+      } catch (err) {
+        this.#log.warn('events could not be resolved; committed as normalized', { controlId: inbound.controlId, error: describeError(err) });
+      }
+      if (draft.warnings.length > 0) this.#log.warn('resolving the events', { controlId: inbound.controlId, warnings: draft.warnings });
+      inbound.searchTerms = draft.searchTerms;
+      // Wrapped: the step ends once the commit is issued, not once it is durable.
+      return { commit: this.#store.commit(inbound, draft.events) };
+    });
+    this.#resolveTail = issued.then(
+      () => undefined,
+      () => undefined,
+    );
+    return issued.then((step) => step.commit);
   }
 
   /**

@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { describeError } from '../../errors.ts';
 import { isoTime } from '../../hl7/hl7-time.ts';
 import type { Logger } from '../../log.ts';
-import type { FrameMeta, FrameResult, Hl7Intake } from './hl7-intake.ts';
+import type { FrameMeta, FrameResult, Hl7Intake, PartialCause } from './hl7-intake.ts';
 import { MllpDecoder } from './mllp-decoder.ts';
 
 /**
@@ -17,6 +17,10 @@ import { MllpDecoder } from './mllp-decoder.ts';
  *
  * Closing: when the peer half-closes, when the connection was idle `idleTimeoutMs`, or at stop(),
  * the replies still owed are written first, then the socket is ended (#closeWhenAnswered).
+ *
+ * End of input (#endInput: the peer's FIN, stop(), the gateway's own FIN, the socket closing): a
+ * block ended by FS without its CR is taken as a frame; a frame without its FS is kept as rejected
+ * raw bytes (Hl7Intake.handlePartial), answered only after the peer's FIN.
  */
 export interface MllpConnectionOptions {
   socket: Socket;
@@ -74,6 +78,10 @@ export class MllpConnection {
   #accepting = true;
   /** Set once the connection is to close when its replies are written (#closeWhenAnswered). */
   #closing = false;
+  /** Set once nothing more is read (#endInput): the decoder was told the input ended. */
+  #inputEnded = false;
+  /** Why the input ended, for a frame it ended inside of. */
+  #endCause: PartialCause = 'closed';
   #closed = false;
   readonly #closedPromise: Promise<void>;
 
@@ -92,6 +100,11 @@ export class MllpConnection {
       onFrame: (frame) => this.#enqueue(frame.length, frame.length, (meta) => this.#intake.handleFrame(frame, meta)),
       onOversize: (o) => this.#enqueue(o.size, o.head.length, (meta) => this.#intake.handleOversize(o, meta)),
       onIgnoredBytes: (n) => this.#reportIgnored(n),
+      onPartial: (p) => {
+        const cause = this.#endCause;
+        this.#log.warn('incomplete frame kept as rejected raw bytes', { remote: this.remoteAddress, cause, bytes: p.size });
+        this.#enqueue(p.size, p.head.length, (meta) => this.#intake.handlePartial(p, cause, meta));
+      },
     });
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
@@ -106,11 +119,15 @@ export class MllpConnection {
         // Idle = nothing received for idleTimeoutMs (a frame left half-sent that long is abandoned).
         // Replies still owed are written first.
         this.#log.info('closing idle connection', { remote: this.remoteAddress });
-        this.#closeWhenAnswered();
+        this.#closeWhenAnswered('idle');
       });
     }
-    // The peer half-closed (allowHalfOpen above): it still waits for the replies to what it sent.
-    socket.on('end', () => this.#closeWhenAnswered());
+    // The peer half-closed (allowHalfOpen above): it still waits for the replies to what it sent,
+    // including the last frame when its FS came without the CR.
+    socket.on('end', () => {
+      this.#endInput('half-closed');
+      this.#closeWhenAnswered('half-closed');
+    });
     socket.on('data', (chunk: Buffer) => {
       if (!this.#accepting) return;
       try {
@@ -125,6 +142,8 @@ export class MllpConnection {
     this.#closedPromise = new Promise((resolve) => {
       socket.once('close', () => {
         this.#closed = true;
+        // A frame cut by a reset is kept (unanswered: there is no one to answer).
+        this.#endInput('closed');
         const ignored = this.#decoder.takeIgnored();
         if (ignored > 0) this.#reportIgnored(ignored);
         options.onClose();
@@ -200,10 +219,28 @@ export class MllpConnection {
     }
   }
 
-  /** Stop reading new frames (stop()): frames already received are still answered. */
+  /**
+   * Stop reading new frames (stop()): frames already received are still answered, a block whose
+   * FS came without its CR included; a frame still open is kept as rejected, unanswered (the
+   * sender resends it after reconnecting).
+   */
   stopReading(): void {
     this.#accepting = false;
     this.#socket.pause();
+    this.#endInput('stopped');
+  }
+
+  /** Nothing more is read: the decoder emits a frame whose CR never came, or the open frame's bytes. */
+  #endInput(cause: PartialCause): void {
+    if (this.#inputEnded) return;
+    this.#inputEnded = true;
+    this.#endCause = cause;
+    try {
+      this.#decoder.end();
+    } catch (err) {
+      // The decoder is pure and total; this is a last line of defence.
+      this.#log.error('framing failed at the end of input', { remote: this.remoteAddress, error: describeError(err) });
+    }
   }
 
   /** Resolves when every frame received so far has been answered. */
@@ -214,7 +251,7 @@ export class MllpConnection {
 
   /** Half-close after the replies went out; resolves when the socket is closed. */
   async end(): Promise<void> {
-    this.#closeWhenAnswered();
+    this.#closeWhenAnswered('stopped');
     await this.#closedPromise;
   }
 
@@ -223,18 +260,28 @@ export class MllpConnection {
    * half-close all close this way. Frames arriving meanwhile are answered too (drained() waits for
    * them), unless stop() stopped reading. Reading stops when the FIN is sent: a frame read after
    * it would be committed and its reply never sent; unread, the sender sends it again on its next
-   * connection.
+   * connection. Then the input ends (#endInput): a block that lacks only its CR is answered before
+   * the FIN; a frame still open is kept, unanswered (the sender resends it).
    */
-  #closeWhenAnswered(): void {
+  #closeWhenAnswered(cause: PartialCause): void {
     if (this.#closing) return;
     this.#closing = true;
-    void this.drained().then(() => {
+    const finish = (): void => {
       if (this.#closed) return;
+      if (!this.#inputEnded) {
+        this.#accepting = false;
+        this.#endInput(cause);
+        if (this.#pending.length > 0) {
+          void this.drained().then(finish);
+          return;
+        }
+      }
       this.#accepting = false;
       // Reading goes on (the data is ignored) so that the peer's FIN is seen and the socket closes.
       this.#socket.resume();
       this.#socket.end();
-    });
+    };
+    void this.drained().then(finish);
   }
 
   destroy(): void {

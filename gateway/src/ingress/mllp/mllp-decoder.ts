@@ -17,6 +17,11 @@
  * Frames larger than `maxFrameBytes` are not buffered: the decoder keeps only the first
  * `headBytes` (so the listener can echo MSH-10 in its AR and store the head), counts the rest, and
  * reports the frame through `onOversize` when it ends. The connection survives.
+ *
+ * End of input (`end()`: the sender half-closed, the connection closed or is being closed): a
+ * block whose FS arrived without its CR is complete (some senders omit the CR) and is emitted as a
+ * frame; a frame without its FS is reported through `onPartial` with its bytes, so that it is
+ * kept for the operator rather than dropped.
  */
 
 /** MLLP control bytes (HL7 v2.5 Appendix C.4.3). */
@@ -36,6 +41,16 @@ export interface OversizeFrame {
   head: Buffer;
 }
 
+/** A frame the input ended inside of (no end block): its bytes, for the operator. */
+export interface PartialFrame {
+  /** Bytes of the frame content received (without the VT). */
+  size: number;
+  /** The content, or its first `headBytes` when it outgrew `maxFrameBytes`. */
+  head: Buffer;
+  /** True when `head` is only the first bytes of the content. */
+  truncated: boolean;
+}
+
 export interface MllpDecoderOptions {
   /** Largest accepted frame content in bytes. */
   maxFrameBytes: number;
@@ -45,6 +60,8 @@ export interface MllpDecoderOptions {
   onOversize: (frame: OversizeFrame) => void;
   /** Called with the count of bytes ignored since the last call, just before a frame starts. */
   onIgnoredBytes?: (count: number) => void;
+  /** A frame open when the input ended (`end()`). Without it, its bytes are counted as ignored. */
+  onPartial?: (frame: PartialFrame) => void;
 }
 
 type DecoderState = 'outside' | 'inside' | 'after-fs';
@@ -55,6 +72,7 @@ export class MllpDecoder {
   readonly #onFrame: (frame: Buffer) => void;
   readonly #onOversize: (frame: OversizeFrame) => void;
   readonly #onIgnoredBytes: ((count: number) => void) | undefined;
+  readonly #onPartial: ((frame: PartialFrame) => void) | undefined;
 
   #state: DecoderState = 'outside';
   /** Chunks of the open frame (only while it is within the size limit). */
@@ -72,6 +90,7 @@ export class MllpDecoder {
     this.#onFrame = options.onFrame;
     this.#onOversize = options.onOversize;
     this.#onIgnoredBytes = options.onIgnoredBytes;
+    this.#onPartial = options.onPartial;
   }
 
   /** Bytes ignored outside frames (and in abandoned frames) since construction. */
@@ -152,6 +171,36 @@ export class MllpDecoder {
         default:
           this.#state satisfies never;
       }
+    }
+  }
+
+  /**
+   * The input ended (nothing more will be pushed on this connection). A block ended by FS whose CR
+   * never came is a frame; a frame without its FS goes to `onPartial` (a start block alone, with
+   * nothing after it, is counted as an ignored byte). The decoder is then outside any frame.
+   */
+  end(): void {
+    switch (this.#state) {
+      case 'outside':
+        return;
+      case 'after-fs':
+        this.#finishFrame();
+        return;
+      case 'inside': {
+        const size = this.#size;
+        const parts = this.#parts;
+        const truncated = this.#oversize;
+        this.#resetFrame();
+        this.#state = 'outside';
+        if (size === 0 || !this.#onPartial) {
+          this.#ignore(size + 1); // the content and its VT
+          return;
+        }
+        this.#onPartial({ size, head: Buffer.concat(parts), truncated });
+        return;
+      }
+      default:
+        this.#state satisfies never;
     }
   }
 

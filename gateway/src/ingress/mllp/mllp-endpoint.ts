@@ -25,7 +25,19 @@ export interface MllpEndpointOptions {
   normalize?: Hl7Normalizer;
   /** Host queries (QRY^Q02) of an HL7 analyzer whose profile describes them (Hl7IntakeOptions). */
   answerQuery?: Hl7IntakeOptions['answerQuery'];
+  /** HL7 analyzers: events resolved before the commit (Hl7IntakeOptions). Never on the LIS. */
+  resolveEvents?: Hl7IntakeOptions['resolveEvents'];
+  /** TLS only: a handshake not finished after this long (ms) is cut. Default TLS_HANDSHAKE_TIMEOUT_MS. */
+  tlsHandshakeTimeoutMs?: number;
 }
+
+/**
+ * How long a TLS client may take to finish its handshake (ms). Node's default is two minutes, and
+ * a socket in its handshake holds a connection slot: a LAN peer needs milliseconds, so a few
+ * seconds leave room for a slow embedded LIS box and free the slot of a peer that speaks plain
+ * TCP (or nothing) to the TLS port.
+ */
+export const TLS_HANDSHAKE_TIMEOUT_MS = 5_000;
 
 /** PEM content inline, or a file path (config keeps paths; tests may pass PEM text). */
 function pem(value: string): Buffer {
@@ -39,6 +51,15 @@ export class MllpEndpoint implements Component {
   readonly #log: Logger;
   readonly #intake: Hl7Intake;
   readonly #connections = new Set<MllpConnection>();
+  /**
+   * TLS: the TCP sockets whose handshake has not finished, by remote address:port (the TLS socket
+   * handed to #accept has the same). They are no MllpConnection yet, but they hold a slot of
+   * maxConnections (the listener counts every socket) and stop() destroys them at once.
+   */
+  readonly #handshaking = new Map<string, net.Socket>();
+  /** Work of connections that closed while frames were still being committed: stop() waits for it. */
+  readonly #closedWork = new Set<Promise<void>>();
+  readonly #tlsHandshakeTimeoutMs: number;
   #server: net.Server | undefined;
   #status: ComponentStatus = 'created';
   /** Epoch ms of the last answered frame (formatted when read). */
@@ -50,12 +71,14 @@ export class MllpEndpoint implements Component {
     this.#telemetry = options.telemetry;
     this.#log = options.log.child({ endpoint: options.config.id, kind: 'hl7' });
     this.name = `hl7:${options.config.id}`;
+    this.#tlsHandshakeTimeoutMs = options.tlsHandshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS;
     this.#intake = new Hl7Intake({
       config: options.config,
       store: options.store,
       log: this.#log,
       ...(options.normalize ? { normalize: options.normalize } : {}),
       ...(options.answerQuery ? { answerQuery: options.answerQuery } : {}),
+      ...(options.resolveEvents ? { resolveEvents: options.resolveEvents } : {}),
     });
   }
 
@@ -94,11 +117,17 @@ export class MllpEndpoint implements Component {
             // Mutual TLS: ask for a certificate and refuse the handshake without a valid one.
             requestCert: requireClientCert,
             rejectUnauthorized: requireClientCert,
+            handshakeTimeout: this.#tlsHandshakeTimeoutMs,
           },
           (socket) => this.#accept(socket),
         );
+        // Every TCP socket starts as a handshake in progress; #accept takes it over once secure.
+        server.on('connection', (raw: net.Socket) => this.#handshakeStarted(raw));
         server.on('tlsClientError', (err, socket) => {
           this.#log.warn('TLS handshake refused', { remote: `${socket.remoteAddress}:${socket.remotePort}`, error: describeError(err) });
+          // Node leaves the socket open after a handshake timeout (or any handshake error) once
+          // this event has a listener: closed here, its slot is free.
+          socket.destroy();
         });
       } else {
         server = net.createServer((socket) => this.#accept(socket));
@@ -109,6 +138,12 @@ export class MllpEndpoint implements Component {
       throw new GatewayError('GW_CONFIG_INVALID', `hl7[${this.#config.id}].tls: ${describeError(err)}`, { cause: err });
     }
     this.#server = server;
+    // The limit counts every socket, TLS handshakes in progress included; beyond it the listener
+    // closes the new socket at once ('drop').
+    server.maxConnections = this.#config.maxConnections;
+    server.on('drop', (data) => {
+      this.#log.warn('connection refused: limit reached', { remote: `${data?.remoteAddress}:${data?.remotePort}`, maxConnections: this.#config.maxConnections });
+    });
     server.on('error', (err) => {
       this.#log.error('listener error', { error: describeError(err) });
       this.#emitState('error', describeError(err));
@@ -132,7 +167,20 @@ export class MllpEndpoint implements Component {
     this.#emitState('listening');
   }
 
+  #handshakeStarted(raw: net.Socket): void {
+    const key = `${raw.remoteAddress}:${raw.remotePort}`;
+    if (this.#status !== 'running') {
+      raw.destroy();
+      return;
+    }
+    this.#handshaking.set(key, raw);
+    raw.once('close', () => {
+      if (this.#handshaking.get(key) === raw) this.#handshaking.delete(key);
+    });
+  }
+
   #accept(socket: net.Socket): void {
+    if (this.#handshaking.size > 0) this.#handshaking.delete(`${socket.remoteAddress}:${socket.remotePort}`);
     if (this.#status !== 'running') {
       socket.destroy();
       return;
@@ -152,6 +200,12 @@ export class MllpEndpoint implements Component {
       onIgnoredBytes: (count) => this.#telemetry.emit('endpoint.ignored-bytes', { endpoint: this.#config.id, count }),
       onClose: () => {
         this.#connections.delete(conn);
+        // Frames still in their commit (a frame cut by a reset is kept too): stop() waits for them.
+        if (conn.inFlight > 0) {
+          const work = conn.drained();
+          this.#closedWork.add(work);
+          void work.then(() => this.#closedWork.delete(work));
+        }
         this.#log.debug('connection closed', { remote: conn.remoteAddress });
         if (this.#status === 'running') this.#emitState(this.#connections.size > 0 ? 'connected' : 'listening');
       },
@@ -199,6 +253,9 @@ export class MllpEndpoint implements Component {
     this.#status = 'stopping';
     const server = this.#server;
     const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
+    // A handshake in progress has sent no frame: nothing to answer or keep.
+    for (const raw of this.#handshaking.values()) raw.destroy();
+    this.#handshaking.clear();
     const conns = [...this.#connections];
     for (const c of conns) c.stopReading();
     let timer: NodeJS.Timeout | undefined;
@@ -211,6 +268,7 @@ export class MllpEndpoint implements Component {
         await c.drained();
         await c.end();
       }));
+      await Promise.all([...this.#closedWork]);
       await closed;
     })();
     const outcome = await Promise.race([graceful.then(() => 'done' as const), deadline]);
