@@ -3,7 +3,7 @@
  * (template ↔ variant) and res.users.context_get — odoo-api.md §B.3, §B.4, §A.4.
  */
 import type { MethodRegistry } from './methods.ts';
-import { userError, valueError } from './odoo-errors.ts';
+import { accessError, userError, validationError, valueError } from './odoo-errors.ts';
 import type { Env, ModelHooks } from './orm.ts';
 import { lookupXmlid } from './base-methods.ts';
 import { templateOf } from './schema.ts';
@@ -12,6 +12,32 @@ function invoiceSequence(env: Env, moveType: string, date: string): string {
   const year = date.slice(0, 4);
   const prefix = { out_invoice: 'INV', out_refund: 'RINV', in_invoice: 'BILL', in_refund: 'RBILL', out_receipt: 'RCPT', in_receipt: 'RCPT', entry: 'MISC' }[moveType] ?? 'MISC';
   return env.sequence(`account.move.${prefix}.${year}`, `${prefix}/${year}/`, 5);
+}
+
+/** `format_list` (18+) in English: "A", "A and B", "A, B, and C". */
+function formatList(items: string[]): string {
+  if (items.length <= 2) return items.join(' and ');
+  return `${items.slice(0, -1).join(', ')}, and ${items[items.length - 1]!}`;
+}
+
+/**
+ * `product.product._check_barcode_uniqueness` (16+, a Python constraint run after the write, so the
+ * transaction rolls back): every non-empty barcode of `ids` held by another active variant is a
+ * ValidationError listing the variants that share it, in the model's order.
+ */
+function checkBarcodes(env: Env, ids: number[]): void {
+  const variants = env.table('product.product');
+  const barcodes = new Set(ids.map((id) => variants.get(id)?.barcode).filter((b): b is string => typeof b === 'string' && b !== ''));
+  const lines: string[] = [];
+  for (const barcode of barcodes) {
+    const holders = env.rowsBy('product.product', 'barcode', barcode).filter((p) => p.active !== false).map((p) => p.id);
+    if (holders.length < 2) continue;
+    const names = env.searchInternal('product.product', [['id', 'in', holders]]).map((id) => env.displayName('product.product', variants.get(id)!));
+    lines.push(`- Barcode "${barcode}" already assigned to product(s): ${env.version >= 18 ? formatList(names) : names.join(', ')}`);
+  }
+  if (lines.length === 0) return;
+  const note = env.version >= 17 ? "\n\nNote: products that you don't have access to will not be shown above." : '';
+  throw validationError(`Barcode(s) already assigned:\n\n${lines.join('\n')}${note}`);
 }
 
 function escapeHtml(s: string): string {
@@ -69,9 +95,15 @@ export function miscHooks(): Record<string, ModelHooks> {
           for (const p of env.table('product.product').values()) if (p.product_tmpl_id === id) env.db.update('product.product', p.id, { default_code: v || false });
         },
         barcode: (env, id, v) => {
-          for (const p of env.table('product.product').values()) if (p.product_tmpl_id === id) env.db.update('product.product', p.id, { barcode: v || false });
+          const variants = [...env.table('product.product').values()].filter((p) => p.product_tmpl_id === id);
+          for (const p of variants) env.db.update('product.product', p.id, { barcode: v || false });
+          checkBarcodes(env, variants.map((p) => p.id));
         },
       },
+    },
+    'product.product': {
+      afterCreate: (env, id) => checkBarcodes(env, [id]),
+      afterWrite: (env, ids, vals) => { if (vals.barcode !== undefined) checkBarcodes(env, ids); },
     },
   };
 }
@@ -116,10 +148,15 @@ export function registerMiscMethods(reg: MethodRegistry, chatterModels: readonly
     api: 'multi', owner: 'AccountMove', params: [],
     run: (env, _m, ids) => {
       env.assertExists('account.move', ids);
-      for (const id of ids) {
-        if (env.table('account.move').get(id)!.state !== 'draft') throw userError('Only draft journal entries can be cancelled.');
-        env.db.update('account.move', id, { state: 'cancel' });
+      const moves = ids.map((id) => env.table('account.move').get(id)!);
+      if (env.version >= 17) {
+        // 17+: "Shortcut to move from posted to cancelled directly": posted entries are reset to
+        // draft (button_draft) first; anything then not draft (cancelled) is refused.
+        for (const m of moves) if (m.state === 'posted') env.db.update('account.move', m.id, { state: 'draft' });
+        if (ids.some((id) => env.table('account.move').get(id)!.state !== 'draft')) throw userError('Only draft journal entries can be cancelled.');
       }
+      // 16: `self.write({'auto_post': 'no', 'state': 'cancel'})` whatever the state.
+      for (const id of ids) env.db.update('account.move', id, { state: 'cancel' });
       return undefined;
     },
   });
@@ -154,20 +191,19 @@ export function registerMiscMethods(reg: MethodRegistry, chatterModels: readonly
     },
   });
 
-  // ir.model.data.check_object_reference: public @api.model; ACL-free lookup, then a check as the user (§B.4).
+  // ir.model.data.check_object_reference: public @api.model; ACL-free lookup of the xmlid, then
+  // `self.env[model].search([('id', '=', res_id)])` as the user (§B.4): a record the search does not
+  // return — archived (active_test), or gone — answers [model, False], or an AccessError with
+  // raise_on_access_error; a model the user may not read at all raises search's AccessError.
   reg.add('ir.model.data', 'check_object_reference', {
     api: 'model', owner: 'IrModelData', params: [{ name: 'module' }, { name: 'xml_id' }, { name: 'raise_on_access_error', default: false }],
     run: (env, _m, _ids, a) => {
       const xmlid = `${String(a.module)}.${String(a.xml_id)}`;
       const found = lookupXmlid(env, xmlid);
-      if (!found || !env.table(found.model).has(found.res_id)) throw valueError(`External ID not found in the system: ${xmlid}`);
-      try {
-        env.checkAccess(found.model, 'read');
-      } catch (e) {
-        if (a.raise_on_access_error) throw e;
-        return [found.model, false];
-      }
-      return [found.model, found.res_id];
+      if (!found || !found.res_id) throw valueError(`External ID not found in the system: ${xmlid}`);
+      if (env.search(found.model, [['id', '=', found.res_id]]).length > 0) return [found.model, found.res_id];
+      if (a.raise_on_access_error) throw accessError(`Not enough access rights on the external ID '${xmlid}'`);
+      return [found.model, false];
     },
   });
 

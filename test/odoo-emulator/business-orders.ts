@@ -122,6 +122,44 @@ export function orderHooks(): Record<string, ModelHooks> {
   };
 }
 
+/**
+ * `sale.order.action_cancel`. 16–18: when `_show_cancel_wizard` says so it returns the
+ * `sale.order.cancel` wizard action (ensure_one) and cancels nothing — 16: an order not in draft or
+ * with a draft invoice; 17/18: an order not in draft (sent, sale) — unless the context has
+ * `disable_cancel_warning`. 19 cancels directly (the wizard went with odoo/odoo#184032, 18.2).
+ * `_action_cancel` cancels the order's draft invoices, then the order (and, sale_stock, its open
+ * delivery moves).
+ */
+function cancelOrders(env: Env, ids: number[]): unknown {
+  env.assertExists('sale.order', ids);
+  const orders = ids.map((id) => env.table('sale.order').get(id)!);
+  if (env.version >= 17 && orders.some((o) => o.locked === true)) throw userError('You cannot cancel a locked order. Please unlock it first.');
+  const draftInvoices = (o: Row): number[] =>
+    (env.value('sale.order', o, 'invoice_ids') as number[]).filter((i) => env.table('account.move').get(i)?.state === 'draft');
+  const warn = env.version <= 18 && !env.context.disable_cancel_warning
+    && orders.some((o) => o.state !== 'draft' || (env.version === 16 && draftInvoices(o).length > 0));
+  if (warn) {
+    const id = env.ensureOne('sale.order', ids);
+    const typeName = ['draft', 'sent', 'cancel'].includes(orders[0]!.state as string) ? 'Quotation' : 'Sales Order';
+    return {
+      name: `Cancel ${typeName}`, view_mode: 'form', res_model: 'sale.order.cancel', view_id: false, type: 'ir.actions.act_window', target: 'new',
+      context: {
+        ...(env.version === 16 ? { default_use_template: false } : {}),
+        default_template_id: false, default_order_id: id, mark_so_as_canceled: true,
+        default_email_layout_xmlid: 'mail.mail_notification_layout_with_responsible_signature', model_description: typeName,
+      },
+    };
+  }
+  for (const o of orders) {
+    for (const inv of draftInvoices(o)) env.db.update('account.move', inv, { state: 'cancel' });
+    for (const p of [...env.table('stock.picking').values()].filter((x) => x.sale_id === o.id)) {
+      for (const m of movesOf(env, p.id)) if (m.state !== 'done') env.db.update('stock.move', m.id, { state: 'cancel' });
+    }
+    env.db.update('sale.order', o.id, { state: 'cancel' });
+  }
+  return true;
+}
+
 function linesOf(env: Env, model: string, orderId: number): Row[] {
   return env.rowsBy(model, 'order_id', orderId).sort((a, b) => (a.sequence as number) - (b.sequence as number) || a.id - b.id);
 }
@@ -195,18 +233,14 @@ export function registerOrderMethods(reg: MethodRegistry): void {
   });
   reg.add('sale.order', 'action_cancel', {
     api: 'multi', owner: 'SaleOrder', params: [],
-    run: (env, _m, ids) => {
-      env.checkAccess('sale.order', 'write');
-      env.assertExists('sale.order', ids);
-      for (const id of ids) {
-        const o = env.table('sale.order').get(id)!;
-        if (env.version >= 17 && o.locked === true) throw userError('You cannot cancel a locked order. Please unlock it first.');
-        for (const p of [...env.table('stock.picking').values()].filter((x) => x.sale_id === id)) {
-          for (const m of movesOf(env, p.id)) if (m.state !== 'done') env.db.update('stock.move', m.id, { state: 'cancel' });
-        }
-        env.db.update('sale.order', id, { state: 'cancel' });
-      }
-      return true;
+    run: (env, _m, ids) => { env.checkAccess('sale.order', 'write'); return cancelOrders(env, ids); },
+  });
+  // The confirmation wizard (16–18): its button cancels with the warning off.
+  reg.add('sale.order.cancel', 'action_cancel', {
+    api: 'multi', owner: 'SaleOrderCancel', params: [], versions: [16, 17, 18],
+    run: (env, m, ids) => {
+      const w = env.table(m).get(env.ensureOne(m, ids))!;
+      return cancelOrders(env.withContext({ disable_cancel_warning: true }), [w.order_id as number]);
     },
   });
   reg.add('sale.order', 'action_draft', {

@@ -173,7 +173,7 @@ function wizardAction(name: string, resModel: string, context: Record<string, un
 function sanityCheck(env: Env, ids: number[]): void {
   for (const pid of ids) {
     if (movesOf(env, pid).length === 0 && linesOfPicking(env, pid).length === 0) {
-      throw userError('You can’t validate an empty transfer. Please add some products to move before proceeding.');
+      throw userError(env.version === 16 ? 'Please add some items to move.' : 'You can’t validate an empty transfer. Please add some products to move before proceeding.');
     }
   }
   for (const pid of ids) {
@@ -204,11 +204,16 @@ export function buttonValidate(env: Env, idsIn: number[]): unknown {
   let ids = idsIn;
   if (env.version >= 18) ids = ids.filter((id) => pickingState(env, id) !== 'done'); // 18/19 filter done pickings out
   if (ids.length === 0) return true;
-  const drafts = ids.filter((id) => pickingState(env, id) === 'draft');
-  confirmPickings(env, drafts);
-  for (const pid of drafts) {
-    for (const m of movesOf(env, pid).filter(LIVE)) {
-      if (!(moveQuantity(env, m) > 0) && (m.product_uom_qty as number) > 0) setMoveQuantity(env, m.id, m.product_uom_qty as number);
+  if (env.version >= 17) {
+    // 17+ (`v17:stock_picking.py:1116-1122`): draft pickings are confirmed and their moves without
+    // a quantity get their demand. 16 has no such step: its sanity check runs on the picking as it
+    // is (a draft picking without done quantities is refused).
+    const drafts = ids.filter((id) => pickingState(env, id) === 'draft');
+    confirmPickings(env, drafts);
+    for (const pid of drafts) {
+      for (const m of movesOf(env, pid).filter(LIVE)) {
+        if (!(moveQuantity(env, m) > 0) && (m.product_uom_qty as number) > 0) setMoveQuantity(env, m.id, m.product_uom_qty as number);
+      }
     }
   }
   if (!env.context.skip_sanity_check) sanityCheck(env, ids);
@@ -356,6 +361,22 @@ function cancelPickings(env: Env, ids: number[]): void {
 
 // ------------------------------------------------------------------------------------------- hooks
 
+/**
+ * `stock.picking` SQL constraint `name_uniq` unique(name, company_id), "Reference must be unique
+ * per company!", raised as a ValidationError (16: the constraint's message; 17+: through
+ * `_as_validation_error`, "The operation cannot be completed: …").
+ */
+function checkPickingNames(env: Env, ids: number[]): void {
+  for (const id of ids) {
+    const p = env.table('stock.picking').get(id);
+    if (!p || typeof p.name !== 'string') continue;
+    const twins = env.rowsBy('stock.picking', 'name', p.name).filter((o) => (o.company_id || false) === (p.company_id || false));
+    if (twins.length > 1) {
+      throw validationError(env.version === 16 ? 'Reference must be unique per company!' : 'The operation cannot be completed: Reference must be unique per company!');
+    }
+  }
+}
+
 export function stockHooks(): Record<string, ModelHooks> {
   return {
     'stock.picking': {
@@ -370,11 +391,13 @@ export function stockHooks(): Record<string, ModelHooks> {
           }
         }
       },
+      afterCreate: (env, id) => checkPickingNames(env, [id]),
       beforeWrite: (env, ids, vals) => {
         if (vals.picking_type_id !== undefined && ids.some((id) => pickingState(env, id) !== 'draft')) {
           throw userError('Changing the operation type of this record is forbidden at this point.');
         }
       },
+      afterWrite: (env, ids, vals) => { if (vals.name !== undefined || vals.company_id !== undefined) checkPickingNames(env, ids); },
       beforeUnlink: (env, ids) => {
         for (const id of ids) for (const m of movesOf(env, id)) if (m.state === 'done') throw userError('You can not delete product moves if the picking is done. You can only correct the done quantities.');
       },
@@ -485,10 +508,16 @@ export function stockHooks(): Record<string, ModelHooks> {
       beforeCreate: (env, vals) => {
         const product = env.table('product.product').get(vals.product_id as number);
         const t = templateOf(env, product);
-        if (vals.expiration_date === undefined && t?.use_expiration_date && (t.expiration_time as number) > 0) {
+        const expiry = t?.use_expiration_date === true;
+        if (vals.expiration_date === undefined && expiry && (t.expiration_time as number) > 0) {
           vals.expiration_date = formatDatetime(new Date(env.now().getTime() + (t.expiration_time as number) * 86_400_000));
         }
-        if (vals.removal_date === undefined && typeof vals.expiration_date === 'string') vals.removal_date = vals.expiration_date;
+        // product_expiry `_compute_dates`: for a product with expiration dates, use/removal/alert
+        // date = expiration date minus the product's use_time/removal_time/alert_time (0 days: the
+        // schema has no such fields); all three empty for a product without expiration dates.
+        for (const f of ['use_date', 'removal_date', 'alert_date']) {
+          if (vals[f] === undefined) vals[f] = expiry && typeof vals.expiration_date === 'string' ? vals.expiration_date : false;
+        }
         const dup = [...env.table('stock.lot').values()].find((l) => l.name === vals.name && l.product_id === vals.product_id && (l.company_id || 1) === ((vals.company_id as number) || 1));
         if (dup) {
           throw validationError(`The combination of serial number and product must be unique across a company.\nFollowing combination contains duplicates:\n - Product: ${productName(env, vals.product_id)}, Serial Number: ${String(vals.name)}`);
@@ -512,6 +541,22 @@ export function stockHooks(): Record<string, ModelHooks> {
       },
     },
     'stock.quant': {
+      // `stock.quant.create` in inventory mode (stock_quant.py, 15–19): "Create an empty quant or
+      // write on a similar one" — the count of (product, location, lot) goes on the quant that
+      // already holds it (`_gather`, strict), a new quant only when there is none (odoo-api.md
+      // §B.1 Option 3: absolute counts). An import (`import_file`) does not merge.
+      replaceCreate: (env, vals) => {
+        if (!env.context.inventory_mode || env.context.import_file || vals.inventory_quantity === undefined) return undefined;
+        const fields = env.model('stock.quant').fields;
+        if (Object.keys(vals).some((k) => !(k in fields))) return undefined; // the ordinary create raises the ValueError
+        const { inventory_quantity: counted, ...rest } = vals;
+        const lotId = typeof vals.lot_id === 'number' ? vals.lot_id : false;
+        const similar = typeof vals.product_id === 'number' && typeof vals.location_id === 'number' ? findQuant(env, vals.product_id, vals.location_id, lotId) : undefined;
+        const sudo = env.sudo();
+        const id = similar?.id ?? sudo.createInternal('stock.quant', { ...rest, quantity: rest.quantity ?? 0 });
+        sudo.writeInternal('stock.quant', [id], { inventory_quantity: counted, inventory_quantity_set: true });
+        return id;
+      },
       beforeCreate: (env, vals) => {
         if (env.context.inventory_mode && vals.inventory_quantity !== undefined) vals.inventory_quantity_set = true;
         if (env.context.inventory_mode && vals.quantity === undefined) vals.quantity = 0;
@@ -588,28 +633,50 @@ export function registerStockMethods(reg: MethodRegistry): void {
     run: (env, _m, ids) => { env.checkAccess('stock.picking', 'write'); env.assertExists('stock.picking', ids); cancelPickings(env, ids); return true; },
   });
 
+  // The wizards validate the pickings of the context's `button_validate_picking_ids` — the key
+  // button_validate puts in the wizard action's context, which the client sends back with the
+  // button call — and answer True without validating anything when it is absent (stock
+  // `stock_backorder_confirmation.py`, `stock_immediate_transfer.py` (16), product_expiry
+  // `confirm_expiry.py`, 16–19).
   const wizard = (model: string, pickField: string) => (env: Env, ids: number[]): number[] => {
     const id = env.ensureOne(model, ids);
     return (env.table(model).get(id)![pickField] as number[]) ?? [];
   };
+  const toValidate = (env: Env): number[] => {
+    const v = env.context.button_validate_picking_ids;
+    return Array.isArray(v) ? v.filter((x): x is number => typeof x === 'number') : [];
+  };
   reg.add('stock.backorder.confirmation', 'process', {
     api: 'multi', owner: 'StockBackorderConfirmation', params: [],
-    run: (env, m, ids) => { const picks = wizard(m, 'pick_ids')(env, ids); return buttonValidate(env.withContext({ skip_backorder: true }), picks); },
+    run: (env, m, ids) => {
+      wizard(m, 'pick_ids')(env, ids);
+      const picks = toValidate(env);
+      return picks.length > 0 ? buttonValidate(env.withContext({ skip_backorder: true }), picks) : true;
+    },
   });
   reg.add('stock.backorder.confirmation', 'process_cancel_backorder', {
     api: 'multi', owner: 'StockBackorderConfirmation', params: [],
-    run: (env, m, ids) => { const picks = wizard(m, 'pick_ids')(env, ids); return buttonValidate(env.withContext({ skip_backorder: true, picking_ids_not_to_backorder: picks }), picks); },
+    run: (env, m, ids) => {
+      const own = wizard(m, 'pick_ids')(env, ids);
+      const picks = toValidate(env);
+      return picks.length > 0 ? buttonValidate(env.withContext({ skip_backorder: true, picking_ids_not_to_backorder: own }), picks) : true;
+    },
   });
   reg.add('expiry.picking.confirmation', 'process', {
     api: 'multi', owner: 'ConfirmExpiry', params: [],
-    run: (env, m, ids) => { const picks = wizard(m, 'picking_ids')(env, ids); return buttonValidate(env.withContext({ skip_expired: true }), picks); },
+    run: (env, m, ids) => {
+      wizard(m, 'picking_ids')(env, ids);
+      const picks = toValidate(env);
+      return picks.length > 0 ? buttonValidate(env.withContext({ skip_expired: true }), picks) : true;
+    },
   });
   reg.add('stock.immediate.transfer', 'process', {
     api: 'multi', owner: 'StockImmediateTransfer', params: [], versions: [16],
     run: (env, m, ids) => {
-      const picks = wizard(m, 'pick_ids')(env, ids);
-      for (const pid of picks) for (const l of linesOfPicking(env, pid)) if (!((l.qty_done as number) > 0)) env.db.update('stock.move.line', l.id, { qty_done: l.reserved_uom_qty });
-      return buttonValidate(env.withContext({ skip_immediate: true }), picks);
+      // The wizard's pickings get their reserved quantities as done quantities in any case.
+      for (const pid of wizard(m, 'pick_ids')(env, ids)) for (const l of linesOfPicking(env, pid)) if (!((l.qty_done as number) > 0)) env.db.update('stock.move.line', l.id, { qty_done: l.reserved_uom_qty });
+      const picks = toValidate(env);
+      return picks.length > 0 ? buttonValidate(env.withContext({ skip_immediate: true }), picks) : true;
     },
   });
 

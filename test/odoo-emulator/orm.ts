@@ -22,6 +22,12 @@ export interface ModelHooks {
   beforeUnlink?: (env: Env, ids: number[]) => void;
   /** Inverses of writable computed fields (`quantity` on stock.move, `qty_delivered` on sale lines…). */
   inverse?: Record<string, (env: Env, id: number, value: unknown) => void>;
+  /**
+   * A `create` override that may answer an existing record instead of inserting one (stock.quant
+   * in inventory mode); `undefined` = the ordinary create. Runs before the access check, as the
+   * override works as superuser in Odoo.
+   */
+  replaceCreate?: (env: Env, vals: Vals) => number | undefined;
 }
 
 export type UserRights = 'admin' | 'bot';
@@ -247,6 +253,8 @@ export class Env implements ComputeEnv {
   // ---------------------------------------------------------------------------------------- create
 
   create(model: string, vals: Vals): number {
+    const replaced = this.hooks.get(model)?.replaceCreate?.(this, vals);
+    if (replaced !== undefined) return replaced;
     this.checkAccess(model, 'create');
     return this.createInternal(model, vals);
   }

@@ -728,6 +728,10 @@ const MODELS: ModelSpec[] = [
     fields: { lot_ids: m2m('stock.lot', 'Lot'), picking_ids: m2m('stock.picking', 'Transfer') },
   },
   {
+    name: 'sale.order.cancel', description: 'Sales Order Cancel', botRights: 'full', transient: true, versions: UPTO18,
+    fields: { order_id: m2o('sale.order', 'Sale Order', { required: true }) },
+  },
+  {
     name: 'sale.advance.payment.inv', description: 'Sales Advance Payment Invoice', botRights: 'full', transient: true,
     fields: {
       advance_payment_method: sel('Create Invoice', [['delivered', 'Regular invoice'], ['percentage', 'Down payment (percentage)'], ['fixed', 'Down payment (fixed amount)']], { default: 'delivered' }),
