@@ -15,13 +15,19 @@ describe('serial settings', () => {
 
   it('reopen backoff doubles up to its ceiling, with jitter', () => {
     const policy = { initialMs: 500, maxMs: 30_000 };
-    for (let i = 0; i < 20; i++) {
-      const d0 = backoffDelay(policy, 0);
-      expect(d0).toBeGreaterThanOrEqual(400);
-      expect(d0).toBeLessThanOrEqual(600);
-      const big = backoffDelay(policy, 12);
-      expect(big).toBeGreaterThanOrEqual(24_000);
-      expect(big).toBeLessThanOrEqual(36_000);
+    // Attempt n waits 500 ms × 2^n (1 s, 2 s, 4 s, …) until 30 s, each ±20 %.
+    const base = [500, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000, 30_000, 30_000, 30_000, 30_000, 30_000];
+    for (const [attempt, ms] of base.entries()) {
+      const draws = Array.from({ length: 20 }, () => backoffDelay(policy, attempt));
+      for (const d of draws) {
+        expect(d, `attempt ${attempt}`).toBeGreaterThanOrEqual(ms * 0.8);
+        expect(d, `attempt ${attempt}`).toBeLessThanOrEqual(ms * 1.2);
+      }
+      // Jitter: reconnecting analyzers do not all retry at the same instant.
+      expect(new Set(draws).size, `attempt ${attempt}: jitter`).toBeGreaterThan(1);
     }
+    // The ceiling holds far out too (no overflow to Infinity or NaN).
+    expect(backoffDelay(policy, 1_000)).toBeLessThanOrEqual(36_000);
+    expect(backoffDelay(policy, 1_000)).toBeGreaterThanOrEqual(24_000);
   });
 });
