@@ -70,6 +70,7 @@ function checkInvariants(events: DraftEvent[], profile: Profile, analyzerId: str
 
 describe('profile transcripts', () => {
   it('every ASTM profile ships a patient and a QC transcript', () => {
+    expect(astmProfiles.map((p) => p.name)).toEqual(expect.arrayContaining(['generic-astm', 'sysmex-xn-l', 'roche-cobas-e411', 'horiba-yumizen-h500']));
     for (const p of astmProfiles) {
       const dir = path.join(fixturesDir, p.name);
       expect(existsSync(path.join(dir, 'patient-result.astm')), `${p.name}/patient-result.astm`).toBe(true);
@@ -130,6 +131,7 @@ describe('corpus captures per profile', () => {
   const files = corpusFiles().filter((f) => corpusKind(f) !== 'native');
 
   it('every ASTM capture of the corpus is claimed by exactly one profile', () => {
+    expect(files.length, 'ASTM captures in the corpus').toBeGreaterThan(0);
     for (const f of files) {
       const owners = astmProfiles.filter((p) => p.corpusPatterns.some((pat) => globMatch(pat, f)));
       expect(owners.map((p) => p.name), f).toHaveLength(1);
@@ -195,7 +197,9 @@ describe('corpus captures per profile', () => {
   });
 
   it('native (non-ASTM) outputs are rejected with a clear reason', () => {
-    for (const f of corpusFiles().filter((x) => corpusKind(x) === 'native')) {
+    const natives = corpusFiles().filter((x) => corpusKind(x) === 'native');
+    expect(natives.length, 'native captures in the corpus').toBeGreaterThan(0);
+    for (const f of natives) {
       const [text] = corpusMessages(f);
       const r = normalizeAstmMessage(text!, ctx(generic));
       expect(r.reject, f).toMatch(/not a LIS2-A2 message: the first record must be H/);

@@ -219,6 +219,11 @@ describe('every ASTM file of the corpus', () => {
     'sysmex_xp-100_cbc_result.frame': 'HPO' + 'R'.repeat(20) + 'L',
   };
 
+  it('names only files the corpus has (a renamed capture would skip its record-type check)', () => {
+    const files = corpusFiles();
+    expect(Object.keys(expectedRecords).filter((f) => !files.includes(f))).toEqual([]);
+  });
+
   for (const f of corpusFiles()) {
     it(`${f}`, () => {
       const messages = corpusMessages(f);
@@ -240,8 +245,12 @@ describe('every ASTM file of the corpus', () => {
   }
 
   it('frame checksums of the raw and repaired captures validate (LIS1-A §6.3.3)', () => {
-    for (const f of corpusFiles().filter((x) => x.endsWith('.bin') || x.endsWith('c111_result.frames') || x.endsWith('pentra-xlr_cbc_result.frames'))) {
+    const files = corpusFiles().filter((x) => x.endsWith('.bin') || x.endsWith('c111_result.frames') || x.endsWith('pentra-xlr_cbc_result.frames'));
+    expect(files).toEqual(expect.arrayContaining(['roche_cobas-c111_result.frames', 'horiba_pentra-xlr_cbc_result.frames', 'roche_cobas-e411_multiframe_capture.bin']));
+    for (const f of files) {
       const s = stripFrames(readFileSync(path.join(corpusDir, f)));
+      // 0 of 0 frames would "validate" too: each capture has frames, and all of them check.
+      expect(s.frames, f).toBeGreaterThan(0);
       expect(s.validChecksums, f).toBe(s.frames);
     }
   });

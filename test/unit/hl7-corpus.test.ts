@@ -73,7 +73,10 @@ const files = readdirSync(corpusDir).filter((f) => f.endsWith('.hl7') || f.endsW
 
 describe('corpus/hl7 through the intake', () => {
   it('has an expectation for every corpus file', () => {
+    // Both ways: an empty or renamed corpus would otherwise leave the per-file tests below unrun.
+    expect(files.length).toBeGreaterThan(0);
     expect(files.filter((f) => !(f in EXPECTED))).toEqual([]);
+    expect(Object.keys(EXPECTED).filter((f) => !files.includes(f)), 'expectations naming no corpus file').toEqual([]);
   });
 
   for (const file of files) {
