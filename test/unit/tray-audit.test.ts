@@ -215,8 +215,12 @@ describe('tray main process (Electron and MQTT stood in)', () => {
     const c = await startTray();
     c.emit('connect');
     c.deliver('lab-gateway/lab-1/status', okStatus('lab-1'), true);
-    c.deliver('lab-gateway/lab-2/alerts', { gatewayId: 'lab-2', severity: 'critical', code: 'STORE_DOWN', message: 'Not accepting messages: the data disk is full', at: new Date().toISOString() });
+    const alert = { severity: 'critical', code: 'STORE_DOWN', message: 'Not accepting messages: the data disk is full', at: new Date().toISOString() };
+    c.deliver('lab-gateway/lab-2/alerts', { gatewayId: 'lab-2', ...alert });
     expect(h.notifications.filter((n) => n.shown)).toEqual([]);
+    // The same alert from the tray's own gateway is notified: the silence above is about lab-2.
+    c.deliver('lab-gateway/lab-1/alerts', { gatewayId: 'lab-1', ...alert });
+    expect(h.notifications.filter((n) => n.shown).map((n) => n.options.body)).toEqual(['Not accepting messages: the data disk is full']);
   });
 
   it('after reconnecting to a restarted gateway it does not show the status from before the restart as current', async () => {
