@@ -192,11 +192,17 @@ describe('MllpEndpoint with the real store', () => {
   it('closes idle connections after idleTimeoutMs', async () => {
     h = await GatewayHarness.start({ idleTimeoutMs: 150 });
     const socket = net.connect({ host: '127.0.0.1', port: h.port });
+    let endedByServer = false;
+    socket.on('end', () => (endedByServer = true));
     const closed = await new Promise<boolean>((resolve) => {
       socket.on('close', () => resolve(true));
       setTimeout(() => resolve(false), 5_000).unref();
     });
     expect(closed).toBe(true);
+    // Accepted and then closed by the gateway (its FIN), not refused at once or reset.
+    expect(endedByServer, 'the gateway ended the connection').toBe(true);
+    await expect.poll(() => h!.endpoint.connections).toBe(0);
+    expect(h.stateEvents.map((e) => e.state)).toEqual(['starting', 'listening', 'connected', 'listening']);
   });
 
   it('stop() answers the messages already received, then closes; new connections are refused', async () => {
