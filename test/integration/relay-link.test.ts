@@ -96,11 +96,19 @@ describe('outage', () => {
 
   it('a 503 storm from the front proxy is waited out the same way', async () => {
     rig = await makeRig(19, { relay: { maxAttempts: 2 } });
+    const seen = states(rig);
     await rig.waitDrained();
     rig.emu.faults.outage(1000, '503');
     const [id] = await rig.commit([orderCreated('OUT3', 'CLINIC-A', ['CRP'])]);
     await rig.waitDrained();
-    expect((await rig.store.getEvent(id!))?.state).toBe('delivered');
+    // As for the refused connections above: the link went unreachable and came back, the storm
+    // charged no attempt (maxAttempts 2 would have dead-lettered it), one order landed.
+    expect(seen).toContain('unreachable');
+    expect(seen.lastIndexOf('connected')).toBeGreaterThan(seen.indexOf('unreachable'));
+    const ev = await rig.store.getEvent(id!);
+    expect(ev?.state).toBe('delivered');
+    expect(ev?.attempts).toBe(1);
+    expect(rig.emu.count('sale.order', [['client_order_ref', '=', 'OUT3']])).toBe(1);
   });
 });
 
