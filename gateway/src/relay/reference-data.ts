@@ -1,9 +1,10 @@
 import type { OdooMappingConfig } from '../config/types.ts';
+import { GatewayError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { GatewayStore } from '../store/types.ts';
 import type { OdooApi } from './odoo/odoo-client.ts';
 import { m2oId, searchRead, type OdooRecord } from './odoo/odoo-calls.ts';
-import { mappingMissing } from './odoo/odoo-error.ts';
+import { cleanOdooMessage, failureOf, isLinkDown, mappingMissing } from './odoo/odoo-error.ts';
 
 /**
  * Reference data pulled from Odoo on a schedule (DESIGN.md §3: products by default_code, lots,
@@ -115,6 +116,29 @@ export interface PostedDebit {
   lines: DebitLine[];
 }
 
+/** A model the last pull could not read because Odoo refused it (an AccessError): the rest was pulled. */
+export interface RefusedModel {
+  model: string;
+  /** What the gateway reads it for ("reorder points"). */
+  label: string;
+  /** Odoo's reason, without traceback. */
+  reason: string;
+  /** What the gateway does without it. */
+  effect: string;
+}
+
+/** What each pulled model is, for the operator (ODOO_REFERENCE_REFUSED). */
+const MODEL_LABELS: Record<string, string> = {
+  'product.product': 'products',
+  'res.partner': 'partners (ordering clients)',
+  'stock.location': 'stock locations',
+  'stock.picking.type': 'operation types',
+  'stock.warehouse.orderpoint': 'reorder points',
+  'stock.lot': 'lots',
+  'uom.uom': 'units of measure',
+  'stock.quant': 'on-hand quantities at the lab location',
+};
+
 export const REF_NAMESPACE = 'ref';
 const SNAPSHOT_KEY = 'snapshot';
 /** Debits of posted consumption not yet in the pulled quants: { pulledAt, debits: PostedDebit[] }. */
@@ -134,6 +158,7 @@ export class ReferenceData {
   #debits = new Map<string, PostedDebit>();
   /** Per product: when refreshProductStock last re-read its quants (epoch ms). */
   #stockReadAt = new Map<number, number>();
+  #refused: RefusedModel[] = [];
 
   constructor(options: { store: GatewayStore; odoo: OdooApi; mapping: OdooMappingConfig; log?: Logger }) {
     this.#store = options.store;
@@ -144,6 +169,11 @@ export class ReferenceData {
 
   get snapshot(): ReferenceSnapshot {
     return this.#snap;
+  }
+
+  /** Models the last refresh could not read (Odoo refused them); empty when it read everything. */
+  get refused(): readonly RefusedModel[] {
+    return this.#refused;
   }
 
   /** Load the last pulled snapshot from the store (start-up, before Odoo answers). */
@@ -157,19 +187,39 @@ export class ReferenceData {
     return true;
   }
 
-  /** Pull everything from Odoo and persist it. */
+  /**
+   * Pull everything from Odoo and persist it. Each model is pulled on its own: one Odoo refuses on
+   * its merits (an AccessError: a bot without inventory rights may not read reorder points) keeps
+   * its rows of the last pull (none if never pulled) and is listed in `refused`; the others are
+   * pulled and used. On-hand quantities are the exception: refused, they are unknown (none, and no
+   * reorder points, so the stock watch raises no breach from "nothing on hand").
+   * Before, one refused model failed the whole pull, every time: no product, partner or lot was
+   * ever refreshed. A failure of the link or of the credentials still fails the whole pull.
+   */
   async refresh(): Promise<ReferenceSnapshot> {
     const odoo = this.#odoo;
-    const pageAll = async (model: string, domain: unknown[], fields: string[], context?: Record<string, unknown>): Promise<OdooRecord[]> => {
+    const prev = this.#snap;
+    const refused: RefusedModel[] = [];
+    const pageAll = async (model: string, domain: unknown[], fields: string[], context?: Record<string, unknown>): Promise<OdooRecord[] | undefined> => {
       if (odoo.fields.missing(model)) return [];
       const out: OdooRecord[] = [];
-      for (let offset = 0; ; offset += PAGE) {
-        const rows = await searchRead(odoo, model, domain, fields, { limit: PAGE, offset, order: 'id', ...(context ? { context } : {}) });
-        out.push(...rows);
-        if (rows.length < PAGE) return out;
+      try {
+        for (let offset = 0; ; offset += PAGE) {
+          const rows = await searchRead(odoo, model, domain, fields, { limit: PAGE, offset, order: 'id', ...(context ? { context } : {}) });
+          out.push(...rows);
+          if (rows.length < PAGE) return out;
+        }
+      } catch (err) {
+        if (failureOf(err) !== 'permanent' || isLinkDown(err)) throw err;
+        const label = MODEL_LABELS[model] ?? model;
+        const effect = model === 'stock.quant' ? 'the on-hand quantities are unknown, so the stock watch raises no reorder breach' : `the ${label} stay as last pulled (none if never pulled)`;
+        refused.push({ model, label, reason: refusalReason(err), effect });
+        return undefined;
       }
     };
-    const [products, partners, locations, pickingTypes, orderpoints, lots, uoms] = await Promise.all([
+    // Side by side, and every one settles before the pull is judged (a rejected Promise.all left
+    // the other models' pages running behind it).
+    const settled = await Promise.allSettled([
       pageAll('product.product', [['default_code', '!=', false]], ['id', 'default_code', 'name', 'uom_id', 'product_tmpl_id', 'tracking']),
       pageAll('res.partner', [['ref', '!=', false]], ['id', 'ref', 'name']),
       pageAll('stock.location', [], ['id', 'name', 'complete_name', 'usage', 'location_id'], { active_test: false }),
@@ -180,7 +230,11 @@ export class ReferenceData {
       // Archived units still convert (a product may keep one).
       pageAll('uom.uom', [], this.#uomFields(), { active_test: false }),
     ]);
-    const locs = locations.map(toLocation);
+    const failed = settled.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
+    // The link's or the credentials' failure first: it decides how the relay backs off.
+    if (failed.length > 0) throw failed.find((e) => failureOf(e) === 'auth') ?? failed.find(isLinkDown) ?? failed[0];
+    const [products, partners, locations, pickingTypes, orderpoints, lots, uoms] = settled.map((r) => (r.status === 'fulfilled' ? r.value : undefined));
+    const locs = locations ? locations.map(toLocation) : prev.locations;
     const lab = findLocation(locs, this.#mapping.labLocation);
     const quantsReadAt = new Date().toISOString();
     const quants = lab
@@ -188,37 +242,45 @@ export class ReferenceData {
       : [];
     const snap: ReferenceSnapshot = {
       pulledAt: new Date().toISOString(),
-      products: products.map(toProduct),
-      partners: partners.map((p) => ({ id: p.id, ref: String(p['ref']), name: String(p['name'] ?? '') })),
+      products: products ? products.map(toProduct) : prev.products,
+      partners: partners ? partners.map((p) => ({ id: p.id, ref: String(p['ref']), name: String(p['name'] ?? '') })) : prev.partners,
       locations: locs,
-      pickingTypes: pickingTypes.map((t) => ({
-        id: t.id,
-        name: String(t['name'] ?? ''),
-        code: String(t['code'] ?? ''),
-        ...opt('warehouseId', m2oId(t['warehouse_id'])),
-        ...opt('srcId', m2oId(t['default_location_src_id'])),
-        ...opt('destId', m2oId(t['default_location_dest_id'])),
-      })),
-      orderpoints: orderpoints.map((o) => ({
-        id: o.id,
-        productId: m2oId(o['product_id']) ?? 0,
-        ...opt('locationId', m2oId(o['location_id'])),
-        min: Number(o['product_min_qty'] ?? 0),
-        max: Number(o['product_max_qty'] ?? 0),
-        multiple: qtyMultiple(o['qty_multiple']),
-      })),
-      lots: lots.map(toLot),
-      quants: quants.map((q) => ({ productId: m2oId(q['product_id']) ?? 0, ...opt('lotId', m2oId(q['lot_id'])), locationId: m2oId(q['location_id']) ?? 0, quantity: Number(q['quantity'] ?? 0) })),
-      uoms: uoms.map((u) => this.#toUom(u)),
-      quantsReadAt,
+      pickingTypes: pickingTypes
+        ? pickingTypes.map((t) => ({
+            id: t.id,
+            name: String(t['name'] ?? ''),
+            code: String(t['code'] ?? ''),
+            ...opt('warehouseId', m2oId(t['warehouse_id'])),
+            ...opt('srcId', m2oId(t['default_location_src_id'])),
+            ...opt('destId', m2oId(t['default_location_dest_id'])),
+          }))
+        : prev.pickingTypes,
+      // No on-hand quantities, no comparison: the watch must not read "nothing on hand" as a breach.
+      orderpoints: !quants
+        ? []
+        : orderpoints
+          ? orderpoints.map((o) => ({
+              id: o.id,
+              productId: m2oId(o['product_id']) ?? 0,
+              ...opt('locationId', m2oId(o['location_id'])),
+              min: Number(o['product_min_qty'] ?? 0),
+              max: Number(o['product_max_qty'] ?? 0),
+              multiple: qtyMultiple(o['qty_multiple']),
+            }))
+          : prev.orderpoints,
+      lots: lots ? lots.map(toLot) : prev.lots,
+      quants: (quants ?? []).map((q) => ({ productId: m2oId(q['product_id']) ?? 0, ...opt('lotId', m2oId(q['lot_id'])), locationId: m2oId(q['location_id']) ?? 0, quantity: Number(q['quantity'] ?? 0) })),
+      uoms: uoms ? uoms.map((u) => this.#toUom(u)) : (prev.uoms ?? []),
+      ...(quants ? { quantsReadAt } : {}),
     };
-    // Debits the new quants may lack: carry them over (notInRead).
-    const carried = [...this.#debits.values()].filter((d) => notInRead(d, Date.parse(quantsReadAt)));
+    this.#refused = refused;
+    // Debits the new quants may lack: carry them over (notInRead). Quants not read: nothing to debit.
+    const carried = quants ? [...this.#debits.values()].filter((d) => notInRead(d, Date.parse(quantsReadAt))) : [];
     this.#index(snap);
     for (const d of carried) this.#applyDebit(d, true);
     await this.#store.putDoc(REF_NAMESPACE, SNAPSHOT_KEY, snap);
     await this.#saveDebits();
-    this.#log?.info('reference data pulled', { products: snap.products.length, lots: snap.lots.length, partners: snap.partners.length, quants: snap.quants.length });
+    this.#log?.info('reference data pulled', { products: snap.products.length, lots: snap.lots.length, partners: snap.partners.length, quants: snap.quants.length, ...(refused.length ? { refused: refused.map((r) => r.model) } : {}) });
     return snap;
   }
 
@@ -492,6 +554,13 @@ export class ReferenceData {
 function qtyMultiple(value: unknown): number {
   const n = typeof value === 'number' ? value : Number.NaN;
   return Number.isFinite(n) && n >= 0 ? n : 1;
+}
+
+/** An AccessError's message names the model and the groups allowed; any other refusal its own text. */
+function refusalReason(err: unknown): string {
+  const name = err instanceof GatewayError ? err.details?.['odooName'] : undefined;
+  const message = err instanceof GatewayError && typeof err.details?.['odooMessage'] === 'string' ? err.details['odooMessage'] : err instanceof Error ? err.message : String(err);
+  return typeof name === 'string' ? `${name}: ${cleanOdooMessage(name, message)}` : message;
 }
 
 function emptySnapshot(): ReferenceSnapshot {

@@ -7,7 +7,7 @@ import { AMBIGUOUS_SETTLE_MS, type GatewayStore, type Lease, type Outcome, type 
 import type { OdooLinkState, Telemetry } from '../telemetry.ts';
 import { CallLimit } from './call-limit.ts';
 import type { OdooClientLike } from './odoo/odoo-client.ts';
-import { failureOf, isLinkDown, mayHaveLanded, waitsForQueued } from './odoo/odoo-error.ts';
+import { failureOf, isLinkDown, mayHaveLanded, retryAfterOf, waitsForQueued } from './odoo/odoo-error.ts';
 import { ReferenceData } from './reference-data.ts';
 import { rulesFor, type PostingRule, type RuleContext, type RuleResult } from './rules/index.ts';
 import { StockWatch } from './stock-watch.ts';
@@ -26,6 +26,12 @@ export interface RelayOptions {
   linkBackoff?: { initialMs: number; maxMs: number };
   /** Back-off after refused credentials (ms). Default 2 min → 30 min: never a tight login loop (A.3 cooldown). */
   authBackoff?: { initialMs: number; maxMs: number };
+  /**
+   * Retry of a reference pull that failed for another reason than the link (ms), or that Odoo
+   * refused for some models (the rest was pulled): first wait, doubled up to max. Default 2 s → 30 min.
+   * A pull that meets the link down waits for the link's back-off (or Retry-After) instead.
+   */
+  referenceRetry?: { initialMs: number; maxMs: number };
   /** Partitions leased per round. Default concurrency × 50 (≤ 2000). */
   leaseLimit?: number;
   /** Consecutive events of one partition per lease (micro-batching). Default 500. */
@@ -79,8 +85,9 @@ interface Batch {
  * - permanent (incl. missing mappings) → dead at once, with an operator-readable reason;
  * - transient for this event / ambiguous → retry (ambiguous marked; the rule looks up first);
  *   dead after relay.maxAttempts;
- * - Odoo unreachable (network, 502/503/504) → the lease is released WITHOUT charging an attempt
- *   (Odoo down for a week must not dead-letter anything) and the loop backs off;
+ * - Odoo unreachable (network, 429/502/503/504) → the lease is released WITHOUT charging an attempt
+ *   (Odoo down for a week must not dead-letter anything) and the loop backs off, at least as long
+ *   as the server's Retry-After;
  * - credentials refused → link 'auth-failed', leases released, re-authentication after minutes.
  */
 export class Relay implements Component {
@@ -107,6 +114,10 @@ export class Relay implements Component {
   #notBefore = 0;
   #lastRefresh = 0;
   #refOk = false;
+  /** Wait before a failed (or partly refused) reference pull is tried again; see RelayOptions.referenceRetry. */
+  #refWait = 0;
+  /** Models whose reference pull Odoo refused, ODOO_REFERENCE_REFUSED raised and not cleared yet. */
+  readonly #refusedAlerted = new Set<string>();
   #lastWatch = 0;
   /**
    * Consumption was posted within stockWatchIntervalMs of the last check: the check it skipped is
@@ -201,6 +212,7 @@ export class Relay implements Component {
   async refreshReference(): Promise<void> {
     await this.#ref.refresh();
     this.#lastRefresh = this.#clock();
+    this.#reportRefused();
     if (this.#o.watchStock !== false) {
       // This check sees every consumption posted so far: it pays what was owed.
       this.#watchOwed = false;
@@ -244,8 +256,11 @@ export class Relay implements Component {
         continue;
       }
       if (!this.#connected && !(await this.#connect())) continue;
+      // The pull at connect may have met the link down: its back-off holds for the next pull too.
+      if (this.#notBefore > Date.now()) continue;
       await this.#housekeeping();
-      if (this.#paused || !this.#running()) continue;
+      // A reference pull that met the link down (or refused credentials) set a back-off: no round now.
+      if (this.#paused || !this.#running() || !this.#connected || this.#notBefore > Date.now()) continue;
       let leases: Lease[];
       try {
         // Leased across types: a partition's runs are posted stage by stage in one round (#round),
@@ -260,12 +275,11 @@ export class Relay implements Component {
         await this.#sleep(idle);
         continue;
       }
-      const trouble = await this.#round(leases);
+      const { trouble, retryAfterMs } = await this.#round(leases);
       if (trouble === 'auth') {
         this.#connected = false;
       } else if (trouble === 'link') {
-        this.#linkWait = Math.min(this.#linkBackoff().maxMs, this.#linkWait ? this.#linkWait * 2 : this.#linkBackoff().initialMs);
-        this.#notBefore = Date.now() + this.#linkWait;
+        this.#linkTrouble(retryAfterMs);
       } else {
         this.#linkWait = 0;
       }
@@ -277,6 +291,30 @@ export class Relay implements Component {
   }
   #linkBackoff(): { initialMs: number; maxMs: number } {
     return this.#o.linkBackoff ?? { initialMs: 1000, maxMs: 60_000 };
+  }
+
+  /**
+   * The link is down (unreachable, 429/502/503/504): nothing goes to Odoo (no round, no pull, no
+   * login) before the loop's back-off (doubled at each failure) or the server's Retry-After
+   * (`retryAfterMs`), whichever ends later. Returns the wait (ms).
+   */
+  #linkTrouble(retryAfterMs = 0): number {
+    const b = this.#linkBackoff();
+    this.#linkWait = Math.min(b.maxMs, this.#linkWait ? this.#linkWait * 2 : b.initialMs);
+    const wait = Math.max(this.#linkWait, retryAfterMs);
+    this.#notBefore = Math.max(this.#notBefore, Date.now() + wait);
+    return wait;
+  }
+
+  /** Refused credentials: the link waits minutes (doubled at each refusal), ODOO_AUTH_FAILED once per episode. */
+  #authTrouble(): void {
+    const b = this.#o.authBackoff ?? { initialMs: 120_000, maxMs: 1_800_000 };
+    this.#authWait = Math.min(b.maxMs, this.#authWait ? this.#authWait * 2 : b.initialMs);
+    this.#o.log.error('Odoo refused the credentials; retrying later', { error: this.#lastError, retryInMs: this.#authWait });
+    // Once per refusal episode (not at every re-login with the same key), cleared in #connect.
+    if (!this.#authAlerted) this.#o.telemetry.alert('critical', 'ODOO_AUTH_FAILED', `Odoo refused the gateway's credentials: ${this.#lastError}`);
+    this.#authAlerted = true;
+    this.#notBefore = Date.now() + this.#authWait;
   }
 
   async #connect(): Promise<boolean> {
@@ -294,32 +332,73 @@ export class Relay implements Component {
       return true;
     } catch (err) {
       this.#lastError = describeError(err);
-      if (failureOf(err) === 'auth') {
-        const b = this.#o.authBackoff ?? { initialMs: 120_000, maxMs: 1_800_000 };
-        this.#authWait = Math.min(b.maxMs, this.#authWait ? this.#authWait * 2 : b.initialMs);
-        this.#o.log.error('Odoo refused the credentials; retrying later', { error: this.#lastError, retryInMs: this.#authWait });
-        // Once per refusal episode (not at every re-login with the same key), cleared below.
-        if (!this.#authAlerted) this.#o.telemetry.alert('critical', 'ODOO_AUTH_FAILED', `Odoo refused the gateway's credentials: ${this.#lastError}`);
-        this.#authAlerted = true;
-        this.#notBefore = Date.now() + this.#authWait;
-      } else {
-        const b = this.#linkBackoff();
-        this.#linkWait = Math.min(b.maxMs, this.#linkWait ? this.#linkWait * 2 : b.initialMs);
-        this.#o.log.warn('Odoo not reachable', { error: this.#lastError, retryInMs: this.#linkWait });
-        this.#notBefore = Date.now() + this.#linkWait;
-      }
+      if (failureOf(err) === 'auth') this.#authTrouble();
+      else this.#o.log.warn('Odoo not reachable', { error: this.#lastError, retryInMs: this.#linkTrouble(retryAfterOf(err)) });
       return false;
     }
   }
 
+  /**
+   * Pull the reference data. A pull that meets the link down (unreachable, 429/502/503/504) backs
+   * the whole loop off as a round does (Retry-After honoured) and is tried again once that has
+   * passed; refused credentials stop the link as in #connect. Any other failure, or a pull Odoo
+   * refused for some models (the rest is pulled and used, ReferenceData.refused), is tried again
+   * after a growing delay (RelayOptions.referenceRetry). Before, a failed pull was repeated every
+   * 2 s whatever the cause: seven paged reads every 2 s at a rate-limited Odoo, and forever for a
+   * model the bot may not read.
+   */
   async #pullReference(): Promise<void> {
     this.#lastRefresh = this.#clock();
     try {
       await this.refreshReference();
-      this.#refOk = true;
     } catch (err) {
       this.#refOk = false;
-      this.#o.log.warn('reference pull failed', { error: describeError(err) });
+      this.#lastError = describeError(err);
+      const failure = failureOf(err);
+      if (failure === 'auth' || isLinkDown(err)) (this.#o.odoo as { noteFailure?: (e: unknown) => void }).noteFailure?.(err);
+      if (failure === 'auth') {
+        this.#connected = false;
+        this.#authTrouble();
+      } else if (isLinkDown(err)) {
+        this.#refWait = 0;
+        this.#o.log.warn('reference pull failed: Odoo not reachable', { error: this.#lastError, retryInMs: this.#linkTrouble(retryAfterOf(err)) });
+      } else {
+        this.#o.log.warn('reference pull failed', { error: this.#lastError, retryInMs: this.#growRefWait() });
+      }
+      return;
+    }
+    this.#refOk = this.#ref.refused.length === 0;
+    if (this.#refOk) this.#refWait = 0;
+    else this.#o.log.warn('reference pull incomplete: Odoo refused some models', { models: this.#ref.refused.map((r) => r.model), retryInMs: this.#growRefWait() });
+  }
+
+  #growRefWait(): number {
+    const b = this.#o.referenceRetry ?? { initialMs: 2_000, maxMs: 1_800_000 };
+    this.#refWait = Math.min(b.maxMs, this.#refWait ? this.#refWait * 2 : b.initialMs);
+    return this.#refWait;
+  }
+
+  /**
+   * ODOO_REFERENCE_REFUSED once per model Odoo refuses to let the gateway read (an AccessError on
+   * stock.warehouse.orderpoint for a bot without inventory rights), naming the model, what it is
+   * for and Odoo's message; ODOO_REFERENCE_REFUSED_CLEARED once it is read again.
+   */
+  #reportRefused(): void {
+    const refused = this.#ref.refused;
+    const login = this.#o.odooConfig.login ? ` '${this.#o.odooConfig.login}'` : '';
+    for (const r of refused) {
+      if (this.#refusedAlerted.has(r.model)) continue;
+      this.#refusedAlerted.add(r.model);
+      this.#o.telemetry.alert(
+        'warning',
+        'ODOO_REFERENCE_REFUSED',
+        `Odoo does not let the gateway's user${login} read ${r.model} (${r.label}): ${r.reason.replace(/[.\s]+$/, '')}. The other reference data was pulled and is used; ${r.effect}. Give the user read access to ${r.model} in Odoo (or ignore this if the site does not use it); the gateway tries again with a growing delay.`,
+      );
+    }
+    for (const model of [...this.#refusedAlerted]) {
+      if (refused.some((r) => r.model === model)) continue;
+      this.#refusedAlerted.delete(model);
+      this.#o.telemetry.alert('info', 'ODOO_REFERENCE_REFUSED_CLEARED', `Odoo lets the gateway read ${model} again`);
     }
   }
 
@@ -329,9 +408,9 @@ export class Relay implements Component {
       this.#lastKeyCheck = now;
       (this.#o.odoo as { checkKeyExpiry?: (now?: number) => unknown }).checkKeyExpiry?.(now);
     }
-    // A failed pull is retried on the next turn of the loop; a good one after referenceRefreshMs.
+    // A failed pull is retried after its back-off (#pullReference); a good one after referenceRefreshMs.
     const every = this.#o.config.referenceRefreshMs;
-    if ((!this.#refOk && now - this.#lastRefresh >= 2_000) || (every > 0 && now - this.#lastRefresh >= every)) await this.#pullReference();
+    if ((!this.#refOk && now - this.#lastRefresh >= this.#refWait) || (every > 0 && now - this.#lastRefresh >= every)) await this.#pullReference();
     if (this.#watchOwed && this.#clock() - this.#lastWatch >= this.#watchEvery()) await this.#checkStock();
   }
 
@@ -353,7 +432,7 @@ export class Relay implements Component {
    * and posted with bounded concurrency; a lease stops at its first failure. Each lease is then
    * completed ONCE with all its outcomes (one store write per partition per round).
    */
-  async #round(leases: Lease[]): Promise<'ok' | 'link' | 'auth'> {
+  async #round(leases: Lease[]): Promise<{ trouble: 'ok' | 'link' | 'auth'; retryAfterMs: number }> {
     const started = performance.now();
     const states: LeaseProgress[] = leases.map((lease) => ({ lease, runs: this.#runs(lease.events), next: 0, outcomes: [], stopped: false }));
     const store = this.#o.store;
@@ -367,6 +446,8 @@ export class Relay implements Component {
       events: (correlationId, types) => store.eventsByCorrelation(correlationId, types),
     };
     let trouble: 'ok' | 'link' | 'auth' = 'ok';
+    /** The longest Retry-After a link failure of this round carried (ms). */
+    let retryAfterMs = 0;
     for (;;) {
       const active = states.filter((st) => !st.stopped && st.next < st.runs.length);
       if (active.length === 0) break;
@@ -397,8 +478,9 @@ export class Relay implements Component {
       const worker = async (): Promise<void> => {
         while (next < batches.length) {
           const batch = batches[next++]!;
-          const { results, trouble: t } = await this.#postBatch(ctx, batch);
+          const { results, trouble: t, retryAfterMs: wait } = await this.#postBatch(ctx, batch);
           if (t === 'auth' || (t === 'link' && trouble === 'ok')) trouble = t;
+          retryAfterMs = Math.max(retryAfterMs, wait);
           for (const { st, events } of batch.runs) {
             const outcomes = this.#outcomes(events, results);
             st.outcomes.push(...outcomes);
@@ -421,7 +503,7 @@ export class Relay implements Component {
       if (this.#clock() - this.#lastWatch >= this.#watchEvery()) await this.#checkStock();
       else this.#watchOwed = true;
     }
-    return trouble;
+    return { trouble, retryAfterMs };
   }
 
   /** Consecutive events handled by the same rule. */
@@ -436,7 +518,7 @@ export class Relay implements Component {
     return runs;
   }
 
-  async #postBatch(ctx: RuleContext, batch: Batch): Promise<{ results: Map<string, RuleResult>; trouble: 'ok' | 'link' | 'auth' }> {
+  async #postBatch(ctx: RuleContext, batch: Batch): Promise<{ results: Map<string, RuleResult>; trouble: 'ok' | 'link' | 'auth'; retryAfterMs: number }> {
     const events = batch.runs.flatMap((r) => r.events);
     const results = new Map<string, RuleResult>();
     // A run longer than the rule's batch is posted in FIFO chunks; a failing chunk stops it.
@@ -452,10 +534,12 @@ export class Relay implements Component {
       }
     }
     let trouble: 'ok' | 'link' | 'auth' = 'ok';
+    let retryAfterMs = 0;
     for (const r of results.values()) {
       if (r.ok) continue;
       if (failureOf(r.error) === 'auth') trouble = 'auth';
       else if (isLinkDown(r.error) && trouble === 'ok') trouble = 'link';
+      if (isLinkDown(r.error)) retryAfterMs = Math.max(retryAfterMs, retryAfterOf(r.error) ?? 0);
     }
     if (trouble !== 'ok') {
       const err = [...results.values()].find((r) => !r.ok && (failureOf(r.error) === 'auth' || isLinkDown(r.error)));
@@ -467,7 +551,7 @@ export class Relay implements Component {
       this.#lastSuccessAt = new Date(this.#clock()).toISOString();
       (this.#o.odoo as { noteSuccess?: () => void }).noteSuccess?.();
     }
-    return { results, trouble };
+    return { results, trouble, retryAfterMs };
   }
 
   /** Outcomes in partition order; the first failure ends the run (the rest are released). */

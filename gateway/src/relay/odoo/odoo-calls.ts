@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { OdooApi, CallOptions } from './odoo-client.ts';
-import { odooError } from './odoo-error.ts';
+import { CONCURRENCY_FAILURE, odooError } from './odoo-error.ts';
 
 /** Typed helpers over `OdooApi.call` shared by the posting rules and reference pulls. */
 
@@ -120,8 +120,15 @@ export async function loadWithExternalIds(odoo: OdooApi, model: string, records:
   const result = await odoo.call<{ ids: number[] | false; messages?: Array<{ type: string; message: string; field?: string }> } | null>(model, 'load', { fields, data: rows }, context ? { context } : {});
   const ids = result?.ids;
   if (!Array.isArray(ids) || ids.length !== records.length) {
-    const msgs = (result?.messages ?? []).map((m) => m.message).join('; ');
-    throw odooError('permanent', `${model}.load refused the record(s): ${msgs || `returned ${JSON.stringify(ids)}`}`, { odooName: 'load', odooMessage: msgs });
+    const messages = result?.messages ?? [];
+    const msgs = messages.map((m) => String(m.message).trim()).join('; ');
+    // load() catches every psycopg2 error of a row into its messages and rolls the whole load
+    // back (`ids: false`), so Odoo's own retry of serialization failures never sees them: a row
+    // that met a concurrent update or a lock is retried with the store's back-off (nothing was
+    // written; the rule looks up first). Conversion and validation messages stay permanent.
+    // Before, every `ids: false` was a dead letter, a momentary conflict included.
+    const failure = messages.some((m) => m.type !== 'warning' && CONCURRENCY_FAILURE.test(String(m.message))) ? 'transient' : 'permanent';
+    throw odooError(failure, `${model}.load refused the record(s): ${msgs || `returned ${JSON.stringify(ids)}`}`, { odooName: 'load', odooMessage: msgs });
   }
   return ids;
 }

@@ -6,7 +6,7 @@ import type { OdooConfig } from '../../config/types.ts';
 import { displayUrl } from '../../config/display-url.ts';
 import { FieldMap, RELAY_MODELS, type ModelFields } from './field-map.ts';
 import { HttpTransport, type HttpReply } from './http-transport.ts';
-import { classifyOdooException, cleanOdooMessage, failureOf, odooError } from './odoo-error.ts';
+import { classifyOdooException, cleanOdooMessage, failureOf, odooError, parseRetryAfter } from './odoo-error.ts';
 
 export type OdooProtocol = 'json-rpc' | 'json-2';
 
@@ -394,19 +394,27 @@ function exceptionError(name: string, message: string, status: number | undefine
 
 /** A non-200 HTTP reply (JSON-2 error statuses, A.4 table; or a front proxy's 5xx). */
 function httpFailure(reply: HttpReply, idempotent: boolean): GatewayError {
+  // A rate limiter (429) or a proxy in maintenance (503) may say when to come back (RFC 9110
+  // §10.2.3): the relay sends nothing before then (relay.ts #linkTrouble). Ignored, the loop came
+  // back on its own 1 s, 2 s, 4 s… and kept the lab's address blocked.
+  const retryAfterMs = parseRetryAfter(reply.headers['retry-after']);
+  const wait = retryAfterMs === undefined ? {} : { retryAfterMs };
   const body = reply.contentType.includes('json') ? (tryJson(reply.body) as { name?: string; message?: string } | undefined) : undefined;
   if (body && typeof body === 'object' && typeof body.name === 'string') {
-    return exceptionError(body.name, String(body.message ?? ''), reply.status);
+    const err = exceptionError(body.name, String(body.message ?? ''), reply.status);
+    if (err.details) Object.assign(err.details, wait);
+    return err;
   }
   const s = reply.status;
   if (s === 401) return odooError('auth', 'Odoo refused the API key (HTTP 401)', { httpStatus: s });
+  const waitText = retryAfterMs === undefined ? '' : ` (Retry-After: ${Math.ceil(retryAfterMs / 1000)} s)`;
   if (s === 504 && !idempotent) {
     // The proxy gave up waiting for Odoo, which may still run the write and commit it: the link
     // is down for the loop's back-off, and the event is ambiguous (see relay.ts #failureOutcome).
-    return odooError('transient', `Odoo's proxy answered HTTP 504 to a write (it may still land)`, { httpStatus: s, linkDown: true, mayHaveLanded: true });
+    return odooError('transient', `Odoo's proxy answered HTTP 504 to a write (it may still land)${waitText}`, { httpStatus: s, linkDown: true, mayHaveLanded: true, ...wait });
   }
   if (s === 429 || s === 502 || s === 503 || s === 504) {
-    return odooError('transient', `Odoo or its proxy answered HTTP ${s}`, { httpStatus: s, linkDown: true });
+    return odooError('transient', `Odoo or its proxy answered HTTP ${s}${waitText}`, { httpStatus: s, linkDown: true, ...wait });
   }
   if (s === 404) {
     // A.4: a multi-database host answers 404 HTML without (or with a wrong) X-Odoo-Database.

@@ -43,6 +43,11 @@ export interface OdooErrorDetails {
    * order's events have not all reached Odoo yet): retried without being charged an attempt.
    */
   waitsForQueued?: boolean;
+  /**
+   * How long the server asked the gateway to stay away (ms), from a `Retry-After` header on a
+   * 429/502/503/504 (RFC 9110 §10.2.3): the relay sends nothing to Odoo before it has passed.
+   */
+  retryAfterMs?: number;
 }
 
 export function odooError(failure: OdooFailureClass, message: string, details: Omit<OdooErrorDetails, 'failure'> = {}, cause?: unknown): GatewayError {
@@ -98,6 +103,41 @@ export function waitsForQueued(err: unknown): boolean {
   return err instanceof GatewayError && err.details?.['waitsForQueued'] === true;
 }
 
+/** See OdooErrorDetails.retryAfterMs. */
+export function retryAfterOf(err: unknown): number | undefined {
+  const v = err instanceof GatewayError ? err.details?.['retryAfterMs'] : undefined;
+  return typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : undefined;
+}
+
+/** The longest Retry-After honoured: a proxy's typo (`Retry-After: 86400000`) must not stop the lab for weeks. */
+export const RETRY_AFTER_CAP_MS = 3_600_000;
+
+/**
+ * A `Retry-After` value in ms from `now`: delta-seconds (`30`) or an HTTP-date
+ * (`Wed, 21 Oct 2026 07:28:00 GMT`), capped at RETRY_AFTER_CAP_MS; a date in the past is 0.
+ * Anything else (absent, negative, a fraction, garbage) is undefined.
+ */
+export function parseRetryAfter(value: string | readonly string[] | undefined, now = Date.now()): number | undefined {
+  const text = (typeof value === 'string' ? value : value?.[0])?.trim();
+  if (!text) return undefined;
+  let ms: number;
+  if (/^\d+$/.test(text)) ms = Number(text) * 1000;
+  else {
+    // An HTTP-date names its weekday or month; Date.parse alone reads "30.5" as a date.
+    const at = /[A-Za-z]/.test(text) ? Date.parse(text) : Number.NaN;
+    if (!Number.isFinite(at)) return undefined;
+    ms = at - now;
+  }
+  return Math.min(RETRY_AFTER_CAP_MS, Math.max(0, ms));
+}
+
+/**
+ * PostgreSQL's texts for a serialization failure (40001), a deadlock (40P01) and a lock not
+ * available (55P03), and Odoo's "concurrent update": a retry a moment later can succeed. Odoo
+ * reports them as exceptions (after its own 5 tries), and `Model.load()` as row messages.
+ */
+export const CONCURRENCY_FAILURE = /could not serialize access|deadlock detected|could not obtain lock|concurrent update/i;
+
 /** Exception names whose retry can succeed (server-side retries were exhausted). */
 const TRANSIENT_NAMES = [
   'odoo.exceptions.LockError',
@@ -120,7 +160,7 @@ export function classifyOdooException(name: string, httpStatus?: number, message
   if (AUTH_NAMES.includes(name)) return 'auth';
   if (httpStatus === 401) return 'auth';
   if (TRANSIENT_NAMES.includes(name) || /SerializationFailure|TransactionRollback|Deadlock|LockNotAvailable/.test(name)) return 'transient';
-  if (/could not serialize access|deadlock detected|could not obtain lock/i.test(message)) return 'transient';
+  if (CONCURRENCY_FAILURE.test(message)) return 'transient';
   if (httpStatus === 409 || httpStatus === 429 || httpStatus === 502 || httpStatus === 503 || httpStatus === 504) return 'transient';
   // AccessError, ValidationError, UserError, MissingError, ValueError, TypeError, AttributeError,
   // KeyError, RedirectWarning and anything else Odoo raised on the request's merits.
