@@ -230,6 +230,53 @@ describe("Odoo's concurrency failures inside Model.load()", () => {
   }, 30_000);
 });
 
+describe('relay.autoConfirm: one refused confirmation', () => {
+  /**
+   * What the user sees: a site with relay.autoConfirm on; two lab orders arrive together and Odoo
+   * refuses to confirm one of them (a business rule of the site, a customer on hold: a UserError).
+   * Both orders are dead-lettered with that one order's reason, the other order (created in Odoo
+   * a moment before, as a quotation) included: it is never confirmed, and its partition (later
+   * milestones, results) is blocked behind a dead letter that is not its own.
+   * Promise broken: DESIGN.md §1 step 4 / §4 (each event resolved as delivered, retry or dead with
+   * ITS reason); relay README "Drafts only ... action_confirm only with relay.autoConfirm".
+   * Cause: rules/order-created.ts called action_confirm once for every draft of the batch, outside
+   * the per-order handling: its exception became every event's failure.
+   * Fix: confirm the orders the batch put in Odoo; when Odoo refuses the call on its merits, confirm
+   * them one by one: the refused order is a dead letter with Odoo's reason, the others are delivered.
+   */
+  it('Odoo 17: the order Odoo refuses to confirm is dead-lettered alone, the other order of the batch is delivered and confirmed', async () => {
+    const { emu, url } = await startEmulator(17);
+    const confirmCalls: number[][] = [];
+    const proxy = await interceptingProxy(url, ({ id, model, method, args }) => {
+      if (model !== 'sale.order' || method !== 'action_confirm') return undefined;
+      const ids = Array.isArray(args[0]) ? (args[0] as number[]) : [];
+      confirmCalls.push(ids);
+      const held = emu.records('sale.order', [['client_order_ref', '=', 'CONF-HOLD']]).map((r) => Number(r['id']));
+      if (!ids.some((i) => held.includes(i))) return undefined;
+      // One transaction in Odoo: refused, nothing of the call is confirmed.
+      return odooException(id, 'odoo.exceptions.UserError', 'Harbour Medical Centre is on credit hold: orders for this customer cannot be confirmed.');
+    });
+    cleanups.push(async () => {
+      await proxy.close();
+      await emu.close();
+    });
+    rig = await makeRig(17, { emu: { emu, url: proxy.url }, relay: { autoConfirm: true } });
+    await waitFor(() => rig!.client.state === 'connected');
+    const [okId, heldId] = await rig.commit([orderCreated('CONF-OK', 'CLINIC-A', ['GLU']), orderCreated('CONF-HOLD', 'CLINIC-B', ['CRP'])]);
+    await waitFor(async () => (await Promise.all([okId!, heldId!].map((i) => rig!.store.getEvent(i)))).every((e) => ['delivered', 'dead'].includes(e?.state ?? '')), 15_000);
+    const ok = (await rig.store.getEvent(okId!))!;
+    const held = (await rig.store.getEvent(heldId!))!;
+    expect({ state: ok.state, deadReason: ok.deadReason }).toEqual({ state: 'delivered', deadReason: undefined });
+    expect(held.state).toBe('dead');
+    expect(held.deadReason).toMatch(/CONF-HOLD/);
+    expect(held.deadReason).toMatch(/on credit hold/);
+    expect(emu.records('sale.order', [['client_order_ref', '=', 'CONF-OK']], { fields: ['state'] }).map((r) => r['state'])).toEqual(['sale']);
+    expect(emu.records('sale.order', [['client_order_ref', '=', 'CONF-HOLD']], { fields: ['state'] }).map((r) => r['state'])).toEqual(['draft']);
+    // Tried together first, then each order on its own.
+    expect(confirmCalls.length).toBe(3);
+  }, 30_000);
+});
+
 describe('reference pull: a model the bot may not read', () => {
   /**
    * What the user sees: the gateway's Odoo user has Sales and Billing rights but no Inventory rights

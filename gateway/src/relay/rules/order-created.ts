@@ -1,8 +1,8 @@
 import { billingState, inStoredOrder } from '../../events/invoice-eligibility.ts';
 import type { OrderCreatedData, OrderedTest } from '../../events/types.ts';
 import type { OdooRef, StoredEvent } from '../../store/types.ts';
-import { create, externalId, loadWithExternalIds, m2oId, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
-import { failureOf, mappingMissing } from '../odoo/odoo-error.ts';
+import { create, externalId, loadWithExternalIds, m2oId, read, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
+import { failureOf, mappingMissing, needsOperator } from '../odoo/odoo-error.ts';
 import type { ProductRef } from '../reference-data.ts';
 import { saleOrderOrigin, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
@@ -103,15 +103,64 @@ export const orderCreatedRule: PostingRule = {
     }
     for (const [accession, { ref, note }] of done) settle(accession, ok([ref], note));
 
-    if (ctx.config.autoConfirm) {
-      // Opt-in only (DESIGN.md §2). action_confirm on a confirmed order raises (D): check state.
-      const fresh = await saleOrdersByAccession(ctx.odoo, [...byAcc.keys()]);
-      const drafts = [...fresh.values()].filter((so) => so['state'] === 'draft' || so['state'] === 'sent').map((so) => so.id);
-      if (drafts.length > 0) await ctx.odoo.call('sale.order', 'action_confirm', {}, { ids: drafts });
-    }
+    if (ctx.config.autoConfirm && done.size > 0) await confirmOrders(ctx, done, settle);
     return results;
   },
 };
+
+/**
+ * relay.autoConfirm (opt-in, DESIGN.md §2): confirm the batch's orders now in Odoo (`done`) that
+ * are still quotations; action_confirm on a confirmed order raises (D), so the state is read first.
+ * One call for all; when Odoo refuses it on its merits (the call is one transaction: nothing was
+ * confirmed), each order is confirmed on its own, so the order Odoo refuses gets its own outcome —
+ * a dead letter with Odoo's reason (the order stays a quotation in Odoo; a replay finds it and
+ * confirms it) — and the others are delivered. Before, one refused order dead-lettered every order
+ * of the batch, the ones just created included. A failure of the link or an ambiguous one applies
+ * to every order of the call: the retry reads the states again.
+ */
+async function confirmOrders(ctx: RuleContext, done: Map<string, { ref: OdooRef }>, settle: (accession: string, outcome: RuleResult) => void): Promise<void> {
+  const orders: Array<{ accession: string; id: number; name: string }> = [];
+  try {
+    const rows = await read(ctx.odoo, 'sale.order', [...new Set([...done.values()].map((d) => d.ref.id))], ['id', 'name', 'state']);
+    for (const [accession, { ref }] of done) {
+      const row = rows.find((r) => r.id === ref.id);
+      if (row && (row['state'] === 'draft' || row['state'] === 'sent')) orders.push({ accession, id: ref.id, name: String(row['name'] ?? '') });
+    }
+  } catch (err) {
+    for (const accession of done.keys()) settle(accession, fail(err));
+    return;
+  }
+  if (orders.length === 0) return;
+  const confirm = (ids: number[]): Promise<unknown> => ctx.odoo.call('sale.order', 'action_confirm', {}, { ids: [...new Set(ids)] });
+  try {
+    await confirm(orders.map((o) => o.id));
+    return;
+  } catch (err) {
+    if (orders.length === 1 || failureOf(err) !== 'permanent') {
+      for (const o of orders) settle(o.accession, fail(refusedConfirm(o, err)));
+      return;
+    }
+  }
+  await Promise.all(
+    orders.map(async (o) => {
+      try {
+        await confirm([o.id]);
+      } catch (err) {
+        settle(o.accession, fail(refusedConfirm(o, err)));
+      }
+    }),
+  );
+}
+
+/** A permanent refusal of action_confirm, worded for the dead-letter list; other failures as they are. */
+function refusedConfirm(order: { accession: string; name: string }, err: unknown): unknown {
+  if (failureOf(err) !== 'permanent') return err;
+  const odoo = err instanceof Error ? err.message : String(err);
+  return needsOperator(
+    `sale order ${order.name || '?'} (accession ${order.accession}) is in Odoo as a quotation, but Odoo refused to confirm it (relay.autoConfirm): ${odoo}. Confirm it in Odoo, or fix the cause and replay this event`,
+    { accession: order.accession, model: 'sale.order', method: 'action_confirm' },
+  );
+}
 
 /**
  * The sale order exists: add the ordered products it has no line for, give a line a cancellation
