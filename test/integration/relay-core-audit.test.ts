@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseRetryAfter, RETRY_AFTER_CAP_MS } from '../../gateway/src/relay/odoo/odoo-error.ts';
 import { makeRig, startEmulator, type Rig } from '../fixtures/relay/harness.ts';
-import { orderCreated, waitFor } from '../fixtures/relay/helpers.ts';
+import { milestone, orderCreated, waitFor } from '../fixtures/relay/helpers.ts';
 
 /**
  * Audit of the relay's core delivery loop and Odoo client (gateway/src/relay/relay.ts,
@@ -331,4 +331,37 @@ describe('reference pull: a model the bot may not read', () => {
     expect(refused[0]!.message).toMatch(/read stock\.warehouse\.orderpoint/);
     expect(refused[0]!.message).toMatch(/AccessError/);
   }, 30_000);
+});
+
+describe("relay.concurrency above the HTTP agent's sockets", () => {
+  /**
+   * What the user sees: a site raises relay.concurrency to 24 for a busy Odoo. Under load the
+   * gateway reports chatter notes as "no answer from Odoo after the request was sent (ETIMEDOUT):
+   * it may have been applied" and holds them 180 s (the ambiguous settle time), though Odoo never
+   * received them: they waited for one of the HTTP agent's 16 sockets while got's request timer
+   * (odoo.timeoutMs) was already running.
+   * Promise broken: relay README "Bounded load on Odoo" (relay.concurrency requests in flight) and
+   * the failure classes (ambiguous = the request may have landed).
+   * Cause: odoo/http-transport.ts sized the keep-alive agent at 16 sockets whatever
+   * relay.concurrency said.
+   * Fix: the relay reserves relay.concurrency connections on the client (agent maxSockets); a
+   * timeout before the whole request was written is no longer called ambiguous.
+   */
+  it('Odoo 17: 24 chatter notes in flight with relay.concurrency 24 are delivered, none held as ambiguous', async () => {
+    rig = await makeRig(17, { relay: { concurrency: 24 }, odoo: { timeoutMs: 2500 }, relayOptions: { ambiguousSettleMs: 180_000 } });
+    const orders = Array.from({ length: 30 }, (_, i) => `SOCK-${i}`);
+    await rig.commit(orders.map((a) => orderCreated(a, 'CLINIC-A', ['GLU'])));
+    await rig.waitDrained(20_000);
+    const retries: string[] = [];
+    rig.telemetry.on('relay.outcome', (o) => {
+      if (o.outcome !== 'delivered') retries.push(`${o.eventType} ${o.outcome}: ${o.error ?? ''}`);
+    });
+    // Every request takes 1.5 s: 3 batches of 10 orders' notes post 8 notes each side by side (24).
+    // Behind 16 sockets, 8 of them wait 1.5 s for one: 3 s from their start, past odoo.timeoutMs.
+    rig.emu.faults.latencyMs = 1500;
+    await rig.commit(orders.flatMap((a) => Array.from({ length: 50 }, (_, n) => milestone('test.in_progress', a, n))));
+    await rig.waitDrained(20_000);
+    expect(retries).toEqual([]);
+    expect(rig.emu.calls.filter((c) => c.method === 'message_post')).toHaveLength(30);
+  }, 60_000);
 });

@@ -133,6 +133,9 @@ export class Relay implements Component {
     this.#clock = options.clock ?? Date.now;
     this.#settleMs = options.ambiguousSettleMs ?? AMBIGUOUS_SETTLE_MS;
     this.#limited = new CallLimit(options.odoo, options.config.concurrency);
+    // relay.concurrency requests in flight need as many sockets: with fewer, a request waits for
+    // one while its timeout runs, and a write that never left is reported ambiguous (held 180 s).
+    options.odoo.reserveConnections?.(options.config.concurrency);
     this.#rules = rulesFor(options.config);
     this.#ref = new ReferenceData({ store: options.store, odoo: this.#limited, mapping: options.odooConfig.mapping, log: options.log });
     this.#watch = new StockWatch({ store: options.store, ref: this.#ref, log: options.log, clock: this.#clock });

@@ -94,20 +94,37 @@ export class HttpTransport {
     }
   }
 
+  /**
+   * At least `n` sockets per host (never fewer than configured): the relay keeps relay.concurrency
+   * requests in flight, and a request queued for a socket has its timeout running already.
+   */
+  ensureSockets(n: number): void {
+    for (const agent of [this.#agents.http, this.#agents.https]) {
+      if (agent.maxSockets >= n) continue;
+      agent.maxSockets = n;
+      agent.maxFreeSockets = n;
+    }
+  }
+
   close(): void {
     this.#agents.http.destroy();
     this.#agents.https.destroy();
   }
 }
 
-/** Timeouts before the request went out are transient; after, ambiguous (the write may have landed). */
+/**
+ * Timeouts before the request went out are transient; after, ambiguous (the write may have landed).
+ * "Out" is the whole body handed to the socket (`timings.upload`, the request's `finish`): a request
+ * whose time ran out while it waited for a free socket, or half-written, cannot have run in Odoo
+ * (the server waits for the whole body).
+ */
 const BEFORE_SEND_EVENTS = new Set(['lookup', 'connect', 'secureConnect', 'socket']);
 
 export function networkError(err: unknown, idempotent: boolean): Error {
   const code = (err as NodeJS.ErrnoException).code ?? 'ERR_NETWORK';
   const message = err instanceof Error ? err.message : String(err);
   let sent = false;
-  if (err instanceof TimeoutError) sent = !BEFORE_SEND_EVENTS.has(err.event);
+  if (err instanceof TimeoutError) sent = !BEFORE_SEND_EVENTS.has(err.event) && (err.timings === undefined || err.timings.upload !== undefined);
   else if (err instanceof RequestError) sent = err.timings?.upload !== undefined && (code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNABORTED');
   const tlsProblem = /CERT|SELF_SIGNED|TLS|SSL|PIN/.test(code);
   if (sent && !idempotent) return odooError('ambiguous', `no answer from Odoo after the request was sent (${code}): it may have been applied`, { odooName: code }, err);

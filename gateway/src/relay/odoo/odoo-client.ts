@@ -28,6 +28,8 @@ export interface OdooClientLike extends OdooApi {
   readonly state: OdooLinkState;
   connect(): Promise<void>;
   close(): void;
+  /** Keep at least `requests` connections to Odoo (the relay's requests in flight, relay.concurrency). */
+  reserveConnections?(requests: number): void;
 }
 
 export interface OdooClientOptions {
@@ -237,6 +239,10 @@ export class OdooClient implements OdooClientLike {
 
   close(): void {
     this.#http.close();
+  }
+
+  reserveConnections(requests: number): void {
+    this.#http.ensureSockets(requests);
   }
 
   // --- detection and authentication -----------------------------------------------------------
