@@ -1,9 +1,17 @@
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../gateway/src/log.ts';
+import { OdooClient } from '../../gateway/src/relay/odoo/odoo-client.ts';
 import { parseRetryAfter, RETRY_AFTER_CAP_MS } from '../../gateway/src/relay/odoo/odoo-error.ts';
-import { makeRig, startEmulator, type Rig } from '../fixtures/relay/harness.ts';
-import { milestone, orderCreated, waitFor } from '../fixtures/relay/helpers.ts';
+import { Relay } from '../../gateway/src/relay/relay.ts';
+import { dueDelayFor } from '../../gateway/src/relay/sync-modes.ts';
+import { EventStore } from '../../gateway/src/store/event-store.ts';
+import { Telemetry } from '../../gateway/src/telemetry.ts';
+import { BOT, makeRig, startEmulator, type Rig } from '../fixtures/relay/harness.ts';
+import { inbound, milestone, odooConfig, orderCreated, relayConfig, tempDir, waitFor } from '../fixtures/relay/helpers.ts';
 
 /**
  * Audit of the relay's core delivery loop and Odoo client (gateway/src/relay/relay.ts,
@@ -364,4 +372,43 @@ describe("relay.concurrency above the HTTP agent's sockets", () => {
     expect(retries).toEqual([]);
     expect(rig.emu.calls.filter((c) => c.method === 'message_post')).toHaveLength(30);
   }, 60_000);
+});
+
+describe('a new API key written to odoo.apiKeyFile', () => {
+  /**
+   * What the user sees: the gateway's Odoo 18+ API key expires (or is revoked); the alert
+   * (ODOO_AUTH_FAILED, ODOO_KEY_EXPIRED: "create a new key and update odoo.apiKeyFile") is followed,
+   * the new key written to the file — and nothing changes: the gateway keeps signing in with the old
+   * key it read at start-up, until someone restarts the service.
+   * Promise broken: the alert's own instruction; relay README (refused credentials: the link waits
+   * and authenticates again).
+   * Cause: OdooClient.fromConfig read the key once; every re-authentication used that string.
+   * Fix: after refused credentials, the client reads odoo.apiKeyFile (or odoo.apiKeyEnv) again
+   * before it authenticates.
+   */
+  it.each([17, 19] as const)('Odoo %i: after the key was refused, writing the new key to the file is enough', async (version) => {
+    const { emu, url } = await startEmulator(version);
+    const { dir, cleanup } = tempDir();
+    const keyFile = path.join(dir, 'odoo.key');
+    writeFileSync(keyFile, '0123456789abcdef0123456789abcdef01234567\n');
+    const config = relayConfig();
+    const oc = odooConfig({ url, login: BOT.login, apiKeyFile: keyFile });
+    const store = await EventStore.open({ dataDir: path.join(dir, 'store'), dueDelayMs: dueDelayFor(config), backoff: { initialMs: 10, maxMs: 100 }, pruneIntervalMs: 0 });
+    const telemetry = new Telemetry();
+    const client = OdooClient.fromConfig(oc, { telemetry, log: silentLogger });
+    const relay = new Relay({ store, odoo: client, config, odooConfig: oc, telemetry, log: silentLogger, idlePollMs: 20, linkBackoff: { initialMs: 20, maxMs: 200 }, authBackoff: { initialMs: 300, maxMs: 600 }, watchStock: false });
+    cleanups.push(async () => {
+      await relay.stop(5000);
+      await store.close();
+      await emu.close();
+      cleanup();
+    });
+    await relay.start();
+    const r = await store.commit(inbound(), [orderCreated('KEY-1', 'CLINIC-A', ['GLU'])]);
+    relay.notify();
+    await waitFor(() => client.state === 'auth-failed', 10_000, 10);
+    writeFileSync(keyFile, `${BOT.key}\n`);
+    await waitFor(async () => (await store.getEvent(r.eventIds[0]!))?.state === 'delivered', 10_000);
+    expect(emu.count('sale.order', [['client_order_ref', '=', 'KEY-1']])).toBe(1);
+  }, 30_000);
 });

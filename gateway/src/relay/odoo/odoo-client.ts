@@ -37,6 +37,12 @@ export interface OdooClientOptions {
   database: string;
   login: string;
   apiKey: string;
+  /**
+   * Reads the key again (odoo.apiKeyFile / odoo.apiKeyEnv; fromConfig sets it): called before each
+   * authentication that follows refused credentials, so a new key written to the file is used
+   * without a restart.
+   */
+  readApiKey?: () => string;
   timeoutMs: number;
   caFile?: string;
   pinnedCertSha256?: string;
@@ -101,9 +107,14 @@ export class OdooClient implements OdooClientLike {
   #reportedKeyDays: number | undefined;
   /** The key-expiry alert already raised (once each). */
   #keyAlerted: 'expiring' | 'expired' | undefined;
+  /** The API key in use: options.apiKey, then what readApiKey returned after refused credentials. */
+  #apiKey: string;
+  /** The last failure was refused credentials: read the key again before the next authentication. */
+  #authRefused = false;
 
   constructor(options: OdooClientOptions) {
     this.#opts = options;
+    this.#apiKey = options.apiKey;
     this.#http = new HttpTransport({
       url: options.url,
       timeoutMs: options.timeoutMs,
@@ -129,6 +140,7 @@ export class OdooClient implements OdooClientLike {
       database: config.database ?? '',
       login: config.login ?? '',
       apiKey,
+      ...(deps.apiKey === undefined ? { readApiKey: () => readApiKey(config) } : {}),
       timeoutMs: config.timeoutMs,
       ...(config.caFile ? { caFile: config.caFile } : {}),
       ...(config.pinnedCertSha256 ? { pinnedCertSha256: config.pinnedCertSha256 } : {}),
@@ -163,12 +175,14 @@ export class OdooClient implements OdooClientLike {
 
   /** Detect, authenticate, read the field maps. Throws a classified GatewayError. */
   async connect(): Promise<void> {
+    if (this.#authRefused) this.#rereadApiKey();
     this.#setState('connecting');
     try {
       this.checkKeyExpiry();
       await this.#detect();
       await this.#authenticate();
       await this.#loadFields();
+      this.#authRefused = false;
       this.#setState(this.#opts.sandbox ? 'sandbox' : 'connected');
     } catch (err) {
       this.noteFailure(err);
@@ -180,8 +194,10 @@ export class OdooClient implements OdooClientLike {
   noteFailure(err: unknown): void {
     const failure = failureOf(err);
     const message = err instanceof Error ? err.message : String(err);
-    if (failure === 'auth') this.#setState('auth-failed', message);
-    else if (err instanceof GatewayError && err.details?.['linkDown'] === true) this.#setState('unreachable', message);
+    if (failure === 'auth') {
+      this.#authRefused = true;
+      this.#setState('auth-failed', message);
+    } else if (err instanceof GatewayError && err.details?.['linkDown'] === true) this.#setState('unreachable', message);
   }
 
   /** Record a success (link back to connected after an outage). */
@@ -245,6 +261,27 @@ export class OdooClient implements OdooClientLike {
     this.#http.ensureSockets(requests);
   }
 
+  /**
+   * Odoo refused the key: IT creates a new one and writes it to odoo.apiKeyFile, as the
+   * ODOO_AUTH_FAILED / ODOO_KEY_EXPIRED alerts ask. Read before the next authentication, so that is
+   * enough (before, the key was read once at start-up and the new one needed a restart). A file
+   * that cannot be read (being rewritten, empty) keeps the key in use; the next attempt reads again.
+   */
+  #rereadApiKey(): void {
+    const read = this.#opts.readApiKey;
+    if (!read) return;
+    let key: string;
+    try {
+      key = read();
+    } catch (err) {
+      this.#opts.log?.warn('could not read the Odoo API key again; keeping the one in use', { error: err instanceof Error ? err.message : String(err) });
+      return;
+    }
+    if (key === this.#apiKey) return;
+    this.#apiKey = key;
+    this.#opts.log?.info('the Odoo API key changed (odoo.apiKeyFile / odoo.apiKeyEnv): signing in with the new key');
+  }
+
   // --- detection and authentication -----------------------------------------------------------
 
   async #detect(): Promise<void> {
@@ -275,7 +312,8 @@ export class OdooClient implements OdooClientLike {
   }
 
   async #authenticate(): Promise<void> {
-    const { database, login, apiKey } = this.#opts;
+    const { database, login } = this.#opts;
+    const apiKey = this.#apiKey;
     if (this.#protocol === 'json-2') {
       // Who am I (A.4): validates the bearer key and the database header in one call.
       const ctx = (await this.#callJson2('res.users', 'context_get', {}, {})) as { uid?: number } | null;
@@ -323,8 +361,7 @@ export class OdooClient implements OdooClientLike {
       delete kwargs[name];
     }
     if (options.context) kwargs['context'] = options.context;
-    const { database, apiKey } = this.#opts;
-    return this.#rpc('object', 'execute_kw', [database, this.#uid, apiKey, model, method, args, kwargs], READ_METHODS.has(method));
+    return this.#rpc('object', 'execute_kw', [this.#opts.database, this.#uid, this.#apiKey, model, method, args, kwargs], READ_METHODS.has(method));
   }
 
   /** A.1: POST /jsonrpc; errors are HTTP 200 envelopes; a None result has no `result` key. */
@@ -357,7 +394,7 @@ export class OdooClient implements OdooClientLike {
     const body: Record<string, unknown> = { ...params };
     if (options.ids) body['ids'] = options.ids;
     if (options.context) body['context'] = options.context;
-    const headers: Record<string, string> = { authorization: `bearer ${this.#opts.apiKey}` };
+    const headers: Record<string, string> = { authorization: `bearer ${this.#apiKey}` };
     if (this.#opts.database) headers['x-odoo-database'] = this.#opts.database;
     const idempotent = READ_METHODS.has(method);
     const reply = await this.#http.post(`/json/2/${encodeURIComponent(model)}/${encodeURIComponent(method)}`, body, headers, idempotent);
