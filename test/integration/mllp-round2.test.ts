@@ -210,6 +210,23 @@ describe('MLLP: a sender that half-closes at the end of its input', () => {
     expect(ep.intake.map((m) => m.outcome)).toEqual(['rejected']);
   });
 
+  /**
+   * What the user saw: a sender that gave up a frame halfway and started it over (a new VT inside
+   * the open frame: an interface engine restarting a send) got its second frame answered, but
+   * the first one's bytes were only counted as ignored: no trace of them for the operator.
+   */
+  it('a frame abandoned by a new start block is kept as rejected raw bytes, unanswered; the new frame is answered', async () => {
+    ep = await Endpoint.start({});
+    const cut = adt('ABN1').slice(0, 30);
+    const wire = Buffer.concat([Buffer.of(VT), Buffer.from(cut), Buffer.of(VT), Buffer.from(adt('ABN2')), Buffer.of(FS, CR)]);
+    const reply = framesOf(await sendThenHalfClose(ep.port, wire));
+    expect(reply.map((f) => [field(f, 'MSA', 1), field(f, 'MSA', 2)]), 'one reply, for the frame the sender ended').toEqual([['AA', 'ABN2']]);
+    const rejected = await ep.messages('rejected');
+    expect(rejected.map((m) => m.raw.toString('latin1'))).toEqual([cut]);
+    expect(rejected[0]?.reason).toMatch(/incomplete message \(abandoned\)/);
+    expect((await ep.messages('accepted')).map((m) => m.controlId)).toEqual(['ABN2']);
+  });
+
   it('a block without its CR from a sender that keeps the connection open is answered when the connection goes idle', async () => {
     ep = await Endpoint.start({ idleTimeoutMs: 200 });
     const s = net.connect({ host: '127.0.0.1', port: ep.port });

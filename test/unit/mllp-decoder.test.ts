@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MllpDecoder, type OversizeFrame } from '../../gateway/src/ingress/mllp/mllp-decoder.ts';
+import { MllpDecoder, type OversizeFrame, type PartialFrame } from '../../gateway/src/ingress/mllp/mllp-decoder.ts';
 import { unwrapFrame, wrapFrame } from '../../gateway/src/ingress/mllp/mllp-encoder.ts';
 
 const MSG_A = 'MSH|^~\\&|LIS|LAB|GW|LAB|20240101120000||ORU^R01|A1|P|2.5\rPID|1||MRN1\rOBX|1|NM|GLU||5.4|mmol/L|||||F\r';
@@ -78,12 +78,24 @@ describe('MllpDecoder', () => {
     expect(frames).toEqual(['abc\x1cdef']);
   });
 
-  it('drops a frame abandoned by a new start block and reads the new one', () => {
+  it('counts a frame abandoned by a new start block as ignored when nobody keeps partials, and reads the new one', () => {
     const { decoder, frames } = collect();
     decoder.push(Buffer.from('\x0bMSH|^~\\&|half'));
     decoder.push(wrapFrame(MSG_A));
     expect(frames).toEqual([MSG_A]);
     expect(decoder.ignoredBytes).toBe('MSH|^~\\&|half'.length + 1);
+  });
+
+  it('hands a frame abandoned by a new start block to onPartial, marked abandoned, and reads the new one', () => {
+    const frames: string[] = [];
+    const partials: PartialFrame[] = [];
+    const decoder = new MllpDecoder({ maxFrameBytes: 1_000_000, onFrame: (f) => frames.push(f.toString('latin1')), onOversize: () => undefined, onPartial: (p) => partials.push(p) });
+    decoder.push(Buffer.from('\x0bMSH|^~\\&|ha'));
+    decoder.push(Buffer.from('lf'));
+    decoder.push(wrapFrame(MSG_A));
+    expect(frames).toEqual([MSG_A]);
+    expect(partials.map((p) => [p.head.toString('latin1'), p.size, p.truncated, p.abandoned])).toEqual([['MSH|^~\\&|half', 13, false, true]]);
+    expect(decoder.ignoredBytes, 'only the abandoned frame\'s start block').toBe(1);
   });
 
   it('reports an oversize frame with its size and head, then resyncs on the next block', () => {

@@ -67,10 +67,11 @@ export interface FrameMeta {
 }
 
 /**
- * Why the input ended inside a frame (handlePartial): the sender half-closed (FIN), the connection
- * closed (reset, error), it was closed idle, or the gateway stopped reading (stop()).
+ * Why a frame ended without its end block (handlePartial): the sender half-closed (FIN), the
+ * connection closed (reset, error), it was closed idle, the gateway stopped reading (stop()), or
+ * the sender abandoned it by starting a new frame (VT inside the open one).
  */
-export type PartialCause = 'half-closed' | 'closed' | 'idle' | 'stopped';
+export type PartialCause = 'half-closed' | 'closed' | 'idle' | 'stopped' | 'abandoned';
 
 export interface Hl7IntakeOptions {
   config: Hl7EndpointConfig;
@@ -251,7 +252,8 @@ export class Hl7Intake {
    * (the first 64 KiB of one that outgrew maxMessageBytes), like an oversize head, and counted.
    * Answered AR (ERR 100) only when the sender half-closed: it has finished sending and waits for
    * its replies. When the connection closed, went idle or the gateway stops reading, the frame
-   * gets no answer: the sender, without an acknowledgement, sends the message again. MSH-10 is
+   * gets no answer: the sender, without an acknowledgement, sends the message again. An abandoned
+   * frame gets none either: the sender started over, and waits for one reply per frame it ends. MSH-10 is
    * echoed only from an MSH segment that ended before the cut.
    */
   handlePartial(partial: PartialFrame, cause: PartialCause, meta: FrameMeta): Promise<FrameResult> {

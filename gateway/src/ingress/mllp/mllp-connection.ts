@@ -101,7 +101,7 @@ export class MllpConnection {
       onOversize: (o) => this.#enqueue(o.size, o.head.length, (meta) => this.#intake.handleOversize(o, meta)),
       onIgnoredBytes: (n) => this.#reportIgnored(n),
       onPartial: (p) => {
-        const cause = this.#endCause;
+        const cause = p.abandoned ? 'abandoned' : this.#endCause;
         this.#log.warn('incomplete frame kept as rejected raw bytes', { remote: this.remoteAddress, cause, bytes: p.size });
         this.#enqueue(p.size, p.head.length, (meta) => this.#intake.handlePartial(p, cause, meta));
       },

@@ -12,7 +12,8 @@
  *   only happens with binary garbage, which then fails HL7 parsing and gets an AR).
  * - Bytes outside frames (keep-alive CR/LF, noise) are ignored and only counted.
  * - A VT inside an open frame means the sender abandoned that frame and started again: the partial
- *   frame is dropped (counted as ignored bytes) and the new frame is read.
+ *   frame goes to `onPartial` (marked `abandoned`: kept for the operator, never answered; without
+ *   `onPartial` it is counted as ignored bytes) and the new frame is read.
  *
  * Frames larger than `maxFrameBytes` are not buffered: the decoder keeps only the first
  * `headBytes` (so the listener can echo MSH-10 in its AR and store the head), counts the rest, and
@@ -49,6 +50,8 @@ export interface PartialFrame {
   head: Buffer;
   /** True when `head` is only the first bytes of the content. */
   truncated: boolean;
+  /** Ended by a new start block (the sender started again), not by the end of the input. */
+  abandoned?: true;
 }
 
 export interface MllpDecoderOptions {
@@ -136,10 +139,17 @@ export class MllpDecoder {
           const fs = buf.indexOf(MLLP.FS, i);
           const vt = buf.indexOf(MLLP.VT, i);
           if (vt !== -1 && (fs === -1 || vt < fs)) {
-            // A new start block inside an open frame: the sender abandoned the frame.
+            // A new start block inside an open frame: the sender abandoned the frame. Its bytes
+            // are kept for the operator (DESIGN §2: bad input is kept), its VT counted as ignored.
             this.#append(buf, i, vt);
-            this.#ignore(this.#size + 1); // the abandoned content and its VT
+            const size = this.#size;
+            const parts = this.#parts;
+            const truncated = this.#oversize;
             this.#resetFrame();
+            if (size > 0 && this.#onPartial) {
+              this.#ignore(1);
+              this.#onPartial({ size, head: Buffer.concat(parts), truncated, abandoned: true });
+            } else this.#ignore(size + 1); // the abandoned content and its VT
             this.#openFrame();
             i = vt + 1;
             break;
