@@ -98,6 +98,19 @@ describe('MllpDecoder', () => {
     expect(decoder.ignoredBytes, 'only the abandoned frame\'s start block').toBe(1);
   });
 
+  it('a start block followed by line ends only (a keep-alive after a stray VT) is no message: ignored, not a partial', () => {
+    const frames: string[] = [];
+    const partials: PartialFrame[] = [];
+    const decoder = new MllpDecoder({ maxFrameBytes: 1_000_000, onFrame: (f) => frames.push(f.toString('latin1')), onOversize: () => undefined, onPartial: (p) => partials.push(p) });
+    decoder.push(Buffer.from('\x0b\r\n'));
+    decoder.push(wrapFrame(MSG_A));
+    decoder.push(Buffer.from('\x0b\r'));
+    decoder.end();
+    expect(frames).toEqual([MSG_A]);
+    expect(partials).toEqual([]);
+    expect(decoder.ignoredBytes).toBe(5);
+  });
+
   it('reports an oversize frame with its size and head, then resyncs on the next block', () => {
     const { decoder, frames, oversize } = collect(100);
     const big = 'MSH|^~\\&|' + 'X'.repeat(5000);

@@ -146,10 +146,11 @@ export class MllpDecoder {
             const parts = this.#parts;
             const truncated = this.#oversize;
             this.#resetFrame();
-            if (size > 0 && this.#onPartial) {
+            const head = size > 0 && this.#onPartial ? Buffer.concat(parts) : undefined;
+            if (head && !blank(head)) {
               this.#ignore(1);
-              this.#onPartial({ size, head: Buffer.concat(parts), truncated, abandoned: true });
-            } else this.#ignore(size + 1); // the abandoned content and its VT
+              this.#onPartial?.({ size, head, truncated, abandoned: true });
+            } else this.#ignore(size + 1); // the abandoned content and its VT (or a stray VT CR)
             this.#openFrame();
             i = vt + 1;
             break;
@@ -202,11 +203,12 @@ export class MllpDecoder {
         const truncated = this.#oversize;
         this.#resetFrame();
         this.#state = 'outside';
-        if (size === 0 || !this.#onPartial) {
-          this.#ignore(size + 1); // the content and its VT
+        const head = size > 0 && this.#onPartial ? Buffer.concat(parts) : undefined;
+        if (!head || blank(head)) {
+          this.#ignore(size + 1); // the content and its VT (a start block with only line ends after it is no message)
           return;
         }
-        this.#onPartial({ size, head: Buffer.concat(parts), truncated });
+        this.#onPartial?.({ size, head, truncated });
         return;
       }
       default:
@@ -269,4 +271,10 @@ export class MllpDecoder {
     this.#ignoredPending += count;
     this.#ignoredTotal += count;
   }
+}
+
+/** Only line ends and spaces (a stray start block before a keep-alive CR is no message). */
+function blank(bytes: Buffer): boolean {
+  for (const b of bytes) if (b !== 0x0d && b !== 0x0a && b !== 0x20 && b !== 0x09) return false;
+  return true;
 }
