@@ -273,9 +273,13 @@ class MessageNormalizer {
     return 'patient';
   }
 
-  /** The raw run time (LIS2-A2 YYYYMMDDHHMMSS) from the profile's candidates, first valid wins. */
-  #runTime(scope: Scope): RunTime | undefined {
-    for (const refText of this.#ctx.profile.fields.runTime) {
+  /**
+   * A raw time (LIS2-A2 YYYYMMDDHHMMSS) from one of the profile's candidate lists, first valid
+   * wins: `fields.runTime` (completedAt, occurredAt) or `fields.keyTime` (idempotency keys and the
+   * consumption run identity; the run time unless the profile keeps the list its keys were built on).
+   */
+  #time(scope: Scope, refs: readonly string[]): RunTime | undefined {
+    for (const refText of refs) {
       const ref = parseFieldRef(refText);
       if (!ref) continue;
       const v = readRef(pick(scope, ref), ref, this.#d);
@@ -303,13 +307,15 @@ class MessageNormalizer {
 
   /**
    * The run's identity for consumption keys: the start time (R.12) when the profile lists it among
-   * its run-time fields and the record has it, else the run time. A result reported pending (R.9 I,
+   * its key-time fields and the record has it, else the time key. A result reported pending (R.9 I,
    * no completion time R.13 yet) and then final shares its start time, not its R.13: keyed on R.13
    * the two reports consumed the reagent twice. A rerun has another start time. (A pending report
    * with no start time either still gets a key of its own: nothing in it ties it to its final.)
+   * Read from `fields.keyTime`, like the time key, so that a profile moving its run time to a
+   * better field keeps its consumption keys.
    */
   #runIdentity(scope: Scope, timeKey: string): string {
-    if (!this.#ctx.profile.fields.runTime.includes('R.12')) return timeKey;
+    if (!this.#ctx.profile.fields.keyTime.includes('R.12')) return timeKey;
     const started = readScoped(scope, 'R.12', this.#d);
     return started !== '' && astmDateToIso(started) ? started : timeKey;
   }
@@ -353,16 +359,21 @@ class MessageNormalizer {
       // Multi-component values (cobas `-1^0.325` interpretation^index, DxH `146!H`) are passed on
       // with `^` between components, whatever the analyzer's component delimiter.
       const value = (fieldRepeats(result, 4, d)[0] ?? []).map((c) => this.#value(c)).join('^').replace(/\^+$/, '');
-      const time = this.#runTime(rscope);
+      // The keys (and the consumption run identity) have their own time source, `fields.keyTime`
+      // (default: the run time), so that keys of a shipped profile stay what they were when its
+      // run time moves to a better field (DxH: R.14): a result stored before and resent after
+      // keeps its key. The run time gives completedAt and occurredAt only.
+      const time = this.#time(rscope, profile.fields.runTime);
+      const keyed = this.#time(rscope, profile.fields.keyTime);
       // A time from the O or H record is the same for a first run and its rerun (O.7 is the order
       // time): the result's own content (full R.3, dilution included, and value) tells them apart.
-      const timeKey = !time ? `rec:${shortHash(result.raw)}` : time.fromResult ? time.raw : `${time.raw}~${shortHash(`${rawField(result, 3)}\u0000${value}`)}`;
+      const timeKey = !keyed ? `rec:${shortHash(result.raw)}` : keyed.fromResult ? keyed.raw : `${keyed.raw}~${shortHash(`${rawField(result, 3)}\u0000${value}`)}`;
       const iso = time ? astmDateToIso(time.raw) : undefined;
       const status = this.#placed(rscope, profile.fields.resultStatus, (rec, n) => component(rec, n, 1, d));
-      // Timed by an O/H field: a pending, preliminary or corrected report does not draw (nor open
+      // Keyed on an O/H field: a pending, preliminary or corrected report does not draw (nor open
       // a group of #sharedRunId); its final does.
-      const draws = !time || time.fromResult || drawsWithoutOwnTime(status.trim());
-      const runId = !draws ? '' : !time || !time.fromResult ? this.#sharedRunId(groups, time ? `${canonical}\u0000${time.raw}` : '', analyzerCode, timeKey) : this.#runIdentity(rscope, timeKey);
+      const draws = !keyed || keyed.fromResult || drawsWithoutOwnTime(status.trim());
+      const runId = !draws ? '' : !keyed || !keyed.fromResult ? this.#sharedRunId(groups, keyed ? `${canonical}\u0000${keyed.raw}` : '', analyzerCode, timeKey) : this.#runIdentity(rscope, timeKey);
       if (status === 'X' || status === 'I') {
         // LIS2-A2 §9.9: X = the order cannot be done, I = in instrument, pending. Neither is a
         // completed test; the run still used reagent, so the test counts for consumption.

@@ -130,14 +130,16 @@ const RECORD_NAMES: Readonly<Record<string, string>> = {
 /**
  * The records gateway/src/astm/normalize.ts reads each kind of field reference in (its scopes:
  * `#specimenId` the run's H, P and O records; `#runType` the same plus the run's first R;
- * `resultFilter`, `#runTime` and `#placed` (abnormal flags, result status) each R with its H, P,
- * O; `reagentLots.when` each M with the H). A reference to any other record reads as empty there:
- * a condition on it is decided on '' (a QC rule never matches, its runs are patient runs), a
- * specimen id, run time, flag or status is never found. Keep in step with normalize.ts.
+ * `resultFilter`, `#time` (run time, key time) and `#placed` (abnormal flags, result status) each
+ * R with its H, P, O; `reagentLots.when` each M with the H). A reference to any other record
+ * reads as empty there: a condition on it is decided on '' (a QC rule never matches, its runs are
+ * patient runs), a specimen id, run or key time, flag or status is never found. Keep in step with
+ * normalize.ts.
  */
 const READ_IN = {
   specimenId: { records: 'HPO', where: 'the specimen id is read from the H, P and O records of the run' },
   runTime: { records: 'HPOR', where: 'the run time is read from each result with its H, P and O records' },
+  keyTime: { records: 'HPOR', where: 'the key time is read from each result with its H, P and O records' },
   abnormalFlags: { records: 'HPOR', where: 'the abnormal flags are read from each result with its H, P and O records' },
   resultStatus: { records: 'HPOR', where: 'the result status is read from each result with its H, P and O records' },
   resultFilter: { records: 'HPOR', where: 'the filter is applied to each R record with its H, P and O records' },
@@ -159,7 +161,7 @@ function refProblem(ref: unknown, place: keyof typeof READ_IN): string | undefin
 function unreadReferenceIssues(p: Record<string, unknown>): ProfileIssue[] {
   const issues: ProfileIssue[] = [];
   const fields = (p.fields ?? {}) as Record<string, unknown>;
-  for (const key of ['specimenId', 'runTime', 'abnormalFlags', 'resultStatus'] as const) {
+  for (const key of ['specimenId', 'runTime', 'keyTime', 'abnormalFlags', 'resultStatus'] as const) {
     const refs = fields[key];
     if (!Array.isArray(refs)) continue;
     refs.forEach((ref, i) => {

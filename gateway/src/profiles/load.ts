@@ -89,6 +89,8 @@ export function resolveProfile(obj: unknown): Profile {
       specimenId: fields.specimenId ?? [...DEFAULT_FIELDS.specimenId],
       patientId: fields.patientId ?? [...DEFAULT_FIELDS.patientId],
       runTime: fields.runTime ?? [...DEFAULT_FIELDS.runTime],
+      // The keys' time source follows the run time unless the profile keeps an older one.
+      keyTime: fields.keyTime ?? fields.runTime ?? [...DEFAULT_FIELDS.runTime],
       abnormalFlags: fields.abnormalFlags ?? [...DEFAULT_FIELDS.abnormalFlags],
       resultStatus: fields.resultStatus ?? [...DEFAULT_FIELDS.resultStatus],
       testId: fields.testId ?? { codeComponent: 4 },

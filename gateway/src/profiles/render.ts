@@ -52,6 +52,7 @@ export function renderProfile(profile: Profile): string {
     const flags = (['etbAfterEveryRecord', 'ignoresReceiverInterrupt', 'closesAfterEot', 'sendsEmptySessions'] as const).filter((k) => q[k]);
     if (flags.length) lines.push(`  quirks        ${flags.join(', ')}`);
     lines.push(`  specimen id   ${profile.fields.specimenId.join(' → ')}   run time ${profile.fields.runTime.join(' → ')}   test code R.3 component ${profile.fields.testId.codeComponent}`);
+    lines.push(`  key time      ${profile.fields.keyTime.join(' → ')}   (idempotency keys, consumption run identity)`);
     lines.push(`  result        flags ${profile.fields.abnormalFlags.join(' → ')}   status ${profile.fields.resultStatus.join(' → ')}`);
   }
   lines.push(`  unmapped      ${profile.unmappedTests}`);

@@ -244,8 +244,17 @@ export interface ProfileRecordFields {
   specimenId: string[];
   /** Where the patient id is read (for searching; never names). */
   patientId: string[];
-  /** Run time candidates, first valid date wins (default R.13, R.12, O.7; a time from an O or H field is keyed with a hash of the result, see astm/README.md). */
+  /** Run time candidates, first valid date wins (default R.13, R.12, O.7): a result's completedAt and its events' occurredAt. */
   runTime: string[];
+  /**
+   * Time candidates of the idempotency keys and the consumption run identity, first valid date
+   * wins (default: `runTime`; a time from an O or H field is keyed with a hash of the result, see
+   * astm/README.md). Keys of a shipped profile never change: when a better time source is found,
+   * it goes to `runTime` (completedAt, occurredAt) and the old list stays here, so a result stored
+   * before the change and resent after it keeps its key. DxH: R.13, R.12, O.23, O.7 (its runTime
+   * became R.14).
+   */
+  keyTime: string[];
   /**
    * Where a result's abnormal flags are read, first non-empty wins (default R.7, LIS2-A2 §9.7):
    * the whole field as sent unless the reference names a component. DxH: R.8 (one extra field
