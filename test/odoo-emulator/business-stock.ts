@@ -47,6 +47,38 @@ export function findQuant(env: Env, productId: number, locationId: number, lotId
   return env.rowsBy('stock.quant', 'product_id', productId).find((q) => q.location_id === locationId && (q.lot_id || false) === lotId);
 }
 
+/**
+ * `stock.quant._is_inventory_mode`: the context's `inventory_mode`, for a user of the stock user
+ * group (`stock.group_stock_user`). Both kinds of emulated users have it: the admin, and the bot
+ * (Inventory/User + Sales/User + Purchase/User + Billing, odoo-api.md §D "Rights").
+ */
+function inventoryMode(env: Env): boolean {
+  const stockUser = env.rights === 'admin' || env.rights === 'bot';
+  return Boolean(env.context.inventory_mode) && stockUser;
+}
+
+/**
+ * `stock.quant._get_inventory_fields_create`: the fields a user may give to create a quant in
+ * inventory mode (17–19: product_id, owner_id and `_get_inventory_fields_write`; 16 lists
+ * location_id, lot_id and package_id itself: the same set), with stock_account's accounting_date
+ * (installed with stock and account).
+ */
+const INVENTORY_FIELDS_CREATE: ReadonlySet<string> = new Set([
+  'product_id', 'location_id', 'lot_id', 'package_id', 'owner_id',
+  'inventory_quantity', 'inventory_quantity_auto_apply', 'inventory_diff_quantity', 'inventory_date', 'user_id', 'inventory_quantity_set', 'is_outdated',
+  'accounting_date',
+]);
+
+/** `stock.quant.action_apply_inventory` (`_apply_inventory`): the counted quantity becomes the quantity; stock managers only. */
+function applyInventory(env: Env, ids: number[]): void {
+  if (env.rights !== 'admin') throw userError('Only a stock manager can validate an inventory adjustment.');
+  env.assertExists('stock.quant', ids);
+  for (const id of ids) {
+    const q = env.table('stock.quant').get(id)!;
+    env.db.update('stock.quant', id, { quantity: q.inventory_quantity, inventory_quantity: 0, inventory_quantity_set: false });
+  }
+}
+
 /** `stock.quant._update_available_quantity` / `_update_reserved_quantity` (internal locations only). */
 export function updateQuant(env: Env, productId: number, locationId: number, lotId: number | false, dQty: number, dReserved: number): void {
   if (!isInternalLoc(env, locationId) || !isStorable(env, productId)) return;
@@ -541,25 +573,31 @@ export function stockHooks(): Record<string, ModelHooks> {
       },
     },
     'stock.quant': {
-      // `stock.quant.create` in inventory mode (stock_quant.py, 15–19): "Create an empty quant or
-      // write on a similar one" — the count of (product, location, lot) goes on the quant that
-      // already holds it (`_gather`, strict), a new quant only when there is none (odoo-api.md
-      // §B.1 Option 3: absolute counts). An import (`import_file`) does not merge.
+      // `stock.quant.create` in inventory mode (stock_quant.py, 15–19), for a user of the stock
+      // user group (`_is_inventory_mode`): only the inventory fields may be given ("Quant's
+      // creation is restricted"), then "Create an empty quant or write on a similar one" — the
+      // count of (product, location, lot) goes on the quant that already holds it (`_gather`,
+      // strict), a new quant (created as superuser) only when there is none (odoo-api.md §B.1
+      // Option 3: absolute counts). An import (`import_file`) does not merge. Outside inventory
+      // mode it is the ordinary create, with the user's access rights.
       replaceCreate: (env, vals) => {
-        if (!env.context.inventory_mode || env.context.import_file || vals.inventory_quantity === undefined) return undefined;
-        const fields = env.model('stock.quant').fields;
-        if (Object.keys(vals).some((k) => !(k in fields))) return undefined; // the ordinary create raises the ValueError
-        const { inventory_quantity: counted, ...rest } = vals;
-        const lotId = typeof vals.lot_id === 'number' ? vals.lot_id : false;
-        const similar = typeof vals.product_id === 'number' && typeof vals.location_id === 'number' ? findQuant(env, vals.product_id, vals.location_id, lotId) : undefined;
+        if (!inventoryMode(env) || !('inventory_quantity' in vals || 'inventory_quantity_auto_apply' in vals)) return undefined;
+        if (Object.keys(vals).some((k) => !INVENTORY_FIELDS_CREATE.has(k))) throw userError("Quant's creation is restricted, you can't do this operation.");
+        const { inventory_quantity: counted, inventory_quantity_auto_apply: autoCounted, ...rest } = vals;
+        const autoApply = 'inventory_quantity_auto_apply' in vals;
+        const quantity = Number(autoCounted || counted || 0);
+        const lotId = typeof rest.lot_id === 'number' ? rest.lot_id : false;
+        const similar = !env.context.import_file && typeof rest.product_id === 'number' && typeof rest.location_id === 'number' ? findQuant(env, rest.product_id, rest.location_id, lotId) : undefined;
         const sudo = env.sudo();
-        const id = similar?.id ?? sudo.createInternal('stock.quant', { ...rest, quantity: rest.quantity ?? 0 });
-        sudo.writeInternal('stock.quant', [id], { inventory_quantity: counted, inventory_quantity_set: true });
+        const id = similar?.id ?? sudo.createInternal('stock.quant', rest);
+        sudo.writeInternal('stock.quant', [id], { inventory_quantity: quantity, inventory_quantity_set: true });
+        // `inventory_quantity_auto_apply`'s inverse applies the count at once (a stock manager's act).
+        if (autoApply) applyInventory(env, [id]);
         return id;
       },
       beforeCreate: (env, vals) => {
-        if (env.context.inventory_mode && vals.inventory_quantity !== undefined) vals.inventory_quantity_set = true;
-        if (env.context.inventory_mode && vals.quantity === undefined) vals.quantity = 0;
+        if (inventoryMode(env) && vals.inventory_quantity !== undefined) vals.inventory_quantity_set = true;
+        if (inventoryMode(env) && vals.quantity === undefined) vals.quantity = 0;
       },
     },
   };
@@ -706,12 +744,7 @@ export function registerStockMethods(reg: MethodRegistry): void {
   reg.add('stock.quant', 'action_apply_inventory', {
     api: 'multi', owner: 'StockQuant', params: [],
     run: (env, _m, ids) => {
-      if (env.rights !== 'admin') throw userError('Only a stock manager can validate an inventory adjustment.');
-      env.assertExists('stock.quant', ids);
-      for (const id of ids) {
-        const q = env.table('stock.quant').get(id)!;
-        env.db.update('stock.quant', id, { quantity: q.inventory_quantity, inventory_quantity: 0, inventory_quantity_set: false });
-      }
+      applyInventory(env, ids);
       return undefined;
     },
   });

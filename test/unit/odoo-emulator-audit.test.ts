@@ -266,3 +266,83 @@ describe.each(VERSIONS)('Odoo emulator audit, Odoo %i over JSON-RPC', (version) 
     expect(odoo.count('stock.picking', [['backorder_id', '=', id]])).toBe(0);
   });
 });
+
+describe.each(VERSIONS)('Odoo emulator: stock.quant inventory mode and purchase.order.line load(), Odoo %i', (version) => {
+  let odoo: OdooEmulator;
+  let url: string;
+  type Who = 'admin' | 'bot';
+  const auth = (who: Who) => (who === 'admin' ? { db: 'lab', uid: 2, secret: 'admin' } : { db: 'lab', uid: 3, secret: 'gw-key' });
+  const call = async (who: Who, model: string, method: string, args: unknown[] = [], kwargs?: Record<string, unknown>): Promise<Envelope> =>
+    (await executeKw(url, auth(who), model, method, args, kwargs)).body as Envelope;
+  const ok = async (who: Who, model: string, method: string, args: unknown[] = [], kwargs?: Record<string, unknown>): Promise<unknown> => {
+    const env = await call(who, model, method, args, kwargs);
+    if (env.error) throw new Error(`${model}.${method}: ${env.error.data.name}: ${env.error.data.message}`);
+    return env.result;
+  };
+  const one = (model: string, domain: unknown[]) => odoo.records(model, domain)[0]!;
+
+  beforeAll(async () => {
+    odoo = new OdooEmulator({ version, users: [{ login: 'admin', password: 'admin' }, { login: 'gateway', password: '', apiKeys: [{ key: 'gw-key' }], rights: 'bot' }] });
+    ({ url } = await odoo.listen());
+  });
+  beforeEach(() => { odoo.reset(); });
+  afterAll(async () => { await odoo.close(); });
+
+  /*
+   * stock.quant.create (stock_quant.py, 16–19) in inventory mode: "if any(field for field in
+   * vals.keys() if field not in allowed_fields): raise UserError(_("Quant's creation is
+   * restricted, you can't do this operation."))" with allowed_fields = _get_inventory_fields_create();
+   * the emulator created the quant with whatever it was given (a `quantity` set stock directly).
+   */
+  it("a count with a field outside the inventory fields is refused: \"Quant's creation is restricted\"", async () => {
+    const lot = one('stock.lot', [['name', '=', 'G24A101']]);
+    const quant = one('stock.quant', [['lot_id', '=', lot.id as number]]);
+    const ctx = { context: { inventory_mode: true } };
+    for (const who of ['admin', 'bot'] as const) {
+      const refused = await call(who, 'stock.quant', 'create', [{ product_id: lot.product_id, location_id: quant.location_id, lot_id: lot.id, inventory_quantity: 10, quantity: 10 }], ctx);
+      expect(refused.error?.data.name, who).toBe('odoo.exceptions.UserError');
+      expect(refused.error?.data.message, who).toBe("Quant's creation is restricted, you can't do this operation.");
+    }
+    expect(one('stock.quant', [['id', '=', quant.id]])).toMatchObject({ quantity: quant.quantity, inventory_quantity_set: false });
+  });
+
+  /*
+   * _is_inventory_mode = context inventory_mode and the stock user group: the bot (Inventory/User,
+   * odoo-api.md §D "Rights") may set a count — the quant is written as superuser — but not apply
+   * it ("Only a stock manager can validate an inventory adjustment."), nor create a quant outside
+   * inventory mode (its rights on stock.quant are read only).
+   */
+  it('the bot may count in inventory mode, not apply the count, and not create a quant outside inventory mode', async () => {
+    const lot = one('stock.lot', [['name', '=', 'G24A101']]);
+    const quant = one('stock.quant', [['lot_id', '=', lot.id as number]]);
+    const ctx = { context: { inventory_mode: true } };
+    const counted = (await ok('bot', 'stock.quant', 'create', [{ product_id: lot.product_id, location_id: quant.location_id, lot_id: lot.id, inventory_quantity: 10 }], ctx)) as number;
+    expect(counted).toBe(quant.id);
+    expect(one('stock.quant', [['id', '=', quant.id]])).toMatchObject({ quantity: quant.quantity, inventory_quantity: 10, inventory_quantity_set: true });
+    const apply = await call('bot', 'stock.quant', 'action_apply_inventory', [[counted]], ctx);
+    expect(apply.error?.data.message).toBe('Only a stock manager can validate an inventory adjustment.');
+    const plain = await call('bot', 'stock.quant', 'create', [{ product_id: lot.product_id, location_id: quant.location_id, lot_id: lot.id, quantity: 10 }]);
+    expect(plain.error?.data.name).toBe('odoo.exceptions.AccessError');
+    expect(odoo.count('stock.quant', [['lot_id', '=', lot.id as number]])).toBe(1);
+  });
+
+  /*
+   * Model.load on purchase.order.line with an `order_id/.id` column (odoo-api.md B.4 and §D): the
+   * line is created in that order with its external id, in one transaction, for the bot too; the
+   * external id is then found by check_object_reference whatever the line's description becomes.
+   */
+  it('the bot loads a purchase.order.line with an external id into an existing RFQ; check_object_reference finds it after its description changed', async () => {
+    const vendor = one('res.partner', [['ref', '=', 'VEND-DIAG']]).id as number;
+    const product = one('product.product', [['default_code', '=', 'RGT-GLU']]).id as number;
+    const po = (await ok('bot', 'purchase.order', 'create', [{ partner_id: vendor }])) as number;
+    const uom = version >= 19 ? 'product_uom_id' : 'product_uom';
+    const result = (await ok('bot', 'purchase.order.line', 'load', [['id', 'order_id/.id', 'product_id/.id', 'name', 'product_qty', `${uom}/.id`], [['lab_gateway.rfq_line_t1', po, product, 'Glucose reagent', 4, one('product.product', [['id', '=', product]]).uom_id as number]]])) as { ids: number[] | false; messages: unknown[] };
+    expect(result.messages).toEqual([]);
+    expect(Array.isArray(result.ids) && result.ids.length).toBe(1);
+    const lineId = (result.ids as number[])[0]!;
+    expect(one('purchase.order.line', [['id', '=', lineId]])).toMatchObject({ order_id: po, product_id: product, product_qty: 4, state: 'draft' });
+    await ok('admin', 'purchase.order.line', 'write', [[lineId], { name: 'Glucose kit, 4 x 100 tests (cat. 99)' }]);
+    await ok('admin', 'purchase.order', 'button_confirm', [[po]]);
+    expect(await ok('bot', 'ir.model.data', 'check_object_reference', ['lab_gateway', 'rfq_line_t1'])).toEqual(['purchase.order.line', lineId]);
+  });
+});
