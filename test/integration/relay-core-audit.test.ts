@@ -142,6 +142,28 @@ describe('rate limiting: HTTP 429 with Retry-After', () => {
   }, 20_000);
 });
 
+describe('a reference pull that met the link down, then a good one', () => {
+  /**
+   * The link went 'unreachable' when a periodic pull met a 503 (the pull's noteFailure); with
+   * nothing queued, no round ever set it back: /api/status said "Odoo unreachable" and its
+   * lastError kept the 503 while Odoo answered every pull (test/integration/session-review-5).
+   * A good pull is a success of the link: connected again, and no error is current.
+   */
+  it('Odoo 17: the next good pull sets the link connected and clears the relay\'s and the client\'s lastError', async () => {
+    rig = await makeRig(17, { relay: { referenceRefreshMs: 300 } });
+    const states: string[] = [];
+    rig.telemetry.on('odoo.state', (e) => states.push(e.state));
+    await waitFor(() => rig!.relay.snapshot().referencePulledAt !== undefined && rig!.client.state === 'connected');
+    rig.emu.faults.inject({ match: { transport: 'jsonrpc', model: 'product.product', method: 'search_read' }, times: 1, action: { kind: 'status', status: 503 } });
+    await waitFor(() => rig!.relay.snapshot().state === 'unreachable', 10_000, 5);
+    expect(rig.relay.snapshot().lastError).toMatch(/503/);
+    await waitFor(() => rig!.relay.snapshot().state === 'connected', 10_000, 20);
+    expect(rig.relay.snapshot().lastError).toBeUndefined();
+    expect(rig.client.lastError).toBeUndefined();
+    expect(states.slice(-2)).toEqual(['unreachable', 'connected']);
+  }, 20_000);
+});
+
 describe('rate limiting at connect (Retry-After)', () => {
   /**
    * The same promise at start-up: relay.ts #connect backed off on its own link back-off only, so a
@@ -338,6 +360,48 @@ describe('reference pull: a model the bot may not read', () => {
     expect(refused).toHaveLength(1);
     expect(refused[0]!.message).toMatch(/read stock\.warehouse\.orderpoint/);
     expect(refused[0]!.message).toMatch(/AccessError/);
+  }, 30_000);
+
+  /**
+   * What the user sees: after an Odoo upgrade, reading stock.lot fails with a ValueError (a field
+   * the gateway reads was removed). The alert said "Odoo does not let the gateway's user read
+   * stock.lot … Give the user read access": IT grants rights that change nothing, while the
+   * message that says what happened is buried in the middle.
+   * Cause: reference-data.ts refresh() listed every permanent error of a model as a refusal, and
+   * relay.ts #reportRefused raised ODOO_REFERENCE_REFUSED with the access advice for all of them.
+   * Fix: only an AccessError is a refusal; any other permanent error raises ODOO_REFERENCE_FAILED,
+   * naming the model and Odoo's message, without the access advice.
+   */
+  it('Odoo 17: a ValueError on stock.lot is reported as what it is (the model and Odoo\'s message), without access advice; the rest is pulled', async () => {
+    const { emu, url } = await startEmulator(17);
+    let failing = true;
+    const proxy = await interceptingProxy(url, ({ id, model, method }) => {
+      if (!failing || model !== 'stock.lot' || method !== 'search_read') return undefined;
+      return odooException(id, 'builtins.ValueError', "Invalid field 'expiration_date' on model 'stock.lot'");
+    });
+    cleanups.push(async () => {
+      await proxy.close();
+      await emu.close();
+    });
+    rig = await makeRig(17, { emu: { emu, url: proxy.url }, start: false, relayOptions: { referenceRetry: { initialMs: 300, maxMs: 300 } } });
+    const alerts: Array<{ code: string; message: string }> = [];
+    rig.telemetry.on('alert', (a) => alerts.push({ code: a.code, message: a.message }));
+    await rig.relay.start();
+    await waitFor(() => rig!.relay.snapshot().referencePulledAt !== undefined, 5_000);
+    expect(rig.relay.reference.snapshot.products.length).toBeGreaterThan(0);
+    expect(rig.relay.reference.refused.map((r) => [r.model, r.kind])).toEqual([['stock.lot', 'error']]);
+    await waitFor(() => alerts.some((a) => a.code === 'ODOO_REFERENCE_FAILED'), 5_000);
+    expect(alerts.filter((a) => a.code === 'ODOO_REFERENCE_REFUSED')).toEqual([]);
+    const failed = alerts.filter((a) => a.code === 'ODOO_REFERENCE_FAILED');
+    expect(failed).toHaveLength(1);
+    expect(failed[0]!.message).toMatch(/stock\.lot \(lots\)/);
+    expect(failed[0]!.message).toContain("ValueError: Invalid field 'expiration_date' on model 'stock.lot'");
+    expect(failed[0]!.message).not.toMatch(/access|rights?\b|allowed/i);
+    // Odoo reads it again: cleared once, the model no longer listed.
+    failing = false;
+    await waitFor(() => alerts.some((a) => a.code === 'ODOO_REFERENCE_FAILED_CLEARED'), 5_000);
+    expect(rig.relay.reference.refused).toEqual([]);
+    expect(alerts.filter((a) => a.code === 'ODOO_REFERENCE_FAILED')).toHaveLength(1);
   }, 30_000);
 });
 

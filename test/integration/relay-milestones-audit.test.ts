@@ -98,6 +98,43 @@ describe('replenishment: one draft RFQ per vendor', () => {
     expect(emu.count('purchase.order', [['partner_id', '=', partnerId(emu, 'VEND-DIAG')]])).toBe(1);
     expect(ev?.odoo).toEqual([expect.objectContaining({ model: 'purchase.order', id: po })]);
   });
+
+  it('a line whose load() answer was lost is found by its external id on the retry, after the buyer re-described it and confirmed the RFQ', async () => {
+    rig = await makeRig(17, { relayOptions: { ambiguousSettleMs: 1500 } });
+    const emu = rig.emu;
+    await rig.commit([thresholdBreached('RGT-GLU', 15)]);
+    await rig.waitDrained();
+    // Odoo commits the load adding the line (and its external id); the answer is lost.
+    emu.faults.next(1, 'purchase.order.line', 'load').resetAfterCommit();
+    const [id] = await rig.commit([thresholdBreached('RGT-HBA1C', 8)]);
+    await waitFor(async () => (await rig!.store.getEvent(id!))?.ambiguous === true);
+    const [line] = rfqLines(emu, 'RGT-HBA1C');
+    const po = line!['order_id'] as number;
+    expect(emu.externalIds().filter((x) => x.model === 'purchase.order.line' && x.resId === line!.id)).toHaveLength(1);
+    emu.call('purchase.order.line', 'write', [[line!.id as number], { name: 'HbA1c reagent kit, 2 x 50 tests (cat. 1234)' }]);
+    emu.call('purchase.order', 'button_confirm', [[po]]);
+    await rig.waitDrained();
+    expect(emu.faults.log.map((f) => f.action)).toContain('reset-after-commit');
+    const ev = await rig.store.getEvent(id!);
+    expect(ev?.state).toBe('delivered');
+    expect(rfqLines(emu, 'RGT-HBA1C')).toHaveLength(1);
+    expect(emu.count('purchase.order', [['partner_id', '=', partnerId(emu, 'VEND-DIAG')]])).toBe(1);
+    expect(ev?.odoo).toEqual([expect.objectContaining({ model: 'purchase.order', id: po })]);
+  });
+
+  it('two reagents of a vendor without a draft: one new RFQ, the second line with an external id of its own', async () => {
+    rig = await makeRig(17);
+    const emu = rig.emu;
+    const ids = await rig.commit([thresholdBreached('RGT-GLU', 15), thresholdBreached('RGT-HBA1C', 8)]);
+    await rig.waitDrained();
+    const drafts = emu.records('purchase.order', [['partner_id', '=', partnerId(emu, 'VEND-DIAG')]]);
+    expect(drafts).toHaveLength(1);
+    expect(drafts[0]!['origin']).toBe('lab-gateway reorder RGT-GLU, RGT-HBA1C');
+    const xmlids = emu.externalIds().filter((x) => x.xmlid.startsWith('lab_gateway.rfq'));
+    expect(xmlids.map((x) => x.model).sort()).toEqual(['purchase.order', 'purchase.order.line']);
+    expect(xmlids.find((x) => x.model === 'purchase.order.line')!.resId).toBe(rfqLines(emu, 'RGT-HBA1C')[0]!.id);
+    for (const id of ids) expect((await rig.store.getEvent(id))?.state).toBe('delivered');
+  });
 });
 
 describe('replenishment: stock exceptions are near real-time', () => {

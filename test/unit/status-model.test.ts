@@ -99,6 +99,20 @@ describe('StatusModel', () => {
     expect(model.toApiStatus().odoo.lastSuccessAt).not.toBeNull();
   });
 
+  it("clears odoo.lastError when the link connects again: the outage's error is not the link's current one", async () => {
+    const { model, telemetry } = setup({ odooUrl: 'https://odoo.example' });
+    await model.start();
+    telemetry.emit('odoo.state', { state: 'connected' });
+    telemetry.emit('odoo.state', { state: 'unreachable', lastError: 'HTTP 503 from Odoo' });
+    expect(model.toApiStatus().odoo).toMatchObject({ state: 'unreachable', lastError: 'HTTP 503 from Odoo' });
+    telemetry.emit('odoo.state', { state: 'connected' });
+    expect(model.toApiStatus().odoo).toMatchObject({ state: 'connected', lastError: null });
+    // Connected, an event's own failure is still reported until the link changes again.
+    telemetry.emit('relay.outcome', { eventId: 'e1', eventType: 'order.created', outcome: 'retry', latencyMs: 1, error: 'lock not available' });
+    telemetry.emit('odoo.state', { state: 'connected', keyExpiresInDays: 30 });
+    expect(model.toApiStatus().odoo.lastError).toBe('lock not available');
+  });
+
   it('reports dead letters, blocked partitions and a stale queue from the store counters', async () => {
     const { model, store } = setup();
     await model.start();

@@ -116,9 +116,14 @@ export interface PostedDebit {
   lines: DebitLine[];
 }
 
-/** A model the last pull could not read because Odoo refused it (an AccessError): the rest was pulled. */
+/**
+ * A model the last pull could not read because Odoo refused the read on its merits: the rest was
+ * pulled. `access`: an AccessError (the gateway's user may not read the model); `error`: any other
+ * permanent error (a ValueError on a field after an Odoo upgrade, a server-side bug).
+ */
 export interface RefusedModel {
   model: string;
+  kind: 'access' | 'error';
   /** What the gateway reads it for ("reorder points"). */
   label: string;
   /** Odoo's reason, without traceback. */
@@ -171,7 +176,7 @@ export class ReferenceData {
     return this.#snap;
   }
 
-  /** Models the last refresh could not read (Odoo refused them); empty when it read everything. */
+  /** Models the last refresh could not read (Odoo refused them: access or another error); empty when it read everything. */
   get refused(): readonly RefusedModel[] {
     return this.#refused;
   }
@@ -213,7 +218,7 @@ export class ReferenceData {
         if (failureOf(err) !== 'permanent' || isLinkDown(err)) throw err;
         const label = MODEL_LABELS[model] ?? model;
         const effect = model === 'stock.quant' ? 'the on-hand quantities are unknown, so the stock watch raises no reorder breach' : `the ${label} stay as last pulled (none if never pulled)`;
-        refused.push({ model, label, reason: refusalReason(err), effect });
+        refused.push({ model, kind: isAccessError(err) ? 'access' : 'error', label, reason: refusalReason(err), effect });
         return undefined;
       }
     };
@@ -554,6 +559,11 @@ export class ReferenceData {
 function qtyMultiple(value: unknown): number {
   const n = typeof value === 'number' ? value : Number.NaN;
   return Number.isFinite(n) && n >= 0 ? n : 1;
+}
+
+/** Odoo refused the read because the user may not read the model (ir.model.access or a record rule). */
+function isAccessError(err: unknown): boolean {
+  return err instanceof GatewayError && err.details?.['odooName'] === 'odoo.exceptions.AccessError';
 }
 
 /** An AccessError's message names the model and the groups allowed; any other refusal its own text. */

@@ -8,7 +8,7 @@ import type { OdooLinkState, Telemetry } from '../telemetry.ts';
 import { CallLimit } from './call-limit.ts';
 import type { OdooClientLike } from './odoo/odoo-client.ts';
 import { failureOf, isLinkDown, mayHaveLanded, retryAfterOf, waitsForQueued } from './odoo/odoo-error.ts';
-import { ReferenceData } from './reference-data.ts';
+import { ReferenceData, type RefusedModel } from './reference-data.ts';
 import { rulesFor, type PostingRule, type RuleContext, type RuleResult } from './rules/index.ts';
 import { StockWatch } from './stock-watch.ts';
 
@@ -116,8 +116,11 @@ export class Relay implements Component {
   #refOk = false;
   /** Wait before a failed (or partly refused) reference pull is tried again; see RelayOptions.referenceRetry. */
   #refWait = 0;
-  /** Models whose reference pull Odoo refused, ODOO_REFERENCE_REFUSED raised and not cleared yet. */
-  readonly #refusedAlerted = new Set<string>();
+  /**
+   * Models whose reference pull Odoo refused, with the alert raised and not cleared yet:
+   * 'access' ODOO_REFERENCE_REFUSED, 'error' ODOO_REFERENCE_FAILED.
+   */
+  readonly #refusedAlerted = new Map<string, RefusedModel['kind']>();
   #lastWatch = 0;
   /**
    * Consumption was posted within stockWatchIntervalMs of the last check: the check it skipped is
@@ -330,6 +333,7 @@ export class Relay implements Component {
       }
       this.#authWait = 0;
       this.#linkWait = 0;
+      this.#lastError = undefined;
       this.#o.log.info('connected to Odoo', { version: this.#o.odoo.serverVersion });
       await this.#pullReference();
       return true;
@@ -370,9 +374,19 @@ export class Relay implements Component {
       }
       return;
     }
+    // Odoo answered the pull (some models may have been refused on their merits): the link is up.
+    // A pull that met the link down set it 'unreachable' (noteFailure above); with nothing queued
+    // no round would ever set it back, and /api/status kept "Odoo unreachable" while Odoo answered.
+    this.#linkUp();
     this.#refOk = this.#ref.refused.length === 0;
     if (this.#refOk) this.#refWait = 0;
-    else this.#o.log.warn('reference pull incomplete: Odoo refused some models', { models: this.#ref.refused.map((r) => r.model), retryInMs: this.#growRefWait() });
+    else this.#o.log.warn('reference pull incomplete: Odoo did not let the gateway read some models', { models: this.#ref.refused.map((r) => r.model), retryInMs: this.#growRefWait() });
+  }
+
+  /** Odoo answered: the link is connected again (after an outage) and no link error is current. */
+  #linkUp(): void {
+    this.#lastError = undefined;
+    (this.#o.odoo as { noteSuccess?: () => void }).noteSuccess?.();
   }
 
   #growRefWait(): number {
@@ -382,26 +396,38 @@ export class Relay implements Component {
   }
 
   /**
-   * ODOO_REFERENCE_REFUSED once per model Odoo refuses to let the gateway read (an AccessError on
-   * stock.warehouse.orderpoint for a bot without inventory rights), naming the model, what it is
-   * for and Odoo's message; ODOO_REFERENCE_REFUSED_CLEARED once it is read again.
+   * One alert per model Odoo refused to read, naming the model, what it is for and Odoo's message:
+   * ODOO_REFERENCE_REFUSED for an AccessError (the user may not read it: stock.warehouse.orderpoint
+   * for a bot without inventory rights), with the right to give; ODOO_REFERENCE_FAILED for any other
+   * permanent error (a ValueError on a field after an Odoo upgrade), which no right fixes. The
+   * matching _CLEARED alert once the model is read again.
    */
   #reportRefused(): void {
     const refused = this.#ref.refused;
     const login = this.#o.odooConfig.login ? ` '${this.#o.odooConfig.login}'` : '';
     for (const r of refused) {
-      if (this.#refusedAlerted.has(r.model)) continue;
-      this.#refusedAlerted.add(r.model);
-      this.#o.telemetry.alert(
-        'warning',
-        'ODOO_REFERENCE_REFUSED',
-        `Odoo does not let the gateway's user${login} read ${r.model} (${r.label}): ${r.reason.replace(/[.\s]+$/, '')}. The other reference data was pulled and is used; ${r.effect}. Give the user read access to ${r.model} in Odoo (or ignore this if the site does not use it); the gateway tries again with a growing delay.`,
-      );
+      if (this.#refusedAlerted.get(r.model) === r.kind) continue;
+      this.#refusedAlerted.set(r.model, r.kind);
+      const reason = r.reason.replace(/[.\s]+$/, '');
+      if (r.kind === 'access') {
+        this.#o.telemetry.alert(
+          'warning',
+          'ODOO_REFERENCE_REFUSED',
+          `Odoo does not let the gateway's user${login} read ${r.model} (${r.label}): ${reason}. The other reference data was pulled and is used; ${r.effect}. Give the user read access to ${r.model} in Odoo (or ignore this if the site does not use it); the gateway tries again with a growing delay.`,
+        );
+      } else {
+        this.#o.telemetry.alert(
+          'warning',
+          'ODOO_REFERENCE_FAILED',
+          `Odoo answered the gateway's read of ${r.model} (${r.label}) with an error: ${reason}. The other reference data was pulled and is used; ${r.effect}. The gateway tries again with a growing delay; if the error stays, look at Odoo's log for this read (after an Odoo upgrade, a field the gateway reads may have changed).`,
+        );
+      }
     }
-    for (const model of [...this.#refusedAlerted]) {
+    for (const [model, kind] of [...this.#refusedAlerted]) {
       if (refused.some((r) => r.model === model)) continue;
       this.#refusedAlerted.delete(model);
-      this.#o.telemetry.alert('info', 'ODOO_REFERENCE_REFUSED_CLEARED', `Odoo lets the gateway read ${model} again`);
+      if (kind === 'access') this.#o.telemetry.alert('info', 'ODOO_REFERENCE_REFUSED_CLEARED', `Odoo lets the gateway read ${model} again`);
+      else this.#o.telemetry.alert('info', 'ODOO_REFERENCE_FAILED_CLEARED', `Odoo answers the gateway's read of ${model} again`);
     }
   }
 
@@ -552,7 +578,7 @@ export class Relay implements Component {
       }
     } else if ([...results.values()].some((r) => r.ok)) {
       this.#lastSuccessAt = new Date(this.#clock()).toISOString();
-      (this.#o.odoo as { noteSuccess?: () => void }).noteSuccess?.();
+      this.#linkUp();
     }
     return { results, trouble, retryAfterMs };
   }

@@ -616,6 +616,8 @@ export class StatusModel implements Component {
       this.#odooProblemSince = null;
       this.#odooProblem = null;
     }
+    // The link connected again: the last error was the outage's, it is not current any more.
+    if ((e.state === 'connected' || e.state === 'sandbox') && e.state !== this.#odoo.state) this.#odoo.lastError = null;
     this.#odoo.state = e.state;
     if (e.lastError !== undefined) this.#odoo.lastError = e.lastError;
     if (e.serverVersion !== undefined) this.#odoo.serverVersion = e.serverVersion;

@@ -412,6 +412,8 @@ export class OdooClient implements OdooClientLike {
 
   #setState(state: OdooLinkState, lastError?: string): void {
     if (lastError !== undefined) this.#lastError = lastError;
+    // Connected again: the error of the outage is history, not the link's current error.
+    else if (state === 'connected' || state === 'sandbox') this.#lastError = undefined;
     if (state === this.#state && lastError === undefined) return;
     this.#state = state;
     this.#opts.telemetry?.emit('odoo.state', { state, ...(this.#lastError ? { lastError: this.#lastError } : {}), ...(this.#versionText ? { serverVersion: this.#versionText } : {}) });

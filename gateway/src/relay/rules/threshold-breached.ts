@@ -1,7 +1,8 @@
 import type { StockThresholdBreachedData } from '../../events/types.ts';
 import type { StoredEvent } from '../../store/types.ts';
-import { externalId, loadWithExternalIds, lookupExternalId, m2oId, searchRead, write } from '../odoo/odoo-calls.ts';
-import { mappingMissing } from '../odoo/odoo-error.ts';
+import { describeError } from '../../errors.ts';
+import { externalId, loadWithExternalIds, lookupExternalId, m2oId, read, searchRead, write } from '../odoo/odoo-calls.ts';
+import { failureOf, mappingMissing } from '../odoo/odoo-error.ts';
 import type { ProductRef } from '../reference-data.ts';
 import { noteMarker } from './milestone-notes.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
@@ -9,7 +10,10 @@ import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from '.
 /** Source document of the gateway's RFQs: `lab-gateway reorder <product codes>`. */
 export const RFQ_ORIGIN_PREFIX = 'lab-gateway reorder';
 
-/** The mark on an RFQ line the gateway wrote for a breach: `lgw:<hash of its idempotency key>`. */
+/**
+ * The mark the gateway wrote into an RFQ line's description for a breach (`lgw:<hash of its
+ * idempotency key>`), before lines had external ids: searched on a retry for those lines only.
+ */
 export function rfqLineMarker(idempotencyKey: string): string {
   return `lgw:${noteMarker(idempotencyKey)}`;
 }
@@ -17,17 +21,20 @@ export function rfqLineMarker(idempotencyKey: string): string {
 /**
  * stock.threshold_breached → a line on a draft RFQ (`purchase.order`), NEVER confirmed
  * (button_confirm is a human act), one RFQ per vendor the way Odoo's own replenishment merges a
- * vendor's needs: the line is added (`write` of an `order_line` [0, 0, …] command) to the gateway's
- * open draft RFQ of the product's vendor (origin `lab-gateway reorder…`, state draft), and a new
- * RFQ is `load()`ed with an external id only when that vendor has none. The batch's breaches are
- * grouped by vendor: one write or one load per vendor. At most one open (draft/sent) line per
- * product: an open RFQ line for the product — ours or a buyer's — means nothing is written.
- * Vendor: the product's first supplier, else odoo.mapping.defaultVendorRef.
+ * vendor's needs: the line is added to the gateway's open draft RFQ of the product's vendor
+ * (origin `lab-gateway reorder…`, state draft) by `purchase.order.line` `load()` with the external
+ * id `lab_gateway.rfq_line_<breach key>`, then the RFQ's origin names the product. When the vendor
+ * has no such draft, a new RFQ is `load()`ed with the first breach's line and the external id
+ * `lab_gateway.rfq_<breach key>`, and the vendor's other breaches of the batch are added to it as
+ * above. The batch's breaches are grouped by vendor: at most two loads and one write per vendor.
+ * At most one open (draft/sent) line per product: an open RFQ line for the product — ours or a
+ * buyer's — means nothing is written. Vendor: the product's first supplier, else
+ * odoo.mapping.defaultVendorRef.
  *
- * Exactly once: every line the gateway writes carries its breach's marker (`[lgw:<hash>]` in the
- * line's description), and every attempt first searches the products' lines for the batch's
- * markers, whatever their order's state: a write or load whose answer was lost is found, not
- * written again.
+ * Exactly once: every attempt first looks the breaches' lines up by external id (B.4), which no
+ * edit of the buyer's changes — the line re-described, the RFQ confirmed; a retried breach also
+ * its RFQ's. Lines added before they had external ids carry the breach's marker in their
+ * description (`[lgw:<hash>]`): those are still searched, in any order state.
  */
 export const thresholdBreachedRule: PostingRule = {
   name: 'threshold-breached',
@@ -49,8 +56,12 @@ export const thresholdBreachedRule: PostingRule = {
     if (live.length === 0) return results;
     const ids = [...new Set(live.map((e) => products.get(data(e).productCode)!.id))];
 
-    // Lines already written for these breaches (an earlier attempt whose answer was lost), in any
-    // state: a buyer may have confirmed the RFQ since.
+    // Lines already written for these breaches (an earlier attempt whose answer was lost, or that
+    // failed after its lines landed), in any state: a buyer may have confirmed the RFQ and
+    // re-described the line since. By external id; by the marker in the description for lines
+    // added before lines had one. Every attempt looks: a failure of the link after the lines
+    // landed releases the events unchanged (not ambiguous, no attempt charged).
+    const orderOfLine = await addedLines(ctx, live.map((e) => e.event.idempotencyKey));
     const markers = live.map((e) => ['name', 'ilike', rfqLineMarker(e.event.idempotencyKey)]);
     const markedLines = await searchRead(ctx.odoo, 'purchase.order.line', [['product_id', 'in', ids], ...anyOf(markers)], ['id', 'order_id', 'name']);
     const orderOfMarker = new Map<string, number>();
@@ -74,12 +85,17 @@ export const thresholdBreachedRule: PostingRule = {
     for (const e of live) {
       const product = products.get(data(e).productCode)!;
       try {
+        const added = orderOfLine.get(e.event.idempotencyKey);
+        if (added !== undefined) {
+          results.set(e.event.id, ok([{ model: 'purchase.order', id: added.orderId, externalId: added.xmlid }], 'RFQ line found by its external id'));
+          continue;
+        }
         const oid = orderOfMarker.get(rfqLineMarker(e.event.idempotencyKey));
         if (oid !== undefined) {
           results.set(e.event.id, ok([{ model: 'purchase.order', id: oid }], 'RFQ line found by its marker'));
           continue;
         }
-        // An RFQ loaded before lines carried markers: its external id answers exactly (B.4).
+        // An RFQ the gateway loaded for this breach: its external id answers exactly (B.4).
         if (e.ambiguous || e.attempts > 0) {
           const xid = externalId('rfq', e.event.idempotencyKey);
           const found = await lookupExternalId(ctx.odoo, xid.module, xid.name);
@@ -118,35 +134,55 @@ export const thresholdBreachedRule: PostingRule = {
       }
       const uomField = ctx.odoo.fields.pick('purchase.order.line', 'product_uom_id', 'product_uom') ?? 'product_uom';
       const date = new Date(ctx.now()).toISOString().slice(0, 19).replace('T', ' ');
-      const lineOf = ({ e, product }: { e: StoredEvent; product: ProductRef }): unknown[] => [
-        0,
-        0,
-        {
-          product_id: product.id,
-          name: `${product.name || product.code} [${rfqLineMarker(e.event.idempotencyKey)}]`,
-          product_qty: data(e).suggestedQuantity,
-          ...(product.uomId ? { [uomField]: product.uomId } : {}),
-          date_planned: date,
-        },
-      ];
+      const lineOf = ({ e, product }: { e: StoredEvent; product: ProductRef }): Record<string, unknown> => ({
+        product_id: product.id,
+        name: product.name || product.code,
+        product_qty: data(e).suggestedQuantity,
+        ...(product.uomId ? { [uomField]: product.uomId } : {}),
+        date_planned: date,
+      });
       for (const [vendorId, items] of byVendor) {
         const codes = items.map((i) => i.product.code);
+        /** The breach whose new RFQ was loaded: delivered, whatever happens to the others' lines. */
+        let loaded: string | undefined;
         try {
-          const draft = draftOf.get(vendorId);
-          if (draft) {
-            // All of the vendor's lines in one write: one transaction, all or none.
-            const missing = codes.filter((c) => !draft.origin.split(/[\s,]+/).includes(c));
-            await write(ctx.odoo, 'purchase.order', [draft.id], { order_line: items.map(lineOf), ...(missing.length > 0 ? { origin: `${draft.origin}, ${missing.join(', ')}` } : {}) });
-            for (const i of items) results.set(i.e.event.id, ok([{ model: 'purchase.order', id: draft.id }], 'line added to the open draft RFQ of the vendor'));
-            continue;
+          let draft = draftOf.get(vendorId);
+          let rest = items;
+          if (!draft) {
+            // A new RFQ, loaded with the first breach's line: its external id `rfq_<key>` is that
+            // line's identity too (the RFQ and its line commit together). It names every product
+            // of the vendor's breaches; the others' lines follow as lines of their own.
+            const first = items[0]!;
+            const xmlid = externalId('rfq', first.e.event.idempotencyKey).full;
+            const origin = `${RFQ_ORIGIN_PREFIX} ${codes.join(', ')}`;
+            const [poId] = await loadWithExternalIds(ctx.odoo, 'purchase.order', [{ xmlid, vals: { partner_id: vendorId, origin, order_line: [[0, 0, lineOf(first)]] } }]);
+            results.set(first.e.event.id, ok([{ model: 'purchase.order', id: poId!, externalId: xmlid }]));
+            loaded = first.e.event.id;
+            draft = { id: poId!, origin };
+            rest = items.slice(1);
           }
-          const xmlid = externalId('rfq', items[0]!.e.event.idempotencyKey).full;
-          const [poId] = await loadWithExternalIds(ctx.odoo, 'purchase.order', [
-            { xmlid, vals: { partner_id: vendorId, origin: `${RFQ_ORIGIN_PREFIX} ${codes.join(', ')}`, order_line: items.map(lineOf) } },
-          ]);
-          items.forEach((i, n) => results.set(i.e.event.id, ok([{ model: 'purchase.order', id: poId!, ...(n === 0 ? { externalId: xmlid } : {}) }])));
+          if (rest.length === 0) continue;
+          // The vendor's other lines in one load, each with its breach's external id
+          // `rfq_line_<key>`: one transaction, all or none, and an identity that no edit of the
+          // buyer's (description, quantity, confirming the RFQ) changes.
+          const { id: po, origin: poOrigin } = draft;
+          const xmlids = rest.map((i) => externalId('rfq_line', i.e.event.idempotencyKey).full);
+          await loadWithExternalIds(ctx.odoo, 'purchase.order.line', rest.map((i, n) => ({ xmlid: xmlids[n]!, vals: { order_id: po, ...lineOf(i) } })));
+          rest.forEach((i, n) => results.set(i.e.event.id, ok([{ model: 'purchase.order', id: po, externalId: xmlids[n]! }], 'line added to the open draft RFQ of the vendor')));
+          // Then the RFQ's source document names the new products. A failure of the link or a lost
+          // answer fails these breaches: the next attempt finds their lines by external id. Odoo
+          // refusing it on its merits does not undo the lines: logged, the lines stand.
+          const missing = rest.map((i) => i.product.code).filter((c) => !poOrigin.split(/[\s,]+/).includes(c));
+          if (missing.length > 0) {
+            try {
+              await write(ctx.odoo, 'purchase.order', [po], { origin: `${poOrigin}, ${missing.join(', ')}` });
+            } catch (err) {
+              if (failureOf(err) !== 'permanent') throw err;
+              ctx.log.warn('RFQ lines added; the RFQ\'s source document could not be updated', { purchaseOrder: po, error: describeError(err) });
+            }
+          }
         } catch (err) {
-          for (const i of items) results.set(i.e.event.id, fail(err));
+          for (const i of items) if (i.e.event.id !== loaded) results.set(i.e.event.id, fail(err));
         }
       }
     }
@@ -161,6 +197,29 @@ export const thresholdBreachedRule: PostingRule = {
 
 function data(e: StoredEvent): StockThresholdBreachedData {
   return e.event.data as StockThresholdBreachedData;
+}
+
+/**
+ * The RFQ lines the gateway added for these breaches (`lab_gateway.rfq_line_<key>`, loaded into a
+ * vendor's open draft), by breach key: the line's order and external id. A line deleted in Odoo
+ * since is a miss.
+ */
+async function addedLines(ctx: RuleContext, keys: readonly string[]): Promise<Map<string, { orderId: number; xmlid: string }>> {
+  const out = new Map<string, { orderId: number; xmlid: string }>();
+  if (keys.length === 0) return out;
+  const xids = keys.map((key) => externalId('rfq_line', key));
+  const lineIds = await Promise.all(xids.map((x) => lookupExternalId(ctx.odoo, x.module, x.name)));
+  const keyOf = new Map<number, number>();
+  lineIds.forEach((id, n) => {
+    if (id !== undefined) keyOf.set(id, n);
+  });
+  if (keyOf.size === 0) return out;
+  for (const line of await read(ctx.odoo, 'purchase.order.line', [...keyOf.keys()], ['id', 'order_id'])) {
+    const n = keyOf.get(line.id);
+    const orderId = m2oId(line['order_id']);
+    if (n !== undefined && orderId !== undefined) out.set(keys[n]!, { orderId, xmlid: xids[n]!.full });
+  }
+  return out;
 }
 
 /** An OR of domain leaves in prefix notation. */
