@@ -98,6 +98,13 @@ describe('configuration', () => {
     expect(paths({ mqtt: { listen: { host: '192.168.1.5', port: 1883 } } })).toContain('mqtt.usernameFile');
   });
 
+  it('status.allowedHosts: names with underscores and IP literals (IPv6 with or without brackets) are accepted; URLs and host:port are not', () => {
+    const { config, issues } = validateConfig({ status: { allowedHosts: ['lab_gw.lab.example.org', 'LAB-GW.local.', 'fe80::1', '[2001:db8::7]', '10.0.0.5'] } }, dir);
+    expect(issues.filter((i) => i.path.startsWith('status'))).toEqual([]);
+    expect(config?.status.allowedHosts).toEqual(['lab_gw.lab.example.org', 'lab-gw.local', 'fe80::1', '2001:db8::7', '10.0.0.5']);
+    expect(paths({ status: { allowedHosts: ['http://lab-gw.lab.example.org', 'lab-gw.lab.example.org:8484', '[fe80::1]:8484'] } })).toEqual(['status.allowedHosts[0]', 'status.allowedHosts[1]', 'status.allowedHosts[2]']);
+  });
+
   it('requires a client CA when mutual TLS is on', () => {
     expect(paths({ hl7: [{ id: 'lis', listen: { host: '127.0.0.1', port: 2575 }, tls: { cert: 'odoo.key', key: 'odoo.key', requireClientCert: true } }] })).toContain('hl7[0].tls.ca');
   });

@@ -155,9 +155,10 @@ export interface MqttConfig {
 export interface StatusConfig {
   listen: ListenConfig;
   /**
-   * Host names (besides the listener's host, localhost, 127.0.0.1, ::1, the machine's host name
-   * and any IP address) that requests may name in their Host header: the names the tray, a
-   * browser or Prometheus use to reach the gateway. Any other name is refused (DNS rebinding).
+   * Host names (besides the listener's host, localhost, 127.0.0.1, ::1, the machine's names —
+   * host name, short name, `<short name>.local`, fully qualified name — and any IP address) that
+   * requests may name in their Host header: the names the tray, a browser or Prometheus use to
+   * reach the gateway. Any other name is refused (DNS rebinding).
    */
   allowedHosts?: string[];
   /** File holding the admin bearer token. */

@@ -4,6 +4,7 @@
  * secret written inline is refused with the file/env key to use instead.
  */
 import { accessSync, constants as fsConstants, existsSync, readFileSync, statSync } from 'node:fs';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { EventTypes, SyncModes } from '../events/types.ts';
 import { defaultProfilesDir } from '../profiles/check.ts';
@@ -543,8 +544,11 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
     // not used, and the credentials go to the broker as they are.
     const broker = new URL(mqtt.broker);
     const plain = broker.protocol === 'mqtt:' || broker.protocol === 'ws:';
+    // A warning, not an error: a LAN broker over plain MQTT with a password is what many sites ran
+    // (the embedded broker beyond loopback takes the trays' passwords the same way), and refusing
+    // it stopped the whole gateway (intake and relay) over the status channel.
     if (plain && (uf || pf) && !loopbackHost(broker.hostname)) {
-      c.error('mqtt.broker', `${broker.protocol}// would send the credentials of mqtt.usernameFile and mqtt.passwordFile in clear text to ${broker.hostname}, beyond loopback: use ${broker.protocol === 'ws:' ? 'wss' : 'mqtts'}:// (with mqtt.tls.ca when the broker's certificate is signed by a private CA)`);
+      c.warn('mqtt.broker', `${broker.protocol}// sends the credentials of mqtt.usernameFile and mqtt.passwordFile in clear text to ${broker.hostname}, beyond loopback: use ${broker.protocol === 'ws:' ? 'wss' : 'mqtts'}:// if the broker offers it (with mqtt.tls.ca when its certificate is signed by a private CA)`);
     }
     if (plain && mq.tls !== undefined) {
       c.warn('mqtt.tls', `is not used: mqtt.broker is ${broker.protocol}//, which is not TLS (use ${broker.protocol === 'ws:' ? 'wss' : 'mqtts'}:// for the broker to be reached with these settings)`);
@@ -563,8 +567,15 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
       const p = `status.allowedHosts[${i}]`;
       const name = c.string(p, h, '');
       if (name.trim() === '') return;
-      // A name as a Host header carries it, without the port: not a URL, not host:port.
-      if (!/^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/.test(name)) {
+      // An IP address (IPv6 with or without brackets) is accepted anyway: listing one is harmless.
+      const literal = /^\[(.*)\]$/.exec(name.trim())?.[1] ?? name.trim();
+      if (isIP(literal) !== 0) {
+        hosts.push(literal.toLowerCase());
+        return;
+      }
+      // A name as a Host header carries it, without the port: not a URL, not host:port. Labels may
+      // hold underscores (Windows and some internal DNS zones use them; browsers send them).
+      if (!/^(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/.test(name)) {
         c.error(p, `"${name}" is not a host name: write the name alone (lab-gateway.lab.example.org), without scheme, port or path (IP addresses are always accepted)`);
         return;
       }

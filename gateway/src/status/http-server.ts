@@ -1,3 +1,4 @@
+import { lookup, lookupService } from 'node:dns/promises';
 import http from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
@@ -66,9 +67,33 @@ const MAX_FAILED_ADMIN = 10;
 const FAILED_ADMIN_WINDOW_MS = 60_000;
 const STREAM_MIN_INTERVAL_MS = 250;
 
-/** Host names a request may name besides IP addresses and `status.allowedHosts`. */
+/**
+ * Host names a request may name besides IP addresses and `status.allowedHosts`: the listener's
+ * host, loopback, and this machine's names — its host name, the short name, and its mDNS name
+ * `<short name>.local` (avahi: how a Debian box is found on a LAN without DNS). The machine's
+ * fully qualified name is added at start (machineFqdn). No web page can choose any of these.
+ */
 function defaultAllowedHosts(listenHost: string): string[] {
-  return [listenHost, 'localhost', '127.0.0.1', '::1', hostname()];
+  const host = hostname();
+  const short = host.split('.')[0] ?? host;
+  return [listenHost, 'localhost', '127.0.0.1', '::1', host, short, `${short}.local`].filter((h) => h !== '');
+}
+
+/** How long start() waits for the machine's FQDN before listening goes on without it (ms). */
+const FQDN_WAIT_MS = 1000;
+
+/**
+ * The machine's fully qualified name, as `hostname -f` finds it: the address of the host name,
+ * then that address's name (getnameinfo: /etc/hosts first — Debian's `127.0.1.1 box.lab.example.org
+ * box` — then reverse DNS). Undefined when either step fails or the name found has no domain.
+ */
+async function machineFqdn(): Promise<string | undefined> {
+  const host = hostname();
+  if (host === '') return undefined;
+  const { address } = await lookup(host);
+  const { hostname: name } = await lookupService(address, 0);
+  const fqdn = name.toLowerCase().replace(/\.$/, '');
+  return fqdn.includes('.') && isIP(fqdn) === 0 && !fqdn.startsWith('localhost') ? fqdn : undefined;
 }
 
 /**
@@ -135,7 +160,8 @@ export class StatusServer implements Component {
   #streamLastSent = 0;
   #unsubscribeModel: (() => void) | undefined;
   readonly #failedAdmin = new Map<string, { count: number; since: number; limitAudited?: boolean }>();
-  readonly #allowedHosts: ReadonlySet<string>;
+  /** Names the Host header may use (lower case, no trailing dot); the FQDN is added at start. */
+  readonly #allowedHosts: Set<string>;
   /** Host names already logged as refused (bounded), so that a scanner does not flood the log. */
   readonly #refusedHosts = new Set<string>();
 
@@ -193,6 +219,14 @@ export class StatusServer implements Component {
         defaultMetrics: this.#o.processMetrics ?? true,
       });
       this.#unsubscribeModel = this.model.onChange(() => this.#scheduleStream());
+      // Best effort, once: a resolver that does not answer must not hold the start-up.
+      const fqdn = machineFqdn().then(
+        (name) => {
+          if (name !== undefined) this.#allowedHosts.add(name);
+          return name;
+        },
+        () => undefined,
+      );
       const server = http.createServer((req, res) => void this.#handle(req, res));
       server.keepAliveTimeout = 5000;
       server.headersTimeout = 10_000;
@@ -207,7 +241,17 @@ export class StatusServer implements Component {
           resolve();
         });
       });
-      this.#log.info('status API listening', { url: this.url(), admin: this.#auth.enabled });
+      let timer: NodeJS.Timeout | undefined;
+      const known = await Promise.race([fqdn.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), FQDN_WAIT_MS)).unref())]);
+      clearTimeout(timer);
+      // IT learns here which names the API answers for (IP addresses always), and what to add to
+      // status.allowedHosts for any other.
+      this.#log.info('status API listening', { url: this.url(), admin: this.#auth.enabled, hosts: [...this.#allowedHosts] });
+      if (!known) {
+        void fqdn.then((name) => {
+          if (name !== undefined && this.#status === 'running') this.#log.info('status API also answers for the machine\'s full name', { host: name });
+        });
+      }
       this.#status = 'running';
     } catch (err) {
       this.#status = 'failed';

@@ -21,7 +21,7 @@ import { publisherClientId, TOPIC_ROOT } from './mqtt-topics.ts';
  * - Only the gateway's own publisher may publish: it authenticates with a per-process secret that
  *   never leaves the process. Subscribers are read-only (MQTT-3.3.5-2 allows the server to refuse
  *   a PUBLISH it does not authorize; aedes then drops it).
- * - The publisher's client id (`publisherClientId`, with a per-process random part) is its own: a
+ * - The publisher's client id (`publisherClientId`: `lab-gateway-<gatewayId>`) is its own: a
  *   subscriber connecting with it is refused (CONNACK 2, identifier rejected) instead of taking
  *   the publisher's session over (MQTT 3.1.1 §3.1.4 would disconnect the publisher, and the broker
  *   would publish its Last Will: every tray would show the running gateway offline).

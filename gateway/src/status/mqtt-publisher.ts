@@ -37,7 +37,7 @@ export interface MqttPublisherOptions {
   coalesceMs?: number;
   /** How long start() waits for the first connection before going on (ms). Default 5000. */
   connectWaitMs?: number;
-  /** Default `lab-gateway-<gatewayId>-<random>` (mqtt-topics.ts publisherClientId). */
+  /** Default `lab-gateway-<gatewayId>` (mqtt-topics.ts publisherClientId). */
   clientId?: string;
   /**
    * After each connect, clear retained `endpoints/<id>` topics of ids no longer configured (an
@@ -59,6 +59,8 @@ export class MqttStatusPublisher implements Component {
   #flushTimer: NodeJS.Timeout | undefined;
   #lastFlush = 0;
   #pending = new Set<string>();
+  /** The retained `online` of the current connection (set at connect, re-published every interval). */
+  #online: string | undefined;
   readonly #lastPayload = new Map<string, string>();
   readonly #alertBuffer: StatusAlert[] = [];
   readonly #unsubscribe: Array<() => void> = [];
@@ -109,7 +111,9 @@ export class MqttStatusPublisher implements Component {
     this.#client = client;
     client.on('connect', () => {
       this.#log.info('connected to MQTT broker', { url: displayUrl(this.#o.url) });
-      this.#publishAll(true);
+      const online: AvailabilityPayload = { gatewayId: this.#o.gatewayId, state: 'online', at: new Date().toISOString() };
+      this.#online = JSON.stringify(online);
+      this.#publishAll();
       this.#drainAlerts();
       if (this.#o.clearRemovedEndpoints !== false) this.#cleared = this.#clearRemovedEndpoints(client);
     });
@@ -119,7 +123,7 @@ export class MqttStatusPublisher implements Component {
       this.#o.model.onChange((changed) => this.#onChange(changed)),
       this.#o.model.onAlert((a) => this.#onAlert(a)),
     );
-    this.#interval = setInterval(() => this.#publishAll(false), this.#o.publishIntervalMs);
+    this.#interval = setInterval(() => this.#publishAll(), this.#o.publishIntervalMs);
     this.#interval.unref();
     // Wait a little for the first connection; the gateway starts anyway if the broker is away.
     await new Promise<void>((resolve) => {
@@ -230,10 +234,16 @@ export class MqttStatusPublisher implements Component {
     }
   }
 
-  #publishAll(force: boolean): void {
+  /**
+   * Every retained topic. The availability `online` goes out at every call (connect and each
+   * publishIntervalMs tick), not only at connect: a Last Will `offline` a broker publishes late —
+   * a previous session of this gateway that the broker times out after this one connected, a
+   * session taken over — is corrected within one interval instead of showing the running gateway
+   * offline until its next reconnect.
+   */
+  #publishAll(): void {
     if (!this.connected) return;
-    const online: AvailabilityPayload = { gatewayId: this.#o.gatewayId, state: 'online', at: new Date().toISOString() };
-    if (force) this.#publish(this.#t.availability, JSON.stringify(online), true, true);
+    if (this.#online !== undefined) this.#publish(this.#t.availability, this.#online, true, true);
     this.#publishStatus(true);
     for (const id of this.#o.model.endpointIds()) this.#publishEndpoint(id, true);
   }

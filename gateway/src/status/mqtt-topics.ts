@@ -7,8 +7,6 @@
  * - `lab-gateway/<gatewayId>/availability`    retained: `{"state":"online"|"offline",…}`; the
  *   Last Will of the gateway's broker connection publishes `offline` here when the process dies.
  */
-import { randomBytes } from 'node:crypto';
-
 export const TOPIC_ROOT = 'lab-gateway';
 
 export function topics(gatewayId: string) {
@@ -25,12 +23,16 @@ export function topics(gatewayId: string) {
 }
 
 /**
- * A client id for the gateway's publisher: `lab-gateway-<gatewayId>-<12 random hex>`. The prefix
- * tells people (and an external broker's ACLs) whose connection it is; the random part keeps
- * another client from guessing it and taking the publisher's session over.
+ * The client id of the gateway's publisher: `lab-gateway-<gatewayId>`, the same in every process.
+ * Stable on purpose: a restarted gateway reconnecting to an external broker takes its previous
+ * session over (MQTT 3.1.1 §3.1.4), so the broker ends that session (and sends its Last Will, if
+ * any) before the new one publishes `online`. With a new id per process the old session lived on
+ * until its keep-alive ran out and its will `offline` landed after the new process's `online`.
+ * The embedded broker refuses this id to every other client (mqtt-broker.ts); on an external
+ * broker its own rules decide who may use it.
  */
 export function publisherClientId(gatewayId: string): string {
-  return `lab-gateway-${gatewayId}-${randomBytes(6).toString('hex')}`;
+  return `lab-gateway-${gatewayId}`;
 }
 
 export interface AvailabilityPayload {
