@@ -175,6 +175,16 @@ export function analyzerTestCode(components: string[], profile: Profile): { code
   return loinc ? { code, loinc } : { code };
 }
 
+/**
+ * The analyzer's code from a universal test ID in the order layout (O.5, Q.5): the profile's
+ * `orderCodeComponent` when it has one (GeneXpert `^^^MTB-RIF`: 4), else the result layout's.
+ */
+export function analyzerOrderCode(components: string[], profile: Profile): string {
+  const at = profile.fields.testId.orderCodeComponent;
+  const code = at !== undefined ? (components[at - 1] ?? '').trim() : '';
+  return code !== '' ? code : analyzerTestCode(components, profile).code;
+}
+
 class MessageNormalizer {
   readonly #msg: AstmMessage;
   readonly #ctx: NormalizeContext;
@@ -528,11 +538,17 @@ class MessageNormalizer {
         specimens.push(s);
       }
     }
+    // Q.5 is a universal test ID in the order layout (as O.5: GeneXpert ^^^MTB-RIF, code in
+    // component 4), not the result layout of R.3: read with the profile's orderCodeComponent.
     const testReps = fieldRepeats(q, 5, d);
-    const tests: string[] | 'ALL' =
-      testReps.length === 0 || (testReps.length === 1 && (testReps[0]![0] ?? '').trim().toUpperCase() === 'ALL')
-        ? 'ALL'
-        : testReps.map((rep) => analyzerTestCode(rep, this.#ctx.profile).code).filter((c) => c !== '');
+    const isAll = (rep: string[]): boolean => rep.some((c) => c.trim().toUpperCase() === 'ALL');
+    const requested = testReps.some(isAll) ? [] : testReps.map((rep) => analyzerOrderCode(rep, this.#ctx.profile)).filter((c) => c !== '');
+    // No test named (absent, ALL in any component, or repeats that give no code): every test
+    // ordered. An empty list would match nothing and answer "no order" for an ordered tube.
+    if (testReps.length > 0 && !testReps.some(isAll) && requested.length === 0) {
+      this.#warnings.push(`Q.5 names no test code the profile can read (${fieldText(q, 5, d).trim()}); answered with every ordered test`);
+    }
+    const tests: string[] | 'ALL' = requested.length === 0 ? 'ALL' : requested;
     const statusCode = component(q, 13, 1, d).trim();
     const header: HostQuery['header'] = {
       sender: fieldRepeats(h, 5, d)[0]?.map((c) => c.trim()) ?? [],
