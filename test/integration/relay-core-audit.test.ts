@@ -307,6 +307,43 @@ describe('relay.autoConfirm: one refused confirmation', () => {
   }, 30_000);
 });
 
+describe('relay.autoConfirm: an order a user confirmed in Odoo meanwhile', () => {
+  /**
+   * What the user sees: with relay.autoConfirm on, a sales user confirms the new quotation in Odoo
+   * between the gateway's read of its state and its action_confirm. Odoo refuses the gateway's
+   * call ("not in a state requiring confirmation"), and the order's event was dead-lettered with
+   * that reason, blocking the order's later events, although the order is exactly as the gateway
+   * wanted it: confirmed.
+   * Fix: after a refusal on its merits, read the states again; an order now confirmed is delivered.
+   */
+  it('Odoo 17: the order confirmed by a user just before the gateway\'s confirm is delivered, not dead-lettered', async () => {
+    const { emu, url } = await startEmulator(17);
+    let raced = 0;
+    const proxy = await interceptingProxy(url, ({ model, method, args }) => {
+      if (model !== 'sale.order' || method !== 'action_confirm') return undefined;
+      const ids = Array.isArray(args[0]) ? (args[0] as number[]) : [];
+      const target = emu.records('sale.order', [['client_order_ref', '=', 'CONF-RACE'], ['state', '=', 'draft']]).map((r) => Number(r['id']));
+      if (!ids.some((i) => target.includes(i))) return undefined;
+      // A user confirms it in Odoo a moment before the gateway's call reaches the server.
+      emu.call('sale.order', 'action_confirm', [target]);
+      raced++;
+      return undefined;
+    });
+    cleanups.push(async () => {
+      await proxy.close();
+      await emu.close();
+    });
+    rig = await makeRig(17, { emu: { emu, url: proxy.url }, relay: { autoConfirm: true } });
+    await waitFor(() => rig!.client.state === 'connected');
+    const [id] = await rig.commit([orderCreated('CONF-RACE', 'CLINIC-A', ['GLU'])]);
+    await waitFor(async () => ['delivered', 'dead'].includes((await rig!.store.getEvent(id!))?.state ?? ''), 15_000);
+    expect(raced).toBe(1);
+    const ev = (await rig.store.getEvent(id!))!;
+    expect({ state: ev.state, deadReason: ev.deadReason }).toEqual({ state: 'delivered', deadReason: undefined });
+    expect(emu.records('sale.order', [['client_order_ref', '=', 'CONF-RACE']], { fields: ['state'] }).map((r) => r['state'])).toEqual(['sale']);
+  }, 30_000);
+});
+
 describe('reference pull: a model the bot may not read', () => {
   /**
    * What the user sees: the gateway's Odoo user has Sales and Billing rights but no Inventory rights

@@ -116,7 +116,8 @@ export const orderCreatedRule: PostingRule = {
  * a dead letter with Odoo's reason (the order stays a quotation in Odoo; a replay finds it and
  * confirms it) — and the others are delivered. Before, one refused order dead-lettered every order
  * of the batch, the ones just created included. A failure of the link or an ambiguous one applies
- * to every order of the call: the retry reads the states again.
+ * to every order of the call: the retry reads the states again. An order found confirmed after a
+ * refusal (a user confirmed it meanwhile) is delivered (settleRefused).
  */
 async function confirmOrders(ctx: RuleContext, done: Map<string, { ref: OdooRef }>, settle: (accession: string, outcome: RuleResult) => void): Promise<void> {
   const orders: Array<{ accession: string; id: number; name: string }> = [];
@@ -137,7 +138,7 @@ async function confirmOrders(ctx: RuleContext, done: Map<string, { ref: OdooRef 
     return;
   } catch (err) {
     if (orders.length === 1 || failureOf(err) !== 'permanent') {
-      for (const o of orders) settle(o.accession, fail(refusedConfirm(o, err)));
+      await settleRefused(ctx, orders, err, settle);
       return;
     }
   }
@@ -146,10 +147,29 @@ async function confirmOrders(ctx: RuleContext, done: Map<string, { ref: OdooRef 
       try {
         await confirm([o.id]);
       } catch (err) {
-        settle(o.accession, fail(refusedConfirm(o, err)));
+        await settleRefused(ctx, [o], err, settle);
       }
     }),
   );
+}
+
+/**
+ * A refused action_confirm: an order a user confirmed in Odoo between the state read and the call
+ * ("not in a state requiring confirmation") is what autoConfirm wanted, so it is delivered; the
+ * states are read again after a permanent refusal, and only orders still quotations fail with it.
+ * A failure of the link (or a read that fails) fails them all, as before: the retry reads again.
+ */
+async function settleRefused(ctx: RuleContext, orders: Array<{ accession: string; id: number; name: string }>, err: unknown, settle: (accession: string, outcome: RuleResult) => void): Promise<void> {
+  let confirmed = new Set<number>();
+  if (failureOf(err) === 'permanent') {
+    try {
+      const rows = await read(ctx.odoo, 'sale.order', orders.map((o) => o.id), ['id', 'state']);
+      confirmed = new Set(rows.filter((r) => r['state'] === 'sale' || r['state'] === 'done').map((r) => r.id));
+    } catch {
+      /* the refusal stands for every order */
+    }
+  }
+  for (const o of orders) if (!confirmed.has(o.id)) settle(o.accession, fail(refusedConfirm(o, err)));
 }
 
 /** A permanent refusal of action_confirm, worded for the dead-letter list; other failures as they are. */
