@@ -268,15 +268,14 @@ export class MllpConnection {
     this.#closing = true;
     const finish = (): void => {
       if (this.#closed) return;
+      this.#accepting = false;
       if (!this.#inputEnded) {
-        this.#accepting = false;
         this.#endInput(cause);
         if (this.#pending.length > 0) {
           void this.drained().then(finish);
           return;
         }
       }
-      this.#accepting = false;
       // Reading goes on (the data is ignored) so that the peer's FIN is seen and the socket closes.
       this.#socket.resume();
       this.#socket.end();

@@ -142,15 +142,7 @@ export class MllpDecoder {
             // A new start block inside an open frame: the sender abandoned the frame. Its bytes
             // are kept for the operator (DESIGN §2: bad input is kept), its VT counted as ignored.
             this.#append(buf, i, vt);
-            const size = this.#size;
-            const parts = this.#parts;
-            const truncated = this.#oversize;
-            this.#resetFrame();
-            const head = size > 0 && this.#onPartial ? Buffer.concat(parts) : undefined;
-            if (head && !blank(head)) {
-              this.#ignore(1);
-              this.#onPartial?.({ size, head, truncated, abandoned: true });
-            } else this.#ignore(size + 1); // the abandoned content and its VT (or a stray VT CR)
+            this.#releaseOpenFrame(true);
             this.#openFrame();
             i = vt + 1;
             break;
@@ -197,23 +189,36 @@ export class MllpDecoder {
       case 'after-fs':
         this.#finishFrame();
         return;
-      case 'inside': {
-        const size = this.#size;
-        const parts = this.#parts;
-        const truncated = this.#oversize;
-        this.#resetFrame();
-        this.#state = 'outside';
-        const head = size > 0 && this.#onPartial ? Buffer.concat(parts) : undefined;
-        if (!head || blank(head)) {
-          this.#ignore(size + 1); // the content and its VT (a start block with only line ends after it is no message)
-          return;
-        }
-        this.#onPartial?.({ size, head, truncated });
+      case 'inside':
+        this.#releaseOpenFrame(false);
         return;
-      }
       default:
         this.#state satisfies never;
     }
+  }
+
+  /**
+   * The open frame ends without its end block (`abandoned`: a new start block inside it; else the
+   * end of the input): its bytes go to `onPartial`, the VT of an abandoned one counted as ignored.
+   * Without `onPartial`, or with only line ends and spaces after the VT (a stray start block before
+   * a keep-alive CR is no message), the content and its VT are counted as ignored. The decoder is
+   * then outside any frame.
+   */
+  #releaseOpenFrame(abandoned: boolean): void {
+    const size = this.#size;
+    const parts = this.#parts;
+    const truncated = this.#oversize;
+    this.#resetFrame();
+    this.#state = 'outside';
+    const head = size > 0 && this.#onPartial ? Buffer.concat(parts) : undefined;
+    if (!head || blank(head)) {
+      this.#ignore(size + 1);
+      return;
+    }
+    if (abandoned) {
+      this.#ignore(1);
+      this.#onPartial?.({ size, head, truncated, abandoned: true });
+    } else this.#onPartial?.({ size, head, truncated });
   }
 
   #openFrame(): void {
