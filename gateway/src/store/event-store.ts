@@ -2092,15 +2092,11 @@ export class EventStore implements GatewayStore {
       // full or the store failing, the last receive time of each link) reach the disk with one
       // last small batch; best effort: a store that cannot write keeps what it had.
       if ((this.#health === 'ok' || this.#health === 'full') && (this.#lastAtChanged || (Object.keys(this.#intake) as Array<keyof IntakeCounters>).some((k) => this.#intake[k] !== this.#sealedIntake[k]))) {
-        // (A batch of no operations seals nothing; its seal adds the counters and link times.)
-        // The links' last receive times go in it themselves: the seal writes them at most once a second.
+        // The batch's seal adds the counters, the intake counters among them (a batch of no
+        // operations seals nothing); the links' last receive times are its one operation, since
+        // the seal writes them at most once a second.
         this.#lastAtChanged = false;
-        await this.#committer
-          .write([
-            { type: 'put', sublevel: this.#sub.meta, key: 'intake', value: { ...this.#intake } },
-            { type: 'put', sublevel: this.#sub.meta, key: 'endpoints', value: { ...this.#lastAt } },
-          ])
-          .catch(() => undefined);
+        await this.#committer.write([{ type: 'put', sublevel: this.#sub.meta, key: 'endpoints', value: { ...this.#lastAt } }]).catch(() => undefined);
       }
       this.#health = 'closed';
       await this.#db.close();
