@@ -61,7 +61,6 @@ export function externalId(prefix: string, key: string): { module: string; name:
   return { module: XMLID_MODULE, name, full: `${XMLID_MODULE}.${name}` };
 }
 
-/** `ir.model.data.check_object_reference(module, name)` → [model, id], or undefined when absent (B.4). */
 /**
  * For each key `found` has no record for yet, the record the gateway created under the external id
  * `<prefix>_<key>` (one `check_object_reference` per miss), read in one call and added to `found`.
@@ -88,6 +87,7 @@ export async function addByExternalId(odoo: OdooApi, found: Map<string, OdooReco
   }
 }
 
+/** `ir.model.data.check_object_reference(module, name)` → [model, id], or undefined when absent (B.4). */
 export async function lookupExternalId(odoo: OdooApi, module: string, name: string): Promise<number | undefined> {
   try {
     const ref = await odoo.call<[string, number] | null>('ir.model.data', 'check_object_reference', { module, xml_id: name });

@@ -1,7 +1,7 @@
 import type { StockThresholdBreachedData } from '../../events/types.ts';
 import type { StoredEvent } from '../../store/types.ts';
 import { describeError } from '../../errors.ts';
-import { externalId, loadWithExternalIds, lookupExternalId, m2oId, read, searchRead, write } from '../odoo/odoo-calls.ts';
+import { addByExternalId, externalId, loadWithExternalIds, lookupExternalId, m2oId, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
 import { failureOf, mappingMissing } from '../odoo/odoo-error.ts';
 import type { ProductRef } from '../reference-data.ts';
 import { noteMarker } from './milestone-notes.ts';
@@ -205,19 +205,12 @@ function data(e: StoredEvent): StockThresholdBreachedData {
  * since is a miss.
  */
 async function addedLines(ctx: RuleContext, keys: readonly string[]): Promise<Map<string, { orderId: number; xmlid: string }>> {
+  const lines = new Map<string, OdooRecord>();
+  await addByExternalId(ctx.odoo, lines, keys, 'rfq_line', 'purchase.order.line', ['id', 'order_id']);
   const out = new Map<string, { orderId: number; xmlid: string }>();
-  if (keys.length === 0) return out;
-  const xids = keys.map((key) => externalId('rfq_line', key));
-  const lineIds = await Promise.all(xids.map((x) => lookupExternalId(ctx.odoo, x.module, x.name)));
-  const keyOf = new Map<number, number>();
-  lineIds.forEach((id, n) => {
-    if (id !== undefined) keyOf.set(id, n);
-  });
-  if (keyOf.size === 0) return out;
-  for (const line of await read(ctx.odoo, 'purchase.order.line', [...keyOf.keys()], ['id', 'order_id'])) {
-    const n = keyOf.get(line.id);
+  for (const [key, line] of lines) {
     const orderId = m2oId(line['order_id']);
-    if (n !== undefined && orderId !== undefined) out.set(keys[n]!, { orderId, xmlid: xids[n]!.full });
+    if (orderId !== undefined) out.set(key, { orderId, xmlid: externalId('rfq_line', key).full });
   }
   return out;
 }
