@@ -1,8 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { OdooEmulator } from '../odoo-emulator/index.ts';
 import { json2 } from '../odoo-emulator/http-client.ts';
-import { BOT, makeRig, startEmulator, type Rig } from '../fixtures/relay/harness.ts';
-import { consumableUsed, milestone, orderCreated, tempDir, thresholdBreached, waitFor } from '../fixtures/relay/helpers.ts';
+import { BOT, makeRig, secondRfqLineAnswerLost, startEmulator, type Rig } from '../fixtures/relay/harness.ts';
+import { consumableUsed, milestone, orderCreated, partnerId, productId, rfqLines, tempDir, thresholdBreached, waitFor } from '../fixtures/relay/helpers.ts';
 import { startTestGateway } from '../fixtures/gateway.ts';
 import { connectAnalyzer } from '../fixtures/order-download.ts';
 import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
@@ -28,10 +27,6 @@ afterEach(async () => {
   await rig?.close();
   rig = undefined;
 });
-
-const productId = (emu: OdooEmulator, code: string): number => emu.records('product.product', [['default_code', '=', code]])[0]!.id as number;
-const rfqLines = (emu: OdooEmulator, code: string): Array<Record<string, unknown>> => emu.records('purchase.order.line', [['product_id', '=', productId(emu, code)]]);
-const partnerId = (emu: OdooEmulator, ref: string): number => emu.records('res.partner', [['ref', '=', ref]])[0]!.id as number;
 
 describe('replenishment: one draft RFQ per vendor', () => {
   /**
@@ -80,18 +75,14 @@ describe('replenishment: one draft RFQ per vendor', () => {
   it('a line added to the open RFQ whose answer was lost is found on the retry, not added twice (also once the buyer confirmed the RFQ)', async () => {
     rig = await makeRig(17, { relayOptions: { ambiguousSettleMs: 1500 } });
     const emu = rig.emu;
-    await rig.commit([thresholdBreached('RGT-GLU', 15)]);
-    await rig.waitDrained();
     // Odoo commits the write adding the line, the connection drops before the answer.
-    emu.faults.next(1, 'purchase.order', 'write').resetAfterCommit();
-    const [id] = await rig.commit([thresholdBreached('RGT-HBA1C', 8)]);
-    await waitFor(async () => (await rig!.store.getEvent(id!))?.ambiguous === true);
+    const id = await secondRfqLineAnswerLost(rig, 'purchase.order', 'write');
     // Before the retry, the buyer confirms the RFQ: no open line of the product is left to see.
     const po = rfqLines(emu, 'RGT-GLU')[0]!['order_id'] as number;
     emu.call('purchase.order', 'button_confirm', [[po]]);
     await rig.waitDrained();
     expect(emu.faults.log.map((f) => f.action)).toContain('reset-after-commit');
-    const ev = await rig.store.getEvent(id!);
+    const ev = await rig.store.getEvent(id);
     expect(ev?.state).toBe('delivered');
     expect(ev?.attempts).toBeGreaterThan(0);
     expect(rfqLines(emu, 'RGT-HBA1C')).toHaveLength(1);
@@ -102,12 +93,8 @@ describe('replenishment: one draft RFQ per vendor', () => {
   it('a line whose load() answer was lost is found by its external id on the retry, after the buyer re-described it and confirmed the RFQ', async () => {
     rig = await makeRig(17, { relayOptions: { ambiguousSettleMs: 1500 } });
     const emu = rig.emu;
-    await rig.commit([thresholdBreached('RGT-GLU', 15)]);
-    await rig.waitDrained();
     // Odoo commits the load adding the line (and its external id); the answer is lost.
-    emu.faults.next(1, 'purchase.order.line', 'load').resetAfterCommit();
-    const [id] = await rig.commit([thresholdBreached('RGT-HBA1C', 8)]);
-    await waitFor(async () => (await rig!.store.getEvent(id!))?.ambiguous === true);
+    const id = await secondRfqLineAnswerLost(rig, 'purchase.order.line', 'load');
     const [line] = rfqLines(emu, 'RGT-HBA1C');
     const po = line!['order_id'] as number;
     expect(emu.externalIds().filter((x) => x.model === 'purchase.order.line' && x.resId === line!.id)).toHaveLength(1);
@@ -115,7 +102,7 @@ describe('replenishment: one draft RFQ per vendor', () => {
     emu.call('purchase.order', 'button_confirm', [[po]]);
     await rig.waitDrained();
     expect(emu.faults.log.map((f) => f.action)).toContain('reset-after-commit');
-    const ev = await rig.store.getEvent(id!);
+    const ev = await rig.store.getEvent(id);
     expect(ev?.state).toBe('delivered');
     expect(rfqLines(emu, 'RGT-HBA1C')).toHaveLength(1);
     expect(emu.count('purchase.order', [['partner_id', '=', partnerId(emu, 'VEND-DIAG')]])).toBe(1);

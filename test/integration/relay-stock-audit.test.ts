@@ -5,7 +5,7 @@ import { CONSUMPTION_ORIGIN_PREFIX } from '../../gateway/src/relay/rules/consuma
 import { StockWatch } from '../../gateway/src/relay/stock-watch.ts';
 import type { OdooEmulator } from '../odoo-emulator/index.ts';
 import { makeRig, startEmulator, type Rig } from '../fixtures/relay/harness.ts';
-import { consumableUsed, waitFor } from '../fixtures/relay/helpers.ts';
+import { consumableUsed, productId, rfqLines, waitFor } from '../fixtures/relay/helpers.ts';
 
 /**
  * Audit of reagent consumption into lot-tracked stock and of replenishment (draft RFQs): the real
@@ -19,9 +19,7 @@ afterEach(async () => {
   rig = undefined;
 });
 
-const productId = (emu: OdooEmulator, code: string): number => emu.records('product.product', [['default_code', '=', code]])[0]!.id as number;
 const idOf = (emu: OdooEmulator, model: string, domain: unknown[][]): number => emu.records(model, domain as never)[0]!.id as number;
-const rfqLines = (emu: OdooEmulator, code: string): Array<Record<string, unknown>> => emu.records('purchase.order.line', [['product_id', '=', productId(emu, code)]]);
 
 /** A consumption as the profile reports it (quantity in the profile's unit). */
 function used(analyzer: string, code: string, quantity: number, n: number, uom: string): DraftEvent {

@@ -4,7 +4,7 @@ import { CONSUMPTION_ORIGIN_PREFIX } from '../../gateway/src/relay/rules/consuma
 import type { OdooEmulator, OdooVersion } from '../odoo-emulator/index.ts';
 import { billingRig, invoices, orm, oru, saleLines, saleOrders } from '../fixtures/relay/billing-rig.ts';
 import { makeRig, type Rig } from '../fixtures/relay/harness.ts';
-import { consumableUsed, waitFor } from '../fixtures/relay/helpers.ts';
+import { consumableUsed, productId, waitFor } from '../fixtures/relay/helpers.ts';
 
 /**
  * The billing and stock audits (relay-billing-audit, relay-stock-audit) ran on Odoo 17. The same
@@ -55,7 +55,6 @@ describe('billing on Odoo 19 (JSON-2, tax_ids, product_uom_id)', () => {
 
 // ------------------------------------------------------------------------------------------ stock
 
-const productId = (emu: OdooEmulator, code: string): number => emu.records('product.product', [['default_code', '=', code]])[0]!.id as number;
 
 function used(analyzer: string, code: string, quantity: number, n: number, uom: string): DraftEvent {
   const d = consumableUsed(analyzer, code, quantity, n);

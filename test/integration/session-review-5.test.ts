@@ -16,9 +16,8 @@ import { createLogger, silentLogger } from '../../gateway/src/log.ts';
 import { MqttStatusPublisher } from '../../gateway/src/status/mqtt-publisher.ts';
 import { StatusModel } from '../../gateway/src/status/status-model.ts';
 import { Telemetry } from '../../gateway/src/telemetry.ts';
-import { makeRig, type Rig } from '../fixtures/relay/harness.ts';
-import { thresholdBreached, waitFor } from '../fixtures/relay/helpers.ts';
-import type { OdooEmulator } from '../odoo-emulator/index.ts';
+import { makeRig, secondRfqLineAnswerLost, type Rig } from '../fixtures/relay/harness.ts';
+import { rfqLines, waitFor } from '../fixtures/relay/helpers.ts';
 import { makeConfig, openStore, useMosquitto } from '../fixtures/status/harness.ts';
 import { testGatewayConfig } from '../fixtures/gateway.ts';
 
@@ -203,8 +202,6 @@ describe('config validation (commit 506f2ad)', () => {
 });
 
 describe('replenishment: exactly once with RFQ line merging (commit ea775eb)', () => {
-  const productId = (emu: OdooEmulator, code: string): number => emu.records('product.product', [['default_code', '=', code]])[0]!.id as number;
-  const rfqLines = (emu: OdooEmulator, code: string): Array<Record<string, unknown>> => emu.records('purchase.order.line', [['product_id', '=', productId(emu, code)]]);
   /**
    * What purchasing sees: the gateway adds the HbA1c reagent line to DiagSupply's open draft RFQ;
    * Odoo commits it but the answer is lost (connection reset). Before the retry (the ambiguous
@@ -225,11 +222,7 @@ describe('replenishment: exactly once with RFQ line merging (commit ea775eb)', (
   it('Odoo 17: a line added to the open RFQ whose answer was lost, then re-described and confirmed by the buyer, is not ordered again', async () => {
     rig = await makeRig(17, { relayOptions: { ambiguousSettleMs: 1500 } });
     const emu = rig.emu;
-    await rig.commit([thresholdBreached('RGT-GLU', 15)]);
-    await rig.waitDrained();
-    emu.faults.next(1, 'purchase.order', 'write').resetAfterCommit();
-    const [id] = await rig.commit([thresholdBreached('RGT-HBA1C', 8)]);
-    await waitFor(async () => (await rig!.store.getEvent(id!))?.ambiguous === true);
+    await secondRfqLineAnswerLost(rig, 'purchase.order', 'write');
     const line = rfqLines(emu, 'RGT-HBA1C')[0]!;
     emu.call('purchase.order.line', 'write', [[line.id as number], { name: 'HbA1c reagent kit, 2 x 50 tests (cat. 1234)' }]);
     emu.call('purchase.order', 'button_confirm', [[line['order_id'] as number]]);
