@@ -77,7 +77,7 @@ export const milestoneNotesRule: PostingRule = {
 const NOTE_PARALLELISM = 8;
 
 /** message_post's answer as the message id: a number, or a one-element id list (JSON-2). */
-export function messageIdOf(answer: unknown): number | undefined {
+function messageIdOf(answer: unknown): number | undefined {
   const id = Array.isArray(answer) && answer.length === 1 ? (answer[0] as unknown) : answer;
   return typeof id === 'number' ? id : undefined;
 }

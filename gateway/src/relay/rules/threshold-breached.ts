@@ -8,13 +8,13 @@ import { noteMarker } from './milestone-notes.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
 
 /** Source document of the gateway's RFQs: `lab-gateway reorder <product codes>`. */
-export const RFQ_ORIGIN_PREFIX = 'lab-gateway reorder';
+const RFQ_ORIGIN_PREFIX = 'lab-gateway reorder';
 
 /**
  * The mark the gateway wrote into an RFQ line's description for a breach (`lgw:<hash of its
  * idempotency key>`), before lines had external ids: searched on a retry for those lines only.
  */
-export function rfqLineMarker(idempotencyKey: string): string {
+function rfqLineMarker(idempotencyKey: string): string {
   return `lgw:${noteMarker(idempotencyKey)}`;
 }
 
