@@ -2076,8 +2076,13 @@ export class EventStore implements GatewayStore {
 
   /** Resolves when every write queued so far is on disk. */
   flush(): Promise<void> {
-    // Relay-side updates and duplicate counts queue behind the queue lock first.
-    return this.#queueLock.catch(() => undefined).then(() => this.#committer.barrier());
+    // Relay-side updates and duplicate counts queue behind the queue lock first; then LevelDB has
+    // every batch (a batch answered at its commit point may still be on its way), so observers
+    // (onCommitted) have heard of every commit.
+    return this.#queueLock
+      .catch(() => undefined)
+      .then(() => this.#committer.barrier())
+      .then(() => this.#committer.applied());
   }
 
   /** Idempotent: waits for queued writes, then closes LevelDB. */

@@ -193,7 +193,7 @@ export interface GatewayStore {
   putDoc(namespace: string, key: string, value: unknown): Promise<void>;
   deleteDoc(namespace: string, key: string): Promise<void>;
   listDocs<T>(namespace: string, options?: { prefix?: string; limit?: number }): Promise<Array<{ key: string; value: T }>>;
-  /** Resolves when every write queued so far is on disk. */
+  /** Resolves when every write queued so far is on disk and in LevelDB (observers have heard of every commit). */
   flush(): Promise<void>;
 }
 
