@@ -1,3 +1,4 @@
+import type { ProfileQuirks } from '../profiles/types.ts';
 import type { AstmDelimiters } from './delimiters.ts';
 
 /**
@@ -73,7 +74,7 @@ const RESTRICTED = /[\x01-\x06\x0A\x10-\x17]/;
 const C1 = /[\x80-\x9F]/;
 
 /** Text encoding of the analyzer (profile quirk `charset`): LIS1-A §6.1.2 is 7-bit ASCII; most send Latin-1. */
-export type AstmCharset = 'ascii' | 'latin1' | 'utf8';
+export type AstmCharset = ProfileQuirks['charset'];
 
 /**
  * Escape one component value for an outgoing record (LIS2-A2 §5.4.5): the escape character first,

@@ -2,7 +2,7 @@ import type { OrderCreatedData, OrderedTest } from '../events/types.ts';
 import { isStat, type HostQueryAnswer } from '../hl7/host-query.ts';
 import type { Profile } from '../profiles/types.ts';
 import type { GatewayStore, StoredEvent } from '../store/types.ts';
-import { type AstmDelimiters, parseDelimiterString } from './delimiters.ts';
+import { type AstmDelimiters, DEFAULT_DELIMITERS, parseDelimiterString } from './delimiters.ts';
 import { type FieldValue, astmTimestamp, buildHeader, buildRecord } from './records.ts';
 import type { HostQuery, QueriedSpecimen } from './types.ts';
 
@@ -253,14 +253,26 @@ function mergeTests(a: OrderedTest[], b: OrderedTest[]): OrderedTest[] {
   return out;
 }
 
+type DownloadOptions = { sender?: string; receiver?: string; now?: Date };
+
+/** The profile's delimiters for a download the gateway starts (the defaults when they do not parse). */
+function downloadDelimiters(profile: Profile): AstmDelimiters {
+  const parsed = parseDelimiterString(profile.quirks.delimiters);
+  return parsed.ok ? parsed.delimiters : DEFAULT_DELIMITERS;
+}
+
+/** The H record of a download the gateway starts (worklist, order download). */
+function downloadHeader(profile: Profile, d: AstmDelimiters, options: DownloadOptions): string {
+  return buildHeader(['', '', options.sender ?? 'LIS', '', '', '', '', options.receiver ?? '', '', 'P', profile.hostQuery.replyVersion ?? 'LIS2-A2', astmTimestamp(options.now)], d, profile.quirks.charset);
+}
+
 /**
  * An order download pushed without a query (worklist): H, then per order P and O, then L|1|N.
  * Orders whose tests the analyzer cannot run (no mapping in a mapped profile) are left out.
  */
-export function buildWorklist(orders: OrderCreatedData[], profile: Profile, options: { sender?: string; receiver?: string; now?: Date } = {}): string[] {
-  const parsed = parseDelimiterString(profile.quirks.delimiters);
-  const d = parsed.ok ? parsed.delimiters : { field: '|', repeat: '\\', component: '^', escape: '&' };
-  const records = [buildHeader(['', '', options.sender ?? 'LIS', '', '', '', '', options.receiver ?? '', '', 'P', profile.hostQuery.replyVersion ?? 'LIS2-A2', astmTimestamp(options.now)], d, profile.quirks.charset)];
+export function buildWorklist(orders: OrderCreatedData[], profile: Profile, options: DownloadOptions = {}): string[] {
+  const d = downloadDelimiters(profile);
+  const records = [downloadHeader(profile, d, options)];
   let seq = 0;
   for (const order of orders) {
     const tests = analyzerTests(order.tests, profile);
@@ -292,14 +304,13 @@ export function buildOrderDownload(
   order: Pick<OrderCreatedData, 'accession' | 'specimenId' | 'patientId' | 'priority' | 'orderedAt'>,
   tests: { add: OrderedTest[]; cancel: OrderedTest[] },
   profile: Profile,
-  options: { sender?: string; receiver?: string; now?: Date } = {},
+  options: DownloadOptions = {},
 ): string[] {
   const add = analyzerTests(tests.add, profile);
   const cancel = analyzerTests(tests.cancel, profile);
   if (add.length === 0 && cancel.length === 0) return [];
-  const parsed = parseDelimiterString(profile.quirks.delimiters);
-  const d = parsed.ok ? parsed.delimiters : { field: '|', repeat: '\\', component: '^', escape: '&' };
-  const records = [buildHeader(['', '', options.sender ?? 'LIS', '', '', '', '', options.receiver ?? '', '', 'P', profile.hostQuery.replyVersion ?? 'LIS2-A2', astmTimestamp(options.now)], d, profile.quirks.charset)];
+  const d = downloadDelimiters(profile);
+  const records = [downloadHeader(profile, d, options)];
   records.push(buildRecord('P', ['1', '', order.patientId ?? ''], d, profile.quirks.charset));
   const specimenId = order.specimenId ?? order.accession;
   const base = { specimen: { specimenId, components: [specimenId] }, priority: isStat(order.priority) ? 'S' : 'R', reportTypes: ['O'], requestedAt: order.orderedAt };

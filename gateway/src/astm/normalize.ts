@@ -2,8 +2,8 @@ import { hash } from 'node:crypto';
 import { idempotencyKey, partitionKeys } from '../events/keys.ts';
 import type { DraftEvent, EventDataMap, EventType, RunType } from '../events/types.ts';
 import { isGatewayError } from '../errors.ts';
-import { consumptionDrafts } from '../profiles/consumption.ts';
-import type { ConsumptionRow, FieldCondition, Profile, TestMapping } from '../profiles/types.ts';
+import { consumptionDrafts, splitConsumption } from '../profiles/consumption.ts';
+import type { FieldCondition, Profile, TestMapping } from '../profiles/types.ts';
 import {
   type AstmMessage,
   type AstmRecord,
@@ -106,22 +106,6 @@ const NOT_FINAL_REPORT = new Set(['I', 'P', 'S', 'C']);
  */
 function drawsWithoutOwnTime(status: string): boolean {
   return !NOT_FINAL_REPORT.has(status);
-}
-
-/**
- * The profile's consumption table split by `per`, row positions kept (the row index is part of
- * the consumption key): rows of the other kind are limited to no run type, so they yield nothing.
- */
-const splitTables = new WeakMap<Profile, { perTest: Profile; perRun: Profile }>();
-
-function splitConsumption(profile: Profile): { perTest: Profile; perRun: Profile } {
-  let split = splitTables.get(profile);
-  if (!split) {
-    const only = (per: ConsumptionRow['per']): Profile => ({ ...profile, consumption: profile.consumption.map((row) => (row.per === per ? row : { ...row, runTypes: [] })) });
-    split = { perTest: only('test'), perRun: only('run') };
-    splitTables.set(profile, split);
-  }
-  return split;
 }
 
 type Scope = { header: AstmRecord; patient?: AstmRecord; order?: AstmRecord; result?: AstmRecord; manufacturer?: AstmRecord };

@@ -204,8 +204,10 @@ export class OrderDownload {
       const page = await store.listEvents({ after, limit: 1000 });
       for (const stored of page) {
         const e = stored.event;
-        if (isOrderEvent(e) && (await this.#record(e))) changed = true;
-        if (isOrderEvent(e)) recorded++;
+        if (isOrderEvent(e)) {
+          recorded++;
+          if (await this.#record(e)) changed = true;
+        }
         after = e.id;
       }
       if (page.length < 1000) break;

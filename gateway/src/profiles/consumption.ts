@@ -1,6 +1,6 @@
 import { idempotencyKey, partitionKeys } from '../events/keys.ts';
 import type { DraftEvent, EventDataMap, RunType } from '../events/types.ts';
-import type { Profile } from './types.ts';
+import type { ConsumptionRow, Profile } from './types.ts';
 
 export interface RunContext {
   profile: Profile;
@@ -19,6 +19,24 @@ export interface RunContext {
   keyPrefix: string;
   /** Reagent name → lot, as the analyzer reported them in this message. */
   reagentLots?: ReadonlyMap<string, string>;
+}
+
+const splitTables = new WeakMap<Profile, { perTest: Profile; perRun: Profile }>();
+
+/**
+ * The profile's consumption table split by `per`, row positions kept (the row index is part of
+ * the consumption key): rows of the other kind are limited to no run type, so they yield nothing.
+ * For a message whose results do not share one run identity: per-test rows go out once per
+ * identity, per-run rows once for the run.
+ */
+export function splitConsumption(profile: Profile): { perTest: Profile; perRun: Profile } {
+  let split = splitTables.get(profile);
+  if (!split) {
+    const only = (per: ConsumptionRow['per']): Profile => ({ ...profile, consumption: profile.consumption.map((row) => (row.per === per ? row : { ...row, runTypes: [] })) });
+    split = { perTest: only('test'), perRun: only('run') };
+    splitTables.set(profile, split);
+  }
+  return split;
 }
 
 /**

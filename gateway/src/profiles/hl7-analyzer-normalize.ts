@@ -6,7 +6,7 @@ import { hl7TimeToIso } from '../hl7/hl7-time.ts';
 import { type Hl7Message, type Hl7Segment, parseMessage } from '../hl7/message.ts';
 import { readMsh } from '../hl7/msh.ts';
 import type { Hl7NormalizeContext, Hl7Normalizer } from '../hl7/normalizer.ts';
-import { consumptionDrafts } from './consumption.ts';
+import { consumptionDrafts, splitConsumption } from './consumption.ts';
 import type { Profile, TestMapping } from './types.ts';
 
 /**
@@ -67,19 +67,6 @@ function lookup(profile: Profile, code: string): TestMapping | undefined {
 
 function shortHash(text: string): string {
   return hash('sha256', text, 'hex').slice(0, 16);
-}
-
-/** Consumption rows of one kind only, row positions kept (the row index is part of the key). */
-const splitTables = new WeakMap<Profile, { perTest: Profile; perRun: Profile }>();
-
-function splitConsumption(profile: Profile): { perTest: Profile; perRun: Profile } {
-  let split = splitTables.get(profile);
-  if (!split) {
-    const only = (per: 'test' | 'run'): Profile => ({ ...profile, consumption: profile.consumption.map((row) => (row.per === per ? row : { ...row, runTypes: [] })) });
-    split = { perTest: only('test'), perRun: only('run') };
-    splitTables.set(profile, split);
-  }
-  return split;
 }
 
 /** Normalize one parsed message (the Hl7Message of gateway/src/hl7/message.ts). */
