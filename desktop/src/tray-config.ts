@@ -50,7 +50,7 @@ const FILE_KEYS = ['adminTokenFile', 'mqttUsernameFile', 'mqttPasswordFile', 'mq
 type FileKey = (typeof FILE_KEYS)[number];
 type Key = 'gatewayUrl' | 'mqttUrl' | FileKey;
 /** Every key a config file may hold. */
-export const TRAY_CONFIG_KEYS: readonly Key[] = ['gatewayUrl', 'mqttUrl', ...FILE_KEYS];
+const TRAY_CONFIG_KEYS: readonly Key[] = ['gatewayUrl', 'mqttUrl', ...FILE_KEYS];
 
 const FLAGS: Record<Key, string> = {
   gatewayUrl: '--gateway-url',

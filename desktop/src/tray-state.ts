@@ -50,13 +50,13 @@ const DEFAULT_STALE_MS = 90_000;
 /** Windows truncates tray tooltips at 127 characters (NOTIFYICONDATA szTip is 128 WCHARs). */
 export const TOOLTIP_MAX = 127;
 
-export const KNOWN_HEALTH = ['ok', 'degraded', 'down'] as const;
+const KNOWN_HEALTH = ['ok', 'degraded', 'down'] as const;
 
 /**
  * The health to show. A value this tray does not know (a newer gateway, a broken payload) or a
  * missing one is "needs attention", never "all good".
  */
-export function healthOf(status: TrayStatus): TrayStatus['health'] {
+function healthOf(status: TrayStatus): TrayStatus['health'] {
   const h: unknown = status.health;
   return (KNOWN_HEALTH as readonly unknown[]).includes(h) ? (h as TrayStatus['health']) : 'degraded';
 }

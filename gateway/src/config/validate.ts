@@ -198,7 +198,7 @@ export function mqttBrokerProblem(broker: string): string | undefined {
  * HTTP proxy (relay/odoo/tunnel-agent.ts): an http:// URL with a host. Credentials are secrets and
  * never inline: they come from odoo.proxyAuthFile.
  */
-export function proxyUrlProblem(proxy: string): string | undefined {
+function proxyUrlProblem(proxy: string): string | undefined {
   let url: URL;
   try {
     url = new URL(proxy);

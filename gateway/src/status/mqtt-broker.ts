@@ -68,7 +68,6 @@ export interface EmbeddedBrokerOptions {
   gatewayId?: string;
 }
 
-
 export class EmbeddedBroker implements Component {
   readonly name = 'mqtt-broker';
   #status: ComponentStatus = 'created';

@@ -224,11 +224,14 @@ export class StatusModel implements Component {
   readonly #now: () => number;
   readonly #endpoints = new Map<string, EndpointStatus>();
   readonly #odoo: OdooStatus;
-  #odooProblemSince: number | null = null;
-  /** The last problem state of the link, kept through 'connecting' until a connection succeeds. */
-  #odooProblem: OdooLinkState | null = null;
+  /**
+   * The last problem state of the link, kept through 'connecting' until a connection succeeds,
+   * and since when the link has had a problem (the first problem state of the outage).
+   */
+  #odooProblem: { state: OdooLinkState; since: number } | null = null;
   /** Days left on the API key as the Odoo client last reported them, and when. */
-  #reportedKeyDays: { days: number; at: number } | null = null;  #storeReason: string | null = null;
+  #reportedKeyDays: { days: number; at: number } | null = null;
+  #storeReason: string | null = null;
   #storeHealthEvent: 'ok' | 'failed' | 'full' = 'ok';
   #queue: QueueStats = { ...EMPTY_QUEUE };
   #intake: IntakeCounters = { received: 0, accepted: 0, rejected: 0, duplicates: 0 };
@@ -391,11 +394,11 @@ export class StatusModel implements Component {
     const o = this.#odoo;
     // Between two attempts the link is 'connecting': the problem stays until one succeeds.
     const problem = this.#odooProblem !== null && (DOWN_ODOO_STATES.has(o.state) || o.state === 'connecting') ? this.#odooProblem : null;
-    if (problem === 'auth-failed') {
+    if (problem?.state === 'auth-failed') {
       reasons.push({ level: 'degraded', code: 'ODOO_AUTH', message: `Odoo refused the gateway's credentials${o.lastError ? ` (${o.lastError})` : ''}; results are kept and sent once fixed` });
-    } else if (problem !== null && this.#odooProblemSince !== null && now - this.#odooProblemSince >= (this.#o.odooGraceMs ?? 120_000)) {
-      const what = problem === 'degraded' ? 'failing' : 'unreachable';
-      reasons.push({ level: 'degraded', code: 'ODOO_UNREACHABLE', message: `Odoo ${what} for ${minutes(now - this.#odooProblemSince)}; messages are kept and sent when it is back` });
+    } else if (problem !== null && now - problem.since >= (this.#o.odooGraceMs ?? 120_000)) {
+      const what = problem.state === 'degraded' ? 'failing' : 'unreachable';
+      reasons.push({ level: 'degraded', code: 'ODOO_UNREACHABLE', message: `Odoo ${what} for ${minutes(now - problem.since)}; messages are kept and sent when it is back` });
     }
     if (this.#queue.deadLettered > 0) {
       const n = this.#queue.deadLettered;
@@ -610,10 +613,8 @@ export class StatusModel implements Component {
     const now = this.#now();
     if (e.state !== this.#odoo.state) this.#odoo.since = new Date(now).toISOString();
     if (DOWN_ODOO_STATES.has(e.state)) {
-      this.#odooProblemSince ??= now;
-      this.#odooProblem = e.state;
+      this.#odooProblem = { state: e.state, since: this.#odooProblem?.since ?? now };
     } else if (UP_ODOO_STATES.has(e.state)) {
-      this.#odooProblemSince = null;
       this.#odooProblem = null;
     }
     // The link connected again: the last error was the outage's, it is not current any more.
