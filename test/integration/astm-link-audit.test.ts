@@ -1,8 +1,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { SerialPort } from 'serialport';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AnalyzerConfig } from '../../gateway/src/config/types.ts';
 import { escapeAstm } from '../../gateway/src/astm/escape.ts';
@@ -20,6 +18,7 @@ import { Telemetry } from '../../gateway/src/telemetry.ts';
 import { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
 import { frame, makeHarness, MSG, MSG_TEXT, settle } from '../fixtures/astm-link/harness.ts';
 import { type PtyPair, startPtyPair } from '../fixtures/astm-link/pty-pair.ts';
+import { connectTcpSim, openSerialSim } from '../fixtures/astm-link/sim-wires.ts';
 
 /**
  * Audit of the E1381 state machine (receiver and sender) through the real endpoint: a socat pty
@@ -99,16 +98,6 @@ describe('E1381 receiver on a serial line (socat pty pair)', () => {
     await pair.kill();
   });
 
-  async function openSim(p: string): Promise<{ sim: AnalyzerSim; port: SerialPort }> {
-    const port = new SerialPort({ path: p, baudRate: 9600, autoOpen: false });
-    await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
-    const sim = new AnalyzerSim((b) => port.write(b));
-    port.on('data', (b: Buffer) => sim.feed(b));
-    port.on('error', () => undefined);
-    cleanups.push(() => new Promise<void>((r) => (port.isOpen ? port.close(() => r()) : r())));
-    return { sim, port };
-  }
-
   /*
    * What the user sees: one character hit by line noise (the ETX of a frame) and the gateway goes
    * deaf to the analyzer. The analyzer gets no reply to the damaged frame, aborts after its 15 s
@@ -131,7 +120,7 @@ describe('E1381 receiver on a serial line (socat pty pair)', () => {
     const ep = endpoint({ id: 'audit-pty-1', profile: 'test', serial: { path: pair.b } }, clock);
     await ep.start();
     expect(ep.connections).toBe(1);
-    const { sim } = await openSim(pair.a);
+    const { sim } = await openSerialSim(pair.a, cleanups);
 
     sim.write([ENQ]);
     expect(await replyOf(sim)).toBe('<ACK>');
@@ -194,12 +183,7 @@ describe('E1381 receiver: a message cut inside its first frame (socat pty pair, 
     const clock = new ManualScheduler();
     const ep = endpoint({ id: 'audit-pty-2', profile: 'test', serial: { path: pair.b } }, clock);
     await ep.start();
-    const port = new SerialPort({ path: pair.a, baudRate: 9600, autoOpen: false });
-    await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
-    port.on('error', () => undefined);
-    const sim = new AnalyzerSim((b) => port.write(b));
-    port.on('data', (b: Buffer) => sim.feed(b));
-    cleanups.push(() => new Promise<void>((r) => (port.isOpen ? port.close(() => r()) : r())));
+    const { sim } = await openSerialSim(pair.a, cleanups);
 
     sim.write([ENQ]);
     expect(await replyOf(sim)).toBe('<ACK>');
@@ -270,15 +254,6 @@ describe('E1381 receiver: a frame cut by EOT or ENQ, at any point (state machine
 });
 
 describe('E1381 sender over TCP (order download, host query answers)', () => {
-  async function connectSim(port: number): Promise<AnalyzerSim> {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-    const sim = new AnalyzerSim((b) => socket.write(b));
-    socket.on('data', (b: Buffer) => sim.feed(b));
-    cleanups.push(() => void socket.destroy());
-    return sim;
-  }
-
   /*
    * What the user sees: the analyzer answers the last frame of a download with EOT — the receiver
    * interrupt, "accepted, and now let me send" (it has results, or a host query for a tube that
@@ -300,7 +275,7 @@ describe('E1381 sender over TCP (order download, host query answers)', () => {
     const clock = new ManualScheduler();
     const ep = endpoint({ id: 'audit-tcp-1', profile: 'test', tcp: { listen: { host: '127.0.0.1', port: 0 } } }, clock);
     await ep.start();
-    const sim = await connectSim(ep.address()?.port as number);
+    const { sim } = await connectTcpSim(ep.address()?.port as number, cleanups);
     await until(() => ep.connections === 1);
 
     const first = ['H|\\^&|||LIS|||||audit-tcp-1||P|LIS2-A2', 'P|1||PAT-1', 'O|1|ACC-1||^^^GLU|R', 'L|1|N'];
@@ -340,15 +315,6 @@ describe('E1381 sender over TCP (order download, host query answers)', () => {
 });
 
 describe('E1381 sender: an order download naming letters beyond Latin-1 (TCP)', () => {
-  async function connectSim(port: number): Promise<AnalyzerSim> {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-    const sim = new AnalyzerSim((b) => socket.write(b));
-    socket.on('data', (b: Buffer) => sim.feed(b));
-    cleanups.push(() => void socket.destroy());
-    return sim;
-  }
-
   /** Take one session as the analyzer: ACK the ENQ and every frame; the frames as sent. */
   async function takeSession(sim: AnalyzerSim): Promise<Buffer[]> {
     expect(await replyOf(sim)).toBe('<ENQ>');
@@ -409,7 +375,7 @@ describe('E1381 sender: an order download naming letters beyond Latin-1 (TCP)', 
       const clock = new ManualScheduler();
       const ep = endpoint({ id: c.id, profile: 'test', tcp: { listen: { host: '127.0.0.1', port: 0 } } }, clock, c.profile.quirks);
       await ep.start();
-      const sim = await connectSim(ep.address()?.port as number);
+      const { sim } = await connectTcpSim(ep.address()?.port as number, cleanups);
       await until(() => ep.connections === 1);
 
       const records = buildOrderDownload(order, { add: [{ code: 'TSH' }], cancel: [] }, c.profile, { receiver: c.id });

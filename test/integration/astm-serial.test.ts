@@ -1,16 +1,15 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { SerialPort } from 'serialport';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AstmEndpoint } from '../../gateway/src/ingress/astm/astm-endpoint.ts';
 import { buildFrame } from '../../gateway/src/ingress/astm/checksum.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import { Telemetry, type TelemetryEvents } from '../../gateway/src/telemetry.ts';
-import { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
 import { MSG } from '../fixtures/astm-link/harness.ts';
 import { type PtyPair, startPtyPair } from '../fixtures/astm-link/pty-pair.ts';
+import { openSerialSim } from '../fixtures/astm-link/sim-wires.ts';
 
 /**
  * The endpoint on a real kernel tty: a socat pty pair, `serialport` on BOTH ends (the simulated
@@ -34,15 +33,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function openSim(p: string): Promise<{ sim: AnalyzerSim; port: SerialPort }> {
-  const port = new SerialPort({ path: p, baudRate: 9600, autoOpen: false });
-  await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
-  const sim = new AnalyzerSim((b) => port.write(b));
-  port.on('data', (b: Buffer) => sim.feed(b));
-  port.on('error', () => undefined);
-  cleanups.push(() => new Promise<void>((r) => (port.isOpen ? port.close(() => r()) : r())));
-  return { sim, port };
-}
+const openSim = (p: string) => openSerialSim(p, cleanups);
 
 function endpoint(id: string, serialPath: string) {
   const telemetry = new Telemetry();

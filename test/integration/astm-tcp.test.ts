@@ -11,6 +11,7 @@ import { silentLogger } from '../../gateway/src/log.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import { Telemetry, type TelemetryEvents } from '../../gateway/src/telemetry.ts';
 import { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
+import { connectTcpSim } from '../fixtures/astm-link/sim-wires.ts';
 import { MSG, MSG_TEXT } from '../fixtures/astm-link/harness.ts';
 
 /**
@@ -63,14 +64,7 @@ function endpoint(analyzer: AnalyzerConfig, extra: { answer?: (q: string) => Pro
   return { ep, intake, telemetry };
 }
 
-async function connectSim(port: number): Promise<{ sim: AnalyzerSim; socket: net.Socket }> {
-  const socket = net.connect({ host: '127.0.0.1', port });
-  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-  const sim = new AnalyzerSim((b) => socket.write(b));
-  socket.on('data', (b: Buffer) => sim.feed(b));
-  cleanups.push(() => void socket.destroy());
-  return { sim, socket };
-}
+const connectSim = (port: number) => connectTcpSim(port, cleanups);
 
 async function messagesOf(endpointId: string) {
   const list = await store.listMessages({ endpoint: endpointId, limit: 100 });

@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -15,7 +14,7 @@ import { loadProfile, profileNames } from '../../gateway/src/profiles/load.ts';
 import type { Profile } from '../../gateway/src/profiles/types.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import { Telemetry } from '../../gateway/src/telemetry.ts';
-import { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
+import { connectTcpSim } from '../fixtures/astm-link/sim-wires.ts';
 import { corpusMessages } from '../fixtures/astm/corpus.ts';
 
 /**
@@ -63,14 +62,6 @@ async function astmEndpoint(store: EventStore, id: string, profile: Profile): Pr
   return { ep, port: ep.address()?.port as number };
 }
 
-async function connectSim(port: number): Promise<{ sim: AnalyzerSim; socket: net.Socket }> {
-  const socket = net.connect({ host: '127.0.0.1', port });
-  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-  const sim = new AnalyzerSim((b) => socket.write(b));
-  socket.on('data', (b: Buffer) => sim.feed(b));
-  return { sim, socket };
-}
-
 describe('Beckman DxH: results resent across the upgrade (5f3aebf)', () => {
   // What the user sees: a DxH run stored by the release before 5f3aebf and resent by the analyzer
   // after the upgrade (a new session: new H.14 message time, as the DxH "retransmit" does) is
@@ -98,7 +89,7 @@ describe('Beckman DxH: results resent across the upgrade (5f3aebf)', () => {
 
     const old = await astmEndpoint(store, 'dxh-1', before);
     {
-      const { sim, socket } = await connectSim(old.port);
+      const { sim, socket } = await connectTcpSim(old.port);
       const r = await sim.sendMessage(records);
       expect(r.replies).toBe('<ACK>'.repeat(records.length + 1));
       socket.destroy();
@@ -114,7 +105,7 @@ describe('Beckman DxH: results resent across the upgrade (5f3aebf)', () => {
     const upgraded = await astmEndpoint(store, 'dxh-1', now);
     cleanups.push(() => upgraded.ep.stop(2_000));
     const resent = [(records[0] as string).replace('20211028082841', '20211028093012'), ...records.slice(1)];
-    const { sim, socket } = await connectSim(upgraded.port);
+    const { sim, socket } = await connectTcpSim(upgraded.port);
     cleanups.push(() => void socket.destroy());
     const r = await sim.sendMessage(resent);
     expect(r.replies).toBe('<ACK>'.repeat(records.length + 1));
