@@ -4,12 +4,18 @@ import type { Profile } from '../profiles/types.ts';
 import type { GatewayStore, StoredEvent } from '../store/types.ts';
 import { type AstmDelimiters, DEFAULT_DELIMITERS, parseDelimiterString } from './delimiters.ts';
 import { type FieldValue, astmTimestamp, buildHeader, buildRecord } from './records.ts';
-import type { HostQuery, QueriedSpecimen } from './types.ts';
+import type { HostQuery, HostQueryRequest, QueriedSpecimen } from './types.ts';
 
 /**
  * Host query (download on demand), LIS2-A2 §11 and protocols.md §2.4: the analyzer scans a
  * barcode and sends `H … Q|1|^<specimen>||ALL||||||||O  L`; the gateway answers in a separate
  * session (the link layer's own ENQ … EOT) with H, P, O…, L built here.
+ *
+ * Several Q records in one message (an analyzer that scans a rack asks for every tube at once:
+ * `Q|1|…`, `Q|2|…`, …) are answered together, in one reply: H, then the P/O groups of every
+ * queried specimen in the order of the Q records, then one L (the standard's Fig. 6 answers a
+ * range with several P/O groups in one reply the same way). Before, only the first Q was answered
+ * and the rest of the rack waited for its timeout and ran without orders.
  *
  * Where orders come from: `order.created` events committed from the LIS. Their correlationId is
  * the accession, so the first look-up is `store.eventsByCorrelation(specimenId, ['order.created'])`
@@ -23,23 +29,25 @@ import type { HostQuery, QueriedSpecimen } from './types.ts';
  * Unknown specimen: per profile `hostQuery.noOrderReply` — the LIS2-A2 answer `L|1|I` ("no
  * information available from last query", §12) by default, or an O record without tests and
  * O.26 = Y (no order for the specimen) / Z (no record of the patient; cobas e411 "Elecsys").
- * A cancel (Q.13 = A) gets no answer at all: the result is an empty array.
+ * A cancel (Q.13 = A) gets no answer, and withdraws the request right before it in the same
+ * message ("cancel last request"); when nothing is left to answer the result is an empty array
+ * and the endpoint sends nothing.
  */
 export async function answerHostQuery(query: HostQuery, store: GatewayStore, profile: Profile): Promise<string[]> {
-  if (query.cancel) return [];
+  const requests = openRequests(query.requests ?? [query]);
+  if (requests.length === 0) return [];
   const d = query.delimiters;
   const settings = profile.hostQuery;
   const header = replyHeader(query, profile, d);
-  if (query.all || query.specimens.length === 0) {
-    // Bulk requests (Q.3 = ALL) are not served: the gateway downloads worklists per specimen.
-    return [header, buildRecord('L', ['1', 'I'], d)];
-  }
+  // Bulk requests (Q.3 = ALL) are not served: the gateway downloads worklists per specimen.
+  const served = requests.filter((r) => !r.all && r.specimens.length > 0);
+  if (served.length === 0) return [header, buildRecord('L', ['1', 'I'], d)];
   const records: string[] = [header];
   let patientSeq = 0;
   let found = 0;
-  for (const { specimen, named } of await specimensToAnswer(query, store)) {
+  for (const { specimen, named, tests: requested } of await specimensToAnswer(served, store)) {
     const orders = await ordersForSpecimen(store, specimen.specimenId);
-    const tests = analyzerTests(orders.flatMap((o) => o.tests), profile, query.tests);
+    const tests = analyzerTests(orders.flatMap((o) => o.tests), profile, requested);
     if (tests.length > 0) {
       found++;
       patientSeq++;
@@ -60,35 +68,90 @@ export async function answerHostQuery(query: HostQuery, store: GatewayStore, pro
       records.push(orderRecord(profile, d, { specimen, tests: [], priority: 'R', reportTypes: [settings.noOrderReply === 'order-Y' ? 'Y' : 'Z'] }));
     }
   }
+  // One L for the whole reply: the profile's code when any specimen of any Q got its orders; when
+  // none did, "no information available" (I) — the reply is H, L|1|I for a `terminator-I` profile.
   if (found === 0 && settings.noOrderReply === 'terminator-I') return [header, buildRecord('L', ['1', 'I'], d)];
   records.push(buildRecord('L', ['1', found > 0 ? settings.terminationCode : settings.terminationCode === 'F' ? 'I' : settings.terminationCode], d));
   return records;
 }
 
-/** At most this many accessions are answered between the ends of a range query. */
-const MAX_RANGE_SPECIMENS = 200;
+/**
+ * The requests of a message still to answer: a cancel (Q.13 = A, "abort/cancel last request",
+ * LIS2-A2 §11) is no request, and it withdraws the request right before it in the message. A
+ * cancel that comes first refers to a request of an earlier message (cobas e411 sends the same Q
+ * with A after 15 s without a reply): it withdraws nothing here.
+ */
+function openRequests(requests: HostQueryRequest[]): HostQueryRequest[] {
+  return requests.filter((r, i) => !r.cancel && requests[i + 1]?.cancel !== true);
+}
 
 /**
- * The specimens a query asks for: those named in Q.3/Q.4 and, for a range (Q.3 to Q.4, LIS2-A2
- * §11.1.3–4, Fig. 5/6), every accession between the ends that has a stored order, in key order
- * after the first end. Ends made of digits of one width (tube barcodes) bound accessions of that
- * width only (`0329893255` is not between `032989325` and `032989327`). Without a store that
- * reads ranges, only the named ends are answered.
+ * At most this many specimens are answered in one reply, all Q records of the message together
+ * (before several Q records were answered, the cap was 200 accessions between the ends of one
+ * range). The specimens the Q records name come first: a range fills what is left of the cap, so a
+ * wide range in Q 1 never crowds out the tubes Q 2… name. Specimens past the cap are left out of
+ * the reply (no P/O, not "no order"): the analyzer may ask for them again.
  */
-async function specimensToAnswer(query: HostQuery, store: GatewayStore): Promise<Array<{ specimen: QueriedSpecimen; named: boolean }>> {
-  const named = query.specimens.map((specimen) => ({ specimen, named: true }));
-  const range = query.range;
-  if (!range || !store.correlationsInRange || named.length === 0) return named;
-  let lo = range.from.specimenId;
-  let hi = range.to.specimenId;
-  if (lo > hi) [lo, hi] = [hi, lo];
-  const digits = /^[0-9]+$/;
-  const fixedWidth = digits.test(lo) && digits.test(hi) && lo.length === hi.length;
-  const between = (await store.correlationsInRange(lo, hi, { types: ['order.created'], limit: MAX_RANGE_SPECIMENS }))
-    .filter((id) => !fixedWidth || (id.length === lo.length && digits.test(id)))
-    .filter((id) => !named.some((n) => n.specimen.specimenId === id))
-    .map((id) => ({ specimen: { specimenId: id, components: [id] }, named: false }));
-  return [named[0]!, ...between, ...named.slice(1)];
+const MAX_REPLY_SPECIMENS = 200;
+
+/** A specimen to answer: from which Q's specimen (echoed fields), named or found in a range, and the tests asked for. */
+interface AskedSpecimen {
+  specimen: QueriedSpecimen;
+  /** Named in a Q.3/Q.4 (answered "no order" when it has none), not only found in a range. */
+  named: boolean;
+  tests: string[] | 'ALL';
+}
+
+/**
+ * The specimens the requests ask for, each once, in the order of the requests: per request the
+ * specimens named in Q.3/Q.4 and, for a range (Q.3 to Q.4, LIS2-A2 §11.1.3–4, Fig. 5/6), every
+ * accession between the ends that has a stored order, in key order after the first end. Ends made
+ * of digits of one width (tube barcodes) bound accessions of that width only (`0329893255` is not
+ * between `032989325` and `032989327`). Without a store that reads ranges, only the named ends are
+ * answered. A specimen asked for by several requests keeps the place of the first and the tests of
+ * all (ALL when any asks for every test); the echoed instrument fields (cobas sequence, carrier,
+ * position) are those of the first Q naming it. At most MAX_REPLY_SPECIMENS in all.
+ */
+async function specimensToAnswer(requests: HostQueryRequest[], store: GatewayStore): Promise<AskedSpecimen[]> {
+  const namedIds = new Set(requests.flatMap((r) => r.specimens.map((s) => s.specimenId)));
+  // Places left for accessions found only in a range.
+  let rangeRoom = Math.max(0, MAX_REPLY_SPECIMENS - namedIds.size);
+  const asked = new Map<string, AskedSpecimen>();
+  const add = (specimen: QueriedSpecimen, named: boolean, tests: string[] | 'ALL'): void => {
+    const seen = asked.get(specimen.specimenId);
+    if (!seen) asked.set(specimen.specimenId, { specimen, named, tests: tests === 'ALL' ? 'ALL' : [...tests] });
+    else {
+      seen.named ||= named;
+      seen.tests = seen.tests === 'ALL' || tests === 'ALL' ? 'ALL' : [...new Set([...seen.tests, ...tests])];
+    }
+  };
+  for (const request of requests) {
+    const named = request.specimens;
+    const between: QueriedSpecimen[] = [];
+    const range = request.range;
+    if (range && store.correlationsInRange && rangeRoom > 0) {
+      let lo = range.from.specimenId;
+      let hi = range.to.specimenId;
+      if (lo > hi) [lo, hi] = [hi, lo];
+      const digits = /^[0-9]+$/;
+      const fixedWidth = digits.test(lo) && digits.test(hi) && lo.length === hi.length;
+      const ids = (await store.correlationsInRange(lo, hi, { types: ['order.created'], limit: rangeRoom + namedIds.size }))
+        .filter((id) => !fixedWidth || (id.length === lo.length && digits.test(id)))
+        .filter((id) => !named.some((n) => n.specimenId === id));
+      for (const id of ids) {
+        // A specimen named by a Q, or already answered, takes no place of the range's own.
+        const free = namedIds.has(id) || asked.has(id);
+        if (!free && rangeRoom === 0) continue;
+        if (!free) rangeRoom--;
+        between.push({ specimenId: id, components: [id] });
+      }
+    }
+    const [first, ...rest] = named;
+    if (first) add(first, true, request.tests);
+    for (const s of between) add(s, false, request.tests);
+    for (const s of rest) add(s, true, request.tests);
+  }
+  return [...asked.values()].slice(0, MAX_REPLY_SPECIMENS);
 }
 
 function replyHeader(query: HostQuery, profile: Profile, d: AstmDelimiters): string {

@@ -18,9 +18,9 @@ import {
   readRef,
 } from './records.ts';
 import type { AstmDelimiters } from './delimiters.ts';
-import type { HostQuery, NormalizeContext, NormalizeResult, QueriedSpecimen, RunSummary } from './types.ts';
+import type { HostQuery, HostQueryRequest, NormalizeContext, NormalizeResult, QueriedSpecimen, RunSummary } from './types.ts';
 
-export type { HostQuery, NormalizeContext, NormalizeResult } from './types.ts';
+export type { HostQuery, HostQueryRequest, NormalizeContext, NormalizeResult } from './types.ts';
 
 /**
  * Turn one LIS2-A2 message (records joined by CR, link-layer framing already removed) into
@@ -31,7 +31,7 @@ export type { HostQuery, NormalizeContext, NormalizeResult } from './types.ts';
  * - the first sight of a specimen of a patient run in the message → `specimen.received`;
  * - every run (O record with results: patient, QC, calibration, rerun) → `consumable.used` per the
  *   profile's consumption table (per test, per run, dead volume per run);
- * - a Q record → `hostQuery` (no events; the endpoint answers it with `answerHostQuery`).
+ * - Q records → `hostQuery` (no events; the endpoint answers every Q with `answerHostQuery`).
  *
  * QC and calibration runs are recognised by the profile's `runTypeRules` and carry that runType;
  * they never yield `result.validated` or invoice events (this module only produces the types
@@ -221,10 +221,10 @@ class MessageNormalizer {
     }
     let hostQuery: HostQuery | undefined;
     if (this.#msg.queries.length > 0) {
-      // LIS2-A2 §11: "Only one request record may be outstanding at a time".
-      hostQuery = this.#hostQuery(this.#msg.queries[0]!);
-      if (this.#msg.queries.length > 1) this.#warnings.push(`${this.#msg.queries.length} Q records: only the first is answered (LIS2-A2 §11)`);
-      for (const s of hostQuery.specimens) this.#terms.add(s.specimenId);
+      // Every Q record is a request (LIS2-A2 §11; an analyzer scanning a rack asks for each tube
+      // in one message): all are answered in one reply (answerHostQuery).
+      hostQuery = this.#hostQuery(this.#msg.queries);
+      for (const r of hostQuery.requests ?? [hostQuery]) for (const s of r.specimens) this.#terms.add(s.specimenId);
     }
     const messageType = hostQuery ? 'ASTM^QUERY' : results > 0 ? 'ASTM^RESULT' : orders > 0 ? 'ASTM^ORDER' : 'ASTM^OTHER';
     if (this.#controlId) this.#terms.add(this.#controlId);
@@ -498,9 +498,33 @@ class MessageNormalizer {
     this.#events.push({ type, receivedAt: this.#ctx.receivedAt, source: this.#source(), ...e } as DraftEvent);
   }
 
-  #hostQuery(q: AstmRecord): HostQuery {
+  /**
+   * The host query of a message's Q records: the first one's request with the header to address
+   * the reply, as always, and, when there are several, every request in `requests`.
+   */
+  #hostQuery(queries: AstmRecord[]): HostQuery {
     const d = this.#d;
     const h = this.#msg.header;
+    const requests = queries.map((q) => this.#request(q));
+    const header: HostQuery['header'] = {
+      sender: fieldRepeats(h, 5, d)[0]?.map((c) => c.trim()) ?? [],
+      receiver: fieldRepeats(h, 10, d)[0]?.map((c) => c.trim()) ?? [],
+      comment: fieldRepeats(h, 11, d)[0]?.map((c) => c.trim()) ?? [],
+      processingId: component(h, 12, 1, d).trim(),
+      version: component(h, 13, 1, d).trim(),
+    };
+    if (this.#controlId) header.controlId = this.#controlId;
+    // The first request's fields, in the order a one-Q message always had them.
+    const { range, ...first } = requests[0]!;
+    const query: HostQuery = { ...first, header, delimiters: d };
+    if (range) query.range = range;
+    if (requests.length > 1) query.requests = requests;
+    return query;
+  }
+
+  /** One Q record: the specimens of Q.3/Q.4 (a range when they differ), Q.5 tests, Q.13 status. */
+  #request(q: AstmRecord): HostQueryRequest {
+    const d = this.#d;
     const wanted = this.#ctx.profile.hostQuery.specimenIdComponent;
     const specimens: QueriedSpecimen[] = [];
     let all = false;
@@ -534,26 +558,16 @@ class MessageNormalizer {
     }
     const tests: string[] | 'ALL' = requested.length === 0 ? 'ALL' : requested;
     const statusCode = component(q, 13, 1, d).trim();
-    const header: HostQuery['header'] = {
-      sender: fieldRepeats(h, 5, d)[0]?.map((c) => c.trim()) ?? [],
-      receiver: fieldRepeats(h, 10, d)[0]?.map((c) => c.trim()) ?? [],
-      comment: fieldRepeats(h, 11, d)[0]?.map((c) => c.trim()) ?? [],
-      processingId: component(h, 12, 1, d).trim(),
-      version: component(h, 13, 1, d).trim(),
-    };
-    if (this.#controlId) header.controlId = this.#controlId;
-    const query: HostQuery = {
+    const request: HostQueryRequest = {
       sequence: fieldText(q, 2, d).trim() || '1',
       specimens,
       all,
       tests,
       statusCode,
       cancel: statusCode === 'A',
-      header,
-      delimiters: d,
     };
     const [from, to] = ends;
-    if (from && to && from.specimenId !== to.specimenId) query.range = { from, to };
-    return query;
+    if (from && to && from.specimenId !== to.specimenId) request.range = { from, to };
+    return request;
   }
 }

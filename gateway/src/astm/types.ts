@@ -19,8 +19,8 @@ export interface QueriedSpecimen {
   components: string[];
 }
 
-/** A host query (download on demand) read from a Q record (LIS2-A2 §11, protocols.md §2.4). */
-export interface HostQuery {
+/** One request record (Q, LIS2-A2 §11) of a host query message. */
+export interface HostQueryRequest {
   /** Q.2 sequence number. */
   sequence: string;
   specimens: QueriedSpecimen[];
@@ -36,8 +36,24 @@ export interface HostQuery {
   tests: string[] | 'ALL';
   /** Q.13 request information status code (O = orders only; A = cancel the last request). */
   statusCode: string;
-  /** Q.13 = A: the analyzer cancels its last request (cobas e411 after 15 s): send nothing. */
+  /**
+   * Q.13 = A: the analyzer cancels its last request (cobas e411 after 15 s): not answered, and it
+   * withdraws the Q right before it in the same message; a message of cancels only gets nothing.
+   */
   cancel: boolean;
+}
+
+/**
+ * A host query (download on demand) read from a message's Q records (LIS2-A2 §11, protocols.md
+ * §2.4). Its own fields are the first Q record's, as they always were; a message with several Q
+ * records (an analyzer asking for a whole rack at once) lists all of them in `requests`.
+ */
+export interface HostQuery extends HostQueryRequest {
+  /**
+   * Every Q record of the message, in order, the first one included (the same values as the
+   * fields above). Absent when the message has one Q record. All are answered in one reply.
+   */
+  requests?: HostQueryRequest[];
   /** The query message's header, for addressing the reply. */
   header: {
     controlId?: string;
