@@ -149,6 +149,10 @@ describe('several Q records in one message are all answered, in one reply', () =
     const { sim } = analyzers[COBAS.id]!;
     await sim.sendMessage(['H|\\^&|||cobas-e411^1|||||host|TSREQ^REAL|P|1', 'Q|1|^^CB-1^91^0^3^^S1^SC||ALL||||||||O', 'Q|2|^^CB-1^91^0^3^^S1^SC||ALL||||||||A', 'L|1|N']);
     expect(await nextSession(sim, 1_500)).toBe('');
+    // A cancel naming another tube refers to an earlier request: the tube asked for right before
+    // it is still answered.
+    const kept = await ask(COBAS.id, ['H|\\^&|||cobas-e411^1|||||host|TSREQ^REAL|P|1', 'Q|1|^^CB-2^93^0^5^^S1^SC||ALL||||||||O', 'Q|2|^^CB-1^91^0^3^^S1^SC||ALL||||||||A', 'L|1|N']);
+    expect(orderRecords(kept.join('\r')).map((o) => [o[2], o[3]])).toEqual([['CB-2', '93^0^5^^S1^SC']]);
   });
 
   it('GeneXpert: each Q read in the order layout; an ordered cartridge gets O.26 = Q, an unknown one O.26 = Y', async () => {

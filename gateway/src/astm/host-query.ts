@@ -30,7 +30,7 @@ import type { HostQuery, HostQueryRequest, QueriedSpecimen } from './types.ts';
  * information available from last query", §12) by default, or an O record without tests and
  * O.26 = Y (no order for the specimen) / Z (no record of the patient; cobas e411 "Elecsys").
  * A cancel (Q.13 = A) gets no answer, and withdraws the request right before it in the same
- * message ("cancel last request"); when nothing is left to answer the result is an empty array
+ * message when it names the same tube ("cancel last request"); when nothing is left to answer the result is an empty array
  * and the endpoint sends nothing.
  */
 export async function answerHostQuery(query: HostQuery, store: GatewayStore, profile: Profile): Promise<string[]> {
@@ -77,12 +77,18 @@ export async function answerHostQuery(query: HostQuery, store: GatewayStore, pro
 
 /**
  * The requests of a message still to answer: a cancel (Q.13 = A, "abort/cancel last request",
- * LIS2-A2 §11) is no request, and it withdraws the request right before it in the message. A
- * cancel that comes first refers to a request of an earlier message (cobas e411 sends the same Q
- * with A after 15 s without a reply): it withdraws nothing here.
+ * LIS2-A2 §11) is no request, and it withdraws the request right before it in the message when
+ * that one names a tube the cancel names (cobas e411 cancels by sending the same Q again with A).
+ * A cancel naming other tubes, or coming first, refers to a request of an earlier message: it
+ * withdraws nothing here, so a rack's other tubes are never left unanswered by it.
  */
 function openRequests(requests: HostQueryRequest[]): HostQueryRequest[] {
-  return requests.filter((r, i) => !r.cancel && requests[i + 1]?.cancel !== true);
+  const sameTube = (a: HostQueryRequest, b: HostQueryRequest): boolean => a.specimens.some((s) => b.specimens.some((t) => t.specimenId === s.specimenId));
+  return requests.filter((r, i) => {
+    if (r.cancel) return false;
+    const next = requests[i + 1];
+    return !(next?.cancel === true && sameTube(r, next));
+  });
 }
 
 /**

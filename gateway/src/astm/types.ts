@@ -38,7 +38,8 @@ export interface HostQueryRequest {
   statusCode: string;
   /**
    * Q.13 = A: the analyzer cancels its last request (cobas e411 after 15 s): not answered, and it
-   * withdraws the Q right before it in the same message; a message of cancels only gets nothing.
+   * withdraws the Q right before it in the same message when that Q names the same tube; a
+   * message of cancels only gets nothing.
    */
   cancel: boolean;
 }
