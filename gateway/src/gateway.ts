@@ -221,6 +221,9 @@ export class Gateway {
       this.store,
       cfg.analyzers.filter((a) => a.pushOrders).map((a) => a.id),
     );
+    // What waits for each of those analyzers (how many orders, since when, the last refusal) on its status entry.
+    const statusModel = this.statusModel;
+    for (const download of this.#orderDownload) download.onSummary((summary) => statusModel.setOrderDownload(download.analyzerId, summary));
     for (const { id, component } of this.ingress) {
       this.#checkNotStopping(`listener ${id}`);
       await component.start();

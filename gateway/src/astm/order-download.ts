@@ -31,6 +31,13 @@ import { analyzerTests, buildOrderDownload } from './host-query.ts';
  * ones. A failed recording holds the cursor where it was until the next start. The cursor of an
  * analyzer without `pushOrders` is deleted at start-up, so turning order download on again never
  * replays the orders of the time it was off.
+ *
+ * What IT staff see (`summary()`, `onSummary()`): how many accessions wait in the outbox, since
+ * when the oldest waits, how many of them the analyzer refused and why the latest refusal failed,
+ * and when it last accepted a download. Kept in memory and updated with every document write, so
+ * a status request never reads the store: the outbox is read once at start-up (before anything
+ * else of this analyzer; it holds only what waits for the analyzer, so it stays small), then each
+ * write of an accession's documents updates its entry.
  */
 
 export const ORDER_DOWNLOAD_NS = 'orderDownload';
@@ -55,6 +62,8 @@ export interface OrderDownloadDoc {
   /** Failed sends since the last success. */
   attempts: number;
   lastError?: string;
+  /** When the last failed send failed (ISO); documents written before this field use `updatedAt`. */
+  lastErrorAt?: string;
   updatedAt: string;
   /** Id of the newest LIS event applied to this document (a replay after a restart skips it and older ones). */
   lastEventId?: string;
@@ -67,6 +76,33 @@ interface CursorDoc {
 
 interface OutboxEntry {
   queuedAt: string;
+}
+
+/**
+ * The state of an analyzer's order download as IT staff see it on its status entry. Counts are of
+ * accessions (one download message each: its orders and cancels for this analyzer).
+ */
+export interface OrderDownloadSummary {
+  /** Accessions with orders or cancels still to send to the analyzer (its outbox). */
+  waiting: number;
+  /** When the accession waiting longest was queued (ISO); null when nothing waits. */
+  oldestWaitingSince: string | null;
+  /** Waiting accessions whose last send failed (the analyzer refused it or did not answer). */
+  failing: number;
+  /** Why the latest failed send of a still-waiting accession failed; null when none is failing. */
+  lastError: string | null;
+  /** When it failed (ISO). */
+  lastErrorAt: string | null;
+  /** The accession it was (an order number, no patient data). */
+  lastErrorAccession: string | null;
+  /** When the analyzer last accepted a download, since the gateway started (ISO); null before. */
+  lastSentAt: string | null;
+}
+
+/** One accession in the outbox, in memory (see the class note). */
+interface WaitingEntry {
+  queuedAt: string;
+  failure?: { error: string; at: string };
 }
 
 /** What order download needs of the analyzer endpoint (`AstmEndpoint` fits). */
@@ -116,6 +152,19 @@ export class OrderDownload {
   #cursorTimer: NodeJS.Timeout | undefined;
   /** A recording failed: the cursor stays where it was, so the next start records it again. */
   #cursorHeld = false;
+  /**
+   * The outbox in memory, accession → entry, in the order of queuing (Map keeps insertion order:
+   * loaded sorted at start-up, new accessions appended), so the first entry is the oldest.
+   */
+  readonly #waiting = new Map<string, WaitingEntry>();
+  /** Accessions of #waiting whose last send failed. */
+  readonly #failing = new Set<string>();
+  /** The latest failure among #failing (recomputed from #failing only when it goes). */
+  #latestFailure: { accession: string; error: string; at: string } | undefined;
+  #lastSentAt: string | null = null;
+  /** The outbox was read at start-up: summaries are true from now on. */
+  #counted = false;
+  readonly #summaryListeners = new Set<(summary: OrderDownloadSummary) => void>();
 
   constructor(options: OrderDownloadOptions) {
     this.#opt = options;
@@ -124,6 +173,35 @@ export class OrderDownload {
     // Before any new event: the events committed after the cursor (a crash between a commit and
     // its recording), in id order.
     this.#handle(() => this.#recover());
+  }
+
+  get analyzerId(): string {
+    return this.#opt.analyzerId;
+  }
+
+  /** The current state for the status surfaces (see OrderDownloadSummary); cheap, no store read. */
+  summary(): OrderDownloadSummary {
+    const oldest = this.#waiting.values().next();
+    const latest = this.#latestFailure;
+    return {
+      waiting: this.#waiting.size,
+      oldestWaitingSince: oldest.done ? null : oldest.value.queuedAt,
+      failing: this.#failing.size,
+      lastError: latest?.error ?? null,
+      lastErrorAt: latest?.at ?? null,
+      lastErrorAccession: latest?.accession ?? null,
+      lastSentAt: this.#lastSentAt,
+    };
+  }
+
+  /**
+   * Called with the summary whenever it changes, first once the outbox was read at start-up (at
+   * once when it was read already). Returns the unsubscribe function.
+   */
+  onSummary(listener: (summary: OrderDownloadSummary) => void): () => void {
+    this.#summaryListeners.add(listener);
+    if (this.#counted) listener(this.summary());
+    return () => this.#summaryListeners.delete(listener);
   }
 
   /** Delete the cursors of analyzers not downloading orders now (start-up; see the class note). */
@@ -189,6 +267,7 @@ export class OrderDownload {
   /** Record the events committed after the cursor; a first start begins now. */
   async #recover(): Promise<boolean> {
     const { store, analyzerId } = this.#opt;
+    await this.#countOutbox();
     const cursor = await store.getDoc<CursorDoc>(ORDER_CURSOR_NS, analyzerId);
     if (!cursor) {
       // Order download begins now: an id below every id made from now on.
@@ -215,6 +294,74 @@ export class OrderDownload {
     if (recorded > 0) this.#opt.log.info('order download caught up after a restart', { analyzer: analyzerId, events: recorded });
     this.#advance(after);
     return changed;
+  }
+
+  /**
+   * Read this analyzer's outbox into memory (start-up, first in the chain: no write comes before).
+   * A failed read leaves the counts at what the writes from now on show, and says so in the log.
+   */
+  async #countOutbox(): Promise<void> {
+    const { store, analyzerId, log } = this.#opt;
+    const prefix = analyzerId + SEP;
+    try {
+      const entries = (await store.listDocs<OutboxEntry>(ORDER_OUTBOX_NS, { prefix })).sort((a, b) => compare(a.value.queuedAt, b.value.queuedAt));
+      for (const { key, value } of entries) {
+        const doc = await store.getDoc<OrderDownloadDoc>(ORDER_DOWNLOAD_NS, key);
+        // An entry with nothing to send is dropped at the next pass; it does not wait.
+        if (doc && outstanding(doc)) this.#waiting.set(key.slice(prefix.length), entryOf(doc, value));
+      }
+      for (const [accession, entry] of this.#waiting) if (entry.failure) this.#failing.add(accession);
+      this.#latestFailure = this.#findLatestFailure();
+    } catch (err) {
+      log.warn('order download outbox not counted at start-up; the status shows the orders queued from now on', { analyzer: analyzerId, error: describeError(err) });
+    }
+    this.#counted = true;
+    this.#notify();
+  }
+
+  /** The accession's documents were written: update its entry of the in-memory outbox. */
+  #counts(accession: string, doc: OrderDownloadDoc, entry: OutboxEntry | undefined): void {
+    if (entry && outstanding(doc)) {
+      const next = entryOf(doc, entry);
+      this.#waiting.set(accession, next);
+      if (next.failure) {
+        this.#failing.add(accession);
+        const latest = this.#latestFailure;
+        if (!latest || latest.accession === accession || next.failure.at >= latest.at) this.#latestFailure = { accession, ...next.failure };
+      } else this.#forgetFailure(accession);
+    } else {
+      this.#waiting.delete(accession);
+      this.#forgetFailure(accession);
+    }
+    this.#notify();
+  }
+
+  #forgetFailure(accession: string): void {
+    if (!this.#failing.delete(accession)) return;
+    if (this.#latestFailure?.accession === accession) this.#latestFailure = this.#findLatestFailure();
+  }
+
+  /** The most recent failure among the failing accessions (few: the pass stops at the first refusal). */
+  #findLatestFailure(): { accession: string; error: string; at: string } | undefined {
+    let latest: { accession: string; error: string; at: string } | undefined;
+    for (const accession of this.#failing) {
+      const f = this.#waiting.get(accession)?.failure;
+      if (f && (!latest || f.at >= latest.at)) latest = { accession, ...f };
+    }
+    return latest;
+  }
+
+  #notify(): void {
+    if (!this.#counted) return;
+    const summary = this.summary();
+    for (const l of this.#summaryListeners) {
+      try {
+        l(summary);
+      } catch (err) {
+        // A faulty subscriber never stops order download.
+        this.#opt.log.warn('order download summary listener failed', { analyzer: this.#opt.analyzerId, error: describeError(err) });
+      }
+    }
   }
 
   /** Every committed event up to `id` is recorded: write the cursor soon (at most once per interval). */
@@ -270,10 +417,12 @@ export class OrderDownload {
         { namespace: ORDER_DOWNLOAD_NS, key, value: doc },
         { namespace: ORDER_OUTBOX_NS, key, value: entry },
       ]);
+      this.#counts(doc.accession, doc, entry);
     } else {
       // The document first: a crash in between leaves an outbox entry with nothing to send, dropped later.
       await store.putDoc(ORDER_DOWNLOAD_NS, key, doc);
       await store.deleteDoc(ORDER_OUTBOX_NS, key);
+      this.#counts(doc.accession, doc, undefined);
     }
   }
 
@@ -367,7 +516,7 @@ export class OrderDownload {
     const { store, link, analyzerId, profile, log } = this.#opt;
     if (link.connections === 0) return;
     const prefix = analyzerId + SEP;
-    const entries = (await store.listDocs<OutboxEntry>(ORDER_OUTBOX_NS, { prefix })).sort((a, b) => (a.value.queuedAt < b.value.queuedAt ? -1 : a.value.queuedAt > b.value.queuedAt ? 1 : 0));
+    const entries = (await store.listDocs<OutboxEntry>(ORDER_OUTBOX_NS, { prefix })).sort((a, b) => compare(a.value.queuedAt, b.value.queuedAt));
     for (const { key } of entries) {
       if (this.#stopped || link.connections === 0) return;
       const accession = key.slice(prefix.length);
@@ -387,6 +536,7 @@ export class OrderDownload {
           await this.#refused(accession, err);
           return;
         }
+        this.#lastSentAt = new Date().toISOString();
         log.info('order downloaded to analyzer', { analyzer: analyzerId, accession, tests: add.map((t) => t.code), cancelled: cancel.map((t) => t.code) });
       }
       this.#failures.delete(accession);
@@ -396,7 +546,11 @@ export class OrderDownload {
 
   async #dropStaleEntry(key: string): Promise<void> {
     const doc = await this.#opt.store.getDoc<OrderDownloadDoc>(ORDER_DOWNLOAD_NS, key);
-    if (!doc || !outstanding(doc)) await this.#opt.store.deleteDoc(ORDER_OUTBOX_NS, key);
+    if (!doc || !outstanding(doc)) {
+      await this.#opt.store.deleteDoc(ORDER_OUTBOX_NS, key);
+      const accession = key.slice(this.#opt.analyzerId.length + SEP.length);
+      if (this.#waiting.has(accession)) this.#counts(accession, doc ?? newDoc(accession), undefined);
+    }
   }
 
   /** The analyzer accepted the message: `add` is sent (or, cancelled meanwhile, to cancel), `cancel` done. */
@@ -414,6 +568,7 @@ export class OrderDownload {
     }
     doc.attempts = 0;
     delete doc.lastError;
+    delete doc.lastErrorAt;
     await this.#save(doc);
     // A cancel recorded while this message was on the wire: another pass sends it on this link.
     if (outstanding(doc)) this.#again = true;
@@ -441,6 +596,7 @@ export class OrderDownload {
         if (!doc || !outstanding(doc)) return;
         doc.attempts++;
         doc.lastError = error;
+        doc.lastErrorAt = new Date().toISOString();
         await this.#save(doc);
       });
     } catch (e) {
@@ -463,6 +619,15 @@ function isOrderEvent(e: CanonicalEvent): boolean {
 /** The event (or a later one) was applied to the document already: a replay after a restart. */
 function applied(doc: OrderDownloadDoc, e: CanonicalEvent): boolean {
   return doc.lastEventId !== undefined && e.id <= doc.lastEventId;
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** The in-memory outbox entry of a document with something to send. */
+function entryOf(doc: OrderDownloadDoc, entry: OutboxEntry): WaitingEntry {
+  return doc.attempts > 0 && doc.lastError !== undefined ? { queuedAt: entry.queuedAt, failure: { error: doc.lastError, at: doc.lastErrorAt ?? doc.updatedAt } } : { queuedAt: entry.queuedAt };
 }
 
 function newDoc(accession: string): OrderDownloadDoc {

@@ -105,7 +105,26 @@ interface ApiStatusBody {
   intake: Record<string, number>;
   queue: Record<string, number>;
   odoo: { state: string; lastError: string | null; lastSuccessAt: string | null };
-  endpoints: Array<{ id: string; kind: string; state: string; connections: number; lastMessageAt: string | null }>;
+  endpoints: Array<{ id: string; kind: string; state: string; connections: number; lastMessageAt: string | null; orderDownload?: OrderDownloadBody }>;
+}
+
+/** An analyzer's order download on its endpoint entry (analyzers[].pushOrders; gateway/src/status/README.md). */
+interface OrderDownloadBody {
+  waiting: number;
+  oldestWaitingSince: string | null;
+  failing: number;
+  lastError: string | null;
+  lastErrorAt: string | null;
+  lastErrorAccession: string | null;
+  lastSentAt: string | null;
+}
+
+/** "2 waiting since …, 1 not accepted — last refusal (ACC-1, …): …; last sent …" */
+function orderDownloadLine(o: OrderDownloadBody): string {
+  const sent = o.lastSentAt ? `last sent ${o.lastSentAt}` : 'none sent since the gateway started';
+  if (o.waiting === 0) return `none waiting, ${sent}`;
+  const refusal = o.failing > 0 ? `, ${o.failing} not accepted — last refusal (${o.lastErrorAccession ?? '?'}, ${o.lastErrorAt ?? '?'}): ${o.lastError ?? 'no reason given'}` : '';
+  return `${o.waiting} waiting since ${o.oldestWaitingSince ?? '?'}${refusal}; ${sent}`;
 }
 
 export async function runStatus(argv: string[], ctx: CliContext): Promise<number> {
@@ -125,7 +144,10 @@ export async function runStatus(argv: string[], ctx: CliContext): Promise<number
     `queue    pending ${body.queue.pending}, in flight ${body.queue.inFlight}, retrying ${body.queue.retrying}, dead letters ${body.queue.deadLettered}, delivered ${body.queue.delivered}, oldest pending ${body.queue.oldestPendingAgeSeconds}s`,
   );
   ctx.out(`odoo     ${body.odoo.state}${body.odoo.lastError ? ` (last error: ${body.odoo.lastError})` : ''}`);
-  for (const e of body.endpoints) ctx.out(`${e.kind.padEnd(8)} ${e.id}: ${e.state}, ${e.connections} connection(s), last message ${e.lastMessageAt ?? 'never'}`);
+  for (const e of body.endpoints) {
+    ctx.out(`${e.kind.padEnd(8)} ${e.id}: ${e.state}, ${e.connections} connection(s), last message ${e.lastMessageAt ?? 'never'}`);
+    if (e.orderDownload) ctx.out(`         orders: ${orderDownloadLine(e.orderDownload)}`);
+  }
   return body.health === 'down' ? 1 : 0;
 }
 

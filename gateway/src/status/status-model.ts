@@ -4,6 +4,8 @@ import type { Component, ComponentStatus } from '../lifecycle.ts';
 import type { IntakeCounters, GatewayStore, QueueStats } from '../store/types.ts';
 import type { AlertSeverity, EndpointKind, EndpointState, OdooLinkState, Telemetry, TelemetryEvents } from '../telemetry.ts';
 import { describeError } from '../errors.ts';
+import type { OrderDownloadSummary } from '../astm/order-download.ts';
+import { maskAstmNames } from './mask-names.ts';
 
 /**
  * The one status model of the gateway. It is fed by the typed telemetry events (never by the
@@ -51,6 +53,12 @@ export interface EndpointStatus {
   accepted: number;
   rejected: number;
   duplicates: number;
+  /**
+   * ASTM analyzers with `pushOrders`: the orders waiting to go to the analyzer, since when, and
+   * why the last send failed (`lastError` masked, see shownReason). Absent on other endpoints, and
+   * until the analyzer's outbox was read at start-up.
+   */
+  orderDownload?: OrderDownloadSummary;
 }
 
 export interface OdooStatus {
@@ -96,7 +104,7 @@ export interface ApiStatus {
     oldestPendingAgeSeconds: number;
   };
   odoo: { state: OdooLinkState; lastError: string | null; lastSuccessAt: string | null };
-  endpoints: Array<{ id: string; kind: EndpointKind; state: EndpointState; connections: number; lastMessageAt: string | null }>;
+  endpoints: Array<{ id: string; kind: EndpointKind; state: EndpointState; connections: number; lastMessageAt: string | null; orderDownload?: OrderDownloadSummary }>;
   // Additive fields (never rename or remove the contract fields above).
   online: boolean;
   generatedAt: string;
@@ -185,6 +193,24 @@ async function readDiskSpace(path: string): Promise<{ freeBytes: number; totalBy
 function minutes(ms: number): string {
   const m = Math.max(1, Math.round(ms / 60_000));
   return m === 1 ? '1 min' : `${m} min`;
+}
+
+/** Longest reason text shown; a longer one is cut (the log has it whole). */
+const MAX_REASON_CHARS = 300;
+const RECORD_CUT = '\uE000';
+
+/**
+ * A component's failure reason as the status surfaces show it: on one line, at most
+ * MAX_REASON_CHARS, and under the rule of the raw-message view (mask-names.ts): reasons name
+ * records, they do not quote them, and should one quote an ASTM P record anyway, its name fields
+ * (and those names anywhere else in the reason) read `***`.
+ */
+export function shownReason(text: string): string {
+  const oneLine = text.replace(/[\x00-\x1f\x7f]+/g, ' ').trim();
+  // Each quoted P record on a line of its own for maskAstmNames, then joined again.
+  const cut = oneLine.replace(/(?<![\p{L}\p{N}])(?=\d?P\|)/gu, `${RECORD_CUT}\n`);
+  const masked = maskAstmNames(cut).replaceAll(`${RECORD_CUT}\n`, '');
+  return masked.length > MAX_REASON_CHARS ? `${masked.slice(0, MAX_REASON_CHARS - 1)}…` : masked;
 }
 
 function mib(bytes: number): string {
@@ -470,7 +496,7 @@ export class StatusModel implements Component {
         oldestPendingAgeSeconds: q.oldestPendingAgeSeconds,
       },
       odoo: { state: o.state, lastError: o.lastError, lastSuccessAt: o.lastSuccessAt },
-      endpoints: endpoints.map((e) => ({ id: e.id, kind: e.kind, state: e.state, connections: e.connections, lastMessageAt: e.lastMessageAt })),
+      endpoints: endpoints.map((e) => ({ id: e.id, kind: e.kind, state: e.state, connections: e.connections, lastMessageAt: e.lastMessageAt, ...(e.orderDownload ? { orderDownload: e.orderDownload } : {}) })),
       online: true,
       generatedAt: new Date(now).toISOString(),
       healthReasons: reasons,
@@ -490,6 +516,18 @@ export class StatusModel implements Component {
       sandbox: o.sandbox,
       publishIntervalMs: this.#o.config.mqtt.publishIntervalMs,
     };
+  }
+
+  /**
+   * The order download state of an analyzer (astm/order-download.ts, wired by the composition
+   * root): shown on its endpoint entry, in /api/status and on its MQTT endpoint topic.
+   */
+  setOrderDownload(endpointId: string, summary: OrderDownloadSummary): void {
+    const ep = this.#endpoints.get(endpointId);
+    if (!ep) return;
+    ep.orderDownload = { ...summary, lastError: summary.lastError === null ? null : shownReason(summary.lastError) };
+    this.#changed(`endpoint:${ep.id}`);
+    this.#changed('status');
   }
 
   /** Mark the status changed from outside (e.g. the relay was paused). */

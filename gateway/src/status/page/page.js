@@ -161,6 +161,26 @@
     return el('span', { class: `pill ${cls}` }, state);
   }
 
+  /** An instant as a wall-clock time ("10:42"), with its date when it is not today. */
+  function clockTime(iso) {
+    const d = new Date(iso);
+    const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    return d.toDateString() === new Date(gatewayNow()).toDateString() ? time : `${d.toLocaleDateString()} ${time}`;
+  }
+
+  /**
+   * The line under an analyzer that gets LIS orders pushed (pushOrders): how many orders wait for
+   * it, since when, and why the analyzer refused the last one. The place to look when its worklist
+   * never arrives.
+   */
+  function orderDownloadLine(o, connections) {
+    if (o.waiting === 0) return o.lastSentAt ? `No orders waiting, last sent ${ago(o.lastSentAt)}` : 'No orders waiting';
+    let text = `${o.waiting} order${o.waiting === 1 ? '' : 's'} waiting since ${clockTime(o.oldestWaitingSince)}`;
+    if (o.failing > 0) text += ` — last refusal (${o.lastErrorAccession}): ${o.lastError}`;
+    else if (connections === 0) text += ' — the analyzer is not connected';
+    return text;
+  }
+
   function renderState(health, reasons) {
     const box = $('state');
     box.className = `state state-${health}`;
@@ -180,16 +200,21 @@
     $('gw-updated').textContent = new Date().toLocaleTimeString();
 
     const details = new Map((s.endpointDetail || []).map((e) => [e.id, e]));
-    const rows = s.endpoints.map((e) => {
+    const rows = s.endpoints.flatMap((e) => {
       const d = details.get(e.id) || {};
       const type = d.role === 'analyzer' ? `Analyzer (${e.kind.toUpperCase()})` : `LIS (${e.kind.toUpperCase()})`;
-      return el('tr', { 'data-endpoint': e.id },
+      const orders = e.orderDownload
+        ? [el('tr', { class: 'order-download', 'data-order-download': e.id },
+            el('td', {}),
+            el('td', { colspan: 5, class: e.orderDownload.failing > 0 ? 'order-download-failing' : 'muted' }, orderDownloadLine(e.orderDownload, e.connections)))]
+        : [];
+      return [el('tr', { 'data-endpoint': e.id, class: orders.length ? 'has-orders' : undefined },
         el('th', { scope: 'row' }, e.id),
         el('td', {}, type),
         el('td', {}, statePill(e.state), d.detail ? el('span', { class: 'muted' }, ` ${d.detail}`) : null),
         el('td', {}, String(e.connections)),
         el('td', { title: e.lastMessageAt || '' }, ago(e.lastMessageAt)),
-        el('td', {}, d.received !== undefined ? `${d.accepted} ok, ${d.rejected} rejected` : '—'));
+        el('td', {}, d.received !== undefined ? `${d.accepted} ok, ${d.rejected} rejected` : '—')), ...orders];
     });
     $('endpoints').tBodies[0].replaceChildren(...rows);
     const ids = s.endpoints.map((e) => e.id).join(',');
