@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { launchChromium } from '../fixtures/chromium.ts';
 import { Telemetry } from '../../gateway/src/telemetry.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
 import { StatusServer } from '../../gateway/src/status/http-server.ts';
@@ -13,8 +14,6 @@ import { freePort, makeConfig, makeDeadLetter, openStore, tempDir } from '../fix
  * that look like markup, when the gateway stops answering without closing the connection, and
  * how it states times when the PC's clock is not the gateway's.
  */
-/** The flags of test/e2e/page-status.test.ts (importing them would run that file's tests here too). */
-const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 const XSS_ID = 'xn-<img src=x onerror="window.__pwned=1">';
 const XSS_TEXT = '<script>window.__pwned=2</script><b>bold</b>';
 
@@ -42,7 +41,7 @@ describe('status page audit in real Chromium', () => {
     await server.start();
     url = server.url();
     telemetry.emit('endpoint.state', { endpoint: 'lis', kind: 'hl7', state: 'listening', connections: 1 });
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_FLAGS });
+    browser = await launchChromium();
   });
 
   afterAll(async () => {

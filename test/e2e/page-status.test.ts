@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
+import { launchChromium } from '../fixtures/chromium.ts';
 import { Telemetry } from '../../gateway/src/telemetry.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
 import { StatusServer } from '../../gateway/src/status/http-server.ts';
@@ -12,7 +13,6 @@ import { makeConfig, makeDeadLetter, openStore, tempDir, waitFor } from '../fixt
 const here = path.dirname(fileURLToPath(import.meta.url));
 const ARTIFACTS = path.resolve(here, '../../test-artifacts');
 const TOKEN = 'page-admin-token-42';
-export const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 
 describe('status page in real Chromium', () => {
   const tmp = tempDir('status-page-');
@@ -34,7 +34,7 @@ describe('status page in real Chromium', () => {
     url = server.url();
     telemetry.emit('endpoint.state', { endpoint: 'lis', kind: 'hl7', state: 'listening', connections: 1 });
     telemetry.emit('endpoint.state', { endpoint: 'xn-1', kind: 'astm', state: 'connected', connections: 1 });
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_FLAGS });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1024, height: 600 } });
     page.on('console', (m) => {
       if (m.type() === 'error') consoleErrors.push(m.text());

@@ -12,7 +12,8 @@ import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
-import { chromium, type Browser } from 'playwright-core';
+import { type Browser } from 'playwright-core';
+import { launchChromium } from '../fixtures/chromium.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Gateway } from '../../gateway/src/gateway.ts';
 import { ACK, ENQ, EOT, NAK, STX } from '../../gateway/src/ingress/astm/control-chars.ts';
@@ -24,7 +25,6 @@ import { testGatewayConfig } from '../fixtures/gateway.ts';
 import { CENTAUR, connectAnalyzer, nextSession, orderRecords, orm } from '../fixtures/order-download.ts';
 
 const GATEWAY_ID = 'orders-status';
-const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 
 interface OrderDownloadEntry {
   waiting: number;
@@ -137,7 +137,7 @@ describe('order download state on the status surfaces', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'lgw-orders-status-'));
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_FLAGS });
+    browser = await launchChromium();
   });
 
   afterAll(async () => {
