@@ -173,6 +173,10 @@ describe('order download state on the status surfaces', () => {
     expect(refused.lastErrorAt! >= refused.oldestWaitingSince!).toBe(true);
     expect(refused.lastSentAt).toBeNull();
     expect((await apiStatus(first)).text, 'a patient name on the status API').not.toMatch(/SMITHSON|JOANNA/);
+    // The health says it too (the tray's icon and the page's headline follow it).
+    const health = (await (await fetch(`${baseOf(first)}/api/status`)).json()) as { health: string; healthReasons: Array<{ code: string; endpoint?: string; message: string }> };
+    expect(health.health).toBe('degraded');
+    expect(health.healthReasons.find((r) => r.code === 'ORDER_DOWNLOAD_FAILING')).toMatchObject({ endpoint: 'centaur-1', message: expect.stringMatching(/^Analyzer centaur-1 did not accept 1 order download \(1 waiting for \d+ min\); last refusal \(ACC-ST-1\): .*frame refused \d+ times/) });
 
     // The same entry on the analyzer's retained MQTT topic.
     const topic = await retainedEndpoint(first, (e) => e.orderDownload?.failing === 1);
@@ -203,6 +207,8 @@ describe('order download state on the status surfaces', () => {
     const accepted = await orderDownloadWhen(second, (o) => o.waiting === 0, 'the order sent');
     expect(accepted).toMatchObject({ waiting: 0, oldestWaitingSince: null, failing: 0, lastError: null, lastErrorAt: null, lastErrorAccession: null });
     expect(accepted.lastSentAt! >= afterRestart.lastErrorAt!).toBe(true);
+    const cleared = (await (await fetch(`${baseOf(second)}/api/status`)).json()) as { healthReasons: Array<{ code: string }> };
+    expect(cleared.healthReasons.map((r) => r.code)).not.toContain('ORDER_DOWNLOAD_FAILING');
     expect((await retainedEndpoint(second, (e) => e.orderDownload?.waiting === 0)).orderDownload).toEqual(accepted);
     expect(await pageLine(browser, second, 'No orders waiting')).toMatch(/^No orders waiting, last sent /);
   });

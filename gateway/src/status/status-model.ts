@@ -450,6 +450,14 @@ export class StatusModel implements Component {
         const since = Math.max(0, now - Date.parse(e.noConnectionSince));
         if (since >= idleMs) reasons.push({ level: 'degraded', code: 'ENDPOINT_DOWN', endpoint: e.id, message: `${who} disconnected for ${minutes(since)} (listening, no connection since its last one closed)` });
       }
+      // Worklists the analyzer refused: its technicians would run those tubes without orders.
+      const od = e.orderDownload;
+      if (od && od.failing > 0) {
+        const waited = od.oldestWaitingSince ? ` for ${minutes(Math.max(0, now - Date.parse(od.oldestWaitingSince)))}` : '';
+        const last = od.lastError ? `; last refusal${od.lastErrorAccession ? ` (${od.lastErrorAccession})` : ''}: ${od.lastError}` : '';
+        const n = od.failing;
+        reasons.push({ level: 'degraded', code: 'ORDER_DOWNLOAD_FAILING', endpoint: e.id, message: shownReason(`${who} did not accept ${n} order download${n === 1 ? '' : 's'} (${od.waiting} waiting${waited})${last}`) });
+      }
     }
     const days = this.#keyDays(now);
     o.apiKeyExpiresInDays = days;
@@ -528,6 +536,7 @@ export class StatusModel implements Component {
     ep.orderDownload = { ...summary, lastError: summary.lastError === null ? null : shownReason(summary.lastError) };
     this.#changed(`endpoint:${ep.id}`);
     this.#changed('status');
+    this.#checkHealth();
   }
 
   /** Mark the status changed from outside (e.g. the relay was paused). */
