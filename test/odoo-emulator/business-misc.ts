@@ -6,6 +6,7 @@ import type { MethodRegistry } from './methods.ts';
 import { accessError, userError, validationError, valueError } from './odoo-errors.ts';
 import type { Env, ModelHooks } from './orm.ts';
 import { lookupXmlid } from './base-methods.ts';
+import { escapeMarkup, sanitizeHtml } from './html-body.ts';
 import { templateOf } from './schema.ts';
 
 function invoiceSequence(env: Env, moveType: string, date: string): string {
@@ -38,10 +39,6 @@ function checkBarcodes(env: Env, ids: number[]): void {
   if (lines.length === 0) return;
   const note = env.version >= 17 ? "\n\nNote: products that you don't have access to will not be shown above." : '';
   throw validationError(`Barcode(s) already assigned:\n\n${lines.join('\n')}${note}`);
-}
-
-function escapeHtml(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#x27;');
 }
 
 export function miscHooks(): Record<string, ModelHooks> {
@@ -178,8 +175,11 @@ export function registerMiscMethods(reg: MethodRegistry, chatterModels: readonly
       if (!['email', 'comment', 'notification', 'auto_comment', 'email_outgoing'].includes(messageType)) {
         throw valueError(`Posting a message with message_type ${messageType} is not allowed`);
       }
-      let body = String(a.body ?? '');
-      if (env.version >= 17 && a.body_is_html !== true) body = body ? `<p>${escapeHtml(body).replace(/\n/g, '<br>')}</p>` : '';
+      // 16 stores the body as HTML (`'body': body`); 17+ escapes a str (`'body': escape(body)`)
+      // unless `body_is_html` (every emulator user is internal, the condition Odoo puts on it).
+      // Then mail.message's Html field sanitizes it (html-body.ts). Line breaks stay whitespace.
+      const raw = String(a.body ?? '');
+      const body = sanitizeHtml(env.version >= 17 && a.body_is_html !== true ? escapeMarkup(raw) : raw);
       const xmlid = typeof a.subtype_xmlid === 'string' ? a.subtype_xmlid : 'mail.mt_note';
       const subtype = typeof a.subtype_id === 'number' ? a.subtype_id : lookupXmlid(env, xmlid)?.res_id ?? false;
       const user = env.table('res.users').get(env.uid);

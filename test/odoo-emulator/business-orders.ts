@@ -100,12 +100,15 @@ export function orderHooks(): Record<string, ModelHooks> {
       },
     },
     'sale.order.line': {
+      // Adding a line to a locked order is allowed: `sale.order.line.create` has no lock check in
+      // any version (19 posts "Extra line with …" on a confirmed order); only writes are guarded.
       beforeCreate: (env, vals) => orderLineDefaults(env, vals, 'sale'),
+      beforeWrite: (env, ids, vals) => refuseLockedLineWrite(env, ids, vals),
       beforeUnlink: (env, ids) => {
         for (const id of ids) {
           const l = env.browse('sale.order.line', id);
           const so = env.table('sale.order').get(l.order_id as number);
-          if (so?.state === 'sale' && !l.display_type && !env.su) {
+          if ((so?.state === 'sale' || so?.state === 'done') && !l.display_type && !env.su) {
             throw userError("Once a sales order is confirmed, you can't remove one of its lines (we need to track if something gets invoiced or delivered).\nSet the quantity to 0 instead.");
           }
         }
@@ -120,6 +123,30 @@ export function orderHooks(): Record<string, ModelHooks> {
       },
     },
   };
+}
+
+/**
+ * `sale.order.line.write` on a locked order (sale_order_line.py `write` + `_get_protected_fields`):
+ * 17+ `any(self.order_id.mapped('locked'))`, 16 `'done' in self.mapped('order_id.state')`, and a
+ * protected field in the values → UserError "It is forbidden to modify the following fields in a
+ * locked order:\n<labels>", one field label per line, in `ir.model.fields` order (by name).
+ * Protected: product, description, unit price, unit of measure, quantity, taxes, analytic
+ * distribution (16–19; 19 names them `product_uom_id`/`tax_ids` and adds `discount`).
+ * `qty_delivered` is not protected: a result marked delivered on a locked order goes through.
+ */
+function refuseLockedLineWrite(env: Env, ids: number[], vals: Vals): void {
+  const locked = ids.some((id) => {
+    const so = env.table('sale.order').get(env.table('sale.order.line').get(id)?.order_id as number);
+    return so !== undefined && (env.version >= 17 ? so.locked === true : so.state === 'done');
+  });
+  if (!locked) return;
+  const protectedFields = env.version >= 19
+    ? ['product_id', 'name', 'price_unit', 'product_uom_id', 'product_uom_qty', 'tax_ids', 'analytic_distribution', 'discount']
+    : ['product_id', 'name', 'price_unit', 'product_uom', 'product_uom_qty', 'tax_id', 'analytic_distribution'];
+  const fields = env.schema.get('sale.order.line')!.fields;
+  const hit = protectedFields.filter((f) => f in vals && fields[f]).sort();
+  if (hit.length === 0) return;
+  throw userError(`It is forbidden to modify the following fields in a locked order:\n${hit.map((f) => fields[f]!.string).join('\n')}`);
 }
 
 /**
@@ -217,6 +244,11 @@ export function registerOrderMethods(reg: MethodRegistry): void {
         env.db.update('sale.order', o.id, { state: 'sale', date_order: env.nowString() });
         if (!wasSale) createTransfer(env, 'out', env.table('sale.order').get(o.id)!, linesOf(env, 'sale.order.line', o.id), 'sale_line_id');
       }
+      // "Lock Confirmed Sales": 17+ `action_lock()` (locked = True) when the order's creator has
+      // sale.group_auto_done_setting; 16 `action_done()` (state done) when the confirming user has it.
+      if (env.settings.lockConfirmedSales) {
+        for (const o of orders) env.db.update('sale.order', o.id, env.version >= 17 ? { locked: true } : { state: 'done' });
+      }
       return true;
     },
   });
@@ -255,9 +287,14 @@ export function registerOrderMethods(reg: MethodRegistry): void {
     api: 'multi', owner: 'SaleOrder', params: [], versions: [17, 18, 19],
     run: (env, _m, ids) => { env.assertExists('sale.order', ids); for (const id of ids) env.db.update('sale.order', id, { locked: true }); return true; },
   });
+  // "Unlock": 17+ `locked = False`; 16 `write({'state': 'sale'})` on a locked (done) order.
   reg.add('sale.order', 'action_unlock', {
-    api: 'multi', owner: 'SaleOrder', params: [], versions: [17, 18, 19],
-    run: (env, _m, ids) => { env.assertExists('sale.order', ids); for (const id of ids) env.db.update('sale.order', id, { locked: false }); return true; },
+    api: 'multi', owner: 'SaleOrder', params: [],
+    run: (env, _m, ids) => {
+      env.assertExists('sale.order', ids);
+      for (const id of ids) env.db.update('sale.order', id, env.version >= 17 ? { locked: false } : { state: 'sale' });
+      return true;
+    },
   });
   reg.add('sale.order', 'action_done', {
     api: 'multi', owner: 'SaleOrder', params: [], versions: [16],

@@ -26,7 +26,7 @@ import { Env, type Domain, type ModelHooks, type UserRights } from './orm.ts';
 import { DebouncedWriter, readState, writeStateAtomic } from './persistence.ts';
 import { buildSchema, type ResolvedModel } from './schema.ts';
 import { seedBase, seedLabDemo } from './seed.ts';
-import { ODOO_VERSIONS, type OdooVersion } from './types.ts';
+import { ODOO_VERSIONS, type EmulatorSettings, type OdooVersion } from './types.ts';
 
 export type { EmulatorUser } from './auth.ts';
 export type { FaultAction, FaultRule, FaultMatch, OutageMode, ProxyStatus } from './faults.ts';
@@ -51,6 +51,8 @@ export interface OdooEmulatorOptions {
   serverVersion?: string;
   /** Debounce of sandbox writes in ms (default 200). */
   persistDebounceMs?: number;
+  /** Site settings that change business rules (types.ts EmulatorSettings); all off by default. */
+  settings?: Partial<EmulatorSettings>;
 }
 
 export interface CallRecord {
@@ -102,6 +104,11 @@ export class OdooEmulator {
   readonly faults = new Faults();
   /** Every RPC seen, oldest first (bounded to the last 5000). */
   readonly calls: CallRecord[] = [];
+  /**
+   * The database's settings; change them at run time like an administrator in Settings
+   * (`odoo.settings.lockConfirmedSales = true`). The next call sees the change.
+   */
+  readonly settings: EmulatorSettings;
 
   private readonly options: OdooEmulatorOptions;
   private readonly schema: Map<string, ResolvedModel>;
@@ -126,6 +133,7 @@ export class OdooEmulator {
     this.version = options.version;
     this.database = options.database ?? 'lab';
     this.clock = options.now ?? (() => new Date());
+    this.settings = { lockConfirmedSales: false, ...options.settings };
     this.schema = buildSchema(this.version);
     this.auth = new Authenticator(this.version, this.clock);
     registerBaseMethods(this.registry);
@@ -295,7 +303,7 @@ export class OdooEmulator {
   }
 
   private makeEnv(uid: number, rights: UserRights, context: Record<string, unknown>): Env {
-    return new Env({ version: this.version, db: this.db, schema: this.schema, uid, rights, context, clock: this.clock, hooks: this.hooks });
+    return new Env({ version: this.version, db: this.db, schema: this.schema, uid, rights, context, clock: this.clock, hooks: this.hooks, settings: this.settings });
   }
 
   private adminEnv(context: Record<string, unknown>): Env {

@@ -8,7 +8,7 @@ import type { Database } from './database.ts';
 import { accessError, missingError, OdooError, validationError, valueError } from './odoo-errors.ts';
 import { pyRepr } from './python-repr.ts';
 import { formatDatetime, type ResolvedModel } from './schema.ts';
-import type { ComputeEnv, FieldSpec, OdooVersion, Row } from './types.ts';
+import type { ComputeEnv, EmulatorSettings, FieldSpec, OdooVersion, Row } from './types.ts';
 
 export type Vals = Record<string, unknown>;
 export type Domain = unknown[];
@@ -41,10 +41,12 @@ export class Env implements ComputeEnv {
   context: Record<string, unknown>;
   private readonly clock: () => Date;
   readonly hooks: Map<string, ModelHooks>;
+  /** The database's settings (shared with the emulator, so a change applies to the next call). */
+  readonly settings: EmulatorSettings;
   /** Set while a business method runs as superuser (sudo): skips access checks. */
   su = false;
 
-  constructor(opts: { version: OdooVersion; db: Database; schema: Map<string, ResolvedModel>; uid: number; rights: UserRights; context?: Record<string, unknown>; clock: () => Date; hooks: Map<string, ModelHooks> }) {
+  constructor(opts: { version: OdooVersion; db: Database; schema: Map<string, ResolvedModel>; uid: number; rights: UserRights; context?: Record<string, unknown>; clock: () => Date; hooks: Map<string, ModelHooks>; settings?: EmulatorSettings }) {
     this.version = opts.version;
     this.db = opts.db;
     this.schema = opts.schema;
@@ -53,13 +55,14 @@ export class Env implements ComputeEnv {
     this.context = opts.context ?? {};
     this.clock = opts.clock;
     this.hooks = opts.hooks;
+    this.settings = opts.settings ?? { lockConfirmedSales: false };
   }
 
   now(): Date { return this.clock(); }
   nowString(): string { return formatDatetime(this.clock()); }
 
   withContext(extra: Record<string, unknown>): Env {
-    const e = new Env({ version: this.version, db: this.db, schema: this.schema, uid: this.uid, rights: this.rights, context: { ...this.context, ...extra }, clock: this.clock, hooks: this.hooks });
+    const e = new Env({ version: this.version, db: this.db, schema: this.schema, uid: this.uid, rights: this.rights, context: { ...this.context, ...extra }, clock: this.clock, hooks: this.hooks, settings: this.settings });
     e.su = this.su;
     return e;
   }

@@ -846,7 +846,8 @@ function saleLineInvoiced(env: ComputeEnv, r: Row): number {
 
 function saleLineToInvoice(env: ComputeEnv, r: Row): number {
   const so = env.table('sale.order').get(r.order_id as number);
-  if (!so || so.state !== 'sale' || r.display_type) return 0;
+  // 16 `_compute_qty_to_invoice`: `line.state in ['sale', 'done']` — a locked order still bills.
+  if (!so || (so.state !== 'sale' && so.state !== 'done') || r.display_type) return 0;
   const t = templateOf(env, productOf(env, r.product_id));
   const basis = t?.invoice_policy === 'delivery' ? saleLineDelivered(env, r) : (r.product_uom_qty as number);
   return basis - saleLineInvoiced(env, r);

@@ -61,3 +61,17 @@ export interface ModelSpec {
   /** Has the mail.thread chatter (message_post). */
   chatter?: boolean;
 }
+
+/**
+ * Site settings of the emulated database that change business rules. Mutable at run time (an
+ * administrator ticks a box in Settings while the gateway runs); `reset()` keeps them.
+ */
+export interface EmulatorSettings {
+  /**
+   * Sales → "Lock Confirmed Sales" (the implied group `sale.group_auto_done_setting`): a confirmed
+   * order is locked — 17+ `locked = True` (`sale.order.action_confirm` → `action_lock`), 16 state
+   * `done` (`action_done`). The group is read on the order's creator (17+ `_should_be_locked`) or the
+   * confirming user (16); the setting gives it to every internal user, so here it is one flag.
+   */
+  lockConfirmedSales: boolean;
+}

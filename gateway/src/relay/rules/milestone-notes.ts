@@ -55,10 +55,11 @@ export const milestoneNotesRule: PostingRule = {
     const queue = [...bySo];
     const post = async ([soId, items]: [number, Array<{ e: StoredEvent; line: string }>]): Promise<void> => {
       try {
-        const body = `Lab milestones\n${items.map((i) => `• ${i.line}`).join('\n')}`;
+        const body = noteBody(['Lab milestones', ...items.map((i) => `• ${i.line}`)]);
         // The new mail.message: its id over JSON-RPC (call_kw downgrades the record), `[id]` over
         // JSON-2 (Odoo 19 serialises a returned record as its id list, odoo-api.md A.4).
-        const answer = await ctx.odoo.call<unknown>('sale.order', 'message_post', { body, message_type: 'comment', subtype_xmlid: 'mail.mt_note' }, { ids: [soId] });
+        const params = { body, message_type: 'comment', subtype_xmlid: 'mail.mt_note', ...(ctx.odoo.serverVersion >= 17 ? { body_is_html: true } : {}) };
+        const answer = await ctx.odoo.call<unknown>('sale.order', 'message_post', params, { ids: [soId] });
         const msgId = messageIdOf(answer);
         for (const i of items) results.set(i.e.event.id, ok([{ model: 'sale.order', id: soId }, ...(msgId !== undefined ? [{ model: 'mail.message', id: msgId }] : [])]));
       } catch (err) {
@@ -75,6 +76,22 @@ export const milestoneNotesRule: PostingRule = {
 };
 
 const NOTE_PARALLELISM = 8;
+
+/**
+ * The note as HTML that reads exactly as its lines on every Odoo version: each line escaped, the
+ * lines joined with `<br>`, in one paragraph. Odoo 16 stores a `message_post` body as HTML (a plain
+ * text lost `<EDTA>` in a specimen id to the sanitizer and showed `&lt;` as `<`); 17+ escapes a
+ * plain-text body and shows its line breaks as spaces (mail_thread.py `message_post`: 16 `'body':
+ * body`, 17+ `'body': escape(body)`), so 17+ gets this HTML with `body_is_html` (17+, honoured for
+ * internal users — the gateway's bot is one; 16 has no such parameter and is not sent it).
+ */
+export function noteBody(lines: string[]): string {
+  return `<p>${lines.map(escapeHtml).join('<br>')}</p>`;
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+}
 
 /** message_post's answer as the message id: a number, or a one-element id list (JSON-2). */
 function messageIdOf(answer: unknown): number | undefined {

@@ -2,7 +2,7 @@ import type { OrderCancelledData } from '../../events/types.ts';
 import { m2oId, read, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
 import { needsOperator } from '../odoo/odoo-error.ts';
 import { gatewayInvoices, isProductLine } from './invoices.ts';
-import { noSaleOrder, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
+import { isLockedOrder, isLockedOrderRefusal, lockedOrderChange, noSaleOrder, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
 
 /**
@@ -49,6 +49,12 @@ export const orderCancelledRule: PostingRule = {
         const hit = whole ? lines : lines.filter((l) => productIds.has(m2oId(l['product_id']) ?? -1));
         if (whole) for (const l of lines) productIds.add(m2oId(l['product_id']) ?? -1);
 
+        // A locked confirmed order refuses the quantity writes below: say so before touching the
+        // draft invoice, rather than dead-letter with Odoo's bare "forbidden to modify" text.
+        const codes = whole ? 'the cancelled order' : `cancelled test(s) ${d.tests.map((t) => t.code).join(', ')}`;
+        const needsWrite = hit.some((l) => Number(l['product_uom_qty'] ?? 0) !== 0 || Number(l['qty_delivered'] ?? 0) !== 0);
+        if (state !== 'draft' && state !== 'sent' && isLockedOrder(so) && needsWrite) throw lockedOrderChange(so, d.accession, codes);
+
         const posted = await takeOffInvoices(ctx, invoices.get(d.accession), hit, productIds);
         const billed = (l: OdooRecord): boolean => posted.saleLineIds.has(l.id) || posted.productIds.has(m2oId(l['product_id']) ?? -1);
 
@@ -77,7 +83,8 @@ export const orderCancelledRule: PostingRule = {
         }
         results.set(e.event.id, ok(ref));
       } catch (err) {
-        results.set(e.event.id, fail(err));
+        const so = orders.get(d.accession);
+        results.set(e.event.id, fail(so && isLockedOrderRefusal(err) ? lockedOrderChange(so, d.accession, `cancelled test(s) ${d.tests.map((t) => t.code).join(', ') || '(whole order)'}`) : err));
       }
     }
     return results;

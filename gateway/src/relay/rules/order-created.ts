@@ -4,7 +4,7 @@ import type { OdooRef, StoredEvent } from '../../store/types.ts';
 import { create, externalId, loadWithExternalIds, m2oId, read, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
 import { failureOf, mappingMissing, needsOperator } from '../odoo/odoo-error.ts';
 import type { ProductRef } from '../reference-data.ts';
-import { saleOrderOrigin, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
+import { isLockedOrder, isLockedOrderRefusal, lockedOrderChange, saleOrderOrigin, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
 
 /**
@@ -214,8 +214,18 @@ async function completeOrder(
     if (zero) restore.push(zero.id);
     else add.push(p);
   }
+  // "Lock Confirmed Sales": Odoo adds lines to a locked order but refuses to give a line its
+  // quantity back (sale_order_line.py `write`); nothing is written then, and the event says why.
+  const restoredCodes = (): string => `tests ${missing.filter((p) => !add.includes(p)).map((p) => p.code).join(', ')} ordered again (their lines are at quantity 0)`;
+  if (restore.length > 0 && isLockedOrder(so)) throw lockedOrderChange(so, accession, restoredCodes());
   if (add.length > 0) await create(ctx.odoo, 'sale.order.line', add.map((p) => ({ order_id: so.id, ...lineVals(p) })));
-  if (restore.length > 0) await write(ctx.odoo, 'sale.order.line', restore, { product_uom_qty: 1 });
+  if (restore.length > 0) {
+    try {
+      await write(ctx.odoo, 'sale.order.line', restore, { product_uom_qty: 1 });
+    } catch (err) {
+      throw isLockedOrderRefusal(err) ? lockedOrderChange(so, accession, restoredCodes()) : err;
+    }
+  }
   return { ref, note: `added ${missing.map((p) => p.code).join(', ')} to the order in Odoo` };
 }
 

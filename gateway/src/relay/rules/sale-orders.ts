@@ -1,6 +1,6 @@
 import { addByExternalId, searchRead, type OdooRecord } from '../odoo/odoo-calls.ts';
 import type { OdooApi } from '../odoo/odoo-client.ts';
-import { mappingMissing } from '../odoo/odoo-error.ts';
+import { mappingMissing, needsOperator } from '../odoo/odoo-error.ts';
 
 /**
  * The lab order in Odoo is a sale.order whose `client_order_ref` is the accession (placer order
@@ -54,3 +54,32 @@ export function noSaleOrder(accession: string): Error {
 }
 
 export const SALE_LINE_FIELDS = ['id', 'order_id', 'product_id', 'product_uom_qty', 'qty_delivered', 'qty_invoiced', 'state', 'display_type'];
+
+/**
+ * The order is locked by the Sales setting "Lock Confirmed Sales" (group
+ * `sale.group_auto_done_setting`): 17+ `locked` (sale_order.py `action_confirm` → `action_lock`),
+ * 16 state `done` (`action_done`). Odoo then refuses any write of a line's product, description,
+ * price, unit, quantity or taxes (sale_order_line.py `write`, `_get_protected_fields`: UserError "It
+ * is forbidden to modify the following fields in a locked order: …"), on every version. New lines,
+ * delivered quantities (`qty_delivered`) and invoices are not refused.
+ */
+export function isLockedOrder(so: OdooRecord): boolean {
+  return so['locked'] === true || so['state'] === 'done';
+}
+
+/** Odoo's refusal of a write on a locked order's lines (the order was locked after it was read). */
+export function isLockedOrderRefusal(err: unknown): boolean {
+  return err instanceof Error && err.message.includes('in a locked order');
+}
+
+/**
+ * The dead letter for a change the lock forbids: never retried (it cannot succeed until someone
+ * unlocks the order), and its reason names the setting and what to do.
+ */
+export function lockedOrderChange(so: OdooRecord, accession: string, change: string): Error {
+  const name = String(so['name'] ?? so.id);
+  return needsOperator(
+    `sale order ${name} (accession ${accession}) is locked in Odoo (Sales setting "Lock Confirmed Sales"), which forbids changing its lines' quantities: ${change} not applied. Unlock the order in Odoo (Unlock button) and replay this event, or make the change by hand and discard it`,
+    { accession, model: 'sale.order', id: so.id },
+  );
+}
