@@ -46,8 +46,11 @@ export interface TelemetryEvents {
     state: OdooLinkState;
     lastError?: string;
     serverVersion?: string;
-    /** Days until the API key expires, when known. */
-    keyExpiresInDays?: number;
+    /**
+     * Days until the API key expires, when known; null once the configured date no longer
+     * describes the key in use (a renewed key signed in: the date was the previous key's).
+     */
+    keyExpiresInDays?: number | null;
   };
   /** One HTTP round trip to Odoo. */
   'odoo.request': { model: string; method: string; latencyMs: number; ok: boolean };

@@ -512,4 +512,50 @@ describe('a new API key written to odoo.apiKeyFile', () => {
     await waitFor(async () => (await store.getEvent(r.eventIds[0]!))?.state === 'delivered', 10_000);
     expect(emu.count('sale.order', [['client_order_ref', '=', 'KEY-1']])).toBe(1);
   }, 30_000);
+
+  /**
+   * What the user sees: the key expired on the date written in odoo.apiKeyExpiresAt; IT writes the
+   * renewed key to the file, the gateway signs in with it and delivers — and the status keeps
+   * saying "Odoo API key has expired" (health degraded, the critical alert standing) until someone
+   * restarts the service.
+   * Cause: the configured date was read once and held for whatever key was in use.
+   * Fix: a renewed key's first successful sign-in retires the date (keyExpiresInDays: null on
+   * odoo.state) and an info alert asks for the new key's date in the config.
+   */
+  it('Odoo 18: a renewed key that signs in retires the expired key\'s date', async () => {
+    const { emu, url } = await startEmulator(18);
+    const { dir, cleanup } = tempDir();
+    const keyFile = path.join(dir, 'odoo.key');
+    writeFileSync(keyFile, '0123456789abcdef0123456789abcdef01234567\n');
+    const config = relayConfig();
+    const expired = new Date(Date.now() - 2 * 86_400_000).toISOString().slice(0, 10);
+    const oc = { ...odooConfig({ url, login: BOT.login, apiKeyFile: keyFile }), apiKeyExpiresAt: expired };
+    const store = await EventStore.open({ dataDir: path.join(dir, 'store'), dueDelayMs: dueDelayFor(config), backoff: { initialMs: 10, maxMs: 100 }, pruneIntervalMs: 0 });
+    const telemetry = new Telemetry();
+    const states: Array<number | null | undefined> = [];
+    const alerts: string[] = [];
+    telemetry.on('odoo.state', (e) => states.push(e.keyExpiresInDays));
+    telemetry.on('alert', (a) => alerts.push(a.code));
+    const client = OdooClient.fromConfig(oc, { telemetry, log: silentLogger });
+    const relay = new Relay({ store, odoo: client, config, odooConfig: oc, telemetry, log: silentLogger, idlePollMs: 20, linkBackoff: { initialMs: 20, maxMs: 200 }, authBackoff: { initialMs: 300, maxMs: 600 }, watchStock: false });
+    cleanups.push(async () => {
+      await relay.stop(5000);
+      await store.close();
+      await emu.close();
+      cleanup();
+    });
+    await relay.start();
+    const r = await store.commit(inbound(), [orderCreated('KEY-2', 'CLINIC-A', ['GLU'])]);
+    relay.notify();
+    await waitFor(() => client.state === 'auth-failed', 10_000, 10);
+    expect(alerts).toContain('ODOO_KEY_EXPIRED');
+    expect(states.filter((d) => typeof d === 'number').at(-1)).toBeLessThan(0);
+    writeFileSync(keyFile, `${BOT.key}\n`);
+    await waitFor(async () => (await store.getEvent(r.eventIds[0]!))?.state === 'delivered', 10_000);
+    expect(states.at(-1) === null || states.includes(null)).toBe(true);
+    expect(states.slice(states.indexOf(null)).every((d) => d === null || d === undefined)).toBe(true);
+    expect(alerts).toContain('ODOO_KEY_RENEWED');
+    // Hourly checks after it raise nothing more: the date is gone.
+    expect(client.checkKeyExpiry()).toBeUndefined();
+  }, 30_000);
 });

@@ -136,6 +136,15 @@ describe('StatusModel', () => {
     expect(model.health().health).toBe('ok');
   });
 
+  it('a renewed key retires the configured expiry date: no expiry reason, none in the API', async () => {
+    const { model, telemetry } = setup({ odooUrl: 'https://odoo.example', keyExpiresAt: '2026-02-20T10:00:00Z' });
+    await model.start();
+    expect(model.health().reasons[0]!.message).toBe('Odoo API key has expired');
+    telemetry.emit('odoo.state', { state: 'connected', keyExpiresInDays: null });
+    expect(model.health().health).toBe('ok');
+    expect(model.toApiStatus().odooDetail.apiKeyExpiresInDays).toBeNull();
+  });
+
   it('counts intake per endpoint, sets the last message time and the one-minute throughput', async () => {
     const { model, telemetry, advance, at } = setup();
     await model.start();

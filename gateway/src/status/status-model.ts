@@ -256,7 +256,7 @@ export class StatusModel implements Component {
    */
   #odooProblem: { state: OdooLinkState; since: number } | null = null;
   /** Days left on the API key as the Odoo client last reported them, and when. */
-  #reportedKeyDays: { days: number; at: number } | null = null;
+  #reportedKeyDays: { days: number | null; at: number } | null = null;
   #storeReason: string | null = null;
   #storeHealthEvent: 'ok' | 'failed' | 'full' = 'ok';
   #queue: QueueStats = { ...EMPTY_QUEUE };
@@ -555,7 +555,8 @@ export class StatusModel implements Component {
    */
   #keyDays(now: number): number | null {
     const r = this.#reportedKeyDays;
-    if (r) return r.days - Math.floor(Math.max(0, now - r.at) / DAY_MS);
+    // Null from the client: a renewed key signed in and the configured date was the old key's.
+    if (r) return r.days === null ? null : r.days - Math.floor(Math.max(0, now - r.at) / DAY_MS);
     const at = this.#o.config.odoo.apiKeyExpiresAt;
     if (!at) return null;
     const t = Date.parse(at);

@@ -107,6 +107,10 @@ export class OdooClient implements OdooClientLike {
   #reportedKeyDays: number | undefined;
   /** The key-expiry alert already raised (once each). */
   #keyAlerted: 'expiring' | 'expired' | undefined;
+  /** `odoo.apiKeyExpiresAt`, until a renewed key signs in (the date was the previous key's). */
+  #keyExpiresAt: string | undefined;
+  /** The key was read again and differs: its first successful sign-in retires the configured date. */
+  #keyRenewed = false;
   /** The API key in use: options.apiKey, then what readApiKey returned after refused credentials. */
   #apiKey: string;
   /** The last failure was refused credentials: read the key again before the next authentication. */
@@ -115,6 +119,7 @@ export class OdooClient implements OdooClientLike {
   constructor(options: OdooClientOptions) {
     this.#opts = options;
     this.#apiKey = options.apiKey;
+    this.#keyExpiresAt = options.apiKeyExpiresAt;
     this.#http = new HttpTransport({
       url: options.url,
       timeoutMs: options.timeoutMs,
@@ -181,6 +186,7 @@ export class OdooClient implements OdooClientLike {
       this.checkKeyExpiry();
       await this.#detect();
       await this.#authenticate();
+      if (this.#keyRenewed) this.#retireKeyExpiry();
       await this.#loadFields();
       this.#authRefused = false;
       this.#setState(this.#opts.sandbox ? 'sandbox' : 'connected');
@@ -215,7 +221,7 @@ export class OdooClient implements OdooClientLike {
    * connection attempt or hourly check.
    */
   checkKeyExpiry(now = Date.now()): number | undefined {
-    const at = this.#opts.apiKeyExpiresAt;
+    const at = this.#keyExpiresAt;
     if (!at) return undefined;
     const expires = Date.parse(at);
     if (!Number.isFinite(expires)) return undefined;
@@ -279,7 +285,27 @@ export class OdooClient implements OdooClientLike {
     }
     if (key === this.#apiKey) return;
     this.#apiKey = key;
+    this.#keyRenewed = true;
     this.#opts.log?.info('the Odoo API key changed (odoo.apiKeyFile / odoo.apiKeyEnv): signing in with the new key');
+  }
+
+  /**
+   * A renewed key signed in. `odoo.apiKeyExpiresAt` was the previous key's date: kept, the status
+   * went on saying "Odoo API key has expired" (and the expiry alert stood) over a link that works,
+   * until a restart. The date is dropped instead (the status shows no expiry), and IT is told to
+   * write the new key's date into the config, read at the next start.
+   */
+  #retireKeyExpiry(): void {
+    this.#keyRenewed = false;
+    const old = this.#keyExpiresAt;
+    if (old === undefined) return;
+    this.#keyExpiresAt = undefined;
+    this.#keyAlerted = undefined;
+    this.#reportedKeyDays = undefined;
+    this.#opts.telemetry?.emit('odoo.state', { state: this.#state, ...(this.#lastError ? { lastError: this.#lastError } : {}), ...(this.#versionText ? { serverVersion: this.#versionText } : {}), keyExpiresInDays: null });
+    const text = `The renewed Odoo API key signed in; odoo.apiKeyExpiresAt (${old}) was the previous key's date. Write the new key's expiry date there (read at the next start) to be warned before it expires`;
+    this.#opts.log?.warn(text);
+    this.#opts.telemetry?.alert('info', 'ODOO_KEY_RENEWED', text);
   }
 
   // --- detection and authentication -----------------------------------------------------------
