@@ -6,6 +6,25 @@ import { orderEventsForSpecimen, type OrderLookupStore } from './host-query.ts';
 import type { NormalizeResult } from './types.ts';
 
 /**
+ * How long the look-ups of one message may take (ms) before its commit, and so before its
+ * acknowledgement. A look-up is a few store reads (milliseconds, bench/results/astm.json
+ * `diagnostics.accessionResolution`), but one that falls back on the message index may read up to
+ * 5000 messages naming the barcode (host-query.ts `orderEventsForSpecimen`): a tube id the
+ * analyzer reuses (a sample number) on a slow disk, or a store busy writing. An ASTM sender gives
+ * the receiver 15 s to answer the frame that ends a message (LIS1-A §6.5.2), after which the link
+ * NAKs, the analyzer retransmits and the same look-up starts again; an HL7 analyzer waits its own
+ * ACK timeout. 3 s leaves the commit (fsync) most of that time. Past it the look-up is stopped and
+ * its specimen keeps its id as the accession, with a warning: the result is taken, as for a tube
+ * whose order is not known yet, rather than refused or acknowledged late.
+ */
+export const ACCESSION_LOOKUP_BUDGET_MS = 3_000;
+
+export interface ResolveOptions {
+  /** Time allowed for the look-ups of one message (ms); default ACCESSION_LOOKUP_BUDGET_MS. */
+  budgetMs?: number;
+}
+
+/**
  * The accession behind an analyzer's specimen id, resolved before the message's events are
  * committed. normalizeAstmMessage takes the specimen id as the accession of a patient run (the lab
  * labels its tubes with the accession). An analyzer that reads the tube's barcode — the LIS's
@@ -22,8 +41,13 @@ import type { NormalizeResult } from './types.ts';
  * ordered it, anything else to the newest. Only patient and rerun runs: QC and calibration belong
  * to no order. A specimen no order is known for (yet) is left as it is, and so is every event when
  * the look-up fails (a warning; the commit decides whether the message is taken).
+ *
+ * The look-ups of the message's specimens run side by side, all within one budget
+ * (`options.budgetMs`, ACCESSION_LOOKUP_BUDGET_MS): a specimen whose look-up has not finished by
+ * then is left as it is (a warning), and its look-up stops at its next store read instead of
+ * reading on unobserved.
  */
-export async function resolveAccessions<R extends Pick<NormalizeResult, 'events' | 'searchTerms' | 'warnings'>>(result: R, store: OrderLookupStore): Promise<R> {
+export async function resolveAccessions<R extends Pick<NormalizeResult, 'events' | 'searchTerms' | 'warnings'>>(result: R, store: OrderLookupStore, options: ResolveOptions = {}): Promise<R> {
   const specimens = new Set<string>();
   for (const e of result.events) {
     const specimen = billableSpecimen(e);
@@ -32,18 +56,29 @@ export async function resolveAccessions<R extends Pick<NormalizeResult, 'events'
   if (specimens.size === 0) return result;
   const orders = new Map<string, Array<{ accession: string; tests: Set<string> }>>();
   const warnings: string[] = [];
-  await Promise.all(
-    [...specimens].map(async (specimenId) => {
-      try {
-        const found = await orderEventsForSpecimen(store, specimenId);
-        // The specimen id is an accession itself (the usual labelling): nothing to resolve.
-        if (found.length === 0 || found.some((e) => e.event.correlationId === specimenId)) return;
-        orders.set(specimenId, ordersOf(found));
-      } catch (err) {
-        warnings.push(`specimen ${specimenId}: its order could not be looked up (${describeError(err)}); the specimen id is taken as the accession`);
-      }
-    }),
-  );
+  const budgetMs = options.budgetMs ?? ACCESSION_LOOKUP_BUDGET_MS;
+  const budget = lookupBudget(store, budgetMs);
+  try {
+    await Promise.all(
+      [...specimens].map(async (specimenId) => {
+        const stopped = `specimen ${specimenId}: its order look-up was stopped after ${budgetMs} ms (a slow store, or many messages naming it); the specimen id is taken as the accession`;
+        try {
+          const found = await budget.within(orderEventsForSpecimen(budget.store, specimenId));
+          if (found === OVER_BUDGET) {
+            warnings.push(stopped);
+            return;
+          }
+          // The specimen id is an accession itself (the usual labelling): nothing to resolve.
+          if (found.length === 0 || found.some((e) => e.event.correlationId === specimenId)) return;
+          orders.set(specimenId, ordersOf(found));
+        } catch (err) {
+          warnings.push(err instanceof LookupStopped ? stopped : `specimen ${specimenId}: its order could not be looked up (${describeError(err)}); the specimen id is taken as the accession`);
+        }
+      }),
+    );
+  } finally {
+    budget.end();
+  }
   if (orders.size === 0 && warnings.length === 0) return result;
   const terms = new Set(result.searchTerms);
   const events = result.events.map((e) => {
@@ -99,4 +134,43 @@ function ordersOf(found: StoredEvent[]): Array<{ accession: string; tests: Set<s
     out.push(at);
   }
   return out;
+}
+
+/** What `within` gives when the budget ran out first. */
+const OVER_BUDGET = Symbol('over budget');
+
+/** A store read asked for after the budget ran out: ends the look-up (caught in resolveAccessions, never thrown further). */
+class LookupStopped extends Error {}
+
+/**
+ * The budget of one message's look-ups: `store` reads through to the real store until the budget
+ * runs out, then refuses (LookupStopped), so that a look-up given up stops at its next read;
+ * `within(p)` is `p`, or OVER_BUDGET once the budget ran out first (a read already under way is
+ * not waited for). `end()` clears the timer.
+ */
+function lookupBudget(store: OrderLookupStore, budgetMs: number): { store: OrderLookupStore; within<T>(p: Promise<T>): Promise<T | typeof OVER_BUDGET>; end(): void } {
+  let over = false;
+  let timer: NodeJS.Timeout | undefined;
+  const ranOut = new Promise<typeof OVER_BUDGET>((resolve) => {
+    timer = setTimeout(() => {
+      over = true;
+      resolve(OVER_BUDGET);
+    }, budgetMs);
+    timer.unref();
+  });
+  /** `read`, unless the budget ran out. */
+  const open = <T>(read: () => Promise<T>): Promise<T> => (over ? Promise.reject(new LookupStopped('over budget')) : read());
+  return {
+    store: {
+      eventsByCorrelation: (id, types) => open(() => store.eventsByCorrelation(id, types)),
+      listMessages: (query) => open(() => store.listMessages(query)),
+      getEvent: (id) => open(() => store.getEvent(id)),
+    },
+    within: <T>(p: Promise<T>) => {
+      // The look-up left behind settles on its own (its next read refuses); nobody awaits it then.
+      p.catch(() => undefined);
+      return Promise.race([p, ranOut]);
+    },
+    end: () => clearTimeout(timer),
+  };
 }
