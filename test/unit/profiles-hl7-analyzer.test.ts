@@ -104,12 +104,12 @@ describe('Mindray vendor-manual samples (corpus/hl7)', () => {
 });
 
 describe('Mindray BS keys: result time, per-run rows, sample without barcode', () => {
-  const bs = (o: { controlId: string; msh7: string; barcode: string; sampleNo: string; testNo: string; value: string; obr7?: string; obx14?: string }): string =>
+  const bs = (o: { controlId: string; msh7: string; barcode: string; sampleNo: string; testNo: string; value: string; obr7?: string; obx14?: string; status?: string }): string =>
     [
       `MSH|^~\\&|Mindray|BS-200|||${o.msh7}||ORU^R01|${o.controlId}|P|2.3.1||||0||ASCII|||`,
       `PID|1|854||${o.sampleNo}|Anon||19830719000000|F`,
       `OBR|1|${o.barcode}|${o.sampleNo}|Mindray^BS-200|N||${o.obr7 ?? ''}||||||||serum`,
-      `OBX|1|NM|${o.testNo}|t|${o.value}|U/L|-||||F|||${o.obx14 ?? ''}||`,
+      `OBX|1|NM|${o.testNo}|t|${o.value}|U/L|-||||${o.status ?? 'F'}|||${o.obx14 ?? ''}||`,
     ].join('\r');
   const keysOf = (events: DraftEvent[], type: DraftEvent['type']) => events.filter((e) => e.type === type).map((e) => e.idempotencyKey);
 
@@ -119,6 +119,26 @@ describe('Mindray BS keys: result time, per-run rows, sample without barcode', (
     expect(keysOf(first, 'test.completed')).toEqual([expect.stringMatching(/^hl7-analyzer\|an-mindray-bs-series\|result\|B-1\|1\|rec:[0-9a-f]{16}$/)]);
     expect(again.map((e) => e.idempotencyKey)).toEqual(first.map((e) => e.idempotencyKey));
     expect(keysOf(first, 'consumable.used')).toContain('hl7-analyzer|an-mindray-bs-series|consumption|B-1|day:20260114|run|run|MR-BS-PROBE-WASH|6');
+  });
+
+  // A preliminary result (OBX-11 = P) and its final (F) shared one key: the final was skipped as a
+  // resend, and Odoo kept the preliminary value. Each is now a fact of its own, as for ASTM
+  // analyzers (R.9); a correction (C) is keyed by its content. The final's key is unchanged, and the
+  // run draws its reagents once whatever reports it (consumption keys have no version part).
+  it('a preliminary, its final and a correction get keys of their own; the final keeps its key and the run draws once', () => {
+    const base = { msh7: '20260114103000', barcode: 'B-3', sampleNo: '33', testNo: '1', obr7: '20260114102500', obx14: '20260114102930' };
+    const prelim = normalizeAnalyzerHl7(bs({ ...base, controlId: '71', value: '34.000000', status: 'P' }), ctxFor('mindray-bs-series'));
+    const final = normalizeAnalyzerHl7(bs({ ...base, controlId: '72', value: '35.000000', status: 'F' }), ctxFor('mindray-bs-series'));
+    const corrected = normalizeAnalyzerHl7(bs({ ...base, controlId: '73', value: '36.000000', status: 'C' }), ctxFor('mindray-bs-series'));
+    const correctedAgain = normalizeAnalyzerHl7(bs({ ...base, controlId: '74', value: '36.000000', status: 'C' }), ctxFor('mindray-bs-series'));
+    const keys = [prelim, final, corrected, correctedAgain].map((events) => keysOf(events, 'test.completed')[0]);
+    expect(keys[1]).toBe('hl7-analyzer|an-mindray-bs-series|result|B-3|1|20260114102930');
+    expect(keys[0]).toBe('hl7-analyzer|an-mindray-bs-series|result|B-3|1|20260114102930|P');
+    expect(keys[2]).toMatch(/^hl7-analyzer\|an-mindray-bs-series\|result\|B-3\|1\|20260114102930\|C:[0-9a-f]{16}$/);
+    expect(keys[3]).toBe(keys[2]);
+    expect(new Set(keys.slice(0, 3)).size).toBe(3);
+    expect(keysOf(prelim, 'consumable.used')).toEqual(keysOf(final, 'consumable.used'));
+    expect(keysOf(corrected, 'consumable.used')).toEqual(keysOf(final, 'consumable.used'));
   });
 
   it('per-test rows keyed on the result time (OBX-14), per-run rows on the sample time (OBR-7)', () => {

@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import { idempotencyKey, partitionKeys } from '../events/keys.ts';
+import { idempotencyKey, partitionKeys, resultVersion } from '../events/keys.ts';
 import type { DraftEvent, EventDataMap, EventType, RunType } from '../events/types.ts';
 import { isGatewayError } from '../errors.ts';
 import { consumptionDrafts, splitConsumption } from '../profiles/consumption.ts';
@@ -52,25 +52,6 @@ export function normalizeAstmMessage(text: string, ctx: NormalizeContext): Norma
 
 function shortHash(text: string): string {
   return hash('sha256', text, 'hex').slice(0, 16);
-}
-
-/**
- * The version part of a test.completed key (LIS2-A2 §9.9, R.9), or undefined for a report keyed
- * as before: final (F, or empty), previously transmitted (R), operator verified (V) and response to
- * a query (Q) are the same fact when resent, and any other code keeps the key it always had. A
- * preliminary (P) or partial (S) result is keyed apart from the final of the same run, a
- * correction (C) by its content, so that each correction of a result is a fact of its own.
- */
-function resultVersion(status: string, value: string, units: string, flags: string): string | undefined {
-  switch (status) {
-    case 'P':
-    case 'S':
-      return status;
-    case 'C':
-      return `C:${shortHash(`${value}\u0000${units}\u0000${flags}`)}`;
-    default:
-      return undefined;
-  }
 }
 
 /** A run time as read from the profile's candidates, and whether an R field gave it. */

@@ -34,3 +34,23 @@ export function idempotencyKey(...parts: Array<string | number | undefined>): st
   if (joined.length <= 160) return joined;
   return `${joined.slice(0, 80)}#${hash('sha256', joined, 'hex').slice(0, 32)}`;
 }
+
+/**
+ * The version part of a `test.completed` key, from the result's status (ASTM R.9, LIS2-A2 §9.9;
+ * HL7 OBX-11, which uses the same letters for these), or undefined for a report keyed as before:
+ * final (F, or empty), previously transmitted (R), operator verified (V) and response to a query
+ * (Q) are the same fact when resent, and any other code keeps the key it always had. A
+ * preliminary (P) or partial (S) result is keyed apart from the final of the same run, a
+ * correction (C) by its content, so that each correction of a result is a fact of its own.
+ */
+export function resultVersion(status: string, value: string, units: string, flags: string): string | undefined {
+  switch (status) {
+    case 'P':
+    case 'S':
+      return status;
+    case 'C':
+      return `C:${hash('sha256', `${value}\u0000${units}\u0000${flags}`, 'hex').slice(0, 16)}`;
+    default:
+      return undefined;
+  }
+}

@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import { idempotencyKey, partitionKeys } from '../events/keys.ts';
+import { idempotencyKey, partitionKeys, resultVersion } from '../events/keys.ts';
 import type { DraftEvent, EventDataMap, RunType } from '../events/types.ts';
 import { GatewayError } from '../errors.ts';
 import { hl7TimeToIso } from '../hl7/hl7-time.ts';
@@ -162,11 +162,15 @@ export function normalizeAnalyzerHl7Message(message: Hl7Message, ctx: AnalyzerHl
       if (r.flags) data.abnormalFlags = r.flags;
       if (r.status) data.resultStatus = r.status;
       if (iso) data.completedAt = iso;
+      const version = resultVersion(r.status.trim(), r.value, units, r.flags);
       events.push({
         type: 'test.completed',
         occurredAt: iso ?? ctx.receivedAt,
         receivedAt: ctx.receivedAt,
-        idempotencyKey: idempotencyKey('hl7-analyzer', analyzerId, 'result', specimenId, r.code, r.keyTime),
+        // A preliminary and its final (OBX-11 P, then F), or a correction (C), are facts of their
+        // own: keyed alike, the final was skipped as a resend of the preliminary and never reached
+        // Odoo. A final's key has no version part (unchanged; consumption keys never have one).
+        idempotencyKey: version === undefined ? idempotencyKey('hl7-analyzer', analyzerId, 'result', specimenId, r.code, r.keyTime) : idempotencyKey('hl7-analyzer', analyzerId, 'result', specimenId, r.code, r.keyTime, version),
         correlationId: specimenId,
         partitionKey: attached ? partitionKeys.order(specimenId) : partitionKeys.specimen(specimenId),
         source,
