@@ -10,6 +10,7 @@ import { checkProfile, defaultProfilesDir } from '../../gateway/src/profiles/che
 import { profileFingerprint } from '../../gateway/src/profiles/fingerprint.ts';
 import { loadProfile, profileNames } from '../../gateway/src/profiles/load.ts';
 import { fingerprintProfiles } from '../../gateway/src/profiles/render.ts';
+import { cliSource, runCli } from '../fixtures/cli.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import { Telemetry } from '../../gateway/src/telemetry.ts';
 import { corpusFiles, corpusMessages, globMatch } from '../fixtures/astm/corpus.ts';
@@ -154,6 +155,35 @@ describe('`profiles fingerprint NAME --write` with an alias', () => {
     const after = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
     expect(checkProfile(after, { fileName: 'roche-cobas-e411' }).filter((i) => i.severity === 'error')).toEqual([]);
   });
+});
+
+describe('`profiles fingerprint NAME --write` on a profile with errors', () => {
+  /*
+   * What the user sees: an edited profile with a mistake (an unknown protocol) is fingerprinted
+   * with --write: the command printed "(written)" and exited 0, and the stored revision then marked
+   * an invalid profile as verified (firmware-profiles/README.md: the revision is stored "after the
+   * profile was re-verified").
+   * Fix: --write refuses a profile that `profiles check` refuses for anything but its stale
+   * revision, names its errors and exits 1; the file is left as it was.
+   */
+  it('is not written, and the errors are named', async () => {
+    const dir = copyOfProfiles();
+    const file = path.join(dir, 'roche-cobas-e411.json');
+    const obj = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    obj.protocol = 'astm-e1381-typo';
+    const before = `${JSON.stringify(obj, null, 2)}\n`;
+    writeFileSync(file, before);
+    const r = fingerprintProfiles(['roche-cobas-e411'], { dir, write: true });
+    expect(r.refused).toEqual(['roche-cobas-e411']);
+    expect(r.text).toMatch(/not written: \d+ error\(s\)/);
+    expect(r.text).toContain('protocol');
+    expect(readFileSync(file, 'utf8')).toBe(before);
+    // The CLI says it with its exit code.
+    const cli = await runCli(cliSource, ['profiles', 'fingerprint', 'roche-cobas-e411', '--write', '--dir', dir]);
+    expect(cli.code).toBe(1);
+    expect(cli.out).toContain('not written');
+    expect(readFileSync(file, 'utf8')).toBe(before);
+  }, 30_000);
 });
 
 describe('beckman-unicel-dxh × its vendor capture', () => {

@@ -33,7 +33,7 @@ export async function runProfiles(argv: string[], ctx: CliContext): Promise<numb
     case 'fingerprint': {
       const r = fingerprintProfiles(positionals, { dir, write: values.write === true });
       ctx.out(r.text);
-      return 0;
+      return r.refused.length > 0 ? 1 : 0;
     }
     default:
       throw new UsageError('profiles needs a subcommand: list, show NAME, check [NAME|FILE...] or fingerprint [NAME...] [--write]');

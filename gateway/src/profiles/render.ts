@@ -1,9 +1,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { defaultProfilesDir } from './check.ts';
 import { profileFingerprint } from './fingerprint.ts';
 import { canonicalProfileName, checkAllProfiles, listProfiles, profileNames, readProfileFile } from './load.ts';
-import { checkProfile } from './check.ts';
+import { checkProfile, defaultProfilesDir } from './check.ts';
 import type { Profile, ProfileIssue } from './types.ts';
 
 /**
@@ -114,9 +113,10 @@ export function renderProfileCheck(target?: string, dir: string = defaultProfile
  * `profiles fingerprint [NAME…] [--write]`: compute each profile's revision; with `write`, store it
  * in the file (after the profile was re-verified against the analyzer).
  */
-export function fingerprintProfiles(names: string[] | undefined, options: { dir?: string; write?: boolean } = {}): { text: string; changed: string[] } {
+export function fingerprintProfiles(names: string[] | undefined, options: { dir?: string; write?: boolean } = {}): { text: string; changed: string[]; refused: string[] } {
   const dir = options.dir ?? defaultProfilesDir();
   const changed: string[] = [];
+  const refused: string[] = [];
   const lines: string[] = [];
   for (const requested of names && names.length > 0 ? names : profileNames(dir)) {
     // An alias (aliases.json) names another file: read, write and print that one.
@@ -126,10 +126,18 @@ export function fingerprintProfiles(names: string[] | undefined, options: { dir?
     const same = obj.revision === revision;
     if (!same) changed.push(name);
     if (!same && options.write) {
+      // The revision records a verified profile: one that `profiles check` refuses (for anything
+      // but its stale revision) is not written, or it would pass for verified.
+      const errors = checkProfile(obj, { fileName: name }).filter((i) => i.severity === 'error' && i.path !== 'revision');
+      if (errors.length > 0) {
+        refused.push(name);
+        lines.push(`${name.padEnd(28)} ${revision}  (not written: ${errors.length} error(s) — fix them first)\n${renderIssues(name, errors)}`);
+        continue;
+      }
       obj.revision = revision;
       writeFileSync(path.join(dir, `${name}.json`), `${JSON.stringify(obj, null, 2)}\n`);
     }
     lines.push(`${name.padEnd(28)} ${revision}${same ? '' : options.write ? '  (written)' : '  (differs from the stored revision)'}`);
   }
-  return { text: lines.join('\n'), changed };
+  return { text: lines.join('\n'), changed, refused };
 }
