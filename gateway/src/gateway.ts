@@ -32,6 +32,7 @@ import type { Hl7HostQuery } from './hl7/host-query.ts';
 import { OdooClient } from './relay/odoo/odoo-client.ts';
 import { Relay } from './relay/relay.ts';
 import { dueDelayFor } from './relay/sync-modes.ts';
+import { adoptOdooTarget, describeOdooTarget, odooTargetChangeMessage, odooTargetOf } from './relay/odoo-target.ts';
 import { Sandbox } from './sandbox.ts';
 import { VERSION } from './version.ts';
 
@@ -145,6 +146,13 @@ export class Gateway {
       },
     });
     const store = this.store;
+    // Another Odoo than last time (the sandbox, then the site's own): what the store kept of the
+    // earlier one (reference data, stock reorder marks keyed by its ids) goes before the relay reads it.
+    const odooTarget = odooTargetOf(cfg.odoo);
+    const targetChange = await adoptOdooTarget(store, odooTarget);
+    if (targetChange) {
+      this.log.info('Odoo target changed: local state of the earlier Odoo reset', { from: describeOdooTarget(targetChange.from), to: describeOdooTarget(targetChange.to), reset: targetChange.reset });
+    }
     this.#checkNotStopping('the Odoo link');
 
     // Odoo: the configured server, or the in-process sandbox that keeps its records under dataDir.
@@ -163,6 +171,7 @@ export class Gateway {
       odoo: this.odoo,
       config: cfg.relay,
       odooConfig: cfg.odoo,
+      odooTarget,
       telemetry: this.telemetry,
       log: this.log.child({ component: 'relay' }),
     });
@@ -207,6 +216,8 @@ export class Gateway {
     this.#checkNotStopping('MQTT');
     this.mqtt = new MqttStatus({ config: cfg, model: this.statusModel, log: this.log.child({ component: 'mqtt' }) });
     await this.mqtt.start();
+    // Raised once MQTT is up, so the tray and the alerts topic get it too.
+    if (targetChange) this.telemetry.alert('info', 'ODOO_TARGET_CHANGED', odooTargetChangeMessage(targetChange));
     this.#checkNotStopping('the listeners');
 
     // Ingress last: only now can a message be kept, relayed and shown.

@@ -11,6 +11,7 @@ import { failureOf, isLinkDown, mayHaveLanded, retryAfterOf, waitsForQueued } fr
 import { ReferenceData, type RefusedModel } from './reference-data.ts';
 import { rulesFor, type PostingRule, type RuleContext, type RuleResult } from './rules/index.ts';
 import { StockWatch } from './stock-watch.ts';
+import { stampOdooRefs, type OdooTarget } from './odoo-target.ts';
 
 export interface RelayOptions {
   store: GatewayStore;
@@ -42,6 +43,8 @@ export interface RelayOptions {
   stockWatchIntervalMs?: number;
   /** Close the Odoo client in stop(). Default true. */
   closeClientOnStop?: boolean;
+  /** The Odoo posted to: documents posted to the sandbox are stored as the sandbox's (OdooRef.sandbox). */
+  odooTarget?: OdooTarget;
   /**
    * How long an ambiguous write (sent, no answer) is given to land or die before the event's
    * look-up and resend (ms; default AMBIGUOUS_SETTLE_MS, 180 s): a request still held by a busy
@@ -590,7 +593,7 @@ export class Relay implements Component {
       const r = results.get(e.event.id);
       if (!r) break;
       if (r.ok) {
-        out.push({ eventId: e.event.id, outcome: 'delivered', ...(r.odoo ? { odoo: r.odoo } : {}) });
+        out.push({ eventId: e.event.id, outcome: 'delivered', ...(r.odoo ? { odoo: stampOdooRefs(r.odoo, this.#o.odooTarget) } : {}) });
         continue;
       }
       const o = this.#failureOutcome(e, r.error);

@@ -14,7 +14,7 @@ import { quantityInProductUnit, type OrderpointRef, type ReferenceData, type Ref
  * (store.commitLocal), the episode's mark kept per reorder point; the episode ends when the
  * estimate is back at or above the minimum.
  */
-const STATE_NS = 'relay-stock';
+export const STATE_NS = 'relay-stock';
 const SCAN_LIMIT = 50_000;
 const PAGE = 1000;
 

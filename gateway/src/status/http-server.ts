@@ -450,6 +450,8 @@ export class StatusServer implements Component {
       const e = await this.#o.store.getEvent(eventId);
       if (e) events.push(e);
     }
+    // A document posted to the sandbox while commissioning says so (`sandbox: true`, OdooRef): it
+    // is not a record of the Odoo the gateway posts to now. Refs stored before carry no mark.
     const odoo = events.flatMap((e) => (e.odoo ?? []).map((ref) => ({ eventId: e.event.id, ...ref })));
     this.#json(res, 200, {
       message,

@@ -52,6 +52,12 @@ export interface OdooRef {
   id: number;
   externalId?: string;
   name?: string;
+  /**
+   * The document is in the gateway's sandbox (posted while commissioning, without `odoo.url`), not
+   * in a real Odoo: the message browser says "(sandbox)". Absent for a real Odoo's documents and for
+   * refs stored before it was recorded.
+   */
+  sandbox?: true;
 }
 
 export interface StoredEvent {

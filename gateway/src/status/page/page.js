@@ -348,8 +348,10 @@
         ? el('ul', {}, d.events.map((e) => el('li', {}, `${e.event.type} · ${e.state}${e.deadReason ? ` — ${e.deadReason}` : ''}${e.lastError && e.lastError !== e.deadReason ? ` — ${e.lastError}` : ''} · ${e.event.correlationId || ''}`)))
         : el('p', { class: 'muted' }, 'No events derived from this message.'));
       parts.push(el('h3', {}, 'Odoo documents'));
+      // A document posted while commissioning is in the sandbox, not in the real Odoo the gateway
+      // may post to now (the same id there is another record). Refs stored before the mark carry none.
       parts.push(d.odoo.length
-        ? el('ul', {}, d.odoo.map((r) => el('li', {}, `${r.model} #${r.id}${r.name ? ` ${r.name}` : ''}${r.externalId ? ` (${r.externalId})` : ''}`)))
+        ? el('ul', {}, d.odoo.map((r) => el('li', {}, `${r.model} #${r.id}${r.name ? ` ${r.name}` : ''}${r.externalId ? ` (${r.externalId})` : ''}${r.sandbox ? ' (sandbox)' : ''}`)))
         : el('p', { class: 'muted' }, 'None yet.'));
       box.replaceChildren(...parts);
       box.dataset.id = id;
