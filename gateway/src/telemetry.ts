@@ -31,6 +31,21 @@ export interface TelemetryEvents {
   };
   /** Bytes outside frames ignored (summarised, not per byte). */
   'endpoint.ignored-bytes': { endpoint: string; count: number };
+  /**
+   * An ASTM analyzer line's health, cumulative since the endpoint started: frames accepted, frames
+   * refused for the line's sake (checksum, sequence, size; not a message the record layer or the
+   * store refused) and bytes ignored outside frames. Sent when a frame is refused or bytes are
+   * ignored, and with each message for a minute after either.
+   */
+  'endpoint.link': {
+    endpoint: string;
+    framesAccepted: number;
+    framesRefused: number;
+    ignoredBytes: number;
+    lastRefusal?: string;
+    /** What to check, in the IT person's words (serial settings, profile), when the line misreads. */
+    hint?: string;
+  };
   /** Store health: ok, or why it cannot commit. */
   'store.health': { state: 'ok' | 'failed' | 'full'; reason?: string };
   /** One relay attempt finished. */

@@ -3,7 +3,7 @@
  * before anything is applied; an unknown key is named, a renamed key names its replacement, and a
  * secret written inline is refused with the file/env key to use instead.
  */
-import { accessSync, constants as fsConstants, existsSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { EventTypes, SyncModes } from '../events/types.ts';
@@ -614,6 +614,25 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
   analyzers.forEach((a, i) => claim(a.tcp?.listen, `analyzers[${i}].tcp.listen`));
   if (mqtt.broker === 'embedded') claim(mqtt.listen, 'mqtt.listen');
   claim(status.listen, 'status.listen');
+  // One serial port, one analyzer: a second one on the same port would never open it ("Cannot
+  // lock port"), while check said nothing and start was ready. A path that exists is compared by
+  // where it leads, so a /dev/serial/by-id link and its /dev/ttyUSBn are one port.
+  const ports = new Map<string, { path: string; i: number; id: string }>();
+  analyzers.forEach((a, i) => {
+    if (!a.serial?.path) return;
+    const given = path.resolve(baseDir, a.serial.path);
+    let real = given;
+    try {
+      real = realpathSync(given);
+    } catch {
+      /* not there (yet): compared as written */
+    }
+    const prev = ports.get(real);
+    if (prev) {
+      const same = prev.path === a.serial.path ? a.serial.path : `${a.serial.path} (${real})`;
+      c.error(`analyzers[${i}].serial.path`, `${same} is already used by analyzers[${prev.i}]${prev.id ? ` (${prev.id})` : ''}: one serial port serves one analyzer`);
+    } else ports.set(real, { path: a.serial.path, i, id: a.id });
+  });
   hl7.forEach((h, i) => {
     if (!h.analyzer) return;
     if (!ID_PATTERN.test(h.analyzer)) c.error(`hl7[${i}].analyzer`, `"${h.analyzer}" is not a valid analyzer id: ${ID_HINT}`);

@@ -59,6 +59,22 @@ export interface EndpointStatus {
    * until the analyzer's outbox was read at start-up.
    */
   orderDownload?: OrderDownloadSummary;
+  /**
+   * ASTM analyzers whose line has had trouble since the gateway started: frames refused for the
+   * line's sake (checksum, sequence, size), bytes ignored outside frames, the last refusal. Absent
+   * until the first; a line that misreads every frame raises LINE_ERRORS.
+   */
+  link?: EndpointLinkStatus;
+}
+
+/** An analyzer line's trouble since start (telemetry `endpoint.link`). */
+export interface EndpointLinkStatus {
+  framesAccepted: number;
+  framesRefused: number;
+  ignoredBytes: number;
+  /** `checksum mismatch`, `frame number 3 out of sequence (expected 2)`, … */
+  lastRefusal: string | null;
+  lastRefusalAt: string | null;
 }
 
 export interface OdooStatus {
@@ -184,6 +200,13 @@ const UP_ODOO_STATES: ReadonlySet<OdooLinkState> = new Set(['connected', 'sandbo
 const RESTATED_ALERTS: ReadonlySet<string> = new Set(['ODOO_AUTH_FAILED', 'ODOO_AUTH_FAILED_CLEARED', 'ODOO_KEY_EXPIRING', 'ODOO_KEY_EXPIRED']);
 const DAY_MS = 86_400_000;
 const BAD_ENDPOINT_STATES: ReadonlySet<EndpointState> = new Set(['disconnected', 'error']);
+/**
+ * LINE_ERRORS: at least this many frames refused in the last minute, and more than were accepted —
+ * a line that misreads most of what it gets (a wrong baud rate, parity or data bits; noise).
+ */
+const LINE_MIN_REFUSED = 3;
+/** LINE_ERRORS: this many bytes ignored outside frames in the last minute with no frame accepted. */
+const LINE_MIN_IGNORED = 256;
 
 async function readDiskSpace(path: string): Promise<{ freeBytes: number; totalBytes: number }> {
   const s = await statfs(path);
@@ -276,6 +299,8 @@ export class StatusModel implements Component {
   #lastHealth: Health = 'ok';
   /** When each listener's connections went from none to some (epoch ms; see #onEndpoint). */
   readonly #connectedAt = new Map<string, number>();
+  /** Per analyzer line: the last cumulative counts reported, and the last minute of each. */
+  readonly #lineWindows = new Map<string, { last: { accepted: number; refused: number; ignored: number }; accepted: MinuteWindow; refused: MinuteWindow; ignored: MinuteWindow; hint: string | null }>();
   #lastReasonCodes = new Set<string>();
 
   constructor(options: StatusModelOptions) {
@@ -312,6 +337,7 @@ export class StatusModel implements Component {
     this.#unsubscribe.push(
       t.on('intake.message', (e) => this.#onIntake(e)),
       t.on('endpoint.state', (e) => this.#onEndpoint(e)),
+      t.on('endpoint.link', (e) => this.#onLink(e)),
       t.on('store.health', (e) => this.#onStoreHealth(e)),
       t.on('relay.outcome', (e) => this.#onRelay(e)),
       t.on('odoo.state', (e) => this.#onOdooState(e)),
@@ -458,6 +484,8 @@ export class StatusModel implements Component {
         const n = od.failing;
         reasons.push({ level: 'degraded', code: 'ORDER_DOWNLOAD_FAILING', endpoint: e.id, message: shownReason(`${who} did not accept ${n} order download${n === 1 ? '' : 's'} (${od.waiting} waiting${waited})${last}`) });
       }
+      const line = this.#lineReason(e, who, now);
+      if (line) reasons.push(line);
     }
     const days = this.#keyDays(now);
     o.apiKeyExpiresInDays = days;
@@ -541,6 +569,59 @@ export class StatusModel implements Component {
 
   /** Mark the status changed from outside (e.g. the relay was paused). */
   touch(): void {
+    this.#changed('status');
+    this.#checkHealth();
+  }
+
+  /**
+   * LINE_ERRORS while an analyzer's line misreads most of what it gets: in the last minute, frames
+   * refused outnumber those accepted (at least LINE_MIN_REFUSED), or LINE_MIN_IGNORED bytes or more
+   * were ignored outside frames and no frame was accepted. Before, such a line read "connected",
+   * health OK; only the partials in the message browser hinted at it.
+   */
+  #lineReason(e: EndpointStatus, who: string, now: number): HealthReason | undefined {
+    const w = this.#lineWindows.get(e.id);
+    if (!w) return undefined;
+    const refused = w.refused.sum(now);
+    const accepted = w.accepted.sum(now);
+    const ignored = w.ignored.sum(now);
+    const hint = w.hint ? ` — ${w.hint}` : '';
+    if (refused >= LINE_MIN_REFUSED && refused > accepted) {
+      const last = e.link?.lastRefusal ? ` (last: ${e.link.lastRefusal})` : '';
+      return { level: 'degraded', code: 'LINE_ERRORS', endpoint: e.id, message: shownReason(`${who}: ${refused} of ${refused + accepted} frames refused in the last minute${last}${hint}`) };
+    }
+    if (ignored >= LINE_MIN_IGNORED && accepted === 0) {
+      return { level: 'degraded', code: 'LINE_ERRORS', endpoint: e.id, message: shownReason(`${who}: ${ignored} bytes ignored outside frames in the last minute, no frame accepted${hint}`) };
+    }
+    return undefined;
+  }
+
+  #onLink(e: TelemetryEvents['endpoint.link']): void {
+    const now = this.#now();
+    const ep = this.#endpoints.get(e.endpoint);
+    if (!ep) return;
+    let w = this.#lineWindows.get(e.endpoint);
+    if (!w) {
+      w = { last: { accepted: 0, refused: 0, ignored: 0 }, accepted: new MinuteWindow(), refused: new MinuteWindow(), ignored: new MinuteWindow(), hint: null };
+      this.#lineWindows.set(e.endpoint, w);
+    }
+    // Cumulative counts in, the last minute's share out (a count taken back — a frame accepted,
+    // then its message not committed — never goes below nothing).
+    w.accepted.add(now, Math.max(0, e.framesAccepted - w.last.accepted));
+    w.refused.add(now, Math.max(0, e.framesRefused - w.last.refused));
+    w.ignored.add(now, Math.max(0, e.ignoredBytes - w.last.ignored));
+    const refusedNow = e.framesRefused > w.last.refused;
+    w.last = { accepted: e.framesAccepted, refused: e.framesRefused, ignored: e.ignoredBytes };
+    w.hint = e.hint ?? null;
+    const lastRefusal = e.lastRefusal !== undefined ? shownReason(e.lastRefusal) : null;
+    ep.link = {
+      framesAccepted: e.framesAccepted,
+      framesRefused: e.framesRefused,
+      ignoredBytes: e.ignoredBytes,
+      lastRefusal,
+      lastRefusalAt: refusedNow ? new Date(now).toISOString() : (ep.link?.lastRefusalAt ?? null),
+    };
+    this.#changed(`endpoint:${ep.id}`);
     this.#changed('status');
     this.#checkHealth();
   }

@@ -9,8 +9,17 @@ import type { EndpointState, Telemetry } from '../../telemetry.ts';
 import { BYTE, NAK } from './control-chars.ts';
 import { createLinkSession } from './create-link-session.ts';
 import { type LinkOptions, resolveLinkOptions } from './link-options.ts';
-import { type AstmLinkSession, emptyStats, type LinkStats, type MessageMeta, type MessageReply, type PartialReason } from './link-session.ts';
-import { realScheduler, type Scheduler } from './scheduler.ts';
+import {
+  type AstmLinkSession,
+  emptyStats,
+  type LinkStats,
+  type MessageMeta,
+  type MessageReply,
+  type PartialReason,
+  type PartialRefusals,
+  type RefusalCause,
+} from './link-session.ts';
+import { realScheduler, type Scheduler, type TimerHandle } from './scheduler.ts';
 import { type SerialSettings, SerialTransport, serialSettings } from './serial-transport.ts';
 import { TcpClientTransport, TcpServerTransport } from './tcp-transport.ts';
 import { type Backoff, DEFAULT_BACKOFF, type Transport, type Wire } from './transport.ts';
@@ -71,6 +80,34 @@ interface Link {
 }
 
 /**
+ * Line trouble (frames refused, bytes ignored) is logged as one warning per this period at most,
+ * with the counts of the period: a line set to the wrong parity refuses every frame, and a warning
+ * per frame would bury the log.
+ */
+export const LINE_WARN_INTERVAL_MS = 60_000;
+/** Fewer bytes ignored than this in a period are stray bytes (ACK ACK before STX), not worth a warning. */
+const IGNORED_WARN_BYTES = 64;
+
+/** What to check when frames arrive garbled or nothing but stray bytes arrives, per transport. */
+export function lineHint(transport: 'serial' | 'tcp'): string {
+  return transport === 'serial'
+    ? "check the analyzer's serial settings (baud, data bits, parity) and the profile"
+    : "check the analyzer's profile (E1381 framing and checksum, lowLevel)";
+}
+
+/**
+ * The reason kept with a message cut off before its end, for the message browser: the cut, and
+ * when frames of it were refused, how many and why (with what to check for a garbled line).
+ */
+export function partialRejectReason(reason: PartialReason, refusals: PartialRefusals | undefined, transport: 'serial' | 'tcp'): string {
+  const base = `incomplete message (${reason})`;
+  if (!refusals) return base;
+  const n = refusals.refusedFrames;
+  const hint = refusals.lastCause === 'garbled' ? ` — ${lineHint(transport)}` : '';
+  return `${base} after ${n} frame${n === 1 ? '' : 's'} refused: ${refusals.lastRefusal}${hint}`;
+}
+
+/**
  * An analyzer endpoint speaking ASTM (E1381 link + E1394 records) over serial, TCP server or TCP
  * client. It owns the commit: link message → normalize → `store.commit()` (raw bytes, status,
  * events, the ACK) → only then the ACK of the frame that completed the message (DESIGN.md §1.3).
@@ -92,6 +129,12 @@ export class AstmEndpoint<Q = unknown> implements Component {
   #nextLinkId = 1;
   #lastMessageAt: string | undefined;
   #state: EndpointState = 'starting';
+  /** The state and detail last logged at info/warn: a failed reopen reported again is logged at debug. */
+  #loggedState = '';
+  /** Line-level refusals and ignored bytes since start (all links), for the status (`endpoint.link`). */
+  readonly #line = { refused: 0, ignored: 0, lastRefusal: undefined as string | undefined, lastCause: undefined as RefusalCause | undefined, lastTroubleAt: -Infinity };
+  /** The period of the rate-limited line warning (LINE_WARN_INTERVAL_MS). */
+  readonly #lineWarn = { refused: 0, ignored: 0, since: -Infinity, loggedAt: -Infinity, timer: undefined as TimerHandle | undefined };
   /** Text encoding of the analyzer (profile `quirks.charset`): LIS1-A is 7-bit ASCII, most send Latin-1. */
   readonly #charset: 'ascii' | 'latin1' | 'utf8';
 
@@ -174,6 +217,9 @@ export class AstmEndpoint<Q = unknown> implements Component {
     }
     for (const link of [...this.#links]) link.session.close('stopped');
     await this.#transport?.stop();
+    this.#lineWarn.timer?.cancel();
+    this.#lineWarn.timer = undefined;
+    this.#logLineTrouble();
     const rest = Math.max(0, until - Date.now());
     await Promise.race([Promise.allSettled([...this.#pendingWrites]), new Promise((r) => setTimeout(r, rest).unref())]);
     this.#status = 'stopped';
@@ -202,8 +248,83 @@ export class AstmEndpoint<Q = unknown> implements Component {
       connections: this.#links.size,
       ...(detail !== undefined ? { detail } : {}),
     });
-    if (state === 'error' || state === 'disconnected') this.#log.warn('analyzer link', { state, detail });
+    // A transport reports its error again after every failed reopen (so that the status keeps it);
+    // the log says it once, until the state or the reason changes.
+    const key = `${state}\n${detail ?? ''}`;
+    if (key === this.#loggedState) this.#log.debug('analyzer link', { state, detail });
+    else if (state === 'error' || state === 'disconnected') this.#log.warn('analyzer link', { state, detail });
     else this.#log.info('analyzer link', { state, detail });
+    this.#loggedState = key;
+  }
+
+  get #transportKind(): 'serial' | 'tcp' {
+    return this.#opt.analyzer.serial ? 'serial' : 'tcp';
+  }
+
+  /**
+   * Frames refused for the line's sake, or bytes ignored outside frames: counted for the status
+   * (`endpoint.link`), logged as one warning per LINE_WARN_INTERVAL_MS at most.
+   */
+  #lineTrouble(refused: number, ignored: number, refusal?: { reason: string; cause: RefusalCause }): void {
+    const now = this.#scheduler.now();
+    const line = this.#line;
+    line.refused += refused;
+    line.ignored += ignored;
+    if (refusal) {
+      line.lastRefusal = refusal.reason;
+      line.lastCause = refusal.cause;
+    }
+    line.lastTroubleAt = now;
+    this.#emitLine();
+    const w = this.#lineWarn;
+    if (now - w.since >= LINE_WARN_INTERVAL_MS && w.timer === undefined) {
+      // A period that never reached a warning (a few stray bytes) is forgotten.
+      w.refused = 0;
+      w.ignored = 0;
+      w.since = now;
+    }
+    w.refused += refused;
+    w.ignored += ignored;
+    if (w.refused === 0 && w.ignored < IGNORED_WARN_BYTES) return;
+    if (now - w.loggedAt >= LINE_WARN_INTERVAL_MS) this.#logLineTrouble();
+    else if (w.timer === undefined) {
+      w.timer = this.#scheduler.schedule(w.loggedAt + LINE_WARN_INTERVAL_MS - now, () => {
+        w.timer = undefined;
+        this.#logLineTrouble();
+      });
+    }
+  }
+
+  #logLineTrouble(): void {
+    const w = this.#lineWarn;
+    if (w.refused === 0 && w.ignored < IGNORED_WARN_BYTES) return;
+    const now = this.#scheduler.now();
+    const garbled = w.ignored >= IGNORED_WARN_BYTES || (w.refused > 0 && this.#line.lastCause === 'garbled');
+    this.#log.warn('analyzer line: frames refused or bytes ignored', {
+      framesRefused: w.refused,
+      ...(w.refused > 0 ? { lastRefusal: this.#line.lastRefusal } : {}),
+      ignoredBytes: w.ignored,
+      seconds: Math.max(1, Math.round((now - w.since) / 1000)),
+      ...(garbled ? { hint: lineHint(this.#transportKind) } : {}),
+    });
+    w.loggedAt = now;
+    w.since = now;
+    w.refused = 0;
+    w.ignored = 0;
+  }
+
+  #emitLine(): void {
+    const line = this.#line;
+    // The settings hint fits a line that garbles frames or delivers bytes no frame starts with.
+    const garbled = line.lastCause === 'garbled' || line.ignored > 0;
+    this.#opt.telemetry.emit('endpoint.link', {
+      endpoint: this.#opt.analyzer.id,
+      framesAccepted: this.linkStats().framesAccepted,
+      framesRefused: line.refused,
+      ignoredBytes: line.ignored,
+      ...(line.lastRefusal !== undefined ? { lastRefusal: line.lastRefusal } : {}),
+      ...(garbled ? { hint: lineHint(this.#transportKind) } : {}),
+    });
   }
 
   #attach(wire: Wire): { data(b: Buffer): void; closed(detail?: string): void } {
@@ -214,14 +335,18 @@ export class AstmEndpoint<Q = unknown> implements Component {
       scheduler: this.#scheduler,
       write: (bytes) => wire.write(bytes),
       onMessage: (text, raw, meta) => this.#onMessage(link, text, raw, meta),
-      onPartial: (raw, reason) => this.#onPartial(link, raw, reason),
+      onPartial: (raw, reason, refusals) => this.#onPartial(link, raw, reason, refusals),
       onIgnoredBytes: (count) => {
         this.#opt.telemetry.emit('endpoint.ignored-bytes', { endpoint: this.#opt.analyzer.id, count });
         log.debug('ignored bytes outside frames', { count });
+        this.#lineTrouble(0, count);
       },
       onEvent: (e) => {
         if (e.kind === 'send-aborted' || e.kind === 'timeout' || e.kind === 'overflow') log.warn(`link ${e.kind}`, e.detail ? { detail: e.detail } : undefined);
         else log.debug(`link ${e.kind}`, e.detail ? { detail: e.detail } : undefined);
+        // A message the record layer or the store refused is not the line's fault: the message
+        // browser and the store's health say why.
+        if (e.kind === 'frame-refused' && e.cause !== undefined && e.cause !== 'message') this.#lineTrouble(1, 0, { reason: e.detail ?? 'refused', cause: e.cause });
       },
       // LIS1-A §6.2.6: not ready → NAK to ENQ. Stopping, or a store that cannot commit (DESIGN.md §2).
       isBusy: () => this.#status === 'stopping' || this.#status === 'stopped' || this.#opt.store.health !== 'ok',
@@ -304,6 +429,8 @@ export class AstmEndpoint<Q = unknown> implements Component {
       throw err;
     }
     this.#lastMessageAt = receivedAt;
+    // The frames of this message count against the refusals of the last minute (status health).
+    if (this.#scheduler.now() - this.#line.lastTroubleAt < LINE_WARN_INTERVAL_MS) this.#emitLine();
     this.#opt.telemetry.emit('intake.message', {
       endpoint,
       kind: 'astm',
@@ -360,11 +487,13 @@ export class AstmEndpoint<Q = unknown> implements Component {
     });
   }
 
-  #onPartial(link: Link, raw: Buffer, reason: PartialReason): void {
+  #onPartial(link: Link, raw: Buffer, reason: PartialReason, refusals?: PartialRefusals): void {
     const endpoint = this.#opt.analyzer.id;
-    const rejectReason = `incomplete message (${reason})`;
-    this.#log.warn('incomplete message kept as rejected raw bytes', { reason, bytes: raw.length });
-    this.#opt.telemetry.alert('warning', 'GW_ASTM_LINK', `analyzer ${endpoint}: incomplete message kept as rejected raw bytes (${reason})`, endpoint);
+    // Frames refused to the sender's retry limit are often why it gave up: the reason says so
+    // (before, "incomplete message (eot-before-end)" alone hid a garbled serial line).
+    const rejectReason = partialRejectReason(reason, refusals, this.#transportKind);
+    this.#log.warn('incomplete message kept as rejected raw bytes', { reason: rejectReason, bytes: raw.length });
+    this.#opt.telemetry.alert('warning', 'GW_ASTM_LINK', `analyzer ${endpoint}: ${rejectReason}, kept as rejected raw bytes`, endpoint);
     const commit = this.#opt.store
       .commit(
         {

@@ -13,10 +13,17 @@ import {
   type MessageMeta,
   type MessageReply,
   type PartialReason,
+  type PartialRefusals,
+  type RefusalCause,
 } from './link-session.ts';
 import type { Scheduler, TimerHandle } from './scheduler.ts';
 
 const RECORD_END = Buffer.from([CR]);
+/**
+ * Bytes ignored in neutral are reported at most this often while they keep coming: a line set to
+ * the wrong baud rate or parity never shows an ENQ, so no session end would ever report them.
+ */
+export const NEUTRAL_IGNORED_FLUSH_MS = 1_000;
 
 type ByteOutcome = 'ok' | 'consumed-run' | 'complete-here' | 'complete-before' | 'session-end' | 're-establish';
 
@@ -85,7 +92,11 @@ export class E1381Session implements AstmLinkSession {
   #msgFrames = 0;
   #msgDuplicates = 0;
   #msgRefused = 0;
+  /** The last refusal of this message (reason and cause), for its partial. */
+  #msgLastRefusal: { reason: string; cause: RefusalCause } | undefined;
   #ignoredInSession = 0;
+  /** Reports the bytes ignored in neutral (NEUTRAL_IGNORED_FLUSH_MS). */
+  #ignoredFlushTimer: TimerHandle | undefined;
   #messagesInSession = 0;
   /** The commit being awaited (a token, so a late settle after a timeout is ignored). */
   #commitToken = 0;
@@ -200,6 +211,11 @@ export class E1381Session implements AstmLinkSession {
     if (this.#state === 'receiving') {
       if (segStart < bytes.length) this.#appendRaw(bytes.subarray(segStart));
       this.#armReceiverTimer();
+    } else if (this.#state === 'neutral' && this.#ignoredInSession > 0 && this.#ignoredFlushTimer === undefined) {
+      this.#ignoredFlushTimer = this.#clock.schedule(NEUTRAL_IGNORED_FLUSH_MS, () => {
+        this.#ignoredFlushTimer = undefined;
+        if (this.#state === 'neutral') this.#flushIgnored();
+      });
     }
   }
 
@@ -215,14 +231,16 @@ export class E1381Session implements AstmLinkSession {
   }
 
   #flushIgnored(): void {
+    this.#ignoredFlushTimer?.cancel();
+    this.#ignoredFlushTimer = undefined;
     if (this.#ignoredInSession > 0) {
       this.#cb.onIgnoredBytes?.(this.#ignoredInSession);
       this.#ignoredInSession = 0;
     }
   }
 
-  #event(kind: LinkEvent['kind'], detail?: string): void {
-    this.#cb.onEvent?.(detail === undefined ? { kind } : { kind, detail });
+  #event(kind: LinkEvent['kind'], detail?: string, cause?: RefusalCause): void {
+    this.#cb.onEvent?.({ kind, ...(detail !== undefined ? { detail } : {}), ...(cause !== undefined ? { cause } : {}) });
   }
 
   #write(bytes: Buffer): void {
@@ -250,6 +268,7 @@ export class E1381Session implements AstmLinkSession {
   #startReceiving(): void {
     // LIS1-A §6.2.5: ready receiver answers ACK; the transfer phase starts with FN 1 (§6.3.2.1).
     if (this.#holdoffKind === 'contention') this.#clearHoldoff(); // the instrument's ENQ came (§6.2.7.1)
+    this.#flushIgnored(); // what came before this session, as its own count
     this.#state = 'receiving';
     this.#resetFrameParser();
     this.#lastFn = 0;
@@ -303,7 +322,7 @@ export class E1381Session implements AstmLinkSession {
           // A new frame started before this one ended: the unfinished frame is lost (the sender
           // gets no reply to it and retransmits after its timeout).
           this.#messageStarted = true;
-          this.#refused('frame restarted before its end');
+          this.#refused('frame restarted before its end', 'garbled');
           this.#resetFrameParser();
           this.#parse = 'fn';
           return 'ok';
@@ -402,10 +421,11 @@ export class E1381Session implements AstmLinkSession {
     this.#frameTooLong = false;
   }
 
-  #refused(reason: string): void {
+  #refused(reason: string, cause: RefusalCause): void {
     this.stats.framesRefused++;
     this.#msgRefused++;
-    this.#event('frame-refused', reason);
+    this.#msgLastRefusal = { reason, cause };
+    this.#event('frame-refused', reason, cause);
   }
 
   /** A whole frame is in: check it and reply (or start the commit). LIS1-A §6.3.4, §6.5.1. */
@@ -419,23 +439,23 @@ export class E1381Session implements AstmLinkSession {
     this.#resetFrameParser();
     this.#frameOpen = false; // checked: from here #messageStarted says whether its bytes are kept
 
-    const nak = (reason: string): 'ok' => {
+    const nak = (reason: string, cause: RefusalCause): 'ok' => {
       this.#messageStarted = true; // refused bytes are kept if the message is never finished
-      this.#refused(reason);
+      this.#refused(reason, cause);
       this.#write(BYTE.NAK); // LIS1-A §6.5.1: the sender retransmits the same frame
       return 'ok';
     };
-    if (tooLong) return nak(`frame longer than ${this.#opt.maxReceiveFrameBytes} bytes`);
-    if (c1 < 0 || c2 < 0) return nak('checksum is not two hex digits');
+    if (tooLong) return nak(`frame longer than ${this.#opt.maxReceiveFrameBytes} bytes`, 'size');
+    if (c1 < 0 || c2 < 0) return nak('checksum is not two hex digits', 'garbled');
     // LIS1-A §6.3.3: compared as a number, so 'a7' and 'A7' are the same checksum.
-    if (frameChecksum(fnByte, text, terminator) !== c1 * 16 + c2) return nak('checksum mismatch');
+    if (frameChecksum(fnByte, text, terminator) !== c1 * 16 + c2) return nak('checksum mismatch', 'garbled');
     const fn = fnByte - 0x30;
-    if (fn < 0 || fn > 7) return nak('frame number is not 0..7');
+    if (fn < 0 || fn > 7) return nak('frame number is not 0..7', 'garbled');
 
     const expected = (this.#lastFn + 1) % 8;
     if (fn !== expected) {
       const sameAsLast = this.#lastText !== undefined && fn === this.#lastFn;
-      if (!sameAsLast) return nak(`frame number ${fn} out of sequence (expected ${expected})`);
+      if (!sameAsLast) return nak(`frame number ${fn} out of sequence (expected ${expected})`, 'sequence');
       if (terminator === this.#lastTerminator && text.equals(this.#lastText as Buffer)) {
         if (this.#refusedEnd) return this.#refuseOverflowEnd();
         // LIS1-A §6.5.1.1: FN equal to the last accepted frame is a retransmission after a lost
@@ -507,7 +527,7 @@ export class E1381Session implements AstmLinkSession {
   #refuseOverflowEnd(): 'ok' {
     this.#resetMessage();
     this.#refusedEnd = true;
-    this.#refused(`message larger than ${this.#opt.maxMessageBytes} bytes (its head is kept)`);
+    this.#refused(`message larger than ${this.#opt.maxMessageBytes} bytes (its head is kept)`, 'size');
     this.#write(BYTE.NAK);
     return 'ok';
   }
@@ -525,6 +545,7 @@ export class E1381Session implements AstmLinkSession {
     this.#msgFrames = 0;
     this.#msgDuplicates = 0;
     this.#msgRefused = 0;
+    this.#msgLastRefusal = undefined;
   }
 
   #partial(reason: PartialReason): void {
@@ -539,11 +560,14 @@ export class E1381Session implements AstmLinkSession {
       this.stats.partials++;
       const raw = Buffer.concat(this.#raw, this.#rawLen);
       const late = this.#lateCommit;
+      const last = this.#msgLastRefusal;
+      const refusals: PartialRefusals | undefined = last && this.#msgRefused > 0 ? { refusedFrames: this.#msgRefused, lastRefusal: last.reason, lastCause: last.cause } : undefined;
       this.#resetMessage();
+      const hand = (): void => (refusals ? this.#cb.onPartial(raw, reason, refusals) : this.#cb.onPartial(raw, reason));
       // The whole message may still be stored by the commit the reply delay gave up on: kept
       // twice otherwise (accepted, and again as an incomplete message with a false alert).
-      if (late) late.then(() => undefined, () => this.#cb.onPartial(raw, reason));
-      else this.#cb.onPartial(raw, reason);
+      if (late) late.then(() => undefined, hand);
+      else hand();
     } else {
       this.#resetMessage();
     }
@@ -615,7 +639,7 @@ export class E1381Session implements AstmLinkSession {
       this.#lastFn = (this.#lastFn + 7) % 8;
       this.#lastText = undefined;
       this.#refusedButKept = kept;
-      this.#refused(kept ? 'message rejected (kept)' : 'message not committed');
+      this.#refused(kept ? 'message rejected (kept)' : 'message not committed', 'message');
       this.#write(BYTE.NAK);
     }
     this.#armReceiverTimer();

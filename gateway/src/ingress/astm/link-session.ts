@@ -41,6 +41,28 @@ export const PartialReasons = [
 ] as const;
 export type PartialReason = (typeof PartialReasons)[number];
 
+/**
+ * Why a frame was refused (NAK), by what it says about the line:
+ * - `garbled`: the frame is not what was sent — checksum mismatch, checksum or frame number not
+ *   readable, a frame cut by the next STX. On a serial line: baud, data bits or parity set wrong,
+ *   or noise; on TCP: an analyzer computing the checksum its own way (the profile).
+ * - `sequence`: a frame number out of sequence (a lost frame).
+ * - `size`: a frame over maxReceiveFrameBytes, a message over maxMessageBytes.
+ * - `message`: the line is fine, the message was not taken (the record layer rejected it, the
+ *   store could not commit it); the store and the message browser say why.
+ */
+export const RefusalCauses = ['garbled', 'sequence', 'size', 'message'] as const;
+export type RefusalCause = (typeof RefusalCauses)[number];
+
+/** The frames refused while a message was received, handed over with its partial. */
+export interface PartialRefusals {
+  /** Frames of this message NAKed (retransmissions of one frame count each time). */
+  refusedFrames: number;
+  /** The last refusal's reason (`checksum mismatch`, …) and cause. */
+  lastRefusal: string;
+  lastCause: RefusalCause;
+}
+
 export interface LinkEvent {
   kind:
     | 'session-start'
@@ -57,6 +79,8 @@ export interface LinkEvent {
     | 'sent'
     | 'overflow';
   detail?: string;
+  /** `frame-refused` only: what the refusal says about the line. */
+  cause?: RefusalCause;
 }
 
 export interface LinkCallbacks {
@@ -68,9 +92,16 @@ export interface LinkCallbacks {
    * retransmits). This is where the endpoint commits to the store.
    */
   onMessage(text: string, raw: Buffer, meta: MessageMeta): Promise<MessageReply | void>;
-  /** An inbound message cut off before its end: keep the exact bytes, derive nothing. */
-  onPartial(raw: Buffer, reason: PartialReason): void;
-  /** Bytes ignored outside frames, summarised once per session (or per burst in neutral). */
+  /**
+   * An inbound message cut off before its end: keep the exact bytes, derive nothing. `refusals`
+   * when frames of it were refused: often why the sender gave up (a garbled line NAKed to the
+   * retry limit), which the reason kept for the operator must say.
+   */
+  onPartial(raw: Buffer, reason: PartialReason, refusals?: PartialRefusals): void;
+  /**
+   * Bytes ignored outside frames, summarised: once per session, and in neutral at most once a
+   * second (NEUTRAL_IGNORED_FLUSH_MS) while they keep coming.
+   */
   onIgnoredBytes?(count: number): void;
   /** Link events for logs and counters. */
   onEvent?(event: LinkEvent): void;

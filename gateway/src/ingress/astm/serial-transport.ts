@@ -35,6 +35,12 @@ export function serialSettings(site: SerialConfig, profile?: Partial<Omit<Serial
 /**
  * One serial port through `serialport`. When the port disappears (USB adapter unplugged, pty
  * closed) or cannot be opened, it is reopened with backoff until `stop()`.
+ *
+ * States: `connecting` while opening, `connected`, `disconnected` when an open port closed, and
+ * `error` with the path and the reason when an attempt fails — reported again after every failed
+ * reopen, and not replaced by `connecting` while the gateway tries again: the status keeps saying
+ * why (ENDPOINT_DOWN names the path). Before, every reopen showed `connecting` and the error was
+ * reported only when its text changed, so a missing adapter read "connecting", health OK, forever.
  */
 export class SerialTransport implements Transport {
   readonly #settings: SerialSettings;
@@ -46,6 +52,8 @@ export class SerialTransport implements Transport {
   #attempt = 0;
   #retry: NodeJS.Timeout | undefined;
   #lastError = '';
+  /** The last open attempt failed: its error stays the state until an attempt succeeds. */
+  #failing = false;
 
   constructor(settings: SerialSettings, host: TransportHost, backoff: Backoff) {
     this.#settings = settings;
@@ -64,7 +72,7 @@ export class SerialTransport implements Transport {
       done?.();
       return;
     }
-    this.#host.state('connecting', this.#settings.path);
+    if (!this.#failing) this.#host.state('connecting', this.#settings.path);
     const s = this.#settings;
     const port = new SerialPort({
       path: s.path,
@@ -80,8 +88,9 @@ export class SerialTransport implements Transport {
     port.open((err) => {
       if (err) {
         const msg = describeError(err);
-        if (msg !== this.#lastError) this.#host.state('error', `cannot open ${s.path}: ${msg}`);
+        this.#failing = true;
         this.#lastError = msg;
+        this.#host.state('error', `cannot open ${s.path}: ${msg}`);
         this.#scheduleReopen();
         done?.();
         return;
@@ -93,6 +102,7 @@ export class SerialTransport implements Transport {
       }
       this.#attempt = 0;
       this.#lastError = '';
+      this.#failing = false;
       this.#port = port;
       let queued = 0;
       const wire: Wire = {

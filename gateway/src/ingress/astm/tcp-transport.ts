@@ -70,7 +70,15 @@ export class TcpServerTransport implements Transport {
   }
 }
 
-/** The gateway connects to the analyzer and reconnects with backoff when the connection drops. */
+/**
+ * The gateway connects to the analyzer and reconnects with backoff when the connection drops.
+ *
+ * States as on a serial port: `connecting` while connecting, `connected`, `disconnected` when an
+ * open connection closed, and `error` with the address and the reason when an attempt fails
+ * ("cannot connect to 192.0.2.7:5000: connect ECONNREFUSED …"), kept through the next attempts
+ * until one succeeds. Before, the state went connecting ↔ disconnected ("connect failed"), naming
+ * neither the address nor the error.
+ */
 export class TcpClientTransport implements Transport {
   readonly #target: { host: string; port: number };
   readonly #host: TransportHost;
@@ -79,6 +87,8 @@ export class TcpClientTransport implements Transport {
   #stopped = false;
   #attempt = 0;
   #retry: NodeJS.Timeout | undefined;
+  /** The last attempt failed: its error stays the state until an attempt succeeds. */
+  #failing = false;
 
   constructor(target: { host: string; port: number }, host: TransportHost, backoff: Backoff) {
     this.#target = target;
@@ -93,21 +103,30 @@ export class TcpClientTransport implements Transport {
 
   #connect(): void {
     if (this.#stopped) return;
-    this.#host.state('connecting', `${this.#target.host}:${this.#target.port}`);
+    const target = `${this.#target.host}:${this.#target.port}`;
+    if (!this.#failing) this.#host.state('connecting', target);
     const socket = net.connect({ host: this.#target.host, port: this.#target.port });
     this.#socket = socket;
     let connected = false;
+    let failure = 'closed before connecting';
     socket.once('connect', () => {
       connected = true;
       this.#attempt = 0;
-      this.#host.state('connected', `${this.#target.host}:${this.#target.port}`);
+      this.#failing = false;
+      this.#host.state('connected', target);
       attachSocket(socket, this.#host);
     });
-    socket.on('error', () => undefined); // reported through 'close'
+    socket.on('error', (err) => {
+      if (!connected) failure = describeError(err); // reported through 'close'
+    });
     socket.once('close', () => {
       if (this.#socket === socket) this.#socket = undefined;
       if (this.#stopped) return;
-      this.#host.state('disconnected', connected ? 'connection closed' : 'connect failed');
+      if (connected) this.#host.state('disconnected', `${target}: connection closed`);
+      else {
+        this.#failing = true;
+        this.#host.state('error', `cannot connect to ${target}: ${failure}`);
+      }
       this.#retry = setTimeout(() => this.#connect(), backoffDelay(this.#backoff, this.#attempt++));
       this.#retry.unref();
     });
