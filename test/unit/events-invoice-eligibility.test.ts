@@ -66,7 +66,7 @@ describe('invoice.eligible derivation', () => {
     expect(await eligible('A3')).toHaveLength(1);
   });
 
-  it('cancelled tests are not required; a wholly cancelled order is never eligible', async () => {
+  it('cancelled tests are not required; a wholly cancelled order is not eligible', async () => {
     await store.commit(msg(), [order('A4', ['GLU', 'TSH'])]);
     await store.commit(msg(), [cancelled('A4', ['TSH'])]);
     await store.commit(msg(), [validated('A4', 'GLU')]);
@@ -75,6 +75,20 @@ describe('invoice.eligible derivation', () => {
     await store.commit(msg(), [cancelled('A5', [])]);
     await store.commit(msg(), [validated('A5', 'GLU')]);
     expect(await eligible('A5')).toHaveLength(0);
+  });
+
+  // Regression: a whole-order cancellation was final here, while the relay put the re-ordered
+  // test back on the sale order: delivered and "to invoice" in Odoo, never billed.
+  it('an order cancelled as a whole and ordered again is eligible once its tests are validated again', async () => {
+    await store.commit(msg(), [order('A7', ['GLU', 'TSH'])]);
+    await store.commit(msg(), [validated('A7', 'GLU')]);
+    await store.commit(msg(), [cancelled('A7', [])]);
+    await store.commit(msg(), [{ ...order('A7', ['GLU']), idempotencyKey: 'oc|A7|again' }]);
+    expect(await eligible('A7'), 'the result before the cancellation went with it').toHaveLength(0);
+    await store.commit(msg(), [{ ...validated('A7', 'GLU'), idempotencyKey: 'rv|A7|GLU|again' }]);
+    const found = await eligible('A7');
+    expect(found).toHaveLength(1);
+    expect(found[0]!.event.data).toMatchObject({ accession: 'A7', tests: [{ code: 'GLU' }] });
   });
 
   it('results without an order never make anything eligible', async () => {

@@ -12,7 +12,12 @@
  * `order.created` adds its tests (a test cancelled earlier is ordered again), an `order.cancelled`
  * takes its tests away together with their earlier validation (a re-ordered test needs a new
  * result), a `result.validated` validates its test whether or not the order is known yet. An
- * `order.cancelled` naming no test cancels the whole order for good: it is never eligible.
+ * `order.cancelled` naming no test cancels the whole order: every test, validation and billing
+ * goes. An `order.created` after it re-opens the order (the LIS ordered it again, ORC-1 NW): its
+ * tests are open again, like a test cancelled and ordered again, and need a new result; the relay
+ * brings the cancelled sale order back (rules/order-created.ts), so the order is billed once when
+ * they are validated. Before, a whole-order cancellation was final here while the relay put the
+ * lines back in Odoo: the re-ordered test was delivered and "to invoice" there, and never billed.
  *
  * QC and calibration runs never produce `result.validated` (the analyzer normalizers mark them
  * `runType: qc|calibration` and only LIS validation bills), so they can never make an order
@@ -37,7 +42,7 @@ type BillingEvent = Pick<DraftEvent | CanonicalEvent, 'type' | 'data'>;
 export interface BillingState {
   /** At least one order.created was seen. */
   ordered: boolean;
-  /** An order.cancelled named no test: the whole order is cancelled for good. */
+  /** An order.cancelled named no test, and no order.created came after it: the whole order is cancelled. */
   wholeOrderCancelled: boolean;
   /** Tests ordered and not cancelled since, by code, in the order they were first ordered. */
   open: Map<string, OrderedTest>;
@@ -55,6 +60,8 @@ export function billingState(events: Iterable<BillingEvent>): BillingState {
   for (const e of events) {
     if (e.type === 'order.created') {
       state.ordered = true;
+      // After a whole-order cancellation this is the LIS ordering again: only its tests are open.
+      state.wholeOrderCancelled = false;
       for (const t of (e.data as OrderCreatedData).tests) if (!state.open.has(t.code)) state.open.set(t.code, t);
     } else if (e.type === 'order.cancelled') {
       const tests = (e.data as OrderCancelledData).tests;

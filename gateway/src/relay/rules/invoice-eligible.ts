@@ -1,4 +1,4 @@
-import type { InvoiceEligibleData } from '../../events/types.ts';
+import type { InvoiceEligibleData, OrderCancelledData } from '../../events/types.ts';
 import { idempotencyKey, partitionKeys } from '../../events/keys.ts';
 import type { StoredEvent } from '../../store/types.ts';
 import { externalId, loadWithExternalIds, lookupExternalId, m2oId, read, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
@@ -50,9 +50,23 @@ export const invoiceEligibleRule: PostingRule = {
     for (const e of events) {
       const d = e.event.data as InvoiceEligibleData;
       try {
+        // What is billable now, from everything stored (a cancellation after the eligibility too).
+        const now = await billableNow(ctx, e, d);
+        if (now.wholeOrderCancelled || (now.codes.size === 0 && d.tests.length > 0)) {
+          const so = orders.get(d.accession);
+          const ref = so ? [{ model: 'sale.order', id: so.id, name: String(so['name'] ?? '') }] : undefined;
+          results.set(e.event.id, ok(ref, now.wholeOrderCancelled ? 'order cancelled, nothing to invoice' : 'tests cancelled since, nothing to invoice'));
+          continue;
+        }
         // The order's line changes stored before this one reach Odoo first (as if in one partition).
         await earlierOrderEventsDelivered(ctx, e);
         const so = orders.get(d.accession);
+        // A cancelled sale order is never invoiced (cancelled in Odoo by hand, or by a whole-order
+        // cancellation a later re-order has not undone yet: that re-order's own eligibility bills it).
+        if (so && String(so['state']) === 'cancel') {
+          results.set(e.event.id, ok([{ model: 'sale.order', id: so.id, name: String(so['name'] ?? '') }], 'order cancelled, nothing to invoice'));
+          continue;
+        }
         // The first eligibility of an accession owns `inv_<accession>`; a later one (tests added
         // after the order was billed) owns an external id of its own, for an invoice of its own
         // when the first one is posted already.
@@ -72,7 +86,7 @@ export const invoiceEligibleRule: PostingRule = {
           // A product already on the invoice is not added again, linked or not (an invoice drafted
           // before its lines carried sale_line_ids leaves the order's invoiced quantity at 0).
           const onInvoice = new Set((await searchRead(ctx.odoo, 'account.move.line', [['move_id', '=', draft.id]], ['id', 'product_id', 'display_type'])).filter(isProductLine).map((l) => m2oId(l['product_id'])));
-          const lines = (await invoiceLines(ctx, d, so, soLines, taxField, uomField)).filter((l) => !onInvoice.has(l[2].product_id));
+          const lines = (await invoiceLines(ctx, now.codes, so, soLines, taxField, uomField)).filter((l) => !onInvoice.has(l[2].product_id));
           if (lines.length > 0) {
             await write(ctx.odoo, 'account.move', [draft.id], { invoice_line_ids: lines });
             await refresh(so.id);
@@ -86,7 +100,7 @@ export const invoiceEligibleRule: PostingRule = {
         let id = move?.id;
         if (id === undefined) {
           if (!so) throw noSaleOrder(d.accession);
-          const lines = await invoiceLines(ctx, d, so, soLines, taxField, uomField);
+          const lines = await invoiceLines(ctx, now.codes, so, soLines, taxField, uomField);
           if (lines.length === 0 && d.tests.length > 0) {
             results.set(e.event.id, ok([{ model: 'sale.order', id: so.id, name: String(so['name'] ?? '') }], 'nothing left to invoice on the sale order'));
             continue;
@@ -150,15 +164,41 @@ async function earlierOrderEventsDelivered(ctx: RuleContext, e: StoredEvent): Pr
   throw odooError('transient', `accession ${accession}: ${earlier.length} earlier event(s) of the order not in Odoo yet (${earlier[0]!.event.type} first); the invoice follows them`, { waitsForQueued: true });
 }
 
-/** Invoice line commands for the order's current lines of the event's tests, each linked to its order line. */
+/**
+ * The event's tests that are still billable when it posts: those no `order.cancelled` stored after
+ * the eligibility took away (a cancellation naming no test takes them all). The eligibility was
+ * derived when every open test was validated; its invoice slot comes later (the default sync mode
+ * is scheduled), and meanwhile the LIS may withdraw a test or the whole order. The cancellation
+ * reaches Odoo at once, but a quotation cancelled as a whole keeps its lines at their quantity
+ * (action_cancel), so billing "the order's lines as they are" billed the withdrawn tests. A test
+ * cancelled and then ordered again is not billed here either: its new result derives an
+ * eligibility of its own (events/invoice-eligibility.ts), which bills it. Only later cancellations
+ * are read, so an accession whose older events retention pruned is billed as before.
+ */
+async function billableNow(ctx: RuleContext, e: StoredEvent, d: InvoiceEligibleData): Promise<{ codes: Set<string>; wholeOrderCancelled: boolean }> {
+  const codes = new Set(d.tests.map((t) => t.code));
+  if (!ctx.events) return { codes, wholeOrderCancelled: false };
+  let wholeOrderCancelled = false;
+  for (const c of await ctx.events(e.event.correlationId, ['order.cancelled'])) {
+    if (c.event.id < e.event.id || c.event.partitionKey !== partitionKeys.order(e.event.correlationId)) continue;
+    const tests = (c.event.data as OrderCancelledData).tests;
+    if (tests.length === 0) wholeOrderCancelled = true;
+    for (const t of tests) codes.delete(t.code);
+  }
+  if (wholeOrderCancelled) codes.clear();
+  return { codes, wholeOrderCancelled };
+}
+
+/** Invoice line commands for the order's current lines of the billable tests, each linked to its order line. */
 type LineCommand = [0, 0, Record<string, unknown> & { product_id: number }];
 
-async function invoiceLines(ctx: RuleContext, d: InvoiceEligibleData, so: OdooRecord, soLines: OdooRecord[], taxField: string, uomField: string): Promise<LineCommand[]> {
+async function invoiceLines(ctx: RuleContext, codes: ReadonlySet<string>, so: OdooRecord, soLines: OdooRecord[], taxField: string, uomField: string): Promise<LineCommand[]> {
   const wanted = new Set<number>();
-  for (const t of d.tests) wanted.add((await ctx.ref.product(t.code)).id);
+  for (const code of codes) wanted.add((await ctx.ref.product(code)).id);
   const out: LineCommand[] = [];
   for (const sol of soLines) {
-    if (m2oId(sol['order_id']) !== so.id || sol['display_type']) continue;
+    // A line of a cancelled order keeps its quantity in Odoo (action_cancel leaves it): never billed.
+    if (m2oId(sol['order_id']) !== so.id || sol['display_type'] || sol['state'] === 'cancel') continue;
     const productId = m2oId(sol['product_id']);
     if (productId === undefined || !wanted.has(productId)) continue;
     const quantity = Number(sol['product_uom_qty'] ?? 0) - Number(sol['qty_invoiced'] ?? 0);

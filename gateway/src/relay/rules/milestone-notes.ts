@@ -1,9 +1,14 @@
 import { createHash } from 'node:crypto';
-import type { SpecimenReceivedData, TestCompletedData, TestInProgressData } from '../../events/types.ts';
-import type { StoredEvent } from '../../store/types.ts';
+import { partitionKeys } from '../../events/keys.ts';
+import type { EventType, SpecimenReceivedData, TestCompletedData, TestInProgressData } from '../../events/types.ts';
+import type { OdooRef, StoredEvent } from '../../store/types.ts';
 import { searchRead } from '../odoo/odoo-calls.ts';
+import type { OdooApi } from '../odoo/odoo-client.ts';
 import { noSaleOrder, saleOrdersByAccession } from './sale-orders.ts';
-import { fail, ok, type PostingRule, type RuleResult } from './types.ts';
+import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
+
+/** The milestone types noted in the order's chatter. */
+export const MILESTONE_TYPES = ['specimen.received', 'test.in_progress', 'test.completed'] as const satisfies readonly EventType[];
 
 /**
  * specimen.received / test.in_progress / test.completed → a note in the order's chatter, batched:
@@ -11,10 +16,18 @@ import { fail, ok, type PostingRule, type RuleResult } from './types.ts';
  * marker `[lgw:<hash of the idempotency key>]`; every batch first reads the orders' messages and
  * drops the lines already posted, so a note never appears twice. No patient data and no
  * result values in the note: ids, codes and times only.
+ *
+ * A milestone can reach the gateway before its order (the LIS sends a preliminary result, ORU
+ * OBX-11 P, before the ORM). Without a sale order it cannot be noted, and its order's
+ * `order.created` comes after it in the same partition: failing it held the order back, retried
+ * until it was dead-lettered, and the order never reached Odoo. When the store holds such a later
+ * order message, the milestone is resolved without a write, and the order's rule posts its note
+ * once the sale order exists (order-created.ts), so the chatter still shows it. Without one, a
+ * missing order is retried with the store's back-off and dead-lettered after relay.maxAttempts.
  */
 export const milestoneNotesRule: PostingRule = {
   name: 'milestone-notes',
-  types: ['specimen.received', 'test.in_progress', 'test.completed'],
+  types: MILESTONE_TYPES,
   maxBatch: 500,
   crossPartition: true,
   async post(ctx, events) {
@@ -29,41 +42,33 @@ export const milestoneNotesRule: PostingRule = {
     const orders = await saleOrdersByAccession(ctx.odoo, withOrder.map((w) => w.accession));
     // Look up before posting, always: one read per batch keeps every note exactly once whatever
     // happened to an earlier attempt.
-    const posted = new Set<string>();
-    if (orders.size > 0) {
-      const msgs = await searchRead(ctx.odoo, 'mail.message', [['model', '=', 'sale.order'], ['res_id', 'in', [...orders.values()].map((o) => o.id)], ['body', 'ilike', 'lgw:']], ['id', 'body']);
-      for (const m of msgs) for (const match of String(m['body'] ?? '').matchAll(/lgw:([0-9a-f]{12})/g)) posted.add(match[1]!);
-    }
-    const bySo = new Map<number, Array<{ e: StoredEvent; line: string }>>();
+    const posted = await notedMarkers(ctx.odoo, [...orders.values()].map((o) => o.id));
+    const bySo = new Map<number, StoredEvent[]>();
+    const orderEvents = new Map<string, StoredEvent[]>(); // the store's order.created per accession, read once a batch
     for (const { e, accession } of withOrder) {
       const so = orders.get(accession);
       if (!so) {
-        results.set(e.event.id, fail(noSaleOrder(accession)));
+        // The order's own message comes after this one in the partition (the LIS sent the result
+        // before the order): failing would hold it back for good. The order's rule posts the note.
+        if (await orderFollows(ctx, e, accession, orderEvents)) results.set(e.event.id, ok(undefined, 'the order follows in the queue: the note is posted with it'));
+        else results.set(e.event.id, fail(noSaleOrder(accession)));
         continue;
       }
-      const marker = noteMarker(e.event.idempotencyKey);
-      if (posted.has(marker)) {
+      if (posted.has(noteMarker(e.event.idempotencyKey))) {
         results.set(e.event.id, ok([{ model: 'sale.order', id: so.id, name: String(so['name'] ?? '') }], 'note already posted'));
         continue;
       }
-      const list = bySo.get(so.id) ?? [];
-      list.push({ e, line: `${describe(e)} [lgw:${marker}]` });
-      bySo.set(so.id, list);
+      bySo.set(so.id, [...(bySo.get(so.id) ?? []), e]);
     }
     // message_post acts on one record: one call per order, a few in parallel (bounded so a large
     // batch does not queue behind the HTTP agent's sockets and time out there).
     const queue = [...bySo];
-    const post = async ([soId, items]: [number, Array<{ e: StoredEvent; line: string }>]): Promise<void> => {
+    const post = async ([soId, items]: [number, StoredEvent[]]): Promise<void> => {
       try {
-        const body = noteBody(['Lab milestones', ...items.map((i) => `• ${i.line}`)]);
-        // The new mail.message: its id over JSON-RPC (call_kw downgrades the record), `[id]` over
-        // JSON-2 (Odoo 19 serialises a returned record as its id list, odoo-api.md A.4).
-        const params = { body, message_type: 'comment', subtype_xmlid: 'mail.mt_note', ...(ctx.odoo.serverVersion >= 17 ? { body_is_html: true } : {}) };
-        const answer = await ctx.odoo.call<unknown>('sale.order', 'message_post', params, { ids: [soId] });
-        const msgId = messageIdOf(answer);
-        for (const i of items) results.set(i.e.event.id, ok([{ model: 'sale.order', id: soId }, ...(msgId !== undefined ? [{ model: 'mail.message', id: msgId }] : [])]));
+        const refs = await postMilestoneNote(ctx.odoo, soId, items);
+        for (const i of items) results.set(i.event.id, ok(refs));
       } catch (err) {
-        for (const i of items) results.set(i.e.event.id, fail(err));
+        for (const i of items) results.set(i.event.id, fail(err));
       }
     };
     await Promise.all(
@@ -76,6 +81,39 @@ export const milestoneNotesRule: PostingRule = {
 };
 
 const NOTE_PARALLELISM = 8;
+
+/** The `[lgw:<hash>]` markers already in the chatter of these sale orders (one read). */
+export async function notedMarkers(odoo: OdooApi, soIds: number[]): Promise<Set<string>> {
+  const posted = new Set<string>();
+  if (soIds.length === 0) return posted;
+  const msgs = await searchRead(odoo, 'mail.message', [['model', '=', 'sale.order'], ['res_id', 'in', soIds], ['body', 'ilike', 'lgw:']], ['id', 'body']);
+  for (const m of msgs) for (const match of String(m['body'] ?? '').matchAll(/lgw:([0-9a-f]{12})/g)) posted.add(match[1]!);
+  return posted;
+}
+
+/** One note on the order's chatter, one line per milestone with its marker; the order and the message. */
+export async function postMilestoneNote(odoo: OdooApi, soId: number, items: StoredEvent[]): Promise<OdooRef[]> {
+  const body = noteBody(['Lab milestones', ...items.map((e) => `• ${describe(e)} [lgw:${noteMarker(e.event.idempotencyKey)}]`)]);
+  // The new mail.message: its id over JSON-RPC (call_kw downgrades the record), `[id]` over
+  // JSON-2 (Odoo 19 serialises a returned record as its id list, odoo-api.md A.4).
+  const params = { body, message_type: 'comment', subtype_xmlid: 'mail.mt_note', ...(odoo.serverVersion >= 17 ? { body_is_html: true } : {}) };
+  const answer = await odoo.call<unknown>('sale.order', 'message_post', params, { ids: [soId] });
+  const msgId = messageIdOf(answer);
+  return [{ model: 'sale.order', id: soId }, ...(msgId !== undefined ? [{ model: 'mail.message', id: msgId }] : [])];
+}
+
+/**
+ * A later `order.created` of the accession, not delivered yet, follows this milestone in the
+ * order's partition, so it is posted after this one is resolved and finds it there
+ * (order-created.ts `postEarlierMilestones`). A milestone of another partition (an analyzer's QC
+ * run is keyed by specimen) holds no order back and keeps waiting for the sale order as before.
+ */
+async function orderFollows(ctx: RuleContext, e: StoredEvent, accession: string, cache: Map<string, StoredEvent[]>): Promise<boolean> {
+  if (!ctx.events || e.event.partitionKey !== partitionKeys.order(accession)) return false;
+  let orders = cache.get(accession);
+  if (!orders) cache.set(accession, (orders = await ctx.events(accession, ['order.created'])));
+  return orders.some((o) => o.event.id > e.event.id && o.event.partitionKey === e.event.partitionKey && o.state !== 'delivered' && o.state !== 'discarded');
+}
 
 /**
  * The note as HTML that reads exactly as its lines on every Odoo version: each line escaped, the

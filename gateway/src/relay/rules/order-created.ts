@@ -1,9 +1,11 @@
+import { describeError } from '../../errors.ts';
 import { billingState, inStoredOrder } from '../../events/invoice-eligibility.ts';
-import type { OrderCreatedData, OrderedTest } from '../../events/types.ts';
+import type { OrderCancelledData, OrderCreatedData, OrderedTest } from '../../events/types.ts';
 import type { OdooRef, StoredEvent } from '../../store/types.ts';
 import { create, externalId, loadWithExternalIds, m2oId, read, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
 import { failureOf, mappingMissing, needsOperator } from '../odoo/odoo-error.ts';
 import type { ProductRef } from '../reference-data.ts';
+import { MILESTONE_TYPES, notedMarkers, noteMarker, postMilestoneNote } from './milestone-notes.ts';
 import { isLockedOrder, isLockedOrderRefusal, lockedOrderChange, saleOrderOrigin, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
 
@@ -20,8 +22,10 @@ import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from '.
  * therefore changes nothing. All order messages of one accession in a batch are posted together.
  *
  * Results the LIS validated before their order reached Odoo (result.validated waits for its order,
- * see result-validated.ts) are marked delivered here, from the store's events before the order.
- * Never confirmed unless relay.autoConfirm (DESIGN.md §2: drafts only).
+ * see result-validated.ts) are marked delivered here, from the store's events before the order;
+ * milestones that came before it (milestone-notes.ts) get their chatter note here.
+ * An order message after the LIS cancelled the whole order brings a cancelled quotation back
+ * (completeOrder). Never confirmed unless relay.autoConfirm (DESIGN.md §2: drafts only).
  */
 export const orderCreatedRule: PostingRule = {
   name: 'order-created',
@@ -57,7 +61,7 @@ export const orderCreatedRule: PostingRule = {
         }
         const so = existing.get(accession);
         if (so) {
-          done.set(accession, await completeOrder(ctx, so, accession, products, existingLines, lineVals));
+          done.set(accession, await completeOrder(ctx, so, accession, products, existingLines, lineVals, await reorderAfterWholeCancel(ctx, evs)));
           continue;
         }
         const d = data(evs[0]!);
@@ -101,6 +105,8 @@ export const orderCreatedRule: PostingRule = {
       for (const accession of done.keys()) settle(accession, fail(err));
       done.clear();
     }
+    // Milestones that came before the order: their notes go on its chatter now.
+    await postEarlierMilestones(ctx, byAcc, done, settle);
     for (const [accession, { ref, note }] of done) settle(accession, ok([ref], note));
 
     if (ctx.config.autoConfirm && done.size > 0) await confirmOrders(ctx, done, settle);
@@ -183,9 +189,42 @@ function refusedConfirm(order: { accession: string; name: string }, err: unknown
 }
 
 /**
+ * The first order message after the LIS cancelled the whole order (an `order.cancelled` naming no
+ * test): the LIS ordered it again. Its billing opens again (events/invoice-eligibility.ts), so the
+ * sale order must come back too. `withdrawn`: the codes the LIS ordered before that cancellation,
+ * whose lines a quotation brought back must not keep unless ordered again. Only the first such
+ * message reopens, so a retry does the same and a later add-on leaves the order's lines alone.
+ */
+interface Reorder {
+  withdrawn: Set<string>;
+}
+
+async function reorderAfterWholeCancel(ctx: RuleContext, evs: StoredEvent[]): Promise<Reorder | undefined> {
+  if (!ctx.events) return undefined;
+  const accession = evs[0]!.event.correlationId;
+  const ids = new Set(evs.map((e) => e.event.id));
+  const stored = inStoredOrder(await ctx.events(accession, ['order.created', 'order.cancelled'])).filter((s) => s.event.id <= evs.at(-1)!.event.id);
+  const cancel = stored.findLastIndex((s) => s.event.type === 'order.cancelled' && (s.event.data as OrderCancelledData).tests.length === 0);
+  if (cancel < 0) return undefined;
+  const firstAfter = stored.slice(cancel + 1).find((s) => s.event.type === 'order.created');
+  if (!firstAfter || !ids.has(firstAfter.event.id)) return undefined;
+  const withdrawn = new Set<string>();
+  for (const s of stored.slice(0, cancel)) if (s.event.type === 'order.created') for (const t of (s.event.data as OrderCreatedData).tests) withdrawn.add(t.code);
+  return { withdrawn };
+}
+
+/**
  * The sale order exists: add the ordered products it has no line for, give a line a cancellation
- * set to 0 its quantity back. A cancelled sale order is not reopened: a test ordered for it is a
- * dead letter for an operator.
+ * set to 0 its quantity back.
+ *
+ * A cancelled sale order is brought back only when the LIS cancelled the whole order and then
+ * ordered it again (`reorder`): `action_draft` makes the cancelled quotation a quotation again
+ * with its lines (sale_order.py, 16–19: cancel/sent → draft), the lines of withdrawn tests not
+ * ordered again are unlinked, and what the new order lacks is added; the tests are then billed
+ * once when validated. Before, the order was "already in Odoo" on the cancelled quotation and its
+ * tests were never billed, while the store counted them cancelled for good. A sale order cancelled
+ * in Odoo otherwise (by a user) is not reopened: a test ordered for it is a dead letter for an
+ * operator, a resend changes nothing, and it is never invoiced.
  */
 async function completeOrder(
   ctx: RuleContext,
@@ -194,13 +233,51 @@ async function completeOrder(
   products: ProductRef[],
   allLines: OdooRecord[],
   lineVals: (p: ProductRef) => Record<string, unknown>,
+  reorder: Reorder | undefined,
 ): Promise<{ ref: OdooRef; note?: string }> {
   const name = String(so['name'] ?? '');
   const ref = soRef(so.id, name, accession);
-  const lines = allLines.filter((l) => m2oId(l['order_id']) === so.id && !l['display_type']);
+  let lines = allLines.filter((l) => m2oId(l['order_id']) === so.id && !l['display_type']);
+  const notes: string[] = [];
+  if (reorder && String(so['state']) === 'cancel') {
+    // Odoo refusing it on its merits (a customisation), or leaving the order cancelled, is for an
+    // operator: nothing else was written, and a replay after the fix reopens it.
+    const refused = (why: string): Error =>
+      needsOperator(
+        `sale order ${name || so.id} (accession ${accession}) was cancelled by the LIS and ordered again, but Odoo did not set it back to quotation (${why}): set it back to quotation in Odoo and replay this event`,
+        { accession, model: 'sale.order', method: 'action_draft' },
+      );
+    try {
+      await ctx.odoo.call('sale.order', 'action_draft', {}, { ids: [so.id] });
+    } catch (err) {
+      throw failureOf(err) === 'permanent' ? refused(describeError(err)) : err;
+    }
+    const [after] = await read(ctx.odoo, 'sale.order', [so.id], ['state']);
+    if (after?.['state'] !== 'draft') throw refused(`still ${String(after?.['state'])} after action_draft`);
+    so['state'] = 'draft';
+    notes.push('cancelled quotation set back to quotation (the LIS ordered it again)');
+  }
+  if (reorder && (so['state'] === 'draft' || so['state'] === 'sent')) {
+    const keep = new Set(products.map((p) => p.id));
+    const withdrawn = new Set<number>();
+    for (const code of reorder.withdrawn) {
+      // A withdrawn test whose product is no longer mapped has no line to find: skip it.
+      const product = await ctx.ref.product(code).catch((err: unknown) => {
+        if (failureOf(err) === 'permanent') return undefined;
+        throw err;
+      });
+      if (product) withdrawn.add(product.id);
+    }
+    const stale = lines.filter((l) => withdrawn.has(m2oId(l['product_id']) ?? -1) && !keep.has(m2oId(l['product_id']) ?? -1));
+    if (stale.length > 0) {
+      await ctx.odoo.call('sale.order.line', 'unlink', {}, { ids: stale.map((l) => l.id) });
+      lines = lines.filter((l) => !stale.includes(l));
+      notes.push(`removed withdrawn test line(s) not ordered again`);
+    }
+  }
   const open = new Set(lines.filter((l) => Number(l['product_uom_qty'] ?? 0) > 0).map((l) => m2oId(l['product_id'])));
   const missing = products.filter((p) => !open.has(p.id));
-  if (missing.length === 0) return { ref, note: 'already in Odoo' };
+  if (missing.length === 0) return { ref, note: notes.length > 0 ? notes.join('; ') : String(so['state']) === 'cancel' ? 'already in Odoo (the sale order is cancelled there)' : 'already in Odoo' };
   if (String(so['state']) === 'cancel') {
     throw mappingMissing(
       `sale order ${name} (accession ${accession}) is cancelled in Odoo; tests ${missing.map((p) => p.code).join(', ')} ordered again are not on it: set it back to quotation in Odoo and replay this event`,
@@ -226,7 +303,73 @@ async function completeOrder(
       throw isLockedOrderRefusal(err) ? lockedOrderChange(so, accession, restoredCodes()) : err;
     }
   }
-  return { ref, note: `added ${missing.map((p) => p.code).join(', ')} to the order in Odoo` };
+  return { ref, note: [...notes, `added ${missing.map((p) => p.code).join(', ')} to the order in Odoo`].join('; ') };
+}
+
+/**
+ * Notes of the milestones stored before the order in its partition that the milestone rule
+ * resolved without a write because the sale order did not exist yet (milestone-notes.ts): no
+ * sale order among their Odoo references. One note per order, lines already in its chatter (their
+ * `[lgw:<hash>]` markers, read first) left out, so a retry posts nothing twice. A failure of the
+ * link or an ambiguous one fails the order's events (the retry finds the order and the notes
+ * posted); a refusal on the merits (the bot may not post in the chatter) does not keep the order
+ * out of billing: it is delivered, and the note says which notes are missing.
+ */
+async function postEarlierMilestones(
+  ctx: RuleContext,
+  byAcc: Map<string, StoredEvent[]>,
+  done: Map<string, { ref: OdooRef; note?: string }>,
+  settle: (accession: string, outcome: RuleResult) => void,
+): Promise<void> {
+  if (!ctx.events || done.size === 0) return;
+  const pending = new Map<string, StoredEvent[]>();
+  const failAll = (accessions: Iterable<string>, err: unknown): void => {
+    for (const accession of [...accessions]) {
+      settle(accession, fail(err));
+      done.delete(accession);
+    }
+  };
+  try {
+    for (const accession of done.keys()) {
+      const last = byAcc.get(accession)!.at(-1)!.event;
+      const earlier = (await ctx.events(accession, [...MILESTONE_TYPES])).filter(
+        (m) =>
+          m.event.partitionKey === last.partitionKey &&
+          m.event.id < last.id &&
+          m.state !== 'dead' &&
+          m.state !== 'discarded' &&
+          !(m.odoo ?? []).some((r) => r.model === 'sale.order'),
+      );
+      if (earlier.length > 0) pending.set(accession, inStoredOrder(earlier));
+    }
+  } catch (err) {
+    failAll(done.keys(), err);
+    return;
+  }
+  if (pending.size === 0) return;
+  try {
+    const posted = await notedMarkers(ctx.odoo, [...pending.keys()].map((a) => done.get(a)!.ref.id));
+    for (const [accession, list] of pending) pending.set(accession, list.filter((m) => !posted.has(noteMarker(m.event.idempotencyKey))));
+  } catch (err) {
+    failAll(pending.keys(), err);
+    return;
+  }
+  await Promise.all(
+    [...pending].map(async ([accession, list]) => {
+      if (list.length === 0) return;
+      const entry = done.get(accession)!;
+      try {
+        await postMilestoneNote(ctx.odoo, entry.ref.id, list);
+      } catch (err) {
+        if (failureOf(err) !== 'permanent') {
+          failAll([accession], err);
+          return;
+        }
+        ctx.log.warn('milestone notes before the order not posted', { accession, error: describeError(err) });
+        entry.note = [entry.note, `${list.length} milestone note(s) that came before the order not posted: ${describeError(err)}`].filter(Boolean).join('; ');
+      }
+    }),
+  );
 }
 
 /** Mark delivered the lines of tests whose result was validated (and not cancelled) before the order. */
