@@ -79,8 +79,18 @@ function applyInventory(env: Env, ids: number[]): void {
   }
 }
 
-/** `stock.quant._update_available_quantity` / `_update_reserved_quantity` (internal locations only). */
+/**
+ * `stock.quant._update_available_quantity` / `_update_reserved_quantity` (internal locations only).
+ * A move line may take stock from any location (a child of its move's source included: the move
+ * line's `location_id` domain, `[('usage', '!=', 'view')]`, is a form domain, not a server
+ * check); the one place Odoo refuses is a view location, which may hold no quant
+ * (`stock.quant.check_location_id`, 16–19: ValidationError).
+ */
 export function updateQuant(env: Env, productId: number, locationId: number, lotId: number | false, dQty: number, dReserved: number): void {
+  const location = env.table('stock.location').get(locationId);
+  if (location?.usage === 'view' && dQty !== 0 && isStorable(env, productId)) {
+    throw validationError(`You cannot take products from or deliver products to a location of type "view" (${String(location.name)}).`);
+  }
   if (!isInternalLoc(env, locationId) || !isStorable(env, productId)) return;
   const q = findQuant(env, productId, locationId, lotId);
   if (q) {

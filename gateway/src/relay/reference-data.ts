@@ -3,7 +3,7 @@ import { GatewayError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { GatewayStore } from '../store/types.ts';
 import type { OdooApi } from './odoo/odoo-client.ts';
-import { m2oId, searchRead, type OdooRecord } from './odoo/odoo-calls.ts';
+import { m2oId, read, searchRead, type OdooRecord } from './odoo/odoo-calls.ts';
 import { cleanOdooMessage, failureOf, isLinkDown, mappingMissing } from './odoo/odoo-error.ts';
 
 /**
@@ -104,6 +104,8 @@ export interface UomRef {
 export interface DebitLine {
   productId: number;
   lotId?: number;
+  /** The move line's source (the lab location or one of its children); absent in debits recorded before it was kept. */
+  locationId?: number;
   qty: number;
 }
 /** A posted segment's debit of the local stock, keyed by its marker (exactly once per marker). */
@@ -174,6 +176,11 @@ export class ReferenceData {
 
   get snapshot(): ReferenceSnapshot {
     return this.#snap;
+  }
+
+  /** The Odoo the reference data reads through (the relay's shared call limit): the stock watch's look-ups use it too. */
+  get odoo(): OdooApi {
+    return this.#odoo;
   }
 
   /** Models the last refresh could not read (Odoo refused them: access or another error); empty when it read everything. */
@@ -378,20 +385,41 @@ export class ReferenceData {
    * pull that failed): called before a lot choice is declared impossible.
    */
   async refreshProductStock(productId: number): Promise<void> {
-    const readAt = Date.now();
     const lots = await searchRead(this.#odoo, 'stock.lot', [['product_id', '=', productId]], ['id', 'name', 'product_id', 'expiration_date']);
-    const lab = findLocation(this.#snap.locations, this.#mapping.labLocation) ?? (await this.location(this.#mapping.labLocation, 'odoo.mapping.labLocation'));
-    const quants = await searchRead(this.#odoo, 'stock.quant', [['product_id', '=', productId], ['location_id', 'child_of', lab.id]], ['id', 'product_id', 'lot_id', 'location_id', 'quantity']);
     this.#snap.lots = [...this.#snap.lots.filter((l) => l.productId !== productId), ...lots.map(toLot)];
+    await this.refreshStock([productId]);
+  }
+
+  /**
+   * Re-read the lab quants (the lab location and its children) of some products from Odoo, in one
+   * `search_read`, before the consumption rule chooses their lots: a count, a scrap or a transfer
+   * done in Odoo since the last pull (up to relay.referenceRefreshMs old) is seen before a lot is
+   * chosen FEFO. Lots the quants name that the snapshot does not know (received since the pull)
+   * are read too (one `read`). The gateway's own debits the new quants may lack (pickings done
+   * after the read began) are applied again.
+   */
+  async refreshStock(productIds: number[]): Promise<void> {
+    const ids = [...new Set(productIds)];
+    if (ids.length === 0) return;
+    const readAt = Date.now();
+    const lab = findLocation(this.#snap.locations, this.#mapping.labLocation) ?? (await this.location(this.#mapping.labLocation, 'odoo.mapping.labLocation'));
+    const quants = await searchRead(this.#odoo, 'stock.quant', [['product_id', 'in', ids], ['location_id', 'child_of', lab.id]], ['id', 'product_id', 'lot_id', 'location_id', 'quantity'], { order: 'id' });
+    const known = new Set(this.#snap.lots.map((l) => l.id));
+    const newLots = [...new Set(quants.map((q) => m2oId(q['lot_id'])).filter((id): id is number => id !== undefined && !known.has(id)))];
+    if (newLots.length > 0) {
+      const lots = await read(this.#odoo, 'stock.lot', newLots, ['id', 'name', 'product_id', 'expiration_date']);
+      this.#snap.lots = [...this.#snap.lots, ...lots.map(toLot)];
+    }
+    const refreshed = new Set(ids);
     this.#snap.quants = [
-      ...this.#snap.quants.filter((q) => q.productId !== productId),
-      ...quants.map((q) => ({ productId, ...opt('lotId', m2oId(q['lot_id'])), locationId: m2oId(q['location_id']) ?? 0, quantity: Number(q['quantity'] ?? 0) })),
+      ...this.#snap.quants.filter((q) => !refreshed.has(q.productId)),
+      ...quants.map((q) => ({ productId: m2oId(q['product_id']) ?? 0, ...opt('lotId', m2oId(q['lot_id'])), locationId: m2oId(q['location_id']) ?? 0, quantity: Number(q['quantity'] ?? 0) })),
     ];
-    this.#stockReadAt.set(productId, readAt);
-    // This product's debits of pickings done after the read are not in the new quants.
+    for (const id of ids) this.#stockReadAt.set(id, readAt);
+    // These products' debits of pickings done after the read began are not in the new quants.
     for (const d of this.#debits.values()) {
       if (!notInRead(d, readAt)) continue;
-      for (const l of d.lines) if (l.productId === productId) this.consume(l.productId, l.lotId, l.qty);
+      for (const l of d.lines) if (refreshed.has(l.productId)) this.consume(l.productId, l.lotId, l.qty, l.locationId);
     }
   }
 
@@ -399,22 +427,42 @@ export class ReferenceData {
     return this.#snap.lots.filter((l) => l.productId === productId);
   }
 
-  /** On-hand per lot at the lab location, from the last pull. */
+  /** On-hand per lot at the lab location and its children together, from the last pull. */
   onHandByLot(productId: number): Map<number, number> {
     const m = new Map<number, number>();
     for (const q of this.#snap.quants) if (q.productId === productId && q.lotId !== undefined) m.set(q.lotId, (m.get(q.lotId) ?? 0) + q.quantity);
     return m;
   }
 
+  /**
+   * On-hand of a product per quant (lot and location: the lab location or one of its children),
+   * from the last pull or refresh with the gateway's debits since, in the order Odoo listed them
+   * (quant id). Quants of one lot and location are summed.
+   */
+  quantsOf(productId: number): QuantRef[] {
+    const out = new Map<string, QuantRef>();
+    for (const q of this.#snap.quants) {
+      if (q.productId !== productId) continue;
+      const key = `${q.lotId ?? ''}@${q.locationId}`;
+      const held = out.get(key);
+      if (held) held.quantity += q.quantity;
+      else out.set(key, { ...q });
+    }
+    return [...out.values()];
+  }
+
   onHand(productId: number): number {
     return this.#snap.quants.filter((q) => q.productId === productId).reduce((s, q) => s + q.quantity, 0);
   }
 
-  /** Debit the local copy after a consumption was posted, until the next pull. */
-  consume(productId: number, lotId: number | undefined, quantity: number): void {
-    const q = this.#snap.quants.find((x) => x.productId === productId && x.lotId === lotId);
+  /**
+   * Debit the local copy after a consumption was posted, until the next pull: the quant of that
+   * lot at that location (a debit recorded without a location: the lot's first quant).
+   */
+  consume(productId: number, lotId: number | undefined, quantity: number, locationId?: number): void {
+    const q = this.#snap.quants.find((x) => x.productId === productId && x.lotId === lotId && (locationId === undefined || x.locationId === locationId));
     if (q) q.quantity -= quantity;
-    else this.#snap.quants.push({ productId, ...opt('lotId', lotId), locationId: 0, quantity: -quantity });
+    else this.#snap.quants.push({ productId, ...opt('lotId', lotId), locationId: locationId ?? 0, quantity: -quantity });
   }
 
   /**
@@ -529,7 +577,7 @@ export class ReferenceData {
       // date_done has whole seconds: the picking was done within [done, done + 1 s). Only a read
       // that began after that second certainly saw it; within it, debit (the next pull corrects).
       if (done !== undefined && readAt !== undefined && Number.isFinite(readAt) && done + 1000 <= readAt) continue;
-      this.consume(l.productId, l.lotId, l.qty);
+      this.consume(l.productId, l.lotId, l.qty, l.locationId);
     }
   }
 
@@ -618,12 +666,13 @@ export function quantityInProductUnit(product: ProductRef, quantity: number, uni
 
 /**
  * Whether quants read from `readAt` (epoch ms, gateway clock) may lack a debited picking. The
- * gateway debited it once the picking was done: a read that began after that saw it. A read that
- * began before may have missed it, unless Odoo's date_done is a whole second or more before the
- * read (date_done has whole seconds; the clocks are assumed in step, as NTP keeps them).
+ * gateway debited it once Odoo had shown the picking done: a read that began then or after (the
+ * same millisecond included: it was sent after that answer) saw it. A read that began before may
+ * have missed it, unless Odoo's date_done is a whole second or more before the read (date_done
+ * has whole seconds; the clocks are assumed in step, as NTP keeps them).
  */
 function notInRead(d: PostedDebit, readAt: number): boolean {
-  if (d.debitedAt === undefined || Date.parse(d.debitedAt) < readAt) return false;
+  if (d.debitedAt === undefined || Date.parse(d.debitedAt) <= readAt) return false;
   return d.doneAt === undefined || odooTime(d.doneAt) + 1000 > readAt;
 }
 

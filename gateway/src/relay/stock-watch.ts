@@ -2,13 +2,15 @@ import { idempotencyKey, partitionKeys } from '../events/keys.ts';
 import type { ConsumableUsedData, DraftEvent } from '../events/types.ts';
 import { describeError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import type { GatewayStore, LocalDoc } from '../store/types.ts';
+import type { GatewayStore, LocalDoc, StoredEvent } from '../store/types.ts';
+import { consumptionInOdoo } from './rules/consumable-used.ts';
 import { quantityInProductUnit, type OrderpointRef, type ReferenceData, type ReferenceSnapshot } from './reference-data.ts';
 
 /**
  * Local replenishment check (DESIGN.md §3 stock.threshold_breached): on-hand at the lab location
  * from the last Odoo pull (debited locally as consumption is posted) minus consumption not yet
- * posted (converted to the product's unit), against the product's reorder point of the lab: the
+ * posted (converted to the product's unit; events the store still holds whose picking Odoo has
+ * already done are looked up and left out), against the product's reorder point of the lab: the
  * one on the lab location itself, else on its nearest ancestor (WH/Stock); another warehouse's
  * reorder points are not the lab's. A breach is emitted once per episode as a local event
  * (store.commitLocal), the episode's mark kept per reorder point; the episode ends when the
@@ -32,10 +34,16 @@ export class StockWatch {
    * product's unit, paged through the store's listing (1000 per page) and capped at SCAN_LIMIT
    * events per state: with a larger backlog the estimate is a lower bound on what is still to be
    * posted. An event whose unit cannot be converted (unknown, or another category) is not counted:
-   * it is dead-lettered when posted.
+   * it is dead-lettered when posted. Counted as the store sees it: check() leaves out what Odoo
+   * already holds.
    */
   async unposted(): Promise<Map<string, number>> {
-    const out = new Map<string, number>();
+    return totals(await this.#scan());
+  }
+
+  /** The store's unresolved consumption events in id order (the order of every partition), with their quantity in the product's unit. */
+  async #scan(): Promise<Unresolved[]> {
+    const out: Unresolved[] = [];
     // From the pulled snapshot (a watch without reference data counts quantities as reported).
     const snap: ReferenceSnapshot | undefined = this.#o.ref.snapshot;
     const products = new Map((snap?.products ?? []).map((p) => [p.code, p]));
@@ -49,15 +57,48 @@ export class StockWatch {
           const d = s.event.data as ConsumableUsedData;
           const product = products.get(d.productCode);
           const qty = product ? quantityInProductUnit(product, d.quantity, d.uom, uoms) : d.quantity;
-          if (qty === undefined) continue;
-          out.set(d.productCode, (out.get(d.productCode) ?? 0) + qty);
+          out.push({ e: s, code: d.productCode, ...(qty === undefined ? {} : { qty }) });
         }
         seen += page.length;
         if (page.length < PAGE) break;
         after = page[page.length - 1]!.event.id;
       }
     }
-    return out;
+    return out.sort((a, b) => (a.e.event.id < b.e.event.id ? -1 : a.e.event.id > b.e.event.id ? 1 : 0));
+  }
+
+  /**
+   * Which unresolved events Odoo already holds, for the products whose unposted consumption would
+   * take them below their minimum (only there can it change the outcome: leaving events out only
+   * raises an estimate). An event whose validation answer was lost, or whose lease a restart
+   * reopened, is still retrying in the store while the pulled quants already hold its picking:
+   * counted again, it raised a breach (a draft RFQ) for stock that never fell below the minimum.
+   * Every unresolved event of those products is looked up (rules/consumable-used.ts
+   * consumptionInOdoo, one `search_read` per segment depth, usually one): a link failure after the
+   * validation can release a lease unmarked, so "never attempted" does not prove "not in Odoo".
+   * `held`: the look-up failed; those products are not compared this time (no breach, the episode
+   * kept), and the next check (after the next pull or the next round that posts consumption) tries
+   * again.
+   */
+  async #inOdoo(events: Unresolved[], doubtful: Set<string>): Promise<{ covered: Set<string>; held: boolean }> {
+    if (doubtful.size === 0) return { covered: new Set(), held: false };
+    // Whole partitions (their segments are walked from the head); one of the earlier per-analyzer
+    // scheme may mix products.
+    const partitions = new Set(events.filter((u) => doubtful.has(u.code)).map((u) => u.e.event.partitionKey));
+    const runs = new Map<string, StoredEvent[]>();
+    for (const u of events) {
+      const key = u.e.event.partitionKey;
+      if (!partitions.has(key)) continue;
+      const run = runs.get(key);
+      if (run) run.push(u.e);
+      else runs.set(key, [u.e]);
+    }
+    try {
+      return { covered: await consumptionInOdoo({ odoo: this.#o.ref.odoo, ref: this.#o.ref, log: this.#o.log }, runs), held: false };
+    } catch (err) {
+      this.#o.log.warn('stock watch: could not look up unposted consumption in Odoo; the reorder check of these products waits for the next check', { products: [...doubtful], error: describeError(err) });
+      return { covered: new Set(), held: true };
+    }
   }
 
   async check(): Promise<DraftEvent[]> {
@@ -65,18 +106,49 @@ export class StockWatch {
     if (snap.orderpoints.length === 0) return [];
     const commitLocal = (this.#o.store as GatewayStore & { commitLocal?: LocalCommit }).commitLocal?.bind(this.#o.store);
     if (!commitLocal) return [];
-    const unposted = await this.unposted();
+    const orderpoints = labOrderpoints(snap.orderpoints, this.#o.ref.labLocationChain());
+    const events = await this.#scan();
+    const counted = totals(events);
+    // Marks were kept per product code before; such a mark still holds its episode.
+    const keyOf = (op: OrderpointRef, code: string): string => (op.id === undefined ? code : `op:${op.id}`);
+    const markOf = async (op: OrderpointRef, code: string): Promise<{ since: string } | undefined> => {
+      const key = keyOf(op, code);
+      return (await this.#o.store.getDoc<{ since: string }>(STATE_NS, key)) ?? (key !== code ? await this.#o.store.getDoc<{ since: string }>(STATE_NS, code) : undefined);
+    };
+    // Products whose outcome depends on what Odoo already holds: counting their unposted events
+    // takes them below the minimum, and without them the episode could end (or a new breach's
+    // quantity would be another one).
+    const doubtful = new Set<string>();
+    for (const op of orderpoints) {
+      const product = this.#o.ref.productById(op.productId);
+      const pending = product ? (counted.get(product.code) ?? 0) : 0;
+      if (!product || pending <= 0) continue;
+      const onHand = this.#o.ref.onHand(product.id);
+      if (onHand - pending >= op.min) continue;
+      if (onHand < op.min && (await markOf(op, product.code))) continue;
+      doubtful.add(product.code);
+    }
+    // Found segments are debited from the local stock (once per marker) and their products' quants
+    // read again before onHand is read. Every estimate is taken at once, with no wait in between:
+    // a pull finishing meanwhile (an operator's refresh beside the loop's) installs its quants
+    // either before or after all of them.
+    const { covered, held } = await this.#inOdoo(events, doubtful);
+    const unposted = totals(events.filter((u) => !covered.has(u.e.event.id)));
+    const estimates = new Map(orderpoints.map((op) => {
+      const product = this.#o.ref.productById(op.productId);
+      return [op, product ? this.#o.ref.onHand(product.id) - (unposted.get(product.code) ?? 0) : 0] as const;
+    }));
     const drafts: DraftEvent[] = [];
     /** The mark of each breach's episode, committed with it. */
     const marks: LocalDoc[] = [];
     const now = new Date(this.#o.clock()).toISOString();
-    for (const op of labOrderpoints(snap.orderpoints, this.#o.ref.labLocationChain())) {
+    for (const op of orderpoints) {
       const product = this.#o.ref.productById(op.productId);
       if (!product) continue;
-      const estimate = this.#o.ref.onHand(product.id) - (unposted.get(product.code) ?? 0);
-      // Marks were kept per product code before; such a mark still holds its episode.
-      const key = op.id === undefined ? product.code : `op:${op.id}`;
-      const state = (await this.#o.store.getDoc<{ since: string }>(STATE_NS, key)) ?? (key !== product.code ? await this.#o.store.getDoc<{ since: string }>(STATE_NS, product.code) : undefined);
+      if (held && doubtful.has(product.code)) continue;
+      const estimate = estimates.get(op)!;
+      const key = keyOf(op, product.code);
+      const state = await markOf(op, product.code);
       if (estimate >= op.min) {
         if (state) {
           await this.#o.store.deleteDoc(STATE_NS, key);
@@ -113,6 +185,20 @@ export class StockWatch {
     }
     return drafts;
   }
+}
+
+/** An unresolved consumption event and its quantity in the product's unit (none: its unit cannot be converted). */
+interface Unresolved {
+  e: StoredEvent;
+  code: string;
+  qty?: number;
+}
+
+/** Quantity per product code (events whose unit cannot be converted are not counted). */
+function totals(events: Unresolved[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const u of events) if (u.qty !== undefined) out.set(u.code, (out.get(u.code) ?? 0) + u.qty);
+  return out;
 }
 
 /**
