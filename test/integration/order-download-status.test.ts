@@ -23,19 +23,11 @@ import type { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
 import { cliSource, runCli } from '../fixtures/cli.ts';
 import { testGatewayConfig } from '../fixtures/gateway.ts';
 import { CENTAUR, connectAnalyzer, nextSession, orderRecords, orm } from '../fixtures/order-download.ts';
+import type { OrderDownloadSummary } from '../../gateway/src/astm/order-download.ts';
 
 const GATEWAY_ID = 'orders-status';
 
-interface OrderDownloadEntry {
-  waiting: number;
-  oldestWaitingSince: string | null;
-  failing: number;
-  lastError: string | null;
-  lastErrorAt: string | null;
-  lastErrorAccession: string | null;
-  lastSentAt: string | null;
-}
-type EndpointEntry = { id: string; kind: string; state: string; connections: number; lastMessageAt: string | null; orderDownload?: OrderDownloadEntry };
+type EndpointEntry = { id: string; kind: string; state: string; connections: number; lastMessageAt: string | null; orderDownload?: OrderDownloadSummary };
 
 async function gatewayAt(dir: string): Promise<Gateway> {
   const gateway = new Gateway({ config: testGatewayConfig(GATEWAY_ID, dir, { analyzers: [CENTAUR] }), log: silentLogger });
@@ -53,8 +45,8 @@ async function apiStatus(gateway: Gateway): Promise<{ text: string; endpoints: E
 }
 
 /** The analyzer's order download entry once `ready` holds (polled: the state follows the link). */
-async function orderDownloadWhen(gateway: Gateway, ready: (o: OrderDownloadEntry) => boolean, what: string): Promise<OrderDownloadEntry> {
-  let last: OrderDownloadEntry | undefined;
+async function orderDownloadWhen(gateway: Gateway, ready: (o: OrderDownloadSummary) => boolean, what: string): Promise<OrderDownloadSummary> {
+  let last: OrderDownloadSummary | undefined;
   for (const until = Date.now() + 15_000; Date.now() < until; await new Promise((r) => setTimeout(r, 50))) {
     last = (await apiStatus(gateway)).endpoints.find((e) => e.id === 'centaur-1')?.orderDownload;
     if (last && ready(last)) return last;

@@ -22,11 +22,11 @@ afterEach(async () => {
 const VERSIONS: OdooVersion[] = [16, 17, 18, 19];
 
 function saleOrder(r: Rig, accession: string): Record<string, unknown> & { id: number } {
-  return r.emu.records('sale.order', [['client_order_ref', '=', accession]])[0]!;
+  return r.emu.records('sale.order', [['client_order_ref', '=', accession]])[0] as Record<string, unknown> & { id: number };
 }
 
 function lineOf(r: Rig, soId: number, code: string): Record<string, unknown> & { id: number } {
-  return r.emu.records('sale.order.line', [['order_id', '=', soId], ['product_id', '=', productId(r.emu, code)]])[0]!;
+  return r.emu.records('sale.order.line', [['order_id', '=', soId], ['product_id', '=', productId(r.emu, code)]])[0] as Record<string, unknown> & { id: number };
 }
 
 async function stateOf(r: Rig, id: string): Promise<string | undefined> {
@@ -47,7 +47,7 @@ describe('chatter notes read as the gateway wrote them', () => {
    */
   it.each(VERSIONS)('Odoo %i: each milestone on its own line, <, & and quotes shown as sent', async (version) => {
     rig = await makeRig(version);
-    const specimen = { ...milestone('specimen.received', 'ACC-CH', 1), data: { accession: 'ACC-CH', specimenId: 'SP<EDTA> & "x"', specimenType: 'serum &lt;1h' } };
+    const specimen = { ...milestone('specimen.received', 'ACC-CH', 1), data: { accession: 'ACC-CH', specimenId: 'SP<EDTA> & "x"', specimenType: 'serum &lt;1h' } } as DraftEvent;
     const done = milestone('test.completed', 'ACC-CH', 2);
     await rig.commit([orderCreated('ACC-CH', 'CLINIC-A', ['GLU']), specimen, done]);
     await rig.waitDrained();
@@ -67,7 +67,7 @@ describe('chatter notes read as the gateway wrote them', () => {
     await rig.waitDrained();
     // Odoo posts the note, the connection drops before the answer: the retry must look it up.
     rig.emu.faults.next(1, 'sale.order', 'message_post').resetAfterCommit();
-    const specimen = { ...milestone('specimen.received', 'ACC-CH2', 1), data: { accession: 'ACC-CH2', specimenId: 'SP<EDTA>&B' } };
+    const specimen = { ...milestone('specimen.received', 'ACC-CH2', 1), data: { accession: 'ACC-CH2', specimenId: 'SP<EDTA>&B' } } as DraftEvent;
     const [id] = await rig.commit([specimen]);
     await waitFor(async () => (await stateOf(rig!, id!)) === 'delivered');
     expect(rig.emu.faults.log.map((e) => e.action)).toEqual(['reset-after-commit']);

@@ -57,7 +57,7 @@ describe('API key expiry', () => {
     const alerts: Array<{ code: string; message: string }> = [];
     const days: number[] = [];
     rig.telemetry.on('alert', (a) => alerts.push(a));
-    rig.telemetry.on('odoo.state', (s) => s.keyExpiresInDays !== undefined && days.push(s.keyExpiresInDays));
+    rig.telemetry.on('odoo.state', (s) => typeof s.keyExpiresInDays === 'number' && days.push(s.keyExpiresInDays));
     await rig.relay.start();
     await waitFor(() => alerts.some((a) => a.code === 'ODOO_KEY_EXPIRING'));
     expect(alerts.find((a) => a.code === 'ODOO_KEY_EXPIRING')?.message).toMatch(/expires in 5 day/);

@@ -27,7 +27,7 @@ function saleOrder(odoo: OdooEmulator, codes: string[]): { so: number; lines: Re
   const so = odoo.call('sale.order', 'create', [{ partner_id: partner, order_line: products.map((p) => [0, 0, { product_id: p, product_uom_qty: 1 }]) }]) as number;
   const lines: Record<string, number> = {};
   codes.forEach((c, i) => {
-    lines[c] = odoo.records('sale.order.line', [['order_id', '=', so], ['product_id', '=', products[i]!]])[0]!.id;
+    lines[c] = odoo.records('sale.order.line', [['order_id', '=', so], ['product_id', '=', products[i]!]])[0]!.id as number;
   });
   return { so, lines };
 }

@@ -8,6 +8,7 @@ import { EventStates } from '../store/types.ts';
 import type { GatewayConfig } from '../config/types.ts';
 import { validateConfig } from '../config/validate.ts';
 import { args, UsageError, type CliContext } from './main.ts';
+import type { OrderDownloadSummary } from '../astm/order-download.ts';
 
 /**
  * Commands that talk to the running gateway over its status API. The store is locked by the
@@ -105,22 +106,11 @@ interface ApiStatusBody {
   intake: Record<string, number>;
   queue: Record<string, number>;
   odoo: { state: string; lastError: string | null; lastSuccessAt: string | null };
-  endpoints: Array<{ id: string; kind: string; state: string; connections: number; lastMessageAt: string | null; orderDownload?: OrderDownloadBody }>;
-}
-
-/** An analyzer's order download on its endpoint entry (analyzers[].pushOrders; gateway/src/status/README.md). */
-interface OrderDownloadBody {
-  waiting: number;
-  oldestWaitingSince: string | null;
-  failing: number;
-  lastError: string | null;
-  lastErrorAt: string | null;
-  lastErrorAccession: string | null;
-  lastSentAt: string | null;
+  endpoints: Array<{ id: string; kind: string; state: string; connections: number; lastMessageAt: string | null; orderDownload?: OrderDownloadSummary }>;
 }
 
 /** "2 waiting since …, 1 not accepted — last refusal (ACC-1, …): …; last sent …" */
-function orderDownloadLine(o: OrderDownloadBody): string {
+function orderDownloadLine(o: OrderDownloadSummary): string {
   const sent = o.lastSentAt ? `last sent ${o.lastSentAt}` : 'none sent since the gateway started';
   if (o.waiting === 0) return `none waiting, ${sent}`;
   const refusal = o.failing > 0 ? `, ${o.failing} not accepted — last refusal (${o.lastErrorAccession ?? '?'}, ${o.lastErrorAt ?? '?'}): ${o.lastError ?? 'no reason given'}` : '';
