@@ -149,14 +149,13 @@ describe('replenishment: one RFQ per low-stock episode', () => {
     const [first] = rfqLines(emu, 'TIP-200');
     expect(first!['product_qty']).toBe(45); // 60 max - 15 left
     const firstPo = first!['order_id'] as number;
-    emu.call('purchase.order', 'button_confirm', [[firstPo]]);
-    // The goods reach the lab (a receipt straight into WH/Stock/Lab), the next pull sees 60.
+    // The goods reach the lab (the order's receipt, straight into WH/Stock/Lab), the next pull sees 60.
+    // (Received through the order's own receipt: a receipt left open is goods still on their way.)
     const lab = idOf(emu, 'stock.location', [['name', '=', 'Lab']]);
-    const vendors = idOf(emu, 'stock.location', [['name', '=', 'Vendors']]);
     const inType = idOf(emu, 'stock.picking.type', [['sequence_code', '=', 'IN']]);
-    const receipt = emu.call('stock.picking', 'create', [
-      { picking_type_id: inType, location_id: vendors, location_dest_id: lab, move_ids: [[0, 0, { name: 'tips', product_id: productId(emu, 'TIP-200'), product_uom_qty: 45, location_id: vendors, location_dest_id: lab }]] },
-    ]) as number;
+    emu.call('stock.picking.type', 'write', [[inType], { default_location_dest_id: lab }]);
+    emu.call('purchase.order', 'button_confirm', [[firstPo]]);
+    const receipt = idOf(emu, 'stock.picking', [['purchase_id', '=', firstPo]]);
     emu.call('stock.picking', 'button_validate', [[receipt]]);
     expect(emu.records('stock.picking', [['id', '=', receipt]])[0]!['state']).toBe('done');
     await rig.relay.refreshReference();

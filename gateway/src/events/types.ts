@@ -141,9 +141,11 @@ export interface StockThresholdBreachedData {
   /** Estimated on-hand quantity (Odoo's figure minus consumption not yet posted). */
   estimatedOnHand: number;
   reorderPoint: number;
-  /** Quantity to order (reorder max minus estimate, at least the minimum). */
+  /** Quantity to order (reorder max minus the forecast, estimate + incoming; at least the minimum). */
   suggestedQuantity: number;
   uom?: string;
+  /** Goods on their way counted in the forecast (confirmed purchase orders not received yet); absent when none. */
+  incoming?: number;
 }
 
 export interface InvoiceEligibleData {

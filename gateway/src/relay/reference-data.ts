@@ -36,6 +36,16 @@ export interface QuantRef {
   locationId: number;
   quantity: number;
 }
+/**
+ * Goods on their way to the lab: a receipt move of a confirmed purchase order not done yet (the
+ * rest of a partial receipt is its backorder's move), in the product's unit (`product_qty`).
+ */
+export interface IncomingRef {
+  productId: number;
+  /** Where the receipt puts it: the lab location, a child, or an internal location above it (WH/Stock). */
+  locationId: number;
+  quantity: number;
+}
 export interface PartnerRef {
   id: number;
   ref: string;
@@ -82,6 +92,11 @@ export interface ReferenceSnapshot {
   uoms?: UomRef[];
   /** When the lab quants were read (gateway clock, ISO): pickings done before are in `quants`. */
   quantsReadAt?: string;
+  /**
+   * Purchase receipts still to come into the lab's stock (read just before the quants; absent in
+   * snapshots cached before they were pulled, and when Odoo has no purchase app: none).
+   */
+  incoming?: IncomingRef[];
 }
 
 /**
@@ -144,6 +159,7 @@ const MODEL_LABELS: Record<string, string> = {
   'stock.lot': 'lots',
   'uom.uom': 'units of measure',
   'stock.quant': 'on-hand quantities at the lab location',
+  'stock.move': 'receipts of confirmed purchase orders still to come',
 };
 
 export const REF_NAMESPACE = 'ref';
@@ -224,7 +240,12 @@ export class ReferenceData {
       } catch (err) {
         if (failureOf(err) !== 'permanent' || isLinkDown(err)) throw err;
         const label = MODEL_LABELS[model] ?? model;
-        const effect = model === 'stock.quant' ? 'the on-hand quantities are unknown, so the stock watch raises no reorder breach' : `the ${label} stay as last pulled (none if never pulled)`;
+        const effect =
+          model === 'stock.quant'
+            ? 'the on-hand quantities are unknown, so the stock watch raises no reorder breach'
+            : model === 'stock.move'
+              ? 'goods on their way are not counted: a reagent below its minimum may be ordered again before a confirmed order arrives'
+              : `the ${label} stay as last pulled (none if never pulled)`;
         refused.push({ model, kind: isAccessError(err) ? 'access' : 'error', label, reason: refusalReason(err), effect });
         return undefined;
       }
@@ -248,6 +269,9 @@ export class ReferenceData {
     const [products, partners, locations, pickingTypes, orderpoints, lots, uoms] = settled.map((r) => (r.status === 'fulfilled' ? r.value : undefined));
     const locs = locations ? locations.map(toLocation) : prev.locations;
     const lab = findLocation(locs, this.#mapping.labLocation);
+    // Receipts still to come, read BEFORE the quants: a receipt done between the two reads is then
+    // counted twice (no breach until the next pull), never missed by both (a breach: a second order).
+    const incoming = lab ? await this.#readIncoming(locs, lab, pageAll) : [];
     const quantsReadAt = new Date().toISOString();
     const quants = lab
       ? await pageAll('stock.quant', [['location_id', 'child_of', lab.id]], ['id', 'product_id', 'lot_id', 'location_id', 'quantity'])
@@ -284,6 +308,7 @@ export class ReferenceData {
       quants: (quants ?? []).map((q) => ({ productId: m2oId(q['product_id']) ?? 0, ...opt('lotId', m2oId(q['lot_id'])), locationId: m2oId(q['location_id']) ?? 0, quantity: Number(q['quantity'] ?? 0) })),
       uoms: uoms ? uoms.map((u) => this.#toUom(u)) : (prev.uoms ?? []),
       ...(quants ? { quantsReadAt } : {}),
+      incoming,
     };
     this.#refused = refused;
     // Debits the new quants may lack: carry them over (notInRead). Quants not read: nothing to debit.
@@ -456,6 +481,14 @@ export class ReferenceData {
   }
 
   /**
+   * Goods on their way to the lab's stock, from the last pull: receipts of confirmed purchase
+   * orders not done yet (the rest of a partial receipt included), in the product's unit.
+   */
+  incoming(productId: number): number {
+    return (this.#snap.incoming ?? []).filter((m) => m.productId === productId).reduce((s, m) => s + m.quantity, 0);
+  }
+
+  /**
    * Debit the local copy after a consumption was posted, until the next pull: the quant of that
    * lot at that location (a debit recorded without a location: the lot's first quant).
    */
@@ -541,6 +574,31 @@ export class ReferenceData {
 
   productByCode(code: string): ProductRef | undefined {
     return this.#products.get(code);
+  }
+
+  /**
+   * Receipt moves of confirmed purchase orders not done yet (`purchase_line_id` set, state neither
+   * draft, cancel nor done: a partial receipt's rest is its backorder's move, a rest the buyer
+   * declined is cancelled) into the lab's stock: the lab location, its children, and the internal
+   * locations above it up to the warehouse's stock (WH/Stock, where a receipt lands by default),
+   * with theirs. What Odoo's own reorder rule adds to the stock on hand (`qty_forecast`, from
+   * `virtual_available`); read in the product's unit (`product_qty`). None when stock.move has no
+   * `purchase_line_id` (no purchase app); `undefined` from pageAll (refused): none, listed in
+   * `refused`.
+   */
+  async #readIncoming(locs: LocationRef[], lab: LocationRef, pageAll: (model: string, domain: unknown[], fields: string[]) => Promise<OdooRecord[] | undefined>): Promise<IncomingRef[]> {
+    const f = this.#odoo.fields;
+    if (f.missing('stock.move') || (f.known('stock.move') && !f.has('stock.move', 'purchase_line_id'))) return [];
+    const byId = new Map(locs.map((l) => [l.id, l]));
+    let root = lab;
+    const seen = new Set([lab.id]);
+    for (let up = byId.get(lab.parentId ?? -1); up && up.usage === 'internal' && !seen.has(up.id); up = byId.get(up.parentId ?? -1)) {
+      seen.add(up.id);
+      root = up;
+    }
+    const qty = f.pick('stock.move', 'product_qty', 'product_uom_qty') ?? 'product_qty';
+    const rows = await pageAll('stock.move', [['purchase_line_id', '!=', false], ['state', 'not in', ['draft', 'cancel', 'done']], ['location_dest_id', 'child_of', root.id]], ['id', 'product_id', 'location_dest_id', qty]);
+    return (rows ?? []).map((m) => ({ productId: m2oId(m['product_id']) ?? 0, locationId: m2oId(m['location_dest_id']) ?? 0, quantity: Number(m[qty] ?? 0) }));
   }
 
   /** uom.uom fields to read: ≤18 `category_id` + `factor` (a ratio), 19 `parent_path` + `factor` (absolute). */

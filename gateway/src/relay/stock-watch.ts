@@ -12,9 +12,13 @@ import { quantityInProductUnit, type OrderpointRef, type ReferenceData, type Ref
  * posted (converted to the product's unit; events the store still holds whose picking Odoo has
  * already done are looked up and left out), against the product's reorder point of the lab: the
  * one on the lab location itself, else on its nearest ancestor (WH/Stock); another warehouse's
- * reorder points are not the lab's. A breach is emitted once per episode as a local event
- * (store.commitLocal), the episode's mark kept per reorder point; the episode ends when the
- * estimate is back at or above the minimum.
+ * reorder points are not the lab's. A breach is raised only when the FORECAST is below the
+ * minimum: that estimate plus the goods on their way (receipts of confirmed purchase orders not
+ * done yet, ReferenceData.incoming), as Odoo's own reorder rule counts them (`qty_forecast`); its
+ * quantity tops the forecast up to the maximum. A breach is emitted once per episode as a local
+ * event (store.commitLocal), the episode's mark kept per reorder point; the episode ends when the
+ * lab's own estimate (without what is on its way) is back at or above the minimum, so that goods
+ * received into WH/Stock rather than the lab do not open a second episode.
  */
 export const STATE_NS = 'relay-stock';
 const SCAN_LIMIT = 50_000;
@@ -125,7 +129,11 @@ export class StockWatch {
       if (!product || pending <= 0) continue;
       const onHand = this.#o.ref.onHand(product.id);
       if (onHand - pending >= op.min) continue;
-      if (onHand < op.min && (await markOf(op, product.code))) continue;
+      const mark = await markOf(op, product.code);
+      if (onHand < op.min && mark) continue;
+      // No episode, and the forecast stays at or above the minimum with every event counted: no
+      // breach whatever Odoo holds (leaving events out only raises it).
+      if (!mark && onHand - pending + this.#o.ref.incoming(product.id) >= op.min) continue;
       doubtful.add(product.code);
     }
     // Found segments are debited from the local stock (once per marker) and their products' quants
@@ -157,7 +165,12 @@ export class StockWatch {
         continue;
       }
       if (state) continue;
-      let qty = Math.max(op.max - estimate, op.min - estimate, 0);
+      // Goods on their way count, as in Odoo's qty_forecast: a confirmed order not received yet
+      // (or the rest of a partial receipt) holds the breach back and is deducted from the top-up.
+      const incoming = this.#o.ref.incoming(product.id);
+      const forecast = estimate + incoming;
+      if (forecast >= op.min) continue;
+      let qty = Math.max(op.max - forecast, op.min - forecast, 0);
       if (op.multiple > 0) qty = Math.ceil(qty / op.multiple) * op.multiple;
       drafts.push({
         type: 'stock.threshold_breached',
@@ -167,7 +180,7 @@ export class StockWatch {
         correlationId: partitionKeys.product(product.code),
         partitionKey: partitionKeys.product(product.code),
         source: { kind: 'local', endpoint: 'relay' },
-        data: { productCode: product.code, estimatedOnHand: estimate, reorderPoint: op.min, suggestedQuantity: qty },
+        data: { productCode: product.code, estimatedOnHand: estimate, reorderPoint: op.min, suggestedQuantity: qty, ...(incoming > 0 ? { incoming } : {}) },
       });
       marks.push({ namespace: STATE_NS, key, value: { since: now, productCode: product.code } });
     }

@@ -27,7 +27,7 @@ function rfqLineMarker(idempotencyKey: string): string {
  * has no such draft, a new RFQ is `load()`ed with the first breach's line and the external id
  * `lab_gateway.rfq_<breach key>`, and the vendor's other breaches of the batch are added to it as
  * above. The batch's breaches are grouped by vendor: at most two loads and one write per vendor.
- * At most one open (draft/sent) line per product: an open RFQ line for the product — ours or a
+ * At most one open (draft/sent/to approve) line per product: an open RFQ line for the product — ours or a
  * buyer's — means nothing is written. Vendor: the product's first supplier, else
  * odoo.mapping.defaultVendorRef.
  *
@@ -69,7 +69,9 @@ export const thresholdBreachedRule: PostingRule = {
       const oid = m2oId(l['order_id']);
       for (const match of String(l['name'] ?? '').matchAll(/lgw:[0-9a-f]{12}/g)) if (oid !== undefined) orderOfMarker.set(match[0], oid);
     }
-    const open = await searchRead(ctx.odoo, 'purchase.order.line', [['product_id', 'in', ids], ['state', 'in', ['draft', 'sent']]], ['id', 'order_id', 'product_id']);
+    // Open: not confirmed yet. 'to approve' (double validation) is an RFQ waiting for a manager:
+    // Odoo's own replenishment counts it with the drafts; no move exists for it until approved.
+    const open = await searchRead(ctx.odoo, 'purchase.order.line', [['product_id', 'in', ids], ['state', 'in', ['draft', 'sent', 'to approve']]], ['id', 'order_id', 'product_id']);
     const openByProduct = new Map<number, number>();
     for (const l of open) {
       const pid = m2oId(l['product_id']);
