@@ -9,6 +9,7 @@
  *   …
  *   await odoo.close();
  */
+import { contextLang } from './translations.ts';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -300,6 +301,14 @@ export class OdooEmulator {
       const row = this.db.table('res.users').get(uid);
       return row ? { active: row['active'] } : undefined;
     });
+  }
+
+  /** `get_lang` without a context lang: the user's company's partner's language when installed, else en_US. */
+  private companyLang(uid: number): string {
+    const user = this.db.table('res.users').get(uid);
+    const company = this.db.table('res.company').get((user?.company_id as number | undefined) ?? 1);
+    const partner = typeof company?.partner_id === 'number' ? this.db.table('res.partner').get(company.partner_id) : undefined;
+    return contextLang({ lang: partner?.lang }) ?? 'en_US';
   }
 
   private makeEnv(uid: number, rights: UserRights, context: Record<string, unknown>): Env {
@@ -620,7 +629,9 @@ export class OdooEmulator {
           }
           if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw werkzeug(400, 'could not parse the body, the JSON must be an object');
           const b = parsed as Record<string, unknown>;
-          const context = (b.context && typeof b.context === 'object' ? b.context : {}) as Record<string, unknown>;
+          const given = (b.context && typeof b.context === 'object' ? b.context : {}) as Record<string, unknown>;
+          // ir.http._pre_dispatch: lang = get_lang(env) — the context's, else the company's (translations.ts).
+          const context = contextLang(given) ? given : { ...given, lang: this.companyLang(user.uid) };
           const env = this.makeEnv(user.uid, user.rights ?? 'admin', context);
           const spec = resolveMethod(this.registry, env, model, method, 'json2');
           const { ids, named } = bindNamed(spec, model, method, b);

@@ -8,6 +8,7 @@ import type { Database } from './database.ts';
 import { accessError, missingError, OdooError, validationError, valueError } from './odoo-errors.ts';
 import { pyRepr } from './python-repr.ts';
 import { formatDatetime, type ResolvedModel } from './schema.ts';
+import { contextLang, translateTerm } from './translations.ts';
 import type { ComputeEnv, EmulatorSettings, FieldSpec, OdooVersion, Row } from './types.ts';
 
 export type Vals = Record<string, unknown>;
@@ -128,6 +129,10 @@ export class Env implements ComputeEnv {
     }
     const v = row[field];
     if (v === undefined || v === null) return f.type === 'many2many' ? [] : f.type === 'boolean' ? false : (f.type === 'float' || f.type === 'monetary' || f.type === 'integer') ? 0 : false;
+    if (f.translate && typeof v === 'string') {
+      const lang = contextLang(this.context);
+      if (lang && lang !== 'en_US') return translateTerm(v, lang);
+    }
     return v;
   }
 

@@ -177,6 +177,8 @@ const MODELS: ModelSpec[] = [
       email: char('Email'), phone: char('Phone'), street: char('Street'), city: char('City'), vat: char('Tax ID'),
       customer_rank: int('Customer Rank', { default: 0 }), supplier_rank: int('Supplier Rank', { default: 0 }),
       company_id: m2o('res.company', 'Company'),
+      // The company's partner's language is the language of a JSON-2 request without context.lang (translations.ts).
+      lang: char('Language'),
       comment: html('Notes'),
       active: active(),
     },
@@ -201,7 +203,8 @@ const MODELS: ModelSpec[] = [
   {
     name: 'uom.uom', description: 'Product Unit of Measure', botRights: 'read',
     fields: {
-      name: char('Unit of Measure', { required: true }),
+      // `translate=True` in 16-19 (uom/models/uom_uom.py).
+      name: char('Unit of Measure', { required: true, translate: true }),
       // ≤18: `factor` "Ratio": 1 * (reference unit) = ratio * (this unit) (mL 1000 when L is the
       // reference); conversion qty / from.factor * to.factor, within one category.
       category_id: m2o('uom.category', 'Category', { required: true, versions: UPTO18 }),

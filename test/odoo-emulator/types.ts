@@ -38,6 +38,8 @@ export interface FieldSpec {
   compute?: (env: ComputeEnv, row: Row) => unknown;
   /** Stored field of the `_inherits` parent (product.product → product.template). */
   delegated?: boolean;
+  /** `translate=True`: read and searched in the request's language (translations.ts). */
+  translate?: boolean;
 }
 
 export interface ModelSpec {

@@ -162,6 +162,16 @@ const MODEL_LABELS: Record<string, string> = {
   'stock.move': 'receipts of confirmed purchase orders still to come',
 };
 
+/**
+ * Units are read in English, the language of the consumption profiles ("Units", "mL"), archived
+ * ones too (a product may keep one). uom.uom `name` is translated (`translate=True`, 16-19): over
+ * JSON-2 (19) a call without `context.lang` reads the company's language (ir.http._pre_dispatch,
+ * get_lang), so a French site read "Unités" and every consumption in "Units" was dead-lettered;
+ * JSON-RPC reads the source without a lang. Product names are read in the site's language (RFQ
+ * descriptions); a product's unit is matched by id, never by the name in `uom_id`.
+ */
+const UOM_CONTEXT = { active_test: false, lang: 'en_US' } as const;
+
 export const REF_NAMESPACE = 'ref';
 const SNAPSHOT_KEY = 'snapshot';
 /** Debits of posted consumption not yet in the pulled quants: { pulledAt, debits: PostedDebit[] }. */
@@ -261,7 +271,7 @@ export class ReferenceData {
       pageAll('stock.warehouse.orderpoint', [], ['id', 'product_id', 'location_id', 'product_min_qty', 'product_max_qty', 'qty_multiple']),
       pageAll('stock.lot', [], ['id', 'name', 'product_id', 'expiration_date']),
       // Archived units still convert (a product may keep one).
-      pageAll('uom.uom', [], this.#uomFields(), { active_test: false }),
+      pageAll('uom.uom', [], this.#uomFields(), UOM_CONTEXT),
     ]);
     const failed = settled.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
     // The link's or the credentials' failure first: it decides how the relay backs off.
@@ -528,7 +538,7 @@ export class ReferenceData {
   async uom(name: string, what = 'unit'): Promise<UomRef> {
     const hit = findUom(this.#snap.uoms ?? [], name);
     if (hit) return hit;
-    const rows = await searchRead(this.#odoo, 'uom.uom', [['name', '=ilike', name]], this.#uomFields(), { context: { active_test: false } });
+    const rows = await searchRead(this.#odoo, 'uom.uom', [['name', '=ilike', name]], this.#uomFields(), { context: UOM_CONTEXT });
     const found = findUom(rows.map((r) => this.#toUom(r)), name);
     if (!found) throw mappingMissing(`${what} '${name}' matches no Odoo unit of measure`, { uom: name });
     this.#snap.uoms = [...(this.#snap.uoms ?? []), found];
@@ -538,7 +548,7 @@ export class ReferenceData {
   async uomById(id: number): Promise<UomRef | undefined> {
     const hit = this.#snap.uoms?.find((u) => u.id === id);
     if (hit) return hit;
-    const rows = await searchRead(this.#odoo, 'uom.uom', [['id', '=', id]], this.#uomFields(), { context: { active_test: false } });
+    const rows = await searchRead(this.#odoo, 'uom.uom', [['id', '=', id]], this.#uomFields(), { context: UOM_CONTEXT });
     if (!rows[0]) return undefined;
     const u = this.#toUom(rows[0]);
     this.#snap.uoms = [...(this.#snap.uoms ?? []), u];
