@@ -28,7 +28,8 @@ export interface ResolveOptions {
  * The accession behind an analyzer's specimen id, resolved before the message's events are
  * committed. normalizeAstmMessage takes the specimen id as the accession of a patient run (the lab
  * labels its tubes with the accession). An analyzer that reads the tube's barcode — the LIS's
- * specimen id (SPM-2, `order.created.specimenId`), the id the order was downloaded under — names
+ * specimen id (SPM-2, `order.created.specimenId`, or any tube of `order.created.specimens` for an
+ * order of several tubes), the id the order was downloaded under — names
  * a specimen no sale order is known by: its chatter notes were retried against that id and
  * dead-lettered ("accession BC-555 has no Odoo sale order").
  *
@@ -70,7 +71,7 @@ export async function resolveAccessions<R extends Pick<NormalizeResult, 'events'
           }
           // The specimen id is an accession itself (the usual labelling): nothing to resolve.
           if (found.length === 0 || found.some((e) => e.event.correlationId === specimenId)) return;
-          orders.set(specimenId, ordersOf(found));
+          orders.set(specimenId, ordersOf(found, specimenId));
         } catch (err) {
           warnings.push(err instanceof LookupStopped ? stopped : `specimen ${specimenId}: its order could not be looked up (${describeError(err)}); the specimen id is taken as the accession`);
         }
@@ -119,8 +120,12 @@ function withAccession(e: DraftEvent, accession: string): DraftEvent {
   }
 }
 
-/** The accessions of the found order.created events, oldest first, with the tests each ordered. */
-function ordersOf(found: StoredEvent[]): Array<{ accession: string; tests: Set<string> }> {
+/**
+ * The accessions of the found order.created events, oldest first, with the tests each ordered on
+ * the tube `specimenId`: for an order of several tubes (`data.specimens`) the tests of that tube
+ * and those on no named tube, else every test of the order.
+ */
+function ordersOf(found: StoredEvent[], specimenId: string): Array<{ accession: string; tests: Set<string> }> {
   const out: Array<{ accession: string; tests: Set<string> }> = [];
   for (const e of found) {
     if (e.event.type !== 'order.created') continue;
@@ -128,7 +133,9 @@ function ordersOf(found: StoredEvent[]): Array<{ accession: string; tests: Set<s
     const accession = e.event.correlationId;
     const held = out.find((o) => o.accession === accession);
     const at = held ?? { accession, tests: new Set<string>() };
-    for (const t of data.tests) at.tests.add(t.code);
+    const tube = data.specimens?.find((s) => s.specimenId === specimenId);
+    const onSomeTube = new Set(data.specimens?.flatMap((s) => s.tests));
+    for (const t of data.tests) if (!tube || tube.tests.includes(t.code) || !onSomeTube.has(t.code)) at.tests.add(t.code);
     // Kept in the order of its newest order message.
     if (held) out.splice(out.indexOf(held), 1);
     out.push(at);

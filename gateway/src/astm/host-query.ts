@@ -21,9 +21,10 @@ import type { HostQuery, HostQueryRequest, QueriedSpecimen } from './types.ts';
  * the accession, so the first look-up is `store.eventsByCorrelation(specimenId, ['order.created'])`
  * (the analyzer's barcode is the accession in most labs). When that finds nothing, the message
  * index is searched (`store.listMessages({ q: specimenId })`, page by page: the HL7 intake
- * indexes specimen ids as search terms) and order.created events whose `data.specimenId` equals
- * the barcode are used. A range query (Q.3 to Q.4) also answers the accessions between its ends
- * (`store.correlationsInRange`). Tests cancelled by a later `order.cancelled` of the same accession are left out; a
+ * indexes specimen ids as search terms) and order.created events naming the barcode as a tube
+ * (`data.specimenId`, or any of `data.specimens`) are used; a tube of an order of several tubes is
+ * answered with the tests ordered on it (ordersForSpecimen). A range query (Q.3 to Q.4) also
+ * answers the accessions between its ends (`store.correlationsInRange`). Tests cancelled by a later `order.cancelled` of the same accession are left out; a
  * cancellation without tests cancels the whole order.
  *
  * Unknown specimen: per profile `hostQuery.noOrderReply` — the LIS2-A2 answer `L|1|I` ("no
@@ -242,31 +243,54 @@ const ORDER_SEARCH_MAX_MESSAGES = 5000;
 /** The store's reads a specimen's orders are looked up with. */
 export type OrderLookupStore = Pick<GatewayStore, 'eventsByCorrelation' | 'listMessages' | 'getEvent'>;
 
-/** Orders known for a specimen id: by accession first, then by the specimen id the LIS sent. */
+/**
+ * Orders known for a specimen id: by accession first, then by the specimen id the LIS sent. For a
+ * tube of an order of several tubes (`order.created.specimens`), the tests that tube is for: the
+ * tests the LIS ordered on it, and those it named no tube for; a barcode that is the accession
+ * itself gets every test.
+ */
 export async function ordersForSpecimen(store: GatewayStore, specimenId: string): Promise<OrderCreatedData[]> {
   const created = await orderEventsForSpecimen(store, specimenId);
   const orders: OrderCreatedData[] = [];
   for (const accession of new Set(created.map((e) => e.event.correlationId))) {
     const events = (await store.eventsByCorrelation(accession, ['order.created', 'order.cancelled'])).filter(live);
     let current: OrderCreatedData | undefined;
+    /** Test codes the LIS ordered on this tube, and on any tube of the order. */
+    const onTube = new Set<string>();
+    const onSomeTube = new Set<string>();
     for (const e of events) {
       if (e.event.type === 'order.created') {
         const data = e.event.data;
         current = current ? { ...current, ...data, tests: mergeTests(current.tests, data.tests) } : { ...data, tests: [...data.tests] };
+        for (const s of data.specimens ?? []) {
+          for (const code of s.tests) {
+            onSomeTube.add(code);
+            if (s.specimenId === specimenId) onTube.add(code);
+          }
+        }
       } else if (e.event.type === 'order.cancelled' && current) {
         const cancelled = e.event.data.tests.map((t) => t.code);
         current = { ...current, tests: cancelled.length === 0 ? [] : current.tests.filter((t) => !cancelled.includes(t.code)) };
       }
+    }
+    if (current && accession !== specimenId && onTube.size > 0) {
+      current = { ...current, tests: current.tests.filter((t) => onTube.has(t.code) || !onSomeTube.has(t.code)) };
     }
     if (current && current.tests.length > 0) orders.push(current);
   }
   return orders;
 }
 
+/** Whether an order names `specimenId` as one of its tubes (its first, or any of several). */
+export function orderNamesSpecimen(order: OrderCreatedData, specimenId: string): boolean {
+  return order.specimenId === specimenId || (order.specimens?.some((s) => s.specimenId === specimenId) ?? false);
+}
+
 /**
  * The live `order.created` events of a specimen id, oldest first: those of the accession of that
- * name, else those whose `data.specimenId` (SPM-2, the tube's barcode) is it, found through the
- * message index (the HL7 intake indexes specimen ids as search terms).
+ * name, else those naming it as a tube (SPM-2, the tube's barcode: `data.specimenId`, or any of
+ * `data.specimens` for an order of several tubes), found through the message index (the HL7
+ * intake indexes every SPM-2 as a search term).
  */
 export async function orderEventsForSpecimen(store: OrderLookupStore, specimenId: string): Promise<StoredEvent[]> {
   const created = (await store.eventsByCorrelation(specimenId, ['order.created'])).filter(live);
@@ -284,7 +308,7 @@ export async function orderEventsForSpecimen(store: OrderLookupStore, specimenId
           if (seen.has(id)) continue;
           seen.add(id);
           const e = await store.getEvent(id);
-          if (e && live(e) && e.event.type === 'order.created' && (e.event.data.specimenId === specimenId || e.event.data.accession === specimenId)) created.push(e);
+          if (e && live(e) && e.event.type === 'order.created' && (orderNamesSpecimen(e.event.data, specimenId) || e.event.data.accession === specimenId)) created.push(e);
         }
       }
       scanned += page.length;
@@ -310,9 +334,14 @@ export async function hl7HostQueryAnswer(specimenId: string, store: GatewayStore
   const first = orders[0] as OrderCreatedData;
   const answer: HostQueryAnswer = { tests, order: { ...first, priority: orders.some((o) => isStat(o.priority)) ? 'S' : (first.priority ?? 'R') } };
   if (profile.hl7?.worklist) answer.worklist = profile.hl7.worklist;
+  // The sample type of this tube when the LIS sent its receipt, else the order's last one.
+  let ofTube: string | undefined;
   for (const e of (await store.eventsByCorrelation(first.accession, ['specimen.received'])).filter(live)) {
-    if (e.event.type === 'specimen.received' && e.event.data.specimenType) answer.specimenType = e.event.data.specimenType;
+    if (e.event.type !== 'specimen.received' || !e.event.data.specimenType) continue;
+    answer.specimenType = e.event.data.specimenType;
+    if (e.event.data.specimenId === specimenId) ofTube = e.event.data.specimenType;
   }
+  if (ofTube) answer.specimenType = ofTube;
   return answer;
 }
 

@@ -70,10 +70,26 @@ export interface OrderCreatedData {
   orderingClientName?: string;
   /** Patient identifier only (MRN); no names or birth dates leave the gateway. */
   patientId?: string;
+  /** The order's (first) specimen id: the tube's barcode (HL7 SPM-2). */
   specimenId?: string;
+  /**
+   * Every specimen (tube) of the order with the tests it is for, in the order the LIS named them,
+   * when the order names more than one (serum for ALT, fluoride for glucose). Absent for an order
+   * of one tube: `specimenId` says it all. The first entry is `specimenId`. Added in schema 1
+   * without a version change: readers that do not know it see the first tube as before.
+   */
+  specimens?: OrderSpecimen[];
   priority?: string;
   tests: OrderedTest[];
   orderedAt?: string;
+}
+
+/** One tube of an order (OrderCreatedData.specimens). */
+export interface OrderSpecimen {
+  /** The tube's barcode: HL7 SPM-2 (placer id, else filler id). */
+  specimenId: string;
+  /** Canonical codes of the tests the LIS ordered on this tube (OBR-4.1 of the lines naming it). */
+  tests: string[];
 }
 
 export interface OrderCancelledData {

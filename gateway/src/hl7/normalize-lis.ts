@@ -10,22 +10,31 @@ import { upper } from './text.ts';
  * README.md):
  *
  * Orders (ORM^O01, OML^O21/O33/O35) — one "order line" per OBR with the ORC before it:
- * - accession = ORC-2 placer order number, else OBR-2, else the filler number ORC-3 / OBR-3;
- * - ORC-1 NW → one `order.created` per accession with one test per OBR-4 (code = OBR-4.1);
- *   CA / OC / CR → `order.cancelled` (tests of the lines; none = the whole order);
+ * - accession = ORC-2 placer order number, else OBR-2, else the filler number ORC-3 / OBR-3,
+ *   else ORC-4 placer group number; a line with none that states a fact (NW, CA/OC/CR, IP, a
+ *   receipt) makes the message a reject (ctx.problems: AR 101 at ORC^n^2);
+ * - ORC-1 NW → `order.created` with one test per OBR-4 (code = OBR-4.1); CA / OC / CR →
+ *   `order.cancelled` (tests of the lines; none = the whole order); one event per run of an
+ *   accession's consecutive lines with the same control, keyed on the run's first line, in the
+ *   order of the lines (CA GLU then NW GLU: cancelled, then ordered again);
+ * - priority OBR-27.6, else ORC-7.6, else TQ1-9: a TQ1 after the ORC (its standard place) is the
+ *   timing of that ORC's lines, one after an OBR that line's;
+ * - specimenId = the first SPM-2; `specimens` = every tube with its tests when there are several;
  * - ORC-5 IP → `test.in_progress` per line;
  * - a line whose specimen shows it arrived (SPM-18 received time, or OBR-14) → `specimen.received`
  *   once per specimen. SPM follows its OBR in O21 and precedes its ORC/OBR in O33/O35;
- * - order.created / order.cancelled come before the milestones (received, in progress): the relay
- *   posts a partition in order and a milestone needs the sale order;
+ * - order.created / order.cancelled (in the order of their lines) come before the milestones
+ *   (received, in progress): the relay posts a partition in order and a milestone needs the sale order;
  * - orderingClientRef = ORC-21 ordering facility (XON.10 organization id, else XON.3 id number,
  *   else XON.1 name), else ORC-17 entering organization, else the id of the ordering provider
  *   (OBR-16.1, ORC-12.1); '' when the LIS sends none (the relay reports the missing mapping).
  *
  * Results (ORU^R01, OUL^R22/R23/R24) — one group per OBR with its OBX:
- * - ORU: the ORC precedes its OBR (OBX under an ORC without OBR: a group of that ORC); OUL: the
- *   ORC follows its OBR and belongs to it only;
+ * - ORU: the ORC precedes its OBR (OBX under an ORC without OBR: a group of that ORC), and an OBR
+ *   without ORC and without numbers of its own takes the patient's last ORC; OUL: the ORC
+ *   follows its OBR and belongs to it only;
  *   OUL^R24: the SPM belongs to the OBR before it, OBX after its SAC/INV are results;
+ * - results tied to no order and no specimen make the message a reject (AE 101 at OBR^n^2);
  * - every OBX final (OBX-11 F, or empty OBX-11 with OBR-25 F; under OBR-25 F, D/W/X/N do not
  *   count, one F needed) → one `result.validated` for the ordered test (OBR-4.1), the unit
  *   billing works with;
@@ -42,8 +51,12 @@ import { upper } from './text.ts';
 interface OrderLine {
   orc?: Hl7Segment;
   obr?: Hl7Segment;
-  tq1?: Hl7Segment;
+  /** The line's timing: a TQ1 after its OBR, else the TQ1 of its ORC. */
+  tq1?: Hl7Segment | undefined;
+  /** The line's specimen: the first SPM after its OBR (O21), or the SPM before it (O33/O35). */
   spm?: Hl7Segment;
+  /** O21: every SPM after the OBR (a line may name several tubes); absent when there is none. */
+  specimens?: Hl7Segment[];
   position: number;
 }
 
@@ -61,8 +74,17 @@ const SKIPPED_STATUSES = new Set(['D', 'W', 'X', 'N']);
 /** OBR-25 of an OBR without OBX that means results are there but not final. */
 const OBR_COMPLETED_STATUSES = new Set(['P', 'C', 'R', 'A']);
 
+/**
+ * The accession: ORC-2 placer order number, else OBR-2, else the filler number ORC-3 / OBR-3,
+ * else ORC-4 placer group number (a LIS that numbers its requisitions only there).
+ */
 function accessionOf(orc: Hl7Segment | undefined, obr: Hl7Segment | undefined): string {
-  return orc?.get(2) || obr?.get(2) || orc?.get(3) || obr?.get(3) || '';
+  return orc?.get(2) || obr?.get(2) || orc?.get(3) || obr?.get(3) || orc?.get(4) || '';
+}
+
+/** Whether an order line states a milestone (ORC-5 IP, or its specimen's receipt). */
+function lineHasMilestone(line: OrderLine): boolean {
+  return (upper(line.orc?.get(5) ?? '') === 'IP' && line.obr !== undefined) || !!(line.spm?.get(18, 1) || line.obr?.get(14, 1));
 }
 
 function specimenIdOf(spm: Hl7Segment | undefined): string {
@@ -117,6 +139,8 @@ function definedOnly<T extends object>(o: T): T {
 
 class EventSink {
   readonly events: DraftEvent[] = [];
+  /** Segment position of the first event not made because nothing (accession, specimen id) tied it to an order. */
+  firstSkipped: number | undefined;
   readonly #ctx: Hl7NormalizeContext;
   #messageTime: string | undefined;
 
@@ -140,6 +164,7 @@ class EventSink {
     const correlationId = ids.accession || ids.specimenId || '';
     if (!correlationId) {
       this.#ctx.notes.push(`${type} at segment ${position + 1} skipped: no accession or specimen id`);
+      this.firstSkipped ??= position;
       return;
     }
     const event = {
@@ -160,6 +185,32 @@ function patientIdOf(message: Hl7Message): string | undefined {
   return message.first('PID')?.get(3, 1) || undefined;
 }
 
+/** The order facts of one message: order.created or order.cancelled. */
+type OrderFactKind = 'order.created' | 'order.cancelled';
+
+/**
+ * One order fact: a run of lines of one accession with the same control (NW, or CA/OC/CR),
+ * consecutive among that accession's order lines. Keyed on its first line.
+ */
+interface OrderFact {
+  type: OrderFactKind;
+  accession: string;
+  line: OrderLine;
+  tests: OrderedTest[];
+  /** The run's specimens (SPM-2) with the test codes of the lines naming each. */
+  specimens: Array<{ specimenId: string; tests: string[] }>;
+}
+
+/** 1-based occurrence of `seg` among the message's segments of its name (ERR-2 segment sequence). */
+function occurrenceOf(message: Hl7Message, seg: Hl7Segment): number {
+  let n = 0;
+  for (const s of message.segments) {
+    if (s.name === seg.name) n++;
+    if (s === seg) break;
+  }
+  return n;
+}
+
 function normalizeOrders(ctx: Hl7NormalizeContext, sink: EventSink): void {
   const { message } = ctx;
   const h = message.header;
@@ -169,6 +220,12 @@ function normalizeOrders(ctx: Hl7NormalizeContext, sink: EventSink): void {
   let lastOrc: Hl7Segment | undefined;
   let leadingSpecimen: Hl7Segment | undefined;
   let current: OrderLine | undefined;
+  /**
+   * The timing (TQ1) of each ORC: in its standard place, right after the ORC and before its OBR
+   * (v2.5 ORM_O01 / OML_O21/O33/O35: ORC [{TQ1 [{TQ2}]}] [OBR …]). It is the timing of every line
+   * that ORC stands for, the ORC-only line included.
+   */
+  const orcTiming = new Map<Hl7Segment, Hl7Segment>();
   for (const seg of message.segments) {
     switch (seg.name) {
       case 'ORC':
@@ -178,7 +235,9 @@ function normalizeOrders(ctx: Hl7NormalizeContext, sink: EventSink): void {
         current = undefined;
         break;
       case 'TQ1':
-        if (current && !current.tq1) current.tq1 = seg;
+        // After an OBR (as some senders write it): that line's; after an ORC: the ORC's.
+        if (current) current.tq1 ??= seg;
+        else if (lastOrc && !orcTiming.has(lastOrc)) orcTiming.set(lastOrc, seg);
         break;
       case 'OBR':
         current = { obr: seg, position: seg.index };
@@ -188,70 +247,90 @@ function normalizeOrders(ctx: Hl7NormalizeContext, sink: EventSink): void {
         lines.push(current);
         break;
       case 'SPM':
-        if (!specimenFirst && current && current.spm === undefined) current.spm = seg;
-        else if (specimenFirst) leadingSpecimen = seg;
+        if (!specimenFirst && current) {
+          // O21: every SPM after the OBR is a tube of that line; the first is its specimen.
+          current.spm ??= seg;
+          (current.specimens ??= []).push(seg);
+        } else if (specimenFirst) leadingSpecimen = seg;
         break;
       default:
         break;
     }
   }
   if (pendingOrc) lines.push({ orc: pendingOrc, position: pendingOrc.index });
+  for (const line of lines) if (!line.tq1 && line.orc) line.tq1 = orcTiming.get(line.orc);
 
   const patientId = patientIdOf(message);
-  const created = new Map<string, { line: OrderLine; tests: OrderedTest[]; specimenId?: string }>();
-  const cancelled = new Map<string, { line: OrderLine; tests: OrderedTest[] }>();
+  const facts: OrderFact[] = [];
+  /** The latest fact of each accession: a line with the same control joins it, another starts a new one. */
+  const latest = new Map<string, OrderFact>();
 
-  // First the order facts, then the milestones (receipt, in process): the relay posts a
+  // The order facts in the order of their lines (an ORC CA GLU before an ORC NW GLU is a test
+  // cancelled, then ordered again), then the milestones (receipt, in process): the relay posts a
   // partition's events in order, and a milestone needs the sale order that order.created makes.
   for (const line of lines) {
     const accession = accessionOf(line.orc, line.obr);
+    const control = upper(line.orc?.get(1) || 'NW');
+    const type: OrderFactKind | undefined = control === 'NW' ? 'order.created' : CANCEL_CONTROLS.has(control) ? 'order.cancelled' : undefined;
     if (!accession) {
-      ctx.notes.push(`order line at segment ${line.position + 1} has no placer or filler number`);
+      const seg = (line.orc ?? line.obr) as Hl7Segment;
+      const text = `order at segment ${seg.index + 1} (${seg.name}) has no placer or filler number (ORC-2, OBR-2, ORC-3, OBR-3 and ORC-4 are empty)`;
+      ctx.notes.push(text);
+      // An order, a cancellation or a milestone that no order number ties to anything: the
+      // message is refused (AR 101) and kept for the operator, never acknowledged and forgotten.
+      if (type || lineHasMilestone(line)) ctx.problems?.push({ severity: 'reject', error: { code: 101, text, location: `${seg.name}^${occurrenceOf(message, seg)}^2` } });
       continue;
     }
-    const control = upper(line.orc?.get(1) || 'NW');
+    if (!type) {
+      if (control !== 'SC' && control !== 'SN' && control !== 'XO') ctx.notes.push(`ORC-1 ${control} at segment ${(line.orc?.index ?? 0) + 1}: no event`);
+      continue;
+    }
+    let fact = latest.get(accession);
+    if (fact?.type !== type) {
+      fact = { type, accession, line, tests: [], specimens: [] };
+      facts.push(fact);
+      latest.set(accession, fact);
+    }
     const test = line.obr ? testOf(line.obr) : undefined;
-    if (control === 'NW') {
-      const specimenId = specimenIdOf(line.spm);
-      const entry = created.get(accession) ?? { line, tests: [] };
-      if (test) entry.tests.push(test);
-      if (specimenId && !entry.specimenId) entry.specimenId = specimenId;
-      created.set(accession, entry);
-    } else if (CANCEL_CONTROLS.has(control)) {
-      const entry = cancelled.get(accession) ?? { line, tests: [] };
-      if (test) entry.tests.push(test);
-      cancelled.set(accession, entry);
-    } else if (control !== 'SC' && control !== 'SN' && control !== 'XO') {
-      ctx.notes.push(`ORC-1 ${control} at segment ${(line.orc?.index ?? 0) + 1}: no event`);
+    if (test) fact.tests.push(test);
+    for (const spm of line.specimens ?? (line.spm ? [line.spm] : [])) {
+      const specimenId = specimenIdOf(spm);
+      if (!specimenId) continue;
+      let specimen = fact.specimens.find((s) => s.specimenId === specimenId);
+      if (!specimen) fact.specimens.push((specimen = { specimenId, tests: [] }));
+      if (test && !specimen.tests.includes(test.code)) specimen.tests.push(test.code);
     }
   }
 
-  for (const [accession, { line, tests, specimenId }] of created) {
-    sink.add(
-      'order.created',
-      line.position,
-      { accession },
-      {
-        accession,
-        fillerOrderNumber: line.orc?.get(3) || line.obr?.get(3) || undefined,
-        orderingClientRef: orderingClientRefOf(line),
-        patientId,
-        specimenId,
-        priority: line.obr?.get(27, 6) || line.orc?.get(7, 6) || line.tq1?.get(9, 1) || undefined,
-        tests,
-        orderedAt: hl7TimeToIso(line.orc?.get(9) || line.obr?.get(6)),
-      } as EventDataMap['order.created'],
-      hl7TimeToIso(line.orc?.get(9)),
-    );
-  }
-  for (const [accession, { line, tests }] of cancelled) {
-    sink.add(
-      'order.cancelled',
-      line.position,
-      { accession },
-      { accession, tests, reason: line.orc?.get(16, 2) || line.orc?.get(16, 1) || undefined } as EventDataMap['order.cancelled'],
-      hl7TimeToIso(line.orc?.get(9)),
-    );
+  for (const { type, accession, line, tests, specimens } of facts) {
+    if (type === 'order.created') {
+      sink.add(
+        'order.created',
+        line.position,
+        { accession },
+        {
+          accession,
+          fillerOrderNumber: line.orc?.get(3) || line.obr?.get(3) || undefined,
+          orderingClientRef: orderingClientRefOf(line),
+          patientId,
+          specimenId: specimens[0]?.specimenId,
+          // Every tube only when there is more than one: a one-tube order reads as it always did.
+          specimens: specimens.length > 1 ? specimens : undefined,
+          priority: line.obr?.get(27, 6) || line.orc?.get(7, 6) || line.tq1?.get(9, 1) || undefined,
+          tests,
+          orderedAt: hl7TimeToIso(line.orc?.get(9) || line.obr?.get(6)),
+        } as EventDataMap['order.created'],
+        hl7TimeToIso(line.orc?.get(9)),
+      );
+    } else {
+      sink.add(
+        'order.cancelled',
+        line.position,
+        { accession },
+        { accession, tests, reason: line.orc?.get(16, 2) || line.orc?.get(16, 1) || undefined } as EventDataMap['order.cancelled'],
+        hl7TimeToIso(line.orc?.get(9)),
+      );
+    }
   }
 
   const specimensSeen = new Set<string>();
@@ -312,14 +391,20 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
   const orderCentric = !isOru && (h.triggerEvent === 'R24' || h.messageStructure === 'OUL_R24');
   const groups: ResultGroup[] = [];
   let pendingOrc: Hl7Segment | undefined;
+  /** ORU: the last ORC of the patient's results, for an OBR that has neither an ORC nor numbers of its own. */
+  let lastOrc: Hl7Segment | undefined;
   let leadingSpecimen: Hl7Segment | undefined;
   let current: ResultGroup | undefined;
   let lastWasSpecimen = false;
   for (const seg of message.segments) {
     switch (seg.name) {
+      case 'PID':
+        lastOrc = undefined; // another patient's results: an earlier ORC is not theirs
+        break;
       case 'ORC':
         if (isOru) {
           pendingOrc = seg; // ORU: the ORC comes before its OBR
+          lastOrc = seg;
         } else if (current && !current.orc) {
           current.orc = seg; // OUL: the ORC follows its OBR; it is that order's, not the next one's
         } else {
@@ -329,6 +414,11 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
       case 'OBR':
         current = { obr: seg, obx: [], position: seg.index };
         if (pendingOrc) current.orc = pendingOrc;
+        // ORU, one ORC for the report and then one OBR per test (as the same LIS writes its ORM,
+        // where the ORC stands for every OBR after it): an OBR without an ORC and without order
+        // numbers of its own (OBR-2, OBR-3) is an order of that ORC. OUL keeps its rule (the ORC
+        // follows its OBR and is that OBR's only), and an OBR with its own numbers keeps them.
+        else if (isOru && lastOrc && !seg.get(2) && !seg.get(3)) current.orc = lastOrc;
         if (leadingSpecimen) current.spm = leadingSpecimen;
         pendingOrc = undefined;
         groups.push(current);
@@ -460,6 +550,24 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
         ctx.notes.push(`OBX at segment ${obx.index + 1} has unknown status ${status}: no event`);
       }
     }
+  }
+
+  // Results that cannot be tied to any order are not acknowledged as taken: the message is
+  // refused (AE, ERR naming the OBR) and kept, raw, for the operator; a corrected resend with the
+  // same MSH-10 is processed (a refused message carries no duplicate key).
+  const skippedAt = sink.firstSkipped;
+  const untied = skippedAt === undefined ? undefined : groups.find((g) => g.position === skippedAt || g.obx.some((o) => o.index === skippedAt));
+  if (untied) {
+    const seg = untied.obr ?? (untied.obx[0] as Hl7Segment);
+    const what = untied.obr ? `the results of the OBR at segment ${seg.index + 1}` : `the OBX at segment ${seg.index + 1}`;
+    ctx.problems?.push({
+      severity: 'error',
+      error: {
+        code: 101,
+        text: `${what} cannot be tied to an order: no order number (ORC-2, OBR-2, ORC-3, OBR-3, ORC-4) and no specimen id (SPM-2)`,
+        location: untied.obr ? `OBR^${occurrenceOf(message, seg)}^2` : `OBX^${occurrenceOf(message, seg)}`,
+      },
+    });
   }
 }
 

@@ -1,5 +1,6 @@
 import type { DraftEvent } from '../events/types.ts';
 import { idempotencyKey } from '../events/keys.ts';
+import type { AckError } from './ack.ts';
 import type { Hl7Message } from './message.ts';
 import { senderOf } from './msh.ts';
 
@@ -23,6 +24,21 @@ export interface Hl7NormalizeContext {
   notes: string[];
   /** The message's content fingerprint (msh.ts `contentFingerprint`): part of the event keys. */
   fingerprint?: string;
+  /**
+   * Facts of the message the normalizer could not record (an order without any order number,
+   * results tied to no order or specimen): the intake then keeps the message as rejected, with
+   * the first problem's text as the reason, commits none of its events and answers with that
+   * problem's ERR (`reject` → AR/CR, `error` → AE/CE). Without this list (a caller that does not
+   * ask) such facts are only noted.
+   */
+  problems?: Hl7NormalizeProblem[];
+}
+
+/** A fact the message states and the normalizer cannot record: the message is refused with it. */
+export interface Hl7NormalizeProblem {
+  /** `reject`: the message itself lacks what is required (AR); `error`: it cannot be applied (AE). */
+  severity: 'reject' | 'error';
+  error: AckError;
 }
 
 export type Hl7Normalizer = (ctx: Hl7NormalizeContext) => DraftEvent[];

@@ -7,7 +7,7 @@ import { charsetFromMsh18, chooseCharset, decodeText, encodeText, type Charset }
 import { buildHostQueryReplies, readHl7HostQuery, type HostQueryAnswer, type HostQueryProblem, type Hl7HostQuery } from '../../hl7/host-query.ts';
 import { readInbound, type InboundRead } from '../../hl7/inbound.ts';
 import { normalizeLis, hl7SearchTerms } from '../../hl7/normalize-lis.ts';
-import { KNOWN_MESSAGE_CODES, type Hl7NormalizeContext, type Hl7Normalizer } from '../../hl7/normalizer.ts';
+import { KNOWN_MESSAGE_CODES, type Hl7NormalizeContext, type Hl7NormalizeProblem, type Hl7Normalizer } from '../../hl7/normalizer.ts';
 import { contentFingerprint, messageTypeOf, readMsh, senderOf, type MshHeader } from '../../hl7/msh.ts';
 import { ids } from '../../ids.ts';
 import type { Logger } from '../../log.ts';
@@ -425,10 +425,11 @@ export class Hl7Intake {
     }
 
     const notes: string[] = [];
+    const problems: Hl7NormalizeProblem[] = [];
     const fingerprint = contentFingerprint(raw);
     let events: DraftEvent[];
     try {
-      const ctx: Hl7NormalizeContext = { message, fingerprint, endpoint: this.#config.id, receivedAt: meta.receivedAt, notes };
+      const ctx: Hl7NormalizeContext = { message, fingerprint, endpoint: this.#config.id, receivedAt: meta.receivedAt, notes, problems };
       if (this.#config.analyzer) ctx.analyzer = this.#config.analyzer;
       events = this.#normalize(ctx);
     } catch (err) {
@@ -436,6 +437,14 @@ export class Hl7Intake {
       return this.#rejectMessage(raw, whole, read, messageType, meta, { code: 207, text: `the message could not be turned into events: ${describeError(err)}` }, 'error');
     }
     if (notes.length > 0) this.#log.debug('normalizer notes', { controlId: header.controlId, notes });
+    // A fact the message states and the gateway cannot record (an order without any order
+    // number, results tied to no order): refused with the reason and kept, none of its events
+    // committed — acknowledging it AA would tell the LIS it was taken while it went nowhere.
+    const problem = problems[0];
+    if (problem) {
+      this.#log.warn('message refused: a fact in it cannot be recorded', { controlId: header.controlId, messageType, reason: problem.error.text });
+      return this.#rejectMessage(raw, whole, read, messageType, meta, problem.error, problem.severity);
+    }
 
     const reply = this.#replyFor(header, charset, 'ok');
     const inbound = this.#inbound(meta, header, charset, whole ? raw : Buffer.from(raw), 'accepted', messageType);
