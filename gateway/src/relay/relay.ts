@@ -12,6 +12,7 @@ import { ReferenceData, type RefusedModel } from './reference-data.ts';
 import { rulesFor, type PostingRule, type RuleContext, type RuleResult } from './rules/index.ts';
 import { StockWatch } from './stock-watch.ts';
 import { stampOdooRefs, type OdooTarget } from './odoo-target.ts';
+import { SteadyWallClock } from '../wall-clock.ts';
 
 export interface RelayOptions {
   store: GatewayStore;
@@ -20,6 +21,11 @@ export interface RelayOptions {
   odooConfig: OdooConfig;
   telemetry: Telemetry;
   log: Logger;
+  /**
+   * The wall clock (epoch ms): the time the rules write to Odoo, and the `now` of the store's
+   * lease (due times). Default: `Date.now` for the former, a SteadyWallClock (never backwards)
+   * for the latter. Back-offs and intervals are measured on `performance.now()` whatever this is.
+   */
   clock?: () => number;
   /** Idle poll when nothing is due (ms). Default 250. */
   idlePollMs?: number;
@@ -100,22 +106,43 @@ export class Relay implements Component {
   readonly #ref: ReferenceData;
   readonly #watch: StockWatch;
   readonly #clock: () => number;
+  /**
+   * The wall clock that never goes backwards (wall-clock.ts): the lease's `now`, so that due
+   * times written before NTP stepped the clock back still come due; it also sees the step.
+   */
+  readonly #steady = new SteadyWallClock();
+  /** The lease's `now`: RelayOptions.clock when given, else #steady. */
+  readonly #dueNow: () => number;
+  #unwatchClock: (() => void) | undefined;
   /** See RelayOptions.ambiguousSettleMs. */
   readonly #settleMs: number;
   /** The rules' Odoo: at most relay.concurrency requests in flight across all batches. */
   readonly #limited: CallLimit;
   #status: ComponentStatus = 'created';
   #paused = false;
+  /**
+   * The client has detected the server, signed in and read the field maps since the link last
+   * failed. Cleared by refused credentials and by a link failure: the end of an outage is a new
+   * connection (#connect), since the Odoo that answers may have been upgraded or had modules
+   * installed meanwhile.
+   */
   #connected = false;
+  /** The major version of the last successful connection (0 before the first). */
+  #connectedVersion = 0;
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
   #linkWait = 0;
   #authWait = 0;
   /** ODOO_AUTH_FAILED was raised and not cleared yet. */
   #authAlerted = false;
-  /** No login or round before this time (epoch ms): the back-off of a refused login or a link down. */
+  /**
+   * No login or round before this time (`performance.now()` ms): the back-off of a refused login
+   * or a link down. Monotonic: on the wall clock, NTP stepping the clock back two hours made it a
+   * two-hour wait (test/e2e/outage-night-audit.test.ts).
+   */
   #notBefore = 0;
-  #lastRefresh = 0;
+  /** When the last reference pull began (`performance.now()` ms, as the intervals below). */
+  #lastRefresh = Number.NEGATIVE_INFINITY;
   #refOk = false;
   /** Wait before a failed (or partly refused) reference pull is tried again; see RelayOptions.referenceRetry. */
   #refWait = 0;
@@ -124,19 +151,20 @@ export class Relay implements Component {
    * 'access' ODOO_REFERENCE_REFUSED, 'error' ODOO_REFERENCE_FAILED.
    */
   readonly #refusedAlerted = new Map<string, RefusedModel['kind']>();
-  #lastWatch = 0;
+  #lastWatch = Number.NEGATIVE_INFINITY;
   /**
    * Consumption was posted within stockWatchIntervalMs of the last check: the check it skipped is
    * owed and runs from #housekeeping once the interval has passed (a trailing run).
    */
   #watchOwed = false;
-  #lastKeyCheck = 0;
+  #lastKeyCheck = Number.NEGATIVE_INFINITY;
   #lastSuccessAt: string | undefined;
   #lastError: string | undefined;
 
   constructor(options: RelayOptions) {
     this.#o = options;
     this.#clock = options.clock ?? Date.now;
+    this.#dueNow = options.clock ?? (() => this.#steady.now());
     this.#settleMs = options.ambiguousSettleMs ?? AMBIGUOUS_SETTLE_MS;
     this.#limited = new CallLimit(options.odoo, options.config.concurrency);
     // relay.concurrency requests in flight need as many sockets: with fewer, a request waits for
@@ -171,10 +199,12 @@ export class Relay implements Component {
     this.#status = 'starting';
     await this.#ref.loadCached().catch((err) => this.#o.log.warn('cached reference data unreadable', { error: describeError(err) }));
     this.#status = 'running';
+    this.#unwatchClock ??= this.#steady.onStepBack((stepMs) => this.#clockSteppedBack(stepMs));
     if (!this.#o.config.enabled) {
       this.#o.telemetry.emit('odoo.state', { state: 'disabled' });
       return;
     }
+    this.#limited.holdUntilReopened(true);
     this.#loop = this.#run().catch((err) => {
       this.#o.log.error('relay loop failed', { error: describeError(err) });
       this.#status = 'failed';
@@ -194,6 +224,9 @@ export class Relay implements Component {
       clearTimeout(timer);
     }
     if (this.#o.closeClientOnStop !== false) this.#o.odoo.close();
+    this.#limited.holdUntilReopened(false);
+    this.#unwatchClock?.();
+    this.#unwatchClock = undefined;
     this.#status = 'stopped';
   }
 
@@ -220,7 +253,7 @@ export class Relay implements Component {
   /** Pull reference data now (admin action / tests). */
   async refreshReference(): Promise<void> {
     await this.#ref.refresh();
-    this.#lastRefresh = this.#clock();
+    this.#lastRefresh = performance.now();
     this.#reportRefused();
     if (this.#o.watchStock !== false) {
       // This check sees every consumption posted so far: it pays what was owed.
@@ -259,22 +292,29 @@ export class Relay implements Component {
       // A refused login or an unreachable Odoo is tried again only after its back-off: a message
       // committed meanwhile wakes the loop (notify), it must not start a new login or a new round.
       // (Five messages made six logins with a wrong key, and Odoo then blocks the lab's address.)
-      const wait = this.#notBefore - Date.now();
+      this.#steady.now(); // one reading per turn: a step back of the system clock is seen (and reported)
+      const wait = this.#notBefore - performance.now();
       if (wait > 0) {
         await this.#sleep(wait);
         continue;
       }
+      // The back-off has passed: calls go to Odoo again, unless a Retry-After still holds them.
+      const held = this.#limited.reopen();
+      if (held > 0) {
+        this.#notBefore = performance.now() + held;
+        continue;
+      }
       if (!this.#connected && !(await this.#connect())) continue;
       // The pull at connect may have met the link down: its back-off holds for the next pull too.
-      if (this.#notBefore > Date.now()) continue;
+      if (this.#notBefore > performance.now()) continue;
       await this.#housekeeping();
       // A reference pull that met the link down (or refused credentials) set a back-off: no round now.
-      if (this.#paused || !this.#running() || !this.#connected || this.#notBefore > Date.now()) continue;
+      if (this.#paused || !this.#running() || !this.#connected || this.#notBefore > performance.now()) continue;
       let leases: Lease[];
       try {
         // Leased across types: a partition's runs are posted stage by stage in one round (#round),
         // and the milestone types share one rule, so an order's notes become ONE chatter post.
-        leases = await this.#o.store.lease({ limit: this.#leaseLimit(), maxPerPartition: this.#o.maxPerPartition ?? 500, sameTypeOnly: false, now: this.#clock() });
+        leases = await this.#o.store.lease({ limit: this.#leaseLimit(), maxPerPartition: this.#o.maxPerPartition ?? 500, sameTypeOnly: false, now: this.#dueNow() });
       } catch (err) {
         this.#o.log.error('lease failed', { error: describeError(err) });
         await this.#sleep(1000);
@@ -289,6 +329,8 @@ export class Relay implements Component {
         this.#connected = false;
       } else if (trouble === 'link') {
         this.#linkTrouble(retryAfterMs);
+      } else if (trouble === 'no-answer') {
+        this.#linkTrouble(0, false);
       } else {
         this.#linkWait = 0;
       }
@@ -306,12 +348,20 @@ export class Relay implements Component {
    * The link is down (unreachable, 429/502/503/504): nothing goes to Odoo (no round, no pull, no
    * login) before the loop's back-off (doubled at each failure) or the server's Retry-After
    * (`retryAfterMs`), whichever ends later. Returns the wait (ms).
+   *
+   * The first thing sent after it is a new connection (#connect: version, protocol, sign-in, field
+   * maps), once per recovery: Odoo may come back upgraded (18 → 19 on the same URL: JSON-2, and
+   * `product_uom_id` where 18 had `product_uom`) or with modules installed. Before, the client kept
+   * what it had read before the outage, and every order of the night was dead-lettered by Odoo 19
+   * ("KeyError: 'product_uom'", test/e2e/outage-night-audit.test.ts). `relink` false: a round
+   * that resolved nothing without any link failure, which only backs off.
    */
-  #linkTrouble(retryAfterMs = 0): number {
+  #linkTrouble(retryAfterMs = 0, relink = true): number {
     const b = this.#linkBackoff();
     this.#linkWait = Math.min(b.maxMs, this.#linkWait ? this.#linkWait * 2 : b.initialMs);
     const wait = Math.max(this.#linkWait, retryAfterMs);
-    this.#notBefore = Math.max(this.#notBefore, Date.now() + wait);
+    this.#notBefore = Math.max(this.#notBefore, performance.now() + wait);
+    if (relink) this.#connected = false;
     return wait;
   }
 
@@ -323,13 +373,17 @@ export class Relay implements Component {
     // Once per refusal episode (not at every re-login with the same key), cleared in #connect.
     if (!this.#authAlerted) this.#o.telemetry.alert('critical', 'ODOO_AUTH_FAILED', `Odoo refused the gateway's credentials: ${this.#lastError}`);
     this.#authAlerted = true;
-    this.#notBefore = Date.now() + this.#authWait;
+    this.#notBefore = performance.now() + this.#authWait;
   }
 
   async #connect(): Promise<boolean> {
     try {
       await this.#o.odoo.connect();
       this.#connected = true;
+      const version = this.#o.odoo.serverVersion;
+      const before = this.#connectedVersion;
+      this.#connectedVersion = version;
+      if (before !== 0 && version !== before) this.#versionChanged(before, version);
       if (this.#authAlerted) {
         this.#authAlerted = false;
         this.#o.telemetry.alert('info', 'ODOO_AUTH_FAILED_CLEARED', 'Odoo accepted the gateway\'s credentials again');
@@ -337,8 +391,10 @@ export class Relay implements Component {
       this.#authWait = 0;
       this.#linkWait = 0;
       this.#lastError = undefined;
-      this.#o.log.info('connected to Odoo', { version: this.#o.odoo.serverVersion });
-      await this.#pullReference();
+      this.#o.log.info('connected to Odoo', { version });
+      // A reconnection after an outage to the same version keeps the reference data (pulled on its
+      // schedule); a new version reads it again (units differ between 18 and 19).
+      if (before === 0 || version !== before || !this.#refOk) await this.#pullReference();
       return true;
     } catch (err) {
       this.#lastError = describeError(err);
@@ -346,6 +402,31 @@ export class Relay implements Component {
       else this.#o.log.warn('Odoo not reachable', { error: this.#lastError, retryInMs: this.#linkTrouble(retryAfterOf(err)) });
       return false;
     }
+  }
+
+  /**
+   * The Odoo on the configured URL answers as another major version than at the last connection
+   * (upgraded, or restored from an older one, while the link was down). The client has read the
+   * version, protocol and fields again (#connect); said once, in the log and as an `info` alert.
+   */
+  #versionChanged(before: number, version: number): void {
+    const text = `Odoo now answers as version ${version} (it was ${before}): the gateway has read its protocol and fields again and posts with them`;
+    this.#o.log.warn('Odoo version changed', { from: before, to: version });
+    this.#o.telemetry.alert('info', 'ODOO_VERSION_CHANGED', text);
+  }
+
+  /**
+   * The system clock went back (NTP correcting a box that booted with its clock ahead). Due times
+   * and ages keep to the steady clock (wall-clock.ts) and back-offs to the monotonic one, so the
+   * queue keeps flowing; said once per step, in the log and as a `warning` alert, since times the
+   * gateway wrote before the step (received at, delivered at) are off by as much.
+   */
+  #clockSteppedBack(stepMs: number): void {
+    const minutes = Math.round(stepMs / 60_000);
+    const size = minutes >= 1 ? `${minutes} min` : `${Math.round(stepMs / 1000)} s`;
+    const text = `The system clock went back by ${size}; due times and ages follow a clock that does not go back until the system clock has caught up. Times recorded before the step are off by as much: check the box's time source (NTP, RTC)`;
+    this.#o.log.warn('system clock stepped back', { stepMs: Math.round(stepMs) });
+    this.#o.telemetry.alert('warning', 'CLOCK_STEPPED_BACK', text);
   }
 
   /**
@@ -358,7 +439,7 @@ export class Relay implements Component {
    * model the bot may not read.
    */
   async #pullReference(): Promise<void> {
-    this.#lastRefresh = this.#clock();
+    this.#lastRefresh = performance.now();
     try {
       await this.refreshReference();
     } catch (err) {
@@ -371,6 +452,7 @@ export class Relay implements Component {
         this.#authTrouble();
       } else if (isLinkDown(err)) {
         this.#refWait = 0;
+        // #linkTrouble: the next call to Odoo after the back-off is a new connection.
         this.#o.log.warn('reference pull failed: Odoo not reachable', { error: this.#lastError, retryInMs: this.#linkTrouble(retryAfterOf(err)) });
       } else {
         this.#o.log.warn('reference pull failed', { error: this.#lastError, retryInMs: this.#growRefWait() });
@@ -435,15 +517,15 @@ export class Relay implements Component {
   }
 
   async #housekeeping(): Promise<void> {
-    const now = this.#clock();
+    const now = performance.now();
     if (now - this.#lastKeyCheck > 3_600_000) {
       this.#lastKeyCheck = now;
-      (this.#o.odoo as { checkKeyExpiry?: (now?: number) => unknown }).checkKeyExpiry?.(now);
+      (this.#o.odoo as { checkKeyExpiry?: (now?: number) => unknown }).checkKeyExpiry?.(this.#clock());
     }
     // A failed pull is retried after its back-off (#pullReference); a good one after referenceRefreshMs.
     const every = this.#o.config.referenceRefreshMs;
     if ((!this.#refOk && now - this.#lastRefresh >= this.#refWait) || (every > 0 && now - this.#lastRefresh >= every)) await this.#pullReference();
-    if (this.#watchOwed && this.#clock() - this.#lastWatch >= this.#watchEvery()) await this.#checkStock();
+    if (this.#watchOwed && performance.now() - this.#lastWatch >= this.#watchEvery()) await this.#checkStock();
   }
 
   #watchEvery(): number {
@@ -452,7 +534,7 @@ export class Relay implements Component {
 
   /** The stock watch after posted consumption (throttled by #round, owed runs from #housekeeping). */
   async #checkStock(): Promise<void> {
-    this.#lastWatch = this.#clock();
+    this.#lastWatch = performance.now();
     this.#watchOwed = false;
     await this.#watch.check().catch((err) => this.#o.log.warn('stock watch failed', { error: describeError(err) }));
   }
@@ -464,7 +546,7 @@ export class Relay implements Component {
    * and posted with bounded concurrency; a lease stops at its first failure. Each lease is then
    * completed ONCE with all its outcomes (one store write per partition per round).
    */
-  async #round(leases: Lease[]): Promise<{ trouble: 'ok' | 'link' | 'auth'; retryAfterMs: number }> {
+  async #round(leases: Lease[]): Promise<{ trouble: 'ok' | 'link' | 'auth' | 'no-answer'; retryAfterMs: number }> {
     const started = performance.now();
     const states: LeaseProgress[] = leases.map((lease) => ({ lease, runs: this.#runs(lease.events), next: 0, outcomes: [], stopped: false }));
     const store = this.#o.store;
@@ -477,7 +559,7 @@ export class Relay implements Component {
       now: this.#clock,
       events: (correlationId, types) => store.eventsByCorrelation(correlationId, types),
     };
-    let trouble: 'ok' | 'link' | 'auth' = 'ok';
+    let trouble = 'ok' as 'ok' | 'link' | 'auth';
     /** The longest Retry-After a link failure of this round carried (ms). */
     let retryAfterMs = 0;
     for (;;) {
@@ -508,7 +590,10 @@ export class Relay implements Component {
       }
       let next = 0;
       const worker = async (): Promise<void> => {
-        while (next < batches.length) {
+        // Once a batch met the link down (or refused credentials), no worker starts another one:
+        // their events stay as they are for the round after the back-off. (Before, the stage's
+        // other batches were still sent, after a 429 "Retry-After: 60" too.)
+        while (next < batches.length && trouble === 'ok') {
           const batch = batches[next++]!;
           const { results, trouble: t, retryAfterMs: wait } = await this.#postBatch(ctx, batch);
           if (t === 'auth' || (t === 'link' && trouble === 'ok')) trouble = t;
@@ -527,15 +612,16 @@ export class Relay implements Component {
     const latency = performance.now() - started;
     await Promise.all(states.map((st) => this.#complete(st.lease, st.outcomes, latency)));
     // Nothing resolved and no link trouble (a rule gave no answer): do not spin on the same heads.
-    if (trouble === 'ok' && states.every((st) => st.outcomes.length === 0)) trouble = 'link';
+    const answered = trouble !== 'ok' || states.some((st) => st.outcomes.length > 0);
     // Re-check after consumption, at most every stockWatchIntervalMs; a round within the interval
     // leaves the check owed (#housekeeping runs it once the interval has passed). Before, it was
     // skipped for good: stock crossing its minimum then raised no breach until the next pull.
+    // After a link failure the check is owed too: nothing goes to Odoo before the back-off.
     if (this.#o.watchStock !== false && leases.some((l) => l.events.some((e) => e.event.type === 'consumable.used'))) {
-      if (this.#clock() - this.#lastWatch >= this.#watchEvery()) await this.#checkStock();
+      if (trouble === 'ok' && performance.now() - this.#lastWatch >= this.#watchEvery()) await this.#checkStock();
       else this.#watchOwed = true;
     }
-    return { trouble, retryAfterMs };
+    return { trouble: answered ? trouble : 'no-answer', retryAfterMs };
   }
 
   /** Consecutive events handled by the same rule. */

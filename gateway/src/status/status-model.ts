@@ -6,6 +6,7 @@ import type { AlertSeverity, EndpointKind, EndpointState, OdooLinkState, Telemet
 import { describeError } from '../errors.ts';
 import type { OrderDownloadSummary } from '../astm/order-download.ts';
 import { maskAstmNames } from './mask-names.ts';
+import { SteadyWallClock } from '../wall-clock.ts';
 
 /**
  * The one status model of the gateway. It is fed by the typed telemetry events (never by the
@@ -170,6 +171,11 @@ export interface StatusModelOptions {
   staleQueueSeconds?: number;
   /** Relay pause flag, read when the status is built. */
   relayPaused?: () => boolean;
+  /**
+   * The clock of the model's times and ages (epoch ms). Default: the wall clock, except that it
+   * never goes backwards (wall-clock.ts): after NTP stepped the clock back two hours, an outage's
+   * `since` lay in the future and ODOO_UNREACHABLE was not raised for two hours.
+   */
   now?: () => number;
   /** Free-space reader (tests inject a fake full disk). */
   readDisk?: (path: string) => Promise<{ freeBytes: number; totalBytes: number }>;
@@ -305,7 +311,11 @@ export class StatusModel implements Component {
 
   constructor(options: StatusModelOptions) {
     this.#o = options;
-    this.#now = options.now ?? Date.now;
+    if (options.now) this.#now = options.now;
+    else {
+      const steady = new SteadyWallClock();
+      this.#now = () => steady.now();
+    }
     const at = new Date(this.#now()).toISOString();
     for (const h of options.config.hl7) {
       this.#endpoints.set(h.id, this.#newEndpoint(h.id, 'hl7', h.analyzer ? 'analyzer' : 'lis', at));

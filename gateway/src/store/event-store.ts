@@ -16,6 +16,7 @@ import { MessageLog, RECORD_HEADER_BYTES, decodePointer, encodePointer, type Log
 import { batchRecordPayload, decodeBatchRecord, decodePosition, encodePosition, isBatchRecord, type EncodedOp } from './batch-record.ts';
 import { KeyFilter } from './key-filter.ts';
 import { ShardedMap } from './sharded-map.ts';
+import { SteadyWallClock } from '../wall-clock.ts';
 import type {
   CommitResult,
   EventQuery,
@@ -303,6 +304,15 @@ export class EventStore implements GatewayStore {
    * until the health probe has caught LevelDB up from the log (see "Commit point" in README.md).
    */
   #lateFailure: Error | undefined;
+  /**
+   * The clock due times are compared with (lease, the oldest waiting event, its age) and retry due
+   * times are counted from: the wall clock, except that it never goes backwards (wall-clock.ts).
+   * Due times are persisted wall-clock instants; after NTP stepped the clock back two hours, those
+   * written before the step lay in the future and nothing was leased for two hours, while the
+   * queue's age read 0 (test/e2e/outage-night-audit.test.ts). Only these comparisons use it:
+   * commit times, ids, delivery times and retention keep `Date.now()`.
+   */
+  readonly #dueClock = new SteadyWallClock();
   /** The event waiting longest for Odoo (due, not dead), and since when it waits (see stats()). */
   #oldestPendingId: string | undefined;
   #oldestWaitingSince: number | undefined;
@@ -1191,7 +1201,7 @@ export class EventStore implements GatewayStore {
     // blocked; the first event of an empty partition creates it.
     if (before === 0) ops.push({ type: 'put', sublevel: this.#sub.due, key: timeKey(dueAt) + SEP + pk, value: '' });
     this.#counts.pending++;
-    if (this.#oldestPendingId === undefined && dueAt <= Date.now()) {
+    if (this.#oldestPendingId === undefined && dueAt <= this.#dueClock.now()) {
       this.#oldestPendingId = id;
       this.#oldestWaitingSince = Math.max(idTime(id), dueAt);
     }
@@ -1261,7 +1271,7 @@ export class EventStore implements GatewayStore {
     // Completions are queued without holding the lock until durable, and commits answered at their
     // commit point may still be on their way into LevelDB: read what they all wrote.
     await this.#committer.barrier();
-    const now = options.now ?? Date.now();
+    const now = options.now ?? this.#dueClock.now();
     const maxPer = Math.max(1, options.maxPerPartition ?? 1);
     const sameType = options.sameTypeOnly ?? true;
     const leases: Lease[] = [];
@@ -1417,7 +1427,10 @@ export class EventStore implements GatewayStore {
     // event was never leased (store-audit-2.test.ts).
     while (!this.#pcount.has(pk)) await this.#loadPartitionCount(pk);
     let remaining = this.#pcount.get(pk) ?? 0;
-    let nextDue: number | undefined = now;
+    // Due times on the lease's clock (#dueClock): a back-off counted from a clock that had just gone
+    // back two hours would come due at once, an ambiguous write's settle time with it.
+    const dueNow = this.#dueClock.now();
+    let nextDue: number | undefined = dueNow;
     let stopped = false;
 
     for (const rec of records) {
@@ -1461,7 +1474,7 @@ export class EventStore implements GatewayStore {
           rec.state = 'retrying';
           rec.ambiguous = rec.ambiguous || outcome.ambiguous === true;
           rec.lastError = outcome.error;
-          rec.dueAt = now + (outcome.delayMs ?? this.backoffDelay(rec.attempts));
+          rec.dueAt = dueNow + (outcome.delayMs ?? this.backoffDelay(rec.attempts));
           nextDue = rec.dueAt;
           this.#counts.inflight--;
           this.#counts.retrying++;
@@ -1856,7 +1869,7 @@ export class EventStore implements GatewayStore {
       delivered: this.#counts.delivered,
       discarded: this.#counts.discarded,
       blockedPartitions: this.#counts.dead,
-      oldestPendingAgeSeconds: since === undefined ? 0 : Math.max(0, Math.floor((Date.now() - since) / 1000)),
+      oldestPendingAgeSeconds: since === undefined ? 0 : Math.max(0, Math.floor((this.#dueClock.now() - since) / 1000)),
     };
   }
 
@@ -1879,7 +1892,7 @@ export class EventStore implements GatewayStore {
       // The undelivered index holds dead letters too: their state records say so, and they are
       // stepped over like events not due yet (dead letters have their own count and alarm:
       // counted here, they made the queue look stale with nothing waiting).
-      const now = Date.now();
+      const now = this.#dueClock.now();
       let best: { id: string; since: number } | undefined;
       let chunk: string[] = [];
       let scanned = 0;

@@ -178,10 +178,18 @@ export class OdooClient implements OdooClientLike {
     return this.#uid;
   }
 
-  /** Detect, authenticate, read the field maps. Throws a classified GatewayError. */
+  /**
+   * Detect, authenticate, read the field maps. Throws a classified GatewayError. Run at start-up,
+   * after refused credentials and at the end of every outage (the relay): the version, protocol
+   * and fields are read anew each time, so an Odoo upgraded or given new modules while the link
+   * was down is spoken to as it is now. An attempt passes through 'connecting', except one that
+   * reconnects after an outage: the link stays 'unreachable' until it succeeds, as it did before
+   * the end of an outage was a new connection (no state flapping on the status topic at every
+   * back-off).
+   */
   async connect(): Promise<void> {
     if (this.#authRefused) this.#rereadApiKey();
-    this.#setState('connecting');
+    if (this.#state !== 'unreachable' || this.#uid === undefined) this.#setState('connecting');
     try {
       this.checkKeyExpiry();
       await this.#detect();

@@ -48,6 +48,8 @@ export interface OdooErrorDetails {
    * 429/502/503/504 (RFC 9110 §10.2.3): the relay sends nothing to Odoo before it has passed.
    */
   retryAfterMs?: number;
+  /** The call was never sent: the link had already failed (call-limit.ts, notSent). */
+  notSent?: boolean;
 }
 
 export function odooError(failure: OdooFailureClass, message: string, details: Omit<OdooErrorDetails, 'failure'> = {}, cause?: unknown): GatewayError {
@@ -91,6 +93,27 @@ export function failureOf(err: unknown): OdooFailureClass {
 
 export function isLinkDown(err: unknown): boolean {
   return err instanceof GatewayError && err.details?.['linkDown'] === true;
+}
+
+/**
+ * A failure of the whole link or of the credentials (not of this event): once one is seen, nothing
+ * more of the round goes to Odoo (call-limit.ts) and the rules' loops leave their remaining items
+ * for later (notSent).
+ */
+export function stopsTheLink(err: unknown): boolean {
+  return isLinkDown(err) || failureOf(err) === 'auth';
+}
+
+/**
+ * The link failure `err` as the failure of a call that was never sent because of it: the same
+ * code, message and class, so the event is released (not charged, not dead-lettered) as `err`'s
+ * would be, but never "may have landed" (only the request that met a proxy's 504 may have).
+ * Anything else is returned as it is.
+ */
+export function notSent(err: unknown, where: { model?: string; method?: string } = {}): unknown {
+  if (!(err instanceof GatewayError)) return err;
+  const { mayHaveLanded: _landed, model: _model, method: _method, ...details } = err.details ?? {};
+  return new GatewayError(err.code, err.message, { cause: err, details: { ...details, ...where, notSent: true } });
 }
 
 /** See OdooErrorDetails.mayHaveLanded. */

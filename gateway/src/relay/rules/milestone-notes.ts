@@ -4,6 +4,7 @@ import type { EventType, SpecimenReceivedData, TestCompletedData, TestInProgress
 import type { OdooRef, StoredEvent } from '../../store/types.ts';
 import { searchRead } from '../odoo/odoo-calls.ts';
 import type { OdooApi } from '../odoo/odoo-client.ts';
+import { notSent, stopsTheLink } from '../odoo/odoo-error.ts';
 import { noSaleOrder, saleOrdersByAccession } from './sale-orders.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
 
@@ -63,19 +64,26 @@ export const milestoneNotesRule: PostingRule = {
     // message_post acts on one record: one call per order, a few in parallel (bounded so a large
     // batch does not queue behind the HTTP agent's sockets and time out there).
     const queue = [...bySo];
+    // The link failed (unreachable, 429 with Retry-After, credentials refused): no further note is
+    // posted, and the orders not noted yet are left for the round after the back-off (released,
+    // not charged). Before, the workers took the next order after any failure: a 429 on the first
+    // note was followed by every other note of the batch (test/e2e/outage-night-audit.test.ts).
+    let linkFailure: { error: unknown } | undefined;
     const post = async ([soId, items]: [number, StoredEvent[]]): Promise<void> => {
       try {
         const refs = await postMilestoneNote(ctx.odoo, soId, items);
         for (const i of items) results.set(i.event.id, ok(refs));
       } catch (err) {
         for (const i of items) results.set(i.event.id, fail(err));
+        if (stopsTheLink(err)) linkFailure ??= { error: err };
       }
     };
     await Promise.all(
       Array.from({ length: Math.min(NOTE_PARALLELISM, queue.length) }, async () => {
-        for (let next = queue.shift(); next; next = queue.shift()) await post(next);
+        for (let next = linkFailure ? undefined : queue.shift(); next; next = linkFailure ? undefined : queue.shift()) await post(next);
       }),
     );
+    if (linkFailure) for (const [, items] of queue) for (const i of items) results.set(i.event.id, fail(notSent(linkFailure.error)));
     return results;
   },
 };

@@ -3,7 +3,7 @@ import { billingState, inStoredOrder } from '../../events/invoice-eligibility.ts
 import type { OrderCancelledData, OrderCreatedData, OrderedTest } from '../../events/types.ts';
 import type { OdooRef, StoredEvent } from '../../store/types.ts';
 import { create, externalId, loadWithExternalIds, m2oId, read, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
-import { failureOf, mappingMissing, needsOperator } from '../odoo/odoo-error.ts';
+import { failureOf, mappingMissing, needsOperator, notSent, stopsTheLink } from '../odoo/odoo-error.ts';
 import type { ProductRef } from '../reference-data.ts';
 import { MILESTONE_TYPES, notedMarkers, noteMarker, postMilestoneNote } from './milestone-notes.ts';
 import { isLockedOrder, isLockedOrderRefusal, lockedOrderChange, saleOrderOrigin, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
@@ -50,7 +50,12 @@ export const orderCreatedRule: PostingRule = {
       for (const e of byAcc.get(accession) ?? []) results.set(e.event.id, outcome);
     };
 
+    // The link failed on one accession's calls (unreachable, 429, credentials refused): the
+    // accessions after it are not tried (the next round, after the back-off, takes them). Before,
+    // each was tried in turn, a call or more each, after a 429 "Retry-After" too.
+    let linkFailure: { error: unknown } | undefined;
     for (const [accession, evs] of byAcc) {
+      if (linkFailure) break;
       try {
         const tests = new Map<string, OrderedTest>();
         for (const e of evs) for (const t of data(e).tests) if (!tests.has(t.code)) tests.set(t.code, t);
@@ -70,7 +75,14 @@ export const orderCreatedRule: PostingRule = {
         toCreate.push({ accession, xmlid, vals: { partner_id: partner.id, client_order_ref: accession, origin: saleOrderOrigin(accession), order_line: products.map((p) => [0, 0, lineVals(p)]) } });
       } catch (err) {
         settle(accession, fail(err));
+        if (stopsTheLink(err)) linkFailure = { error: err };
       }
+    }
+    if (linkFailure) {
+      // Nothing more of this batch goes to Odoo: what was already done (an add-on line) is found
+      // again by the next attempt's look-up; the rest was never sent.
+      for (const [accession, evs] of byAcc) if (!results.has(evs[0]!.event.id)) settle(accession, fail(notSent(linkFailure.error)));
+      return results;
     }
 
     if (toCreate.length > 0) {
