@@ -18,11 +18,9 @@ import { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
 import { testGatewayConfig } from '../fixtures/gateway.ts';
 import { connections } from '../fixtures/order-download.ts';
 import { BOT, startEmulator } from '../fixtures/relay/harness.ts';
-import { productId, rfqLines, waitFor } from '../fixtures/relay/helpers.ts';
+import { idOf, productId, quantsByLotAt, receiveLot, rfqLines, waitFor } from '../fixtures/relay/helpers.ts';
 
 // ------------------------------------------------------------------------------------------ rig
-
-type Row = Record<string, unknown> & { id: number };
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -34,8 +32,6 @@ async function emulator(version: OdooVersion): Promise<{ emu: OdooEmulator; url:
   cleanups.push(() => started.emu.close());
   return started;
 }
-
-const idOf = (emu: OdooEmulator, model: string, domain: unknown[][]): number => (emu.records(model, domain as never)[0] as Row).id;
 
 /** A storable product of the site (as its Odoo administrator creates it), supplied by VEND-DIAG. */
 function siteProduct(emu: OdooEmulator, version: OdooVersion, code: string, name: string, opts: { uom?: string; tracking?: 'lot' | 'none' } = {}): number {
@@ -49,15 +45,6 @@ function siteProduct(emu: OdooEmulator, version: OdooVersion, code: string, name
   return pid;
 }
 
-const inDays = (days: number): string => new Date(Date.now() + days * 86_400_000).toISOString().slice(0, 19).replace('T', ' ');
-
-/** A lot received into `locationId` with `qty` on hand. */
-function receiveLot(emu: OdooEmulator, pid: number, name: string, locationId: number, qty: number, expiresInDays = 200): number {
-  const lot = emu.call('stock.lot', 'create', [{ name, product_id: pid, company_id: 1, expiration_date: inDays(expiresInDays) }]) as number;
-  emu.call('stock.quant', 'create', [{ product_id: pid, location_id: locationId, lot_id: lot, quantity: qty }]);
-  return lot;
-}
-
 function reorderRule(emu: OdooEmulator, pid: number, min: number, max: number): void {
   emu.call('stock.warehouse.orderpoint', 'create', [
     { product_id: pid, location_id: idOf(emu, 'stock.location', [['name', '=', 'Lab']]), warehouse_id: idOf(emu, 'stock.warehouse', [['code', '=', 'WH']]), product_min_qty: min, product_max_qty: max, trigger: 'manual' },
@@ -65,16 +52,7 @@ function reorderRule(emu: OdooEmulator, pid: number, min: number, max: number): 
 }
 
 /** Quantity per lot name and location name of a product (every location, virtual ones included). */
-function quantsOf(emu: OdooEmulator, pid: number): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const q of emu.records('stock.quant', [['product_id', '=', pid]])) {
-    const loc = emu.records('stock.location', [['id', '=', q['location_id']]])[0]!;
-    const lot = q['lot_id'] ? String(emu.records('stock.lot', [['id', '=', q['lot_id']]])[0]!['name']) : '-';
-    const key = `${lot}@${String(loc['name'])}`;
-    out[key] = Math.round(((out[key] ?? 0) + Number(q['quantity'])) * 1e6) / 1e6;
-  }
-  return out;
-}
+const quantsOf = (emu: OdooEmulator, pid: number): Record<string, number> => quantsByLotAt(emu, pid);
 
 interface Site {
   dir: string;

@@ -5,7 +5,7 @@ import { CONSUMPTION_ORIGIN_PREFIX } from '../../gateway/src/relay/rules/consuma
 import { StockWatch } from '../../gateway/src/relay/stock-watch.ts';
 import type { OdooEmulator } from '../odoo-emulator/index.ts';
 import { makeRig, startEmulator, type Rig } from '../fixtures/relay/harness.ts';
-import { consumableUsed, productId, rfqLines, waitFor } from '../fixtures/relay/helpers.ts';
+import { consumableUsed, idOf, productId, rfqLines, waitFor } from '../fixtures/relay/helpers.ts';
 
 /**
  * Audit of reagent consumption into lot-tracked stock and of replenishment (draft RFQs): the real
@@ -19,7 +19,6 @@ afterEach(async () => {
   rig = undefined;
 });
 
-const idOf = (emu: OdooEmulator, model: string, domain: unknown[][]): number => emu.records(model, domain as never)[0]!.id as number;
 
 /** A consumption as the profile reports it (quantity in the profile's unit). */
 function used(analyzer: string, code: string, quantity: number, n: number, uom: string): DraftEvent {

@@ -3,7 +3,7 @@ import { silentLogger } from '../../gateway/src/log.ts';
 import { StockWatch } from '../../gateway/src/relay/stock-watch.ts';
 import type { OdooEmulator, OdooVersion } from '../odoo-emulator/index.ts';
 import { makeRig, startEmulator, type Rig } from '../fixtures/relay/harness.ts';
-import { consumableUsed, inbound, productId, waitFor } from '../fixtures/relay/helpers.ts';
+import { consumableUsed, idOf, inbound, productId, quantsByLotAt, receiveLot, waitFor } from '../fixtures/relay/helpers.ts';
 
 /**
  * Consumption taken from the right quant (lot AND location), chosen from Odoo's stock as it is,
@@ -17,33 +17,15 @@ afterEach(async () => {
   rig = undefined;
 });
 
-const idOf = (emu: OdooEmulator, model: string, domain: unknown[][]): number => emu.records(model, domain as never)[0]!.id as number;
-const inDays = (days: number): string => new Date(Date.now() + days * 86_400_000).toISOString().slice(0, 19).replace('T', ' ');
-
 /** Quantity per "lot@location" of a product, internal locations only (where the lab keeps stock). */
-function quants(emu: OdooEmulator, pid: number): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const q of emu.records('stock.quant', [['product_id', '=', pid]])) {
-    const loc = emu.records('stock.location', [['id', '=', q['location_id']]])[0]!;
-    if (loc['usage'] !== 'internal') continue;
-    const lot = q['lot_id'] ? String(emu.records('stock.lot', [['id', '=', q['lot_id']]])[0]!['name']) : '-';
-    const key = `${lot}@${String(loc['name'])}`;
-    out[key] = Math.round(((out[key] ?? 0) + Number(q['quantity'])) * 1e6) / 1e6;
-  }
-  return out;
-}
+const quants = (emu: OdooEmulator, pid: number): Record<string, number> => quantsByLotAt(emu, pid, { internalOnly: true });
 
 /** A storage location under WH/Stock/Lab (a fridge, a shelf). */
 const childOfLab = (emu: OdooEmulator, name: string): number =>
   emu.call('stock.location', 'create', [{ name, usage: 'internal', location_id: idOf(emu, 'stock.location', [['name', '=', 'Lab']]) }]) as number;
 
 /** A lot of `code` received into `locationId`. */
-function receive(emu: OdooEmulator, code: string, lot: string, locationId: number, qty: number, expiresInDays: number): number {
-  const pid = productId(emu, code);
-  const id = emu.call('stock.lot', 'create', [{ name: lot, product_id: pid, company_id: 1, expiration_date: inDays(expiresInDays) }]) as number;
-  emu.call('stock.quant', 'create', [{ product_id: pid, location_id: locationId, lot_id: id, quantity: qty }]);
-  return id;
-}
+const receive = (emu: OdooEmulator, code: string, lot: string, locationId: number, qty: number, expiresInDays: number): number => receiveLot(emu, productId(emu, code), lot, locationId, qty, expiresInDays);
 
 /** A rig whose relay starts once `prepare` has set Odoo up and `queued` events are in the store (one first batch). */
 async function rigWith(version: OdooVersion, prepare: (emu: OdooEmulator) => void, queued: Parameters<Rig['commit']>[0] = []): Promise<Rig> {
