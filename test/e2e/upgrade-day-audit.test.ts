@@ -7,7 +7,7 @@
  * the same data dir and config. What the lab is promised (DESIGN.md §2): nothing acknowledged is
  * lost, nothing delivered is delivered again, each business fact lands in Odoo once.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
@@ -50,29 +50,7 @@ afterEach(async () => {
 
 /** The previous release's `lab-gateway start --config FILE` (its dist/, this Node), as systemd runs it. */
 function startPrevious(configFile: string): GatewayProcess {
-  const child: ChildProcess = spawn(process.execPath, [path.join(prevTree, 'dist/gateway/src/cli/main.js'), 'start', '--config', configFile], { cwd: prevTree, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
-  const ready = new Promise<GatewayReady | undefined>((resolve) => {
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const line = out.split('\n').find((l) => l.includes('"event":"ready"'));
-      if (line) resolve(JSON.parse(line) as GatewayReady);
-    });
-    void exited.then(() => resolve(undefined));
-  });
-  child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-  return {
-    child,
-    err: () => err,
-    ready,
-    exited,
-    stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      await exited;
-    },
-  };
+  return startGatewayProcess(configFile, {}, { script: path.join(prevTree, 'dist/gateway/src/cli/main.js'), cwd: prevTree });
 }
 
 const BOT = { login: 'gateway-bot', key: randomBytes(20).toString('hex') };
