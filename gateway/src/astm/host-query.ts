@@ -282,7 +282,7 @@ export async function ordersForSpecimen(store: GatewayStore, specimenId: string)
 }
 
 /** Whether an order names `specimenId` as one of its tubes (its first, or any of several). */
-export function orderNamesSpecimen(order: OrderCreatedData, specimenId: string): boolean {
+function orderNamesSpecimen(order: OrderCreatedData, specimenId: string): boolean {
   return order.specimenId === specimenId || (order.specimens?.some((s) => s.specimenId === specimenId) ?? false);
 }
 

@@ -234,7 +234,7 @@ const RECORD_CUT = '\uE000';
  * records, they do not quote them, and should one quote an ASTM P record anyway, its name fields
  * (and those names anywhere else in the reason) read `***`.
  */
-export function shownReason(text: string): string {
+function shownReason(text: string): string {
   const oneLine = text.replace(/[\x00-\x1f\x7f]+/g, ' ').trim();
   // Each quoted P record on a line of its own for maskAstmNames, then joined again.
   const cut = oneLine.replace(/(?<![\p{L}\p{N}])(?=\d?P\|)/gu, `${RECORD_CUT}\n`);
@@ -305,8 +305,8 @@ export class StatusModel implements Component {
   #lastHealth: Health = 'ok';
   /** When each listener's connections went from none to some (epoch ms; see #onEndpoint). */
   readonly #connectedAt = new Map<string, number>();
-  /** Per analyzer line: the last cumulative counts reported, and the last minute of each. */
-  readonly #lineWindows = new Map<string, { last: { accepted: number; refused: number; ignored: number }; accepted: MinuteWindow; refused: MinuteWindow; ignored: MinuteWindow; hint: string | null }>();
+  /** Per analyzer line: the last minute of each count (the cumulative ones are its `link` entry). */
+  readonly #lineWindows = new Map<string, { accepted: MinuteWindow; refused: MinuteWindow; ignored: MinuteWindow; hint: string | null }>();
   #lastReasonCodes = new Set<string>();
 
   constructor(options: StatusModelOptions) {
@@ -612,16 +612,16 @@ export class StatusModel implements Component {
     if (!ep) return;
     let w = this.#lineWindows.get(e.endpoint);
     if (!w) {
-      w = { last: { accepted: 0, refused: 0, ignored: 0 }, accepted: new MinuteWindow(), refused: new MinuteWindow(), ignored: new MinuteWindow(), hint: null };
+      w = { accepted: new MinuteWindow(), refused: new MinuteWindow(), ignored: new MinuteWindow(), hint: null };
       this.#lineWindows.set(e.endpoint, w);
     }
-    // Cumulative counts in, the last minute's share out (a count taken back — a frame accepted,
-    // then its message not committed — never goes below nothing).
-    w.accepted.add(now, Math.max(0, e.framesAccepted - w.last.accepted));
-    w.refused.add(now, Math.max(0, e.framesRefused - w.last.refused));
-    w.ignored.add(now, Math.max(0, e.ignoredBytes - w.last.ignored));
-    const refusedNow = e.framesRefused > w.last.refused;
-    w.last = { accepted: e.framesAccepted, refused: e.framesRefused, ignored: e.ignoredBytes };
+    // Cumulative counts in (the previous report's are on `ep.link`), the last minute's share out
+    // (a count taken back — a frame accepted, then its message not committed — never goes below nothing).
+    const prev = ep.link ?? { framesAccepted: 0, framesRefused: 0, ignoredBytes: 0 };
+    w.accepted.add(now, Math.max(0, e.framesAccepted - prev.framesAccepted));
+    w.refused.add(now, Math.max(0, e.framesRefused - prev.framesRefused));
+    w.ignored.add(now, Math.max(0, e.ignoredBytes - prev.ignoredBytes));
+    const refusedNow = e.framesRefused > prev.framesRefused;
     w.hint = e.hint ?? null;
     const lastRefusal = e.lastRefusal !== undefined ? shownReason(e.lastRefusal) : null;
     ep.link = {

@@ -1686,6 +1686,10 @@ export class EventStore implements GatewayStore {
   }
 
   async getEventByKey(idempotencyKey: string): Promise<StoredEvent | undefined> {
+    // Analyzer endpoints ask this for every final result before its commit (events/earlier-reports.ts),
+    // almost always for a key never written: the key filter answers that without waiting for
+    // LevelDB (#lookup reads it the same way). A key it may hold is read once LevelDB has it.
+    if (!this.#keyFilter.mayContain(this.#prefix.idem + idempotencyKey)) return undefined;
     await this.#committer.applied();
     const id = (await this.#sub.idem.get(idempotencyKey)) as string | undefined;
     return id === undefined ? undefined : this.getEvent(id);

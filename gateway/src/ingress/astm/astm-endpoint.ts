@@ -84,12 +84,12 @@ interface Link {
  * with the counts of the period: a line set to the wrong parity refuses every frame, and a warning
  * per frame would bury the log.
  */
-export const LINE_WARN_INTERVAL_MS = 60_000;
+const LINE_WARN_INTERVAL_MS = 60_000;
 /** Fewer bytes ignored than this in a period are stray bytes (ACK ACK before STX), not worth a warning. */
 const IGNORED_WARN_BYTES = 64;
 
 /** What to check when frames arrive garbled or nothing but stray bytes arrives, per transport. */
-export function lineHint(transport: 'serial' | 'tcp'): string {
+function lineHint(transport: 'serial' | 'tcp'): string {
   return transport === 'serial'
     ? "check the analyzer's serial settings (baud, data bits, parity) and the profile"
     : "check the analyzer's profile (E1381 framing and checksum, lowLevel)";
@@ -99,7 +99,7 @@ export function lineHint(transport: 'serial' | 'tcp'): string {
  * The reason kept with a message cut off before its end, for the message browser: the cut, and
  * when frames of it were refused, how many and why (with what to check for a garbled line).
  */
-export function partialRejectReason(reason: PartialReason, refusals: PartialRefusals | undefined, transport: 'serial' | 'tcp'): string {
+function partialRejectReason(reason: PartialReason, refusals: PartialRefusals | undefined, transport: 'serial' | 'tcp'): string {
   const base = `incomplete message (${reason})`;
   if (!refusals) return base;
   const n = refusals.refusedFrames;

@@ -23,7 +23,7 @@ const RECORD_END = Buffer.from([CR]);
  * Bytes ignored in neutral are reported at most this often while they keep coming: a line set to
  * the wrong baud rate or parity never shows an ENQ, so no session end would ever report them.
  */
-export const NEUTRAL_IGNORED_FLUSH_MS = 1_000;
+const NEUTRAL_IGNORED_FLUSH_MS = 1_000;
 
 type ByteOutcome = 'ok' | 'consumed-run' | 'complete-here' | 'complete-before' | 'session-end' | 're-establish';
 

@@ -51,7 +51,6 @@ export class SerialTransport implements Transport {
   #stopped = false;
   #attempt = 0;
   #retry: NodeJS.Timeout | undefined;
-  #lastError = '';
   /** The last open attempt failed: its error stays the state until an attempt succeeds. */
   #failing = false;
 
@@ -89,7 +88,6 @@ export class SerialTransport implements Transport {
       if (err) {
         const msg = describeError(err);
         this.#failing = true;
-        this.#lastError = msg;
         this.#host.state('error', `cannot open ${s.path}: ${msg}`);
         this.#scheduleReopen();
         done?.();
@@ -101,7 +99,6 @@ export class SerialTransport implements Transport {
         return;
       }
       this.#attempt = 0;
-      this.#lastError = '';
       this.#failing = false;
       this.#port = port;
       let queued = 0;
@@ -136,10 +133,9 @@ export class SerialTransport implements Transport {
       const handlers = this.#host.attach(wire);
       this.#handlers = handlers;
       port.on('data', (chunk: Buffer) => handlers.data(chunk));
-      port.on('error', (e: Error) => {
-        // Errors while open are followed by 'close' when fatal; note them only.
-        this.#lastError = describeError(e);
-      });
+      // Errors while open are followed by 'close' when fatal (reported there); the listener keeps
+      // the others from being thrown.
+      port.on('error', () => undefined);
       port.once('close', (e?: Error & { disconnected?: boolean }) => {
         this.#port = undefined;
         this.#handlers = undefined;
