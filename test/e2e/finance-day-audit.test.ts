@@ -16,6 +16,12 @@ import { invoices, productCode, saleLines, saleOrders } from '../fixtures/relay/
 import { BOT, startEmulator } from '../fixtures/relay/harness.ts';
 import { waitFor } from '../fixtures/relay/helpers.ts';
 
+/**
+ * The invoicing slot (micro-batch window) of the tests that must act inside one: long enough for a
+ * few messages, a sale order and its cancellation to go through on a loaded CI machine.
+ */
+const SLOT_MS = 20_000;
+
 // ------------------------------------------------------------------------------------------ rig
 
 const KEY_ENV = 'LGW_FINANCE_DAY_AUDIT_KEY';
@@ -152,9 +158,9 @@ describe('finance day: what finance sees in Odoo after a day of LIS traffic', ()
    * still open (an order.cancelled stored after the eligibility voids it).
    */
   it('an order the LIS cancels as a whole after its results were validated gets no draft invoice when its invoicing slot comes', async () => {
-    const day = await labDay('fd-cancel-after-ready', { syncModes: { 'invoice.eligible': 'micro-batch' }, microBatchWindowMs: 6_000 });
+    const day = await labDay('fd-cancel-after-ready', { syncModes: { 'invoice.eligible': 'micro-batch' }, microBatchWindowMs: SLOT_MS });
     // Start right after a window boundary so the invoice waits for most of a window.
-    await waitFor(() => Date.now() % 6_000 < 300, 10_000, 5);
+    await waitFor(() => Date.now() % SLOT_MS < 300, SLOT_MS + 5_000, 5);
     await day.send(orm('FD-100', ['GLU', 'TSH']));
     await day.send(oru('FD-100', 'GLU'));
     await day.send(oru('FD-100', 'TSH')); // every test validated: invoice.eligible, due at the window's end
@@ -167,7 +173,7 @@ describe('finance day: what finance sees in Odoo after a day of LIS traffic', ()
     expect(deadReasons(await day.events('FD-100'))).toEqual([]);
     expect(saleOrders(day.emu, 'FD-100').map((o) => o['state'])).toEqual(['cancel']);
     expect(billed(day.emu, 'FD-100'), 'a cancelled order must not be on a customer invoice').toEqual([]);
-  }, 60_000);
+  }, 90_000);
 
   /**
    * What finance sees: a STAT sample is run and its preliminary then final result reach the
@@ -280,8 +286,8 @@ describe('finance day: what finance sees in Odoo after a day of LIS traffic', ()
    * away, the second bills the re-ordered GLU, and finance sees one GLU line.
    */
   it('an order cancelled and ordered again before its invoicing slot is billed once, not twice', async () => {
-    const day = await labDay('fd-reorder-before-slot', { syncModes: { 'invoice.eligible': 'micro-batch' }, microBatchWindowMs: 6_000 });
-    await waitFor(() => Date.now() % 6_000 < 300, 10_000, 5);
+    const day = await labDay('fd-reorder-before-slot', { syncModes: { 'invoice.eligible': 'micro-batch' }, microBatchWindowMs: SLOT_MS });
+    await waitFor(() => Date.now() % SLOT_MS < 300, SLOT_MS + 5_000, 5);
     await day.send(orm('FD-330', ['GLU']));
     await day.send(oru('FD-330', 'GLU'));
     await day.send(orm('FD-330', [], 'CA'));
@@ -294,5 +300,5 @@ describe('finance day: what finance sees in Odoo after a day of LIS traffic', ()
     expect(deadReasons(await day.events('FD-330'))).toEqual([]);
     expect(saleLines(day.emu, 'FD-330').map((l) => ({ code: l.code, qty: l.qty, delivered: l.delivered }))).toEqual([{ code: 'GLU', qty: 1, delivered: 1 }]);
     expect(billed(day.emu, 'FD-330')).toEqual([{ code: 'GLU', quantity: 1 }]);
-  }, 60_000);
+  }, 90_000);
 });
