@@ -27,7 +27,7 @@ import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SerialPort } from 'serialport';
-import { ACCESSION_LOOKUP_BUDGET_MS, resolveAccessions } from '../gateway/src/astm/accessions.ts';
+import { ACCESSION_LOOKUP_BUDGET_MS, resolveAccessions, resolveAnalyzerResult } from '../gateway/src/astm/accessions.ts';
 import { normalizeAstmMessage } from '../gateway/src/astm/normalize.ts';
 import { partitionKeys } from '../gateway/src/events/keys.ts';
 import type { DraftEvent } from '../gateway/src/events/types.ts';
@@ -70,7 +70,7 @@ async function child(mode: ChildMode, dataDir: string, paths: string[]): Promise
         store,
         telemetry: new Telemetry(),
         log: silentLogger,
-        normalize: mode === 'resolve' ? (text, ctx) => resolveAccessions(normalize(text, ctx.receivedAt), store) : (text, ctx) => normalize(text, ctx.receivedAt),
+        normalize: mode === 'resolve' ? (text, ctx) => resolveAnalyzerResult(normalize(text, ctx.receivedAt), store) : (text, ctx) => normalize(text, ctx.receivedAt),
       });
       await ep.start();
       stops.push(() => ep.stop(2_000));

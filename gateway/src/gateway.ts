@@ -19,8 +19,7 @@ import { StatusServer } from './status/http-server.ts';
 import { MqttStatus } from './status/mqtt-status.ts';
 import { MllpEndpoint } from './ingress/mllp/mllp-endpoint.ts';
 import { AstmEndpoint } from './ingress/astm/astm-endpoint.ts';
-import { resolveAccessions } from './astm/accessions.ts';
-import { keyFinalsApartFromEarlierReports } from './events/earlier-reports.ts';
+import { resolveAnalyzerResult } from './astm/accessions.ts';
 import { normalizeAstmMessage } from './astm/normalize.ts';
 import { answerHostQuery, hl7HostQueryAnswer } from './astm/host-query.ts';
 import { OrderDownload } from './astm/order-download.ts';
@@ -315,7 +314,7 @@ export class Gateway {
       normalize: createAnalyzerHl7Normalizer({ analyzerId: analyzer.id, profile }),
       // A tube barcode read by the analyzer is resolved to its order's accession before the commit,
       // as for ASTM analyzers (the LIS endpoint, #addHl7, resolves nothing).
-      resolveEvents: async (draft) => keyFinalsApartFromEarlierReports(await resolveAccessions(draft, store), store),
+      resolveEvents: (draft) => resolveAnalyzerResult(draft, store),
       ...(profile.hostQuery.supported ? { answerQuery: (query: Hl7HostQuery) => hl7HostQueryAnswer(query.specimenId, store, profile) } : {}),
     });
     this.ingress.push({ id: analyzer.id, kind: 'hl7', component });
@@ -331,8 +330,7 @@ export class Gateway {
       telemetry: this.telemetry,
       log: this.log.child({ endpoint: analyzer.id }),
       // A tube barcode read by the analyzer is resolved to its order's accession before the commit.
-      // A final whose key an earlier release gave to its preliminary is keyed apart (events/earlier-reports.ts).
-      normalize: async (text, ctx) => keyFinalsApartFromEarlierReports(await resolveAccessions(normalizeAstmMessage(text, { analyzerId: analyzer.id, endpoint: analyzer.id, profile, receivedAt: ctx.receivedAt }), store), store),
+      normalize: (text, ctx) => resolveAnalyzerResult(normalizeAstmMessage(text, { analyzerId: analyzer.id, endpoint: analyzer.id, profile, receivedAt: ctx.receivedAt }), store),
       answerHostQuery: (query) => answerHostQuery(query, store, profile),
       onLink: () => download?.onLink(),
     });

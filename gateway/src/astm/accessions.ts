@@ -1,7 +1,8 @@
 import { describeError } from '../errors.ts';
 import { partitionKeys } from '../events/keys.ts';
 import type { DraftEvent, OrderCreatedData } from '../events/types.ts';
-import type { StoredEvent } from '../store/types.ts';
+import { keyFinalsApartFromEarlierReports } from '../events/earlier-reports.ts';
+import type { GatewayStore, StoredEvent } from '../store/types.ts';
 import { orderEventsForSpecimen, type OrderLookupStore } from './host-query.ts';
 import type { NormalizeResult } from './types.ts';
 
@@ -180,4 +181,14 @@ function lookupBudget(store: OrderLookupStore, budgetMs: number): { store: Order
     },
     end: () => clearTimeout(timer),
   };
+}
+
+/**
+ * What an analyzer endpoint (ASTM or HL7) does to a normalized message before its commit, and so
+ * before its acknowledgement: the tube's barcode resolved to its order's accession, then a final
+ * result keyed apart from a preliminary an earlier release stored under its key
+ * (events/earlier-reports.ts). The LIS endpoint does neither.
+ */
+export async function resolveAnalyzerResult<R extends Pick<NormalizeResult, 'events' | 'searchTerms' | 'warnings'>>(result: R, store: OrderLookupStore & Pick<GatewayStore, 'getEventByKey'>): Promise<R> {
+  return keyFinalsApartFromEarlierReports(await resolveAccessions(result, store), store);
 }
