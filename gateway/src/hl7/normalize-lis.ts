@@ -42,7 +42,10 @@ import { upper } from './text.ts';
  *   `test.completed` with the analyte (OBX-3.1), value (SN: components joined), units, flags;
  *   D, W, X, N → no event;
  * - an OBR without OBX follows OBR-25 (F → validated, I → in progress, P/C/R/A → completed);
- * - OBX after an SPM are specimen observations, not results: skipped.
+ * - OBX after an SPM are specimen observations, not results: skipped;
+ * - a QC run (MSH-11 Q, `runType: qc`) is not the patient's: no `result.validated`, no
+ *   `test.in_progress`; every OBX with a result (and an OBR without OBX under OBR-25 F/P/C/R/A)
+ *   → `test.completed` with the run type, without accession, partition `specimen:<id>`.
  *
  * ADT and other types: no events (the message is stored and acknowledged).
  * No names, birth dates or addresses: the only patient datum is PID-3.1 (first repetition).
@@ -455,6 +458,7 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
   }
 
   const runType = runTypeOf(message);
+  const patientRun = runType === 'patient' || runType === 'rerun';
   for (const g of groups) {
     const accession = accessionOf(g.orc, g.obr);
     const specimenId = specimenIdOf(g.spm) || g.obr?.get(3) || accession;
@@ -463,6 +467,46 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
     const ids = { accession, specimenId };
     const statusOf = (obx: Hl7Segment): string => upper(obx.get(11) || obrStatus);
     const groupTime = hl7TimeToIso(g.obr?.get(22, 1)) ?? hl7TimeToIso(g.obr?.get(7, 1));
+    const completedAtOf = (obx: Hl7Segment): string | undefined => hl7TimeToIso(obx.get(19, 1)) ?? hl7TimeToIso(obx.get(14, 1)) ?? groupTime;
+    /** One OBX as `test.completed` data; `orderAccession` undefined for a QC/calibration run. */
+    const resultOf = (obx: Hl7Segment, status: string, orderAccession: string | undefined): EventDataMap['test.completed'] => {
+      const analyteCode = obx.get(3, 1);
+      return {
+        accession: orderAccession,
+        specimenId,
+        testCode: analyteCode || orderedCode,
+        loinc: obx.get(3, 3) === 'LN' ? analyteCode : undefined,
+        value: obxValue(obx),
+        units: obx.get(6, 1),
+        abnormalFlags: obx.get(8),
+        resultStatus: status,
+        runType,
+        completedAt: completedAtOf(obx),
+      } as EventDataMap['test.completed'];
+    };
+
+    if (!patientRun) {
+      // A QC or calibration run (MSH-11 Q) measures control material, not the patient: its
+      // results are never billing readiness (no result.validated, events/invoice-eligibility.ts)
+      // nor a note on an order, even when the control's sample id is also a patient's accession.
+      // Kept as `test.completed` of the sample with the run type, in partition specimen:<id> and
+      // without accession, as the HL7 analyzer normalizer keeps a run it does not attach to an
+      // order. Before, a final QC result delivered (and invoiced) the patient's test of that
+      // accession, or was dead-lettered every day as a result without a sale order.
+      const sample = { specimenId };
+      if (g.obx.length === 0) {
+        if (g.obr && orderedCode && (obrStatus === 'F' || OBR_COMPLETED_STATUSES.has(obrStatus))) {
+          sink.add('test.completed', g.position, sample, { specimenId, testCode: orderedCode, resultStatus: obrStatus, runType, completedAt: groupTime } as EventDataMap['test.completed'], groupTime);
+        }
+        continue;
+      }
+      for (const obx of g.obx) {
+        const status = statusOf(obx);
+        if (COMPLETED_STATUSES.has(status)) sink.add('test.completed', obx.index, sample, resultOf(obx, status, undefined), completedAtOf(obx));
+        else ctx.notes.push(`OBX at segment ${obx.index + 1} of a ${runType} run has status ${status}: no event`);
+      }
+      continue;
+    }
 
     if (g.obx.length === 0) {
       if (!g.obr || !orderedCode) continue;
@@ -521,29 +565,11 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
     }
     for (const obx of g.obx) {
       const status = statusOf(obx);
-      const analyteCode = obx.get(3, 1);
-      const completedAt = hl7TimeToIso(obx.get(19, 1)) ?? hl7TimeToIso(obx.get(14, 1)) ?? groupTime;
+      const completedAt = completedAtOf(obx);
       if (status === 'I') {
-        sink.add('test.in_progress', obx.index, ids, { accession: accession || specimenId, specimenId, testCode: orderedCode || analyteCode }, completedAt);
+        sink.add('test.in_progress', obx.index, ids, { accession: accession || specimenId, specimenId, testCode: orderedCode || obx.get(3, 1) }, completedAt);
       } else if (COMPLETED_STATUSES.has(status)) {
-        sink.add(
-          'test.completed',
-          obx.index,
-          ids,
-          {
-            accession,
-            specimenId,
-            testCode: analyteCode || orderedCode,
-            loinc: obx.get(3, 3) === 'LN' ? analyteCode : undefined,
-            value: obxValue(obx),
-            units: obx.get(6, 1),
-            abnormalFlags: obx.get(8),
-            resultStatus: status,
-            runType,
-            completedAt,
-          } as EventDataMap['test.completed'],
-          completedAt,
-        );
+        sink.add('test.completed', obx.index, ids, resultOf(obx, status, accession), completedAt);
       } else if (SKIPPED_STATUSES.has(status)) {
         ctx.notes.push(`OBX at segment ${obx.index + 1} has status ${status}: no event`);
       } else {
@@ -588,8 +614,13 @@ export const normalizeLis: Hl7Normalizer = (ctx) => {
   return sink.events;
 };
 
-/** Terms for the store's message browser: control id, accessions (placer/filler), specimen ids. */
-export function hl7SearchTerms(message: Hl7Message): string[] {
+/**
+ * Terms for the store's message browser: control id, accessions (placer/filler), specimen ids,
+ * and `runType:<t>` for every run type other than `patient` among the message's `events`
+ * (test.completed, consumable.used), as ASTM messages have: the technician finds the morning's QC
+ * with `runType:qc`, whichever normalizer (LIS, HL7 analyzer profile) made the events.
+ */
+export function hl7SearchTerms(message: Hl7Message, events: readonly DraftEvent[] = []): string[] {
   // A handful of terms per message: a list with a linear check is cheaper than a Set here.
   const terms: string[] = [];
   const add = (v: string): void => {
@@ -604,6 +635,10 @@ export function hl7SearchTerms(message: Hl7Message): string[] {
       add(seg.get(2, 1, 1));
       add(seg.get(2, 2, 1));
     }
+  }
+  for (const e of events) {
+    const runType = e.type === 'test.completed' || e.type === 'consumable.used' ? e.data.runType : undefined;
+    if (runType && runType !== 'patient') add(`runType:${runType}`);
   }
   return terms;
 }

@@ -452,7 +452,8 @@ export class Hl7Intake {
     // A resend (same sender, control id and content, MSH-7 aside) gets the stored ACK; a reused
     // control id with other content is a new message.
     inbound.dedupKey = `${this.#config.id}|${senderOf(header)}|${header.controlId}|${fingerprint}`;
-    inbound.searchTerms = hl7SearchTerms(message);
+    // With the run type of QC/calibration events (`runType:qc`), as ASTM messages have it.
+    inbound.searchTerms = hl7SearchTerms(message, events);
     if (read.charsetNote) this.#log.warn('charset corrected', { controlId: header.controlId, note: read.charsetNote });
     try {
       // Only an analyzer endpoint resolves (its events' accessions); the LIS commits at once.
