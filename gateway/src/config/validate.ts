@@ -10,6 +10,7 @@ import { EventTypes, SyncModes } from '../events/types.ts';
 import { defaultProfilesDir } from '../profiles/check.ts';
 import { loadProfile } from '../profiles/load.ts';
 import { defaultConfig, HL7_ENDPOINT_DEFAULTS } from './defaults.ts';
+import { tlsFileIssues } from './certificates.ts';
 import { displayUrl } from './display-url.ts';
 import type { AnalyzerConfig, ConfigIssue, GatewayConfig, Hl7EndpointConfig, ListenConfig } from './types.ts';
 
@@ -333,6 +334,8 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
       if (t.key === undefined) c.error(`${p}.tls.key`, 'is required when tls is set');
       if (requireClientCert && t.ca === undefined) c.error(`${p}.tls.ca`, 'is required when requireClientCert is true (the CA that signs client certificates)');
       ep.tls = { cert: cert ?? '', key: key ?? '', requireClientCert, ...(ca ? { ca } : {}) };
+      // Loaded as start loads them: a key from another pair, an expired certificate.
+      c.issues.push(...tlsFileIssues(`${p}.tls`, { cert, key, ca }));
     }
     hl7.push(ep);
   });
@@ -538,6 +541,7 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
       if (t.key !== undefined && t.cert === undefined) c.error('mqtt.tls.cert', 'is required with mqtt.tls.key (the client certificate)');
     }
     mqtt.tls = { cert: cert ?? '', key: key ?? '', ...(ca ? { ca } : {}) };
+    c.issues.push(...tlsFileIssues('mqtt.tls', { cert, key, ca }));
   }
   if (mqtt.broker !== 'embedded' && !brokerProblem) {
     // mqtt.js speaks TLS only for mqtts:// and wss://: with mqtt:// or ws:// the tls files are

@@ -1,12 +1,16 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { mkdir, open, readFile } from 'node:fs/promises';
+import { mkdir, open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { GatewayError } from '../errors.ts';
 
 /**
  * Admin bearer token and the audit log of admin actions.
  *
- * The token comes from `status.adminTokenFile` (or is injected). It is never logged; an action is
+ * The token comes from `status.adminTokenFile` (or is injected). The file is looked at again
+ * before each admin request (a stat; read when its size, time or inode changed): a token written
+ * there is accepted at once and the one it replaced refused, with no restart. A file found empty or
+ * unreadable keeps the token in force (an editor between truncating and writing, a file replaced by
+ * a rename), so admin actions cannot be switched off that way by accident. It is never logged; an action is
  * attributed to the token's id (first 12 hex digits of its SHA-256) and the remote address.
  * Every admin action is appended as one JSON line to `<dataDir>/audit.log` and flushed to disk
  * before the action is answered.
@@ -26,24 +30,69 @@ export function tokenId(token: string): string {
   return createHash('sha256').update(token).digest('hex').slice(0, 12);
 }
 
-export class AdminAuth {
-  readonly #digest: Buffer | undefined;
-  readonly id: string | undefined;
+/** What identifies a version of the token file: a change to any of these means a new write. */
+async function fileVersion(file: string): Promise<string> {
+  const s = await stat(file, { bigint: true });
+  return `${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
+}
 
-  constructor(token: string | undefined) {
-    const t = token?.trim();
-    this.#digest = t ? createHash('sha256').update(t).digest() : undefined;
-    this.id = t ? tokenId(t) : undefined;
+export class AdminAuth {
+  #digest: Buffer | undefined;
+  #id: string | undefined;
+  /** The token file, when the token comes from one (not injected), and the version last read. */
+  readonly #file: string | undefined;
+  #version: string | undefined;
+
+  constructor(token: string | undefined, file?: string, version?: string) {
+    this.#set(token);
+    this.#file = file;
+    this.#version = version;
   }
 
   static async fromFile(file: string | undefined, injected?: string): Promise<AdminAuth> {
     if (injected !== undefined) return new AdminAuth(injected);
     if (!file) return new AdminAuth(undefined);
     try {
-      return new AdminAuth(await readFile(file, 'utf8'));
+      const version = await fileVersion(file);
+      return new AdminAuth(await readFile(file, 'utf8'), file, version);
     } catch (err) {
       throw new GatewayError('GW_CONFIG_INVALID', `status.adminTokenFile: cannot read ${file}`, { cause: err, details: { path: 'status.adminTokenFile' } });
     }
+  }
+
+  /** The id of the token in force (first 12 hex digits of its SHA-256), never the token. */
+  get id(): string | undefined {
+    return this.#id;
+  }
+
+  /**
+   * Look at the token file again: when it holds a new token, that one is in force from now on and
+   * the change is returned (ids only). An empty or unreadable file changes nothing; it is read
+   * again at the next call.
+   */
+  async refresh(): Promise<{ previousId: string | undefined; id: string } | undefined> {
+    if (!this.#file) return undefined;
+    let version: string;
+    let text: string;
+    try {
+      version = await fileVersion(this.#file);
+      if (version === this.#version) return undefined;
+      text = await readFile(this.#file, 'utf8');
+    } catch {
+      return undefined;
+    }
+    const t = text.trim();
+    if (!t) return undefined;
+    this.#version = version;
+    const previousId = this.#id;
+    this.#set(t);
+    return this.#id === previousId ? undefined : { previousId, id: this.#id! };
+  }
+
+  #set(token: string | undefined): void {
+    const t = token?.trim();
+    this.#digest = t ? createHash('sha256').update(t).digest() : undefined;
+    this.#id = t ? tokenId(t) : undefined;
   }
 
   get enabled(): boolean {

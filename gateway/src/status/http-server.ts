@@ -343,11 +343,11 @@ export class StatusServer implements Component {
       if (p === '/api/events') return this.#listEvents(q, res);
       if (p === '/api/sandbox') return this.#sandboxSummary(res);
       if (p === '/api/admin/check') {
-        const actor = this.#requireAdmin(req, 'check');
+        const actor = await this.#requireAdmin(req, 'check');
         return this.#json(res, 200, { ok: true, tokenId: this.#auth.id, actor });
       }
       if (p === '/api/audit') {
-        this.#requireAdmin(req, 'read-audit');
+        await this.#requireAdmin(req, 'read-audit');
         const { entries, unreadableLines } = await this.#audit.readAll();
         return this.#json(res, 200, { entries: entries.slice(-clampLimit(q.get('limit'), 100, 1000)), unreadableLines });
       }
@@ -437,7 +437,7 @@ export class StatusServer implements Component {
   async #messageDetail(id: string, q: URLSearchParams, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const reveal = q.get('reveal') === '1';
     let actor: string | undefined;
-    if (reveal) actor = this.#requireAdmin(req, 'reveal-names', id);
+    if (reveal) actor = await this.#requireAdmin(req, 'reveal-names', id);
     const found = await this.#o.store.getMessage(id);
     if (!found) throw new HttpError(404, 'no such message');
     const { message } = found;
@@ -469,7 +469,7 @@ export class StatusServer implements Component {
   }
 
   async #eventAction(id: string, action: 'replay' | 'discard', req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const actor = this.#requireAdmin(req, action, id);
+    const actor = await this.#requireAdmin(req, action, id);
     const body = await readJsonBody(req);
     const reason = typeof body.reason === 'string' ? body.reason.trim() : '';
     if (action === 'discard' && !reason) throw new HttpError(400, 'a discard needs a reason');
@@ -487,7 +487,7 @@ export class StatusServer implements Component {
   }
 
   async #relayAction(action: 'pause' | 'resume', req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const actor = this.#requireAdmin(req, `relay-${action}`);
+    const actor = await this.#requireAdmin(req, `relay-${action}`);
     const body = await readJsonBody(req);
     const reason = typeof body.reason === 'string' ? body.reason.trim() : '';
     const rc = this.#o.relayControl;
@@ -501,8 +501,12 @@ export class StatusServer implements Component {
   }
 
   /** Returns the actor string, or throws 401/403 after auditing the refusal. */
-  #requireAdmin(req: http.IncomingMessage, action: string, target?: string): string {
+  async #requireAdmin(req: http.IncomingMessage, action: string, target?: string): Promise<string> {
     const remote = req.socket.remoteAddress ?? 'unknown';
+    // The token file is looked at on every admin request (rare): a rotated token is in force at
+    // once, and the retired one refused, without a restart.
+    const changed = await this.#auth.refresh();
+    if (changed) this.#log.info('admin token changed: the token now in status.adminTokenFile is accepted, the previous one refused', { tokenId: changed.id, previousTokenId: changed.previousId ?? null });
     if (!this.#auth.enabled) throw new HttpError(403, 'admin actions are disabled: set status.adminTokenFile');
     const now = Date.now();
     let failed = this.#failedAdmin.get(remote);

@@ -1,4 +1,5 @@
 import { statfs } from 'node:fs/promises';
+import { certificateValidity, expiryProblem, tlsCertificateFiles, type CertificateValidity } from '../config/certificates.ts';
 import type { GatewayConfig } from '../config/types.ts';
 import type { Component, ComponentStatus } from '../lifecycle.ts';
 import type { IntakeCounters, GatewayStore, QueueStats } from '../store/types.ts';
@@ -302,6 +303,11 @@ export class StatusModel implements Component {
   #changeScheduled = false;
   #pollTimer: NodeJS.Timeout | undefined;
   #diskTimer: NodeJS.Timeout | undefined;
+  /**
+   * The TLS certificates' validity, read at start (the links read the files then, and only then);
+   * the days left are counted against the calendar each time health is computed (TLS_CERT_EXPIRY).
+   */
+  #certificates: CertificateValidity[] = [];
   #lastHealth: Health = 'ok';
   /** When each listener's connections went from none to some (epoch ms; see #onEndpoint). */
   readonly #connectedAt = new Map<string, number>();
@@ -372,6 +378,7 @@ export class StatusModel implements Component {
     this.#pollTimer.unref();
     this.#diskTimer = setInterval(() => void this.refreshDisk(), this.#o.diskIntervalMs ?? 30_000);
     this.#diskTimer.unref();
+    this.refreshCertificates();
     this.#status = 'running';
   }
 
@@ -433,6 +440,17 @@ export class StatusModel implements Component {
       if (this.#disk !== null) this.#changed('status');
       this.#disk = null;
     }
+    this.#checkHealth();
+  }
+
+  /**
+   * Read the validity of every TLS certificate of the configuration (`hl7[].tls.cert`/`.ca`,
+   * `mqtt.tls.cert`/`.ca`), as the links loaded them at start: a file renewed since is taken at
+   * the next restart, by the links and by this figure alike.
+   */
+  refreshCertificates(): void {
+    const now = this.#now();
+    this.#certificates = tlsCertificateFiles(this.#o.config).flatMap((f) => certificateValidity(f, now) ?? []);
     this.#checkHealth();
   }
 
@@ -502,6 +520,15 @@ export class StatusModel implements Component {
     if (days !== null && days <= this.#o.config.odoo.keyExpiryWarnDays) {
       const text = days < 0 ? 'Odoo API key has expired' : days === 0 ? 'Odoo API key expires today' : `Odoo API key expires in ${days} day${days === 1 ? '' : 's'}`;
       reasons.push({ level: 'degraded', code: 'API_KEY_EXPIRY', message: text });
+    }
+    // A certificate the peers will refuse soon, or refuse already (every TLS handshake fails).
+    for (const c of this.#certificates) {
+      const left = c.validTo.getTime() - now;
+      const problem = expiryProblem({ ...c, daysLeft: Math.floor(left / DAY_MS), expired: left <= 0 });
+      if (!problem) continue;
+      const who = c.endpoint ? `${this.#endpoints.get(c.endpoint)?.role === 'analyzer' ? 'Analyzer' : 'LIS link'} ${c.endpoint}: ` : 'MQTT: ';
+      const then = left <= 0 ? '; TLS peers refuse the connection until it is renewed (read at the next restart)' : '; renew it (read at the next restart)';
+      reasons.push({ level: 'degraded', code: 'TLS_CERT_EXPIRY', ...(c.endpoint ? { endpoint: c.endpoint } : {}), message: `${who}${problem}${then}` });
     }
     if (this.#o.relayPaused?.()) {
       reasons.push({ level: 'degraded', code: 'RELAY_PAUSED', message: 'Sending to Odoo is paused by an administrator' });

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
+import { certificateValidity, expiryProblem } from '../../config/certificates.ts';
 import type { Hl7EndpointConfig } from '../../config/types.ts';
 import { GatewayError, describeError } from '../../errors.ts';
 import type { Hl7Normalizer } from '../../hl7/normalizer.ts';
@@ -57,6 +58,12 @@ export class MllpEndpoint implements Component {
    * maxConnections (the listener counts every socket) and stop() destroys them at once.
    */
   readonly #handshaking = new Map<string, net.Socket>();
+  /**
+   * TLS: the remote address:port of each TCP socket, taken when it arrives. A peer that gives up on
+   * the handshake (it refused our certificate) resets the connection, and Node clears a closed
+   * socket's address: the refusal is logged with the address kept here.
+   */
+  readonly #remotes = new WeakMap<net.Socket, string>();
   /** Work of connections that closed while frames were still being committed: stop() waits for it. */
   readonly #closedWork = new Set<Promise<void>>();
   readonly #tlsHandshakeTimeoutMs: number;
@@ -65,6 +72,10 @@ export class MllpEndpoint implements Component {
   /** Epoch ms of the last answered frame (formatted when read). */
   #lastMessageMs: number | undefined;
   #stopping: Promise<void> | undefined;
+  /** TLS: when the certificate loaded at start expires (epoch ms), and what to say once it has. */
+  #certExpiry: { validTo: number; expired: string } | undefined;
+  #certTimer: NodeJS.Timeout | undefined;
+  #certExpiredLogged = false;
 
   constructor(options: MllpEndpointOptions) {
     this.#config = options.config;
@@ -109,9 +120,12 @@ export class MllpEndpoint implements Component {
     try {
       if (tlsConfig) {
         const requireClientCert = tlsConfig.requireClientCert;
+        const cert = pem(tlsConfig.cert);
+        const validity = certificateValidity({ key: `hl7[${this.#config.id}].tls.cert`, file: cert.toString('latin1') }, 0);
+        if (validity) this.#certExpiry = { validTo: validity.validTo.getTime(), expired: expiryProblem({ ...validity, expired: true }) ?? 'certificate has expired' };
         server = tls.createServer(
           {
-            cert: pem(tlsConfig.cert),
+            cert,
             key: pem(tlsConfig.key),
             ...(tlsConfig.ca ? { ca: pem(tlsConfig.ca) } : {}),
             // Mutual TLS: ask for a certificate and refuse the handshake without a valid one.
@@ -124,7 +138,7 @@ export class MllpEndpoint implements Component {
         // Every TCP socket starts as a handshake in progress; #accept takes it over once secure.
         server.on('connection', (raw: net.Socket) => this.#handshakeStarted(raw));
         server.on('tlsClientError', (err, socket) => {
-          this.#log.warn('TLS handshake refused', { remote: `${socket.remoteAddress}:${socket.remotePort}`, error: describeError(err) });
+          this.#log.warn('TLS handshake refused', { remote: this.#remoteOf(socket), error: describeError(err) });
           // Node leaves the socket open after a handshake timeout (or any handshake error) once
           // this event has a listener: closed here, its slot is free.
           socket.destroy();
@@ -164,11 +178,32 @@ export class MllpEndpoint implements Component {
     this.#status = 'running';
     const addr = this.address();
     this.#log.info('listening', { host: addr?.host, port: addr?.port, tls: Boolean(tlsConfig) });
-    this.#emitState('listening');
+    this.#emitIdle();
+    if (this.#certExpiry) {
+      // Looked at daily: the day it expires, the link shows `error` (every TLS peer refuses it).
+      this.#certTimer = setInterval(() => {
+        if (this.#status === 'running' && this.#connections.size === 0) this.#emitIdle();
+      }, 86_400_000);
+      this.#certTimer.unref();
+    }
+  }
+
+  /**
+   * The state of a listener with no connection: `listening`, or `error` once the certificate it
+   * serves has expired (LIS peers refuse every handshake: the link is down though it listens).
+   */
+  #emitIdle(): void {
+    const c = this.#certExpiry;
+    if (c && c.validTo <= Date.now()) {
+      if (!this.#certExpiredLogged) this.#log.error('TLS certificate expired: every peer that checks it refuses the connection', { detail: c.expired });
+      this.#certExpiredLogged = true;
+      this.#emitState('error', c.expired);
+    } else this.#emitState('listening');
   }
 
   #handshakeStarted(raw: net.Socket): void {
     const key = `${raw.remoteAddress}:${raw.remotePort}`;
+    this.#remotes.set(raw, key);
     if (this.#status !== 'running') {
       raw.destroy();
       return;
@@ -177,6 +212,17 @@ export class MllpEndpoint implements Component {
     raw.once('close', () => {
       if (this.#handshaking.get(key) === raw) this.#handshaking.delete(key);
     });
+  }
+
+  /**
+   * The address:port of a TLS socket whose handshake failed: the one recorded when its TCP
+   * connection arrived (Node's TLS server wraps that socket and names it `_parent`, not a public
+   * field), else what the socket still knows.
+   */
+  #remoteOf(socket: tls.TLSSocket): string {
+    const raw = (socket as tls.TLSSocket & { _parent?: unknown })._parent;
+    const known = raw instanceof net.Socket ? this.#remotes.get(raw) : undefined;
+    return known ?? `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? '?'}`;
   }
 
   #accept(socket: net.Socket): void {
@@ -207,7 +253,10 @@ export class MllpEndpoint implements Component {
           void work.then(() => this.#closedWork.delete(work));
         }
         this.#log.debug('connection closed', { remote: conn.remoteAddress });
-        if (this.#status === 'running') this.#emitState(this.#connections.size > 0 ? 'connected' : 'listening');
+        if (this.#status === 'running') {
+          if (this.#connections.size > 0) this.#emitState('connected');
+          else this.#emitIdle();
+        }
       },
     });
     this.#connections.add(conn);
@@ -251,6 +300,7 @@ export class MllpEndpoint implements Component {
       return;
     }
     this.#status = 'stopping';
+    clearInterval(this.#certTimer);
     const server = this.#server;
     const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
     // A handshake in progress has sent no frame: nothing to answer or keep.
