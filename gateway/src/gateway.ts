@@ -21,7 +21,8 @@ import { MllpEndpoint } from './ingress/mllp/mllp-endpoint.ts';
 import { AstmEndpoint } from './ingress/astm/astm-endpoint.ts';
 import { resolveAnalyzerResult } from './astm/accessions.ts';
 import { normalizeAstmMessage } from './astm/normalize.ts';
-import { answerHostQuery, hl7HostQueryAnswer } from './astm/host-query.ts';
+import { answerHostQuery, hl7HostQueryAnswer, type OrderCollision, type OrderLookupOptions } from './astm/host-query.ts';
+import { applyAccessionPrefix } from './hl7/accession-namespace.ts';
 import { OrderDownload } from './astm/order-download.ts';
 import { resolveAnalyzerProfile } from './profiles/load.ts';
 import { defaultProfilesDir } from './profiles/check.ts';
@@ -281,8 +282,39 @@ export class Gateway {
 
   #addHl7(ep: Hl7EndpointConfig): void {
     const store = this.store as EventStore;
-    const component = new MllpEndpoint({ config: ep, store, telemetry: this.telemetry, log: this.log.child({ endpoint: ep.id }) });
+    const prefix = ep.analyzer ? undefined : ep.accessionPrefix;
+    const component = new MllpEndpoint({
+      config: ep,
+      store,
+      telemetry: this.telemetry,
+      log: this.log.child({ endpoint: ep.id }),
+      // A second LIS's accession namespace (hl7[].accessionPrefix): its orders and results are
+      // keyed `<prefix>-<accession>` before the commit; a pure step that reads no store.
+      ...(prefix ? { resolveEvents: (draft) => Promise.resolve(applyAccessionPrefix(draft, prefix)) } : {}),
+    });
     this.ingress.push({ id: ep.id, kind: 'hl7', component });
+  }
+
+  /**
+   * How an analyzer's barcode finds its LIS order: across the accession prefixes of the LIS links
+   * (`12345` is also `OUT-12345`), and a barcode whose orders collide (two LIS links, or two
+   * patients) raises a warning alert naming the tube, the accessions and the links.
+   */
+  #orderLookup(analyzerId: string, use: 'host-query' | 'result'): OrderLookupOptions {
+    const namespaces = [...new Set(this.config.hl7.filter((h) => !h.analyzer && h.accessionPrefix).map((h) => h.accessionPrefix as string))];
+    return {
+      ...(namespaces.length > 0 ? { namespaces } : {}),
+      onCollision: (c: OrderCollision) => {
+        const what = use === 'host-query' ? 'the analyzer was answered "no order" for it' : 'its results are attached to none of them';
+        const whose = c.differentPatients ? ' for different patients' : '';
+        this.telemetry.alert(
+          'warning',
+          'ACCESSION_COLLISION',
+          `tube ${c.specimenId} on ${analyzerId}: orders ${c.accessions.join(', ')} from LIS link(s) ${c.endpoints.join(', ')}${whose} share this barcode, and ${what}. Sort the tube out by hand; two LIS systems numbering alike need hl7[].accessionPrefix on one of them (README.md "Two LIS systems")`,
+          analyzerId,
+        );
+      },
+    };
   }
 
   /**
@@ -314,8 +346,8 @@ export class Gateway {
       normalize: createAnalyzerHl7Normalizer({ analyzerId: analyzer.id, profile }),
       // A tube barcode read by the analyzer is resolved to its order's accession before the commit,
       // as for ASTM analyzers (the LIS endpoint, #addHl7, resolves nothing).
-      resolveEvents: (draft) => resolveAnalyzerResult(draft, store),
-      ...(profile.hostQuery.supported ? { answerQuery: (query: Hl7HostQuery) => hl7HostQueryAnswer(query.specimenId, store, profile) } : {}),
+      resolveEvents: (draft) => resolveAnalyzerResult(draft, store, this.#orderLookup(analyzer.id, 'result')),
+      ...(profile.hostQuery.supported ? { answerQuery: (query: Hl7HostQuery) => hl7HostQueryAnswer(query.specimenId, store, profile, this.#orderLookup(analyzer.id, 'host-query')) } : {}),
     });
     this.ingress.push({ id: analyzer.id, kind: 'hl7', component });
   }
@@ -330,8 +362,8 @@ export class Gateway {
       telemetry: this.telemetry,
       log: this.log.child({ endpoint: analyzer.id }),
       // A tube barcode read by the analyzer is resolved to its order's accession before the commit.
-      normalize: (text, ctx) => resolveAnalyzerResult(normalizeAstmMessage(text, { analyzerId: analyzer.id, endpoint: analyzer.id, profile, receivedAt: ctx.receivedAt }), store),
-      answerHostQuery: (query) => answerHostQuery(query, store, profile),
+      normalize: (text, ctx) => resolveAnalyzerResult(normalizeAstmMessage(text, { analyzerId: analyzer.id, endpoint: analyzer.id, profile, receivedAt: ctx.receivedAt }), store, this.#orderLookup(analyzer.id, 'result')),
+      answerHostQuery: (query) => answerHostQuery(query, store, profile, this.#orderLookup(analyzer.id, 'host-query')),
       onLink: () => download?.onLink(),
     });
     this.ingress.push({ id: analyzer.id, kind: 'astm', component });

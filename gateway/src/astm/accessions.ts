@@ -3,7 +3,7 @@ import { partitionKeys } from '../events/keys.ts';
 import type { DraftEvent, OrderCreatedData } from '../events/types.ts';
 import { keyFinalsApartFromEarlierReports } from '../events/earlier-reports.ts';
 import type { GatewayStore, StoredEvent } from '../store/types.ts';
-import { orderEventsForSpecimen, type OrderLookupStore } from './host-query.ts';
+import { orderCollision, orderEventsForSpecimen, type OrderLookupOptions, type OrderLookupStore } from './host-query.ts';
 import type { NormalizeResult } from './types.ts';
 
 /**
@@ -20,7 +20,7 @@ import type { NormalizeResult } from './types.ts';
  */
 export const ACCESSION_LOOKUP_BUDGET_MS = 3_000;
 
-export interface ResolveOptions {
+export interface ResolveOptions extends OrderLookupOptions {
   /** Time allowed for the look-ups of one message (ms); default ACCESSION_LOOKUP_BUDGET_MS. */
   budgetMs?: number;
 }
@@ -42,7 +42,12 @@ export interface ResolveOptions {
  * arrived yields the same keys. Of several orders on one tube, a test goes to the newest that
  * ordered it, anything else to the newest. Only patient and rerun runs: QC and calibration belong
  * to no order. A specimen no order is known for (yet) is left as it is, and so is every event when
- * the look-up fails (a warning; the commit decides whether the message is taken).
+ * the look-up fails (a warning; the commit decides whether the message is taken). A specimen
+ * whose orders come from two LIS links or name two patients (host-query.ts `orderCollision`: a
+ * barcode two LIS systems both printed) is attached to none of them: its milestones lose their
+ * accession (before, they went to the order whose number the barcode is), a warning, and
+ * `options.onCollision` is told. `options.namespaces` (the LIS links' accession prefixes) lets the barcode `12345` find
+ * the order `OUT-12345`.
  *
  * The look-ups of the message's specimens run side by side, all within one budget
  * (`options.budgetMs`, ACCESSION_LOOKUP_BUDGET_MS): a specimen whose look-up has not finished by
@@ -57,6 +62,8 @@ export async function resolveAccessions<R extends Pick<NormalizeResult, 'events'
   }
   if (specimens.size === 0) return result;
   const orders = new Map<string, Array<{ accession: string; tests: Set<string> }>>();
+  /** Barcodes whose orders collide (two LIS links or patients): their runs are attached to no order. */
+  const collided = new Set<string>();
   const warnings: string[] = [];
   const budgetMs = options.budgetMs ?? ACCESSION_LOOKUP_BUDGET_MS;
   const budget = lookupBudget(store, budgetMs);
@@ -65,9 +72,18 @@ export async function resolveAccessions<R extends Pick<NormalizeResult, 'events'
       [...specimens].map(async (specimenId) => {
         const stopped = `specimen ${specimenId}: its order look-up was stopped after ${budgetMs} ms (a slow store, or many messages naming it); the specimen id is taken as the accession`;
         try {
-          const found = await budget.within(orderEventsForSpecimen(budget.store, specimenId));
+          const found = await budget.within(orderEventsForSpecimen(budget.store, specimenId, options));
           if (found === OVER_BUDGET) {
             warnings.push(stopped);
+            return;
+          }
+          // Orders of two LIS links (or two patients) under one barcode: the run is attached to
+          // none of them (the specimen id stays its accession), and the lab is told.
+          const collision = orderCollision(specimenId, found);
+          if (collision) {
+            options.onCollision?.(collision);
+            collided.add(specimenId);
+            warnings.push(`specimen ${specimenId}: orders ${collision.accessions.join(', ')} from ${collision.endpoints.join(', ')} share this barcode; the run is attached to none of them (no accession, partition specimen:${specimenId})`);
             return;
           }
           // The specimen id is an accession itself (the usual labelling): nothing to resolve.
@@ -85,6 +101,7 @@ export async function resolveAccessions<R extends Pick<NormalizeResult, 'events'
   const terms = new Set(result.searchTerms);
   const events = result.events.map((e) => {
     const specimen = billableSpecimen(e);
+    if (specimen !== undefined && collided.has(specimen)) return detached(e);
     const candidates = specimen === undefined ? undefined : orders.get(specimen);
     if (!candidates) return e;
     const test = e.type === 'test.completed' || e.type === 'consumable.used' ? e.data.testCode : undefined;
@@ -116,6 +133,26 @@ function withAccession(e: DraftEvent, accession: string): DraftEvent {
       return { ...e, correlationId: accession, partitionKey: partitionKeys.order(accession), data: { ...e.data, accession } };
     case 'consumable.used':
       return { ...e, correlationId: accession };
+    default:
+      return e;
+  }
+}
+
+/**
+ * A run on a tube whose orders collide, attached to none of them: its milestones lose the
+ * accession (the relay notes nothing on either sale order) and take the specimen's partition;
+ * consumption keeps the tube as its correlation (stock, not the order).
+ */
+function detached(e: DraftEvent): DraftEvent {
+  switch (e.type) {
+    case 'test.completed': {
+      const { accession: _accession, ...data } = e.data;
+      return { ...e, partitionKey: partitionKeys.specimen(e.correlationId), data };
+    }
+    case 'specimen.received': {
+      const { accession: _accession, ...data } = e.data;
+      return { ...e, partitionKey: partitionKeys.specimen(e.correlationId), data };
+    }
     default:
       return e;
   }
@@ -189,6 +226,6 @@ function lookupBudget(store: OrderLookupStore, budgetMs: number): { store: Order
  * result keyed apart from a preliminary an earlier release stored under its key
  * (events/earlier-reports.ts). The LIS endpoint does neither.
  */
-export async function resolveAnalyzerResult<R extends Pick<NormalizeResult, 'events' | 'searchTerms' | 'warnings'>>(result: R, store: OrderLookupStore & Pick<GatewayStore, 'getEventByKey'>): Promise<R> {
-  return keyFinalsApartFromEarlierReports(await resolveAccessions(result, store), store);
+export async function resolveAnalyzerResult<R extends Pick<NormalizeResult, 'events' | 'searchTerms' | 'warnings'>>(result: R, store: OrderLookupStore & Pick<GatewayStore, 'getEventByKey'>, options: ResolveOptions = {}): Promise<R> {
+  return keyFinalsApartFromEarlierReports(await resolveAccessions(result, store, options), store);
 }

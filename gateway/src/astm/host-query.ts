@@ -1,4 +1,5 @@
 import type { OrderCreatedData, OrderedTest } from '../events/types.ts';
+import { namespacedAccession } from '../hl7/accession-namespace.ts';
 import { isStat, type HostQueryAnswer } from '../hl7/host-query.ts';
 import type { Profile } from '../profiles/types.ts';
 import type { GatewayStore, StoredEvent } from '../store/types.ts';
@@ -33,8 +34,12 @@ import type { HostQuery, HostQueryRequest, QueriedSpecimen } from './types.ts';
  * A cancel (Q.13 = A) gets no answer, and withdraws the request right before it in the same
  * message when it names the same tube ("cancel last request"); when nothing is left to answer the result is an empty array
  * and the endpoint sends nothing.
+ *
+ * A barcode whose orders come from two LIS links or name two patients (two LIS systems numbering
+ * alike, `orderCollision`) is answered as an unknown specimen, and `lookup.onCollision` is told:
+ * before, the orders were merged into one O record, and one patient's tube ran the other's tests.
  */
-export async function answerHostQuery(query: HostQuery, store: GatewayStore, profile: Profile): Promise<string[]> {
+export async function answerHostQuery(query: HostQuery, store: GatewayStore, profile: Profile, lookup: OrderLookupOptions = {}): Promise<string[]> {
   const requests = openRequests(query.requests ?? [query]);
   if (requests.length === 0) return [];
   const d = query.delimiters;
@@ -47,7 +52,7 @@ export async function answerHostQuery(query: HostQuery, store: GatewayStore, pro
   let patientSeq = 0;
   let found = 0;
   for (const { specimen, named, tests: requested } of await specimensToAnswer(served, store)) {
-    const orders = await ordersForSpecimen(store, specimen.specimenId);
+    const orders = await ordersForSpecimen(store, specimen.specimenId, lookup);
     const tests = analyzerTests(orders.flatMap((o) => o.tests), profile, requested);
     if (tests.length > 0) {
       found++;
@@ -243,14 +248,56 @@ const ORDER_SEARCH_MAX_MESSAGES = 5000;
 /** The store's reads a specimen's orders are looked up with. */
 export type OrderLookupStore = Pick<GatewayStore, 'eventsByCorrelation' | 'listMessages' | 'getEvent'>;
 
+/** How a barcode is looked up across the LIS links' accession namespaces, and who hears of a collision. */
+export interface OrderLookupOptions {
+  /**
+   * The `hl7[].accessionPrefix` of every LIS link that has one: the barcode `12345` is also the
+   * order `OUT-12345` of the link with prefix OUT (hl7/accession-namespace.ts).
+   */
+  namespaces?: readonly string[];
+  /** Told when a barcode's orders cannot be told apart (orderCollision); the tube gets no order. */
+  onCollision?: (collision: OrderCollision) => void;
+}
+
+/** Orders of one barcode that are not one lab order: from several LIS links, or for several patients. */
+export interface OrderCollision {
+  specimenId: string;
+  /** The accessions (correlation ids) of the colliding orders, oldest first. */
+  accessions: string[];
+  /** The LIS links (hl7[] ids) they came from. */
+  endpoints: string[];
+  /** Whether they name different patients (PID-3); the ids themselves stay out of alerts. */
+  differentPatients: boolean;
+}
+
+/**
+ * Whether the `order.created` events found for a barcode are orders of different LIS links or
+ * different patients (two LIS systems numbering alike, both printing "12345"; an accession reused
+ * for another patient). Their tests must not be merged into one answer, nor a result attached to
+ * one of them: the tube is for a human to sort out. Orders of one link for one patient (add-ons,
+ * several orders on one tube) are one lab order as before.
+ */
+export function orderCollision(specimenId: string, created: readonly StoredEvent[]): OrderCollision | undefined {
+  const endpoints = new Set(created.map((e) => e.event.source.endpoint));
+  const patients = new Set(created.map((e) => (e.event.type === 'order.created' ? e.event.data.patientId : undefined)).filter((p): p is string => !!p));
+  if (endpoints.size < 2 && patients.size < 2) return undefined;
+  return { specimenId, accessions: [...new Set(created.map((e) => e.event.correlationId))], endpoints: [...endpoints], differentPatients: patients.size > 1 };
+}
+
 /**
  * Orders known for a specimen id: by accession first, then by the specimen id the LIS sent. For a
  * tube of an order of several tubes (`order.created.specimens`), the tests that tube is for: the
  * tests the LIS ordered on it, and those it named no tube for; a barcode that is the accession
- * itself gets every test.
+ * itself gets every test. Orders that collide (orderCollision) give none, and `lookup.onCollision`
+ * is told.
  */
-export async function ordersForSpecimen(store: GatewayStore, specimenId: string): Promise<OrderCreatedData[]> {
-  const created = await orderEventsForSpecimen(store, specimenId);
+export async function ordersForSpecimen(store: GatewayStore, specimenId: string, lookup: OrderLookupOptions = {}): Promise<OrderCreatedData[]> {
+  const created = await orderEventsForSpecimen(store, specimenId, lookup);
+  const collision = orderCollision(specimenId, created);
+  if (collision) {
+    lookup.onCollision?.(collision);
+    return [];
+  }
   const orders: OrderCreatedData[] = [];
   for (const accession of new Set(created.map((e) => e.event.correlationId))) {
     const events = (await store.eventsByCorrelation(accession, ['order.created', 'order.cancelled'])).filter(live);
@@ -288,12 +335,15 @@ function orderNamesSpecimen(order: OrderCreatedData, specimenId: string): boolea
 
 /**
  * The live `order.created` events of a specimen id, oldest first: those of the accession of that
- * name, else those naming it as a tube (SPM-2, the tube's barcode: `data.specimenId`, or any of
+ * name (and of `<prefix>-<name>` for every prefixed LIS link, `lookup.namespaces`), else those naming it as a tube (SPM-2, the tube's barcode: `data.specimenId`, or any of
  * `data.specimens` for an order of several tubes), found through the message index (the HL7
  * intake indexes every SPM-2 as a search term).
  */
-export async function orderEventsForSpecimen(store: OrderLookupStore, specimenId: string): Promise<StoredEvent[]> {
-  const created = (await store.eventsByCorrelation(specimenId, ['order.created'])).filter(live);
+export async function orderEventsForSpecimen(store: OrderLookupStore, specimenId: string, lookup: Pick<OrderLookupOptions, 'namespaces'> = {}): Promise<StoredEvent[]> {
+  // The bare accession and, for each prefixed LIS link, its `<prefix>-<barcode>`.
+  const ids = [specimenId, ...(lookup.namespaces ?? []).map((p) => namespacedAccession(p, specimenId))];
+  const created = (await Promise.all(ids.map((id) => store.eventsByCorrelation(id, ['order.created'])))).flat().filter(live);
+  if (ids.length > 1) created.sort((a, b) => (a.event.id < b.event.id ? -1 : 1));
   if (created.length === 0) {
     // The message index, newest first, page by page: the analyzer's own traffic naming the
     // barcode (queries, cancels, results) is newer than the LIS order and may fill many pages.
@@ -325,10 +375,10 @@ export async function orderEventsForSpecimen(store: OrderLookupStore, specimenId
  * answered with: the analyzer's test codes for the specimen's open orders (the same look-up and
  * mapping as the ASTM answer), the first order for its patient id, priority and time, the sample
  * type when the LIS sent one with the specimen (specimen.received), and the profile's worklist
- * run settings.
+ * run settings. Colliding orders (orderCollision) answer "no order", as for an unknown tube.
  */
-export async function hl7HostQueryAnswer(specimenId: string, store: GatewayStore, profile: Profile): Promise<HostQueryAnswer> {
-  const orders = await ordersForSpecimen(store, specimenId);
+export async function hl7HostQueryAnswer(specimenId: string, store: GatewayStore, profile: Profile, lookup: OrderLookupOptions = {}): Promise<HostQueryAnswer> {
+  const orders = await ordersForSpecimen(store, specimenId, lookup);
   const tests = analyzerTests(orders.flatMap((o) => o.tests), profile);
   if (tests.length === 0) return { tests: [] };
   const first = orders[0] as OrderCreatedData;

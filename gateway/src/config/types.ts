@@ -36,6 +36,12 @@ export interface Hl7EndpointConfig {
   defaultCharset: 'ascii' | 'latin1' | 'utf8';
   /** Analyzer id when this endpoint is an HL7 analyzer (e.g. Mindray BS) rather than the LIS. */
   analyzer?: string;
+  /**
+   * A second LIS's accession namespace: its orders and results are keyed `<prefix>-<accession>`
+   * (correlation, queue, Odoo's sale order), its tube barcodes stay as printed
+   * (hl7/accession-namespace.ts). Absent: the bare accession, as before.
+   */
+  accessionPrefix?: string;
 }
 
 export interface SerialConfig {

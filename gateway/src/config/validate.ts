@@ -246,6 +246,8 @@ function loopbackHost(hostname: string): boolean {
 
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const ID_HINT = 'letters, digits, dot, dash and underscore, at most 64 characters';
+/** hl7[].accessionPrefix: short, and without the `-` that joins it to the accession. */
+const ACCESSION_PREFIX_PATTERN = /^[A-Za-z0-9]{1,16}$/;
 
 export interface ValidationResult {
   config: GatewayConfig | undefined;
@@ -309,7 +311,7 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
   const hl7Raw = root.hl7 === undefined ? d.hl7 : c.list('hl7', root.hl7);
   hl7Raw.forEach((entry, i) => {
     const p = `hl7[${i}]`;
-    const o = c.object(p, entry, ['id', 'listen', 'ack', 'tls', 'maxMessageBytes', 'idleTimeoutMs', 'maxConnections', 'unknownMessageTypes', 'defaultCharset', 'analyzer'], 'hl7[]');
+    const o = c.object(p, entry, ['id', 'listen', 'ack', 'tls', 'maxMessageBytes', 'idleTimeoutMs', 'maxConnections', 'unknownMessageTypes', 'defaultCharset', 'analyzer', 'accessionPrefix'], 'hl7[]');
     const ep: Hl7EndpointConfig = {
       id: c.string(`${p}.id`, o.id, '', { pattern: ID_PATTERN, patternHint: ID_HINT }),
       listen: c.listen(`${p}.listen`, o.listen, { host: '127.0.0.1', port: 2575 }),
@@ -324,6 +326,12 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
     if (o.listen === undefined && root.hl7 !== undefined) c.error(`${p}.listen`, 'is required (host and port to listen on)');
     const analyzer = c.optionalString(`${p}.analyzer`, o.analyzer);
     if (analyzer) ep.analyzer = analyzer;
+    const accessionPrefix = c.optionalString(`${p}.accessionPrefix`, o.accessionPrefix);
+    if (accessionPrefix !== undefined) {
+      if (!ACCESSION_PREFIX_PATTERN.test(accessionPrefix)) c.error(`${p}.accessionPrefix`, `"${accessionPrefix}" is not a valid prefix: letters and digits, 1 to 16 (orders become <prefix>-<accession>, e.g. OUT-12345)`);
+      else if (analyzer) c.error(`${p}.accessionPrefix`, 'is for a LIS link: an analyzer endpoint (hl7[].analyzer) has no orders of its own');
+      else ep.accessionPrefix = accessionPrefix;
+    }
     if (o.tls !== undefined) {
       const t = c.object(`${p}.tls`, o.tls, ['cert', 'key', 'ca', 'requireClientCert'], 'hl7[].tls');
       const cert = c.file(`${p}.tls.cert`, t.cert);
@@ -644,6 +652,18 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
       c.warn(`hl7[${i}].analyzer`, `"${h.analyzer}" is not an id in analyzers[]: messages on this endpoint are tagged with it and read with the LIS normalizer (an analyzer with a firmware profile goes in analyzers[] with tcp.listen)`);
     }
   });
+
+  // Two LIS systems number their orders alike ("12345" from both): without a namespace their
+  // orders collide (the relay refuses the second client's order, analyzers get "no order").
+  const lis = hl7.map((h, i) => ({ h, i })).filter(({ h }) => !h.analyzer);
+  const unprefixed = lis.filter(({ h }) => !h.accessionPrefix);
+  if (lis.length >= 2 && unprefixed.length > 1) {
+    const [, ...rest] = unprefixed;
+    c.warn(
+      `hl7[${rest[0]!.i}].accessionPrefix`,
+      `${lis.length} LIS links (${lis.map(({ h }) => h.id).join(', ')}) and ${unprefixed.length} of them without accessionPrefix: if they are different LIS systems, an accession both use ("12345") is two patients' orders, which the gateway cannot tell apart — the second client's order is refused (a dead letter) and analyzers get "no order" for that tube. Give every LIS link but one an accessionPrefix (README.md "Two LIS systems"); links of one LIS (orders on one, results on another) need none`,
+    );
+  }
 
   const hasError = c.issues.some((i) => i.severity === 'error');
   return { config: hasError ? undefined : config, issues: c.issues, analyzers, profilesDir: profilesDirProblem ? undefined : profilesDirSet, profilesDirInvalid: profilesDirProblem !== undefined };

@@ -4,7 +4,7 @@ import type { StoredEvent } from '../../store/types.ts';
 import { externalId, loadWithExternalIds, lookupExternalId, m2oId, read, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
 import { odooError } from '../odoo/odoo-error.ts';
 import { gatewayInvoices, INVOICE_FIELDS, invoiceRef, isProductLine } from './invoices.ts';
-import { noSaleOrder, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
+import { noSaleOrder, otherClientGuard, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
 
 /**
@@ -47,9 +47,15 @@ export const invoiceEligibleRule: PostingRule = {
     };
     // The gateway's invoice of each accession as this batch leaves it.
     const current = new Map<string, OdooRecord>(existing);
+    const otherClient = otherClientGuard(ctx);
     for (const e of events) {
       const d = e.event.data as InvoiceEligibleData;
       try {
+        // An eligibility made by another LIS's result under the same number (two LIS links
+        // numbering alike) never invoices this sale order's client.
+        const ofAccession = orders.get(d.accession);
+        const foreign = ofAccession && (await otherClient(e, d.accession, ofAccession, 'invoice'));
+        if (foreign) throw foreign;
         // What is billable now, from everything stored (a cancellation after the eligibility too).
         const now = await billableNow(ctx, e, d);
         if (now.wholeOrderCancelled || (now.codes.size === 0 && d.tests.length > 0)) {

@@ -2,7 +2,7 @@ import type { OrderCancelledData } from '../../events/types.ts';
 import { m2oId, read, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
 import { needsOperator } from '../odoo/odoo-error.ts';
 import { gatewayInvoices, isProductLine } from './invoices.ts';
-import { isLockedOrder, isLockedOrderRefusal, lockedOrderChange, noSaleOrder, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
+import { isLockedOrder, isLockedOrderRefusal, lockedOrderChange, noSaleOrder, otherClientGuard, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
 
 /**
@@ -20,6 +20,9 @@ import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from '.
  * 3. A cancelled test on a posted invoice is a dead letter whose reason asks for a credit note.
  *
  * Idempotent by construction: a second run finds no line to remove, or a cancelled order.
+ * A cancel from a LIS link whose order of the accession is another client's than the sale order's
+ * (two LIS links numbering alike, sale-orders.ts `otherClientGuard`) is a dead letter: it never
+ * cancels the other patient's order.
  */
 export const orderCancelledRule: PostingRule = {
   name: 'order-cancelled',
@@ -31,11 +34,15 @@ export const orderCancelledRule: PostingRule = {
     const accessions = events.map((e) => (e.event.data as OrderCancelledData).accession);
     const orders = await saleOrdersByAccession(ctx.odoo, accessions);
     const invoices = await gatewayInvoices(ctx.odoo, accessions);
+    const otherClient = otherClientGuard(ctx);
     for (const e of events) {
       const d = e.event.data as OrderCancelledData;
       try {
         const so = orders.get(d.accession);
         if (!so) throw noSaleOrder(d.accession);
+        // Never another LIS's order of the same number (another client's sale order).
+        const foreign = await otherClient(e, d.accession, so, d.tests.length === 0 ? 'cancellation of the whole order' : `cancellation of ${d.tests.map((t) => t.code).join(', ')}`);
+        if (foreign) throw foreign;
         const ref = [{ model: 'sale.order', id: so.id, name: String(so['name'] ?? '') }];
         const state = String(so['state']);
         if (state === 'cancel') {

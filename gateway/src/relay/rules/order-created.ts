@@ -6,7 +6,7 @@ import { create, externalId, loadWithExternalIds, m2oId, read, searchRead, write
 import { failureOf, mappingMissing, needsOperator, notSent, stopsTheLink } from '../odoo/odoo-error.ts';
 import type { ProductRef } from '../reference-data.ts';
 import { MILESTONE_TYPES, notedMarkers, noteMarker, postMilestoneNote } from './milestone-notes.ts';
-import { isLockedOrder, isLockedOrderRefusal, lockedOrderChange, saleOrderOrigin, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
+import { clientName, customerOf, isLockedOrder, isLockedOrderRefusal, lockedOrderChange, partnerOrNone, saleOrderOrigin, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
 
 /**
@@ -54,9 +54,18 @@ export const orderCreatedRule: PostingRule = {
     // accessions after it are not tried (the next round, after the back-off, takes them). Before,
     // each was tried in turn, a call or more each, after a 429 "Retry-After" too.
     let linkFailure: { error: unknown } | undefined;
-    for (const [accession, evs] of byAcc) {
+    for (const [accession, all] of byAcc) {
       if (linkFailure) break;
       try {
+        // Another ordering client's order under the same number is never merged into it.
+        const refused = await otherClientsOrders(ctx, accession, all, existing.get(accession));
+        for (const [id, err] of refused) results.set(id, fail(err));
+        const evs = all.filter((e) => !refused.has(e.event.id));
+        if (evs.length === 0) {
+          byAcc.delete(accession);
+          continue;
+        }
+        byAcc.set(accession, evs);
         const tests = new Map<string, OrderedTest>();
         for (const e of evs) for (const t of data(e).tests) if (!tests.has(t.code)) tests.set(t.code, t);
         const products: ProductRef[] = [];
@@ -125,6 +134,51 @@ export const orderCreatedRule: PostingRule = {
     return results;
   },
 };
+
+/**
+ * The order messages of `evs` (one accession) that belong to another ordering client than the
+ * accession's sale order (`so`), or, with no sale order yet, than the batch's first order naming a
+ * client: each refused with a dead letter naming the accession and both clients, for an operator.
+ * Two LIS links numbering their accessions alike (no `hl7[].accessionPrefix`) sent two patients'
+ * orders as "12345": before, the second one's tests were added to the first one's sale order and
+ * billed to the first clinic. An order naming no client, or a client with no Odoo partner, is
+ * not compared (as before: the sale order's lines are completed, or the creation reports the
+ * missing partner). When the store's earlier orders of the accession all name this order's
+ * client, the gateway made the sale order for that client and a user changed its customer in
+ * Odoo: not a collision, the order is completed as before.
+ */
+async function otherClientsOrders(ctx: RuleContext, accession: string, evs: StoredEvent[], so: OdooRecord | undefined): Promise<Map<string, Error>> {
+  const refused = new Map<string, Error>();
+  const refOf = (e: StoredEvent): string => (e.event.data as OrderCreatedData).orderingClientRef ?? '';
+  const refs = [...new Set(evs.map(refOf).filter(Boolean))];
+  if (refs.length === 0 || (so === undefined && refs.length === 1)) return refused;
+  const partners = new Map<string, Awaited<ReturnType<typeof partnerOrNone>>>();
+  for (const ref of refs) partners.set(ref, await partnerOrNone(ctx, ref));
+  let owner: { id: number; name: string; what: string } | undefined;
+  if (so) owner = { id: m2oId(so['partner_id']) ?? -1, name: customerOf(so), what: `sale order ${String(so['name'] ?? so.id)}` };
+  else {
+    const first = evs.find((e) => partners.get(refOf(e)) !== undefined);
+    const p = first && partners.get(refOf(first));
+    if (!first || !p) return refused;
+    owner = { id: p.id, name: clientName(p, refOf(first)), what: `the order from ${first.event.source.endpoint} in the same batch` };
+  }
+  const earlier = so && ctx.events ? (await ctx.events(accession, ['order.created'])).filter((o) => o.event.type === 'order.created') : [];
+  for (const e of evs) {
+    const ref = refOf(e);
+    const partner = partners.get(ref);
+    if (!partner || partner.id === owner.id) continue;
+    const before = earlier.filter((o) => o.event.id < e.event.id);
+    if (before.length > 0 && before.every((o) => refOf(o) === ref)) continue;
+    refused.set(
+      e.event.id,
+      needsOperator(
+        `order ${accession} from ${e.event.source.endpoint} for ${clientName(partner, ref)} not added: ${owner.what} of accession ${accession} belongs to ${owner.name} — another client's order under the same number (two LIS links numbering their accessions alike?). Nothing was changed in Odoo. Give one LIS link hl7[].accessionPrefix (README.md "Two LIS systems"), enter this order by hand and discard this event`,
+        { accession, endpoint: e.event.source.endpoint, partnerRef: ref },
+      ),
+    );
+  }
+  return refused;
+}
 
 /**
  * relay.autoConfirm (opt-in, DESIGN.md §2): confirm the batch's orders now in Odoo (`done`) that

@@ -2,7 +2,7 @@ import type { OrderCreatedData, ResultValidatedData } from '../../events/types.t
 import type { StoredEvent } from '../../store/types.ts';
 import { m2oId, searchRead, write } from '../odoo/odoo-calls.ts';
 import { mappingMissing } from '../odoo/odoo-error.ts';
-import { noSaleOrder, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
+import { noSaleOrder, otherClientGuard, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
 
 /**
@@ -18,6 +18,10 @@ import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from '.
  * write: that order's rule marks the line delivered when it posts it (order-created.ts). Without
  * one, a missing order or line is retried with the store's back-off (the order may still come)
  * and dead-lettered after relay.maxAttempts.
+ *
+ * A result from a LIS link whose order of that accession is another client's than the sale
+ * order's (two LIS links numbering alike, sale-orders.ts `otherClientGuard`) is a dead letter:
+ * it never marks the other patient's test delivered.
  */
 export const resultValidatedRule: PostingRule = {
   name: 'result-validated',
@@ -31,6 +35,7 @@ export const resultValidatedRule: PostingRule = {
     const lines = soIds.length ? await searchRead(ctx.odoo, 'sale.order.line', [['order_id', 'in', soIds], ['display_type', '=', false]], SALE_LINE_FIELDS) : [];
     const writes = new Map<number, { qty: number; lineIds: Set<number>; eventIds: string[] }>();
     const refs = new Map<string, { so: number; name: string; line: number }>();
+    const otherClient = otherClientGuard(ctx);
     for (const e of events) {
       const d = e.event.data as ResultValidatedData;
       try {
@@ -42,6 +47,9 @@ export const resultValidatedRule: PostingRule = {
           }
           throw noSaleOrder(d.accession);
         }
+        // Never on another LIS's order of the same number (another client's sale order).
+        const foreign = await otherClient(e, d.accession, so, `result for test ${d.testCode}`);
+        if (foreign) throw foreign;
         const product = await ctx.ref.product(d.testCode);
         const forProduct = lines.filter((l) => m2oId(l['order_id']) === so.id && m2oId(l['product_id']) === product.id);
         // A line a cancellation set to 0 is not billable: prefer the open one.

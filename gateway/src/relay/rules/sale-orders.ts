@@ -1,6 +1,10 @@
-import { addByExternalId, searchRead, type OdooRecord } from '../odoo/odoo-calls.ts';
+import type { OrderCreatedData } from '../../events/types.ts';
+import type { StoredEvent } from '../../store/types.ts';
+import { addByExternalId, m2oId, searchRead, type OdooRecord } from '../odoo/odoo-calls.ts';
 import type { OdooApi } from '../odoo/odoo-client.ts';
-import { mappingMissing, needsOperator } from '../odoo/odoo-error.ts';
+import { failureOf, mappingMissing, needsOperator } from '../odoo/odoo-error.ts';
+import type { PartnerRef } from '../reference-data.ts';
+import type { RuleContext } from './types.ts';
 
 /**
  * The lab order in Odoo is a sale.order whose `client_order_ref` is the accession (placer order
@@ -82,4 +86,72 @@ export function lockedOrderChange(so: OdooRecord, accession: string, change: str
     `sale order ${name} (accession ${accession}) is locked in Odoo (Sales setting "Lock Confirmed Sales"), which forbids changing its lines' quantities: ${change} not applied. Unlock the order in Odoo (Unlock button) and replay this event, or make the change by hand and discard it`,
     { accession, model: 'sale.order', id: so.id },
   );
+}
+
+/** The sale order's customer as Odoo shows it (`partner_id` display name), else its id. */
+export function customerOf(so: OdooRecord): string {
+  const p = so['partner_id'];
+  return Array.isArray(p) ? String(p[1] ?? p[0]) : String(p ?? '?');
+}
+
+/** `Harbour Medical Centre (CLINIC-B)`: an ordering client as a reason names it. */
+export function clientName(partner: PartnerRef | undefined, ref: string): string {
+  return partner?.name ? `${partner.name} (${ref})` : ref;
+}
+
+/**
+ * The ordering client's partner, or undefined when its ref is empty or maps to no partner (a
+ * permanent look-up failure): such an order cannot be compared with a sale order's customer, and
+ * is treated as before. A failure of the link is thrown (the event is retried).
+ */
+export async function partnerOrNone(ctx: RuleContext, ref: string | undefined): Promise<PartnerRef | undefined> {
+  if (!ref) return undefined;
+  try {
+    return await ctx.ref.partner(ref);
+  } catch (err) {
+    if (failureOf(err) === 'permanent') return undefined;
+    throw err;
+  }
+}
+
+/**
+ * The guard against applying one LIS's result, cancellation or invoice to another LIS's order
+ * (two `hl7[]` links whose accession numbers collide, no `hl7[].accessionPrefix`): a sale order is
+ * found by its accession alone, so the outreach's result for its own "12345" found the hospital's
+ * sale order 12345 and marked its test delivered, its cancel cancelled it.
+ *
+ * `check(event, accession, so, what)` returns the dead letter (permanent, for an operator) when
+ * the accession's stored orders show a collision — `order.created` events naming more than one
+ * ordering client or coming from more than one endpoint — and the orders the event's own
+ * endpoint sent for that accession name clients of which none is the sale order's customer.
+ * Otherwise undefined, as before: one LIS whose sale order's customer a user changed in Odoo, a
+ * result that came on another link than its order (orders on one port, results on another), an
+ * endpoint that sent no order of the accession. The accession's orders are read once per batch.
+ */
+export function otherClientGuard(ctx: RuleContext): (event: StoredEvent, accession: string, so: OdooRecord, what: string) => Promise<Error | undefined> {
+  const orders = new Map<string, Promise<StoredEvent[]>>();
+  return async (event, accession, so, what) => {
+    if (!ctx.events) return undefined;
+    let read = orders.get(accession);
+    if (!read) orders.set(accession, (read = ctx.events(accession, ['order.created'])));
+    const stored = (await read).filter((o) => o.event.type === 'order.created');
+    const refOf = (o: StoredEvent): string => (o.event.data as OrderCreatedData).orderingClientRef ?? '';
+    const clients = new Set(stored.map(refOf).filter(Boolean));
+    const endpoints = new Set(stored.map((o) => o.event.source.endpoint));
+    if (clients.size < 2 && endpoints.size < 2) return undefined;
+    const endpoint = event.event.source.endpoint;
+    const own = [...new Set(stored.filter((o) => o.event.source.endpoint === endpoint).map(refOf).filter(Boolean))];
+    if (own.length === 0) return undefined;
+    const customer = m2oId(so['partner_id']);
+    const names: string[] = [];
+    for (const ref of own) {
+      const partner = await partnerOrNone(ctx, ref);
+      if (partner && partner.id === customer) return undefined;
+      names.push(clientName(partner, ref));
+    }
+    return needsOperator(
+      `${what} of accession ${accession} from ${endpoint} not applied: that link's order ${accession} is for ${names.join(', ')}, but sale order ${String(so['name'] ?? so.id)} of accession ${accession} belongs to ${customerOf(so)} — two LIS links number their accessions alike. Give one of them hl7[].accessionPrefix (README.md "Two LIS systems"), apply this by hand in Odoo and discard this event`,
+      { accession, endpoint, model: 'sale.order', id: so.id },
+    );
+  };
 }
