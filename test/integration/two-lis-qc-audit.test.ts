@@ -301,6 +301,28 @@ describe('two LIS links whose accession numbers collide ("12345" from both syste
   });
 
   /**
+   * One LIS over two links (a primary and a backup port): an add-on for the same patient and
+   * clinic comes in on the second link. That is one lab order, not a collision: the tube is
+   * answered with both tests and no alert is raised.
+   */
+  it('one LIS over two links: the same patient and clinic on both links is one order for the analyzer', async () => {
+    const l = await lab('two-links-one-lis', { analyzers: [{ id: 'chem-1', profile: 'generic-astm', tcp: { listen: { host: '127.0.0.1', port: 0 } } }] });
+    const alerts: Array<{ code: string }> = [];
+    l.gateway.telemetry.on('alert', (a) => alerts.push(a));
+    expect(await l.send('lis', orm('HIS', '54321', ['GLU'], { mrn: 'H-5', clinic: 'CLINIC-A' }))).toContain('MSA|AA|');
+    expect(await l.send('outreach', orm('HIS', '54321', ['TSH'], { mrn: 'H-5', clinic: 'CLINIC-A', id: 'backup-1' }))).toContain('MSA|AA|');
+    const a = await connectAnalyzer(l.gateway, 'chem-1');
+    closers.push(async () => {
+      a.socket.destroy();
+    });
+    await a.sim.sendMessage(['H|\\^&|||CHEM^1|||||LIS||P|1|20260302100000', 'Q|1|^54321||ALL||||||||O', 'L|1|N']);
+    const answer = await nextSession(a.sim, 5_000);
+    const tests = orderRecords(answer).flatMap((o) => (o[4] ?? '').split('\\').map((t) => t.split('^')[3]));
+    expect(tests.sort()).toEqual(['GLU', 'TSH']);
+    expect(alerts.map((x) => x.code)).not.toContain('ACCESSION_COLLISION');
+  });
+
+  /**
    * The fix a site makes when `check` warns: `accessionPrefix: OUT` on the outreach link. Each
    * clinic has its own sale order (Northside `12345`, Harbour `OUT-12345`), the outreach's result
    * delivers and invoices Harbour's test, its cancel cancels Harbour's order, nothing is a dead

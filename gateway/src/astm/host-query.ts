@@ -271,16 +271,19 @@ export interface OrderCollision {
 }
 
 /**
- * Whether the `order.created` events found for a barcode are orders of different LIS links or
- * different patients (two LIS systems numbering alike, both printing "12345"; an accession reused
- * for another patient). Their tests must not be merged into one answer, nor a result attached to
- * one of them: the tube is for a human to sort out. Orders of one link for one patient (add-ons,
- * several orders on one tube) are one lab order as before.
+ * Whether the `order.created` events found for a barcode are orders of different patients, or of
+ * different LIS links for different ordering clients (two LIS systems numbering alike, both
+ * printing "12345"; an accession reused for another patient). Their tests must not be merged into
+ * one answer, nor a result attached to one of them: the tube is for a human to sort out. Orders of
+ * one patient and one client are one lab order as before, whichever link brought them: add-ons,
+ * several orders on one tube, and one LIS sending over two links (a primary and a backup, or a
+ * second port) must not lose their tube's orders.
  */
 export function orderCollision(specimenId: string, created: readonly StoredEvent[]): OrderCollision | undefined {
   const endpoints = new Set(created.map((e) => e.event.source.endpoint));
   const patients = new Set(created.map((e) => (e.event.type === 'order.created' ? e.event.data.patientId : undefined)).filter((p): p is string => !!p));
-  if (endpoints.size < 2 && patients.size < 2) return undefined;
+  const clients = new Set(created.map((e) => (e.event.type === 'order.created' ? e.event.data.orderingClientRef : undefined)).filter((c): c is string => !!c));
+  if (patients.size < 2 && (endpoints.size < 2 || clients.size < 2)) return undefined;
   return { specimenId, accessions: [...new Set(created.map((e) => e.event.correlationId))], endpoints: [...endpoints], differentPatients: patients.size > 1 };
 }
 
