@@ -13,7 +13,7 @@ import { createLogger } from './log.ts';
 import { Telemetry } from './telemetry.ts';
 import { describeError, type ErrorCode, GatewayError, isGatewayError } from './errors.ts';
 import { EventStore } from './store/event-store.ts';
-import { invoiceEligibility } from './events/invoice-eligibility.ts';
+import { billingRetention, invoiceEligibility } from './events/invoice-eligibility.ts';
 import { StatusModel } from './status/status-model.ts';
 import { StatusServer } from './status/http-server.ts';
 import { MqttStatus } from './status/mqtt-status.ts';
@@ -134,6 +134,8 @@ export class Gateway {
       retention: cfg.store,
       minFreeBytes: cfg.store.minFreeBytes,
       deriver: invoiceEligibility,
+      // An order's billing events outlive store.retentionDays until it is billed in full.
+      retentionHold: billingRetention,
       // Order download (analyzers[].pushOrders): LIS orders and cancels into each analyzer's outbox.
       onCommitted: (events) => {
         for (const download of this.#orderDownload) download.onCommitted(events);
@@ -370,7 +372,7 @@ export class Gateway {
     // #loadProfiles refused pushOrders for a profile without order download.
     if (analyzer.pushOrders) {
       // Durable per-analyzer outbox, sent when a connection opens (astm/order-download.ts).
-      download = new OrderDownload({ analyzerId: analyzer.id, profile, link: component, store, telemetry: this.telemetry, log: this.log.child({ endpoint: analyzer.id, component: 'order-download' }) });
+      download = new OrderDownload({ analyzerId: analyzer.id, profile, link: component, store, retentionDays: this.config.store.retentionDays, telemetry: this.telemetry, log: this.log.child({ endpoint: analyzer.id, component: 'order-download' }) });
       this.#orderDownload.push(download);
     }
   }

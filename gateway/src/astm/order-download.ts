@@ -38,12 +38,24 @@ import { analyzerTests, buildOrderDownload } from './host-query.ts';
  * a status request never reads the store: the outbox is read once at start-up (before anything
  * else of this analyzer; it holds only what waits for the analyzer, so it stays small), then each
  * write of an accession's documents updates its entry.
+ *
+ * Retention (`retentionDays`, the gateway passes store.retentionDays): an order document with
+ * nothing left to send (no `pending`, no `cancelPending`, no outbox entry) whose last change
+ * (`updatedAt`) is older than that is deleted, at start-up and once a day, by a scan of this
+ * analyzer's documents in pages of DOC_SWEEP_PAGE. The documents name the patient (PID-3) and the
+ * specimen; before, they stayed for the life of the box, long after retention removed the
+ * messages and events they came from. A cancel arriving after that finds no document and sends
+ * nothing, which is right for an order the analyzer ran weeks ago; an order of the accession
+ * after that downloads its tests again.
  */
 
 export const ORDER_DOWNLOAD_NS = 'orderDownload';
 export const ORDER_OUTBOX_NS = 'orderOutbox';
 export const ORDER_CURSOR_NS = 'orderDownloadCursor';
 const SEP = '\u0000';
+const DAY_MS = 86_400_000;
+/** Order documents read per step of the retention scan (the chain is held for one page at a time). */
+const DOC_SWEEP_PAGE = 200;
 
 export interface OrderDownloadDoc {
   accession: string;
@@ -124,6 +136,11 @@ export interface OrderDownloadOptions {
   maxAttempts?: number;
   /** Least time between two writes of the cursor (default 1 s). */
   cursorIntervalMs?: number;
+  /**
+   * Order documents with nothing left to send are deleted this many days after their last change
+   * (store.retentionDays; see the class note). Undefined keeps them.
+   */
+  retentionDays?: number;
 }
 
 const has = (tests: readonly OrderedTest[], code: string): boolean => tests.some((t) => t.code === code);
@@ -150,6 +167,10 @@ export class OrderDownload {
   /** The cursor as last written. */
   #cursorWritten: string | undefined;
   #cursorTimer: NodeJS.Timeout | undefined;
+  /** The daily retention scan (see the class note). */
+  #sweepTimer: NodeJS.Timeout | undefined;
+  /** A retention scan is running: the daily timer does not start a second one. */
+  #sweeping = false;
   /** A recording failed: the cursor stays where it was, so the next start records it again. */
   #cursorHeld = false;
   /**
@@ -173,6 +194,11 @@ export class OrderDownload {
     // Before any new event: the events committed after the cursor (a crash between a commit and
     // its recording), in id order.
     this.#handle(() => this.#recover());
+    if (options.retentionDays !== undefined) {
+      this.#track(this.#sweep());
+      this.#sweepTimer = setInterval(() => this.#track(this.#sweep()), DAY_MS);
+      this.#sweepTimer.unref();
+    }
   }
 
   get analyzerId(): string {
@@ -236,6 +262,8 @@ export class OrderDownload {
     this.#stopped = true;
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
+    clearInterval(this.#sweepTimer);
+    this.#sweepTimer = undefined;
     while (this.#work.size > 0) await Promise.allSettled([...this.#work]);
     clearTimeout(this.#cursorTimer);
     this.#cursorTimer = undefined;
@@ -382,6 +410,42 @@ export class OrderDownload {
     if (upTo === undefined || this.#cursorHeld || upTo === this.#cursorWritten) return;
     await this.#opt.store.putDoc(ORDER_CURSOR_NS, this.#opt.analyzerId, { after: upTo } satisfies CursorDoc);
     if (this.#cursorWritten === undefined || upTo > this.#cursorWritten) this.#cursorWritten = upTo;
+  }
+
+  /**
+   * Delete this analyzer's order documents past retention with nothing left to send (see the
+   * class note): page by page, each page inside the chain (a document is never deleted while an
+   * event is being recorded into it), until the end or a stop.
+   */
+  async #sweep(): Promise<void> {
+    const { store, analyzerId, log } = this.#opt;
+    if (this.#sweeping || this.#opt.retentionDays === undefined) return;
+    this.#sweeping = true;
+    const prefix = analyzerId + SEP;
+    let after: string | undefined;
+    let deleted = 0;
+    try {
+      while (!this.#stopped) {
+        const cutoff = Date.now() - this.#opt.retentionDays * DAY_MS;
+        const page = await this.#locked(async () => {
+          const docs = await store.listDocs<OrderDownloadDoc>(ORDER_DOWNLOAD_NS, { prefix, limit: DOC_SWEEP_PAGE, ...(after !== undefined ? { after } : {}) });
+          const old = docs.filter(({ value }) => !outstanding(value) && Date.parse(value.updatedAt) < cutoff);
+          const queued = await Promise.all(old.map(({ key }) => store.getDoc<OutboxEntry>(ORDER_OUTBOX_NS, key)));
+          const gone = old.filter((_, i) => queued[i] === undefined);
+          // Concurrent deletes share the store's group commit: one synced write per page.
+          await Promise.all(gone.map(({ key }) => store.deleteDoc(ORDER_DOWNLOAD_NS, key)));
+          deleted += gone.length;
+          return docs;
+        });
+        if (page.length < DOC_SWEEP_PAGE) break;
+        after = page[page.length - 1]!.key;
+      }
+      if (deleted > 0) log.info('order download documents past retention deleted', { analyzer: analyzerId, documents: deleted });
+    } catch (err) {
+      log.warn('order download documents past retention not deleted; tried again tomorrow', { analyzer: analyzerId, error: describeError(err) });
+    } finally {
+      this.#sweeping = false;
+    }
   }
 
   #key(accession: string): string {

@@ -7,6 +7,9 @@
  * resent. A test added to the order afterwards (an add-on, a test ordered again after its
  * cancellation) makes the order eligible again once it is validated: `invoice-eligible|<accession>|<n>`
  * for the n-th time; the invoice rule then bills only what the sale order has not billed yet.
+ * n counts the eligibilities still stored, and a key used before (its event pruned by retention,
+ * the key kept as a tombstone) is stepped over (freshEligibilityKey). Retention keeps an order's
+ * billing events until it is billed in full (billingRetention).
  *
  * The accession's events are walked in the order they were stored (billingState): an
  * `order.created` adds its tests (a test cancelled earlier is ordered again), an `order.cancelled`
@@ -25,17 +28,22 @@
  */
 import type { CanonicalEvent, DraftEvent, InvoiceEligibleData, OrderCancelledData, OrderCreatedData, OrderedTest, ResultValidatedData } from './types.ts';
 import { idempotencyKey, partitionKeys } from './keys.ts';
-import type { GatewayStore, StoredEvent } from '../store/types.ts';
+import type { GatewayStore, RetentionHold, StoredEvent } from '../store/types.ts';
+
+/** What a deriver reads of the store (`idempotencyKeyUsed` where the store has it). */
+export type DeriverStore = Pick<GatewayStore, 'eventsByCorrelation' | 'idempotencyKeyUsed'>;
 
 export interface EventDeriver {
   /** Correlation ids whose derivation must be serialised with this commit. */
   keys(drafts: readonly DraftEvent[]): string[];
   /** Events to add to the commit (read what is stored; the store holds the keys' locks). */
-  derive(drafts: readonly DraftEvent[], store: Pick<GatewayStore, 'eventsByCorrelation'>): Promise<DraftEvent[]>;
+  derive(drafts: readonly DraftEvent[], store: DeriverStore): Promise<DraftEvent[]>;
 }
 
 /** The event types that can change whether an order is billable. */
 const BILLING_TYPES = ['order.created', 'order.cancelled', 'result.validated'] as const;
+/** The events an accession's billing state is rebuilt from (billingState). */
+export const BILLING_STATE_TYPES = [...BILLING_TYPES, 'invoice.eligible'] as const;
 
 type BillingEvent = Pick<DraftEvent | CanonicalEvent, 'type' | 'data'>;
 
@@ -86,6 +94,39 @@ export function billingState(events: Iterable<BillingEvent>): BillingState {
   return state;
 }
 
+/**
+ * Nothing is left to bill: the order is known and every open test was billed (or the order, or
+ * every test of it, is cancelled). A later add-on opens it again.
+ */
+export function billedInFull(state: BillingState): boolean {
+  return state.ordered && (state.wholeOrderCancelled || [...state.open.keys()].every((code) => state.billed.has(code)));
+}
+
+/**
+ * The accession still needs its billing events: retention must not take them while it does
+ * (see billingRetention). True while an order waits for results, while results wait for their
+ * order, and while validated tests are not billed yet.
+ */
+export async function stillBilling(store: Pick<GatewayStore, 'eventsByCorrelation'>, correlationId: string): Promise<boolean> {
+  const stored = await store.eventsByCorrelation(correlationId, [...BILLING_STATE_TYPES]);
+  if (stored.length === 0) return false;
+  return !billedInFull(billingState(inStoredOrder(stored).map((s) => s.event)));
+}
+
+/**
+ * The store's retention hold (EventStoreOptions.retentionHold): an order's billing events stay
+ * past `store.retentionDays` until the order is billed in full, so that a culture or send-out test
+ * validated weeks after its order still finds the order, its other results and its earlier
+ * eligibilities, and the order gets its draft invoice. Before, retention pruned the delivered
+ * `order.created` after 30 days and the last result found no order: never billed, silently. The
+ * dead-letter floor (`store.deadLetterRetentionDays`) bounds it: past it the events go, and a
+ * result validated later finds no order (as before for such an order).
+ */
+export const billingRetention: RetentionHold = {
+  types: BILLING_STATE_TYPES,
+  keep: (correlationId, store) => stillBilling(store, correlationId),
+};
+
 /** Stored events in the order they were stored (ids are time-ordered). */
 export function inStoredOrder(stored: readonly StoredEvent[]): StoredEvent[] {
   return [...stored].sort((a, b) => (a.event.id < b.event.id ? -1 : a.event.id > b.event.id ? 1 : 0));
@@ -101,14 +142,14 @@ export const invoiceEligibility: EventDeriver = {
   async derive(drafts, store) {
     const derived: DraftEvent[] = [];
     for (const accession of this.keys(drafts)) {
-      const stored = await store.eventsByCorrelation(accession, [...BILLING_TYPES, 'invoice.eligible']);
+      const stored = await store.eventsByCorrelation(accession, [...BILLING_STATE_TYPES]);
       const all: BillingEvent[] = [...inStoredOrder(stored).map((s) => s.event), ...drafts.filter((d) => d.correlationId === accession)];
       const state = billingState(all);
       if (!state.ordered || state.wholeOrderCancelled || state.open.size === 0) continue;
       if (![...state.open.keys()].every((code) => state.validated.has(code))) continue;
       // Billed already, unless a test was added (or ordered again) since the last invoice.eligible.
       if ([...state.open.keys()].every((code) => state.billed.has(code))) continue;
-      const key = state.eligibleEvents === 0 ? idempotencyKey('invoice-eligible', accession) : idempotencyKey('invoice-eligible', accession, state.eligibleEvents + 1);
+      const key = await freshEligibilityKey(store, accession, state.eligibleEvents);
       const trigger = drafts.find((d) => d.correlationId === accession && (BILLING_TYPES as readonly string[]).includes(d.type))!;
       const order = all.find((e) => e.type === 'order.created')!.data as OrderCreatedData;
       const data: InvoiceEligibleData = { accession, tests: [...state.open.values()], ...(order.orderingClientRef ? { orderingClientRef: order.orderingClientRef } : {}) };
@@ -126,3 +167,18 @@ export const invoiceEligibility: EventDeriver = {
     return derived;
   },
 };
+
+/**
+ * The key of the accession's next eligibility: `invoice-eligible|<accession>` for the first,
+ * `invoice-eligible|<accession>|<n>` for the n-th. Counted from the eligibilities still stored
+ * (retention keeps them while the order is not billed in full), then stepping over keys used
+ * before: once an order billed in full had its events pruned, an add-on's eligibility counts none
+ * and would take the first key again, whose tombstone made the store skip it as a duplicate (the
+ * add-on was never billed).
+ */
+async function freshEligibilityKey(store: DeriverStore, accession: string, earlier: number): Promise<string> {
+  const keyFor = (n: number): string => (n === 0 ? idempotencyKey('invoice-eligible', accession) : idempotencyKey('invoice-eligible', accession, n + 1));
+  let n = earlier;
+  while (store.idempotencyKeyUsed && (await store.idempotencyKeyUsed(keyFor(n)))) n++;
+  return keyFor(n);
+}

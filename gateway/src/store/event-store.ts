@@ -32,6 +32,7 @@ import type {
   StoredEvent,
   StoredMessage,
   LocalDoc,
+  RetentionHold,
 } from './types.ts';
 import { AMBIGUOUS_SETTLE_MS } from './types.ts';
 
@@ -68,6 +69,11 @@ export interface EventStoreOptions {
    * atomic batch. Commits touching the same derivation keys are serialised.
    */
   deriver?: EventDeriver;
+  /**
+   * Finished events retention keeps past the age while their correlation still needs them, up to
+   * the dead-letter floor (the gateway: the billing events of an accession not billed in full).
+   */
+  retentionHold?: RetentionHold;
   /** Observer of events once they are durable and readable (e.g. order download to analyzers). Must not throw. */
   onCommitted?: (events: CanonicalEvent[]) => void;
   /** Size at which the message log starts a new segment (bytes; default 64 MiB). */
@@ -261,6 +267,7 @@ export class EventStore implements GatewayStore {
   readonly #minFreeBytes: number;
   readonly #onHealth: ((health: StoreHealth, reason?: string) => void) | undefined;
   readonly #deriver: EventDeriver | undefined;
+  readonly #retentionHold: RetentionHold | undefined;
   readonly #onCommitted: ((events: CanonicalEvent[]) => void) | undefined;
   /** Tails of the per-key chains that serialise derivations (see EventStoreOptions.deriver). */
   readonly #keyLocks = new Map<string, Promise<unknown>>();
@@ -357,6 +364,7 @@ export class EventStore implements GatewayStore {
     this.#minFreeBytes = options.minFreeBytes ?? 64 * 1024 * 1024;
     this.#onHealth = options.onHealth;
     this.#deriver = options.deriver;
+    this.#retentionHold = options.retentionHold;
     this.#onCommitted = options.onCommitted;
     this.#codecs = new Map(
       Object.entries(this.#sub).map(([name, sub]) => {
@@ -1695,6 +1703,12 @@ export class EventStore implements GatewayStore {
     return id === undefined ? undefined : this.getEvent(id);
   }
 
+  async idempotencyKeyUsed(idempotencyKey: string): Promise<boolean> {
+    if (!this.#keyFilter.mayContain(this.#prefix.idem + idempotencyKey)) return false;
+    await this.#committer.applied();
+    return (await this.#sub.idem.get(idempotencyKey)) !== undefined;
+  }
+
   async listEvents(query: EventQuery): Promise<StoredEvent[]> {
     await this.#committer.applied();
     const limit = Math.min(Math.max(1, query.limit ?? 100), 1000);
@@ -1943,14 +1957,15 @@ export class EventStore implements GatewayStore {
     await this.#write([{ type: 'del', sublevel: this.#sub.doc, key: namespace + SEP + key }]);
   }
 
-  async listDocs<T>(namespace: string, options: { prefix?: string; limit?: number } = {}): Promise<Array<{ key: string; value: T }>> {
+  async listDocs<T>(namespace: string, options: { prefix?: string; limit?: number; after?: string } = {}): Promise<Array<{ key: string; value: T }>> {
     await this.#committer.applied();
     const start = namespace + SEP + (options.prefix ?? '');
+    const from = options.after !== undefined && namespace + SEP + options.after >= start ? { gt: namespace + SEP + options.after } : { gte: start };
     const out: Array<{ key: string; value: T }> = [];
     // LevelDB orders keys by their UTF-8 bytes: `start + '\uffff'` sorted before keys whose next
     // character lies beyond the BMP (an emoji: 4 bytes from 0xF0), which were left out.
     const upper = options.prefix ? prefixEnd(start) ?? namespace + AFTER : namespace + AFTER;
-    for await (const [key, value] of this.#sub.doc.iterator({ gte: start, lt: upper, limit: options.limit ?? -1 }) as AsyncIterable<[string, T]>) {
+    for await (const [key, value] of this.#sub.doc.iterator({ ...from, lt: upper, limit: options.limit ?? -1 }) as AsyncIterable<[string, T]>) {
       out.push({ key: key.slice(namespace.length + 1), value });
     }
     return out;
@@ -1985,9 +2000,14 @@ export class EventStore implements GatewayStore {
       // stepped over: a run of them at the head of the index must not stop the delivered events
       // behind it from ever being pruned. A pass that meets young entries or the end starts from
       // the head again next time (a kept discard's floor ends some day).
+      //
+      // The same goes for events the retention hold keeps (the billing events of an accession not
+      // billed in full): asked once per correlation id in a pass, kept up to the same floor.
       let work = 0;
       let kept = 0;
       let resumeAt: string | undefined;
+      const hold = this.#retentionHold;
+      const held = new Map<string, boolean>();
       const eventRange = this.#pruneEventCursor ? { gt: this.#pruneEventCursor } : {};
       for await (const [key, correlation] of this.#sub.done.iterator(eventRange) as AsyncIterable<[string, string]>) {
         const k = key;
@@ -2010,8 +2030,26 @@ export class EventStore implements GatewayStore {
           this.#pruneEventCursor = k;
           continue;
         }
-        work++;
         const correlationId = correlation || (rec && 'event' in rec ? rec.event.correlationId : await this.getEvent(id).then((r) => r?.event.correlationId, () => undefined));
+        if (hold && rec && correlationId !== undefined && at >= rejectedCutoff) {
+          // The correlation index holds the type (a slim record has no body).
+          const type = 'event' in rec ? rec.event.type : ((await this.#sub.corr.get(correlationId + SEP + id)) as string | undefined);
+          if (type !== undefined && (hold.types as readonly string[]).includes(type)) {
+            let keep = held.get(correlationId);
+            if (keep === undefined) {
+              // A failed question keeps the events this pass: the next one asks again.
+              keep = await hold.keep(correlationId, this).catch(() => true);
+              held.set(correlationId, keep);
+            }
+            if (keep) {
+              kept++;
+              finished--;
+              this.#pruneEventCursor = k;
+              continue;
+            }
+          }
+        }
+        work++;
         ops.push({ type: 'del', sublevel: this.#sub.done, key: k });
         if (rec) {
           gone.add(id);

@@ -181,6 +181,11 @@ export interface GatewayStore {
   getEvent(eventId: string): Promise<StoredEvent | undefined>;
   /** Find an event by its idempotency key. */
   getEventByKey(idempotencyKey: string): Promise<StoredEvent | undefined>;
+  /**
+   * An event with this idempotency key was stored once, also when retention removed it since (the
+   * key stays as a tombstone): a key made again for a new fact would be skipped as a duplicate.
+   */
+  idempotencyKeyUsed?(idempotencyKey: string): Promise<boolean>;
   listEvents(query: EventQuery): Promise<StoredEvent[]>;
   getMessage(messageId: string): Promise<{ message: StoredMessage; raw: Buffer; ack?: Buffer } | undefined>;
   listMessages(query: MessageQuery): Promise<StoredMessage[]>;
@@ -198,9 +203,21 @@ export interface GatewayStore {
   getDoc<T>(namespace: string, key: string): Promise<T | undefined>;
   putDoc(namespace: string, key: string, value: unknown): Promise<void>;
   deleteDoc(namespace: string, key: string): Promise<void>;
-  listDocs<T>(namespace: string, options?: { prefix?: string; limit?: number }): Promise<Array<{ key: string; value: T }>>;
+  /** Documents in key order; `after` (a key, without the namespace) pages on from the last one read. */
+  listDocs<T>(namespace: string, options?: { prefix?: string; limit?: number; after?: string }): Promise<Array<{ key: string; value: T }>>;
   /** Resolves when every write queued so far is on disk and in LevelDB (observers have heard of every commit). */
   flush(): Promise<void>;
+}
+
+/**
+ * Finished events that retention keeps past `store.retentionDays` while something still needs
+ * them (see EventStoreOptions.retentionHold): events of `types` whose correlation `keep` says is
+ * still open stay, up to the dead-letter floor (`store.deadLetterRetentionDays`). The store asks
+ * once per correlation id and retention pass; it knows nothing of what the events mean.
+ */
+export interface RetentionHold {
+  types: readonly EventType[];
+  keep(correlationId: string, store: Pick<GatewayStore, 'eventsByCorrelation'>): Promise<boolean>;
 }
 
 /** A local document written in the same atomic batch as local events (see commitLocal). */
