@@ -160,3 +160,55 @@ describe('Mindray BS keys: result time, per-run rows, sample without barcode', (
     expect(events.filter((e) => e.type === 'consumable.used').length).toBeGreaterThan(0);
   });
 });
+
+describe('Mindray BS: a test number the profile does not map, a result that cannot be obtained', () => {
+  const oru = (testNo: string, status = 'F'): Hl7NormalizeContext['message'] => {
+    const segments = [
+      'MSH|^~\\&|Mindray|BS-200|||20260302103000||ORU^R01|71|P|2.3.1||||0||ASCII|||',
+      'PID|1|MRN-8841||12|||19830719000000|F',
+      'OBR|1|260302-61|12|Mindray^BS-200|N||20260302102500||||||||serum',
+      `OBX|1|NM|${testNo}|t|182.000000|U/L|-||||${status}|||20260302102930||`,
+    ];
+    return parseMessage(readMsh(segments[0]!).header, segments);
+  };
+  const normalize = createAnalyzerHl7Normalizer({ analyzerId: 'bs-1', profile: loadProfile('mindray-bs-series') });
+  const ctxOf = (message: Hl7NormalizeContext['message']): Required<Pick<Hl7NormalizeContext, 'notes' | 'warnings' | 'searchTerms'>> & Hl7NormalizeContext => ({
+    message,
+    endpoint: 'bs-1',
+    analyzer: 'bs-1',
+    receivedAt: '2026-03-02T10:30:05.000Z',
+    notes: [],
+    warnings: [],
+    searchTerms: [],
+  });
+
+  // Regression: the unmapped code was only a debug note; the message browser did not find it as
+  // `unmapped:<code>` as `unmappedTests: report` promises (ASTM analyzers' messages had the term).
+  it('an unmapped test number is reported as a warning and the search term unmapped:<code>; the result still goes on', () => {
+    const ctx = ctxOf(oru('7'));
+    const events = normalize(ctx);
+    expect(events.filter((e) => e.type === 'test.completed').map((e) => (e.data as { testCode: string }).testCode)).toEqual(['7']);
+    expect(ctx.searchTerms).toEqual(['unmapped:7']);
+    expect(ctx.warnings.join(' ')).toMatch(/"7" has no mapping/);
+    expect(ctx.notes).toEqual([]);
+  });
+
+  it('a mapped test number adds no search term and no warning', () => {
+    const ctx = ctxOf(oru('1'));
+    normalize(ctx);
+    expect([ctx.searchTerms, ctx.warnings]).toEqual([[], []]);
+  });
+
+  // Regression: OBX-11 = X (results cannot be obtained) produced test.completed with no result,
+  // while an ASTM R.9 = X does not. The run still used reagent: its consumption is drawn.
+  it('OBX-11 X: no test.completed, a note, and the run still draws its reagents', () => {
+    const ctx = ctxOf(oru('1', 'X'));
+    const events = normalize(ctx);
+    expect(events.some((e) => e.type === 'test.completed')).toBe(false);
+    expect(ctx.notes.join(' ')).toMatch(/"1".*status X/);
+    const final = normalize(ctxOf(oru('1')));
+    const consumption = (list: DraftEvent[]) => list.filter((e) => e.type === 'consumable.used').map((e) => e.idempotencyKey);
+    expect(consumption(events)).toEqual(consumption(final));
+    expect(consumption(events).length).toBeGreaterThan(0);
+  });
+});

@@ -68,6 +68,15 @@ interface KeptResult {
   runId: string;
   /** Whether the result counts for consumption (see `drawsWithoutOwnTime`). */
   draws: boolean;
+  /**
+   * The test it counts as for consumption: the canonical code of a mapped test; for a code the
+   * profile does not map, the analyzer's test without its qualifier components (Centaur `FT3`
+   * for `FT3^RLU` and `FT3^DOSE`), so that the aspects of one measurement draw once.
+   */
+  consumes: string;
+  /** The analyzer's test without qualifiers, for an unmapped aspect of a mapped test. */
+  baseCode: string;
+  mapped: boolean;
 }
 
 /**
@@ -127,7 +136,7 @@ function allHold(conditions: FieldCondition[] | undefined, scope: Scope, d: Astm
 }
 
 /** The analyzer's code from a universal test ID field (R.3 or one O.5 repeat) per the profile layout. */
-export function analyzerTestCode(components: string[], profile: Profile): { code: string; loinc?: string } {
+export function analyzerTestCode(components: string[], profile: Profile): { code: string; loinc?: string; baseCode?: string } {
   const layout = profile.fields.testId;
   const at = (n: number): string => (components[n - 1] ?? '').trim();
   let code = at(layout.codeComponent);
@@ -135,9 +144,16 @@ export function analyzerTestCode(components: string[], profile: Profile): { code
   if (code === '' && components.length === 1) code = at(1);
   if (layout.cutAt && code.includes(layout.cutAt)) code = code.slice(0, code.indexOf(layout.cutAt));
   const qualifiers = (layout.qualifierComponents ?? []).map(at).filter((q) => q !== '');
-  if (code !== '' && qualifiers.length > 0) code = [code, ...qualifiers].join('^');
+  // The code without its qualifiers (one measurement's several aspects share it), only when they differ.
+  let baseCode: string | undefined;
+  if (code !== '' && qualifiers.length > 0) {
+    baseCode = code;
+    code = [code, ...qualifiers].join('^');
+  }
   const loinc = layout.loincComponent ? at(layout.loincComponent) : '';
-  return loinc ? { code, loinc } : { code };
+  const out: { code: string; loinc?: string; baseCode?: string } = loinc ? { code, loinc } : { code };
+  if (baseCode !== undefined) out.baseCode = baseCode;
+  return out;
 }
 
 /**
@@ -318,7 +334,7 @@ class MessageNormalizer {
     for (const result of results) {
       const rscope: Scope = { ...scope, result };
       if (!allHold(profile.resultFilter, rscope, d)) continue;
-      const { code: analyzerCode, loinc: sentLoinc } = analyzerTestCode(fieldRepeats(result, 3, d)[0] ?? [], profile);
+      const { code: analyzerCode, loinc: sentLoinc, baseCode = analyzerCode } = analyzerTestCode(fieldRepeats(result, 3, d)[0] ?? [], profile);
       if (analyzerCode === '') {
         this.#warnings.push(`R record ${result.index + 1}: no test code in R.3 (component ${profile.fields.testId.codeComponent})`);
         continue;
@@ -331,6 +347,9 @@ class MessageNormalizer {
         this.#warnings.push(`R record ${result.index + 1}: analyzer code "${analyzerCode}" has no mapping in profile "${profile.name}"; passed on unmapped`);
       }
       const canonical = mapping?.code ?? analyzerCode;
+      // An unmapped code counts for consumption as its test without qualifiers: see KeptResult.
+      const consumes = mapping ? canonical : baseCode;
+      const mapped = mapping !== undefined;
       // Multi-component values (cobas `-1^0.325` interpretation^index, DxH `146!H`) are passed on
       // with `^` between components, whatever the analyzer's component delimiter.
       const value = (fieldRepeats(result, 4, d)[0] ?? []).map((c) => this.#value(c)).join('^').replace(/\^+$/, '');
@@ -348,12 +367,12 @@ class MessageNormalizer {
       // Keyed on an O/H field: a pending, preliminary or corrected report does not draw (nor open
       // a group of #sharedRunId); its final does.
       const draws = !keyed || keyed.fromResult || drawsWithoutOwnTime(status.trim());
-      const runId = !draws ? '' : !keyed || !keyed.fromResult ? this.#sharedRunId(groups, keyed ? `${canonical}\u0000${keyed.raw}` : '', analyzerCode, timeKey) : this.#runIdentity(rscope, timeKey);
+      const runId = !draws ? '' : !keyed || !keyed.fromResult ? this.#sharedRunId(groups, keyed ? `${consumes}\u0000${keyed.raw}` : '', analyzerCode, timeKey) : this.#runIdentity(rscope, timeKey);
       if (status === 'X' || status === 'I') {
         // LIS2-A2 §9.9: X = the order cannot be done, I = in instrument, pending. Neither is a
         // completed test; the run still used reagent, so the test counts for consumption.
         this.#warnings.push(`R record ${result.index + 1}: "${analyzerCode}" has status ${status} (${status === 'X' ? 'cannot be done' : 'pending'}): no test.completed`);
-        kept.push({ canonical, timeKey, iso, runId, draws });
+        kept.push({ canonical, timeKey, iso, runId, draws, consumes, baseCode, mapped });
         continue;
       }
       const data: EventDataMap['test.completed'] = {
@@ -384,7 +403,7 @@ class MessageNormalizer {
         partitionKey: billableRun ? partitionKeys.order(specimenId) : partitionKeys.specimen(specimenId),
         data,
       });
-      kept.push({ canonical, timeKey, iso, runId, draws });
+      kept.push({ canonical, timeKey, iso, runId, draws, consumes, baseCode, mapped });
     }
 
     if (kept.length === 0) return;
@@ -409,9 +428,13 @@ class MessageNormalizer {
         data,
       });
     }
-    const drawing = kept.filter((k) => k.draws);
+    // An unmapped aspect of a test whose mapped aspect is in the same run (a new `INDX` beside
+    // a mapped `DOSE`) is that test's measurement: it draws nothing of its own.
+    const drawing = kept.filter(
+      (k) => k.draws && (k.mapped || !kept.some((m) => m.mapped && m.draws && m.baseCode === k.baseCode && m.runId === k.runId)),
+    );
     if (drawing.length > 0) {
-      const drawnTests = drawing.length === kept.length ? tests : [...new Set(drawing.map((k) => k.canonical))];
+      const drawnTests = [...new Set(drawing.map((k) => k.consumes))];
       this.#consumption(specimenId, runType, drawing, drawnTests, drawing[0]!.iso ?? this.#headerTime() ?? this.#ctx.receivedAt);
     }
   }
@@ -454,8 +477,8 @@ class MessageNormalizer {
     let earliest = first;
     for (const k of kept) {
       const run = byRun.get(k.runId);
-      if (run) run.tests.add(k.canonical);
-      else byRun.set(k.runId, { tests: new Set([k.canonical]), iso: k.iso });
+      if (run) run.tests.add(k.consumes);
+      else byRun.set(k.runId, { tests: new Set([k.consumes]), iso: k.iso });
       if (k.runId < earliest.runId) earliest = k;
     }
     const fallbackIso = this.#headerTime() ?? this.#ctx.receivedAt;

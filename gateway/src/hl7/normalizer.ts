@@ -22,6 +22,16 @@ export interface Hl7NormalizeContext {
   receivedAt: string;
   /** Things the normalizer chose to skip (logged at debug level by the intake). */
   notes: string[];
+  /**
+   * Things the operator must act on (an analyzer code the profile does not map): logged at warn
+   * level by the intake, once per message. A normalizer given no list puts them in `notes`.
+   */
+  warnings?: string[];
+  /**
+   * Terms the stored message is found by in the message browser besides the intake's own
+   * (`unmapped:<code>`, as ASTM messages have them). Ignored when the caller gives no list.
+   */
+  searchTerms?: string[];
   /** The message's content fingerprint (msh.ts `contentFingerprint`): part of the event keys. */
   fingerprint?: string;
   /**

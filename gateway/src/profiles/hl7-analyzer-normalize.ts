@@ -47,6 +47,10 @@ export interface AnalyzerHl7Context {
 interface Outcome {
   events: DraftEvent[];
   notes: string[];
+  /** Things the operator must act on: an analyzer code the profile does not map. */
+  warnings: string[];
+  /** `unmapped:<code>` of each such code, for the message browser. */
+  searchTerms: string[];
 }
 
 function runTypeOf(message: Hl7Message, profile: Profile): RunType {
@@ -73,11 +77,13 @@ function shortHash(text: string): string {
 export function normalizeAnalyzerHl7Message(message: Hl7Message, ctx: AnalyzerHl7Context): Outcome {
   const { profile, analyzerId } = ctx;
   const notes: string[] = [];
+  const warnings: string[] = [];
+  const searchTerms = new Set<string>();
   const events: DraftEvent[] = [];
   const h = message.header;
   if (h.messageCode !== 'ORU') {
     notes.push(`${h.messageCode}^${h.triggerEvent}: not a result message, no events`);
-    return { events, notes };
+    return { events, notes, warnings, searchTerms: [] };
   }
   const settings = profile.hl7;
   const runType = runTypeOf(message, profile);
@@ -149,8 +155,19 @@ export function normalizeAnalyzerHl7Message(message: Hl7Message, ctx: AnalyzerHl
       if (r.code === '') continue;
       const mapping = lookup(profile, r.code);
       if (mapping?.ignore) continue;
-      if (!mapping && profile.unmappedTests === 'report') notes.push(`analyzer code "${r.code}" has no mapping in profile "${profile.name}"; passed on unmapped`);
+      // `unmappedTests: report`: the operator finds the message as `unmapped:<code>` to fix the mapping.
+      if (!mapping && profile.unmappedTests === 'report') {
+        searchTerms.add(`unmapped:${r.code}`);
+        warnings.push(`analyzer code "${r.code}" has no mapping in profile "${profile.name}"; passed on unmapped`);
+      }
       const canonical = mapping?.code ?? r.code;
+      if (r.status.trim().toUpperCase() === 'X') {
+        // OBX-11 X: results cannot be obtained for this observation. Not a completed test (as an
+        // ASTM R.9 X is not); the run still used reagent, so the test counts for consumption.
+        notes.push(`OBR ${obr.get(1)}: "${r.code}" has status X (cannot be obtained): no test.completed`);
+        kept.push({ canonical, time: r.time, keyTime: r.keyTime });
+        continue;
+      }
       const iso = hl7TimeToIso(r.time);
       const data: EventDataMap['test.completed'] = { specimenId, testCode: canonical, analyzerTestCode: r.code, runType };
       if (attached) data.accession = specimenId;
@@ -221,7 +238,7 @@ export function normalizeAnalyzerHl7Message(message: Hl7Message, ctx: AnalyzerHl
     }
     events.push(...consumptionDrafts({ ...base, profile: perRun, tests, runKey, runAt: runAtSample }));
   }
-  return { events, notes };
+  return { events, notes, warnings, searchTerms: [...searchTerms] };
 }
 
 /**
@@ -232,6 +249,8 @@ export function createAnalyzerHl7Normalizer(options: { analyzerId: string; profi
   return (ctx: Hl7NormalizeContext) => {
     const out = normalizeAnalyzerHl7Message(ctx.message, { analyzerId: ctx.analyzer ?? options.analyzerId, endpoint: ctx.endpoint, profile: options.profile, receivedAt: ctx.receivedAt });
     ctx.notes.push(...out.notes);
+    (ctx.warnings ?? ctx.notes).push(...out.warnings);
+    ctx.searchTerms?.push(...out.searchTerms);
     return out.events;
   };
 }

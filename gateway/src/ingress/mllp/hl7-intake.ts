@@ -425,11 +425,13 @@ export class Hl7Intake {
     }
 
     const notes: string[] = [];
+    const warnings: string[] = [];
+    const normalizerTerms: string[] = [];
     const problems: Hl7NormalizeProblem[] = [];
     const fingerprint = contentFingerprint(raw);
     let events: DraftEvent[];
     try {
-      const ctx: Hl7NormalizeContext = { message, fingerprint, endpoint: this.#config.id, receivedAt: meta.receivedAt, notes, problems };
+      const ctx: Hl7NormalizeContext = { message, fingerprint, endpoint: this.#config.id, receivedAt: meta.receivedAt, notes, warnings, searchTerms: normalizerTerms, problems };
       if (this.#config.analyzer) ctx.analyzer = this.#config.analyzer;
       events = this.#normalize(ctx);
     } catch (err) {
@@ -437,6 +439,8 @@ export class Hl7Intake {
       return this.#rejectMessage(raw, whole, read, messageType, meta, { code: 207, text: `the message could not be turned into events: ${describeError(err)}` }, 'error');
     }
     if (notes.length > 0) this.#log.debug('normalizer notes', { controlId: header.controlId, notes });
+    // What the operator must act on (an analyzer code the profile does not map): one line per message.
+    if (warnings.length > 0) this.#log.warn('normalizer warnings', { controlId: header.controlId, warnings });
     // A fact the message states and the gateway cannot record (an order without any order
     // number, results tied to no order): refused with the reason and kept, none of its events
     // committed — acknowledging it AA would tell the LIS it was taken while it went nowhere.
@@ -453,7 +457,8 @@ export class Hl7Intake {
     // control id with other content is a new message.
     inbound.dedupKey = `${this.#config.id}|${senderOf(header)}|${header.controlId}|${fingerprint}`;
     // With the run type of QC/calibration events (`runType:qc`), as ASTM messages have it.
-    inbound.searchTerms = hl7SearchTerms(message, events);
+    // Plus the normalizer's own (`unmapped:<code>` of an HL7 analyzer, as ASTM messages have it).
+    inbound.searchTerms = [...new Set([...hl7SearchTerms(message, events), ...normalizerTerms])];
     if (read.charsetNote) this.#log.warn('charset corrected', { controlId: header.controlId, note: read.charsetNote });
     try {
       // Only an analyzer endpoint resolves (its events' accessions); the LIS commits at once.
