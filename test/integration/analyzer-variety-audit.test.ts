@@ -10,35 +10,18 @@
  * and in the message browser is compared with DESIGN.md §3, gateway/src/astm/README.md and
  * firmware-profiles/README.md.
  */
+import { startLabDay, type LabDay } from '../fixtures/relay/lab-day.ts';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Gateway } from '../../gateway/src/gateway.ts';
-import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
-import type { StoredEvent } from '../../gateway/src/store/types.ts';
 import type { OdooEmulator } from '../odoo-emulator/index.ts';
-import { startTestGateway } from '../fixtures/gateway.ts';
-import { BOT, startEmulator } from '../fixtures/relay/harness.ts';
-import { waitFor } from '../fixtures/relay/helpers.ts';
-import { connectAnalyzer, orm } from '../fixtures/order-download.ts';
+import { orm } from '../fixtures/order-download.ts';
 import type { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
 
-const KEY_ENV = 'LGW_ANALYZER_VARIETY_AUDIT_KEY';
-process.env[KEY_ENV] = BOT.key;
 
 const listen = { host: '127.0.0.1', port: 0 };
 
 // ------------------------------------------------------------------------------------------ rig
 
-interface Lab {
-  gateway: Gateway;
-  emu: OdooEmulator;
-  /** Send one HL7 message on endpoint `ep` (the LIS or an HL7 analyzer) over MLLP; the ACK text. */
-  send(ep: string, text: string | Buffer): Promise<string>;
-  /** A simulated ASTM analyzer connected to its listener. */
-  analyzer(id: string): Promise<AnalyzerSim>;
-  /** Every event of the store resolved (delivered, dead or discarded). */
-  settled(): Promise<void>;
-  all(): Promise<StoredEvent[]>;
-}
+type Lab = LabDay;
 
 const closers: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -56,59 +39,8 @@ function createProducts(emu: OdooEmulator, products: Array<[code: string, uom: '
   }
 }
 
-async function lab(id: string, sections: Record<string, unknown>, products: Array<[string, 'Units' | 'L']> = []): Promise<Lab> {
-  const { emu, url } = await startEmulator(17);
-  createProducts(emu, products);
-  const { gateway, stop } = await startTestGateway(id, {
-    odoo: { url, database: 'lab', login: BOT.login, apiKeyEnv: KEY_ENV, timeoutMs: 3000 },
-    relay: {
-      enabled: true,
-      maxAttempts: 3,
-      backoff: { initialMs: 20, maxMs: 100, multiplier: 2, jitter: 0 },
-      syncModes: { 'invoice.eligible': 'realtime', 'consumable.used': 'realtime' },
-    },
-    ...sections,
-  });
-  const clients = new Map<string, MllpClient>();
-  const sockets: Array<{ destroy(): void }> = [];
-  closers.push(async () => {
-    for (const s of sockets) s.destroy();
-    for (const c of clients.values()) await c.close().catch(() => undefined);
-    await stop();
-    await emu.close();
-  });
-  return {
-    gateway,
-    emu,
-    async send(ep, text) {
-      let c = clients.get(ep);
-      if (!c) {
-        const addr = gateway.addresses().hl7[ep] ?? gateway.addresses().analyzers[ep];
-        c = await MllpClient.connect({ host: '127.0.0.1', port: addr!.port! });
-        clients.set(ep, c);
-      }
-      return (await c.send(Buffer.isBuffer(text) ? text : Buffer.from(text, 'latin1'))).toString('latin1');
-    },
-    async analyzer(aid) {
-      const { sim, socket } = await connectAnalyzer(gateway, aid);
-      sockets.push(socket);
-      return sim;
-    },
-    async settled() {
-      await waitFor(
-        async () => {
-          const s = gateway.store!.stats();
-          return s.pending + s.inFlight + s.retrying === 0;
-        },
-        30_000,
-        50,
-      );
-      await gateway.store!.flush();
-    },
-    async all() {
-      return gateway.store!.listEvents({ limit: 1000 });
-    },
-  };
+function lab(id: string, sections: Record<string, unknown>, products: Array<[string, 'Units' | 'L']> = []): Promise<Lab> {
+  return startLabDay(id, closers, sections, { relay: { invoicing: false }, prepare: (emu) => createProducts(emu, products) });
 }
 
 /** The quantity of `code` moved out of the lab by the gateway's consumption pickings, in the product's unit. */

@@ -10,38 +10,21 @@
  * patient report keeps the events and keys it had, the same report marked QC bills nothing.
  */
 import { readFileSync } from 'node:fs';
+import { startLabDay, type LabDay } from '../fixtures/relay/lab-day.ts';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Gateway } from '../../gateway/src/gateway.ts';
 import { analyseBlock } from '../../gateway/src/hl7/block.ts';
 import { readInbound } from '../../gateway/src/hl7/inbound.ts';
 import { hl7SearchTerms, normalizeLis } from '../../gateway/src/hl7/normalize-lis.ts';
-import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
 import type { StoredEvent } from '../../gateway/src/store/types.ts';
-import type { OdooEmulator } from '../odoo-emulator/index.ts';
-import { startTestGateway } from '../fixtures/gateway.ts';
 import { invoices, oru, orm, saleLines } from '../fixtures/relay/billing-rig.ts';
-import { BOT, startEmulator } from '../fixtures/relay/harness.ts';
-import { waitFor } from '../fixtures/relay/helpers.ts';
 
-const KEY_ENV = 'LGW_HL7_QC_AUDIT_KEY';
-process.env[KEY_ENV] = BOT.key;
 
 /** The BC-5380's own QC transcript: MSH-11 Q, control sample QC-L1-2601, WBC and HGB final. */
 const BC_QC = readFileSync(new URL('../fixtures/astm/mindray-bc-5380/qc-result.hl7', import.meta.url), 'latin1');
 
 // ------------------------------------------------------------------------------------------ rig
 
-interface Lab {
-  gateway: Gateway;
-  emu: OdooEmulator;
-  /** Send one HL7 message to the MLLP listener `ep` (an `hl7[]` or `analyzers[]` id); resolves with the ACK text. */
-  send(ep: string, text: string): Promise<string>;
-  /** Every event of the store resolved (delivered, dead or discarded). */
-  settled(): Promise<void>;
-  all(): Promise<StoredEvent[]>;
-  /** The message browser's search (`GET /api/messages?q=`): [endpoint, control id] of each hit. */
-  search(q: string): Promise<Array<[string, string | undefined]>>;
-}
+type Lab = LabDay;
 
 const closers: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -49,49 +32,8 @@ afterEach(async () => {
 });
 
 /** A gateway with the LIS link `lis` (unless `sections` replaces `hl7`), relaying to the emulator. */
-async function lab(id: string, sections: Record<string, unknown> = {}): Promise<Lab> {
-  const { emu, url } = await startEmulator(17);
-  const { gateway, stop } = await startTestGateway(id, {
-    odoo: { url, database: 'lab', login: BOT.login, apiKeyEnv: KEY_ENV, timeoutMs: 3000 },
-    relay: { enabled: true, invoicing: true, maxAttempts: 3, backoff: { initialMs: 20, maxMs: 100, multiplier: 2, jitter: 0 }, syncModes: { 'invoice.eligible': 'realtime' } },
-    ...sections,
-  });
-  const clients = new Map<string, MllpClient>();
-  closers.push(async () => {
-    for (const c of clients.values()) await c.close().catch(() => undefined);
-    await stop();
-    await emu.close();
-  });
-  return {
-    gateway,
-    emu,
-    async send(ep, text) {
-      let c = clients.get(ep);
-      if (!c) {
-        const port = gateway.addresses().hl7[ep]?.port ?? gateway.addresses().analyzers[ep]?.port;
-        c = await MllpClient.connect({ host: '127.0.0.1', port: port! });
-        clients.set(ep, c);
-      }
-      return (await c.send(Buffer.from(text, 'latin1'))).toString('latin1');
-    },
-    async settled() {
-      await waitFor(
-        () => {
-          const s = gateway.store!.stats();
-          return s.pending + s.inFlight + s.retrying === 0;
-        },
-        30_000,
-        50,
-      );
-      await gateway.store!.flush();
-    },
-    all: () => gateway.store!.listEvents({ limit: 500 }),
-    async search(q) {
-      const res = await fetch(`http://127.0.0.1:${gateway.addresses().status.port}/api/messages?q=${encodeURIComponent(q)}`);
-      const body = (await res.json()) as { messages: Array<{ controlId?: string; endpoint: string }> };
-      return body.messages.map((m) => [m.endpoint, m.controlId]);
-    },
-  };
+function lab(id: string, sections: Record<string, unknown> = {}): Promise<Lab> {
+  return startLabDay(id, closers, sections, { relay: { syncModes: { 'invoice.eligible': 'realtime' } } });
 }
 
 const runTypeOf = (e: StoredEvent): string | undefined => (e.event.data as { runType?: string }).runType;

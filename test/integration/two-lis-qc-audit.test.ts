@@ -9,87 +9,33 @@
  *    both for two different patients.
  * (The QC day part of this audit is test/integration/hl7-qc-audit.test.ts.)
  */
+import { startLabDay, type LabDay } from '../fixtures/relay/lab-day.ts';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Gateway } from '../../gateway/src/gateway.ts';
-import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
 import type { StoredEvent } from '../../gateway/src/store/types.ts';
 import type { OdooEmulator } from '../odoo-emulator/index.ts';
-import { startTestGateway } from '../fixtures/gateway.ts';
 import { productCode } from '../fixtures/relay/billing-rig.ts';
-import { BOT, startEmulator } from '../fixtures/relay/harness.ts';
 import { partnerId, waitFor } from '../fixtures/relay/helpers.ts';
 import { connectAnalyzer, nextSession, orderRecords } from '../fixtures/order-download.ts';
 
-const KEY_ENV = 'LGW_TWO_LIS_QC_AUDIT_KEY';
-process.env[KEY_ENV] = BOT.key;
 
 // ------------------------------------------------------------------------------------------ rig
 
-interface Lab {
-  gateway: Gateway;
-  emu: OdooEmulator;
-  /** Send one HL7 message on endpoint `ep` over MLLP; resolves with the ACK text. */
-  send(ep: string, text: string): Promise<string>;
-  /** Every event of the store resolved (delivered, dead or discarded). */
-  settled(): Promise<void>;
-  all(): Promise<StoredEvent[]>;
-}
+type Lab = LabDay;
 
 const closers: Array<() => Promise<void>> = [];
 afterEach(async () => {
   while (closers.length) await closers.pop()!();
 });
 
-async function lab(id: string, sections: Record<string, unknown> = {}): Promise<Lab> {
-  const { emu, url } = await startEmulator(17);
-  const { gateway, stop } = await startTestGateway(id, {
+/** The hospital LIS (`lis`) and the outreach LIS (`outreach`), relaying to the emulator. */
+function lab(id: string, sections: Record<string, unknown> = {}): Promise<Lab> {
+  return startLabDay(id, closers, {
     hl7: [
       { id: 'lis', listen: { host: '127.0.0.1', port: 0 } },
       { id: 'outreach', listen: { host: '127.0.0.1', port: 0 } },
     ],
-    odoo: { url, database: 'lab', login: BOT.login, apiKeyEnv: KEY_ENV, timeoutMs: 3000 },
-    relay: {
-      enabled: true,
-      invoicing: true,
-      maxAttempts: 3,
-      backoff: { initialMs: 20, maxMs: 100, multiplier: 2, jitter: 0 },
-      syncModes: { 'invoice.eligible': 'realtime', 'consumable.used': 'realtime' },
-    },
     ...sections,
   });
-  const clients = new Map<string, MllpClient>();
-  closers.push(async () => {
-    for (const c of clients.values()) await c.close().catch(() => undefined);
-    await stop();
-    await emu.close();
-  });
-  const l: Lab = {
-    gateway,
-    emu,
-    async send(ep, text) {
-      let c = clients.get(ep);
-      if (!c) {
-        c = await MllpClient.connect({ host: '127.0.0.1', port: gateway.addresses().hl7[ep]!.port });
-        clients.set(ep, c);
-      }
-      return (await c.send(Buffer.from(text, 'latin1'))).toString('latin1');
-    },
-    async settled() {
-      await waitFor(
-        async () => {
-          const s = gateway.store!.stats();
-          return s.pending + s.inFlight + s.retrying === 0;
-        },
-        30_000,
-        50,
-      );
-      await gateway.store!.flush();
-    },
-    async all() {
-      return gateway.store!.listEvents({ limit: 500 });
-    },
-  };
-  return l;
 }
 
 // ------------------------------------------------------------------------------------- messages
