@@ -11,16 +11,11 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OdooEmulator } from '../odoo-emulator/emulator.ts';
 import { cliSource, runCli } from '../fixtures/cli.ts';
-import { getJson, startGatewayProcess as startGateway, until, type GatewayProcess } from '../fixtures/gateway-process.ts';
+import { getJson, startGatewayProcess as startGateway, until, type GatewayProcess, fileWriter, TEST_LISTENERS } from '../fixtures/gateway-process.ts';
 
 let dir: string;
-let n = 0;
-async function file(body: string, name = `f${++n}.yaml`): Promise<string> {
-  const f = path.join(dir, name);
-  await writeFile(f, body);
-  return f;
-}
-const listeners = ['hl7: [ { id: lis, listen: { host: 127.0.0.1, port: 0 } } ]', 'mqtt: { listen: { host: 127.0.0.1, port: 0 } }', 'status: { listen: { host: 127.0.0.1, port: 0 } }'].join('\n');
+const file = fileWriter(() => dir);
+const listeners = TEST_LISTENERS;
 
 /** A site's Odoo 17 (the emulator, seeded with the lab's master data) and the config line for it. */
 async function realOdoo(): Promise<{ odoo: OdooEmulator; odooLine: string }> {
@@ -28,8 +23,7 @@ async function realOdoo(): Promise<{ odoo: OdooEmulator; odooLine: string }> {
   const odoo = new OdooEmulator({ version: 17, seed: 'lab-demo', users: [{ login: 'admin', password: 'admin' }, { login: 'gateway', password: '', apiKeys: [{ key }], rights: 'bot' }] });
   emulators.push(odoo);
   const { url } = await odoo.listen(0, '127.0.0.1');
-  const keyFile = path.join(dir, `odoo-${++n}.key`);
-  await writeFile(keyFile, key);
+  const keyFile = await file(key, `odoo-${randomBytes(4).toString('hex')}.key`);
   return { odoo, odooLine: `odoo: { url: "${url}", database: ${odoo.database}, login: gateway, apiKeyFile: ${keyFile} }` };
 }
 

@@ -11,19 +11,14 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildFrame } from '../../gateway/src/ingress/astm/checksum.ts';
 import { cliSource, runCli } from '../fixtures/cli.ts';
-import { getJson, startGatewayProcess, until, type GatewayProcess, type GatewayReady } from '../fixtures/gateway-process.ts';
+import { getJson, startGatewayProcess, until, type GatewayProcess, type GatewayReady, fileWriter, TEST_LISTENERS } from '../fixtures/gateway-process.ts';
 import type { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
 import { startPtyPair, type PtyPair } from '../fixtures/astm-link/pty-pair.ts';
 import { openSerialSim, type Cleanups } from '../fixtures/astm-link/sim-wires.ts';
 
 let dir: string;
-let n = 0;
-async function file(body: string, name = `f${++n}.yaml`): Promise<string> {
-  const f = path.join(dir, name);
-  await writeFile(f, body);
-  return f;
-}
-const listeners = ['hl7: [ { id: lis, listen: { host: 127.0.0.1, port: 0 } } ]', 'mqtt: { listen: { host: 127.0.0.1, port: 0 } }', 'status: { listen: { host: 127.0.0.1, port: 0 } }'].join('\n');
+const file = fileWriter(() => dir);
+const listeners = TEST_LISTENERS;
 
 const running: GatewayProcess[] = [];
 const cleanups: Cleanups = [];

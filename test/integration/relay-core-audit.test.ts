@@ -476,6 +476,29 @@ describe("relay.concurrency above the HTTP agent's sockets", () => {
 });
 
 describe('a new API key written to odoo.apiKeyFile', () => {
+  /** A relay whose key file holds a wrong key at first (the test then writes the right one). */
+  async function keyFileRig(version: 17 | 18 | 19, apiKeyExpiresAt?: string, listen?: (telemetry: Telemetry) => void) {
+    const { emu, url } = await startEmulator(version);
+    const { dir, cleanup } = tempDir();
+    const keyFile = path.join(dir, 'odoo.key');
+    writeFileSync(keyFile, '0123456789abcdef0123456789abcdef01234567\n');
+    const config = relayConfig();
+    const oc = { ...odooConfig({ url, login: BOT.login, apiKeyFile: keyFile }), ...(apiKeyExpiresAt ? { apiKeyExpiresAt } : {}) };
+    const store = await EventStore.open({ dataDir: path.join(dir, 'store'), dueDelayMs: dueDelayFor(config), backoff: { initialMs: 10, maxMs: 100 }, pruneIntervalMs: 0 });
+    const telemetry = new Telemetry();
+    listen?.(telemetry);
+    const client = OdooClient.fromConfig(oc, { telemetry, log: silentLogger });
+    const relay = new Relay({ store, odoo: client, config, odooConfig: oc, telemetry, log: silentLogger, idlePollMs: 20, linkBackoff: { initialMs: 20, maxMs: 200 }, authBackoff: { initialMs: 300, maxMs: 600 }, watchStock: false });
+    cleanups.push(async () => {
+      await relay.stop(5000);
+      await store.close();
+      await emu.close();
+      cleanup();
+    });
+    await relay.start();
+    return { emu, keyFile, store, client, relay };
+  }
+
   /**
    * What the user sees: the gateway's Odoo 18+ API key expires (or is revoked); the alert
    * (ODOO_AUTH_FAILED, ODOO_KEY_EXPIRED: "create a new key and update odoo.apiKeyFile") is followed,
@@ -488,23 +511,7 @@ describe('a new API key written to odoo.apiKeyFile', () => {
    * before it authenticates.
    */
   it.each([17, 19] as const)('Odoo %i: after the key was refused, writing the new key to the file is enough', async (version) => {
-    const { emu, url } = await startEmulator(version);
-    const { dir, cleanup } = tempDir();
-    const keyFile = path.join(dir, 'odoo.key');
-    writeFileSync(keyFile, '0123456789abcdef0123456789abcdef01234567\n');
-    const config = relayConfig();
-    const oc = odooConfig({ url, login: BOT.login, apiKeyFile: keyFile });
-    const store = await EventStore.open({ dataDir: path.join(dir, 'store'), dueDelayMs: dueDelayFor(config), backoff: { initialMs: 10, maxMs: 100 }, pruneIntervalMs: 0 });
-    const telemetry = new Telemetry();
-    const client = OdooClient.fromConfig(oc, { telemetry, log: silentLogger });
-    const relay = new Relay({ store, odoo: client, config, odooConfig: oc, telemetry, log: silentLogger, idlePollMs: 20, linkBackoff: { initialMs: 20, maxMs: 200 }, authBackoff: { initialMs: 300, maxMs: 600 }, watchStock: false });
-    cleanups.push(async () => {
-      await relay.stop(5000);
-      await store.close();
-      await emu.close();
-      cleanup();
-    });
-    await relay.start();
+    const { emu, keyFile, store, client, relay } = await keyFileRig(version);
     const r = await store.commit(inbound(), [orderCreated('KEY-1', 'CLINIC-A', ['GLU'])]);
     relay.notify();
     await waitFor(() => client.state === 'auth-failed', 10_000, 10);
@@ -523,28 +530,13 @@ describe('a new API key written to odoo.apiKeyFile', () => {
    * odoo.state) and an info alert asks for the new key's date in the config.
    */
   it('Odoo 18: a renewed key that signs in retires the expired key\'s date', async () => {
-    const { emu, url } = await startEmulator(18);
-    const { dir, cleanup } = tempDir();
-    const keyFile = path.join(dir, 'odoo.key');
-    writeFileSync(keyFile, '0123456789abcdef0123456789abcdef01234567\n');
-    const config = relayConfig();
     const expired = new Date(Date.now() - 2 * 86_400_000).toISOString().slice(0, 10);
-    const oc = { ...odooConfig({ url, login: BOT.login, apiKeyFile: keyFile }), apiKeyExpiresAt: expired };
-    const store = await EventStore.open({ dataDir: path.join(dir, 'store'), dueDelayMs: dueDelayFor(config), backoff: { initialMs: 10, maxMs: 100 }, pruneIntervalMs: 0 });
-    const telemetry = new Telemetry();
     const states: Array<number | null | undefined> = [];
     const alerts: string[] = [];
-    telemetry.on('odoo.state', (e) => states.push(e.keyExpiresInDays));
-    telemetry.on('alert', (a) => alerts.push(a.code));
-    const client = OdooClient.fromConfig(oc, { telemetry, log: silentLogger });
-    const relay = new Relay({ store, odoo: client, config, odooConfig: oc, telemetry, log: silentLogger, idlePollMs: 20, linkBackoff: { initialMs: 20, maxMs: 200 }, authBackoff: { initialMs: 300, maxMs: 600 }, watchStock: false });
-    cleanups.push(async () => {
-      await relay.stop(5000);
-      await store.close();
-      await emu.close();
-      cleanup();
+    const { keyFile, store, client, relay } = await keyFileRig(18, expired, (telemetry) => {
+      telemetry.on('odoo.state', (e) => states.push(e.keyExpiresInDays));
+      telemetry.on('alert', (a) => alerts.push(a.code));
     });
-    await relay.start();
     const r = await store.commit(inbound(), [orderCreated('KEY-2', 'CLINIC-A', ['GLU'])]);
     relay.notify();
     await waitFor(() => client.state === 'auth-failed', 10_000, 10);
