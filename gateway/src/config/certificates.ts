@@ -33,8 +33,8 @@ export interface CertificateValidity extends CertificateFile {
   expired: boolean;
 }
 
-/** PEM content inline (tests pass PEM text), else a file path. */
-function pemOf(value: string): Buffer {
+/** PEM content inline (tests pass PEM text), else a file path (the MLLP listener loads its files so too). */
+export function pemOf(value: string): Buffer {
   return value.includes('-----BEGIN') ? Buffer.from(value) : readFileSync(value);
 }
 

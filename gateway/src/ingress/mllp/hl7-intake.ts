@@ -457,8 +457,11 @@ export class Hl7Intake {
     // control id with other content is a new message.
     inbound.dedupKey = `${this.#config.id}|${senderOf(header)}|${header.controlId}|${fingerprint}`;
     // With the run type of QC/calibration events (`runType:qc`), as ASTM messages have it.
-    // Plus the normalizer's own (`unmapped:<code>` of an HL7 analyzer, as ASTM messages have it).
-    inbound.searchTerms = [...new Set([...hl7SearchTerms(message, events), ...normalizerTerms])];
+    // Plus the normalizer's own (`unmapped:<code>` of an HL7 analyzer, as ASTM messages have it):
+    // none on an LIS link, so nothing more is allocated per message there.
+    const terms = hl7SearchTerms(message, events);
+    for (const t of normalizerTerms) if (!terms.includes(t)) terms.push(t);
+    inbound.searchTerms = terms;
     if (read.charsetNote) this.#log.warn('charset corrected', { controlId: header.controlId, note: read.charsetNote });
     try {
       // Only an analyzer endpoint resolves (its events' accessions); the LIS commits at once.

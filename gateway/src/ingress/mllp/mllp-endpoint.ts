@@ -1,7 +1,6 @@
-import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
-import { certificateValidity, expiryProblem } from '../../config/certificates.ts';
+import { certificateValidity, expiryProblem, pemOf as pem } from '../../config/certificates.ts';
 import type { Hl7EndpointConfig } from '../../config/types.ts';
 import { GatewayError, describeError } from '../../errors.ts';
 import type { Hl7Normalizer } from '../../hl7/normalizer.ts';
@@ -39,11 +38,6 @@ export interface MllpEndpointOptions {
  * TCP (or nothing) to the TLS port.
  */
 export const TLS_HANDSHAKE_TIMEOUT_MS = 5_000;
-
-/** PEM content inline, or a file path (config keeps paths; tests may pass PEM text). */
-function pem(value: string): Buffer {
-  return value.includes('-----BEGIN') ? Buffer.from(value) : readFileSync(value);
-}
 
 export class MllpEndpoint implements Component {
   readonly name: string;
