@@ -458,7 +458,7 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
   }
 
   const runType = runTypeOf(message);
-  const patientRun = runType === 'patient' || runType === 'rerun';
+  const patientRun = runType === 'patient'; // runTypeOf gives 'patient' or 'qc'
   for (const g of groups) {
     const accession = accessionOf(g.orc, g.obr);
     const specimenId = specimenIdOf(g.spm) || g.obr?.get(3) || accession;
@@ -468,7 +468,7 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
     const statusOf = (obx: Hl7Segment): string => upper(obx.get(11) || obrStatus);
     const groupTime = hl7TimeToIso(g.obr?.get(22, 1)) ?? hl7TimeToIso(g.obr?.get(7, 1));
     const completedAtOf = (obx: Hl7Segment): string | undefined => hl7TimeToIso(obx.get(19, 1)) ?? hl7TimeToIso(obx.get(14, 1)) ?? groupTime;
-    /** One OBX as `test.completed` data; `orderAccession` undefined for a QC/calibration run. */
+    /** One OBX as `test.completed` data; `orderAccession` undefined for a QC run. */
     const resultOf = (obx: Hl7Segment, status: string, orderAccession: string | undefined): EventDataMap['test.completed'] => {
       const analyteCode = obx.get(3, 1);
       return {
@@ -486,7 +486,7 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
     };
 
     if (!patientRun) {
-      // A QC or calibration run (MSH-11 Q) measures control material, not the patient: its
+      // A QC run (MSH-11 Q) measures control material, not the patient: its
       // results are never billing readiness (no result.validated, events/invoice-eligibility.ts)
       // nor a note on an order, even when the control's sample id is also a patient's accession.
       // Kept as `test.completed` of the sample with the run type, in partition specimen:<id> and
