@@ -162,11 +162,13 @@ async function otherClientsOrders(ctx: RuleContext, accession: string, evs: Stor
     if (!first || !p) return refused;
     owner = { id: p.id, name: clientName(p, refOf(first)), what: `the order from ${first.event.source.endpoint} in the same batch` };
   }
-  const earlier = so && ctx.events ? (await ctx.events(accession, ['order.created'])).filter((o) => o.event.type === 'order.created') : [];
+  // The store's earlier orders are read only when an order's client differs from the owner's.
+  let earlier: StoredEvent[] | undefined;
   for (const e of evs) {
     const ref = refOf(e);
     const partner = partners.get(ref);
     if (!partner || partner.id === owner.id) continue;
+    earlier ??= so && ctx.events ? (await ctx.events(accession, ['order.created'])).filter((o) => o.event.type === 'order.created') : [];
     const before = earlier.filter((o) => o.event.id < e.event.id);
     if (before.length > 0 && before.every((o) => refOf(o) === ref)) continue;
     refused.set(
