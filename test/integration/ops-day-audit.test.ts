@@ -182,6 +182,25 @@ describe('TLS certificates (hl7[].tls)', () => {
     expect(checked.code).toBe(1);
   });
 
+  // mqtt.tls files are read only by the embedded broker and for mqtts:// or wss://: with a plain
+  // mqtt:// broker they are never loaded, so the same mismatched pair there is a warning ("is not
+  // used"), not an error that would make check (and ExecStartPre) refuse what start runs.
+  it('check does not refuse mqtt.tls files a plain mqtt:// broker never reads', async () => {
+    const cfg = await file(
+      lines(
+        `gateway: { id: ops-tls-plain, dataDir: ${path.join(dir, 'data-plain-mqtt')} }`,
+        'hl7: [ { id: lis, listen: { host: 127.0.0.1, port: 0 } } ]',
+        `mqtt: { broker: "mqtt://127.0.0.1:1883", tls: { cert: ${cert('server.crt')}, key: ${cert('other.key')} } }`,
+        'status: { listen: { host: 127.0.0.1, port: 0 } }',
+      ),
+      'plain-mqtt.yaml',
+    );
+    const checked = await runCli(cliSource, ['check', '--config', cfg]);
+    expect(checked.out).toMatch(/mqtt\.tls: is not used/);
+    expect(checked.out).not.toMatch(/mqtt\.tls\.key: does not match/);
+    expect(checked.code).toBe(0);
+  });
+
   /**
    * User sees: the LIS link's certificate expired (nobody renewed it: there was no warning). From
    * that moment every LIS connection fails its TLS handshake ("certificate has expired" on the LIS

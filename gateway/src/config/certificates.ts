@@ -46,7 +46,8 @@ export function tlsCertificateFiles(config: Pick<GatewayConfig, 'hl7' | 'mqtt'>)
     if (h.tls.cert) files.push({ key: `hl7[${h.id}].tls.cert`, file: h.tls.cert, endpoint: h.id });
     if (h.tls.ca) files.push({ key: `hl7[${h.id}].tls.ca`, file: h.tls.ca, endpoint: h.id });
   }
-  const m = config.mqtt.tls;
+  // mqtt.tls is read only by the embedded broker and for mqtts:// or wss:// (config/validate.ts).
+  const m = config.mqtt.broker === 'embedded' || /^(mqtts|wss):/i.test(config.mqtt.broker) ? config.mqtt.tls : undefined;
   if (m?.cert) files.push({ key: 'mqtt.tls.cert', file: m.cert });
   if (m?.ca) files.push({ key: 'mqtt.tls.ca', file: m.ca });
   return files;

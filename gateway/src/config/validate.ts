@@ -549,7 +549,9 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
       if (t.key !== undefined && t.cert === undefined) c.error('mqtt.tls.cert', 'is required with mqtt.tls.key (the client certificate)');
     }
     mqtt.tls = { cert: cert ?? '', key: key ?? '', ...(ca ? { ca } : {}) };
-    c.issues.push(...tlsFileIssues('mqtt.tls', { cert, key, ca }));
+    // Loaded only by the embedded broker and for mqtts:// or wss:// (the warning below says so for
+    // plain mqtt:// and ws://): files that are never read must not make check refuse what start runs.
+    if (mqtt.broker === 'embedded' || /^(mqtts|wss):/i.test(mqtt.broker)) c.issues.push(...tlsFileIssues('mqtt.tls', { cert, key, ca }));
   }
   if (mqtt.broker !== 'embedded' && !brokerProblem) {
     // mqtt.js speaks TLS only for mqtts:// and wss://: with mqtt:// or ws:// the tls files are

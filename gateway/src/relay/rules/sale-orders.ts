@@ -122,7 +122,7 @@ export async function partnerOrNone(ctx: RuleContext, ref: string | undefined): 
  *
  * `check(event, accession, so, what)` returns the dead letter (permanent, for an operator) when
  * the accession's stored orders show a collision — `order.created` events naming more than one
- * ordering client or coming from more than one endpoint — and the orders the event's own
+ * ordering client — and the orders the event's own
  * endpoint sent for that accession name clients of which none is the sale order's customer.
  * Otherwise undefined, as before: one LIS whose sale order's customer a user changed in Odoo, a
  * result that came on another link than its order (orders on one port, results on another), an
@@ -137,8 +137,9 @@ export function otherClientGuard(ctx: RuleContext): (event: StoredEvent, accessi
     const stored = (await read).filter((o) => o.event.type === 'order.created');
     const refOf = (o: StoredEvent): string => (o.event.data as OrderCreatedData).orderingClientRef ?? '';
     const clients = new Set(stored.map(refOf).filter(Boolean));
-    const endpoints = new Set(stored.map((o) => o.event.source.endpoint));
-    if (clients.size < 2 && endpoints.size < 2) return undefined;
+    // One client: no collision, whichever links brought its orders (one LIS over a backup link
+    // whose sale order's customer a user changed in Odoo must not be dead-lettered).
+    if (clients.size < 2) return undefined;
     const endpoint = event.event.source.endpoint;
     const own = [...new Set(stored.filter((o) => o.event.source.endpoint === endpoint).map(refOf).filter(Boolean))];
     if (own.length === 0) return undefined;
