@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { mkdir, open, readFile, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { GatewayError } from '../errors.ts';
 
@@ -110,12 +110,27 @@ export class AdminAuth {
   }
 }
 
+/**
+ * Size of `audit.log` past which it is moved to `audit.log.1` (replacing the previous one) before
+ * the next entry: the trail keeps its newest 8–16 MiB (tens of thousands of entries), and a script
+ * polling with a stale token (up to 11 refused lines a minute per address, about 1 GB a year) can
+ * no longer fill the data disk. `GET /api/audit` reads both files.
+ */
+export const AUDIT_LOG_MAX_BYTES = 8 * 1024 * 1024;
+
 export class AuditLog {
   readonly file: string;
+  readonly #maxBytes: number;
   #chain: Promise<void> = Promise.resolve();
 
-  constructor(dataDir: string) {
+  constructor(dataDir: string, options: { maxBytes?: number } = {}) {
     this.file = path.join(dataDir, 'audit.log');
+    this.#maxBytes = options.maxBytes ?? AUDIT_LOG_MAX_BYTES;
+  }
+
+  /** The previous file, kept when `audit.log` reached its size. */
+  get previousFile(): string {
+    return `${this.file}.1`;
   }
 
   /**
@@ -127,6 +142,8 @@ export class AuditLog {
     const line = JSON.stringify(entry) + '\n';
     const run = this.#chain.then(async () => {
       await mkdir(path.dirname(this.file), { recursive: true });
+      const current = await stat(this.file).catch(() => undefined);
+      if (current && current.size + Buffer.byteLength(line) > this.#maxBytes) await rename(this.file, this.previousFile);
       const fh = await open(this.file, 'a+', 0o600);
       try {
         const { size } = await fh.stat();
@@ -156,12 +173,10 @@ export class AuditLog {
    * full disk, edited by hand): those are skipped, never the whole trail.
    */
   async readAll(): Promise<{ entries: AuditEntry[]; unreadableLines: number }> {
-    let text: string;
-    try {
-      text = await readFile(this.file, 'utf8');
-    } catch {
-      return { entries: [], unreadableLines: 0 };
-    }
+    // The previous file first (older entries), then the current one.
+    const texts = await Promise.all([this.previousFile, this.file].map((f) => readFile(f, 'utf8').catch(() => '')));
+    // A torn last line of the previous file stays a line of its own.
+    const text = texts.join('\n');
     const entries: AuditEntry[] = [];
     let unreadableLines = 0;
     for (const l of text.split('\n')) {
