@@ -8,12 +8,10 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../gateway/src/gateway.ts';
-import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
 import type { StoredEvent } from '../../gateway/src/store/types.ts';
 import type { OdooEmulator, OdooVersion } from '../odoo-emulator/index.ts';
-import { startTestGateway } from '../fixtures/gateway.ts';
 import { invoices, productCode, saleLines, saleOrders } from '../fixtures/relay/billing-rig.ts';
-import { BOT, startEmulator } from '../fixtures/relay/harness.ts';
+import { startLabDay } from '../fixtures/relay/lab-day.ts';
 import { waitFor } from '../fixtures/relay/helpers.ts';
 
 /**
@@ -24,56 +22,31 @@ const SLOT_MS = 20_000;
 
 // ------------------------------------------------------------------------------------------ rig
 
-const KEY_ENV = 'LGW_FINANCE_DAY_AUDIT_KEY';
-process.env[KEY_ENV] = BOT.key;
 
 interface Day {
   gateway: Gateway;
   emu: OdooEmulator;
-  lis: MllpClient;
-  /** Send one HL7 message over MLLP; resolves with the ACK text (asserted AA). */
+  /** Send one HL7 message on the LIS link; asserts its AA. */
   send(text: string): Promise<void>;
   events(accession: string): Promise<StoredEvent[]>;
-  close(): Promise<void>;
 }
 
-const days: Day[] = [];
+const closers: Array<() => Promise<void>> = [];
 afterEach(async () => {
-  while (days.length) await days.pop()!.close();
+  while (closers.length) await closers.pop()!();
 });
 
 async function labDay(id: string, relay: Record<string, unknown> = {}, version: OdooVersion = 17): Promise<Day> {
-  const { emu, url } = await startEmulator(version);
-  const { gateway, stop } = await startTestGateway(id, {
-    odoo: { url, database: 'lab', login: BOT.login, apiKeyEnv: KEY_ENV, timeoutMs: 3000 },
-    relay: {
-      enabled: true,
-      invoicing: true,
-      maxAttempts: 5,
-      backoff: { initialMs: 20, maxMs: 200, multiplier: 2, jitter: 0 },
-      syncModes: { 'invoice.eligible': 'realtime', 'consumable.used': 'realtime' },
-      ...relay,
-    },
-  });
-  const lis = await MllpClient.connect({ host: '127.0.0.1', port: gateway.addresses().hl7.lis!.port });
-  const day: Day = {
-    gateway,
-    emu,
-    lis,
+  const day = await startLabDay(id, closers, {}, { version, relay: { maxAttempts: 5, backoff: { initialMs: 20, maxMs: 200, multiplier: 2, jitter: 0 }, ...relay } });
+  return {
+    gateway: day.gateway,
+    emu: day.emu,
     async send(text) {
       const controlId = text.split('\r')[0]!.split('|')[9]!;
-      const ack = (await lis.send(Buffer.from(text, 'latin1'))).toString('latin1');
-      expect(ack, `ACK of ${controlId}`).toContain(`MSA|AA|${controlId}`);
+      expect(await day.send('lis', text), `ACK of ${controlId}`).toContain(`MSA|AA|${controlId}`);
     },
-    events: (acc) => gateway.store!.eventsByCorrelation(acc),
-    async close() {
-      await lis.close().catch(() => undefined);
-      await stop();
-      await emu.close();
-    },
+    events: (acc) => day.gateway.store!.eventsByCorrelation(acc),
   };
-  days.push(day);
-  return day;
 }
 
 /** Every event of the accessions resolved: delivered or dead, or pending behind a dead one of its partition. */

@@ -169,17 +169,21 @@ describe('an analyzer whose serial port cannot be opened', () => {
    * Cause (was): serial-transport.ts set 'connecting' at every reopen, and 'error' again only when
    * the error text differed from the last one; status-model.ts does not count 'connecting' as bad.
    */
-  it('lab-gateway status keeps saying why, after the gateway has tried to open it again', async () => {
-    const missing = path.join(dir, 'ttyUSB-not-plugged');
-    const cfg = await file([`gateway: { id: site-4, dataDir: ${path.join(dir, 'site-data-4')} }`, listeners, `analyzers: [ { id: xp-1, profile: sysmex-xp, serial: { path: ${missing} } } ]`, ''].join('\n'));
+  /** `lab-gateway status` of a gateway started on `cfg`, 5 s after it was ready (its links have retried). */
+  async function statusAfterRetries(cfg: string): Promise<{ out: string }> {
     const gw = startGatewayProcess(cfg);
     running.push(gw);
     const ready = await gw.ready;
     expect(ready, gw.err()).toBeDefined();
-    const url = ready!.status.url.replace(/\/$/, '');
-    // Start-up reports it; the reopen attempts (0.5 s, 1 s, 2 s, ±20 %) fail the same way.
     await sleep(5_000);
-    const later = await runCli(cliSource, ['status', '--url', url]);
+    return runCli(cliSource, ['status', '--url', ready!.status.url.replace(/\/$/, '')]);
+  }
+
+  it('lab-gateway status keeps saying why, after the gateway has tried to open it again', async () => {
+    const missing = path.join(dir, 'ttyUSB-not-plugged');
+    const cfg = await file([`gateway: { id: site-4, dataDir: ${path.join(dir, 'site-data-4')} }`, listeners, `analyzers: [ { id: xp-1, profile: sysmex-xp, serial: { path: ${missing} } } ]`, ''].join('\n'));
+    // Start-up reports it; the reopen attempts (0.5 s, 1 s, 2 s, ±20 %) fail the same way.
+    const later = await statusAfterRetries(cfg);
     expect(later.out, later.out).toContain(missing);
     expect(later.out.split('\n')[0]).not.toMatch(/: OK$/);
     expect(later.out).toMatch(/xp-1: error/);
@@ -198,13 +202,7 @@ describe('an analyzer whose serial port cannot be opened', () => {
       });
     });
     const cfg = await file([`gateway: { id: site-4t, dataDir: ${path.join(dir, 'site-data-4t')} }`, listeners, `analyzers: [ { id: xn-9, profile: generic-astm, tcp: { connect: { host: 127.0.0.1, port: ${closed} } } } ]`, ''].join('\n'));
-    const gw = startGatewayProcess(cfg);
-    running.push(gw);
-    const ready = await gw.ready;
-    expect(ready, gw.err()).toBeDefined();
-    const url = ready!.status.url.replace(/\/$/, '');
-    await sleep(5_000);
-    const later = await runCli(cliSource, ['status', '--url', url]);
+    const later = await statusAfterRetries(cfg);
     expect(later.out.split('\n')[0]).not.toMatch(/: OK$/);
     expect(later.out).toContain(`127.0.0.1:${closed}`);
     expect(later.out).toMatch(/ECONNREFUSED|refused/);
