@@ -97,7 +97,11 @@ describe('lots chosen from Odoo stock as it is', () => {
     await rig.commit([consumableUsed('c-2', 'RGT-GLU', 1, 1), consumableUsed('c-2', 'RGT-HBA1C', 1, 2), consumableUsed('c-2', 'TIP-200', 1, 3), consumableUsed('c-2', 'RGT-CRP', 1, 4)]);
     await rig.waitDrained();
     expect(rig.emu.count('stock.picking', [['origin', '=', 'lab-gateway:cons:c-2']])).toBe(1);
-    expect(rig.emu.calls.filter((c) => c.model === 'stock.quant' && c.method === 'search_read')).toHaveLength(1);
+    // The batch's reads come before its picking; the stock watch may read a product again after
+    // the round (its own check, not the batch's), which is not counted here.
+    const posted = rig.emu.calls.findIndex((c) => c.model === 'stock.picking' && c.method === 'create');
+    expect(posted).toBeGreaterThan(0);
+    expect(rig.emu.calls.slice(0, posted).filter((c) => c.model === 'stock.quant' && c.method === 'search_read')).toHaveLength(1);
   });
 });
 
