@@ -158,15 +158,18 @@ export class MqttStatusPublisher implements Component {
           const offline: AvailabilityPayload = { gatewayId: this.#o.gatewayId, state: 'offline', at: new Date().toISOString(), reason: 'gateway stopped' };
           const last = { ...this.#o.model.toApiStatus(), online: false };
           // Every endpoint's final state too (stopped, no connections): a change made within the
-          // coalescing gap before the stop would otherwise stay retained as "connected".
+          // coalescing gap before the stop would otherwise stay retained as "connected". QoS 0 like
+          // every state (#publish): at QoS 1 a dashboard away with a persistent session was handed
+          // this `offline` when it came back, after the gateway had restarted. The broker reads
+          // these before the DISCONNECT that follows on the same connection.
           const endpoints = this.#o.model.endpointIds().flatMap((id) => {
             const e = this.#o.model.endpoint(id);
-            return e ? [client.publishAsync(this.#t.endpoint(id), JSON.stringify({ gatewayId: this.#o.gatewayId, ...e }), { qos: 1, retain: true })] : [];
+            return e ? [client.publishAsync(this.#t.endpoint(id), JSON.stringify({ gatewayId: this.#o.gatewayId, ...e }), { qos: 0, retain: true })] : [];
           });
           await Promise.allSettled([
             ...endpoints,
-            client.publishAsync(this.#t.status, JSON.stringify(last), { qos: 1, retain: true }),
-            client.publishAsync(this.#t.availability, JSON.stringify(offline), { qos: 1, retain: true }),
+            client.publishAsync(this.#t.status, JSON.stringify(last), { qos: 0, retain: true }),
+            client.publishAsync(this.#t.availability, JSON.stringify(offline), { qos: 0, retain: true }),
           ]);
           await client.endAsync();
         } else {
@@ -258,13 +261,23 @@ export class MqttStatusPublisher implements Component {
     this.#publish(this.#t.endpoint(id), JSON.stringify({ gatewayId: this.#o.gatewayId, ...e }), true, force);
   }
 
+  /**
+   * A retained state topic (status, endpoints, availability), at QoS 0. Only the latest state
+   * counts: the broker keeps it as the retained copy, the next change or interval tick replaces
+   * it, and a reconnect publishes everything again. At QoS 1 a broker also queues every publish
+   * for each subscriber that is away with a persistent session (clean session 0, MQTT 3.1.1
+   * §3.1.2.4; delivered at the lower of the two QoS, §3.8.4): the embedded broker held that queue
+   * in the gateway's memory without limit (~100 MB a day of a working lab for one dashboard taken
+   * away), and replayed hours of stale states to the dashboard when it came back. Alerts stay at
+   * QoS 1 (#publishAlert): each is an event of its own, not a state the next one replaces.
+   */
   #publish(topic: string, payload: string, retain: boolean, force: boolean): void {
     const client = this.#client;
     if (!client?.connected) return;
     if (!force && this.#lastPayload.get(topic) === payload) return;
     this.#lastPayload.set(topic, payload);
     this.published++;
-    client.publish(topic, payload, { qos: 1, retain }, (err) => {
+    client.publish(topic, payload, { qos: 0, retain }, (err) => {
       if (err) this.#log.debug('MQTT publish failed', { topic, error: describeError(err) });
     });
   }
