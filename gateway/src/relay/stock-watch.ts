@@ -105,19 +105,50 @@ export class StockWatch {
     }
   }
 
+  /**
+   * The episode marks of reorder points that are no longer the lab's in Odoo (archived, deleted,
+   * moved to another location) go: the episode ends with its reorder point. Kept, a reorder point
+   * archived over a closure and restored later still counted its old episode as raised, though the
+   * stock had come back meanwhile (nothing compared it while archived), and the next fall below
+   * its minimum ordered nothing. A breach raised again for stock still low is not a second order:
+   * the RFQ rule adds nothing while an open RFQ line of the product exists, and a confirmed order
+   * not received yet counts in the forecast. Only after a pull that read the lab's stock (quants)
+   * and found the lab location: a pull that could not read them is no proof the reorder points
+   * are gone.
+   */
+  async #forgetGoneReorderPoints(orderpoints: OrderpointRef[], chain: number[], snap: ReferenceSnapshot): Promise<void> {
+    if (chain.length === 0 || !snap.quantsReadAt) return;
+    const lab = new Map<string, string | undefined>(orderpoints.map((op) => [`op:${op.id}`, this.#o.ref.productById(op.productId)?.code]));
+    for (const { key, value } of await this.#o.store.listDocs<EpisodeMark>(STATE_NS, { prefix: 'op:' })) {
+      if (!lab.has(key)) await this.#o.store.deleteDoc(STATE_NS, key);
+      else {
+        // Pointed at another product: the earlier product's episode is over for this reorder point
+        // (kept, it would hold the episode again if staff pointed it back).
+        const code = lab.get(key);
+        if (code !== undefined && value.productCode !== undefined && value.productCode !== code) await this.#o.store.deleteDoc(STATE_NS, key);
+      }
+    }
+  }
+
   async check(): Promise<DraftEvent[]> {
     const snap = this.#o.ref.snapshot;
-    if (snap.orderpoints.length === 0) return [];
+    const chain = this.#o.ref.labLocationChain();
+    const orderpoints = labOrderpoints(snap.orderpoints, chain);
+    await this.#forgetGoneReorderPoints(orderpoints, chain, snap);
+    if (orderpoints.length === 0) return [];
     const commitLocal = (this.#o.store as GatewayStore & { commitLocal?: LocalCommit }).commitLocal?.bind(this.#o.store);
     if (!commitLocal) return [];
-    const orderpoints = labOrderpoints(snap.orderpoints, this.#o.ref.labLocationChain());
     const events = await this.#scan();
     const counted = totals(events);
     // Marks were kept per product code before; such a mark still holds its episode.
     const keyOf = (op: OrderpointRef, code: string): string => (op.id === undefined ? code : `op:${op.id}`);
-    const markOf = async (op: OrderpointRef, code: string): Promise<{ since: string } | undefined> => {
+    const markOf = async (op: OrderpointRef, code: string): Promise<EpisodeMark | undefined> => {
       const key = keyOf(op, code);
-      return (await this.#o.store.getDoc<{ since: string }>(STATE_NS, key)) ?? (key !== code ? await this.#o.store.getDoc<{ since: string }>(STATE_NS, code) : undefined);
+      const mark = await this.#o.store.getDoc<EpisodeMark>(STATE_NS, key);
+      // A reorder point staff pointed at another product in Odoo: the mark is the earlier
+      // product's episode, not this one's (it held the new product's breach back for good).
+      if (mark && key !== code) return mark.productCode === undefined || mark.productCode === code ? mark : undefined;
+      return mark ?? (key !== code ? await this.#o.store.getDoc<EpisodeMark>(STATE_NS, code) : undefined);
     };
     // Products whose outcome depends on what Odoo already holds: counting their unposted events
     // takes them below the minimum, and without them the episode could end (or a new breach's
@@ -198,6 +229,13 @@ export class StockWatch {
     }
     return drafts;
   }
+}
+
+/** The mark of a breach's episode (`op:<reorder point id>`; per product code before). */
+interface EpisodeMark {
+  since: string;
+  /** The product the reorder point watched when the breach was raised (absent on the oldest marks). */
+  productCode?: string;
 }
 
 /** An unresolved consumption event and its quantity in the product's unit (none: its unit cannot be converted). */
