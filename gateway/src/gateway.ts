@@ -23,6 +23,8 @@ import { resolveAnalyzerResult } from './astm/accessions.ts';
 import { normalizeAstmMessage } from './astm/normalize.ts';
 import { answerHostQuery, hl7HostQueryAnswer, type OrderCollision, type OrderLookupOptions } from './astm/host-query.ts';
 import { applyAccessionPrefix } from './hl7/accession-namespace.ts';
+import { normalizeLis } from './hl7/normalize-lis.ts';
+import { productionOnly } from './hl7/processing-id.ts';
 import { OrderDownload } from './astm/order-download.ts';
 import { resolveAnalyzerProfile } from './profiles/load.ts';
 import { defaultProfilesDir } from './profiles/check.ts';
@@ -293,6 +295,9 @@ export class Gateway {
       // A second LIS's accession namespace (hl7[].accessionPrefix): its orders and results are
       // keyed `<prefix>-<accession>` before the commit; a pure step that reads no store.
       ...(prefix ? { resolveEvents: (draft) => Promise.resolve(applyAccessionPrefix(draft, prefix)) } : {}),
+      // Posting to a production Odoo: training and debugging messages (MSH-11 T/D) are refused
+      // AR 202 and kept (hl7/processing-id.ts); the sandbox takes them as usual.
+      ...(odooTargetOf(this.config.odoo).sandbox ? {} : { normalize: productionOnly(normalizeLis) }),
     });
     this.ingress.push({ id: ep.id, kind: 'hl7', component });
   }

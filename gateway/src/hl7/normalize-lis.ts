@@ -3,6 +3,7 @@ import { partitionKeys } from '../events/keys.ts';
 import { hl7TimeToIso } from './hl7-time.ts';
 import type { Hl7Message, Hl7Segment } from './message.ts';
 import { hl7EventKey, type Hl7NormalizeContext, type Hl7Normalizer } from './normalizer.ts';
+import { processingIdTerm } from './processing-id.ts';
 import { upper } from './text.ts';
 
 /**
@@ -599,6 +600,9 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
 
 export const normalizeLis: Hl7Normalizer = (ctx) => {
   const sink = new EventSink(ctx);
+  // A training or debugging message taken (on the sandbox: hl7/processing-id.ts) is found as such.
+  const processingTerm = processingIdTerm(ctx.message.header);
+  if (processingTerm) ctx.searchTerms?.push(processingTerm);
   switch (ctx.message.header.messageCode) {
     case 'ORM':
     case 'OML':

@@ -1,0 +1,54 @@
+import type { MshHeader } from './msh.ts';
+import type { Hl7Normalizer } from './normalizer.ts';
+
+/**
+ * MSH-11 processing id (HL7 v2.5 §2.15.9.11, table 0103): `P` production, `T` training, `D`
+ * debugging; the Mindray BC-5380 (and LIS systems forwarding their analyzers' QC) use `Q` for a
+ * QC run. The first component only: MSH-11.2 is the processing mode (archive, restore, …).
+ */
+export function processingIdOf(header: MshHeader): string {
+  const { processingId, encodingCharacters } = header;
+  const end = processingId.indexOf(encodingCharacters[0] ?? '^');
+  return (end === -1 ? processingId : processingId.slice(0, end)).trim().toUpperCase();
+}
+
+/** The processing ids that are not the lab's real work, in the lab's words. */
+const NOT_PRODUCTION: Readonly<Record<string, string>> = { T: 'training', D: 'debugging' };
+
+/** `training` / `debugging` for MSH-11 T / D, else undefined (P, Q, empty: production traffic). */
+export function nonProductionKind(header: MshHeader): string | undefined {
+  return NOT_PRODUCTION[processingIdOf(header)];
+}
+
+/**
+ * The message browser's term for a training or debugging message (`processingId:T`), so IT finds
+ * a training session's traffic on a sandbox gateway; undefined for production traffic.
+ */
+export function processingIdTerm(header: MshHeader): string | undefined {
+  return nonProductionKind(header) === undefined ? undefined : `processingId:${processingIdOf(header)}`;
+}
+
+/**
+ * `normalize` on a link whose gateway posts to a production Odoo: a training (MSH-11 T) or
+ * debugging (D) message is refused — AR with ERR 202 "Unsupported processing id" at MSH^1^11
+ * (HL7 v2.5 §2.9.2.1: a processing id the receiver does not take is rejected; table 0357) — and
+ * kept, raw, as rejected with the reason; none of its events is made. A LIS training session's
+ * practice orders would otherwise become draft sale orders of the real clinic in the production
+ * Odoo, and their results invoices. The LIS sees the refusal in its interface log at once; a
+ * production system mistakenly sending T is found the same day rather than at month end.
+ *
+ * On the sandbox (no `odoo.url`) the composition root does not wrap: a site commissioning there
+ * connects its LIS's training system on purpose, and its messages are taken as usual (found with
+ * `processingId:T`). An inbound ACK is never answered, so it is passed through.
+ */
+export function productionOnly(normalize: Hl7Normalizer): Hl7Normalizer {
+  return (ctx) => {
+    const { header } = ctx.message;
+    const kind = header.messageCode === 'ACK' ? undefined : nonProductionKind(header);
+    if (kind === undefined) return normalize(ctx);
+    const text = `processing id ${processingIdOf(header)} (${kind}) is not taken: this gateway posts to the production Odoo; send ${kind} traffic to a gateway on its sandbox`;
+    if (ctx.problems) ctx.problems.push({ severity: 'reject', error: { code: 202, text, location: 'MSH^1^11' } });
+    else ctx.notes.push(`${text}: no events`);
+    return [];
+  };
+}
