@@ -108,6 +108,13 @@ const SEP = '\x00';
  */
 const DEFAULT_LOG_MIN_BATCH = 1;
 const AFTER = '\x01';
+/**
+ * How often retention sweeps the delivered events from the oldest again (ms): events it keeps (a
+ * discard within its floor, the billing events of an order not billed in full) are looked at
+ * again at most this often; the minute passes in between start after the last one kept. An order
+ * billed in full loses its billing events within this time after it passed the age.
+ */
+const RETENTION_SWEEP_MS = 3_600_000;
 const DAY_MS = 86_400_000;
 
 /** 12 hex digits of epoch ms: sorts lexicographically in time order. */
@@ -323,9 +330,16 @@ export class EventStore implements GatewayStore {
   /** The event waiting longest for Odoo (due, not dead), and since when it waits (see stats()). */
   #oldestPendingId: string | undefined;
   #oldestWaitingSince: number | undefined;
-  /** Where the last retention pass stopped scanning messages, and the last kept discard it stepped over. */
+  /** Where the last retention pass stopped scanning messages, and the last kept event it stepped over. */
   #pruneCursor: string | undefined;
   #pruneEventCursor: string | undefined;
+  /**
+   * The `now` of the pass that began the current sweep of the done index from its head, and how
+   * many kept discards the sweep has stepped over so far (behind #pruneEventCursor; they do not
+   * count against the size cap). See prune() and RETENTION_SWEEP_MS.
+   */
+  #pruneSweepStartedAt: number | undefined;
+  #pruneDiscardsBehind = 0;
   #timers: NodeJS.Timeout[] = [];
   #closing: Promise<void> | undefined;
 
@@ -1986,6 +2000,20 @@ export class EventStore implements GatewayStore {
       const rejectedCutoff = now - this.#retention.deadLetterRetentionDays * DAY_MS;
       const ops: BatchOp[] = [];
       let finished = this.#counts.delivered + this.#counts.discarded;
+      // A sweep of the done index starts from its head at most every RETENTION_SWEEP_MS; the passes
+      // in between go on after the last event kept (a kept discard, an event the hold keeps), so
+      // the minute pass looks only at what reached the age since. Walked from the head every
+      // minute, a pass read every held event and asked the hold about every open order again,
+      // under the queue lock the relay waits for: its work grew with the open orders. A sweep
+      // also starts over when the cap is exceeded (the oldest go first, held or not) or the clock
+      // went back.
+      const sweepAge = this.#pruneSweepStartedAt === undefined ? Number.POSITIVE_INFINITY : now - this.#pruneSweepStartedAt;
+      if (!(sweepAge >= 0 && sweepAge < RETENTION_SWEEP_MS && finished - this.#pruneDiscardsBehind <= this.#retention.maxDeliveredEvents)) {
+        this.#pruneEventCursor = undefined;
+        this.#pruneSweepStartedAt = now;
+        this.#pruneDiscardsBehind = 0;
+      }
+      finished -= this.#pruneDiscardsBehind;
       let pruned = 0;
       // Counted down only when the batch is queued, with no await in between: a commit sealed
       // during the scan carries the counts of what is still stored (the counters on disk match the
@@ -1998,14 +2026,17 @@ export class EventStore implements GatewayStore {
       // Discarded events kept for their audit floor are stepped over without counting against
       // the pass's work (up to ten times as many), and the next pass resumes after the last one
       // stepped over: a run of them at the head of the index must not stop the delivered events
-      // behind it from ever being pruned. A pass that meets young entries or the end starts from
-      // the head again next time (a kept discard's floor ends some day).
+      // behind it from ever being pruned. The next sweep starts from the head again (a kept
+      // discard's floor ends some day).
       //
       // The same goes for events the retention hold keeps (the billing events of an accession not
-      // billed in full): asked once per correlation id in a pass, kept up to the same floor.
+      // billed in full): asked once per correlation id in a sweep, kept up to the same floor, but
+      // counted against the size cap: `store.maxDeliveredEvents` is the bound an operator sizes
+      // the disk by, and beyond it the oldest go, held or not (before, held events were stepped
+      // over uncounted, and a site whose orders were rarely billed in full kept them all for the
+      // dead-letter floor, beyond the cap).
       let work = 0;
       let kept = 0;
-      let resumeAt: string | undefined;
       const hold = this.#retentionHold;
       const held = new Map<string, boolean>();
       const eventRange = this.#pruneEventCursor ? { gt: this.#pruneEventCursor } : {};
@@ -2013,10 +2044,7 @@ export class EventStore implements GatewayStore {
         const k = key;
         const at = Number.parseInt(k.slice(0, 12), 16);
         if (at >= cutoff && finished <= this.#retention.maxDeliveredEvents) break;
-        if (work >= maxWork || kept >= maxWork * 10) {
-          resumeAt = this.#pruneEventCursor;
-          break;
-        }
+        if (work >= maxWork || kept >= maxWork * 10) break;
         if (at >= cutoff) capCutoff = Math.max(capCutoff, at + 1);
         const id = k.slice(13);
         // The state is enough here; the correlation comes with the done entry (entries of the
@@ -2027,11 +2055,12 @@ export class EventStore implements GatewayStore {
         if (rec?.state === 'discarded' && at >= rejectedCutoff) {
           kept++;
           finished--;
+          this.#pruneDiscardsBehind++;
           this.#pruneEventCursor = k;
           continue;
         }
         const correlationId = correlation || (rec && 'event' in rec ? rec.event.correlationId : await this.getEvent(id).then((r) => r?.event.correlationId, () => undefined));
-        if (hold && rec && correlationId !== undefined && at >= rejectedCutoff) {
+        if (hold && rec && correlationId !== undefined && at >= rejectedCutoff && finished <= this.#retention.maxDeliveredEvents) {
           // The correlation index holds the type (a slim record has no body).
           const type = 'event' in rec ? rec.event.type : ((await this.#sub.corr.get(correlationId + SEP + id)) as string | undefined);
           if (type !== undefined && (hold.types as readonly string[]).includes(type)) {
@@ -2043,7 +2072,6 @@ export class EventStore implements GatewayStore {
             }
             if (keep) {
               kept++;
-              finished--;
               this.#pruneEventCursor = k;
               continue;
             }
@@ -2063,7 +2091,6 @@ export class EventStore implements GatewayStore {
         finished--;
         pruned++;
       }
-      this.#pruneEventCursor = resumeAt;
       // Messages: oldest first; a message goes once it is past the age (or the cap's cut-off) and
       // none of its events waits. Messages that must stay (rejected within their floor, events
       // still queued or dead) are stepped over: the scan resumes after the last one it looked at,
