@@ -6,7 +6,7 @@
  * Started by desktop/main.cjs (`npm run desktop`, or the packaged app).
  */
 import { app, BrowserWindow, clipboard, Menu, nativeImage, Notification, session, Tray, type MenuItemConstructorOptions } from 'electron';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
@@ -77,7 +77,12 @@ function payloadGateway(body: unknown): string | undefined {
 
 class TrayApp {
   readonly #config: TrayConfig;
-  readonly #adminToken: string | undefined;
+  /**
+   * The admin token as last read from adminTokenFile, and the version of the file it came from.
+   * The file is looked at again (a stat) whenever the menu is built or an admin action is sent: IT
+   * rotates the token by writing a new one there, and the gateway accepts only that one at once.
+   */
+  #adminToken: { token: string; version: string } | undefined;
   /** Settings problems: the config's issues and the files named by it that cannot be read. */
   readonly #issues: string[];
   #tray: Tray | undefined;
@@ -97,8 +102,28 @@ class TrayApp {
   constructor(config: TrayConfig) {
     this.#config = config;
     this.#issues = [...config.issues];
-    const token = this.#readFile('adminTokenFile', 'admin token file');
-    this.#adminToken = token?.trim() || undefined;
+    // Read once here so that a file the tray cannot read is a settings problem shown at start.
+    if (this.#readFile('adminTokenFile', 'admin token file') !== undefined) this.#currentAdminToken();
+  }
+
+  /**
+   * The token now in adminTokenFile (re-read when the file's inode, size or times changed). A file
+   * found empty or unreadable keeps the token read before: an editor between truncating and
+   * writing, as the gateway does with its own copy (status/README.md "Admin token").
+   */
+  #currentAdminToken(): string | undefined {
+    const file = this.#config.adminTokenFile;
+    if (!file) return undefined;
+    try {
+      const s = statSync(file, { bigint: true });
+      const version = `${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
+      if (this.#adminToken?.version === version) return this.#adminToken.token;
+      const token = readFileSync(file, 'utf8').trim();
+      if (token) this.#adminToken = { token, version };
+    } catch {
+      // unreadable now: keep the last token (the start-up read reported the problem, if any)
+    }
+    return this.#adminToken?.token;
   }
 
   /** Read a file the config names; an unreadable one becomes a settings issue naming path and error. */
@@ -241,7 +266,7 @@ class TrayApp {
     const input = { ...this.#state, now: Date.now() };
     const icon = trayIcon(input);
     const tooltip = trayTooltip(input);
-    const items = trayMenu(input, { isAdmin: this.#adminToken !== undefined });
+    const items = trayMenu(input, { isAdmin: this.#currentAdminToken() !== undefined });
     const key = JSON.stringify([icon, tooltip, items]);
     if (key === this.#lastRendered) return;
     this.#lastRendered = key;
@@ -282,7 +307,7 @@ class TrayApp {
     try {
       const res = await fetch(`${this.#config.gatewayUrl}/api/relay/${action}`, {
         method: 'POST',
-        headers: { Authorization: `Bearer ${this.#adminToken ?? ''}`, 'Content-Type': 'application/json' },
+        headers: { Authorization: `Bearer ${this.#currentAdminToken() ?? ''}`, 'Content-Type': 'application/json' },
         body: JSON.stringify({ reason: `from the tray of ${process.env.USERNAME ?? process.env.USER ?? 'a technician'}` }),
         signal: AbortSignal.timeout(5000),
       });

@@ -1,0 +1,121 @@
+/**
+ * A lab technician's day glancing at the tray, and the IT person who installed it: the tray's
+ * main process (desktop/src/main.ts) with its real MQTT client, against a real gateway process
+ * (`lab-gateway start`, its embedded broker on a fixed port so that a restarted gateway is found
+ * again). Only Electron is stood in (test/fixtures/tray/electron-stand-in.ts records the icon,
+ * tooltip, menu and notifications): its binary cannot be downloaded on the build machines.
+ */
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileWriter, getJson, startGatewayProcess, until, type GatewayProcess } from '../fixtures/gateway-process.ts';
+import { freePort } from '../fixtures/status/harness.ts';
+import { clickMenu, resetScreen, screen } from '../fixtures/tray/electron-stand-in.ts';
+
+vi.mock('electron', () => import('../fixtures/tray/electron-stand-in.ts'));
+vi.mock('node:fs', async (real) => (await import('../fixtures/tray/desktop-fs.ts')).desktopFs(await real()));
+
+let dir = '';
+const file = fileWriter(() => dir);
+const gateways: GatewayProcess[] = [];
+let trayRunning = false;
+
+beforeEach(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'tray-day-'));
+  resetScreen(mkdtempSync(path.join(dir, 'user-data-')));
+  for (const k of Object.keys(process.env)) if (k.startsWith('LAB_GATEWAY_')) vi.stubEnv(k, '');
+});
+
+afterEach(async () => {
+  if (trayRunning) clickMenu('Quit'); // ends the tray's MQTT client
+  trayRunning = false;
+  await Promise.all(gateways.splice(0).map((g) => g.stop()));
+  vi.unstubAllEnvs();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+interface Site {
+  gatewayUrl: string;
+  mqttUrl: string;
+  config: string;
+}
+
+/** A gateway config on fixed ports (a restart keeps its address), not started yet. */
+async function site(id: string, extra: string[] = []): Promise<Site> {
+  const [mqttPort, statusPort] = [await freePort(), await freePort()];
+  const config = await file(
+    [
+      `gateway: { id: ${id}, dataDir: ${path.join(dir, 'data')} }`,
+      'hl7: [ { id: lis, listen: { host: 127.0.0.1, port: 0 } } ]',
+      `mqtt: { broker: embedded, listen: { host: 127.0.0.1, port: ${mqttPort} }, publishIntervalMs: 2000 }`,
+      ...extra,
+    ].join('\n') + (extra.some((l) => l.startsWith('status:')) ? '' : `\nstatus: { listen: { host: 127.0.0.1, port: ${statusPort} } }`) + '\n',
+  );
+  return { gatewayUrl: `http://127.0.0.1:${statusPort}`, mqttUrl: `mqtt://127.0.0.1:${mqttPort}`, config };
+}
+
+async function startGateway(s: Site): Promise<GatewayProcess> {
+  const g = startGatewayProcess(s.config);
+  gateways.push(g);
+  const ready = await g.ready;
+  if (!ready) throw new Error(`gateway did not start: ${g.err().slice(-2000)}`);
+  return g;
+}
+
+/** Start the tray (a fresh main process) as the installer does: the gateway's address on the command line. */
+async function startTray(s: Site, argv: string[] = []): Promise<void> {
+  const saved = process.argv;
+  process.argv = ['electron', 'desktop/main.cjs', `--gateway-url=${s.gatewayUrl}`, `--mqtt-url=${s.mqttUrl}`, ...argv];
+  try {
+    vi.resetModules();
+    await import('../../desktop/src/main.ts');
+    await until('the tray shows its icon', () => screen.menu.some((i) => i.label === 'Quit'), 10_000);
+    trayRunning = true;
+  } finally {
+    process.argv = saved;
+  }
+}
+
+const tooltip = (): string => screen.tooltips.at(-1) ?? '';
+const icon = (): string => screen.icons.at(-1) ?? '';
+const shown = (): string[] => screen.notifications.filter((n) => n.shown).map((n) => `${n.title}: ${n.body}`);
+
+describe('admin token rotated', () => {
+  /**
+   * User sees: IT rotates the gateway's admin token by writing a new one into the file the gateway
+   * and the tray both name (status.adminTokenFile / the tray's adminTokenFile). The gateway takes
+   * it at once (status/README.md "a token written there is accepted at once and the one it
+   * replaced is refused, without a restart"). The technician then clicks "Pause sending to Odoo"
+   * before an Odoo maintenance: nothing pauses, a notification says "Could not pause sending to
+   * Odoo: HTTP 401" — and keeps saying it until somebody restarts the tray on every lab PC.
+   * Promise: desktop/README.md "The pause/resume menu entries appear only when adminTokenFile
+   * names a file holding the gateway's admin token" — the file, not what it held at login.
+   */
+  it('pause from the tray works with the token now in the file, without restarting the tray', async () => {
+    const tokenFile = await file('token-before-rotation-0123456789\n', 'admin.token');
+    const s = await site('tray-token', [`status: { listen: { host: 127.0.0.1, port: 0 }, adminTokenFile: ${tokenFile} }`]);
+    const g = await startGateway(s);
+    const base = (await g.ready)!.status.url.replace(/\/$/, '');
+    const running: Site = { ...s, gatewayUrl: base };
+    await startTray(running, [`--admin-token-file=${tokenFile}`]);
+    await until('all good', () => tooltip().endsWith('all good'));
+
+    await writeFile(tokenFile, 'token-after-rotation-9876543210\n'); // the rotation
+    clickMenu('Pause sending to Odoo');
+
+    const refused = (): string[] => shown().filter((n) => n.includes('Could not'));
+    const status = await until('the relay paused, or the tray saying it could not', async () => {
+      const st = await getJson<{ relayPaused: boolean }>(`${base}/api/status`);
+      return st.relayPaused || refused().length > 0 ? st : undefined;
+    });
+    expect(refused()).toEqual([]);
+    expect(status.relayPaused).toBe(true);
+    // And the tray offers to resume, with the same rotated token.
+    await until('resume offered', () => screen.menu.some((i) => i.label === 'Resume sending to Odoo'));
+    clickMenu('Resume sending to Odoo');
+    await until('the relay resumed, or the tray saying it could not', async () => refused().length > 0 || !(await getJson<{ relayPaused: boolean }>(`${base}/api/status`)).relayPaused);
+    expect(refused()).toEqual([]);
+  });
+});
