@@ -14,7 +14,8 @@ import { upper } from './text.ts';
  * - accession = ORC-2 placer order number, else OBR-2, else the filler number ORC-3 / OBR-3,
  *   else ORC-4 placer group number; a line with none that states a fact (NW, CA/OC/CR, IP, a
  *   receipt) makes the message a reject (ctx.problems: AR 101 at ORC^n^2);
- * - ORC-1 NW → `order.created` with one test per OBR-4 (code = OBR-4.1); CA / OC / CR →
+ * - ORC-1 NW, and a changed order XO / XX / XR (the order as it now stands: a test the change
+ *   adds is ordered) → `order.created` with one test per OBR-4 (code = OBR-4.1); CA / OC / CR →
  *   `order.cancelled` (tests of the lines; none = the whole order); one event per run of an
  *   accession's consecutive lines with the same control, keyed on the run's first line, in the
  *   order of the lines (CA GLU then NW GLU: cancelled, then ordered again);
@@ -73,6 +74,13 @@ interface ResultGroup {
 }
 
 const CANCEL_CONTROLS = new Set(['CA', 'OC', 'CR']);
+/**
+ * ORC-1 of a changed order (table 0119): XO the placer's change request, XX the filler's
+ * unsolicited change, XR the filler's "changed as requested". Each line is the order as it now
+ * stands: `order.created` with its tests, so a test the change adds reaches the sale order (the
+ * relay adds what the order lacks; a test already there is left as it is).
+ */
+const CHANGE_CONTROLS = new Set(['XO', 'XX', 'XR']);
 const COMPLETED_STATUSES = new Set(['P', 'R', 'C', 'S', 'F', 'A', 'U', '']);
 const SKIPPED_STATUSES = new Set(['D', 'W', 'X', 'N']);
 /** OBR-25 of an OBR without OBX that means results are there but not final. */
@@ -275,7 +283,7 @@ function normalizeOrders(ctx: Hl7NormalizeContext, sink: EventSink): void {
   for (const line of lines) {
     const accession = accessionOf(line.orc, line.obr);
     const control = upper(line.orc?.get(1) || 'NW');
-    const type: OrderFactKind | undefined = control === 'NW' ? 'order.created' : CANCEL_CONTROLS.has(control) ? 'order.cancelled' : undefined;
+    const type: OrderFactKind | undefined = control === 'NW' || CHANGE_CONTROLS.has(control) ? 'order.created' : CANCEL_CONTROLS.has(control) ? 'order.cancelled' : undefined;
     if (!accession) {
       const seg = (line.orc ?? line.obr) as Hl7Segment;
       const text = `order at segment ${seg.index + 1} (${seg.name}) has no placer or filler number (ORC-2, OBR-2, ORC-3, OBR-3 and ORC-4 are empty)`;
@@ -286,7 +294,7 @@ function normalizeOrders(ctx: Hl7NormalizeContext, sink: EventSink): void {
       continue;
     }
     if (!type) {
-      if (control !== 'SC' && control !== 'SN' && control !== 'XO') ctx.notes.push(`ORC-1 ${control} at segment ${(line.orc?.index ?? 0) + 1}: no event`);
+      if (control !== 'SC' && control !== 'SN') ctx.notes.push(`ORC-1 ${control} at segment ${(line.orc?.index ?? 0) + 1}: no event`);
       continue;
     }
     let fact = latest.get(accession);
