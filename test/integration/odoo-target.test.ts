@@ -52,7 +52,7 @@ describe('the Odoo target recorded in the store', () => {
     expect(change).toEqual({
       from: { sandbox: false, url: 'https://lab.example.com', database: 'lab' },
       to: { sandbox: false, url: 'https://lab.example.com', database: 'lab-prod' },
-      reset: { ref: 1, 'relay-stock': 1 },
+      reset: { ref: 1, 'relay-stock': 1, 'odoo-link': 0 },
     });
     expect(await kept(store)).toEqual(['orderOutbox/xn-1|ACC-1']);
     // The new Odoo's own marks, written after the switch, survive the next start.

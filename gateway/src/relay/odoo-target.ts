@@ -1,6 +1,7 @@
 import type { OdooConfig } from '../config/types.ts';
 import { displayUrl } from '../config/display-url.ts';
 import type { GatewayStore, OdooRef } from '../store/types.ts';
+import { ODOO_LINK_NAMESPACE } from './last-success.ts';
 import { REF_NAMESPACE } from './reference-data.ts';
 import { STATE_NS as STOCK_WATCH_NAMESPACE } from './stock-watch.ts';
 
@@ -10,7 +11,8 @@ import { STATE_NS as STOCK_WATCH_NAMESPACE } from './stock-watch.ts';
  * A site commissions on the sandbox (no `odoo.url`, DESIGN.md §5), then IT sets `odoo.url` to the
  * site's Odoo. Some local documents are copies of, or decisions about, one Odoo's records, keyed by
  * their ids: the pulled reference snapshot and the debits applied to it (`ref`), the stock watch's
- * episode marks (`relay-stock`, `op:<reorder point id>`). Kept across the switch, they spoke for the
+ * episode marks (`relay-stock`, `op:<reorder point id>`); and when it last answered (`odoo-link`,
+ * last-success.ts: the sandbox's last success is not the site's Odoo's). Kept across the switch, they spoke for the
  * new Odoo: its reorder point with the sandbox's id counted as already raised, and the reagent below
  * its minimum there never got its draft RFQ. The target is therefore recorded in the store, and a
  * start with another target drops those documents before the relay reads them; the new Odoo's own
@@ -23,7 +25,7 @@ export const ODOO_TARGET_NAMESPACE = 'odoo-target';
 const TARGET_KEY = 'current';
 
 /** Namespaces of documents that hold for one Odoo only (its record ids, its stock): dropped at a switch. */
-export const ODOO_DERIVED_NAMESPACES = [REF_NAMESPACE, STOCK_WATCH_NAMESPACE] as const;
+export const ODOO_DERIVED_NAMESPACES = [REF_NAMESPACE, STOCK_WATCH_NAMESPACE, ODOO_LINK_NAMESPACE] as const;
 
 /** The Odoo the gateway posts to: the in-process sandbox, or a server's URL and database. */
 export type OdooTarget = { sandbox: true } | { sandbox: false; url: string; database?: string };

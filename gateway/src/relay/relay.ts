@@ -6,6 +6,7 @@ import type { Logger } from '../log.ts';
 import { AMBIGUOUS_SETTLE_MS, type GatewayStore, type Lease, type Outcome, type StoredEvent } from '../store/types.ts';
 import type { OdooLinkState, Telemetry } from '../telemetry.ts';
 import { CallLimit } from './call-limit.ts';
+import { LastSuccessRecord, savedLastSuccess } from './last-success.ts';
 import type { OdooClientLike } from './odoo/odoo-client.ts';
 import { failureOf, isLinkDown, mayHaveLanded, retryAfterOf, waitsForQueued } from './odoo/odoo-error.ts';
 import { ReferenceData, type RefusedModel } from './reference-data.ts';
@@ -159,6 +160,8 @@ export class Relay implements Component {
   #watchOwed = false;
   #lastKeyCheck = Number.NEGATIVE_INFINITY;
   #lastSuccessAt: string | undefined;
+  /** The last success kept in the store: the status shows it after a restart (last-success.ts). */
+  readonly #lastSuccess: LastSuccessRecord;
   #lastError: string | undefined;
 
   constructor(options: RelayOptions) {
@@ -173,6 +176,7 @@ export class Relay implements Component {
     this.#rules = rulesFor(options.config);
     this.#ref = new ReferenceData({ store: options.store, odoo: this.#limited, mapping: options.odooConfig.mapping, log: options.log });
     this.#watch = new StockWatch({ store: options.store, ref: this.#ref, log: options.log, clock: this.#clock });
+    this.#lastSuccess = new LastSuccessRecord(options.store, options.log);
   }
 
   get status(): ComponentStatus {
@@ -198,6 +202,7 @@ export class Relay implements Component {
     if (this.#status === 'running' || this.#status === 'starting') return;
     this.#status = 'starting';
     await this.#ref.loadCached().catch((err) => this.#o.log.warn('cached reference data unreadable', { error: describeError(err) }));
+    this.#lastSuccessAt ??= await savedLastSuccess(this.#o.store).catch(() => undefined);
     this.#status = 'running';
     this.#unwatchClock ??= this.#steady.onStepBack((stepMs) => this.#clockSteppedBack(stepMs));
     if (!this.#o.config.enabled) {
@@ -223,6 +228,7 @@ export class Relay implements Component {
       await Promise.race([this.#loop, new Promise<void>((r) => (timer = setTimeout(r, deadlineMs).unref()))]);
       clearTimeout(timer);
     }
+    await this.#lastSuccess.flush();
     if (this.#o.closeClientOnStop !== false) this.#o.odoo.close();
     this.#limited.holdUntilReopened(false);
     this.#unwatchClock?.();
@@ -391,6 +397,7 @@ export class Relay implements Component {
       this.#authWait = 0;
       this.#linkWait = 0;
       this.#lastError = undefined;
+      this.#succeeded();
       this.#o.log.info('connected to Odoo', { version });
       // A reconnection after an outage to the same version keeps the reference data (pulled on its
       // schedule); a new version reads it again (units differ between 18 and 19).
@@ -471,7 +478,14 @@ export class Relay implements Component {
   /** Odoo answered: the link is connected again (after an outage) and no link error is current. */
   #linkUp(): void {
     this.#lastError = undefined;
+    this.#succeeded();
     (this.#o.odoo as { noteSuccess?: () => void }).noteSuccess?.();
+  }
+
+  /** Odoo answered: the last success, kept in the store for the status after a restart. */
+  #succeeded(): void {
+    this.#lastSuccessAt = new Date(this.#clock()).toISOString();
+    this.#lastSuccess.note(this.#lastSuccessAt);
   }
 
   #growRefWait(): number {
@@ -666,7 +680,6 @@ export class Relay implements Component {
         (this.#o.odoo as { noteFailure?: (e: unknown) => void }).noteFailure?.(err.error);
       }
     } else if ([...results.values()].some((r) => r.ok)) {
-      this.#lastSuccessAt = new Date(this.#clock()).toISOString();
       this.#linkUp();
     }
     return { results, trouble, retryAfterMs };

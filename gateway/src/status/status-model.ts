@@ -7,6 +7,7 @@ import type { AlertSeverity, EndpointKind, EndpointState, OdooLinkState, Telemet
 import { describeError } from '../errors.ts';
 import type { OrderDownloadSummary } from '../astm/order-download.ts';
 import { maskAstmNames } from './mask-names.ts';
+import { savedLastSuccess } from '../relay/last-success.ts';
 import { SteadyWallClock } from '../wall-clock.ts';
 
 /**
@@ -371,6 +372,10 @@ export class StatusModel implements Component {
     } catch {
       /* a closed store: the poll below reports it */
     }
+    // So does when Odoo last answered (the relay keeps it, relay/last-success.ts): restarted during
+    // an Odoo outage, the status said "never" for an Odoo that had taken the morning's events.
+    const saved = await savedLastSuccess(this.#o.store).catch(() => undefined);
+    if (saved && (this.#odoo.lastSuccessAt === null || this.#odoo.lastSuccessAt < saved)) this.#odoo.lastSuccessAt = saved;
     this.poll();
     await this.refreshDisk();
     this.#lastHealth = this.health().health;

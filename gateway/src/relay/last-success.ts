@@ -1,0 +1,70 @@
+import { describeError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import type { GatewayStore } from '../store/types.ts';
+
+/**
+ * When the gateway last reached Odoo, kept in the store so that it survives a restart.
+ *
+ * `odoo.lastSuccessAt` (DESIGN.md §5, GET /api/status and the MQTT status) says when Odoo last
+ * answered. It was held in memory only: a gateway restarted during an Odoo outage (an update, a
+ * power cut) showed "Last success: never" on the page and the tray, as for a gateway that had never
+ * reached its Odoo (a wrong URL or key), though Odoo had taken its events an hour before. Its
+ * sibling `lastMessageAt` already survived a restart.
+ *
+ * The relay notes every success (a connection, a reference pull, a batch Odoo took) and writes the
+ * time at most every SAVE_EVERY_MS, and once more when it stops; the status model starts from it.
+ * After a power cut the time shown is at most that much earlier than the real last success.
+ * It holds for one Odoo: the namespace is reset when the gateway is pointed at another one
+ * (odoo-target.ts).
+ */
+export const ODOO_LINK_NAMESPACE = 'odoo-link';
+const LAST_SUCCESS_KEY = 'last-success';
+const SAVE_EVERY_MS = 60_000;
+
+interface LastSuccessDoc {
+  at: string;
+}
+
+/** The last success the store keeps (ISO), if any. */
+export async function savedLastSuccess(store: Pick<GatewayStore, 'getDoc'>): Promise<string | undefined> {
+  const doc = await store.getDoc<LastSuccessDoc>(ODOO_LINK_NAMESPACE, LAST_SUCCESS_KEY);
+  return typeof doc?.at === 'string' ? doc.at : undefined;
+}
+
+export class LastSuccessRecord {
+  readonly #store: Pick<GatewayStore, 'putDoc'>;
+  readonly #log: Logger;
+  #at: string | undefined;
+  #saved: string | undefined;
+  /** When the last write began (`performance.now()` ms). */
+  #savedAt = Number.NEGATIVE_INFINITY;
+  /** Writes in order: an older time never lands after a newer one. */
+  #writing: Promise<void> = Promise.resolve();
+
+  constructor(store: Pick<GatewayStore, 'putDoc'>, log: Logger) {
+    this.#store = store;
+    this.#log = log;
+  }
+
+  /** Odoo answered at `at` (ISO); written now unless a write began less than SAVE_EVERY_MS ago. */
+  note(at: string): void {
+    this.#at = at;
+    if (performance.now() - this.#savedAt >= SAVE_EVERY_MS) void this.flush();
+  }
+
+  /** Write the last noted success if it is not written yet (at stop). Never throws. */
+  flush(): Promise<void> {
+    const at = this.#at;
+    if (at === undefined || at === this.#saved) return this.#writing;
+    this.#saved = at;
+    this.#savedAt = performance.now();
+    this.#writing = this.#writing.then(async () => {
+      try {
+        await this.#store.putDoc(ODOO_LINK_NAMESPACE, LAST_SUCCESS_KEY, { at } satisfies LastSuccessDoc);
+      } catch (err) {
+        this.#log.warn('could not keep the time Odoo last answered', { error: describeError(err) });
+      }
+    });
+    return this.#writing;
+  }
+}
