@@ -1,16 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import net from 'node:net';
 import path from 'node:path';
 import mqtt from 'mqtt';
 import { Telemetry } from '../../gateway/src/telemetry.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
 import { StatusModel } from '../../gateway/src/status/status-model.ts';
 import { MqttStatus } from '../../gateway/src/status/mqtt-status.ts';
+import { StatusServer } from '../../gateway/src/status/http-server.ts';
 import type { EventStore } from '../../gateway/src/store/event-store.ts';
 import { makeConfig, openStore, tempDir, waitFor } from '../fixtures/status/harness.ts';
 
 /**
  * The programs that watch the gateway over a working day: a building-management dashboard on the
- * embedded broker that goes away and comes back.
+ * embedded broker that goes away and comes back; a script that follows /api/stream and stops
+ * reading.
  */
 describe('a dashboard with a persistent MQTT session on the embedded broker', () => {
   const tmp = tempDir('status-subscribers-');
@@ -74,5 +77,86 @@ describe('a dashboard with a persistent MQTT session on the embedded broker', ()
     await back.endAsync();
     const stale = statuses.filter((s) => s.received < 61);
     expect(stale.length, `stale statuses replayed to the returning dashboard: ${stale.length}`).toBe(0);
+  });
+});
+
+/** The LIS link's received count in each complete `data:` frame of a server-sent-events text. */
+function framesOf(text: string): number[] {
+  const frames = text.split('\n\n').slice(0, -1);
+  return frames.flatMap((f) => {
+    const data = f.split('\n').find((l) => l.startsWith('data: '));
+    if (!data) return [];
+    const body = JSON.parse(data.slice('data: '.length)) as { endpointDetail: Array<{ id: string; received: number }> };
+    return [body.endpointDetail.find((e) => e.id === 'lis')!.received];
+  });
+}
+
+describe('GET /api/stream with a client that stops reading', () => {
+  const tmp = tempDir('status-stream-');
+  let store: EventStore;
+  const telemetry = new Telemetry();
+  let server: StatusServer;
+  let port: number;
+
+  beforeAll(async () => {
+    const config = makeConfig(path.join(tmp.dir, 'data'));
+    // A large site (many analyzers): each status frame is about 1 MB, so that the kernel's
+    // socket buffers fill within a few frames and what follows has to wait in the gateway.
+    for (let i = 0; i < 4000; i++) config.analyzers.push({ id: `an-${i}`, profile: 'sysmex-xn', tcp: { listen: { host: '127.0.0.1', port: 0 } } });
+    store = await openStore(config.gateway.dataDir);
+    server = new StatusServer({ config, store, telemetry, log: silentLogger, version: 't', startedAt: new Date().toISOString(), processMetrics: false });
+    await server.start();
+    port = server.address().port;
+  });
+
+  afterAll(async () => {
+    await server.stop();
+    await store.close();
+    tmp.cleanup();
+  });
+
+  // What IT saw: a script following `GET /api/stream` (`curl -N … | while read …; do …; sleep 60;
+  // done`) or a frozen browser tab stopped reading; the gateway wrote every status change for it
+  // anyway, and what its socket could not take piled up in the gateway's memory — a few KB per
+  // change, several a second on a working day: hundreds of MB a day, without limit, and the
+  // client, once it read again, worked through hours of stale states. Broke: bounded memory of
+  // the gateway (a slow subscriber must not grow it) and the stream's promise of the current
+  // status, pushed on change.
+  it('keeps no backlog for it: once it reads again it gets the current status, not every state it missed', async () => {
+    const open = (): net.Socket => {
+      const socket = net.connect(port, '127.0.0.1');
+      socket.write(`GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+      return socket;
+    };
+    // A reader that keeps up, to count the frames the gateway pushed.
+    let fastText = '';
+    const fast = open();
+    fast.setEncoding('latin1');
+    fast.on('data', (d: string) => (fastText += d));
+    // The stalled reader: it takes the first frame, then reads nothing more.
+    let slowText = '';
+    const slow = open();
+    slow.setEncoding('latin1');
+    const onSlow = (d: string): void => void (slowText += d);
+    slow.on('data', onSlow);
+    await waitFor(() => framesOf(slowText).length >= 1 && framesOf(fastText).length >= 1, 'the first frame on both streams');
+    slow.pause();
+
+    // Messages keep coming while it does not read: each changes the status.
+    for (let i = 0; i < 40; i++) {
+      telemetry.emit('intake.message', { endpoint: 'lis', kind: 'hl7', outcome: 'accepted', ackLatencyMs: 1, bytes: 100 });
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    await waitFor(() => framesOf(fastText).at(-1) === 40, 'the current status on the reader that keeps up');
+    const pushed = framesOf(fastText).length;
+
+    slow.resume();
+    await waitFor(() => framesOf(slowText).at(-1) === 40, 'the current status on the stalled reader', 20_000);
+    const got = framesOf(slowText).length;
+    fast.destroy();
+    slow.destroy();
+    // Before: the stalled reader was handed every frame the gateway pushed (all kept for it).
+    expect(pushed, 'frames pushed while the stalled reader did not read').toBeGreaterThanOrEqual(20);
+    expect(got, `frames kept for the stalled reader (of ${pushed} pushed)`).toBeLessThan(pushed / 2);
   });
 });

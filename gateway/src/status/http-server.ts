@@ -156,6 +156,8 @@ export class StatusServer implements Component {
   readonly #audit: AuditLog;
   #assets = new Map<string, PageAsset>();
   readonly #streams = new Set<http.ServerResponse>();
+  /** Streams skipped while their socket is full; each gets the current status at its next drain. */
+  readonly #behind = new WeakSet<http.ServerResponse>();
   #streamTimer: NodeJS.Timeout | undefined;
   #streamLastSent = 0;
   #unsubscribeModel: (() => void) | undefined;
@@ -553,7 +555,13 @@ export class StatusServer implements Component {
     req.on('close', () => this.#streams.delete(res));
   }
 
-  /** Coalesce changes: at most one stream push per STREAM_MIN_INTERVAL_MS. */
+  /**
+   * Coalesce changes: at most one stream push per STREAM_MIN_INTERVAL_MS. A client whose socket
+   * has not taken the previous frame (it stopped reading: a script sleeping between lines, a
+   * frozen tab) is skipped, and gets the status of that moment once its socket drains: each
+   * frame is the whole status, so the newest replaces the ones it missed. Writing every frame
+   * kept them all in the gateway's memory for it, without limit (hundreds of MB a day).
+   */
   #scheduleStream(): void {
     if (this.#streams.size === 0 || this.#streamTimer) return;
     const wait = Math.max(0, this.#streamLastSent + STREAM_MIN_INTERVAL_MS - Date.now());
@@ -561,9 +569,22 @@ export class StatusServer implements Component {
       this.#streamTimer = undefined;
       this.#streamLastSent = Date.now();
       const frame = `data: ${JSON.stringify(this.model.toApiStatus())}\n\n`;
-      for (const s of this.#streams) s.write(frame);
+      for (const s of this.#streams) {
+        if (this.#behind.has(s)) continue;
+        if (s.writableNeedDrain) this.#catchUpOnDrain(s);
+        else s.write(frame);
+      }
     }, wait);
     this.#streamTimer.unref();
+  }
+
+  /** A stream that missed frames: the current status once its socket has taken what it holds. */
+  #catchUpOnDrain(s: http.ServerResponse): void {
+    this.#behind.add(s);
+    s.once('drain', () => {
+      this.#behind.delete(s);
+      if (this.#streams.has(s)) s.write(`data: ${JSON.stringify(this.model.toApiStatus())}\n\n`);
+    });
   }
 }
 
