@@ -174,6 +174,8 @@ class MessageNormalizer {
   readonly #warnings: string[] = [];
   readonly #terms = new Set<string>();
   readonly #runs: RunSummary[] = [];
+  /** Result keys (without version) given in this message → the value, units and flags they were given for. */
+  readonly #resultKeys = new Map<string, string[]>();
   readonly #controlId: string | undefined;
   #lots: ReadonlyMap<string, string> = new Map();
 
@@ -392,13 +394,13 @@ class MessageNormalizer {
       if (status !== '') data.resultStatus = status;
       if (iso) data.completedAt = iso;
       const version = resultVersion(status.trim(), value, units, flags);
+      const alongside = this.#alongside(specimenId, analyzerCode, timeKey, value, units, flags);
       this.#push('test.completed', {
         occurredAt: iso ?? this.#headerTime() ?? this.#ctx.receivedAt,
         // The key of a final result (and of its resends: R, V) has no version part: unchanged.
-        idempotencyKey:
-          version === undefined
-            ? idempotencyKey('astm', analyzerId, 'result', specimenId, analyzerCode, timeKey)
-            : idempotencyKey('astm', analyzerId, 'result', specimenId, analyzerCode, timeKey, version),
+        // A second result of the same code and time in the message (HbA1c in % then mmol/mol)
+        // gets an `alt:` part: keyed alike, the store skipped it as a resend of the first.
+        idempotencyKey: idempotencyKey('astm', analyzerId, 'result', specimenId, analyzerCode, timeKey, ...(alongside ? [alongside] : []), ...(version ? [version] : [])),
         correlationId: specimenId,
         partitionKey: billableRun ? partitionKeys.order(specimenId) : partitionKeys.specimen(specimenId),
         data,
@@ -437,6 +439,27 @@ class MessageNormalizer {
       const drawnTests = [...new Set(drawing.map((k) => k.consumes))];
       this.#consumption(specimenId, runType, drawing, drawnTests, drawing[0]!.iso ?? this.#headerTime() ?? this.#ctx.receivedAt);
     }
+  }
+
+  /**
+   * The `alt:` key part of a result that shares its code and time key with an earlier result of
+   * the message but not its content: one measurement reported in two units (Afinion 2: HbA1c
+   * 5.1 % and 32 mmol/mol, one completion time). The first keeps the key it always had; a result
+   * repeated verbatim (Bio-Rad's variant capture) is the same fact and gets none. The part is a
+   * hash of value, units and flags (not of the status: a preliminary and its final keep one `alt:`,
+   * the version part tells them apart), so a resend of the message gives the same keys.
+   */
+  #alongside(specimenId: string, analyzerCode: string, timeKey: string, value: string, units: string, flags: string): string | undefined {
+    const key = [specimenId, analyzerCode, timeKey].join('\u0000');
+    const content = [value, units, flags].join('\u0000');
+    const seen = this.#resultKeys.get(key);
+    if (!seen) {
+      this.#resultKeys.set(key, [content]);
+      return undefined;
+    }
+    if (seen[0] === content) return undefined;
+    if (!seen.includes(content)) seen.push(content);
+    return `alt:${shortHash(content)}`;
   }
 
   /**
