@@ -9,9 +9,10 @@ import { waitFor } from '../fixtures/relay/helpers.ts';
 /**
  * An Abbott Afinion 2 set to report HbA1c in both units, NGSP % and IFCC mmol/mol, with the
  * estimated average glucose (eAG) beside them: one cartridge, three results of one measurement,
- * all with the same completion time. A real Afinion 2 sends exactly this (HbA1c 5.1 %, HbA1c
- * 32 mmol/mol, eAG 5.5 mmol/L, one timestamp) when its result units are set so; over ASTM each
- * result is its own R record. The gateway over real TCP, a real LevelDB store.
+ * all with the same completion time. A real Afinion 2 so set was captured sending exactly these
+ * results over HL7 (OBX HbA1c 5.1 %, HbA1c 32 mmol/mol, eAG 5.5 mmol/L, one timestamp); over ASTM
+ * each result is an R record (the layout of the corpus capture). The gateway over real TCP, a real
+ * LevelDB store.
  */
 
 const AFINION = { id: 'afinion-1', profile: 'abbott-afinion-2', tcp: { listen: { host: '127.0.0.1', port: 0 } } };
