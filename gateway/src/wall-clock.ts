@@ -29,6 +29,7 @@ export class SteadyWallClock {
   readonly #mono: () => number;
   /** The last value returned, the monotonic time and the system time when it was read. */
   #last: { value: number; mono: number; wall: number } | undefined;
+  #ahead = 0;
   readonly #listeners = new Set<(stepMs: number) => void>();
 
   constructor(options: { wall?: () => number; mono?: () => number } = {}) {
@@ -49,8 +50,17 @@ export class SteadyWallClock {
     const stepMs = last.wall + elapsed - wall;
     const value = wall >= last.value ? wall : Math.max(wall, last.value + elapsed / 2);
     this.#last = { value, mono, wall };
+    this.#ahead = value - wall;
     if (stepMs > SteadyWallClock.STEP_REPORT_MS) for (const l of this.#listeners) l(stepMs);
     return value;
+  }
+
+  /**
+   * How far the last reading was ahead of the system clock (ms): 0 while the system clock moves
+   * forward; after a step back, what is left of it. No reading of its own (a field read).
+   */
+  get aheadMs(): number {
+    return this.#ahead;
   }
 
   /** Called once per step back larger than STEP_REPORT_MS, with its size (ms), at the reading that saw it. */

@@ -16,9 +16,10 @@ export function syncModeOf(config: Pick<RelayConfig, 'syncModes'>, type: EventTy
   return config.syncModes[type] ?? DEFAULT_SYNC_MODE[type];
 }
 
-export function dueDelayFor(config: RelayConfig, clock: () => number = Date.now): (e: CanonicalEvent) => number {
-  return (e) => {
-    const now = clock();
+export function dueDelayFor(config: RelayConfig, clock: () => number = Date.now): (e: CanonicalEvent, at?: number) => number {
+  // `at`: the store's due clock after the system clock stepped back (EventStoreOptions.dueDelayMs).
+  return (e, at) => {
+    const now = at ?? clock();
     switch (syncModeOf(config, e.type)) {
       case 'realtime':
         return 0;

@@ -52,8 +52,13 @@ export interface RetentionPolicy {
 
 export interface EventStoreOptions {
   dataDir: string;
-  /** Delay before an event becomes due (sync modes: micro-batch windows, scheduled batches). */
-  dueDelayMs?: (event: CanonicalEvent) => number;
+  /**
+   * Delay before an event becomes due (sync modes: micro-batch windows, scheduled batches). `now`,
+   * when given, is the instant to count the window from: the store's due clock, given only while
+   * it is ahead of the system clock (after a step back, see #enqueueEvent); otherwise the
+   * function reads its own clock.
+   */
+  dueDelayMs?: (event: CanonicalEvent, now?: number) => number;
   backoff?: Partial<BackoffPolicy>;
   retention?: Partial<RetentionPolicy>;
   /** Refuse commits when the data dir has less free space than this (bytes). */
@@ -268,7 +273,7 @@ export class EventStore implements GatewayStore {
   readonly #bodies = new Map<string, CanonicalEvent>();
   readonly #bodyRing: Array<string | undefined> = new Array<string | undefined>(BODY_CACHE_SIZE);
   #bodyNext = 0;
-  readonly #dueDelay: (event: CanonicalEvent) => number;
+  readonly #dueDelay: (event: CanonicalEvent, now?: number) => number;
   readonly #backoff: BackoffPolicy;
   readonly #retention: RetentionPolicy;
   readonly #minFreeBytes: number;
@@ -1201,7 +1206,8 @@ export class EventStore implements GatewayStore {
   #enqueueEvent(draft: DraftEvent, messageId: string, now: number, ops: BatchOp[], touched: Set<string>, out?: CanonicalEvent[]): string {
     const id = this.#ids.next(now);
     const event = { ...draft, id, schemaVersion: EVENT_SCHEMA_VERSION, source: { ...draft.source, messageId } } as CanonicalEvent;
-    const dueAt = now + Math.max(0, this.#dueDelay(event));
+    const ahead = this.#dueClock.aheadMs;
+    const dueAt = ahead > 0 ? this.#dueAfterStep(event, now, ahead) : now + Math.max(0, this.#dueDelay(event));
     const stored: StoredEvent = { event, state: 'pending', attempts: 0, dueAt, ambiguous: false };
     if (out) {
       // A message's events: the body goes into the message's record (`out`), `e` keeps the state.
@@ -1228,6 +1234,22 @@ export class EventStore implements GatewayStore {
       this.#oldestWaitingSince = Math.max(idTime(id), dueAt);
     }
     return id;
+  }
+
+  /**
+   * A new event's due time while the due clock is `ahead` of the system clock (a step back being
+   * absorbed, wall-clock.ts; the clock is read every second, so `ahead` is at most a second old and
+   * half a second too large). Due at once stays `now` (due on any clock); a window or a slot is
+   * counted on the due clock, which the lease compares due times with. Counted on the system
+   * clock, a window's end lay hours behind the due clock: for twice the step every batched event
+   * was due at once, one stock picking per analyzer run instead of one per window
+   * (test/unit/clock-step-back-windows.test.ts). Not taken while the clocks agree: no extra work
+   * per committed message.
+   */
+  #dueAfterStep(event: CanonicalEvent, now: number, ahead: number): number {
+    const dueNow = now + ahead;
+    const delay = Math.max(0, this.#dueDelay(event, dueNow));
+    return delay === 0 ? now : dueNow + delay;
   }
 
   /**
