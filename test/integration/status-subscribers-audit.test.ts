@@ -160,3 +160,62 @@ describe('GET /api/stream with a client that stops reading', () => {
     expect(got, `frames kept for the stalled reader (of ${pushed} pushed)`).toBeLessThan(pushed / 2);
   });
 });
+
+describe('GET /api/stream when a health reason appears while the gateway is already degraded', () => {
+  const tmp = tempDir('status-stream-reasons-');
+  let store: EventStore;
+  const telemetry = new Telemetry();
+  let model: StatusModel;
+  let server: StatusServer;
+  let port: number;
+
+  beforeAll(async () => {
+    const config = makeConfig(path.join(tmp.dir, 'data'), { odoo: { url: 'https://odoo.example.invalid' } });
+    store = await openStore(config.gateway.dataDir);
+    // Degraded from the start (an administrator paused sending to Odoo); Odoo's outage becomes a
+    // reason of its own after its grace period.
+    model = new StatusModel({ config, store, telemetry, version: 't', startedAt: new Date().toISOString(), relayPaused: () => true, odooGraceMs: 300, pollIntervalMs: 100 });
+    server = new StatusServer({ config, store, telemetry, log: silentLogger, version: 't', startedAt: new Date().toISOString(), model, processMetrics: false });
+    await server.start();
+    port = server.address().port;
+  });
+
+  afterAll(async () => {
+    await server.stop();
+    await model.stop();
+    await store.close();
+    tmp.cleanup();
+  });
+
+  // What IT saw: a dashboard following /api/stream showed "degraded — sending to Odoo is paused"
+  // while Odoo had been unreachable for an hour: the stream pushed the status when health went
+  // from ok to degraded, not when a reason was added to (or taken from) a health already
+  // degraded — ODOO_UNREACHABLE after its grace, ENDPOINT_DOWN after an idle hour, LINE_ERRORS
+  // cleared a minute after the refusals — so in a quiet lab nothing else pushed it. The MQTT
+  // alert came; the retained status lagged up to mqtt.publishIntervalMs. Broke: "the status as
+  // server-sent events, pushed on change" (status README), healthReasons "says why".
+  it('pushes the status with the new reason', async () => {
+    const alerts: string[] = [];
+    model.onAlert((a) => alerts.push(a.code));
+    let text = '';
+    const socket = net.connect(port, '127.0.0.1');
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => (text += d));
+    socket.write(`GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+    const reasonsPushed = (): string[][] =>
+      text
+        .split('\n\n')
+        .flatMap((f) => f.split('\n').filter((l) => l.startsWith('data: ')))
+        .map((l) => (JSON.parse(l.slice(6)) as { healthReasons: Array<{ code: string }> }).healthReasons.map((r) => r.code));
+    await waitFor(() => reasonsPushed().length >= 1, 'the first frame');
+    expect(reasonsPushed()[0]).toEqual(['RELAY_PAUSED']);
+    telemetry.emit('odoo.state', { state: 'unreachable', lastError: 'connect ECONNREFUSED' });
+    await waitFor(() => alerts.includes('ODOO_UNREACHABLE'), 'the ODOO_UNREACHABLE alert');
+    try {
+      await waitFor(() => reasonsPushed().some((codes) => codes.includes('ODOO_UNREACHABLE')), 'a pushed status naming ODOO_UNREACHABLE', 5_000);
+    } finally {
+      socket.destroy();
+    }
+    expect(reasonsPushed().at(-1)).toContain('ODOO_UNREACHABLE');
+  });
+});

@@ -835,8 +835,13 @@ export class StatusModel implements Component {
         this.#emitAlert({ severity: 'info', code: `${code}_CLEARED`, message: `Resolved: ${code.toLowerCase().replaceAll('_', ' ')}${endpoint ? ` (${endpoint})` : ''}`, at, ...(endpoint ? { endpoint } : {}) });
       }
     }
+    // A reason added to or taken from a health already degraded is a change too (ODOO_UNREACHABLE
+    // after its grace, ENDPOINT_DOWN after an idle hour, LINE_ERRORS cleared): only a change of
+    // level was one, and /api/stream, which pushes on change only, kept showing the old reasons
+    // in a quiet lab (the retained MQTT status until the next interval).
+    const reasonsChanged = codes.size !== this.#lastReasonCodes.size || [...codes].some((k) => !this.#lastReasonCodes.has(k));
     this.#lastReasonCodes = codes;
-    if (health !== this.#lastHealth) {
+    if (health !== this.#lastHealth || reasonsChanged) {
       this.#lastHealth = health;
       this.#changed('status');
     }
