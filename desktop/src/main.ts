@@ -17,8 +17,10 @@ import {
   decideNotification,
   diagnostics,
   forgetAlert,
+  isOffline,
   normalizeStatus,
   parseJson,
+  reasonChanges,
   trayIcon,
   trayMenu,
   trayTooltip,
@@ -26,6 +28,7 @@ import {
   type TrayAlert,
   type TrayIcon,
   type TrayInput,
+  type TrayStatus,
 } from './tray-state.ts';
 import { resolveTrayConfig, statusTopics, type TrayConfig } from './tray-config.ts';
 import { navigationDecision } from './navigation.ts';
@@ -98,6 +101,13 @@ class TrayApp {
   readonly #pendingAvailability = new Map<string, 'online' | 'offline'>();
   #pendingAlerts: Array<{ gatewayId: string; alert: TrayAlert }> = [];
   #lastRendered = '';
+  /**
+   * Keys of the health reasons of the last live status (kept across reconnections), and of the
+   * alerts that arrived live since: alarms raised while the tray was not listening are notified
+   * from the status (see reasonChanges), once.
+   */
+  #seenReasons = new Set<string>();
+  #liveAlertKeys = new Set<string>();
 
   constructor(config: TrayConfig) {
     this.#config = config;
@@ -222,6 +232,7 @@ class TrayApp {
       if (this.#gatewayId === undefined) this.#follow(client, from);
       if (status.gatewayId !== this.#gatewayId) return;
       this.#update({ status, statusAt: Date.now() });
+      this.#notifyMissedAlarms(status);
       return;
     }
     const body = parseJson<unknown>(payload);
@@ -236,7 +247,10 @@ class TrayApp {
     } else if (topic.endsWith('/alerts') && !retained) {
       const alert = body as TrayAlert | undefined;
       if (!alert || typeof alert.code !== 'string') return;
-      if (this.#gatewayId !== undefined) this.#onAlert(alert);
+      if (this.#gatewayId !== undefined) {
+        this.#liveAlertKeys.add(alertKey(alert));
+        this.#onAlert(alert);
+      }
       else this.#pendingAlerts = [...this.#pendingAlerts, { gatewayId: from, alert }].slice(-20);
     }
   }
@@ -317,15 +331,33 @@ class TrayApp {
     }
   }
 
+  /**
+   * A status of the gateway as it runs now: alarms it shows that the tray was not told about
+   * (raised while the tray was not connected) are notified, and those gone are closed. A status
+   * the tray takes as offline (the last one of a stopped or dead gateway) says nothing current.
+   */
+  #notifyMissedAlarms(status: TrayStatus): void {
+    if (isOffline({ ...this.#state, now: Date.now() }).offline) return;
+    const changes = reasonChanges(this.#seenReasons, status, new Date().toISOString());
+    this.#seenReasons = changes.keys;
+    for (const key of changes.cleared) this.#closeAlarm(key);
+    // An alert that arrived live was decided on already (shown, or counted as held back).
+    for (const alert of changes.appeared) if (!this.#liveAlertKeys.has(alertKey(alert))) this.#onAlert(alert);
+    this.#liveAlertKeys.clear();
+  }
+
+  /** The alarm is over: its notification goes away, and if it comes back it is notified again. */
+  #closeAlarm(key: string): void {
+    this.#shown.get(key)?.close();
+    this.#shown.delete(key);
+    this.#notify = forgetAlert(this.#notify, key);
+  }
+
   #onAlert(alert: TrayAlert): void {
-    // `<CODE>_CLEARED`: the alarm is over. Its notification goes away, and if it comes back it is
-    // notified again (not held back as a duplicate of the one that cleared).
+    // `<CODE>_CLEARED`: the alarm is over (not held back as a duplicate of the one that cleared
+    // if it comes back).
     const cleared = clearedAlertKey(alert);
-    if (cleared !== undefined) {
-      this.#shown.get(cleared)?.close();
-      this.#shown.delete(cleared);
-      this.#notify = forgetAlert(this.#notify, cleared);
-    }
+    if (cleared !== undefined) this.#closeAlarm(cleared);
     const d = decideNotification(this.#notify, alert, Date.now());
     this.#notify = d.state;
     if (d.notify && Notification.isSupported()) {

@@ -14,12 +14,20 @@ import { displayUrl } from './tray-config.ts';
 export const TrayIcons = ['ok', 'degraded', 'down', 'offline'] as const;
 export type TrayIcon = (typeof TrayIcons)[number];
 
+/** One reason of the gateway's health (status/README.md "Health"); `endpoint` for a link's own. */
+export interface HealthReason {
+  level: string;
+  code: string;
+  message: string;
+  endpoint?: string;
+}
+
 /** The part of the `/api/status` body the tray reads. */
 export interface TrayStatus {
   gatewayId: string;
   version?: string;
   health: 'ok' | 'degraded' | 'down';
-  healthReasons?: Array<{ level: string; code: string; message: string }>;
+  healthReasons?: HealthReason[];
   queue?: { pending: number; deadLettered: number };
   relayPaused?: boolean;
   online?: boolean;
@@ -70,7 +78,7 @@ export function normalizeStatus(value: unknown): TrayStatus | undefined {
   const raw = value as Record<string, unknown>;
   if (typeof raw.gatewayId !== 'string' || !raw.gatewayId) return undefined;
   const reasons = (Array.isArray(raw.healthReasons) ? raw.healthReasons : []).filter(
-    (r): r is { level: string; code: string; message: string } => !!r && typeof r === 'object' && typeof (r as { message?: unknown }).message === 'string',
+    (r): r is HealthReason => !!r && typeof r === 'object' && typeof (r as { message?: unknown }).message === 'string',
   );
   const status = { ...raw, healthReasons: reasons } as unknown as TrayStatus;
   if (healthOf(status) === raw.health) return status;
@@ -250,6 +258,29 @@ export function forgetAlert(state: NotifyState, key: string): NotifyState {
   const lastByKey = { ...state.lastByKey };
   delete lastByKey[key];
   return { ...state, lastByKey };
+}
+
+/** The key of a health reason: the key of the alert the gateway raises for it (`code:endpoint`). */
+export function reasonKey(reason: Pick<HealthReason, 'code' | 'endpoint'>): string {
+  return `${reason.code}:${reason.endpoint ?? ''}`;
+}
+
+/**
+ * The alarms of a live status compared with the previous live status the tray saw (`seen`: their
+ * keys; empty before the first). The gateway raises an alert when a reason appears, but only to
+ * whoever listens then: one raised while the tray was not connected — the gateway started after
+ * the tray, restarted, or the PC was asleep — was never notified. `appeared` are those reasons as
+ * the alerts the gateway raised for them (`critical` for a `down` reason, else `warning`; the
+ * notification dedup keeps one that did arrive live from being shown twice); `cleared` are the
+ * keys of reasons gone since (their notification is closed, as with `<CODE>_CLEARED`).
+ */
+export function reasonChanges(seen: ReadonlySet<string>, status: TrayStatus, at: string): { appeared: TrayAlert[]; cleared: string[]; keys: Set<string> } {
+  const reasons = (status.healthReasons ?? []).filter((r) => typeof r.code === 'string' && r.code !== '');
+  const keys = new Set(reasons.map(reasonKey));
+  const appeared = reasons
+    .filter((r) => !seen.has(reasonKey(r)))
+    .map((r): TrayAlert => ({ severity: r.level === 'down' ? 'critical' : 'warning', code: r.code, message: r.message, at, ...(r.endpoint ? { endpoint: r.endpoint } : {}) }));
+  return { appeared, cleared: [...seen].filter((k) => !keys.has(k)), keys };
 }
 
 /** Decide whether a new alert becomes a desktop notification (dedup + rate limit). */

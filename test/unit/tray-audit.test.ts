@@ -251,7 +251,8 @@ describe('tray main process (Electron and MQTT stood in)', () => {
   it('one notification per new alarm: status updates and a redelivered alert do not notify again', async () => {
     const c = await startTray({ gatewayId: 'lab-1' });
     c.emit('connect');
-    const degraded = { ...okStatus('lab-1'), health: 'degraded', healthReasons: [{ level: 'degraded', code: 'ENDPOINT_DOWN', message: 'Analyzer xn-1 disconnected for 1 min' }] };
+    // The reason names its endpoint, as the gateway's status does (status-model.ts health()).
+    const degraded = { ...okStatus('lab-1'), health: 'degraded', healthReasons: [{ level: 'degraded', code: 'ENDPOINT_DOWN', endpoint: 'xn-1', message: 'Analyzer xn-1 disconnected for 1 min' }] };
     const alert = { gatewayId: 'lab-1', severity: 'warning', code: 'ENDPOINT_DOWN', endpoint: 'xn-1', message: 'Analyzer xn-1 disconnected for 0 min', at: new Date().toISOString() };
     c.deliver('lab-gateway/lab-1/alerts', alert);
     for (let i = 0; i < 20; i++) c.deliver('lab-gateway/lab-1/status', degraded, i === 0);
