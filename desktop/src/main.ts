@@ -66,6 +66,15 @@ function loadConfig(): TrayConfig {
 
 const WILDCARD = statusTopics(undefined);
 
+/**
+ * The topics to subscribe, availability first: a broker sends the retained messages in the order
+ * of the subscription's filters, so the tray knows a gateway is offline (its Last Will) before it
+ * reads that gateway's last status — never showing a dead gateway's last "all good" meanwhile.
+ */
+function topicsInOrder(t: ReturnType<typeof statusTopics>): string[] {
+  return [t.availability, t.status, t.alerts];
+}
+
 /** The gateway id in `lab-gateway/<id>/…`. */
 function topicGateway(topic: string): string | undefined {
   const parts = topic.split('/');
@@ -214,7 +223,7 @@ class TrayApp {
       this.#pendingAlerts = [];
       this.#update({ connection: 'connected', connectionError: undefined, status: undefined, statusAt: undefined, availability: undefined });
       const t = statusTopics(this.#gatewayId);
-      client.subscribe([t.status, t.availability, t.alerts], { qos: 1 });
+      client.subscribe(topicsInOrder(t), { qos: 1 });
     });
     // With the embedded broker a dead gateway takes its broker along: a lost connection is "offline".
     client.on('close', () => this.#update({ connection: 'lost' }));
@@ -259,7 +268,7 @@ class TrayApp {
   #follow(client: MqttClient, gatewayId: string): void {
     this.#gatewayId = gatewayId;
     const t = statusTopics(gatewayId);
-    client.subscribe([t.status, t.availability, t.alerts], { qos: 1 });
+    client.subscribe(topicsInOrder(t), { qos: 1 });
     client.unsubscribe([WILDCARD.status, WILDCARD.availability, WILDCARD.alerts]);
     const availability = this.#pendingAvailability.get(gatewayId);
     const alerts = this.#pendingAlerts.filter((p) => p.gatewayId === gatewayId).map((p) => p.alert);

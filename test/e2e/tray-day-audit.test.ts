@@ -11,7 +11,7 @@ import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileWriter, getJson, startGatewayProcess, until, type GatewayProcess } from '../fixtures/gateway-process.ts';
-import { freePort } from '../fixtures/status/harness.ts';
+import { freePort, useMosquitto } from '../fixtures/status/harness.ts';
 import { clickMenu, resetScreen, screen } from '../fixtures/tray/electron-stand-in.ts';
 
 vi.mock('electron', () => import('../fixtures/tray/electron-stand-in.ts'));
@@ -160,5 +160,47 @@ describe('gateway not running yet at login', () => {
     await until('more statuses', () => screen.tooltips.length > seen || undefined, 10_000).catch(() => undefined);
     await new Promise((r) => setTimeout(r, 5000));
     expect(shown()).toEqual([expect.stringMatching(/xn-1/)]);
+  });
+});
+
+describe('gateway died overnight (external broker)', () => {
+  const broker = useMosquitto('tray-mosquitto-');
+
+  /**
+   * User sees: the gateway publishes to the site's Mosquitto. It was killed overnight (power cut
+   * of its box); the broker published its Last Will `offline`. In the morning the technician logs
+   * in: the tray lights up green "all good" from the dead gateway's last retained status before it
+   * turns grey. The broker delivers the retained status before the availability when the tray
+   * subscribes to them in that order.
+   * Promise: desktop/README.md "the retained topic lab-gateway/<id>/availability says offline: …
+   * the gateway's Last Will" shows grey — never the green of a gateway that is not running.
+   */
+  it('the tray starting after the gateway died never shows it green', async () => {
+    const statusPort = await freePort();
+    const s: Site = {
+      gatewayUrl: `http://127.0.0.1:${statusPort}`,
+      mqttUrl: `mqtt://127.0.0.1:${broker.port}`,
+      config: await file(
+        [
+          `gateway: { id: tray-night, dataDir: ${path.join(dir, 'data')} }`,
+          'hl7: [ { id: lis, listen: { host: 127.0.0.1, port: 0 } } ]',
+          `mqtt: { broker: 'mqtt://127.0.0.1:${broker.port}', publishIntervalMs: 2000 }`,
+          `status: { listen: { host: 127.0.0.1, port: ${statusPort} } }`,
+          '',
+        ].join('\n'),
+      ),
+    };
+    const g = await startGateway(s);
+    await until('its retained status', async () => (await getJson<{ online?: boolean }>(`${s.gatewayUrl}/api/status`)).online);
+    await new Promise((r) => setTimeout(r, 1000)); // the publisher has published its status
+    g.child.kill('SIGKILL');
+    await g.exited;
+    await new Promise((r) => setTimeout(r, 20_000)); // the broker's keep-alive (10 s × 1.5) ran out: the will is out
+
+    await startTray(s);
+    await until('the tray read the retained topics', () => /not running/.test(tooltip()) && tooltip(), 10_000);
+    expect(icon()).toBe('offline');
+    expect(screen.icons).not.toContain('ok');
+    expect(shown()).toEqual([]);
   });
 });
