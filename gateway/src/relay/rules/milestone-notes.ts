@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
+import { describeError } from '../../errors.ts';
+import { inStoredOrder } from '../../events/invoice-eligibility.ts';
 import { partitionKeys } from '../../events/keys.ts';
-import type { EventType, SpecimenReceivedData, TestCompletedData, TestInProgressData } from '../../events/types.ts';
+import type { CanonicalEvent, EventType, SpecimenReceivedData, TestCompletedData, TestInProgressData } from '../../events/types.ts';
 import type { OdooRef, StoredEvent } from '../../store/types.ts';
 import { searchRead } from '../odoo/odoo-calls.ts';
 import type { OdooApi } from '../odoo/odoo-client.ts';
-import { notSent, stopsTheLink } from '../odoo/odoo-error.ts';
-import { noSaleOrder, saleOrdersByAccession } from './sale-orders.ts';
+import { failureOf, notSent, stopsTheLink } from '../odoo/odoo-error.ts';
+import { noSaleOrder, otherClientGuard, saleOrdersByAccession } from './sale-orders.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
 
 /** The milestone types noted in the order's chatter. */
@@ -25,6 +27,13 @@ export const MILESTONE_TYPES = ['specimen.received', 'test.in_progress', 'test.c
  * order message, the milestone is resolved without a write, and the order's rule posts its note
  * once the sale order exists (order-created.ts), so the chatter still shows it. Without one, a
  * missing order is retried with the store's back-off and dead-lettered after relay.maxAttempts.
+ * When that order never posts (an operator discarded its dead letter and entered the sale order
+ * by hand), the accession's next milestone or result that reaches the sale order notes them
+ * (`milestonesLeftToTheOrder`); before, their note was lost without a word.
+ *
+ * A milestone from a LIS link whose order of the accession is another client's than the sale
+ * order's (two LIS links numbering alike, sale-orders.ts `otherClientGuard`) is a dead letter:
+ * another patient's specimen is never noted on this client's order.
  */
 export const milestoneNotesRule: PostingRule = {
   name: 'milestone-notes',
@@ -45,7 +54,9 @@ export const milestoneNotesRule: PostingRule = {
     // happened to an earlier attempt.
     const posted = await notedMarkers(ctx.odoo, [...orders.values()].map((o) => o.id));
     const bySo = new Map<number, StoredEvent[]>();
+    const accessionOf = new Map<number, string>();
     const orderEvents = new Map<string, StoredEvent[]>(); // the store's order.created per accession, read once a batch
+    const otherClient = otherClientGuard(ctx);
     for (const { e, accession } of withOrder) {
       const so = orders.get(accession);
       if (!so) {
@@ -59,7 +70,26 @@ export const milestoneNotesRule: PostingRule = {
         results.set(e.event.id, ok([{ model: 'sale.order', id: so.id, name: String(so['name'] ?? '') }], 'note already posted'));
         continue;
       }
+      // Never on another LIS's order of the same number (another client's sale order).
+      const foreign = await otherClient(e, accession, so, `the ${e.event.type} note`);
+      if (foreign) {
+        results.set(e.event.id, fail(foreign));
+        continue;
+      }
       bySo.set(so.id, [...(bySo.get(so.id) ?? []), e]);
+      accessionOf.set(so.id, accession);
+    }
+    // Milestones of these orders left to an order message that never posted (discarded by an
+    // operator): noted first, in the same note.
+    const inBatch = new Set(events.map((e) => e.event.id));
+    for (const [soId, items] of bySo) {
+      try {
+        const left = (await milestonesLeftToTheOrder(ctx, accessionOf.get(soId)!, items[0]!.event)).filter((m) => !inBatch.has(m.event.id) && !posted.has(noteMarker(m.event.idempotencyKey)));
+        if (left.length > 0) bySo.set(soId, [...left, ...items]);
+      } catch (err) {
+        for (const i of items) results.set(i.event.id, fail(err));
+        bySo.delete(soId);
+      }
     }
     // message_post acts on one record: one call per order, a few in parallel (bounded so a large
     // batch does not queue behind the HTTP agent's sockets and time out there).
@@ -72,9 +102,9 @@ export const milestoneNotesRule: PostingRule = {
     const post = async ([soId, items]: [number, StoredEvent[]]): Promise<void> => {
       try {
         const refs = await postMilestoneNote(ctx.odoo, soId, items);
-        for (const i of items) results.set(i.event.id, ok(refs));
+        for (const i of items) if (inBatch.has(i.event.id)) results.set(i.event.id, ok(refs));
       } catch (err) {
-        for (const i of items) results.set(i.event.id, fail(err));
+        for (const i of items) if (inBatch.has(i.event.id)) results.set(i.event.id, fail(err));
         if (stopsTheLink(err)) linkFailure ??= { error: err };
       }
     };
@@ -83,7 +113,7 @@ export const milestoneNotesRule: PostingRule = {
         for (let next = linkFailure ? undefined : queue.shift(); next; next = linkFailure ? undefined : queue.shift()) await post(next);
       }),
     );
-    if (linkFailure) for (const [, items] of queue) for (const i of items) results.set(i.event.id, fail(notSent(linkFailure.error)));
+    if (linkFailure) for (const [, items] of queue) for (const i of items) if (inBatch.has(i.event.id)) results.set(i.event.id, fail(notSent(linkFailure.error)));
     return results;
   },
 };
@@ -108,6 +138,81 @@ export async function postMilestoneNote(odoo: OdooApi, soId: number, items: Stor
   const answer = await odoo.call<unknown>('sale.order', 'message_post', params, { ids: [soId] });
   const msgId = messageIdOf(answer);
   return [{ model: 'sale.order', id: soId }, ...(msgId !== undefined ? [{ model: 'mail.message', id: msgId }] : [])];
+}
+
+/**
+ * The milestones of `before`'s partition stored before it whose note was left to a later order
+ * message (resolved without a write, `orderFollows`) and is not on a sale order: neither dead nor
+ * discarded, and naming no sale order. The order's rule notes them once it has posted the sale
+ * order (order-created.ts); when that order message never posts (an operator discarded its dead
+ * letter and entered the sale order by hand), the accession's next milestone or result that reaches
+ * the sale order does. Milestone types switched off (relay.rules) are never noted. Read from the
+ * store; the chatter's markers decide what is posted.
+ */
+export async function milestonesLeftToTheOrder(ctx: RuleContext, accession: string, before: CanonicalEvent): Promise<StoredEvent[]> {
+  if (!ctx.events) return [];
+  const types = MILESTONE_TYPES.filter((t) => ctx.config.rules[t] !== false);
+  if (types.length === 0) return [];
+  const stored = await ctx.events(accession, types);
+  return inStoredOrder(
+    stored.filter(
+      (m) =>
+        m.event.partitionKey === before.partitionKey &&
+        m.event.id < before.id &&
+        m.state !== 'dead' &&
+        m.state !== 'discarded' &&
+        !(m.odoo ?? []).some((r) => r.model === 'sale.order'),
+    ),
+  );
+}
+
+/**
+ * Note the milestones left to the order (`milestonesLeftToTheOrder`) on each accession's sale order
+ * (`targets`: the sale order and the event they came before), one note per order, lines already in
+ * the chatter left out. Per accession: nothing when done, `error` when the note could not be posted
+ * (the store or Odoo failed; the caller fails its events so that it is tried again), `note` when
+ * Odoo refused it on its merits (said in the outcome, not retried).
+ */
+export async function noteMilestonesLeftToTheOrder(
+  ctx: RuleContext,
+  targets: Map<string, { soId: number; before: CanonicalEvent }>,
+): Promise<Map<string, { error: unknown } | { note: string }>> {
+  const out = new Map<string, { error: unknown } | { note: string }>();
+  const pending = new Map<string, StoredEvent[]>();
+  try {
+    for (const [accession, t] of targets) {
+      const left = await milestonesLeftToTheOrder(ctx, accession, t.before);
+      if (left.length > 0) pending.set(accession, left);
+    }
+  } catch (err) {
+    for (const accession of targets.keys()) out.set(accession, { error: err });
+    return out;
+  }
+  if (pending.size === 0) return out;
+  let posted: Set<string>;
+  try {
+    posted = await notedMarkers(ctx.odoo, [...pending.keys()].map((a) => targets.get(a)!.soId));
+  } catch (err) {
+    for (const accession of pending.keys()) out.set(accession, { error: err });
+    return out;
+  }
+  await Promise.all(
+    [...pending].map(async ([accession, list]) => {
+      const left = list.filter((m) => !posted.has(noteMarker(m.event.idempotencyKey)));
+      if (left.length === 0) return;
+      try {
+        await postMilestoneNote(ctx.odoo, targets.get(accession)!.soId, left);
+      } catch (err) {
+        if (failureOf(err) !== 'permanent') {
+          out.set(accession, { error: err });
+          return;
+        }
+        ctx.log.warn('milestone notes before the order not posted', { accession, error: describeError(err) });
+        out.set(accession, { note: `${left.length} milestone note(s) that came before the order not posted: ${describeError(err)}` });
+      }
+    }),
+  );
+  return out;
 }
 
 /**

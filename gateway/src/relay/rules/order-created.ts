@@ -5,7 +5,7 @@ import type { OdooRef, StoredEvent } from '../../store/types.ts';
 import { create, externalId, loadWithExternalIds, m2oId, read, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
 import { failureOf, mappingMissing, needsOperator, notSent, stopsTheLink } from '../odoo/odoo-error.ts';
 import type { ProductRef } from '../reference-data.ts';
-import { MILESTONE_TYPES, notedMarkers, noteMarker, postMilestoneNote } from './milestone-notes.ts';
+import { noteMilestonesLeftToTheOrder } from './milestone-notes.ts';
 import { clientName, customerOf, isLockedOrder, isLockedOrderRefusal, lockedOrderChange, partnerOrNone, saleOrderOrigin, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
 
@@ -389,55 +389,17 @@ async function postEarlierMilestones(
   done: Map<string, { ref: OdooRef; note?: string }>,
   settle: (accession: string, outcome: RuleResult) => void,
 ): Promise<void> {
-  if (!ctx.events || done.size === 0) return;
-  const pending = new Map<string, StoredEvent[]>();
-  const failAll = (accessions: Iterable<string>, err: unknown): void => {
-    for (const accession of [...accessions]) {
-      settle(accession, fail(err));
+  if (done.size === 0) return;
+  const targets = new Map([...done].map(([accession, d]) => [accession, { soId: d.ref.id, before: byAcc.get(accession)!.at(-1)!.event }] as const));
+  for (const [accession, r] of await noteMilestonesLeftToTheOrder(ctx, targets)) {
+    if ('error' in r) {
+      settle(accession, fail(r.error));
       done.delete(accession);
-    }
-  };
-  try {
-    for (const accession of done.keys()) {
-      const last = byAcc.get(accession)!.at(-1)!.event;
-      const earlier = (await ctx.events(accession, [...MILESTONE_TYPES])).filter(
-        (m) =>
-          m.event.partitionKey === last.partitionKey &&
-          m.event.id < last.id &&
-          m.state !== 'dead' &&
-          m.state !== 'discarded' &&
-          !(m.odoo ?? []).some((r) => r.model === 'sale.order'),
-      );
-      if (earlier.length > 0) pending.set(accession, inStoredOrder(earlier));
-    }
-  } catch (err) {
-    failAll(done.keys(), err);
-    return;
-  }
-  if (pending.size === 0) return;
-  try {
-    const posted = await notedMarkers(ctx.odoo, [...pending.keys()].map((a) => done.get(a)!.ref.id));
-    for (const [accession, list] of pending) pending.set(accession, list.filter((m) => !posted.has(noteMarker(m.event.idempotencyKey))));
-  } catch (err) {
-    failAll(pending.keys(), err);
-    return;
-  }
-  await Promise.all(
-    [...pending].map(async ([accession, list]) => {
-      if (list.length === 0) return;
+    } else {
       const entry = done.get(accession)!;
-      try {
-        await postMilestoneNote(ctx.odoo, entry.ref.id, list);
-      } catch (err) {
-        if (failureOf(err) !== 'permanent') {
-          failAll([accession], err);
-          return;
-        }
-        ctx.log.warn('milestone notes before the order not posted', { accession, error: describeError(err) });
-        entry.note = [entry.note, `${list.length} milestone note(s) that came before the order not posted: ${describeError(err)}`].filter(Boolean).join('; ');
-      }
-    }),
-  );
+      entry.note = [entry.note, r.note].filter(Boolean).join('; ');
+    }
+  }
 }
 
 /** Mark delivered the lines of tests whose result was validated (and not cancelled) before the order. */

@@ -2,6 +2,7 @@ import type { OrderCreatedData, ResultValidatedData } from '../../events/types.t
 import type { StoredEvent } from '../../store/types.ts';
 import { m2oId, searchRead, write } from '../odoo/odoo-calls.ts';
 import { mappingMissing } from '../odoo/odoo-error.ts';
+import { noteMilestonesLeftToTheOrder } from './milestone-notes.ts';
 import { noSaleOrder, otherClientGuard, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
 
@@ -22,6 +23,10 @@ import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from '.
  * A result from a LIS link whose order of that accession is another client's than the sale
  * order's (two LIS links numbering alike, sale-orders.ts `otherClientGuard`) is a dead letter:
  * it never marks the other patient's test delivered.
+ *
+ * Milestones that came before an order message that never posted (an operator discarded its dead
+ * letter and entered the sale order by hand) are noted on the sale order a result reaches
+ * (milestone-notes.ts `milestonesLeftToTheOrder`).
  */
 export const resultValidatedRule: PostingRule = {
   name: 'result-validated',
@@ -90,9 +95,36 @@ export const resultValidatedRule: PostingRule = {
         for (const id of w.eventIds) results.set(id, fail(err));
       }
     }
+    await noteLeftMilestones(ctx, events, refs, results);
     return results;
   },
 };
+
+/**
+ * The milestones left to an order message that never posted, noted on the sale order the batch's
+ * results reached (each accession's last delivered result comes after them in the partition). A
+ * note that could not be posted fails the accession's results: their write is absolute, the retry
+ * changes nothing in Odoo and tries the note again.
+ */
+async function noteLeftMilestones(ctx: RuleContext, events: StoredEvent[], refs: Map<string, { so: number }>, results: Map<string, RuleResult>): Promise<void> {
+  const targets = new Map<string, { soId: number; before: StoredEvent['event'] }>();
+  const byAccession = new Map<string, string[]>();
+  for (const e of events) {
+    const r = refs.get(e.event.id);
+    if (!r || !results.get(e.event.id)?.ok) continue;
+    const accession = (e.event.data as ResultValidatedData).accession;
+    targets.set(accession, { soId: r.so, before: e.event });
+    byAccession.set(accession, [...(byAccession.get(accession) ?? []), e.event.id]);
+  }
+  if (targets.size === 0) return;
+  for (const [accession, r] of await noteMilestonesLeftToTheOrder(ctx, targets)) {
+    for (const id of byAccession.get(accession) ?? []) {
+      const done = results.get(id)!;
+      if ('error' in r) results.set(id, fail(r.error));
+      else if (done.ok) results.set(id, ok(done.odoo, [done.note, r.note].filter(Boolean).join('; ')));
+    }
+  }
+}
 
 /** A later order.created of the accession, not delivered yet, orders this result's test. */
 async function orderFollows(ctx: RuleContext, e: StoredEvent, d: ResultValidatedData): Promise<boolean> {
