@@ -8,12 +8,14 @@ import { StatusModel } from '../../gateway/src/status/status-model.ts';
 import { MqttStatus } from '../../gateway/src/status/mqtt-status.ts';
 import { StatusServer } from '../../gateway/src/status/http-server.ts';
 import type { EventStore } from '../../gateway/src/store/event-store.ts';
-import { makeConfig, openStore, tempDir, waitFor } from '../fixtures/status/harness.ts';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { freePort, makeConfig, mosquittoSubLines, openStore, requestJson, tempDir, waitFor } from '../fixtures/status/harness.ts';
 
 /**
  * The programs that watch the gateway over a working day: a building-management dashboard on the
  * embedded broker that goes away and comes back; a script that follows /api/stream and stops
- * reading.
+ * reading; IT polling /api/status while the site's own broker is away.
  */
 describe('a dashboard with a persistent MQTT session on the embedded broker', () => {
   const tmp = tempDir('status-subscribers-');
@@ -217,5 +219,67 @@ describe('GET /api/stream when a health reason appears while the gateway is alre
       socket.destroy();
     }
     expect(reasonsPushed().at(-1)).toContain('ODOO_UNREACHABLE');
+  });
+});
+
+describe('the site broker (mqtt.broker: mqtt://…) unreachable', () => {
+  const tmp = tempDir('status-mqtt-away-');
+  let store: EventStore;
+  const telemetry = new Telemetry();
+  let model: StatusModel;
+  let server: StatusServer;
+  let mq: MqttStatus;
+  let brokerPort: number;
+  let broker: ReturnType<typeof spawn> | undefined;
+
+  beforeAll(async () => {
+    brokerPort = await freePort();
+    const config = makeConfig(path.join(tmp.dir, 'data'), { id: 'lab-away', mqtt: { broker: `mqtt://127.0.0.1:${brokerPort}`, publishIntervalMs: 60_000 } });
+    store = await openStore(config.gateway.dataDir);
+    model = new StatusModel({ config, store, telemetry, version: 't', startedAt: new Date().toISOString(), pollIntervalMs: 100, mqttGraceMs: 300 });
+    server = new StatusServer({ config, store, telemetry, log: silentLogger, version: 't', startedAt: new Date().toISOString(), model, processMetrics: false });
+    await server.start();
+    mq = new MqttStatus({ config, model, log: silentLogger });
+    // Nothing listens on the broker's port yet (Mosquitto's server down, a firewall change).
+    await mq.start();
+  });
+
+  afterAll(async () => {
+    await mq.stop();
+    await server.stop();
+    await model.stop();
+    broker?.kill('SIGTERM');
+    await store.close();
+    tmp.cleanup();
+  });
+
+  // What IT saw: the building-management dashboards and the trays showed the gateway offline
+  // (or nothing at all) for a day — the site's Mosquitto had moved, the gateway could not reach
+  // it — while `lab-gateway status`, /api/status, the page and lab_gateway_health said OK: nothing
+  // in the status said that no status was reaching the subscribers, or why. Broke: health
+  // "degraded: something needs a person", and DESIGN.md §1 "Status … publishes it: retained
+  // MQTT topics"; the status said OK while that failed.
+  it('shows in /api/status, degraded with a reason, and clears once the broker is back', async () => {
+    const status = async (): Promise<{ health: string; healthReasons: Array<{ code: string; message: string }>; mqtt?: { connected: boolean; lastError: string | null } }> =>
+      (await requestJson(`${server.url()}/api/status`)).json;
+    const away = await waitFor(async () => {
+      const s = await status();
+      return s.healthReasons.some((r) => r.code === 'MQTT_UNREACHABLE') ? s : undefined;
+    }, 'MQTT_UNREACHABLE in /api/status', 5_000);
+    expect(away.health).toBe('degraded');
+    expect(away.healthReasons.find((r) => r.code === 'MQTT_UNREACHABLE')!.message).toContain(`127.0.0.1:${brokerPort}`);
+    expect(away.mqtt).toMatchObject({ connected: false });
+
+    // The broker is back on its port: the publisher reconnects, the reason clears, the status is there.
+    const conf = path.join(tmp.dir, 'mosquitto.conf');
+    writeFileSync(conf, `listener ${brokerPort} 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\n`);
+    broker = spawn('/usr/sbin/mosquitto', ['-c', conf], { stdio: 'ignore' });
+    const back = await waitFor(async () => {
+      const s = await status();
+      return s.mqtt?.connected === true && !s.healthReasons.some((r) => r.code === 'MQTT_UNREACHABLE') ? s : undefined;
+    }, 'the broker reachable again', 15_000);
+    expect(back.health).toBe('ok');
+    const lines = await mosquittoSubLines(brokerPort, 'lab-gateway/lab-away/status', ['-C', '1', '-W', '5']);
+    expect(JSON.parse(lines[0]!.payload)).toMatchObject({ gatewayId: 'lab-away', health: 'ok' });
   });
 });

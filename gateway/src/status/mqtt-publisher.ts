@@ -66,6 +66,8 @@ export class MqttStatusPublisher implements Component {
   readonly #unsubscribe: Array<() => void> = [];
   /** The clean-up of retained endpoint topics after the last connect (see #clearRemovedEndpoints). */
   #cleared: Promise<void> | undefined;
+  /** The last connection error logged at warn (repeats go to debug); cleared at connect. */
+  #warnedError: string | undefined;
   /** Publishes made (for tests and the benchmark). */
   published = 0;
 
@@ -107,17 +109,30 @@ export class MqttStatusPublisher implements Component {
       if (tlsOpts.cert) opts.cert = readFileSync(tlsOpts.cert);
       if (tlsOpts.key) opts.key = readFileSync(tlsOpts.key);
     }
+    // Not connected until the first CONNACK: a broker away from the start is reported too.
+    this.#report(false);
     const client = mqtt.connect(this.#o.url, opts);
     this.#client = client;
     client.on('connect', () => {
       this.#log.info('connected to MQTT broker', { url: displayUrl(this.#o.url) });
+      this.#warnedError = undefined;
+      this.#report(true);
       const online: AvailabilityPayload = { gatewayId: this.#o.gatewayId, state: 'online', at: new Date().toISOString() };
       this.#online = JSON.stringify(online);
       this.#publishAll();
       this.#drainAlerts();
       if (this.#o.clearRemovedEndpoints !== false) this.#cleared = this.#clearRemovedEndpoints(client);
     });
-    client.on('error', (err) => this.#log.warn('MQTT error', { url: displayUrl(this.#o.url), error: describeError(err) }));
+    client.on('error', (err) => {
+      const error = describeError(err);
+      // Each reconnection attempt (every 2 s) fails the same way: logged once at warn, again when
+      // the error changes; the status carries it (MQTT_UNREACHABLE after the grace period).
+      if (error !== this.#warnedError) this.#log.warn('MQTT error', { url: displayUrl(this.#o.url), error });
+      else this.#log.debug('MQTT error', { url: displayUrl(this.#o.url), error });
+      this.#warnedError = error;
+      this.#report(client.connected, error);
+    });
+    client.on('close', () => this.#report(false));
     client.on('offline', () => this.#log.debug('MQTT broker offline', { url: displayUrl(this.#o.url) }));
     this.#unsubscribe.push(
       this.#o.model.onChange((changed) => this.#onChange(changed)),
@@ -182,6 +197,16 @@ export class MqttStatusPublisher implements Component {
       client.end(true);
     }
     this.#status = 'stopped';
+  }
+
+  /**
+   * The broker connection, to the status model (`mqtt` in /api/status, MQTT_UNREACHABLE): when no
+   * status reaches the subscribers, the HTTP surfaces say so. Not during a stop (its disconnect is
+   * intended).
+   */
+  #report(connected: boolean, lastError?: string): void {
+    if (this.#status === 'stopping' || this.#status === 'stopped') return;
+    this.#o.model.setMqttLink({ broker: displayUrl(this.#o.url), connected, ...(lastError !== undefined ? { lastError } : {}) });
   }
 
   /**

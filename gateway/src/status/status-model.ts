@@ -107,6 +107,20 @@ export interface ThroughputStatus {
   failedPerMinute: number;
 }
 
+/**
+ * The MQTT publisher's connection to its broker (the embedded one over loopback, or the site's):
+ * whether the status reaches the subscribers, and since when it does not.
+ */
+export interface MqttLinkStatus {
+  /** The broker's URL, without credentials. */
+  broker: string;
+  connected: boolean;
+  /** When `connected` last changed (ISO). */
+  since: string;
+  /** The last connection error (refused, unreachable, bad credentials), null once connected. */
+  lastError: string | null;
+}
+
 /** DESIGN.md §5 body of `GET /api/status` (contract fields first), plus additive fields. */
 export interface ApiStatus {
   gatewayId: string;
@@ -142,6 +156,8 @@ export interface ApiStatus {
    * (the tray) takes a status older than a few intervals for a gateway that stopped answering.
    */
   publishIntervalMs: number;
+  /** The MQTT publisher's broker connection; null until the publisher starts (no MQTT status). */
+  mqtt: MqttLinkStatus | null;
 }
 
 export interface StatusAlert {
@@ -164,6 +180,8 @@ export interface StatusModelOptions {
   diskIntervalMs?: number;
   /** Odoo unreachable this long before health turns degraded (ms). Default 120000. */
   odooGraceMs?: number;
+  /** The MQTT broker unreachable this long before health turns degraded (ms). Default 120000. */
+  mqttGraceMs?: number;
   /**
    * A TCP listener (analyzer or LIS link) that had a connection and has had none for this long is
    * reported disconnected (ENDPOINT_DOWN), like a serial analyzer (ms). Default 3600000 (1 hour).
@@ -289,6 +307,8 @@ export class StatusModel implements Component {
   /** Days left on the API key as the Odoo client last reported them, and when. */
   #reportedKeyDays: { days: number | null; at: number } | null = null;
   #storeReason: string | null = null;
+  /** The MQTT publisher's link (setMqttLink), with `since` in epoch ms for the grace period. */
+  #mqtt: (MqttLinkStatus & { sinceMs: number }) | null = null;
   #storeHealthEvent: 'ok' | 'failed' | 'full' = 'ok';
   #queue: QueueStats = { ...EMPTY_QUEUE };
   #intake: IntakeCounters = { received: 0, accepted: 0, rejected: 0, duplicates: 0 };
@@ -485,6 +505,12 @@ export class StatusModel implements Component {
       const what = problem.state === 'degraded' ? 'failing' : 'unreachable';
       reasons.push({ level: 'degraded', code: 'ODOO_UNREACHABLE', message: `Odoo ${what} for ${minutes(now - problem.since)}; messages are kept and sent when it is back` });
     }
+    // No status reaches the tray or the dashboards: the HTTP surfaces are the ones left to say so.
+    const mq = this.#mqtt;
+    if (mq && !mq.connected && now - mq.sinceMs >= (this.#o.mqttGraceMs ?? 120_000)) {
+      const why = mq.lastError ? ` (${mq.lastError})` : '';
+      reasons.push({ level: 'degraded', code: 'MQTT_UNREACHABLE', message: shownReason(`MQTT broker ${mq.broker} unreachable for ${minutes(now - mq.sinceMs)}${why}; the tray and dashboards get no status`) });
+    }
     if (this.#queue.deadLettered > 0) {
       const n = this.#queue.deadLettered;
       reasons.push({ level: 'degraded', code: 'DEAD_LETTERS', message: `${n} dead letter${n === 1 ? '' : 's'} waiting for a decision (replay or discard)` });
@@ -593,7 +619,30 @@ export class StatusModel implements Component {
       },
       sandbox: o.sandbox,
       publishIntervalMs: this.#o.config.mqtt.publishIntervalMs,
+      mqtt: this.#mqtt ? { broker: this.#mqtt.broker, connected: this.#mqtt.connected, since: this.#mqtt.since, lastError: this.#mqtt.lastError } : null,
     };
+  }
+
+  /**
+   * The MQTT publisher's connection (mqtt-publisher.ts): connected or not, and the last error.
+   * Disconnected for `mqttGraceMs` raises MQTT_UNREACHABLE; `since` moves only when `connected`
+   * changes (a reconnection attempt failing again does not restart the count).
+   */
+  setMqttLink(link: { broker: string; connected: boolean; lastError?: string | null }): void {
+    const now = this.#now();
+    const prev = this.#mqtt;
+    const flipped = !prev || prev.connected !== link.connected;
+    const lastError = link.connected ? null : link.lastError !== undefined && link.lastError !== null ? shownReason(link.lastError) : (prev?.lastError ?? null);
+    if (!flipped && prev.lastError === lastError && prev.broker === link.broker) return;
+    this.#mqtt = {
+      broker: link.broker,
+      connected: link.connected,
+      since: flipped ? new Date(now).toISOString() : prev.since,
+      sinceMs: flipped ? now : prev.sinceMs,
+      lastError,
+    };
+    this.#changed('status');
+    this.#checkHealth();
   }
 
   /**
