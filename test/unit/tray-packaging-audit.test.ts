@@ -1,0 +1,98 @@
+import { describe, expect, it } from 'vitest';
+import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * What the packaged tray ships, worked out with electron-builder's own code: its npm node-module
+ * collector (the list of production packages it copies into app.asar) and the `files` patterns of
+ * build/electron-builder.yml, read by its own config loader.
+ */
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const require = createRequire(import.meta.url);
+
+interface NodeModuleInfo {
+  name: string;
+  dir: string;
+  dependencies?: NodeModuleInfo[];
+}
+const { getCollectorByPackageManager, PM } = require('app-builder-lib/out/node-module-collector/index.js') as {
+  getCollectorByPackageManager(pm: string, dir: string, tmp: unknown): { getNodeModules(o: { packageName: string }): Promise<{ nodeModules: NodeModuleInfo[] }> };
+  PM: { NPM: string };
+};
+const { TmpDir } = require('temp-file') as { TmpDir: new (name: string) => { cleanup(): Promise<void> } };
+const { getConfig } = require('app-builder-lib/out/util/config/config.js') as {
+  getConfig(dir: string, file: string, from: null): Promise<{ files: Array<string | { filter: string[] }> }>;
+};
+const { minimatch } = require('minimatch') as { minimatch(p: string, pattern: string, o?: object): boolean };
+
+/**
+ * The packages the tray's main process loads at run time: `mqtt` and what it needs, as installed
+ * paths (`node_modules/a/node_modules/b`), resolved the way Node does (nearest node_modules up).
+ */
+function trayRuntimePackages(): Set<string> {
+  const lock = JSON.parse(readFileSync(path.join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> }> };
+  const resolve = (from: string, name: string): string | undefined => {
+    for (let dir = from; ; ) {
+      const candidate = `${dir ? `${dir}/` : ''}node_modules/${name}`;
+      if (lock.packages[candidate]) return candidate;
+      if (!dir) return undefined;
+      const up = dir.lastIndexOf('/node_modules/');
+      dir = up < 0 ? '' : dir.slice(0, up);
+    }
+  };
+  const seen = new Set<string>();
+  const queue = ['node_modules/mqtt'];
+  while (queue.length) {
+    const at = queue.pop()!;
+    if (seen.has(at)) continue;
+    seen.add(at);
+    const pkg = lock.packages[at]!;
+    for (const dep of Object.keys({ ...pkg.dependencies, ...pkg.optionalDependencies })) {
+      const found = resolve(at, dep);
+      if (found) queue.push(found);
+    }
+  }
+  return seen;
+}
+
+describe('the packaged tray', () => {
+  /**
+   * IT sees: the tray installer carries the gateway's own libraries — Odoo's HTTP client stack
+   * (keyv, normalize-url, get-stream, mimic-response…), the config validator's (fast-deep-equal,
+   * json-schema-traverse, require-from-string), OpenTelemetry's API, the C++ headers of
+   * node-addon-api — on every technician's PC, though the tray loads none of them.
+   * Promise: build/electron-builder.yml "Gateway-only dependencies stay out of the tray"; the
+   * tray "uses only `mqtt` at run time". The exclusion list named each gateway library but not
+   * the libraries those pull in, which electron-builder then copied.
+   */
+  it('ships no production package the tray does not load (only mqtt and its dependencies)', async () => {
+    const tmp = new TmpDir('tray-packaging');
+    let modules: NodeModuleInfo[];
+    try {
+      modules = (await getCollectorByPackageManager(PM.NPM, root, tmp).getNodeModules({ packageName: 'lab-gateway' })).nodeModules;
+    } finally {
+      await tmp.cleanup();
+    }
+    const config = await getConfig(root, 'build/electron-builder.yml', null);
+    const patterns = config.files.flatMap((f) => (typeof f === 'string' ? [f] : f.filter));
+    const negative = patterns.filter((p) => p.startsWith('!')).map((p) => p.slice(1));
+    const excluded = (f: string): boolean => negative.some((p) => minimatch(f, p, { dot: true }));
+
+    const all: NodeModuleInfo[] = [];
+    const walk = (list: NodeModuleInfo[]): void => {
+      for (const m of list) {
+        all.push(m);
+        walk(m.dependencies ?? []);
+      }
+    };
+    walk(modules);
+    expect(all.map((m) => m.name)).toContain('mqtt'); // the collector did list the production tree
+    const needed = trayRuntimePackages();
+    const shipped = all.map((m) => path.relative(root, m.dir).split(path.sep).join('/')).filter((rel) => !excluded(`${rel}/package.json`));
+    expect(shipped.filter((rel) => !needed.has(rel))).toEqual([]);
+    // And everything the tray loads is still there.
+    for (const rel of needed) expect(shipped, rel).toContain(rel);
+  });
+});
