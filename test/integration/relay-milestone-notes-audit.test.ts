@@ -71,3 +71,26 @@ describe('milestone notes when an operator steps in', () => {
     expect(noted.deadReason).toContain('ACC-CL');
   });
 });
+
+describe('the sale order of an accession', () => {
+  // Sales staff typed the clinic's own order number, 4711, into the Customer Reference of the
+  // gateway's order of accession ACC-4700 (as the relay README expects them to). Weeks later the
+  // lab's numbering reached 4711: the new patient's order, its notes, results and invoice all went
+  // onto ACC-4700's sale order (found by that Customer Reference), and accession 4711 never had an
+  // order of its own: the clinic was billed on the wrong order.
+  it("an order whose Customer Reference staff set to the clinic's number is not another accession's order", async () => {
+    rig = await makeRig(17);
+    await rig.commit([orderCreated('ACC-4700', 'CLINIC-A', ['GLU'])]);
+    await rig.waitDrained();
+    const first = rig.emu.records('sale.order', [['origin', '=', 'lab-gateway ACC-4700']])[0]!;
+    rig.emu.call('sale.order', 'write', [[first.id], { client_order_ref: '4711' }]);
+
+    await rig.commit([orderCreated('4711', 'CLINIC-A', ['CRP']), milestone('specimen.received', '4711', 3)]);
+    await rig.waitDrained();
+    const own = rig.emu.records('sale.order', [['origin', '=', 'lab-gateway 4711']]);
+    expect(own).toHaveLength(1);
+    expect(rig.emu.records('sale.order.line', [['order_id', '=', first.id]]).map((l) => l['product_id'])).toEqual([productId(rig.emu, 'GLU')]);
+    expect(chatterOf(rig, first.id as number)).not.toContain('SP3');
+    expect(chatterOf(rig, own[0]!.id as number)).toContain('SP3');
+  });
+});

@@ -38,11 +38,23 @@ export async function saleOrdersByAccession(odoo: OdooApi, accessions: string[])
   // types their own Customer Reference leaves alone: one call either way.
   const wanted = new Set(unique);
   const rows = await searchRead(odoo, 'sale.order', ['|', ['client_order_ref', 'in', unique], ['origin', 'in', unique.map(saleOrderOrigin)]], [...SALE_ORDER_FIELDS, 'origin'], { order: 'id' });
+  // The source document the gateway wrote names the order's accession: it decides. The Customer
+  // Reference decides only for an order with no such source document (one entered by hand with
+  // the accession, or made before the gateway wrote `origin`). Sales staff type the clinic's own
+  // number there: a gateway order of another accession whose Customer Reference became "4711"
+  // was taken for accession 4711's order, which then never got one of its own (its tests, notes
+  // and invoice went onto the other patient's order).
+  const byOrigin = new Set<string>();
   for (const row of rows) {
     const byRef = String(row['client_order_ref'] ?? '');
     const origin = String(row['origin'] ?? '');
-    const acc = wanted.has(byRef) ? byRef : origin.startsWith(ORIGIN_PREFIX) ? origin.slice(ORIGIN_PREFIX.length) : undefined;
-    if (acc !== undefined && wanted.has(acc) && !out.has(acc)) out.set(acc, row);
+    const ofOrigin = origin.startsWith(ORIGIN_PREFIX) ? origin.slice(ORIGIN_PREFIX.length) : undefined;
+    if (ofOrigin !== undefined && wanted.has(ofOrigin) && !byOrigin.has(ofOrigin)) {
+      out.set(ofOrigin, row);
+      byOrigin.add(ofOrigin);
+    } else if (wanted.has(byRef) && (ofOrigin === undefined || ofOrigin === byRef) && !out.has(byRef)) {
+      out.set(byRef, row);
+    }
   }
   await addByExternalId(odoo, out, unique, 'so', 'sale.order', SALE_ORDER_FIELDS);
   return out;
