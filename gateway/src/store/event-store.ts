@@ -81,6 +81,11 @@ export interface EventStoreOptions {
   retentionHold?: RetentionHold;
   /** Observer of events once they are durable and readable (e.g. order download to analyzers). Must not throw. */
   onCommitted?: (events: CanonicalEvent[]) => void;
+  /**
+   * LevelDB's memtable size (bytes; default 32 MiB). Tests make it small so that LevelDB flushes
+   * it to a table file after a few hundred messages.
+   */
+  levelWriteBufferBytes?: number;
   /** Size at which the message log starts a new segment (bytes; default 64 MiB). */
   messageLogSegmentBytes?: number;
   /**
@@ -120,6 +125,14 @@ const AFTER = '\x01';
  * billed in full loses its billing events within this time after it passed the age.
  */
 const RETENTION_SWEEP_MS = 3_600_000;
+
+/** A LevelDB I/O error (classic-level's LEVEL_IO_ERROR), also as the cause of another error. */
+function isLevelIoError(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if ((e as NodeJS.ErrnoException).code === 'LEVEL_IO_ERROR') return true;
+  }
+  return false;
+}
 const DAY_MS = 86_400_000;
 
 /** 12 hex digits of epoch ms: sorts lexicographically in time order. */
@@ -324,6 +337,13 @@ export class EventStore implements GatewayStore {
    */
   #lateFailure: Error | undefined;
   /**
+   * The health probe met a LevelDB I/O error: LevelDB is opened again before the next probe (see
+   * #reopenLevel). While that runs, every write is refused with #levelReopening.
+   */
+  #levelNeedsReopen = false;
+  #checking: Promise<void> | undefined;
+  #levelReopening: Error | undefined;
+  /**
    * The clock due times are compared with (lease, the oldest waiting event, its age) and retry due
    * times are counted from: the wall clock, except that it never goes backwards (wall-clock.ts).
    * Due times are persisted wall-clock instants; after NTP stepped the clock back two hours, those
@@ -432,7 +452,7 @@ export class EventStore implements GatewayStore {
           },
         };
       },
-      beforeWrite: () => this.#injectedFault ?? this.#lateFailure,
+      beforeWrite: () => this.#injectedFault ?? this.#lateFailure ?? this.#levelReopening,
       onEarly: (prepared) => {
         if (prepared.end) this.#answeredUnapplied.add(encodePosition(prepared.end));
       },
@@ -611,7 +631,7 @@ export class EventStore implements GatewayStore {
       // files, fewer compactions competing with intake for the CPU and fewer write stalls —
       // measured at about twice the durable commit rate here. The cost is up to two memtables in
       // memory and a longer log replay after a crash (well under the 2 s start-up budget).
-      writeBufferSize: 32 * 1024 * 1024,
+      writeBufferSize: options.levelWriteBufferBytes ?? 32 * 1024 * 1024,
     });
     try {
       await db.open();
@@ -780,13 +800,26 @@ export class EventStore implements GatewayStore {
     }
   }
 
-  /** Periodic: re-check free space and, after a failed write, probe with a tiny synced write. */
-  async #checkHealth(): Promise<void> {
+  /**
+   * Periodic: re-check free space and, after a failed write, probe with a tiny synced write. One
+   * check at a time: a probe that reopens LevelDB outlasts the interval, and a second check
+   * would close it again under the first one's probe.
+   */
+  #checkHealth(): Promise<void> {
+    this.#checking ??= this.#checkHealthOnce().finally(() => (this.#checking = undefined));
+    return this.#checking;
+  }
+
+  async #checkHealthOnce(): Promise<void> {
     if (this.#health === 'closed') return;
     const diskOk = await this.#checkDisk();
     if (!diskOk) return;
     if (this.#health === 'ok') return;
     try {
+      if (this.#levelNeedsReopen) {
+        await this.#reopenLevel();
+        this.#levelNeedsReopen = false;
+      }
       if (this.#lateFailure) await this.#catchUp();
       // The probe also moves the checkpoint past logged batches that failed before LevelDB had
       // them (their senders got negative ACKs): start-up never applies them later.
@@ -805,8 +838,36 @@ export class EventStore implements GatewayStore {
       });
       this.#setHealth('ok');
     } catch (err) {
+      if (isLevelIoError(err)) this.#levelNeedsReopen = true;
       this.#setHealth('failed', describeError(err));
     }
+  }
+
+  /**
+   * LevelDB keeps the error of a failed background write (a memtable flush or a compaction that
+   * met a full disk) and returns it for every later write until the database is opened again.
+   * Probing alone, the store stayed failed after IT had freed the disk, refusing every message
+   * until the service was restarted (test/integration/store-disk-full.test.ts). Opened again,
+   * LevelDB recovers what its log holds, as at a restart; the batches answered at their commit
+   * point that it lost are then caught up from the message log (#catchUp), as after any failed
+   * write. Under the queue lock, after every write queued so far, and with every write refused
+   * meanwhile (writes go to the native database directly, which must not be closed under them);
+   * a read meanwhile fails once (an HTTP request, the oldest-age refresh). If the open fails (still
+   * no room), the store stays failed and the next health check tries again.
+   */
+  async #reopenLevel(): Promise<void> {
+    await this.#withQueueLock(async () => {
+      this.#levelReopening = new GatewayError('GW_STORE_UNAVAILABLE', 'the store is opening LevelDB again after a failed write');
+      try {
+        await this.#committer.barrier().catch(() => undefined);
+        await this.#committer.applied().catch(() => undefined);
+        await this.#db.close();
+        await this.#db.open();
+        await Promise.all(Object.values(this.#sub).map((sub) => sub.open()));
+      } finally {
+        this.#levelReopening = undefined;
+      }
+    });
   }
 
   /**
