@@ -72,6 +72,27 @@ describe('milestone notes when an operator steps in', () => {
   });
 });
 
+describe('milestone notes left to the order, two LIS links numbering alike', () => {
+  // The second link's "specimen received" came before any order of ACC-SW, so it was left to the
+  // order that followed. That was the FIRST link's order, for another clinic: its rule noted the
+  // second link's specimen on the first clinic's sale order (and so would the first link's result,
+  // sweeping the notes left behind).
+  it("the order and the result of one link never note the other link's milestones", async () => {
+    rig = await makeRig(17);
+    const [note] = await rig.commit([fromLink(milestone('specimen.received', 'ACC-SW', 8), 'lis-b')]);
+    await rig.commit([fromLink(orderCreated('ACC-SW', 'CLINIC-A', ['GLU']), 'lis-a')]);
+    const [other] = await rig.commit([fromLink(orderCreated('ACC-SW', 'CLINIC-B', ['CRP']), 'lis-b')]);
+    await waitFor(async () => (await rig!.store.getEvent(other!))?.state === 'dead');
+    await rig.store.discard(other!, 'operator', 'entered by hand for Harbour Medical Centre');
+    await rig.commit([fromLink(resultValidated('ACC-SW', 'GLU'), 'lis-a')]);
+    await rig.waitDrained();
+    const so = rig.emu.records('sale.order', [['origin', '=', 'lab-gateway ACC-SW']])[0]!;
+    expect(rig.emu.records('sale.order.line', [['order_id', '=', so.id]])[0]!['qty_delivered']).toBe(1);
+    const noted = (await rig.store.getEvent(note!))!;
+    expect(chatterOf(rig, so.id as number)).not.toContain(`lgw:${noteMarker(noted.event.idempotencyKey)}`);
+  });
+});
+
 describe('the sale order of an accession', () => {
   // Sales staff typed the clinic's own order number, 4711, into the Customer Reference of the
   // gateway's order of accession ACC-4700 (as the relay README expects them to). Weeks later the

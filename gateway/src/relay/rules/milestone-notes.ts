@@ -4,7 +4,7 @@ import { inStoredOrder } from '../../events/invoice-eligibility.ts';
 import { partitionKeys } from '../../events/keys.ts';
 import type { CanonicalEvent, EventType, SpecimenReceivedData, TestCompletedData, TestInProgressData } from '../../events/types.ts';
 import type { OdooRef, StoredEvent } from '../../store/types.ts';
-import { searchRead } from '../odoo/odoo-calls.ts';
+import { searchRead, type OdooRecord } from '../odoo/odoo-calls.ts';
 import type { OdooApi } from '../odoo/odoo-client.ts';
 import { failureOf, notSent, stopsTheLink } from '../odoo/odoo-error.ts';
 import { noSaleOrder, otherClientGuard, saleOrdersByAccession } from './sale-orders.ts';
@@ -54,7 +54,7 @@ export const milestoneNotesRule: PostingRule = {
     // happened to an earlier attempt.
     const posted = await notedMarkers(ctx.odoo, [...orders.values()].map((o) => o.id));
     const bySo = new Map<number, StoredEvent[]>();
-    const accessionOf = new Map<number, string>();
+    const accessionOf = new Map<number, { accession: string; so: OdooRecord }>();
     const orderEvents = new Map<string, StoredEvent[]>(); // the store's order.created per accession, read once a batch
     const otherClient = otherClientGuard(ctx);
     for (const { e, accession } of withOrder) {
@@ -77,14 +77,15 @@ export const milestoneNotesRule: PostingRule = {
         continue;
       }
       bySo.set(so.id, [...(bySo.get(so.id) ?? []), e]);
-      accessionOf.set(so.id, accession);
+      accessionOf.set(so.id, { accession, so });
     }
     // Milestones of these orders left to an order message that never posted (discarded by an
     // operator): noted first, in the same note.
     const inBatch = new Set(events.map((e) => e.event.id));
     for (const [soId, items] of bySo) {
       try {
-        const left = (await milestonesLeftToTheOrder(ctx, accessionOf.get(soId)!, items[0]!.event)).filter((m) => !inBatch.has(m.event.id) && !posted.has(noteMarker(m.event.idempotencyKey)));
+        const { accession, so } = accessionOf.get(soId)!;
+        const left = (await milestonesLeftToTheOrder(ctx, accession, so, items[0]!.event, otherClient)).filter((m) => !inBatch.has(m.event.id) && !posted.has(noteMarker(m.event.idempotencyKey)));
         if (left.length > 0) bySo.set(soId, [...left, ...items]);
       } catch (err) {
         for (const i of items) results.set(i.event.id, fail(err));
@@ -149,12 +150,12 @@ export async function postMilestoneNote(odoo: OdooApi, soId: number, items: Stor
  * the sale order does. Milestone types switched off (relay.rules) are never noted. Read from the
  * store; the chatter's markers decide what is posted.
  */
-export async function milestonesLeftToTheOrder(ctx: RuleContext, accession: string, before: CanonicalEvent): Promise<StoredEvent[]> {
+export async function milestonesLeftToTheOrder(ctx: RuleContext, accession: string, so: OdooRecord, before: CanonicalEvent, guard = otherClientGuard(ctx)): Promise<StoredEvent[]> {
   if (!ctx.events) return [];
   const types = MILESTONE_TYPES.filter((t) => ctx.config.rules[t] !== false);
   if (types.length === 0) return [];
   const stored = await ctx.events(accession, types);
-  return inStoredOrder(
+  const left = inStoredOrder(
     stored.filter(
       (m) =>
         m.event.partitionKey === before.partitionKey &&
@@ -164,6 +165,11 @@ export async function milestonesLeftToTheOrder(ctx: RuleContext, accession: stri
         !(m.odoo ?? []).some((r) => r.model === 'sale.order'),
     ),
   );
+  // Never another LIS's milestone on this client's order (two LIS links numbering alike: its
+  // order message was refused as another client's, its dead letter tells the operator).
+  const out: StoredEvent[] = [];
+  for (const m of left) if (!(await guard(m, accession, so, 'note'))) out.push(m);
+  return out;
 }
 
 /**
@@ -175,13 +181,14 @@ export async function milestonesLeftToTheOrder(ctx: RuleContext, accession: stri
  */
 export async function noteMilestonesLeftToTheOrder(
   ctx: RuleContext,
-  targets: Map<string, { soId: number; before: CanonicalEvent }>,
+  targets: Map<string, { so: OdooRecord; before: CanonicalEvent }>,
 ): Promise<Map<string, { error: unknown } | { note: string }>> {
   const out = new Map<string, { error: unknown } | { note: string }>();
   const pending = new Map<string, StoredEvent[]>();
   try {
+    const guard = otherClientGuard(ctx);
     for (const [accession, t] of targets) {
-      const left = await milestonesLeftToTheOrder(ctx, accession, t.before);
+      const left = await milestonesLeftToTheOrder(ctx, accession, t.so, t.before, guard);
       if (left.length > 0) pending.set(accession, left);
     }
   } catch (err) {
@@ -191,7 +198,7 @@ export async function noteMilestonesLeftToTheOrder(
   if (pending.size === 0) return out;
   let posted: Set<string>;
   try {
-    posted = await notedMarkers(ctx.odoo, [...pending.keys()].map((a) => targets.get(a)!.soId));
+    posted = await notedMarkers(ctx.odoo, [...pending.keys()].map((a) => targets.get(a)!.so.id));
   } catch (err) {
     for (const accession of pending.keys()) out.set(accession, { error: err });
     return out;
@@ -201,7 +208,7 @@ export async function noteMilestonesLeftToTheOrder(
       const left = list.filter((m) => !posted.has(noteMarker(m.event.idempotencyKey)));
       if (left.length === 0) return;
       try {
-        await postMilestoneNote(ctx.odoo, targets.get(accession)!.soId, left);
+        await postMilestoneNote(ctx.odoo, targets.get(accession)!.so.id, left);
       } catch (err) {
         if (failureOf(err) !== 'permanent') {
           out.set(accession, { error: err });

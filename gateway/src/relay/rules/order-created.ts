@@ -127,7 +127,13 @@ export const orderCreatedRule: PostingRule = {
       done.clear();
     }
     // Milestones that came before the order: their notes go on its chatter now.
-    await postEarlierMilestones(ctx, byAcc, done, settle);
+    // The sale order as the guard against another LIS's milestones reads it (a new one: its customer).
+    const soOf = (accession: string): OdooRecord => {
+      const ref = done.get(accession)!.ref;
+      const created = toCreate.find((c) => c.accession === accession);
+      return existing.get(accession) ?? { id: ref.id, name: ref.name ?? accession, partner_id: created?.vals['partner_id'] ?? false };
+    };
+    await postEarlierMilestones(ctx, byAcc, done, settle, soOf);
     for (const [accession, { ref, note }] of done) settle(accession, ok([ref], note));
 
     if (ctx.config.autoConfirm && done.size > 0) await confirmOrders(ctx, done, settle);
@@ -388,9 +394,10 @@ async function postEarlierMilestones(
   byAcc: Map<string, StoredEvent[]>,
   done: Map<string, { ref: OdooRef; note?: string }>,
   settle: (accession: string, outcome: RuleResult) => void,
+  soOf: (accession: string) => OdooRecord,
 ): Promise<void> {
   if (done.size === 0) return;
-  const targets = new Map([...done].map(([accession, d]) => [accession, { soId: d.ref.id, before: byAcc.get(accession)!.at(-1)!.event }] as const));
+  const targets = new Map([...done.keys()].map((accession) => [accession, { so: soOf(accession), before: byAcc.get(accession)!.at(-1)!.event }] as const));
   for (const [accession, r] of await noteMilestonesLeftToTheOrder(ctx, targets)) {
     if ('error' in r) {
       settle(accession, fail(r.error));

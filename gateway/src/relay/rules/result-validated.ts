@@ -1,6 +1,6 @@
 import type { OrderCreatedData, ResultValidatedData } from '../../events/types.ts';
 import type { StoredEvent } from '../../store/types.ts';
-import { m2oId, searchRead, write } from '../odoo/odoo-calls.ts';
+import { m2oId, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
 import { mappingMissing } from '../odoo/odoo-error.ts';
 import { noteMilestonesLeftToTheOrder } from './milestone-notes.ts';
 import { noSaleOrder, otherClientGuard, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
@@ -95,7 +95,7 @@ export const resultValidatedRule: PostingRule = {
         for (const id of w.eventIds) results.set(id, fail(err));
       }
     }
-    await noteLeftMilestones(ctx, events, refs, results);
+    await noteLeftMilestones(ctx, events, orders, results);
     return results;
   },
 };
@@ -106,14 +106,16 @@ export const resultValidatedRule: PostingRule = {
  * note that could not be posted fails the accession's results: their write is absolute, the retry
  * changes nothing in Odoo and tries the note again.
  */
-async function noteLeftMilestones(ctx: RuleContext, events: StoredEvent[], refs: Map<string, { so: number }>, results: Map<string, RuleResult>): Promise<void> {
-  const targets = new Map<string, { soId: number; before: StoredEvent['event'] }>();
+async function noteLeftMilestones(ctx: RuleContext, events: StoredEvent[], orders: Map<string, OdooRecord>, results: Map<string, RuleResult>): Promise<void> {
+  const targets = new Map<string, { so: OdooRecord; before: StoredEvent['event'] }>();
   const byAccession = new Map<string, string[]>();
   for (const e of events) {
-    const r = refs.get(e.event.id);
-    if (!r || !results.get(e.event.id)?.ok) continue;
     const accession = (e.event.data as ResultValidatedData).accession;
-    targets.set(accession, { soId: r.so, before: e.event });
+    const so = orders.get(accession);
+    const r = results.get(e.event.id);
+    // Delivered with the sale order's line (not "the order follows", which leaves them to it).
+    if (!so || !r?.ok || !(r.odoo ?? []).some((x) => x.model === 'sale.order.line')) continue;
+    targets.set(accession, { so, before: e.event });
     byAccession.set(accession, [...(byAccession.get(accession) ?? []), e.event.id]);
   }
   if (targets.size === 0) return;
