@@ -68,6 +68,14 @@ const FAILED_ADMIN_WINDOW_MS = 60_000;
 const STREAM_MIN_INTERVAL_MS = 250;
 
 /**
+ * The clock of throttles and windows (ms, monotonic). A gap measured on the wall clock lasts as
+ * long as the step when NTP sets the clock back: the stream stood still for an hour after a
+ * one-hour step, and an address refused for a minute stayed refused for the hour. The global
+ * `performance` (not node:perf_hooks') so that tests can fake it.
+ */
+const monotonicNow = (): number => performance.now();
+
+/**
  * Host names a request may name besides IP addresses and `status.allowedHosts`: the listener's
  * host, loopback, and this machine's names — its host name, the short name, and its mDNS name
  * `<short name>.local` (avahi: how a Debian box is found on a LAN without DNS). The machine's
@@ -159,8 +167,10 @@ export class StatusServer implements Component {
   /** Streams skipped while their socket is full; each gets the current status at its next drain. */
   readonly #behind = new WeakSet<http.ServerResponse>();
   #streamTimer: NodeJS.Timeout | undefined;
-  #streamLastSent = 0;
+  /** When the last frame was pushed (monotonicNow). */
+  #streamLastSent = Number.NEGATIVE_INFINITY;
   #unsubscribeModel: (() => void) | undefined;
+  /** Wrong admin tokens per remote address; `since` on monotonicNow. */
   readonly #failedAdmin = new Map<string, { count: number; since: number; limitAudited?: boolean }>();
   /** Names the Host header may use (lower case, no trailing dot); the FQDN is added at start. */
   readonly #allowedHosts: Set<string>;
@@ -510,7 +520,7 @@ export class StatusServer implements Component {
     const changed = await this.#auth.refresh();
     if (changed) this.#log.info('admin token changed: the token now in status.adminTokenFile is accepted, the previous one refused', { tokenId: changed.id, previousTokenId: changed.previousId ?? null });
     if (!this.#auth.enabled) throw new HttpError(403, 'admin actions are disabled: set status.adminTokenFile');
-    const now = Date.now();
+    const now = monotonicNow();
     let failed = this.#failedAdmin.get(remote);
     if (failed && now - failed.since > FAILED_ADMIN_WINDOW_MS) {
       this.#failedAdmin.delete(remote);
@@ -564,10 +574,10 @@ export class StatusServer implements Component {
    */
   #scheduleStream(): void {
     if (this.#streams.size === 0 || this.#streamTimer) return;
-    const wait = Math.max(0, this.#streamLastSent + STREAM_MIN_INTERVAL_MS - Date.now());
+    const wait = Math.max(0, this.#streamLastSent + STREAM_MIN_INTERVAL_MS - monotonicNow());
     this.#streamTimer = setTimeout(() => {
       this.#streamTimer = undefined;
-      this.#streamLastSent = Date.now();
+      this.#streamLastSent = monotonicNow();
       const frame = `data: ${JSON.stringify(this.model.toApiStatus())}\n\n`;
       for (const s of this.#streams) {
         if (this.#behind.has(s)) continue;

@@ -57,7 +57,12 @@ export class MqttStatusPublisher implements Component {
   #client: MqttClient | undefined;
   #interval: NodeJS.Timeout | undefined;
   #flushTimer: NodeJS.Timeout | undefined;
-  #lastFlush = 0;
+  /**
+   * When the last change-triggered publish went out, on the monotonic clock (`performance.now()`):
+   * measured on the wall clock, the gap lasted as long as the step when NTP set the clock back,
+   * and changes waited for the interval re-publish.
+   */
+  #lastFlush = Number.NEGATIVE_INFINITY;
   #pending = new Set<string>();
   /** The retained `online` of the current connection (set at connect, re-published every interval). */
   #online: string | undefined;
@@ -243,7 +248,7 @@ export class MqttStatusPublisher implements Component {
   #onChange(changed: ReadonlySet<string>): void {
     for (const k of changed) this.#pending.add(k);
     if (this.#flushTimer) return;
-    const wait = Math.max(0, this.#lastFlush + (this.#o.coalesceMs ?? 250) - Date.now());
+    const wait = Math.max(0, this.#lastFlush + (this.#o.coalesceMs ?? 250) - performance.now());
     this.#flushTimer = setTimeout(() => {
       this.#flushTimer = undefined;
       this.#flush();
@@ -252,7 +257,7 @@ export class MqttStatusPublisher implements Component {
   }
 
   #flush(): void {
-    this.#lastFlush = Date.now();
+    this.#lastFlush = performance.now();
     const pending = this.#pending;
     this.#pending = new Set();
     if (!this.connected) return; // the next connect publishes everything
