@@ -3,7 +3,7 @@ import { partitionKeys } from '../events/keys.ts';
 import { hl7TimeToIso } from './hl7-time.ts';
 import type { Hl7Message, Hl7Segment } from './message.ts';
 import { hl7EventKey, type Hl7NormalizeContext, type Hl7Normalizer } from './normalizer.ts';
-import { processingIdTerm } from './processing-id.ts';
+import { historicalModeKind, processingIdTerm, processingModeTerm } from './processing-id.ts';
 import { upper } from './text.ts';
 
 /**
@@ -50,6 +50,8 @@ import { upper } from './text.ts';
  *   → `test.completed` with the run type, without accession, partition `specimen:<id>`.
  *
  * ADT and other types: no events (the message is stored and acknowledged).
+ * A message of the LIS's history (MSH-11.2 processing mode A archive, R restore, I initial load):
+ * no events either, whatever its type; it is stored, acknowledged and found as `processingMode:<m>`.
  * No names, birth dates or addresses: the only patient datum is PID-3.1 (first repetition).
  */
 
@@ -611,6 +613,17 @@ export const normalizeLis: Hl7Normalizer = (ctx) => {
   // A training or debugging message taken (on the sandbox: hl7/processing-id.ts) is found as such.
   const processingTerm = processingIdTerm(ctx.message.header);
   if (processingTerm) ctx.searchTerms?.push(processingTerm);
+  // The LIS's history (MSH-11.2 A archive, R restore from archive, I initial load): orders and
+  // results that happened before, most of them billed already (by hand before the gateway, or by
+  // the gateway the first time). Stored, acknowledged and found as such, and no event: nothing of
+  // it reaches Odoo. Before, an initial load after commissioning made every old order a new draft
+  // sale order and every old result an invoice.
+  const historical = historicalModeKind(ctx.message.header);
+  if (historical !== undefined) {
+    ctx.searchTerms?.push(processingModeTerm(ctx.message.header) as string);
+    ctx.notes.push(`processing mode ${historical} (MSH-11.2): the LIS's history, stored without events`);
+    return [];
+  }
   switch (ctx.message.header.messageCode) {
     case 'ORM':
     case 'OML':

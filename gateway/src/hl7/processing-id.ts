@@ -12,6 +12,38 @@ export function processingIdOf(header: MshHeader): string {
   return (end === -1 ? processingId : processingId.slice(0, end)).trim().toUpperCase();
 }
 
+/**
+ * MSH-11.2 processing mode (HL7 v2.5 table 0207): `A` archive, `R` restore from archive, `I`
+ * initial load, `T` current processing; empty means current processing (`T`). Upper case, trimmed.
+ */
+export function processingModeOf(header: MshHeader): string {
+  const { processingId, encodingCharacters } = header;
+  const sep = encodingCharacters[0] ?? '^';
+  const start = processingId.indexOf(sep);
+  if (start === -1) return '';
+  const end = processingId.indexOf(sep, start + 1);
+  return processingId.slice(start + 1, end === -1 ? undefined : end).trim().toUpperCase();
+}
+
+/** The processing modes that are not current processing (table 0207), in the lab's words. */
+const NOT_CURRENT: Readonly<Record<string, string>> = { A: 'archive', R: 'restore from archive', I: 'initial load' };
+
+/**
+ * `archive` / `restore from archive` / `initial load` for MSH-11.2 A / R / I, else undefined
+ * (`T`, empty or anything else: current processing). Such a message is the LIS's history — an
+ * archive replayed, a new system's initial load — not a fact happening now: the LIS normalizer
+ * stores it and makes no event of it (normalize-lis.ts), so an order billed before is not billed
+ * again.
+ */
+export function historicalModeKind(header: MshHeader): string | undefined {
+  return NOT_CURRENT[processingModeOf(header)];
+}
+
+/** The message browser's term for an archived, restored or initially loaded message (`processingMode:I`). */
+export function processingModeTerm(header: MshHeader): string | undefined {
+  return historicalModeKind(header) === undefined ? undefined : `processingMode:${processingModeOf(header)}`;
+}
+
 /** The processing ids that are not the lab's real work, in the lab's words. */
 const NOT_PRODUCTION: Readonly<Record<string, string>> = { T: 'training', D: 'debugging' };
 
