@@ -3,6 +3,7 @@ import { idempotencyKey, partitionKeys, resultVersion } from '../events/keys.ts'
 import type { DraftEvent, EventDataMap, EventType, RunType } from '../events/types.ts';
 import { isGatewayError } from '../errors.ts';
 import { consumptionDrafts, splitConsumption } from '../profiles/consumption.ts';
+import { findTestMapping } from '../profiles/test-mapping.ts';
 import type { FieldCondition, Profile, TestMapping } from '../profiles/types.ts';
 import {
   type AstmMessage,
@@ -341,7 +342,7 @@ class MessageNormalizer {
         this.#warnings.push(`R record ${result.index + 1}: no test code in R.3 (component ${profile.fields.testId.codeComponent})`);
         continue;
       }
-      const mapping: TestMapping | undefined = profile.tests[analyzerCode];
+      const mapping: TestMapping | undefined = findTestMapping(profile, analyzerCode);
       if (mapping?.ignore) continue;
       if (!mapping && profile.unmappedTests === 'report') {
         unmapped.push(analyzerCode);

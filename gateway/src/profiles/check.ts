@@ -233,6 +233,19 @@ export function checkProfile(obj: unknown, options: CheckOptions = {}): ProfileI
       issues.push({ severity: 'warning', path: `tests.${codes[1]}`, message: `canonical test "${canon}" is orderable under several analyzer codes (${codes.join(', ')}); host query answers use "${codes[0]}" — set "orderable": false on the others` });
     }
   }
+  // Codes are matched ignoring case when only one key fits (test-mapping.ts): keys that differ
+  // only in case are two tests, and a code sent in a third spelling matches neither.
+  const byLowerCase = new Map<string, string[]>();
+  for (const code of Object.keys(tests)) byLowerCase.set(code.toLowerCase(), [...(byLowerCase.get(code.toLowerCase()) ?? []), code]);
+  for (const codes of byLowerCase.values()) {
+    if (codes.length > 1) {
+      issues.push({
+        severity: 'warning',
+        path: `tests.${codes[1]}`,
+        message: `analyzer codes ${codes.map((c) => `"${c}"`).join(', ')} differ only in case: each matches only as spelled, and a code sent in another case (${codes[0]!.toLowerCase()}) is reported unmapped`,
+      });
+    }
+  }
   if (p.unmappedTests === 'report' && Object.keys(tests).length === 0) {
     issues.push({ severity: 'warning', path: 'tests', message: 'unmappedTests is "report" but no test is mapped: every result will be reported as unmapped' });
   }

@@ -7,7 +7,8 @@ import { type Hl7Message, type Hl7Segment, parseMessage } from '../hl7/message.t
 import { readMsh } from '../hl7/msh.ts';
 import type { Hl7NormalizeContext, Hl7Normalizer } from '../hl7/normalizer.ts';
 import { consumptionDrafts, splitConsumption } from './consumption.ts';
-import type { Profile, TestMapping } from './types.ts';
+import { findTestMapping } from './test-mapping.ts';
+import type { Profile } from './types.ts';
 
 /**
  * Results from analyzers that speak HL7 v2 over MLLP (Mindray BS chemistry, BC-5380 hematology)
@@ -59,14 +60,6 @@ function runTypeOf(message: Hl7Message, profile: Profile): RunType {
   const h = message.header;
   const raw = s.runTypeField === 'MSH-16' ? h.appAckType : (h.processingId.split(h.encodingCharacters[0] ?? '^')[0] ?? '');
   return s.runTypeValues[raw.trim().toUpperCase()] ?? s.runTypeValues[raw.trim()] ?? 'patient';
-}
-
-function lookup(profile: Profile, code: string): TestMapping | undefined {
-  const direct = profile.tests[code];
-  if (direct) return direct;
-  const lower = code.toLowerCase();
-  for (const [key, m] of Object.entries(profile.tests)) if (key.toLowerCase() === lower) return m;
-  return undefined;
 }
 
 function shortHash(text: string): string {
@@ -153,7 +146,7 @@ export function normalizeAnalyzerHl7Message(message: Hl7Message, ctx: AnalyzerHl
     const kept: Array<{ canonical: string; time: string; keyTime: string }> = [];
     for (const r of results) {
       if (r.code === '') continue;
-      const mapping = lookup(profile, r.code);
+      const mapping = findTestMapping(profile, r.code);
       if (mapping?.ignore) continue;
       // `unmappedTests: report`: the operator finds the message as `unmapped:<code>` to fix the mapping.
       if (!mapping && profile.unmappedTests === 'report') {
