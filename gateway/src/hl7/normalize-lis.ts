@@ -12,12 +12,13 @@ import { upper } from './text.ts';
  *
  * Orders (ORM^O01, OML^O21/O33/O35) — one "order line" per OBR with the ORC before it:
  * - accession = ORC-2 placer order number, else OBR-2, else the filler number ORC-3 / OBR-3,
- *   else ORC-4 placer group number; a line with none that states a fact (NW, CA/OC/CR, IP, a
- *   receipt) makes the message a reject (ctx.problems: AR 101 at ORC^n^2);
+ *   else ORC-4 placer group number; a line with none that states a fact (NW, XO/XX/XR, CA/OC/CR,
+ *   DC/OD/DR, SC with ORC-5 CA/DC, IP, a receipt) makes the message a reject (ctx.problems: AR 101 at ORC^n^2);
  * - ORC-1 NW, and a changed order XO / XX / XR (the order as it now stands: a test the change
- *   adds is ordered) → `order.created` with one test per OBR-4 (code = OBR-4.1); CA / OC / CR →
+ *   adds is ordered) → `order.created` with one test per OBR-4 (code = OBR-4.1); CA / OC / CR,
+ *   a discontinuation DC / OD / DR, and a status change SC whose ORC-5 is CA or DC →
  *   `order.cancelled` (tests of the lines; none = the whole order); one event per run of an
- *   accession's consecutive lines with the same control, keyed on the run's first line, in the
+ *   accession's consecutive lines making the same fact, keyed on the run's first line, in the
  *   order of the lines (CA GLU then NW GLU: cancelled, then ordered again);
  * - priority OBR-27.6, else ORC-7.6, else TQ1-9: a TQ1 after the ORC (its standard place) is the
  *   timing of that ORC's lines, one after an OBR that line's;
@@ -44,6 +45,8 @@ import { upper } from './text.ts';
  *   `test.completed` with the analyte (OBX-3.1), value (SN: components joined), units, flags;
  *   D, W, X, N → no event;
  * - an OBR without OBX follows OBR-25 (F → validated, I → in progress, P/C/R/A → completed);
+ * - OBR-25 X (no results available, order cancelled) with no OBX holding a result → `order.cancelled`
+ *   of the ordered test (OBR-4.1): it will not be done, and the order is billed for the rest;
  * - OBX after an SPM are specimen observations, not results: skipped;
  * - a QC run (MSH-11 Q, `runType: qc`) is not the patient's: no `result.validated`, no
  *   `test.in_progress`; every OBX with a result (and an OBR without OBX under OBR-25 F/P/C/R/A)
@@ -75,7 +78,20 @@ interface ResultGroup {
   position: number;
 }
 
-const CANCEL_CONTROLS = new Set(['CA', 'OC', 'CR']);
+/**
+ * ORC-1 that withdraw the lines' tests (table 0119): CA cancel request, OC cancelled, CR cancelled
+ * as requested; and DC discontinue request, OD discontinued, DR discontinued as requested. For a
+ * lab test a discontinuation is a test that will not be done, like a cancellation: its line goes
+ * and the order is billed for the tests that were. (A LIS does not discontinue a test it has
+ * resulted: the filler answers such a request UD, unable to discontinue.) Before, DC/OD/DR were a
+ * debug note: the line stayed open and the order was never eligible for its invoice.
+ */
+const CANCEL_CONTROLS = new Set(['CA', 'OC', 'CR', 'DC', 'OD', 'DR']);
+/**
+ * ORC-5 order statuses (table 0038) that, with ORC-1 SC (status changed), say the order was
+ * withdrawn: CA cancelled, DC discontinued. Other statuses (IP, A, CM, SC, HD…) make no order fact.
+ */
+const WITHDRAWN_STATUSES = new Set(['CA', 'DC']);
 /**
  * ORC-1 of a changed order (table 0119): XO the placer's change request, XX the filler's
  * unsolicited change, XR the filler's "changed as requested". Each line is the order as it now
@@ -203,7 +219,8 @@ function patientIdOf(message: Hl7Message): string | undefined {
 type OrderFactKind = 'order.created' | 'order.cancelled';
 
 /**
- * One order fact: a run of lines of one accession with the same control (NW, or CA/OC/CR),
+ * One order fact: a run of lines of one accession making the same fact (ordered: NW, XO/XX/XR;
+ * withdrawn: CA/OC/CR, DC/OD/DR, SC with ORC-5 CA/DC),
  * consecutive among that accession's order lines. Keyed on its first line.
  */
 interface OrderFact {
@@ -285,7 +302,8 @@ function normalizeOrders(ctx: Hl7NormalizeContext, sink: EventSink): void {
   for (const line of lines) {
     const accession = accessionOf(line.orc, line.obr);
     const control = upper(line.orc?.get(1) || 'NW');
-    const type: OrderFactKind | undefined = control === 'NW' || CHANGE_CONTROLS.has(control) ? 'order.created' : CANCEL_CONTROLS.has(control) ? 'order.cancelled' : undefined;
+    const withdrawn = CANCEL_CONTROLS.has(control) || (control === 'SC' && WITHDRAWN_STATUSES.has(upper(line.orc?.get(5) ?? '')));
+    const type: OrderFactKind | undefined = control === 'NW' || CHANGE_CONTROLS.has(control) ? 'order.created' : withdrawn ? 'order.cancelled' : undefined;
     if (!accession) {
       const seg = (line.orc ?? line.obr) as Hl7Segment;
       const text = `order at segment ${seg.index + 1} (${seg.name}) has no placer or filler number (ORC-2, OBR-2, ORC-3, OBR-3 and ORC-4 are empty)`;
@@ -516,6 +534,18 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
         if (COMPLETED_STATUSES.has(status)) sink.add('test.completed', obx.index, sample, resultOf(obx, status, undefined), completedAtOf(obx));
         else ctx.notes.push(`OBX at segment ${obx.index + 1} of a ${runType} run has status ${status}: no event`);
       }
+      continue;
+    }
+
+    // OBR-25 X (table 0123: no results available; order cancelled) — the specimen was unusable and
+    // no redraw is asked, the test was withdrawn after it reached the bench: the ordered test will
+    // not be done. It is withdrawn as by an ORC-1 CA, so the order is billed for its other tests.
+    // Before, it made no event: the line stayed open and the order never became eligible for its
+    // invoice. An OBX that holds a result (any status but D/W/X/N) keeps the result path: a test
+    // with a value is not withdrawn on a contradicting OBR-25.
+    if (obrStatus === 'X' && g.obr && orderedCode && g.obx.every((obx) => SKIPPED_STATUSES.has(statusOf(obx)))) {
+      const withdrawnAt = hl7TimeToIso(g.obr.get(22, 1));
+      sink.add('order.cancelled', g.position, ids, { accession: accession || specimenId, tests: [testOf(g.obr) as OrderedTest], reason: 'no results available (OBR-25 X)' } as EventDataMap['order.cancelled'], withdrawnAt);
       continue;
     }
 

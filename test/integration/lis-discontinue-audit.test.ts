@@ -1,0 +1,125 @@
+/**
+ * Tests a lab's LIS withdraws or never does, as finance staff see them in Odoo: a real gateway (MLLP listener, LevelDB in a temp dir, the relay) posting to the Odoo
+ * emulator over HTTP, the LIS as a real MLLP client. Each test failed before the fix its comment
+ * names.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { startLabDay, type LabDay } from '../fixtures/relay/lab-day.ts';
+import { invoices, saleLines } from '../fixtures/relay/billing-rig.ts';
+
+const closers: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  while (closers.length) await closers.pop()!();
+});
+
+/** A gateway with the LIS link `lis`, relaying to the emulator, invoicing at once. */
+function lab(id: string): Promise<LabDay> {
+  return startLabDay(id, closers, {}, { relay: { syncModes: { 'invoice.eligible': 'realtime' } } });
+}
+
+const MSH = (type: string, id: string): string => `MSH|^~\\&|LIS|LAB|GW|LAB|20260301093000||${type}|${id}|P|2.5.1`;
+const PID = 'PID|1||MRN-77^^^LAB^MR';
+
+/** An ORM^O01 with ORC-1 `control` (and ORC-5 `status`) and one ORC/OBR pair per test, for the clinic CLINIC-A. */
+function orm(id: string, accession: string, tests: string[], control = 'NW', opts: { status?: string } = {}): string {
+  const lines = tests.flatMap((code, i) => [
+    `ORC|${control}|${accession}|F-${accession}||${opts.status ?? ''}||||20260301092500||||||||||||CLINIC-A`,
+    `OBR|${i + 1}|${accession}|F-${accession}|${code}^${code} test`,
+  ]);
+  return [MSH('ORM^O01^ORM_O01', id), PID, ...lines].join('\r');
+}
+
+/** An ORU^R01 for `test` with OBR-25 `status`; its OBX (OBX-11 = `status`) unless `withObx` is false. */
+function oru(id: string, accession: string, test: string, opts: { status?: string; withObx?: boolean } = {}): string {
+  const status = opts.status ?? 'F';
+  return [
+    MSH('ORU^R01^ORU_R01', id),
+    PID,
+    `ORC|RE|${accession}|F-${accession}`,
+    `OBR|1|${accession}|F-${accession}|${test}^${test} test|||20260301100000|||||||||||||||20260301110000|||${status}`,
+    ...(opts.withObx === false ? [] : [`OBX|1|NM|${test}^${test} test||5.4|mmol/L|||||${status}`]),
+  ].join('\r');
+}
+
+/** The tests of every `invoice.eligible` of `accession`, in the order they were stored. */
+async function eligibilities(l: LabDay, accession: string): Promise<string[][]> {
+  return (await l.all())
+    .filter((e) => e.event.type === 'invoice.eligible' && e.event.correlationId === accession)
+    .map((e) => (e.event.data as { tests: Array<{ code: string }> }).tests.map((t) => t.code));
+}
+
+async function deadLetters(l: LabDay): Promise<string[]> {
+  return (await l.all()).filter((e) => e.state === 'dead').map((e) => `${e.event.type}: ${e.lastError ?? ''}`);
+}
+
+describe('tests the LIS withdraws or never does', () => {
+  /**
+   * What finance saw: order 80001 was placed for GLU and TSH; GLU was validated, then the
+   * clinician stopped TSH before it was run and the LIS sent ORC-1 DC ("discontinue order
+   * request", HL7 table 0119; OD "order discontinued" and DR "discontinued as requested" from a
+   * filler). The TSH line stayed on the draft sale order, never delivered, and the order was never
+   * eligible for its invoice: GLU, done and validated, was never billed — for good, since no
+   * result for TSH would ever come.
+   * Promise broken: DESIGN.md §3 (`invoice.eligible` when all billable tests of an order are
+   * validated; a withdrawn test is not billable) — a discontinued lab test that has no result is a
+   * test that will not be done.
+   * Cause: hl7/normalize-lis.ts made events of NW, XO/XX/XR and CA/OC/CR only; DC/OD/DR were a
+   * debug note.
+   * Fix: DC, OD and DR withdraw their lines' tests like a cancellation (`order.cancelled`).
+   */
+  it('a test discontinued (ORC-1 DC, OD, DR) leaves the order billable for the tests that were done', async () => {
+    const l = await lab('lis-discontinue');
+    const controls = ['DC', 'OD', 'DR'];
+    for (const [i, control] of controls.entries()) {
+      const accession = `8000${i + 1}`;
+      expect(await l.send('lis', orm(`O-${i}`, accession, ['GLU', 'TSH']))).toContain(`MSA|AA|O-${i}`);
+      expect(await l.send('lis', oru(`R-${i}`, accession, 'GLU'))).toContain(`MSA|AA|R-${i}`);
+      expect(await l.send('lis', orm(`D-${i}`, accession, ['TSH'], control))).toContain(`MSA|AA|D-${i}`);
+    }
+    await l.settled();
+    expect(await deadLetters(l)).toEqual([]);
+    for (const [i, control] of controls.entries()) {
+      const accession = `8000${i + 1}`;
+      expect({ control, eligible: await eligibilities(l, accession) }).toEqual({ control, eligible: [['GLU']] });
+      expect({ control, lines: saleLines(l.emu, accession).map((x) => [x.code, x.qty, x.delivered]) }).toEqual({ control, lines: [['GLU', 1, 1]] });
+      expect({ control, invoices: invoices(l.emu, accession).length }).toEqual({ control, invoices: 1 });
+    }
+  });
+
+  /**
+   * What finance saw: the LIS reported order 80011's TSH as "no results available; order
+   * cancelled" (an ORU with OBR-25 X, HL7 table 0123 — the specimen was haemolysed and the clinic
+   * did not ask for a redraw), or sent the order's status change (ORC-1 SC with ORC-5 CA "order
+   * was cancelled" or DC "order was discontinued", table 0038). The TSH line stayed open and GLU,
+   * validated the same morning, was never billed.
+   * Promise broken: DESIGN.md §3, as above.
+   * Cause: hl7/normalize-lis.ts made no event of OBR-25 X (an OBR without OBX, or with OBX-11 X)
+   * nor of ORC-1 SC, whatever ORC-5 said.
+   * Fix: OBR-25 X withdraws the ordered test (OBR-4), and ORC-1 SC with ORC-5 CA or DC the tests of
+   * its lines, as `order.cancelled`.
+   */
+  it('a test the LIS reports cannot be done (OBR-25 X, ORC-5 CA/DC) leaves the order billable for the rest', async () => {
+    const l = await lab('lis-cannot-be-done');
+    const cases: Array<[string, string]> = [
+      ['80011', 'OBR-25 X without OBX'],
+      ['80012', 'OBR-25 X with OBX-11 X'],
+      ['80013', 'ORC-1 SC, ORC-5 CA'],
+      ['80014', 'ORC-1 SC, ORC-5 DC'],
+    ];
+    for (const [accession] of cases) {
+      expect(await l.send('lis', orm(`O-${accession}`, accession, ['GLU', 'TSH']))).toContain('MSA|AA');
+      expect(await l.send('lis', oru(`R-${accession}`, accession, 'GLU'))).toContain('MSA|AA');
+    }
+    expect(await l.send('lis', oru('X-1', '80011', 'TSH', { status: 'X', withObx: false }))).toContain('MSA|AA|X-1');
+    expect(await l.send('lis', oru('X-2', '80012', 'TSH', { status: 'X' }))).toContain('MSA|AA|X-2');
+    expect(await l.send('lis', orm('X-3', '80013', ['TSH'], 'SC', { status: 'CA' }))).toContain('MSA|AA|X-3');
+    expect(await l.send('lis', orm('X-4', '80014', ['TSH'], 'SC', { status: 'DC' }))).toContain('MSA|AA|X-4');
+    await l.settled();
+    expect(await deadLetters(l)).toEqual([]);
+    for (const [accession, what] of cases) {
+      expect({ what, eligible: await eligibilities(l, accession) }).toEqual({ what, eligible: [['GLU']] });
+      expect({ what, lines: saleLines(l.emu, accession).map((x) => [x.code, x.qty, x.delivered]) }).toEqual({ what, lines: [['GLU', 1, 1]] });
+      expect({ what, invoices: invoices(l.emu, accession).length }).toEqual({ what, invoices: 1 });
+    }
+  });
+});
