@@ -122,4 +122,29 @@ describe('tests the LIS withdraws or never does', () => {
       expect({ what, invoices: invoices(l.emu, accession).length }).toEqual({ what, invoices: 1 });
     }
   });
+
+  /**
+   * What finance saw: order 80021's TSH came back as a final report whose only observation could
+   * not be obtained (OBR-25 F, OBX-11 X "results cannot be obtained for this observation", HL7
+   * table 0085 — too little serum, no redraw). The report was final, nothing more would come, yet
+   * the TSH line stayed open and GLU, validated the same morning, was never billed.
+   * Promise broken: DESIGN.md §3, as above.
+   * Cause: hl7/normalize-lis.ts needs one OBX F for a final OBR to be validated, and makes no
+   * event of X: the test ended neither validated nor withdrawn.
+   * Fix: a final report (OBR-25 F) whose observations are all without a result and at least one
+   * of them X withdraws the ordered test (`order.cancelled`), as OBR-25 X does.
+   */
+  it('a final report whose observation could not be obtained (OBR-25 F, OBX-11 X) leaves the order billable for the rest', async () => {
+    const l = await lab('lis-not-obtained');
+    expect(await l.send('lis', orm('O-1', '80021', ['GLU', 'TSH']))).toContain('MSA|AA|O-1');
+    expect(await l.send('lis', oru('R-1', '80021', 'GLU'))).toContain('MSA|AA|R-1');
+    const noResult = oru('R-2', '80021', 'TSH').replace('OBX|1|NM|TSH^TSH test||5.4|mmol/L|||||F', 'OBX|1|NM|TSH^TSH test||||||||X');
+    expect(noResult).toContain('OBX|1|NM|TSH^TSH test||||||||X');
+    expect(await l.send('lis', noResult)).toContain('MSA|AA|R-2');
+    await l.settled();
+    expect(await deadLetters(l)).toEqual([]);
+    expect(await eligibilities(l, '80021')).toEqual([['GLU']]);
+    expect(saleLines(l.emu, '80021').map((x) => [x.code, x.qty, x.delivered])).toEqual([['GLU', 1, 1]]);
+    expect(invoices(l.emu, '80021')).toHaveLength(1);
+  });
 });

@@ -45,8 +45,9 @@ import { upper } from './text.ts';
  *   `test.completed` with the analyte (OBX-3.1), value (SN: components joined), units, flags;
  *   D, W, X, N → no event;
  * - an OBR without OBX follows OBR-25 (F → validated, I → in progress, P/C/R/A → completed);
- * - OBR-25 X (no results available, order cancelled) with no OBX holding a result → `order.cancelled`
- *   of the ordered test (OBR-4.1): it will not be done, and the order is billed for the rest;
+ * - OBR-25 X (no results available, order cancelled) with no OBX holding a result, or OBR-25 F
+ *   whose OBX hold no result and at least one is X (cannot be obtained) → `order.cancelled` of the
+ *   ordered test (OBR-4.1): it will not be done, and the order is billed for the rest;
  * - OBX after an SPM are specimen observations, not results: skipped;
  * - a QC run (MSH-11 Q, `runType: qc`) is not the patient's: no `result.validated`, no
  *   `test.in_progress`; every OBX with a result (and an OBR without OBX under OBR-25 F/P/C/R/A)
@@ -543,9 +544,15 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
     // Before, it made no event: the line stayed open and the order never became eligible for its
     // invoice. An OBX that holds a result (any status but D/W/X/N) keeps the result path: a test
     // with a value is not withdrawn on a contradicting OBR-25.
-    if (obrStatus === 'X' && g.obr && orderedCode && g.obx.every((obx) => SKIPPED_STATUSES.has(statusOf(obx)))) {
+    // The same for a final report (OBR-25 F) without any result whose observations could not be
+    // obtained (OBX-11 X, table 0085; D/W/N beside them): nothing more will come for the test.
+    // Under any other OBR-25 an X may be a draw still to come (corpus oul_r22_hapi-lab-example-03).
+    const noResult = g.obx.every((obx) => SKIPPED_STATUSES.has(statusOf(obx)));
+    const notObtained = obrStatus === 'F' && noResult && g.obx.some((obx) => statusOf(obx) === 'X');
+    if ((obrStatus === 'X' || notObtained) && noResult && g.obr && orderedCode) {
       const withdrawnAt = hl7TimeToIso(g.obr.get(22, 1));
-      sink.add('order.cancelled', g.position, ids, { accession: accession || specimenId, tests: [testOf(g.obr) as OrderedTest], reason: 'no results available (OBR-25 X)' } as EventDataMap['order.cancelled'], withdrawnAt);
+      const reason = obrStatus === 'X' ? 'no results available (OBR-25 X)' : 'results cannot be obtained (OBX-11 X)';
+      sink.add('order.cancelled', g.position, ids, { accession: accession || specimenId, tests: [testOf(g.obr) as OrderedTest], reason } as EventDataMap['order.cancelled'], withdrawnAt);
       continue;
     }
 
