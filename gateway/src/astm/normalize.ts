@@ -4,6 +4,7 @@ import type { DraftEvent, EventDataMap, EventType, RunType } from '../events/typ
 import { isGatewayError } from '../errors.ts';
 import { consumptionDrafts, splitConsumption } from '../profiles/consumption.ts';
 import { findTestMapping } from '../profiles/test-mapping.ts';
+import { processingIdSearchTerm, withProcessingId } from '../profiles/training-run.ts';
 import type { FieldCondition, Profile, TestMapping } from '../profiles/types.ts';
 import {
   type AstmMessage,
@@ -228,6 +229,8 @@ class MessageNormalizer {
     }
     const messageType = hostQuery ? 'ASTM^QUERY' : results > 0 ? 'ASTM^RESULT' : orders > 0 ? 'ASTM^ORDER' : 'ASTM^OTHER';
     if (this.#controlId) this.#terms.add(this.#controlId);
+    const trainingTerm = processingIdSearchTerm(this.#processingId());
+    if (trainingTerm) this.#terms.add(trainingTerm);
     const sender = this.#sender();
     const out: NormalizeResult = {
       events: this.#events,
@@ -260,11 +263,15 @@ class MessageNormalizer {
     return '';
   }
 
+  /** The profile's rules, first match wins, else patient; a sample run under H.12 T/D is a training run (training-run.ts). */
   #runType(scope: Scope): RunType {
-    for (const rule of this.#ctx.profile.runTypeRules) {
-      if (allHold(rule.when, scope, this.#d)) return rule.runType;
-    }
-    return 'patient';
+    const byRules = this.#ctx.profile.runTypeRules.find((rule) => allHold(rule.when, scope, this.#d))?.runType ?? 'patient';
+    return withProcessingId(byRules, this.#processingId());
+  }
+
+  /** H.12 processing id, first component (LIS2-A2 §7.1.12: P production, T training, D debugging, Q QC). */
+  #processingId(): string {
+    return component(this.#msg.header, 12, 1, this.#d);
   }
 
   /**

@@ -49,8 +49,12 @@ export interface EventSource {
   controlId?: string;
 }
 
-/** What a run on an analyzer was. QC and calibration runs are never billable. */
-export type RunType = 'patient' | 'qc' | 'calibration' | 'rerun';
+/**
+ * What a run on an analyzer was. QC and calibration runs are never billable; nor is a `training`
+ * run: a sample run while the analyzer said training or debugging (ASTM H.12 / HL7 MSH-11 `T`
+ * or `D`), whose reagent was used all the same (profiles/training-run.ts).
+ */
+export type RunType = 'patient' | 'qc' | 'calibration' | 'rerun' | 'training';
 
 export interface OrderedTest {
   /** Canonical (LIS) test code; matched against Odoo product `default_code`. */

@@ -266,7 +266,7 @@ export function checkProfile(obj: unknown, options: CheckOptions = {}): ProfileI
     }
     if (row.deadVolume === true && row.per !== 'run') issues.push({ severity: 'error', path: `${at}.deadVolume`, message: 'dead volume is consumed once per run: set "per": "run"' });
     if (row.deadVolume === true) {
-      for (const rt of (row.runTypes as string[] | undefined) ?? ['patient', 'qc', 'calibration', 'rerun']) {
+      for (const rt of (row.runTypes as string[] | undefined) ?? ['patient', 'qc', 'calibration', 'rerun', 'training']) {
         deadVolume.set(`${rt}|${String(row.productCode)}`, (deadVolume.get(`${rt}|${String(row.productCode)}`) ?? 0) + 1);
       }
     }

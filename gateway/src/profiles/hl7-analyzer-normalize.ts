@@ -8,6 +8,7 @@ import { readMsh } from '../hl7/msh.ts';
 import type { Hl7NormalizeContext, Hl7Normalizer } from '../hl7/normalizer.ts';
 import { consumptionDrafts, splitConsumption } from './consumption.ts';
 import { findTestMapping } from './test-mapping.ts';
+import { processingIdSearchTerm, withProcessingId } from './training-run.ts';
 import type { Profile } from './types.ts';
 
 /**
@@ -58,8 +59,11 @@ function runTypeOf(message: Hl7Message, profile: Profile): RunType {
   const s = profile.hl7;
   if (!s) return 'patient';
   const h = message.header;
-  const raw = s.runTypeField === 'MSH-16' ? h.appAckType : (h.processingId.split(h.encodingCharacters[0] ?? '^')[0] ?? '');
-  return s.runTypeValues[raw.trim().toUpperCase()] ?? s.runTypeValues[raw.trim()] ?? 'patient';
+  const processingId = h.processingId.split(h.encodingCharacters[0] ?? '^')[0] ?? '';
+  const raw = s.runTypeField === 'MSH-16' ? h.appAckType : processingId;
+  // A sample run while the analyzer says training or debugging (MSH-11 T/D) is a training run,
+  // as for ASTM analyzers (training-run.ts).
+  return withProcessingId(s.runTypeValues[raw.trim().toUpperCase()] ?? s.runTypeValues[raw.trim()] ?? 'patient', processingId);
 }
 
 function shortHash(text: string): string {
@@ -80,6 +84,8 @@ export function normalizeAnalyzerHl7Message(message: Hl7Message, ctx: AnalyzerHl
   }
   const settings = profile.hl7;
   const runType = runTypeOf(message, profile);
+  const trainingTerm = processingIdSearchTerm(h.processingId.split(h.encodingCharacters[0] ?? '^')[0] ?? '');
+  if (trainingTerm) searchTerms.add(trainingTerm);
   const billable = runType === 'patient' || runType === 'rerun';
   const source: DraftEvent['source'] = { kind: 'hl7', endpoint: ctx.endpoint, analyzer: analyzerId };
   if (h.controlId) source.controlId = h.controlId;
