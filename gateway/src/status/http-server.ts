@@ -424,8 +424,11 @@ export class StatusServer implements Component {
       const v = q.get(k);
       if (v) query[k] = v;
     }
-    const messages = await this.#o.store.listMessages(query);
-    this.#json(res, 200, { messages, count: messages.length });
+    // `next`: the `before` of the next page (null at the end). An endpoint filter reads a bounded
+    // part of the log per request, so a short page with a `next` is not the end.
+    const store = this.#o.store;
+    const { messages, next } = store.listMessagePage ? await store.listMessagePage(query) : { messages: await store.listMessages(query), next: null };
+    this.#json(res, 200, { messages, count: messages.length, next });
   }
 
   async #listEvents(q: URLSearchParams, res: http.ServerResponse): Promise<void> {
@@ -442,8 +445,11 @@ export class StatusServer implements Component {
     }
     const after = q.get('after');
     if (after) query.after = after;
-    const events = await this.#o.store.listEvents(query);
-    this.#json(res, 200, { events, count: events.length });
+    // `next`: the `after` of the next page (null at the end); for delivered|discarded it names the
+    // place itself, which retention cannot take away.
+    const store = this.#o.store;
+    const { events, next } = store.listEventPage ? await store.listEventPage(query) : { events: await store.listEvents(query), next: null };
+    this.#json(res, 200, { events, count: events.length, next });
   }
 
   async #messageDetail(id: string, q: URLSearchParams, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

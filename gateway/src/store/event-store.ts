@@ -19,6 +19,7 @@ import { ShardedMap } from './sharded-map.ts';
 import { SteadyWallClock } from '../wall-clock.ts';
 import type {
   CommitResult,
+  EventPage,
   EventQuery,
   EventState,
   GatewayStore,
@@ -26,6 +27,7 @@ import type {
   IntakeCounters,
   Lease,
   LeaseOptions,
+  MessagePage,
   MessageQuery,
   Outcome,
   QueueStats,
@@ -207,6 +209,13 @@ const LEVEL_SYNC_EVERY_MS = 500;
 
 /** Recently committed event bodies, by id: the relay leases most events soon after intake. */
 const BODY_CACHE_SIZE = 8192;
+/** Page ends of the delivered/discarded listing remembered, so that paging survives retention. */
+const PAGE_END_MEMORY = 1024;
+/**
+ * Records a message listing reads at most per page when its filter is not in an index (an
+ * endpoint without a search term): the page then ends with `next` where it stopped.
+ */
+const MESSAGE_SCAN_BUDGET = 5_000;
 
 /** The value of a message put that goes to the message log; the store writes its pointer. */
 interface LogEntry {
@@ -366,6 +375,8 @@ export class EventStore implements GatewayStore {
   #pruneSweepStartedAt: number | undefined;
   #pruneDiscardsBehind = 0;
   #timers: NodeJS.Timeout[] = [];
+  /** The place (`o` key) of the last event of recent delivered/discarded pages, by id (#finishedPlace). */
+  readonly #pageEnds = new Map<string, string>();
   #closing: Promise<void> | undefined;
 
   private constructor(db: Level<string, unknown>, log: MessageLog, options: EventStoreOptions) {
@@ -1807,6 +1818,10 @@ export class EventStore implements GatewayStore {
   }
 
   async listEvents(query: EventQuery): Promise<StoredEvent[]> {
+    return (await this.listEventPage(query)).events;
+  }
+
+  async listEventPage(query: EventQuery): Promise<EventPage> {
     await this.#committer.applied();
     const limit = Math.min(Math.max(1, query.limit ?? 100), 1000);
     const out: StoredEvent[] = [];
@@ -1823,6 +1838,7 @@ export class EventStore implements GatewayStore {
       }
       await this.#pushEvents(batch, out, accept, limit);
     };
+    const full = (): boolean => out.length >= limit;
     switch (query.state) {
       case 'dead':
         await collect(this.#sub.dead.keys(range));
@@ -1840,10 +1856,8 @@ export class EventStore implements GatewayStore {
         const ids: string[] = [];
         let upper: string | undefined;
         if (query.after !== undefined) {
-          const cursor = (await this.#readEvents([query.after]))[0];
-          const at = cursor ? finishedAt(cursor) : undefined;
-          if (at === undefined) return out; // not a finished event: nothing comes after it in this listing
-          upper = timeKey(at) + SEP + query.after;
+          upper = await this.#finishedPlace(query.after);
+          if (upper === undefined) return { events: out, next: null }; // not a finished event: nothing comes after it in this listing
         }
         for await (const key of this.#sub.done.keys({ reverse: true, ...(upper !== undefined ? { lt: upper } : {}) })) {
           const id = (key as string).slice(13);
@@ -1853,7 +1867,14 @@ export class EventStore implements GatewayStore {
           }
         }
         if (out.length < limit) await this.#pushEvents(ids, out, accept, limit);
-        break;
+        const last = out.at(-1);
+        const at = last ? finishedAt(last) : undefined;
+        if (!full() || last === undefined || at === undefined) return { events: out, next: null };
+        const place = timeKey(at) + SEP + last.event.id;
+        this.#pageEnds.delete(last.event.id);
+        this.#pageEnds.set(last.event.id, place);
+        if (this.#pageEnds.size > PAGE_END_MEMORY) this.#pageEnds.delete(this.#pageEnds.keys().next().value as string);
+        return { events: out, next: place.replace(SEP, '.') };
       }
       case undefined:
         await collect(this.#sub.evt.keys(range));
@@ -1861,7 +1882,33 @@ export class EventStore implements GatewayStore {
       default:
         query.state satisfies never;
     }
-    return out;
+    return { events: out, next: full() ? out[out.length - 1]!.event.id : null };
+  }
+
+  /**
+   * Where the delivered/discarded listing continues after `after` (an `o` key: older entries sort
+   * before it), or undefined when nothing does (an event not finished).
+   *
+   * A script pages with the last id of the previous page; between two pages retention may have
+   * removed that event (the oldest go first, and the page's last is the oldest of the page), while
+   * older ones it keeps stay — the billing events of accessions not billed in full. Its place is
+   * then taken from the page ends this store handed out (the last PAGE_END_MEMORY), else, after a
+   * restart, from the time it was stored (its id): it finished no earlier, so nothing listed
+   * already comes again; older events that finished while it waited for Odoo (the relay's burst
+   * after an outage) are then passed over, which `next` (the place itself) avoids.
+   */
+  async #finishedPlace(after: string): Promise<string | undefined> {
+    const place = /^([0-9a-f]{12})\.(.+)$/.exec(after);
+    if (place) return place[1]! + SEP + place[2]!;
+    const cursor = (await this.#readEvents([after]))[0];
+    if (cursor) {
+      const at = finishedAt(cursor);
+      return at === undefined ? undefined : timeKey(at) + SEP + after;
+    }
+    const handedOut = this.#pageEnds.get(after);
+    if (handedOut !== undefined) return handedOut;
+    const stored = idTime(after);
+    return /^[0-9a-f]{12}/.test(after) && Number.isFinite(stored) ? timeKey(stored) + SEP + after : undefined;
   }
 
   async #pushEvents(ids: string[], out: StoredEvent[], accept: (r: StoredEvent | undefined) => boolean, limit: number): Promise<boolean> {
@@ -1905,6 +1952,21 @@ export class EventStore implements GatewayStore {
   }
 
   async listMessages(query: MessageQuery): Promise<StoredMessage[]> {
+    return (await this.#listMessages(query, Number.POSITIVE_INFINITY)).messages;
+  }
+
+  /**
+   * A page of the message browser (GET /api/messages) and the `before` of the next. A filter no
+   * index answers (an endpoint without a search term) reads at most MESSAGE_SCAN_BUDGET records:
+   * the message log holds no endpoint index, so an analyzer with three messages among 300,000 of
+   * the LIS made every request read all of them from disk. The page then ends where the reading
+   * stopped, `next` naming the place (a short page with a `next` is not the end).
+   */
+  listMessagePage(query: MessageQuery): Promise<MessagePage> {
+    return this.#listMessages(query, MESSAGE_SCAN_BUDGET);
+  }
+
+  async #listMessages(query: MessageQuery, budget: number): Promise<MessagePage> {
     await this.#committer.applied();
     const limit = Math.min(Math.max(1, query.limit ?? 50), 1000);
     const term = query.controlId ?? query.q;
@@ -1927,25 +1989,28 @@ export class EventStore implements GatewayStore {
         const records = await Promise.all(values.map((v, i) => (v ? this.#recordOf(ids[i] as string, v) : undefined)));
         for (const r of records) {
           if (accept(r)) out.push(publicMessage(r));
-          if (out.length >= limit) return out;
+          if (out.length >= limit) return { messages: out, next: out[out.length - 1]!.id };
         }
-        if (keys.length < page) return out;
+        if (keys.length < page) return { messages: out, next: null };
         upper = keys[keys.length - 1] as string;
       }
     }
-    const range = query.before !== undefined ? { lt: query.before } : {};
     // Pointers in pages, their records read from the message log side by side.
     const page = Math.min(limit * 2, 200);
     let upper = query.before;
+    let read = 0;
     for (;;) {
+      const room = Math.min(page, budget - read);
+      if (room <= 0) return { messages: out, next: upper ?? null };
       const entries: Array<[string, Buffer]> = [];
-      for await (const entry of this.#sub.msg.iterator({ ...(upper !== undefined ? { lt: upper } : {}), reverse: true, limit: page }) as AsyncIterable<[string, Buffer]>) entries.push(entry);
+      for await (const entry of this.#sub.msg.iterator({ ...(upper !== undefined ? { lt: upper } : {}), reverse: true, limit: room }) as AsyncIterable<[string, Buffer]>) entries.push(entry);
+      read += entries.length;
       const records = await Promise.all(entries.map(([id, v]) => this.#recordOf(id, v)));
       for (const r of records) {
         if (accept(r)) out.push(publicMessage(r));
-        if (out.length >= limit) return out;
+        if (out.length >= limit) return { messages: out, next: out[out.length - 1]!.id };
       }
-      if (entries.length < page) return out;
+      if (entries.length < room) return { messages: out, next: null };
       upper = (entries[entries.length - 1] as [string, Buffer])[0];
     }
   }

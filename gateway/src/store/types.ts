@@ -155,8 +155,28 @@ export interface EventQuery {
   state?: EventState;
   type?: EventType;
   limit?: number;
-  /** Page: events after this id. */
+  /**
+   * Page: events after this id (the last id of the previous page), or the previous page's
+   * `next` (EventPage). With state delivered|discarded, from that event's completion towards older
+   * ones, also when retention removed it meanwhile.
+   */
   after?: string;
+}
+
+/** A page of a listing and where the next one starts (`after` / `before`); null at the end. */
+export interface EventPage {
+  events: StoredEvent[];
+  next: string | null;
+}
+
+export interface MessagePage {
+  messages: StoredMessage[];
+  /**
+   * `before` of the next page; null at the end of the log. A page may hold fewer than `limit`
+   * messages with a `next` when an `endpoint` filter without a search term stopped at its read
+   * budget: the rest is further back.
+   */
+  next: string | null;
 }
 
 export type { CanonicalEvent, DraftEvent };
@@ -189,6 +209,10 @@ export interface GatewayStore {
   listEvents(query: EventQuery): Promise<StoredEvent[]>;
   getMessage(messageId: string): Promise<{ message: StoredMessage; raw: Buffer; ack?: Buffer } | undefined>;
   listMessages(query: MessageQuery): Promise<StoredMessage[]>;
+  /** listEvents with where the next page starts (the HTTP API's paging). */
+  listEventPage?(query: EventQuery): Promise<EventPage>;
+  /** listMessages with where the next page starts; each page reads a bounded number of records. */
+  listMessagePage?(query: MessageQuery): Promise<MessagePage>;
   /** Events of one correlation id (order/accession), oldest first: used for host queries. */
   eventsByCorrelation(correlationId: string, types?: EventType[]): Promise<StoredEvent[]>;
   /** Correlation ids from `from` to `to` (inclusive, key order) having an event of `types`: host query ranges. */
