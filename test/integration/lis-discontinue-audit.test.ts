@@ -147,4 +147,45 @@ describe('tests the LIS withdraws or never does', () => {
     expect(saleLines(l.emu, '80021').map((x) => [x.code, x.qty, x.delivered])).toEqual([['GLU', 1, 1]]);
     expect(invoices(l.emu, '80021')).toHaveLength(1);
   });
+
+  /**
+   * What finance saw: order 80031 was placed for GLU and TSH; the clinician replaced TSH by CRP and
+   * the LIS sent the replacement (HL7 §4.5.1, table 0119: an ORC RP "order replace request" — RU
+   * "replaced unsolicited", RQ "replaced as requested" from a filler — for the order replaced, then
+   * an ORC RO "replacement order" for the new one). TSH stayed open on the sale order, CRP never
+   * reached it: CRP's validated result was dead-lettered ("no line for test"), and neither GLU nor
+   * CRP was ever billed.
+   * Promise broken: DESIGN.md §3 (a test ordered → a sale order line; billable once validated; a
+   * withdrawn test is not billable).
+   * Cause: hl7/normalize-lis.ts made no event of RP/RU/RQ nor of RO (a debug note each).
+   * Fix: the replaced line is withdrawn (`order.cancelled`) and the replacement ordered
+   * (`order.created`), in the order of their lines, as `ORC CA` then `ORC NW` are.
+   */
+  it('a test replaced (ORC-1 RP/RU/RQ, then RO) leaves the sale order with the replacement, billed with the rest', async () => {
+    const l = await lab('lis-replace');
+    const controls = ['RP', 'RU', 'RQ'];
+    for (const [i, control] of controls.entries()) {
+      const accession = `8003${i + 1}`;
+      expect(await l.send('lis', orm(`O-${i}`, accession, ['GLU', 'TSH']))).toContain(`MSA|AA|O-${i}`);
+      expect(await l.send('lis', oru(`R-${i}`, accession, 'GLU'))).toContain(`MSA|AA|R-${i}`);
+      const replaced = orm(`P-${i}`, accession, ['TSH'], control).split('\r');
+      const replacement = orm(`P-${i}`, accession, ['CRP'], 'RO').split('\r').slice(2);
+      expect(await l.send('lis', [...replaced, ...replacement].join('\r'))).toContain(`MSA|AA|P-${i}`);
+      expect(await l.send('lis', oru(`C-${i}`, accession, 'CRP'))).toContain(`MSA|AA|C-${i}`);
+    }
+    await l.settled();
+    expect(await deadLetters(l)).toEqual([]);
+    for (const [i, control] of controls.entries()) {
+      const accession = `8003${i + 1}`;
+      expect({ control, eligible: await eligibilities(l, accession) }).toEqual({ control, eligible: [['GLU', 'CRP']] });
+      expect({ control, lines: saleLines(l.emu, accession).map((x) => [x.code, x.qty, x.delivered]) }).toEqual({
+        control,
+        lines: [
+          ['GLU', 1, 1],
+          ['CRP', 1, 1],
+        ],
+      });
+      expect({ control, invoices: invoices(l.emu, accession).length }).toEqual({ control, invoices: 1 });
+    }
+  });
 });

@@ -12,11 +12,12 @@ import { upper } from './text.ts';
  *
  * Orders (ORM^O01, OML^O21/O33/O35) — one "order line" per OBR with the ORC before it:
  * - accession = ORC-2 placer order number, else OBR-2, else the filler number ORC-3 / OBR-3,
- *   else ORC-4 placer group number; a line with none that states a fact (NW, XO/XX/XR, CA/OC/CR,
- *   DC/OD/DR, SC with ORC-5 CA/DC, IP, a receipt) makes the message a reject (ctx.problems: AR 101 at ORC^n^2);
- * - ORC-1 NW, and a changed order XO / XX / XR (the order as it now stands: a test the change
- *   adds is ordered) → `order.created` with one test per OBR-4 (code = OBR-4.1); CA / OC / CR,
- *   a discontinuation DC / OD / DR, and a status change SC whose ORC-5 is CA or DC →
+ *   else ORC-4 placer group number; a line with none that states a fact (NW, XO/XX/XR, RO,
+ *   CA/OC/CR, DC/OD/DR, RP/RU/RQ, SC with ORC-5 CA/DC, IP, a receipt) makes the message a reject (ctx.problems: AR 101 at ORC^n^2);
+ * - ORC-1 NW, a changed order XO / XX / XR (the order as it now stands: a test the change
+ *   adds is ordered) and a replacement order RO → `order.created` with one test per OBR-4 (code =
+ *   OBR-4.1); CA / OC / CR, a discontinuation DC / OD / DR, the order replaced RP / RU / RQ, and a
+ *   status change SC whose ORC-5 is CA or DC →
  *   `order.cancelled` (tests of the lines; none = the whole order); one event per run of an
  *   accession's consecutive lines making the same fact, keyed on the run's first line, in the
  *   order of the lines (CA GLU then NW GLU: cancelled, then ordered again);
@@ -93,6 +94,16 @@ const CANCEL_CONTROLS = new Set(['CA', 'OC', 'CR', 'DC', 'OD', 'DR']);
  * withdrawn: CA cancelled, DC discontinued. Other statuses (IP, A, CM, SC, HD…) make no order fact.
  */
 const WITHDRAWN_STATUSES = new Set(['CA', 'DC']);
+/**
+ * A replacement (HL7 v2.5 §4.5.1, table 0119): the ORC of the order replaced — RP the placer's
+ * replace request, RU replaced unsolicited, RQ replaced as requested — then an ORC RO for the
+ * replacement order. The replaced line is withdrawn (`order.cancelled`), the RO line ordered
+ * (`order.created`), in the order of their lines, as `ORC CA` then `ORC NW`. Before, both were a
+ * debug note: the replaced test stayed open, the replacement never reached the sale order (its
+ * result dead-lettered) and the order was never billed.
+ */
+const REPLACED_CONTROLS = new Set(['RP', 'RU', 'RQ']);
+const REPLACEMENT_CONTROL = 'RO';
 /**
  * ORC-1 of a changed order (table 0119): XO the placer's change request, XX the filler's
  * unsolicited change, XR the filler's "changed as requested". Each line is the order as it now
@@ -220,8 +231,8 @@ function patientIdOf(message: Hl7Message): string | undefined {
 type OrderFactKind = 'order.created' | 'order.cancelled';
 
 /**
- * One order fact: a run of lines of one accession making the same fact (ordered: NW, XO/XX/XR;
- * withdrawn: CA/OC/CR, DC/OD/DR, SC with ORC-5 CA/DC),
+ * One order fact: a run of lines of one accession making the same fact (ordered: NW, XO/XX/XR, RO;
+ * withdrawn: CA/OC/CR, DC/OD/DR, RP/RU/RQ, SC with ORC-5 CA/DC),
  * consecutive among that accession's order lines. Keyed on its first line.
  */
 interface OrderFact {
@@ -303,8 +314,9 @@ function normalizeOrders(ctx: Hl7NormalizeContext, sink: EventSink): void {
   for (const line of lines) {
     const accession = accessionOf(line.orc, line.obr);
     const control = upper(line.orc?.get(1) || 'NW');
-    const withdrawn = CANCEL_CONTROLS.has(control) || (control === 'SC' && WITHDRAWN_STATUSES.has(upper(line.orc?.get(5) ?? '')));
-    const type: OrderFactKind | undefined = control === 'NW' || CHANGE_CONTROLS.has(control) ? 'order.created' : withdrawn ? 'order.cancelled' : undefined;
+    const ordered = control === 'NW' || CHANGE_CONTROLS.has(control) || control === REPLACEMENT_CONTROL;
+    const withdrawn = CANCEL_CONTROLS.has(control) || REPLACED_CONTROLS.has(control) || (control === 'SC' && WITHDRAWN_STATUSES.has(upper(line.orc?.get(5) ?? '')));
+    const type: OrderFactKind | undefined = ordered ? 'order.created' : withdrawn ? 'order.cancelled' : undefined;
     if (!accession) {
       const seg = (line.orc ?? line.obr) as Hl7Segment;
       const text = `order at segment ${seg.index + 1} (${seg.name}) has no placer or filler number (ORC-2, OBR-2, ORC-3, OBR-3 and ORC-4 are empty)`;
