@@ -105,29 +105,91 @@ export function miscHooks(): Record<string, ModelHooks> {
   };
 }
 
+/** `action_post` of one entry: partner and lines checked, numbered, posted. */
+function postMove(env: Env, id: number): void {
+  const m = env.table('account.move').get(id)!;
+  if (m.state === 'posted') throw userError(`The entry ${String(m.name)} (id ${id}) is already posted.`);
+  const isInvoice = String(m.move_type) !== 'entry';
+  if (isInvoice && typeof m.partner_id !== 'number') {
+    const label = String(m.move_type).startsWith('in_') ? 'Vendor' : 'Customer';
+    const doc = { out_invoice: 'Customer Invoice', out_refund: 'Customer Credit Note', in_invoice: 'Vendor Bill', in_refund: 'Vendor Credit Note' }[String(m.move_type)] ?? 'Invoice';
+    throw userError(`The field '${label}' is required, please complete it to validate the ${doc}.`);
+  }
+  const lines = env.rowsBy('account.move.line', 'move_id', id).filter((l) => (l.display_type ?? 'product') === 'product');
+  if (lines.length === 0) throw userError('You need to add a line before posting.');
+  const invoiceDate = (m.invoice_date as string) || env.nowString().slice(0, 10);
+  const name = !m.name || m.name === '/' ? invoiceSequence(env, String(m.move_type), invoiceDate) : m.name;
+  env.db.update('account.move', id, { state: 'posted', posted_before: true, name, ...(isInvoice ? { invoice_date: invoiceDate, invoice_date_due: m.invoice_date_due || invoiceDate } : {}), date: isInvoice ? invoiceDate : m.date });
+}
+
 export function registerMiscMethods(reg: MethodRegistry, chatterModels: readonly string[]): void {
   reg.add('account.move', 'action_post', {
     api: 'multi', owner: 'AccountMove', params: [],
     run: (env, _m, ids) => {
       env.checkAccess('account.move', 'write');
       env.assertExists('account.move', ids);
-      for (const id of ids) {
-        const m = env.table('account.move').get(id)!;
-        if (m.state === 'posted') throw userError(`The entry ${String(m.name)} (id ${id}) is already posted.`);
-        const isInvoice = String(m.move_type) !== 'entry';
-        if (isInvoice && typeof m.partner_id !== 'number') {
-          const label = String(m.move_type).startsWith('in_') ? 'Vendor' : 'Customer';
-          const doc = { out_invoice: 'Customer Invoice', out_refund: 'Customer Credit Note', in_invoice: 'Vendor Bill', in_refund: 'Vendor Credit Note' }[String(m.move_type)] ?? 'Invoice';
-          throw userError(`The field '${label}' is required, please complete it to validate the ${doc}.`);
-        }
-        const lines = env.rowsBy('account.move.line', 'move_id', id).filter((l) => (l.display_type ?? 'product') === 'product');
-        if (lines.length === 0) throw userError('You need to add a line before posting.');
-        const invoiceDate = (m.invoice_date as string) || env.nowString().slice(0, 10);
-        const name = !m.name || m.name === '/' ? invoiceSequence(env, String(m.move_type), invoiceDate) : m.name;
-        env.db.update('account.move', id, { state: 'posted', posted_before: true, name, ...(isInvoice ? { invoice_date: invoiceDate, invoice_date_due: m.invoice_date_due || invoiceDate } : {}), date: isInvoice ? invoiceDate : m.date });
-      }
+      for (const id of ids) postMove(env, id);
       return false; // `action_post` returns False in 16/17/18 (odoo-api.md §B.3)
     },
+  });
+  // The credit-note wizard (account.move.reversal): 17+ `refund_moves` (a draft credit note per
+  // move) and `modify_moves` (the credit note posted against the move, which is then "reversed",
+  // plus a new draft copy of it to correct), both `reverse_moves(is_modify)`; 16 `reverse_moves`
+  // with `refund_method` refund / cancel (posted credit note) / modify (and the new draft).
+  const reverse = (env: Env, m: string, ids: number[], method: 'refund' | 'cancel' | 'modify'): unknown => {
+    const w = env.table(m).get(env.ensureOne(m, ids))!;
+    const moveIds = (w.move_ids as number[] | undefined)?.length ? (w.move_ids as number[]) : ((env.context.active_ids as number[] | undefined) ?? []);
+    const moves = moveIds.map((id) => env.browse('account.move', id));
+    if (moves.length === 0 || moves.some((mv) => mv.state !== 'posted')) throw userError('You can only reverse posted moves.');
+    const created: number[] = [];
+    for (const mv of moves) {
+      const reverseType = ({ out_invoice: 'out_refund', out_refund: 'out_invoice', in_invoice: 'in_refund', in_refund: 'in_invoice' } as Record<string, string>)[String(mv.move_type)] ?? 'entry';
+      const lines = env.rowsBy('account.move.line', 'move_id', mv.id).filter((l) => (l.display_type ?? 'product') === 'product');
+      // `copy()` with include_business_fields: the lines keep their sale order lines.
+      const copyLines = (): unknown[] => lines.map((l) => [0, 0, {
+        product_id: l.product_id, name: l.name, quantity: l.quantity, price_unit: l.price_unit, discount: l.discount,
+        tax_ids: [[6, 0, (l.tax_ids as number[] | undefined) ?? []]], product_uom_id: l.product_uom_id, sale_line_ids: [[6, 0, (l.sale_line_ids as number[] | undefined) ?? []]],
+      }]);
+      const reason = typeof w.reason === 'string' && w.reason ? w.reason : '';
+      const credit = env.sudo().createInternal('account.move', {
+        move_type: reverseType, partner_id: mv.partner_id, journal_id: mv.journal_id, currency_id: mv.currency_id, invoice_origin: mv.invoice_origin,
+        reversed_entry_id: mv.id, ref: reason ? `Reversal of: ${String(mv.name)}, ${reason}` : `Reversal of: ${String(mv.name)}`,
+        date: w.date, invoice_date: w.date, invoice_line_ids: copyLines(),
+      });
+      if (method === 'refund') {
+        created.push(credit);
+        continue;
+      }
+      postMove(env.sudo(), credit);
+      env.db.update('account.move', mv.id, { payment_state: 'reversed' });
+      if (method === 'modify') {
+        // The new draft: a copy of the move (`ref` is copy=False), lines with their sale order lines.
+        created.push(env.sudo().createInternal('account.move', {
+          move_type: mv.move_type, partner_id: mv.partner_id, journal_id: mv.journal_id, currency_id: mv.currency_id, invoice_origin: mv.invoice_origin,
+          date: w.date, invoice_line_ids: copyLines(),
+        }));
+      } else created.push(credit);
+    }
+    env.db.update(m, w.id as number, { new_move_ids: created });
+    return created.length === 1
+      ? { name: 'Reverse Moves', type: 'ir.actions.act_window', res_model: 'account.move', view_mode: 'form', res_id: created[0] }
+      : { name: 'Reverse Moves', type: 'ir.actions.act_window', res_model: 'account.move', view_mode: env.version >= 18 ? 'list,form' : 'tree,form', domain: [['id', 'in', created]] };
+  };
+  reg.add('account.move.reversal', 'reverse_moves', {
+    api: 'multi', owner: 'AccountMoveReversal', params: [{ name: 'is_modify', default: false }],
+    run: (env, m, ids, a) => {
+      if (env.version >= 17) return reverse(env, m, ids, a.is_modify === true ? 'modify' : 'refund');
+      const method = String(env.table(m).get(env.ensureOne(m, ids))!.refund_method ?? 'refund');
+      return reverse(env, m, ids, method === 'cancel' || method === 'modify' ? method : 'refund');
+    },
+  });
+  reg.add('account.move.reversal', 'refund_moves', {
+    api: 'multi', owner: 'AccountMoveReversal', params: [], versions: [17, 18, 19],
+    run: (env, m, ids) => reverse(env, m, ids, 'refund'),
+  });
+  reg.add('account.move.reversal', 'modify_moves', {
+    api: 'multi', owner: 'AccountMoveReversal', params: [], versions: [17, 18, 19],
+    run: (env, m, ids) => reverse(env, m, ids, 'modify'),
   });
   reg.add('account.move', 'button_draft', {
     api: 'multi', owner: 'AccountMove', params: [],

@@ -662,6 +662,7 @@ const MODELS: ModelSpec[] = [
       amount_residual: money('Amount Due', { compute: (env, r) => { const a = docAmounts(env, 'account.move.line', 'move_id', r.id, 'tax_ids'); return r.state === 'posted' ? Math.round((a.untaxed + a.tax) * 100) / 100 : 0; } }),
       payment_state: sel('Payment Status', [['not_paid', 'Not Paid'], ['in_payment', 'In Payment'], ['paid', 'Paid'], ['partial', 'Partially Paid'], ['reversed', 'Reversed'], ['invoicing_legacy', 'Invoicing App Legacy']], { default: 'not_paid' }),
       posted_before: bool('Posted Before'),
+      reversed_entry_id: m2o('account.move', 'Reversal of'),
       currency_id: m2o('res.currency', 'Currency', { default: 1 }),
       narration: html('Terms and Conditions'),
       company_id: company(),
@@ -733,6 +734,18 @@ const MODELS: ModelSpec[] = [
   {
     name: 'sale.order.cancel', description: 'Sales Order Cancel', botRights: 'full', transient: true, versions: UPTO18,
     fields: { order_id: m2o('sale.order', 'Sale Order', { required: true }) },
+  },
+  {
+    // The "Credit Note" / "Reverse" wizard of a posted entry (account/wizard/account_move_reversal.py).
+    name: 'account.move.reversal', description: 'Account move reversal', botRights: 'full', transient: true,
+    fields: {
+      move_ids: m2m('account.move', 'Moves'),
+      new_move_ids: m2m('account.move', 'New Moves'),
+      reason: char('Reason displayed on Credit Note'),
+      date: date('Reversal date', { default: (env: ComputeEnv) => formatDate(env.now()) }),
+      journal_id: m2o('account.journal', 'Journal'),
+      ...({ refund_method_16: sel('Credit Method', [['refund', 'Partial Refund'], ['cancel', 'Full Refund'], ['modify', 'Full refund and new draft invoice']], { default: 'refund', versions: V16 }) }),
+    },
   },
   {
     name: 'sale.advance.payment.inv', description: 'Sales Advance Payment Invoice', botRights: 'full', transient: true,
@@ -842,9 +855,20 @@ function saleLineDelivered(env: ComputeEnv, r: Row): number {
   });
 }
 
+/**
+ * `sale.order.line._compute_qty_invoiced` (16–19; 19 `_prepare_qty_invoiced`): over the line's
+ * invoice lines whose move is not cancelled (drafts count), a customer invoice adds its quantity
+ * and a customer credit note (out_refund) takes it off; other move types count nothing. A credit
+ * note made by reversing an invoice keeps the invoice lines' `sale_line_ids` (sale's
+ * `_copy_data_extend_business_fields`), so crediting a test puts it back to "to invoice".
+ */
 function saleLineInvoiced(env: ComputeEnv, r: Row): number {
-  return sum(filterRows(env.table('account.move.line'), (l) => ((l.sale_line_ids as number[] | undefined) ?? []).includes(r.id)
-    && env.table('account.move').get(l.move_id as number)?.state !== 'cancel'), (l) => l.quantity as number);
+  return sum(filterRows(env.table('account.move.line'), (l) => ((l.sale_line_ids as number[] | undefined) ?? []).includes(r.id)), (l) => {
+    const move = env.table('account.move').get(l.move_id as number);
+    if (!move || (move.state === 'cancel' && move.payment_state !== 'invoicing_legacy')) return 0;
+    const qty = l.quantity as number;
+    return move.move_type === 'out_invoice' ? qty : move.move_type === 'out_refund' ? -qty : 0;
+  });
 }
 
 function saleLineToInvoice(env: ComputeEnv, r: Row): number {

@@ -6,7 +6,9 @@
  * Its idempotency key is `invoice-eligible|<accession>`, so an order is eligible once, whatever is
  * resent. A test added to the order afterwards (an add-on, a test ordered again after its
  * cancellation) makes the order eligible again once it is validated: `invoice-eligible|<accession>|<n>`
- * for the n-th time; the invoice rule then bills only what the sale order has not billed yet.
+ * for the n-th time; the invoice rule then bills only the tests that eligibility brings (not those
+ * an earlier one handed to billing, whatever finance did with them since) and of those only what the
+ * sale order has not billed yet.
  * n counts the eligibilities still stored, and a key used before (its event pruned by retention,
  * the key kept as a tombstone) is stepped over (freshEligibilityKey). Retention keeps an order's
  * billing events until it is billed in full (billingRetention).

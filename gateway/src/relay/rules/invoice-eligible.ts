@@ -1,4 +1,5 @@
 import type { InvoiceEligibleData, OrderCancelledData } from '../../events/types.ts';
+import { BILLING_STATE_TYPES, billingState, inStoredOrder } from '../../events/invoice-eligibility.ts';
 import { idempotencyKey, partitionKeys } from '../../events/keys.ts';
 import type { StoredEvent } from '../../store/types.ts';
 import { externalId, loadWithExternalIds, lookupExternalId, m2oId, read, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
@@ -19,7 +20,9 @@ import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from '.
  * bills what the order line has not billed yet (ordered − invoiced quantity) and copies its
  * description, unit price, discount, taxes and unit, and links to it (`sale_line_ids`), so that
  * Odoo counts it invoiced and "Create Invoice" on the order does not offer it again. The header
- * takes the order's invoice address, currency and fiscal position.
+ * takes the order's invoice address, currency and fiscal position. A later eligibility of the
+ * accession bills only the tests it brings (billedByEarlierEligibilities): a test finance credited
+ * or took off an earlier invoice is "to invoice" again in Odoo, and is not the gateway's to bill again.
  */
 export const invoiceEligibleRule: PostingRule = {
   name: 'invoice-eligible',
@@ -64,6 +67,13 @@ export const invoiceEligibleRule: PostingRule = {
           results.set(e.event.id, ok(ref, now.wholeOrderCancelled ? 'order cancelled, nothing to invoice' : 'tests cancelled since, nothing to invoice'));
           continue;
         }
+        // A test an earlier eligibility of the order handed to billing is finance's from then on.
+        const toBill = new Set([...now.codes].filter((c) => !now.billedEarlier.has(c)));
+        if (toBill.size === 0) {
+          const so = orders.get(d.accession);
+          results.set(e.event.id, ok(so ? [{ model: 'sale.order', id: so.id, name: String(so['name'] ?? '') }] : undefined, 'every test billed by an earlier invoice'));
+          continue;
+        }
         // The order's line changes stored before this one reach Odoo first (as if in one partition).
         await earlierOrderEventsDelivered(ctx, e);
         const so = orders.get(d.accession);
@@ -92,7 +102,7 @@ export const invoiceEligibleRule: PostingRule = {
           // A product already on the invoice is not added again, linked or not (an invoice drafted
           // before its lines carried sale_line_ids leaves the order's invoiced quantity at 0).
           const onInvoice = new Set((await searchRead(ctx.odoo, 'account.move.line', [['move_id', '=', draft.id]], ['id', 'product_id', 'display_type'])).filter(isProductLine).map((l) => m2oId(l['product_id'])));
-          const lines = (await invoiceLines(ctx, now.codes, so, soLines, taxField, uomField)).filter((l) => !onInvoice.has(l[2].product_id));
+          const lines = (await invoiceLines(ctx, toBill, so, soLines, taxField, uomField)).filter((l) => !onInvoice.has(l[2].product_id));
           if (lines.length > 0) {
             await write(ctx.odoo, 'account.move', [draft.id], { invoice_line_ids: lines });
             await refresh(so.id);
@@ -106,7 +116,7 @@ export const invoiceEligibleRule: PostingRule = {
         let id = move?.id;
         if (id === undefined) {
           if (!so) throw noSaleOrder(d.accession);
-          const lines = await invoiceLines(ctx, now.codes, so, soLines, taxField, uomField);
+          const lines = await invoiceLines(ctx, toBill, so, soLines, taxField, uomField);
           if (lines.length === 0 && d.tests.length > 0) {
             results.set(e.event.id, ok([{ model: 'sale.order', id: so.id, name: String(so['name'] ?? '') }], 'nothing left to invoice on the sale order'));
             continue;
@@ -181,18 +191,34 @@ async function earlierOrderEventsDelivered(ctx: RuleContext, e: StoredEvent): Pr
  * eligibility of its own (events/invoice-eligibility.ts), which bills it. Only later cancellations
  * are read, so an accession whose older events retention pruned is billed as before.
  */
-async function billableNow(ctx: RuleContext, e: StoredEvent, d: InvoiceEligibleData): Promise<{ codes: Set<string>; wholeOrderCancelled: boolean }> {
+async function billableNow(ctx: RuleContext, e: StoredEvent, d: InvoiceEligibleData): Promise<{ codes: Set<string>; wholeOrderCancelled: boolean; billedEarlier: Set<string> }> {
   const codes = new Set(d.tests.map((t) => t.code));
-  if (!ctx.events) return { codes, wholeOrderCancelled: false };
+  if (!ctx.events) return { codes, wholeOrderCancelled: false, billedEarlier: new Set() };
   let wholeOrderCancelled = false;
-  for (const c of await ctx.events(e.event.correlationId, ['order.cancelled'])) {
+  const stored = await ctx.events(e.event.correlationId, [...BILLING_STATE_TYPES]);
+  for (const c of stored) {
+    if (c.event.type !== 'order.cancelled') continue;
     if (c.event.id < e.event.id || c.event.partitionKey !== partitionKeys.order(e.event.correlationId)) continue;
     const tests = (c.event.data as OrderCancelledData).tests;
     if (tests.length === 0) wholeOrderCancelled = true;
     for (const t of tests) codes.delete(t.code);
   }
   if (wholeOrderCancelled) codes.clear();
-  return { codes, wholeOrderCancelled };
+  return { codes, wholeOrderCancelled, billedEarlier: billedByEarlierEligibilities(e, stored) };
+}
+
+/**
+ * The tests an earlier `invoice.eligible` of the accession already handed to billing and the LIS
+ * has not cancelled since (billingState's `billed`, over the events stored before this one). A
+ * later eligibility (an add-on test validated) bills only the tests it brings: the others are on
+ * an invoice already, or finance took them off one, by a credit note, a cancelled or deleted draft,
+ * a line removed by hand. Odoo counts those as "to invoice" again (a credit note lowers
+ * `qty_invoiced`), and before, the add-on's invoice billed them a second time. A test the LIS
+ * cancelled and ordered again is no longer in `billed`, so its new result bills it again.
+ */
+function billedByEarlierEligibilities(e: StoredEvent, stored: readonly StoredEvent[]): Set<string> {
+  const earlier = inStoredOrder(stored.filter((s) => s.event.id < e.event.id)).map((s) => s.event);
+  return billingState(earlier).billed;
 }
 
 /** Invoice line commands for the order's current lines of the billable tests, each linked to its order line. */
