@@ -111,11 +111,11 @@ class TrayApp {
   #pendingAlerts: Array<{ gatewayId: string; alert: TrayAlert }> = [];
   #lastRendered = '';
   /**
-   * Keys of the health reasons of the last live status (kept across reconnections), and of the
-   * alerts that arrived live since: alarms raised while the tray was not listening are notified
-   * from the status (see reasonChanges), once.
+   * The health reasons the tray knows of (key → startedAt of the gateway process that showed it;
+   * kept across reconnections), and the alerts that arrived live since the last status: alarms
+   * raised while the tray was not listening are notified from the status (see reasonChanges), once.
    */
-  #seenReasons = new Set<string>();
+  #seenReasons = new Map<string, string | undefined>();
   #liveAlertKeys = new Set<string>();
 
   constructor(config: TrayConfig) {
@@ -348,7 +348,7 @@ class TrayApp {
   #notifyMissedAlarms(status: TrayStatus): void {
     if (isOffline({ ...this.#state, now: Date.now() }).offline) return;
     const changes = reasonChanges(this.#seenReasons, status, new Date().toISOString());
-    this.#seenReasons = changes.keys;
+    this.#seenReasons = changes.seen;
     for (const key of changes.cleared) this.#closeAlarm(key);
     // An alert that arrived live was decided on already (shown, or counted as held back).
     for (const alert of changes.appeared) if (!this.#liveAlertKeys.has(alertKey(alert))) this.#onAlert(alert);

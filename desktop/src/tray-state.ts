@@ -33,6 +33,9 @@ export interface TrayStatus {
   online?: boolean;
   /** How often the gateway republishes its status when nothing changes (ms). */
   publishIntervalMs?: number;
+  /** When the gateway process started, and when it wrote this status (both by its clock). */
+  startedAt?: string;
+  generatedAt?: string;
 }
 
 export interface TrayInput {
@@ -266,21 +269,45 @@ export function reasonKey(reason: Pick<HealthReason, 'code' | 'endpoint'>): stri
 }
 
 /**
- * The alarms of a live status compared with the previous live status the tray saw (`seen`: their
- * keys; empty before the first). The gateway raises an alert when a reason appears, but only to
- * whoever listens then: one raised while the tray was not connected — the gateway started after
- * the tray, restarted, or the PC was asleep — was never notified. `appeared` are those reasons as
- * the alerts the gateway raised for them (`critical` for a `down` reason, else `warning`; the
- * notification dedup keeps one that did arrive live from being shown twice); `cleared` are the
- * keys of reasons gone since (their notification is closed, as with `<CODE>_CLEARED`).
+ * A restarted gateway finds its problems again over its first minutes (an analyzer's connection
+ * attempt fails, Odoo is counted unreachable after 2 min of failures): until its status is this
+ * old, a reason the previous process had and this one does not show yet is not taken as cleared.
  */
-export function reasonChanges(seen: ReadonlySet<string>, status: TrayStatus, at: string): { appeared: TrayAlert[]; cleared: string[]; keys: Set<string> } {
+export const RESTART_GRACE_MS = 5 * 60_000;
+
+/**
+ * The alarms of a live status compared with those the tray saw before (`seen`: reason key → the
+ * `startedAt` of the gateway process that showed it; empty before the first status). The gateway
+ * raises an alert when a reason appears, but only to whoever listens then: one raised while the
+ * tray was not connected — the gateway started after the tray, restarted, or the PC was asleep —
+ * was never notified. `appeared` are those reasons as the alerts the gateway raised for them
+ * (`critical` for a `down` reason, else `warning`; the notification dedup keeps one that did
+ * arrive live from being shown twice). `cleared` are the keys of reasons gone since (their
+ * notification is closed, as with `<CODE>_CLEARED`): gone from the same gateway process, or from
+ * a restarted one past RESTART_GRACE_MS — before that it may not have found them again yet, and
+ * the analyzer still unplugged would be notified anew for every restart.
+ */
+export function reasonChanges(
+  seen: ReadonlyMap<string, string | undefined>,
+  status: TrayStatus,
+  at: string,
+): { appeared: TrayAlert[]; cleared: string[]; seen: Map<string, string | undefined> } {
   const reasons = (status.healthReasons ?? []).filter((r) => typeof r.code === 'string' && r.code !== '');
-  const keys = new Set(reasons.map(reasonKey));
   const appeared = reasons
     .filter((r) => !seen.has(reasonKey(r)))
     .map((r): TrayAlert => ({ severity: r.level === 'down' ? 'critical' : 'warning', code: r.code, message: r.message, at, ...(r.endpoint ? { endpoint: r.endpoint } : {}) }));
-  return { appeared, cleared: [...seen].filter((k) => !keys.has(k)), keys };
+  const keys = new Set(reasons.map(reasonKey));
+  const uptime = Date.parse(status.generatedAt ?? '') - Date.parse(status.startedAt ?? '');
+  const settled = Number.isFinite(uptime) && uptime >= RESTART_GRACE_MS;
+  const cleared: string[] = [];
+  const next = new Map<string, string | undefined>();
+  for (const [key, startedAt] of seen) {
+    if (keys.has(key)) continue;
+    if (startedAt === status.startedAt || settled) cleared.push(key);
+    else next.set(key, startedAt); // a restarted gateway that may not have found it again yet
+  }
+  for (const key of keys) next.set(key, status.startedAt);
+  return { appeared, cleared, seen: next };
 }
 
 /** Decide whether a new alert becomes a desktop notification (dedup + rate limit). */
