@@ -218,6 +218,29 @@ describe('MQTT status with an external Mosquitto broker', () => {
     expect(JSON.parse(late.lines[0]!.payload).state).toBe('offline');
   });
 
+  // What a site's dashboard showed: it reads only the retained `endpoints/<id>` topics (one tile
+  // per analyzer). The gateway was killed (kill -9, a power cut) on Friday evening; on Monday the
+  // broker still handed out "xn-1 connected" and nothing in the payload said from when, so the
+  // tile showed a live analyzer for a whole weekend. Broke: a retained state a subscriber cannot
+  // date is indistinguishable from the current one (MQTT topics, DESIGN.md §5; additive field
+  // `generatedAt`, re-published every `mqtt.publishIntervalMs`).
+  it('kill -9 of the gateway: the retained endpoint topics say when they were published', async () => {
+    const before = Date.now();
+    const child = await startChild(path.join(tmp.dir, 'd3'), `mqtt://127.0.0.1:${broker.port}`, 'lab-stale');
+    const killedAt = Date.now();
+    child.proc.kill('SIGKILL');
+    await new Promise((r) => child.proc.once('exit', r));
+    const lines = await mosquittoSubLines(broker.port, 'lab-gateway/lab-stale/endpoints/+', ['-C', '2', '-W', '10']);
+    expect(lines.map((l) => l.topic).sort()).toEqual(['lab-gateway/lab-stale/endpoints/lis', 'lab-gateway/lab-stale/endpoints/xn-1']);
+    for (const l of lines) {
+      expect(l.retained).toBe(true);
+      const body = JSON.parse(l.payload) as { id: string; generatedAt?: string };
+      const at = Date.parse(body.generatedAt ?? '');
+      expect(at, `${body.id}: generatedAt ${body.generatedAt}`).toBeGreaterThanOrEqual(before);
+      expect(at, `${body.id}: published before the kill`).toBeLessThanOrEqual(killedAt);
+    }
+  });
+
   it('a graceful stop publishes a retained offline with the reason', async () => {
     const tel = new Telemetry();
     const config = makeConfig(path.join(tmp.dir, 'd2'), { id: 'lab-stop', mqtt: { broker: `mqtt://127.0.0.1:${broker.port}` } });

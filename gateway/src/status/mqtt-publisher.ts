@@ -183,8 +183,8 @@ export class MqttStatusPublisher implements Component {
           // this `offline` when it came back, after the gateway had restarted. The broker reads
           // these before the DISCONNECT that follows on the same connection.
           const endpoints = this.#o.model.endpointIds().flatMap((id) => {
-            const e = this.#o.model.endpoint(id);
-            return e ? [client.publishAsync(this.#t.endpoint(id), JSON.stringify({ gatewayId: this.#o.gatewayId, ...e }), { qos: 0, retain: true })] : [];
+            const e = this.#endpointPayload(id);
+            return e ? [client.publishAsync(this.#t.endpoint(id), e.payload, { qos: 0, retain: true })] : [];
           });
           await Promise.allSettled([
             ...endpoints,
@@ -286,9 +286,23 @@ export class MqttStatusPublisher implements Component {
   }
 
   #publishEndpoint(id: string, force: boolean): void {
-    const e = this.#o.model.endpoint(id);
+    const e = this.#endpointPayload(id);
     if (!e) return;
-    this.#publish(this.#t.endpoint(id), JSON.stringify({ gatewayId: this.#o.gatewayId, ...e }), true, force);
+    this.#publish(this.#t.endpoint(id), e.payload, true, force, e.state);
+  }
+
+  /**
+   * The retained `endpoints/<id>` payload: the endpoint's state, and `generatedAt` (additive), when
+   * it was published. After a kill -9 an external broker keeps handing the last one out (only the
+   * availability topic gets the Last Will): a dashboard that reads only these topics tells a stale
+   * one by its age (fresher than two `mqtt.publishIntervalMs` while the gateway runs: every tick
+   * re-publishes it). `state` is the payload without that time, to tell a change from a repeat.
+   */
+  #endpointPayload(id: string): { payload: string; state: string } | undefined {
+    const e = this.#o.model.endpoint(id);
+    if (!e) return undefined;
+    const body = { gatewayId: this.#o.gatewayId, ...e };
+    return { state: JSON.stringify(body), payload: JSON.stringify({ ...body, generatedAt: new Date(this.#o.model.now()).toISOString() }) };
   }
 
   /**
@@ -301,11 +315,12 @@ export class MqttStatusPublisher implements Component {
    * away), and replayed hours of stale states to the dashboard when it came back. Alerts stay at
    * QoS 1 (#publishAlert): each is an event of its own, not a state the next one replaces.
    */
-  #publish(topic: string, payload: string, retain: boolean, force: boolean): void {
+  #publish(topic: string, payload: string, retain: boolean, force: boolean, state: string = payload): void {
     const client = this.#client;
     if (!client?.connected) return;
-    if (!force && this.#lastPayload.get(topic) === payload) return;
-    this.#lastPayload.set(topic, payload);
+    // `state`: what tells a change from a repeat (the payload without its publication time).
+    if (!force && this.#lastPayload.get(topic) === state) return;
+    this.#lastPayload.set(topic, state);
     this.published++;
     client.publish(topic, payload, { qos: 0, retain }, (err) => {
       if (err) this.#log.debug('MQTT publish failed', { topic, error: describeError(err) });

@@ -2,7 +2,8 @@
  * MQTT topic names (DESIGN.md §5, fixed contract). All payloads are JSON.
  *
  * - `lab-gateway/<gatewayId>/status`          retained: the `GET /api/status` body
- * - `lab-gateway/<gatewayId>/endpoints/<id>`  retained: one endpoint (LIS link or analyzer)
+ * - `lab-gateway/<gatewayId>/endpoints/<id>`  retained: one endpoint (LIS link or analyzer), with
+ *   `generatedAt`, when it was published (a consumer dates a state left after a kill -9)
  * - `lab-gateway/<gatewayId>/alerts`          not retained: one alert per message
  * - `lab-gateway/<gatewayId>/availability`    retained: `{"state":"online"|"offline",…}`; the
  *   Last Will of the gateway's broker connection publishes `offline` here when the process dies.

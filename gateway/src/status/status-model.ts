@@ -574,6 +574,11 @@ export class StatusModel implements Component {
     return e ? { ...e } : undefined;
   }
 
+  /** The model's clock (epoch ms, never going backwards): the time its payloads carry as `generatedAt`. */
+  now(): number {
+    return this.#now();
+  }
+
   endpointIds(): string[] {
     return [...this.#endpoints.keys()];
   }
