@@ -65,6 +65,10 @@ function loadConfig(): TrayConfig {
 }
 
 const WILDCARD = statusTopics(undefined);
+/** How often the status window tries again to load a page that did not load (ms). */
+const WINDOW_RETRY_MS = 5000;
+/** Chromium's net::ERR_ABORTED: a load replaced by another navigation, not a failure. */
+const NET_ERR_ABORTED = -3;
 
 /**
  * The topics to subscribe, availability first: a broker sends the retained messages in the order
@@ -117,6 +121,9 @@ class TrayApp {
    */
   #seenReasons = new Map<string, string | undefined>();
   #liveAlertKeys = new Set<string>();
+  /** The status window's page could not be loaded (the gateway was not answering): it is retried. */
+  #windowLoadFailed = false;
+  #windowRetry: NodeJS.Timeout | undefined;
 
   constructor(config: TrayConfig) {
     this.#config = config;
@@ -384,6 +391,8 @@ class TrayApp {
 
   openWindow(): void {
     if (this.#window && !this.#window.isDestroyed()) {
+      // A window whose page did not load shows nothing: a click loads it again at once.
+      if (this.#windowLoadFailed) this.#loadStatusPage(this.#window);
       this.#window.show();
       this.#window.focus();
       return;
@@ -413,8 +422,29 @@ class TrayApp {
       if (navigationDecision(url, gatewayUrl) === 'deny') event.preventDefault();
     });
     win.webContents.setWindowOpenHandler(() => ({ action: 'deny' }));
-    void win.loadURL(gatewayUrl + '/');
+    // Opened while the gateway is not answering (still starting, restarting), the page fails to
+    // load and Electron leaves the window blank — it never tries again by itself. Try every
+    // WINDOW_RETRY_MS while the window is open; the page, once loaded, follows the gateway itself.
+    win.webContents.on('did-fail-load', (_event, errorCode, _description, _url, isMainFrame) => {
+      if (!isMainFrame || errorCode === NET_ERR_ABORTED) return;
+      this.#windowLoadFailed = true;
+      clearTimeout(this.#windowRetry);
+      this.#windowRetry = setTimeout(() => {
+        if (this.#window === win && !win.isDestroyed()) this.#loadStatusPage(win);
+      }, WINDOW_RETRY_MS);
+      this.#windowRetry.unref();
+    });
+    win.webContents.on('did-finish-load', () => {
+      this.#windowLoadFailed = false;
+    });
     this.#window = win;
+    this.#loadStatusPage(win);
+  }
+
+  #loadStatusPage(win: BrowserWindow): void {
+    clearTimeout(this.#windowRetry);
+    // loadURL rejects when the page fails to load: did-fail-load (above) has it in hand.
+    win.loadURL(this.#config.gatewayUrl + '/').catch(() => undefined);
   }
 }
 
