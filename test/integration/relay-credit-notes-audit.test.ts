@@ -186,4 +186,28 @@ describe.each([17, 16, 19] as OdooVersion[])('credit notes and hand edits on Odo
     expect(gatewayInvoices(rig.emu, 'CN-600')).toHaveLength(1);
     expect(billedOn(rig.emu, first!.id)).toEqual(['GLU', 'TSH']);
   });
+
+  it('an invoice finance reset to draft to correct it keeps its lines: the add-on gets an invoice of its own', async () => {
+    // Finance reset INV/…/00001 (sent to the patient) to draft to fix an address; the add-on's
+    // TSH went onto it, and the invoice re-posted under the same number billed a test the
+    // patient's copy never showed.
+    const rig = await billingRig({}, { version });
+    await rig.receive(orm('CN-700', ['GLU', 'CRP']));
+    await rig.receive(oru('CN-700', 'GLU'));
+    await rig.receive(oru('CN-700', 'CRP'));
+    await rig.settle('CN-700');
+    const [first] = gatewayInvoices(rig.emu, 'CN-700');
+    rig.emu.call('account.move', 'action_post', [[first!.id]]);
+    rig.emu.call('account.move', 'button_draft', [[first!.id]]);
+
+    await rig.receive(orm('CN-700', ['TSH']));
+    await rig.receive(oru('CN-700', 'TSH'));
+    await rig.settle('CN-700');
+
+    const all = gatewayInvoices(rig.emu, 'CN-700');
+    expect(billedOn(rig.emu, first!.id)).toEqual(['CRP', 'GLU']);
+    expect(all).toHaveLength(2);
+    expect(all[1]!['state']).toBe('draft');
+    expect(billedOn(rig.emu, all[1]!.id)).toEqual(['TSH']);
+  });
 });

@@ -8,7 +8,15 @@ import type { OdooApi } from '../odoo/odoo-client.ts';
  * type the clinic's own reference over `ref`: an accession the reference search misses is looked
  * up by that external id (one `check_object_reference` per miss) before anything is created.
  */
-export const INVOICE_FIELDS = ['id', 'name', 'ref', 'state', 'move_type'];
+export const INVOICE_FIELDS = ['id', 'name', 'ref', 'state', 'move_type', 'posted_before'];
+
+/**
+ * A draft the gateway may still add lines to: never posted. An invoice finance reset to draft
+ * (`button_draft`) carries its number and was sent; it is theirs to correct and post again as it was.
+ */
+export function openDraft(move: OdooRecord | undefined): boolean {
+  return move?.['state'] === 'draft' && move['posted_before'] !== true;
+}
 
 export function invoiceRef(accession: string): string {
   return `lab-gateway ${accession}`;
@@ -21,9 +29,9 @@ export async function gatewayInvoices(odoo: OdooApi, accessions: string[]): Prom
   const rows = await searchRead(odoo, 'account.move', [['move_type', '=', 'out_invoice'], ['ref', 'in', unique.map(invoiceRef)]], INVOICE_FIELDS, { order: 'id' });
   for (const acc of unique) {
     // Tests added after the first invoice was posted get an invoice of their own, with the same
-    // ref: the draft one is the one that can still take lines.
+    // ref: the draft one never posted is the one that can still take lines.
     const mine = rows.filter((m) => m['ref'] === invoiceRef(acc));
-    const row = mine.filter((m) => m['state'] === 'draft').at(-1) ?? mine[0];
+    const row = mine.filter(openDraft).at(-1) ?? mine.filter((m) => m['state'] === 'draft').at(-1) ?? mine[0];
     if (row) out.set(acc, row);
   }
   await addByExternalId(odoo, out, unique, 'inv', 'account.move', INVOICE_FIELDS);
