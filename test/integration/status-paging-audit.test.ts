@@ -6,6 +6,7 @@ import type { EventStore } from '../../gateway/src/store/event-store.ts';
 import { MessageLog } from '../../gateway/src/store/message-log.ts';
 import type { RetentionHold } from '../../gateway/src/store/types.ts';
 import { makeConfig, requestJson } from '../fixtures/status/harness.ts';
+import { cliSource, runCli } from '../fixtures/cli.ts';
 import { inboundMessage, resultValidated } from '../fixtures/store/inbound.ts';
 import { useTempStore } from '../fixtures/store/temp-store.ts';
 
@@ -158,5 +159,60 @@ describe('GET /api/messages?endpoint= on a large store', () => {
     expect(found, 'every message of xn-1, newest first').toEqual(['XN-2', 'XN-1', 'XN-0']);
     expect(requests, 'the first page stopped at its read budget, `next` went on').toBeGreaterThan(1);
     expect(mostReads, 'records read by one request').toBeLessThanOrEqual(5_000);
+  });
+});
+
+describe('GET /api/events?state=discarded on a store of delivered events', () => {
+  // What IT saw: `lab-gateway events list --state discarded` (the two events an administrator
+  // discarded last month) took a long time and slowed intake: the delivered and discarded events
+  // share one index by completion time, and the listing read every event in it — with its body,
+  // from the message log — to keep the two discarded ones, on every request. Broke: the status API
+  // must not cost the lab's intake a full read of the store per request (DESIGN.md §1: status
+  // observes, intake first). Counted in records read from the message log, after a restart (no
+  // body cached).
+  it('reads a bounded number of records per request, and `next` leads to the rest', async () => {
+    let store = await tmp.open();
+    const discarded: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const r = await store.commit(inboundMessage(`D-${i}`), [resultValidated(`DISC-${i}`, `k-disc-${i}`)]);
+      await store.discard(r.eventIds[0]!, 'token:test@127.0.0.1', 'entered by hand in Odoo');
+      discarded.push(r.eventIds[0]!);
+    }
+    for (let chunk = 0; chunk < 12; chunk++) {
+      await Promise.all(Array.from({ length: 500 }, (_, i) => store.commit(inboundMessage(`R-${chunk}-${i}`), [resultValidated(`R-${chunk}-${i}`, `k-r-${chunk}-${i}`)])));
+      for (;;) {
+        const leases = await store.lease({ limit: 500 });
+        if (leases.length === 0) break;
+        await Promise.all(leases.map((l) => store.complete(l, l.events.map((e) => ({ eventId: e.event.id, outcome: 'delivered' as const })))));
+      }
+    }
+    expect(store.stats().delivered).toBe(6000);
+    await store.close();
+    store = await tmp.open();
+    const base = await serve(store);
+    const reads = vi.spyOn(MessageLog.prototype, 'read');
+
+    const found: string[] = [];
+    let after: string | null | undefined;
+    let requests = 0;
+    let mostReads = 0;
+    do {
+      reads.mockClear();
+      const page = (await requestJson(`${base}/api/events?state=discarded&limit=50${after ? `&after=${encodeURIComponent(after)}` : ''}`)).json as EventPage;
+      requests++;
+      mostReads = Math.max(mostReads, reads.mock.calls.length);
+      found.push(...page.events.map((e) => e.event.id));
+      after = page.next;
+    } while (after && requests < 20);
+
+    expect(found, 'both discarded events, newest first').toEqual([...discarded].reverse());
+    expect(mostReads, 'records read by one request').toBeLessThanOrEqual(5_000);
+    expect(requests, 'the first page stopped at its read budget, `next` went on').toBeGreaterThan(1);
+
+    // `lab-gateway events list` follows `next` until it has its --limit or the listing ends: it
+    // must not print "no events" because the first page stopped at its budget.
+    const cli = await runCli(cliSource, ['events', 'list', '--state', 'discarded', '--url', base]);
+    expect(cli.code, cli.err).toBe(0);
+    expect(cli.out.split('\n').filter((l) => l.includes('discarded')).map((l) => l.split(' ')[0])).toEqual([...discarded].reverse());
   });
 });

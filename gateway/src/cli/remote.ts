@@ -162,10 +162,19 @@ export async function runEvents(argv: string[], ctx: CliContext): Promise<number
       if (!/^[1-9][0-9]*$/.test(limit) || !Number.isSafeInteger(Number(limit))) throw new UsageError(`--limit must be a positive integer (got "${limit}")`);
       const q = new URLSearchParams();
       if (values.state) q.set('state', values.state);
-      q.set('limit', limit);
-      const url = `${baseUrl(values)}/api/events?${q.toString()}`;
-      const body = (await call(url)) as { events: EventRow[] };
-      if (typeof body !== 'object' || body === null || !Array.isArray(body.events)) throw notTheApi(url);
+      // A page may stop at the gateway's read budget short of --limit, with `next` where it
+      // stopped (status/README.md, Paging): follow it until the limit or the end of the listing.
+      const body: { events: EventRow[] } = { events: [] };
+      let after: string | null = null;
+      do {
+        if (after !== null) q.set('after', after);
+        q.set('limit', String(Number(limit) - body.events.length));
+        const url = `${baseUrl(values)}/api/events?${q.toString()}`;
+        const page = (await call(url)) as { events: EventRow[]; next?: string | null };
+        if (typeof page !== 'object' || page === null || !Array.isArray(page.events)) throw notTheApi(url);
+        body.events.push(...page.events);
+        after = typeof page.next === 'string' ? page.next : null;
+      } while (after !== null && body.events.length < Number(limit));
       if (values.json) {
         ctx.out(JSON.stringify(body.events, null, 2));
         return 0;

@@ -212,10 +212,11 @@ const BODY_CACHE_SIZE = 8192;
 /** Page ends of the delivered/discarded listing remembered, so that paging survives retention. */
 const PAGE_END_MEMORY = 1024;
 /**
- * Records a message listing reads at most per page when its filter is not in an index (an
- * endpoint without a search term): the page then ends with `next` where it stopped.
+ * Records a page of the HTTP listings reads at most when its filter is not in the index it walks
+ * (messages of an endpoint without a search term, discarded events among delivered ones): the
+ * page then ends with `next` where it stopped.
  */
-const MESSAGE_SCAN_BUDGET = 5_000;
+const LISTING_READ_BUDGET = 5_000;
 
 /** The value of a message put that goes to the message log; the store writes its pointer. */
 interface LogEntry {
@@ -1818,58 +1819,79 @@ export class EventStore implements GatewayStore {
   }
 
   async listEvents(query: EventQuery): Promise<StoredEvent[]> {
-    return (await this.listEventPage(query)).events;
+    return (await this.#listEvents(query, Number.POSITIVE_INFINITY)).events;
   }
 
-  async listEventPage(query: EventQuery): Promise<EventPage> {
+  /**
+   * A page of GET /api/events and the `after` of the next. A filter the walked index does not
+   * answer (`state=discarded` among thousands of delivered events in the completion index,
+   * `state=retrying` among a backlog, a `type`) reads at most LISTING_READ_BUDGET events, each
+   * with its body: the page then ends where the reading stopped, `next` naming the place (a short
+   * page with a `next` is not the end). Before, two discarded events among 100,000 delivered ones
+   * cost a read of all of them per request.
+   */
+  listEventPage(query: EventQuery): Promise<EventPage> {
+    return this.#listEvents(query, LISTING_READ_BUDGET);
+  }
+
+  async #listEvents(query: EventQuery, budget: number): Promise<EventPage> {
     await this.#committer.applied();
     const limit = Math.min(Math.max(1, query.limit ?? 100), 1000);
     const out: StoredEvent[] = [];
     const accept = (rec: StoredEvent | undefined): boolean =>
       rec !== undefined && (query.state === undefined || rec.state === query.state) && (query.type === undefined || rec.event.type === query.type);
-    const range = query.after !== undefined ? { gt: query.after } : {};
-    const collect = async (ids: AsyncIterable<unknown>): Promise<void> => {
-      const batch: string[] = [];
-      for await (const raw of ids) {
-        batch.push(raw as string);
-        if (batch.length >= 256) {
-          if (await this.#pushEvents(batch.splice(0), out, accept, limit)) return;
+    /**
+     * Reads the events of `keys` (an index walked in listing order) in chunks until the page is
+     * full, the budget is spent or the index ends. `cursor` is the `after` of a key's place.
+     */
+    const walk = async (keys: AsyncIterable<unknown>, idOf: (key: string) => string, cursor: (key: string) => string): Promise<{ full: true } | { full: false; next: string | null }> => {
+      let chunk: string[] = [];
+      let scanned = 0;
+      let lastKey: string | undefined;
+      const flush = async (): Promise<boolean> => {
+        scanned += chunk.length;
+        const full = await this.#pushEvents(chunk, out, accept, limit);
+        chunk = [];
+        return full;
+      };
+      for await (const raw of keys) {
+        const key = raw as string;
+        chunk.push(idOf(key));
+        lastKey = key;
+        if (chunk.length >= 256 || scanned + chunk.length >= budget) {
+          if (await flush()) return { full: true };
+          if (scanned >= budget) return { full: false, next: cursor(lastKey) };
         }
       }
-      await this.#pushEvents(batch, out, accept, limit);
+      return (await flush()) ? { full: true } : { full: false, next: null };
     };
-    const full = (): boolean => out.length >= limit;
+    const byId = (key: string): string => key;
+    let walked: { full: true } | { full: false; next: string | null };
     switch (query.state) {
       case 'dead':
-        await collect(this.#sub.dead.keys(range));
+        walked = await walk(this.#sub.dead.keys(query.after !== undefined ? { gt: query.after } : {}), byId, byId);
         break;
       case 'pending':
       case 'inflight':
       case 'retrying':
-        await collect(this.#sub.pending.keys(range));
+        walked = await walk(this.#sub.pending.keys(query.after !== undefined ? { gt: query.after } : {}), byId, byId);
         break;
       case 'delivered':
       case 'discarded': {
         // The done index is keyed by completion time: newest first, and `after` (the last id of
         // the previous page) continues from that event's place, towards older ones. (An id
         // comparison repeated the first page: ids and completion times run in different orders.)
-        const ids: string[] = [];
         let upper: string | undefined;
         if (query.after !== undefined) {
           upper = await this.#finishedPlace(query.after);
           if (upper === undefined) return { events: out, next: null }; // not a finished event: nothing comes after it in this listing
         }
-        for await (const key of this.#sub.done.keys({ reverse: true, ...(upper !== undefined ? { lt: upper } : {}) })) {
-          const id = (key as string).slice(13);
-          ids.push(id);
-          if (ids.length >= 256) {
-            if (await this.#pushEvents(ids.splice(0), out, accept, limit)) break;
-          }
-        }
-        if (out.length < limit) await this.#pushEvents(ids, out, accept, limit);
-        const last = out.at(-1);
-        const at = last ? finishedAt(last) : undefined;
-        if (!full() || last === undefined || at === undefined) return { events: out, next: null };
+        const keys = this.#sub.done.keys({ reverse: true, ...(upper !== undefined ? { lt: upper } : {}) });
+        walked = await walk(keys, (key) => key.slice(13), (key) => key.replace(SEP, '.'));
+        if (!walked.full) return { events: out, next: walked.next };
+        const last = out[out.length - 1]!;
+        const at = finishedAt(last);
+        if (at === undefined) return { events: out, next: null };
         const place = timeKey(at) + SEP + last.event.id;
         this.#pageEnds.delete(last.event.id);
         this.#pageEnds.set(last.event.id, place);
@@ -1877,12 +1899,13 @@ export class EventStore implements GatewayStore {
         return { events: out, next: place.replace(SEP, '.') };
       }
       case undefined:
-        await collect(this.#sub.evt.keys(range));
+        walked = await walk(this.#sub.evt.keys(query.after !== undefined ? { gt: query.after } : {}), byId, byId);
         break;
       default:
         query.state satisfies never;
+        walked = { full: false, next: null };
     }
-    return { events: out, next: full() ? out[out.length - 1]!.event.id : null };
+    return { events: out, next: walked.full ? out[out.length - 1]!.event.id : walked.next };
   }
 
   /**
@@ -1957,13 +1980,13 @@ export class EventStore implements GatewayStore {
 
   /**
    * A page of the message browser (GET /api/messages) and the `before` of the next. A filter no
-   * index answers (an endpoint without a search term) reads at most MESSAGE_SCAN_BUDGET records:
+   * index answers (an endpoint without a search term) reads at most LISTING_READ_BUDGET records:
    * the message log holds no endpoint index, so an analyzer with three messages among 300,000 of
    * the LIS made every request read all of them from disk. The page then ends where the reading
    * stopped, `next` naming the place (a short page with a `next` is not the end).
    */
   listMessagePage(query: MessageQuery): Promise<MessagePage> {
-    return this.#listMessages(query, MESSAGE_SCAN_BUDGET);
+    return this.#listMessages(query, LISTING_READ_BUDGET);
   }
 
   async #listMessages(query: MessageQuery, budget: number): Promise<MessagePage> {
