@@ -209,7 +209,11 @@ export interface GatewayStore {
   listEvents(query: EventQuery): Promise<StoredEvent[]>;
   getMessage(messageId: string): Promise<{ message: StoredMessage; raw: Buffer; ack?: Buffer } | undefined>;
   listMessages(query: MessageQuery): Promise<StoredMessage[]>;
-  /** listEvents with where the next page starts (the HTTP API's paging). */
+  /**
+   * listEvents with where the next page starts (the HTTP API's paging); a filter the walked index
+   * does not answer reads a bounded number of events per page, which may then end short of
+   * `limit` with a `next`.
+   */
   listEventPage?(query: EventQuery): Promise<EventPage>;
   /** listMessages with where the next page starts; each page reads a bounded number of records. */
   listMessagePage?(query: MessageQuery): Promise<MessagePage>;
