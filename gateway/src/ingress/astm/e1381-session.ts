@@ -512,15 +512,12 @@ export class E1381Session implements AstmLinkSession {
 
   #isMessageComplete(): boolean {
     if (this.#opt.messageEnd === 'end-frame') return true;
-    // LIS2-A2 §5.5: the message ends with the L record. Only the tail needs looking at.
-    const last = this.#message[this.#message.length - 1] as Buffer;
-    if (endsWithTerminatorRecord(last.toString('latin1'))) return true;
-    // The L record may have been split across frames (ETB mid-record): look at the joined tail.
-    if (this.#message.length > 1) {
-      const tail = Buffer.concat(this.#message.slice(-4)).toString('latin1');
-      return endsWithTerminatorRecord(tail);
-    }
-    return false;
+    // LIS2-A2 §5.5: the message ends with the L record. Only its last record needs looking at,
+    // read from where that record begins: the end frame of a record split with ETB (LIS1-A
+    // §6.3.1) begins in the middle of it. Before, the end frame's text was read alone first, and
+    // the tail of a long R record cut right before "L|" ("mmol/" | "L||N||F") read as an L record:
+    // half a message was stored as a whole one and the rest refused.
+    return endsWithTerminatorRecord(lastRecordHead(this.#message));
   }
 
   /** NAK the end frame of a message over maxMessageBytes (and its retransmissions). */
@@ -916,4 +913,32 @@ export class E1381Session implements AstmLinkSession {
       item.reject(err);
     }
   }
+}
+
+/**
+ * The first two bytes of the last record of a message given as its frame texts (enough to tell an
+ * L record, LIS2-A2 §5.5: `L|…` or a bare `L` and its CR): walks back from the end to the record
+ * separator before that record, across frames, so a record split over intermediate frames is read
+ * from its beginning. Nothing is copied but those two bytes.
+ */
+function lastRecordHead(frames: readonly Buffer[]): string {
+  let trailing = true; // still in the CR/LF run that ends the last record
+  let at: [number, number] = [0, 0]; // no separator: the message is one record
+  search: for (let f = frames.length - 1; f >= 0; f--) {
+    const text = frames[f] as Buffer;
+    for (let i = text.length - 1; i >= 0; i--) {
+      const c = text[i] as number;
+      if (c !== CR && c !== LF) trailing = false;
+      else if (!trailing) {
+        at = [f, i + 1];
+        break search;
+      }
+    }
+  }
+  let head = '';
+  for (let [f, i] = at; f < frames.length && head.length < 2; f++, i = 0) {
+    const text = frames[f] as Buffer;
+    head += text.subarray(i, i + 2 - head.length).toString('latin1');
+  }
+  return head;
 }
