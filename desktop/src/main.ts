@@ -65,6 +65,8 @@ function loadConfig(): TrayConfig {
 }
 
 const WILDCARD = statusTopics(undefined);
+/** How often the tray asks a reconnected gateway its id while no status of the followed one arrived (ms). */
+const RECHECK_MS = 5000;
 /** How often the status window tries again to load a page that did not load (ms). */
 const WINDOW_RETRY_MS = 5000;
 /** Chromium's net::ERR_ABORTED: a load replaced by another navigation, not a failure. */
@@ -124,6 +126,8 @@ class TrayApp {
   /** The status window's page could not be loaded (the gateway was not answering): it is retried. */
   #windowLoadFailed = false;
   #windowRetry: NodeJS.Timeout | undefined;
+  /** A #recheckGatewayId loop is running. */
+  #rechecking = false;
 
   constructor(config: TrayConfig) {
     this.#config = config;
@@ -197,6 +201,41 @@ class TrayApp {
     }
   }
 
+  /**
+   * While the followed gateway looks offline (after a reconnection, its availability `offline`),
+   * ask the gateway at gatewayUrl its id again: IT may have renamed it (`gateway.id`) while it was
+   * restarted, and the tray would wait for the old id's status for good. Asked every RECHECK_MS
+   * until the gateway answers or the followed one is seen running.
+   */
+  async #recheckGatewayId(client: MqttClient): Promise<void> {
+    if (this.#rechecking) return;
+    this.#rechecking = true;
+    const waiting = (): boolean => this.#client === client && client.connected && isOffline({ ...this.#state, now: Date.now() }).offline;
+    try {
+      while (waiting()) {
+        const id = await this.#learnGatewayId();
+        if (!waiting()) return;
+        if (id !== undefined) {
+          if (id !== this.#gatewayId) this.#switchGateway(client, id);
+          return;
+        }
+        await new Promise((r) => setTimeout(r, RECHECK_MS).unref());
+      }
+    } finally {
+      this.#rechecking = false;
+    }
+  }
+
+  /** Follow another gateway id (the gateway was renamed): nothing known of the old one applies. */
+  #switchGateway(client: MqttClient, gatewayId: string): void {
+    client.unsubscribe(topicsInOrder(statusTopics(this.#gatewayId)));
+    this.#gatewayId = gatewayId;
+    this.#seenReasons = new Map();
+    this.#liveAlertKeys.clear();
+    this.#update({ gatewayId, status: undefined, statusAt: undefined, availability: undefined });
+    client.subscribe(topicsInOrder(statusTopics(gatewayId)), { qos: 1 });
+  }
+
   /** Credentials and TLS files, read once (mqtt.js reconnects with the same options). */
   #connectOptions(): IClientOptions {
     const username = this.#readFile('mqttUsernameFile', 'MQTT username file')?.trim();
@@ -231,6 +270,7 @@ class TrayApp {
       this.#update({ connection: 'connected', connectionError: undefined, status: undefined, statusAt: undefined, availability: undefined });
       const t = statusTopics(this.#gatewayId);
       client.subscribe(topicsInOrder(t), { qos: 1 });
+      if (this.#gatewayId !== undefined) void this.#recheckGatewayId(client);
     });
     // With the embedded broker a dead gateway takes its broker along: a lost connection is "offline".
     client.on('close', () => this.#update({ connection: 'lost' }));
@@ -259,7 +299,10 @@ class TrayApp {
       const state = (body as { state?: unknown } | undefined)?.state;
       if (state !== 'online' && state !== 'offline') return;
       if (this.#gatewayId === undefined) this.#pendingAvailability.set(from, state);
-      else this.#update({ availability: state });
+      else {
+        this.#update({ availability: state });
+        if (state === 'offline') void this.#recheckGatewayId(client);
+      }
     } else if (topic.endsWith('/alerts') && !retained) {
       const alert = body as TrayAlert | undefined;
       if (!alert || typeof alert.code !== 'string') return;

@@ -8,7 +8,7 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { chromium, type Browser } from 'playwright-core';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileWriter, getJson, startGatewayProcess, until, type GatewayProcess } from '../fixtures/gateway-process.ts';
@@ -244,5 +244,27 @@ describe('the status window opened before the gateway is up', () => {
     expect(await page.title()).toBe('Lab gateway status');
     expect(screen.windows).toHaveLength(1);
     await win.destroy();
+  });
+});
+
+describe('gateway renamed while restarted', () => {
+  /**
+   * User sees: IT commissions the gateway with the example id, then gives it its real one
+   * (`gateway.id: lab-1` → `haematology`) and restarts it. Every tray stays grey, "no status
+   * received yet", for good: it still listens for the old id, though the gateway at the address it
+   * was given is up and well — until each lab PC's tray is restarted.
+   * Promise: desktop/README.md "The tray follows one gateway: the one its /api/status names" — the
+   * gateway at its configured address.
+   */
+  it('follows the gateway at its address under its new id', async () => {
+    const s = await site('lab-1');
+    const first = await startGateway(s);
+    await startTray(s);
+    await until('all good', () => tooltip() === 'Lab gateway lab-1: all good');
+    await first.stop();
+    await writeFile(s.config, (await readFile(s.config, 'utf8')).replace('id: lab-1,', 'id: haematology,'));
+    await startGateway(s);
+    await until('the renamed gateway shown', () => /haematology/.test(tooltip()) && icon() === 'ok', 30_000).catch(() => undefined);
+    expect(tooltip()).toBe('Lab gateway haematology: all good');
   });
 });
