@@ -4,13 +4,14 @@
  * LIS over MLLP. Each test demonstrates a fault the technician would meet and fails on the code
  * before its fix.
  */
-import type net from 'node:net';
+import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { TestCompletedData } from '../../gateway/src/events/types.ts';
 import type { Gateway } from '../../gateway/src/gateway.ts';
-import { framesForText } from '../fixtures/astm-link/analyzer-sim.ts';
+import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
+import { AnalyzerSim, framesForText } from '../fixtures/astm-link/analyzer-sim.ts';
 import { startTestGateway } from '../fixtures/gateway.ts';
-import { connectAnalyzer } from '../fixtures/order-download.ts';
+import { CENTAUR, connectAnalyzer, connections, nextSession, orm } from '../fixtures/order-download.ts';
 
 async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
   const end = Date.now() + timeoutMs;
@@ -67,6 +68,48 @@ describe('an analyzer that splits a long record with ETB frames of exactly 240 c
       expect(await completedCodes(gateway, 'chem-1')).toEqual(['GLU', 'NA']);
     } finally {
       socket?.destroy();
+      await stop();
+    }
+  }, 30_000);
+});
+
+describe('an analyzer (or its serial-to-LAN converter) restarted without closing its old connection', () => {
+  /*
+   * What the technician saw: after the analyzer's LAN converter lost power for a moment, the
+   * analyzer connected again and sent results, but the worklist the LIS ordered afterwards never
+   * arrived at the analyzer; IT saw "order download … not accepted (send failed after 6 attempts:
+   * no reply to ENQ)" and later "kept until the analyzer connects again" — while the analyzer was
+   * connected and idle.
+   * Promise broken: the order download is sent "when a connection opens" (astm/order-download.ts)
+   * on the analyzer's connection; ingress/astm/README.md (TCP server: "An analyzer holds one
+   * connection (two while it reconnects)").
+   * Cause: gateway/src/ingress/astm/astm-endpoint.ts sendWorklist sent on the FIRST open
+   * connection: the old one, which the restarted converter will never answer (a half-open TCP
+   * connection stays open at the gateway until keep-alive or TCP retransmissions give up on it,
+   * many minutes when a firewall drops its packets).
+   */
+  it('sends the order download on the connection the analyzer opened last, not on the stale one', async () => {
+    const { gateway, stop } = await startTestGateway('day-stale-conn', { analyzers: [CENTAUR] });
+    const sockets: net.Socket[] = [];
+    const lis = await MllpClient.connect({ host: '127.0.0.1', port: gateway.addresses().hl7.lis!.port });
+    try {
+      // The converter's first connection: it goes silent (power blip) without a FIN or RST.
+      const stale = net.connect({ host: '127.0.0.1', port: gateway.addresses().analyzers['centaur-1']!.port! });
+      sockets.push(stale);
+      stale.on('error', () => undefined);
+      const staleSim = new AnalyzerSim((b) => stale.write(b));
+      stale.on('data', (d: Buffer) => staleSim.feed(d));
+      await until(() => connections(gateway, 'centaur-1') === 1, 'first connection registered');
+      // The converter is back and connects again.
+      const fresh = await connectAnalyzer(gateway, 'centaur-1');
+      sockets.push(fresh.socket);
+      await until(() => connections(gateway, 'centaur-1') === 2, 'second connection registered');
+      expect((await lis.send(orm('DAY-1', 'ACC-DAY-1', ['TSH']))).toString('latin1')).toContain('MSA|AA|DAY-1');
+      const session = await nextSession(fresh.sim, 8_000);
+      expect(session, `the download went to the stale connection (${staleSim.unread()}) and never to the analyzer's live one`).toContain('ACC-DAY-1');
+    } finally {
+      for (const s of sockets) s.destroy();
+      await lis.close().catch(() => undefined);
       await stop();
     }
   }, 30_000);

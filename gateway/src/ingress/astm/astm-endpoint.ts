@@ -77,6 +77,8 @@ interface Link {
   id: number;
   wire: Wire;
   session: AstmLinkSession;
+  /** Scheduler time the connection opened or last delivered bytes: which one the analyzer uses. */
+  heardAt: number;
 }
 
 /**
@@ -227,12 +229,19 @@ export class AstmEndpoint<Q = unknown> implements Component {
   }
 
   /**
-   * Send an order download (worklist) to the analyzer: records without CR, H … L. Goes out on
-   * the first open connection when the line is free; rejects with GW_ASTM_LINK when no connection
-   * is open or the analyzer refuses it.
+   * Send an order download (worklist) to the analyzer: records without CR, H … L. Goes out when
+   * the line is free on the connection the analyzer opened or spoke on last; rejects with
+   * GW_ASTM_LINK when no connection is open or the analyzer refuses it.
+   *
+   * Not the first connection: an analyzer (or its serial-to-LAN converter) that restarts connects
+   * again while its old connection still looks open here — no FIN or RST reached the gateway, and
+   * it stays until keep-alive or TCP's retransmissions give up on it, many minutes when a firewall
+   * drops its packets. Before, the download went to that old connection: no reply to ENQ, six
+   * attempts, "not accepted", while the analyzer waited, connected and idle, on the new one.
    */
   async sendWorklist(records: readonly string[]): Promise<void> {
-    const link = [...this.#links][0];
+    let link: Link | undefined;
+    for (const l of this.#links) if (!link || l.heardAt >= link.heardAt) link = l;
     if (!link) throw new GatewayError('GW_ASTM_LINK', `analyzer ${this.#opt.analyzer.id}: no open connection to send to`);
     await link.session.send(records);
   }
@@ -352,7 +361,7 @@ export class AstmEndpoint<Q = unknown> implements Component {
       isBusy: () => this.#status === 'stopping' || this.#status === 'stopped' || this.#opt.store.health !== 'ok',
       ...(wire.pause && wire.resume ? { pause: () => wire.pause?.(), resume: () => wire.resume?.() } : {}),
     });
-    const link: Link = { id, wire, session };
+    const link: Link = { id, wire, session, heardAt: this.#scheduler.now() };
     this.#links.add(link);
     for (const w of this.#linkWaiters) w(link);
     this.#linkWaiters.clear();
@@ -363,7 +372,10 @@ export class AstmEndpoint<Q = unknown> implements Component {
       log.warn('link observer failed', { error: describeError(err) });
     }
     return {
-      data: (bytes) => link.session.push(bytes),
+      data: (bytes) => {
+        link.heardAt = this.#scheduler.now();
+        link.session.push(bytes);
+      },
       closed: (detail) => {
         if (!this.#links.delete(link)) return;
         link.session.close(this.#status === 'stopping' ? 'stopped' : 'closed');
