@@ -127,6 +127,30 @@ export function hostAllowed(header: string | undefined, allowed: ReadonlySet<str
   return isIP(host) !== 0 || allowed.has(host);
 }
 
+/**
+ * Whether a browser made this request for a page of another site (or another origin of this
+ * machine: another port, another name): Fetch Metadata's `Sec-Fetch-Site` (every current
+ * browser sends it) other than `same-origin` or `none` (typed, bookmarked), else, from a browser
+ * too old to send it, an `Origin` that does not name the host the request was sent to. Programs
+ * (the tray, `lab-gateway`, curl, scripts) send neither. Such a request can carry no admin token
+ * (setting Authorization across sites needs a CORS preflight this server never grants), so it is
+ * never an administrator; it is refused before the token is looked at, so that it is not counted
+ * as a wrong token of the address it comes from — on the gateway PC, 127.0.0.1, the address of
+ * the technician's own page, the tray and `lab-gateway` too.
+ */
+export function fromAnotherSite(headers: http.IncomingHttpHeaders): string | undefined {
+  const site = headers['sec-fetch-site'];
+  if (typeof site === 'string') return site === 'same-origin' || site === 'none' ? undefined : site;
+  const origin = headers.origin;
+  if (origin === undefined) return undefined;
+  if (origin === 'null') return 'opaque origin';
+  try {
+    return new URL(origin).host === (headers.host ?? '').toLowerCase() ? undefined : 'cross-origin';
+  } catch {
+    return 'unreadable origin';
+  }
+}
+
 class HttpError extends Error {
   readonly statusCode: number;
   constructor(statusCode: number, message: string) {
@@ -176,6 +200,8 @@ export class StatusServer implements Component {
   readonly #allowedHosts: Set<string>;
   /** Host names already logged as refused (bounded), so that a scanner does not flood the log. */
   readonly #refusedHosts = new Set<string>();
+  /** Origins already logged as refused for an admin route (bounded), likewise. */
+  readonly #refusedOrigins = new Set<string>();
 
   constructor(options: StatusServerOptions) {
     this.#o = options;
@@ -521,6 +547,18 @@ export class StatusServer implements Component {
   /** Returns the actor string, or throws 401/403 after auditing the refusal. */
   async #requireAdmin(req: http.IncomingMessage, action: string, target?: string): Promise<string> {
     const remote = req.socket.remoteAddress ?? 'unknown';
+    // A web page open in a browser (of another site) cannot be the administrator: answered at
+    // once, neither counted towards the wrong-token limit of its address nor audited (any page can
+    // send these in a loop; counted, they kept the technician locked out and filled the trail).
+    const crossSite = fromAnotherSite(req.headers);
+    if (crossSite !== undefined) {
+      const origin = typeof req.headers.origin === 'string' ? req.headers.origin : '(no Origin header)';
+      if (!this.#refusedOrigins.has(origin) && this.#refusedOrigins.size < 64) {
+        this.#refusedOrigins.add(origin);
+        this.#log.warn('admin request refused: a web page of another site sent it (not counted as a wrong token, not audited)', { action, origin, fetchSite: crossSite, remote });
+      }
+      throw new HttpError(403, 'admin requests from a page of another site are refused: use the gateway\'s own page or lab-gateway');
+    }
     // The token file is looked at on every admin request (rare): a rotated token is in force at
     // once, and the retired one refused, without a restart.
     const changed = await this.#auth.refresh();
