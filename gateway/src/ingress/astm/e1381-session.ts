@@ -77,6 +77,8 @@ export class E1381Session implements AstmLinkSession {
   #lastTerminator = 0;
   /** Accepted frame texts of the message being assembled. */
   #message: Buffer[] = [];
+  /** Per frame of #message: it ended with ETX (an end frame closes its record, LIS1-A §6.3.1.1). */
+  #messageEndFrames: boolean[] = [];
   #messageLen = 0;
   /** Exact bytes of the message being assembled (from ENQ or the previous message end). */
   #raw: Buffer[] = [];
@@ -491,6 +493,7 @@ export class E1381Session implements AstmLinkSession {
     this.stats.framesAccepted++;
     this.#msgFrames++;
     this.#message.push(text);
+    this.#messageEndFrames.push(terminator === ETX);
     this.#messageLen += text.length;
 
     if (this.#messageLen > this.#opt.maxMessageBytes) {
@@ -517,7 +520,7 @@ export class E1381Session implements AstmLinkSession {
     // §6.3.1) begins in the middle of it. Before, the end frame's text was read alone first, and
     // the tail of a long R record cut right before "L|" ("mmol/" | "L||N||F") read as an L record:
     // half a message was stored as a whole one and the rest refused.
-    return endsWithTerminatorRecord(lastRecordHead(this.#message));
+    return endsWithTerminatorRecord(lastRecordHead(this.#message, this.#messageEndFrames));
   }
 
   /** NAK the end frame of a message over maxMessageBytes (and its retransmissions). */
@@ -534,6 +537,7 @@ export class E1381Session implements AstmLinkSession {
     this.#overflow = false;
     this.#lateCommit = undefined;
     this.#message = [];
+    this.#messageEndFrames = [];
     this.#messageLen = 0;
     this.#raw = [];
     this.#rawLen = 0;
@@ -630,6 +634,7 @@ export class E1381Session implements AstmLinkSession {
       // Not accepted: forget the completing frame, so its retransmission (same FN) is taken as
       // new. The raw bytes keep everything received, including this attempt.
       this.#message.pop();
+      this.#messageEndFrames.pop();
       this.#messageLen -= lastFrameLen;
       this.#msgFrames--;
       this.stats.framesAccepted--;
@@ -918,10 +923,11 @@ export class E1381Session implements AstmLinkSession {
 /**
  * The first two bytes of the last record of a message given as its frame texts (enough to tell an
  * L record, LIS2-A2 §5.5: `L|…` or a bare `L` and its CR): walks back from the end to the record
- * separator before that record, across frames, so a record split over intermediate frames is read
- * from its beginning. Nothing is copied but those two bytes.
+ * separator before that record, across intermediate frames, so a record split with ETB is read
+ * from its beginning. A frame after an end frame (ETX) begins a record (LIS1-A §6.3.1.1), also for
+ * senders that leave out the record's CR. Nothing is copied but those two bytes.
  */
-function lastRecordHead(frames: readonly Buffer[]): string {
+function lastRecordHead(frames: readonly Buffer[], endFrames: readonly boolean[]): string {
   let trailing = true; // still in the CR/LF run that ends the last record
   let at: [number, number] = [0, 0]; // no separator: the message is one record
   search: for (let f = frames.length - 1; f >= 0; f--) {
@@ -933,6 +939,10 @@ function lastRecordHead(frames: readonly Buffer[]): string {
         at = [f, i + 1];
         break search;
       }
+    }
+    if (f > 0 && endFrames[f - 1] === true && !trailing) {
+      at = [f, 0];
+      break;
     }
   }
   let head = '';
