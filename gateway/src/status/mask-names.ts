@@ -62,29 +62,145 @@ export function maskHl7Names(text: string): string {
  * case: `SMITHSON` in PID-5 masks `Smithson` in an NTE).
  */
 function maskEverywhere(text: string, names: Set<string>): string {
-  if (names.size === 0) return text;
+  const pattern = namePattern(names);
+  return pattern ? text.replace(pattern, MASK) : text;
+}
+
+/** Whole-word occurrences of any of `names`, whatever their case; undefined for no names. */
+function namePattern(names: Set<string>): RegExp | undefined {
+  if (names.size === 0) return undefined;
   const escaped = [...names].sort((a, b) => b.length - a.length).map((n) => n.replace(/[.*+?${}()|[\]\\]/g, '\\$&'));
-  const pattern = new RegExp(`(?<![\\p{L}\\p{N}])(?:${escaped.join('|')})(?![\\p{L}\\p{N}])`, 'giu');
-  return text.replace(pattern, MASK);
+  return new RegExp(`(?<![\\p{L}\\p{N}])(?:${escaped.join('|')})(?![\\p{L}\\p{N}])`, 'giu');
+}
+
+/**
+ * The records of stored ASTM text, with where each of their characters is in that text. A message
+ * that came over an E1381 link is stored as the link's bytes (ENQ, `STX FN text ETB|ETX C1 C2 CR
+ * LF` per frame, EOT), and an instrument cuts its text into frames wherever the 240-character
+ * limit falls, records included (the cobas e411 packs a batch into frames: `…^^^7/1/no` ETB, next
+ * frame `t|9.61|…`): a P record may start in one frame and name the patient in the next. The
+ * frames' texts are joined back into records here; a frame after ETX (or a torn one) starts a line
+ * of its own. Text without any STX (records-only links, a stored record text) is its own records.
+ * `at[i]` is the index in `text` of `records[i]`, -1 for a line break added between frames.
+ */
+function unframeAstm(text: string): { records: string; at: number[] } {
+  const at: number[] = [];
+  if (!text.includes('\x02')) {
+    for (let i = 0; i < text.length; i++) at.push(i);
+    return { records: text, at };
+  }
+  let records = '';
+  const push = (c: string, i: number): void => {
+    records += c;
+    at.push(i);
+  };
+  const lineBreak = (): void => {
+    if (records !== '' && !/[\r\n]$/.test(records)) push('\n', -1);
+  };
+  let inFrame = false;
+  /** The last frame ended with ETB: the next frame's text continues its record. */
+  let continues = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === '\x02') {
+      if (!continues) lineBreak();
+      inFrame = true;
+      continues = false;
+      if (/[0-7]/.test(text[i + 1] ?? '')) i++;
+      continue;
+    }
+    if (inFrame) {
+      if (c === '\x17' || c === '\x03') {
+        inFrame = false;
+        continues = c === '\x17';
+        // The frame's trailer: checksum (two hex digits), CR, LF.
+        let j = i + 1;
+        while (j < i + 3 && /[0-9A-Fa-f]/.test(text[j] ?? '')) j++;
+        if (text[j] === '\r') j++;
+        if (text[j] === '\n') j++;
+        i = j - 1;
+        continue;
+      }
+      if (c === '\x04' || c === '\x05') {
+        // A frame cut off (EOT, a new ENQ): what follows is not its continuation.
+        inFrame = false;
+        continues = false;
+        continue;
+      }
+      push(c, i);
+      continue;
+    }
+    // Outside frames: link control characters are no text; any other text is kept, on lines of
+    // its own.
+    if (c < ' ' && c !== '\r' && c !== '\n') continue;
+    if (continues) {
+      continues = false;
+      lineBreak();
+    }
+    push(c, i);
+  }
+  return { records, at };
+}
+
+/** The spans of `records` (start, end) that hold a person's name: P fields 6–7, and those names elsewhere. */
+function astmNameSpans(records: string): Array<[number, number]> {
+  // LIS2-A2 / E1394 §7.1: the H record's second character is the field delimiter.
+  const h = /(?:^|[\r\n\x02])\d?H(.)/.exec(records);
+  const separator = h?.[1] ?? '|';
+  const names = new Set<string>();
+  const spans: Array<[number, number]> = [];
+  let offset = 0;
+  for (const line of splitLines(records)) {
+    // A record may carry the E1381 frame number and STX before it (`\x021P|…`) in text stored
+    // without its frames' ends.
+    const m = /^(\x02?\d?)P/.exec(line);
+    if (m && line[m[1]!.length + 1] === separator) {
+      const parts = line.slice(m[1]!.length).split(separator);
+      let fieldStart = offset + m[1]!.length;
+      parts.forEach((field, i) => {
+        if (ASTM_NAME_FIELDS.includes(i) && field !== '') {
+          spans.push([fieldStart, fieldStart + field.length]);
+          for (const c of field.split(/[\\^&!~@`]/)) if (c.trim().length >= 3) names.add(c.trim());
+        }
+        fieldStart += field.length + separator.length;
+      });
+    }
+    offset += line.length;
+  }
+  const pattern = namePattern(names);
+  if (pattern) for (const m of records.matchAll(pattern)) spans.push([m.index, m.index + m[0].length]);
+  // Overlapping spans (a name inside its own field) are one.
+  spans.sort((a, b) => a[0] - b[0]);
+  const merged: Array<[number, number]> = [];
+  for (const s of spans) {
+    const last = merged[merged.length - 1];
+    if (last && s[0] <= last[1]) last[1] = Math.max(last[1], s[1]);
+    else merged.push([s[0], s[1]]);
+  }
+  return merged;
 }
 
 export function maskAstmNames(text: string): string {
-  // LIS2-A2 / E1394 §7.1: the H record's second character is the field delimiter.
-  const h = /(?:^|[\r\n\x02])\d?H(.)/.exec(text);
-  const separator = h?.[1] ?? '|';
-  const names = new Set<string>();
-  const masked = splitLines(text)
-    .map((line) => {
-      // A record may carry the E1381 frame number and STX before it (`\x021P|…`).
-      const m = /^(\x02?\d?)P/.exec(line);
-      if (!m || line[m[1]!.length + 1] !== separator) return line;
-      const prefix = m[1]!;
-      const parts = line.slice(prefix.length).split(separator);
-      for (const i of ASTM_NAME_FIELDS) for (const c of (parts[i] ?? '').split(/[\\^&!~@`]/)) if (c.trim().length >= 3) names.add(c.trim());
-      return prefix + maskFields(line.slice(prefix.length), separator, ASTM_NAME_FIELDS);
-    })
-    .join('');
-  return maskEverywhere(masked, names);
+  const { records, at } = unframeAstm(text);
+  // Each span of the records, in the stored text: one run of characters, or one per frame when
+  // a frame's end cuts it. Each run becomes ***; the frames' ends between them stay.
+  const runs: Array<[number, number]> = [];
+  for (const [start, end] of astmNameSpans(records)) {
+    let run: [number, number] | undefined;
+    for (let k = start; k < end; k++) {
+      const i = at[k]!;
+      if (i < 0) continue;
+      if (run && i === run[1]) run[1] = i + 1;
+      else runs.push((run = [i, i + 1]));
+    }
+  }
+  let out = '';
+  let from = 0;
+  for (const [s, e] of runs) {
+    out += text.slice(from, s) + MASK;
+    from = e;
+  }
+  return out + text.slice(from);
 }
 
 export function maskNames(kind: 'hl7' | 'astm', text: string): string {
