@@ -77,4 +77,50 @@ describe('the raw view of a framed ASTM message masks the names of a P record cu
     expect(detail.raw).toContain('19750101');
     expect(detail.raw).toContain('000002328');
   }, 30_000);
+
+  // What the user saw: on a noisy serial line (the LINE_ERRORS case) the analyzer sent the frame
+  // that starts a P record, the gateway refused it (checksum), and the analyzer sent it again as
+  // E1381 asks. The raw view keeps both copies, and read the refused copy's text glued onto the
+  // good one: `P|1||PAT-1||SMIP|1||PAT-1||SMI` then `TH^ANNA…`, so the patient's name was shown.
+  // Promise broken: as above (P fields 6–7 as *** without the admin token).
+  it('masks the name when the frame that starts the P record was refused and sent again', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'mask-frames-retry-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const config = testGatewayConfig('mask-frames-retry', dir, {
+      analyzers: [{ id: 'e411', profile: 'roche-cobas-e411', tcp: { listen: { host: '127.0.0.1', port: 0 } } }],
+    });
+    const gateway = new Gateway({ config, log: silentLogger });
+    const addresses = await gateway.start();
+    cleanups.push(() => gateway.stop(5_000));
+    const base = addresses.status.url.replace(/\/$/, '');
+
+    const header = buildFrame(1, Buffer.from('H|\\^&|||cobas-e411^1|||||host|RSUPL^BATCH|P|1\r', 'latin1'), true);
+    const first = buildFrame(2, Buffer.from('P|1||PAT-1||SMI', 'latin1'), false);
+    const garbled = Buffer.from(first);
+    garbled[garbled.length - 4] = garbled[garbled.length - 4] === 0x30 ? 0x31 : 0x30; // a checksum digit hit by noise
+    const rest = buildFrame(3, Buffer.from('THSON^JOANNA||19800412|F\rO|1|000002327|159^0^1^^S1^SC|^^^8^1|R\rR|1|^^^8/1/not|1.95|uIU/ml||N||F\rL|1|N\r', 'latin1'), true);
+
+    const { sim } = await connectTcpSim(addresses.analyzers['e411']!.port!, cleanups);
+    sim.write([0x05]);
+    expect(await sim.nextByte()).toBe(0x06);
+    sim.write(header);
+    expect(await sim.nextByte()).toBe(0x06);
+    sim.write(garbled);
+    expect(await sim.nextByte(), 'the garbled frame is refused').toBe(0x15);
+    sim.write(first);
+    expect(await sim.nextByte()).toBe(0x06);
+    sim.write(rest);
+    expect(await sim.nextByte()).toBe(0x06);
+    sim.write([0x04]);
+
+    const id = await waitFor(async () => {
+      const r = (await (await fetch(`${base}/api/messages?endpoint=e411`)).json()) as { messages: Array<{ id: string }> };
+      return r.messages[0]?.id;
+    }, 'the message stored');
+    const detail = (await (await fetch(`${base}/api/messages/${encodeURIComponent(id)}`)).json()) as { raw: string };
+    // Both copies of the first frame are in the view.
+    expect(detail.raw.split('PAT-1').length - 1).toBe(2);
+    for (const name of ['SMI', 'THSON', 'JOANNA']) expect.soft(detail.raw, name).not.toContain(name);
+    expect(detail.raw).toContain('19800412');
+  }, 30_000);
 });

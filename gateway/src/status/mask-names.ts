@@ -80,7 +80,8 @@ function namePattern(names: Set<string>): RegExp | undefined {
  * limit falls, records included (the cobas e411 packs a batch into frames: `…^^^7/1/no` ETB, next
  * frame `t|9.61|…`): a P record may start in one frame and name the patient in the next. The
  * frames' texts are joined back into records here; a frame after ETX (or a torn one) starts a line
- * of its own. Text without any STX (records-only links, a stored record text) is its own records.
+ * of its own, and a frame sent again (same frame number) continues what preceded its first copy.
+ * Text without any STX (records-only links, a stored record text) is its own records.
  * `at[i]` is the index in `text` of `records[i]`, -1 for a line break added between frames.
  */
 function unframeAstm(text: string): { records: string; at: number[] } {
@@ -100,13 +101,28 @@ function unframeAstm(text: string): { records: string; at: number[] } {
   let inFrame = false;
   /** The last frame ended with ETB: the next frame's text continues its record. */
   let continues = false;
+  /** The last frame's number, and where its text starts in `records`. */
+  let lastFn: string | undefined;
+  let lastStart = 0;
   for (let i = 0; i < text.length; i++) {
     const c = text[i]!;
     if (c === '\x02') {
-      if (!continues) lineBreak();
+      const fn = /[0-7]/.test(text[i + 1] ?? '') ? text[i + 1] : undefined;
+      if (fn !== undefined && fn === lastFn) {
+        // The same frame number again: the last frame sent again (refused, or its ACK lost;
+        // E1381 §6.5.2). Its text follows what preceded the last frame on that record, not the
+        // last frame's text: that part of the record is repeated (shown nowhere) on a line of
+        // its own, then this frame's text continues it.
+        const lineStart = Math.max(records.lastIndexOf('\r', lastStart - 1), records.lastIndexOf('\n', lastStart - 1)) + 1;
+        const before = records.slice(lineStart, lastStart);
+        lineBreak();
+        for (const b of before) push(b, -1);
+      } else if (!continues) lineBreak();
+      lastFn = fn;
+      lastStart = records.length;
       inFrame = true;
       continues = false;
-      if (/[0-7]/.test(text[i + 1] ?? '')) i++;
+      if (fn !== undefined) i++;
       continue;
     }
     if (inFrame) {
