@@ -20,7 +20,13 @@ import { analyzerTests, buildOrderDownload } from './host-query.ts';
  * write (`commitLocal`); the outbox is sent when a connection opens, when something is added and
  * on a retry timer; a test is marked sent only after the analyzer accepted the message (the link's
  * send resolved). A refused download raises an alert naming the analyzer and the accession and
- * stays in the outbox: retried `maxAttempts` times `retryDelayMs` apart, then on the next connection.
+ * stays in the outbox: its first `maxAttempts` sends go `retryDelayMs` apart, then the delay doubles
+ * up to `maxRetryDelayMs` (#retryDelay), for as long as the line stays up,
+ * and at once when a connection opens. Before, it waited for the next connection after
+ * `maxAttempts` refusals: a serial port stays open, so a busy analyzer that became ready never got
+ * the orders while the status showed them waiting. An accession past its `maxAttempts` goes after
+ * the others in a pass, so one the analyzer keeps refusing (a test it does not know) never holds
+ * back the orders behind it.
  *
  * Recording follows the commit, so a crash (or a failed write) after the LIS's order was
  * acknowledged and before its documents were written would lose it. A third document, the cursor
@@ -130,10 +136,12 @@ export interface OrderDownloadOptions {
   store: GatewayStore;
   telemetry: Telemetry;
   log: Logger;
-  /** Delay before a refused download is tried again (default 60 s). */
+  /** Delay before a refused download is tried again, for its first `maxAttempts` refusals (default 60 s). */
   retryDelayMs?: number;
-  /** Refused sends of one accession before it waits for the next connection (default 5). */
+  /** Refusals of one accession retried `retryDelayMs` apart; after that the delay doubles (default 5). */
   maxAttempts?: number;
+  /** The longest delay between two tries of a refused download (default 15 min). */
+  maxRetryDelayMs?: number;
   /** Least time between two writes of the cursor (default 1 s). */
   cursorIntervalMs?: number;
   /**
@@ -151,13 +159,12 @@ export class OrderDownload {
   readonly #opt: OrderDownloadOptions;
   readonly #retryDelayMs: number;
   readonly #maxAttempts: number;
+  readonly #maxRetryDelayMs: number;
   /** Serialises the read-modify-write of this analyzer's documents. */
   #chain: Promise<unknown> = Promise.resolve();
   #flushing: Promise<void> | undefined;
   #again = false;
   #retryTimer: NodeJS.Timeout | undefined;
-  /** Accessions refused `maxAttempts` times: skipped until the next connection. */
-  readonly #givenUp = new Set<string>();
   /** Failed sends per accession since the last connection (in memory; the document keeps the total). */
   readonly #failures = new Map<string, number>();
   readonly #work = new Set<Promise<unknown>>();
@@ -190,7 +197,8 @@ export class OrderDownload {
   constructor(options: OrderDownloadOptions) {
     this.#opt = options;
     this.#retryDelayMs = options.retryDelayMs ?? 60_000;
-    this.#maxAttempts = options.maxAttempts ?? 5;
+    this.#maxAttempts = Math.max(1, options.maxAttempts ?? 5);
+    this.#maxRetryDelayMs = Math.max(this.#retryDelayMs, options.maxRetryDelayMs ?? 15 * 60_000);
     // Before any new event: the events committed after the cursor (a crash between a commit and
     // its recording), in id order.
     this.#handle(() => this.#recover());
@@ -250,9 +258,8 @@ export class OrderDownload {
     });
   }
 
-  /** A connection opened: send the outbox, orders given up on included. */
+  /** A connection opened: send the outbox now, refused orders included (their delays start over). */
   onLink(): void {
-    this.#givenUp.clear();
     this.#failures.clear();
     this.#kick();
   }
@@ -575,16 +582,20 @@ export class OrderDownload {
     this.#track(run);
   }
 
-  /** One pass over the outbox, oldest first; stops at the first refused send. */
+  /**
+   * One pass over the outbox, oldest first — accessions refused `maxAttempts` times or more after
+   * the others — and stops at the first refused send (the line is busy, or the analyzer refuses:
+   * the retry timer comes back).
+   */
   async #pass(): Promise<void> {
     const { store, link, analyzerId, profile, log } = this.#opt;
     if (link.connections === 0) return;
     const prefix = analyzerId + SEP;
-    const entries = (await store.listDocs<OutboxEntry>(ORDER_OUTBOX_NS, { prefix })).sort((a, b) => compare(a.value.queuedAt, b.value.queuedAt));
+    const backedOff = (key: string): number => ((this.#failures.get(key.slice(prefix.length)) ?? 0) >= this.#maxAttempts ? 1 : 0);
+    const entries = (await store.listDocs<OutboxEntry>(ORDER_OUTBOX_NS, { prefix })).sort((a, b) => backedOff(a.key) - backedOff(b.key) || compare(a.value.queuedAt, b.value.queuedAt));
     for (const { key } of entries) {
       if (this.#stopped || link.connections === 0) return;
       const accession = key.slice(prefix.length);
-      if (this.#givenUp.has(accession)) continue;
       const doc = await store.getDoc<OrderDownloadDoc>(ORDER_DOWNLOAD_NS, key);
       if (!doc || !outstanding(doc)) {
         await this.#locked(() => this.#dropStaleEntry(key));
@@ -638,7 +649,18 @@ export class OrderDownload {
     if (outstanding(doc)) this.#again = true;
   }
 
-  /** A refused or failed send: alert, keep it in the outbox, retry later (bounded) or on the next connection. */
+  /**
+   * The delay before the next try after an accession's `failures`-th refusal since the last
+   * connection: the first `maxAttempts` sends are `retryDelayMs` apart, then the delay doubles up
+   * to `maxRetryDelayMs`. Defaults: sends at 0, 1, 2, 3, 4 min, then 2, 4, 8, 15, 15, … min apart.
+   */
+  #retryDelay(failures: number): number {
+    if (failures < this.#maxAttempts) return this.#retryDelayMs;
+    const doublings = Math.min(30, failures - this.#maxAttempts + 1);
+    return Math.min(this.#maxRetryDelayMs, this.#retryDelayMs * 2 ** doublings);
+  }
+
+  /** A refused or failed send: alert, keep it in the outbox, retry later (backing off) or on the next connection. */
   async #refused(accession: string, err: unknown): Promise<void> {
     const { analyzerId, link, telemetry, log, store } = this.#opt;
     const error = describeError(err);
@@ -649,9 +671,8 @@ export class OrderDownload {
     }
     const failures = (this.#failures.get(accession) ?? 0) + 1;
     this.#failures.set(accession, failures);
-    const givenUp = failures >= this.#maxAttempts;
-    if (givenUp) this.#givenUp.add(accession);
-    const next = givenUp ? 'kept until the analyzer connects again' : `kept, retried in ${Math.round(this.#retryDelayMs / 1000)} s`;
+    const delay = this.#retryDelay(failures);
+    const next = `kept, retried in ${delay < 120_000 ? `${Math.round(delay / 1000)} s` : `${Math.round(delay / 60_000)} min`} and at once when the analyzer connects again`;
     log.warn('order download refused by the analyzer', { analyzer: analyzerId, accession, attempt: failures, error });
     telemetry.alert('warning', 'GW_ASTM_LINK', `analyzer ${analyzerId}: order download of accession ${accession} not accepted (${error}); ${next}`, analyzerId);
     try {
@@ -666,11 +687,13 @@ export class OrderDownload {
     } catch (e) {
       log.warn('order download attempt not recorded', { analyzer: analyzerId, accession, error: describeError(e) });
     }
-    if (!this.#stopped && this.#retryTimer === undefined) {
+    if (!this.#stopped) {
+      // The delay of this refusal replaces any earlier timer: one pass tries the whole outbox.
+      clearTimeout(this.#retryTimer);
       this.#retryTimer = setTimeout(() => {
         this.#retryTimer = undefined;
         this.#kick();
-      }, this.#retryDelayMs);
+      }, delay);
       this.#retryTimer.unref();
     }
   }
