@@ -24,8 +24,10 @@ export interface RelayOptions {
   log: Logger;
   /**
    * The wall clock (epoch ms): the time the rules write to Odoo, and the `now` of the store's
-   * lease (due times). Default: `Date.now` for the former, a SteadyWallClock (never backwards)
-   * for the latter. Back-offs and intervals are measured on `performance.now()` whatever this is.
+   * lease (due times). Default: `Date.now` for the former; for the latter the store's own due
+   * clock (never backwards, and started at the newest instant the store holds: see
+   * EventStore.newestStoredAt). Back-offs and intervals are measured on `performance.now()`
+   * whatever this is.
    */
   clock?: () => number;
   /** Idle poll when nothing is due (ms). Default 250. */
@@ -85,6 +87,20 @@ interface Batch {
 }
 
 /**
+ * A system clock this far past the newest stored data at start-up is reported (see
+ * #checkClockAgainstStore): a month, longer than an appliance is switched off for a holiday.
+ */
+const CLOCK_AHEAD_WARN_MS = 30 * 86_400_000;
+
+/** A span of time as an operator reads it: "40 s", "25 min", "2 h", "3 days". */
+function span(ms: number): string {
+  if (ms >= 2 * 86_400_000) return `${Math.round(ms / 86_400_000)} days`;
+  if (ms >= 90 * 60_000) return `${Math.round(ms / 3_600_000)} h`;
+  if (ms >= 60_000) return `${Math.round(ms / 60_000)} min`;
+  return `${Math.round(ms / 1000)} s`;
+}
+
+/**
  * The relay loop (DESIGN.md §1 step 4): leases the heads of ready partitions, posts them to Odoo
  * through the posting rules — batched across partitions where Odoo allows it — and resolves every
  * event through store.complete: delivered, retry (the store's backoff with jitter) or dead with a
@@ -108,12 +124,18 @@ export class Relay implements Component {
   readonly #watch: StockWatch;
   readonly #clock: () => number;
   /**
-   * The wall clock that never goes backwards (wall-clock.ts): the lease's `now`, so that due
-   * times written before NTP stepped the clock back still come due; it also sees the step.
+   * A wall clock that never goes backwards (wall-clock.ts), read once per turn: it sees a step
+   * back of the system clock, which the relay reports.
    */
   readonly #steady = new SteadyWallClock();
-  /** The lease's `now`: RelayOptions.clock when given, else #steady. */
-  readonly #dueNow: () => number;
+  /**
+   * The lease's `now`: RelayOptions.clock when given; otherwise none, and the store compares due
+   * times with its own due clock. That one starts at the newest instant the store holds, which a
+   * clock of the relay's own cannot know: with it, a box that booted two hours behind its data
+   * (no battery-backed clock, the time server not reached yet) sent nothing stored before the
+   * restart for two hours (test/integration/relay-clock-restart-audit.test.ts).
+   */
+  readonly #dueNow: (() => number) | undefined;
   #unwatchClock: (() => void) | undefined;
   /** See RelayOptions.ambiguousSettleMs. */
   readonly #settleMs: number;
@@ -167,7 +189,7 @@ export class Relay implements Component {
   constructor(options: RelayOptions) {
     this.#o = options;
     this.#clock = options.clock ?? Date.now;
-    this.#dueNow = options.clock ?? (() => this.#steady.now());
+    this.#dueNow = options.clock;
     this.#settleMs = options.ambiguousSettleMs ?? AMBIGUOUS_SETTLE_MS;
     this.#limited = new CallLimit(options.odoo, options.config.concurrency);
     // relay.concurrency requests in flight need as many sockets: with fewer, a request waits for
@@ -205,6 +227,7 @@ export class Relay implements Component {
     this.#lastSuccessAt ??= await savedLastSuccess(this.#o.store).catch(() => undefined);
     this.#status = 'running';
     this.#unwatchClock ??= this.#steady.onStepBack((stepMs) => this.#clockSteppedBack(stepMs));
+    this.#checkClockAgainstStore();
     if (!this.#o.config.enabled) {
       this.#o.telemetry.emit('odoo.state', { state: 'disabled' });
       return;
@@ -320,7 +343,7 @@ export class Relay implements Component {
       try {
         // Leased across types: a partition's runs are posted stage by stage in one round (#round),
         // and the milestone types share one rule, so an order's notes become ONE chatter post.
-        leases = await this.#o.store.lease({ limit: this.#leaseLimit(), maxPerPartition: this.#o.maxPerPartition ?? 500, sameTypeOnly: false, now: this.#dueNow() });
+        leases = await this.#o.store.lease({ limit: this.#leaseLimit(), maxPerPartition: this.#o.maxPerPartition ?? 500, sameTypeOnly: false, ...(this.#dueNow ? { now: this.#dueNow() } : {}) });
       } catch (err) {
         this.#o.log.error('lease failed', { error: describeError(err) });
         await this.#sleep(1000);
@@ -434,6 +457,34 @@ export class Relay implements Component {
     const text = `The system clock went back by ${size}; due times and ages follow a clock that does not go back until the system clock has caught up. Times recorded before the step are off by as much: check the box's time source (NTP, RTC)`;
     this.#o.log.warn('system clock stepped back', { stepMs: Math.round(stepMs) });
     this.#o.telemetry.alert('warning', 'CLOCK_STEPPED_BACK', text);
+  }
+
+  /**
+   * At start-up, the system clock against the newest instant the store holds (its ids, completions
+   * and open leases). A box without a battery-backed clock boots with the time of its last
+   * shutdown or its build date and keeps it until the time server answers; one with a bad hardware
+   * clock, or a wrong year typed in, is ahead. The queue and retention cope (the due clock starts
+   * at the stored data, retention's clock runs ahead of it only by a day plus twice the time since
+   * start-up: store/README.md "Which now", "Retention"), but every time the gateway writes now
+   * (received at, delivered at, times sent to Odoo) is off by the error: said once, in the log and
+   * as a `warning` alert, since the status otherwise looked fine. Behind by more than
+   * SteadyWallClock.STEP_REPORT_MS, or ahead by more than CLOCK_AHEAD_WARN_MS (a box switched off
+   * over a weekend with its clock right is ahead of its data too, and that is no error).
+   */
+  #checkClockAgainstStore(): void {
+    const newest = this.#o.store.newestStoredAt?.();
+    if (newest === undefined) return;
+    const now = this.#clock();
+    const at = new Date(newest).toISOString();
+    if (newest - now > SteadyWallClock.STEP_REPORT_MS) {
+      const text = `The system clock is ${span(newest - now)} behind the newest data the gateway stored (${at}): the box started with a wrong time (no battery-backed clock, or the time server not reached yet). Events stored before are sent as usual; times recorded until the clock is set right are off by as much: check the box's time source (NTP, RTC)`;
+      this.#o.log.warn('system clock behind the stored data', { behindMs: Math.round(newest - now), newestStoredAt: at });
+      this.#o.telemetry.alert('warning', 'CLOCK_BEHIND_STORED_DATA', text);
+    } else if (now - newest > CLOCK_AHEAD_WARN_MS) {
+      const text = `The system clock is ${span(now - newest)} past the newest data the gateway stored (${at}). If the gateway was not switched off that long, the clock is wrong (a mistyped date, a bad hardware clock): retention does not delete by it (its clock runs at most a day plus twice the time since start-up past the stored data), but times recorded now are off: check the box's time source (NTP, RTC)`;
+      this.#o.log.warn('system clock far ahead of the stored data', { aheadMs: Math.round(now - newest), newestStoredAt: at });
+      this.#o.telemetry.alert('warning', 'CLOCK_AHEAD_OF_STORED_DATA', text);
+    }
   }
 
   /**

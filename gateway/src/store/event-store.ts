@@ -127,6 +127,14 @@ const AFTER = '\x01';
  * billed in full loses its billing events within this time after it passed the age.
  */
 const RETENTION_SWEEP_MS = 3_600_000;
+/**
+ * Retention's clock may run ahead of the newest instant the store held when it opened by this
+ * much, plus twice the time the store has been open (see #retentionNow): a box switched off for a
+ * weekend with its clock right prunes at once what a day's gap allows and the rest within the
+ * weekend's length, while a clock set years ahead (a wrong year typed, a hardware clock reading
+ * 2099) deletes nothing before its time.
+ */
+const RETENTION_CLOCK_SLACK_MS = 86_400_000;
 
 /** A LevelDB I/O error (classic-level's LEVEL_IO_ERROR), also as the cause of another error. */
 function isLevelIoError(err: unknown): boolean {
@@ -358,10 +366,20 @@ export class EventStore implements GatewayStore {
    * times are counted from: the wall clock, except that it never goes backwards (wall-clock.ts).
    * Due times are persisted wall-clock instants; after NTP stepped the clock back two hours, those
    * written before the step lay in the future and nothing was leased for two hours, while the
-   * queue's age read 0 (test/e2e/outage-night-audit.test.ts). Only these comparisons use it:
-   * commit times, ids, delivery times and retention keep `Date.now()`.
+   * queue's age read 0 (test/e2e/outage-night-audit.test.ts). It starts at the newest instant
+   * stored (#recover), and delivery and discard times are read from it too; commit times, ids and
+   * a new event's due time keep `Date.now()`, retention has its own clock (#retentionNow).
    */
   readonly #dueClock = new SteadyWallClock();
+  /**
+   * The newest instant the store held when it opened (epoch ms: the newest message and event ids,
+   * the newest completion, open leases), undefined for an empty store. The due clock starts there
+   * (a box that booted with its clock behind the data still sends the backlog), and retention's
+   * clock runs ahead of it only by RETENTION_CLOCK_SLACK_MS plus twice the time open.
+   */
+  #newestAtOpen: number | undefined;
+  /** Where retention's clock starts (#retentionNow) and `performance.now()` then. */
+  #retentionBase = { at: 0, mono: 0 };
   /** The event waiting longest for Odoo (due, not dead), and since when it waits (see stats()). */
   #oldestPendingId: string | undefined;
   #oldestWaitingSince: number | undefined;
@@ -717,8 +735,29 @@ export class EventStore implements GatewayStore {
     this.#lastAt = { ...((await this.#sub.meta.get('endpoints')) as Record<string, string> | undefined) };
     await this.#loadLiveSegments();
     await this.#removeUnreferencedSegments();
-    for await (const key of this.#sub.msg.keys({ reverse: true, limit: 1 })) this.#ids.observe(key as string);
-    for await (const key of this.#sub.evt.keys({ reverse: true, limit: 1 })) this.#ids.observe(key as string);
+    let newest: number | undefined;
+    const saw = (at: number): void => {
+      if (Number.isFinite(at)) newest = Math.max(newest ?? at, at);
+    };
+    for await (const key of this.#sub.msg.keys({ reverse: true, limit: 1 })) {
+      this.#ids.observe(key as string);
+      saw(idTime(key as string));
+    }
+    for await (const key of this.#sub.evt.keys({ reverse: true, limit: 1 })) {
+      this.#ids.observe(key as string);
+      saw(idTime(key as string));
+    }
+    for await (const key of this.#sub.done.keys({ reverse: true, limit: 1 })) saw(Number.parseInt((key as string).slice(0, 12), 16));
+    // At most the relay's concurrency of them.
+    for await (const lease of this.#sub.lease.values() as AsyncIterable<LeaseRecord>) saw(lease.leasedAt);
+    // A box without a battery-backed clock boots with the time of its last shutdown or its build
+    // date, and keeps it until the time server answers: every due time stored before (a pending
+    // event is due at its commit time) lay in the future, and nothing went to Odoo for as long as
+    // the clock was behind, while the queue's age read 0 (test/unit/clock-restart-audit.test.ts).
+    // The due clock goes on from the newest stored instant instead, as after a step back.
+    this.#newestAtOpen = newest;
+    if (newest !== undefined) this.#dueClock.startFrom(newest);
+    this.#retentionBase = { at: newest ?? Date.now(), mono: performance.now() };
 
     // Leases open at the crash: the relay may or may not have reached Odoo.
     await this.#reopenLeases('the gateway stopped while this event was being delivered', this.#ambiguousSettleMs);
@@ -741,7 +780,10 @@ export class EventStore implements GatewayStore {
    */
   async #reopenLeases(reason: string, settleMs = 0): Promise<boolean> {
     const ops: BatchOp[] = [];
-    const now = Date.now();
+    // On the lease's clock, which starts at the newest stored instant (#recover): read from
+    // Date.now(), a box that booted with its clock two hours behind held the reopened events for
+    // the two hours plus the settle time.
+    const now = this.#dueClock.now();
     // Counted into the counters when the batch is queued, with no await in between: a write sealed
     // while the next lease is read (a document, during the health probe) would otherwise carry the
     // first leases as reopened before their batch, and a failure of that batch left them counted
@@ -749,8 +791,10 @@ export class EventStore implements GatewayStore {
     let reopened = 0;
     for await (const [partitionKey, lease] of this.#sub.lease.iterator() as AsyncIterable<[string, LeaseRecord]>) {
       if (this.#leased.has(partitionKey)) continue; // a delivery in progress owns it
-      // A request sent under this lease may still land (see AMBIGUOUS_SETTLE_MS).
-      const due = Math.max(now, lease.leasedAt + settleMs);
+      // A request sent under this lease may still land (see AMBIGUOUS_SETTLE_MS). A lease taken
+      // "later" than now (a clock that was ahead then) counts as taken now: the settle time is
+      // kept, the clock's error is not added to it.
+      const due = Math.max(now, Math.min(lease.leasedAt, now) + settleMs);
       const records = await this.#readEvents(lease.eventIds);
       for (const stored of records) {
         if (!stored || stored.state !== 'inflight') continue;
@@ -1534,7 +1578,6 @@ export class EventStore implements GatewayStore {
     const held = this.#leased.get(pk);
     if (!held) throw new GatewayError('GW_STORE_STATE', `partition ${pk} is not leased`);
     const byId = new Map(outcomes.map((o) => [o.eventId, o]));
-    const now = Date.now();
     const ops: BatchOp[] = [];
     const records = await this.#readEvents(held.eventIds);
     // The partition's count is read after the last await, and nothing below awaits: a commit of
@@ -1545,7 +1588,11 @@ export class EventStore implements GatewayStore {
     while (!this.#pcount.has(pk)) await this.#loadPartitionCount(pk);
     let remaining = this.#pcount.get(pk) ?? 0;
     // Due times on the lease's clock (#dueClock): a back-off counted from a clock that had just gone
-    // back two hours would come due at once, an ambiguous write's settle time with it.
+    // back two hours would come due at once, an ambiguous write's settle time with it. Delivery
+    // times too (the done index retention counts ages by): after a restart with the clock at the
+    // box's build date, 200 days behind, a delivery was stamped 200 days back, and once the time
+    // server answered, the next retention pass deleted it at once, an open order's billing events
+    // with it (past their 180-day floor). The due clock never runs behind the newest stored data.
     const dueNow = this.#dueClock.now();
     let nextDue: number | undefined = dueNow;
     let stopped = false;
@@ -1571,7 +1618,7 @@ export class EventStore implements GatewayStore {
       switch (outcome.outcome) {
         case 'delivered': {
           rec.state = 'delivered';
-          rec.deliveredAt = new Date(now).toISOString();
+          rec.deliveredAt = new Date(dueNow).toISOString();
           rec.ambiguous = false;
           rec.attempts++;
           delete rec.lastError;
@@ -1583,7 +1630,7 @@ export class EventStore implements GatewayStore {
           ops.push({ type: 'del', sublevel: this.#sub.queue, key: pk + SEP + id });
           ops.push({ type: 'del', sublevel: this.#sub.pending, key: id });
           // The value names the correlation, whose index entry goes with the event (retention).
-          ops.push({ type: 'put', sublevel: this.#sub.done, key: timeKey(now) + SEP + id, value: rec.event.correlationId });
+          ops.push({ type: 'put', sublevel: this.#sub.done, key: timeKey(dueNow) + SEP + id, value: rec.event.correlationId });
           break;
         }
         case 'retry': {
@@ -1693,7 +1740,8 @@ export class EventStore implements GatewayStore {
       const pk = rec.event.partitionKey || (rec.bodyError !== undefined ? await this.#queuedPartitionOf(eventId) : '');
       rec.event.partitionKey = pk;
       await this.#loadPartitionCount(pk);
-      const now = Date.now();
+      // On the due clock, as a delivery's time (see #complete): the audit floor is counted from it.
+      const now = this.#dueClock.now();
       const was = rec.state;
       const ops: BatchOp[] = [];
       rec.state = 'discarded';
@@ -2163,7 +2211,7 @@ export class EventStore implements GatewayStore {
    * messages whose events are all finished. Dead letters and rejected messages keep a longer floor.
    * Work per call is bounded; call again until it returns 0.
    */
-  prune(now: number = Date.now(), maxWork = 5_000): Promise<number> {
+  prune(now: number = this.#retentionNow(), maxWork = 5_000): Promise<number> {
     return this.#withQueueLock(async () => {
       if (this.#health === 'closed') return 0;
       await this.#committer.barrier();
@@ -2323,6 +2371,29 @@ export class EventStore implements GatewayStore {
       await this.#removeUnreferencedSegments().catch(() => undefined);
       return pruned;
     });
+  }
+
+  /**
+   * The newest instant the store held when it opened (epoch ms; undefined for an empty store): a
+   * system clock far behind it or far ahead of it at start-up is probably wrong (the relay says so).
+   */
+  newestStoredAt(): number | undefined {
+    return this.#newestAtOpen;
+  }
+
+  /**
+   * Retention's "now": the system clock, but never more than RETENTION_CLOCK_SLACK_MS plus twice
+   * the time the store has been open (monotonic) past the newest instant it held when it opened.
+   * Read straight from Date.now(), a clock set to 2099 (a wrong year typed, a hardware clock
+   * reading garbage), at boot or while running, made the next pass delete every delivered event,
+   * every discard's audit trail and every rejected message at once, and the records were gone
+   * when the clock was set right (test/unit/clock-restart-audit.test.ts). Twice the time open: a
+   * box switched off for three weeks with its clock right lags three weeks behind at start-up and
+   * catches up within three weeks; meanwhile it keeps records longer (the size cap still holds).
+   */
+  #retentionNow(): number {
+    const base = this.#retentionBase;
+    return Math.min(Date.now(), base.at + RETENTION_CLOCK_SLACK_MS + 2 * Math.max(0, performance.now() - base.mono));
   }
 
   // ---------------------------------------------------------------- lifecycle

@@ -222,6 +222,12 @@ export interface GatewayStore {
   /** Correlation ids from `from` to `to` (inclusive, key order) having an event of `types`: host query ranges. */
   correlationsInRange?(from: string, to: string, options?: { types?: EventType[]; limit?: number }): Promise<string[]>;
   stats(): QueueStats;
+  /**
+   * The newest instant the store held when it opened (epoch ms: its newest ids, completions and
+   * open leases; undefined when empty). The relay compares it with the system clock at start-up:
+   * a box that booted with a wrong time is said to be so.
+   */
+  newestStoredAt?(): number | undefined;
   intake(): IntakeCounters;
   /** Per endpoint id, the receive time (ISO) of its last message, kept across restarts. */
   lastMessageAt?(): Readonly<Record<string, string>>;
