@@ -69,7 +69,7 @@ export const invoiceEligibleRule: PostingRule = {
         }
         // A test an earlier eligibility of the order handed to billing is finance's from then on.
         const toBill = new Set([...now.codes].filter((c) => !now.billedEarlier.has(c)));
-        if (toBill.size === 0) {
+        if (now.codes.size > 0 && toBill.size === 0) {
           const so = orders.get(d.accession);
           results.set(e.event.id, ok(so ? [{ model: 'sale.order', id: so.id, name: String(so['name'] ?? '') }] : undefined, 'every test billed by an earlier invoice'));
           continue;
