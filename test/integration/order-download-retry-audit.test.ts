@@ -15,15 +15,18 @@ import type { CanonicalEvent } from '../../gateway/src/events/types.ts';
 import { EVENT_SCHEMA_VERSION } from '../../gateway/src/events/types.ts';
 import { IdGenerator } from '../../gateway/src/ids.ts';
 import { AstmEndpoint } from '../../gateway/src/ingress/astm/astm-endpoint.ts';
-import { ACK, ENQ, EOT, NAK, STX } from '../../gateway/src/ingress/astm/control-chars.ts';
+import { ACK, describeBytes, ENQ, EOT, NAK, STX } from '../../gateway/src/ingress/astm/control-chars.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
 import { loadProfile } from '../../gateway/src/profiles/load.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import { Telemetry } from '../../gateway/src/telemetry.ts';
 import type { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
 import { type PtyPair, startPtyPair } from '../fixtures/astm-link/pty-pair.ts';
-import { type Cleanups, openSerialSim } from '../fixtures/astm-link/sim-wires.ts';
-import { orderRecords } from '../fixtures/order-download.ts';
+import { type Cleanups, connectTcpSim, openSerialSim } from '../fixtures/astm-link/sim-wires.ts';
+import { testGatewayConfig } from '../fixtures/gateway.ts';
+import { CENTAUR, connections, nextSession, orderRecords, orm } from '../fixtures/order-download.ts';
+import { Gateway } from '../../gateway/src/gateway.ts';
+import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
 
 const ids = new IdGenerator('bbbbbb');
 /** A committed LIS order (order.created from HL7), as the store hands it to order download. */
@@ -160,4 +163,80 @@ describe('order download to a serial analyzer that stays on the line', () => {
     expect(orderRecords(next).map((o) => o[2])).toEqual(['ACC-STAT-2']);
     await expect.poll(() => gw.orders.summary().waiting, { timeout: 5_000 }).toBe(0);
   });
+});
+
+describe('order download when the analyzer connects again while its old TCP connection looks open', () => {
+  it('a worklist queued on the old, silent connection goes to the new one without waiting for its ENQ time-outs', async () => {
+    // What IT staff saw: the analyzer's serial-to-LAN converter restarted; its old connection
+    // still looked open (no FIN or RST reached the gateway). A STAT order queued just before was
+    // sent on the old connection — ENQ, no reply, 6 tries 15 s and 10 s apart: about 140 s — while
+    // the analyzer sat on its new connection, idle; then the order was reported "not accepted"
+    // (a false alarm) and only then sent on the new connection. Promise broken: a download goes on
+    // the connection the analyzer uses (astm-endpoint.ts sendWorklist).
+    const gateway = new Gateway({
+      // The ENQ time-out and busy delay shortened (1.5 s, 0.5 s; 6 tries as standard) so that the
+      // old behaviour ends within the test too.
+      config: testGatewayConfig('orders-stale', path.join(dir, 'stale'), { analyzers: [{ ...CENTAUR, id: 'centaur-tcp', overrides: { establishmentTimeoutMs: 1_500, nakRetryDelayMs: 500 } }] }),
+      log: silentLogger,
+    });
+    const alerts: string[] = [];
+    gateway.telemetry.on('alert', (a) => alerts.push(a.message));
+    await gateway.start();
+    cleanups.push(() => gateway.stop(5_000));
+    const port = gateway.addresses().analyzers['centaur-tcp']!.port!;
+
+    // The old connection: open, and nothing on the other end answers any more.
+    const old = await connectTcpSim(port, cleanups);
+    await expect.poll(() => connections(gateway, 'centaur-tcp'), { timeout: 5_000 }).toBe(1);
+    const lis = await MllpClient.connect({ host: '127.0.0.1', port: gateway.addresses().hl7.lis!.port });
+    cleanups.push(() => lis.close().catch(() => undefined));
+    expect((await lis.send(orm('ST-9', 'ACC-STALE-1', ['TSH']))).toString('latin1')).toContain('MSA|AA|');
+    expect(await old.sim.nextByte(10_000), 'the ENQ of the download on the old connection').toBe(ENQ);
+
+    // The analyzer connects again and waits, idle.
+    const fresh = await connectTcpSim(port, cleanups);
+    await expect.poll(() => connections(gateway, 'centaur-tcp'), { timeout: 5_000 }).toBe(2);
+    const session = await nextSession(fresh.sim, 20_000);
+    expect(orderRecords(session).map((o) => o[2]), 'the worklist on the new connection').toEqual(['ACC-STALE-1']);
+    // Moved after its first ENQ, not after all six: the old connection got that ENQ, its end
+    // (EOT) and no frame — the order went out once.
+    expect(old.sim.received.filter((b) => b === ENQ).length, `the old connection got ${old.sim.unread()}`).toBe(1);
+    await expect.poll(() => describeBytes(old.sim.received), { timeout: 5_000 }).toBe('<ENQ><EOT>');
+    await expect.poll(() => gateway.statusModel?.toApiStatus().endpoints.find((e) => e.id === 'centaur-tcp')?.orderDownload?.waiting, { timeout: 5_000 }).toBe(0);
+    expect(alerts.filter((a) => a.includes('not accepted')), 'no refusal reported').toEqual([]);
+  }, 40_000);
+
+  it('a worklist whose frames began on the old connection is not moved: the analyzer may hold part of it', async () => {
+    // The guard of the move above: frames accepted on the old connection (LIS1-A §6.3.5: even an
+    // EOT reply accepts its frame) mean the analyzer may keep part of the message; sending it on
+    // the new connection at the same time could deliver the order twice. It finishes or fails
+    // there first (here: no reply to a frame), and is sent whole afterwards, as E1381 repeats an
+    // aborted message (§6.5.2).
+    const gateway = new Gateway({
+      config: testGatewayConfig('orders-started', path.join(dir, 'started'), { analyzers: [{ ...CENTAUR, id: 'centaur-tcp2', overrides: { replyTimeoutMs: 1_500, nakRetryDelayMs: 500 } }] }),
+      log: silentLogger,
+    });
+    await gateway.start();
+    cleanups.push(() => gateway.stop(5_000));
+    const port = gateway.addresses().analyzers['centaur-tcp2']!.port!;
+    const old = await connectTcpSim(port, cleanups);
+    await expect.poll(() => connections(gateway, 'centaur-tcp2'), { timeout: 5_000 }).toBe(1);
+    const lis = await MllpClient.connect({ host: '127.0.0.1', port: gateway.addresses().hl7.lis!.port });
+    cleanups.push(() => lis.close().catch(() => undefined));
+    expect((await lis.send(orm('ST-10', 'ACC-STARTED-1', ['TSH']))).toString('latin1')).toContain('MSA|AA|');
+    // The old connection takes the line and the first frame, then falls silent.
+    expect(await old.sim.nextByte(10_000)).toBe(ENQ);
+    old.sim.write([ACK]);
+    await old.sim.nextFrame(5_000);
+    old.sim.write([ACK]);
+    await old.sim.nextFrame(5_000);
+
+    const fresh = await connectTcpSim(port, cleanups);
+    await expect.poll(() => connections(gateway, 'centaur-tcp2'), { timeout: 5_000 }).toBe(2);
+    // The old send ends by its frame time-out (EOT); until then nothing went to the new connection.
+    expect(await old.sim.nextByte(10_000), `the old connection got ${old.sim.unread()}`).toBe(EOT);
+    expect(describeBytes(fresh.sim.received), 'sent on the new connection while frames were on the old').toBe('');
+    const session = await nextSession(fresh.sim, 20_000);
+    expect(orderRecords(session).map((o) => o[2])).toEqual(['ACC-STARTED-1']);
+  }, 40_000);
 });

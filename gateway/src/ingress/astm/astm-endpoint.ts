@@ -124,6 +124,8 @@ export class AstmEndpoint<Q = unknown> implements Component {
   readonly #links = new Set<Link>();
   readonly #pendingWrites = new Set<Promise<unknown>>();
   readonly #linkWaiters = new Set<(link: Link) => void>();
+  /** Order downloads queued on a connection (sendWorklist), each with its way to be taken back. */
+  readonly #worklists = new Map<AbortController, Link>();
   /** Link counters of connections already closed (open ones are added on read). */
   readonly #closedStats: LinkStats = emptyStats();
   #transport: Transport | undefined;
@@ -238,12 +240,33 @@ export class AstmEndpoint<Q = unknown> implements Component {
    * it stays until keep-alive or TCP's retransmissions give up on it, many minutes when a firewall
    * drops its packets. Before, the download went to that old connection: no reply to ENQ, six
    * attempts, "not accepted", while the analyzer waited, connected and idle, on the new one.
+   *
+   * Moved when a connection opens: a download queued on an older connection whose first frame has
+   * not gone out (its ENQ unanswered, or waiting its turn) is taken back (the session ends its ENQ
+   * with EOT) and sent on the new one. Before, one queued just before the analyzer reconnected
+   * stayed on the old connection through its six ENQ time-outs (about 140 s), was reported not
+   * accepted, and only then went to the new connection. One whose frames started stays where it
+   * is: the analyzer may hold part of it.
    */
   async sendWorklist(records: readonly string[]): Promise<void> {
-    let link: Link | undefined;
-    for (const l of this.#links) if (!link || l.heardAt >= link.heardAt) link = l;
-    if (!link) throw new GatewayError('GW_ASTM_LINK', `analyzer ${this.#opt.analyzer.id}: no open connection to send to`);
-    await link.session.send(records);
+    for (;;) {
+      let link: Link | undefined;
+      for (const l of this.#links) if (!link || l.heardAt >= link.heardAt) link = l;
+      if (!link) throw new GatewayError('GW_ASTM_LINK', `analyzer ${this.#opt.analyzer.id}: no open connection to send to`);
+      const move = new AbortController();
+      this.#worklists.set(move, link);
+      try {
+        await link.session.send(records, { signal: move.signal });
+        return;
+      } catch (err) {
+        // Taken back for a newer connection: send it there (the loop picks the newest).
+        const moved = move.signal.aborted && err instanceof GatewayError && err.details?.withdrawn === true;
+        if (!moved || this.#status !== 'running') throw err;
+        this.#log.info('order download moved to the newer connection', { from: link.id });
+      } finally {
+        this.#worklists.delete(move);
+      }
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -363,6 +386,8 @@ export class AstmEndpoint<Q = unknown> implements Component {
     });
     const link: Link = { id, wire, session, heardAt: this.#scheduler.now() };
     this.#links.add(link);
+    // Downloads queued on older connections and not started there go on this one (sendWorklist).
+    for (const [move, queuedOn] of this.#worklists) if (queuedOn !== link) move.abort();
     for (const w of this.#linkWaiters) w(link);
     this.#linkWaiters.clear();
     this.#setState(this.#opt.analyzer.tcp?.listen ? 'listening' : 'connected', wire.remote);

@@ -15,6 +15,7 @@ import {
   type PartialReason,
   type PartialRefusals,
   type RefusalCause,
+  type SendOptions,
 } from './link-session.ts';
 import type { Scheduler, TimerHandle } from './scheduler.ts';
 
@@ -118,7 +119,7 @@ export class E1381Session implements AstmLinkSession {
   #lateCommit: Promise<unknown> | undefined;
 
   // ---- sender -----------------------------------------------------------------------------
-  #outbox: Array<{ records: readonly string[]; resolve: () => void; reject: (e: Error) => void; attempts: number; queuedAfter: number }> = [];
+  #outbox: OutgoingMessage[] = [];
   /** Messages handed to onMessage so far (orders sends against message boundaries). */
   #completed = 0;
   #frames: Buffer[] = [];
@@ -704,13 +705,37 @@ export class E1381Session implements AstmLinkSession {
   // sender
   // =========================================================================================
 
-  send(records: readonly string[]): Promise<void> {
+  send(records: readonly string[], options: SendOptions = {}): Promise<void> {
     if (this.#state === 'closed') return Promise.reject(new GatewayError('GW_ASTM_LINK', 'the link is closed'));
     if (records.length === 0) return Promise.resolve();
+    if (options.signal?.aborted) return Promise.reject(withdrawn());
     return new Promise<void>((resolve, reject) => {
-      this.#outbox.push({ records, resolve, reject, attempts: 0, queuedAfter: this.#completed });
+      const item = { records, resolve, reject, attempts: 0, queuedAfter: this.#completed, started: false };
+      this.#outbox.push(item);
+      options.signal?.addEventListener('abort', () => this.#withdraw(item), { once: true });
       this.#maybeStartSend();
     });
+  }
+
+  /**
+   * Take a queued message back while no frame of it went out: nothing of it reached the receiver.
+   * One whose frames started is left to finish or fail — the receiver may have accepted frames
+   * of it (LIS1-A §6.3.5: EOT accepts the frame it answers), so sending it elsewhere could
+   * deliver it twice.
+   */
+  #withdraw(item: OutgoingMessage): void {
+    const at = this.#outbox.indexOf(item);
+    if (at < 0 || item.started || this.#state === 'closed') return;
+    if (at === 0 && this.#state === 'establishing') {
+      // Its ENQ waits for a reply: terminate as the ENQ time-out does (LIS1-A §6.5.2).
+      this.#timer?.cancel();
+      this.#timer = undefined;
+      this.#write(BYTE.EOT);
+      this.#state = 'neutral';
+    }
+    this.#outbox.splice(at, 1);
+    item.reject(withdrawn());
+    this.#maybeStartSend();
   }
 
   #maybeStartSend(): void {
@@ -798,6 +823,7 @@ export class E1381Session implements AstmLinkSession {
       return;
     }
     this.#state = 'sending';
+    head.started = true;
     // LIS1-A §6.3.1.1: each record is a message and begins in a new frame; FN starts at 1 after
     // ENQ and continues modulo 8 across the session (§6.3.2.1).
     this.#frames = [];
@@ -918,6 +944,21 @@ export class E1381Session implements AstmLinkSession {
       item.reject(err);
     }
   }
+}
+
+/** A message queued by `send`. `started`: a frame of it went out (it can no longer be taken back). */
+interface OutgoingMessage {
+  records: readonly string[];
+  resolve: () => void;
+  reject: (e: Error) => void;
+  attempts: number;
+  queuedAfter: number;
+  started: boolean;
+}
+
+/** The error of a send taken back before its first frame (`SendOptions.signal`). */
+function withdrawn(): GatewayError {
+  return new GatewayError('GW_ASTM_LINK', 'send taken back before its first frame', { details: { withdrawn: true } });
 }
 
 /**

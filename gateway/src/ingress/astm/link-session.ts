@@ -9,12 +9,21 @@ import type { Scheduler } from './scheduler.ts';
 export interface AstmLinkSession {
   /** Feed bytes exactly as received (any chunking). */
   push(bytes: Buffer): void;
-  /** Queue one E1394 message (records without their CR) to send when the line is free. */
-  send(records: readonly string[]): Promise<void>;
+  /**
+   * Queue one E1394 message (records without their CR) to send when the line is free. Aborting
+   * `options.signal` takes the message back while no frame of it has gone out (a session that
+   * sends at once ignores it): it rejects with GW_ASTM_LINK, `details.withdrawn` true.
+   */
+  send(records: readonly string[], options?: SendOptions): Promise<void>;
   /** The transport closed: an unfinished inbound message becomes a partial, queued sends fail. */
   close(reason?: PartialReason): void;
   readonly state: string;
   readonly stats: Readonly<LinkStats>;
+}
+
+export interface SendOptions {
+  /** Abort to take the message back before its first frame (the endpoint moves it to a newer connection). */
+  signal?: AbortSignal;
 }
 
 /** Reply the endpoint asks for after handling a complete message. */
