@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { OrderDownload, type OrderDownloadSummary } from '../../gateway/src/astm/order-download.ts';
+import { ORDER_DOWNLOAD_NS, OrderDownload, type OrderDownloadDoc, type OrderDownloadSummary } from '../../gateway/src/astm/order-download.ts';
 import type { CanonicalEvent } from '../../gateway/src/events/types.ts';
 import { EVENT_SCHEMA_VERSION } from '../../gateway/src/events/types.ts';
 import { IdGenerator } from '../../gateway/src/ids.ts';
@@ -24,7 +24,7 @@ import type { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
 import { type PtyPair, startPtyPair } from '../fixtures/astm-link/pty-pair.ts';
 import { type Cleanups, connectTcpSim, openSerialSim } from '../fixtures/astm-link/sim-wires.ts';
 import { testGatewayConfig } from '../fixtures/gateway.ts';
-import { CENTAUR, connections, nextSession, orderRecords, orm } from '../fixtures/order-download.ts';
+import { CENTAUR, connectAnalyzer, connections, nextSession, orderRecords, orm } from '../fixtures/order-download.ts';
 import { Gateway } from '../../gateway/src/gateway.ts';
 import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
 
@@ -238,5 +238,46 @@ describe('order download when the analyzer connects again while its old TCP conn
     expect(describeBytes(fresh.sim.received), 'sent on the new connection while frames were on the old').toBe('');
     const session = await nextSession(fresh.sim, 20_000);
     expect(orderRecords(session).map((o) => o[2])).toEqual(['ACC-STARTED-1']);
+  }, 40_000);
+});
+
+describe('order download when the analyzer took a worklist but its record was not written', () => {
+  it('the next pass records it and never sends it again', async () => {
+    // What the technician saw: the analyzer accepted ACC-DUP-1 (every frame ACKed), then the
+    // gateway's write of "sent" failed once (a disk hiccup). The next order, ACC-DUP-2, made the
+    // gateway send ACC-DUP-1 again: the analyzer's worklist held the tube twice, and a second run
+    // draws its reagent twice. Promise broken: the analyzer never gets a test twice
+    // (astm/README.md "Order download": order.created).
+    const gateway = new Gateway({ config: testGatewayConfig('orders-unrecorded', path.join(dir, 'unrecorded'), { analyzers: [CENTAUR] }), log: silentLogger });
+    await gateway.start();
+    cleanups.push(() => gateway.stop(5_000));
+    const store = gateway.store!;
+    const analyzer = await connectAnalyzer(gateway, 'centaur-1');
+    cleanups.push(() => void analyzer.socket.destroy());
+    // The write recording ACC-DUP-1 as sent fails once.
+    const realPutDoc = store.putDoc.bind(store);
+    let failed = 0;
+    store.putDoc = async (namespace, key, value) => {
+      if (failed === 0 && namespace === ORDER_DOWNLOAD_NS && key === 'centaur-1\u0000ACC-DUP-1' && (value as OrderDownloadDoc).sent.length > 0) {
+        failed++;
+        throw new Error('GW_STORE_UNAVAILABLE: simulated failed write');
+      }
+      return realPutDoc(namespace, key, value);
+    };
+    const lis = await MllpClient.connect({ host: '127.0.0.1', port: gateway.addresses().hl7.lis!.port });
+    cleanups.push(() => lis.close().catch(() => undefined));
+    expect((await lis.send(orm('DUP-1', 'ACC-DUP-1', ['TSH']))).toString('latin1')).toContain('MSA|AA|');
+    const first = await nextSession(analyzer.sim, 10_000);
+    expect(orderRecords(first).map((o) => o[2])).toEqual(['ACC-DUP-1']);
+    await expect.poll(() => failed, { timeout: 5_000 }).toBe(1);
+
+    expect((await lis.send(orm('DUP-2', 'ACC-DUP-2', ['TSH']))).toString('latin1')).toContain('MSA|AA|');
+    const sent: string[] = [];
+    for (let session = await nextSession(analyzer.sim, 5_000); session !== ''; session = await nextSession(analyzer.sim, 2_000)) sent.push(...orderRecords(session).map((o) => o[2]!));
+    expect(sent, 'what the analyzer got after the second order').toEqual(['ACC-DUP-2']);
+    const doc = await store.getDoc<OrderDownloadDoc>(ORDER_DOWNLOAD_NS, 'centaur-1\u0000ACC-DUP-1');
+    expect(doc?.sent.map((t) => t.code)).toEqual(['TSH']);
+    expect(doc?.pending).toEqual([]);
+    await expect.poll(() => gateway.statusModel?.toApiStatus().endpoints.find((e) => e.id === 'centaur-1')?.orderDownload?.waiting, { timeout: 5_000 }).toBe(0);
   }, 40_000);
 });

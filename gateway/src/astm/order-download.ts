@@ -165,6 +165,11 @@ export class OrderDownload {
   #flushing: Promise<void> | undefined;
   #again = false;
   #retryTimer: NodeJS.Timeout | undefined;
+  /**
+   * Downloads the analyzer accepted whose documents were not written yet (the write failed): the
+   * next pass records them before anything else of the accession, and never sends them again.
+   */
+  readonly #unrecorded = new Map<string, { add: OrderedTest[]; cancel: OrderedTest[] }>();
   /** Failed sends per accession since the last connection (in memory; the document keeps the total). */
   readonly #failures = new Map<string, number>();
   readonly #work = new Set<Promise<unknown>>();
@@ -574,7 +579,11 @@ export class OrderDownload {
         await this.#pass();
       } while (this.#again && !this.#stopped);
     })()
-      .catch((err: unknown) => this.#opt.log.warn('order download outbox not sent', { analyzer: this.#opt.analyzerId, error: describeError(err) }))
+      .catch((err: unknown) => {
+        this.#opt.log.warn('order download outbox not sent', { analyzer: this.#opt.analyzerId, error: describeError(err) });
+        // A store read or write failed: the rest of the outbox is tried again later.
+        this.#retryIn(this.#retryDelayMs);
+      })
       .finally(() => {
         this.#flushing = undefined;
       });
@@ -596,6 +605,12 @@ export class OrderDownload {
     for (const { key } of entries) {
       if (this.#stopped || link.connections === 0) return;
       const accession = key.slice(prefix.length);
+      const taken = this.#unrecorded.get(accession);
+      if (taken) {
+        // The analyzer has these already: recorded now, and what is left (if anything) sent below.
+        await this.#locked(() => this.#markSent(accession, taken.add, taken.cancel));
+        this.#unrecorded.delete(accession);
+      }
       const doc = await store.getDoc<OrderDownloadDoc>(ORDER_DOWNLOAD_NS, key);
       if (!doc || !outstanding(doc)) {
         await this.#locked(() => this.#dropStaleEntry(key));
@@ -615,7 +630,11 @@ export class OrderDownload {
         log.info('order downloaded to analyzer', { analyzer: analyzerId, accession, tests: add.map((t) => t.code), cancelled: cancel.map((t) => t.code) });
       }
       this.#failures.delete(accession);
+      // Until its document says so, the accepted download is remembered here (a failed write
+      // leaves it pending in the store): a later pass records it instead of sending it again.
+      this.#unrecorded.set(accession, { add, cancel });
       await this.#locked(() => this.#markSent(accession, add, cancel));
+      this.#unrecorded.delete(accession);
     }
   }
 
@@ -687,15 +706,18 @@ export class OrderDownload {
     } catch (e) {
       log.warn('order download attempt not recorded', { analyzer: analyzerId, accession, error: describeError(e) });
     }
-    if (!this.#stopped) {
-      // The delay of this refusal replaces any earlier timer: one pass tries the whole outbox.
-      clearTimeout(this.#retryTimer);
-      this.#retryTimer = setTimeout(() => {
-        this.#retryTimer = undefined;
-        this.#kick();
-      }, delay);
-      this.#retryTimer.unref();
-    }
+    // The delay of this refusal replaces any earlier timer: one pass tries the whole outbox.
+    this.#retryIn(delay);
+  }
+
+  #retryIn(delay: number): void {
+    if (this.#stopped) return;
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#kick();
+    }, delay);
+    this.#retryTimer.unref();
   }
 }
 
