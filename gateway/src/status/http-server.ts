@@ -35,7 +35,9 @@ import { loadPageAssets, type PageAsset } from './page-assets.ts';
  *
  * Every route but /healthz answers only requests whose Host header names this gateway (see
  * hostAllowed): a web page that a browser on the LAN opened cannot read the API through a DNS
- * name it controls and points at the gateway (DNS rebinding).
+ * name it controls and points at the gateway (DNS rebinding). A request a browser marks as made
+ * by a page of another site gets 403 on the read routes unless it is a top-level navigation
+ * (#refuseAnotherSite), and on the admin routes always (#requireAdmin).
  */
 export interface RelayControl {
   pause(): void;
@@ -151,6 +153,37 @@ export function fromAnotherSite(headers: http.IncomingHttpHeaders): string | und
   }
 }
 
+/**
+ * Whether a request of another site (fromAnotherSite) is a top-level navigation: a link followed
+ * or an address opened in a tab (Fetch Metadata: `Sec-Fetch-Mode: navigate` to a `document`). It
+ * costs one request per click and replaces the page that made it, so no page can loop it; a
+ * frame (`iframe`, `frame`), an image, a script or a fetch can be fired in a loop.
+ */
+function topLevelNavigation(headers: http.IncomingHttpHeaders): boolean {
+  const dest = headers['sec-fetch-dest'];
+  return headers['sec-fetch-mode'] === 'navigate' && (dest === undefined || dest === 'document');
+}
+
+/**
+ * The routes refused to requests of another site that are not top-level navigations: the API's
+ * reads and `/metrics`. Its other routes are the admin ones (every POST, the token check, the
+ * audit log), which #requireAdmin refuses to any request of another site, navigations too.
+ */
+function readRoute(method: string, pathname: string): boolean {
+  if (method !== 'GET' && method !== 'HEAD') return false;
+  if (pathname === '/api/admin/check' || pathname === '/api/audit') return false;
+  return pathname.startsWith('/api/') || pathname === '/metrics';
+}
+
+/** The origin of a Referer (no path, no query: those could name a patient's page), or the text 'unreadable referer'. */
+function originOf(referer: string): string {
+  try {
+    return new URL(referer).origin;
+  } catch {
+    return 'unreadable referer';
+  }
+}
+
 class HttpError extends Error {
   readonly statusCode: number;
   constructor(statusCode: number, message: string) {
@@ -202,6 +235,8 @@ export class StatusServer implements Component {
   readonly #refusedHosts = new Set<string>();
   /** Origins already logged as refused for an admin route (bounded), likewise. */
   readonly #refusedOrigins = new Set<string>();
+  /** Origins already logged as refused for a read route (bounded), likewise. */
+  readonly #refusedReadOrigins = new Set<string>();
 
   constructor(options: StatusServerOptions) {
     this.#o = options;
@@ -342,6 +377,7 @@ export class StatusServer implements Component {
       }
       path = url.pathname;
       if (path !== '/healthz' && !hostAllowed(req.headers.host, this.#allowedHosts)) return this.#refuseHost(req, res);
+      if (readRoute(method, path)) this.#refuseAnotherSite(req, path);
       await this.#route(method, url, req, res);
     } catch (err) {
       if (res.headersSent) {
@@ -355,6 +391,26 @@ export class StatusServer implements Component {
       this.#log.error('status request failed', { method, path, error: describeError(err) });
       this.#json(res, 500, { error: 'internal error', detail: describeError(err) });
     }
+  }
+
+  /**
+   * 403 for an API request a page of another site made (fetches, images, frames, forms), other
+   * than a top-level navigation (a link to /api/status followed from the lab's intranet). Such a
+   * page can read none of the answers (the API sends no CORS headers), but each request was
+   * served: one loading `/api/events?state=discarded` in a loop read up to 5,000 records a time
+   * beside intake's commits. The gateway's own page is same-origin; programs (the tray,
+   * `lab-gateway`, scripts, Prometheus) send no Sec-Fetch-Site and no Origin. The admin routes
+   * have their own refusal (#requireAdmin, never counted as a wrong token); it comes first here.
+   */
+  #refuseAnotherSite(req: http.IncomingMessage, path: string): void {
+    const crossSite = fromAnotherSite(req.headers);
+    if (crossSite === undefined || topLevelNavigation(req.headers)) return;
+    const origin = typeof req.headers.origin === 'string' ? req.headers.origin : typeof req.headers.referer === 'string' ? originOf(req.headers.referer) : '(no Origin header)';
+    if (!this.#refusedReadOrigins.has(origin) && this.#refusedReadOrigins.size < 64) {
+      this.#refusedReadOrigins.add(origin);
+      this.#log.warn('API request refused: a web page of another site sent it (only a link followed to it is answered)', { path, origin, fetchSite: crossSite, fetchMode: req.headers['sec-fetch-mode'] ?? null, remote: req.socket.remoteAddress });
+    }
+    throw new HttpError(403, "API requests from a page of another site are refused: use the gateway's own page, lab-gateway, or open the address in a tab");
   }
 
   /** 421 Misdirected Request (RFC 9110 §15.5.20): this server does not answer for that name. */
