@@ -68,6 +68,14 @@ const MAX_BODY = 16 * 1024;
 const MAX_FAILED_ADMIN = 10;
 const FAILED_ADMIN_WINDOW_MS = 60_000;
 const STREAM_MIN_INTERVAL_MS = 250;
+/**
+ * Open `/api/stream` connections at most; one more gets 503 with Retry-After (STREAM_RETRY_AFTER_S).
+ * The page and the tray do not use the stream (they poll /api/status and read MQTT); it is for a
+ * few dashboards and scripts. Without a cap, a script that opened a stream on every tick and never
+ * closed the old ones held a socket and a descriptor each until the process ran out of them.
+ */
+export const MAX_STREAMS = 64;
+const STREAM_RETRY_AFTER_S = 30;
 
 /**
  * The clock of throttles and windows (ms, monotonic). A gap measured on the wall clock lasts as
@@ -221,6 +229,8 @@ export class StatusServer implements Component {
   readonly #audit: AuditLog;
   #assets = new Map<string, PageAsset>();
   readonly #streams = new Set<http.ServerResponse>();
+  /** The refusal of a stream over MAX_STREAMS was logged (again once half of them have closed). */
+  #streamsFullLogged = false;
   /** Streams skipped while their socket is full; each gets the current status at its next drain. */
   readonly #behind = new WeakSet<http.ServerResponse>();
   #streamTimer: NodeJS.Timeout | undefined;
@@ -653,6 +663,14 @@ export class StatusServer implements Component {
   }
 
   #openStream(req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (req.method !== 'HEAD' && this.#streams.size >= MAX_STREAMS) {
+      if (!this.#streamsFullLogged) {
+        this.#streamsFullLogged = true;
+        this.#log.warn('status stream refused: too many open streams (a program that opens streams and does not close them?)', { max: MAX_STREAMS, remote: req.socket.remoteAddress });
+      }
+      res.setHeader('Retry-After', String(STREAM_RETRY_AFTER_S));
+      throw new HttpError(503, `too many open status streams (${MAX_STREAMS}): try again later, or poll /api/status`);
+    }
     res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive' });
     // A HEAD response has no body: Node drops write() and sends the headers only at end(), so a
     // HEAD left open as a stream would never be answered. It gets the headers and ends.
@@ -662,7 +680,10 @@ export class StatusServer implements Component {
     }
     res.write(`retry: 2000\ndata: ${JSON.stringify(this.model.toApiStatus())}\n\n`);
     this.#streams.add(res);
-    req.on('close', () => this.#streams.delete(res));
+    req.on('close', () => {
+      this.#streams.delete(res);
+      if (this.#streams.size < MAX_STREAMS / 2) this.#streamsFullLogged = false;
+    });
   }
 
   /**
