@@ -66,7 +66,102 @@ export interface StatusServerOptions {
 const MAX_BODY = 16 * 1024;
 /** Failed admin attempts allowed per remote address and window before answering 429. */
 const MAX_FAILED_ADMIN = 10;
+/**
+ * Failed admin attempts allowed per IPv6 /64 (all its addresses together) and window. An IPv6 host
+ * picks any address of its /64 (privacy addresses, `ip addr add`), each with MAX_FAILED_ADMIN fresh
+ * guesses; counted per address only, it could guess without limit. Higher than the per-address
+ * limit because a LAN's hosts share one /64: a PC whose script holds a stale token is locked out
+ * on its own address after 10 and never locks its neighbours out.
+ */
+const MAX_FAILED_ADMIN_PER_NETWORK = 30;
 const FAILED_ADMIN_WINDOW_MS = 60_000;
+/** Past this many counted addresses and networks, those whose minute is over are dropped. */
+const FAILED_ADMIN_SWEEP_AT = 4096;
+
+/** The eight 16-bit groups of an IPv6 address (no zone id), or undefined when it cannot be read. */
+function ipv6Groups(address: string): number[] | undefined {
+  let text = address;
+  const tail: number[] = [];
+  // An IPv4 tail (`::ffff:192.0.2.1`, `64:ff9b::192.0.2.1`) is two groups.
+  const v4 = /^(.*:)(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (v4) {
+    const b = v4[2]!.split('.').map(Number);
+    tail.push((b[0]! << 8) | b[1]!, (b[2]! << 8) | b[3]!);
+    text = v4[1]!.endsWith('::') ? v4[1]! : v4[1]!.slice(0, -1);
+  }
+  const halves = text.split('::');
+  if (halves.length > 2) return undefined;
+  const part = (h: string): number[] => (h === '' ? [] : h.split(':').map((g) => parseInt(g, 16)));
+  const head = part(halves[0]!);
+  const rest = halves.length === 2 ? part(halves[1]!) : [];
+  const fill = 8 - head.length - rest.length - tail.length;
+  if (fill < 0 || (halves.length === 1 && fill !== 0)) return undefined;
+  const groups = [...head, ...Array<number>(fill).fill(0), ...rest, ...tail];
+  return groups.every((g) => Number.isInteger(g) && g >= 0 && g <= 0xffff) ? groups : undefined;
+}
+
+/**
+ * What wrong admin tokens are counted under for a remote address: the address (IPv4; IPv6 in one
+ * spelling, without its zone id), and for IPv6 its /64 too. An IPv4 client of a dual-stack
+ * listener (`::ffff:192.0.2.1`) is that IPv4 address: all of them lie in ::/64 with ::1, and one
+ * guesser on IPv4 would otherwise lock every IPv4 client and the IPv6 loopback out.
+ */
+export function adminLockoutKeys(remote: string): { address: string; network?: string } {
+  const address = remote.replace(/%.*$/, '').toLowerCase();
+  if (isIP(address) !== 6) return { address };
+  const groups = ipv6Groups(address);
+  if (!groups) return { address };
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    return { address: `${groups[6]! >> 8}.${groups[6]! & 0xff}.${groups[7]! >> 8}.${groups[7]! & 0xff}` };
+  }
+  const hex = groups.map((g) => g.toString(16));
+  return { address: hex.join(':'), network: `${hex.slice(0, 4).join(':')}::/64` };
+}
+
+/**
+ * Wrong admin tokens within a minute (monotonic ms), per address and, on IPv6, per /64: an
+ * address is refused after MAX_FAILED_ADMIN, a /64 after MAX_FAILED_ADMIN_PER_NETWORK, until its
+ * minute (from its first wrong token) is over.
+ */
+export class AdminLockout {
+  readonly #counts = new Map<string, { count: number; since: number; limitAudited: boolean }>();
+
+  /** Whether `remote` is refused at `now`: under which key, its limit, and whether this is the first refusal of its minute. */
+  refused(remote: string, now: number): { key: string; limit: number; first: boolean } | undefined {
+    const { address, network } = adminLockoutKeys(remote);
+    for (const [key, limit] of [[address, MAX_FAILED_ADMIN], [network, MAX_FAILED_ADMIN_PER_NETWORK]] as const) {
+      const c = key === undefined ? undefined : this.#current(key, now);
+      if (c && key !== undefined && c.count >= limit) {
+        const first = !c.limitAudited;
+        c.limitAudited = true;
+        return { key, limit, first };
+      }
+    }
+    return undefined;
+  }
+
+  /** Count a wrong token of `remote` at `now`. */
+  failed(remote: string, now: number): void {
+    if (this.#counts.size >= FAILED_ADMIN_SWEEP_AT) {
+      for (const [key, c] of this.#counts) if (now - c.since > FAILED_ADMIN_WINDOW_MS) this.#counts.delete(key);
+    }
+    const { address, network } = adminLockoutKeys(remote);
+    for (const key of network === undefined ? [address] : [address, network]) {
+      const c = this.#current(key, now);
+      if (c) c.count++;
+      else this.#counts.set(key, { count: 1, since: now, limitAudited: false });
+    }
+  }
+
+  #current(key: string, now: number): { count: number; since: number; limitAudited: boolean } | undefined {
+    const c = this.#counts.get(key);
+    if (c && now - c.since > FAILED_ADMIN_WINDOW_MS) {
+      this.#counts.delete(key);
+      return undefined;
+    }
+    return c;
+  }
+}
 const STREAM_MIN_INTERVAL_MS = 250;
 /**
  * Open `/api/stream` connections at most; one more gets 503 with Retry-After (STREAM_RETRY_AFTER_S).
@@ -237,8 +332,8 @@ export class StatusServer implements Component {
   /** When the last frame was pushed (monotonicNow). */
   #streamLastSent = Number.NEGATIVE_INFINITY;
   #unsubscribeModel: (() => void) | undefined;
-  /** Wrong admin tokens per remote address; `since` on monotonicNow. */
-  readonly #failedAdmin = new Map<string, { count: number; since: number; limitAudited?: boolean }>();
+  /** Wrong admin tokens per remote address and IPv6 /64; on monotonicNow. */
+  readonly #failedAdmin = new AdminLockout();
   /** Names the Host header may use (lower case, no trailing dot); the FQDN is added at start. */
   readonly #allowedHosts: Set<string>;
   /** Host names already logged as refused (bounded), so that a scanner does not flood the log. */
@@ -631,24 +726,20 @@ export class StatusServer implements Component {
     if (changed) this.#log.info('admin token changed: the token now in status.adminTokenFile is accepted, the previous one refused', { tokenId: changed.id, previousTokenId: changed.previousId ?? null });
     if (!this.#auth.enabled) throw new HttpError(403, 'admin actions are disabled: set status.adminTokenFile');
     const now = monotonicNow();
-    let failed = this.#failedAdmin.get(remote);
-    if (failed && now - failed.since > FAILED_ADMIN_WINDOW_MS) {
-      this.#failedAdmin.delete(remote);
-      failed = undefined;
-    }
-    // Guessing the token is slowed down per address; the refusals are in the audit log.
-    if (failed && failed.count >= MAX_FAILED_ADMIN) {
+    // Guessing the token is slowed down per address (and IPv6 /64); the refusals are in the audit log.
+    const locked = this.#failedAdmin.refused(remote, now);
+    if (locked) {
+      const network = locked.key.endsWith('/64');
       // The first refusal of the window is audited; the rest of the minute is not (a flood of
       // requests would otherwise be a flood of synced writes).
-      if (!failed.limitAudited) {
-        failed.limitAudited = true;
-        void this.#auditEntry({ actor: `anonymous@${remote}`, action, target, outcome: 'refused', detail: `too many wrong admin tokens (${MAX_FAILED_ADMIN} within a minute): refused until the minute is over, further refusals not logged` }).catch(() => {});
+      if (locked.first) {
+        const from = network ? ` from the network ${locked.key}` : '';
+        void this.#auditEntry({ actor: `anonymous@${remote}`, action, target, outcome: 'refused', detail: `too many wrong admin tokens${from} (${locked.limit} within a minute): refused until the minute is over, further refusals not logged` }).catch(() => {});
       }
-      throw new HttpError(429, 'too many wrong admin tokens from this address: wait a minute');
+      throw new HttpError(429, `too many wrong admin tokens from this ${network ? 'network' : 'address'}: wait a minute`);
     }
     if (!this.#auth.check(req.headers.authorization)) {
-      if (failed) failed.count++;
-      else this.#failedAdmin.set(remote, { count: 1, since: now });
+      this.#failedAdmin.failed(remote, now);
       void this.#auditEntry({ actor: `anonymous@${remote}`, action, target, outcome: 'refused', detail: 'missing or wrong admin token' }).catch(() => {});
       throw new HttpError(401, 'admin token required (Authorization: Bearer <token>)');
     }
