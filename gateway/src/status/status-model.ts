@@ -223,7 +223,7 @@ const UP_ODOO_STATES: ReadonlySet<OdooLinkState> = new Set(['connected', 'sandbo
  * Component alerts the model raises itself, as a health reason with its `_CLEARED`: passed through
  * they made a second notification for the same condition that never cleared. They stay in the log.
  */
-const RESTATED_ALERTS: ReadonlySet<string> = new Set(['ODOO_AUTH_FAILED', 'ODOO_AUTH_FAILED_CLEARED', 'ODOO_KEY_EXPIRING', 'ODOO_KEY_EXPIRED']);
+const RESTATED_ALERTS: ReadonlySet<string> = new Set(['ODOO_AUTH_FAILED', 'ODOO_AUTH_FAILED_CLEARED', 'ODOO_KEY_EXPIRING', 'ODOO_KEY_EXPIRED', 'CLOCK_BEHIND_STORED_DATA']);
 const DAY_MS = 86_400_000;
 const BAD_ENDPOINT_STATES: ReadonlySet<EndpointState> = new Set(['disconnected', 'error']);
 /**
@@ -237,6 +237,14 @@ const LINE_MIN_IGNORED = 256;
 async function readDiskSpace(path: string): Promise<{ freeBytes: number; totalBytes: number }> {
   const s = await statfs(path);
   return { freeBytes: s.bavail * s.bsize, totalBytes: s.blocks * s.bsize };
+}
+
+/** A clock error in words: seconds, minutes, hours or days. */
+function span(ms: number): string {
+  if (ms >= 2 * DAY_MS) return `${Math.round(ms / DAY_MS)} days`;
+  if (ms >= 90 * 60_000) return `${Math.round(ms / 3_600_000)} h`;
+  if (ms >= 60_000) return `${Math.round(ms / 60_000)} min`;
+  return `${Math.round(ms / 1000)} s`;
 }
 
 function minutes(ms: number): string {
@@ -335,6 +343,12 @@ export class StatusModel implements Component {
   /** Per analyzer line: the last minute of each count (the cumulative ones are its `link` entry). */
   readonly #lineWindows = new Map<string, { accepted: MinuteWindow; refused: MinuteWindow; ignored: MinuteWindow; hint: string | null }>();
   #lastReasonCodes = new Set<string>();
+  /**
+   * The newest instant the store held when it opened (store.newestStoredAt) and the monotonic time
+   * the model read it: the true time is at least that instant plus the time passed since, so a
+   * system clock behind it is wrong (CLOCK_BEHIND_STORED_DATA). Undefined for an empty store.
+   */
+  #storedData: { newest: number; mono: number } | undefined;
 
   constructor(options: StatusModelOptions) {
     this.#o = options;
@@ -391,6 +405,12 @@ export class StatusModel implements Component {
       }
     } catch {
       /* a closed store: the poll below reports it */
+    }
+    try {
+      const newest = this.#o.store.newestStoredAt?.();
+      if (newest !== undefined) this.#storedData = { newest, mono: performance.now() };
+    } catch {
+      /* a closed store: no clock check */
     }
     // So does when Odoo last answered (the relay keeps it, relay/last-success.ts): restarted during
     // an Odoo outage, the status said "never" for an Odoo that had taken the morning's events.
@@ -510,6 +530,18 @@ export class StatusModel implements Component {
     if (mq && !mq.connected && now - mq.sinceMs >= (this.#o.mqttGraceMs ?? 120_000)) {
       const why = mq.lastError ? ` (${mq.lastError})` : '';
       reasons.push({ level: 'degraded', code: 'MQTT_UNREACHABLE', message: shownReason(`MQTT broker ${mq.broker} unreachable for ${minutes(now - mq.sinceMs)}${why}; the tray and dashboards get no status`) });
+    }
+    // A box that booted behind its data (no battery-backed clock, the time server not reached yet):
+    // every time the gateway writes, and every age shown, is off by as much until it is set right.
+    const stored = this.#storedData;
+    const behind = stored === undefined ? 0 : stored.newest + Math.max(0, performance.now() - stored.mono) - now;
+    if (behind > SteadyWallClock.STEP_REPORT_MS) {
+      const at = new Date(stored!.newest).toISOString();
+      reasons.push({
+        level: 'degraded',
+        code: 'CLOCK_BEHIND_STORED_DATA',
+        message: `System clock ${span(behind)} behind the data the gateway stored (newest ${at}): times recorded and ages shown are off by as much until it is set right; check the box's time source (NTP, RTC)`,
+      });
     }
     if (this.#queue.deadLettered > 0) {
       const n = this.#queue.deadLettered;
