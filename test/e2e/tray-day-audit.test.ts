@@ -153,6 +153,7 @@ describe('gateway not running yet at login', () => {
     const first = await startGateway(s);
     await startTray(s);
     await until('a notification', () => shown().length > 0, 30_000);
+    await until('the analyzer shown down', () => icon() === 'degraded', 10_000); // the gateway's status says so too
     await first.stop();
     await until('offline', () => icon() === 'offline');
     await startGateway(s);
