@@ -157,6 +157,9 @@ export class Gateway {
     const targetChange = await adoptOdooTarget(store, odooTarget);
     if (targetChange) {
       this.log.info('Odoo target changed: local state of the earlier Odoo reset', { from: describeOdooTarget(targetChange.from), to: describeOdooTarget(targetChange.to), reset: targetChange.reset });
+      // Alerts raised before the status starts are kept for it (Telemetry.takeStartupAlerts): the
+      // MQTT alerts topic and the tray get this one once MQTT is up.
+      this.telemetry.alert('info', 'ODOO_TARGET_CHANGED', odooTargetChangeMessage(targetChange));
     }
     this.#checkNotStopping('the Odoo link');
 
@@ -221,8 +224,6 @@ export class Gateway {
     this.#checkNotStopping('MQTT');
     this.mqtt = new MqttStatus({ config: cfg, model: this.statusModel, log: this.log.child({ component: 'mqtt' }) });
     await this.mqtt.start();
-    // Raised once MQTT is up, so the tray and the alerts topic get it too.
-    if (targetChange) this.telemetry.alert('info', 'ODOO_TARGET_CHANGED', odooTargetChangeMessage(targetChange));
     this.#checkNotStopping('the listeners');
 
     // Ingress last: only now can a message be kept, relayed and shown.

@@ -75,14 +75,26 @@ export interface TelemetryEvents {
 
 export type TelemetryName = keyof TelemetryEvents;
 
+/**
+ * Alerts kept for the status model until it takes them (takeStartupAlerts): those raised before it
+ * subscribed, while the gateway starts. A process that never starts one keeps the newest this many.
+ */
+export const MAX_STARTUP_ALERTS = 100;
+
 export class Telemetry {
   readonly #emitter = new EventEmitter({ captureRejections: false });
+  /** Alerts raised so far, until the status model takes them; undefined once taken. */
+  #startupAlerts: Array<TelemetryEvents['alert']> | undefined = [];
 
   constructor() {
     this.#emitter.setMaxListeners(100);
   }
 
   emit<K extends TelemetryName>(name: K, payload: TelemetryEvents[K]): void {
+    if (name === 'alert' && this.#startupAlerts) {
+      this.#startupAlerts.push(payload as TelemetryEvents['alert']);
+      if (this.#startupAlerts.length > MAX_STARTUP_ALERTS) this.#startupAlerts.shift();
+    }
     // A faulty subscriber must never break the data path that emitted.
     try {
       this.#emitter.emit(name, payload);
@@ -98,5 +110,18 @@ export class Telemetry {
 
   alert(severity: AlertSeverity, code: string, message: string, endpoint?: string): void {
     this.emit('alert', { severity, code, message, at: new Date().toISOString(), ...(endpoint ? { endpoint } : {}) });
+  }
+
+  /**
+   * The alerts raised before now (the oldest dropped beyond MAX_STARTUP_ALERTS), once: the status
+   * model takes them as it subscribes, and they go to the MQTT alerts topic like those raised after.
+   * The gateway starts the relay before the status (its clock check at start, CLOCK_AHEAD_OF_STORED_DATA,
+   * went to the log only: no tray or dashboard was told). Later calls return nothing; alerts raised
+   * after the first call are no longer kept.
+   */
+  takeStartupAlerts(): Array<TelemetryEvents['alert']> {
+    const kept = this.#startupAlerts ?? [];
+    this.#startupAlerts = undefined;
+    return kept;
   }
 }

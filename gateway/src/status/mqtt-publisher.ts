@@ -141,7 +141,9 @@ export class MqttStatusPublisher implements Component {
     client.on('offline', () => this.#log.debug('MQTT broker offline', { url: displayUrl(this.#o.url) }));
     this.#unsubscribe.push(
       this.#o.model.onChange((changed) => this.#onChange(changed)),
-      this.#o.model.onAlert((a) => this.#onAlert(a)),
+      // With those the model raised before (start-up: the gateway starts the relay and the model's
+      // first checks before MQTT), buffered like any alert until the first connection.
+      this.#o.model.onAlert((a) => this.#onAlert(a), { startup: true }),
     );
     this.#interval = setInterval(() => this.#publishAll(), this.#o.publishIntervalMs);
     this.#interval.unref();

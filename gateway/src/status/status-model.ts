@@ -3,7 +3,7 @@ import { certificateValidity, expiryProblem, tlsCertificateFiles, type Certifica
 import type { GatewayConfig } from '../config/types.ts';
 import type { Component, ComponentStatus } from '../lifecycle.ts';
 import type { IntakeCounters, GatewayStore, QueueStats } from '../store/types.ts';
-import type { AlertSeverity, EndpointKind, EndpointState, OdooLinkState, Telemetry, TelemetryEvents } from '../telemetry.ts';
+import { MAX_STARTUP_ALERTS, type AlertSeverity, type EndpointKind, type EndpointState, type OdooLinkState, type Telemetry, type TelemetryEvents } from '../telemetry.ts';
 import { describeError } from '../errors.ts';
 import type { OrderDownloadSummary } from '../astm/order-download.ts';
 import { maskAstmNames } from './mask-names.ts';
@@ -328,6 +328,8 @@ export class StatusModel implements Component {
   readonly #unsubscribe: Array<() => void> = [];
   readonly #changeListeners = new Set<(changed: ReadonlySet<string>) => void>();
   readonly #alertListeners = new Set<(alert: StatusAlert) => void>();
+  /** Alerts raised until a listener subscribes with `startup` (onAlert); undefined once handed over. */
+  #startupAlerts: StatusAlert[] | undefined = [];
   #pendingChanges = new Set<string>();
   #changeScheduled = false;
   #pollTimer: NodeJS.Timeout | undefined;
@@ -393,10 +395,11 @@ export class StatusModel implements Component {
       t.on('relay.outcome', (e) => this.#onRelay(e)),
       t.on('odoo.state', (e) => this.#onOdooState(e)),
       t.on('odoo.request', (e) => this.#onOdooRequest(e)),
-      t.on('alert', (e) => {
-        if (!RESTATED_ALERTS.has(e.code)) this.#emitAlert(e);
-      }),
+      t.on('alert', (e) => this.#onComponentAlert(e)),
     );
+    // Those raised before this subscription (the relay starts first: its clock check at start,
+    // CLOCK_AHEAD_OF_STORED_DATA), passed through once, with the time they were raised.
+    for (const e of t.takeStartupAlerts()) this.#onComponentAlert(e);
     // When each link last spoke survives a restart (the store keeps it); "never" would be wrong.
     try {
       for (const [id, at] of Object.entries(this.#o.store.lastMessageAt?.() ?? {})) {
@@ -444,8 +447,25 @@ export class StatusModel implements Component {
     return () => this.#changeListeners.delete(listener);
   }
 
-  /** Alerts from components plus the model's own (health transitions). */
-  onAlert(listener: (alert: StatusAlert) => void): () => void {
+  /**
+   * Alerts from components plus the model's own (health transitions). With `startup`, the listener
+   * is first handed the alerts raised before it subscribed (kept until the first such listener,
+   * the newest MAX_STARTUP_ALERTS): the MQTT publisher subscribes once its client is set up, after
+   * the model's first poll and certificate check (DEAD_LETTERS, TLS_CERT_EXPIRY, …) and after an
+   * Odoo that refused the key at once (ODOO_AUTH); those alerts reached no tray or dashboard.
+   */
+  onAlert(listener: (alert: StatusAlert) => void, options: { startup?: boolean } = {}): () => void {
+    if (options.startup) {
+      const kept = this.#startupAlerts ?? [];
+      this.#startupAlerts = undefined;
+      for (const a of kept) {
+        try {
+          listener(a);
+        } catch {
+          /* a faulty subscriber never breaks the model */
+        }
+      }
+    }
     this.#alertListeners.add(listener);
     return () => this.#alertListeners.delete(listener);
   }
@@ -894,7 +914,17 @@ export class StatusModel implements Component {
     // Not a visible change worth a publish on its own: the next poll or interval carries it.
   }
 
+  /** A component's alert, passed through unless it restates a health reason of the model. */
+  #onComponentAlert(e: TelemetryEvents['alert']): void {
+    if (!RESTATED_ALERTS.has(e.code)) this.#emitAlert(e);
+  }
+
   #emitAlert(alert: StatusAlert): void {
+    const kept = this.#startupAlerts;
+    if (kept) {
+      kept.push(alert);
+      if (kept.length > MAX_STARTUP_ALERTS) kept.shift();
+    }
     for (const l of this.#alertListeners) {
       try {
         l(alert);
