@@ -1,7 +1,9 @@
 /**
  * The composition root: the only module that wires the stages together (DESIGN.md §1).
  * Start order follows the data backwards so nothing is acknowledged before it can be kept and
- * shown: store → Odoo link (or the sandbox) → relay → status (HTTP, MQTT) → ingress.
+ * shown: store → Odoo link (or the sandbox) → status model → relay → status (HTTP, MQTT) →
+ * ingress. The status model, a listener only, starts before the relay so that it sees the link's
+ * first states; alerts raised before it subscribed are kept for it (Telemetry.takeStartupAlerts).
  * Stop order is the data flow: ingress first (no new ACKs), then the relay, the sandbox, the HTTP
  * status, MQTT (it publishes the final `offline`), the store last.
  */
@@ -183,14 +185,10 @@ export class Gateway {
       telemetry: this.telemetry,
       log: this.log.child({ component: 'relay' }),
     });
-    if (cfg.relay.enabled) await this.relay.start();
-    this.#checkNotStopping('the status API');
-    // A committed message wakes the relay at once instead of at its next poll.
-    this.telemetry.on('intake.message', (e) => {
-      if (e.outcome === 'accepted') this.relay?.notify();
-    });
-
-    // Status: one model, read by the HTTP server and the MQTT publisher.
+    // Status: one model, read by the HTTP server and the MQTT publisher. It subscribes to the
+    // telemetry before the relay starts, so that it sees the link's first states: a relay turned
+    // off (relay.enabled false) says `disabled` as it starts, and the page showed "connecting"
+    // for ever when the model subscribed after that.
     const relay = this.relay;
     this.statusModel = new StatusModel({
       config: cfg,
@@ -201,7 +199,14 @@ export class Gateway {
       relayPaused: () => relay.snapshot().paused,
     });
     await this.statusModel.start();
+    this.#checkNotStopping('the relay');
+    // Turned off, the relay only says so (odoo.state `disabled`) and checks the clock: it sends nothing.
+    await this.relay.start();
     this.#checkNotStopping('the status API');
+    // A committed message wakes the relay at once instead of at its next poll.
+    this.telemetry.on('intake.message', (e) => {
+      if (e.outcome === 'accepted') this.relay?.notify();
+    });
     const sandbox = this.sandbox;
     this.statusServer = new StatusServer({
       config: cfg,
