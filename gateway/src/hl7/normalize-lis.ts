@@ -111,6 +111,20 @@ const REPLACEMENT_CONTROL = 'RO';
  * relay adds what the order lacks; a test already there is left as it is).
  */
 const CHANGE_CONTROLS = new Set(['XO', 'XX', 'XR']);
+
+/**
+ * The one place that decides the order fact of an order line from its ORC (ORC-1, and ORC-5 for
+ * SC; a line without ORC is NW): `order.created` for NW, a changed order and a replacement order,
+ * `order.cancelled` for a cancellation, a discontinuation, the order replaced and SC with ORC-5
+ * CA/DC; undefined for a line that states no order fact (SC otherwise, SN, RF …).
+ */
+function orderFactOf(orc: Hl7Segment | undefined): OrderFactKind | undefined {
+  const control = upper(orc?.get(1) || 'NW');
+  if (control === 'NW' || CHANGE_CONTROLS.has(control) || control === REPLACEMENT_CONTROL) return 'order.created';
+  if (CANCEL_CONTROLS.has(control) || REPLACED_CONTROLS.has(control)) return 'order.cancelled';
+  if (control === 'SC' && WITHDRAWN_STATUSES.has(upper(orc?.get(5) ?? ''))) return 'order.cancelled';
+  return undefined;
+}
 const COMPLETED_STATUSES = new Set(['P', 'R', 'C', 'S', 'F', 'A', 'U', '']);
 const SKIPPED_STATUSES = new Set(['D', 'W', 'X', 'N']);
 /** OBR-25 of an OBR without OBX that means results are there but not final. */
@@ -231,8 +245,7 @@ function patientIdOf(message: Hl7Message): string | undefined {
 type OrderFactKind = 'order.created' | 'order.cancelled';
 
 /**
- * One order fact: a run of lines of one accession making the same fact (ordered: NW, XO/XX/XR, RO;
- * withdrawn: CA/OC/CR, DC/OD/DR, RP/RU/RQ, SC with ORC-5 CA/DC),
+ * One order fact: a run of lines of one accession making the same fact (orderFactOf),
  * consecutive among that accession's order lines. Keyed on its first line.
  */
 interface OrderFact {
@@ -305,7 +318,7 @@ function normalizeOrders(ctx: Hl7NormalizeContext, sink: EventSink): void {
 
   const patientId = patientIdOf(message);
   const facts: OrderFact[] = [];
-  /** The latest fact of each accession: a line with the same control joins it, another starts a new one. */
+  /** The latest fact of each accession: a line making the same fact joins it, another starts a new one. */
   const latest = new Map<string, OrderFact>();
 
   // The order facts in the order of their lines (an ORC CA GLU before an ORC NW GLU is a test
@@ -313,10 +326,7 @@ function normalizeOrders(ctx: Hl7NormalizeContext, sink: EventSink): void {
   // partition's events in order, and a milestone needs the sale order that order.created makes.
   for (const line of lines) {
     const accession = accessionOf(line.orc, line.obr);
-    const control = upper(line.orc?.get(1) || 'NW');
-    const ordered = control === 'NW' || CHANGE_CONTROLS.has(control) || control === REPLACEMENT_CONTROL;
-    const withdrawn = CANCEL_CONTROLS.has(control) || REPLACED_CONTROLS.has(control) || (control === 'SC' && WITHDRAWN_STATUSES.has(upper(line.orc?.get(5) ?? '')));
-    const type: OrderFactKind | undefined = ordered ? 'order.created' : withdrawn ? 'order.cancelled' : undefined;
+    const type = orderFactOf(line.orc);
     if (!accession) {
       const seg = (line.orc ?? line.obr) as Hl7Segment;
       const text = `order at segment ${seg.index + 1} (${seg.name}) has no placer or filler number (ORC-2, OBR-2, ORC-3, OBR-3 and ORC-4 are empty)`;
@@ -327,6 +337,7 @@ function normalizeOrders(ctx: Hl7NormalizeContext, sink: EventSink): void {
       continue;
     }
     if (!type) {
+      const control = upper(line.orc?.get(1) ?? '');
       if (control !== 'SC' && control !== 'SN') ctx.notes.push(`ORC-1 ${control} at segment ${(line.orc?.index ?? 0) + 1}: no event`);
       continue;
     }
@@ -560,8 +571,8 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
     // obtained (OBX-11 X, table 0085; D/W/N beside them): nothing more will come for the test.
     // Under any other OBR-25 an X may be a draw still to come (corpus oul_r22_hapi-lab-example-03).
     const noResult = g.obx.every((obx) => SKIPPED_STATUSES.has(statusOf(obx)));
-    const notObtained = obrStatus === 'F' && noResult && g.obx.some((obx) => statusOf(obx) === 'X');
-    if ((obrStatus === 'X' || notObtained) && noResult && g.obr && orderedCode) {
+    const notObtained = obrStatus === 'F' && g.obx.some((obx) => statusOf(obx) === 'X');
+    if (noResult && (obrStatus === 'X' || notObtained) && g.obr && orderedCode) {
       const withdrawnAt = hl7TimeToIso(g.obr.get(22, 1));
       const reason = obrStatus === 'X' ? 'no results available (OBR-25 X)' : 'results cannot be obtained (OBX-11 X)';
       sink.add('order.cancelled', g.position, ids, { accession: accession || specimenId, tests: [testOf(g.obr) as OrderedTest], reason } as EventDataMap['order.cancelled'], withdrawnAt);
