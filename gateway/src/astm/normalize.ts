@@ -2,9 +2,10 @@ import { hash } from 'node:crypto';
 import { idempotencyKey, partitionKeys, resultVersion } from '../events/keys.ts';
 import type { DraftEvent, EventDataMap, EventType, RunType } from '../events/types.ts';
 import { isGatewayError } from '../errors.ts';
+import { processingIdSearchTerm } from '../hl7/processing-id.ts';
 import { consumptionDrafts, splitConsumption } from '../profiles/consumption.ts';
 import { findTestMapping } from '../profiles/test-mapping.ts';
-import { processingIdSearchTerm, withProcessingId } from '../profiles/training-run.ts';
+import { withProcessingId } from '../profiles/training-run.ts';
 import type { FieldCondition, Profile, TestMapping } from '../profiles/types.ts';
 import {
   type AstmMessage,
@@ -176,8 +177,8 @@ class MessageNormalizer {
   readonly #warnings: string[] = [];
   readonly #terms = new Set<string>();
   readonly #runs: RunSummary[] = [];
-  /** Result keys (without version) given in this message → the value, units and flags they were given for. */
-  readonly #resultKeys = new Map<string, string[]>();
+  /** Specimen, code and time of each result of this message → the value, units and flags of its first result (#alongside). */
+  readonly #resultKeys = new Map<string, string>();
   readonly #controlId: string | undefined;
   #lots: ReadonlyMap<string, string> = new Map();
 
@@ -460,14 +461,12 @@ class MessageNormalizer {
   #alongside(specimenId: string, analyzerCode: string, timeKey: string, value: string, units: string, flags: string): string | undefined {
     const key = [specimenId, analyzerCode, timeKey].join('\u0000');
     const content = [value, units, flags].join('\u0000');
-    const seen = this.#resultKeys.get(key);
-    if (!seen) {
-      this.#resultKeys.set(key, [content]);
+    const first = this.#resultKeys.get(key);
+    if (first === undefined) {
+      this.#resultKeys.set(key, content);
       return undefined;
     }
-    if (seen[0] === content) return undefined;
-    if (!seen.includes(content)) seen.push(content);
-    return `alt:${shortHash(content)}`;
+    return first === content ? undefined : `alt:${shortHash(content)}`;
   }
 
   /**

@@ -47,17 +47,32 @@ export function processingModeTerm(header: MshHeader): string | undefined {
 /** The processing ids that are not the lab's real work, in the lab's words. */
 const NOT_PRODUCTION: Readonly<Record<string, string>> = { T: 'training', D: 'debugging' };
 
+/**
+ * `training` / `debugging` for the processing id T / D (HL7 MSH-11.1, ASTM H.12: the same table
+ * 0103), any case, trimmed; else undefined (P, Q, empty: production traffic).
+ */
+export function nonProductionKindOf(processingId: string): string | undefined {
+  return NOT_PRODUCTION[processingId.trim().toUpperCase()];
+}
+
 /** `training` / `debugging` for MSH-11 T / D, else undefined (P, Q, empty: production traffic). */
 export function nonProductionKind(header: MshHeader): string | undefined {
-  return NOT_PRODUCTION[processingIdOf(header)];
+  return nonProductionKindOf(processingIdOf(header));
 }
 
 /**
- * The message browser's term for a training or debugging message (`processingId:T`), so IT finds
- * a training session's traffic on a sandbox gateway; undefined for production traffic.
+ * The message browser's term for a training or debugging message or run (`processingId:T`), so IT
+ * finds a training session's traffic; undefined for production traffic. HL7 LIS and analyzers
+ * (processingIdTerm) and ASTM analyzers (H.12) alike.
  */
+export function processingIdSearchTerm(processingId: string): string | undefined {
+  const id = processingId.trim().toUpperCase();
+  return nonProductionKindOf(id) === undefined ? undefined : `processingId:${id}`;
+}
+
+/** processingIdSearchTerm of MSH-11. */
 export function processingIdTerm(header: MshHeader): string | undefined {
-  return nonProductionKind(header) === undefined ? undefined : `processingId:${processingIdOf(header)}`;
+  return processingIdSearchTerm(processingIdOf(header));
 }
 
 /**

@@ -6,9 +6,10 @@ import { hl7TimeToIso } from '../hl7/hl7-time.ts';
 import { type Hl7Message, type Hl7Segment, parseMessage } from '../hl7/message.ts';
 import { readMsh } from '../hl7/msh.ts';
 import type { Hl7NormalizeContext, Hl7Normalizer } from '../hl7/normalizer.ts';
+import { processingIdTerm } from '../hl7/processing-id.ts';
 import { consumptionDrafts, splitConsumption } from './consumption.ts';
 import { findTestMapping } from './test-mapping.ts';
-import { processingIdSearchTerm, withProcessingId } from './training-run.ts';
+import { withProcessingId } from './training-run.ts';
 import type { Profile } from './types.ts';
 
 /**
@@ -84,7 +85,7 @@ export function normalizeAnalyzerHl7Message(message: Hl7Message, ctx: AnalyzerHl
   }
   const settings = profile.hl7;
   const runType = runTypeOf(message, profile);
-  const trainingTerm = processingIdSearchTerm(h.processingId.split(h.encodingCharacters[0] ?? '^')[0] ?? '');
+  const trainingTerm = processingIdTerm(h);
   if (trainingTerm) searchTerms.add(trainingTerm);
   const billable = runType === 'patient' || runType === 'rerun';
   const source: DraftEvent['source'] = { kind: 'hl7', endpoint: ctx.endpoint, analyzer: analyzerId };

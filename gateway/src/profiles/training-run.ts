@@ -1,15 +1,10 @@
 import type { RunType } from '../events/types.ts';
+import { nonProductionKindOf } from '../hl7/processing-id.ts';
 
 /**
- * Processing ids of an analyzer that is not doing the lab's real work (LIS2-A2 §7.1.12 H.12, HL7
- * MSH-11, table 0103): `T` training, `D` debugging. `P` production, `Q` (a QC mark some analyzers
- * use), empty or anything else: the lab's work as before.
- */
-const NOT_PRODUCTION = new Set(['T', 'D']);
-
-/**
- * The run type of a run reported under `processingId`: a sample run (patient, rerun) while the
- * analyzer said training or debugging is a `training` run; QC and calibration keep their type
+ * The run type of a run reported under `processingId` (ASTM H.12 or HL7 MSH-11, first component;
+ * table 0103, read by hl7/processing-id.ts): a sample run (patient, rerun) while the analyzer said
+ * training (`T`) or debugging (`D`) is a `training` run; QC and calibration keep their type
  * (never a patient's either way). A technician learning the analyzer on a real tube, or a service
  * engineer's run after a repair, put results on that accession's sale order and a specimen receipt
  * on its chatter, its reagent booked as patient consumption. As a training run it has no
@@ -21,11 +16,5 @@ const NOT_PRODUCTION = new Set(['T', 'D']);
  */
 export function withProcessingId(runType: RunType, processingId: string): RunType {
   if (runType !== 'patient' && runType !== 'rerun') return runType;
-  return NOT_PRODUCTION.has(processingId.trim().toUpperCase()) ? 'training' : runType;
-}
-
-/** The message browser's term for a training or debugging run (`processingId:T`), as for a LIS's; undefined otherwise. */
-export function processingIdSearchTerm(processingId: string): string | undefined {
-  const id = processingId.trim().toUpperCase();
-  return NOT_PRODUCTION.has(id) ? `processingId:${id}` : undefined;
+  return nonProductionKindOf(processingId) === undefined ? runType : 'training';
 }
