@@ -744,7 +744,7 @@ const MODELS: ModelSpec[] = [
       reason: char('Reason displayed on Credit Note'),
       date: date('Reversal date', { default: (env: ComputeEnv) => formatDate(env.now()) }),
       journal_id: m2o('account.journal', 'Journal'),
-      ...({ refund_method_16: sel('Credit Method', [['refund', 'Partial Refund'], ['cancel', 'Full Refund'], ['modify', 'Full refund and new draft invoice']], { default: 'refund', versions: V16 }) }),
+      refund_method: sel('Credit Method', [['refund', 'Partial Refund'], ['cancel', 'Full Refund'], ['modify', 'Full refund and new draft invoice']], { default: 'refund', versions: V16 }),
     },
   },
   {
