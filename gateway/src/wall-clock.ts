@@ -60,18 +60,16 @@ export class SteadyWallClock {
    * clock, the clock goes on from it as after a step back (half speed until the system clock has
    * caught up). For a step back across a restart, which a new instance cannot see: the store starts
    * its due clock at the newest instant it holds, since a box without a battery-backed clock boots
-   * with the time of its last shutdown or its build date, behind the due times it wrote. Returns
-   * how far `instant` lies ahead of the system clock (ms; 0 when it does not). Not a step back for
-   * `onStepBack`: the caller knows what it started from and says so itself.
+   * with the time of its last shutdown or its build date, behind the due times it wrote. Not a
+   * step back for `onStepBack`: the caller knows what it started from and says so itself.
    */
-  startFrom(instant: number): number {
+  startFrom(instant: number): void {
     const wall = this.#wall();
     const mono = this.#mono();
     const current = this.#last === undefined ? wall : Math.max(wall, this.#last.value + Math.max(0, mono - this.#last.mono) / 2);
-    if (!(instant > current)) return Math.max(0, instant - wall);
+    if (!(instant > current)) return;
     this.#last = { value: instant, mono, wall };
     this.#ahead = instant - wall;
-    return instant - wall;
   }
 
   /**
