@@ -93,6 +93,9 @@ describe.each([17, 16, 19] as OdooVersion[])('credit notes and hand edits on Odo
     expect(all).toHaveLength(2);
     expect(billedOn(rig.emu, all[1]!.id)).toEqual(['TSH']);
     expect(netBilled(rig.emu, 'CN-100')).toEqual({ GLU: 1, CRP: 0, TSH: 1 });
+    // The operator sees on the add-on's eligibility which tests it left to finance.
+    const eligible = (await rig.events('CN-100')).filter((e) => e.event.type === 'invoice.eligible');
+    expect(eligible.at(-1)?.note).toMatch(/not billed again \(handed to billing by an earlier eligibility: CRP, GLU\)/);
   });
 
   it('an invoice credited in full is not billed again by the next eligibility', async () => {

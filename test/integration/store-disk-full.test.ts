@@ -35,10 +35,24 @@ interface Night {
   missing: string[];
 }
 
-/** The child on a 64 MiB tmpfs with 48 inodes, mounted in its own mount namespace (root, or a user namespace mapped to root). */
-function night(): Promise<Night> {
+/**
+ * The child on a 64 MiB tmpfs with 48 inodes, mounted in its own mount namespace: as root a plain
+ * one; where root lacks CAP_SYS_ADMIN (a container's default root), or as another user, one inside
+ * a user namespace mapped to root.
+ */
+async function night(): Promise<Night> {
   const asRoot = process.getuid?.() === 0;
-  const args = [...(asRoot ? [] : ['--map-root-user']), '--mount', 'sh', '-c', 'mount -t tmpfs -o size=64m,nr_inodes=48 tmpfs "$0" && exec "$1" "$2" "$0"', dir, process.execPath, child];
+  if (!asRoot) return nightIn(true);
+  try {
+    return await nightIn(false);
+  } catch (e) {
+    if (!/Operation not permitted|unshare failed/.test(String(e))) throw e;
+    return nightIn(true);
+  }
+}
+
+function nightIn(userNamespace: boolean): Promise<Night> {
+  const args = [...(userNamespace ? ['--map-root-user'] : []), '--mount', 'sh', '-c', 'mount -t tmpfs -o size=64m,nr_inodes=48 tmpfs "$0" && exec "$1" "$2" "$0"', dir, process.execPath, child];
   return new Promise((resolve, reject) => {
     const proc = spawn('unshare', args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';

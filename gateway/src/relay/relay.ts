@@ -743,7 +743,7 @@ export class Relay implements Component {
       const r = results.get(e.event.id);
       if (!r) break;
       if (r.ok) {
-        out.push({ eventId: e.event.id, outcome: 'delivered', ...(r.odoo ? { odoo: stampOdooRefs(r.odoo, this.#o.odooTarget) } : {}) });
+        out.push({ eventId: e.event.id, outcome: 'delivered', ...(r.odoo ? { odoo: stampOdooRefs(r.odoo, this.#o.odooTarget) } : {}), ...(r.note ? { note: r.note } : {}) });
         continue;
       }
       const o = this.#failureOutcome(e, r.error);

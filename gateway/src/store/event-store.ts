@@ -1623,6 +1623,8 @@ export class EventStore implements GatewayStore {
           rec.attempts++;
           delete rec.lastError;
           if (outcome.odoo) rec.odoo = outcome.odoo;
+          if (outcome.note) rec.note = outcome.note;
+          else delete rec.note;
           this.#counts.inflight--;
           this.#counts.delivered++;
           remaining--;

@@ -72,6 +72,12 @@ export interface StoredEvent {
   deadReason?: string;
   deliveredAt?: string;
   odoo?: OdooRef[];
+  /**
+   * What the relay found when it delivered, for an operator: "found in Odoo" (an earlier attempt had
+   * landed), "order cancelled, nothing to invoice", which tests an earlier eligibility had already
+   * handed to billing. Absent when the delivery was a plain write.
+   */
+  note?: string;
   /** Operator actions (replay, discard) on this event. */
   audit?: Array<{ at: string; actor: string; action: string; reason?: string }>;
   /**
@@ -117,7 +123,8 @@ export interface LeaseOptions {
 }
 
 export type Outcome =
-  | { eventId: string; outcome: 'delivered'; odoo?: OdooRef[] }
+  /** `note`: what the relay found when it delivered, kept on the event (`StoredEvent.note`). */
+  | { eventId: string; outcome: 'delivered'; odoo?: OdooRef[]; note?: string }
   /** `free`: the attempt is not charged (Odoo's side failed as a whole; see relay.ts). */
   | { eventId: string; outcome: 'retry'; error: string; ambiguous?: boolean; delayMs?: number; free?: boolean }
   | { eventId: string; outcome: 'dead'; reason: string };

@@ -71,7 +71,7 @@ export const invoiceEligibleRule: PostingRule = {
         const toBill = new Set([...now.codes].filter((c) => !now.billedEarlier.has(c)));
         if (now.codes.size > 0 && toBill.size === 0) {
           const so = orders.get(d.accession);
-          results.set(e.event.id, ok(so ? [{ model: 'sale.order', id: so.id, name: String(so['name'] ?? '') }] : undefined, 'every test billed by an earlier invoice'));
+          results.set(e.event.id, ok(so ? [{ model: 'sale.order', id: so.id, name: String(so['name'] ?? '') }] : undefined, `${leftToFinance(now.codes)}; nothing else to invoice`));
           continue;
         }
         // The order's line changes stored before this one reach Odoo first (as if in one partition).
@@ -151,6 +151,9 @@ export const invoiceEligibleRule: PostingRule = {
           if (after?.['state'] !== 'posted') throw odooError('transient', `invoice ${id!} is still ${String(after?.['state'])} after action_post`);
           move!['state'] = 'posted';
         }
+        // Which tests of the order this eligibility left to finance, on the event for an operator.
+        const leftOut = [...now.codes].filter((c) => !toBill.has(c));
+        if (leftOut.length > 0) note = [note, leftToFinance(leftOut)].filter(Boolean).join('; ');
         results.set(e.event.id, ok([{ model: 'account.move', id: id!, ...(owned ? { externalId: xid.full } : {}) }], note));
       } catch (err) {
         results.set(e.event.id, fail(err));
@@ -220,6 +223,16 @@ async function billableNow(ctx: RuleContext, e: StoredEvent, d: InvoiceEligibleD
 function billedByEarlierEligibilities(e: StoredEvent, stored: readonly StoredEvent[]): Set<string> {
   const earlier = inStoredOrder(stored.filter((s) => s.event.id < e.event.id)).map((s) => s.event);
   return billingState(earlier).billed;
+}
+
+/**
+ * The outcome note for tests an earlier eligibility already handed to billing: invoiced then, or
+ * taken off by finance since (credit note, draft cancelled or deleted, line removed), or, when that
+ * eligibility was discarded or delivered with invoicing off, left for finance to bill from the
+ * order. Either way not the gateway's to bill again; the note says which.
+ */
+function leftToFinance(codes: Iterable<string>): string {
+  return `not billed again (handed to billing by an earlier eligibility: ${[...codes].sort().join(', ')})`;
 }
 
 /** Invoice line commands for the order's current lines of the billable tests, each linked to its order line. */
