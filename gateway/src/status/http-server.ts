@@ -37,7 +37,7 @@ import { loadPageAssets, type PageAsset } from './page-assets.ts';
  * hostAllowed): a web page that a browser on the LAN opened cannot read the API through a DNS
  * name it controls and points at the gateway (DNS rebinding). A request a browser marks as made
  * by a page of another site gets 403 on the read routes unless it is a top-level navigation
- * (#refuseAnotherSite), and on the admin routes always (#requireAdmin).
+ * (#refuseReadFromAnotherSite), and on the admin routes always (#requireAdmin).
  */
 export interface RelayControl {
   pause(): void;
@@ -278,13 +278,40 @@ function readRoute(method: string, pathname: string): boolean {
   return pathname.startsWith('/api/') || pathname === '/metrics';
 }
 
-/** The origin of a Referer (no path, no query: those could name a patient's page), or the text 'unreadable referer'. */
-function originOf(referer: string): string {
+/**
+ * The page that made a request of another site, for the log: its `Origin`, else its Referer's
+ * origin (no path, no query: those could name a patient's page).
+ */
+function pageOrigin(headers: http.IncomingHttpHeaders): string {
+  if (typeof headers.origin === 'string') return headers.origin;
+  if (typeof headers.referer !== 'string') return '(no Origin header)';
   try {
-    return new URL(referer).origin;
+    return new URL(headers.referer).origin;
   } catch {
     return 'unreadable referer';
   }
+}
+
+/** What a refused request of another site is told, and the log line, per kind of route. */
+const ANOTHER_SITE = {
+  read: {
+    log: 'API request refused: a web page of another site sent it (only a link followed to it is answered)',
+    answer: "API requests from a page of another site are refused: use the gateway's own page, lab-gateway, or open the address in a tab",
+  },
+  admin: {
+    log: 'admin request refused: a web page of another site sent it (not counted as a wrong token, not audited)',
+    answer: "admin requests from a page of another site are refused: use the gateway's own page or lab-gateway",
+  },
+} as const;
+
+/**
+ * Whether a refusal is the first of its kind (`key`), noting it: refusals are logged once per
+ * host name or origin, for the first 64, so that a scanner or a page in a loop does not flood the log.
+ */
+function firstRefusal(logged: Set<string>, key: string): boolean {
+  if (logged.has(key) || logged.size >= 64) return false;
+  logged.add(key);
+  return true;
 }
 
 class HttpError extends Error {
@@ -336,12 +363,10 @@ export class StatusServer implements Component {
   readonly #failedAdmin = new AdminLockout();
   /** Names the Host header may use (lower case, no trailing dot); the FQDN is added at start. */
   readonly #allowedHosts: Set<string>;
-  /** Host names already logged as refused (bounded), so that a scanner does not flood the log. */
+  /** Host names already logged as refused (firstRefusal). */
   readonly #refusedHosts = new Set<string>();
-  /** Origins already logged as refused for an admin route (bounded), likewise. */
-  readonly #refusedOrigins = new Set<string>();
-  /** Origins already logged as refused for a read route (bounded), likewise. */
-  readonly #refusedReadOrigins = new Set<string>();
+  /** Origins already logged as refused, per kind of route (firstRefusal). */
+  readonly #refusedOrigins = { read: new Set<string>(), admin: new Set<string>() };
 
   constructor(options: StatusServerOptions) {
     this.#o = options;
@@ -482,7 +507,7 @@ export class StatusServer implements Component {
       }
       path = url.pathname;
       if (path !== '/healthz' && !hostAllowed(req.headers.host, this.#allowedHosts)) return this.#refuseHost(req, res);
-      if (readRoute(method, path)) this.#refuseAnotherSite(req, path);
+      if (readRoute(method, path)) this.#refuseReadFromAnotherSite(req, path);
       await this.#route(method, url, req, res);
     } catch (err) {
       if (res.headersSent) {
@@ -505,24 +530,25 @@ export class StatusServer implements Component {
    * served: one loading `/api/events?state=discarded` in a loop read up to 5,000 records a time
    * beside intake's commits. The gateway's own page is same-origin; programs (the tray,
    * `lab-gateway`, scripts, Prometheus) send no Sec-Fetch-Site and no Origin. The admin routes
-   * have their own refusal (#requireAdmin, never counted as a wrong token); it comes first here.
+   * have their own refusal, navigations too (#requireAdmin, never counted as a wrong token).
    */
-  #refuseAnotherSite(req: http.IncomingMessage, path: string): void {
+  #refuseReadFromAnotherSite(req: http.IncomingMessage, path: string): void {
     const crossSite = fromAnotherSite(req.headers);
     if (crossSite === undefined || topLevelNavigation(req.headers)) return;
-    const origin = typeof req.headers.origin === 'string' ? req.headers.origin : typeof req.headers.referer === 'string' ? originOf(req.headers.referer) : '(no Origin header)';
-    if (!this.#refusedReadOrigins.has(origin) && this.#refusedReadOrigins.size < 64) {
-      this.#refusedReadOrigins.add(origin);
-      this.#log.warn('API request refused: a web page of another site sent it (only a link followed to it is answered)', { path, origin, fetchSite: crossSite, fetchMode: req.headers['sec-fetch-mode'] ?? null, remote: req.socket.remoteAddress });
-    }
-    throw new HttpError(403, "API requests from a page of another site are refused: use the gateway's own page, lab-gateway, or open the address in a tab");
+    this.#refuseAnotherSite(req, crossSite, 'read', { path, fetchMode: req.headers['sec-fetch-mode'] ?? null });
+  }
+
+  /** 403 for a request of another site (fromAnotherSite says `crossSite`), logged once per origin and kind of route. */
+  #refuseAnotherSite(req: http.IncomingMessage, crossSite: string, route: keyof typeof ANOTHER_SITE, fields: Record<string, unknown>): never {
+    const origin = pageOrigin(req.headers);
+    if (firstRefusal(this.#refusedOrigins[route], origin)) this.#log.warn(ANOTHER_SITE[route].log, { ...fields, origin, fetchSite: crossSite, remote: req.socket.remoteAddress });
+    throw new HttpError(403, ANOTHER_SITE[route].answer);
   }
 
   /** 421 Misdirected Request (RFC 9110 §15.5.20): this server does not answer for that name. */
   #refuseHost(req: http.IncomingMessage, res: http.ServerResponse): void {
     const host = req.headers.host ?? '';
-    if (!this.#refusedHosts.has(host) && this.#refusedHosts.size < 64) {
-      this.#refusedHosts.add(host);
+    if (firstRefusal(this.#refusedHosts, host)) {
       this.#log.warn('status request refused: the Host header does not name this gateway (add the name to status.allowedHosts if it is one)', { host, remote: req.socket.remoteAddress });
     }
     this.#json(res, 421, {
@@ -712,14 +738,7 @@ export class StatusServer implements Component {
     // once, neither counted towards the wrong-token limit of its address nor audited (any page can
     // send these in a loop; counted, they kept the technician locked out and filled the trail).
     const crossSite = fromAnotherSite(req.headers);
-    if (crossSite !== undefined) {
-      const origin = typeof req.headers.origin === 'string' ? req.headers.origin : '(no Origin header)';
-      if (!this.#refusedOrigins.has(origin) && this.#refusedOrigins.size < 64) {
-        this.#refusedOrigins.add(origin);
-        this.#log.warn('admin request refused: a web page of another site sent it (not counted as a wrong token, not audited)', { action, origin, fetchSite: crossSite, remote });
-      }
-      throw new HttpError(403, 'admin requests from a page of another site are refused: use the gateway\'s own page or lab-gateway');
-    }
+    if (crossSite !== undefined) this.#refuseAnotherSite(req, crossSite, 'admin', { action });
     // The token file is looked at on every admin request (rare): a rotated token is in force at
     // once, and the retired one refused, without a restart.
     const changed = await this.#auth.refresh();
