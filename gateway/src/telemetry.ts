@@ -76,25 +76,44 @@ export interface TelemetryEvents {
 export type TelemetryName = keyof TelemetryEvents;
 
 /**
- * Alerts kept for the status model until it takes them (takeStartupAlerts): those raised before it
- * subscribed, while the gateway starts. A process that never starts one keeps the newest this many.
+ * Alerts kept for a subscriber that comes later (StartupAlerts): those raised while the gateway
+ * starts. A process where none comes keeps the newest this many.
  */
 export const MAX_STARTUP_ALERTS = 100;
 
+/**
+ * Alerts raised before their subscriber came, handed over once: the newest MAX_STARTUP_ALERTS are
+ * kept until take(), none after. Telemetry keeps them for the status model, the model for the MQTT
+ * publisher (StatusModel.onAlert with `startup`).
+ */
+export class StartupAlerts<A> {
+  #kept: A[] | undefined = [];
+
+  keep(alert: A): void {
+    if (!this.#kept) return;
+    this.#kept.push(alert);
+    if (this.#kept.length > MAX_STARTUP_ALERTS) this.#kept.shift();
+  }
+
+  /** Those kept (the first call only; later calls return none), and keep no more. */
+  take(): A[] {
+    const kept = this.#kept ?? [];
+    this.#kept = undefined;
+    return kept;
+  }
+}
+
 export class Telemetry {
   readonly #emitter = new EventEmitter({ captureRejections: false });
-  /** Alerts raised so far, until the status model takes them; undefined once taken. */
-  #startupAlerts: Array<TelemetryEvents['alert']> | undefined = [];
+  /** Alerts raised so far, until the status model takes them. */
+  readonly #startupAlerts = new StartupAlerts<TelemetryEvents['alert']>();
 
   constructor() {
     this.#emitter.setMaxListeners(100);
   }
 
   emit<K extends TelemetryName>(name: K, payload: TelemetryEvents[K]): void {
-    if (name === 'alert' && this.#startupAlerts) {
-      this.#startupAlerts.push(payload as TelemetryEvents['alert']);
-      if (this.#startupAlerts.length > MAX_STARTUP_ALERTS) this.#startupAlerts.shift();
-    }
+    if (name === 'alert') this.#startupAlerts.keep(payload as TelemetryEvents['alert']);
     // A faulty subscriber must never break the data path that emitted.
     try {
       this.#emitter.emit(name, payload);
@@ -115,13 +134,11 @@ export class Telemetry {
   /**
    * The alerts raised before now (the oldest dropped beyond MAX_STARTUP_ALERTS), once: the status
    * model takes them as it subscribes, and they go to the MQTT alerts topic like those raised after.
-   * The gateway starts the relay before the status (its clock check at start, CLOCK_AHEAD_OF_STORED_DATA,
-   * went to the log only: no tray or dashboard was told). Later calls return nothing; alerts raised
-   * after the first call are no longer kept.
+   * The gateway raises some before the model starts (ODOO_TARGET_CHANGED, as the store opens);
+   * without this they went to the log only: no tray or dashboard was told. Later calls return
+   * nothing; alerts raised after the first call are no longer kept.
    */
   takeStartupAlerts(): Array<TelemetryEvents['alert']> {
-    const kept = this.#startupAlerts ?? [];
-    this.#startupAlerts = undefined;
-    return kept;
+    return this.#startupAlerts.take();
   }
 }

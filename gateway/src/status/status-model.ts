@@ -3,7 +3,7 @@ import { certificateValidity, expiryProblem, tlsCertificateFiles, type Certifica
 import type { GatewayConfig } from '../config/types.ts';
 import type { Component, ComponentStatus } from '../lifecycle.ts';
 import type { IntakeCounters, GatewayStore, QueueStats } from '../store/types.ts';
-import { MAX_STARTUP_ALERTS, type AlertSeverity, type EndpointKind, type EndpointState, type OdooLinkState, type Telemetry, type TelemetryEvents } from '../telemetry.ts';
+import { StartupAlerts, type AlertSeverity, type EndpointKind, type EndpointState, type OdooLinkState, type Telemetry, type TelemetryEvents } from '../telemetry.ts';
 import { describeError } from '../errors.ts';
 import type { OrderDownloadSummary } from '../astm/order-download.ts';
 import { maskAstmNames } from './mask-names.ts';
@@ -328,8 +328,8 @@ export class StatusModel implements Component {
   readonly #unsubscribe: Array<() => void> = [];
   readonly #changeListeners = new Set<(changed: ReadonlySet<string>) => void>();
   readonly #alertListeners = new Set<(alert: StatusAlert) => void>();
-  /** Alerts raised until a listener subscribes with `startup` (onAlert); undefined once handed over. */
-  #startupAlerts: StatusAlert[] | undefined = [];
+  /** Alerts raised until a listener subscribes with `startup` (onAlert). */
+  readonly #startupAlerts = new StartupAlerts<StatusAlert>();
   #pendingChanges = new Set<string>();
   #changeScheduled = false;
   #pollTimer: NodeJS.Timeout | undefined;
@@ -397,8 +397,8 @@ export class StatusModel implements Component {
       t.on('odoo.request', (e) => this.#onOdooRequest(e)),
       t.on('alert', (e) => this.#onComponentAlert(e)),
     );
-    // Those raised before this subscription (the relay starts first: its clock check at start,
-    // CLOCK_AHEAD_OF_STORED_DATA), passed through once, with the time they were raised.
+    // Those raised before this subscription (the composition root's ODOO_TARGET_CHANGED, as the
+    // store opens), passed through once, with the time they were raised.
     for (const e of t.takeStartupAlerts()) this.#onComponentAlert(e);
     // When each link last spoke survives a restart (the store keeps it); "never" would be wrong.
     try {
@@ -456,9 +456,7 @@ export class StatusModel implements Component {
    */
   onAlert(listener: (alert: StatusAlert) => void, options: { startup?: boolean } = {}): () => void {
     if (options.startup) {
-      const kept = this.#startupAlerts ?? [];
-      this.#startupAlerts = undefined;
-      for (const a of kept) {
+      for (const a of this.#startupAlerts.take()) {
         try {
           listener(a);
         } catch {
@@ -920,11 +918,7 @@ export class StatusModel implements Component {
   }
 
   #emitAlert(alert: StatusAlert): void {
-    const kept = this.#startupAlerts;
-    if (kept) {
-      kept.push(alert);
-      if (kept.length > MAX_STARTUP_ALERTS) kept.shift();
-    }
+    this.#startupAlerts.keep(alert);
     for (const l of this.#alertListeners) {
       try {
         l(alert);
@@ -939,23 +933,25 @@ export class StatusModel implements Component {
     const { health, reasons } = this.health();
     const codes = new Set(reasons.map((r) => `${r.code}:${r.endpoint ?? ''}`));
     const at = new Date(this.#now()).toISOString();
+    // A reason added to or taken from a health already degraded is a change too (ODOO_UNREACHABLE
+    // after its grace, ENDPOINT_DOWN after an idle hour, LINE_ERRORS cleared): only a change of
+    // level was one, and /api/stream, which pushes on change only, kept showing the old reasons
+    // in a quiet lab (the retained MQTT status until the next interval).
+    let reasonsChanged = false;
     for (const r of reasons) {
       const key = `${r.code}:${r.endpoint ?? ''}`;
       if (!this.#lastReasonCodes.has(key)) {
+        reasonsChanged = true;
         this.#emitAlert({ severity: r.level === 'down' ? 'critical' : 'warning', code: r.code, message: r.message, at, ...(r.endpoint ? { endpoint: r.endpoint } : {}) });
       }
     }
     for (const key of this.#lastReasonCodes) {
       if (!codes.has(key)) {
+        reasonsChanged = true;
         const [code, endpoint] = key.split(':') as [string, string];
         this.#emitAlert({ severity: 'info', code: `${code}_CLEARED`, message: `Resolved: ${code.toLowerCase().replaceAll('_', ' ')}${endpoint ? ` (${endpoint})` : ''}`, at, ...(endpoint ? { endpoint } : {}) });
       }
     }
-    // A reason added to or taken from a health already degraded is a change too (ODOO_UNREACHABLE
-    // after its grace, ENDPOINT_DOWN after an idle hour, LINE_ERRORS cleared): only a change of
-    // level was one, and /api/stream, which pushes on change only, kept showing the old reasons
-    // in a quiet lab (the retained MQTT status until the next interval).
-    const reasonsChanged = codes.size !== this.#lastReasonCodes.size || [...codes].some((k) => !this.#lastReasonCodes.has(k));
     this.#lastReasonCodes = codes;
     if (health !== this.#lastHealth || reasonsChanged) {
       this.#lastHealth = health;
