@@ -5,7 +5,7 @@
  *
  * Started by desktop/main.cjs (`npm run desktop`, or the packaged app).
  */
-import { app, BrowserWindow, clipboard, Menu, nativeImage, Notification, session, Tray, type MenuItemConstructorOptions } from 'electron';
+import { app, BrowserWindow, clipboard, Menu, nativeImage, Notification, powerMonitor, session, Tray, type MenuItemConstructorOptions } from 'electron';
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +21,7 @@ import {
   normalizeStatus,
   parseJson,
   reasonChanges,
+  reasonKey,
   trayIcon,
   trayMenu,
   trayTooltip,
@@ -123,6 +124,8 @@ class TrayApp {
    */
   #seenReasons = new Map<string, string | undefined>();
   #liveAlertKeys = new Set<string>();
+  /** `<CODE>_CLEARED` alerts of alarms the status shows: closed when the next status agrees (#onAlert). */
+  readonly #pendingClears = new Set<string>();
   /** The status window's page could not be loaded (the gateway was not answering): it is retried. */
   #windowLoadFailed = false;
   #windowRetry: NodeJS.Timeout | undefined;
@@ -176,6 +179,21 @@ class TrayApp {
     this.#connect(options);
     // Re-evaluate staleness even when nothing arrives.
     setInterval(() => this.#render(), 15_000).unref();
+    // The PC woke from sleep: what the tray showed before is an hour old, and its 15 s tick (whose
+    // clock stood still meanwhile) would show it as current for up to 15 s more.
+    powerMonitor.on('resume', () => this.#onResume());
+  }
+
+  /**
+   * After sleep: look again at once (a status older than its staleness turns grey now), and ask
+   * the broker for the retained topics again — the current state in one round trip, and a
+   * connection the broker dropped while the PC slept fails at once instead of at the next
+   * keep-alive.
+   */
+  #onResume(): void {
+    this.#render();
+    const client = this.#client;
+    if (client?.connected) client.subscribe(topicsInOrder(statusTopics(this.#gatewayId)), { qos: 1 });
   }
 
   /** Settings problems are shown once at start as a notification (and stay in tooltip and diagnostics). */
@@ -232,6 +250,7 @@ class TrayApp {
     this.#gatewayId = gatewayId;
     this.#seenReasons = new Map();
     this.#liveAlertKeys.clear();
+    this.#pendingClears.clear();
     this.#update({ gatewayId, status: undefined, statusAt: undefined, availability: undefined });
     client.subscribe(topicsInOrder(statusTopics(gatewayId)), { qos: 1 });
   }
@@ -267,6 +286,7 @@ class TrayApp {
       // meanwhile. Wait for fresh retained messages.
       this.#pendingAvailability.clear();
       this.#pendingAlerts = [];
+      this.#pendingClears.clear(); // a clearing not confirmed before the connection dropped is not known
       this.#update({ connection: 'connected', connectionError: undefined, status: undefined, statusAt: undefined, availability: undefined });
       const t = statusTopics(this.#gatewayId);
       client.subscribe(topicsInOrder(t), { qos: 1 });
@@ -346,7 +366,11 @@ class TrayApp {
     tray.setImage(this.#icon(icon));
     tray.setToolTip(tooltip);
     const template: MenuItemConstructorOptions[] = items.map((item) =>
-      item.id === 'separator' ? { type: 'separator' } : { label: item.label, enabled: item.enabled, click: () => void this.#onMenu(item.id) },
+      item.id === 'separator'
+        ? { type: 'separator' }
+        : item.enabled
+          ? { label: item.label, enabled: true, click: () => void this.#onMenu(item.id) }
+          : { label: item.label, enabled: false },
     );
     tray.setContextMenu(Menu.buildFromTemplate(template));
   }
@@ -396,10 +420,14 @@ class TrayApp {
    * the tray takes as offline (the last one of a stopped or dead gateway) says nothing current.
    */
   #notifyMissedAlarms(status: TrayStatus): void {
+    const pendingClears = [...this.#pendingClears];
+    this.#pendingClears.clear();
+    // A stopping gateway's `_CLEARED` alerts (pendingClears) cleared nothing: they are dropped.
     if (isOffline({ ...this.#state, now: Date.now() }).offline) return;
     const changes = reasonChanges(this.#seenReasons, status, new Date().toISOString());
     this.#seenReasons = changes.seen;
-    for (const key of changes.cleared) this.#closeAlarm(key);
+    const shows = new Set((status.healthReasons ?? []).map(reasonKey));
+    for (const key of new Set([...changes.cleared, ...pendingClears.filter((k) => !shows.has(k) && !changes.seen.has(k))])) this.#closeAlarm(key);
     // An alert that arrived live was decided on already (shown, or counted as held back).
     for (const alert of changes.appeared) if (!this.#liveAlertKeys.has(alertKey(alert))) this.#onAlert(alert);
     this.#liveAlertKeys.clear();
@@ -414,9 +442,15 @@ class TrayApp {
 
   #onAlert(alert: TrayAlert): void {
     // `<CODE>_CLEARED`: the alarm is over (not held back as a duplicate of the one that cleared
-    // if it comes back).
+    // if it comes back). For an alarm the status shows (a health reason), the status that follows
+    // says so: a stopping gateway also clears the alarms of the links it stops (an analyzer it no
+    // longer watches is not an analyzer back), and its status tells that apart (isStopping). So
+    // does a link's alarm the tray was told of live before any status showed it.
     const cleared = clearedAlertKey(alert);
-    if (cleared !== undefined) this.#closeAlarm(cleared);
+    if (cleared !== undefined) {
+      if (this.#seenReasons.has(cleared) || alert.endpoint !== undefined) this.#pendingClears.add(cleared);
+      else this.#closeAlarm(cleared);
+    }
     const d = decideNotification(this.#notify, alert, Date.now());
     this.#notify = d.state;
     if (d.notify && Notification.isSupported()) {

@@ -36,6 +36,8 @@ export interface TrayStatus {
   /** When the gateway process started, and when it wrote this status (both by its clock). */
   startedAt?: string;
   generatedAt?: string;
+  /** Its analyzers and LIS links; the tray reads only their state (`stopped`: the gateway is stopping). */
+  endpoints?: Array<{ id?: string; state?: string }>;
 }
 
 export interface TrayInput {
@@ -93,6 +95,16 @@ export function normalizeStatus(value: unknown): TrayStatus | undefined {
   };
 }
 
+/**
+ * A status published while the gateway stops: its links already stopped (an endpoint's state
+ * `stopped` is reached only when the gateway stops it), the status still says `online`. Its
+ * health says nothing about the lab: an analyzer no longer watched is not an analyzer back, and
+ * the gateway drops its alarm (`ENDPOINT_DOWN_CLEARED`) on the way out.
+ */
+export function isStopping(status: TrayStatus): boolean {
+  return Array.isArray(status.endpoints) && status.endpoints.some((e) => !!e && typeof e === 'object' && e.state === 'stopped');
+}
+
 export function isOffline(input: TrayInput): { offline: boolean; why: string } {
   if (input.connection === 'lost') {
     return { offline: true, why: input.connectionError ? `connection to the gateway lost: ${input.connectionError}` : 'connection to the gateway lost' };
@@ -101,6 +113,7 @@ export function isOffline(input: TrayInput): { offline: boolean; why: string } {
   if (input.availability === 'offline') return { offline: true, why: 'the gateway is not running' };
   if (!input.status) return { offline: true, why: 'no status received yet' };
   if (input.status.online === false) return { offline: true, why: 'the gateway stopped' };
+  if (isStopping(input.status)) return { offline: true, why: 'the gateway is stopping' };
   // A quiet gateway publishes only on its interval: a status is stale after three missed ones
   // (never sooner than 90 s), so a gateway set to publish every 10 minutes does not flash grey.
   const interval = input.status.publishIntervalMs;
@@ -151,15 +164,29 @@ export function trayTooltip(input: TrayInput): string {
 }
 
 export interface TrayMenuItem {
-  id: 'open' | 'pause-relay' | 'resume-relay' | 'copy-diagnostics' | 'quit' | 'separator';
+  id: 'state' | 'settings' | 'open' | 'pause-relay' | 'resume-relay' | 'copy-diagnostics' | 'quit' | 'separator';
   label: string;
   enabled: boolean;
 }
 
-/** The context menu. Pause/resume appear only for an administrator (a token is configured). */
+/** Longest state line in the menu (a menu is wider than a tooltip, but not a page wide). */
+export const MENU_LINE_MAX = 200;
+
+/**
+ * The context menu. It opens with the tooltip's lines as disabled entries: on Linux the tray is
+ * an AppIndicator — a click opens this menu, and many desktops show no tooltip — so the state
+ * (and a settings problem) must be read here. Pause/resume appear only for an administrator (a
+ * token is configured).
+ */
 export function trayMenu(input: TrayInput, options: { isAdmin: boolean }): TrayMenuItem[] {
   const offline = isOffline(input).offline;
-  const items: TrayMenuItem[] = [{ id: 'open', label: 'Open status window', enabled: true }];
+  const items: TrayMenuItem[] = [{ id: 'state', label: clip(stateLine(input).replace(/\s+/g, ' '), MENU_LINE_MAX), enabled: false }];
+  const issues = input.configIssues ?? [];
+  if (issues.length) {
+    const note = `Tray settings: ${issues[0]!.replace(/\s+/g, ' ')}${issues.length > 1 ? ` (+${issues.length - 1} more: see Copy diagnostics)` : ''}`;
+    items.push({ id: 'settings', label: clip(note, MENU_LINE_MAX), enabled: false });
+  }
+  items.push({ id: 'separator', label: '', enabled: false }, { id: 'open', label: 'Open status window', enabled: true });
   if (options.isAdmin) {
     const paused = input.status?.relayPaused === true;
     items.push(

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileWriter, getJson, startGatewayProcess, until, type GatewayProcess } from '../fixtures/gateway-process.ts';
 import { freePort, useMosquitto } from '../fixtures/status/harness.ts';
-import { clickMenu, resetScreen, screen, useChromium } from '../fixtures/tray/electron-stand-in.ts';
+import { clickMenu, powerEvent, resetScreen, screen, useChromium } from '../fixtures/tray/electron-stand-in.ts';
 import { CHROMIUM_FLAGS } from '../fixtures/chromium.ts';
 
 vi.mock('electron', () => import('../fixtures/tray/electron-stand-in.ts'));
@@ -35,6 +35,7 @@ afterEach(async () => {
   trayRunning = false;
   await Promise.all(gateways.splice(0).map((g) => g.stop()));
   vi.unstubAllEnvs();
+  vi.restoreAllMocks(); // the clock of a PC that slept
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -163,6 +164,81 @@ describe('gateway not running yet at login', () => {
     await until('more statuses', () => screen.tooltips.length > seen || undefined, 10_000).catch(() => undefined);
     await new Promise((r) => setTimeout(r, 5000));
     expect(shown()).toEqual([expect.stringMatching(/xn-1/)]);
+  });
+});
+
+describe('IT restarts the gateway while an analyzer is unplugged', () => {
+  /**
+   * User sees: "Analyzer xn-1 in error" popped up in the morning; the cable is still out. At noon IT
+   * restarts the gateway (an update). As the gateway stops its links it tells its subscribers
+   * "Resolved: endpoint down (xn-1)" and publishes a last running status without the alarm, so
+   * the tray closed the notification — nothing was resolved — and forgot it had told the
+   * technician, ready to pop the same alarm up again once the restarted gateway finds the
+   * analyzer still unreachable.
+   * Promise: desktop/README.md "When the gateway reports the alarm cleared, its notification is
+   * closed" — an alarm that cleared, not one a stopping gateway stopped looking at; "An alarm that
+   * stays through a gateway restart is not notified again".
+   */
+  it('keeps the notification of an alarm the stopping gateway stops looking at', async () => {
+    const deadPort = await freePort();
+    const s = await site('tray-stopping', [`analyzers: [ { id: xn-1, profile: sysmex-xn, tcp: { connect: { host: 127.0.0.1, port: ${deadPort} } } } ]`]);
+    const g = await startGateway(s);
+    await startTray(s);
+    await until('the alarm notified', () => shown().length > 0, 30_000);
+    const iconsBefore = screen.icons.length;
+    await g.stop();
+    await until('the gateway shown not running', () => /not running|connection to the gateway lost/.test(tooltip()), 20_000);
+    expect(screen.notifications.map((n) => ({ body: n.body, closed: n.closed }))).toEqual([{ body: expect.stringMatching(/xn-1/), closed: false }]);
+    // Nor was the stopping gateway shown green on the way.
+    expect(screen.icons.slice(iconsBefore)).not.toContain('ok');
+  });
+});
+
+describe('Linux desktop (AppIndicator)', () => {
+  /**
+   * User sees: on the lab's Ubuntu PCs a click on the tray icon only opens its menu (AppIndicator
+   * has no click and often no tooltip), and the menu says nothing about the gateway: the
+   * technician sees an amber dot and no reason, short of opening the status window.
+   * Promise: desktop/README.md "a coloured dot in the system tray … a one-line tooltip with the
+   * reason" — on a desktop without tooltips, that line must be somewhere the technician sees.
+   */
+  it("the menu starts with the gateway's state, kept current", async () => {
+    const s = await site('tray-menu');
+    const g = await startGateway(s);
+    await startTray(s);
+    await until('all good', () => tooltip().endsWith('all good'));
+    expect(screen.menu[0]).toMatchObject({ label: 'Lab gateway tray-menu: all good', enabled: false });
+    await g.stop();
+    await until('offline', () => icon() === 'offline');
+    expect(screen.menu[0]).toMatchObject({ label: tooltip(), enabled: false });
+    expect(screen.menu[0]!.label).toMatch(/^Lab gateway tray-menu: offline — /);
+  });
+});
+
+describe('the lab PC wakes from sleep', () => {
+  /**
+   * User sees: the PC slept over lunch; at 14:00 the technician wakes it and glances at the tray:
+   * green "all good" — the state from 12:30 — while the gateway may have been down for an hour. The
+   * tray looks again only on its 15 s tick (whose clock stood still while the PC slept), so the
+   * icon from before the sleep is shown as current meanwhile.
+   * Promise: desktop/README.md "no status arrived for three of the gateway's publish intervals"
+   * shows grey — at once when the PC wakes, not a tick later.
+   */
+  it('the state from before the sleep is not shown as current after it wakes', async () => {
+    const s = await site('tray-sleep');
+    await startGateway(s);
+    await startTray(s);
+    await until('all good', () => icon() === 'ok');
+    powerEvent('suspend');
+    // The PC sleeps for an hour: its wall clock jumps ahead, nothing ran meanwhile.
+    const realNow = Date.now.bind(Date);
+    vi.spyOn(Date, 'now').mockImplementation(() => realNow() + 3_600_000);
+    powerEvent('resume');
+    expect(icon()).toBe('offline');
+    expect(tooltip()).toMatch(/no status for 60 min/);
+    // And a fresh status of the running gateway shows it as it is now.
+    await until('green again', () => icon() === 'ok', 20_000).catch(() => undefined);
+    expect(tooltip()).toBe('Lab gateway tray-sleep: all good');
   });
 });
 

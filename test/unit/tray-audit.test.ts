@@ -103,6 +103,7 @@ vi.mock('electron', () => {
     clipboard: { writeText: (t: string) => h.clipboard.push(t) },
     Menu: { buildFromTemplate: (t: typeof h.menu) => t },
     nativeImage: { createFromPath: (p: string) => ({ path: p, addRepresentation() {} }) },
+    powerMonitor: { on: () => undefined },
     session: { defaultSession: { setPermissionRequestHandler() {} } },
   };
 });
@@ -246,6 +247,39 @@ describe('tray main process (Electron and MQTT stood in)', () => {
     expect(h.notifications[0]).toMatchObject({ shown: true, closed: false });
     c.deliver('lab-gateway/lab-1/alerts', { gatewayId: 'lab-1', severity: 'info', code: 'STORE_DOWN_CLEARED', message: 'Resolved: store down', at });
     expect(h.notifications[0]!.closed).toBe(true);
+  });
+
+  /**
+   * The two sides of a link's `_CLEARED`: a cable plugged back (the running gateway's next status
+   * no longer shows the alarm) closes the notification; a gateway stopping its links (its next
+   * status shows them `stopped`, then `online: false`) clears nothing — the technician's
+   * "Analyzer xn-1 disconnected" stays, and is not popped up again after the restart.
+   */
+  it("a link's alarm cleared by a running gateway is closed; one a stopping gateway drops is kept", async () => {
+    const c = await startTray({ gatewayId: 'lab-1' });
+    c.emit('connect');
+    const reason = { level: 'degraded', code: 'ENDPOINT_DOWN', endpoint: 'xn-1', message: 'Analyzer xn-1 disconnected for 1 min' };
+    const down = { ...okStatus('lab-1'), health: 'degraded', healthReasons: [reason], endpoints: [{ id: 'lis', state: 'listening' }, { id: 'xn-1', state: 'error' }] };
+    const at = new Date().toISOString();
+    const cleared = { gatewayId: 'lab-1', severity: 'info', code: 'ENDPOINT_DOWN_CLEARED', endpoint: 'xn-1', message: 'Resolved: endpoint down (xn-1)', at };
+    c.deliver('lab-gateway/lab-1/status', down, true);
+    expect(h.notifications.map((n) => n.closed)).toEqual([false]);
+
+    // The gateway stops: links first (its status still `online`), the alarm "resolved" on the way.
+    c.deliver('lab-gateway/lab-1/status', { ...down, health: 'ok', healthReasons: [], endpoints: [{ id: 'lis', state: 'stopped' }, { id: 'xn-1', state: 'stopped' }] });
+    c.deliver('lab-gateway/lab-1/alerts', cleared);
+    c.deliver('lab-gateway/lab-1/status', { ...down, health: 'ok', healthReasons: [], online: false, endpoints: [{ id: 'lis', state: 'stopped' }, { id: 'xn-1', state: 'stopped' }] }, true);
+    expect(h.notifications.map((n) => n.closed)).toEqual([false]);
+    expect(h.images).not.toContainEqual(expect.stringMatching(/ok-32\.png$/));
+
+    // Restarted, the analyzer still unplugged: not notified again. Then the cable goes back in.
+    const restarted = { ...down, startedAt: new Date().toISOString() };
+    c.deliver('lab-gateway/lab-1/status', restarted, true);
+    c.deliver('lab-gateway/lab-1/alerts', { ...cleared, code: 'ENDPOINT_DOWN', severity: 'warning', message: 'Analyzer xn-1 disconnected for 0 min' });
+    expect(h.notifications.map((n) => n.closed)).toEqual([false]);
+    c.deliver('lab-gateway/lab-1/alerts', cleared);
+    c.deliver('lab-gateway/lab-1/status', { ...restarted, health: 'ok', healthReasons: [], endpoints: [{ id: 'lis', state: 'listening' }, { id: 'xn-1', state: 'connected' }] });
+    expect(h.notifications.map((n) => n.closed)).toEqual([true]);
   });
 
   it('one notification per new alarm: status updates and a redelivered alert do not notify again', async () => {

@@ -79,13 +79,19 @@ describe('tray icon and tooltip', () => {
 
 describe('tray menu', () => {
   it('shows pause/resume only to an administrator, and the right one', () => {
-    expect(trayMenu(live(ok), { isAdmin: false }).map((i) => i.id)).toEqual(['open', 'copy-diagnostics', 'separator', 'quit']);
-    expect(trayMenu(live(ok), { isAdmin: true }).map((i) => i.id)).toEqual(['open', 'pause-relay', 'copy-diagnostics', 'separator', 'quit']);
-    expect(trayMenu(live({ ...ok, relayPaused: true }), { isAdmin: true })[1]).toEqual({ id: 'resume-relay', label: 'Resume sending to Odoo', enabled: true });
+    expect(trayMenu(live(ok), { isAdmin: false }).map((i) => i.id)).toEqual(['state', 'separator', 'open', 'copy-diagnostics', 'separator', 'quit']);
+    expect(trayMenu(live(ok), { isAdmin: true }).map((i) => i.id)).toEqual(['state', 'separator', 'open', 'pause-relay', 'copy-diagnostics', 'separator', 'quit']);
+    expect(trayMenu(live({ ...ok, relayPaused: true }), { isAdmin: true })[3]).toEqual({ id: 'resume-relay', label: 'Resume sending to Odoo', enabled: true });
   });
 
   it('disables relay control while the gateway is offline', () => {
-    expect(trayMenu(live(ok, { connection: 'lost' }), { isAdmin: true })[1]!.enabled).toBe(false);
+    expect(trayMenu(live(ok, { connection: 'lost' }), { isAdmin: true })[3]!.enabled).toBe(false);
+  });
+
+  it('opens with the state line (and a settings problem) as disabled entries', () => {
+    const menu = trayMenu(live(degraded, { configIssues: ['gatewayUrl: not a URL', 'mqttUrl: not a URL'] }), { isAdmin: false });
+    expect(menu[0]).toEqual({ id: 'state', label: trayTooltip(live(degraded)), enabled: false });
+    expect(menu[1]).toEqual({ id: 'settings', label: 'Tray settings: gatewayUrl: not a URL (+1 more: see Copy diagnostics)', enabled: false });
   });
 });
 
