@@ -4,6 +4,7 @@ import type { DraftEvent, EventDataMap, EventType, RunType } from '../events/typ
 import { isGatewayError } from '../errors.ts';
 import { processingIdSearchTerm } from '../hl7/processing-id.ts';
 import { consumptionDrafts, splitConsumption } from '../profiles/consumption.ts';
+import { altKeyParts, type SameTimeResult } from '../profiles/result-alt-key.ts';
 import { findTestMapping } from '../profiles/test-mapping.ts';
 import { withProcessingId } from '../profiles/training-run.ts';
 import type { FieldCondition, Profile, TestMapping } from '../profiles/types.ts';
@@ -177,8 +178,11 @@ class MessageNormalizer {
   readonly #warnings: string[] = [];
   readonly #terms = new Set<string>();
   readonly #runs: RunSummary[] = [];
-  /** Specimen, code and time of each result of this message → the value, units and flags of its first result (#alongside). */
-  readonly #resultKeys = new Map<string, string>();
+  /**
+   * The test.completed events of this message, with what their key is made of: the key is set
+   * once every result is known, its `alt:` part chosen by content (profiles/result-alt-key.ts).
+   */
+  readonly #resultKeys: Array<{ result: SameTimeResult; event: DraftEvent; key: (alt: string | undefined) => string }> = [];
   readonly #controlId: string | undefined;
   #lots: ReadonlyMap<string, string> = new Map();
 
@@ -230,6 +234,7 @@ class MessageNormalizer {
     }
     const messageType = hostQuery ? 'ASTM^QUERY' : results > 0 ? 'ASTM^RESULT' : orders > 0 ? 'ASTM^ORDER' : 'ASTM^OTHER';
     if (this.#controlId) this.#terms.add(this.#controlId);
+    this.#keyResults();
     const trainingTerm = processingIdSearchTerm(this.#processingId());
     if (trainingTerm) this.#terms.add(trainingTerm);
     const sender = this.#sender();
@@ -403,16 +408,20 @@ class MessageNormalizer {
       if (status !== '') data.resultStatus = status;
       if (iso) data.completedAt = iso;
       const version = resultVersion(status.trim(), value, units, flags);
-      const alongside = this.#alongside(specimenId, analyzerCode, timeKey, value, units, flags);
-      this.#push('test.completed', {
+      const event = this.#push('test.completed', {
         occurredAt: iso ?? this.#headerTime() ?? this.#ctx.receivedAt,
-        // The key of a final result (and of its resends: R, V) has no version part: unchanged.
-        // A second result of the same code and time in the message (HbA1c in % then mmol/mol)
-        // gets an `alt:` part: keyed alike, the store skipped it as a resend of the first.
-        idempotencyKey: idempotencyKey('astm', analyzerId, 'result', specimenId, analyzerCode, timeKey, ...(alongside ? [alongside] : []), ...(version ? [version] : [])),
+        idempotencyKey: '', // set by #keyResults
         correlationId: specimenId,
         partitionKey: billableRun ? partitionKeys.order(specimenId) : partitionKeys.specimen(specimenId),
         data,
+      });
+      this.#resultKeys.push({
+        result: { slot: [specimenId, analyzerCode, timeKey].join('\u0000'), value, units, flags, mappedUnits: mapping?.units },
+        event,
+        // The key of a final result (and of its resends: R, V) has no version part: unchanged.
+        // A second result of the same code and time in the message (HbA1c in % and mmol/mol)
+        // gets an `alt:` part: keyed alike, the store skipped it as a resend of the first.
+        key: (alt) => idempotencyKey('astm', analyzerId, 'result', specimenId, analyzerCode, timeKey, ...(alt ? [alt] : []), ...(version ? [version] : [])),
       });
       kept.push({ canonical, timeKey, iso, runId, draws, consumes, baseCode, mapped });
     }
@@ -451,22 +460,15 @@ class MessageNormalizer {
   }
 
   /**
-   * The `alt:` key part of a result that shares its code and time key with an earlier result of
-   * the message but not its content: one measurement reported in two units (Afinion 2: HbA1c
-   * 5.1 % and 32 mmol/mol, one completion time). The first keeps the key it always had; a result
-   * repeated verbatim (Bio-Rad's variant capture) is the same fact and gets none. The part is a
-   * hash of value, units and flags (not of the status: a preliminary and its final keep one `alt:`,
-   * the version part tells them apart), so a resend of the message gives the same keys.
+   * The keys of this message's results, once all are known: a result sharing its specimen, code
+   * and time key with another of the message but not its content (one measurement in two units:
+   * Afinion 2 HbA1c 5.1 % and 32 mmol/mol, one completion time) gets an `alt:` part, unless it is
+   * the one in the units the profile maps for the test (profiles/result-alt-key.ts). Chosen by
+   * content, so a resend listing them the other way round gives each the key it had.
    */
-  #alongside(specimenId: string, analyzerCode: string, timeKey: string, value: string, units: string, flags: string): string | undefined {
-    const key = [specimenId, analyzerCode, timeKey].join('\u0000');
-    const content = [value, units, flags].join('\u0000');
-    const first = this.#resultKeys.get(key);
-    if (first === undefined) {
-      this.#resultKeys.set(key, content);
-      return undefined;
-    }
-    return first === content ? undefined : `alt:${shortHash(content)}`;
+  #keyResults(): void {
+    const alts = altKeyParts(this.#resultKeys.map((r) => r.result));
+    this.#resultKeys.forEach((r, i) => (r.event.idempotencyKey = r.key(alts[i])));
   }
 
   /**
@@ -528,8 +530,10 @@ class MessageNormalizer {
     return source;
   }
 
-  #push<T extends EventType>(type: T, e: { occurredAt: string; idempotencyKey: string; correlationId: string; partitionKey: string; data: EventDataMap[T] }): void {
-    this.#events.push({ type, receivedAt: this.#ctx.receivedAt, source: this.#source(), ...e } as DraftEvent);
+  #push<T extends EventType>(type: T, e: { occurredAt: string; idempotencyKey: string; correlationId: string; partitionKey: string; data: EventDataMap[T] }): DraftEvent {
+    const event = { type, receivedAt: this.#ctx.receivedAt, source: this.#source(), ...e } as DraftEvent;
+    this.#events.push(event);
+    return event;
   }
 
   /**

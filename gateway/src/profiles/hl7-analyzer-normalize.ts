@@ -8,6 +8,7 @@ import { readMsh } from '../hl7/msh.ts';
 import type { Hl7NormalizeContext, Hl7Normalizer } from '../hl7/normalizer.ts';
 import { processingIdTerm } from '../hl7/processing-id.ts';
 import { consumptionDrafts, splitConsumption } from './consumption.ts';
+import { altKeyParts, type SameTimeResult } from './result-alt-key.ts';
 import { findTestMapping } from './test-mapping.ts';
 import { withProcessingId } from './training-run.ts';
 import type { Profile } from './types.ts';
@@ -32,7 +33,9 @@ import type { Profile } from './types.ts';
  * - test.completed: `result`, specimen, analyzer code, key time = OBX-14, else OBR-7 (BS QC in
  *   OBR: OBR-7, else OBR-6), else `rec:` and a hash of OBX-3/5/6/8 (BS QC: code, value, units,
  *   level) — never MSH-7, which a resend renews; for a sample number or a control lot (not a
- *   tube barcode) `rec:<message day>~<hash>`.
+ *   tube barcode) `rec:<message day>~<hash>`; `alt:<hash>` for a result sharing specimen, code
+ *   and key time with another of the message that is not its verbatim repeat, but for the one in
+ *   the profile's units (result-alt-key.ts); the version part (P, S, C:<hash>) last.
  * - specimen.received: `specimen`, specimen, day of the first result's time (MSH-7 as last resort).
  * - consumable.used: `consumption`, specimen, run key, per, test, product, row. Per-test rows: the
  *   result's key time (one group per distinct key time). Per-run rows (dead volume): the sample's
@@ -91,6 +94,8 @@ export function normalizeAnalyzerHl7Message(message: Hl7Message, ctx: AnalyzerHl
   const source: DraftEvent['source'] = { kind: 'hl7', endpoint: ctx.endpoint, analyzer: analyzerId };
   if (h.controlId) source.controlId = h.controlId;
   const seen = new Set<string>();
+  /** The test.completed events, keyed once every result of the message is known (the `alt:` part). */
+  const resultKeys: Array<{ result: SameTimeResult; event: DraftEvent; key: (alt: string | undefined) => string }> = [];
 
   // Group OBX under the OBR before them (one OBR per sample in both Mindray dialects).
   const groups: Array<{ obr: Hl7Segment; obx: Hl7Segment[] }> = [];
@@ -180,18 +185,27 @@ export function normalizeAnalyzerHl7Message(message: Hl7Message, ctx: AnalyzerHl
       if (r.status) data.resultStatus = r.status;
       if (iso) data.completedAt = iso;
       const version = resultVersion(r.status.trim(), r.value, units, r.flags);
-      events.push({
+      const event: DraftEvent = {
         type: 'test.completed',
         occurredAt: iso ?? ctx.receivedAt,
         receivedAt: ctx.receivedAt,
-        // A preliminary and its final (OBX-11 P, then F), or a correction (C), are facts of their
-        // own: keyed alike, the final was skipped as a resend of the preliminary and never reached
-        // Odoo. A final's key has no version part (unchanged; consumption keys never have one).
-        idempotencyKey: version === undefined ? idempotencyKey('hl7-analyzer', analyzerId, 'result', specimenId, r.code, r.keyTime) : idempotencyKey('hl7-analyzer', analyzerId, 'result', specimenId, r.code, r.keyTime, version),
+        idempotencyKey: '', // set below, once every result of the message is known
         correlationId: specimenId,
         partitionKey: attached ? partitionKeys.order(specimenId) : partitionKeys.specimen(specimenId),
         source,
         data,
+      };
+      events.push(event);
+      const sample = specimenId;
+      resultKeys.push({
+        result: { slot: [specimenId, r.code, r.keyTime].join('\u0000'), value: r.value, units, flags: r.flags, mappedUnits: mapping?.units },
+        event,
+        // A preliminary and its final (OBX-11 P, then F), or a correction (C), are facts of their
+        // own: keyed alike, the final was skipped as a resend of the preliminary and never reached
+        // Odoo. A final's key has no version part (unchanged; consumption keys never have one).
+        // Two OBX of one code and time (one test in two units) get an `alt:` part but for the one
+        // in the profile's units: keyed alike, the second was skipped as a resend of the first.
+        key: (alt) => idempotencyKey('hl7-analyzer', analyzerId, 'result', sample, r.code, r.keyTime, ...(alt ? [alt] : []), ...(version ? [version] : [])),
       });
       kept.push({ canonical, time: r.time, keyTime: r.keyTime });
     }
@@ -238,6 +252,8 @@ export function normalizeAnalyzerHl7Message(message: Hl7Message, ctx: AnalyzerHl
     }
     events.push(...consumptionDrafts({ ...base, profile: perRun, tests, runKey, runAt: runAtSample }));
   }
+  const alts = altKeyParts(resultKeys.map((k) => k.result));
+  resultKeys.forEach((k, i) => (k.event.idempotencyKey = k.key(alts[i])));
   return { events, notes, warnings, searchTerms: [...searchTerms] };
 }
 
