@@ -3,7 +3,7 @@ import { partitionKeys } from '../events/keys.ts';
 import { hl7TimeToIso } from './hl7-time.ts';
 import type { Hl7Message, Hl7Segment } from './message.ts';
 import { hl7EventKey, type Hl7NormalizeContext, type Hl7Normalizer } from './normalizer.ts';
-import { historicalModeKind, processingIdTerm, processingModeTerm } from './processing-id.ts';
+import { historicalModeKind, isQcProcessingId, processingIdTerm, processingModeTerm } from './processing-id.ts';
 import { upper } from './text.ts';
 
 /**
@@ -432,10 +432,8 @@ function normalizeOrders(ctx: Hl7NormalizeContext, sink: EventSink): void {
 }
 
 function runTypeOf(message: Hl7Message): RunType {
-  // Mindray BC-5380 marks QC results with processing id Q (MSH-11).
-  const { processingId, encodingCharacters } = message.header;
-  const end = processingId.indexOf(encodingCharacters[0] ?? '^');
-  return (end === -1 ? processingId : processingId.slice(0, end)) === 'Q' ? 'qc' : 'patient';
+  // Mindray BC-5380 marks QC results with processing id Q (MSH-11), read as T/D are (processing-id.ts).
+  return isQcProcessingId(message.header) ? 'qc' : 'patient';
 }
 
 function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {

@@ -44,6 +44,15 @@ export function processingModeTerm(header: MshHeader): string | undefined {
   return historicalModeKind(header) === undefined ? undefined : `processingMode:${processingModeOf(header)}`;
 }
 
+/**
+ * Whether MSH-11.1 is `Q`, a QC run (Mindray BC-5380, LIS systems forwarding their analyzers'
+ * QC), read as T and D are: trimmed, any case. The LIS normalizer read `Q` exactly, so a LIS
+ * sending `q` had the control's result validated on the patient's order.
+ */
+export function isQcProcessingId(header: MshHeader): boolean {
+  return processingIdOf(header) === 'Q';
+}
+
 /** The processing ids that are not the lab's real work, in the lab's words. */
 const NOT_PRODUCTION: Readonly<Record<string, string>> = { T: 'training', D: 'debugging' };
 
