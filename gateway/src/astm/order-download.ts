@@ -26,7 +26,8 @@ import { analyzerTests, buildOrderDownload } from './host-query.ts';
  * `maxAttempts` refusals: a serial port stays open, so a busy analyzer that became ready never got
  * the orders while the status showed them waiting. An accession past its `maxAttempts` goes after
  * the others in a pass, so one the analyzer keeps refusing (a test it does not know) never holds
- * back the orders behind it.
+ * back the orders behind it; its refusals are counted since the analyzer last accepted it (the
+ * document's `attempts`), across connections and restarts.
  *
  * Recording follows the commit, so a crash (or a failed write) after the LIS's order was
  * acknowledged and before its documents were written would lose it. A third document, the cursor
@@ -120,6 +121,8 @@ export interface OrderDownloadSummary {
 /** One accession in the outbox, in memory (see the class note). */
 interface WaitingEntry {
   queuedAt: string;
+  /** Refused sends since the analyzer last accepted one of the accession (the document's `attempts`). */
+  attempts: number;
   failure?: { error: string; at: string };
 }
 
@@ -263,7 +266,10 @@ export class OrderDownload {
     });
   }
 
-  /** A connection opened: send the outbox now, refused orders included (their delays start over). */
+  /**
+   * A connection opened: send the outbox now, refused orders included (their delays start over;
+   * one refused `maxAttempts` times still goes after the others).
+   */
   onLink(): void {
     this.#failures.clear();
     this.#kick();
@@ -594,13 +600,18 @@ export class OrderDownload {
   /**
    * One pass over the outbox, oldest first — accessions refused `maxAttempts` times or more after
    * the others — and stops at the first refused send (the line is busy, or the analyzer refuses:
-   * the retry timer comes back).
+   * the retry timer comes back). The refusals that place an accession last are those since the
+   * analyzer last accepted it (its document's `attempts`), not since the last connection: an
+   * analyzer that connects for each transmission (TCP) started the count over every time, so the
+   * accession it keeps refusing went first, was refused, and stopped every pass before the orders
+   * queued behind it.
    */
   async #pass(): Promise<void> {
     const { store, link, analyzerId, profile, log } = this.#opt;
     if (link.connections === 0) return;
     const prefix = analyzerId + SEP;
-    const backedOff = (key: string): number => ((this.#failures.get(key.slice(prefix.length)) ?? 0) >= this.#maxAttempts ? 1 : 0);
+    const refusals = (accession: string): number => Math.max(this.#failures.get(accession) ?? 0, this.#waiting.get(accession)?.attempts ?? 0);
+    const backedOff = (key: string): number => (refusals(key.slice(prefix.length)) >= this.#maxAttempts ? 1 : 0);
     const entries = (await store.listDocs<OutboxEntry>(ORDER_OUTBOX_NS, { prefix })).sort((a, b) => backedOff(a.key) - backedOff(b.key) || compare(a.value.queuedAt, b.value.queuedAt));
     for (const { key } of entries) {
       if (this.#stopped || link.connections === 0) return;
@@ -736,7 +747,8 @@ function compare(a: string, b: string): number {
 
 /** The in-memory outbox entry of a document with something to send. */
 function entryOf(doc: OrderDownloadDoc, entry: OutboxEntry): WaitingEntry {
-  return doc.attempts > 0 && doc.lastError !== undefined ? { queuedAt: entry.queuedAt, failure: { error: doc.lastError, at: doc.lastErrorAt ?? doc.updatedAt } } : { queuedAt: entry.queuedAt };
+  const { attempts } = doc;
+  return attempts > 0 && doc.lastError !== undefined ? { queuedAt: entry.queuedAt, attempts, failure: { error: doc.lastError, at: doc.lastErrorAt ?? doc.updatedAt } } : { queuedAt: entry.queuedAt, attempts };
 }
 
 function newDoc(accession: string): OrderDownloadDoc {
