@@ -14,7 +14,7 @@ export interface SameTimeResult {
   /** The units the result is reported in (as sent, else the profile's). */
   units: string;
   flags: string;
-  /** The units the profile maps for the test (`tests[code].units`), if it names any. */
+  /** The units the profile maps for the test (`tests[code].units`), if it names any; compared trimmed, in any case. */
   mappedUnits: string | undefined;
 }
 
