@@ -6,7 +6,9 @@
 #
 # The gateway address at install time:
 #   sudo env LAB_GATEWAY_URL=http://10.0.0.5:8484 dpkg -i lab-gateway-tray_<version>_amd64.deb
-# writes /etc/lab-gateway/tray.json (kept on upgrades when LAB_GATEWAY_URL is not given).
+# writes /etc/lab-gateway/tray.json. An upgrade keeps that file; with LAB_GATEWAY_URL only its
+# address is replaced. An address without http:// is completed; one the tray would refuse is not
+# written (a warning says why; the install goes on).
 set -e
 
 if type update-alternatives >/dev/null 2>&1; then
@@ -26,15 +28,56 @@ if hash update-desktop-database 2>/dev/null; then
     update-desktop-database /usr/share/applications || true
 fi
 
+# >>> tray.json  (run by test/unit/tray-deb-config.test.ts; no brace-style $-names here: electron-builder
+# fills those in, and fails on a name it does not know)
+# The address given in LAB_GATEWAY_URL, as the tray takes it: blanks trimmed, http:// added when no
+# scheme is given. One the tray would refuse is not written (the install says why, and goes on).
 CONF_DIR=/etc/lab-gateway
 CONF="$CONF_DIR/tray.json"
 mkdir -p "$CONF_DIR"
-if [ -n "$LAB_GATEWAY_URL" ]; then
-    printf '{ "gatewayUrl": "%s" }\n' "$LAB_GATEWAY_URL" > "$CONF"
+url="$LAB_GATEWAY_URL"
+url="$(printf '%s' "$url" | sed -E 's/^[[:space:]]+//; s/[[:space:]]+$//')"
+if [ -n "$url" ]; then
+    case "$url" in
+        *://*) ;;
+        *) url="http://$url" ;;
+    esac
+    why=""
+    case "$url" in
+        http://* | https://*) ;;
+        *) why="it must start with http:// or https://" ;;
+    esac
+    host="$(printf '%s' "$url" | sed -E 's|^[a-zA-Z]+://||')"
+    if [ -z "$why" ]; then
+        case "$host" in
+            '' | /* | :*) why="it names no host" ;;
+        esac
+    fi
+    if [ -z "$why" ]; then
+        case "$url" in
+            *[[:space:]]* | *'"'* | *'\'*) why="it contains a space, a quote or a backslash" ;;
+            *@*) why="it contains a user name or password (@), which the tray does not use" ;;
+        esac
+    fi
+    if [ -n "$why" ]; then
+        echo "lab-gateway-tray: LAB_GATEWAY_URL=$LAB_GATEWAY_URL is not used: $why (for example http://10.0.0.5:8484); $CONF left as it was" >&2
+        url=""
+    fi
+fi
+# An upgrade keeps the file: only its address changes when one is given (the admin token file,
+# MQTT settings… IT wrote there stay).
+sed_url="$(printf '%s' "$url" | sed -e 's/[&|]/\\&/g')"
+if [ -n "$url" ] && [ -f "$CONF" ] && grep -qE '"gatewayUrl"[[:space:]]*:[[:space:]]*"[^"]*"' "$CONF"; then
+    sed -i -E 's|("gatewayUrl"[[:space:]]*:[[:space:]]*")[^"]*"|\1'"$sed_url"'"|' "$CONF"
+elif [ -n "$url" ] && [ -f "$CONF" ] && grep -q '"' "$CONF"; then
+    sed -i -E '0,/[{]/s|[{]|{ "gatewayUrl": "'"$sed_url"'",|' "$CONF"
+elif [ -n "$url" ]; then
+    printf '{ "gatewayUrl": "%s" }\n' "$url" > "$CONF"
 elif [ ! -f "$CONF" ]; then
     printf '{ "gatewayUrl": "http://127.0.0.1:8484" }\n' > "$CONF"
 fi
 chmod 0644 "$CONF"
+# <<< tray.json
 
 # Start the tray at every desktop login (XDG autostart).
 mkdir -p /etc/xdg/autostart
