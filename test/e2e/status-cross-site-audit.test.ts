@@ -1,15 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
-import { CHROMIUM_FLAGS } from '../fixtures/chromium.ts';
+import { startForeignSite, type ForeignSite } from '../fixtures/chromium.ts';
 import { Telemetry } from '../../gateway/src/telemetry.ts';
 import { createLogger } from '../../gateway/src/log.ts';
 import { StatusServer } from '../../gateway/src/status/http-server.ts';
 import type { EventStore } from '../../gateway/src/store/event-store.ts';
-import { makeConfig, openStore, tempDir, waitFor } from '../fixtures/status/harness.ts';
+import { makeConfig, openStore, relayStandIn, tempDir, waitFor } from '../fixtures/status/harness.ts';
 
 /**
  * The status API as seen by a web page the technician visits on the gateway PC, in real
@@ -27,20 +25,9 @@ describe('admin routes and requests from another site (a web page open in the br
   const telemetry = new Telemetry();
   let server: StatusServer;
   let gateway: string;
-  let browser: Browser;
-  let attackSite: http.Server;
-  let attackPort = 0;
-  let attackHtml = '';
+  let site: ForeignSite;
   const logLines: string[] = [];
-  const relay = {
-    paused: false,
-    pause() {
-      this.paused = true;
-    },
-    resume() {
-      this.paused = false;
-    },
-  };
+  const relay = relayStandIn();
 
   beforeAll(async () => {
     const tokenFile = path.join(tmp.dir, 'admin.token');
@@ -50,18 +37,11 @@ describe('admin routes and requests from another site (a web page open in the br
     server = new StatusServer({ config, store, telemetry, log: createLogger({ level: 'warn', write: (l) => logLines.push(l) }), version: '0.1.0', startedAt: new Date().toISOString(), relayControl: relay, processMetrics: false });
     await server.start();
     gateway = server.url();
-    attackSite = http.createServer((_req, res) => {
-      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
-      res.end(attackHtml);
-    });
-    await new Promise<void>((r) => attackSite.listen(0, '127.0.0.1', r));
-    attackPort = (attackSite.address() as AddressInfo).port;
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...CHROMIUM_FLAGS, `--host-resolver-rules=MAP ${ATTACK_HOST} 127.0.0.1`] });
+    site = await startForeignSite(ATTACK_HOST);
   });
 
   afterAll(async () => {
-    await browser?.close();
-    await new Promise<void>((r) => (attackSite ? attackSite.close(() => r()) : r()));
+    await site?.close();
     await server?.stop();
     await store?.close();
     tmp.cleanup();
@@ -80,7 +60,7 @@ describe('admin routes and requests from another site (a web page open in the br
     // The page sends what a page may send to another site without asking: no-cors fetches and
     // image loads of the admin check, and cross-site form posts (text/plain and form-encoded) to
     // pause the relay, discard and replay, in a loop.
-    attackHtml = `<!doctype html><html><body>
+    site.html = `<!doctype html><html><body>
       <iframe name="sink" hidden></iframe>
       <form id="f1" method="POST" enctype="text/plain" target="sink" action="${gateway}/api/relay/pause"><input name='{"reason":"x","a":"' value='"}'></form>
       <form id="f2" method="POST" target="sink" action="${gateway}/api/events/E1/discard"><input name="reason" value="x"></form>
@@ -99,14 +79,14 @@ describe('admin routes and requests from another site (a web page open in the br
           document.title = 'done';
         })();
       </script></body></html>`;
-    const context = await browser.newContext();
+    const context = await site.browser.newContext();
     const page = await context.newPage();
-    await page.goto(`http://${ATTACK_HOST}:${attackPort}/`);
+    await page.goto(`${site.origin}/`);
     await page.waitForFunction(() => document.title === 'done', undefined, { timeout: 30_000 });
     await context.close();
 
     // The requests did reach the gateway (a browser blocking them would prove nothing).
-    expect(logLines.filter((l) => l.includes('admin request refused') && l.includes(`http://${ATTACK_HOST}:${attackPort}`)).length).toBeGreaterThan(0);
+    expect(logLines.filter((l) => l.includes('admin request refused') && l.includes(site.origin)).length).toBeGreaterThan(0);
     expect(relay.paused, 'the cross-site posts paused the relay').toBe(false);
     const refused = (await server.auditLog.read()).filter((e) => e.outcome === 'refused');
     expect.soft(refused, 'audit entries the foreign page caused').toEqual([]);
@@ -126,10 +106,10 @@ describe('admin routes and requests from another site (a web page open in the br
   // administrator in and pauses the relay; the page opened from a link on another site (the lab's
   // intranet) shows the status. Only requests made by another site's page are refused.
   it("the gateway's own page still signs in and acts; a link from another site still opens it", async () => {
-    attackHtml = `<!doctype html><html><body><a id="go" href="${gateway}/">Lab gateway</a></body></html>`;
-    const context = await browser.newContext();
+    site.html = `<!doctype html><html><body><a id="go" href="${gateway}/">Lab gateway</a></body></html>`;
+    const context = await site.browser.newContext();
     const page = await context.newPage();
-    await page.goto(`http://${ATTACK_HOST}:${attackPort}/`);
+    await page.goto(`${site.origin}/`);
     await Promise.all([page.waitForURL(`${gateway}/`), page.click('#go')]);
     await page.waitForFunction(() => document.getElementById('gw-id')?.textContent === 'lab-xsite');
     await page.click('#tab-admin');

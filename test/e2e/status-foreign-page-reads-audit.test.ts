@@ -1,9 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
-import { CHROMIUM_FLAGS } from '../fixtures/chromium.ts';
+import { startForeignSite, type ForeignSite } from '../fixtures/chromium.ts';
 import { Telemetry } from '../../gateway/src/telemetry.ts';
 import { createLogger } from '../../gateway/src/log.ts';
 import { StatusServer } from '../../gateway/src/status/http-server.ts';
@@ -24,10 +21,7 @@ describe('read routes and requests a page of another site makes', () => {
   const telemetry = new Telemetry();
   let server: StatusServer;
   let gateway: string;
-  let browser: Browser;
-  let attackSite: http.Server;
-  let attackPort = 0;
-  let attackHtml = '';
+  let site: ForeignSite;
   const logLines: string[] = [];
   /** Store reads the status routes made (message and event lists, single records). */
   let storeReads = 0;
@@ -49,18 +43,11 @@ describe('read routes and requests a page of another site makes', () => {
     server = new StatusServer({ config, store, telemetry, log: createLogger({ level: 'warn', write: (l) => logLines.push(l) }), version: '0.1.0', startedAt: new Date().toISOString(), processMetrics: false });
     await server.start();
     gateway = server.url();
-    attackSite = http.createServer((_req, res) => {
-      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
-      res.end(attackHtml);
-    });
-    await new Promise<void>((r) => attackSite.listen(0, '127.0.0.1', r));
-    attackPort = (attackSite.address() as AddressInfo).port;
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...CHROMIUM_FLAGS, `--host-resolver-rules=MAP ${ATTACK_HOST} 127.0.0.1`] });
+    site = await startForeignSite(ATTACK_HOST);
   });
 
   afterAll(async () => {
-    await browser?.close();
-    await new Promise<void>((r) => (attackSite ? attackSite.close(() => r()) : r()));
+    await site?.close();
     await server?.stop();
     await store?.close();
     tmp.cleanup();
@@ -74,7 +61,7 @@ describe('read routes and requests a page of another site makes', () => {
   // (status/README.md, Paging: read budgets), and the gateway PC's browser is not a door into
   // the gateway (the admin routes already refuse requests of another site).
   it("a foreign page's fetches, images and frames of the read routes reach no store", async () => {
-    attackHtml = `<!doctype html><html><body><script>
+    site.html = `<!doctype html><html><body><script>
       (async () => {
         const routes = ['/api/events?state=discarded&limit=500', '/api/messages?endpoint=lis&limit=500', '/api/events/E1', '/api/messages/M1', '/api/status', '/metrics'];
         for (let i = 0; i < 10; i++) {
@@ -85,15 +72,15 @@ describe('read routes and requests a page of another site makes', () => {
         document.title = 'done';
       })();
     </script></body></html>`;
-    const context = await browser.newContext();
+    const context = await site.browser.newContext();
     const page = await context.newPage();
-    await page.goto(`http://${ATTACK_HOST}:${attackPort}/`);
+    await page.goto(`${site.origin}/`);
     await page.waitForFunction(() => document.title === 'done', undefined, { timeout: 30_000 });
     await context.close();
 
     expect(storeReads, 'store reads the foreign page caused').toBe(0);
     // The requests did reach the gateway (a browser blocking them would prove nothing).
-    expect(logLines.filter((l) => l.includes('API request refused') && l.includes(`http://${ATTACK_HOST}:${attackPort}`)).length).toBeGreaterThan(0);
+    expect(logLines.filter((l) => l.includes('API request refused') && l.includes(site.origin)).length).toBeGreaterThan(0);
   });
 
   // Kept working: the gateway's own page lists the messages (same-origin requests), a link on
@@ -102,7 +89,7 @@ describe('read routes and requests a page of another site makes', () => {
   // read as before.
   it("the gateway's own page, a link from another site and programs still read", async () => {
     storeReads = 0;
-    const context = await browser.newContext();
+    const context = await site.browser.newContext();
     const page = await context.newPage();
     await page.goto(`${gateway}/`);
     await page.waitForFunction(() => document.getElementById('gw-id')?.textContent === 'lab-xreads');
@@ -110,8 +97,8 @@ describe('read routes and requests a page of another site makes', () => {
     await page.waitForFunction(() => (document.querySelector('#msg-list tbody')?.textContent ?? '').includes('XR-4'));
     expect(storeReads, 'the page listed the messages from the store').toBeGreaterThan(0);
 
-    attackHtml = `<!doctype html><html><body><a id="go" href="${gateway}/api/messages?limit=2">Lab gateway messages</a></body></html>`;
-    await page.goto(`http://${ATTACK_HOST}:${attackPort}/`);
+    site.html = `<!doctype html><html><body><a id="go" href="${gateway}/api/messages?limit=2">Lab gateway messages</a></body></html>`;
+    await page.goto(`${site.origin}/`);
     const [response] = await Promise.all([page.waitForNavigation(), page.click('#go')]);
     expect(response?.status()).toBe(200);
     expect(JSON.parse(await page.locator('body').innerText()).count).toBe(2);

@@ -1,15 +1,8 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import net from 'node:net';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import path from 'node:path';
-import { writeFileSync } from 'node:fs';
 import mqtt from 'mqtt';
-import { Telemetry } from '../../gateway/src/telemetry.ts';
-import { silentLogger } from '../../gateway/src/log.ts';
-import { StatusModel } from '../../gateway/src/status/status-model.ts';
-import { MqttStatus } from '../../gateway/src/status/mqtt-status.ts';
-import { StatusServer } from '../../gateway/src/status/http-server.ts';
-import type { EventStore } from '../../gateway/src/store/event-store.ts';
-import { makeConfig, openStore, tempDir, waitFor } from '../fixtures/status/harness.ts';
+import type { Telemetry } from '../../gateway/src/telemetry.ts';
+import { lisReceived, lisReceivedFrames, makeConfig, openStream, useMqttStatus, useStatusServer, waitFor, writeAdminToken } from '../fixtures/status/harness.ts';
 
 /**
  * NTP steps the clock back (a box that booted with its clock an hour ahead is set right): the
@@ -35,31 +28,9 @@ function intake(telemetry: Telemetry): void {
   telemetry.emit('intake.message', { endpoint: 'lis', kind: 'hl7', outcome: 'accepted', ackLatencyMs: 1, bytes: 100 });
 }
 
-function lisReceived(body: string): number {
-  const status = JSON.parse(body) as { endpointDetail: Array<{ id: string; received: number }> };
-  return status.endpointDetail.find((e) => e.id === 'lis')!.received;
-}
 
 describe('GET /api/stream after the clock stepped back', () => {
-  const tmp = tempDir('status-clock-stream-');
-  let store: EventStore;
-  const telemetry = new Telemetry();
-  let server: StatusServer;
-  let port: number;
-
-  beforeAll(async () => {
-    const config = makeConfig(path.join(tmp.dir, 'data'));
-    store = await openStore(config.gateway.dataDir);
-    server = new StatusServer({ config, store, telemetry, log: silentLogger, version: 't', startedAt: new Date().toISOString(), processMetrics: false });
-    await server.start();
-    port = server.address().port;
-  });
-
-  afterAll(async () => {
-    await server.stop();
-    await store.close();
-    tmp.cleanup();
-  });
+  const rig = useStatusServer('status-clock-stream-');
 
   // What the lab saw: the status page (and a script following /api/stream) froze after NTP set the
   // gateway's clock back an hour: messages kept coming, the page kept showing the counts of the
@@ -69,21 +40,17 @@ describe('GET /api/stream after the clock stepped back', () => {
   it('keeps pushing changes', async () => {
     const { ntpStep } = clockAhead();
     let text = '';
-    const socket = net.connect(port, '127.0.0.1');
+    const socket = openStream(rig.port);
     socket.setEncoding('latin1');
     socket.on('data', (d: string) => (text += d));
-    socket.write(`GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
-    const frames = (): number[] => text.split('\n\n').slice(0, -1).flatMap((f) => {
-      const data = f.split('\n').find((l) => l.startsWith('data: '));
-      return data ? [lisReceived(data.slice('data: '.length))] : [];
-    });
+    const frames = (): number[] => lisReceivedFrames(text);
     try {
       await waitFor(() => frames().length >= 1, 'the first frame');
-      intake(telemetry);
+      intake(rig.telemetry);
       await waitFor(() => frames().at(-1) === 1, 'the change pushed before the step');
 
       ntpStep();
-      intake(telemetry);
+      intake(rig.telemetry);
       await waitFor(() => frames().at(-1) === 2, 'the change pushed after the step', 5_000);
       expect(frames().at(-1)).toBe(2);
     } finally {
@@ -93,29 +60,8 @@ describe('GET /api/stream after the clock stepped back', () => {
 });
 
 describe('MQTT status after the clock stepped back', () => {
-  const tmp = tempDir('status-clock-mqtt-');
-  let store: EventStore;
-  const telemetry = new Telemetry();
-  let model: StatusModel;
-  let mq: MqttStatus;
-  let url: string;
-
-  beforeAll(async () => {
-    // The interval re-publish is an hour away: only a change can bring the new state.
-    const config = makeConfig(path.join(tmp.dir, 'data'), { id: 'lab-ntp', mqtt: { publishIntervalMs: HOUR } });
-    store = await openStore(config.gateway.dataDir);
-    model = new StatusModel({ config, store, telemetry, version: 't', startedAt: new Date().toISOString() });
-    mq = new MqttStatus({ config, model, log: silentLogger });
-    await mq.start();
-    url = `mqtt://127.0.0.1:${mq.broker!.address().port}`;
-  });
-
-  afterAll(async () => {
-    await mq.stop();
-    await model.stop();
-    await store.close();
-    tmp.cleanup();
-  });
+  // The interval re-publish is an hour away: only a change can bring the new state.
+  const rig = useMqttStatus('status-clock-mqtt-', { config: { id: 'lab-ntp', mqtt: { publishIntervalMs: HOUR } } });
 
   // What the lab saw: after NTP set the clock back, the trays and dashboards kept the status of the
   // moment of the step (an analyzer shown connected after it was unplugged, counts standing still)
@@ -125,18 +71,18 @@ describe('MQTT status after the clock stepped back', () => {
   it('keeps publishing changes', async () => {
     const { ntpStep } = clockAhead();
     const received: number[] = [];
-    const client = await mqtt.connectAsync(url, { reconnectPeriod: 0 });
+    const client = await mqtt.connectAsync(rig.url, { reconnectPeriod: 0 });
     try {
       client.on('message', (topic, payload) => {
         if (topic === 'lab-gateway/lab-ntp/status') received.push(lisReceived(payload.toString()));
       });
       await client.subscribeAsync('lab-gateway/lab-ntp/status', { qos: 0 });
       await waitFor(() => received.length >= 1, 'the retained status');
-      intake(telemetry);
+      intake(rig.telemetry);
       await waitFor(() => received.at(-1) === 1, 'the change published before the step');
 
       ntpStep();
-      intake(telemetry);
+      intake(rig.telemetry);
       await waitFor(() => received.at(-1) === 2, 'the change published after the step', 5_000);
       expect(received.at(-1)).toBe(2);
     } finally {
@@ -146,29 +92,10 @@ describe('MQTT status after the clock stepped back', () => {
 });
 
 describe('admin token guessing limit after the clock stepped back', () => {
-  const tmp = tempDir('status-clock-admin-');
   const TOKEN = 'clock-step-admin-token';
-  let store: EventStore;
-  let server: StatusServer;
-  let base: string;
+  const rig = useStatusServer('status-clock-admin-', { config: (dir) => makeConfig(path.join(dir, 'data'), { status: { adminTokenFile: writeAdminToken(dir, TOKEN) } }) });
 
-  beforeAll(async () => {
-    const tokenFile = path.join(tmp.dir, 'admin.token');
-    writeFileSync(tokenFile, TOKEN + '\n');
-    const config = makeConfig(path.join(tmp.dir, 'data'), { status: { adminTokenFile: tokenFile } });
-    store = await openStore(config.gateway.dataDir);
-    server = new StatusServer({ config, store, telemetry: new Telemetry(), log: silentLogger, version: 't', startedAt: new Date().toISOString(), processMetrics: false });
-    await server.start();
-    base = server.url();
-  });
-
-  afterAll(async () => {
-    await server.stop();
-    await store.close();
-    tmp.cleanup();
-  });
-
-  const check = async (token: string): Promise<number> => (await fetch(`${base}/api/admin/check`, { headers: { Authorization: `Bearer ${token}` } })).status;
+  const check = async (token: string): Promise<number> => (await fetch(`${rig.url}/api/admin/check`, { headers: { Authorization: `Bearer ${token}` } })).status;
 
   // What IT saw: after mistyping the admin token ten times, the tray's Pause/Resume and the page's
   // replay answered 429 "wait a minute" — and kept answering it for an hour, because NTP set the

@@ -1,12 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
 import path from 'node:path';
-import { Telemetry } from '../../gateway/src/telemetry.ts';
-import { silentLogger } from '../../gateway/src/log.ts';
-import { StatusServer } from '../../gateway/src/status/http-server.ts';
 import { tokenId } from '../../gateway/src/status/admin-audit.ts';
-import type { EventStore } from '../../gateway/src/store/event-store.ts';
-import { hl7Message, makeConfig, makeDeadLetter, openStore, tempDir, validatedEvent, waitFor } from '../fixtures/status/harness.ts';
+import { hl7Message, makeConfig, makeDeadLetter, relayStandIn, useStatusServer, validatedEvent, waitFor, writeAdminToken } from '../fixtures/status/harness.ts';
 
 const TOKEN = 'test-admin-token-7f3a';
 
@@ -22,48 +17,15 @@ function series(text: string, name: string, labels: Record<string, string>): num
 }
 
 describe('HTTP status API (DESIGN.md §5) on a real EventStore', () => {
-  const tmp = tempDir('status-http-');
-  let store: EventStore;
-  const telemetry = new Telemetry();
-  let server: StatusServer;
-  let base: string;
-  const relay = {
-    paused: false,
-    pause() {
-      this.paused = true;
-    },
-    resume() {
-      this.paused = false;
-    },
-  };
-
-  beforeAll(async () => {
-    const tokenFile = path.join(tmp.dir, 'admin.token');
-    writeFileSync(tokenFile, TOKEN + '\n');
-    const config = makeConfig(path.join(tmp.dir, 'data'), { status: { adminTokenFile: tokenFile } });
-    store = await openStore(config.gateway.dataDir);
-    server = new StatusServer({
-      config,
-      store,
-      telemetry,
-      log: silentLogger,
-      version: '0.1.0-test',
-      startedAt: '2026-01-01T00:00:00.000Z',
-      relayControl: relay,
-      processMetrics: false,
-    });
-    await server.start();
-    base = server.url();
+  const relay = relayStandIn();
+  const rig = useStatusServer('status-http-', {
+    config: (dir) => makeConfig(path.join(dir, 'data'), { status: { adminTokenFile: writeAdminToken(dir, TOKEN) } }),
+    server: () => ({ version: '0.1.0-test', startedAt: '2026-01-01T00:00:00.000Z', relayControl: relay }),
   });
-
-  afterAll(async () => {
-    await server.stop();
-    await store.close();
-    tmp.cleanup();
-  });
+  const telemetry = rig.telemetry;
 
   const get = async (p: string, headers: Record<string, string> = {}) => {
-    const r = await fetch(base + p, { headers });
+    const r = await fetch(rig.url + p, { headers });
     const text = await r.text();
     let json: any; // parsed JSON of any shape: the assertions check it
     try {
@@ -74,7 +36,7 @@ describe('HTTP status API (DESIGN.md §5) on a real EventStore', () => {
     return { status: r.status, json, text, headers: r.headers };
   };
   const post = async (p: string, body: unknown, token?: string) => {
-    const r = await fetch(base + p, {
+    const r = await fetch(rig.url + p, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) },
       body: JSON.stringify(body),
@@ -111,7 +73,7 @@ describe('HTTP status API (DESIGN.md §5) on a real EventStore', () => {
   });
 
   it('GET /api/messages finds a committed message by control id and by specimen', async () => {
-    await store.commit(hl7Message(undefined, 'MSG-A1'), [validatedEvent('ACC-MSG-A1')]);
+    await rig.store.commit(hl7Message(undefined, 'MSG-A1'), [validatedEvent('ACC-MSG-A1')]);
     const byControl = await get('/api/messages?controlId=MSG-A1');
     expect(byControl.status).toBe(200);
     expect(byControl.json.messages).toHaveLength(1);
@@ -134,13 +96,13 @@ describe('HTTP status API (DESIGN.md §5) on a real EventStore', () => {
     const revealed = await get(`/api/messages/${id}?reveal=1&reason=identify%20sample`, { Authorization: `Bearer ${TOKEN}` });
     expect(revealed.status).toBe(200);
     expect(revealed.json.raw).toContain('DOE^JANE^Q');
-    const audit = await server.auditLog.read();
+    const audit = await rig.server.auditLog.read();
     expect(audit.find((a) => a.action === 'reveal-names' && a.target === id && a.outcome === 'ok')).toMatchObject({ reason: 'identify sample' });
     expect(audit.find((a) => a.action === 'reveal-names' && a.outcome === 'refused')).toBeDefined();
   });
 
   it('replay of a dead letter needs the admin token, is audited in the file and in the event', async () => {
-    const { eventId } = await makeDeadLetter(store, 'DEAD-1');
+    const { eventId } = await makeDeadLetter(rig.store, 'DEAD-1');
     const dead = await get('/api/events?state=dead');
     expect(dead.status).toBe(200);
     expect(dead.json.events.map((e: { event: { id: string } }) => e.event.id)).toContain(eventId);
@@ -154,7 +116,7 @@ describe('HTTP status API (DESIGN.md §5) on a real EventStore', () => {
     const actor = `token:${tokenId(TOKEN)}@`;
     expect(ok.json.audit.at(-1)).toMatchObject({ action: 'replay', reason: 'fixed mapping' });
     expect(ok.json.audit.at(-1).actor.startsWith(actor)).toBe(true);
-    const entries = await server.auditLog.read();
+    const entries = await rig.server.auditLog.read();
     const entry = entries.find((a) => a.action === 'replay' && a.target === eventId && a.outcome === 'ok');
     expect(entry?.actor.startsWith(actor)).toBe(true);
     expect(entry?.reason).toBe('fixed mapping');
@@ -162,7 +124,7 @@ describe('HTTP status API (DESIGN.md §5) on a real EventStore', () => {
   });
 
   it('discard needs a reason; an unknown event is 404', async () => {
-    const { eventId } = await makeDeadLetter(store, 'DEAD-2');
+    const { eventId } = await makeDeadLetter(rig.store, 'DEAD-2');
     expect((await post(`/api/events/${eventId}/discard`, {}, TOKEN)).status).toBe(400);
     const ok = await post(`/api/events/${eventId}/discard`, { reason: 'test order, never billed' }, TOKEN);
     expect(ok.status).toBe(200);
@@ -181,7 +143,7 @@ describe('HTTP status API (DESIGN.md §5) on a real EventStore', () => {
     expect(s.relayPaused).toBe(true);
     expect(s.healthReasons.map((x: { code: string }) => x.code)).toContain('RELAY_PAUSED');
     expect((await post('/api/relay/resume', {}, TOKEN)).json.paused).toBe(false);
-    const actions = (await server.auditLog.read()).map((a) => a.action);
+    const actions = (await rig.server.auditLog.read()).map((a) => a.action);
     expect(actions).toEqual(expect.arrayContaining(['relay-pause', 'relay-resume']));
   });
 
@@ -220,7 +182,7 @@ describe('HTTP status API (DESIGN.md §5) on a real EventStore', () => {
     expect((await post('/api/relay/pause', {}, TOKEN)).status).toBe(429);
     // Refusals are appended to the audit log in the background of the 401.
     const refused = await waitFor(async () => {
-      const r = (await server.auditLog.read()).filter((a) => a.outcome === 'refused');
+      const r = (await rig.server.auditLog.read()).filter((a) => a.outcome === 'refused');
       return r.length >= 10 ? r : undefined;
     }, 'refusals in the audit log');
     expect(refused.every((a) => a.actor.startsWith('anonymous@'))).toBe(true);
@@ -228,7 +190,7 @@ describe('HTTP status API (DESIGN.md §5) on a real EventStore', () => {
 
   it('GET /healthz is 200 while the store commits and 503 once it cannot', async () => {
     expect((await get('/healthz')).status).toBe(200);
-    store.simulateWriteFailure(new Error('EIO: injected write failure'));
+    rig.store.simulateWriteFailure(new Error('EIO: injected write failure'));
     try {
       const r = await get('/healthz');
       expect(r.status).toBe(503);
@@ -239,7 +201,7 @@ describe('HTTP status API (DESIGN.md §5) on a real EventStore', () => {
       }, 'health down');
       expect(s.healthReasons[0].message).toMatch(/Not accepting messages: the store cannot commit: .*EIO/);
     } finally {
-      store.simulateWriteFailure(undefined);
+      rig.store.simulateWriteFailure(undefined);
     }
   });
 });

@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import net from 'node:net';
 import path from 'node:path';
 import mqtt from 'mqtt';
 import { Telemetry } from '../../gateway/src/telemetry.ts';
@@ -10,7 +9,7 @@ import { StatusServer } from '../../gateway/src/status/http-server.ts';
 import type { EventStore } from '../../gateway/src/store/event-store.ts';
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { freePort, makeConfig, mosquittoSubLines, openStore, requestJson, tempDir, waitFor } from '../fixtures/status/harness.ts';
+import { freePort, lisReceived, lisReceivedFrames, makeConfig, mosquittoSubLines, openStore, openStream, requestJson, tempDir, useMqttStatus, useStatusServer, waitFor } from '../fixtures/status/harness.ts';
 
 /**
  * The programs that watch the gateway over a working day: a building-management dashboard on the
@@ -18,28 +17,7 @@ import { freePort, makeConfig, mosquittoSubLines, openStore, requestJson, tempDi
  * reading; IT polling /api/status while the site's own broker is away.
  */
 describe('a dashboard with a persistent MQTT session on the embedded broker', () => {
-  const tmp = tempDir('status-subscribers-');
-  let store: EventStore;
-  const telemetry = new Telemetry();
-  let model: StatusModel;
-  let mq: MqttStatus;
-  let url: string;
-
-  beforeAll(async () => {
-    const config = makeConfig(path.join(tmp.dir, 'data'), { id: 'lab-bms', mqtt: { publishIntervalMs: 60_000 } });
-    store = await openStore(config.gateway.dataDir);
-    model = new StatusModel({ config, store, telemetry, version: 't', startedAt: new Date().toISOString() });
-    mq = new MqttStatus({ config, model, log: silentLogger, coalesceMs: 5 });
-    await mq.start();
-    url = `mqtt://127.0.0.1:${mq.broker!.address().port}`;
-  });
-
-  afterAll(async () => {
-    await mq.stop();
-    await model.stop();
-    await store.close();
-    tmp.cleanup();
-  });
+  const rig = useMqttStatus('status-subscribers-', { config: { id: 'lab-bms', mqtt: { publishIntervalMs: 60_000 } }, publisher: { coalesceMs: 5 } });
 
   // What IT saw: a building-management dashboard subscribed to `lab-gateway/<id>/#` with QoS 1 and
   // a persistent session (clean session 0, the default of several dashboard tools) was taken
@@ -50,7 +28,7 @@ describe('a dashboard with a persistent MQTT session on the embedded broker', ()
   // it), and the retained topics' promise that a subscriber sees the current state.
   it('keeps no backlog of stale states for it while it is away', async () => {
     const options = { clientId: 'bms-dashboard', clean: false, reconnectPeriod: 0 } as const;
-    const first = await mqtt.connectAsync(url, options);
+    const first = await mqtt.connectAsync(rig.url, options);
     let retained = 0;
     first.on('message', (_t, _p, packet) => void (packet.retain && retained++));
     await first.subscribeAsync('lab-gateway/lab-bms/#', { qos: 1 });
@@ -59,22 +37,21 @@ describe('a dashboard with a persistent MQTT session on the embedded broker', ()
 
     // A morning of intake while the dashboard is away: each message changes the status (the LIS
     // link's count of messages received).
-    const published = mq.publisher!.published;
+    const published = rig.mq.publisher!.published;
     for (let i = 0; i < 60; i++) {
-      telemetry.emit('intake.message', { endpoint: 'lis', kind: 'hl7', outcome: 'accepted', ackLatencyMs: 1, bytes: 100 });
+      rig.telemetry.emit('intake.message', { endpoint: 'lis', kind: 'hl7', outcome: 'accepted', ackLatencyMs: 1, bytes: 100 });
       await new Promise((r) => setTimeout(r, 12));
     }
-    await waitFor(() => mq.publisher!.published - published >= 40, 'status publishes while the dashboard is away');
+    await waitFor(() => rig.mq.publisher!.published - published >= 40, 'status publishes while the dashboard is away');
 
     // It comes back with its session; one more message, and it waits for that state.
     const statuses: Array<{ received: number }> = [];
-    const back = await mqtt.connectAsync(url, options);
+    const back = await mqtt.connectAsync(rig.url, options);
     back.on('message', (topic, payload) => {
       if (topic !== 'lab-gateway/lab-bms/status') return;
-      const body = JSON.parse(payload.toString()) as { endpointDetail: Array<{ id: string; received: number }> };
-      statuses.push({ received: body.endpointDetail.find((e) => e.id === 'lis')!.received });
+      statuses.push({ received: lisReceived(payload.toString()) });
     });
-    telemetry.emit('intake.message', { endpoint: 'lis', kind: 'hl7', outcome: 'accepted', ackLatencyMs: 1, bytes: 100 });
+    rig.telemetry.emit('intake.message', { endpoint: 'lis', kind: 'hl7', outcome: 'accepted', ackLatencyMs: 1, bytes: 100 });
     await waitFor(() => statuses.some((s) => s.received === 61), 'the current status');
     await back.endAsync();
     const stale = statuses.filter((s) => s.received < 61);
@@ -82,39 +59,15 @@ describe('a dashboard with a persistent MQTT session on the embedded broker', ()
   });
 });
 
-/** The LIS link's received count in each complete `data:` frame of a server-sent-events text. */
-function framesOf(text: string): number[] {
-  const frames = text.split('\n\n').slice(0, -1);
-  return frames.flatMap((f) => {
-    const data = f.split('\n').find((l) => l.startsWith('data: '));
-    if (!data) return [];
-    const body = JSON.parse(data.slice('data: '.length)) as { endpointDetail: Array<{ id: string; received: number }> };
-    return [body.endpointDetail.find((e) => e.id === 'lis')!.received];
-  });
-}
-
 describe('GET /api/stream with a client that stops reading', () => {
-  const tmp = tempDir('status-stream-');
-  let store: EventStore;
-  const telemetry = new Telemetry();
-  let server: StatusServer;
-  let port: number;
-
-  beforeAll(async () => {
-    const config = makeConfig(path.join(tmp.dir, 'data'));
-    // A large site (many analyzers): each status frame is about 1 MB, so that the kernel's
-    // socket buffers fill within a few frames and what follows has to wait in the gateway.
-    for (let i = 0; i < 4000; i++) config.analyzers.push({ id: `an-${i}`, profile: 'sysmex-xn', tcp: { listen: { host: '127.0.0.1', port: 0 } } });
-    store = await openStore(config.gateway.dataDir);
-    server = new StatusServer({ config, store, telemetry, log: silentLogger, version: 't', startedAt: new Date().toISOString(), processMetrics: false });
-    await server.start();
-    port = server.address().port;
-  });
-
-  afterAll(async () => {
-    await server.stop();
-    await store.close();
-    tmp.cleanup();
+  const rig = useStatusServer('status-stream-', {
+    config: (dir) => {
+      const config = makeConfig(path.join(dir, 'data'));
+      // A large site (many analyzers): each status frame is about 1 MB, so that the kernel's
+      // socket buffers fill within a few frames and what follows has to wait in the gateway.
+      for (let i = 0; i < 4000; i++) config.analyzers.push({ id: `an-${i}`, profile: 'sysmex-xn', tcp: { listen: { host: '127.0.0.1', port: 0 } } });
+      return config;
+    },
   });
 
   // What IT saw: a script following `GET /api/stream` (`curl -N … | while read …; do …; sleep 60;
@@ -125,36 +78,31 @@ describe('GET /api/stream with a client that stops reading', () => {
   // the gateway (a slow subscriber must not grow it) and the stream's promise of the current
   // status, pushed on change.
   it('keeps no backlog for it: once it reads again it gets the current status, not every state it missed', async () => {
-    const open = (): net.Socket => {
-      const socket = net.connect(port, '127.0.0.1');
-      socket.write(`GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
-      return socket;
-    };
     // A reader that keeps up, to count the frames the gateway pushed.
     let fastText = '';
-    const fast = open();
+    const fast = openStream(rig.port);
     fast.setEncoding('latin1');
     fast.on('data', (d: string) => (fastText += d));
     // The stalled reader: it takes the first frame, then reads nothing more.
     let slowText = '';
-    const slow = open();
+    const slow = openStream(rig.port);
     slow.setEncoding('latin1');
     const onSlow = (d: string): void => void (slowText += d);
     slow.on('data', onSlow);
-    await waitFor(() => framesOf(slowText).length >= 1 && framesOf(fastText).length >= 1, 'the first frame on both streams');
+    await waitFor(() => lisReceivedFrames(slowText).length >= 1 && lisReceivedFrames(fastText).length >= 1, 'the first frame on both streams');
     slow.pause();
 
     // Messages keep coming while it does not read: each changes the status.
     for (let i = 0; i < 40; i++) {
-      telemetry.emit('intake.message', { endpoint: 'lis', kind: 'hl7', outcome: 'accepted', ackLatencyMs: 1, bytes: 100 });
+      rig.telemetry.emit('intake.message', { endpoint: 'lis', kind: 'hl7', outcome: 'accepted', ackLatencyMs: 1, bytes: 100 });
       await new Promise((r) => setTimeout(r, 150));
     }
-    await waitFor(() => framesOf(fastText).at(-1) === 40, 'the current status on the reader that keeps up');
-    const pushed = framesOf(fastText).length;
+    await waitFor(() => lisReceivedFrames(fastText).at(-1) === 40, 'the current status on the reader that keeps up');
+    const pushed = lisReceivedFrames(fastText).length;
 
     slow.resume();
-    await waitFor(() => framesOf(slowText).at(-1) === 40, 'the current status on the stalled reader', 20_000);
-    const got = framesOf(slowText).length;
+    await waitFor(() => lisReceivedFrames(slowText).at(-1) === 40, 'the current status on the stalled reader', 20_000);
+    const got = lisReceivedFrames(slowText).length;
     fast.destroy();
     slow.destroy();
     // Before: the stalled reader was handed every frame the gateway pushed (all kept for it).
@@ -164,29 +112,13 @@ describe('GET /api/stream with a client that stops reading', () => {
 });
 
 describe('GET /api/stream when a health reason appears while the gateway is already degraded', () => {
-  const tmp = tempDir('status-stream-reasons-');
-  let store: EventStore;
   const telemetry = new Telemetry();
-  let model: StatusModel;
-  let server: StatusServer;
-  let port: number;
-
-  beforeAll(async () => {
-    const config = makeConfig(path.join(tmp.dir, 'data'), { odoo: { url: 'https://odoo.example.invalid' } });
-    store = await openStore(config.gateway.dataDir);
+  const rig = useStatusServer('status-stream-reasons-', {
+    telemetry,
+    config: (dir) => makeConfig(path.join(dir, 'data'), { odoo: { url: 'https://odoo.example.invalid' } }),
     // Degraded from the start (an administrator paused sending to Odoo); Odoo's outage becomes a
     // reason of its own after its grace period.
-    model = new StatusModel({ config, store, telemetry, version: 't', startedAt: new Date().toISOString(), relayPaused: () => true, odooGraceMs: 300, pollIntervalMs: 100 });
-    server = new StatusServer({ config, store, telemetry, log: silentLogger, version: 't', startedAt: new Date().toISOString(), model, processMetrics: false });
-    await server.start();
-    port = server.address().port;
-  });
-
-  afterAll(async () => {
-    await server.stop();
-    await model.stop();
-    await store.close();
-    tmp.cleanup();
+    server: (config, store) => ({ model: new StatusModel({ config, store, telemetry, version: 't', startedAt: new Date().toISOString(), relayPaused: () => true, odooGraceMs: 300, pollIntervalMs: 100 }) }),
   });
 
   // What IT saw: a dashboard following /api/stream showed "degraded — sending to Odoo is paused"
@@ -198,12 +130,11 @@ describe('GET /api/stream when a health reason appears while the gateway is alre
   // server-sent events, pushed on change" (status README), healthReasons "says why".
   it('pushes the status with the new reason', async () => {
     const alerts: string[] = [];
-    model.onAlert((a) => alerts.push(a.code));
+    rig.model!.onAlert((a) => alerts.push(a.code));
     let text = '';
-    const socket = net.connect(port, '127.0.0.1');
+    const socket = openStream(rig.port);
     socket.setEncoding('latin1');
     socket.on('data', (d: string) => (text += d));
-    socket.write(`GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
     const reasonsPushed = (): string[][] =>
       text
         .split('\n\n')
