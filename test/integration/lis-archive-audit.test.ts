@@ -4,39 +4,11 @@
  * gateway (MLLP listener, LevelDB in a temp dir, the relay) posting to the Odoo emulator over HTTP,
  * the LIS as a real MLLP client. The test failed before the fix its comment names.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { startLabDay, type LabDay } from '../fixtures/relay/lab-day.ts';
+import { describe, expect, it } from 'vitest';
+import { lisOrm as orm, lisOru as oru, useLisLab } from '../fixtures/lis-rig.ts';
 import { invoices, saleLines, saleOrders } from '../fixtures/relay/billing-rig.ts';
 
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  while (closers.length) await closers.pop()!();
-});
-
-/** A gateway with the LIS link `lis`, relaying to the emulator, invoicing at once. */
-function lab(id: string): Promise<LabDay> {
-  return startLabDay(id, closers, {}, { relay: { syncModes: { 'invoice.eligible': 'realtime' } } });
-}
-
-const MSH = (type: string, id: string, processing: string): string => `MSH|^~\\&|LIS|LAB|GW|LAB|20260301093000||${type}|${id}|${processing}|2.5.1`;
-const PID = 'PID|1||MRN-77^^^LAB^MR';
-
-/** An ORM^O01 (new order, MSH-11 `processing`) with one ORC/OBR pair per test, for the clinic CLINIC-A. */
-function orm(id: string, accession: string, tests: string[], processing: string): string {
-  const lines = tests.flatMap((code, i) => [`ORC|NW|${accession}|F-${accession}||||||20260301092500||||||||||||CLINIC-A`, `OBR|${i + 1}|${accession}|F-${accession}|${code}^${code} test`]);
-  return [MSH('ORM^O01^ORM_O01', id, processing), PID, ...lines].join('\r');
-}
-
-/** An ORU^R01 (MSH-11 `processing`) with the final result of `test`. */
-function oru(id: string, accession: string, test: string, processing: string): string {
-  return [
-    MSH('ORU^R01^ORU_R01', id, processing),
-    PID,
-    `ORC|RE|${accession}|F-${accession}`,
-    `OBR|1|${accession}|F-${accession}|${test}^${test} test|||20260301100000|||||||||||||||20260301110000|||F`,
-    `OBX|1|NM|${test}^${test} test||5.4|mmol/L|||||F`,
-  ].join('\r');
-}
+const { lab } = useLisLab();
 
 describe('LIS archive replay and initial load (MSH-11.2 A / R / I)', () => {
   /**
@@ -57,12 +29,12 @@ describe('LIS archive replay and initial load (MSH-11.2 A / R / I)', () => {
     const l = await lab('lis-archive');
     for (const mode of ['I', 'A', 'R']) {
       const accession = `OLD-${mode}`;
-      expect(await l.send('lis', orm(`AO-${mode}`, accession, ['GLU'], `P^${mode}`))).toContain(`MSA|AA|AO-${mode}`);
-      expect(await l.send('lis', oru(`AR-${mode}`, accession, 'GLU', `P^${mode}`))).toContain(`MSA|AA|AR-${mode}`);
+      expect(await l.send('lis', orm(`AO-${mode}`, accession, ['GLU'], { processing: `P^${mode}` }))).toContain(`MSA|AA|AO-${mode}`);
+      expect(await l.send('lis', oru(`AR-${mode}`, accession, 'GLU', { processing: `P^${mode}` }))).toContain(`MSA|AA|AR-${mode}`);
     }
     // Current processing on the same link (T, the table's default) goes on as ever.
-    expect(await l.send('lis', orm('CO-1', 'NEW-1', ['GLU'], 'P^T'))).toContain('MSA|AA|CO-1');
-    expect(await l.send('lis', oru('CR-1', 'NEW-1', 'GLU', 'P^T'))).toContain('MSA|AA|CR-1');
+    expect(await l.send('lis', orm('CO-1', 'NEW-1', ['GLU'], { processing: 'P^T' }))).toContain('MSA|AA|CO-1');
+    expect(await l.send('lis', oru('CR-1', 'NEW-1', 'GLU', { processing: 'P^T' }))).toContain('MSA|AA|CR-1');
     await l.settled();
 
     for (const mode of ['I', 'A', 'R']) {

@@ -3,39 +3,11 @@
  * gateway (MLLP listener, LevelDB in a temp dir, the relay) posting to the Odoo emulator over
  * HTTP, the LIS as a real MLLP client. The test failed before the fix its comment names.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { startLabDay, type LabDay } from '../fixtures/relay/lab-day.ts';
+import { describe, expect, it } from 'vitest';
+import { lisOrm as orm, lisOru as oru, useLisLab } from '../fixtures/lis-rig.ts';
 import { invoices, saleLines } from '../fixtures/relay/billing-rig.ts';
 
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  while (closers.length) await closers.pop()!();
-});
-
-/** A gateway with the LIS link `lis`, relaying to the emulator. */
-function lab(id: string): Promise<LabDay> {
-  return startLabDay(id, closers, {}, { relay: { syncModes: { 'invoice.eligible': 'realtime' } } });
-}
-
-const MSH = (type: string, id: string): string => `MSH|^~\\&|LIS|LAB|GW|LAB|20260301093000||${type}|${id}|P|2.5.1`;
-const PID = 'PID|1||MRN-77^^^LAB^MR';
-
-/** An ORM^O01 with ORC-1 `control` and one ORC/OBR pair per test, for the clinic CLINIC-A. */
-function orm(id: string, accession: string, tests: string[], control = 'NW'): string {
-  const lines = tests.flatMap((code, i) => [`ORC|${control}|${accession}|F-${accession}||||||20260301092500||||||||||||CLINIC-A`, `OBR|${i + 1}|${accession}|F-${accession}|${code}^${code} test`]);
-  return [MSH('ORM^O01^ORM_O01', id), PID, ...lines].join('\r');
-}
-
-/** An ORU^R01 with the final result of `test`. */
-function oru(id: string, accession: string, test: string): string {
-  return [
-    MSH('ORU^R01^ORU_R01', id),
-    PID,
-    `ORC|RE|${accession}|F-${accession}`,
-    `OBR|1|${accession}|F-${accession}|${test}^${test} test|||20260301100000|||||||||||||||20260301110000|||F`,
-    `OBX|1|NM|${test}^${test} test||5.4|mmol/L|||||F`,
-  ].join('\r');
-}
+const { lab } = useLisLab();
 
 describe('LIS order changes (ORC-1 XO)', () => {
   /**
@@ -54,7 +26,7 @@ describe('LIS order changes (ORC-1 XO)', () => {
     const l = await lab('lis-change-order');
     expect(await l.send('lis', orm('O-1', '70001', ['GLU']))).toContain('MSA|AA|O-1');
     await l.settled();
-    expect(await l.send('lis', orm('O-2', '70001', ['GLU', 'TSH'], 'XO'))).toContain('MSA|AA|O-2');
+    expect(await l.send('lis', orm('O-2', '70001', ['GLU', 'TSH'], { control: 'XO' }))).toContain('MSA|AA|O-2');
     await l.settled();
     expect(saleLines(l.emu, '70001').map((x) => [x.code, x.qty])).toEqual([
       ['GLU', 1],

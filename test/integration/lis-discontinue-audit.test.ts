@@ -3,43 +3,12 @@
  * emulator over HTTP, the LIS as a real MLLP client. Each test failed before the fix its comment
  * names.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { startLabDay, type LabDay } from '../fixtures/relay/lab-day.ts';
+import { describe, expect, it } from 'vitest';
+import type { LabDay } from '../fixtures/relay/lab-day.ts';
+import { lisOrm as orm, lisOru as oru, useLisLab } from '../fixtures/lis-rig.ts';
 import { invoices, saleLines } from '../fixtures/relay/billing-rig.ts';
 
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  while (closers.length) await closers.pop()!();
-});
-
-/** A gateway with the LIS link `lis`, relaying to the emulator, invoicing at once. */
-function lab(id: string): Promise<LabDay> {
-  return startLabDay(id, closers, {}, { relay: { syncModes: { 'invoice.eligible': 'realtime' } } });
-}
-
-const MSH = (type: string, id: string): string => `MSH|^~\\&|LIS|LAB|GW|LAB|20260301093000||${type}|${id}|P|2.5.1`;
-const PID = 'PID|1||MRN-77^^^LAB^MR';
-
-/** An ORM^O01 with ORC-1 `control` (and ORC-5 `status`) and one ORC/OBR pair per test, for the clinic CLINIC-A. */
-function orm(id: string, accession: string, tests: string[], control = 'NW', opts: { status?: string } = {}): string {
-  const lines = tests.flatMap((code, i) => [
-    `ORC|${control}|${accession}|F-${accession}||${opts.status ?? ''}||||20260301092500||||||||||||CLINIC-A`,
-    `OBR|${i + 1}|${accession}|F-${accession}|${code}^${code} test`,
-  ]);
-  return [MSH('ORM^O01^ORM_O01', id), PID, ...lines].join('\r');
-}
-
-/** An ORU^R01 for `test` with OBR-25 `status`; its OBX (OBX-11 = `status`) unless `withObx` is false. */
-function oru(id: string, accession: string, test: string, opts: { status?: string; withObx?: boolean } = {}): string {
-  const status = opts.status ?? 'F';
-  return [
-    MSH('ORU^R01^ORU_R01', id),
-    PID,
-    `ORC|RE|${accession}|F-${accession}`,
-    `OBR|1|${accession}|F-${accession}|${test}^${test} test|||20260301100000|||||||||||||||20260301110000|||${status}`,
-    ...(opts.withObx === false ? [] : [`OBX|1|NM|${test}^${test} test||5.4|mmol/L|||||${status}`]),
-  ].join('\r');
-}
+const { lab } = useLisLab();
 
 /** The tests of every `invoice.eligible` of `accession`, in the order they were stored. */
 async function eligibilities(l: LabDay, accession: string): Promise<string[][]> {
@@ -74,7 +43,7 @@ describe('tests the LIS withdraws or never does', () => {
       const accession = `8000${i + 1}`;
       expect(await l.send('lis', orm(`O-${i}`, accession, ['GLU', 'TSH']))).toContain(`MSA|AA|O-${i}`);
       expect(await l.send('lis', oru(`R-${i}`, accession, 'GLU'))).toContain(`MSA|AA|R-${i}`);
-      expect(await l.send('lis', orm(`D-${i}`, accession, ['TSH'], control))).toContain(`MSA|AA|D-${i}`);
+      expect(await l.send('lis', orm(`D-${i}`, accession, ['TSH'], { control }))).toContain(`MSA|AA|D-${i}`);
     }
     await l.settled();
     expect(await deadLetters(l)).toEqual([]);
@@ -112,8 +81,8 @@ describe('tests the LIS withdraws or never does', () => {
     }
     expect(await l.send('lis', oru('X-1', '80011', 'TSH', { status: 'X', withObx: false }))).toContain('MSA|AA|X-1');
     expect(await l.send('lis', oru('X-2', '80012', 'TSH', { status: 'X' }))).toContain('MSA|AA|X-2');
-    expect(await l.send('lis', orm('X-3', '80013', ['TSH'], 'SC', { status: 'CA' }))).toContain('MSA|AA|X-3');
-    expect(await l.send('lis', orm('X-4', '80014', ['TSH'], 'SC', { status: 'DC' }))).toContain('MSA|AA|X-4');
+    expect(await l.send('lis', orm('X-3', '80013', ['TSH'], { control: 'SC', status: 'CA' }))).toContain('MSA|AA|X-3');
+    expect(await l.send('lis', orm('X-4', '80014', ['TSH'], { control: 'SC', status: 'DC' }))).toContain('MSA|AA|X-4');
     await l.settled();
     expect(await deadLetters(l)).toEqual([]);
     for (const [accession, what] of cases) {
@@ -168,8 +137,8 @@ describe('tests the LIS withdraws or never does', () => {
       const accession = `8003${i + 1}`;
       expect(await l.send('lis', orm(`O-${i}`, accession, ['GLU', 'TSH']))).toContain(`MSA|AA|O-${i}`);
       expect(await l.send('lis', oru(`R-${i}`, accession, 'GLU'))).toContain(`MSA|AA|R-${i}`);
-      const replaced = orm(`P-${i}`, accession, ['TSH'], control).split('\r');
-      const replacement = orm(`P-${i}`, accession, ['CRP'], 'RO').split('\r').slice(2);
+      const replaced = orm(`P-${i}`, accession, ['TSH'], { control }).split('\r');
+      const replacement = orm(`P-${i}`, accession, ['CRP'], { control: 'RO' }).split('\r').slice(2);
       expect(await l.send('lis', [...replaced, ...replacement].join('\r'))).toContain(`MSA|AA|P-${i}`);
       expect(await l.send('lis', oru(`C-${i}`, accession, 'CRP'))).toContain(`MSA|AA|C-${i}`);
     }

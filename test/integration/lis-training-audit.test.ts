@@ -5,41 +5,13 @@
  * own sandbox (no `odoo.url`), the LIS as a real MLLP client. The first test failed before the fix its comment
  * names; the second pins the sandbox side of the rule.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startTestGateway } from '../fixtures/gateway.ts';
-import { startLabDay, type LabDay } from '../fixtures/relay/lab-day.ts';
+import { lisOrm as orm, lisOru as oru, useLisLab } from '../fixtures/lis-rig.ts';
 import { invoices, saleLines, saleOrders } from '../fixtures/relay/billing-rig.ts';
 import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
 
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  while (closers.length) await closers.pop()!();
-});
-
-/** A gateway with the LIS link `lis`, relaying to the emulator (a production Odoo to the gateway). */
-function lab(id: string): Promise<LabDay> {
-  return startLabDay(id, closers, {}, { relay: { syncModes: { 'invoice.eligible': 'realtime' } } });
-}
-
-const MSH = (type: string, id: string, processing = 'P'): string => `MSH|^~\\&|LIS|LAB|GW|LAB|20260301093000||${type}|${id}|${processing}|2.5.1`;
-const PID = 'PID|1||MRN-77^^^LAB^MR';
-
-/** An ORM^O01 with ORC-1 `control` and one ORC/OBR pair per test, for the clinic CLINIC-A. */
-function orm(id: string, accession: string, tests: string[], control = 'NW', processing = 'P'): string {
-  const lines = tests.flatMap((code, i) => [`ORC|${control}|${accession}|F-${accession}||||||20260301092500||||||||||||CLINIC-A`, `OBR|${i + 1}|${accession}|F-${accession}|${code}^${code} test`]);
-  return [MSH('ORM^O01^ORM_O01', id, processing), PID, ...lines].join('\r');
-}
-
-/** An ORU^R01 with the final result of `test`. */
-function oru(id: string, accession: string, test: string, processing = 'P'): string {
-  return [
-    MSH('ORU^R01^ORU_R01', id, processing),
-    PID,
-    `ORC|RE|${accession}|F-${accession}`,
-    `OBR|1|${accession}|F-${accession}|${test}^${test} test|||20260301100000|||||||||||||||20260301110000|||F`,
-    `OBX|1|NM|${test}^${test} test||5.4|mmol/L|||||F`,
-  ].join('\r');
-}
+const { closers, lab } = useLisLab();
 
 /** MSA-1, ERR-2 location and ERR-3 code of an ACK (v2.5 ERR: `ERR||<location>|<code>^<text>^HL70357|E…`). */
 function errOf(ack: string): { msa: string; location: string; code: string } {
@@ -66,12 +38,12 @@ describe('LIS training traffic (MSH-11 T / D)', () => {
    */
   it('a training order and result (MSH-11 T) and a debugging message (MSH-11 D) reach no production Odoo: AR 202, kept with the reason', async () => {
     const l = await lab('lis-training');
-    const ack = await l.send('lis', orm('TRN-1', 'TRAIN-1', ['GLU'], 'NW', 'T'));
+    const ack = await l.send('lis', orm('TRN-1', 'TRAIN-1', ['GLU'], { processing: 'T' }));
     expect(errOf(ack)).toEqual({ msa: 'AR', location: 'MSH^1^11', code: '202' });
     // The ACK echoes the processing id (§2.9: MSH-11 copied), so the LIS files it as training.
     expect(ack.split('\r')[0]!.split('|')[10]).toBe('T');
-    expect(errOf(await l.send('lis', oru('TRN-2', 'TRAIN-1', 'GLU', 'T')))).toEqual({ msa: 'AR', location: 'MSH^1^11', code: '202' });
-    expect(errOf(await l.send('lis', orm('DBG-1', 'DEBUG-1', ['TSH'], 'NW', 'D^T')))).toEqual({ msa: 'AR', location: 'MSH^1^11', code: '202' });
+    expect(errOf(await l.send('lis', oru('TRN-2', 'TRAIN-1', 'GLU', { processing: 'T' })))).toEqual({ msa: 'AR', location: 'MSH^1^11', code: '202' });
+    expect(errOf(await l.send('lis', orm('DBG-1', 'DEBUG-1', ['TSH'], { processing: 'D^T' })))).toEqual({ msa: 'AR', location: 'MSH^1^11', code: '202' });
     // Production traffic on the same link goes on as ever.
     expect(await l.send('lis', orm('PRD-1', 'REAL-1', ['GLU']))).toContain('MSA|AA|PRD-1');
     await l.settled();
@@ -102,7 +74,7 @@ describe('LIS training traffic (MSH-11 T / D)', () => {
     closers.push(stop);
     const client = await MllpClient.connect({ host: '127.0.0.1', port: gateway.addresses().hl7['lis']!.port });
     closers.push(() => client.close());
-    const ack = (await client.send(Buffer.from(orm('TRN-9', 'TRAIN-9', ['GLU'], 'NW', 'T'), 'latin1'))).toString('latin1');
+    const ack = (await client.send(Buffer.from(orm('TRN-9', 'TRAIN-9', ['GLU'], { processing: 'T' }), 'latin1'))).toString('latin1');
     expect(ack).toContain('MSA|AA|TRN-9');
     const events = await gateway.store!.listEvents({ limit: 100 });
     expect(events.map((e) => [e.event.type, e.event.correlationId])).toEqual([['order.created', 'TRAIN-9']]);
