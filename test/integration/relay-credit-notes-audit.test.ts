@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { OdooEmulator, OdooVersion } from '../odoo-emulator/index.ts';
-import { billingRig, orm, oru, productCode, saleLines, saleOrders } from '../fixtures/relay/billing-rig.ts';
+import { billingRig, orm, oru, productCode, saleLines, saleOrders, type BillingRig } from '../fixtures/relay/billing-rig.ts';
 import { waitFor } from '../fixtures/relay/helpers.ts';
 
 /**
@@ -56,6 +56,26 @@ function creditNote(emu: OdooEmulator, invoiceId: number, codes?: string[]): num
   return credit;
 }
 
+/**
+ * GLU and CRP of `accession` ordered and validated: the gateway's first invoice, returned. Then
+ * `addOn()`: TSH ordered on the same accession and validated, the gateway's next eligibility.
+ */
+async function invoicedGluCrp(rig: BillingRig, accession: string): Promise<{ first: Record<string, unknown> & { id: number }; addOn: () => Promise<void> }> {
+  await rig.receive(orm(accession, ['GLU', 'CRP']));
+  await rig.receive(oru(accession, 'GLU'));
+  await rig.receive(oru(accession, 'CRP'));
+  await rig.settle(accession);
+  const [first] = gatewayInvoices(rig.emu, accession);
+  return {
+    first: first!,
+    async addOn() {
+      await rig.receive(orm(accession, ['TSH']));
+      await rig.receive(oru(accession, 'TSH'));
+      await rig.settle(accession);
+    },
+  };
+}
+
 describe.each([17, 16, 19] as OdooVersion[])('credit notes and hand edits on Odoo %i: a later eligibility bills only what the LIS asked for since', (version) => {
   it('Odoo counts a posted credit note against the order line: the credited test is "to invoice" again', async () => {
     const rig = await billingRig({}, { version });
@@ -77,17 +97,11 @@ describe.each([17, 16, 19] as OdooVersion[])('credit notes and hand edits on Odo
     // Finance saw CRP on the patient's invoice again after crediting it: the add-on's invoice
     // billed every order line Odoo counted as not invoiced, and a credit note makes it so.
     const rig = await billingRig({}, { version });
-    await rig.receive(orm('CN-100', ['GLU', 'CRP']));
-    await rig.receive(oru('CN-100', 'GLU'));
-    await rig.receive(oru('CN-100', 'CRP'));
-    await rig.settle('CN-100');
-    const [first] = gatewayInvoices(rig.emu, 'CN-100');
-    rig.emu.call('account.move', 'action_post', [[first!.id]]);
-    creditNote(rig.emu, first!.id, ['CRP']); // CRP was not to be charged to this patient
+    const { first, addOn } = await invoicedGluCrp(rig, 'CN-100');
+    rig.emu.call('account.move', 'action_post', [[first.id]]);
+    creditNote(rig.emu, first.id, ['CRP']); // CRP was not to be charged to this patient
 
-    await rig.receive(orm('CN-100', ['TSH'])); // add-on
-    await rig.receive(oru('CN-100', 'TSH'));
-    await rig.settle('CN-100');
+    await addOn(); // add-on
 
     const all = gatewayInvoices(rig.emu, 'CN-100');
     expect(all).toHaveLength(2);
@@ -100,35 +114,25 @@ describe.each([17, 16, 19] as OdooVersion[])('credit notes and hand edits on Odo
 
   it('an invoice credited in full is not billed again by the next eligibility', async () => {
     const rig = await billingRig({}, { version });
-    await rig.receive(orm('CN-200', ['GLU', 'CRP']));
-    await rig.receive(oru('CN-200', 'GLU'));
-    await rig.receive(oru('CN-200', 'CRP'));
-    await rig.settle('CN-200');
-    const [first] = gatewayInvoices(rig.emu, 'CN-200');
-    rig.emu.call('account.move', 'action_post', [[first!.id]]);
-    creditNote(rig.emu, first!.id); // wrong patient: the whole invoice is credited
+    const { first, addOn } = await invoicedGluCrp(rig, 'CN-200');
+    rig.emu.call('account.move', 'action_post', [[first.id]]);
+    creditNote(rig.emu, first.id); // wrong patient: the whole invoice is credited
 
-    await rig.receive(orm('CN-200', ['TSH']));
-    await rig.receive(oru('CN-200', 'TSH'));
-    await rig.settle('CN-200');
+    await addOn();
 
     expect(netBilled(rig.emu, 'CN-200')).toEqual({ GLU: 0, CRP: 0, TSH: 1 });
   });
 
   it('a credited test the LIS orders again is billed again, once', async () => {
     const rig = await billingRig({}, { version });
-    await rig.receive(orm('CN-300', ['GLU', 'CRP']));
-    await rig.receive(oru('CN-300', 'GLU'));
-    await rig.receive(oru('CN-300', 'CRP'));
-    await rig.settle('CN-300');
-    const [first] = gatewayInvoices(rig.emu, 'CN-300');
-    rig.emu.call('account.move', 'action_post', [[first!.id]]);
+    const { first } = await invoicedGluCrp(rig, 'CN-300');
+    rig.emu.call('account.move', 'action_post', [[first.id]]);
     // The LIS withdraws CRP; its line is on a posted invoice: the gateway asks for a credit note.
     await rig.receive(orm('CN-300', ['CRP'], 'CA'));
     await rig.settle('CN-300');
     const dead = (await rig.events('CN-300')).filter((e) => e.state === 'dead');
     expect(dead.map((e) => e.event.type)).toEqual(['order.cancelled']);
-    creditNote(rig.emu, first!.id, ['CRP']);
+    creditNote(rig.emu, first.id, ['CRP']);
     await rig.store.discard(dead[0]!.event.id, 'finance', 'credit note issued in Odoo');
 
     await rig.receive(orm('CN-300', ['CRP'])); // ordered again, run again
@@ -142,52 +146,34 @@ describe.each([17, 16, 19] as OdooVersion[])('credit notes and hand edits on Odo
 
   it('a draft invoice finance cancelled is not billed again by the add-on\'s invoice', async () => {
     const rig = await billingRig({}, { version });
-    await rig.receive(orm('CN-400', ['GLU', 'CRP']));
-    await rig.receive(oru('CN-400', 'GLU'));
-    await rig.receive(oru('CN-400', 'CRP'));
-    await rig.settle('CN-400');
-    const [first] = gatewayInvoices(rig.emu, 'CN-400');
-    rig.emu.call('account.move', 'button_cancel', [[first!.id]]); // insurer billed directly
+    const { first, addOn } = await invoicedGluCrp(rig, 'CN-400');
+    rig.emu.call('account.move', 'button_cancel', [[first.id]]); // insurer billed directly
 
-    await rig.receive(orm('CN-400', ['TSH']));
-    await rig.receive(oru('CN-400', 'TSH'));
-    await rig.settle('CN-400');
+    await addOn();
 
     expect(netBilled(rig.emu, 'CN-400')).toEqual({ TSH: 1 });
   });
 
   it('a draft invoice finance deleted is not made again by the add-on\'s invoice', async () => {
     const rig = await billingRig({}, { version });
-    await rig.receive(orm('CN-500', ['GLU', 'CRP']));
-    await rig.receive(oru('CN-500', 'GLU'));
-    await rig.receive(oru('CN-500', 'CRP'));
-    await rig.settle('CN-500');
-    const [first] = gatewayInvoices(rig.emu, 'CN-500');
-    rig.emu.call('account.move', 'unlink', [[first!.id]]);
+    const { first, addOn } = await invoicedGluCrp(rig, 'CN-500');
+    rig.emu.call('account.move', 'unlink', [[first.id]]);
 
-    await rig.receive(orm('CN-500', ['TSH']));
-    await rig.receive(oru('CN-500', 'TSH'));
-    await rig.settle('CN-500');
+    await addOn();
 
     expect(netBilled(rig.emu, 'CN-500')).toEqual({ TSH: 1 });
   });
 
   it('a line finance removed from the draft invoice does not come back with the add-on', async () => {
     const rig = await billingRig({}, { version });
-    await rig.receive(orm('CN-600', ['GLU', 'CRP']));
-    await rig.receive(oru('CN-600', 'GLU'));
-    await rig.receive(oru('CN-600', 'CRP'));
-    await rig.settle('CN-600');
-    const [first] = gatewayInvoices(rig.emu, 'CN-600');
-    const crp = rig.emu.records('account.move.line', [['move_id', '=', first!.id]], { fields: ['id', 'product_id'] }).find((l) => productCode(rig.emu, l['product_id']) === 'CRP')!;
-    rig.emu.call('account.move', 'write', [[first!.id], { invoice_line_ids: [[2, crp['id']]] }]);
+    const { first, addOn } = await invoicedGluCrp(rig, 'CN-600');
+    const crp = rig.emu.records('account.move.line', [['move_id', '=', first.id]], { fields: ['id', 'product_id'] }).find((l) => productCode(rig.emu, l['product_id']) === 'CRP')!;
+    rig.emu.call('account.move', 'write', [[first.id], { invoice_line_ids: [[2, crp['id']]] }]);
 
-    await rig.receive(orm('CN-600', ['TSH']));
-    await rig.receive(oru('CN-600', 'TSH'));
-    await rig.settle('CN-600');
+    await addOn();
 
     expect(gatewayInvoices(rig.emu, 'CN-600')).toHaveLength(1);
-    expect(billedOn(rig.emu, first!.id)).toEqual(['GLU', 'TSH']);
+    expect(billedOn(rig.emu, first.id)).toEqual(['GLU', 'TSH']);
   });
 
   it('an invoice finance reset to draft to correct it keeps its lines: the add-on gets an invoice of its own', async () => {
@@ -195,20 +181,14 @@ describe.each([17, 16, 19] as OdooVersion[])('credit notes and hand edits on Odo
     // TSH went onto it, and the invoice re-posted under the same number billed a test the
     // patient's copy never showed.
     const rig = await billingRig({}, { version });
-    await rig.receive(orm('CN-700', ['GLU', 'CRP']));
-    await rig.receive(oru('CN-700', 'GLU'));
-    await rig.receive(oru('CN-700', 'CRP'));
-    await rig.settle('CN-700');
-    const [first] = gatewayInvoices(rig.emu, 'CN-700');
-    rig.emu.call('account.move', 'action_post', [[first!.id]]);
-    rig.emu.call('account.move', 'button_draft', [[first!.id]]);
+    const { first, addOn } = await invoicedGluCrp(rig, 'CN-700');
+    rig.emu.call('account.move', 'action_post', [[first.id]]);
+    rig.emu.call('account.move', 'button_draft', [[first.id]]);
 
-    await rig.receive(orm('CN-700', ['TSH']));
-    await rig.receive(oru('CN-700', 'TSH'));
-    await rig.settle('CN-700');
+    await addOn();
 
     const all = gatewayInvoices(rig.emu, 'CN-700');
-    expect(billedOn(rig.emu, first!.id)).toEqual(['CRP', 'GLU']);
+    expect(billedOn(rig.emu, first.id)).toEqual(['CRP', 'GLU']);
     expect(all).toHaveLength(2);
     expect(all[1]!['state']).toBe('draft');
     expect(billedOn(rig.emu, all[1]!.id)).toEqual(['TSH']);
