@@ -74,6 +74,24 @@ function namePattern(names: Set<string>): RegExp | undefined {
 }
 
 /**
+ * A frame sent again continues a record after the part of it that preceded its first copy, and
+ * that part is repeated before it (shown nowhere, every character's place -1). A part of at most
+ * this many characters is repeated as it is; a longer one (a long record whose frames are sent
+ * again, one after another) by what masking reads of it, so the records grow with the message,
+ * not with its square (before, a 206 KB record whose every frame came twice took 4 s to mask, and
+ * one of 800 KB threw `RangeError: Invalid array length`).
+ */
+const REPEATED_AS_IS = 128;
+
+/**
+ * Everything repeated before frames sent again, at most this many characters per character of the
+ * stored text: link bytes beyond it (thousands of tiny frames each sent again, whose repeated parts
+ * outweigh them) are masked conservatively (maskConservatively) rather than unframed. Frames of
+ * real instruments (up to 240 characters, a few of them sent again) stay far below it.
+ */
+const REPEATED_PER_CHAR = 2;
+
+/**
  * The records of stored ASTM text, with where each of their characters is in that text. A message
  * that came over an E1381 link is stored as the link's bytes (ENQ, `STX FN text ETB|ETX C1 C2 CR
  * LF` per frame, EOT), and an instrument cuts its text into frames wherever the 240-character
@@ -82,28 +100,105 @@ function namePattern(names: Set<string>): RegExp | undefined {
  * frames' texts are joined back into records here; a frame after ETX (or a torn one) starts a line
  * of its own, and a frame sent again (same frame number) continues what preceded its first copy.
  * Text without any STX (records-only links, a stored record text) is its own records.
- * `at[i]` is the index in `text` of `records[i]`, -1 for a line break added between frames.
+ * `at[i]` is the index in `text` of `records[i]`, -1 for a character added (a line break between
+ * frames, the part of a record repeated before a frame sent again).
+ *
+ * `context`: how much of a long field is repeated before a frame sent again (see `repeated`); a
+ * name of up to `context` characters cut by that frame's start is still found. `undefined` when
+ * what would be repeated exceeds REPEATED_PER_CHAR.
  */
-function unframeAstm(text: string): { records: string; at: number[] } {
+function unframeAstm(text: string, context: number): { records: string; at: number[]; contextCut: boolean } | undefined {
   const at: number[] = [];
   if (!text.includes('\x02')) {
     for (let i = 0; i < text.length; i++) at.push(i);
-    return { records: text, at };
+    return { records: text, at, contextCut: false };
   }
-  let records = '';
+  /** The records, one character an element: joined once at the end. */
+  const chars: string[] = [];
+  /** The field delimiter (LIS2-A2 §7.1), once the H record has been read; see `findSeparator`. */
+  let separator: string | undefined;
+  let searchedTo = 0;
+  /** Where the current line starts in `chars`, how many delimiters it has so far, where its current field starts. */
+  let lineStart = 0;
+  let fieldIndex = 0;
+  let fieldStart = 0;
   const push = (c: string, i: number): void => {
-    records += c;
+    chars.push(c);
     at.push(i);
+    if (c === '\r' || c === '\n') {
+      lineStart = fieldStart = chars.length;
+      fieldIndex = 0;
+    } else if (c === separator) {
+      fieldIndex++;
+      fieldStart = chars.length;
+    }
   };
   const lineBreak = (): void => {
-    if (records !== '' && !/[\r\n]$/.test(records)) push('\n', -1);
+    const last = chars[chars.length - 1];
+    if (last !== undefined && last !== '\r' && last !== '\n') push('\n', -1);
   };
+  /**
+   * The delimiter astmNameSpans will read (the first H record of the records; they only grow at
+   * their end, so the first one found so far stays the first). Once found, fields are counted from
+   * the current line's start.
+   */
+  const findSeparator = (): void => {
+    const from = Math.max(0, searchedTo - 3);
+    const h = (from === 0 ? /(?:^|[\r\n\x02])\d?H(.)/ : /[\r\n\x02]\d?H(.)/).exec(chars.slice(from).join(''));
+    searchedTo = chars.length;
+    if (!h) return;
+    separator = h[1]!;
+    [fieldIndex, fieldStart] = fieldsOf(lineStart, chars.length);
+  };
+  /** The field index and field start at `end` of the line starting at `start`, counted afresh. */
+  const fieldsOf = (start: number, end: number): [number, number] => {
+    let index = 0;
+    let fieldAt = start;
+    for (let k = start; k < end; k++) {
+      if (chars[k] === separator) {
+        index++;
+        fieldAt = k + 1;
+      }
+    }
+    return [index, fieldAt];
+  };
+  let contextCut = false;
+  /**
+   * What is repeated before a frame sent again: the part of its line before its first copy, as it
+   * is when short; else what astmNameSpans reads of it — whether the line is a P record, which
+   * field the frame continues, that field so far when it is a name field, else its last
+   * `context` characters (and one before them: a name continuing into the frame is whole-word
+   * matched as in the line itself). Fields are never joined across a delimiter, so nothing before
+   * the current field matters.
+   */
+  const repeated = (start: number, end: number, known: { fieldIndex: number; fieldStart: number } | undefined): string => {
+    if (end - start <= REPEATED_AS_IS) return chars.slice(start, end).join('');
+    if (separator === undefined) findSeparator();
+    if (separator === undefined) return chars.slice(start, end).join('');
+    const [index, fieldAt] = known ? [known.fieldIndex, known.fieldStart] : fieldsOf(start, end);
+    const head = chars.slice(start, start + 4).join('');
+    const p = /^(\x02?\d?)P/.exec(head);
+    const isP = p !== null && head[p[1]!.length + 1] === separator;
+    const nameField = isP && ASTM_NAME_FIELDS.includes(index);
+    let fieldFrom = fieldAt;
+    if (!nameField && end - fieldAt > context + 1) {
+      fieldFrom = end - context - 1;
+      contextCut = true;
+    }
+    const field = chars.slice(fieldFrom, end).join('');
+    // A line that is no P record starts with a character no record starts with.
+    return isP ? `${p[1]!}P${separator.repeat(Math.min(index, ASTM_NAME_FIELDS[ASTM_NAME_FIELDS.length - 1]! + 1))}${field}` : `\x00${field}`;
+  };
+  const budget = REPEATED_PER_CHAR * text.length + REPEATED_AS_IS;
+  let repeatedSoFar = 0;
   let inFrame = false;
   /** The last frame ended with ETB: the next frame's text continues its record. */
   let continues = false;
-  /** The last frame's number, and where its text starts in `records`. */
+  /** The last frame's number, and where its text starts in `chars`, with its line and field then. */
   let lastFn: string | undefined;
   let lastStart = 0;
+  let lastLineStart = 0;
+  let lastFields: { fieldIndex: number; fieldStart: number } | undefined;
   for (let i = 0; i < text.length; i++) {
     const c = text[i]!;
     if (c === '\x02') {
@@ -113,13 +208,16 @@ function unframeAstm(text: string): { records: string; at: number[] } {
         // E1381 §6.5.2). Its text follows what preceded the last frame on that record, not the
         // last frame's text: that part of the record is repeated (shown nowhere) on a line of
         // its own, then this frame's text continues it.
-        const lineStart = Math.max(records.lastIndexOf('\r', lastStart - 1), records.lastIndexOf('\n', lastStart - 1)) + 1;
-        const before = records.slice(lineStart, lastStart);
+        const before = repeated(lastLineStart, lastStart, lastFields);
+        repeatedSoFar += before.length;
+        if (repeatedSoFar > budget) return undefined;
         lineBreak();
         for (const b of before) push(b, -1);
       } else if (!continues) lineBreak();
       lastFn = fn;
-      lastStart = records.length;
+      lastStart = chars.length;
+      lastLineStart = lineStart;
+      lastFields = separator === undefined ? undefined : { fieldIndex, fieldStart };
       inFrame = true;
       continues = false;
       if (fn !== undefined) i++;
@@ -155,11 +253,13 @@ function unframeAstm(text: string): { records: string; at: number[] } {
     }
     push(c, i);
   }
-  return { records, at };
+  return { records: chars.join(''), at, contextCut };
 }
-
-/** The spans of `records` (start, end) that hold a person's name: P fields 6–7, and those names elsewhere. */
-function astmNameSpans(records: string): Array<[number, number]> {
+/**
+ * The spans of `records` (start, end) that hold a person's name: P fields 6–7, and those names
+ * elsewhere; and the length of the longest name.
+ */
+function astmNameSpans(records: string): { spans: Array<[number, number]>; longestName: number } {
   // LIS2-A2 / E1394 §7.1: the H record's second character is the field delimiter.
   const h = /(?:^|[\r\n\x02])\d?H(.)/.exec(records);
   const separator = h?.[1] ?? '|';
@@ -193,15 +293,34 @@ function astmNameSpans(records: string): Array<[number, number]> {
     if (last && s[0] <= last[1]) last[1] = Math.max(last[1], s[1]);
     else merged.push([s[0], s[1]]);
   }
-  return merged;
+  let longestName = 0;
+  for (const n of names) longestName = Math.max(longestName, n.length);
+  return { spans: merged, longestName };
 }
 
+/** How much of a long field is repeated before a frame sent again at first (unframeAstm). */
+const FIRST_CONTEXT = 64;
+
 export function maskAstmNames(text: string): string {
-  const { records, at } = unframeAstm(text);
+  let context = FIRST_CONTEXT;
+  let found = unframeAstm(text, context);
+  if (!found) return maskConservatively(text);
+  let { spans, longestName } = astmNameSpans(found.records);
+  if (found.contextCut && context < 2 * longestName) {
+    // A name longer than the part of a long field repeated before a frame sent again: repeat
+    // enough of it to find that name (twice its length: a match begun in a word the cut split
+    // cannot overlap it), once; the names are the same whatever is repeated of fields that are
+    // no name fields.
+    context = 2 * longestName;
+    found = unframeAstm(text, context);
+    if (!found) return maskConservatively(text);
+    ({ spans } = astmNameSpans(found.records));
+  }
+  const { at } = found;
   // Each span of the records, in the stored text: one run of characters, or one per frame when
   // a frame's end cuts it. Each run becomes ***; the frames' ends between them stay.
   const runs: Array<[number, number]> = [];
-  for (const [start, end] of astmNameSpans(records)) {
+  for (const [start, end] of spans) {
     let run: [number, number] | undefined;
     for (let k = start; k < end; k++) {
       const i = at[k]!;
@@ -219,6 +338,40 @@ export function maskAstmNames(text: string): string {
   return out + text.slice(from);
 }
 
+/**
+ * Every run of letters as ***: digits, delimiters and link bytes stay. What the raw view shows of
+ * text it does not read for names (beyond MAX_MASKED_CHARS, link bytes beyond REPEATED_PER_CHAR):
+ * no name can be in it unmasked, and results, dates and the message's shape can still be read.
+ */
+export function maskConservatively(text: string): string {
+  return text.replace(/\p{L}+/gu, MASK);
+}
+
+/**
+ * The raw view masks names in at most this many characters of a message, the rest conservatively
+ * (maskConservatively). Messages are stored up to 16 MiB, and the view runs on the event loop that
+ * intake's acknowledgements run on: finding the names of 16 MiB blocked it for seconds. Real
+ * messages (a few KB; a batch of a few hundred patients) stay below it.
+ */
+export const MAX_MASKED_CHARS = 1024 * 1024;
+
+/**
+ * Where the raw view stops reading names: after the last line break within MAX_MASKED_CHARS (a
+ * record or a frame whole on either side), else before the word the limit falls in.
+ */
+function maskedPart(text: string): number {
+  if (text.length <= MAX_MASKED_CHARS) return text.length;
+  const lineEnd = Math.max(text.lastIndexOf('\r', MAX_MASKED_CHARS - 1), text.lastIndexOf('\n', MAX_MASKED_CHARS - 1));
+  if (lineEnd >= 0) return lineEnd + 1;
+  let cut = MAX_MASKED_CHARS;
+  while (cut > 0 && /[\p{L}\p{N}]/u.test(text[cut - 1]!)) cut--;
+  return cut;
+}
+
+/** The raw view of a stored message: names masked, beyond MAX_MASKED_CHARS every word. */
 export function maskNames(kind: 'hl7' | 'astm', text: string): string {
-  return kind === 'hl7' ? maskHl7Names(text) : maskAstmNames(text);
+  const cut = maskedPart(text);
+  const head = cut === text.length ? text : text.slice(0, cut);
+  const masked = kind === 'hl7' ? maskHl7Names(head) : maskAstmNames(head);
+  return cut === text.length ? masked : masked + maskConservatively(text.slice(cut));
 }
