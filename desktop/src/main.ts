@@ -21,7 +21,6 @@ import {
   normalizeStatus,
   parseJson,
   reasonChanges,
-  reasonKey,
   trayIcon,
   trayMenu,
   trayTooltip,
@@ -124,7 +123,7 @@ class TrayApp {
    */
   #seenReasons = new Map<string, string | undefined>();
   #liveAlertKeys = new Set<string>();
-  /** `<CODE>_CLEARED` alerts of alarms the status shows: closed when the next status agrees (#onAlert). */
+  /** `<CODE>_CLEARED` alerts of link alarms known from a live alert only: closed when the next status agrees (#onAlert). */
   readonly #pendingClears = new Set<string>();
   /** The status window's page could not be loaded (the gateway was not answering): it is retried. */
   #windowLoadFailed = false;
@@ -426,8 +425,8 @@ class TrayApp {
     if (isOffline({ ...this.#state, now: Date.now() }).offline) return;
     const changes = reasonChanges(this.#seenReasons, status, new Date().toISOString());
     this.#seenReasons = changes.seen;
-    const shows = new Set((status.healthReasons ?? []).map(reasonKey));
-    for (const key of new Set([...changes.cleared, ...pendingClears.filter((k) => !shows.has(k) && !changes.seen.has(k))])) this.#closeAlarm(key);
+    // changes.seen holds every reason the status shows: a pending clear outside it is confirmed.
+    for (const key of new Set([...changes.cleared, ...pendingClears.filter((k) => !changes.seen.has(k))])) this.#closeAlarm(key);
     // An alert that arrived live was decided on already (shown, or counted as held back).
     for (const alert of changes.appeared) if (!this.#liveAlertKeys.has(alertKey(alert))) this.#onAlert(alert);
     this.#liveAlertKeys.clear();
@@ -443,12 +442,12 @@ class TrayApp {
   #onAlert(alert: TrayAlert): void {
     // `<CODE>_CLEARED`: the alarm is over (not held back as a duplicate of the one that cleared
     // if it comes back). For an alarm the status shows (a health reason), the status that follows
-    // says so: a stopping gateway also clears the alarms of the links it stops (an analyzer it no
-    // longer watches is not an analyzer back), and its status tells that apart (isStopping). So
-    // does a link's alarm the tray was told of live before any status showed it.
+    // says so (reasonChanges): a stopping gateway also clears the alarms of the links it stops (an
+    // analyzer it no longer watches is not an analyzer back), and its status tells that apart
+    // (isStopping). So does a link's alarm the tray was told of live before any status showed it.
     const cleared = clearedAlertKey(alert);
-    if (cleared !== undefined) {
-      if (this.#seenReasons.has(cleared) || alert.endpoint !== undefined) this.#pendingClears.add(cleared);
+    if (cleared !== undefined && !this.#seenReasons.has(cleared)) {
+      if (alert.endpoint !== undefined) this.#pendingClears.add(cleared);
       else this.#closeAlarm(cleared);
     }
     const d = decideNotification(this.#notify, alert, Date.now());

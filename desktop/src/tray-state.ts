@@ -101,7 +101,7 @@ export function normalizeStatus(value: unknown): TrayStatus | undefined {
  * health says nothing about the lab: an analyzer no longer watched is not an analyzer back, and
  * the gateway drops its alarm (`ENDPOINT_DOWN_CLEARED`) on the way out.
  */
-export function isStopping(status: TrayStatus): boolean {
+function isStopping(status: TrayStatus): boolean {
   return Array.isArray(status.endpoints) && status.endpoints.some((e) => !!e && typeof e === 'object' && e.state === 'stopped');
 }
 
@@ -270,7 +270,8 @@ export type NotifyDecision =
   | { notify: true; title: string; body: string; urgency: 'normal' | 'critical'; state: NotifyState }
   | { notify: false; reason: 'info' | 'duplicate' | 'rate-limited'; state: NotifyState };
 
-export function alertKey(alert: TrayAlert): string {
+/** An alarm's key (`code:endpoint`): of an alert, and of the health reason the gateway raised it for. */
+export function alertKey(alert: Pick<TrayAlert, 'code' | 'endpoint'>): string {
   return `${alert.code}:${alert.endpoint ?? ''}`;
 }
 
@@ -288,11 +289,6 @@ export function forgetAlert(state: NotifyState, key: string): NotifyState {
   const lastByKey = { ...state.lastByKey };
   delete lastByKey[key];
   return { ...state, lastByKey };
-}
-
-/** The key of a health reason: the key of the alert the gateway raises for it (`code:endpoint`). */
-export function reasonKey(reason: Pick<HealthReason, 'code' | 'endpoint'>): string {
-  return `${reason.code}:${reason.endpoint ?? ''}`;
 }
 
 /**
@@ -321,9 +317,9 @@ export function reasonChanges(
 ): { appeared: TrayAlert[]; cleared: string[]; seen: Map<string, string | undefined> } {
   const reasons = (status.healthReasons ?? []).filter((r) => typeof r.code === 'string' && r.code !== '');
   const appeared = reasons
-    .filter((r) => !seen.has(reasonKey(r)))
+    .filter((r) => !seen.has(alertKey(r)))
     .map((r): TrayAlert => ({ severity: r.level === 'down' ? 'critical' : 'warning', code: r.code, message: r.message, at, ...(r.endpoint ? { endpoint: r.endpoint } : {}) }));
-  const keys = new Set(reasons.map(reasonKey));
+  const keys = new Set(reasons.map(alertKey));
   const uptime = Date.parse(status.generatedAt ?? '') - Date.parse(status.startedAt ?? '');
   const settled = Number.isFinite(uptime) && uptime >= RESTART_GRACE_MS;
   const cleared: string[] = [];
