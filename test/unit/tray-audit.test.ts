@@ -1,129 +1,40 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { EventEmitter } from 'node:events';
-import { createRequire } from 'node:module';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TrayIcons, trayIcon, trayTooltip, type TrayInput, type TrayStatus } from '../../desktop/src/tray-state.ts';
 import { resolveTrayConfig } from '../../desktop/src/tray-config.ts';
+import { resetScreen, screen } from '../fixtures/tray/electron-stand-in.ts';
+import { builderFiles, trayRuntimePackages } from '../fixtures/tray/packaging.ts';
 
 /**
  * Audit of what a technician sees in the tray: the pure logic (tray-state, tray-config) and the
  * Electron main process (desktop/src/main.ts) driven with a stand-in for Electron and for the MQTT
  * client, since the Electron binary is not available here. The stand-ins record what the tray
- * shows (icon, tooltip, menu, notifications, clipboard) and let a test deliver MQTT messages.
+ * shows (icon, tooltip, menu, notifications, clipboard: test/fixtures/tray/electron-stand-in.ts)
+ * and let a test deliver MQTT messages.
  */
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 // ------------------------------------------------------------------ Electron / MQTT stand-ins
-interface FakeNotification {
-  options: { title: string; body: string; urgency?: string };
-  shown: boolean;
-  closed: boolean;
-}
 interface FakeClient extends EventEmitter {
   subscribed: string[];
   url: string;
   options: Record<string, unknown>;
 }
 const h = vi.hoisted(() => ({
-  userData: '',
-  tooltips: [] as string[],
-  images: [] as string[],
-  menu: [] as Array<{ label?: string; type?: string; enabled?: boolean; click?: () => void }>,
-  notifications: [] as FakeNotification[],
-  clipboard: [] as string[],
   clients: [] as FakeClient[],
   newClient: undefined as undefined | ((url: string, options: Record<string, unknown>) => FakeClient),
 }));
 
-vi.mock('electron', () => {
-  class Tray {
-    constructor(image: { path: string }) {
-      h.images.push(image.path);
-    }
-    on(): void {}
-    setImage(image: { path: string }): void {
-      h.images.push(image.path);
-    }
-    setToolTip(text: string): void {
-      h.tooltips.push(text);
-    }
-    setContextMenu(menu: typeof h.menu): void {
-      h.menu = menu;
-    }
-  }
-  class Notification {
-    static isSupported(): boolean {
-      return true;
-    }
-    readonly record: FakeNotification;
-    constructor(options: FakeNotification['options']) {
-      this.record = { options, shown: false, closed: false };
-      h.notifications.push(this.record);
-    }
-    on(): this {
-      return this;
-    }
-    once(): this {
-      return this;
-    }
-    show(): void {
-      this.record.shown = true;
-    }
-    close(): void {
-      this.record.closed = true;
-    }
-  }
-  class BrowserWindow {
-    webContents = { on() {}, setWindowOpenHandler() {} };
-    loadURL(): Promise<void> {
-      return Promise.resolve();
-    }
-    isDestroyed(): boolean {
-      return false;
-    }
-    show(): void {}
-    focus(): void {}
-  }
-  const app = {
-    requestSingleInstanceLock: () => true,
-    on: () => app,
-    whenReady: () => Promise.resolve(),
-    getPath: () => h.userData,
-    getVersion: () => '0.1.0',
-    quit: () => {},
-  };
-  return {
-    app,
-    BrowserWindow,
-    Notification,
-    Tray,
-    clipboard: { writeText: (t: string) => h.clipboard.push(t) },
-    Menu: { buildFromTemplate: (t: typeof h.menu) => t },
-    nativeImage: { createFromPath: (p: string) => ({ path: p, addRepresentation() {} }) },
-    powerMonitor: { on: () => undefined },
-    session: { defaultSession: { setPermissionRequestHandler() {} } },
-  };
-});
+vi.mock('electron', () => import('../fixtures/tray/electron-stand-in.ts'));
+vi.mock('node:fs', async (real) => (await import('../fixtures/tray/desktop-fs.ts')).desktopFs(await real()));
 
 vi.mock('mqtt', () => {
   const connect = (url: string, options: Record<string, unknown>) => h.newClient!(url, options);
   return { default: { connect }, connect };
-});
-
-// Run from the source tree, main.ts looks for desktop/ three levels up (its dist/desktop/src
-// layout); point those reads at the repository's desktop/ folder.
-vi.mock('node:fs', async (importOriginal) => {
-  const fs = await importOriginal<typeof import('node:fs')>();
-  const { default: p } = await import('node:path');
-  const { fileURLToPath: toPath } = await import('node:url');
-  const repoDesktop = p.resolve(p.dirname(toPath(import.meta.url)), '../../desktop');
-  const misplaced = p.resolve(repoDesktop, 'src', '../../../desktop');
-  const fix = (f: unknown): unknown => (typeof f === 'string' && f.startsWith(misplaced + p.sep) ? p.join(repoDesktop, f.slice(misplaced.length)) : f);
-  const readFileSync = ((f: unknown, ...rest: unknown[]) => (fs.readFileSync as (...a: unknown[]) => unknown)(fix(f), ...rest)) as typeof fs.readFileSync;
-  return { ...fs, default: { ...fs, readFileSync }, readFileSync };
 });
 
 function fakeClient(url: string, options: Record<string, unknown>): FakeClient {
@@ -147,7 +58,7 @@ const okStatus = (gatewayId: string): TrayStatus & { generatedAt: string } => ({
 
 /** Start the tray's main process (a fresh module instance) and return its MQTT client. */
 async function startTray(opts: { argv?: string[]; gatewayId?: string; userConfig?: object } = {}): Promise<FakeClient & { deliver(topic: string, body: unknown, retain?: boolean): void }> {
-  if (opts.userConfig) writeFileSync(path.join(h.userData, 'tray-config.json'), JSON.stringify(opts.userConfig));
+  if (opts.userConfig) writeFileSync(path.join(screen.userData, 'tray-config.json'), JSON.stringify(opts.userConfig));
   vi.stubGlobal(
     'fetch',
     vi.fn(async () => {
@@ -169,21 +80,16 @@ async function startTray(opts: { argv?: string[]; gatewayId?: string; userConfig
   return client;
 }
 
-const tooltip = (): string => h.tooltips.at(-1) ?? '';
+const tooltip = (): string => screen.tooltips.at(-1) ?? '';
 /** Everything the tray lets a person read: tooltips, notifications, and the diagnostics it copies. */
 function visibleText(): string {
-  h.menu.find((i) => i.label === 'Copy diagnostics')?.click?.();
-  return [...h.tooltips, ...h.notifications.map((n) => `${n.options.title} ${n.options.body}`), ...h.clipboard].join('\n');
+  screen.menu.find((i) => i.label === 'Copy diagnostics')?.click?.();
+  return [...screen.tooltips, ...screen.notifications.map((n) => `${n.title} ${n.body}`), ...screen.clipboard].join('\n');
 }
 
 describe('tray main process (Electron and MQTT stood in)', () => {
   beforeEach(() => {
-    h.userData = mkdtempSync(path.join(tmpdir(), 'tray-audit-'));
-    h.tooltips = [];
-    h.images = [];
-    h.menu = [];
-    h.notifications = [];
-    h.clipboard = [];
+    resetScreen(mkdtempSync(path.join(tmpdir(), 'tray-audit-')));
     h.clients = [];
     h.newClient = fakeClient;
     for (const k of Object.keys(process.env)) if (k.startsWith('LAB_GATEWAY_')) vi.stubEnv(k, '');
@@ -191,7 +97,7 @@ describe('tray main process (Electron and MQTT stood in)', () => {
   afterEach(() => {
     vi.unstubAllGlobals();
     vi.unstubAllEnvs();
-    rmSync(h.userData, { recursive: true, force: true });
+    rmSync(screen.userData, { recursive: true, force: true });
   });
 
   it('follows one gateway only: another gateway on the same broker going online does not turn a dead one green', async () => {
@@ -206,7 +112,7 @@ describe('tray main process (Electron and MQTT stood in)', () => {
     c.deliver('lab-gateway/lab-2/status', okStatus('lab-2'), true);
     c.deliver('lab-gateway/lab-2/availability', { gatewayId: 'lab-2', state: 'online', at: new Date().toISOString() }, true);
     expect(tooltip()).toMatch(/^Lab gateway lab-1: offline/);
-    expect(h.images.at(-1)).toMatch(/offline-32\.png$/);
+    expect(screen.icons.at(-1)).toBe('offline');
     // Once lab-1 is known, the tray listens to lab-1's topics only.
     expect(c.subscribed.filter((t) => t.includes('/+/'))).toEqual([]);
     expect(c.subscribed).toContain('lab-gateway/lab-1/availability');
@@ -218,10 +124,10 @@ describe('tray main process (Electron and MQTT stood in)', () => {
     c.deliver('lab-gateway/lab-1/status', okStatus('lab-1'), true);
     const alert = { severity: 'critical', code: 'STORE_DOWN', message: 'Not accepting messages: the data disk is full', at: new Date().toISOString() };
     c.deliver('lab-gateway/lab-2/alerts', { gatewayId: 'lab-2', ...alert });
-    expect(h.notifications.filter((n) => n.shown)).toEqual([]);
+    expect(screen.notifications.filter((n) => n.shown)).toEqual([]);
     // The same alert from the tray's own gateway is notified: the silence above is about lab-2.
     c.deliver('lab-gateway/lab-1/alerts', { gatewayId: 'lab-1', ...alert });
-    expect(h.notifications.filter((n) => n.shown).map((n) => n.options.body)).toEqual(['Not accepting messages: the data disk is full']);
+    expect(screen.notifications.filter((n) => n.shown).map((n) => n.body)).toEqual(['Not accepting messages: the data disk is full']);
   });
 
   it('after reconnecting to a restarted gateway it does not show the status from before the restart as current', async () => {
@@ -234,7 +140,7 @@ describe('tray main process (Electron and MQTT stood in)', () => {
     expect(tooltip()).toMatch(/offline/);
     c.emit('connect'); // the restarted gateway's broker accepts the tray again; nothing received yet
     expect(tooltip()).not.toMatch(/all good/);
-    expect(h.images.at(-1)).not.toMatch(/ok-32\.png$/);
+    expect(screen.icons.at(-1)).not.toBe('ok');
   });
 
   it('closes the notification of an alarm when the alarm clears', async () => {
@@ -243,10 +149,10 @@ describe('tray main process (Electron and MQTT stood in)', () => {
     c.deliver('lab-gateway/lab-1/status', okStatus('lab-1'), true);
     const at = new Date().toISOString();
     c.deliver('lab-gateway/lab-1/alerts', { gatewayId: 'lab-1', severity: 'critical', code: 'STORE_DOWN', message: 'Not accepting messages: the store cannot commit', at });
-    expect(h.notifications).toHaveLength(1);
-    expect(h.notifications[0]).toMatchObject({ shown: true, closed: false });
+    expect(screen.notifications).toHaveLength(1);
+    expect(screen.notifications[0]).toMatchObject({ shown: true, closed: false });
     c.deliver('lab-gateway/lab-1/alerts', { gatewayId: 'lab-1', severity: 'info', code: 'STORE_DOWN_CLEARED', message: 'Resolved: store down', at });
-    expect(h.notifications[0]!.closed).toBe(true);
+    expect(screen.notifications[0]!.closed).toBe(true);
   });
 
   /**
@@ -263,23 +169,23 @@ describe('tray main process (Electron and MQTT stood in)', () => {
     const at = new Date().toISOString();
     const cleared = { gatewayId: 'lab-1', severity: 'info', code: 'ENDPOINT_DOWN_CLEARED', endpoint: 'xn-1', message: 'Resolved: endpoint down (xn-1)', at };
     c.deliver('lab-gateway/lab-1/status', down, true);
-    expect(h.notifications.map((n) => n.closed)).toEqual([false]);
+    expect(screen.notifications.map((n) => n.closed)).toEqual([false]);
 
     // The gateway stops: links first (its status still `online`), the alarm "resolved" on the way.
     c.deliver('lab-gateway/lab-1/status', { ...down, health: 'ok', healthReasons: [], endpoints: [{ id: 'lis', state: 'stopped' }, { id: 'xn-1', state: 'stopped' }] });
     c.deliver('lab-gateway/lab-1/alerts', cleared);
     c.deliver('lab-gateway/lab-1/status', { ...down, health: 'ok', healthReasons: [], online: false, endpoints: [{ id: 'lis', state: 'stopped' }, { id: 'xn-1', state: 'stopped' }] }, true);
-    expect(h.notifications.map((n) => n.closed)).toEqual([false]);
-    expect(h.images).not.toContainEqual(expect.stringMatching(/ok-32\.png$/));
+    expect(screen.notifications.map((n) => n.closed)).toEqual([false]);
+    expect(screen.icons).not.toContain('ok');
 
     // Restarted, the analyzer still unplugged: not notified again. Then the cable goes back in.
     const restarted = { ...down, startedAt: new Date().toISOString() };
     c.deliver('lab-gateway/lab-1/status', restarted, true);
     c.deliver('lab-gateway/lab-1/alerts', { ...cleared, code: 'ENDPOINT_DOWN', severity: 'warning', message: 'Analyzer xn-1 disconnected for 0 min' });
-    expect(h.notifications.map((n) => n.closed)).toEqual([false]);
+    expect(screen.notifications.map((n) => n.closed)).toEqual([false]);
     c.deliver('lab-gateway/lab-1/alerts', cleared);
     c.deliver('lab-gateway/lab-1/status', { ...restarted, health: 'ok', healthReasons: [], endpoints: [{ id: 'lis', state: 'listening' }, { id: 'xn-1', state: 'connected' }] });
-    expect(h.notifications.map((n) => n.closed)).toEqual([true]);
+    expect(screen.notifications.map((n) => n.closed)).toEqual([true]);
   });
 
   it('one notification per new alarm: status updates and a redelivered alert do not notify again', async () => {
@@ -291,7 +197,7 @@ describe('tray main process (Electron and MQTT stood in)', () => {
     c.deliver('lab-gateway/lab-1/alerts', alert);
     for (let i = 0; i < 20; i++) c.deliver('lab-gateway/lab-1/status', degraded, i === 0);
     c.deliver('lab-gateway/lab-1/alerts', alert); // QoS 1 redelivery after a reconnect of the gateway's publisher
-    expect(h.notifications.filter((n) => n.shown).map((n) => n.options.body)).toEqual(['Analyzer xn-1 disconnected for 0 min']);
+    expect(screen.notifications.filter((n) => n.shown).map((n) => n.body)).toEqual(['Analyzer xn-1 disconnected for 0 min']);
     expect(tooltip()).toBe('Lab gateway lab-1: needs attention — Analyzer xn-1 disconnected for 1 min');
   });
 
@@ -301,7 +207,7 @@ describe('tray main process (Electron and MQTT stood in)', () => {
     c.deliver('lab-gateway/lab-1/availability', { gatewayId: 'lab-1', state: 'online' }, true);
     c.deliver('lab-gateway/lab-1/status', okStatus('lab-1'), true);
     expect(() => c.deliver('lab-gateway/lab-1/status', { ...okStatus('lab-1'), health: 'maintenance' })).not.toThrow();
-    expect(h.images.at(-1)).not.toMatch(/ok-32\.png$/);
+    expect(screen.icons.at(-1)).not.toBe('ok');
   });
 
   it('shows a configuration mistake somewhere a person can read it (it silently watched 127.0.0.1 instead)', async () => {
@@ -311,9 +217,9 @@ describe('tray main process (Electron and MQTT stood in)', () => {
   });
 
   it('reports an MQTT credentials file it cannot read instead of connecting anonymously without a word', async () => {
-    const user = path.join(h.userData, 'mqtt.user');
+    const user = path.join(screen.userData, 'mqtt.user');
     writeFileSync(user, 'tray\n');
-    const missing = path.join(h.userData, 'no-such-dir', 'mqtt.password');
+    const missing = path.join(screen.userData, 'no-such-dir', 'mqtt.password');
     const c = await startTray({ gatewayId: 'lab-1', argv: [`--mqtt-username-file=${user}`, `--mqtt-password-file=${missing}`] });
     c.emit('error', Object.assign(new Error('Connection refused: Not authorized'), { code: 5 }));
     c.emit('close');
@@ -321,7 +227,7 @@ describe('tray main process (Electron and MQTT stood in)', () => {
   });
 
   it('can trust the CA of an MQTTS broker (mqttCaFile), as a gateway with mqtt.tls needs', async () => {
-    const ca = path.join(h.userData, 'ca.pem');
+    const ca = path.join(screen.userData, 'ca.pem');
     writeFileSync(ca, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
     const c = await startTray({ gatewayId: 'lab-1', userConfig: { gatewayUrl: 'https://gw.lab:8484', mqttUrl: 'mqtts://gw.lab:8883', mqttCaFile: ca } });
     expect(c.url).toBe('mqtts://gw.lab:8883');
@@ -358,16 +264,7 @@ describe('tray configuration validation', () => {
 
 describe('the packaged tray contains what its main process loads', () => {
   it('every file main.cjs, main.js and the window load at run time, and the mqtt client with its dependencies, pass the `files` patterns', async () => {
-    const require = createRequire(import.meta.url);
-    const { getConfig } = require('app-builder-lib/out/util/config/config.js') as { getConfig(dir: string, file: string, from: null): Promise<{ files: Array<string | { filter: string[] }>; extraMetadata: { main: string } }> };
-    const { minimatch } = require('minimatch') as { minimatch(p: string, pattern: string, o?: object): boolean };
-    const config = await getConfig(root, 'build/electron-builder.yml', null);
-    // getConfig normalises `files` to [{ filter: [...] }].
-    const patterns = config.files.flatMap((f) => (typeof f === 'string' ? [f] : f.filter));
-    const positive = patterns.filter((p) => !p.startsWith('!'));
-    const negative = patterns.filter((p) => p.startsWith('!')).map((p) => p.slice(1));
-    const excluded = (f: string): boolean => negative.some((p) => minimatch(f, p, { dot: true }));
-    const packed = (f: string): boolean => positive.some((p) => minimatch(f, p, { dot: true })) && !excluded(f);
+    const { main, excluded, packed } = await builderFiles();
 
     // desktop/main.cjs loads ../dist/desktop/src/main.js, which imports its siblings; main.ts
     // reads <desktop>/assets/<state>-32.png and -64.png, the window icon and the preload.
@@ -375,7 +272,7 @@ describe('the packaged tray contains what its main process loads', () => {
     const siblings = [...mainTs.matchAll(/from '\.\/([\w-]+)\.ts'/g)].map((m) => `dist/desktop/src/${m[1]}.js`);
     expect(siblings.length).toBeGreaterThanOrEqual(3);
     const runtime = [
-      config.extraMetadata.main,
+      main,
       'dist/desktop/src/main.js',
       ...siblings,
       'desktop/preload.cjs',
@@ -392,16 +289,6 @@ describe('the packaged tray contains what its main process loads', () => {
     }
     // Production dependencies are packed unless a `!node_modules/…` pattern drops them: none of
     // the mqtt client's may be dropped.
-    const lock = JSON.parse(readFileSync(path.join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> }> };
-    const seen = new Set<string>();
-    const queue = ['mqtt'];
-    while (queue.length) {
-      const name = queue.pop()!;
-      if (seen.has(name)) continue;
-      seen.add(name);
-      const pkg = lock.packages[`node_modules/${name}`];
-      queue.push(...Object.keys({ ...pkg?.dependencies, ...pkg?.optionalDependencies }));
-    }
-    for (const name of seen) expect(excluded(`node_modules/${name}/package.json`), name).toBe(false);
+    for (const rel of trayRuntimePackages()) expect(excluded(`${rel}/package.json`), rel).toBe(false);
   });
 });

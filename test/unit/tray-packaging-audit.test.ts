@@ -1,15 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { createRequire } from 'node:module';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { builderFiles, root, trayRuntimePackages } from '../fixtures/tray/packaging.ts';
 
 /**
  * What the packaged tray ships, worked out with electron-builder's own code: its npm node-module
  * collector (the list of production packages it copies into app.asar) and the `files` patterns of
  * build/electron-builder.yml, read by its own config loader.
  */
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const require = createRequire(import.meta.url);
 
 interface NodeModuleInfo {
@@ -22,40 +20,6 @@ const { getCollectorByPackageManager, PM } = require('app-builder-lib/out/node-m
   PM: { NPM: string };
 };
 const { TmpDir } = require('temp-file') as { TmpDir: new (name: string) => { cleanup(): Promise<void> } };
-const { getConfig } = require('app-builder-lib/out/util/config/config.js') as {
-  getConfig(dir: string, file: string, from: null): Promise<{ files: Array<string | { filter: string[] }> }>;
-};
-const { minimatch } = require('minimatch') as { minimatch(p: string, pattern: string, o?: object): boolean };
-
-/**
- * The packages the tray's main process loads at run time: `mqtt` and what it needs, as installed
- * paths (`node_modules/a/node_modules/b`), resolved the way Node does (nearest node_modules up).
- */
-function trayRuntimePackages(): Set<string> {
-  const lock = JSON.parse(readFileSync(path.join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> }> };
-  const resolve = (from: string, name: string): string | undefined => {
-    for (let dir = from; ; ) {
-      const candidate = `${dir ? `${dir}/` : ''}node_modules/${name}`;
-      if (lock.packages[candidate]) return candidate;
-      if (!dir) return undefined;
-      const up = dir.lastIndexOf('/node_modules/');
-      dir = up < 0 ? '' : dir.slice(0, up);
-    }
-  };
-  const seen = new Set<string>();
-  const queue = ['node_modules/mqtt'];
-  while (queue.length) {
-    const at = queue.pop()!;
-    if (seen.has(at)) continue;
-    seen.add(at);
-    const pkg = lock.packages[at]!;
-    for (const dep of Object.keys({ ...pkg.dependencies, ...pkg.optionalDependencies })) {
-      const found = resolve(at, dep);
-      if (found) queue.push(found);
-    }
-  }
-  return seen;
-}
 
 describe('the packaged tray', () => {
   /**
@@ -75,10 +39,7 @@ describe('the packaged tray', () => {
     } finally {
       await tmp.cleanup();
     }
-    const config = await getConfig(root, 'build/electron-builder.yml', null);
-    const patterns = config.files.flatMap((f) => (typeof f === 'string' ? [f] : f.filter));
-    const negative = patterns.filter((p) => p.startsWith('!')).map((p) => p.slice(1));
-    const excluded = (f: string): boolean => negative.some((p) => minimatch(f, p, { dot: true }));
+    const { excluded } = await builderFiles();
 
     const all: NodeModuleInfo[] = [];
     const walk = (list: NodeModuleInfo[]): void => {
