@@ -86,3 +86,14 @@ export class SteadyWallClock {
     return () => this.#listeners.delete(listener);
   }
 }
+
+/**
+ * A span of time as an operator reads it: "40 s", "25 min", "2 h", "3 days" (how far the system
+ * clock is off, in the relay's and the status's clock alerts).
+ */
+export function span(ms: number): string {
+  if (ms >= 2 * 86_400_000) return `${Math.round(ms / 86_400_000)} days`;
+  if (ms >= 90 * 60_000) return `${Math.round(ms / 3_600_000)} h`;
+  if (ms >= 60_000) return `${Math.round(ms / 60_000)} min`;
+  return `${Math.round(ms / 1000)} s`;
+}

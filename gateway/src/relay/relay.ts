@@ -13,7 +13,7 @@ import { ReferenceData, type RefusedModel } from './reference-data.ts';
 import { rulesFor, type PostingRule, type RuleContext, type RuleResult } from './rules/index.ts';
 import { StockWatch } from './stock-watch.ts';
 import { stampOdooRefs, type OdooTarget } from './odoo-target.ts';
-import { SteadyWallClock } from '../wall-clock.ts';
+import { SteadyWallClock, span } from '../wall-clock.ts';
 
 export interface RelayOptions {
   store: GatewayStore;
@@ -91,14 +91,6 @@ interface Batch {
  * #checkClockAgainstStore): a month, longer than an appliance is switched off for a holiday.
  */
 const CLOCK_AHEAD_WARN_MS = 30 * 86_400_000;
-
-/** A span of time as an operator reads it: "40 s", "25 min", "2 h", "3 days". */
-function span(ms: number): string {
-  if (ms >= 2 * 86_400_000) return `${Math.round(ms / 86_400_000)} days`;
-  if (ms >= 90 * 60_000) return `${Math.round(ms / 3_600_000)} h`;
-  if (ms >= 60_000) return `${Math.round(ms / 60_000)} min`;
-  return `${Math.round(ms / 1000)} s`;
-}
 
 /**
  * The relay loop (DESIGN.md §1 step 4): leases the heads of ready partitions, posts them to Odoo

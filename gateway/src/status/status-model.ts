@@ -8,7 +8,7 @@ import { describeError } from '../errors.ts';
 import type { OrderDownloadSummary } from '../astm/order-download.ts';
 import { maskAstmNames } from './mask-names.ts';
 import { savedLastSuccess } from '../relay/last-success.ts';
-import { SteadyWallClock } from '../wall-clock.ts';
+import { SteadyWallClock, span } from '../wall-clock.ts';
 
 /**
  * The one status model of the gateway. It is fed by the typed telemetry events (never by the
@@ -237,14 +237,6 @@ const LINE_MIN_IGNORED = 256;
 async function readDiskSpace(path: string): Promise<{ freeBytes: number; totalBytes: number }> {
   const s = await statfs(path);
   return { freeBytes: s.bavail * s.bsize, totalBytes: s.blocks * s.bsize };
-}
-
-/** A clock error in words: seconds, minutes, hours or days. */
-function span(ms: number): string {
-  if (ms >= 2 * DAY_MS) return `${Math.round(ms / DAY_MS)} days`;
-  if (ms >= 90 * 60_000) return `${Math.round(ms / 3_600_000)} h`;
-  if (ms >= 60_000) return `${Math.round(ms / 60_000)} min`;
-  return `${Math.round(ms / 1000)} s`;
 }
 
 function minutes(ms: number): string {
