@@ -639,8 +639,7 @@ export class StatusServer implements Component {
     }
     // `next`: the `before` of the next page (null at the end). An endpoint filter reads a bounded
     // part of the log per request, so a short page with a `next` is not the end.
-    const store = this.#o.store;
-    const { messages, next } = store.listMessagePage ? await store.listMessagePage(query) : { messages: await store.listMessages(query), next: null };
+    const { messages, next } = await this.#o.store.listMessagePage(query);
     this.#json(res, 200, { messages, count: messages.length, next });
   }
 
@@ -660,8 +659,7 @@ export class StatusServer implements Component {
     if (after) query.after = after;
     // `next`: the `after` of the next page (null at the end); for delivered|discarded it names the
     // place itself, which retention cannot take away.
-    const store = this.#o.store;
-    const { events, next } = store.listEventPage ? await store.listEventPage(query) : { events: await store.listEvents(query), next: null };
+    const { events, next } = await this.#o.store.listEventPage(query);
     this.#json(res, 200, { events, count: events.length, next });
   }
 

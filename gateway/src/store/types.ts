@@ -221,9 +221,9 @@ export interface GatewayStore {
    * does not answer reads a bounded number of events per page, which may then end short of
    * `limit` with a `next`.
    */
-  listEventPage?(query: EventQuery): Promise<EventPage>;
+  listEventPage(query: EventQuery): Promise<EventPage>;
   /** listMessages with where the next page starts; each page reads a bounded number of records. */
-  listMessagePage?(query: MessageQuery): Promise<MessagePage>;
+  listMessagePage(query: MessageQuery): Promise<MessagePage>;
   /** Events of one correlation id (order/accession), oldest first: used for host queries. */
   eventsByCorrelation(correlationId: string, types?: EventType[]): Promise<StoredEvent[]>;
   /** Correlation ids from `from` to `to` (inclusive, key order) having an event of `types`: host query ranges. */
