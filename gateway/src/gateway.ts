@@ -5,7 +5,8 @@
  * ingress. The status model, a listener only, starts before the relay so that it sees the link's
  * first states; alerts raised before it subscribed are kept for it (Telemetry.takeStartupAlerts).
  * Stop order is the data flow: ingress first (no new ACKs), then the relay, the sandbox, the HTTP
- * status, MQTT (it publishes the final `offline`), the store last.
+ * status, MQTT (it publishes the final `offline`), the store last. The status model is told first
+ * that the gateway is stopping (markStopping): what the stopping links do is no news for the lab.
  */
 import type { GatewayConfig, AnalyzerConfig, Hl7EndpointConfig } from './config/types.ts';
 import { displayUrl } from './config/display-url.ts';
@@ -428,6 +429,9 @@ export class Gateway {
    */
   stop(deadlineMs = 10_000): Promise<void> {
     if (this.#stopping) return this.#stopping;
+    // Before anything stops: links stopped are the gateway no longer looking, not alarms over
+    // (no ENDPOINT_DOWN_CLEARED for an analyzer still unplugged), and the status says `stopping`.
+    this.statusModel?.markStopping();
     this.#stopping = (async () => {
       const deadline = Date.now() + deadlineMs;
       const left = (): number => Math.max(500, deadline - Date.now());

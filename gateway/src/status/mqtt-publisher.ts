@@ -178,7 +178,9 @@ export class MqttStatusPublisher implements Component {
       const work = (async () => {
         if (client.connected) {
           const offline: AvailabilityPayload = { gatewayId: this.#o.gatewayId, state: 'offline', at: new Date().toISOString(), reason: 'gateway stopped' };
-          const last = { ...this.#o.model.toApiStatus(), online: false };
+          // The last word of this gateway: going (`stopping`, also when only the publisher stops),
+          // and gone (`online: false`), with the reasons it had (the model keeps them while it stops).
+          const last = { ...this.#o.model.toApiStatus(), online: false, stopping: true };
           // Every endpoint's final state too (stopped, no connections): a change made within the
           // coalescing gap before the stop would otherwise stay retained as "connected". QoS 0 like
           // every state (#publish): at QoS 1 a dashboard away with a persistent session was handed

@@ -140,6 +140,12 @@ export interface ApiStatus {
   endpoints: Array<{ id: string; kind: EndpointKind; state: EndpointState; connections: number; lastMessageAt: string | null; orderDownload?: OrderDownloadSummary }>;
   // Additive fields (never rename or remove the contract fields above).
   online: boolean;
+  /**
+   * The gateway is stopping (a restart, an update, a shutdown): its links are being stopped, and
+   * the health reasons are those it had when the stop began (none is reported cleared on the way
+   * out). The last status a graceful stop publishes carries it with `online: false`.
+   */
+  stopping: boolean;
   generatedAt: string;
   healthReasons: HealthReason[];
   store: { health: GatewayStore['health']; reason: string | null };
@@ -338,6 +344,11 @@ export class StatusModel implements Component {
   readonly #lineWindows = new Map<string, { accepted: MinuteWindow; refused: MinuteWindow; ignored: MinuteWindow; hint: string | null }>();
   #lastReasonCodes = new Set<string>();
   /**
+   * From markStopping on: every reason shown since the stop began, by `code:endpoint`, kept in the
+   * health until the end (see markStopping). Undefined while the gateway runs.
+   */
+  #stoppingReasons: Map<string, HealthReason> | undefined;
+  /**
    * The newest instant the store held when it opened (store.newestStoredAt) and the monotonic time
    * the model read it: the true time is at least that instant plus the time passed since, so a
    * system clock behind it is wrong (CLOCK_BEHIND_STORED_DATA). Undefined for an empty store.
@@ -431,6 +442,24 @@ export class StatusModel implements Component {
     clearInterval(this.#diskTimer);
     for (const u of this.#unsubscribe.splice(0)) u();
     this.#status = 'stopped';
+  }
+
+  /**
+   * The gateway is stopping (the composition root calls this before it stops its links). A link
+   * stopped, an order download dropped with its connection, are the gateway no longer looking,
+   * not a fault repaired: from now on the health keeps every reason it had (and any raised during
+   * the stop), so no `<CODE>_CLEARED` goes out, and the status says `stopping`. Before, the links
+   * stopping cleared their ENDPOINT_DOWN: every subscriber got "Resolved: endpoint down (xn-1)" for
+   * an analyzer still unplugged, then a status `online`, health OK, links `stopped` (the retained
+   * one on an external broker until the `offline`), and the same alarm again after the restart.
+   * Idempotent.
+   */
+  markStopping(): void {
+    if (this.#stoppingReasons) return;
+    // Transitions up to now are real ones: raised or cleared as usual, before the freeze.
+    this.#checkHealth();
+    this.#stoppingReasons = new Map(this.health().reasons.map((r) => [reasonKey(r), r]));
+    this.#changed('status');
   }
 
   /** Called when anything visible changed; `changed` holds 'status' and `endpoint:<id>` keys. */
@@ -606,6 +635,17 @@ export class StatusModel implements Component {
     if (this.#o.relayPaused?.()) {
       reasons.push({ level: 'degraded', code: 'RELAY_PAUSED', message: 'Sending to Odoo is paused by an administrator' });
     }
+    // Stopping: the reasons shown since the stop began stay (markStopping), with their last wording.
+    const kept = this.#stoppingReasons;
+    if (kept) {
+      const current = new Set<string>();
+      for (const r of reasons) {
+        const key = reasonKey(r);
+        current.add(key);
+        kept.set(key, r);
+      }
+      for (const [key, r] of kept) if (!current.has(key)) reasons.push(r);
+    }
     const health: Health = reasons.some((r) => r.level === 'down') ? 'down' : reasons.length > 0 ? 'degraded' : 'ok';
     reasons.sort((a, b) => (a.level === b.level ? 0 : a.level === 'down' ? -1 : 1));
     return { health, reasons };
@@ -649,6 +689,7 @@ export class StatusModel implements Component {
       odoo: { state: o.state, lastError: o.lastError, lastSuccessAt: o.lastSuccessAt },
       endpoints: endpoints.map((e) => ({ id: e.id, kind: e.kind, state: e.state, connections: e.connections, lastMessageAt: e.lastMessageAt, ...(e.orderDownload ? { orderDownload: e.orderDownload } : {}) })),
       online: true,
+      stopping: this.#stoppingReasons !== undefined,
       generatedAt: new Date(now).toISOString(),
       healthReasons: reasons,
       store: { health: this.#storeHealth(), reason: this.#storeHealth() === 'ok' ? null : this.#storeReasonText() },
@@ -923,7 +964,7 @@ export class StatusModel implements Component {
   /** Turn health transitions into alerts (a reason appearing or clearing). */
   #checkHealth(): void {
     const { health, reasons } = this.health();
-    const codes = new Set(reasons.map((r) => `${r.code}:${r.endpoint ?? ''}`));
+    const codes = new Set(reasons.map(reasonKey));
     const at = new Date(this.#now()).toISOString();
     // A reason added to or taken from a health already degraded is a change too (ODOO_UNREACHABLE
     // after its grace, ENDPOINT_DOWN after an idle hour, LINE_ERRORS cleared): only a change of
@@ -931,7 +972,7 @@ export class StatusModel implements Component {
     // in a quiet lab (the retained MQTT status until the next interval).
     let reasonsChanged = false;
     for (const r of reasons) {
-      const key = `${r.code}:${r.endpoint ?? ''}`;
+      const key = reasonKey(r);
       if (!this.#lastReasonCodes.has(key)) {
         reasonsChanged = true;
         this.#emitAlert({ severity: r.level === 'down' ? 'critical' : 'warning', code: r.code, message: r.message, at, ...(r.endpoint ? { endpoint: r.endpoint } : {}) });
@@ -969,6 +1010,11 @@ export class StatusModel implements Component {
       }
     });
   }
+}
+
+/** A reason's identity across health computations (its alerts and their `_CLEARED` go by it). */
+function reasonKey(r: HealthReason): string {
+  return `${r.code}:${r.endpoint ?? ''}`;
 }
 
 function sameRecord<T extends object>(a: T, b: T): boolean {
