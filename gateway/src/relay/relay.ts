@@ -273,6 +273,11 @@ export class Relay implements Component {
 
   /** Pull reference data now (admin action / tests). */
   async refreshReference(): Promise<void> {
+    // A running relay not connected yet pulls as soon as it connects. Pulled now, the client
+    // refused the call ("not connected to Odoo", an auth failure) and the relay's own first pull,
+    // which shares a pull in flight, failed with it as refused credentials: the demo's pull right
+    // after start-up held every event for two minutes.
+    if (this.#running() && this.#o.config.enabled && !this.#connected) return;
     await this.#ref.refresh();
     this.#lastRefresh = performance.now();
     this.#reportRefused();
