@@ -152,7 +152,13 @@
   for (const t of tabs) $(`tab-${t}`).addEventListener('click', () => showTab(t));
 
   // ------------------------------------------------------------------ status
-  const TITLES = { ok: 'All good', degraded: 'Needs attention', down: 'Not accepting messages', offline: 'Gateway offline' };
+  const TITLES = { ok: 'All good', degraded: 'Needs attention', down: 'Not accepting messages', offline: 'Gateway offline', stopping: 'Gateway stopping' };
+  /**
+   * Shown first while the status says `stopping`: the gateway is closing its links for a restart,
+   * an update or a shutdown. Its health then keeps the reasons it had (none is cleared by the
+   * stop), so "All good" in green would be a healthy look for a gateway taking nothing in.
+   */
+  const STOPPING_REASON = { code: 'STOPPING', message: 'The gateway is stopping (a restart, an update or a shutdown): analyzers and the LIS cannot send through it until it is back.' };
   let lastOkAt = null;
   let knownEndpoints = '';
 
@@ -193,7 +199,8 @@
   function render(s) {
     const generatedAt = Date.parse(s.generatedAt);
     if (Number.isFinite(generatedAt)) clockOffsetMs = generatedAt - Date.now();
-    renderState(s.health, s.healthReasons || []);
+    if (s.stopping) renderState('stopping', [STOPPING_REASON, ...(s.healthReasons || [])]);
+    else renderState(s.health, s.healthReasons || []);
     $('gw-id').textContent = s.gatewayId;
     $('gw-version').textContent = `v${s.version}`;
     $('gw-started').textContent = new Date(s.startedAt).toLocaleString();
@@ -288,34 +295,101 @@
     return pre;
   }
 
-  async function searchMessages(ev) {
+  /** Messages a page of the list asks for, and the rows one click adds at most. */
+  const MSG_PAGE = 50;
+  /**
+   * Requests one click makes at most. Without a search term the gateway reads at most 5,000
+   * records per request (it keeps no index by connection) and answers a short or empty page with
+   * `next` when it stopped there: the list follows `next` by itself, one request after the other,
+   * until it has a page of messages or has read this many requests' worth (50,000 records), then
+   * offers "Search older messages". Before, it showed the first answer only: an analyzer whose
+   * messages were older than the newest 5,000 records read "No message found."
+   */
+  const MSG_AUTO_REQUESTS = 10;
+  /** The search shown: its parameters (no `before`), the `before` of what comes next (null: the end), rows shown. */
+  let msgSearch = { params: new URLSearchParams(), next: null, shown: 0 };
+
+  function messageRow(m) {
+    return el('tr', { class: 'clickable', tabindex: '0', 'data-id': m.id, onclick: () => showMessage(m.id), onkeydown: (e) => { if (e.key === 'Enter') showMessage(m.id); } },
+      el('td', { title: m.receivedAt }, ago(m.receivedAt)),
+      el('td', {}, m.endpoint),
+      el('td', {}, m.messageType || m.kind),
+      el('td', {}, m.controlId || '—'),
+      el('td', {}, el('span', { class: `pill ${m.status === 'accepted' ? 'pill-ok' : 'pill-bad'}` }, m.status), m.duplicates ? ` +${m.duplicates} dup` : ''));
+  }
+
+  /** The list's one-line verdict (no message, a failure), in place of its rows. */
+  function listNote(text) {
+    return el('tr', { class: 'list-note' }, el('td', { colspan: '5' }, text));
+  }
+
+  function searchMessages(ev) {
     if (ev) ev.preventDefault();
-    const params = new URLSearchParams({ limit: '50' });
+    const params = new URLSearchParams({ limit: String(MSG_PAGE) });
     const q = $('msg-q').value.trim();
     const endpoint = $('msg-endpoint').value;
     if (q) params.set('q', q);
     if (endpoint) params.set('endpoint', endpoint);
-    const body = $('msg-list').tBodies[0];
+    msgSearch = { params, next: null, shown: 0 };
+    return loadMessages(true);
+  }
+
+  /**
+   * Fills the list (`fresh`: a new search, its rows replace the old ones on the first answer) or
+   * adds the older messages of the search shown, following `next` as described at MSG_AUTO_REQUESTS.
+   * The list is "No message found." only once the gateway said there is nothing more (`next` null).
+   */
+  async function loadMessages(fresh) {
+    const search = msgSearch;
+    const list = $('msg-list');
+    const body = list.tBodies[0];
+    const more = $('msg-more');
+    const progress = $('msg-progress');
     const isLatest = searchTicket();
+    list.setAttribute('aria-busy', 'true');
+    more.hidden = true;
+    progress.textContent = fresh ? 'Searching…' : 'Searching older messages…';
+    let found = 0;
+    let requests = 0;
+    let failure = null;
     try {
-      const { messages } = await api(`/api/messages?${params}`);
-      if (!isLatest()) return;
-      if (!messages.length) {
-        body.replaceChildren(el('tr', {}, el('td', { colspan: '5' }, 'No message found.')));
-        return;
-      }
-      body.replaceChildren(...messages.map((m) => el('tr', { class: 'clickable', tabindex: '0', 'data-id': m.id, onclick: () => showMessage(m.id), onkeydown: (e) => { if (e.key === 'Enter') showMessage(m.id); } },
-        el('td', { title: m.receivedAt }, ago(m.receivedAt)),
-        el('td', {}, m.endpoint),
-        el('td', {}, m.messageType || m.kind),
-        el('td', {}, m.controlId || '—'),
-        el('td', {}, el('span', { class: `pill ${m.status === 'accepted' ? 'pill-ok' : 'pill-bad'}` }, m.status), m.duplicates ? ` +${m.duplicates} dup` : ''))));
+      do {
+        const params = new URLSearchParams(search.params);
+        if (!fresh || requests > 0) params.set('before', search.next);
+        const { messages, next } = await api(`/api/messages?${params}`);
+        if (!isLatest()) return;
+        if (fresh && requests === 0) body.replaceChildren();
+        requests++;
+        for (const note of body.querySelectorAll('tr.list-note')) note.remove();
+        body.append(...messages.map(messageRow));
+        found += messages.length;
+        search.shown += messages.length;
+        search.next = next ?? null;
+        if (search.next && found < MSG_PAGE) progress.textContent = `Searching older messages… (${search.shown} found so far)`;
+      } while (search.next && found < MSG_PAGE && requests < MSG_AUTO_REQUESTS);
     } catch (err) {
       if (!isLatest()) return;
-      body.replaceChildren(el('tr', {}, el('td', { colspan: '5' }, `Search failed: ${err.message}`)));
+      failure = err;
     }
+    list.removeAttribute('aria-busy');
+    if (failure) {
+      // The rows shown stay; `next` is unchanged, so the button tries the same request again.
+      if (search.shown === 0) body.replaceChildren(listNote(`Search failed: ${failure.message}`));
+      progress.textContent = search.shown === 0 ? '' : `Searching older messages failed: ${failure.message}`;
+      if (search.shown === 0 && search.next) progress.textContent = 'The messages searched before the failure hold none.';
+      more.hidden = !search.next;
+      more.textContent = 'Try again';
+      return;
+    }
+    if (search.shown === 0) {
+      body.replaceChildren(listNote(search.next ? 'None among the newest messages searched so far; older ones are not searched yet.' : 'No message found.'));
+    }
+    progress.textContent = search.next ? '' : search.shown === 0 ? '' : 'No older messages.';
+    more.hidden = !search.next;
+    more.textContent = search.shown === 0 ? 'Search older messages' : 'Show older messages';
   }
   $('msg-search').addEventListener('submit', searchMessages);
+  $('msg-more').addEventListener('click', () => loadMessages(false));
 
   async function showMessage(id, reveal, reason) {
     for (const r of $('msg-list').tBodies[0].rows) r.setAttribute('aria-selected', String(r.dataset.id === id));
