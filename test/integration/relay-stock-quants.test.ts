@@ -92,6 +92,8 @@ describe('lots chosen from Odoo stock as it is', () => {
   it("one read of the lab quants per batch, whatever the number of the batch's products", async () => {
     rig = await makeRig(17);
     await waitFor(() => rig!.client.state === 'connected');
+    // The connection's reference pull reads the lab's quants too: counted only once it is over.
+    await waitFor(() => rig!.relay.snapshot().referencePulledAt !== undefined);
     await rig.waitDrained();
     rig.emu.calls.length = 0;
     await rig.commit([consumableUsed('c-2', 'RGT-GLU', 1, 1), consumableUsed('c-2', 'RGT-HBA1C', 1, 2), consumableUsed('c-2', 'TIP-200', 1, 3), consumableUsed('c-2', 'RGT-CRP', 1, 4)]);
