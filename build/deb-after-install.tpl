@@ -65,18 +65,38 @@ if [ -n "$url" ]; then
     fi
 fi
 # An upgrade keeps the file: only its address changes when one is given (the admin token file,
-# MQTT settings… IT wrote there stay).
+# MQTT settings… IT wrote there stay). No JSON parser can be relied on here, so the address is
+# edited only where the edit is safe: one "gatewayUrl" in the file, a plain string on one line
+# (no quote or backslash in it). Otherwise (an escaped quote, null, a number, two keys…) the file
+# is left as it was and the install says why, rather than risk a file the tray cannot read.
+# Only a file created here gets its mode set: one IT made group-readable stays so.
 sed_url="$(printf '%s' "$url" | sed -e 's/[&|]/\\&/g')"
-if [ -n "$url" ] && [ -f "$CONF" ] && grep -qE '"gatewayUrl"[[:space:]]*:[[:space:]]*"[^"]*"' "$CONF"; then
-    sed -i -E 's|("gatewayUrl"[[:space:]]*:[[:space:]]*")[^"]*"|\1'"$sed_url"'"|' "$CONF"
-elif [ -n "$url" ] && [ -f "$CONF" ] && grep -q '"' "$CONF"; then
-    sed -i -E '0,/[{]/s|[{]|{ "gatewayUrl": "'"$sed_url"'",|' "$CONF"
+created=""
+if [ -n "$url" ] && [ -f "$CONF" ]; then
+    keys="$(grep -o 'gatewayUrl' "$CONF" | wc -l)"
+    if [ "$keys" -eq 1 ] && grep -qE '"gatewayUrl"[[:space:]]*:[[:space:]]*"[^"\\]*"[[:space:]]*([,}]|$)' "$CONF"; then
+        sed -i -E 's|("gatewayUrl"[[:space:]]*:[[:space:]]*")[^"]*"|\1'"$sed_url"'"|' "$CONF"
+    elif [ "$keys" -ne 0 ]; then
+        echo "lab-gateway-tray: LAB_GATEWAY_URL=$url is not written: the \"gatewayUrl\" in $CONF is not one plain \"gatewayUrl\": \"http://...\" line; $CONF left as it was (edit it by hand)" >&2
+    elif ! grep -q '"' "$CONF"; then
+        # No key at all ({} or empty): nothing to keep.
+        printf '{ "gatewayUrl": "%s" }\n' "$url" > "$CONF"
+    elif [ "$(tr -d '[:space:]' < "$CONF" | cut -c1)" = "{" ]; then
+        # An object with other settings and no address: the address goes first.
+        sed -i -E '0,/[{]/s|[{]|{ "gatewayUrl": "'"$sed_url"'",|' "$CONF"
+    else
+        echo "lab-gateway-tray: LAB_GATEWAY_URL=$url is not written: $CONF is not a JSON object; $CONF left as it was (edit it by hand)" >&2
+    fi
 elif [ -n "$url" ]; then
     printf '{ "gatewayUrl": "%s" }\n' "$url" > "$CONF"
+    created=1
 elif [ ! -f "$CONF" ]; then
     printf '{ "gatewayUrl": "http://127.0.0.1:8484" }\n' > "$CONF"
+    created=1
 fi
-chmod 0644 "$CONF"
+if [ -n "$created" ]; then
+    chmod 0644 "$CONF"
+fi
 # <<< tray.json
 
 # Start the tray at every desktop login (XDG autostart).

@@ -7,7 +7,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,11 +34,11 @@ function filled(text: string): string {
 }
 
 /** Run the tray.json part of the post-install, as dpkg would with this environment. */
-function postinst(env: Record<string, string> = {}): { status: number | null; stderr: string } {
+function postinst(env: Record<string, string> = {}, umask = '022'): { status: number | null; stderr: string } {
   const part = /# >>> tray\.json[^\n]*\n([\s\S]*?)# <<< tray\.json/.exec(filled(template))?.[1];
   if (!part) throw new Error('no "# >>> tray.json" part in build/deb-after-install.tpl');
   // stdin not a socket, no rc file: the script alone, as dpkg runs it.
-  const r = spawnSync('bash', ['--norc', '-e', '-c', part.replaceAll('/etc/lab-gateway', dir)], {
+  const r = spawnSync('bash', ['--norc', '-e', '-c', `umask ${umask}\n${part.replaceAll('/etc/lab-gateway', dir)}`], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { PATH: process.env.PATH ?? '', ...env },
@@ -101,5 +101,48 @@ describe('.deb post-install: /etc/lab-gateway/tray.json', () => {
       expect(r.stderr, bad).toMatch(/LAB_GATEWAY_URL/);
       expect(readFileSync(conf(), 'utf8'), bad).toBe(installed);
     }
+  });
+
+  /**
+   * User sees: IT's tray.json had an address with an escaped quote in it; the upgrade's edit cut
+   * the value at the escape and left a stray fragment: invalid JSON, the tray ignored the whole
+   * file (and its admin token file). An address kept as null or a number got a second
+   * "gatewayUrl" key inserted. A file the edit cannot safely change is left as it was, and the
+   * install says why.
+   */
+  it('an installed address that is not a plain one-line string is left as it was, and the install says why', () => {
+    for (const value of ['"http://10.0.0.5:8484/?x=\\"a\\""', 'null', '8484', '"http://10.0.0.5:8484" ,\n  "gatewayUrl": "http://10.0.0.6:8484"']) {
+      const text = `{\n  "gatewayUrl": ${value},\n  "adminTokenFile": "/etc/lab-gateway/admin.token"\n}\n`;
+      writeFileSync(conf(), text);
+      const r = postinst({ LAB_GATEWAY_URL: 'http://10.0.0.9:8484' });
+      expect(r.status, value).toBe(0);
+      expect(r.stderr, value).toMatch(/LAB_GATEWAY_URL.*gatewayUrl/);
+      expect(readFileSync(conf(), 'utf8'), value).toBe(text);
+    }
+  });
+
+  /** The one-line file a first install writes is still updated by a later upgrade. */
+  it('the file a first install wrote takes a new address on upgrade', () => {
+    expect(postinst().status).toBe(0);
+    expect(postinst({ LAB_GATEWAY_URL: 'http://10.0.0.9:8484' }).status).toBe(0);
+    expect(trayReads()).toEqual({ gatewayUrl: 'http://10.0.0.9:8484', issues: [] });
+  });
+
+  /**
+   * User sees: IT made tray.json readable by a group only (mode 0640 or 0600, it names the admin
+   * token file); every upgrade made it world-readable again. Only a file the install creates gets
+   * its mode set.
+   */
+  it('an upgrade keeps the mode IT chose; a file the install creates is readable by all', () => {
+    writeFileSync(conf(), installed);
+    chmodSync(conf(), 0o600);
+    expect(postinst().status).toBe(0);
+    expect(statSync(conf()).mode & 0o777).toBe(0o600);
+    expect(postinst({ LAB_GATEWAY_URL: 'http://10.0.0.9:8484' }).status).toBe(0);
+    expect(statSync(conf()).mode & 0o777).toBe(0o600);
+    expect(trayReads().gatewayUrl).toBe('http://10.0.0.9:8484');
+    rmSync(conf());
+    expect(postinst({}, '077').status).toBe(0);
+    expect(statSync(conf()).mode & 0o777).toBe(0o644);
   });
 });
