@@ -438,38 +438,88 @@
   }
 
   // ------------------------------------------------------------------ dead letters
-  async function loadDeadLetters() {
-    const body = $('dead-list').tBodies[0];
+  /**
+   * Dead letters one answer carries. A gateway may hold more (an Odoo outage with a wrong product
+   * mapping dead-letters hundreds): the answer's `next` then says so, the list says more exist and
+   * offers "Show more dead letters". Before, it showed the first 200 as if they were all while the
+   * tab's badge counted 205: an operator replayed "all" of them and five stayed dead.
+   */
+  const DEAD_PAGE = 200;
+  /** The `after` of the dead letters not listed yet (null: all are listed), and the rows shown. */
+  let deadList = { next: null, shown: 0 };
+
+  function deadRow(e, inputs) {
+    const id = e.event.id;
+    const reason = inputs.get(id) || el('input', { type: 'text', 'aria-label': `Reason for ${id}`, 'data-reason-for': id });
+    return el('tr', { 'data-event': id },
+      el('td', {}, e.event.type, el('br'), el('small', { class: 'muted' }, id)),
+      el('td', {}, e.event.correlationId || e.event.partitionKey),
+      el('td', {}, e.deadReason || e.lastError || '—'),
+      el('td', {}, String(e.attempts)),
+      el('td', {}, reason),
+      el('td', {},
+        el('button', { type: 'button', class: 'admin-only', disabled: !admin.token, onclick: () => act(id, 'replay', reason.value) }, 'Replay'), ' ',
+        el('button', { type: 'button', class: 'admin-only danger', disabled: !admin.token, onclick: () => act(id, 'discard', reason.value) }, 'Discard')));
+  }
+
+  /**
+   * Lists the dead letters from the first (more: false) or adds the next page (more: true). A
+   * refresh (opening the tab, after a replay or discard) lists again at least as many as were
+   * shown, so the rows an operator has loaded stay on screen.
+   */
+  async function loadDeadLetters(more) {
+    const table = $('dead-list');
+    const body = table.tBodies[0];
+    const progress = $('dead-progress');
+    const button = $('dead-more');
     const isLatest = deadTicket();
+    const appending = more === true && deadList.next !== null;
+    const want = appending ? DEAD_PAGE : Math.max(DEAD_PAGE, deadList.shown);
+    let after = appending ? deadList.next : null;
+    const found = [];
+    let next = null;
+    table.setAttribute('aria-busy', 'true');
+    button.disabled = true;
     try {
-      const { events } = await api('/api/events?state=dead&limit=200');
-      if (!isLatest()) return;
-      if (!events.length) {
-        body.replaceChildren(el('tr', {}, el('td', { colspan: '6' }, 'No dead letters.')));
-        return;
-      }
-      // A refresh must not wipe a reason being typed: the same input moves to the new row.
-      const inputs = new Map([...body.querySelectorAll('input[data-reason-for]')].map((i) => [i.dataset.reasonFor, i]));
-      const restoreFocus = holdFocus();
-      body.replaceChildren(...events.map((e) => {
-        const id = e.event.id;
-        const reason = inputs.get(id) || el('input', { type: 'text', 'aria-label': `Reason for ${id}`, 'data-reason-for': id });
-        return el('tr', { 'data-event': id },
-          el('td', {}, e.event.type, el('br'), el('small', { class: 'muted' }, id)),
-          el('td', {}, e.event.correlationId || e.event.partitionKey),
-          el('td', {}, e.deadReason || e.lastError || '—'),
-          el('td', {}, String(e.attempts)),
-          el('td', {}, reason),
-          el('td', {},
-            el('button', { type: 'button', class: 'admin-only', disabled: !admin.token, onclick: () => act(id, 'replay', reason.value) }, 'Replay'), ' ',
-            el('button', { type: 'button', class: 'admin-only danger', disabled: !admin.token, onclick: () => act(id, 'discard', reason.value) }, 'Discard')));
-      }));
-      restoreFocus();
+      do {
+        const page = await api(`/api/events?state=dead&limit=${DEAD_PAGE}${after ? `&after=${encodeURIComponent(after)}` : ''}`);
+        if (!isLatest()) return;
+        found.push(...page.events);
+        next = page.next || null;
+        after = next;
+      } while (next && found.length < want);
     } catch (err) {
       if (!isLatest()) return;
+      table.removeAttribute('aria-busy');
+      button.disabled = false;
+      if (appending) {
+        // The rows shown stay and `next` is unchanged: the button tries the same page again.
+        progress.textContent = `Cannot list more dead letters: ${err.message}. More dead letters are not listed yet.`;
+        button.textContent = 'Try again';
+        return;
+      }
+      deadList = { next: null, shown: 0 };
       body.replaceChildren(el('tr', {}, el('td', { colspan: '6' }, `Cannot list dead letters: ${err.message}`)));
+      progress.textContent = '';
+      button.hidden = true;
+      return;
     }
+    table.removeAttribute('aria-busy');
+    button.disabled = false;
+    // A refresh must not wipe a reason being typed: the same input moves to the new row.
+    const inputs = new Map([...body.querySelectorAll('input[data-reason-for]')].map((i) => [i.dataset.reasonFor, i]));
+    const restoreFocus = holdFocus();
+    const rows = found.map((e) => deadRow(e, inputs));
+    if (appending) body.append(...rows);
+    else if (rows.length) body.replaceChildren(...rows);
+    else body.replaceChildren(el('tr', {}, el('td', { colspan: '6' }, next ? 'None listed yet; more dead letters are not listed yet.' : 'No dead letters.')));
+    restoreFocus();
+    deadList = { next, shown: (appending ? deadList.shown : 0) + found.length };
+    progress.textContent = next ? `Showing ${deadList.shown} dead letters: more dead letters are not listed yet.` : '';
+    button.hidden = !next;
+    button.textContent = 'Show more dead letters';
   }
+  $('dead-more').addEventListener('click', () => loadDeadLetters(true));
 
   async function act(id, action, reason) {
     const out = $('dead-result');
