@@ -3,11 +3,8 @@ import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { startForeignSite, type ForeignSite } from '../fixtures/chromium.ts';
-import { Telemetry } from '../../gateway/src/telemetry.ts';
 import { createLogger } from '../../gateway/src/log.ts';
-import { StatusServer } from '../../gateway/src/status/http-server.ts';
-import type { EventStore } from '../../gateway/src/store/event-store.ts';
-import { makeConfig, openStore, relayStandIn, tempDir, waitFor } from '../fixtures/status/harness.ts';
+import { makeConfig, relayStandIn, useStatusServer, waitFor } from '../fixtures/status/harness.ts';
 
 /**
  * The status API as seen by a web page the technician visits on the gateway PC, in real
@@ -20,31 +17,26 @@ const TOKEN = 'cross-site-admin-token-5c1e';
 const ATTACK_HOST = 'news.example';
 
 describe('admin routes and requests from another site (a web page open in the browser)', () => {
-  const tmp = tempDir('status-xsite-');
-  let store: EventStore;
-  const telemetry = new Telemetry();
-  let server: StatusServer;
-  let gateway: string;
-  let site: ForeignSite;
   const logLines: string[] = [];
   const relay = relayStandIn();
+  const rig = useStatusServer('status-xsite-', {
+    config: (dir) => {
+      const tokenFile = path.join(dir, 'admin.token');
+      writeFileSync(tokenFile, TOKEN);
+      return makeConfig(path.join(dir, 'data'), { id: 'lab-xsite', status: { adminTokenFile: tokenFile } });
+    },
+    server: () => ({ log: createLogger({ level: 'warn', write: (l) => logLines.push(l) }), relayControl: relay }),
+  });
+  let gateway: string;
+  let site: ForeignSite;
 
   beforeAll(async () => {
-    const tokenFile = path.join(tmp.dir, 'admin.token');
-    writeFileSync(tokenFile, TOKEN);
-    const config = makeConfig(path.join(tmp.dir, 'data'), { id: 'lab-xsite', status: { adminTokenFile: tokenFile } });
-    store = await openStore(config.gateway.dataDir);
-    server = new StatusServer({ config, store, telemetry, log: createLogger({ level: 'warn', write: (l) => logLines.push(l) }), version: '0.1.0', startedAt: new Date().toISOString(), relayControl: relay, processMetrics: false });
-    await server.start();
-    gateway = server.url();
+    gateway = rig.url;
     site = await startForeignSite(ATTACK_HOST);
   });
 
   afterAll(async () => {
     await site?.close();
-    await server?.stop();
-    await store?.close();
-    tmp.cleanup();
   });
 
   // What the user saw: with a web page open in a browser tab on the gateway PC, the technician's
@@ -88,7 +80,7 @@ describe('admin routes and requests from another site (a web page open in the br
     // The requests did reach the gateway (a browser blocking them would prove nothing).
     expect(logLines.filter((l) => l.includes('admin request refused') && l.includes(site.origin)).length).toBeGreaterThan(0);
     expect(relay.paused, 'the cross-site posts paused the relay').toBe(false);
-    const refused = (await server.auditLog.read()).filter((e) => e.outcome === 'refused');
+    const refused = (await rig.server.auditLog.read()).filter((e) => e.outcome === 'refused');
     expect.soft(refused, 'audit entries the foreign page caused').toEqual([]);
 
     // The technician, at once, with the right token from the same PC (as the tray and the CLI do).

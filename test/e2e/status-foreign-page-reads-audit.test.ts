@@ -1,11 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import path from 'node:path';
 import { startForeignSite, type ForeignSite } from '../fixtures/chromium.ts';
-import { Telemetry } from '../../gateway/src/telemetry.ts';
 import { createLogger } from '../../gateway/src/log.ts';
-import { StatusServer } from '../../gateway/src/status/http-server.ts';
-import type { EventStore } from '../../gateway/src/store/event-store.ts';
-import { hl7Message, makeConfig, openStore, requestJson, tempDir, waitFor } from '../fixtures/status/harness.ts';
+import { hl7Message, makeConfig, requestJson, useStatusServer, waitFor } from '../fixtures/status/harness.ts';
 
 /**
  * The read routes of the status API as a web page the technician visits on the gateway PC sees
@@ -16,41 +13,39 @@ import { hl7Message, makeConfig, openStore, requestJson, tempDir, waitFor } from
 const ATTACK_HOST = 'news.example';
 
 describe('read routes and requests a page of another site makes', () => {
-  const tmp = tempDir('status-xsite-reads-');
-  let store: EventStore;
-  const telemetry = new Telemetry();
-  let server: StatusServer;
-  let gateway: string;
-  let site: ForeignSite;
   const logLines: string[] = [];
   /** Store reads the status routes made (message and event lists, single records). */
   let storeReads = 0;
+  const counted = <A extends unknown[], R>(fn: (...args: A) => R): ((...args: A) => R) => (...args: A) => {
+    storeReads++;
+    return fn(...args);
+  };
+  // The store's reads are counted from before the server starts; the set-up's commits below are
+  // not counted.
+  const rig = useStatusServer('status-xsite-reads-', {
+    config: (dir) => makeConfig(path.join(dir, 'data'), { id: 'lab-xreads' }),
+    server: (_config, store) => {
+      store.listEventPage = counted(store.listEventPage.bind(store));
+      store.listMessagePage = counted(store.listMessagePage.bind(store));
+      store.listEvents = counted(store.listEvents.bind(store));
+      store.listMessages = counted(store.listMessages.bind(store));
+      store.getEvent = counted(store.getEvent.bind(store));
+      store.getMessage = counted(store.getMessage.bind(store));
+      return { log: createLogger({ level: 'warn', write: (l) => logLines.push(l) }) };
+    },
+  });
+  let gateway: string;
+  let site: ForeignSite;
 
   beforeAll(async () => {
-    const config = makeConfig(path.join(tmp.dir, 'data'), { id: 'lab-xreads' });
-    store = await openStore(config.gateway.dataDir);
-    for (let i = 0; i < 5; i++) await store.commit(hl7Message(undefined, `XR-${i}`), []);
-    const counted = <A extends unknown[], R>(fn: (...args: A) => R): ((...args: A) => R) => (...args: A) => {
-      storeReads++;
-      return fn(...args);
-    };
-    store.listEventPage = counted(store.listEventPage.bind(store));
-    store.listMessagePage = counted(store.listMessagePage.bind(store));
-    store.listEvents = counted(store.listEvents.bind(store));
-    store.listMessages = counted(store.listMessages.bind(store));
-    store.getEvent = counted(store.getEvent.bind(store));
-    store.getMessage = counted(store.getMessage.bind(store));
-    server = new StatusServer({ config, store, telemetry, log: createLogger({ level: 'warn', write: (l) => logLines.push(l) }), version: '0.1.0', startedAt: new Date().toISOString(), processMetrics: false });
-    await server.start();
-    gateway = server.url();
+    for (let i = 0; i < 5; i++) await rig.store.commit(hl7Message(undefined, `XR-${i}`), []);
+    storeReads = 0;
+    gateway = rig.url;
     site = await startForeignSite(ATTACK_HOST);
   });
 
   afterAll(async () => {
     await site?.close();
-    await server?.stop();
-    await store?.close();
-    tmp.cleanup();
   });
 
   // What the user saw: with a web page of the Internet open in a tab on the gateway PC, intake
