@@ -383,6 +383,8 @@ export class EventStore implements GatewayStore {
   /** The event waiting longest for Odoo (due, not dead), and since when it waits (see stats()). */
   #oldestPendingId: string | undefined;
   #oldestWaitingSince: number | undefined;
+  /** Counts the look-ups of the oldest waiting event begun (#refreshOldest): the last one begun decides. */
+  #oldestGeneration = 0;
   /** Where the last retention pass stopped scanning messages, and the last kept event it stepped over. */
   #pruneCursor: string | undefined;
   #pruneEventCursor: string | undefined;
@@ -1570,7 +1572,7 @@ export class EventStore implements GatewayStore {
       await this.#withQueueLock(() => this.#resync());
       throw new GatewayError('GW_STORE_UNAVAILABLE', `the store could not commit: ${describeError(err)}`, { cause: err });
     }
-    if (this.#oldestPendingId !== undefined && lease.events.some((e) => e.event.id === this.#oldestPendingId)) void this.#refreshOldest();
+    if (this.#oldestPendingId !== undefined && lease.events.some((e) => e.event.id === this.#oldestPendingId)) this.#oldestLeft();
   }
 
   async #complete(lease: Lease, outcomes: Outcome[]): Promise<{ written: Promise<void> }> {
@@ -1777,7 +1779,8 @@ export class EventStore implements GatewayStore {
       const written = this.#write(ops);
       if (remaining <= 0) this.#forgetEmptyPartition(pk, written);
       await written;
-      void this.#refreshOldest();
+      if (eventId === this.#oldestPendingId) this.#oldestLeft();
+      else void this.#refreshOldest();
       return rec;
     });
   }
@@ -2141,6 +2144,9 @@ export class EventStore implements GatewayStore {
    */
   async #refreshOldest(): Promise<void> {
     if (this.#health === 'closed') return;
+    // Only the refresh begun last sets the result: one begun earlier (the 1 s timer's) may have
+    // read the queue before a delivery was written and finish after the refresh that followed it.
+    const generation = ++this.#oldestGeneration;
     try {
       // The undelivered index holds dead letters too: their state records say so, and they are
       // stepped over like events not due yet (dead letters have their own count and alarm:
@@ -2169,11 +2175,25 @@ export class EventStore implements GatewayStore {
       }
       if (chunk.length > 0) await consider();
       const found = best as { id: string; since: number } | undefined;
+      if (generation !== this.#oldestGeneration) return;
       this.#oldestPendingId = found?.id;
       this.#oldestWaitingSince = found?.since;
     } catch {
       /* closed underneath us */
     }
+  }
+
+  /**
+   * The oldest waiting event has been delivered or discarded (its write is done): it stops counting
+   * at once, and the next oldest is looked up. Left in place until the look-up finished, a status
+   * poll meanwhile read its age: a quiet queue looked stale (QUEUE_STALE) after its last delivery.
+   * An event committed meanwhile becomes the oldest as usual (#queueEvent); the look-up, begun
+   * after it, finds it or an older one.
+   */
+  #oldestLeft(): void {
+    this.#oldestPendingId = undefined;
+    this.#oldestWaitingSince = undefined;
+    void this.#refreshOldest();
   }
 
   // ---------------------------------------------------------------- documents
