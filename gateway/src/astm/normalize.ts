@@ -34,7 +34,8 @@ export type { HostQuery, HostQueryRequest, NormalizeContext, NormalizeResult } f
  *   `test.completed`, the analyzer code mapped through `profile.tests`;
  * - the first sight of a specimen of a patient run in the message → `specimen.received`;
  * - every run (O record with results: patient, QC, calibration, rerun) → `consumable.used` per the
- *   profile's consumption table (per test, per run, dead volume per run);
+ *   profile's consumption table (per test, per run, dead volume per run); so does every calibration
+ *   an analyzer reports in an M record of its own (`profile.calibrationRecords`, cobas c 111 M.CR);
  * - Q records → `hostQuery` (no events; the endpoint answers every Q with `answerHostQuery`).
  *
  * QC and calibration runs are recognised by the profile's `runTypeRules` and carry that runType;
@@ -225,6 +226,7 @@ class MessageNormalizer {
         this.#order(patient.record, order.record, order.results.map((r) => r.record), seenSpecimens);
       }
     }
+    const calibrations = this.#calibrations();
     let hostQuery: HostQuery | undefined;
     if (this.#msg.queries.length > 0) {
       // Every Q record is a request (LIS2-A2 §11; an analyzer scanning a rack asks for each tube
@@ -232,7 +234,7 @@ class MessageNormalizer {
       hostQuery = this.#hostQuery(this.#msg.queries);
       for (const r of hostQuery.requests ?? [hostQuery]) for (const s of r.specimens) this.#terms.add(s.specimenId);
     }
-    const messageType = hostQuery ? 'ASTM^QUERY' : results > 0 ? 'ASTM^RESULT' : orders > 0 ? 'ASTM^ORDER' : 'ASTM^OTHER';
+    const messageType = hostQuery ? 'ASTM^QUERY' : results > 0 ? 'ASTM^RESULT' : calibrations > 0 ? 'ASTM^CALIBRATION' : orders > 0 ? 'ASTM^ORDER' : 'ASTM^OTHER';
     if (this.#controlId) this.#terms.add(this.#controlId);
     this.#keyResults();
     const trainingTerm = processingIdSearchTerm(this.#processingId());
@@ -457,6 +459,60 @@ class MessageNormalizer {
       const drawnTests = [...new Set(drawing.map((k) => k.consumes))];
       this.#consumption(specimenId, runType, drawing, drawnTests, drawing[0]!.iso ?? this.#headerTime() ?? this.#ctx.receivedAt);
     }
+  }
+
+  /**
+   * Calibrations reported in M records of their own (`profile.calibrationRecords`; cobas c 111
+   * M.CR, which comes between H and L with no P, O or R record): each is one run of type
+   * `calibration` of the test it names, and consumes what a run of that test consumes (its
+   * per-test rows, the `test: "*"` rows, the per-run rows), as a QC run of the test does. Before,
+   * such a message made no run: the reagent and cuvettes of every calibration never left stock.
+   * No `test.completed`: a calibration is no result of a specimen. The run identity is the
+   * calibration time with the analyzer's code, so the same calibration sent again (another
+   * session, another H.14) draws nothing more and a recalibration at another time draws again.
+   * Returns how many calibrations the message holds.
+   */
+  #calibrations(): number {
+    const { profile, analyzerId } = this.#ctx;
+    const source = profile.calibrationRecords;
+    if (!source) return 0;
+    const d = this.#d;
+    let count = 0;
+    for (const m of this.#msg.records) {
+      if (m.type !== 'M') continue;
+      const scope: Scope = { header: this.#msg.header, manufacturer: m };
+      if (!allHold(source.when, scope, d)) continue;
+      const analyzerCode = readScoped(scope, source.testCode, d);
+      if (analyzerCode === '') {
+        this.#warnings.push(`M record ${m.index + 1}: a calibration without a test code in ${source.testCode}; nothing consumed`);
+        continue;
+      }
+      const mapping = findTestMapping(profile, analyzerCode);
+      if (mapping?.ignore) continue;
+      const unmapped: string[] = [];
+      if (!mapping && profile.unmappedTests === 'report') {
+        unmapped.push(analyzerCode);
+        this.#terms.add(`unmapped:${analyzerCode}`);
+        this.#warnings.push(`M record ${m.index + 1}: calibrated test "${analyzerCode}" has no mapping in profile "${profile.name}"; consumed unmapped`);
+      }
+      const testCode = mapping?.code ?? analyzerCode;
+      let specimenId = '';
+      for (const ref of source.specimenId ?? []) if ((specimenId = readScoped(scope, ref, d)) !== '') break;
+      if (specimenId === '') specimenId = `CAL-${analyzerCode}`;
+      const time = this.#time(scope, source.time);
+      const runType = withProcessingId('calibration', this.#processingId());
+      count++;
+      this.#terms.add(specimenId);
+      this.#terms.add(`runType:${runType}`);
+      this.#runs.push({ specimenId, runType, tests: [testCode], unmapped });
+      if (profile.consumption.length === 0) continue;
+      const runKey = `${time ? time.raw : `rec:${shortHash(m.raw)}`}~${analyzerCode}`;
+      const runAt = (time && astmDateToIso(time.raw)) ?? this.#headerTime() ?? this.#ctx.receivedAt;
+      this.#events.push(
+        ...consumptionDrafts({ profile, analyzerId, specimenId, runType, tests: [testCode], runKey, runAt, receivedAt: this.#ctx.receivedAt, source: this.#source(), keyPrefix: 'astm', reagentLots: this.#lots }),
+      );
+    }
+    return count;
   }
 
   /**

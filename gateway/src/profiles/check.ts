@@ -131,7 +131,7 @@ const RECORD_NAMES: Readonly<Record<string, string>> = {
  * The records gateway/src/astm/normalize.ts reads each kind of field reference in (its scopes:
  * `#specimenId` the run's H, P and O records; `#runType` the same plus the run's first R;
  * `resultFilter`, `#time` (run time, key time) and `#placed` (abnormal flags, result status) each
- * R with its H, P, O; `reagentLots.when` each M with the H). A reference to any other record
+ * R with its H, P, O; `reagentLots.when` and `calibrationRecords` each M with the H). A reference to any other record
  * reads as empty there: a condition on it is decided on '' (a QC rule never matches, its runs are
  * patient runs), a specimen id, run or key time, flag or status is never found. Keep in step with
  * normalize.ts.
@@ -145,6 +145,7 @@ const READ_IN = {
   resultFilter: { records: 'HPOR', where: 'the filter is applied to each R record with its H, P and O records' },
   runTypeRules: { records: 'HPOR', where: 'run types are decided on the H, P, O and first R records of the run' },
   reagentLots: { records: 'HM', where: 'lot reports are read from M records with the H record' },
+  calibrationRecords: { records: 'HM', where: 'calibration records are read from M records with the H record' },
 } as const;
 
 function refProblem(ref: unknown, place: keyof typeof READ_IN): string | undefined {
@@ -178,6 +179,19 @@ function unreadReferenceIssues(p: Record<string, unknown>): ProfileIssue[] {
   };
   conditions(p.resultFilter, 'resultFilter', 'resultFilter', 'result filter');
   conditions((p.reagentLots as { when?: unknown } | undefined)?.when, 'reagentLots.when', 'reagentLots', 'reagent lot source');
+  const calibrations = p.calibrationRecords as { when?: unknown; testCode?: unknown; time?: unknown; specimenId?: unknown } | undefined;
+  if (calibrations) {
+    conditions(calibrations.when, 'calibrationRecords.when', 'calibrationRecords', 'calibration record source', '; no M record is taken for a calibration, and its reagent never leaves stock');
+    const ref = (value: unknown, at: string): void => {
+      const problem = refProblem(value, 'calibrationRecords');
+      if (problem) issues.push({ severity: 'error', path: at, message: problem });
+    };
+    ref(calibrations.testCode, 'calibrationRecords.testCode');
+    for (const key of ['time', 'specimenId'] as const) {
+      const refs = calibrations[key];
+      if (Array.isArray(refs)) refs.forEach((r, i) => ref(r, `calibrationRecords.${key}[${i}]`));
+    }
+  }
   if (Array.isArray(p.runTypeRules)) {
     (p.runTypeRules as Array<{ runType?: unknown; note?: unknown; when?: unknown } | null>).forEach((r, i) => {
       const runType = String(r?.runType);
@@ -284,6 +298,7 @@ export function checkProfile(obj: unknown, options: CheckOptions = {}): ProfileI
   const conditionLists: Array<[string, unknown]> = [
     ['resultFilter', p.resultFilter],
     ['reagentLots.when', (p.reagentLots as { when?: unknown } | undefined)?.when],
+    ['calibrationRecords.when', (p.calibrationRecords as { when?: unknown } | undefined)?.when],
   ];
   if (Array.isArray(p.runTypeRules)) (p.runTypeRules as Array<{ when?: unknown }>).forEach((r, i) => conditionLists.push([`runTypeRules[${i}].when`, r?.when]));
   for (const [at, list] of conditionLists) {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { profileFingerprint } from './fingerprint.ts';
 import { canonicalProfileName, checkAllProfiles, listProfiles, profileNames, readProfileFile } from './load.ts';
 import { checkProfile, defaultProfilesDir } from './check.ts';
-import type { Profile, ProfileIssue } from './types.ts';
+import type { FieldCondition, Profile, ProfileIssue } from './types.ts';
 
 /**
  * Text renderers for `lab-gateway profiles list|show|check|fingerprint`. Each returns the text
@@ -60,11 +60,16 @@ export function renderProfile(profile: Profile): string {
     testRows.push([code, m.ignore ? '(ignored)' : m.code, m.loinc ?? '', m.units ?? '', m.orderable === false ? 'result only' : '']);
   }
   if (testRows.length > 1) lines.push('', table(testRows).replace(/^/gm, '  '));
-  if (profile.runTypeRules.length) {
+  const cal = profile.calibrationRecords;
+  if (profile.runTypeRules.length || cal) {
     lines.push('', '  run types (first match wins; otherwise patient):');
     for (const r of profile.runTypeRules) {
-      lines.push(`    ${r.runType.padEnd(12)} when ${r.when.map((c) => `${c.field}${c.equals !== undefined ? ` = "${c.equals}"` : ''}${c.in ? ` in [${c.in.join(', ')}]` : ''}${c.pattern ? ` ~ /${c.pattern}/i` : ''}${c.present !== undefined ? (c.present ? ' present' : ' empty') : ''}`).join(' and ')}`);
+      lines.push(`    ${r.runType.padEnd(12)} when ${conditionsText(r.when)}`);
     }
+  }
+  if (cal) {
+    // IT staff see where calibrations come from when they are no O/R run (cobas c 111 M.CR).
+    lines.push(`    ${'calibration'.padEnd(12)} each M record when ${conditionsText(cal.when)}: test ${cal.testCode}, time ${cal.time.join(' → ')}${cal.specimenId ? `, id ${cal.specimenId.join(' → ')}` : ''}`);
   }
   if (profile.consumption.length) {
     const rows = [['PER', 'TEST', 'RUN TYPES', 'PRODUCT', 'QTY', 'UOM', '']];
@@ -75,6 +80,10 @@ export function renderProfile(profile: Profile): string {
   lines.push('', `  host query    ${h.supported ? `yes: specimen in Q.3 component ${h.specimenIdComponent}, O.26 ${h.reportTypes.join('\\')}, unknown specimen → ${h.noOrderReply}` : 'no'}`);
   lines.push(`  revision      ${profile.revision}`);
   return lines.join('\n');
+}
+
+function conditionsText(when: FieldCondition[]): string {
+  return when.map((c) => `${c.field}${c.equals !== undefined ? ` = "${c.equals}"` : ''}${c.in ? ` in [${c.in.join(', ')}]` : ''}${c.pattern ? ` ~ /${c.pattern}/i` : ''}${c.present !== undefined ? (c.present ? ' present' : ' empty') : ''}`).join(' and ');
 }
 
 function renderIssues(name: string, issues: ProfileIssue[]): string {

@@ -204,6 +204,25 @@ export interface ReagentLotSource {
   lotComponent: number;
 }
 
+/**
+ * Calibrations an analyzer reports in manufacturer records of their own instead of an O/R run:
+ * the cobas c 111 sends `H`, `M|1|CR^BM^c111^1|413^ALB|<reagent lot>|…|<calibration time>|…|
+ * SD^^^<calibrator lot>|<levels>`, `L` (host interface manual v2.1, M.CR). Each M record matching
+ * `when` is one calibration run (run type `calibration`) of the test named at `testCode`: it
+ * consumes what a run of that test consumes under the profile's `consumption` rows.
+ */
+export interface CalibrationRecordSource {
+  /** Conditions on the M record (with the H record): c 111 `M.3.1 = CR`. */
+  when: FieldCondition[];
+  /** Where the M record names the calibrated test, the analyzer's code (c 111 `M.4.1`, the application number). */
+  testCode: string;
+  /** The calibration time, first valid date wins (c 111 `M.11`): the run's time and its consumption identity. */
+  time: string[];
+  /** The consumption's specimen id, first non-empty wins (c 111 `M.15.4`, the calibrator lot); default `CAL-<analyzer code>`. */
+  specimenId?: string[];
+  note?: string;
+}
+
 export interface HostQuerySettings {
   supported: boolean;
   /** Q.3 component holding the specimen id: 2 in LIS2-A2 (`^specimen`), 3 for cobas e411. */
@@ -295,6 +314,8 @@ export interface Profile {
   consumption: ConsumptionRow[];
   /** Reagent lots reported in M records, put on consumption events as `reagentLot`. */
   reagentLots?: ReagentLotSource;
+  /** Calibrations reported as M records rather than as an O/R run (cobas c 111 M.CR). */
+  calibrationRecords?: CalibrationRecordSource;
   hostQuery: HostQuerySettings;
   /** HL7 analyzers only (protocol hl7-mllp): how the message kind is read. */
   hl7?: Hl7AnalyzerSettings;
