@@ -18,6 +18,8 @@ import {
   diagnostics,
   forgetAlert,
   isOffline,
+  alertIdentity,
+  missedAlerts,
   normalizeStatus,
   parseJson,
   reasonChanges,
@@ -123,6 +125,11 @@ class TrayApp {
    */
   #seenReasons = new Map<string, string | undefined>();
   #liveAlertKeys = new Set<string>();
+  /**
+   * The gateway's one-off alerts the tray has handled (alertIdentity): arrived live, or notified
+   * from a status's `recentAlerts` (missedAlerts) — each is notified once.
+   */
+  #seenAlerts = new Set<string>();
   /** `<CODE>_CLEARED` alerts of link alarms known from a live alert only: closed when the next status agrees (#onAlert). */
   readonly #pendingClears = new Set<string>();
   /** The status window's page could not be loaded (the gateway was not answering): it is retried. */
@@ -248,6 +255,7 @@ class TrayApp {
     client.unsubscribe(topicsInOrder(statusTopics(this.#gatewayId)));
     this.#gatewayId = gatewayId;
     this.#seenReasons = new Map();
+    this.#seenAlerts = new Set();
     this.#liveAlertKeys.clear();
     this.#pendingClears.clear();
     this.#update({ gatewayId, status: undefined, statusAt: undefined, availability: undefined });
@@ -327,6 +335,7 @@ class TrayApp {
       if (!alert || typeof alert.code !== 'string') return;
       if (this.#gatewayId !== undefined) {
         this.#liveAlertKeys.add(alertKey(alert));
+        this.#seenAlerts.add(alertIdentity(alert));
         this.#onAlert(alert);
       }
       else this.#pendingAlerts = [...this.#pendingAlerts, { gatewayId: from, alert }].slice(-20);
@@ -344,7 +353,10 @@ class TrayApp {
     this.#pendingAvailability.clear();
     this.#pendingAlerts = [];
     this.#update({ gatewayId, ...(availability ? { availability } : {}) });
-    for (const alert of alerts) this.#onAlert(alert);
+    for (const alert of alerts) {
+      this.#seenAlerts.add(alertIdentity(alert));
+      this.#onAlert(alert);
+    }
   }
 
   #update(patch: Partial<TrayInput>): void {
@@ -415,8 +427,9 @@ class TrayApp {
 
   /**
    * A status of the gateway as it runs now: alarms it shows that the tray was not told about
-   * (raised while the tray was not connected) are notified, and those gone are closed. A status
-   * the tray takes as offline (the last one of a stopped or dead gateway) says nothing current.
+   * (raised while the tray was not connected) are notified, and those gone are closed; so are its
+   * recent one-off alerts the tray was not told about. A status the tray takes as offline (the
+   * last one of a stopped or dead gateway, one of a gateway stopping) says nothing current.
    */
   #notifyMissedAlarms(status: TrayStatus): void {
     const pendingClears = [...this.#pendingClears];
@@ -430,6 +443,11 @@ class TrayApp {
     // An alert that arrived live was decided on already (shown, or counted as held back).
     for (const alert of changes.appeared) if (!this.#liveAlertKeys.has(alertKey(alert))) this.#onAlert(alert);
     this.#liveAlertKeys.clear();
+    // The one-off alerts raised while the tray was not listening (with the embedded broker, all of
+    // the gateway's start-up): the status lists the recent ones, the alerts topic is not retained.
+    const missed = missedAlerts(this.#seenAlerts, status);
+    this.#seenAlerts = missed.seen;
+    for (const alert of missed.missed) this.#onAlert(alert);
   }
 
   /** The alarm is over: its notification goes away, and if it comes back it is notified again. */
@@ -444,7 +462,7 @@ class TrayApp {
     // if it comes back). For an alarm the status shows (a health reason), the status that follows
     // says so (reasonChanges): a stopping gateway also clears the alarms of the links it stops (an
     // analyzer it no longer watches is not an analyzer back), and its status tells that apart
-    // (isStopping). So does a link's alarm the tray was told of live before any status showed it.
+    // (`stopping`). So does a link's alarm the tray was told of live before any status showed it.
     const cleared = clearedAlertKey(alert);
     if (cleared !== undefined && !this.#seenReasons.has(cleared)) {
       if (alert.endpoint !== undefined) this.#pendingClears.add(cleared);

@@ -36,8 +36,18 @@ export interface TrayStatus {
   /** When the gateway process started, and when it wrote this status (both by its clock). */
   startedAt?: string;
   generatedAt?: string;
+  /**
+   * The gateway is stopping (a restart, an update, a shutdown): its links are being closed, and its
+   * health keeps the reasons it had. Absent from a gateway older than the field (see isStopping).
+   */
+  stopping?: boolean;
   /** Its analyzers and LIS links; the tray reads only their state (`stopped`: the gateway is stopping). */
   endpoints?: Array<{ id?: string; state?: string }>;
+  /**
+   * The gateway's one-off alerts since it started, newest first (status/README.md `recentAlerts`):
+   * those raised while the tray was not connected are notified from here (missedAlerts).
+   */
+  recentAlerts?: TrayAlert[];
 }
 
 export interface TrayInput {
@@ -96,16 +106,26 @@ export function normalizeStatus(value: unknown): TrayStatus | undefined {
 }
 
 /**
- * A status published while the gateway stops: its links already stopped (an endpoint's state
- * `stopped` is reached only when the gateway stops it), the status still says `online`. Its
- * health says nothing about the lab: an analyzer no longer watched is not an analyzer back, and
- * the gateway drops its alarm (`ENDPOINT_DOWN_CLEARED`) on the way out.
+ * A status published while the gateway stops, still `online`: the gateway says so (`stopping`,
+ * from the moment the stop begins, while its links still drain their connections). Its health
+ * says nothing new about the lab: an analyzer no longer watched is not an analyzer back. Before,
+ * the tray guessed from a link's state `stopped`, reached only once the link had closed: while
+ * the LIS connection drained, a stopping gateway read "all good" in green, or amber with an
+ * alarm. A gateway older than the field still tells it that way (a link `stopped`).
  */
 function isStopping(status: TrayStatus): boolean {
+  if (typeof status.stopping === 'boolean') return status.stopping;
   return Array.isArray(status.endpoints) && status.endpoints.some((e) => !!e && typeof e === 'object' && e.state === 'stopped');
 }
 
-export function isOffline(input: TrayInput): { offline: boolean; why: string } {
+/** Said of a stopping gateway, after "stopping — " (as the status page says it). */
+const STOPPING_WHY = 'a restart, an update or a shutdown; analyzers and the LIS cannot send through it until it is back';
+
+/**
+ * Whether the tray shows the gateway grey, and why. `stopping`: a planned stop under way, shown
+ * as "stopping", not as an offline gateway nor with its alarms.
+ */
+export function isOffline(input: TrayInput): { offline: boolean; why: string; stopping?: true } {
   if (input.connection === 'lost') {
     return { offline: true, why: input.connectionError ? `connection to the gateway lost: ${input.connectionError}` : 'connection to the gateway lost' };
   }
@@ -113,7 +133,7 @@ export function isOffline(input: TrayInput): { offline: boolean; why: string } {
   if (input.availability === 'offline') return { offline: true, why: 'the gateway is not running' };
   if (!input.status) return { offline: true, why: 'no status received yet' };
   if (input.status.online === false) return { offline: true, why: 'the gateway stopped' };
-  if (isStopping(input.status)) return { offline: true, why: 'the gateway is stopping' };
+  if (isStopping(input.status)) return { offline: true, why: STOPPING_WHY, stopping: true };
   // A quiet gateway publishes only on its interval: a status is stale after three missed ones
   // (never sooner than 90 s), so a gateway set to publish every 10 minutes does not flash grey.
   const interval = input.status.publishIntervalMs;
@@ -139,6 +159,7 @@ function stateLine(input: TrayInput): string {
   const id = input.status?.gatewayId ?? input.gatewayId;
   const name = id ? `Lab gateway ${id}` : 'Lab gateway';
   const off = isOffline(input);
+  if (off.stopping) return `${name}: stopping — ${off.why}`;
   if (off.offline) return `${name}: offline — ${off.why}`;
   const s = input.status!;
   const health = healthOf(s);
@@ -229,6 +250,8 @@ export function diagnostics(
   const issues = extra.issues ?? input.configIssues ?? [];
   lines.push(issues.length ? 'Settings problems:' : 'Settings problems: none', ...issues.map((i) => `- ${i}`));
   for (const r of input.status?.healthReasons ?? []) lines.push(`- [${r.level}] ${r.message}`);
+  const recent = Array.isArray(input.status?.recentAlerts) ? input.status.recentAlerts : [];
+  if (recent.length) lines.push('Recent alerts (newest first):', ...recent.map((a) => `- ${a.at} [${a.severity}] ${a.code}: ${a.message}`));
   if (input.status) lines.push('', JSON.stringify(input.status, null, 2));
   return lines.join('\n');
 }
@@ -331,6 +354,49 @@ export function reasonChanges(
   }
   for (const key of keys) next.set(key, status.startedAt);
   return { appeared, cleared, seen: next };
+}
+
+/**
+ * A one-off alert older than this when the status listing it was written (by the gateway's own
+ * clock: `generatedAt` against the alert's `at`) is not notified from the status: a tray started
+ * days after the gateway does not pop up the start-up's alerts (Copy diagnostics lists them).
+ */
+export const MISSED_ALERT_MAX_AGE_MS = 60 * 60_000;
+/** Identities of handled alerts missedAlerts keeps (the gateway lists at most 20). */
+const SEEN_ALERTS_KEPT = 200;
+
+/** An alert's identity across statuses (the gateway lists the same alert with the same fields). */
+export function alertIdentity(alert: Pick<TrayAlert, 'at' | 'code' | 'endpoint'>): string {
+  return `${alert.at}|${alert.code}|${alert.endpoint ?? ''}`;
+}
+
+/**
+ * The gateway's one-off alerts (`recentAlerts`) that the tray has not handled yet (`seen`: their
+ * identities, those that arrived live among them): an alert goes to whoever listens when it is
+ * raised, and the alerts topic is not retained, so one raised while the tray was not connected —
+ * with the embedded broker, every alert of the gateway's start-up — was never notified. `missed`
+ * are those, oldest first, raised at most MISSED_ALERT_MAX_AGE_MS before the status and not
+ * cleared since (a `<CODE>_CLEARED` listed after it); `_CLEARED` ones themselves are not. `seen`
+ * comes back as the identities the status lists (kept to what the gateway still lists).
+ */
+export function missedAlerts(seen: ReadonlySet<string>, status: TrayStatus): { missed: TrayAlert[]; seen: Set<string> } {
+  const listed = (Array.isArray(status.recentAlerts) ? status.recentAlerts : [])
+    .filter((a): a is TrayAlert => !!a && typeof a === 'object' && typeof a.code === 'string' && typeof a.message === 'string' && typeof a.at === 'string')
+    .reverse();
+  const written = Date.parse(status.generatedAt ?? '');
+  const missed: TrayAlert[] = [];
+  listed.forEach((a, i) => {
+    if (seen.has(alertIdentity(a)) || clearedAlertKey(a) !== undefined) return;
+    const age = written - Date.parse(a.at);
+    if (Number.isFinite(age) && age > MISSED_ALERT_MAX_AGE_MS) return;
+    const key = alertKey(a);
+    if (listed.slice(i + 1).some((later) => clearedAlertKey(later) === key)) return;
+    missed.push(a);
+  });
+  // Those it handled that the status does not list yet (arrived live, before the status that
+  // lists them) are kept too; the newest SEEN_ALERTS_KEPT in all.
+  const next = [...new Set([...seen, ...listed.map(alertIdentity)])];
+  return { missed, seen: new Set(next.slice(-SEEN_ALERTS_KEPT)) };
 }
 
 /** Decide whether a new alert becomes a desktop notification (dedup + rate limit). */

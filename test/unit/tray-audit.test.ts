@@ -201,6 +201,56 @@ describe('tray main process (Electron and MQTT stood in)', () => {
     expect(tooltip()).toBe('Lab gateway lab-1: needs attention — Analyzer xn-1 disconnected for 1 min');
   });
 
+  /**
+   * User saw: the gateway box came back from a repair with its date a year ahead; the gateway said
+   * so once at start-up (CLOCK_AHEAD_OF_STORED_DATA) on its alerts topic, before any tray could
+   * connect to its embedded broker. The technician's tray, connecting a minute later, said "all
+   * good" and never notified it. Promise: desktop/README.md "desktop notifications for new
+   * alerts"; the gateway keeps such alerts in its status (`recentAlerts`, status/README.md).
+   */
+  it('notifies a one-off alert raised before it connected, from the status, once', async () => {
+    const c = await startTray({ gatewayId: 'lab-1' });
+    c.emit('connect');
+    const clock = { severity: 'warning', code: 'CLOCK_AHEAD_OF_STORED_DATA', message: 'The system clock is 1 year past the newest data the gateway stored', at: new Date(Date.now() - 60_000).toISOString() };
+    const withClock = { ...okStatus('lab-1'), recentAlerts: [clock] };
+    c.deliver('lab-gateway/lab-1/status', withClock, true);
+    expect(screen.notifications.filter((n) => n.shown).map((n) => n.body)).toEqual([clock.message]);
+    // Later statuses carry it too, past the notification's dedup window: not notified again.
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 20 * 60_000 });
+    try {
+      for (let i = 0; i < 3; i++) c.deliver('lab-gateway/lab-1/status', { ...withClock, generatedAt: new Date().toISOString() });
+      // One that arrived live is not notified a second time when a status lists it.
+      const live = { severity: 'warning', code: 'ODOO_REFERENCE_REFUSED', message: 'Odoo does not let the gateway read stock.lot', at: new Date().toISOString() };
+      c.deliver('lab-gateway/lab-1/alerts', { gatewayId: 'lab-1', ...live });
+      vi.setSystemTime(Date.now() + 20 * 60_000);
+      c.deliver('lab-gateway/lab-1/status', { ...withClock, generatedAt: new Date().toISOString(), recentAlerts: [live, clock] });
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(screen.notifications.filter((n) => n.shown).map((n) => n.body)).toEqual([clock.message, 'Odoo does not let the gateway read stock.lot']);
+  });
+
+  /**
+   * User saw: IT restarted the gateway (an update) while the LIS kept its connection open; the
+   * gateway said `stopping: true` while it waited for the LIS connection to close, and the tray
+   * showed the health it still had — "all good" in green, or amber with an alarm — for a gateway
+   * taking nothing in. Promise: status/README.md "A gateway that stops" (`stopping`), and the
+   * tray's "Gateway stopping" rather than an alarm (desktop/README.md "What 'offline' means").
+   */
+  it('a stopping gateway reads "stopping", grey, and raises no alarm', async () => {
+    const c = await startTray({ gatewayId: 'lab-1' });
+    c.emit('connect');
+    c.deliver('lab-gateway/lab-1/status', { ...okStatus('lab-1'), endpoints: [{ id: 'lis', state: 'connected' }] }, true);
+    expect(screen.icons.at(-1)).toBe('ok');
+    const iconsBefore = screen.icons.length;
+    // Stopping: the links not stopped yet (the LIS connection drains), a reason raised meanwhile.
+    const reason = { level: 'degraded', code: 'QUEUE_STALE', message: 'Oldest event waiting for Odoo for 16 min' };
+    c.deliver('lab-gateway/lab-1/status', { ...okStatus('lab-1'), stopping: true, health: 'degraded', healthReasons: [reason], endpoints: [{ id: 'lis', state: 'connected' }] });
+    expect(tooltip()).toMatch(/^Lab gateway lab-1: stopping/);
+    expect(screen.icons.slice(iconsBefore)).toEqual(['offline']);
+    expect(screen.notifications.filter((n) => n.shown)).toEqual([]);
+  });
+
   it('a status with a health it does not know never crashes the tray nor leaves it without an icon', async () => {
     const c = await startTray({ gatewayId: 'lab-1' });
     c.emit('connect');

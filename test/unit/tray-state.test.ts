@@ -6,6 +6,7 @@ import {
   clearedAlertKey,
   decideNotification,
   forgetAlert,
+  missedAlerts,
   normalizeStatus,
   diagnostics,
   parseJson,
@@ -181,5 +182,23 @@ describe('unexpected payloads and settings problems', () => {
     expect(key).toBe('ENDPOINT_DOWN:xn-1');
     expect(clearedAlertKey(a)).toBeUndefined();
     expect(decideNotification(forgetAlert(first.state, key), a, NOW + 1000).notify).toBe(true);
+  });
+});
+
+describe('one-off alerts raised while the tray was not connected (recentAlerts)', () => {
+  const at = (msAgo: number): string => new Date(NOW - msAgo).toISOString();
+  const status = (recentAlerts: TrayAlert[]): TrayStatus => ({ ...ok, generatedAt: new Date(NOW).toISOString(), recentAlerts });
+
+  // A tray started at login the day after the gateway's restart does not pop the restart's alerts
+  // up as news; one whose problem was reported over since (its `_CLEARED` listed after it) neither.
+  it('are the recent ones not cleared since, oldest first, each once', () => {
+    const target: TrayAlert = { severity: 'info', code: 'ODOO_TARGET_CHANGED', message: 'another Odoo', at: at(26 * 3_600_000) };
+    const refused: TrayAlert = { severity: 'warning', code: 'ODOO_REFERENCE_REFUSED', message: 'stock.lot refused', at: at(30 * 60_000) };
+    const allowed: TrayAlert = { severity: 'info', code: 'ODOO_REFERENCE_REFUSED_CLEARED', message: 'stock.lot read again', at: at(20 * 60_000) };
+    const clock: TrayAlert = { severity: 'warning', code: 'CLOCK_STEPPED_BACK', message: 'clock went back', at: at(10 * 60_000) };
+    const link: TrayAlert = { severity: 'warning', code: 'GW_ASTM_LINK', endpoint: 'xn-1', message: 'order download refused', at: at(5 * 60_000) };
+    const first = missedAlerts(new Set(), status([link, clock, allowed, refused, target]));
+    expect(first.missed.map((a) => a.code)).toEqual(['CLOCK_STEPPED_BACK', 'GW_ASTM_LINK']);
+    expect(missedAlerts(first.seen, status([link, clock, allowed, refused, target])).missed).toEqual([]);
   });
 });

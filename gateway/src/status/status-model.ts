@@ -164,6 +164,15 @@ export interface ApiStatus {
   publishIntervalMs: number;
   /** The MQTT publisher's broker connection; null until the publisher starts (no MQTT status). */
   mqtt: MqttLinkStatus | null;
+  /**
+   * The components' one-off alerts raised since the gateway started, newest first, at most
+   * RECENT_ALERTS (the clock far ahead of the stored data at start-up, another Odoo target, Odoo
+   * upgraded, a refused order download, …; each message shown as a reason is: one line, names
+   * masked). Not the health reasons' alerts: `healthReasons` shows those while they last. The
+   * alerts topic is not retained: a subscriber that connects after an alert (with the embedded
+   * broker, every subscriber of an alert raised at start-up) reads it here.
+   */
+  recentAlerts: StatusAlert[];
 }
 
 export interface StatusAlert {
@@ -231,6 +240,12 @@ const UP_ODOO_STATES: ReadonlySet<OdooLinkState> = new Set(['connected', 'sandbo
  */
 const RESTATED_ALERTS: ReadonlySet<string> = new Set(['ODOO_AUTH_FAILED', 'ODOO_AUTH_FAILED_CLEARED', 'ODOO_KEY_EXPIRING', 'ODOO_KEY_EXPIRED', 'CLOCK_BEHIND_STORED_DATA']);
 const DAY_MS = 86_400_000;
+/**
+ * One-off alerts the status keeps (`recentAlerts`): enough for a start-up's (clock, Odoo target,
+ * Odoo version, a refused reference read) and the latest of a burst, small enough for a status
+ * published on every change (at most MAX_REASON_CHARS each).
+ */
+export const RECENT_ALERTS = 20;
 const BAD_ENDPOINT_STATES: ReadonlySet<EndpointState> = new Set(['disconnected', 'error']);
 /**
  * LINE_ERRORS: at least this many frames refused in the last minute, and more than were accepted —
@@ -328,6 +343,8 @@ export class StatusModel implements Component {
   readonly #alertListeners = new Set<(alert: StatusAlert) => void>();
   /** Alerts raised until a listener subscribes with `startup` (onAlert). */
   readonly #startupAlerts = new StartupAlerts<StatusAlert>();
+  /** The components' one-off alerts, oldest first, the newest RECENT_ALERTS (`recentAlerts`). */
+  readonly #recentAlerts: StatusAlert[] = [];
   #pendingChanges = new Set<string>();
   #changeScheduled = false;
   #pollTimer: NodeJS.Timeout | undefined;
@@ -708,6 +725,7 @@ export class StatusModel implements Component {
       sandbox: o.sandbox,
       publishIntervalMs: this.#o.config.mqtt.publishIntervalMs,
       mqtt: this.#mqtt ? { broker: this.#mqtt.broker, connected: this.#mqtt.connected, since: this.#mqtt.since, lastError: this.#mqtt.lastError } : null,
+      recentAlerts: this.#recentAlerts.map((a) => ({ ...a })).reverse(),
     };
   }
 
@@ -945,9 +963,16 @@ export class StatusModel implements Component {
     // Not a visible change worth a publish on its own: the next poll or interval carries it.
   }
 
-  /** A component's alert, passed through unless it restates a health reason of the model. */
+  /**
+   * A component's alert, passed through unless it restates a health reason of the model, and kept
+   * in `recentAlerts` for the subscribers that were not connected when it went out.
+   */
   #onComponentAlert(e: TelemetryEvents['alert']): void {
-    if (!RESTATED_ALERTS.has(e.code)) this.#emitAlert(e);
+    if (RESTATED_ALERTS.has(e.code)) return;
+    this.#recentAlerts.push({ ...e, message: shownReason(e.message) });
+    if (this.#recentAlerts.length > RECENT_ALERTS) this.#recentAlerts.shift();
+    this.#changed('status');
+    this.#emitAlert(e);
   }
 
   #emitAlert(alert: StatusAlert): void {

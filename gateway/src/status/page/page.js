@@ -258,6 +258,16 @@
     $('i-rate').textContent = s.throughput ? `${s.throughput.receivedPerMinute} in, ${s.throughput.deliveredPerMinute} to Odoo` : '—';
     $('i-disk').textContent = s.disk ? `${bytes(s.disk.freeBytes)} of ${bytes(s.disk.totalBytes)}` : '—';
     $('tab-sandbox').hidden = !s.sandbox;
+
+    // The gateway's one-off alerts (a clock set wrong at start-up, another Odoo, …): said once on
+    // the MQTT alerts topic, to whoever listened then; here for whoever looks later.
+    const recent = Array.isArray(s.recentAlerts) ? s.recentAlerts : [];
+    $('alerts-card').hidden = recent.length === 0;
+    $('recent-alerts').replaceChildren(...recent.map((a) => el('li', { 'data-code': a.code },
+      el('span', { class: 'muted', title: a.at }, clockTime(a.at)), ' ',
+      a.severity === 'info' ? '' : `${a.severity === 'critical' ? 'Critical' : 'Warning'}: `,
+      a.message,
+      a.endpoint ? el('span', { class: 'muted' }, ` (${a.endpoint})`) : null)));
   }
 
   async function poll() {
