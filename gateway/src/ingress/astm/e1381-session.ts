@@ -7,6 +7,7 @@ import {
   type AstmLinkSession,
   emptyStats,
   endsWithTerminatorRecord,
+  isTerminatorRecord,
   type LinkEvent,
   type LinkSessionOptions,
   type LinkStats,
@@ -110,6 +111,12 @@ export class E1381Session implements AstmLinkSession {
   #refusedButKept = false;
   /** The rest of a message over maxMessageBytes is being read: its head is kept, its bytes are not. */
   #overflow = false;
+  /**
+   * While #overflow: the first characters of the last record read, carried from frame to frame
+   * (the frames themselves are not kept), so that an L record split over two frames still ends
+   * the oversized message.
+   */
+  #overflowRecord: RecordHead = { head: '', atStart: true };
   /** The end frame of a message over maxMessageBytes was refused: its retransmission is refused too. */
   #refusedEnd = false;
   /**
@@ -170,7 +177,10 @@ export class E1381Session implements AstmLinkSession {
           segStart = i + 1;
           continue;
         case 'receiving': {
+          this.#chunk = bytes;
+          this.#segStart = segStart;
           const outcome = this.#onReceivingByte(b, bytes, i);
+          segStart = this.#segStart; // a frame evaluated at this byte may have taken its bytes (#takeFrameBytes)
           switch (outcome) {
             case 'ok':
               continue;
@@ -211,6 +221,7 @@ export class E1381Session implements AstmLinkSession {
           this.#state satisfies never;
       }
     }
+    this.#chunk = undefined;
     if (this.#state === 'receiving') {
       if (segStart < bytes.length) this.#appendRaw(bytes.subarray(segStart));
       this.#armReceiverTimer();
@@ -220,6 +231,19 @@ export class E1381Session implements AstmLinkSession {
         if (this.#state === 'neutral') this.#flushIgnored();
       });
     }
+  }
+
+  /**
+   * Copy the bytes of the frame just read (`frameEnd`: the index after its last byte in the chunk
+   * being consumed) into #raw now rather than at the end of the chunk. A frame is checked at its
+   * last byte, and its bytes are kept at the end of the chunk that brought them: a head cut off
+   * at that frame (too large) lacked it — and all of a one-frame message that arrived in one read.
+   * No chunk (the trailer timer): every byte received is in #raw already.
+   */
+  #takeFrameBytes(frameEnd: number | undefined): void {
+    if (frameEnd === undefined || this.#chunk === undefined || frameEnd <= this.#segStart) return;
+    this.#appendRaw(this.#chunk.subarray(this.#segStart, frameEnd));
+    this.#segStart = frameEnd;
   }
 
   #appendRaw(slice: Buffer): void {
@@ -286,6 +310,9 @@ export class E1381Session implements AstmLinkSession {
   // ---- receiving --------------------------------------------------------------------------
 
   #runEnd = 0;
+  /** The chunk #consume is reading, and the start of its slice not yet copied into #raw. */
+  #chunk: Buffer | undefined;
+  #segStart = 0;
 
   #onReceivingByte(b: number, bytes: Buffer, i: number): ByteOutcome {
     switch (this.#parse) {
@@ -376,13 +403,13 @@ export class E1381Session implements AstmLinkSession {
           this.#trailerTimer = this.#clock.schedule(this.#opt.timers.trailerGraceMs, () => this.#onTrailerGrace());
           return 'ok';
         }
-        if (b === LF) return this.#evaluateFrame() === 'complete' ? 'complete-here' : 'ok';
+        if (b === LF) return this.#evaluateFrame(i + 1) === 'complete' ? 'complete-here' : 'ok';
         // Trailer missing: evaluate the frame now and read this byte again as the next input.
         return this.#evaluateAndReplay(b, bytes, i);
       case 'trailer-lf':
         this.#trailerTimer?.cancel();
         this.#trailerTimer = undefined;
-        if (b === LF) return this.#evaluateFrame() === 'complete' ? 'complete-here' : 'ok';
+        if (b === LF) return this.#evaluateFrame(i + 1) === 'complete' ? 'complete-here' : 'ok';
         return this.#evaluateAndReplay(b, bytes, i);
       default:
         this.#parse satisfies never;
@@ -391,7 +418,7 @@ export class E1381Session implements AstmLinkSession {
   }
 
   #evaluateAndReplay(b: number, bytes: Buffer, i: number): ByteOutcome {
-    if (this.#evaluateFrame() === 'complete') return 'complete-before'; // byte i is input after the reply
+    if (this.#evaluateFrame(i) === 'complete') return 'complete-before'; // byte i is input after the reply
     return this.#onReceivingByte(b, bytes, i);
   }
 
@@ -432,7 +459,7 @@ export class E1381Session implements AstmLinkSession {
   }
 
   /** A whole frame is in: check it and reply (or start the commit). LIS1-A §6.3.4, §6.5.1. */
-  #evaluateFrame(): 'ok' | 'complete' {
+  #evaluateFrame(frameEnd?: number): 'ok' | 'complete' {
     const fnByte = this.#fn;
     const terminator = this.#terminator;
     const tooLong = this.#frameTooLong;
@@ -484,7 +511,14 @@ export class E1381Session implements AstmLinkSession {
       // (memory stays bounded). The link stays in step, and the end frame is refused.
       this.#raw = [];
       this.#rawLen = 0;
-      const ends = terminator === ETX && (this.#opt.messageEnd === 'end-frame' || endsWithTerminatorRecord(text.toString('latin1')));
+      // LIS2-A2 §5.5: the message ends at its L record, read from where that record begins, as
+      // #isMessageComplete does. Before, the end frame's text was read alone: an analyzer that cuts
+      // frames every 240 characters (cobas e 411) sent `…L|1` ETB, `|N` ETX, and `|N` was ACKed
+      // as an intermediate frame — the analyzer took the refused message for delivered, and the
+      // link read its next message as more of this one and refused it.
+      trackRecordHead(this.#overflowRecord, text, terminator === ETX);
+      const head = this.#overflowRecord.head;
+      const ends = terminator === ETX && (this.#opt.messageEnd === 'end-frame' || isTerminatorRecord(head, 0, head.length));
       if (ends) return this.#refuseOverflowEnd();
       this.#write(BYTE.ACK);
       return 'ok';
@@ -502,8 +536,11 @@ export class E1381Session implements AstmLinkSession {
       // refuse the message at its end frame: the analyzer must not hear ACK for a message whose
       // results the gateway will not take (it shows the transmission as failed).
       const ends = terminator === ETX && this.#isMessageComplete();
+      const lastRecord: RecordHead = { head: lastRecordHead(this.#message, this.#messageEndFrames), atStart: terminator === ETX || endsWithSeparator(text) };
+      this.#takeFrameBytes(frameEnd);
       this.#partial('too-large');
       this.#overflow = true;
+      this.#overflowRecord = lastRecord;
       if (ends) return this.#refuseOverflowEnd();
       this.#write(BYTE.ACK);
       return 'ok';
@@ -959,6 +996,37 @@ interface OutgoingMessage {
 /** The error of a send taken back before its first frame (`SendOptions.signal`). */
 function withdrawn(): GatewayError {
   return new GatewayError('GW_ASTM_LINK', 'send taken back before its first frame', { details: { withdrawn: true } });
+}
+
+/** The head of the last record read (its first two characters), and whether the next text begins a record. */
+interface RecordHead {
+  head: string;
+  atStart: boolean;
+}
+
+function isSeparator(c: number | undefined): boolean {
+  return c === CR || c === LF;
+}
+
+function endsWithSeparator(text: Buffer): boolean {
+  return isSeparator(text[text.length - 1]);
+}
+
+/**
+ * Carry the head of the last record over one more frame text (`lastRecordHead` for frames that
+ * are not kept): a record begins after CR or LF, and at the start of a frame that follows an end
+ * frame (LIS1-A §6.3.1.1); a record continued from the frame before completes its two characters.
+ */
+function trackRecordHead(record: RecordHead, text: Buffer, endFrame: boolean): void {
+  let end = text.length;
+  while (end > 0 && isSeparator(text[end - 1])) end--;
+  if (end > 0) {
+    let start = end;
+    while (start > 0 && !isSeparator(text[start - 1])) start--;
+    if (start > 0 || record.atStart) record.head = text.subarray(start, Math.min(start + 2, end)).toString('latin1');
+    else if (record.head.length < 2) record.head += text.subarray(0, Math.min(2 - record.head.length, end)).toString('latin1');
+  }
+  record.atStart = end < text.length || endFrame;
 }
 
 /**
