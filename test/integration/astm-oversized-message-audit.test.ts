@@ -1,4 +1,6 @@
+import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -175,5 +177,75 @@ describe('a message over maxMessageBytes on an E1381 line', () => {
     const head = await gateway.store!.getMessage(message!.id);
     expect(head?.raw.toString('latin1')).toContain('O|1|260114041|');
     expect(head?.raw.length).toBeGreaterThan(LIMIT);
+  });
+});
+
+async function recordsOnlyGateway(id: string): Promise<{ gateway: Gateway; socket: net.Socket }> {
+  const { gateway, stop } = await startTestGateway(id, {
+    analyzers: [{ id: 'ro-1', profile: 'generic-astm', tcp: { listen: { host: '127.0.0.1', port: 0 } }, overrides: { lowLevel: 'records-only', maxMessageBytes: LIMIT } }],
+  });
+  cleanups.push(stop);
+  const socket = net.connect({ host: '127.0.0.1', port: gateway.addresses().analyzers['ro-1']!.port! });
+  socket.on('error', () => undefined);
+  cleanups.push(() => void socket.destroy());
+  await once(socket, 'connect');
+  return { gateway, socket };
+}
+
+describe('a message over maxMessageBytes on a records-only link', () => {
+  /**
+   * What the lab saw: an analyzer behind a serial-to-LAN adapter that sends bare records (no
+   * E1381, `lowLevel: records-only`) sent a run past the site's limit; the network delivered it
+   * in pieces, one of them ending inside its L record (`…L|1`, then `|N` CR in the next read,
+   * followed by the next patient's run). The head was kept as too large, but the link then read
+   * `|N` as the first record of a new message, went on through the next patient's H … L, and
+   * stored all of it as one rejected message ("the first record must be H"): the next patient's
+   * results never became events, and without a link protocol the analyzer never sends them again.
+   * The promise broken: DESIGN.md §2 (no acknowledged — here: no delivered — message lost; bad
+   * input kept without taking the good input behind it down), ingress/astm/README.md (the rest of
+   * an oversized message is read but not kept, and the next message is taken whole).
+   */
+  it('skips the rest of the oversized message up to its L record and takes the next message whole', async () => {
+    const { gateway, socket } = await recordsOnlyGateway('oversized-ro');
+    const messages = async () => gateway.store!.listMessages({ endpoint: 'ro-1', limit: 10 });
+
+    const big = resultMessage('260114051', 40);
+    expect(big.length).toBeGreaterThan(LIMIT);
+    const cut = big.length - 3; // inside the L record: `…L|1` | `|N<CR>`
+    socket.write(Buffer.from(big.slice(0, cut), 'latin1'));
+    await waitFor(async () => (await messages()).length === 1, 10_000); // the head, kept as too large
+    socket.write(Buffer.from(big.slice(cut) + resultMessage('260114052', 2), 'latin1'));
+
+    await waitFor(async () => (await messages()).length >= 2, 10_000);
+    const stored = await messages();
+    const accepted = stored.filter((m) => m.status === 'accepted');
+    expect(accepted).toHaveLength(1);
+    const next = await gateway.store!.getMessage(accepted[0]!.id);
+    expect(next?.raw.toString('latin1')).toBe(resultMessage('260114052', 2));
+    const results = (await gateway.store!.listEvents({ limit: 100 })).filter((e) => e.event.type === 'test.completed').map((e) => e.event.correlationId);
+    expect(results).toEqual(['260114052', '260114052']);
+    // The oversized run is kept once, as its head: its tail is not stored as a message of its own.
+    expect(stored.filter((m) => m.status === 'rejected')).toHaveLength(1);
+  });
+
+  /**
+   * The same analyzer cut off in the middle of an oversized run (its adapter restarted) and then
+   * sent the next patient's run: there is no L to end the oversized one. Before, the next run went
+   * into its tail and was stored as rejected, its results lost; its H record starts a new message.
+   */
+  it('takes the next message from its H when the oversized one never ends', async () => {
+    const { gateway, socket } = await recordsOnlyGateway('oversized-ro-cut');
+    const messages = async () => gateway.store!.listMessages({ endpoint: 'ro-1', limit: 10 });
+    const big = resultMessage('260114061', 40);
+    // Cut after a whole R record, some records before the end.
+    const stop = big.lastIndexOf('\r', big.length - 200) + 1;
+    socket.write(Buffer.from(big.slice(0, big.length - 300), 'latin1'));
+    await waitFor(async () => (await messages()).length === 1, 10_000);
+    socket.write(Buffer.from(big.slice(big.length - 300, stop) + resultMessage('260114062', 2), 'latin1'));
+
+    await waitFor(async () => (await messages()).length >= 2, 10_000);
+    const accepted = (await messages()).filter((m) => m.status === 'accepted');
+    expect(accepted).toHaveLength(1);
+    expect((await gateway.store!.getMessage(accepted[0]!.id))?.raw.toString('latin1')).toBe(resultMessage('260114062', 2));
   });
 });

@@ -25,6 +25,21 @@ export const RECORDS_ONLY_MAX_QUEUED_BYTES = 256 * 1024 * 1024;
  * message ends with its L record (LIS2-A2 §5.5). Nothing is acknowledged on the wire — there is
  * no ACK in this mode — but messages are still committed one at a time, in order.
  */
+/** The first two characters of a record read so far (its chunks). */
+function recordHead(chunks: readonly Buffer[]): string {
+  let head = '';
+  for (const c of chunks) {
+    head += c.subarray(0, 2 - head.length).toString('latin1');
+    if (head.length >= 2) break;
+  }
+  return head;
+}
+
+/** An H record begins (LIS2-A2 §6.2: `H` and then the field delimiter, never a letter or digit). */
+function isHeaderStart(head: string): boolean {
+  return head.length === 2 && head[0] === 'H' && !/[A-Za-z0-9]/.test(head[1]!);
+}
+
 export class RecordsOnlySession implements AstmLinkSession {
   readonly stats: LinkStats = emptyStats();
 
@@ -45,6 +60,13 @@ export class RecordsOnlySession implements AstmLinkSession {
   #timer: TimerHandle | undefined;
   /** close() came while a message was being committed: finished once the queue is read (#done). */
   #closing: PartialReason | undefined;
+  /**
+   * The rest of a message over maxMessageBytes is being read (its head is kept): skipped up to
+   * its L record, or up to the H of a next message when it never ends. `#skipHead` holds the
+   * first characters of the record being skipped, all that is needed to tell.
+   */
+  #skipping = false;
+  #skipHead = '';
 
   constructor(options: LinkSessionOptions) {
     this.#cb = options;
@@ -96,6 +118,37 @@ export class RecordsOnlySession implements AstmLinkSession {
     let segStart = 0;
     for (let i = 0; i < bytes.length; i++) {
       const b = bytes[i] as number;
+      if (this.#skipping) {
+        if (b === CR || b === LF) {
+          // LIS2-A2 §5.5: the oversized message ends with its L record; what follows is new.
+          if (this.#skipHead !== '' && isTerminatorRecord(this.#skipHead, 0, this.#skipHead.length)) this.#stopSkipping();
+          this.#skipHead = '';
+          segStart = i + 1;
+          continue;
+        }
+        if (this.#skipHead.length < 2) {
+          this.#skipHead += String.fromCharCode(b);
+          if (!isHeaderStart(this.#skipHead)) continue;
+          // An H record: the oversized message ended without its L, and this is the next
+          // message. It is read from its H (which came at the end of the last read when i is 0).
+          this.#stopSkipping();
+          if (i > 0) {
+            i -= 2; // the loop reads the H again, as the first byte of a message
+            continue;
+          }
+          const h = Buffer.from('H', 'latin1');
+          this.#state = 'message';
+          this.#raw.push(h);
+          this.#rawLen += 1;
+          this.#record.push(h);
+          this.#recordLen += 1;
+          segStart = 0;
+        } else {
+          // The rest of the record up to its separator, in one step.
+          while (i + 1 < bytes.length && bytes[i + 1] !== CR && bytes[i + 1] !== LF) i++;
+          continue;
+        }
+      }
       if (this.#state === 'idle') {
         // Separators between messages belong to no message.
         if (b === CR || b === LF) {
@@ -137,11 +190,29 @@ export class RecordsOnlySession implements AstmLinkSession {
     }
     if (this.#state === 'message') {
       if (this.#rawLen > this.#opt.maxMessageBytes) {
+        // Its head is kept; the rest is read up to its end and not kept, so that it is neither
+        // taken for a message of its own nor swallows the next one. Before, the rest was read as
+        // a new message: stored as a second rejected message ("the first record must be H"), and
+        // when a read ended inside the L record (`…L|1` | `|N`) the next message went into it too
+        // and its results were lost (this mode has no NAK: the analyzer never sends them again).
+        const head = recordHead(this.#record);
         this.#partial('too-large');
+        this.#skipping = true;
+        this.#skipHead = head;
+        this.#armTimer();
         return;
       }
       this.#armTimer();
+    } else if (this.#skipping) {
+      this.#armTimer();
     }
+  }
+
+  #stopSkipping(): void {
+    this.#skipping = false;
+    this.#skipHead = '';
+    this.#timer?.cancel();
+    this.#timer = undefined;
   }
 
   #armTimer(): void {
@@ -150,6 +221,8 @@ export class RecordsOnlySession implements AstmLinkSession {
     // (LIS1-A §6.5.2, 30 s) is incomplete.
     this.#timer = this.#clock.schedule(this.#opt.timers.receiverFrameMs, () => {
       this.#timer = undefined;
+      // The rest of an oversized message that never ended: what comes next is new.
+      if (this.#skipping) this.#stopSkipping();
       if (this.#state === 'message') {
         this.#cb.onEvent?.({ kind: 'timeout', detail: 'no L record' });
         this.#partial('receiver-timeout');
