@@ -158,7 +158,9 @@ describe('a message over maxMessageBytes on an E1381 line', () => {
    * cobas c 311, Yumizen H500) sent a run larger than the site's limit. The run was refused as it
    * should be, but the rejected message kept in the browser held one byte, the ENQ: the frame that
    * carried the run arrived in one read and was not yet part of the kept bytes when the head was
-   * cut off. Nothing was left to find the sample or see why it was so large. The promise broken:
+   * cut off. Nothing was left to find the sample or see why it was so large, and the reason
+   * shown, "incomplete message (too-large)", named neither the limit nor the setting that sets
+   * it: the IT person took it for a line fault. The promise broken:
    * ingress/astm/README.md "its head kept", DESIGN.md §2 (bad input kept, raw, for an operator).
    */
   it('keeps the frame that crossed the limit in the refused message\'s head', async () => {
@@ -174,6 +176,8 @@ describe('a message over maxMessageBytes on an E1381 line', () => {
     await waitFor(async () => (await gateway.store!.listMessages({ endpoint: 'e411-1', limit: 10 })).length >= 1, 10_000);
     const [message] = await gateway.store!.listMessages({ endpoint: 'e411-1', limit: 10 });
     expect(message?.status).toBe('rejected');
+    // IT staff read why, and what to change: not "incomplete message (too-large)".
+    expect(message?.rejectReason).toMatch(/larger than 1500 bytes.*maxMessageBytes/);
     const head = await gateway.store!.getMessage(message!.id);
     expect(head?.raw.toString('latin1')).toContain('O|1|260114041|');
     expect(head?.raw.length).toBeGreaterThan(LIMIT);

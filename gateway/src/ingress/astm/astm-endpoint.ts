@@ -101,7 +101,12 @@ function lineHint(transport: 'serial' | 'tcp'): string {
  * The reason kept with a message cut off before its end, for the message browser: the cut, and
  * when frames of it were refused, how many and why (with what to check for a garbled line).
  */
-function partialRejectReason(reason: PartialReason, refusals: PartialRefusals | undefined, transport: 'serial' | 'tcp'): string {
+function partialRejectReason(reason: PartialReason, refusals: PartialRefusals | undefined, transport: 'serial' | 'tcp', maxMessageBytes: number): string {
+  // Not cut off by the line: refused for its size. The reason names the limit and the setting,
+  // so that IT staff do not look for a line fault ("incomplete message (too-large)" before).
+  if (reason === 'too-large') {
+    return `message larger than ${maxMessageBytes} bytes (maxMessageBytes): its head is kept, the rest was refused; raise analyzers[].overrides.maxMessageBytes if this analyzer's messages are this large`;
+  }
   const base = `incomplete message (${reason})`;
   if (!refusals) return base;
   const n = refusals.refusedFrames;
@@ -528,7 +533,7 @@ export class AstmEndpoint<Q = unknown> implements Component {
     const endpoint = this.#opt.analyzer.id;
     // Frames refused to the sender's retry limit are often why it gave up: the reason says so
     // (before, "incomplete message (eot-before-end)" alone hid a garbled serial line).
-    const rejectReason = partialRejectReason(reason, refusals, this.#transportKind);
+    const rejectReason = partialRejectReason(reason, refusals, this.#transportKind, this.#link.maxMessageBytes);
     this.#log.warn('incomplete message kept as rejected raw bytes', { reason: rejectReason, bytes: raw.length });
     this.#opt.telemetry.alert('warning', 'GW_ASTM_LINK', `analyzer ${endpoint}: ${rejectReason}, kept as rejected raw bytes`, endpoint);
     const commit = this.#opt.store
