@@ -95,4 +95,41 @@ describe('invoice.eligible derivation', () => {
     await store.commit(msg(), [validated('A6', 'GLU')]);
     expect(await eligible('A6')).toHaveLength(0);
   });
+
+  // Regression: a cancellation stored before its order (a LIS replaying its queue out of order)
+  // left the test open: the late order made it billable, and without a result of the cancelled
+  // test the order's done tests were never eligible.
+  it('a test cancelled before its order arrived is not required and not billed', async () => {
+    await store.commit(msg(), [cancelled('A8', ['TSH'])]);
+    await store.commit(msg(), [order('A8', ['GLU', 'TSH'])]);
+    await store.commit(msg(), [validated('A8', 'GLU')]);
+    expect((await eligible('A8')).map((e) => e.event.data)).toMatchObject([{ tests: [{ code: 'GLU' }] }]);
+    await store.commit(msg(), [validated('A8', 'TSH')]);
+    expect(await eligible('A8'), 'the cancelled test never becomes billable').toHaveLength(1);
+    // Ordered again in a later message: billed once validated again.
+    await store.commit(msg(), [{ ...order('A8', ['TSH']), idempotencyKey: 'oc|A8|again' }]);
+    await store.commit(msg(), [{ ...validated('A8', 'TSH'), idempotencyKey: 'rv|A8|TSH|again' }]);
+    expect((await eligible('A8')).map((e) => e.event.data)).toMatchObject([{ tests: [{ code: 'GLU' }] }, { tests: [{ code: 'GLU' }, { code: 'TSH' }] }]);
+  });
+
+  it('an order cancelled as a whole before it arrived is never eligible', async () => {
+    await store.commit(msg(), [cancelled('A9', [])]);
+    await store.commit(msg(), [order('A9', ['GLU'])]);
+    await store.commit(msg(), [validated('A9', 'GLU')]);
+    expect(await eligible('A9')).toHaveLength(0);
+  });
+
+  it('a cancellation and an order of the same test in one message: the test is ordered again', async () => {
+    await store.commit(msg(), [cancelled('A10', ['TSH']), order('A10', ['TSH'])]);
+    await store.commit(msg(), [validated('A10', 'TSH')]);
+    expect(await eligible('A10')).toHaveLength(1);
+  });
+
+  it('an order placed after a cancellation that came first is a new order, not the one cancelled', async () => {
+    // The LIS cancelled TSH of an order placed before the gateway was installed, then ordered it again.
+    await store.commit(msg(), [cancelled('A11', ['TSH'])]);
+    await store.commit(msg(), [{ ...order('A11', ['TSH']), occurredAt: '2026-11-25T10:20:00.000Z' }]);
+    await store.commit(msg(), [validated('A11', 'TSH')]);
+    expect(await eligible('A11')).toHaveLength(1);
+  });
 });

@@ -24,6 +24,17 @@
  * they are validated. Before, a whole-order cancellation was final here while the relay put the
  * lines back in Odoo: the re-ordered test was delivered and "to invoice" there, and never billed.
  *
+ * A cancellation can arrive before the order it cancels: the LIS replays its queue out of order
+ * after an outage, or orders and cancellations come over two interfaces that race. A cancellation
+ * of a test no order of the accession has named yet (or of the whole order, before any order) is
+ * kept waiting for that order (`cancelledBeforeOrder`, `wholeCancelBeforeOrder`): the first
+ * `order.created` naming the test is the order it cancelled, and leaves the test closed (a
+ * whole-order one closes that order's every test), unless it came in the cancellation's own
+ * message or was placed after the cancellation (ORC-9, else MSH-7): that is the LIS ordering
+ * the test again (cancelledBy). Only an order message after the late one orders the test again. Before, the late order opened the cancelled test: it went on the sale order,
+ * was validated from the replayed result and billed; without a result the order was never
+ * complete and its done tests were never billed.
+ *
  * QC and calibration runs never produce `result.validated` (the analyzer normalizers mark them
  * `runType: qc|calibration` and only LIS validation bills), so they can never make an order
  * eligible. Cancelled tests are not required.
@@ -47,15 +58,40 @@ const BILLING_TYPES = ['order.created', 'order.cancelled', 'result.validated'] a
 /** The events an accession's billing state is rebuilt from (billingState). */
 export const BILLING_STATE_TYPES = [...BILLING_TYPES, 'invoice.eligible'] as const;
 
-type BillingEvent = Pick<DraftEvent | CanonicalEvent, 'type' | 'data'>;
+type BillingEvent = Pick<DraftEvent | CanonicalEvent, 'type' | 'data' | 'occurredAt' | 'source'>;
+
+/** A cancellation that came before the order it cancels (see the header). */
+export interface CancelBeforeOrder {
+  /** When the LIS cancelled (the event's occurredAt: ORC-9, else MSH-7), epoch ms; NaN unknown. */
+  at: number;
+  /** The inbound message it came in (store id; '' for an event not committed yet). */
+  message: string;
+}
 
 export interface BillingState {
   /** At least one order.created was seen. */
   ordered: boolean;
-  /** An order.cancelled named no test, and no order.created came after it: the whole order is cancelled. */
+  /**
+   * An order.cancelled named no test, and no order.created came after it (or the order it came
+   * before, see wholeCancelBeforeOrder, has arrived and no other after it): the whole order is cancelled.
+   */
   wholeOrderCancelled: boolean;
   /** Tests ordered and not cancelled since, by code, in the order they were first ordered. */
   open: Map<string, OrderedTest>;
+  /** Every test code an order.created named (cancelled since or not). */
+  everOrdered: Set<string>;
+  /** Tests cancelled before any order named them, waiting for that order, by code (see the header). */
+  cancelledBeforeOrder: Map<string, CancelBeforeOrder>;
+  /** The whole order was cancelled before any order.created, waiting for that order. */
+  wholeCancelBeforeOrder: CancelBeforeOrder | undefined;
+  /**
+   * Position (0-based, among the events walked) of the last order.created or order.cancelled
+   * after which the accession was ordered and had no open test: the order ended cancelled there
+   * (a whole-order cancellation, its last open test cancelled, or a late order every test of
+   * which was cancelled before it arrived). -1 when it never did. An order.created after it orders
+   * again (rules/order-created.ts brings back the sale order the cancellation cancelled).
+   */
+  closedAt: number;
   /** Test codes with a validated result not followed by a cancellation of that test. */
   validated: Set<string>;
   /** Test codes an `invoice.eligible` already billed, not cancelled since. */
@@ -64,24 +100,80 @@ export interface BillingState {
   eligibleEvents: number;
 }
 
+function cancelOf(e: BillingEvent): CancelBeforeOrder {
+  return { at: Date.parse(e.occurredAt), message: 'messageId' in e.source ? e.source.messageId : '' };
+}
+
+/**
+ * `order` is the order `cancel` (which came before it) cancelled: not an order message of the
+ * cancellation's own message (a CA line then an NW line of the same test is a test cancelled,
+ * then ordered again), and placed no later than the cancellation (ORC-9, else MSH-7: a queue
+ * replayed out of order keeps them). An order placed after it is a new one: the LIS ordered the
+ * test again after cancelling an order the gateway never saw (placed before the gateway was
+ * installed, or pruned by retention). Unknown times count as the late order.
+ */
+function cancelledBy(cancel: CancelBeforeOrder, order: BillingEvent): boolean {
+  const o = cancelOf(order);
+  if (o.message === cancel.message) return false;
+  return !(o.at > cancel.at);
+}
+
 /** Walk an accession's events in the order they happened (see the header). */
 export function billingState(events: Iterable<BillingEvent>): BillingState {
-  const state: BillingState = { ordered: false, wholeOrderCancelled: false, open: new Map(), validated: new Set(), billed: new Set(), eligibleEvents: 0 };
+  const state: BillingState = {
+    ordered: false,
+    wholeOrderCancelled: false,
+    open: new Map(),
+    everOrdered: new Set(),
+    cancelledBeforeOrder: new Map(),
+    wholeCancelBeforeOrder: undefined,
+    closedAt: -1,
+    validated: new Set(),
+    billed: new Set(),
+    eligibleEvents: 0,
+  };
+  let position = -1;
   for (const e of events) {
+    position++;
     if (e.type === 'order.created') {
+      const tests = (e.data as OrderCreatedData).tests;
       state.ordered = true;
-      // After a whole-order cancellation this is the LIS ordering again: only its tests are open.
-      state.wholeOrderCancelled = false;
-      for (const t of (e.data as OrderCreatedData).tests) if (!state.open.has(t.code)) state.open.set(t.code, t);
+      const whole = state.wholeCancelBeforeOrder;
+      state.wholeCancelBeforeOrder = undefined;
+      if (whole && cancelledBy(whole, e)) {
+        // The order the LIS cancelled as a whole before it arrived: none of its tests is open.
+        // Results stored before it were of that order too.
+        state.cancelledBeforeOrder.clear();
+        state.wholeOrderCancelled = true;
+        state.validated.clear();
+        for (const t of tests) state.everOrdered.add(t.code);
+      } else {
+        // After a whole-order cancellation this is the LIS ordering again: only its tests are open.
+        state.wholeOrderCancelled = false;
+        for (const t of tests) {
+          state.everOrdered.add(t.code);
+          const cancel = state.cancelledBeforeOrder.get(t.code);
+          state.cancelledBeforeOrder.delete(t.code);
+          // The order a cancellation that came first cancelled: the test stays closed, and a
+          // result stored before it was of that cancelled test.
+          if (cancel && cancelledBy(cancel, e)) {
+            state.validated.delete(t.code);
+            continue;
+          }
+          if (!state.open.has(t.code)) state.open.set(t.code, t);
+        }
+      }
     } else if (e.type === 'order.cancelled') {
       const tests = (e.data as OrderCancelledData).tests;
       if (tests.length === 0) {
-        state.wholeOrderCancelled = true;
+        if (!state.ordered) state.wholeCancelBeforeOrder = cancelOf(e);
+        else state.wholeOrderCancelled = true;
         state.open.clear();
         state.validated.clear();
         state.billed.clear();
       }
       for (const t of tests) {
+        if (!state.everOrdered.has(t.code)) state.cancelledBeforeOrder.set(t.code, cancelOf(e));
         state.open.delete(t.code);
         state.validated.delete(t.code);
         state.billed.delete(t.code);
@@ -92,8 +184,20 @@ export function billingState(events: Iterable<BillingEvent>): BillingState {
       state.eligibleEvents++;
       for (const t of (e.data as InvoiceEligibleData).tests) state.billed.add(t.code);
     }
+    if ((e.type === 'order.created' || e.type === 'order.cancelled') && state.ordered && state.open.size === 0) state.closedAt = position;
   }
   return state;
+}
+
+/**
+ * The LIS cancelled `code` (or the whole order) and has not ordered it again since: a result of
+ * it has nothing to deliver. False for a test never named by an order or a cancellation (its
+ * order may still come).
+ */
+export function testCancelled(state: BillingState, code: string): boolean {
+  if (state.open.has(code)) return false;
+  if (state.cancelledBeforeOrder.has(code) || state.wholeCancelBeforeOrder !== undefined) return true;
+  return state.everOrdered.has(code) || (state.wholeOrderCancelled && state.ordered);
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { OrderCancelledData } from '../../events/types.ts';
+import type { StoredEvent } from '../../store/types.ts';
 import { m2oId, read, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
 import { needsOperator } from '../odoo/odoo-error.ts';
 import { gatewayInvoices, isProductLine } from './invoices.ts';
@@ -18,6 +19,10 @@ import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from '.
  *    nothing left to bill. A line billed on a posted invoice keeps its delivered quantity and is
  *    never unlinked (its invoice line stays linked, for the credit note).
  * 3. A cancelled test on a posted invoice is a dead letter whose reason asks for a credit note.
+ *
+ * A cancellation that comes before its order (no sale order yet, a later order message of the
+ * accession queued behind it) is delivered without a write: that order's rule leaves the
+ * cancelled tests off the sale order (events/invoice-eligibility.ts `cancelledBeforeOrder`).
  *
  * Idempotent by construction: a second run finds no line to remove, or a cancelled order.
  * A cancel from a LIS link whose order of the accession is another client's than the sale order's
@@ -39,7 +44,17 @@ export const orderCancelledRule: PostingRule = {
       const d = e.event.data as OrderCancelledData;
       try {
         const so = orders.get(d.accession);
-        if (!so) throw noSaleOrder(d.accession);
+        if (!so) {
+          // The cancellation came before its order (a LIS replaying its queue out of order, two
+          // interfaces racing): the order that follows leaves the cancelled tests off the sale
+          // order, or cancels it (order-created.ts orderPlan). Failing would hold that order
+          // back behind this event, in the same partition, until it was dead-lettered.
+          if (await orderFollows(ctx, e)) {
+            results.set(e.event.id, ok(undefined, 'the order follows in the queue: it leaves the cancelled tests off the sale order'));
+            continue;
+          }
+          throw noSaleOrder(d.accession);
+        }
         // Never another LIS's order of the same number (another client's sale order).
         const foreign = await otherClient(e, d.accession, so, d.tests.length === 0 ? 'cancellation of the whole order' : `cancellation of ${d.tests.map((t) => t.code).join(', ')}`);
         if (foreign) throw foreign;
@@ -141,4 +156,11 @@ async function takeOffInvoices(
     else await write(ctx.odoo, 'account.move', [moveId], { invoice_line_ids: remove.map((id) => [2, id]) });
   }
   return out;
+}
+
+/** A later order.created of the accession, not delivered yet, follows the cancellation in the store. */
+async function orderFollows(ctx: RuleContext, e: StoredEvent): Promise<boolean> {
+  if (!ctx.events) return false;
+  const orders = await ctx.events(e.event.correlationId, ['order.created']);
+  return orders.some((o) => o.event.type === 'order.created' && o.event.id > e.event.id && o.state !== 'delivered' && o.state !== 'discarded');
 }

@@ -1,6 +1,6 @@
 import { describeError } from '../../errors.ts';
 import { billingState, inStoredOrder } from '../../events/invoice-eligibility.ts';
-import type { OrderCancelledData, OrderCreatedData, OrderedTest } from '../../events/types.ts';
+import type { OrderCreatedData, OrderedTest } from '../../events/types.ts';
 import type { OdooRef, StoredEvent } from '../../store/types.ts';
 import { create, externalId, loadWithExternalIds, m2oId, read, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
 import { failureOf, mappingMissing, needsOperator, notSent, stopsTheLink } from '../odoo/odoo-error.ts';
@@ -46,6 +46,9 @@ export const orderCreatedRule: PostingRule = {
     const lineVals = (product: ProductRef): Record<string, unknown> => ({ product_id: product.id, product_uom_qty: 1, ...(product.uomId ? { [uomField]: product.uomId } : {}) });
     // Accession → its sale order, once it is known to be in Odoo with every ordered test.
     const done = new Map<string, { ref: OdooRef; note?: string }>();
+    // Accessions whose order messages leave nothing open (every test cancelled before they came).
+    const closing = new Set<string>();
+    const leftOutNotes = new Map<string, string>();
     const settle = (accession: string, outcome: RuleResult): void => {
       for (const e of byAcc.get(accession) ?? []) results.set(e.event.id, outcome);
     };
@@ -68,20 +71,30 @@ export const orderCreatedRule: PostingRule = {
         byAcc.set(accession, evs);
         const tests = new Map<string, OrderedTest>();
         for (const e of evs) for (const t of data(e).tests) if (!tests.has(t.code)) tests.set(t.code, t);
+        // Tests the LIS cancelled before these messages arrived stay off the order (orderPlan).
+        const plan = await orderPlan(ctx, evs);
         const products: ProductRef[] = [];
+        const closedProducts: ProductRef[] = [];
         for (const t of tests.values()) {
           const product = await ctx.ref.product(t.code);
-          if (!products.some((p) => p.id === product.id)) products.push(product);
+          const into = plan.leftOut.has(t.code) ? closedProducts : products;
+          if (!into.some((p) => p.id === product.id)) into.push(product);
         }
+        if (plan.closed) closing.add(accession);
         const so = existing.get(accession);
         if (so) {
-          done.set(accession, await completeOrder(ctx, so, accession, products, existingLines, lineVals, await reorderAfterWholeCancel(ctx, evs)));
+          const outcome = await completeOrder(ctx, so, accession, products, existingLines, lineVals, plan.reorder);
+          done.set(accession, plan.leftOut.size > 0 ? { ...outcome, note: [outcome.note, leftOutNote(plan.leftOut)].filter(Boolean).join('; ') } : outcome);
           continue;
         }
         const d = data(evs[0]!);
         const partner = await ctx.ref.partner(d.orderingClientRef, 'ordering client', `order ${accession} names no ordering client (ORC-21, ORC-17 and OBR-16 are empty)`);
         const xmlid = externalId('so', accession).full;
-        toCreate.push({ accession, xmlid, vals: { partner_id: partner.id, client_order_ref: accession, origin: saleOrderOrigin(accession), order_line: products.map((p) => [0, 0, lineVals(p)]) } });
+        // An order every test of which was cancelled before it came is still put in Odoo, with its
+        // lines, and cancelled below: as if the cancellation had come after it.
+        const lines = plan.closed ? closedProducts : products;
+        toCreate.push({ accession, xmlid, vals: { partner_id: partner.id, client_order_ref: accession, origin: saleOrderOrigin(accession), order_line: lines.map((p) => [0, 0, lineVals(p)]) } });
+        if (plan.leftOut.size > 0) leftOutNotes.set(accession, leftOutNote(plan.leftOut));
       } catch (err) {
         settle(accession, fail(err));
         if (stopsTheLink(err)) linkFailure = { error: err };
@@ -114,10 +127,14 @@ export const orderCreatedRule: PostingRule = {
       }
       toCreate.forEach((rec, i) => {
         const id = ids[i];
-        if (typeof id === 'number') done.set(rec.accession, { ref: soRef(id, undefined, rec.accession, rec.xmlid) });
+        const note = leftOutNotes.get(rec.accession);
+        if (typeof id === 'number') done.set(rec.accession, { ref: soRef(id, undefined, rec.accession, rec.xmlid), ...(note ? { note } : {}) });
         else settle(rec.accession, fail(id));
       });
     }
+
+    // Orders the LIS cancelled before they arrived: the quotation is cancelled now.
+    await cancelClosedOrders(ctx, closing, done, settle);
 
     // Results validated before the order: their lines are delivered now (absolute writes).
     try {
@@ -263,36 +280,92 @@ function refusedConfirm(order: { accession: string; name: string }, err: unknown
 }
 
 /**
- * The first order message after the LIS cancelled the whole order (an `order.cancelled` naming no
- * test): the LIS ordered it again. Its billing opens again (events/invoice-eligibility.ts), so the
- * sale order must come back too. `withdrawn`: the codes the LIS ordered before that cancellation,
- * whose lines a quotation brought back must not keep unless ordered again. Only the first such
- * message reopens, so a retry does the same and a later add-on leaves the order's lines alone.
+ * The first order message after the LIS's cancellations left the order with nothing open (a
+ * cancellation of the whole order, or of its last open test): the LIS ordered it again. Its
+ * billing opens again (events/invoice-eligibility.ts), so the sale order the cancellation
+ * cancelled must come back too. `withdrawn`: the codes the LIS ordered before that point, whose
+ * lines a quotation brought back must not keep unless ordered again. Only the first such message
+ * reopens, so a retry does the same and a later add-on leaves the order's lines alone.
  */
 interface Reorder {
   withdrawn: Set<string>;
 }
 
-async function reorderAfterWholeCancel(ctx: RuleContext, evs: StoredEvent[]): Promise<Reorder | undefined> {
-  if (!ctx.events) return undefined;
+/** What the batch's order messages of one accession put on its sale order (orderPlan). */
+interface OrderPlan {
+  /**
+   * Codes of the batch's tests that stay closed: the LIS cancelled them (or the whole order)
+   * before these messages arrived, which are the order that cancellation cancelled.
+   */
+  leftOut: Set<string>;
+  /** Tests were left out and nothing of the accession is open: the quotation is cancelled. */
+  closed: boolean;
+  reorder: Reorder | undefined;
+}
+
+/**
+ * The accession's order messages walked as billing walks them (billingState, over the stored
+ * `order.created` / `order.cancelled` up to the batch's last one): which of the batch's tests a
+ * cancellation that came before them keeps closed, and whether they order again after the LIS
+ * cancelled everything. Before, a cancellation that came before its order (a LIS replaying its
+ * queue out of order, two interfaces racing) was retried until dead-lettered, and the order that
+ * followed put the cancelled test on the sale order, where it was billed.
+ */
+async function orderPlan(ctx: RuleContext, evs: StoredEvent[]): Promise<OrderPlan> {
+  if (!ctx.events) return { leftOut: new Set(), closed: false, reorder: undefined };
   const accession = evs[0]!.event.correlationId;
   const ids = new Set(evs.map((e) => e.event.id));
   const stored = inStoredOrder(await ctx.events(accession, ['order.created', 'order.cancelled'])).filter((s) => s.event.id <= evs.at(-1)!.event.id);
-  const cancel = stored.findLastIndex((s) => s.event.type === 'order.cancelled' && (s.event.data as OrderCancelledData).tests.length === 0);
-  if (cancel < 0) return undefined;
-  const firstAfter = stored.slice(cancel + 1).find((s) => s.event.type === 'order.created');
-  if (!firstAfter || !ids.has(firstAfter.event.id)) return undefined;
-  const withdrawn = new Set<string>();
-  for (const s of stored.slice(0, cancel)) if (s.event.type === 'order.created') for (const t of (s.event.data as OrderCreatedData).tests) withdrawn.add(t.code);
-  return { withdrawn };
+  const state = billingState(stored.map((s) => s.event));
+  const leftOut = new Set<string>();
+  for (const e of evs) for (const t of (e.event.data as OrderCreatedData).tests) if (!state.open.has(t.code)) leftOut.add(t.code);
+  let reorder: Reorder | undefined;
+  if (state.closedAt >= 0) {
+    const firstAfter = stored.slice(state.closedAt + 1).find((s) => s.event.type === 'order.created');
+    if (firstAfter && ids.has(firstAfter.event.id)) {
+      const withdrawn = new Set<string>();
+      for (const s of stored.slice(0, state.closedAt + 1)) if (s.event.type === 'order.created') for (const t of (s.event.data as OrderCreatedData).tests) withdrawn.add(t.code);
+      reorder = { withdrawn };
+    }
+  }
+  return { leftOut, closed: leftOut.size > 0 && state.open.size === 0, reorder };
+}
+
+function leftOutNote(codes: Set<string>): string {
+  return `${[...codes].join(', ')} left off the order (cancelled by the LIS before this order message arrived)`;
+}
+
+/**
+ * The quotations of `closing` (orders every test of which the LIS cancelled before the order
+ * came) are cancelled, as the cancellation would have done had it come after its order; a
+ * confirmed order keeps its state (its lines for those tests were never added). A failure fails
+ * that accession's events: the retry finds the order and cancels it.
+ */
+async function cancelClosedOrders(ctx: RuleContext, closing: Set<string>, done: Map<string, { ref: OdooRef; note?: string }>, settle: (accession: string, outcome: RuleResult) => void): Promise<void> {
+  const accessions = [...closing].filter((a) => done.has(a));
+  if (accessions.length === 0) return;
+  try {
+    const rows = await read(ctx.odoo, 'sale.order', accessions.map((a) => done.get(a)!.ref.id), ['id', 'state']);
+    const open = rows.filter((r) => r['state'] === 'draft' || r['state'] === 'sent').map((r) => r.id);
+    if (open.length > 0) await ctx.odoo.call('sale.order', 'action_cancel', {}, { ids: open, context: { disable_cancel_warning: true } });
+    for (const a of accessions) {
+      const entry = done.get(a)!;
+      if (open.includes(entry.ref.id)) entry.note = [entry.note, 'quotation cancelled (the LIS cancelled the order before it arrived)'].filter(Boolean).join('; ');
+    }
+  } catch (err) {
+    for (const a of accessions) {
+      settle(a, fail(err));
+      done.delete(a);
+    }
+  }
 }
 
 /**
  * The sale order exists: add the ordered products it has no line for, give a line a cancellation
  * set to 0 its quantity back.
  *
- * A cancelled sale order is brought back only when the LIS cancelled the whole order and then
- * ordered it again (`reorder`): `action_draft` makes the cancelled quotation a quotation again
+ * A cancelled sale order is brought back only when the LIS cancelled the whole order (or every
+ * open test of it) and then ordered it again (`reorder`): `action_draft` makes the cancelled quotation a quotation again
  * with its lines (sale_order.py, 16–19: cancel/sent → draft), the lines of withdrawn tests not
  * ordered again are unlinked, and what the new order lacks is added; the tests are then billed
  * once when validated. Before, the order was "already in Odoo" on the cancelled quotation and its

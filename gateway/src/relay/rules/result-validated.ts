@@ -1,4 +1,5 @@
 import type { OrderCreatedData, ResultValidatedData } from '../../events/types.ts';
+import { billingState, inStoredOrder, testCancelled } from '../../events/invoice-eligibility.ts';
 import type { StoredEvent } from '../../store/types.ts';
 import { m2oId, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
 import { mappingMissing } from '../odoo/odoo-error.ts';
@@ -18,7 +19,8 @@ import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from '.
  * later, not yet delivered `order.created` naming the test, the result is resolved without a
  * write: that order's rule marks the line delivered when it posts it (order-created.ts). Without
  * one, a missing order or line is retried with the store's back-off (the order may still come)
- * and dead-lettered after relay.maxAttempts.
+ * and dead-lettered after relay.maxAttempts. A result of a test the LIS cancelled (the store's
+ * order messages say so) whose line is gone is delivered without a write: nothing to deliver.
  *
  * A result from a LIS link whose order of that accession is another client's than the sale
  * order's (two LIS links numbering alike, sale-orders.ts `otherClientGuard`) is a dead letter:
@@ -66,6 +68,13 @@ export const resultValidatedRule: PostingRule = {
           }
           if (line) {
             results.set(e.event.id, ok([{ model: 'sale.order.line', id: line.id }], 'test cancelled on the order: nothing to deliver'));
+            continue;
+          }
+          // No line: the LIS cancelled the test (a quotation's line is unlinked; a test cancelled
+          // before its order came was never put on it). Its result, sent before the cancellation
+          // or replayed out of order, has nothing to deliver.
+          if (await cancelledByTheLis(ctx, d)) {
+            results.set(e.event.id, ok([{ model: 'sale.order', id: so.id, name: String(so['name'] ?? '') }], 'test cancelled by the LIS: nothing to deliver'));
             continue;
           }
           throw mappingMissing(`order ${String(so['name'] ?? so.id)} (accession ${d.accession}) has no line for test ${d.testCode}`, { accession: d.accession, testCode: d.testCode, failure: 'transient' });
@@ -135,4 +144,16 @@ async function orderFollows(ctx: RuleContext, e: StoredEvent, d: ResultValidated
   return orders.some(
     (o) => o.event.id > e.event.id && o.state !== 'delivered' && o.state !== 'discarded' && (o.event.data as OrderCreatedData).tests.some((t) => t.code === d.testCode),
   );
+}
+
+/**
+ * The store's order messages of the accession say the LIS cancelled the result's test (or the
+ * whole order) and did not order it again. Before, such a result found no line on a quotation
+ * (the cancellation unlinks it) and was retried until dead-lettered, holding back every later
+ * event of the order (an add-on test, its billing) behind it.
+ */
+async function cancelledByTheLis(ctx: RuleContext, d: ResultValidatedData): Promise<boolean> {
+  if (!ctx.events) return false;
+  const stored = inStoredOrder(await ctx.events(d.accession, ['order.created', 'order.cancelled']));
+  return testCancelled(billingState(stored.map((s) => s.event)), d.testCode);
 }
