@@ -93,11 +93,40 @@ export function decodeText(bytes: Buffer, charset: Charset): string {
   }
 }
 
+/** Per ISO 8859 charset (other than Latin-1): character → byte, the inverse of its decoder. */
+const encoders = new Map<string, Map<string, number>>();
+
+function encoderFor(charset: Charset): Map<string, number> {
+  let table = encoders.get(charset);
+  if (!table) {
+    table = new Map<string, number>();
+    const all = Buffer.alloc(256);
+    for (let b = 0; b < 256; b++) all[b] = b;
+    const chars = decodeText(all, charset);
+    // Every byte of an ISO 8859 part decodes to one UTF-16 unit (bytes a part leaves undefined
+    // decode to U+FFFD: never written back).
+    for (let b = 0; b < 256 && b < chars.length; b++) {
+      const ch = chars[b] as string;
+      if (ch !== '\ufffd' && !table.has(ch)) table.set(ch, b);
+    }
+    encoders.set(charset, table);
+  }
+  return table;
+}
+
 /**
- * Encode reply text (an ACK) in the charset of the message it answers. Charsets other than UTF-8
- * are written as Latin-1: ACK text is the gateway's own ASCII plus fields copied from the
- * sender's MSH, which in practice are ASCII.
+ * Encode reply text (an ACK) in the charset of the message it answers: UTF-8, Latin-1 (also for
+ * ASCII: a message declared ASCII is read as Latin-1 when it holds higher bytes), or the ISO 8859
+ * part MSH-18 names. The reply copies the sender's MSH-3..6 and MSH-10, so they come back in the
+ * very bytes the sender wrote: a Polish LIS's `Ł` (0xA3 in 8859-2) must not come back as the low
+ * byte of U+0141, 'A'. A character the charset cannot hold (none copied from the message: they
+ * all came through its decoder) is written '?'.
  */
 export function encodeText(text: string, charset: Charset): Buffer {
-  return Buffer.from(text, charset === 'utf8' ? 'utf8' : 'latin1');
+  if (charset === 'utf8' || charset === 'ascii' || charset === 'latin1') return Buffer.from(text, charset === 'utf8' ? 'utf8' : 'latin1');
+  const table = encoderFor(charset);
+  const out = Buffer.allocUnsafe(text.length);
+  let n = 0;
+  for (const ch of text) out[n++] = table.get(ch) ?? 0x3f;
+  return out.subarray(0, n);
 }

@@ -156,11 +156,14 @@ function messageResult(outcome: MessageResult['outcome'], reason: string | undef
 const CONTROL_CHARS = /[\x00-\x1f\x7f]/g;
 
 /**
- * The Node encoding a reply in `charset` is written with (encodeText): UTF-8, else Latin-1, which
- * gives every byte back as it came.
+ * One reply message framed in `charset` (charset.ts encodeText): UTF-8 and Latin-1 straight into
+ * the frame (nearly every message), the other ISO 8859 parts through their own table, so that
+ * what the reply copies from the message (MSH-3..6, MSH-10) comes back in the sender's bytes.
  */
-function replyEncoding(charset: Charset): 'utf8' | 'latin1' {
-  return charset === 'utf8' ? 'utf8' : 'latin1';
+function frameIn(text: string, charset: Charset): Buffer {
+  if (charset === 'utf8') return wrapFrame(text, 'utf8');
+  if (charset === 'ascii' || charset === 'latin1') return wrapFrame(text, 'latin1');
+  return wrapFrame(encodeText(text, charset));
 }
 
 /**
@@ -172,7 +175,7 @@ function replyEncoding(charset: Charset): 'utf8' | 'latin1' {
 function envelopeField(frame: Buffer, seg: { name: string; start: number; end: number } | undefined, fs: string, n: number, charset: Charset): string {
   if (!seg) return '';
   const index = seg.name === 'FHS' || seg.name === 'BHS' ? n - 1 : n;
-  return frame.toString(replyEncoding(charset), seg.start, seg.end).split(fs)[index] ?? '';
+  return decodeText(frame.subarray(seg.start, seg.end), charset).split(fs)[index] ?? '';
 }
 
 /**
@@ -324,10 +327,8 @@ export class Hl7Intake {
       charset = one.charset;
       // Each message's stored reply is one framed ACK, or two in enhanced mode (commit, then
       // application ACK): the batch reply carries every one of them unframed.
-      if (one.reply) {
-        const encoding = replyEncoding(charset);
-        for (const content of unwrapFrames(one.reply)) acks.push(content.toString(encoding).replace(/\r+$/, ''));
-      }
+      // Each is read in the charset it was written in (its message's).
+      if (one.reply) for (const content of unwrapFrames(one.reply)) acks.push(decodeText(content, one.charset).replace(/\r+$/, ''));
     }
     const reply = acks.length > 0 ? this.#batchReply(frame, block, firstHeader ?? FALLBACK_HEADER, charset, acks) : undefined;
     return { reply, results };
@@ -343,7 +344,7 @@ export class Hl7Intake {
     const first = block.envelope[0] as BlockStructure['envelope'][number];
     // No MSH-18 to go by: the endpoint's charset, for the header as for the reply.
     const charset: Charset = this.#config.defaultCharset;
-    const firstText = frame.toString(replyEncoding(charset), first.start, first.end);
+    const firstText = decodeText(frame.subarray(first.start, first.end), charset);
     // FHS/BHS-1 and -2 are the delimiters and FHS/BHS-3…6 the applications and facilities, as in
     // MSH; the rest of an MSH has no counterpart in them.
     const read = firstText.startsWith('HS', 1) ? readMsh(`MSH${firstText.slice(3)}`) : undefined;
@@ -520,8 +521,7 @@ export class Hl7Intake {
       this.#log.warn('host query could not be answered', { controlId: header.controlId, specimenId: query.specimenId, error: describeError(err) });
       return this.#rejectMessage(raw, whole, read, messageType, meta, { code: 207, text: `the host query could not be answered: ${describeError(err)}` }, 'error');
     }
-    const encoding = replyEncoding(charset);
-    const reply = Buffer.concat(buildHostQueryReplies(header, query, answer, () => compactId(ids.next())).map((text) => wrapFrame(text, encoding)));
+    const reply = Buffer.concat(buildHostQueryReplies(header, query, answer, () => compactId(ids.next())).map((text) => frameIn(text, charset)));
     const inbound = this.#inbound(meta, header, charset, whole ? raw : Buffer.from(raw), 'accepted', messageType);
     inbound.ack = reply;
     inbound.searchTerms = [...new Set([header.controlId, query.specimenId].filter((t) => t !== ''))];
@@ -583,10 +583,9 @@ export class Hl7Intake {
     // BS answering our DSR^Q03) is stored, and nothing is sent back.
     if (header.messageCode === 'ACK') return { bytes: undefined };
     const plan = planAcks(this.#config.ack, header, result);
-    // The reply is encoded in the message's charset: UTF-8, else Latin-1 (charset.ts encodeText).
-    const encoding = replyEncoding(charset);
+    // The reply is encoded in the message's charset (frameIn).
     const frame = (code: AckCode): Buffer =>
-      wrapFrame(buildAck(error ? { header, code, controlId: compactId(ids.next()), error } : { header, code, controlId: compactId(ids.next()) }), encoding);
+      frameIn(buildAck(error ? { header, code, controlId: compactId(ids.next()), error } : { header, code, controlId: compactId(ids.next()) }), charset);
     const one = plan.first ?? plan.second;
     if (!one) return { bytes: undefined };
     const bytes = plan.first && plan.second ? Buffer.concat([frame(plan.first), frame(plan.second)]) : frame(one);
