@@ -18,7 +18,9 @@ import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from '.
  *    lines) the quantity goes to 0, and the delivered quantity too, so that "Create Invoice" finds
  *    nothing left to bill. A line billed on a posted invoice keeps its delivered quantity and is
  *    never unlinked (its invoice line stays linked, for the credit note).
- * 3. A cancelled test on a posted invoice is a dead letter whose reason asks for a credit note.
+ * 3. A cancelled test on a posted invoice is a dead letter whose reason asks for a credit note,
+ *    then a replay: once credited (a posted credit note offsets the line), the replay treats the
+ *    line as not billed, and its quantity and delivered quantity go to 0.
  *
  * A cancellation that comes before its order (no sale order yet, a later order message of the
  * accession queued behind it) is delivered without a write: that order's rule leaves the
@@ -88,7 +90,12 @@ export const orderCancelledRule: PostingRule = {
           // wizard unless the cancel warning is off.
           await ctx.odoo.call('sale.order', 'action_cancel', {}, { ids: [so.id], context: { disable_cancel_warning: true } });
         } else if (draft) {
-          if (free.length > 0) await ctx.odoo.call('sale.order.line', 'unlink', {}, { ids: free.map((l) => l.id) });
+          // A line finance credited keeps its invoice links (the invoice and its credit note name
+          // it): it goes to 0 rather than away.
+          const unlink = free.filter((l) => !posted.credited.has(l.id));
+          const zero = free.filter((l) => posted.credited.has(l.id) && (Number(l['product_uom_qty'] ?? 0) !== 0 || Number(l['qty_delivered'] ?? 0) !== 0));
+          if (unlink.length > 0) await ctx.odoo.call('sale.order.line', 'unlink', {}, { ids: unlink.map((l) => l.id) });
+          if (zero.length > 0) await write(ctx.odoo, 'sale.order.line', zero.map((l) => l.id), { product_uom_qty: 0, qty_delivered: 0 });
         } else {
           const open = free.filter((l) => Number(l['product_uom_qty'] ?? 0) !== 0 || Number(l['qty_delivered'] ?? 0) !== 0);
           if (open.length > 0) await write(ctx.odoo, 'sale.order.line', open.map((l) => l.id), { product_uom_qty: 0, qty_delivered: 0 });
@@ -99,7 +106,7 @@ export const orderCancelledRule: PostingRule = {
         if (posted.moves.length > 0) {
           const tests = whole ? 'the cancelled order' : `cancelled test(s) ${d.tests.map((t) => t.code).join(', ')}`;
           throw needsOperator(
-            `${tests} of accession ${d.accession} (sale order ${String(so['name'] ?? so.id)}) still billed on posted invoice ${posted.moves.join(', ')}: the gateway never changes a posted invoice; issue a credit note in Odoo, then discard this event`,
+            `${tests} of accession ${d.accession} (sale order ${String(so['name'] ?? so.id)}) still billed on posted invoice ${posted.moves.join(', ')}: the gateway never changes a posted invoice; issue a credit note in Odoo, then replay this event (it then takes the test off the order, so that Odoo no longer counts it to invoice)`,
             { accession: d.accession },
           );
         }
@@ -115,36 +122,60 @@ export const orderCancelledRule: PostingRule = {
 
 /**
  * Remove the cancelled products from the draft invoices that bill them; report what posted
- * invoices still bill (their names, sale-order lines and products).
+ * invoices still bill (their names, sale-order lines and products) and which order lines posted
+ * invoices billed and posted credit notes credited in full (`credited`).
+ *
+ * A posted invoice line is still billing only while no posted credit note (`out_refund`, whose
+ * lines keep the invoice lines' `sale_line_ids`) offsets it: what the order line's posted
+ * invoices bill minus what its posted credit notes credit. Once finance credited the cancelled
+ * test, as the dead letter asks, the replayed cancellation finishes the job (quantity and
+ * delivered quantity 0). Before, the credit note itself was counted as a posted invoice still
+ * billing the test: the replay was dead again, and the line kept its delivered quantity, which
+ * Odoo, with the credit note, counted "to invoice" again (the order's "Create Invoice" billed the
+ * cancelled test a second time).
  */
 async function takeOffInvoices(
   ctx: RuleContext,
   gatewayInvoice: OdooRecord | undefined,
   hit: OdooRecord[],
   productIds: Set<number>,
-): Promise<{ moves: string[]; saleLineIds: Set<number>; productIds: Set<number> }> {
-  const out = { moves: [] as string[], saleLineIds: new Set<number>(), productIds: new Set<number>() };
+): Promise<{ moves: string[]; saleLineIds: Set<number>; productIds: Set<number>; credited: Set<number> }> {
+  const out = { moves: [] as string[], saleLineIds: new Set<number>(), productIds: new Set<number>(), credited: new Set<number>() };
   // Lines linked to the cancelled order lines, on any invoice; and the cancelled products on the
   // gateway's own invoice (drafted before its lines carried the link).
   const bySaleLine: unknown[] = hit.length > 0 ? [['sale_line_ids', 'in', hit.map((l) => l.id)]] : [];
   const byInvoice: unknown[] = gatewayInvoice && productIds.size > 0 ? ['&', ['move_id', '=', gatewayInvoice.id], ['product_id', 'in', [...productIds]]] : [];
   if (bySaleLine.length === 0 && byInvoice.length === 0) return out;
   const domain = bySaleLine.length > 0 && byInvoice.length > 0 ? ['|', ...bySaleLine, ...byInvoice] : [...bySaleLine, ...byInvoice];
-  const found = (await searchRead(ctx.odoo, 'account.move.line', domain, ['id', 'move_id', 'product_id', 'display_type', 'sale_line_ids'])).filter(isProductLine);
+  const found = (await searchRead(ctx.odoo, 'account.move.line', domain, ['id', 'move_id', 'product_id', 'display_type', 'sale_line_ids', 'quantity'])).filter(isProductLine);
   if (found.length === 0) return out;
   const moveIds = [...new Set(found.map((l) => m2oId(l['move_id'])).filter((id): id is number => id !== undefined))];
-  const moves = new Map((await read(ctx.odoo, 'account.move', moveIds, ['id', 'name', 'state'])).map((m) => [m.id, m]));
+  const moves = new Map((await read(ctx.odoo, 'account.move', moveIds, ['id', 'name', 'state', 'move_type'])).map((m) => [m.id, m]));
+  const saleLinesOf = (l: OdooRecord): number[] => ((l['sale_line_ids'] as number[] | undefined) ?? []).filter((id) => hit.some((h) => h.id === id));
+  // What posted invoices bill minus what posted credit notes credit, per cancelled order line.
+  const net = new Map<number, number>();
+  for (const l of found) {
+    const move = moves.get(m2oId(l['move_id']) ?? -1);
+    if (move?.['state'] !== 'posted') continue;
+    const sign = move['move_type'] === 'out_refund' ? -1 : move['move_type'] === 'out_invoice' ? 1 : 0;
+    for (const id of saleLinesOf(l)) net.set(id, (net.get(id) ?? 0) + sign * Number(l['quantity'] ?? 0));
+  }
+  for (const [id, quantity] of net) if (quantity <= 0) out.credited.add(id);
   const drafts = new Map<number, number[]>();
   for (const l of found) {
     const move = moves.get(m2oId(l['move_id']) ?? -1);
     if (!move) continue;
     if (move['state'] === 'draft') drafts.set(move.id, [...(drafts.get(move.id) ?? []), l.id]);
-    else if (move['state'] === 'posted') {
+    else if (move['state'] === 'posted' && move['move_type'] !== 'out_refund') {
+      // Linked to order lines: billing while not credited. Unlinked (an old gateway draft): by product.
+      const linked = saleLinesOf(l);
+      const billing = linked.length === 0 ? true : linked.filter((id) => (net.get(id) ?? 0) > 0).length > 0;
+      if (!billing) continue;
       const name = String(move['name'] ?? move.id);
       if (!out.moves.includes(name)) out.moves.push(name);
-      for (const id of (l['sale_line_ids'] as number[] | undefined) ?? []) out.saleLineIds.add(id);
+      for (const id of linked) if ((net.get(id) ?? 0) > 0) out.saleLineIds.add(id);
       const pid = m2oId(l['product_id']);
-      if (pid !== undefined) out.productIds.add(pid);
+      if (pid !== undefined && linked.length === 0) out.productIds.add(pid);
     }
   }
   if (drafts.size === 0) return out;
