@@ -6,7 +6,6 @@ import { encodeRecord } from './outgoing-text.ts';
 import {
   type AstmLinkSession,
   emptyStats,
-  endsWithTerminatorRecord,
   isTerminatorRecord,
   type LinkEvent,
   type LinkSessionOptions,
@@ -79,8 +78,14 @@ export class E1381Session implements AstmLinkSession {
   #lastTerminator = 0;
   /** Accepted frame texts of the message being assembled. */
   #message: Buffer[] = [];
-  /** Per frame of #message: it ended with ETX (an end frame closes its record, LIS1-A §6.3.1.1). */
-  #messageEndFrames: boolean[] = [];
+  /**
+   * The head of the message's last record, carried from frame to frame (nextRecordHead): what
+   * tells its end (#isMessageComplete), also over the rest of a message past maxMessageBytes,
+   * whose frames are not kept. `#lastRecordBefore`: as it was before the last frame, for a
+   * completing frame that is forgotten (#settleCommit).
+   */
+  #lastRecord: RecordHead = NO_RECORD;
+  #lastRecordBefore: RecordHead = NO_RECORD;
   #messageLen = 0;
   /** Exact bytes of the message being assembled (from ENQ or the previous message end). */
   #raw: Buffer[] = [];
@@ -111,12 +116,6 @@ export class E1381Session implements AstmLinkSession {
   #refusedButKept = false;
   /** The rest of a message over maxMessageBytes is being read: its head is kept, its bytes are not. */
   #overflow = false;
-  /**
-   * While #overflow: the first characters of the last record read, carried from frame to frame
-   * (the frames themselves are not kept), so that an L record split over two frames still ends
-   * the oversized message.
-   */
-  #overflowRecord: RecordHead = { head: '', atStart: true };
   /** The end frame of a message over maxMessageBytes was refused: its retransmission is refused too. */
   #refusedEnd = false;
   /**
@@ -506,20 +505,19 @@ export class E1381Session implements AstmLinkSession {
     this.#lastFn = fn;
     this.#lastText = text;
     this.#lastTerminator = terminator;
+    this.#lastRecordBefore = this.#lastRecord;
+    this.#lastRecord = nextRecordHead(this.#lastRecord, text, terminator === ETX);
     if (this.#overflow) {
       // The rest of a message over maxMessageBytes: its head is kept already; these bytes are not
       // (memory stays bounded). The link stays in step, and the end frame is refused.
       this.#raw = [];
       this.#rawLen = 0;
-      // LIS2-A2 §5.5: the message ends at its L record, read from where that record begins, as
-      // #isMessageComplete does. Before, the end frame's text was read alone: an analyzer that cuts
-      // frames every 240 characters (cobas e 411) sent `…L|1` ETB, `|N` ETX, and `|N` was ACKed
-      // as an intermediate frame — the analyzer took the refused message for delivered, and the
-      // link read its next message as more of this one and refused it.
-      trackRecordHead(this.#overflowRecord, text, terminator === ETX);
-      const head = this.#overflowRecord.head;
-      const ends = terminator === ETX && (this.#opt.messageEnd === 'end-frame' || isTerminatorRecord(head, 0, head.length));
-      if (ends) return this.#refuseOverflowEnd();
+      // LIS2-A2 §5.5: the message ends at its L record, read from where that record begins
+      // (#lastRecord goes on over these frames). Before, the end frame's text was read alone: an
+      // analyzer that cuts frames every 240 characters (cobas e 411) sent `…L|1` ETB, `|N` ETX,
+      // and `|N` was ACKed as an intermediate frame — the analyzer took the refused message for
+      // delivered, and the link read its next message as more of this one and refused it.
+      if (terminator === ETX && this.#isMessageComplete()) return this.#refuseOverflowEnd();
       this.#write(BYTE.ACK);
       return 'ok';
     }
@@ -528,7 +526,6 @@ export class E1381Session implements AstmLinkSession {
     this.stats.framesAccepted++;
     this.#msgFrames++;
     this.#message.push(text);
-    this.#messageEndFrames.push(terminator === ETX);
     this.#messageLen += text.length;
 
     if (this.#messageLen > this.#opt.maxMessageBytes) {
@@ -536,11 +533,11 @@ export class E1381Session implements AstmLinkSession {
       // refuse the message at its end frame: the analyzer must not hear ACK for a message whose
       // results the gateway will not take (it shows the transmission as failed).
       const ends = terminator === ETX && this.#isMessageComplete();
-      const lastRecord: RecordHead = { head: lastRecordHead(this.#message, this.#messageEndFrames), atStart: terminator === ETX || endsWithSeparator(text) };
+      const lastRecord = this.#lastRecord;
       this.#takeFrameBytes(frameEnd);
       this.#partial('too-large');
       this.#overflow = true;
-      this.#overflowRecord = lastRecord;
+      this.#lastRecord = lastRecord; // the rest is read on from this frame
       if (ends) return this.#refuseOverflowEnd();
       this.#write(BYTE.ACK);
       return 'ok';
@@ -558,7 +555,8 @@ export class E1381Session implements AstmLinkSession {
     // §6.3.1) begins in the middle of it. Before, the end frame's text was read alone first, and
     // the tail of a long R record cut right before "L|" ("mmol/" | "L||N||F") read as an L record:
     // half a message was stored as a whole one and the rest refused.
-    return endsWithTerminatorRecord(lastRecordHead(this.#message, this.#messageEndFrames));
+    const { head } = this.#lastRecord;
+    return isTerminatorRecord(head, 0, head.length);
   }
 
   /** NAK the end frame of a message over maxMessageBytes (and its retransmissions). */
@@ -575,7 +573,8 @@ export class E1381Session implements AstmLinkSession {
     this.#overflow = false;
     this.#lateCommit = undefined;
     this.#message = [];
-    this.#messageEndFrames = [];
+    this.#lastRecord = NO_RECORD;
+    this.#lastRecordBefore = NO_RECORD;
     this.#messageLen = 0;
     this.#raw = [];
     this.#rawLen = 0;
@@ -672,7 +671,7 @@ export class E1381Session implements AstmLinkSession {
       // Not accepted: forget the completing frame, so its retransmission (same FN) is taken as
       // new. The raw bytes keep everything received, including this attempt.
       this.#message.pop();
-      this.#messageEndFrames.pop();
+      this.#lastRecord = this.#lastRecordBefore;
       this.#messageLen -= lastFrameLen;
       this.#msgFrames--;
       this.stats.framesAccepted--;
@@ -1000,64 +999,35 @@ function withdrawn(): GatewayError {
 
 /** The head of the last record read (its first two characters), and whether the next text begins a record. */
 interface RecordHead {
-  head: string;
-  atStart: boolean;
+  readonly head: string;
+  readonly atStart: boolean;
 }
+
+/** Before the first frame of a message: a record begins. */
+const NO_RECORD: RecordHead = { head: '', atStart: true };
 
 function isSeparator(c: number | undefined): boolean {
   return c === CR || c === LF;
 }
 
-function endsWithSeparator(text: Buffer): boolean {
-  return isSeparator(text[text.length - 1]);
-}
-
 /**
- * Carry the head of the last record over one more frame text (`lastRecordHead` for frames that
- * are not kept): a record begins after CR or LF, and at the start of a frame that follows an end
- * frame (LIS1-A §6.3.1.1); a record continued from the frame before completes its two characters.
+ * The head of the last record once one more frame text is read, from the head before it (enough
+ * to tell an L record, LIS2-A2 §5.5: `L|…` or a bare `L`): a record begins after CR or LF, and at
+ * the start of a frame that follows an end frame (LIS1-A §6.3.1.1), also for senders that leave
+ * out the record's CR; a record continued from the frame before (split with ETB) completes its two
+ * characters. Only the frame's last record is looked at, and nothing is copied but those two bytes.
  */
-function trackRecordHead(record: RecordHead, text: Buffer, endFrame: boolean): void {
+function nextRecordHead(record: RecordHead, text: Buffer, endFrame: boolean): RecordHead {
+  // An empty frame leaves the last record as it was (an empty end frame still ends it).
+  if (text.length === 0) return endFrame && !record.atStart ? { head: record.head, atStart: true } : record;
   let end = text.length;
   while (end > 0 && isSeparator(text[end - 1])) end--;
+  let head = record.head;
   if (end > 0) {
     let start = end;
     while (start > 0 && !isSeparator(text[start - 1])) start--;
-    if (start > 0 || record.atStart) record.head = text.subarray(start, Math.min(start + 2, end)).toString('latin1');
-    else if (record.head.length < 2) record.head += text.subarray(0, Math.min(2 - record.head.length, end)).toString('latin1');
+    if (start > 0 || record.atStart) head = text.subarray(start, Math.min(start + 2, end)).toString('latin1');
+    else if (head.length < 2) head += text.subarray(0, Math.min(2 - head.length, end)).toString('latin1');
   }
-  record.atStart = end < text.length || endFrame;
-}
-
-/**
- * The first two bytes of the last record of a message given as its frame texts (enough to tell an
- * L record, LIS2-A2 §5.5: `L|…` or a bare `L` and its CR): walks back from the end to the record
- * separator before that record, across intermediate frames, so a record split with ETB is read
- * from its beginning. A frame after an end frame (ETX) begins a record (LIS1-A §6.3.1.1), also for
- * senders that leave out the record's CR. Nothing is copied but those two bytes.
- */
-function lastRecordHead(frames: readonly Buffer[], endFrames: readonly boolean[]): string {
-  let trailing = true; // still in the CR/LF run that ends the last record
-  let at: [number, number] = [0, 0]; // no separator: the message is one record
-  search: for (let f = frames.length - 1; f >= 0; f--) {
-    const text = frames[f] as Buffer;
-    for (let i = text.length - 1; i >= 0; i--) {
-      const c = text[i] as number;
-      if (c !== CR && c !== LF) trailing = false;
-      else if (!trailing) {
-        at = [f, i + 1];
-        break search;
-      }
-    }
-    if (f > 0 && endFrames[f - 1] === true && !trailing) {
-      at = [f, 0];
-      break;
-    }
-  }
-  let head = '';
-  for (let [f, i] = at; f < frames.length && head.length < 2; f++, i = 0) {
-    const text = frames[f] as Buffer;
-    head += text.subarray(i, i + 2 - head.length).toString('latin1');
-  }
-  return head;
+  return { head, atStart: end < text.length || endFrame };
 }

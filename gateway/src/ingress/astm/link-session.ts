@@ -159,19 +159,6 @@ export function emptyStats(): LinkStats {
   };
 }
 
-/**
- * True when the last record of `text` is an E1394 terminator record (`L|…`, LIS2-A2 §5.5):
- * the message is complete. Records end with CR; logs may have turned CR into LF.
- */
-export function endsWithTerminatorRecord(text: string): boolean {
-  let end = text.length;
-  while (end > 0 && (text.charCodeAt(end - 1) === 0x0d || text.charCodeAt(end - 1) === 0x0a)) end--;
-  if (end === 0) return false;
-  let start = end - 1;
-  while (start > 0 && text.charCodeAt(start - 1) !== 0x0d && text.charCodeAt(start - 1) !== 0x0a) start--;
-  return isTerminatorRecord(text, start, end);
-}
-
 /** `L` followed by a delimiter (not a letter or digit), or a bare `L`. */
 export function isTerminatorRecord(text: string, start: number, end: number): boolean {
   if (text.charCodeAt(start) !== 0x4c /* L */) return false;

@@ -19,27 +19,17 @@ export const RECORDS_ONLY_PAUSE_BYTES = 1024 * 1024;
  */
 export const RECORDS_ONLY_MAX_QUEUED_BYTES = 256 * 1024 * 1024;
 
+/** An H record begins (LIS2-A2 §6.2: `H` and then the field delimiter, never a letter or digit). */
+function isHeaderStart(head: string): boolean {
+  return head.length === 2 && head[0] === 'H' && !/[A-Za-z0-9]/.test(head[1]!);
+}
+
 /**
  * The link for instruments that speak E1394 records with NO low-level protocol (protocols.md
  * §1.7, §4: some TCP analyzers and serial-to-TCP adapters): records separated by CR and/or LF, a
  * message ends with its L record (LIS2-A2 §5.5). Nothing is acknowledged on the wire — there is
  * no ACK in this mode — but messages are still committed one at a time, in order.
  */
-/** The first two characters of a record read so far (its chunks). */
-function recordHead(chunks: readonly Buffer[]): string {
-  let head = '';
-  for (const c of chunks) {
-    head += c.subarray(0, 2 - head.length).toString('latin1');
-    if (head.length >= 2) break;
-  }
-  return head;
-}
-
-/** An H record begins (LIS2-A2 §6.2: `H` and then the field delimiter, never a letter or digit). */
-function isHeaderStart(head: string): boolean {
-  return head.length === 2 && head[0] === 'H' && !/[A-Za-z0-9]/.test(head[1]!);
-}
-
 export class RecordsOnlySession implements AstmLinkSession {
   readonly stats: LinkStats = emptyStats();
 
@@ -54,19 +44,20 @@ export class RecordsOnlySession implements AstmLinkSession {
   #paused = false;
   #raw: Buffer[] = [];
   #rawLen = 0;
-  /** Bytes of the record being read (from its first byte). */
-  #record: Buffer[] = [];
+  /**
+   * The first characters (at most two) of the record being read, all that tells an L record or an
+   * H record, and its length so far: in a message, and in the rest of an oversized one (#skipping).
+   */
+  #recordHead = '';
   #recordLen = 0;
   #timer: TimerHandle | undefined;
   /** close() came while a message was being committed: finished once the queue is read (#done). */
   #closing: PartialReason | undefined;
   /**
    * The rest of a message over maxMessageBytes is being read (its head is kept): skipped up to
-   * its L record, or up to the H of a next message when it never ends. `#skipHead` holds the
-   * first characters of the record being skipped, all that is needed to tell.
+   * its L record, or up to the H of a next message when it never ends (told by #recordHead).
    */
   #skipping = false;
-  #skipHead = '';
 
   constructor(options: LinkSessionOptions) {
     this.#cb = options;
@@ -121,14 +112,14 @@ export class RecordsOnlySession implements AstmLinkSession {
       if (this.#skipping) {
         if (b === CR || b === LF) {
           // LIS2-A2 §5.5: the oversized message ends with its L record; what follows is new.
-          if (this.#skipHead !== '' && isTerminatorRecord(this.#skipHead, 0, this.#skipHead.length)) this.#stopSkipping();
-          this.#skipHead = '';
+          if (isTerminatorRecord(this.#recordHead, 0, this.#recordHead.length)) this.#stopSkipping();
+          this.#recordHead = '';
           segStart = i + 1;
           continue;
         }
-        if (this.#skipHead.length < 2) {
-          this.#skipHead += String.fromCharCode(b);
-          if (!isHeaderStart(this.#skipHead)) continue;
+        if (this.#recordHead.length < 2) {
+          this.#recordHead += String.fromCharCode(b);
+          if (!isHeaderStart(this.#recordHead)) continue;
           // An H record: the oversized message ended without its L, and this is the next
           // message. It is read from its H (which came at the end of the last read when i is 0).
           this.#stopSkipping();
@@ -136,12 +127,11 @@ export class RecordsOnlySession implements AstmLinkSession {
             i -= 2; // the loop reads the H again, as the first byte of a message
             continue;
           }
-          const h = Buffer.from('H', 'latin1');
           this.#state = 'message';
-          this.#raw.push(h);
+          this.#raw.push(Buffer.from('H', 'latin1'));
           this.#rawLen += 1;
-          this.#record.push(h);
-          this.#recordLen += 1;
+          this.#recordHead = 'H';
+          this.#recordLen = 1;
           segStart = 0;
         } else {
           // The rest of the record up to its separator, in one step.
@@ -162,17 +152,17 @@ export class RecordsOnlySession implements AstmLinkSession {
         // Take the run up to the next separator in one step.
         let end = i + 1;
         while (end < bytes.length && bytes[end] !== CR && bytes[end] !== LF) end++;
-        this.#record.push(bytes.subarray(i, end));
+        if (this.#recordHead.length < 2) this.#recordHead += bytes.toString('latin1', i, Math.min(end, i + 2 - this.#recordHead.length));
         this.#recordLen += end - i;
         i = end - 1;
         continue;
       }
       // End of a record (an empty one between CR and LF ends nothing).
       if (this.#recordLen === 0) continue;
-      const record = Buffer.concat(this.#record, this.#recordLen).toString('latin1');
-      this.#record = [];
+      const head = this.#recordHead;
+      this.#recordHead = '';
       this.#recordLen = 0;
-      if (isTerminatorRecord(record, 0, record.length)) {
+      if (isTerminatorRecord(head, 0, head.length)) {
         this.#raw.push(bytes.subarray(segStart, i + 1));
         this.#rawLen += i + 1 - segStart;
         const rest = bytes.subarray(i + 1);
@@ -195,10 +185,10 @@ export class RecordsOnlySession implements AstmLinkSession {
         // a new message: stored as a second rejected message ("the first record must be H"), and
         // when a read ended inside the L record (`…L|1` | `|N`) the next message went into it too
         // and its results were lost (this mode has no NAK: the analyzer never sends them again).
-        const head = recordHead(this.#record);
+        const head = this.#recordHead;
         this.#partial('too-large');
         this.#skipping = true;
-        this.#skipHead = head;
+        this.#recordHead = head; // the record being read goes on in the next read
         this.#armTimer();
         return;
       }
@@ -210,7 +200,8 @@ export class RecordsOnlySession implements AstmLinkSession {
 
   #stopSkipping(): void {
     this.#skipping = false;
-    this.#skipHead = '';
+    this.#recordHead = '';
+    this.#recordLen = 0;
     this.#timer?.cancel();
     this.#timer = undefined;
   }
@@ -236,7 +227,7 @@ export class RecordsOnlySession implements AstmLinkSession {
     const raw = Buffer.concat(this.#raw, this.#rawLen);
     this.#raw = [];
     this.#rawLen = 0;
-    this.#record = [];
+    this.#recordHead = '';
     this.#recordLen = 0;
     if (this.#state !== 'closed') this.#state = 'idle';
     if (raw.length > 0) {
