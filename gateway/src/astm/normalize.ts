@@ -263,8 +263,9 @@ class MessageNormalizer {
     return this.#ctx.profile.quirks.trimValues ? text.trim() : text;
   }
 
-  #specimenId(scope: Scope): string {
-    for (const ref of this.#ctx.profile.fields.specimenId) {
+  /** The first non-empty of `refs` (the profile's `fields.specimenId`, or a calibration record's `specimenId`). */
+  #specimenId(scope: Scope, refs: readonly string[] = this.#ctx.profile.fields.specimenId): string {
+    for (const ref of refs) {
       const v = readScoped(scope, ref, this.#d);
       if (v !== '') return v;
     }
@@ -496,9 +497,7 @@ class MessageNormalizer {
         this.#warnings.push(`M record ${m.index + 1}: calibrated test "${analyzerCode}" has no mapping in profile "${profile.name}"; consumed unmapped`);
       }
       const testCode = mapping?.code ?? analyzerCode;
-      let specimenId = '';
-      for (const ref of source.specimenId ?? []) if ((specimenId = readScoped(scope, ref, d)) !== '') break;
-      if (specimenId === '') specimenId = `CAL-${analyzerCode}`;
+      const specimenId = this.#specimenId(scope, source.specimenId ?? []) || `CAL-${analyzerCode}`;
       const time = this.#time(scope, source.time);
       const runType = withProcessingId('calibration', this.#processingId());
       count++;
