@@ -208,3 +208,26 @@ describe('StatusModel', () => {
     expect(model.status).toBe('stopped');
   });
 });
+
+describe("a component's alert as it goes out", () => {
+  /**
+   * A link's alert that quotes an analyzer's patient record (a refusal naming the record it could
+   * not take) went out on the MQTT alerts topic and to the tray with the patient's name, while the
+   * same alert in the status (`recentAlerts`) and every reason read `***`: alerts reach every
+   * subscriber of the site broker, who may not see patient data.
+   */
+  it('masks patient names quoted from an ASTM P record, live as in recentAlerts, and keeps the whole instruction', async () => {
+    const { model, telemetry, alerts } = setup();
+    await model.start();
+    const instruction = ` ${"Check the analyzer's host settings and resend from its memory. ".repeat(6).trim()}`;
+    telemetry.alert('warning', 'GW_ASTM_LINK', `message refused at record P|1||PID-778||Dupont^Marie^^^||19800101|F: no H record before it.${instruction}`, 'c111');
+    const live = alerts.find((a) => a.code === 'GW_ASTM_LINK');
+    expect(live?.message).toContain('***');
+    expect(live?.message).not.toContain('Dupont');
+    expect(live?.message).not.toContain('Marie');
+    // The live alert is not cut to a reason's length: its instruction arrives whole.
+    expect(live?.message.endsWith('resend from its memory.')).toBe(true);
+    const kept = model.toApiStatus().recentAlerts.find((a) => a.code === 'GW_ASTM_LINK');
+    expect(kept?.message).not.toContain('Dupont');
+  });
+});

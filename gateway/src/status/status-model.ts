@@ -276,11 +276,19 @@ const RECORD_CUT = '\uE000';
  * (and those names anywhere else in the reason) read `***`.
  */
 function shownReason(text: string): string {
+  const masked = maskedText(text);
+  return masked.length > MAX_REASON_CHARS ? `${masked.slice(0, MAX_REASON_CHARS - 1)}…` : masked;
+}
+
+/**
+ * A text on one line under the rule of the raw-message view (see shownReason), not cut: a live
+ * alert's message, which carries the operator's instruction whole.
+ */
+function maskedText(text: string): string {
   const oneLine = text.replace(/[\x00-\x1f\x7f]+/g, ' ').trim();
   // Each quoted P record on a line of its own for maskAstmNames, then joined again.
   const cut = oneLine.replace(/(?<![\p{L}\p{N}])(?=\d?P\|)/gu, `${RECORD_CUT}\n`);
-  const masked = maskAstmNames(cut).replaceAll(`${RECORD_CUT}\n`, '');
-  return masked.length > MAX_REASON_CHARS ? `${masked.slice(0, MAX_REASON_CHARS - 1)}…` : masked;
+  return maskAstmNames(cut).replaceAll(`${RECORD_CUT}\n`, '');
 }
 
 function mib(bytes: number): string {
@@ -972,7 +980,8 @@ export class StatusModel implements Component {
     this.#recentAlerts.push({ ...e, message: shownReason(e.message) });
     if (this.#recentAlerts.length > RECENT_ALERTS) this.#recentAlerts.shift();
     this.#changed('status');
-    this.#emitAlert(e);
+    // Masked as the status shows it (a link's refusal may quote a patient record), not cut.
+    this.#emitAlert({ ...e, message: maskedText(e.message) });
   }
 
   #emitAlert(alert: StatusAlert): void {
