@@ -4,7 +4,9 @@ import { args, UsageError, type CliContext } from './main.ts';
 
 /**
  * `lab-gateway send`: send HL7 files over MLLP, print each acknowledgement (one line per message
- * of a file); exit 1 if any MSA is not AA/CA.
+ * of a file; an enhanced-mode link's commit and application ACK each on their own); exit 1 if any
+ * MSA is not AA/CA. A message that asks for no acknowledgement (MSH-15/16 NE or ER) and gets none
+ * is printed as such and counts as sent.
  */
 export async function runSend(argv: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = args(
@@ -50,6 +52,7 @@ export async function runSend(argv: string[], ctx: CliContext): Promise<number> 
     // A file may hold several messages: every one must be accepted.
     if (!r.ok) failures++;
     if (values.json) ctx.out(JSON.stringify(r));
+    else if (r.note) ctx.out(`${r.file}: MSH-10 ${r.controlId} → ${r.note}`);
     else {
       // One line per acknowledged message (the first line is the file's first message).
       const lines = r.messages.length > 0 ? r.messages : [{ controlId: r.controlId, ackCode: '', ackControlId: '' }];

@@ -33,6 +33,47 @@ export interface AckSpec {
   now?: Date;
 }
 
+/** The acknowledgements due for one message (planAcks). */
+export interface AckPlan {
+  /** Commit-level (enhanced) or the only (original) acknowledgement, if due. */
+  first?: AckCode;
+  /** Application acknowledgement (enhanced mode only), if due. */
+  second?: AckCode;
+}
+
+/** How a message came out: accepted, refused (AR/CR) or failed (AE/CE). */
+export type AckOutcome = 'ok' | 'reject' | 'error';
+
+/** HL7 table 0155 (accept/application acknowledgment conditions). */
+const ACK_CONDITIONS = new Set(['AL', 'NE', 'ER', 'SU']);
+
+const ORIGINAL = { ok: 'AA', reject: 'AR', error: 'AE' } as const;
+const COMMIT = { ok: 'CA', reject: 'CR', error: 'CE' } as const;
+/** The original-mode plans (constant: callers only read them). */
+const ORIGINAL_PLANS: Readonly<Record<AckOutcome, AckPlan>> = { ok: { first: 'AA' }, reject: { first: 'AR' }, error: { first: 'AE' } };
+
+/**
+ * The acknowledgements a message gets (HL7 v2.5 §2.9.2, §2.9.3): original mode one AA/AE/AR;
+ * enhanced mode (`mode` enhanced and the message fills MSH-15 or MSH-16) a commit ACK CA/CE/CR
+ * when MSH-15 asks for one (AL always, ER on error, SU on success, NE never; empty = AL), then an
+ * application ACK AA/AE/AR when MSH-16 asks for one. The intake answers by it, and `lab-gateway
+ * send` reads by it how many replies a message it sends is due.
+ */
+export function planAcks(mode: 'original' | 'enhanced', header: MshHeader, result: AckOutcome): AckPlan {
+  if (mode !== 'enhanced') return ORIGINAL_PLANS[result];
+  // Values outside table 0155 count as empty: Mindray BS analyzers put their run type (0/1/2) in
+  // MSH-16 and expect an original-mode ACK.
+  const accept = ACK_CONDITIONS.has(header.acceptAckType) ? header.acceptAckType : '';
+  const app = ACK_CONDITIONS.has(header.appAckType) ? header.appAckType : '';
+  if (accept === '' && app === '') return ORIGINAL_PLANS[result];
+  const due = (type: string): boolean => type === 'AL' || type === '' || (type === 'ER' && result !== 'ok') || (type === 'SU' && result === 'ok');
+  const plan: AckPlan = {};
+  if (due(accept)) plan.first = COMMIT[result];
+  // MSH-16 empty in enhanced mode means no application acknowledgement (§2.9.3.1).
+  if (app !== '' && due(app)) plan.second = ORIGINAL[result];
+  return plan;
+}
+
 const DEFAULT_VERSION = '2.5';
 
 function pad(n: number, width = 2): string {

@@ -1,7 +1,7 @@
 import type { Hl7EndpointConfig } from '../../config/types.ts';
 import type { DraftEvent } from '../../events/types.ts';
 import { describeError } from '../../errors.ts';
-import { buildAck, compactId, hl7Timestamp, type AckCode, type AckError } from '../../hl7/ack.ts';
+import { buildAck, compactId, hl7Timestamp, planAcks, type AckCode, type AckError } from '../../hl7/ack.ts';
 import { analyseBlock, type BlockStructure, type RawMessage } from '../../hl7/block.ts';
 import { charsetFromMsh18, chooseCharset, decodeText, encodeText, type Charset } from '../../hl7/charset.ts';
 import { buildHostQueryReplies, readHl7HostQuery, type HostQueryAnswer, type HostQueryProblem, type Hl7HostQuery } from '../../hl7/host-query.ts';
@@ -103,36 +103,6 @@ export interface ResolvableEvents {
 }
 
 type Severity = 'reject' | 'error';
-
-interface AckPlan {
-  /** Commit-level (enhanced) or the only (original) acknowledgement, if due. */
-  first?: AckCode;
-  /** Application acknowledgement (enhanced mode only), if due. */
-  second?: AckCode;
-}
-
-/** HL7 table 0155 (accept/application acknowledgment conditions). */
-const ACK_CONDITIONS = new Set(['AL', 'NE', 'ER', 'SU']);
-
-const ORIGINAL = { ok: 'AA', reject: 'AR', error: 'AE' } as const;
-const COMMIT = { ok: 'CA', reject: 'CR', error: 'CE' } as const;
-/** The original-mode plans (constant: callers only read them). */
-const ORIGINAL_PLANS: Readonly<Record<'ok' | Severity, AckPlan>> = { ok: { first: 'AA' }, reject: { first: 'AR' }, error: { first: 'AE' } };
-
-function planAcks(mode: Hl7EndpointConfig['ack'], header: MshHeader, result: 'ok' | Severity): AckPlan {
-  if (mode !== 'enhanced') return ORIGINAL_PLANS[result];
-  // Values outside table 0155 count as empty: Mindray BS analyzers put their run type (0/1/2) in
-  // MSH-16 and expect an original-mode ACK.
-  const accept = ACK_CONDITIONS.has(header.acceptAckType) ? header.acceptAckType : '';
-  const app = ACK_CONDITIONS.has(header.appAckType) ? header.appAckType : '';
-  if (accept === '' && app === '') return ORIGINAL_PLANS[result];
-  const due = (type: string): boolean => type === 'AL' || type === '' || (type === 'ER' && result !== 'ok') || (type === 'SU' && result === 'ok');
-  const plan: AckPlan = {};
-  if (due(accept)) plan.first = COMMIT[result];
-  // MSH-16 empty in enhanced mode means no application acknowledgement (§2.9.3.1).
-  if (app !== '' && due(app)) plan.second = ORIGINAL[result];
-  return plan;
-}
 
 const FALLBACK_HEADER: MshHeader = readMsh('MSH|^~\\&').header;
 

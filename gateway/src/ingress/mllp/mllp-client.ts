@@ -19,12 +19,27 @@ export interface MllpClientOptions {
   maxFrameBytes?: number;
 }
 
+/** What one request waits for (exchange). */
+export interface ReplyWait {
+  /**
+   * After each reply frame, with the frames so far: true while more frames belong to this request
+   * (an enhanced-mode receiver answers a commit ACK, then an application ACK, on one connection).
+   */
+  more: (got: readonly Buffer[]) => boolean;
+  /**
+   * The message may be due no reply at all (enhanced mode, MSH-15/MSH-16 asking for none): after
+   * this long (ms) without a frame the request resolves with none and the connection stays open.
+   */
+  quietMs?: number;
+}
+
 interface Pending {
-  frames: number;
+  more: (got: readonly Buffer[]) => boolean;
   got: Buffer[];
   resolve: (frames: Buffer[]) => void;
   reject: (err: Error) => void;
   timer: NodeJS.Timeout | undefined;
+  quiet?: NodeJS.Timeout;
 }
 
 export class MllpClient {
@@ -69,12 +84,27 @@ export class MllpClient {
 
   /** Send one block (its content, unframed) and resolve with the next `frames` reply frames. */
   request(content: Buffer, frames = 1): Promise<Buffer[]> {
+    return this.exchange(content, { more: (got) => got.length < frames });
+  }
+
+  /** Send one block and resolve with the reply frames that belong to it (ReplyWait). */
+  exchange(content: Buffer, wait: ReplyWait): Promise<Buffer[]> {
     if (this.#error) return Promise.reject(this.#error);
     return new Promise((resolve, reject) => {
-      const p: Pending = { frames, got: [], resolve, reject, timer: undefined };
+      const p: Pending = { more: wait.more, got: [], resolve, reject, timer: undefined };
       if (this.#timeoutMs > 0) {
         p.timer = setTimeout(() => this.#fail(new Error(`no reply within ${this.#timeoutMs} ms`)), this.#timeoutMs);
         p.timer.unref();
+      }
+      if (wait.quietMs !== undefined) {
+        p.quiet = setTimeout(() => {
+          const at = this.#pending.indexOf(p);
+          if (at === -1 || p.got.length > 0) return;
+          this.#pending.splice(at, 1);
+          if (p.timer) clearTimeout(p.timer);
+          p.resolve([]);
+        }, wait.quietMs);
+        p.quiet.unref();
       }
       this.#pending.push(p);
       this.#socket.write(wrapFrame(content));
@@ -96,7 +126,7 @@ export class MllpClient {
   expect(frames = 1): Promise<Buffer[]> {
     if (this.#error) return Promise.reject(this.#error);
     return new Promise((resolve, reject) => {
-      this.#pending.push({ frames, got: [], resolve, reject, timer: undefined });
+      this.#pending.push({ more: (got) => got.length < frames, got: [], resolve, reject, timer: undefined });
     });
   }
 
@@ -116,7 +146,8 @@ export class MllpClient {
     const p = this.#pending[0];
     if (!p) return; // unsolicited frame: ignored
     p.got.push(frame);
-    if (p.got.length < p.frames) return;
+    if (p.quiet) clearTimeout(p.quiet);
+    if (p.more(p.got)) return;
     this.#pending.shift();
     if (p.timer) clearTimeout(p.timer);
     p.resolve(p.got);
@@ -126,6 +157,7 @@ export class MllpClient {
     this.#error ??= err;
     for (const p of this.#pending.splice(0)) {
       if (p.timer) clearTimeout(p.timer);
+      if (p.quiet) clearTimeout(p.quiet);
       p.reject(err);
     }
     if (!this.#socket.destroyed) this.#socket.destroy();
