@@ -105,7 +105,7 @@ function partialRejectReason(reason: PartialReason, refusals: PartialRefusals | 
   // Not cut off by the line: refused for its size. The reason names the limit and the setting,
   // so that IT staff do not look for a line fault ("incomplete message (too-large)" before).
   if (reason === 'too-large') {
-    return `message larger than ${maxMessageBytes} bytes (maxMessageBytes): its head is kept, the rest was refused; raise analyzers[].overrides.maxMessageBytes if this analyzer's messages are this large`;
+    return `message larger than ${maxMessageBytes} bytes (maxMessageBytes): its head is kept, the rest was not (refused frame by frame on an E1381 link, skipped to its end on a records-only one); raise analyzers[].overrides.maxMessageBytes if this analyzer's messages are this large`;
   }
   const base = `incomplete message (${reason})`;
   if (!refusals) return base;
