@@ -31,9 +31,12 @@
  * `order.created` naming the test is the order it cancelled, and leaves the test closed (a
  * whole-order one closes that order's every test), unless it came in the cancellation's own
  * message or was placed after the cancellation (ORC-9, else MSH-7): that is the LIS ordering
- * the test again (cancelledBy). Only an order message after the late one orders the test again. Before, the late order opened the cancelled test: it went on the sale order,
- * was validated from the replayed result and billed; without a result the order was never
- * complete and its done tests were never billed.
+ * the test again (cancelledBy). Only an order message after the late one orders the test again.
+ * Before, the late order opened the cancelled test: it went on the sale order, was validated from
+ * the replayed result and billed; without a result the order was never complete and its done
+ * tests were never billed. The relay rules that decide which tests go on the sale order
+ * (rules/order-created.ts `orderPlan`) and which results have nothing to deliver
+ * (rules/result-validated.ts, testCancelled) take it from this same walk, not a walk of their own.
  *
  * QC and calibration runs never produce `result.validated` (the analyzer normalizers mark them
  * `runType: qc|calibration` and only LIS validation bills), so they can never make an order
@@ -197,7 +200,8 @@ export function billingState(events: Iterable<BillingEvent>): BillingState {
 export function testCancelled(state: BillingState, code: string): boolean {
   if (state.open.has(code)) return false;
   if (state.cancelledBeforeOrder.has(code) || state.wholeCancelBeforeOrder !== undefined) return true;
-  return state.everOrdered.has(code) || (state.wholeOrderCancelled && state.ordered);
+  // wholeOrderCancelled is only ever set once an order was seen.
+  return state.everOrdered.has(code) || state.wholeOrderCancelled;
 }
 
 /**

@@ -1,9 +1,8 @@
 import type { OrderCancelledData } from '../../events/types.ts';
-import type { StoredEvent } from '../../store/types.ts';
 import { m2oId, read, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
 import { needsOperator } from '../odoo/odoo-error.ts';
 import { gatewayInvoices, isProductLine } from './invoices.ts';
-import { isLockedOrder, isLockedOrderRefusal, lockedOrderChange, noSaleOrder, otherClientGuard, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
+import { isLockedOrder, isLockedOrderRefusal, lockedOrderChange, noSaleOrder, orderFollows, otherClientGuard, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
 
 /**
@@ -51,7 +50,7 @@ export const orderCancelledRule: PostingRule = {
           // interfaces racing): the order that follows leaves the cancelled tests off the sale
           // order, or cancels it (order-created.ts orderPlan). Failing would hold that order
           // back behind this event, in the same partition, until it was dead-lettered.
-          if (await orderFollows(ctx, e)) {
+          if (await orderFollows(ctx, e, d.accession)) {
             results.set(e.event.id, ok(undefined, 'the order follows in the queue: it leaves the cancelled tests off the sale order'));
             continue;
           }
@@ -187,11 +186,4 @@ async function takeOffInvoices(
     else await write(ctx.odoo, 'account.move', [moveId], { invoice_line_ids: remove.map((id) => [2, id]) });
   }
   return out;
-}
-
-/** A later order.created of the accession, not delivered yet, follows the cancellation in the store. */
-async function orderFollows(ctx: RuleContext, e: StoredEvent): Promise<boolean> {
-  if (!ctx.events) return false;
-  const orders = await ctx.events(e.event.correlationId, ['order.created']);
-  return orders.some((o) => o.event.type === 'order.created' && o.event.id > e.event.id && o.state !== 'delivered' && o.state !== 'discarded');
 }

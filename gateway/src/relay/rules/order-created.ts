@@ -24,8 +24,10 @@ import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from '.
  * Results the LIS validated before their order reached Odoo (result.validated waits for its order,
  * see result-validated.ts) are marked delivered here, from the store's events before the order;
  * milestones that came before it (milestone-notes.ts) get their chatter note here.
- * An order message after the LIS cancelled the whole order brings a cancelled quotation back
- * (completeOrder). Never confirmed unless relay.autoConfirm (DESIGN.md §2: drafts only).
+ * Tests the LIS cancelled before the order message arrived stay off the sale order, and an order
+ * message after the LIS's cancellations left nothing of the order open brings a cancelled
+ * quotation back (orderPlan, completeOrder). Never confirmed unless relay.autoConfirm (DESIGN.md
+ * §2: drafts only).
  */
 export const orderCreatedRule: PostingRule = {
   name: 'order-created',
@@ -49,6 +51,8 @@ export const orderCreatedRule: PostingRule = {
     // Accessions whose order messages leave nothing open (every test cancelled before they came).
     const closing = new Set<string>();
     const leftOutNotes = new Map<string, string>();
+    // Accession → its tests validated before the batch's order messages (orderPlan).
+    const validatedBefore = new Map<string, string[]>();
     const settle = (accession: string, outcome: RuleResult): void => {
       for (const e of byAcc.get(accession) ?? []) results.set(e.event.id, outcome);
     };
@@ -73,6 +77,7 @@ export const orderCreatedRule: PostingRule = {
         for (const e of evs) for (const t of data(e).tests) if (!tests.has(t.code)) tests.set(t.code, t);
         // Tests the LIS cancelled before these messages arrived stay off the order (orderPlan).
         const plan = await orderPlan(ctx, evs);
+        validatedBefore.set(accession, plan.validated);
         const products: ProductRef[] = [];
         const closedProducts: ProductRef[] = [];
         for (const t of tests.values()) {
@@ -138,7 +143,7 @@ export const orderCreatedRule: PostingRule = {
 
     // Results validated before the order: their lines are delivered now (absolute writes).
     try {
-      await markValidatedDelivered(ctx, byAcc, done);
+      await markValidatedDelivered(ctx, validatedBefore, done);
     } catch (err) {
       for (const accession of done.keys()) settle(accession, fail(err));
       done.clear();
@@ -301,21 +306,24 @@ interface OrderPlan {
   /** Tests were left out and nothing of the accession is open: the quotation is cancelled. */
   closed: boolean;
   reorder: Reorder | undefined;
+  /** Open tests whose result was validated (and not cancelled) before these messages: markValidatedDelivered. */
+  validated: string[];
 }
 
 /**
- * The accession's order messages walked as billing walks them (billingState, over the stored
- * `order.created` / `order.cancelled` up to the batch's last one): which of the batch's tests a
- * cancellation that came before them keeps closed, and whether they order again after the LIS
- * cancelled everything. Before, a cancellation that came before its order (a LIS replaying its
- * queue out of order, two interfaces racing) was retried until dead-lettered, and the order that
- * followed put the cancelled test on the sale order, where it was billed.
+ * The accession's billing events walked as billing walks them (billingState, over the stored
+ * `order.created` / `order.cancelled` / `result.validated` up to the batch's last order message,
+ * read once per accession and batch): which of the batch's tests a cancellation that came before
+ * them keeps closed, whether they order again after the LIS cancelled everything, and which open
+ * tests were validated before them. Before, a cancellation that came before its order (a LIS
+ * replaying its queue out of order, two interfaces racing) was retried until dead-lettered, and
+ * the order that followed put the cancelled test on the sale order, where it was billed.
  */
 async function orderPlan(ctx: RuleContext, evs: StoredEvent[]): Promise<OrderPlan> {
-  if (!ctx.events) return { leftOut: new Set(), closed: false, reorder: undefined };
+  if (!ctx.events) return { leftOut: new Set(), closed: false, reorder: undefined, validated: [] };
   const accession = evs[0]!.event.correlationId;
   const ids = new Set(evs.map((e) => e.event.id));
-  const stored = inStoredOrder(await ctx.events(accession, ['order.created', 'order.cancelled'])).filter((s) => s.event.id <= evs.at(-1)!.event.id);
+  const stored = inStoredOrder(await ctx.events(accession, ['order.created', 'order.cancelled', 'result.validated'])).filter((s) => s.event.id <= evs.at(-1)!.event.id);
   const state = billingState(stored.map((s) => s.event));
   const leftOut = new Set<string>();
   for (const e of evs) for (const t of (e.event.data as OrderCreatedData).tests) if (!state.open.has(t.code)) leftOut.add(t.code);
@@ -328,7 +336,7 @@ async function orderPlan(ctx: RuleContext, evs: StoredEvent[]): Promise<OrderPla
       reorder = { withdrawn };
     }
   }
-  return { leftOut, closed: leftOut.size > 0 && state.open.size === 0, reorder };
+  return { leftOut, closed: leftOut.size > 0 && state.open.size === 0, reorder, validated: [...state.validated].filter((c) => state.open.has(c)) };
 }
 
 function leftOutNote(codes: Set<string>): string {
@@ -482,15 +490,15 @@ async function postEarlierMilestones(
   }
 }
 
-/** Mark delivered the lines of tests whose result was validated (and not cancelled) before the order. */
-async function markValidatedDelivered(ctx: RuleContext, byAcc: Map<string, StoredEvent[]>, done: Map<string, { ref: OdooRef }>): Promise<void> {
-  if (!ctx.events || done.size === 0) return;
+/**
+ * Mark delivered the lines of tests whose result was validated (and not cancelled) before the
+ * order (`validatedBefore`, from orderPlan's walk of the store).
+ */
+async function markValidatedDelivered(ctx: RuleContext, validatedBefore: Map<string, string[]>, done: Map<string, { ref: OdooRef }>): Promise<void> {
+  if (done.size === 0) return;
   const wanted = new Map<number, Set<string>>(); // sale order id → validated test codes
   for (const [accession, { ref }] of done) {
-    const last = byAcc.get(accession)!.at(-1)!.event.id;
-    const stored = inStoredOrder(await ctx.events(accession, ['order.created', 'order.cancelled', 'result.validated'])).filter((s) => s.event.id <= last);
-    const state = billingState(stored.map((s) => s.event));
-    const codes = [...state.validated].filter((c) => state.open.has(c));
+    const codes = validatedBefore.get(accession) ?? [];
     if (codes.length > 0) wanted.set(ref.id, new Set(codes));
   }
   if (wanted.size === 0) return;

@@ -1,10 +1,10 @@
-import type { OrderCreatedData, ResultValidatedData } from '../../events/types.ts';
+import type { ResultValidatedData } from '../../events/types.ts';
 import { billingState, inStoredOrder, testCancelled } from '../../events/invoice-eligibility.ts';
 import type { StoredEvent } from '../../store/types.ts';
 import { m2oId, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
 import { mappingMissing } from '../odoo/odoo-error.ts';
 import { noteMilestonesLeftToTheOrder } from './milestone-notes.ts';
-import { noSaleOrder, otherClientGuard, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
+import { noSaleOrder, orderFollows, otherClientGuard, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
 
 /**
@@ -48,7 +48,7 @@ export const resultValidatedRule: PostingRule = {
       try {
         const so = orders.get(d.accession);
         if (!so) {
-          if (await orderFollows(ctx, e, d)) {
+          if (await orderFollows(ctx, e, d.accession, d.testCode)) {
             results.set(e.event.id, ok(undefined, 'the order follows in the queue: it marks the test delivered'));
             continue;
           }
@@ -62,7 +62,7 @@ export const resultValidatedRule: PostingRule = {
         // A line a cancellation set to 0 is not billable: prefer the open one.
         const line = forProduct.find((l) => Number(l['product_uom_qty'] ?? 0) > 0) ?? forProduct[0];
         if (!line || Number(line['product_uom_qty'] ?? 0) <= 0) {
-          if (await orderFollows(ctx, e, d)) {
+          if (await orderFollows(ctx, e, d.accession, d.testCode)) {
             results.set(e.event.id, ok([{ model: 'sale.order', id: so.id, name: String(so['name'] ?? '') }], 'the order message that adds this test follows in the queue: it marks the test delivered'));
             continue;
           }
@@ -135,15 +135,6 @@ async function noteLeftMilestones(ctx: RuleContext, events: StoredEvent[], order
       else if (done.ok) results.set(id, ok(done.odoo, [done.note, r.note].filter(Boolean).join('; ')));
     }
   }
-}
-
-/** A later order.created of the accession, not delivered yet, orders this result's test. */
-async function orderFollows(ctx: RuleContext, e: StoredEvent, d: ResultValidatedData): Promise<boolean> {
-  if (!ctx.events) return false;
-  const orders = await ctx.events(d.accession, ['order.created']);
-  return orders.some(
-    (o) => o.event.id > e.event.id && o.state !== 'delivered' && o.state !== 'discarded' && (o.event.data as OrderCreatedData).tests.some((t) => t.code === d.testCode),
-  );
 }
 
 /**

@@ -69,6 +69,25 @@ export function noSaleOrder(accession: string): Error {
   return mappingMissing(`accession ${accession} has no Odoo sale order (order.created not received yet, not delivered or dead-lettered)`, { accession, failure: 'transient' });
 }
 
+/**
+ * A later `order.created` of the accession (naming `testCode`, when given), not delivered or
+ * discarded yet, follows `e` in the store: it is posted after `e` is resolved, so an event that
+ * found no sale order (or no line) yet may leave its effect to it (a result, a cancellation that
+ * came before its order) rather than hold it back in the partition.
+ */
+export async function orderFollows(ctx: RuleContext, e: StoredEvent, accession: string, testCode?: string): Promise<boolean> {
+  if (!ctx.events) return false;
+  const orders = await ctx.events(accession, ['order.created']);
+  return orders.some(
+    (o) =>
+      o.event.type === 'order.created' &&
+      o.event.id > e.event.id &&
+      o.state !== 'delivered' &&
+      o.state !== 'discarded' &&
+      (testCode === undefined || (o.event.data as OrderCreatedData).tests.some((t) => t.code === testCode)),
+  );
+}
+
 export const SALE_LINE_FIELDS = ['id', 'order_id', 'product_id', 'product_uom_qty', 'qty_delivered', 'qty_invoiced', 'state', 'display_type'];
 
 /**
