@@ -105,7 +105,7 @@ export const orderCancelledRule: PostingRule = {
         if (posted.moves.length > 0) {
           const tests = whole ? 'the cancelled order' : `cancelled test(s) ${d.tests.map((t) => t.code).join(', ')}`;
           throw needsOperator(
-            `${tests} of accession ${d.accession} (sale order ${String(so['name'] ?? so.id)}) still billed on posted invoice ${posted.moves.join(', ')}: the gateway never changes a posted invoice; issue a credit note in Odoo, then replay this event (it then takes the test off the order, so that Odoo no longer counts it to invoice)`,
+            `${tests} of accession ${d.accession} (sale order ${String(so['name'] ?? so.id)}) still billed on posted invoice ${posted.moves.join(', ')}: the gateway never changes a posted invoice; issue a credit note in Odoo and post it, then replay this event (it then takes the test off the order, so that Odoo no longer counts it to invoice)`,
             { accession: d.accession },
           );
         }
@@ -164,7 +164,12 @@ async function takeOffInvoices(
   for (const l of found) {
     const move = moves.get(m2oId(l['move_id']) ?? -1);
     if (!move) continue;
-    if (move['state'] === 'draft') drafts.set(move.id, [...(drafts.get(move.id) ?? []), l.id]);
+    // A draft invoice loses the cancelled test; a draft credit note is finance's, on its way to
+    // crediting it: left as it is (the posted invoice still bills the test until it is posted).
+    // Taken for a draft invoice, the replay finance made after drafting it cancelled it.
+    if (move['state'] === 'draft') {
+      if (move['move_type'] !== 'out_refund') drafts.set(move.id, [...(drafts.get(move.id) ?? []), l.id]);
+    }
     else if (move['state'] === 'posted' && move['move_type'] !== 'out_refund') {
       // Linked to order lines: billing while not credited. Unlinked (an old gateway draft): by product.
       const linked = saleLinesOf(l);
