@@ -36,6 +36,16 @@ export interface MllpConnectionOptions {
   onClose: () => void;
 }
 
+/**
+ * How long the peer has to close its side once the gateway's FIN and every reply are out (ms).
+ * A peer that reads its socket closes at once; many LIS interfaces read only while they wait for
+ * an ACK and keep their side open until they next send. Waiting for them held the connection (a
+ * slot of maxConnections, "connected" in the status) for as long as the link stayed quiet, and a
+ * graceful stop until its deadline. After this grace the socket is closed outright: the peer's
+ * next read sees the FIN (its next write a reset), and it reconnects.
+ */
+export const PEER_CLOSE_GRACE_MS = 2_000;
+
 /** A frame awaiting its reply, in arrival order. */
 interface Pending {
   /** Set when the intake finished with the frame. */
@@ -278,7 +288,14 @@ export class MllpConnection {
       }
       // Reading goes on (the data is ignored) so that the peer's FIN is seen and the socket closes.
       this.#socket.resume();
-      this.#socket.end();
+      // Once the replies and the FIN are handed to the kernel, the peer has PEER_CLOSE_GRACE_MS to
+      // close its side; then the socket is closed (the kernel still delivers what it holds).
+      this.#socket.end(() => {
+        if (this.#closed) return;
+        const grace = setTimeout(() => this.#socket.destroy(), PEER_CLOSE_GRACE_MS);
+        grace.unref();
+        this.#socket.once('close', () => clearTimeout(grace));
+      });
     };
     void this.drained().then(finish);
   }
