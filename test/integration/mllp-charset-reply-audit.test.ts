@@ -96,3 +96,34 @@ describe('MLLP: replies to ISO 8859-2 messages (MSH-18 8859/2)', () => {
     expect(msa2).toEqual([latin2('B-ą1'), latin2('B-ę2')]);
   });
 });
+
+describe('MLLP: a message declared UTF-8 whose bytes are Latin-1', () => {
+  /**
+   * What the user saw: a LIS whose interface template says MSH-18 `UNICODE UTF-8` while its
+   * database writes Latin-1 (a French clinic: control ids with the ward's letter, "Clinique
+   * Sévigné") got `MSA|AA|R�A-1` for `RÉA-1`: the ACK matched nothing, the LIS resent, and every
+   * resend replayed the same stored ACK. Its creatinine results went to Odoo in "�mol/L".
+   * Promise broken: issue 2 "MSA-2 echoes the received control id", "charsets from MSH-18";
+   * hl7/README.md corrects a mislabelled charset when the bytes say otherwise — the other way
+   * round (declared ASCII/Latin-1, sent UTF-8) only.
+   * Cause: charset.ts chooseCharset took a UTF-8 declaration as it was, even for bytes that are not
+   * UTF-8; each invalid byte decoded to U+FFFD and came back in the ACK as EF BF BD.
+   */
+  it('is read as Latin-1: the AA gives back MSH-10 byte for byte, the stored text is the one sent', async () => {
+    h = await GatewayHarness.start();
+    const c = await MllpClient.connect({ host: '127.0.0.1', port: h.port, timeoutMs: 10_000 });
+    const msg = Buffer.from(
+      'MSH|^~\\&|LIS|Clinique Sévigné|GW|LAB|20240101120000||ORU^R01^ORU_R01|RÉA-1|P|2.5||||||UNICODE UTF-8\rPID|1||M-1\rORC|RE|ACC-REA1\rOBR|1|ACC-REA1||CREA^Créatinine\rOBX|1|NM|CREA^Créatinine||80|µmol/L|||||F\r',
+      'latin1',
+    );
+    const reply = await c.send(msg);
+    await c.close();
+    expect(fieldBytes(reply, 'MSA', 1)?.toString('latin1')).toBe('AA');
+    expect(fieldBytes(reply, 'MSA', 2), 'MSA-2: the MSH-10 sent').toEqual(Buffer.from('RÉA-1', 'latin1'));
+    expect(fieldBytes(reply, 'MSH', 6), 'MSH-6: the MSH-4 sent').toEqual(Buffer.from('Clinique Sévigné', 'latin1'));
+    const stored = (await h.store.listMessages({ controlId: 'RÉA-1', endpoint: 'lis' }))[0];
+    expect(stored?.encoding).toBe('latin1');
+    const events = await h.store.eventsByCorrelation('ACC-REA1');
+    expect(events.map((e) => (e.event.data as { units?: string }).units), 'the units sent to Odoo').toEqual(['µmol/L']);
+  });
+});

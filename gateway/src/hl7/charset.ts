@@ -58,15 +58,21 @@ function hasHighBytes(bytes: Buffer): boolean {
 }
 
 /**
- * Pick the charset for the bytes of one message. Two real-world corrections:
+ * Pick the charset for the bytes of one message. Three real-world corrections:
  * - declared ASCII (or nothing) but bytes ≥ 0x80 present: decode as UTF-8 when the bytes are valid
  *   UTF-8, else as Latin-1 (nothing is lost either way: the raw bytes are kept);
  * - declared 8859/1 but the bytes are valid UTF-8 with multi-byte sequences: decode as UTF-8
- *   (a Latin-1 text with accents is practically never valid UTF-8; seen with Dutch ADT feeds).
+ *   (a Latin-1 text with accents is practically never valid UTF-8; seen with Dutch ADT feeds);
+ * - declared UTF-8 but the bytes are not valid UTF-8: decode as Latin-1 (an interface template
+ *   that says UTF-8 over a database that writes Latin-1). Read as UTF-8, every such byte became
+ *   U+FFFD: in the events, and in the ACK, whose MSA-2 then no longer matched the sender's MSH-10.
  */
 export function chooseCharset(bytes: Buffer, declared: CharsetChoice): CharsetChoice {
   const { charset } = declared;
-  if (charset === 'utf8') return declared;
+  if (charset === 'utf8') {
+    if (!hasHighBytes(bytes) || isUtf8(bytes)) return declared;
+    return { charset: 'latin1', note: 'declared UTF-8 but the bytes are not valid UTF-8; decoded as Latin-1' };
+  }
   if (!hasHighBytes(bytes)) return declared;
   if ((charset === 'ascii' || charset === 'latin1') && isUtf8(bytes)) {
     return { charset: 'utf8', note: `declared ${charset} but the bytes are UTF-8; decoded as UTF-8` };
