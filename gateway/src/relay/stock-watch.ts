@@ -159,12 +159,12 @@ export class StockWatch {
       const pending = product ? (counted.get(product.code) ?? 0) : 0;
       if (!product || pending <= 0) continue;
       const onHand = this.#o.ref.onHand(product.id);
-      if (onHand - pending >= op.min) continue;
+      if (qty(onHand - pending) >= op.min) continue;
       const mark = await markOf(op, product.code);
-      if (onHand < op.min && mark) continue;
+      if (qty(onHand) < op.min && mark) continue;
       // No episode, and the forecast stays at or above the minimum with every event counted: no
       // breach whatever Odoo holds (leaving events out only raises it).
-      if (!mark && onHand - pending + this.#o.ref.incoming(product.id) >= op.min) continue;
+      if (!mark && qty(onHand - pending + this.#o.ref.incoming(product.id)) >= op.min) continue;
       doubtful.add(product.code);
     }
     // Found segments are debited from the local stock (once per marker) and their products' quants
@@ -175,7 +175,7 @@ export class StockWatch {
     const unposted = totals(events.filter((u) => !covered.has(u.e.event.id)));
     const estimates = new Map(orderpoints.map((op) => {
       const product = this.#o.ref.productById(op.productId);
-      return [op, product ? this.#o.ref.onHand(product.id) - (unposted.get(product.code) ?? 0) : 0] as const;
+      return [op, product ? qty(this.#o.ref.onHand(product.id) - (unposted.get(product.code) ?? 0)) : 0] as const;
     }));
     const drafts: DraftEvent[] = [];
     /** The mark of each breach's episode, committed with it. */
@@ -199,10 +199,9 @@ export class StockWatch {
       // Goods on their way count, as in Odoo's qty_forecast: a confirmed order not received yet
       // (or the rest of a partial receipt) holds the breach back and is deducted from the top-up.
       const incoming = this.#o.ref.incoming(product.id);
-      const forecast = estimate + incoming;
+      const forecast = qty(estimate + incoming);
       if (forecast >= op.min) continue;
-      let qty = Math.max(op.max - forecast, op.min - forecast, 0);
-      if (op.multiple > 0) qty = Math.ceil(qty / op.multiple) * op.multiple;
+      const toOrder = toOrderQty(op, forecast);
       drafts.push({
         type: 'stock.threshold_breached',
         occurredAt: now,
@@ -211,7 +210,7 @@ export class StockWatch {
         correlationId: partitionKeys.product(product.code),
         partitionKey: partitionKeys.product(product.code),
         source: { kind: 'local', endpoint: 'relay' },
-        data: { productCode: product.code, estimatedOnHand: estimate, reorderPoint: op.min, suggestedQuantity: qty, ...(incoming > 0 ? { incoming } : {}) },
+        data: { productCode: product.code, estimatedOnHand: estimate, reorderPoint: op.min, suggestedQuantity: toOrder, ...(incoming > 0 ? { incoming } : {}) },
       });
       marks.push({ namespace: STATE_NS, key, value: { since: now, productCode: product.code } });
     }
@@ -243,6 +242,28 @@ interface Unresolved {
   e: StoredEvent;
   code: string;
   qty?: number;
+}
+
+/**
+ * A stock quantity to a millionth of the product's unit, as the consumption picking posts it. Sums
+ * of converted consumption carry binary noise (125 × 0.024 L is 3.000000000000002 L): unrounded, a
+ * diluent used down to exactly its 5 L minimum read 4.999999999999998 and raised a breach Odoo's
+ * rule would not (it compares at the unit's precision), and a top-up of 5.000000000000002 L was
+ * rounded up to a whole extra multiple.
+ */
+function qty(n: number): number {
+  return Math.round(n * 1e6) / 1e6 || 0;
+}
+
+/**
+ * What Odoo's reorder rule orders (`_compute_qty_to_order`): up to the maximum (at least the
+ * minimum) from the forecast, rounded up to `qty_multiple` when it is above 0; a remainder within
+ * the rounding precision is not a reason to add a multiple.
+ */
+export function toOrderQty(op: Pick<OrderpointRef, 'min' | 'max' | 'multiple'>, forecast: number): number {
+  const need = qty(Math.max(op.max - forecast, op.min - forecast, 0));
+  if (!(op.multiple > 0)) return need;
+  return qty(Math.ceil(qty(need / op.multiple)) * op.multiple);
 }
 
 /** Quantity per product code (events whose unit cannot be converted are not counted). */
