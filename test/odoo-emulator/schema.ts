@@ -273,6 +273,8 @@ const MODELS: ModelSpec[] = [
       product_id: m2o('product.product', 'Product Variant'),
       product_code: char('Vendor Product Code'),
       price: float('Price'), min_qty: float('Quantity'), delay: int('Delivery Lead Time', { default: 1 }), sequence: int('Sequence', { default: 1 }),
+      // The price's validity (16-19): Odoo's _select_seller skips a line outside it.
+      date_start: date('Start Date'), date_end: date('End Date'),
     },
   },
   {

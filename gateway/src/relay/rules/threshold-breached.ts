@@ -1,7 +1,7 @@
 import type { StockThresholdBreachedData } from '../../events/types.ts';
 import type { StoredEvent } from '../../store/types.ts';
 import { describeError } from '../../errors.ts';
-import { addByExternalId, externalId, loadWithExternalIds, lookupExternalId, m2oId, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
+import { addByExternalId, externalId, loadWithExternalIds, lookupExternalId, m2oId, read, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
 import { failureOf, mappingMissing } from '../odoo/odoo-error.ts';
 import type { ProductRef } from '../reference-data.ts';
 import { noteMarker } from './milestone-notes.ts';
@@ -28,7 +28,7 @@ function rfqLineMarker(idempotencyKey: string): string {
  * `lab_gateway.rfq_<breach key>`, and the vendor's other breaches of the batch are added to it as
  * above. The batch's breaches are grouped by vendor: at most two loads and one write per vendor.
  * At most one open (draft/sent/to approve) line per product: an open RFQ line for the product — ours or a
- * buyer's — means nothing is written. Vendor: the product's first supplier, else
+ * buyer's — means nothing is written. Vendor: the one Odoo's replenishment would choose (vendorOf), else
  * odoo.mapping.defaultVendorRef.
  *
  * Exactly once: every attempt first looks the breaches' lines up by external id (B.4), which no
@@ -116,8 +116,8 @@ export const thresholdBreachedRule: PostingRule = {
           followers.set(first.event.id, [...(followers.get(first.event.id) ?? []), e]);
           continue;
         }
-        const key = product.templateId ?? -product.id;
-        if (!vendors.has(key)) vendors.set(key, vendorOf(ctx, product.templateId, product.code));
+        const key = product.id;
+        if (!vendors.has(key)) vendors.set(key, vendorOf(ctx, product));
         const vendorId = await vendors.get(key)!;
         planned.set(product.id, e);
         byVendor.set(vendorId, [...(byVendor.get(vendorId) ?? []), { e, product }]);
@@ -222,10 +222,34 @@ function anyOf(leaves: unknown[]): unknown[] {
   return [...Array.from({ length: leaves.length - 1 }, () => '|'), ...leaves];
 }
 
-async function vendorOf(ctx: RuleContext, templateId: number | undefined, code: string): Promise<number> {
+/**
+ * The vendor Odoo's own replenishment would buy from (`_select_seller`, then its fallback): the
+ * product's vendor lines (`product.supplierinfo` of its template, for every variant or this one)
+ * in Odoo's order (the model's: sequence, min_qty desc, price, id), of active vendors only (`_prepare_sellers`); the first whose price
+ * holds today (Start/End Date), else the first at all, as Odoo falls back on "a supplier for which
+ * no price may be defined". None: odoo.mapping.defaultVendorRef. Before, the first line was taken
+ * whatever its dates or its vendor: a price list the buyer ended yesterday, or a vendor archived
+ * when it went out of business, still got the draft RFQ.
+ */
+async function vendorOf(ctx: RuleContext, product: ProductRef): Promise<number> {
+  const { templateId, code } = product;
   if (templateId !== undefined && !ctx.odoo.fields.missing('product.supplierinfo')) {
-    const sellers = await searchRead(ctx.odoo, 'product.supplierinfo', [['product_tmpl_id', '=', templateId]], ['id', 'partner_id'], { limit: 1, order: 'sequence, id' });
-    const vendor = m2oId(sellers[0]?.['partner_id']);
+    const fields = ctx.odoo.fields.existing('product.supplierinfo', ['id', 'partner_id', 'product_id', 'date_start', 'date_end']);
+    const variant = ctx.odoo.fields.has('product.supplierinfo', 'product_id') ? ['|', ['product_id', '=', false], ['product_id', '=', product.id]] : [];
+    const sellers = await searchRead(ctx.odoo, 'product.supplierinfo', [['product_tmpl_id', '=', templateId], ...variant], fields);
+    const partnerIds = [...new Set(sellers.map((s) => m2oId(s['partner_id'])).filter((id): id is number => id !== undefined))];
+    // Archived vendors are read by id (read ignores active_test) to be left out.
+    const active = partnerIds.length === 0 ? new Set<number>() : new Set((await read(ctx.odoo, 'res.partner', partnerIds, ['id', 'active'])).filter((p) => p['active'] !== false).map((p) => p.id));
+    const usable = sellers.filter((s) => active.has(m2oId(s['partner_id']) ?? -1));
+    // Odoo compares the dates with the user's today; the gateway's UTC date is at most a day off.
+    const today = new Date(ctx.now()).toISOString().slice(0, 10);
+    const day = (v: unknown): string | undefined => (typeof v === 'string' && v ? v.slice(0, 10) : undefined);
+    const holds = (s: OdooRecord): boolean => {
+      const start = day(s['date_start']);
+      const end = day(s['date_end']);
+      return (start === undefined || start <= today) && (end === undefined || end >= today);
+    };
+    const vendor = m2oId((usable.find(holds) ?? usable[0])?.['partner_id']);
     if (vendor !== undefined) return vendor;
   }
   const ref = ctx.odooConfig.mapping.defaultVendorRef;
