@@ -504,7 +504,26 @@ function httpFailure(reply: HttpReply, idempotent: boolean): GatewayError {
     // reached the server, so a write may have happened.
     return odooError(idempotent ? 'transient' : 'ambiguous', `Odoo answered HTTP ${s} without an error body`, { httpStatus: s, linkDown: idempotent });
   }
+  if ((s >= 300 && s < 400) || s === 403 || s === 407 || s === 408) {
+    // Not Odoo's answer: Odoo answers /jsonrpc with HTTP 200 envelopes and /json/2 with a JSON
+    // error body (odoo-api.md A.1, A.4), and never redirects them. A web proxy or firewall between
+    // the lab and Odoo answered for itself (a block page, its sign-in portal, a moved address):
+    // the request never reached Odoo. The link is down until it lets the gateway through; before,
+    // every event leased meanwhile was dead-lettered as "Odoo rejected the request".
+    return odooError('transient', `${notOdoosAnswer(reply)}: the request did not reach Odoo; check odoo.url and the site's web proxy or firewall`, { httpStatus: s, linkDown: true, ...wait });
+  }
   return odooError('permanent', `Odoo answered HTTP ${s}: ${reply.body.slice(0, 200)}`, { httpStatus: s });
+}
+
+/** "HTTP 302, a redirect to <where>" / "HTTP 403 (page "Access denied")": what stood in the way, for IT. */
+function notOdoosAnswer(reply: HttpReply): string {
+  const s = reply.status;
+  const location = reply.headers['location'];
+  const where = typeof location === 'string' ? location : location?.[0];
+  // The address without its query: a sign-in portal's redirect may carry a session token.
+  if (s >= 300 && s < 400) return `Odoo's address answered HTTP ${s}, a redirect to ${where ? displayUrl(where.split(/[?#]/)[0]!) : 'no address'}`;
+  const title = /<title[^>]*>([^<]{1,120})<\/title>/i.exec(reply.body)?.[1]?.trim();
+  return `Odoo's address answered HTTP ${s}${title ? ` (page "${title}")` : ''}, not an answer of Odoo`;
 }
 
 export function readApiKey(config: Pick<OdooConfig, 'apiKeyFile' | 'apiKeyEnv'>): string {

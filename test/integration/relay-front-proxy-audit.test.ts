@@ -1,0 +1,109 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { makeRig, startEmulator, type Rig } from '../fixtures/relay/harness.ts';
+import { orderCreated, waitFor } from '../fixtures/relay/helpers.ts';
+
+/**
+ * Audit of the relay against a front proxy between the lab and its Odoo that answers for itself
+ * for a while: a hospital's TLS-inspecting web proxy or a WAF that blocks the lab's address
+ * (HTTP 403 with its own HTML page), or that sends the gateway to its sign-in portal (HTTP 302).
+ * Neither is Odoo refusing the event: Odoo answers /jsonrpc with HTTP 200 envelopes and /json/2
+ * with JSON bodies (odoo-api.md A.1, A.4), and never saw the request. Finance and the stock
+ * keeper need every event in Odoo once the proxy lets the gateway through again (DESIGN.md §2:
+ * nothing lost), not a dead-letter list an operator has to replay by hand.
+ */
+
+const closers: Array<() => Promise<void> | void> = [];
+let rig: Rig | undefined;
+afterEach(async () => {
+  await rig?.close();
+  rig = undefined;
+  while (closers.length) await closers.pop()!();
+});
+
+type Block = 'waf-403' | 'portal-302';
+
+const BLOCK_PAGE = '<!DOCTYPE html><html><head><title>Access denied</title></head><body><h1>Access to this site is blocked</h1><p>Reference #18.2f4e</p></body></html>';
+
+/** A pass-through proxy in front of the emulator; while `blocking`, it answers every request itself. */
+async function frontProxy(upstream: string): Promise<{ url: string; block(kind: Block | undefined): void; blocked(): number }> {
+  const target = new URL(upstream);
+  const agent = new http.Agent({ keepAlive: true });
+  let blocking: Block | undefined;
+  let blocked = 0;
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      if (blocking) {
+        blocked++;
+        if (blocking === 'waf-403') res.writeHead(403, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(BLOCK_PAGE) });
+        else res.writeHead(302, { location: 'https://portal.hospital.example/login?return=odoo', 'content-length': 0 });
+        res.end(blocking === 'waf-403' ? BLOCK_PAGE : undefined);
+        return;
+      }
+      const up = http.request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers, agent }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
+      up.on('error', () => res.destroy());
+      up.end(Buffer.concat(chunks));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  closers.push(async () => {
+    agent.destroy();
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    block(kind) {
+      blocking = kind;
+    },
+    blocked: () => blocked,
+  };
+}
+
+describe('a front proxy answering for itself (not Odoo)', () => {
+  it.each([
+    [17, 'waf-403'],
+    [17, 'portal-302'],
+    [19, 'waf-403'],
+    [19, 'portal-302'],
+  ] as const)('Odoo %i behind a proxy answering %s: the orders wait, uncharged, and reach Odoo once it lets them through', async (version, kind) => {
+    // What the lab saw: the hospital's proxy blocked the Odoo host for ten minutes one morning,
+    // and every order leased meanwhile was in the dead-letter list ("Odoo rejected the request
+    // (sale.order.search_read): Odoo answered HTTP 403: <!DOCTYPE html>…"), each to be replayed
+    // by hand, though Odoo had never seen one of them. Broke: nothing lost (DESIGN.md §2).
+    const started = await startEmulator(version);
+    closers.push(() => started.emu.close());
+    const proxy = await frontProxy(started.url);
+    rig = await makeRig(version, { emu: { emu: started.emu, url: proxy.url }, relay: { maxAttempts: 2 } });
+    await rig.commit([orderCreated('PRX0', 'CLINIC-A', ['GLU'])]);
+    await rig.waitDrained();
+
+    proxy.block(kind);
+    const ids = await rig.commit([orderCreated('PRX1', 'CLINIC-A', ['GLU']), orderCreated('PRX2', 'CLINIC-B', ['HBA1C'])]);
+    // Several refusals: with maxAttempts 2 a charged event would be dead by now (and a dead one is
+    // not sent again: stop waiting then).
+    await waitFor(() => proxy.blocked() >= 4 || rig!.store.stats().deadLettered > 0);
+    for (const id of ids) {
+      const ev = await rig.store.getEvent(id);
+      expect(ev?.state).not.toBe('dead');
+      expect(ev?.attempts).toBe(0);
+    }
+    // IT staff can tell what stands between the gateway and Odoo.
+    const lastError = rig.relay.snapshot().lastError ?? '';
+    expect(lastError).toMatch(kind === 'waf-403' ? /HTTP 403/ : /HTTP 302.*portal\.hospital\.example/);
+    expect(rig.client.state).toBe('unreachable');
+
+    proxy.block(undefined);
+    await rig.waitDrained();
+    for (const id of ids) expect((await rig.store.getEvent(id))?.state).toBe('delivered');
+    expect(started.emu.count('sale.order', [['client_order_ref', '=', 'PRX1']])).toBe(1);
+    expect(started.emu.count('sale.order', [['client_order_ref', '=', 'PRX2']])).toBe(1);
+    expect(rig.store.stats().deadLettered).toBe(0);
+  });
+});
