@@ -1,6 +1,5 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { startFrontProxy, type Interceptor } from '../fixtures/relay/front-proxy.ts';
 import { makeRig, startEmulator, type Rig } from '../fixtures/relay/harness.ts';
 import { orderCreated, waitFor } from '../fixtures/relay/helpers.ts';
 
@@ -26,43 +25,17 @@ type Block = 'waf-403' | 'portal-302';
 
 const BLOCK_PAGE = '<!DOCTYPE html><html><head><title>Access denied</title></head><body><h1>Access to this site is blocked</h1><p>Reference #18.2f4e</p></body></html>';
 
-/** A pass-through proxy in front of the emulator; while `blocking`, it answers every request itself. */
-async function frontProxy(upstream: string): Promise<{ url: string; block(kind: Block | undefined): void; blocked(): number }> {
-  const target = new URL(upstream);
-  const agent = new http.Agent({ keepAlive: true });
-  let blocking: Block | undefined;
-  let blocked = 0;
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      if (blocking) {
-        blocked++;
-        if (blocking === 'waf-403') res.writeHead(403, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(BLOCK_PAGE) });
-        else res.writeHead(302, { location: 'https://portal.hospital.example/login?return=odoo', 'content-length': 0 });
-        res.end(blocking === 'waf-403' ? BLOCK_PAGE : undefined);
-        return;
-      }
-      const up = http.request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers, agent }, (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      });
-      up.on('error', () => res.destroy());
-      up.end(Buffer.concat(chunks));
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  closers.push(async () => {
-    agent.destroy();
-    server.closeAllConnections();
-    await new Promise<void>((r) => server.close(() => r()));
-  });
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    block(kind) {
-      blocking = kind;
-    },
-    blocked: () => blocked,
+/** The proxy's own answer: its block page, or a redirect to its sign-in portal. */
+function blockWith(kind: Block): Interceptor {
+  return (_req, res) => {
+    if (kind === 'waf-403') {
+      res.writeHead(403, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(BLOCK_PAGE) });
+      res.end(BLOCK_PAGE);
+    } else {
+      res.writeHead(302, { location: 'https://portal.hospital.example/login?return=odoo', 'content-length': 0 });
+      res.end();
+    }
+    return true;
   };
 }
 
@@ -79,16 +52,17 @@ describe('a front proxy answering for itself (not Odoo)', () => {
     // by hand, though Odoo had never seen one of them. Broke: nothing lost (DESIGN.md §2).
     const started = await startEmulator(version);
     closers.push(() => started.emu.close());
-    const proxy = await frontProxy(started.url);
+    const proxy = await startFrontProxy(started.url);
+    closers.push(() => proxy.close());
     rig = await makeRig(version, { emu: { emu: started.emu, url: proxy.url }, relay: { maxAttempts: 2 } });
     await rig.commit([orderCreated('PRX0', 'CLINIC-A', ['GLU'])]);
     await rig.waitDrained();
 
-    proxy.block(kind);
+    proxy.intercept(blockWith(kind));
     const ids = await rig.commit([orderCreated('PRX1', 'CLINIC-A', ['GLU']), orderCreated('PRX2', 'CLINIC-B', ['HBA1C'])]);
     // Several refusals: with maxAttempts 2 a charged event would be dead by now (and a dead one is
     // not sent again: stop waiting then).
-    await waitFor(() => proxy.blocked() >= 4 || rig!.store.stats().deadLettered > 0);
+    await waitFor(() => proxy.intercepted() >= 4 || rig!.store.stats().deadLettered > 0);
     for (const id of ids) {
       const ev = await rig.store.getEvent(id);
       expect(ev?.state).not.toBe('dead');
@@ -99,7 +73,7 @@ describe('a front proxy answering for itself (not Odoo)', () => {
     expect(lastError).toMatch(kind === 'waf-403' ? /HTTP 403/ : /HTTP 302.*portal\.hospital\.example/);
     expect(rig.client.state).toBe('unreachable');
 
-    proxy.block(undefined);
+    proxy.intercept(undefined);
     await rig.waitDrained();
     for (const id of ids) expect((await rig.store.getEvent(id))?.state).toBe('delivered');
     expect(started.emu.count('sale.order', [['client_order_ref', '=', 'PRX1']])).toBe(1);

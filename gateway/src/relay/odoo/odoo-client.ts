@@ -6,7 +6,7 @@ import type { OdooConfig } from '../../config/types.ts';
 import { displayUrl } from '../../config/display-url.ts';
 import { FieldMap, RELAY_MODELS, type ModelFields } from './field-map.ts';
 import { HttpTransport, type HttpReply } from './http-transport.ts';
-import { classifyOdooException, cleanOdooMessage, failureOf, odooError, parseRetryAfter } from './odoo-error.ts';
+import { classifyOdooException, cleanOdooMessage, failureOf, isDatabaseDown, odooError, parseRetryAfter } from './odoo-error.ts';
 
 export type OdooProtocol = 'json-rpc' | 'json-2';
 
@@ -465,8 +465,8 @@ function tryJson(text: string): unknown {
 function exceptionError(name: string, message: string, status: number | undefined): GatewayError {
   let failure = classifyOdooException(name, status, message);
   const clean = cleanOdooMessage(name, message);
-  // psycopg2.OperationalError: unknown database or the database is down (D) — the whole link.
-  const linkDown = name.startsWith('psycopg2.OperationalError') || /Too many login failures/i.test(message);
+  // The database under Odoo is down, restarting or unknown (D; isDatabaseDown) — the whole link.
+  const linkDown = isDatabaseDown(name) || /Too many login failures/i.test(message);
   if (/Too many login failures/i.test(message)) failure = 'auth';
   return odooError(failure, `${name}: ${clean}`, { odooName: name, odooMessage: clean, ...(status ? { httpStatus: status } : {}), ...(linkDown ? { linkDown } : {}) });
 }

@@ -173,6 +173,23 @@ const TRANSIENT_NAMES = [
   'odoo.service.model.SerializationFailure',
 ];
 
+/**
+ * The PostgreSQL under Odoo is down or restarting (a minor update, a failover, Odoo.sh
+ * maintenance): `psycopg2.OperationalError` for a database Odoo cannot reach (or an unknown one,
+ * odoo-api.md D); on a pooled connection the restart cut, `psycopg2.errors.AdminShutdown` (57P01,
+ * "terminating connection due to administrator command") and its siblings of SQLSTATE class 57P
+ * and 08, or `psycopg2.InterfaceError` ("connection already closed") when the dead connection is
+ * used again. Odoo's `retrying` re-raises them (only serialization failures are retried, A.3).
+ * The event was never judged: the whole link is down, as for an unreachable Odoo. Before, the
+ * ones other than OperationalError were permanent and every event of the restart was dead-lettered.
+ */
+const DATABASE_DOWN = /^psycopg2\.(OperationalError|InterfaceError|errors\.(AdminShutdown|CrashShutdown|CannotConnectNow|DatabaseDropped|ConnectionException|ConnectionDoesNotExist|ConnectionFailure|SqlclientUnableToEstablishSqlconnection|SqlserverRejectedEstablishmentOfSqlconnection))$/;
+
+/** See DATABASE_DOWN. */
+export function isDatabaseDown(name: string): boolean {
+  return DATABASE_DOWN.test(name);
+}
+
 const AUTH_NAMES = ['odoo.exceptions.AccessDenied', 'werkzeug.exceptions.Unauthorized', 'odoo.http.SessionExpiredException'];
 
 /**
@@ -182,7 +199,7 @@ const AUTH_NAMES = ['odoo.exceptions.AccessDenied', 'werkzeug.exceptions.Unautho
 export function classifyOdooException(name: string, httpStatus?: number, message = ''): OdooFailureClass {
   if (AUTH_NAMES.includes(name)) return 'auth';
   if (httpStatus === 401) return 'auth';
-  if (TRANSIENT_NAMES.includes(name) || /SerializationFailure|TransactionRollback|Deadlock|LockNotAvailable/.test(name)) return 'transient';
+  if (isDatabaseDown(name) || TRANSIENT_NAMES.includes(name) || /SerializationFailure|TransactionRollback|Deadlock|LockNotAvailable/.test(name)) return 'transient';
   if (CONCURRENCY_FAILURE.test(message)) return 'transient';
   if (httpStatus === 409 || httpStatus === 429 || httpStatus === 502 || httpStatus === 503 || httpStatus === 504) return 'transient';
   // AccessError, ValidationError, UserError, MissingError, ValueError, TypeError, AttributeError,
