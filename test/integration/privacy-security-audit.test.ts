@@ -7,7 +7,7 @@
  * separate process; the tray's own settings and diagnostics logic (no Electron binary here).
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import { hostname, tmpdir } from 'node:os';
@@ -377,7 +377,8 @@ describe('check: MQTT credentials in clear text', () => {
     const ca = path.join(dir, 'mq-ca.pem');
     await writeFile(user, 'gateway\n');
     await writeFile(pass, 'Mq77Secret\n');
-    await writeFile(ca, '-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n');
+    // A real certificate: check reads every certificate of a CA file (an empty PEM block is an error).
+    await copyFile(path.join(repo, 'test/fixtures/relay/odoo-test.crt'), ca);
     const issues = (mq: Record<string, unknown>): Array<{ severity: string; path: string; message: string }> => validateConfig({ mqtt: mq }).issues.filter((i) => i.path.startsWith('mqtt'));
     const creds = { usernameFile: user, passwordFile: pass };
 

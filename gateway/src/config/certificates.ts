@@ -116,20 +116,76 @@ export function tlsFileIssues(prefix: string, files: { cert?: string | undefined
     const pair = load({ cert, key, ...(ca && !caProblem ? { ca } : {}) });
     if (pair) issues.push({ severity: 'error', path: `${prefix}.key`, message: `does not match ${prefix}.cert: ${pair} (start refuses this pair; a renewed certificate needs the key it was issued for)` });
   }
-  for (const k of ['cert', 'ca'] as const) {
-    const f = files[k];
-    if (!f || (k === 'cert' ? certProblem : caProblem)) continue;
-    const v = certificateValidity({ key: `${prefix}.${k}`, file: f }, now);
-    const problem = v && expiryProblem(v);
-    if (!v || !problem) continue;
+  // A CA file is a bundle: every certificate in it is read (caFileIssues), not the first alone.
+  if (files.ca && !caProblem) issues.push(...caFileIssues(`${prefix}.ca`, files.ca, now));
+  const v = files.cert && !certProblem ? certificateValidity({ key: `${prefix}.cert`, file: files.cert }, now) : undefined;
+  const problem = v && expiryProblem(v);
+  if (v && problem) {
     // A warning even once expired: start runs with it (the other links, the analyzers' lines and
     // the relay keep working; the status shows TLS_CERT_EXPIRY), and an error here would stop
     // systemd's ExecStartPre, so the whole gateway, over one link.
     issues.push({
       severity: 'warning',
-      path: `${prefix}.${k}`,
+      path: `${prefix}.cert`,
       message: v.expired ? `${problem}: peers refuse the connection until it is renewed (the gateway reads it at the next restart)` : `${problem}: renew it before then (the gateway reads it at the next restart)`,
     });
   }
+  return issues;
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
+
+/** The certificate's common name (else its whole subject on one line), for messages. */
+function subjectName(x: X509Certificate): string {
+  return /(?:^|\n)CN=([^\n]+)/.exec(x.subject)?.[1] ?? x.subject.replace(/\n/g, ', ');
+}
+
+/**
+ * What `check` says of a CA file (`hl7[].tls.ca`, `mqtt.tls.ca`, `odoo.caFile`), which may be a
+ * bundle of several certificates: one that holds no PEM certificate at all is an error (Node reads
+ * nothing from a DER file or a key and says nothing, so every handshake it should allow fails with
+ * "unable to get local issuer certificate", far from the key that is wrong); every certificate of
+ * the bundle that has expired or expires within TLS_CERT_WARN_DAYS is a warning, named by its
+ * position and common name. A file that cannot be read is left to the checks that name it.
+ */
+export function caFileIssues(keyPath: string, file: string, now: number = Date.now()): ConfigIssue[] {
+  let raw: Buffer;
+  try {
+    raw = pemOf(file);
+  } catch {
+    return [];
+  }
+  const text = raw.toString('latin1');
+  const blocks = text.match(PEM_CERTIFICATE) ?? [];
+  if (blocks.length === 0) {
+    const what = /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)
+      ? 'it holds a private key: name the CA\'s certificate instead'
+      : raw[0] === 0x30
+        ? `it looks like a DER (binary) certificate: convert it with \`openssl x509 -inform der -in ${file} -out ca.pem\` and name the .pem file`
+        : 'name a file of PEM certificates';
+    return [{ severity: 'error', path: keyPath, message: `${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----), so no peer it should trust is trusted: ${what}` }];
+  }
+  const issues: ConfigIssue[] = [];
+  blocks.forEach((block, i) => {
+    const which = blocks.length === 1 ? 'its certificate' : `certificate ${i + 1} of ${blocks.length}`;
+    let x: X509Certificate;
+    try {
+      x = new X509Certificate(block);
+    } catch (err) {
+      issues.push({ severity: 'error', path: keyPath, message: `${which} in ${file} cannot be read: ${err instanceof Error ? err.message : String(err)}` });
+      return;
+    }
+    const validTo = new Date(x.validTo);
+    if (Number.isNaN(validTo.getTime())) return;
+    const left = validTo.getTime() - now;
+    const days = Math.floor(left / DAY_MS);
+    const date = validTo.toISOString().slice(0, 10);
+    const name = `${which} (${subjectName(x)})`;
+    if (left <= 0) {
+      issues.push({ severity: 'warning', path: keyPath, message: `${name} has expired (since ${date}): certificates it signed are refused; renew it${blocks.length > 1 ? ' or take it out of the bundle' : ''}` });
+    } else if (days <= TLS_CERT_WARN_DAYS) {
+      issues.push({ severity: 'warning', path: keyPath, message: `${name} expires ${days === 0 ? 'today' : `in ${days} day${days === 1 ? '' : 's'}`} (${date}): renew it before then (the gateway reads it at the next restart)` });
+    }
+  });
   return issues;
 }

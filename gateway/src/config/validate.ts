@@ -10,7 +10,7 @@ import { EventTypes, SyncModes } from '../events/types.ts';
 import { defaultProfilesDir } from '../profiles/check.ts';
 import { loadProfile } from '../profiles/load.ts';
 import { defaultConfig, HL7_ENDPOINT_DEFAULTS } from './defaults.ts';
-import { tlsFileIssues } from './certificates.ts';
+import { caFileIssues, tlsFileIssues } from './certificates.ts';
 import { displayUrl } from './display-url.ts';
 import type { AnalyzerConfig, ConfigIssue, GatewayConfig, Hl7EndpointConfig, ListenConfig } from './types.ts';
 
@@ -138,6 +138,7 @@ class Checker {
     if (s === undefined || s === '') return undefined;
     const resolved = path.resolve(this.baseDir, s);
     if (!existsSync(resolved)) this.error(p, `file not found: ${resolved}`);
+    else if (isDirectory(resolved)) this.error(p, `${resolved} is a directory: name the file in it (start cannot read a directory)`);
     return resolved;
   }
 
@@ -153,6 +154,8 @@ class Checker {
     const shown = /[\\/]/.test(s) ? resolved : `the file named in ${p}`;
     if (!existsSync(resolved)) {
       this.error(p, /[\\/]/.test(s) ? `file not found: ${resolved}` : `file not found in ${this.baseDir} (its name is not repeated: a value without a folder may be the secret itself; ${p} names the file that holds it)`);
+    } else if (isDirectory(resolved)) {
+      this.error(p, `${shown} is a directory: name the file in it that holds the secret (start cannot read a directory)`);
     }
     return { resolved, shown };
   }
@@ -163,6 +166,15 @@ class Checker {
     const port = this.number(`${p}.port`, o.port, fallback.port, 0, 65535);
     if (host === '0.0.0.0' || host === '::') this.warn(`${p}.host`, `${host} listens on every interface; bind to the lab LAN interface's address instead`);
     return { host, port };
+  }
+}
+
+/** True when `file` exists and is a directory (a file key that names the folder, not the file). */
+function isDirectory(file: string): boolean {
+  try {
+    return statSync(file).isDirectory();
+  } catch {
+    return false;
   }
 }
 
@@ -452,7 +464,10 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
     else odoo.apiKeyExpiresAt = exp;
   }
   const caFile = c.file('odoo.caFile', od.caFile);
-  if (caFile) odoo.caFile = caFile;
+  if (caFile) {
+    odoo.caFile = caFile;
+    c.issues.push(...caFileIssues('odoo.caFile', caFile));
+  }
   const pin = c.optionalString('odoo.pinnedCertSha256', od.pinnedCertSha256);
   if (pin !== undefined) {
     const hex = pin.replace(/:/g, '').toLowerCase();
