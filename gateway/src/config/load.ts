@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { type Document, isMap, isScalar, isSeq, parseDocument, type YAMLError } from 'yaml';
+import { type Document, isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type YAMLError } from 'yaml';
 import { GatewayError } from '../errors.ts';
 import { defaultConfig } from './defaults.ts';
 import type { AnalyzerConfig, ConfigIssue, GatewayConfig } from './types.ts';
@@ -43,10 +43,44 @@ function keyPathAt(doc: Document, offset: number): string | undefined {
   return walk(doc.contents, '');
 }
 
+/**
+ * Aliases (`*name`) with no anchor (`&name`) before them, each at its key's path and line. The
+ * parser reports none of them: only turning the document into values fails, at the first one,
+ * with neither key nor line.
+ */
+function unresolvedAliases(doc: Document, lines: LineCounter): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const at = (offset: number): string => {
+    const { line, col } = lines.linePos(offset);
+    return `line ${line}, column ${col}`;
+  };
+  const visit = (node: unknown, p: string): void => {
+    if (isAlias(node)) {
+      if (node.resolve(doc) === undefined) {
+        issues.push({ severity: 'error', path: p || `line ${lines.linePos(node.range?.[0] ?? 0).line}`, message: `alias *${node.source} has no anchor &${node.source} before it (${at(node.range?.[0] ?? 0)}): define the anchor first, or spell the alias as the anchor is spelt` });
+      }
+    } else if (isMap(node)) {
+      for (const pair of node.items) {
+        const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+        visit(pair.key, p ? `${p}.${key}` : key);
+        visit(pair.value, p ? `${p}.${key}` : key);
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, i) => visit(item, `${p}[${i}]`));
+    }
+  };
+  visit(doc.contents, '');
+  return issues;
+}
+
 /** A YAML syntax error as an issue: the key's path when one is known, else the line. */
 function yamlIssue(doc: Document, e: YAMLError): ConfigIssue {
   const line = e.linePos ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : undefined;
   const first = (e.message.split('\n')[0] ?? e.message).replace(/ at line \d+, column \d+:?$/, '');
+  if (e.code === 'MULTIPLE_DOCS') {
+    // The parser's own words ask a programmer to call another function.
+    return { severity: 'error', path: line ? `line ${e.linePos?.[0].line}` : '', message: `a second document starts here (after \`---\`${line ? `, ${line}` : ''}): the configuration is one YAML document; keep one of them` };
+  }
   if (e.code === 'DUPLICATE_KEY') {
     const key = keyPathAt(doc, e.pos[0]);
     if (key) return { severity: 'error', path: key, message: `given twice in one mapping${line ? ` (again at ${line})` : ''}: ${first}` };
@@ -70,11 +104,22 @@ export function loadConfig(file?: string): LoadedConfig {
   } catch (err) {
     return { config: undefined, issues: [{ severity: 'error', path: '', message: `cannot read ${resolved}: ${(err as Error).message}` }], file: resolved, ...nothingParsed() };
   }
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, lineCounter: lines });
   if (doc.errors.length > 0) {
     return { config: undefined, issues: doc.errors.map((e) => yamlIssue(doc, e)), file: resolved, ...nothingParsed() };
   }
-  const { config, issues, analyzers, profilesDir, profilesDirInvalid } = validateConfig(doc.toJS(), path.dirname(resolved));
+  const aliases = unresolvedAliases(doc, lines);
+  if (aliases.length > 0) return { config: undefined, issues: aliases, file: resolved, ...nothingParsed() };
+  let raw: unknown;
+  try {
+    raw = doc.toJS();
+  } catch (err) {
+    // Aliases that expand beyond the parser's limit (a document built to exhaust memory), or
+    // anything else that cannot become values: an issue in check's report, not a bare line.
+    return { config: undefined, issues: [{ severity: 'error', path: '', message: `cannot be read as a configuration: ${(err as Error).message}` }], file: resolved, ...nothingParsed() };
+  }
+  const { config, issues, analyzers, profilesDir, profilesDirInvalid } = validateConfig(raw, path.dirname(resolved));
   return { config, issues, file: resolved, analyzers, profilesDir, profilesDirInvalid };
 }
 

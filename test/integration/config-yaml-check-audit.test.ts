@@ -1,0 +1,58 @@
+/**
+ * Commissioning day, YAML as IT staff write it: aliases, several documents in one file.
+ * `lab-gateway check` promises every problem at once in its report (text or --json), each naming
+ * its key or line. Every command runs as a real separate process from the sources.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cliSource, runCli } from '../fixtures/cli.ts';
+
+let dir: string;
+let n = 0;
+
+async function configFile(body: string): Promise<string> {
+  const f = path.join(dir, `config-${++n}.yaml`);
+  await writeFile(f, body);
+  return f;
+}
+
+const check = (file: string, ...extra: string[]) => runCli(cliSource, ['check', '--config', file, ...extra]);
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'lgw-cfg-yaml-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('check: YAML the parser takes apart late', () => {
+  /**
+   * User saw: a config reusing a block with an alias whose anchor was spelt differently
+   * (`<<: *lis-defaults` for `&lis_defaults`); check printed one bare line, "Unresolved alias (the
+   * anchor must be set before the alias): lis-defaults", with no line and no key, and with
+   * --json that same line instead of the JSON report a script parses. Broke: check reports every
+   * issue in its format, naming where it is.
+   */
+  it('an alias without its anchor is an issue with its line, in the JSON report too', async () => {
+    const file = await configFile(['gateway: { id: yaml-1 }', 'hl7:', '  - id: lis', '    listen: *lis-listen', ''].join('\n'));
+    const r = await check(file, '--json');
+    expect(r.code).toBe(1);
+    const report = JSON.parse(r.out) as { ok: boolean; issues: Array<{ severity: string; path: string; message: string }> };
+    expect(report.ok).toBe(false);
+    expect(report.issues).toEqual([expect.objectContaining({ severity: 'error', path: 'hl7[0].listen', message: expect.stringMatching(/lis-listen.*line 4/) })]);
+  });
+
+  /**
+   * User saw: two configurations pasted into one file (a `---` between them); check answered
+   * "please use YAML.parseAllDocuments()", an instruction to a programmer, not to IT staff.
+   */
+  it('two documents in one file are named as such, without a programming instruction', async () => {
+    const file = await configFile(['gateway: { id: yaml-2 }', '---', 'gateway: { id: yaml-3 }', ''].join('\n'));
+    const r = await check(file);
+    expect(r.code).toBe(1);
+    expect(r.out).not.toMatch(/parseAllDocuments/);
+    expect(r.out).toMatch(/line 2: .*one YAML document/);
+  });
+});
