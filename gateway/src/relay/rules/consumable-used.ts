@@ -54,122 +54,142 @@ interface Segment {
   planned: Planned[];
 }
 
+/**
+ * The consumption batch posting now, per reference data (one per relay): the next batch waits for
+ * it. A round with more than one batch's worth (more than 500 events after an outage) posts its
+ * batches side by side; each read the lab's lots before the other's picking was done and chose
+ * FEFO on its own, so both drew the first-expiring lot's stock: the stock keeper found that lot
+ * at −300 and the next one untouched (test/integration/relay-consumption-concurrent-audit.test.ts).
+ * One after the other, the second batch's read of the quants holds the first batch's picking.
+ */
+const posting = new WeakMap<object, Promise<unknown>>();
+
 export const consumableUsedRule: PostingRule = {
   name: 'consumable-used',
   types: ['consumable.used'],
   maxBatch: 500,
   crossPartition: true,
-  async post(ctx, events) {
-    const results = new Map<string, RuleResult>();
-    const data = (e: StoredEvent): ConsumableUsedData => e.event.data as ConsumableUsedData;
-    // Runs: the consecutive events of each partition, in partition order.
-    const runs = new Map<string, StoredEvent[]>();
-    for (const e of events) {
-      const run = runs.get(e.event.partitionKey) ?? [];
-      run.push(e);
-      runs.set(e.event.partitionKey, run);
-    }
-    // 1. Always look up first, even for events never attempted: a link failure after the picking
-    //    was created (e.g. a proxy 504 on button_validate) releases the lease without marking it.
-    let heads = [...runs.keys()];
-    // Found pickings validated in this call: their date_done when done, else why they are not.
-    const validated = new Map<number, { doneAt: string | undefined } | { error: unknown }>();
-    // Segments found posted: debited locally below, as a fresh picking is (once per marker).
-    const posted: FoundSegment[] = [];
-    while (heads.length > 0) {
-      const found = await findPosted(ctx, heads.map((k) => ({ head: runs.get(k)![0]!, legacy: k.startsWith(LEGACY_PARTITION_PREFIX) })));
-      const next: string[] = [];
-      for (const key of heads) {
-        const run = runs.get(key)!;
-        const hit = found.get(run[0]!.event.id);
-        if (!hit) continue;
-        if (!validated.has(hit.pickingId)) {
-          validated.set(
-            hit.pickingId,
-            await ensureDone(ctx, hit.pickingId, hit.state, hit.doneAt).then(
-              (doneAt) => ({ doneAt }),
-              (err: unknown) => ({ error: err ?? new Error('validation failed') }),
-            ),
-          );
-        }
-        const outcome = validated.get(hit.pickingId)!;
-        if ('error' in outcome) {
-          // Only this partition waits (its head is in a picking Odoo has not validated yet).
-          results.set(run[0]!.event.id, fail(outcome.error));
-          runs.delete(key);
-          continue;
-        }
-        posted.push({ marker: segmentOrigin(run[0]!.event.id, hit.count), pickingId: hit.pickingId, moveIds: hit.moveIds, legacy: hit.legacy, ...(outcome.doneAt ? { doneAt: outcome.doneAt } : {}) });
-        for (const e of run.slice(0, hit.count)) results.set(e.event.id, ok([{ model: 'stock.picking', id: hit.pickingId, name: hit.name }], 'found in Odoo'));
-        const rest = run.slice(hit.count);
-        if (rest.length > 0) {
-          runs.set(key, rest);
-          next.push(key);
-        } else runs.delete(key);
-      }
-      heads = next;
-    }
-    // The consumption of a segment found in Odoo is debited from the local stock as a fresh
-    // picking's is: a lost answer to the validation must not make the stock watch forget it.
-    if (posted.length > 0) await debitFound(ctx, posted);
-    // 2. The lab stock of the batch's products as Odoo holds it now (one read for all of them;
-    //    it also holds the segments found above, whose debits it does not apply again).
-    await refreshBatchStock(ctx, events.map((e) => data(e).productCode));
-    // 3. Resolve every line. A partition stops at its first event that cannot be posted (FIFO:
-    //    its later events wait behind it); the other partitions go on.
-    const byAnalyzer = new Map<string, Segment[]>();
-    // analyzer|product → the segment whose move carries that product in the analyzer's picking.
-    const owner = new Map<string, Segment>();
-    // What this batch draws per quant (product, lot, location), subtracted before the next choice.
-    const taken = new Map<string, number>();
-    for (const run of runs.values()) {
-      let segment: Segment | undefined;
-      for (const e of run) {
-        const d = data(e);
-        try {
-          const product = await ctx.ref.product(d.productCode, 'reagent/consumable');
-          if (segment && segment.analyzer !== d.analyzer) break; // partitions are per analyzer: not expected
-          const key = `${d.analyzer}|${product.id}`;
-          const held = owner.get(key);
-          // One move per product per picking: a product another partition already brings to this
-          // analyzer's picking (only when partitions of both schemes meet, at an upgrade) waits.
-          if (held && held !== segment) break;
-          const lab = await ctx.ref.location(ctx.odooConfig.mapping.labLocation, 'odoo.mapping.labLocation');
-          const lots = await chooseLots(ctx, product, d, lab.id, taken);
-          if (!segment) {
-            segment = { analyzer: d.analyzer, planned: [] };
-            byAnalyzer.set(d.analyzer, [...(byAnalyzer.get(d.analyzer) ?? []), segment]);
-          }
-          owner.set(key, segment);
-          segment.planned.push({ e, product, lots });
-        } catch (err) {
-          results.set(e.event.id, fail(err));
-          break;
-        }
-      }
-    }
-    // 4. One picking per analyzer; a failure there concerns only that picking's events.
-    for (const [analyzer, segments] of byAnalyzer) {
-      const planned = segments.flatMap((s) => s.planned);
-      try {
-        const picking = await createPicking(ctx, analyzer, segments);
-        const doneAt = await ensureDone(ctx, picking.id, 'draft');
-        // Debited once per segment marker (the same segment found again later is not debited twice).
-        await ctx.ref.debitPosted(
-          segments.map((s) => ({
-            marker: segmentOrigin(s.planned[0]!.e.event.id, s.planned.length),
-            ...(doneAt ? { doneAt } : {}),
-            lines: s.planned.flatMap((p) => p.lots.map((l) => ({ productId: p.product.id, ...(l.lotId === undefined ? {} : { lotId: l.lotId }), locationId: l.locationId, qty: l.qty }))),
-          })),
-        );
-        for (const p of planned) results.set(p.e.event.id, ok([{ model: 'stock.picking', id: picking.id }]));
-      } catch (err) {
-        for (const p of planned) results.set(p.e.event.id, fail(err));
-      }
-    }
-    return results;
+  post(ctx, events) {
+    const before = posting.get(ctx.ref) ?? Promise.resolve();
+    const mine = before.then(
+      () => postConsumption(ctx, events),
+      () => postConsumption(ctx, events),
+    );
+    posting.set(ctx.ref, mine.catch(() => undefined));
+    return mine;
   },
 };
+
+async function postConsumption(ctx: RuleContext, events: StoredEvent[]): Promise<Map<string, RuleResult>> {
+  const results = new Map<string, RuleResult>();
+  const data = (e: StoredEvent): ConsumableUsedData => e.event.data as ConsumableUsedData;
+  // Runs: the consecutive events of each partition, in partition order.
+  const runs = new Map<string, StoredEvent[]>();
+  for (const e of events) {
+    const run = runs.get(e.event.partitionKey) ?? [];
+    run.push(e);
+    runs.set(e.event.partitionKey, run);
+  }
+  // 1. Always look up first, even for events never attempted: a link failure after the picking
+  //    was created (e.g. a proxy 504 on button_validate) releases the lease without marking it.
+  let heads = [...runs.keys()];
+  // Found pickings validated in this call: their date_done when done, else why they are not.
+  const validated = new Map<number, { doneAt: string | undefined } | { error: unknown }>();
+  // Segments found posted: debited locally below, as a fresh picking is (once per marker).
+  const posted: FoundSegment[] = [];
+  while (heads.length > 0) {
+    const found = await findPosted(ctx, heads.map((k) => ({ head: runs.get(k)![0]!, legacy: k.startsWith(LEGACY_PARTITION_PREFIX) })));
+    const next: string[] = [];
+    for (const key of heads) {
+      const run = runs.get(key)!;
+      const hit = found.get(run[0]!.event.id);
+      if (!hit) continue;
+      if (!validated.has(hit.pickingId)) {
+        validated.set(
+          hit.pickingId,
+          await ensureDone(ctx, hit.pickingId, hit.state, hit.doneAt).then(
+            (doneAt) => ({ doneAt }),
+            (err: unknown) => ({ error: err ?? new Error('validation failed') }),
+          ),
+        );
+      }
+      const outcome = validated.get(hit.pickingId)!;
+      if ('error' in outcome) {
+        // Only this partition waits (its head is in a picking Odoo has not validated yet).
+        results.set(run[0]!.event.id, fail(outcome.error));
+        runs.delete(key);
+        continue;
+      }
+      posted.push({ marker: segmentOrigin(run[0]!.event.id, hit.count), pickingId: hit.pickingId, moveIds: hit.moveIds, legacy: hit.legacy, ...(outcome.doneAt ? { doneAt: outcome.doneAt } : {}) });
+      for (const e of run.slice(0, hit.count)) results.set(e.event.id, ok([{ model: 'stock.picking', id: hit.pickingId, name: hit.name }], 'found in Odoo'));
+      const rest = run.slice(hit.count);
+      if (rest.length > 0) {
+        runs.set(key, rest);
+        next.push(key);
+      } else runs.delete(key);
+    }
+    heads = next;
+  }
+  // The consumption of a segment found in Odoo is debited from the local stock as a fresh
+  // picking's is: a lost answer to the validation must not make the stock watch forget it.
+  if (posted.length > 0) await debitFound(ctx, posted);
+  // 2. The lab stock of the batch's products as Odoo holds it now (one read for all of them;
+  //    it also holds the segments found above, whose debits it does not apply again).
+  await refreshBatchStock(ctx, events.map((e) => data(e).productCode));
+  // 3. Resolve every line. A partition stops at its first event that cannot be posted (FIFO:
+  //    its later events wait behind it); the other partitions go on.
+  const byAnalyzer = new Map<string, Segment[]>();
+  // analyzer|product → the segment whose move carries that product in the analyzer's picking.
+  const owner = new Map<string, Segment>();
+  // What this batch draws per quant (product, lot, location), subtracted before the next choice.
+  const taken = new Map<string, number>();
+  for (const run of runs.values()) {
+    let segment: Segment | undefined;
+    for (const e of run) {
+      const d = data(e);
+      try {
+        const product = await ctx.ref.product(d.productCode, 'reagent/consumable');
+        if (segment && segment.analyzer !== d.analyzer) break; // partitions are per analyzer: not expected
+        const key = `${d.analyzer}|${product.id}`;
+        const held = owner.get(key);
+        // One move per product per picking: a product another partition already brings to this
+        // analyzer's picking (only when partitions of both schemes meet, at an upgrade) waits.
+        if (held && held !== segment) break;
+        const lab = await ctx.ref.location(ctx.odooConfig.mapping.labLocation, 'odoo.mapping.labLocation');
+        const lots = await chooseLots(ctx, product, d, lab.id, taken);
+        if (!segment) {
+          segment = { analyzer: d.analyzer, planned: [] };
+          byAnalyzer.set(d.analyzer, [...(byAnalyzer.get(d.analyzer) ?? []), segment]);
+        }
+        owner.set(key, segment);
+        segment.planned.push({ e, product, lots });
+      } catch (err) {
+        results.set(e.event.id, fail(err));
+        break;
+      }
+    }
+  }
+  // 4. One picking per analyzer; a failure there concerns only that picking's events.
+  for (const [analyzer, segments] of byAnalyzer) {
+    const planned = segments.flatMap((s) => s.planned);
+    try {
+      const picking = await createPicking(ctx, analyzer, segments);
+      const doneAt = await ensureDone(ctx, picking.id, 'draft');
+      // Debited once per segment marker (the same segment found again later is not debited twice).
+      await ctx.ref.debitPosted(
+        segments.map((s) => ({
+          marker: segmentOrigin(s.planned[0]!.e.event.id, s.planned.length),
+          ...(doneAt ? { doneAt } : {}),
+          lines: s.planned.flatMap((p) => p.lots.map((l) => ({ productId: p.product.id, ...(l.lotId === undefined ? {} : { lotId: l.lotId }), locationId: l.locationId, qty: l.qty }))),
+        })),
+      );
+      for (const p of planned) results.set(p.e.event.id, ok([{ model: 'stock.picking', id: picking.id }]));
+    } catch (err) {
+      for (const p of planned) results.set(p.e.event.id, fail(err));
+    }
+  }
+  return results;
+}
 
 /** The marker on a segment's move. */
 export function segmentOrigin(headEventId: string, count: number): string {
