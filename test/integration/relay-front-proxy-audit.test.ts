@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { startFrontProxy, type Interceptor } from '../fixtures/relay/front-proxy.ts';
+import { idempotencyKey } from '../../gateway/src/events/keys.ts';
+import { objectCall, startFrontProxy, type Interceptor } from '../fixtures/relay/front-proxy.ts';
 import { makeRig, startEmulator, type Rig } from '../fixtures/relay/harness.ts';
 import { orderCreated, waitFor } from '../fixtures/relay/helpers.ts';
 
@@ -79,5 +80,41 @@ describe('a front proxy answering for itself (not Odoo)', () => {
     expect(started.emu.count('sale.order', [['client_order_ref', '=', 'PRX1']])).toBe(1);
     expect(started.emu.count('sale.order', [['client_order_ref', '=', 'PRX2']])).toBe(1);
     expect(rig.store.stats().deadLettered).toBe(0);
+  });
+});
+
+describe('an empty HTTP 200 where Odoo 19 answers JSON', () => {
+  it('Odoo 19: a look-up answered with an empty body is no answer: the resent order is not loaded twice', async () => {
+    // What finance saw: a middlebox answered the gateway's look-ups of an order with HTTP 200 and
+    // an empty body (Odoo 19 always answers JSON, `null` for None: odoo-api.md A.4). The empty
+    // body was read as "nothing found", and the LIS's resend of the order loaded the quotation
+    // again: its glucose line twice, billed twice. Broke: no duplicate Odoo document (DESIGN.md §2).
+    const started = await startEmulator(19);
+    closers.push(() => started.emu.close());
+    const proxy = await startFrontProxy(started.url);
+    closers.push(() => proxy.close());
+    rig = await makeRig(19, { emu: { emu: started.emu, url: proxy.url } });
+    await rig.commit([orderCreated('EMP1', 'CLINIC-A', ['GLU'])]);
+    await rig.waitDrained();
+    expect(started.emu.count('sale.order', [['client_order_ref', '=', 'EMP1']])).toBe(1);
+
+    let emptied = 0;
+    proxy.intercept((req, res) => {
+      const call = objectCall(req);
+      if (!call || emptied >= 4 || !['search_read', 'check_object_reference', 'read'].includes(call.method)) return false;
+      emptied++;
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': 0 });
+      res.end();
+      return true;
+    });
+    // The LIS sends the order again (same accession and tests, a new message).
+    const [id] = await rig.commit([{ ...orderCreated('EMP1', 'CLINIC-A', ['GLU']), idempotencyKey: idempotencyKey('lis', 'order', 'EMP1', 'resent') }]);
+    await rig.waitDrained();
+    expect(emptied).toBeGreaterThan(0);
+    expect((await rig.store.getEvent(id!))?.state).toBe('delivered');
+    expect(started.emu.count('sale.order', [['client_order_ref', '=', 'EMP1']])).toBe(1);
+    const [so] = started.emu.records('sale.order', [['client_order_ref', '=', 'EMP1']]);
+    // Re-loading the order's external id adds its lines again (odoo-api.md D): one GLU line.
+    expect(started.emu.count('sale.order.line', [['order_id', '=', so!.id]])).toBe(1);
   });
 });

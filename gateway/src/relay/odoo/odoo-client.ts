@@ -433,11 +433,12 @@ export class OdooClient implements OdooClientLike {
     const idempotent = READ_METHODS.has(method);
     const reply = await this.#http.post(`/json/2/${encodeURIComponent(model)}/${encodeURIComponent(method)}`, body, headers, idempotent);
     if (reply.status === 200) {
-      if (reply.body === '') return null;
       // A proxy's page or a body cut short, sent with 200, is no answer: a write may or may not
       // have run (ambiguous), a read is retried. Taken as null, a write counted as done and a
-      // look-up as "nothing found" (a second document).
-      const parsed = tryJson(reply.body);
+      // look-up as "nothing found" (a second document). An empty body too: Odoo 19 answers a
+      // None result with `null` (make_json_response, odoo-api.md A.4), never with nothing; read
+      // as null, a look-up cut to nothing made the LIS's resend load the order's lines again.
+      const parsed = reply.body === '' ? undefined : tryJson(reply.body);
       if (parsed === undefined) throw odooError(idempotent ? 'transient' : 'ambiguous', 'Odoo answered HTTP 200 with a body that is not JSON', { httpStatus: 200, linkDown: idempotent });
       return parsed;
     }
