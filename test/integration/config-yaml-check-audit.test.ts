@@ -56,3 +56,19 @@ describe('check: YAML the parser takes apart late', () => {
     expect(r.out).toMatch(/line 2: .*one YAML document/);
   });
 });
+
+describe('check: a file saved in another encoding', () => {
+  /**
+   * User saw: the config edited on a Windows machine and saved as Windows-1252, with the lab's
+   * stock location `WH/Stock/Größe`; check passed, and the gateway looked for "WH/Stock/Gr��e" in
+   * Odoo, a location no one made (the bytes that are not UTF-8 were silently replaced). Broke: bad
+   * input gets a clear answer naming the key.
+   */
+  it('bytes that are not UTF-8 are an error naming the key and line', async () => {
+    const f = path.join(dir, 'latin1.yaml');
+    await writeFile(f, Buffer.concat([Buffer.from('gateway: { id: enc-1 }\nodoo:\n  mapping:\n    labLocation: "WH/Stock/Gr'), Buffer.from([0xf6, 0xdf]), Buffer.from('e"\n')]));
+    const r = await check(f);
+    expect(r.code, r.out).toBe(1);
+    expect(r.out).toMatch(/error +odoo\.mapping\.labLocation: line 4 .*not UTF-8/);
+  });
+});

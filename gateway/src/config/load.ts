@@ -73,6 +73,54 @@ function unresolvedAliases(doc: Document, lines: LineCounter): ConfigIssue[] {
   return issues;
 }
 
+/**
+ * Lines holding bytes that are not UTF-8 (a file saved as Windows-1252 or Latin-1), each at the
+ * key whose value holds them. Read as UTF-8 they become U+FFFD: `WH/Stock/Größe` would be looked
+ * for in Odoo as `WH/Stock/Gr��e`, a location no one made, while check said nothing.
+ */
+function notUtf8(bytes: Buffer, doc: Document): ConfigIssue[] {
+  const strict = new TextDecoder('utf-8', { fatal: true });
+  const issues: ConfigIssue[] = [];
+  let offset = 0; // in the text as decoded (line ends are ASCII, so lines match)
+  bytes
+    .toString('latin1')
+    .split('\n')
+    .forEach((latin1Line, i) => {
+      const raw = Buffer.from(latin1Line, 'latin1');
+      const decoded = raw.toString('utf8');
+      try {
+        strict.decode(raw);
+      } catch {
+        const key = keyPathCovering(doc, offset + Math.max(0, decoded.indexOf('\uFFFD')));
+        issues.push({ severity: 'error', path: key ?? `line ${i + 1}`, message: `line ${i + 1} holds bytes that are not UTF-8 (the file was saved in another encoding, such as Windows-1252 or Latin-1): save it as UTF-8` });
+      }
+      offset += decoded.length + 1;
+    });
+  return issues;
+}
+
+/** The dotted path of the deepest key whose value spans `offset`. */
+function keyPathCovering(doc: Document, offset: number): string | undefined {
+  const within = (node: unknown): boolean => {
+    const range = (node as { range?: [number, number, number] } | null)?.range;
+    return range !== undefined && range[0] <= offset && offset < range[2];
+  };
+  const walk = (node: unknown, at: string): string | undefined => {
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+        const p = at ? `${at}.${key}` : key;
+        if (within(pair.key)) return p;
+        if (within(pair.value)) return walk(pair.value, p) ?? p;
+      }
+    } else if (isSeq(node)) {
+      for (let i = 0; i < node.items.length; i++) if (within(node.items[i])) return walk(node.items[i], `${at}[${i}]`) ?? `${at}[${i}]`;
+    }
+    return undefined;
+  };
+  return walk(doc.contents, '');
+}
+
 /** A YAML syntax error as an issue: the key's path when one is known, else the line. */
 function yamlIssue(doc: Document, e: YAMLError): ConfigIssue {
   const line = e.linePos ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : undefined;
@@ -98,12 +146,13 @@ export function loadConfig(file?: string): LoadedConfig {
     return { config: config ?? defaultConfig(), issues, file, analyzers, profilesDir, profilesDirInvalid };
   }
   const resolved = path.resolve(file);
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(resolved, 'utf8');
+    bytes = readFileSync(resolved);
   } catch (err) {
     return { config: undefined, issues: [{ severity: 'error', path: '', message: `cannot read ${resolved}: ${(err as Error).message}` }], file: resolved, ...nothingParsed() };
   }
+  const text = bytes.toString('utf8');
   const lines = new LineCounter();
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, lineCounter: lines });
   if (doc.errors.length > 0) {
@@ -119,7 +168,10 @@ export function loadConfig(file?: string): LoadedConfig {
     // anything else that cannot become values: an issue in check's report, not a bare line.
     return { config: undefined, issues: [{ severity: 'error', path: '', message: `cannot be read as a configuration: ${(err as Error).message}` }], file: resolved, ...nothingParsed() };
   }
-  const { config, issues, analyzers, profilesDir, profilesDirInvalid } = validateConfig(raw, path.dirname(resolved));
+  const validated = validateConfig(raw, path.dirname(resolved));
+  const { analyzers, profilesDir, profilesDirInvalid } = validated;
+  const issues = [...validated.issues, ...notUtf8(bytes, doc)];
+  const config = issues.some((i) => i.severity === 'error') ? undefined : validated.config;
   return { config, issues, file: resolved, analyzers, profilesDir, profilesDirInvalid };
 }
 
