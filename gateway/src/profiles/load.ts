@@ -60,7 +60,7 @@ export function readProfileFile(requested: string, dir: string = defaultProfiles
       // Not an unknown profile: the directory itself is missing or unreadable.
       throw new GatewayError('GW_PROFILE_UNKNOWN', `profiles directory ${dir} cannot be read (${fsReason(dirErr)}); profile "${name}" cannot be loaded`, { cause: err, details: { dir } });
     }
-    throw new GatewayError('GW_PROFILE_UNKNOWN', `unknown profile "${name}"${suggest(name, known)}; known profiles: ${known.join(', ') || '(none)'}`, { cause: err, details: { dir } });
+    throw new GatewayError('GW_PROFILE_UNKNOWN', `unknown profile "${name}"${suggest(name, [...known, ...Object.keys(profileAliases(dir))])}; known profiles: ${known.join(', ') || '(none)'}`, { cause: err, details: { dir } });
   }
   try {
     return JSON.parse(text) as unknown;
@@ -203,7 +203,8 @@ export function checkSiteAnalyzers(analyzers: AnalyzerConfig[], dir: string = de
       return;
     }
     if (!known.includes(canonicalProfileName(a.profile, dir))) {
-      issues.push({ severity: 'error', path: `${at}.profile`, message: `unknown profile "${a.profile}"${suggest(a.profile, known)}; known profiles: ${known.join(', ')}` });
+      // Aliases are candidates too: `Sysmex-XN` is the alias sysmex-xn, not the file sysmex-xp.
+      issues.push({ severity: 'error', path: `${at}.profile`, message: `unknown profile "${a.profile}"${suggest(a.profile, [...known, ...Object.keys(profileAliases(dir))])}; known profiles: ${known.join(', ')}` });
       return;
     }
     let profile: Profile;
