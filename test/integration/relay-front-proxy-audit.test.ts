@@ -83,6 +83,47 @@ describe('a front proxy answering for itself (not Odoo)', () => {
   });
 });
 
+describe('a front proxy asking for credentials of its own', () => {
+  it.each([17, 19] as const)('Odoo %i behind a proxy answering HTTP 401 (WWW-Authenticate: Basic): the proxy is named, not the Odoo API key', async (version) => {
+    // What IT saw: "Odoo refused the gateway's credentials: Odoo refused the API key (HTTP 401)"
+    // (the critical ODOO_AUTH_FAILED alert) while the hospital's new web proxy asked for its own
+    // sign-in. They made a new Odoo key, twice, and the alert stayed. Odoo answers bad keys with
+    // `false` / AccessDenied over JSON-RPC and with its JSON 401 (`WWW-Authenticate: bearer`) over
+    // JSON-2 (odoo-api.md A.1, A.4), never with a Basic challenge. Broke: every failure traceable.
+    const started = await startEmulator(version);
+    closers.push(() => started.emu.close());
+    const proxy = await startFrontProxy(started.url);
+    closers.push(() => proxy.close());
+    rig = await makeRig(version, { emu: { emu: started.emu, url: proxy.url }, relay: { maxAttempts: 2 } });
+    const alerts: string[] = [];
+    rig.telemetry.on('alert', (a) => alerts.push(a.code));
+    await rig.commit([orderCreated('PXA0', 'CLINIC-A', ['GLU'])]);
+    await rig.waitDrained();
+
+    const page = '<html><head><title>401 Authorization Required</title></head><body>Proxy sign-in required</body></html>';
+    proxy.intercept((_req, res) => {
+      res.writeHead(401, { 'www-authenticate': 'Basic realm="Hospital web proxy"', 'content-type': 'text/html', 'content-length': Buffer.byteLength(page) });
+      res.end(page);
+      return true;
+    });
+    const [id] = await rig.commit([orderCreated('PXA1', 'CLINIC-A', ['GLU'])]);
+    await waitFor(() => proxy.intercepted() >= 2 || rig!.store.stats().deadLettered > 0);
+    expect(alerts).not.toContain('ODOO_AUTH_FAILED');
+    const lastError = rig.relay.snapshot().lastError ?? '';
+    expect(lastError).toMatch(/HTTP 401/);
+    expect(lastError).toContain('Basic realm="Hospital web proxy"');
+    expect(lastError).not.toMatch(/refused the API key/);
+    const during = await rig.store.getEvent(id!);
+    expect(during?.state).not.toBe('dead');
+    expect(during?.attempts).toBe(0);
+
+    proxy.intercept(undefined);
+    await rig.waitDrained();
+    expect((await rig.store.getEvent(id!))?.state).toBe('delivered');
+    expect(started.emu.count('sale.order', [['client_order_ref', '=', 'PXA1']])).toBe(1);
+  });
+});
+
 describe('an empty HTTP 200 where Odoo 19 answers JSON', () => {
   it('Odoo 19: a look-up answered with an empty body is no answer: the resent order is not loaded twice', async () => {
     // What finance saw: a middlebox answered the gateway's look-ups of an order with HTTP 200 and

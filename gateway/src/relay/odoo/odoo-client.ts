@@ -486,7 +486,15 @@ function httpFailure(reply: HttpReply, idempotent: boolean): GatewayError {
     return err;
   }
   const s = reply.status;
-  if (s === 401) return odooError('auth', 'Odoo refused the API key (HTTP 401)', { httpStatus: s });
+  const challenge = headerText(reply.headers['www-authenticate']);
+  // Odoo refuses a key with `false` / AccessDenied over JSON-RPC and with its JSON 401 and a
+  // `bearer` challenge over JSON-2 (odoo-api.md A.1, A.4). A 401 asking for another scheme (Basic,
+  // Negotiate) is a web proxy wanting its own sign-in: reported as what it is, the link down.
+  // Before, it raised "Odoo refused the API key" and IT made new Odoo keys to no effect.
+  if (s === 401 && (challenge === undefined || /^\s*bearer\b/i.test(challenge))) return odooError('auth', 'Odoo refused the API key (HTTP 401)', { httpStatus: s });
+  if (s === 401) {
+    return odooError('transient', `Odoo's address answered HTTP 401 asking for credentials Odoo does not use (WWW-Authenticate: ${challenge!.slice(0, 120)}), a web proxy's sign-in: the request did not reach Odoo; the site's web proxy must let the gateway through`, { httpStatus: s, linkDown: true, ...wait });
+  }
   const waitText = retryAfterMs === undefined ? '' : ` (Retry-After: ${Math.ceil(retryAfterMs / 1000)} s)`;
   if (s === 504 && !idempotent) {
     // The proxy gave up waiting for Odoo, which may still run the write and commit it: the link
@@ -516,11 +524,14 @@ function httpFailure(reply: HttpReply, idempotent: boolean): GatewayError {
   return odooError('permanent', `Odoo answered HTTP ${s}: ${reply.body.slice(0, 200)}`, { httpStatus: s });
 }
 
+function headerText(value: string | string[] | undefined): string | undefined {
+  return typeof value === 'string' ? value : value?.[0];
+}
+
 /** "HTTP 302, a redirect to <where>" / "HTTP 403 (page "Access denied")": what stood in the way, for IT. */
 function notOdoosAnswer(reply: HttpReply): string {
   const s = reply.status;
-  const location = reply.headers['location'];
-  const where = typeof location === 'string' ? location : location?.[0];
+  const where = headerText(reply.headers['location']);
   // The address without its query: a sign-in portal's redirect may carry a session token.
   if (s >= 300 && s < 400) return `Odoo's address answered HTTP ${s}, a redirect to ${where ? displayUrl(where.split(/[?#]/)[0]!) : 'no address'}`;
   const title = /<title[^>]*>([^<]{1,120})<\/title>/i.exec(reply.body)?.[1]?.trim();
