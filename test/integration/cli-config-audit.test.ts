@@ -263,6 +263,29 @@ describe('lab-gateway start refuses what it cannot run, with the key named and n
     }
   });
 
+  /**
+   * IT staff saw "GW_ASTM_LINK: analyzer a1: cannot start: EADDRINUSE" for an analyzer's port
+   * taken by another program: no key to fix, where an HL7 or status port names its key (README:
+   * "start refuses what it cannot run, with the key named").
+   */
+  it("an analyzer's TCP port already in use names analyzers[].tcp.listen", async () => {
+    const taken = await occupyPort();
+    try {
+      const file = await configFile(
+        [`gateway: { id: t-port-astm, dataDir: ${path.join(dir, 'data-port-astm')} }`, loopbackListeners, `analyzers: [ { id: a1, profile: generic-astm, tcp: { listen: { host: 127.0.0.1, port: ${taken.port} } } } ]`, ''].join('\n'),
+      );
+      const start = startGateway(file);
+      expect(await start.ready).toBeUndefined();
+      expect((await start.exited).code).toBe(1);
+      const text = humanLines(start.err());
+      expect(text).toMatch(/analyzers\[(0|a1)\]\.tcp\.listen/);
+      expect(text).toContain(`127.0.0.1:${taken.port}`);
+      expect(text).not.toMatch(/^\s+at /m);
+    } finally {
+      await taken.close();
+    }
+  });
+
   it('a data dir that cannot be created names gateway.dataDir', async () => {
     const notADir = path.join(dir, 'plain-file');
     await writeFile(notADir, 'not a directory\n');

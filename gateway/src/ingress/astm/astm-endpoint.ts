@@ -97,6 +97,9 @@ function lineHint(transport: 'serial' | 'tcp'): string {
     : "check the analyzer's profile (E1381 framing and checksum, lowLevel)";
 }
 
+/** Errors of a listening socket that the configuration's address or port causes. */
+const LISTEN_CODES: ReadonlySet<string> = new Set(['EADDRINUSE', 'EADDRNOTAVAIL', 'EACCES']);
+
 /**
  * The reason kept with a message cut off before its end, for the message browser: the cut, and
  * when frames of it were refused, how many and why (with what to check for a garbled line).
@@ -209,6 +212,12 @@ export class AstmEndpoint<Q = unknown> implements Component {
     } catch (err) {
       this.#status = 'failed';
       this.#setState('error', describeError(err));
+      // A listening port that cannot be had (taken, not this machine's address, privileged) is
+      // the configuration's to fix: named by its key, as an HL7 link's is.
+      const listen = a.serial ? undefined : a.tcp?.listen;
+      if (listen && LISTEN_CODES.has((err as NodeJS.ErrnoException).code ?? '')) {
+        throw new GatewayError('GW_CONFIG_INVALID', `analyzers[${a.id}].tcp.listen cannot listen on ${listen.host}:${listen.port}: ${describeError(err)}`, { cause: err });
+      }
       throw new GatewayError('GW_ASTM_LINK', `analyzer ${a.id}: cannot start: ${describeError(err)}`, { cause: err });
     }
   }
