@@ -14,6 +14,7 @@ import { StatusModel } from './status-model.ts';
 import { StatusMetrics } from './metrics.ts';
 import { AdminAuth, AuditLog, type AuditEntry } from './admin-audit.ts';
 import { maskNames } from './mask-names.ts';
+import { decodeText, type Charset } from '../hl7/charset.ts';
 import { loadPageAssets, type PageAsset } from './page-assets.ts';
 
 /**
@@ -329,6 +330,16 @@ function param(raw: string): string {
   } catch {
     throw new HttpError(400, `malformed path parameter: ${raw}`);
   }
+}
+
+/**
+ * The charset a stored message's text is read with: the one intake decoded it with (`encoding`:
+ * `utf8`, `latin1`, `ascii`, or the ISO 8859 part MSH-18 named). Anything else (a record of an
+ * earlier version) is read as Latin-1, which shows every byte.
+ */
+function storedCharset(encoding: string): Charset {
+  if (encoding === 'utf8' || encoding === 'latin1' || encoding === 'ascii') return encoding;
+  return /^iso-8859-(?:[2-9]|15)$/.test(encoding) ? (encoding as Charset) : 'latin1';
 }
 
 function clampLimit(raw: string | null, fallback = 50, max = 500): number {
@@ -670,7 +681,11 @@ export class StatusServer implements Component {
     const found = await this.#o.store.getMessage(id);
     if (!found) throw new HttpError(404, 'no such message');
     const { message } = found;
-    const text = found.raw.toString(message.encoding === 'utf8' ? 'utf8' : 'latin1');
+    // Read with the charset intake used (a Polish LIS's 8859-2, a Greek one's 8859-7): read as
+    // Latin-1, every letter outside it showed as another one ("£UKASZ" for "ŁUKASZ"). The ACK
+    // was written in the message's charset, so it is read with it too.
+    const charset = storedCharset(message.encoding);
+    const text = decodeText(found.raw, charset);
     if (reveal && actor) {
       await this.#auditEntry({ actor, action: 'reveal-names', target: id, outcome: 'ok', reason: q.get('reason') ?? undefined });
     }
@@ -686,7 +701,7 @@ export class StatusServer implements Component {
       message,
       raw: reveal ? text : maskNames(message.kind, text),
       namesMasked: !reveal,
-      ack: found.ack ? found.ack.toString('latin1') : null,
+      ack: found.ack ? decodeText(found.ack, charset) : null,
       events,
       odoo,
     });
