@@ -4,8 +4,9 @@
  */
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { runEvents } from '../../gateway/src/cli/remote.ts';
 import { encodeText } from '../../gateway/src/hl7/charset.ts';
-import { hl7Message, makeConfig, relayStandIn, requestJson, useStatusServer, validatedEvent, writeAdminToken } from '../fixtures/status/harness.ts';
+import { hl7Message, makeConfig, makeDeadLetter, relayStandIn, requestJson, useStatusServer, validatedEvent, writeAdminToken } from '../fixtures/status/harness.ts';
 
 const TOKEN = 'operator-audit-token-7f3a';
 const auth = { Authorization: `Bearer ${TOKEN}` };
@@ -44,5 +45,70 @@ describe('the message browser shows a message in the character set it came in', 
     const revealed = await requestJson(`${rig.url}/api/messages/${messageId}?reveal=1&reason=${encodeURIComponent('patient identity check, ticket 4411')}`, { headers: auth });
     expect(revealed.status).toBe(200);
     expect(revealed.json.raw).toBe(text);
+  });
+});
+
+describe('two operators on one dead letter: a discard never undoes a replay it did not see', () => {
+  const rig = useStatusServer('status-operator-race-', {
+    config: (dir) => makeConfig(path.join(dir, 'data'), { status: { adminTokenFile: writeAdminToken(dir, TOKEN) } }),
+    server: () => ({ relayControl: relayStandIn() }),
+  });
+  const post = (id: string, action: 'replay' | 'discard', body: Record<string, unknown>) =>
+    requestJson(`${rig.url}/api/events/${id}/${action}`, { method: 'POST', headers: { ...auth, 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+
+  it('a discard sent from a dead-letter list shown before a colleague replayed the event is refused (409), and the event stays queued for Odoo', async () => {
+    // What the lab saw: IT fixed the product mapping and replayed the dead letter ("mapping
+    // fixed"); a colleague whose page still listed it as dead discarded it a moment later. Both
+    // answers were 200 and both lines "ok" in the audit log: the result never reached Odoo, the
+    // order was never billed, and the replay's author believed it sent. A replay and a discard of
+    // the same event contradict each other; the second must be refused, as a replay after a
+    // discard already is (409), unless the operator says the state they act on.
+    const { eventId } = await makeDeadLetter(rig.store, 'RACE-STALE');
+    expect((await post(eventId, 'replay', { reason: 'mapping fixed' })).status).toBe(200);
+    const stale = await post(eventId, 'discard', { reason: 'no Odoo product, drop it' });
+    expect(stale.status).toBe(409);
+    expect(stale.json.code).toBe('GW_STORE_STATE');
+    expect(stale.json.error).toMatch(/replayed/);
+    expect((await rig.store.getEvent(eventId))?.state).toBe('pending');
+    const audit = await requestJson(`${rig.url}/api/audit`, { headers: auth });
+    const lines = (audit.json.entries as Array<{ action: string; target?: string; outcome: string }>).filter((e) => e.target === eventId);
+    expect(lines.map((e) => `${e.action}:${e.outcome}`)).toEqual(['replay:ok', 'discard:failed']);
+
+    // Said on purpose (the state the operator sees now), the discard is done.
+    const meant = await post(eventId, 'discard', { reason: 'order cancelled at the desk', expectedState: 'pending' });
+    expect(meant.status).toBe(200);
+    expect(meant.json.state).toBe('discarded');
+  });
+
+  it('a replay and a discard of one dead letter sent at the same instant: exactly one of them is done', async () => {
+    for (let i = 0; i < 5; i++) {
+      const { eventId } = await makeDeadLetter(rig.store, `RACE-NOW-${i}`);
+      const [replay, discard] = await Promise.all([post(eventId, 'replay', { reason: 'mapping fixed' }), post(eventId, 'discard', { reason: 'drop it' })]);
+      expect([replay.status, discard.status].sort()).toEqual([200, 409]);
+      const state = (await rig.store.getEvent(eventId))?.state;
+      expect(state).toBe(replay.status === 200 ? 'pending' : 'discarded');
+    }
+  });
+
+  it('lab-gateway events discard says who replayed the event and how to discard it on purpose (--state)', async () => {
+    const { eventId } = await makeDeadLetter(rig.store, 'RACE-CLI');
+    expect((await post(eventId, 'replay', { reason: 'mapping fixed' })).status).toBe(200);
+    const out: string[] = [];
+    const ctx = { out: (l: string) => out.push(l), err: (l: string) => out.push(l) };
+    const tokenFile = path.join(rig.dir, 'admin.token');
+    const refused = runEvents(['discard', eventId, '--reason', 'drop it', '--url', rig.url, '--token-file', tokenFile], ctx);
+    await expect(refused).rejects.toMatchObject({ code: 'GW_STORE_STATE', message: expect.stringMatching(/replayed by token:[0-9a-f]{12}@.* \("mapping fixed"\).*--state pending/) });
+    expect((await rig.store.getEvent(eventId))?.state).toBe('pending');
+    expect(await runEvents(['discard', eventId, '--reason', 'order cancelled at the desk', '--state', 'pending', '--url', rig.url, '--token-file', tokenFile], ctx)).toBe(0);
+    expect(out.at(-1)).toBe(`${eventId}: discarded (now discarded)`);
+  });
+
+  it('expectedState that is not the event\'s state is refused (409) and names both', async () => {
+    const { eventId } = await makeDeadLetter(rig.store, 'RACE-EXPECT');
+    const r = await post(eventId, 'discard', { reason: 'drop', expectedState: 'retrying' });
+    expect(r.status).toBe(409);
+    expect(r.json.error).toMatch(/dead.*retrying|retrying.*dead/);
+    expect((await post(eventId, 'discard', { reason: 'drop', expectedState: 'nonsense' })).status).toBe(400);
+    expect((await rig.store.getEvent(eventId))?.state).toBe('dead');
   });
 });

@@ -187,16 +187,19 @@ export async function runEvents(argv: string[], ctx: CliContext): Promise<number
     }
     case 'replay':
     case 'discard': {
-      const { values, positionals } = args(rest, { ...common, reason: { type: 'string' } }, true);
+      const { values, positionals } = args(rest, { ...common, reason: { type: 'string' }, state: { type: 'string' } }, true);
       const id = positionals[0];
       if (!id) throw new UsageError(`events ${sub} needs an event id`);
       if (sub === 'discard' && !values.reason) throw new UsageError('events discard needs --reason (it goes to the audit log)');
+      // --state: act only while the event is in that state (the gateway answers 409 otherwise);
+      // also how a replayed event still waiting for Odoo is discarded on purpose.
+      if (values.state !== undefined && !(EventStates as readonly string[]).includes(values.state)) throw new UsageError(`--state must be one of ${EventStates.join(', ')} (got "${values.state}")`);
       const token = adminToken(values);
       if (!token) throw new UsageError('an admin token is needed: --token-file FILE, LAB_GATEWAY_ADMIN_TOKEN, or status.adminTokenFile in the config');
       const body = (await call(`${baseUrl(values)}/api/events/${encodeURIComponent(id)}/${sub}`, {
         method: 'POST',
         headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ reason: values.reason ?? `${sub} from the command line` }),
+        body: JSON.stringify({ reason: values.reason ?? `${sub} from the command line`, ...(values.state !== undefined ? { expectedState: values.state } : {}) }),
       })) as { state?: string; event?: { state?: string } };
       ctx.out(`${id}: ${sub === 'replay' ? 'replayed' : 'discarded'} (now ${body.state ?? body.event?.state ?? 'updated'})`);
       return 0;

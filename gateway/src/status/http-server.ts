@@ -372,6 +372,8 @@ export class StatusServer implements Component {
   #unsubscribeModel: (() => void) | undefined;
   /** Wrong admin tokens per remote address and IPv6 /64; on monotonicNow. */
   readonly #failedAdmin = new AdminLockout();
+  /** The admin action under way per event id (#oneActionAtATime). */
+  readonly #eventActions = new Map<string, Promise<void>>();
   /** Names the Host header may use (lower case, no trailing dot); the FQDN is added at start. */
   readonly #allowedHosts: Set<string>;
   /** Host names already logged as refused (firstRefusal). */
@@ -717,17 +719,65 @@ export class StatusServer implements Component {
     const body = await readJsonBody(req);
     const reason = typeof body.reason === 'string' ? body.reason.trim() : '';
     if (action === 'discard' && !reason) throw new HttpError(400, 'a discard needs a reason');
-    let result: StoredEvent;
-    try {
-      result = action === 'replay' ? await this.#o.store.replay(id, actor, reason || undefined) : await this.#o.store.discard(id, actor, reason);
-    } catch (err) {
-      await this.#auditEntry({ actor, action, target: id, reason, outcome: 'failed', detail: describeError(err) });
-      throw err;
+    const expected = body.expectedState;
+    if (expected !== undefined && !(typeof expected === 'string' && (EventStates as readonly string[]).includes(expected))) {
+      throw new HttpError(400, `expectedState must be one of ${EventStates.join(', ')}`);
     }
+    // One action per event at a time: the state is checked and changed without another
+    // operator's action in between (#precondition).
+    const result = await this.#oneActionAtATime(id, async () => {
+      try {
+        await this.#precondition(id, action, expected as StoredEvent['state'] | undefined);
+        return action === 'replay' ? await this.#o.store.replay(id, actor, reason || undefined) : await this.#o.store.discard(id, actor, reason);
+      } catch (err) {
+        await this.#auditEntry({ actor, action, target: id, reason, outcome: 'failed', detail: describeError(err) });
+        throw err;
+      }
+    });
     await this.#auditEntry({ actor, action, target: id, reason, outcome: 'ok' });
     this.#log.info(`event ${action} by admin`, { eventId: id, actor });
     this.model.poll();
     this.#json(res, 200, result);
+  }
+
+  /** Runs `fn` after the admin actions on event `id` already under way. */
+  async #oneActionAtATime<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.#eventActions.get(id) ?? Promise.resolve();
+    const run = before.then(fn);
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#eventActions.set(id, settled);
+    try {
+      return await run;
+    } finally {
+      if (this.#eventActions.get(id) === settled) this.#eventActions.delete(id);
+    }
+  }
+
+  /**
+   * What an action needs of the event beyond what the store checks (GW_STORE_STATE, 409):
+   * the state the operator saw (`expectedState`, when sent), and, without it, a discard must not
+   * undo a replay still waiting for its attempt. The store discards pending and retrying events
+   * (events that should not reach Odoo); a discard decided on a dead-letter list shown before a
+   * colleague replayed the event landed on the replayed one: both answered 200, the result never
+   * reached Odoo, and the replay's author believed it sent.
+   */
+  async #precondition(id: string, action: 'replay' | 'discard', expected: StoredEvent['state'] | undefined): Promise<void> {
+    const current = await this.#o.store.getEvent(id);
+    if (!current) return; // the store answers 404
+    if (expected !== undefined) {
+      if (current.state !== expected) throw new GatewayError('GW_STORE_STATE', `event ${id} is ${current.state}, not ${expected} as expected: nothing done (look at it again)`);
+      return;
+    }
+    const last = current.audit?.at(-1);
+    if (action === 'discard' && last?.action === 'replay' && (current.state === 'pending' || current.state === 'retrying')) {
+      throw new GatewayError(
+        'GW_STORE_STATE',
+        `event ${id} was replayed by ${last.actor} at ${last.at}${last.reason ? ` ("${last.reason}")` : ''} and is ${current.state}, waiting for Odoo: not discarded. To discard it all the same, send expectedState "${current.state}" (lab-gateway events discard --state ${current.state})`,
+      );
+    }
   }
 
   async #relayAction(action: 'pause' | 'resume', req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
