@@ -213,11 +213,13 @@ describe('message log', () => {
   });
 
   it('a message kept past the age moves to the active segment, so its old segment can go; it reads back identical', async () => {
-    const s = await openStore({ messageLogSegmentBytes: 400 });
+    // Segments of a few messages each: the rejected one shares its segment with accepted ones
+    // (a segment holding only kept messages has nothing to free and stays where it is).
+    const s = await openStore({ messageLogSegmentBytes: 4096 });
     // A rejected message keeps a 180-day floor; the accepted ones around it go after 30 days.
     const rejected = await s.commit(message('R1', { status: 'rejected', rejectReason: 'unsupported message type' }), []);
     const others: string[] = [];
-    for (let i = 0; i < 4; i++) others.push((await s.commit(message(`O${i}`), [])).messageId);
+    for (let i = 0; i < 20; i++) others.push((await s.commit(message(`O${i}`), [])).messageId);
     const before = await segmentFiles();
     expect(before.length).toBeGreaterThan(2);
     await s.prune(Date.now() + 31 * 86_400_000);

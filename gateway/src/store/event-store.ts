@@ -12,7 +12,7 @@ import { GatewayError, describeError } from '../errors.ts';
 import { IdGenerator, idTime } from '../ids.ts';
 import { GroupCommitter, type BatchOp } from './group-commit.ts';
 import { decodeMessage, decodeMessageRecord, encodeMessage, messagePayload, payloadBytes, type Payload } from './message-record.ts';
-import { MessageLog, RECORD_HEADER_BYTES, decodePointer, encodePointer, type LogPointer, type LogPosition } from './message-log.ts';
+import { DEFAULT_SEGMENT_BYTES, MessageLog, RECORD_HEADER_BYTES, decodePointer, encodePointer, type LogPointer, type LogPosition } from './message-log.ts';
 import { batchRecordPayload, decodeBatchRecord, decodePosition, encodePosition, isBatchRecord, type EncodedOp } from './batch-record.ts';
 import { KeyFilter } from './key-filter.ts';
 import { ShardedMap } from './sharded-map.ts';
@@ -135,6 +135,17 @@ const RETENTION_SWEEP_MS = 3_600_000;
  * 2099) deletes nothing before its time.
  */
 const RETENTION_CLOCK_SLACK_MS = 86_400_000;
+/**
+ * Retention copies a message it keeps past the age (rejected within its floor, events still
+ * queued or dead) out of an old segment only when the messages still pointing into that segment
+ * take less than this share of it: then the copies free the segment, a few kept messages do not
+ * pin 64 MiB for months. A segment mostly of kept messages (a backlog that does not drain: Odoo
+ * down for weeks, the relay paused) has nothing to free; copied, it was copied again at every
+ * sweep once the segment holding the copies had rolled over, up to 5,000 messages a minute for as
+ * long as the outage lasted (test/unit/store-retention-backlog.test.ts). The cost: a segment at
+ * most a quarter of which is still kept stays until its messages go.
+ */
+const KEPT_MOVE_MAX_LIVE_SHARE = 0.25;
 
 /** A LevelDB I/O error (classic-level's LEVEL_IO_ERROR), also as the cause of another error. */
 function isLevelIoError(err: unknown): boolean {
@@ -289,6 +300,8 @@ export class EventStore implements GatewayStore {
   #lastLevelSync = 0;
   readonly #log: MessageLog;
   readonly #logMinBatch: number;
+  /** The size at which the message log's segments roll over (retention's copies, see prune). */
+  readonly #segmentBytes: number;
   readonly #ambiguousSettleMs: number;
   /** Messages pointing into each message-log segment (authoritative; mirrored under `j`). */
   readonly #liveSegments = new Map<number, number>();
@@ -371,6 +384,7 @@ export class EventStore implements GatewayStore {
    * a new event's due time keep `Date.now()`, retention has its own clock (#retentionNow).
    */
   readonly #dueClock = new SteadyWallClock();
+
   /**
    * The newest instant the store held when it opened (epoch ms: the newest message and event ids,
    * the newest completion, open leases), undefined for an empty store. The due clock starts there
@@ -405,6 +419,7 @@ export class EventStore implements GatewayStore {
     this.#db = db;
     this.#log = log;
     this.#logMinBatch = options.messageLogMinBatch ?? DEFAULT_LOG_MIN_BATCH;
+    this.#segmentBytes = options.messageLogSegmentBytes ?? DEFAULT_SEGMENT_BYTES;
     this.#ambiguousSettleMs = options.ambiguousSettleMs ?? AMBIGUOUS_SETTLE_MS;
     const json = (name: string): Sub => db.sublevel(name, { keyEncoding: 'utf8', valueEncoding: 'json' });
     const buf = (name: string): Sub => db.sublevel(name, { keyEncoding: 'utf8', valueEncoding: 'buffer' });
@@ -2337,6 +2352,8 @@ export class EventStore implements GatewayStore {
       // still queued or dead) are stepped over: the scan resumes after the last one it looked at,
       // so a long run of kept messages never stops pruning behind it.
       const messageCutoff = Math.max(cutoff, capCutoff);
+      // Messages this pass deletes, per segment: no longer counted as still kept in it.
+      const leaving = new Map<number, number>();
       let scanned = 0;
       let reachedEnd = true;
       const range = this.#pruneCursor ? { gt: this.#pruneCursor } : {};
@@ -2359,8 +2376,9 @@ export class EventStore implements GatewayStore {
         const waiting = events.some((e) => e !== undefined && ((e.state !== 'delivered' && e.state !== 'discarded') || (e.state === 'discarded' && (finishedAt(e) ?? 0) >= rejectedCutoff)));
         if (keep || waiting) {
           // Kept past the age: it moves to the active segment, so that its old segment can go once
-          // everything else in it is pruned (one kept message must not pin 64 MiB for months).
-          if (pointer && stored.payload && pointer.segment !== this.#log.activeSegment) {
+          // everything else in it is pruned (one kept message must not pin 64 MiB for months); not
+          // out of a segment that is mostly messages still kept (KEPT_MOVE_MAX_LIVE_SHARE).
+          if (pointer && stored.payload && pointer.segment !== this.#log.activeSegment && this.#mostlyFreed(pointer, leaving)) {
             ops.push({ type: 'put', sublevel: this.#sub.msg, key: id, value: { log: stored.payload, duplicates: value.duplicates, fromSegment: pointer.segment } satisfies LogEntry });
           }
           continue;
@@ -2375,6 +2393,7 @@ export class EventStore implements GatewayStore {
           const { m: _m, ...state } = e;
           ops.push({ type: 'put', sublevel: this.#sub.evt, key: eventId, value: { event: body, ...state } satisfies StoredEvent });
         });
+        if (pointer) leaving.set(pointer.segment, (leaving.get(pointer.segment) ?? 0) + 1);
         ops.push({ type: 'del', sublevel: this.#sub.msg, key: id, ...(pointer ? { logSegment: pointer.segment } : {}) });
         ops.push({ type: 'del', sublevel: this.#sub.raw, key: id });
         ops.push({ type: 'del', sublevel: this.#sub.ack, key: id });
@@ -2393,6 +2412,17 @@ export class EventStore implements GatewayStore {
       await this.#removeUnreferencedSegments().catch(() => undefined);
       return pruned;
     });
+  }
+
+  /**
+   * Whether the messages still pointing into the segment of `pointer` (less those this pass
+   * deletes) take less than KEPT_MOVE_MAX_LIVE_SHARE of a segment, estimated at this record's size
+   * each: then copying the kept ones out frees the segment. A segment closed early (at a restart)
+   * counts as a whole one: at most its own small size is copied.
+   */
+  #mostlyFreed(pointer: LogPointer, leaving: ReadonlyMap<number, number>): boolean {
+    const live = (this.#liveSegments.get(pointer.segment) ?? 0) - (leaving.get(pointer.segment) ?? 0);
+    return live * (pointer.length + RECORD_HEADER_BYTES) < this.#segmentBytes * KEPT_MOVE_MAX_LIVE_SHARE;
   }
 
   /**

@@ -47,7 +47,8 @@ const HEADER = 8;
 /** Bytes before each record's payload: its length and CRC. */
 export const RECORD_HEADER_BYTES = HEADER;
 const NAME = /^(\d{10})\.seg$/;
-const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+/** The size at which a segment rolls over unless `segmentBytes` says otherwise. */
+export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 /**
  * The active segment is zero-filled ahead of the appends, in the background: a synced write over
  * blocks that already exist changes no file metadata, so it costs the disk one data write instead
