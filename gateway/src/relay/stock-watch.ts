@@ -260,7 +260,7 @@ function qty(n: number): number {
  * minimum) from the forecast, rounded up to `qty_multiple` when it is above 0; a remainder within
  * the rounding precision is not a reason to add a multiple.
  */
-export function toOrderQty(op: Pick<OrderpointRef, 'min' | 'max' | 'multiple'>, forecast: number): number {
+function toOrderQty(op: Pick<OrderpointRef, 'min' | 'max' | 'multiple'>, forecast: number): number {
   const need = qty(Math.max(op.max - forecast, op.min - forecast, 0));
   if (!(op.multiple > 0)) return need;
   return qty(Math.ceil(qty(need / op.multiple)) * op.multiple);

@@ -438,7 +438,7 @@ export class OdooClient implements OdooClientLike {
       // look-up as "nothing found" (a second document). An empty body too: Odoo 19 answers a
       // None result with `null` (make_json_response, odoo-api.md A.4), never with nothing; read
       // as null, a look-up cut to nothing made the LIS's resend load the order's lines again.
-      const parsed = reply.body === '' ? undefined : tryJson(reply.body);
+      const parsed = tryJson(reply.body);
       if (parsed === undefined) throw odooError(idempotent ? 'transient' : 'ambiguous', 'Odoo answered HTTP 200 with a body that is not JSON', { httpStatus: 200, linkDown: idempotent });
       return parsed;
     }
@@ -467,8 +467,9 @@ function exceptionError(name: string, message: string, status: number | undefine
   let failure = classifyOdooException(name, status, message);
   const clean = cleanOdooMessage(name, message);
   // The database under Odoo is down, restarting or unknown (D; isDatabaseDown) — the whole link.
-  const linkDown = isDatabaseDown(name) || /Too many login failures/i.test(message);
-  if (/Too many login failures/i.test(message)) failure = 'auth';
+  const lockedOut = /Too many login failures/i.test(message);
+  const linkDown = isDatabaseDown(name) || lockedOut;
+  if (lockedOut) failure = 'auth';
   return odooError(failure, `${name}: ${clean}`, { odooName: name, odooMessage: clean, ...(status ? { httpStatus: status } : {}), ...(linkDown ? { linkDown } : {}) });
 }
 

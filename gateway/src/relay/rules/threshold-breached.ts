@@ -230,6 +230,9 @@ function anyOf(leaves: unknown[]): unknown[] {
  * no price may be defined". None: odoo.mapping.defaultVendorRef. Before, the first line was taken
  * whatever its dates or its vendor: a price list the buyer ended yesterday, or a vendor archived
  * when it went out of business, still got the draft RFQ.
+ * Not followed (Odoo does): the reorder rule's own Vendor (`supplier_id`, taken before
+ * `_select_seller`), a line's minimum quantity (`min_qty`) against the quantity ordered, and the
+ * cheapest of the chosen vendor's lines.
  */
 async function vendorOf(ctx: RuleContext, product: ProductRef): Promise<number> {
   const { templateId, code } = product;
