@@ -3,10 +3,11 @@
  * against a real StatusServer on a real EventStore (gateway/src/status/README.md, DESIGN.md §5).
  */
 import path from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { runEvents } from '../../gateway/src/cli/remote.ts';
 import { encodeText } from '../../gateway/src/hl7/charset.ts';
-import { hl7Message, makeConfig, makeDeadLetter, relayStandIn, requestJson, useStatusServer, validatedEvent, writeAdminToken } from '../fixtures/status/harness.ts';
+import { freePort, hl7Message, makeConfig, makeDeadLetter, relayStandIn, requestJson, useStatusServer, validatedEvent, writeAdminToken } from '../fixtures/status/harness.ts';
 
 const TOKEN = 'operator-audit-token-7f3a';
 const auth = { Authorization: `Bearer ${TOKEN}` };
@@ -110,5 +111,38 @@ describe('two operators on one dead letter: a discard never undoes a replay it d
     expect(r.json.error).toMatch(/dead.*retrying|retrying.*dead/);
     expect((await post(eventId, 'discard', { reason: 'drop', expectedState: 'nonsense' })).status).toBe(400);
     expect((await rig.store.getEvent(eventId))?.state).toBe('dead');
+  });
+});
+
+describe('lab-gateway events replay/discard: what IT reads when it cannot be done', () => {
+  const rig = useStatusServer('status-operator-cli-', {
+    config: (dir) => makeConfig(path.join(dir, 'data'), { status: { adminTokenFile: writeAdminToken(dir, TOKEN) } }),
+  });
+  const ctx = { out: () => {}, err: () => {} };
+
+  it('a wrong token is called wrong (and where the command took it from), not "admin token required"', async () => {
+    // What IT saw: `lab-gateway events replay ID --token-file old.token` after the token was
+    // rotated answered "401: admin token required (Authorization: Bearer <token>)" — as if none
+    // had been sent — and they looked for a flag they had already given.
+    const { eventId } = await makeDeadLetter(rig.store, 'CLI-WRONG');
+    const old = path.join(rig.dir, 'old.token');
+    writeFileSync(old, 'the-token-before-rotation\n');
+    const r = runEvents(['replay', eventId, '--url', rig.url, '--token-file', old], ctx);
+    await expect(r).rejects.toMatchObject({ code: 'GW_UNAUTHORIZED' });
+    const message = await r.catch((e: Error) => e.message);
+    expect(message).toMatch(/not the admin token/);
+    expect(message).not.toMatch(/admin token required/);
+    expect(message).toContain(`--token-file ${old}`);
+    // Without a token at all the answer still says one is required.
+    const none = await requestJson(`${rig.url}/api/events/${eventId}/replay`, { method: 'POST' });
+    expect(none.status).toBe(401);
+    expect(none.json.error).toMatch(/admin token required/);
+    expect((await rig.store.getEvent(eventId))?.state).toBe('dead');
+  });
+
+  it('a gateway that is not running is named with the reason the connection failed (ECONNREFUSED), not only "fetch failed"', async () => {
+    const url = `http://127.0.0.1:${await freePort()}`;
+    const r = runEvents(['discard', 'ANY-ID', '--reason', 'drop', '--url', url, '--token-file', path.join(rig.dir, 'admin.token')], ctx);
+    await expect(r).rejects.toMatchObject({ code: 'GW_UNREACHABLE', message: expect.stringMatching(/ECONNREFUSED/) });
   });
 });

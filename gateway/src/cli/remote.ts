@@ -3,7 +3,7 @@ import path from 'node:path';
 import { parseDocument } from 'yaml';
 import { formatIssues, loadConfig } from '../config/load.ts';
 import { displayUrl } from '../config/display-url.ts';
-import { ErrorCodes, GatewayError, type ErrorCode } from '../errors.ts';
+import { ErrorCodes, GatewayError, isGatewayError, type ErrorCode } from '../errors.ts';
 import { EventStates } from '../store/types.ts';
 import type { GatewayConfig } from '../config/types.ts';
 import { validateConfig } from '../config/validate.ts';
@@ -42,18 +42,25 @@ function baseUrl(values: { url?: string | undefined; config?: string | undefined
   return `http://${host.includes(':') ? `[${host}]` : host}:${listen.port}`;
 }
 
-function adminToken(values: { 'token-file'?: string | undefined; config?: string | undefined }): string | undefined {
-  const tokenFile = values['token-file'];
-  if (tokenFile) {
+/**
+ * The admin token and where it was taken from (`from`, for the message of a refusal: a stale
+ * token is found where the command read it).
+ */
+function adminToken(values: { 'token-file'?: string | undefined; config?: string | undefined }): { token: string; from: string } | undefined {
+  const read = (file: string, from: string): { token: string; from: string } | undefined => {
+    let token: string;
     try {
-      return readFileSync(tokenFile, 'utf8').trim();
+      token = readFileSync(file, 'utf8').trim();
     } catch (err) {
-      throw new GatewayError('GW_CONFIG_INVALID', `--token-file ${tokenFile}: cannot read the admin token file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
+      throw new GatewayError('GW_CONFIG_INVALID', `${from}: cannot read the admin token file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
     }
-  }
-  if (process.env.LAB_GATEWAY_ADMIN_TOKEN) return process.env.LAB_GATEWAY_ADMIN_TOKEN.trim();
+    return token ? { token, from } : undefined;
+  };
+  const tokenFile = values['token-file'];
+  if (tokenFile) return read(tokenFile, `--token-file ${tokenFile}`);
+  if (process.env.LAB_GATEWAY_ADMIN_TOKEN) return { token: process.env.LAB_GATEWAY_ADMIN_TOKEN.trim(), from: 'LAB_GATEWAY_ADMIN_TOKEN' };
   const file = (namedConfig(values.config) ?? loadConfig(undefined).config)?.status.adminTokenFile;
-  return file ? readFileSync(file, 'utf8').trim() : undefined;
+  return file ? read(file, `status.adminTokenFile ${file}`) : undefined;
 }
 
 async function call(url: string, init: RequestInit = {}): Promise<unknown> {
@@ -61,7 +68,11 @@ async function call(url: string, init: RequestInit = {}): Promise<unknown> {
   try {
     res = await fetch(url, { ...init, signal: AbortSignal.timeout(10_000) });
   } catch (err) {
-    throw new GatewayError('GW_UNREACHABLE', `cannot reach the gateway at ${displayUrl(url)}: ${(err as Error).message} (is it running? see --url / --config)`, { cause: err });
+    // fetch says "fetch failed"; why (ECONNREFUSED: nothing listens there, ETIMEDOUT, ENOTFOUND)
+    // is its cause.
+    const cause = (err as { cause?: unknown }).cause;
+    const why = cause instanceof Error ? `${(err as Error).message}: ${cause.message}` : (err as Error).message;
+    throw new GatewayError('GW_UNREACHABLE', `cannot reach the gateway at ${displayUrl(url)}: ${why} (is it running? see --url / --config)`, { cause: err });
   }
   const text = await res.text();
   let body: unknown = text;
@@ -194,13 +205,20 @@ export async function runEvents(argv: string[], ctx: CliContext): Promise<number
       // --state: act only while the event is in that state (the gateway answers 409 otherwise);
       // also how a replayed event still waiting for Odoo is discarded on purpose.
       if (values.state !== undefined && !(EventStates as readonly string[]).includes(values.state)) throw new UsageError(`--state must be one of ${EventStates.join(', ')} (got "${values.state}")`);
-      const token = adminToken(values);
-      if (!token) throw new UsageError('an admin token is needed: --token-file FILE, LAB_GATEWAY_ADMIN_TOKEN, or status.adminTokenFile in the config');
-      const body = (await call(`${baseUrl(values)}/api/events/${encodeURIComponent(id)}/${sub}`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ reason: values.reason ?? `${sub} from the command line`, ...(values.state !== undefined ? { expectedState: values.state } : {}) }),
-      })) as { state?: string; event?: { state?: string } };
+      const admin = adminToken(values);
+      if (!admin) throw new UsageError('an admin token is needed: --token-file FILE, LAB_GATEWAY_ADMIN_TOKEN, or status.adminTokenFile in the config');
+      let body: { state?: string; event?: { state?: string } };
+      try {
+        body = (await call(`${baseUrl(values)}/api/events/${encodeURIComponent(id)}/${sub}`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${admin.token}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ reason: values.reason ?? `${sub} from the command line`, ...(values.state !== undefined ? { expectedState: values.state } : {}) }),
+        })) as { state?: string; event?: { state?: string } };
+      } catch (err) {
+        // A refused token: say which one the command sent, so that a stale copy is found.
+        if (isGatewayError(err, 'GW_UNAUTHORIZED') && /^401:/.test(err.message)) throw new GatewayError('GW_UNAUTHORIZED', `${err.message} — the token was read from ${admin.from}`, { cause: err });
+        throw err;
+      }
       ctx.out(`${id}: ${sub === 'replay' ? 'replayed' : 'discarded'} (now ${body.state ?? body.event?.state ?? 'updated'})`);
       return 0;
     }

@@ -823,7 +823,10 @@ export class StatusServer implements Component {
     if (!this.#auth.check(req.headers.authorization)) {
       this.#failedAdmin.failed(remote, now);
       void this.#auditEntry({ actor: `anonymous@${remote}`, action, target, outcome: 'refused', detail: 'missing or wrong admin token' }).catch(() => {});
-      throw new HttpError(401, 'admin token required (Authorization: Bearer <token>)');
+      // A token sent and refused is said so: "required" sent IT looking for a flag it had given,
+      // when the token was the one before a rotation.
+      const sent = /^\s*Bearer\s+\S/i.test(req.headers.authorization ?? '');
+      throw new HttpError(401, sent ? 'the token sent is not the admin token in status.adminTokenFile (rotated since?)' : 'admin token required (Authorization: Bearer <token>)');
     }
     return `token:${this.#auth.id}@${remote}`;
   }
