@@ -12,7 +12,7 @@ import { GatewayError, describeError } from '../errors.ts';
 import { IdGenerator, idTime } from '../ids.ts';
 import { GroupCommitter, type BatchOp } from './group-commit.ts';
 import { decodeMessage, decodeMessageRecord, encodeMessage, messagePayload, payloadBytes, type Payload } from './message-record.ts';
-import { DEFAULT_SEGMENT_BYTES, MessageLog, RECORD_HEADER_BYTES, decodePointer, encodePointer, type LogPointer, type LogPosition } from './message-log.ts';
+import { MessageLog, RECORD_HEADER_BYTES, decodePointer, encodePointer, type LogPointer, type LogPosition } from './message-log.ts';
 import { batchRecordPayload, decodeBatchRecord, decodePosition, encodePosition, isBatchRecord, type EncodedOp } from './batch-record.ts';
 import { KeyFilter } from './key-filter.ts';
 import { ShardedMap } from './sharded-map.ts';
@@ -300,8 +300,6 @@ export class EventStore implements GatewayStore {
   #lastLevelSync = 0;
   readonly #log: MessageLog;
   readonly #logMinBatch: number;
-  /** The size at which the message log's segments roll over (retention's copies, see prune). */
-  readonly #segmentBytes: number;
   readonly #ambiguousSettleMs: number;
   /** Messages pointing into each message-log segment (authoritative; mirrored under `j`). */
   readonly #liveSegments = new Map<number, number>();
@@ -384,7 +382,6 @@ export class EventStore implements GatewayStore {
    * a new event's due time keep `Date.now()`, retention has its own clock (#retentionNow).
    */
   readonly #dueClock = new SteadyWallClock();
-
   /**
    * The newest instant the store held when it opened (epoch ms: the newest message and event ids,
    * the newest completion, open leases), undefined for an empty store. The due clock starts there
@@ -419,7 +416,6 @@ export class EventStore implements GatewayStore {
     this.#db = db;
     this.#log = log;
     this.#logMinBatch = options.messageLogMinBatch ?? DEFAULT_LOG_MIN_BATCH;
-    this.#segmentBytes = options.messageLogSegmentBytes ?? DEFAULT_SEGMENT_BYTES;
     this.#ambiguousSettleMs = options.ambiguousSettleMs ?? AMBIGUOUS_SETTLE_MS;
     const json = (name: string): Sub => db.sublevel(name, { keyEncoding: 'utf8', valueEncoding: 'json' });
     const buf = (name: string): Sub => db.sublevel(name, { keyEncoding: 'utf8', valueEncoding: 'buffer' });
@@ -2418,11 +2414,12 @@ export class EventStore implements GatewayStore {
    * Whether the messages still pointing into the segment of `pointer` (less those this pass
    * deletes) take less than KEPT_MOVE_MAX_LIVE_SHARE of a segment, estimated at this record's size
    * each: then copying the kept ones out frees the segment. A segment closed early (at a restart)
-   * counts as a whole one: at most its own small size is copied.
+   * counts as a whole one: at most its own small size is copied. Messages of the segment this pass
+   * has not reached yet still count: a kept message ahead of them moves at a later pass.
    */
   #mostlyFreed(pointer: LogPointer, leaving: ReadonlyMap<number, number>): boolean {
     const live = (this.#liveSegments.get(pointer.segment) ?? 0) - (leaving.get(pointer.segment) ?? 0);
-    return live * (pointer.length + RECORD_HEADER_BYTES) < this.#segmentBytes * KEPT_MOVE_MAX_LIVE_SHARE;
+    return live * (pointer.length + RECORD_HEADER_BYTES) < this.#log.segmentBytes * KEPT_MOVE_MAX_LIVE_SHARE;
   }
 
   /**

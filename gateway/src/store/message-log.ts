@@ -47,8 +47,7 @@ const HEADER = 8;
 /** Bytes before each record's payload: its length and CRC. */
 export const RECORD_HEADER_BYTES = HEADER;
 const NAME = /^(\d{10})\.seg$/;
-/** The size at which a segment rolls over unless `segmentBytes` says otherwise. */
-export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
 /**
  * The active segment is zero-filled ahead of the appends, in the background: a synced write over
  * blocks that already exist changes no file metadata, so it costs the disk one data write instead
@@ -157,6 +156,11 @@ export class MessageLog {
 
   get activeSegment(): number {
     return this.#active;
+  }
+
+  /** The size at which a segment rolls over (retention weighs what a segment still holds by it). */
+  get segmentBytes(): number {
+    return this.#segmentBytes;
   }
 
   /** Segment numbers on disk, ascending (a copy). */
