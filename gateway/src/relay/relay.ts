@@ -7,6 +7,7 @@ import { AMBIGUOUS_SETTLE_MS, type GatewayStore, type Lease, type Outcome, type 
 import type { OdooLinkState, Telemetry } from '../telemetry.ts';
 import { CallLimit } from './call-limit.ts';
 import { LastSuccessRecord, savedLastSuccess } from './last-success.ts';
+import { savedPause, savePause } from './paused.ts';
 import type { OdooClientLike } from './odoo/odoo-client.ts';
 import { failureOf, isLinkDown, mayHaveLanded, retryAfterOf, waitsForQueued } from './odoo/odoo-error.ts';
 import { ReferenceData, type RefusedModel } from './reference-data.ts';
@@ -135,6 +136,8 @@ export class Relay implements Component {
   readonly #limited: CallLimit;
   #status: ComponentStatus = 'created';
   #paused = false;
+  /** Writes of the operator's pause, one after another (#savePause). */
+  #pauseWrites: Promise<void> = Promise.resolve();
   /**
    * The client has detected the server, signed in and read the field maps since the link last
    * failed. Cleared by refused credentials and by a link failure: the end of an outage is a new
@@ -217,6 +220,13 @@ export class Relay implements Component {
     this.#status = 'starting';
     await this.#ref.loadCached().catch((err) => this.#o.log.warn('cached reference data unreadable', { error: describeError(err) }));
     this.#lastSuccessAt ??= await savedLastSuccess(this.#o.store).catch(() => undefined);
+    // An operator's pause holds across a restart (paused.ts): set before the loop leases anything.
+    // Unreadable, it is taken as set: sending into a period an operator closed is the worse error.
+    const paused = await savedPause(this.#o.store).catch((err: unknown) => {
+      this.#o.log.error('the relay pause kept in the store is unreadable: starting paused; resume it once checked', { error: describeError(err) });
+      return true;
+    });
+    if (paused) this.#paused = true;
     this.#status = 'running';
     this.#unwatchClock ??= this.#steady.onStepBack((stepMs) => this.#clockSteppedBack(stepMs));
     this.#checkClockAgainstStore();
@@ -224,6 +234,7 @@ export class Relay implements Component {
       this.#o.telemetry.emit('odoo.state', { state: 'disabled' });
       return;
     }
+    if (this.#paused) this.#o.telemetry.emit('odoo.state', { state: 'paused' });
     this.#limited.holdUntilReopened(true);
     this.#loop = this.#run().catch((err) => {
       this.#o.log.error('relay loop failed', { error: describeError(err) });
@@ -251,19 +262,34 @@ export class Relay implements Component {
     this.#status = 'stopped';
   }
 
-  /** Admin: stop posting (leases finish, nothing new is leased). */
-  pause(): void {
-    if (this.#paused) return;
+  /**
+   * Admin: stop posting (leases finish, nothing new is leased), until resume(), across restarts
+   * too (paused.ts). In effect at once; resolves once the store holds it.
+   */
+  pause(): Promise<void> {
+    const saved = this.#savePause(true);
+    if (this.#paused) return saved;
     this.#paused = true;
     this.#o.telemetry.emit('odoo.state', { state: 'paused' });
+    return saved;
   }
 
-  resume(): void {
-    if (!this.#paused) return;
+  /** Admin: post again; resolves once the store no longer holds the pause. */
+  resume(): Promise<void> {
+    const saved = this.#savePause(false);
+    if (!this.#paused) return saved;
     this.#paused = false;
     this.#notBefore = 0; // an operator resuming wants it tried now
     this.#o.telemetry.emit('odoo.state', { state: this.#o.odoo.state });
     this.#wake?.();
+    return saved;
+  }
+
+  /** The pause as the store keeps it, written in the order of the operator's actions. */
+  #savePause(paused: boolean): Promise<void> {
+    const write = this.#pauseWrites.then(() => savePause(this.#o.store, paused));
+    this.#pauseWrites = write.catch(() => undefined);
+    return write;
   }
 
   /** Nudge the loop (e.g. after a commit); otherwise it polls every idlePollMs. */
