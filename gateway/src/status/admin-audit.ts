@@ -30,6 +30,12 @@ export function tokenId(token: string): string {
   return createHash('sha256').update(token).digest('hex').slice(0, 12);
 }
 
+/** The token an `Authorization: Bearer <token>` header carries (trimmed), undefined without one. */
+export function bearerToken(authorization: string | undefined): string | undefined {
+  const m = authorization ? /^Bearer\s+(.+)$/i.exec(authorization.trim()) : null;
+  return m ? m[1]!.trim() : undefined;
+}
+
 /** What identifies a version of the token file: a change to any of these means a new write. */
 async function fileVersion(file: string): Promise<string> {
   const s = await stat(file, { bigint: true });
@@ -101,10 +107,9 @@ export class AdminAuth {
 
   /** True when the `Authorization: Bearer <token>` header carries the admin token. */
   check(authorization: string | undefined): boolean {
-    if (!this.#digest || !authorization) return false;
-    const m = /^Bearer\s+(.+)$/i.exec(authorization.trim());
-    if (!m) return false;
-    const given = createHash('sha256').update(m[1]!.trim()).digest();
+    const token = bearerToken(authorization);
+    if (!this.#digest || token === undefined) return false;
+    const given = createHash('sha256').update(token).digest();
     // Compare digests in constant time (equal lengths by construction).
     return timingSafeEqual(given, this.#digest);
   }

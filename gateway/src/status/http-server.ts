@@ -6,13 +6,13 @@ import type { GatewayConfig } from '../config/types.ts';
 import type { Component, ComponentStatus } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
 import type { Telemetry } from '../telemetry.ts';
-import type { EventQuery, GatewayStore, MessageQuery, StoredEvent } from '../store/types.ts';
+import type { EventQuery, EventState, GatewayStore, MessageQuery, StoredEvent } from '../store/types.ts';
 import { EventStates } from '../store/types.ts';
 import { EventTypes } from '../events/types.ts';
 import { GatewayError, describeError, isGatewayError } from '../errors.ts';
 import { StatusModel } from './status-model.ts';
 import { StatusMetrics } from './metrics.ts';
-import { AdminAuth, AuditLog, type AuditEntry } from './admin-audit.ts';
+import { AdminAuth, AuditLog, bearerToken, type AuditEntry } from './admin-audit.ts';
 import { maskNames } from './mask-names.ts';
 import { decodeText, type Charset } from '../hl7/charset.ts';
 import { loadPageAssets, type PageAsset } from './page-assets.ts';
@@ -342,6 +342,10 @@ function storedCharset(encoding: string): Charset {
   return /^iso-8859-(?:[2-9]|15)$/.test(encoding) ? (encoding as Charset) : 'latin1';
 }
 
+function isEventState(value: unknown): value is EventState {
+  return typeof value === 'string' && (EventStates as readonly string[]).includes(value);
+}
+
 function clampLimit(raw: string | null, fallback = 50, max = 500): number {
   if (raw === null || raw === '') return fallback;
   const n = Number(raw);
@@ -372,8 +376,8 @@ export class StatusServer implements Component {
   #unsubscribeModel: (() => void) | undefined;
   /** Wrong admin tokens per remote address and IPv6 /64; on monotonicNow. */
   readonly #failedAdmin = new AdminLockout();
-  /** The admin action under way per event id (#oneActionAtATime). */
-  readonly #eventActions = new Map<string, Promise<void>>();
+  /** The end of the admin event actions under way (#oneActionAtATime); never rejects. */
+  #eventActionTurn: Promise<unknown> = Promise.resolve();
   /** Names the Host header may use (lower case, no trailing dot); the FQDN is added at start. */
   readonly #allowedHosts: Set<string>;
   /** Host names already logged as refused (firstRefusal). */
@@ -660,8 +664,8 @@ export class StatusServer implements Component {
     const query: EventQuery = { limit: clampLimit(q.get('limit')) };
     const state = q.get('state');
     if (state) {
-      if (!(EventStates as readonly string[]).includes(state)) throw new HttpError(400, `state must be one of ${EventStates.join(', ')}`);
-      query.state = state as EventQuery['state'];
+      if (!isEventState(state)) throw new HttpError(400, `state must be one of ${EventStates.join(', ')}`);
+      query.state = state;
     }
     const type = q.get('type');
     if (type) {
@@ -720,14 +724,12 @@ export class StatusServer implements Component {
     const reason = typeof body.reason === 'string' ? body.reason.trim() : '';
     if (action === 'discard' && !reason) throw new HttpError(400, 'a discard needs a reason');
     const expected = body.expectedState;
-    if (expected !== undefined && !(typeof expected === 'string' && (EventStates as readonly string[]).includes(expected))) {
-      throw new HttpError(400, `expectedState must be one of ${EventStates.join(', ')}`);
-    }
-    // One action per event at a time: the state is checked and changed without another
+    if (expected !== undefined && !isEventState(expected)) throw new HttpError(400, `expectedState must be one of ${EventStates.join(', ')}`);
+    // One operator action at a time: the state is checked and changed without another
     // operator's action in between (#precondition).
-    const result = await this.#oneActionAtATime(id, async () => {
+    const result = await this.#oneActionAtATime(async () => {
       try {
-        await this.#precondition(id, action, expected as StoredEvent['state'] | undefined);
+        await this.#precondition(id, action, expected);
         return action === 'replay' ? await this.#o.store.replay(id, actor, reason || undefined) : await this.#o.store.discard(id, actor, reason);
       } catch (err) {
         await this.#auditEntry({ actor, action, target: id, reason, outcome: 'failed', detail: describeError(err) });
@@ -740,20 +742,15 @@ export class StatusServer implements Component {
     this.#json(res, 200, result);
   }
 
-  /** Runs `fn` after the admin actions on event `id` already under way. */
-  async #oneActionAtATime<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const before = this.#eventActions.get(id) ?? Promise.resolve();
-    const run = before.then(fn);
-    const settled = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.#eventActions.set(id, settled);
-    try {
-      return await run;
-    } finally {
-      if (this.#eventActions.get(id) === settled) this.#eventActions.delete(id);
-    }
+  /**
+   * Runs `fn` after the admin event actions already under way, whatever their event: the store
+   * does replays and discards one at a time anyway (its queue lock), so one chain costs nothing
+   * and holds only its last link.
+   */
+  #oneActionAtATime<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#eventActionTurn.then(fn);
+    this.#eventActionTurn = run.catch(() => undefined);
+    return run;
   }
 
   /**
@@ -764,7 +761,7 @@ export class StatusServer implements Component {
    * colleague replayed the event landed on the replayed one: both answered 200, the result never
    * reached Odoo, and the replay's author believed it sent.
    */
-  async #precondition(id: string, action: 'replay' | 'discard', expected: StoredEvent['state'] | undefined): Promise<void> {
+  async #precondition(id: string, action: 'replay' | 'discard', expected: EventState | undefined): Promise<void> {
     const current = await this.#o.store.getEvent(id);
     if (!current) return; // the store answers 404
     if (expected !== undefined) {
@@ -825,7 +822,7 @@ export class StatusServer implements Component {
       void this.#auditEntry({ actor: `anonymous@${remote}`, action, target, outcome: 'refused', detail: 'missing or wrong admin token' }).catch(() => {});
       // A token sent and refused is said so: "required" sent IT looking for a flag it had given,
       // when the token was the one before a rotation.
-      const sent = /^\s*Bearer\s+\S/i.test(req.headers.authorization ?? '');
+      const sent = bearerToken(req.headers.authorization) !== undefined;
       throw new HttpError(401, sent ? 'the token sent is not the admin token in status.adminTokenFile (rotated since?)' : 'admin token required (Authorization: Bearer <token>)');
     }
     return `token:${this.#auth.id}@${remote}`;
