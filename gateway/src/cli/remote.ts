@@ -160,6 +160,11 @@ interface EventRow {
   deadReason?: string;
 }
 
+/** `--state` names one of the store's event states (a usage error otherwise). */
+function checkState(state: string | undefined): void {
+  if (state !== undefined && !(EventStates as readonly string[]).includes(state)) throw new UsageError(`--state must be one of ${EventStates.join(', ')} (got "${state}")`);
+}
+
 export async function runEvents(argv: string[], ctx: CliContext): Promise<number> {
   const [sub, ...rest] = argv;
   const common = { config: { type: 'string', short: 'c' }, url: { type: 'string' }, 'token-file': { type: 'string' } } as const;
@@ -168,7 +173,7 @@ export async function runEvents(argv: string[], ctx: CliContext): Promise<number
       const { values } = args(rest, { ...common, state: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } });
       // Checked here, before the gateway is asked: a typo is a usage error (exit 2) that names
       // the values, not a failure of the gateway that a script would retry.
-      if (values.state !== undefined && !(EventStates as readonly string[]).includes(values.state)) throw new UsageError(`--state must be one of ${EventStates.join(', ')} (got "${values.state}")`);
+      checkState(values.state);
       const limit = values.limit ?? '50';
       if (!/^[1-9][0-9]*$/.test(limit) || !Number.isSafeInteger(Number(limit))) throw new UsageError(`--limit must be a positive integer (got "${limit}")`);
       const q = new URLSearchParams();
@@ -204,7 +209,7 @@ export async function runEvents(argv: string[], ctx: CliContext): Promise<number
       if (sub === 'discard' && !values.reason) throw new UsageError('events discard needs --reason (it goes to the audit log)');
       // --state: act only while the event is in that state (the gateway answers 409 otherwise);
       // also how a replayed event still waiting for Odoo is discarded on purpose.
-      if (values.state !== undefined && !(EventStates as readonly string[]).includes(values.state)) throw new UsageError(`--state must be one of ${EventStates.join(', ')} (got "${values.state}")`);
+      checkState(values.state);
       const admin = adminToken(values);
       if (!admin) throw new UsageError('an admin token is needed: --token-file FILE, LAB_GATEWAY_ADMIN_TOKEN, or status.adminTokenFile in the config');
       let body: { state?: string; event?: { state?: string } };
