@@ -2,7 +2,7 @@ import { writeSync } from 'node:fs';
 import { SerialPort } from 'serialport';
 import type { SerialConfig } from '../../config/types.ts';
 import { describeError } from '../../errors.ts';
-import { type Backoff, backoffDelay, type Transport, type TransportHost, type Wire, type WireHandlers } from './transport.ts';
+import { type Backoff, backoffDelay, type Transport, type TransportHost, type Wire, type WireHandlers, wasWorking } from './transport.ts';
 
 export interface SerialSettings {
   path: string;
@@ -41,6 +41,10 @@ export function serialSettings(site: SerialConfig, profile?: Partial<Omit<Serial
  * reopen, and not replaced by `connecting` while the gateway tries again: the status keeps saying
  * why (ENDPOINT_DOWN names the path). Before, every reopen showed `connecting` and the error was
  * reported only when its text changed, so a missing adapter read "connecting", health OK, forever.
+ *
+ * The backoff starts over after a port that worked (bytes arrived, or it stayed open
+ * STABLE_CONNECTION_MS), not at every successful open: an adapter that drops right after opening
+ * is retried with growing delays.
  */
 export class SerialTransport implements Transport {
   readonly #settings: SerialSettings;
@@ -98,9 +102,10 @@ export class SerialTransport implements Transport {
         done?.();
         return;
       }
-      this.#attempt = 0;
       this.#failing = false;
       this.#port = port;
+      const openedAt = Date.now();
+      let heard = false;
       let queued = 0;
       const wire: Wire = {
         remote: `serial:${s.path}`,
@@ -132,7 +137,10 @@ export class SerialTransport implements Transport {
       };
       const handlers = this.#host.attach(wire);
       this.#handlers = handlers;
-      port.on('data', (chunk: Buffer) => handlers.data(chunk));
+      port.on('data', (chunk: Buffer) => {
+        heard = true;
+        handlers.data(chunk);
+      });
       // Errors while open are followed by 'close' when fatal (reported there); the listener keeps
       // the others from being thrown.
       port.on('error', () => undefined);
@@ -141,6 +149,8 @@ export class SerialTransport implements Transport {
         this.#handlers = undefined;
         handlers.closed(e ? describeError(e) : 'closed');
         if (!this.#stopped) {
+          // The backoff starts over only after a port that worked (transport.ts).
+          if (wasWorking(openedAt, heard)) this.#attempt = 0;
           this.#host.state('disconnected', e?.disconnected ? `${s.path} disconnected` : `${s.path} closed`);
           this.#scheduleReopen();
         }

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { describeError } from '../../errors.ts';
-import { type Backoff, backoffDelay, type Transport, type TransportHost, type Wire } from './transport.ts';
+import { type Backoff, backoffDelay, type Transport, type TransportHost, type Wire, wasWorking } from './transport.ts';
 
 function attachSocket(socket: net.Socket, host: TransportHost): void {
   socket.setNoDelay(true);
@@ -78,6 +78,10 @@ export class TcpServerTransport implements Transport {
  * ("cannot connect to 192.0.2.7:5000: connect ECONNREFUSED …"), kept through the next attempts
  * until one succeeds. Before, the state went connecting ↔ disconnected ("connect failed"), naming
  * neither the address nor the error.
+ *
+ * The backoff starts over after a connection that worked (the analyzer sent bytes, or it stayed
+ * open STABLE_CONNECTION_MS), not at every accepted connection: an analyzer port that accepts
+ * and closes at once is retried with growing delays, as a refused one is.
  */
 export class TcpClientTransport implements Transport {
   readonly #target: { host: string; port: number };
@@ -108,10 +112,13 @@ export class TcpClientTransport implements Transport {
     const socket = net.connect({ host: this.#target.host, port: this.#target.port });
     this.#socket = socket;
     let connected = false;
+    let openedAt = 0;
+    let heard = false;
     let failure = 'closed before connecting';
     socket.once('connect', () => {
       connected = true;
-      this.#attempt = 0;
+      openedAt = Date.now();
+      socket.once('data', () => (heard = true));
       this.#failing = false;
       this.#host.state('connected', target);
       attachSocket(socket, this.#host);
@@ -122,8 +129,11 @@ export class TcpClientTransport implements Transport {
     socket.once('close', () => {
       if (this.#socket === socket) this.#socket = undefined;
       if (this.#stopped) return;
-      if (connected) this.#host.state('disconnected', `${target}: connection closed`);
-      else {
+      if (connected) {
+        // The backoff starts over only after a connection that worked (transport.ts).
+        if (wasWorking(openedAt, heard)) this.#attempt = 0;
+        this.#host.state('disconnected', `${target}: connection closed`);
+      } else {
         this.#failing = true;
         this.#host.state('error', `cannot connect to ${target}: ${failure}`);
       }

@@ -47,6 +47,21 @@ export interface Backoff {
 
 export const DEFAULT_BACKOFF: Readonly<Backoff> = { initialMs: 500, maxMs: 30_000 };
 
+/**
+ * A connection that stayed open this long, or over which the analyzer sent bytes, was a working
+ * one: the reopen after it starts the backoff over. One that closes sooner without a byte (an
+ * analyzer port that accepts and closes at once, a USB adapter that drops right after opening)
+ * counts as a failed attempt, so the delays keep growing. Before, every open started the backoff
+ * over, and such a port was reopened twice a second forever: a warning pair in the log each time
+ * and a status flickering between connected and disconnected.
+ */
+export const STABLE_CONNECTION_MS = 10_000;
+
+/** Whether an open connection that just closed proved the line works (see STABLE_CONNECTION_MS). */
+export function wasWorking(openedAt: number, heard: boolean): boolean {
+  return heard || Date.now() - openedAt >= STABLE_CONNECTION_MS;
+}
+
 export function backoffDelay(policy: Backoff, attempt: number): number {
   const base = Math.min(policy.maxMs, policy.initialMs * 2 ** Math.min(attempt, 20));
   return Math.round(base * (0.8 + Math.random() * 0.4));
