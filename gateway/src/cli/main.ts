@@ -32,8 +32,8 @@ Usage:
   lab-gateway demo [--data-dir DIR] [--duration SECONDS] [--interval SECONDS] [--odoo-version 16|17|18|19]
   lab-gateway status [--config FILE] [--url URL] [--json]
   lab-gateway events list [--state pending|inflight|retrying|dead|delivered|discarded] [--limit N] [--json] [--url URL] [--config FILE]
-  lab-gateway events replay ID [--reason TEXT] [--token-file FILE] [--url URL] [--config FILE]
-  lab-gateway events discard ID --reason TEXT [--token-file FILE] [--url URL] [--config FILE]
+  lab-gateway events replay ID [--reason TEXT] [--state S] [--token-file FILE] [--url URL] [--config FILE]
+  lab-gateway events discard ID --reason TEXT [--state S] [--token-file FILE] [--url URL] [--config FILE]
   lab-gateway send [--host H] --port P [--tls] [--ca FILE] [--cert FILE --key FILE] [--servername NAME] [--timeout-ms MS] [--json] FILE...
   lab-gateway profiles list | show NAME | check [NAME|FILE...] | fingerprint [NAME...] [--write]   [--dir DIR] [--json]
   lab-gateway sandbox list [--config FILE] [--model MODEL]

@@ -41,8 +41,9 @@ import { loadPageAssets, type PageAsset } from './page-assets.ts';
  * (#refuseReadFromAnotherSite), and on the admin routes always (#requireAdmin).
  */
 export interface RelayControl {
-  pause(): void;
-  resume(): void;
+  /** In effect at once; resolves once kept (the relay's pause holds across restarts). */
+  pause(): void | Promise<void>;
+  resume(): void | Promise<void>;
   readonly paused: boolean;
 }
 
@@ -376,8 +377,6 @@ export class StatusServer implements Component {
   #unsubscribeModel: (() => void) | undefined;
   /** Wrong admin tokens per remote address and IPv6 /64; on monotonicNow. */
   readonly #failedAdmin = new AdminLockout();
-  /** The end of the admin event actions under way (#oneActionAtATime); never rejects. */
-  #eventActionTurn: Promise<unknown> = Promise.resolve();
   /** Names the Host header may use (lower case, no trailing dot); the FQDN is added at start. */
   readonly #allowedHosts: Set<string>;
   /** Host names already logged as refused (firstRefusal). */
@@ -725,56 +724,20 @@ export class StatusServer implements Component {
     if (action === 'discard' && !reason) throw new HttpError(400, 'a discard needs a reason');
     const expected = body.expectedState;
     if (expected !== undefined && !isEventState(expected)) throw new HttpError(400, `expectedState must be one of ${EventStates.join(', ')}`);
-    // One operator action at a time: the state is checked and changed without another
-    // operator's action in between (#precondition).
-    const result = await this.#oneActionAtATime(async () => {
-      try {
-        await this.#precondition(id, action, expected);
-        return action === 'replay' ? await this.#o.store.replay(id, actor, reason || undefined) : await this.#o.store.discard(id, actor, reason);
-      } catch (err) {
-        await this.#auditEntry({ actor, action, target: id, reason, outcome: 'failed', detail: describeError(err) });
-        throw err;
-      }
-    });
+    // The state the operator saw is checked by the store under its queue lock, with the action:
+    // neither another operator nor the relay changes the event in between (OperatorGuard).
+    const guard = expected !== undefined ? { expected } : {};
+    let result: StoredEvent;
+    try {
+      result = action === 'replay' ? await this.#o.store.replay(id, actor, reason || undefined, guard) : await this.#o.store.discard(id, actor, reason, guard);
+    } catch (err) {
+      await this.#auditEntry({ actor, action, target: id, reason, outcome: 'failed', detail: describeError(err) });
+      throw err;
+    }
     await this.#auditEntry({ actor, action, target: id, reason, outcome: 'ok' });
     this.#log.info(`event ${action} by admin`, { eventId: id, actor });
     this.model.poll();
     this.#json(res, 200, result);
-  }
-
-  /**
-   * Runs `fn` after the admin event actions already under way, whatever their event: the store
-   * does replays and discards one at a time anyway (its queue lock), so one chain costs nothing
-   * and holds only its last link.
-   */
-  #oneActionAtATime<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#eventActionTurn.then(fn);
-    this.#eventActionTurn = run.catch(() => undefined);
-    return run;
-  }
-
-  /**
-   * What an action needs of the event beyond what the store checks (GW_STORE_STATE, 409):
-   * the state the operator saw (`expectedState`, when sent), and, without it, a discard must not
-   * undo a replay still waiting for its attempt. The store discards pending and retrying events
-   * (events that should not reach Odoo); a discard decided on a dead-letter list shown before a
-   * colleague replayed the event landed on the replayed one: both answered 200, the result never
-   * reached Odoo, and the replay's author believed it sent.
-   */
-  async #precondition(id: string, action: 'replay' | 'discard', expected: EventState | undefined): Promise<void> {
-    const current = await this.#o.store.getEvent(id);
-    if (!current) return; // the store answers 404
-    if (expected !== undefined) {
-      if (current.state !== expected) throw new GatewayError('GW_STORE_STATE', `event ${id} is ${current.state}, not ${expected} as expected: nothing done (look at it again)`);
-      return;
-    }
-    const last = current.audit?.at(-1);
-    if (action === 'discard' && last?.action === 'replay' && (current.state === 'pending' || current.state === 'retrying')) {
-      throw new GatewayError(
-        'GW_STORE_STATE',
-        `event ${id} was replayed by ${last.actor} at ${last.at}${last.reason ? ` ("${last.reason}")` : ''} and is ${current.state}, waiting for Odoo: not discarded. To discard it all the same, send expectedState "${current.state}" (lab-gateway events discard --state ${current.state})`,
-      );
-    }
   }
 
   async #relayAction(action: 'pause' | 'resume', req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -783,8 +746,10 @@ export class StatusServer implements Component {
     const reason = typeof body.reason === 'string' ? body.reason.trim() : '';
     const rc = this.#o.relayControl;
     if (!rc) throw new HttpError(501, 'this gateway has no relay to pause');
-    if (action === 'pause') rc.pause();
-    else rc.resume();
+    // In effect at once; awaited so that the answer means the store keeps it (a pause holds
+    // across restarts: relay/paused.ts).
+    if (action === 'pause') await rc.pause();
+    else await rc.resume();
     await this.#auditEntry({ actor, action: `relay-${action}`, reason, outcome: 'ok' });
     this.#log.info(`relay ${action}d by admin`, { actor });
     this.model.touch();

@@ -31,6 +31,7 @@ import type {
   MessageQuery,
   Outcome,
   QueueStats,
+  OperatorGuard,
   StoredEvent,
   StoredMessage,
   LocalDoc,
@@ -1704,11 +1705,12 @@ export class EventStore implements GatewayStore {
     return Math.min(maxMs, Math.max(0, Math.round(base * factor)));
   }
 
-  replay(eventId: string, actor: string, reason?: string): Promise<StoredEvent> {
+  replay(eventId: string, actor: string, reason?: string, guard: OperatorGuard = {}): Promise<StoredEvent> {
     return this.#withQueueLock(async () => {
       await this.#committer.barrier();
       const rec = await this.getEvent(eventId);
       if (!rec) throw new GatewayError('GW_STORE_NOT_FOUND', `no event ${eventId}`);
+      checkOperatorGuard(rec, 'replay', guard);
       if (rec.state !== 'dead') throw new GatewayError('GW_STORE_STATE', `event ${eventId} is ${rec.state}; only dead letters can be replayed`);
       const now = Date.now();
       const pk = rec.event.partitionKey;
@@ -1740,12 +1742,13 @@ export class EventStore implements GatewayStore {
     return '';
   }
 
-  discard(eventId: string, actor: string, reason: string): Promise<StoredEvent> {
+  discard(eventId: string, actor: string, reason: string, guard: OperatorGuard = {}): Promise<StoredEvent> {
     return this.#withQueueLock(async () => {
       if (!reason || !reason.trim()) throw new GatewayError('GW_STORE_STATE', 'discarding an event needs a reason for the audit log');
       await this.#committer.barrier();
       const rec = await this.getEvent(eventId);
       if (!rec) throw new GatewayError('GW_STORE_NOT_FOUND', `no event ${eventId}`);
+      checkOperatorGuard(rec, 'discard', guard);
       if (rec.state === 'inflight' || rec.state === 'delivered' || rec.state === 'discarded') {
         throw new GatewayError('GW_STORE_STATE', `event ${eventId} is ${rec.state} and cannot be discarded`);
       }
@@ -2539,6 +2542,22 @@ function prefixEnd(prefix: string): string | undefined {
 /** Segment numbers as keys of the `j` sublevel (fixed width: key order is segment order). */
 function segmentKey(segment: number): string {
   return String(segment).padStart(10, '0');
+}
+
+/** An operator's guard (types.ts OperatorGuard), checked under the queue lock with the action. */
+function checkOperatorGuard(rec: StoredEvent, action: 'replay' | 'discard', guard: OperatorGuard): void {
+  const id = rec.event.id;
+  if (guard.expected !== undefined) {
+    if (rec.state !== guard.expected) throw new GatewayError('GW_STORE_STATE', `event ${id} is ${rec.state}, not ${guard.expected} as expected: nothing done (look at it again)`);
+    return;
+  }
+  const last = rec.audit?.at(-1);
+  if (action === 'discard' && last?.action === 'replay' && (rec.state === 'pending' || rec.state === 'retrying')) {
+    throw new GatewayError(
+      'GW_STORE_STATE',
+      `event ${id} was replayed by ${last.actor} at ${last.at}${last.reason ? ` ("${last.reason}")` : ''} and is ${rec.state}, waiting for Odoo: not discarded. To discard it all the same, send expectedState "${rec.state}" (lab-gateway events discard --state ${rec.state})`,
+    );
+  }
 }
 
 function searchTermsOf(message: { controlId?: string; searchTerms?: string[] }): string[] {

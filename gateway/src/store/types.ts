@@ -46,6 +46,17 @@ export interface CommitResult {
 export const EventStates = ['pending', 'inflight', 'retrying', 'dead', 'delivered', 'discarded'] as const;
 export type EventState = (typeof EventStates)[number];
 
+/**
+ * What an operator's replay or discard requires of the event, checked under the store's queue
+ * lock with the action itself, so that neither another operator nor the relay (lease, completion)
+ * changes the event in between: `expected`, the state the operator saw; without it, a discard
+ * does not undo a replay still waiting for its attempt (a dead-letter list shown before a
+ * colleague replayed the event). Both refusals are GW_STORE_STATE.
+ */
+export interface OperatorGuard {
+  expected?: EventState;
+}
+
 /** A reference to what an event produced in Odoo (shown in the message browser). */
 export interface OdooRef {
   model: string;
@@ -203,8 +214,10 @@ export interface GatewayStore {
   lease(options: LeaseOptions): Promise<Lease[]>;
   /** Resolve leased events in order; leased events not listed are released unchanged. */
   complete(lease: Lease, outcomes: Outcome[]): Promise<void>;
-  replay(eventId: string, actor: string, reason?: string): Promise<StoredEvent>;
-  discard(eventId: string, actor: string, reason: string): Promise<StoredEvent>;
+  /** Replay a dead letter; `guard.expected`: only while the event is in that state (see OperatorGuard). */
+  replay(eventId: string, actor: string, reason?: string, guard?: OperatorGuard): Promise<StoredEvent>;
+  /** Discard an undelivered event with an audited reason (see OperatorGuard). */
+  discard(eventId: string, actor: string, reason: string, guard?: OperatorGuard): Promise<StoredEvent>;
   getEvent(eventId: string): Promise<StoredEvent | undefined>;
   /** Find an event by its idempotency key. */
   getEventByKey(idempotencyKey: string): Promise<StoredEvent | undefined>;
