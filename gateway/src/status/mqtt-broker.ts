@@ -1,4 +1,5 @@
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { randomBytes, timingSafeEqual, createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -9,6 +10,10 @@ import type { Component, ComponentStatus } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
 import { GatewayError } from '../errors.ts';
 import { publisherClientId, TOPIC_ROOT } from './mqtt-topics.ts';
+import { limitedConnection, MAX_SUBSCRIBER_PACKET_BYTES, type MqttPacketLimit } from './mqtt-packet-limit.ts';
+
+/** What aedes is handed for each connection: the socket behind a packet size limit. */
+type BrokerConnection = Duplex & { internalOnly?: boolean; packetLimit?: MqttPacketLimit };
 
 /**
  * The embedded MQTT broker (aedes) for `mqtt.broker: embedded`.
@@ -21,6 +26,10 @@ import { publisherClientId, TOPIC_ROOT } from './mqtt-topics.ts';
  * - Only the gateway's own publisher may publish: it authenticates with a per-process secret that
  *   never leaves the process. Subscribers are read-only (MQTT-3.3.5-2 allows the server to refuse
  *   a PUBLISH it does not authorize; aedes then drops it).
+ * - A client's packet is read only if it announces at most `MAX_SUBSCRIBER_PACKET_BYTES` (64 KiB;
+ *   mqtt-packet-limit.ts), else the connection is closed before its body is read: aedes has no
+ *   limit and kept a 200 MB CONNECT whole in memory before authenticating it. The gateway's own
+ *   publisher, once authenticated, is not limited.
  * - The publisher's client id (`publisherClientId`: `lab-gateway-<gatewayId>`) is its own: a
  *   subscriber connecting with it is refused (CONNACK 2, identifier rejected) instead of taking
  *   the publisher's session over (MQTT 3.1.1 §3.1.4 would disconnect the publisher, and the broker
@@ -147,8 +156,15 @@ export class EmbeddedBroker implements Component {
       await aedes.listen();
       aedes.on('clientError', (client, err) => this.#log.debug('mqtt client error', { client: client.id, error: err.message }));
       this.#aedes = aedes;
-      const handler = (socket: net.Socket): void => {
-        aedes.handle(socket);
+      const handler = (socket: net.Socket, internalOnly = false): void => {
+        const { conn, limit } = limitedConnection(socket, MAX_SUBSCRIBER_PACKET_BYTES, (err) =>
+          this.#log.warn('mqtt client refused: packet too large', { remoteAddress: socket.remoteAddress, error: err.message }),
+        );
+        const c = conn as BrokerConnection;
+        c.packetLimit = limit;
+        // Only the internal publisher may use the loopback hop of a TLS broker (#authenticate).
+        if (internalOnly) c.internalOnly = true;
+        aedes.handle(conn);
       };
       const server = cfg.tls
         ? tls.createServer(
@@ -158,9 +174,9 @@ export class EmbeddedBroker implements Component {
               ...(cfg.tls.ca ? { ca: readFileSync(cfg.tls.ca), requestCert: true, rejectUnauthorized: true } : {}),
               minVersion: 'TLSv1.2',
             },
-            handler,
+            (socket) => handler(socket),
           )
-        : net.createServer(handler);
+        : net.createServer((socket) => handler(socket));
       this.#server = server;
       await new Promise<void>((resolve, reject) => {
         const failed = (err: Error): void => reject(new GatewayError('GW_CONFIG_INVALID', `mqtt.listen: cannot listen on ${cfg.listen.host}:${cfg.listen.port}: ${err.message}`, { cause: err }));
@@ -171,11 +187,7 @@ export class EmbeddedBroker implements Component {
         });
       });
       if (cfg.tls) {
-        const internal = net.createServer((socket) => {
-          // Only the internal publisher may use this hop (the authenticate handler checks the secret).
-          (socket as net.Socket & { internalOnly?: boolean }).internalOnly = true;
-          aedes.handle(socket);
-        });
+        const internal = net.createServer((socket) => handler(socket, true));
         this.#internalServer = internal;
         await new Promise<void>((resolve, reject) => {
           internal.once('error', reject);
@@ -221,11 +233,14 @@ export class EmbeddedBroker implements Component {
     if (username === INTERNAL_USERNAME) {
       if (password && sameSecret(password, this.internalPassword)) {
         this.#internalClients.add(client);
+        // Its status may outgrow the subscribers' limit (a site with many analyzers).
+        const limit = (client.conn as BrokerConnection).packetLimit;
+        if (limit) limit.maxPacketBytes = Number.POSITIVE_INFINITY;
         return done(null, true);
       }
       return done(Object.assign(new Error('bad credentials'), { returnCode: 4 }), false);
     }
-    if ((client.conn as net.Socket & { internalOnly?: boolean }).internalOnly) {
+    if ((client.conn as BrokerConnection).internalOnly) {
       return done(Object.assign(new Error('internal listener'), { returnCode: 5 }), false);
     }
     if (client.id === this.publisherClientId) {

@@ -1,0 +1,150 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import net from 'node:net';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Telemetry } from '../../gateway/src/telemetry.ts';
+import { silentLogger } from '../../gateway/src/log.ts';
+import { StatusModel } from '../../gateway/src/status/status-model.ts';
+import { MqttStatus } from '../../gateway/src/status/mqtt-status.ts';
+import { MAX_SUBSCRIBER_PACKET_BYTES } from '../../gateway/src/status/mqtt-packet-limit.ts';
+import type { EventStore } from '../../gateway/src/store/event-store.ts';
+import { makeConfig, mosquittoSubLines, openStore, tempDir } from '../fixtures/status/harness.ts';
+
+/** MQTT 3.1.1 §2.2.3: the Remaining Length, 1 to 4 bytes of 7 bits, least significant first. */
+function remainingLength(n: number): Buffer {
+  const out: number[] = [];
+  do {
+    let digit = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) digit |= 0x80;
+    out.push(digit);
+  } while (n > 0);
+  return Buffer.from(out);
+}
+
+/** An MQTT 3.1.1 CONNECT (§3.1) with a clean session, a user name and a password. */
+function connectPacket(clientId: string, username: string, password: string): Buffer {
+  const str = (s: string): Buffer => {
+    const b = Buffer.from(s, 'utf8');
+    return Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]);
+  };
+  const body = Buffer.concat([str('MQTT'), Buffer.from([4, 0xc2, 0, 60]), str(clientId), str(username), str(password)]);
+  return Buffer.concat([Buffer.from([0x10]), remainingLength(body.length), body]);
+}
+
+/**
+ * Sends `prelude` (a CONNECT, answered by a CONNACK before going on) if any, then a fixed header
+ * announcing `announced` bytes, and streams bytes toward that length until the broker closes the
+ * connection or all of it is sent; how many bytes went out. (A raw socket: an MQTT client library
+ * hands its whole packet to the socket at once, which then counts it all as written.)
+ */
+async function streamPacket(port: number, firstByte: number, announced: number, prelude?: Buffer): Promise<{ sent: number; closedByBroker: boolean }> {
+  const socket = net.connect(port, '127.0.0.1');
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  if (prelude) {
+    const connack = new Promise<Buffer>((r) => socket.once('data', r));
+    socket.write(prelude);
+    // §3.2: 0x20, length 2, flags, return code 0 (accepted).
+    expect([...(await connack)]).toEqual([0x20, 2, 0, 0]);
+  }
+  let closed = false;
+  socket.on('error', () => {});
+  const onClose = new Promise<void>((r) => socket.once('close', () => ((closed = true), r())));
+  socket.write(Buffer.concat([Buffer.from([firstByte]), remainingLength(announced)]));
+  const chunk = Buffer.alloc(1 << 20, 0x41);
+  let sent = 0;
+  while (sent + chunk.length <= announced && !closed) {
+    const more = socket.write(chunk);
+    sent += chunk.length;
+    if (!more) await Promise.race([new Promise<void>((r) => socket.once('drain', () => r())), onClose]);
+  }
+  // All of it written (or the broker hung up): give the broker a moment to answer the header.
+  await new Promise((r) => setTimeout(r, 500));
+  const closedByBroker = closed;
+  socket.destroy();
+  return { sent, closedByBroker };
+}
+
+describe('the embedded MQTT broker and an oversized packet', () => {
+  // What the user sees: the gateway, reachable on the lab LAN for the trays (mqtt.listen beyond
+  // loopback, with mqtt.usernameFile/passwordFile), is killed by the kernel's out-of-memory killer
+  // or crawls: any machine on the LAN — no credentials needed — opened a connection and sent an
+  // MQTT CONNECT announcing 200 MB (the Remaining Length allows 256 MB, MQTT 3.1.1 §2.2.3), and the
+  // broker kept every byte of it in the gateway's memory before it even looked at the user name;
+  // a few such connections and intake stops, every tray grey. A read-only subscriber (a dashboard
+  // with the trays' credentials, any local program on the default 127.0.0.1) does the same with a
+  // 100 MB PUBLISH that the broker reads in full before refusing it.
+  // Promise broken: DESIGN.md §2 "Bad input never takes the gateway down"; status/README.md
+  // "Beyond loopback, anonymous access is off".
+  // Cause: gateway/src/status/mqtt-broker.ts hands each socket straight to aedes, which has no
+  // packet size limit: its parser (mqtt-packet) buffers a packet whole, whatever its announced length.
+  // Fix: a guard between the socket and aedes reads each packet's fixed header and closes the
+  // connection as soon as a packet announces more than the limit (the gateway's own publisher,
+  // once authenticated, is not limited).
+  const tmp = tempDir('status-mqtt-limits-');
+  let store: EventStore;
+  let model: StatusModel;
+  let mq: MqttStatus;
+  let port: number;
+
+  beforeAll(async () => {
+    writeFileSync(path.join(tmp.dir, 'mq.user'), 'tray\n');
+    writeFileSync(path.join(tmp.dir, 'mq.pass'), 's3cret-pass\n');
+    const config = makeConfig(path.join(tmp.dir, 'data'), {
+      id: 'lab-limits',
+      mqtt: { listen: { host: '0.0.0.0', port: 0 }, usernameFile: path.join(tmp.dir, 'mq.user'), passwordFile: path.join(tmp.dir, 'mq.pass') },
+    });
+    store = await openStore(config.gateway.dataDir);
+    model = new StatusModel({ config, store, telemetry: new Telemetry(), version: 't', startedAt: new Date().toISOString() });
+    mq = new MqttStatus({ config, model, log: silentLogger });
+    await mq.start();
+    port = mq.broker!.address().port;
+  });
+
+  afterAll(async () => {
+    await mq.stop();
+    await model.stop();
+    await store.close();
+    tmp.cleanup();
+  });
+
+  it('closes a connection whose CONNECT announces 200 MB, before it is read (no credentials needed)', async () => {
+    const announced = 200 * 1024 * 1024;
+    const { sent, closedByBroker } = await streamPacket(port, 0x10 /* CONNECT */, announced);
+    expect(closedByBroker, 'the broker hung up on the oversized CONNECT').toBe(true);
+    expect(sent, 'bytes the broker took before hanging up').toBeLessThan(announced / 4);
+  }, 60_000);
+
+  it('closes a subscriber that publishes 100 MB, and the gateway keeps publishing', async () => {
+    const announced = 100 * 1024 * 1024;
+    const { sent, closedByBroker } = await streamPacket(port, 0x30 /* PUBLISH, QoS 0 */, announced, connectPacket('big-publisher', 'tray', 's3cret-pass'));
+    expect(closedByBroker, 'the broker hung up on the oversized PUBLISH').toBe(true);
+    expect(sent, 'bytes the broker took before hanging up').toBeLessThan(announced / 4);
+    // The trays are unaffected: the retained status still reads.
+    const lines = await mosquittoSubLines(port, 'lab-gateway/lab-limits/status', ['-u', 'tray', '-P', 's3cret-pass', '-C', '1', '-W', '10']);
+    expect(JSON.parse(lines[0]!.payload).gatewayId).toBe('lab-limits');
+    expect(mq.publisher?.connected).toBe(true);
+  }, 60_000);
+
+  it("the gateway's own status is not limited: a site with 400 analyzers still reaches the trays", async () => {
+    // Its status grows with the analyzers (each one in `endpoints` and `endpointDetail`): the limit
+    // is the subscribers', lifted for the publisher once it has authenticated.
+    const config = makeConfig(path.join(tmp.dir, 'data'), { id: 'lab-big' });
+    config.analyzers = Array.from({ length: 400 }, (_, i) => ({ id: `analyzer-with-a-long-name-${i}`, profile: 'sysmex-xn', tcp: { listen: { host: '127.0.0.1', port: 0 } } }));
+    const bigModel = new StatusModel({ config, store, telemetry: new Telemetry(), version: 't', startedAt: new Date().toISOString() });
+    const big = new MqttStatus({ config, model: bigModel, log: silentLogger });
+    await big.start();
+    try {
+      const lines = await mosquittoSubLines(big.broker!.address().port, 'lab-gateway/lab-big/status', ['-C', '1', '-W', '10']);
+      expect(lines[0]!.payload.length, 'the status is larger than a subscriber may send').toBeGreaterThan(MAX_SUBSCRIBER_PACKET_BYTES);
+      expect(JSON.parse(lines[0]!.payload).endpoints).toHaveLength(401);
+      expect(big.publisher?.connected).toBe(true);
+    } finally {
+      await big.stop();
+      await bigModel.stop();
+    }
+  }, 60_000);
+});
