@@ -8,7 +8,8 @@ import { StatusModel } from '../../gateway/src/status/status-model.ts';
 import { MqttStatus } from '../../gateway/src/status/mqtt-status.ts';
 import { MAX_SUBSCRIBER_PACKET_BYTES } from '../../gateway/src/status/mqtt-packet-limit.ts';
 import type { EventStore } from '../../gateway/src/store/event-store.ts';
-import { makeConfig, mosquittoSubLines, openStore, tempDir } from '../fixtures/status/harness.ts';
+import mqtt from 'mqtt';
+import { makeConfig, mosquittoSubLines, openStore, tempDir, waitFor } from '../fixtures/status/harness.ts';
 
 /** MQTT 3.1.1 §2.2.3: the Remaining Length, 1 to 4 bytes of 7 bits, least significant first. */
 function remainingLength(n: number): Buffer {
@@ -148,3 +149,79 @@ describe('the embedded MQTT broker and an oversized packet', () => {
     }
   }, 60_000);
 });
+
+/**
+ * The SUBACK return codes of one SUBSCRIBE (MQTT 3.1.1 §3.9.3: the QoS granted, or 0x80 for a
+ * filter refused). mqtt.js rejects a SUBACK with a 0x80 in it; the codes are on its packet.
+ */
+async function subscribeCodes(client: mqtt.MqttClient, filters: string | string[], qos: 0 | 1): Promise<number[]> {
+  try {
+    return (await client.subscribeAsync(filters, { qos })).map((g) => g.qos);
+  } catch (err) {
+    const granted = (err as { packet?: { granted?: number[] } }).packet?.granted;
+    if (!granted) throw err;
+    return granted;
+  }
+}
+
+describe('the embedded MQTT broker and a subscriber that subscribes without end', () => {
+  // What the user sees: the gateway's memory climbs all week and it is eventually killed (intake
+  // stops, every tray grey): a dashboard with a persistent session (clean session 0, as Node-RED
+  // and Grafana's MQTT source can be set) subscribed in a loop to one topic per order, sample or
+  // timestamp — 200,000 topic filters held 200 MB in the gateway, kept after it disconnected (the
+  // broker keeps a persistent session's subscriptions until the client comes back to end it).
+  // Promise broken: DESIGN.md §2 "Bad input never takes the gateway down"; status/README.md
+  // "subscribers are read-only" — a reader can still make the broker hold any amount of memory.
+  // Cause: gateway/src/status/mqtt-broker.ts gives aedes no authorizeSubscribe: every filter of
+  // every client is granted and stored (aedes has no limit of its own).
+  // Fix: at most MAX_SUBSCRIPTIONS_PER_CLIENT (1,000) distinct filters per client, each at most
+  // MAX_TOPIC_FILTER_BYTES (1 KiB); more are refused with the SUBACK failure code 0x80 (MQTT 3.1.1
+  // §3.9.3), the client stays connected with the subscriptions it has.
+  const tmp = tempDir('status-mqtt-subs-');
+  let store: EventStore;
+  let model: StatusModel;
+  let mq: MqttStatus;
+  let port: number;
+
+  beforeAll(async () => {
+    const config = makeConfig(path.join(tmp.dir, 'data'), { id: 'lab-subs' });
+    store = await openStore(config.gateway.dataDir);
+    model = new StatusModel({ config, store, telemetry: new Telemetry(), version: 't', startedAt: new Date().toISOString() });
+    mq = new MqttStatus({ config, model, log: silentLogger });
+    await mq.start();
+    port = mq.broker!.address().port;
+  });
+
+  afterAll(async () => {
+    await mq.stop();
+    await model.stop();
+    await store.close();
+    tmp.cleanup();
+  });
+
+  it('grants a client at most 1,000 topic filters; the next are refused (0x80) and it keeps reading the status', async () => {
+    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: 'looping-dashboard', clean: false, reconnectPeriod: 0 });
+    const statuses: string[] = [];
+    client.on('message', (topic, payload) => topic.endsWith('/status') && statuses.push(payload.toString()));
+    await client.subscribeAsync('lab-gateway/lab-subs/status', { qos: 0 });
+    let granted = 0;
+    let refused = 0;
+    for (let batch = 0; batch < 20; batch++) {
+      const filters = Array.from({ length: 250 }, (_, i) => `lab-gateway/lab-subs/orders/ACC-${batch}-${i}`);
+      for (const code of await subscribeCodes(client, filters, 1)) (code === 128 ? refused++ : granted++);
+    }
+    // One filter of 2 KiB: no gateway topic is longer than about 150 bytes.
+    const [long] = await subscribeCodes(client, `lab-gateway/lab-subs/${'x'.repeat(2048)}`, 0);
+    expect(granted + 1, 'filters granted, with the status one').toBe(1000);
+    expect(refused).toBe(5000 - 999);
+    expect(long).toBe(128);
+    expect(client.connected, 'a refused filter does not cost the client its connection').toBe(true);
+    // Subscribing again to one it has is not a new one; after an unsubscribe there is room again.
+    expect(await subscribeCodes(client, 'lab-gateway/lab-subs/orders/ACC-0-0', 1)).toEqual([1]);
+    await client.unsubscribeAsync('lab-gateway/lab-subs/orders/ACC-0-1');
+    expect(await subscribeCodes(client, 'lab-gateway/lab-subs/orders/ACC-new', 1)).toEqual([1]);
+    await waitFor(() => statuses.length > 0, 'the status');
+    await client.endAsync();
+  }, 60_000);
+});
+

@@ -41,6 +41,17 @@ type BrokerConnection = Duplex & { internalOnly?: boolean; packetLimit?: MqttPac
  */
 export const INTERNAL_USERNAME = '$lab-gateway-publisher';
 
+/**
+ * Topic filters one subscriber may hold at once (distinct filters; subscribing again to one it
+ * has is not a new one, an unsubscribe makes room). The gateway publishes a handful of topics per
+ * endpoint; a dashboard subscribing to each endpoint of a large site stays far below. aedes has no
+ * limit and keeps a persistent session's filters after it disconnects: a client subscribing in a
+ * loop held 200 MB of the gateway's memory for 200,000 filters.
+ */
+export const MAX_SUBSCRIPTIONS_PER_CLIENT = 1000;
+/** The longest topic filter granted (bytes): no gateway topic is longer than about 150. */
+export const MAX_TOPIC_FILTER_BYTES = 1024;
+
 export interface BrokerCredentials {
   username: string;
   password: string;
@@ -92,6 +103,10 @@ export class EmbeddedBroker implements Component {
   /** With TLS: a plain listener on 127.0.0.1 for the gateway's own publisher only. */
   #internalServer: net.Server | undefined;
   readonly #internalClients = new WeakSet<Client>();
+  /** The topic filters granted to each subscriber's connection (see MAX_SUBSCRIPTIONS_PER_CLIENT). */
+  readonly #filters = new WeakMap<Client, Set<string>>();
+  /** Subscribers already told (in the log) that a filter was refused: once per connection. */
+  readonly #warnedFilters = new WeakSet<Client>();
 
   constructor(options: EmbeddedBrokerOptions) {
     this.#o = options;
@@ -148,12 +163,17 @@ export class EmbeddedBroker implements Component {
         drainTimeout: 10_000,
         heartbeatInterval: 60_000,
         authenticate: (client, username, password, done) => this.#authenticate(client, username, password, done),
+        authorizeSubscribe: (client, sub, done) => done(null, this.#grantFilter(client, sub.topic) ? sub : null),
         authorizePublish: (client, packet, done) => {
           if (client === null || this.#internalClients.has(client)) return done(null);
           done(new Error(`publishing is reserved to the gateway (topic ${packet.topic})`));
         },
       });
       await aedes.listen();
+      aedes.on('unsubscribe', (filters, client) => {
+        const granted = this.#filters.get(client);
+        for (const f of filters) granted?.delete(f);
+      });
       aedes.on('clientError', (client, err) => this.#log.debug('mqtt client error', { client: client.id, error: err.message }));
       this.#aedes = aedes;
       const handler = (socket: net.Socket, internalOnly = false): void => {
@@ -222,6 +242,35 @@ export class EmbeddedBroker implements Component {
       server ? new Promise<void>((r) => server.close(() => r())) : Promise.resolve(),
       aedes ? new Promise<void>((r) => aedes.close(() => r())) : Promise.resolve(),
     ]);
+  }
+
+  /**
+   * Whether a subscriber may hold one more topic filter. A refusal is the SUBACK failure code 0x80
+   * for that filter (MQTT 3.1.1 §3.9.3: aedes sends it for a filter authorizeSubscribe answers
+   * null); the client keeps its connection and the filters it has. A persistent session coming
+   * back has its stored filters granted again through here (aedes restores them the same way).
+   */
+  #grantFilter(client: Client, filter: string): boolean {
+    if (this.#internalClients.has(client)) return true;
+    let granted = this.#filters.get(client);
+    if (!granted) {
+      granted = new Set();
+      this.#filters.set(client, granted);
+    }
+    if (granted.has(filter)) return true;
+    const tooLong = Buffer.byteLength(filter, 'utf8') > MAX_TOPIC_FILTER_BYTES;
+    if (tooLong || granted.size >= MAX_SUBSCRIPTIONS_PER_CLIENT) {
+      if (!this.#warnedFilters.has(client)) {
+        this.#warnedFilters.add(client);
+        this.#log.warn(tooLong ? 'mqtt subscription refused: topic filter too long' : 'mqtt subscription refused: too many topic filters', {
+          client: client.id,
+          limit: tooLong ? MAX_TOPIC_FILTER_BYTES : MAX_SUBSCRIPTIONS_PER_CLIENT,
+        });
+      }
+      return false;
+    }
+    granted.add(filter);
+    return true;
   }
 
   #authenticate(
