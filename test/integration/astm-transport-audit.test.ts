@@ -1,9 +1,14 @@
 import net from 'node:net';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AstmEndpoint } from '../../gateway/src/ingress/astm/astm-endpoint.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
+import { StatusModel, type StatusAlert } from '../../gateway/src/status/status-model.ts';
+import { EventStore } from '../../gateway/src/store/event-store.ts';
 import type { GatewayStore } from '../../gateway/src/store/types.ts';
 import { Telemetry, type TelemetryEvents } from '../../gateway/src/telemetry.ts';
+import { startPtyPair } from '../fixtures/astm-link/pty-pair.ts';
+import { makeConfig, tempDir } from '../fixtures/status/harness.ts';
 
 /**
  * The analyzer transports below the ASTM sessions, on real sockets: how the gateway behaves when
@@ -23,8 +28,7 @@ const noStore = {
   countRejectedWithoutCommit: () => undefined,
 } as unknown as GatewayStore; // only the members the endpoint calls
 
-function clientEndpoint(id: string, port: number, reconnect: { initialMs: number; maxMs: number }) {
-  const telemetry = new Telemetry();
+function clientEndpoint(id: string, port: number, reconnect: { initialMs: number; maxMs: number }, telemetry = new Telemetry()) {
   const states: Array<TelemetryEvents['endpoint.state']> = [];
   telemetry.on('endpoint.state', (e) => states.push(e));
   const ep = new AstmEndpoint({
@@ -71,5 +75,117 @@ describe('gateway as TCP client: an analyzer port that accepts and closes at onc
     const gaps = accepted.slice(1).map((t, i) => t - (accepted[i] as number));
     for (let i = 1; i < gaps.length; i++) expect(gaps[i]).toBeGreaterThan(gaps[i - 1] as number);
     expect(states.some((s) => s.state === 'disconnected')).toBe(true);
+  });
+});
+
+async function until(cond: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not reached in time');
+    await sleep(10);
+  }
+}
+
+/** The status model the tray, /api/status and MQTT show, fed by the endpoint's telemetry; its alerts. */
+async function statusModel(): Promise<{ telemetry: Telemetry; alerts: StatusAlert[]; dir: string }> {
+  const { dir, cleanup } = tempDir('astm-transport-');
+  cleanups.push(cleanup);
+  const store = await EventStore.open({ dataDir: path.join(dir, 'data'), pruneIntervalMs: 0 });
+  cleanups.push(() => store.close());
+  const telemetry = new Telemetry();
+  const model = new StatusModel({ config: { ...makeConfig(dir), hl7: [], analyzers: [] }, store, telemetry, version: 't', startedAt: new Date().toISOString() });
+  await model.start();
+  cleanups.push(() => model.stop());
+  const alerts: StatusAlert[] = [];
+  model.onAlert((a) => alerts.push(a));
+  return { telemetry, alerts, dir };
+}
+
+describe('gateway as TCP client: the analyzer is switched off, then on again', () => {
+  /**
+   * What the lab technician saw: the analyzer went off; the gateway said "Analyzer an-1 down",
+   * then at once "Resolved: endpoint down (an-1)" while it was still off, then "down" again. The
+   * reconnect attempt reported `connecting`, which the status reads as not down: health OK for
+   * as long as that attempt lasts (about 2 min for an address that does not answer). README
+   * (Transports): a link that is down keeps saying why until a connection succeeds.
+   */
+  it('stays down, without a "Resolved", from the drop until the analyzer accepts a connection again', async () => {
+    const { telemetry, alerts } = await statusModel();
+
+    const sockets = new Set<net.Socket>();
+    const listen = (srv: net.Server, port = 0) => new Promise<void>((r) => srv.listen(port, '127.0.0.1', r));
+    const analyzer = () =>
+      net.createServer((s) => {
+        sockets.add(s);
+        s.write(Buffer.from([0x04])); // an EOT in neutral: the analyzer is there
+      });
+    let server = analyzer();
+    await listen(server);
+    const port = (server.address() as net.AddressInfo).port;
+    const { ep, states } = clientEndpoint('an-1', port, { initialMs: 100, maxMs: 400 }, telemetry);
+    await ep.start();
+    await until(() => ep.connections === 1);
+
+    // Switched off: the connection closes and nothing listens any more.
+    await new Promise<void>((r) => {
+      server.close(() => r());
+      for (const s of sockets) s.destroy();
+    });
+    await until(() => states.some((s) => s.state === 'error'));
+    await sleep(600); // a few more attempts
+    const drop = states.findIndex((s) => s.state === 'disconnected');
+    expect(drop).toBeGreaterThan(0);
+    expect(alerts.map((a) => a.code)).not.toContain('ENDPOINT_DOWN_CLEARED');
+    expect(alerts.filter((a) => a.code === 'ENDPOINT_DOWN')).toHaveLength(1);
+    expect(states.slice(drop).map((s) => s.state)).not.toContain('connecting');
+
+    // Switched on again: one "Resolved" when it accepts.
+    server = analyzer();
+    await listen(server, port);
+    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+    await until(() => ep.connections === 1);
+    expect(alerts.filter((a) => a.code === 'ENDPOINT_DOWN_CLEARED')).toHaveLength(1);
+    await ep.stop(1_000);
+    for (const s of sockets) s.destroy();
+  });
+});
+
+describe('serial: the USB-serial adapter is unplugged, then plugged back (socat pty pair)', () => {
+  /**
+   * What the lab technician saw: "Analyzer an-2 disconnected", then at once "Resolved: endpoint
+   * down (an-2)" with the adapter still unplugged, then "in error". The reopen attempt reported
+   * `connecting` between the drop and the failed open, which the status reads as not down.
+   * README (Transports): the error "is not replaced by connecting while the last attempt failed".
+   */
+  it('stays down, without a "Resolved", until the port opens again', async () => {
+    const { telemetry, alerts, dir } = await statusModel();
+    let pair = await startPtyPair(dir);
+    cleanups.push(() => pair.kill());
+    const ep = new AstmEndpoint({
+      analyzer: { id: 'an-2', profile: 'test', serial: { path: pair.b } },
+      profile: { name: 'test', quirks: {} },
+      store: noStore,
+      telemetry,
+      log: silentLogger,
+      normalize: () => ({ events: [], messageType: 'ASTM', searchTerms: [] }),
+      reconnect: { initialMs: 100, maxMs: 400 },
+    });
+    cleanups.push(() => ep.stop(1_000));
+    const states: string[] = [];
+    telemetry.on('endpoint.state', (e) => states.push(e.state));
+    await ep.start();
+    expect(ep.connections).toBe(1);
+    await sleep(300); // in use a while (an unplug right after the open is the next test's)
+
+    await pair.kill(); // unplugged: the device vanishes
+    await until(() => states.includes('error'));
+    await sleep(600); // a few more reopen attempts
+    expect(alerts.map((a) => a.code)).not.toContain('ENDPOINT_DOWN_CLEARED');
+    expect(alerts.filter((a) => a.code === 'ENDPOINT_DOWN')).toHaveLength(1);
+    expect(states.slice(states.indexOf('disconnected'))).not.toContain('connecting');
+
+    pair = await startPtyPair(dir); // plugged back in, the same device path
+    await until(() => ep.connections === 1);
+    expect(alerts.filter((a) => a.code === 'ENDPOINT_DOWN_CLEARED')).toHaveLength(1);
   });
 });

@@ -36,7 +36,8 @@ export function serialSettings(site: SerialConfig, profile?: Partial<Omit<Serial
  * One serial port through `serialport`. When the port disappears (USB adapter unplugged, pty
  * closed) or cannot be opened, it is reopened with backoff until `stop()`.
  *
- * States: `connecting` while opening, `connected`, `disconnected` when an open port closed, and
+ * States: `connecting` while opening at start, `connected`, `disconnected` when an open port
+ * closed (kept through the reopen attempts: not `connecting`, which the status reads as up), and
  * `error` with the path and the reason when an attempt fails — reported again after every failed
  * reopen, and not replaced by `connecting` while the gateway tries again: the status keeps saying
  * why (ENDPOINT_DOWN names the path). Before, every reopen showed `connecting` and the error was
@@ -55,8 +56,13 @@ export class SerialTransport implements Transport {
   #stopped = false;
   #attempt = 0;
   #retry: NodeJS.Timeout | undefined;
-  /** The last open attempt failed: its error stays the state until an attempt succeeds. */
-  #failing = false;
+  /**
+   * The port is down: the last open attempt failed, or the open port closed. Its state (`error`
+   * with the reason, or `disconnected`) stays until an attempt succeeds; a reopen does not report
+   * `connecting`, which the status reads as not down (it cleared ENDPOINT_DOWN, a false
+   * "Resolved", between the unplugged adapter's `disconnected` and the failed reopen's `error`).
+   */
+  #down = false;
 
   constructor(settings: SerialSettings, host: TransportHost, backoff: Backoff) {
     this.#settings = settings;
@@ -75,7 +81,7 @@ export class SerialTransport implements Transport {
       done?.();
       return;
     }
-    if (!this.#failing) this.#host.state('connecting', this.#settings.path);
+    if (!this.#down) this.#host.state('connecting', this.#settings.path);
     const s = this.#settings;
     const port = new SerialPort({
       path: s.path,
@@ -91,7 +97,7 @@ export class SerialTransport implements Transport {
     port.open((err) => {
       if (err) {
         const msg = describeError(err);
-        this.#failing = true;
+        this.#down = true;
         this.#host.state('error', `cannot open ${s.path}: ${msg}`);
         this.#scheduleReopen();
         done?.();
@@ -102,7 +108,7 @@ export class SerialTransport implements Transport {
         done?.();
         return;
       }
-      this.#failing = false;
+      this.#down = false;
       this.#port = port;
       const openedAt = Date.now();
       let heard = false;
@@ -151,6 +157,7 @@ export class SerialTransport implements Transport {
         if (!this.#stopped) {
           // The backoff starts over only after a port that worked (transport.ts).
           if (wasWorking(openedAt, heard)) this.#attempt = 0;
+          this.#down = true;
           this.#host.state('disconnected', e?.disconnected ? `${s.path} disconnected` : `${s.path} closed`);
           this.#scheduleReopen();
         }

@@ -77,7 +77,9 @@ export class TcpServerTransport implements Transport {
  * open connection closed, and `error` with the address and the reason when an attempt fails
  * ("cannot connect to 192.0.2.7:5000: connect ECONNREFUSED …"), kept through the next attempts
  * until one succeeds. Before, the state went connecting ↔ disconnected ("connect failed"), naming
- * neither the address nor the error.
+ * neither the address nor the error. After a connection closed, the reconnect attempts keep
+ * `disconnected` (then `error` once one fails), not `connecting`: before, the status read the
+ * attempt as up and sent "Resolved: endpoint down" for an analyzer still switched off.
  *
  * The backoff starts over after a connection that worked (the analyzer sent bytes, or it stayed
  * open STABLE_CONNECTION_MS), not at every accepted connection: an analyzer port that accepts
@@ -91,8 +93,13 @@ export class TcpClientTransport implements Transport {
   #stopped = false;
   #attempt = 0;
   #retry: NodeJS.Timeout | undefined;
-  /** The last attempt failed: its error stays the state until an attempt succeeds. */
-  #failing = false;
+  /**
+   * The link is down: the last attempt failed, or the open connection closed. Its state (`error`
+   * with the reason, or `disconnected`) stays until an attempt succeeds; a reconnect attempt does
+   * not report `connecting`, which the status reads as not down (it cleared ENDPOINT_DOWN, a false
+   * "Resolved", for as long as the attempt lasted).
+   */
+  #down = false;
 
   constructor(target: { host: string; port: number }, host: TransportHost, backoff: Backoff) {
     this.#target = target;
@@ -108,7 +115,7 @@ export class TcpClientTransport implements Transport {
   #connect(): void {
     if (this.#stopped) return;
     const target = `${this.#target.host}:${this.#target.port}`;
-    if (!this.#failing) this.#host.state('connecting', target);
+    if (!this.#down) this.#host.state('connecting', target);
     const socket = net.connect({ host: this.#target.host, port: this.#target.port });
     this.#socket = socket;
     let connected = false;
@@ -119,7 +126,7 @@ export class TcpClientTransport implements Transport {
       connected = true;
       openedAt = Date.now();
       socket.once('data', () => (heard = true));
-      this.#failing = false;
+      this.#down = false;
       this.#host.state('connected', target);
       attachSocket(socket, this.#host);
     });
@@ -132,9 +139,10 @@ export class TcpClientTransport implements Transport {
       if (connected) {
         // The backoff starts over only after a connection that worked (transport.ts).
         if (wasWorking(openedAt, heard)) this.#attempt = 0;
+        this.#down = true;
         this.#host.state('disconnected', `${target}: connection closed`);
       } else {
-        this.#failing = true;
+        this.#down = true;
         this.#host.state('error', `cannot connect to ${target}: ${failure}`);
       }
       this.#retry = setTimeout(() => this.#connect(), backoffDelay(this.#backoff, this.#attempt++));
