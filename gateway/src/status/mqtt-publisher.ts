@@ -100,6 +100,11 @@ export class MqttStatusPublisher implements Component {
       clean: true,
       keepalive: 10,
       reconnectPeriod: 2000,
+      // A CONNACK refusing the connection (not authorized, server unavailable: the gateway's user
+      // not yet on the broker, its authentication backend away) is retried like a broker away.
+      // mqtt.js's default stops reconnecting after one, and the gateway published nothing until
+      // it was restarted, though IT had fixed the broker.
+      reconnectOnConnackError: true,
       connectTimeout: 10_000,
       // Retained state is re-published on connect; no stale backlog while offline.
       queueQoSZero: false,

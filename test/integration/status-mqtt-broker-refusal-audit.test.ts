@@ -1,0 +1,85 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Telemetry } from '../../gateway/src/telemetry.ts';
+import { silentLogger } from '../../gateway/src/log.ts';
+import { StatusModel } from '../../gateway/src/status/status-model.ts';
+import { MqttStatus } from '../../gateway/src/status/mqtt-status.ts';
+import type { EventStore } from '../../gateway/src/store/event-store.ts';
+import { freePort, makeConfig, mosquittoSubLines, openStore, tempDir, waitFor } from '../fixtures/status/harness.ts';
+
+describe('the site broker refuses the gateway, then IT fixes the broker', () => {
+  // What IT saw: the site's Mosquitto requires a user name and password. The gateway's user was
+  // not on the broker yet when the gateway started (or the broker's account was re-created, its
+  // authentication backend briefly away: CONNACK "not authorized" / "server unavailable"). IT adds
+  // the user on the broker and reloads it — and the gateway never tries again: no status, no
+  // availability, the trays and dashboards empty, /api/status `mqtt.connected: false` for as long
+  // as the gateway runs, until someone restarts it. A broker that is simply away (connection
+  // refused, a timeout) is retried every 2 s; a broker that answers "no" once was never asked again.
+  // Promise broken: status/README.md MQTT_UNREACHABLE "cleared when it connects", mqtt-publisher.ts
+  // "while the broker is unreachable updates are dropped (the next connect publishes the current
+  // state)" — there was no next connect.
+  // Cause: gateway/src/status/mqtt-publisher.ts connects with mqtt.js's defaults, under which a
+  // CONNACK with a refusal code suppresses every later reconnection (`reconnectOnConnackError`
+  // false).
+  // Fix: reconnect after a refused CONNACK too, at the same period (the refusal is logged once at
+  // warn and stays in the status's `mqtt.lastError` until a connection succeeds).
+  const tmp = tempDir('status-mqtt-refused-');
+  let store: EventStore;
+  let model: StatusModel;
+  let mq: MqttStatus;
+  let brokerPort: number;
+  let broker: ChildProcess | undefined;
+  const passwords = path.join(tmp.dir, 'mosquitto.passwd');
+
+  beforeAll(async () => {
+    brokerPort = await freePort();
+    // The broker knows the trays' user only: the gateway's is not set up yet.
+    execFileSync('mosquitto_passwd', ['-c', '-b', passwords, 'tray', 'tray-pass']);
+    const conf = path.join(tmp.dir, 'mosquitto.conf');
+    writeFileSync(conf, `listener ${brokerPort} 127.0.0.1\nallow_anonymous false\npassword_file ${passwords}\npersistence false\nuser root\n`);
+    broker = spawn('/usr/sbin/mosquitto', ['-c', conf], { stdio: 'ignore' });
+    await waitFor(async () => (await mosquittoSubLines(brokerPort, '$SYS/broker/version', ['-u', 'tray', '-P', 'tray-pass', '-C', '1', '-W', '1'])).length > 0, 'mosquitto up');
+
+    writeFileSync(path.join(tmp.dir, 'gw.user'), 'gateway\n');
+    writeFileSync(path.join(tmp.dir, 'gw.pass'), 'gateway-pass\n');
+    const config = makeConfig(path.join(tmp.dir, 'data'), {
+      id: 'lab-refused',
+      mqtt: { broker: `mqtt://127.0.0.1:${brokerPort}`, usernameFile: path.join(tmp.dir, 'gw.user'), passwordFile: path.join(tmp.dir, 'gw.pass'), publishIntervalMs: 60_000 },
+    });
+    store = await openStore(config.gateway.dataDir);
+    model = new StatusModel({ config, store, telemetry: new Telemetry(), version: 't', startedAt: new Date().toISOString() });
+    mq = new MqttStatus({ config, model, log: silentLogger });
+    await mq.start();
+  }, 30_000);
+
+  afterAll(async () => {
+    await mq.stop();
+    await model.stop();
+    broker?.kill('SIGTERM');
+    await store.close();
+    tmp.cleanup();
+  });
+
+  it('connects and publishes once the broker accepts it, without a restart of the gateway', async () => {
+    const refused = await waitFor(() => {
+      const link = model.toApiStatus().mqtt;
+      return link && !link.connected && link.lastError ? link : undefined;
+    }, 'the refusal in the status');
+    expect(refused.lastError).toMatch(/not authori[sz]ed/i);
+
+    // IT adds the gateway's user on the broker; Mosquitto reloads its password file on SIGHUP.
+    execFileSync('mosquitto_passwd', ['-b', passwords, 'gateway', 'gateway-pass']);
+    broker!.kill('SIGHUP');
+    await waitFor(
+      async () => (await mosquittoSubLines(brokerPort, '$SYS/broker/version', ['-u', 'gateway', '-P', 'gateway-pass', '-C', '1', '-W', '1'])).length > 0,
+      'the broker accepting the gateway user',
+    );
+
+    await waitFor(() => mq.publisher?.connected, 'the gateway connected to the broker', 15_000);
+    const lines = await mosquittoSubLines(brokerPort, 'lab-gateway/lab-refused/availability', ['-u', 'tray', '-P', 'tray-pass', '-C', '1', '-W', '5']);
+    expect(JSON.parse(lines[0]!.payload)).toMatchObject({ gatewayId: 'lab-refused', state: 'online' });
+    expect(model.toApiStatus().mqtt).toMatchObject({ connected: true, lastError: null });
+  }, 30_000);
+});
