@@ -7,7 +7,8 @@ import { StatusModel, type StatusAlert } from '../../gateway/src/status/status-m
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import type { GatewayStore } from '../../gateway/src/store/types.ts';
 import { Telemetry, type TelemetryEvents } from '../../gateway/src/telemetry.ts';
-import { startPtyPair } from '../fixtures/astm-link/pty-pair.ts';
+import { type PtyPair, startPtyPair } from '../fixtures/astm-link/pty-pair.ts';
+import { openSerialSim } from '../fixtures/astm-link/sim-wires.ts';
 import { makeConfig, tempDir } from '../fixtures/status/harness.ts';
 
 /**
@@ -187,5 +188,57 @@ describe('serial: the USB-serial adapter is unplugged, then plugged back (socat 
     pair = await startPtyPair(dir); // plugged back in, the same device path
     await until(() => ep.connections === 1);
     expect(alerts.filter((a) => a.code === 'ENDPOINT_DOWN_CLEARED')).toHaveLength(1);
+  });
+});
+
+describe('serial: a USB-serial connector that bounces as it is plugged in (socat pty pair)', () => {
+  /**
+   * What IT staff saw: the adapter was plugged in with a bounce (it came, went and came back
+   * within a moment). The gateway opened the port as it appeared, the device vanished right
+   * after, and the link stayed "connected" for good: the read of a hung-up tty returns 0 bytes
+   * (end of file), which `serialport` reads again at once, forever, so no close ever came. The
+   * port was never reopened when the adapter settled (results piled up in the analyzer), and one
+   * thread of Node's pool spun on the dead descriptor, slowing the store behind it. README
+   * (Transports): "a port that disappears … is reopened with backoff".
+   */
+  it('reports each vanished port disconnected and reopens it, however soon after the open it vanished', async () => {
+    const { dir } = await statusModel();
+    const telemetry = new Telemetry();
+    let pair: PtyPair | undefined;
+    cleanups.push(() => pair?.kill());
+    let unplugOnOpen = true;
+    const states: string[] = [];
+    telemetry.on('endpoint.state', (e) => {
+      states.push(e.state);
+      // The bounce: the device goes the moment the gateway has opened it.
+      if (e.state === 'connected' && unplugOnOpen) pair?.proc.kill('SIGKILL');
+    });
+    const link = path.join(dir, 'b');
+    const ep = new AstmEndpoint({
+      analyzer: { id: 'an-3', profile: 'test', serial: { path: link } },
+      profile: { name: 'test', quirks: {} },
+      store: noStore,
+      telemetry,
+      log: silentLogger,
+      normalize: () => ({ events: [], messageType: 'ASTM', searchTerms: [] }),
+      reconnect: { initialMs: 20, maxMs: 50 },
+    });
+    cleanups.push(() => ep.stop(1_000));
+    await ep.start(); // nothing there yet: error, retrying
+    for (let bounce = 0; bounce < 6; bounce++) {
+      const opened = states.filter((s) => s === 'connected').length;
+      pair = await startPtyPair(dir);
+      await until(() => states.filter((s) => s === 'connected').length > opened);
+      await pair.kill();
+      // Gone: reported down, not left "connected".
+      await until(() => ep.connections === 0 && states.at(-1) !== 'connected', 3_000);
+    }
+    // Plugged in for good: the port is opened again and carries a message.
+    unplugOnOpen = false;
+    pair = await startPtyPair(dir);
+    await until(() => ep.connections === 1);
+    const { sim } = await openSerialSim(pair.a, cleanups);
+    sim.write([0x05]);
+    expect(await sim.nextByte()).toBe(0x06); // ENQ answered: the link reads the new port
   });
 });

@@ -1,4 +1,5 @@
-import { writeSync } from 'node:fs';
+import { read, writeSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { SerialPort } from 'serialport';
 import type { SerialConfig } from '../../config/types.ts';
 import { describeError } from '../../errors.ts';
@@ -32,6 +33,55 @@ export function serialSettings(site: SerialConfig, profile?: Partial<Omit<Serial
   };
 }
 
+const readAsync = promisify(read);
+
+/** What `endOfFileIsHangup` needs of serialport's port binding on Linux and macOS (bindings-cpp). */
+interface UnixPortBinding {
+  fd: number | null;
+  readonly isOpen: boolean;
+  poller: { once(event: 'readable', listener: (err: Error | null) => void): unknown };
+  read(buffer: Buffer, offset: number, length: number): Promise<{ buffer: Buffer; bytesRead: number }>;
+}
+
+function isUnixPortBinding(b: unknown): b is UnixPortBinding {
+  const c = b as Partial<UnixPortBinding> | null | undefined;
+  return typeof c?.fd === 'number' && typeof c.poller?.once === 'function' && typeof c.read === 'function';
+}
+
+/**
+ * Make a read that returns 0 bytes end the port, as the device is gone. A tty that was hung up
+ * (the USB-serial adapter unplugged, a pty whose other end closed) reads as end of file when the
+ * read starts after the hang-up — a port unplugged just as it was opened, or while a read was
+ * being set up. serialport 13 reads again at once on 0 bytes, forever: no 'close' ever came, the
+ * link stayed "connected" and was never reopened, and a thread of Node's pool spun on the dead
+ * descriptor. The port is non-blocking with VMIN 1, so a live line with nothing to read answers
+ * EAGAIN, never 0: this read waits for it as serialport does (its poller), and throws on 0, which
+ * the stream turns into a close with a disconnect error (the transport then reopens with backoff).
+ * Windows' binding is left as it is (it reads differently and has no poller).
+ */
+function endOfFileIsHangup(binding: unknown, path: string): void {
+  if (!isUnixPortBinding(binding)) return;
+  const b = binding;
+  const notOpen = (): Error => Object.assign(new Error('Port is not open'), { canceled: true });
+  b.read = async (buffer, offset, length) => {
+    for (;;) {
+      if (!b.isOpen || b.fd === null) throw notOpen();
+      let bytesRead: number;
+      try {
+        ({ bytesRead } = await readAsync(b.fd, buffer, offset, length, null));
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'EAGAIN' && code !== 'EWOULDBLOCK' && code !== 'EINTR') throw err;
+        if (!b.isOpen) throw notOpen();
+        await new Promise<void>((resolve, reject) => b.poller.once('readable', (e) => (e ? reject(e) : resolve())));
+        continue;
+      }
+      if (bytesRead === 0) throw Object.assign(new Error(`${path}: end of file (the device was hung up)`), { code: 'ENXIO', disconnect: true });
+      return { buffer, bytesRead };
+    }
+  };
+}
+
 /**
  * One serial port through `serialport`. When the port disappears (USB adapter unplugged, pty
  * closed) or cannot be opened, it is reopened with backoff until `stop()`.
@@ -42,6 +92,8 @@ export function serialSettings(site: SerialConfig, profile?: Partial<Omit<Serial
  * reopen, and not replaced by `connecting` while the gateway tries again: the status keeps saying
  * why (ENDPOINT_DOWN names the path). Before, every reopen showed `connecting` and the error was
  * reported only when its text changed, so a missing adapter read "connecting", health OK, forever.
+ *
+ * A read of 0 bytes (a hung-up tty) ends the port like any disconnect (`endOfFileIsHangup`).
  *
  * The backoff starts over after a port that worked (bytes arrived, or it stayed open
  * STABLE_CONNECTION_MS), not at every successful open: an adapter that drops right after opening
@@ -110,6 +162,7 @@ export class SerialTransport implements Transport {
       }
       this.#down = false;
       this.#port = port;
+      endOfFileIsHangup(port.port, s.path);
       const openedAt = Date.now();
       let heard = false;
       let queued = 0;
