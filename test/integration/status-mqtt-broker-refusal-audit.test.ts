@@ -83,3 +83,82 @@ describe('the site broker refuses the gateway, then IT fixes the broker', () => 
     expect(model.toApiStatus().mqtt).toMatchObject({ connected: true, lastError: null });
   }, 30_000);
 });
+
+describe("the site broker accepts the gateway but drops its publishes (an ACL that does not grant it write)", () => {
+  // What IT saw: after a change of the site Mosquitto's ACL file (a typo in the gateway's topic,
+  // the gateway's `gateway.id` renamed, write granted to another user), the dashboards and trays
+  // showed the retained status of before the change, going stale, while /api/status, the page and
+  // `lab-gateway status` said "MQTT connected", health OK. MQTT 3.1.1 gives a publisher no word of
+  // a publish the broker's ACL drops (Mosquitto answers a QoS 1 one with PUBACK as well): the
+  // gateway cannot tell from the connection alone.
+  // Promise broken: status/README.md `mqtt` "the MQTT publisher's broker connection … (a status
+  // published is one that got through)" and MQTT_UNREACHABLE "the tray and dashboards get no
+  // status" — here they got none and nothing said so.
+  // Cause: gateway/src/status/mqtt-publisher.ts takes a CONNACK for proof that its publishes
+  // reach the subscribers.
+  // Fix: the publisher subscribes to its own availability topic and expects its `online` back;
+  // when the broker grants that subscription (the gateway may read) and the `online` it published
+  // does not come back, the link is reported down with that reason.
+  const tmp = tempDir('status-mqtt-acl-');
+  let store: EventStore;
+  let model: StatusModel;
+  let mq: MqttStatus;
+  let brokerPort: number;
+  let broker: ChildProcess | undefined;
+  const acl = path.join(tmp.dir, 'mosquitto.acl');
+
+  beforeAll(async () => {
+    brokerPort = await freePort();
+    const passwords = path.join(tmp.dir, 'mosquitto.passwd');
+    execFileSync('mosquitto_passwd', ['-c', '-b', passwords, 'gateway', 'gateway-pass']);
+    // Read granted; write only on another gateway's topics (the id was renamed on the gateway).
+    writeFileSync(acl, 'user gateway\ntopic read lab-gateway/#\ntopic read $SYS/#\ntopic write lab-gateway/lab-old-name/#\n');
+    const conf = path.join(tmp.dir, 'mosquitto.conf');
+    writeFileSync(conf, `listener ${brokerPort} 127.0.0.1\nallow_anonymous false\npassword_file ${passwords}\nacl_file ${acl}\npersistence false\nuser root\n`);
+    broker = spawn('/usr/sbin/mosquitto', ['-c', conf], { stdio: 'ignore' });
+    await waitFor(async () => (await mosquittoSubLines(brokerPort, '$SYS/broker/version', ['-u', 'gateway', '-P', 'gateway-pass', '-C', '1', '-W', '1'])).length > 0, 'mosquitto up');
+    writeFileSync(path.join(tmp.dir, 'gw.user'), 'gateway\n');
+    writeFileSync(path.join(tmp.dir, 'gw.pass'), 'gateway-pass\n');
+    const config = makeConfig(path.join(tmp.dir, 'data'), {
+      id: 'lab-acl',
+      mqtt: { broker: `mqtt://127.0.0.1:${brokerPort}`, usernameFile: path.join(tmp.dir, 'gw.user'), passwordFile: path.join(tmp.dir, 'gw.pass'), publishIntervalMs: 1_000 },
+    });
+    store = await openStore(config.gateway.dataDir);
+    model = new StatusModel({ config, store, telemetry: new Telemetry(), version: 't', startedAt: new Date().toISOString(), pollIntervalMs: 100, mqttGraceMs: 300 });
+    mq = new MqttStatus({ config, model, log: silentLogger });
+    await mq.start();
+  }, 30_000);
+
+  afterAll(async () => {
+    await mq.stop();
+    await model.stop();
+    broker?.kill('SIGTERM');
+    await store.close();
+    tmp.cleanup();
+  });
+
+  it('says in the status that no publish reaches the subscribers, and why', async () => {
+    // Nothing of the gateway reaches a subscriber with read access to its topics.
+    const seen = await mosquittoSubLines(brokerPort, 'lab-gateway/lab-acl/#', ['-u', 'gateway', '-P', 'gateway-pass', '-W', '3']);
+    expect(seen).toEqual([]);
+    const status = await waitFor(() => {
+      const s = model.toApiStatus();
+      return s.healthReasons.some((r) => r.code === 'MQTT_UNREACHABLE') ? s : undefined;
+    }, 'MQTT_UNREACHABLE', 15_000);
+    expect(status.mqtt).toMatchObject({ connected: false });
+    expect(status.mqtt?.lastError).toMatch(/does not deliver/);
+    expect(status.healthReasons.find((r) => r.code === 'MQTT_UNREACHABLE')!.message).toMatch(/ACL/);
+
+    // IT corrects the ACL (Mosquitto reloads it on SIGHUP): the reason clears with the next
+    // publish seen back, and stays clear over the following intervals.
+    writeFileSync(acl, 'user gateway\ntopic readwrite lab-gateway/#\ntopic read $SYS/#\n');
+    broker!.kill('SIGHUP');
+    await waitFor(() => model.toApiStatus().mqtt?.connected, 'the link delivering again', 15_000);
+    await new Promise((r) => setTimeout(r, 7_000));
+    const after = model.toApiStatus();
+    expect(after.mqtt).toMatchObject({ connected: true, lastError: null });
+    expect(after.healthReasons.map((r) => r.code)).not.toContain('MQTT_UNREACHABLE');
+    const lines = await mosquittoSubLines(brokerPort, 'lab-gateway/lab-acl/status', ['-u', 'gateway', '-P', 'gateway-pass', '-C', '1', '-W', '5']);
+    expect(JSON.parse(lines[0]!.payload)).toMatchObject({ gatewayId: 'lab-acl' });
+  }, 45_000);
+});

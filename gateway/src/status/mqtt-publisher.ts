@@ -48,6 +48,12 @@ export interface MqttPublisherOptions {
 
 const MAX_BUFFERED_ALERTS = 100;
 
+/**
+ * How long the gateway's own `online` may go without coming back (over at least two of its
+ * publishes) before the link is reported as not delivering (#checkDelivery).
+ */
+const READ_BACK_WAIT_MS = 5_000;
+
 export class MqttStatusPublisher implements Component {
   readonly name = 'mqtt-publisher';
   #status: ComponentStatus = 'created';
@@ -73,6 +79,17 @@ export class MqttStatusPublisher implements Component {
   #cleared: Promise<void> | undefined;
   /** The last connection error logged at warn (repeats go to debug); cleared at connect. */
   #warnedError: string | undefined;
+  /**
+   * Read-back of the gateway's own availability topic (#checkDelivery): `true` while the broker
+   * granted the subscription, `false` when it refused it (the gateway may not read: nothing to
+   * check), `undefined` until the SUBACK.
+   */
+  #readBack: boolean | undefined;
+  /** The `online` publishes not seen back yet, and when the first of them went out. */
+  #unanswered = 0;
+  #unansweredSince = 0;
+  /** Set while the broker accepts the connection but does not deliver the gateway's publishes. */
+  #notDelivering: string | undefined;
   /** Publishes made (for tests and the benchmark). */
   published = 0;
 
@@ -129,6 +146,10 @@ export class MqttStatusPublisher implements Component {
       this.#report(true);
       const online: AvailabilityPayload = { gatewayId: this.#o.gatewayId, state: 'online', at: new Date().toISOString() };
       this.#online = JSON.stringify(online);
+      this.#readBack = undefined;
+      this.#unanswered = 0;
+      this.#notDelivering = undefined;
+      this.#readOwnAvailability(client);
       this.#publishAll();
       this.#drainAlerts();
       if (this.#o.clearRemovedEndpoints !== false) this.#cleared = this.#clearRemovedEndpoints(client);
@@ -143,6 +164,15 @@ export class MqttStatusPublisher implements Component {
       this.#report(client.connected, error);
     });
     client.on('close', () => this.#report(false));
+    client.on('message', (topic, payload) => {
+      if (topic !== this.#t.availability || payload.toString() !== this.#online) return;
+      this.#unanswered = 0;
+      if (this.#notDelivering !== undefined) {
+        this.#notDelivering = undefined;
+        this.#log.info('the MQTT broker delivers the gateway\'s publishes again', { url: displayUrl(this.#o.url) });
+        this.#report(true);
+      }
+    });
     client.on('offline', () => this.#log.debug('MQTT broker offline', { url: displayUrl(this.#o.url) }));
     this.#unsubscribe.push(
       this.#o.model.onChange((changed) => this.#onChange(changed)),
@@ -254,6 +284,41 @@ export class MqttStatusPublisher implements Component {
     }
   }
 
+  /**
+   * A broker may accept the connection and drop every publish: its ACL does not grant the
+   * gateway's user write on `lab-gateway/<gatewayId>/#` (a typo, the gateway's id renamed), and
+   * MQTT 3.1.1 tells a publisher nothing of it (Mosquitto even answers PUBACK). So the publisher
+   * subscribes to its own availability topic and expects the `online` it publishes back. When the
+   * broker refuses that subscription (a user that may write but not read, as status/README.md
+   * suggests) nothing is checked.
+   */
+  #readOwnAvailability(client: MqttClient): void {
+    client.subscribeAsync(this.#t.availability, { qos: 0 }).then(
+      (granted) => {
+        if (this.#client === client) this.#readBack = granted.every((g) => g.qos !== 128);
+      },
+      (err: unknown) => {
+        // mqtt.js rejects a SUBACK with the failure code 0x80 (MQTT 3.1.1 §3.9.3).
+        if (this.#client === client) this.#readBack = false;
+        this.#log.debug('cannot read back the availability topic; delivery is not checked', { error: describeError(err) });
+      },
+    );
+  }
+
+  /**
+   * Before each `online` publish (connect, every publishIntervalMs): when two or more of them,
+   * the first at least READ_BACK_WAIT_MS ago, never came back while the gateway may read its
+   * topic, the link is reported down with the reason (`mqtt.lastError`, MQTT_UNREACHABLE after
+   * its grace). The next one seen back clears it.
+   */
+  #checkDelivery(): void {
+    if (this.#readBack !== true || this.#unanswered < 2 || performance.now() - this.#unansweredSince < READ_BACK_WAIT_MS) return;
+    if (this.#notDelivering !== undefined) return;
+    this.#notDelivering = `the broker accepts the connection but does not deliver the gateway's publishes on ${this.#t.all} (its ACL may not grant the gateway's user write there)`;
+    this.#log.warn('MQTT broker does not deliver the gateway\'s publishes', { url: displayUrl(this.#o.url), topic: this.#t.all });
+    this.#report(false, this.#notDelivering);
+  }
+
   #onChange(changed: ReadonlySet<string>): void {
     for (const k of changed) this.#pending.add(k);
     if (this.#flushTimer) return;
@@ -285,7 +350,11 @@ export class MqttStatusPublisher implements Component {
    */
   #publishAll(): void {
     if (!this.connected) return;
-    if (this.#online !== undefined) this.#publish(this.#t.availability, this.#online, true, true);
+    if (this.#online !== undefined) {
+      this.#checkDelivery();
+      if (this.#unanswered++ === 0) this.#unansweredSince = performance.now();
+      this.#publish(this.#t.availability, this.#online, true, true);
+    }
     this.#publishStatus(true);
     for (const id of this.#o.model.endpointIds()) this.#publishEndpoint(id, true);
   }
