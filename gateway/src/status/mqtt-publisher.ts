@@ -143,12 +143,12 @@ export class MqttStatusPublisher implements Component {
     client.on('connect', () => {
       this.#log.info('connected to MQTT broker', { url: displayUrl(this.#o.url) });
       this.#warnedError = undefined;
-      this.#report(true);
-      const online: AvailabilityPayload = { gatewayId: this.#o.gatewayId, state: 'online', at: new Date().toISOString() };
-      this.#online = JSON.stringify(online);
       this.#readBack = undefined;
       this.#unanswered = 0;
       this.#notDelivering = undefined;
+      this.#report(true);
+      const online: AvailabilityPayload = { gatewayId: this.#o.gatewayId, state: 'online', at: new Date().toISOString() };
+      this.#online = JSON.stringify(online);
       this.#readOwnAvailability(client);
       this.#publishAll();
       this.#drainAlerts();
@@ -250,6 +250,12 @@ export class MqttStatusPublisher implements Component {
    */
   #report(connected: boolean, lastError?: string): void {
     if (this.#status === 'stopping' || this.#status === 'stopped') return;
+    // Connected, but the broker drops the publishes (#checkDelivery): an error event meanwhile
+    // does not make it read as delivering.
+    if (connected && this.#notDelivering !== undefined) {
+      connected = false;
+      lastError = this.#notDelivering;
+    }
     this.#o.model.setMqttLink({ broker: displayUrl(this.#o.url), connected, ...(lastError !== undefined ? { lastError } : {}) });
   }
 
