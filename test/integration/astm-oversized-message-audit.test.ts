@@ -1,15 +1,11 @@
 import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Gateway } from '../../gateway/src/gateway.ts';
 import { buildFrame } from '../../gateway/src/ingress/astm/checksum.ts';
 import { ACK, ENQ, EOT, NAK, describeBytes } from '../../gateway/src/ingress/astm/control-chars.ts';
 import type { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
-import { type PtyPair, startPtyPair } from '../fixtures/astm-link/pty-pair.ts';
-import { type Cleanups, openSerialSim } from '../fixtures/astm-link/sim-wires.ts';
+import { useSerialGateway } from '../fixtures/astm-link/serial-gateway.ts';
 import { startTestGateway } from '../fixtures/gateway.ts';
 import { waitFor } from '../fixtures/relay/helpers.ts';
 
@@ -22,29 +18,11 @@ import { waitFor } from '../fixtures/relay/helpers.ts';
  */
 
 const LIMIT = 1500;
-let dir: string;
-let pair: PtyPair;
-const cleanups: Cleanups = [];
-
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'astm-oversized-'));
-  pair = await startPtyPair(dir);
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-afterAll(async () => {
-  await pair?.kill();
-  await rm(dir, { recursive: true, force: true });
-});
+const line = useSerialGateway('astm-oversized-');
+const { cleanups } = line;
 
 async function started(): Promise<{ gateway: Gateway; sim: AnalyzerSim }> {
-  const { gateway, stop } = await startTestGateway('oversized', {
-    analyzers: [{ id: 'e411-1', profile: 'roche-cobas-e411', serial: { path: pair.b }, overrides: { maxMessageBytes: LIMIT } }],
-  });
-  cleanups.push(stop);
-  const { sim } = await openSerialSim(pair.a, cleanups);
-  return { gateway, sim };
+  return line.start('oversized', { id: 'e411-1', profile: 'roche-cobas-e411', overrides: { maxMessageBytes: LIMIT } });
 }
 
 /**

@@ -1,13 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Gateway } from '../../gateway/src/gateway.ts';
 import type { StoredEvent } from '../../gateway/src/store/types.ts';
 import { framesForText } from '../fixtures/astm-link/analyzer-sim.ts';
-import { type PtyPair, startPtyPair } from '../fixtures/astm-link/pty-pair.ts';
-import { type Cleanups, openSerialSim } from '../fixtures/astm-link/sim-wires.ts';
-import { startTestGateway } from '../fixtures/gateway.ts';
+import { useSerialGateway } from '../fixtures/astm-link/serial-gateway.ts';
 import { waitFor } from '../fixtures/relay/helpers.ts';
 
 /**
@@ -31,26 +26,10 @@ function albuminCalibration(h14: string, calibratedAt: string): string {
   ].join('\r');
 }
 
-let dir: string;
-let pair: PtyPair;
-const cleanups: Cleanups = [];
-
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'c111-cal-'));
-  pair = await startPtyPair(dir);
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-afterAll(async () => {
-  await pair?.kill();
-  await rm(dir, { recursive: true, force: true });
-});
+const line = useSerialGateway('c111-cal-');
 
 async function started(): Promise<{ gateway: Gateway; send: (text: string) => Promise<string> }> {
-  const { gateway, stop } = await startTestGateway('c111-cal', { analyzers: [{ id: 'c111-1', profile: 'roche-cobas-c111', serial: { path: pair.b } }] });
-  cleanups.push(stop);
-  const { sim } = await openSerialSim(pair.a, cleanups);
+  const { gateway, sim } = await line.start('c111-cal', { id: 'c111-1', profile: 'roche-cobas-c111' });
   const send = async (text: string): Promise<string> => (await sim.sendMessage(framesForText(text, { etbAfterEveryRecord: true }))).replies;
   return { gateway, send };
 }

@@ -7,12 +7,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { useConfigDir } from '../fixtures/cli.ts';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const cli = path.join(repo, 'gateway/src/cli/main.ts');
@@ -126,22 +126,8 @@ const ORDER = (controlId: string, accession: string): string =>
     `OBR|1|${accession}||GLU^Glucose^L`,
   ].join('\r');
 
-let dir: string;
-let n = 0;
-/** A config file in the temp dir: listeners on ephemeral loopback ports unless `body` says otherwise. */
-async function configFile(body: string, name = `c${++n}.yaml`): Promise<string> {
-  const file = path.join(dir, name);
-  await writeFile(file, body);
-  return file;
-}
+const { dir, configFile } = useConfigDir('lgw-cli-audit-');
 const loopbackListeners = ['hl7: [ { id: lis, listen: { host: 127.0.0.1, port: 0 } } ]', 'mqtt: { listen: { host: 127.0.0.1, port: 0 } }', 'status: { listen: { host: 127.0.0.1, port: 0 } }'].join('\n');
-
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'lgw-cli-audit-'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
 
 describe('lab-gateway check: every issue at once, each naming its key', () => {
   it('reports configuration errors and analyzer profile errors in the same run', async () => {

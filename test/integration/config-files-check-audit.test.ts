@@ -5,20 +5,12 @@
  * a real separate process from the sources; certificates are made here with the openssl CLI.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cliSource, runCli } from '../fixtures/cli.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { cliSource, runCli, useConfigDir } from '../fixtures/cli.ts';
 
-let dir: string;
-let n = 0;
-
-async function configFile(body: string): Promise<string> {
-  const f = path.join(dir, `config-${++n}.yaml`);
-  await writeFile(f, body);
-  return f;
-}
+const { dir, configFile } = useConfigDir('lgw-cfg-files-');
 
 const listeners = ['mqtt: { listen: { host: 127.0.0.1, port: 0 } }', 'status: { listen: { host: 127.0.0.1, port: 0 } }'];
 const check = (file: string, ...extra: string[]) => runCli(cliSource, ['check', '--config', file, ...extra]);
@@ -40,13 +32,9 @@ function makePki(at: string): void {
 }
 
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'lgw-cfg-files-'));
   makePki(dir);
   await mkdir(path.join(dir, 'certs'));
   await writeFile(path.join(dir, 'odoo.key'), 'k'.repeat(40) + '\n');
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
 });
 
 describe('check: a file key that names a folder', () => {

@@ -3,29 +3,14 @@
  * `lab-gateway check` promises every problem at once in its report (text or --json), each naming
  * its key or line. Every command runs as a real separate process from the sources.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cliSource, runCli } from '../fixtures/cli.ts';
+import { describe, expect, it } from 'vitest';
+import { cliSource, runCli, useConfigDir } from '../fixtures/cli.ts';
 
-let dir: string;
-let n = 0;
-
-async function configFile(body: string): Promise<string> {
-  const f = path.join(dir, `config-${++n}.yaml`);
-  await writeFile(f, body);
-  return f;
-}
+const { dir, configFile } = useConfigDir('lgw-cfg-yaml-');
 
 const check = (file: string, ...extra: string[]) => runCli(cliSource, ['check', '--config', file, ...extra]);
-
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'lgw-cfg-yaml-'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
 
 describe('check: YAML the parser takes apart late', () => {
   /**

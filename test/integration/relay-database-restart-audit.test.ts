@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { pgError, serializeError } from '../odoo-emulator/odoo-errors.ts';
-import { objectCall, startFrontProxy, type Interceptor } from '../fixtures/relay/front-proxy.ts';
-import { makeRig, startEmulator, type Rig } from '../fixtures/relay/harness.ts';
+import { objectCall, rigBehindProxy, type Interceptor } from '../fixtures/relay/front-proxy.ts';
+import type { Rig } from '../fixtures/relay/harness.ts';
 import { orderCreated, waitFor } from '../fixtures/relay/helpers.ts';
 
 /**
@@ -15,12 +15,10 @@ import { orderCreated, waitFor } from '../fixtures/relay/helpers.ts';
  * judged: finance needs it in Odoo once the database is back, not in the dead-letter list.
  */
 
-const closers: Array<() => Promise<void> | void> = [];
 let rig: Rig | undefined;
 afterEach(async () => {
   await rig?.close();
   rig = undefined;
-  while (closers.length) await closers.pop()!();
 });
 
 const FAILURES = {
@@ -58,11 +56,8 @@ describe("Odoo's database restarting under it", () => {
     // were dead letters ("Odoo rejected the request (sale.order.search_read):
     // psycopg2.errors.AdminShutdown: database error on the Odoo server") and never reached Odoo
     // until someone replayed them. Broke: nothing lost (DESIGN.md §2), Odoo down dead-letters nothing.
-    const started = await startEmulator(version);
-    closers.push(() => started.emu.close());
-    const proxy = await startFrontProxy(started.url);
-    closers.push(() => proxy.close());
-    rig = await makeRig(version, { emu: { emu: started.emu, url: proxy.url }, relay: { maxAttempts: 2 } });
+    const { started, proxy, rig: proxied } = await rigBehindProxy(version, { relay: { maxAttempts: 2 } });
+    rig = proxied;
     await rig.commit([orderCreated('PGR0', 'CLINIC-A', ['GLU'])]);
     await rig.waitDrained();
 

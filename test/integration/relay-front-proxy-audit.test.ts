@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { idempotencyKey } from '../../gateway/src/events/keys.ts';
-import { objectCall, startFrontProxy, type Interceptor } from '../fixtures/relay/front-proxy.ts';
-import { makeRig, startEmulator, type Rig } from '../fixtures/relay/harness.ts';
+import { objectCall, rigBehindProxy, type Interceptor } from '../fixtures/relay/front-proxy.ts';
+import type { Rig } from '../fixtures/relay/harness.ts';
 import { orderCreated, waitFor } from '../fixtures/relay/helpers.ts';
 
 /**
@@ -14,12 +14,10 @@ import { orderCreated, waitFor } from '../fixtures/relay/helpers.ts';
  * nothing lost), not a dead-letter list an operator has to replay by hand.
  */
 
-const closers: Array<() => Promise<void> | void> = [];
 let rig: Rig | undefined;
 afterEach(async () => {
   await rig?.close();
   rig = undefined;
-  while (closers.length) await closers.pop()!();
 });
 
 type Block = 'waf-403' | 'portal-302';
@@ -51,11 +49,8 @@ describe('a front proxy answering for itself (not Odoo)', () => {
     // and every order leased meanwhile was in the dead-letter list ("Odoo rejected the request
     // (sale.order.search_read): Odoo answered HTTP 403: <!DOCTYPE html>…"), each to be replayed
     // by hand, though Odoo had never seen one of them. Broke: nothing lost (DESIGN.md §2).
-    const started = await startEmulator(version);
-    closers.push(() => started.emu.close());
-    const proxy = await startFrontProxy(started.url);
-    closers.push(() => proxy.close());
-    rig = await makeRig(version, { emu: { emu: started.emu, url: proxy.url }, relay: { maxAttempts: 2 } });
+    const { started, proxy, rig: proxied } = await rigBehindProxy(version, { relay: { maxAttempts: 2 } });
+    rig = proxied;
     await rig.commit([orderCreated('PRX0', 'CLINIC-A', ['GLU'])]);
     await rig.waitDrained();
 
@@ -90,11 +85,8 @@ describe('a front proxy asking for credentials of its own', () => {
     // sign-in. They made a new Odoo key, twice, and the alert stayed. Odoo answers bad keys with
     // `false` / AccessDenied over JSON-RPC and with its JSON 401 (`WWW-Authenticate: bearer`) over
     // JSON-2 (odoo-api.md A.1, A.4), never with a Basic challenge. Broke: every failure traceable.
-    const started = await startEmulator(version);
-    closers.push(() => started.emu.close());
-    const proxy = await startFrontProxy(started.url);
-    closers.push(() => proxy.close());
-    rig = await makeRig(version, { emu: { emu: started.emu, url: proxy.url }, relay: { maxAttempts: 2 } });
+    const { started, proxy, rig: proxied } = await rigBehindProxy(version, { relay: { maxAttempts: 2 } });
+    rig = proxied;
     const alerts: string[] = [];
     rig.telemetry.on('alert', (a) => alerts.push(a.code));
     await rig.commit([orderCreated('PXA0', 'CLINIC-A', ['GLU'])]);
@@ -130,11 +122,8 @@ describe('an empty HTTP 200 where Odoo 19 answers JSON', () => {
     // an empty body (Odoo 19 always answers JSON, `null` for None: odoo-api.md A.4). The empty
     // body was read as "nothing found", and the LIS's resend of the order loaded the quotation
     // again: its glucose line twice, billed twice. Broke: no duplicate Odoo document (DESIGN.md §2).
-    const started = await startEmulator(19);
-    closers.push(() => started.emu.close());
-    const proxy = await startFrontProxy(started.url);
-    closers.push(() => proxy.close());
-    rig = await makeRig(19, { emu: { emu: started.emu, url: proxy.url } });
+    const { started, proxy, rig: proxied } = await rigBehindProxy(19);
+    rig = proxied;
     await rig.commit([orderCreated('EMP1', 'CLINIC-A', ['GLU'])]);
     await rig.waitDrained();
     expect(started.emu.count('sale.order', [['client_order_ref', '=', 'EMP1']])).toBe(1);

@@ -1,13 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { Telemetry } from '../../gateway/src/telemetry.ts';
-import { silentLogger } from '../../gateway/src/log.ts';
-import { StatusModel } from '../../gateway/src/status/status-model.ts';
-import { MqttStatus } from '../../gateway/src/status/mqtt-status.ts';
-import type { EventStore } from '../../gateway/src/store/event-store.ts';
-import { freePort, makeConfig, mosquittoSubLines, openStore, tempDir, waitFor } from '../fixtures/status/harness.ts';
+import { mosquittoSubLines, useMosquitto, useMqttStatus, waitFor, writeMqttCredentials } from '../fixtures/status/harness.ts';
 
 describe('the site broker refuses the gateway, then IT fixes the broker', () => {
   // What IT saw: the site's Mosquitto requires a user name and password. The gateway's user was
@@ -25,44 +19,18 @@ describe('the site broker refuses the gateway, then IT fixes the broker', () => 
   // false).
   // Fix: reconnect after a refused CONNACK too, at the same period (the refusal is logged once at
   // warn and stays in the status's `mqtt.lastError` until a connection succeeds).
-  const tmp = tempDir('status-mqtt-refused-');
-  let store: EventStore;
-  let model: StatusModel;
-  let mq: MqttStatus;
-  let brokerPort: number;
-  let broker: ChildProcess | undefined;
-  const passwords = path.join(tmp.dir, 'mosquitto.passwd');
-
-  beforeAll(async () => {
-    brokerPort = await freePort();
-    // The broker knows the trays' user only: the gateway's is not set up yet.
-    execFileSync('mosquitto_passwd', ['-c', '-b', passwords, 'tray', 'tray-pass']);
-    const conf = path.join(tmp.dir, 'mosquitto.conf');
-    writeFileSync(conf, `listener ${brokerPort} 127.0.0.1\nallow_anonymous false\npassword_file ${passwords}\npersistence false\nuser root\n`);
-    broker = spawn('/usr/sbin/mosquitto', ['-c', conf], { stdio: 'ignore' });
-    await waitFor(async () => (await mosquittoSubLines(brokerPort, '$SYS/broker/version', ['-u', 'tray', '-P', 'tray-pass', '-C', '1', '-W', '1'])).length > 0, 'mosquitto up');
-
-    writeFileSync(path.join(tmp.dir, 'gw.user'), 'gateway\n');
-    writeFileSync(path.join(tmp.dir, 'gw.pass'), 'gateway-pass\n');
-    const config = makeConfig(path.join(tmp.dir, 'data'), {
+  // The broker knows the trays' user only: the gateway's is not set up yet.
+  const broker = useMosquitto('status-mqtt-refused-broker-', { user: ['tray', 'tray-pass'] });
+  const rig = useMqttStatus('status-mqtt-refused-', {
+    config: (dir) => ({
       id: 'lab-refused',
-      mqtt: { broker: `mqtt://127.0.0.1:${brokerPort}`, usernameFile: path.join(tmp.dir, 'gw.user'), passwordFile: path.join(tmp.dir, 'gw.pass'), publishIntervalMs: 60_000 },
-    });
-    store = await openStore(config.gateway.dataDir);
-    model = new StatusModel({ config, store, telemetry: new Telemetry(), version: 't', startedAt: new Date().toISOString() });
-    mq = new MqttStatus({ config, model, log: silentLogger });
-    await mq.start();
-  }, 30_000);
-
-  afterAll(async () => {
-    await mq.stop();
-    await model.stop();
-    broker?.kill('SIGTERM');
-    await store.close();
-    tmp.cleanup();
+      mqtt: { broker: `mqtt://127.0.0.1:${broker.port}`, ...writeMqttCredentials(dir, 'gw', 'gateway', 'gateway-pass'), publishIntervalMs: 60_000 },
+    }),
   });
 
   it('connects and publishes once the broker accepts it, without a restart of the gateway', async () => {
+    const { model, mq } = rig;
+    const { port: brokerPort, passwords } = broker;
     const refused = await waitFor(() => {
       const link = model.toApiStatus().mqtt;
       return link && !link.connected && link.lastError ? link : undefined;
@@ -71,7 +39,7 @@ describe('the site broker refuses the gateway, then IT fixes the broker', () => 
 
     // IT adds the gateway's user on the broker; Mosquitto reloads its password file on SIGHUP.
     execFileSync('mosquitto_passwd', ['-b', passwords, 'gateway', 'gateway-pass']);
-    broker!.kill('SIGHUP');
+    broker.proc.kill('SIGHUP');
     await waitFor(
       async () => (await mosquittoSubLines(brokerPort, '$SYS/broker/version', ['-u', 'gateway', '-P', 'gateway-pass', '-C', '1', '-W', '1'])).length > 0,
       'the broker accepting the gateway user',
@@ -99,45 +67,22 @@ describe("the site broker accepts the gateway but drops its publishes (an ACL th
   // Fix: the publisher subscribes to its own availability topic and expects its `online` back;
   // when the broker grants that subscription (the gateway may read) and the `online` it published
   // does not come back, the link is reported down with that reason.
-  const tmp = tempDir('status-mqtt-acl-');
-  let store: EventStore;
-  let model: StatusModel;
-  let mq: MqttStatus;
-  let brokerPort: number;
-  let broker: ChildProcess | undefined;
-  const acl = path.join(tmp.dir, 'mosquitto.acl');
-
-  beforeAll(async () => {
-    brokerPort = await freePort();
-    const passwords = path.join(tmp.dir, 'mosquitto.passwd');
-    execFileSync('mosquitto_passwd', ['-c', '-b', passwords, 'gateway', 'gateway-pass']);
-    // Read granted; write only on another gateway's topics (the id was renamed on the gateway).
-    writeFileSync(acl, 'user gateway\ntopic read lab-gateway/#\ntopic read $SYS/#\ntopic write lab-gateway/lab-old-name/#\n');
-    const conf = path.join(tmp.dir, 'mosquitto.conf');
-    writeFileSync(conf, `listener ${brokerPort} 127.0.0.1\nallow_anonymous false\npassword_file ${passwords}\nacl_file ${acl}\npersistence false\nuser root\n`);
-    broker = spawn('/usr/sbin/mosquitto', ['-c', conf], { stdio: 'ignore' });
-    await waitFor(async () => (await mosquittoSubLines(brokerPort, '$SYS/broker/version', ['-u', 'gateway', '-P', 'gateway-pass', '-C', '1', '-W', '1'])).length > 0, 'mosquitto up');
-    writeFileSync(path.join(tmp.dir, 'gw.user'), 'gateway\n');
-    writeFileSync(path.join(tmp.dir, 'gw.pass'), 'gateway-pass\n');
-    const config = makeConfig(path.join(tmp.dir, 'data'), {
+  // Read granted; write only on another gateway's topics (the id was renamed on the gateway).
+  const broker = useMosquitto('status-mqtt-acl-broker-', {
+    user: ['gateway', 'gateway-pass'],
+    acl: 'user gateway\ntopic read lab-gateway/#\ntopic read $SYS/#\ntopic write lab-gateway/lab-old-name/#\n',
+  });
+  const rig = useMqttStatus('status-mqtt-acl-', {
+    config: (dir) => ({
       id: 'lab-acl',
-      mqtt: { broker: `mqtt://127.0.0.1:${brokerPort}`, usernameFile: path.join(tmp.dir, 'gw.user'), passwordFile: path.join(tmp.dir, 'gw.pass'), publishIntervalMs: 1_000 },
-    });
-    store = await openStore(config.gateway.dataDir);
-    model = new StatusModel({ config, store, telemetry: new Telemetry(), version: 't', startedAt: new Date().toISOString(), pollIntervalMs: 100, mqttGraceMs: 300 });
-    mq = new MqttStatus({ config, model, log: silentLogger });
-    await mq.start();
-  }, 30_000);
-
-  afterAll(async () => {
-    await mq.stop();
-    await model.stop();
-    broker?.kill('SIGTERM');
-    await store.close();
-    tmp.cleanup();
+      mqtt: { broker: `mqtt://127.0.0.1:${broker.port}`, ...writeMqttCredentials(dir, 'gw', 'gateway', 'gateway-pass'), publishIntervalMs: 1_000 },
+    }),
+    model: { pollIntervalMs: 100, mqttGraceMs: 300 },
   });
 
   it('says in the status that no publish reaches the subscribers, and why', async () => {
+    const { model } = rig;
+    const { port: brokerPort, acl } = broker;
     // Nothing of the gateway reaches a subscriber with read access to its topics.
     const seen = await mosquittoSubLines(brokerPort, 'lab-gateway/lab-acl/#', ['-u', 'gateway', '-P', 'gateway-pass', '-W', '3']);
     expect(seen).toEqual([]);
@@ -152,7 +97,7 @@ describe("the site broker accepts the gateway but drops its publishes (an ACL th
     // IT corrects the ACL (Mosquitto reloads it on SIGHUP): the reason clears with the next
     // publish seen back, and stays clear over the following intervals.
     writeFileSync(acl, 'user gateway\ntopic readwrite lab-gateway/#\ntopic read $SYS/#\n');
-    broker!.kill('SIGHUP');
+    broker.proc.kill('SIGHUP');
     await waitFor(() => model.toApiStatus().mqtt?.connected, 'the link delivering again', 15_000);
     await new Promise((r) => setTimeout(r, 7_000));
     const after = model.toApiStatus();

@@ -1,15 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import net from 'node:net';
-import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Telemetry } from '../../gateway/src/telemetry.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
 import { StatusModel } from '../../gateway/src/status/status-model.ts';
 import { MqttStatus } from '../../gateway/src/status/mqtt-status.ts';
 import { MAX_SUBSCRIBER_PACKET_BYTES } from '../../gateway/src/status/mqtt-packet-limit.ts';
-import type { EventStore } from '../../gateway/src/store/event-store.ts';
 import mqtt from 'mqtt';
-import { makeConfig, mosquittoSubLines, openStore, tempDir, waitFor } from '../fixtures/status/harness.ts';
+import { makeConfig, mosquittoSubLines, useMqttStatus, waitFor, writeMqttCredentials } from '../fixtures/status/harness.ts';
 
 /** MQTT 3.1.1 §2.2.3: the Remaining Length, 1 to 4 bytes of 7 bits, least significant first. */
 function remainingLength(n: number): Buffer {
@@ -85,34 +83,12 @@ describe('the embedded MQTT broker and an oversized packet', () => {
   // Fix: a guard between the socket and aedes reads each packet's fixed header and closes the
   // connection as soon as a packet announces more than the limit (the gateway's own publisher,
   // once authenticated, is not limited).
-  const tmp = tempDir('status-mqtt-limits-');
-  let store: EventStore;
-  let model: StatusModel;
-  let mq: MqttStatus;
-  let port: number;
-
-  beforeAll(async () => {
-    writeFileSync(path.join(tmp.dir, 'mq.user'), 'tray\n');
-    writeFileSync(path.join(tmp.dir, 'mq.pass'), 's3cret-pass\n');
-    const config = makeConfig(path.join(tmp.dir, 'data'), {
-      id: 'lab-limits',
-      mqtt: { listen: { host: '0.0.0.0', port: 0 }, usernameFile: path.join(tmp.dir, 'mq.user'), passwordFile: path.join(tmp.dir, 'mq.pass') },
-    });
-    store = await openStore(config.gateway.dataDir);
-    model = new StatusModel({ config, store, telemetry: new Telemetry(), version: 't', startedAt: new Date().toISOString() });
-    mq = new MqttStatus({ config, model, log: silentLogger });
-    await mq.start();
-    port = mq.broker!.address().port;
-  });
-
-  afterAll(async () => {
-    await mq.stop();
-    await model.stop();
-    await store.close();
-    tmp.cleanup();
+  const rig = useMqttStatus('status-mqtt-limits-', {
+    config: (dir) => ({ id: 'lab-limits', mqtt: { listen: { host: '0.0.0.0', port: 0 }, ...writeMqttCredentials(dir, 'mq', 'tray', 's3cret-pass') } }),
   });
 
   it('closes a connection whose CONNECT announces 200 MB, before it is read (no credentials needed)', async () => {
+    const { port } = rig;
     const announced = 200 * 1024 * 1024;
     const { sent, closedByBroker } = await streamPacket(port, 0x10 /* CONNECT */, announced);
     expect(closedByBroker, 'the broker hung up on the oversized CONNECT').toBe(true);
@@ -120,6 +96,7 @@ describe('the embedded MQTT broker and an oversized packet', () => {
   }, 60_000);
 
   it('closes a subscriber that publishes 100 MB, and the gateway keeps publishing', async () => {
+    const { port, mq } = rig;
     const announced = 100 * 1024 * 1024;
     const { sent, closedByBroker } = await streamPacket(port, 0x30 /* PUBLISH, QoS 0 */, announced, connectPacket('big-publisher', 'tray', 's3cret-pass'));
     expect(closedByBroker, 'the broker hung up on the oversized PUBLISH').toBe(true);
@@ -133,7 +110,8 @@ describe('the embedded MQTT broker and an oversized packet', () => {
   it("the gateway's own status is not limited: a site with 400 analyzers still reaches the trays", async () => {
     // Its status grows with the analyzers (each one in `endpoints` and `endpointDetail`): the limit
     // is the subscribers', lifted for the publisher once it has authenticated.
-    const config = makeConfig(path.join(tmp.dir, 'data'), { id: 'lab-big' });
+    const { dir, store } = rig;
+    const config = makeConfig(path.join(dir, 'data'), { id: 'lab-big' });
     config.analyzers = Array.from({ length: 400 }, (_, i) => ({ id: `analyzer-with-a-long-name-${i}`, profile: 'sysmex-xn', tcp: { listen: { host: '127.0.0.1', port: 0 } } }));
     const bigModel = new StatusModel({ config, store, telemetry: new Telemetry(), version: 't', startedAt: new Date().toISOString() });
     const big = new MqttStatus({ config, model: bigModel, log: silentLogger });
@@ -177,29 +155,10 @@ describe('the embedded MQTT broker and a subscriber that subscribes without end'
   // Fix: at most MAX_SUBSCRIPTIONS_PER_CLIENT (1,000) distinct filters per client, each at most
   // MAX_TOPIC_FILTER_BYTES (1 KiB); more are refused with the SUBACK failure code 0x80 (MQTT 3.1.1
   // §3.9.3), the client stays connected with the subscriptions it has.
-  const tmp = tempDir('status-mqtt-subs-');
-  let store: EventStore;
-  let model: StatusModel;
-  let mq: MqttStatus;
-  let port: number;
-
-  beforeAll(async () => {
-    const config = makeConfig(path.join(tmp.dir, 'data'), { id: 'lab-subs' });
-    store = await openStore(config.gateway.dataDir);
-    model = new StatusModel({ config, store, telemetry: new Telemetry(), version: 't', startedAt: new Date().toISOString() });
-    mq = new MqttStatus({ config, model, log: silentLogger });
-    await mq.start();
-    port = mq.broker!.address().port;
-  });
-
-  afterAll(async () => {
-    await mq.stop();
-    await model.stop();
-    await store.close();
-    tmp.cleanup();
-  });
+  const rig = useMqttStatus('status-mqtt-subs-', { config: { id: 'lab-subs' } });
 
   it('grants a client at most 1,000 topic filters; the next are refused (0x80) and it keeps reading the status', async () => {
+    const { port } = rig;
     const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: 'looping-dashboard', clean: false, reconnectPeriod: 0 });
     const statuses: string[] = [];
     client.on('message', (topic, payload) => topic.endsWith('/status') && statuses.push(payload.toString()));
