@@ -103,7 +103,12 @@ describe('outage night: Odoo upgraded while it was down', () => {
     await waitFor(() => {
       const s = gateway.store!.stats();
       return s.pending === 0 && s.inFlight === 0 && s.retrying === 0;
-    }, 60_000);
+    }, 60_000).catch(async (err: unknown) => {
+      // Seen once in a full CI run, never alone: say where the events stood, for whoever looks next.
+      const waiting = (await Promise.all((['pending', 'inflight', 'retrying'] as const).map((state) => gateway.store!.listEvents({ state })))).flat();
+      const detail = waiting.map((e) => ({ type: e.event.type, state: e.state, attempts: e.attempts, ambiguous: e.ambiguous, lastError: e.lastError, dueInMs: e.dueAt - Date.now() }));
+      throw new Error(`${String(err)}; relay ${JSON.stringify(gateway.relay!.snapshot())}; waiting ${JSON.stringify(detail)}`);
+    });
 
     const dead = await gateway.store!.listEvents({ state: 'dead' });
     expect(dead.map((e) => e.deadReason)).toEqual([]);
