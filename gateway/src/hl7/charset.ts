@@ -35,6 +35,18 @@ const TABLE_0211: Record<string, Charset> = {
   UNICODE: 'utf8',
 };
 
+/** Every charset the gateway reads and writes (the values of table 0211 above). */
+const KNOWN_CHARSETS: ReadonlySet<string> = new Set(Object.values(TABLE_0211));
+
+/**
+ * A charset name as stored with a message (`InboundMessage.encoding`) back as a Charset; a name
+ * this version does not know (a record of another version) is read as Latin-1, which shows every
+ * byte.
+ */
+export function storedCharset(encoding: string): Charset {
+  return KNOWN_CHARSETS.has(encoding) ? (encoding as Charset) : 'latin1';
+}
+
 export interface CharsetChoice {
   /** The charset the text was decoded with. */
   charset: Charset;

@@ -14,7 +14,7 @@ import { StatusModel } from './status-model.ts';
 import { StatusMetrics } from './metrics.ts';
 import { AdminAuth, AuditLog, bearerToken, type AuditEntry } from './admin-audit.ts';
 import { maskNames } from './mask-names.ts';
-import { decodeText, type Charset } from '../hl7/charset.ts';
+import { decodeText, storedCharset } from '../hl7/charset.ts';
 import { loadPageAssets, type PageAsset } from './page-assets.ts';
 
 /**
@@ -331,16 +331,6 @@ function param(raw: string): string {
   } catch {
     throw new HttpError(400, `malformed path parameter: ${raw}`);
   }
-}
-
-/**
- * The charset a stored message's text is read with: the one intake decoded it with (`encoding`:
- * `utf8`, `latin1`, `ascii`, or the ISO 8859 part MSH-18 named). Anything else (a record of an
- * earlier version) is read as Latin-1, which shows every byte.
- */
-function storedCharset(encoding: string): Charset {
-  if (encoding === 'utf8' || encoding === 'latin1' || encoding === 'ascii') return encoding;
-  return /^iso-8859-(?:[2-9]|15)$/.test(encoding) ? (encoding as Charset) : 'latin1';
 }
 
 function isEventState(value: unknown): value is EventState {
