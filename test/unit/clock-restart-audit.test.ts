@@ -66,8 +66,10 @@ describe('a restart with the clock behind the stored data', () => {
 
     vi.setSystemTime(T - 2 * HOUR);
     store = await tmp.open();
-    // An hour waiting for Odoo: the status must say so (QUEUE_STALE), not 0.
-    expect(store.stats().oldestPendingAgeSeconds).toBeGreaterThanOrEqual(3600);
+    // An hour waiting for Odoo: the status must say so (QUEUE_STALE), not 0. The clock runs on
+    // (shouldAdvanceTime) while the first store opens and commits: the hour is short by that
+    // much, a second on a loaded machine (3599 seen in CI), never by the hour the restart lost.
+    expect(store.stats().oldestPendingAgeSeconds).toBeGreaterThanOrEqual(3600 - 10);
   });
 
   // Disproves a suspicion: ids are time-ordered (12 hex ms), and a clock behind the stored ids
