@@ -1,3 +1,4 @@
+import { BILLING_STATE_TYPES, billingState, inStoredOrder } from '../../events/invoice-eligibility.ts';
 import type { OrderCancelledData } from '../../events/types.ts';
 import { m2oId, read, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
 import { needsOperator } from '../odoo/odoo-error.ts';
@@ -22,8 +23,9 @@ import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from '.
  *    line as not billed, and its quantity and delivered quantity go to 0.
  *
  * A cancellation that comes before its order (no sale order yet, a later order message of the
- * accession queued behind it) is delivered without a write: that order's rule leaves the
- * cancelled tests off the sale order (events/invoice-eligibility.ts `cancelledBeforeOrder`).
+ * accession queued behind it, or no stored order naming its tests at all) is delivered without a
+ * write: that order's rule, whenever the order comes, leaves the cancelled tests off the sale
+ * order (events/invoice-eligibility.ts `cancelledBeforeOrder`; waitsForItsOrder below).
  *
  * Idempotent by construction: a second run finds no line to remove, or a cancelled order.
  * A cancel from a LIS link whose order of the accession is another client's than the sale order's
@@ -52,6 +54,10 @@ export const orderCancelledRule: PostingRule = {
           // back behind this event, in the same partition, until it was dead-lettered.
           if (await orderFollows(ctx, e, d.accession)) {
             results.set(e.event.id, ok(undefined, 'the order follows in the queue: it leaves the cancelled tests off the sale order'));
+            continue;
+          }
+          if (await waitsForItsOrder(ctx, d)) {
+            results.set(e.event.id, ok(undefined, 'no order of the cancelled test(s) yet: the order, when it comes, leaves them off the sale order'));
             continue;
           }
           throw noSaleOrder(d.accession);
@@ -118,6 +124,26 @@ export const orderCancelledRule: PostingRule = {
     return results;
   },
 };
+
+/**
+ * No stored order of the accession named the cancelled tests (nor any order at all, for a
+ * whole-order cancellation), and Odoo has no sale order: there is nothing in Odoo to cancel. The
+ * store keeps the cancellation waiting for its order (events/invoice-eligibility.ts
+ * `cancelledBeforeOrder`, `wholeCancelBeforeOrder`), and the order's rule leaves the tests off
+ * the sale order whenever that order comes (order-created.ts orderPlan), so the event is
+ * delivered now. Before, it was retried until relay.maxAttempts (about 25 minutes with the
+ * default back-off) and dead-lettered when the order came later than that (the LIS's order
+ * interface down for an hour while its cancellations flowed): the dead head held the order, its
+ * results and its invoice out of Odoo until an operator discarded it.
+ * A cancellation of a test a stored order did name (its sale order not in Odoo: that order
+ * dead-lettered or discarded) is still retried: the order may yet be replayed.
+ */
+async function waitsForItsOrder(ctx: RuleContext, d: OrderCancelledData): Promise<boolean> {
+  if (!ctx.events) return false;
+  const state = billingState(inStoredOrder(await ctx.events(d.accession, [...BILLING_STATE_TYPES])).map((s) => s.event));
+  if (d.tests.length === 0) return !state.ordered && state.wholeCancelBeforeOrder !== undefined;
+  return d.tests.every((t) => state.cancelledBeforeOrder.has(t.code) && !state.everOrdered.has(t.code));
+}
 
 /**
  * Remove the cancelled products from the draft invoices that bill them; report what posted
