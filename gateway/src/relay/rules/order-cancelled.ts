@@ -126,6 +126,40 @@ export const orderCancelledRule: PostingRule = {
 };
 
 /**
+ * Per cancelled product: what the posted customer invoices among `found` bill of it on lines linked
+ * to none of the cancelled order lines, minus what the posted credit notes reversing those
+ * invoices (`reversed_entry_id`) credit of it on such lines. One read of the credit notes and one
+ * of their lines, only when such an invoice line was found.
+ */
+async function unlinkedBilling(
+  ctx: RuleContext,
+  found: OdooRecord[],
+  moves: Map<number, OdooRecord>,
+  saleLinesOf: (l: OdooRecord) => number[],
+  productIds: Set<number>,
+): Promise<Map<number, number>> {
+  const net = new Map<number, number>();
+  const invoiceIds = new Set<number>();
+  for (const l of found) {
+    const move = moves.get(m2oId(l['move_id']) ?? -1);
+    const productId = m2oId(l['product_id']);
+    if (move?.['state'] !== 'posted' || move['move_type'] !== 'out_invoice' || productId === undefined || saleLinesOf(l).length > 0) continue;
+    invoiceIds.add(move.id);
+    net.set(productId, (net.get(productId) ?? 0) + Number(l['quantity'] ?? 0));
+  }
+  if (invoiceIds.size === 0) return net;
+  const credits = await searchRead(ctx.odoo, 'account.move', [['move_type', '=', 'out_refund'], ['state', '=', 'posted'], ['reversed_entry_id', 'in', [...invoiceIds]]], ['id']);
+  if (credits.length === 0) return net;
+  const lines = (await searchRead(ctx.odoo, 'account.move.line', [['move_id', 'in', credits.map((c) => c.id)], ['product_id', 'in', [...productIds]]], ['id', 'product_id', 'display_type', 'sale_line_ids', 'quantity'])).filter(isProductLine);
+  for (const l of lines) {
+    const productId = m2oId(l['product_id']);
+    if (productId === undefined || !net.has(productId) || saleLinesOf(l).length > 0) continue;
+    net.set(productId, net.get(productId)! - Number(l['quantity'] ?? 0));
+  }
+  return net;
+}
+
+/**
  * No stored order of the accession named the cancelled tests (nor any order at all, for a
  * whole-order cancellation), and Odoo has no sale order: there is nothing in Odoo to cancel. The
  * store keeps the cancellation waiting for its order (events/invoice-eligibility.ts
@@ -186,6 +220,16 @@ async function takeOffInvoices(
     for (const id of saleLinesOf(l)) net.set(id, (net.get(id) ?? 0) + sign * Number(l['quantity'] ?? 0));
   }
   for (const [id, quantity] of net) if (quantity <= 0) out.credited.add(id);
+  // Posted invoice lines linked to none of the cancelled order lines (an invoice drafted before
+  // its lines carried `sale_line_ids`): billing by product, less what the posted credit notes of
+  // that invoice credit of the product (the wizard copies the lines, unlinked too). Before, such a
+  // line was billing for good: finance credited the test as the dead letter asked, replayed it,
+  // and was asked for a credit note again, while the order line kept its delivered quantity.
+  const unlinkedNet = await unlinkedBilling(ctx, found, moves, saleLinesOf, productIds);
+  for (const [productId, quantity] of unlinkedNet) {
+    if (quantity > 0) continue;
+    for (const h of hit) if (m2oId(h['product_id']) === productId && !net.has(h.id)) out.credited.add(h.id);
+  }
   const drafts = new Map<number, number[]>();
   for (const l of found) {
     const move = moves.get(m2oId(l['move_id']) ?? -1);
@@ -197,9 +241,10 @@ async function takeOffInvoices(
       if (move['move_type'] !== 'out_refund') drafts.set(move.id, [...(drafts.get(move.id) ?? []), l.id]);
     }
     else if (move['state'] === 'posted' && move['move_type'] !== 'out_refund') {
-      // Linked to order lines: billing while not credited. Unlinked (an old gateway draft): by product.
+      // Linked to order lines: billing while not credited. Unlinked (an old gateway draft): by
+      // product, while not credited.
       const linked = saleLinesOf(l);
-      const billing = linked.length === 0 ? true : linked.filter((id) => (net.get(id) ?? 0) > 0).length > 0;
+      const billing = linked.length === 0 ? (unlinkedNet.get(m2oId(l['product_id']) ?? -1) ?? 0) > 0 : linked.filter((id) => (net.get(id) ?? 0) > 0).length > 0;
       if (!billing) continue;
       const name = String(move['name'] ?? move.id);
       if (!out.moves.includes(name)) out.moves.push(name);
