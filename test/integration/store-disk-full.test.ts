@@ -36,33 +36,43 @@ interface Night {
 }
 
 /**
- * The child on a 64 MiB tmpfs with 48 inodes, mounted in its own mount namespace: as root a plain
- * one; where root lacks CAP_SYS_ADMIN (a container's default root), or as another user, one inside
- * a user namespace mapped to root.
+ * The child on a 64 MiB tmpfs with 48 inodes (see inTmpfs).
  */
-async function night(): Promise<Night> {
+function night(): Promise<Night> {
+  return inTmpfs<Night>(child, [], 'size=64m,nr_inodes=48');
+}
+
+/**
+ * Run `script` (with `args` after the mount point) on a real tmpfs mounted with `mountOptions` in
+ * a mount namespace of its own: as root a plain one; where root lacks CAP_SYS_ADMIN (a container's
+ * default root), or as another user, one inside a user namespace mapped to root. Resolves with
+ * the last line the child printed, parsed as JSON.
+ */
+async function inTmpfs<T>(script: string, args: string[], mountOptions: string): Promise<T> {
   const asRoot = process.getuid?.() === 0;
-  if (!asRoot) return nightIn(true);
+  if (!asRoot) return inTmpfsOnce<T>(script, args, mountOptions, true);
   try {
-    return await nightIn(false);
+    return await inTmpfsOnce<T>(script, args, mountOptions, false);
   } catch (e) {
     if (!/Operation not permitted|unshare failed/.test(String(e))) throw e;
-    return nightIn(true);
+    return inTmpfsOnce<T>(script, args, mountOptions, true);
   }
 }
 
-function nightIn(userNamespace: boolean): Promise<Night> {
-  const args = [...(userNamespace ? ['--map-root-user'] : []), '--mount', 'sh', '-c', 'mount -t tmpfs -o size=64m,nr_inodes=48 tmpfs "$0" && exec "$1" "$2" "$0"', dir, process.execPath, child];
+function inTmpfsOnce<T>(script: string, args: string[], mountOptions: string, userNamespace: boolean): Promise<T> {
+  const mountPoint = mkdtempSync(path.join(dir, 'tmpfs-'));
+  const shell = `mount -t tmpfs -o ${mountOptions} tmpfs "$0" && exec "$@" "$0" ${args.map((a) => `'${a}'`).join(' ')}`;
+  const argv = [...(userNamespace ? ['--map-root-user'] : []), '--mount', 'sh', '-c', shell, mountPoint, process.execPath, script];
   return new Promise((resolve, reject) => {
-    const proc = spawn('unshare', args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn('unshare', argv, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
     proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
     proc.once('exit', (code) => {
       const line = out.trim().split('\n').at(-1);
-      if (code !== 0 || !line) return reject(new Error(`disk-full child exited with ${code}: ${err.slice(-2000)}`));
-      resolve(JSON.parse(line) as Night);
+      if (code !== 0 || !line) return reject(new Error(`${path.basename(script)} exited with ${code}: ${err.slice(-2000)}`));
+      resolve(JSON.parse(line) as T);
     });
   });
 }
@@ -79,5 +89,61 @@ describe('disk full, then space freed', () => {
     expect(n.healthAfter, `health once the files were deleted (${n.healths.join(' | ')})`).toBe('ok');
     expect(n.afterFreed, 'a new LIS message is accepted again').toBe('accepted');
     expect(n.missing, 'every acknowledged message is still there after a restart').toEqual([]);
+  }, 60_000);
+});
+
+interface RetentionOnFullDisk {
+  healthBefore: string;
+  freeBefore: number;
+  pruneError?: string;
+  delivered: number;
+  deletedDelivered: number;
+  freeAfter: number;
+  healthAfter: string;
+  afterPrune: string;
+  restart: string;
+  owed: number;
+  owedLost: string[];
+}
+
+const retentionChild = path.join(repoRoot, 'test/fixtures/store/retention-disk-full-child.ts');
+
+describe('retention on a full disk', () => {
+  // What IT saw: the data partition filled up (another program's files, weeks of large results
+  // with embedded reports), the store turned full and refused intake, as it should. Retention
+  // ran, and the disk stayed full for good: its pass deletes what is past store.retentionDays and,
+  // in the same batch, copies the few results still owed to Odoo out of their old segments. The
+  // copies are written to the message log first, on a disk with no room for them: the write
+  // failed, the whole batch with it, nothing was deleted, and the failed write took the last
+  // 256 KiB as well. Every later pass failed the same way; a restart no longer opened LevelDB
+  // ("No space left on device"). Store README ("Disk full and write errors", Retention): the
+  // reserve under store.minFreeBytes is there so that the queue drains and the gateway's own
+  // state stays current; retention is what frees the disk, and must not need room to do it.
+  it('deletes what is past the age while the store is full, so the disk frees itself; nothing owed to Odoo goes', async () => {
+    const r = await inTmpfs<RetentionOnFullDisk>(retentionChild, ['full'], 'size=16m');
+    expect(r.healthBefore, 'the partition really was below the reserve').toBe('full');
+    expect(r.pruneError, 'the retention pass').toBeUndefined();
+    expect(r.deletedDelivered, 'delivered results past the age deleted').toBe(r.delivered);
+    expect(r.freeAfter, 'room came back').toBeGreaterThan(1024 * 1024);
+    expect(r.healthAfter, 'the store resumed by itself').toBe('ok');
+    expect(r.afterPrune, 'a new LIS message is accepted again').toBe('accepted');
+    expect(r.restart).toBe('opened');
+    expect(r.owed).toBe(20);
+    expect(r.owedLost, 'every result still owed to Odoo is kept, still waiting').toEqual([]);
+  }, 60_000);
+
+  // The same with a small reserve (store.minFreeBytes lowered on a small partition, or results
+  // large enough that one pass's copies outgrow the default 64 MiB): the store is ok, the pass's
+  // copies need more than the disk has, and the whole pass failed as above.
+  it('copies kept results only as far as the disk has room: the deletions of the pass are not lost with them', async () => {
+    const r = await inTmpfs<RetentionOnFullDisk>(retentionChild, ['room'], 'size=16m');
+    expect(r.healthBefore, 'the store was accepting with 256 KiB left').toBe('ok');
+    expect(r.pruneError, 'the retention pass').toBeUndefined();
+    expect(r.deletedDelivered, 'delivered results past the age deleted').toBe(r.delivered);
+    expect(r.freeAfter, 'room came back').toBeGreaterThan(r.freeBefore);
+    expect(r.healthAfter).toBe('ok');
+    expect(r.afterPrune, 'a new LIS message is accepted').toBe('accepted');
+    expect(r.restart).toBe('opened');
+    expect(r.owedLost, 'every result still owed to Odoo is kept, still waiting').toEqual([]);
   }, 60_000);
 });

@@ -2353,6 +2353,9 @@ export class EventStore implements GatewayStore {
       const messageCutoff = Math.max(cutoff, capCutoff);
       // Messages this pass deletes, per segment: no longer counted as still kept in it.
       const leaving = new Map<number, number>();
+      // Kept messages to move out of their old segments: written after the deletions, in a batch
+      // of their own (see #moveKept).
+      const moves: Array<{ op: BatchOp; bytes: number }> = [];
       let scanned = 0;
       let reachedEnd = true;
       const range = this.#pruneCursor ? { gt: this.#pruneCursor } : {};
@@ -2378,7 +2381,8 @@ export class EventStore implements GatewayStore {
           // everything else in it is pruned (one kept message must not pin 64 MiB for months); not
           // out of a segment that is mostly messages still kept (KEPT_MOVE_MAX_LIVE_SHARE).
           if (pointer && stored.payload && pointer.segment !== this.#log.activeSegment && this.#mostlyFreed(pointer, leaving)) {
-            ops.push({ type: 'put', sublevel: this.#sub.msg, key: id, value: { log: stored.payload, duplicates: value.duplicates, fromSegment: pointer.segment } satisfies LogEntry });
+            const op: BatchOp = { type: 'put', sublevel: this.#sub.msg, key: id, value: { log: stored.payload, duplicates: value.duplicates, fromSegment: pointer.segment } satisfies LogEntry };
+            moves.push({ op, bytes: RECORD_HEADER_BYTES + pointer.length });
           }
           continue;
         }
@@ -2407,10 +2411,40 @@ export class EventStore implements GatewayStore {
         this.#counts.discarded -= prunedDiscarded;
         await this.#write(ops);
       }
+      await this.#moveKept(moves);
       // Segments emptied while they were still the active one.
       await this.#removeUnreferencedSegments().catch(() => undefined);
       return pruned;
     });
+  }
+
+  /**
+   * Retention's copies of kept messages (see prune), after its deletions were written, in a batch
+   * of their own, and only as far as the disk has room for them: none while the store is not
+   * `ok` (full: below `store.minFreeBytes`; failed), and no more bytes than half the room above
+   * the reserve (the rest stays for intake and LevelDB meanwhile). The copies are the only part
+   * of a pass that needs room; written in the same batch as the deletions, on a full disk their
+   * log write failed (ENOSPC) and the deletions went with it: nothing was ever pruned, the failed
+   * write took the last free bytes, and the disk stayed full for good
+   * (test/integration/store-disk-full.test.ts, "retention on a full disk"). A message not copied
+   * stays where it is (readable) and is copied by a later pass.
+   */
+  async #moveKept(moves: ReadonlyArray<{ op: BatchOp; bytes: number }>): Promise<void> {
+    if (moves.length === 0 || this.#health !== 'ok') return;
+    let room: number;
+    try {
+      const fs = await statfs(this.dataDir);
+      room = (Number(fs.bavail) * Number(fs.bsize) - this.#minFreeBytes) / 2;
+    } catch {
+      return; // the health check reports the file system; the copies wait for a later pass
+    }
+    const ops: BatchOp[] = [];
+    for (const move of moves) {
+      if (move.bytes > room) continue;
+      room -= move.bytes;
+      ops.push(move.op);
+    }
+    if (ops.length > 0) await this.#write(ops);
   }
 
   /**
