@@ -19,6 +19,7 @@ import {
   type PartialRefusals,
   type RefusalCause,
 } from './link-session.ts';
+import { looksMisread } from './records-only-session.ts';
 import { realScheduler, type Scheduler, type TimerHandle } from './scheduler.ts';
 import { type SerialSettings, SerialTransport, serialSettings } from './serial-transport.ts';
 import { TcpClientTransport, TcpServerTransport } from './tcp-transport.ts';
@@ -95,6 +96,14 @@ function lineHint(transport: 'serial' | 'tcp'): string {
   return transport === 'serial'
     ? "check the analyzer's serial settings (baud, data bits, parity) and the profile"
     : "check the analyzer's profile (E1381 framing and checksum, lowLevel)";
+}
+
+/**
+ * What a records-only link adds to the reason kept with bytes that are not E1394 records
+ * (`looksMisread`): that mode has no frames to refuse, so the reason itself must point at the line.
+ */
+function misreadHint(transport: 'serial' | 'tcp'): string {
+  return `the bytes are not ASTM records (no H record where the message begins, or control characters in it) — ${lineHint(transport)}`;
 }
 
 /** Errors of a listening socket that the configuration's address or port causes. */
@@ -359,6 +368,18 @@ export class AstmEndpoint<Q = unknown> implements Component {
     w.ignored = 0;
   }
 
+  /**
+   * Bytes a records-only link read that are not E1394 records (`looksMisread`): counted as line
+   * trouble like an E1381 line's bytes outside frames, so the log's line warning and the status'
+   * LINE_ERRORS name the serial settings (ingress/astm README "Line trouble"). Before, such a line
+   * read OK and its bytes were kept as "incomplete message (receiver-timeout)".
+   */
+  #misread(raw: Buffer): boolean {
+    if (this.#link.lowLevel !== 'records-only' || !looksMisread(raw)) return false;
+    this.#lineTrouble(0, raw.length);
+    return true;
+  }
+
   #emitLine(): void {
     const line = this.#line;
     // The settings hint fits a line that garbles frames or delivers bytes no frame starts with.
@@ -437,6 +458,7 @@ export class AstmEndpoint<Q = unknown> implements Component {
       // A record-layer bug must not take the link down: keep the bytes, answer per profile.
       result = { events: [], messageType: 'ASTM', searchTerms: [], reject: `normalize failed: ${describeError(err)}` };
     }
+    if (result.reject !== undefined && this.#misread(raw)) result = { ...result, reject: `${result.reject} — ${misreadHint(this.#transportKind)}` };
     const rejected = result.reject !== undefined;
     const reply: MessageReply = rejected ? this.#link.rejectedReply : 'ack';
     const message: InboundMessage = {
@@ -542,7 +564,8 @@ export class AstmEndpoint<Q = unknown> implements Component {
     const endpoint = this.#opt.analyzer.id;
     // Frames refused to the sender's retry limit are often why it gave up: the reason says so
     // (before, "incomplete message (eot-before-end)" alone hid a garbled serial line).
-    const rejectReason = partialRejectReason(reason, refusals, this.#transportKind, this.#link.maxMessageBytes);
+    let rejectReason = partialRejectReason(reason, refusals, this.#transportKind, this.#link.maxMessageBytes);
+    if (this.#misread(raw)) rejectReason += ` — ${misreadHint(this.#transportKind)}`;
     this.#log.warn('incomplete message kept as rejected raw bytes', { reason: rejectReason, bytes: raw.length });
     this.#opt.telemetry.alert('warning', 'GW_ASTM_LINK', `analyzer ${endpoint}: ${rejectReason}, kept as rejected raw bytes`, endpoint);
     const commit = this.#opt.store

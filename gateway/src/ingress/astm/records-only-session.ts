@@ -25,6 +25,28 @@ function isHeaderStart(head: string): boolean {
 }
 
 /**
+ * Whether bytes a records-only link read cannot be E1394 records sent as they were meant: the
+ * message does not begin with an H record (LIS2-A2 §6.2), or it holds a control character no record
+ * text carries (LIS1-A §6.6; CR and LF separate records, TAB is tolerated). What a line at the wrong
+ * baud rate, parity or data bits delivers, or an analyzer speaking E1381 (ENQ, STX) to a link set
+ * to records-only. This mode has no checksum to refuse such bytes by: without this, they were kept
+ * as "incomplete message (receiver-timeout)" with nothing pointing at the line's settings.
+ */
+export function looksMisread(raw: Buffer): boolean {
+  let i = 0;
+  while (i < raw.length && (raw[i] === CR || raw[i] === LF)) i++;
+  if (i < raw.length && !isHeaderStart(raw.toString('latin1', i, Math.min(raw.length, i + 2)))) {
+    // A lone 'H' at the very end (a message cut after one byte) is not told either way.
+    if (!(raw.length - i === 1 && raw[i] === 0x48)) return true;
+  }
+  for (let j = i; j < raw.length; j++) {
+    const b = raw[j] as number;
+    if ((b < 0x20 && b !== CR && b !== LF && b !== 0x09) || b === 0x7f) return true;
+  }
+  return false;
+}
+
+/**
  * The link for instruments that speak E1394 records with NO low-level protocol (protocols.md
  * §1.7, §4: some TCP analyzers and serial-to-TCP adapters): records separated by CR and/or LF, a
  * message ends with its L record (LIS2-A2 §5.5). Nothing is acknowledged on the wire — there is

@@ -1,0 +1,92 @@
+/**
+ * Commissioning an analyzer that speaks E1394 records with no link protocol (records-only,
+ * `lowLevel: none`) on a serial line set to the wrong baud rate: the real gateway process, the
+ * analyzer on a socat pty pair. What the IT person reads is what is asserted: the message browser,
+ * GET /api/status.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { getJson, startGatewayProcess, until, type GatewayProcess, fileWriter, TEST_LISTENERS } from '../fixtures/gateway-process.ts';
+import { startPtyPair, type PtyPair } from '../fixtures/astm-link/pty-pair.ts';
+import { openSerialSim, type Cleanups } from '../fixtures/astm-link/sim-wires.ts';
+
+let dir: string;
+const file = fileWriter(() => dir);
+const running: GatewayProcess[] = [];
+const cleanups: Cleanups = [];
+const ptys: PtyPair[] = [];
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'lgw-records-only-line-'));
+});
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+  for (const r of running.splice(0)) await r.stop();
+  for (const p of ptys.splice(0)) await p.kill();
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+interface StatusBody {
+  healthReasons: Array<{ code: string; message: string; endpoint?: string }>;
+  endpoints: Array<{ id: string; state: string }>;
+}
+
+/**
+ * What a records-only analyzer's results look like on a line read at the wrong baud rate: the
+ * bits of each character land in other characters, so no H record begins a message, no CR
+ * separates records, and bytes no ASTM text holds (NUL, 0x80 and up) arrive.
+ */
+function wrongBaudBytes(): Buffer {
+  // Three results, as the analyzer sends its run.
+  const sent = Buffer.from('H|\\^&|||BS-240|||||||P|1\rP|1||PID-1\rO|1|S-1||^^^GLU\rR|1|^^^GLU|5.4|mmol/L\rL|1|N\r'.repeat(3), 'latin1');
+  const out: number[] = [];
+  for (const b of sent) out.push(0x80 | (b >> 1), (b << 3) & 0xf8);
+  return Buffer.from(out);
+}
+
+describe('a records-only analyzer on a serial line at the wrong baud rate', () => {
+  /**
+   * User sees: the IT person commissioning a Mindray BS analyzer (records, no ENQ/ACK) set the
+   * gateway's port to 9600 while the analyzer sends at 19200. The message browser kept the bytes
+   * as "incomplete message (receiver-timeout)" and the status said OK: nothing pointed at the baud
+   * rate, while the same fault on an E1381 line names the serial settings (reason and LINE_ERRORS).
+   * Promise: DESIGN.md §2 "Bad input … is answered with a clear reason and kept, raw, for an
+   * operator"; ingress/astm README "Line trouble".
+   */
+  it('the bytes kept and the status both say to check the serial settings', async () => {
+    const pty = await startPtyPair(dir, ['ro-an', 'ro-gw']);
+    ptys.push(pty);
+    const cfg = await file(
+      [
+        `gateway: { id: site-ro, dataDir: ${path.join(dir, 'site-ro-data')} }`,
+        TEST_LISTENERS,
+        `analyzers: [ { id: bs-1, profile: generic-astm, serial: { path: ${pty.b} }, overrides: { lowLevel: records-only, frameTimeoutMs: 1500 } } ]`,
+        '',
+      ].join('\n'),
+    );
+    const gw = startGatewayProcess(cfg);
+    running.push(gw);
+    const ready = await gw.ready;
+    expect(ready, gw.err()).toBeDefined();
+    const base = ready!.status.url.replace(/\/$/, '');
+    await until('the analyzer line open', async () => ((await getJson<StatusBody>(`${base}/api/status`)).endpoints.find((e) => e.id === 'bs-1')?.state === 'connected' ? true : undefined));
+    const { port } = await openSerialSim(pty.a, cleanups);
+    const garbage = wrongBaudBytes();
+    port.write(garbage);
+
+    const kept = await until('the bytes kept for the operator', async () => {
+      const r = await getJson<{ messages: Array<{ status: string; rejectReason?: string; bytes?: number }> }>(`${base}/api/messages?endpoint=bs-1`);
+      return r.messages.find((m) => m.status === 'rejected');
+    });
+    expect(kept.rejectReason).toMatch(/serial settings \(baud/);
+    const st = await until('the line trouble on the status', async () => {
+      const s = await getJson<StatusBody>(`${base}/api/status`);
+      return s.healthReasons.some((r) => r.endpoint === 'bs-1' && r.code === 'LINE_ERRORS') ? s : undefined;
+    }, 10_000).catch(() => getJson<StatusBody>(`${base}/api/status`));
+    expect(st.healthReasons.find((r) => r.endpoint === 'bs-1' && r.code === 'LINE_ERRORS')?.message).toMatch(/serial settings \(baud/);
+  }, 60_000);
+});
