@@ -76,4 +76,30 @@ describe('cobas c 111 calibration (M.CR record) over its serial line', () => {
     const albumin = (await consumption(gateway)).filter((e) => e.event.type === 'consumable.used' && e.event.data.productCode === 'ROC-C111-ALB');
     expect(albumin).toHaveLength(2);
   });
+
+  /**
+   * What the stock keeper saw: an albumin calibration whose record carries no calibration time
+   * (M.11 empty) left stock twice when the c 111 sent it again behind a glucose calibration in
+   * one message: its sequence number (M.2, the record's place in the message, LIS2-A2) went from 1
+   * to 2, and the run identity of an undated calibration was a hash of the whole record. The
+   * promise broken: DESIGN.md §2, each business fact lands once (the analyzer resending). The
+   * identity of an undated calibration is what the c 111 reports of the calibration itself
+   * (5.2.2.10: the test, the reagent and calibrator lots, the curve and each level's readings),
+   * not where the record sits.
+   */
+  it('an undated calibration sent again at another place in a message consumes nothing more', async () => {
+    const { gateway, send } = await started();
+    const albumin = (seq: number) =>
+      `M|${seq}|CR^BM^c111^1|413^ALB|64521301|g/L|BS^ALB||N^R|2||A^$SYS$||1.212000E+01^5.310000E-01|SD^^^65432101|0^0.0012^0.0011^0.0013^0^0\\45.3^0.4210^0.4205^0.4215^0^0`;
+    const glucose = (seq: number) =>
+      `M|${seq}|CR^BM^c111^1|767^GLU|71830402|mmol/L|BS^GLU||N^R|2||A^$SYS$||2.301000E+01^1.120000E-01|SD^^^65432101|0^0.0009^0.0008^0.0010^0^0\\12.9^0.6120^0.6117^0.6123^0^0`;
+    expect(await send([HEADER('20260114071502'), albumin(1), 'L|1|N'].join('\r'))).toBe('<ACK>'.repeat(4));
+    await waitFor(async () => (await consumption(gateway)).length === 3, 10_000);
+
+    expect(await send([HEADER('20260114072010'), glucose(1), albumin(2), 'L|1|N'].join('\r'))).toBe('<ACK>'.repeat(5));
+    await waitFor(async () => (await stored(gateway)) === 2, 10_000);
+    await waitFor(async () => (await consumption(gateway)).some((e) => e.event.type === 'consumable.used' && e.event.data.productCode === 'ROC-C111-GLU'), 10_000);
+    const albuminDraws = (await consumption(gateway)).filter((e) => e.event.type === 'consumable.used' && e.event.data.productCode === 'ROC-C111-ALB');
+    expect(albuminDraws).toHaveLength(1);
+  });
 });

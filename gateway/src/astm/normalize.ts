@@ -55,6 +55,13 @@ export function normalizeAstmMessage(text: string, ctx: NormalizeContext): Norma
   return new MessageNormalizer(msg, ctx).run();
 }
 
+/** A record's text with its sequence number (field 2, LIS2-A2) left empty: what it says, not where it sits. */
+function withoutSequenceNumber(raw: string, fieldDelimiter: string): string {
+  const fields = raw.split(fieldDelimiter);
+  if (fields.length > 1) fields[1] = '';
+  return fields.join(fieldDelimiter);
+}
+
 function shortHash(text: string): string {
   return hash('sha256', text, 'hex').slice(0, 16);
 }
@@ -471,6 +478,10 @@ class MessageNormalizer {
    * No `test.completed`: a calibration is no result of a specimen. The run identity is the
    * calibration time with the analyzer's code, so the same calibration sent again (another
    * session, another H.14) draws nothing more and a recalibration at another time draws again.
+   * A calibration without a time is known by what the record reports of it (c 111 5.2.2.10: the
+   * test, the reagent and calibrator lots, the curve, each level's readings), not by its sequence
+   * number (field 2, its place in the message, LIS2-A2): before, the whole record was hashed, and
+   * the same calibration resent behind another one (M|2 instead of M|1) drew its reagent twice.
    * Returns how many calibrations the message holds.
    */
   #calibrations(): number {
@@ -505,7 +516,7 @@ class MessageNormalizer {
       this.#terms.add(`runType:${runType}`);
       this.#runs.push({ specimenId, runType, tests: [testCode], unmapped });
       if (profile.consumption.length === 0) continue;
-      const runKey = `${time ? time.raw : `rec:${shortHash(m.raw)}`}~${analyzerCode}`;
+      const runKey = `${time ? time.raw : `rec:${shortHash(withoutSequenceNumber(m.raw, d.field))}`}~${analyzerCode}`;
       const runAt = (time && astmDateToIso(time.raw)) ?? this.#headerTime() ?? this.#ctx.receivedAt;
       this.#events.push(
         ...consumptionDrafts({ profile, analyzerId, specimenId, runType, tests: [testCode], runKey, runAt, receivedAt: this.#ctx.receivedAt, source: this.#source(), keyPrefix: 'astm', reagentLots: this.#lots }),
