@@ -56,3 +56,91 @@ describe.each([17, 19] as const)('RFQ vendor: the one Odoo would buy from (Odoo 
     expect(rfqVendor(rig)).toBe(partnerId(rig.emu, 'VEND-LABCO'));
   });
 });
+
+describe.each([17, 19] as const)("RFQ line: the vendor, quantity and unit Odoo's replenishment would write (Odoo %i)", (version: OdooVersion) => {
+  const glu = (r: Rig): { pid: number; tmpl: number; diagLine: number } => {
+    const pid = productId(r.emu, 'RGT-GLU');
+    const tmpl = r.emu.records('product.product', [['id', '=', pid]])[0]!['product_tmpl_id'] as number;
+    return { pid, tmpl, diagLine: idOf(r.emu, 'product.supplierinfo', [['product_tmpl_id', '=', tmpl]]) };
+  };
+  const addLabcoLine = (r: Rig, vals: Record<string, unknown> = {}): number => {
+    const { tmpl } = glu(r);
+    return r.emu.call('product.supplierinfo', 'create', [{ partner_id: partnerId(r.emu, 'VEND-LABCO'), product_tmpl_id: tmpl, price: 112, min_qty: 1, sequence: 2, ...vals }]) as number;
+  };
+  const onlyLine = (r: Rig): Record<string, unknown> => {
+    const lines = rfqLines(r.emu, 'RGT-GLU');
+    expect(lines).toHaveLength(1);
+    return lines[0]!;
+  };
+  const vendorOfLine = (r: Rig, line: Record<string, unknown>): unknown => r.emu.records('purchase.order', [['id', '=', line['order_id']]])[0]!['partner_id'];
+  const unitOf = (line: Record<string, unknown>): unknown => line[version >= 19 ? 'product_uom_id' : 'product_uom'];
+
+  /**
+   * The buyer set the glucose cartridges' reorder rule to buy from LabCo (the "Vendor" column of
+   * the replenishment report: the rule's `supplier_id`), with DiagSupply still first on the
+   * product's vendor list: the gateway's draft RFQ went to DiagSupply. Odoo's own replenishment
+   * (_run_buy) takes the reorder rule's vendor before any other.
+   */
+  it("the reorder rule's own vendor gets the RFQ", async () => {
+    rig = await makeRig(version);
+    const labcoLine = addLabcoLine(rig);
+    const op = idOf(rig.emu, 'stock.warehouse.orderpoint', [['product_id', '=', glu(rig).pid]]);
+    rig.emu.call('stock.warehouse.orderpoint', 'write', [[op], { supplier_id: labcoLine }]);
+    await rig.commit([thresholdBreached('RGT-GLU', 15)]);
+    await rig.waitDrained();
+    expect(vendorOfLine(rig, onlyLine(rig))).toBe(partnerId(rig.emu, 'VEND-LABCO'));
+  });
+
+  /**
+   * DiagSupply sells the cartridges by 24 at least (its price line's minimum quantity): the
+   * gateway's RFQ asked for 15, which the vendor refuses and the buyer had to correct by hand.
+   * The line orders at least the vendor's minimum.
+   */
+  it("the vendor's minimum quantity is ordered at least", async () => {
+    rig = await makeRig(version);
+    rig.emu.call('product.supplierinfo', 'write', [[glu(rig).diagLine], { min_qty: 24 }]);
+    await rig.commit([thresholdBreached('RGT-GLU', 15)]);
+    await rig.waitDrained();
+    const line = onlyLine(rig);
+    expect(vendorOfLine(rig, line)).toBe(partnerId(rig.emu, 'VEND-DIAG'));
+    expect(line['product_qty']).toBe(24);
+  });
+
+  /**
+   * DiagSupply's minimum is 24, LabCo's 1, and 15 are needed: Odoo's _select_seller passes over a
+   * price line whose minimum the quantity does not reach and buys from LabCo. The gateway sent
+   * the RFQ to DiagSupply.
+   */
+  it("a vendor line whose minimum the need does not reach gives way to the next vendor's", async () => {
+    rig = await makeRig(version);
+    rig.emu.call('product.supplierinfo', 'write', [[glu(rig).diagLine], { min_qty: 24 }]);
+    addLabcoLine(rig);
+    await rig.commit([thresholdBreached('RGT-GLU', 15)]);
+    await rig.waitDrained();
+    const line = onlyLine(rig);
+    expect(vendorOfLine(rig, line)).toBe(partnerId(rig.emu, 'VEND-LABCO'));
+    expect(line['product_qty']).toBe(15);
+  });
+
+  /**
+   * The lab stocks the cartridges one by one but buys them in boxes of 10 (the purchase unit:
+   * the product's `uom_po_id` up to 18, the vendor line's unit on 19). The draft RFQ asked for
+   * "20 Units" where Odoo's replenishment writes "2 Box of 10", in the vendor's unit and at the
+   * vendor's price per box.
+   */
+  it("the quantity is in the vendor's unit", async () => {
+    rig = await makeRig(version);
+    const units = rig.emu.records('uom.uom', [['name', '=', 'Units']])[0]!;
+    const box = rig.emu.call('uom.uom', 'create', [
+      version >= 19 ? { name: 'Box of 10', relative_factor: 10, relative_uom_id: units['id'] } : { name: 'Box of 10', category_id: units['category_id'], factor: 0.1, uom_type: 'bigger' },
+    ]) as number;
+    const { tmpl, diagLine } = glu(rig);
+    if (version >= 19) rig.emu.call('product.supplierinfo', 'write', [[diagLine], { product_uom_id: box }]);
+    else rig.emu.call('product.template', 'write', [[tmpl], { uom_po_id: box }]);
+    await rig.commit([thresholdBreached('RGT-GLU', 20)]);
+    await rig.waitDrained();
+    const line = onlyLine(rig);
+    expect(unitOf(line)).toBe(box);
+    expect(line['product_qty']).toBe(2);
+  });
+});

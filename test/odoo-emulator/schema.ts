@@ -275,6 +275,17 @@ const MODELS: ModelSpec[] = [
       price: float('Price'), min_qty: float('Quantity'), delay: int('Delivery Lead Time', { default: 1 }), sequence: int('Sequence', { default: 1 }),
       // The price's validity (16-19): Odoo's _select_seller skips a line outside it.
       date_start: date('Start Date'), date_end: date('End Date'),
+      // The vendor's unit, in which `min_qty` and `price` are given: ≤18 the template's purchase
+      // unit (related `product_tmpl_id.uom_po_id`, read-only); 19 has no uom_po_id and keeps the
+      // purchase unit on the line itself (`product_uom_id`, the product's unit by default).
+      product_uom: m2o('uom.uom', 'Unit of Measure', {
+        versions: UPTO18, readonly: true,
+        compute: (env, r) => (typeof r.product_tmpl_id === 'number' ? env.table('product.template').get(r.product_tmpl_id)?.uom_po_id : undefined) ?? false,
+      }),
+      product_uom_id: m2o('uom.uom', 'Unit', {
+        versions: V19,
+        default: (env: ComputeEnv, vals: Record<string, unknown>) => (typeof vals.product_tmpl_id === 'number' ? env.table('product.template').get(vals.product_tmpl_id)?.uom_id : undefined) ?? false,
+      }),
     },
   },
   {
@@ -504,6 +515,9 @@ const MODELS: ModelSpec[] = [
       product_min_qty: float('Min Quantity'), product_max_qty: float('Max Quantity'), qty_multiple: float('Multiple Quantity', { default: 1 }),
       trigger: sel('Trigger', [['auto', 'Auto'], ['manual', 'Manual']], { default: 'auto' }),
       route_id: m2o('stock.route', 'Route'),
+      // purchase_stock (16-19): the reorder rule's own vendor line ("Vendor" column of the
+      // replenishment report); Odoo's _run_buy takes it before _select_seller.
+      supplier_id: m2o('product.supplierinfo', 'Product Supplier'),
       qty_forecast: float('Forecast', { compute: (env, r) => orderpointForecast(env, r) }),
       qty_to_order: float('To Order', { compute: (env, r) => orderpointToOrder(env, r) }),
       qty_to_order_manual: float('To Order (Manual)', { versions: V18UP }),

@@ -744,6 +744,15 @@ function notInRead(d: PostedDebit, readAt: number): boolean {
   return d.doneAt === undefined || odooTime(d.doneAt) + 1000 > readAt;
 }
 
+/**
+ * `quantity` in unit `from` expressed in unit `to`, Odoo's way (qty / from.factor * to.factor);
+ * undefined between units of different categories (Odoo cannot convert them either).
+ */
+export function convertQuantity(quantity: number, from: UomRef, to: UomRef): number | undefined {
+  if (from.id === to.id) return quantity;
+  return from.category === to.category ? (quantity / from.factor) * to.factor : undefined;
+}
+
 function findUom(uoms: UomRef[], name: string): UomRef | undefined {
   const exact = uoms.find((u) => u.name === name);
   if (exact) return exact;

@@ -278,8 +278,8 @@ function totals(events: Unresolved[]): Map<string, number> {
  * the lab location, then its parents). Reorder points elsewhere (another warehouse, a sibling
  * location) are compared with another stock than the lab's and are left out.
  */
-export function labOrderpoints(orderpoints: OrderpointRef[], chain: number[]): OrderpointRef[] {
-  const best = new Map<number, { op: OrderpointRef; depth: number }>();
+export function labOrderpoints<T extends Pick<OrderpointRef, 'productId' | 'locationId'>>(orderpoints: T[], chain: number[]): T[] {
+  const best = new Map<number, { op: T; depth: number }>();
   for (const op of orderpoints) {
     const depth = op.locationId === undefined ? -1 : chain.indexOf(op.locationId);
     if (depth < 0) continue;

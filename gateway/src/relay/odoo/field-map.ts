@@ -78,6 +78,8 @@ export class FieldMap {
 export const RELAY_MODELS = [
   'res.partner',
   'product.product',
+  // The vendor lines of the RFQ rule: the unit field drifts (≤18 `product_uom`, 19 `product_uom_id`).
+  'product.supplierinfo',
   'sale.order',
   'sale.order.line',
   'stock.picking',

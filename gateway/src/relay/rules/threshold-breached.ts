@@ -3,7 +3,8 @@ import type { StoredEvent } from '../../store/types.ts';
 import { describeError } from '../../errors.ts';
 import { addByExternalId, externalId, loadWithExternalIds, lookupExternalId, m2oId, read, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
 import { failureOf, mappingMissing } from '../odoo/odoo-error.ts';
-import type { ProductRef } from '../reference-data.ts';
+import { convertQuantity, type ProductRef } from '../reference-data.ts';
+import { labOrderpoints } from '../stock-watch.ts';
 import { noteMarker } from './milestone-notes.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
 
@@ -28,7 +29,7 @@ function rfqLineMarker(idempotencyKey: string): string {
  * `lab_gateway.rfq_<breach key>`, and the vendor's other breaches of the batch are added to it as
  * above. The batch's breaches are grouped by vendor: at most two loads and one write per vendor.
  * At most one open (draft/sent/to approve) line per product: an open RFQ line for the product — ours or a
- * buyer's — means nothing is written. Vendor: the one Odoo's replenishment would choose (vendorOf), else
+ * buyer's — means nothing is written. Vendor, unit and quantity: those of the line Odoo's replenishment would write (supplyOf), else
  * odoo.mapping.defaultVendorRef.
  *
  * Exactly once: every attempt first looks the breaches' lines up by external id (B.4), which no
@@ -80,10 +81,11 @@ export const thresholdBreachedRule: PostingRule = {
     }
 
     /** Breaches to write, per vendor, in batch order; a later breach of a product planned already follows it. */
-    const byVendor = new Map<number, Array<{ e: StoredEvent; product: ProductRef }>>();
+    const byVendor = new Map<number, Array<{ e: StoredEvent; product: ProductRef; supply: Supply }>>();
     const planned = new Map<number, StoredEvent>();
     const followers = new Map<string, StoredEvent[]>();
-    const vendors = new Map<number, Promise<number>>();
+    /** The reorder rules' own vendor lines, read once per batch that writes a line. */
+    let ruleLines: Promise<Map<number, number>> | undefined;
     for (const e of live) {
       const product = products.get(data(e).productCode)!;
       try {
@@ -116,11 +118,10 @@ export const thresholdBreachedRule: PostingRule = {
           followers.set(first.event.id, [...(followers.get(first.event.id) ?? []), e]);
           continue;
         }
-        const key = product.id;
-        if (!vendors.has(key)) vendors.set(key, vendorOf(ctx, product));
-        const vendorId = await vendors.get(key)!;
+        ruleLines ??= reorderRuleLines(ctx, ids);
+        const supply = await supplyOf(ctx, product, data(e).suggestedQuantity, (await ruleLines).get(product.id));
         planned.set(product.id, e);
-        byVendor.set(vendorId, [...(byVendor.get(vendorId) ?? []), { e, product }]);
+        byVendor.set(supply.vendorId, [...(byVendor.get(supply.vendorId) ?? []), { e, product, supply }]);
       } catch (err) {
         results.set(e.event.id, fail(err));
       }
@@ -136,11 +137,11 @@ export const thresholdBreachedRule: PostingRule = {
       }
       const uomField = ctx.odoo.fields.pick('purchase.order.line', 'product_uom_id', 'product_uom') ?? 'product_uom';
       const date = new Date(ctx.now()).toISOString().slice(0, 19).replace('T', ' ');
-      const lineOf = ({ e, product }: { e: StoredEvent; product: ProductRef }): Record<string, unknown> => ({
+      const lineOf = ({ product, supply }: { product: ProductRef; supply: Supply }): Record<string, unknown> => ({
         product_id: product.id,
         name: product.name || product.code,
-        product_qty: data(e).suggestedQuantity,
-        ...(product.uomId ? { [uomField]: product.uomId } : {}),
+        product_qty: supply.quantity,
+        ...(supply.uomId ? { [uomField]: supply.uomId } : {}),
         date_planned: date,
       });
       for (const [vendorId, items] of byVendor) {
@@ -222,40 +223,134 @@ function anyOf(leaves: unknown[]): unknown[] {
   return [...Array.from({ length: leaves.length - 1 }, () => '|'), ...leaves];
 }
 
+/** What a breach's RFQ line says: the vendor, the unit (absent: none known) and the quantity in it. */
+interface Supply {
+  vendorId: number;
+  uomId?: number;
+  quantity: number;
+}
+
+/** A vendor price line (`product.supplierinfo`) as replenishment reads it. */
+interface SellerLine {
+  id: number;
+  partnerId: number;
+  /** The vendor's minimum, in the line's unit. */
+  minQty: number;
+  /** The line's unit: ≤18 `product_uom` (the template's purchase unit, `uom_po_id`), 19 `product_uom_id`. */
+  uomId?: number;
+  price: number;
+  dateStart?: string;
+  dateEnd?: string;
+}
+
 /**
- * The vendor Odoo's own replenishment would buy from (`_select_seller`, then its fallback): the
- * product's vendor lines (`product.supplierinfo` of its template, for every variant or this one)
- * in Odoo's order (the model's: sequence, min_qty desc, price, id), of active vendors only (`_prepare_sellers`); the first whose price
- * holds today (Start/End Date), else the first at all, as Odoo falls back on "a supplier for which
- * no price may be defined". None: odoo.mapping.defaultVendorRef. Before, the first line was taken
- * whatever its dates or its vendor: a price list the buyer ended yesterday, or a vendor archived
- * when it went out of business, still got the draft RFQ.
- * Not followed (Odoo does): the reorder rule's own Vendor (`supplier_id`, taken before
- * `_select_seller`), a line's minimum quantity (`min_qty`) against the quantity ordered, and the
- * cheapest of the chosen vendor's lines.
+ * The vendor line each product's reorder rule names (`supplier_id`, purchase_stock: the "Vendor"
+ * of the replenishment report), by product id: the lab's reorder point of the product, as the
+ * stock watch picks it (on the lab location, else its nearest ancestor). Read at posting time, not
+ * from the pull: a buyer who just changed the rule's vendor is followed at once. None when the
+ * field does not exist (no purchase_stock).
  */
-async function vendorOf(ctx: RuleContext, product: ProductRef): Promise<number> {
+async function reorderRuleLines(ctx: RuleContext, productIds: number[]): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
+  if (!ctx.odoo.fields.has('stock.warehouse.orderpoint', 'supplier_id')) return out;
+  const rows = await searchRead(ctx.odoo, 'stock.warehouse.orderpoint', [['product_id', 'in', productIds]], ['id', 'product_id', 'location_id', 'supplier_id']);
+  const ops = rows.map((r) => ({ productId: m2oId(r['product_id']) ?? 0, locationId: m2oId(r['location_id']), line: m2oId(r['supplier_id']) }));
+  for (const op of labOrderpoints(ops, ctx.ref.labLocationChain())) if (op.line !== undefined) out.set(op.productId, op.line);
+  return out;
+}
+
+/**
+ * The RFQ line Odoo's own replenishment would write for `need` (in the product's unit):
+ *
+ * - the vendor (`_run_buy`): the reorder rule's own vendor line (`supplier_id`) when it names one,
+ *   whatever its dates; else `_select_seller`: the product's vendor lines (its template's, for
+ *   every variant or this one) in Odoo's order (sequence, min_qty desc, price, id), of active
+ *   vendors only (`_prepare_sellers`), whose Start/End Date hold today and whose minimum quantity
+ *   the need reaches, the cheapest of the first such vendor's lines; else the first line at all
+ *   (Odoo's fallback on "a supplier for which no price may be defined"); none:
+ *   odoo.mapping.defaultVendorRef;
+ * - the unit: the vendor line's (≤18 the product's purchase unit `uom_po_id`, 19 the line's own
+ *   `product_uom_id`), the need converted into it (`_prepare_purchase_order_line`);
+ * - the quantity: at least the vendor line's minimum (`min_qty`, in that unit).
+ *
+ * Before, the first vendor line was taken whatever the reorder rule named and whatever its
+ * minimum, and the quantity went out in the stock unit: the buyer set the rule to LabCo and the
+ * RFQ went to DiagSupply; DiagSupply sells by 24 and was asked for 15; a product bought by the box
+ * of 10 was ordered as "20 Units" (test/integration/relay-rfq-vendor-audit.test.ts). Earlier
+ * still, a vendor line whose End Date had passed, or an archived vendor, got the RFQ.
+ */
+async function supplyOf(ctx: RuleContext, product: ProductRef, need: number, ruleLine: number | undefined): Promise<Supply> {
   const { templateId, code } = product;
   if (templateId !== undefined && !ctx.odoo.fields.missing('product.supplierinfo')) {
-    const fields = ctx.odoo.fields.existing('product.supplierinfo', ['id', 'partner_id', 'product_id', 'date_start', 'date_end']);
+    const unitField = ctx.odoo.fields.pick('product.supplierinfo', 'product_uom_id', 'product_uom');
+    const fields = ctx.odoo.fields.existing('product.supplierinfo', ['id', 'partner_id', 'product_id', 'date_start', 'date_end', 'min_qty', 'price', ...(unitField ? [unitField] : [])]);
+    const toSeller = (s: OdooRecord): SellerLine => ({
+      id: s.id,
+      partnerId: m2oId(s['partner_id']) ?? 0,
+      minQty: Number(s['min_qty'] ?? 0) || 0,
+      price: Number(s['price'] ?? 0) || 0,
+      ...(unitField && m2oId(s[unitField]) !== undefined ? { uomId: m2oId(s[unitField]) } : {}),
+      ...(day(s['date_start']) ? { dateStart: day(s['date_start']) } : {}),
+      ...(day(s['date_end']) ? { dateEnd: day(s['date_end']) } : {}),
+    });
     const variant = ctx.odoo.fields.has('product.supplierinfo', 'product_id') ? ['|', ['product_id', '=', false], ['product_id', '=', product.id]] : [];
-    const sellers = await searchRead(ctx.odoo, 'product.supplierinfo', [['product_tmpl_id', '=', templateId], ...variant], fields);
-    const partnerIds = [...new Set(sellers.map((s) => m2oId(s['partner_id'])).filter((id): id is number => id !== undefined))];
-    // Archived vendors are read by id (read ignores active_test) to be left out.
-    const active = partnerIds.length === 0 ? new Set<number>() : new Set((await read(ctx.odoo, 'res.partner', partnerIds, ['id', 'active'])).filter((p) => p['active'] !== false).map((p) => p.id));
-    const usable = sellers.filter((s) => active.has(m2oId(s['partner_id']) ?? -1));
-    // Odoo compares the dates with the user's today; the gateway's UTC date is at most a day off.
-    const today = new Date(ctx.now()).toISOString().slice(0, 10);
-    const day = (v: unknown): string | undefined => (typeof v === 'string' && v ? v.slice(0, 10) : undefined);
-    const holds = (s: OdooRecord): boolean => {
-      const start = day(s['date_start']);
-      const end = day(s['date_end']);
-      return (start === undefined || start <= today) && (end === undefined || end >= today);
-    };
-    const vendor = m2oId((usable.find(holds) ?? usable[0])?.['partner_id']);
-    if (vendor !== undefined) return vendor;
+    const sellers = (await searchRead(ctx.odoo, 'product.supplierinfo', [['product_tmpl_id', '=', templateId], ...variant], fields)).map(toSeller);
+    let chosen: SellerLine | undefined;
+    if (ruleLine !== undefined) {
+      chosen = sellers.find((s) => s.id === ruleLine) ?? (await read(ctx.odoo, 'product.supplierinfo', [ruleLine], fields)).map(toSeller)[0];
+    }
+    if (!chosen) {
+      const partnerIds = [...new Set(sellers.map((s) => s.partnerId).filter((id) => id > 0))];
+      // Archived vendors are read by id (read ignores active_test) to be left out.
+      const active = partnerIds.length === 0 ? new Set<number>() : new Set((await read(ctx.odoo, 'res.partner', partnerIds, ['id', 'active'])).filter((p) => p['active'] !== false).map((p) => p.id));
+      const usable = sellers.filter((s) => active.has(s.partnerId));
+      chosen = (await selectSeller(ctx, product, need, usable)) ?? usable[0];
+    }
+    if (chosen && chosen.partnerId > 0) {
+      const inUnit = await inSellerUnit(ctx, product, need, chosen);
+      // A unit Odoo could not convert to (another category: Odoo refuses such a line anyway) leaves the line in the product's unit.
+      if (inUnit === undefined) return { vendorId: chosen.partnerId, quantity: need, ...(product.uomId ? { uomId: product.uomId } : {}) };
+      const uomId = chosen.uomId ?? product.uomId;
+      return { vendorId: chosen.partnerId, quantity: Math.max(inUnit, chosen.minQty), ...(uomId ? { uomId } : {}) };
+    }
   }
   const ref = ctx.odooConfig.mapping.defaultVendorRef;
   if (!ref) throw mappingMissing(`product ${code} has no vendor in Odoo and odoo.mapping.defaultVendorRef is not set`, { productCode: code });
-  return (await ctx.ref.partner(ref, 'default vendor')).id;
+  return { vendorId: (await ctx.ref.partner(ref, 'default vendor')).id, quantity: need, ...(product.uomId ? { uomId: product.uomId } : {}) };
+}
+
+/**
+ * Odoo's `_select_seller`: of `sellers` (Odoo's order, active vendors), those whose dates hold
+ * today and whose minimum the need reaches (in the line's unit); of the first one's vendor, the
+ * cheapest line. Odoo compares the dates with the user's today; the gateway's UTC date is at most
+ * a day off.
+ */
+async function selectSeller(ctx: RuleContext, product: ProductRef, need: number, sellers: SellerLine[]): Promise<SellerLine | undefined> {
+  const today = new Date(ctx.now()).toISOString().slice(0, 10);
+  const valid: SellerLine[] = [];
+  for (const s of sellers) {
+    if ((s.dateStart !== undefined && s.dateStart > today) || (s.dateEnd !== undefined && s.dateEnd < today)) continue;
+    const inUnit = await inSellerUnit(ctx, product, need, s);
+    if (inUnit !== undefined && inUnit < s.minQty) continue;
+    if (valid.length === 0 || valid[0]!.partnerId === s.partnerId) valid.push(s);
+  }
+  // A stable sort: of equal prices, the first in Odoo's order.
+  return valid.sort((a, b) => a.price - b.price)[0];
+}
+
+/**
+ * `need` (the product's unit) in the vendor line's unit, to a millionth (as the stock watch
+ * computes it); as is without a unit on either side; undefined when the units cannot be read or
+ * converted.
+ */
+async function inSellerUnit(ctx: RuleContext, product: ProductRef, need: number, seller: SellerLine): Promise<number | undefined> {
+  if (seller.uomId === undefined || product.uomId === undefined || seller.uomId === product.uomId) return need;
+  const [from, to] = await Promise.all([ctx.ref.uomById(product.uomId), ctx.ref.uomById(seller.uomId)]);
+  const q = from && to ? convertQuantity(need, from, to) : undefined;
+  return q === undefined ? undefined : Math.round(q * 1e6) / 1e6;
+}
+
+/** An Odoo date or datetime's day (`YYYY-MM-DD`); undefined when unset. */
+function day(v: unknown): string | undefined {
+  return typeof v === 'string' && v ? v.slice(0, 10) : undefined;
 }
