@@ -15,6 +15,13 @@ export const HL7_ENDPOINT_DEFAULTS: Omit<Hl7EndpointConfig, 'id' | 'listen'> = {
   defaultCharset: 'ascii',
 };
 
+/**
+ * The embedded MQTT broker's own limits. 100 connections: a tray on every workstation of a large
+ * lab and its dashboards, far below what the appliance holds; a script that opens connections
+ * without closing them is stopped there.
+ */
+export const EMBEDDED_BROKER_DEFAULTS = { maxConnections: 100 } as const;
+
 export const DEFAULT_RULES: Record<EventType, boolean> = Object.fromEntries(EventTypes.map((t) => [t, true])) as Record<EventType, boolean>;
 
 export function defaultConfig(): GatewayConfig {
@@ -42,7 +49,7 @@ export function defaultConfig(): GatewayConfig {
       referenceRefreshMs: 15 * 60 * 1000,
     },
     store: { retentionDays: 30, maxDeliveredEvents: 2_000_000, deadLetterRetentionDays: 180, minFreeBytes: 64 * 1024 * 1024 },
-    mqtt: { broker: 'embedded', listen: { host: '127.0.0.1', port: 1883 }, publishIntervalMs: 30_000 },
+    mqtt: { broker: 'embedded', listen: { host: '127.0.0.1', port: 1883 }, publishIntervalMs: 30_000, maxConnections: EMBEDDED_BROKER_DEFAULTS.maxConnections },
     status: { listen: { host: '127.0.0.1', port: 8484 } },
   };
 }

@@ -156,6 +156,12 @@ export interface MqttConfig {
   tls?: { cert: string; key: string; ca?: string };
   /** Re-publish retained status this often (ms). */
   publishIntervalMs: number;
+  /**
+   * Embedded broker only: at most this many subscriber connections at once (the gateway's own
+   * publisher aside); one more is refused with CONNACK 3, server unavailable. Set by validation
+   * (default `EMBEDDED_BROKER_DEFAULTS.maxConnections`).
+   */
+  maxConnections?: number;
 }
 
 export interface StatusConfig {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { EventTypes, SyncModes } from '../events/types.ts';
 import { defaultProfilesDir } from '../profiles/check.ts';
 import { loadProfile } from '../profiles/load.ts';
-import { defaultConfig, HL7_ENDPOINT_DEFAULTS } from './defaults.ts';
+import { defaultConfig, EMBEDDED_BROKER_DEFAULTS, HL7_ENDPOINT_DEFAULTS } from './defaults.ts';
 import { caFileIssues, tlsFileIssues } from './certificates.ts';
 import { displayUrl } from './display-url.ts';
 import type { AnalyzerConfig, ConfigIssue, GatewayConfig, Hl7EndpointConfig, ListenConfig } from './types.ts';
@@ -531,11 +531,12 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
   };
   if (store.deadLetterRetentionDays < store.retentionDays) c.warn('store.deadLetterRetentionDays', 'is shorter than store.retentionDays; dead letters and rejected messages are kept at least as long as delivered ones');
 
-  const mq = c.object('mqtt', root.mqtt, ['broker', 'listen', 'usernameFile', 'passwordFile', 'tls', 'publishIntervalMs']);
+  const mq = c.object('mqtt', root.mqtt, ['broker', 'listen', 'usernameFile', 'passwordFile', 'tls', 'publishIntervalMs', 'maxConnections']);
   const mqtt: GatewayConfig['mqtt'] = {
     broker: c.string('mqtt.broker', mq.broker, d.mqtt.broker),
     listen: c.listen('mqtt.listen', mq.listen, d.mqtt.listen),
     publishIntervalMs: c.number('mqtt.publishIntervalMs', mq.publishIntervalMs, d.mqtt.publishIntervalMs, 100, 3_600_000),
+    maxConnections: c.number('mqtt.maxConnections', mq.maxConnections, EMBEDDED_BROKER_DEFAULTS.maxConnections, 1, 10_000),
   };
   // The one rule of what MqttStatus starts with (mqtt-status.ts uses the same function).
   const brokerProblem = mqttBrokerProblem(mqtt.broker);
@@ -578,6 +579,9 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
     // it stopped the whole gateway (intake and relay) over the status channel.
     if (plain && (uf || pf) && !loopbackHost(broker.hostname)) {
       c.warn('mqtt.broker', `${broker.protocol}// sends the credentials of mqtt.usernameFile and mqtt.passwordFile in clear text to ${broker.hostname}, beyond loopback: use ${broker.protocol === 'ws:' ? 'wss' : 'mqtts'}:// if the broker offers it (with mqtt.tls.ca when its certificate is signed by a private CA)`);
+    }
+    if (mq.maxConnections !== undefined) {
+      c.warn('mqtt.maxConnections', `is not used: it limits the embedded broker, and mqtt.broker is an external one (set its own limit there, e.g. Mosquitto's max_connections)`);
     }
     if (plain && mq.tls !== undefined) {
       c.warn('mqtt.tls', `is not used: mqtt.broker is ${broker.protocol}//, which is not TLS (use ${broker.protocol === 'ws:' ? 'wss' : 'mqtts'}:// for the broker to be reached with these settings)`);

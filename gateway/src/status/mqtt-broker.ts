@@ -11,9 +11,24 @@ import type { Logger } from '../log.ts';
 import { GatewayError } from '../errors.ts';
 import { publisherClientId, TOPIC_ROOT } from './mqtt-topics.ts';
 import { limitedConnection, MAX_SUBSCRIBER_PACKET_BYTES, type MqttPacketLimit } from './mqtt-packet-limit.ts';
+import { EMBEDDED_BROKER_DEFAULTS } from '../config/defaults.ts';
 
-/** What aedes is handed for each connection: the socket behind a packet size limit. */
-type BrokerConnection = Duplex & { internalOnly?: boolean; packetLimit?: MqttPacketLimit };
+/**
+ * What aedes is handed for each connection: the socket behind a packet size limit. `socket` is
+ * the TCP (or TLS) socket under it, counted against `mqtt.maxConnections` until it closes.
+ */
+type BrokerConnection = Duplex & { internalOnly?: boolean; packetLimit?: MqttPacketLimit; socket?: net.Socket };
+
+/**
+ * The part of aedes' session store (aedes-persistence, in memory) the session expiry uses, in
+ * their promise forms (a call without a callback). aedes' types leave `persistence` out.
+ */
+interface SessionStore {
+  outgoingStream(client: { id: string }): AsyncIterable<{ messageId?: number }>;
+  outgoingClearMessageId(client: { id: string }, packet: { messageId?: number }): Promise<unknown>;
+  cleanSubscriptions(client: { id: string }): Promise<unknown>;
+  cleanIncoming?: (client: { id: string }) => Promise<unknown>;
+}
 
 /**
  * The embedded MQTT broker (aedes) for `mqtt.broker: embedded`.
@@ -30,6 +45,16 @@ type BrokerConnection = Duplex & { internalOnly?: boolean; packetLimit?: MqttPac
  *   mqtt-packet-limit.ts), else the connection is closed before its body is read: aedes has no
  *   limit and kept a 200 MB CONNECT whole in memory before authenticating it. The gateway's own
  *   publisher, once authenticated, is not limited.
+ * - At most `mqtt.maxConnections` subscriber connections are open at once (sockets, counted from
+ *   their accept to their close; the gateway's own publisher is not one of them): the next CONNECT
+ *   is answered CONNACK 3, server unavailable (MQTT 3.1.1 §3.2.2.3), and logged at warn naming the
+ *   setting. A client coming back with the id of a connection still open takes its place (§3.1.4)
+ *   and is not refused. aedes has no limit of its own.
+ * - A persistent session (clean session 0) whose client stays away longer than
+ *   `PERSISTENT_SESSION_EXPIRY_MS` (7 days) is ended: its subscriptions and the QoS 1 messages
+ *   queued for it are dropped, counted in the log (`mqtt persistent session expired`). aedes keeps
+ *   such a session for ever (MQTT 3.1.1 sets no end; MQTT 5's Session Expiry Interval, which aedes
+ *   does not implement, is the same idea).
  * - The publisher's client id (`publisherClientId`: `lab-gateway-<gatewayId>`) is its own: a
  *   subscriber connecting with it is refused (CONNACK 2, identifier rejected) instead of taking
  *   the publisher's session over (MQTT 3.1.1 §3.1.4 would disconnect the publisher, and the broker
@@ -51,6 +76,17 @@ export const INTERNAL_USERNAME = '$lab-gateway-publisher';
 export const MAX_SUBSCRIPTIONS_PER_CLIENT = 1000;
 /** The longest topic filter granted (bytes): no gateway topic is longer than about 150. */
 export const MAX_TOPIC_FILTER_BYTES = 1024;
+
+/**
+ * How long a persistent session (clean session 0) is kept for a client that does not come back:
+ * 7 days, a dashboard's week of holiday. A client back later starts a new session (CONNACK session
+ * present 0) and subscribes again, receiving the retained state at once (§3.3.1.3); only the alerts
+ * of its week away are lost, which the status's `recentAlerts` and `healthReasons` summarise.
+ */
+export const PERSISTENT_SESSION_EXPIRY_MS = 7 * 24 * 3600 * 1000;
+
+/** Refusals for the connection limit are logged at most this often (a script retrying each second). */
+const CONNECTION_LIMIT_LOG_EVERY_MS = 60_000;
 
 export interface BrokerCredentials {
   username: string;
@@ -86,6 +122,8 @@ export interface EmbeddedBrokerOptions {
   log: Logger;
   /** The gateway's id: the first part of `publisherClientId`. */
   gatewayId?: string;
+  /** How long an abandoned persistent session is kept (default `PERSISTENT_SESSION_EXPIRY_MS`; tests shorten it). */
+  persistentSessionExpiryMs?: number;
 }
 
 export class EmbeddedBroker implements Component {
@@ -107,6 +145,16 @@ export class EmbeddedBroker implements Component {
   readonly #filters = new WeakMap<Client, Set<string>>();
   /** Subscribers already told (in the log) that a filter was refused: once per connection. */
   readonly #warnedFilters = new WeakSet<Client>();
+  /** Open sockets of subscribers (accepted, not yet closed), against `mqtt.maxConnections`. */
+  readonly #subscriberSockets = new Set<net.Socket>();
+  /** Subscribers connected now, by client id (a takeover of one of them is not one more). */
+  readonly #connected = new Map<string, Client>();
+  /** Persistent sessions whose client is away: the timer that ends each. */
+  readonly #awaySessions = new Map<string, NodeJS.Timeout>();
+  /** Refusals for the connection limit since the last one logged, and when that was. */
+  #limitRefusals = { unlogged: 0, loggedAt: Number.NEGATIVE_INFINITY };
+  #expiredSessions = 0;
+  #droppedQueuedMessages = 0;
 
   constructor(options: EmbeddedBrokerOptions) {
     this.#o = options;
@@ -144,6 +192,21 @@ export class EmbeddedBroker implements Component {
     return this.#aedes?.connectedClients ?? 0;
   }
 
+  /** The limit of subscriber connections (`mqtt.maxConnections`). */
+  get maxConnections(): number {
+    return this.#o.config.maxConnections ?? EMBEDDED_BROKER_DEFAULTS.maxConnections;
+  }
+
+  /** Persistent sessions ended since start because their client stayed away too long. */
+  get expiredSessions(): number {
+    return this.#expiredSessions;
+  }
+
+  /** Messages that were queued for those sessions, dropped with them. */
+  get droppedQueuedMessages(): number {
+    return this.#droppedQueuedMessages;
+  }
+
   async start(): Promise<void> {
     if (this.#status !== 'created') return;
     this.#status = 'starting';
@@ -175,6 +238,16 @@ export class EmbeddedBroker implements Component {
         for (const f of filters) granted?.delete(f);
       });
       aedes.on('clientError', (client, err) => this.#log.debug('mqtt client error', { client: client.id, error: err.message }));
+      aedes.on('client', (client) => {
+        if (this.#internalClients.has(client)) return;
+        this.#connected.set(client.id, client);
+        this.#sessionBack(client.id);
+      });
+      aedes.on('clientDisconnect', (client) => {
+        if (this.#internalClients.has(client)) return;
+        if (this.#connected.get(client.id) === client) this.#connected.delete(client.id);
+        if (!client.clean) this.#sessionAway(client.id);
+      });
       this.#aedes = aedes;
       const handler = (socket: net.Socket, internalOnly = false): void => {
         const { conn, limit } = limitedConnection(socket, MAX_SUBSCRIBER_PACKET_BYTES, (err) =>
@@ -182,8 +255,13 @@ export class EmbeddedBroker implements Component {
         );
         const c = conn as BrokerConnection;
         c.packetLimit = limit;
+        c.socket = socket;
         // Only the internal publisher may use the loopback hop of a TLS broker (#authenticate).
         if (internalOnly) c.internalOnly = true;
+        else {
+          this.#subscriberSockets.add(socket);
+          socket.once('close', () => this.#subscriberSockets.delete(socket));
+        }
         aedes.handle(conn);
       };
       const server = cfg.tls
@@ -226,6 +304,8 @@ export class EmbeddedBroker implements Component {
   async stop(deadlineMs = 3000): Promise<void> {
     if (this.#status === 'stopped' || this.#status === 'stopping') return;
     this.#status = 'stopping';
+    for (const timer of this.#awaySessions.values()) clearTimeout(timer);
+    this.#awaySessions.clear();
     await Promise.race([this.#closeAll(), new Promise<void>((r) => setTimeout(r, deadlineMs).unref())]);
     this.#status = 'stopped';
   }
@@ -273,6 +353,85 @@ export class EmbeddedBroker implements Component {
     return true;
   }
 
+  /** A persistent session's client left: its session ends if it is not back within the expiry. */
+  #sessionAway(clientId: string): void {
+    if (this.#status !== 'running') return;
+    this.#sessionBack(clientId);
+    const expiryMs = this.#o.persistentSessionExpiryMs ?? PERSISTENT_SESSION_EXPIRY_MS;
+    const timer = setTimeout(() => {
+      this.#awaySessions.delete(clientId);
+      this.#expireSession(clientId, expiryMs).catch((err: unknown) =>
+        this.#log.warn('mqtt persistent session not expired', { client: clientId, error: err instanceof Error ? err.message : String(err) }),
+      );
+    }, expiryMs);
+    timer.unref();
+    this.#awaySessions.set(clientId, timer);
+  }
+
+  /** A client connected (or left again): no expiry pending for its id. */
+  #sessionBack(clientId: string): void {
+    const timer = this.#awaySessions.get(clientId);
+    if (timer) clearTimeout(timer);
+    this.#awaySessions.delete(clientId);
+  }
+
+  /**
+   * Ends the session of `clientId`, away for `awayMs`: the QoS 1 messages queued for it are dropped
+   * (counted), then its subscriptions (so nothing more is queued) and any QoS 2 state. Nothing is
+   * done if the client came back meanwhile.
+   */
+  async #expireSession(clientId: string, awayMs: number): Promise<void> {
+    const aedes = this.#aedes;
+    if (!aedes || this.#connected.has(clientId)) return;
+    // aedes' types do not declare `persistence` (set in listen()): SessionStore names the calls used here.
+    const store = (aedes as unknown as { persistence: SessionStore }).persistence;
+    const session = { id: clientId };
+    let dropped = 0;
+    for await (const packet of store.outgoingStream(session)) {
+      if (this.#connected.has(clientId)) break; // back while its queue was read: it keeps the rest
+      await store.outgoingClearMessageId(session, packet);
+      dropped++;
+    }
+    if (!this.#connected.has(clientId)) {
+      await store.cleanSubscriptions(session);
+      await store.cleanIncoming?.(session);
+    }
+    this.#expiredSessions++;
+    this.#droppedQueuedMessages += dropped;
+    this.#log.info('mqtt persistent session expired', {
+      client: clientId,
+      awayHours: Math.round((awayMs / 3_600_000) * 10) / 10,
+      droppedMessages: dropped,
+      expiredSessions: this.#expiredSessions,
+      droppedMessagesTotal: this.#droppedQueuedMessages,
+    });
+  }
+
+  /**
+   * Whether one more subscriber may connect: fewer than `mqtt.maxConnections` other subscriber
+   * sockets are open, or it takes over the session of a connected client with its id (§3.1.4: the
+   * old connection is closed, so the count does not grow).
+   */
+  #roomFor(client: Client): boolean {
+    const own = (client.conn as BrokerConnection).socket;
+    const others = this.#subscriberSockets.size - (own && this.#subscriberSockets.has(own) ? 1 : 0);
+    if (others < this.maxConnections || this.#connected.has(client.id)) return true;
+    const refusals = this.#limitRefusals;
+    refusals.unlogged++;
+    const now = Date.now();
+    if (now - refusals.loggedAt >= CONNECTION_LIMIT_LOG_EVERY_MS) {
+      this.#log.warn('mqtt client refused: connection limit reached (mqtt.maxConnections)', {
+        client: client.id,
+        remoteAddress: own?.remoteAddress,
+        setting: 'mqtt.maxConnections',
+        limit: this.maxConnections,
+        refused: refusals.unlogged,
+      });
+      this.#limitRefusals = { unlogged: 0, loggedAt: now };
+    }
+    return false;
+  }
+
   #authenticate(
     client: Client,
     username: string | undefined,
@@ -282,6 +441,9 @@ export class EmbeddedBroker implements Component {
     if (username === INTERNAL_USERNAME) {
       if (password && sameSecret(password, this.internalPassword)) {
         this.#internalClients.add(client);
+        // Not a subscriber: it never counts against mqtt.maxConnections.
+        const socket = (client.conn as BrokerConnection).socket;
+        if (socket) this.#subscriberSockets.delete(socket);
         // Its status may outgrow the subscribers' limit (a site with many analyzers).
         const limit = (client.conn as BrokerConnection).packetLimit;
         if (limit) limit.maxPacketBytes = Number.POSITIVE_INFINITY;
@@ -299,12 +461,14 @@ export class EmbeddedBroker implements Component {
       return done(Object.assign(new Error('identifier rejected'), { returnCode: 2 }), false);
     }
     const creds = this.#credentials;
-    if (!creds) return done(null, true); // loopback only (checked at start)
-    if (username !== undefined && password !== undefined && sameSecret(username, creds.username) && sameSecret(password, creds.password)) {
-      return done(null, true);
+    // Anonymous: loopback only (checked at start).
+    if (creds && !(username !== undefined && password !== undefined && sameSecret(username, creds.username) && sameSecret(password, creds.password))) {
+      // MQTT 3.1.1 §3.2.2.3: return code 4, bad user name or password.
+      this.#log.warn('mqtt client refused: bad credentials', { client: client.id });
+      return done(Object.assign(new Error('bad user name or password'), { returnCode: 4 }), false);
     }
-    // MQTT 3.1.1 §3.2.2.3: return code 4, bad user name or password.
-    this.#log.warn('mqtt client refused: bad credentials', { client: client.id });
-    done(Object.assign(new Error('bad user name or password'), { returnCode: 4 }), false);
+    // MQTT 3.1.1 §3.2.2.3: return code 3, server unavailable (the client may try again later).
+    if (!this.#roomFor(client)) return done(Object.assign(new Error('server unavailable: connection limit reached'), { returnCode: 3 }), false);
+    done(null, true);
   }
 }
