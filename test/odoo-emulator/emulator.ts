@@ -420,6 +420,12 @@ export class OdooEmulator {
       }
       case 'reset': req.socket.resetAndDestroy(); return;
       case 'reset-after-commit': await runAndNote(); req.socket.resetAndDestroy(); return;
+      case 'db-error-after-commit': {
+        const reply = await runAndNote(); // committed now (unless the method itself failed)
+        if (this.closed) return;
+        this.send(res, errorNameOf(reply) ? reply : prepared.fail(pgError('psycopg2.OperationalError', 'server closed the connection unexpectedly\n\tThis probably means the server terminated abnormally\n\tbefore or while processing the request.\n')));
+        return;
+      }
       case 'lock':
         this.send(res, prepared.fail(this.version >= 19
           ? lockError('Cannot grab a lock on records')

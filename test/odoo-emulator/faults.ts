@@ -5,6 +5,7 @@
  * runs repeat).
  *
  *   emulator.faults.next(2, 'stock.picking', 'button_validate').timeoutAfterCommit();
+ *   emulator.faults.next(1, 'sale.order', 'message_post').dbErrorAfterCommit();
  *   emulator.faults.script({ model: 'sale.order' }, [{ kind: 'status', status: 502 }, 'ok', { kind: 'reset' }]);
  *   emulator.faults.random({ probability: 0.2, statuses: [502, 503, 504] });
  *   emulator.faults.latencyMs = 40;
@@ -26,6 +27,15 @@ export type FaultAction =
   | { kind: 'reset' }
   /** The call runs and commits, then the connection is reset. */
   | { kind: 'reset-after-commit' }
+  /**
+   * The call runs and COMMITS, then Odoo answers with the database error it met after the method
+   * ran: the connection to PostgreSQL lost during COMMIT, or in a post-commit hook on a new one.
+   * `odoo/service/model.py` `retrying` calls `env.cr.commit()` outside its retry loop, so the error
+   * is re-raised as it is (`psycopg2.OperationalError` "server closed the connection
+   * unexpectedly"), serialised like any exception (A.1 envelope; A.4 HTTP 500). A call whose
+   * method failed answers that failure instead (it was rolled back).
+   */
+  | { kind: 'db-error-after-commit' }
   /** Row lock not available: 19 `odoo.exceptions.LockError` (JSON-2 409); ≤18 `psycopg2.errors.LockNotAvailable`. Nothing applied. */
   | { kind: 'lock' }
   /** Serialization failure surviving Odoo's 5 server-side retries (`psycopg2.errors.SerializationFailure`). Nothing applied. */
@@ -108,6 +118,7 @@ export class FaultBuilder {
   timeoutAfterCommit(afterMs?: number): Faults { return this.add({ kind: 'timeout-after-commit', ...(afterMs !== undefined ? { afterMs } : {}) }); }
   reset(): Faults { return this.add({ kind: 'reset' }); }
   resetAfterCommit(): Faults { return this.add({ kind: 'reset-after-commit' }); }
+  dbErrorAfterCommit(): Faults { return this.add({ kind: 'db-error-after-commit' }); }
   lockError(): Faults { return this.add({ kind: 'lock' }); }
   serializationFailure(): Faults { return this.add({ kind: 'serialization' }); }
   latency(ms: number): Faults { return this.add({ kind: 'latency', ms }); }

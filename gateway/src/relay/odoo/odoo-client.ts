@@ -6,7 +6,7 @@ import type { OdooConfig } from '../../config/types.ts';
 import { displayUrl } from '../../config/display-url.ts';
 import { FieldMap, RELAY_MODELS, type ModelFields } from './field-map.ts';
 import { HttpTransport, type HttpReply } from './http-transport.ts';
-import { classifyOdooException, cleanOdooMessage, failureOf, isDatabaseDown, odooError, parseRetryAfter } from './odoo-error.ts';
+import { classifyOdooException, cleanOdooMessage, databaseErrorMayHaveLanded, failureOf, isDatabaseDown, odooError, parseRetryAfter } from './odoo-error.ts';
 
 export type OdooProtocol = 'json-rpc' | 'json-2';
 
@@ -418,7 +418,7 @@ export class OdooClient implements OdooClientLike {
       if (user && Number(user[1]) === this.#uid) {
         throw odooError('auth', `${name}: the gateway's Odoo user (uid ${this.#uid}) no longer exists; signing in again`, { odooName: name });
       }
-      throw exceptionError(name, msg, undefined);
+      throw exceptionError(name, msg, undefined, !idempotent);
     }
     // A.6 step 4: neither result nor error = success with None.
     return 'result' in body ? body.result : null;
@@ -463,14 +463,20 @@ function tryJson(text: string): unknown {
   }
 }
 
-function exceptionError(name: string, message: string, status: number | undefined): GatewayError {
+/**
+ * Odoo's error answer as a GatewayError. `write`: the call changes something (not a READ_METHODS
+ * one), so a database error may come after its COMMIT (odoo-error.ts `databaseErrorMayHaveLanded`).
+ */
+function exceptionError(name: string, message: string, status: number | undefined, write: boolean): GatewayError {
   let failure = classifyOdooException(name, status, message);
   const clean = cleanOdooMessage(name, message);
   // The database under Odoo is down, restarting or unknown (D; isDatabaseDown) — the whole link.
   const lockedOut = /Too many login failures/i.test(message);
   const linkDown = isDatabaseDown(name) || lockedOut;
   if (lockedOut) failure = 'auth';
-  return odooError(failure, `${name}: ${clean}`, { odooName: name, odooMessage: clean, ...(status ? { httpStatus: status } : {}), ...(linkDown ? { linkDown } : {}) });
+  const landed = write && databaseErrorMayHaveLanded(name);
+  const text = landed ? `${name}: ${clean} (after the write may have been committed: looked up before it is sent again)` : `${name}: ${clean}`;
+  return odooError(failure, text, { odooName: name, odooMessage: clean, ...(status ? { httpStatus: status } : {}), ...(linkDown ? { linkDown } : {}), ...(landed ? { mayHaveLanded: true } : {}) });
 }
 
 /** A non-200 HTTP reply (JSON-2 error statuses, A.4 table; or a front proxy's 5xx). */
@@ -482,7 +488,7 @@ function httpFailure(reply: HttpReply, idempotent: boolean): GatewayError {
   const wait = retryAfterMs === undefined ? {} : { retryAfterMs };
   const body = reply.contentType.includes('json') ? (tryJson(reply.body) as { name?: string; message?: string } | undefined) : undefined;
   if (body && typeof body === 'object' && typeof body.name === 'string') {
-    const err = exceptionError(body.name, String(body.message ?? ''), reply.status);
+    const err = exceptionError(body.name, String(body.message ?? ''), reply.status, !idempotent);
     if (err.details) Object.assign(err.details, wait);
     return err;
   }

@@ -190,6 +190,31 @@ export function isDatabaseDown(name: string): boolean {
   return DATABASE_DOWN.test(name);
 }
 
+/**
+ * Whether Odoo's database error `name`, answered to a write, may come after the write committed.
+ * Odoo runs a call in `retrying` (`odoo/service/model.py`, 16–19): the method and its flush inside
+ * a loop that rolls back and retries serialization failures, deadlocks and unavailable locks up to
+ * 5 times, then `env.cr.commit()` (and the post-commit hooks) OUTSIDE it, whose errors are re-raised
+ * as they are. So:
+ * - a concurrency failure (`SerializationFailure`, `DeadlockDetected`, `LockNotAvailable`,
+ *   19's `LockError` / `ConcurrencyError`) was rolled back, in the loop or by PostgreSQL refusing
+ *   the COMMIT: known not applied, retried as a transient failure of the event;
+ * - the connection to PostgreSQL lost or closed (`isDatabaseDown`: `OperationalError` "server
+ *   closed the connection unexpectedly", `InterfaceError`, `AdminShutdown`…) may have met the
+ *   COMMIT, or a post-commit hook on a connection of its own after it: the write may be in Odoo.
+ *   Such an answer to a write "may have landed" (`mayHaveLanded`, the relay holds the event
+ *   ambiguous, uncharged, and the rule looks it up before sending again), as a proxy's 504 does.
+ *   The same name before the method ran (the database down at the start of the call) cannot be
+ *   told apart; taking it as landed costs that event the settle time, never a duplicate.
+ * Before, every database error was "the link is down, nothing happened": the event was released
+ * unchanged, a rule that looks a document up by its external id only for an event attempted or
+ * ambiguous did not, and a new RFQ committed before the error was loaded again onto the order the
+ * buyer had confirmed meanwhile (test/integration/relay-commit-error-audit.test.ts).
+ */
+export function databaseErrorMayHaveLanded(name: string): boolean {
+  return isDatabaseDown(name);
+}
+
 const AUTH_NAMES = ['odoo.exceptions.AccessDenied', 'werkzeug.exceptions.Unauthorized', 'odoo.http.SessionExpiredException'];
 
 /**
