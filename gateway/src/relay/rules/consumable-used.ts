@@ -93,47 +93,28 @@ async function postConsumption(ctx: RuleContext, events: StoredEvent[]): Promise
   }
   // 1. Always look up first, even for events never attempted: a link failure after the picking
   //    was created (e.g. a proxy 504 on button_validate) releases the lease without marking it.
-  let heads = [...runs.keys()];
-  // Found pickings validated in this call: their date_done when done, else why they are not.
+  //    A segment found in a picking not done yet is validated (once per picking).
   const validated = new Map<number, { doneAt: string | undefined } | { error: unknown }>();
-  // Segments found posted: debited locally below, as a fresh picking is (once per marker).
-  const posted: FoundSegment[] = [];
-  while (heads.length > 0) {
-    const found = await findPosted(ctx, heads.map((k) => ({ head: runs.get(k)![0]!, legacy: k.startsWith(LEGACY_PARTITION_PREFIX) })));
-    const next: string[] = [];
-    for (const key of heads) {
-      const run = runs.get(key)!;
-      const hit = found.get(run[0]!.event.id);
-      if (!hit) continue;
-      if (!validated.has(hit.pickingId)) {
-        validated.set(
-          hit.pickingId,
-          await ensureDone(ctx, hit.pickingId, hit.state, hit.doneAt).then(
-            (doneAt) => ({ doneAt }),
-            (err: unknown) => ({ error: err ?? new Error('validation failed') }),
-          ),
-        );
-      }
-      const outcome = validated.get(hit.pickingId)!;
-      if ('error' in outcome) {
-        // Only this partition waits (its head is in a picking Odoo has not validated yet).
-        results.set(run[0]!.event.id, fail(outcome.error));
-        runs.delete(key);
-        continue;
-      }
-      posted.push({ marker: segmentOrigin(run[0]!.event.id, hit.count), pickingId: hit.pickingId, moveIds: hit.moveIds, legacy: hit.legacy, ...(outcome.doneAt ? { doneAt: outcome.doneAt } : {}) });
-      for (const e of run.slice(0, hit.count)) results.set(e.event.id, ok([{ model: 'stock.picking', id: hit.pickingId, name: hit.name }], 'found in Odoo'));
-      const rest = run.slice(hit.count);
-      if (rest.length > 0) {
-        runs.set(key, rest);
-        next.push(key);
-      } else runs.delete(key);
+  const { segments: posted, left } = await walkPosted(ctx, runs, async (hit, head) => {
+    if (!validated.has(hit.pickingId)) {
+      validated.set(
+        hit.pickingId,
+        await ensureDone(ctx, hit.pickingId, hit.state, hit.doneAt).then(
+          (doneAt) => ({ doneAt }),
+          (err: unknown) => ({ error: err ?? new Error('validation failed') }),
+        ),
+      );
     }
-    heads = next;
-  }
+    const outcome = validated.get(hit.pickingId)!;
+    if (!('error' in outcome)) return { doneAt: outcome.doneAt };
+    // Only this partition waits (its head is in a picking Odoo has not validated yet).
+    results.set(head.event.id, fail(outcome.error));
+    return 'drop';
+  });
+  for (const { hit, events: covered } of posted) for (const e of covered) results.set(e.event.id, ok([{ model: 'stock.picking', id: hit.pickingId, name: hit.name }], 'found in Odoo'));
   // The consumption of a segment found in Odoo is debited from the local stock as a fresh
   // picking's is: a lost answer to the validation must not make the stock watch forget it.
-  if (posted.length > 0) await debitFound(ctx, posted);
+  if (posted.length > 0) await debitFound(ctx, posted.map((p) => p.found));
   // 2. The lab stock of the batch's products as Odoo holds it now (one read for all of them;
   //    it also holds the segments found above, whose debits it does not apply again).
   await refreshBatchStock(ctx, events.map((e) => data(e).productCode));
@@ -144,7 +125,7 @@ async function postConsumption(ctx: RuleContext, events: StoredEvent[]): Promise
   const owner = new Map<string, Segment>();
   // What this batch draws per quant (product, lot, location), subtracted before the next choice.
   const taken = new Map<string, number>();
-  for (const run of runs.values()) {
+  for (const run of left.values()) {
     let segment: Segment | undefined;
     for (const e of run) {
       const d = data(e);
@@ -448,6 +429,55 @@ async function ensureDone(ctx: RuleContext, pickingId: number, knownState: strin
   return typeof doneAt === 'string' && doneAt ? doneAt : undefined;
 }
 
+/**
+ * What to make of a segment found in Odoo (`settle`, walkPosted): its events are covered (the
+ * picking's date_done, when known); or `keep`: the walk of its partition stops there and its
+ * events are left to post; or `drop`: the partition is left out altogether (the caller failed it).
+ */
+type Settled = { doneAt: string | undefined } | 'keep' | 'drop';
+
+/**
+ * Each partition walked from its head through the segments Odoo already holds (the rule's step 1
+ * and the stock watch's look-up; one walk, so both read a marker the same way): the head's marker
+ * (findPosted, one `search_read` per segment depth for every partition at once) covers `<count>`
+ * events as `settle` decides, and the walk repeats from the next event. Returns the segments
+ * covered, in the order found, and per partition the events left (none: not listed).
+ */
+async function walkPosted(
+  ctx: LookupContext,
+  runs: Map<string, StoredEvent[]>,
+  settle: (hit: PostedSegment, head: StoredEvent) => Promise<Settled>,
+): Promise<{ segments: Array<{ found: FoundSegment; hit: PostedSegment; events: StoredEvent[] }>; left: Map<string, StoredEvent[]> }> {
+  const left = new Map([...runs].filter(([, run]) => run.length > 0));
+  const segments: Array<{ found: FoundSegment; hit: PostedSegment; events: StoredEvent[] }> = [];
+  let heads = [...left.keys()];
+  while (heads.length > 0) {
+    const hits = await findPosted(ctx, heads.map((k) => ({ head: left.get(k)![0]!, legacy: k.startsWith(LEGACY_PARTITION_PREFIX) })));
+    const next: string[] = [];
+    for (const key of heads) {
+      const run = left.get(key)!;
+      const head = run[0]!;
+      const hit = hits.get(head.event.id);
+      if (!hit) continue;
+      const settled = await settle(hit, head);
+      if (settled === 'keep') continue;
+      if (settled === 'drop') {
+        left.delete(key);
+        continue;
+      }
+      const found: FoundSegment = { marker: segmentOrigin(head.event.id, hit.count), pickingId: hit.pickingId, moveIds: hit.moveIds, legacy: hit.legacy, ...(settled.doneAt ? { doneAt: settled.doneAt } : {}) };
+      segments.push({ found, hit, events: run.slice(0, hit.count) });
+      const rest = run.slice(hit.count);
+      if (rest.length > 0) {
+        left.set(key, rest);
+        next.push(key);
+      } else left.delete(key);
+    }
+    heads = next;
+  }
+  return { segments, left };
+}
+
 interface FoundSegment {
   marker: string;
   pickingId: number;
@@ -506,27 +536,10 @@ async function debitFound(ctx: LookupContext, found: FoundSegment[], strict = fa
  * failed look-up (or debit, or read) throws: the caller must not take "not found" from it.
  */
 export async function consumptionInOdoo(ctx: LookupContext, runs: Map<string, StoredEvent[]>): Promise<Set<string>> {
-  const covered = new Set<string>();
-  const left = new Map([...runs].filter(([, run]) => run.length > 0));
-  const found: FoundSegment[] = [];
-  let heads = [...left.keys()];
-  while (heads.length > 0) {
-    const hits = await findPosted(ctx, heads.map((k) => ({ head: left.get(k)![0]!, legacy: k.startsWith(LEGACY_PARTITION_PREFIX) })));
-    const next: string[] = [];
-    for (const key of heads) {
-      const run = left.get(key)!;
-      const hit = hits.get(run[0]!.event.id);
-      if (!hit || hit.state !== 'done') continue;
-      found.push({ marker: segmentOrigin(run[0]!.event.id, hit.count), pickingId: hit.pickingId, moveIds: hit.moveIds, legacy: hit.legacy, ...(hit.doneAt ? { doneAt: hit.doneAt } : {}) });
-      for (const e of run.slice(0, hit.count)) covered.add(e.event.id);
-      const rest = run.slice(hit.count);
-      if (rest.length > 0) {
-        left.set(key, rest);
-        next.push(key);
-      }
-    }
-    heads = next;
-  }
+  // Nothing is validated here: a segment in a picking not done yet ends its partition's walk.
+  const { segments } = await walkPosted(ctx, runs, async (hit) => (hit.state === 'done' ? { doneAt: hit.doneAt } : 'keep'));
+  const covered = new Set(segments.flatMap((s) => s.events.map((e) => e.event.id)));
+  const found = segments.map((s) => s.found);
   if (found.length > 0) {
     const products = await debitFound(ctx, found, true);
     // A picking done within the second the quants were read (date_done has whole seconds) may or
