@@ -418,7 +418,8 @@ export class OdooClient implements OdooClientLike {
       if (user && Number(user[1]) === this.#uid) {
         throw odooError('auth', `${name}: the gateway's Odoo user (uid ${this.#uid}) no longer exists; signing in again`, { odooName: name });
       }
-      throw exceptionError(name, msg, undefined, !idempotent);
+      // Only the object service writes business records (authenticate's login bookkeeping is not one).
+      throw exceptionError(name, msg, undefined, !idempotent && service === 'object');
     }
     // A.6 step 4: neither result nor error = success with None.
     return 'result' in body ? body.result : null;
@@ -475,7 +476,7 @@ function exceptionError(name: string, message: string, status: number | undefine
   const linkDown = isDatabaseDown(name) || lockedOut;
   if (lockedOut) failure = 'auth';
   const landed = write && databaseErrorMayHaveLanded(name);
-  const text = landed ? `${name}: ${clean} (after the write may have been committed: looked up before it is sent again)` : `${name}: ${clean}`;
+  const text = landed ? `${name}: ${clean} (the write may have been committed: it is looked up before being sent again)` : `${name}: ${clean}`;
   return odooError(failure, text, { odooName: name, odooMessage: clean, ...(status ? { httpStatus: status } : {}), ...(linkDown ? { linkDown } : {}), ...(landed ? { mayHaveLanded: true } : {}) });
 }
 
