@@ -130,7 +130,8 @@ const AFTER = '\x01';
 const RETENTION_SWEEP_MS = 3_600_000;
 /**
  * Retention's clock may run ahead of the newest instant the store held when it opened by this
- * much, plus twice the time the store has been open (see #retentionNow): a box switched off for a
+ * much, plus the time the store has been open, plus as much again while it catches up the gap
+ * the system clock showed at start-up (see #retentionNow): a box switched off for a
  * weekend with its clock right prunes at once what a day's gap allows and the rest within the
  * weekend's length, while a clock set years ahead (a wrong year typed, a hardware clock reading
  * 2099) deletes nothing before its time.
@@ -387,11 +388,15 @@ export class EventStore implements GatewayStore {
    * The newest instant the store held when it opened (epoch ms: the newest message and event ids,
    * the newest completion, open leases), undefined for an empty store. The due clock starts there
    * (a box that booted with its clock behind the data still sends the backlog), and retention's
-   * clock runs ahead of it only by RETENTION_CLOCK_SLACK_MS plus twice the time open.
+   * clock runs ahead of it only by RETENTION_CLOCK_SLACK_MS plus the time open, plus as much again
+   * as the system clock was past it at start-up (see #retentionNow).
    */
   #newestAtOpen: number | undefined;
-  /** Where retention's clock starts (#retentionNow) and `performance.now()` then. */
-  #retentionBase = { at: 0, mono: 0 };
+  /**
+   * Where retention's clock starts (#retentionNow), `performance.now()` then, and how far the
+   * system clock was past `at` then (the time a box was switched off, or a clock wrong ahead).
+   */
+  #retentionBase = { at: 0, mono: 0, gap: 0 };
   /** The event waiting longest for Odoo (due, not dead), and since when it waits (see stats()). */
   #oldestPendingId: string | undefined;
   #oldestWaitingSince: number | undefined;
@@ -771,7 +776,8 @@ export class EventStore implements GatewayStore {
     // The due clock goes on from the newest stored instant instead, as after a step back.
     this.#newestAtOpen = newest;
     if (newest !== undefined) this.#dueClock.startFrom(newest);
-    this.#retentionBase = { at: newest ?? Date.now(), mono: performance.now() };
+    const wall = Date.now();
+    this.#retentionBase = { at: newest ?? wall, mono: performance.now(), gap: Math.max(0, wall - (newest ?? wall)) };
 
     // Leases open at the crash: the relay may or may not have reached Odoo.
     await this.#reopenLeases('the gateway stopped while this event was being delivered', this.#ambiguousSettleMs);
@@ -2468,18 +2474,23 @@ export class EventStore implements GatewayStore {
   }
 
   /**
-   * Retention's "now": the system clock, but never more than RETENTION_CLOCK_SLACK_MS plus twice
-   * the time the store has been open (monotonic) past the newest instant it held when it opened.
-   * Read straight from Date.now(), a clock set to 2099 (a wrong year typed, a hardware clock
-   * reading garbage), at boot or while running, made the next pass delete every delivered event,
-   * every discard's audit trail and every rejected message at once, and the records were gone
-   * when the clock was set right (test/unit/clock-restart-audit.test.ts). Twice the time open: a
-   * box switched off for three weeks with its clock right lags three weeks behind at start-up and
-   * catches up within three weeks; meanwhile it keeps records longer (the size cap still holds).
+   * Retention's "now": the system clock, but never more than RETENTION_CLOCK_SLACK_MS plus the time
+   * the store has been open (monotonic) past the newest instant it held when it opened, plus up to
+   * as much again while catching up the gap the system clock showed at start-up. Read straight
+   * from Date.now(), a clock set to 2099 (a wrong year typed, a hardware clock reading garbage), at
+   * boot or while running, made the next pass delete every delivered event, every discard's audit
+   * trail and every rejected message at once, and the records were gone when the clock was set
+   * right (test/unit/clock-restart-audit.test.ts). The catch-up: a box switched off for three
+   * weeks with its clock right lags three weeks behind at start-up and catches up within three
+   * weeks, running at twice the speed meanwhile; it keeps records longer until then (the size cap
+   * still holds). Only that gap: allowed twice the whole time open, a gateway that had run two
+   * months with its clock right ran 61 days ahead at the first wrong reading (2099) and deleted
+   * every result delivered in the last 30 days (test/unit/store-retention-clock.test.ts).
    */
   #retentionNow(): number {
     const base = this.#retentionBase;
-    return Math.min(Date.now(), base.at + RETENTION_CLOCK_SLACK_MS + 2 * Math.max(0, performance.now() - base.mono));
+    const open = Math.max(0, performance.now() - base.mono);
+    return Math.min(Date.now(), base.at + RETENTION_CLOCK_SLACK_MS + open + Math.min(open, base.gap));
   }
 
   // ---------------------------------------------------------------- lifecycle
