@@ -184,3 +184,36 @@ describe('the embedded MQTT broker and persistent sessions nobody comes back to'
     }
   }, 60_000);
 });
+
+describe('the embedded MQTT broker and a reader of $SYS/#', () => {
+  // What the user sees: the dashboard on the ward PC drops off the broker every few seconds, again
+  // and again, and shows "no connection"; so do the trays. Another program on the LAN with the
+  // trays' read-only credentials (an MQTT browser left open, a script) subscribed to `$SYS/#`: aedes
+  // announces there every client id that connects (`$SYS/<broker>/new/clients`) with its
+  // subscriptions (`…/new/subscribes`), and connecting with an id announced takes that client's
+  // connection over (MQTT 3.1.1 §3.1.4). A random id (what mqtt.js and the tray use) was no
+  // protection: the broker told it to every reader.
+  // Promise broken: status/README.md "subscribers are read-only" — a reader could disconnect the
+  // other readers at will.
+  // Cause: gateway/src/status/mqtt-broker.ts forwards aedes' own `$SYS` announcements to any
+  // subscriber.
+  // Fix: those naming clients (`new/clients`, `disconnect/clients`, `new/subscribes`,
+  // `new/unsubscribes`) are not forwarded to subscribers; `$SYS/#` stays granted (the heartbeat).
+  const rig = useMqttStatus('status-mqtt-sys-', { config: { id: 'lab-sys' } });
+
+  it('a subscriber of $SYS/# is not told the client ids of the others', async () => {
+    const seen: string[] = [];
+    const reader = await mqtt.connectAsync(rig.url, { clientId: 'mqtt-browser', reconnectPeriod: 0 });
+    reader.on('message', (topic, payload) => seen.push(`${topic} ${payload.toString()}`));
+    const granted = await reader.subscribeAsync(['$SYS/#', 'lab-gateway/lab-sys/status'], { qos: 0 });
+    expect(granted.map((g) => g.qos), 'both filters granted').toEqual([0, 0]);
+    const dashboard = await mqtt.connectAsync(rig.url, { clientId: 'ward-3-dashboard-7f3a', reconnectPeriod: 0 });
+    await dashboard.subscribeAsync('lab-gateway/lab-sys/alerts', { qos: 1 });
+    await dashboard.unsubscribeAsync('lab-gateway/lab-sys/alerts');
+    await dashboard.endAsync();
+    await waitFor(() => seen.some((s) => s.startsWith('lab-gateway/lab-sys/status')), 'the retained status on the reader');
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(seen.filter((s) => s.includes('ward-3-dashboard-7f3a'))).toEqual([]);
+    await reader.endAsync();
+  }, 30_000);
+});

@@ -55,6 +55,9 @@ interface SessionStore {
  *   queued for it are dropped, counted in the log (`mqtt persistent session expired`). aedes keeps
  *   such a session for ever (MQTT 3.1.1 sets no end; MQTT 5's Session Expiry Interval, which aedes
  *   does not implement, is the same idea).
+ * - aedes' `$SYS` announcements that name clients (`new/clients`, `disconnect/clients`,
+ *   `new/subscribes`, `new/unsubscribes`) are not forwarded to subscribers: a reader knowing
+ *   another's client id can take its connection over (§3.1.4). `$SYS/<id>/heartbeat` is.
  * - The publisher's client id (`publisherClientId`: `lab-gateway-<gatewayId>`) is its own: a
  *   subscriber connecting with it is refused (CONNACK 2, identifier rejected) instead of taking
  *   the publisher's session over (MQTT 3.1.1 §3.1.4 would disconnect the publisher, and the broker
@@ -84,6 +87,9 @@ export const MAX_TOPIC_FILTER_BYTES = 1024;
  * of its week away are lost, which the status's `recentAlerts` and `healthReasons` summarise.
  */
 export const PERSISTENT_SESSION_EXPIRY_MS = 7 * 24 * 3600 * 1000;
+
+/** aedes' own `$SYS/<broker id>/…` topics whose payload names a client (and its subscriptions). */
+const CLIENT_ANNOUNCEMENT = /^\$SYS\/[^/]+\/(new|disconnect)\/(clients|subscribes|unsubscribes)$/;
 
 /** Refusals for the connection limit are logged at most this often (a script retrying each second). */
 const CONNECTION_LIMIT_LOG_EVERY_MS = 60_000;
@@ -227,6 +233,10 @@ export class EmbeddedBroker implements Component {
         heartbeatInterval: 60_000,
         authenticate: (client, username, password, done) => this.#authenticate(client, username, password, done),
         authorizeSubscribe: (client, sub, done) => done(null, this.#grantFilter(client, sub.topic) ? sub : null),
+        // aedes announces each client id on $SYS (new/clients, disconnect/clients, new/subscribes,
+        // new/unsubscribes): not to subscribers, who could take any client's connection over with
+        // its id (MQTT 3.1.1 §3.1.4). The heartbeat and birth stay readable.
+        authorizeForward: (_client, packet) => (CLIENT_ANNOUNCEMENT.test(packet.topic) ? null : packet),
         authorizePublish: (client, packet, done) => {
           if (client === null || this.#internalClients.has(client)) return done(null);
           done(new Error(`publishing is reserved to the gateway (topic ${packet.topic})`));
