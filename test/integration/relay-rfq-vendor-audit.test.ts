@@ -123,6 +123,40 @@ describe.each([17, 19] as const)("RFQ line: the vendor, quantity and unit Odoo's
   });
 
   /**
+   * The lab's glucose cartridges are resupplied from the central store (the reorder rule's Route:
+   * "Resupply Lab from WH", a rule pulling from WH/Stock): Odoo's replenishment makes an internal
+   * transfer there, never a purchase. The gateway raised a draft RFQ to DiagSupply for stock the
+   * lab already held in the warehouse, which purchasing confirmed: bought twice. The breach is
+   * delivered without an RFQ, and its note says why.
+   */
+  it("a reorder rule whose route resupplies from another location gets no RFQ", async () => {
+    rig = await makeRig(version);
+    const stock = idOf(rig.emu, 'stock.location', [['name', '=', 'Stock']]);
+    const lab = idOf(rig.emu, 'stock.location', [['name', '=', 'Lab']]);
+    const internal = idOf(rig.emu, 'stock.picking.type', [['code', '=', 'internal'], ['name', '=', 'Internal Transfers'], ['active', 'in', [true, false]]]);
+    const route = rig.emu.call('stock.route', 'create', [{ name: 'Resupply Lab from WH' }]) as number;
+    rig.emu.call('stock.rule', 'create', [{ name: 'WH/Stock → Lab', action: 'pull', route_id: route, location_src_id: stock, location_dest_id: lab, picking_type_id: internal }]);
+    const op = idOf(rig.emu, 'stock.warehouse.orderpoint', [['product_id', '=', glu(rig).pid]]);
+    rig.emu.call('stock.warehouse.orderpoint', 'write', [[op], { route_id: route }]);
+    const [id] = await rig.commit([thresholdBreached('RGT-GLU', 15)]);
+    await rig.waitDrained();
+    expect(rfqLines(rig.emu, 'RGT-GLU')).toHaveLength(0);
+    const event = await rig.store.getEvent(id!);
+    expect(event?.state).toBe('delivered');
+    expect(event?.note).toContain('Resupply Lab from WH');
+  });
+
+  /** The reorder rule set to the Buy route explicitly: purchased as before. */
+  it('a reorder rule on the Buy route gets its RFQ', async () => {
+    rig = await makeRig(version);
+    const op = idOf(rig.emu, 'stock.warehouse.orderpoint', [['product_id', '=', glu(rig).pid]]);
+    rig.emu.call('stock.warehouse.orderpoint', 'write', [[op], { route_id: idOf(rig.emu, 'stock.route', [['name', '=', 'Buy']]) }]);
+    await rig.commit([thresholdBreached('RGT-GLU', 15)]);
+    await rig.waitDrained();
+    expect(vendorOfLine(rig, onlyLine(rig))).toBe(partnerId(rig.emu, 'VEND-DIAG'));
+  });
+
+  /**
    * The lab stocks the cartridges one by one but buys them in boxes of 10 (the purchase unit:
    * the product's `uom_po_id` up to 18, the vendor line's unit on 19). The draft RFQ asked for
    * "20 Units" where Odoo's replenishment writes "2 Box of 10", in the vendor's unit and at the

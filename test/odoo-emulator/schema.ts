@@ -325,7 +325,21 @@ const MODELS: ModelSpec[] = [
   },
   {
     name: 'stock.route', description: 'Inventory Routes', botRights: 'read',
-    fields: { name: char('Route', { required: true }), active: active() },
+    fields: { name: char('Route', { required: true }), active: active(), rule_ids: o2m('stock.rule', 'route_id', 'Rules') },
+  },
+  {
+    // A route's rules: what a reorder rule set to this route makes when it runs (an RFQ for
+    // 'buy', purchase_stock; a transfer from another location for 'pull'; 'manufacture', mrp).
+    name: 'stock.rule', description: 'Stock Rule', botRights: 'read', order: 'sequence, id',
+    fields: {
+      name: char('Name', { required: true }),
+      action: sel('Action', [['pull', 'Pull From'], ['push', 'Push To'], ['pull_push', 'Pull & Push'], ['buy', 'Buy'], ['manufacture', 'Manufacture']], { required: true, default: 'pull' }),
+      route_id: m2o('stock.route', 'Route', { required: true }),
+      location_dest_id: m2o('stock.location', 'Destination Location', { required: true }),
+      location_src_id: m2o('stock.location', 'Source Location'),
+      picking_type_id: m2o('stock.picking.type', 'Operation Type', { required: true }),
+      sequence: int('Sequence', { default: 20 }), active: active(),
+    },
   },
   {
     name: 'stock.picking.type', description: 'Picking Type', botRights: 'read', order: 'sequence, id',

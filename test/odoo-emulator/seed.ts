@@ -82,7 +82,9 @@ export function seedBase(env: Env): BaseRefs {
     name: 'Internal Transfers', code: 'internal', sequence_code: 'INT', sequence: 3, warehouse_id: warehouse, default_location_src_id: stock, default_location_dest_id: stock, active: false,
   }, 'stock.picking_type_internal');
   env.db.update('stock.warehouse', warehouse, { in_type_id: inType, out_type_id: outType, int_type_id: intType });
-  make(env, 'stock.route', { name: 'Buy' }, 'purchase_stock.route_warehouse0_buy');
+  const buy = make(env, 'stock.route', { name: 'Buy' }, 'purchase_stock.route_warehouse0_buy');
+  // The warehouse's buy rule (created by the warehouse, no external id): receipts into WH/Stock.
+  make(env, 'stock.rule', { name: 'WH: Vendors → Stock', action: 'buy', route_id: buy, location_dest_id: stock, picking_type_id: inType });
 
   make(env, 'account.journal', { name: 'Customer Invoices', code: 'INV', type: 'sale' }, 'account.1_sale');
   make(env, 'account.journal', { name: 'Vendor Bills', code: 'BILL', type: 'purchase' }, 'account.1_purchase');

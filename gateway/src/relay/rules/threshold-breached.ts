@@ -2,7 +2,7 @@ import type { StockThresholdBreachedData } from '../../events/types.ts';
 import type { StoredEvent } from '../../store/types.ts';
 import { describeError } from '../../errors.ts';
 import { addByExternalId, externalId, loadWithExternalIds, lookupExternalId, m2oId, read, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
-import { failureOf, mappingMissing } from '../odoo/odoo-error.ts';
+import { failureOf, isLinkDown, mappingMissing } from '../odoo/odoo-error.ts';
 import { convertQuantity, type ProductRef } from '../reference-data.ts';
 import { labOrderpoints } from '../stock-watch.ts';
 import { noteMarker } from './milestone-notes.ts';
@@ -84,8 +84,8 @@ export const thresholdBreachedRule: PostingRule = {
     const byVendor = new Map<number, Array<{ e: StoredEvent; product: ProductRef; supply: Supply }>>();
     const planned = new Map<number, StoredEvent>();
     const followers = new Map<string, StoredEvent[]>();
-    /** The reorder rules' own vendor lines, read once per batch that writes a line. */
-    let ruleLines: Promise<Map<number, number>> | undefined;
+    /** The lab's reorder rules of the batch's products (their vendor line, their route), read once per batch that writes a line. */
+    let reorderRules: Promise<Map<number, ReorderRule>> | undefined;
     for (const e of live) {
       const product = products.get(data(e).productCode)!;
       try {
@@ -118,8 +118,13 @@ export const thresholdBreachedRule: PostingRule = {
           followers.set(first.event.id, [...(followers.get(first.event.id) ?? []), e]);
           continue;
         }
-        ruleLines ??= reorderRuleLines(ctx, ids);
-        const supply = await supplyOf(ctx, product, data(e).suggestedQuantity, (await ruleLines).get(product.id));
+        reorderRules ??= reorderRulesOf(ctx, ids);
+        const rule = (await reorderRules).get(product.id);
+        if (rule?.route && !rule.route.buys) {
+          results.set(e.event.id, ok([], `no RFQ: the reorder rule replenishes by the route '${rule.route.name}', not by purchase (left to Odoo's replenishment)`));
+          continue;
+        }
+        const supply = await supplyOf(ctx, product, data(e).suggestedQuantity, rule?.vendorLine);
         planned.set(product.id, e);
         byVendor.set(supply.vendorId, [...(byVendor.get(supply.vendorId) ?? []), { e, product, supply }]);
       } catch (err) {
@@ -243,19 +248,46 @@ interface SellerLine {
   dateEnd?: string;
 }
 
+/** What the lab's reorder rule of a product says about buying it. */
+interface ReorderRule {
+  /** Its own vendor line (`supplier_id`, purchase_stock: the "Vendor" of the replenishment report). */
+  vendorLine?: number;
+  /** Its route (`route_id`), when set: whether one of the route's active rules buys. */
+  route?: { id: number; name: string; buys: boolean };
+}
+
 /**
- * The vendor line each product's reorder rule names (`supplier_id`, purchase_stock: the "Vendor"
- * of the replenishment report), by product id: the lab's reorder point of the product, as the
- * stock watch picks it (on the lab location, else its nearest ancestor). Read at posting time, not
- * from the pull: a buyer who just changed the rule's vendor is followed at once. None when the
- * field does not exist (no purchase_stock).
+ * The lab's reorder rule of each product (on the lab location, else its nearest ancestor, as the
+ * stock watch picks it), by product id: its vendor line and its route. Read at posting time, not
+ * from the pull: a buyer who just changed the rule is followed at once. A route whose rules
+ * cannot be read (refused on its merits) counts as buying, as before routes were read.
  */
-async function reorderRuleLines(ctx: RuleContext, productIds: number[]): Promise<Map<number, number>> {
-  const out = new Map<number, number>();
-  if (!ctx.odoo.fields.has('stock.warehouse.orderpoint', 'supplier_id')) return out;
-  const rows = await searchRead(ctx.odoo, 'stock.warehouse.orderpoint', [['product_id', 'in', productIds]], ['id', 'product_id', 'location_id', 'supplier_id']);
-  const ops = rows.map((r) => ({ productId: m2oId(r['product_id']) ?? 0, locationId: m2oId(r['location_id']), line: m2oId(r['supplier_id']) }));
-  for (const op of labOrderpoints(ops, ctx.ref.labLocationChain())) if (op.line !== undefined) out.set(op.productId, op.line);
+async function reorderRulesOf(ctx: RuleContext, productIds: number[]): Promise<Map<number, ReorderRule>> {
+  const out = new Map<number, ReorderRule>();
+  const fields = ctx.odoo.fields.existing('stock.warehouse.orderpoint', ['id', 'product_id', 'location_id', 'supplier_id', 'route_id']);
+  const rows = await searchRead(ctx.odoo, 'stock.warehouse.orderpoint', [['product_id', 'in', productIds]], fields);
+  const ops = labOrderpoints(rows.map((r) => ({ productId: m2oId(r['product_id']) ?? 0, locationId: m2oId(r['location_id']), line: m2oId(r['supplier_id']), route: m2oId(r['route_id']) })), ctx.ref.labLocationChain());
+  const routeIds = [...new Set(ops.map((op) => op.route).filter((id): id is number => id !== undefined))];
+  const routes = new Map<number, { id: number; name: string; buys: boolean }>();
+  if (routeIds.length > 0) {
+    try {
+      const found = await read(ctx.odoo, 'stock.route', routeIds, ['id', 'name', 'rule_ids']);
+      const ruleIds = [...new Set(found.flatMap((r) => (Array.isArray(r['rule_ids']) ? (r['rule_ids'] as number[]) : [])))];
+      const rules = ruleIds.length === 0 ? [] : await read(ctx.odoo, 'stock.rule', ruleIds, ['id', 'action', 'active']);
+      const buying = new Set(rules.filter((r) => r['action'] === 'buy' && r['active'] !== false).map((r) => r.id));
+      for (const r of found) {
+        const ids = Array.isArray(r['rule_ids']) ? (r['rule_ids'] as number[]) : [];
+        routes.set(r.id, { id: r.id, name: String(r['name'] ?? ''), buys: ids.some((id) => buying.has(id)) });
+      }
+    } catch (err) {
+      if (failureOf(err) !== 'permanent' || isLinkDown(err)) throw err;
+      ctx.log.warn("the reorder rules' routes could not be read: the breaches are bought as if their route buys", { error: describeError(err) });
+    }
+  }
+  for (const op of ops) {
+    const route = op.route === undefined ? undefined : routes.get(op.route);
+    out.set(op.productId, { ...(op.line !== undefined ? { vendorLine: op.line } : {}), ...(route ? { route } : {}) });
+  }
   return out;
 }
 
