@@ -9,7 +9,11 @@ import path from 'node:path';
 import mqtt from 'mqtt';
 import { createLogger } from '../../gateway/src/log.ts';
 import { EmbeddedBroker, INTERNAL_USERNAME } from '../../gateway/src/status/mqtt-broker.ts';
-import { makeConfig, mosquittoSub, tempDir, useMqttStatus, waitFor } from '../fixtures/status/harness.ts';
+import { makeConfig, mosquittoSub, mosquittoSubLines, openStore, tempDir, useMosquitto, useMqttStatus, waitFor } from '../fixtures/status/harness.ts';
+import { StatusModel } from '../../gateway/src/status/status-model.ts';
+import { MqttStatus } from '../../gateway/src/status/mqtt-status.ts';
+import { Telemetry } from '../../gateway/src/telemetry.ts';
+import { silentLogger } from '../../gateway/src/log.ts';
 import { cliSource, runCli, useConfigDir } from '../fixtures/cli.ts';
 
 /** A logger writing its JSON lines into `lines` (parsed), at debug level. */
@@ -216,4 +220,39 @@ describe('the embedded MQTT broker and a reader of $SYS/#', () => {
     expect(seen.filter((s) => s.includes('ward-3-dashboard-7f3a'))).toEqual([]);
     await reader.endAsync();
   }, 30_000);
+});
+
+describe('the retained topic of an analyzer taken out of service', () => {
+  // A guard (found working in this audit): the site's Mosquitto keeps retained messages across
+  // restarts of the gateway; an analyzer removed from the configuration must not be shown on the
+  // dashboards for ever with its last state. status/README.md: "retained endpoints/<id> topics of
+  // ids no longer configured … are cleared with an empty retained payload".
+  const broker = useMosquitto('status-mqtt-removed-broker-');
+  const tmp = tempDir('status-mqtt-removed-');
+  afterAll(() => tmp.cleanup());
+
+  async function runGateway(analyzers: string[], until: () => Promise<unknown>): Promise<void> {
+    const config = makeConfig(path.join(tmp.dir, 'data'), { id: 'lab-rm', mqtt: { broker: `mqtt://127.0.0.1:${broker.port}` } });
+    config.analyzers = analyzers.map((id) => ({ id, profile: 'sysmex-xn', tcp: { listen: { host: '127.0.0.1', port: 0 } } }));
+    const store = await openStore(config.gateway.dataDir);
+    const model = new StatusModel({ config, store, telemetry: new Telemetry(), version: 't', startedAt: new Date().toISOString() });
+    const mq = new MqttStatus({ config, model, log: silentLogger });
+    await mq.start();
+    try {
+      await waitFor(until, 'the gateway to publish');
+    } finally {
+      await mq.stop();
+      await model.stop();
+      await store.close();
+    }
+  }
+
+  const retainedEndpoints = async (): Promise<string[]> =>
+    (await mosquittoSubLines(broker.port, 'lab-gateway/lab-rm/endpoints/+', ['--retained-only', '-W', '1'])).map((l) => l.topic).sort();
+
+  it('is cleared when the gateway comes back without it', async () => {
+    await runGateway(['xn-1', 'xn-old'], async () => (await retainedEndpoints()).includes('lab-gateway/lab-rm/endpoints/xn-old'));
+    await runGateway(['xn-1'], async () => !(await retainedEndpoints()).includes('lab-gateway/lab-rm/endpoints/xn-old'));
+    expect(await retainedEndpoints()).toEqual(['lab-gateway/lab-rm/endpoints/lis', 'lab-gateway/lab-rm/endpoints/xn-1']);
+  }, 60_000);
 });
