@@ -157,6 +157,22 @@ describe.each([17, 19] as const)("RFQ line: the vendor, quantity and unit Odoo's
   });
 
   /**
+   * DiagSupply lists the cartridges under its own catalog number and name (the vendor line's
+   * Vendor Product Code and Name): the RFQ the buyer sent carried only the lab's product name, and
+   * DiagSupply's order desk had to ask which item was meant. Odoo's line reads
+   * "[DS-4471] GLU cartridge 500T", the vendor's code and name (the product's own when the vendor
+   * line has none).
+   */
+  it("the line's description names the vendor's product code and name", async () => {
+    rig = await makeRig(version);
+    rig.emu.call('product.supplierinfo', 'write', [[glu(rig).diagLine], { product_code: 'DS-4471', product_name: 'GLU cartridge 500T' }]);
+    await rig.commit([thresholdBreached('RGT-GLU', 15), thresholdBreached('RGT-HBA1C', 8)]);
+    await rig.waitDrained();
+    expect(onlyLine(rig)['name']).toBe('[DS-4471] GLU cartridge 500T');
+    expect(rfqLines(rig.emu, 'RGT-HBA1C')[0]!['name']).toBe('[RGT-HBA1C] HbA1c reagent kit (200 tests)');
+  });
+
+  /**
    * The lab stocks the cartridges one by one but buys them in boxes of 10 (the purchase unit:
    * the product's `uom_po_id` up to 18, the vendor line's unit on 19). The draft RFQ asked for
    * "20 Units" where Odoo's replenishment writes "2 Box of 10", in the vendor's unit and at the

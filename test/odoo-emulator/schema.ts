@@ -271,7 +271,7 @@ const MODELS: ModelSpec[] = [
       partner_id: m2o('res.partner', 'Vendor', { required: true }),
       product_tmpl_id: m2o('product.template', 'Product Template'),
       product_id: m2o('product.product', 'Product Variant'),
-      product_code: char('Vendor Product Code'),
+      product_code: char('Vendor Product Code'), product_name: char('Vendor Product Name'),
       price: float('Price'), min_qty: float('Quantity'), delay: int('Delivery Lead Time', { default: 1 }), sequence: int('Sequence', { default: 1 }),
       // The price's validity (16-19): Odoo's _select_seller skips a line outside it.
       date_start: date('Start Date'), date_end: date('End Date'),

@@ -144,7 +144,7 @@ export const thresholdBreachedRule: PostingRule = {
       const date = new Date(ctx.now()).toISOString().slice(0, 19).replace('T', ' ');
       const lineOf = ({ product, supply }: { product: ProductRef; supply: Supply }): Record<string, unknown> => ({
         product_id: product.id,
-        name: product.name || product.code,
+        name: supply.description,
         product_qty: supply.quantity,
         ...(supply.uomId ? { [uomField]: supply.uomId } : {}),
         date_planned: date,
@@ -228,11 +228,12 @@ function anyOf(leaves: unknown[]): unknown[] {
   return [...Array.from({ length: leaves.length - 1 }, () => '|'), ...leaves];
 }
 
-/** What a breach's RFQ line says: the vendor, the unit (absent: none known) and the quantity in it. */
+/** What a breach's RFQ line says: the vendor, the unit (absent: none known), the quantity in it, the description. */
 interface Supply {
   vendorId: number;
   uomId?: number;
   quantity: number;
+  description: string;
 }
 
 /** A vendor price line (`product.supplierinfo`) as replenishment reads it. */
@@ -244,6 +245,9 @@ interface SellerLine {
   /** The line's unit: ≤18 `product_uom` (the template's purchase unit, `uom_po_id`), 19 `product_uom_id`. */
   uomId?: number;
   price: number;
+  /** The vendor's own catalog number and name for the product (Vendor Product Code / Name). */
+  productCode?: string;
+  productName?: string;
   dateStart?: string;
   dateEnd?: string;
 }
@@ -303,7 +307,8 @@ async function reorderRulesOf(ctx: RuleContext, productIds: number[]): Promise<M
  *   odoo.mapping.defaultVendorRef;
  * - the unit: the vendor line's (≤18 the product's purchase unit `uom_po_id`, 19 the line's own
  *   `product_uom_id`), the need converted into it (`_prepare_purchase_order_line`);
- * - the quantity: at least the vendor line's minimum (`min_qty`, in that unit).
+ * - the quantity: at least the vendor line's minimum (`min_qty`, in that unit);
+ * - the description: the vendor's product code and name (describe).
  *
  * Before, the first vendor line was taken whatever the reorder rule named and whatever its
  * minimum, and the quantity went out in the stock unit: the buyer set the rule to LabCo and the
@@ -315,13 +320,15 @@ async function supplyOf(ctx: RuleContext, product: ProductRef, need: number, rul
   const { templateId, code } = product;
   if (templateId !== undefined && !ctx.odoo.fields.missing('product.supplierinfo')) {
     const unitField = ctx.odoo.fields.pick('product.supplierinfo', 'product_uom_id', 'product_uom');
-    const fields = ctx.odoo.fields.existing('product.supplierinfo', ['id', 'partner_id', 'product_id', 'date_start', 'date_end', 'min_qty', 'price', ...(unitField ? [unitField] : [])]);
+    const fields = ctx.odoo.fields.existing('product.supplierinfo', ['id', 'partner_id', 'product_id', 'date_start', 'date_end', 'min_qty', 'price', 'product_code', 'product_name', ...(unitField ? [unitField] : [])]);
     const toSeller = (s: OdooRecord): SellerLine => ({
       id: s.id,
       partnerId: m2oId(s['partner_id']) ?? 0,
       minQty: Number(s['min_qty'] ?? 0) || 0,
       price: Number(s['price'] ?? 0) || 0,
       ...(unitField && m2oId(s[unitField]) !== undefined ? { uomId: m2oId(s[unitField]) } : {}),
+      ...(typeof s['product_code'] === 'string' && s['product_code'] ? { productCode: s['product_code'] } : {}),
+      ...(typeof s['product_name'] === 'string' && s['product_name'] ? { productName: s['product_name'] } : {}),
       ...(day(s['date_start']) ? { dateStart: day(s['date_start']) } : {}),
       ...(day(s['date_end']) ? { dateEnd: day(s['date_end']) } : {}),
     });
@@ -341,14 +348,28 @@ async function supplyOf(ctx: RuleContext, product: ProductRef, need: number, rul
     if (chosen && chosen.partnerId > 0) {
       const inUnit = await inSellerUnit(ctx, product, need, chosen);
       // A unit Odoo could not convert to (another category: Odoo refuses such a line anyway) leaves the line in the product's unit.
-      if (inUnit === undefined) return { vendorId: chosen.partnerId, quantity: need, ...(product.uomId ? { uomId: product.uomId } : {}) };
+      const description = describe(product, chosen);
+      if (inUnit === undefined) return { vendorId: chosen.partnerId, quantity: need, description, ...(product.uomId ? { uomId: product.uomId } : {}) };
       const uomId = chosen.uomId ?? product.uomId;
-      return { vendorId: chosen.partnerId, quantity: Math.max(inUnit, chosen.minQty), ...(uomId ? { uomId } : {}) };
+      return { vendorId: chosen.partnerId, quantity: Math.max(inUnit, chosen.minQty), description, ...(uomId ? { uomId } : {}) };
     }
   }
   const ref = ctx.odooConfig.mapping.defaultVendorRef;
   if (!ref) throw mappingMissing(`product ${code} has no vendor in Odoo and odoo.mapping.defaultVendorRef is not set`, { productCode: code });
-  return { vendorId: (await ctx.ref.partner(ref, 'default vendor')).id, quantity: need, ...(product.uomId ? { uomId: product.uomId } : {}) };
+  return { vendorId: (await ctx.ref.partner(ref, 'default vendor')).id, quantity: need, description: describe(product, undefined), ...(product.uomId ? { uomId: product.uomId } : {}) };
+}
+
+/**
+ * The line's description as Odoo writes it (the product's display name in the vendor line's
+ * context): `[code] name`, the vendor's product code and name where its line has them, else the
+ * product's own. Before, the lab's product name alone: the vendor's order desk, given no catalog
+ * number, had to ask which item was meant. The product's purchase description, which Odoo adds on
+ * a second line, is not read.
+ */
+function describe(product: ProductRef, seller: SellerLine | undefined): string {
+  const code = seller?.productCode ?? product.code;
+  const name = seller?.productName ?? (product.name || product.code);
+  return code ? `[${code}] ${name}` : name;
 }
 
 /**
