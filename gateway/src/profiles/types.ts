@@ -85,7 +85,7 @@ export interface ProfileQuirks {
   /** Largest message accepted (bytes). */
   maxMessageBytes?: number;
   /** Link timers under the link layer's names (same meaning as the *TimeoutMs keys above). */
-  timers?: Partial<Record<'establishmentMs' | 'senderFrameReplyMs' | 'receiverFrameMs' | 'receiverReplyDelayMs' | 'busyRetryMs' | 'contentionMs' | 'interruptHoldoffMs' | 'trailerGraceMs', number>>;
+  timers?: Partial<Record<'establishmentMs' | 'senderFrameReplyMs' | 'receiverFrameMs' | 'receiverReplyDelayMs' | 'busyRetryMs' | 'contentionMs' | 'interruptHoldoffMs' | 'trailerGraceMs' | 'silentPeerMs', number>>;
 }
 
 export const QUIRK_DEFAULTS: Readonly<ProfileQuirks> = Object.freeze({

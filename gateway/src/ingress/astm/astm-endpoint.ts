@@ -6,7 +6,7 @@ import type { Component, ComponentStatus } from '../../lifecycle.ts';
 import type { Logger } from '../../log.ts';
 import type { GatewayStore, InboundMessage } from '../../store/types.ts';
 import type { EndpointState, Telemetry } from '../../telemetry.ts';
-import { BYTE, NAK } from './control-chars.ts';
+import { BYTE, EOT, NAK } from './control-chars.ts';
 import { createLinkSession } from './create-link-session.ts';
 import { type LinkOptions, resolveLinkOptions } from './link-options.ts';
 import {
@@ -80,6 +80,13 @@ interface Link {
   session: AstmLinkSession;
   /** Scheduler time the connection opened or last delivered bytes: which one the analyzer uses. */
   heardAt: number;
+  /**
+   * Scheduler time of the first byte the gateway wrote that the analyzer has not answered yet (no
+   * byte from it since); undefined once it answers. A lone EOT asks for no answer.
+   */
+  unansweredSince: number | undefined;
+  /** The check that closes a TCP connection whose analyzer went silent (#peerSilent). */
+  silentCheck: TimerHandle | undefined;
 }
 
 /**
@@ -400,7 +407,10 @@ export class AstmEndpoint<Q = unknown> implements Component {
     const session: AstmLinkSession = createLinkSession({
       link: this.#link,
       scheduler: this.#scheduler,
-      write: (bytes) => wire.write(bytes),
+      write: (bytes) => {
+        if (link.unansweredSince === undefined && !(bytes.length === 1 && bytes[0] === EOT)) link.unansweredSince = this.#scheduler.now();
+        wire.write(bytes);
+      },
       onMessage: (text, raw, meta) => this.#onMessage(link, text, raw, meta),
       onPartial: (raw, reason, refusals) => this.#onPartial(link, raw, reason, refusals),
       onIgnoredBytes: (count) => {
@@ -414,12 +424,13 @@ export class AstmEndpoint<Q = unknown> implements Component {
         // A message the record layer or the store refused is not the line's fault: the message
         // browser and the store's health say why.
         if (e.kind === 'frame-refused' && e.cause !== undefined && e.cause !== 'message') this.#lineTrouble(1, 0, { reason: e.detail ?? 'refused', cause: e.cause });
+        if (e.kind === 'timeout') this.#peerSilent(link, log);
       },
       // LIS1-A §6.2.6: not ready → NAK to ENQ. Stopping, or a store that cannot commit (DESIGN.md §2).
       isBusy: () => this.#status === 'stopping' || this.#status === 'stopped' || this.#opt.store.health !== 'ok',
       ...(wire.pause && wire.resume ? { pause: () => wire.pause?.(), resume: () => wire.resume?.() } : {}),
     });
-    const link: Link = { id, wire, session, heardAt: this.#scheduler.now() };
+    const link: Link = { id, wire, session, heardAt: this.#scheduler.now(), unansweredSince: undefined, silentCheck: undefined };
     this.#links.add(link);
     // Downloads queued on older connections and not started there go on this one (sendWorklist).
     for (const [move, queuedOn] of this.#worklists) if (queuedOn !== link) move.abort();
@@ -434,9 +445,14 @@ export class AstmEndpoint<Q = unknown> implements Component {
     return {
       data: (bytes) => {
         link.heardAt = this.#scheduler.now();
+        link.unansweredSince = undefined;
+        link.silentCheck?.cancel();
+        link.silentCheck = undefined;
         link.session.push(bytes);
       },
       closed: (detail) => {
+        link.silentCheck?.cancel();
+        link.silentCheck = undefined;
         if (!this.#links.delete(link)) return;
         link.session.close(this.#status === 'stopping' ? 'stopped' : 'closed');
         addStats(this.#closedStats, link.session.stats);
@@ -444,6 +460,29 @@ export class AstmEndpoint<Q = unknown> implements Component {
         if (this.#opt.analyzer.tcp?.listen) this.#setState('listening', `connection closed: ${detail ?? ''}`);
       },
     };
+  }
+
+  /**
+   * A link timer ran out waiting for the analyzer (no reply to ENQ or to a frame, no frame or EOT
+   * after an ACK). On an E1381 TCP link whose analyzer has answered nothing since the gateway's
+   * first unanswered byte, the connection is closed once that silence reaches `silentPeerMs`:
+   * the TCP client then reconnects, and the status shows the link down. An analyzer powered off or
+   * unplugged without FIN leaves that byte unacknowledged, and the kernel sends no keepalive probe
+   * while it is (it retransmits for about 15 minutes): before, the tray showed the analyzer
+   * connected all that time while nothing arrived (test/integration/astm-silent-peer-audit.test.ts).
+   * A serial port is left open: reopening it would not reach a switched-off analyzer sooner.
+   */
+  #peerSilent(link: Link, log: Logger): void {
+    const since = link.unansweredSince;
+    if (since === undefined || link.silentCheck !== undefined || !link.wire.abort || this.#link.lowLevel !== 'e1381') return;
+    const limit = this.#link.timers.silentPeerMs;
+    link.silentCheck = this.#scheduler.schedule(Math.max(0, since + limit - this.#scheduler.now()), () => {
+      link.silentCheck = undefined;
+      if (link.unansweredSince !== since || !this.#links.has(link)) return;
+      const reason = `no answer from the analyzer for ${Math.round((this.#scheduler.now() - since) / 1000)} s (switched off, or its cable pulled?): connection closed`;
+      log.warn('analyzer silent: connection closed', { seconds: Math.round((this.#scheduler.now() - since) / 1000) });
+      link.wire.abort?.(reason);
+    });
   }
 
   async #onMessage(link: Link, latin1Text: string, raw: Buffer, meta: MessageMeta): Promise<MessageReply> {

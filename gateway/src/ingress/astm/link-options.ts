@@ -25,6 +25,15 @@ export interface LinkTimers {
    * evaluating the frame anyway (senders that end frames with CR only).
    */
   trailerGraceMs: number;
+  /**
+   * Not a standard timer: on a TCP link, how long the analyzer may leave the gateway's bytes
+   * unanswered, once a link timer above ran out waiting for it, before its connection is taken for
+   * dead and closed (the TCP client then reconnects). An analyzer powered off or unplugged while
+   * the gateway's last ACK or ENQ was on its way sends no FIN, and the kernel's keepalive probes
+   * wait for that byte's acknowledgement: without this the connection looked open for about 15
+   * minutes (tcp_retries2). An idle link needs no answer and is never closed by it.
+   */
+  silentPeerMs: number;
 }
 
 export const DEFAULT_TIMERS: Readonly<LinkTimers> = {
@@ -36,6 +45,7 @@ export const DEFAULT_TIMERS: Readonly<LinkTimers> = {
   contentionMs: 20_000,
   interruptHoldoffMs: 15_000,
   trailerGraceMs: 200,
+  silentPeerMs: 60_000,
 };
 
 /** Text encoding of the analyzer (profile quirk `charset`): LIS1-A §6.1.2 is 7-bit ASCII; most send Latin-1. */

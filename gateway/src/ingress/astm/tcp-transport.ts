@@ -2,8 +2,15 @@ import net from 'node:net';
 import { describeError } from '../../errors.ts';
 import { type Backoff, backoffDelay, type Transport, type TransportHost, type Wire, wasWorking } from './transport.ts';
 
+/** Why the gateway dropped a connection itself (`Wire.abort`): the detail of its end. */
+const abortReasons = new WeakMap<net.Socket, string>();
+
 function attachSocket(socket: net.Socket, host: TransportHost): void {
   socket.setNoDelay(true);
+  // An idle connection whose peer vanished (powered off, cable pulled: no FIN) is closed by the
+  // kernel: probes after 30 s of silence, then (libuv's settings) 10 probes 1 s apart, about 40 s
+  // in all. Not while sent bytes wait for their acknowledgement: that case is the endpoint's
+  // silentPeerMs (link-options.ts).
   socket.setKeepAlive(true, 30_000);
   const wire: Wire = {
     remote: `tcp:${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`,
@@ -13,6 +20,11 @@ function attachSocket(socket: net.Socket, host: TransportHost): void {
     close: () => socket.end(),
     pause: () => socket.pause(),
     resume: () => socket.resume(),
+    abort: (reason) => {
+      if (socket.destroyed) return;
+      abortReasons.set(socket, reason);
+      socket.destroy();
+    },
   };
   const handlers = host.attach(wire);
   let closedDetail = 'closed by peer';
@@ -20,7 +32,7 @@ function attachSocket(socket: net.Socket, host: TransportHost): void {
   socket.on('error', (err) => {
     closedDetail = describeError(err);
   });
-  socket.once('close', () => handlers.closed(closedDetail));
+  socket.once('close', () => handlers.closed(abortReasons.get(socket) ?? closedDetail));
 }
 
 /** The analyzer connects to the gateway: one link per accepted connection. */
@@ -140,7 +152,7 @@ export class TcpClientTransport implements Transport {
         // The backoff starts over only after a connection that worked (transport.ts).
         if (wasWorking(openedAt, heard)) this.#attempt = 0;
         this.#down = true;
-        this.#host.state('disconnected', `${target}: connection closed`);
+        this.#host.state('disconnected', `${target}: ${abortReasons.get(socket) ?? 'connection closed'}`);
       } else {
         this.#down = true;
         this.#host.state('error', `cannot connect to ${target}: ${failure}`);

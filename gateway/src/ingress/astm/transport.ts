@@ -17,6 +17,11 @@ export interface Wire {
    */
   pause?(): void;
   resume?(): void;
+  /**
+   * Drop the connection at once, without waiting for the peer (`close` ends it politely, which a
+   * dead peer never completes); `reason` becomes the detail of its end. TCP wires only.
+   */
+  abort?(reason: string): void;
 }
 
 export interface WireHandlers {
