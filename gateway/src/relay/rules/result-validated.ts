@@ -1,4 +1,4 @@
-import type { ResultValidatedData } from '../../events/types.ts';
+import type { OrderCreatedData, ResultValidatedData } from '../../events/types.ts';
 import { billingState, inStoredOrder, testCancelled } from '../../events/invoice-eligibility.ts';
 import type { StoredEvent } from '../../store/types.ts';
 import { m2oId, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
@@ -26,9 +26,10 @@ import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from '.
  * order's (two LIS links numbering alike, sale-orders.ts `otherClientGuard`) is a dead letter:
  * it never marks the other patient's test delivered.
  *
- * Milestones that came before an order message that never posted (an operator discarded its dead
- * letter and entered the sale order by hand) are noted on the sale order a result reaches
- * (milestone-notes.ts `milestonesLeftToTheOrder`).
+ * Milestones and results that came before an order message that never posted (an operator
+ * discarded its dead letter and entered the sale order by hand) are noted, and their lines marked
+ * delivered, on the sale order a result reaches (milestone-notes.ts `milestonesLeftToTheOrder`,
+ * `resultsLeftToTheOrder` below).
  */
 export const resultValidatedRule: PostingRule = {
   name: 'result-validated',
@@ -104,10 +105,82 @@ export const resultValidatedRule: PostingRule = {
         for (const id of w.eventIds) results.set(id, fail(err));
       }
     }
+    await deliverLeftResults(ctx, events, orders, results);
     await noteLeftMilestones(ctx, events, orders, results);
     return results;
   },
 };
+
+/**
+ * Results left to an order message that never posted: resolved without a write because a later
+ * order message of the accession would mark their line delivered ("the order follows in the
+ * queue"), and that order message never reached Odoo (dead-lettered, then discarded by an operator
+ * who entered the sale order by hand). Results of `before`'s partition stored before it, delivered
+ * without a line of their own, with no delivered `order.created` after them naming their test,
+ * still validated (the LIS has not cancelled the test since, billingState), and passing
+ * `otherClientGuard` as the results themselves do. Read from the store.
+ */
+async function resultsLeftToTheOrder(ctx: RuleContext, accession: string, so: OdooRecord, before: StoredEvent['event'], guard: ReturnType<typeof otherClientGuard>): Promise<string[]> {
+  if (!ctx.events) return [];
+  const stored = inStoredOrder(await ctx.events(accession, ['order.created', 'order.cancelled', 'result.validated']));
+  const upTo = stored.filter((s) => s.event.id <= before.id);
+  const validated = billingState(upTo.map((s) => s.event)).validated;
+  const codes: string[] = [];
+  for (const r of upTo) {
+    if (r.event.type !== 'result.validated' || r.event.id === before.id || r.event.partitionKey !== before.partitionKey || r.state !== 'delivered') continue;
+    if ((r.odoo ?? []).some((x) => x.model === 'sale.order.line')) continue;
+    const code = (r.event.data as ResultValidatedData).testCode;
+    if (!validated.has(code) || codes.includes(code)) continue;
+    // A delivered order message naming the test marked its line when it posted (order-created.ts).
+    const posted = stored.some((o) => o.event.type === 'order.created' && o.event.id > r.event.id && o.event.partitionKey === r.event.partitionKey && o.state === 'delivered' && (o.event.data as OrderCreatedData).tests.some((t) => t.code === code));
+    // Never another LIS's result on this client's order (two LIS links numbering alike).
+    if (!posted && !(await guard(r, accession, so, `result for test ${code}`))) codes.push(code);
+  }
+  return codes;
+}
+
+/**
+ * Mark delivered, on the sale order a batch's result reached, the lines of the results left to an
+ * order message that never posted (`resultsLeftToTheOrder`). Before, their events said "the order
+ * follows in the queue: it marks the test delivered", the order was discarded, and the line stayed
+ * undelivered on the sale order finance entered by hand: Odoo's "Create Invoice" (delivered
+ * quantities) left the test out (test/integration/relay-results-left-audit.test.ts). Absolute
+ * writes; a failure fails the accession's results, whose retry changes nothing else.
+ */
+async function deliverLeftResults(ctx: RuleContext, events: StoredEvent[], orders: Map<string, OdooRecord>, results: Map<string, RuleResult>): Promise<void> {
+  const inBatch = new Set(events.map((e) => e.event.id));
+  const last = new Map<string, StoredEvent>(); // accession → its last result that reached its line
+  for (const e of events) {
+    const r = results.get(e.event.id);
+    if (r?.ok && (r.odoo ?? []).some((x) => x.model === 'sale.order.line')) last.set((e.event.data as ResultValidatedData).accession, e);
+  }
+  const guard = otherClientGuard(ctx);
+  for (const [accession, e] of last) {
+    const so = orders.get(accession)!;
+    const failAll = (err: unknown): void => {
+      for (const x of events) if ((x.event.data as ResultValidatedData).accession === accession) results.set(x.event.id, fail(err));
+    };
+    try {
+      const codes = await resultsLeftToTheOrder(ctx, accession, so, e.event, guard);
+      // Results of this batch wrote their own line.
+      const batchCodes = new Set(events.filter((x) => inBatch.has(x.event.id) && (x.event.data as ResultValidatedData).accession === accession).map((x) => (x.event.data as ResultValidatedData).testCode));
+      const wanted = codes.filter((c) => !batchCodes.has(c));
+      if (wanted.length === 0) continue;
+      const productIds = new Set<number>();
+      for (const code of wanted) productIds.add((await ctx.ref.product(code)).id);
+      const lines = await searchRead(ctx.odoo, 'sale.order.line', [['order_id', '=', so.id], ['display_type', '=', false]], SALE_LINE_FIELDS);
+      const writes = new Map<number, number[]>(); // quantity → line ids
+      for (const l of lines) {
+        const qty = Number(l['product_uom_qty'] ?? 0);
+        if (!productIds.has(m2oId(l['product_id']) ?? -1) || l['state'] === 'cancel' || qty <= 0 || Number(l['qty_delivered'] ?? 0) === qty) continue;
+        writes.set(qty, [...(writes.get(qty) ?? []), l.id]);
+      }
+      for (const [qty, ids] of writes) await write(ctx.odoo, 'sale.order.line', ids, { qty_delivered: qty });
+    } catch (err) {
+      failAll(err);
+    }
+  }
+}
 
 /**
  * The milestones left to an order message that never posted, noted on the sale order the batch's
