@@ -178,19 +178,40 @@ describe.each([17, 19] as const)("RFQ line: the vendor, quantity and unit Odoo's
    * "20 Units" where Odoo's replenishment writes "2 Box of 10", in the vendor's unit and at the
    * vendor's price per box.
    */
+  /** The cartridges bought by the box of 10 (`rounding` of the box: whole boxes, 1). */
+  const buyByTheBox = (r: Rig): number => {
+    const units = r.emu.records('uom.uom', [['name', '=', 'Units']])[0]!;
+    const box = r.emu.call('uom.uom', 'create', [
+      version >= 19
+        ? { name: 'Box of 10', relative_factor: 10, relative_uom_id: units['id'], rounding: 1 }
+        : { name: 'Box of 10', category_id: units['category_id'], factor: 0.1, uom_type: 'bigger', rounding: 1 },
+    ]) as number;
+    const { tmpl, diagLine } = glu(r);
+    if (version >= 19) r.emu.call('product.supplierinfo', 'write', [[diagLine], { product_uom_id: box }]);
+    else r.emu.call('product.template', 'write', [[tmpl], { uom_po_id: box }]);
+    return box;
+  };
+
   it("the quantity is in the vendor's unit", async () => {
     rig = await makeRig(version);
-    const units = rig.emu.records('uom.uom', [['name', '=', 'Units']])[0]!;
-    const box = rig.emu.call('uom.uom', 'create', [
-      version >= 19 ? { name: 'Box of 10', relative_factor: 10, relative_uom_id: units['id'] } : { name: 'Box of 10', category_id: units['category_id'], factor: 0.1, uom_type: 'bigger' },
-    ]) as number;
-    const { tmpl, diagLine } = glu(rig);
-    if (version >= 19) rig.emu.call('product.supplierinfo', 'write', [[diagLine], { product_uom_id: box }]);
-    else rig.emu.call('product.template', 'write', [[tmpl], { uom_po_id: box }]);
+    const box = buyByTheBox(rig);
     await rig.commit([thresholdBreached('RGT-GLU', 20)]);
     await rig.waitDrained();
     const line = onlyLine(rig);
     expect(unitOf(line)).toBe(box);
     expect(line['product_qty']).toBe(2);
+  });
+
+  /**
+   * 15 cartridges needed, bought by the box of 10 whose unit rounds to whole boxes: the RFQ asked
+   * for 1.5 boxes, which no vendor ships. Odoo converts the need into the purchase unit rounded
+   * half-up at that unit's rounding (`_compute_quantity(…, rounding_method='HALF-UP')`): 2 boxes.
+   */
+  it("the quantity in the vendor's unit is rounded as that unit says", async () => {
+    rig = await makeRig(version);
+    buyByTheBox(rig);
+    await rig.commit([thresholdBreached('RGT-GLU', 15)]);
+    await rig.waitDrained();
+    expect(onlyLine(rig)['product_qty']).toBe(2);
   });
 });

@@ -113,6 +113,8 @@ export interface UomRef {
   category: string;
   /** The category's name (≤18), for messages. */
   categoryName?: string;
+  /** `rounding`: the unit's precision (1 for a box shipped whole); absent when not read. */
+  rounding?: number;
 }
 
 /** Lines of a posted consumption segment, as Odoo moved them (product unit). */
@@ -615,15 +617,17 @@ export class ReferenceData {
   #uomFields(): string[] {
     const f = this.#odoo.fields;
     if (!f.known('uom.uom')) return ['id', 'name', 'factor', 'category_id'];
-    return f.existing('uom.uom', ['id', 'name', 'factor', 'category_id', 'relative_uom_id', 'parent_path']);
+    return f.existing('uom.uom', ['id', 'name', 'factor', 'category_id', 'relative_uom_id', 'parent_path', 'rounding']);
   }
 
   #toUom(row: OdooRecord): UomRef {
     const raw = Number(row['factor'] ?? 1) || 1;
+    const rounding = Number(row['rounding']);
+    const precision = Number.isFinite(rounding) && rounding > 0 ? { rounding } : {};
     if (row['category_id'] === undefined && typeof row['parent_path'] === 'string') {
       // 19: `factor` is the absolute quantity of the root unit; the root is the family.
       const root = row['parent_path'].split('/')[0] || String(row.id);
-      return { id: row.id, name: String(row['name'] ?? ''), factor: 1 / raw, category: `r${root}` };
+      return { id: row.id, name: String(row['name'] ?? ''), factor: 1 / raw, category: `r${root}`, ...precision };
     }
     const cat = row['category_id'];
     return {
@@ -632,6 +636,7 @@ export class ReferenceData {
       factor: raw,
       category: `c${m2oId(cat) ?? 0}`,
       ...(Array.isArray(cat) && typeof cat[1] === 'string' ? { categoryName: cat[1] } : {}),
+      ...precision,
     };
   }
 
@@ -751,6 +756,20 @@ function notInRead(d: PostedDebit, readAt: number): boolean {
 export function convertQuantity(quantity: number, from: UomRef, to: UomRef): number | undefined {
   if (from.id === to.id) return quantity;
   return from.category === to.category ? (quantity / from.factor) * to.factor : undefined;
+}
+
+/**
+ * `quantity` rounded at a unit's precision (`rounding`) as Odoo's float_round does: `UP` away
+ * from zero, `HALF-UP` to the nearest, halves away from zero (a relative epsilon absorbs the
+ * binary noise of a division: 15 / 10 is 1.5 exactly, 1.4999999999999998 is taken as 1.5).
+ * Without a known precision, to a millionth.
+ */
+export function roundToUnit(quantity: number, unit: UomRef | undefined, method: 'UP' | 'HALF-UP'): number {
+  const step = unit?.rounding ?? 1e-6;
+  const n = Math.abs(quantity) / step;
+  const eps = n * 2 ** -50;
+  const steps = method === 'UP' ? Math.ceil(n - eps) : Math.round(n + eps);
+  return Math.sign(quantity) * (Math.round(steps * step * 1e6) / 1e6);
 }
 
 function findUom(uoms: UomRef[], name: string): UomRef | undefined {

@@ -3,7 +3,7 @@ import type { StoredEvent } from '../../store/types.ts';
 import { describeError } from '../../errors.ts';
 import { addByExternalId, externalId, loadWithExternalIds, lookupExternalId, m2oId, read, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
 import { failureOf, isLinkDown, mappingMissing } from '../odoo/odoo-error.ts';
-import { convertQuantity, type ProductRef } from '../reference-data.ts';
+import { convertQuantity, roundToUnit, type ProductRef } from '../reference-data.ts';
 import { labOrderpoints } from '../stock-watch.ts';
 import { noteMarker } from './milestone-notes.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
@@ -346,7 +346,7 @@ async function supplyOf(ctx: RuleContext, product: ProductRef, need: number, rul
       chosen = (await selectSeller(ctx, product, need, usable)) ?? usable[0];
     }
     if (chosen && chosen.partnerId > 0) {
-      const inUnit = await inSellerUnit(ctx, product, need, chosen);
+      const inUnit = await inSellerUnit(ctx, product, need, chosen, 'HALF-UP');
       // A unit Odoo could not convert to (another category: Odoo refuses such a line anyway) leaves the line in the product's unit.
       const description = describe(product, chosen);
       if (inUnit === undefined) return { vendorId: chosen.partnerId, quantity: need, description, ...(product.uomId ? { uomId: product.uomId } : {}) };
@@ -383,7 +383,7 @@ async function selectSeller(ctx: RuleContext, product: ProductRef, need: number,
   const valid: SellerLine[] = [];
   for (const s of sellers) {
     if ((s.dateStart !== undefined && s.dateStart > today) || (s.dateEnd !== undefined && s.dateEnd < today)) continue;
-    const inUnit = await inSellerUnit(ctx, product, need, s);
+    const inUnit = await inSellerUnit(ctx, product, need, s, 'UP');
     if (inUnit !== undefined && inUnit < s.minQty) continue;
     if (valid.length === 0 || valid[0]!.partnerId === s.partnerId) valid.push(s);
   }
@@ -392,15 +392,17 @@ async function selectSeller(ctx: RuleContext, product: ProductRef, need: number,
 }
 
 /**
- * `need` (the product's unit) in the vendor line's unit, to a millionth (as the stock watch
- * computes it); as is without a unit on either side; undefined when the units cannot be read or
- * converted.
+ * `need` (the product's unit) in the vendor line's unit, rounded at that unit's precision as Odoo
+ * does: `UP` to compare with a line's minimum (`_select_seller`), `HALF-UP` for the quantity
+ * ordered (`_prepare_purchase_order_line`): 15 cartridges bought by the box of 10, a unit of whole
+ * boxes, are 2 boxes, not the 1.5 the RFQ once asked for. As is without a unit on either side or
+ * in the same unit; undefined when the units cannot be read or converted.
  */
-async function inSellerUnit(ctx: RuleContext, product: ProductRef, need: number, seller: SellerLine): Promise<number | undefined> {
+async function inSellerUnit(ctx: RuleContext, product: ProductRef, need: number, seller: SellerLine, method: 'UP' | 'HALF-UP'): Promise<number | undefined> {
   if (seller.uomId === undefined || product.uomId === undefined || seller.uomId === product.uomId) return need;
   const [from, to] = await Promise.all([ctx.ref.uomById(product.uomId), ctx.ref.uomById(seller.uomId)]);
   const q = from && to ? convertQuantity(need, from, to) : undefined;
-  return q === undefined ? undefined : Math.round(q * 1e6) / 1e6;
+  return q === undefined ? undefined : roundToUnit(q, to, method);
 }
 
 /** An Odoo date or datetime's day (`YYYY-MM-DD`); undefined when unset. */
