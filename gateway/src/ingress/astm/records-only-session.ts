@@ -34,7 +34,9 @@ function isHeaderStart(head: string): boolean {
  */
 export function looksMisread(raw: Buffer): boolean {
   let i = 0;
-  while (i < raw.length && (raw[i] === CR || raw[i] === LF)) i++;
+  // Separators, blanks and a UTF-8 BOM before the H record: the record layer reads past them too.
+  if (raw[0] === 0xef && raw[1] === 0xbb && raw[2] === 0xbf) i = 3;
+  while (i < raw.length && (raw[i] === CR || raw[i] === LF || raw[i] === 0x20 || raw[i] === 0x09)) i++;
   if (i < raw.length && !isHeaderStart(raw.toString('latin1', i, Math.min(raw.length, i + 2)))) {
     // A lone 'H' at the very end (a message cut after one byte) is not told either way.
     if (!(raw.length - i === 1 && raw[i] === 0x48)) return true;
