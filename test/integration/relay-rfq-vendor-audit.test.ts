@@ -1,7 +1,8 @@
 /**
- * Which vendor the buyer's draft RFQ goes to: the real store in a temp dir, the relay, the Odoo
- * emulator over HTTP ('lab-demo' seed: RGT-GLU bought from DiagSupply, its only vendor line; the
- * tests add LabCo's line after it).
+ * The buyer's draft RFQ line as Odoo's own replenishment would write it (vendor, unit, quantity,
+ * description; none for a reorder rule that does not buy): the real store in a temp dir, the
+ * relay, the Odoo emulator over HTTP ('lab-demo' seed: RGT-GLU bought from DiagSupply, its only
+ * vendor line; tests add LabCo's line after it).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { OdooVersion } from '../odoo-emulator/index.ts';
