@@ -271,6 +271,11 @@ class TrayApp {
     const key = this.#readFile('mqttKeyFile', 'MQTT client key file');
     return {
       reconnectPeriod: 5000,
+      // A refused CONNACK is tried again too: "server unavailable" is the embedded broker's answer
+      // while it has its mqtt.maxConnections subscribers, and a tray that gave up there stayed grey
+      // until restarted (mqtt.js stops after a refusal by default). A wrong password is retried as
+      // well: the broker summarises those refusals in its log.
+      reconnectOnConnackError: true,
       connectTimeout: 10_000,
       keepalive: 15,
       clean: true,

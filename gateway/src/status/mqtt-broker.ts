@@ -91,8 +91,27 @@ export const PERSISTENT_SESSION_EXPIRY_MS = 7 * 24 * 3600 * 1000;
 /** aedes' own `$SYS/<broker id>/…` topics whose payload names a client (and its subscriptions). */
 const CLIENT_ANNOUNCEMENT = /^\$SYS\/[^/]+\/(new|disconnect)\/(clients|subscribes|unsubscribes)$/;
 
-/** Refusals for the connection limit are logged at most this often (a script retrying each second). */
-const CONNECTION_LIMIT_LOG_EVERY_MS = 60_000;
+/**
+ * Refused connections of one kind (connection limit, bad credentials) are logged at most this
+ * often, with how many were refused since the last line: a tray or script retrying every few
+ * seconds would otherwise write a warning each time.
+ */
+const REFUSAL_LOG_EVERY_MS = 60_000;
+
+/** Counts the refusals of one kind; `due()` answers how many to report when a line is due. */
+class RefusalCount {
+  #unlogged = 0;
+  #loggedAt = Number.NEGATIVE_INFINITY;
+
+  due(now = Date.now()): number | undefined {
+    this.#unlogged++;
+    if (now - this.#loggedAt < REFUSAL_LOG_EVERY_MS) return undefined;
+    const refused = this.#unlogged;
+    this.#unlogged = 0;
+    this.#loggedAt = now;
+    return refused;
+  }
+}
 
 export interface BrokerCredentials {
   username: string;
@@ -157,8 +176,8 @@ export class EmbeddedBroker implements Component {
   readonly #connected = new Map<string, Client>();
   /** Persistent sessions whose client is away: the timer that ends each. */
   readonly #awaySessions = new Map<string, NodeJS.Timeout>();
-  /** Refusals for the connection limit since the last one logged, and when that was. */
-  #limitRefusals = { unlogged: 0, loggedAt: Number.NEGATIVE_INFINITY };
+  readonly #limitRefusals = new RefusalCount();
+  readonly #credentialRefusals = new RefusalCount();
   #expiredSessions = 0;
   #droppedQueuedMessages = 0;
 
@@ -426,18 +445,15 @@ export class EmbeddedBroker implements Component {
     const own = (client.conn as BrokerConnection).socket;
     const others = this.#subscriberSockets.size - (own && this.#subscriberSockets.has(own) ? 1 : 0);
     if (others < this.maxConnections || this.#connected.has(client.id)) return true;
-    const refusals = this.#limitRefusals;
-    refusals.unlogged++;
-    const now = Date.now();
-    if (now - refusals.loggedAt >= CONNECTION_LIMIT_LOG_EVERY_MS) {
+    const refused = this.#limitRefusals.due();
+    if (refused !== undefined) {
       this.#log.warn('mqtt client refused: connection limit reached (mqtt.maxConnections)', {
         client: client.id,
         remoteAddress: own?.remoteAddress,
         setting: 'mqtt.maxConnections',
         limit: this.maxConnections,
-        refused: refusals.unlogged,
+        refused,
       });
-      this.#limitRefusals = { unlogged: 0, loggedAt: now };
     }
     return false;
   }
@@ -474,7 +490,10 @@ export class EmbeddedBroker implements Component {
     // Anonymous: loopback only (checked at start).
     if (creds && !(username !== undefined && password !== undefined && sameSecret(username, creds.username) && sameSecret(password, creds.password))) {
       // MQTT 3.1.1 §3.2.2.3: return code 4, bad user name or password.
-      this.#log.warn('mqtt client refused: bad credentials', { client: client.id });
+      const refused = this.#credentialRefusals.due();
+      if (refused !== undefined) {
+        this.#log.warn('mqtt client refused: bad credentials', { client: client.id, remoteAddress: (client.conn as BrokerConnection).socket?.remoteAddress, refused });
+      }
       return done(Object.assign(new Error('bad user name or password'), { returnCode: 4 }), false);
     }
     // MQTT 3.1.1 §3.2.2.3: return code 3, server unavailable (the client may try again later).
