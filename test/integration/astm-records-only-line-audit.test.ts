@@ -5,9 +5,14 @@
  * GET /api/status.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { AstmEndpoint } from '../../gateway/src/ingress/astm/astm-endpoint.ts';
+import { silentLogger } from '../../gateway/src/log.ts';
+import { Telemetry, type TelemetryEvents } from '../../gateway/src/telemetry.ts';
+import { useTempStore } from '../fixtures/store/temp-store.ts';
 import { getJson, startGatewayProcess, until, type GatewayProcess, fileWriter, TEST_LISTENERS } from '../fixtures/gateway-process.ts';
 import { startPtyPair, type PtyPair } from '../fixtures/astm-link/pty-pair.ts';
 import { openSerialSim, type Cleanups } from '../fixtures/astm-link/sim-wires.ts';
@@ -89,4 +94,42 @@ describe('a records-only analyzer on a serial line at the wrong baud rate', () =
     }, 10_000).catch(() => getJson<StatusBody>(`${base}/api/status`));
     expect(st.healthReasons.find((r) => r.endpoint === 'bs-1' && r.code === 'LINE_ERRORS')?.message).toMatch(/serial settings \(baud/);
   }, 60_000);
+});
+
+describe('misread bytes on a records-only link while the store refuses', () => {
+  const tmp = useTempStore('lgw-records-only-misread-', { pruneIntervalMs: 0, minFreeBytes: 0, healthCheckIntervalMs: 50 });
+
+  /**
+   * This mode has no NAK, so a message the store refuses is committed again every second until it
+   * is taken. Misread bytes (wrong baud rate) that happen to end like a message were counted as
+   * line trouble at every attempt: the status' ignored bytes grew each second of a store outage.
+   */
+  it('counts the misread bytes once, however often they are committed again', async () => {
+    const store = await tmp.open();
+    const telemetry = new Telemetry();
+    const link: Array<TelemetryEvents['endpoint.link']> = [];
+    telemetry.on('endpoint.link', (e) => link.push(e));
+    const ep = new AstmEndpoint({
+      analyzer: { id: 'ro-misread', profile: 'test', tcp: { listen: { host: '127.0.0.1', port: 0 } } },
+      profile: { name: 'test', quirks: { lowLevel: 'records-only' } },
+      store,
+      telemetry,
+      log: silentLogger,
+      normalize: (text) => (text.startsWith('H') ? { events: [], messageType: 'ASTM', searchTerms: [] } : { events: [], messageType: 'ASTM', searchTerms: [], reject: 'no H record' }),
+    });
+    cleanups.push(() => ep.stop(2_000));
+    await ep.start();
+    const socket = net.connect({ host: '127.0.0.1', port: ep.address()!.port });
+    await new Promise<void>((r) => socket.once('connect', () => r()));
+    cleanups.push(() => void socket.destroy());
+
+    store.simulateWriteFailure(new Error('transient I/O error'));
+    // Misread bytes that end in what reads as an L record.
+    const misread = Buffer.from('\xa4\x40\xae\x70\x8d\rL|1|N\r', 'latin1');
+    socket.write(misread);
+    await until('committed again at least twice', () => (store.intake().rejected >= 2 ? true : undefined), 10_000);
+    store.simulateWriteFailure(undefined);
+    await until('kept', async () => ((await store.listMessages({ endpoint: 'ro-misread', limit: 10 })).length > 0 ? true : undefined), 10_000);
+    expect(link.at(-1)?.ignoredBytes).toBe(misread.length);
+  }, 30_000);
 });

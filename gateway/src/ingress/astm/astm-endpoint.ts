@@ -144,6 +144,8 @@ export class AstmEndpoint<Q = unknown> implements Component {
   readonly #opt: AstmEndpointOptions<Q>;
   readonly #link: LinkOptions;
   readonly #scheduler: Scheduler;
+  /** Misread records-only bytes already counted as line trouble (#misread). */
+  readonly #misreadCounted = new WeakSet<Buffer>();
   readonly #log: Logger;
   readonly #links = new Set<Link>();
   readonly #pendingWrites = new Set<Promise<unknown>>();
@@ -383,7 +385,11 @@ export class AstmEndpoint<Q = unknown> implements Component {
    */
   #misread(raw: Buffer): boolean {
     if (this.#link.lowLevel !== 'records-only' || !looksMisread(raw)) return false;
-    this.#lineTrouble(0, raw.length);
+    // A message the store did not take is committed again with the same bytes: counted once.
+    if (!this.#misreadCounted.has(raw)) {
+      this.#misreadCounted.add(raw);
+      this.#lineTrouble(0, raw.length);
+    }
     return true;
   }
 
