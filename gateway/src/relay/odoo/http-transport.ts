@@ -29,6 +29,19 @@ export interface HttpReply {
   headers: Record<string, string | string[] | undefined>;
 }
 
+/**
+ * How long a kept-alive connection to Odoo may stay idle before the gateway closes it (ms), and
+ * 1 s less than the keep-alive time the server announces (`Keep-Alive: timeout=N`) when that is
+ * shorter: Node's agent applies the server's hint only to shorten this (lib/_http_agent.js
+ * keepSocketAlive). Without it a connection was kept for ever, and a write sent after a pause as
+ * long as the server's keep-alive time went out on the connection the server was closing: reset,
+ * unanswered, so ambiguous and held AMBIGUOUS_SETTLE_MS (test/integration/relay-keepalive-reuse
+ * .test.ts). 60 s is below nginx's default keepalive_timeout (75 s), which it does not announce.
+ * On a connection in use the same socket timeout only emits `timeout`, which nothing acts on:
+ * the request's own limit is `timeoutMs`.
+ */
+const IDLE_SOCKET_MS = 60_000;
+
 export function normaliseFingerprint(fp: string): string {
   return fp.replace(/[^0-9a-fA-F]/g, '').toUpperCase();
 }
@@ -46,7 +59,8 @@ export class HttpTransport {
   constructor(options: HttpTransportOptions) {
     this.baseUrl = options.url.replace(/\/+$/, '');
     const secure = this.baseUrl.startsWith('https:');
-    const agentOptions: https.AgentOptions = { keepAlive: true, keepAliveMsecs: 15_000, maxSockets: options.maxSockets ?? 16, maxFreeSockets: options.maxSockets ?? 16, scheduling: 'lifo' };
+    // `timeout`: an idle kept connection is closed before the server closes it (IDLE_SOCKET_MS).
+    const agentOptions: https.AgentOptions = { keepAlive: true, keepAliveMsecs: 15_000, timeout: IDLE_SOCKET_MS, maxSockets: options.maxSockets ?? 16, maxFreeSockets: options.maxSockets ?? 16, scheduling: 'lifo' };
     const pin = options.pinnedCertSha256 ? normaliseFingerprint(options.pinnedCertSha256) : undefined;
     const ca = options.caFile ? readFileSync(options.caFile) : undefined;
     const checkServerIdentity = (host: string, cert: PeerCertificate): Error | undefined => {
