@@ -160,11 +160,23 @@
    */
   const STOPPING_REASON = { code: 'STOPPING', message: 'The gateway is stopping (a restart, an update or a shutdown): analyzers and the LIS cannot send through it until it is back.' };
   let lastOkAt = null;
+  /** The last status the gateway answered, shown as "last known" while it does not answer. */
+  let lastStatus = null;
   let knownEndpoints = '';
 
-  function statePill(state) {
+  /**
+   * A state as a coloured pill. `stale`: the gateway does not answer, so the state is the last one
+   * it reported — grey and said so, never a green "connected" for an analyzer nobody watches now.
+   */
+  function statePill(state, cls, stale) {
+    return stale
+      ? el('span', { class: 'pill pill-idle', 'data-stale': '' }, `last known: ${state}`)
+      : el('span', { class: `pill ${cls}` }, state);
+  }
+
+  function linkPill(state, stale) {
     const cls = state === 'connected' || state === 'listening' ? 'pill-ok' : state === 'starting' || state === 'connecting' ? 'pill-warn' : state === 'stopped' ? 'pill-idle' : 'pill-bad';
-    return el('span', { class: `pill ${cls}` }, state);
+    return statePill(state, cls, stale);
   }
 
   /** An instant as a wall-clock time ("10:42"), with its date when it is not today. */
@@ -196,15 +208,25 @@
     list.replaceChildren(...reasons.map((r) => el('li', { 'data-code': r.code }, r.message)));
   }
 
-  function render(s) {
-    const generatedAt = Date.parse(s.generatedAt);
-    if (Number.isFinite(generatedAt)) clockOffsetMs = generatedAt - Date.now();
-    if (s.stopping) renderState('stopping', [STOPPING_REASON, ...(s.healthReasons || [])]);
-    else renderState(s.health, s.healthReasons || []);
+  /**
+   * Shows a status. `stale`: the gateway no longer answers and `s` is the last status it gave: the
+   * banner says offline (poll), states are shown grey as "last known", and ages keep counting to
+   * now (by the gateway's clock as last known). Before, the overview stayed as it was at the last
+   * answer: after an hour's outage it still read a green "connected" analyzer whose last message
+   * came "4 s ago".
+   */
+  function render(s, stale) {
+    if (!stale) {
+      const generatedAt = Date.parse(s.generatedAt);
+      if (Number.isFinite(generatedAt)) clockOffsetMs = generatedAt - Date.now();
+      if (s.stopping) renderState('stopping', [STOPPING_REASON, ...(s.healthReasons || [])]);
+      else renderState(s.health, s.healthReasons || []);
+      $('gw-updated').textContent = new Date().toLocaleTimeString();
+    }
+    $('panel-overview').toggleAttribute('data-stale', Boolean(stale));
     $('gw-id').textContent = s.gatewayId;
     $('gw-version').textContent = `v${s.version}`;
     $('gw-started').textContent = new Date(s.startedAt).toLocaleString();
-    $('gw-updated').textContent = new Date().toLocaleTimeString();
 
     const details = new Map((s.endpointDetail || []).map((e) => [e.id, e]));
     const rows = s.endpoints.flatMap((e) => {
@@ -218,7 +240,7 @@
       return [el('tr', { 'data-endpoint': e.id, class: orders.length ? 'has-orders' : undefined },
         el('th', { scope: 'row' }, e.id),
         el('td', {}, type),
-        el('td', {}, statePill(e.state), d.detail ? el('span', { class: 'muted' }, ` ${d.detail}`) : null),
+        el('td', {}, linkPill(e.state, stale), d.detail ? el('span', { class: 'muted' }, ` ${d.detail}`) : null),
         el('td', {}, String(e.connections)),
         el('td', { title: e.lastMessageAt || '' }, ago(e.lastMessageAt)),
         el('td', {}, d.received !== undefined ? `${d.accepted} ok, ${d.rejected} rejected` : '—')), ...orders];
@@ -243,7 +265,7 @@
     badge.textContent = q.deadLettered;
 
     const o = s.odoo;
-    $('o-state').replaceChildren(el('span', { class: `pill ${o.state === 'connected' || o.state === 'sandbox' ? 'pill-ok' : o.state === 'connecting' || o.state === 'paused' ? 'pill-warn' : 'pill-bad'}` }, o.state));
+    $('o-state').replaceChildren(statePill(o.state, o.state === 'connected' || o.state === 'sandbox' ? 'pill-ok' : o.state === 'connecting' || o.state === 'paused' ? 'pill-warn' : 'pill-bad', stale));
     $('o-success').textContent = ago(o.lastSuccessAt);
     $('o-error').textContent = o.lastError || 'none';
     const days = s.odooDetail && s.odooDetail.apiKeyExpiresInDays;
@@ -274,10 +296,13 @@
     try {
       const s = await api('/api/status');
       lastOkAt = new Date();
+      lastStatus = s;
       render(s);
     } catch {
-      const since = lastOkAt ? ` — no answer since ${lastOkAt.toLocaleTimeString()}` : '';
+      const when = lastOkAt && (lastOkAt.toDateString() === new Date().toDateString() ? lastOkAt.toLocaleTimeString() : lastOkAt.toLocaleString());
+      const since = lastOkAt ? ` — no answer since ${when}; below is what it showed then` : '';
       renderState('offline', [{ code: 'OFFLINE', message: `The gateway does not answer${since}.` }]);
+      if (lastStatus) render(lastStatus, true);
     } finally {
       setTimeout(poll, POLL_MS);
     }

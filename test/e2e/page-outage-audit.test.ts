@@ -1,0 +1,91 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import path from 'node:path';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { launchChromium } from '../fixtures/chromium.ts';
+import { Telemetry } from '../../gateway/src/telemetry.ts';
+import { silentLogger } from '../../gateway/src/log.ts';
+import { StatusServer } from '../../gateway/src/status/http-server.ts';
+import type { EventStore } from '../../gateway/src/store/event-store.ts';
+import { freePort, makeConfig, openStore, tempDir } from '../fixtures/status/harness.ts';
+
+/**
+ * The status page left open on the lab's wall screen through a gateway outage, in real Chromium:
+ * what a technician reads on it once the gateway has not answered for an hour.
+ */
+describe('status page through a gateway outage', () => {
+  const tmp = tempDir('page-outage-');
+  let store: EventStore;
+  const telemetry = new Telemetry();
+  let browser: Browser;
+  const contexts: BrowserContext[] = [];
+
+  async function newPage(): Promise<Page> {
+    const context = await browser.newContext({ viewport: { width: 1024, height: 600 }, locale: 'en-GB', timezoneId: 'Europe/Berlin' });
+    contexts.push(context);
+    return context.newPage();
+  }
+
+  beforeAll(async () => {
+    store = await openStore(path.join(tmp.dir, 'data'));
+    browser = await launchChromium();
+  });
+
+  afterAll(async () => {
+    for (const c of contexts) await c.close().catch(() => undefined);
+    await browser?.close();
+    await store?.close();
+    tmp.cleanup();
+  });
+
+  async function startServer(port: number): Promise<StatusServer> {
+    const config = makeConfig(path.join(tmp.dir, 'data'), { id: 'lab-outage', status: { listen: { host: '127.0.0.1', port } } });
+    const server = new StatusServer({ config, store, telemetry, log: silentLogger, version: '0.1.0', startedAt: new Date().toISOString(), processMetrics: false });
+    await server.start();
+    return server;
+  }
+
+  /**
+   * User sees: the page shows the analyzer "connected" in green, its last message "4 s ago", Odoo
+   * "connected" with its last success "2 s ago". The gateway box then loses power. An hour later
+   * the banner reads "Gateway offline" — and every line under it still reads as it did an hour
+   * ago: green "connected" pills, "4 s ago", "2 s ago", frozen at the moment the gateway stopped
+   * answering. A technician glancing at the table reads a running analyzer that sent a moment
+   * ago, and an Odoo link that just worked.
+   * Promise: a stale status must not show green; times on the page are counted to now (the page
+   * states ages by the gateway's clock, status/README.md), not to the last answer.
+   */
+  it('after an hour without an answer, nothing on the overview is green and ages count the hour', async () => {
+    const port = await freePort();
+    const server = await startServer(port);
+    let stopped = false;
+    try {
+      telemetry.emit('endpoint.state', { endpoint: 'xn-1', kind: 'astm', state: 'connected', connections: 1 });
+      telemetry.emit('intake.message', { endpoint: 'xn-1', kind: 'astm', outcome: 'accepted', ackLatencyMs: 1, bytes: 100 });
+      telemetry.emit('odoo.state', { state: 'connected' });
+      const page = await newPage();
+      await page.clock.install();
+      await page.goto(server.url());
+      const lastMessage = page.locator('#endpoints tbody tr[data-endpoint="xn-1"] td').nth(3);
+      await page.waitForFunction(() => document.querySelector('#o-state .pill')?.textContent === 'connected');
+      await expect.poll(() => lastMessage.textContent()).toMatch(/^\d+ s ago$/);
+      expect(await page.locator('#panel-overview .pill-ok').count()).toBeGreaterThan(0);
+
+      await server.stop(); // the gateway box loses power
+      stopped = true;
+      await page.clock.fastForward(60 * 60_000);
+      await page.waitForSelector('#state[data-health="offline"]', { timeout: 15_000 });
+      // A few more failed polls: whatever the page does on a failed poll, it has done.
+      await page.clock.fastForward(10_000);
+      await page.clock.fastForward(10_000);
+      await page.waitForSelector('#state[data-health="offline"]');
+
+      expect(await page.locator('#panel-overview .pill-ok').count()).toBe(0);
+      expect(await lastMessage.textContent()).toBe('1 h ago');
+      expect(await page.textContent('#o-success')).toBe('1 h ago');
+      // What it still shows is said to be the last known state.
+      expect(await page.textContent('#endpoints tbody tr[data-endpoint="xn-1"]')).toContain('last known');
+    } finally {
+      if (!stopped) await server.stop();
+    }
+  });
+});
