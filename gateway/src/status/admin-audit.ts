@@ -197,3 +197,75 @@ export class AuditLog {
     return { entries, unreadableLines };
   }
 }
+
+/** What `GET /api/audit` may ask for: filters (all must match) and the place to continue from. */
+export interface AuditQuery {
+  /** Entries at most (the newest of those older than `before`). */
+  limit: number;
+  /** `next` of the previous page: `<position>.<at>` of the oldest entry it showed. */
+  before?: string;
+  action?: string;
+  target?: string;
+  outcome?: AuditEntry['outcome'];
+  /** Part of the actor: a token id (`token:0123456789ab`), an address (`@192.0.2.40`). */
+  actor?: string;
+}
+
+export const AuditOutcomes = ['ok', 'refused', 'failed'] as const satisfies ReadonlyArray<AuditEntry['outcome']>;
+
+/** A page of the trail, oldest first; `next` continues towards older entries (null at the oldest). */
+export interface AuditPage {
+  entries: AuditEntry[];
+  /** Entries of the whole trail kept that match the filters. */
+  total: number;
+  next: string | null;
+}
+
+/** A `before` cursor: the entry's position in the trail (oldest kept = 0) and its time. */
+export function parseAuditCursor(cursor: string): { position: number; at: string } | undefined {
+  const m = /^(\d{1,9})\.(.+)$/.exec(cursor);
+  return m ? { position: Number(m[1]), at: m[2]! } : undefined;
+}
+
+/**
+ * One page of `entries` (the trail in the order written, AuditLog.readAll). The cursor names an
+ * entry by its position and time: an entry written since only adds positions after it, and a
+ * rotation (audit.log moved to audit.log.1, the previous .1 dropped) only moves positions down,
+ * so the entry is looked for at its position or below. An entry rotated out takes every older
+ * one with it: the page is empty and `next` null.
+ */
+export function auditPage(entries: readonly AuditEntry[], query: AuditQuery): AuditPage {
+  const matches = (e: AuditEntry): boolean =>
+    (query.action === undefined || e.action === query.action) &&
+    (query.target === undefined || e.target === query.target) &&
+    (query.outcome === undefined || e.outcome === query.outcome) &&
+    (query.actor === undefined || (typeof e.actor === 'string' && e.actor.includes(query.actor)));
+  let end = entries.length;
+  if (query.before !== undefined) {
+    const cursor = parseAuditCursor(query.before);
+    end = 0;
+    if (cursor) {
+      for (let i = Math.min(cursor.position, entries.length - 1); i >= 0; i--) {
+        if (entries[i]!.at === cursor.at) {
+          end = i;
+          break;
+        }
+      }
+    }
+  }
+  let total = 0;
+  for (const e of entries) if (matches(e)) total++;
+  const picked: number[] = [];
+  let i = end - 1;
+  for (; i >= 0 && picked.length < query.limit; i--) if (matches(entries[i]!)) picked.push(i);
+  picked.reverse();
+  let more = false;
+  for (; i >= 0 && !more; i--) more = matches(entries[i]!);
+  const oldest = picked[0];
+  return {
+    entries: picked.map((p) => entries[p]!),
+    total,
+    next: more && oldest !== undefined ? `${oldest}.${entries[oldest]!.at}` : null,
+  };
+}
+

@@ -12,7 +12,7 @@ import { EventTypes } from '../events/types.ts';
 import { GatewayError, describeError, isGatewayError } from '../errors.ts';
 import { StatusModel } from './status-model.ts';
 import { StatusMetrics } from './metrics.ts';
-import { AdminAuth, AuditLog, bearerToken, type AuditEntry } from './admin-audit.ts';
+import { AdminAuth, AuditLog, AuditOutcomes, auditPage, bearerToken, parseAuditCursor, type AuditEntry, type AuditQuery } from './admin-audit.ts';
 import { maskNames } from './mask-names.ts';
 import { decodeText, storedCharset } from '../hl7/charset.ts';
 import { loadPageAssets, type PageAsset } from './page-assets.ts';
@@ -28,7 +28,8 @@ import { loadPageAssets, type PageAsset } from './page-assets.ts';
  *   GET  /api/events/:id
  *   POST /api/events/:id/replay|discard   admin; body { reason }
  *   POST /api/relay/pause|resume          admin; body { reason }
- *   GET  /api/admin/check | /api/audit    admin
+ *   GET  /api/admin/check               admin
+ *   GET  /api/audit?action=&target=&outcome=&actor=&limit=&before=   admin
  *   GET  /api/sandbox                sandbox Odoo records when no odoo.url
  *   GET  /metrics                    Prometheus text
  *   GET  /healthz                    200 only while intake can commit, else 503
@@ -579,8 +580,7 @@ export class StatusServer implements Component {
       }
       if (p === '/api/audit') {
         await this.#requireAdmin(req, 'read-audit');
-        const { entries, unreadableLines } = await this.#audit.readAll();
-        return this.#json(res, 200, { entries: entries.slice(-clampLimit(q.get('limit'), 100, 1000)), unreadableLines });
+        return this.#auditTrail(q, res);
       }
       let m = /^\/api\/messages\/([^/]+)$/.exec(p);
       if (m) return this.#messageDetail(param(m[1]!), q, req, res);
@@ -667,6 +667,33 @@ export class StatusServer implements Component {
     // place itself, which retention cannot take away.
     const { events, next } = await this.#o.store.listEventPage(query);
     this.#json(res, 200, { events, count: events.length, next });
+  }
+
+  /**
+   * A page of the audit trail, oldest first: the newest `limit` entries matching the filters
+   * (`action`, `target`, `outcome`, `actor`: part of it) older than `before`, `total` matching in
+   * the whole trail kept, and `next` (the `before` of the older page, null at the oldest). Before,
+   * only the newest 1,000 entries could be read: a script refused with a stale token (11 lines a
+   * minute) pushed yesterday's discards out of reach within two hours, though audit.log kept them.
+   */
+  async #auditTrail(q: URLSearchParams, res: http.ServerResponse): Promise<void> {
+    const query: AuditQuery = { limit: clampLimit(q.get('limit'), 100, 1000) };
+    for (const k of ['action', 'target', 'actor'] as const) {
+      const v = q.get(k);
+      if (v) query[k] = v;
+    }
+    const outcome = q.get('outcome');
+    if (outcome) {
+      if (!(AuditOutcomes as readonly string[]).includes(outcome)) throw new HttpError(400, `outcome must be one of ${AuditOutcomes.join(', ')}`);
+      query.outcome = outcome as AuditEntry['outcome'];
+    }
+    const before = q.get('before');
+    if (before) {
+      if (!parseAuditCursor(before)) throw new HttpError(400, 'before must be the `next` of a previous /api/audit page');
+      query.before = before;
+    }
+    const { entries, unreadableLines } = await this.#audit.readAll();
+    this.#json(res, 200, { ...auditPage(entries, query), unreadableLines });
   }
 
   async #messageDetail(id: string, q: URLSearchParams, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
