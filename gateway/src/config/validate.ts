@@ -666,6 +666,18 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
       c.error(`analyzers[${i}].serial.path`, `${same} is already used by analyzers[${prev.i}]${prev.id ? ` (${prev.id})` : ''}: one serial port serves one analyzer`);
     } else ports.set(real, { path: a.serial.path, i, id: a.id });
   });
+  // One address the gateway connects to, one analyzer: a block copied with its tcp.connect left
+  // unchanged ran two links to one analyzer, which takes one LIS connection and refuses or starves
+  // the other (or sends its results on either, filed under either id). Host names are case-blind.
+  const remotes = new Map<string, { i: number; id: string }>();
+  analyzers.forEach((a, i) => {
+    const cn = a.tcp?.connect;
+    if (!cn?.host || !cn.port) return;
+    const key = `${cn.host.toLowerCase()}:${cn.port}`;
+    const prev = remotes.get(key);
+    if (prev) c.error(`analyzers[${i}].tcp.connect`, `${cn.host}:${cn.port} is already used by analyzers[${prev.i}]${prev.id ? ` (${prev.id})` : ''}: one analyzer takes one LIS connection; give each analyzer its own address`);
+    else remotes.set(key, { i, id: a.id });
+  });
   hl7.forEach((h, i) => {
     if (!h.analyzer) return;
     if (!ID_PATTERN.test(h.analyzer)) c.error(`hl7[${i}].analyzer`, `"${h.analyzer}" is not a valid analyzer id: ${ID_HINT}`);

@@ -57,16 +57,15 @@ export async function checkOdooConnection(client: OdooClient, config: OdooConfig
   });
   await tryRef('odoo.mapping.consumptionLocation', () => ref.location(config.mapping.consumptionLocation, 'odoo.mapping.consumptionLocation'));
   if (config.mapping.defaultVendorRef) await tryRef('odoo.mapping.defaultVendorRef', () => ref.partner(config.mapping.defaultVendorRef!, 'default vendor'));
-  // A consumption row whose unit Odoo does not know, or cannot convert to the product's unit, is
-  // dead-lettered at every run: say so now. (A product missing in Odoo is reported when posted.)
+  // A consumption row whose product Odoo does not have, or whose unit Odoo does not know or cannot
+  // convert to the product's unit, is dead-lettered at every run: say so now, per profile.
   const seen = new Set<string>();
   for (const p of consumption) {
     for (const row of p.rows) {
-      const key = `${row.productCode}|${row.uom}`;
+      const key = `${p.profile}|${row.productCode}|${row.uom}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      const product = await ref.product(row.productCode, 'consumable').catch(() => undefined);
-      if (product) await tryRef(`profiles.${p.profile}.consumption`, () => ref.toProductUnit(product, 1, row.uom));
+      await tryRef(`profiles.${p.profile}.consumption`, async () => ref.toProductUnit(await ref.product(row.productCode, 'consumable'), 1, row.uom));
     }
   }
   return { ok: !issues.some((i) => i.severity === 'error'), serverVersion: client.serverVersionText, ...(client.protocol ? { protocol: client.protocol } : {}), issues };
