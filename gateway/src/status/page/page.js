@@ -199,7 +199,16 @@
     return text;
   }
 
+  /**
+   * The banner is a polite live region read as a whole (aria-atomic): a screen reader reads it out
+   * whenever its content is rebuilt, even into the same words. So it is rebuilt only when the state
+   * or a reason's words change — not on every poll, where it read "All good" out every 2 s.
+   */
+  let shownState = '';
   function renderState(health, reasons) {
+    const key = JSON.stringify([health, reasons.map((r) => [r.code, r.message])]);
+    if (key === shownState) return;
+    shownState = key;
     const box = $('state');
     box.className = `state state-${health}`;
     box.dataset.health = health;
