@@ -72,6 +72,45 @@ describe('MllpDecoder', () => {
     expect(frames).toEqual([MSG_A, MSG_B]);
   });
 
+  // A LIS that omits the CR after FS on a connection it keeps open waited for its ACK until the
+  // next block's VT or the idle close: the connection now ends such a block (endBlock) once nothing
+  // has followed the FS for a moment (test/integration/mllp-end-cr-audit.test.ts).
+  it('endBlock() ends a block whose FS came without its CR; the next block is read as usual', () => {
+    const { decoder, frames, ignored } = collect();
+    decoder.push(Buffer.from('\x0b' + MSG_A + '\x1c'));
+    expect(decoder.awaitingEndCr).toBe(true);
+    expect(frames).toEqual([]);
+    decoder.endBlock();
+    expect(decoder.awaitingEndCr).toBe(false);
+    expect(frames).toEqual([MSG_A]);
+    decoder.push(wrapFrame(MSG_B));
+    expect(frames).toEqual([MSG_A, MSG_B]);
+    expect(ignored).toEqual([]);
+    expect(decoder.ignoredBytes).toBe(0);
+  });
+
+  it('after endBlock(), the late CR of that block is skipped, not counted as noise; a later CR is', () => {
+    const { decoder, frames } = collect();
+    decoder.push(Buffer.from('\x0b' + MSG_A + '\x1c'));
+    decoder.endBlock();
+    decoder.push(Buffer.from('\r'));
+    expect(decoder.ignoredBytes).toBe(0);
+    decoder.push(Buffer.from('\r'));
+    expect(decoder.ignoredBytes).toBe(1);
+    expect(frames).toEqual([MSG_A]);
+  });
+
+  it('endBlock() does nothing inside a frame or outside any', () => {
+    const { decoder, frames } = collect();
+    decoder.endBlock();
+    decoder.push(Buffer.from('\x0b' + MSG_A));
+    decoder.endBlock();
+    expect(frames).toEqual([]);
+    decoder.push(Buffer.from('\x1c\r'));
+    expect(frames).toEqual([MSG_A]);
+    expect(decoder.ignoredBytes).toBe(0);
+  });
+
   it('keeps an FS followed by ordinary data as content', () => {
     const { decoder, frames } = collect();
     decoder.push(Buffer.from('\x0babc\x1cdef\x1c\r'));

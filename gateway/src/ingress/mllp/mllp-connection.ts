@@ -46,6 +46,17 @@ export interface MllpConnectionOptions {
  */
 export const PEER_CLOSE_GRACE_MS = 2_000;
 
+/**
+ * How long a block whose FS came without its CR waits for that CR before it is taken as ended (ms).
+ * MLLP ends a block with FS CR (HL7 v2.5 Appendix C.4.3), and a conforming sender writes both at
+ * once: the CR is late only when the FS ended a TCP segment, by a delayed ACK at most (≤ 200 ms).
+ * A sender that omits the CR sends nothing more until it has its ACK. Waiting for the next block's
+ * VT, or for the idle close (30 minutes by default), left such a LIS without its ACK: it timed out
+ * and resent, and from then on read the previous message's ACK after each message
+ * (test/integration/mllp-end-cr-audit.test.ts). Armed only when a chunk ends right after an FS.
+ */
+export const END_CR_GRACE_MS = 1_000;
+
 /** A frame awaiting its reply, in arrival order. */
 interface Pending {
   /** Set when the intake finished with the frame. */
@@ -93,6 +104,8 @@ export class MllpConnection {
   /** Why the input ended, for a frame it ended inside of. */
   #endCause: PartialCause = 'closed';
   #closed = false;
+  /** Armed while the bytes read end with an FS whose CR has not come (END_CR_GRACE_MS). */
+  #endCrTimer: NodeJS.Timeout | undefined;
   readonly #closedPromise: Promise<void>;
 
   constructor(options: MllpConnectionOptions) {
@@ -141,7 +154,12 @@ export class MllpConnection {
     socket.on('data', (chunk: Buffer) => {
       if (!this.#accepting) return;
       try {
+        if (this.#endCrTimer) {
+          clearTimeout(this.#endCrTimer);
+          this.#endCrTimer = undefined;
+        }
         this.#decoder.push(chunk);
+        if (this.#decoder.awaitingEndCr) this.#armEndCr();
       } catch (err) {
         // The decoder is pure and total; this is a last line of defence.
         this.#log.error('framing failed; closing the connection', { remote: this.remoteAddress, error: describeError(err) });
@@ -152,6 +170,7 @@ export class MllpConnection {
     this.#closedPromise = new Promise((resolve) => {
       socket.once('close', () => {
         this.#closed = true;
+        clearTimeout(this.#endCrTimer);
         // A frame cut by a reset is kept (unanswered: there is no one to answer).
         this.#endInput('closed');
         const ignored = this.#decoder.takeIgnored();
@@ -160,6 +179,21 @@ export class MllpConnection {
         resolve();
       });
     });
+  }
+
+  /** A block ended by FS without its CR is taken as ended when nothing follows for END_CR_GRACE_MS. */
+  #armEndCr(): void {
+    this.#endCrTimer = setTimeout(() => {
+      this.#endCrTimer = undefined;
+      if (!this.#accepting || this.#inputEnded) return;
+      try {
+        this.#decoder.endBlock();
+      } catch (err) {
+        // The decoder is pure and total; this is a last line of defence.
+        this.#log.error('framing failed ending a block without its CR', { remote: this.remoteAddress, error: describeError(err) });
+      }
+    }, END_CR_GRACE_MS);
+    this.#endCrTimer.unref();
   }
 
   get inFlight(): number {

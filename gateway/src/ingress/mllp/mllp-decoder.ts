@@ -19,6 +19,11 @@
  * `headBytes` (so the listener can echo MSH-10 in its AR and store the head), counts the rest, and
  * reports the frame through `onOversize` when it ends. The connection survives.
  *
+ * A block whose FS is the last byte received so far (`awaitingEndCr`) may be one whose sender
+ * omits the CR and waits for its ACK: the connection ends it with `endBlock()` when nothing has
+ * followed for a moment (mllp-connection.ts END_CR_GRACE_MS). A CR or LF arriving after that is
+ * the block's own late terminator and is skipped without being counted as noise.
+ *
  * End of input (`end()`: the sender half-closed, the connection closed or is being closed): a
  * block whose FS arrived without its CR is complete (some senders omit the CR) and is emitted as a
  * frame; a frame without its FS is reported through `onPartial` with its bytes, so that it is
@@ -85,6 +90,8 @@ export class MllpDecoder {
   #ignoredPending = 0;
   #ignoredTotal = 0;
   #frames = 0;
+  /** Set by endBlock(): one CR or LF at the start of the next push is that block's late terminator. */
+  #lateTerminator = false;
 
   constructor(options: MllpDecoderOptions) {
     if (!(options.maxFrameBytes > 0)) throw new RangeError('maxFrameBytes must be positive');
@@ -111,6 +118,23 @@ export class MllpDecoder {
     return this.#state !== 'outside';
   }
 
+  /** True when the bytes so far end with a block's FS and the CR that completes it has not come yet. */
+  get awaitingEndCr(): boolean {
+    return this.#state === 'after-fs';
+  }
+
+  /**
+   * End the block whose FS came without its CR (`awaitingEndCr`): it is emitted as a frame now. A
+   * sender that omits the CR sends nothing more until it has its ACK; one whose CR was only late
+   * (the FS ended a TCP segment) sends it next, and that CR or LF is skipped, not counted as noise.
+   * Nothing happens in any other state.
+   */
+  endBlock(): void {
+    if (this.#state !== 'after-fs') return;
+    this.#finishFrame();
+    this.#lateTerminator = true;
+  }
+
   /** Bytes ignored and not yet reported through `onIgnoredBytes`. */
   takeIgnored(): number {
     const n = this.#ignoredPending;
@@ -121,6 +145,11 @@ export class MllpDecoder {
   push(buf: Buffer): void {
     let i = 0;
     const n = buf.length;
+    if (this.#lateTerminator) {
+      this.#lateTerminator = false;
+      const b = buf[0];
+      if (b === MLLP.CR || b === MLLP.LF) i = 1;
+    }
     while (i < n) {
       switch (this.#state) {
         case 'outside': {
