@@ -225,6 +225,8 @@ export class Gateway {
         },
       },
       ...(sandbox ? { sandbox: { summary: () => sandbox.summary() } } : {}),
+      // Started below: /metrics reads its counters at each scrape, once it runs.
+      mqttBroker: () => this.mqtt?.broker,
     });
     await this.statusServer.start();
     this.#checkNotStopping('MQTT');

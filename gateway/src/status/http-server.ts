@@ -11,7 +11,7 @@ import { EventStates } from '../store/types.ts';
 import { EventTypes } from '../events/types.ts';
 import { GatewayError, describeError, isGatewayError } from '../errors.ts';
 import { StatusModel } from './status-model.ts';
-import { StatusMetrics } from './metrics.ts';
+import { StatusMetrics, type MqttBrokerCounters } from './metrics.ts';
 import { AdminAuth, AuditLog, AuditOutcomes, auditPage, bearerToken, parseAuditCursor, type AuditEntry, type AuditQuery } from './admin-audit.ts';
 import { maskNames } from './mask-names.ts';
 import { decodeText, storedCharset } from '../hl7/charset.ts';
@@ -64,6 +64,8 @@ export interface StatusServerOptions {
   model?: StatusModel;
   /** Collect Node process metrics too (default true). */
   processMetrics?: boolean;
+  /** The embedded MQTT broker's counters for `/metrics`, read at each scrape (it starts after this server). */
+  mqttBroker?: () => MqttBrokerCounters | undefined;
 }
 
 const MAX_BODY = 16 * 1024;
@@ -427,6 +429,7 @@ export class StatusServer implements Component {
         model: this.model,
         gatewayId: this.#o.config.gateway.id,
         defaultMetrics: this.#o.processMetrics ?? true,
+        ...(this.#o.mqttBroker ? { mqttBroker: this.#o.mqttBroker } : {}),
       });
       this.#unsubscribeModel = this.model.onChange(() => this.#scheduleStream());
       // Best effort, once: a resolver that does not answer must not hold the start-up.

@@ -4,6 +4,21 @@ import type { Telemetry } from '../telemetry.ts';
 import type { StatusModel } from './status-model.ts';
 
 /**
+ * What `/metrics` reads of the embedded MQTT broker (mqtt-broker.ts `EmbeddedBroker`), at scrape
+ * time. Counted since the gateway started.
+ */
+export interface MqttBrokerCounters {
+  /** Clients connected, the gateway's own publisher included. */
+  readonly connectedClients: number;
+  /** `mqtt.maxConnections`: subscriber connections allowed at once (the publisher not counted). */
+  readonly maxConnections: number;
+  /** Persistent sessions ended because their client stayed away too long. */
+  readonly expiredSessions: number;
+  /** Messages queued for those sessions, dropped with them. */
+  readonly droppedQueuedMessages: number;
+}
+
+/**
  * Prometheus metrics for `GET /metrics`. One registry per gateway (not prom-client's global one),
  * fed by telemetry; queue gauges are read from the store at scrape time.
  * Names follow the Prometheus conventions: `_total` counters, base units (seconds, bytes).
@@ -12,7 +27,15 @@ export class StatusMetrics {
   readonly registry = new Registry();
   readonly #unsubscribe: Array<() => void> = [];
 
-  constructor(options: { store: GatewayStore; telemetry: Telemetry; model: StatusModel; gatewayId: string; defaultMetrics?: boolean }) {
+  constructor(options: {
+    store: GatewayStore;
+    telemetry: Telemetry;
+    model: StatusModel;
+    gatewayId: string;
+    defaultMetrics?: boolean;
+    /** The embedded broker, read at each scrape (started after the status API; none with an external broker). */
+    mqttBroker?: () => MqttBrokerCounters | undefined;
+  }) {
     const { store, telemetry, model } = options;
     const r = this.registry;
     r.setDefaultLabels({ gateway: options.gatewayId });
@@ -116,6 +139,71 @@ export class StatusMetrics {
         this.set(h === 'ok' ? 0 : h === 'degraded' ? 1 : 2);
       },
     });
+    new Gauge({
+      name: 'lab_gateway_health_reason',
+      help: 'Each reason the health is not ok (healthReasons of /api/status): 1 while it lasts, the series gone once it clears.',
+      labelNames: ['code', 'level', 'endpoint'] as const,
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const reason of model.health().reasons) {
+          this.set(reason.endpoint === undefined ? { code: reason.code, level: reason.level } : { code: reason.code, level: reason.level, endpoint: reason.endpoint }, 1);
+        }
+      },
+    });
+    new Gauge({
+      name: 'lab_gateway_mqtt_connected',
+      help: "1 while the MQTT publisher reaches its broker (the trays' and dashboards' status), else 0.",
+      registers: [r],
+      collect() {
+        const connected = model.mqttConnected();
+        if (connected === undefined) this.reset();
+        else this.set(connected ? 1 : 0);
+      },
+    });
+    const broker = options.mqttBroker;
+    if (broker) {
+      new Gauge({
+        name: 'lab_gateway_mqtt_broker_clients',
+        help: "Clients connected to the embedded MQTT broker, the gateway's own publisher included.",
+        registers: [r],
+        collect() {
+          const b = broker();
+          if (b) this.set(b.connectedClients);
+        },
+      });
+      new Gauge({
+        name: 'lab_gateway_mqtt_broker_max_connections',
+        help: 'Subscriber connections the embedded MQTT broker allows at once (mqtt.maxConnections; the publisher not counted).',
+        registers: [r],
+        collect() {
+          const b = broker();
+          if (b) this.set(b.maxConnections);
+        },
+      });
+      new Counter({
+        name: 'lab_gateway_mqtt_broker_expired_sessions_total',
+        help: 'Persistent MQTT sessions ended because their client stayed away more than 7 days.',
+        registers: [r],
+        collect() {
+          const b = broker();
+          if (!b) return;
+          this.reset();
+          this.inc(b.expiredSessions);
+        },
+      });
+      new Counter({
+        name: 'lab_gateway_mqtt_broker_dropped_queued_messages_total',
+        help: 'Messages (alerts) queued for expired persistent sessions, dropped with them.',
+        registers: [r],
+        collect() {
+          const b = broker();
+          if (!b) return;
+          this.reset();
+          this.inc(b.droppedQueuedMessages);
+        },
+      });
+    }
     new Gauge({
       name: 'lab_gateway_store_up',
       help: '1 when the store can commit (intake possible), else 0.',

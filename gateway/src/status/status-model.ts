@@ -737,6 +737,11 @@ export class StatusModel implements Component {
     };
   }
 
+  /** Whether the MQTT publisher reaches its broker; undefined until the publisher starts (`GET /metrics`). */
+  mqttConnected(): boolean | undefined {
+    return this.#mqtt?.connected;
+  }
+
   /**
    * The MQTT publisher's connection (mqtt-publisher.ts): connected or not, and the last error.
    * Disconnected for `mqttGraceMs` raises MQTT_UNREACHABLE; `since` moves only when `connected`
