@@ -1,5 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { DEFAULT_WORKLIST_MODES } from '../hl7/host-query.ts';
 import { profileFingerprint } from './fingerprint.ts';
 import { canonicalProfileName, checkAllProfiles, listProfiles, profileNames, readProfileFile } from './load.ts';
 import { checkProfile, defaultProfilesDir } from './check.ts';
@@ -53,6 +54,12 @@ export function renderProfile(profile: Profile): string {
     lines.push(`  specimen id   ${profile.fields.specimenId.join(' → ')}   run time ${profile.fields.runTime.join(' → ')}   test code R.3 component ${profile.fields.testId.codeComponent}`);
     lines.push(`  key time      ${profile.fields.keyTime.join(' → ')}   (idempotency keys, consumption run identity)`);
     lines.push(`  result        flags ${profile.fields.abnormalFlags.join(' → ')}   status ${profile.fields.resultStatus.join(' → ')}`);
+  } else if (profile.hl7) {
+    // What the HL7 analyzer must be set to send: its `fields` and `quirks` are not read.
+    const h = profile.hl7;
+    const kinds = Object.entries(h.runTypeValues).map(([value, runType]) => `${value} ${runType}`).join(', ');
+    lines.push(`  specimen id   ${h.specimenIdField}   run type ${h.runTypeField}: ${kinds}   test code OBX-3 component ${h.codeComponent}`);
+    if (h.valueTypes) lines.push(`  results       OBX-2 ${h.valueTypes.join(', ')} only (other OBX rows are modes and remarks)`);
   }
   lines.push(`  unmapped      ${profile.unmappedTests}`);
   const testRows = [['ANALYZER CODE', 'CANONICAL', 'LOINC', 'UNITS', '']];
@@ -77,9 +84,21 @@ export function renderProfile(profile: Profile): string {
     lines.push('', table(rows).replace(/^/gm, '  '));
   }
   const h = profile.hostQuery;
-  lines.push('', `  host query    ${h.supported ? `yes: specimen in Q.3 component ${h.specimenIdComponent}, O.26 ${h.reportTypes.join('\\')}, unknown specimen → ${h.noOrderReply}` : 'no'}`);
+  lines.push('', `  host query    ${h.supported ? `yes: ${profile.protocol === 'hl7-mllp' ? hl7HostQueryText(profile) : `specimen in Q.3 component ${h.specimenIdComponent}, O.26 ${h.reportTypes.join('\\')}, unknown specimen → ${h.noOrderReply}`}` : 'no'}`);
   lines.push(`  revision      ${profile.revision}`);
   return lines.join('\n');
+}
+
+/**
+ * How an HL7 analyzer's query is answered (hl7/host-query.ts): the gateway answers either Mindray
+ * dialect, whichever the analyzer sends; the ASTM record settings of `hostQuery` are not read.
+ */
+function hl7HostQueryText(profile: Profile): string {
+  const w = profile.hl7?.worklist ?? DEFAULT_WORKLIST_MODES;
+  return [
+    'QRY^Q02 → QCK^Q02 + DSR^Q03 (QAK NF when no order is known)',
+    `ORM^O01 (ORC-1 RF) → ORR^O02 with take mode ${w.takeMode}, blood mode ${w.bloodMode}, test mode ${w.testMode} (MSA AR when no order is known)`,
+  ].join('; ');
 }
 
 function conditionsText(when: FieldCondition[]): string {
