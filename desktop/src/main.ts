@@ -110,6 +110,11 @@ class TrayApp {
   #client: MqttClient | undefined;
   /** The gateway this tray follows: from the HTTP status at start, else from the first MQTT status. */
   #gatewayId: string | undefined;
+  /**
+   * The gateway at gatewayUrl has named itself (its /api/status answered). Until then the tray
+   * follows the first gateway whose status it found on the broker, and keeps asking (#confirmGatewayId).
+   */
+  #gatewayIdConfirmed = false;
   #state: TrayInput = { connection: 'connecting', now: Date.now() };
   #notify: NotifyState = EMPTY_NOTIFY_STATE;
   /** Notifications on screen, by alert key (code:endpoint), closed when the alarm clears. */
@@ -181,6 +186,7 @@ class TrayApp {
     this.#render();
     this.#announceIssues();
     this.#gatewayId = await this.#learnGatewayId();
+    this.#gatewayIdConfirmed = this.#gatewayId !== undefined;
     if (this.#gatewayId) this.#update({ gatewayId: this.#gatewayId });
     this.#connect(options);
     // Re-evaluate staleness even when nothing arrives.
@@ -240,6 +246,7 @@ class TrayApp {
         const id = await this.#learnGatewayId();
         if (!waiting()) return;
         if (id !== undefined) {
+          this.#gatewayIdConfirmed = true;
           if (id !== this.#gatewayId) this.#switchGateway(client, id);
           return;
         }
@@ -250,7 +257,28 @@ class TrayApp {
     }
   }
 
-  /** Follow another gateway id (the gateway was renamed): nothing known of the old one applies. */
+  /**
+   * The tray follows a gateway found on the broker (the one at gatewayUrl did not answer at start):
+   * on a site broker that may be another site's or another department's gateway. Ask gatewayUrl
+   * every RECHECK_MS until it answers, and follow the gateway there from then on. Before, the
+   * first status found was followed for good: a tray started while its gateway box was still
+   * booting showed the neighbouring gateway's green "all good" all day.
+   */
+  async #confirmGatewayId(client: MqttClient): Promise<void> {
+    while (this.#client === client && !this.#gatewayIdConfirmed) {
+      await new Promise((r) => setTimeout(r, RECHECK_MS).unref());
+      if (this.#gatewayIdConfirmed) return;
+      const id = await this.#learnGatewayId();
+      if (id === undefined || this.#gatewayIdConfirmed) continue;
+      this.#gatewayIdConfirmed = true;
+      if (id !== this.#gatewayId) this.#switchGateway(client, id);
+    }
+  }
+
+  /**
+   * Follow another gateway id (the gateway was renamed, or the one at gatewayUrl is not the one
+   * found first on the broker): nothing known of the old one applies.
+   */
   #switchGateway(client: MqttClient, gatewayId: string): void {
     client.unsubscribe(topicsInOrder(statusTopics(this.#gatewayId)));
     this.#gatewayId = gatewayId;
@@ -362,6 +390,7 @@ class TrayApp {
       this.#seenAlerts.add(alertIdentity(alert));
       this.#onAlert(alert);
     }
+    if (!this.#gatewayIdConfirmed) void this.#confirmGatewayId(client);
   }
 
   #update(patch: Partial<TrayInput>): void {

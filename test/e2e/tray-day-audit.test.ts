@@ -12,7 +12,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileWriter, getJson, startGatewayProcess, until, type GatewayProcess } from '../fixtures/gateway-process.ts';
-import { freePort, useMosquitto } from '../fixtures/status/harness.ts';
+import { freePort, refusedPort, useMosquitto } from '../fixtures/status/harness.ts';
 import { clickMenu, powerEvent, resetScreen, screen, useChromium } from '../fixtures/tray/electron-stand-in.ts';
 import { CHROMIUM_FLAGS } from '../fixtures/chromium.ts';
 
@@ -132,7 +132,7 @@ describe('gateway not running yet at login', () => {
    * Promise: desktop/README.md "desktop notifications for new alerts … one per new alarm".
    */
   it('an alarm the gateway raised as it started is notified once the tray sees it', async () => {
-    const deadPort = await freePort(); // nothing listens there: the analyzer is off
+    const deadPort = await refusedPort(); // nothing listens there: the analyzer is off
     const s = await site('tray-login', [`analyzers: [ { id: xn-1, profile: sysmex-xn, tcp: { connect: { host: 127.0.0.1, port: ${deadPort} } } } ]`]);
     await startTray(s);
     expect(icon()).toBe('offline');
@@ -149,7 +149,7 @@ describe('gateway not running yet at login', () => {
    * each restart, nor for each status the gateway publishes meanwhile.
    */
   it('an alarm still there after a gateway restart is not notified again', async () => {
-    const deadPort = await freePort();
+    const deadPort = await refusedPort();
     const s = await site('tray-restart', [`analyzers: [ { id: xn-1, profile: sysmex-xn, tcp: { connect: { host: 127.0.0.1, port: ${deadPort} } } } ]`]);
     const first = await startGateway(s);
     await startTray(s);
@@ -180,7 +180,7 @@ describe('IT restarts the gateway while an analyzer is unplugged', () => {
    * stays through a gateway restart is not notified again".
    */
   it('keeps the notification of an alarm the stopping gateway stops looking at', async () => {
-    const deadPort = await freePort();
+    const deadPort = await refusedPort();
     const s = await site('tray-stopping', [`analyzers: [ { id: xn-1, profile: sysmex-xn, tcp: { connect: { host: 127.0.0.1, port: ${deadPort} } } } ]`]);
     const g = await startGateway(s);
     await startTray(s);
@@ -343,5 +343,57 @@ describe('gateway renamed while restarted', () => {
     await startGateway(s);
     await until('the renamed gateway shown', () => /haematology/.test(tooltip()) && icon() === 'ok', 30_000).catch(() => undefined);
     expect(tooltip()).toBe('Lab gateway haematology: all good');
+  });
+});
+
+describe('two gateways on the site broker', () => {
+  const broker = useMosquitto('tray-sites-');
+
+  /** A gateway publishing to the site's Mosquitto, with its own data and status address. */
+  async function siteOnBroker(id: string, extra: string[] = []): Promise<Site> {
+    const statusPort = await freePort();
+    return {
+      gatewayUrl: `http://127.0.0.1:${statusPort}`,
+      mqttUrl: `mqtt://127.0.0.1:${broker.port}`,
+      config: await file(
+        [
+          `gateway: { id: ${id}, dataDir: ${path.join(dir, `data-${id}`)} }`,
+          'hl7: [ { id: lis, listen: { host: 127.0.0.1, port: 0 } } ]',
+          `mqtt: { broker: 'mqtt://127.0.0.1:${broker.port}', publishIntervalMs: 2000 }`,
+          `status: { listen: { host: 127.0.0.1, port: ${statusPort} } }`,
+          ...extra,
+          '',
+        ].join('\n'),
+        `${id}.yaml`,
+      ),
+    };
+  }
+
+  /**
+   * User sees: the chemistry and haematology gateways publish to the site's Mosquitto; the tray on
+   * the chemistry bench was installed with the chemistry gateway's address. Monday 7:00 the PC
+   * starts while the chemistry gateway box is still booting: the tray follows the first status it
+   * finds on the broker — haematology's — and shows "Lab gateway haem: all good" in green all
+   * day. The chemistry gateway comes up with its analyzer unreachable; the tray never looks at
+   * it: the technician at the chemistry bench is told all is well.
+   * Promise: desktop/README.md "The tray follows one gateway: the one its /api/status names" —
+   * the gateway at the address it was installed with; another site's gateway only until that one
+   * answers.
+   */
+  it('follows the gateway at its address once it answers, not the other one it found first', async () => {
+    const haem = await siteOnBroker('haem');
+    await startGateway(haem);
+    await until('haem published', async () => (await getJson<{ online?: boolean }>(`${haem.gatewayUrl}/api/status`)).online);
+    const deadPort = await freePort(); // the chemistry analyzer is off
+    const chem = await siteOnBroker('chem', [`analyzers: [ { id: au-1, profile: sysmex-xn, tcp: { connect: { host: 127.0.0.1, port: ${deadPort} } } } ]`]);
+    await startTray(chem);
+    await until('the tray shows a gateway', () => /^Lab gateway haem: /.test(tooltip()) || undefined, 15_000);
+
+    await startGateway(chem);
+    await until('the chemistry gateway shown', () => /^Lab gateway chem: /.test(tooltip()) || undefined, 40_000).catch(() => undefined);
+    expect(tooltip()).toMatch(/^Lab gateway chem: /);
+    await until('its analyzer shown down', () => /au-1/.test(tooltip()) || undefined, 30_000).catch(() => undefined);
+    expect(tooltip()).toMatch(/au-1/);
+    expect(icon()).toBe('degraded');
   });
 });
