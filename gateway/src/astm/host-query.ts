@@ -446,28 +446,47 @@ export function buildWorklist(orders: OrderCreatedData[], profile: Profile, opti
 }
 
 /**
- * One order download message for one accession (order-download.ts): H, P, then an O record with
- * the tests to run (`add`, O.12 = the profile's action code) and/or an O record with the tests to
+ * One order download message for one accession (order-download.ts): H, P, then O records with
+ * the tests to run (`add`, O.12 = the profile's action code) and/or O records with the tests to
  * cancel (`cancel`, O.12 = C), then L|1|N. Tests are canonical codes, mapped like a worklist;
  * returns [] when neither list maps to a test the analyzer runs.
+ *
+ * Each test goes under its tube: `order.tubes` (canonical code → the barcode the LIS ordered it
+ * on), else the order's specimen id, else the accession; one O record per tube, in the order the
+ * tubes first come, adds before cancels. An order on one tube is one O record, as it always was.
+ * Before, an order on several tubes (serum ALT, fluoride glucose) was downloaded under its first
+ * tube: the analyzer ran glucose on the serum tube and knew no order for the fluoride tube
+ * (test/integration/order-download-tubes-audit.test.ts).
  */
 export function buildOrderDownload(
-  order: Pick<OrderCreatedData, 'accession' | 'specimenId' | 'patientId' | 'priority' | 'orderedAt'>,
+  order: Pick<OrderCreatedData, 'accession' | 'specimenId' | 'patientId' | 'priority' | 'orderedAt'> & { tubes?: Readonly<Record<string, string>> | undefined },
   tests: { add: OrderedTest[]; cancel: OrderedTest[] },
   profile: Profile,
   options: DownloadOptions = {},
 ): string[] {
-  const add = analyzerTests(tests.add, profile);
-  const cancel = analyzerTests(tests.cancel, profile);
+  const orderTube = order.specimenId ?? order.accession;
+  /** The tests of `list` by tube, each group mapped to the analyzer's codes; groups it cannot run are left out. */
+  const byTube = (list: OrderedTest[]): Array<{ specimenId: string; codes: string[] }> => {
+    const groups = new Map<string, OrderedTest[]>();
+    for (const t of list) {
+      const tube = order.tubes?.[t.code] ?? orderTube;
+      const group = groups.get(tube);
+      if (group) group.push(t);
+      else groups.set(tube, [t]);
+    }
+    return [...groups].map(([specimenId, group]) => ({ specimenId, codes: analyzerTests(group, profile) })).filter((g) => g.codes.length > 0);
+  };
+  const add = byTube(tests.add);
+  const cancel = byTube(tests.cancel);
   if (add.length === 0 && cancel.length === 0) return [];
   const d = downloadDelimiters(profile);
   const records = [downloadHeader(profile, d, options)];
   records.push(buildRecord('P', ['1', '', order.patientId ?? ''], d, profile.quirks.charset));
-  const specimenId = order.specimenId ?? order.accession;
-  const base = { specimen: { specimenId, components: [specimenId] }, priority: isStat(order.priority) ? 'S' : 'R', reportTypes: ['O'], requestedAt: order.orderedAt };
+  const base = { priority: isStat(order.priority) ? 'S' : 'R', reportTypes: ['O'], requestedAt: order.orderedAt };
+  const specimen = (specimenId: string): QueriedSpecimen => ({ specimenId, components: [specimenId] });
   let seq = 0;
-  if (add.length > 0) records.push(orderRecord(profile, d, { ...base, tests: add, seq: ++seq }));
-  if (cancel.length > 0) records.push(orderRecord(profile, d, { ...base, tests: cancel, seq: ++seq, actionCode: 'C' }));
+  for (const g of add) records.push(orderRecord(profile, d, { ...base, specimen: specimen(g.specimenId), tests: g.codes, seq: ++seq }));
+  for (const g of cancel) records.push(orderRecord(profile, d, { ...base, specimen: specimen(g.specimenId), tests: g.codes, seq: ++seq, actionCode: 'C' }));
   records.push(buildRecord('L', ['1', 'N'], d));
   return records;
 }

@@ -70,6 +70,13 @@ export interface OrderDownloadDoc {
   patientId?: string;
   priority?: string;
   orderedAt?: string;
+  /**
+   * The tube each test was ordered on (canonical code → barcode: the order's tube that names it,
+   * else its specimen id, else the accession), so that an order on several tubes downloads each
+   * test under its own tube, and a cancel goes under the tube its test went under. A test without
+   * an entry (documents written before) goes under `specimenId`, else the accession.
+   */
+  tubes?: Record<string, string>;
   /** Tests the analyzer accepted (canonical codes). */
   sent: OrderedTest[];
   /** Tests to send. */
@@ -538,6 +545,8 @@ export class OrderDownload {
       }
       withOrder(doc, e.data);
       doc.pending.push(...add);
+      const tubes = (doc.tubes ??= {});
+      for (const t of add) tubes[t.code] = tubeOf(e.data, t.code);
       await this.#save(doc);
       return true;
     }
@@ -753,6 +762,14 @@ function entryOf(doc: OrderDownloadDoc, entry: OutboxEntry): WaitingEntry {
 
 function newDoc(accession: string): OrderDownloadDoc {
   return { accession, sent: [], pending: [], cancelPending: [], cancelled: [], attempts: 0, updatedAt: new Date().toISOString() };
+}
+
+/**
+ * The tube an order puts `code` on: of an order on several tubes, the one whose tests name it;
+ * else (one tube, or a test the LIS named no tube for) the order's first tube, else the accession.
+ */
+function tubeOf(order: OrderCreatedData, code: string): string {
+  return order.specimens?.find((s) => s.tests.includes(code))?.specimenId ?? order.specimenId ?? order.accession;
 }
 
 /** The latest order's specimen, patient, priority and time (what the O record carries). */
