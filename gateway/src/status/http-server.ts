@@ -423,6 +423,7 @@ export class StatusServer implements Component {
       this.#auth = await AdminAuth.fromFile(this.#o.config.status.adminTokenFile, this.#o.adminToken);
       this.#assets = loadPageAssets();
       await this.model.start();
+      await this.#restoreRelayPause();
       this.#metrics = new StatusMetrics({
         store: this.#o.store,
         telemetry: this.#o.telemetry,
@@ -770,9 +771,10 @@ export class StatusServer implements Component {
     // across restarts: relay/paused.ts).
     if (action === 'pause') await rc.pause();
     else await rc.resume();
-    await this.#auditEntry({ actor, action: `relay-${action}`, reason, outcome: 'ok' });
+    const entry = await this.#auditEntry({ actor, action: `relay-${action}`, reason, outcome: 'ok' });
     this.#log.info(`relay ${action}d by admin`, { actor });
-    this.model.touch();
+    // The status says who paused it, since when and why (RELAY_PAUSED, `relayPause`).
+    this.model.setRelayPause(action === 'pause' ? { since: entry.at, by: actor, reason: reason || null } : null);
     this.#json(res, 200, { paused: rc.paused });
   }
 
@@ -813,11 +815,28 @@ export class StatusServer implements Component {
     return `token:${this.#auth.id}@${remote}`;
   }
 
-  async #auditEntry(e: Omit<AuditEntry, 'at'>): Promise<void> {
+  async #auditEntry(e: Omit<AuditEntry, 'at'>): Promise<AuditEntry> {
     const entry: AuditEntry = { at: new Date().toISOString(), ...e };
     if (entry.reason === undefined || entry.reason === '') delete entry.reason;
     if (entry.target === undefined) delete entry.target;
     await this.#audit.append(entry);
+    return entry;
+  }
+
+  /**
+   * A relay found paused at start (the pause holds across restarts): who paused it, when and why,
+   * from its entry in the audit trail (the last pause or resume done). Before, a restart over the
+   * weekend left Monday's IT with "paused by an administrator" and nothing more.
+   */
+  async #restoreRelayPause(): Promise<void> {
+    if (!this.#o.relayControl?.paused) return;
+    try {
+      const { entries } = await this.#audit.readAll();
+      const last = entries.findLast((e) => e.outcome === 'ok' && (e.action === 'relay-pause' || e.action === 'relay-resume'));
+      if (last?.action === 'relay-pause') this.model.setRelayPause({ since: last.at, by: last.actor, reason: last.reason ?? null });
+    } catch (err) {
+      this.#log.warn('audit trail not read: the relay pause is shown without who, when and why', { error: describeError(err) });
+    }
   }
 
   #openStream(req: http.IncomingMessage, res: http.ServerResponse): void {

@@ -36,6 +36,16 @@ export interface HealthReason {
   endpoint?: string;
 }
 
+/** An administrator's pause of sending to Odoo, as the audit trail has it. */
+export interface RelayPauseDetail {
+  /** When it was paused (ISO). */
+  since: string;
+  /** `token:<id>@<address>`, as in the audit trail. */
+  by: string;
+  /** The reason given (one line, at most 300 characters), null when none was. */
+  reason: string | null;
+}
+
 export interface EndpointStatus {
   id: string;
   kind: EndpointKind;
@@ -152,6 +162,11 @@ export interface ApiStatus {
   blockedPartitions: number;
   discarded: number;
   relayPaused: boolean;
+  /**
+   * Who paused sending to Odoo, since when and why (the pause's audit entry), while it is paused;
+   * null when running, or when the entry is no longer in the audit trail.
+   */
+  relayPause: RelayPauseDetail | null;
   odooDetail: OdooStatus;
   endpointDetail: EndpointStatus[];
   disk: DiskStatus | null;
@@ -338,6 +353,7 @@ export class StatusModel implements Component {
   #storeReason: string | null = null;
   /** The MQTT publisher's link (setMqttLink), with `since` in epoch ms for the grace period. */
   #mqtt: (MqttLinkStatus & { sinceMs: number }) | null = null;
+  #relayPause: RelayPauseDetail | null = null;
   #storeHealthEvent: 'ok' | 'failed' | 'full' = 'ok';
   #queue: QueueStats = { ...EMPTY_QUEUE };
   #intake: IntakeCounters = { received: 0, accepted: 0, rejected: 0, duplicates: 0 };
@@ -658,7 +674,9 @@ export class StatusModel implements Component {
       reasons.push({ level: 'degraded', code: 'TLS_CERT_EXPIRY', ...(c.endpoint ? { endpoint: c.endpoint } : {}), message: `${who}${problem}${then}` });
     }
     if (this.#o.relayPaused?.()) {
-      reasons.push({ level: 'degraded', code: 'RELAY_PAUSED', message: 'Sending to Odoo is paused by an administrator' });
+      const p = this.#relayPause;
+      const detail = p ? ` (${p.by}) since ${p.since}${p.reason ? `: "${p.reason}"` : ''}` : '';
+      reasons.push({ level: 'degraded', code: 'RELAY_PAUSED', message: `Sending to Odoo is paused by an administrator${detail}` });
     }
     // Stopping: the reasons shown since the stop began stay (markStopping), with their last wording.
     const kept = this.#stoppingReasons;
@@ -721,6 +739,7 @@ export class StatusModel implements Component {
       blockedPartitions: q.blockedPartitions,
       discarded: q.discarded,
       relayPaused: this.#o.relayPaused?.() ?? false,
+      relayPause: this.#o.relayPaused?.() && this.#relayPause ? { ...this.#relayPause } : null,
       odooDetail: { ...o },
       endpointDetail: endpoints.map((e) => ({ ...e })),
       disk: this.#disk ? { ...this.#disk } : null,
@@ -735,6 +754,15 @@ export class StatusModel implements Component {
       mqtt: this.#mqtt ? { broker: this.#mqtt.broker, connected: this.#mqtt.connected, since: this.#mqtt.since, lastError: this.#mqtt.lastError } : null,
       recentAlerts: this.#recentAlerts.map((a) => ({ ...a })).reverse(),
     };
+  }
+
+  /**
+   * Who paused sending to Odoo, when and why (the status API, from the pause's audit entry), or
+   * null at a resume. Shown with RELAY_PAUSED and as `relayPause` while the relay is paused.
+   */
+  setRelayPause(detail: RelayPauseDetail | null): void {
+    this.#relayPause = detail ? { since: detail.since, by: shownReason(detail.by), reason: detail.reason ? shownReason(detail.reason) : null } : null;
+    this.touch();
   }
 
   /** Whether the MQTT publisher reaches its broker; undefined until the publisher starts (`GET /metrics`). */
