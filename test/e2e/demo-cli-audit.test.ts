@@ -18,6 +18,7 @@ import { EventStore } from '../../gateway/src/store/event-store.ts';
 import { sandboxFile } from '../../gateway/src/sandbox.ts';
 import { OdooEmulator } from '../../test/odoo-emulator/emulator.ts';
 import { cliBuilt, repo, runCli } from '../fixtures/cli.ts';
+import { refusedPort } from '../fixtures/ports.ts';
 
 const cli = cliBuilt;
 const STACK = /\n\s+at .+[:(]\d+:\d+/;
@@ -273,10 +274,7 @@ describe('remote commands: exit codes and errors', () => {
   });
 
   it('status against a stopped gateway exits 1 with a readable GW_UNREACHABLE line, no stack trace', async () => {
-    const s = net.createServer();
-    await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-    const port = (s.address() as net.AddressInfo).port;
-    await new Promise<void>((r) => s.close(() => r()));
+    const port = await refusedPort(); // nothing listens: the gateway is stopped
     for (const args of [['status'], ['status', '--json'], ['events', 'list'], ['events', 'list', '--json']]) {
       const r = await run([...args, '--url', `http://127.0.0.1:${port}`]);
       expect(r.code, args.join(' ')).toBe(1);

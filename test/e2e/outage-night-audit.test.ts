@@ -13,6 +13,7 @@ import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
 import { RELAY_MODELS } from '../../gateway/src/relay/odoo/field-map.ts';
 import { startTestGateway } from '../fixtures/gateway.ts';
 import { orm, oru } from '../fixtures/relay/billing-rig.ts';
+import { freePort } from '../fixtures/ports.ts';
 import { BOT, startEmulator } from '../fixtures/relay/harness.ts';
 import { waitFor } from '../fixtures/relay/helpers.ts';
 import { OdooEmulator } from '../odoo-emulator/index.ts';
@@ -81,10 +82,12 @@ describe('outage night: Odoo upgraded while it was down', () => {
    * version is logged and raised as the `info` alert ODOO_VERSION_CHANGED.
    */
   it('orders acknowledged during the outage reach the upgraded Odoo 19 instead of being dead-lettered', async () => {
-    const before = await startEmulator(18);
+    // Odoo comes back on the same port after a night down: not one a listen(0) of another test may
+    // be handed meanwhile (the gateway would then post the night's events to that listener).
+    const port = await freePort();
+    const before = await startEmulator(18, {}, port);
     let odoo: OdooEmulator = before.emu;
     cleanups.push(() => odoo.close());
-    const port = Number(new URL(before.url).port);
     const { gateway, send } = await labGateway('night-upgrade', before.url);
     const alerts: string[] = [];
     gateway.telemetry.on('alert', (a) => alerts.push(a.code));

@@ -8,7 +8,7 @@ import { mkdtempSync } from 'node:fs';
 import path from 'node:path';
 import mqtt from 'mqtt';
 import { until } from '../fixtures/gateway-process.ts';
-import { freePort, useMqttStatus } from '../fixtures/status/harness.ts';
+import { refusedPort, useMqttStatus } from '../fixtures/status/harness.ts';
 import { clickMenu, resetScreen, screen } from '../fixtures/tray/electron-stand-in.ts';
 
 vi.mock('electron', () => import('../fixtures/tray/electron-stand-in.ts'));
@@ -33,7 +33,7 @@ describe('a tray refused while the broker is full', () => {
     resetScreen(mkdtempSync(path.join(rig.dir, 'user-data-')));
     const script = await mqtt.connectAsync(rig.url, { clientId: 'dashboard-script', reconnectPeriod: 0 });
     const saved = process.argv;
-    process.argv = ['electron', 'desktop/main.cjs', `--gateway-url=http://127.0.0.1:${await freePort()}`, `--mqtt-url=${rig.url}`];
+    process.argv = ['electron', 'desktop/main.cjs', `--gateway-url=http://127.0.0.1:${await refusedPort()}`, `--mqtt-url=${rig.url}`];
     try {
       vi.resetModules();
       await import('../../desktop/src/main.ts');

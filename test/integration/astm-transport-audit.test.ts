@@ -9,7 +9,7 @@ import type { GatewayStore } from '../../gateway/src/store/types.ts';
 import { Telemetry, type TelemetryEvents } from '../../gateway/src/telemetry.ts';
 import { type PtyPair, startPtyPair } from '../fixtures/astm-link/pty-pair.ts';
 import { openSerialSim } from '../fixtures/astm-link/sim-wires.ts';
-import { makeConfig, tempDir } from '../fixtures/status/harness.ts';
+import { freePort, makeConfig, tempDir } from '../fixtures/status/harness.ts';
 
 /**
  * The analyzer transports below the ASTM sessions, on real sockets: how the gateway behaves when
@@ -114,15 +114,17 @@ describe('gateway as TCP client: the analyzer is switched off, then on again', (
     const { telemetry, alerts } = await statusModel();
 
     const sockets = new Set<net.Socket>();
-    const listen = (srv: net.Server, port = 0) => new Promise<void>((r) => srv.listen(port, '127.0.0.1', r));
+    const listen = (srv: net.Server, port: number) => new Promise<void>((r) => srv.listen(port, '127.0.0.1', r));
     const analyzer = () =>
       net.createServer((s) => {
         sockets.add(s);
+        s.on('error', () => undefined); // the gateway's stop may reset the connection: not this test's concern
         s.write(Buffer.from([0x04])); // an EOT in neutral: the analyzer is there
       });
+    // Switched on again on the same port: not one listen(0) may hand to another test while it is off.
+    const port = await freePort();
     let server = analyzer();
-    await listen(server);
-    const port = (server.address() as net.AddressInfo).port;
+    await listen(server, port);
     const { ep, states } = clientEndpoint('an-1', port, { initialMs: 100, maxMs: 400 }, telemetry);
     await ep.start();
     await until(() => ep.connections === 1);

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useConfigDir } from '../fixtures/cli.ts';
+import { refusedPort } from '../fixtures/ports.ts';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const cli = path.join(repo, 'gateway/src/cli/main.ts');
@@ -347,13 +348,12 @@ describe('a running gateway: a second one on the same data dir, and lab-gateway 
   });
 
   it('send to a refused port: a message naming the address, exit 1', async () => {
-    const closed = await occupyPort();
-    await closed.close();
+    const closed = await refusedPort();
     const file = path.join(dir, 'one.hl7');
     await writeFile(file, `${ORDER('REF-1', 'ACC-REF-1')}\r`);
-    const r = await run(['send', '--port', String(closed.port), file]);
+    const r = await run(['send', '--port', String(closed), file]);
     expect(r.code).toBe(1);
-    expect(r.err).toContain(`127.0.0.1:${closed.port}`);
+    expect(r.err).toContain(`127.0.0.1:${closed}`);
     expect(r.err).not.toMatch(/^\s+at /m);
   });
 

@@ -5,12 +5,12 @@
  * browser, `lab-gateway status`, GET /api/status and the log at its default level.
  */
 import { symlink, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildFrame } from '../../gateway/src/ingress/astm/checksum.ts';
 import { cliSource, runCli } from '../fixtures/cli.ts';
+import { refusedPort } from '../fixtures/ports.ts';
 import { getJson, startGatewayProcess, until, type GatewayProcess, type GatewayReady, fileWriter, TEST_LISTENERS } from '../fixtures/gateway-process.ts';
 import type { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
 import { startPtyPair, type PtyPair } from '../fixtures/astm-link/pty-pair.ts';
@@ -195,12 +195,7 @@ describe('an analyzer whose serial port cannot be opened', () => {
    * address nor the error.
    */
   it('an analyzer on tcp.connect that refuses the connection: status names the address and the error', async () => {
-    const closed = await new Promise<number>((resolve) => {
-      const s = net.createServer().listen(0, '127.0.0.1', () => {
-        const port = (s.address() as net.AddressInfo).port;
-        s.close(() => resolve(port));
-      });
-    });
+    const closed = await refusedPort();
     const cfg = await file([`gateway: { id: site-4t, dataDir: ${path.join(dir, 'site-data-4t')} }`, listeners, `analyzers: [ { id: xn-9, profile: generic-astm, tcp: { connect: { host: 127.0.0.1, port: ${closed} } } } ]`, ''].join('\n'));
     const later = await statusAfterRetries(cfg);
     expect(later.out.split('\n')[0]).not.toMatch(/: OK$/);

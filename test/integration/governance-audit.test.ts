@@ -17,7 +17,7 @@ import type { Lease } from '../../gateway/src/store/types.ts';
 import { Telemetry } from '../../gateway/src/telemetry.ts';
 import { BOT, startEmulator } from '../fixtures/relay/harness.ts';
 import { inbound, odooConfig, orderCancelled, orderCreated, relayConfig, resultValidated } from '../fixtures/relay/helpers.ts';
-import { freePort, makeConfig, makeDeadLetter, tempDir, waitFor } from '../fixtures/status/harness.ts';
+import { makeConfig, makeDeadLetter, refusedPort, tempDir, waitFor } from '../fixtures/status/harness.ts';
 
 /**
  * Governance and monitoring promises (the LIS/Odoo workflow article, DESIGN.md §3/§5, status/README.md):
@@ -133,7 +133,7 @@ describe('Odoo link alerts driven by the real relay and client', () => {
   /** A relay whose Odoo is a closed loopback port (the gateway started while Odoo is down). */
   async function relayToDeadOdoo(over: { apiKeyExpiresAt?: string } = {}) {
     const dir = tmp('gov-odoo-down-');
-    const port = await freePort();
+    const port = await refusedPort();
     const url = `http://127.0.0.1:${port}`;
     const telemetry = new Telemetry();
     const store = await EventStore.open({ dataDir: dir, pruneIntervalMs: 0 });

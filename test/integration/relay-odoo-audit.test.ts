@@ -6,6 +6,7 @@ import { OdooClient } from '../../gateway/src/relay/odoo/odoo-client.ts';
 import { failureOf } from '../../gateway/src/relay/odoo/odoo-error.ts';
 import { OdooEmulator } from '../odoo-emulator/index.ts';
 import { executeKw, json2, jsonRpc } from '../odoo-emulator/http-client.ts';
+import { freePort } from '../fixtures/ports.ts';
 import { BOT, makeRig, startEmulator, type Rig } from '../fixtures/relay/harness.ts';
 import { orderCreated, resultValidated, waitFor } from '../fixtures/relay/helpers.ts';
 
@@ -172,8 +173,8 @@ describe('HTTP 200 whose body is not a complete JSON answer', () => {
 
 describe("the bot's uid is gone from Odoo (user deleted and recreated, database restored)", () => {
   it('Odoo 17: MissingError on the credential check re-authenticates instead of dead-lettering the queue', async () => {
-    const first = await startEmulator(17);
-    const port = Number(new URL(first.url).port);
+    const port = await freePort(); // Odoo comes back on this port: not one listen(0) may hand out meanwhile
+    const first = await startEmulator(17, {}, port);
     let current: OdooEmulator = first.emu;
     cleanups.push(() => current.close());
     rig = await makeRig(17, { emu: first });

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isGatewayError } from '../../gateway/src/errors.ts';
 import { HttpTransport } from '../../gateway/src/relay/odoo/http-transport.ts';
 import { failureOf, isLinkDown } from '../../gateway/src/relay/odoo/odoo-error.ts';
+import { refusedPort } from '../fixtures/ports.ts';
 
 const FIX = path.resolve(import.meta.dirname, '../fixtures/relay');
 const CERT = path.join(FIX, 'odoo-test.crt');
@@ -135,7 +136,7 @@ describe('HTTPS transport to Odoo', () => {
   });
 
   it('a refused connection is transient and marks the link down', async () => {
-    const t = new HttpTransport({ url: 'https://127.0.0.1:1', timeoutMs: 2000 });
+    const t = new HttpTransport({ url: `https://127.0.0.1:${await refusedPort()}`, timeoutMs: 2000 });
     const err = await t.post('/jsonrpc', {}, {}, false).catch((e: unknown) => e);
     t.close();
     expect(failureOf(err)).toBe('transient');

@@ -1,5 +1,4 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -8,7 +7,7 @@ import { StatusServer } from '../../gateway/src/status/http-server.ts';
 import { StatusModel, type StatusAlert } from '../../gateway/src/status/status-model.ts';
 import { Telemetry } from '../../gateway/src/telemetry.ts';
 import { cliSource, runCli } from '../fixtures/cli.ts';
-import { freePort, makeConfig, openStore } from '../fixtures/status/harness.ts';
+import { makeConfig, openStore } from '../fixtures/status/harness.ts';
 import { makeRig, startEmulator, type Rig } from '../fixtures/relay/harness.ts';
 import { orderCreated } from '../fixtures/relay/helpers.ts';
 
@@ -56,14 +55,14 @@ describe('remote CLI (aaa8036)', () => {
     cleanups.push(() => rmSync(root, { recursive: true, force: true }));
     const dataDir = path.join(root, 'data');
     mkdirSync(dataDir, { recursive: true });
-    // The gateway's status API on the default port: the case that worked before aaa8036. (On a
-    // machine where 8484 is taken, any free port still shows the CLI refusing the config.)
-    const port = (await portFree(8484)) ? 8484 : await freePort();
+    // The gateway's status API, on the port the config names: one listen(0) gave, not 8484 (the
+    // default), which a gateway running on the machine holds; any port shows the CLI refusing the config.
     const store = await openStore(dataDir);
     cleanups.push(() => store.close());
-    const server = new StatusServer({ config: makeConfig(dataDir, { status: { listen: { host: '127.0.0.1', port } } }), store, telemetry: new Telemetry(), log: silentLogger, version: '0.0.0-test', startedAt: new Date().toISOString(), processMetrics: false });
+    const server = new StatusServer({ config: makeConfig(dataDir), store, telemetry: new Telemetry(), log: silentLogger, version: '0.0.0-test', startedAt: new Date().toISOString(), processMetrics: false });
     await server.start();
     cleanups.push(() => server.stop());
+    const port = Number(new URL(server.url()).port);
     // The gateway runs under systemd with Environment=ODOO_API_KEY=…; the config names the variable.
     const cfg = path.join(root, 'gateway.yaml');
     writeFileSync(
@@ -84,14 +83,6 @@ describe('remote CLI (aaa8036)', () => {
     expect(r.out).toMatch(/lab-test/);
   });
 });
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
 
 describe('ENDPOINT_DOWN for a TCP listener (1643e89)', () => {
   it('a LIS that opens one MLLP connection per message is not reported down after a quiet hour', async () => {

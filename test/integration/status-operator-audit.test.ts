@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { runEvents } from '../../gateway/src/cli/remote.ts';
 import { encodeText } from '../../gateway/src/hl7/charset.ts';
-import { freePort, hl7Message, makeConfig, makeDeadLetter, relayStandIn, requestJson, useStatusServer, validatedEvent, writeAdminToken } from '../fixtures/status/harness.ts';
+import { hl7Message, makeConfig, makeDeadLetter, refusedPort, relayStandIn, requestJson, useStatusServer, validatedEvent, writeAdminToken } from '../fixtures/status/harness.ts';
 
 const TOKEN = 'operator-audit-token-7f3a';
 const auth = { Authorization: `Bearer ${TOKEN}` };
@@ -141,7 +141,7 @@ describe('lab-gateway events replay/discard: what IT reads when it cannot be don
   });
 
   it('a gateway that is not running is named with the reason the connection failed (ECONNREFUSED), not only "fetch failed"', async () => {
-    const url = `http://127.0.0.1:${await freePort()}`;
+    const url = `http://127.0.0.1:${await refusedPort()}`;
     const r = runEvents(['discard', 'ANY-ID', '--reason', 'drop', '--url', url, '--token-file', path.join(rig.dir, 'admin.token')], ctx);
     await expect(r).rejects.toMatchObject({ code: 'GW_UNREACHABLE', message: expect.stringMatching(/ECONNREFUSED/) });
   });

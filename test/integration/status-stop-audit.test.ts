@@ -7,11 +7,10 @@
  * analyzer is unplugged.
  */
 import { writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
-import { useMosquitto, waitFor } from '../fixtures/status/harness.ts';
+import { refusedPort, useMosquitto, waitFor } from '../fixtures/status/harness.ts';
 import { startGatewayProcess, type GatewayProcess } from '../fixtures/gateway-process.ts';
 import { startLabDay } from '../fixtures/relay/lab-day.ts';
 import { lisOrm } from '../fixtures/lis-rig.ts';
@@ -31,27 +30,6 @@ interface StatusMessage {
   health: string;
   healthReasons: Array<{ code: string; endpoint?: string }>;
   endpoints: Array<{ id: string; state: string }>;
-}
-
-/**
- * The unplugged analyzer's port: one below 1024 that refuses connections. A port freePort() found
- * free is an ephemeral one, and the next listen(0) of any test (an emulator, a gateway's listener)
- * may be handed it while the analyzer keeps reconnecting: the analyzer was then "connected" to that
- * listener and no ENDPOINT_DOWN came (seen once in CI: "timed out waiting for a status showing
- * ENDPOINT_DOWN"). The kernel never hands out a port below its ephemeral range (ip_local_port_range)
- * for listen(0) or as a connection's source port, and no test listens on a privileged one.
- */
-async function refusedPort(): Promise<number> {
-  for (let port = 1; port < 1024; port++) {
-    const refused = await new Promise<boolean>((resolve) => {
-      const s = net.connect({ host: '127.0.0.1', port });
-      s.once('connect', () => { s.destroy(); resolve(false); });
-      s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
-      s.setTimeout(1000, () => { s.destroy(); resolve(false); }); // dropped, not refused: try the next
-    });
-    if (refused) return port;
-  }
-  throw new Error('no refused port below 1024 on 127.0.0.1');
 }
 
 /** What the dashboard received, in the order it came. */
