@@ -24,7 +24,7 @@ import { loadPageAssets, type PageAsset } from './page-assets.ts';
  *   GET  /api/stream                 the same body as server-sent events, on change
  *   GET  /api/messages?controlId=&endpoint=&q=&limit=&before=
  *   GET  /api/messages/:id[?reveal=1]  raw message (names masked unless an admin reveals), events, Odoo refs
- *   GET  /api/events?state=&type=&limit=&after=
+ *   GET  /api/events?state=&type=&correlationId=&limit=&after=
  *   GET  /api/events/:id
  *   POST /api/events/:id/replay|discard   admin; body { reason }
  *   POST /api/relay/pause|resume          admin; body { reason }
@@ -340,6 +340,17 @@ function isEventState(value: unknown): value is EventState {
   return typeof value === 'string' && (EventStates as readonly string[]).includes(value);
 }
 
+/**
+ * A query parameter the route does not take is a 400 naming it and those it takes. Ignored, a
+ * filter the API does not know (`correlationId` before it was one, a misspelt `stat=dead`) answered
+ * 200 with the unfiltered list, and a script acted on every order's events as if on one's.
+ */
+function refuseUnknownParams(q: URLSearchParams, route: string, known: readonly string[]): void {
+  for (const name of q.keys()) {
+    if (!known.includes(name)) throw new HttpError(400, `unknown query parameter "${name}": ${route} takes ${known.join(', ')}`);
+  }
+}
+
 function clampLimit(raw: string | null, fallback = 50, max = 500): number {
   if (raw === null || raw === '') return fallback;
   const n = Number(raw);
@@ -642,6 +653,7 @@ export class StatusServer implements Component {
   }
 
   async #listMessages(q: URLSearchParams, res: http.ServerResponse): Promise<void> {
+    refuseUnknownParams(q, '/api/messages', ['controlId', 'endpoint', 'q', 'limit', 'before']);
     const query: MessageQuery = { limit: clampLimit(q.get('limit')) };
     for (const k of ['controlId', 'endpoint', 'q', 'before'] as const) {
       const v = q.get(k);
@@ -654,6 +666,7 @@ export class StatusServer implements Component {
   }
 
   async #listEvents(q: URLSearchParams, res: http.ServerResponse): Promise<void> {
+    refuseUnknownParams(q, '/api/events', ['state', 'type', 'correlationId', 'limit', 'after']);
     const query: EventQuery = { limit: clampLimit(q.get('limit')) };
     const state = q.get('state');
     if (state) {
@@ -667,6 +680,8 @@ export class StatusServer implements Component {
     }
     const after = q.get('after');
     if (after) query.after = after;
+    const correlationId = q.get('correlationId');
+    if (correlationId) return this.#json(res, 200, await this.#orderEvents(correlationId, query));
     // `next`: the `after` of the next page (null at the end); for delivered|discarded it names the
     // place itself, which retention cannot take away.
     const { events, next } = await this.#o.store.listEventPage(query);
@@ -681,6 +696,7 @@ export class StatusServer implements Component {
    * minute) pushed yesterday's discards out of reach within two hours, though audit.log kept them.
    */
   async #auditTrail(q: URLSearchParams, res: http.ServerResponse): Promise<void> {
+    refuseUnknownParams(q, '/api/audit', ['action', 'target', 'outcome', 'actor', 'limit', 'before']);
     const query: AuditQuery = { limit: clampLimit(q.get('limit'), 100, 1000) };
     for (const k of ['action', 'target', 'actor'] as const) {
       const v = q.get(k);
@@ -698,6 +714,21 @@ export class StatusServer implements Component {
     }
     const { entries, unreadableLines } = await this.#audit.readAll();
     this.#json(res, 200, { ...auditPage(entries, query), unreadableLines });
+  }
+
+  /**
+   * The events of one order/accession (`correlationId=`), in id order, with the other filters:
+   * read from the store's correlation index, one order's events (bounded by the order, not the
+   * store); `after` and `next` page as on the whole list.
+   */
+  async #orderEvents(correlationId: string, query: EventQuery): Promise<{ events: StoredEvent[]; count: number; next: string | null }> {
+    const limit = query.limit ?? 50;
+    const matching = (await this.#o.store.eventsByCorrelation(correlationId, query.type ? [query.type] : undefined)).filter(
+      (e) => (query.state === undefined || e.state === query.state) && (query.after === undefined || e.event.id > query.after),
+    );
+    matching.sort((x, y) => (x.event.id < y.event.id ? -1 : x.event.id > y.event.id ? 1 : 0));
+    const events = matching.slice(0, limit);
+    return { events, count: events.length, next: matching.length > limit ? events[events.length - 1]!.event.id : null };
   }
 
   async #messageDetail(id: string, q: URLSearchParams, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
