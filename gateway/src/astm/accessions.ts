@@ -40,7 +40,10 @@ export interface ResolveOptions extends OrderLookupOptions {
  * `specimen.received`, so they follow the order's events in its partition); `consumable.used`
  * takes it as `correlationId`. Idempotency keys stay on the specimen id: a resend after the order
  * arrived yields the same keys. Of several orders on one tube, a test goes to the newest that
- * ordered it, anything else to the newest. Only patient and rerun runs: QC and calibration belong
+ * ordered it, anything else (the tube's receipt, a test none ordered) to the order whose accession
+ * the barcode is, else to the newest. That includes an add-on the LIS placed as a new order on a
+ * tube labelled with the first order's accession (ACC-B on tube ACC-A): before, every result of
+ * such a tube went on ACC-A, the add-on's too (test/integration/host-query-add-on-audit.test.ts). Only patient and rerun runs: QC and calibration belong
  * to no order. A specimen no order is known for (yet) is left as it is, and so is every event when
  * the look-up fails (a warning; the commit decides whether the message is taken). A specimen
  * whose orders come from two LIS links or name two patients (host-query.ts `orderCollision`: a
@@ -86,8 +89,9 @@ export async function resolveAccessions<R extends Pick<NormalizeResult, 'events'
             warnings.push(`specimen ${specimenId}: orders ${collision.accessions.join(', ')} from ${collision.endpoints.join(', ')} share this barcode; the run is attached to none of them (no accession, partition specimen:${specimenId})`);
             return;
           }
-          // The specimen id is an accession itself (the usual labelling): nothing to resolve.
-          if (found.length === 0 || found.some((e) => e.event.correlationId === specimenId)) return;
+          // The specimen id is an accession itself (the usual labelling), and no other order names
+          // the tube: nothing to resolve.
+          if (found.every((e) => e.event.correlationId === specimenId)) return;
           orders.set(specimenId, ordersOf(found, specimenId));
         } catch (err) {
           warnings.push(err instanceof LookupStopped ? stopped : `specimen ${specimenId}: its order could not be looked up (${describeError(err)}); the specimen id is taken as the accession`);
@@ -105,7 +109,9 @@ export async function resolveAccessions<R extends Pick<NormalizeResult, 'events'
     const candidates = specimen === undefined ? undefined : orders.get(specimen);
     if (!candidates) return e;
     const test = e.type === 'test.completed' || e.type === 'consumable.used' ? e.data.testCode : undefined;
-    const accession = (candidates.findLast((o) => test !== undefined && o.tests.has(test)) ?? candidates[candidates.length - 1]!).accession;
+    // The tube's own order (its barcode is that accession) takes what no order asked for by test.
+    const fallback = candidates.find((o) => o.accession === specimen) ?? candidates[candidates.length - 1]!;
+    const accession = (candidates.findLast((o) => test !== undefined && o.tests.has(test)) ?? fallback).accession;
     terms.add(accession);
     return withAccession(e, accession);
   });

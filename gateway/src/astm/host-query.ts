@@ -338,38 +338,44 @@ function orderNamesSpecimen(order: OrderCreatedData, specimenId: string): boolea
 
 /**
  * The live `order.created` events of a specimen id, oldest first: those of the accession of that
- * name (and of `<prefix>-<name>` for every prefixed LIS link, `lookup.namespaces`), else those naming it as a tube (SPM-2, the tube's barcode: `data.specimenId`, or any of
- * `data.specimens` for an order of several tubes), found through the message index (the HL7
- * intake indexes every SPM-2 as a search term).
+ * name (and of `<prefix>-<name>` for every prefixed LIS link, `lookup.namespaces`), and those
+ * naming it as a tube (SPM-2, the tube's barcode: `data.specimenId`, or any of `data.specimens`
+ * for an order of several tubes), found through the message index (the HL7 intake indexes every
+ * SPM-2 as a search term).
+ *
+ * When no accession is the barcode, the index is read until a page holds an order naming it (as
+ * it always was). When one is, the index is read through too (a tube has a handful of messages;
+ * at most ORDER_SEARCH_MAX_MESSAGES): an add-on the LIS placed as a new order on the same tube
+ * (accession ACC-B, SPM-2 = ACC-A) is an order of that tube. Before, the look-up stopped at the
+ * order whose accession is the barcode: the analyzer was never asked to run the add-on, and its
+ * result went on the other order (test/integration/host-query-add-on-audit.test.ts).
  */
 export async function orderEventsForSpecimen(store: OrderLookupStore, specimenId: string, lookup: Pick<OrderLookupOptions, 'namespaces'> = {}): Promise<StoredEvent[]> {
   // The bare accession and, for each prefixed LIS link, its `<prefix>-<barcode>`.
   const ids = [specimenId, ...(lookup.namespaces ?? []).map((p) => namespacedAccession(p, specimenId))];
-  const created = (await Promise.all(ids.map((id) => store.eventsByCorrelation(id, ['order.created'])))).flat().filter(live);
-  if (ids.length > 1) created.sort((a, b) => (a.event.id < b.event.id ? -1 : 1));
-  if (created.length === 0) {
-    // The message index, newest first, page by page: the analyzer's own traffic naming the
-    // barcode (queries, cancels, results) is newer than the LIS order and may fill many pages.
-    // ASTM messages are skipped unread: the ASTM normalizer yields no order.created.
-    const seen = new Set<string>();
-    let before: string | undefined;
-    for (let scanned = 0; created.length === 0 && scanned < ORDER_SEARCH_MAX_MESSAGES; ) {
-      const page = await store.listMessages(before === undefined ? { q: specimenId, limit: ORDER_SEARCH_PAGE } : { q: specimenId, limit: ORDER_SEARCH_PAGE, before });
-      for (const m of page) {
-        if (m.kind === 'astm') continue;
-        for (const id of m.eventIds) {
-          if (seen.has(id)) continue;
-          seen.add(id);
-          const e = await store.getEvent(id);
-          if (e && live(e) && e.event.type === 'order.created' && (orderNamesSpecimen(e.event.data, specimenId) || e.event.data.accession === specimenId)) created.push(e);
-        }
+  const byAccession = (await Promise.all(ids.map((id) => store.eventsByCorrelation(id, ['order.created'])))).flat().filter(live);
+  const created = [...byAccession];
+  // The message index, newest first, page by page: the analyzer's own traffic naming the
+  // barcode (queries, cancels, results) is newer than the LIS order and may fill many pages.
+  // ASTM messages are skipped unread: the ASTM normalizer yields no order.created.
+  const seen = new Set(byAccession.map((e) => e.event.id));
+  let before: string | undefined;
+  for (let scanned = 0; scanned < ORDER_SEARCH_MAX_MESSAGES && (byAccession.length > 0 || created.length === 0); ) {
+    const page = await store.listMessages(before === undefined ? { q: specimenId, limit: ORDER_SEARCH_PAGE } : { q: specimenId, limit: ORDER_SEARCH_PAGE, before });
+    for (const m of page) {
+      if (m.kind === 'astm') continue;
+      for (const id of m.eventIds) {
+        if (seen.has(id)) continue;
+        seen.add(id);
+        const e = await store.getEvent(id);
+        if (e && live(e) && e.event.type === 'order.created' && (orderNamesSpecimen(e.event.data, specimenId) || e.event.data.accession === specimenId)) created.push(e);
       }
-      scanned += page.length;
-      if (page.length < ORDER_SEARCH_PAGE) break;
-      before = page[page.length - 1]!.id;
     }
-    created.sort((a, b) => (a.event.id < b.event.id ? -1 : 1));
+    scanned += page.length;
+    if (page.length < ORDER_SEARCH_PAGE) break;
+    before = page[page.length - 1]!.id;
   }
+  if (created.length > 1) created.sort((a, b) => (a.event.id < b.event.id ? -1 : 1));
   return created;
 }
 
