@@ -431,6 +431,7 @@ class TrayApp {
         return this.#copyDiagnostics();
       case 'quit':
         this.#client?.end(true);
+        this.#client = undefined; // ends the loops that ask the gateway its id
         app.quit();
         return;
     }
@@ -575,6 +576,16 @@ class TrayApp {
     win.loadURL(this.#config.gatewayUrl + '/').catch(() => undefined);
   }
 }
+
+/**
+ * The tray's Application User Model ID on Windows: electron-builder's `appId`
+ * (build/electron-builder.yml), which its installer gives the Start menu shortcut. Windows shows an
+ * app's toasts, and keeps the user's notification settings for it, by that ID; without it Electron
+ * runs as `electron.app.<name>`, which no shortcut carries, and the tray's notifications went
+ * unshown (or shown under that name, deaf to the settings).
+ */
+const APP_USER_MODEL_ID = 'org.labgateway.tray';
+if (process.platform === 'win32') app.setAppUserModelId(APP_USER_MODEL_ID);
 
 // One tray per desktop session.
 if (!app.requestSingleInstanceLock()) {

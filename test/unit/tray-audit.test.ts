@@ -283,6 +283,28 @@ describe('tray main process (Electron and MQTT stood in)', () => {
     expect(c.url).toBe('mqtts://gw.lab:8883');
     expect(String(c.options['ca'])).toContain('BEGIN CERTIFICATE');
   });
+
+  /**
+   * User sees: on the lab's Windows PCs the tray turns amber, and no notification ever pops up
+   * (or one does under "electron.app.Lab Gateway Tray", and switching the tray's notifications
+   * off in Windows' settings does nothing). Windows shows an app's toasts, and keeps its
+   * notification settings, by its Application User Model ID: the installer gives the Start menu
+   * shortcut electron-builder's `appId`; Electron, unless told, runs as
+   * `electron.app.<name>`, which no shortcut carries.
+   * Promise: desktop/README.md "desktop notifications for new alerts" — on Windows too.
+   */
+  it('runs on Windows under the Application User Model ID its installer gives the Start menu shortcut', async () => {
+    const { parse } = await import('yaml');
+    const appId = (parse(readFileSync(path.join(root, 'build/electron-builder.yml'), 'utf8')) as { appId: string }).appId;
+    const platform = Object.getOwnPropertyDescriptor(process, 'platform')!;
+    Object.defineProperty(process, 'platform', { ...platform, value: 'win32' });
+    try {
+      await startTray({ gatewayId: 'lab-1' });
+    } finally {
+      Object.defineProperty(process, 'platform', platform);
+    }
+    expect(screen.appUserModelId).toBe(appId);
+  });
 });
 
 // ------------------------------------------------------------------ pure logic
