@@ -1,10 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { Gateway } from '../../gateway/src/gateway.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
 import { StatusServer } from '../../gateway/src/status/http-server.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import { Telemetry } from '../../gateway/src/telemetry.ts';
+import { testGatewayConfig } from '../fixtures/gateway.ts';
 import { makeConfig, relayStandIn, requestJson, tempDir, writeAdminToken } from '../fixtures/status/harness.ts';
 
 /**
@@ -67,5 +69,30 @@ describe('a paused relay says who paused it, when and why', () => {
     const resumed = await pausedReason(second);
     expect(resumed.reason).toBeUndefined();
     expect(resumed.pause).toBeNull();
+  });
+
+  it('a whole gateway restarted while paused shows the pause with its reason (the relay holds it, the status tells it)', async () => {
+    const t = tempDir('status-relay-pause-gw-');
+    cleanups.push(t.cleanup);
+    const config = testGatewayConfig('pause-gw', path.join(t.dir, 'data'), { status: { listen: { host: '127.0.0.1', port: 0 }, adminTokenFile: writeAdminToken(t.dir, TOKEN) } });
+    const start = async (): Promise<Gateway> => {
+      const g = new Gateway({ config, log: silentLogger });
+      await g.start();
+      return g;
+    };
+    const first = await start();
+    const paused = await requestJson(`${first.statusServer!.url()}/api/relay/pause`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ reason: 'Odoo 17 to 18 migration' }),
+    });
+    expect(paused.status).toBe(200);
+    await first.stop(5_000);
+    const second = await start();
+    cleanups.push(() => second.stop(5_000));
+    const { json } = await requestJson(`${second.statusServer!.url()}/api/status`);
+    expect(json.relayPaused).toBe(true);
+    expect(json.relayPause?.reason).toBe('Odoo 17 to 18 migration');
+    expect((json.healthReasons as Array<{ code: string; message: string }>).find((r) => r.code === 'RELAY_PAUSED')?.message).toContain('Odoo 17 to 18 migration');
   });
 });
