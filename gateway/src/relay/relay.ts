@@ -47,6 +47,12 @@ export interface RelayOptions {
   leaseLimit?: number;
   /** Consecutive events of one partition per lease (micro-batching). Default 500. */
   maxPerPartition?: number;
+  /**
+   * Runs (consecutive events of one posting rule) of one lease posted per round; the rest of the
+   * lease is released unchanged and leased again after the partitions due before it. Default
+   * MAX_RUNS_PER_ROUND (8).
+   */
+  maxRunsPerRound?: number;
   /** Compute stock.threshold_breached locally after each reference pull. Default true. */
   watchStock?: boolean;
   /** Also re-check after posting consumption, at most this often (ms). Default 60 s (it pages the queue). */
@@ -78,6 +84,8 @@ interface LeaseProgress {
   runs: Array<{ rule: PostingRule | undefined; events: StoredEvent[] }>;
   /** Index of the run to post next. */
   next: number;
+  /** Runs of this lease sent to a rule in this round (see RelayOptions.maxRunsPerRound). */
+  posted: number;
   outcomes: Outcome[];
   stopped: boolean;
 }
@@ -92,6 +100,16 @@ interface Batch {
  * #checkClockAgainstStore): a month, longer than an appliance is switched off for a holiday.
  */
 const CLOCK_AHEAD_WARN_MS = 30 * 86_400_000;
+
+/**
+ * Runs of one lease posted per round (RelayOptions.maxRunsPerRound). A round posts its leases'
+ * runs stage by stage and leases nothing new before its last stage: one partition whose events
+ * alternate between rules (an order's completions and results, again and again) made a round of
+ * hundreds of stages, each a round trip to Odoo, and every order sent meanwhile waited for all of
+ * them (test/integration/relay-fair-drain-audit.test.ts). An order's usual history (its order,
+ * specimen, milestones, results, a cancellation) fits in one round.
+ */
+export const MAX_RUNS_PER_ROUND = 8;
 
 /**
  * The relay loop (DESIGN.md §1 step 4): leases the heads of ready partitions, posts them to Odoo
@@ -631,12 +649,14 @@ export class Relay implements Component {
    * One round. A lease (one partition's consecutive due events) is split into runs of events that
    * share a posting rule — an order's `order.created` then its milestone notes. Stage by stage, the
    * k-th run of every lease still going is batched with the same rule's runs from other partitions
-   * and posted with bounded concurrency; a lease stops at its first failure. Each lease is then
-   * completed ONCE with all its outcomes (one store write per partition per round).
+   * and posted with bounded concurrency; a lease stops at its first failure, and after
+   * maxRunsPerRound runs (the rest released for a later round). Each lease is then completed ONCE
+   * with all its outcomes (one store write per partition per round).
    */
   async #round(leases: Lease[]): Promise<{ trouble: 'ok' | 'link' | 'auth' | 'no-answer'; retryAfterMs: number }> {
     const started = performance.now();
-    const states: LeaseProgress[] = leases.map((lease) => ({ lease, runs: this.#runs(lease.events), next: 0, outcomes: [], stopped: false }));
+    const states: LeaseProgress[] = leases.map((lease) => ({ lease, runs: this.#runs(lease.events), next: 0, posted: 0, outcomes: [], stopped: false }));
+    const maxRuns = Math.max(1, this.#o.maxRunsPerRound ?? MAX_RUNS_PER_ROUND);
     const store = this.#o.store;
     const ctx: RuleContext = {
       odoo: this.#limited,
@@ -663,6 +683,13 @@ export class Relay implements Component {
           st.next++;
           continue;
         }
+        if (st.posted >= maxRuns) {
+          // Its share of this round is used: the rest is released unchanged (no outcome) and the
+          // partition is due again behind those that waited meanwhile.
+          st.stopped = true;
+          continue;
+        }
+        st.posted++;
         if (!run.rule.crossPartition) {
           batches.push({ rule: run.rule, runs: [{ st, events: run.events }] });
           continue;

@@ -1,0 +1,66 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { DraftEvent } from '../../gateway/src/events/types.ts';
+import { makeRig, type Rig } from '../fixtures/relay/harness.ts';
+import { milestone, orderCreated, resultValidated, waitFor } from '../fixtures/relay/helpers.ts';
+
+/**
+ * Audit of how the relay's loop (gateway/src/relay/relay.ts) shares Odoo between the queue's
+ * partitions and tells the truth about the link while it drains a backlog.
+ */
+
+let rig: Rig | undefined;
+afterEach(async () => {
+  await rig?.close();
+  rig = undefined;
+});
+
+/** The sale order the gateway made for an accession, if any. */
+function saleOrderOf(r: Rig, accession: string): number | undefined {
+  return r.emu.records('sale.order', [['client_order_ref', '=', accession]])[0]?.id as number | undefined;
+}
+
+/** The chatter notes on an accession's sale order. */
+function notesOn(r: Rig, accession: string): number {
+  const so = saleOrderOf(r, accession);
+  if (so === undefined) return 0;
+  return r.emu.records('mail.message', [['model', '=', 'sale.order'], ['res_id', '=', so], ['body', 'ilike', 'lgw:']]).length;
+}
+
+describe('one order with a long history in the queue', () => {
+  /**
+   * What the user saw: after an outage, one big order (a study panel rerun all night: an analyzer
+   * completion and a LIS result, again and again, 300 events) sat at the head of the queue.
+   * Orders the LIS sent while it drained (a stat order from the emergency room) did not reach Odoo
+   * until every one of the big order's events had: the round that leased it posts a partition's
+   * runs (milestones, then results, then milestones...) one stage after another, and nothing new is
+   * leased before the round ends. 300 alternating events are 300 stages, each a round trip to
+   * Odoo; the other partitions of the round were done after one stage and the gateway's other
+   * workers stood idle.
+   * Promise broken: DESIGN.md §1 step 4 (FIFO within a partition, concurrently across keys); the
+   * workflow article's "workload isolation" (one backlog must not hold the lab's other work).
+   */
+  it('Odoo 17: orders sent while a 300-event partition drains reach Odoo before that partition is done', async () => {
+    rig = await makeRig(17);
+    await waitFor(() => rig!.client.state === 'connected');
+    // Each note is a real round trip, as with an Odoo across the WAN.
+    rig.emu.faults.inject({ match: { method: 'message_post' }, times: Infinity, action: { kind: 'latency', ms: 10 } });
+    const big: DraftEvent[] = [orderCreated('BIG-1', 'CLINIC-A', ['GLU'])];
+    for (let n = 1; n <= 150; n++) {
+      // An analyzer's completion, then the LIS's (re)validated result of the rerun: another rule.
+      big.push(milestone('test.completed', 'BIG-1', n));
+      big.push({ ...resultValidated('BIG-1', 'GLU'), idempotencyKey: `lis|validated|BIG-1|GLU|run-${n}` });
+    }
+    await rig.commit(big);
+    // The big order's round is under way (its sale order is in Odoo): the stat orders come in.
+    await waitFor(() => saleOrderOf(rig!, 'BIG-1') !== undefined, 20_000, 5);
+    await rig.commit([orderCreated('STAT-1', 'CLINIC-A', ['GLU']), orderCreated('STAT-2', 'CLINIC-B', ['CRP'])]);
+    await waitFor(() => saleOrderOf(rig!, 'STAT-1') !== undefined && saleOrderOf(rig!, 'STAT-2') !== undefined, 60_000, 5);
+    // The stat orders did not wait for the whole partition.
+    expect(notesOn(rig, 'BIG-1')).toBeLessThan(150);
+    // And nothing of the big order was lost or posted twice by sharing the way.
+    await rig.waitDrained(60_000);
+    expect(notesOn(rig, 'BIG-1')).toBe(150);
+    const events = await rig.store.eventsByCorrelation('BIG-1');
+    expect(events.filter((e) => e.state === 'delivered')).toHaveLength(301);
+  }, 90_000);
+});
