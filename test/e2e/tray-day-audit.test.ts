@@ -384,7 +384,7 @@ describe('two gateways on the site broker', () => {
     const haem = await siteOnBroker('haem');
     await startGateway(haem);
     await until('haem published', async () => (await getJson<{ online?: boolean }>(`${haem.gatewayUrl}/api/status`)).online);
-    const deadPort = await freePort(); // the chemistry analyzer is off
+    const deadPort = await refusedPort(); // the chemistry analyzer is off
     const chem = await siteOnBroker('chem', [`analyzers: [ { id: au-1, profile: sysmex-xn, tcp: { connect: { host: 127.0.0.1, port: ${deadPort} } } } ]`]);
     await startTray(chem);
     await until('the tray shows a gateway', () => /^Lab gateway haem: /.test(tooltip()) || undefined, 15_000);
