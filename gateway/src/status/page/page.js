@@ -94,6 +94,7 @@
       if (t) sessionStorage.setItem(TOKEN_KEY, t);
       else sessionStorage.removeItem(TOKEN_KEY);
       refreshAdminUi();
+      if (!t) maskRevealed();
     },
   };
 
@@ -443,6 +444,7 @@
       const url = `/api/messages/${encodeURIComponent(id)}${reveal ? `?reveal=1&reason=${encodeURIComponent(reason || '')}` : ''}`;
       const d = await api(url, { admin: Boolean(reveal) });
       if (!isLatest()) return;
+      if (reveal && !admin.token) return void showMessage(id); // signed out while it was on its way
       const restoreFocus = holdFocus();
       const m = d.message;
       const parts = [
@@ -473,12 +475,28 @@
         : el('p', { class: 'muted' }, 'None yet.'));
       box.replaceChildren(...parts);
       box.dataset.id = id;
+      if (reveal && !d.namesMasked) box.dataset.revealed = '1';
+      else delete box.dataset.revealed;
       restoreFocus();
     } catch (err) {
       if (!isLatest()) return;
       box.replaceChildren(el('p', {}, `Cannot show the message: ${err.message}`));
       delete box.dataset.id;
     }
+  }
+
+  /**
+   * Signing out hides the names revealed while signed in: the detail is emptied at once, then the
+   * same message shown again, masked. Before, the unmasked names stayed on screen for whoever sat
+   * down next at the signed-out page.
+   */
+  function maskRevealed() {
+    const box = $('msg-detail');
+    if (box.dataset.revealed !== '1') return;
+    const id = box.dataset.id;
+    delete box.dataset.revealed;
+    box.replaceChildren(el('p', { class: 'muted' }, 'Signed out: names hidden again.'));
+    if (id) showMessage(id);
   }
 
   // ------------------------------------------------------------------ dead letters
