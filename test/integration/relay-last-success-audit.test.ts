@@ -6,6 +6,7 @@ import { Gateway } from '../../gateway/src/gateway.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
 import { testGatewayConfig } from '../fixtures/gateway.ts';
 import { getJson, until } from '../fixtures/gateway-process.ts';
+import { freePort } from '../fixtures/ports.ts';
 import { BOT, startEmulator } from '../fixtures/relay/harness.ts';
 
 /**
@@ -43,7 +44,9 @@ describe('Odoo last success across a restart', () => {
   it('a gateway restarted while Odoo is down shows when it last reached Odoo, not "never"', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'lgw-last-success-'));
     closers.push(() => rm(dir, { recursive: true, force: true }));
-    const { emu, url } = await startEmulator(17);
+    // Odoo's port stays dead once it is down: not one a listen(0) of another test may be handed
+    // meanwhile (the gateway would reach that listener, not see Odoo down).
+    const { emu, url } = await startEmulator(17, {}, await freePort());
     let emuOpen = true;
     closers.push(async () => {
       if (emuOpen) await emu.close();
