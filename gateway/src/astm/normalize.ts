@@ -465,7 +465,12 @@ class MessageNormalizer {
     );
     if (drawing.length > 0) {
       const drawnTests = [...new Set(drawing.map((k) => k.consumes))];
-      this.#consumption(specimenId, runType, drawing, drawnTests, drawing[0]!.iso ?? this.#headerTime() ?? this.#ctx.receivedAt);
+      // A report of the run that is not its final word for every result (a parameter preliminary,
+      // partial, pending or corrected, keyed on an O/H time) leaves the per-run rows to the final
+      // report: their identity is the earliest of the drawing results, and the result that does not
+      // draw here may hold the final report's earliest (see #consumption).
+      const perRun = kept.every((k) => k.draws);
+      this.#consumption(specimenId, runType, drawing, drawnTests, drawing[0]!.iso ?? this.#headerTime() ?? this.#ctx.receivedAt, perRun);
     }
   }
 
@@ -560,17 +565,26 @@ class MessageNormalizer {
    * identity among the results, so that a later message about the same run listing another test
    * first yields the same keys. When every result shares one identity (the usual case) this is
    * one pass over the table, with the keys it always had.
+   *
+   * `perRun` false: the per-test rows only. A message in which some result of the run does not
+   * draw (a preliminary, partial, pending or corrected report keyed on an O/H time: each identity
+   * carries a hash of its value) cannot know the identity the final report keys the per-run rows
+   * on — the earliest of all its results, which may be the one not drawing here. Before, such a
+   * message keyed them on another result, and the final report drew them again: a DxH CBC with one
+   * parameter preliminary, then final, or corrected after its final, drew its diluent, lyse, diff
+   * pack and cleaner twice (test/unit/astm-per-run-report-audit.test.ts). The final report draws
+   * them, as it draws the per-test rows of the results reported preliminary.
    */
-  #consumption(specimenId: string, runType: RunType, kept: KeptResult[], tests: string[], runIso: string): void {
+  #consumption(specimenId: string, runType: RunType, kept: KeptResult[], tests: string[], runIso: string, perRun = true): void {
     const { profile, analyzerId } = this.#ctx;
     if (profile.consumption.length === 0) return;
     const base = { analyzerId, specimenId, runType, receivedAt: this.#ctx.receivedAt, source: this.#source(), keyPrefix: 'astm', reagentLots: this.#lots };
     const first = kept[0]!;
     if (kept.every((k) => k.runId === first.runId)) {
-      this.#events.push(...consumptionDrafts({ ...base, profile, tests, runKey: first.runId, runAt: runIso }));
+      this.#events.push(...consumptionDrafts({ ...base, profile: perRun ? profile : splitConsumption(profile).perTest, tests, runKey: first.runId, runAt: runIso }));
       return;
     }
-    const { perTest, perRun } = splitConsumption(profile);
+    const { perTest, perRun: perRunRows } = splitConsumption(profile);
     const byRun = new Map<string, { tests: Set<string>; iso: string | undefined }>();
     let earliest = first;
     for (const k of kept) {
@@ -583,7 +597,7 @@ class MessageNormalizer {
     for (const [runId, run] of byRun) {
       this.#events.push(...consumptionDrafts({ ...base, profile: perTest, tests: [...run.tests], runKey: runId, runAt: run.iso ?? fallbackIso }));
     }
-    this.#events.push(...consumptionDrafts({ ...base, profile: perRun, tests, runKey: earliest.runId, runAt: earliest.iso ?? fallbackIso }));
+    if (perRun) this.#events.push(...consumptionDrafts({ ...base, profile: perRunRows, tests, runKey: earliest.runId, runAt: earliest.iso ?? fallbackIso }));
   }
 
   #headerTime(): string | undefined {
