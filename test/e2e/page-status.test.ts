@@ -8,7 +8,7 @@ import { Telemetry } from '../../gateway/src/telemetry.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
 import { StatusServer } from '../../gateway/src/status/http-server.ts';
 import type { EventStore } from '../../gateway/src/store/event-store.ts';
-import { makeConfig, makeDeadLetter, openStore, tempDir, waitFor } from '../fixtures/status/harness.ts';
+import { freePort, makeConfig, makeDeadLetter, openStore, tempDir, waitFor } from '../fixtures/status/harness.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const ARTIFACTS = path.resolve(here, '../../test-artifacts');
@@ -27,7 +27,9 @@ describe('status page in real Chromium', () => {
   beforeAll(async () => {
     const tokenFile = path.join(tmp.dir, 'admin.token');
     writeFileSync(tokenFile, TOKEN);
-    const config = makeConfig(path.join(tmp.dir, 'data'), { id: 'lab-page', status: { adminTokenFile: tokenFile } });
+    // On a freePort() port: the last test stops the gateway and waits for the page to say so; a
+    // listen(0) port, once released, may be handed to another test's listener, which then answers.
+    const config = makeConfig(path.join(tmp.dir, 'data'), { id: 'lab-page', status: { listen: { host: '127.0.0.1', port: await freePort() }, adminTokenFile: tokenFile } });
     store = await openStore(config.gateway.dataDir);
     server = new StatusServer({ config, store, telemetry, log: silentLogger, version: '0.1.0', startedAt: new Date().toISOString(), processMetrics: false });
     await server.start();
