@@ -351,6 +351,17 @@ function refuseUnknownParams(q: URLSearchParams, route: string, known: readonly 
   }
 }
 
+/**
+ * The routes taken with POST only (admin actions), and those read with GET/HEAD (besides
+ * `/api/messages/:id`, `/api/events/:id` and the page's files): the wrong method on one of them is
+ * 405 with Allow (RFC 9110 §15.5.6), not 404. A `curl` of a replay without `-X POST` read "no such
+ * resource", and IT went looking for an event id that was right.
+ */
+function postRoute(pathname: string): boolean {
+  return /^\/api\/events\/[^/]+\/(replay|discard)$/.test(pathname) || /^\/api\/relay\/(pause|resume)$/.test(pathname);
+}
+const GET_ROUTES: ReadonlySet<string> = new Set(['/api/status', '/api/stream', '/healthz', '/metrics', '/api/messages', '/api/events', '/api/sandbox', '/api/admin/check', '/api/audit']);
+
 function clampLimit(raw: string | null, fallback = 50, max = 500): number {
   if (raw === null || raw === '') return fallback;
   const n = Number(raw);
@@ -607,6 +618,10 @@ export class StatusServer implements Component {
       }
       const asset = this.#assets.get(p);
       if (asset) return this.#asset(res, asset);
+      if (postRoute(p)) {
+        res.setHeader('Allow', 'POST');
+        throw new HttpError(405, `${p} is an action: send it with POST (and the admin token)`);
+      }
       throw new HttpError(404, `no such resource: ${p}`);
     }
     if (method === 'POST') {
@@ -614,6 +629,10 @@ export class StatusServer implements Component {
       if (m) return this.#eventAction(param(m[1]!), m[2] as 'replay' | 'discard', req, res);
       m = /^\/api\/relay\/(pause|resume)$/.exec(p);
       if (m) return this.#relayAction(m[1] as 'pause' | 'resume', req, res);
+      if (GET_ROUTES.has(p) || /^\/api\/(messages|events)\/[^/]+$/.test(p) || this.#assets.has(p)) {
+        res.setHeader('Allow', 'GET, HEAD');
+        throw new HttpError(405, `${p} is read with GET`);
+      }
       throw new HttpError(404, `no such action: ${p}`);
     }
     res.setHeader('Allow', 'GET, HEAD, POST');
