@@ -64,3 +64,32 @@ describe('one order with a long history in the queue', () => {
     expect(events.filter((e) => e.state === 'delivered')).toHaveLength(301);
   }, 90_000);
 });
+
+describe('a 429 in one batch while another batch of the round is answered', () => {
+  /**
+   * What the user saw: Odoo's front proxy rate-limited the gateway during the morning's catch-up
+   * (429, Retry-After: 30). The order that met it waited its 30 s, as it should; but a chatter
+   * note of the same round, sent just before and answered just after, set the status back to
+   * "connected" and cleared the error. For the next 30 s (up to an hour with a longer Retry-After)
+   * the page, the tray and /api/status said Odoo was connected with no error while the gateway
+   * sent nothing and the queue stood still: IT looking for the cause saw none.
+   * Promise broken: DESIGN.md §5 `odoo: { state, lastError }` tell the link as it is; relay README
+   * "Odoo down for a week ... Retry-After honoured" (the state while it is honoured).
+   */
+  it('Odoo 17: the link stays reported down, with the 429 as its error, while the Retry-After holds the gateway back', async () => {
+    rig = await makeRig(17, { relay: { concurrency: 2 }, relayOptions: { linkBackoff: { initialMs: 1000, maxMs: 60_000 } } });
+    await waitFor(() => rig!.client.state === 'connected' && rig!.relay.snapshot().referencePulledAt !== undefined);
+    await rig.commit([orderCreated('NOTE-1', 'CLINIC-A', ['GLU'])]);
+    await rig.waitDrained();
+    // The note is sent first and answered late; the new order's write meets the rate limit meanwhile.
+    rig.emu.faults.inject({ match: { method: 'message_post' }, times: 1, action: { kind: 'latency', ms: 600 } });
+    rig.emu.faults.inject({ match: { method: 'check_object_reference' }, times: Infinity, action: { kind: 'latency', ms: 150 } });
+    rig.emu.faults.inject({ match: { model: 'sale.order', method: 'load' }, times: Infinity, action: { kind: 'status', status: 429, retryAfterSeconds: 30 } });
+    const [note] = await rig.commit([milestone('specimen.received', 'NOTE-1', 1), orderCreated('RATE-2', 'CLINIC-A', ['GLU'])]);
+    await waitFor(async () => (await rig!.store.getEvent(note!))?.state === 'delivered', 10_000, 10);
+    expect(rig.emu.faults.log.some((f) => f.action === 'status')).toBe(true);
+    // The round is over and the gateway holds back for the Retry-After: the status says so.
+    expect(rig.client.state).toBe('unreachable');
+    expect(rig.relay.snapshot().lastError).toMatch(/429/);
+  }, 30_000);
+});

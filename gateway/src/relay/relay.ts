@@ -670,6 +670,8 @@ export class Relay implements Component {
     let trouble = 'ok' as 'ok' | 'link' | 'auth';
     /** The longest Retry-After a link failure of this round carried (ms). */
     let retryAfterMs = 0;
+    /** Odoo took something in this round (a batch with a result that is not a failure). */
+    let answered = false;
     for (;;) {
       const active = states.filter((st) => !st.stopped && st.next < st.runs.length);
       if (active.length === 0) break;
@@ -713,6 +715,7 @@ export class Relay implements Component {
           const { results, trouble: t, retryAfterMs: wait } = await this.#postBatch(ctx, batch);
           if (t === 'auth' || (t === 'link' && trouble === 'ok')) trouble = t;
           retryAfterMs = Math.max(retryAfterMs, wait);
+          if (t === 'ok' && [...results.values()].some((r) => r.ok)) answered = true;
           for (const { st, events } of batch.runs) {
             const outcomes = this.#outcomes(events, results);
             st.outcomes.push(...outcomes);
@@ -725,9 +728,15 @@ export class Relay implements Component {
       if (trouble !== 'ok') break;
     }
     const latency = performance.now() - started;
+    // The link's state is the round's, decided once it is over: a batch answered after another
+    // batch of the round met the link down (a note sent before a 429, answered after it) set the
+    // link back to connected, with no error, while the loop held back for the Retry-After
+    // (test/integration/relay-fair-drain-audit.test.ts). Odoo did answer it: the last success.
+    if (answered && trouble === 'ok') this.#linkUp();
+    else if (answered) this.#succeeded();
     await Promise.all(states.map((st) => this.#complete(st.lease, st.outcomes, latency)));
     // Nothing resolved and no link trouble (a rule gave no answer): do not spin on the same heads.
-    const answered = trouble !== 'ok' || states.some((st) => st.outcomes.length > 0);
+    const resolved = trouble !== 'ok' || states.some((st) => st.outcomes.length > 0);
     // Re-check after consumption, at most every stockWatchIntervalMs; a round within the interval
     // leaves the check owed (#housekeeping runs it once the interval has passed). Before, it was
     // skipped for good: stock crossing its minimum then raised no breach until the next pull.
@@ -736,7 +745,7 @@ export class Relay implements Component {
       if (trouble === 'ok' && performance.now() - this.#lastWatch >= this.#watchEvery()) await this.#checkStock();
       else this.#watchOwed = true;
     }
-    return { trouble: answered ? trouble : 'no-answer', retryAfterMs };
+    return { trouble: resolved ? trouble : 'no-answer', retryAfterMs };
   }
 
   /** Consecutive events handled by the same rule. */
@@ -780,8 +789,6 @@ export class Relay implements Component {
         this.#lastError = describeError(err.error);
         (this.#o.odoo as { noteFailure?: (e: unknown) => void }).noteFailure?.(err.error);
       }
-    } else if ([...results.values()].some((r) => r.ok)) {
-      this.#linkUp();
     }
     return { results, trouble, retryAfterMs };
   }
