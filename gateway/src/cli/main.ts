@@ -8,7 +8,7 @@
  *   events list|replay|discard     dead letters and the queue, through the running gateway
  *   send --port P FILE...          send HL7 files over MLLP and print the ACKs
  *   profiles list|show|check|fingerprint   firmware profiles
- *   sandbox list                   records in the local sandbox Odoo
+ *   sandbox list [--model M] [--limit N] [--json]   records in the local sandbox Odoo
  * Exit codes: 0 ok, 1 failed check or command error, 2 usage error.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -29,14 +29,14 @@ const USAGE = `lab-gateway ${VERSION}
 Usage:
   lab-gateway start [--config FILE]
   lab-gateway check [--config FILE] [--odoo] [--json]
-  lab-gateway demo [--data-dir DIR] [--duration SECONDS] [--interval SECONDS] [--odoo-version 16|17|18|19]
+  lab-gateway demo [--data-dir DIR] [--duration SECONDS] [--interval SECONDS] [--odoo-version 16|17|18|19] [--hl7-port P] [--status-port P] [--mqtt-port P]
   lab-gateway status [--config FILE] [--url URL] [--json]
   lab-gateway events list [--state pending|inflight|retrying|dead|delivered|discarded] [--limit N] [--json] [--url URL] [--config FILE]
   lab-gateway events replay ID [--reason TEXT] [--state S] [--token-file FILE] [--url URL] [--config FILE]
   lab-gateway events discard ID --reason TEXT [--state S] [--token-file FILE] [--url URL] [--config FILE]
   lab-gateway send [--host H] --port P [--tls] [--ca FILE] [--cert FILE --key FILE] [--servername NAME] [--timeout-ms MS] [--json] FILE...
   lab-gateway profiles list | show NAME | check [NAME|FILE...] | fingerprint [NAME...] [--write]   [--dir DIR] [--json]
-  lab-gateway sandbox list [--config FILE] [--model MODEL]
+  lab-gateway sandbox list [--config FILE] [--model MODEL] [--limit N] [--json]
 
 Without --config the gateway runs on embedded defaults (listeners on 127.0.0.1, data under ./var).
 `;
