@@ -8,7 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { freePort, hl7Message, openStore, tempDir, waitFor } from '../fixtures/status/harness.ts';
+import { hl7Message, openStore, tempDir, waitFor } from '../fixtures/status/harness.ts';
 import { getJson, startGatewayProcess } from '../fixtures/gateway-process.ts';
 import { launchChromium } from '../fixtures/chromium.ts';
 
@@ -52,14 +52,13 @@ describe('a one-off alert raised at start-up, with the embedded broker', () => {
     vi.useRealTimers();
 
     const gatewayId = 'lab-late';
-    const mqttPort = await freePort();
     const configFile = path.join(dir, 'gateway.yaml');
     await writeFile(
       configFile,
       [
         `gateway: { id: ${gatewayId}, dataDir: ${dataDir} }`,
         'hl7: [ { id: lis, listen: { host: 127.0.0.1, port: 0 } } ]',
-        `mqtt: { broker: embedded, listen: { host: 127.0.0.1, port: ${mqttPort} } }`,
+        'mqtt: { broker: embedded, listen: { host: 127.0.0.1, port: 0 } }',
         'status: { listen: { host: 127.0.0.1, port: 0 } }',
         '',
       ].join('\n'),
@@ -71,7 +70,7 @@ describe('a one-off alert raised at start-up, with the embedded broker', () => {
     await waitFor(() => gw.err().includes('"code":"CLOCK_AHEAD_OF_STORED_DATA"'), 'the clock alert raised (in the log)', 20_000);
 
     // The IT person's subscriber, connecting after the start.
-    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { clean: true, reconnectPeriod: 0 });
+    const client = await mqtt.connectAsync(ready!.mqtt.url, { clean: true, reconnectPeriod: 0 });
     cleanups.push(() => client.endAsync(true));
     const statuses: Array<{ recentAlerts?: RecentAlert[] }> = [];
     client.on('message', (topic, payload) => {
