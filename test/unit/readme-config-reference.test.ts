@@ -137,3 +137,15 @@ describe('README configuration reference', () => {
     expect(listenRow).toMatch(/`listen` itself is required/);
   });
 });
+
+describe('README error codes', () => {
+  it('lists every code the gateway can answer with (errors.ts), and no code it cannot', async () => {
+    // GW_STORE_CORRUPT (a damaged message-log record: a dead letter's reason, an event's
+    // bodyError) was missing, so an operator who met it found no word of it in the table.
+    const { ErrorCodes } = await import('../../gateway/src/errors.ts');
+    const readme = readFileSync(path.join(repo, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Error codes'), readme.indexOf('## Dependencies'));
+    const listed = new Set(section.match(/`GW_[A-Z0-9_]+`/g)?.map((c) => c.replace(/`/g, '')));
+    expect([...listed].sort()).toEqual(Object.keys(ErrorCodes).sort());
+  });
+});
