@@ -93,3 +93,39 @@ describe('a 429 in one batch while another batch of the round is answered', () =
     expect(rig.relay.snapshot().lastError).toMatch(/429/);
   }, 30_000);
 });
+
+describe('the gateway stopped (an update, a restart) while it drains a backlog', () => {
+  /**
+   * What the user saw: IT restarted the gateway for an update during the morning's catch-up.
+   * stop() waited its deadline, then the store closed under a round that went on posting stage
+   * after stage: the round's events stayed in flight in the store ("could not record relay
+   * outcomes" in the log), and at the next start the order's unsent events were held for the
+   * ambiguous settle time (3 minutes) and looked up before being sent, as after a power cut.
+   * Promise broken: STYLE.md §6 (stop() graceful, with a deadline: the relay stops before the
+   * store); relay README "Why an ambiguous write waits" is for writes that may have landed, not
+   * for events never sent.
+   */
+  it('Odoo 17: stop() ends the round after the stage in flight; what was posted is recorded, the rest is released, nothing is left in flight', async () => {
+    // A round of 16 runs, each note 400 ms: 3 s and more, past stop()'s deadline of 1.5 s.
+    rig = await makeRig(17, { relayOptions: { maxRunsPerRound: 16 } });
+    await waitFor(() => rig!.client.state === 'connected');
+    await rig.commit([orderCreated('LONG-1', 'CLINIC-A', ['GLU'])]);
+    await rig.waitDrained();
+    rig.emu.faults.inject({ match: { method: 'message_post' }, times: Infinity, action: { kind: 'latency', ms: 400 } });
+    const history: DraftEvent[] = [];
+    for (let n = 1; n <= 8; n++) {
+      history.push(milestone('test.completed', 'LONG-1', n));
+      history.push({ ...resultValidated('LONG-1', 'GLU'), idempotencyKey: `lis|validated|LONG-1|GLU|run-${n}` });
+    }
+    await rig.commit(history);
+    await waitFor(() => rig!.emu.calls.some((c) => c.method === 'message_post'), 10_000, 5);
+    await rig.relay.stop(1_500);
+    await rig.store.flush();
+    const s = rig.store.stats();
+    expect(s.inFlight).toBe(0);
+    const events = await rig.store.eventsByCorrelation('LONG-1');
+    // Posted before the stop: recorded as delivered; never sent: waiting, not ambiguous.
+    expect(events.filter((e) => e.state === 'delivered').length).toBeGreaterThan(1);
+    expect(events.filter((e) => e.ambiguous)).toEqual([]);
+  }, 30_000);
+});

@@ -673,6 +673,12 @@ export class Relay implements Component {
     /** Odoo took something in this round (a batch with a result that is not a failure). */
     let answered = false;
     for (;;) {
+      // Stopping (stop()): no further stage. What was posted is recorded below, the rest released
+      // unchanged; the store closes after the relay. Before, the round went on posting stage after
+      // stage past stop()'s deadline, the store closed under it, and its events stayed in flight:
+      // at the next start, held as ambiguous for the settle time though never sent
+      // (test/integration/relay-fair-drain-audit.test.ts).
+      if (!this.#running()) break;
       const active = states.filter((st) => !st.stopped && st.next < st.runs.length);
       if (active.length === 0) break;
       const batches: Batch[] = [];
@@ -709,8 +715,8 @@ export class Relay implements Component {
       const worker = async (): Promise<void> => {
         // Once a batch met the link down (or refused credentials), no worker starts another one:
         // their events stay as they are for the round after the back-off. (Before, the stage's
-        // other batches were still sent, after a 429 "Retry-After: 60" too.)
-        while (next < batches.length && trouble === 'ok') {
+        // other batches were still sent, after a 429 "Retry-After: 60" too.) Nor once stopping.
+        while (next < batches.length && trouble === 'ok' && this.#running()) {
           const batch = batches[next++]!;
           const { results, trouble: t, retryAfterMs: wait } = await this.#postBatch(ctx, batch);
           if (t === 'auth' || (t === 'link' && trouble === 'ok')) trouble = t;
