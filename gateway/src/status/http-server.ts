@@ -351,15 +351,18 @@ function refuseUnknownParams(q: URLSearchParams, route: string, known: readonly 
   }
 }
 
+/** The routes with a path parameter: read with GET/HEAD (`/api/messages/:id`, `/api/events/:id`), or admin actions taken with POST. */
+const MESSAGE_DETAIL = /^\/api\/messages\/([^/]+)$/;
+const EVENT_DETAIL = /^\/api\/events\/([^/]+)$/;
+const EVENT_ACTION = /^\/api\/events\/([^/]+)\/(replay|discard)$/;
+const RELAY_ACTION = /^\/api\/relay\/(pause|resume)$/;
+
 /**
- * The routes taken with POST only (admin actions), and those read with GET/HEAD (besides
- * `/api/messages/:id`, `/api/events/:id` and the page's files): the wrong method on one of them is
- * 405 with Allow (RFC 9110 §15.5.6), not 404. A `curl` of a replay without `-X POST` read "no such
- * resource", and IT went looking for an event id that was right.
+ * The routes read with GET/HEAD besides `MESSAGE_DETAIL`, `EVENT_DETAIL` and the page's files. The
+ * wrong method on a route (these, or an action: `EVENT_ACTION`, `RELAY_ACTION`) is 405 with Allow
+ * (RFC 9110 §15.5.6), not 404. A `curl` of a replay without `-X POST` read "no such resource", and
+ * IT went looking for an event id that was right.
  */
-function postRoute(pathname: string): boolean {
-  return /^\/api\/events\/[^/]+\/(replay|discard)$/.test(pathname) || /^\/api\/relay\/(pause|resume)$/.test(pathname);
-}
 const GET_ROUTES: ReadonlySet<string> = new Set(['/api/status', '/api/stream', '/healthz', '/metrics', '/api/messages', '/api/events', '/api/sandbox', '/api/admin/check', '/api/audit']);
 
 function clampLimit(raw: string | null, fallback = 50, max = 500): number {
@@ -608,9 +611,9 @@ export class StatusServer implements Component {
         await this.#requireAdmin(req, 'read-audit');
         return this.#auditTrail(q, res);
       }
-      let m = /^\/api\/messages\/([^/]+)$/.exec(p);
+      let m = MESSAGE_DETAIL.exec(p);
       if (m) return this.#messageDetail(param(m[1]!), q, req, res);
-      m = /^\/api\/events\/([^/]+)$/.exec(p);
+      m = EVENT_DETAIL.exec(p);
       if (m) {
         const ev = await this.#o.store.getEvent(param(m[1]!));
         if (!ev) throw new HttpError(404, 'no such event');
@@ -618,18 +621,18 @@ export class StatusServer implements Component {
       }
       const asset = this.#assets.get(p);
       if (asset) return this.#asset(res, asset);
-      if (postRoute(p)) {
+      if (EVENT_ACTION.test(p) || RELAY_ACTION.test(p)) {
         res.setHeader('Allow', 'POST');
         throw new HttpError(405, `${p} is an action: send it with POST (and the admin token)`);
       }
       throw new HttpError(404, `no such resource: ${p}`);
     }
     if (method === 'POST') {
-      let m = /^\/api\/events\/([^/]+)\/(replay|discard)$/.exec(p);
+      let m = EVENT_ACTION.exec(p);
       if (m) return this.#eventAction(param(m[1]!), m[2] as 'replay' | 'discard', req, res);
-      m = /^\/api\/relay\/(pause|resume)$/.exec(p);
+      m = RELAY_ACTION.exec(p);
       if (m) return this.#relayAction(m[1] as 'pause' | 'resume', req, res);
-      if (GET_ROUTES.has(p) || /^\/api\/(messages|events)\/[^/]+$/.test(p) || this.#assets.has(p)) {
+      if (GET_ROUTES.has(p) || MESSAGE_DETAIL.test(p) || EVENT_DETAIL.test(p) || this.#assets.has(p)) {
         res.setHeader('Allow', 'GET, HEAD');
         throw new HttpError(405, `${p} is read with GET`);
       }

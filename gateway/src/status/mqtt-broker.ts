@@ -270,7 +270,7 @@ export class EmbeddedBroker implements Component {
       aedes.on('client', (client) => {
         if (this.#internalClients.has(client)) return;
         this.#connected.set(client.id, client);
-        this.#sessionBack(client.id);
+        this.#cancelExpiry(client.id);
       });
       aedes.on('clientDisconnect', (client) => {
         if (this.#internalClients.has(client)) return;
@@ -385,7 +385,7 @@ export class EmbeddedBroker implements Component {
   /** A persistent session's client left: its session ends if it is not back within the expiry. */
   #sessionAway(clientId: string): void {
     if (this.#status !== 'running') return;
-    this.#sessionBack(clientId);
+    this.#cancelExpiry(clientId);
     const expiryMs = this.#o.persistentSessionExpiryMs ?? PERSISTENT_SESSION_EXPIRY_MS;
     const timer = setTimeout(() => {
       this.#awaySessions.delete(clientId);
@@ -397,8 +397,8 @@ export class EmbeddedBroker implements Component {
     this.#awaySessions.set(clientId, timer);
   }
 
-  /** A client connected (or left again): no expiry pending for its id. */
-  #sessionBack(clientId: string): void {
+  /** No expiry pending for this id: its client connected, or left again (a new window starts). */
+  #cancelExpiry(clientId: string): void {
     const timer = this.#awaySessions.get(clientId);
     if (timer) clearTimeout(timer);
     this.#awaySessions.delete(clientId);
