@@ -741,7 +741,8 @@ export class StatusServer implements Component {
   /**
    * The events of one order/accession (`correlationId=`), in id order, with the other filters:
    * read from the store's correlation index, one order's events (bounded by the order, not the
-   * store); `after` and `next` page as on the whole list.
+   * store); `after` and `next` are event ids in that order, also with state=delivered|discarded
+   * (which the whole list pages by completion instead).
    */
   async #orderEvents(correlationId: string, query: EventQuery): Promise<{ events: StoredEvent[]; count: number; next: string | null }> {
     const limit = query.limit ?? 50;
