@@ -9,8 +9,8 @@ import type { NormalizeResult } from './types.ts';
 /**
  * How long the look-ups of one message may take (ms) before its commit, and so before its
  * acknowledgement. A look-up is a few store reads (milliseconds, bench/results/astm.json
- * `diagnostics.accessionResolution`), but one that falls back on the message index may read up to
- * 5000 messages naming the barcode (host-query.ts `orderEventsForSpecimen`): a tube id the
+ * `diagnostics.accessionResolution`), but the message index it reads (host-query.ts
+ * `orderEventsForSpecimen`) may hold up to 5000 messages naming the barcode: a tube id the
  * analyzer reuses (a sample number) on a slow disk, or a store busy writing. An ASTM sender gives
  * the receiver 15 s to answer the frame that ends a message (LIS1-A §6.5.2), after which the link
  * NAKs, the analyzer retransmits and the same look-up starts again; an HL7 analyzer waits its own
@@ -34,17 +34,17 @@ export interface ResolveOptions extends OrderLookupOptions {
  * a specimen no sale order is known by: its chatter notes were retried against that id and
  * dead-lettered ("accession BC-555 has no Odoo sale order").
  *
- * The same look-up as the host query (`orderEventsForSpecimen`): when the store knows no order of
- * that accession but orders whose specimen id it is, the run's events take the order's accession
- * as `correlationId` (and `data.accession`, partition `order:<accession>` for `test.completed` and
- * `specimen.received`, so they follow the order's events in its partition); `consumable.used`
- * takes it as `correlationId`. Idempotency keys stay on the specimen id: a resend after the order
+ * The same look-up as the host query (`orderEventsForSpecimen`): when the store knows orders whose
+ * specimen id it is, besides (or instead of) the order of that accession, the run's events take
+ * an order's accession as `correlationId` (and `data.accession`, partition `order:<accession>`
+ * for `test.completed` and `specimen.received`, so they follow the order's events in its
+ * partition); `consumable.used` takes it as `correlationId`. Idempotency keys stay on the specimen id: a resend after the order
  * arrived yields the same keys. Of several orders on one tube, a test goes to the newest that
  * ordered it, anything else (the tube's receipt, a test none ordered) to the order whose accession
  * the barcode is, else to the newest. That includes an add-on the LIS placed as a new order on a
  * tube labelled with the first order's accession (ACC-B on tube ACC-A): before, every result of
- * such a tube went on ACC-A, the add-on's too (test/integration/host-query-add-on-audit.test.ts). Only patient and rerun runs: QC and calibration belong
- * to no order. A specimen no order is known for (yet) is left as it is, and so is every event when
+ * such a tube went on ACC-A, the add-on's too (test/integration/host-query-add-on-audit.test.ts).
+ * Only patient and rerun runs: QC and calibration belong to no order. A specimen no order is known for (yet) is left as it is, and so is every event when
  * the look-up fails (a warning; the commit decides whether the message is taken). A specimen
  * whose orders come from two LIS links or name two patients (host-query.ts `orderCollision`: a
  * barcode two LIS systems both printed) is attached to none of them: its milestones lose their

@@ -575,7 +575,7 @@ class MessageNormalizer {
    * pack and cleaner twice (test/unit/astm-per-run-report-audit.test.ts). The final report draws
    * them, as it draws the per-test rows of the results reported preliminary.
    */
-  #consumption(specimenId: string, runType: RunType, kept: KeptResult[], tests: string[], runIso: string, perRun = true): void {
+  #consumption(specimenId: string, runType: RunType, kept: KeptResult[], tests: string[], runIso: string, perRun: boolean): void {
     const { profile, analyzerId } = this.#ctx;
     if (profile.consumption.length === 0) return;
     const base = { analyzerId, specimenId, runType, receivedAt: this.#ctx.receivedAt, source: this.#source(), keyPrefix: 'astm', reagentLots: this.#lots };

@@ -485,9 +485,9 @@ export class AstmEndpoint<Q = unknown> implements Component {
     link.silentCheck = this.#scheduler.schedule(Math.max(0, since + limit - this.#scheduler.now()), () => {
       link.silentCheck = undefined;
       if (link.unansweredSince !== since || !this.#links.has(link)) return;
-      const reason = `no answer from the analyzer for ${Math.round((this.#scheduler.now() - since) / 1000)} s (switched off, or its cable pulled?): connection closed`;
-      log.warn('analyzer silent: connection closed', { seconds: Math.round((this.#scheduler.now() - since) / 1000) });
-      link.wire.abort?.(reason);
+      const seconds = Math.round((this.#scheduler.now() - since) / 1000);
+      log.warn('analyzer silent: connection closed', { seconds });
+      link.wire.abort?.(`no answer from the analyzer for ${seconds} s (switched off, or its cable pulled?): connection closed`);
     });
   }
 
