@@ -281,8 +281,10 @@ export class Relay implements Component {
   }
 
   /**
-   * Admin: stop posting (leases finish, nothing new is leased), until resume(), across restarts
-   * too (paused.ts). In effect at once; resolves once the store holds it.
+   * Admin: stop posting until resume(), across restarts too (paused.ts). In effect at once: the
+   * requests already sent are answered and recorded, nothing further is sent (the round under way
+   * starts no further batch or stage, its other events are released). Resolves once the store
+   * holds it.
    */
   pause(): Promise<void> {
     const saved = this.#savePause(true);
@@ -336,6 +338,11 @@ export class Relay implements Component {
 
   #running(): boolean {
     return this.#status === 'running';
+  }
+
+  /** Running and not paused: a round may start another batch or stage. */
+  #posting(): boolean {
+    return this.#running() && !this.#paused;
   }
 
   async #sleep(ms: number): Promise<void> {
@@ -673,12 +680,13 @@ export class Relay implements Component {
     /** Odoo took something in this round (a batch with a result that is not a failure). */
     let answered = false;
     for (;;) {
-      // Stopping (stop()): no further stage. What was posted is recorded below, the rest released
-      // unchanged; the store closes after the relay. Before, the round went on posting stage after
-      // stage past stop()'s deadline, the store closed under it, and its events stayed in flight:
-      // at the next start, held as ambiguous for the settle time though never sent
-      // (test/integration/relay-fair-drain-audit.test.ts).
-      if (!this.#running()) break;
+      // Stopping (stop()) or paused by an operator: no further stage. What was posted is recorded
+      // below, the rest released unchanged. Before, the round went on stage after stage: past
+      // stop()'s deadline, the store closed under it and its events stayed in flight (at the next
+      // start, held as ambiguous for the settle time though never sent); after a pause for the
+      // month-end close, notes and results kept reaching Odoo after the time the status gave for
+      // the pause (test/integration/relay-fair-drain-audit.test.ts).
+      if (!this.#posting()) break;
       const active = states.filter((st) => !st.stopped && st.next < st.runs.length);
       if (active.length === 0) break;
       const batches: Batch[] = [];
@@ -715,8 +723,9 @@ export class Relay implements Component {
       const worker = async (): Promise<void> => {
         // Once a batch met the link down (or refused credentials), no worker starts another one:
         // their events stay as they are for the round after the back-off. (Before, the stage's
-        // other batches were still sent, after a 429 "Retry-After: 60" too.) Nor once stopping.
-        while (next < batches.length && trouble === 'ok' && this.#running()) {
+        // other batches were still sent, after a 429 "Retry-After: 60" too.) Nor once stopping or
+        // paused.
+        while (next < batches.length && trouble === 'ok' && this.#posting()) {
           const batch = batches[next++]!;
           const { results, trouble: t, retryAfterMs: wait } = await this.#postBatch(ctx, batch);
           if (t === 'auth' || (t === 'link' && trouble === 'ok')) trouble = t;
@@ -742,7 +751,8 @@ export class Relay implements Component {
     else if (answered) this.#succeeded();
     await Promise.all(states.map((st) => this.#complete(st.lease, st.outcomes, latency)));
     // Nothing resolved and no link trouble (a rule gave no answer): do not spin on the same heads.
-    const resolved = trouble !== 'ok' || states.some((st) => st.outcomes.length > 0);
+    // (A round a stop or a pause cut short is no such case.)
+    const resolved = trouble !== 'ok' || !this.#posting() || states.some((st) => st.outcomes.length > 0);
     // Re-check after consumption, at most every stockWatchIntervalMs; a round within the interval
     // leaves the check owed (#housekeeping runs it once the interval has passed). Before, it was
     // skipped for good: stock crossing its minimum then raised no breach until the next pull.
