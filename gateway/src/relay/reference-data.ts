@@ -732,9 +732,7 @@ export function quantityInProductUnit(product: ProductRef, quantity: number, uni
   if (!unit || unit === product.uomName || product.uomId === undefined) return quantity;
   const from = findUom(uoms, unit);
   const to = uoms.find((u) => u.id === product.uomId);
-  if (!from || !to) return undefined;
-  if (from.id === to.id) return quantity;
-  return from.category === to.category ? (quantity / from.factor) * to.factor : undefined;
+  return from && to ? convertQuantity(quantity, from, to) : undefined;
 }
 
 /**
@@ -780,14 +778,15 @@ function findUom(uoms: UomRef[], name: string): UomRef | undefined {
 }
 
 function convertUom(product: ProductRef, quantity: number, from: UomRef, to: UomRef): number {
-  if (from.category !== to.category) {
+  const converted = convertQuantity(quantity, from, to);
+  if (converted === undefined) {
     const cat = (u: UomRef): string => (u.categoryName ? ` (${u.categoryName})` : '');
     throw mappingMissing(`the consumption of ${product.code} is in '${from.name}'${cat(from)} but ${product.code} is stocked in '${to.name}'${cat(to)}: Odoo cannot convert between them`, {
       productCode: product.code,
       uom: from.name,
     });
   }
-  return (quantity / from.factor) * to.factor;
+  return converted;
 }
 
 function findLocation(locs: LocationRef[], name: string): LocationRef | undefined {

@@ -105,7 +105,7 @@ export const resultValidatedRule: PostingRule = {
         for (const id of w.eventIds) results.set(id, fail(err));
       }
     }
-    await deliverLeftResults(ctx, events, orders, results);
+    await deliverLeftResults(ctx, events, orders, results, otherClient);
     await noteLeftMilestones(ctx, events, orders, results);
     return results;
   },
@@ -145,16 +145,21 @@ async function resultsLeftToTheOrder(ctx: RuleContext, accession: string, so: Od
  * follows in the queue: it marks the test delivered", the order was discarded, and the line stayed
  * undelivered on the sale order finance entered by hand: Odoo's "Create Invoice" (delivered
  * quantities) left the test out (test/integration/relay-results-left-audit.test.ts). Absolute
- * writes; a failure fails the accession's results, whose retry changes nothing else.
+ * writes; a failure fails the accession's results, whose retry changes nothing else. `guard`: the
+ * batch's otherClientGuard, whose accession reads the results' own check already made.
  */
-async function deliverLeftResults(ctx: RuleContext, events: StoredEvent[], orders: Map<string, OdooRecord>, results: Map<string, RuleResult>): Promise<void> {
-  const inBatch = new Set(events.map((e) => e.event.id));
+async function deliverLeftResults(
+  ctx: RuleContext,
+  events: StoredEvent[],
+  orders: Map<string, OdooRecord>,
+  results: Map<string, RuleResult>,
+  guard: ReturnType<typeof otherClientGuard>,
+): Promise<void> {
   const last = new Map<string, StoredEvent>(); // accession → its last result that reached its line
   for (const e of events) {
     const r = results.get(e.event.id);
     if (r?.ok && (r.odoo ?? []).some((x) => x.model === 'sale.order.line')) last.set((e.event.data as ResultValidatedData).accession, e);
   }
-  const guard = otherClientGuard(ctx);
   for (const [accession, e] of last) {
     const so = orders.get(accession)!;
     const failAll = (err: unknown): void => {
@@ -163,7 +168,7 @@ async function deliverLeftResults(ctx: RuleContext, events: StoredEvent[], order
     try {
       const codes = await resultsLeftToTheOrder(ctx, accession, so, e.event, guard);
       // Results of this batch wrote their own line.
-      const batchCodes = new Set(events.filter((x) => inBatch.has(x.event.id) && (x.event.data as ResultValidatedData).accession === accession).map((x) => (x.event.data as ResultValidatedData).testCode));
+      const batchCodes = new Set(events.filter((x) => (x.event.data as ResultValidatedData).accession === accession).map((x) => (x.event.data as ResultValidatedData).testCode));
       const wanted = codes.filter((c) => !batchCodes.has(c));
       if (wanted.length === 0) continue;
       const productIds = new Set<number>();

@@ -30,7 +30,8 @@ function rfqLineMarker(idempotencyKey: string): string {
  * above. The batch's breaches are grouped by vendor: at most two loads and one write per vendor.
  * At most one open (draft/sent/to approve) line per product: an open RFQ line for the product — ours or a
  * buyer's — means nothing is written. Vendor, unit and quantity: those of the line Odoo's replenishment would write (supplyOf), else
- * odoo.mapping.defaultVendorRef.
+ * odoo.mapping.defaultVendorRef. A lab reorder rule whose route does not buy (reorderRulesOf) gets
+ * no line: the breach is delivered with a note naming the route.
  *
  * Exactly once: every attempt first looks the breaches' lines up by external id (B.4), which no
  * edit of the buyer's changes — the line re-described, the RFQ confirmed; a retried breach also
@@ -257,42 +258,48 @@ interface ReorderRule {
   /** Its own vendor line (`supplier_id`, purchase_stock: the "Vendor" of the replenishment report). */
   vendorLine?: number;
   /** Its route (`route_id`), when set: whether one of the route's active rules buys. */
-  route?: { id: number; name: string; buys: boolean };
+  route?: { name: string; buys: boolean };
 }
 
 /**
  * The lab's reorder rule of each product (on the lab location, else its nearest ancestor, as the
  * stock watch picks it), by product id: its vendor line and its route. Read at posting time, not
- * from the pull: a buyer who just changed the rule is followed at once. A route whose rules
+ * from the pull: a buyer who just changed the rule is followed at once. One read of the reorder
+ * rules, and, when one names a route, one of those routes' active buy rules (`stock.rule`,
+ * action 'buy'; the route's name is the reorder rule's many2one pair). A route whose rules
  * cannot be read (refused on its merits) counts as buying, as before routes were read.
  */
 async function reorderRulesOf(ctx: RuleContext, productIds: number[]): Promise<Map<number, ReorderRule>> {
   const out = new Map<number, ReorderRule>();
   const fields = ctx.odoo.fields.existing('stock.warehouse.orderpoint', ['id', 'product_id', 'location_id', 'supplier_id', 'route_id']);
   const rows = await searchRead(ctx.odoo, 'stock.warehouse.orderpoint', [['product_id', 'in', productIds]], fields);
-  const ops = labOrderpoints(rows.map((r) => ({ productId: m2oId(r['product_id']) ?? 0, locationId: m2oId(r['location_id']), line: m2oId(r['supplier_id']), route: m2oId(r['route_id']) })), ctx.ref.labLocationChain());
+  const ops = labOrderpoints(
+    rows.map((r) => ({ productId: m2oId(r['product_id']) ?? 0, locationId: m2oId(r['location_id']), line: m2oId(r['supplier_id']), route: m2oId(r['route_id']), routeName: m2oName(r['route_id']) })),
+    ctx.ref.labLocationChain(),
+  );
   const routeIds = [...new Set(ops.map((op) => op.route).filter((id): id is number => id !== undefined))];
-  const routes = new Map<number, { id: number; name: string; buys: boolean }>();
+  /** The routes with an active buy rule; undefined when that could not be read. */
+  let buying: Set<number> | undefined;
   if (routeIds.length > 0) {
     try {
-      const found = await read(ctx.odoo, 'stock.route', routeIds, ['id', 'name', 'rule_ids']);
-      const ruleIds = [...new Set(found.flatMap((r) => (Array.isArray(r['rule_ids']) ? (r['rule_ids'] as number[]) : [])))];
-      const rules = ruleIds.length === 0 ? [] : await read(ctx.odoo, 'stock.rule', ruleIds, ['id', 'action', 'active']);
-      const buying = new Set(rules.filter((r) => r['action'] === 'buy' && r['active'] !== false).map((r) => r.id));
-      for (const r of found) {
-        const ids = Array.isArray(r['rule_ids']) ? (r['rule_ids'] as number[]) : [];
-        routes.set(r.id, { id: r.id, name: String(r['name'] ?? ''), buys: ids.some((id) => buying.has(id)) });
-      }
+      // search applies active_test: archived rules are left out, as the route's own rule_ids does.
+      const rules = await searchRead(ctx.odoo, 'stock.rule', [['route_id', 'in', routeIds], ['action', '=', 'buy']], ['id', 'route_id']);
+      buying = new Set(rules.map((r) => m2oId(r['route_id'])).filter((id): id is number => id !== undefined));
     } catch (err) {
       if (failureOf(err) !== 'permanent' || isLinkDown(err)) throw err;
       ctx.log.warn("the reorder rules' routes could not be read: the breaches are bought as if their route buys", { error: describeError(err) });
     }
   }
   for (const op of ops) {
-    const route = op.route === undefined ? undefined : routes.get(op.route);
+    const route = op.route === undefined || buying === undefined ? undefined : { name: op.routeName ?? `#${op.route}`, buys: buying.has(op.route) };
     out.set(op.productId, { ...(op.line !== undefined ? { vendorLine: op.line } : {}), ...(route ? { route } : {}) });
   }
   return out;
+}
+
+/** A many2one value's display name (`[id, name]` as search_read gives it); undefined when bare. */
+function m2oName(value: unknown): string | undefined {
+  return Array.isArray(value) && typeof value[1] === 'string' ? value[1] : undefined;
 }
 
 /**
