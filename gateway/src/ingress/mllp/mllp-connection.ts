@@ -154,10 +154,7 @@ export class MllpConnection {
     socket.on('data', (chunk: Buffer) => {
       if (!this.#accepting) return;
       try {
-        if (this.#endCrTimer) {
-          clearTimeout(this.#endCrTimer);
-          this.#endCrTimer = undefined;
-        }
+        this.#disarmEndCr();
         this.#decoder.push(chunk);
         if (this.#decoder.awaitingEndCr) this.#armEndCr();
       } catch (err) {
@@ -170,7 +167,6 @@ export class MllpConnection {
     this.#closedPromise = new Promise((resolve) => {
       socket.once('close', () => {
         this.#closed = true;
-        clearTimeout(this.#endCrTimer);
         // A frame cut by a reset is kept (unanswered: there is no one to answer).
         this.#endInput('closed');
         const ignored = this.#decoder.takeIgnored();
@@ -181,11 +177,14 @@ export class MllpConnection {
     });
   }
 
-  /** A block ended by FS without its CR is taken as ended when nothing follows for END_CR_GRACE_MS. */
+  /**
+   * A block ended by FS without its CR is taken as ended when nothing follows for END_CR_GRACE_MS.
+   * Disarmed by the next chunk and when the input ends (#endInput: every way reading stops, the
+   * socket's close included), so it never fires on a connection that no longer reads.
+   */
   #armEndCr(): void {
     this.#endCrTimer = setTimeout(() => {
       this.#endCrTimer = undefined;
-      if (!this.#accepting || this.#inputEnded) return;
       try {
         this.#decoder.endBlock();
       } catch (err) {
@@ -194,6 +193,12 @@ export class MllpConnection {
       }
     }, END_CR_GRACE_MS);
     this.#endCrTimer.unref();
+  }
+
+  #disarmEndCr(): void {
+    if (this.#endCrTimer === undefined) return;
+    clearTimeout(this.#endCrTimer);
+    this.#endCrTimer = undefined;
   }
 
   get inFlight(): number {
@@ -276,6 +281,7 @@ export class MllpConnection {
 
   /** Nothing more is read: the decoder emits a frame whose CR never came, or the open frame's bytes. */
   #endInput(cause: PartialCause): void {
+    this.#disarmEndCr();
     if (this.#inputEnded) return;
     this.#inputEnded = true;
     this.#endCause = cause;
