@@ -777,7 +777,8 @@ export class EventStore implements GatewayStore {
     this.#newestAtOpen = newest;
     if (newest !== undefined) this.#dueClock.startFrom(newest);
     const wall = Date.now();
-    this.#retentionBase = { at: newest ?? wall, mono: performance.now(), gap: Math.max(0, wall - (newest ?? wall)) };
+    const at = newest ?? wall;
+    this.#retentionBase = { at, mono: performance.now(), gap: Math.max(0, wall - at) };
 
     // Leases open at the crash: the relay may or may not have reached Odoo.
     await this.#reopenLeases('the gateway stopped while this event was being delivered', this.#ambiguousSettleMs);
@@ -863,8 +864,7 @@ export class EventStore implements GatewayStore {
 
   async #checkDisk(): Promise<boolean> {
     try {
-      const fs = await statfs(this.dataDir);
-      const free = Number(fs.bavail) * Number(fs.bsize);
+      const free = await this.#freeBytes();
       if (free < this.#minFreeBytes) {
         this.#setHealth('full', `only ${free} bytes free in ${this.dataDir} (minimum ${this.#minFreeBytes})`);
         return false;
@@ -874,6 +874,12 @@ export class EventStore implements GatewayStore {
       this.#setHealth('failed', `cannot read free space of ${this.dataDir}: ${describeError(err)}`);
       return false;
     }
+  }
+
+  /** Bytes free in the data directory's file system for this (unprivileged) process. */
+  async #freeBytes(): Promise<number> {
+    const fs = await statfs(this.dataDir);
+    return Number(fs.bavail) * Number(fs.bsize);
   }
 
   /**
@@ -2439,8 +2445,7 @@ export class EventStore implements GatewayStore {
     if (moves.length === 0 || this.#health !== 'ok') return;
     let room: number;
     try {
-      const fs = await statfs(this.dataDir);
-      room = (Number(fs.bavail) * Number(fs.bsize) - this.#minFreeBytes) / 2;
+      room = ((await this.#freeBytes()) - this.#minFreeBytes) / 2;
     } catch {
       return; // the health check reports the file system; the copies wait for a later pass
     }
