@@ -107,6 +107,13 @@ interface RetentionOnFullDisk {
 }
 
 const retentionChild = path.join(repoRoot, 'test/fixtures/store/retention-disk-full-child.ts');
+/**
+ * The retention child's partition. Its 30 message-log segments take 512 KiB each on disk (256 KiB
+ * of records, zero-filled ahead by the log), 15.4 MiB before another program fills the rest: on a
+ * 16 MiB tmpfs the free space dipped below the 1 MiB reserve while the results were still being
+ * committed, and the store refused one of them now and then (the child exited GW_STORE_FULL).
+ */
+const RETENTION_TMPFS = 'size=32m';
 
 describe('retention on a full disk', () => {
   // What IT saw: the data partition filled up (another program's files, weeks of large results
@@ -120,7 +127,7 @@ describe('retention on a full disk', () => {
   // reserve under store.minFreeBytes is there so that the queue drains and the gateway's own
   // state stays current; retention is what frees the disk, and must not need room to do it.
   it('deletes what is past the age while the store is full, so the disk frees itself; nothing owed to Odoo goes', async () => {
-    const r = await inTmpfs<RetentionOnFullDisk>(retentionChild, ['full'], 'size=16m');
+    const r = await inTmpfs<RetentionOnFullDisk>(retentionChild, ['full'], RETENTION_TMPFS);
     expect(r.healthBefore, 'the partition really was below the reserve').toBe('full');
     expect(r.pruneError, 'the retention pass').toBeUndefined();
     expect(r.deletedDelivered, 'delivered results past the age deleted').toBe(r.delivered);
@@ -136,7 +143,7 @@ describe('retention on a full disk', () => {
   // large enough that one pass's copies outgrow the default 64 MiB): the store is ok, the pass's
   // copies need more than the disk has, and the whole pass failed as above.
   it('copies kept results only as far as the disk has room: the deletions of the pass are not lost with them', async () => {
-    const r = await inTmpfs<RetentionOnFullDisk>(retentionChild, ['room'], 'size=16m');
+    const r = await inTmpfs<RetentionOnFullDisk>(retentionChild, ['room'], RETENTION_TMPFS);
     expect(r.healthBefore, 'the store was accepting with 256 KiB left').toBe('ok');
     expect(r.pruneError, 'the retention pass').toBeUndefined();
     expect(r.deletedDelivered, 'delivered results past the age deleted').toBe(r.delivered);
