@@ -55,10 +55,14 @@ export function normalizeAstmMessage(text: string, ctx: NormalizeContext): Norma
   return new MessageNormalizer(msg, ctx).run();
 }
 
-/** A record's text with its sequence number (field 2, LIS2-A2) left empty: what it says, not where it sits. */
-function withoutSequenceNumber(raw: string, fieldDelimiter: string): string {
+/**
+ * A record's text as if it were the first of its type (sequence number, field 2 LIS2-A2, `1`):
+ * what it says, not where it sits. `1`, not empty: a record sent at `M|1` hashes as the whole
+ * record did in the releases before (the stored keys of a shipped profile stay what they were).
+ */
+function atFirstPlace(raw: string, fieldDelimiter: string): string {
   const fields = raw.split(fieldDelimiter);
-  if (fields.length > 1) fields[1] = '';
+  if (fields.length > 1) fields[1] = '1';
   return fields.join(fieldDelimiter);
 }
 
@@ -485,8 +489,11 @@ class MessageNormalizer {
    * session, another H.14) draws nothing more and a recalibration at another time draws again.
    * A calibration without a time is known by what the record reports of it (c 111 5.2.2.10: the
    * test, the reagent and calibrator lots, the curve, each level's readings), not by its sequence
-   * number (field 2, its place in the message, LIS2-A2): before, the whole record was hashed, and
-   * the same calibration resent behind another one (M|2 instead of M|1) drew its reagent twice.
+   * number (field 2, its place in the message, LIS2-A2), hashed as if at `M|1`: before, the whole
+   * record was hashed, and the same calibration resent behind another one (M|2 instead of M|1)
+   * drew its reagent twice. A record at `M|1` keeps the key the whole-record hash gave it (the
+   * keys stored by earlier releases); one that an earlier release stored at `M|2` or later and
+   * that is resent after the upgrade is keyed anew (test/unit/astm-c111-calibration-key.test.ts).
    * Returns how many calibrations the message holds.
    */
   #calibrations(): number {
@@ -521,7 +528,7 @@ class MessageNormalizer {
       this.#terms.add(`runType:${runType}`);
       this.#runs.push({ specimenId, runType, tests: [testCode], unmapped });
       if (profile.consumption.length === 0) continue;
-      const runKey = `${time ? time.raw : `rec:${shortHash(withoutSequenceNumber(m.raw, d.field))}`}~${analyzerCode}`;
+      const runKey = `${time ? time.raw : `rec:${shortHash(atFirstPlace(m.raw, d.field))}`}~${analyzerCode}`;
       const runAt = (time && astmDateToIso(time.raw)) ?? this.#headerTime() ?? this.#ctx.receivedAt;
       this.#events.push(
         ...consumptionDrafts({ profile, analyzerId, specimenId, runType, tests: [testCode], runKey, runAt, receivedAt: this.#ctx.receivedAt, source: this.#source(), keyPrefix: 'astm', reagentLots: this.#lots }),
