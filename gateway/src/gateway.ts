@@ -321,7 +321,13 @@ export class Gateway {
     return {
       ...(namespaces.length > 0 ? { namespaces } : {}),
       onCollision: (c: OrderCollision) => {
-        const what = use === 'host-query' ? 'the analyzer was answered "no order" for it' : 'its results are attached to none of them';
+        // An order whose number the barcode carries keeps the tube (astm/host-query.ts tubeOrders).
+        const kept = c.kept?.join(', ');
+        const what = kept
+          ? `${kept} keeps the tube, and ${use === 'host-query' ? 'the analyzer was not asked for the other orders\' tests' : 'results of tests only the other orders asked for are attached to none of them'}`
+          : use === 'host-query'
+            ? 'the analyzer was answered "no order" for it'
+            : 'its results are attached to none of them';
         const whose = c.differentPatients ? ' for different patients' : '';
         this.telemetry.alert(
           'warning',

@@ -3,7 +3,7 @@ import { partitionKeys } from '../events/keys.ts';
 import type { DraftEvent, OrderCreatedData } from '../events/types.ts';
 import { keyFinalsApartFromEarlierReports } from '../events/earlier-reports.ts';
 import type { GatewayStore, StoredEvent } from '../store/types.ts';
-import { orderCollision, orderEventsForSpecimen, type OrderLookupOptions, type OrderLookupStore } from './host-query.ts';
+import { orderEventsForSpecimen, tubeOrders, type OrderLookupOptions, type OrderLookupStore } from './host-query.ts';
 import type { NormalizeResult } from './types.ts';
 
 /**
@@ -48,8 +48,10 @@ export interface ResolveOptions extends OrderLookupOptions {
  * the look-up fails (a warning; the commit decides whether the message is taken). A specimen
  * whose orders come from two LIS links or name two patients (host-query.ts `orderCollision`: a
  * barcode two LIS systems both printed) is attached to none of them: its milestones lose their
- * accession (before, they went to the order whose number the barcode is), a warning, and
- * `options.onCollision` is told. `options.namespaces` (the LIS links' accession prefixes) lets the barcode `12345` find
+ * accession, a warning, and `options.onCollision` is told. Unless an order carries the barcode's
+ * number and only orders naming the tube collide with it (host-query.ts `tubeOrders`): that order
+ * keeps the run, and only a test the other orders alone asked for is attached to none
+ * (test/integration/host-query-own-order-audit.test.ts). `options.namespaces` (the LIS links' accession prefixes) lets the barcode `12345` find
  * the order `OUT-12345`.
  *
  * The look-ups of the message's specimens run side by side, all within one budget
@@ -67,6 +69,11 @@ export async function resolveAccessions<R extends Pick<NormalizeResult, 'events'
   const orders = new Map<string, Array<{ accession: string; tests: Set<string> }>>();
   /** Barcodes whose orders collide (two LIS links or patients): their runs are attached to no order. */
   const collided = new Set<string>();
+  /**
+   * Per barcode that kept its own order through a collision, the tests only the orders set apart
+   * asked for: those results are attached to no order.
+   */
+  const setApartTests = new Map<string, Set<string>>();
   const warnings: string[] = [];
   const budgetMs = options.budgetMs ?? ACCESSION_LOOKUP_BUDGET_MS;
   const budget = lookupBudget(store, budgetMs);
@@ -81,18 +88,28 @@ export async function resolveAccessions<R extends Pick<NormalizeResult, 'events'
             return;
           }
           // Orders of two LIS links (or two patients) under one barcode: the run is attached to
-          // none of them (the specimen id stays its accession), and the lab is told.
-          const collision = orderCollision(specimenId, found);
+          // none of them (the specimen id stays its accession), and the lab is told; unless an
+          // order carries the barcode's number, which keeps its own tests (tubeOrders).
+          const { orders: mine, setApart, collision } = tubeOrders(specimenId, found, options);
           if (collision) {
             options.onCollision?.(collision);
-            collided.add(specimenId);
-            warnings.push(`specimen ${specimenId}: orders ${collision.accessions.join(', ')} from ${collision.endpoints.join(', ')} share this barcode; the run is attached to none of them (no accession, partition specimen:${specimenId})`);
+            if (mine.length === 0) {
+              collided.add(specimenId);
+              warnings.push(`specimen ${specimenId}: orders ${collision.accessions.join(', ')} from ${collision.endpoints.join(', ')} share this barcode; the run is attached to none of them (no accession, partition specimen:${specimenId})`);
+              return;
+            }
+            const kept = ordersOf(mine, specimenId);
+            const own = new Set(kept.flatMap((o) => [...o.tests]));
+            const apart = new Set(ordersOf(setApart, specimenId).flatMap((o) => [...o.tests].filter((t) => !own.has(t))));
+            setApartTests.set(specimenId, apart);
+            warnings.push(`specimen ${specimenId}: orders ${collision.accessions.join(', ')} from ${collision.endpoints.join(', ')} share this barcode; ${(collision.kept ?? []).join(', ')} keeps the run${apart.size > 0 ? `, but ${[...apart].join(', ')}, ordered only by the others, is attached to none of them` : ''}`);
+            orders.set(specimenId, kept);
             return;
           }
           // The specimen id is an accession itself (the usual labelling), and no other order names
           // the tube: nothing to resolve.
-          if (found.every((e) => e.event.correlationId === specimenId)) return;
-          orders.set(specimenId, ordersOf(found, specimenId));
+          if (mine.every((e) => e.event.correlationId === specimenId)) return;
+          orders.set(specimenId, ordersOf(mine, specimenId));
         } catch (err) {
           warnings.push(err instanceof LookupStopped ? stopped : `specimen ${specimenId}: its order could not be looked up (${describeError(err)}); the specimen id is taken as the accession`);
         }
@@ -106,9 +123,10 @@ export async function resolveAccessions<R extends Pick<NormalizeResult, 'events'
   const events = result.events.map((e) => {
     const specimen = billableSpecimen(e);
     if (specimen !== undefined && collided.has(specimen)) return detached(e);
+    const test = e.type === 'test.completed' || e.type === 'consumable.used' ? e.data.testCode : undefined;
+    if (specimen !== undefined && test !== undefined && setApartTests.get(specimen)?.has(test)) return detached(e);
     const candidates = specimen === undefined ? undefined : orders.get(specimen);
     if (!candidates) return e;
-    const test = e.type === 'test.completed' || e.type === 'consumable.used' ? e.data.testCode : undefined;
     // The tube's own order (its barcode is that accession) takes what no order asked for by test.
     const fallback = candidates.find((o) => o.accession === specimen) ?? candidates[candidates.length - 1]!;
     const accession = (candidates.findLast((o) => test !== undefined && o.tests.has(test)) ?? fallback).accession;

@@ -268,6 +268,11 @@ export interface OrderCollision {
   endpoints: string[];
   /** Whether they name different patients (PID-3); the ids themselves stay out of alerts. */
   differentPatients: boolean;
+  /**
+   * The orders that keep the tube (tubeOrders): those whose number the barcode carries, when only
+   * orders naming it as their tube collide with them. Absent: no order keeps it.
+   */
+  kept?: string[];
 }
 
 /**
@@ -287,20 +292,56 @@ export function orderCollision(specimenId: string, created: readonly StoredEvent
   return { specimenId, accessions: [...new Set(created.map((e) => e.event.correlationId))], endpoints: [...endpoints], differentPatients: patients.size > 1 };
 }
 
+/** The orders of one barcode the analyzer's tube goes with, and those set apart from it. */
+export interface TubeOrders {
+  /** The orders the tube goes with, oldest first (all of them when nothing collides). */
+  orders: StoredEvent[];
+  /** The orders left out, oldest first: the other side of a collision. */
+  setApart: StoredEvent[];
+  /** Set when the orders collided; the lab is told. */
+  collision?: OrderCollision;
+}
+
+/**
+ * The orders found for a barcode (orderEventsForSpecimen), split when they collide
+ * (orderCollision). An order whose number the barcode carries (its accession, or
+ * `<prefix>-<barcode>` of a prefixed LIS link) keeps the tube, with the orders naming the tube that
+ * do not collide with it (an add-on of the same patient); those that do (another patient's order
+ * naming ACC-A as its tube) are set apart. When no order carries the barcode's number, or those
+ * that do collide among themselves (two LIS systems both numbering 12345), the tube goes with none.
+ * Before, an order of another patient naming the tube took the tube from the order whose number
+ * it carries: the host query answered "no order" and that order's results went on none
+ * (test/integration/host-query-own-order-audit.test.ts).
+ */
+export function tubeOrders(specimenId: string, created: readonly StoredEvent[], lookup: Pick<OrderLookupOptions, 'namespaces'> = {}): TubeOrders {
+  const collision = orderCollision(specimenId, created);
+  if (!collision) return { orders: [...created], setApart: [] };
+  const numbers = new Set([specimenId, ...(lookup.namespaces ?? []).map((p) => namespacedAccession(p, specimenId))]);
+  const own = created.filter((e) => numbers.has(e.event.correlationId));
+  if (own.length === 0 || orderCollision(specimenId, own)) return { orders: [], setApart: [...created], collision };
+  const kept = [...own];
+  const setApart: StoredEvent[] = [];
+  for (const e of created) {
+    if (numbers.has(e.event.correlationId)) continue;
+    if (orderCollision(specimenId, [...kept, e])) setApart.push(e);
+    else kept.push(e);
+  }
+  const keeps = new Set(kept);
+  return { orders: created.filter((e) => keeps.has(e)), setApart, collision: { ...collision, kept: [...new Set(own.map((e) => e.event.correlationId))] } };
+}
+
 /**
  * Orders known for a specimen id: by accession first, then by the specimen id the LIS sent. For a
  * tube of an order of several tubes (`order.created.specimens`), the tests that tube is for: the
  * tests the LIS ordered on it, and those it named no tube for; a barcode that is the accession
- * itself gets every test. Orders that collide (orderCollision) give none, and `lookup.onCollision`
- * is told.
+ * itself gets every test. Of orders that collide (orderCollision) only those that keep the tube
+ * count (tubeOrders: the order whose number the barcode carries, with its add-ons), often none,
+ * and `lookup.onCollision` is told.
  */
 export async function ordersForSpecimen(store: GatewayStore, specimenId: string, lookup: OrderLookupOptions = {}): Promise<OrderCreatedData[]> {
-  const created = await orderEventsForSpecimen(store, specimenId, lookup);
-  const collision = orderCollision(specimenId, created);
-  if (collision) {
-    lookup.onCollision?.(collision);
-    return [];
-  }
+  const { orders: created, collision } = tubeOrders(specimenId, await orderEventsForSpecimen(store, specimenId, lookup), lookup);
+  if (collision) lookup.onCollision?.(collision);
+  if (created.length === 0) return [];
   const orders: OrderCreatedData[] = [];
   for (const accession of new Set(created.map((e) => e.event.correlationId))) {
     const events = (await store.eventsByCorrelation(accession, ['order.created', 'order.cancelled'])).filter(live);
