@@ -1,6 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DraftEvent } from '../../gateway/src/events/types.ts';
-import { makeRig, type Rig } from '../fixtures/relay/harness.ts';
+import { silentLogger } from '../../gateway/src/log.ts';
+import { OdooClient } from '../../gateway/src/relay/odoo/odoo-client.ts';
+import { Relay } from '../../gateway/src/relay/relay.ts';
+import { Telemetry } from '../../gateway/src/telemetry.ts';
+import { BOT, makeRig, type Rig } from '../fixtures/relay/harness.ts';
 import { milestone, orderCreated, resultValidated, waitFor } from '../fixtures/relay/helpers.ts';
 
 /**
@@ -164,5 +168,45 @@ describe('an operator pauses sending while a round is under way', () => {
     await rig.relay.resume();
     await rig.waitDrained();
     expect(notesOn(rig, 'CLOSE-1')).toBe(4);
+  }, 30_000);
+});
+
+describe('the gateway restarted while Odoo asks it to wait (Retry-After)', () => {
+  /**
+   * What the user saw: Odoo's front proxy rate-limited the gateway (429, Retry-After: 30). IT saw
+   * "unreachable: 429" on the page and restarted the gateway, as one does; the new process had
+   * forgotten the server's request and came straight back (version, sign-in, field maps, the
+   * reference pull): a burst at an address the proxy had asked to stay away, which is what keeps
+   * a rate limiter or a fail2ban rule in front of Odoo blocking the lab.
+   * Promise broken: relay README "A Retry-After ... is honoured: nothing at all goes to Odoo — no
+   * round, no reference pull, no login — before the later of the back-off and the server's time";
+   * odoo-api.md A.3 (429 from the front proxy: retry with back-off).
+   */
+  it('Odoo 17: a relay started within the Retry-After sends nothing to Odoo until it has passed, then delivers', async () => {
+    rig = await makeRig(17, { relayOptions: { linkBackoff: { initialMs: 1000, maxMs: 60_000 } } });
+    await waitFor(() => rig!.relay.snapshot().referencePulledAt !== undefined);
+    rig.emu.faults.inject({ match: { transport: 'jsonrpc', service: 'object' }, times: Infinity, action: { kind: 'status', status: 429, retryAfterSeconds: 8 } });
+    await rig.commit([orderCreated('WAIT-1', 'CLINIC-A', ['GLU'])]);
+    await waitFor(() => rig!.emu.faults.log.some((f) => f.action === 'status'), 10_000, 10);
+    await waitFor(() => rig!.client.state === 'unreachable', 10_000, 10);
+    await rig.relay.stop();
+    // The restarted gateway: a new relay and client on the same store.
+    const telemetry = new Telemetry();
+    const client = new OdooClient({ url: rig.url, database: 'lab', login: BOT.login, apiKey: BOT.key, timeoutMs: 5000, telemetry, log: silentLogger });
+    const again = new Relay({ store: rig.store, odoo: client, config: rig.config, odooConfig: rig.odooConfig, telemetry, log: silentLogger, idlePollMs: 20, watchStock: false, linkBackoff: { initialMs: 1000, maxMs: 60_000 } });
+    const restartedAt = rig.emu.calls.length;
+    await again.start();
+    try {
+      await new Promise((r) => setTimeout(r, 4000));
+      expect(rig.emu.calls.slice(restartedAt).map((c) => `${c.model ?? c.service ?? c.transport}.${c.method ?? ''}`)).toEqual([]);
+      // The status says why.
+      expect(again.snapshot().lastError).toMatch(/429/);
+      // The proxy lets the gateway through again: once the time has passed, the order goes.
+      rig.emu.faults.clear();
+      await rig.waitDrained(30_000);
+      expect(rig.emu.count('sale.order', [['client_order_ref', '=', 'WAIT-1']])).toBe(1);
+    } finally {
+      await again.stop();
+    }
   }, 30_000);
 });

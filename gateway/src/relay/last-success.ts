@@ -68,3 +68,43 @@ export class LastSuccessRecord {
     return this.#writing;
   }
 }
+
+/**
+ * The server's Retry-After, kept in the store so that it holds across a restart.
+ *
+ * A 429 or 503 with `Retry-After` asks the gateway to send nothing before a time; the relay
+ * honours it while it runs (relay README "Odoo down for a week"). Held in memory only, it ended
+ * with the process: IT restarted a gateway shown "unreachable: 429" and the new process came
+ * straight back (version, sign-in, field maps, the reference pull) at an address the proxy had
+ * asked to stay away. The relay keeps the time here when a link failure carries a Retry-After,
+ * reads it at start-up (no more than RETRY_AFTER_CAP_MS ahead, whatever the clock did meanwhile),
+ * and drops it at the next success. In the `odoo-link` namespace: another Odoo's request is not
+ * this one's (odoo-target.ts).
+ */
+const HOLD_KEY = 'retry-after';
+
+export interface LinkHold {
+  /** Epoch ms before which nothing goes to Odoo. */
+  until: number;
+  /** The failure that asked for it, as the status showed it. */
+  error: string;
+}
+
+interface LinkHoldDoc {
+  until: string;
+  error: string;
+}
+
+/** The Retry-After the store keeps, if any (its time may have passed). */
+export async function savedLinkHold(store: Pick<GatewayStore, 'getDoc'>): Promise<LinkHold | undefined> {
+  const doc = await store.getDoc<LinkHoldDoc>(ODOO_LINK_NAMESPACE, HOLD_KEY);
+  const until = typeof doc?.until === 'string' ? Date.parse(doc.until) : Number.NaN;
+  if (!doc || !Number.isFinite(until)) return undefined;
+  return { until, error: typeof doc.error === 'string' ? doc.error : '' };
+}
+
+/** Keep (a hold) or drop (undefined) the server's Retry-After. */
+export async function saveLinkHold(store: Pick<GatewayStore, 'putDoc' | 'deleteDoc'>, hold: LinkHold | undefined): Promise<void> {
+  if (hold) await store.putDoc(ODOO_LINK_NAMESPACE, HOLD_KEY, { until: new Date(hold.until).toISOString(), error: hold.error } satisfies LinkHoldDoc);
+  else await store.deleteDoc(ODOO_LINK_NAMESPACE, HOLD_KEY);
+}

@@ -6,10 +6,10 @@ import type { Logger } from '../log.ts';
 import { AMBIGUOUS_SETTLE_MS, type GatewayStore, type Lease, type Outcome, type StoredEvent } from '../store/types.ts';
 import type { OdooLinkState, Telemetry } from '../telemetry.ts';
 import { CallLimit } from './call-limit.ts';
-import { LastSuccessRecord, savedLastSuccess } from './last-success.ts';
+import { LastSuccessRecord, savedLastSuccess, savedLinkHold, saveLinkHold, type LinkHold } from './last-success.ts';
 import { savedPause, savePause } from './paused.ts';
 import type { OdooClientLike } from './odoo/odoo-client.ts';
-import { failureOf, isLinkDown, mayHaveLanded, retryAfterOf, waitsForQueued } from './odoo/odoo-error.ts';
+import { failureOf, isLinkDown, mayHaveLanded, RETRY_AFTER_CAP_MS, retryAfterOf, waitsForQueued } from './odoo/odoo-error.ts';
 import { ReferenceData, type RefusedModel } from './reference-data.ts';
 import { rulesFor, type PostingRule, type RuleContext, type RuleResult } from './rules/index.ts';
 import { StockWatch } from './stock-watch.ts';
@@ -198,6 +198,10 @@ export class Relay implements Component {
   /** The last success kept in the store: the status shows it after a restart (last-success.ts). */
   readonly #lastSuccess: LastSuccessRecord;
   #lastError: string | undefined;
+  /** Writes of the server's Retry-After to the store, one after another (#keepHold). */
+  #holdWrites: Promise<void> = Promise.resolve();
+  /** The store may hold a Retry-After: the next success drops it. */
+  #holdKept = false;
 
   constructor(options: RelayOptions) {
     this.#o = options;
@@ -245,6 +249,9 @@ export class Relay implements Component {
       return true;
     });
     if (paused) this.#paused = true;
+    // A Retry-After the server gave before a restart still holds (last-success.ts LinkHold).
+    const hold = await savedLinkHold(this.#o.store).catch(() => undefined);
+    const held = hold ? this.#resumeHold(hold) : 0;
     this.#status = 'running';
     this.#unwatchClock ??= this.#steady.onStepBack((stepMs) => this.#clockSteppedBack(stepMs));
     this.#checkClockAgainstStore();
@@ -253,6 +260,7 @@ export class Relay implements Component {
       return;
     }
     if (this.#paused) this.#o.telemetry.emit('odoo.state', { state: 'paused' });
+    else if (held > 0) this.#o.telemetry.emit('odoo.state', { state: 'unreachable', ...(this.#lastError ? { lastError: this.#lastError } : {}) });
     this.#limited.holdUntilReopened(true);
     this.#loop = this.#run().catch((err) => {
       this.#o.log.error('relay loop failed', { error: describeError(err) });
@@ -273,6 +281,7 @@ export class Relay implements Component {
       clearTimeout(timer);
     }
     await this.#lastSuccess.flush();
+    await this.#holdWrites;
     if (this.#o.closeClientOnStop !== false) this.#o.odoo.close();
     this.#limited.holdUntilReopened(false);
     this.#unwatchClock?.();
@@ -439,7 +448,32 @@ export class Relay implements Component {
     const wait = Math.max(this.#linkWait, retryAfterMs);
     this.#notBefore = Math.max(this.#notBefore, performance.now() + wait);
     if (relink) this.#connected = false;
+    // The server's own time is kept: it holds across a restart too (last-success.ts LinkHold).
+    if (retryAfterMs > 0) this.#keepHold({ until: this.#clock() + retryAfterMs, error: this.#lastError ?? `Odoo asked the gateway to wait ${Math.ceil(retryAfterMs / 1000)} s (Retry-After)` });
     return wait;
+  }
+
+  /** Keep (or drop) the server's Retry-After in the store, in the order of the failures. */
+  #keepHold(hold: LinkHold | undefined): void {
+    this.#holdKept = hold !== undefined;
+    this.#holdWrites = this.#holdWrites
+      .then(() => saveLinkHold(this.#o.store, hold))
+      .catch((err: unknown) => this.#o.log.warn('could not keep the time Odoo asked the gateway to wait until', { error: describeError(err) }));
+  }
+
+  /**
+   * At start-up: a Retry-After kept before the restart that has not passed holds the loop (no
+   * login, no pull, no round) for what is left of it, at most RETRY_AFTER_CAP_MS whatever the clock
+   * did meanwhile; the status shows the failure that asked for it. Returns the wait (ms), 0 if none.
+   */
+  #resumeHold(hold: LinkHold): number {
+    this.#holdKept = true;
+    const left = Math.min(RETRY_AFTER_CAP_MS, hold.until - this.#clock());
+    if (left <= 0) return 0;
+    this.#notBefore = Math.max(this.#notBefore, performance.now() + left);
+    if (hold.error) this.#lastError = hold.error;
+    this.#o.log.warn('Odoo asked the gateway to wait before the restart: nothing is sent until then', { until: new Date(hold.until).toISOString(), waitMs: Math.round(left), error: hold.error });
+    return left;
   }
 
   /** Refused credentials: the link waits minutes (doubled at each refusal), ODOO_AUTH_FAILED once per episode. */
@@ -585,6 +619,7 @@ export class Relay implements Component {
   #succeeded(): void {
     this.#lastSuccessAt = new Date(this.#clock()).toISOString();
     this.#lastSuccess.note(this.#lastSuccessAt);
+    if (this.#holdKept) this.#keepHold(undefined);
   }
 
   #growRefWait(): number {
