@@ -210,3 +210,37 @@ describe('the gateway restarted while Odoo asks it to wait (Retry-After)', () =>
     }
   }, 30_000);
 });
+
+describe('an operator resumes a paused gateway restarted within a Retry-After', () => {
+  /**
+   * What the user saw: the gateway, paused for the close, had been told by Odoo's proxy to wait
+   * (429, Retry-After) just before a restart. The accountant resumed it right after the restart;
+   * resuming cut every wait short ("an operator resuming wants it tried now"), the server's kept
+   * time with it, and the gateway came straight back at the rate-limited address.
+   * Promise broken: relay README "A Retry-After ... is honoured: nothing at all goes to Odoo ...
+   * before the later of the back-off and the server's time".
+   */
+  it('Odoo 17: resume() tries at once, but not before the server\'s time', async () => {
+    rig = await makeRig(17, { relayOptions: { linkBackoff: { initialMs: 1000, maxMs: 60_000 } } });
+    await waitFor(() => rig!.relay.snapshot().referencePulledAt !== undefined);
+    rig.emu.faults.inject({ match: { transport: 'jsonrpc', service: 'object' }, times: Infinity, action: { kind: 'status', status: 429, retryAfterSeconds: 30 } });
+    await rig.commit([orderCreated('WAIT-2', 'CLINIC-A', ['GLU'])]);
+    await waitFor(() => rig!.emu.faults.log.some((f) => f.action === 'status'), 10_000, 10);
+    await waitFor(() => rig!.client.state === 'unreachable', 10_000, 10);
+    await rig.relay.pause();
+    await rig.relay.stop();
+    const telemetry = new Telemetry();
+    const client = new OdooClient({ url: rig.url, database: 'lab', login: BOT.login, apiKey: BOT.key, timeoutMs: 5000, telemetry, log: silentLogger });
+    const again = new Relay({ store: rig.store, odoo: client, config: rig.config, odooConfig: rig.odooConfig, telemetry, log: silentLogger, idlePollMs: 20, watchStock: false, linkBackoff: { initialMs: 1000, maxMs: 60_000 } });
+    const restartedAt = rig.emu.calls.length;
+    await again.start();
+    try {
+      expect(again.snapshot().paused).toBe(true);
+      await again.resume();
+      await new Promise((r) => setTimeout(r, 3000));
+      expect(rig.emu.calls.slice(restartedAt).map((c) => `${c.model ?? c.service ?? c.transport}.${c.method ?? ''}`)).toEqual([]);
+    } finally {
+      await again.stop();
+    }
+  }, 30_000);
+});

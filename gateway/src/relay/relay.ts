@@ -202,6 +202,11 @@ export class Relay implements Component {
   #holdWrites: Promise<void> = Promise.resolve();
   /** The store may hold a Retry-After: the next success drops it. */
   #holdKept = false;
+  /**
+   * The server's Retry-After kept from before a restart ends then (`performance.now()` ms): a
+   * resume() does not cut it short (in the running process the call limit's gate holds it).
+   */
+  #serverHoldUntil = 0;
 
   constructor(options: RelayOptions) {
     this.#o = options;
@@ -308,7 +313,8 @@ export class Relay implements Component {
     const saved = this.#savePause(false);
     if (!this.#paused) return saved;
     this.#paused = false;
-    this.#notBefore = 0; // an operator resuming wants it tried now
+    // An operator resuming wants it tried now, though not before the time the server asked for.
+    this.#notBefore = this.#serverHoldUntil > performance.now() ? this.#serverHoldUntil : 0;
     this.#o.telemetry.emit('odoo.state', { state: this.#o.odoo.state });
     this.#wake?.();
     return saved;
@@ -470,7 +476,8 @@ export class Relay implements Component {
     this.#holdKept = true;
     const left = Math.min(RETRY_AFTER_CAP_MS, hold.until - this.#clock());
     if (left <= 0) return 0;
-    this.#notBefore = Math.max(this.#notBefore, performance.now() + left);
+    this.#serverHoldUntil = performance.now() + left;
+    this.#notBefore = Math.max(this.#notBefore, this.#serverHoldUntil);
     if (hold.error) this.#lastError = hold.error;
     this.#o.log.warn('Odoo asked the gateway to wait before the restart: nothing is sent until then', { until: new Date(hold.until).toISOString(), waitMs: Math.round(left), error: hold.error });
     return left;
