@@ -86,8 +86,8 @@ describe('a 429 in one batch while another batch of the round is answered', () =
     await rig.commit([orderCreated('NOTE-1', 'CLINIC-A', ['GLU'])]);
     await rig.waitDrained();
     // The note is sent first and answered late; the new order's write meets the rate limit meanwhile.
-    rig.emu.faults.inject({ match: { method: 'message_post' }, times: 1, action: { kind: 'latency', ms: 600 } });
-    rig.emu.faults.inject({ match: { method: 'check_object_reference' }, times: Infinity, action: { kind: 'latency', ms: 150 } });
+    rig.emu.faults.inject({ match: { method: 'message_post' }, times: 1, action: { kind: 'latency', ms: 1200 } });
+    rig.emu.faults.inject({ match: { method: 'check_object_reference' }, times: Infinity, action: { kind: 'latency', ms: 400 } });
     rig.emu.faults.inject({ match: { model: 'sale.order', method: 'load' }, times: Infinity, action: { kind: 'status', status: 429, retryAfterSeconds: 30 } });
     const [note] = await rig.commit([milestone('specimen.received', 'NOTE-1', 1), orderCreated('RATE-2', 'CLINIC-A', ['GLU'])]);
     await waitFor(async () => (await rig!.store.getEvent(note!))?.state === 'delivered', 10_000, 10);
