@@ -318,8 +318,11 @@ export class Gateway {
    */
   #orderLookup(analyzerId: string, use: 'host-query' | 'result'): OrderLookupOptions {
     const namespaces = [...new Set(this.config.hl7.filter((h) => !h.analyzer && h.accessionPrefix).map((h) => h.accessionPrefix as string))];
+    // Only the LIS links' messages hold orders: an analyzer's own are not read for them.
+    const lisEndpoints = this.config.hl7.filter((h) => !h.analyzer).map((h) => h.id);
     return {
       ...(namespaces.length > 0 ? { namespaces } : {}),
+      lisEndpoints,
       onCollision: (c: OrderCollision) => {
         // An order whose number the barcode carries keeps the tube (astm/host-query.ts tubeOrders).
         const kept = c.kept?.join(', ');

@@ -2,7 +2,7 @@ import type { OrderCreatedData, OrderedTest } from '../events/types.ts';
 import { namespacedAccession } from '../hl7/accession-namespace.ts';
 import { isStat, type HostQueryAnswer } from '../hl7/host-query.ts';
 import type { Profile } from '../profiles/types.ts';
-import type { GatewayStore, StoredEvent } from '../store/types.ts';
+import type { GatewayStore, StoredEvent, StoredMessage } from '../store/types.ts';
 import { type AstmDelimiters, DEFAULT_DELIMITERS, parseDelimiterString } from './delimiters.ts';
 import { type FieldValue, astmTimestamp, buildHeader, buildRecord } from './records.ts';
 import type { HostQuery, HostQueryRequest, QueriedSpecimen } from './types.ts';
@@ -257,6 +257,11 @@ export interface OrderLookupOptions {
   namespaces?: readonly string[];
   /** Told when a barcode's orders cannot be told apart (orderCollision); the tube gets no order. */
   onCollision?: (collision: OrderCollision) => void;
+  /**
+   * The ids of the LIS links (`hl7[]` entries without `analyzer`): only their messages are looked
+   * into for orders naming a tube (orderEventsForSpecimen). Not given: every HL7 message.
+   */
+  lisEndpoints?: readonly string[];
 }
 
 /** Orders of one barcode that are not one lab order: from several LIS links, or for several patients. */
@@ -377,6 +382,11 @@ function orderNamesSpecimen(order: OrderCreatedData, specimenId: string): boolea
   return order.specimenId === specimenId || (order.specimens?.some((s) => s.specimenId === specimenId) ?? false);
 }
 
+/** Whether a stored HL7 message may hold orders: an ORM or OML (an LIS's order message), or one whose type is unknown. */
+function holdsOrders(m: StoredMessage): boolean {
+  return m.messageType === undefined || /^(ORM|OML)(\^|$)/.test(m.messageType);
+}
+
 /**
  * The live `order.created` events of a specimen id, oldest first: those of the accession of that
  * name (and of `<prefix>-<name>` for every prefixed LIS link, `lookup.namespaces`), and those
@@ -390,27 +400,52 @@ function orderNamesSpecimen(order: OrderCreatedData, specimenId: string): boolea
  * (accession ACC-B, SPM-2 = ACC-A) is an order of that tube. Before, the look-up stopped at the
  * order whose accession is the barcode: the analyzer was never asked to run the add-on, and its
  * result went on the other order (test/integration/host-query-add-on-audit.test.ts).
+ *
+ * This runs before every analyzer ACK, so of the messages naming the tube only those that can
+ * hold an order are looked into: HL7 messages of the LIS links (`lookup.lisEndpoints`; every HL7
+ * message when not given), not an analyzer's own results, queries or cancels (ASTM or HL7), which
+ * make up most of a reused sample number's messages. And of those, only the `order.created`
+ * events are read, through the accessions the message names (its search terms: ORC-2/3, OBR-2/3,
+ * prefixed as the link prefixes them), each accession's orders in one read; a message that names
+ * none but the tube (an LIS numbering its orders in ORC-4 only, a message stored without its
+ * terms) has its events read side by side when it is an order message (ORM, OML) none of whose
+ * events was found already. Before, every event of every HL7 message naming the tube was read one
+ * after the other, an analyzer's results too (test/integration/host-query-reads-audit.test.ts).
  */
-export async function orderEventsForSpecimen(store: OrderLookupStore, specimenId: string, lookup: Pick<OrderLookupOptions, 'namespaces'> = {}): Promise<StoredEvent[]> {
+export async function orderEventsForSpecimen(store: OrderLookupStore, specimenId: string, lookup: Pick<OrderLookupOptions, 'namespaces' | 'lisEndpoints'> = {}): Promise<StoredEvent[]> {
   // The bare accession and, for each prefixed LIS link, its `<prefix>-<barcode>`.
   const ids = [specimenId, ...(lookup.namespaces ?? []).map((p) => namespacedAccession(p, specimenId))];
   const byAccession = (await Promise.all(ids.map((id) => store.eventsByCorrelation(id, ['order.created'])))).flat().filter(live);
   const created = [...byAccession];
+  const seen = new Set(byAccession.map((e) => e.event.id));
+  const take = (e: StoredEvent | undefined): void => {
+    if (!e || seen.has(e.event.id)) return;
+    seen.add(e.event.id);
+    if (live(e) && e.event.type === 'order.created' && (orderNamesSpecimen(e.event.data, specimenId) || e.event.data.accession === specimenId)) created.push(e);
+  };
+  /** Correlation ids whose orders were read already. */
+  const looked = new Set(ids);
+  const lis = lookup.lisEndpoints === undefined ? undefined : new Set(lookup.lisEndpoints);
   // The message index, newest first, page by page: the analyzer's own traffic naming the
   // barcode (queries, cancels, results) is newer than the LIS order and may fill many pages.
-  // ASTM messages are skipped unread: the ASTM normalizer yields no order.created.
-  const seen = new Set(byAccession.map((e) => e.event.id));
   let before: string | undefined;
   for (let scanned = 0; scanned < ORDER_SEARCH_MAX_MESSAGES && (byAccession.length > 0 || created.length === 0); ) {
     const page = await store.listMessages(before === undefined ? { q: specimenId, limit: ORDER_SEARCH_PAGE } : { q: specimenId, limit: ORDER_SEARCH_PAGE, before });
     for (const m of page) {
-      if (m.kind === 'astm') continue;
-      for (const id of m.eventIds) {
-        if (seen.has(id)) continue;
-        seen.add(id);
-        const e = await store.getEvent(id);
-        if (e && live(e) && e.event.type === 'order.created' && (orderNamesSpecimen(e.event.data, specimenId) || e.event.data.accession === specimenId)) created.push(e);
+      // Only an LIS link's HL7 message holds orders (the ASTM normalizer and an HL7 analyzer's
+      // profile yield no order.created).
+      if (m.kind !== 'hl7' || m.status !== 'accepted' || m.eventIds.length === 0 || (lis !== undefined && !lis.has(m.endpoint))) continue;
+      const numbers = (m.searchTerms ?? []).filter((t) => t !== m.controlId && !t.startsWith('runType:'));
+      if (numbers.every((t) => ids.includes(t))) {
+        // It names no order number but the tube's: the tube's own order (found above), its
+        // results or cancels, or an order numbered where the index does not look (ORC-4 only).
+        // An order message none of whose events were found: its events, side by side.
+        if (holdsOrders(m) && !m.eventIds.some((id) => seen.has(id))) (await Promise.all(m.eventIds.map((id) => store.getEvent(id)))).forEach(take);
+        continue;
       }
+      const fresh = numbers.filter((t) => !looked.has(t));
+      for (const t of fresh) looked.add(t);
+      for (const e of (await Promise.all(fresh.map((t) => store.eventsByCorrelation(t, ['order.created'])))).flat()) take(e);
     }
     scanned += page.length;
     if (page.length < ORDER_SEARCH_PAGE) break;
