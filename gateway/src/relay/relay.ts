@@ -109,7 +109,7 @@ const CLOCK_AHEAD_WARN_MS = 30 * 86_400_000;
  * them (test/integration/relay-fair-drain-audit.test.ts). An order's usual history (its order,
  * specimen, milestones, results, a cancellation) fits in one round.
  */
-export const MAX_RUNS_PER_ROUND = 8;
+const MAX_RUNS_PER_ROUND = 8;
 
 /**
  * The relay loop (DESIGN.md §1 step 4): leases the heads of ready partitions, posts them to Odoo
@@ -295,10 +295,11 @@ export class Relay implements Component {
   }
 
   /**
-   * Admin: stop posting until resume(), across restarts too (paused.ts). In effect at once: the
-   * requests already sent are answered and recorded, nothing further is sent (the round under way
-   * starts no further batch or stage, its other events are released). Resolves once the store
-   * holds it.
+   * Admin: stop posting until resume(), across restarts too (paused.ts). In effect at once for the
+   * round under way: the batches already started finish and are recorded, and it starts no further
+   * batch or stage (its other events are released). A batch finishes whole: a chatter-note batch
+   * of many orders still posts its remaining notes (milestone-notes.ts stops early only on a link
+   * failure). Resolves once the store holds it.
    */
   pause(): Promise<void> {
     const saved = this.#savePause(true);
@@ -313,7 +314,9 @@ export class Relay implements Component {
     const saved = this.#savePause(false);
     if (!this.#paused) return saved;
     this.#paused = false;
-    // An operator resuming wants it tried now, though not before the time the server asked for.
+    // An operator resuming wants it tried now, though not before the time the server asked for:
+    // kept from before a restart here; given since to a call through the call limit, its gate
+    // holds it (#run). A Retry-After given to #connect (version, sign-in) is in neither.
     this.#notBefore = this.#serverHoldUntil > performance.now() ? this.#serverHoldUntil : 0;
     this.#o.telemetry.emit('odoo.state', { state: this.#o.odoo.state });
     this.#wake?.();
@@ -719,7 +722,7 @@ export class Relay implements Component {
     let trouble = 'ok' as 'ok' | 'link' | 'auth';
     /** The longest Retry-After a link failure of this round carried (ms). */
     let retryAfterMs = 0;
-    /** Odoo took something in this round (a batch with a result that is not a failure). */
+    /** Odoo took something in this round (a batch that met no link trouble, with a result that is not a failure). */
     let answered = false;
     for (;;) {
       // Stopping (stop()) or paused by an operator: no further stage. What was posted is recorded
