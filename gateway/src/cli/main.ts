@@ -111,6 +111,12 @@ export function args<O extends NonNullable<ParseArgsConfig['options']>>(argv: st
 // Run when executed directly (bin or `node gateway/src/cli/main.ts`).
 const invoked = process.argv[1] ?? '';
 if (/cli[/\\]main\.(ts|js)$/.test(invoked) || invoked.endsWith('lab-gateway')) {
+  // The reader of stdout or stderr may go away (a `tee` or log shipper stopped, a terminal closed,
+  // `status | head`): each write then fails with EPIPE. Unhandled, that error was an uncaught
+  // exception whose handler logged it, failing again, without end: `start` spun at full CPU, no
+  // longer acknowledged messages and ignored SIGTERM. Output with no reader is dropped; the
+  // gateway goes on (its state stays on the status API) and stops when told to.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
   main(process.argv.slice(2)).then(
     (code) => {
       // `start` and `demo` keep running until a signal; they resolve only when stopped.
