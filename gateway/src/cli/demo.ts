@@ -54,6 +54,17 @@ function numberOption(name: string, raw: string | undefined, min: number, max: n
   return n;
 }
 
+/** True when another program listens on 127.0.0.1:`port` (0, any free port, never is). */
+function portInUse(port: number): Promise<boolean> {
+  if (port === 0) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const probe = net.createServer();
+    // Other failures (EACCES below 1024) are the gateway's own to report, with its key.
+    probe.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'EADDRINUSE'));
+    probe.listen({ host: '127.0.0.1', port, exclusive: true }, () => probe.close(() => resolve(false)));
+  });
+}
+
 export async function runDemo(argv: string[], ctx: CliContext): Promise<number> {
   const { values } = args(argv, {
     'data-dir': { type: 'string', default: './var' },
@@ -73,6 +84,18 @@ export async function runDemo(argv: string[], ctx: CliContext): Promise<number> 
     durationSeconds: numberOption('--duration', values.duration, 0, 365 * 86_400, false),
   };
   const odooVersion = numberOption('--odoo-version', values['odoo-version'], 16, 19, true);
+  // Checked before anything opens: a port another program holds (Debian's mosquitto on 1883, a
+  // gateway already running) failed the start with "mqtt.listen: cannot listen …", a key the
+  // demo's user never wrote, without the option that moves it.
+  const taken: string[] = [];
+  for (const [flag, port, what] of [
+    ['--hl7-port', options.hl7Port, 'HL7/MLLP, the simulated LIS'],
+    ['--status-port', options.statusPort, 'the status page and API'],
+    ['--mqtt-port', options.mqttPort, 'the embedded MQTT broker; a Mosquitto service?'],
+  ] as const) {
+    if (await portInUse(port)) taken.push(`127.0.0.1:${port} (${what}) is in use by another program: run the demo with ${flag} P (another port, or 0 for any free one)`);
+  }
+  if (taken.length > 0) throw new GatewayError('GW_CONFIG_INVALID', taken.join('\n'));
   const { config, issues } = validateConfig(
     {
       gateway: { id: 'lab-demo', dataDir: options.dataDir },
