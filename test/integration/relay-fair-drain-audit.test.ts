@@ -244,3 +244,30 @@ describe('an operator resumes a paused gateway restarted within a Retry-After', 
     }
   }, 30_000);
 });
+
+describe('an operator pauses and resumes while a Retry-After given at sign-in holds', () => {
+  /**
+   * What the user saw: Odoo's front proxy rate-limited the gateway as it connected (429,
+   * Retry-After: 30, on the version check that opens a connection). The page said "unreachable:
+   * 429"; an accountant paused sending for the close and resumed it a minute later, well within
+   * the 30 s the proxy had asked for... and the gateway came straight back (version, sign-in),
+   * at an address the proxy had asked to stay away. The connection's calls go around the call
+   * limit, so its 429 closed no gate, and resume() only kept a Retry-After from before a restart.
+   * Promise broken: relay README "A Retry-After ... is honoured: nothing at all goes to Odoo — no
+   * round, no reference pull, no login — before the later of the back-off and the server's time";
+   * "an operator's resume tries at once, but not before that time".
+   */
+  it('Odoo 17: resume() after a 429 on the connection does not connect again before the server\'s time', async () => {
+    rig = await makeRig(17, { start: false, relayOptions: { linkBackoff: { initialMs: 1000, maxMs: 60_000 } } });
+    rig.emu.faults.inject({ match: { service: 'common', rpcMethod: 'version' }, times: Infinity, action: { kind: 'status', status: 429, retryAfterSeconds: 30 } });
+    await rig.relay.start();
+    await waitFor(() => rig!.emu.faults.log.some((f) => f.action === 'status'), 10_000, 10);
+    await waitFor(() => rig!.relay.snapshot().lastError !== undefined, 10_000, 10);
+    await rig.relay.pause();
+    const resumedAt = rig.emu.calls.length;
+    await rig.relay.resume();
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(rig.emu.calls.slice(resumedAt).map((c) => `${c.model ?? c.service ?? c.transport}.${c.method ?? ''}`)).toEqual([]);
+    expect(rig.relay.snapshot().lastError).toMatch(/429/);
+  }, 30_000);
+});

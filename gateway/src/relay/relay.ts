@@ -203,8 +203,9 @@ export class Relay implements Component {
   /** The store may hold a Retry-After: the next success drops it. */
   #holdKept = false;
   /**
-   * The server's Retry-After kept from before a restart ends then (`performance.now()` ms): a
-   * resume() does not cut it short (in the running process the call limit's gate holds it).
+   * The server's latest Retry-After ends then (`performance.now()` ms): one kept from before a
+   * restart (#resumeHold) or given since to any call, the connection's (version, sign-in) included
+   * (#linkTrouble). A resume() does not cut it short.
    */
   #serverHoldUntil = 0;
 
@@ -314,9 +315,10 @@ export class Relay implements Component {
     const saved = this.#savePause(false);
     if (!this.#paused) return saved;
     this.#paused = false;
-    // An operator resuming wants it tried now, though not before the time the server asked for:
-    // kept from before a restart here; given since to a call through the call limit, its gate
-    // holds it (#run). A Retry-After given to #connect (version, sign-in) is in neither.
+    // An operator resuming wants it tried now, though not before the time the server asked for
+    // (#serverHoldUntil: before a restart or since, to a round, a pull or the connection). Before,
+    // a 429 "Retry-After: 30" on the version check of a connection was forgotten by a resume,
+    // and the gateway signed in again at once (test/integration/relay-fair-drain-audit.test.ts).
     this.#notBefore = this.#serverHoldUntil > performance.now() ? this.#serverHoldUntil : 0;
     this.#o.telemetry.emit('odoo.state', { state: this.#o.odoo.state });
     this.#wake?.();
@@ -457,7 +459,9 @@ export class Relay implements Component {
     const wait = Math.max(this.#linkWait, retryAfterMs);
     this.#notBefore = Math.max(this.#notBefore, performance.now() + wait);
     if (relink) this.#connected = false;
-    // The server's own time is kept: it holds across a restart too (last-success.ts LinkHold).
+    // The server's own time is kept: a resume() does not cut it short, and it holds across a
+    // restart too (last-success.ts LinkHold).
+    if (retryAfterMs > 0) this.#serverHoldUntil = Math.max(this.#serverHoldUntil, performance.now() + retryAfterMs);
     if (retryAfterMs > 0) this.#keepHold({ until: this.#clock() + retryAfterMs, error: this.#lastError ?? `Odoo asked the gateway to wait ${Math.ceil(retryAfterMs / 1000)} s (Retry-After)` });
     return wait;
   }
@@ -479,7 +483,7 @@ export class Relay implements Component {
     this.#holdKept = true;
     const left = Math.min(RETRY_AFTER_CAP_MS, hold.until - this.#clock());
     if (left <= 0) return 0;
-    this.#serverHoldUntil = performance.now() + left;
+    this.#serverHoldUntil = Math.max(this.#serverHoldUntil, performance.now() + left);
     this.#notBefore = Math.max(this.#notBefore, this.#serverHoldUntil);
     if (hold.error) this.#lastError = hold.error;
     this.#o.log.warn('Odoo asked the gateway to wait before the restart: nothing is sent until then', { until: new Date(hold.until).toISOString(), waitMs: Math.round(left), error: hold.error });
