@@ -1,5 +1,6 @@
 import type { FieldMap } from './odoo/field-map.ts';
 import type { CallOptions, OdooApi } from './odoo/odoo-client.ts';
+import { GatewayError } from '../errors.ts';
 import { notSent, retryAfterOf, stopsTheLink } from './odoo/odoo-error.ts';
 
 /**
@@ -20,6 +21,14 @@ import { notSent, retryAfterOf, stopsTheLink } from './odoo/odoo-error.ts';
  * chatter note of the morning's catch-up was followed at once by the batch's eleven other notes
  * and the round's next batches, keeping the lab's address rate-limited
  * (test/e2e/outage-night-audit.test.ts). Waits are measured on the monotonic clock.
+ *
+ * The halt: an operator's pause or a stop() that comes while the relay's round is under way closes
+ * the gate the same way (`halt`), with a failure of its own (`halted`), until `unhalt()`: the
+ * calls already sent finish and are recorded, every call not sent yet fails at once, marked not
+ * sent, so its events are released unchanged (no attempt charged, never ambiguous), and the rules'
+ * loops stop as after a link failure. Before, a pause or a stop was seen only between batches: a
+ * chatter-note batch of 40 orders went on posting its notes, 8 at a time, after the status said
+ * "paused", and past stop()'s deadline (test/integration/relay-halt-batch-audit.test.ts).
  */
 export class CallLimit implements OdooApi {
   readonly #inner: OdooApi;
@@ -33,6 +42,8 @@ export class CallLimit implements OdooApi {
    */
   #closed: { error: unknown; until: number; untilReopened: boolean } | undefined;
   #holdUntilReopened = false;
+  /** Why calls are halted (see `halt`), or undefined. */
+  #halted: GatewayError | undefined;
 
   constructor(inner: OdooApi, max: number, mono: () => number = () => performance.now()) {
     this.#inner = inner;
@@ -74,6 +85,19 @@ export class CallLimit implements OdooApi {
     return 0;
   }
 
+  /**
+   * An operator's pause or a stop(): calls not sent yet are not sent (see the class comment) until
+   * `unhalt()`. `why` is said in the failure the events are released with.
+   */
+  halt(why: 'paused' | 'stopping'): void {
+    this.#halted ??= halted(why);
+  }
+
+  /** The relay's round that a pause or a stop cut short is over (or the operator resumed). */
+  unhalt(): void {
+    this.#halted = undefined;
+  }
+
   async call<T = unknown>(model: string, method: string, params?: Record<string, unknown>, options?: CallOptions): Promise<T> {
     this.#throwIfClosed(model, method);
     if (this.#active < this.#max) this.#active++;
@@ -83,7 +107,8 @@ export class CallLimit implements OdooApi {
       this.#throwIfClosed(model, method);
       return await this.#inner.call<T>(model, method, params, options);
     } catch (err) {
-      if (this.#closed === undefined && stopsTheLink(err)) this.#closed = { error: err, until: this.#mono() + (retryAfterOf(err) ?? 0), untilReopened: this.#holdUntilReopened };
+      // A call that was never sent (halted, or closed while it waited) says nothing of the link.
+      if (this.#closed === undefined && stopsTheLink(err) && !wasNotSent(err)) this.#closed = { error: err, until: this.#mono() + (retryAfterOf(err) ?? 0), untilReopened: this.#holdUntilReopened };
       throw err;
     } finally {
       const next = this.#waiting.shift();
@@ -94,14 +119,14 @@ export class CallLimit implements OdooApi {
 
   #throwIfClosed(model: string, method: string): void {
     const closed = this.#closed;
-    if (!closed) return;
-    if (!closed.untilReopened && this.#mono() >= closed.until) {
-      this.#closed = undefined;
+    if (closed && !closed.untilReopened && this.#mono() >= closed.until) this.#closed = undefined;
+    if (!this.#closed) {
+      if (this.#halted) throw notSent(this.#halted, { model, method });
       return;
     }
-    const err = notSent(closed.error, { model, method });
+    const err = notSent(this.#closed.error, { model, method });
     // What is left of the server's Retry-After, so the relay's back-off still honours it.
-    const left = Math.ceil(closed.until - this.#mono());
+    const left = Math.ceil(this.#closed.until - this.#mono());
     const details = (err as { details?: Record<string, unknown> }).details;
     if (details) {
       if (left > 0) details['retryAfterMs'] = left;
@@ -109,4 +134,23 @@ export class CallLimit implements OdooApi {
     }
     throw err;
   }
+}
+
+/**
+ * The failure of a call a pause or a stop kept from being sent (CallLimit.halt): a transient,
+ * whole-link failure to the rules (they stop and leave the rest, not charged), never sent; the
+ * relay tells it from a link failure (`isHalted`): the link is not reported down for it.
+ */
+function halted(why: 'paused' | 'stopping'): GatewayError {
+  const text = why === 'paused' ? 'not sent: sending to Odoo was paused by an operator' : 'not sent: the gateway is stopping';
+  return new GatewayError('GW_ODOO_TRANSIENT', text, { details: { failure: 'transient', linkDown: true, notSent: true, halted: why } });
+}
+
+/** A failure of a call that a pause or a stop kept from being sent (CallLimit.halt). */
+export function isHalted(err: unknown): boolean {
+  return err instanceof GatewayError && err.details?.['halted'] !== undefined;
+}
+
+function wasNotSent(err: unknown): boolean {
+  return err instanceof GatewayError && err.details?.['notSent'] === true;
 }

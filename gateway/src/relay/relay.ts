@@ -5,7 +5,7 @@ import type { Component, ComponentStatus } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
 import { AMBIGUOUS_SETTLE_MS, type GatewayStore, type Lease, type Outcome, type StoredEvent } from '../store/types.ts';
 import type { OdooLinkState, Telemetry } from '../telemetry.ts';
-import { CallLimit } from './call-limit.ts';
+import { CallLimit, isHalted } from './call-limit.ts';
 import { LastSuccessRecord, savedLastSuccess, savedLinkHold, saveLinkHold, type LinkHold } from './last-success.ts';
 import { savedPause, savePause } from './paused.ts';
 import type { OdooClientLike } from './odoo/odoo-client.ts';
@@ -208,6 +208,8 @@ export class Relay implements Component {
    * (#linkTrouble). A resume() does not cut it short.
    */
   #serverHoldUntil = 0;
+  /** A round is under way: a pause or a stop halts its calls not sent yet (CallLimit.halt). */
+  #inRound = false;
 
   constructor(options: RelayOptions) {
     this.#o = options;
@@ -280,6 +282,9 @@ export class Relay implements Component {
       return;
     }
     this.#status = 'stopping';
+    // The round under way sends nothing more: the calls already sent are answered and recorded
+    // before the deadline, the rest released unchanged (CallLimit.halt).
+    if (this.#inRound) this.#limited.halt('stopping');
     this.#wake?.();
     if (this.#loop) {
       let timer: NodeJS.Timeout | undefined;
@@ -296,16 +301,17 @@ export class Relay implements Component {
   }
 
   /**
-   * Admin: stop posting until resume(), across restarts too (paused.ts). In effect at once for the
-   * round under way: the batches already started finish and are recorded, and it starts no further
-   * batch or stage (its other events are released). A batch finishes whole: a chatter-note batch
-   * of many orders still posts its remaining notes (milestone-notes.ts stops early only on a link
-   * failure). Resolves once the store holds it.
+   * Admin: stop posting until resume(), across restarts too (paused.ts). In effect at once: the
+   * calls already sent to Odoo are answered and recorded; the round under way sends nothing more,
+   * inside a batch too (CallLimit.halt: a chatter-note batch of many orders stops after the notes
+   * in flight), starts no further batch or stage, and its events not sent are released unchanged
+   * (not charged, not ambiguous). Resolves once the store holds it.
    */
   pause(): Promise<void> {
     const saved = this.#savePause(true);
     if (this.#paused) return saved;
     this.#paused = true;
+    if (this.#inRound) this.#limited.halt('paused');
     this.#o.telemetry.emit('odoo.state', { state: 'paused' });
     return saved;
   }
@@ -315,6 +321,7 @@ export class Relay implements Component {
     const saved = this.#savePause(false);
     if (!this.#paused) return saved;
     this.#paused = false;
+    if (this.#running()) this.#limited.unhalt();
     // An operator resuming wants it tried now, though not before the time the server asked for
     // (#serverHoldUntil: before a restart or since, to a round, a pull or the connection). Before,
     // a 429 "Retry-After: 30" on the version check of a connection was forgotten by a resume,
@@ -421,7 +428,16 @@ export class Relay implements Component {
         await this.#sleep(idle);
         continue;
       }
-      const { trouble, retryAfterMs } = await this.#round(leases);
+      this.#inRound = true;
+      let round: { trouble: 'ok' | 'link' | 'auth' | 'no-answer'; retryAfterMs: number };
+      try {
+        round = await this.#round(leases);
+      } finally {
+        // A pause or a stop halted what was left of it: the next round's calls go (once resumed).
+        this.#inRound = false;
+        this.#limited.unhalt();
+      }
+      const { trouble, retryAfterMs } = round;
       if (trouble === 'auth') {
         this.#connected = false;
       } else if (trouble === 'link') {
@@ -598,6 +614,11 @@ export class Relay implements Component {
       await this.refreshReference();
     } catch (err) {
       this.#refOk = false;
+      if (isHalted(err)) {
+        // A pause or a stop cut it short: no news of the link; pulled again once the loop runs.
+        this.#refWait = 0;
+        return;
+      }
       this.#lastError = describeError(err);
       const failure = failureOf(err);
       if (failure === 'auth' || isLinkDown(err)) (this.#o.odoo as { noteFailure?: (e: unknown) => void }).noteFailure?.(err);
@@ -728,6 +749,8 @@ export class Relay implements Component {
     let retryAfterMs = 0;
     /** Odoo took something in this round (a batch that met no link trouble, with a result that is not a failure). */
     let answered = false;
+    /** A pause or a stop kept some of its calls from being sent (CallLimit.halt). */
+    let halted = false;
     for (;;) {
       // Stopping (stop()) or paused by an operator: no further stage. What was posted is recorded
       // below, the rest released unchanged. Before, the round went on stage after stage: past
@@ -777,6 +800,7 @@ export class Relay implements Component {
         while (next < batches.length && trouble === 'ok' && this.#posting()) {
           const batch = batches[next++]!;
           const { results, trouble: t, retryAfterMs: wait } = await this.#postBatch(ctx, batch);
+          if ([...results.values()].some((r) => !r.ok && isHalted(r.error))) halted = true;
           if (t === 'auth' || (t === 'link' && trouble === 'ok')) trouble = t;
           retryAfterMs = Math.max(retryAfterMs, wait);
           if (t === 'ok' && [...results.values()].some((r) => r.ok)) answered = true;
@@ -801,7 +825,7 @@ export class Relay implements Component {
     await Promise.all(states.map((st) => this.#complete(st.lease, st.outcomes, latency)));
     // Nothing resolved and no link trouble (a rule gave no answer): do not spin on the same heads.
     // (A round a stop or a pause cut short is no such case.)
-    const resolved = trouble !== 'ok' || !this.#posting() || states.some((st) => st.outcomes.length > 0);
+    const resolved = trouble !== 'ok' || halted || !this.#posting() || states.some((st) => st.outcomes.length > 0);
     // Re-check after consumption, at most every stockWatchIntervalMs; a round within the interval
     // leaves the check owed (#housekeeping runs it once the interval has passed). Before, it was
     // skipped for good: stock crossing its minimum then raised no breach until the next pull.
@@ -843,7 +867,9 @@ export class Relay implements Component {
     let trouble: 'ok' | 'link' | 'auth' = 'ok';
     let retryAfterMs = 0;
     for (const r of results.values()) {
-      if (r.ok) continue;
+      // Not sent because of a pause or a stop (CallLimit.halt): released as never sent, and no
+      // news of the link (reported down, it would be connected again after the resume).
+      if (r.ok || isHalted(r.error)) continue;
       if (failureOf(r.error) === 'auth') trouble = 'auth';
       else if (isLinkDown(r.error) && trouble === 'ok') trouble = 'link';
       if (isLinkDown(r.error)) retryAfterMs = Math.max(retryAfterMs, retryAfterOf(r.error) ?? 0);

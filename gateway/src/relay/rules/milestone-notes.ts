@@ -95,9 +95,9 @@ export const milestoneNotesRule: PostingRule = {
     // message_post acts on one record: one call per order, a few in parallel (bounded so a large
     // batch does not queue behind the HTTP agent's sockets and time out there).
     const queue = [...bySo];
-    // The link failed (unreachable, 429 with Retry-After, credentials refused): no further note is
-    // posted, and the orders not noted yet are left for the round after the back-off (released,
-    // not charged). Before, the workers took the next order after any failure: a 429 on the first
+    // The link failed (unreachable, 429 with Retry-After, credentials refused), or an operator's
+    // pause or a stop halted the call limit: no further note is posted, and the orders not noted
+    // yet are left for a later round (released, not charged). Before, the workers took the next order after any failure: a 429 on the first
     // note was followed by every other note of the batch (test/e2e/outage-night-audit.test.ts).
     let linkFailure: { error: unknown } | undefined;
     const post = async ([soId, items]: [number, StoredEvent[]]): Promise<void> => {
