@@ -364,6 +364,9 @@ class TrayApp {
         if (state === 'offline') void this.#recheckGatewayId(client);
       }
     } else if (topic.endsWith('/alerts') && !retained) {
+      // Live alerts only (RETAIN 0). The topic is retained (DESIGN.md §5): the broker hands each
+      // subscription the gateway's last alert (RETAIN 1), however old, and of a gateway stopped
+      // since; what the tray missed it takes from the status's `recentAlerts` (#notifyMissedAlarms).
       const alert = body as TrayAlert | undefined;
       if (!alert || typeof alert.code !== 'string') return;
       if (this.#gatewayId !== undefined) {
@@ -479,7 +482,8 @@ class TrayApp {
     for (const alert of changes.appeared) if (!this.#liveAlertKeys.has(alertKey(alert))) this.#onAlert(alert);
     this.#liveAlertKeys.clear();
     // The one-off alerts raised while the tray was not listening (with the embedded broker, all of
-    // the gateway's start-up): the status lists the recent ones, the alerts topic is not retained.
+    // the gateway's start-up): the status lists the recent ones; the alerts topic keeps only the
+    // last one (retained), which the tray does not notify.
     const missed = missedAlerts(this.#seenAlerts, status);
     this.#seenAlerts = missed.seen;
     for (const alert of missed.missed) this.#onAlert(alert);

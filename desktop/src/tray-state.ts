@@ -372,9 +372,10 @@ export function alertIdentity(alert: Pick<TrayAlert, 'at' | 'code' | 'endpoint'>
 
 /**
  * The gateway's one-off alerts (`recentAlerts`) that the tray has not handled yet (`seen`: their
- * identities, those that arrived live among them): an alert goes to whoever listens when it is
- * raised, and the alerts topic is not retained, so one raised while the tray was not connected —
- * with the embedded broker, every alert of the gateway's start-up — was never notified. `missed`
+ * identities, those that arrived live among them): an alert goes live to whoever listens when it
+ * is raised, and the alerts topic keeps only the last one retained (which the tray does not
+ * notify), so one raised while the tray was not connected — with the embedded broker, every alert
+ * of the gateway's start-up — was never notified. `missed`
  * are those, oldest first, raised at most MISSED_ALERT_MAX_AGE_MS before the status and not
  * cleared since (a `<CODE>_CLEARED` listed after it); `_CLEARED` ones themselves are not. `seen`
  * comes back as the identities the status lists (kept to what the gateway still lists).

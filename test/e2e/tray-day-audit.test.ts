@@ -12,7 +12,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileWriter, getJson, startGatewayProcess, until, type GatewayProcess } from '../fixtures/gateway-process.ts';
-import { freePort, refusedPort, useMosquitto } from '../fixtures/status/harness.ts';
+import { freePort, hl7Message, mosquittoSubLines, openStore, refusedPort, useMosquitto } from '../fixtures/status/harness.ts';
 import { clickMenu, powerEvent, resetScreen, screen, useChromium } from '../fixtures/tray/electron-stand-in.ts';
 import { CHROMIUM_FLAGS } from '../fixtures/chromium.ts';
 
@@ -395,5 +395,82 @@ describe('two gateways on the site broker', () => {
     await until('its analyzer shown down', () => /au-1/.test(tooltip()) || undefined, 30_000).catch(() => undefined);
     expect(tooltip()).toMatch(/au-1/);
     expect(icon()).toBe('degraded');
+  });
+});
+
+/** Data stored 400 days before today in the site's store: the gateway's start raises CLOCK_AHEAD_OF_STORED_DATA, a one-off alert. */
+async function storedLongAgo(): Promise<void> {
+  vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true, now: Date.now() - 400 * 86_400_000 });
+  try {
+    const store = await openStore(path.join(dir, 'data'));
+    await store.commit(hl7Message(undefined, 'BEFORE-REPAIR'), []);
+    await store.close();
+  } finally {
+    vi.useRealTimers();
+  }
+}
+
+describe('the last alert kept on the alerts topic', () => {
+  const broker = useMosquitto('tray-alerts-');
+
+  /**
+   * User sees: the alerts topic is retained (DESIGN.md §5), so the site's Mosquitto hands every
+   * new subscriber the gateway's last alert — here "the system clock is … past the newest data",
+   * raised when the gateway started and long since dealt with, the gateway since stopped for the
+   * night. A technician logging in must not get it popped up as news each morning: the tray
+   * notifies live alerts (RETAIN 0) only, a retained copy (RETAIN 1) is an old one.
+   * Promise: desktop/README.md "desktop notifications for new alerts"; "The last status of a
+   * stopped or dead gateway notifies nothing".
+   */
+  it('a tray connecting after the alert does not notify the retained copy', async () => {
+    await storedLongAgo();
+    const statusPort = await freePort();
+    const s: Site = {
+      gatewayUrl: `http://127.0.0.1:${statusPort}`,
+      mqttUrl: `mqtt://127.0.0.1:${broker.port}`,
+      config: await file(
+        [
+          'gateway: { id: tray-kept, dataDir: ' + path.join(dir, 'data') + ' }',
+          'hl7: [ { id: lis, listen: { host: 127.0.0.1, port: 0 } } ]',
+          `mqtt: { broker: 'mqtt://127.0.0.1:${broker.port}', publishIntervalMs: 2000 }`,
+          `status: { listen: { host: 127.0.0.1, port: ${statusPort} } }`,
+          '',
+        ].join('\n'),
+      ),
+    };
+    const g = await startGateway(s);
+    // The broker holds the alert retained (what the tray is handed when it subscribes).
+    const kept = await until('the clock alert retained on the broker', async () => {
+      const lines = await mosquittoSubLines(broker.port, 'lab-gateway/tray-kept/alerts', ['-C', '1', '-W', '2']);
+      return lines.find((l) => l.retained && l.payload.includes('CLOCK_AHEAD_OF_STORED_DATA'));
+    });
+    expect(kept.retained).toBe(true);
+    await g.stop(); // graceful: the alert stays retained, availability says offline
+
+    await startTray(s);
+    await until('the tray read the retained topics', () => /not running|stopped/.test(tooltip()) && tooltip(), 10_000);
+    await new Promise((r) => setTimeout(r, 3000)); // every retained copy has arrived
+    expect(icon()).toBe('offline');
+    expect(shown()).toEqual([]);
+  });
+});
+
+describe('a one-off alert of the start-up, the tray started after it', () => {
+  /**
+   * User sees: the gateway box came back from a repair with its date a year ahead; its start-up
+   * said so (CLOCK_AHEAD_OF_STORED_DATA) before any tray could be connected to its embedded
+   * broker. The technician's tray, started a minute later, gets that alert twice over: as the
+   * alerts topic's retained copy and in the status's `recentAlerts`. It notifies it once, from the
+   * status (desktop/README.md "the tray notifies each it was not told of live, once").
+   */
+  it('is notified once, from the status', async () => {
+    await storedLongAgo();
+    const s = await site('tray-clock');
+    const g = await startGateway(s);
+    await until('the clock alert raised', () => g.err().includes('"code":"CLOCK_AHEAD_OF_STORED_DATA"'), 20_000);
+    await startTray(s);
+    await until('a notification', () => shown().length > 0, 15_000);
+    await new Promise((r) => setTimeout(r, 5000)); // a few status publishes (every 2 s) and the retained alert
+    expect(shown()).toEqual([expect.stringMatching(/clock/i)]);
   });
 });

@@ -73,7 +73,9 @@ describe('MQTT status with the embedded broker (aedes)', () => {
     expect(JSON.parse(byTopic.get('lab-gateway/lab-mq/endpoints/xn-1')!.payload)).toMatchObject({ id: 'xn-1', kind: 'astm', role: 'analyzer' });
   });
 
-  it('an mqtt client sees a live state change on the status topic and a non-retained alert', async () => {
+  // The alerts topic is retained (DESIGN.md §5; status-alerts-retained-audit.test.ts): a client
+  // subscribed when an alert is raised still gets it live, with RETAIN 0 (MQTT 3.1.1 §3.3.1.3).
+  it('an mqtt client sees a live state change on the status topic and a live alert (RETAIN 0)', async () => {
     const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`);
     const statuses: Array<{ health: string; healthReasons: Array<{ code: string; message: string }> }> = [];
     const alerts: Array<{ payload: { code: string; message: string }; retain: boolean }> = [];

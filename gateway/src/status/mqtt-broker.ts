@@ -83,8 +83,9 @@ export const MAX_TOPIC_FILTER_BYTES = 1024;
 /**
  * How long a persistent session (clean session 0) is kept for a client that does not come back:
  * 7 days, a dashboard's week of holiday. A client back later starts a new session (CONNACK session
- * present 0) and subscribes again, receiving the retained state at once (§3.3.1.3); only the alerts
- * of its week away are lost, which the status's `recentAlerts` and `healthReasons` summarise.
+ * present 0) and subscribes again, receiving the retained state at once (§3.3.1.3) and the last
+ * alert; the other alerts of its week away are lost, which the status's `recentAlerts` and
+ * `healthReasons` summarise.
  */
 export const PERSISTENT_SESSION_EXPIRY_MS = 7 * 24 * 3600 * 1000;
 

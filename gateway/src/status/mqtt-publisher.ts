@@ -9,8 +9,9 @@ import { publisherClientId, topics, type AvailabilityPayload } from './mqtt-topi
 
 /**
  * Publishes the status model over MQTT (DESIGN.md §5 topics): the retained status and endpoint
- * topics on change (coalesced: at most one publish per `coalesceMs`) and on an interval, alerts
- * non-retained, and the retained availability topic with a Last Will `offline`.
+ * topics on change (coalesced: at most one publish per `coalesceMs`) and on an interval, each alert
+ * as it is raised (retained too: the last one), and the retained availability topic with a Last
+ * Will `offline`.
  *
  * It is an ordinary MQTT client — of the embedded broker over loopback, or of an external broker
  * (Mosquitto, EMQX). With an external broker the Last Will reaches subscribers even after kill -9
@@ -424,8 +425,16 @@ export class MqttStatusPublisher implements Component {
     for (const a of this.#alertBuffer.splice(0)) this.#publishAlert(a);
   }
 
+  /**
+   * An alert, retained (DESIGN.md §5 lists the alerts topic among the retained ones) at QoS 1: a
+   * subscriber connected then gets it live (RETAIN 0), one that subscribes later gets the last
+   * alert as the broker's retained copy (RETAIN 1, MQTT 3.1.1 §3.3.1.3), dated by its `at`. The
+   * tray does not notify such a copy (the status's `recentAlerts` tells it what it missed). It is
+   * kept at a graceful stop and however old it gets: it is this gateway's last alert, and says
+   * when it was raised; the next alert replaces it.
+   */
   #publishAlert(alert: StatusAlert): void {
     this.published++;
-    this.#client?.publish(this.#t.alerts, JSON.stringify({ gatewayId: this.#o.gatewayId, ...alert }), { qos: 1, retain: false });
+    this.#client?.publish(this.#t.alerts, JSON.stringify({ gatewayId: this.#o.gatewayId, ...alert }), { qos: 1, retain: true });
   }
 }

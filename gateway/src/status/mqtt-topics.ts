@@ -4,7 +4,8 @@
  * - `lab-gateway/<gatewayId>/status`          retained: the `GET /api/status` body
  * - `lab-gateway/<gatewayId>/endpoints/<id>`  retained: one endpoint (LIS link or analyzer), with
  *   `generatedAt`, when it was published (a consumer dates a state left after a kill -9)
- * - `lab-gateway/<gatewayId>/alerts`          not retained: one alert per message
+ * - `lab-gateway/<gatewayId>/alerts`          retained: one alert per message, the last one kept;
+ *   a subscriber tells the retained copy (RETAIN 1) from a live alert (RETAIN 0), and it by its `at`
  * - `lab-gateway/<gatewayId>/availability`    retained: `{"state":"online"|"offline",…}`; the
  *   Last Will of the gateway's broker connection publishes `offline` here when the process dies.
  */

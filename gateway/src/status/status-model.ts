@@ -184,8 +184,8 @@ export interface ApiStatus {
    * RECENT_ALERTS (the clock far ahead of the stored data at start-up, another Odoo target, Odoo
    * upgraded, a refused order download, …; each message shown as a reason is: one line, names
    * masked). Not the health reasons' alerts: `healthReasons` shows those while they last. The
-   * alerts topic is not retained: a subscriber that connects after an alert (with the embedded
-   * broker, every subscriber of an alert raised at start-up) reads it here.
+   * alerts topic keeps only the last alert (retained): a subscriber that connects after alerts
+   * (with the embedded broker, every subscriber of those raised at start-up) reads them here.
    */
   recentAlerts: StatusAlert[];
 }

@@ -292,7 +292,7 @@
     $('tab-sandbox').hidden = !s.sandbox;
 
     // The gateway's one-off alerts (a clock set wrong at start-up, another Odoo, …): said once on
-    // the MQTT alerts topic, to whoever listened then; here for whoever looks later.
+    // the MQTT alerts topic (which keeps only the last); here, the recent ones, for whoever looks later.
     const recent = Array.isArray(s.recentAlerts) ? s.recentAlerts : [];
     $('alerts-card').hidden = recent.length === 0;
     $('recent-alerts').replaceChildren(...recent.map((a) => el('li', { 'data-code': a.code },
