@@ -3,33 +3,21 @@
  * the gateway answers in its own E1381 session. Real gateway (real LevelDB in a temp dir), the LIS
  * order sent over real MLLP, the analyzer simulated over a real TCP socket (test/fixtures).
  */
-import type net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Gateway } from '../../gateway/src/gateway.ts';
-import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
-import type { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
-import { startTestGateway } from '../fixtures/gateway.ts';
-import { connectAnalyzer, nextSession, orderRecords, orm } from '../fixtures/order-download.ts';
+import { nextSession, orderRecords, orm, startHostQueryRig, type HostQueryRig } from '../fixtures/order-download.ts';
 
 const GENEXPERT = { id: 'gx-1', profile: 'cepheid-genexpert', tcp: { listen: { host: '127.0.0.1', port: 0 } } };
 
 describe('GeneXpert host query naming the test it wants (Q.5)', () => {
-  let gateway: Gateway;
-  let stop: () => Promise<void>;
-  let lis: MllpClient;
-  let analyzer: { sim: AnalyzerSim; socket: net.Socket };
+  let lis: HostQueryRig['lis'];
+  let analyzer: HostQueryRig['analyzer'];
+  let close: HostQueryRig['close'];
 
   beforeAll(async () => {
-    ({ gateway, stop } = await startTestGateway('hq-gx', { analyzers: [GENEXPERT] }));
-    lis = await MllpClient.connect({ host: '127.0.0.1', port: gateway.addresses().hl7.lis!.port });
-    analyzer = await connectAnalyzer(gateway, GENEXPERT.id);
+    ({ lis, analyzer, close } = await startHostQueryRig('hq-gx', [GENEXPERT]));
   });
 
-  afterAll(async () => {
-    analyzer?.socket.destroy();
-    await lis?.close();
-    await stop?.();
-  });
+  afterAll(() => close?.());
 
   /**
    * What the user sees: the LIS ordered Xpert MTB/RIF Ultra (MTBRIF-MTB) for tube TB-Q5-1. The

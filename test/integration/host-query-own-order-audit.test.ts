@@ -13,58 +13,27 @@
  * only what the other patient's order asked for is left for a human to sort out, and the lab is
  * told (ACCESSION_COLLISION).
  */
-import type net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CanonicalEvent } from '../../gateway/src/events/types.ts';
-import type { Gateway } from '../../gateway/src/gateway.ts';
-import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
-import type { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
-import { startTestGateway } from '../fixtures/gateway.ts';
-import { connectAnalyzer, nextSession, orderRecords } from '../fixtures/order-download.ts';
+import { msa, nextSession, omlOnTube as oml, orderRecords, startHostQueryRig, type HostQueryRig } from '../fixtures/order-download.ts';
 
 const CHEM = { id: 'chem-1', profile: 'generic-astm', tcp: { listen: { host: '127.0.0.1', port: 0 } } };
 
-const msa = (reply: Buffer): string =>
-  reply
-    .toString('latin1')
-    .split(/\r|\n/)
-    .find((l) => l.startsWith('MSA|')) ?? '';
-
-/** An OML^O21 of `accession` for `test` on tube `tube`, for patient `mrn`. */
-const oml = (controlId: string, accession: string, test: string, tube: string, mrn: string): Buffer =>
-  Buffer.from(
-    [
-      `MSH|^~\\&|LIS|LAB|GW|LAB|20261206080000||OML^O21^OML_O21|${controlId}|P|2.5.1`,
-      `PID|1||${mrn}^^^LAB^MR`,
-      `ORC|NW|${accession}||||||||20261206075500|||||||||||CLINIC-A`,
-      `OBR|1|${accession}||${test}^${test}^L`,
-      `SPM|1|${tube}||SER^Serum^HL70487|||||||||||||20261206070000|20261206073000`,
-      '',
-    ].join('\r'),
-    'latin1',
-  );
-
 describe("a tube carrying its order's number that another patient's order names too", () => {
-  let gateway: Gateway;
-  let stop: () => Promise<void>;
-  let lis: MllpClient;
-  let analyzer: { sim: AnalyzerSim; socket: net.Socket };
+  let gateway: HostQueryRig['gateway'];
+  let lis: HostQueryRig['lis'];
+  let analyzer: HostQueryRig['analyzer'];
+  let close: HostQueryRig['close'];
   const alerts: Array<{ code: string; message: string }> = [];
 
   beforeAll(async () => {
-    ({ gateway, stop } = await startTestGateway('hq-own-order', { analyzers: [CHEM] }));
+    ({ gateway, lis, analyzer, close } = await startHostQueryRig('hq-own-order', [CHEM]));
     gateway.telemetry.on('alert', (a: { code: string; message: string }) => alerts.push(a));
-    lis = await MllpClient.connect({ host: '127.0.0.1', port: gateway.addresses().hl7.lis!.port });
-    analyzer = await connectAnalyzer(gateway, CHEM.id);
     expect(msa(await lis.send(oml('OW-1', 'ACC-A', 'ALT', 'ACC-A', 'MRN-1')))).toBe('MSA|AA|OW-1');
     expect(msa(await lis.send(oml('OW-2', 'ACC-C', 'GLU', 'ACC-A', 'MRN-2')))).toBe('MSA|AA|OW-2');
   });
 
-  afterAll(async () => {
-    analyzer?.socket.destroy();
-    await lis?.close();
-    await stop?.();
-  });
+  afterAll(() => close?.());
 
   it("the host query for the tube answers its own order's tests, not the other patient's", async () => {
     await analyzer.sim.sendMessage(['H|\\^&|||CHEM^1|||||LIS||P|1|20261206090000', 'Q|1|^ACC-A||ALL||||||||O', 'L|1|N']);

@@ -23,25 +23,14 @@ import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
 import type { StoredEvent } from '../../gateway/src/store/types.ts';
 import type { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
 import { startTestGateway } from '../fixtures/gateway.ts';
-import { connectAnalyzer } from '../fixtures/order-download.ts';
+import { connectAnalyzer, omlOnTube } from '../fixtures/order-download.ts';
 import { waitFor } from '../fixtures/relay/helpers.ts';
 
 const CHEM = { id: 'chem-1', profile: 'generic-astm', tcp: { listen: { host: '127.0.0.1', port: 0 } } };
 const BS = { id: 'bs-1', profile: 'mindray-bs-series', tcp: { listen: { host: '127.0.0.1', port: 0 } } };
 
 /** An OML^O21 of `accession` for `test` on tube `tube`. */
-const oml = (controlId: string, accession: string, test: string, tube: string): Buffer =>
-  Buffer.from(
-    [
-      `MSH|^~\\&|LIS|LAB|GW|LAB|20261206080000||OML^O21^OML_O21|${controlId}|P|2.5.1`,
-      'PID|1||MRN-RD^^^LAB^MR',
-      `ORC|NW|${accession}||||||||20261206075500|||||||||||CLINIC-A`,
-      `OBR|1|${accession}||${test}^${test}^L`,
-      `SPM|1|${tube}||SER^Serum^HL70487|||||||||||||20261206070000|20261206073000`,
-      '',
-    ].join('\r'),
-    'latin1',
-  );
+const oml = (controlId: string, accession: string, test: string, tube: string): Buffer => omlOnTube(controlId, accession, test, tube, 'MRN-RD');
 
 /** Mindray BS test numbers of the mindray-bs-series profile. */
 const BS_TEST = { ALT: '1', GLU: '3', CREA: '4' } as const;

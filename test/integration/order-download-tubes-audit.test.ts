@@ -17,16 +17,11 @@ import type { Gateway } from '../../gateway/src/gateway.ts';
 import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
 import type { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
 import { startTestGateway } from '../fixtures/gateway.ts';
-import { connectAnalyzer, nextSession, orderRecords, orm } from '../fixtures/order-download.ts';
+import { connectAnalyzer, msa, nextSession, orderRecords, orm } from '../fixtures/order-download.ts';
 
 const CHEM = { id: 'chem-1', profile: 'generic-astm', tcp: { listen: { host: '127.0.0.1', port: 0 } }, pushOrders: true };
 
 const hl7 = (...segments: string[]): Buffer => Buffer.from(segments.join('\r') + '\r', 'latin1');
-const msa = (reply: Buffer): string =>
-  reply
-    .toString('latin1')
-    .split(/\r|\n/)
-    .find((l) => l.startsWith('MSA|')) ?? '';
 
 /** An OML^O21 of one accession with one test per tube: `[test, tube]` pairs. */
 function twoTubeOrder(controlId: string, accession: string, lines: Array<[string, string]>, orderControl = 'NW'): Buffer {
