@@ -1,13 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { launchChromium } from '../fixtures/chromium.ts';
-import { Telemetry } from '../../gateway/src/telemetry.ts';
+import { useChromium } from '../fixtures/chromium.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
 import { StatusServer } from '../../gateway/src/status/http-server.ts';
-import type { EventStore } from '../../gateway/src/store/event-store.ts';
-import { freePort, makeConfig, makeDeadLetter, openStore, tempDir } from '../fixtures/status/harness.ts';
+import { freePort, makeConfig, makeDeadLetter, useStatusServer } from '../fixtures/status/harness.ts';
 
 /**
  * Audit of the status page as a technician sees it, in real Chromium: what it shows for values
@@ -18,44 +15,28 @@ const XSS_ID = 'xn-<img src=x onerror="window.__pwned=1">';
 const XSS_TEXT = '<script>window.__pwned=2</script><b>bold</b>';
 
 describe('status page audit in real Chromium', () => {
-  const tmp = tempDir('page-audit-');
-  let store: EventStore;
-  const telemetry = new Telemetry();
-  let server: StatusServer;
-  let browser: Browser;
+  const rig = useStatusServer('page-audit-', {
+    config: (dir) => {
+      const tokenFile = path.join(dir, 'admin.token');
+      writeFileSync(tokenFile, 'page-audit-token');
+      return makeConfig(path.join(dir, 'data'), { id: 'lab-audit', status: { adminTokenFile: tokenFile } });
+    },
+    server: () => ({ version: '0.1.0' }),
+  });
+  const { telemetry } = rig;
   let url: string;
-  const contexts: BrowserContext[] = [];
 
-  async function newPage(): Promise<Page> {
-    const context = await browser.newContext({ viewport: { width: 1024, height: 600 }, locale: 'en-GB', timezoneId: 'Europe/Berlin' });
-    contexts.push(context);
-    return context.newPage();
-  }
-
-  beforeAll(async () => {
-    const tokenFile = path.join(tmp.dir, 'admin.token');
-    writeFileSync(tokenFile, 'page-audit-token');
-    const config = makeConfig(path.join(tmp.dir, 'data'), { id: 'lab-audit', status: { adminTokenFile: tokenFile } });
-    store = await openStore(config.gateway.dataDir);
-    server = new StatusServer({ config, store, telemetry, log: silentLogger, version: '0.1.0', startedAt: new Date().toISOString(), processMetrics: false });
-    await server.start();
-    url = server.url();
+  beforeAll(() => {
+    url = rig.url;
     telemetry.emit('endpoint.state', { endpoint: 'lis', kind: 'hl7', state: 'listening', connections: 1 });
-    browser = await launchChromium();
   });
 
-  afterAll(async () => {
-    for (const c of contexts) await c.close().catch(() => undefined);
-    await browser?.close();
-    await server?.stop();
-    await store?.close();
-    tmp.cleanup();
-  });
+  const { newPage } = useChromium();
 
   it('shows endpoint ids, reasons, Odoo errors and dead-letter reasons as text, never as markup', async () => {
     telemetry.emit('endpoint.state', { endpoint: XSS_ID, kind: 'astm', state: 'error', connections: 0, detail: XSS_TEXT });
     telemetry.emit('odoo.state', { state: 'auth-failed', lastError: XSS_TEXT });
-    await makeDeadLetter(store, 'AUDIT-XSS', XSS_TEXT);
+    await makeDeadLetter(rig.store, 'AUDIT-XSS', XSS_TEXT);
     const page = await newPage();
     await page.goto(url);
     await page.waitForSelector('#state[data-health="degraded"]');
@@ -105,9 +86,9 @@ describe('status page audit in real Chromium', () => {
 
   it('comes back by itself when the gateway restarts on the same address', async () => {
     const port = await freePort();
-    const config = makeConfig(path.join(tmp.dir, 'data'), { id: 'lab-restart', status: { listen: { host: '127.0.0.1', port } } });
+    const config = makeConfig(path.join(rig.dir, 'data'), { id: 'lab-restart', status: { listen: { host: '127.0.0.1', port } } });
     const start = async (): Promise<StatusServer> => {
-      const s = new StatusServer({ config, store, telemetry, log: silentLogger, version: '0.1.0', startedAt: new Date().toISOString(), processMetrics: false });
+      const s = new StatusServer({ config, store: rig.store, telemetry, log: silentLogger, version: '0.1.0', startedAt: new Date().toISOString(), processMetrics: false });
       await s.start();
       return s;
     };

@@ -1,12 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import path from 'node:path';
-import { type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { launchChromium } from '../fixtures/chromium.ts';
+import { useChromium } from '../fixtures/chromium.ts';
 import { Telemetry } from '../../gateway/src/telemetry.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
 import { StatusServer } from '../../gateway/src/status/http-server.ts';
 import type { EventStore } from '../../gateway/src/store/event-store.ts';
-import { freePort, makeConfig, openStore, tempDir } from '../fixtures/status/harness.ts';
+import { freePort, makeConfig, openStore, tempDir, useStatusServer } from '../fixtures/status/harness.ts';
 
 /**
  * The status page left open on the lab's wall screen through a gateway outage, in real Chromium:
@@ -16,26 +15,17 @@ describe('status page through a gateway outage', () => {
   const tmp = tempDir('page-outage-');
   let store: EventStore;
   const telemetry = new Telemetry();
-  let browser: Browser;
-  const contexts: BrowserContext[] = [];
-
-  async function newPage(): Promise<Page> {
-    const context = await browser.newContext({ viewport: { width: 1024, height: 600 }, locale: 'en-GB', timezoneId: 'Europe/Berlin' });
-    contexts.push(context);
-    return context.newPage();
-  }
 
   beforeAll(async () => {
     store = await openStore(path.join(tmp.dir, 'data'));
-    browser = await launchChromium();
   });
 
   afterAll(async () => {
-    for (const c of contexts) await c.close().catch(() => undefined);
-    await browser?.close();
     await store?.close();
     tmp.cleanup();
   });
+
+  const { newPage } = useChromium();
 
   async function startServer(port: number): Promise<StatusServer> {
     const config = makeConfig(path.join(tmp.dir, 'data'), { id: 'lab-outage', status: { listen: { host: '127.0.0.1', port } } });
@@ -91,26 +81,9 @@ describe('status page through a gateway outage', () => {
 });
 
 describe('status page read with a screen reader', () => {
-  const tmp = tempDir('page-live-');
-  let store: EventStore;
-  const telemetry = new Telemetry();
-  let server: StatusServer;
-  let browser: Browser;
-
-  beforeAll(async () => {
-    store = await openStore(path.join(tmp.dir, 'data'));
-    const config = makeConfig(path.join(tmp.dir, 'data'), { id: 'lab-live' });
-    server = new StatusServer({ config, store, telemetry, log: silentLogger, version: '0.1.0', startedAt: new Date().toISOString(), processMetrics: false });
-    await server.start();
-    browser = await launchChromium();
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await server?.stop();
-    await store?.close();
-    tmp.cleanup();
-  });
+  const rig = useStatusServer('page-live-', { config: (dir) => makeConfig(path.join(dir, 'data'), { id: 'lab-live' }), server: () => ({ version: '0.1.0' }) });
+  const { telemetry } = rig;
+  const chromium = useChromium();
 
   /**
    * User sees (hears): the state banner is a polite live region read as a whole (aria-atomic), so
@@ -124,10 +97,10 @@ describe('status page read with a screen reader', () => {
   it('the live state banner is left untouched while the state stays the same', async () => {
     telemetry.emit('endpoint.state', { endpoint: 'lis', kind: 'hl7', state: 'listening', connections: 1 });
     telemetry.emit('endpoint.state', { endpoint: 'xn-1', kind: 'astm', state: 'connected', connections: 1 });
-    const page = await browser.newPage();
+    const page = await chromium.browser.newPage();
     try {
       await page.clock.install();
-      await page.goto(server.url());
+      await page.goto(rig.url);
       await page.waitForSelector('#state[data-health="ok"]');
       await page.evaluate(() => {
         const w = window as unknown as { __liveChanges: number };

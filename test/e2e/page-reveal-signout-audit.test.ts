@@ -1,39 +1,21 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { type Browser } from 'playwright-core';
-import { launchChromium } from '../fixtures/chromium.ts';
-import { Telemetry } from '../../gateway/src/telemetry.ts';
-import { silentLogger } from '../../gateway/src/log.ts';
-import { StatusServer } from '../../gateway/src/status/http-server.ts';
-import type { EventStore } from '../../gateway/src/store/event-store.ts';
-import { makeConfig, makeDeadLetter, openStore, tempDir } from '../fixtures/status/harness.ts';
+import { useChromium } from '../fixtures/chromium.ts';
+import { makeConfig, makeDeadLetter, useStatusServer } from '../fixtures/status/harness.ts';
 
 const TOKEN = 'reveal-signout-token-17';
 
 describe('status page: names revealed by an administrator', () => {
-  const tmp = tempDir('page-reveal-');
-  let store: EventStore;
-  const telemetry = new Telemetry();
-  let server: StatusServer;
-  let browser: Browser;
-
-  beforeAll(async () => {
-    const tokenFile = path.join(tmp.dir, 'admin.token');
-    writeFileSync(tokenFile, TOKEN);
-    const config = makeConfig(path.join(tmp.dir, 'data'), { id: 'lab-reveal', status: { adminTokenFile: tokenFile } });
-    store = await openStore(config.gateway.dataDir);
-    server = new StatusServer({ config, store, telemetry, log: silentLogger, version: '0.1.0', startedAt: new Date().toISOString(), processMetrics: false });
-    await server.start();
-    browser = await launchChromium();
+  const rig = useStatusServer('page-reveal-', {
+    config: (dir) => {
+      const tokenFile = path.join(dir, 'admin.token');
+      writeFileSync(tokenFile, TOKEN);
+      return makeConfig(path.join(dir, 'data'), { id: 'lab-reveal', status: { adminTokenFile: tokenFile } });
+    },
+    server: () => ({ version: '0.1.0' }),
   });
-
-  afterAll(async () => {
-    await browser?.close();
-    await server?.stop();
-    await store?.close();
-    tmp.cleanup();
-  });
+  const chromium = useChromium();
 
   /**
    * User sees: the lab manager signs in on the bench PC's status page, reveals the names of one
@@ -44,10 +26,10 @@ describe('status page: names revealed by an administrator', () => {
    * them unmasked, audited — not the next person at a signed-out page.
    */
   it('signing out masks the names it revealed again', async () => {
-    const { messageId } = await makeDeadLetter(store, 'REVEAL-1');
-    const page = await browser.newPage();
+    const { messageId } = await makeDeadLetter(rig.store, 'REVEAL-1');
+    const page = await chromium.browser.newPage();
     try {
-      await page.goto(server.url());
+      await page.goto(rig.url);
       await page.click('#tab-admin');
       await page.fill('#admin-token', TOKEN);
       await page.click('#admin-form button[type="submit"]');
