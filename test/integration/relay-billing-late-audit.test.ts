@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { StoredEvent } from '../../gateway/src/store/types.ts';
 import type { OdooEmulator } from '../odoo-emulator/index.ts';
-import { billingRig, invoices, orm, oru, productCode, saleLines, saleOrders } from '../fixtures/relay/billing-rig.ts';
+import { billed, billingRig, deadReasons, invoices, openLines, orm, oru, productCode, saleLines, saleOrders } from '../fixtures/relay/billing-rig.ts';
 
 /**
  * Billing when the LIS's messages come late: real HL7 through the LIS normalizer, the gateway's
@@ -10,19 +9,6 @@ import { billingRig, invoices, orm, oru, productCode, saleLines, saleOrders } fr
  * exactly once, never a cancelled one"): a cancelled test is never billed, a done test is never
  * left unbilled, however late a message comes.
  */
-
-/** Every customer-invoice line billed for the accession (invoices not cancelled). */
-function billed(emu: OdooEmulator, accession: string): string[] {
-  const ids = invoices(emu, accession).filter((m) => m['state'] !== 'cancel').map((m) => m.id);
-  return emu
-    .records('account.move.line', [['move_id', 'in', ids]], { fields: ['product_id', 'display_type'] })
-    .filter((l) => !l['display_type'] || l['display_type'] === 'product')
-    .map((l) => productCode(emu, l['product_id']))
-    .sort();
-}
-
-const openLines = (emu: OdooEmulator, accession: string): string[] => saleLines(emu, accession).filter((l) => l.qty > 0).map((l) => l.code).sort();
-const deadReasons = (evs: StoredEvent[]): string[] => evs.filter((e) => e.state === 'dead').map((e) => `${e.event.type}: ${e.deadReason ?? e.lastError ?? ''}`);
 
 describe('a cancellation that comes long before its order', () => {
   /**

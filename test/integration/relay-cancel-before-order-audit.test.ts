@@ -1,7 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { StoredEvent } from '../../gateway/src/store/types.ts';
-import type { OdooEmulator } from '../odoo-emulator/index.ts';
-import { billingRig, invoices, orm, oru, productCode, saleLines, saleOrders } from '../fixtures/relay/billing-rig.ts';
+import { billed, billingRig, deadReasons, openLines, orm, oru, saleLines, saleOrders } from '../fixtures/relay/billing-rig.ts';
 
 /**
  * A cancellation that reaches the gateway before the order it cancels: the LIS replays its queue
@@ -11,20 +9,6 @@ import { billingRig, invoices, orm, oru, productCode, saleLines, saleOrders } fr
  * The promise: a cancelled test is never billed, a done test is never left unbilled
  * (DESIGN.md §3, relay/README.md "Billing: each test exactly once, never a cancelled one").
  */
-
-/** Every customer-invoice line billed for the accession (invoices not cancelled). */
-function billed(emu: OdooEmulator, accession: string): string[] {
-  const ids = invoices(emu, accession).filter((m) => m['state'] !== 'cancel').map((m) => m.id);
-  return emu
-    .records('account.move.line', [['move_id', 'in', ids]], { fields: ['product_id', 'display_type'] })
-    .filter((l) => !l['display_type'] || l['display_type'] === 'product')
-    .map((l) => productCode(emu, l['product_id']))
-    .sort();
-}
-
-/** The order's lines that are still ordered (quantity above 0). */
-const openLines = (emu: OdooEmulator, accession: string): string[] => saleLines(emu, accession).filter((l) => l.qty > 0).map((l) => l.code).sort();
-const deadReasons = (evs: StoredEvent[]): string[] => evs.filter((e) => e.state === 'dead').map((e) => `${e.event.type}: ${e.deadReason ?? e.lastError ?? ''}`);
 
 describe('a cancellation that arrives before its order', () => {
   /**
