@@ -4,36 +4,20 @@
  * analyzer on a socat pty pair. What the IT person reads is what is asserted: the message browser,
  * GET /api/status.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AstmEndpoint } from '../../gateway/src/ingress/astm/astm-endpoint.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
 import { Telemetry, type TelemetryEvents } from '../../gateway/src/telemetry.ts';
 import { useTempStore } from '../fixtures/store/temp-store.ts';
-import { getJson, startGatewayProcess, until, type GatewayProcess, fileWriter, TEST_LISTENERS } from '../fixtures/gateway-process.ts';
-import { startPtyPair, type PtyPair } from '../fixtures/astm-link/pty-pair.ts';
-import { openSerialSim, type Cleanups } from '../fixtures/astm-link/sim-wires.ts';
+import { getJson, startGatewayProcess, until, TEST_LISTENERS } from '../fixtures/gateway-process.ts';
+import { useLineRig } from '../fixtures/astm-link/line-rig.ts';
+import { startPtyPair } from '../fixtures/astm-link/pty-pair.ts';
+import { openSerialSim } from '../fixtures/astm-link/sim-wires.ts';
 
-let dir: string;
-const file = fileWriter(() => dir);
-const running: GatewayProcess[] = [];
-const cleanups: Cleanups = [];
-const ptys: PtyPair[] = [];
-
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'lgw-records-only-line-'));
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-  for (const r of running.splice(0)) await r.stop();
-  for (const p of ptys.splice(0)) await p.kill();
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const rig = useLineRig('lgw-records-only-line-');
+const { file, running, cleanups, ptys } = rig;
 
 interface StatusBody {
   healthReasons: Array<{ code: string; message: string; endpoint?: string }>;
@@ -63,11 +47,11 @@ describe('a records-only analyzer on a serial line at the wrong baud rate', () =
    * operator"; ingress/astm README "Line trouble".
    */
   it('the bytes kept and the status both say to check the serial settings', async () => {
-    const pty = await startPtyPair(dir, ['ro-an', 'ro-gw']);
+    const pty = await startPtyPair(rig.dir, ['ro-an', 'ro-gw']);
     ptys.push(pty);
     const cfg = await file(
       [
-        `gateway: { id: site-ro, dataDir: ${path.join(dir, 'site-ro-data')} }`,
+        `gateway: { id: site-ro, dataDir: ${path.join(rig.dir, 'site-ro-data')} }`,
         TEST_LISTENERS,
         `analyzers: [ { id: bs-1, profile: generic-astm, serial: { path: ${pty.b} }, overrides: { lowLevel: records-only, frameTimeoutMs: 1500 } } ]`,
         '',

@@ -4,37 +4,21 @@
  * socat pty pairs or real TCP peers. What the IT person reads is what is asserted: the message
  * browser, `lab-gateway status`, GET /api/status and the log at its default level.
  */
-import { symlink, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { buildFrame } from '../../gateway/src/ingress/astm/checksum.ts';
 import { cliSource, runCli } from '../fixtures/cli.ts';
 import { refusedPort } from '../fixtures/ports.ts';
-import { getJson, startGatewayProcess, until, type GatewayProcess, type GatewayReady, fileWriter, TEST_LISTENERS } from '../fixtures/gateway-process.ts';
+import { getJson, startGatewayProcess, until, type GatewayProcess, type GatewayReady, TEST_LISTENERS } from '../fixtures/gateway-process.ts';
+import { useLineRig } from '../fixtures/astm-link/line-rig.ts';
 import type { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
-import { startPtyPair, type PtyPair } from '../fixtures/astm-link/pty-pair.ts';
-import { openSerialSim, type Cleanups } from '../fixtures/astm-link/sim-wires.ts';
+import { startPtyPair } from '../fixtures/astm-link/pty-pair.ts';
+import { openSerialSim } from '../fixtures/astm-link/sim-wires.ts';
 
-let dir: string;
-const file = fileWriter(() => dir);
+const rig = useLineRig('lgw-commissioning-link-');
+const { file, running, cleanups, ptys } = rig;
 const listeners = TEST_LISTENERS;
-
-const running: GatewayProcess[] = [];
-const cleanups: Cleanups = [];
-const ptys: PtyPair[] = [];
-
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'lgw-commissioning-link-'));
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-  for (const r of running.splice(0)) await r.stop();
-  for (const p of ptys.splice(0)) await p.kill();
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
 
 interface StatusBody {
   health: string;
@@ -47,9 +31,9 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 /** A gateway with one E1381 analyzer (generic-astm) on a pty pair, the analyzer's end open, the link up. */
 async function serialAnalyzer(site: string): Promise<{ gw: GatewayProcess; ready: GatewayReady; base: string; sim: AnalyzerSim }> {
-  const pty = await startPtyPair(dir, [`${site}-an`, `${site}-gw`]);
+  const pty = await startPtyPair(rig.dir, [`${site}-an`, `${site}-gw`]);
   ptys.push(pty);
-  const cfg = await file([`gateway: { id: ${site}, dataDir: ${path.join(dir, `${site}-data`)} }`, listeners, `analyzers: [ { id: chem-1, profile: generic-astm, serial: { path: ${pty.b} } } ]`, ''].join('\n'));
+  const cfg = await file([`gateway: { id: ${site}, dataDir: ${path.join(rig.dir, `${site}-data`)} }`, listeners, `analyzers: [ { id: chem-1, profile: generic-astm, serial: { path: ${pty.b} } } ]`, ''].join('\n'));
   const gw = startGatewayProcess(cfg);
   running.push(gw);
   const ready = await gw.ready;
@@ -180,8 +164,8 @@ describe('an analyzer whose serial port cannot be opened', () => {
   }
 
   it('lab-gateway status keeps saying why, after the gateway has tried to open it again', async () => {
-    const missing = path.join(dir, 'ttyUSB-not-plugged');
-    const cfg = await file([`gateway: { id: site-4, dataDir: ${path.join(dir, 'site-data-4')} }`, listeners, `analyzers: [ { id: xp-1, profile: sysmex-xp, serial: { path: ${missing} } } ]`, ''].join('\n'));
+    const missing = path.join(rig.dir, 'ttyUSB-not-plugged');
+    const cfg = await file([`gateway: { id: site-4, dataDir: ${path.join(rig.dir, 'site-data-4')} }`, listeners, `analyzers: [ { id: xp-1, profile: sysmex-xp, serial: { path: ${missing} } } ]`, ''].join('\n'));
     // Start-up reports it; the reopen attempts (0.5 s, 1 s, 2 s, ±20 %) fail the same way.
     const later = await statusAfterRetries(cfg);
     expect(later.out, later.out).toContain(missing);
@@ -196,7 +180,7 @@ describe('an analyzer whose serial port cannot be opened', () => {
    */
   it('an analyzer on tcp.connect that refuses the connection: status names the address and the error', async () => {
     const closed = await refusedPort();
-    const cfg = await file([`gateway: { id: site-4t, dataDir: ${path.join(dir, 'site-data-4t')} }`, listeners, `analyzers: [ { id: xn-9, profile: generic-astm, tcp: { connect: { host: 127.0.0.1, port: ${closed} } } } ]`, ''].join('\n'));
+    const cfg = await file([`gateway: { id: site-4t, dataDir: ${path.join(rig.dir, 'site-data-4t')} }`, listeners, `analyzers: [ { id: xn-9, profile: generic-astm, tcp: { connect: { host: 127.0.0.1, port: ${closed} } } } ]`, ''].join('\n'));
     const later = await statusAfterRetries(cfg);
     expect(later.out.split('\n')[0]).not.toMatch(/: OK$/);
     expect(later.out).toContain(`127.0.0.1:${closed}`);
@@ -215,7 +199,7 @@ describe('lab-gateway check on a site with two analyzers', () => {
   it('two analyzers on the same serial port: check names the second one\'s serial.path, as it names two listeners on one TCP port', async () => {
     const cfg = await file(
       [
-        `gateway: { id: site-5, dataDir: ${path.join(dir, 'site-data-5')} }`,
+        `gateway: { id: site-5, dataDir: ${path.join(rig.dir, 'site-data-5')} }`,
         listeners,
         'analyzers:',
         '  - { id: xp-1, profile: sysmex-xp, serial: { path: /dev/ttyUSB0 } }',
@@ -229,13 +213,13 @@ describe('lab-gateway check on a site with two analyzers', () => {
 
   /** A /dev/serial/by-id link and the /dev/ttyUSBn it points to are one port. */
   it('a by-id link to the port another analyzer names is the same port, for check and for start', async () => {
-    const port = path.join(dir, 'ttyUSB7');
+    const port = path.join(rig.dir, 'ttyUSB7');
     await writeFile(port, '');
-    const byId = path.join(dir, 'usb-FTDI_FT232R_USB_UART_A50285BI-if00-port0');
+    const byId = path.join(rig.dir, 'usb-FTDI_FT232R_USB_UART_A50285BI-if00-port0');
     await symlink(port, byId);
     const cfg = await file(
       [
-        `gateway: { id: site-5b, dataDir: ${path.join(dir, 'site-data-5b')} }`,
+        `gateway: { id: site-5b, dataDir: ${path.join(rig.dir, 'site-data-5b')} }`,
         listeners,
         'analyzers:',
         `  - { id: xp-1, profile: sysmex-xp, serial: { path: ${port} } }`,
