@@ -14,6 +14,7 @@ import path from 'node:path';
 import { fileWriter, getJson, startGatewayProcess, until, type GatewayProcess } from '../fixtures/gateway-process.ts';
 import { freePort, hl7Message, mosquittoSubLines, openStore, refusedPort, useMosquitto } from '../fixtures/status/harness.ts';
 import { clickMenu, powerEvent, resetScreen, screen, useChromium } from '../fixtures/tray/electron-stand-in.ts';
+import { startTrayProcess } from '../fixtures/tray/start-tray.ts';
 import { CHROMIUM_FLAGS } from '../fixtures/chromium.ts';
 
 vi.mock('electron', () => import('../fixtures/tray/electron-stand-in.ts'));
@@ -69,16 +70,8 @@ async function startGateway(s: Site): Promise<GatewayProcess> {
 
 /** Start the tray (a fresh main process) as the installer does: the gateway's address on the command line. */
 async function startTray(s: Site, argv: string[] = []): Promise<void> {
-  const saved = process.argv;
-  process.argv = ['electron', 'desktop/main.cjs', `--gateway-url=${s.gatewayUrl}`, `--mqtt-url=${s.mqttUrl}`, ...argv];
-  try {
-    vi.resetModules();
-    await import('../../desktop/src/main.ts');
-    await until('the tray shows its icon', () => screen.menu.some((i) => i.label === 'Quit'), 10_000);
-    trayRunning = true;
-  } finally {
-    process.argv = saved;
-  }
+  await startTrayProcess([`--gateway-url=${s.gatewayUrl}`, `--mqtt-url=${s.mqttUrl}`, ...argv]);
+  trayRunning = true;
 }
 
 const tooltip = (): string => screen.tooltips.at(-1) ?? '';

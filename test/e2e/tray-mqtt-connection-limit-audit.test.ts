@@ -10,6 +10,7 @@ import mqtt from 'mqtt';
 import { until } from '../fixtures/gateway-process.ts';
 import { refusedPort, useMqttStatus } from '../fixtures/status/harness.ts';
 import { clickMenu, resetScreen, screen } from '../fixtures/tray/electron-stand-in.ts';
+import { startTrayProcess } from '../fixtures/tray/start-tray.ts';
 
 vi.mock('electron', () => import('../fixtures/tray/electron-stand-in.ts'));
 vi.mock('node:fs', async (real) => (await import('../fixtures/tray/desktop-fs.ts')).desktopFs(await real()));
@@ -32,16 +33,8 @@ describe('a tray refused while the broker is full', () => {
   it('connects once a place is free, without being restarted', async () => {
     resetScreen(mkdtempSync(path.join(rig.dir, 'user-data-')));
     const script = await mqtt.connectAsync(rig.url, { clientId: 'dashboard-script', reconnectPeriod: 0 });
-    const saved = process.argv;
-    process.argv = ['electron', 'desktop/main.cjs', `--gateway-url=http://127.0.0.1:${await refusedPort()}`, `--mqtt-url=${rig.url}`];
-    try {
-      vi.resetModules();
-      await import('../../desktop/src/main.ts');
-      await until('the tray shows its icon', () => screen.menu.some((i) => i.label === 'Quit'), 10_000);
-      trayRunning = true;
-    } finally {
-      process.argv = saved;
-    }
+    await startTrayProcess([`--gateway-url=http://127.0.0.1:${await refusedPort()}`, `--mqtt-url=${rig.url}`]);
+    trayRunning = true;
     const tooltip = (): string => screen.tooltips.at(-1) ?? '';
     await until('the tray told of the refusal', () => /unavailable/i.test(tooltip()), 15_000);
 
