@@ -1,20 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import path from 'node:path';
 import { tokenId } from '../../gateway/src/status/admin-audit.ts';
-import { hl7Message, makeConfig, makeDeadLetter, relayStandIn, useStatusServer, validatedEvent, waitFor, writeAdminToken } from '../fixtures/status/harness.ts';
+import { hl7Message, makeConfig, makeDeadLetter, relayStandIn, series, useStatusServer, validatedEvent, waitFor, writeAdminToken } from '../fixtures/status/harness.ts';
 
 const TOKEN = 'test-admin-token-7f3a';
-
-/** Value of the Prometheus series `name` whose labels include `labels` (label order free). */
-function series(text: string, name: string, labels: Record<string, string>): number | undefined {
-  for (const line of text.split('\n')) {
-    const m = /^([a-z_]+)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[3]);
-  }
-  return undefined;
-}
 
 describe('HTTP status API (DESIGN.md §5) on a real EventStore', () => {
   const relay = relayStandIn();

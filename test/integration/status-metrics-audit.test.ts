@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
 import { startTestGateway } from '../fixtures/gateway.ts';
-import { makeDeadLetter, waitFor } from '../fixtures/status/harness.ts';
+import { makeDeadLetter, series, waitFor } from '../fixtures/status/harness.ts';
 
 /**
  * What IT's Prometheus can alert on after an outage (`GET /metrics`, status/README.md "Metrics"):
@@ -12,17 +12,6 @@ const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-/** Value of the series `name` whose labels include `labels` (label order free), undefined when absent. */
-function series(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    const m = /^([a-z_]+)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[3]);
-  }
-  return undefined;
-}
 
 describe('GET /metrics carries what an operator alerts on', () => {
   it('each health reason is a series of its own, and the MQTT link and embedded broker are measured', async () => {
