@@ -23,6 +23,13 @@ function saleOrderOf(r: Rig, accession: string): number | undefined {
   return r.emu.records('sale.order', [['client_order_ref', '=', accession]])[0]?.id as number | undefined;
 }
 
+/** The gateway restarted: a new Odoo client and relay (not started) on the rig's store, a link back-off of 1 s to 60 s. */
+function restartedRelay(r: Rig): Relay {
+  const telemetry = new Telemetry();
+  const client = new OdooClient({ url: r.url, database: 'lab', login: BOT.login, apiKey: BOT.key, timeoutMs: 5000, telemetry, log: silentLogger });
+  return new Relay({ store: r.store, odoo: client, config: r.config, odooConfig: r.odooConfig, telemetry, log: silentLogger, idlePollMs: 20, watchStock: false, linkBackoff: { initialMs: 1000, maxMs: 60_000 } });
+}
+
 /** The chatter notes on an accession's sale order. */
 function notesOn(r: Rig, accession: string): number {
   const so = saleOrderOf(r, accession);
@@ -191,9 +198,7 @@ describe('the gateway restarted while Odoo asks it to wait (Retry-After)', () =>
     await waitFor(() => rig!.client.state === 'unreachable', 10_000, 10);
     await rig.relay.stop();
     // The restarted gateway: a new relay and client on the same store.
-    const telemetry = new Telemetry();
-    const client = new OdooClient({ url: rig.url, database: 'lab', login: BOT.login, apiKey: BOT.key, timeoutMs: 5000, telemetry, log: silentLogger });
-    const again = new Relay({ store: rig.store, odoo: client, config: rig.config, odooConfig: rig.odooConfig, telemetry, log: silentLogger, idlePollMs: 20, watchStock: false, linkBackoff: { initialMs: 1000, maxMs: 60_000 } });
+    const again = restartedRelay(rig);
     const restartedAt = rig.emu.calls.length;
     await again.start();
     try {
@@ -229,9 +234,7 @@ describe('an operator resumes a paused gateway restarted within a Retry-After', 
     await waitFor(() => rig!.client.state === 'unreachable', 10_000, 10);
     await rig.relay.pause();
     await rig.relay.stop();
-    const telemetry = new Telemetry();
-    const client = new OdooClient({ url: rig.url, database: 'lab', login: BOT.login, apiKey: BOT.key, timeoutMs: 5000, telemetry, log: silentLogger });
-    const again = new Relay({ store: rig.store, odoo: client, config: rig.config, odooConfig: rig.odooConfig, telemetry, log: silentLogger, idlePollMs: 20, watchStock: false, linkBackoff: { initialMs: 1000, maxMs: 60_000 } });
+    const again = restartedRelay(rig);
     const restartedAt = rig.emu.calls.length;
     await again.start();
     try {
