@@ -5,7 +5,7 @@
  * a stand-in client counts what would have been sent.
  */
 import { describe, expect, it } from 'vitest';
-import { CallLimit } from '../../gateway/src/relay/call-limit.ts';
+import { CallLimit, isHalted } from '../../gateway/src/relay/call-limit.ts';
 import { FieldMap } from '../../gateway/src/relay/odoo/field-map.ts';
 import type { OdooApi } from '../../gateway/src/relay/odoo/odoo-client.ts';
 import { isLinkDown, mayHaveLanded, odooError, retryAfterOf } from '../../gateway/src/relay/odoo/odoo-error.ts';
@@ -85,5 +85,30 @@ describe('CallLimit gate', () => {
     await limit.call('stock.move', 'search_read').catch(() => undefined);
     await limit.call('stock.move', 'search_read');
     expect(sent).toEqual(['stock.move.search_read', 'stock.move.search_read']);
+  });
+
+  it('a halt (pause or stop) fails the calls not sent yet as not sent, while the one already sent is answered as Odoo answered it, and does not close the gate', async () => {
+    const { api, sent } = standIn();
+    let answerFirst: (v: unknown) => void = () => undefined;
+    const inFlight: OdooApi = { ...api, call: <T>(model: string, method: string) => (sent.push(`${model}.${method}`), new Promise<T>((r) => (answerFirst = r as (v: unknown) => void))) };
+    const limit = new CallLimit(inFlight, 1, () => 0);
+    limit.holdUntilReopened(true);
+    const first = limit.call('sale.order', 'message_post');
+    // Waits for the one permit: not sent yet when the halt comes.
+    const waiting = limit.call('sale.order', 'message_post').catch((e: unknown) => e);
+    limit.halt('paused');
+    answerFirst(42);
+    expect(await first, 'the call already sent keeps its answer').toBe(42);
+    const held = await waiting;
+    expect(isHalted(held)).toBe(true);
+    expect(mayHaveLanded(held)).toBe(false);
+    expect(await limit.call('sale.order', 'message_post').catch((e: unknown) => isHalted(e))).toBe(true);
+    expect(sent).toEqual(['sale.order.message_post']);
+    limit.unhalt();
+    // The halt said nothing of the link: the gate never closed, so no reopen() is needed.
+    const next = limit.call('sale.order', 'message_post');
+    answerFirst(7);
+    expect(await next).toBe(7);
+    expect(sent).toHaveLength(2);
   });
 });

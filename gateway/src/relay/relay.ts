@@ -429,15 +429,11 @@ export class Relay implements Component {
         continue;
       }
       this.#inRound = true;
-      let round: { trouble: 'ok' | 'link' | 'auth' | 'no-answer'; retryAfterMs: number };
-      try {
-        round = await this.#round(leases);
-      } finally {
+      const { trouble, retryAfterMs } = await this.#round(leases).finally(() => {
         // A pause or a stop halted what was left of it: the next round's calls go (once resumed).
         this.#inRound = false;
         this.#limited.unhalt();
-      }
-      const { trouble, retryAfterMs } = round;
+      });
       if (trouble === 'auth') {
         this.#connected = false;
       } else if (trouble === 'link') {
@@ -477,8 +473,10 @@ export class Relay implements Component {
     if (relink) this.#connected = false;
     // The server's own time is kept: a resume() does not cut it short, and it holds across a
     // restart too (last-success.ts LinkHold).
-    if (retryAfterMs > 0) this.#serverHoldUntil = Math.max(this.#serverHoldUntil, performance.now() + retryAfterMs);
-    if (retryAfterMs > 0) this.#keepHold({ until: this.#clock() + retryAfterMs, error: this.#lastError ?? `Odoo asked the gateway to wait ${Math.ceil(retryAfterMs / 1000)} s (Retry-After)` });
+    if (retryAfterMs > 0) {
+      this.#serverHoldUntil = Math.max(this.#serverHoldUntil, performance.now() + retryAfterMs);
+      this.#keepHold({ until: this.#clock() + retryAfterMs, error: this.#lastError ?? `Odoo asked the gateway to wait ${Math.ceil(retryAfterMs / 1000)} s (Retry-After)` });
+    }
     return wait;
   }
 
