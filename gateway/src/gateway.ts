@@ -317,9 +317,10 @@ export class Gateway {
    * patients) raises a warning alert naming the tube, the accessions and the links.
    */
   #orderLookup(analyzerId: string, use: 'host-query' | 'result'): OrderLookupOptions {
-    const namespaces = [...new Set(this.config.hl7.filter((h) => !h.analyzer && h.accessionPrefix).map((h) => h.accessionPrefix as string))];
+    const lis = this.config.hl7.filter((h) => !h.analyzer);
+    const namespaces = [...new Set(lis.flatMap((h) => (h.accessionPrefix ? [h.accessionPrefix] : [])))];
     // Only the LIS links' messages hold orders: an analyzer's own are not read for them.
-    const lisEndpoints = this.config.hl7.filter((h) => !h.analyzer).map((h) => h.id);
+    const lisEndpoints = lis.map((h) => h.id);
     return {
       ...(namespaces.length > 0 ? { namespaces } : {}),
       lisEndpoints,

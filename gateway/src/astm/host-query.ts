@@ -38,6 +38,8 @@ import type { HostQuery, HostQueryRequest, QueriedSpecimen } from './types.ts';
  * A barcode whose orders come from two LIS links or name two patients (two LIS systems numbering
  * alike, `orderCollision`) is answered as an unknown specimen, and `lookup.onCollision` is told:
  * before, the orders were merged into one O record, and one patient's tube ran the other's tests.
+ * Unless an order carries the barcode's number and only orders naming the tube collide with it
+ * (`tubeOrders`): that order, with its add-ons of the same patient, is answered.
  */
 export async function answerHostQuery(query: HostQuery, store: GatewayStore, profile: Profile, lookup: OrderLookupOptions = {}): Promise<string[]> {
   const requests = openRequests(query.requests ?? [query]);
@@ -255,7 +257,10 @@ export interface OrderLookupOptions {
    * order `OUT-12345` of the link with prefix OUT (hl7/accession-namespace.ts).
    */
   namespaces?: readonly string[];
-  /** Told when a barcode's orders cannot be told apart (orderCollision); the tube gets no order. */
+  /**
+   * Told when a barcode's orders cannot be told apart (orderCollision); the tube gets no order,
+   * or only the one whose number it carries (tubeOrders, `collision.kept`).
+   */
   onCollision?: (collision: OrderCollision) => void;
   /**
    * The ids of the LIS links (`hl7[]` entries without `analyzer`): only their messages are looked
@@ -289,12 +294,17 @@ export interface OrderCollision {
  * several orders on one tube, and one LIS sending over two links (a primary and a backup, or a
  * second port) must not lose their tube's orders.
  */
-export function orderCollision(specimenId: string, created: readonly StoredEvent[]): OrderCollision | undefined {
+function orderCollision(specimenId: string, created: readonly StoredEvent[]): OrderCollision | undefined {
   const endpoints = new Set(created.map((e) => e.event.source.endpoint));
   const patients = new Set(created.map((e) => (e.event.type === 'order.created' ? e.event.data.patientId : undefined)).filter((p): p is string => !!p));
   const clients = new Set(created.map((e) => (e.event.type === 'order.created' ? e.event.data.orderingClientRef : undefined)).filter((c): c is string => !!c));
   if (patients.size < 2 && (endpoints.size < 2 || clients.size < 2)) return undefined;
   return { specimenId, accessions: [...new Set(created.map((e) => e.event.correlationId))], endpoints: [...endpoints], differentPatients: patients.size > 1 };
+}
+
+/** The order numbers a barcode carries: the bare accession and, for each prefixed LIS link, its `<prefix>-<barcode>`. */
+function barcodeNumbers(specimenId: string, lookup: Pick<OrderLookupOptions, 'namespaces'>): string[] {
+  return [specimenId, ...(lookup.namespaces ?? []).map((p) => namespacedAccession(p, specimenId))];
 }
 
 /** The orders of one barcode the analyzer's tube goes with, and those set apart from it. */
@@ -321,7 +331,7 @@ export interface TubeOrders {
 export function tubeOrders(specimenId: string, created: readonly StoredEvent[], lookup: Pick<OrderLookupOptions, 'namespaces'> = {}): TubeOrders {
   const collision = orderCollision(specimenId, created);
   if (!collision) return { orders: [...created], setApart: [] };
-  const numbers = new Set([specimenId, ...(lookup.namespaces ?? []).map((p) => namespacedAccession(p, specimenId))]);
+  const numbers = new Set(barcodeNumbers(specimenId, lookup));
   const own = created.filter((e) => numbers.has(e.event.correlationId));
   if (own.length === 0 || orderCollision(specimenId, own)) return { orders: [], setApart: [...created], collision };
   const kept = [...own];
@@ -413,8 +423,7 @@ function holdsOrders(m: StoredMessage): boolean {
  * after the other, an analyzer's results too (test/integration/host-query-reads-audit.test.ts).
  */
 export async function orderEventsForSpecimen(store: OrderLookupStore, specimenId: string, lookup: Pick<OrderLookupOptions, 'namespaces' | 'lisEndpoints'> = {}): Promise<StoredEvent[]> {
-  // The bare accession and, for each prefixed LIS link, its `<prefix>-<barcode>`.
-  const ids = [specimenId, ...(lookup.namespaces ?? []).map((p) => namespacedAccession(p, specimenId))];
+  const ids = barcodeNumbers(specimenId, lookup);
   const byAccession = (await Promise.all(ids.map((id) => store.eventsByCorrelation(id, ['order.created'])))).flat().filter(live);
   const created = [...byAccession];
   const seen = new Set(byAccession.map((e) => e.event.id));
@@ -460,7 +469,8 @@ export async function orderEventsForSpecimen(store: OrderLookupStore, specimenId
  * answered with: the analyzer's test codes for the specimen's open orders (the same look-up and
  * mapping as the ASTM answer), the first order for its patient id, priority and time, the sample
  * type when the LIS sent one with the specimen (specimen.received), and the profile's worklist
- * run settings. Colliding orders (orderCollision) answer "no order", as for an unknown tube.
+ * run settings. Colliding orders (orderCollision) answer "no order", as for an unknown tube, unless
+ * an order whose number the barcode carries keeps the tube (tubeOrders).
  */
 export async function hl7HostQueryAnswer(specimenId: string, store: GatewayStore, profile: Profile, lookup: OrderLookupOptions = {}): Promise<HostQueryAnswer> {
   const orders = await ordersForSpecimen(store, specimenId, lookup);
