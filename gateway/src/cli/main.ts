@@ -114,8 +114,11 @@ if (/cli[/\\]main\.(ts|js)$/.test(invoked) || invoked.endsWith('lab-gateway')) {
   // The reader of stdout or stderr may go away (a `tee` or log shipper stopped, a terminal closed,
   // `status | head`): each write then fails with EPIPE. Unhandled, that error was an uncaught
   // exception whose handler logged it, failing again, without end: `start` spun at full CPU, no
-  // longer acknowledged messages and ignored SIGTERM. Output with no reader is dropped; the
-  // gateway goes on (its state stays on the status API) and stops when told to.
+  // longer acknowledged messages and ignored SIGTERM. A line that cannot be written is dropped,
+  // whatever the error (EPIPE, or ENOSPC for a log file on a full disk); the gateway goes on (its
+  // state stays on the status API, the store checks its own free space) and stops when told to.
+  // Node's stdio streams are never destroyed by an error: each later line is tried again, so the
+  // log resumes once the disk has room.
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
   main(process.argv.slice(2)).then(
     (code) => {
