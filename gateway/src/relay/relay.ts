@@ -862,22 +862,10 @@ export class Relay implements Component {
         break;
       }
     }
-    let trouble: 'ok' | 'link' | 'auth' = 'ok';
-    let retryAfterMs = 0;
-    for (const r of results.values()) {
-      // Not sent because of a pause or a stop (CallLimit.halt): released as never sent, and no
-      // news of the link (reported down, it would be connected again after the resume).
-      if (r.ok || isHalted(r.error)) continue;
-      if (failureOf(r.error) === 'auth') trouble = 'auth';
-      else if (isLinkDown(r.error) && trouble === 'ok') trouble = 'link';
-      if (isLinkDown(r.error)) retryAfterMs = Math.max(retryAfterMs, retryAfterOf(r.error) ?? 0);
-    }
-    if (trouble !== 'ok') {
-      const err = [...results.values()].find((r) => !r.ok && (failureOf(r.error) === 'auth' || isLinkDown(r.error)));
-      if (err && !err.ok) {
-        this.#lastError = describeError(err.error);
-        (this.#o.odoo as { noteFailure?: (e: unknown) => void }).noteFailure?.(err.error);
-      }
+    const { trouble, retryAfterMs, error } = batchTrouble(results.values());
+    if (error !== undefined) {
+      this.#lastError = describeError(error);
+      (this.#o.odoo as { noteFailure?: (e: unknown) => void }).noteFailure?.(error);
     }
     return { results, trouble, retryAfterMs };
   }
@@ -955,4 +943,28 @@ export function deadReason(error: unknown): string {
     return `Odoo rejected the request${where}: ${error.message}`;
   }
   return describeError(error);
+}
+
+/**
+ * What a batch's results say of the link: refused credentials ('auth') over an unreachable Odoo
+ * ('link'), the longest Retry-After among link failures, and the failure to name in the status
+ * (the first that counted). A call a pause or a stop kept from being sent (CallLimit.halt) says
+ * nothing of the link and is never named: named first, beside a real 429, it showed Odoo
+ * unreachable with "not sent: sending to Odoo was paused by an operator"
+ * (test/unit/relay-batch-trouble.test.ts).
+ */
+export function batchTrouble(results: Iterable<RuleResult>): { trouble: 'ok' | 'link' | 'auth'; retryAfterMs: number; error?: unknown } {
+  let trouble: 'ok' | 'link' | 'auth' = 'ok';
+  let retryAfterMs = 0;
+  let error: { value: unknown } | undefined;
+  for (const r of results) {
+    if (r.ok || isHalted(r.error)) continue;
+    const auth = failureOf(r.error) === 'auth';
+    const down = isLinkDown(r.error);
+    if (auth) trouble = 'auth';
+    else if (down && trouble === 'ok') trouble = 'link';
+    if (down) retryAfterMs = Math.max(retryAfterMs, retryAfterOf(r.error) ?? 0);
+    if ((auth || down) && error === undefined) error = { value: r.error };
+  }
+  return error === undefined ? { trouble, retryAfterMs } : { trouble, retryAfterMs, error: error.value };
 }
