@@ -218,10 +218,13 @@ export class Gateway {
       startedAt: this.startedAt,
       model: this.statusModel,
       relayControl: {
-        pause: () => relay.pause(),
+        pause: (detail) => relay.pause(detail),
         resume: () => relay.resume(),
         get paused() {
           return relay.snapshot().paused;
+        },
+        get pausedBy() {
+          return relay.pausedBy;
         },
       },
       ...(sandbox ? { sandbox: { summary: () => sandbox.summary() } } : {}),

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { Gateway } from '../../gateway/src/gateway.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
@@ -94,5 +94,40 @@ describe('a paused relay says who paused it, when and why', () => {
     expect(json.relayPaused).toBe(true);
     expect(json.relayPause?.reason).toBe('Odoo 17 to 18 migration');
     expect((json.healthReasons as Array<{ code: string; message: string }>).find((r) => r.code === 'RELAY_PAUSED')?.message).toContain('Odoo 17 to 18 migration');
+  });
+
+  it('the pause keeps who and why itself: a restart after its audit entry rotated out still names them', async () => {
+    // Read back from the audit trail only, a pause of a quarter-end close outlived its entry (the
+    // trail rotates; a technician may remove it): the status went back to "paused by an
+    // administrator" with nobody to ask. The relay keeps them with the pause (relay/paused.ts).
+    const t = tempDir('status-relay-pause-rotated-');
+    cleanups.push(t.cleanup);
+    const dataDir = path.join(t.dir, 'data');
+    const config = testGatewayConfig('pause-rotated', dataDir, { status: { listen: { host: '127.0.0.1', port: 0 }, adminTokenFile: writeAdminToken(t.dir, TOKEN) } });
+    const start = async (): Promise<Gateway> => {
+      const g = new Gateway({ config, log: silentLogger });
+      await g.start();
+      return g;
+    };
+    const first = await start();
+    const paused = await requestJson(`${first.statusServer!.url()}/api/relay/pause`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ reason: 'quarter-end close' }),
+    });
+    expect(paused.status).toBe(200);
+    const before = (await requestJson(`${first.statusServer!.url()}/api/status`)).json.relayPause;
+    const audit = first.statusServer!.auditLog;
+    await first.stop(5_000);
+    rmSync(audit.file, { force: true });
+    rmSync(audit.previousFile, { force: true });
+
+    const second = await start();
+    cleanups.push(() => second.stop(5_000));
+    const { json } = await requestJson(`${second.statusServer!.url()}/api/status`);
+    expect(json.relayPaused).toBe(true);
+    expect(json.relayPause).toEqual(before);
+    expect(json.relayPause).toMatchObject({ by: expect.stringMatching(/^token:[0-9a-f]{12}@127\.0\.0\.1$/), reason: 'quarter-end close' });
+    expect((json.healthReasons as Array<{ code: string; message: string }>).find((r) => r.code === 'RELAY_PAUSED')?.message).toContain('quarter-end close');
   });
 });

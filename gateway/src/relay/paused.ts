@@ -13,20 +13,45 @@ import type { GatewayStore } from '../store/types.ts';
 const NAMESPACE = 'relay';
 const KEY = 'paused';
 
+/** Who paused sending to Odoo, when and why (the status's RELAY_PAUSED and `relayPause`). */
+export interface RelayPauseDetail {
+  /** When it was paused (ISO). */
+  since: string;
+  /** `token:<id>@<address>`, as in the audit trail. */
+  by: string;
+  /** The reason given (one line, at most 300 characters), null when none was. */
+  reason: string | null;
+}
+
 interface PausedDoc {
   paused: boolean;
-  /** When it was set (ISO), for an operator reading the store. */
+  /** When it was set (ISO). */
   at: string;
+  /**
+   * Who set it and why, kept with it so that the status names them after a restart however long
+   * ago the pause was (the audit trail rotates). Absent from a pause kept by an earlier version,
+   * and from one set without them (a relay paused by code, not through the status API).
+   */
+  by?: string;
+  reason?: string | null;
 }
 
-/** Whether the store holds an operator's pause. */
-export async function savedPause(store: Pick<GatewayStore, 'getDoc'>): Promise<boolean> {
+/**
+ * The operator's pause the store holds, or undefined when there is none: `detail` when it was
+ * kept with who and why (see PausedDoc.by).
+ */
+export async function savedPause(store: Pick<GatewayStore, 'getDoc'>): Promise<{ detail?: RelayPauseDetail } | undefined> {
   const doc = await store.getDoc<PausedDoc>(NAMESPACE, KEY);
-  return doc?.paused === true;
+  if (doc?.paused !== true) return undefined;
+  return typeof doc.by === 'string' ? { detail: { since: doc.at, by: doc.by, reason: doc.reason ?? null } } : {};
 }
 
-/** Keep (or clear) the operator's pause; durable when it resolves. */
-export async function savePause(store: Pick<GatewayStore, 'putDoc' | 'deleteDoc'>, paused: boolean): Promise<void> {
-  if (paused) await store.putDoc(NAMESPACE, KEY, { paused: true, at: new Date().toISOString() } satisfies PausedDoc);
-  else await store.deleteDoc(NAMESPACE, KEY);
+/**
+ * Keep the operator's pause (with who, when and why when given: its time is then
+ * `detail.since`), or clear it; durable when it resolves.
+ */
+export async function savePause(store: Pick<GatewayStore, 'putDoc' | 'deleteDoc'>, paused: boolean, detail?: RelayPauseDetail): Promise<void> {
+  if (!paused) return store.deleteDoc(NAMESPACE, KEY);
+  const doc: PausedDoc = detail ? { paused: true, at: detail.since, by: detail.by, reason: detail.reason } : { paused: true, at: new Date().toISOString() };
+  await store.putDoc(NAMESPACE, KEY, doc);
 }

@@ -7,7 +7,7 @@ import { AMBIGUOUS_SETTLE_MS, type GatewayStore, type Lease, type Outcome, type 
 import type { OdooLinkState, Telemetry } from '../telemetry.ts';
 import { CallLimit, isHalted } from './call-limit.ts';
 import { LastSuccessRecord, savedLastSuccess, savedLinkHold, saveLinkHold, type LinkHold } from './last-success.ts';
-import { savedPause, savePause } from './paused.ts';
+import { savedPause, savePause, type RelayPauseDetail } from './paused.ts';
 import type { OdooClientLike } from './odoo/odoo-client.ts';
 import { failureOf, isLinkDown, mayHaveLanded, RETRY_AFTER_CAP_MS, retryAfterOf, waitsForQueued } from './odoo/odoo-error.ts';
 import { ReferenceData, type RefusedModel } from './reference-data.ts';
@@ -154,6 +154,8 @@ export class Relay implements Component {
   readonly #limited: CallLimit;
   #status: ComponentStatus = 'created';
   #paused = false;
+  /** Who paused it, when and why, while paused and known (pause(), paused.ts). */
+  #pausedBy: RelayPauseDetail | undefined;
   /** Writes of the operator's pause, one after another (#savePause). */
   #pauseWrites: Promise<void> = Promise.resolve();
   /**
@@ -254,9 +256,12 @@ export class Relay implements Component {
     // Unreadable, it is taken as set: sending into a period an operator closed is the worse error.
     const paused = await savedPause(this.#o.store).catch((err: unknown) => {
       this.#o.log.error('the relay pause kept in the store is unreadable: starting paused; resume it once checked', { error: describeError(err) });
-      return true;
+      return { detail: undefined };
     });
-    if (paused) this.#paused = true;
+    if (paused) {
+      this.#paused = true;
+      this.#pausedBy = paused.detail;
+    }
     // A Retry-After the server gave before a restart still holds (last-success.ts LinkHold).
     const hold = await savedLinkHold(this.#o.store).catch(() => undefined);
     const held = hold ? this.#resumeHold(hold) : 0;
@@ -305,10 +310,12 @@ export class Relay implements Component {
    * calls already sent to Odoo are answered and recorded; the round under way sends nothing more,
    * inside a batch too (CallLimit.halt: a chatter-note batch of many orders stops after the notes
    * in flight), starts no further batch or stage, and its events not sent are released unchanged
-   * (not charged, not ambiguous). Resolves once the store holds it.
+   * (not charged, not ambiguous). Resolves once the store holds it, with `detail` (who, when and
+   * why: the status names them, after a restart too) when given.
    */
-  pause(): Promise<void> {
-    const saved = this.#savePause(true);
+  pause(detail?: RelayPauseDetail): Promise<void> {
+    this.#pausedBy = detail;
+    const saved = this.#savePause(true, detail);
     if (this.#paused) return saved;
     this.#paused = true;
     if (this.#inRound) this.#limited.halt('paused');
@@ -318,6 +325,7 @@ export class Relay implements Component {
 
   /** Admin: post again; resolves once the store no longer holds the pause. */
   resume(): Promise<void> {
+    this.#pausedBy = undefined;
     const saved = this.#savePause(false);
     if (!this.#paused) return saved;
     this.#paused = false;
@@ -333,10 +341,18 @@ export class Relay implements Component {
   }
 
   /** The pause as the store keeps it, written in the order of the operator's actions. */
-  #savePause(paused: boolean): Promise<void> {
-    const write = this.#pauseWrites.then(() => savePause(this.#o.store, paused));
+  #savePause(paused: boolean, detail?: RelayPauseDetail): Promise<void> {
+    const write = this.#pauseWrites.then(() => savePause(this.#o.store, paused, detail));
     this.#pauseWrites = write.catch(() => undefined);
     return write;
+  }
+
+  /**
+   * Who paused it, when and why, while paused: undefined when running, and when the pause was
+   * kept without them (by an earlier version, or set with no detail).
+   */
+  get pausedBy(): RelayPauseDetail | undefined {
+    return this.#pausedBy;
   }
 
   /** Nudge the loop (e.g. after a commit); otherwise it polls every idlePollMs. */

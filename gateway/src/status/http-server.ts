@@ -10,7 +10,7 @@ import type { EventQuery, EventState, GatewayStore, MessageQuery, StoredEvent } 
 import { EventStates } from '../store/types.ts';
 import { EventTypes } from '../events/types.ts';
 import { GatewayError, describeError, isGatewayError } from '../errors.ts';
-import { StatusModel } from './status-model.ts';
+import { StatusModel, type RelayPauseDetail } from './status-model.ts';
 import { StatusMetrics, type MqttBrokerCounters } from './metrics.ts';
 import { AdminAuth, AuditLog, AuditOutcomes, auditPage, bearerToken, parseAuditCursor, type AuditEntry, type AuditQuery } from './admin-audit.ts';
 import { maskNames } from './mask-names.ts';
@@ -42,10 +42,15 @@ import { loadPageAssets, type PageAsset } from './page-assets.ts';
  * (#refuseReadFromAnotherSite), and on the admin routes always (#requireAdmin).
  */
 export interface RelayControl {
-  /** In effect at once; resolves once kept (the relay's pause holds across restarts). */
-  pause(): void | Promise<void>;
+  /**
+   * In effect at once; resolves once kept (the relay's pause holds across restarts, with who,
+   * when and why: relay/paused.ts).
+   */
+  pause(detail: RelayPauseDetail): void | Promise<void>;
   resume(): void | Promise<void>;
   readonly paused: boolean;
+  /** Who paused it, when and why, as kept with the pause; undefined when not kept (see #restoreRelayPause). */
+  readonly pausedBy?: RelayPauseDetail | undefined;
 }
 
 export interface StatusServerOptions {
@@ -821,14 +826,15 @@ export class StatusServer implements Component {
     const reason = typeof body.reason === 'string' ? body.reason.trim() : '';
     const rc = this.#o.relayControl;
     if (!rc) throw new HttpError(501, 'this gateway has no relay to pause');
-    // In effect at once; awaited so that the answer means the store keeps it (a pause holds
-    // across restarts: relay/paused.ts).
-    if (action === 'pause') await rc.pause();
+    // In effect at once; awaited so that the answer means the store keeps it, with who, when and
+    // why (a pause holds across restarts: relay/paused.ts). The status says them (RELAY_PAUSED,
+    // `relayPause`).
+    const pause = action === 'pause' ? { since: new Date().toISOString(), by: actor, reason: reason || null } : null;
+    if (pause) await rc.pause(pause);
     else await rc.resume();
-    const entry = await this.#auditEntry({ actor, action: `relay-${action}`, reason, outcome: 'ok' });
+    await this.#auditEntry({ actor, action: `relay-${action}`, reason, outcome: 'ok' });
     this.#log.info(`relay ${action}d by admin`, { actor });
-    // The status says who paused it, since when and why (RELAY_PAUSED, `relayPause`).
-    this.model.setRelayPause(action === 'pause' ? { since: entry.at, by: actor, reason: reason || null } : null);
+    this.model.setRelayPause(pause);
     this.#json(res, 200, { paused: rc.paused });
   }
 
@@ -879,11 +885,15 @@ export class StatusServer implements Component {
 
   /**
    * A relay found paused at start (the pause holds across restarts): who paused it, when and why,
-   * from its entry in the audit trail (the last pause or resume done). Before, a restart over the
-   * weekend left Monday's IT with "paused by an administrator" and nothing more.
+   * as the relay kept them with the pause. Before, a restart over the weekend left Monday's IT
+   * with "paused by an administrator" and nothing more. A pause kept without them (by an earlier
+   * version) has them from its entry in the audit trail (the last pause or resume done), while the
+   * trail still holds it.
    */
   async #restoreRelayPause(): Promise<void> {
-    if (!this.#o.relayControl?.paused) return;
+    const rc = this.#o.relayControl;
+    if (!rc?.paused) return;
+    if (rc.pausedBy) return this.model.setRelayPause(rc.pausedBy);
     try {
       const { entries } = await this.#audit.readAll();
       const last = entries.findLast((e) => e.outcome === 'ok' && (e.action === 'relay-pause' || e.action === 'relay-resume'));

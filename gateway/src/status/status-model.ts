@@ -8,6 +8,7 @@ import { describeError } from '../errors.ts';
 import type { OrderDownloadSummary } from '../astm/order-download.ts';
 import { maskAstmNames } from './mask-names.ts';
 import { savedLastSuccess } from '../relay/last-success.ts';
+import type { RelayPauseDetail } from '../relay/paused.ts';
 import { SteadyWallClock, span } from '../wall-clock.ts';
 
 /**
@@ -37,14 +38,7 @@ export interface HealthReason {
 }
 
 /** An administrator's pause of sending to Odoo, as the audit trail has it. */
-export interface RelayPauseDetail {
-  /** When it was paused (ISO). */
-  since: string;
-  /** `token:<id>@<address>`, as in the audit trail. */
-  by: string;
-  /** The reason given (one line, at most 300 characters), null when none was. */
-  reason: string | null;
-}
+export type { RelayPauseDetail };
 
 export interface EndpointStatus {
   id: string;
@@ -757,8 +751,8 @@ export class StatusModel implements Component {
   }
 
   /**
-   * Who paused sending to Odoo, when and why (the status API, from the pause's audit entry), or
-   * null at a resume. Shown with RELAY_PAUSED and as `relayPause` while the relay is paused.
+   * Who paused sending to Odoo, when and why (the status API, as the relay keeps it), or null at
+   * a resume. Shown with RELAY_PAUSED and as `relayPause` while the relay is paused.
    */
   setRelayPause(detail: RelayPauseDetail | null): void {
     this.#relayPause = detail ? { since: detail.since, by: shownReason(detail.by), reason: detail.reason ? shownReason(detail.reason) : null } : null;
