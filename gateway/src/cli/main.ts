@@ -108,6 +108,13 @@ export function args<O extends NonNullable<ParseArgsConfig['options']>>(argv: st
   return parseArgs({ args: argv, options, allowPositionals, strict: true as const });
 }
 
+/** `--limit` (or `fallback` when not given) as a positive integer; anything else (abc, 0, -1, 1.5) is a usage error. */
+export function limitArg(value: string | undefined, fallback: number): number {
+  const limit = value ?? String(fallback);
+  if (!/^[1-9][0-9]*$/.test(limit) || !Number.isSafeInteger(Number(limit))) throw new UsageError(`--limit must be a positive integer (got "${limit}")`);
+  return Number(limit);
+}
+
 // Run when executed directly (bin or `node gateway/src/cli/main.ts`).
 const invoked = process.argv[1] ?? '';
 if (/cli[/\\]main\.(ts|js)$/.test(invoked) || invoked.endsWith('lab-gateway')) {

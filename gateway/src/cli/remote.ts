@@ -7,7 +7,7 @@ import { ErrorCodes, GatewayError, isGatewayError, type ErrorCode } from '../err
 import { EventStates } from '../store/types.ts';
 import type { GatewayConfig } from '../config/types.ts';
 import { validateConfig } from '../config/validate.ts';
-import { args, UsageError, type CliContext } from './main.ts';
+import { args, limitArg, UsageError, type CliContext } from './main.ts';
 import type { OrderDownloadSummary } from '../astm/order-download.ts';
 
 /**
@@ -174,8 +174,7 @@ export async function runEvents(argv: string[], ctx: CliContext): Promise<number
       // Checked here, before the gateway is asked: a typo is a usage error (exit 2) that names
       // the values, not a failure of the gateway that a script would retry.
       checkState(values.state);
-      const limit = values.limit ?? '50';
-      if (!/^[1-9][0-9]*$/.test(limit) || !Number.isSafeInteger(Number(limit))) throw new UsageError(`--limit must be a positive integer (got "${limit}")`);
+      const limit = limitArg(values.limit, 50);
       const q = new URLSearchParams();
       if (values.state) q.set('state', values.state);
       // A page may stop at the gateway's read budget short of --limit, with `next` where it
@@ -184,13 +183,13 @@ export async function runEvents(argv: string[], ctx: CliContext): Promise<number
       let after: string | null = null;
       do {
         if (after !== null) q.set('after', after);
-        q.set('limit', String(Number(limit) - body.events.length));
+        q.set('limit', String(limit - body.events.length));
         const url = `${baseUrl(values)}/api/events?${q.toString()}`;
         const page = (await call(url)) as { events: EventRow[]; next?: string | null };
         if (typeof page !== 'object' || page === null || !Array.isArray(page.events)) throw notTheApi(url);
         body.events.push(...page.events);
         after = typeof page.next === 'string' ? page.next : null;
-      } while (after !== null && body.events.length < Number(limit));
+      } while (after !== null && body.events.length < limit);
       if (values.json) {
         ctx.out(JSON.stringify(body.events, null, 2));
         return 0;

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { OdooEmulator } from '../../../test/odoo-emulator/emulator.ts';
 import { SANDBOX_VIEWS, sandboxFile, summarise } from '../sandbox.ts';
 import { displayUrl } from '../config/display-url.ts';
-import { args, configFrom, UsageError, type CliContext } from './main.ts';
+import { args, configFrom, limitArg, UsageError, type CliContext } from './main.ts';
 
 /**
  * `lab-gateway sandbox list [--model M] [--limit N] [--json]`: the records the gateway created in
@@ -15,8 +15,7 @@ export async function runSandbox(argv: string[], ctx: CliContext): Promise<numbe
   const { values } = args(rest, { config: { type: 'string', short: 'c' }, model: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } });
   // Checked before anything is read: `--limit abc` (or 0, -1) printed every record, and a model
   // spelt otherwise (`sale_order`) printed nothing, both as if that were the sandbox's content.
-  const limit = values.limit ?? '10';
-  if (!/^[1-9][0-9]*$/.test(limit) || !Number.isSafeInteger(Number(limit))) throw new UsageError(`--limit must be a positive integer (got "${limit}")`);
+  const limit = limitArg(values.limit, 10);
   const models = Object.keys(SANDBOX_VIEWS);
   if (values.model !== undefined && !models.includes(values.model)) throw new UsageError(`--model must be one of ${models.join(', ')} (got "${values.model}")`);
   const config = configFrom(values.config, ctx);
@@ -31,7 +30,7 @@ export async function runSandbox(argv: string[], ctx: CliContext): Promise<numbe
   }
   // Load the persisted records into an emulator that never listens: a read-only view.
   const emulator = new OdooEmulator({ version: config.odoo.sandboxVersion, persistFile: file, seed: 'lab-demo', persistDebounceMs: 3_600_000 });
-  const summary = summarise(emulator, Number(limit), values.model);
+  const summary = summarise(emulator, limit, values.model);
   if (values.json) {
     ctx.out(JSON.stringify(summary, null, 2));
     return 0;
