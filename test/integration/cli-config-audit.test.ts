@@ -234,7 +234,12 @@ describe('lab-gateway start refuses what it cannot run, with the key named and n
     }
   });
 
-  it('an HL7 port already in use names the endpoint', async () => {
+  /**
+   * IT staff saw "hl7[lis] cannot listen on 127.0.0.1:2575: …": the endpoint, not the key to fix,
+   * where the README promises a port in use names its `listen` key, as an analyzer's does
+   * (analyzers[<id>].tcp.listen).
+   */
+  it('an HL7 port already in use names hl7[].listen', async () => {
     const taken = await occupyPort();
     try {
       const listeners = loopbackListeners.replace(/^(hl7: \[ \{ id: lis, listen: \{ host: 127\.0\.0\.1, port: )0/m, `$1${taken.port}`);
@@ -243,8 +248,9 @@ describe('lab-gateway start refuses what it cannot run, with the key named and n
       expect(await start.ready).toBeUndefined();
       expect((await start.exited).code).toBe(1);
       const text = humanLines(start.err());
-      expect(text).toMatch(/hl7\[(0|lis)\]/);
+      expect(text).toMatch(/hl7\[(0|lis)\]\.listen/);
       expect(text).toContain(`127.0.0.1:${taken.port}`);
+      expect(text).not.toMatch(/^\s+at /m);
     } finally {
       await taken.close();
     }

@@ -167,7 +167,7 @@ export class MllpEndpoint implements Component {
     } catch (err) {
       this.#status = 'failed';
       this.#emitState('error', describeError(err));
-      throw new GatewayError('GW_CONFIG_INVALID', `hl7[${this.#config.id}] cannot listen on ${listen.host}:${listen.port}: ${describeError(err)}`, { cause: err });
+      throw new GatewayError('GW_CONFIG_INVALID', `hl7[${this.#config.id}].listen cannot listen on ${listen.host}:${listen.port}: ${describeError(err)}`, { cause: err });
     }
     this.#status = 'running';
     const addr = this.address();
