@@ -66,8 +66,9 @@ describe('dead letters with readable reasons', () => {
   });
 
   // A result no order message names yet is not a dead letter: it waits for its order, saying so
-  // (rules/result-validated.ts waitingForItsOrder; test/integration/relay-result-before-order-audit.test.ts,
-  // which also shows the dead letter of a result whose stored order never reached Odoo).
+  // (rules/waiting-for-order.ts waitingForItsOrder, dead-lettered only after 24 h;
+  // test/integration/relay-result-before-order-audit.test.ts, which also shows the dead letter of
+  // a result whose stored order never reached Odoo).
   async function waitingReason(id: string): Promise<string> {
     await waitFor(async () => /waiting for its order/.test((await rig.store.getEvent(id))?.lastError ?? ''));
     const e = (await rig.store.getEvent(id))!;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { StoredEvent } from '../../gateway/src/store/types.ts';
-import { billed, billingRig, deadReasons, orm, oru, saleLines, saleOrders, type BillingRig } from '../fixtures/relay/billing-rig.ts';
+import { billed, billingRig, deadReasons, normalize, orm, oru, saleLines, saleOrders, type BillingRig } from '../fixtures/relay/billing-rig.ts';
+import { inboundMessage } from '../fixtures/store/inbound.ts';
 import { waitFor } from '../fixtures/relay/helpers.ts';
 
 /**
@@ -107,5 +108,62 @@ describe('a result validated long before its order', () => {
     const last = await retriesUsedUp(rig, 'R-200', 'NOPROD');
     expect(last.state).toBe('dead');
     expect(deadReasons([last])).toEqual([expect.stringMatching(/^result\.validated: gave up after 3 attempts: .*no Odoo sale order/)]);
+  });
+});
+
+describe('a result whose order never comes', () => {
+  /**
+   * What the lab saw: a result came for a test nobody ordered (R-900 was never sent by the LIS's
+   * order interface). It waited for its order for ever, shown only among the retrying events: the
+   * queue's oldest-waiting age skips a retry not yet due, so no stale-queue alarm fired, where its
+   * dead letter used to tell IT staff after about 25 minutes. Promise broken (DESIGN.md: nothing
+   * is lost silently; an event that cannot be delivered is a dead letter with a readable reason).
+   * The relay's clock is moved a day on, no real wait.
+   */
+  it('a result waiting more than 24 h for its order is dead-lettered, saying so', async () => {
+    let ahead = 0;
+    const rig = await billingRig({ maxAttempts: MAX_ATTEMPTS }, { clock: () => Date.now() + ahead });
+    await rig.settle();
+    await rig.receive(oru('R-900', 'GLU'));
+    const waiting = await retriesUsedUp(rig, 'R-900', 'GLU');
+    expect(waiting.state, 'still waiting within the day').toBe('retrying');
+    expect(waiting.lastError).toMatch(/waiting for its order from the LIS/);
+
+    ahead = 24 * 3600_000 + 60_000;
+    rig.relay.notify();
+    await waitFor(async () => result(await rig.events('R-900'), 'GLU')?.state === 'dead', 20_000, 5);
+    expect(deadReasons(await rig.events('R-900'))).toEqual([expect.stringMatching(/^result\.validated: .*no order from the LIS for this test within 24 h: .*accession R-900 has no Odoo sale order/)]);
+    expect(rig.store.stats()).toMatchObject({ deadLettered: 1 });
+  });
+
+  /**
+   * A result that reached the gateway more than a day before its order (received yesterday, the
+   * order interface down all night) is dead-lettered on its first try, saying so. IT staff call
+   * the LIS, which sends the order; the operator replays the dead result: it waits for the order
+   * another day from the replay (not dead again at once on its old stamp), and once the order has
+   * come the test is billed once.
+   */
+  it("a result dead after a day without its order, replayed by an operator, waits again and is billed once its order comes", async () => {
+    const rig = await billingRig({ maxAttempts: MAX_ATTEMPTS });
+    await rig.settle();
+    const { controlId, drafts } = normalize(oru('R-902', 'GLU'));
+    const yesterday = new Date(Date.now() - 25 * 3600_000).toISOString();
+    const { ack: _ack, ...message } = inboundMessage(controlId);
+    await rig.store.commit(message, drafts.map((d) => ({ ...d, receivedAt: yesterday })));
+    rig.relay.notify();
+    await waitFor(async () => result(await rig.events('R-902'), 'GLU')?.state === 'dead', 20_000, 5);
+    const dead = result(await rig.events('R-902'), 'GLU')!;
+    expect(dead.deadReason).toMatch(/^no order from the LIS for this test within 24 h: accession R-902/);
+
+    await rig.store.replay(dead.event.id, 'it-staff', 'the LIS resends its order');
+    rig.relay.notify();
+    await waitFor(async () => /waiting for its order from the LIS/.test(result(await rig.events('R-902'), 'GLU')?.lastError ?? ''), 20_000, 5);
+    expect(result(await rig.events('R-902'), 'GLU')!.state).toBe('retrying');
+
+    await rig.receive(orm('R-902', ['GLU']));
+    await rig.settle('R-902');
+    expect(deadReasons(await rig.events('R-902'))).toEqual([]);
+    expect(saleLines(rig.emu, 'R-902').map((l) => `${l.code} ${l.qty}/${l.delivered}`)).toEqual(['GLU 1/1']);
+    expect(billed(rig.emu, 'R-902')).toEqual(['GLU']);
   });
 });

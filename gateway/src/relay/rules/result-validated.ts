@@ -2,10 +2,11 @@ import type { OrderCreatedData, ResultValidatedData } from '../../events/types.t
 import { billingState, inStoredOrder, testCancelled } from '../../events/invoice-eligibility.ts';
 import type { StoredEvent } from '../../store/types.ts';
 import { m2oId, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
-import { mappingMissing, odooError } from '../odoo/odoo-error.ts';
+import { mappingMissing } from '../odoo/odoo-error.ts';
 import { noteMilestonesLeftToTheOrder } from './milestone-notes.ts';
 import { noSaleOrder, orderFollows, otherClientGuard, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
+import { noStoredOrderNames, waitingForItsOrder } from './waiting-for-order.ts';
 
 /**
  * result.validated → billing readiness: the test's order line gets `qty_delivered` =
@@ -18,9 +19,10 @@ import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from '.
  * result's partition and come after it, so failing would hold them back. When the store holds a
  * later, not yet delivered `order.created` naming the test, the result is resolved without a
  * write: that order's rule marks the line delivered when it posts it (order-created.ts). When no
- * order message in the store names the test at all, the result keeps waiting for it, never
- * dead-lettered (`waitingForItsOrder`). Otherwise (its order was stored but never reached Odoo) a
- * missing order or line is retried with the store's back-off and dead-lettered after
+ * order message in the store names the test at all, the result keeps waiting for it, not
+ * dead-lettered after relay.maxAttempts; after a day without it, it is dead-lettered saying so
+ * (waiting-for-order.ts `waitingForItsOrder`). Otherwise (its order was stored but never reached
+ * Odoo) a missing order or line is retried with the store's back-off and dead-lettered after
  * relay.maxAttempts. A result of a test the LIS cancelled (the store's order messages say so)
  * whose line is gone is delivered without a write: nothing to deliver.
  *
@@ -55,7 +57,7 @@ export const resultValidatedRule: PostingRule = {
             results.set(e.event.id, ok(undefined, 'the order follows in the queue: it marks the test delivered'));
             continue;
           }
-          if (await noStoredOrderNames(ctx, d)) throw waitingForItsOrder(ctx, e, `accession ${d.accession} has no Odoo sale order and no order message received names test ${d.testCode}`);
+          if (await noStoredOrderNames(ctx, d.accession, d.testCode)) throw waitingForItsOrder(ctx, e, `accession ${d.accession} has no Odoo sale order and no order message received names test ${d.testCode}`);
           throw noSaleOrder(d.accession);
         }
         // Never on another LIS's order of the same number (another client's sale order).
@@ -81,7 +83,7 @@ export const resultValidatedRule: PostingRule = {
             results.set(e.event.id, ok([{ model: 'sale.order', id: so.id, name: String(so['name'] ?? '') }], 'test cancelled by the LIS: nothing to deliver'));
             continue;
           }
-          if (await noStoredOrderNames(ctx, d)) throw waitingForItsOrder(ctx, e, `order ${String(so['name'] ?? so.id)} (accession ${d.accession}) has no line for test ${d.testCode} and no order message received names it`);
+          if (await noStoredOrderNames(ctx, d.accession, d.testCode)) throw waitingForItsOrder(ctx, e, `order ${String(so['name'] ?? so.id)} (accession ${d.accession}) has no line for test ${d.testCode} and no order message received names it`);
           throw mappingMissing(`order ${String(so['name'] ?? so.id)} (accession ${d.accession}) has no line for test ${d.testCode}`, { accession: d.accession, testCode: d.testCode, failure: 'transient' });
         }
         const qty = Number(line['product_uom_qty'] ?? 1);
@@ -229,34 +231,4 @@ async function cancelledByTheLis(ctx: RuleContext, d: ResultValidatedData): Prom
   if (!ctx.events) return false;
   const stored = inStoredOrder(await ctx.events(d.accession, ['order.created', 'order.cancelled']));
   return testCancelled(billingState(stored.map((s) => s.event)), d.testCode);
-}
-
-/**
- * No order message of the accession in the store names the result's test (the LIS validated it
- * before sending its order, or an add-on test's order message comes later). Without a store, no.
- */
-async function noStoredOrderNames(ctx: RuleContext, d: ResultValidatedData): Promise<boolean> {
-  if (!ctx.events) return false;
-  const orders = await ctx.events(d.accession, ['order.created']);
-  return !orders.some((o) => o.event.type === 'order.created' && (o.event.data as OrderCreatedData).tests.some((t) => t.code === d.testCode));
-}
-
-/**
- * A result whose order (or add-on order message) the LIS has not sent yet keeps waiting for it,
- * never dead-lettered: when the order comes it is queued behind the result in its partition, the
- * result is then resolved without a write ("the order follows in the queue") and the order marks
- * its line delivered. Before, it was retried until relay.maxAttempts (about 25 minutes with the
- * default back-off) and dead-lettered: the order that came later (the LIS's order interface down
- * for an hour) was held behind the dead letter with its results and invoice until an operator
- * discarded it, and the test was then never marked delivered
- * (test/integration/relay-result-before-order-audit.test.ts).
- * The lab still sees it: among the queue's retrying events, its last error saying what it waits
- * for (the oldest-waiting age does not count a retry not due yet). Its attempts are charged as
- * usual, so the back-off grows to its ceiling, until one retry would be left; from then on it
- * waits uncharged (the relay's `waitsForQueued`) at that pace, and the retry kept is for its own
- * write once the order has come.
- */
-function waitingForItsOrder(ctx: RuleContext, e: StoredEvent, what: string): Error {
-  const charged = e.attempts + 2 < ctx.config.maxAttempts;
-  return odooError('transient', `waiting for its order from the LIS: ${what}`, charged ? {} : { waitsForQueued: true });
 }
