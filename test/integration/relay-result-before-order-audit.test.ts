@@ -111,7 +111,51 @@ describe('a result validated long before its order', () => {
   });
 });
 
-describe('a result whose order never comes', () => {
+/** The sale order's chatter as finance read it: every message body. */
+const chatter = (rig: BillingRig, accession: string): string =>
+  rig.emu.records('mail.message', [['model', '=', 'sale.order'], ['res_id', 'in', saleOrders(rig.emu, accession).map((o) => o.id)]]).map((m) => String(m['body'] ?? '')).join('\n');
+
+const milestoneOf = (evs: StoredEvent[], test: string): StoredEvent | undefined =>
+  evs.find((e) => e.event.type === 'test.completed' && (e.event.data as { testCode: string }).testCode === test);
+
+describe('a preliminary result sent long before its order', () => {
+  /**
+   * What the lab saw: the LIS's order interface was down for an hour while the analyzers ran; the
+   * preliminary GLU result of R-400 (OBX-11 P, "test completed" on the order's chatter) found no
+   * sale order, was retried "no Odoo sale order" until relay.maxAttempts (about 25 minutes) and
+   * dead-lettered. The order came after: held behind the dead milestone in its partition, it never
+   * reached Odoo, nor did the final result or the invoice, until an operator found and discarded
+   * the dead letter. Promise broken (DESIGN.md §3): a milestone is noted on its order's chatter and
+   * the order is not held back by a dead letter the gateway made itself while waiting.
+   */
+  it('waits for its order without being dead-lettered; the order that comes after posts it and its note', async () => {
+    const rig = await billingRig({ maxAttempts: MAX_ATTEMPTS });
+    await rig.settle();
+    await rig.receive(oru('R-400', 'GLU', 'P'));
+    const dues = new Set<number>();
+    let waiting: StoredEvent | undefined;
+    await waitFor(async () => {
+      waiting = milestoneOf(await rig.events('R-400'), 'GLU');
+      if (waiting?.state === 'retrying') dues.add(waiting.dueAt);
+      return waiting?.state === 'dead' || dues.size >= MAX_ATTEMPTS + 2;
+    }, 20_000, 5);
+    expect(deadReasons(await rig.events('R-400')), 'the milestone waits for its order').toEqual([]);
+    expect(waiting!.state).toBe('retrying');
+    expect(waiting!.lastError).toMatch(/waiting for its order from the LIS/);
+
+    await rig.receive(orm('R-400', ['GLU']));
+    await rig.receive(oru('R-400', 'GLU'));
+    await rig.settle('R-400');
+
+    expect(deadReasons(await rig.events('R-400'))).toEqual([]);
+    expect(saleOrders(rig.emu, 'R-400')).toHaveLength(1);
+    expect(chatter(rig, 'R-400')).toMatch(/test GLU completed/);
+    expect(saleLines(rig.emu, 'R-400').map((l) => `${l.code} ${l.qty}/${l.delivered}`)).toEqual(['GLU 1/1']);
+    expect(billed(rig.emu, 'R-400')).toEqual(['GLU']);
+  });
+});
+
+describe('a result or milestone whose order never comes', () => {
   /**
    * What the lab saw: a result came for a test nobody ordered (R-900 was never sent by the LIS's
    * order interface). It waited for its order for ever, shown only among the retrying events: the
@@ -134,6 +178,20 @@ describe('a result whose order never comes', () => {
     await waitFor(async () => result(await rig.events('R-900'), 'GLU')?.state === 'dead', 20_000, 5);
     expect(deadReasons(await rig.events('R-900'))).toEqual([expect.stringMatching(/^result\.validated: .*no order from the LIS for this test within 24 h: .*accession R-900 has no Odoo sale order/)]);
     expect(rig.store.stats()).toMatchObject({ deadLettered: 1 });
+  });
+
+  /** The same for a preliminary result's milestone: dead after a day without its order, saying so. */
+  it('a milestone waiting more than 24 h for its order is dead-lettered, saying so', async () => {
+    let ahead = 0;
+    const rig = await billingRig({ maxAttempts: MAX_ATTEMPTS }, { clock: () => Date.now() + ahead });
+    await rig.settle();
+    await rig.receive(oru('R-901', 'GLU', 'P'));
+    await waitFor(async () => /waiting for its order from the LIS/.test(milestoneOf(await rig.events('R-901'), 'GLU')?.lastError ?? ''), 20_000, 5);
+
+    ahead = 24 * 3600_000 + 60_000;
+    rig.relay.notify();
+    await waitFor(async () => milestoneOf(await rig.events('R-901'), 'GLU')?.state === 'dead', 20_000, 5);
+    expect(deadReasons(await rig.events('R-901'))).toEqual([expect.stringMatching(/^test\.completed: .*no order from the LIS for this test within 24 h: .*accession R-901 has no Odoo sale order/)]);
   });
 
   /**

@@ -9,6 +9,7 @@ import type { OdooApi } from '../odoo/odoo-client.ts';
 import { failureOf, notSent, stopsTheLink } from '../odoo/odoo-error.ts';
 import { noSaleOrder, otherClientGuard, saleOrdersByAccession } from './sale-orders.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
+import { noStoredOrderNames, waitingForItsOrder } from './waiting-for-order.ts';
 
 /** The milestone types noted in the order's chatter. */
 export const MILESTONE_TYPES = ['specimen.received', 'test.in_progress', 'test.completed'] as const satisfies readonly EventType[];
@@ -25,8 +26,14 @@ export const MILESTONE_TYPES = ['specimen.received', 'test.in_progress', 'test.c
  * `order.created` comes after it in the same partition: failing it held the order back, retried
  * until it was dead-lettered, and the order never reached Odoo. When the store holds such a later
  * order message, the milestone is resolved without a write, and the order's rule posts its note
- * once the sale order exists (order-created.ts), so the chatter still shows it. Without one, a
- * missing order is retried with the store's back-off and dead-lettered after relay.maxAttempts.
+ * once the sale order exists (order-created.ts), so the chatter still shows it. When the store
+ * holds no order message of the accession at all (the LIS sent the preliminary result before its
+ * order), the milestone waits for that order, not dead-lettered after relay.maxAttempts: the order
+ * comes after it in its partition and would be held behind its dead letter; after a day without
+ * it, it is dead-lettered saying so (waiting-for-order.ts `waitingForItsOrder`). Otherwise (its
+ * order was stored but never reached Odoo, or the milestone is of another partition and holds no
+ * order back) a missing order is retried with the store's back-off and dead-lettered after
+ * relay.maxAttempts.
  * When that order never posts (an operator discarded its dead letter and entered the sale order
  * by hand), the accession's next milestone or result that reaches the sale order notes them
  * (`milestonesLeftToTheOrder`); before, their note was lost without a word.
@@ -63,7 +70,12 @@ export const milestoneNotesRule: PostingRule = {
         // The order's own message comes after this one in the partition (the LIS sent the result
         // before the order): failing would hold it back for good. The order's rule posts the note.
         if (await orderFollows(ctx, e, accession, orderEvents)) results.set(e.event.id, ok(undefined, 'the order follows in the queue: the note is posted with it'));
-        else results.set(e.event.id, fail(noSaleOrder(accession)));
+        // No order message of the accession yet (a preliminary result sent before the order):
+        // it waits for the order, which will come after it in its partition, for up to a day.
+        else if (e.event.partitionKey === partitionKeys.order(accession) && (await noStoredOrderNames(ctx, accession))) {
+          const what = e.event.type === 'specimen.received' ? 'specimen' : 'test';
+          results.set(e.event.id, fail(waitingForItsOrder(ctx, e, `accession ${accession} has no Odoo sale order and no order message received names it`, what)));
+        } else results.set(e.event.id, fail(noSaleOrder(accession)));
         continue;
       }
       if (posted.has(noteMarker(e.event.idempotencyKey))) {
