@@ -289,6 +289,11 @@ export class EmbeddedBroker implements Component {
         // Only the internal publisher may use the loopback hop of a TLS broker (#authenticate).
         if (internalOnly) c.internalOnly = true;
         else {
+          // A subscriber that vanishes without a FIN (a laptop closed or taken off the Wi-Fi) and
+          // sends no PINGREQ (MQTT keepalive 0) would hold its socket, and a slot of
+          // mqtt.maxConnections, for good: TCP keepalive closes it about 70 s later, as on the HL7
+          // links (test/integration/status-mqtt-keepalive-audit.test.ts).
+          socket.setKeepAlive(true, 60_000);
           this.#subscriberSockets.add(socket);
           socket.once('close', () => this.#subscriberSockets.delete(socket));
         }
