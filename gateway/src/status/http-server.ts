@@ -832,7 +832,9 @@ export class StatusServer implements Component {
     const pause = action === 'pause' ? { since: new Date().toISOString(), by: actor, reason: reason || null } : null;
     if (pause) await rc.pause(pause);
     else await rc.resume();
-    await this.#auditEntry({ actor, action: `relay-${action}`, reason, outcome: 'ok' });
+    // A pause's entry is dated with its `since`: a status restored from the trail (a pause kept by
+    // an earlier version, without who and why) shows the same time as before the restart.
+    await this.#auditEntry({ actor, action: `relay-${action}`, reason, outcome: 'ok' }, pause?.since);
     this.#log.info(`relay ${action}d by admin`, { actor });
     this.model.setRelayPause(pause);
     this.#json(res, 200, { paused: rc.paused });
@@ -875,8 +877,8 @@ export class StatusServer implements Component {
     return `token:${this.#auth.id}@${remote}`;
   }
 
-  async #auditEntry(e: Omit<AuditEntry, 'at'>): Promise<AuditEntry> {
-    const entry: AuditEntry = { at: new Date().toISOString(), ...e };
+  async #auditEntry(e: Omit<AuditEntry, 'at'>, at = new Date().toISOString()): Promise<AuditEntry> {
+    const entry: AuditEntry = { at, ...e };
     if (entry.reason === undefined || entry.reason === '') delete entry.reason;
     if (entry.target === undefined) delete entry.target;
     await this.#audit.append(entry);
