@@ -20,6 +20,29 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
+/**
+ * A whole gateway (status API on a free port, an admin token) paused by the operator with
+ * `reason`; `start` starts another on the same data dir (the restart).
+ */
+async function pausedGateway(id: string, reason: string): Promise<{ start: () => Promise<Gateway>; first: Gateway }> {
+  const t = tempDir(`status-relay-${id}-`);
+  cleanups.push(t.cleanup);
+  const config = testGatewayConfig(id, path.join(t.dir, 'data'), { status: { listen: { host: '127.0.0.1', port: 0 }, adminTokenFile: writeAdminToken(t.dir, TOKEN) } });
+  const start = async (): Promise<Gateway> => {
+    const g = new Gateway({ config, log: silentLogger });
+    await g.start();
+    return g;
+  };
+  const first = await start();
+  const paused = await requestJson(`${first.statusServer!.url()}/api/relay/pause`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ reason }),
+  });
+  expect(paused.status).toBe(200);
+  return { start, first };
+}
+
 describe('a paused relay says who paused it, when and why', () => {
   it('RELAY_PAUSED and /api/status name the pause\'s author, time and reason, across a restart, and forget them at the resume', async () => {
     // What IT saw on Monday: "Sending to Odoo is paused by an administrator", nothing more. Finance
@@ -72,21 +95,7 @@ describe('a paused relay says who paused it, when and why', () => {
   });
 
   it('a whole gateway restarted while paused shows the pause with its reason (the relay holds it, the status tells it)', async () => {
-    const t = tempDir('status-relay-pause-gw-');
-    cleanups.push(t.cleanup);
-    const config = testGatewayConfig('pause-gw', path.join(t.dir, 'data'), { status: { listen: { host: '127.0.0.1', port: 0 }, adminTokenFile: writeAdminToken(t.dir, TOKEN) } });
-    const start = async (): Promise<Gateway> => {
-      const g = new Gateway({ config, log: silentLogger });
-      await g.start();
-      return g;
-    };
-    const first = await start();
-    const paused = await requestJson(`${first.statusServer!.url()}/api/relay/pause`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ reason: 'Odoo 17 to 18 migration' }),
-    });
-    expect(paused.status).toBe(200);
+    const { start, first } = await pausedGateway('pause-gw', 'Odoo 17 to 18 migration');
     await first.stop(5_000);
     const second = await start();
     cleanups.push(() => second.stop(5_000));
@@ -100,22 +109,7 @@ describe('a paused relay says who paused it, when and why', () => {
     // Read back from the audit trail only, a pause of a quarter-end close outlived its entry (the
     // trail rotates; a technician may remove it): the status went back to "paused by an
     // administrator" with nobody to ask. The relay keeps them with the pause (relay/paused.ts).
-    const t = tempDir('status-relay-pause-rotated-');
-    cleanups.push(t.cleanup);
-    const dataDir = path.join(t.dir, 'data');
-    const config = testGatewayConfig('pause-rotated', dataDir, { status: { listen: { host: '127.0.0.1', port: 0 }, adminTokenFile: writeAdminToken(t.dir, TOKEN) } });
-    const start = async (): Promise<Gateway> => {
-      const g = new Gateway({ config, log: silentLogger });
-      await g.start();
-      return g;
-    };
-    const first = await start();
-    const paused = await requestJson(`${first.statusServer!.url()}/api/relay/pause`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ reason: 'quarter-end close' }),
-    });
-    expect(paused.status).toBe(200);
+    const { start, first } = await pausedGateway('pause-rotated', 'quarter-end close');
     const before = (await requestJson(`${first.statusServer!.url()}/api/status`)).json.relayPause;
     const audit = first.statusServer!.auditLog;
     await first.stop(5_000);
