@@ -14,10 +14,103 @@ export interface Logger {
   child(bindings: Record<string, unknown>): Logger;
 }
 
+/** Log lines stderr could not take since the process started (`/metrics`: `lab_gateway_log_lines_dropped_total`). */
+export interface LogOutputLoss {
+  /** Lines lost, in total since the process started. */
+  readonly droppedLines: number;
+  /** When the last one was lost (ISO), null when none was. */
+  readonly lastDroppedAt: string | null;
+  /** Why the last one was lost: the write's error (`EPIPE: broken pipe`, `ENOSPC: no space left on device`). */
+  readonly lastError: string | null;
+}
+
+/**
+ * The lines written to stderr that it could not take: a pipe whose reader went away (a `tee` or
+ * log shipper stopped: EPIPE), a log file on a full disk (ENOSPC). The CLI keeps such an error from
+ * stopping the gateway (cli/main.ts) and the line is lost; it is counted here, process-wide like
+ * stderr itself, so a gap in the log can be explained: `/metrics` shows the count, and the first
+ * line stderr takes again is preceded by one `log lines lost` line saying how many, between when
+ * and why.
+ */
+const loss = {
+  dropped: 0,
+  /** Of `dropped`, those a `log lines lost` line that was written already told of. */
+  told: 0,
+  /** A `log lines lost` line is being written (its write's outcome not known yet). */
+  telling: false,
+  firstUntoldAt: null as string | null,
+  /** The first line lost while a `log lines lost` line was on its way (the next one tells of it). */
+  firstWhileTelling: null as string | null,
+  lastAt: null as string | null,
+  lastError: null as string | null,
+};
+
+export function logOutputLoss(): LogOutputLoss {
+  return { droppedLines: loss.dropped, lastDroppedAt: loss.lastAt, lastError: loss.lastError };
+}
+
+function describeWriteError(err: Error): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code !== undefined && !err.message.startsWith(code) ? `${code}: ${err.message}` : err.message;
+}
+
+function lineLost(err: Error): void {
+  const at = new Date().toISOString();
+  loss.dropped++;
+  loss.firstUntoldAt ??= at;
+  if (loss.telling) loss.firstWhileTelling ??= at;
+  loss.lastAt = at;
+  loss.lastError = describeWriteError(err);
+}
+
+/** Writes one line to stderr, counting it when stderr cannot take it (see `loss`). */
+function writeStderr(line: string, bindings: Record<string, unknown>): void {
+  let text = line + '\n';
+  let telling: { upTo: number } | undefined;
+  if (loss.dropped > loss.told && !loss.telling) {
+    // Lines were lost: say so first, on the same write as this line (it goes through or is lost with it).
+    telling = { upTo: loss.dropped };
+    loss.telling = true;
+    const gateway = bindings['gateway'];
+    text =
+      JSON.stringify({
+        time: new Date().toISOString(),
+        level: 'warn',
+        msg: 'log lines lost',
+        ...(gateway === undefined ? {} : { gateway }),
+        dropped: loss.dropped - loss.told,
+        firstDroppedAt: loss.firstUntoldAt,
+        lastDroppedAt: loss.lastAt,
+        error: loss.lastError,
+        droppedTotal: loss.dropped,
+      }) +
+      '\n' +
+      text;
+  }
+  const done = (err?: Error | null): void => {
+    if (telling) {
+      loss.telling = false;
+      if (!err) {
+        loss.told = Math.max(loss.told, telling.upTo);
+        // Lines lost while this note was on its way are told by the next one.
+        loss.firstUntoldAt = loss.dropped > loss.told ? loss.firstWhileTelling : null;
+      }
+      loss.firstWhileTelling = null;
+    }
+    if (err) lineLost(err);
+  };
+  try {
+    process.stderr.write(text, done);
+  } catch (err) {
+    // A stream that throws (not Node's stdio, which reports through the callback) loses the line too.
+    done(err instanceof Error ? err : new Error(String(err)));
+  }
+}
+
 export function createLogger(options: { level?: LogLevel; bindings?: Record<string, unknown>; write?: (line: string) => void } = {}): Logger {
   const min = LEVELS[options.level ?? 'info'];
   const bindings = options.bindings ?? {};
-  const write = options.write ?? ((line: string) => process.stderr.write(line + '\n'));
+  const write = options.write ?? ((line: string) => writeStderr(line, bindings));
   const log = (level: LogLevel, msg: string, fields?: Record<string, unknown>): void => {
     if (LEVELS[level] < min) return;
     write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...bindings, ...fields }));

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { logOutputLoss } from '../log.ts';
 import type { GatewayStore } from '../store/types.ts';
 import type { Telemetry } from '../telemetry.ts';
 import type { StatusModel } from './status-model.ts';
@@ -204,6 +205,15 @@ export class StatusMetrics {
         },
       });
     }
+    new Counter({
+      name: 'lab_gateway_log_lines_dropped_total',
+      help: 'Log lines stderr could not take (its reader gone: EPIPE; a full disk: ENOSPC), lost since the process started.',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(logOutputLoss().droppedLines);
+      },
+    });
     new Gauge({
       name: 'lab_gateway_store_up',
       help: '1 when the store can commit (intake possible), else 0.',
