@@ -766,8 +766,10 @@ export function registerStockMethods(reg: MethodRegistry): void {
       const created: number[] = [];
       for (const id of ids) {
         const op = env.table('stock.warehouse.orderpoint').get(id)!;
-        const manual = env.version >= 18 && (op.qty_to_order_manual as number) > 0 ? (op.qty_to_order_manual as number) : 0;
-        const qty = manual || (env.value('stock.warehouse.orderpoint', op, 'qty_to_order') as number);
+        // qty_to_order: the manual quantity (18+) when set, else the computed one.
+        const qty = env.value('stock.warehouse.orderpoint', op, 'qty_to_order') as number;
+        // Odoo clears the manual quantity once ordered (action_remove_manual_qty_to_order).
+        if (env.version >= 18 && (op.qty_to_order_manual as number) > 0) env.sudo().writeInternal('stock.warehouse.orderpoint', [id], { qty_to_order_manual: 0 });
         if (qty <= 0) continue;
         const product = env.browse('product.product', op.product_id as number);
         const seller = [...env.table('product.supplierinfo').values()]

@@ -533,7 +533,8 @@ const MODELS: ModelSpec[] = [
       // replenishment report); Odoo's _run_buy takes it before _select_seller.
       supplier_id: m2o('product.supplierinfo', 'Product Supplier'),
       qty_forecast: float('Forecast', { compute: (env, r) => orderpointForecast(env, r) }),
-      qty_to_order: float('To Order', { compute: (env, r) => orderpointToOrder(env, r) }),
+      // 18+: the buyer's "To Order" (qty_to_order_manual) wins over the computed one when set (_compute_qty_to_order).
+      qty_to_order: float('To Order', { compute: (env, r) => (env.version >= 18 && (r.qty_to_order_manual as number) > 0 ? (r.qty_to_order_manual as number) : orderpointToOrder(env, r)) }),
       qty_to_order_manual: float('To Order (Manual)', { versions: V18UP }),
       active: active(), company_id: company(),
     },

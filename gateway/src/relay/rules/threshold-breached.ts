@@ -87,6 +87,8 @@ export const thresholdBreachedRule: PostingRule = {
     const followers = new Map<string, StoredEvent[]>();
     /** The lab's reorder rules of the batch's products (their vendor line, their route), read once per batch that writes a line. */
     let reorderRules: Promise<Map<number, ReorderRule>> | undefined;
+    /** Breaches that order the buyer's manual quantity, with the reorder rule it is cleared from once ordered. */
+    const manualRules = new Map<string, { orderpoint: number; qty: number }>();
     for (const e of live) {
       const product = products.get(data(e).productCode)!;
       try {
@@ -125,8 +127,12 @@ export const thresholdBreachedRule: PostingRule = {
           results.set(e.event.id, ok([], `no RFQ: the reorder rule replenishes by the route '${rule.route.name}', not by purchase (left to Odoo's replenishment)`));
           continue;
         }
-        const supply = await supplyOf(ctx, product, data(e).suggestedQuantity, rule?.vendorLine);
+        // A quantity the buyer typed on the reorder rule (18+ "To Order", kept in
+        // qty_to_order_manual) is what Odoo's replenishment orders (qty_to_order), not the computed one.
+        const manual = rule?.manualQty;
+        const supply = await supplyOf(ctx, product, manual ?? data(e).suggestedQuantity, rule?.vendorLine);
         planned.set(product.id, e);
+        if (manual !== undefined && rule?.id !== undefined) manualRules.set(e.event.id, { orderpoint: rule.id, qty: manual });
         byVendor.set(supply.vendorId, [...(byVendor.get(supply.vendorId) ?? []), { e, product, supply }]);
       } catch (err) {
         results.set(e.event.id, fail(err));
@@ -195,6 +201,7 @@ export const thresholdBreachedRule: PostingRule = {
         }
       }
     }
+    await clearManualQuantities(ctx, manualRules, results);
     // A later breach of a product written in this batch: its line is that one.
     for (const [firstId, later] of followers) {
       const r = results.get(firstId);
@@ -255,6 +262,10 @@ interface SellerLine {
 
 /** What the lab's reorder rule of a product says about buying it. */
 interface ReorderRule {
+  /** The reorder rule's id. */
+  id?: number;
+  /** The buyer's quantity to order (18+ `qty_to_order_manual`, in the product's unit), when set (above 0). */
+  manualQty?: number;
   /** Its own vendor line (`supplier_id`, purchase_stock: the "Vendor" of the replenishment report). */
   vendorLine?: number;
   /** Its route (`route_id`), when set: whether one of the route's active rules buys. */
@@ -271,10 +282,11 @@ interface ReorderRule {
  */
 async function reorderRulesOf(ctx: RuleContext, productIds: number[]): Promise<Map<number, ReorderRule>> {
   const out = new Map<number, ReorderRule>();
-  const fields = ctx.odoo.fields.existing('stock.warehouse.orderpoint', ['id', 'product_id', 'location_id', 'supplier_id', 'route_id']);
+  // qty_to_order_manual exists from 18 on: read only where the server has it (16/17 would refuse it).
+  const fields = ctx.odoo.fields.existing('stock.warehouse.orderpoint', ['id', 'product_id', 'location_id', 'supplier_id', 'route_id', 'qty_to_order_manual']);
   const rows = await searchRead(ctx.odoo, 'stock.warehouse.orderpoint', [['product_id', 'in', productIds]], fields);
   const ops = labOrderpoints(
-    rows.map((r) => ({ productId: m2oId(r['product_id']) ?? 0, locationId: m2oId(r['location_id']), line: m2oId(r['supplier_id']), route: m2oId(r['route_id']), routeName: m2oName(r['route_id']) })),
+    rows.map((r) => ({ id: r.id, productId: m2oId(r['product_id']) ?? 0, locationId: m2oId(r['location_id']), line: m2oId(r['supplier_id']), route: m2oId(r['route_id']), routeName: m2oName(r['route_id']), manual: Number(r['qty_to_order_manual'] ?? 0) || 0 })),
     ctx.ref.labLocationChain(),
   );
   const routeIds = [...new Set(ops.map((op) => op.route).filter((id): id is number => id !== undefined))];
@@ -292,9 +304,29 @@ async function reorderRulesOf(ctx: RuleContext, productIds: number[]): Promise<M
   }
   for (const op of ops) {
     const route = op.route === undefined || buying === undefined ? undefined : { name: op.routeName ?? `#${op.route}`, buys: buying.has(op.route) };
-    out.set(op.productId, { ...(op.line !== undefined ? { vendorLine: op.line } : {}), ...(route ? { route } : {}) });
+    out.set(op.productId, { id: op.id, ...(op.manual > 0 ? { manualQty: op.manual } : {}), ...(op.line !== undefined ? { vendorLine: op.line } : {}), ...(route ? { route } : {}) });
   }
   return out;
+}
+
+/**
+ * Once a breach's line ordered the buyer's manual quantity, the reorder rule's "To Order" is cleared
+ * as Odoo's replenishment does after ordering (`action_replenish` → `action_remove_manual_qty_to_order`):
+ * kept, every later shortage ordered that quantity again, and Odoo's replenishment report went on
+ * proposing it beside the gateway's RFQ. The lines stand whatever happens here: a failure is logged.
+ */
+async function clearManualQuantities(ctx: RuleContext, manual: Map<string, { orderpoint: number; qty: number }>, results: Map<string, RuleResult>): Promise<void> {
+  const ids = [...new Set([...manual].filter(([event]) => results.get(event)?.ok === true).map(([, m]) => m.orderpoint))];
+  if (ids.length === 0) return;
+  try {
+    await write(ctx.odoo, 'stock.warehouse.orderpoint', ids, { qty_to_order_manual: 0 });
+  } catch (err) {
+    ctx.log.warn("RFQ lines added for the reorder rules' manual quantities; the quantities could not be cleared on the rules", { orderpoints: ids, error: describeError(err) });
+  }
+  for (const [event, m] of manual) {
+    const r = results.get(event);
+    if (r?.ok) results.set(event, ok(r.odoo, `${r.note ? `${r.note}; ` : ''}ordered the reorder rule's manual quantity to order (${m.qty})`));
+  }
 }
 
 /** A many2one value's display name (`[id, name]` as search_read gives it); undefined when bare. */
