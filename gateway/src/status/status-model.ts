@@ -9,6 +9,7 @@ import type { OrderDownloadSummary } from '../astm/order-download.ts';
 import { maskAstmNames } from './mask-names.ts';
 import { savedLastSuccess } from '../relay/last-success.ts';
 import type { RelayPauseDetail } from '../relay/paused.ts';
+import { waitingSince, waitsForLisOrder } from '../relay/rules/waiting-for-order.ts';
 import { SteadyWallClock, span } from '../wall-clock.ts';
 
 /**
@@ -255,6 +256,8 @@ const DAY_MS = 86_400_000;
  * published on every change (at most MAX_REASON_CHARS each).
  */
 export const RECENT_ALERTS = 20;
+/** States of an event still waiting in the queue (leased again, retried, released). */
+const STILL_WAITING: ReadonlySet<string> = new Set(['pending', 'inflight', 'retrying']);
 const BAD_ENDPOINT_STATES: ReadonlySet<EndpointState> = new Set(['disconnected', 'error']);
 /**
  * LINE_ERRORS: at least this many frames refused in the last minute, and more than were accepted —
@@ -349,6 +352,12 @@ export class StatusModel implements Component {
   #mqtt: (MqttLinkStatus & { sinceMs: number }) | null = null;
   #relayPause: RelayPauseDetail | null = null;
   #storeHealthEvent: 'ok' | 'failed' | 'full' = 'ok';
+  /**
+   * Events the relay retries because they wait for the LIS's order (a result, a milestone or a
+   * cancellation that came before its order), by id, and since when they wait (epoch ms: received,
+   * or an operator's last replay; see WAITING_FOR_ORDERS). Fed by `relay.outcome`.
+   */
+  readonly #waitingForOrder = new Map<string, number>();
   #queue: QueueStats = { ...EMPTY_QUEUE };
   #intake: IntakeCounters = { received: 0, accepted: 0, rejected: 0, duplicates: 0 };
   #disk: DiskStatus | null = null;
@@ -537,6 +546,8 @@ export class StatusModel implements Component {
       this.#checkHealth();
       return;
     }
+    // An operator discarded an event: it may be one that waited for its order (no relay outcome says so).
+    if (queue.discarded !== this.#queue.discarded && this.#waitingForOrder.size > 0) void this.#recheckWaitingForOrder();
     if (!sameRecord(queue, this.#queue) || !sameRecord(intake, this.#intake)) {
       this.#queue = { ...queue };
       this.#intake = { ...intake };
@@ -629,6 +640,8 @@ export class StatusModel implements Component {
     if (this.#queue.oldestPendingAgeSeconds > stale) {
       reasons.push({ level: 'degraded', code: 'QUEUE_STALE', message: `Oldest event waiting for Odoo for ${minutes(this.#queue.oldestPendingAgeSeconds * 1000)}` });
     }
+    const waiting = this.#waitingForOrderReason(now, stale);
+    if (waiting) reasons.push(waiting);
     const idleMs = this.#o.endpointIdleMs ?? 3_600_000;
     for (const e of this.#endpoints.values()) {
       const who = e.role === 'analyzer' ? `Analyzer ${e.id}` : `LIS link ${e.id}`;
@@ -958,7 +971,60 @@ export class StatusModel implements Component {
     this.#checkHealth();
   }
 
+  /**
+   * WAITING_FOR_ORDERS: events have waited for the LIS's order longer than the stale-queue limit.
+   * Their retry is not due most of the time, so the queue's oldest-waiting age (QUEUE_STALE) skips
+   * them: with the LIS's order interface down, the lab saw nothing for 24 h, then dead letters.
+   */
+  #waitingForOrderReason(now: number, staleSeconds: number): HealthReason | undefined {
+    if (this.#waitingForOrder.size === 0) return undefined;
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const since of this.#waitingForOrder.values()) if (since < oldest) oldest = since;
+    if (!(now - oldest > staleSeconds * 1000)) return undefined;
+    const n = this.#waitingForOrder.size;
+    return {
+      level: 'degraded',
+      code: 'WAITING_FOR_ORDERS',
+      message: `${n} event${n === 1 ? '' : 's'} (results, milestones or cancellations) waiting for ${n === 1 ? 'its order' : 'their orders'} from the LIS, the oldest for ${minutes(now - oldest)}: check the LIS's order interface; each is dead-lettered 24 h after it came without its order`,
+    };
+  }
+
+  /**
+   * A relay outcome of an event waiting for its order: counted from when it was received (read
+   * from the store; meanwhile from now). Any other outcome of it ends its wait.
+   */
+  #trackWaitingForOrder(e: TelemetryEvents['relay.outcome']): void {
+    if (e.outcome === 'retry' && waitsForLisOrder(e.error)) {
+      if (this.#waitingForOrder.has(e.eventId)) return;
+      this.#waitingForOrder.set(e.eventId, this.#now());
+      void this.#readWaitingSince(e.eventId);
+    } else if (this.#waitingForOrder.delete(e.eventId)) {
+      this.#checkHealth();
+    }
+  }
+
+  async #readWaitingSince(id: string): Promise<void> {
+    try {
+      const rec = await this.#o.store.getEvent(id);
+      if (!this.#waitingForOrder.has(id)) return;
+      if (!rec || !STILL_WAITING.has(rec.state)) this.#waitingForOrder.delete(id);
+      else {
+        const since = waitingSince(rec);
+        if (Number.isFinite(since)) this.#waitingForOrder.set(id, since);
+      }
+      this.#checkHealth();
+    } catch {
+      /* a closed store: counted from when the relay said so */
+    }
+  }
+
+  /** Drop the waiting events that are no longer waiting (an operator discarded them). */
+  async #recheckWaitingForOrder(): Promise<void> {
+    for (const id of [...this.#waitingForOrder.keys()]) await this.#readWaitingSince(id);
+  }
+
   #onRelay(e: TelemetryEvents['relay.outcome']): void {
+    this.#trackWaitingForOrder(e);
     const now = this.#now();
     if (e.outcome === 'delivered') {
       this.#delivered.add(now);

@@ -16,6 +16,17 @@ import type { RuleContext } from './types.ts';
 export const ORDER_WAIT_LIMIT_MS = 24 * 3600_000;
 
 /**
+ * The start of the last error of an event waiting for the LIS's order (waitingForItsOrder). The
+ * status model counts the events whose retry says so (WAITING_FOR_ORDERS, status/README.md).
+ */
+export const WAITING_FOR_ORDER = 'waiting for its order from the LIS';
+
+/** A relay error (an event's last error) saying the event waits for the LIS's order. */
+export function waitsForLisOrder(error: string | undefined): boolean {
+  return error !== undefined && error.includes(WAITING_FOR_ORDER);
+}
+
+/**
  * No order message of the accession in the store names `testCode` (any order message of the
  * accession when no test is given: a specimen milestone). The LIS validated the test before sending
  * its order, or an add-on test's order message comes later. Without a store, no.
@@ -48,7 +59,7 @@ export function waitingForItsOrder(ctx: RuleContext, e: StoredEvent, detail: str
     return needsOperator(`no order from the LIS for this ${what} within 24 h: ${detail}`);
   }
   const charged = e.attempts + 2 < ctx.config.maxAttempts;
-  return odooError('transient', `waiting for its order from the LIS: ${detail}`, charged ? {} : { waitsForQueued: true });
+  return odooError('transient', `${WAITING_FOR_ORDER}: ${detail}`, charged ? {} : { waitsForQueued: true });
 }
 
 /**
@@ -56,7 +67,7 @@ export function waitingForItsOrder(ctx: RuleContext, e: StoredEvent, detail: str
  * operator's last replay of it (a replay gives it another day: the operator expects the order now).
  * A time that cannot be read counts as now: it waits, never dead at once on a garbled stamp.
  */
-function waitingSince(e: StoredEvent): number {
+export function waitingSince(e: StoredEvent): number {
   const times = [e.event.receivedAt, ...(e.audit ?? []).filter((a) => a.action === 'replay').map((a) => a.at)].map((t) => Date.parse(t)).filter((t) => Number.isFinite(t));
   return times.length > 0 ? Math.max(...times) : Number.POSITIVE_INFINITY;
 }
