@@ -179,7 +179,10 @@ describe.each([17, 19] as const)("RFQ line: the vendor, quantity and unit Odoo's
    * "20 Units" where Odoo's replenishment writes "2 Box of 10", in the vendor's unit and at the
    * vendor's price per box.
    */
-  /** The cartridges bought by the box of 10 (`rounding` of the box: whole boxes, 1). */
+  /**
+   * The cartridges bought by the box of 10 (≤18: `rounding` of the box, whole boxes, 1; on 19
+   * every unit rounds at the 'Product Unit' precision, 0.01, and the value written is not kept).
+   */
   const buyByTheBox = (r: Rig): number => {
     const units = r.emu.records('uom.uom', [['name', '=', 'Units']])[0]!;
     const box = r.emu.call('uom.uom', 'create', [
@@ -214,5 +217,19 @@ describe.each([17, 19] as const)("RFQ line: the vendor, quantity and unit Odoo's
     await rig.commit([thresholdBreached('RGT-GLU', 15)]);
     await rig.waitDrained();
     expect(onlyLine(rig)['product_qty']).toBe(2);
+  });
+
+  /**
+   * 12 cartridges by the box of 10. ≤18: half-up at the box's rounding (1), 1 box. 19: units no
+   * longer round per unit (0.01 for all), and Odoo's reorder rule rounds its quantity up to whole
+   * units of the vendor line's unit (`_get_replenishment_multiple_alternative`): 2 boxes, where
+   * the gateway asked for 1.2.
+   */
+  it("12 needed by the box of 10: what each version's replenishment orders", async () => {
+    rig = await makeRig(version);
+    buyByTheBox(rig);
+    await rig.commit([thresholdBreached('RGT-GLU', 12)]);
+    await rig.waitDrained();
+    expect(onlyLine(rig)['product_qty']).toBe(version >= 19 ? 2 : 1);
   });
 });

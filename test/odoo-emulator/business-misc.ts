@@ -43,6 +43,16 @@ function checkBarcodes(env: Env, ids: number[]): void {
 
 export function miscHooks(): Record<string, ModelHooks> {
   return {
+    // 19: a unit's `rounding` is computed, the 'Product Unit' decimal precision (0.01) for every
+    // unit (uom.uom _compute_rounding); a value written is not kept.
+    'uom.uom': {
+      beforeCreate: (env, vals) => {
+        if (env.version >= 19) delete vals.rounding;
+      },
+      beforeWrite: (env, _ids, vals) => {
+        if (env.version >= 19) delete vals.rounding;
+      },
+    },
     'account.move': {
       beforeCreate: (env, vals) => {
         const type = String(vals.move_type ?? 'entry');

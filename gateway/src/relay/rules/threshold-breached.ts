@@ -130,7 +130,7 @@ export const thresholdBreachedRule: PostingRule = {
         // A quantity the buyer typed on the reorder rule (18+ "To Order", kept in
         // qty_to_order_manual) is what Odoo's replenishment orders (qty_to_order), not the computed one.
         const manual = rule?.manualQty;
-        const supply = await supplyOf(ctx, product, manual ?? data(e).suggestedQuantity, rule?.vendorLine);
+        const supply = await supplyOf(ctx, product, manual ?? data(e).suggestedQuantity, rule?.vendorLine, manual === undefined);
         planned.set(product.id, e);
         if (manual !== undefined && rule?.id !== undefined) manualRules.set(e.event.id, { orderpoint: rule.id, qty: manual });
         byVendor.set(supply.vendorId, [...(byVendor.get(supply.vendorId) ?? []), { e, product, supply }]);
@@ -355,7 +355,7 @@ function m2oName(value: unknown): string | undefined {
  * of 10 was ordered as "20 Units" (test/integration/relay-rfq-vendor-audit.test.ts). Earlier
  * still, a vendor line whose End Date had passed, or an archived vendor, got the RFQ.
  */
-async function supplyOf(ctx: RuleContext, product: ProductRef, need: number, ruleLine: number | undefined): Promise<Supply> {
+async function supplyOf(ctx: RuleContext, product: ProductRef, need: number, ruleLine: number | undefined, computed = true): Promise<Supply> {
   const { templateId, code } = product;
   if (templateId !== undefined && !ctx.odoo.fields.missing('product.supplierinfo')) {
     const unitField = ctx.odoo.fields.pick('product.supplierinfo', 'product_uom_id', 'product_uom');
@@ -385,7 +385,14 @@ async function supplyOf(ctx: RuleContext, product: ProductRef, need: number, rul
       chosen = (await selectSeller(ctx, product, need, usable)) ?? usable[0];
     }
     if (chosen && chosen.partnerId > 0) {
-      const inUnit = await inSellerUnit(ctx, product, need, chosen, 'HALF-UP');
+      let inUnit = await inSellerUnit(ctx, product, need, chosen, 'HALF-UP');
+      // 19: every unit rounds at the 'Product Unit' precision (0.01), and the reorder rule's
+      // computed quantity is rounded up to whole units of the vendor line's own unit instead
+      // (purchase_stock `_get_replenishment_multiple_alternative`, used by `_get_multiple_rounded_qty`):
+      // 15 cartridges bought by the box of 10 are 2 boxes, 12 too. A manual quantity is not rounded.
+      if (computed && inUnit !== undefined && unitField === 'product_uom_id' && chosen.uomId !== undefined && chosen.uomId !== product.uomId) {
+        inUnit = Math.ceil(inUnit - inUnit * 2 ** -50);
+      }
       // A unit Odoo could not convert to (another category: Odoo refuses such a line anyway) leaves the line in the product's unit.
       const description = describe(product, chosen);
       if (inUnit === undefined) return { vendorId: chosen.partnerId, quantity: need, description, ...(product.uomId ? { uomId: product.uomId } : {}) };
