@@ -120,13 +120,20 @@ const LISTEN_CODES: ReadonlySet<string> = new Set(['EADDRINUSE', 'EADDRNOTAVAIL'
  * The reason kept with a message cut off before its end, for the message browser: the cut, and
  * when frames of it were refused, how many and why (with what to check for a garbled line).
  */
-function partialRejectReason(reason: PartialReason, refusals: PartialRefusals | undefined, transport: 'serial' | 'tcp', maxMessageBytes: number): string {
+function partialRejectReason(reason: PartialReason, refusals: PartialRefusals | undefined, transport: 'serial' | 'tcp', link: LinkOptions): string {
   // Not cut off by the line: refused for its size. The reason names the limit and the setting,
   // so that IT staff do not look for a line fault ("incomplete message (too-large)" before).
   if (reason === 'too-large') {
-    return `message larger than ${maxMessageBytes} bytes (maxMessageBytes): its head is kept, the rest was not (refused frame by frame on an E1381 link, skipped to its end on a records-only one); raise analyzers[].overrides.maxMessageBytes if this analyzer's messages are this large`;
+    return `message larger than ${link.maxMessageBytes} bytes (maxMessageBytes): its head is kept, the rest was not (refused frame by frame on an E1381 link, skipped to its end on a records-only one); raise analyzers[].overrides.maxMessageBytes if this analyzer's messages are this large`;
   }
   const base = `incomplete message (${reason})`;
+  // A records-only link has no EOT and no frames: the receiver timer running out means the
+  // analyzer stopped sending in the middle of a message. Before, the reason said only
+  // "(receiver-timeout)", nothing a lab technician could act on.
+  if (reason === 'receiver-timeout' && link.lowLevel === 'records-only') {
+    const seconds = Math.max(1, Math.round(link.timers.receiverFrameMs / 1000));
+    return `${base}: no L record, and nothing more from the analyzer for ${seconds} s (receiverFrameMs) — was it switched off, or its cable pulled, in the middle of the message? Its results may need to be sent again from the analyzer`;
+  }
   if (!refusals) return base;
   const n = refusals.refusedFrames;
   const hint = refusals.lastCause === 'garbled' ? ` — ${lineHint(transport)}` : '';
@@ -477,17 +484,30 @@ export class AstmEndpoint<Q = unknown> implements Component {
    * while it is (it retransmits for about 15 minutes): before, the tray showed the analyzer
    * connected all that time while nothing arrived (test/integration/astm-silent-peer-audit.test.ts).
    * A serial port is left open: reopening it would not reach a switched-off analyzer sooner.
+   *
+   * A records-only link has no reply to wait for; its only timer is the receiver's, which runs out
+   * when the analyzer stopped in the middle of a message (no L record). Its connection is closed
+   * once the analyzer has sent nothing for `silentPeerMs` since its last byte: an order download
+   * or a host query answer written to it meanwhile held the kernel's keepalive off, and the link
+   * read "connected" for about 15 minutes (test/integration/astm-records-only-silent-audit.test.ts).
+   * An analyzer idle after a whole message is never closed by it.
    */
   #peerSilent(link: Link, log: Logger): void {
-    const since = link.unansweredSince;
-    if (since === undefined || link.silentCheck !== undefined || !link.wire.abort || this.#link.lowLevel !== 'e1381') return;
+    const recordsOnly = this.#link.lowLevel === 'records-only';
+    const waitedSince = (): number | undefined => (recordsOnly ? link.heardAt : link.unansweredSince);
+    const since = waitedSince();
+    if (since === undefined || link.silentCheck !== undefined || !link.wire.abort) return;
     const limit = this.#link.timers.silentPeerMs;
     link.silentCheck = this.#scheduler.schedule(Math.max(0, since + limit - this.#scheduler.now()), () => {
       link.silentCheck = undefined;
-      if (link.unansweredSince !== since || !this.#links.has(link)) return;
+      if (waitedSince() !== since || !this.#links.has(link)) return;
       const seconds = Math.round((this.#scheduler.now() - since) / 1000);
       log.warn('analyzer silent: connection closed', { seconds });
-      link.wire.abort?.(`no answer from the analyzer for ${seconds} s (switched off, or its cable pulled?): connection closed`);
+      link.wire.abort?.(
+        recordsOnly
+          ? `the analyzer stopped in the middle of a message and sent nothing for ${seconds} s (switched off, or its cable pulled?): connection closed`
+          : `no answer from the analyzer for ${seconds} s (switched off, or its cable pulled?): connection closed`,
+      );
     });
   }
 
@@ -609,7 +629,7 @@ export class AstmEndpoint<Q = unknown> implements Component {
     const endpoint = this.#opt.analyzer.id;
     // Frames refused to the sender's retry limit are often why it gave up: the reason says so
     // (before, "incomplete message (eot-before-end)" alone hid a garbled serial line).
-    let rejectReason = partialRejectReason(reason, refusals, this.#transportKind, this.#link.maxMessageBytes);
+    let rejectReason = partialRejectReason(reason, refusals, this.#transportKind, this.#link);
     if (this.#misread(raw)) rejectReason += ` — ${misreadHint(this.#transportKind)}`;
     this.#log.warn('incomplete message kept as rejected raw bytes', { reason: rejectReason, bytes: raw.length });
     this.#opt.telemetry.alert('warning', 'GW_ASTM_LINK', `analyzer ${endpoint}: ${rejectReason}, kept as rejected raw bytes`, endpoint);

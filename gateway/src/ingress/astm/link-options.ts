@@ -31,7 +31,9 @@ export interface LinkTimers {
    * dead and closed (the TCP client then reconnects). An analyzer powered off or unplugged while
    * the gateway's last ACK or ENQ was on its way sends no FIN, and the kernel's keepalive probes
    * wait for that byte's acknowledgement: without this the connection looked open for about 15
-   * minutes (tcp_retries2). An idle link needs no answer and is never closed by it.
+   * minutes (tcp_retries2). An idle link needs no answer and is never closed by it. On a
+   * records-only link: how long the analyzer may stay silent after stopping in the middle of a
+   * message (its receiver timer ran out) before its connection is closed.
    */
   silentPeerMs: number;
 }
