@@ -353,8 +353,8 @@ export class StatusModel implements Component {
   #relayPause: RelayPauseDetail | null = null;
   #storeHealthEvent: 'ok' | 'failed' | 'full' = 'ok';
   /**
-   * Events the relay retries because they wait for the LIS's order (a result, a milestone or a
-   * cancellation that came before its order), by id, and since when they wait (epoch ms: received,
+   * Events the relay retries because they wait for the LIS's order (a result or a milestone that
+   * came before its order), by id, and since when they wait (epoch ms: received,
    * or an operator's last replay; see WAITING_FOR_ORDERS). Fed by `relay.outcome`.
    */
   readonly #waitingForOrder = new Map<string, number>();
@@ -985,7 +985,7 @@ export class StatusModel implements Component {
     return {
       level: 'degraded',
       code: 'WAITING_FOR_ORDERS',
-      message: `${n} event${n === 1 ? '' : 's'} (results, milestones or cancellations) waiting for ${n === 1 ? 'its order' : 'their orders'} from the LIS, the oldest for ${minutes(now - oldest)}: check the LIS's order interface; each is dead-lettered 24 h after it came without its order`,
+      message: `${n} event${n === 1 ? '' : 's'} (results or milestones) waiting for ${n === 1 ? 'its order' : 'their orders'} from the LIS, the oldest for ${minutes(now - oldest)}: check the LIS's order interface; each is dead-lettered 24 h after it came without its order`,
     };
   }
 
