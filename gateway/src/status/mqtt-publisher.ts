@@ -45,6 +45,14 @@ export interface MqttPublisherOptions {
    * external broker keeps them across restarts; default true). The embedded broker has none.
    */
   clearRemovedEndpoints?: boolean;
+  /**
+   * Gateway ids this gateway published under before on this broker (`gateway.id` changed since:
+   * mqtt-status.ts remembers them). After each connect their retained topics are cleared, unless
+   * that id's availability reads `online` (a gateway still runs under it), and `onRetiredCleared`
+   * is told of each id whose topics are gone.
+   */
+  retiredGatewayIds?: readonly string[];
+  onRetiredCleared?: (gatewayId: string) => void;
 }
 
 const MAX_BUFFERED_ALERTS = 100;
@@ -91,11 +99,14 @@ export class MqttStatusPublisher implements Component {
   #unansweredSince = 0;
   /** Set while the broker accepts the connection but does not deliver the gateway's publishes. */
   #notDelivering: string | undefined;
+  /** Former gateway ids whose retained topics are still to be cleared (#clearRetiredGateways). */
+  readonly #retired: Set<string>;
   /** Publishes made (for tests and the benchmark). */
   published = 0;
 
   constructor(options: MqttPublisherOptions) {
     this.#o = options;
+    this.#retired = new Set((options.retiredGatewayIds ?? []).filter((id) => id !== options.gatewayId));
     this.#log = options.log.child({ component: 'mqtt-publisher' });
     this.#t = topics(options.gatewayId);
   }
@@ -153,7 +164,10 @@ export class MqttStatusPublisher implements Component {
       this.#readOwnAvailability(client);
       this.#publishAll();
       this.#drainAlerts();
-      if (this.#o.clearRemovedEndpoints !== false) this.#cleared = this.#clearRemovedEndpoints(client);
+      const clearing: Array<Promise<void>> = [];
+      if (this.#o.clearRemovedEndpoints !== false) clearing.push(this.#clearRemovedEndpoints(client));
+      if (this.#retired.size > 0) clearing.push(this.#clearRetiredGateways(client));
+      this.#cleared = clearing.length > 0 ? Promise.all(clearing).then(() => undefined) : undefined;
     });
     client.on('error', (err) => {
       const error = describeError(err);
@@ -289,6 +303,64 @@ export class MqttStatusPublisher implements Component {
       this.#log.info('clearing the retained topic of an endpoint no longer configured', { topic });
       await client.publishAsync(topic, '', { qos: 1, retain: true }).catch(() => undefined);
     }
+  }
+
+  /**
+   * The retained topics of the gateway ids this gateway published under before (`gateway.id`
+   * renamed): an external broker keeps them for ever, and every dashboard or tray subscribing to
+   * `lab-gateway/+/…` was handed a gateway that no longer exists, `offline`, with its last status
+   * and its last alert, as if a second gateway were down. For each former id, its retained topics
+   * are read (a subscription to `lab-gateway/<id>/#`, all of them arrived when the UNSUBACK does)
+   * and cleared with an empty retained payload (MQTT 3.1.1 §3.3.1.3), then read again: a broker
+   * whose ACL does not let the gateway write there keeps them, and that is logged with what to run.
+   * An id whose availability reads `online` is left alone: a gateway runs under it (a data
+   * directory copied to a new box while the old one still runs).
+   */
+  async #clearRetiredGateways(client: MqttClient): Promise<void> {
+    for (const id of [...this.#retired]) {
+      const t = topics(id);
+      try {
+        const before = await this.#retainedUnder(client, t.all);
+        const availability = before.get(t.availability);
+        if (availability !== undefined && /"state"\s*:\s*"online"/.test(availability)) {
+          this.#log.warn('a former gateway id of this gateway reads online on the MQTT broker: its retained topics are left', { formerGatewayId: id, topic: t.availability });
+          continue;
+        }
+        for (const topic of before.keys()) await client.publishAsync(topic, '', { qos: 1, retain: true });
+        const left = before.size > 0 ? await this.#retainedUnder(client, t.all) : new Map<string, string>();
+        if (left.size > 0) {
+          this.#log.warn('could not clear the retained topics of a former gateway id (the broker may not let the gateway write there): clear them on the broker', {
+            formerGatewayId: id,
+            topics: [...left.keys()],
+            howTo: `mosquitto_pub -r -n -t <topic>, for each topic, as a user that may write ${t.all}`,
+          });
+          continue;
+        }
+        this.#retired.delete(id);
+        if (before.size > 0) this.#log.info('cleared the retained MQTT topics of a former gateway id', { formerGatewayId: id, topics: [...before.keys()] });
+        this.#o.onRetiredCleared?.(id);
+      } catch (err) {
+        // Not connected any more, or the subscription refused (0x80): tried again at the next connect.
+        this.#log.warn('could not read the retained topics of a former gateway id', { formerGatewayId: id, error: describeError(err) });
+      }
+    }
+  }
+
+  /** The retained messages (non-empty) under `filter`, by topic: subscribed and unsubscribed once. */
+  async #retainedUnder(client: MqttClient, filter: string): Promise<Map<string, string>> {
+    const prefix = filter.slice(0, -1);
+    const found = new Map<string, string>();
+    const onMessage = (topic: string, payload: Buffer, packet: { retain?: boolean }): void => {
+      if (topic.startsWith(prefix) && packet.retain && payload.length > 0) found.set(topic, payload.toString());
+    };
+    client.on('message', onMessage);
+    try {
+      await client.subscribeAsync(filter, { qos: 1 });
+      await client.unsubscribeAsync(filter);
+    } finally {
+      client.removeListener('message', onMessage);
+    }
+    return found;
   }
 
   /**

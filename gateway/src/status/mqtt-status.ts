@@ -1,7 +1,10 @@
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import type { GatewayConfig } from '../config/types.ts';
+import { displayUrl } from '../config/display-url.ts';
 import type { Component, ComponentStatus } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
-import { GatewayError } from '../errors.ts';
+import { describeError, GatewayError } from '../errors.ts';
 import { mqttBrokerProblem } from '../config/validate.ts';
 import type { StatusModel } from './status-model.ts';
 import { EmbeddedBroker, INTERNAL_USERNAME, readMqttCredentials } from './mqtt-broker.ts';
@@ -21,6 +24,41 @@ export interface MqttStatusOptions {
   log: Logger;
   /** Coalescing gap of change-triggered publishes (ms). Default 250. */
   coalesceMs?: number;
+}
+
+/**
+ * `<dataDir>/mqtt-published.json`: the external broker this gateway publishes to and the gateway
+ * ids it published under there, the current one first, then former ones whose retained topics are
+ * not cleared yet. When IT renames `gateway.id`, the broker keeps the old id's retained status,
+ * availability (`offline`), endpoints and last alert for ever: every dashboard and tray
+ * subscribing to `lab-gateway/+/…` was handed a second gateway, offline, that no longer exists.
+ * The file tells the next start which id was used before, so the publisher clears its topics
+ * (mqtt-publisher.ts #clearRetiredGateways). With the embedded broker retained topics die with the
+ * process and the file is not used.
+ */
+export const PUBLISHED_IDS_FILE = 'mqtt-published.json';
+
+interface PublishedIds {
+  broker: string;
+  gatewayIds: string[];
+}
+
+function readPublishedIds(file: string, log: Logger): PublishedIds | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') log.warn('cannot read the MQTT ids file; former gateway ids are not cleared from the broker', { file, error: describeError(err) });
+    return undefined;
+  }
+  try {
+    const v = JSON.parse(text) as { broker?: unknown; gatewayIds?: unknown };
+    if (typeof v.broker === 'string' && Array.isArray(v.gatewayIds) && v.gatewayIds.every((x) => typeof x === 'string')) return { broker: v.broker, gatewayIds: v.gatewayIds as string[] };
+  } catch {
+    // reported below
+  }
+  log.warn('the MQTT ids file is not readable JSON; it is written again, former gateway ids are not cleared from the broker', { file });
+  return undefined;
 }
 
 export class MqttStatus implements Component {
@@ -45,6 +83,42 @@ export class MqttStatus implements Component {
 
   get status(): ComponentStatus {
     return this.#status;
+  }
+
+  /** Former gateway ids on this broker whose retained topics are still to be cleared. */
+  readonly #retiredLeft = new Set<string>();
+
+  /**
+   * The former ids of this gateway on the configured external broker (PUBLISHED_IDS_FILE), and the
+   * file written again with the current id first. Written before connecting: a gateway stopped
+   * before the clearing is done clears them at its next start.
+   */
+  #retiredGatewayIds(): string[] {
+    const cfg = this.#o.config;
+    const file = path.join(cfg.gateway.dataDir, PUBLISHED_IDS_FILE);
+    const broker = displayUrl(cfg.mqtt.broker);
+    const before = readPublishedIds(file, this.#o.log);
+    if (before && before.broker !== broker) {
+      const ids = before.gatewayIds.filter((id) => id !== cfg.gateway.id);
+      if (ids.length > 0) {
+        this.#o.log.warn('the gateway published to another MQTT broker before, under other ids: their retained topics stay there until cleared on that broker', { formerBroker: before.broker, formerGatewayIds: ids });
+      }
+    }
+    for (const id of before?.broker === broker ? before.gatewayIds : []) if (id !== cfg.gateway.id) this.#retiredLeft.add(id);
+    this.#writePublishedIds();
+    return [...this.#retiredLeft];
+  }
+
+  #writePublishedIds(): void {
+    const cfg = this.#o.config;
+    const file = path.join(cfg.gateway.dataDir, PUBLISHED_IDS_FILE);
+    const body: PublishedIds = { broker: displayUrl(cfg.mqtt.broker), gatewayIds: [cfg.gateway.id, ...this.#retiredLeft] };
+    try {
+      writeFileSync(`${file}.tmp`, JSON.stringify(body) + '\n');
+      renameSync(`${file}.tmp`, file);
+    } catch (err) {
+      this.#o.log.warn('cannot write the MQTT ids file; a later change of gateway.id leaves this id\'s retained topics on the broker', { file, error: describeError(err) });
+    }
   }
 
   get publisher(): MqttStatusPublisher | undefined {
@@ -78,8 +152,14 @@ export class MqttStatus implements Component {
         });
       } else {
         const creds = readMqttCredentials(cfg.mqtt);
+        const retired = this.#retiredGatewayIds();
         publisher = new MqttStatusPublisher({
           ...common,
+          retiredGatewayIds: retired,
+          onRetiredCleared: (id) => {
+            this.#retiredLeft.delete(id);
+            this.#writePublishedIds();
+          },
           url: cfg.mqtt.broker,
           ...(creds ? { username: creds.username, password: creds.password } : {}),
           ...(cfg.mqtt.tls ? { tls: { ...(cfg.mqtt.tls.ca ? { ca: cfg.mqtt.tls.ca } : {}), cert: cfg.mqtt.tls.cert, key: cfg.mqtt.tls.key } } : {}),
