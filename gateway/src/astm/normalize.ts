@@ -22,7 +22,7 @@ import {
   readRef,
 } from './records.ts';
 import type { AstmDelimiters } from './delimiters.ts';
-import type { HostQuery, HostQueryRequest, NormalizeContext, NormalizeResult, QueriedSpecimen, RunSummary } from './types.ts';
+import type { EarlierCalibrationKeys, HostQuery, HostQueryRequest, NormalizeContext, NormalizeResult, QueriedSpecimen, RunSummary } from './types.ts';
 
 export type { HostQuery, HostQueryRequest, NormalizeContext, NormalizeResult } from './types.ts';
 
@@ -61,9 +61,31 @@ export function normalizeAstmMessage(text: string, ctx: NormalizeContext): Norma
  * record did in the releases before (the stored keys of a shipped profile stay what they were).
  */
 function atFirstPlace(raw: string, fieldDelimiter: string): string {
+  return atPlace(raw, fieldDelimiter, '1');
+}
+
+/** A record's text with its sequence number (field 2, LIS2-A2) set to `place`. */
+function atPlace(raw: string, fieldDelimiter: string, place: string): string {
   const fields = raw.split(fieldDelimiter);
-  if (fields.length > 1) fields[1] = '1';
+  if (fields.length > 1) fields[1] = place;
   return fields.join(fieldDelimiter);
+}
+
+/**
+ * The places (M.2 sequence numbers) an earlier release may have stored an undated calibration at,
+ * besides `1` (whose key is the key now): releases before a82316d hashed the whole record, so one
+ * stored at `M|2` has the key of that text. The place it is sent at now first (the c 111 resending
+ * a message it missed the ACK of), then 2 to EARLIER_CALIBRATION_PLACES (the same calibration
+ * resent at another place: alone, or behind other ones).
+ */
+const EARLIER_CALIBRATION_PLACES = 32;
+
+function earlierPlaces(raw: string, fieldDelimiter: string): string[] {
+  const sentAt = raw.split(fieldDelimiter)[1] ?? '1';
+  const places = new Set<string>([sentAt]);
+  for (let n = 2; n <= EARLIER_CALIBRATION_PLACES; n++) places.add(String(n));
+  places.delete('1');
+  return [...places];
 }
 
 function shortHash(text: string): string {
@@ -190,6 +212,7 @@ class MessageNormalizer {
   readonly #warnings: string[] = [];
   readonly #terms = new Set<string>();
   readonly #runs: RunSummary[] = [];
+  readonly #earlierCalibrationKeys: EarlierCalibrationKeys[] = [];
   /**
    * The test.completed events of this message, with what their key is made of: the key is set
    * once every result is known, its `alt:` part chosen by content (profiles/result-alt-key.ts).
@@ -261,6 +284,7 @@ class MessageNormalizer {
     if (this.#controlId) out.controlId = this.#controlId;
     if (sender) out.sender = sender;
     if (hostQuery) out.hostQuery = hostQuery;
+    if (this.#earlierCalibrationKeys.length > 0) out.earlierCalibrationKeys = this.#earlierCalibrationKeys;
     return out;
   }
 
@@ -530,9 +554,15 @@ class MessageNormalizer {
       if (profile.consumption.length === 0) continue;
       const runKey = `${time ? time.raw : `rec:${shortHash(atFirstPlace(m.raw, d.field))}`}~${analyzerCode}`;
       const runAt = (time && astmDateToIso(time.raw)) ?? this.#headerTime() ?? this.#ctx.receivedAt;
-      this.#events.push(
-        ...consumptionDrafts({ profile, analyzerId, specimenId, runType, tests: [testCode], runKey, runAt, receivedAt: this.#ctx.receivedAt, source: this.#source(), keyPrefix: 'astm', reagentLots: this.#lots }),
-      );
+      const run = { profile, analyzerId, specimenId, runType, tests: [testCode], runKey, runAt, receivedAt: this.#ctx.receivedAt, source: this.#source(), keyPrefix: 'astm', reagentLots: this.#lots };
+      const drafts = consumptionDrafts(run);
+      this.#events.push(...drafts);
+      if (!time && drafts.length > 0) {
+        // The keys an earlier release may hold for it (a whole-record hash at another place):
+        // looked up in the store before the commit (calibration-keys.ts).
+        const keysAt = (place: string): string[] => consumptionDrafts({ ...run, runKey: `rec:${shortHash(atPlace(m.raw, d.field, place))}~${analyzerCode}` }).map((e) => e.idempotencyKey);
+        this.#earlierCalibrationKeys.push({ keys: drafts.map((e) => e.idempotencyKey), earlier: earlierPlaces(m.raw, d.field).map(keysAt) });
+      }
     }
     return count;
   }

@@ -91,4 +91,18 @@ export interface NormalizeResult {
   /** Tolerated problems (unmapped codes, missing specimen id, missing L). */
   warnings: string[];
   runs: RunSummary[];
+  /**
+   * Per undated calibration not keyed as earlier releases keyed it (calibration-keys.ts): the keys
+   * of its events now, and the same keys in each form an earlier release may have stored them
+   * under. Resolved against the store before the commit (`keepCalibrationKeysOfEarlierReleases`).
+   */
+  earlierCalibrationKeys?: EarlierCalibrationKeys[];
+}
+
+/** The keys of one undated calibration's events, now and as earlier releases may have made them. */
+export interface EarlierCalibrationKeys {
+  /** The idempotency keys of its events, in order. */
+  keys: string[];
+  /** Each earlier form: the keys of the same events, in the same order. */
+  earlier: string[][];
 }
