@@ -107,7 +107,12 @@ describe.each([16, 17, 18, 19] as const)('stock forecast: goods on their way cou
     rig = await makeRig(version, { relayOptions: { watchStock: true, stockWatchIntervalMs: 0 } });
     const pid = productId(rig.emu, 'TIP-200');
     const [op] = rig.emu.records('stock.warehouse.orderpoint', [['product_id', '=', pid]]) as Row[];
-    rig.emu.call('stock.warehouse.orderpoint', 'write', [[op!.id], { qty_multiple: 10 }]);
+    // ≤18 a Multiple Quantity of 10; 19 has no qty_multiple: its Multiple is a unit, a box of 10.
+    if (version >= 19) {
+      const units = rig.emu.records('uom.uom', [['name', '=', 'Units']])[0] as Row;
+      const box = rig.emu.call('uom.uom', 'create', [{ name: 'Box of 10', relative_factor: 10, relative_uom_id: units.id }]) as number;
+      rig.emu.call('stock.warehouse.orderpoint', 'write', [[op!.id], { replenishment_uom_id: box }]);
+    } else rig.emu.call('stock.warehouse.orderpoint', 'write', [[op!.id], { qty_multiple: 10 }]);
     // A buyer's own order of 10 tips, confirmed, not received yet.
     const po = rig.emu.call('purchase.order', 'create', [{ partner_id: partnerId(rig.emu, 'VEND-LABCO'), order_line: [[0, 0, { product_id: pid, product_qty: 10 }]] }]) as number;
     rig.emu.call('purchase.order', 'button_confirm', [[po]]);

@@ -526,7 +526,12 @@ const MODELS: ModelSpec[] = [
       product_id: m2o('product.product', 'Product', { required: true }),
       location_id: m2o('stock.location', 'Location', { required: true }),
       warehouse_id: m2o('stock.warehouse', 'Warehouse', { required: true }),
-      product_min_qty: float('Min Quantity'), product_max_qty: float('Max Quantity'), qty_multiple: float('Multiple Quantity', { default: 1 }),
+      product_min_qty: float('Min Quantity'), product_max_qty: float('Max Quantity'),
+      // ≤18: "Multiple Quantity", a quantity in the product's unit (0: not rounded). 19 has no
+      // qty_multiple (reading it is "Invalid field"): its "Multiple" is a unit or packaging,
+      // replenishment_uom_id, the quantity rounded up to whole ones of it (unset: not rounded).
+      qty_multiple: float('Multiple Quantity', { default: 1, versions: UPTO18 }),
+      replenishment_uom_id: m2o('uom.uom', 'Multiple', { versions: V19 }),
       trigger: sel('Trigger', [['auto', 'Auto'], ['manual', 'Manual']], { default: 'auto' }),
       route_id: m2o('stock.route', 'Route'),
       // purchase_stock (16-19): the reorder rule's own vendor line ("Vendor" column of the
@@ -865,9 +870,30 @@ function orderpointToOrder(env: ComputeEnv, r: Row): number {
   const max = r.product_max_qty as number;
   if (forecast >= min) return 0;
   let qty = Math.max(min, max) - forecast;
+  if (env.version >= 19) return multipleRounded19(env, r, qty);
   const multiple = r.qty_multiple as number;
   if (multiple > 0) qty = Math.ceil(qty / multiple) * multiple;
   return qty;
+}
+
+/**
+ * 19 `_get_multiple_rounded_qty`: with a Multiple (`replenishment_uom_id`) other than the product's
+ * unit, the quantity is converted into it, rounded UP to whole ones (float_round, 0 digits) and
+ * converted back (`_compute_quantity`, rounded UP at the unit's rounding, 0.01 on 19); without
+ * one, not rounded. (purchase_stock's fallback to the vendor line's unit is not emulated here.)
+ */
+function multipleRounded19(env: ComputeEnv, r: Row, qty: number): number {
+  const product = env.table('product.product').get(r.product_id as number);
+  const template = product ? env.table('product.template').get(product.product_tmpl_id as number) : undefined;
+  const units = env.table('uom.uom');
+  const own = units.get(template?.uom_id as number);
+  const multiple = units.get(r.replenishment_uom_id as number);
+  if (!own || !multiple || own.id === multiple.id) return qty;
+  const abs = (u: Row): number => uomChain(env, u).reduce((f, x) => f * ((x.relative_factor as number) || 1), 1);
+  const inMultiple = (qty * abs(own)) / abs(multiple);
+  const whole = Math.ceil(inMultiple - Math.abs(inMultiple) * 2 ** -50);
+  const back = (whole * abs(multiple)) / abs(own);
+  return Math.ceil(back * 100 - Math.abs(back * 100) * 2 ** -50) / 100;
 }
 
 function saleLineDeliveredMethod(env: ComputeEnv, r: Row): string {

@@ -74,8 +74,14 @@ export interface OrderpointRef {
   locationId?: number;
   min: number;
   max: number;
-  /** qty_multiple: the quantity to order is rounded up to it; 0 = no rounding (Odoo's rule). */
+  /**
+   * The rule's Multiple in the product's unit: the quantity to order is rounded up to it; 0 = no
+   * rounding. ≤18 `qty_multiple`; 19 one `replenishment_uom_id` (a unit or packaging, e.g. a box
+   * of 10) expressed in the product's unit (0 when unset, the product's own unit, or not convertible).
+   */
   multiple: number;
+  /** 19: the Multiple's unit (`replenishment_uom_id`), when set. */
+  multipleUomId?: number;
 }
 
 export interface ReferenceSnapshot {
@@ -270,7 +276,7 @@ export class ReferenceData {
       pageAll('stock.location', [], ['id', 'name', 'complete_name', 'usage', 'location_id'], { active_test: false }),
       // D: the only internal type of a fresh single-warehouse database (WH/INT) is archived.
       pageAll('stock.picking.type', [], ['id', 'name', 'code', 'warehouse_id', 'default_location_src_id', 'default_location_dest_id'], { active_test: false }),
-      pageAll('stock.warehouse.orderpoint', [], ['id', 'product_id', 'location_id', 'product_min_qty', 'product_max_qty', 'qty_multiple']),
+      pageAll('stock.warehouse.orderpoint', [], this.#orderpointFields()),
       pageAll('stock.lot', [], ['id', 'name', 'product_id', 'expiration_date']),
       // Archived units still convert (a product may keep one).
       pageAll('uom.uom', [], this.#uomFields(), UOM_CONTEXT),
@@ -280,6 +286,8 @@ export class ReferenceData {
     if (failed.length > 0) throw failed.find((e) => failureOf(e) === 'auth') ?? failed.find(isLinkDown) ?? failed[0];
     const [products, partners, locations, pickingTypes, orderpoints, lots, uoms] = settled.map((r) => (r.status === 'fulfilled' ? r.value : undefined));
     const locs = locations ? locations.map(toLocation) : prev.locations;
+    const productRefs = products ? products.map(toProduct) : prev.products;
+    const uomRefs = uoms ? uoms.map((u) => this.#toUom(u)) : (prev.uoms ?? []);
     const lab = findLocation(locs, this.#mapping.labLocation);
     // Receipts still to come, read BEFORE the quants: a receipt done between the two reads is then
     // counted twice (no breach until the next pull), never missed by both (a breach: a second order).
@@ -290,7 +298,7 @@ export class ReferenceData {
       : [];
     const snap: ReferenceSnapshot = {
       pulledAt: new Date().toISOString(),
-      products: products ? products.map(toProduct) : prev.products,
+      products: productRefs,
       partners: partners ? partners.map((p) => ({ id: p.id, ref: String(p['ref']), name: String(p['name'] ?? '') })) : prev.partners,
       locations: locs,
       pickingTypes: pickingTypes
@@ -313,12 +321,12 @@ export class ReferenceData {
               ...opt('locationId', m2oId(o['location_id'])),
               min: Number(o['product_min_qty'] ?? 0),
               max: Number(o['product_max_qty'] ?? 0),
-              multiple: qtyMultiple(o['qty_multiple']),
+              ...multipleOf(o, productRefs, uomRefs),
             }))
           : prev.orderpoints,
       lots: lots ? lots.map(toLot) : prev.lots,
       quants: (quants ?? []).map((q) => ({ productId: m2oId(q['product_id']) ?? 0, ...opt('lotId', m2oId(q['lot_id'])), locationId: m2oId(q['location_id']) ?? 0, quantity: Number(q['quantity'] ?? 0) })),
-      uoms: uoms ? uoms.map((u) => this.#toUom(u)) : (prev.uoms ?? []),
+      uoms: uomRefs,
       ...(quants ? { quantsReadAt } : {}),
       incoming,
     };
@@ -613,6 +621,18 @@ export class ReferenceData {
     return (rows ?? []).map((m) => ({ productId: m2oId(m['product_id']) ?? 0, locationId: m2oId(m['location_dest_id']) ?? 0, quantity: Number(m[qty] ?? 0) }));
   }
 
+  /**
+   * Reorder rule fields to read: the Multiple is `qty_multiple` up to 18 and `replenishment_uom_id`
+   * on 19 (19 has no `qty_multiple`: asked for, the whole read is refused, "Invalid field"). From
+   * the server's fields (fields_get at connect), else by its version.
+   */
+  #orderpointFields(): string[] {
+    const base = ['id', 'product_id', 'location_id', 'product_min_qty', 'product_max_qty'];
+    const f = this.#odoo.fields;
+    if (f.known('stock.warehouse.orderpoint')) return f.existing('stock.warehouse.orderpoint', [...base, 'qty_multiple', 'replenishment_uom_id']);
+    return [...base, this.#odoo.serverVersion >= 19 ? 'replenishment_uom_id' : 'qty_multiple'];
+  }
+
   /** uom.uom fields to read: ≤18 `category_id` + `factor` (a ratio), 19 `parent_path` + `factor` (absolute). */
   #uomFields(): string[] {
     const f = this.#odoo.fields;
@@ -670,6 +690,27 @@ export class ReferenceData {
     this.#productsById = new Map(snap.products.map((p) => [p.id, p]));
     this.#partners = new Map(snap.partners.map((p) => [p.ref, p]));
   }
+}
+
+/**
+ * A reorder rule's Multiple in the product's unit. 19 (`replenishment_uom_id` read): a unit or
+ * packaging other than the product's own unit rounds the quantity up to whole ones of it
+ * (`_get_multiple_rounded_qty`: converted into it, rounded up, converted back), so a box of 10
+ * is a multiple of 10 units; unset, the product's unit, or a unit that cannot be converted: 0,
+ * not rounded ("If it is not set, it is not rounded"). Before, 19 rules were read without their
+ * Multiple and took the ≤18 default of 1: 4.5 L ordered as 5 L, 55 tips by the box as 55.
+ * ≤18: `qty_multiple` (qtyMultiple).
+ */
+function multipleOf(row: OdooRecord, products: ProductRef[], uoms: UomRef[]): Pick<OrderpointRef, 'multiple' | 'multipleUomId'> {
+  if (!('replenishment_uom_id' in row)) return { multiple: qtyMultiple(row['qty_multiple']) };
+  const unitId = m2oId(row['replenishment_uom_id']);
+  if (unitId === undefined) return { multiple: 0 };
+  const productUom = products.find((p) => p.id === m2oId(row['product_id']))?.uomId;
+  const unit = uoms.find((u) => u.id === unitId);
+  const own = uoms.find((u) => u.id === productUom);
+  if (!unit || !own || unit.id === own.id) return { multiple: 0, multipleUomId: unitId };
+  const multiple = convertQuantity(1, unit, own);
+  return { multiple: multiple !== undefined && multiple > 0 ? Math.round(multiple * 1e9) / 1e9 : 0, multipleUomId: unitId };
 }
 
 /**

@@ -130,7 +130,9 @@ export const thresholdBreachedRule: PostingRule = {
         // A quantity the buyer typed on the reorder rule (18+ "To Order", kept in
         // qty_to_order_manual) is what Odoo's replenishment orders (qty_to_order), not the computed one.
         const manual = rule?.manualQty;
-        const supply = await supplyOf(ctx, product, manual ?? data(e).suggestedQuantity, rule?.vendorLine, manual === undefined);
+        // 19: a rule with its own Multiple is not rounded again to the vendor line's unit
+        // (`replenishment_uom_id or _get_replenishment_multiple_alternative`).
+        const supply = await supplyOf(ctx, product, manual ?? data(e).suggestedQuantity, rule?.vendorLine, manual === undefined && rule?.ownMultiple !== true);
         planned.set(product.id, e);
         if (manual !== undefined && rule?.id !== undefined) manualRules.set(e.event.id, { orderpoint: rule.id, qty: manual });
         byVendor.set(supply.vendorId, [...(byVendor.get(supply.vendorId) ?? []), { e, product, supply }]);
@@ -268,6 +270,11 @@ interface ReorderRule {
   manualQty?: number;
   /** Its own vendor line (`supplier_id`, purchase_stock: the "Vendor" of the replenishment report). */
   vendorLine?: number;
+  /**
+   * 19: the rule has its own Multiple (`replenishment_uom_id`): the computed quantity was rounded
+   * to it (the stock watch), and Odoo does not fall back to the vendor line's unit.
+   */
+  ownMultiple?: boolean;
   /** Its route (`route_id`), when set: whether one of the route's active rules buys. */
   route?: { name: string; buys: boolean };
 }
@@ -282,11 +289,12 @@ interface ReorderRule {
  */
 async function reorderRulesOf(ctx: RuleContext, productIds: number[]): Promise<Map<number, ReorderRule>> {
   const out = new Map<number, ReorderRule>();
-  // qty_to_order_manual exists from 18 on: read only where the server has it (16/17 would refuse it).
-  const fields = ctx.odoo.fields.existing('stock.warehouse.orderpoint', ['id', 'product_id', 'location_id', 'supplier_id', 'route_id', 'qty_to_order_manual']);
+  // qty_to_order_manual exists from 18 on, replenishment_uom_id on 19: read only where the server
+  // has them (an older one would refuse the read).
+  const fields = ctx.odoo.fields.existing('stock.warehouse.orderpoint', ['id', 'product_id', 'location_id', 'supplier_id', 'route_id', 'qty_to_order_manual', 'replenishment_uom_id']);
   const rows = await searchRead(ctx.odoo, 'stock.warehouse.orderpoint', [['product_id', 'in', productIds]], fields);
   const ops = labOrderpoints(
-    rows.map((r) => ({ id: r.id, productId: m2oId(r['product_id']) ?? 0, locationId: m2oId(r['location_id']), line: m2oId(r['supplier_id']), route: m2oId(r['route_id']), routeName: m2oName(r['route_id']), manual: Number(r['qty_to_order_manual'] ?? 0) || 0 })),
+    rows.map((r) => ({ id: r.id, productId: m2oId(r['product_id']) ?? 0, locationId: m2oId(r['location_id']), line: m2oId(r['supplier_id']), route: m2oId(r['route_id']), routeName: m2oName(r['route_id']), manual: Number(r['qty_to_order_manual'] ?? 0) || 0, ownMultiple: m2oId(r['replenishment_uom_id']) !== undefined })),
     ctx.ref.labLocationChain(),
   );
   const routeIds = [...new Set(ops.map((op) => op.route).filter((id): id is number => id !== undefined))];
@@ -304,7 +312,7 @@ async function reorderRulesOf(ctx: RuleContext, productIds: number[]): Promise<M
   }
   for (const op of ops) {
     const route = op.route === undefined || buying === undefined ? undefined : { name: op.routeName ?? `#${op.route}`, buys: buying.has(op.route) };
-    out.set(op.productId, { id: op.id, ...(op.manual > 0 ? { manualQty: op.manual } : {}), ...(op.line !== undefined ? { vendorLine: op.line } : {}), ...(route ? { route } : {}) });
+    out.set(op.productId, { id: op.id, ...(op.manual > 0 ? { manualQty: op.manual } : {}), ...(op.ownMultiple ? { ownMultiple: true } : {}), ...(op.line !== undefined ? { vendorLine: op.line } : {}), ...(route ? { route } : {}) });
   }
   return out;
 }
