@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { OdooEmulator } from '../odoo-emulator/index.ts';
-import { billed, billingRig, deadReasons, invoices, openLines, orm, oru, productCode, saleLines, saleOrders } from '../fixtures/relay/billing-rig.ts';
+import type { StoredEvent } from '../../gateway/src/store/types.ts';
+import { billed, billingRig, deadReasons, invoices, openLines, orm, oru, productCode, saleLines, saleOrders, type BillingRig } from '../fixtures/relay/billing-rig.ts';
+import { waitFor } from '../fixtures/relay/helpers.ts';
 
 /**
  * Billing when the LIS's messages come late: real HL7 through the LIS normalizer, the gateway's
@@ -9,6 +11,22 @@ import { billed, billingRig, deadReasons, invoices, openLines, orm, oru, product
  * exactly once, never a cancelled one"): a cancelled test is never billed, a done test is never
  * left unbilled, however late a message comes.
  */
+
+/**
+ * Until the accession's cancellation has been retried, "waiting for its order from the LIS", past
+ * the attempts `maxAttempts` allows (or was resolved): it waits, it is not delivered without a
+ * write (an order entered by hand would keep the test) nor dead-lettered.
+ */
+async function cancellationWaits(rig: BillingRig, accession: string, maxAttempts: number): Promise<StoredEvent> {
+  const dues = new Set<number>();
+  let last: StoredEvent | undefined;
+  await waitFor(async () => {
+    last = (await rig.events(accession)).find((e) => e.event.type === 'order.cancelled');
+    if (last?.state === 'retrying') dues.add(last.dueAt);
+    return last?.state === 'delivered' || last?.state === 'dead' || dues.size >= maxAttempts + 1;
+  }, 20_000, 5);
+  return last!;
+}
 
 describe('a cancellation that comes long before its order', () => {
   /**
@@ -25,9 +43,12 @@ describe('a cancellation that comes long before its order', () => {
   it('is not dead-lettered, and the order that comes after its retries bills the other tests', async () => {
     // Two attempts stand for the budget the real back-off spends in about 25 minutes.
     const rig = await billingRig({ maxAttempts: 2 });
+    await rig.settle();
     await rig.receive(orm('C-1000', ['TSH'], 'CA'));
-    await rig.settle('C-1000');
+    const waiting = await cancellationWaits(rig, 'C-1000', 2);
     expect(deadReasons(await rig.events('C-1000')), 'the cancellation waits for its order').toEqual([]);
+    expect(waiting.state).toBe('retrying');
+    expect(waiting.lastError).toMatch(/waiting for its order from the LIS/);
 
     await rig.receive(orm('C-1000', ['GLU', 'TSH']));
     await rig.receive(oru('C-1000', 'GLU'));
@@ -42,9 +63,11 @@ describe('a cancellation that comes long before its order', () => {
   /** The same with the whole order cancelled (an ORC CA alone) long before it came: never billed. */
   it('a whole-order cancellation long before its order is not dead-lettered, and nothing is billed', async () => {
     const rig = await billingRig({ maxAttempts: 2 });
+    await rig.settle();
     await rig.receive(orm('C-1100', [], 'CA'));
-    await rig.settle('C-1100');
+    const waiting = await cancellationWaits(rig, 'C-1100', 2);
     expect(deadReasons(await rig.events('C-1100'))).toEqual([]);
+    expect(waiting.state).toBe('retrying');
 
     await rig.receive(orm('C-1100', ['GLU', 'TSH']));
     await rig.receive(oru('C-1100', 'GLU'));

@@ -985,7 +985,7 @@ export class StatusModel implements Component {
     return {
       level: 'degraded',
       code: 'WAITING_FOR_ORDERS',
-      message: `${n} event${n === 1 ? '' : 's'} (results or milestones) waiting for ${n === 1 ? 'its order' : 'their orders'} from the LIS, the oldest for ${minutes(now - oldest)}: check the LIS's order interface; each is dead-lettered 24 h after it came without its order`,
+      message: `${n} event${n === 1 ? '' : 's'} (results, milestones or cancellations) waiting for ${n === 1 ? 'its order' : 'their orders'} from the LIS, the oldest for ${minutes(now - oldest)}: check the LIS's order interface; each is dead-lettered 24 h after it came without its order`,
     };
   }
 

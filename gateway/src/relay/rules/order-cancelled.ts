@@ -5,6 +5,7 @@ import { needsOperator } from '../odoo/odoo-error.ts';
 import { gatewayInvoices, isProductLine } from './invoices.ts';
 import { isLockedOrder, isLockedOrderRefusal, lockedOrderChange, noSaleOrder, orderFollows, otherClientGuard, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
+import { waitingForItsOrder } from './waiting-for-order.ts';
 
 /**
  * order.cancelled → the cancelled tests leave the order and any invoice not posted yet.
@@ -22,10 +23,13 @@ import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from '.
  *    then a replay: once credited (a posted credit note offsets the line), the replay treats the
  *    line as not billed, and its quantity and delivered quantity go to 0.
  *
- * A cancellation that comes before its order (no sale order yet, a later order message of the
- * accession queued behind it, or no stored order naming its tests at all) is delivered without a
- * write: that order's rule, whenever the order comes, leaves the cancelled tests off the sale
- * order (events/invoice-eligibility.ts `cancelledBeforeOrder`; waitsForItsOrder below).
+ * A cancellation that comes before its order (no sale order yet) with a later order message of
+ * the accession queued behind it is delivered without a write: that order's rule leaves the
+ * cancelled tests off the sale order (events/invoice-eligibility.ts `cancelledBeforeOrder`). With
+ * no stored order naming its tests at all it waits for its order (waitsForItsOrder below,
+ * waiting-for-order.ts): the LIS's order queued behind it resolves it as above, a sale order of
+ * the accession found in Odoo meanwhile (entered by hand) has the tests taken off, and after 24 h
+ * without either it is a dead letter for an operator.
  *
  * Idempotent by construction: a second run finds no line to remove, or a cancelled order.
  * A cancel from a LIS link whose order of the accession is another client's than the sale order's
@@ -57,8 +61,11 @@ export const orderCancelledRule: PostingRule = {
             continue;
           }
           if (await waitsForItsOrder(ctx, d)) {
-            results.set(e.event.id, ok(undefined, 'no order of the cancelled test(s) yet: the order, when it comes, leaves them off the sale order'));
-            continue;
+            // Waits: applied to the sale order once one of the accession is in Odoo (entered by
+            // hand, or an order placed before the gateway came), resolved by the LIS's order
+            // queued behind it (above), dead-lettered for an operator after a day without either.
+            const what = d.tests.length === 0 ? 'the whole order' : `test(s) ${d.tests.map((t) => t.code).join(', ')}`;
+            throw waitingForItsOrder(ctx, e, `cancellation of ${what} of accession ${d.accession}: no Odoo sale order and no order message received names it; nothing cancelled in Odoo yet (an order entered in Odoo by hand under another reference: take the test(s) off it, then discard this event)`, 'cancellation');
           }
           throw noSaleOrder(d.accession);
         }
@@ -164,11 +171,15 @@ async function unlinkedBilling(
  * whole-order cancellation), and Odoo has no sale order: there is nothing in Odoo to cancel. The
  * store keeps the cancellation waiting for its order (events/invoice-eligibility.ts
  * `cancelledBeforeOrder`, `wholeCancelBeforeOrder`), and the order's rule leaves the tests off
- * the sale order whenever that order comes (order-created.ts orderPlan), so the event is
- * delivered now. Before, it was retried until relay.maxAttempts (about 25 minutes with the
+ * the sale order whenever that order comes (order-created.ts orderPlan). The event waits for it
+ * (waitingForItsOrder: not dead-lettered after relay.maxAttempts, the order queued behind it
+ * resolves it): before, it was retried until relay.maxAttempts (about 25 minutes with the
  * default back-off) and dead-lettered when the order came later than that (the LIS's order
  * interface down for an hour while its cancellations flowed): the dead head held the order, its
- * results and its invoice out of Odoo until an operator discarded it.
+ * results and its invoice out of Odoo until an operator discarded it. It is not delivered at
+ * once either: an order that never comes through the gateway (typed into Odoo by hand, placed
+ * before the gateway came) kept the cancelled test on its sale order, billable, without a word
+ * (test/integration/relay-cancel-hand-order-audit.test.ts).
  * A cancellation of a test a stored order did name (its sale order not in Odoo: that order
  * dead-lettered or discarded) is still retried: the order may yet be replayed.
  */
