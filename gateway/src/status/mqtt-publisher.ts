@@ -57,6 +57,16 @@ export interface MqttPublisherOptions {
 
 const MAX_BUFFERED_ALERTS = 100;
 
+/** The `state` of an availability payload, undefined when it is not one. */
+function availabilityState(payload: string): unknown {
+  try {
+    const v: unknown = JSON.parse(payload);
+    return v !== null && typeof v === 'object' ? (v as { state?: unknown }).state : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * How long the gateway's own `online` may go without coming back (over at least two of its
  * publishes) before the link is reported as not delivering (#checkDelivery).
@@ -322,7 +332,7 @@ export class MqttStatusPublisher implements Component {
       try {
         const before = await this.#retainedUnder(client, t.all);
         const availability = before.get(t.availability);
-        if (availability !== undefined && /"state"\s*:\s*"online"/.test(availability)) {
+        if (availability !== undefined && availabilityState(availability) === 'online') {
           this.#log.warn('a former gateway id of this gateway reads online on the MQTT broker: its retained topics are left', { formerGatewayId: id, topic: t.availability });
           continue;
         }
