@@ -7,7 +7,7 @@
 import type { Database } from './database.ts';
 import { accessError, missingError, OdooError, validationError, valueError } from './odoo-errors.ts';
 import { pyRepr } from './python-repr.ts';
-import { formatDatetime, type ResolvedModel } from './schema.ts';
+import { formatDatetime, uomPrecisionName, type ResolvedModel } from './schema.ts';
 import { contextLang, translateTerm } from './translations.ts';
 import type { ComputeEnv, EmulatorSettings, FieldSpec, OdooVersion, Row } from './types.ts';
 
@@ -350,6 +350,20 @@ export class Env implements ComputeEnv {
     }
   }
 
+  /**
+   * A Float with `digits` rounded as `float_round(value, precision_digits)` does (half-up, a
+   * relative epsilon for binary noise): the digits of the decimal.precision record of that name
+   * (2 when there is none, Odoo's default).
+   */
+  roundDigits(precision: string, v: number): number {
+    const name = precision === 'Product Unit of Measure' ? uomPrecisionName(this.version) : precision;
+    let digits = 2;
+    for (const r of this.table('decimal.precision').values()) if (r.name === name) digits = Number(r.digits);
+    const scale = 10 ** digits;
+    const n = Math.abs(v) * scale;
+    return (Math.sign(v) * Math.round(n + n * 2 ** -50)) / scale || 0;
+  }
+
   /** Coerce a scalar value the way the ORM's convert_to_cache does, with Odoo's errors. */
   convertScalar(model: string, name: string, f: FieldSpec, v: unknown): unknown {
     if (v === null || v === undefined) return false;
@@ -377,7 +391,7 @@ export class Env implements ComputeEnv {
         if (v === false) return 0;
         if (typeof v === 'string' && v.trim() !== '' && !Number.isNaN(Number(v))) return Number(v);
         if (typeof v !== 'number') throw valueError(`could not convert string to float: ${pyRepr(v)}`);
-        return v;
+        return f.digits ? this.roundDigits(f.digits, v) : v;
       case 'boolean':
         return Boolean(v);
       case 'date':

@@ -153,7 +153,17 @@ function productDisplay(env: ComputeEnv, productId: unknown): string {
   return p.default_code ? `[${p.default_code}] ${t?.name ?? ''}` : String(t?.name ?? '');
 }
 
+/** The precision of stock quantities (`digits=` of their Float fields): 'Product Unit' on 19. */
+export const uomPrecisionName = (version: OdooVersion): string => (version >= 19 ? 'Product Unit' : 'Product Unit of Measure');
+/** `digits` of a stock quantity (the ORM takes the version's name, uomPrecisionName). */
+const UOM_DIGITS = { digits: 'Product Unit of Measure' } as const;
+
 const MODELS: ModelSpec[] = [
+  {
+    // Decimal Accuracy (Settings > Technical): the digits of each named precision.
+    name: 'decimal.precision', description: 'Decimal Precision', botRights: 'read',
+    fields: { name: char('Usage', { required: true }), digits: int('Digits', { default: 2 }) },
+  },
   {
     name: 'res.company', description: 'Companies', botRights: 'read',
     fields: { name: char('Company Name', { required: true }), partner_id: m2o('res.partner', 'Partner'), currency_id: m2o('res.currency', 'Currency', { default: 1 }) },
@@ -391,7 +401,7 @@ const MODELS: ModelSpec[] = [
       product_id: m2o('product.product', 'Product', { required: true }),
       location_id: m2o('stock.location', 'Location', { required: true }),
       lot_id: m2o('stock.lot', 'Lot/Serial Number'),
-      quantity: float('Quantity'), reserved_quantity: float('Reserved Quantity'),
+      quantity: float('Quantity', UOM_DIGITS), reserved_quantity: float('Reserved Quantity', UOM_DIGITS),
       inventory_quantity: float('Counted Quantity'), inventory_quantity_set: bool('Inventory Quantity Set'),
       available_quantity: float('Available Quantity', { compute: (_env, r) => (r.quantity as number) - (r.reserved_quantity as number) }),
       in_date: datetime('Incoming Date', { default: (env: ComputeEnv) => nowStr(env) }),
@@ -444,7 +454,7 @@ const MODELS: ModelSpec[] = [
       origin: char('Source Document'),
       sequence: int('Sequence', { default: 10 }),
       product_id: m2o('product.product', 'Product', { required: true }),
-      product_uom_qty: float('Demand', { required: true }),
+      product_uom_qty: float('Demand', { required: true, ...UOM_DIGITS }),
       product_qty: float('Real Quantity', { compute: (_env, r) => r.product_uom_qty }),
       product_uom: m2o('uom.uom', 'UoM', { required: true }),
       quantity: float('Quantity', { versions: V17UP, compute: (env, r) => moveQuantity(env, r) }),
@@ -483,9 +493,9 @@ const MODELS: ModelSpec[] = [
       location_dest_id: m2o('stock.location', 'To', { required: true }),
       lot_id: m2o('stock.lot', 'Lot/Serial Number'),
       lot_name: char('Lot/Serial Number Name'),
-      quantity: float('Quantity', { versions: V17UP }),
+      quantity: float('Quantity', { versions: V17UP, ...UOM_DIGITS }),
       picked: bool('Picked', { versions: V17UP }),
-      qty_done: float('Done', { versions: V16 }),
+      qty_done: float('Done', { versions: V16, ...UOM_DIGITS }),
       reserved_uom_qty: float('Reserved', { versions: V16 }),
       reserved_qty: float('Real Reserved Quantity', { versions: V16, compute: (_env, r) => r.reserved_uom_qty }),
       state: sel('Status', [['draft', 'New'], ['waiting', 'Waiting Another Move'], ['confirmed', 'Waiting Availability'], ['partially_available', 'Partially Available'], ['assigned', 'Available'], ['done', 'Done'], ['cancel', 'Cancelled']], {

@@ -4,7 +4,7 @@
  * README.md lists every record; keep the two in step.
  */
 import type { Env, Vals } from './orm.ts';
-import { formatDatetime } from './schema.ts';
+import { formatDatetime, uomPrecisionName } from './schema.ts';
 
 function xmlid(env: Env, full: string, model: string, resId: number): void {
   const [module, name] = full.split('.') as [string, string];
@@ -37,6 +37,8 @@ export function seedBase(env: Env): BaseRefs {
   make(env, 'res.partner', { name: 'Mitchell Admin' }, 'base.partner_admin');
   make(env, 'res.company', { name: 'My Company', partner_id: companyPartner, currency_id: eur }, 'base.main_company');
   env.db.update('res.partner', companyPartner, { company_id: 1 });
+  // Decimal Accuracy of stock quantities: 2 digits (16-18 'Product Unit of Measure', 19 'Product Unit').
+  make(env, 'decimal.precision', { name: uomPrecisionName(env.version), digits: 2 }, env.version >= 19 ? 'uom.decimal_product_uom' : 'product.decimal_product_uom');
   // ≤18: categories (uom.product_uom_categ_*), `factor` = units of this per reference unit;
   // 19: no categories, `relative_factor` of a reference unit (uom/data/uom_data.xml of each).
   let unit: number;

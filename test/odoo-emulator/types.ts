@@ -40,6 +40,12 @@ export interface FieldSpec {
   delegated?: boolean;
   /** `translate=True`: read and searched in the request's language (translations.ts). */
   translate?: boolean;
+  /**
+   * Float `digits='<decimal.precision name>'`: a value written is rounded (half-up) to that
+   * precision's digits, as the ORM's convert_to_cache does ('Product Unit of Measure' ≤18,
+   * 'Product Unit' 19; 2 digits unless changed in decimal.precision).
+   */
+  digits?: string;
 }
 
 export interface ModelSpec {

@@ -200,6 +200,8 @@ export class ReferenceData {
   /** Per product: when refreshProductStock last re-read its quants (epoch ms). */
   #stockReadAt = new Map<number, number>();
   #refused: RefusedModel[] = [];
+  /** Odoo's decimals of stock quantities (quantityDigits), read on first use after each pull. */
+  #digits: { name: string; digits: number } | undefined;
 
   constructor(options: { store: GatewayStore; odoo: OdooApi; mapping: OdooMappingConfig; log?: Logger }) {
     this.#store = options.store;
@@ -215,6 +217,29 @@ export class ReferenceData {
   /** The Odoo the reference data reads through (the relay's shared call limit): the stock watch's look-ups use it too. */
   get odoo(): OdooApi {
     return this.#odoo;
+  }
+
+  /**
+   * How many decimals Odoo keeps of a stock quantity (the `digits` of stock.move / stock.move.line
+   * quantities: decimal.precision 'Product Unit of Measure' on 16-18, 'Product Unit' on 19; 2 by
+   * default): a value written is rounded to it. Read once (again after each pull); a refused read
+   * is taken as Odoo's default, 2.
+   */
+  async quantityDigits(): Promise<{ name: string; digits: number }> {
+    if (this.#digits) return this.#digits;
+    const name = this.#odoo.serverVersion >= 19 ? 'Product Unit' : 'Product Unit of Measure';
+    let digits = 2;
+    try {
+      const rows = await searchRead(this.#odoo, 'decimal.precision', [['name', 'in', ['Product Unit of Measure', 'Product Unit']]], ['id', 'name', 'digits']);
+      const row = rows.find((r) => r['name'] === name) ?? rows[0];
+      const n = Number(row?.['digits']);
+      if (Number.isInteger(n) && n >= 0) digits = n;
+    } catch (err) {
+      if (failureOf(err) !== 'permanent' || isLinkDown(err)) throw err;
+      this.#log?.warn("Odoo's decimal precision of quantities could not be read: Odoo's default (2 digits) is assumed", { error: refusalReason(err) });
+    }
+    this.#digits = { name, digits };
+    return this.#digits;
   }
 
   /** Models the last refresh could not read (Odoo refused them: access or another error); empty when it read everything. */
@@ -331,6 +356,7 @@ export class ReferenceData {
       incoming,
     };
     this.#refused = refused;
+    this.#digits = undefined;
     // Debits the new quants may lack: carry them over (notInRead). Quants not read: nothing to debit.
     const carried = quants ? [...this.#debits.values()].filter((d) => notInRead(d, Date.parse(quantsReadAt))) : [];
     this.#index(snap);
@@ -809,6 +835,16 @@ export function roundToUnit(quantity: number, unit: UomRef | undefined, method: 
   const eps = n * 2 ** -50;
   const steps = method === 'UP' ? Math.ceil(n - eps) : Math.round(n + eps);
   return Math.sign(quantity) * (Math.round(steps * step * 1e6) / 1e6);
+}
+
+/**
+ * `quantity` rounded to `digits` decimals as Odoo's Float field does on write (float_round,
+ * half-up, a relative epsilon for binary noise: 0.125 is 0.13), to a millionth.
+ */
+export function roundToDigits(quantity: number, digits: number): number {
+  const scale = 10 ** digits;
+  const n = Math.abs(quantity) * scale;
+  return Math.sign(quantity) * (Math.round(Math.round(n + n * 2 ** -50) / scale * 1e6) / 1e6) || 0;
 }
 
 function findUom(uoms: UomRef[], name: string): UomRef | undefined {
