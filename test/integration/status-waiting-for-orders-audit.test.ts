@@ -75,17 +75,21 @@ async function statusRig() {
 
 type StatusRig = Awaited<ReturnType<typeof statusRig>>;
 
-/** Until the relay has retried the result of `test` as waiting for its order, twice. */
-async function waitingResult(rig: StatusRig, accession: string, test: string): Promise<StoredEvent> {
+/** Until the relay has retried the accession's event `which` picks as waiting for its order, twice. */
+async function waitingEvent(rig: StatusRig, accession: string, which: (e: StoredEvent) => boolean): Promise<StoredEvent> {
   let found: StoredEvent | undefined;
   const dues = new Set<number>();
   await waitFor(async () => {
-    found = (await rig.events(accession)).find((e) => e.event.type === 'result.validated' && (e.event.data as { testCode: string }).testCode === test);
+    found = (await rig.events(accession)).find(which);
     if (found?.state === 'retrying' && /waiting for its order from the LIS/.test(found.lastError ?? '')) dues.add(found.dueAt);
     return dues.size >= 2;
   }, 20_000, 5);
   return found!;
 }
+
+/** Until the relay has retried the result of `test` as waiting for its order, twice. */
+const waitingResult = (rig: StatusRig, accession: string, test: string): Promise<StoredEvent> =>
+  waitingEvent(rig, accession, (e) => e.event.type === 'result.validated' && (e.event.data as { testCode: string }).testCode === test);
 
 describe('results waiting for orders the LIS never sent', () => {
   /**
@@ -136,6 +140,23 @@ describe('results waiting for orders the LIS never sent', () => {
       rig.model.poll();
       return !rig.codes().includes('WAITING_FOR_ORDERS');
     }, 10_000, 20);
+    expect(rig.codes()).not.toContain('WAITING_FOR_ORDERS');
+  });
+
+  /**
+   * A cancellation of an order the gateway never saw waits for it too (relay/rules/order-cancelled.ts):
+   * counted with the results, named in the reason, cleared once its order comes.
+   */
+  it('counts a cancellation waiting for its order, and clears when the order comes', async () => {
+    const rig = await statusRig();
+    await rig.receive(orm('W-300', ['TSH'], 'CA'));
+    await waitingEvent(rig, 'W-300', (e) => e.event.type === 'order.cancelled');
+    rig.moveStatusClock(16 * MINUTE);
+    expect(rig.model.health().reasons.find((r) => r.code === 'WAITING_FOR_ORDERS')?.message).toMatch(/^1 event \(results, milestones or cancellations\) waiting for its order from the LIS, the oldest for 16 min/);
+
+    await rig.receive(orm('W-300', ['GLU', 'TSH']));
+    await waitFor(async () => (await rig.events('W-300')).every((e) => e.state === 'delivered'), 20_000, 20);
+    rig.model.poll();
     expect(rig.codes()).not.toContain('WAITING_FOR_ORDERS');
   });
 });

@@ -353,8 +353,8 @@ export class StatusModel implements Component {
   #relayPause: RelayPauseDetail | null = null;
   #storeHealthEvent: 'ok' | 'failed' | 'full' = 'ok';
   /**
-   * Events the relay retries because they wait for the LIS's order (a result or a milestone that
-   * came before its order), by id, and since when they wait (epoch ms: received,
+   * Events the relay retries because they wait for the LIS's order (a result, a milestone or a
+   * cancellation that came before its order), by id, and since when they wait (epoch ms: received,
    * or an operator's last replay; see WAITING_FOR_ORDERS). Fed by `relay.outcome`.
    */
   readonly #waitingForOrder = new Map<string, number>();

@@ -4,13 +4,14 @@ import { needsOperator, odooError } from '../odoo/odoo-error.ts';
 import type { RuleContext } from './types.ts';
 
 /**
- * How long a result or milestone waits for the LIS's order that names it (from when the gateway
- * received it, or from an operator's last replay of it) before it is dead-lettered: a day. Long
- * enough for a LIS whose order interface was down for a night, or an add-on test's order message
- * sent hours later; short enough that a result nobody ordered (a test the LIS never sends an order
- * for) reaches the dead letters, where IT staff see it with its reason. While it waits its retry is
- * not due most of the time, and the queue's oldest-waiting age (the status's stale-queue alarm)
- * does not count it: without this bound it waited for ever, shown only among the retrying events.
+ * How long a result, milestone or cancellation waits for the LIS's order that names it (from when
+ * the gateway received it, or from an operator's last replay of it) before it is dead-lettered: a
+ * day. Long enough for a LIS whose order interface was down for a night, or an add-on test's
+ * order message sent hours later; short enough that a result nobody ordered (a test the LIS never
+ * sends an order for) reaches the dead letters, where IT staff see it with its reason. While it
+ * waits its retry is not due most of the time, and the queue's oldest-waiting age (the status's
+ * stale-queue alarm) does not count it: without this bound it waited for ever, shown only among
+ * the retrying events.
  * A constant, not a setting: config keys are a fixed contract (DESIGN.md §5).
  */
 export const ORDER_WAIT_LIMIT_MS = 24 * 3600_000;
@@ -52,7 +53,9 @@ export async function noStoredOrderNames(ctx: RuleContext, accession: string, te
  * the retry kept is for its own write once the order has come.
  * After ORDER_WAIT_LIMIT_MS it is dead-lettered, its reason saying no order came: the order will
  * most likely never come, and a dead letter is what IT staff are alarmed about and look at.
- * `what` names what waits ("test", "specimen").
+ * A cancellation before its order waits the same way (order-cancelled.ts), its own write being
+ * to a sale order of the accession entered in Odoo meanwhile.
+ * `what` names what waits ("test", "specimen", "cancellation").
  */
 export function waitingForItsOrder(ctx: RuleContext, e: StoredEvent, detail: string, what = 'test'): Error {
   if (ctx.now() - waitingSince(e) > ORDER_WAIT_LIMIT_MS) {
