@@ -1,8 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { OdooEmulator } from '../odoo-emulator/index.ts';
-import type { StoredEvent } from '../../gateway/src/store/types.ts';
-import { billed, billingRig, deadReasons, invoices, openLines, orm, oru, productCode, saleLines, saleOrders, type BillingRig } from '../fixtures/relay/billing-rig.ts';
-import { waitFor } from '../fixtures/relay/helpers.ts';
+import { billed, billingRig, deadReasons, invoices, openLines, orm, oru, productCode, saleLines, saleOrders, waitingCancellation } from '../fixtures/relay/billing-rig.ts';
 
 /**
  * Billing when the LIS's messages come late: real HL7 through the LIS normalizer, the gateway's
@@ -11,22 +9,6 @@ import { waitFor } from '../fixtures/relay/helpers.ts';
  * exactly once, never a cancelled one"): a cancelled test is never billed, a done test is never
  * left unbilled, however late a message comes.
  */
-
-/**
- * Until the accession's cancellation has been retried, "waiting for its order from the LIS", past
- * the attempts `maxAttempts` allows (or was resolved): it waits, it is not delivered without a
- * write (an order entered by hand would keep the test) nor dead-lettered.
- */
-async function cancellationWaits(rig: BillingRig, accession: string, maxAttempts: number): Promise<StoredEvent> {
-  const dues = new Set<number>();
-  let last: StoredEvent | undefined;
-  await waitFor(async () => {
-    last = (await rig.events(accession)).find((e) => e.event.type === 'order.cancelled');
-    if (last?.state === 'retrying') dues.add(last.dueAt);
-    return last?.state === 'delivered' || last?.state === 'dead' || dues.size >= maxAttempts + 1;
-  }, 20_000, 5);
-  return last!;
-}
 
 describe('a cancellation that comes long before its order', () => {
   /**
@@ -45,7 +27,7 @@ describe('a cancellation that comes long before its order', () => {
     const rig = await billingRig({ maxAttempts: 2 });
     await rig.settle();
     await rig.receive(orm('C-1000', ['TSH'], 'CA'));
-    const waiting = await cancellationWaits(rig, 'C-1000', 2);
+    const waiting = await waitingCancellation(rig, 'C-1000', 2);
     expect(deadReasons(await rig.events('C-1000')), 'the cancellation waits for its order').toEqual([]);
     expect(waiting.state).toBe('retrying');
     expect(waiting.lastError).toMatch(/waiting for its order from the LIS/);
@@ -65,7 +47,7 @@ describe('a cancellation that comes long before its order', () => {
     const rig = await billingRig({ maxAttempts: 2 });
     await rig.settle();
     await rig.receive(orm('C-1100', [], 'CA'));
-    const waiting = await cancellationWaits(rig, 'C-1100', 2);
+    const waiting = await waitingCancellation(rig, 'C-1100', 2);
     expect(deadReasons(await rig.events('C-1100'))).toEqual([]);
     expect(waiting.state).toBe('retrying');
 

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { StoredEvent } from '../../gateway/src/store/types.ts';
-import { billingRig, deadReasons, openLines, orm, oru, saleOrders, type BillingRig } from '../fixtures/relay/billing-rig.ts';
+import { billingRig, cancellationOf, deadReasons, openLines, orm, oru, saleOrders, waitingCancellation, type BillingRig } from '../fixtures/relay/billing-rig.ts';
 import { partnerId, productId, waitFor } from '../fixtures/relay/helpers.ts';
 
 /**
@@ -13,20 +12,6 @@ import { partnerId, productId, waitFor } from '../fixtures/relay/helpers.ts';
  */
 
 const MAX_ATTEMPTS = 3;
-
-const cancellation = (evs: StoredEvent[]): StoredEvent | undefined => evs.find((e) => e.event.type === 'order.cancelled');
-
-/** Until the cancellation has been retried as waiting for its order, twice (or resolved). */
-async function waitingCancellation(rig: BillingRig, accession: string): Promise<StoredEvent> {
-  const dues = new Set<number>();
-  let last: StoredEvent | undefined;
-  await waitFor(async () => {
-    last = cancellation(await rig.events(accession));
-    if (last?.state === 'retrying') dues.add(last.dueAt);
-    return last?.state === 'delivered' || last?.state === 'dead' || dues.size >= MAX_ATTEMPTS + 1;
-  }, 20_000, 5);
-  return last!;
-}
 
 /** The sale order sales staff type in by hand, with the Customer Reference the accession. */
 function handOrder(rig: BillingRig, accession: string, codes: string[]): number {
@@ -46,15 +31,15 @@ describe('a cancellation whose order is entered in Odoo by hand', () => {
     const rig = await billingRig({ maxAttempts: MAX_ATTEMPTS });
     await rig.settle();
     await rig.receive(orm('H-100', ['TSH'], 'CA'));
-    const waiting = await waitingCancellation(rig, 'H-100');
+    const waiting = await waitingCancellation(rig, 'H-100', MAX_ATTEMPTS);
     expect(waiting.state, 'nothing in Odoo to cancel yet: it waits').toBe('retrying');
     expect(waiting.lastError).toMatch(/waiting for its order from the LIS: cancellation of test\(s\) TSH of accession H-100/);
 
     const so = handOrder(rig, 'H-100', ['GLU', 'TSH']);
-    await waitFor(async () => cancellation(await rig.events('H-100'))?.state === 'delivered', 20_000, 10);
+    await waitFor(async () => cancellationOf(await rig.events('H-100'))?.state === 'delivered', 20_000, 10);
 
     expect(openLines(rig.emu, 'H-100'), 'TSH is taken off the order').toEqual(['GLU']);
-    expect(cancellation(await rig.events('H-100'))?.odoo?.map((r) => r.id)).toEqual([so]);
+    expect(cancellationOf(await rig.events('H-100'))?.odoo?.map((r) => r.id)).toEqual([so]);
     expect(deadReasons(await rig.events('H-100'))).toEqual([]);
   });
 
@@ -63,10 +48,10 @@ describe('a cancellation whose order is entered in Odoo by hand', () => {
     const rig = await billingRig({ maxAttempts: MAX_ATTEMPTS });
     await rig.settle();
     await rig.receive(orm('H-200', [], 'CA'));
-    expect((await waitingCancellation(rig, 'H-200')).state).toBe('retrying');
+    expect((await waitingCancellation(rig, 'H-200', MAX_ATTEMPTS)).state).toBe('retrying');
 
     handOrder(rig, 'H-200', ['GLU', 'TSH']);
-    await waitFor(async () => cancellation(await rig.events('H-200'))?.state === 'delivered', 20_000, 10);
+    await waitFor(async () => cancellationOf(await rig.events('H-200'))?.state === 'delivered', 20_000, 10);
     expect(saleOrders(rig.emu, 'H-200').map((o) => o['state'])).toEqual(['cancel']);
   });
 
@@ -79,9 +64,9 @@ describe('a cancellation whose order is entered in Odoo by hand', () => {
     const rig = await billingRig({ maxAttempts: MAX_ATTEMPTS }, { clock: () => Date.now() + shift });
     await rig.settle();
     await rig.receive(orm('H-300', ['TSH'], 'CA'));
-    expect((await waitingCancellation(rig, 'H-300')).state).toBe('retrying');
+    expect((await waitingCancellation(rig, 'H-300', MAX_ATTEMPTS)).state).toBe('retrying');
     shift = 25 * 3600_000;
-    await waitFor(async () => cancellation(await rig.events('H-300'))?.state === 'dead', 20_000, 10);
+    await waitFor(async () => cancellationOf(await rig.events('H-300'))?.state === 'dead', 20_000, 10);
     expect(deadReasons(await rig.events('H-300'))).toEqual([expect.stringMatching(/^order\.cancelled: no order from the LIS for this cancellation within 24 h: .*entered in Odoo by hand.*discard this event/)]);
   });
 
@@ -90,7 +75,7 @@ describe('a cancellation whose order is entered in Odoo by hand', () => {
     const rig = await billingRig({ maxAttempts: MAX_ATTEMPTS });
     await rig.settle();
     await rig.receive(orm('H-400', ['TSH'], 'CA'));
-    expect((await waitingCancellation(rig, 'H-400')).state).toBe('retrying');
+    expect((await waitingCancellation(rig, 'H-400', MAX_ATTEMPTS)).state).toBe('retrying');
     await rig.receive(orm('H-400', ['GLU', 'TSH']));
     await rig.receive(oru('H-400', 'GLU'));
     await rig.settle('H-400');
