@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import { invoiceEligibility } from '../../gateway/src/events/invoice-eligibility.ts';
-import type { DraftEvent } from '../../gateway/src/events/types.ts';
+import type { DraftEvent, OrderCreatedData } from '../../gateway/src/events/types.ts';
 import type { InboundMessage } from '../../gateway/src/store/types.ts';
 
 let dir: string;
@@ -126,9 +126,12 @@ describe('invoice.eligible derivation', () => {
   });
 
   it('an order placed after a cancellation that came first is a new order, not the one cancelled', async () => {
-    // The LIS cancelled TSH of an order placed before the gateway was installed, then ordered it again.
+    // The LIS cancelled TSH of an order placed before the gateway was installed, then ordered it
+    // again: its ORC-9 (occurredAt and orderedAt, as the LIS normalizer gives it) is after the cancellation.
     await store.commit(msg(), [cancelled('A11', ['TSH'])]);
-    await store.commit(msg(), [{ ...order('A11', ['TSH']), occurredAt: '2026-11-25T10:20:00.000Z' }]);
+    const again = order('A11', ['TSH']);
+    const placed = '2026-11-25T10:20:00.000Z';
+    await store.commit(msg(), [{ ...again, occurredAt: placed, data: { ...(again.data as OrderCreatedData), orderedAt: placed } } as DraftEvent]);
     await store.commit(msg(), [validated('A11', 'TSH')]);
     expect(await eligible('A11')).toHaveLength(1);
   });

@@ -30,8 +30,8 @@
  * kept waiting for that order (`cancelledBeforeOrder`, `wholeCancelBeforeOrder`): the first
  * `order.created` naming the test is the order it cancelled, and leaves the test closed (a
  * whole-order one closes that order's every test), unless it came in the cancellation's own
- * message or was placed after the cancellation (ORC-9, else MSH-7): that is the LIS ordering
- * the test again (cancelledBy). Only an order message after the late one orders the test again.
+ * message or its ORC-9 says it was placed after the cancellation (ORC-9, else MSH-7): that is the
+ * LIS ordering the test again (cancelledBy). MSH-7 alone does not say it: a replayed queue re-stamps it. Only an order message after the late one orders the test again.
  * Before, the late order opened the cancelled test: it went on the sale order, was validated from
  * the replayed result and billed; without a result the order was never complete and its done
  * tests were never billed. The relay rules that decide which tests go on the sale order
@@ -108,17 +108,36 @@ function cancelOf(e: BillingEvent): CancelBeforeOrder {
 }
 
 /**
- * `order` is the order `cancel` (which came before it) cancelled: not an order message of the
- * cancellation's own message (a CA line then an NW line of the same test is a test cancelled,
- * then ordered again), and placed no later than the cancellation (ORC-9, else MSH-7: a queue
- * replayed out of order keeps them). An order placed after it is a new one: the LIS ordered the
- * test again after cancelling an order the gateway never saw (placed before the gateway was
- * installed, or pruned by retention). Unknown times count as the late order.
+ * When the LIS placed the order of an order message, as far as a replay cannot change it: ORC-9,
+ * the order's transaction time, which a LIS replaying its outbound queue sends as it was. NaN when
+ * the message does not say. The event's occurredAt is ORC-9, else MSH-7; its data's orderedAt is
+ * ORC-9, else OBR-6. MSH-7 alone says nothing: a LIS replaying its queue after an outage re-stamps
+ * it with the time it sends. OBR-6 (and TQ1-7) is the time the test is asked for (a timed draw hours
+ * after the order), not when it was ordered, and OBR-7 is when the specimen was taken (an add-on on
+ * a tube drawn the day before). The two agree when ORC-9 is there, or when the order's requested
+ * time is its message's own time (a message sent as the order was placed): that is the order's time.
+ */
+function placedAt(order: BillingEvent): number {
+  if (order.type !== 'order.created') return NaN;
+  const at = Date.parse(order.occurredAt);
+  const orderedAt = (order.data as OrderCreatedData).orderedAt;
+  return orderedAt !== undefined && Date.parse(orderedAt) === at ? at : NaN;
+}
+
+/**
+ * `order` is the order `cancel` (which came before it) cancelled, unless the LIS clearly ordered
+ * the test again: in the cancellation's own message (a CA line then an NW line of the same test is
+ * a test cancelled, then ordered again), or with an order time of its own (placedAt: ORC-9) after
+ * the cancellation's (ORC-9, else MSH-7): the LIS ordered the test again after cancelling an order
+ * the gateway never saw (placed before the gateway was installed, or pruned by retention). An
+ * order message without ORC-9 is the order cancelled whatever its MSH-7 says: before, a queue
+ * replayed after an outage, its MSH-7 re-stamped, made the original order look placed after the
+ * cancellation, and the cancelled test was billed (test/integration/billing-replay-restamp-audit.test.ts).
+ * Unknown and equal times count as the late order.
  */
 function cancelledBy(cancel: CancelBeforeOrder, order: BillingEvent): boolean {
-  const o = cancelOf(order);
-  if (o.message === cancel.message) return false;
-  return !(o.at > cancel.at);
+  if (cancelOf(order).message === cancel.message) return false;
+  return !(placedAt(order) > cancel.at);
 }
 
 /** Walk an accession's events in the order they happened (see the header). */
