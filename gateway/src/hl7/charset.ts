@@ -73,8 +73,11 @@ function hasHighBytes(bytes: Buffer): boolean {
  * Pick the charset for the bytes of one message. Three real-world corrections:
  * - declared ASCII (or nothing) but bytes ≥ 0x80 present: decode as UTF-8 when the bytes are valid
  *   UTF-8, else as Latin-1 (nothing is lost either way: the raw bytes are kept);
- * - declared 8859/1 but the bytes are valid UTF-8 with multi-byte sequences: decode as UTF-8
- *   (a Latin-1 text with accents is practically never valid UTF-8; seen with Dutch ADT feeds);
+ * - declared 8859/1, or any other ISO 8859 part (8859/2 … 8859/15), but the bytes are valid UTF-8
+ *   with multi-byte sequences: decode as UTF-8 (a text in a single-byte charset with accents,
+ *   Cyrillic or Greek letters is practically never valid UTF-8; seen with Dutch ADT feeds labelled
+ *   8859/1, and LIS templates labelled 8859/15 or 8859/2 over an engine that writes UTF-8, whose
+ *   "µmol/L" was read "Âµmol/L");
  * - declared UTF-8 but the bytes are not valid UTF-8: decode as Latin-1 (an interface template
  *   that says UTF-8 over a database that writes Latin-1). Read as UTF-8, every such byte became
  *   U+FFFD: in the events, and in the ACK, whose MSA-2 then no longer matched the sender's MSH-10.
@@ -86,7 +89,8 @@ export function chooseCharset(bytes: Buffer, declared: CharsetChoice): CharsetCh
     return { charset: 'latin1', note: 'declared UTF-8 but the bytes are not valid UTF-8; decoded as Latin-1' };
   }
   if (!hasHighBytes(bytes)) return declared;
-  if ((charset === 'ascii' || charset === 'latin1') && isUtf8(bytes)) {
+  // Every charset other than UTF-8 is a single-byte one: ASCII, Latin-1 or another ISO 8859 part.
+  if (isUtf8(bytes)) {
     return { charset: 'utf8', note: `declared ${charset} but the bytes are UTF-8; decoded as UTF-8` };
   }
   if (charset === 'ascii') return { charset: 'latin1', note: 'declared ASCII but bytes ≥ 0x80 present; decoded as Latin-1' };
