@@ -1,10 +1,8 @@
 import net from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
-import { AstmEndpoint } from '../../gateway/src/ingress/astm/astm-endpoint.ts';
-import { silentLogger } from '../../gateway/src/log.ts';
+import { describe, expect, it } from 'vitest';
 import type { StoredMessage } from '../../gateway/src/store/types.ts';
-import { Telemetry, type TelemetryEvents } from '../../gateway/src/telemetry.ts';
-import { useTempStore } from '../fixtures/store/temp-store.ts';
+import { useAstmTcpEndpoints, type TcpSide } from '../fixtures/astm-link/tcp-endpoint.ts';
+import { until } from '../fixtures/gateway-process.ts';
 
 /**
  * An analyzer on a records-only TCP link (E1394 records, no ENQ/ACK framing: `lowLevel:
@@ -22,43 +20,16 @@ import { useTempStore } from '../fixtures/store/temp-store.ts';
  * kernel acknowledges what arrives): what the gateway's session sees of a dead analyzer either way.
  * The timers are shortened so the test runs in seconds (`frameTimeoutMs`, `silentPeerMs`).
  */
-const tmp = useTempStore('lgw-astm-ro-silent-', { pruneIntervalMs: 0, minFreeBytes: 0 });
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
 const QUICK = { lowLevel: 'records-only', frameTimeoutMs: 300, silentPeerMs: 1_500 };
 const HALF = 'H|\\^&|||BS-240|||||||P|1\rP|1||PID-1\rO|1|S-1||^^^GLU\rR|1|^^^GLU|5.4|mmol/L\r';
 const WHOLE = `${HALF}L|1|N\r`;
 
-async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`${what}: not reached in ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const { cleanups, endpoint: astmEndpoint } = useAstmTcpEndpoints('lgw-astm-ro-silent-', QUICK);
 
-async function endpoint(id: string, tcp: { listen: { host: string; port: number } } | { connect: { host: string; port: number } }) {
-  const store = await tmp.open();
-  const telemetry = new Telemetry();
-  const states: Array<TelemetryEvents['endpoint.state']> = [];
-  telemetry.on('endpoint.state', (e) => states.push(e));
-  const ep = new AstmEndpoint({
-    analyzer: { id, profile: 'test', tcp },
-    profile: { name: 'test', quirks: QUICK },
-    store,
-    telemetry,
-    log: silentLogger,
-    normalize: () => ({ events: [], messageType: 'ASTM', searchTerms: [] }),
-    reconnect: { initialMs: 50, maxMs: 200 },
-  });
-  cleanups.push(() => ep.stop(1_000));
+async function endpoint(id: string, tcp: TcpSide) {
+  const { ep, states, store } = await astmEndpoint(id, tcp);
   const messages = async (): Promise<StoredMessage[]> => store.listMessages({ endpoint: id, limit: 10 });
-  return { ep, states, store, messages };
+  return { ep, states, messages };
 }
 
 describe('an analyzer on a records-only TCP link that goes silent mid-message', () => {

@@ -1,11 +1,9 @@
 import net from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
-import { AstmEndpoint } from '../../gateway/src/ingress/astm/astm-endpoint.ts';
-import { silentLogger } from '../../gateway/src/log.ts';
-import { Telemetry, type TelemetryEvents } from '../../gateway/src/telemetry.ts';
+import { describe, expect, it } from 'vitest';
 import { AnalyzerSim, framesForText } from '../fixtures/astm-link/analyzer-sim.ts';
 import { connectTcpSim } from '../fixtures/astm-link/sim-wires.ts';
-import { useTempStore } from '../fixtures/store/temp-store.ts';
+import { useAstmTcpEndpoints } from '../fixtures/astm-link/tcp-endpoint.ts';
+import { until } from '../fixtures/gateway-process.ts';
 
 /**
  * An analyzer on a TCP link that goes silent without closing its connection: powered off, or its
@@ -20,42 +18,10 @@ import { useTempStore } from '../fixtures/store/temp-store.ts';
  * acknowledges what arrives): what the gateway's ASTM session sees of a dead analyzer either way.
  * The link timers are shortened so the test runs in seconds (`receiverFrameMs`, `silentPeerMs`).
  */
-const tmp = useTempStore('lgw-astm-silent-', { pruneIntervalMs: 0, minFreeBytes: 0 });
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
 const QUICK = { frameTimeoutMs: 300, silentPeerMs: 1_500 };
 const MESSAGE = ['H|\\^&|||an-1', 'P|1||PID-1', 'O|1|S-1||^^^GLU', 'R|1|^^^GLU|5.4|mmol/L', 'L|1|N'].join('\r');
 
-async function until<T>(what: string, probe: () => T | undefined | false, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`${what}: not reached in ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-async function endpoint(id: string, tcp: { listen: { host: string; port: number } } | { connect: { host: string; port: number } }) {
-  const store = await tmp.open();
-  const telemetry = new Telemetry();
-  const states: Array<TelemetryEvents['endpoint.state']> = [];
-  telemetry.on('endpoint.state', (e) => states.push(e));
-  const ep = new AstmEndpoint({
-    analyzer: { id, profile: 'test', tcp },
-    profile: { name: 'test', quirks: QUICK },
-    store,
-    telemetry,
-    log: silentLogger,
-    normalize: () => ({ events: [], messageType: 'ASTM', searchTerms: [] }),
-    reconnect: { initialMs: 50, maxMs: 200 },
-  });
-  cleanups.push(() => ep.stop(1_000));
-  return { ep, states };
-}
+const { cleanups, endpoint } = useAstmTcpEndpoints('lgw-astm-silent-', QUICK);
 
 /** The analyzer sends a whole message, gets its ACKs, and goes silent before its EOT. */
 async function sendThenFallSilent(sim: AnalyzerSim): Promise<string> {
