@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { StoredMessage } from '../../gateway/src/store/types.ts';
-import { useAstmTcpEndpoints, type TcpSide } from '../fixtures/astm-link/tcp-endpoint.ts';
+import { analyzerServer, useAstmTcpEndpoints, type TcpSide } from '../fixtures/astm-link/tcp-endpoint.ts';
 import { until } from '../fixtures/gateway-process.ts';
 
 /**
@@ -42,15 +42,7 @@ describe('an analyzer on a records-only TCP link that goes silent mid-message', 
    * bad input is kept with a clear reason (DESIGN.md §2).
    */
   it('gateway as client: the half message is kept saying why, the link goes down and connects again', async () => {
-    const accepted: net.Socket[] = [];
-    const server = net.createServer((s) => {
-      s.on('error', () => undefined);
-      accepted.push(s);
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
-    cleanups.push(() => accepted.forEach((s) => s.destroy()));
-    const port = (server.address() as net.AddressInfo).port;
+    const { port, accepted } = await analyzerServer(cleanups);
 
     const { ep, states, messages } = await endpoint('ro-cli', { connect: { host: '127.0.0.1', port } });
     await ep.start();

@@ -1,8 +1,7 @@
-import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { AnalyzerSim, framesForText } from '../fixtures/astm-link/analyzer-sim.ts';
 import { connectTcpSim } from '../fixtures/astm-link/sim-wires.ts';
-import { useAstmTcpEndpoints } from '../fixtures/astm-link/tcp-endpoint.ts';
+import { analyzerServer, useAstmTcpEndpoints } from '../fixtures/astm-link/tcp-endpoint.ts';
 import { until } from '../fixtures/gateway-process.ts';
 
 /**
@@ -43,15 +42,7 @@ describe('an analyzer on TCP that goes silent without closing (powered off, cabl
    * README "A link that went down stays down on the status"); the TCP client reconnects.
    */
   it('gateway as client: the link goes down and the gateway connects again', async () => {
-    const accepted: net.Socket[] = [];
-    const server = net.createServer((s) => {
-      s.on('error', () => undefined);
-      accepted.push(s);
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
-    cleanups.push(() => accepted.forEach((s) => s.destroy()));
-    const port = (server.address() as net.AddressInfo).port;
+    const { port, accepted } = await analyzerServer(cleanups);
 
     const { ep, states } = await endpoint('an-cli', { connect: { host: '127.0.0.1', port } });
     await ep.start();
