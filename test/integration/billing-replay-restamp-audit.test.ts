@@ -124,6 +124,23 @@ describe('the LIS clearly ordering a test again after a cancellation the gateway
     expect(billed(rig.emu, 'R-900')).toEqual(['TSH']);
   });
 
+  /**
+   * A LIS that sends no ORC-9 but stamps the requested time (OBR-6) with the moment it sends the
+   * order: a message whose OBR-6 is its own MSH-7 was sent as the order was placed, at 14:00, after
+   * the cancellation: the test ordered again, billed once validated.
+   */
+  it('an order sent as it was placed (OBR-6 = MSH-7) after the cancellation is billed', async () => {
+    const rig = await billingRig();
+    await rig.receive(ormAt('R-920', ['TSH'], { control: 'CA', msh7: '20260301100000', times: false }));
+    await rig.receive(ormAt('R-920', ['TSH'], { msh7: '20260301140000', requested: '20260301140000' }));
+    await rig.receive(oru('R-920', 'TSH'));
+    await rig.settle('R-920');
+
+    expect(deadReasons(await rig.events('R-920'))).toEqual([]);
+    expect(openLines(rig.emu, 'R-920')).toEqual(['TSH']);
+    expect(billed(rig.emu, 'R-920')).toEqual(['TSH']);
+  });
+
   /** A replayed order whose ORC-9 kept its 09:20: the order cancelled, whatever MSH-7 says. */
   it('a replayed order whose ORC-9 is before the cancellation is the order cancelled', async () => {
     const rig = await billingRig();
