@@ -256,7 +256,8 @@ function loopbackHost(hostname: string): boolean {
   return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname);
 }
 
-const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** gateway.id, endpoint ids: also the MQTT topic level `lab-gateway/<gatewayId>/…` (no `/`, `+`, `#`). */
+export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const ID_HINT = 'letters, digits, dot, dash and underscore, at most 64 characters';
 /** hl7[].accessionPrefix: short, and without the `-` that joins it to the accession. */
 const ACCESSION_PREFIX_PATTERN = /^[A-Za-z0-9]{1,16}$/;

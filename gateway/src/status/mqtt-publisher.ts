@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { displayUrl } from '../config/display-url.ts';
@@ -46,22 +47,34 @@ export interface MqttPublisherOptions {
    */
   clearRemovedEndpoints?: boolean;
   /**
-   * Gateway ids this gateway published under before on this broker (`gateway.id` changed since:
-   * mqtt-status.ts remembers them). After each connect their retained topics are cleared, unless
-   * that id's availability reads `online` (a gateway still runs under it), and `onRetiredCleared`
-   * is told of each id whose topics are gone.
+   * This process, in every availability payload (`instance`; default a random UUID): what tells a
+   * retained availability this gateway wrote from one of another gateway under the same id.
    */
-  retiredGatewayIds?: readonly string[];
-  onRetiredCleared?: (gatewayId: string) => void;
+  instance?: string;
+  /**
+   * Gateway ids this gateway published under before on this broker (`gateway.id` changed since:
+   * mqtt-status.ts remembers them), each with the instances of this data directory that published
+   * under it. After each connect their retained topics are cleared when they are this gateway's
+   * (#clearRetiredGateways), and `onRetiredDone` is told of each id done with: cleared, or found to
+   * be another gateway's.
+   */
+  retiredGatewayIds?: ReadonlyMap<string, readonly string[]>;
+  onRetiredDone?: (gatewayId: string) => void;
+  /**
+   * How long a former id is watched for a gateway publishing under it before its topics are
+   * cleared (ms). Default two publishIntervalMs and a second: a gateway running under it re-publishes
+   * its availability every interval (if the site's gateways publish at least as often as this one).
+   */
+  retiredWatchMs?: number;
 }
 
 const MAX_BUFFERED_ALERTS = 100;
 
-/** The `state` of an availability payload, undefined when it is not one. */
-function availabilityState(payload: string): unknown {
+/** A field of an availability payload (`state`, `instance`), undefined when it is not one. */
+function availabilityField(payload: string, field: 'state' | 'instance'): unknown {
   try {
     const v: unknown = JSON.parse(payload);
-    return v !== null && typeof v === 'object' ? (v as { state?: unknown }).state : undefined;
+    return v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[field] : undefined;
   } catch {
     return undefined;
   }
@@ -109,14 +122,18 @@ export class MqttStatusPublisher implements Component {
   #unansweredSince = 0;
   /** Set while the broker accepts the connection but does not deliver the gateway's publishes. */
   #notDelivering: string | undefined;
-  /** Former gateway ids whose retained topics are still to be cleared (#clearRetiredGateways). */
-  readonly #retired: Set<string>;
+  /** Former gateway ids whose retained topics are still to be cleared, with this data directory's instances under each (#clearRetiredGateways). */
+  readonly #retired: Map<string, ReadonlySet<string>>;
+  readonly #instance: string;
+  /** Connections made: a former id's watch that spans a reconnect missed what was published meanwhile. */
+  #connects = 0;
   /** Publishes made (for tests and the benchmark). */
   published = 0;
 
   constructor(options: MqttPublisherOptions) {
     this.#o = options;
-    this.#retired = new Set((options.retiredGatewayIds ?? []).filter((id) => id !== options.gatewayId));
+    this.#retired = new Map([...(options.retiredGatewayIds ?? new Map<string, readonly string[]>())].filter(([id]) => id !== options.gatewayId).map(([id, ours]) => [id, new Set(ours)]));
+    this.#instance = options.instance ?? randomUUID();
     this.#log = options.log.child({ component: 'mqtt-publisher' });
     this.#t = topics(options.gatewayId);
   }
@@ -133,7 +150,7 @@ export class MqttStatusPublisher implements Component {
     if (this.#status !== 'created') return;
     this.#status = 'starting';
     await this.#o.model.start();
-    const will: AvailabilityPayload = { gatewayId: this.#o.gatewayId, state: 'offline', reason: 'connection to the gateway lost' };
+    const will: AvailabilityPayload = { gatewayId: this.#o.gatewayId, state: 'offline', reason: 'connection to the gateway lost', instance: this.#instance };
     const opts: IClientOptions = {
       clientId: this.#o.clientId ?? publisherClientId(this.#o.gatewayId),
       clean: true,
@@ -164,20 +181,20 @@ export class MqttStatusPublisher implements Component {
     this.#client = client;
     client.on('connect', () => {
       this.#log.info('connected to MQTT broker', { url: displayUrl(this.#o.url) });
+      this.#connects++;
       this.#warnedError = undefined;
       this.#readBack = undefined;
       this.#unanswered = 0;
       this.#notDelivering = undefined;
       this.#report(true);
-      const online: AvailabilityPayload = { gatewayId: this.#o.gatewayId, state: 'online', at: new Date().toISOString() };
+      const online: AvailabilityPayload = { gatewayId: this.#o.gatewayId, state: 'online', at: new Date().toISOString(), instance: this.#instance };
       this.#online = JSON.stringify(online);
       this.#readOwnAvailability(client);
       this.#publishAll();
       this.#drainAlerts();
-      const clearing: Array<Promise<void>> = [];
-      if (this.#o.clearRemovedEndpoints !== false) clearing.push(this.#clearRemovedEndpoints(client));
-      if (this.#retired.size > 0) clearing.push(this.#clearRetiredGateways(client));
-      this.#cleared = clearing.length > 0 ? Promise.all(clearing).then(() => undefined) : undefined;
+      if (this.#o.clearRemovedEndpoints !== false) this.#cleared = this.#clearRemovedEndpoints(client);
+      // In the background: each former id is watched for a while first (not awaited by start()).
+      if (this.#retired.size > 0) void this.#clearRetiredGateways(client, this.#connects);
     });
     client.on('error', (err) => {
       const error = describeError(err);
@@ -237,7 +254,7 @@ export class MqttStatusPublisher implements Component {
     if (client) {
       const work = (async () => {
         if (client.connected) {
-          const offline: AvailabilityPayload = { gatewayId: this.#o.gatewayId, state: 'offline', at: new Date().toISOString(), reason: 'gateway stopped' };
+          const offline: AvailabilityPayload = { gatewayId: this.#o.gatewayId, state: 'offline', at: new Date().toISOString(), reason: 'gateway stopped', instance: this.#instance };
           // The last word of this gateway: going (`stopping`, also when only the publisher stops),
           // and gone (`online: false`), with the reasons it had (the model keeps them while it stops).
           const last = { ...this.#o.model.toApiStatus(), online: false, stopping: true };
@@ -319,25 +336,66 @@ export class MqttStatusPublisher implements Component {
    * The retained topics of the gateway ids this gateway published under before (`gateway.id`
    * renamed): an external broker keeps them for ever, and every dashboard or tray subscribing to
    * `lab-gateway/+/…` was handed a gateway that no longer exists, `offline`, with its last status
-   * and its last alert, as if a second gateway were down. For each former id, its retained topics
-   * are read (a subscription to `lab-gateway/<id>/#`, all of them arrived when the UNSUBACK does)
-   * and cleared with an empty retained payload (MQTT 3.1.1 §3.3.1.3), then read again: a broker
-   * whose ACL does not let the gateway write there keeps them, and that is logged with what to run.
-   * An id whose availability reads `online` is left alone: a gateway runs under it (a data
-   * directory copied to a new box while the old one still runs).
+   * and its last alert, as if a second gateway were down. Cleared with an empty retained payload
+   * (MQTT 3.1.1 §3.3.1.3) only when they are this gateway's: the old id may be another gateway's
+   * now (this data directory or its configuration copied to another box), and clearing would take
+   * a live gateway's topics and last alert, or make one stopped or slow to come back vanish from
+   * the dashboards instead of reading offline. So each former id is watched (`lab-gateway/<id>/#`)
+   * for retiredWatchMs, and left for good, its topics untouched, when
+   * - its retained availability was not written by a process of this data directory (its
+   *   `instance` is not one this gateway used under that id), or
+   * - anything was published there meanwhile (a gateway re-publishes its topics every interval;
+   *   one slow to start publishes `online` when it connects), or is there when read again after
+   *   the clearing.
+   * Otherwise the topics seen are cleared and read again: a broker whose ACL does not let the
+   * gateway write there keeps them, and that is logged with what to run. A reconnect during the
+   * watch (a broker restart) ends it: tried again after the next connect. No clock is compared.
    */
-  async #clearRetiredGateways(client: MqttClient): Promise<void> {
-    for (const id of [...this.#retired]) {
+  async #clearRetiredGateways(client: MqttClient, connection: number): Promise<void> {
+    const watchMs = this.#o.retiredWatchMs ?? 2 * this.#o.publishIntervalMs + 1_000;
+    const current = (): boolean => this.#client === client && client.connected && this.#connects === connection && this.#status !== 'stopping' && this.#status !== 'stopped';
+    for (const [id, ours] of [...this.#retired]) {
       const t = topics(id);
+      const prefix = t.all.slice(0, -1);
+      const retained = new Map<string, string>();
+      let live: string | undefined;
+      const onMessage = (topic: string, payload: Buffer, packet: { retain?: boolean }): void => {
+        if (!topic.startsWith(prefix) || payload.length === 0) return;
+        if (packet.retain) retained.set(topic, payload.toString());
+        else live ??= topic;
+      };
+      const notOurs = (): string | undefined => {
+        if (live !== undefined) return `a gateway published on ${live} while it was watched`;
+        const availability = retained.get(t.availability);
+        if (availability === undefined) return undefined;
+        const instance = availabilityField(availability, 'instance');
+        return typeof instance === 'string' && ours.has(instance) ? undefined : `its availability (${String(availabilityField(availability, 'state'))}) was published by another gateway`;
+      };
+      const leave = (why: string): void => {
+        this.#log.warn('a former gateway id of this gateway is another gateway\'s on the MQTT broker: its retained topics are left, and not tried again', { formerGatewayId: id, why });
+        this.#retired.delete(id);
+        this.#o.onRetiredDone?.(id);
+      };
+      client.on('message', onMessage);
       try {
-        const before = await this.#retainedUnder(client, t.all);
-        const availability = before.get(t.availability);
-        if (availability !== undefined && availabilityState(availability) === 'online') {
-          this.#log.warn('a former gateway id of this gateway reads online on the MQTT broker: its retained topics are left', { formerGatewayId: id, topic: t.availability });
+        await client.subscribeAsync(t.all, { qos: 1 });
+        await new Promise<void>((r) => setTimeout(r, watchMs).unref());
+        if (!current()) return;
+        await client.unsubscribeAsync(t.all);
+        if (!current()) return;
+        const why = notOurs();
+        if (why !== undefined) {
+          leave(why);
           continue;
         }
-        for (const topic of before.keys()) await client.publishAsync(topic, '', { qos: 1, retain: true });
-        const left = before.size > 0 ? await this.#retainedUnder(client, t.all) : new Map<string, string>();
+        for (const topic of retained.keys()) await client.publishAsync(topic, '', { qos: 1, retain: true });
+        const left = retained.size > 0 ? await this.#retainedUnder(client, t.all) : new Map<string, string>();
+        const leftAvailability = left.get(t.availability);
+        if (leftAvailability !== undefined && leftAvailability !== retained.get(t.availability)) {
+          // A gateway came online under it between the watch and the clearing: it re-publishes its topics.
+          leave('its availability was published by another gateway just as the topics were cleared');
+          continue;
+        }
         if (left.size > 0) {
           this.#log.warn('could not clear the retained topics of a former gateway id (the broker may not let the gateway write there): clear them on the broker', {
             formerGatewayId: id,
@@ -347,11 +405,13 @@ export class MqttStatusPublisher implements Component {
           continue;
         }
         this.#retired.delete(id);
-        if (before.size > 0) this.#log.info('cleared the retained MQTT topics of a former gateway id', { formerGatewayId: id, topics: [...before.keys()] });
-        this.#o.onRetiredCleared?.(id);
+        if (retained.size > 0) this.#log.info('cleared the retained MQTT topics of a former gateway id', { formerGatewayId: id, topics: [...retained.keys()] });
+        this.#o.onRetiredDone?.(id);
       } catch (err) {
         // Not connected any more, or the subscription refused (0x80): tried again at the next connect.
         this.#log.warn('could not read the retained topics of a former gateway id', { formerGatewayId: id, error: describeError(err) });
+      } finally {
+        client.removeListener('message', onMessage);
       }
     }
   }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { GatewayConfig } from '../config/types.ts';
@@ -5,7 +6,7 @@ import { displayUrl } from '../config/display-url.ts';
 import type { Component, ComponentStatus } from '../lifecycle.ts';
 import type { Logger } from '../log.ts';
 import { describeError, GatewayError } from '../errors.ts';
-import { mqttBrokerProblem } from '../config/validate.ts';
+import { ID_PATTERN, mqttBrokerProblem } from '../config/validate.ts';
 import type { StatusModel } from './status-model.ts';
 import { EmbeddedBroker, INTERNAL_USERNAME, readMqttCredentials } from './mqtt-broker.ts';
 import { MqttStatusPublisher } from './mqtt-publisher.ts';
@@ -33,14 +34,27 @@ export interface MqttStatusOptions {
  * availability (`offline`), endpoints and last alert for ever: every dashboard and tray
  * subscribing to `lab-gateway/+/…` was handed a second gateway, offline, that no longer exists.
  * The file tells the next start which id was used before, so the publisher clears its topics
- * (mqtt-publisher.ts #clearRetiredGateways). With the embedded broker retained topics die with the
- * process and the file is not used.
+ * (mqtt-publisher.ts #clearRetiredGateways), and `instances` which processes of this data
+ * directory published under each id (the `instance` of their availability payloads, the last
+ * MAX_INSTANCES): only an old id whose retained availability one of them wrote is this gateway's to
+ * clear; one another gateway publishes under now (a copy of this data directory or of its
+ * configuration on another box) is that gateway's. With the embedded broker retained topics die
+ * with the process and the file is not used.
  */
 export const PUBLISHED_IDS_FILE = 'mqtt-published.json';
+
+/** Instances kept per id in PUBLISHED_IDS_FILE (one per start): a start that never reached the broker does not push out the one whose availability is there. */
+const MAX_INSTANCES = 20;
 
 interface PublishedIds {
   broker: string;
   gatewayIds: string[];
+  /** By gateway id: the instances (processes) of this data directory that published under it, oldest first. */
+  instances: Record<string, string[]>;
+}
+
+function stringArray(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((x) => typeof x === 'string');
 }
 
 function readPublishedIds(file: string, log: Logger): PublishedIds | undefined {
@@ -52,12 +66,21 @@ function readPublishedIds(file: string, log: Logger): PublishedIds | undefined {
     return undefined;
   }
   try {
-    const v = JSON.parse(text) as { broker?: unknown; gatewayIds?: unknown };
-    if (typeof v.broker === 'string' && Array.isArray(v.gatewayIds) && v.gatewayIds.every((x) => typeof x === 'string')) return { broker: v.broker, gatewayIds: v.gatewayIds as string[] };
+    const v = JSON.parse(text) as { broker?: unknown; gatewayIds?: unknown; instances?: unknown };
+    // Ids as gateway.id allows them: one edited to `+` or with a `/` would name other gateways' topics.
+    if (typeof v.broker === 'string' && stringArray(v.gatewayIds) && v.gatewayIds.every((id) => ID_PATTERN.test(id))) {
+      const instances: Record<string, string[]> = {};
+      const given = v.instances !== null && typeof v.instances === 'object' ? (v.instances as Record<string, unknown>) : {};
+      for (const id of v.gatewayIds) {
+        const list = given[id];
+        instances[id] = stringArray(list) ? list.slice(-MAX_INSTANCES) : [];
+      }
+      return { broker: v.broker, gatewayIds: v.gatewayIds, instances };
+    }
   } catch {
     // reported below
   }
-  log.warn('the MQTT ids file is not readable JSON; it is written again, former gateway ids are not cleared from the broker', { file });
+  log.warn('the MQTT ids file is not readable JSON (or names an id gateway.id cannot be); it is written again, former gateway ids are not cleared from the broker', { file });
   return undefined;
 }
 
@@ -85,15 +108,18 @@ export class MqttStatus implements Component {
     return this.#status;
   }
 
-  /** Former gateway ids on this broker whose retained topics are still to be cleared. */
-  readonly #retiredLeft = new Set<string>();
+  /** Former gateway ids on this broker whose retained topics are still to be cleared, with the instances of this data directory that published under each. */
+  readonly #retiredLeft = new Map<string, string[]>();
+  /** This process's instance (in its availability payloads), and those before it under the current id. */
+  readonly #instance = randomUUID();
+  #instances: string[] = [];
 
   /**
    * The former ids of this gateway on the configured external broker (PUBLISHED_IDS_FILE), and the
-   * file written again with the current id first. Written before connecting: a gateway stopped
-   * before the clearing is done clears them at its next start.
+   * file written again with the current id first and this process's instance. Written before
+   * connecting: a gateway stopped before the clearing is done clears them at its next start.
    */
-  #retiredGatewayIds(): string[] {
+  #retiredGatewayIds(): Map<string, string[]> {
     const cfg = this.#o.config;
     const file = path.join(cfg.gateway.dataDir, PUBLISHED_IDS_FILE);
     const broker = displayUrl(cfg.mqtt.broker);
@@ -104,15 +130,21 @@ export class MqttStatus implements Component {
         this.#o.log.warn('the gateway published to another MQTT broker before, under other ids: their retained topics stay there until cleared on that broker', { formerBroker: before.broker, formerGatewayIds: ids });
       }
     }
-    for (const id of before?.broker === broker ? before.gatewayIds : []) if (id !== cfg.gateway.id) this.#retiredLeft.add(id);
+    const same = before?.broker === broker ? before : undefined;
+    for (const id of same?.gatewayIds ?? []) if (id !== cfg.gateway.id) this.#retiredLeft.set(id, same?.instances[id] ?? []);
+    this.#instances = [...(same?.instances[cfg.gateway.id] ?? []), this.#instance].slice(-MAX_INSTANCES);
     this.#writePublishedIds();
-    return [...this.#retiredLeft];
+    return new Map(this.#retiredLeft);
   }
 
   #writePublishedIds(): void {
     const cfg = this.#o.config;
     const file = path.join(cfg.gateway.dataDir, PUBLISHED_IDS_FILE);
-    const body: PublishedIds = { broker: displayUrl(cfg.mqtt.broker), gatewayIds: [cfg.gateway.id, ...this.#retiredLeft] };
+    const body: PublishedIds = {
+      broker: displayUrl(cfg.mqtt.broker),
+      gatewayIds: [cfg.gateway.id, ...this.#retiredLeft.keys()],
+      instances: Object.fromEntries([[cfg.gateway.id, this.#instances], ...this.#retiredLeft]),
+    };
     try {
       writeFileSync(`${file}.tmp`, JSON.stringify(body) + '\n');
       renameSync(`${file}.tmp`, file);
@@ -136,6 +168,7 @@ export class MqttStatus implements Component {
         model: this.#o.model,
         log: this.#o.log,
         publishIntervalMs: cfg.mqtt.publishIntervalMs,
+        instance: this.#instance,
         ...(this.#o.coalesceMs !== undefined ? { coalesceMs: this.#o.coalesceMs } : {}),
       };
       if (this.broker) {
@@ -156,7 +189,7 @@ export class MqttStatus implements Component {
         publisher = new MqttStatusPublisher({
           ...common,
           retiredGatewayIds: retired,
-          onRetiredCleared: (id) => {
+          onRetiredDone: (id) => {
             this.#retiredLeft.delete(id);
             this.#writePublishedIds();
           },

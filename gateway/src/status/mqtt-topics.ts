@@ -43,4 +43,10 @@ export interface AvailabilityPayload {
   /** Set on `online` and on a graceful `offline`; absent in the Last Will (written at connect time). */
   at?: string;
   reason?: string;
+  /**
+   * The gateway process that published it (random, one per start; in the Last Will too): a gateway
+   * renamed tells its own retained availability under its old id from another gateway's there
+   * (mqtt-publisher.ts #clearRetiredGateways). Additive.
+   */
+  instance?: string;
 }
