@@ -2,7 +2,7 @@ import type { Hl7EndpointConfig } from '../../config/types.ts';
 import type { DraftEvent } from '../../events/types.ts';
 import { describeError } from '../../errors.ts';
 import { buildAck, compactId, hl7Timestamp, planAcks, type AckCode, type AckError } from '../../hl7/ack.ts';
-import { analyseBlock, type BlockStructure, type RawMessage } from '../../hl7/block.ts';
+import { analyseBlock, type BlockStructure, type RawMessage, type RawSegment } from '../../hl7/block.ts';
 import { charsetFromMsh18, chooseCharset, decodeText, encodeText, type Charset } from '../../hl7/charset.ts';
 import { buildHostQueryReplies, readHl7HostQuery, type HostQueryAnswer, type HostQueryProblem, type Hl7HostQuery } from '../../hl7/host-query.ts';
 import { readInbound, type InboundRead } from '../../hl7/inbound.ts';
@@ -103,6 +103,12 @@ export interface ResolvableEvents {
 }
 
 type Severity = 'reject' | 'error';
+
+/** One batch of a batch reply: the BHS it answers (none when the block had none) and its ACK texts. */
+interface BatchGroup {
+  bhs: RawSegment | undefined;
+  acks: string[];
+}
 
 const FALLBACK_HEADER: MshHeader = readMsh('MSH|^~\\&').header;
 
@@ -288,19 +294,29 @@ export class Hl7Intake {
     // rejections of the members not awaited yet (never expected: #processMessage answers failures).
     const outcomes = await Promise.all(block.messages.map((structure) => this.#processMessage(frame, structure, meta, false)));
     const results: MessageResult[] = [];
-    const acks: string[] = [];
+    // A file may hold several batches (`FHS {BHS {MSH …} BTS} FTS`): each is answered under its own
+    // BHS, with the ACKs of its own messages. A message before the first BHS goes with the first.
+    const headers = block.envelope.filter((s) => s.name === 'BHS');
+    const groups: BatchGroup[] = headers.length > 0 ? headers.map((bhs) => ({ bhs, acks: [] })) : [{ bhs: undefined, acks: [] }];
     let charset: Charset = this.#config.defaultCharset;
     let firstHeader: MshHeader | undefined;
-    for (const one of outcomes) {
+    let acks = 0;
+    let group = 0;
+    for (const [i, one] of outcomes.entries()) {
       results.push(one.result);
       firstHeader ??= one.header;
       charset = one.charset;
+      const start = (block.messages[i] as RawMessage).start;
+      while (group + 1 < groups.length && ((groups[group + 1] as BatchGroup).bhs as RawSegment).start < start) group++;
       // Each message's stored reply is one framed ACK, or two in enhanced mode (commit, then
       // application ACK): the batch reply carries every one of them unframed.
       // Each is read in the charset it was written in (its message's).
-      if (one.reply) for (const content of unwrapFrames(one.reply)) acks.push(decodeText(content, one.charset).replace(/\r+$/, ''));
+      if (one.reply) {
+        for (const content of unwrapFrames(one.reply)) (groups[group] as BatchGroup).acks.push(decodeText(content, one.charset).replace(/\r+$/, ''));
+        acks++;
+      }
     }
-    const reply = acks.length > 0 ? this.#batchReply(frame, block, firstHeader ?? FALLBACK_HEADER, charset, acks) : undefined;
+    const reply = acks > 0 ? this.#batchReply(frame, block, firstHeader ?? FALLBACK_HEADER, charset, groups) : undefined;
     return { reply, results };
   }
 
@@ -334,7 +350,8 @@ export class Hl7Intake {
     // The batch control id (BHS-11, else FHS-11) stands for the control id of the stored record.
     const batchId = fieldOf('BHS', 11) || fieldOf('FHS', 11);
     const header: MshHeader = { ...FALLBACK_HEADER, fieldSeparator: fs, encodingCharacters, sendingApplication, sendingFacility, receivingApplication, receivingFacility, controlId: batchId };
-    const reply = this.#batchReply(frame, block, header, charset, []);
+    const batches = block.envelope.filter((s) => s.name === 'BHS');
+    const reply = this.#batchReply(frame, block, header, charset, batches.length > 0 ? batches.map((bhs) => ({ bhs, acks: [] })) : [{ bhs: undefined, acks: [] }]);
     const messageType = first.name === 'FHS' ? 'FHS' : 'BHS';
     const message = this.#inbound(meta, header, charset, frame, 'accepted', messageType);
     message.ack = reply;
@@ -349,24 +366,28 @@ export class Hl7Intake {
     }
   }
 
-  /** The framed batch reply `[FHS] BHS {ACK} BTS [FTS]` around unframed ACK texts. */
-  #batchReply(frame: Buffer, block: BlockStructure, h: MshHeader, charset: Charset, acks: readonly string[]): Buffer {
+  /**
+   * The framed batch reply `[FHS] {BHS {ACK} BTS} [FTS]` around unframed ACK texts: one BHS … BTS
+   * per batch received (one when the block had no BHS), FTS-1 the number of batches.
+   */
+  #batchReply(frame: Buffer, block: BlockStructure, h: MshHeader, charset: Charset, groups: readonly BatchGroup[]): Buffer {
     const fs = h.fieldSeparator;
     const enc = h.encodingCharacters;
     const now = hl7Timestamp(new Date());
     const fhs = block.envelope.find((s) => s.name === 'FHS');
-    const bhs = block.envelope.find((s) => s.name === 'BHS');
     // Copied envelope fields lose control characters (they would break the reply's framing).
-    const fieldOf = (seg: typeof bhs, n: number): string => envelopeField(frame, seg, fs, n, charset).replace(CONTROL_CHARS, '?');
+    const fieldOf = (seg: RawSegment | undefined, n: number): string => envelopeField(frame, seg, fs, n, charset).replace(CONTROL_CHARS, '?');
     const lines: string[] = [];
     // FHS/BHS: sending and receiving application/facility swapped; -11 our control id; -12 the received one.
-    const header = (name: 'FHS' | 'BHS', seg: typeof bhs): string =>
+    const header = (name: 'FHS' | 'BHS', seg: RawSegment | undefined): string =>
       [name, enc, fieldOf(seg, 5) || h.receivingApplication, fieldOf(seg, 6) || h.receivingFacility, fieldOf(seg, 3) || h.sendingApplication, fieldOf(seg, 4) || h.sendingFacility, now, '', '', '', compactId(ids.next()), fieldOf(seg, 11)].join(fs);
     if (fhs) lines.push(header('FHS', fhs));
-    lines.push(header('BHS', bhs));
-    lines.push(...acks);
-    lines.push(['BTS', String(acks.length)].join(fs));
-    if (fhs) lines.push(['FTS', '1'].join(fs));
+    for (const g of groups) {
+      lines.push(header('BHS', g.bhs));
+      lines.push(...g.acks);
+      lines.push(['BTS', String(g.acks.length)].join(fs));
+    }
+    if (fhs) lines.push(['FTS', String(groups.length)].join(fs));
     return wrapFrame(encodeText(lines.join('\r') + '\r', charset));
   }
 
