@@ -11,6 +11,12 @@ import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
 import { GatewayHarness } from '../fixtures/hl7/gateway-harness.ts';
 import { wrapFrame } from '../../gateway/src/ingress/mllp/mllp-encoder.ts';
 import { field, framesOf } from '../fixtures/hl7/helpers.ts';
+import { analyseBlock } from '../../gateway/src/hl7/block.ts';
+import { decodeText, encodeText, type Charset } from '../../gateway/src/hl7/charset.ts';
+import { parseMessage } from '../../gateway/src/hl7/message.ts';
+import { contentFingerprint, readMsh, senderOf } from '../../gateway/src/hl7/msh.ts';
+import { normalizeLis } from '../../gateway/src/hl7/normalize-lis.ts';
+import type { InboundMessage } from '../../gateway/src/store/types.ts';
 
 let h: GatewayHarness | undefined;
 afterEach(async () => {
@@ -78,4 +84,98 @@ describe('MLLP: UTF-8 bytes under an ISO 8859 label other than Latin-1', () => {
       await client.close();
     }
   });
+
+  /**
+   * A genuine 8859-2 text can be valid UTF-8 by accident: in capitals, Ó (0xD3) followed by Ł
+   * (0xA3) or Ż (0xAF) is a two-byte UTF-8 sequence. A urine colour "RÓŻOWY" (pink) or a patient
+   * "GÓŁKOWSKA" read as UTF-8 became "RӯOWY" / "GӣKOWSKA" (Cyrillic letters no 8859-2 LIS wrote).
+   */
+  it('a real 8859-2 text that happens to be valid UTF-8 (RÓŻOWY, GÓŁKOWSKA) is still read as 8859-2', async () => {
+    h = await GatewayHarness.start();
+    const client = await MllpClient.connect({ host: '127.0.0.1', port: h.port });
+    try {
+      const text =
+        'MSH|^~\\&|LIS|LAB|GW|LAB|20240101120000||ORU^R01|PL-1|P|2.5||||||8859/2\rPID|1||MRN-PL||GÓŁKOWSKA^RÓŻA\r' +
+        'ORC|RE|ACC-PL-1\rOBR|1|ACC-PL-1||UCOL^Barwa moczu\rOBX|1|ST|UCOL^Barwa moczu||RÓŻOWY||||||F\r';
+      const sent = encodeText(text, 'iso-8859-2');
+      expect(sent.toString('utf8')).toContain('RӯOWY'); // the trap: these bytes are valid UTF-8
+      const ack = framesOf(wrapFrame(await client.send(sent)))[0];
+      expect(field(ack, 'MSA', 2)).toBe('PL-1');
+      const events = await h.store.eventsByCorrelation('ACC-PL-1');
+      expect(events.find((e) => e.event.type === 'result.validated')?.event.data).toMatchObject({ value: 'RÓŻOWY' });
+      const [message] = await h.store.listMessages({ controlId: 'PL-1', endpoint: 'lis' });
+      expect(message?.encoding).toBe('iso-8859-2');
+    } finally {
+      await client.close();
+    }
+  });
+
+  /**
+   * The release before read such a message in the part its label names, and keyed it (dedup key,
+   * event keys) by its sender read so: "LIS^Labor KÃ¶ln". A LIS resending it after the upgrade
+   * (no ACK received before the restart) must get the stored ACK, and the results must not be
+   * recorded a second time — a second result line, a second invoice line.
+   */
+  it('declared 8859/15: a message taken by the release before, resent after the upgrade, is its duplicate', async () => {
+    h = await GatewayHarness.start();
+    const sent = oruUtf8('CREA-9', 'ACC-CREA-9', '8859/15');
+    const before = asReadBefore(sent, 'iso-8859-15');
+    expect(before.sender).toBe('LIS^Labor KÃ¶ln');
+    const storedAck = wrapFrame(Buffer.from('MSH|^~\\&|GW|LAB|LIS|Labor KÃ¶ln|20240101120001||ACK^R01^ACK|A9|P|2.5\rMSA|AA|CREA-9\r', 'latin1'));
+    await h.store.commit({ ...before.inbound, ack: storedAck }, before.events);
+    expect(before.events.length).toBeGreaterThan(0);
+    const client = await MllpClient.connect({ host: '127.0.0.1', port: h.port });
+    try {
+      expect(wrapFrame(await client.send(sent))).toEqual(storedAck);
+      expect(h.intakeEvents.map((e) => e.outcome)).toEqual(['duplicate']);
+      expect(await h.store.eventsByCorrelation('ACC-CREA-9')).toHaveLength(before.events.length);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('declared 8859/15: the events of a message the release before took keep their keys (no second result)', async () => {
+    h = await GatewayHarness.start();
+    const sent = oruUtf8('CREA-8', 'ACC-CREA-8', '8859/15');
+    const before = asReadBefore(sent, 'iso-8859-15');
+    // Its message record found no more by its dedup key (as after a dedup key of another form):
+    // only the event keys stand between the resend and a second result.
+    await h.store.commit({ ...before.inbound, dedupKey: 'lis|other' }, before.events);
+    const client = await MllpClient.connect({ host: '127.0.0.1', port: h.port });
+    try {
+      expect(field(framesOf(wrapFrame(await client.send(sent)))[0], 'MSA', 1)).toBe('AA');
+      expect(await h.store.eventsByCorrelation('ACC-CREA-8')).toHaveLength(before.events.length);
+    } finally {
+      await client.close();
+    }
+  });
 });
+
+/**
+ * What the release before b7977f6 committed for `sent`: the message read in the part its MSH-18
+ * names, its record keyed `endpoint|sender|MSH-10|fingerprint` and its events normalized from
+ * that reading.
+ */
+function asReadBefore(sent: Buffer, charset: Charset): { sender: string; inbound: InboundMessage; events: ReturnType<typeof normalizeLis> } {
+  const structure = analyseBlock(sent).messages[0];
+  if (!structure) throw new Error('no message');
+  const texts = structure.segments.map((s) => decodeText(sent.subarray(s.start, s.end), charset));
+  const { header } = readMsh(texts[0] as string);
+  const fingerprint = contentFingerprint(sent);
+  const receivedAt = new Date().toISOString();
+  const events = normalizeLis({ message: parseMessage(header, texts), fingerprint, endpoint: 'lis', receivedAt, notes: [] });
+  const sender = senderOf(header);
+  const inbound: InboundMessage = {
+    kind: 'hl7',
+    endpoint: 'lis',
+    receivedAt,
+    controlId: header.controlId,
+    sender,
+    messageType: 'ORU^R01^ORU_R01',
+    encoding: charset,
+    raw: sent,
+    status: 'accepted',
+    dedupKey: `lis|${sender}|${header.controlId}|${fingerprint}`,
+  };
+  return { sender, inbound, events };
+}

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { analyseBlock, splitSegments } from '../../gateway/src/hl7/block.ts';
-import { charsetFromMsh18, chooseCharset, decodeText } from '../../gateway/src/hl7/charset.ts';
+import { charsetFromMsh18, chooseCharset, decodeText, encodeText, type Charset } from '../../gateway/src/hl7/charset.ts';
 import { readInbound } from '../../gateway/src/hl7/inbound.ts';
 
 const names = (text: string) => splitSegments(Buffer.from(text, 'latin1')).map((s) => text.slice(s.start, s.end));
@@ -54,6 +54,21 @@ describe('charsets (MSH-18)', () => {
     expect(r.header.sendingApplication).toBe('cobas®');
     expect(r.message?.first('OBX')?.get(3, 2)).toBe('Größe');
     expect(r.message?.first('OBX')?.get(5)).toBe('weiß');
+  });
+  it('reads UTF-8 under another ISO 8859 label only when it spells that part\'s characters or unit signs', () => {
+    const utf8 = (text: string, charset: Charset) => chooseCharset(Buffer.from(text, 'utf8'), { charset }).charset;
+    expect(utf8('Köln 80 µmol/L ±2 °C', 'iso-8859-15')).toBe('utf8');
+    expect(utf8('Łódź 80 µmol/L', 'iso-8859-2')).toBe('utf8');
+    expect(utf8('Иванов 5 ×10*9/L', 'iso-8859-5')).toBe('utf8');
+    // Real texts of the part that are valid UTF-8 by accident keep their part.
+    const real = (text: string, charset: Charset) => {
+      const bytes = encodeText(text, charset);
+      expect(bytes.toString('utf8')).not.toContain('\ufffd');
+      return chooseCharset(bytes, { charset }).charset;
+    };
+    expect(real('GÓŁKOWSKA^RÓŻA', 'iso-8859-2')).toBe('iso-8859-2');
+    expect(real('CÂŞTIG', 'iso-8859-2')).toBe('iso-8859-2');
+    expect(real('ΣΆ', 'iso-8859-7')).toBe('iso-8859-7');
   });
   it('reads 8859-15 with the euro sign', () => {
     const raw = Buffer.from([...Buffer.from('MSH|^~\\&|A|B|C|D|2024||ORU^R01|E|P|2.5||||||8859/15\rNTE|1||'), 0xa4, 0x0d]);

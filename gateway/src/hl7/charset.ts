@@ -70,14 +70,19 @@ function hasHighBytes(bytes: Buffer): boolean {
 }
 
 /**
- * Pick the charset for the bytes of one message. Three real-world corrections:
+ * Pick the charset for the bytes of one message. The real-world corrections:
  * - declared ASCII (or nothing) but bytes ≥ 0x80 present: decode as UTF-8 when the bytes are valid
  *   UTF-8, else as Latin-1 (nothing is lost either way: the raw bytes are kept);
- * - declared 8859/1, or any other ISO 8859 part (8859/2 … 8859/15), but the bytes are valid UTF-8
- *   with multi-byte sequences: decode as UTF-8 (a text in a single-byte charset with accents,
- *   Cyrillic or Greek letters is practically never valid UTF-8; seen with Dutch ADT feeds labelled
- *   8859/1, and LIS templates labelled 8859/15 or 8859/2 over an engine that writes UTF-8, whose
- *   "µmol/L" was read "Âµmol/L");
+ * - declared 8859/1 but the bytes are valid UTF-8 with multi-byte sequences: decode as UTF-8
+ *   (a Latin-1 text with accents is practically never valid UTF-8; seen with Dutch ADT feeds);
+ * - declared another ISO 8859 part (8859/2 … 8859/15) and the bytes are valid UTF-8 spelling only
+ *   characters that part holds, or the unit signs µ ° ± ² ³ × (`spellsWithin`): decode as UTF-8
+ *   (LIS templates labelled 8859/15 or 8859/2 over an engine that writes UTF-8, whose "µmol/L"
+ *   was read "Âµmol/L"). Valid UTF-8 alone is not enough there: in 8859-2 capitals, Ó (0xD3)
+ *   before Ł (0xA3) or Ż (0xAF) is a UTF-8 sequence, and a real "GÓŁKOWSKA" or "RÓŻOWY" read as
+ *   UTF-8 became "GӣKOWSKA", "RӯOWY"; in 8859-5 and 8859-7, capitals pair up the same way. A real
+ *   text still read as UTF-8 must spell, in every one of its non-ASCII runs, a character of its
+ *   own part or a unit sign: "Ã©" (8859-15 é), "ТЕ" (8859-5 µ); no real text seen does;
  * - declared UTF-8 but the bytes are not valid UTF-8: decode as Latin-1 (an interface template
  *   that says UTF-8 over a database that writes Latin-1). Read as UTF-8, every such byte became
  *   U+FFFD: in the events, and in the ACK, whose MSA-2 then no longer matched the sender's MSH-10.
@@ -90,11 +95,56 @@ export function chooseCharset(bytes: Buffer, declared: CharsetChoice): CharsetCh
   }
   if (!hasHighBytes(bytes)) return declared;
   // Every charset other than UTF-8 is a single-byte one: ASCII, Latin-1 or another ISO 8859 part.
-  if (isUtf8(bytes)) {
+  if (isUtf8(bytes) && (charset === 'ascii' || charset === 'latin1' || spellsWithin(bytes, charset))) {
     return { charset: 'utf8', note: `declared ${charset} but the bytes are UTF-8; decoded as UTF-8` };
   }
   if (charset === 'ascii') return { charset: 'latin1', note: 'declared ASCII but bytes ≥ 0x80 present; decoded as Latin-1' };
   return declared;
+}
+
+/**
+ * Characters a UTF-8 engine writes whatever its template's MSH-18 says, beside the part's own:
+ * the unit signs µ ° ± ² ³ × (µ is in no ISO 8859 part but 1, 9 and 15), and a byte-order mark.
+ */
+const UNIT_SIGNS: ReadonlySet<number> = new Set([0xb5, 0xb0, 0xb1, 0xb2, 0xb3, 0xd7, 0xfeff]);
+
+/** Per ISO 8859 part: the code points of its bytes 0xA0–0xFF (those it defines). */
+const repertoires = new Map<string, ReadonlySet<number>>();
+
+function repertoireOf(charset: Charset): ReadonlySet<number> {
+  let held = repertoires.get(charset);
+  if (!held) {
+    const set = new Set<number>();
+    for (const [ch, b] of encoderFor(charset)) if (b >= 0xa0) set.add(ch.charCodeAt(0));
+    held = set;
+    repertoires.set(charset, held);
+  }
+  return held;
+}
+
+/**
+ * Whether `bytes`, valid UTF-8, spell only characters the ISO 8859 part `charset` holds, or unit
+ * signs: what a UTF-8 engine writes under that part's label, and what a real text of that part
+ * that happens to be valid UTF-8 practically never does. Walks the bytes (no decoding); only run
+ * on messages both labelled so and valid UTF-8 (a real text of the part is mostly not).
+ */
+function spellsWithin(bytes: Buffer, charset: Charset): boolean {
+  const held = repertoireOf(charset);
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i] as number;
+    if (b < 0x80) continue;
+    let cp: number;
+    if (b < 0xe0) {
+      cp = ((b & 0x1f) << 6) | ((bytes[++i] as number) & 0x3f);
+    } else if (b < 0xf0) {
+      cp = ((b & 0x0f) << 12) | (((bytes[i + 1] as number) & 0x3f) << 6) | ((bytes[i + 2] as number) & 0x3f);
+      i += 2;
+    } else {
+      return false; // beyond the BMP: in no ISO 8859 part
+    }
+    if (!held.has(cp) && !UNIT_SIGNS.has(cp)) return false;
+  }
+  return true;
 }
 
 export function decodeText(bytes: Buffer, charset: Charset): string {

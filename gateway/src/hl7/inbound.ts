@@ -3,7 +3,7 @@ import type { RawMessage, RawSegment } from './block.ts';
 import { charsetFromMsh18, chooseCharset, decodeText, type Charset } from './charset.ts';
 import type { Hl7ErrorCode } from './error-codes.ts';
 import { parseMessage, type Hl7Message } from './message.ts';
-import { readMsh, type MshHeader, type MshProblem } from './msh.ts';
+import { readMsh, senderOf, type MshHeader, type MshProblem } from './msh.ts';
 
 /**
  * One inbound message read from its raw bytes: header first (from the bytes, so that even a broken
@@ -15,6 +15,14 @@ export interface InboundRead {
   charset: Charset;
   /** Why the charset differs from MSH-18 (for the operator). */
   charsetNote?: string;
+  /**
+   * The sender (MSH-3^MSH-4) as the message's keys name it, when it is not `senderOf(header)`:
+   * UTF-8 bytes under an ISO 8859 label other than Latin-1 are read as UTF-8 since b7977f6, and
+   * the releases before read them, and keyed them (dedup key, event keys), in the labelled part.
+   * A non-ASCII sender keeps that reading in its keys, so that a message taken before the upgrade
+   * and resent after it is still its duplicate, and its events are not recorded twice.
+   */
+  keySender?: string;
   /** The parsed message, when it parsed. */
   message?: Hl7Message;
   /** Why it was not accepted, when it was not. */
@@ -57,6 +65,10 @@ export function readInbound(raw: Buffer, structure: RawMessage, defaultCharset: 
   const { header, problem } = singleByte ? first : readMsh(texts[0] as string);
   const read: InboundRead = { header, charset };
   if (note) read.charsetNote = note;
+  if (charset === 'utf8' && declared.charset.startsWith('iso-8859-') && !problem) {
+    const before = senderOf(readMsh(decodeText(raw.subarray(mshSeg.start, mshSeg.end), declared.charset)).header);
+    if (before !== senderOf(header)) read.keySender = before;
+  }
   if (problem) {
     read.problem = problem;
     return read;

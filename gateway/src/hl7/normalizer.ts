@@ -34,6 +34,8 @@ export interface Hl7NormalizeContext {
   searchTerms?: string[];
   /** The message's content fingerprint (msh.ts `contentFingerprint`): part of the event keys. */
   fingerprint?: string;
+  /** The sender the event keys name, when not `senderOf(message.header)` (inbound.ts `keySender`). */
+  keySender?: string;
   /**
    * Facts of the message the normalizer could not record (an order without any order number,
    * results tied to no order or specimen): the intake then keeps the message as rejected, with
@@ -61,7 +63,7 @@ export type Hl7Normalizer = (ctx: Hl7NormalizeContext) => DraftEvent[];
  */
 export function hl7EventKey(ctx: Hl7NormalizeContext, position: number | string, type: string): string {
   const h = ctx.message.header;
-  return idempotencyKey('hl7', ctx.endpoint, senderOf(h), h.controlId, ctx.fingerprint, String(position), type);
+  return idempotencyKey('hl7', ctx.endpoint, ctx.keySender ?? senderOf(h), h.controlId, ctx.fingerprint, String(position), type);
 }
 
 /** Message codes the gateway understands (others follow `unknownMessageTypes`). */

@@ -425,6 +425,7 @@ export class Hl7Intake {
     try {
       const ctx: Hl7NormalizeContext = { message, fingerprint, endpoint: this.#config.id, receivedAt: meta.receivedAt, notes, warnings, searchTerms: normalizerTerms, problems };
       if (this.#config.analyzer) ctx.analyzer = this.#config.analyzer;
+      if (read.keySender !== undefined) ctx.keySender = read.keySender;
       events = this.#normalize(ctx);
     } catch (err) {
       this.#log.error('normalizer failed', { controlId: header.controlId, messageType, error: describeError(err) });
@@ -447,7 +448,8 @@ export class Hl7Intake {
     if (reply.bytes) inbound.ack = reply.bytes;
     // A resend (same sender, control id and content, MSH-7 aside) gets the stored ACK; a reused
     // control id with other content is a new message.
-    inbound.dedupKey = `${this.#config.id}|${senderOf(header)}|${header.controlId}|${fingerprint}`;
+    // (The sender as the releases before read it, when it reads otherwise now: inbound.ts keySender.)
+    inbound.dedupKey = `${this.#config.id}|${read.keySender ?? senderOf(header)}|${header.controlId}|${fingerprint}`;
     // With the run type of QC/calibration events (`runType:qc`), as ASTM messages have it.
     // Plus the normalizer's own (`unmapped:<code>` of an HL7 analyzer, as ASTM messages have it):
     // none on an LIS link, so nothing more is allocated per message there.
