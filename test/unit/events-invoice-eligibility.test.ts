@@ -135,4 +135,30 @@ describe('invoice.eligible derivation', () => {
     await store.commit(msg(), [validated('A11', 'TSH')]);
     expect(await eligible('A11')).toHaveLength(1);
   });
+
+  it('an order resent after a cancellation the gateway saw, placed (ORC-9) before it, leaves the test cancelled; one placed at or after it orders it again', async () => {
+    // The LIS normalizer's order event: ORC-9 as its occurredAt and orderedAt; a new key per message (a new MSH-10).
+    const placedAt = (acc: string, codes: string[], placed: string, key: string): DraftEvent => {
+      const o = order(acc, codes);
+      return { ...o, idempotencyKey: key, occurredAt: placed, data: { ...(o.data as OrderCreatedData), orderedAt: placed } } as DraftEvent;
+    };
+    await store.commit(msg(), [placedAt('A12', ['GLU', 'TSH'], '2026-11-25T09:20:00.000Z', 'oc|A12|1')]);
+    await store.commit(msg(), [validated('A12', 'GLU')]);
+    await store.commit(msg(), [cancelled('A12', ['TSH'])]);
+    expect((await eligible('A12')).map((e) => e.event.data)).toMatchObject([{ tests: [{ code: 'GLU' }] }]);
+    // The replay of the 09:20 order, and TSH's result: nothing more to bill.
+    await store.commit(msg(), [placedAt('A12', ['GLU', 'TSH'], '2026-11-25T09:20:00.000Z', 'oc|A12|2')]);
+    await store.commit(msg(), [{ ...validated('A12', 'TSH'), idempotencyKey: 'rv|A12|TSH|1' }]);
+    expect(await eligible('A12')).toHaveLength(1);
+
+    // The same, then TSH ordered again at the cancellation's own time (10:00): a new order, eligible again once validated.
+    await store.commit(msg(), [placedAt('A13', ['GLU', 'TSH'], '2026-11-25T09:20:00.000Z', 'oc|A13|1')]);
+    await store.commit(msg(), [validated('A13', 'GLU')]);
+    await store.commit(msg(), [cancelled('A13', ['TSH'])]);
+    await store.commit(msg(), [placedAt('A13', ['GLU', 'TSH'], '2026-11-25T09:20:00.000Z', 'oc|A13|2')]);
+    await store.commit(msg(), [placedAt('A13', ['TSH'], at, 'oc|A13|3')]);
+    expect(await eligible('A13')).toHaveLength(1);
+    await store.commit(msg(), [validated('A13', 'TSH')]);
+    expect((await eligible('A13')).map((e) => e.event.data)).toMatchObject([{ tests: [{ code: 'GLU' }] }, { tests: [{ code: 'GLU' }, { code: 'TSH' }] }]);
+  });
 });

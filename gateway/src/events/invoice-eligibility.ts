@@ -38,6 +38,15 @@
  * (rules/order-created.ts `orderPlan`) and which results have nothing to deliver
  * (rules/result-validated.ts, testCancelled) take it from this same walk, not a walk of their own.
  *
+ * A resend of a cancelled order. Once a cancellation closed a test the gateway had seen ordered
+ * (or the whole order, or a late order it was waiting for), its time is kept (`cancelledAt`,
+ * `wholeCancelledAt`): an order message placed strictly before it (its ORC-9, placedAt) is a
+ * resend of the order cancelled (resendOf): a LIS whose ACK was lost in an outage replays it,
+ * often under a new MSH-10, which intake rightly keeps as a new message. The test stays closed
+ * (and an order cancelled as a whole stays cancelled); `resends` names them for the order event's
+ * note. Equal or unknown times keep meaning "ordered again". Before, such a resend re-opened the
+ * test: back on the sale order and billed (test/integration/billing-resend-after-cancel-audit.test.ts).
+ *
  * QC and calibration runs never produce `result.validated` (the analyzer normalizers mark them
  * `runType: qc|calibration` and only LIS validation bills), so they can never make an order
  * eligible. Cancelled tests are not required.
@@ -76,7 +85,8 @@ export interface BillingState {
   ordered: boolean;
   /**
    * An order.cancelled named no test, and no order.created came after it (or the order it came
-   * before, see wholeCancelBeforeOrder, has arrived and no other after it): the whole order is cancelled.
+   * before, see wholeCancelBeforeOrder, has arrived and no other after it; a resend of the order
+   * it cancelled, resendOf, does not count): the whole order is cancelled.
    */
   wholeOrderCancelled: boolean;
   /** Tests ordered and not cancelled since, by code, in the order they were first ordered. */
@@ -87,6 +97,19 @@ export interface BillingState {
   cancelledBeforeOrder: Map<string, CancelBeforeOrder>;
   /** The whole order was cancelled before any order.created, waiting for that order. */
   wholeCancelBeforeOrder: CancelBeforeOrder | undefined;
+  /**
+   * The latest cancellation of each test it closed once an order named the test (a cancellation
+   * of the test, or of the whole order), until an order message opens the test again: an order
+   * message placed before it (ORC-9 earlier, resendOf) is a resend of the order it cancelled.
+   */
+  cancelledAt: Map<string, CancelBeforeOrder>;
+  /** The whole-order cancellation in force (wholeOrderCancelled), for resendOf. */
+  wholeCancelledAt: CancelBeforeOrder | undefined;
+  /**
+   * Tests the last order message naming them left closed as a resend of the order a cancellation
+   * the gateway had already seen cancelled, with that cancellation (the order event's note).
+   */
+  resends: Map<string, CancelBeforeOrder>;
   /**
    * Position (0-based, among the events walked) of the last order.created or order.cancelled
    * after which the accession was ordered and had no open test: the order ended cancelled there
@@ -140,6 +163,29 @@ function cancelledBy(cancel: CancelBeforeOrder, order: BillingEvent): boolean {
   return !(placedAt(order) > cancel.at);
 }
 
+/**
+ * `order` is a resend of an order `cancel` cancelled: not of the cancellation's own message, and
+ * placed (ORC-9, placedAt) strictly before the cancellation's time (ORC-9, else MSH-7). A LIS
+ * whose ACK was lost in an outage replays the order, often under a new MSH-10 (so intake keeps it
+ * as a new message), but with the ORC-9 it was placed at. Equal and unknown times keep meaning
+ * "ordered again": a LIS that sends no ORC-9, or one time for every line, orders a cancelled test
+ * again with an NW. Before, such a resend re-opened the test the gateway had seen cancelled: back
+ * on the sale order and billed (test/integration/billing-resend-after-cancel-audit.test.ts).
+ */
+function resendOf(cancel: CancelBeforeOrder, order: BillingEvent): boolean {
+  if (cancelOf(order).message === cancel.message) return false;
+  return placedAt(order) < cancel.at;
+}
+
+/**
+ * Keep `cancel` as the cancellation that closed `code` (cancelledAt), unless one that closed it
+ * later (by its time) is kept already: an order placed before the later one was cancelled by it.
+ */
+function closeTest(state: BillingState, code: string, cancel: CancelBeforeOrder): void {
+  const kept = state.cancelledAt.get(code);
+  if (kept === undefined || Number.isNaN(kept.at) || cancel.at >= kept.at) state.cancelledAt.set(code, cancel);
+}
+
 /** Walk an accession's events in the order they happened (see the header). */
 export function billingState(events: Iterable<BillingEvent>): BillingState {
   const state: BillingState = {
@@ -149,6 +195,9 @@ export function billingState(events: Iterable<BillingEvent>): BillingState {
     everOrdered: new Set(),
     cancelledBeforeOrder: new Map(),
     wholeCancelBeforeOrder: undefined,
+    cancelledAt: new Map(),
+    wholeCancelledAt: undefined,
+    resends: new Map(),
     closedAt: -1,
     validated: new Set(),
     billed: new Set(),
@@ -167,11 +216,27 @@ export function billingState(events: Iterable<BillingEvent>): BillingState {
         // Results stored before it were of that order too.
         state.cancelledBeforeOrder.clear();
         state.wholeOrderCancelled = true;
+        state.wholeCancelledAt = whole;
         state.validated.clear();
-        for (const t of tests) state.everOrdered.add(t.code);
+        for (const t of tests) {
+          state.everOrdered.add(t.code);
+          closeTest(state, t.code, whole);
+          state.resends.delete(t.code);
+        }
+      } else if (state.wholeOrderCancelled && state.wholeCancelledAt && resendOf(state.wholeCancelledAt, e)) {
+        // A resend of the order the LIS cancelled as a whole (placed before the cancellation):
+        // the order stays cancelled, every test of it closed, a result of it not billed.
+        const cancel = state.wholeCancelledAt;
+        for (const t of tests) {
+          state.everOrdered.add(t.code);
+          closeTest(state, t.code, cancel);
+          state.resends.set(t.code, cancel);
+          state.validated.delete(t.code);
+        }
       } else {
         // After a whole-order cancellation this is the LIS ordering again: only its tests are open.
         state.wholeOrderCancelled = false;
+        state.wholeCancelledAt = undefined;
         for (const t of tests) {
           state.everOrdered.add(t.code);
           const cancel = state.cancelledBeforeOrder.get(t.code);
@@ -180,8 +245,19 @@ export function billingState(events: Iterable<BillingEvent>): BillingState {
           // result stored before it was of that cancelled test.
           if (cancel && cancelledBy(cancel, e)) {
             state.validated.delete(t.code);
+            closeTest(state, t.code, cancel);
+            state.resends.delete(t.code);
             continue;
           }
+          // A resend of the order a cancellation the gateway already saw cancelled: still closed.
+          const seen = state.cancelledAt.get(t.code);
+          if (seen && !state.open.has(t.code) && resendOf(seen, e)) {
+            state.validated.delete(t.code);
+            state.resends.set(t.code, seen);
+            continue;
+          }
+          state.cancelledAt.delete(t.code);
+          state.resends.delete(t.code);
           if (!state.open.has(t.code)) state.open.set(t.code, t);
         }
       }
@@ -189,13 +265,20 @@ export function billingState(events: Iterable<BillingEvent>): BillingState {
       const tests = (e.data as OrderCancelledData).tests;
       if (tests.length === 0) {
         if (!state.ordered) state.wholeCancelBeforeOrder = cancelOf(e);
-        else state.wholeOrderCancelled = true;
+        else {
+          const cancel = cancelOf(e);
+          state.wholeOrderCancelled = true;
+          state.wholeCancelledAt = cancel;
+          // Every test ordered before it is cancelled by it (a resend of any of its orders too).
+          for (const code of state.everOrdered) closeTest(state, code, cancel);
+        }
         state.open.clear();
         state.validated.clear();
         state.billed.clear();
       }
       for (const t of tests) {
         if (!state.everOrdered.has(t.code)) state.cancelledBeforeOrder.set(t.code, cancelOf(e));
+        else closeTest(state, t.code, cancelOf(e));
         state.open.delete(t.code);
         state.validated.delete(t.code);
         state.billed.delete(t.code);

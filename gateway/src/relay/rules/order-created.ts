@@ -89,7 +89,7 @@ export const orderCreatedRule: PostingRule = {
         const so = existing.get(accession);
         if (so) {
           const outcome = await completeOrder(ctx, so, accession, products, existingLines, lineVals, plan.reorder);
-          done.set(accession, plan.leftOut.size > 0 ? { ...outcome, note: [outcome.note, leftOutNote(plan.leftOut)].filter(Boolean).join('; ') } : outcome);
+          done.set(accession, plan.leftOut.size > 0 ? { ...outcome, note: [outcome.note, leftOutNote(plan)].filter(Boolean).join('; ') } : outcome);
           continue;
         }
         const d = data(evs[0]!);
@@ -99,7 +99,7 @@ export const orderCreatedRule: PostingRule = {
         // lines, and cancelled below: as if the cancellation had come after it.
         const lines = plan.closed ? closedProducts : products;
         toCreate.push({ accession, xmlid, vals: { partner_id: partner.id, client_order_ref: accession, origin: saleOrderOrigin(accession), order_line: lines.map((p) => [0, 0, lineVals(p)]) } });
-        if (plan.leftOut.size > 0) leftOutNotes.set(accession, leftOutNote(plan.leftOut));
+        if (plan.leftOut.size > 0) leftOutNotes.set(accession, leftOutNote(plan));
       } catch (err) {
         settle(accession, fail(err));
         if (stopsTheLink(err)) linkFailure = { error: err };
@@ -303,6 +303,8 @@ interface OrderPlan {
    * before these messages arrived, which are the order that cancellation cancelled.
    */
   leftOut: Set<string>;
+  /** Of `leftOut`, those the batch's messages resent after the gateway saw them cancelled (billingState `resends`), with that cancellation's time (epoch ms). */
+  resent: Map<string, number>;
   /** Tests were left out and nothing of the accession is open: the quotation is cancelled. */
   closed: boolean;
   reorder: Reorder | undefined;
@@ -320,13 +322,21 @@ interface OrderPlan {
  * the order that followed put the cancelled test on the sale order, where it was billed.
  */
 async function orderPlan(ctx: RuleContext, evs: StoredEvent[]): Promise<OrderPlan> {
-  if (!ctx.events) return { leftOut: new Set(), closed: false, reorder: undefined, validated: [] };
+  if (!ctx.events) return { leftOut: new Set(), resent: new Map(), closed: false, reorder: undefined, validated: [] };
   const accession = evs[0]!.event.correlationId;
   const ids = new Set(evs.map((e) => e.event.id));
   const stored = inStoredOrder(await ctx.events(accession, ['order.created', 'order.cancelled', 'result.validated'])).filter((s) => s.event.id <= evs.at(-1)!.event.id);
   const state = billingState(stored.map((s) => s.event));
   const leftOut = new Set<string>();
-  for (const e of evs) for (const t of (e.event.data as OrderCreatedData).tests) if (!state.open.has(t.code)) leftOut.add(t.code);
+  const resent = new Map<string, number>();
+  for (const e of evs) {
+    for (const t of (e.event.data as OrderCreatedData).tests) {
+      if (state.open.has(t.code)) continue;
+      leftOut.add(t.code);
+      const cancel = state.resends.get(t.code);
+      if (cancel) resent.set(t.code, cancel.at);
+    }
+  }
   let reorder: Reorder | undefined;
   if (state.closedAt >= 0) {
     const firstAfter = stored.slice(state.closedAt + 1).find((s) => s.event.type === 'order.created');
@@ -336,11 +346,26 @@ async function orderPlan(ctx: RuleContext, evs: StoredEvent[]): Promise<OrderPla
       reorder = { withdrawn };
     }
   }
-  return { leftOut, closed: leftOut.size > 0 && state.open.size === 0, reorder, validated: [...state.validated].filter((c) => state.open.has(c)) };
+  return { leftOut, resent, closed: leftOut.size > 0 && state.open.size === 0, reorder, validated: [...state.validated].filter((c) => state.open.has(c)) };
 }
 
-function leftOutNote(codes: Set<string>): string {
-  return `${[...codes].join(', ')} left off the order (cancelled by the LIS before this order message arrived)`;
+/**
+ * The order event's note on the tests it left off: cancelled before the order message arrived, or
+ * (`resent`) a resend of the order a cancellation the gateway had already seen cancelled (its
+ * ORC-9 before the cancellation's time): "TSH left off the order (a resend of the order the LIS
+ * cancelled at 2026-03-01T10:00:00.000Z: ORC-9 before the cancellation)".
+ */
+function leftOutNote(plan: Pick<OrderPlan, 'leftOut' | 'resent'>): string {
+  const notes: string[] = [];
+  const before = [...plan.leftOut].filter((c) => !plan.resent.has(c));
+  if (before.length > 0) notes.push(`${before.join(', ')} left off the order (cancelled by the LIS before this order message arrived)`);
+  const byTime = new Map<number, string[]>();
+  for (const [code, at] of plan.resent) byTime.set(at, [...(byTime.get(at) ?? []), code]);
+  for (const [at, codes] of byTime) {
+    const when = Number.isNaN(at) ? '' : ` at ${new Date(at).toISOString()}`;
+    notes.push(`${codes.join(', ')} left off the order (a resend of the order the LIS cancelled${when}: ORC-9 before the cancellation)`);
+  }
+  return notes.join('; ');
 }
 
 /**
