@@ -242,6 +242,22 @@ export class ReferenceData {
     return this.#digits;
   }
 
+  /**
+   * A document of the gateway's own about this Odoo's records (the `ref` namespace, dropped when
+   * the gateway is pointed at another Odoo, odoo-target.ts): the consumption carry
+   * (rules/consumption-carry.ts). Not the snapshot nor the debits, which this class keeps.
+   */
+  async ownDoc<T>(key: string): Promise<T | undefined> {
+    if (key === SNAPSHOT_KEY || key === DEBITS_KEY) throw new Error(`ref/${key} is kept by ReferenceData`);
+    return this.#store.getDoc<T>(REF_NAMESPACE, key);
+  }
+
+  /** Write a document read with ownDoc (one LevelDB put: all of it or none). */
+  async putOwnDoc(key: string, value: unknown): Promise<void> {
+    if (key === SNAPSHOT_KEY || key === DEBITS_KEY) throw new Error(`ref/${key} is kept by ReferenceData`);
+    await this.#store.putDoc(REF_NAMESPACE, key, value);
+  }
+
   /** Models the last refresh could not read (Odoo refused them: access or another error); empty when it read everything. */
   get refused(): readonly RefusedModel[] {
     return this.#refused;

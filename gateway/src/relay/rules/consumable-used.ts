@@ -1,8 +1,9 @@
 import type { ConsumableUsedData } from '../../events/types.ts';
 import type { StoredEvent } from '../../store/types.ts';
 import { create, m2oId, read, searchRead } from '../odoo/odoo-calls.ts';
-import { failureOf, isLinkDown, mappingMissing, odooError } from '../odoo/odoo-error.ts';
+import { failureOf, isLinkDown, mappingMissing, mayHaveLanded, odooError } from '../odoo/odoo-error.ts';
 import { odooTime, type DebitLine, type LotRef, type PostedDebit, type ProductRef, type QuantRef } from '../reference-data.ts';
+import { ConsumptionCarry, type PlannedSegment, type SegmentLine } from './consumption-carry.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
 
 /**
@@ -95,7 +96,10 @@ async function postConsumption(ctx: RuleContext, events: StoredEvent[]): Promise
   //    was created (e.g. a proxy 504 on button_validate) releases the lease without marking it.
   //    A segment found in a picking not done yet is validated (once per picking).
   const validated = new Map<number, { doneAt: string | undefined } | { error: unknown }>();
-  const { segments: posted, left } = await walkPosted(ctx, runs, async (hit, head) => {
+  // What Odoo's precision left of earlier consumption, and segments that posted nothing (consumption-carry.ts).
+  const carry = await ConsumptionCarry.load(ctx.ref);
+  const { segments: posted, local, left } = await walkPosted(ctx, runs, async (hit, head) => {
+    carry.found(head.event.id);
     if (!validated.has(hit.pickingId)) {
       validated.set(
         hit.pickingId,
@@ -110,7 +114,10 @@ async function postConsumption(ctx: RuleContext, events: StoredEvent[]): Promise
     // Only this partition waits (its head is in a picking Odoo has not validated yet).
     results.set(head.event.id, fail(outcome.error));
     return 'drop';
-  });
+  }, (head) => carry.covered(head.event.id));
+  // A segment sent before and not in Odoo never landed: what it took from the carry is given back.
+  for (const run of left.values()) carry.notFound(run[0]!.event.id);
+  for (const { note, events: covered } of local) for (const e of covered) results.set(e.event.id, ok(undefined, note ?? 'below Odoo\'s precision of stock quantities: nothing posted, carried'));
   for (const { hit, events: covered } of posted) for (const e of covered) results.set(e.event.id, ok([{ model: 'stock.picking', id: hit.pickingId, name: hit.name }], 'found in Odoo'));
   // The consumption of a segment found in Odoo is debited from the local stock as a fresh
   // picking's is: a lost answer to the validation must not make the stock watch forget it.
@@ -151,26 +158,69 @@ async function postConsumption(ctx: RuleContext, events: StoredEvent[]): Promise
       }
     }
   }
-  // 4. One picking per analyzer; a failure there concerns only that picking's events.
-  for (const [analyzer, segments] of byAnalyzer) {
-    const planned = segments.flatMap((s) => s.planned);
+  // 4. Each segment's lines rounded to Odoo's precision of quantities with the carry of their
+  //    product and lot (consumption-carry.ts); a segment left with nothing to post is delivered
+  //    with a note. The carry is written before anything is sent.
+  const toPost = new Map<string, Array<{ segment: Segment; plan: PlannedSegment }>>();
+  if (byAnalyzer.size > 0) {
+    const { digits } = await ctx.ref.quantityDigits();
+    const lotName = (productId: number, lotId: number): string | undefined => ctx.ref.lotsOf(productId).find((l) => l.id === lotId)?.name;
+    for (const [analyzer, segments] of byAnalyzer) {
+      for (const s of segments) {
+        const head = s.planned[0]!.e.event.id;
+        const plan = carry.plan(head, s.planned.length, segmentLines(s), digits, ctx.now(), lotName);
+        if (plan.lines.length === 0) {
+          for (const p of s.planned) results.set(p.e.event.id, ok(undefined, plan.note));
+          continue;
+        }
+        toPost.set(analyzer, [...(toPost.get(analyzer) ?? []), { segment: s, plan }]);
+      }
+    }
+    await carry.save(ctx.now());
+  }
+  // 5. One picking per analyzer; a failure there concerns only that picking's events.
+  for (const [analyzer, segments] of toPost) {
+    const heads = segments.map((s) => s.segment.planned[0]!.e.event.id);
+    let picking: { id: number } | undefined;
     try {
-      const picking = await createPicking(ctx, analyzer, segments);
+      picking = await createPicking(ctx, analyzer, segments);
+      carry.settled(heads);
       const doneAt = await ensureDone(ctx, picking.id, 'draft');
       // Debited once per segment marker (the same segment found again later is not debited twice).
       await ctx.ref.debitPosted(
-        segments.map((s) => ({
+        segments.map(({ segment: s, plan }) => ({
           marker: segmentOrigin(s.planned[0]!.e.event.id, s.planned.length),
           ...(doneAt ? { doneAt } : {}),
-          lines: s.planned.flatMap((p) => p.lots.map((l) => ({ productId: p.product.id, ...(l.lotId === undefined ? {} : { lotId: l.lotId }), locationId: l.locationId, qty: l.qty }))),
+          lines: plan.lines.map((l) => ({ productId: l.product.id, ...(l.lotId === undefined ? {} : { lotId: l.lotId }), locationId: l.locationId, qty: l.qty })),
         })),
       );
-      for (const p of planned) results.set(p.e.event.id, ok([{ model: 'stock.picking', id: picking.id }]));
+      for (const { segment: s, plan } of segments) for (const p of s.planned) results.set(p.e.event.id, ok([{ model: 'stock.picking', id: picking.id }], plan.note));
     } catch (err) {
-      for (const p of planned) results.set(p.e.event.id, fail(err));
+      // A create Odoo refused, or never sent, took nothing from the carry; one that may have
+      // landed is settled when its marker is looked up again.
+      if (!picking && failureOf(err) !== 'ambiguous' && !mayHaveLanded(err)) carry.undo(heads);
+      for (const { segment: s } of segments) for (const p of s.planned) results.set(p.e.event.id, fail(err));
     }
   }
+  await carry.save(ctx.now()).catch((err: unknown) => {
+    // The deltas written before the pickings stand; a record left is settled at its next look-up or dropped with age.
+    ctx.log.warn('could not record the consumption carry after posting', { error: err instanceof Error ? err.message : String(err) });
+  });
   return results;
+}
+
+/** A segment's draws, per product, lot and place (product unit). */
+function segmentLines(s: Segment): SegmentLine[] {
+  const perLot = new Map<string, SegmentLine>();
+  for (const p of s.planned) {
+    for (const l of p.lots) {
+      const key = `${p.product.id}:${l.lotId ?? ''}@${l.locationId}`;
+      const pl = perLot.get(key) ?? { product: p.product, ...(l.lotId === undefined ? {} : { lotId: l.lotId }), locationId: l.locationId, qty: 0 };
+      pl.qty += l.qty;
+      perLot.set(key, pl);
+    }
+  }
+  return [...perLot.values()];
 }
 
 /** The marker on a segment's move. */
@@ -344,7 +394,7 @@ function drawFrom(productId: number, quants: QuantRef[], quantity: number, taken
   return out;
 }
 
-async function createPicking(ctx: RuleContext, analyzer: string, segments: Segment[]): Promise<{ id: number }> {
+async function createPicking(ctx: RuleContext, analyzer: string, segments: Array<{ segment: Segment; plan: PlannedSegment }>): Promise<{ id: number }> {
   const mapping = ctx.odooConfig.mapping;
   const src = await ctx.ref.location(mapping.labLocation, 'odoo.mapping.labLocation');
   const dest = await ctx.ref.location(mapping.consumptionLocation, 'odoo.mapping.consumptionLocation');
@@ -356,20 +406,19 @@ async function createPicking(ctx: RuleContext, analyzer: string, segments: Segme
   // a segment of the earlier per-analyzer scheme may span several products: each move bears it).
   const perProduct = new Map<number, { product: ProductRef; origin: string; qty: number }>();
   const perLot = new Map<string, { product: ProductRef; lotId?: number; locationId: number; qty: number }>();
-  for (const s of segments) {
+  // Lines come rounded to Odoo's precision (consumption-carry.ts): a move's demand is their sum.
+  for (const { segment: s, plan } of segments) {
     const origin = segmentOrigin(s.planned[0]!.e.event.id, s.planned.length);
-    for (const p of s.planned) {
-      const pp = perProduct.get(p.product.id) ?? { product: p.product, origin, qty: 0 };
-      for (const l of p.lots) {
-        pp.qty += l.qty;
-        // Untracked products get a line too: from 17 on, once any move is `picked`, validation only
-        // moves picked quantities (_pre_action_done_hook marks all moves picked only when none is).
-        const key = `${p.product.id}:${l.lotId ?? ''}@${l.locationId}`;
-        const pl = perLot.get(key) ?? { product: p.product, ...(l.lotId === undefined ? {} : { lotId: l.lotId }), locationId: l.locationId, qty: 0 };
-        pl.qty += l.qty;
-        perLot.set(key, pl);
-      }
-      perProduct.set(p.product.id, pp);
+    for (const l of plan.lines) {
+      const pp = perProduct.get(l.product.id) ?? { product: l.product, origin, qty: 0 };
+      pp.qty += l.qty;
+      perProduct.set(l.product.id, pp);
+      // Untracked products get a line too: from 17 on, once any move is `picked`, validation only
+      // moves picked quantities (_pre_action_done_hook marks all moves picked only when none is).
+      const key = `${l.product.id}:${l.lotId ?? ''}@${l.locationId}`;
+      const pl = perLot.get(key) ?? { product: l.product, ...(l.lotId === undefined ? {} : { lotId: l.lotId }), locationId: l.locationId, qty: 0 };
+      pl.qty += l.qty;
+      perLot.set(key, pl);
     }
   }
   const round = (n: number): number => Math.round(n * 1e6) / 1e6;
@@ -447,9 +496,19 @@ async function walkPosted(
   ctx: LookupContext,
   runs: Map<string, StoredEvent[]>,
   settle: (hit: PostedSegment, head: StoredEvent) => Promise<Settled>,
-): Promise<{ segments: Array<{ found: FoundSegment; hit: PostedSegment; events: StoredEvent[] }>; left: Map<string, StoredEvent[]> }> {
+  covered?: (head: StoredEvent) => { count: number; note?: string } | undefined,
+): Promise<{ segments: Array<{ found: FoundSegment; hit: PostedSegment; events: StoredEvent[] }>; local: Array<{ note?: string; events: StoredEvent[] }>; left: Map<string, StoredEvent[]> }> {
   const left = new Map([...runs].filter(([, run]) => run.length > 0));
   const segments: Array<{ found: FoundSegment; hit: PostedSegment; events: StoredEvent[] }> = [];
+  const local: Array<{ note?: string; events: StoredEvent[] }> = [];
+  /** The run continues after `count` events: looked up again from its next event. */
+  const advance = (key: string, run: StoredEvent[], count: number, next: string[]): void => {
+    const rest = run.slice(count);
+    if (rest.length > 0) {
+      left.set(key, rest);
+      next.push(key);
+    } else left.delete(key);
+  };
   let heads = [...left.keys()];
   while (heads.length > 0) {
     const hits = await findPosted(ctx, heads.map((k) => ({ head: left.get(k)![0]!, legacy: k.startsWith(LEGACY_PARTITION_PREFIX) })));
@@ -458,7 +517,15 @@ async function walkPosted(
       const run = left.get(key)!;
       const head = run[0]!;
       const hit = hits.get(head.event.id);
-      if (!hit) continue;
+      if (!hit) {
+        // A segment that posted nothing (all of it below Odoo's precision, carried): its events are covered.
+        const mine = covered?.(head);
+        if (mine) {
+          local.push({ ...(mine.note ? { note: mine.note } : {}), events: run.slice(0, mine.count) });
+          advance(key, run, mine.count, next);
+        }
+        continue;
+      }
       const settled = await settle(hit, head);
       if (settled === 'keep') continue;
       if (settled === 'drop') {
@@ -467,15 +534,11 @@ async function walkPosted(
       }
       const found: FoundSegment = { marker: segmentOrigin(head.event.id, hit.count), pickingId: hit.pickingId, moveIds: hit.moveIds, legacy: hit.legacy, ...(settled.doneAt ? { doneAt: settled.doneAt } : {}) };
       segments.push({ found, hit, events: run.slice(0, hit.count) });
-      const rest = run.slice(hit.count);
-      if (rest.length > 0) {
-        left.set(key, rest);
-        next.push(key);
-      } else left.delete(key);
+      advance(key, run, hit.count, next);
     }
     heads = next;
   }
-  return { segments, left };
+  return { segments, local, left };
 }
 
 interface FoundSegment {
