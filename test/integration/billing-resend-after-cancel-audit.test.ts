@@ -95,6 +95,37 @@ describe('an order resent after the gateway saw it cancelled', () => {
     expect(lastOrderNote(evs)).toMatch(/GLU, TSH left off the order \(a resend of the order the LIS cancelled/);
   });
 
+  /** A confirmed order (relay.autoConfirm) cancelled as a whole keeps its state with its lines at 0: the replay gave them their quantity back. */
+  it('a replay of a confirmed order cancelled as a whole gives no line its quantity back', async () => {
+    const rig = await billingRig({ autoConfirm: true });
+    await rig.receive(ormTimed('RS-310', ['GLU', 'TSH'], { msh7: ORDERED, orc9: ORDERED }));
+    await rig.receive(ormTimed('RS-310', [], { control: 'CA', msh7: CANCELLED, orc9: CANCELLED }));
+    await rig.settle('RS-310');
+    await rig.receive(ormTimed('RS-310', ['GLU', 'TSH'], { msh7: REPLAYED, orc9: ORDERED }));
+    await rig.receive(oru('RS-310', 'GLU'));
+    await rig.receive(oru('RS-310', 'TSH'));
+    await rig.settle('RS-310');
+
+    expect(deadReasons(await rig.events('RS-310'))).toEqual([]);
+    expect(openLines(rig.emu, 'RS-310')).toEqual([]);
+    expect(billed(rig.emu, 'RS-310')).toEqual([]);
+  });
+
+  /** Odoo unreachable all morning: the order, its cancellation and the replay all wait in the queue and post together. */
+  it('a replay queued behind the cancellation while Odoo was away leaves the test cancelled', async () => {
+    const rig = await billingRig();
+    await rig.receive(ormTimed('RS-320', ['GLU', 'TSH'], { msh7: ORDERED, orc9: ORDERED }));
+    await rig.receive(ormTimed('RS-320', ['TSH'], { control: 'CA', msh7: CANCELLED, orc9: CANCELLED }));
+    await rig.receive(ormTimed('RS-320', ['GLU', 'TSH'], { msh7: REPLAYED, orc9: ORDERED }));
+    await rig.receive(oru('RS-320', 'GLU'));
+    await rig.receive(oru('RS-320', 'TSH'));
+    await rig.settle('RS-320');
+
+    expect(deadReasons(await rig.events('RS-320'))).toEqual([]);
+    expect(openLines(rig.emu, 'RS-320')).toEqual(['GLU']);
+    expect(billed(rig.emu, 'RS-320')).toEqual(['GLU']);
+  });
+
   /**
    * The cancellation came first (the order interface down), the 09:20 order arrived and was taken
    * for the order cancelled; then the LIS replayed it once more under another control id. Before,
