@@ -83,4 +83,15 @@ describe('MLLP: a batch file holding two batches', () => {
       await client.close();
     }
   });
+
+  it('a batch of zero messages in the file is answered with its own empty batch', async () => {
+    h = await GatewayHarness.start();
+    const client = await MllpClient.connect({ host: '127.0.0.1', port: h.port });
+    try {
+      const file = 'FHS|^~\\&|LIS|LAB|GW|LAB|20240101120000||||F3\rBHS|^~\\&|LIS|LAB|||||||E1\rBTS|0\rBHS|^~\\&|LIS|LAB|||||||E2\r' + adt('e1') + 'BTS|1\rFTS|2\r';
+      expect(outline(await client.send(Buffer.from(file, 'latin1')))).toEqual(['FHS F3', 'BHS E1', 'BTS 0', 'BHS E2', 'MSH', 'MSA AA e1', 'BTS 1', 'FTS 2']);
+    } finally {
+      await client.close();
+    }
+  });
 });

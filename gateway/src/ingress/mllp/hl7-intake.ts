@@ -41,7 +41,8 @@ import { unwrapFrames, wrapFrame } from './mllp-encoder.ts';
  * own dedup key, own events), in order; the sender gets ONE reply for the block: a batch of ACK
  * messages (`[FHS] BHS {MSH MSA [ERR]} BTS [FTS]`, BTS-1 = number of ACKs), one per message (two
  * in enhanced mode: commit and application ACK, both unframed in the one batch), with BHS-12
- * echoing the received BHS-11 batch control id. A batch of zero messages (`BHS … BTS|0`) is stored
+ * echoing the received BHS-11 batch control id. A file of several batches gets one BHS … BTS per
+ * batch, each around its own messages' ACKs, and FTS-1 = the number of batches. A batch of zero messages (`BHS … BTS|0`) is stored
  * and answered with an empty batch.
  */
 
@@ -108,6 +109,14 @@ type Severity = 'reject' | 'error';
 interface BatchGroup {
   bhs: RawSegment | undefined;
   acks: string[];
+}
+
+/** One empty group per BHS of the block, in order; one without BHS when the block has none. */
+function batchGroups(block: BlockStructure): BatchGroup[] {
+  const groups: BatchGroup[] = [];
+  for (const s of block.envelope) if (s.name === 'BHS') groups.push({ bhs: s, acks: [] });
+  if (groups.length === 0) groups.push({ bhs: undefined, acks: [] });
+  return groups;
 }
 
 const FALLBACK_HEADER: MshHeader = readMsh('MSH|^~\\&').header;
@@ -296,8 +305,7 @@ export class Hl7Intake {
     const results: MessageResult[] = [];
     // A file may hold several batches (`FHS {BHS {MSH …} BTS} FTS`): each is answered under its own
     // BHS, with the ACKs of its own messages. A message before the first BHS goes with the first.
-    const headers = block.envelope.filter((s) => s.name === 'BHS');
-    const groups: BatchGroup[] = headers.length > 0 ? headers.map((bhs) => ({ bhs, acks: [] })) : [{ bhs: undefined, acks: [] }];
+    const groups = batchGroups(block);
     let charset: Charset = this.#config.defaultCharset;
     let firstHeader: MshHeader | undefined;
     let acks = 0;
@@ -350,8 +358,7 @@ export class Hl7Intake {
     // The batch control id (BHS-11, else FHS-11) stands for the control id of the stored record.
     const batchId = fieldOf('BHS', 11) || fieldOf('FHS', 11);
     const header: MshHeader = { ...FALLBACK_HEADER, fieldSeparator: fs, encodingCharacters, sendingApplication, sendingFacility, receivingApplication, receivingFacility, controlId: batchId };
-    const batches = block.envelope.filter((s) => s.name === 'BHS');
-    const reply = this.#batchReply(frame, block, header, charset, batches.length > 0 ? batches.map((bhs) => ({ bhs, acks: [] })) : [{ bhs: undefined, acks: [] }]);
+    const reply = this.#batchReply(frame, block, header, charset, batchGroups(block));
     const messageType = first.name === 'FHS' ? 'FHS' : 'BHS';
     const message = this.#inbound(meta, header, charset, frame, 'accepted', messageType);
     message.ack = reply;
