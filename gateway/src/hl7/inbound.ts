@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer';
 import { isGatewayError } from '../errors.ts';
 import type { RawMessage, RawSegment } from './block.ts';
 import { charsetFromMsh18, chooseCharset, decodeText, type Charset } from './charset.ts';
@@ -65,7 +66,8 @@ export function readInbound(raw: Buffer, structure: RawMessage, defaultCharset: 
   const { header, problem } = singleByte ? first : readMsh(texts[0] as string);
   const read: InboundRead = { header, charset };
   if (note) read.charsetNote = note;
-  if (charset === 'utf8' && declared.charset.startsWith('iso-8859-') && !problem) {
+  // (Only a non-ASCII MSH can read otherwise: an ASCII one costs no second reading.)
+  if (charset === 'utf8' && declared.charset.startsWith('iso-8859-') && !problem && !isAscii(bytes.subarray(mshSeg.start - base, mshSeg.end - base))) {
     const before = senderOf(readMsh(decodeText(raw.subarray(mshSeg.start, mshSeg.end), declared.charset)).header);
     if (before !== senderOf(header)) read.keySender = before;
   }
