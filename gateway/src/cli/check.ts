@@ -7,8 +7,7 @@ import { describeError } from '../errors.ts';
 import { defaultProfilesDir } from '../profiles/check.ts';
 import { checkSiteAnalyzers, resolveAnalyzerProfile } from '../profiles/load.ts';
 import { OdooClient } from '../relay/odoo/odoo-client.ts';
-import { checkOdooConnection, type ConsumptionUnits as ConsumptionRows } from '../relay/check-connection.ts';
-import { ReferenceData, roundToDigits } from '../relay/reference-data.ts';
+import { checkOdooConnection, type ConsumptionUnits } from '../relay/check-connection.ts';
 import { EventStore } from '../store/event-store.ts';
 import { args, type CliContext } from './main.ts';
 
@@ -45,11 +44,8 @@ async function checkOdoo(config: GatewayConfig): Promise<ConfigIssue[]> {
   let client: OdooClient | undefined;
   try {
     client = OdooClient.fromConfig(config.odoo);
-    const units = consumptionUnits(config);
-    const report = await checkOdooConnection(client, config.odoo, store, units);
-    const issues: ConfigIssue[] = report.issues.map((i) => ({ severity: i.severity, path: i.path, message: i.message }));
-    if (client.state === 'connected') issues.push(...(await finerThanOdoo(client, config, store, units)));
-    return issues;
+    const report = await checkOdooConnection(client, config.odoo, store, consumptionUnits(config));
+    return report.issues.map((i) => ({ severity: i.severity, path: i.path, message: i.message }));
   } catch (err) {
     return [{ severity: 'error', path: 'odoo', message: describeError(err) }];
   } finally {
@@ -57,57 +53,6 @@ async function checkOdoo(config: GatewayConfig): Promise<ConfigIssue[]> {
     await store.close();
     await rm(scratch, { recursive: true, force: true });
   }
-}
-
-/** A profile's consumption rows with their quantity (the connection check reads only product and unit). */
-interface ConsumptionUnits extends ConsumptionRows {
-  rows: ReadonlyArray<{ productCode: string; uom: string; quantity: number; per: string }>;
-}
-
-/**
- * Consumption per test (or per run) finer than Odoo keeps a stock quantity: Odoo rounds a move's
- * quantity to the decimal precision of quantities ('Product Unit of Measure' 16-18, 'Product
- * Unit' 19; 2 decimals by default), so a run posted on its own (realtime, or alone in its
- * window) of 0.024 L moves 0.02 L, and Odoo's stock drifts from the shelf's by 0.004 L a run. A
- * warning per profile and product, naming the quantity, Odoo's precision and what a run moves.
- * A product or unit that does not resolve was reported above; a read that fails says nothing here.
- */
-async function finerThanOdoo(client: OdooClient, config: GatewayConfig, store: EventStore, consumption: readonly ConsumptionUnits[]): Promise<ConfigIssue[]> {
-  const out: ConfigIssue[] = [];
-  const ref = new ReferenceData({ store, odoo: client, mapping: config.odoo.mapping });
-  let precision: { name: string; digits: number };
-  try {
-    precision = await ref.quantityDigits();
-  } catch {
-    return out;
-  }
-  const step = 10 ** -precision.digits;
-  const seen = new Set<string>();
-  for (const p of consumption) {
-    for (const row of p.rows) {
-      const key = `${p.profile}|${row.productCode}|${row.quantity}|${row.uom}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      try {
-        const product = await ref.product(row.productCode, 'consumable');
-        const qty = await ref.toProductUnit(product, row.quantity, row.uom);
-        const kept = roundToDigits(qty, precision.digits);
-        if (Math.abs(kept - qty) <= 1e-9) continue;
-        const unit = product.uomName ?? row.uom;
-        out.push({
-          severity: 'warning',
-          path: `profiles.${p.profile}.consumption`,
-          message:
-            `${row.productCode}: ${row.quantity} ${row.uom} per ${row.per} is ${qty} ${unit}, finer than Odoo keeps stock quantities ` +
-            `(decimal precision '${precision.name}': ${precision.digits} decimal(s), ${step} ${unit}); a run posted on its own moves ${kept} ${unit} ` +
-            `and Odoo's stock drifts from the real one. Give '${precision.name}' more digits in Odoo (Settings > Technical > Decimal Accuracy) or stock ${row.productCode} in a smaller unit`,
-        });
-      } catch {
-        /* reported by the connection check */
-      }
-    }
-  }
-  return out;
 }
 
 /**

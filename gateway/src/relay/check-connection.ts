@@ -2,7 +2,7 @@ import { describeError } from '../errors.ts';
 import type { OdooConfig } from '../config/types.ts';
 import type { OdooClient } from './odoo/odoo-client.ts';
 import { RELAY_MODELS } from './odoo/field-map.ts';
-import { ReferenceData } from './reference-data.ts';
+import { ReferenceData, roundToDigits } from './reference-data.ts';
 import type { GatewayStore } from '../store/types.ts';
 
 export interface OdooCheckIssue {
@@ -18,10 +18,13 @@ export interface OdooCheckReport {
   issues: OdooCheckIssue[];
 }
 
-/** The consumption rows of the configured analyzers' profiles (profiles/types.ts), for the unit check. */
+/**
+ * The consumption rows of the configured analyzers' profiles (profiles/types.ts), for the unit
+ * check; with their quantity, also for the precision check (finerThanOdoo).
+ */
 export interface ConsumptionUnits {
   profile: string;
-  rows: ReadonlyArray<{ productCode: string; uom: string }>;
+  rows: ReadonlyArray<{ productCode: string; uom: string; quantity?: number; per?: string }>;
 }
 
 /**
@@ -68,5 +71,52 @@ export async function checkOdooConnection(client: OdooClient, config: OdooConfig
       await tryRef(`profiles.${p.profile}.consumption`, async () => ref.toProductUnit(await ref.product(row.productCode, 'consumable'), 1, row.uom));
     }
   }
+  issues.push(...(await finerThanOdoo(ref, consumption)));
   return { ok: !issues.some((i) => i.severity === 'error'), serverVersion: client.serverVersionText, ...(client.protocol ? { protocol: client.protocol } : {}), issues };
+}
+
+/**
+ * Consumption per test (or per run) finer than Odoo keeps a stock quantity: Odoo rounds a move's
+ * quantity to the decimal precision of quantities ('Product Unit of Measure' 16-18, 'Product
+ * Unit' 19; 2 decimals by default), so a run posted on its own (realtime, or alone in its
+ * window) of 0.024 L moves 0.02 L, and Odoo's stock drifts from the shelf's by 0.004 L a run. A
+ * warning per profile and product, naming the quantity, Odoo's precision and what a run moves.
+ * A product or unit that does not resolve was reported above; a read that fails says nothing here.
+ */
+async function finerThanOdoo(ref: ReferenceData, consumption: readonly ConsumptionUnits[]): Promise<OdooCheckIssue[]> {
+  const out: OdooCheckIssue[] = [];
+  let precision: { name: string; digits: number };
+  try {
+    precision = await ref.quantityDigits();
+  } catch {
+    return out;
+  }
+  const step = 10 ** -precision.digits;
+  const seen = new Set<string>();
+  for (const p of consumption) {
+    for (const row of p.rows) {
+      if (row.quantity === undefined) continue;
+      const key = `${p.profile}|${row.productCode}|${row.quantity}|${row.uom}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      try {
+        const product = await ref.product(row.productCode, 'consumable');
+        const qty = await ref.toProductUnit(product, row.quantity, row.uom);
+        const kept = roundToDigits(qty, precision.digits);
+        if (Math.abs(kept - qty) <= 1e-9) continue;
+        const unit = product.uomName ?? row.uom;
+        out.push({
+          severity: 'warning',
+          path: `profiles.${p.profile}.consumption`,
+          message:
+            `${row.productCode}: ${row.quantity} ${row.uom} per ${row.per ?? 'run'} is ${qty} ${unit}, finer than Odoo keeps stock quantities ` +
+            `(decimal precision '${precision.name}': ${precision.digits} decimal(s), ${step} ${unit}); a run posted on its own moves ${kept} ${unit} ` +
+            `and Odoo's stock drifts from the real one. Give '${precision.name}' more digits in Odoo (Settings > Technical > Decimal Accuracy) or stock ${row.productCode} in a smaller unit`,
+        });
+      } catch {
+        /* reported by the unit check above */
+      }
+    }
+  }
+  return out;
 }
