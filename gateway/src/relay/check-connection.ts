@@ -79,8 +79,10 @@ export async function checkOdooConnection(client: OdooClient, config: OdooConfig
  * Consumption per test (or per run) finer than Odoo keeps a stock quantity: Odoo rounds a move's
  * quantity to the decimal precision of quantities ('Product Unit of Measure' 16-18, 'Product
  * Unit' 19; 2 decimals by default), so a run posted on its own (realtime, or alone in its
- * window) of 0.024 L moves 0.02 L, and Odoo's stock drifts from the shelf's by 0.004 L a run. A
- * warning per profile and product, naming the quantity, Odoo's precision and what a run moves.
+ * window) of 0.024 L is posted as 0.02 L, the rest carried to the next consumption of that lot
+ * (rules/consumption-carry.ts): Odoo's stock stays right, its pickings do not show each run's
+ * quantity. A warning per profile and product, naming the quantity, Odoo's precision and what a
+ * run moves.
  * A product or unit that does not resolve was reported above; a read that fails says nothing here.
  */
 async function finerThanOdoo(ref: ReferenceData, consumption: readonly ConsumptionUnits[]): Promise<OdooCheckIssue[]> {
@@ -110,8 +112,9 @@ async function finerThanOdoo(ref: ReferenceData, consumption: readonly Consumpti
           path: `profiles.${p.profile}.consumption`,
           message:
             `${row.productCode}: ${row.quantity} ${row.uom} per ${row.per ?? 'run'} is ${qty} ${unit}, finer than Odoo keeps stock quantities ` +
-            `(decimal precision '${precision.name}': ${precision.digits} decimal(s), ${step} ${unit}); a run posted on its own moves ${kept} ${unit} ` +
-            `and Odoo's stock drifts from the real one. Give '${precision.name}' more digits in Odoo (Settings > Technical > Decimal Accuracy) or stock ${row.productCode} in a smaller unit`,
+            `(decimal precision '${precision.name}': ${precision.digits} decimal(s), ${step} ${unit}); a run posted on its own is posted as a multiple of ${step} ${unit}, ` +
+            `what Odoo cannot keep carried to the next consumption of that lot (${kept} ${unit} for the first), so a picking does not show the run's own quantity. ` +
+            `For exact pickings, give '${precision.name}' more digits in Odoo (Settings > Technical > Decimal Accuracy) or stock ${row.productCode} in a smaller unit`,
         });
       } catch {
         /* reported by the unit check above */
