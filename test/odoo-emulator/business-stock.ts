@@ -224,9 +224,12 @@ function sanityCheck(env: Env, ids: number[]): void {
       ? live.every((m) => linesOfMove(env, m.id).every((l) => !((l.qty_done as number) > 0) && !((l.reserved_uom_qty as number) > 0)))
       : live.every((m) => !(moveQuantity(env, m) > 0));
     if (noQty) {
+      // `_get_without_quantities_error_message`: 19 has words of its own (stock_picking.py, 19).
       throw userError(env.version === 16
         ? 'You cannot validate a transfer if no quantities are reserved nor done. To force the transfer, switch in edit mode and encode the done quantities.'
-        : 'You cannot validate a transfer if no quantities are reserved nor done. To force the transfer, encode quantities.');
+        : env.version >= 19
+          ? "Transfer trouble alert! Validating a zero quantity transfer? You're not moving invisible goods around are you?\nSet some quantities and let's get moving!"
+          : 'You cannot validate a transfer if no quantities are reserved nor done. To force the transfer, encode quantities.');
     }
   }
   const missing = new Set<string>();

@@ -189,6 +189,30 @@ describe.each(VERSIONS)('Odoo emulator audit, Odoo %i over JSON-RPC', (version) 
   });
 
   /*
+   * The refusal of a transfer with nothing to move (a move of 0, e.g. 0.004 L rounded to 0 at the
+   * 2-digit precision) speaks 19's own words on 19: stock_picking.py `_get_without_quantities_error_message`
+   * (19 markers: digits 'Product Unit', `stock.package`, `reference_ids`) returns "Transfer trouble
+   * alert! …". The emulator gave 17/18's sentence on 19. Same exception (UserError) everywhere.
+   */
+  it('button_validate of a transfer with a zero quantity: UserError in the version’s own words', async () => {
+    const product = one('product.product', [['default_code', '=', 'TIP-200']]).id;
+    const id = (await ok('stock.picking', 'create', [{
+      picking_type_id: xmlidRes('lab_demo.picking_type_consumption'),
+      move_ids: [[0, 0, { product_id: product, product_uom_qty: 0.004, ...(version <= 18 ? { name: 'tips' } : {}) }]],
+    }])) as number;
+    const env = await call('stock.picking', 'button_validate', [[id]]);
+    expect(env.error?.data.name).toBe('odoo.exceptions.UserError');
+    const words = {
+      16: 'You cannot validate a transfer if no quantities are reserved nor done. To force the transfer, switch in edit mode and encode the done quantities.',
+      17: 'You cannot validate a transfer if no quantities are reserved nor done. To force the transfer, encode quantities.',
+      18: 'You cannot validate a transfer if no quantities are reserved nor done. To force the transfer, encode quantities.',
+      19: "Transfer trouble alert! Validating a zero quantity transfer? You're not moving invisible goods around are you?\nSet some quantities and let's get moving!",
+    }[version];
+    expect(env.error?.data.message).toBe(words);
+    expect(stateOf('stock.picking', id)).not.toBe('done');
+  });
+
+  /*
    * account.move.button_cancel: 16 writes state 'cancel' whatever the state (`self.write({'auto_post':
    * 'no', 'state': 'cancel'})`); 17+ resets posted entries to draft first ("Shortcut to move from
    * posted to cancelled directly") and refuses what is then not draft. The emulator refused a
