@@ -206,14 +206,17 @@
    * or a reason's words change — not on every poll, where it read "All good" out every 2 s.
    */
   let shownState = '';
-  function renderState(health, reasons) {
-    const key = JSON.stringify([health, reasons.map((r) => [r.code, r.message])]);
+  function renderState(health, reasons, problems = 0) {
+    const key = JSON.stringify([health, problems, reasons.map((r) => [r.code, r.message])]);
     if (key === shownState) return;
     shownState = key;
     const box = $('state');
     box.className = `state state-${health}`;
     box.dataset.health = health;
     $('state-title').textContent = TITLES[health] || health;
+    const count = $('state-count');
+    count.hidden = problems < 2;
+    count.textContent = problems < 2 ? '' : `${problems} problems`;
     const list = $('state-reasons');
     list.replaceChildren(...reasons.map((r) => el('li', { 'data-code': r.code }, r.message)));
   }
@@ -225,12 +228,24 @@
    * answer: after an hour's outage it still read a green "connected" analyzer whose last message
    * came "4 s ago".
    */
+  /**
+   * The health reasons in the banner's order: the gateway's (worst first), and within a level those
+   * of the whole gateway (Odoo, its API key, the disk, a pause, dead letters) before those of one
+   * link. The banner shows about four lines: with eight of thirty analyzers unplugged, an Odoo API
+   * key about to expire was listed last, out of sight, and nothing said more was there.
+   */
+  function bannerReasons(reasons) {
+    const rank = (r) => (r.level === 'down' ? 0 : 2) + (r.endpoint ? 1 : 0);
+    return reasons.map((r, i) => [r, i]).sort(([a, i], [b, j]) => rank(a) - rank(b) || i - j).map(([r]) => r);
+  }
+
   function render(s, stale) {
     if (!stale) {
       const generatedAt = Date.parse(s.generatedAt);
       if (Number.isFinite(generatedAt)) clockOffsetMs = generatedAt - Date.now();
-      if (s.stopping) renderState('stopping', [STOPPING_REASON, ...(s.healthReasons || [])]);
-      else renderState(s.health, s.healthReasons || []);
+      const reasons = bannerReasons(Array.isArray(s.healthReasons) ? s.healthReasons : []);
+      if (s.stopping) renderState('stopping', [STOPPING_REASON, ...reasons], reasons.length);
+      else renderState(s.health, reasons, reasons.length);
       $('gw-updated').textContent = new Date().toLocaleTimeString();
     }
     $('panel-overview').toggleAttribute('data-stale', Boolean(stale));
