@@ -251,6 +251,22 @@ function showableEnvName(name: string): boolean {
   return /^[A-Z_][A-Z0-9_]{0,63}$/.test(name);
 }
 
+/**
+ * Why `url` is the address of a page in a browser rather than of the Odoo server, or undefined.
+ * The gateway posts to odoo.url followed by `/jsonrpc` (or `/json/2/…`): an address copied from
+ * the browser while logged in (`/web#action=12`, Odoo 17.2+'s `/odoo/action-12`, `/web/login`,
+ * `/?db=lab`) sent every request to a page that is not Odoo's API. Neither the query nor the part
+ * after `#` is repeated (either may hold anything); a path of one other segment, Odoo served by a
+ * proxy under it (`/odoo`, `/erp`), is left alone.
+ */
+function odooWebClientPage(url: URL): string | undefined {
+  if (url.search !== '' || url.hash !== '') return `holds ${url.search !== '' ? 'a query (?…)' : 'a fragment (#…)'}, as an address copied from the browser does: everything after ? or # breaks each request`;
+  const segments = url.pathname.split('/').filter(Boolean);
+  if (segments[0] === 'web') return `${url.pathname} is a page of Odoo's web client, not the server's address`;
+  if (segments[0] === 'odoo' && segments.length > 1) return `${url.pathname} is a page of Odoo's web client, not the server's address`;
+  return undefined;
+}
+
 /** Loopback hosts, as URL.hostname writes them. */
 function loopbackHost(hostname: string): boolean {
   return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname);
@@ -432,6 +448,8 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
       // The key (or a password) written into the URL would be repeated wherever the URL is shown.
       c.error('odoo.url', 'secrets are never written inline: take the user name and key out of the URL (the key goes in a file named by odoo.apiKeyFile, or in the environment variable named by odoo.apiKeyEnv; the user in odoo.login)');
     }
+    const browserPage = parsed ? odooWebClientPage(parsed) : undefined;
+    if (parsed && browserPage) c.error('odoo.url', `${browserPage}: write ${parsed.origin} (the gateway posts to odoo.url followed by /jsonrpc; the database goes in odoo.database)`);
     if (parsed && parsed.protocol !== 'https:') {
       if (parsed.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(parsed.hostname)) c.warn('odoo.url', 'plain http is only acceptable to a local test server');
       else c.error('odoo.url', 'must be https:// (the gateway never sends credentials in clear text)');
