@@ -204,3 +204,72 @@ describe('the carry survives a restart', () => {
     expect(round6(before - onHand())).toBe(0.03);
   });
 });
+
+describe('a picking that never moved the stock gives its carry back', () => {
+  let rig: Rig | undefined;
+  afterEach(async () => {
+    await rig?.close();
+    rig = undefined;
+  });
+
+  /** The rule as the relay calls it, on a rig whose relay does not run (each call is the test's). */
+  async function direct(version: 16 | 17 | 18 | 19): Promise<{ ctx: RuleContext; onHand: () => number; events: (n: number) => Promise<Array<Awaited<ReturnType<EventStore['getEvent']>> & object>> }> {
+    rig = await makeRig(version, { start: false });
+    await rig.client.connect();
+    await rig.relay.refreshReference();
+    const ctx: RuleContext = { odoo: rig.client, ref: rig.relay.reference, config: rig.config, odooConfig: rig.odooConfig, log: silentLogger, now: Date.now };
+    const { onHand } = diluent(rig.emu);
+    await rig.relay.refreshReference();
+    const events = async (n: number) => {
+      const ids = await rig!.commit(Array.from({ length: n }, (_, i) => aspiration(i === 0 ? 4 : 24, i + 1)));
+      return Promise.all(ids.map(async (id) => (await rig!.store.getEvent(id))!));
+    };
+    return { ctx, onHand, events };
+  }
+  const pickingOf = (r: ReturnType<Map<string, unknown>['get']>): number => ((r as { odoo?: Array<{ id: number }> }).odoo ?? [])[0]?.id ?? 0;
+
+  /**
+   * User saw (was): a run took the 4 mL an earlier run left, its picking was created but not
+   * validated (Odoo busy), and the stock keeper cancelled it in Odoo; the run became a dead
+   * letter "cancelled in Odoo", discarded. The 4 mL it had taken went with it, and the 2 mL it
+   * had posted ahead were taken off the next run: Odoo's stock stayed 6 mL above the shelf's for
+   * runs it did post. Now a picking found cancelled gives the carry back (once, a replay too).
+   */
+  it('a picking cancelled in Odoo: the runs before and after it are in Odoo as used', async () => {
+    const { ctx, onHand, events } = await direct(17);
+    const before = onHand();
+    const [a, b, c] = await events(3);
+    await consumableUsedRule.post(ctx, [a!]);
+    rig!.emu.faults.next(1, 'stock.picking', 'button_validate').status(503);
+    const first = await consumableUsedRule.post(ctx, [b!]);
+    expect(first.get(b!.event.id)?.ok).toBe(false);
+    const [picking] = rig!.emu.records('stock.picking', [['origin', '=like', 'lab-gateway:cons:%']]);
+    expect(picking?.['state']).not.toBe('done');
+    rig!.emu.call('stock.picking', 'action_cancel', [[picking!['id']]]);
+    // The retry finds it cancelled (a dead letter), and so does an operator's replay.
+    for (let i = 0; i < 2; i++) {
+      const again = await consumableUsedRule.post(ctx, [b!]);
+      expect(again.get(b!.event.id)).toMatchObject({ ok: false, error: expect.objectContaining({ message: expect.stringMatching(/cancelled in Odoo/) }) });
+    }
+    // Discarded: the next run posts its 24 mL with the 4 mL carried before the cancelled one.
+    const next = await consumableUsedRule.post(ctx, [c!]);
+    expect(next.get(c!.event.id)).toMatchObject({ ok: true, note: expect.stringMatching(/^DIL-CBC lot D-CARRY: 0\.03 L posted for 0\.024 L used \(0\.028 L with 0\.004 L carried/) });
+    expect(round6(before - onHand())).toBe(0.03);
+  });
+
+  /** Guards the fix: a picking validated at its retry keeps what it took (not given back, not taken twice). */
+  it('a picking validated at the retry keeps the carry it took', async () => {
+    const { ctx, onHand, events } = await direct(17);
+    const before = onHand();
+    const [a, b, c] = await events(3);
+    await consumableUsedRule.post(ctx, [a!]);
+    rig!.emu.faults.next(1, 'stock.picking', 'button_validate').status(503);
+    expect((await consumableUsedRule.post(ctx, [b!])).get(b!.event.id)?.ok).toBe(false);
+    const retry = await consumableUsedRule.post(ctx, [b!]);
+    expect(retry.get(b!.event.id)).toMatchObject({ ok: true, note: 'found in Odoo' });
+    expect(pickingOf(retry.get(b!.event.id))).toBeGreaterThan(0);
+    // 0.004 + 0.024 posted as 0.03: -0.002 owed; the next 24 mL posts 0.022, kept as 0.02.
+    await consumableUsedRule.post(ctx, [c!]);
+    expect(round6(before - onHand())).toBe(0.05);
+  });
+});

@@ -99,7 +99,6 @@ async function postConsumption(ctx: RuleContext, events: StoredEvent[]): Promise
   // What Odoo's precision left of earlier consumption, and segments that posted nothing (consumption-carry.ts).
   const carry = await ConsumptionCarry.load(ctx.ref);
   const { segments: posted, local, left } = await walkPosted(ctx, runs, async (hit, head) => {
-    carry.found(head.event.id);
     if (!validated.has(hit.pickingId)) {
       validated.set(
         hit.pickingId,
@@ -110,7 +109,14 @@ async function postConsumption(ctx: RuleContext, events: StoredEvent[]): Promise
       );
     }
     const outcome = validated.get(hit.pickingId)!;
-    if (!('error' in outcome)) return { doneAt: outcome.doneAt };
+    if (!('error' in outcome)) {
+      // Done: what the segment did to the carry stands.
+      carry.found(head.event.id);
+      return { doneAt: outcome.doneAt };
+    }
+    // A picking cancelled in Odoo moved nothing: what its segment took from the carry is given
+    // back (once: its record goes; a replay finds it cancelled again and takes nothing).
+    if (hit.state === 'cancel') carry.notFound(head.event.id);
     // Only this partition waits (its head is in a picking Odoo has not validated yet).
     results.set(head.event.id, fail(outcome.error));
     return 'drop';
@@ -184,8 +190,10 @@ async function postConsumption(ctx: RuleContext, events: StoredEvent[]): Promise
     let picking: { id: number } | undefined;
     try {
       picking = await createPicking(ctx, analyzer, segments);
-      carry.settled(heads);
       const doneAt = await ensureDone(ctx, picking.id, 'draft');
+      // Not before: a picking created and not validated may still be cancelled in Odoo (its
+      // segments' records then give the carry back when it is found so, step 1).
+      carry.settled(heads);
       // Debited once per segment marker (the same segment found again later is not debited twice).
       await ctx.ref.debitPosted(
         segments.map(({ segment: s, plan }) => ({
@@ -197,7 +205,7 @@ async function postConsumption(ctx: RuleContext, events: StoredEvent[]): Promise
       for (const { segment: s, plan } of segments) for (const p of s.planned) results.set(p.e.event.id, ok([{ model: 'stock.picking', id: picking.id }], plan.note));
     } catch (err) {
       // A create Odoo refused, or never sent, took nothing from the carry; one that may have
-      // landed is settled when its marker is looked up again.
+      // landed, or a picking not validated, is settled when its marker is looked up again.
       if (!picking && failureOf(err) !== 'ambiguous' && !mayHaveLanded(err)) carry.undo(heads);
       for (const { segment: s } of segments) for (const p of s.planned) results.set(p.e.event.id, fail(err));
     }

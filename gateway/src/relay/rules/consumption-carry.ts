@@ -21,8 +21,9 @@ import { roundToDigits, type ProductRef, type ReferenceData } from '../reference
  *   (negative: Odoo was given more);
  * - `segments`: per segment head event id, what the segment did to `carry` (`delta`), applied when
  *   the segment is planned and written before anything is sent. A segment posted to Odoo keeps its
- *   record until its fate is known: the picking created (record dropped, delta stands), or its
- *   head's marker looked up again and not found, or its create refused (delta undone). A segment
+ *   record until its fate is known: its picking done (record dropped, delta stands), or its head's
+ *   marker looked up again and not found or found on a cancelled picking, or its create refused
+ *   (delta undone: a picking that never moved the stock does not keep what it took). A segment
  *   that posted nothing keeps its record as the proof that its events are covered: after a crash
  *   before the store recorded their delivery, the retry finds the record, delivers the same
  *   `count` events and does not carry them again.
@@ -91,17 +92,17 @@ export class ConsumptionCarry {
     return r && !r.posted ? { count: r.count, ...(r.note ? { note: r.note } : {}) } : undefined;
   }
 
-  /** The head's marker is in Odoo: the segment's delta stands. */
+  /** The head's marker is on a done picking: the segment's delta stands. */
   found(headId: string): void {
     if (this.#book.segments[headId]?.posted) this.#drop(headId, false);
   }
 
-  /** The head was looked up and is not in Odoo: a segment sent before never landed, its delta is undone. */
+  /** The head was looked up and is not in Odoo, or on a cancelled picking: the segment moved nothing, its delta is undone. */
   notFound(headId: string): void {
     if (this.#book.segments[headId]?.posted) this.#drop(headId, true);
   }
 
-  /** The segments' picking was created: their deltas stand. */
+  /** The segments' picking is done: their deltas stand. */
   settled(headIds: string[]): void {
     for (const h of headIds) this.found(h);
   }
