@@ -535,8 +535,8 @@
       el('td', {}, String(e.attempts)),
       el('td', {}, reason),
       el('td', {},
-        el('button', { type: 'button', class: 'admin-only', disabled: !admin.token, onclick: () => act(id, 'replay', reason.value) }, 'Replay'), ' ',
-        el('button', { type: 'button', class: 'admin-only danger', disabled: !admin.token, onclick: () => act(id, 'discard', reason.value) }, 'Discard')));
+        el('button', { type: 'button', class: 'admin-only', 'data-action': 'replay', disabled: !admin.token, onclick: () => act(id, 'replay', reason.value) }, 'Replay'), ' ',
+        el('button', { type: 'button', class: 'admin-only danger', 'data-action': 'discard', disabled: !admin.token, onclick: () => act(id, 'discard', reason.value) }, 'Discard')));
   }
 
   /**
@@ -598,19 +598,40 @@
   }
   $('dead-more').addEventListener('click', () => loadDeadLetters(true));
 
+  /**
+   * Replays or discards a dead letter, then lists them again. The list is drawn anew, so the button
+   * used goes with its row: the focus is put where the work goes on — the same button when the row
+   * is still there (the action failed), else the reason of the dead letter now in its place (or the
+   * last one), else the result said. Before, it fell to the top of the page: a keyboard user tabbed
+   * through the whole page again for each dead letter. A discard without a reason puts the focus on
+   * the reason to type.
+   */
   async function act(id, action, reason) {
     const out = $('dead-result');
+    const body = $('dead-list').tBodies[0];
+    const rowOf = (eventId) => [...body.querySelectorAll('tr[data-event]')].find((r) => r.dataset.event === eventId);
     if (action === 'discard' && !reason.trim()) {
       out.textContent = 'A discard needs a reason.';
+      const input = rowOf(id)?.querySelector('input[data-reason-for]');
+      if (input) input.focus();
       return;
     }
+    const place = [...body.querySelectorAll('tr[data-event]')].indexOf(rowOf(id));
     try {
       const r = await api(`/api/events/${encodeURIComponent(id)}/${action}`, { method: 'POST', admin: true, body: { reason } });
       out.textContent = `${action === 'replay' ? 'Replayed' : 'Discarded'} ${id}: now ${r.state}.`;
     } catch (err) {
       out.textContent = `${action} failed: ${err.status === 401 ? 'the admin token is not accepted' : err.message}`;
     }
-    loadDeadLetters();
+    await loadDeadLetters();
+    // Only a focus the redraw lost is put back: one the user moved meanwhile stays where it is.
+    if (document.activeElement && document.activeElement !== document.body) return;
+    const rows = [...body.querySelectorAll('tr[data-event]')];
+    const same = rowOf(id);
+    const target = same
+      ? same.querySelector(`button[data-action="${action}"]`)
+      : (rows[Math.max(0, place)] || rows[rows.length - 1])?.querySelector('input[data-reason-for]');
+    (target && !target.disabled ? target : out).focus();
   }
 
   // ------------------------------------------------------------------ sandbox
