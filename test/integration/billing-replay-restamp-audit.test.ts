@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { billed, billingRig, deadReasons, openLines, oru, saleOrders } from '../fixtures/relay/billing-rig.ts';
+import { billed, billingRig, deadReasons, openLines, ormTimed, oru, saleOrders } from '../fixtures/relay/billing-rig.ts';
 
 /**
  * A LIS that replays its outbound queue after an outage re-stamps MSH-7 with the time it sends,
@@ -12,28 +12,9 @@ import { billed, billingRig, deadReasons, openLines, oru, saleOrders } from '../
  * (relay/README.md "A cancellation before its order").
  */
 
-let seq = 0;
-const PID = 'PID|1||MRN-88^^^LAB^MR';
-
-/**
- * An ORM^O01 as this LIS writes it: MSH-7 `msh7`, ORC-9 `orc9` (empty by default), and per test an
- * OBR with its requested time OBR-6 and collection time OBR-7 and a TQ1 with its start TQ1-7
- * (the times the order carries that a replay does not change), unless `times` is false.
- */
-function ormAt(accession: string, tests: string[], o: { control?: 'NW' | 'CA'; msh7: string; orc9?: string; requested?: string; times?: boolean }): string {
-  const control = o.control ?? 'NW';
-  const requested = o.requested ?? '20260301092000';
-  const withTimes = o.times ?? true;
-  const orc = `ORC|${control}|${accession}|F-${accession}||||||${o.orc9 ?? ''}||||||||||||CLINIC-A`;
-  const msh = `MSH|^~\\&|LIS|LAB|GW|LAB|${o.msh7}||ORM^O01^ORM_O01|RPL-${++seq}|P|2.5.1`;
-  if (tests.length === 0) return [msh, PID, orc].join('\r');
-  const lines = tests.flatMap((code, i) => [
-    orc,
-    ...(withTimes ? [`TQ1|||||||${requested}`] : []),
-    `OBR|${i + 1}|${accession}|F-${accession}|${code}^${code} test|${withTimes ? `|${requested}|20260301091500` : ''}`,
-  ]);
-  return [msh, PID, ...lines].join('\r');
-}
+const ORDERED = '20260301092000';
+const CANCELLED = '20260301100000';
+const REPLAYED = '20260301113000';
 
 describe('an order replayed with MSH-7 re-stamped, after the cancellation that came first', () => {
   /**
@@ -45,8 +26,8 @@ describe('an order replayed with MSH-7 re-stamped, after the cancellation that c
    */
   it('the replayed original order does not bill the test cancelled before it', async () => {
     const rig = await billingRig();
-    await rig.receive(ormAt('R-100', ['TSH'], { control: 'CA', msh7: '20260301100000', times: false }));
-    await rig.receive(ormAt('R-100', ['GLU', 'TSH'], { msh7: '20260301113000' }));
+    await rig.receive(ormTimed('R-100', ['TSH'], { control: 'CA', msh7: CANCELLED }));
+    await rig.receive(ormTimed('R-100', ['GLU', 'TSH'], { msh7: REPLAYED, requested: ORDERED }));
     await rig.receive(oru('R-100', 'GLU'));
     await rig.receive(oru('R-100', 'TSH'));
     await rig.settle('R-100');
@@ -59,8 +40,8 @@ describe('an order replayed with MSH-7 re-stamped, after the cancellation that c
   /** The same order replayed without any time of its own (no ORC-9, OBR-6, TQ1-7, OBR-7): MSH-7 alone says nothing. */
   it('an order carrying no time but MSH-7 is taken for the order the cancellation cancelled', async () => {
     const rig = await billingRig();
-    await rig.receive(ormAt('R-200', ['TSH'], { control: 'CA', msh7: '20260301100000', times: false }));
-    await rig.receive(ormAt('R-200', ['GLU', 'TSH'], { msh7: '20260301113000', times: false }));
+    await rig.receive(ormTimed('R-200', ['TSH'], { control: 'CA', msh7: CANCELLED }));
+    await rig.receive(ormTimed('R-200', ['GLU', 'TSH'], { msh7: REPLAYED }));
     await rig.receive(oru('R-200', 'GLU'));
     await rig.receive(oru('R-200', 'TSH'));
     await rig.settle('R-200');
@@ -76,8 +57,8 @@ describe('an order replayed with MSH-7 re-stamped, after the cancellation that c
    */
   it('an order cancelled as a whole before its replay is never billed', async () => {
     const rig = await billingRig();
-    await rig.receive(ormAt('R-300', [], { control: 'CA', msh7: '20260301100000' }));
-    await rig.receive(ormAt('R-300', ['GLU', 'TSH'], { msh7: '20260301113000' }));
+    await rig.receive(ormTimed('R-300', [], { control: 'CA', msh7: CANCELLED }));
+    await rig.receive(ormTimed('R-300', ['GLU', 'TSH'], { msh7: REPLAYED, requested: ORDERED }));
     await rig.receive(oru('R-300', 'GLU'));
     await rig.receive(oru('R-300', 'TSH'));
     await rig.settle('R-300');
@@ -95,8 +76,8 @@ describe('an order replayed with MSH-7 re-stamped, after the cancellation that c
    */
   it('a requested time after the cancellation does not make the replayed order a new one', async () => {
     const rig = await billingRig();
-    await rig.receive(ormAt('R-400', ['TSH'], { control: 'CA', msh7: '20260301100000', times: false }));
-    await rig.receive(ormAt('R-400', ['GLU', 'TSH'], { msh7: '20260301113000', requested: '20260301120000' }));
+    await rig.receive(ormTimed('R-400', ['TSH'], { control: 'CA', msh7: CANCELLED }));
+    await rig.receive(ormTimed('R-400', ['GLU', 'TSH'], { msh7: REPLAYED, requested: '20260301120000' }));
     await rig.receive(oru('R-400', 'GLU'));
     await rig.receive(oru('R-400', 'TSH'));
     await rig.settle('R-400');
@@ -114,8 +95,8 @@ describe('the LIS clearly ordering a test again after a cancellation the gateway
    */
   it('an order whose ORC-9 is after the cancellation is billed', async () => {
     const rig = await billingRig();
-    await rig.receive(ormAt('R-900', ['TSH'], { control: 'CA', msh7: '20260301100000', times: false }));
-    await rig.receive(ormAt('R-900', ['TSH'], { msh7: '20260301140000', orc9: '20260301140000', requested: '20260301140000' }));
+    await rig.receive(ormTimed('R-900', ['TSH'], { control: 'CA', msh7: CANCELLED }));
+    await rig.receive(ormTimed('R-900', ['TSH'], { msh7: '20260301140000', orc9: '20260301140000', requested: '20260301140000' }));
     await rig.receive(oru('R-900', 'TSH'));
     await rig.settle('R-900');
 
@@ -131,8 +112,8 @@ describe('the LIS clearly ordering a test again after a cancellation the gateway
    */
   it('an order sent as it was placed (OBR-6 = MSH-7) after the cancellation is billed', async () => {
     const rig = await billingRig();
-    await rig.receive(ormAt('R-920', ['TSH'], { control: 'CA', msh7: '20260301100000', times: false }));
-    await rig.receive(ormAt('R-920', ['TSH'], { msh7: '20260301140000', requested: '20260301140000' }));
+    await rig.receive(ormTimed('R-920', ['TSH'], { control: 'CA', msh7: CANCELLED }));
+    await rig.receive(ormTimed('R-920', ['TSH'], { msh7: '20260301140000', requested: '20260301140000' }));
     await rig.receive(oru('R-920', 'TSH'));
     await rig.settle('R-920');
 
@@ -144,8 +125,8 @@ describe('the LIS clearly ordering a test again after a cancellation the gateway
   /** A replayed order whose ORC-9 kept its 09:20: the order cancelled, whatever MSH-7 says. */
   it('a replayed order whose ORC-9 is before the cancellation is the order cancelled', async () => {
     const rig = await billingRig();
-    await rig.receive(ormAt('R-950', ['TSH'], { control: 'CA', msh7: '20260301100000', times: false }));
-    await rig.receive(ormAt('R-950', ['GLU', 'TSH'], { msh7: '20260301113000', orc9: '20260301092000' }));
+    await rig.receive(ormTimed('R-950', ['TSH'], { control: 'CA', msh7: CANCELLED }));
+    await rig.receive(ormTimed('R-950', ['GLU', 'TSH'], { msh7: REPLAYED, orc9: ORDERED, requested: ORDERED }));
     await rig.receive(oru('R-950', 'GLU'));
     await rig.receive(oru('R-950', 'TSH'));
     await rig.settle('R-950');

@@ -16,6 +16,7 @@ import { billed, billingRig, deadReasons, openLines, oru, ormTimed, saleLines, s
 
 const ORDERED = '20260301092000';
 const CANCELLED = '20260301100000';
+const AGAIN = '20260301103000';
 const REPLAYED = '20260301113000';
 
 /** The note of the accession's last order.created (what the message browser shows for it). */
@@ -154,7 +155,7 @@ describe('the LIS ordering a cancelled test again', () => {
     await rig.receive(ormTimed('RS-900', ['GLU', 'TSH'], { msh7: ORDERED, orc9: ORDERED }));
     await rig.receive(ormTimed('RS-900', ['TSH'], { control: 'CA', msh7: CANCELLED, orc9: CANCELLED }));
     await rig.settle('RS-900');
-    await rig.receive(ormTimed('RS-900', ['TSH'], { msh7: '20260301103000', orc9: '20260301103000' }));
+    await rig.receive(ormTimed('RS-900', ['TSH'], { msh7: AGAIN, orc9: AGAIN }));
     await rig.receive(oru('RS-900', 'GLU'));
     await rig.receive(oru('RS-900', 'TSH'));
     await rig.settle('RS-900');
@@ -170,12 +171,134 @@ describe('the LIS ordering a cancelled test again', () => {
     await rig.receive(ormTimed('RS-910', ['GLU', 'TSH'], { msh7: ORDERED, orc9: ORDERED }));
     await rig.receive(ormTimed('RS-910', [], { control: 'CA', msh7: CANCELLED, orc9: CANCELLED }));
     await rig.settle('RS-910');
-    await rig.receive(ormTimed('RS-910', ['GLU'], { msh7: '20260301103000', orc9: '20260301103000' }));
+    await rig.receive(ormTimed('RS-910', ['GLU'], { msh7: AGAIN, orc9: AGAIN }));
     await rig.receive(oru('RS-910', 'GLU'));
     await rig.settle('RS-910');
 
     expect(deadReasons(await rig.events('RS-910'))).toEqual([]);
     expect(openLines(rig.emu, 'RS-910')).toEqual(['GLU']);
     expect(billed(rig.emu, 'RS-910')).toEqual(['GLU']);
+  });
+
+  /**
+   * A re-order at the cancellation's own time (ORC-9 10:00, one minute's precision): not placed
+   * before it, so not a resend. TSH back on the order and billed once, on a second invoice.
+   */
+  it('an order whose ORC-9 equals the cancellation orders the test again and is billed once', async () => {
+    const rig = await billingRig();
+    await rig.receive(ormTimed('RS-920', ['GLU', 'TSH'], { msh7: ORDERED, orc9: ORDERED }));
+    await rig.receive(oru('RS-920', 'GLU'));
+    await rig.receive(ormTimed('RS-920', ['TSH'], { control: 'CA', msh7: CANCELLED, orc9: CANCELLED }));
+    await rig.receive(ormTimed('RS-920', ['TSH'], { msh7: CANCELLED, orc9: CANCELLED }));
+    await rig.receive(oru('RS-920', 'TSH'));
+    await rig.settle('RS-920');
+
+    expect(deadReasons(await rig.events('RS-920'))).toEqual([]);
+    expect(openLines(rig.emu, 'RS-920')).toEqual(['GLU', 'TSH']);
+    expect(billed(rig.emu, 'RS-920')).toEqual(['GLU', 'TSH']);
+  });
+
+  /** The same on a confirmed order (relay.autoConfirm): the line the cancellation set to 0 gets its quantity back. */
+  it('on a confirmed order, a test ordered again at the cancellation time gets its quantity back and is billed once', async () => {
+    const rig = await billingRig({ autoConfirm: true });
+    await rig.receive(ormTimed('RS-925', ['GLU', 'TSH'], { msh7: ORDERED, orc9: ORDERED }));
+    await rig.receive(oru('RS-925', 'GLU'));
+    await rig.receive(ormTimed('RS-925', ['TSH'], { control: 'CA', msh7: CANCELLED, orc9: CANCELLED }));
+    await rig.settle('RS-925');
+    await rig.receive(ormTimed('RS-925', ['TSH'], { msh7: CANCELLED, orc9: CANCELLED }));
+    await rig.receive(oru('RS-925', 'TSH'));
+    await rig.settle('RS-925');
+
+    expect(deadReasons(await rig.events('RS-925'))).toEqual([]);
+    expect(saleLines(rig.emu, 'RS-925').map((x) => [x.code, x.qty]).sort()).toEqual([['GLU', 1], ['TSH', 1]]);
+    expect(billed(rig.emu, 'RS-925')).toEqual(['GLU', 'TSH']);
+  });
+
+  /** A LIS that sends no ORC-9 (nor an OBR-6): an order message after the cancellation orders the test again. */
+  it('without ORC-9, an order after the cancellation orders the test again and is billed once', async () => {
+    const rig = await billingRig();
+    await rig.receive(ormTimed('RS-930', ['GLU', 'TSH'], { msh7: ORDERED }));
+    await rig.receive(oru('RS-930', 'GLU'));
+    await rig.receive(ormTimed('RS-930', ['TSH'], { control: 'CA', msh7: CANCELLED }));
+    await rig.receive(ormTimed('RS-930', ['TSH'], { msh7: AGAIN }));
+    await rig.receive(oru('RS-930', 'TSH'));
+    await rig.settle('RS-930');
+
+    expect(deadReasons(await rig.events('RS-930'))).toEqual([]);
+    expect(openLines(rig.emu, 'RS-930')).toEqual(['GLU', 'TSH']);
+    expect(billed(rig.emu, 'RS-930')).toEqual(['GLU', 'TSH']);
+  });
+
+  /** One message cancelling TSH and ordering it again (ORC CA, then ORC NW), the NW keeping the order's first ORC-9 (09:20). */
+  it('a cancellation and an order of the test in one message orders it again, whatever the ORC-9', async () => {
+    const rig = await billingRig();
+    await rig.receive(ormTimed('RS-940', ['GLU', 'TSH'], { msh7: ORDERED, orc9: ORDERED }));
+    await rig.receive(oru('RS-940', 'GLU'));
+    const [msh, pid, ...cancel] = ormTimed('RS-940', ['TSH'], { control: 'CA', msh7: CANCELLED, orc9: CANCELLED }).split('\r');
+    const order = ormTimed('RS-940', ['TSH'], { msh7: CANCELLED, orc9: ORDERED }).split('\r').slice(2);
+    await rig.receive([msh, pid, ...cancel, ...order].join('\r'));
+    await rig.receive(oru('RS-940', 'TSH'));
+    await rig.settle('RS-940');
+
+    expect(deadReasons(await rig.events('RS-940'))).toEqual([]);
+    expect(openLines(rig.emu, 'RS-940')).toEqual(['GLU', 'TSH']);
+    expect(billed(rig.emu, 'RS-940')).toEqual(['GLU', 'TSH']);
+  });
+
+  /** TSH ordered again at 10:30 and billed; then the 09:20 order is replayed: TSH stays on the order, billed once. */
+  it('a resend after the test was ordered again leaves it on the order, billed once', async () => {
+    const rig = await billingRig();
+    await rig.receive(ormTimed('RS-950', ['GLU', 'TSH'], { msh7: ORDERED, orc9: ORDERED }));
+    await rig.receive(oru('RS-950', 'GLU'));
+    await rig.receive(ormTimed('RS-950', ['TSH'], { control: 'CA', msh7: CANCELLED, orc9: CANCELLED }));
+    await rig.receive(ormTimed('RS-950', ['TSH'], { msh7: AGAIN, orc9: AGAIN }));
+    await rig.receive(oru('RS-950', 'TSH'));
+    await rig.settle('RS-950');
+    expect(billed(rig.emu, 'RS-950')).toEqual(['GLU', 'TSH']);
+
+    await rig.receive(ormTimed('RS-950', ['GLU', 'TSH'], { msh7: REPLAYED, orc9: ORDERED }));
+    await rig.receive(oru('RS-950', 'TSH'));
+    await rig.settle('RS-950');
+
+    expect(deadReasons(await rig.events('RS-950'))).toEqual([]);
+    expect(openLines(rig.emu, 'RS-950')).toEqual(['GLU', 'TSH']);
+    expect(billed(rig.emu, 'RS-950')).toEqual(['GLU', 'TSH']);
+  });
+
+  /** An add-on placed after the resend (ORC-9 12:00) is billed; the cancelled TSH is not. */
+  it('an add-on after a resend is billed, the cancelled test is not', async () => {
+    const rig = await billingRig();
+    await rig.receive(ormTimed('RS-960', ['GLU', 'TSH'], { msh7: ORDERED, orc9: ORDERED }));
+    await rig.receive(oru('RS-960', 'GLU'));
+    await rig.receive(ormTimed('RS-960', ['TSH'], { control: 'CA', msh7: CANCELLED, orc9: CANCELLED }));
+    await rig.receive(ormTimed('RS-960', ['GLU', 'TSH'], { msh7: REPLAYED, orc9: ORDERED }));
+    await rig.receive(ormTimed('RS-960', ['CRP'], { msh7: '20260301120000', orc9: '20260301120000' }));
+    await rig.receive(oru('RS-960', 'TSH'));
+    await rig.receive(oru('RS-960', 'CRP'));
+    await rig.settle('RS-960');
+
+    expect(deadReasons(await rig.events('RS-960'))).toEqual([]);
+    expect(openLines(rig.emu, 'RS-960')).toEqual(['CRP', 'GLU']);
+    expect(billed(rig.emu, 'RS-960')).toEqual(['CRP', 'GLU']);
+  });
+
+  /** relay.invoicing off: the resend leaves TSH off the sale order, and TSH ordered again at 12:00 puts it back; nothing invoiced. */
+  it('with relay.invoicing off the sale order follows the same rule', async () => {
+    const rig = await billingRig({ invoicing: false });
+    await rig.receive(ormTimed('RS-970', ['GLU', 'TSH'], { msh7: ORDERED, orc9: ORDERED }));
+    await rig.receive(ormTimed('RS-970', ['TSH'], { control: 'CA', msh7: CANCELLED, orc9: CANCELLED }));
+    await rig.receive(ormTimed('RS-970', ['GLU', 'TSH'], { msh7: REPLAYED, orc9: ORDERED }));
+    await rig.receive(oru('RS-970', 'GLU'));
+    await rig.receive(oru('RS-970', 'TSH'));
+    await rig.settle('RS-970');
+    expect(openLines(rig.emu, 'RS-970')).toEqual(['GLU']);
+
+    await rig.receive(ormTimed('RS-970', ['TSH'], { msh7: '20260301120000', orc9: '20260301120000' }));
+    await rig.receive(oru('RS-970', 'TSH'));
+    await rig.settle('RS-970');
+
+    expect(deadReasons(await rig.events('RS-970'))).toEqual([]);
+    expect(openLines(rig.emu, 'RS-970')).toEqual(['GLU', 'TSH']);
+    expect(billed(rig.emu, 'RS-970')).toEqual([]);
   });
 });

@@ -30,8 +30,10 @@
  * kept waiting for that order (`cancelledBeforeOrder`, `wholeCancelBeforeOrder`): the first
  * `order.created` naming the test is the order it cancelled, and leaves the test closed (a
  * whole-order one closes that order's every test), unless it came in the cancellation's own
- * message or its ORC-9 says it was placed after the cancellation (ORC-9, else MSH-7): that is the
- * LIS ordering the test again (cancelledBy). MSH-7 alone does not say it: a replayed queue re-stamps it. Only an order message after the late one orders the test again.
+ * message or its own order time (placedAt: ORC-9, or an OBR-6 equal to its MSH-7) is after the
+ * cancellation's (ORC-9, else MSH-7): that is the LIS ordering the test again (cancelledBy). MSH-7
+ * alone does not say it: a replayed queue re-stamps it. Only an order message after the late one
+ * orders the test again.
  * Before, the late order opened the cancelled test: it went on the sale order, was validated from
  * the replayed result and billed; without a result the order was never complete and its done
  * tests were never billed. The relay rules that decide which tests go on the sale order
@@ -46,6 +48,12 @@
  * (and an order cancelled as a whole stays cancelled); `resends` names them for the order event's
  * note. Equal or unknown times keep meaning "ordered again". Before, such a resend re-opened the
  * test: back on the sale order and billed (test/integration/billing-resend-after-cancel-audit.test.ts).
+ * Limits: an order message is timed by its first line (hl7/normalize-lis.ts makes one order.created
+ * of a run of NW lines, its times those of the first ORC/OBR), so a message that names GLU placed at
+ * 09:20 first and then TSH ordered again at 10:30 on its own ORC is taken for a resend, TSH left
+ * closed (the note says so); and a cancellation without ORC-9 is timed by its MSH-7, which a
+ * replayed queue re-stamps, so an order placed between the cancellation and that replay reads as
+ * placed before it.
  *
  * QC and calibration runs never produce `result.validated` (the analyzer normalizers mark them
  * `runType: qc|calibration` and only LIS validation bills), so they can never make an order
