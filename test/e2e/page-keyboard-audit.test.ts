@@ -9,9 +9,10 @@ const TOKEN = 'keyboard-audit-token';
 
 /**
  * The status page used from the keyboard alone (a technician who cannot use a mouse, a screen
- * reader's user), in real Chromium: where the focus is after an action on the dead-letter list.
+ * reader's user), in real Chromium: where the focus is after an action on the dead-letter list,
+ * and what a poll does to the table being read.
  */
-describe('status page from the keyboard', () => {
+describe('status page from the keyboard and a screen reader', () => {
   const rig = useStatusServer('page-keyboard-', {
     config: (dir) => {
       const tokenFile = path.join(dir, 'admin.token');
@@ -82,5 +83,46 @@ describe('status page from the keyboard', () => {
     await page.waitForFunction(() => document.getElementById('dead-list')!.textContent!.includes('No dead letters.'));
     await page.waitForFunction(() => document.activeElement !== document.body);
     expect(await focused(page)).toBe('p:dead-result:');
+  });
+
+  /**
+   * User sees (hears): reading the analyzers table with a screen reader, row by row, at row 9 of
+   * 30. The page rebuilt every row of the table (and the recent alerts) on each poll, every 2 s,
+   * though nothing had changed: the screen reader's reading place in a table whose rows are all
+   * new is lost, and it starts again from the top or from wherever it lands, every 2 s — the
+   * table cannot be read through. Also a row a keyboard user had tabbed into was a new element.
+   * Promise: what did not change is left as it is; a change (an analyzer disconnected) changes its
+   * own row's words, in the same row.
+   */
+  it('a poll that brings nothing new leaves the analyzers table and the recent alerts as they are', async () => {
+    const t = rig.telemetry;
+    t.emit('endpoint.state', { endpoint: 'lis', kind: 'hl7', state: 'listening', connections: 1 });
+    for (let i = 1; i <= 30; i++) t.emit('endpoint.state', { endpoint: `an-${String(i).padStart(2, '0')}`, kind: 'astm', state: 'connected', connections: 1 });
+    t.emit('alert', { severity: 'warning', code: 'ODOO_VERSION_CHANGED', message: 'Odoo was upgraded from 17 to 18', at: new Date().toISOString() });
+    const page = await newPage();
+    await page.clock.install();
+    await page.goto(rig.url);
+    await page.waitForSelector('#endpoints tbody tr[data-endpoint="an-30"]');
+    await page.waitForSelector('#recent-alerts li[data-code="ODOO_VERSION_CHANGED"]');
+    await page.evaluate(() => {
+      const w = window as unknown as { __changes: number; __row: Element };
+      w.__changes = 0;
+      w.__row = document.querySelector('#endpoints tbody tr[data-endpoint="an-09"]')!;
+      const watch = new MutationObserver((records) => (w.__changes += records.length));
+      for (const id of ['endpoints', 'recent-alerts']) watch.observe(document.getElementById(id)!, { subtree: true, childList: true, characterData: true, attributes: true });
+    });
+    for (let i = 0; i < 3; i++) {
+      const answered = page.waitForResponse((r) => r.url().endsWith('/api/status'));
+      await page.clock.fastForward(2_100);
+      await answered;
+    }
+    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => r(undefined))));
+    expect(await page.evaluate(() => (window as unknown as { __changes: number }).__changes)).toBe(0);
+
+    t.emit('endpoint.state', { endpoint: 'an-09', kind: 'astm', state: 'disconnected', connections: 0, detail: 'no carrier' });
+    await page.clock.fastForward(2_100);
+    await page.waitForFunction(() => document.querySelector('#endpoints tbody tr[data-endpoint="an-09"]')!.textContent!.includes('disconnected'));
+    expect(await page.evaluate(() => (window as unknown as { __row: Element }).__row === document.querySelector('#endpoints tbody tr[data-endpoint="an-09"]'))).toBe(true);
+    expect(await page.textContent('#endpoints tbody tr[data-endpoint="an-09"] .pill')).toBe('disconnected');
   });
 });

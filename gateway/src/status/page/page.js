@@ -69,6 +69,32 @@
   }
 
   /**
+   * Makes `parent`'s children read as `children` (freshly built, without event listeners) while
+   * keeping the nodes already there: an attribute, a text that differs is changed in place, a node
+   * of another kind replaced, the rest left alone. A poll redraws the overview every 2 s; rebuilt
+   * from new nodes, a table a screen reader was reading lost its place at every poll, though
+   * nothing in it had changed.
+   */
+  function morphChildren(parent, children) {
+    const now = [...parent.childNodes];
+    children.forEach((want, i) => {
+      const have = now[i];
+      if (!have) parent.append(want);
+      else if (have.nodeType === Node.TEXT_NODE && want.nodeType === Node.TEXT_NODE) {
+        if (have.data !== want.data) have.data = want.data;
+      } else if (have.nodeType === Node.ELEMENT_NODE && have.nodeName === want.nodeName) morphElement(have, want);
+      else parent.replaceChild(want, have);
+    });
+    for (const extra of now.slice(children.length)) extra.remove();
+  }
+
+  function morphElement(have, want) {
+    for (const a of [...have.attributes]) if (!want.hasAttribute(a.name)) have.removeAttribute(a.name);
+    for (const a of [...want.attributes]) if (have.getAttribute(a.name) !== a.value) have.setAttribute(a.name, a.value);
+    morphChildren(have, [...want.childNodes]);
+  }
+
+  /**
    * For a view filled from the gateway's answers: only the answer to its latest request is shown. An
    * answer that comes back late (a slow request, an earlier click) is dropped rather than replacing
    * the newer one. Take a ticket before the request, and check it once the answer is in.
@@ -270,7 +296,7 @@
         el('td', { title: e.lastMessageAt || '' }, ago(e.lastMessageAt)),
         el('td', {}, d.received !== undefined ? `${d.accepted} ok, ${d.rejected} rejected` : '—')), ...orders];
     });
-    $('endpoints').tBodies[0].replaceChildren(...rows);
+    morphChildren($('endpoints').tBodies[0], rows);
     const ids = s.endpoints.map((e) => e.id).join(',');
     if (ids !== knownEndpoints) {
       knownEndpoints = ids;
@@ -310,7 +336,7 @@
     // the MQTT alerts topic (which keeps only the last); here, the recent ones, for whoever looks later.
     const recent = Array.isArray(s.recentAlerts) ? s.recentAlerts : [];
     $('alerts-card').hidden = recent.length === 0;
-    $('recent-alerts').replaceChildren(...recent.map((a) => el('li', { 'data-code': a.code },
+    morphChildren($('recent-alerts'), recent.map((a) => el('li', { 'data-code': a.code },
       el('span', { class: 'muted', title: a.at }, clockTime(a.at)), ' ',
       a.severity === 'info' ? '' : `${a.severity === 'critical' ? 'Critical' : 'Warning'}: `,
       a.message,
