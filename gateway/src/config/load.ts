@@ -21,12 +21,18 @@ export interface LoadedConfig {
 
 const nothingParsed = (): Pick<LoadedConfig, 'analyzers' | 'profilesDir' | 'profilesDirInvalid'> => ({ analyzers: [], profilesDir: undefined, profilesDirInvalid: false });
 
+/** A mapping key as a path shows it: a merge key (whose value is a symbol) as it is written, `<<`. */
+function keyName(key: unknown): string {
+  if (!isScalar(key)) return String(key);
+  return typeof key.value === 'symbol' ? (key.source ?? '<<') : String(key.value);
+}
+
 /** The dotted key path (`gateway.id`, `hl7[0].listen.port`) of the key that starts at `offset`. */
 function keyPathAt(doc: Document, offset: number): string | undefined {
   const walk = (node: unknown, at: string): string | undefined => {
     if (isMap(node)) {
       for (const pair of node.items) {
-        const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+        const key = keyName(pair.key);
         const p = at ? `${at}.${key}` : key;
         if (isScalar(pair.key) && pair.key.range?.[0] === offset) return p;
         const inner = walk(pair.value, p);
@@ -61,9 +67,35 @@ function unresolvedAliases(doc: Document, lines: LineCounter): ConfigIssue[] {
       }
     } else if (isMap(node)) {
       for (const pair of node.items) {
-        const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+        const key = keyName(pair.key);
         visit(pair.key, p ? `${p}.${key}` : key);
         visit(pair.value, p ? `${p}.${key}` : key);
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, i) => visit(item, `${p}[${i}]`));
+    }
+  };
+  visit(doc.contents, '');
+  return issues;
+}
+
+/**
+ * Merge keys (`<<`) whose value is not a mapping, an alias of one, or a list of those, each at its
+ * key's path and line: turning the document into values fails at the first, with neither.
+ */
+function badMerges(doc: Document, lines: LineCounter): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const mapping = (node: unknown): boolean => isMap(node) || (isAlias(node) && isMap(node.resolve(doc)));
+  const visit = (node: unknown, p: string): void => {
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        const key = keyName(pair.key);
+        const at = p ? `${p}.${key}` : key;
+        if (key === '<<' && !(mapping(pair.value) || (isSeq(pair.value) && pair.value.items.every(mapping)))) {
+          const { line, col } = lines.linePos((pair.key as { range?: [number, number, number] } | null)?.range?.[0] ?? 0);
+          issues.push({ severity: 'error', path: at, message: `a merge key takes a mapping (<<: *name, the alias of an anchored mapping, or a list of them) (line ${line}, column ${col})` });
+        }
+        visit(pair.value, at);
       }
     } else if (isSeq(node)) {
       node.items.forEach((item, i) => visit(item, `${p}[${i}]`));
@@ -108,7 +140,7 @@ function keyPathCovering(doc: Document, offset: number): string | undefined {
   const walk = (node: unknown, at: string): string | undefined => {
     if (isMap(node)) {
       for (const pair of node.items) {
-        const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+        const key = keyName(pair.key);
         const p = at ? `${at}.${key}` : key;
         if (within(pair.key)) return p;
         if (within(pair.value)) return walk(pair.value, p) ?? p;
@@ -154,12 +186,16 @@ export function loadConfig(file?: string): LoadedConfig {
   }
   const text = bytes.toString('utf8');
   const lines = new LineCounter();
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, lineCounter: lines });
+  // merge: `<<: *name` takes an anchored mapping's keys (a YAML 1.1 type the 1.2 parser leaves off, which
+  // made the idiom an "unknown key <<"); keys written beside it win, as in YAML 1.1.
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, merge: true, lineCounter: lines });
   if (doc.errors.length > 0) {
     return { config: undefined, issues: doc.errors.map((e) => yamlIssue(doc, e)), file: resolved, ...nothingParsed() };
   }
   const aliases = unresolvedAliases(doc, lines);
   if (aliases.length > 0) return { config: undefined, issues: aliases, file: resolved, ...nothingParsed() };
+  const merges = badMerges(doc, lines);
+  if (merges.length > 0) return { config: undefined, issues: merges, file: resolved, ...nothingParsed() };
   let raw: unknown;
   try {
     raw = doc.toJS();
