@@ -25,7 +25,11 @@ export async function runSandbox(argv: string[], ctx: CliContext): Promise<numbe
   }
   const file = sandboxFile(config.gateway.dataDir);
   if (!existsSync(file)) {
-    ctx.out(`no sandbox records yet (${file} does not exist; start the gateway without odoo.url first)`);
+    const note = `no sandbox records yet (${file} does not exist; start the gateway without odoo.url first)`;
+    // --json is one object whatever the sandbox holds: a fresh sandbox (an emulator that neither
+    // listens nor persists) counts every model 0, and the note says why.
+    if (values.json) ctx.out(JSON.stringify({ ...summarise(new OdooEmulator({ version: config.odoo.sandboxVersion, seed: 'lab-demo' }), limit, values.model), note }, null, 2));
+    else ctx.out(note);
     return 0;
   }
   // Load the persisted records into an emulator that never listens: a read-only view.
