@@ -343,11 +343,30 @@
       a.endpoint ? el('span', { class: 'muted' }, ` (${a.endpoint})`) : null)));
   }
 
+  /**
+   * The gateway version this page came with (its first status). A gateway that answers with
+   * another one was upgraded: its page may differ (a fix of the page itself), so the page it serves
+   * now is loaded — once nothing is typed in this one (a reason, a token, a search), so that no
+   * text is lost; until then at each poll. Before, a page left open (the wall screen, the tray's
+   * window) ran the old page after an upgrade until someone reloaded it by hand.
+   */
+  let pageVersion = null;
+  function upgradedPage(s) {
+    if (typeof s.version !== 'string') return false;
+    if (pageVersion === null) pageVersion = s.version;
+    if (s.version === pageVersion) return false;
+    return ![...document.querySelectorAll('input')].some((i) => i.value !== '');
+  }
+
   async function poll() {
     try {
       const s = await api('/api/status');
       lastOkAt = new Date();
       lastStatus = s;
+      if (upgradedPage(s)) {
+        location.reload();
+        return;
+      }
       render(s);
     } catch {
       const when = lastOkAt && (lastOkAt.toDateString() === new Date().toDateString() ? lastOkAt.toLocaleTimeString() : lastOkAt.toLocaleString());
