@@ -88,8 +88,9 @@ describe('Siemens ADVIA Centaur XP: a test the profile does not map yet', () => 
       [
         ['SIE-CENTAUR-TSH3UL-RP', 'Units'],
         ['SIE-CENTAUR-CUVETTE', 'Units'],
-        ['SIE-CENTAUR-ACID-BASE', 'L'],
-        ['SIE-CENTAUR-WASH1', 'L'],
+        // Stocked in mL: in litres Odoo keeps 2 decimals, and 1.5 mL would be carried, not posted.
+        ['SIE-CENTAUR-ACID-BASE', 'mL'],
+        ['SIE-CENTAUR-WASH1', 'mL'],
       ],
     );
     expect(await l.send('lis', orm('CEN-O1', '000004400200', ['TSH']))).toContain('MSA|AA|CEN-O1');
@@ -107,9 +108,9 @@ describe('Siemens ADVIA Centaur XP: a test the profile does not map yet', () => 
     await l.settled();
     // Two tests ran: two cuvettes, two acid/base doses of 0.6 mL; one wash per run.
     expect(consumed(l.emu, 'SIE-CENTAUR-TSH3UL-RP')).toBe(1);
-    expect(consumed(l.emu, 'SIE-CENTAUR-WASH1')).toBeCloseTo(0.0015, 9);
+    expect(consumed(l.emu, 'SIE-CENTAUR-WASH1')).toBeCloseTo(1.5, 9);
     expect(consumed(l.emu, 'SIE-CENTAUR-CUVETTE')).toBe(2);
-    expect(consumed(l.emu, 'SIE-CENTAUR-ACID-BASE')).toBeCloseTo(0.0012, 9);
+    expect(consumed(l.emu, 'SIE-CENTAUR-ACID-BASE')).toBeCloseTo(1.2, 9);
   });
 });
 
