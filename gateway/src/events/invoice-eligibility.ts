@@ -48,12 +48,19 @@
  * (and an order cancelled as a whole stays cancelled); `resends` names them for the order event's
  * note. Equal or unknown times keep meaning "ordered again". Before, such a resend re-opened the
  * test: back on the sale order and billed (test/integration/billing-resend-after-cancel-audit.test.ts).
- * Limits: an order message is timed by its first line (hl7/normalize-lis.ts makes one order.created
- * of a run of NW lines, its times those of the first ORC/OBR), so a message that names GLU placed at
- * 09:20 first and then TSH ordered again at 10:30 on its own ORC is taken for a resend, TSH left
- * closed (the note says so); and a cancellation without ORC-9 is timed by its MSH-7, which a
- * replayed queue re-stamps, so an order placed between the cancellation and that replay reads as
- * placed before it.
+ * An order event's time is that of its lines: hl7/normalize-lis.ts splits a message's run of order
+ * lines where a line's ORC-9 differs, so GLU placed at 09:20 and TSH ordered again at 10:30 on its
+ * own ORC are two events and TSH is judged by 10:30 (before, one event timed by the first ORC took
+ * TSH for a resend: test/integration/billing-multi-orc-order-time-audit.test.ts). A line without
+ * ORC-9 is timed by the run it follows.
+ * Limits: a cancellation without ORC-9 is timed by its MSH-7, which a replayed queue re-stamps, so
+ * an order placed between the cancellation and that replay reads as placed before it. And the
+ * mirror of a resend is not recognised: a cancellation replayed (a new MSH-10, its ORC-9 10:00)
+ * after the LIS ordered the test again (ORC-9 10:30) closes the re-ordered test again, as any
+ * cancellation does. The rule would be de5cbf2's turned round (a cancellation timed strictly
+ * before the order that opened the test again after a cancellation the gateway saw leaves it
+ * open), but the relay's order.cancelled rule takes every test the event names off the sale order
+ * without reading this walk: it must skip such tests first, or Odoo and billing disagree.
  *
  * QC and calibration runs never produce `result.validated` (the analyzer normalizers mark them
  * `runType: qc|calibration` and only LIS validation bills), so they can never make an order

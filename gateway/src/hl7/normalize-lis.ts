@@ -19,8 +19,10 @@ import { upper } from './text.ts';
  *   OBR-4.1); CA / OC / CR, a discontinuation DC / OD / DR, the order replaced RP / RU / RQ, and a
  *   status change SC whose ORC-5 is CA or DC →
  *   `order.cancelled` (tests of the lines; none = the whole order); one event per run of an
- *   accession's consecutive lines making the same fact, keyed on the run's first line, in the
- *   order of the lines (CA GLU then NW GLU: cancelled, then ordered again);
+ *   accession's consecutive lines making the same fact at the same ORC-9 (a line naming a test
+ *   whose ORC-9 is not the run's starts another run, with the run's client, filler number and
+ *   priority where its own ORC/OBR name none; a line without ORC-9 stays in the run), keyed on the
+ *   run's first line, in the order of the lines (CA GLU then NW GLU: cancelled, then ordered again);
  * - priority OBR-27.6, else ORC-7.6, else TQ1-9: a TQ1 after the ORC (its standard place) is the
  *   timing of that ORC's lines, one after an OBR that line's;
  * - specimenId = the first SPM-2; `specimens` = every tube with its tests when there are several;
@@ -245,8 +247,8 @@ function patientIdOf(message: Hl7Message): string | undefined {
 type OrderFactKind = 'order.created' | 'order.cancelled';
 
 /**
- * One order fact: a run of lines of one accession making the same fact (orderFactOf),
- * consecutive among that accession's order lines. Keyed on its first line.
+ * One order fact: a run of lines of one accession making the same fact (orderFactOf) at the same
+ * ORC-9 (sameOrderTime), consecutive among that accession's order lines. Keyed on its first line.
  */
 interface OrderFact {
   type: OrderFactKind;
@@ -255,6 +257,30 @@ interface OrderFact {
   tests: OrderedTest[];
   /** The run's specimens (SPM-2) with the test codes of the lines naming each. */
   specimens: Array<{ specimenId: string; tests: string[] }>;
+  /**
+   * The first line of the run this fact was split from at another ORC-9 (sameOrderTime), whose
+   * client, filler number and priority it takes when its own ORC and OBR do not name them, as it
+   * did when it was part of that run. Undefined for a fact that starts a run.
+   */
+  runStart?: OrderLine;
+}
+
+/**
+ * Line `b` was placed (or cancelled) at the time of the run that `a` begins, as far as the message
+ * says: the same ORC, or one ORC-9 (as a time: 202603010920 and 20260301092000 are one), or no
+ * ORC-9 on either side (an ORC that carries only the order numbers is part of the run before it,
+ * as it always was). A run of lines is one event only while this holds: the event is timed by its
+ * first line (occurredAt ORC-9, orderedAt ORC-9 else OBR-6), and billing judges a resend or a
+ * re-order by that time (events/invoice-eligibility.ts). Before, an order message naming GLU on an
+ * ORC of 09:20 and then TSH on an ORC of 10:30 (ordered again after its cancellation at 10:00) was
+ * one event timed 09:20: TSH was taken for a resend of the cancelled order and never billed
+ * (test/integration/billing-multi-orc-order-time-audit.test.ts).
+ */
+function sameOrderTime(a: OrderLine, b: OrderLine): boolean {
+  if (a.orc === b.orc) return true;
+  const at = hl7TimeToIso(a.orc?.get(9));
+  const bt = hl7TimeToIso(b.orc?.get(9));
+  return at === undefined || bt === undefined || at === bt;
 }
 
 /** 1-based occurrence of `seg` among the message's segments of its name (ERR-2 segment sequence). */
@@ -341,13 +367,17 @@ function normalizeOrders(ctx: Hl7NormalizeContext, sink: EventSink): void {
       if (control !== 'SC' && control !== 'SN') ctx.notes.push(`ORC-1 ${control} at segment ${(line.orc?.index ?? 0) + 1}: no event`);
       continue;
     }
+    const test = line.obr ? testOf(line.obr) : undefined;
     let fact = latest.get(accession);
-    if (fact?.type !== type) {
-      fact = { type, accession, line, tests: [], specimens: [] };
+    // Another ORC-9 splits the run only between lines naming tests: an ORC without OBR names none,
+    // and an event of no test would be the whole order (a cancellation of everything).
+    const split = fact?.type === type && test !== undefined && fact.tests.length > 0 && !sameOrderTime(fact.line, line);
+    if (fact?.type !== type || split) {
+      const runStart = split ? (fact!.runStart ?? fact!.line) : undefined;
+      fact = { type, accession, line, tests: [], specimens: [], ...(runStart ? { runStart } : {}) };
       facts.push(fact);
       latest.set(accession, fact);
     }
-    const test = line.obr ? testOf(line.obr) : undefined;
     if (test) fact.tests.push(test);
     for (const spm of line.specimens ?? (line.spm ? [line.spm] : [])) {
       const specimenId = specimenIdOf(spm);
@@ -358,7 +388,9 @@ function normalizeOrders(ctx: Hl7NormalizeContext, sink: EventSink): void {
     }
   }
 
-  for (const { type, accession, line, tests, specimens } of facts) {
+  const fillerOf = (l: OrderLine): string => l.orc?.get(3) || l.obr?.get(3) || '';
+  const priorityOf = (l: OrderLine): string => l.obr?.get(27, 6) || l.orc?.get(7, 6) || l.tq1?.get(9, 1) || '';
+  for (const { type, accession, line, tests, specimens, runStart } of facts) {
     if (type === 'order.created') {
       sink.add(
         'order.created',
@@ -366,13 +398,13 @@ function normalizeOrders(ctx: Hl7NormalizeContext, sink: EventSink): void {
         { accession },
         {
           accession,
-          fillerOrderNumber: line.orc?.get(3) || line.obr?.get(3) || undefined,
-          orderingClientRef: orderingClientRefOf(line),
+          fillerOrderNumber: fillerOf(line) || (runStart && fillerOf(runStart)) || undefined,
+          orderingClientRef: orderingClientRefOf(line) || (runStart ? orderingClientRefOf(runStart) : ''),
           patientId,
           specimenId: specimens[0]?.specimenId,
           // Every tube only when there is more than one: a one-tube order reads as it always did.
           specimens: specimens.length > 1 ? specimens : undefined,
-          priority: line.obr?.get(27, 6) || line.orc?.get(7, 6) || line.tq1?.get(9, 1) || undefined,
+          priority: priorityOf(line) || (runStart && priorityOf(runStart)) || undefined,
           tests,
           orderedAt: hl7TimeToIso(line.orc?.get(9) || line.obr?.get(6)),
         } as EventDataMap['order.created'],
