@@ -272,6 +272,30 @@ async function readDiskSpace(path: string): Promise<{ freeBytes: number; totalBy
   return { freeBytes: s.bavail * s.bsize, totalBytes: s.blocks * s.bsize };
 }
 
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'] as const;
+
+/**
+ * An instant inside a reason's words, as the lab reads it: the gateway's local time (the box runs
+ * in the lab's time zone, `TZ` or the system's) with its offset — "17:02 (UTC+01:00)" on the day
+ * of `now`, "6 Mar 17:02 (UTC+01:00)" on another day, "6 Mar 2025 17:02 (UTC+01:00)" in another
+ * year. Before, reasons quoted the raw UTC stamp ("since 2026-03-06T17:02:11.000Z"): a technician
+ * in UTC+1 read the pause an hour early. The machine-readable time stays in its own field
+ * (`relayPause.since`).
+ */
+export function localTime(ms: number, now: number): string {
+  if (!Number.isFinite(ms)) return 'an unknown time';
+  const d = new Date(ms);
+  const n = new Date(now);
+  const two = (v: number): string => String(v).padStart(2, '0');
+  const offset = -d.getTimezoneOffset();
+  const zone = `UTC${offset < 0 ? '-' : '+'}${two(Math.floor(Math.abs(offset) / 60))}:${two(Math.abs(offset) % 60)}`;
+  const clock = `${two(d.getHours())}:${two(d.getMinutes())}`;
+  const sameYear = d.getFullYear() === n.getFullYear();
+  const sameDay = sameYear && d.getMonth() === n.getMonth() && d.getDate() === n.getDate();
+  const day = sameDay ? '' : `${d.getDate()} ${MONTHS[d.getMonth()]}${sameYear ? '' : ` ${d.getFullYear()}`} `;
+  return `${day}${clock} (${zone})`;
+}
+
 function minutes(ms: number): string {
   const m = Math.max(1, Math.round(ms / 60_000));
   return m === 1 ? '1 min' : `${m} min`;
@@ -621,7 +645,7 @@ export class StatusModel implements Component {
     const stored = this.#storedData;
     const behind = stored === undefined ? 0 : stored.newest + Math.max(0, performance.now() - stored.mono) - now;
     if (behind > SteadyWallClock.STEP_REPORT_MS) {
-      const at = new Date(stored!.newest).toISOString();
+      const at = localTime(stored!.newest, now);
       reasons.push({
         level: 'degraded',
         code: 'CLOCK_BEHIND_STORED_DATA',
@@ -674,15 +698,18 @@ export class StatusModel implements Component {
     // A certificate the peers will refuse soon, or refuse already (every TLS handshake fails).
     for (const c of this.#certificates) {
       const left = c.validTo.getTime() - now;
-      const problem = expiryProblem({ ...c, daysLeft: Math.floor(left / DAY_MS), expired: left <= 0 });
+      const daysLeft = Math.floor(left / DAY_MS);
+      let problem = expiryProblem({ ...c, daysLeft, expired: left <= 0 });
       if (!problem) continue;
+      // Expiring today: the hour, in the lab's time (expiryProblem quotes the UTC stamp, for `check`).
+      if (left > 0 && daysLeft === 0) problem = `certificate ${c.key} expires today at ${localTime(c.validTo.getTime(), now)}`;
       const who = c.endpoint ? `${this.#endpoints.get(c.endpoint)?.role === 'analyzer' ? 'Analyzer' : 'LIS link'} ${c.endpoint}: ` : 'MQTT: ';
       const then = left <= 0 ? '; TLS peers refuse the connection until it is renewed (read at the next restart)' : '; renew it (read at the next restart)';
       reasons.push({ level: 'degraded', code: 'TLS_CERT_EXPIRY', ...(c.endpoint ? { endpoint: c.endpoint } : {}), message: `${who}${problem}${then}` });
     }
     if (this.#o.relayPaused?.()) {
       const p = this.#relayPause;
-      const detail = p ? ` (${p.by}) since ${p.since}${p.reason ? `: "${p.reason}"` : ''}` : '';
+      const detail = p ? ` (${p.by}) since ${localTime(Date.parse(p.since), now)}${p.reason ? `: "${p.reason}"` : ''}` : '';
       reasons.push({ level: 'degraded', code: 'RELAY_PAUSED', message: `Sending to Odoo is paused by an administrator${detail}` });
     }
     // Stopping: the reasons shown since the stop began stay (markStopping), with their last wording.
