@@ -12,6 +12,17 @@ import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from '.
 const RFQ_ORIGIN_PREFIX = 'lab-gateway reorder';
 
 /**
+ * The buyer's manual quantities the gateway is ordering (`ref/rfq-manual`, the gateway's own
+ * document about this Odoo): by breach key, the reorder rule and the quantity its line orders.
+ * Written before the line is loaded, dropped once the rule's quantity is cleared (or was changed
+ * since, or the breach turned out to write no line of its own).
+ */
+const MANUAL_DOC = 'rfq-manual';
+/** An entry older than this is dropped (its breach was discarded or never came back). */
+const MANUAL_KEEP_MS = 30 * 86_400_000;
+type ManualBook = Record<string, { orderpoint: number; qty: number; at: string }>;
+
+/**
  * The mark the gateway wrote into an RFQ line's description for a breach (`lgw:<hash of its
  * idempotency key>`), before lines had external ids: searched on a retry for those lines only.
  */
@@ -64,6 +75,9 @@ export const thresholdBreachedRule: PostingRule = {
     // added before lines had one. Every attempt looks: a failure of the link after the lines
     // landed releases the events unchanged (not ambiguous, no attempt charged).
     const orderOfLine = await addedLines(ctx, live.map((e) => e.event.idempotencyKey));
+    // Manual quantities ordered by earlier attempts and not cleared yet (their answer lost, or the
+    // clearing refused for a while): a breach that finds its line clears them now.
+    const book: ManualBook = (await ctx.ref.ownDoc<ManualBook>(MANUAL_DOC)) ?? {};
     const markers = live.map((e) => ['name', 'ilike', rfqLineMarker(e.event.idempotencyKey)]);
     const markedLines = await searchRead(ctx.odoo, 'purchase.order.line', [['product_id', 'in', ids], ...anyOf(markers)], ['id', 'order_id', 'name']);
     const orderOfMarker = new Map<string, number>();
@@ -87,27 +101,40 @@ export const thresholdBreachedRule: PostingRule = {
     const followers = new Map<string, StoredEvent[]>();
     /** The lab's reorder rules of the batch's products (their vendor line, their route), read once per batch that writes a line. */
     let reorderRules: Promise<Map<number, ReorderRule>> | undefined;
-    /** Breaches that order the buyer's manual quantity, with the reorder rule it is cleared from once ordered. */
-    const manualRules = new Map<string, { orderpoint: number; qty: number }>();
+    /**
+     * Breaches whose own line orders the buyer's manual quantity (written now, or found from an
+     * earlier attempt that recorded it), with the reorder rule it is cleared from.
+     */
+    const manualRules = new Map<string, { key: string; orderpoint: number; qty: number }>();
+    /** The breach's line is its own (found or written): a manual quantity it recorded is cleared. */
+    const own = (e: StoredEvent): void => {
+      const m = book[e.event.idempotencyKey];
+      if (m) manualRules.set(e.event.id, { key: e.event.idempotencyKey, orderpoint: m.orderpoint, qty: m.qty });
+    };
     for (const e of live) {
       const product = products.get(data(e).productCode)!;
       try {
         const added = orderOfLine.get(e.event.idempotencyKey);
         if (added !== undefined) {
           results.set(e.event.id, ok([{ model: 'purchase.order', id: added.orderId, externalId: added.xmlid }], 'RFQ line found by its external id'));
+          own(e);
           continue;
         }
         const oid = orderOfMarker.get(rfqLineMarker(e.event.idempotencyKey));
         if (oid !== undefined) {
           results.set(e.event.id, ok([{ model: 'purchase.order', id: oid }], 'RFQ line found by its marker'));
+          own(e);
           continue;
         }
-        // An RFQ the gateway loaded for this breach: its external id answers exactly (B.4).
-        if (e.ambiguous || e.attempts > 0) {
+        // An RFQ the gateway loaded for this breach: its external id answers exactly (B.4). Also
+        // looked up when a manual quantity was recorded for it: a link that failed after the load
+        // released the breach as it was (no attempt charged).
+        if (e.ambiguous || e.attempts > 0 || book[e.event.idempotencyKey] !== undefined) {
           const xid = externalId('rfq', e.event.idempotencyKey);
           const found = await lookupExternalId(ctx.odoo, xid.module, xid.name);
           if (found !== undefined) {
             results.set(e.event.id, ok([{ model: 'purchase.order', id: found, externalId: xid.full }], 'found by external id'));
+            own(e);
             continue;
           }
         }
@@ -134,11 +161,20 @@ export const thresholdBreachedRule: PostingRule = {
         // (`replenishment_uom_id or _get_replenishment_multiple_alternative`).
         const supply = await supplyOf(ctx, product, manual ?? data(e).suggestedQuantity, rule?.vendorLine, manual === undefined && rule?.ownMultiple !== true);
         planned.set(product.id, e);
-        if (manual !== undefined && rule?.id !== undefined) manualRules.set(e.event.id, { orderpoint: rule.id, qty: manual });
+        if (manual !== undefined && rule?.id !== undefined) manualRules.set(e.event.id, { key: e.event.idempotencyKey, orderpoint: rule.id, qty: manual });
         byVendor.set(supply.vendorId, [...(byVendor.get(supply.vendorId) ?? []), { e, product, supply }]);
       } catch (err) {
         results.set(e.event.id, fail(err));
       }
+    }
+
+    // The manual quantities about to be ordered are recorded BEFORE their lines are loaded: a
+    // retry that finds a line whose answer was lost knows what to clear from the rule.
+    const recorded = [...manualRules.values()].filter((m) => book[m.key] === undefined);
+    if (recorded.length > 0) {
+      const at = new Date(ctx.now()).toISOString();
+      for (const m of recorded) book[m.key] = { orderpoint: m.orderpoint, qty: m.qty, at };
+      await ctx.ref.putOwnDoc(MANUAL_DOC, book);
     }
 
     if (byVendor.size > 0) {
@@ -204,6 +240,7 @@ export const thresholdBreachedRule: PostingRule = {
       }
     }
     await clearManualQuantities(ctx, manualRules, results);
+    await settleManualBook(ctx, book, live, results);
     // A later breach of a product written in this batch: its line is that one.
     for (const [firstId, later] of followers) {
       const r = results.get(firstId);
@@ -321,19 +358,74 @@ async function reorderRulesOf(ctx: RuleContext, productIds: number[]): Promise<M
  * Once a breach's line ordered the buyer's manual quantity, the reorder rule's "To Order" is cleared
  * as Odoo's replenishment does after ordering (`action_replenish` → `action_remove_manual_qty_to_order`):
  * kept, every later shortage ordered that quantity again, and Odoo's replenishment report went on
- * proposing it beside the gateway's RFQ. The lines stand whatever happens here: a failure is logged.
+ * proposing it beside the gateway's RFQ. Only while the rule still holds the quantity ordered: a
+ * value the buyer typed since is the buyer's next order, left alone. A line found from an earlier
+ * attempt (its answer lost) is cleared the same way. A failure of the link or a lost answer fails
+ * the breach (its line stands and is found again: the clearing is retried, the line not written
+ * twice); Odoo refusing it on its merits is logged and said in the breach's note.
  */
-async function clearManualQuantities(ctx: RuleContext, manual: Map<string, { orderpoint: number; qty: number }>, results: Map<string, RuleResult>): Promise<void> {
-  const ids = [...new Set([...manual].filter(([event]) => results.get(event)?.ok === true).map(([, m]) => m.orderpoint))];
-  if (ids.length === 0) return;
+async function clearManualQuantities(ctx: RuleContext, manual: Map<string, { key: string; orderpoint: number; qty: number }>, results: Map<string, RuleResult>): Promise<void> {
+  const done = [...manual].filter(([event]) => results.get(event)?.ok === true);
+  if (done.length === 0) return;
+  const ids = [...new Set(done.map(([, m]) => m.orderpoint))];
+  /** What each rule holds now; undefined: not known (refused on its merits). */
+  let now: Map<number, number> | undefined;
+  let refusal: string | undefined;
   try {
-    await write(ctx.odoo, 'stock.warehouse.orderpoint', ids, { qty_to_order_manual: 0 });
+    const rows = await read(ctx.odoo, 'stock.warehouse.orderpoint', ids, ['id', 'qty_to_order_manual']);
+    now = new Map(rows.map((r) => [r.id, Number(r['qty_to_order_manual'] ?? 0) || 0]));
+    const same = (a: number, b: number): boolean => Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(b));
+    const toClear = [...new Set(done.filter(([, m]) => same(now!.get(m.orderpoint) ?? 0, m.qty)).map(([, m]) => m.orderpoint))];
+    if (toClear.length > 0) await write(ctx.odoo, 'stock.warehouse.orderpoint', toClear, { qty_to_order_manual: 0 });
   } catch (err) {
-    ctx.log.warn("RFQ lines added for the reorder rules' manual quantities; the quantities could not be cleared on the rules", { orderpoints: ids, error: describeError(err) });
+    if (failureOf(err) !== 'permanent' || isLinkDown(err)) {
+      for (const [event] of done) results.set(event, fail(err));
+      return;
+    }
+    refusal = describeError(err);
+    now = undefined;
+    ctx.log.warn("RFQ lines added for the reorder rules' manual quantities; the quantities could not be cleared on the rules", { orderpoints: ids, error: refusal });
   }
-  for (const [event, m] of manual) {
+  for (const [event, m] of done) {
     const r = results.get(event);
-    if (r?.ok) results.set(event, ok(r.odoo, `${r.note ? `${r.note}; ` : ''}ordered the reorder rule's manual quantity to order (${m.qty})`));
+    if (!r?.ok) continue;
+    const held = now?.get(m.orderpoint);
+    const what =
+      refusal !== undefined
+        ? `, not cleared on the rule: Odoo refused (${refusal}); clear it there before the next shortage orders it again`
+        : held === undefined || held === 0 || Math.abs(held - m.qty) <= 1e-9 * Math.max(1, m.qty)
+          ? ''
+          : `; the rule's manual quantity was changed since (${held}) and is left`;
+    results.set(event, ok(r.odoo, `${r.note ? `${r.note}; ` : ''}ordered the reorder rule's manual quantity to order (${m.qty})${what}`));
+  }
+}
+
+/**
+ * The record of manual quantities after a call: an entry goes once its breach is delivered
+ * (its quantity cleared, changed since, or no line of its own); a failed breach keeps it for its
+ * retry. Entries older than a month go too (a breach discarded). A failure to write it is logged:
+ * what it keeps is only looked at again for a retry.
+ */
+async function settleManualBook(ctx: RuleContext, book: ManualBook, live: StoredEvent[], results: Map<string, RuleResult>): Promise<void> {
+  let changed = false;
+  for (const e of live) {
+    if (book[e.event.idempotencyKey] !== undefined && results.get(e.event.id)?.ok === true) {
+      delete book[e.event.idempotencyKey];
+      changed = true;
+    }
+  }
+  const oldest = ctx.now() - MANUAL_KEEP_MS;
+  for (const [key, m] of Object.entries(book)) {
+    if (Date.parse(m.at) < oldest) {
+      delete book[key];
+      changed = true;
+    }
+  }
+  if (!changed) return;
+  try {
+    await ctx.ref.putOwnDoc(MANUAL_DOC, book);
+  } catch (err) {
+    ctx.log.warn('the record of manual quantities ordered could not be updated', { error: describeError(err) });
   }
 }
 
