@@ -32,14 +32,14 @@ afterEach(async () => {
  * The site's Odoo products for an analyzer's consumption table (untracked consumables, in the
  * unit their profile rows use), created by the admin as a site does before commissioning.
  */
-function createProducts(emu: OdooEmulator, products: Array<[code: string, uom: 'Units' | 'L']>): void {
+function createProducts(emu: OdooEmulator, products: Array<[code: string, uom: 'Units' | 'L' | 'mL']>): void {
   const uomId = (name: string): number => emu.records('uom.uom', [['name', '=', name]])[0]!.id as number;
   for (const [code, uom] of products) {
     emu.call('product.product', 'create', [{ name: code, default_code: code, type: 'consu', detailed_type: 'consu', sale_ok: false, uom_id: uomId(uom), uom_po_id: uomId(uom) }]);
   }
 }
 
-function lab(id: string, sections: Record<string, unknown>, products: Array<[string, 'Units' | 'L']> = []): Promise<Lab> {
+function lab(id: string, sections: Record<string, unknown>, products: Array<[string, 'Units' | 'L' | 'mL']> = []): Promise<Lab> {
   return startLabDay(id, closers, sections, { relay: { invoicing: false }, prepare: (emu) => createProducts(emu, products) });
 }
 
