@@ -888,9 +888,11 @@ function orderpointToOrder(env: ComputeEnv, r: Row): number {
 
 /**
  * 19 `_get_multiple_rounded_qty`: with a Multiple (`replenishment_uom_id`) other than the product's
- * unit, the quantity is converted into it, rounded UP to whole ones (float_round, 0 digits) and
- * converted back (`_compute_quantity`, rounded UP at the unit's rounding, 0.01 on 19); without
- * one, not rounded. (purchase_stock's fallback to the vendor line's unit is not emulated here.)
+ * unit, the quantity is converted into it (`_compute_quantity`: rounded UP at the unit's
+ * rounding), rounded UP to whole ones (float_round, 0 digits) and converted back (rounded UP
+ * again); without one, not rounded. On 19 every unit's rounding is the 'Product Unit' decimal
+ * precision (uom.uom `_compute_rounding`): 0.01 by default, 0.001 with 3 digits, read here.
+ * (purchase_stock's fallback to the vendor line's unit is not emulated here.)
  */
 function multipleRounded19(env: ComputeEnv, r: Row, qty: number): number {
   const product = env.table('product.product').get(r.product_id as number);
@@ -899,11 +901,23 @@ function multipleRounded19(env: ComputeEnv, r: Row, qty: number): number {
   const own = units.get(template?.uom_id as number);
   const multiple = units.get(r.replenishment_uom_id as number);
   if (!own || !multiple || own.id === multiple.id) return qty;
+  const step = productUnitStep(env);
+  const up = (v: number, by: number): number => {
+    const n = v / by;
+    return Math.ceil(n - Math.abs(n) * 2 ** -50) * by;
+  };
   const abs = (u: Row): number => uomChain(env, u).reduce((f, x) => f * ((x.relative_factor as number) || 1), 1);
-  const inMultiple = (qty * abs(own)) / abs(multiple);
-  const whole = Math.ceil(inMultiple - Math.abs(inMultiple) * 2 ** -50);
-  const back = (whole * abs(multiple)) / abs(own);
-  return Math.ceil(back * 100 - Math.abs(back * 100) * 2 ** -50) / 100;
+  const whole = up(up((qty * abs(own)) / abs(multiple), step), 1);
+  const back = up((whole * abs(multiple)) / abs(own), step);
+  // The float a multiple of the step prints as (0.375, not 0.37500000000000006).
+  return Number(back.toFixed(Math.max(0, Math.round(-Math.log10(step)))));
+}
+
+/** 19: the step every unit rounds at, from the 'Product Unit' decimal precision (2 digits when absent). */
+function productUnitStep(env: ComputeEnv): number {
+  let digits = 2;
+  for (const p of env.table('decimal.precision').values()) if (p.name === uomPrecisionName(env.version)) digits = Number(p.digits);
+  return 10 ** -digits;
 }
 
 function saleLineDeliveredMethod(env: ComputeEnv, r: Row): string {

@@ -485,14 +485,16 @@ async function supplyOf(ctx: RuleContext, product: ProductRef, need: number, rul
       chosen = (await selectSeller(ctx, product, need, usable)) ?? usable[0];
     }
     if (chosen && chosen.partnerId > 0) {
-      let inUnit = await inSellerUnit(ctx, product, need, chosen, 'HALF-UP');
       // 19: every unit rounds at the 'Product Unit' precision (0.01), and the reorder rule's
       // computed quantity is rounded up to whole units of the vendor line's own unit instead
       // (purchase_stock `_get_replenishment_multiple_alternative`, used by `_get_multiple_rounded_qty`):
-      // 15 cartridges bought by the box of 10 are 2 boxes, 12 too. A manual quantity is not rounded.
-      if (computed && inUnit !== undefined && unitField === 'product_uom_id' && chosen.uomId !== undefined && chosen.uomId !== product.uomId) {
-        inUnit = Math.ceil(inUnit - inUnit * 2 ** -50);
-      }
+      // 15 cartridges bought by the box of 10 are 2 boxes, 12 too. As Odoo does it: converted into
+      // that unit rounding UP at its precision (`_compute_quantity`'s default), then up to whole
+      // ones: 5.004 L in 5 L cans is 1.0008, 1.01, 2 cans (half-up first made it 1.00, 1 can,
+      // 0.004 L short). A manual quantity is not rounded.
+      const toWhole = computed && unitField === 'product_uom_id' && chosen.uomId !== undefined && chosen.uomId !== product.uomId;
+      let inUnit = await inSellerUnit(ctx, product, need, chosen, toWhole ? 'UP' : 'HALF-UP');
+      if (toWhole && inUnit !== undefined) inUnit = Math.ceil(inUnit - inUnit * 2 ** -50);
       // A unit Odoo could not convert to (another category: Odoo refuses such a line anyway) leaves the line in the product's unit.
       const description = describe(product, chosen);
       if (inUnit === undefined) return { vendorId: chosen.partnerId, quantity: need, description, ...(product.uomId ? { uomId: product.uomId } : {}) };
