@@ -11,6 +11,7 @@ import { savedLastSuccess } from '../relay/last-success.ts';
 import type { RelayPauseDetail } from '../relay/paused.ts';
 import { waitingSince, waitsForLisOrder } from '../relay/rules/waiting-for-order.ts';
 import { SteadyWallClock, span } from '../wall-clock.ts';
+import { logOutputLoss, type LogOutputLoss } from '../log.ts';
 
 /**
  * The one status model of the gateway. It is fed by the typed telemetry events (never by the
@@ -183,6 +184,12 @@ export interface ApiStatus {
    * (with the embedded broker, every subscriber of those raised at start-up) reads them here.
    */
   recentAlerts: StatusAlert[];
+  /**
+   * Log lines stderr could not take since the process started (gateway/src/log.ts: its reader
+   * gone, EPIPE; a log file on a full disk, ENOSPC): how many, when the last was lost (ISO, null
+   * when none was) and why. `LOG_LINES_LOST` while the last was lost within the hour.
+   */
+  log: LogOutputLoss;
 }
 
 export interface StatusAlert {
@@ -222,6 +229,8 @@ export interface StatusModelOptions {
    * `since` lay in the future and ODOO_UNREACHABLE was not raised for two hours.
    */
   now?: () => number;
+  /** The log lines lost so far (default: this process's, gateway/src/log.ts `logOutputLoss`). */
+  logOutputLoss?: () => LogOutputLoss;
   /** Free-space reader (tests inject a fake full disk). */
   readDisk?: (path: string) => Promise<{ freeBytes: number; totalBytes: number }>;
 }
@@ -250,6 +259,8 @@ const UP_ODOO_STATES: ReadonlySet<OdooLinkState> = new Set(['connected', 'sandbo
  */
 const RESTATED_ALERTS: ReadonlySet<string> = new Set(['ODOO_AUTH_FAILED', 'ODOO_AUTH_FAILED_CLEARED', 'ODOO_KEY_EXPIRING', 'ODOO_KEY_EXPIRED', 'CLOCK_BEHIND_STORED_DATA']);
 const DAY_MS = 86_400_000;
+/** LOG_LINES_LOST lasts this long after the last line lost (ms): the gap is recent enough to look for. */
+const LOG_LOSS_SHOWN_MS = 3_600_000;
 /**
  * One-off alerts the status keeps (`recentAlerts`): enough for a start-up's (clock, Odoo target,
  * Odoo version, a refused reference read) and the latest of a burst, small enough for a status
@@ -375,6 +386,8 @@ export class StatusModel implements Component {
   /** The MQTT publisher's link (setMqttLink), with `since` in epoch ms for the grace period. */
   #mqtt: (MqttLinkStatus & { sinceMs: number }) | null = null;
   #relayPause: RelayPauseDetail | null = null;
+  /** The log lines lost, as last read (poll). */
+  #logLoss: LogOutputLoss = { droppedLines: 0, lastDroppedAt: null, lastError: null };
   #storeHealthEvent: 'ok' | 'failed' | 'full' = 'ok';
   /**
    * Events the relay retries because they wait for the LIS's order (a result, a milestone or a
@@ -577,7 +590,16 @@ export class StatusModel implements Component {
       this.#intake = { ...intake };
       this.#changed('status');
     }
+    this.#readLogLoss();
     this.#checkHealth();
+  }
+
+  /** The log lines lost so far (log.ts counts them as stderr refuses them): a change is a change of the status. */
+  #readLogLoss(): void {
+    const loss = (this.#o.logOutputLoss ?? logOutputLoss)();
+    if (sameRecord(loss, this.#logLoss)) return;
+    this.#logLoss = { droppedLines: loss.droppedLines, lastDroppedAt: loss.lastDroppedAt, lastError: loss.lastError };
+    this.#changed('status');
   }
 
   async refreshDisk(): Promise<void> {
@@ -650,6 +672,18 @@ export class StatusModel implements Component {
         level: 'degraded',
         code: 'CLOCK_BEHIND_STORED_DATA',
         message: `System clock ${span(behind)} behind the data the gateway stored (newest ${at}): times recorded and ages shown are off by as much until it is set right; check the box's time source (NTP, RTC)`,
+      });
+    }
+    // The log has a gap (its reader went away, its disk is full): IT looking for what happened then finds nothing.
+    const loss = this.#logLoss;
+    const lostAt = loss.lastDroppedAt === null ? Number.NaN : Date.parse(loss.lastDroppedAt);
+    if (loss.droppedLines > 0 && Number.isFinite(lostAt) && now - lostAt < LOG_LOSS_SHOWN_MS) {
+      const n = loss.droppedLines;
+      const why = loss.lastError ? ` (${loss.lastError})` : '';
+      reasons.push({
+        level: 'degraded',
+        code: 'LOG_LINES_LOST',
+        message: shownReason(`${n} log line${n === 1 ? '' : 's'} lost since the gateway started, the last at ${localTime(lostAt, now)}${why}: the log has a gap; check what reads the gateway's output (journald, a tee or log shipper) and the free space where the log is written`),
       });
     }
     if (this.#queue.deadLettered > 0) {
@@ -787,6 +821,7 @@ export class StatusModel implements Component {
       publishIntervalMs: this.#o.config.mqtt.publishIntervalMs,
       mqtt: this.#mqtt ? { broker: this.#mqtt.broker, connected: this.#mqtt.connected, since: this.#mqtt.since, lastError: this.#mqtt.lastError } : null,
       recentAlerts: this.#recentAlerts.map((a) => ({ ...a })).reverse(),
+      log: { ...this.#logLoss },
     };
   }
 

@@ -330,6 +330,12 @@
     $('i-duplicates').textContent = i.duplicates;
     $('i-rate').textContent = s.throughput ? `${s.throughput.receivedPerMinute} in, ${s.throughput.deliveredPerMinute} to Odoo` : '—';
     $('i-disk').textContent = s.disk ? `${bytes(s.disk.freeBytes)} of ${bytes(s.disk.totalBytes)}` : '—';
+    // Lines the gateway's log could not take (its reader gone, its disk full): the log has a gap there.
+    const log = s.log;
+    const logCell = $('i-log');
+    logCell.textContent = !log ? '—' : log.droppedLines === 0 ? 'none' : `${log.droppedLines}, the last ${clockTime(log.lastDroppedAt)}${log.lastError ? ` (${log.lastError})` : ''}`;
+    logCell.classList.toggle('log-lost', Boolean(log && log.droppedLines > 0));
+    logCell.title = log && log.lastDroppedAt ? log.lastDroppedAt : '';
     $('tab-sandbox').hidden = !s.sandbox;
 
     // The gateway's one-off alerts (a clock set wrong at start-up, another Odoo, …): said once on
