@@ -245,6 +245,8 @@ const MODELS: ModelSpec[] = [
         },
       }),
       removal_strategy_id: m2o('product.removal', 'Force Removal Strategy'),
+      // stock: the category's routes (a product's procurement follows them after its own).
+      route_ids: m2m('stock.route', 'Routes'),
     },
   },
   {
@@ -544,6 +546,8 @@ const MODELS: ModelSpec[] = [
       replenishment_uom_id: m2o('uom.uom', 'Multiple', { versions: V19 }),
       trigger: sel('Trigger', [['auto', 'Auto'], ['manual', 'Manual']], { default: 'auto' }),
       route_id: m2o('stock.route', 'Route'),
+      // 19: the route the rule replenishes by: its Route, else the one computed (effectiveRoute19).
+      effective_route_id: m2o('stock.route', 'Effective Route', { versions: V19, compute: (env, r) => effectiveRoute19(env, r) }),
       // purchase_stock (16-19): the reorder rule's own vendor line ("Vendor" column of the
       // replenishment report); Odoo's _run_buy takes it before _select_seller.
       supplier_id: m2o('product.supplierinfo', 'Product Supplier'),
@@ -805,6 +809,8 @@ const MODELS: ModelSpec[] = [
 function productTemplateFields(): Record<string, FieldSpec> {
   return {
     name: char('Name', { required: true }),
+    // stock: the product's own routes (Inventory tab), before its category's and the warehouse's.
+    route_ids: m2m('stock.route', 'Routes'),
     default_code: char('Internal Reference', {
       compute: (env, r) => [...env.table('product.product').values()].find((p) => p.product_tmpl_id === r.id)?.default_code ?? false,
     }),
@@ -911,6 +917,42 @@ function multipleRounded19(env: ComputeEnv, r: Row, qty: number): number {
   const back = up((whole * abs(multiple)) / abs(own), step);
   // The float a multiple of the step prints as (0.375, not 0.37500000000000006).
   return Number(back.toFixed(Math.max(0, Math.round(-Math.log10(step)))));
+}
+
+/**
+ * 19 `effective_route_id` (`_compute_effective_route_id`): the reorder rule's Route when set, else
+ * `_get_default_route`. purchase_stock's first: when the product has vendors and the rules the
+ * procurement would follow from the rule's location (`rule_ids`, `_get_rules_from_location`)
+ * include a buy rule, that rule's route. Then stock's: a route of the product's or its category's
+ * with an active pull rule delivering exactly to the rule's location (a resupply from another
+ * location). Else none. The rule followed is searched as `_get_rule` does, from the location up
+ * its parents: the reorder rule's Route, then the product's, its category's, then any route with a
+ * buy rule (standing for the warehouse's Buy route); a pull rule ends the chain (make to stock:
+ * the emulator's rules have no procure method).
+ */
+function effectiveRoute19(env: ComputeEnv, r: Row): number | false {
+  if (typeof r.route_id === 'number') return r.route_id;
+  const product = env.table('product.product').get(r.product_id as number);
+  const template = product ? env.table('product.template').get(product.product_tmpl_id as number) : undefined;
+  const categ = template ? env.table('product.category').get(template.categ_id as number) : undefined;
+  const routes = env.table('stock.route');
+  const activeRoute = (id: unknown): boolean => typeof id === 'number' && routes.get(id)?.active !== false;
+  const rules = [...env.table('stock.rule').values()].filter((x) => x.active !== false && activeRoute(x.route_id));
+  const own = [...((template?.route_ids as number[] | undefined) ?? []), ...((categ?.route_ids as number[] | undefined) ?? [])];
+  const buying = [...new Set(rules.filter((x) => x.action === 'buy').map((x) => x.route_id as number))];
+  const candidates = [...own, ...buying];
+  const sellers = template ? env.rowsBy('product.supplierinfo', 'product_tmpl_id', template.id).length > 0 : false;
+  const locs = env.table('stock.location');
+  let followed: Row | undefined;
+  for (let loc = locs.get(r.location_id as number); loc && !followed; loc = locs.get(loc.location_id as number)) {
+    for (const route of candidates) {
+      followed = rules.find((x) => x.route_id === route && x.location_dest_id === loc!.id);
+      if (followed) break;
+    }
+  }
+  if (sellers && followed?.action === 'buy') return followed.route_id as number;
+  const resupply = rules.find((x) => ['pull', 'pull_push'].includes(x.action as string) && x.location_dest_id === r.location_id && own.includes(x.route_id as number));
+  return resupply ? (resupply.route_id as number) : false;
 }
 
 /** 19: the step every unit rounds at, from the 'Product Unit' decimal precision (2 digits when absent). */

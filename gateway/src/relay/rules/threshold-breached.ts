@@ -328,10 +328,14 @@ async function reorderRulesOf(ctx: RuleContext, productIds: number[]): Promise<M
   const out = new Map<number, ReorderRule>();
   // qty_to_order_manual exists from 18 on, replenishment_uom_id on 19: read only where the server
   // has them (an older one would refuse the read).
-  const fields = ctx.odoo.fields.existing('stock.warehouse.orderpoint', ['id', 'product_id', 'location_id', 'supplier_id', 'route_id', 'qty_to_order_manual', 'replenishment_uom_id']);
+  // 19: a rule without a Route replenishes by a computed one (`effective_route_id`: the product's
+  // or its category's resupply route, or the warehouse's Buy), read where the server has it and
+  // preferred over route_id (equal to it when the Route is set).
+  const fields = ctx.odoo.fields.existing('stock.warehouse.orderpoint', ['id', 'product_id', 'location_id', 'supplier_id', 'route_id', 'effective_route_id', 'qty_to_order_manual', 'replenishment_uom_id']);
   const rows = await searchRead(ctx.odoo, 'stock.warehouse.orderpoint', [['product_id', 'in', productIds]], fields);
+  const routeOf = (r: OdooRecord): unknown => (m2oId(r['effective_route_id']) !== undefined ? r['effective_route_id'] : r['route_id']);
   const ops = labOrderpoints(
-    rows.map((r) => ({ id: r.id, productId: m2oId(r['product_id']) ?? 0, locationId: m2oId(r['location_id']), line: m2oId(r['supplier_id']), route: m2oId(r['route_id']), routeName: m2oName(r['route_id']), manual: Number(r['qty_to_order_manual'] ?? 0) || 0, ownMultiple: m2oId(r['replenishment_uom_id']) !== undefined })),
+    rows.map((r) => ({ id: r.id, productId: m2oId(r['product_id']) ?? 0, locationId: m2oId(r['location_id']), line: m2oId(r['supplier_id']), route: m2oId(routeOf(r)), routeName: m2oName(routeOf(r)), manual: Number(r['qty_to_order_manual'] ?? 0) || 0, ownMultiple: m2oId(r['replenishment_uom_id']) !== undefined })),
     ctx.ref.labLocationChain(),
   );
   const routeIds = [...new Set(ops.map((op) => op.route).filter((id): id is number => id !== undefined))];
