@@ -338,6 +338,9 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
 
   const hl7: Hl7EndpointConfig[] = [];
   const hl7Raw = root.hl7 === undefined ? d.hl7 : c.list('hl7', root.hl7);
+  // `hl7:` with nothing after it (its entries commented out) reads as null: no listener, while
+  // left out is the default endpoint and `hl7: []` says none. Kept as none, but said.
+  if (root.hl7 === null) c.warn('hl7', 'has no value: the gateway opens no HL7/MLLP listener, so no LIS can connect; write hl7: [] if that is meant, list the endpoints under it, or leave hl7 out for the default endpoint lis on 127.0.0.1:2575');
   hl7Raw.forEach((entry, i) => {
     const p = `hl7[${i}]`;
     const o = c.object(p, entry, ['id', 'listen', 'ack', 'tls', 'maxMessageBytes', 'idleTimeoutMs', 'maxConnections', 'unknownMessageTypes', 'defaultCharset', 'analyzer', 'accessionPrefix'], 'hl7[]');
