@@ -32,6 +32,9 @@ export async function runSend(argv: string[], ctx: CliContext): Promise<number> 
     timeoutMs = Number(values['timeout-ms']);
     if (values['timeout-ms'].trim() === '' || !Number.isInteger(timeoutMs) || timeoutMs < 1) throw new UsageError(`send --timeout-ms needs a positive whole number of milliseconds (found "${values['timeout-ms']}")`);
   }
+  // A client certificate is a pair: --key alone was ignored (the message went in clear text), and
+  // --cert alone failed inside the handshake.
+  if ((values.cert === undefined) !== (values.key === undefined)) throw new UsageError(values.cert === undefined ? 'send --key needs --cert (the client certificate the key belongs to)' : 'send --cert needs --key (the client certificate\'s private key)');
   const useTls = values.tls || values.ca !== undefined || values.cert !== undefined;
   const tls = useTls
     ? {
