@@ -17,6 +17,8 @@ import {
   decideNotification,
   diagnostics,
   forgetAlert,
+  gatewayAnswerProblem,
+  gatewayProblemPage,
   isOffline,
   alertIdentity,
   missedAlerts,
@@ -142,6 +144,15 @@ class TrayApp {
   #windowRetry: NodeJS.Timeout | undefined;
   /** A #recheckGatewayId loop is running. */
   #rechecking = false;
+  /**
+   * What the gateway's answer says of the tray's settings (gatewayAnswerProblem: it refuses the
+   * name in gatewayUrl), shown beside the settings problems while it lasts.
+   */
+  #gatewayProblem: string | undefined;
+  /** A #watchGatewayProblem loop is running. */
+  #watchingProblem = false;
+  /** Quit was chosen: the loops asking the gateway end. */
+  #quitting = false;
 
   constructor(config: TrayConfig) {
     this.#config = config;
@@ -224,10 +235,51 @@ class TrayApp {
   async #learnGatewayId(): Promise<string | undefined> {
     try {
       const res = await fetch(`${this.#config.gatewayUrl}/api/status`, { signal: AbortSignal.timeout(3000) });
+      this.#setGatewayProblem(gatewayAnswerProblem(this.#config.gatewayUrl, res.status));
       const body = (await res.json()) as { gatewayId?: string };
       return typeof body.gatewayId === 'string' && body.gatewayId ? body.gatewayId : undefined;
     } catch {
       return undefined; // subscribe with a wildcard; the first status names the gateway
+    }
+  }
+
+  /**
+   * The gateway's answer says something of the tray's settings (it refuses the name in
+   * gatewayUrl), or no longer does: shown as a settings problem (tooltip, menu, diagnostics, a
+   * notification when it appears), and asked again every RECHECK_MS while it lasts, so that it
+   * clears once IT has added the name to the gateway's status.allowedHosts.
+   */
+  #setGatewayProblem(problem: string | undefined): void {
+    if (problem === this.#gatewayProblem) return;
+    this.#gatewayProblem = problem;
+    this.#update({ configIssues: this.#allIssues() });
+    if (problem === undefined) return;
+    if (Notification.isSupported()) new Notification({ title: 'Lab gateway tray: check its settings', body: problem }).show();
+    void this.#watchGatewayProblem();
+  }
+
+  /** Settings problems: the config's, then what the gateway's answer says of gatewayUrl. */
+  #allIssues(): string[] {
+    return [...this.#issues, ...(this.#gatewayProblem === undefined ? [] : [this.#gatewayProblem])];
+  }
+
+  async #watchGatewayProblem(): Promise<void> {
+    if (this.#watchingProblem) return;
+    this.#watchingProblem = true;
+    try {
+      while (this.#gatewayProblem !== undefined && !this.#quitting) {
+        await new Promise((r) => setTimeout(r, RECHECK_MS).unref());
+        if (this.#quitting) return;
+        const id = await this.#learnGatewayId();
+        const client = this.#client;
+        if (id === undefined || client === undefined || this.#gatewayIdConfirmed) continue;
+        // The gateway at gatewayUrl answers at last: follow it (as #confirmGatewayId would).
+        this.#gatewayIdConfirmed = true;
+        if (this.#gatewayId === undefined) this.#follow(client, id);
+        else if (id !== this.#gatewayId) this.#switchGateway(client, id);
+      }
+    } finally {
+      this.#watchingProblem = false;
     }
   }
 
@@ -433,6 +485,7 @@ class TrayApp {
       case 'copy-diagnostics':
         return this.#copyDiagnostics();
       case 'quit':
+        this.#quitting = true;
         this.#client?.end(true);
         this.#client = undefined; // ends the loops that ask the gateway its id
         app.quit();
@@ -444,7 +497,7 @@ class TrayApp {
     clipboard.writeText(
       diagnostics(
         { ...this.#state, now: Date.now() },
-        { gatewayUrl: this.#config.gatewayUrl, mqttUrl: this.#config.mqttUrl, appVersion: app.getVersion(), sources: this.#config.sources, issues: this.#issues },
+        { gatewayUrl: this.#config.gatewayUrl, mqttUrl: this.#config.mqttUrl, appVersion: app.getVersion(), sources: this.#config.sources, issues: this.#allIssues() },
       ),
     );
   }
@@ -524,8 +577,9 @@ class TrayApp {
 
   openWindow(): void {
     if (this.#window && !this.#window.isDestroyed()) {
-      // A window whose page did not load shows nothing: a click loads it again at once.
-      if (this.#windowLoadFailed) this.#loadStatusPage(this.#window);
+      // A window whose page did not load shows nothing (or why the gateway refuses the tray): a
+      // click loads it again at once.
+      if (this.#windowLoadFailed || this.#gatewayProblem !== undefined) this.#loadStatusPage(this.#window);
       this.#window.show();
       this.#window.focus();
       return;
@@ -576,6 +630,17 @@ class TrayApp {
 
   #loadStatusPage(win: BrowserWindow): void {
     clearTimeout(this.#windowRetry);
+    // The gateway refuses the tray's address: its page would be the refusal's raw JSON. Say why
+    // instead, and look again every WINDOW_RETRY_MS (#watchGatewayProblem asks the gateway).
+    const problem = this.#gatewayProblem;
+    if (problem !== undefined) {
+      win.loadURL(gatewayProblemPage(problem, WINDOW_RETRY_MS / 1000)).catch(() => undefined);
+      this.#windowRetry = setTimeout(() => {
+        if (this.#window === win && !win.isDestroyed()) this.#loadStatusPage(win);
+      }, WINDOW_RETRY_MS);
+      this.#windowRetry.unref();
+      return;
+    }
     // loadURL rejects when the page fails to load: did-fail-load (above) has it in hand.
     win.loadURL(this.#config.gatewayUrl + '/').catch(() => undefined);
   }

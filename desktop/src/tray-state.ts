@@ -422,6 +422,38 @@ export function decideNotification(state: NotifyState, alert: TrayAlert, now: nu
   };
 }
 
+/**
+ * What the gateway's answer to the tray's `GET <gatewayUrl>/api/status` says of the tray's
+ * settings, as a settings problem (undefined: nothing). A 421 (Misdirected Request) is the gateway
+ * refusing the host name gatewayUrl names (its `status.allowedHosts`, status/README.md): every
+ * request of the tray is refused, the tray cannot learn which gateway to follow, and its status
+ * window shows the refusal's raw JSON. Before, the tray asked again every 5 s and said nothing.
+ */
+export function gatewayAnswerProblem(gatewayUrl: string, httpStatus: number): string | undefined {
+  if (httpStatus !== 421) return undefined;
+  let host = gatewayUrl;
+  try {
+    host = new URL(gatewayUrl).hostname;
+  } catch {
+    // an address the config accepted always parses; shown whole otherwise
+  }
+  // Key and host first: the tooltip keeps about 55 characters of it (Windows' 127 in all).
+  return `gateway's status.allowedHosts lacks "${host}" (gatewayUrl's host; every request is answered 421): add it there and restart the gateway, or set gatewayUrl to the gateway's IP address`;
+}
+
+/**
+ * The status window's page while the gateway refuses the tray's address (gatewayAnswerProblem):
+ * the problem in words instead of the refusal's raw JSON. A `data:` URL the window loads itself.
+ */
+export function gatewayProblemPage(problem: string, retrySeconds: number): string {
+  const esc = (t: string): string => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+  const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Lab gateway status: check the tray's settings</title></head><body style="font-family:sans-serif;margin:2em;max-width:48em">` +
+    `<h1 style="font-size:1.3em">The tray cannot show the gateway's status page</h1>` +
+    `<p id="problem">Tray settings: ${esc(problem)}.</p>` +
+    `<p>This window tries again every ${retrySeconds} s.</p></body></html>`;
+  return `data:text/html;charset=utf-8,${encodeURIComponent(html)}`;
+}
+
 /** Parse a retained/alert payload defensively: a malformed message never crashes the tray. */
 export function parseJson<T>(payload: Buffer | string): T | undefined {
   try {
