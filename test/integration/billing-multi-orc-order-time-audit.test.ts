@@ -36,7 +36,17 @@ function read(text: string): { message: Hl7Message; drafts: DraftEvent[]; key: (
   return { message, drafts: normalizeLis(ctx), key: (position, type) => hl7EventKey(ctx, position, type) };
 }
 
-const iso = (hl7: string): string => `${hl7.slice(0, 4)}-${hl7.slice(4, 6)}-${hl7.slice(6, 8)}T${hl7.slice(8, 10)}:${hl7.slice(10, 12)}:00.000Z`;
+/**
+ * An offset other than the gateway's own on 2026-03-01, so that a bare ORC-9 read in the gateway's
+ * zone is another instant than the same digits with this offset.
+ */
+const offset = ((): string => {
+  const minutes = -new Date(2026, 2, 1, 9, 20).getTimezoneOffset() + 60;
+  const abs = Math.abs(minutes);
+  return `${minutes < 0 ? '-' : '+'}${String(Math.floor(abs / 60)).padStart(2, '0')}${String(abs % 60).padStart(2, '0')}`;
+})();
+/** A bare ORC-9 as the gateway reads it: the sender's local time, which is the gateway's own zone. */
+const iso = (hl7: string): string => new Date(+hl7.slice(0, 4), +hl7.slice(4, 6) - 1, +hl7.slice(6, 8), +hl7.slice(8, 10), +hl7.slice(10, 12)).toISOString();
 
 describe('an order message whose lines carry their own ORC-9', () => {
   /**
@@ -145,6 +155,65 @@ describe('order messages that keep their one event (and its key)', () => {
     // A second ORC carrying only the order numbers (no ORC-9) is part of the first one's order, timed by it.
     const numbersOnly = read(ormLines('MO-430', [{ test: 'GLU', orc9: ORDERED }, { test: 'TSH' }], { msh7: AGAIN }));
     expect(numbersOnly.drafts.filter((d) => d.type === 'order.created').map((d) => [(d.data as OrderCreatedData).tests.map((t) => t.code), d.occurredAt])).toEqual([[['GLU', 'TSH'], iso(ORDERED)]]);
+  });
+
+  /**
+   * A LIS that writes one ORC-9 on every ORC but not in one format: with its offset on one and
+   * without on the next, to the second on one and to the minute (or with a fraction) on the next.
+   * Each was split into two events, the later keyed anew (a resend across the upgrade, after
+   * retention, came back as new events), and a bare ORC-9 read in the gateway's own zone timed
+   * its test otherwise than the run.
+   */
+  it('a second ORC repeating ORC-9 in another format is one event with one key', () => {
+    const cases: Array<[string, string]> = [
+      [`20260301092000${offset}`, '20260301092000'],
+      ['20260301092000', `20260301092000${offset}`],
+      ['20260301092015', '202603010920'],
+      ['20260301092000.1234', '20260301092000'],
+      [`20260301092000${offset}`, `20260301092000.0${offset}`],
+    ];
+    for (const [first, second] of cases) {
+      const r = read(ormLines('MO-450', [{ test: 'GLU', orc9: first }, { test: 'TSH', orc9: second }], { msh7: AGAIN }));
+      expect(r.drafts.filter((d) => d.type === 'order.created').map((d) => [(d.data as OrderCreatedData).tests.map((t) => t.code), d.idempotencyKey]), `${first} then ${second}`).toEqual([[['GLU', 'TSH'], r.key(3, 'order.created')]]);
+    }
+    // Another time in another format is still another time.
+    const other = read(ormLines('MO-451', [{ test: 'GLU', orc9: `20260301092000${offset}` }, { test: 'TSH', orc9: '20260301103000' }], { msh7: AGAIN }));
+    expect(other.drafts.filter((d) => d.type === 'order.created').map((d) => (d.data as OrderCreatedData).tests.map((t) => t.code))).toEqual([['GLU'], ['TSH']]);
+  });
+
+  /**
+   * What finance would see: GLU and TSH ordered at 09:20 (the LIS writes its offset), TSH
+   * cancelled at 10:00, and the order resent as it stands with TSH's ORC-9 written without the
+   * offset. Split off and read in the gateway's zone, TSH looked ordered after its cancellation:
+   * back on the sale order and billed.
+   */
+  it('a cancelled test resent with its ORC-9 written without the offset stays cancelled', async () => {
+    const rig = await billingRig();
+    await rig.receive(ormTimed('MO-460', ['GLU', 'TSH'], { msh7: `${ORDERED}${offset}`, orc9: `${ORDERED}${offset}` }));
+    await rig.receive(oru('MO-460', 'GLU'));
+    await rig.receive(ormTimed('MO-460', ['TSH'], { control: 'CA', msh7: `${CANCELLED}${offset}`, orc9: `${CANCELLED}${offset}` }));
+    await rig.settle('MO-460');
+    await rig.receive(ormLines('MO-460', [{ test: 'GLU', orc9: `${ORDERED}${offset}` }, { test: 'TSH', orc9: ORDERED }], { msh7: `${REPLAYED}${offset}` }));
+    await rig.receive(oru('MO-460', 'TSH'));
+    await rig.settle('MO-460');
+
+    const evs = await rig.events('MO-460');
+    expect(deadReasons(evs)).toEqual([]);
+    expect(openLines(rig.emu, 'MO-460')).toEqual(['GLU']);
+    expect(billed(rig.emu, 'MO-460')).toEqual(['GLU']);
+  });
+
+  /**
+   * An order led by an ORC without OBR (the requisition, ORC-9 09:00) and then one ORC per test
+   * sharing 09:20: the tests were compared with the leading ORC, not with each other, and split.
+   */
+  it('tests sharing one ORC-9 after a leading ORC without OBR are one event', () => {
+    const r = read(ormLines('MO-470', [{ orc9: '20260301090000' }, { test: 'GLU', orc9: ORDERED }, { test: 'TSH', orc9: ORDERED }, { test: 'CRP', orc9: AGAIN }], { msh7: AGAIN }));
+    // MSH 0, PID 1, ORC 2 (no OBR), ORC 3, OBR 4 (GLU), ORC 5, OBR 6 (TSH), ORC 7, OBR 8 (CRP).
+    expect(r.drafts.filter((d) => d.type === 'order.created').map((d) => [(d.data as OrderCreatedData).tests.map((t) => t.code), d.idempotencyKey])).toEqual([
+      [['GLU', 'TSH'], r.key(2, 'order.created')],
+      [['CRP'], r.key(8, 'order.created')],
+    ]);
   });
 
   /**

@@ -91,3 +91,27 @@ export function isoTime(epochMs: number): string {
   const mmm = ms < 10 ? `00${ms}` : ms < 100 ? `0${ms}` : `${ms}`;
   return `${yyyy}-${two(month)}-${two(day)}T${two(hour)}:${two(minute)}:${two(second)}.${mmm}Z`;
 }
+
+/** A DTM's digits (YYYY…SS), its fraction and its offset, as written. */
+const DTM_PARTS = /^(\d{4,14})(?:\.\d{1,4})?([+-]\d{4})?$/;
+
+/**
+ * Whether two DTM values name one time as far as their writer says, for telling whether two lines
+ * of a message were placed at one time (normalize-lis.ts splits an order message's lines where
+ * ORC-9 differs): compared at the coarser of the two precisions (202603010920 and 20260301092015
+ * are one; a fraction of a second is no other time), and a value without an offset taken in the
+ * other's offset (20260301092000+0100 and 20260301092000 are one: the sender writes its own local
+ * time, whatever zone the gateway runs in). Undefined when either is not a date.
+ */
+export function sameHl7Time(a: string, b: string): boolean | undefined {
+  const pa = DTM_PARTS.exec(trimmed(a));
+  const pb = DTM_PARTS.exec(trimmed(b));
+  if (!pa || !pb || hl7TimeToIso(a) === undefined || hl7TimeToIso(b) === undefined) return undefined;
+  const da = pa[1] as string;
+  const db = pb[1] as string;
+  const n = Math.min(da.length, db.length);
+  const oa = pa[2] ?? pb[2] ?? '';
+  const ob = pb[2] ?? pa[2] ?? '';
+  if (oa === ob) return da.slice(0, n) === db.slice(0, n);
+  return hl7TimeToIso(da.slice(0, n) + oa) === hl7TimeToIso(db.slice(0, n) + ob);
+}

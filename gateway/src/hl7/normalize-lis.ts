@@ -1,6 +1,6 @@
 import type { DraftEvent, EventDataMap, EventType, OrderedTest, RunType } from '../events/types.ts';
 import { partitionKeys } from '../events/keys.ts';
-import { hl7TimeToIso } from './hl7-time.ts';
+import { hl7TimeToIso, sameHl7Time } from './hl7-time.ts';
 import type { Hl7Message, Hl7Segment } from './message.ts';
 import { hl7EventKey, type Hl7NormalizeContext, type Hl7Normalizer } from './normalizer.ts';
 import { historicalModeKind, isQcProcessingId, processingIdTerm, processingModeTerm } from './processing-id.ts';
@@ -263,14 +263,21 @@ interface OrderFact {
    * did when it was part of that run. Undefined for a fact that starts a run.
    */
   runStart?: OrderLine;
+  /**
+   * The run's first line naming a test, whose ORC-9 a later line naming a test is compared with
+   * (sameOrderTime). Not `line`: a run led by an ORC without OBR (the requisition's ORC, its own
+   * ORC-9) is not split between tests that share one ORC-9.
+   */
+  timeLine?: OrderLine;
 }
 
 /**
- * Line `b` was placed (or cancelled) at the time of the run that `a` begins, as far as the message
- * says: the same ORC, or one ORC-9 (as a time: 202603010920 and 20260301092000 are one), or no
- * ORC-9 on either side (an ORC that carries only the order numbers is part of the run before it,
- * as it always was). A run of lines is one event only while this holds: the event is timed by its
- * first line (occurredAt ORC-9, orderedAt ORC-9 else OBR-6), and billing judges a resend or a
+ * Line `b` was placed (or cancelled) at the time of the run whose first line naming a test is `a`,
+ * as far as the message says: the same ORC, or one ORC-9 (as a time, hl7-time.ts sameHl7Time:
+ * 202603010920 and 20260301092015 are one, so are 20260301092000+0100 and 20260301092000 whatever
+ * the gateway's zone), or no ORC-9 on either side (an ORC that carries only the order numbers is
+ * part of the run before it, as it always was). A run of lines is one event only while this
+ * holds: the event is timed by its first line (occurredAt ORC-9, orderedAt ORC-9 else OBR-6), and billing judges a resend or a
  * re-order by that time (events/invoice-eligibility.ts). Before, an order message naming GLU on an
  * ORC of 09:20 and then TSH on an ORC of 10:30 (ordered again after its cancellation at 10:00) was
  * one event timed 09:20: TSH was taken for a resend of the cancelled order and never billed
@@ -278,9 +285,10 @@ interface OrderFact {
  */
 function sameOrderTime(a: OrderLine, b: OrderLine): boolean {
   if (a.orc === b.orc) return true;
-  const at = hl7TimeToIso(a.orc?.get(9));
-  const bt = hl7TimeToIso(b.orc?.get(9));
-  return at === undefined || bt === undefined || at === bt;
+  const at = a.orc?.get(9) ?? '';
+  const bt = b.orc?.get(9) ?? '';
+  // The same text (a LIS repeating its ORC-9, or none on either): no time to read.
+  return at === bt || sameHl7Time(at, bt) !== false;
 }
 
 /** 1-based occurrence of `seg` among the message's segments of its name (ERR-2 segment sequence). */
@@ -371,14 +379,17 @@ function normalizeOrders(ctx: Hl7NormalizeContext, sink: EventSink): void {
     let fact = latest.get(accession);
     // Another ORC-9 splits the run only between lines naming tests: an ORC without OBR names none,
     // and an event of no test would be the whole order (a cancellation of everything).
-    const split = fact?.type === type && test !== undefined && fact.tests.length > 0 && !sameOrderTime(fact.line, line);
+    const split = fact?.type === type && test !== undefined && fact.timeLine !== undefined && !sameOrderTime(fact.timeLine, line);
     if (fact?.type !== type || split) {
       const runStart = split ? (fact!.runStart ?? fact!.line) : undefined;
       fact = { type, accession, line, tests: [], specimens: [], ...(runStart ? { runStart } : {}) };
       facts.push(fact);
       latest.set(accession, fact);
     }
-    if (test) fact.tests.push(test);
+    if (test) {
+      fact.tests.push(test);
+      fact.timeLine ??= line;
+    }
     for (const spm of line.specimens ?? (line.spm ? [line.spm] : [])) {
       const specimenId = specimenIdOf(spm);
       if (!specimenId) continue;
