@@ -62,23 +62,43 @@ export class MllpClient {
     socket.on('close', () => this.#fail(new Error('connection closed by the peer')));
   }
 
+  /**
+   * Connect (and, with `tls`, finish the handshake) within `timeoutMs` (30 s by default; 0 waits
+   * as long as the system does). Before, only replies were timed: `send --tls` to a port that took
+   * the connection and never started TLS (a plain MLLP port, a stuck proxy) waited forever, and a
+   * host behind a firewall dropping packets waited for the system's own connect timeout
+   * (test/integration/mllp-client-connect-timeout-audit.test.ts).
+   */
   static connect(options: MllpClientOptions): Promise<MllpClient> {
     return new Promise((resolve, reject) => {
-      const onError = (err: Error): void => reject(err);
+      let timer: NodeJS.Timeout | undefined;
+      const onError = (err: Error): void => {
+        clearTimeout(timer);
+        reject(err);
+      };
+      const connected = (): void => {
+        clearTimeout(timer);
+        socket.off('error', onError);
+        resolve(new MllpClient(socket, options));
+      };
       let socket: net.Socket;
       if (options.tls) {
         const tlsOptions = options.tls === true ? {} : options.tls;
-        socket = tls.connect({ host: options.host, port: options.port, ...tlsOptions }, () => {
-          socket.off('error', onError);
-          resolve(new MllpClient(socket, options));
-        });
+        socket = tls.connect({ host: options.host, port: options.port, ...tlsOptions }, connected);
       } else {
-        socket = net.connect({ host: options.host, port: options.port }, () => {
-          socket.off('error', onError);
-          resolve(new MllpClient(socket, options));
-        });
+        socket = net.connect({ host: options.host, port: options.port }, connected);
       }
       socket.once('error', onError);
+      const timeoutMs = options.timeoutMs ?? 30_000;
+      if (timeoutMs > 0) {
+        timer = setTimeout(() => {
+          const what = options.tls && socket.remoteAddress !== undefined && !socket.connecting ? 'no TLS handshake' : 'no connection';
+          socket.off('error', onError);
+          socket.on('error', () => undefined);
+          socket.destroy();
+          reject(new Error(`${what} within ${timeoutMs} ms (${options.host}:${options.port})`));
+        }, timeoutMs);
+      }
     });
   }
 
