@@ -7,6 +7,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { OdooVersion } from '../odoo-emulator/index.ts';
+import { REF_NAMESPACE } from '../../gateway/src/relay/reference-data.ts';
 import { makeRig, type Rig } from '../fixtures/relay/harness.ts';
 import { idOf, productId, rfqLines, thresholdBreached, waitFor } from '../fixtures/relay/helpers.ts';
 
@@ -61,6 +62,29 @@ describe.each([18, 19] as const)("the buyer's manual quantity is ordered once (O
     const [event] = await rig.store.listEvents({ type: 'stock.threshold_breached' });
     expect(event!.state).toBe('delivered');
     expect(await nextShortageOrders(rig)).toEqual([30, 15]);
+  });
+
+  /**
+   * An attempt recorded the buyer's 30 and failed before its line was loaded (the record is what
+   * such an attempt leaves in the store); before the retry the buyer made it 40. The retry ordered
+   * 40, its answer lost, but the record still said 30: the attempt that found the line took the
+   * 40 for a value typed since and left it on the rule, to be ordered again.
+   */
+  it('a retry that orders a quantity changed since an earlier attempt records it and clears it', async () => {
+    rig = await makeRig(version);
+    rig.emu.call('stock.warehouse.orderpoint', 'write', [[ruleOf(rig)], { qty_to_order_manual: 40 }]);
+    const breach = thresholdBreached('RGT-GLU', 15);
+    await rig.store.putDoc(REF_NAMESPACE, 'rfq-manual', { [breach.idempotencyKey]: { orderpoint: ruleOf(rig), qty: 30, at: new Date().toISOString() } });
+    rig.emu.faults.next(1, 'purchase.order', 'load').resetAfterCommit();
+    await rig.commit([breach]);
+    await rig.waitDrained();
+    expect(rig.emu.faults.log.map((f) => f.action)).toContain('reset-after-commit');
+    expect(rfqLines(rig.emu, 'RGT-GLU').map((l) => l['product_qty'])).toEqual([40]);
+    expect(manualOf(rig)).toBe(0);
+    const [event] = await rig.store.listEvents({ type: 'stock.threshold_breached' });
+    expect(event!.state).toBe('delivered');
+    expect(event!.note).toContain('manual quantity to order (40)');
+    expect(await rig.store.getDoc(REF_NAMESPACE, 'rfq-manual')).toEqual({});
   });
 
   /** Between the lost answer and the retry the buyer typed 40 for the next order: that is left alone. */

@@ -245,7 +245,8 @@ export class ReferenceData {
   /**
    * A document of the gateway's own about this Odoo's records (the `ref` namespace, dropped when
    * the gateway is pointed at another Odoo, odoo-target.ts): the consumption carry
-   * (rules/consumption-carry.ts). Not the snapshot nor the debits, which this class keeps.
+   * (rules/consumption-carry.ts), the buyer's manual quantities being ordered (`rfq-manual`,
+   * rules/threshold-breached.ts). Not the snapshot nor the debits, which this class keeps.
    */
   async ownDoc<T>(key: string): Promise<T | undefined> {
     if (key === SNAPSHOT_KEY || key === DEBITS_KEY) throw new Error(`ref/${key} is kept by ReferenceData`);

@@ -169,8 +169,10 @@ export const thresholdBreachedRule: PostingRule = {
     }
 
     // The manual quantities about to be ordered are recorded BEFORE their lines are loaded: a
-    // retry that finds a line whose answer was lost knows what to clear from the rule.
-    const recorded = [...manualRules.values()].filter((m) => book[m.key] === undefined);
+    // retry that finds a line whose answer was lost knows what to clear from the rule. Also over
+    // an earlier attempt's record: that attempt wrote no line, and the buyer may have changed the
+    // quantity since (recorded 30, ordered 40: the 40 would be taken for a value typed since).
+    const recorded = [...manualRules.values()].filter((m) => book[m.key]?.qty !== m.qty || book[m.key]?.orderpoint !== m.orderpoint);
     if (recorded.length > 0) {
       const at = new Date(ctx.now()).toISOString();
       for (const m of recorded) book[m.key] = { orderpoint: m.orderpoint, qty: m.qty, at };
