@@ -259,6 +259,32 @@ export class ReferenceData {
     await this.#store.putDoc(REF_NAMESPACE, key, value);
   }
 
+  /** Per document, the update in progress (updateOwnDoc runs one at a time per key). */
+  readonly #docTurns = new Map<string, Promise<unknown>>();
+
+  /**
+   * Read a document of the gateway's own, change it and write it back, one update of that
+   * document at a time: `change` gets what is stored now (undefined when none) and returns the
+   * value to write (undefined: write nothing). The relay runs several batches of one rule at once
+   * (more than one chunk of due events in a round); each used to read the whole document at its
+   * start and write it back whole later, so one batch's write took back what another had written
+   * meanwhile (a manual quantity being ordered, a consumption carry). Batches now apply only their
+   * own changes to the stored document (test/unit/relay-own-doc-updates.test.ts).
+   */
+  async updateOwnDoc<T>(key: string, change: (stored: T | undefined) => T | undefined): Promise<void> {
+    const before = this.#docTurns.get(key) ?? Promise.resolve();
+    const turn = before.catch(() => undefined).then(async () => {
+      const next = change(await this.ownDoc<T>(key));
+      if (next !== undefined) await this.putOwnDoc(key, next);
+    });
+    this.#docTurns.set(key, turn);
+    try {
+      await turn;
+    } finally {
+      if (this.#docTurns.get(key) === turn) this.#docTurns.delete(key);
+    }
+  }
+
   /** Models the last refresh could not read (Odoo refused them: access or another error); empty when it read everything. */
   get refused(): readonly RefusedModel[] {
     return this.#refused;

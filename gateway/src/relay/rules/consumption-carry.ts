@@ -28,7 +28,10 @@ import { roundToDigits, type ProductRef, type ReferenceData } from '../reference
  *   before the store recorded their delivery, the retry finds the record, delivers the same
  *   `count` events and does not carry them again.
  * The deltas add up whatever order segments are settled in, so segments of one lot in pickings of
- * several analyzers, or settled a call apart, leave the carry right.
+ * several analyzers, or settled a call apart, leave the carry right. For the same reason a batch
+ * saves only its own changes (carry deltas, records added and dropped) onto the document as stored
+ * (ReferenceData.updateOwnDoc): the relay runs batches of this rule side by side, and a batch that
+ * wrote back the whole document it had read took back another's carry and records.
  */
 const CARRY_DOC = 'consumption-carry';
 /** Records are dropped this long after they were written (their events are resolved long before). */
@@ -66,10 +69,18 @@ const clean = (n: number): number => Math.round(n * 1e9) / 1e9 || 0;
 const shown = (n: number): number => Math.round(n * 1e6) / 1e6 || 0;
 const keyOf = (productId: number, lotId: number | undefined): string => `${productId}:${lotId ?? ''}`;
 
+/** A batch's own changes to the document, applied to it as stored when the batch saves. */
+interface CarryChanges {
+  carry: Record<string, number>;
+  added: Record<string, SegmentRecord>;
+  dropped: Set<string>;
+}
+const noChanges = (): CarryChanges => ({ carry: {}, added: {}, dropped: new Set() });
+
 export class ConsumptionCarry {
   readonly #ref: ReferenceData;
   readonly #book: CarryBook;
-  #dirty = false;
+  #changes: CarryChanges = noChanges();
 
   private constructor(ref: ReferenceData, book: CarryBook) {
     this.#ref = ref;
@@ -151,37 +162,78 @@ export class ConsumptionCarry {
               (remainder > 0 ? `${shown(remainder)} ${unit} carried to its next consumption` : remainder < 0 ? `${shown(-remainder)} ${unit} posted ahead, taken off its next consumption` : 'nothing carried'),
       );
     }
-    for (const [key, d] of Object.entries(delta)) this.#book.carry[key] = clean((this.#book.carry[key] ?? 0) + d);
+    for (const [key, d] of Object.entries(delta)) {
+      this.#book.carry[key] = clean((this.#book.carry[key] ?? 0) + d);
+      this.#changes.carry[key] = clean((this.#changes.carry[key] ?? 0) + d);
+    }
     const note = notes.length > 0 ? notes.join('; ') : undefined;
-    this.#book.segments[headId] = { count, delta, posted: anything, at: now, ...(note && !anything ? { note } : {}) };
-    this.#dirty = true;
+    const record: SegmentRecord = { count, delta, posted: anything, at: now, ...(note && !anything ? { note } : {}) };
+    this.#book.segments[headId] = record;
+    this.#changes.added[headId] = record;
+    this.#changes.dropped.delete(headId);
     return { lines: anything ? out : [], ...(note ? { note } : {}) };
   }
 
-  /** Write the document when anything changed (one put), dropping records older than KEEP_MS. */
+  /**
+   * Apply this batch's changes to the document as stored (one put, one update of it at a time),
+   * dropping records older than KEEP_MS and carries of 0. Changes a failed save could not write are
+   * kept for the next save.
+   */
   async save(now: number): Promise<void> {
-    for (const [head, r] of Object.entries(this.#book.segments)) {
-      if (now - r.at > KEEP_MS) {
-        delete this.#book.segments[head];
-        this.#dirty = true;
-      }
+    const changes = this.#changes;
+    this.#changes = noChanges();
+    try {
+      await this.#ref.updateOwnDoc<CarryBook>(CARRY_DOC, (stored) => {
+        const book: CarryBook = { carry: { ...(stored?.carry ?? {}) }, segments: { ...(stored?.segments ?? {}) } };
+        let changed = false;
+        for (const [key, d] of Object.entries(changes.carry)) {
+          if (d === 0) continue;
+          book.carry[key] = clean((book.carry[key] ?? 0) + d);
+          changed = true;
+        }
+        for (const head of changes.dropped) {
+          if (book.segments[head] === undefined) continue;
+          delete book.segments[head];
+          changed = true;
+        }
+        for (const [head, r] of Object.entries(changes.added)) {
+          book.segments[head] = r;
+          changed = true;
+        }
+        for (const [head, r] of Object.entries(book.segments)) {
+          if (now - r.at > KEEP_MS) {
+            delete book.segments[head];
+            changed = true;
+          }
+        }
+        for (const [key, v] of Object.entries(book.carry)) {
+          if (v === 0) {
+            delete book.carry[key];
+            changed = true;
+          }
+        }
+        return changed ? book : undefined;
+      });
+    } catch (err) {
+      // Not written: kept (under any made since) for the next save.
+      for (const [key, d] of Object.entries(changes.carry)) this.#changes.carry[key] = clean(d + (this.#changes.carry[key] ?? 0));
+      for (const head of changes.dropped) if (this.#changes.added[head] === undefined) this.#changes.dropped.add(head);
+      for (const [head, r] of Object.entries(changes.added)) if (this.#changes.added[head] === undefined && !this.#changes.dropped.has(head)) this.#changes.added[head] = r;
+      throw err;
     }
-    for (const [key, v] of Object.entries(this.#book.carry)) {
-      if (v === 0) {
-        delete this.#book.carry[key];
-        this.#dirty = true;
-      }
-    }
-    if (!this.#dirty) return;
-    await this.#ref.putOwnDoc(CARRY_DOC, this.#book);
-    this.#dirty = false;
   }
 
   #drop(headId: string, undo: boolean): void {
     const r = this.#book.segments[headId];
     if (!r) return;
-    if (undo) for (const [key, d] of Object.entries(r.delta)) this.#book.carry[key] = clean((this.#book.carry[key] ?? 0) - d);
+    if (undo) {
+      for (const [key, d] of Object.entries(r.delta)) {
+        this.#book.carry[key] = clean((this.#book.carry[key] ?? 0) - d);
+        this.#changes.carry[key] = clean((this.#changes.carry[key] ?? 0) - d);
+      }
+    }
     delete this.#book.segments[headId];
-    this.#dirty = true;
+    delete this.#changes.added[headId];
+    this.#changes.dropped.add(headId);
   }
 }

@@ -176,7 +176,13 @@ export const thresholdBreachedRule: PostingRule = {
     if (recorded.length > 0) {
       const at = new Date(ctx.now()).toISOString();
       for (const m of recorded) book[m.key] = { orderpoint: m.orderpoint, qty: m.qty, at };
-      await ctx.ref.putOwnDoc(MANUAL_DOC, book);
+      // Only this batch's entries, onto the document as stored: another batch of this rule may
+      // have written its own meanwhile (ReferenceData.updateOwnDoc).
+      await ctx.ref.updateOwnDoc<ManualBook>(MANUAL_DOC, (stored) => {
+        const next = { ...(stored ?? {}) };
+        for (const m of recorded) next[m.key] = book[m.key]!;
+        return next;
+      });
     }
 
     if (byVendor.size > 0) {
@@ -413,23 +419,28 @@ async function clearManualQuantities(ctx: RuleContext, manual: Map<string, { key
  * what it keeps is only looked at again for a retry.
  */
 async function settleManualBook(ctx: RuleContext, book: ManualBook, live: StoredEvent[], results: Map<string, RuleResult>): Promise<void> {
-  let changed = false;
-  for (const e of live) {
-    if (book[e.event.idempotencyKey] !== undefined && results.get(e.event.id)?.ok === true) {
-      delete book[e.event.idempotencyKey];
-      changed = true;
-    }
-  }
+  const done = live.filter((e) => book[e.event.idempotencyKey] !== undefined && results.get(e.event.id)?.ok === true).map((e) => e.event.idempotencyKey);
+  for (const key of done) delete book[key];
   const oldest = ctx.now() - MANUAL_KEEP_MS;
-  for (const [key, m] of Object.entries(book)) {
-    if (Date.parse(m.at) < oldest) {
-      delete book[key];
-      changed = true;
-    }
-  }
-  if (!changed) return;
   try {
-    await ctx.ref.putOwnDoc(MANUAL_DOC, book);
+    // This batch's entries only, from the document as stored (another batch may have written its own).
+    await ctx.ref.updateOwnDoc<ManualBook>(MANUAL_DOC, (stored) => {
+      if (stored === undefined) return undefined;
+      const next = { ...stored };
+      let changed = false;
+      for (const key of done) {
+        if (next[key] === undefined) continue;
+        delete next[key];
+        changed = true;
+      }
+      for (const [key, m] of Object.entries(next)) {
+        if (Date.parse(m.at) < oldest) {
+          delete next[key];
+          changed = true;
+        }
+      }
+      return changed ? next : undefined;
+    });
   } catch (err) {
     ctx.log.warn('the record of manual quantities ordered could not be updated', { error: describeError(err) });
   }
