@@ -50,3 +50,66 @@ describe('check: odoo.url copied from the browser', () => {
     }, 30_000);
   }
 });
+
+/**
+ * Review of the check above: what it may refuse is only an address that cannot be Odoo's. A site
+ * that upgrades with a working odoo.url must still pass: Odoo behind a reverse proxy under a path
+ * (one segment or more, two instances side by side under /odoo/prod and /odoo/test, a path that
+ * begins with /web), a port, IPv6, a trailing slash. A page copied from the browser of Odoo served
+ * under such a path is named with that path, not the bare host (which is not Odoo there).
+ */
+describe('check: odoo.url of a site behind a proxy', () => {
+  const issuesAt = async (url: string): Promise<{ severity: string; message: string }[]> => {
+    const { validateConfig } = await import('../../gateway/src/config/validate.ts');
+    await writeFile(path.join(dir, 'odoo.key'), 'a-key\n');
+    const r = validateConfig({ gateway: { id: 'site-u', dataDir: path.join(dir, 'data') }, hl7: [], odoo: { url, database: 'lab', login: 'gateway', apiKeyFile: './odoo.key' } }, dir);
+    return r.issues.filter((i) => i.path === 'odoo.url');
+  };
+
+  for (const url of [
+    'https://intranet.example.com/odoo/prod',
+    'https://intranet.example.com/odoo/test/',
+    'https://intranet.example.com/erp/',
+    'https://intranet.example.com/apps/erp/odoo',
+    'https://erp.example.com:8443',
+    'https://erp.example.com:8443/erp',
+    'https://[2001:db8::10]:8069/',
+    'https://[2001:db8::10]/erp',
+    'https://intranet.example.com/web/erp',
+  ]) {
+    it(`${url} is not refused`, async () => {
+      expect((await issuesAt(url)).filter((i) => i.severity === 'error')).toEqual([]);
+    });
+  }
+
+  for (const [url, write] of [
+    ['https://intranet.example.com/erp/web#action=12&menu_id=5', 'https://intranet.example.com/erp'],
+    ['https://intranet.example.com/erp/web/login', 'https://intranet.example.com/erp'],
+    ['https://intranet.example.com/erp/odoo/action-12', 'https://intranet.example.com/erp'],
+    ['https://[2001:db8::10]:8443/erp/web/login?redirect=%2Fodoo', 'https://[2001:db8::10]:8443/erp'],
+    ['https://intranet.example.com/odoo/odoo/action-12', 'https://intranet.example.com/odoo'],
+    ['https://intranet.example.com/odoo/prod/web/login', 'https://intranet.example.com/odoo/prod'],
+    ['https://intranet.example.com/erp/?db=lab', 'https://intranet.example.com/erp'],
+    ['https://lab.example.com/odoo/res.partner/7', 'https://lab.example.com'],
+    ['https://lab.example.com/odoo/sales/42', 'https://lab.example.com'],
+    ['https://lab.example.com/web/database/selector', 'https://lab.example.com'],
+    ['https://lab.example.com/jsonrpc', 'https://lab.example.com'],
+    ['https://lab.example.com/?', 'https://lab.example.com'],
+    ['https://lab.example.com/#', 'https://lab.example.com'],
+  ] as const) {
+    it(`${url} is an error naming ${write}`, async () => {
+      const errors = (await issuesAt(url)).filter((i) => i.severity === 'error');
+      expect(errors).toHaveLength(1);
+      expect(errors[0]?.message).toContain(`write ${write} `);
+    });
+  }
+
+  /** A path that may be a web client page or a proxy's path: said, not refused. */
+  for (const url of ['https://lab.example.com/odoo/inventory', 'https://lab.example.com/web']) {
+    it(`${url} is a warning naming the host's address`, async () => {
+      const issues = await issuesAt(url);
+      expect(issues.map((i) => i.severity)).toEqual(['warning']);
+      expect(issues[0]?.message).toContain('https://lab.example.com ');
+    });
+  }
+});

@@ -252,19 +252,38 @@ function showableEnvName(name: string): boolean {
 }
 
 /**
- * Why `url` is the address of a page in a browser rather than of the Odoo server, or undefined.
- * The gateway posts to odoo.url followed by `/jsonrpc` (or `/json/2/…`): an address copied from
- * the browser while logged in (`/web#action=12`, Odoo 17.2+'s `/odoo/action-12`, `/web/login`,
- * `/?db=lab`) sent every request to a page that is not Odoo's API. Neither the query nor the part
- * after `#` is repeated (either may hold anything); a path of one other segment, Odoo served by a
- * proxy under it (`/odoo`, `/erp`), is left alone.
+ * Whether `url` is the address of a page in a browser rather than of the Odoo server. The gateway
+ * posts to odoo.url followed by `/jsonrpc` (or `/json/2/…`): an address copied from the browser
+ * while logged in (`/web#action=12`, Odoo 17.2+'s `/odoo/action-12`, `/web/login`, `/?db=lab`)
+ * sent every request to a page that is not Odoo's API. Odoo may be served by a proxy under a path
+ * of any length (`/erp`, `/odoo/prod` beside `/odoo/test`), so the web client is looked for after
+ * any such path and the address to write keeps it. `error`: what no proxy's path can be (a query or
+ * `#…`, `/web/login`, `/odoo/action-12`, a record, `/jsonrpc`); `warning`: a path that may be either
+ * (`/web`, `/odoo/inventory`), said but not refused: a working site upgrading must still pass.
+ * Neither the query nor the part after `#` is repeated (either may hold anything).
  */
-function odooWebClientPage(url: URL): string | undefined {
-  if (url.search !== '' || url.hash !== '') return `holds ${url.search !== '' ? 'a query (?…)' : 'a fragment (#…)'}, as an address copied from the browser does: everything after ? or # breaks each request`;
+function odooWebClientPage(url: URL): { severity: 'error' | 'warning'; why: string; write: string } | undefined {
   const segments = url.pathname.split('/').filter(Boolean);
-  if (segments[0] === 'web') return `${url.pathname} is a page of Odoo's web client, not the server's address`;
-  if (segments[0] === 'odoo' && segments.length > 1) return `${url.pathname} is a page of Odoo's web client, not the server's address`;
-  return undefined;
+  const write = (upTo: number): string => url.origin + segments.slice(0, upTo).map((s) => `/${s}`).join('');
+  // The last `web` or `odoo` (not the path's end: `/odoo` alone is a proxy's path): Odoo 17.2+
+  // served under /odoo is browsed at /odoo/odoo/action-12.
+  const client = segments.findLastIndex((s, i) => s === 'web' || (s === 'odoo' && i < segments.length - 1));
+  const base = client === -1 ? segments.length : client;
+  // A bare ? or # is no query or fragment to URL, but is still sent before /jsonrpc.
+  const cut = url.href.slice(url.origin.length).search(/[?#]/);
+  if (cut !== -1) {
+    const what = url.href.slice(url.origin.length)[cut] === '?' ? 'a query (?…)' : 'a fragment (#…)';
+    return { severity: 'error', why: `holds ${what}, as an address copied from the browser does: everything after ? or # breaks each request`, write: write(base) };
+  }
+  if (segments.at(-1) === 'jsonrpc') return { severity: 'error', why: `${url.pathname} names the API's own path, which the gateway adds itself`, write: write(segments.length - 1) };
+  if (client === -1) return undefined;
+  const rest = segments.slice(client + 1);
+  const page = `${url.pathname} is a page of Odoo's web client, not the server's address`;
+  const certain = segments[client] === 'web' ? ['login', 'database', 'signup', 'reset_password'].includes(rest[0] ?? '') : rest.some((s) => /^action-/.test(s) || s.includes('.') || /^\d+$/.test(s));
+  if (certain) return { severity: 'error', why: page, write: write(base) };
+  // /web/<word> other than those pages is no address a browser shows while logged in: a proxy's path.
+  if (rest.length > 0 && segments[client] === 'web') return undefined;
+  return { severity: 'warning', why: `${url.pathname} may be a page of Odoo's web client copied from the browser, or the path a proxy serves Odoo under; if no proxy serves it there`, write: write(base) };
 }
 
 /** Loopback hosts, as URL.hostname writes them. */
@@ -452,7 +471,7 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
       c.error('odoo.url', 'secrets are never written inline: take the user name and key out of the URL (the key goes in a file named by odoo.apiKeyFile, or in the environment variable named by odoo.apiKeyEnv; the user in odoo.login)');
     }
     const browserPage = parsed ? odooWebClientPage(parsed) : undefined;
-    if (parsed && browserPage) c.error('odoo.url', `${browserPage}: write ${parsed.origin} (the gateway posts to odoo.url followed by /jsonrpc; the database goes in odoo.database)`);
+    if (browserPage) c[browserPage.severity === 'error' ? 'error' : 'warn']('odoo.url', `${browserPage.why}: write ${browserPage.write} (the gateway posts to odoo.url followed by /jsonrpc; the database goes in odoo.database)`);
     if (parsed && parsed.protocol !== 'https:') {
       if (parsed.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(parsed.hostname)) c.warn('odoo.url', 'plain http is only acceptable to a local test server');
       else c.error('odoo.url', 'must be https:// (the gateway never sends credentials in clear text)');
