@@ -352,16 +352,76 @@
   /**
    * The gateway version this page came with (its first status). A gateway that answers with
    * another one was upgraded: its page may differ (a fix of the page itself), so the page it serves
-   * now is loaded — once nothing is typed in this one (a reason, a token, a search), so that no
-   * text is lost; until then at each poll. Before, a page left open (the wall screen, the tray's
-   * window) ran the old page after an upgrade until someone reloaded it by hand.
+   * now is loaded — once nothing is typed in this one (a reason, a token, a search) and no key was
+   * pressed for TYPING_QUIET_MS, so that no text is lost; until then at each poll. Before, a page
+   * left open (the wall screen, the tray's window) ran the old page after an upgrade until someone
+   * reloaded it by hand.
+   *
+   * It cannot loop: the tab remembers (sessionStorage) when it reloaded itself, for which version
+   * and from which ones. It never reloads for a version it reloaded away from (two gateways behind
+   * one address, a version that flaps, a rollback: the page shown stays), and at most once in
+   * RELOAD_PAUSE_MS whatever the versions say. It reloads only once the gateway serves the page
+   * again (a reload into a gateway gone meanwhile shows the browser's error page, which polls
+   * nothing and stays), and without sessionStorage not at all.
    */
-  let pageVersion = null;
+  const RELOAD_KEY = 'labGatewayPageReload';
+  const RELOAD_PAUSE_MS = 10 * 60_000;
+  const TYPING_QUIET_MS = 10_000;
+  const TEXT_INPUTS = new Set(['text', 'search', 'password', 'email', 'url', 'tel', 'number', '']);
+  let lastKeyAt = Number.NEGATIVE_INFINITY;
+  for (const type of ['keydown', 'input', 'compositionstart']) document.addEventListener(type, () => (lastKeyAt = performance.now()), true);
+
+  /** The tab's record of its reloads: { at, to, left: [versions reloaded away from] }, null when none, undefined without storage. */
+  function reloadRecord() {
+    try {
+      const r = JSON.parse(sessionStorage.getItem(RELOAD_KEY) || 'null');
+      return r && typeof r === 'object' && Array.isArray(r.left) ? r : null;
+    } catch {
+      return undefined;
+    }
+  }
+  // Loaded by that reload (within the minute): the page is the one of the version it reloaded for.
+  const loadedAfterReload = reloadRecord();
+  const justReloaded = loadedAfterReload && typeof loadedAfterReload.to === 'string' && Math.abs(Date.now() - Number(loadedAfterReload.at)) < 60_000;
+  let pageVersion = justReloaded ? loadedAfterReload.to : null;
+
+  function typing() {
+    if (performance.now() - lastKeyAt < TYPING_QUIET_MS) return true;
+    return [...document.querySelectorAll('input, textarea')].some((i) => (i.tagName === 'TEXTAREA' || TEXT_INPUTS.has(i.type)) && i.value !== '');
+  }
+
   function upgradedPage(s) {
-    if (typeof s.version !== 'string') return false;
+    if (typeof s.version !== 'string' || !s.version) return false;
     if (pageVersion === null) pageVersion = s.version;
-    if (s.version === pageVersion) return false;
-    return ![...document.querySelectorAll('input')].some((i) => i.value !== '');
+    if (s.version === pageVersion || typing()) return false;
+    const record = reloadRecord();
+    if (record === undefined) return false;
+    if (record && record.left.includes(s.version)) return false;
+    const at = record ? Number(record.at) : 0;
+    const now = Date.now();
+    return !(at > 0 && at <= now && now - at < RELOAD_PAUSE_MS);
+  }
+
+  /** Loads the page the gateway serves now (see upgradedPage); false when it does not serve it or text was typed meanwhile. */
+  async function reloadFor(version) {
+    try {
+      const res = await fetch(location.href.split('#')[0], { cache: 'no-store' });
+      await res.text();
+      if (!res.ok) return false;
+    } catch {
+      return false;
+    }
+    if (typing()) return false;
+    const record = reloadRecord();
+    if (record === undefined) return false;
+    const left = [...(record ? record.left : []), pageVersion].filter((v, i, all) => typeof v === 'string' && all.indexOf(v) === i).slice(-20);
+    try {
+      sessionStorage.setItem(RELOAD_KEY, JSON.stringify({ at: Date.now(), to: version, left }));
+    } catch {
+      return false;
+    }
+    location.reload();
+    return true;
   }
 
   async function poll() {
@@ -369,10 +429,7 @@
       const s = await api('/api/status');
       lastOkAt = new Date();
       lastStatus = s;
-      if (upgradedPage(s)) {
-        location.reload();
-        return;
-      }
+      if (upgradedPage(s) && (await reloadFor(s.version))) return;
       render(s);
     } catch {
       const when = lastOkAt && (lastOkAt.toDateString() === new Date().toDateString() ? lastOkAt.toLocaleTimeString() : lastOkAt.toLocaleString());
