@@ -735,8 +735,12 @@ export class StatusModel implements Component {
       const daysLeft = Math.floor(left / DAY_MS);
       let problem = expiryProblem({ ...c, daysLeft, expired: left <= 0 });
       if (!problem) continue;
-      // Expiring today: the hour, in the lab's time (expiryProblem quotes the UTC stamp, for `check`).
-      if (left > 0 && daysLeft === 0) problem = `certificate ${c.key} expires today at ${localTime(c.validTo.getTime(), now)}`;
+      // Its last 24 hours: the hour, in the lab's time (expiryProblem quotes the UTC stamp, for
+      // `check`); "today" only on the lab's today, else the day named ("expires at 7 Mar 12:40").
+      if (left > 0 && daysLeft === 0) {
+        const today = new Date(c.validTo.getTime()).toDateString() === new Date(now).toDateString();
+        problem = `certificate ${c.key} expires ${today ? 'today ' : ''}at ${localTime(c.validTo.getTime(), now)}`;
+      }
       const who = c.endpoint ? `${this.#endpoints.get(c.endpoint)?.role === 'analyzer' ? 'Analyzer' : 'LIS link'} ${c.endpoint}: ` : 'MQTT: ';
       const then = left <= 0 ? '; TLS peers refuse the connection until it is renewed (read at the next restart)' : '; renew it (read at the next restart)';
       reasons.push({ level: 'degraded', code: 'TLS_CERT_EXPIRY', ...(c.endpoint ? { endpoint: c.endpoint } : {}), message: `${who}${problem}${then}` });
