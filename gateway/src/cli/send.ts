@@ -35,7 +35,9 @@ export async function runSend(argv: string[], ctx: CliContext): Promise<number> 
   // A client certificate is a pair: --key alone was ignored (the message went in clear text), and
   // --cert alone failed inside the handshake.
   if ((values.cert === undefined) !== (values.key === undefined)) throw new UsageError(values.cert === undefined ? 'send --key needs --cert (the client certificate the key belongs to)' : 'send --cert needs --key (the client certificate\'s private key)');
-  const useTls = values.tls || values.ca !== undefined || values.cert !== undefined;
+  // Each TLS option turns TLS on: --servername alone (the name the gateway's certificate is checked
+  // against) was ignored and the message went in clear text.
+  const useTls = values.tls || values.ca !== undefined || values.cert !== undefined || values.servername !== undefined;
   const tls = useTls
     ? {
         ...(values.ca ? { ca: readFileSync(values.ca) } : {}),
