@@ -180,7 +180,10 @@ export function trayTooltip(input: TrayInput): string {
   const issues = input.configIssues ?? [];
   if (!issues.length) return clip(line);
   const note = `Tray settings: ${issues[0]!.replace(/\s+/g, ' ')}${issues.length > 1 ? ` (+${issues.length - 1} more)` : ''}`;
-  const first = clip(line, 72);
+  // The state line keeps 48 characters at least (the gateway, its state, the reason's first
+  // words) and gives the note up to 78: a settings problem's key and value come first and must
+  // stay in sight (a refused host name is what IT has to add).
+  const first = clip(line, Math.min(72, Math.max(48, TOOLTIP_MAX - 1 - note.length)));
   return `${first}\n${clip(note, TOOLTIP_MAX - first.length - 1)}`;
 }
 
@@ -437,8 +440,9 @@ export function gatewayAnswerProblem(gatewayUrl: string, httpStatus: number): st
   } catch {
     // an address the config accepted always parses; shown whole otherwise
   }
-  // Key and host first: the tooltip keeps about 55 characters of it (Windows' 127 in all).
-  return `gateway's status.allowedHosts lacks "${host}" (gatewayUrl's host; every request is answered 421): add it there and restart the gateway, or set gatewayUrl to the gateway's IP address`;
+  // Key and host first: the tooltip keeps 63 characters of it at least (Windows' 127 in all,
+  // trayTooltip), so a host name of up to 35 characters stays whole.
+  return `status.allowedHosts lacks "${host}" (gatewayUrl's host; the gateway answers 421 to every request): add it to the gateway's status.allowedHosts and restart the gateway, or set gatewayUrl to the gateway's IP address`;
 }
 
 /**

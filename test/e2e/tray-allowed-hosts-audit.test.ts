@@ -110,7 +110,7 @@ describe('a tray whose gatewayUrl names a host the gateway does not answer to', 
     expect(menuLine).toContain('status.allowedHosts');
     expect(screen.notifications.some((n) => n.shown && n.title.includes('settings') && n.body.includes('status.allowedHosts') && n.body.includes(NAME))).toBe(true);
     clickMenu('Copy diagnostics');
-    expect(screen.clipboard.at(-1)).toContain(`Settings problems:\n- gateway's status.allowedHosts lacks "${NAME}"`);
+    expect(screen.clipboard.at(-1)).toContain(`Settings problems:\n- status.allowedHosts lacks "${NAME}"`);
 
     // The status window says why instead of the refusal's raw JSON.
     clickMenu('Open status window');
