@@ -167,6 +167,9 @@ export class ConsumptionCarry {
       this.#changes.carry[key] = clean((this.#changes.carry[key] ?? 0) + d);
     }
     const note = notes.length > 0 ? notes.join('; ') : undefined;
+    // Posted exactly as used, nothing carried in or out (whole units, quantities at Odoo's
+    // precision: most segments): nothing to undo or to cover, so no record and no write.
+    if (anything && Object.values(delta).every((d) => d === 0) && this.#book.segments[headId] === undefined) return { lines: out, ...(note ? { note } : {}) };
     const record: SegmentRecord = { count, delta, posted: anything, at: now, ...(note && !anything ? { note } : {}) };
     this.#book.segments[headId] = record;
     this.#changes.added[headId] = record;
@@ -180,6 +183,8 @@ export class ConsumptionCarry {
    * kept for the next save.
    */
   async save(now: number): Promise<void> {
+    // Nothing of this batch's to write (old records go with the next batch that changes anything).
+    if (Object.keys(this.#changes.carry).length === 0 && Object.keys(this.#changes.added).length === 0 && this.#changes.dropped.size === 0) return;
     const changes = this.#changes;
     this.#changes = noChanges();
     try {
