@@ -54,7 +54,8 @@ describe('several Q records in one message are all answered, in one reply', () =
     const { sim } = analyzers[analyzer]!;
     const sent = await sim.sendMessage(records);
     expect(sent.replies).toBe('<ACK>'.repeat(records.length + 1));
-    return recordsOf(await nextSession(sim, 5_000));
+    // A reply of 200 tubes is a long session (a frame, an ACK, each in turn): 20 s on a loaded CI machine.
+    return recordsOf(await nextSession(sim, 20_000));
   }
 
   beforeAll(async () => {
