@@ -22,6 +22,12 @@ export interface LogOutputLoss {
   readonly lastDroppedAt: string | null;
   /** Why the last one was lost: the write's error (`EPIPE: broken pipe`, `ENOSPC: no space left on device`). */
   readonly lastError: string | null;
+  /**
+   * When the gap the log has now began (ISO): the first line lost since the last line stderr took.
+   * Null while the log takes lines (none lost, or a line written since the last one lost). Told by
+   * the order of the writes' outcomes, not by their times: a clock step changes nothing.
+   */
+  readonly gapSince: string | null;
 }
 
 /**
@@ -43,10 +49,15 @@ const loss = {
   firstWhileTelling: null as string | null,
   lastAt: null as string | null,
   lastError: null as string | null,
+  /**
+   * The first line lost since the last line written (ISO), null once a line is written again: the
+   * log is broken while it is set, and the status says so for as long (status-model.ts).
+   */
+  gapSince: null as string | null,
 };
 
 export function logOutputLoss(): LogOutputLoss {
-  return { droppedLines: loss.dropped, lastDroppedAt: loss.lastAt, lastError: loss.lastError };
+  return { droppedLines: loss.dropped, lastDroppedAt: loss.lastAt, lastError: loss.lastError, gapSince: loss.gapSince };
 }
 
 function describeWriteError(err: Error): string {
@@ -61,6 +72,7 @@ function lineLost(err: Error): void {
   if (loss.telling) loss.firstWhileTelling ??= at;
   loss.lastAt = at;
   loss.lastError = describeWriteError(err);
+  loss.gapSince ??= at;
 }
 
 /** Writes one line to stderr, counting it when stderr cannot take it (see `loss`). */
@@ -98,6 +110,8 @@ function writeStderr(line: string, bindings: Record<string, unknown>): void {
       loss.firstWhileTelling = null;
     }
     if (err) lineLost(err);
+    // A line written: the log takes lines again (outcomes come in the order of the writes).
+    else loss.gapSince = null;
   };
   try {
     process.stderr.write(text, done);

@@ -187,7 +187,8 @@ export interface ApiStatus {
   /**
    * Log lines stderr could not take since the process started (gateway/src/log.ts: its reader
    * gone, EPIPE; a log file on a full disk, ENOSPC): how many, when the last was lost (ISO, null
-   * when none was) and why. `LOG_LINES_LOST` while the last was lost within the hour.
+   * when none was), why, and since when the log has its present gap (`gapSince`, null while it
+   * takes lines). `LOG_LINES_LOST` while the gap lasts and for an hour after lines get through again.
    */
   log: LogOutputLoss;
 }
@@ -259,7 +260,10 @@ const UP_ODOO_STATES: ReadonlySet<OdooLinkState> = new Set(['connected', 'sandbo
  */
 const RESTATED_ALERTS: ReadonlySet<string> = new Set(['ODOO_AUTH_FAILED', 'ODOO_AUTH_FAILED_CLEARED', 'ODOO_KEY_EXPIRING', 'ODOO_KEY_EXPIRED', 'CLOCK_BEHIND_STORED_DATA']);
 const DAY_MS = 86_400_000;
-/** LOG_LINES_LOST lasts this long after the last line lost (ms): the gap is recent enough to look for. */
+/**
+ * LOG_LINES_LOST lasts this long after lines get through again (ms, on the model's clock): the gap
+ * is recent enough to look for. While none gets through it stays, however long.
+ */
 const LOG_LOSS_SHOWN_MS = 3_600_000;
 /**
  * One-off alerts the status keeps (`recentAlerts`): enough for a start-up's (clock, Odoo target,
@@ -387,7 +391,14 @@ export class StatusModel implements Component {
   #mqtt: (MqttLinkStatus & { sinceMs: number }) | null = null;
   #relayPause: RelayPauseDetail | null = null;
   /** The log lines lost, as last read (poll). */
-  #logLoss: LogOutputLoss = { droppedLines: 0, lastDroppedAt: null, lastError: null };
+  #logLoss: LogOutputLoss = { droppedLines: 0, lastDroppedAt: null, lastError: null, gapSince: null };
+  /**
+   * The loss LOG_LINES_LOST tells of: when its first line was lost (ISO, the log's own time, as IT
+   * finds the gap in the log) and when the model saw lines written again (its own clock, the one
+   * the hour is counted on; null while the log takes none). Lines lost again within that hour are
+   * the same loss: the reason and its words stay. Null when nothing is to be told.
+   */
+  #logGap: { firstAt: string; throughSeenAt: number | null } | null = null;
   #storeHealthEvent: 'ok' | 'failed' | 'full' = 'ok';
   /**
    * Events the relay retries because they wait for the LIS's order (a result, a milestone or a
@@ -594,12 +605,30 @@ export class StatusModel implements Component {
     this.#checkHealth();
   }
 
-  /** The log lines lost so far (log.ts counts them as stderr refuses them): a change is a change of the status. */
+  /**
+   * The log lines lost so far (log.ts counts them as stderr refuses them): a change is a change of
+   * the status. Also follows the loss LOG_LINES_LOST tells of (#logGap), on the model's clock.
+   */
   #readLogLoss(): void {
     const loss = (this.#o.logOutputLoss ?? logOutputLoss)();
+    const now = this.#now();
+    // An hour after lines got through again, the loss is told; a new one is a new loss.
+    if (!this.#logGapShown(now)) this.#logGap = null;
+    if (loss.droppedLines > this.#logLoss.droppedLines || loss.gapSince !== null) {
+      // A gap opened and closed again between two reads: its first line was lost within a poll of its last.
+      this.#logGap ??= { firstAt: loss.gapSince ?? loss.lastDroppedAt ?? new Date(now).toISOString(), throughSeenAt: null };
+      this.#logGap.throughSeenAt = null;
+    }
+    if (this.#logGap !== null && loss.gapSince === null) this.#logGap.throughSeenAt ??= now;
     if (sameRecord(loss, this.#logLoss)) return;
-    this.#logLoss = { droppedLines: loss.droppedLines, lastDroppedAt: loss.lastDroppedAt, lastError: loss.lastError };
+    this.#logLoss = { droppedLines: loss.droppedLines, lastDroppedAt: loss.lastDroppedAt, lastError: loss.lastError, gapSince: loss.gapSince };
     this.#changed('status');
+  }
+
+  /** LOG_LINES_LOST is due at `now`: a gap still open, or lines written again less than an hour ago. */
+  #logGapShown(now: number): boolean {
+    const gap = this.#logGap;
+    return gap !== null && (gap.throughSeenAt === null || now - gap.throughSeenAt < LOG_LOSS_SHOWN_MS);
   }
 
   async refreshDisk(): Promise<void> {
@@ -675,15 +704,15 @@ export class StatusModel implements Component {
       });
     }
     // The log has a gap (its reader went away, its disk is full): IT looking for what happened then finds nothing.
-    const loss = this.#logLoss;
-    const lostAt = loss.lastDroppedAt === null ? Number.NaN : Date.parse(loss.lastDroppedAt);
-    if (loss.droppedLines > 0 && Number.isFinite(lostAt) && now - lostAt < LOG_LOSS_SHOWN_MS) {
-      const n = loss.droppedLines;
-      const why = loss.lastError ? ` (${loss.lastError})` : '';
+    // Its words stay while lines go on being lost (no count, no last time: the banner, a live
+    // region, is read out again whenever they change); the count is in `log` and the Intake card.
+    const gap = this.#logGap;
+    if (gap !== null && this.#logGapShown(now)) {
+      const why = this.#logLoss.lastError ? ` (${this.#logLoss.lastError})` : '';
       reasons.push({
         level: 'degraded',
         code: 'LOG_LINES_LOST',
-        message: shownReason(`${n} log line${n === 1 ? '' : 's'} lost since the gateway started, the last at ${localTime(lostAt, now)}${why}: the log has a gap; check what reads the gateway's output (journald, a tee or log shipper) and the free space where the log is written`),
+        message: shownReason(`Log lines lost, the first at ${localTime(Date.parse(gap.firstAt), now)}${why}: the log has a gap from then (how many: Intake); check what reads the gateway's output (journald, a tee or log shipper) and the free space where the log is written`),
       });
     }
     if (this.#queue.deadLettered > 0) {
