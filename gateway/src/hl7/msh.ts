@@ -154,16 +154,71 @@ export function messageTypeOf(header: MshHeader): string {
 }
 
 /**
- * What makes two messages with one control id the same message: a hash of the bytes with MSH-7
- * (the time the message was built, which senders refresh on a resend) left out. A resend hashes
- * the same; a sender that reuses control ids for different messages (Mindray analyzers send
- * MSH-10 = 1 every time) hashes differently, so neither is mistaken for the other. Segment
- * terminators are read as CR: a resend with LF or CRLF line ends hashes as the CR original.
+ * A hash of the message's bytes with MSH-7 (the time the message was built, which senders refresh
+ * on a resend) left out and every segment terminator read as CR; its ends (a final terminator or
+ * not, blank lines after it, a byte-order mark before it) count. The fingerprint of the releases
+ * before this one: the keys they stored were made with it. `messageFingerprints` is the one the
+ * intake uses now; it equals this one for a message that ends with one CR after its last segment
+ * and starts with its MSH (nearly every message).
  */
 export function contentFingerprint(raw: Buffer): string {
+  return hash('sha256', withoutMsh7(raw.toString('latin1')), 'hex').slice(0, 16);
+}
+
+/**
+ * What makes two messages with one control id the same message (`fingerprint`, part of the dedup
+ * and event keys): the bytes with MSH-7 left out and segment terminators read as CR, as in
+ * `contentFingerprint`. A resend with a refreshed MSH-7 or LF / CRLF line ends hashes the same; a
+ * sender that reuses control ids for different messages (Mindray analyzers send MSH-10 = 1 every
+ * time) hashes differently, so neither is mistaken for the other. How the message ends and begins
+ * does not count either: a last segment without its terminator, empty lines (or lines of spaces
+ * and tabs) after it, a UTF-8 byte-order mark or blank lines before the MSH — what a message sent
+ * from a file may have and the same message sent by an interface engine has not — hash as the
+ * message with one CR after its last segment. `legacy`, set only when it differs, is the
+ * fingerprint of the releases before (`contentFingerprint`): the intake looks a message in such a
+ * form up under it. One hash for a message whose ends need nothing, two for the others.
+ */
+export function messageFingerprints(raw: Buffer): { fingerprint: string; legacy?: string } {
   // One Latin-1 string of the bytes (hashed as UTF-8, as it always was: the value is part of the
-  // stored dedup and event keys) with MSH-7 cut out, hashed in one call.
+  // stored dedup and event keys).
   const text = raw.toString('latin1');
+  const head = leadingBlankLength(text);
+  const legacyData = withoutMsh7(text);
+  // The MSH-7 of a message after a byte-order mark or a blank line is left out too (the releases
+  // before hashed such a message with its MSH-7: a resend with a refreshed one was a new message).
+  const data = endedWithOneCr(head === 0 ? legacyData : withoutMsh7(text.slice(head)));
+  const fingerprint = hash('sha256', data, 'hex').slice(0, 16);
+  if (data === legacyData) return { fingerprint };
+  return { fingerprint, legacy: hash('sha256', legacyData, 'hex').slice(0, 16) };
+}
+
+/** A UTF-8 byte-order mark (read as Latin-1) and then CR, LF, spaces and tabs: their length. */
+function leadingBlankLength(text: string): number {
+  let i = text.startsWith('\u00ef\u00bb\u00bf') ? 3 : 0;
+  for (let c = text.charCodeAt(i); c === 0x0d || c === 0x0a || c === 0x20 || c === 0x09; c = text.charCodeAt(++i));
+  return i;
+}
+
+/**
+ * The text with its last segment ended by one CR: a missing terminator added, and empty lines or
+ * lines of spaces and tabs after the last segment left out. Spaces at the end of the last segment
+ * itself (before its terminator, or at the end of the text) are its content and stay.
+ */
+function endedWithOneCr(data: string): string {
+  let end = data.length;
+  for (;;) {
+    let j = end;
+    while (j > 0 && (data.charCodeAt(j - 1) === 0x20 || data.charCodeAt(j - 1) === 0x09)) j--;
+    if (j > 0 && data.charCodeAt(j - 1) === 0x0d) end = j - 1;
+    else break;
+  }
+  // The common case — one CR after the last segment — allocates nothing.
+  if (end === data.length - 1) return data;
+  return `${data.slice(0, end)}\r`;
+}
+
+/** The text with MSH-7 cut out and every segment terminator (CR, LF, CRLF) read as CR. */
+function withoutMsh7(text: string): string {
   const cr = text.indexOf('\r');
   const lf = text.indexOf('\n');
   const end = cr === -1 ? lf : lf === -1 ? cr : Math.min(cr, lf);
@@ -191,7 +246,7 @@ export function contentFingerprint(raw: Buffer): string {
   // engine turned into LF or CRLF is the same message. Only text with an LF changes here, so the
   // fingerprints of CR-only messages (nearly all) are what they always were.
   if (data.includes('\n')) data = data.replace(/\r?\n/g, '\r');
-  return hash('sha256', data, 'hex').slice(0, 16);
+  return data;
 }
 
 /** The sender identity used for duplicate detection: MSH-3^MSH-4 as received. */

@@ -32,7 +32,7 @@ export interface Hl7NormalizeContext {
    * (`unmapped:<code>`, as ASTM messages have them). Ignored when the caller gives no list.
    */
   searchTerms?: string[];
-  /** The message's content fingerprint (msh.ts `contentFingerprint`): part of the event keys. */
+  /** The message's content fingerprint (msh.ts `messageFingerprints`): part of the event keys. */
   fingerprint?: string;
   /** The sender the event keys name, when not `senderOf(message.header)` (inbound.ts `keySender`). */
   keySender?: string;

@@ -8,7 +8,7 @@ import { buildHostQueryReplies, readHl7HostQuery, type HostQueryAnswer, type Hos
 import { readInbound, type InboundRead } from '../../hl7/inbound.ts';
 import { normalizeLis, hl7SearchTerms } from '../../hl7/normalize-lis.ts';
 import { KNOWN_MESSAGE_CODES, type Hl7NormalizeContext, type Hl7NormalizeProblem, type Hl7Normalizer } from '../../hl7/normalizer.ts';
-import { contentFingerprint, messageTypeOf, readMsh, senderOf, type MshHeader } from '../../hl7/msh.ts';
+import { messageFingerprints, messageTypeOf, readMsh, senderOf, type MshHeader } from '../../hl7/msh.ts';
 import { ids } from '../../ids.ts';
 import type { Logger } from '../../log.ts';
 import type { CommitResult, GatewayStore, InboundMessage } from '../../store/types.ts';
@@ -187,8 +187,10 @@ export class Hl7Intake {
   readonly #normalize: Hl7Normalizer;
   readonly #answerQuery: Hl7IntakeOptions['answerQuery'];
   readonly #resolveEvents: Hl7IntakeOptions['resolveEvents'];
-  /** Settles once the last resolveEvents step issued its commit. */
-  #resolveTail: Promise<void> = Promise.resolve();
+  /** Settles once the last asynchronous step before a commit (#orderedCommit) issued its commit. */
+  #stepTail: Promise<void> = Promise.resolve();
+  /** Steps before a commit not yet past their commit: while any is, every commit queues behind them. */
+  #pendingSteps = 0;
 
   constructor(options: Hl7IntakeOptions) {
     this.#config = options.config;
@@ -427,13 +429,16 @@ export class Hl7Intake {
     const warnings: string[] = [];
     const normalizerTerms: string[] = [];
     const problems: Hl7NormalizeProblem[] = [];
-    const fingerprint = contentFingerprint(raw);
+    const { fingerprint, legacy } = messageFingerprints(raw);
     let events: DraftEvent[];
-    try {
-      const ctx: Hl7NormalizeContext = { message, fingerprint, endpoint: this.#config.id, receivedAt: meta.receivedAt, notes, warnings, searchTerms: normalizerTerms, problems };
+    const context = (fp: string): Hl7NormalizeContext => {
+      const ctx: Hl7NormalizeContext = { message, fingerprint: fp, endpoint: this.#config.id, receivedAt: meta.receivedAt, notes, warnings, searchTerms: normalizerTerms, problems };
       if (this.#config.analyzer) ctx.analyzer = this.#config.analyzer;
       if (read.keySender !== undefined) ctx.keySender = read.keySender;
-      events = this.#normalize(ctx);
+      return ctx;
+    };
+    try {
+      events = this.#normalize(context(fingerprint));
     } catch (err) {
       this.#log.error('normalizer failed', { controlId: header.controlId, messageType, error: describeError(err) });
       return this.#rejectMessage(raw, whole, read, messageType, meta, { code: 207, text: `the message could not be turned into events: ${describeError(err)}` }, 'error');
@@ -456,7 +461,8 @@ export class Hl7Intake {
     // A resend (same sender, control id and content, MSH-7 aside) gets the stored ACK; a reused
     // control id with other content is a new message.
     // (The sender as the releases before read it, when it reads otherwise now: inbound.ts keySender.)
-    inbound.dedupKey = `${this.#config.id}|${read.keySender ?? senderOf(header)}|${header.controlId}|${fingerprint}`;
+    const dedupPrefix = `${this.#config.id}|${read.keySender ?? senderOf(header)}|${header.controlId}|`;
+    inbound.dedupKey = dedupPrefix + fingerprint;
     // With the run type of QC/calibration events (`runType:qc`), as ASTM messages have it.
     // Plus the normalizer's own (`unmapped:<code>` of an HL7 analyzer, as ASTM messages have it):
     // none on an LIS link, so nothing more is allocated per message there.
@@ -464,9 +470,34 @@ export class Hl7Intake {
     for (const t of normalizerTerms) if (!terms.includes(t)) terms.push(t);
     inbound.searchTerms = terms;
     if (read.charsetNote) this.#log.warn('charset corrected', { controlId: header.controlId, note: read.charsetNote });
+    // A message whose ends the releases before hashed otherwise (no final CR, an empty line after
+    // it: msh.ts messageFingerprints) may have been taken by one of them under its old keys: its
+    // events' keys are looked up before the commit, and when the store has them, the message is
+    // committed under the old keys — a resend of it is answered with the stored ACK and makes no
+    // event again. Normalized twice, only for such a message whose event keys hold the fingerprint.
+    let legacyEvents: DraftEvent[] | undefined;
+    if (legacy !== undefined && events.length > 0) {
+      try {
+        const again = this.#normalize({ ...context(legacy), notes: [], warnings: [], searchTerms: [], problems: [] });
+        if (again.length > 0 && again[0]?.idempotencyKey !== events[0]?.idempotencyKey) legacyEvents = again;
+      } catch (err) {
+        this.#log.warn('the keys of the releases before could not be made; committed under the current ones', { controlId: header.controlId, error: describeError(err) });
+      }
+    }
+    const steps: Array<() => Promise<void>> = [];
+    if (legacyEvents !== undefined) {
+      const earlier = legacyEvents;
+      steps.push(async () => {
+        if (await this.#keyUsed((earlier[0] as DraftEvent).idempotencyKey)) {
+          events = earlier;
+          inbound.dedupKey = dedupPrefix + (legacy as string);
+        }
+      });
+    }
+    // Only an analyzer endpoint resolves (its events' accessions); the LIS commits at once.
+    if (this.#resolveEvents && events.length > 0) steps.push(() => this.#resolveStep(inbound, events, (resolved) => (events = resolved)));
     try {
-      // Only an analyzer endpoint resolves (its events' accessions); the LIS commits at once.
-      const result = await (this.#resolveEvents && events.length > 0 ? this.#resolvedCommit(inbound, events) : this.#store.commit(inbound, events));
+      const result = await this.#orderedCommit(steps, () => this.#store.commit(inbound, events));
       return { reply: result.ack, header, charset, result: messageResult(result.duplicate ? 'duplicate' : 'accepted', undefined, messageType, header.controlId, reply.first) };
     } catch (err) {
       // The store cannot commit (closed, failed, disk full): a negative ACK, never a silent drop.
@@ -478,30 +509,53 @@ export class Hl7Intake {
   }
 
   /**
-   * The commit of a message whose events go through resolveEvents first. The steps are chained:
-   * each waits for the previous one to have issued its commit, so that the commits of pipelined
-   * frames (and of a batch's members) reach the store in arrival order, as on the LIS path. A
-   * step that fails leaves the events as normalized (logged): the commit decides.
+   * The commit of a message, issued after its asynchronous steps (the look-up of its keys of the
+   * releases before, an analyzer's accession resolution). The steps are chained: each message's
+   * wait for the previous one to have issued its commit, and while any message has steps pending,
+   * a message without any queues behind it too, so that the commits of pipelined frames (and of a
+   * batch's members) reach the store in arrival order. Without pending steps (nearly always on an
+   * LIS link) the commit is issued at once. A step that fails is logged and skipped: the commit
+   * decides.
    */
-  #resolvedCommit(inbound: InboundMessage, events: DraftEvent[]): Promise<CommitResult> {
-    const resolve = this.#resolveEvents as NonNullable<Hl7IntakeOptions['resolveEvents']>;
-    const issued = this.#resolveTail.then(async () => {
-      let draft: ResolvableEvents = { events, searchTerms: inbound.searchTerms ?? [], warnings: [] };
-      try {
-        draft = await resolve(draft);
-      } catch (err) {
-        this.#log.warn('events could not be resolved; committed as normalized', { controlId: inbound.controlId, error: describeError(err) });
+  #orderedCommit(steps: ReadonlyArray<() => Promise<void>>, commit: () => Promise<CommitResult>): Promise<CommitResult> {
+    if (steps.length === 0 && this.#pendingSteps === 0) return commit();
+    this.#pendingSteps++;
+    const issued = this.#stepTail.then(async () => {
+      for (const step of steps) {
+        try {
+          await step();
+        } catch (err) {
+          this.#log.warn('a step before the commit failed; committed without it', { error: describeError(err) });
+        }
       }
-      if (draft.warnings.length > 0) this.#log.warn('resolving the events', { controlId: inbound.controlId, warnings: draft.warnings });
-      inbound.searchTerms = draft.searchTerms;
       // Wrapped: the step ends once the commit is issued, not once it is durable.
-      return { commit: this.#store.commit(inbound, draft.events) };
+      return { commit: commit() };
     });
-    this.#resolveTail = issued.then(
-      () => undefined,
-      () => undefined,
+    this.#stepTail = issued.then(
+      () => void this.#pendingSteps--,
+      () => void this.#pendingSteps--,
     );
     return issued.then((step) => step.commit);
+  }
+
+  /** Whether the store holds (or held: a tombstone) an event with this key. */
+  async #keyUsed(key: string): Promise<boolean> {
+    if (this.#store.idempotencyKeyUsed) return this.#store.idempotencyKeyUsed(key);
+    return (await this.#store.getEventByKey(key)) !== undefined;
+  }
+
+  /** resolveEvents on a message's events; the events as they came back go to `done`. */
+  async #resolveStep(inbound: InboundMessage, events: DraftEvent[], done: (events: DraftEvent[]) => void): Promise<void> {
+    const resolve = this.#resolveEvents as NonNullable<Hl7IntakeOptions['resolveEvents']>;
+    let draft: ResolvableEvents = { events, searchTerms: inbound.searchTerms ?? [], warnings: [] };
+    try {
+      draft = await resolve(draft);
+    } catch (err) {
+      this.#log.warn('events could not be resolved; committed as normalized', { controlId: inbound.controlId, error: describeError(err) });
+    }
+    if (draft.warnings.length > 0) this.#log.warn('resolving the events', { controlId: inbound.controlId, warnings: draft.warnings });
+    inbound.searchTerms = draft.searchTerms;
+    done(draft.events);
   }
 
   /**

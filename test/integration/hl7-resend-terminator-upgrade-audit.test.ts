@@ -1,0 +1,98 @@
+/**
+ * Upgrade: a message the previous release took in a form whose ends it hashed as they came (no
+ * final CR, an empty line after it) is sent again, in the same form, after the upgrade. The
+ * previous release's intake and store (its sources at PREVIOUS, from `git archive`) write to a
+ * LevelDB data dir over real MLLP; the current tree's open the same dir. The resend must find the
+ * message it was: the stored ACK, byte for byte, and no event made again.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
+import { MllpEndpoint } from '../../gateway/src/ingress/mllp/mllp-endpoint.ts';
+import { silentLogger } from '../../gateway/src/log.ts';
+import { EventStore } from '../../gateway/src/store/event-store.ts';
+import { Telemetry } from '../../gateway/src/telemetry.ts';
+import { endpointConfig, repoRoot } from '../fixtures/hl7/helpers.ts';
+
+const run = promisify(execFile);
+
+/** The release before the fingerprint read a message's ends alike (HEAD when this test was written). */
+const PREVIOUS = 'ccfd7de';
+
+let work: string;
+let prevSrc: string;
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'lgw-fp-upgrade-'));
+  prevSrc = path.join(work, 'prev');
+  await run('sh', ['-c', `mkdir -p "${prevSrc}" && git -C "${repoRoot}" archive ${PREVIOUS} gateway/src | tar -x -C "${prevSrc}"`]);
+  await symlink(path.join(repoRoot, 'node_modules'), path.join(prevSrc, 'node_modules'));
+}, 60_000);
+
+afterAll(async () => {
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+const oru = (id: string, msh7 = '20240101120000'): string =>
+  `MSH|^~\\&|LIS|LAB|GW|LAB|${msh7}||ORU^R01^ORU_R01|${id}|P|2.5\r` +
+  `PID|1||MRN-${id}\r` +
+  `ORC|RE|ACC-${id}\r` +
+  `OBR|1|ACC-${id}||GLU^Glucose|||20240101110000||||||||||||||||F\r` +
+  `OBX|1|NM|GLU^Glucose||5.4|mmol/L|||||F\r`;
+
+interface StoreLike {
+  close(): Promise<void>;
+}
+interface EndpointLike {
+  start(): Promise<void>;
+  stop(deadline?: number): Promise<void>;
+  address(): { port: number } | undefined;
+}
+
+/** Send each message on one connection to an endpoint; the replies. */
+async function sendAll(endpoint: EndpointLike, messages: string[]): Promise<Buffer[]> {
+  await endpoint.start();
+  const client = await MllpClient.connect({ host: '127.0.0.1', port: endpoint.address()!.port });
+  const replies: Buffer[] = [];
+  try {
+    for (const m of messages) replies.push(await client.send(Buffer.from(m, 'latin1')));
+  } finally {
+    await client.close();
+    await endpoint.stop(2_000);
+  }
+  return replies;
+}
+
+describe('HL7 resend across the upgrade of the fingerprint', () => {
+  it('a message taken without its final CR (or with an empty line after it) by the previous release, resent so: a duplicate', async () => {
+    const dataDir = await mkdtemp(path.join(work, 'data-'));
+    const noCr = oru('U-1').slice(0, -1);
+    const blankAfter = `${oru('U-2')}\r\n`;
+    const standard = oru('U-3');
+
+    // The previous release takes the three messages.
+    const prevStore = await import(path.join(prevSrc, 'gateway/src/store/event-store.ts'));
+    const prevEndpoint = await import(path.join(prevSrc, 'gateway/src/ingress/mllp/mllp-endpoint.ts'));
+    const prevTelemetry = await import(path.join(prevSrc, 'gateway/src/telemetry.ts'));
+    const old = (await prevStore.EventStore.open({ dataDir, pruneIntervalMs: 0, minFreeBytes: 0 })) as StoreLike;
+    const before = await sendAll(new prevEndpoint.MllpEndpoint({ config: endpointConfig(), store: old, telemetry: new prevTelemetry.Telemetry(), log: silentLogger }) as EndpointLike, [noCr, blankAfter, standard]);
+    await old.close();
+
+    // The current release on the same data dir: the LIS resends them as they were, MSH-7 refreshed.
+    const store = await EventStore.open({ dataDir, pruneIntervalMs: 0, minFreeBytes: 0 });
+    try {
+      const refreshed = (m: string): string => m.replace('20240101120000', '20240101121500');
+      const after = await sendAll(new MllpEndpoint({ config: endpointConfig(), store, telemetry: new Telemetry(), log: silentLogger }), [noCr, blankAfter, standard].map(refreshed));
+      for (const [i, reply] of after.entries()) expect(reply.equals(before[i] as Buffer)).toBe(true);
+      expect(store.intake()).toMatchObject({ accepted: 3, duplicates: 3 });
+      const events = (await store.listEvents({ limit: 100 })).map((e) => `${e.event.type} ${e.event.correlationId}`);
+      expect(events.sort()).toEqual(['result.validated ACC-U-1', 'result.validated ACC-U-2', 'result.validated ACC-U-3']);
+    } finally {
+      await store.close();
+    }
+  }, 60_000);
+});
