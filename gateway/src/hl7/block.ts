@@ -41,8 +41,18 @@ export interface BlockStructure {
   envelope: RawSegment[];
   /** Segments before the first MSH that are not batch envelope (a malformed block). */
   stray: RawSegment[];
+  /**
+   * Segments after the first MSH that belong to no message: they follow a batch envelope segment
+   * (`BTS|2\rZZZ|1`: after the batch trailer), `after` naming it.
+   */
+  trailing: TrailingSegment[];
   /** True when the block has an envelope or more than one MSH. */
   isBatch: boolean;
+}
+
+/** A segment outside any message, after the envelope segment `after` (BTS, FTS, BHS, FHS). */
+export interface TrailingSegment extends RawSegment {
+  after: string;
 }
 
 const ENVELOPE = new Set(['FHS', 'BHS', 'BTS', 'FTS']);
@@ -144,7 +154,9 @@ export function analyseBlock(raw: Buffer): BlockStructure {
   const messages: RawMessage[] = [];
   const envelope: RawSegment[] = [];
   const stray: RawSegment[] = [];
+  const trailing: TrailingSegment[] = [];
   let current: RawMessage | undefined;
+  let lastEnvelope = '';
   for (let k = 0; k < segments.length; k++) {
     const seg = segments[k] as RawSegment;
     // A message's bytes run up to the next segment (its terminators included).
@@ -155,12 +167,15 @@ export function analyseBlock(raw: Buffer): BlockStructure {
     } else if (ENVELOPE.has(seg.name)) {
       envelope.push(seg);
       current = undefined;
+      lastEnvelope = seg.name;
     } else if (current) {
       current.segments.push(seg);
       current.end = next;
+    } else if (messages.length > 0) {
+      trailing.push({ ...seg, after: lastEnvelope });
     } else {
       stray.push(seg);
     }
   }
-  return { segments, messages, envelope, stray, isBatch: envelope.length > 0 || messages.length > 1 };
+  return { segments, messages, envelope, stray, trailing, isBatch: envelope.length > 0 || messages.length > 1 };
 }

@@ -1,7 +1,7 @@
 import type { Hl7EndpointConfig } from '../../config/types.ts';
 import type { DraftEvent } from '../../events/types.ts';
 import { describeError } from '../../errors.ts';
-import { buildAck, compactId, hl7Timestamp, planAcks, type AckCode, type AckError } from '../../hl7/ack.ts';
+import { buildAck, compactId, escapeText, hl7Timestamp, planAcks, type AckCode, type AckError } from '../../hl7/ack.ts';
 import { analyseBlock, type BlockStructure, type RawMessage, type RawSegment } from '../../hl7/block.ts';
 import { charsetFromMsh18, chooseCharset, decodeText, encodeText, type Charset } from '../../hl7/charset.ts';
 import { buildHostQueryReplies, readHl7HostQuery, type HostQueryAnswer, type HostQueryProblem, type Hl7HostQuery } from '../../hl7/host-query.ts';
@@ -109,14 +109,25 @@ type Severity = 'reject' | 'error';
 interface BatchGroup {
   bhs: RawSegment | undefined;
   acks: string[];
+  /** How many messages (MSH) of the block are this batch's. */
+  members: number;
+  /** What is wrong with the batch itself (a segment outside any message, a BTS-1 that disagrees): its reply's BTS-2. */
+  problems: string[];
 }
 
 /** One empty group per BHS of the block, in order; one without BHS when the block has none. */
 function batchGroups(block: BlockStructure): BatchGroup[] {
   const groups: BatchGroup[] = [];
-  for (const s of block.envelope) if (s.name === 'BHS') groups.push({ bhs: s, acks: [] });
-  if (groups.length === 0) groups.push({ bhs: undefined, acks: [] });
+  for (const s of block.envelope) if (s.name === 'BHS') groups.push({ bhs: s, acks: [], members: 0, problems: [] });
+  if (groups.length === 0) groups.push({ bhs: undefined, acks: [], members: 0, problems: [] });
   return groups;
+}
+
+/** The index of the group a segment starting at `start` is in: the last one whose BHS is before it. */
+function groupAt(groups: readonly BatchGroup[], start: number): number {
+  let g = 0;
+  while (g + 1 < groups.length && ((groups[g + 1] as BatchGroup).bhs as RawSegment).start < start) g++;
+  return g;
 }
 
 const FALLBACK_HEADER: MshHeader = readMsh('MSH|^~\\&').header;
@@ -311,13 +322,12 @@ export class Hl7Intake {
     let charset: Charset = this.#config.defaultCharset;
     let firstHeader: MshHeader | undefined;
     let acks = 0;
-    let group = 0;
     for (const [i, one] of outcomes.entries()) {
       results.push(one.result);
       firstHeader ??= one.header;
       charset = one.charset;
-      const start = (block.messages[i] as RawMessage).start;
-      while (group + 1 < groups.length && ((groups[group + 1] as BatchGroup).bhs as RawSegment).start < start) group++;
+      const group = groupAt(groups, (block.messages[i] as RawMessage).start);
+      (groups[group] as BatchGroup).members++;
       // Each message's stored reply is one framed ACK, or two in enhanced mode (commit, then
       // application ACK): the batch reply carries every one of them unframed.
       // Each is read in the charset it was written in (its message's).
@@ -326,8 +336,73 @@ export class Hl7Intake {
         acks++;
       }
     }
-    const reply = acks > 0 ? this.#batchReply(frame, block, firstHeader ?? FALLBACK_HEADER, charset, groups) : undefined;
+    const header = firstHeader ?? FALLBACK_HEADER;
+    const problems = this.#batchProblems(frame, block, groups, header.fieldSeparator, charset);
+    // A batch of acknowledgements only is not answered (§2.9.2), whatever is wrong with it.
+    const reply = acks > 0 ? this.#batchReply(frame, block, header, charset, groups) : undefined;
+    if (problems.length > 0) results.push(await this.#keepBatchProblems(frame, block, groups, header, charset, problems, reply, meta));
     return { reply, results };
+  }
+
+  /**
+   * What is wrong with the batch envelope itself, its members aside (HL7 v2.5 §2.10.3), noted on
+   * each batch's group (its reply's BTS-2) and returned for the operator: a segment after a
+   * trailer (`BTS|1\rZZZ|1`), outside any message, which is not taken; a BTS-1 that counts other
+   * than the messages the batch holds (messages lost on the way, a batch cut); an FTS-1 that counts
+   * other than the batches of the file. The members are taken as they are: each is a whole message
+   * with its own control id and ACK.
+   */
+  #batchProblems(frame: Buffer, block: BlockStructure, groups: readonly BatchGroup[], fs: string, charset: Charset): string[] {
+    const all: string[] = [];
+    const note = (g: number, text: string): void => {
+      (groups[g] as BatchGroup).problems.push(text);
+      all.push(text);
+    };
+    const field = (seg: RawSegment | undefined, n: number): string => envelopeField(frame, seg, fs, n, charset).replace(CONTROL_CHARS, '?').trim();
+    for (const [g, group] of groups.entries()) {
+      const from = group.bhs?.start ?? 0;
+      const to = (groups[g + 1] as BatchGroup | undefined)?.bhs?.start ?? frame.length;
+      const bts = block.envelope.find((e) => e.name === 'BTS' && e.start > from && e.start < to);
+      const declared = field(bts, 1);
+      if (declared !== '' && declared !== String(group.members)) {
+        const id = field(group.bhs, 11);
+        note(g, `batch ${id !== '' ? `${id} ` : ''}declares ${declared} messages (BTS-1) but holds ${group.members}`);
+      }
+    }
+    const fhs = block.envelope.find((e) => e.name === 'FHS');
+    const fts = block.envelope.find((e) => e.name === 'FTS');
+    const batches = block.envelope.filter((e) => e.name === 'BHS').length;
+    const files = field(fts, 1);
+    if (fhs && files !== '' && files !== String(batches)) {
+      const id = field(fhs, 11);
+      note(groups.length - 1, `file ${id !== '' ? `${id} ` : ''}declares ${files} batches (FTS-1) but holds ${batches}`);
+    }
+    for (const t of block.trailing) {
+      const name = t.name.replace(/[^\x20-\x7e]/g, '?');
+      note(groupAt(groups, t.start), `segment ${name} after ${t.after} is outside any message and was not taken`);
+    }
+    return all;
+  }
+
+  /**
+   * The batch's own problems kept for the operator: one rejected record with the whole block (the
+   * members are stored on their own as well), the problems as its reason, the batch reply as its
+   * ACK, counted as rejected; found by the batch control id (BHS-11, else FHS-11).
+   */
+  async #keepBatchProblems(frame: Buffer, block: BlockStructure, groups: readonly BatchGroup[], h: MshHeader, charset: Charset, problems: string[], reply: Buffer | undefined, meta: FrameMeta): Promise<MessageResult> {
+    const fieldOf = (seg: RawSegment | undefined, n: number): string => envelopeField(frame, seg, h.fieldSeparator, n, charset).replace(CONTROL_CHARS, '').trim();
+    const fhs = block.envelope.find((e) => e.name === 'FHS');
+    const batchId = fieldOf(groups[0]?.bhs, 11) || fieldOf(fhs, 11);
+    const messageType = fhs ? 'FHS' : 'BHS';
+    const header: MshHeader = { ...h, controlId: batchId, messageCode: messageType, triggerEvent: '', messageStructure: '' };
+    const message = this.#inbound(meta, header, charset, frame, 'rejected', messageType);
+    if (!batchId) delete message.controlId;
+    message.rejectReason = problems.join('; ');
+    if (reply) message.ack = reply;
+    if (batchId) message.searchTerms = [batchId];
+    this.#log.warn('batch envelope problems; its messages were taken', { batchId, problems });
+    const committed = await this.#commitRejected(message);
+    return messageResult('rejected', committed ? message.rejectReason : 'store unavailable', messageType, batchId, undefined);
   }
 
   /**
@@ -394,7 +469,11 @@ export class Hl7Intake {
     for (const g of groups) {
       lines.push(header('BHS', g.bhs));
       lines.push(...g.acks);
-      lines.push(['BTS', String(g.acks.length)].join(fs));
+      // BTS-2, the batch comment: what is wrong with the batch itself (#batchProblems), for the
+      // sender's interface log.
+      const bts = ['BTS', String(g.acks.length)];
+      if (g.problems.length > 0) bts.push(escapeText(g.problems.join('; '), fs, enc));
+      lines.push(bts.join(fs));
     }
     if (fhs) lines.push(['FTS', String(groups.length)].join(fs));
     return wrapFrame(encodeText(lines.join('\r') + '\r', charset));
