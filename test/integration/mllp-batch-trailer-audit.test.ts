@@ -103,3 +103,49 @@ describe('MLLP batch: BTS-1 disagrees with the messages the batch holds', () => 
     }
   });
 });
+
+describe('MLLP batch: the reply BTS-2 within HL7 bounds', () => {
+  it('BTS-2 (ST, 80 characters up to v2.6) holds at most 80: the full text is kept for the operator', async () => {
+    h = await GatewayHarness.start();
+    const client = await MllpClient.connect({ host: '127.0.0.1', port: h.port });
+    try {
+      const batch = `${bhs('BATCH-20240101-000017')}${adt('g1')}BTS|5\rZZZ|1\rYYY|1\rNTE|1||x\r`;
+      const reply = await client.send(Buffer.from(batch, 'latin1'));
+      expect(outline(reply).filter((l) => l.startsWith('MSA'))).toEqual(['MSA AA g1']);
+      const bts2 = reply.toString('latin1').split('\r').find((s) => s.startsWith('BTS|'))?.split('|')[2] ?? '';
+      expect(bts2.length).toBeGreaterThan(20);
+      expect(bts2.length).toBeLessThanOrEqual(80);
+      expect(bts2).toMatch(/^batch BATCH-20240101-000017 declares 5 messages \(BTS-1\) but holds 1; .*\.\.\.$/);
+      const [kept] = await rejected(h);
+      expect(kept?.reason).toMatch(/holds 1; segment ZZZ after BTS .*; segment YYY after BTS .*; segment NTE after BTS/);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('an escape sequence is never cut', async () => {
+    h = await GatewayHarness.start();
+    const client = await MllpClient.connect({ host: '127.0.0.1', port: h.port });
+    try {
+      // BHS-11 with component separators: escaped in BTS-2 as \S\ (3 characters each).
+      const id = 'B^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^';
+      const reply = await client.send(Buffer.from(`${bhs(id)}${adt('k1')}BTS|2\r`, 'latin1'));
+      const bts2 = reply.toString('latin1').split('\r').find((s) => s.startsWith('BTS|'))?.split('|')[2] ?? '';
+      expect(bts2.length).toBeLessThanOrEqual(80);
+      expect(bts2.replace(/\\[SEFRT]\\/g, '')).not.toMatch(/\\/);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a BTS-1 with a leading zero (NM) that counts the messages held is no mismatch', async () => {
+    h = await GatewayHarness.start();
+    const client = await MllpClient.connect({ host: '127.0.0.1', port: h.port });
+    try {
+      expect(outline(await client.send(Buffer.from(`${bhs('B6')}${adt('h1')}${adt('h2')}BTS|02\r`, 'latin1')))).toEqual(['BHS', 'MSH', 'MSA AA h1', 'MSH', 'MSA AA h2', 'BTS 2']);
+      expect(await rejected(h)).toEqual([]);
+    } finally {
+      await client.close();
+    }
+  });
+});

@@ -130,6 +130,22 @@ function groupAt(groups: readonly BatchGroup[], start: number): number {
   return g;
 }
 
+/** BTS-2 (batch comment, ST) is 80 characters long in HL7 v2.1 to v2.6. */
+const BATCH_COMMENT_MAX = 80;
+
+/**
+ * An escaped batch comment within BATCH_COMMENT_MAX characters: a longer one is cut, never inside
+ * an escape sequence (`\S\`), and ends with `...`; the whole text is logged and kept with the block.
+ */
+function batchComment(escaped: string, enc: string): string {
+  if (escaped.length <= BATCH_COMMENT_MAX) return escaped;
+  const esc = enc[2] ?? '\\';
+  let cut = escaped.slice(0, BATCH_COMMENT_MAX - 3);
+  // The escape character only opens and closes sequences: an odd count means one is cut open.
+  if (cut.split(esc).length % 2 === 0) cut = cut.slice(0, cut.lastIndexOf(esc));
+  return `${cut}...`;
+}
+
 const FALLBACK_HEADER: MshHeader = readMsh('MSH|^~\\&').header;
 
 interface MessageOutcome {
@@ -364,7 +380,8 @@ export class Hl7Intake {
       const to = (groups[g + 1] as BatchGroup | undefined)?.bhs?.start ?? frame.length;
       const bts = block.envelope.find((e) => e.name === 'BTS' && e.start > from && e.start < to);
       const declared = field(bts, 1);
-      if (declared !== '' && declared !== String(group.members)) {
+      // NM: `02` counts two.
+      if (declared !== '' && !(/^\d+$/.test(declared) && Number(declared) === group.members)) {
         const id = field(group.bhs, 11);
         note(g, `batch ${id !== '' ? `${id} ` : ''}declares ${declared} messages (BTS-1) but holds ${group.members}`);
       }
@@ -472,7 +489,7 @@ export class Hl7Intake {
       // BTS-2, the batch comment: what is wrong with the batch itself (#batchProblems), for the
       // sender's interface log.
       const bts = ['BTS', String(g.acks.length)];
-      if (g.problems.length > 0) bts.push(escapeText(g.problems.join('; '), fs, enc));
+      if (g.problems.length > 0) bts.push(batchComment(escapeText(g.problems.join('; '), fs, enc), enc));
       lines.push(bts.join(fs));
     }
     if (fhs) lines.push(['FTS', String(groups.length)].join(fs));
@@ -564,19 +581,27 @@ export class Hl7Intake {
       }
     }
     const steps: Array<() => Promise<void>> = [];
+    // A look-up that fails (the store cannot read) is not skipped as other steps are: committed
+    // under the current keys, a message an earlier release took would be taken again (a second
+    // result for Odoo). The message is answered as when the store cannot commit: the sender resends.
+    let lookupFailed: { error: unknown } | undefined;
     if (legacyEvents !== undefined) {
       const earlier = legacyEvents;
       steps.push(async () => {
-        if (await this.#keyUsed((earlier[0] as DraftEvent).idempotencyKey)) {
-          events = earlier;
-          inbound.dedupKey = dedupPrefix + (legacy as string);
+        try {
+          if (await this.#keyUsed((earlier[0] as DraftEvent).idempotencyKey)) {
+            events = earlier;
+            inbound.dedupKey = dedupPrefix + (legacy as string);
+          }
+        } catch (error) {
+          lookupFailed = { error };
         }
       });
     }
     // Only an analyzer endpoint resolves (its events' accessions); the LIS commits at once.
     if (this.#resolveEvents && events.length > 0) steps.push(() => this.#resolveStep(inbound, events, (resolved) => (events = resolved)));
     try {
-      const result = await this.#orderedCommit(steps, () => this.#store.commit(inbound, events));
+      const result = await this.#orderedCommit(steps, () => (lookupFailed ? Promise.reject(lookupFailed.error) : this.#store.commit(inbound, events)));
       return { reply: result.ack, header, charset, result: messageResult(result.duplicate ? 'duplicate' : 'accepted', undefined, messageType, header.controlId, reply.first) };
     } catch (err) {
       // The store cannot commit (closed, failed, disk full): a negative ACK, never a silent drop.
