@@ -6,7 +6,7 @@
  * message it was: the stored ACK, byte for byte, and no event made again.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, symlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -26,12 +26,30 @@ const PREVIOUS = 'ccfd7de';
 let work: string;
 let prevSrc: string;
 
+/**
+ * A command run to its end within 30 s (killed after), failing with its stderr and `what` named:
+ * git missing, the commit absent (a shallow clone) or tar failing stops the test with why, at once.
+ */
+async function step(what: string, file: string, args: string[]): Promise<void> {
+  try {
+    await run(file, args, { timeout: 30_000, killSignal: 'SIGKILL', maxBuffer: 1024 * 1024 });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { stderr?: string; killed?: boolean };
+    const why = e.code === 'ENOENT' ? `${file} is not installed` : e.killed ? 'it took over 30 s' : (e.stderr || e.message).trim();
+    throw new Error(`${what}: ${why}`);
+  }
+}
+
 beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), 'lgw-fp-upgrade-'));
   prevSrc = path.join(work, 'prev');
-  await run('sh', ['-c', `mkdir -p "${prevSrc}" && git -C "${repoRoot}" archive ${PREVIOUS} gateway/src | tar -x -C "${prevSrc}"`]);
+  await mkdir(prevSrc);
+  const tar = path.join(work, 'prev.tar');
+  await step(`the previous release's commit ${PREVIOUS} must be in the clone (a full clone of main; a shallow one lacks it)`, 'git', ['-C', repoRoot, 'cat-file', '-e', `${PREVIOUS}^{commit}`]);
+  await step(`git archive of ${PREVIOUS}`, 'git', ['-C', repoRoot, 'archive', '--format=tar', '-o', tar, PREVIOUS, 'gateway/src']);
+  await step(`unpacking the sources of ${PREVIOUS}`, 'tar', ['-x', '-f', tar, '-C', prevSrc]);
   await symlink(path.join(repoRoot, 'node_modules'), path.join(prevSrc, 'node_modules'));
-}, 60_000);
+}, 120_000);
 
 afterAll(async () => {
   if (work) await rm(work, { recursive: true, force: true });
