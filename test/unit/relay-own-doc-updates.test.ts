@@ -74,6 +74,14 @@ describe("the gateway's own documents, written by batches side by side", () => {
     expect(await ref.ownDoc('rfq-manual')).toEqual({ 'BR-1': 10, 'BR-2': 20, 'BR-3': 30, 'BR-4': 40 });
   });
 
+  it('each reader gets a copy of its own: changing what was read writes nothing and is not read back', async () => {
+    const ref = await refData();
+    await ref.putOwnDoc('rfq-manual', { 'BR-1': 10 });
+    const read = (await ref.ownDoc<Record<string, number>>('rfq-manual'))!;
+    read['BR-2'] = 20;
+    expect(await ref.ownDoc('rfq-manual')).toEqual({ 'BR-1': 10 });
+  });
+
   it('a change returning nothing writes nothing, and a failed update does not stop the next one', async () => {
     const ref = await refData();
     await ref.updateOwnDoc<Record<string, number>>('rfq-manual', () => ({ kept: 1 }));

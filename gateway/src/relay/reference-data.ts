@@ -250,14 +250,33 @@ export class ReferenceData {
    */
   async ownDoc<T>(key: string): Promise<T | undefined> {
     if (key === SNAPSHOT_KEY || key === DEBITS_KEY) throw new Error(`ref/${key} is kept by ReferenceData`);
-    return this.#store.getDoc<T>(REF_NAMESPACE, key);
+    // Every write of these documents goes through this instance (the gateway's process holds the
+    // store alone; pointing it at another Odoo drops them at start-up, before the relay): the last
+    // value read or written is kept, and each reader gets a copy of its own. A consumption batch
+    // reads the carry every time; read from LevelDB, it waited behind the batches being written.
+    if (this.#ownDocs.has(key)) return structuredClone(this.#ownDocs.get(key)) as T | undefined;
+    const value = await this.#store.getDoc<T>(REF_NAMESPACE, key);
+    // A write made while this read was on its way is newer: keep it.
+    if (!this.#ownDocs.has(key)) this.#ownDocs.set(key, value);
+    return structuredClone(this.#ownDocs.get(key)) as T | undefined;
   }
 
   /** Write a document read with ownDoc (one LevelDB put: all of it or none). */
   async putOwnDoc(key: string, value: unknown): Promise<void> {
     if (key === SNAPSHOT_KEY || key === DEBITS_KEY) throw new Error(`ref/${key} is kept by ReferenceData`);
-    await this.#store.putDoc(REF_NAMESPACE, key, value);
+    const copy = structuredClone(value);
+    try {
+      await this.#store.putDoc(REF_NAMESPACE, key, value);
+      this.#ownDocs.set(key, copy);
+    } catch (err) {
+      // Not known whether it was written: read it again next time.
+      this.#ownDocs.delete(key);
+      throw err;
+    }
   }
+
+  /** The gateway's own documents as last read or written (see ownDoc). */
+  readonly #ownDocs = new Map<string, unknown>();
 
   /** Per document, the update in progress (updateOwnDoc runs one at a time per key). */
   readonly #docTurns = new Map<string, Promise<unknown>>();
