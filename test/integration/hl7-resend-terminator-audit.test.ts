@@ -10,20 +10,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
 import { wrapFrame } from '../../gateway/src/ingress/mllp/mllp-encoder.ts';
 import { GatewayHarness } from '../fixtures/hl7/gateway-harness.ts';
+import { glucoseOru as oru } from '../fixtures/hl7/messages.ts';
 
 let h: GatewayHarness | undefined;
 afterEach(async () => {
   await h?.stop();
   h = undefined;
 });
-
-/** A final glucose result for accession ACC-<id>: one result.validated event. */
-const oru = (id: string, msh7 = '20240101120000'): string =>
-  `MSH|^~\\&|LIS|LAB|GW|LAB|${msh7}||ORU^R01^ORU_R01|${id}|P|2.5\r` +
-  `PID|1||MRN-${id}\r` +
-  `ORC|RE|ACC-${id}\r` +
-  `OBR|1|ACC-${id}||GLU^Glucose|||20240101110000||||||||||||||||F\r` +
-  `OBX|1|NM|GLU^Glucose||5.4|mmol/L|||||F\r`;
 
 const msa = (reply: Buffer): string => reply.toString('latin1').split('\r').find((s) => s.startsWith('MSA')) ?? '';
 

@@ -12,6 +12,7 @@ import { wrapFrame } from '../../gateway/src/ingress/mllp/mllp-encoder.ts';
 import type { CommitResult, InboundMessage } from '../../gateway/src/store/types.ts';
 import type { DraftEvent } from '../../gateway/src/events/types.ts';
 import { GatewayHarness } from '../fixtures/hl7/gateway-harness.ts';
+import { glucoseOru } from '../fixtures/hl7/messages.ts';
 
 let h: GatewayHarness | undefined;
 afterEach(async () => {
@@ -20,12 +21,7 @@ afterEach(async () => {
 });
 
 /** A final glucose result for accession ACC-<id>, without its final CR: one result.validated event. */
-const oruNoCr = (id: string): string =>
-  `MSH|^~\\&|LIS|LAB|GW|LAB|20240101120000||ORU^R01^ORU_R01|${id}|P|2.5\r` +
-  `PID|1||MRN-${id}\r` +
-  `ORC|RE|ACC-${id}\r` +
-  `OBR|1|ACC-${id}||GLU^Glucose|||20240101110000||||||||||||||||F\r` +
-  `OBX|1|NM|GLU^Glucose||5.4|mmol/L|||||F`;
+const oruNoCr = (id: string): string => glucoseOru(id).slice(0, -1);
 
 /** Every frame written at once on one connection; the MSA segments of the replies, once `count` came or the socket closed. */
 function pipeline(port: number, frames: string[], onFirstReply?: () => void): Promise<string[]> {

@@ -17,6 +17,7 @@ import { silentLogger } from '../../gateway/src/log.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import { Telemetry } from '../../gateway/src/telemetry.ts';
 import { endpointConfig, repoRoot } from '../fixtures/hl7/helpers.ts';
+import { glucoseOru as oru } from '../fixtures/hl7/messages.ts';
 
 const run = promisify(execFile);
 
@@ -54,13 +55,6 @@ beforeAll(async () => {
 afterAll(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
-
-const oru = (id: string, msh7 = '20240101120000'): string =>
-  `MSH|^~\\&|LIS|LAB|GW|LAB|${msh7}||ORU^R01^ORU_R01|${id}|P|2.5\r` +
-  `PID|1||MRN-${id}\r` +
-  `ORC|RE|ACC-${id}\r` +
-  `OBR|1|ACC-${id}||GLU^Glucose|||20240101110000||||||||||||||||F\r` +
-  `OBX|1|NM|GLU^Glucose||5.4|mmol/L|||||F\r`;
 
 interface StoreLike {
   close(): Promise<void>;

@@ -8,14 +8,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
 import { GatewayHarness } from '../fixtures/hl7/gateway-harness.ts';
+import { adtA01 as adt } from '../fixtures/hl7/messages.ts';
 
 let h: GatewayHarness | undefined;
 afterEach(async () => {
   await h?.stop();
   h = undefined;
 });
-
-const adt = (id: string): string => `MSH|^~\\&|LIS|LAB|GW|LAB|20240101120000||ADT^A01^ADT_A01|${id}|P|2.5\rPID|1||MRN-${id}\r`;
 
 /** Each reply segment as `NAME f1 f2…` reduced to what the test reads. */
 function outline(reply: Buffer): string[] {
