@@ -420,6 +420,15 @@ export class OdooEmulator {
       }
       case 'reset': req.socket.resetAndDestroy(); return;
       case 'reset-after-commit': await runAndNote(); req.socket.resetAndDestroy(); return;
+      case 'cut-after-commit': {
+        const reply = await runAndNote(); // committed now
+        if (this.closed || res.headersSent || res.destroyed) return;
+        const bytes = Buffer.from(reply.body);
+        res.writeHead(reply.status, { ...reply.headers, 'Content-Length': bytes.length });
+        // The first half goes out (at least a byte), then the connection drops mid-answer.
+        res.write(bytes.subarray(0, Math.max(1, Math.floor(bytes.length / 2))), () => req.socket.destroy());
+        return;
+      }
       case 'db-error-after-commit': {
         const reply = await runAndNote(); // committed now (unless the method itself failed)
         if (this.closed) return;

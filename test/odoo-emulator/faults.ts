@@ -28,6 +28,13 @@ export type FaultAction =
   /** The call runs and commits, then the connection is reset. */
   | { kind: 'reset-after-commit' }
   /**
+   * The call runs and commits, Odoo's answer starts (status, headers with its Content-Length, the
+   * first half of the body), then the connection is cut: a proxy restarted, a TLS session or a
+   * Wi-Fi link dropped while the answer was on its way. The client sees a body shorter than
+   * announced.
+   */
+  | { kind: 'cut-after-commit' }
+  /**
    * The call runs and COMMITS, then Odoo answers with the database error it met after the method
    * ran: the connection to PostgreSQL lost during COMMIT, or in a post-commit hook on a new one.
    * `odoo/service/model.py` `retrying` calls `env.cr.commit()` outside its retry loop, so the error
@@ -118,6 +125,7 @@ export class FaultBuilder {
   timeoutAfterCommit(afterMs?: number): Faults { return this.add({ kind: 'timeout-after-commit', ...(afterMs !== undefined ? { afterMs } : {}) }); }
   reset(): Faults { return this.add({ kind: 'reset' }); }
   resetAfterCommit(): Faults { return this.add({ kind: 'reset-after-commit' }); }
+  cutAfterCommit(): Faults { return this.add({ kind: 'cut-after-commit' }); }
   dbErrorAfterCommit(): Faults { return this.add({ kind: 'db-error-after-commit' }); }
   lockError(): Faults { return this.add({ kind: 'lock' }); }
   serializationFailure(): Faults { return this.add({ kind: 'serialization' }); }

@@ -131,6 +131,15 @@ export class HttpTransport {
  * "Out" is the whole body handed to the socket (`timings.upload`, the request's `finish`): a request
  * whose time ran out while it waited for a free socket, or half-written, cannot have run in Odoo
  * (the server waits for the whole body).
+ *
+ * Any other failure after the whole request went out is ambiguous too, whatever its code: the
+ * connection reset or closed (ECONNRESET, EPIPE), and also an answer that started and broke — a
+ * body shorter than its Content-Length (ERR_HTTP_CONTENT_LENGTH_MISMATCH: a proxy restarted, a TLS
+ * session or the Wi-Fi cut mid-answer), a response that does not parse (HPE_*), a compressed body
+ * that does not inflate. An answer that started means Odoo ran the call. Before, only four reset
+ * codes counted; the others read as "Odoo unreachable", the event was released unchanged (not
+ * ambiguous), and a new RFQ whose answer was cut was loaded again onto the order the buyer had
+ * confirmed meanwhile (test/integration/relay-answer-cut-audit.test.ts).
  */
 const BEFORE_SEND_EVENTS = new Set(['lookup', 'connect', 'secureConnect', 'socket']);
 
@@ -139,7 +148,7 @@ export function networkError(err: unknown, idempotent: boolean): Error {
   const message = err instanceof Error ? err.message : String(err);
   let sent = false;
   if (err instanceof TimeoutError) sent = !BEFORE_SEND_EVENTS.has(err.event) && (err.timings === undefined || err.timings.upload !== undefined);
-  else if (err instanceof RequestError) sent = err.timings?.upload !== undefined && (code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNABORTED');
+  else if (err instanceof RequestError) sent = err.timings?.upload !== undefined;
   const tlsProblem = /CERT|SELF_SIGNED|TLS|SSL|PIN/.test(code);
   if (sent && !idempotent) return odooError('ambiguous', `no answer from Odoo after the request was sent (${code}): it may have been applied`, { odooName: code }, err);
   return odooError('transient', tlsProblem ? `TLS verification of the Odoo server failed (${code}): ${message}` : `Odoo unreachable (${code}): ${message}`, { odooName: code, linkDown: true }, err);
