@@ -107,4 +107,37 @@ describe('HL7 resend across the upgrade of the fingerprint', () => {
       await store.close();
     }
   }, 60_000);
+
+  /**
+   * The other way round across the upgrade: the previous release took the message from a file (no
+   * final CR, or an empty line after it) and keyed it as it came; the engine resends it after the
+   * upgrade in the usual form (one CR after each segment). Before, the usual form hashed otherwise,
+   * was looked up under nothing and was committed again: a second result.validated for Odoo.
+   */
+  it('a message taken without its final CR (or with an empty line after it) by the previous release, resent in the usual form: a duplicate', async () => {
+    const dataDir = await mkdtemp(path.join(work, 'data-'));
+    const noCr = oru('V-1').slice(0, -1);
+    const blankAfter = `${oru('V-2')}\r`;
+    const crlfBlankAfter = `${oru('V-3').replaceAll('\r', '\r\n')}\r\n`;
+
+    const prevStore = await import(path.join(prevSrc, 'gateway/src/store/event-store.ts'));
+    const prevEndpoint = await import(path.join(prevSrc, 'gateway/src/ingress/mllp/mllp-endpoint.ts'));
+    const prevTelemetry = await import(path.join(prevSrc, 'gateway/src/telemetry.ts'));
+    const old = (await prevStore.EventStore.open({ dataDir, pruneIntervalMs: 0, minFreeBytes: 0 })) as StoreLike;
+    const before = await sendAll(new prevEndpoint.MllpEndpoint({ config: endpointConfig(), store: old, telemetry: new prevTelemetry.Telemetry(), log: silentLogger }) as EndpointLike, [noCr, blankAfter, crlfBlankAfter]);
+    await old.close();
+
+    const store = await EventStore.open({ dataDir, pruneIntervalMs: 0, minFreeBytes: 0 });
+    try {
+      // The engine's own sends: one CR after each segment, MSH-7 refreshed.
+      const usual = ['V-1', 'V-2', 'V-3'].map((id) => oru(id, '20240101121500'));
+      const after = await sendAll(new MllpEndpoint({ config: endpointConfig(), store, telemetry: new Telemetry(), log: silentLogger }), usual);
+      for (const [i, reply] of after.entries()) expect(reply.equals(before[i] as Buffer)).toBe(true);
+      expect(store.intake()).toMatchObject({ accepted: 3, duplicates: 3 });
+      const events = (await store.listEvents({ limit: 100 })).map((e) => `${e.event.type} ${e.event.correlationId}`);
+      expect(events.sort()).toEqual(['result.validated ACC-V-1', 'result.validated ACC-V-2', 'result.validated ACC-V-3']);
+    } finally {
+      await store.close();
+    }
+  }, 60_000);
 });

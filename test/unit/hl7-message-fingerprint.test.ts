@@ -28,11 +28,13 @@ const ends: Array<[string, (t: string) => string]> = [
 ];
 
 describe('messageFingerprints', () => {
-  it('a message ending with one CR keeps the fingerprint of the releases before, with no second hash', () => {
+  it('a message ending with one CR keeps the fingerprint of the releases before; earlier: the ones they gave it from a file', () => {
     expect(corpus.length).toBeGreaterThan(10);
     for (const text of corpus) {
       const raw = Buffer.from(text, 'latin1');
-      expect(messageFingerprints(raw)).toEqual({ fingerprint: contentFingerprint(raw) });
+      // What the releases before made of it without its final CR, and with an empty line after it.
+      const fromFile = [text.slice(0, -1), `${text}\r`].map((t) => contentFingerprint(Buffer.from(t, 'latin1')));
+      expect(messageFingerprints(raw)).toEqual({ fingerprint: contentFingerprint(raw), earlier: fromFile });
     }
   });
 
@@ -43,6 +45,7 @@ describe('messageFingerprints', () => {
         const r = messageFingerprints(raw);
         expect(r.fingerprint).toBe(contentFingerprint(Buffer.from(text, 'latin1')));
         expect(r.legacy).toBe(contentFingerprint(raw));
+        expect(r.earlier[0]).toBe(r.legacy);
       }
     });
   }

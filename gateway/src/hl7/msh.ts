@@ -178,7 +178,7 @@ export function contentFingerprint(raw: Buffer): string {
  * fingerprint of the releases before (`contentFingerprint`): the intake looks a message in such a
  * form up under it. One hash for a message whose ends need nothing, two for the others.
  */
-export function messageFingerprints(raw: Buffer): { fingerprint: string; legacy?: string } {
+export function messageFingerprints(raw: Buffer): { fingerprint: string; legacy?: string; earlier: string[] } {
   // One Latin-1 string of the bytes (hashed as UTF-8, as it always was: the value is part of the
   // stored dedup and event keys).
   const text = raw.toString('latin1');
@@ -188,8 +188,22 @@ export function messageFingerprints(raw: Buffer): { fingerprint: string; legacy?
   // before hashed such a message with its MSH-7: a resend with a refreshed one was a new message).
   const data = endedWithOneCr(head === 0 ? legacyData : withoutMsh7(text.slice(head)));
   const fingerprint = hash('sha256', data, 'hex').slice(0, 16);
-  if (data === legacyData) return { fingerprint };
-  return { fingerprint, legacy: hash('sha256', legacyData, 'hex').slice(0, 16) };
+  const earlier = earlierEndFingerprints(data);
+  if (data === legacyData) return { fingerprint, earlier };
+  const legacy = hash('sha256', legacyData, 'hex').slice(0, 16);
+  return { fingerprint, legacy, earlier: [legacy, ...earlier.filter((f) => f !== legacy)] };
+}
+
+/**
+ * The fingerprints the releases before gave this message (`data`: MSH-7 left out, one CR after
+ * its last segment) had it come in the two other forms a file gives it: without its final
+ * terminator, and with an empty line after it (CR CR, CRLF CRLF, LF LF: terminators read as CR).
+ * A message an earlier release took so and the engine resends in the usual form is found under
+ * them (hl7-intake.ts). The forms with a byte-order mark or a blank line before the MSH are not
+ * among them: the releases before hashed those with their MSH-7, which a resend refreshes.
+ */
+function earlierEndFingerprints(data: string): string[] {
+  return [hash('sha256', data.slice(0, -1), 'hex').slice(0, 16), hash('sha256', `${data}\r`, 'hex').slice(0, 16)];
 }
 
 /** A UTF-8 byte-order mark (read as Latin-1) and then CR, LF, spaces and tabs: their length. */

@@ -457,7 +457,7 @@ export class Hl7Intake {
     const message = this.#inbound(meta, header, charset, frame, 'accepted', messageType);
     message.ack = reply;
     try {
-      await this.#store.commit(message, []);
+      await this.#orderedCommit(undefined, [], () => this.#store.commit(message, []));
       return { reply, results: [messageResult('accepted', undefined, messageType, batchId, undefined)] };
     } catch (err) {
       this.#store.countRejectedWithoutCommit();
@@ -525,7 +525,7 @@ export class Hl7Intake {
     const warnings: string[] = [];
     const normalizerTerms: string[] = [];
     const problems: Hl7NormalizeProblem[] = [];
-    const { fingerprint, legacy } = messageFingerprints(raw);
+    const { fingerprint, earlier } = messageFingerprints(raw);
     let events: DraftEvent[];
     const context = (fp: string): Hl7NormalizeContext => {
       const ctx: Hl7NormalizeContext = { message, fingerprint: fp, endpoint: this.#config.id, receivedAt: meta.receivedAt, notes, warnings, searchTerms: normalizerTerms, problems };
@@ -566,42 +566,35 @@ export class Hl7Intake {
     for (const t of normalizerTerms) if (!terms.includes(t)) terms.push(t);
     inbound.searchTerms = terms;
     if (read.charsetNote) this.#log.warn('charset corrected', { controlId: header.controlId, note: read.charsetNote });
-    // A message whose ends the releases before hashed otherwise (no final CR, an empty line after
-    // it: msh.ts messageFingerprints) may have been taken by one of them under its old keys: its
-    // events' keys are looked up before the commit, and when the store has them, the message is
-    // committed under the old keys — a resend of it is answered with the stored ACK and makes no
-    // event again. Normalized twice, only for such a message whose event keys hold the fingerprint.
-    let legacyEvents: DraftEvent[] | undefined;
-    if (legacy !== undefined && events.length > 0) {
-      try {
-        const again = this.#normalize({ ...context(legacy), notes: [], warnings: [], searchTerms: [], problems: [] });
-        if (again.length > 0 && again[0]?.idempotencyKey !== events[0]?.idempotencyKey) legacyEvents = again;
-      } catch (err) {
-        this.#log.warn('the keys of the releases before could not be made; committed under the current ones', { controlId: header.controlId, error: describeError(err) });
-      }
-    }
-    const steps: Array<() => Promise<void>> = [];
+    // A message an earlier release took in another form than this one — without its final CR, with
+    // an empty line after it (msh.ts messageFingerprints `earlier`), this one in the usual form or
+    // not — is under the keys that release made of the form it came in. Its first event's key is
+    // looked up under each such fingerprint before the commit; when the store has one, the message
+    // is committed under those keys: answered with the stored ACK, no event made again. The
+    // look-ups start at once (they read only what an earlier release wrote, nothing a commit of
+    // this one is about to write), and the commits still go to the store in arrival order.
+    const found = events.length > 0 ? this.#earlierFingerprint(header.controlId, fingerprint, earlier, events[0] as DraftEvent, context) : undefined;
     // A look-up that fails (the store cannot read) is not skipped as other steps are: committed
     // under the current keys, a message an earlier release took would be taken again (a second
     // result for Odoo). The message is answered as when the store cannot commit: the sender resends.
     let lookupFailed: { error: unknown } | undefined;
-    if (legacyEvents !== undefined) {
-      const earlier = legacyEvents;
-      steps.push(async () => {
+    const lookedUp = found?.then(
+      (hit) => {
+        if (hit === undefined) return;
         try {
-          if (await this.#keyUsed((earlier[0] as DraftEvent).idempotencyKey)) {
-            events = earlier;
-            inbound.dedupKey = dedupPrefix + (legacy as string);
-          }
+          events = this.#normalize({ ...context(hit), notes: [], warnings: [], searchTerms: [], problems: [] });
+          inbound.dedupKey = dedupPrefix + hit;
         } catch (error) {
           lookupFailed = { error };
         }
-      });
-    }
+      },
+      (error: unknown) => void (lookupFailed = { error }),
+    );
+    const steps: Array<() => Promise<void>> = [];
     // Only an analyzer endpoint resolves (its events' accessions); the LIS commits at once.
     if (this.#resolveEvents && events.length > 0) steps.push(() => this.#resolveStep(inbound, events, (resolved) => (events = resolved)));
     try {
-      const result = await this.#orderedCommit(steps, () => (lookupFailed ? Promise.reject(lookupFailed.error) : this.#store.commit(inbound, events)));
+      const result = await this.#orderedCommit(lookedUp, steps, () => (lookupFailed ? Promise.reject(lookupFailed.error) : this.#store.commit(inbound, events)));
       return { reply: result.ack, header, charset, result: messageResult(result.duplicate ? 'duplicate' : 'accepted', undefined, messageType, header.controlId, reply.first) };
     } catch (err) {
       // The store cannot commit (closed, failed, disk full): a negative ACK, never a silent drop.
@@ -613,18 +606,44 @@ export class Hl7Intake {
   }
 
   /**
-   * The commit of a message, issued after its asynchronous steps (the look-up of its keys of the
-   * releases before, an analyzer's accession resolution). The steps are chained: each message's
-   * wait for the previous one to have issued its commit, and while any message has steps pending,
-   * a message without any queues behind it too, so that the commits of pipelined frames (and of a
-   * batch's members) reach the store in arrival order. Without pending steps (nearly always on an
-   * LIS link) the commit is issued at once. A step that fails is logged and skipped: the commit
-   * decides.
+   * The fingerprint, among `earlier`, under which an earlier release stored the message (its first
+   * event's key is in the store), or undefined. The keys are the first event's with the
+   * fingerprint exchanged (normalized again only when the key is too long to hold it as text).
+   * All look-ups run at once; the first of `earlier` found wins.
    */
-  #orderedCommit(steps: ReadonlyArray<() => Promise<void>>, commit: () => Promise<CommitResult>): Promise<CommitResult> {
-    if (steps.length === 0 && this.#pendingSteps === 0) return commit();
+  async #earlierFingerprint(controlId: string, fingerprint: string, earlier: readonly string[], first: DraftEvent, context: (fp: string) => Hl7NormalizeContext): Promise<string | undefined> {
+    const part = `|${fingerprint}|`;
+    const at = first.idempotencyKey.indexOf(part);
+    const keyWith = (fp: string): string | undefined => {
+      if (at !== -1) return first.idempotencyKey.slice(0, at) + `|${fp}|` + first.idempotencyKey.slice(at + part.length);
+      try {
+        return this.#normalize({ ...context(fp), notes: [], warnings: [], searchTerms: [], problems: [] })[0]?.idempotencyKey;
+      } catch (err) {
+        this.#log.warn('the keys of the releases before could not be made; committed under the current ones', { controlId, error: describeError(err) });
+        return undefined;
+      }
+    };
+    const keys = earlier.map(keyWith);
+    const used = await Promise.all(keys.map((k) => (k === undefined || k === first.idempotencyKey ? false : this.#keyUsed(k))));
+    const i = used.indexOf(true);
+    return i === -1 ? undefined : earlier[i];
+  }
+
+  /**
+   * The commit of a message, issued once its look-up under earlier keys (`ready`, started before)
+   * has settled and after its steps (an analyzer's accession resolution). Each message's issue
+   * waits for the previous one's, and while any message has one pending, a message without
+   * look-up or steps queues behind it too, so that the commits of pipelined frames (and of a
+   * batch's members) reach the store in arrival order. The steps run one message at a time (an
+   * accession resolved may depend on the commit before); the look-ups do not wait for each other.
+   * With nothing pending the commit is issued at once. A step that fails is logged and skipped:
+   * the commit decides.
+   */
+  #orderedCommit(ready: Promise<void> | undefined, steps: ReadonlyArray<() => Promise<void>>, commit: () => Promise<CommitResult>): Promise<CommitResult> {
+    if (ready === undefined && steps.length === 0 && this.#pendingSteps === 0) return commit();
     this.#pendingSteps++;
     const issued = this.#stepTail.then(async () => {
+      await ready;
       for (const step of steps) {
         try {
           await step();
@@ -712,7 +731,8 @@ export class Hl7Intake {
   /** Commit a rejected message; false when the store could not take it (counted as such). */
   async #commitRejected(message: InboundMessage): Promise<boolean> {
     try {
-      await this.#store.commit(message, []);
+      // In arrival order too: behind a message whose look-up or steps are pending (#orderedCommit).
+      await this.#orderedCommit(undefined, [], () => this.#store.commit(message, []));
       return true;
     } catch (err) {
       this.#store.countRejectedWithoutCommit();
