@@ -500,16 +500,24 @@ export class ReferenceData {
   }
 
   /** Lot by name for a product (analyzer-reported lot). */
+  /**
+   * The product's lot the analyzer named: the lot of that exact name, else the only one whose name
+   * matches without regard to case (the analyzer reads L2207A from the barcode, the stock keeper
+   * typed l2207a from the box; before, every run was a dead letter while Odoo held the lot). Two
+   * lots differing only in case are not guessed between: the mapping error names them.
+   */
   async lotByName(productId: number, name: string, productCode: string): Promise<LotRef> {
-    let lot = this.#snap.lots.find((l) => l.productId === productId && l.name === name);
+    const exact = this.#snap.lots.find((l) => l.productId === productId && l.name === name);
+    if (exact) return exact;
+    const escaped = name.replace(/[\\%_]/g, (c) => `\\${c}`);
+    const rows = await searchRead(this.#odoo, 'stock.lot', [['product_id', '=', productId], ['name', '=ilike', escaped]], ['id', 'name', 'product_id', 'expiration_date'], { order: 'id' });
+    const lots = rows.map(toLot);
+    const lot = lots.find((l) => l.name === name) ?? (lots.length === 1 ? lots[0] : undefined);
     if (!lot) {
-      const rows = await searchRead(this.#odoo, 'stock.lot', [['product_id', '=', productId], ['name', '=', name]], ['id', 'name', 'product_id', 'expiration_date'], { limit: 1 });
-      if (rows[0]) {
-        lot = toLot(rows[0]);
-        this.#snap.lots.push(lot);
-      }
+      const others = lots.length > 1 ? `; lots ${lots.map((l) => l.name).join(', ')} differ from it only in case: rename the one the analyzer uses to ${name} in Odoo` : '';
+      throw mappingMissing(`reagent lot ${name} of product ${productCode} is not known in Odoo${others}`, { productCode, lot: name });
     }
-    if (!lot) throw mappingMissing(`reagent lot ${name} of product ${productCode} is not known in Odoo`, { productCode, lot: name });
+    if (!this.#snap.lots.some((l) => l.id === lot.id)) this.#snap.lots.push(lot);
     return lot;
   }
 
