@@ -9,7 +9,7 @@ import { CallLimit, isHalted } from './call-limit.ts';
 import { LastSuccessRecord, savedLastSuccess, savedLinkHold, saveLinkHold, type LinkHold } from './last-success.ts';
 import { savedPause, savePause, type RelayPauseDetail } from './paused.ts';
 import type { OdooClientLike } from './odoo/odoo-client.ts';
-import { failureOf, isLinkDown, mayHaveLanded, RETRY_AFTER_CAP_MS, retryAfterOf, waitsForQueued } from './odoo/odoo-error.ts';
+import { failureOf, isLinkDown, isServerChanged, looksLikeServerDrift, mayHaveLanded, RETRY_AFTER_CAP_MS, retryAfterOf, serverChanged, stopsTheLink, waitsForQueued } from './odoo/odoo-error.ts';
 import { ReferenceData, type RefusedModel } from './reference-data.ts';
 import { rulesFor, type PostingRule, type RuleContext, type RuleResult } from './rules/index.ts';
 import { StockWatch } from './stock-watch.ts';
@@ -212,6 +212,8 @@ export class Relay implements Component {
   #serverHoldUntil = 0;
   /** A round is under way: a pause or a stop halts its calls not sent yet (CallLimit.halt). */
   #inRound = false;
+  /** The server's version read afresh in this round (#recheckServer), once per round at most. */
+  #versionNow: Promise<number | Error> | undefined;
 
   constructor(options: RelayOptions) {
     this.#o = options;
@@ -653,6 +655,16 @@ export class Relay implements Component {
     // no round would ever set it back, and /api/status kept "Odoo unreachable" while Odoo answered.
     this.#linkUp();
     this.#refOk = this.#ref.refused.length === 0;
+    // Models Odoo failed to read (not refused for rights): an upgrade the gateway did not see go
+    // down (no outage, no new connection) fails every pull on the old fields. A new version is a
+    // new connection at once (#connect pulls again with the new fields). Before, the pull failed
+    // every time until an event's round or a restart relinked, the stock watch blind meanwhile
+    // (test/integration/relay-upgrade-unseen-audit.test.ts).
+    if (!this.#refOk && this.#ref.refused.some((r) => r.kind === 'error') && (await this.#serverMoved())) {
+      this.#refWait = 0;
+      this.#connected = false;
+      return;
+    }
     if (this.#refOk) this.#refWait = 0;
     else this.#o.log.warn('reference pull incomplete: Odoo did not let the gateway read some models', { models: this.#ref.refused.map((r) => r.model), retryInMs: this.#growRefWait() });
   }
@@ -746,6 +758,7 @@ export class Relay implements Component {
    */
   async #round(leases: Lease[]): Promise<{ trouble: 'ok' | 'link' | 'auth' | 'no-answer'; retryAfterMs: number }> {
     const started = performance.now();
+    this.#versionNow = undefined;
     const states: LeaseProgress[] = leases.map((lease) => ({ lease, runs: this.#runs(lease.events), next: 0, posted: 0, outcomes: [], stopped: false }));
     const maxRuns = Math.max(1, this.#o.maxRunsPerRound ?? MAX_RUNS_PER_ROUND);
     const store = this.#o.store;
@@ -878,12 +891,53 @@ export class Relay implements Component {
         break;
       }
     }
+    await this.#recheckServer(results);
     const { trouble, retryAfterMs, error } = batchTrouble(results.values());
     if (error !== undefined) {
       this.#lastError = describeError(error);
       (this.#o.odoo as { noteFailure?: (e: unknown) => void }).noteFailure?.(error);
     }
     return { results, trouble, retryAfterMs };
+  }
+
+  /**
+   * Odoo refused calls as a changed server would (an unknown field, load column or method:
+   * odoo-error.ts `looksLikeServerDrift`): its version is read afresh, once per round, before any
+   * of them is dead-lettered. Answering as another major version than at connect, it was upgraded
+   * (or restored) while the gateway had nothing to send, so no outage was seen and no new
+   * connection made: those events are released for one (serverChanged: version, protocol and
+   * fields read again, ODOO_VERSION_CHANGED), uncharged, and looked up first (ambiguous: an
+   * earlier step of the workflow may be written). Before, every order after an 18 → 19 upgrade on
+   * a quiet Sunday was dead-lettered "KeyError: 'product_uom'" until the next outage or restart
+   * (test/integration/relay-upgrade-unseen-audit.test.ts). The same version: the refusal stands.
+   * The version unreadable for the link (down, credentials): released as the link failure.
+   */
+  async #recheckServer(results: Map<string, RuleResult>): Promise<void> {
+    const odoo = this.#o.odoo;
+    const drifted = [...results].filter(([, r]) => !r.ok && looksLikeServerDrift(r.error));
+    if (drifted.length === 0 || !odoo.serverVersionNow) return;
+    this.#versionNow ??= odoo.serverVersionNow().catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+    const now = await this.#versionNow;
+    const before = odoo.serverVersion;
+    if (now instanceof Error ? !stopsTheLink(now) : now === before) return;
+    for (const [id, r] of drifted) {
+      if (r.ok) continue;
+      results.set(id, { ok: false, error: now instanceof Error ? now : serverChanged(before, now, r.error) });
+    }
+  }
+
+  /** The server answers now as another major version than at connect (false when unreadable). */
+  async #serverMoved(): Promise<boolean> {
+    const odoo = this.#o.odoo;
+    if (!odoo.serverVersionNow) return false;
+    try {
+      const now = await odoo.serverVersionNow();
+      if (now === odoo.serverVersion) return false;
+      this.#o.log.warn('Odoo answers as another version than at connect: reconnecting', { from: odoo.serverVersion, to: now });
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Outcomes in partition order; the first failure ends the run (the rest are released). */
@@ -906,6 +960,9 @@ export class Relay implements Component {
   #failureOutcome(e: StoredEvent, error: unknown): Outcome | undefined {
     const failure = failureOf(error);
     const text = describeError(error);
+    // Odoo answers as another version (#recheckServer): not charged, looked up first, due once
+    // the new connection is made.
+    if (isServerChanged(error)) return { eventId: e.event.id, outcome: 'retry', error: text, ambiguous: true, free: true, delayMs: 0 };
     // A proxy's 504 to a write: Odoo may still run it. Not charged (Odoo answering 504 for a week
     // dead-letters nothing), but ambiguous and held for the settle time like a timeout, so the
     // look-up comes after the write has landed or died.

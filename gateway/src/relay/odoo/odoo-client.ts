@@ -30,6 +30,12 @@ export interface OdooClientLike extends OdooApi {
   close(): void;
   /** Keep at least `requests` connections to Odoo (the relay's requests in flight, relay.concurrency). */
   reserveConnections?(requests: number): void;
+  /**
+   * The major version the server answers as now, read afresh (the connection's version, protocol
+   * and fields are left as they are): the relay asks when Odoo refuses a call as a changed server
+   * would (odoo-error.ts `looksLikeServerDrift`).
+   */
+  serverVersionNow?(): Promise<number>;
 }
 
 export interface OdooClientOptions {
@@ -319,18 +325,24 @@ export class OdooClient implements OdooClientLike {
   // --- detection and authentication -----------------------------------------------------------
 
   async #detect(): Promise<void> {
+    const found = await this.#readVersion();
+    this.#protocol = found.protocol;
+    this.#version = found.major;
+    this.#versionText = found.text;
+  }
+
+  async serverVersionNow(): Promise<number> {
+    return (await this.#readVersion()).major;
+  }
+
+  async #readVersion(): Promise<{ protocol: OdooProtocol; major: number; text: string }> {
     // 19+: GET /web/version (A.4). Older servers answer 404 or an HTML page.
     try {
       const reply = await this.#http.get('/web/version', { accept: 'application/json' });
       if (reply.status === 200) {
         const body = tryJson(reply.body) as { version_info?: unknown; version?: unknown } | undefined;
         const major = body ? parseMajorVersion(body.version_info, body.version) : 0;
-        if (major >= 19) {
-          this.#protocol = 'json-2';
-          this.#version = major;
-          this.#versionText = String(body?.version ?? major);
-          return;
-        }
+        if (major >= 19) return { protocol: 'json-2', major, text: String(body?.version ?? major) };
       }
     } catch (err) {
       if (failureOf(err) !== 'transient') throw err;
@@ -340,9 +352,7 @@ export class OdooClient implements OdooClientLike {
     // D: parse server_version_info, not the string ("17.0-20240709").
     const major = parseMajorVersion(info?.server_version_info, info?.server_version);
     if (major === 0) throw odooError('permanent', `could not read the Odoo version from ${displayUrl(this.#http.baseUrl)}`);
-    this.#version = major;
-    this.#versionText = String(info?.server_version ?? major);
-    this.#protocol = major >= 19 ? 'json-2' : 'json-rpc';
+    return { protocol: major >= 19 ? 'json-2' : 'json-rpc', major, text: String(info?.server_version ?? major) };
   }
 
   async #authenticate(): Promise<void> {

@@ -50,6 +50,8 @@ export interface OdooErrorDetails {
   retryAfterMs?: number;
   /** The call was never sent: the link had already failed (call-limit.ts, notSent). */
   notSent?: boolean;
+  /** Odoo answers as another major version than at connect (serverChanged). */
+  serverChanged?: boolean;
 }
 
 export function odooError(failure: OdooFailureClass, message: string, details: Omit<OdooErrorDetails, 'failure'> = {}, cause?: unknown): GatewayError {
@@ -213,6 +215,41 @@ export function isDatabaseDown(name: string): boolean {
  */
 export function databaseErrorMayHaveLanded(name: string): boolean {
   return isDatabaseDown(name);
+}
+
+/**
+ * What Odoo raises for a call the server no longer understands: a field or a load column it does
+ * not have (`KeyError`, `ValueError` "Invalid field"), a method or signature it does not have
+ * (`AttributeError`, `TypeError`; JSON-2's 404 and 422). After an upgrade (18 → 19: `product_uom`
+ * became `product_uom_id`) every call written for the old server fails so.
+ */
+const DRIFT_NAMES = new Set(['builtins.KeyError', 'builtins.ValueError', 'builtins.AttributeError', 'builtins.TypeError', 'werkzeug.exceptions.NotFound', 'werkzeug.exceptions.UnprocessableEntity']);
+
+/**
+ * A permanent refusal that a changed server would give (DRIFT_NAMES). The relay then reads the
+ * server's version afresh before dead-lettering anything: an Odoo upgraded while the gateway had
+ * nothing to send (no outage seen, so no new connection) refused every order of the morning as
+ * "KeyError: 'product_uom'" (test/integration/relay-upgrade-unseen-audit.test.ts).
+ */
+export function looksLikeServerDrift(err: unknown): boolean {
+  if (!(err instanceof GatewayError) || failureOf(err) !== 'permanent') return false;
+  const name = err.details?.['odooName'];
+  return typeof name === 'string' && DRIFT_NAMES.has(name);
+}
+
+/**
+ * The server answers as another major version than the one the gateway connected to: the call
+ * that met it is released for a new connection (version, protocol, fields), looked up first
+ * (ambiguous: an earlier step of its workflow may have been written), not charged.
+ */
+export function serverChanged(before: number, now: number, original: unknown): GatewayError {
+  const text = `Odoo now answers as version ${now} (the gateway connected to ${before}) and refused a call written for ${before}: reconnecting to read its protocol and fields again`;
+  return odooError('transient', text, { linkDown: true, serverChanged: true }, original);
+}
+
+/** See serverChanged. */
+export function isServerChanged(err: unknown): boolean {
+  return err instanceof GatewayError && err.details?.['serverChanged'] === true;
 }
 
 const AUTH_NAMES = ['odoo.exceptions.AccessDenied', 'werkzeug.exceptions.Unauthorized', 'odoo.http.SessionExpiredException'];
