@@ -161,4 +161,26 @@ describe('invoice.eligible derivation', () => {
     await store.commit(msg(), [validated('A13', 'TSH')]);
     expect((await eligible('A13')).map((e) => e.event.data)).toMatchObject([{ tests: [{ code: 'GLU' }] }, { tests: [{ code: 'GLU' }, { code: 'TSH' }] }]);
   });
+  it('a cancellation timed before the order that opened the test again leaves it open; a result validated while it was cancelled does not bill the re-order', async () => {
+    const timed = (d: DraftEvent, time: string, key: string): DraftEvent =>
+      ({ ...d, idempotencyKey: key, occurredAt: time, ...(d.type === 'order.created' ? { data: { ...(d.data as OrderCreatedData), orderedAt: time } } : {}) }) as DraftEvent;
+    // GLU and TSH at 09:20, TSH cancelled at 10:00, ordered again at 10:30, the 10:00 cancellation replayed.
+    await store.commit(msg(), [timed(order('A14', ['GLU', 'TSH']), '2026-11-25T09:20:00.000Z', 'oc|A14|1')]);
+    await store.commit(msg(), [validated('A14', 'GLU')]);
+    await store.commit(msg(), [timed(cancelled('A14', ['TSH']), '2026-11-25T10:00:00.000Z', 'cx|A14|1')]);
+    await store.commit(msg(), [timed(order('A14', ['TSH']), '2026-11-25T10:30:00.000Z', 'oc|A14|2')]);
+    await store.commit(msg(), [timed(cancelled('A14', ['TSH']), '2026-11-25T10:00:00.000Z', 'cx|A14|2')]);
+    await store.commit(msg(), [validated('A14', 'TSH')]);
+    expect((await eligible('A14')).map((e) => e.event.data)).toMatchObject([{ tests: [{ code: 'GLU' }] }, { tests: [{ code: 'GLU' }, { code: 'TSH' }] }]);
+
+    // TSH's result validated at 10:10, while cancelled: the 10:30 re-order waits for its own result.
+    await store.commit(msg(), [timed(order('A15', ['GLU', 'TSH']), '2026-11-25T09:20:00.000Z', 'oc|A15|1')]);
+    await store.commit(msg(), [validated('A15', 'GLU')]);
+    await store.commit(msg(), [timed(cancelled('A15', ['TSH']), '2026-11-25T10:00:00.000Z', 'cx|A15|1')]);
+    await store.commit(msg(), [timed(validated('A15', 'TSH'), '2026-11-25T10:10:00.000Z', 'rv|A15|TSH|1')]);
+    await store.commit(msg(), [timed(order('A15', ['TSH']), '2026-11-25T10:30:00.000Z', 'oc|A15|2')]);
+    expect(await eligible('A15')).toHaveLength(1);
+    await store.commit(msg(), [timed(validated('A15', 'TSH'), '2026-11-25T11:00:00.000Z', 'rv|A15|TSH|2')]);
+    expect(await eligible('A15')).toHaveLength(2);
+  });
 });

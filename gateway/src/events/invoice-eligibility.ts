@@ -54,13 +54,27 @@
  * TSH for a resend: test/integration/billing-multi-orc-order-time-audit.test.ts). A line without
  * ORC-9 is timed by the run it follows.
  * Limits: a cancellation without ORC-9 is timed by its MSH-7, which a replayed queue re-stamps, so
- * an order placed between the cancellation and that replay reads as placed before it. And the
- * mirror of a resend is not recognised: a cancellation replayed (a new MSH-10, its ORC-9 10:00)
- * after the LIS ordered the test again (ORC-9 10:30) closes the re-ordered test again, as any
- * cancellation does. The rule would be de5cbf2's turned round (a cancellation timed strictly
- * before the order that opened the test again after a cancellation the gateway saw leaves it
- * open), but the relay's order.cancelled rule takes every test the event names off the sale order
- * without reading this walk: it must skip such tests first, or Odoo and billing disagree.
+ * an order placed between the cancellation and that replay reads as placed before it.
+ *
+ * A cancellation replayed after a re-order (the mirror of a resend). An open test keeps the latest
+ * order time (placedAt) of the order messages that named it since it was opened (`openedAt`); a
+ * cancellation timed strictly before it (ORC-9, else MSH-7), not in that order's message, does not
+ * close the test (laterOrder, `leftOpen`): GLU and TSH ordered at 09:20, TSH cancelled at 10:00,
+ * ordered again at 10:30, the 10:00 cancellation replayed under a new MSH-10 leaves TSH open, and a
+ * whole-order cancellation closes only the tests ordered at or before its time. The relay's
+ * order.cancelled rule reads `leftOpen` and leaves those lines on the sale order. Equal and
+ * unknown times still cancel. Before, the replay closed the re-ordered test: taken off the sale
+ * order and never billed although the lab ran it
+ * (test/integration/billing-cancel-replay-after-reorder-audit.test.ts). The rule holds whatever
+ * arrives first: a cancellation that comes before an order placed after it does not cancel it
+ * either (cancelledBy).
+ *
+ * A result of a cancelled test. A `result.validated` of a test closed by a cancellation (ordered,
+ * then cancelled, or the whole order cancelled) is kept and counted for nothing
+ * (`validatedWhileClosed`): an order that opens the test again needs its own result, unless that
+ * result is timed (its occurredAt: OBR-22, else OBR-7) strictly after the re-order was placed
+ * (ORC-9): the re-order's result that came before its order message (two LIS interfaces racing).
+ * Before, a result validated after the cancellation made the re-ordered test billable at once.
  *
  * QC and calibration runs never produce `result.validated` (the analyzer normalizers mark them
  * `runType: qc|calibration` and only LIS validation bills), so they can never make an order
@@ -125,6 +139,27 @@ export interface BillingState {
    * the gateway had already seen cancelled, with that cancellation (the order event's note).
    */
   resends: Map<string, CancelBeforeOrder>;
+  /**
+   * Each open test's latest order time: the latest placedAt (ORC-9) of the order messages that
+   * named it since it was last opened, with that message. A cancellation timed strictly before it
+   * does not close the test (laterOrder).
+   */
+  openedAt: Map<string, CancelBeforeOrder>;
+  /**
+   * Tests the last order.cancelled walked left open because an order placed strictly after its
+   * time (openedAt) opened them: a cancellation the LIS replayed after ordering the test again, or
+   * one that came late. By code, with that order's time (epoch ms). Empty when the last order
+   * event walked was no such cancellation (rules/order-cancelled.ts reads it, walking up to its event).
+   */
+  leftOpen: Map<string, number>;
+  /**
+   * Results validated while their test was closed by a cancellation (everOrdered and not open, or
+   * the whole order cancelled): kept, counted for nothing. By code, the latest result's time
+   * (occurredAt, epoch ms; NaN unknown). An order that opens the test again counts it only when
+   * that result is timed strictly after the order's placedAt (a result of the re-order that came
+   * before its order message); otherwise the re-order needs a new result.
+   */
+  validatedWhileClosed: Map<string, number>;
   /**
    * Position (0-based, among the events walked) of the last order.created or order.cancelled
    * after which the accession was ordered and had no open test: the order ended cancelled there
@@ -201,6 +236,39 @@ function closeTest(state: BillingState, code: string, cancel: CancelBeforeOrder)
   if (kept === undefined || Number.isNaN(kept.at) || cancel.at >= kept.at) state.cancelledAt.set(code, cancel);
 }
 
+/**
+ * The order that opened `code` (or named it since) when it was placed strictly after `cancel`'s
+ * time, not in the cancellation's own message: that cancellation does not cancel it (a
+ * cancellation the LIS replayed after ordering the test again, or one that came late). Unknown
+ * times (an order without ORC-9, a cancellation whose time does not parse) and equal times leave
+ * the cancellation in force, as before.
+ */
+function laterOrder(state: BillingState, code: string, cancel: CancelBeforeOrder): CancelBeforeOrder | undefined {
+  if (!state.open.has(code)) return undefined;
+  const opened = state.openedAt.get(code);
+  if (!opened || opened.message === cancel.message) return undefined;
+  return opened.at > cancel.at ? opened : undefined;
+}
+
+/** Keep `order`'s placedAt as `code`'s latest order time (openedAt), when it says one. */
+function noteOrderTime(state: BillingState, code: string, order: BillingEvent): void {
+  const at = placedAt(order);
+  if (Number.isNaN(at)) return;
+  const kept = state.openedAt.get(code);
+  if (!kept || at > kept.at) state.openedAt.set(code, { at, message: cancelOf(order).message });
+}
+
+/**
+ * `order` opened `code` again after a cancellation: a result validated while it was closed counts
+ * for it only when timed strictly after the order was placed (its result, sent before its order
+ * message); one timed before it, at its time, or either time unknown was the cancelled test's.
+ */
+function reopened(state: BillingState, code: string, order: BillingEvent): void {
+  const resultAt = state.validatedWhileClosed.get(code);
+  state.validatedWhileClosed.delete(code);
+  if (resultAt !== undefined && resultAt > placedAt(order)) state.validated.add(code);
+}
+
 /** Walk an accession's events in the order they happened (see the header). */
 export function billingState(events: Iterable<BillingEvent>): BillingState {
   const state: BillingState = {
@@ -213,6 +281,9 @@ export function billingState(events: Iterable<BillingEvent>): BillingState {
     cancelledAt: new Map(),
     wholeCancelledAt: undefined,
     resends: new Map(),
+    openedAt: new Map(),
+    leftOpen: new Map(),
+    validatedWhileClosed: new Map(),
     closedAt: -1,
     validated: new Set(),
     billed: new Set(),
@@ -223,6 +294,7 @@ export function billingState(events: Iterable<BillingEvent>): BillingState {
     position++;
     if (e.type === 'order.created') {
       const tests = (e.data as OrderCreatedData).tests;
+      state.leftOpen = new Map();
       state.ordered = true;
       const whole = state.wholeCancelBeforeOrder;
       state.wholeCancelBeforeOrder = undefined;
@@ -233,6 +305,7 @@ export function billingState(events: Iterable<BillingEvent>): BillingState {
         state.wholeOrderCancelled = true;
         state.wholeCancelledAt = whole;
         state.validated.clear();
+        state.validatedWhileClosed.clear();
         for (const t of tests) {
           state.everOrdered.add(t.code);
           closeTest(state, t.code, whole);
@@ -273,33 +346,67 @@ export function billingState(events: Iterable<BillingEvent>): BillingState {
           }
           state.cancelledAt.delete(t.code);
           state.resends.delete(t.code);
-          if (!state.open.has(t.code)) state.open.set(t.code, t);
+          if (!state.open.has(t.code)) {
+            state.open.set(t.code, t);
+            state.openedAt.delete(t.code);
+            reopened(state, t.code, e);
+          }
+          noteOrderTime(state, t.code, e);
         }
       }
     } else if (e.type === 'order.cancelled') {
       const tests = (e.data as OrderCancelledData).tests;
-      if (tests.length === 0) {
-        if (!state.ordered) state.wholeCancelBeforeOrder = cancelOf(e);
+      const cancel = cancelOf(e);
+      state.leftOpen = new Map();
+      // Open tests an order placed strictly after this cancellation opened: not cancelled by it.
+      for (const code of tests.length === 0 ? state.open.keys() : tests.map((t) => t.code)) {
+        const later = laterOrder(state, code, cancel);
+        if (later) state.leftOpen.set(code, later.at);
+      }
+      if (tests.length === 0 && state.leftOpen.size > 0) {
+        // A whole-order cancellation with tests ordered after it: it cancels the rest only.
+        for (const code of state.everOrdered) if (!state.leftOpen.has(code)) closeTest(state, code, cancel);
+        for (const code of [...state.open.keys()]) {
+          if (state.leftOpen.has(code)) continue;
+          state.open.delete(code);
+          state.openedAt.delete(code);
+        }
+        for (const code of [...state.validated]) if (!state.leftOpen.has(code)) state.validated.delete(code);
+        for (const code of [...state.billed]) if (!state.leftOpen.has(code)) state.billed.delete(code);
+        for (const code of [...state.validatedWhileClosed.keys()]) if (!state.leftOpen.has(code)) state.validatedWhileClosed.delete(code);
+      } else if (tests.length === 0) {
+        if (!state.ordered) state.wholeCancelBeforeOrder = cancel;
         else {
-          const cancel = cancelOf(e);
           state.wholeOrderCancelled = true;
           state.wholeCancelledAt = cancel;
           // Every test ordered before it is cancelled by it (a resend of any of its orders too).
           for (const code of state.everOrdered) closeTest(state, code, cancel);
         }
         state.open.clear();
+        state.openedAt.clear();
         state.validated.clear();
+        state.validatedWhileClosed.clear();
         state.billed.clear();
       }
       for (const t of tests) {
-        if (!state.everOrdered.has(t.code)) state.cancelledBeforeOrder.set(t.code, cancelOf(e));
-        else closeTest(state, t.code, cancelOf(e));
+        if (state.leftOpen.has(t.code)) continue;
+        if (!state.everOrdered.has(t.code)) state.cancelledBeforeOrder.set(t.code, cancel);
+        else closeTest(state, t.code, cancel);
         state.open.delete(t.code);
+        state.openedAt.delete(t.code);
         state.validated.delete(t.code);
+        state.validatedWhileClosed.delete(t.code);
         state.billed.delete(t.code);
       }
     } else if (e.type === 'result.validated') {
-      state.validated.add((e.data as ResultValidatedData).testCode);
+      const code = (e.data as ResultValidatedData).testCode;
+      // A result of a test the LIS cancelled and has not ordered again: kept, counted for nothing
+      // (an order that opens the test again needs its own result, see validatedWhileClosed).
+      if (state.ordered && !state.open.has(code) && (state.everOrdered.has(code) || state.wholeOrderCancelled)) {
+        const at = Date.parse(e.occurredAt);
+        const kept = state.validatedWhileClosed.get(code);
+        state.validatedWhileClosed.set(code, kept === undefined || Number.isNaN(kept) || at > kept ? at : kept);
+      } else state.validated.add(code);
     } else if (e.type === 'invoice.eligible') {
       state.eligibleEvents++;
       for (const t of (e.data as InvoiceEligibleData).tests) state.billed.add(t.code);

@@ -4,6 +4,7 @@ import { m2oId, read, searchRead, write, type OdooRecord } from '../odoo/odoo-ca
 import { needsOperator } from '../odoo/odoo-error.ts';
 import { gatewayInvoices, isProductLine } from './invoices.ts';
 import { isLockedOrder, isLockedOrderRefusal, lockedOrderChange, noSaleOrder, orderFollows, otherClientGuard, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
+import type { StoredEvent } from '../../store/types.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
 import { waitingForItsOrder } from './waiting-for-order.ts';
 
@@ -31,6 +32,10 @@ import { waitingForItsOrder } from './waiting-for-order.ts';
  * the accession found in Odoo meanwhile (entered by hand) has the tests taken off, and after 24 h
  * without either it is a dead letter for an operator.
  *
+ * Tests ordered strictly after the cancellation's time (billing's `leftOpen`, leftOpenBy below: a
+ * cancellation the LIS replayed after ordering the test again) are left on the order and named in
+ * the event's note; a whole-order cancellation then takes off only the other lines.
+ *
  * Idempotent by construction: a second run finds no line to remove, or a cancelled order.
  * A cancel from a LIS link whose order of the accession is another client's than the sale order's
  * (two LIS links numbering alike, sale-orders.ts `otherClientGuard`) is a dead letter: it never
@@ -48,9 +53,17 @@ export const orderCancelledRule: PostingRule = {
     const invoices = await gatewayInvoices(ctx.odoo, accessions);
     const otherClient = otherClientGuard(ctx);
     for (const e of events) {
-      const d = e.event.data as OrderCancelledData;
+      const all = e.event.data as OrderCancelledData;
       try {
+        // Tests ordered strictly after this cancellation's time stay: not cancelled by it (leftOpenBy).
+        const leftOpen = await leftOpenBy(ctx, e);
+        const keptNote = leftOpen.size > 0 ? leftOpenNote(leftOpen, e.event.occurredAt) : undefined;
+        const d: OrderCancelledData = leftOpen.size > 0 && all.tests.length > 0 ? { ...all, tests: all.tests.filter((t) => !leftOpen.has(t.code)) } : all;
         const so = orders.get(d.accession);
+        if (all.tests.length > 0 && d.tests.length === 0) {
+          results.set(e.event.id, ok(so ? [{ model: 'sale.order', id: so.id, name: String(so['name'] ?? '') }] : undefined, keptNote));
+          continue;
+        }
         if (!so) {
           // The cancellation came before its order (a LIS replaying its queue out of order, two
           // interfaces racing): the order that follows leaves the cancelled tests off the sale
@@ -80,10 +93,13 @@ export const orderCancelledRule: PostingRule = {
         }
         const lines = (await searchRead(ctx.odoo, 'sale.order.line', [['order_id', '=', so.id]], SALE_LINE_FIELDS)).filter((l) => !l['display_type']);
         const whole = d.tests.length === 0;
+        // A whole-order cancellation leaves the lines of the tests ordered after it.
+        const keptProducts = new Set<number>();
+        for (const code of leftOpen.keys()) keptProducts.add((await ctx.ref.product(code)).id);
         const productIds = new Set<number>();
         for (const t of d.tests) productIds.add((await ctx.ref.product(t.code)).id);
-        const hit = whole ? lines : lines.filter((l) => productIds.has(m2oId(l['product_id']) ?? -1));
-        if (whole) for (const l of lines) productIds.add(m2oId(l['product_id']) ?? -1);
+        const hit = whole ? lines.filter((l) => !keptProducts.has(m2oId(l['product_id']) ?? -1)) : lines.filter((l) => productIds.has(m2oId(l['product_id']) ?? -1));
+        if (whole) for (const l of hit) productIds.add(m2oId(l['product_id']) ?? -1);
 
         // A locked confirmed order refuses the quantity writes below: say so before touching the
         // draft invoice, rather than dead-letter with Odoo's bare "forbidden to modify" text.
@@ -97,7 +113,7 @@ export const orderCancelledRule: PostingRule = {
         const draft = state === 'draft' || state === 'sent';
         const free = hit.filter((l) => !billed(l));
         const kept = hit.filter(billed);
-        if (draft && posted.moves.length === 0 && (whole || hit.length === lines.length)) {
+        if (draft && posted.moves.length === 0 && keptProducts.size === 0 && (whole || hit.length === lines.length)) {
           // action_cancel on a draft order returns True; on a sent one Odoo 17 first offers a
           // wizard unless the cancel warning is off.
           await ctx.odoo.call('sale.order', 'action_cancel', {}, { ids: [so.id], context: { disable_cancel_warning: true } });
@@ -122,10 +138,10 @@ export const orderCancelledRule: PostingRule = {
             { accession: d.accession },
           );
         }
-        results.set(e.event.id, ok(ref));
+        results.set(e.event.id, ok(ref, keptNote));
       } catch (err) {
-        const so = orders.get(d.accession);
-        results.set(e.event.id, fail(so && isLockedOrderRefusal(err) ? lockedOrderChange(so, d.accession, `cancelled test(s) ${d.tests.map((t) => t.code).join(', ') || '(whole order)'}`) : err));
+        const so = orders.get(all.accession);
+        results.set(e.event.id, fail(so && isLockedOrderRefusal(err) ? lockedOrderChange(so, all.accession, `cancelled test(s) ${all.tests.map((t) => t.code).join(', ') || '(whole order)'}`) : err));
       }
     }
     return results;
@@ -164,6 +180,32 @@ async function unlinkedBilling(
     net.set(productId, net.get(productId)! - Number(l['quantity'] ?? 0));
   }
   return net;
+}
+
+/**
+ * The tests `e` leaves open: ordered (ORC-9) strictly after its time (ORC-9, else MSH-7), by an
+ * order message stored before it (events/invoice-eligibility.ts `leftOpen`, walking the accession's
+ * billing events up to this one as billing did when it was committed). A LIS that ordered TSH
+ * again at 10:30 after cancelling it at 10:00, then replayed the 10:00 cancellation (its ACK lost,
+ * a new MSH-10): billing keeps TSH open, so its line stays on the sale order. Before, the replay
+ * took the re-ordered test off the order, and it was never billed although the lab ran it
+ * (test/integration/billing-cancel-replay-after-reorder-audit.test.ts). By code, with the order's time.
+ */
+async function leftOpenBy(ctx: RuleContext, e: StoredEvent): Promise<Map<string, number>> {
+  if (!ctx.events) return new Map();
+  const stored = inStoredOrder(await ctx.events(e.event.correlationId, [...BILLING_STATE_TYPES])).filter((s) => s.event.id <= e.event.id);
+  if (stored.at(-1)?.event.id !== e.event.id) return new Map();
+  return billingState(stored.map((s) => s.event)).leftOpen;
+}
+
+/** The cancellation event's note on the tests it left on the order (leftOpenBy), grouped by their order's time. */
+function leftOpenNote(leftOpen: Map<string, number>, cancelledAt: string): string {
+  const byTime = new Map<number, string[]>();
+  for (const [code, at] of leftOpen) byTime.set(at, [...(byTime.get(at) ?? []), code]);
+  const when = Number.isNaN(Date.parse(cancelledAt)) ? cancelledAt : new Date(Date.parse(cancelledAt)).toISOString();
+  return [...byTime]
+    .map(([at, codes]) => `${codes.join(', ')} left on the order (ordered at ${new Date(at).toISOString()}, after this cancellation's time ${when}: a cancellation the LIS replayed or sent late, of an earlier order)`)
+    .join('; ');
 }
 
 /**
