@@ -130,6 +130,26 @@ function groupAt(groups: readonly BatchGroup[], start: number): number {
   return g;
 }
 
+/**
+ * An ACK's text with its MSH-18 (character set) set to `label`: an ACK carried in a batch reply
+ * written in another charset than its own message's. An empty label (the reply in the endpoint's
+ * default charset) empties MSH-18, and adds nothing to an MSH without one.
+ */
+function withCharsetLabel(ack: string, label: string): string {
+  return ack
+    .split('\r')
+    .map((line) => {
+      if (!line.startsWith('MSH') || line.length < 4) return line;
+      const fields = line.split(line[3] as string);
+      // MSH-1 is the separator itself: MSH-n sits at index n - 1.
+      if (fields.length <= 17 && label === '') return line;
+      while (fields.length <= 17) fields.push('');
+      fields[17] = label;
+      return fields.join(line[3] as string);
+    })
+    .join('\r');
+}
+
 /** BTS-2 (batch comment, ST) is 80 characters long in HL7 v2.1 to v2.6. */
 const BATCH_COMMENT_MAX = 80;
 
@@ -335,20 +355,25 @@ export class Hl7Intake {
     // A file may hold several batches (`FHS {BHS {MSH …} BTS} FTS`): each is answered under its own
     // BHS, with the ACKs of its own messages. A message before the first BHS goes with the first.
     const groups = batchGroups(block);
-    let charset: Charset = this.#config.defaultCharset;
-    let firstHeader: MshHeader | undefined;
+    // The reply is one block, which the LIS decodes with one charset: the first member's (the BHS
+    // and FHS have no charset field; a LIS writes its batch in one encoding and declares it first).
+    // Before, the last member's: a first member in Latin-1 got its MSA-2 back in UTF-8 bytes.
+    const charset: Charset = outcomes[0]?.charset ?? this.#config.defaultCharset;
+    const firstHeader: MshHeader | undefined = outcomes[0]?.header;
     let acks = 0;
     for (const [i, one] of outcomes.entries()) {
       results.push(one.result);
-      firstHeader ??= one.header;
-      charset = one.charset;
       const group = groupAt(groups, (block.messages[i] as RawMessage).start);
       (groups[group] as BatchGroup).members++;
       // Each message's stored reply is one framed ACK, or two in enhanced mode (commit, then
       // application ACK): the batch reply carries every one of them unframed.
-      // Each is read in the charset it was written in (its message's).
+      // Each is read in the charset it was written in (its message's); one whose member declared
+      // another charset than the first names the reply's in its MSH-18, as its bytes now are.
       if (one.reply) {
-        for (const content of unwrapFrames(one.reply)) (groups[group] as BatchGroup).acks.push(decodeText(content, one.charset).replace(/\r+$/, ''));
+        for (const content of unwrapFrames(one.reply)) {
+          const text = decodeText(content, one.charset).replace(/\r+$/, '');
+          (groups[group] as BatchGroup).acks.push(one.charset === charset ? text : withCharsetLabel(text, firstHeader?.charset ?? ''));
+        }
         acks++;
       }
     }
