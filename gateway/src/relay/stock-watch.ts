@@ -37,8 +37,8 @@ export class StockWatch {
    * Unposted consumption per product code (pending, retrying and in-flight events), in the
    * product's unit, paged through the store's listing (1000 per page) and capped at SCAN_LIMIT
    * events per state: with a larger backlog the estimate is a lower bound on what is still to be
-   * posted. An event whose unit cannot be converted (unknown, or another category) is not counted:
-   * it is dead-lettered when posted. Counted as the store sees it: check() leaves out what Odoo
+   * posted. An event whose unit cannot be converted (unknown, or another category), or whose
+   * quantity is negative or not a number, is not counted: it is dead-lettered when posted. Counted as the store sees it: check() leaves out what Odoo
    * already holds.
    */
   async unposted(): Promise<Map<string, number>> {
@@ -60,7 +60,10 @@ export class StockWatch {
           if (s.event.type !== 'consumable.used') continue;
           const d = s.event.data as ConsumableUsedData;
           const product = products.get(d.productCode);
-          const qty = product ? quantityInProductUnit(product, d.quantity, d.uom, uoms) : d.quantity;
+          const converted = product ? quantityInProductUnit(product, d.quantity, d.uom, uoms) : d.quantity;
+          // A negative or non-finite quantity is no use of stock (the rule dead-letters it):
+          // counted, it was stock given back and held a real breach until then.
+          const qty = typeof converted === 'number' && Number.isFinite(converted) && converted >= 0 ? converted : undefined;
           out.push({ e: s, code: d.productCode, ...(qty === undefined ? {} : { qty }) });
         }
         seen += page.length;

@@ -1,7 +1,7 @@
 import type { ConsumableUsedData } from '../../events/types.ts';
 import type { StoredEvent } from '../../store/types.ts';
 import { create, m2oId, read, searchRead } from '../odoo/odoo-calls.ts';
-import { failureOf, isLinkDown, mappingMissing, mayHaveLanded, odooError } from '../odoo/odoo-error.ts';
+import { failureOf, isLinkDown, mappingMissing, mayHaveLanded, needsOperator, odooError } from '../odoo/odoo-error.ts';
 import { odooTime, type DebitLine, type LotRef, type PostedDebit, type ProductRef, type QuantRef } from '../reference-data.ts';
 import { ConsumptionCarry, type PlannedSegment, type SegmentLine } from './consumption-carry.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
@@ -138,6 +138,12 @@ async function postConsumption(ctx: RuleContext, events: StoredEvent[]): Promise
   const owner = new Map<string, Segment>();
   // What this batch draws per quant (product, lot, location), subtracted before the next choice.
   const taken = new Map<string, number>();
+  // Events of quantity 0, with their note.
+  const nothingUsed = new Map<string, string>();
+  const noteOf = (id: string, note: string | undefined): string | undefined => {
+    const zero = nothingUsed.get(id);
+    return zero === undefined ? note : note === undefined ? zero : `${zero}; ${note}`;
+  };
   for (const run of left.values()) {
     let segment: Segment | undefined;
     for (const e of run) {
@@ -158,6 +164,8 @@ async function postConsumption(ctx: RuleContext, events: StoredEvent[]): Promise
         }
         owner.set(key, segment);
         segment.planned.push({ e, product, lots });
+        // Kept in its segment (its count must cover it), drawing nothing: said in its note.
+        if (d.quantity === 0) nothingUsed.set(e.event.id, `quantity 0 of ${product.code}: nothing used, nothing posted`);
       } catch (err) {
         results.set(e.event.id, fail(err));
         break;
@@ -176,7 +184,7 @@ async function postConsumption(ctx: RuleContext, events: StoredEvent[]): Promise
         const head = s.planned[0]!.e.event.id;
         const plan = carry.plan(head, s.planned.length, segmentLines(s), digits, ctx.now(), lotName, s.planned[0]!.e.event.partitionKey);
         if (plan.lines.length === 0) {
-          for (const p of s.planned) results.set(p.e.event.id, ok(undefined, plan.note));
+          for (const p of s.planned) results.set(p.e.event.id, ok(undefined, noteOf(p.e.event.id, plan.note)));
           continue;
         }
         toPost.set(analyzer, [...(toPost.get(analyzer) ?? []), { segment: s, plan }]);
@@ -202,7 +210,7 @@ async function postConsumption(ctx: RuleContext, events: StoredEvent[]): Promise
           lines: plan.lines.map((l) => ({ productId: l.product.id, ...(l.lotId === undefined ? {} : { lotId: l.lotId }), locationId: l.locationId, qty: l.qty })),
         })),
       );
-      for (const { segment: s, plan } of segments) for (const p of s.planned) results.set(p.e.event.id, ok([{ model: 'stock.picking', id: picking.id }], plan.note));
+      for (const { segment: s, plan } of segments) for (const p of s.planned) results.set(p.e.event.id, ok([{ model: 'stock.picking', id: picking.id }], noteOf(p.e.event.id, plan.note)));
     } catch (err) {
       // A create Odoo refused, or never sent, took nothing from the carry; one that may have
       // landed, or a picking not validated, is settled when its marker is looked up again.
@@ -347,6 +355,17 @@ async function chooseLots(ctx: RuleContext, product: ProductRef, d: ConsumableUs
   // The profile's unit (24 mL of a diluent stocked in L is 0.024 L); an unknown unit or one of
   // another category is a mapping error naming it.
   const quantity = await ctx.ref.toProductUnit(product, d.quantity, d.uom);
+  // Profiles give more than 0 (firmware-profiles/schema.json), but an event of an earlier profile
+  // or release, or a broken unit, may not: drawn as nothing, it was delivered without a word (a
+  // negative "use" vanished, the profile's error unseen). Not a use of stock: the operator decides.
+  if (!Number.isFinite(quantity) || quantity < 0) {
+    const unit = d.uom ?? product.uomName ?? '';
+    throw needsOperator(
+      `quantity ${d.quantity} ${unit} of ${product.code} is not a consumption (${Number.isFinite(quantity) ? 'below 0' : `${quantity} in ${product.uomName ?? "the product's unit"}`}): the analyzer profile's consumption row must give a quantity above 0; ` +
+        'correct it, then discard this event (a return to stock, if one was meant, is entered in Odoo)',
+      { productCode: product.code },
+    );
+  }
   const quants = ctx.ref.quantsOf(product.id);
   if (product.tracking !== 'lot' && product.tracking !== 'serial') {
     return drawFrom(product.id, quants.filter((q) => q.lotId === undefined), quantity, taken, { lotId: undefined, locationId: labId });
