@@ -32,6 +32,19 @@ describe.each([16, 18, 19] as const)('a lot named in another case (Odoo %i)', (v
     expect(quantsByLotAt(rig.emu, pid, { internalOnly: true })['l2207a@Lab']).toBe(99);
   });
 
+  /** Guards: a lot expired in Odoo that the analyzer still reports was used: posted on it (Odoo's expiry wizard skipped). */
+  it('a lot expired in Odoo, reported by the analyzer, is posted on it', async () => {
+    rig = await makeRig(version);
+    const pid = productId(rig.emu, 'RGT-GLU');
+    const lab = idOf(rig.emu, 'stock.location', [['name', '=', 'Lab']]);
+    receiveLot(rig.emu, pid, 'OLD-1', lab, 10, -3);
+    const [id] = await rig.commit([consumableUsed('cobas-1', 'RGT-GLU', 2, 1, 'OLD-1')]);
+    await rig.waitDrained();
+    const e = await rig.store.getEvent(id!);
+    expect(e?.state, e?.deadReason ?? e?.lastError).toBe('delivered');
+    expect(quantsByLotAt(rig.emu, pid, { internalOnly: true })['OLD-1@Lab']).toBe(8);
+  });
+
   it('two lots differing only in case are not guessed between', async () => {
     rig = await makeRig(version);
     const pid = productId(rig.emu, 'RGT-GLU');
