@@ -5,10 +5,11 @@
  * lot (consumption-carry.ts). When the analyzer moved on to a new lot (the old one used up or
  * expired), the old lot's carry was never posted: each lot the lab went through left up to half a
  * step of what it used out of Odoo, and the product's stock in Odoo drifted from the shelf's a lot
- * at a time. Now the next consumption of the same analyzer and product that draws another lot
- * takes the old lot's carry with it (posted on the new lot, at Odoo's precision), once: the
- * segment's record holds it, so a lost answer or a picking that never landed neither posts it
- * twice nor loses it. Lots two analyzers use side by side keep their own carries.
+ * at a time. Now the next consumption of the same analyzer and product that draws another lot,
+ * the old one not drawn for a day, takes the old lot's carry with it (posted on the new lot, at
+ * Odoo's precision), once: the segment's record holds it, so a lost answer or a picking that never
+ * landed neither posts it twice nor loses it. Lots two analyzers use side by side, or one analyzer
+ * draws turn about, keep their own carries. The relay's clock is moved on a day (RelayOptions.clock).
  * Real store in a temp dir, real relay, the Odoo emulator over HTTP (quantities rounded as Odoo does).
  */
 import { afterEach, describe, expect, it } from 'vitest';
@@ -28,9 +29,14 @@ const round6 = (n: number): number => Math.round(n * 1e6) / 1e6;
 
 describe.each([16, 19] as const)('a carry when the analyzer moves to another lot (Odoo %i)', (version) => {
   let rig: Rig | undefined;
+  /** How far the relay's clock is ahead of the system's. */
+  let ahead = 0;
+  const clock = (): number => Date.now() + ahead;
+  const DAY = 24 * 3600_000;
   afterEach(async () => {
     await rig?.close();
     rig = undefined;
+    ahead = 0;
   });
 
   /** Two lots of the diluent in the lab, 5 L each; what Odoo holds of each, and of both. */
@@ -56,11 +62,12 @@ describe.each([16, 19] as const)('a carry when the analyzer moves to another lot
    * of the diluent 0.05 L down, the nearest it can hold of the 0.048 L used; its note says so.
    */
   it("the next lot's first run posts the old lot's carry", async () => {
-    rig = await makeRig(version);
+    rig = await makeRig(version, { relayOptions: { clock } });
     const { used } = lots(rig);
     await rig.commit([run('cbc-1', 24, 1, 'D-A')]);
     await rig.waitDrained();
     expect(used()).toEqual({ A: 0.02, B: 0, total: 0.02 });
+    ahead = DAY + 60_000;
     const [moved] = await rig.commit([run('cbc-1', 24, 2, 'D-B')]);
     await rig.waitDrained();
     const e = await rig.store.getEvent(moved!);
@@ -71,19 +78,21 @@ describe.each([16, 19] as const)('a carry when the analyzer moves to another lot
     await rig.commit([run('cbc-1', 24, 3, 'D-B')]);
     await rig.waitDrained();
     expect(used().total).toBe(0.07);
-    // And D-A's carry is not taken again if the analyzer goes back to it.
+    // D-A's carry is not taken again when the analyzer goes back to it: 24 mL post 0.02 L there,
+    // and D-B's 2 mL, drawn within the day, stay on D-B.
     await rig.commit([run('cbc-1', 24, 4, 'D-A')]);
     await rig.waitDrained();
-    expect(used().total).toBe(0.1);
+    expect(used()).toEqual({ A: 0.04, B: 0.05, total: 0.09 });
     expect(rig.store.stats().deadLettered).toBe(0);
   });
 
   /** The picking of D-B's first run is created and its answer lost: the retry finds it, and D-A's carry is in Odoo once. */
   it('a lost answer neither posts the old lot carry twice nor loses it', async () => {
-    rig = await makeRig(version);
+    rig = await makeRig(version, { relayOptions: { clock } });
     const { used } = lots(rig);
     await rig.commit([run('cbc-1', 24, 1, 'D-A')]);
     await rig.waitDrained();
+    ahead = DAY + 60_000;
     rig.emu.faults.next(1, 'stock.picking', 'create').resetAfterCommit();
     const [lost] = await rig.commit([run('cbc-1', 24, 2, 'D-B')]);
     await rig.waitDrained();
@@ -101,14 +110,15 @@ describe.each([16, 19] as const)('a carry when the analyzer moves to another lot
    * takes them.
    */
   it('a picking cancelled in Odoo gives the old lot carry back to the next run', async () => {
-    rig = await makeRig(version, { start: false });
+    rig = await makeRig(version, { start: false, relayOptions: { clock } });
     await rig.client.connect();
     const { used } = lots(rig);
     await rig.relay.refreshReference();
-    const ctx: RuleContext = { odoo: rig.client, ref: rig.relay.reference, config: rig.config, odooConfig: rig.odooConfig, log: silentLogger, now: Date.now };
+    const ctx: RuleContext = { odoo: rig.client, ref: rig.relay.reference, config: rig.config, odooConfig: rig.odooConfig, log: silentLogger, now: clock };
     const ids = await rig.commit([run('cbc-1', 24, 1, 'D-A'), run('cbc-1', 24, 2, 'D-B'), run('cbc-1', 24, 3, 'D-B')]);
     const [a, b, c] = await Promise.all(ids.map(async (id) => (await rig!.store.getEvent(id))!));
     await consumableUsedRule.post(ctx, [a!]);
+    ahead = DAY + 60_000;
     rig.emu.faults.next(1, 'stock.picking', 'button_validate').status(503);
     expect((await consumableUsedRule.post(ctx, [b!])).get(b!.event.id)?.ok).toBe(false);
     const pending = rig.emu.records('stock.picking', [['origin', '=like', 'lab-gateway:cons:%'], ['state', '!=', 'done']]);
@@ -120,12 +130,23 @@ describe.each([16, 19] as const)('a carry when the analyzer moves to another lot
     expect(used()).toEqual({ A: 0.02, B: 0.03, total: 0.05 });
   });
 
+  /** Guards the fix: lots one analyzer draws turn about (two packs on board) keep their own carries. */
+  it('lots drawn turn about by one analyzer keep their own carries', async () => {
+    rig = await makeRig(version, { relayOptions: { clock } });
+    const { used } = lots(rig);
+    for (let n = 1; n <= 6; n++) {
+      await rig.commit([run('cbc-1', 24, n, n % 2 === 1 ? 'D-A' : 'D-B')]);
+      await rig.waitDrained();
+    }
+    expect(used()).toEqual({ A: 0.07, B: 0.07, total: 0.14 });
+  });
+
   /**
    * Guards the fix: two analyzers using D-A and D-B side by side keep each lot's carry on its lot
    * (handing it back and forth would post one lot's use on the other, run after run).
    */
   it('lots in use side by side keep their own carries', async () => {
-    rig = await makeRig(version);
+    rig = await makeRig(version, { relayOptions: { clock } });
     const { used } = lots(rig);
     for (let n = 1; n <= 3; n++) {
       await rig.commit([run('cbc-1', 24, n, 'D-A')]);

@@ -28,16 +28,17 @@ import { roundToDigits, type ProductRef, type ReferenceData } from '../reference
  *   before the store recorded their delivery, the retry finds the record, delivers the same
  *   `count` events and does not carry them again.
  * - `holder`: per carry key, the partition (analyzer and product) that last drew on that lot, and
- *   when. When that partition draws another lot of the product (the analyzer moved on: the old lot
- *   used up, expired, or its next lot loaded), the old lot's carry goes with it: added to the new
- *   lot's line and posted there at Odoo's precision, as part of the segment's delta (so undone with
- *   it, and settled once with it). Without this, every lot the lab went through kept up to half a
- *   step of what was used out of Odoo for good, and the product's stock drifted a lot at a time.
- *   Posting the old lot's carry on the old lot instead (rounded up: the reagent was used) would
- *   put that lot a step off where Odoo already holds the nearest it can of the shelf, and drift
- *   the product the other way. Only the holder's own move takes it: two analyzers using two lots
- *   side by side keep each lot's carry on its lot (handed back and forth, each lot would carry
- *   the other's use, run after run).
+ *   when (to the hour). When that partition draws another lot of the product and has not drawn the
+ *   old one for a day (MOVED_ON_MS: the analyzer moved on, the old lot used up, expired, or its
+ *   next lot loaded), the old lot's carry goes with it: added to the new lot's line and posted
+ *   there at Odoo's precision, as part of the segment's delta (so undone with it, and settled
+ *   once with it). Without this, every lot the lab went through kept up to half a step of what
+ *   was used out of Odoo for good, and the product's stock drifted a lot at a time. Posting the
+ *   old lot's carry on the old lot instead (rounded up: the reagent was used) would put that lot
+ *   a step off where Odoo already holds the nearest it can of the shelf, and drift the product
+ *   the other way. Only the holder's own move takes it, and only from a lot left: two analyzers
+ *   using two lots side by side, or one drawing two packs turn about, keep each lot's carry on its
+ *   lot (handed back and forth, each lot would carry the other's use, run after run).
  * The deltas add up whatever order segments are settled in, so segments of one lot in pickings of
  * several analyzers, or settled a call apart, leave the carry right. For the same reason a batch
  * saves only its own changes (carry deltas, records added and dropped) onto the document as stored
@@ -47,6 +48,12 @@ import { roundToDigits, type ProductRef, type ReferenceData } from '../reference
 const CARRY_DOC = 'consumption-carry';
 /** Records are dropped this long after they were written (their events are resolved long before). */
 const KEEP_MS = 30 * 24 * 3600_000;
+/**
+ * A lot its partition has not drawn for this long, while drawing another lot of the product, was
+ * left: its carry goes to the lot drawn. Two lots drawn turn about (two packs on board) are never
+ * this old and keep their carries; handed over at every turn, each lot would take the other's use.
+ */
+const MOVED_ON_MS = 24 * 3600_000;
 
 interface SegmentRecord {
   count: number;
@@ -157,16 +164,16 @@ export class ConsumptionCarry {
     // Per product, the lot drawn last: the one the analyzer is on.
     const target = new Map<number, string>();
     for (const l of lines) target.set(l.product.id, keyOf(l.product.id, l.lotId));
-    const isTarget = (key: string): boolean => partition !== undefined && target.get(Number(productOfKey(key))) === key;
-    // What goes to each target key from other lots: carries this partition left (`inSegment`
-    // false: their delta is set here) and remainders of lots drawn earlier in this segment.
-    const incoming = new Map<string, Array<{ key: string; qty: number; inSegment: boolean }>>();
+    // Carries this partition left on other lots of the segment's products, not drawn for a day:
+    // the analyzer moved on from them, and they go to the lot it is on.
+    const incoming = new Map<string, Array<{ key: string; qty: number }>>();
     const delta: Record<string, number> = {};
     if (partition !== undefined) {
       for (const [key, c] of Object.entries(this.#book.carry)) {
         const t = target.get(Number(productOfKey(key)));
-        if (c === 0 || t === undefined || byKey.has(key) || this.#book.holder?.[key]?.by !== partition) continue;
-        incoming.set(t, [...(incoming.get(t) ?? []), { key, qty: c, inSegment: false }]);
+        const h = this.#book.holder?.[key];
+        if (c === 0 || t === undefined || byKey.has(key) || h?.by !== partition || now - h.at < MOVED_ON_MS) continue;
+        incoming.set(t, [...(incoming.get(t) ?? []), { key, qty: c }]);
         delta[key] = clean(-c);
       }
     }
@@ -178,11 +185,9 @@ export class ConsumptionCarry {
       const lot = key.slice(key.indexOf(':') + 1);
       return lot === '' ? 'without lot' : `lot ${lotName(Number(productOfKey(key)), Number(lot)) ?? lot}`;
     };
-    // Lots drawn before the last one first: their remainders go to the last.
-    for (const key of [...byKey.keys()].sort((x, y) => Number(isTarget(x)) - Number(isTarget(y)))) {
-      const group = byKey.get(key)!;
+    for (const [key, group] of byKey) {
       const own = this.#book.carry[key] ?? 0;
-      const from = isTarget(key) ? (incoming.get(key) ?? []) : [];
+      const from = incoming.get(key) ?? [];
       const fromOthers = clean(from.reduce((t, f) => t + f.qty, 0));
       const carryIn = clean(own + fromOthers);
       const used = clean(group.reduce((t, l) => t + l.qty, 0));
@@ -197,24 +202,18 @@ export class ConsumptionCarry {
       if (posted > 0) anything = true;
       const remainder = clean(used + carryIn - posted);
       const p = group[0]!.product;
-      const next = partition !== undefined && !isTarget(key) ? target.get(p.id) : undefined;
-      if (next !== undefined && remainder !== 0) {
-        // Drawn before the lot the segment ends on: what it leaves goes on with the analyzer.
-        incoming.set(next, [...(incoming.get(next) ?? []), { key, qty: remainder, inSegment: true }]);
-        delta[key] = clean((delta[key] ?? 0) - own);
-      } else delta[key] = clean((delta[key] ?? 0) + remainder - own);
-      if (posted === used && carryIn === 0 && remainder === 0) continue;
+      delta[key] = clean(remainder - own);
+      if (posted === used && carryIn === 0) continue;
       const unit = p.uomName ?? '';
       const lot = group[0]!.lotId === undefined ? '' : ` ${nameOfKey(key)}`;
       const left = from.filter((f) => f.qty !== 0).map((f) => `${shown(f.qty)} ${unit} of it left by ${nameOfKey(f.key)}`);
       const earlier = carryIn === 0 ? '' : ` (${shown(used + carryIn)} ${unit} with ${shown(carryIn)} ${unit} carried from earlier consumption${left.length > 0 ? `, ${left.join(', ')}` : ''})`;
       const rest =
-        remainder === 0 ? 'nothing carried'
-        : next !== undefined ? `${shown(remainder)} ${unit} carried on to ${nameOfKey(next)}`
-        : remainder > 0 ? `${shown(remainder)} ${unit} carried to its next consumption`
-        : `${shown(-remainder)} ${unit} posted ahead, taken off its next consumption`;
+        remainder > 0 ? `${shown(remainder)} ${unit} carried to its next consumption`
+        : remainder < 0 ? `${shown(-remainder)} ${unit} posted ahead, taken off its next consumption`
+        : 'nothing carried';
       notes.push(
-        posted === 0 && next === undefined
+        posted === 0
           ? `${shown(used)} ${unit} of ${p.code}${lot}${earlier} is below Odoo's precision of stock quantities (${step} ${unit}): nothing posted, carried to its next consumption`
           : `${p.code}${lot}: ${shown(posted)} ${unit} posted for ${shown(used)} ${unit} used${earlier}, Odoo keeping ${step} ${unit}; ${rest}`,
       );
@@ -226,18 +225,14 @@ export class ConsumptionCarry {
     }
     // The lot each product ends on is this partition's while it carries something: its carry goes
     // with this partition when it moves on (kept while the carry is 0 too, for a segment undone).
+    // Every lot drawn that carries something is this partition's as of now (a lot drawn turn
+    // about with another is never a day old, and keeps its carry). A lot whose carry went on
+    // keeps its holder: a segment undone gives the carry back to be taken again.
     if (partition !== undefined) {
-      // Lots whose carry went on with it: held (and dated) as of now, so that a segment undone
-      // within KEEP_MS finds its carry's holder again.
-      for (const from of incoming.values()) {
-        for (const { key } of from) {
-          const h: Holder = { by: partition, at: now };
-          this.#book.holder = { ...(this.#book.holder ?? {}), [key]: h };
-          this.#changes.holder[key] = h;
-        }
-      }
-      for (const key of target.values()) {
-        if ((this.#book.carry[key] ?? 0) === 0 || this.#book.holder?.[key]?.by === partition) continue;
+      for (const key of byKey.keys()) {
+        const held = this.#book.holder?.[key];
+        // Dated to the hour: a carry drawn run after run is not written again for it.
+        if ((this.#book.carry[key] ?? 0) === 0 || (held?.by === partition && now - held.at < 3600_000)) continue;
         const h: Holder = { by: partition, at: now };
         this.#book.holder = { ...(this.#book.holder ?? {}), [key]: h };
         this.#changes.holder[key] = h;
@@ -299,9 +294,9 @@ export class ConsumptionCarry {
           holder[key] = h;
           changed = true;
         }
-        // A holder outlives its carry as long as a record that could give the carry back.
+        // A holder outlives its carry while a record could give the carry back.
         for (const [key, h] of Object.entries(holder)) {
-          if (book.carry[key] === undefined && now - h.at > KEEP_MS) {
+          if (book.carry[key] === undefined && now - h.at > KEEP_MS && !Object.values(book.segments).some((r) => r.delta[key] !== undefined)) {
             delete holder[key];
             changed = true;
           }
