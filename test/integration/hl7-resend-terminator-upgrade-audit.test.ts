@@ -17,7 +17,7 @@ import { silentLogger } from '../../gateway/src/log.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import { Telemetry } from '../../gateway/src/telemetry.ts';
 import { endpointConfig, repoRoot } from '../fixtures/hl7/helpers.ts';
-import { glucoseOru as oru } from '../fixtures/hl7/messages.ts';
+import { adtA01, glucoseOru as oru } from '../fixtures/hl7/messages.ts';
 
 const run = promisify(execFile);
 
@@ -136,6 +136,37 @@ describe('HL7 resend across the upgrade of the fingerprint', () => {
       expect(store.intake()).toMatchObject({ accepted: 3, duplicates: 3 });
       const events = (await store.listEvents({ limit: 100 })).map((e) => `${e.event.type} ${e.event.correlationId}`);
       expect(events.sort()).toEqual(['result.validated ACC-V-1', 'result.validated ACC-V-2', 'result.validated ACC-V-3']);
+    } finally {
+      await store.close();
+    }
+  }, 60_000);
+
+  /**
+   * The same for a message without events (ADT): it has no event key to find it by, so it is looked
+   * up by its dedup key under the earlier fingerprints. Before, it was stored a second time (the
+   * message browser showed it twice and the duplicate counter missed it).
+   */
+  it('an ADT taken without its final CR (or with an empty line after it) by the previous release, resent in the usual form: a duplicate', async () => {
+    const dataDir = await mkdtemp(path.join(work, 'data-'));
+    const prevStore = await import(path.join(prevSrc, 'gateway/src/store/event-store.ts'));
+    const prevEndpoint = await import(path.join(prevSrc, 'gateway/src/ingress/mllp/mllp-endpoint.ts'));
+    const prevTelemetry = await import(path.join(prevSrc, 'gateway/src/telemetry.ts'));
+    const old = (await prevStore.EventStore.open({ dataDir, pruneIntervalMs: 0, minFreeBytes: 0 })) as StoreLike;
+    const before = await sendAll(new prevEndpoint.MllpEndpoint({ config: endpointConfig(), store: old, telemetry: new prevTelemetry.Telemetry(), log: silentLogger }) as EndpointLike, [
+      adtA01('W-1').slice(0, -1),
+      `${adtA01('W-2')}\r`,
+    ]);
+    await old.close();
+
+    const store = await EventStore.open({ dataDir, pruneIntervalMs: 0, minFreeBytes: 0 });
+    try {
+      // The store was written by an earlier release: its messages may be resent under their keys.
+      expect(store.mayHoldEarlierReleaseKeys()).toBe(true);
+      const after = await sendAll(new MllpEndpoint({ config: endpointConfig(), store, telemetry: new Telemetry(), log: silentLogger }), [adtA01('W-1'), adtA01('W-2')]);
+      for (const [i, reply] of after.entries()) expect(reply.equals(before[i] as Buffer)).toBe(true);
+      expect(store.intake()).toMatchObject({ accepted: 2, duplicates: 2 });
+      const stored = (await store.listMessages({ endpoint: 'lis', limit: 100 })).map((m) => m.controlId);
+      expect(stored.sort()).toEqual(['W-1', 'W-2']);
     } finally {
       await store.close();
     }

@@ -176,9 +176,11 @@ export function contentFingerprint(raw: Buffer): string {
  * from a file may have and the same message sent by an interface engine has not — hash as the
  * message with one CR after its last segment. `legacy`, set only when it differs, is the
  * fingerprint of the releases before (`contentFingerprint`): the intake looks a message in such a
- * form up under it. One hash for a message whose ends need nothing, two for the others.
+ * form up under it, and `earlier` lists every fingerprint an earlier release may have given it
+ * (below). Without `withEarlier` (a store no earlier release wrote to: EventStore
+ * mayHoldEarlierReleaseKeys) only the fingerprint is made: one hash.
  */
-export function messageFingerprints(raw: Buffer): { fingerprint: string; legacy?: string; earlier: string[] } {
+export function messageFingerprints(raw: Buffer, withEarlier = true): { fingerprint: string; legacy?: string; earlier: string[] } {
   // One Latin-1 string of the bytes (hashed as UTF-8, as it always was: the value is part of the
   // stored dedup and event keys).
   const text = raw.toString('latin1');
@@ -188,6 +190,8 @@ export function messageFingerprints(raw: Buffer): { fingerprint: string; legacy?
   // before hashed such a message with its MSH-7: a resend with a refreshed one was a new message).
   const data = endedWithOneCr(head === 0 ? legacyData : withoutMsh7(text.slice(head)));
   const fingerprint = hash('sha256', data, 'hex').slice(0, 16);
+  // No store an earlier release wrote (or none whose messages may still be resent): one hash.
+  if (!withEarlier) return { fingerprint, earlier: [] };
   const earlier = earlierEndFingerprints(data);
   if (data === legacyData) return { fingerprint, earlier };
   const legacy = hash('sha256', legacyData, 'hex').slice(0, 16);

@@ -107,7 +107,21 @@ export interface EventStoreOptions {
    * still be running in Odoo, and a look-up before it lands would find nothing and resend.
    */
   ambiguousSettleMs?: number;
+  /**
+   * Whether the store holds messages an earlier release took under the keys of its time, found
+   * when the store is first opened by a release with the current message keys (`KEY_ERA`) and
+   * kept in the store: a store it already held messages is. Tests set it to have a new store
+   * read as an upgraded one.
+   */
+  earlierReleaseKeys?: boolean;
 }
+
+/**
+ * The version of the message keys (the dedup key's and the event keys' fingerprint: hl7/msh.ts
+ * messageFingerprints). A store first opened by a release of this version records when, and
+ * whether it held messages then (`mayHoldEarlierReleaseKeys`).
+ */
+export const KEY_ERA = 2;
 
 export type StoreHealth = 'ok' | 'failed' | 'full' | 'closed';
 
@@ -320,6 +334,9 @@ export class EventStore implements GatewayStore {
   readonly #dueDelay: (event: CanonicalEvent, now?: number) => number;
   readonly #backoff: BackoffPolicy;
   readonly #retention: RetentionPolicy;
+  readonly #earlierReleaseKeys: boolean | undefined;
+  /** Until when a message an earlier release stored under its keys may be resent (mayHoldEarlierReleaseKeys). */
+  #earlierKeysUntil = 0;
   readonly #minFreeBytes: number;
   readonly #onHealth: ((health: StoreHealth, reason?: string) => void) | undefined;
   readonly #deriver: EventDeriver | undefined;
@@ -449,6 +466,7 @@ export class EventStore implements GatewayStore {
     this.#dueDelay = options.dueDelayMs ?? (() => 0);
     this.#backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
     this.#retention = { ...DEFAULT_RETENTION, ...options.retention };
+    this.#earlierReleaseKeys = options.earlierReleaseKeys;
     this.#minFreeBytes = options.minFreeBytes ?? 64 * 1024 * 1024;
     this.#onHealth = options.onHealth;
     this.#deriver = options.deriver;
@@ -720,6 +738,32 @@ export class EventStore implements GatewayStore {
     return store;
   }
 
+  /**
+   * Whether a message may still be resent that an earlier release stored under the keys of its
+   * time: within `retentionDays` (the life of a message's dedup key) of this store's first opening
+   * by a release with the current keys, if it held messages then. Never for a store this release
+   * began. The HL7 intake looks a message up under the earlier keys only while this holds: the
+   * hashes and look-ups stay off the path of every message once no such resend can come.
+   */
+  mayHoldEarlierReleaseKeys(): boolean {
+    return Date.now() < this.#earlierKeysUntil;
+  }
+
+  /** The era of the message keys (KEY_ERA): read, or recorded at the first opening of this version. */
+  async #readKeyEra(heldMessages: boolean): Promise<void> {
+    const stored = (await this.#sub.meta.get('keyEra')) as { version: number; since: number; earlier: boolean } | undefined;
+    let era = stored;
+    if (era?.version !== KEY_ERA) {
+      era = { version: KEY_ERA, since: Date.now(), earlier: this.#earlierReleaseKeys ?? heldMessages };
+      // Written as its own synced batch, outside the group commit: nothing else writes while the
+      // store opens.
+      await this.#sub.meta.put('keyEra', era, { sync: true });
+    } else if (this.#earlierReleaseKeys !== undefined) {
+      era = { ...era, earlier: this.#earlierReleaseKeys };
+    }
+    this.#earlierKeysUntil = era.earlier ? era.since + this.#retention.retentionDays * DAY_MS : 0;
+  }
+
   /** Whether the key filter has seen every stored dedup, idempotency and partition-count key. */
   get keyFilterReady(): boolean {
     return this.#keyFilter.ready;
@@ -752,6 +796,7 @@ export class EventStore implements GatewayStore {
     this.#intake = { ...emptyIntake(), ...intake };
     this.#sealedIntake = { ...this.#intake };
     this.#lastAt = { ...((await this.#sub.meta.get('endpoints')) as Record<string, string> | undefined) };
+    await this.#readKeyEra(intake !== undefined);
     await this.#loadLiveSegments();
     await this.#removeUnreferencedSegments();
     let newest: number | undefined;
@@ -1889,6 +1934,13 @@ export class EventStore implements GatewayStore {
     await this.#committer.applied();
     const id = (await this.#sub.idem.get(idempotencyKey)) as string | undefined;
     return id === undefined ? undefined : this.getEvent(id);
+  }
+
+  /** A message with this dedup key is stored (duplicates of it are answered with its stored ACK). */
+  async dedupKeyUsed(dedupKey: string): Promise<boolean> {
+    if (!this.#keyFilter.mayContain(this.#prefix.dedup + dedupKey)) return false;
+    await this.#committer.applied();
+    return (await this.#sub.dedup.get(dedupKey)) !== undefined;
   }
 
   async idempotencyKeyUsed(idempotencyKey: string): Promise<boolean> {

@@ -226,6 +226,14 @@ export interface GatewayStore {
    * key stays as a tombstone): a key made again for a new fact would be skipped as a duplicate.
    */
   idempotencyKeyUsed?(idempotencyKey: string): Promise<boolean>;
+  /** A message with this dedup key is stored. */
+  dedupKeyUsed?(dedupKey: string): Promise<boolean>;
+  /**
+   * Whether a message an earlier release stored under the keys of its time may still be resent
+   * (EventStore: for `retentionDays` after an upgrade; never for a store this release began).
+   * Absent: assumed so.
+   */
+  mayHoldEarlierReleaseKeys?(): boolean;
   listEvents(query: EventQuery): Promise<StoredEvent[]>;
   getMessage(messageId: string): Promise<{ message: StoredMessage; raw: Buffer; ack?: Buffer } | undefined>;
   listMessages(query: MessageQuery): Promise<StoredMessage[]>;

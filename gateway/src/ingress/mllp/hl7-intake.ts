@@ -550,7 +550,9 @@ export class Hl7Intake {
     const warnings: string[] = [];
     const normalizerTerms: string[] = [];
     const problems: Hl7NormalizeProblem[] = [];
-    const { fingerprint, earlier } = messageFingerprints(raw);
+    // The fingerprints an earlier release may have stored the message under are made (and looked
+    // up, below) only while the store may hold such messages: not on a store this release began.
+    const { fingerprint, earlier } = messageFingerprints(raw, this.#store.mayHoldEarlierReleaseKeys?.() ?? true);
     let events: DraftEvent[];
     const context = (fp: string): Hl7NormalizeContext => {
       const ctx: Hl7NormalizeContext = { message, fingerprint: fp, endpoint: this.#config.id, receivedAt: meta.receivedAt, notes, warnings, searchTerms: normalizerTerms, problems };
@@ -597,8 +599,10 @@ export class Hl7Intake {
     // looked up under each such fingerprint before the commit; when the store has one, the message
     // is committed under those keys: answered with the stored ACK, no event made again. The
     // look-ups start at once (they read only what an earlier release wrote, nothing a commit of
-    // this one is about to write), and the commits still go to the store in arrival order.
-    const found = events.length > 0 ? this.#earlierFingerprint(header.controlId, fingerprint, earlier, events[0] as DraftEvent, context) : undefined;
+    // this one is about to write), and the commits still go to the store in arrival order. A
+    // message without events (ADT) is looked up by its dedup key under each such fingerprint.
+    const found =
+      earlier.length === 0 ? undefined : events.length > 0 ? this.#earlierFingerprint(header.controlId, fingerprint, earlier, events[0] as DraftEvent, context) : this.#earlierDedupFingerprint(dedupPrefix, earlier);
     // A look-up that fails (the store cannot read) is not skipped as other steps are: committed
     // under the current keys, a message an earlier release took would be taken again (a second
     // result for Odoo). The message is answered as when the store cannot commit: the sender resends.
@@ -607,7 +611,7 @@ export class Hl7Intake {
       (hit) => {
         if (hit === undefined) return;
         try {
-          events = this.#normalize({ ...context(hit), notes: [], warnings: [], searchTerms: [], problems: [] });
+          if (events.length > 0) events = this.#normalize({ ...context(hit), notes: [], warnings: [], searchTerms: [], problems: [] });
           inbound.dedupKey = dedupPrefix + hit;
         } catch (error) {
           lookupFailed = { error };
@@ -650,6 +654,19 @@ export class Hl7Intake {
     };
     const keys = earlier.map(keyWith);
     const used = await Promise.all(keys.map((k) => (k === undefined || k === first.idempotencyKey ? false : this.#keyUsed(k))));
+    const i = used.indexOf(true);
+    return i === -1 ? undefined : earlier[i];
+  }
+
+  /**
+   * The fingerprint, among `earlier`, under which an earlier release stored a message without
+   * events (its dedup key `prefix + fingerprint` is in the store), or undefined. Without the
+   * store's dedup look-up (a store of tests), none.
+   */
+  async #earlierDedupFingerprint(prefix: string, earlier: readonly string[]): Promise<string | undefined> {
+    const store = this.#store;
+    if (!store.dedupKeyUsed) return undefined;
+    const used = await Promise.all(earlier.map((fp) => (store.dedupKeyUsed as (key: string) => Promise<boolean>).call(store, prefix + fp)));
     const i = used.indexOf(true);
     return i === -1 ? undefined : earlier[i];
   }
