@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { OdooApi, CallOptions } from './odoo-client.ts';
-import { CONCURRENCY_FAILURE, odooError } from './odoo-error.ts';
+import { CONCURRENCY_FAILURE, failureOf, odooError } from './odoo-error.ts';
 
 /** Typed helpers over `OdooApi.call` shared by the posting rules and reference pulls. */
 
@@ -93,9 +93,12 @@ export async function lookupExternalId(odoo: OdooApi, module: string, name: stri
     const ref = await odoo.call<[string, number] | null>('ir.model.data', 'check_object_reference', { module, xml_id: name });
     return Array.isArray(ref) && typeof ref[1] === 'number' ? ref[1] : undefined;
   } catch (err) {
-    // ValueError "External ID not found in the system" is the expected miss.
+    // ValueError "External ID not found in the system" is the expected miss: Odoo's refusal of
+    // the call (permanent), not any failure whose text says "not found". Before, a web proxy's
+    // block page titled "404 Not Found" (HTTP 403, the link down) read as a miss, and the rule
+    // loaded the document again: its lines twice (test/integration/relay-external-id-miss-audit.test.ts).
     const msg = err instanceof Error ? err.message : '';
-    if (/not found|External ID/i.test(msg)) return undefined;
+    if (failureOf(err) === 'permanent' && /External ID not found/i.test(msg)) return undefined;
     throw err;
   }
 }
