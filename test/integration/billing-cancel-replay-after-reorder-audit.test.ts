@@ -204,6 +204,39 @@ describe('a result validated while its test was cancelled', () => {
   });
 
   /**
+   * Odoo away while it all happened: the order, the cancellation, the 10:10 result and the 10:30
+   * re-order post together. The old result's event said "the order message that adds this test
+   * follows in the queue: it marks the test delivered", which finance read as TSH done, while the
+   * re-order (rightly) left TSH undelivered, waiting for its own result. A cancellation that came
+   * before its order, with the result between them, said the same of a test left off the order.
+   */
+  it('queued with the re-order while Odoo was away, the old result says it is not counted', async () => {
+    const rig = await billingRig();
+    await rig.receive(ormTimed('CV-120', ['GLU', 'TSH'], { msh7: ORDERED, orc9: ORDERED }));
+    await rig.receive(oru('CV-120', 'GLU'));
+    await rig.receive(ormTimed('CV-120', ['TSH'], { control: 'CA', msh7: CANCELLED, orc9: CANCELLED }));
+    await rig.receive(oru('CV-120', 'TSH', 'F', '5.4', WHILE_CANCELLED));
+    await rig.receive(ormTimed('CV-120', ['TSH'], { msh7: AGAIN, orc9: AGAIN }));
+    // The cancellation first, then the result, then the order it cancelled (a replayed queue).
+    await rig.receive(ormTimed('CV-130', ['TSH'], { control: 'CA', msh7: CANCELLED, orc9: CANCELLED }));
+    await rig.receive(oru('CV-130', 'TSH', 'F', '5.4', WHILE_CANCELLED));
+    await rig.receive(ormTimed('CV-130', ['GLU', 'TSH'], { msh7: REPLAYED, orc9: ORDERED }));
+    await rig.settle('CV-120', 'CV-130');
+
+    const tshResult = (evs: StoredEvent[]): StoredEvent => evs.find((e) => e.event.type === 'result.validated' && (e.event.data as { testCode: string }).testCode === 'TSH')!;
+    const a = await rig.events('CV-120');
+    expect(deadReasons(a)).toEqual([]);
+    expect(saleLines(rig.emu, 'CV-120').filter((x) => x.code === 'TSH').map((x) => [x.qty, x.delivered])).toEqual([[1, 0]]);
+    expect(tshResult(a).note).not.toMatch(/marks the test delivered/);
+    expect(tshResult(a).note).toMatch(/cancelled by the LIS when this result was validated: not counted.*orders it again.*needs a result of its own/);
+    const b = await rig.events('CV-130');
+    expect(deadReasons(b)).toEqual([]);
+    expect(openLines(rig.emu, 'CV-130')).toEqual(['GLU']);
+    expect(tshResult(b).note).not.toMatch(/marks the test delivered/);
+    expect(tshResult(b).note).toMatch(/test cancelled by the LIS: nothing to deliver/);
+  });
+
+  /**
    * Two LIS interfaces racing: the result of the re-ordered TSH (validated 11:00, after the 10:30
    * re-order) comes before the re-order's message. It is that order's result: billed without another.
    */

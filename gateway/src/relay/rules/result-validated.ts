@@ -54,7 +54,7 @@ export const resultValidatedRule: PostingRule = {
         const so = orders.get(d.accession);
         if (!so) {
           if (await orderFollows(ctx, e, d.accession, d.testCode)) {
-            results.set(e.event.id, ok(undefined, 'the order follows in the queue: it marks the test delivered'));
+            results.set(e.event.id, ok(undefined, (await notCountedByTheOrder(ctx, e, d)) ?? 'the order follows in the queue: it marks the test delivered'));
             continue;
           }
           if (await noStoredOrderNames(ctx, d.accession, d.testCode)) throw waitingForItsOrder(ctx, e, `accession ${d.accession} has no Odoo sale order and no order message received names test ${d.testCode}`);
@@ -69,7 +69,8 @@ export const resultValidatedRule: PostingRule = {
         const line = forProduct.find((l) => Number(l['product_uom_qty'] ?? 0) > 0) ?? forProduct[0];
         if (!line || Number(line['product_uom_qty'] ?? 0) <= 0) {
           if (await orderFollows(ctx, e, d.accession, d.testCode)) {
-            results.set(e.event.id, ok([{ model: 'sale.order', id: so.id, name: String(so['name'] ?? '') }], 'the order message that adds this test follows in the queue: it marks the test delivered'));
+            const note = (await notCountedByTheOrder(ctx, e, d)) ?? 'the order message that adds this test follows in the queue: it marks the test delivered';
+            results.set(e.event.id, ok([{ model: 'sale.order', id: so.id, name: String(so['name'] ?? '') }], note));
             continue;
           }
           if (line) {
@@ -219,6 +220,36 @@ async function noteLeftMilestones(ctx: RuleContext, events: StoredEvent[], order
       else if (done.ok) results.set(id, ok(done.odoo, [done.note, r.note].filter(Boolean).join('; ')));
     }
   }
+}
+
+/**
+ * The note of a result resolved without a write because order messages naming its test follow in
+ * the queue, when none of them marks its line delivered (order-created.ts marks the tests
+ * billingState counts validated and open at that order message): the test was cancelled when it
+ * was validated and the order that follows orders it again (the re-order needs a result of its
+ * own, invoice-eligibility.ts `validatedWhileClosed`), or the order that follows is the one a
+ * cancellation that came first cancelled. Undefined when one of them marks it (the usual case: a
+ * result come before its order). Before, the event said "it marks the test delivered" either way,
+ * and finance read the re-ordered test as done while its line stayed undelivered
+ * (test/integration/billing-cancel-replay-after-reorder-audit.test.ts).
+ */
+async function notCountedByTheOrder(ctx: RuleContext, e: StoredEvent, d: ResultValidatedData): Promise<string | undefined> {
+  if (!ctx.events) return undefined;
+  const stored = inStoredOrder(await ctx.events(d.accession, ['order.created', 'order.cancelled', 'result.validated']));
+  const following = stored.filter(
+    (o) => o.event.type === 'order.created' && o.event.id > e.event.id && o.state !== 'delivered' && o.state !== 'discarded' && (o.event.data as OrderCreatedData).tests.some((t) => t.code === d.testCode),
+  );
+  let reordered = false;
+  for (const o of following) {
+    const state = billingState(stored.filter((s) => s.event.id <= o.event.id).map((s) => s.event));
+    if (!state.open.has(d.testCode)) continue;
+    if (state.validated.has(d.testCode)) return undefined;
+    reordered = true;
+  }
+  if (following.length === 0) return undefined;
+  return reordered
+    ? 'test cancelled by the LIS when this result was validated: not counted; the order message that follows in the queue orders it again and needs a result of its own'
+    : 'test cancelled by the LIS: nothing to deliver (the order message that follows in the queue is the order it cancelled)';
 }
 
 /**
