@@ -130,6 +130,31 @@ describe.each([16, 19] as const)('a carry when the analyzer moves to another lot
     expect(used()).toEqual({ A: 0.02, B: 0.03, total: 0.05 });
   });
 
+  /**
+   * User saw (was): a box that booted with its clock a year ahead (a wrong year typed in, an RTC
+   * not set) dated D-A's holder a year ahead; NTP set the clock right, the analyzer moved on to
+   * D-B, and D-A's carry stayed out of Odoo for a year (a day was counted from a date to come).
+   * Now a holder dated ahead of the clock is dated now at the partition's next run: the carry
+   * goes on a day after that.
+   */
+  it('a holder dated ahead by a clock set back does not keep the carry for as long', async () => {
+    rig = await makeRig(version, { relayOptions: { clock } });
+    const { used } = lots(rig);
+    ahead = 365 * DAY;
+    await rig.commit([run('cbc-1', 24, 1, 'D-A')]);
+    await rig.waitDrained();
+    ahead = 0;
+    // 20 mL: posted whole, D-B carries nothing of its own.
+    await rig.commit([run('cbc-1', 20, 2, 'D-B')]);
+    await rig.waitDrained();
+    expect(used()).toEqual({ A: 0.02, B: 0.02, total: 0.04 });
+    ahead = DAY + 60_000;
+    const [moved] = await rig.commit([run('cbc-1', 24, 3, 'D-B')]);
+    await rig.waitDrained();
+    expect((await rig.store.getEvent(moved!))?.note).toMatch(/0\.004 L of it left by lot D-A/);
+    expect(used()).toEqual({ A: 0.02, B: 0.05, total: 0.07 });
+  });
+
   /** Guards the fix: lots one analyzer draws turn about (two packs on board) keep their own carries. */
   it('lots drawn turn about by one analyzer keep their own carries', async () => {
     rig = await makeRig(version, { relayOptions: { clock } });

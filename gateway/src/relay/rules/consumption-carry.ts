@@ -50,8 +50,10 @@ const CARRY_DOC = 'consumption-carry';
 const KEEP_MS = 30 * 24 * 3600_000;
 /**
  * A lot its partition has not drawn for this long, while drawing another lot of the product, was
- * left: its carry goes to the lot drawn. Two lots drawn turn about (two packs on board) are never
- * this old and keep their carries; handed over at every turn, each lot would take the other's use.
+ * left: its carry goes to the lot drawn. Two lots drawn turn about within the day (two packs on
+ * board) are never this old and keep their carries; handed over at every turn, each lot would take
+ * the other's use. A reagent drawn less often, turn about, is handed over at each turn (README).
+ * Counted on the relay's clock (the system's): a holder dated ahead of it is dated again (plan).
  */
 const MOVED_ON_MS = 24 * 3600_000;
 
@@ -154,9 +156,10 @@ export class ConsumptionCarry {
    * Plan a segment: per product and lot, the carry is added to its last line, every line rounded
    * to `digits` (half-up, as Odoo rounds on write; never below 0), lines of 0 left out, the
    * rounding's remainder carried. With the segment's `partition` (analyzer and product), the
-   * carries that partition left on other lots of the product, and the remainders of lots it drew
-   * before its last one in this segment, go to the lot it drew last (`lines` end with it): the lab
-   * moved on to that lot. Recorded (not saved: `save`) under the head's id.
+   * carries that partition left on other lots of the product and has not drawn for a day
+   * (MOVED_ON_MS) go to the lot it drew last (`lines` end with it): the lab moved on to that lot.
+   * Lots drawn within the segment keep their own remainders. Recorded (not saved: `save`) under
+   * the head's id.
    */
   plan(headId: string, count: number, lines: SegmentLine[], digits: number, now: number, lotName: (productId: number, lotId: number) => string | undefined, partition?: string): PlannedSegment {
     const byKey = new Map<string, SegmentLine[]>();
@@ -172,7 +175,15 @@ export class ConsumptionCarry {
       for (const [key, c] of Object.entries(this.#book.carry)) {
         const t = target.get(Number(productOfKey(key)));
         const h = this.#book.holder?.[key];
-        if (c === 0 || t === undefined || byKey.has(key) || h?.by !== partition || now - h.at < MOVED_ON_MS) continue;
+        if (c === 0 || t === undefined || byKey.has(key) || h?.by !== partition) continue;
+        // Dated ahead of the clock: the clock was set back since (a box booted with it ahead, NTP
+        // then set it right). Counted from that date, the day lasted as long as the error (a
+        // wrong year: a year); it is counted from now.
+        if (h.at > now) {
+          this.#hold(key, partition, now);
+          continue;
+        }
+        if (now - h.at < MOVED_ON_MS) continue;
         incoming.set(t, [...(incoming.get(t) ?? []), { key, qty: c }]);
         delta[key] = clean(-c);
       }
@@ -223,19 +234,16 @@ export class ConsumptionCarry {
       this.#book.carry[key] = clean((this.#book.carry[key] ?? 0) + d);
       this.#changes.carry[key] = clean((this.#changes.carry[key] ?? 0) + d);
     }
-    // The lot each product ends on is this partition's while it carries something: its carry goes
-    // with this partition when it moves on (kept while the carry is 0 too, for a segment undone).
     // Every lot drawn that carries something is this partition's as of now (a lot drawn turn
-    // about with another is never a day old, and keeps its carry). A lot whose carry went on
-    // keeps its holder: a segment undone gives the carry back to be taken again.
+    // about with another within the day keeps its carry). A lot whose carry went on keeps its
+    // holder: a segment undone gives the carry back to be taken again.
     if (partition !== undefined) {
       for (const key of byKey.keys()) {
         const held = this.#book.holder?.[key];
-        // Dated to the hour: a carry drawn run after run is not written again for it.
-        if ((this.#book.carry[key] ?? 0) === 0 || (held?.by === partition && now - held.at < 3600_000)) continue;
-        const h: Holder = { by: partition, at: now };
-        this.#book.holder = { ...(this.#book.holder ?? {}), [key]: h };
-        this.#changes.holder[key] = h;
+        // Dated to the hour: a carry drawn run after run is not written again for it (a date
+        // ahead of the clock is, see above).
+        if ((this.#book.carry[key] ?? 0) === 0 || (held?.by === partition && held.at <= now && now - held.at < 3600_000)) continue;
+        this.#hold(key, partition, now);
       }
     }
     const note = notes.length > 0 ? notes.join('; ') : undefined;
@@ -311,6 +319,13 @@ export class ConsumptionCarry {
       for (const [key, h] of Object.entries(changes.holder)) if (this.#changes.holder[key] === undefined) this.#changes.holder[key] = h;
       throw err;
     }
+  }
+
+  /** The lot's carry is held by `partition` as of `now`. */
+  #hold(key: string, partition: string, now: number): void {
+    const h: Holder = { by: partition, at: now };
+    this.#book.holder = { ...(this.#book.holder ?? {}), [key]: h };
+    this.#changes.holder[key] = h;
   }
 
   #drop(headId: string, undo: boolean): void {
