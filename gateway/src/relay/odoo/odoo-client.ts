@@ -413,9 +413,17 @@ export class OdooClient implements OdooClientLike {
     const id = ++this.#rpcId;
     const reply = await this.#http.post('/jsonrpc', { jsonrpc: '2.0', method: 'call', id, params: { service, method, args } }, {}, idempotent);
     if (reply.status !== 200) throw httpFailure(reply, idempotent);
-    const body = tryJson(reply.body) as { result?: unknown; error?: { code?: number; message?: string; data?: { name?: string; message?: string } } } | undefined;
+    const body = tryJson(reply.body) as { jsonrpc?: unknown; result?: unknown; error?: { code?: number; message?: string; data?: { name?: string; message?: string } } } | undefined;
     if (body === undefined || typeof body !== 'object' || body === null) {
       throw odooError(idempotent ? 'transient' : 'ambiguous', `Odoo answered HTTP 200 with a body that is not JSON-RPC`, { httpStatus: 200, linkDown: idempotent });
+    }
+    // Odoo's every answer is an object with "jsonrpc": "2.0" (A.1, D; a None result has no
+    // `result` key but has that). JSON without it is someone else's (a web proxy's or WAF's own
+    // answer, HTTP 200): no answer of Odoo, a write may or may not have run. Before, an object with
+    // none of `jsonrpc`, `result`, `error` was a success returning None: a chatter note never
+    // posted counted as delivered, a look-up as "nothing found" (test/integration/relay-proxy-json-audit.test.ts).
+    if (Array.isArray(body) || body.jsonrpc !== '2.0') {
+      throw odooError(idempotent ? 'transient' : 'ambiguous', `HTTP 200 with JSON that is not Odoo's JSON-RPC answer (no "jsonrpc": "2.0"): a web proxy's own answer? check odoo.url and the site's web proxy`, { httpStatus: 200, linkDown: idempotent });
     }
     if (body.error) {
       const name = body.error.data?.name ?? 'unknown';
@@ -431,7 +439,7 @@ export class OdooClient implements OdooClientLike {
       // Only the object service writes business records (authenticate's login bookkeeping is not one).
       throw exceptionError(name, msg, undefined, !idempotent && service === 'object');
     }
-    // A.6 step 4: neither result nor error = success with None.
+    // A.6 step 4: Odoo's envelope with neither result nor error = success with None.
     return 'result' in body ? body.result : null;
   }
 
