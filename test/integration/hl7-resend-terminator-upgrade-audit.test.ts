@@ -109,6 +109,37 @@ describe('HL7 resend across the upgrade of the fingerprint', () => {
   }, 60_000);
 
   /**
+   * Past the upgrade window (`store.retentionDays` after the first opening, here 0): the look-ups
+   * under the forms a file gives a message stop, but a message the previous release took without
+   * its final CR and the LIS resends in that same form is still looked up under the one key that
+   * release gave it, as before the window: its events' keys outlive retention (tombstones), so the
+   * previous release never made a resent result's events again. Before, past the window it was a
+   * new message: a second result.validated for Odoo, a second invoice line to post.
+   */
+  it('past the upgrade window, a message taken without its final CR by the previous release and resent so: still a duplicate', async () => {
+    const dataDir = await mkdtemp(path.join(work, 'data-'));
+    const noCr = oru('X-1').slice(0, -1);
+    const prevStore = await import(path.join(prevSrc, 'gateway/src/store/event-store.ts'));
+    const prevEndpoint = await import(path.join(prevSrc, 'gateway/src/ingress/mllp/mllp-endpoint.ts'));
+    const prevTelemetry = await import(path.join(prevSrc, 'gateway/src/telemetry.ts'));
+    const old = (await prevStore.EventStore.open({ dataDir, pruneIntervalMs: 0, minFreeBytes: 0 })) as StoreLike;
+    const [before] = await sendAll(new prevEndpoint.MllpEndpoint({ config: endpointConfig(), store: old, telemetry: new prevTelemetry.Telemetry(), log: silentLogger }) as EndpointLike, [noCr]);
+    await old.close();
+
+    const store = await EventStore.open({ dataDir, pruneIntervalMs: 0, minFreeBytes: 0, retention: { retentionDays: 0 } });
+    try {
+      expect(store.mayHoldEarlierReleaseKeys()).toBe(false);
+      const [after] = await sendAll(new MllpEndpoint({ config: endpointConfig(), store, telemetry: new Telemetry(), log: silentLogger }), [noCr.replace('20240101120000', '20240101121500')]);
+      expect(after?.equals(before as Buffer)).toBe(true);
+      expect(store.intake()).toMatchObject({ accepted: 1, duplicates: 1 });
+      const events = (await store.listEvents({ limit: 100 })).map((e) => `${e.event.type} ${e.event.correlationId}`);
+      expect(events).toEqual(['result.validated ACC-X-1']);
+    } finally {
+      await store.close();
+    }
+  }, 60_000);
+
+  /**
    * The other way round across the upgrade: the previous release took the message from a file (no
    * final CR, or an empty line after it) and keyed it as it came; the engine resends it after the
    * upgrade in the usual form (one CR after each segment). Before, the usual form hashed otherwise,

@@ -50,6 +50,16 @@ describe('messageFingerprints', () => {
     });
   }
 
+  it('outside the upgrade window: one hash for the usual form; another form keeps only the key the releases before gave it', () => {
+    for (const text of corpus) {
+      expect(messageFingerprints(Buffer.from(text, 'latin1'), false)).toEqual({ fingerprint: contentFingerprint(Buffer.from(text, 'latin1')), earlier: [] });
+      for (const [, vary] of ends) {
+        const raw = Buffer.from(vary(text), 'latin1');
+        expect(messageFingerprints(raw, false)).toEqual({ fingerprint: contentFingerprint(Buffer.from(text, 'latin1')), legacy: contentFingerprint(raw), earlier: [contentFingerprint(raw)] });
+      }
+    }
+  });
+
   it('MSH-7 is left out also after a byte-order mark', () => {
     const a = 'MSH|^~\\&|LIS|LAB|GW|LAB|20240301093000||ORU^R01|C1|P|2.5.1\rPID|1||M1\r';
     const b = `\u00ef\u00bb\u00bf${a.replace('20240301093000', '20240301094500')}`;

@@ -177,8 +177,9 @@ export function contentFingerprint(raw: Buffer): string {
  * message with one CR after its last segment. `legacy`, set only when it differs, is the
  * fingerprint of the releases before (`contentFingerprint`): the intake looks a message in such a
  * form up under it, and `earlier` lists every fingerprint an earlier release may have given it
- * (below). Without `withEarlier` (a store no earlier release wrote to: EventStore
- * mayHoldEarlierReleaseKeys) only the fingerprint is made: one hash.
+ * (below). Without `withEarlier` (outside the upgrade window: EventStore
+ * mayHoldEarlierReleaseKeys) `earlier` holds `legacy` alone: one hash for a message in the usual
+ * form, two for the others, which are still looked up under the key their own form had.
  */
 export function messageFingerprints(raw: Buffer, withEarlier = true): { fingerprint: string; legacy?: string; earlier: string[] } {
   // One Latin-1 string of the bytes (hashed as UTF-8, as it always was: the value is part of the
@@ -190,8 +191,14 @@ export function messageFingerprints(raw: Buffer, withEarlier = true): { fingerpr
   // before hashed such a message with its MSH-7: a resend with a refreshed one was a new message).
   const data = endedWithOneCr(head === 0 ? legacyData : withoutMsh7(text.slice(head)));
   const fingerprint = hash('sha256', data, 'hex').slice(0, 16);
-  // No store an earlier release wrote (or none whose messages may still be resent): one hash.
-  if (!withEarlier) return { fingerprint, earlier: [] };
+  // Outside the upgrade window, a message in the usual form: one hash. One in another form keeps
+  // the key the releases before gave that same form (`legacy`) for good: its events' keys outlive
+  // retention as tombstones, so they never made a resent result's events again.
+  if (!withEarlier) {
+    if (data === legacyData) return { fingerprint, earlier: [] };
+    const legacy = hash('sha256', legacyData, 'hex').slice(0, 16);
+    return { fingerprint, legacy, earlier: [legacy] };
+  }
   const earlier = earlierEndFingerprints(data);
   if (data === legacyData) return { fingerprint, earlier };
   const legacy = hash('sha256', legacyData, 'hex').slice(0, 16);

@@ -552,6 +552,8 @@ export class Hl7Intake {
     const problems: Hl7NormalizeProblem[] = [];
     // The fingerprints an earlier release may have stored the message under are made (and looked
     // up, below) only while the store may hold such messages: not on a store this release began.
+    // Outside that window a message in another form than the usual one is still looked up under
+    // the key the releases before gave that same form (msh.ts messageFingerprints).
     const { fingerprint, earlier } = messageFingerprints(raw, this.#store.mayHoldEarlierReleaseKeys?.() ?? true);
     let events: DraftEvent[];
     const context = (fp: string): Hl7NormalizeContext => {
