@@ -79,6 +79,19 @@ async function sendAll(endpoint: EndpointLike, messages: string[]): Promise<Buff
   return replies;
 }
 
+/** The previous release's store and intake on `dataDir` take the messages, one connection; its replies. */
+async function takenByPrevious(dataDir: string, messages: string[]): Promise<Buffer[]> {
+  const prevStore = await import(path.join(prevSrc, 'gateway/src/store/event-store.ts'));
+  const prevEndpoint = await import(path.join(prevSrc, 'gateway/src/ingress/mllp/mllp-endpoint.ts'));
+  const prevTelemetry = await import(path.join(prevSrc, 'gateway/src/telemetry.ts'));
+  const old = (await prevStore.EventStore.open({ dataDir, pruneIntervalMs: 0, minFreeBytes: 0 })) as StoreLike;
+  try {
+    return await sendAll(new prevEndpoint.MllpEndpoint({ config: endpointConfig(), store: old, telemetry: new prevTelemetry.Telemetry(), log: silentLogger }) as EndpointLike, messages);
+  } finally {
+    await old.close();
+  }
+}
+
 describe('HL7 resend across the upgrade of the fingerprint', () => {
   it('a message taken without its final CR (or with an empty line after it) by the previous release, resent so: a duplicate', async () => {
     const dataDir = await mkdtemp(path.join(work, 'data-'));
@@ -87,12 +100,7 @@ describe('HL7 resend across the upgrade of the fingerprint', () => {
     const standard = oru('U-3');
 
     // The previous release takes the three messages.
-    const prevStore = await import(path.join(prevSrc, 'gateway/src/store/event-store.ts'));
-    const prevEndpoint = await import(path.join(prevSrc, 'gateway/src/ingress/mllp/mllp-endpoint.ts'));
-    const prevTelemetry = await import(path.join(prevSrc, 'gateway/src/telemetry.ts'));
-    const old = (await prevStore.EventStore.open({ dataDir, pruneIntervalMs: 0, minFreeBytes: 0 })) as StoreLike;
-    const before = await sendAll(new prevEndpoint.MllpEndpoint({ config: endpointConfig(), store: old, telemetry: new prevTelemetry.Telemetry(), log: silentLogger }) as EndpointLike, [noCr, blankAfter, standard]);
-    await old.close();
+    const before = await takenByPrevious(dataDir, [noCr, blankAfter, standard]);
 
     // The current release on the same data dir: the LIS resends them as they were, MSH-7 refreshed.
     const store = await EventStore.open({ dataDir, pruneIntervalMs: 0, minFreeBytes: 0 });
@@ -119,12 +127,7 @@ describe('HL7 resend across the upgrade of the fingerprint', () => {
   it('past the upgrade window, a message taken without its final CR by the previous release and resent so: still a duplicate', async () => {
     const dataDir = await mkdtemp(path.join(work, 'data-'));
     const noCr = oru('X-1').slice(0, -1);
-    const prevStore = await import(path.join(prevSrc, 'gateway/src/store/event-store.ts'));
-    const prevEndpoint = await import(path.join(prevSrc, 'gateway/src/ingress/mllp/mllp-endpoint.ts'));
-    const prevTelemetry = await import(path.join(prevSrc, 'gateway/src/telemetry.ts'));
-    const old = (await prevStore.EventStore.open({ dataDir, pruneIntervalMs: 0, minFreeBytes: 0 })) as StoreLike;
-    const [before] = await sendAll(new prevEndpoint.MllpEndpoint({ config: endpointConfig(), store: old, telemetry: new prevTelemetry.Telemetry(), log: silentLogger }) as EndpointLike, [noCr]);
-    await old.close();
+    const [before] = await takenByPrevious(dataDir, [noCr]);
 
     const store = await EventStore.open({ dataDir, pruneIntervalMs: 0, minFreeBytes: 0, retention: { retentionDays: 0 } });
     try {
@@ -151,12 +154,7 @@ describe('HL7 resend across the upgrade of the fingerprint', () => {
     const blankAfter = `${oru('V-2')}\r`;
     const crlfBlankAfter = `${oru('V-3').replaceAll('\r', '\r\n')}\r\n`;
 
-    const prevStore = await import(path.join(prevSrc, 'gateway/src/store/event-store.ts'));
-    const prevEndpoint = await import(path.join(prevSrc, 'gateway/src/ingress/mllp/mllp-endpoint.ts'));
-    const prevTelemetry = await import(path.join(prevSrc, 'gateway/src/telemetry.ts'));
-    const old = (await prevStore.EventStore.open({ dataDir, pruneIntervalMs: 0, minFreeBytes: 0 })) as StoreLike;
-    const before = await sendAll(new prevEndpoint.MllpEndpoint({ config: endpointConfig(), store: old, telemetry: new prevTelemetry.Telemetry(), log: silentLogger }) as EndpointLike, [noCr, blankAfter, crlfBlankAfter]);
-    await old.close();
+    const before = await takenByPrevious(dataDir, [noCr, blankAfter, crlfBlankAfter]);
 
     const store = await EventStore.open({ dataDir, pruneIntervalMs: 0, minFreeBytes: 0 });
     try {
@@ -179,15 +177,10 @@ describe('HL7 resend across the upgrade of the fingerprint', () => {
    */
   it('an ADT taken without its final CR (or with an empty line after it) by the previous release, resent in the usual form: a duplicate', async () => {
     const dataDir = await mkdtemp(path.join(work, 'data-'));
-    const prevStore = await import(path.join(prevSrc, 'gateway/src/store/event-store.ts'));
-    const prevEndpoint = await import(path.join(prevSrc, 'gateway/src/ingress/mllp/mllp-endpoint.ts'));
-    const prevTelemetry = await import(path.join(prevSrc, 'gateway/src/telemetry.ts'));
-    const old = (await prevStore.EventStore.open({ dataDir, pruneIntervalMs: 0, minFreeBytes: 0 })) as StoreLike;
-    const before = await sendAll(new prevEndpoint.MllpEndpoint({ config: endpointConfig(), store: old, telemetry: new prevTelemetry.Telemetry(), log: silentLogger }) as EndpointLike, [
+    const before = await takenByPrevious(dataDir, [
       adtA01('W-1').slice(0, -1),
       `${adtA01('W-2')}\r`,
     ]);
-    await old.close();
 
     const store = await EventStore.open({ dataDir, pruneIntervalMs: 0, minFreeBytes: 0 });
     try {
