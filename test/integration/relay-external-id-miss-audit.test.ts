@@ -1,10 +1,9 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../gateway/src/log.ts';
 import { OdooClient } from '../../gateway/src/relay/odoo/odoo-client.ts';
 import { lookupExternalId } from '../../gateway/src/relay/odoo/odoo-calls.ts';
 import { failureOf, isLinkDown } from '../../gateway/src/relay/odoo/odoo-error.ts';
+import { objectCall, startFrontProxy } from '../fixtures/relay/front-proxy.ts';
 import { BOT, startEmulator } from '../fixtures/relay/harness.ts';
 
 /**
@@ -19,35 +18,19 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
+const BLOCK_PAGE = '<html><head><title>404 Not Found</title></head><body>The requested URL was not found on this server.</body></html>';
+
+/** While `block()`, the proxy answers the external-id look-up with its own 403 page titled "404 Not Found". */
 async function blockingProxy(target: string, block: () => boolean): Promise<string> {
-  const to = new URL(target);
-  const agent = new http.Agent({ keepAlive: true });
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      if ((body.includes('check_object_reference') || (req.url ?? '').includes('check_object_reference')) && block()) {
-        const page = '<html><head><title>404 Not Found</title></head><body>The requested URL was not found on this server.</body></html>';
-        res.writeHead(403, { 'content-type': 'text/html', 'content-length': Buffer.byteLength(page) });
-        res.end(page);
-        return;
-      }
-      const up = http.request({ host: to.hostname, port: to.port, path: req.url, method: req.method, headers: req.headers, agent }, (reply) => {
-        res.writeHead(reply.statusCode ?? 502, reply.headers);
-        reply.pipe(res);
-      });
-      up.on('error', () => res.destroy());
-      up.end(body);
-    });
+  const proxy = await startFrontProxy(target);
+  cleanups.push(() => proxy.close());
+  proxy.intercept((req, res) => {
+    if (!block() || objectCall(req)?.method !== 'check_object_reference') return false;
+    res.writeHead(403, { 'content-type': 'text/html', 'content-length': Buffer.byteLength(BLOCK_PAGE) });
+    res.end(BLOCK_PAGE);
+    return true;
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  cleanups.push(async () => {
-    server.closeAllConnections();
-    await new Promise<void>((r) => server.close(() => r()));
-    agent.destroy();
-  });
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return proxy.url;
 }
 
 describe('the external-id look-up', () => {
@@ -55,7 +38,7 @@ describe('the external-id look-up', () => {
     const { emu, url } = await startEmulator(version);
     cleanups.push(() => emu.close());
     let blocking = false;
-    const client = new OdooClient({ url: await blockingProxy(url, () => blocking), database: 'lab', login: BOT.login, apiKey: BOT.key, timeoutMs: 5000, log: silentLogger, models: [] });
+    const client = new OdooClient({ url: await blockingProxy(url, () => blocking), database: 'lab', login: BOT.login, apiKey: BOT.key, timeoutMs: 30_000, log: silentLogger, models: [] });
     cleanups.push(async () => client.close());
     await client.connect();
     const [so] = emu.call('sale.order', 'create', [[{ partner_id: 1, client_order_ref: 'XID-1' }]]) as number[];

@@ -1,8 +1,7 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OdooEmulator } from '../odoo-emulator/index.ts';
 import { freePort } from '../fixtures/ports.ts';
+import { objectCall, startFrontProxy } from '../fixtures/relay/front-proxy.ts';
 import { BOT, makeRig, startEmulator, type Rig } from '../fixtures/relay/harness.ts';
 import { orderCreated, waitFor } from '../fixtures/relay/helpers.ts';
 
@@ -70,38 +69,21 @@ describe('Odoo upgraded while the gateway had nothing to send', () => {
     const { emu, url } = await startEmulator(17);
     cleanups.push(() => emu.close());
     // A proxy answering sale.order.load with the KeyError Odoo gives for an unknown column (D).
-    const to = new URL(url);
-    const agent = new http.Agent({ keepAlive: true });
+    const proxy = await startFrontProxy(url);
+    cleanups.push(() => proxy.close());
     let versionChecks = 0;
-    const server = http.createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const body = Buffer.concat(chunks);
-        const rpc = JSON.parse(body.toString('utf8') || '{}') as { id?: unknown; params?: { service?: string; method?: string; args?: unknown[] } };
-        if (rpc.params?.service === 'common' && rpc.params.method === 'version') versionChecks++;
-        if (rpc.params?.service === 'object' && rpc.params.args?.[3] === 'sale.order' && rpc.params.args[4] === 'load') {
-          const message = "'x_lab_panel'";
-          const text = JSON.stringify({ jsonrpc: '2.0', id: rpc.id ?? null, error: { code: 200, message: 'Odoo Server Error', data: { name: 'builtins.KeyError', debug: 'Traceback (most recent call last):\n  ...', message, arguments: [message], context: {} } } });
-          res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-          res.end(text);
-          return;
-        }
-        const up = http.request({ host: to.hostname, port: to.port, path: req.url, method: req.method, headers: req.headers, agent }, (reply) => {
-          res.writeHead(reply.statusCode ?? 502, reply.headers);
-          reply.pipe(res);
-        });
-        up.on('error', () => res.destroy());
-        up.end(body);
-      });
+    proxy.intercept((req, res) => {
+      const rpc = req.json as { id?: unknown; params?: { service?: string; method?: string } } | undefined;
+      if (rpc?.params?.service === 'common' && rpc.params.method === 'version') versionChecks++;
+      const call = objectCall(req);
+      if (call?.model !== 'sale.order' || call.method !== 'load') return false;
+      const message = "'x_lab_panel'";
+      const text = JSON.stringify({ jsonrpc: '2.0', id: rpc?.id ?? null, error: { code: 200, message: 'Odoo Server Error', data: { name: 'builtins.KeyError', debug: 'Traceback (most recent call last):\n  ...', message, arguments: [message], context: {} } } });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+      return true;
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    cleanups.push(async () => {
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-      agent.destroy();
-    });
-    rig = await makeRig(17, { emu: { emu, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` } });
+    rig = await makeRig(17, { emu: { emu, url: proxy.url } });
     await waitFor(() => rig!.client.state === 'connected');
     const checksAtConnect = versionChecks;
     const [id] = await rig.commit([orderCreated('UPQ-2', 'CLINIC-A', ['GLU'])]);
