@@ -3,8 +3,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { failureOf, isLinkDown } from '../../gateway/src/relay/odoo/odoo-error.ts';
 import { HttpTransport } from '../../gateway/src/relay/odoo/http-transport.ts';
 import { refusedPort } from '../fixtures/ports.ts';
-import { makeRig, type Rig } from '../fixtures/relay/harness.ts';
-import { milestone, orderCreated, partnerId, rfqLines, thresholdBreached, waitFor } from '../fixtures/relay/helpers.ts';
+import type { Rig } from '../fixtures/relay/harness.ts';
+import { noteOnceAfter, rfqConfirmedMeanwhile } from '../fixtures/relay/landed-write.ts';
 
 /**
  * Audit of an answer that started and was cut: Odoo ran the write and committed it, its answer
@@ -29,37 +29,12 @@ describe('an answer cut after Odoo committed the write', () => {
     // (ERR_HTTP_CONTENT_LENGTH_MISMATCH) was read as "Odoo unreachable", the breach released
     // unchanged (not attempted, not ambiguous), so the retry did not look the RFQ up by its
     // external id and loaded it again.
-    rig = await makeRig(version, { relayOptions: { linkBackoff: { initialMs: 1500, maxMs: 1500 }, ambiguousSettleMs: 1500 } });
-    const emu = rig.emu;
-    emu.faults.next(1, 'purchase.order', 'load').cutAfterCommit();
-    const [id] = await rig.commit([thresholdBreached('RGT-GLU', 15)]);
-    await waitFor(() => emu.faults.log.some((f) => f.action === 'cut-after-commit'));
-    // Odoo holds the RFQ; before the gateway's next attempt the buyer confirms it.
-    const [line] = rfqLines(emu, 'RGT-GLU');
-    const po = line!['order_id'] as number;
-    emu.call('purchase.order', 'button_confirm', [[po]]);
-    await rig.waitDrained();
-    const ev = await rig.store.getEvent(id!);
-    expect(ev?.state).toBe('delivered');
-    expect(emu.count('purchase.order', [['partner_id', '=', partnerId(emu, 'VEND-DIAG')]])).toBe(1);
-    expect(rfqLines(emu, 'RGT-GLU')).toHaveLength(1);
-    expect(ev?.odoo).toEqual([expect.objectContaining({ model: 'purchase.order', id: po })]);
+    await rfqConfirmedMeanwhile(version, 'cut-after-commit', (r) => (rig = r));
   });
 
   it.each([17, 19] as const)('Odoo %i: a chatter note whose answer was cut appears once', async (version) => {
     // Chatter notes carry a marker read on every attempt: pinned here with the cut answer.
-    rig = await makeRig(version);
-    const emu = rig.emu;
-    await rig.commit([orderCreated('CUT1', 'CLINIC-A', ['GLU'])]);
-    await rig.waitDrained();
-    emu.faults.next(1, 'sale.order', 'message_post').cutAfterCommit();
-    const [id] = await rig.commit([milestone('specimen.received', 'CUT1', 1)]);
-    await rig.waitDrained();
-    expect(emu.faults.log.map((f) => f.action)).toContain('cut-after-commit');
-    const so = emu.records('sale.order', [['client_order_ref', '=', 'CUT1']])[0]!;
-    const notes = emu.records('mail.message', [['model', '=', 'sale.order'], ['res_id', '=', so.id], ['body', 'ilike', 'lgw:']]);
-    expect(notes).toHaveLength(1);
-    expect((await rig.store.getEvent(id!))?.state).toBe('delivered');
+    await noteOnceAfter(version, 'cut-after-commit', 'CUT1', (r) => (rig = r));
   });
 });
 
