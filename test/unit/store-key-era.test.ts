@@ -56,6 +56,23 @@ describe('the era of the message keys', () => {
     expect(again.mayHoldEarlierReleaseKeys()).toBe(false);
   });
 
+  it('first opened with the clock behind (a box booted with its build date): the window counts from the newest stored instant', async () => {
+    const first = await tmp.open();
+    await first.commit(inboundMessage('E-1'), []);
+    await first.close();
+    await forgetKeyEra(tmp.dir);
+
+    const now = Date.now();
+    // The upgrade starts before the time server answered: the clock reads 200 days ago.
+    vi.spyOn(Date, 'now').mockReturnValue(now - 200 * DAY_MS);
+    const upgraded = await tmp.open({ retention: { retentionDays: 30 } });
+    vi.restoreAllMocks();
+    // The clock set right: the messages taken just before the upgrade may still be resent.
+    expect(upgraded.mayHoldEarlierReleaseKeys()).toBe(true);
+    vi.spyOn(Date, 'now').mockReturnValue(now + 31 * DAY_MS);
+    expect(upgraded.mayHoldEarlierReleaseKeys()).toBe(false);
+  });
+
   it('an empty store of an earlier release (nothing taken yet) holds no earlier keys', async () => {
     await (await tmp.open()).close();
     await forgetKeyEra(tmp.dir);

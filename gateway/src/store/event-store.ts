@@ -749,12 +749,18 @@ export class EventStore implements GatewayStore {
     return Date.now() < this.#earlierKeysUntil;
   }
 
-  /** The era of the message keys (KEY_ERA): read, or recorded at the first opening of this version. */
-  async #readKeyEra(heldMessages: boolean): Promise<void> {
+  /**
+   * The era of the message keys (KEY_ERA): read, or recorded at the first opening of this version.
+   * Its start is the later of the clock and the newest instant the store holds (`newest`): a box
+   * without a battery-backed clock that boots with its build date and is upgraded before the time
+   * server answers would otherwise date the upgrade months back, and its window be over at once
+   * when the clock is set right, while the LIS resends what the earlier release took.
+   */
+  async #readKeyEra(heldMessages: boolean, newest: number | undefined): Promise<void> {
     const stored = (await this.#sub.meta.get('keyEra')) as { version: number; since: number; earlier: boolean } | undefined;
     let era = stored;
     if (era?.version !== KEY_ERA) {
-      era = { version: KEY_ERA, since: Date.now(), earlier: this.#earlierReleaseKeys ?? heldMessages };
+      era = { version: KEY_ERA, since: Math.max(Date.now(), newest ?? 0), earlier: this.#earlierReleaseKeys ?? heldMessages };
       // Written as its own synced batch, outside the group commit: nothing else writes while the
       // store opens.
       await this.#sub.meta.put('keyEra', era, { sync: true });
@@ -796,7 +802,6 @@ export class EventStore implements GatewayStore {
     this.#intake = { ...emptyIntake(), ...intake };
     this.#sealedIntake = { ...this.#intake };
     this.#lastAt = { ...((await this.#sub.meta.get('endpoints')) as Record<string, string> | undefined) };
-    await this.#readKeyEra(intake !== undefined);
     await this.#loadLiveSegments();
     await this.#removeUnreferencedSegments();
     let newest: number | undefined;
@@ -821,6 +826,9 @@ export class EventStore implements GatewayStore {
     // The due clock goes on from the newest stored instant instead, as after a step back.
     this.#newestAtOpen = newest;
     if (newest !== undefined) this.#dueClock.startFrom(newest);
+    // Before anything of this release is written (a lease reopened below): what the store holds now
+    // is an earlier release's. The era starts no earlier than the newest stored instant.
+    await this.#readKeyEra(intake !== undefined, newest);
     const wall = Date.now();
     const at = newest ?? wall;
     this.#retentionBase = { at, mono: performance.now(), gap: Math.max(0, wall - at) };
