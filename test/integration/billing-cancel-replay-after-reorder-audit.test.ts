@@ -195,6 +195,8 @@ describe('a result validated while its test was cancelled', () => {
     expect(eligibilities(await rig.events('CV-100')), 'the re-order is not billable on the old result').toEqual([['GLU']]);
     expect(billed(rig.emu, 'CV-100')).toEqual(['GLU']);
     expect(saleLines(rig.emu, 'CV-100').filter((x) => x.code === 'TSH').map((x) => x.delivered), 'TSH not delivered yet').toEqual([0]);
+    // Finance is told why the re-order waits (the result's own event said "nothing to deliver" before the re-order came).
+    expect(noteOf(await rig.events('CV-100'), 'order.created')).toMatch(/TSH ordered again: its result validated while it was cancelled is not counted; it waits for a result of its own/);
 
     await rig.receive(oru('CV-100', 'TSH'));
     await rig.settle('CV-100');

@@ -89,7 +89,7 @@ export const orderCreatedRule: PostingRule = {
         const so = existing.get(accession);
         if (so) {
           const outcome = await completeOrder(ctx, so, accession, products, existingLines, lineVals, plan.reorder);
-          done.set(accession, plan.leftOut.size > 0 ? { ...outcome, note: [outcome.note, leftOutNote(plan)].filter(Boolean).join('; ') } : outcome);
+          done.set(accession, leftOutNote(plan) ? { ...outcome, note: [outcome.note, leftOutNote(plan)].filter(Boolean).join('; ') } : outcome);
           continue;
         }
         const d = data(evs[0]!);
@@ -99,7 +99,7 @@ export const orderCreatedRule: PostingRule = {
         // lines, and cancelled below: as if the cancellation had come after it.
         const lines = plan.closed ? closedProducts : products;
         toCreate.push({ accession, xmlid, vals: { partner_id: partner.id, client_order_ref: accession, origin: saleOrderOrigin(accession), order_line: lines.map((p) => [0, 0, lineVals(p)]) } });
-        if (plan.leftOut.size > 0) leftOutNotes.set(accession, leftOutNote(plan));
+        if (leftOutNote(plan)) leftOutNotes.set(accession, leftOutNote(plan));
       } catch (err) {
         settle(accession, fail(err));
         if (stopsTheLink(err)) linkFailure = { error: err };
@@ -310,6 +310,11 @@ interface OrderPlan {
   reorder: Reorder | undefined;
   /** Open tests whose result was validated (and not cancelled) before these messages: markValidatedDelivered. */
   validated: string[];
+  /**
+   * Tests these messages ordered again whose result, validated while they were cancelled, is not
+   * counted for them (billingState `validatedWhileClosed`): they wait for a result of their own.
+   */
+  uncounted: string[];
 }
 
 /**
@@ -322,7 +327,7 @@ interface OrderPlan {
  * the order that followed put the cancelled test on the sale order, where it was billed.
  */
 async function orderPlan(ctx: RuleContext, evs: StoredEvent[]): Promise<OrderPlan> {
-  if (!ctx.events) return { leftOut: new Set(), resent: new Map(), closed: false, reorder: undefined, validated: [] };
+  if (!ctx.events) return { leftOut: new Set(), resent: new Map(), closed: false, reorder: undefined, validated: [], uncounted: [] };
   const accession = evs[0]!.event.correlationId;
   const ids = new Set(evs.map((e) => e.event.id));
   const stored = inStoredOrder(await ctx.events(accession, ['order.created', 'order.cancelled', 'result.validated'])).filter((s) => s.event.id <= evs.at(-1)!.event.id);
@@ -346,17 +351,25 @@ async function orderPlan(ctx: RuleContext, evs: StoredEvent[]): Promise<OrderPla
       reorder = { withdrawn };
     }
   }
-  return { leftOut, resent, closed: leftOut.size > 0 && state.open.size === 0, reorder, validated: [...state.validated].filter((c) => state.open.has(c)) };
+  // A result validated while a test was cancelled, not counted for the order that opens it again.
+  const waiting = billingState(stored.filter((s) => s.event.id < evs[0]!.event.id).map((s) => s.event)).validatedWhileClosed;
+  const uncounted = [...waiting.keys()].filter((c) => state.open.has(c) && !state.validated.has(c));
+  return { leftOut, resent, closed: leftOut.size > 0 && state.open.size === 0, reorder, validated: [...state.validated].filter((c) => state.open.has(c)), uncounted };
 }
 
 /**
  * The order event's note on the tests it left off: cancelled before the order message arrived, or
  * (`resent`) a resend of the order a cancellation the gateway had already seen cancelled (its
  * ORC-9 before the cancellation's time): "TSH left off the order (a resend of the order the LIS
- * cancelled at 2026-03-01T10:00:00.000Z: ORC-9 before the cancellation)".
+ * cancelled at 2026-03-01T10:00:00.000Z: ORC-9 before the cancellation)". And (`uncounted`) the
+ * tests it orders again whose result, validated while they were cancelled, is not counted for
+ * them: before, nothing told finance why such a re-order was never billed when the LIS sent no
+ * new result (the result's own event said "nothing to deliver", the re-order "added TSH").
  */
-function leftOutNote(plan: Pick<OrderPlan, 'leftOut' | 'resent'>): string {
+function leftOutNote(plan: Pick<OrderPlan, 'leftOut' | 'resent' | 'uncounted'>): string {
   const notes: string[] = [];
+  if (plan.uncounted.length === 1) notes.push(`${plan.uncounted[0]} ordered again: its result validated while it was cancelled is not counted; it waits for a result of its own`);
+  else if (plan.uncounted.length > 1) notes.push(`${plan.uncounted.join(', ')} ordered again: their results validated while they were cancelled are not counted; they wait for results of their own`);
   const before = [...plan.leftOut].filter((c) => !plan.resent.has(c));
   if (before.length > 0) notes.push(`${before.join(', ')} left off the order (cancelled by the LIS before this order message arrived)`);
   const byTime = new Map<number, string[]>();
