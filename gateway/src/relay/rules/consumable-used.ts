@@ -182,7 +182,7 @@ async function postConsumption(ctx: RuleContext, events: StoredEvent[]): Promise
     for (const [analyzer, segments] of byAnalyzer) {
       for (const s of segments) {
         const head = s.planned[0]!.e.event.id;
-        const plan = carry.plan(head, s.planned.length, segmentLines(s), digits, ctx.now(), lotName, s.planned[0]!.e.event.partitionKey);
+        const plan = carry.plan(head, s.planned.length, segmentLines(s), digits, ctx.now(), lotName);
         if (plan.lines.length === 0) {
           for (const p of s.planned) results.set(p.e.event.id, ok(undefined, noteOf(p.e.event.id, plan.note)));
           continue;
@@ -225,11 +225,7 @@ async function postConsumption(ctx: RuleContext, events: StoredEvent[]): Promise
   return results;
 }
 
-/**
- * A segment's draws, per product, lot and place (product unit), in the order last drawn: a
- * product's last line is the lot its partition is on now (consumption-carry.ts takes the carries
- * of the lots it left there).
- */
+/** A segment's draws, per product, lot and place (product unit). */
 function segmentLines(s: Segment): SegmentLine[] {
   const perLot = new Map<string, SegmentLine>();
   for (const p of s.planned) {
@@ -237,7 +233,6 @@ function segmentLines(s: Segment): SegmentLine[] {
       const key = `${p.product.id}:${l.lotId ?? ''}@${l.locationId}`;
       const pl = perLot.get(key) ?? { product: p.product, ...(l.lotId === undefined ? {} : { lotId: l.lotId }), locationId: l.locationId, qty: 0 };
       pl.qty += l.qty;
-      perLot.delete(key);
       perLot.set(key, pl);
     }
   }

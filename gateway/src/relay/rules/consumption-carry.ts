@@ -27,18 +27,6 @@ import { roundToDigits, type ProductRef, type ReferenceData } from '../reference
  *   that posted nothing keeps its record as the proof that its events are covered: after a crash
  *   before the store recorded their delivery, the retry finds the record, delivers the same
  *   `count` events and does not carry them again.
- * - `holder`: per carry key, the partition (analyzer and product) that last drew on that lot, and
- *   when (to the hour). When that partition draws another lot of the product and has not drawn the
- *   old one for a day (MOVED_ON_MS: the analyzer moved on, the old lot used up, expired, or its
- *   next lot loaded), the old lot's carry goes with it: added to the new lot's line and posted
- *   there at Odoo's precision, as part of the segment's delta (so undone with it, and settled
- *   once with it). Without this, every lot the lab went through kept up to half a step of what
- *   was used out of Odoo for good, and the product's stock drifted a lot at a time. Posting the
- *   old lot's carry on the old lot instead (rounded up: the reagent was used) would put that lot
- *   a step off where Odoo already holds the nearest it can of the shelf, and drift the product
- *   the other way. Only the holder's own move takes it, and only from a lot left: two analyzers
- *   using two lots side by side, or one drawing two packs turn about, keep each lot's carry on its
- *   lot (handed back and forth, each lot would carry the other's use, run after run).
  * The deltas add up whatever order segments are settled in, so segments of one lot in pickings of
  * several analyzers, or settled a call apart, leave the carry right. For the same reason a batch
  * saves only its own changes (carry deltas, records added and dropped) onto the document as stored
@@ -48,14 +36,6 @@ import { roundToDigits, type ProductRef, type ReferenceData } from '../reference
 const CARRY_DOC = 'consumption-carry';
 /** Records are dropped this long after they were written (their events are resolved long before). */
 const KEEP_MS = 30 * 24 * 3600_000;
-/**
- * A lot its partition has not drawn for this long, while drawing another lot of the product, was
- * left: its carry goes to the lot drawn. Two lots drawn turn about within the day (two packs on
- * board) are never this old and keep their carries; handed over at every turn, each lot would take
- * the other's use. A reagent drawn less often, turn about, is handed over at each turn (README).
- * Counted on the relay's clock (the system's): a holder dated ahead of it is dated again (plan).
- */
-const MOVED_ON_MS = 24 * 3600_000;
 
 interface SegmentRecord {
   count: number;
@@ -66,16 +46,9 @@ interface SegmentRecord {
   at: number;
   note?: string;
 }
-/** The partition that last drew on a lot (consumable-used.ts: analyzer and product), and when (relay clock, epoch ms). */
-interface Holder {
-  by: string;
-  at: number;
-}
 interface CarryBook {
   carry: Record<string, number>;
   segments: Record<string, SegmentRecord>;
-  /** Absent in documents written before it was kept: their carries stay on their lots until drawn again. */
-  holder?: Record<string, Holder>;
 }
 
 /** A line of a segment: a quantity (product unit) from one quant. */
@@ -101,10 +74,8 @@ interface CarryChanges {
   carry: Record<string, number>;
   added: Record<string, SegmentRecord>;
   dropped: Set<string>;
-  holder: Record<string, Holder>;
 }
-const noChanges = (): CarryChanges => ({ carry: {}, added: {}, dropped: new Set(), holder: {} });
-const productOfKey = (key: string): string => key.slice(0, key.indexOf(':'));
+const noChanges = (): CarryChanges => ({ carry: {}, added: {}, dropped: new Set() });
 
 export class ConsumptionCarry {
   readonly #ref: ReferenceData;
@@ -118,7 +89,7 @@ export class ConsumptionCarry {
 
   static async load(ref: ReferenceData): Promise<ConsumptionCarry> {
     const doc = await ref.ownDoc<CarryBook>(CARRY_DOC);
-    return new ConsumptionCarry(ref, { carry: { ...(doc?.carry ?? {}) }, segments: { ...(doc?.segments ?? {}) }, holder: { ...(doc?.holder ?? {}) } });
+    return new ConsumptionCarry(ref, { carry: { ...(doc?.carry ?? {}) }, segments: { ...(doc?.segments ?? {}) } });
   }
 
   /** The quantity carried for a product and lot (product unit; 0 when none). */
@@ -155,53 +126,19 @@ export class ConsumptionCarry {
   /**
    * Plan a segment: per product and lot, the carry is added to its last line, every line rounded
    * to `digits` (half-up, as Odoo rounds on write; never below 0), lines of 0 left out, the
-   * rounding's remainder carried. With the segment's `partition` (analyzer and product), the
-   * carries that partition left on other lots of the product and has not drawn for a day
-   * (MOVED_ON_MS) go to the lot it drew last (`lines` end with it): the lab moved on to that lot.
-   * Lots drawn within the segment keep their own remainders. Recorded (not saved: `save`) under
-   * the head's id.
+   * rounding's remainder carried. Recorded (not saved: `save`) under the head's id.
    */
-  plan(headId: string, count: number, lines: SegmentLine[], digits: number, now: number, lotName: (productId: number, lotId: number) => string | undefined, partition?: string): PlannedSegment {
+  plan(headId: string, count: number, lines: SegmentLine[], digits: number, now: number, lotName: (productId: number, lotId: number) => string | undefined): PlannedSegment {
     const byKey = new Map<string, SegmentLine[]>();
     for (const l of lines) byKey.set(keyOf(l.product.id, l.lotId), [...(byKey.get(keyOf(l.product.id, l.lotId)) ?? []), { ...l }]);
-    // Per product, the lot drawn last: the one the analyzer is on.
-    const target = new Map<number, string>();
-    for (const l of lines) target.set(l.product.id, keyOf(l.product.id, l.lotId));
-    // Carries this partition left on other lots of the segment's products, not drawn for a day:
-    // the analyzer moved on from them, and they go to the lot it is on.
-    const incoming = new Map<string, Array<{ key: string; qty: number }>>();
-    const delta: Record<string, number> = {};
-    if (partition !== undefined) {
-      for (const [key, c] of Object.entries(this.#book.carry)) {
-        const t = target.get(Number(productOfKey(key)));
-        const h = this.#book.holder?.[key];
-        if (c === 0 || t === undefined || byKey.has(key) || h?.by !== partition) continue;
-        // Dated ahead of the clock: the clock was set back since (a box booted with it ahead, NTP
-        // then set it right). Counted from that date, the day lasted as long as the error (a
-        // wrong year: a year); it is counted from now.
-        if (h.at > now) {
-          this.#hold(key, partition, now);
-          continue;
-        }
-        if (now - h.at < MOVED_ON_MS) continue;
-        incoming.set(t, [...(incoming.get(t) ?? []), { key, qty: c }]);
-        delta[key] = clean(-c);
-      }
-    }
     const out: SegmentLine[] = [];
+    const delta: Record<string, number> = {};
     const notes: string[] = [];
     let anything = false;
     const step = shown(10 ** -digits);
-    const nameOfKey = (key: string): string => {
-      const lot = key.slice(key.indexOf(':') + 1);
-      return lot === '' ? 'without lot' : `lot ${lotName(Number(productOfKey(key)), Number(lot)) ?? lot}`;
-    };
     for (const [key, group] of byKey) {
-      const own = this.#book.carry[key] ?? 0;
-      const from = incoming.get(key) ?? [];
-      const fromOthers = clean(from.reduce((t, f) => t + f.qty, 0));
-      const carryIn = clean(own + fromOthers);
-      const used = clean(group.reduce((t, l) => t + l.qty, 0));
+      const carryIn = this.#book.carry[key] ?? 0;
+      const used = clean(group.reduce((s, l) => s + l.qty, 0));
       group[group.length - 1]!.qty += carryIn;
       let posted = 0;
       for (const l of group) {
@@ -212,45 +149,28 @@ export class ConsumptionCarry {
       posted = clean(posted);
       if (posted > 0) anything = true;
       const remainder = clean(used + carryIn - posted);
-      const p = group[0]!.product;
-      delta[key] = clean(remainder - own);
+      delta[key] = clean(remainder - carryIn);
       if (posted === used && carryIn === 0) continue;
+      const p = group[0]!.product;
       const unit = p.uomName ?? '';
-      const lot = group[0]!.lotId === undefined ? '' : ` ${nameOfKey(key)}`;
-      const left = from.filter((f) => f.qty !== 0).map((f) => `${shown(f.qty)} ${unit} of it left by ${nameOfKey(f.key)}`);
-      const earlier = carryIn === 0 ? '' : ` (${shown(used + carryIn)} ${unit} with ${shown(carryIn)} ${unit} carried from earlier consumption${left.length > 0 ? `, ${left.join(', ')}` : ''})`;
-      const rest =
-        remainder > 0 ? `${shown(remainder)} ${unit} carried to its next consumption`
-        : remainder < 0 ? `${shown(-remainder)} ${unit} posted ahead, taken off its next consumption`
-        : 'nothing carried';
+      const lot = group[0]!.lotId === undefined ? '' : ` lot ${lotName(p.id, group[0]!.lotId) ?? group[0]!.lotId}`;
+      const earlier = carryIn === 0 ? '' : ` (${shown(used + carryIn)} ${unit} with ${shown(carryIn)} ${unit} carried from earlier consumption)`;
       notes.push(
         posted === 0
           ? `${shown(used)} ${unit} of ${p.code}${lot}${earlier} is below Odoo's precision of stock quantities (${step} ${unit}): nothing posted, carried to its next consumption`
-          : `${p.code}${lot}: ${shown(posted)} ${unit} posted for ${shown(used)} ${unit} used${earlier}, Odoo keeping ${step} ${unit}; ${rest}`,
+          : `${p.code}${lot}: ${shown(posted)} ${unit} posted for ${shown(used)} ${unit} used${earlier}, Odoo keeping ${step} ${unit}; ` +
+              (remainder > 0 ? `${shown(remainder)} ${unit} carried to its next consumption` : remainder < 0 ? `${shown(-remainder)} ${unit} posted ahead, taken off its next consumption` : 'nothing carried'),
       );
     }
     for (const [key, d] of Object.entries(delta)) {
-      if (d === 0) continue;
       this.#book.carry[key] = clean((this.#book.carry[key] ?? 0) + d);
       this.#changes.carry[key] = clean((this.#changes.carry[key] ?? 0) + d);
-    }
-    // Every lot drawn that carries something is this partition's as of now (a lot drawn turn
-    // about with another within the day keeps its carry). A lot whose carry went on keeps its
-    // holder: a segment undone gives the carry back to be taken again.
-    if (partition !== undefined) {
-      for (const key of byKey.keys()) {
-        const held = this.#book.holder?.[key];
-        // Dated to the hour: a carry drawn run after run is not written again for it (a date
-        // ahead of the clock is, see above).
-        if ((this.#book.carry[key] ?? 0) === 0 || (held?.by === partition && held.at <= now && now - held.at < 3600_000)) continue;
-        this.#hold(key, partition, now);
-      }
     }
     const note = notes.length > 0 ? notes.join('; ') : undefined;
     // Posted exactly as used, nothing carried in or out (whole units, quantities at Odoo's
     // precision: most segments): nothing to undo or to cover, so no record and no write.
     if (anything && Object.values(delta).every((d) => d === 0) && this.#book.segments[headId] === undefined) return { lines: out, ...(note ? { note } : {}) };
-    const record: SegmentRecord = { count, delta: Object.fromEntries(Object.entries(delta).filter(([, d]) => d !== 0)), posted: anything, at: now, ...(note && !anything ? { note } : {}) };
+    const record: SegmentRecord = { count, delta, posted: anything, at: now, ...(note && !anything ? { note } : {}) };
     this.#book.segments[headId] = record;
     this.#changes.added[headId] = record;
     this.#changes.dropped.delete(headId);
@@ -264,13 +184,12 @@ export class ConsumptionCarry {
    */
   async save(now: number): Promise<void> {
     // Nothing of this batch's to write (old records go with the next batch that changes anything).
-    if (Object.keys(this.#changes.carry).length === 0 && Object.keys(this.#changes.added).length === 0 && this.#changes.dropped.size === 0 && Object.keys(this.#changes.holder).length === 0) return;
+    if (Object.keys(this.#changes.carry).length === 0 && Object.keys(this.#changes.added).length === 0 && this.#changes.dropped.size === 0) return;
     const changes = this.#changes;
     this.#changes = noChanges();
     try {
       await this.#ref.updateOwnDoc<CarryBook>(CARRY_DOC, (stored) => {
-        const book: CarryBook = { carry: { ...(stored?.carry ?? {}) }, segments: { ...(stored?.segments ?? {}) }, holder: { ...(stored?.holder ?? {}) } };
-        const holder = book.holder!;
+        const book: CarryBook = { carry: { ...(stored?.carry ?? {}) }, segments: { ...(stored?.segments ?? {}) } };
         let changed = false;
         for (const [key, d] of Object.entries(changes.carry)) {
           if (d === 0) continue;
@@ -298,17 +217,6 @@ export class ConsumptionCarry {
             changed = true;
           }
         }
-        for (const [key, h] of Object.entries(changes.holder)) {
-          holder[key] = h;
-          changed = true;
-        }
-        // A holder outlives its carry while a record could give the carry back.
-        for (const [key, h] of Object.entries(holder)) {
-          if (book.carry[key] === undefined && now - h.at > KEEP_MS && !Object.values(book.segments).some((r) => r.delta[key] !== undefined)) {
-            delete holder[key];
-            changed = true;
-          }
-        }
         return changed ? book : undefined;
       });
     } catch (err) {
@@ -316,16 +224,8 @@ export class ConsumptionCarry {
       for (const [key, d] of Object.entries(changes.carry)) this.#changes.carry[key] = clean(d + (this.#changes.carry[key] ?? 0));
       for (const head of changes.dropped) if (this.#changes.added[head] === undefined) this.#changes.dropped.add(head);
       for (const [head, r] of Object.entries(changes.added)) if (this.#changes.added[head] === undefined && !this.#changes.dropped.has(head)) this.#changes.added[head] = r;
-      for (const [key, h] of Object.entries(changes.holder)) if (this.#changes.holder[key] === undefined) this.#changes.holder[key] = h;
       throw err;
     }
-  }
-
-  /** The lot's carry is held by `partition` as of `now`. */
-  #hold(key: string, partition: string, now: number): void {
-    const h: Holder = { by: partition, at: now };
-    this.#book.holder = { ...(this.#book.holder ?? {}), [key]: h };
-    this.#changes.holder[key] = h;
   }
 
   #drop(headId: string, undo: boolean): void {
