@@ -28,6 +28,15 @@ afterEach(() => {
   while (closers.length) closers.pop()!();
 });
 
+/** The JSON-RPC id of a request body (null when it has none), as Odoo reads it. */
+function requestId(body: string): unknown {
+  try {
+    return (JSON.parse(body) as { id?: unknown }).id ?? null;
+  } catch {
+    return null;
+  }
+}
+
 /** A minimal HTTP/1.1 server announcing `Keep-Alive: timeout=2`; counts connections and answers. */
 async function keepAliveServer(): Promise<{ url: string; connections: () => number; answered: () => number }> {
   let connections = 0;
@@ -43,12 +52,14 @@ async function keepAliveServer(): Promise<{ url: string; connections: () => numb
         if (head < 0) return;
         const length = Number(/content-length:\s*(\d+)/i.exec(buffered.slice(0, head))?.[1] ?? 0);
         if (buffered.length < head + 4 + length) return;
+        const request = buffered.slice(head + 4, head + 4 + length);
         buffered = buffered.slice(head + 4 + length);
         if (lastAnswerAt !== undefined && Date.now() - lastAnswerAt >= ANNOUNCED_S * 1000) {
           socket.destroy(); // its idle time was over: closed as the request came in, unanswered
           return;
         }
-        const body = JSON.stringify({ jsonrpc: '2.0', id: 1, result: true });
+        // Odoo echoes the request's id (odoo-api.md A.1).
+        const body = JSON.stringify({ jsonrpc: '2.0', id: requestId(request), result: true });
         socket.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: keep-alive\r\nkeep-alive: timeout=${ANNOUNCED_S}\r\n\r\n${body}`);
         answered++;
         lastAnswerAt = Date.now();

@@ -35,7 +35,14 @@ beforeAll(async () => {
         return;
       }
       res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ jsonrpc: '2.0', id: 1, result: { echo: body.length } }));
+      // Odoo echoes the request's id (odoo-api.md A.1).
+      let id: unknown = null;
+      try {
+        id = (JSON.parse(body) as { id?: unknown }).id ?? null;
+      } catch {
+        id = null;
+      }
+      res.end(JSON.stringify({ jsonrpc: '2.0', id, result: { echo: body.length } }));
     });
   });
   server.on('connection', (s) => {

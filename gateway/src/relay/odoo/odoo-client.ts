@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { GatewayError } from '../../errors.ts';
 import type { Logger } from '../../log.ts';
@@ -108,7 +109,12 @@ export class OdooClient implements OdooClientLike {
   #uid: number | undefined;
   #state: OdooLinkState = 'connecting';
   #lastError: string | undefined;
-  #rpcId = 0;
+  /**
+   * The last JSON-RPC id sent. It starts at a random number so that an answer a web proxy's cache
+   * kept from an earlier run of the gateway (whose ids also counted up from its start) does not
+   * carry an id this run sends again.
+   */
+  #rpcId = randomInt(0, 2 ** 31);
   /** The key's days left as last reported on `odoo.state`. */
   #reportedKeyDays: number | undefined;
   /** The key-expiry alert already raised (once each). */
@@ -413,7 +419,7 @@ export class OdooClient implements OdooClientLike {
     const id = ++this.#rpcId;
     const reply = await this.#http.post('/jsonrpc', { jsonrpc: '2.0', method: 'call', id, params: { service, method, args } }, {}, idempotent);
     if (reply.status !== 200) throw httpFailure(reply, idempotent);
-    const body = tryJson(reply.body) as { jsonrpc?: unknown; result?: unknown; error?: { code?: number; message?: string; data?: { name?: string; message?: string } } } | undefined;
+    const body = tryJson(reply.body) as { jsonrpc?: unknown; id?: unknown; result?: unknown; error?: { code?: number; message?: string; data?: { name?: string; message?: string } } } | undefined;
     if (body === undefined || typeof body !== 'object' || body === null) {
       throw odooError(idempotent ? 'transient' : 'ambiguous', `Odoo answered HTTP 200 with a body that is not JSON-RPC`, { httpStatus: 200, linkDown: idempotent });
     }
@@ -424,6 +430,19 @@ export class OdooClient implements OdooClientLike {
     // posted counted as delivered, a look-up as "nothing found" (test/integration/relay-proxy-json-audit.test.ts).
     if (Array.isArray(body) || body.jsonrpc !== '2.0') {
       throw odooError(idempotent ? 'transient' : 'ambiguous', `HTTP 200 with JSON that is not Odoo's JSON-RPC answer (no "jsonrpc": "2.0"): a web proxy's own answer? check odoo.url and the site's web proxy`, { httpStatus: 200, linkDown: idempotent });
+    }
+    // Odoo echoes the request's id (JsonRPCDispatcher._response, A.1, D). An answer carrying
+    // another id is another request's: a web proxy's cache answering from an earlier call, a late
+    // answer on a reused connection. It says nothing of this call: a write may or may not have
+    // run (ambiguous, looked up before any resend), a read is the link down. Before, it was taken
+    // as this call's result: a stale `true` counted a write as done, a stale `[]` made a look-up
+    // miss and the document was loaded again (test/integration/relay-answer-id-audit.test.ts).
+    // The one exception: an error with `id: null`, which Odoo sends for a failure it met before
+    // reading the request (its dispatcher's request_id is None until then); an error is no
+    // success, and it is classified by its name as any other.
+    if (body.id !== id && !(body.error && body.id === null)) {
+      const got = 'id' in body ? JSON.stringify(body.id) : 'none';
+      throw odooError(idempotent ? 'transient' : 'ambiguous', `HTTP 200 with a JSON-RPC answer of another request (id ${got.slice(0, 40)}, sent ${id}): a web proxy's cache or a late answer? check the site's web proxy${idempotent ? '' : '; the write may or may not have run'}`, { httpStatus: 200, linkDown: idempotent });
     }
     if (body.error) {
       const name = body.error.data?.name ?? 'unknown';
