@@ -83,6 +83,7 @@
 import type { CanonicalEvent, DraftEvent, InvoiceEligibleData, OrderCancelledData, OrderCreatedData, OrderedTest, ResultValidatedData } from './types.ts';
 import { idempotencyKey, partitionKeys } from './keys.ts';
 import type { GatewayStore, RetentionHold, StoredEvent } from '../store/types.ts';
+import { compareHl7Time, hl7TimeToIso } from '../hl7/hl7-time.ts';
 
 /** What a deriver reads of the store (`idempotencyKeyUsed` where the store has it). */
 export type DeriverStore = Pick<GatewayStore, 'eventsByCorrelation' | 'idempotencyKeyUsed'>;
@@ -102,11 +103,52 @@ export const BILLING_STATE_TYPES = [...BILLING_TYPES, 'invoice.eligible'] as con
 type BillingEvent = Pick<DraftEvent | CanonicalEvent, 'type' | 'data' | 'occurredAt' | 'source'>;
 
 /** A cancellation that came before the order it cancels (see the header). */
-export interface CancelBeforeOrder {
-  /** When the LIS cancelled (the event's occurredAt: ORC-9, else MSH-7), epoch ms; NaN unknown. */
-  at: number;
+export interface CancelBeforeOrder extends Moment {
   /** The inbound message it came in (store id; '' for an event not committed yet). */
   message: string;
+}
+
+/**
+ * A time billing orders events by (see "Times the LIS wrote" below): epoch ms (NaN unknown) and,
+ * for an event of the LIS normalizer, the HL7 DTM it was read from (`timeWritten`).
+ */
+export interface Moment {
+  /** When (the event's occurredAt: ORC-9, else MSH-7 for an order fact; OBR-22 … for a result), epoch ms; NaN unknown. */
+  at: number;
+  /** The same time as the LIS wrote it (HL7 DTM, in the message's zone), when the event says it. */
+  written?: string;
+}
+
+/**
+ * Times the LIS wrote. Two times are compared as the LIS wrote them when both events carry them
+ * (hl7/normalize-lis.ts keeps `timeWritten` on order.created, order.cancelled and
+ * result.validated; hl7-time.ts compareHl7Time): at the coarser of the two precisions (an order at
+ * 10:30:15 and a cancellation written 202603011030 are one time, neither before the other), and a
+ * time written without an offset in the other's offset (the LIS's local time, whatever zone the
+ * gateway runs in). Otherwise (an event stored before, or of another source) by epoch ms as
+ * before. Negative: `a` before `b`; positive: after; 0 one time; NaN unknown.
+ * Before, a cancellation timed by an MSH-7 without offset, sent after a re-order whose ORC-9 had
+ * -0500, read hours earlier in a gateway running in UTC: taken for a replay, the test stayed on the
+ * sale order and was billed; and a cancellation written to the minute of the re-order read as
+ * before it, with the same effect (test/integration/billing-lis-time-zone-audit.test.ts).
+ */
+function compareMoments(a: Moment, b: Moment): number {
+  if (a.written !== undefined && b.written !== undefined) {
+    const c = compareHl7Time(a.written, b.written);
+    if (c !== undefined) return c;
+  }
+  return a.at - b.at;
+}
+
+/** The DTM an event's time was read from (`timeWritten`), when it is one and names occurredAt's instant or a local time. */
+function writtenOf(e: BillingEvent): string | undefined {
+  // Not a member of the event types (events/types.ts): an optional field the LIS normalizer adds.
+  const w = (e.data as { timeWritten?: unknown }).timeWritten;
+  if (typeof w !== 'string') return undefined;
+  const iso = hl7TimeToIso(w);
+  if (iso === undefined) return undefined;
+  // Written with an offset: it must name the event's instant (else it is not this time).
+  return /[+-]\d{4}$/.test(w) && Date.parse(iso) !== Date.parse(e.occurredAt) ? undefined : w;
 }
 
 export interface BillingState {
@@ -155,11 +197,11 @@ export interface BillingState {
   /**
    * Results validated while their test was closed by a cancellation (everOrdered and not open, or
    * the whole order cancelled): kept, counted for nothing. By code, the latest result's time
-   * (occurredAt, epoch ms; NaN unknown). An order that opens the test again counts it only when
+   * (occurredAt; NaN unknown). An order that opens the test again counts it only when
    * that result is timed strictly after the order's placedAt (a result of the re-order that came
    * before its order message); otherwise the re-order needs a new result.
    */
-  validatedWhileClosed: Map<string, number>;
+  validatedWhileClosed: Map<string, Moment>;
   /**
    * Position (0-based, among the events walked) of the last order.created or order.cancelled
    * after which the accession was ordered and had no open test: the order ended cancelled there
@@ -177,7 +219,8 @@ export interface BillingState {
 }
 
 function cancelOf(e: BillingEvent): CancelBeforeOrder {
-  return { at: Date.parse(e.occurredAt), message: 'messageId' in e.source ? e.source.messageId : '' };
+  const written = writtenOf(e);
+  return { at: Date.parse(e.occurredAt), message: 'messageId' in e.source ? e.source.messageId : '', ...(written !== undefined ? { written } : {}) };
 }
 
 /**
@@ -190,11 +233,13 @@ function cancelOf(e: BillingEvent): CancelBeforeOrder {
  * a tube drawn the day before). The two agree when ORC-9 is there, or when the order's requested
  * time is its message's own time (a message sent as the order was placed): that is the order's time.
  */
-function placedAt(order: BillingEvent): number {
-  if (order.type !== 'order.created') return NaN;
+function placedAt(order: BillingEvent): Moment {
+  if (order.type !== 'order.created') return { at: NaN };
   const at = Date.parse(order.occurredAt);
   const orderedAt = (order.data as OrderCreatedData).orderedAt;
-  return orderedAt !== undefined && Date.parse(orderedAt) === at ? at : NaN;
+  if (orderedAt === undefined || Date.parse(orderedAt) !== at) return { at: NaN };
+  const written = writtenOf(order);
+  return written !== undefined ? { at, written } : { at };
 }
 
 /**
@@ -210,7 +255,7 @@ function placedAt(order: BillingEvent): number {
  */
 function cancelledBy(cancel: CancelBeforeOrder, order: BillingEvent): boolean {
   if (cancelOf(order).message === cancel.message) return false;
-  return !(placedAt(order) > cancel.at);
+  return !(compareMoments(placedAt(order), cancel) > 0);
 }
 
 /**
@@ -224,7 +269,7 @@ function cancelledBy(cancel: CancelBeforeOrder, order: BillingEvent): boolean {
  */
 function resendOf(cancel: CancelBeforeOrder, order: BillingEvent): boolean {
   if (cancelOf(order).message === cancel.message) return false;
-  return placedAt(order) < cancel.at;
+  return compareMoments(placedAt(order), cancel) < 0;
 }
 
 /**
@@ -233,7 +278,7 @@ function resendOf(cancel: CancelBeforeOrder, order: BillingEvent): boolean {
  */
 function closeTest(state: BillingState, code: string, cancel: CancelBeforeOrder): void {
   const kept = state.cancelledAt.get(code);
-  if (kept === undefined || Number.isNaN(kept.at) || cancel.at >= kept.at) state.cancelledAt.set(code, cancel);
+  if (kept === undefined || Number.isNaN(kept.at) || compareMoments(cancel, kept) >= 0) state.cancelledAt.set(code, cancel);
 }
 
 /**
@@ -247,15 +292,15 @@ function laterOrder(state: BillingState, code: string, cancel: CancelBeforeOrder
   if (!state.open.has(code)) return undefined;
   const opened = state.openedAt.get(code);
   if (!opened || opened.message === cancel.message) return undefined;
-  return opened.at > cancel.at ? opened : undefined;
+  return compareMoments(opened, cancel) > 0 ? opened : undefined;
 }
 
 /** Keep `order`'s placedAt as `code`'s latest order time (openedAt), when it says one. */
 function noteOrderTime(state: BillingState, code: string, order: BillingEvent): void {
-  const at = placedAt(order);
-  if (Number.isNaN(at)) return;
+  const placed = placedAt(order);
+  if (Number.isNaN(placed.at)) return;
   const kept = state.openedAt.get(code);
-  if (!kept || at > kept.at) state.openedAt.set(code, { at, message: cancelOf(order).message });
+  if (!kept || compareMoments(placed, kept) > 0) state.openedAt.set(code, { ...placed, message: cancelOf(order).message });
 }
 
 /**
@@ -266,7 +311,7 @@ function noteOrderTime(state: BillingState, code: string, order: BillingEvent): 
 function reopened(state: BillingState, code: string, order: BillingEvent): void {
   const resultAt = state.validatedWhileClosed.get(code);
   state.validatedWhileClosed.delete(code);
-  if (resultAt !== undefined && resultAt > placedAt(order)) state.validated.add(code);
+  if (resultAt !== undefined && compareMoments(resultAt, placedAt(order)) > 0) state.validated.add(code);
 }
 
 /** Walk an accession's events in the order they happened (see the header). */
@@ -403,9 +448,10 @@ export function billingState(events: Iterable<BillingEvent>): BillingState {
       // A result of a test the LIS cancelled and has not ordered again: kept, counted for nothing
       // (an order that opens the test again needs its own result, see validatedWhileClosed).
       if (state.ordered && !state.open.has(code) && (state.everOrdered.has(code) || state.wholeOrderCancelled)) {
-        const at = Date.parse(e.occurredAt);
+        const written = writtenOf(e);
+        const at: Moment = written !== undefined ? { at: Date.parse(e.occurredAt), written } : { at: Date.parse(e.occurredAt) };
         const kept = state.validatedWhileClosed.get(code);
-        state.validatedWhileClosed.set(code, kept === undefined || Number.isNaN(kept) || at > kept ? at : kept);
+        state.validatedWhileClosed.set(code, kept === undefined || Number.isNaN(kept.at) || compareMoments(at, kept) > 0 ? at : kept);
       } else state.validated.add(code);
     } else if (e.type === 'invoice.eligible') {
       state.eligibleEvents++;

@@ -1,7 +1,9 @@
 /**
  * HL7 DTM/TS values (HL7 v2.5 §2.A.22 DTM: YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ]) to
- * ISO 8601. Without an offset the value is local time at the sender, which for an on-premise
- * gateway is the gateway's own time zone. Returns undefined for anything that is not a date.
+ * ISO 8601. Without an offset the value is local time at the sender, read here in the gateway's own
+ * time zone: the LIS normalizer first writes on it the offset the message's other times say
+ * (normalize-lis.ts messageZone, inHl7Zone below), and billing compares two times of two messages
+ * as written (compareHl7Time). Returns undefined for anything that is not a date.
  */
 import { trimmed } from './text.ts';
 
@@ -114,4 +116,53 @@ export function sameHl7Time(a: string, b: string): boolean | undefined {
   const ob = pb[2] ?? pa[2] ?? '';
   if (oa === ob) return da.slice(0, n) === db.slice(0, n);
   return hl7TimeToIso(da.slice(0, n) + oa) === hl7TimeToIso(db.slice(0, n) + ob);
+}
+
+/** The offset (+/-ZZZZ) a DTM value is written with, undefined when it has none or is no DTM. */
+export function hl7Offset(value: string): string | undefined {
+  return DTM_PARTS.exec(trimmed(value))?.[2];
+}
+
+/**
+ * `value` with `offset` written on it when it has none of its own (a DTM without offset is the
+ * writer's local time, and `offset` is that writer's zone as another of its times says): the value
+ * as written otherwise, and anything that is not a DTM unchanged.
+ */
+export function inHl7Zone(value: string, offset: string | undefined): string {
+  const v = trimmed(value);
+  const parts = DTM_PARTS.exec(v);
+  return offset === undefined || !parts || parts[2] !== undefined ? v : v + offset;
+}
+
+/** When the DTM digits `d` (4 to 14, even) written in `offset` begin and end, epoch ms [from, to). */
+function span(d: string, offset: string): [number, number] {
+  const n = (from: number, to: number, none: number): number => (d.length >= to ? Number(d.slice(from, to)) : none);
+  const f = [n(0, 4, 0), n(4, 6, 1) - 1, n(6, 8, 1), n(8, 10, 0), n(10, 12, 0), n(12, 14, 0)];
+  const unit = (d.length - 4) / 2; // 0 year … 5 second: the last field written
+  const next = [...f];
+  next[unit] = (next[unit] as number) + 1;
+  const shift = (offset[0] === '-' ? -1 : 1) * (Number(offset.slice(1, 3)) * 60 + Number(offset.slice(3, 5))) * 60_000;
+  const at = (p: number[]): number => Date.UTC(p[0] as number, p[1] as number, p[2], p[3], p[4], p[5]) - shift;
+  return [at(f), at(next)];
+}
+
+/**
+ * The order of two DTM values as their writer wrote them: negative when `a` is before `b`, positive
+ * when after, 0 when neither is known to come first; undefined when either is not a date.
+ * Each value is the span its precision names (202603011030 is the whole minute, a fraction of a
+ * second is no other time), and two spans that overlap are one time: 20260301103015 is neither
+ * before nor after 202603011030. A value without an offset is in the other's offset (the LIS
+ * writes its own local time whatever zone the gateway runs in; a LIS that writes its offset on
+ * ORC-9 and none on MSH-7 writes both in one zone), and two without an offset are compared as
+ * written (one writer, one zone), in no time zone of the gateway's.
+ */
+export function compareHl7Time(a: string, b: string): number | undefined {
+  const pa = DTM_PARTS.exec(trimmed(a));
+  const pb = DTM_PARTS.exec(trimmed(b));
+  if (!pa || !pb || hl7TimeToIso(a) === undefined || hl7TimeToIso(b) === undefined) return undefined;
+  const [fromA, toA] = span(pa[1] as string, pa[2] ?? pb[2] ?? '+0000');
+  const [fromB, toB] = span(pb[1] as string, pb[2] ?? pa[2] ?? '+0000');
+  if (toA <= fromB) return -1;
+  if (toB <= fromA) return 1;
+  return 0;
 }

@@ -1,10 +1,10 @@
 import type { DraftEvent, EventDataMap, EventType, OrderedTest, RunType } from '../events/types.ts';
 import { partitionKeys } from '../events/keys.ts';
-import { hl7TimeToIso, sameHl7Time } from './hl7-time.ts';
+import { hl7Offset, hl7TimeToIso, inHl7Zone, sameHl7Time } from './hl7-time.ts';
 import type { Hl7Message, Hl7Segment } from './message.ts';
 import { hl7EventKey, type Hl7NormalizeContext, type Hl7Normalizer } from './normalizer.ts';
 import { historicalModeKind, isQcProcessingId, processingIdTerm, processingModeTerm } from './processing-id.ts';
-import { upper } from './text.ts';
+import { trimmed, upper } from './text.ts';
 
 /**
  * The default normalizer: HL7 v2 from a LIS → canonical events (DESIGN.md §3). Decisions (also in
@@ -195,20 +195,76 @@ function definedOnly<T extends object>(o: T): T {
   return out as T;
 }
 
+/**
+ * The time fields the LIS writes (HL7 DTM) that can say its zone: MSH-7 first, then these in the
+ * message's order (field numbers; component 1).
+ */
+const ZONE_FIELDS: Readonly<Record<string, readonly number[]>> = { ORC: [9], OBR: [6, 7, 8, 14, 22], OBX: [14, 19], SPM: [17, 18], TQ1: [7, 8] };
+
+/**
+ * The offset the LIS writes its times in, as the message says: that of MSH-7, else of the first of
+ * its other times (ZONE_FIELDS) written with one; undefined when none is. A time written without an
+ * offset is the LIS's local time, read in that offset (hl7-time.ts inHl7Zone), not in the gateway's
+ * own zone: a LIS that writes its offset on ORC-9 and none on MSH-7 (or the other way) talking to a
+ * gateway in a UTC container had its two kinds of times hours apart, and billing, which orders a
+ * cancellation and a re-order by them, kept a cancelled test on the sale order or never billed a
+ * re-ordered one (test/integration/billing-lis-time-zone-audit.test.ts).
+ */
+function messageZone(message: Hl7Message): string | undefined {
+  const own = hl7Offset(message.header.dateTime ?? '');
+  if (own !== undefined) return own;
+  for (const seg of message.segments) {
+    for (const field of ZONE_FIELDS[seg.name] ?? []) {
+      const offset = hl7Offset(seg.get(field, 1));
+      if (offset !== undefined) return offset;
+    }
+  }
+  return undefined;
+}
+
+/** An event's time: ISO 8601 (occurredAt) and the HL7 DTM it was read from, in the message's zone. */
+interface EventTime {
+  iso: string;
+  written: string;
+}
+
+/**
+ * The event types billing orders by their times (events/invoice-eligibility.ts): they carry the
+ * time as the LIS wrote it (`timeWritten`, EventTime.written) beside occurredAt, so that billing
+ * compares two times of two messages at the coarser of their precisions and reads a time without
+ * offset in the other's offset (hl7-time.ts compareHl7Time).
+ */
+const TIME_WRITTEN_TYPES: ReadonlySet<EventType> = new Set<EventType>(['order.created', 'order.cancelled', 'result.validated']);
+
 class EventSink {
   readonly events: DraftEvent[] = [];
   /** Segment position of the first event not made because nothing (accession, specimen id) tied it to an order. */
   firstSkipped: number | undefined;
   readonly #ctx: Hl7NormalizeContext;
-  #messageTime: string | undefined;
+  #messageTime: EventTime | { iso: string; written?: undefined } | undefined;
+  #zone: { offset: string | undefined } | undefined;
 
   constructor(ctx: Hl7NormalizeContext) {
     this.#ctx = ctx;
   }
 
+  /** A DTM field read in the message's zone (messageZone); undefined when it is not a date. */
+  time(value: string | undefined): EventTime | undefined {
+    if (!value || !trimmed(value)) return undefined;
+    this.#zone ??= { offset: messageZone(this.#ctx.message) };
+    const written = inHl7Zone(value, this.#zone.offset);
+    const iso = hl7TimeToIso(written);
+    return iso === undefined ? undefined : { iso, written };
+  }
+
+  /** `time(value)` as ISO 8601, for an event's data. */
+  iso(value: string | undefined): string | undefined {
+    return this.time(value)?.iso;
+  }
+
   /** MSH-7, else the arrival time: when the source gives no better time for a fact. */
-  get #fallbackTime(): string {
-    this.#messageTime ??= hl7TimeToIso(this.#ctx.message.header.dateTime) ?? this.#ctx.receivedAt;
+  get #fallbackTime(): EventTime | { iso: string; written?: undefined } {
+    this.#messageTime ??= this.time(this.#ctx.message.header.dateTime) ?? { iso: this.#ctx.receivedAt };
     return this.#messageTime;
   }
 
@@ -218,22 +274,23 @@ class EventSink {
     return analyzer ? { kind: 'hl7', endpoint, analyzer, controlId } : { kind: 'hl7', endpoint, controlId };
   }
 
-  add<T extends EventType>(type: T, position: number, ids: { accession?: string; specimenId?: string }, data: EventDataMap[T], occurredAt?: string): void {
+  add<T extends EventType>(type: T, position: number, ids: { accession?: string; specimenId?: string }, data: EventDataMap[T], occurredAt?: EventTime): void {
     const correlationId = ids.accession || ids.specimenId || '';
     if (!correlationId) {
       this.#ctx.notes.push(`${type} at segment ${position + 1} skipped: no accession or specimen id`);
       this.firstSkipped ??= position;
       return;
     }
+    const at = occurredAt ?? this.#fallbackTime;
     const event = {
       type,
-      occurredAt: occurredAt ?? this.#fallbackTime,
+      occurredAt: at.iso,
       receivedAt: this.#ctx.receivedAt,
       idempotencyKey: hl7EventKey(this.#ctx, position, type),
       correlationId,
       partitionKey: ids.accession ? partitionKeys.order(ids.accession) : partitionKeys.specimen(correlationId),
       source: this.#source(),
-      data: definedOnly(data),
+      data: definedOnly(TIME_WRITTEN_TYPES.has(type) ? { ...data, timeWritten: at.written } : data),
     };
     this.events.push(event as DraftEvent);
   }
@@ -417,9 +474,9 @@ function normalizeOrders(ctx: Hl7NormalizeContext, sink: EventSink): void {
           specimens: specimens.length > 1 ? specimens : undefined,
           priority: priorityOf(line) || (runStart && priorityOf(runStart)) || undefined,
           tests,
-          orderedAt: hl7TimeToIso(line.orc?.get(9) || line.obr?.get(6)),
+          orderedAt: sink.iso(line.orc?.get(9) || line.obr?.get(6)),
         } as EventDataMap['order.created'],
-        hl7TimeToIso(line.orc?.get(9)),
+        sink.time(line.orc?.get(9)),
       );
     } else {
       sink.add(
@@ -427,7 +484,7 @@ function normalizeOrders(ctx: Hl7NormalizeContext, sink: EventSink): void {
         line.position,
         { accession },
         { accession, tests, reason: line.orc?.get(16, 2) || line.orc?.get(16, 1) || undefined } as EventDataMap['order.cancelled'],
-        hl7TimeToIso(line.orc?.get(9)),
+        sink.time(line.orc?.get(9)),
       );
     }
   }
@@ -441,7 +498,7 @@ function normalizeOrders(ctx: Hl7NormalizeContext, sink: EventSink): void {
     const specimenId = specimenIdOf(line.spm);
     if (upper(line.orc?.get(5) ?? '') === 'IP' && line.obr) {
       const test = testOf(line.obr);
-      if (test) sink.add('test.in_progress', line.position, { accession, specimenId }, { accession, specimenId, testCode: test.code }, hl7TimeToIso(line.orc?.get(9)));
+      if (test) sink.add('test.in_progress', line.position, { accession, specimenId }, { accession, specimenId, testCode: test.code }, sink.time(line.orc?.get(9)));
     }
     const receivedTime = line.spm?.get(18, 1) || line.obr?.get(14, 1) || '';
     if (!receivedTime) continue;
@@ -457,7 +514,8 @@ function normalizeOrders(ctx: Hl7NormalizeContext, sink: EventSink): void {
       if (keyedSpecimens.has(line.spm)) position = line.position;
       else keyedSpecimens.add(line.spm);
     }
-    const receivedAt = hl7TimeToIso(receivedTime);
+    const received = sink.time(receivedTime);
+    const receivedAt = received?.iso;
     sink.add(
       'specimen.received',
       position,
@@ -466,10 +524,10 @@ function normalizeOrders(ctx: Hl7NormalizeContext, sink: EventSink): void {
         accession,
         specimenId: sid,
         specimenType: line.spm?.get(4, 1) || line.obr?.get(15, 1) || undefined,
-        collectedAt: hl7TimeToIso(line.spm?.get(17, 1) || line.obr?.get(7, 1)),
+        collectedAt: sink.iso(line.spm?.get(17, 1) || line.obr?.get(7, 1)),
         receivedAt,
       } as EventDataMap['specimen.received'],
-      receivedAt,
+      received,
     );
   }
 }
@@ -560,8 +618,8 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
     const orderedCode = g.obr?.get(4, 1) ?? '';
     const ids = { accession, specimenId };
     const statusOf = (obx: Hl7Segment): string => upper(obx.get(11) || obrStatus);
-    const groupTime = hl7TimeToIso(g.obr?.get(22, 1)) ?? hl7TimeToIso(g.obr?.get(7, 1));
-    const completedAtOf = (obx: Hl7Segment): string | undefined => hl7TimeToIso(obx.get(19, 1)) ?? hl7TimeToIso(obx.get(14, 1)) ?? groupTime;
+    const groupTime = sink.time(g.obr?.get(22, 1)) ?? sink.time(g.obr?.get(7, 1));
+    const completedAtOf = (obx: Hl7Segment): EventTime | undefined => sink.time(obx.get(19, 1)) ?? sink.time(obx.get(14, 1)) ?? groupTime;
     /** One OBX as `test.completed` data; `orderAccession` undefined for a QC run. */
     const resultOf = (obx: Hl7Segment, status: string, orderAccession: string | undefined): EventDataMap['test.completed'] => {
       const analyteCode = obx.get(3, 1);
@@ -575,7 +633,7 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
         abnormalFlags: obx.get(8),
         resultStatus: status,
         runType,
-        completedAt: completedAtOf(obx),
+        completedAt: completedAtOf(obx)?.iso,
       } as EventDataMap['test.completed'];
     };
 
@@ -590,7 +648,7 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
       const sample = { specimenId };
       if (g.obx.length === 0) {
         if (g.obr && orderedCode && (obrStatus === 'F' || OBR_COMPLETED_STATUSES.has(obrStatus))) {
-          sink.add('test.completed', g.position, sample, { specimenId, testCode: orderedCode, resultStatus: obrStatus, runType, completedAt: groupTime } as EventDataMap['test.completed'], groupTime);
+          sink.add('test.completed', g.position, sample, { specimenId, testCode: orderedCode, resultStatus: obrStatus, runType, completedAt: groupTime?.iso } as EventDataMap['test.completed'], groupTime);
         }
         continue;
       }
@@ -614,7 +672,7 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
     const noResult = g.obx.every((obx) => SKIPPED_STATUSES.has(statusOf(obx)));
     const notObtained = obrStatus === 'F' && g.obx.some((obx) => statusOf(obx) === 'X');
     if (noResult && (obrStatus === 'X' || notObtained) && g.obr && orderedCode) {
-      const withdrawnAt = hl7TimeToIso(g.obr.get(22, 1));
+      const withdrawnAt = sink.time(g.obr.get(22, 1));
       const reason = obrStatus === 'X' ? 'no results available (OBR-25 X)' : 'results cannot be obtained (OBX-11 X)';
       sink.add('order.cancelled', g.position, ids, { accession: accession || specimenId, tests: [testOf(g.obr) as OrderedTest], reason } as EventDataMap['order.cancelled'], withdrawnAt);
       continue;
@@ -623,11 +681,11 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
     if (g.obx.length === 0) {
       if (!g.obr || !orderedCode) continue;
       if (obrStatus === 'F') {
-        sink.add('result.validated', g.position, ids, { accession: accession || specimenId, specimenId, testCode: orderedCode, validatedAt: groupTime } as EventDataMap['result.validated'], groupTime);
+        sink.add('result.validated', g.position, ids, { accession: accession || specimenId, specimenId, testCode: orderedCode, validatedAt: groupTime?.iso } as EventDataMap['result.validated'], groupTime);
       } else if (obrStatus === 'I') {
         sink.add('test.in_progress', g.position, ids, { accession: accession || specimenId, specimenId, testCode: orderedCode }, groupTime);
       } else if (OBR_COMPLETED_STATUSES.has(obrStatus)) {
-        sink.add('test.completed', g.position, ids, { accession, specimenId, testCode: orderedCode, resultStatus: obrStatus, runType, completedAt: groupTime } as EventDataMap['test.completed'], groupTime);
+        sink.add('test.completed', g.position, ids, { accession, specimenId, testCode: orderedCode, resultStatus: obrStatus, runType, completedAt: groupTime?.iso } as EventDataMap['test.completed'], groupTime);
       }
       continue;
     }
@@ -661,8 +719,8 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
             ctx.notes.push(`OBX at segment ${obx.index + 1} has status ${status}: no event`);
           } else if (groupTime === undefined) {
             // The latest observation time of the final OBX (ISO strings of one form sort as text).
-            const t = hl7TimeToIso(obx.get(19, 1)) ?? hl7TimeToIso(obx.get(14, 1));
-            if (t !== undefined && (validatedAt === undefined || t > validatedAt)) validatedAt = t;
+            const t = sink.time(obx.get(19, 1)) ?? sink.time(obx.get(14, 1));
+            if (t !== undefined && (validatedAt === undefined || t.iso > validatedAt.iso)) validatedAt = t;
           }
         }
       }
@@ -670,7 +728,7 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
         'result.validated',
         g.position,
         ids,
-        { accession: accession || specimenId, specimenId, testCode, value: only && obxValue(only), units: only?.get(6, 1), validatedAt } as EventDataMap['result.validated'],
+        { accession: accession || specimenId, specimenId, testCode, value: only && obxValue(only), units: only?.get(6, 1), validatedAt: validatedAt?.iso } as EventDataMap['result.validated'],
         validatedAt,
       );
       continue;
