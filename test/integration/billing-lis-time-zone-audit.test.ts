@@ -117,6 +117,25 @@ describe('times written at different precisions', () => {
   });
 
   /**
+   * A cancellation written to the minute (10:30) that came before its order (ORC-9 10:30:15, two
+   * interfaces racing). Before, the order read as placed after the cancellation: TSH ordered again,
+   * put on the sale order and billed. Within one minute it is the order the cancellation cancelled.
+   */
+  it('a cancellation before its order, written to the order’s minute, cancels it', async () => {
+    const rig = await billingRig();
+    await rig.receive(ormTimed('PR-150', ['TSH'], { control: 'CA', msh7: '20260301103040', orc9: '202603011030' }));
+    await rig.receive(ormTimed('PR-150', ['GLU', 'TSH'], { msh7: '20260301103015', orc9: '20260301103015' }));
+    await rig.receive(oru('PR-150', 'GLU'));
+    await rig.receive(oru('PR-150', 'TSH'));
+    await rig.settle('PR-150');
+
+    const evs = await rig.events('PR-150');
+    expect(deadReasons(evs)).toEqual([]);
+    expect(openLines(rig.emu, 'PR-150'), 'TSH left off the order').toEqual(['GLU']);
+    expect(billed(rig.emu, 'PR-150'), 'TSH is not billed').toEqual(['GLU']);
+  });
+
+  /**
    * The mirror: TSH cancelled at 10:00:30, then an order of TSH written to the minute (10:00).
    * Before, 10:00 read as 10:00:00, before the cancellation: the order was taken for a resend of
    * the cancelled one and TSH never went back on the sale order. Within one minute it counts as
