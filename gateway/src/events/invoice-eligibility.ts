@@ -142,7 +142,7 @@ function compareMoments(a: Moment, b: Moment): number {
 
 /** The DTM an event's time was read from (`timeWritten`), when it is one and names occurredAt's instant or a local time. */
 function writtenOf(e: BillingEvent): string | undefined {
-  // Not a member of the event types (events/types.ts): an optional field the LIS normalizer adds.
+  // An optional field of the order, cancellation and result data (events/types.ts); read from any event.
   const w = (e.data as { timeWritten?: unknown }).timeWritten;
   if (typeof w !== 'string') return undefined;
   const iso = hl7TimeToIso(w);

@@ -86,6 +86,12 @@ export interface OrderCreatedData {
   priority?: string;
   tests: OrderedTest[];
   orderedAt?: string;
+  /**
+   * The event's occurredAt as the LIS wrote it (HL7 DTM, in the message's zone: hl7/normalize-lis.ts),
+   * for billing to compare two messages' times as written (hl7-time.ts compareHl7Time). Added in
+   * schema 1 without a version change; absent on events of earlier releases and other sources.
+   */
+  timeWritten?: string;
 }
 
 /** One tube of an order (OrderCreatedData.specimens). */
@@ -101,6 +107,12 @@ export interface OrderCancelledData {
   /** The tests cancelled; empty means the whole order. */
   tests: OrderedTest[];
   reason?: string;
+  /**
+   * The event's occurredAt as the LIS wrote it (HL7 DTM, in the message's zone: hl7/normalize-lis.ts),
+   * for billing to compare two messages' times as written (hl7-time.ts compareHl7Time). Added in
+   * schema 1 without a version change; absent on events of earlier releases and other sources.
+   */
+  timeWritten?: string;
 }
 
 export interface SpecimenReceivedData {
@@ -140,6 +152,12 @@ export interface ResultValidatedData {
   value?: string;
   units?: string;
   validatedAt?: string;
+  /**
+   * The event's occurredAt as the LIS wrote it (HL7 DTM, in the message's zone: hl7/normalize-lis.ts),
+   * for billing to compare two messages' times as written (hl7-time.ts compareHl7Time). Added in
+   * schema 1 without a version change; absent on events of earlier releases and other sources.
+   */
+  timeWritten?: string;
 }
 
 export interface ConsumableUsedData {
