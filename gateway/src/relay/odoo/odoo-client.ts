@@ -478,6 +478,15 @@ export class OdooClient implements OdooClientLike {
       // as null, a look-up cut to nothing made the LIS's resend load the order's lines again.
       const parsed = tryJson(reply.body);
       if (parsed === undefined) throw odooError(idempotent ? 'transient' : 'ambiguous', 'Odoo answered HTTP 200 with a body that is not JSON', { httpStatus: 200, linkDown: idempotent });
+      // JSON-2 returns the method's value bare: nothing in it says it is Odoo's. What can be
+      // checked without refusing a real answer (json2Answer): Odoo sends it as
+      // `application/json` (make_json_response), and an ORM method's value has the shape its
+      // signature gives it (a search_read an array, a write true). Anything else is a web proxy's
+      // own JSON: no answer of Odoo, a write may or may not have run (ambiguous), a read is the
+      // link down. Before, a WAF's `{"status": "ok"}` read as "nothing found" by a look-up and
+      // counted a chatter note as posted (test/integration/relay-json2-answer-audit.test.ts).
+      const problem = json2Answer(method, reply.contentType, parsed);
+      if (problem) throw odooError(idempotent ? 'transient' : 'ambiguous', `HTTP 200 with ${problem}: not Odoo's answer to ${model}.${method} (a web proxy's own answer?); check odoo.url and the site's web proxy`, { httpStatus: 200, linkDown: idempotent });
       return parsed;
     }
     throw httpFailure(reply, idempotent);
@@ -491,6 +500,48 @@ export class OdooClient implements OdooClientLike {
     this.#state = state;
     this.#opts.telemetry?.emit('odoo.state', { state, ...(this.#lastError ? { lastError: this.#lastError } : {}), ...(this.#versionText ? { serverVersion: this.#versionText } : {}) });
   }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isId = (v: unknown): boolean => Number.isInteger(v) && (v as number) > 0;
+
+/**
+ * What every answer of Odoo 19 to `method` over JSON-2 is, for the methods whose value Odoo's own
+ * code fixes (json2.py returns the method's value, a recordset as its ids; `BaseModel.write`
+ * and `unlink` return True, `load` `{ids, messages}`, `res.users.context_get` the user's
+ * context with its `uid`). Methods not listed (business methods a site's module may override)
+ * are not checked but for `action_*` / `button_*`, whose dict answers are actions the web
+ * client runs (`type` 'ir.actions.…'). A JSON array or value a web proxy sends in the expected
+ * shape cannot be told from Odoo's.
+ */
+const JSON2_SHAPES: Record<string, { expected: string; ok: (v: unknown) => boolean }> = {
+  search_read: { expected: 'an array of records', ok: (v) => Array.isArray(v) && v.every((r) => isObject(r) && typeof r['id'] === 'number') },
+  read: { expected: 'an array of records', ok: (v) => Array.isArray(v) && v.every((r) => isObject(r) && typeof r['id'] === 'number') },
+  search: { expected: 'an array of ids', ok: (v) => Array.isArray(v) && v.every(isId) },
+  create: { expected: 'an array of ids', ok: (v) => Array.isArray(v) && v.every(isId) },
+  message_post: { expected: 'an array of ids', ok: (v) => Array.isArray(v) && v.every(isId) },
+  name_search: { expected: 'an array', ok: (v) => Array.isArray(v) },
+  read_group: { expected: 'an array', ok: (v) => Array.isArray(v) },
+  check_object_reference: { expected: '[model, id]', ok: (v) => Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && typeof v[1] === 'number' },
+  search_count: { expected: 'a count', ok: (v) => Number.isInteger(v) && (v as number) >= 0 },
+  write: { expected: 'true', ok: (v) => typeof v === 'boolean' || v === null },
+  unlink: { expected: 'true', ok: (v) => typeof v === 'boolean' || v === null },
+  load: { expected: '{ids, messages}', ok: (v) => isObject(v) && (Array.isArray(v['ids']) || v['ids'] === false) },
+  fields_get: { expected: 'an object of fields', ok: isObject },
+  default_get: { expected: 'an object of values', ok: isObject },
+  context_get: { expected: 'a context with its uid', ok: (v) => isObject(v) && typeof v['uid'] === 'number' },
+};
+
+/** Why a JSON-2 answer HTTP 200 cannot be Odoo's (undefined: it can be). */
+export function json2Answer(method: string, contentType: string, value: unknown): string | undefined {
+  if (!/^\s*application\/json\s*(;|$)/i.test(contentType)) return `JSON sent as ${contentType ? `'${contentType.slice(0, 60)}'` : 'no Content-Type'} (Odoo sends application/json)`;
+  const shape = JSON2_SHAPES[method];
+  const describe = (): string => (Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value === 'object' ? `an object (${Object.keys(value).slice(0, 4).join(', ')})` : `${typeof value} ${JSON.stringify(value).slice(0, 40)}`);
+  if (shape && !shape.ok(value)) return `${describe()} where Odoo's ${method} answers ${shape.expected}`;
+  if (!shape && /^(action|button)_/.test(method) && isObject(value) && !(typeof value['type'] === 'string' && value['type'].startsWith('ir.actions.'))) {
+    return `${describe()} where Odoo's ${method} answers true, false, ids or an action`;
+  }
+  return undefined;
 }
 
 function tryJson(text: string): unknown {
