@@ -150,6 +150,32 @@ export function networkError(err: unknown, idempotent: boolean): Error {
   if (err instanceof TimeoutError) sent = !BEFORE_SEND_EVENTS.has(err.event) && (err.timings === undefined || err.timings.upload !== undefined);
   else if (err instanceof RequestError) sent = err.timings?.upload !== undefined;
   const tlsProblem = /CERT|SELF_SIGNED|TLS|SSL|PIN/.test(code);
-  if (sent && !idempotent) return odooError('ambiguous', `no answer from Odoo after the request was sent (${code}): it may have been applied`, { odooName: code }, err);
+  if (sent) {
+    const what = afterSending(err, code, message);
+    if (!idempotent) return odooError('ambiguous', `${what}: it may have been applied`, { odooName: code }, err);
+    return odooError('transient', what, { odooName: code, linkDown: true }, err);
+  }
   return odooError('transient', tlsProblem ? `TLS verification of the Odoo server failed (${code}): ${message}` : `Odoo unreachable (${code}): ${message}`, { odooName: code, linkDown: true }, err);
+}
+
+/**
+ * What happened to a request sent whole, in the words IT reads in the event and the link's last
+ * error. An answer had started (its status line and headers read) and broke, or was too slow to
+ * finish; or none came: the connection closed, the time ran out, or what came back was not HTTP.
+ * Before, all of these said "no answer from Odoo", also of an answer Odoo had started to send,
+ * which sent IT looking for an Odoo that did not answer when it had run the call
+ * (test/integration/relay-answer-words-audit.test.ts).
+ */
+function afterSending(err: unknown, code: string, message: string): string {
+  const req = err instanceof RequestError ? err : undefined;
+  const started = req !== undefined && (req.timings?.response !== undefined || req.response !== undefined);
+  const status = req?.response?.statusCode;
+  if (started) {
+    const answer = `Odoo's answer${status ? ` (HTTP ${status})` : ''}`;
+    if (err instanceof TimeoutError) return `${answer} started after the request was sent but did not arrive whole within odoo.timeoutMs (${code})`;
+    return `${answer} started after the request was sent and was cut off or broken on its way (${code}: ${message})`;
+  }
+  if (err instanceof TimeoutError) return `no answer from Odoo within odoo.timeoutMs after the request was sent (${code})`;
+  if (/^HPE_/.test(code)) return `an answer that is not HTTP came back after the request was sent (${code}: ${message})`;
+  return `the connection closed after the request was sent, before any answer (${code}: ${message})`;
 }
