@@ -38,7 +38,7 @@ import type { Hl7HostQuery } from './hl7/host-query.ts';
 import { OdooClient } from './relay/odoo/odoo-client.ts';
 import { Relay } from './relay/relay.ts';
 import { dueDelayFor } from './relay/sync-modes.ts';
-import { adoptOdooTarget, describeOdooTarget, odooTargetChangeMessage, odooTargetOf } from './relay/odoo-target.ts';
+import { adoptOdooTarget, checkStoreUse, describeOdooTarget, odooTargetChangeMessage, odooTargetOf } from './relay/odoo-target.ts';
 import { Sandbox } from './sandbox.ts';
 import { VERSION } from './version.ts';
 
@@ -47,6 +47,12 @@ const STARTUP_STEP_WAIT_MS = 3_000;
 
 export interface GatewayOptions {
   config: GatewayConfig;
+  /**
+   * `lab-gateway demo`: the store is marked the demo's, and refused when a gateway used it; a
+   * gateway with a real Odoo refuses a store so marked (relay/odoo-target.ts checkStoreUse).
+   * `dataDir` names the data dir as the user gave it (its --data-dir), for the refusal.
+   */
+  demo?: { dataDir: string };
   log?: Logger;
   telemetry?: Telemetry;
 }
@@ -65,6 +71,7 @@ type Ingress = Component & { address?: () => { host: string; port: number } | un
 
 export class Gateway {
   readonly config: GatewayConfig;
+  readonly #demo: { dataDir: string } | undefined;
   readonly log: Logger;
   readonly telemetry: Telemetry;
   readonly startedAt = new Date().toISOString();
@@ -87,6 +94,7 @@ export class Gateway {
 
   constructor(options: GatewayOptions) {
     this.config = options.config;
+    this.#demo = options.demo;
     this.telemetry = options.telemetry ?? new Telemetry();
     this.log = options.log ?? createLogger({ level: options.config.gateway.logLevel, bindings: { gateway: options.config.gateway.id } });
     this.#logTelemetry();
@@ -157,7 +165,11 @@ export class Gateway {
     // Another Odoo than last time (the sandbox, then the site's own): what the store kept of the
     // earlier one (reference data, stock reorder marks keyed by its ids) goes before the relay reads it.
     const odooTarget = odooTargetOf(cfg.odoo);
-    const targetChange = await adoptOdooTarget(store, odooTarget);
+    // The demo and a real gateway never share a store (both default to ./var): checked before anything is written.
+    const use = { gatewayId: cfg.gateway.id, demo: this.#demo !== undefined, dataDir: this.#demo?.dataDir ?? cfg.gateway.dataDir };
+    const shared = await checkStoreUse(store, odooTarget, use);
+    if (shared) this.log.warn('the data dir is the demo\'s', { dataDir: cfg.gateway.dataDir, message: shared });
+    const targetChange = await adoptOdooTarget(store, odooTarget, undefined, use);
     if (targetChange) {
       this.log.info('Odoo target changed: local state of the earlier Odoo reset', { from: describeOdooTarget(targetChange.from), to: describeOdooTarget(targetChange.to), reset: targetChange.reset });
       // Alerts raised before the status starts are kept for it (Telemetry.takeStartupAlerts): the

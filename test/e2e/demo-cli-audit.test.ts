@@ -2,7 +2,7 @@
  * What a new user and IT staff meet first, run as real processes from the built CLI (dist/):
  * `lab-gateway demo` (what `npm start` runs) started, stopped with Ctrl-C, started again on the
  * same data, refused when a port is taken; the sandbox Odoo's records through GET /api/sandbox and
- * across restarts; the same data dir moved from the sandbox to a real odoo.url; and the remote
+ * across restarts; the demo's data dir refused to a gateway with a real odoo.url; and the remote
  * commands (`status`, `events list|replay|discard`) against a running gateway, a stopped one and
  * answers they must not misread.
  */
@@ -164,7 +164,7 @@ describe('lab-gateway demo: first run, Ctrl-C, a taken port, a second run, then 
     sandboxRefs = refs;
   }, 60_000);
 
-  it('moved to a real odoo.url, the gateway posts nothing the sandbox already has, and loses no event', async () => {
+  it('pointed at a real odoo.url, the gateway refuses the demo\'s data dir, posts nothing, and loses no event', async () => {
     const before = await EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0 });
     const deliveredBefore = new Map<string, string | undefined>();
     let total = 0;
@@ -202,20 +202,18 @@ describe('lab-gateway demo: first run, Ctrl-C, a taken port, a second run, then 
         '',
       ].join('\n'),
     );
-    const gw = launch(['start', '--config', path.join(cfgDir, 'gateway.yaml')]);
+    // The demo's store is not a gateway's: `start` with the real Odoo refuses it (exit 1, as a
+    // config error), naming gateway.dataDir, before anything is posted (demo-store-shared-audit).
     try {
-      const ready = JSON.parse((await gw.waitOut(/^\{"event":"ready".*$/m))[0]) as { status: { url: string } };
-      // Let the relay work through whatever was still queued at the switch.
-      await until('an idle queue', async () => {
-        const s = (await (await fetch(new URL('/api/status', ready.status.url))).json()) as { odoo: { state: string }; queue: { pending: number; inFlight: number } };
-        return s.odoo.state === 'connected' && s.queue.pending === 0 && s.queue.inFlight === 0 ? s : undefined;
-      });
+      const gw = await run(['start', '--config', path.join(cfgDir, 'gateway.yaml')]);
+      expect(gw.code, gw.err).toBe(1);
+      expect(gw.out).not.toContain('"event":"ready"');
+      expect(gw.err).toContain(`gateway.dataDir ${dir} holds the demo's data`);
+      expect(gw.err).not.toMatch(STACK);
       const sandboxAccessions = new Set(sandboxRefs);
       const replayed = odoo.records('sale.order').filter((so) => sandboxAccessions.has(String(so.client_order_ref)));
       expect(replayed.map((so) => so.client_order_ref)).toEqual([]);
     } finally {
-      gw.child.kill('SIGTERM');
-      await gw.exited;
       await odoo.close();
     }
     const after = await EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0 });

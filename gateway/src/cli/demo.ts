@@ -18,6 +18,7 @@ import type { AstmLinkSession } from '../ingress/astm/link-session.ts';
 import { loadProfile } from '../profiles/load.ts';
 import { defaultProfilesDir } from '../profiles/check.ts';
 import type { Sandbox } from '../sandbox.ts';
+import { DEMO_GATEWAY_ID } from '../relay/odoo-target.ts';
 import { args, UsageError, type CliContext } from './main.ts';
 import { runUntilSignal } from './start.ts';
 
@@ -98,7 +99,7 @@ export async function runDemo(argv: string[], ctx: CliContext): Promise<number> 
   if (taken.length > 0) throw new GatewayError('GW_CONFIG_INVALID', taken.join('\n'));
   const { config, issues } = validateConfig(
     {
-      gateway: { id: 'lab-demo', dataDir: options.dataDir },
+      gateway: { id: DEMO_GATEWAY_ID, dataDir: options.dataDir },
       hl7: [{ id: 'lis', listen: { host: '127.0.0.1', port: options.hl7Port } }],
       analyzers: [{ id: DEMO_ANALYZER, profile: DEMO_PROFILE, tcp: { listen: { host: '127.0.0.1', port: 0 } } }],
       odoo: { sandboxVersion: odooVersion },
@@ -109,7 +110,8 @@ export async function runDemo(argv: string[], ctx: CliContext): Promise<number> 
     process.cwd(),
   );
   if (!config) throw new GatewayError('GW_CONFIG_INVALID', `demo configuration is invalid:\n${formatIssues(issues)}`);
-  const gateway = new Gateway({ config });
+  // The store is marked the demo's; one a gateway used is refused, naming --data-dir (relay/odoo-target.ts).
+  const gateway = new Gateway({ config, demo: { dataDir: options.dataDir } });
   let simulation: Simulation | undefined;
   let timer: NodeJS.Timeout | undefined;
   return runUntilSignal(

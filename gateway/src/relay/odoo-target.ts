@@ -1,5 +1,6 @@
 import type { OdooConfig } from '../config/types.ts';
 import { displayUrl } from '../config/display-url.ts';
+import { GatewayError } from '../errors.ts';
 import type { GatewayStore, OdooRef } from '../store/types.ts';
 import { ODOO_LINK_NAMESPACE } from './last-success.ts';
 import { REF_NAMESPACE } from './reference-data.ts';
@@ -19,7 +20,9 @@ import { STATE_NS as STOCK_WATCH_NAMESPACE } from './stock-watch.ts';
  * pull rebuilds them.
  *
  * Events are not touched: those delivered to the earlier Odoo stay delivered (their documents are
- * there, not in the new one), those still waiting are posted to the new one.
+ * there, not in the new one), those still waiting are posted to the new one. That holds for a
+ * gateway's own store only: the demo's (`lab-gateway demo` marks it) is refused to a gateway with
+ * a real Odoo, and the demo refuses a gateway's (checkStoreUse).
  */
 export const ODOO_TARGET_NAMESPACE = 'odoo-target';
 const TARGET_KEY = 'current';
@@ -34,6 +37,25 @@ interface TargetDoc {
   target: OdooTarget;
   /** When the gateway first started with this target (ISO). */
   since: string;
+  /**
+   * The store is the demo's: `lab-gateway demo` (what `npm start` runs) began it. Never taken off:
+   * a gateway started on the sandbox with it keeps it, so that a later start with a real Odoo
+   * still refuses (checkStoreUse).
+   */
+  demo?: true;
+  /** The gateway.id of every gateway but the demo started on the store since it is recorded. */
+  gatewayIds?: string[];
+}
+
+/** The demo's gateway.id (cli/demo.ts). */
+export const DEMO_GATEWAY_ID = 'lab-demo';
+
+/** Who opens the store: the gateway's id, whether it is the demo, and the option that names its data dir. */
+export interface StoreUse {
+  gatewayId: string;
+  demo: boolean;
+  /** The data dir as the user gave it (gateway.dataDir, or the demo's --data-dir). */
+  dataDir: string;
 }
 
 export interface OdooTargetChange {
@@ -83,19 +105,78 @@ export function describeOdooTarget(t: OdooTarget): string {
  * The record is written last: a crash in between leaves the earlier target recorded, and the next
  * start drops what is left.
  */
-export async function adoptOdooTarget(store: GatewayStore, target: OdooTarget, now: () => Date = () => new Date()): Promise<OdooTargetChange | undefined> {
+export async function adoptOdooTarget(store: GatewayStore, target: OdooTarget, now: () => Date = () => new Date(), use?: Pick<StoreUse, 'gatewayId' | 'demo'>): Promise<OdooTargetChange | undefined> {
   const saved = await store.getDoc<TargetDoc>(ODOO_TARGET_NAMESPACE, TARGET_KEY);
-  if (saved && sameOdooTarget(saved.target, target)) return undefined;
+  const same = saved !== undefined && sameOdooTarget(saved.target, target);
+  // The demo mark only ever goes on with a new store (checkStoreUse refuses the demo any other) and never comes off.
+  const demo = saved ? saved.demo === true : use?.demo === true;
+  const gatewayIds = [...new Set([...(saved?.gatewayIds ?? []), ...(use && !use.demo ? [use.gatewayId] : [])])];
+  if (same && gatewayIds.length === (saved.gatewayIds ?? []).length) return undefined;
   const reset: Record<string, number> = {};
-  if (saved) {
+  if (saved && !same) {
     for (const ns of ODOO_DERIVED_NAMESPACES) {
       const docs = await store.listDocs<unknown>(ns);
       for (const { key } of docs) await store.deleteDoc(ns, key);
       reset[ns] = docs.length;
     }
   }
-  await store.putDoc(ODOO_TARGET_NAMESPACE, TARGET_KEY, { target, since: now().toISOString() } satisfies TargetDoc);
-  return saved ? { from: saved.target, to: target, reset } : undefined;
+  const doc: TargetDoc = { target, since: same ? saved.since : now().toISOString(), ...(demo ? { demo: true as const } : {}), ...(gatewayIds.length ? { gatewayIds } : {}) };
+  await store.putDoc(ODOO_TARGET_NAMESPACE, TARGET_KEY, doc);
+  return saved && !same ? { from: saved.target, to: target, reset } : undefined;
+}
+
+/**
+ * The demo and a real gateway never share a store. Both default to `./var` (the demo's
+ * `--data-dir`, `gateway.dataDir`): the demo run in the install folder while the site's gateway
+ * is stopped opened the site's store, and the site's gateway started again on the demo's. Run
+ * before adoptOdooTarget writes anything; throws GW_CONFIG_INVALID (exit 1, as other config
+ * errors) naming the option that moves the data dir.
+ *
+ * - A real gateway with `odoo.url` refuses a demo store: the events the demo left waiting (its
+ *   simulated orders, results, consumption) would be posted to the site's Odoo, as events waiting
+ *   at a switch from the sandbox are. On the sandbox it starts (nothing leaves the box), with a
+ *   warning (returned), and the mark stays.
+ * - The demo refuses a store it did not begin: one a gateway recorded (whatever its Odoo), one
+ *   another gateway.id started on since, and one with messages or events but no record (an earlier
+ *   release's gateway: it cannot be told from a demo's, and the site's messages would be shown and
+ *   posted in the demo's sandbox, the demo's be left for the site's gateway).
+ */
+export async function checkStoreUse(store: GatewayStore, target: OdooTarget, use: StoreUse): Promise<string | undefined> {
+  const saved = await store.getDoc<TargetDoc>(ODOO_TARGET_NAMESPACE, TARGET_KEY);
+  if (use.demo) {
+    const others = saved?.gatewayIds ?? [];
+    let whose: string | undefined;
+    if (saved && !saved.demo) {
+      whose = others.length
+        ? `a gateway's data (gateway.id ${others.join(', ')}, with ${describeOdooTarget(saved.target)})`
+        : `a gateway's data, recorded with ${describeOdooTarget(saved.target)} by an earlier release, which did not record whether it was the demo`;
+    } else if (saved && (!saved.target.sandbox || others.length > 0)) {
+      whose = `data of the demo and of a gateway started on it since (gateway.id ${others.join(', ') || '?'}, with ${describeOdooTarget(saved.target)})`;
+    } else if (!saved && store.newestStoredAt?.() !== undefined) {
+      whose = 'messages and events of a gateway of an earlier release, which did not record whether it was the demo';
+    }
+    if (whose) {
+      throw new GatewayError(
+        'GW_CONFIG_INVALID',
+        `--data-dir ${use.dataDir} holds ${whose}: the demo would show its messages and add its own simulated orders, results and consumption to them, ` +
+          `for that gateway to post to its Odoo. Run the demo with --data-dir on another folder (for example --data-dir ./demo-data); ` +
+          `the demo does not use this one (remove it yourself only if it holds nothing but an earlier demo's data).`,
+      );
+    }
+    return undefined;
+  }
+  if (!saved?.demo) return undefined;
+  const stats = store.stats();
+  const waiting = stats.pending + stats.inFlight + stats.retrying + stats.deadLettered;
+  const what = `gateway.dataDir ${use.dataDir} holds the demo's data (\`lab-gateway demo\`, what \`npm start\` runs, began it): its simulated orders, results and consumption${waiting > 0 ? ` (${waiting} events not delivered)` : ''}`;
+  if (target.sandbox) {
+    return `${what}. The gateway posts to its sandbox only; before setting odoo.url, point gateway.dataDir to another folder: on this one a start with the site's Odoo is refused.`;
+  }
+  throw new GatewayError(
+    'GW_CONFIG_INVALID',
+    `${what} would be posted to ${describeOdooTarget(target)}, the site's Odoo. ` +
+      `Point gateway.dataDir to another folder for this gateway (its own, e.g. /var/lib/lab-gateway), or, if nothing of the site is in ${use.dataDir}, remove the demo's data (that folder) and start again.`,
+  );
 }
 
 /** The alert's text: which Odoo, what was reset, what happens to the events. */
