@@ -575,9 +575,9 @@ function httpFailure(reply: HttpReply, idempotent: boolean): GatewayError {
   // back on its own 1 s, 2 s, 4 s… and kept the lab's address blocked.
   const retryAfterMs = parseRetryAfter(reply.headers['retry-after']);
   const wait = retryAfterMs === undefined ? {} : { retryAfterMs };
-  const body = reply.contentType.includes('json') ? (tryJson(reply.body) as { name?: string; message?: string } | undefined) : undefined;
-  if (body && typeof body === 'object' && typeof body.name === 'string') {
-    const err = exceptionError(body.name, String(body.message ?? ''), reply.status, !idempotent);
+  const body = reply.contentType.includes('json') ? tryJson(reply.body) : undefined;
+  if (isOdooErrorBody(body)) {
+    const err = exceptionError(body.name, body.message, reply.status, !idempotent);
     if (err.details) Object.assign(err.details, wait);
     return err;
   }
@@ -618,6 +618,19 @@ function httpFailure(reply: HttpReply, idempotent: boolean): GatewayError {
     return odooError('transient', `${notOdoosAnswer(reply)}: the request did not reach Odoo; check odoo.url and the site's web proxy or firewall`, { httpStatus: s, linkDown: true, ...wait });
   }
   return odooError('permanent', `Odoo answered HTTP ${s}: ${reply.body.slice(0, 200)}`, { httpStatus: s });
+}
+
+/**
+ * Odoo's JSON-2 error body: `serialize_exception`'s keys, always all of them (name, message,
+ * arguments, context, debug; odoo-api.md A.4, asserted by Odoo's own test_webjson2). A JSON error
+ * of a web proxy or API gateway (`{"name": "Forbidden", "message": "Request blocked"}` at 403, a
+ * `{"name": …}` at 503) has not its `arguments`: it is no exception of Odoo and goes by its
+ * status below (the link down). Before, any JSON with a `name` was: a proxy's 403 dead-lettered
+ * every event as Odoo refusing it, a proxy's 503 charged each event an attempt without backing
+ * the link off (test/integration/relay-json-error-body-audit.test.ts).
+ */
+function isOdooErrorBody(body: unknown): body is { name: string; message: string; arguments: unknown[] } {
+  return isObject(body) && typeof body['name'] === 'string' && typeof body['message'] === 'string' && Array.isArray(body['arguments']);
 }
 
 function headerText(value: string | string[] | undefined): string | undefined {

@@ -1,0 +1,97 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../gateway/src/log.ts';
+import { OdooClient } from '../../gateway/src/relay/odoo/odoo-client.ts';
+import { failureOf, isLinkDown } from '../../gateway/src/relay/odoo/odoo-error.ts';
+import { rigBehindProxy, startFrontProxy, type FrontProxy, type Interceptor } from '../fixtures/relay/front-proxy.ts';
+import { BOT, startEmulator, type Rig } from '../fixtures/relay/harness.ts';
+import { orderCreated, waitFor } from '../fixtures/relay/helpers.ts';
+
+/**
+ * Audit of a web proxy's or API gateway's own JSON error in front of Odoo: `{"name": "Forbidden",
+ * "message": "Request blocked by policy"}` at 403, `{"name": "ServiceUnavailable", …}` at 503.
+ * Odoo's JSON-2 error body is `serialize_exception`'s, always with `arguments` (and `context`,
+ * `debug`; odoo-api.md A.4); /jsonrpc answers its errors at HTTP 200. A JSON error without them is
+ * the proxy answering for itself: the request never reached Odoo, the link is down until it lets
+ * the gateway through.
+ */
+
+const cleanups: Array<() => Promise<void>> = [];
+let rig: Rig | undefined;
+afterEach(async () => {
+  await rig?.close();
+  rig = undefined;
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** The proxy answers every object call with its own JSON error. */
+function jsonError(status: number, name: string, message: string): Interceptor {
+  return (req, res) => {
+    if (!req.url.startsWith('/json/2/') && req.url !== '/jsonrpc') return false;
+    const body = JSON.stringify({ name, message });
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+    return true;
+  };
+}
+
+async function clientBehindProxy(version: 17 | 19): Promise<{ client: OdooClient; proxy: FrontProxy }> {
+  const { emu, url } = await startEmulator(version);
+  cleanups.push(() => emu.close());
+  const proxy = await startFrontProxy(url);
+  cleanups.push(() => proxy.close());
+  const client = new OdooClient({ url: proxy.url, database: 'lab', login: BOT.login, apiKey: BOT.key, timeoutMs: 5000, log: silentLogger, models: [] });
+  cleanups.push(async () => client.close());
+  await client.connect();
+  return { client, proxy };
+}
+
+const failed = (p: Promise<unknown>): Promise<unknown> => p.then(() => undefined, (e: unknown) => e);
+
+describe("a web proxy's own JSON error", () => {
+  it.each([17, 19] as const)('Odoo %i: a 403 or a 503 JSON of the proxy is the link down, not Odoo refusing the call', async (version) => {
+    const { client, proxy } = await clientBehindProxy(version);
+    proxy.intercept(jsonError(403, 'Forbidden', 'Request blocked by policy'));
+    // Before: "Forbidden: Request blocked by policy", permanent: every event a dead letter.
+    const blocked = await failed(client.call('sale.order', 'search_read', { domain: [], fields: ['id'] }));
+    expect(failureOf(blocked)).toBe('transient');
+    expect(isLinkDown(blocked)).toBe(true);
+    expect((blocked as Error).message).toMatch(/HTTP 403.*not an answer of Odoo/);
+    proxy.intercept(jsonError(503, 'ServiceUnavailable', 'Down for maintenance'));
+    // Before: transient for this event only, charged an attempt, the link not backed off.
+    const down = await failed(client.call('sale.order', 'search_read', { domain: [], fields: ['id'] }));
+    expect(failureOf(down)).toBe('transient');
+    expect(isLinkDown(down)).toBe(true);
+  });
+
+  it("Odoo 19's own error body is still Odoo's refusal", async () => {
+    const { client } = await clientBehindProxy(19);
+    // 422 UnprocessableEntity, serialize_exception's body: Odoo refusing the call on its merits.
+    const refused = await failed(client.call('res.partner', 'write', {}, { ids: [1] }));
+    expect(failureOf(refused)).toBe('permanent');
+    expect((refused as Error).message).toMatch(/^werkzeug\.exceptions\.UnprocessableEntity: /);
+  });
+
+  it('Odoo 19 behind a proxy answering 403 JSON: the orders wait, uncharged, and reach Odoo once it lets them through', async () => {
+    // What the lab saw: the hospital's API gateway blocked the Odoo host for a while, answering
+    // its own JSON error, and every order leased meanwhile was in the dead-letter list
+    // ("Forbidden: Request blocked by policy"), to be replayed by hand. Broke: nothing lost.
+    const { started, proxy, rig: proxied } = await rigBehindProxy(19, { relay: { maxAttempts: 2 } });
+    rig = proxied;
+    await rig.commit([orderCreated('JEB0', 'CLINIC-A', ['GLU'])]);
+    await rig.waitDrained();
+    proxy.intercept(jsonError(403, 'Forbidden', 'Request blocked by policy'));
+    const ids = await rig.commit([orderCreated('JEB1', 'CLINIC-A', ['GLU']), orderCreated('JEB2', 'CLINIC-B', ['HBA1C'])]);
+    await waitFor(() => proxy.intercepted() >= 4 || rig!.store.stats().deadLettered > 0);
+    for (const id of ids) {
+      const ev = await rig.store.getEvent(id);
+      expect(ev?.state).not.toBe('dead');
+      expect(ev?.attempts).toBe(0);
+    }
+    expect(rig.client.state).toBe('unreachable');
+    proxy.intercept(undefined);
+    await rig.waitDrained();
+    for (const id of ids) expect((await rig.store.getEvent(id))?.state).toBe('delivered');
+    expect(started.emu.count('sale.order', [['client_order_ref', '=', 'JEB1']])).toBe(1);
+    expect(rig.store.stats().deadLettered).toBe(0);
+  });
+});
