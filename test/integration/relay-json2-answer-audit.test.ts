@@ -92,6 +92,7 @@ describe("Odoo 19: a JSON-2 answer that cannot be Odoo's", () => {
     expect(json2Answer('write', json, null)).toBeUndefined();
     expect(json2Answer('button_validate', json, { type: 'ir.actions.act_window', res_model: 'stock.backorder.confirmation' })).toBeUndefined();
     expect(json2Answer('action_post', json, false)).toBeUndefined();
+    expect(json2Answer('action_set_won', json, { effect: { type: 'rainbow_man', message: 'Done' } })).toBeUndefined();
     expect(json2Answer('action_confirm', json, [4])).toBeUndefined();
     expect(json2Answer('load', json, { ids: false, messages: [{ type: 'error', message: 'x' }] })).toBeUndefined();
     expect(json2Answer('check_object_reference', json, ['sale.order', 7])).toBeUndefined();

@@ -511,8 +511,8 @@ const isId = (v: unknown): boolean => Number.isInteger(v) && (v as number) > 0;
  * and `unlink` return True, `load` `{ids, messages}`, `res.users.context_get` the user's
  * context with its `uid`). Methods not listed (business methods a site's module may override)
  * are not checked but for `action_*` / `button_*`, whose dict answers are actions the web
- * client runs (`type` 'ir.actions.…'). A JSON array or value a web proxy sends in the expected
- * shape cannot be told from Odoo's.
+ * client runs (`type` 'ir.actions.…', or an `effect`). A JSON array or value a web proxy sends in
+ * the expected shape cannot be told from Odoo's.
  */
 const JSON2_SHAPES: Record<string, { expected: string; ok: (v: unknown) => boolean }> = {
   search_read: { expected: 'an array of records', ok: (v) => Array.isArray(v) && v.every((r) => isObject(r) && typeof r['id'] === 'number') },
@@ -538,7 +538,9 @@ export function json2Answer(method: string, contentType: string, value: unknown)
   const shape = JSON2_SHAPES[method];
   const describe = (): string => (Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value === 'object' ? `an object (${Object.keys(value).slice(0, 4).join(', ')})` : `${typeof value} ${JSON.stringify(value).slice(0, 40)}`);
   if (shape && !shape.ok(value)) return `${describe()} where Odoo's ${method} answers ${shape.expected}`;
-  if (!shape && /^(action|button)_/.test(method) && isObject(value) && !(typeof value['type'] === 'string' && value['type'].startsWith('ir.actions.'))) {
+  // An action the web client runs (`type` 'ir.actions.…'), or its rainbow-man `effect`.
+  const action = isObject(value) && ((typeof value['type'] === 'string' && value['type'].startsWith('ir.actions.')) || isObject(value['effect']));
+  if (!shape && /^(action|button)_/.test(method) && isObject(value) && !action) {
     return `${describe()} where Odoo's ${method} answers true, false, ids or an action`;
   }
   return undefined;
