@@ -168,8 +168,8 @@ export class Gateway {
     // The demo and a real gateway never share a store (both default to ./var): checked before anything is written.
     const use = { gatewayId: cfg.gateway.id, demo: this.#demo !== undefined, dataDir: this.#demo?.dataDir ?? cfg.gateway.dataDir };
     const shared = await checkStoreUse(store, odooTarget, use);
-    if (shared) this.log.warn('the data dir is the demo\'s', { dataDir: cfg.gateway.dataDir, message: shared });
-    const targetChange = await adoptOdooTarget(store, odooTarget, undefined, use);
+    if (shared.warning) this.log.warn('the data dir is the demo\'s', { dataDir: cfg.gateway.dataDir, message: shared.warning });
+    const targetChange = await adoptOdooTarget(store, odooTarget, undefined, { ...use, demoStore: shared.demoStore });
     if (targetChange) {
       this.log.info('Odoo target changed: local state of the earlier Odoo reset', { from: describeOdooTarget(targetChange.from), to: describeOdooTarget(targetChange.to), reset: targetChange.reset });
       // Alerts raised before the status starts are kept for it (Telemetry.takeStartupAlerts): the

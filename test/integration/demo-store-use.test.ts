@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { isGatewayError } from '../../gateway/src/errors.ts';
-import { adoptOdooTarget, checkStoreUse, DEMO_GATEWAY_ID, ODOO_TARGET_NAMESPACE, odooTargetOf, type StoreUse } from '../../gateway/src/relay/odoo-target.ts';
+import { adoptOdooTarget, checkStoreUse, DEMO_ANALYZER_ID, DEMO_GATEWAY_ID, ODOO_TARGET_NAMESPACE, odooTargetOf, type StoreUse } from '../../gateway/src/relay/odoo-target.ts';
 import type { EventStore } from '../../gateway/src/store/event-store.ts';
 import { useTempStore } from '../fixtures/store/temp-store.ts';
 import { inboundMessage, specimenReceived } from '../fixtures/store/inbound.ts';
@@ -19,8 +19,8 @@ const site: StoreUse = { gatewayId: 'lab-1', demo: false, dataDir: '/opt/lab-gat
 
 /** What the gateway does at start-up: check, then record. */
 async function startOn(store: EventStore, target: typeof sandbox, use: StoreUse): Promise<string | undefined> {
-  const warning = await checkStoreUse(store, target, use);
-  await adoptOdooTarget(store, target, undefined, use);
+  const { warning, demoStore } = await checkStoreUse(store, target, use);
+  await adoptOdooTarget(store, target, undefined, { ...use, demoStore });
   return warning;
 }
 
@@ -98,5 +98,39 @@ describe('the demo\'s store and a real gateway\'s', () => {
     await siteStore.commit(inboundMessage('SITE-1'), [specimenReceived('ACC-1', 'k1')]);
     expect(await startOn(siteStore, real, site)).toBeUndefined();
     expect(await siteStore.getDoc(ODOO_TARGET_NAMESPACE, 'current')).toMatchObject({ target: real, gatewayIds: ['lab-1'] });
+  });
+
+  describe('a store an earlier release\'s demo wrote (no mark then: its analyzer c111-demo spoke on it)', () => {
+    /** The demo of a release that recorded the Odoo target but not the demo: its analyzer's run and the LIS's order in, the sandbox recorded. */
+    async function earlierDemo(): Promise<EventStore> {
+      const store = await temp.open();
+      await store.commit(inboundMessage('ORMDEMO1', { controlId: 'ORMDEMO1' }), [specimenReceived('DEMO1', 'k1')]);
+      await store.commit(inboundMessage('RUN1', { endpoint: DEMO_ANALYZER_ID, dedupKey: 'c111|RUN1' }), []);
+      await store.putDoc(ODOO_TARGET_NAMESPACE, 'current', { target: sandbox, since: '2026-11-01T08:00:00.000Z' });
+      await store.close();
+      return temp.open();
+    }
+
+    it('a gateway with a real Odoo refuses it; on the sandbox it warns and marks it, so the switch later is refused too', async () => {
+      const store = await earlierDemo();
+      expect(await refusal(startOn(store, real, site))).toMatch(/holds the demo's data \(`lab-gateway demo`, what `npm start` runs, an earlier release's demo ran on it: its analyzer c111-demo sent there\).*\(1 events not delivered\)/);
+      expect(await startOn(store, sandbox, site)).toMatch(/an earlier release's demo ran on it/);
+      expect(await store.getDoc(ODOO_TARGET_NAMESPACE, 'current')).toMatchObject({ demo: true, gatewayIds: ['lab-1'] });
+      await refusal(startOn(store, real, site));
+    });
+
+    it('the demo takes it as its own and marks it', async () => {
+      const store = await earlierDemo();
+      expect(await startOn(store, sandbox, demo)).toBeUndefined();
+      expect(await store.getDoc(ODOO_TARGET_NAMESPACE, 'current')).toEqual({ target: sandbox, since: '2026-11-01T08:00:00.000Z', demo: true });
+      await refusal(startOn(store, real, site));
+    });
+
+    it('a site already live on its real Odoo with such a store is not stopped at the upgrade', async () => {
+      const store = await earlierDemo();
+      await store.putDoc(ODOO_TARGET_NAMESPACE, 'current', { target: real, since: '2026-11-02T08:00:00.000Z' });
+      expect(await startOn(store, real, site)).toBeUndefined();
+      expect(await store.getDoc(ODOO_TARGET_NAMESPACE, 'current')).toEqual({ target: real, since: '2026-11-02T08:00:00.000Z', gatewayIds: ['lab-1'] });
+    });
   });
 });

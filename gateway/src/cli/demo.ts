@@ -18,11 +18,11 @@ import type { AstmLinkSession } from '../ingress/astm/link-session.ts';
 import { loadProfile } from '../profiles/load.ts';
 import { defaultProfilesDir } from '../profiles/check.ts';
 import type { Sandbox } from '../sandbox.ts';
-import { DEMO_GATEWAY_ID } from '../relay/odoo-target.ts';
+import { DEMO_ANALYZER_ID, DEMO_GATEWAY_ID, DEMO_LIS_ID } from '../relay/odoo-target.ts';
 import { args, UsageError, type CliContext } from './main.ts';
 import { runUntilSignal } from './start.ts';
 
-const DEMO_ANALYZER = 'c111-demo';
+const DEMO_ANALYZER = DEMO_ANALYZER_ID;
 const DEMO_PROFILE = 'roche-cobas-c111';
 /** Tests the simulated LIS orders: chemistry the c 111 runs and the sandbox sells. */
 const DEMO_TESTS = ['GLU', 'CREA', 'ALT'] as const;
@@ -100,7 +100,7 @@ export async function runDemo(argv: string[], ctx: CliContext): Promise<number> 
   const { config, issues } = validateConfig(
     {
       gateway: { id: DEMO_GATEWAY_ID, dataDir: options.dataDir },
-      hl7: [{ id: 'lis', listen: { host: '127.0.0.1', port: options.hl7Port } }],
+      hl7: [{ id: DEMO_LIS_ID, listen: { host: '127.0.0.1', port: options.hl7Port } }],
       analyzers: [{ id: DEMO_ANALYZER, profile: DEMO_PROFILE, tcp: { listen: { host: '127.0.0.1', port: 0 } } }],
       odoo: { sandboxVersion: odooVersion },
       relay: { microBatchWindowMs: 5_000, scheduledEveryMinutes: 1, invoicing: true, referenceRefreshMs: 60_000 },
@@ -124,7 +124,7 @@ export async function runDemo(argv: string[], ctx: CliContext): Promise<number> 
           '',
           'lab-gateway demo is running',
           `  status page      ${addr.status.url}`,
-          `  HL7/MLLP (LIS)   ${addr.hl7.lis?.host}:${addr.hl7.lis?.port}`,
+          `  HL7/MLLP (LIS)   ${addr.hl7[DEMO_LIS_ID]?.host}:${addr.hl7[DEMO_LIS_ID]?.port}`,
           `  analyzer (ASTM)  ${DEMO_ANALYZER} (${DEMO_PROFILE}) on ${analyzer?.host}:${analyzer?.port}`,
           `  MQTT             ${addr.mqtt.url}  (try: mosquitto_sub -v -t 'lab-gateway/#')`,
           `  sandbox Odoo     ${addr.odoo.url}  (records on the status page, or: npx lab-gateway sandbox list${options.dataDir === './var' ? '' : ' --config <a file with gateway.dataDir: ' + options.dataDir + '>'})`,
@@ -140,7 +140,7 @@ export async function runDemo(argv: string[], ctx: CliContext): Promise<number> 
         if (created.length) ctx.err(`demo: added the ${DEMO_PROFILE} reagents to the sandbox: ${created.join(', ')}`);
         await gateway.relay?.refreshReference().catch(() => undefined);
       }
-      simulation = new Simulation({ hl7Port: addr.hl7.lis?.port ?? options.hl7Port, analyzerPort: analyzer?.port ?? 0, intervalSeconds: options.intervalSeconds, log: (m) => ctx.err(m) });
+      simulation = new Simulation({ hl7Port: addr.hl7[DEMO_LIS_ID]?.port ?? options.hl7Port, analyzerPort: analyzer?.port ?? 0, intervalSeconds: options.intervalSeconds, log: (m) => ctx.err(m) });
       simulation.start();
       if (options.durationSeconds > 0) timer = setTimeout(() => process.kill(process.pid, 'SIGTERM'), options.durationSeconds * 1000);
     },

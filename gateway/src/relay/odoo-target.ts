@@ -47,8 +47,29 @@ interface TargetDoc {
   gatewayIds?: string[];
 }
 
-/** The demo's gateway.id (cli/demo.ts). */
+/** The demo's gateway.id and the ids of its simulated LIS link and analyzer (cli/demo.ts). */
 export const DEMO_GATEWAY_ID = 'lab-demo';
+export const DEMO_LIS_ID = 'lis';
+export const DEMO_ANALYZER_ID = 'c111-demo';
+
+/**
+ * A store an earlier release's demo wrote (no mark then): its simulated analyzer `c111-demo` spoke
+ * on it, and no gateway of this release started on it yet, nor was it recorded with a real Odoo
+ * (a site live on its Odoo with such a store is not stopped at the upgrade). `only`: nothing but
+ * the demo's two links spoke on it (what the demo takes as its own).
+ */
+function earlierDemoStore(store: GatewayStore, saved: TargetDoc | undefined, only: boolean): boolean {
+  if (saved?.demo || saved?.gatewayIds?.length || (saved && !saved.target.sandbox)) return false;
+  const endpoints = Object.keys(store.lastMessageAt?.() ?? {});
+  if (!endpoints.includes(DEMO_ANALYZER_ID)) return false;
+  return !only || endpoints.every((id) => id === DEMO_ANALYZER_ID || id === DEMO_LIS_ID);
+}
+
+/** What checkStoreUse found: a warning for the log, and whether the store is the demo's (adoptOdooTarget marks it). */
+export interface StoreUseCheck {
+  warning?: string;
+  demoStore: boolean;
+}
 
 /** Who opens the store: the gateway's id, whether it is the demo, and the option that names its data dir. */
 export interface StoreUse {
@@ -105,13 +126,18 @@ export function describeOdooTarget(t: OdooTarget): string {
  * The record is written last: a crash in between leaves the earlier target recorded, and the next
  * start drops what is left.
  */
-export async function adoptOdooTarget(store: GatewayStore, target: OdooTarget, now: () => Date = () => new Date(), use?: Pick<StoreUse, 'gatewayId' | 'demo'>): Promise<OdooTargetChange | undefined> {
+export async function adoptOdooTarget(
+  store: GatewayStore,
+  target: OdooTarget,
+  now: () => Date = () => new Date(),
+  use?: Pick<StoreUse, 'gatewayId' | 'demo'> & { demoStore?: boolean },
+): Promise<OdooTargetChange | undefined> {
   const saved = await store.getDoc<TargetDoc>(ODOO_TARGET_NAMESPACE, TARGET_KEY);
   const same = saved !== undefined && sameOdooTarget(saved.target, target);
-  // The demo mark only ever goes on with a new store (checkStoreUse refuses the demo any other) and never comes off.
-  const demo = saved ? saved.demo === true : use?.demo === true;
+  // The demo mark goes on with the demo's new store, or one checkStoreUse found an earlier demo's, and never comes off.
+  const demo = saved?.demo === true || use?.demoStore === true || (!saved && use?.demo === true);
   const gatewayIds = [...new Set([...(saved?.gatewayIds ?? []), ...(use && !use.demo ? [use.gatewayId] : [])])];
-  if (same && gatewayIds.length === (saved.gatewayIds ?? []).length) return undefined;
+  if (same && demo === (saved.demo === true) && gatewayIds.length === (saved.gatewayIds ?? []).length) return undefined;
   const reset: Record<string, number> = {};
   if (saved && !same) {
     for (const ns of ODOO_DERIVED_NAMESPACES) {
@@ -141,11 +167,12 @@ export async function adoptOdooTarget(store: GatewayStore, target: OdooTarget, n
  *   release's gateway: it cannot be told from a demo's, and the site's messages would be shown and
  *   posted in the demo's sandbox, the demo's be left for the site's gateway).
  */
-export async function checkStoreUse(store: GatewayStore, target: OdooTarget, use: StoreUse): Promise<string | undefined> {
+export async function checkStoreUse(store: GatewayStore, target: OdooTarget, use: StoreUse): Promise<StoreUseCheck> {
   const saved = await store.getDoc<TargetDoc>(ODOO_TARGET_NAMESPACE, TARGET_KEY);
   if (use.demo) {
     const others = saved?.gatewayIds ?? [];
     let whose: string | undefined;
+    if (earlierDemoStore(store, saved, true)) return { demoStore: true };
     if (saved && !saved.demo) {
       whose = others.length
         ? `a gateway's data (gateway.id ${others.join(', ')}, with ${describeOdooTarget(saved.target)})`
@@ -163,14 +190,16 @@ export async function checkStoreUse(store: GatewayStore, target: OdooTarget, use
           `the demo does not use this one (remove it yourself only if it holds nothing but an earlier demo's data).`,
       );
     }
-    return undefined;
+    return { demoStore: true };
   }
-  if (!saved?.demo) return undefined;
+  const earlier = earlierDemoStore(store, saved, false);
+  if (!saved?.demo && !earlier) return { demoStore: false };
   const stats = store.stats();
   const waiting = stats.pending + stats.inFlight + stats.retrying + stats.deadLettered;
-  const what = `gateway.dataDir ${use.dataDir} holds the demo's data (\`lab-gateway demo\`, what \`npm start\` runs, began it): its simulated orders, results and consumption${waiting > 0 ? ` (${waiting} events not delivered)` : ''}`;
+  const began = earlier ? `an earlier release's demo ran on it: its analyzer ${DEMO_ANALYZER_ID} sent there` : 'began it';
+  const what = `gateway.dataDir ${use.dataDir} holds the demo's data (\`lab-gateway demo\`, what \`npm start\` runs, ${began}): its simulated orders, results and consumption${waiting > 0 ? ` (${waiting} events not delivered)` : ''}`;
   if (target.sandbox) {
-    return `${what}. The gateway posts to its sandbox only; before setting odoo.url, point gateway.dataDir to another folder: on this one a start with the site's Odoo is refused.`;
+    return { demoStore: true, warning: `${what}. The gateway posts to its sandbox only; before setting odoo.url, point gateway.dataDir to another folder: on this one a start with the site's Odoo is refused.` };
   }
   throw new GatewayError(
     'GW_CONFIG_INVALID',
