@@ -38,7 +38,7 @@ export function createTunnelAgent(proxyUrl: string, secure: boolean, agentOption
     req.once('connect', (res, socket) => {
       if (res.statusCode !== 200) {
         socket.destroy();
-        done(Object.assign(new Error(`proxy refused CONNECT ${host}:${port} (HTTP ${res.statusCode})`), { code: 'EPROXY' }));
+        done(Object.assign(new Error(connectRefused(res.statusCode, `${host}:${port}`, auth !== undefined, res.headers['proxy-authenticate'])), { code: 'EPROXY' }));
         return;
       }
       if (!secure) {
@@ -53,4 +53,21 @@ export function createTunnelAgent(proxyUrl: string, secure: boolean, agentOption
   };
   (agent as unknown as { createConnection: typeof createConnection }).createConnection = createConnection;
   return agent;
+}
+
+/**
+ * The proxy's refusal of the tunnel, in words IT can act on. A 407 is the proxy asking for
+ * credentials: none configured (odoo.proxyAuthFile), or those it holds refused, or a scheme other
+ * than Basic asked for (Negotiate, NTLM: the gateway sends only Basic). Before, every refusal read
+ * "proxy refused CONNECT host:443 (HTTP 407)", which named neither the setting nor the scheme
+ * (test/integration/relay-proxy-connect-audit.test.ts).
+ */
+function connectRefused(status: number | undefined, target: string, sentAuth: boolean, challenge: string | string[] | undefined): string {
+  const head = `the proxy (odoo.proxy) refused CONNECT ${target} (HTTP ${status ?? '?'})`;
+  if (status !== 407) return head;
+  const asked = (typeof challenge === 'string' ? [challenge] : challenge ?? []).map((c) => c.trim().split(/\s+/)[0] ?? '').filter((c) => c !== '');
+  const basic = asked.length === 0 || asked.some((c) => /^basic$/i.test(c));
+  if (!basic) return `${head}: it asks for ${asked.join(', ')} credentials; the gateway sends only Basic (odoo.proxyAuthFile): the proxy must accept Basic or let the gateway's address through`;
+  if (!sentAuth) return `${head}: it asks for credentials; put user:password in the file odoo.proxyAuthFile names`;
+  return `${head}: it refused the credentials of odoo.proxyAuthFile`;
 }
