@@ -122,6 +122,18 @@ describe('kill -9 during intake', () => {
       }
       expect(missing).toEqual([]);
       expect(duplicated).toEqual([]);
+      // Nothing at all is stored twice: also the messages in doubt when the last gateway died
+      // (never answered, never resent) are stored at most once, with at most one event.
+      const inDoubt = current.filter((id): id is string => id !== undefined);
+      for (const id of inDoubt) expect((await store.eventsByCorrelation(`ACC-${id}`)).length, id).toBeLessThanOrEqual(1);
+      const seen = new Map<string, number>();
+      for (let before: string | null | undefined; before !== null; ) {
+        const page = await store.listMessagePage({ endpoint: 'lis', limit: 1_000, ...(before ? { before } : {}) });
+        for (const m of page.messages) if (m.status === 'accepted' && m.controlId) seen.set(m.controlId, (seen.get(m.controlId) ?? 0) + 1);
+        before = page.next;
+      }
+      expect([...seen].filter(([, n]) => n > 1)).toEqual([]);
+      expect(seen.size).toBeGreaterThanOrEqual(acked.size);
     } finally {
       await store.close();
     }
