@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HttpTransport } from '../../gateway/src/relay/odoo/http-transport.ts';
 import { failureOf, isLinkDown } from '../../gateway/src/relay/odoo/odoo-error.ts';
+import { waitFor } from '../fixtures/relay/helpers.ts';
 
 /**
  * Audit of the words a forward proxy's refusal of the CONNECT tunnel gets (odoo.proxy). IT reads
@@ -34,8 +35,8 @@ async function refusingProxy(status: number, challenge?: string): Promise<string
   return `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
 }
 
-async function refusal(proxy: string, proxyAuth?: string): Promise<Error> {
-  const t = new HttpTransport({ url: 'https://odoo.lab.example:8443', timeoutMs: 5000, proxy, ...(proxyAuth ? { proxyAuth } : {}) });
+async function refusal(proxy: string, proxyAuth?: string, timeoutMs = 5000): Promise<Error> {
+  const t = new HttpTransport({ url: 'https://odoo.lab.example:8443', timeoutMs, proxy, ...(proxyAuth ? { proxyAuth } : {}) });
   closers.unshift(() => t.close());
   const err = await t.post('/jsonrpc', {}, {}, false).then(() => undefined, (e: unknown) => e);
   expect(failureOf(err)).toBe('transient');
@@ -62,5 +63,27 @@ describe("a forward proxy's refusal of the tunnel", () => {
   it('403: the refusal and its status', async () => {
     const err = await refusal(await refusingProxy(403));
     expect(err.message).toMatch(/the proxy \(odoo\.proxy\) refused CONNECT odoo\.lab\.example:8443 \(HTTP 403\)$/);
+  });
+});
+
+describe('a forward proxy that never answers the CONNECT', () => {
+  it('is given up with its words, and its connection closed (not one more open socket at each retry)', async () => {
+    let open = 0;
+    const proxy = http.createServer();
+    proxy.on('connect', (_req, client) => {
+      open++;
+      // The gateway closing its side (the proxy's server keeps half-open sockets: 'end', not 'close').
+      client.once('end', () => open--);
+      client.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    closers.push(() => {
+      proxy.closeAllConnections();
+      proxy.close();
+    });
+    const err = await refusal(`http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, undefined, 600);
+    // Before: "Timeout awaiting 'request'" at the request's limit, and the tunnel request stayed open.
+    expect(err.message).toMatch(/the proxy \(odoo\.proxy\) did not answer CONNECT odoo\.lab\.example:8443 within 0\.6 s/);
+    await waitFor(() => open === 0);
   });
 });

@@ -72,7 +72,7 @@ export class HttpTransport {
       return undefined;
     };
     if (options.proxy) {
-      const tunnel = createTunnelAgent(options.proxy, secure, agentOptions, options.proxyAuth);
+      const tunnel = createTunnelAgent(options.proxy, secure, agentOptions, options.proxyAuth, Math.min(options.timeoutMs, 10_000));
       this.#agents = secure ? { http: new http.Agent(agentOptions), https: tunnel as https.Agent } : { http: tunnel, https: new https.Agent(agentOptions) };
     } else {
       this.#agents = { http: new http.Agent(agentOptions), https: new https.Agent(agentOptions) };

@@ -14,7 +14,7 @@ import tls from 'node:tls';
  * secrets are not written inline in the configuration (DESIGN.md §5), and `check` refuses them.
  * The same tunnel carries plain-http Odoo URLs (sandbox/test deployments) when a proxy is set.
  */
-export function createTunnelAgent(proxyUrl: string, secure: boolean, agentOptions: https.AgentOptions, proxyAuth?: string): http.Agent {
+export function createTunnelAgent(proxyUrl: string, secure: boolean, agentOptions: https.AgentOptions, proxyAuth?: string, connectTimeoutMs = 10_000): http.Agent {
   const proxy = new URL(proxyUrl);
   if (proxy.protocol !== 'http:') throw new Error(`odoo.proxy must be an http:// URL (got ${proxy.protocol})`);
   if (proxy.username || proxy.password) throw new Error('odoo.proxy must not carry credentials: put user:password in the file odoo.proxyAuthFile names');
@@ -46,6 +46,13 @@ export function createTunnelAgent(proxyUrl: string, secure: boolean, agentOption
         return;
       }
       done(null, tls.connect({ ...(options as tls.ConnectionOptions), socket, servername: String(options['servername'] ?? host) }));
+    });
+    // A proxy that takes the connection and never answers the CONNECT: the request's own time
+    // limit does not reach this request (the agent has no socket to give it yet), so the tunnel
+    // request stayed open for good, one more socket to the proxy at every retry. It is given up
+    // after the same time as a connection to Odoo (http-transport.ts `connect`), with its words.
+    req.setTimeout(connectTimeoutMs, () => {
+      req.destroy(Object.assign(new Error(`the proxy (odoo.proxy) did not answer CONNECT ${host}:${port} within ${Math.round(connectTimeoutMs / 100) / 10} s`), { code: 'ETIMEDOUT' }));
     });
     req.once('error', (err) => done(err));
     req.end();
