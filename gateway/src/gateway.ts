@@ -38,7 +38,7 @@ import type { Hl7HostQuery } from './hl7/host-query.ts';
 import { OdooClient } from './relay/odoo/odoo-client.ts';
 import { Relay } from './relay/relay.ts';
 import { dueDelayFor } from './relay/sync-modes.ts';
-import { adoptOdooTarget, checkStoreUse, describeOdooTarget, odooTargetChangeMessage, odooTargetOf } from './relay/odoo-target.ts';
+import { adoptOdooTarget, checkStoreUse, describeOdooTarget, storeUseEndpoints, odooTargetChangeMessage, odooTargetOf } from './relay/odoo-target.ts';
 import { Sandbox } from './sandbox.ts';
 import { VERSION } from './version.ts';
 
@@ -166,9 +166,9 @@ export class Gateway {
     // earlier one (reference data, stock reorder marks keyed by its ids) goes before the relay reads it.
     const odooTarget = odooTargetOf(cfg.odoo);
     // The demo and a real gateway never share a store (both default to ./var): checked before anything is written.
-    const use = { gatewayId: cfg.gateway.id, demo: this.#demo !== undefined, dataDir: this.#demo?.dataDir ?? cfg.gateway.dataDir };
+    const use = { gatewayId: cfg.gateway.id, demo: this.#demo !== undefined, dataDir: this.#demo?.dataDir ?? cfg.gateway.dataDir, endpoints: storeUseEndpoints(cfg) };
     const shared = await checkStoreUse(store, odooTarget, use);
-    if (shared.warning) this.log.warn('the data dir is the demo\'s', { dataDir: cfg.gateway.dataDir, message: shared.warning });
+    if (shared.warning) this.log.warn(shared.demoStore ? 'the data dir is the demo\'s' : 'the demo ran on the data dir', { dataDir: cfg.gateway.dataDir, message: shared.warning });
     const targetChange = await adoptOdooTarget(store, odooTarget, undefined, { ...use, demoStore: shared.demoStore });
     if (targetChange) {
       this.log.info('Odoo target changed: local state of the earlier Odoo reset', { from: describeOdooTarget(targetChange.from), to: describeOdooTarget(targetChange.to), reset: targetChange.reset });

@@ -102,13 +102,13 @@ describe('the demo\'s store and a real gateway\'s', () => {
 
   describe('a store an earlier release\'s demo wrote (no mark then: its analyzer c111-demo spoke on it)', () => {
     /** The demo of a release that recorded the Odoo target but not the demo: its analyzer's run and the LIS's order in, the sandbox recorded. */
-    async function earlierDemo(): Promise<EventStore> {
-      const store = await temp.open();
+    async function earlierDemo(dataDir = temp.dir): Promise<EventStore> {
+      const store = await temp.open({ dataDir });
       await store.commit(inboundMessage('ORMDEMO1', { controlId: 'ORMDEMO1' }), [specimenReceived('DEMO1', 'k1')]);
       await store.commit(inboundMessage('RUN1', { endpoint: DEMO_ANALYZER_ID, dedupKey: 'c111|RUN1' }), []);
       await store.putDoc(ODOO_TARGET_NAMESPACE, 'current', { target: sandbox, since: '2026-11-01T08:00:00.000Z' });
       await store.close();
-      return temp.open();
+      return temp.open({ dataDir });
     }
 
     it('a gateway with a real Odoo refuses it; on the sandbox it warns and marks it, so the switch later is refused too', async () => {
@@ -124,6 +124,44 @@ describe('the demo\'s store and a real gateway\'s', () => {
       expect(await startOn(store, sandbox, demo)).toBeUndefined();
       expect(await store.getDoc(ODOO_TARGET_NAMESPACE, 'current')).toEqual({ target: sandbox, since: '2026-11-01T08:00:00.000Z', demo: true });
       await refusal(startOn(store, real, site));
+    });
+
+    /** A site's own store an earlier release wrote, without the record: the demo ran in it once (c111-demo spoke), and so did the site's own links. */
+    async function siteStoreWithEarlierDemo(dataDir: string): Promise<EventStore> {
+      const store = await temp.open({ dataDir });
+      await store.commit(inboundMessage('RUN1', { endpoint: DEMO_ANALYZER_ID, dedupKey: 'c111|RUN1' }), []);
+      await store.commit(inboundMessage('ORM1', { controlId: 'ORM1' }), [specimenReceived('ACC-1', 'k1')]);
+      await store.commit(inboundMessage('RUN2', { endpoint: 'cobas-pure-1', dedupKey: 'pure|RUN2' }), []);
+      await store.close();
+      return temp.open({ dataDir });
+    }
+
+    it('a site whose own links spoke there too (the demo ran in its folder once, it went live since) is not stopped at the upgrade, nor marked on the sandbox', async () => {
+      const live = await siteStoreWithEarlierDemo(`${temp.dir}/live`);
+      // Said once, at this release's first start: not again.
+      expect(await startOn(live, real, { ...site, endpoints: ['lis', 'cobas-pure-1'] })).toMatch(/an earlier release's demo ran on gateway\.dataDir \/opt\/lab-gateway\/var \(its analyzer c111-demo last sent there at .*\); the store is taken as this gateway's.*go to https:\/\/odoo\.lab\.example/);
+      expect(await startOn(live, real, { ...site, endpoints: ['lis', 'cobas-pure-1'] })).toBeUndefined();
+      expect(await live.getDoc(ODOO_TARGET_NAMESPACE, 'current')).toMatchObject({ target: real, gatewayIds: ['lab-1'] });
+      expect(await live.getDoc<{ demo?: true }>(ODOO_TARGET_NAMESPACE, 'current')).not.toHaveProperty('demo');
+      await live.close();
+
+      const commissioning = await siteStoreWithEarlierDemo(`${temp.dir}/commissioning`);
+      expect(await startOn(commissioning, sandbox, { ...site, endpoints: ['lis', 'cobas-pure-1'] })).toMatch(/the store is taken as this gateway's/);
+      expect(await commissioning.getDoc<{ demo?: true }>(ODOO_TARGET_NAMESPACE, 'current')).not.toHaveProperty('demo');
+      expect(await startOn(commissioning, real, { ...site, endpoints: ['lis', 'cobas-pure-1'] })).toBeUndefined();
+    });
+
+    it('a site whose real analyzer is configured with the id c111-demo is not taken for the demo', async () => {
+      const own = { ...site, endpoints: ['lis', DEMO_ANALYZER_ID] };
+      const live = await earlierDemo(`${temp.dir}/live`);
+      await live.deleteDoc(ODOO_TARGET_NAMESPACE, 'current');
+      expect(await startOn(live, real, own)).toBeUndefined();
+      await live.close();
+
+      const commissioning = await earlierDemo(`${temp.dir}/commissioning`);
+      expect(await startOn(commissioning, sandbox, own)).toBeUndefined();
+      expect(await commissioning.getDoc<{ demo?: true }>(ODOO_TARGET_NAMESPACE, 'current')).not.toHaveProperty('demo');
+      expect(await startOn(commissioning, real, own)).toBeUndefined();
     });
 
     it('a site already live on its real Odoo with such a store is not stopped at the upgrade', async () => {

@@ -1,4 +1,4 @@
-import type { OdooConfig } from '../config/types.ts';
+import type { GatewayConfig, OdooConfig } from '../config/types.ts';
 import { displayUrl } from '../config/display-url.ts';
 import { GatewayError } from '../errors.ts';
 import type { GatewayStore, OdooRef } from '../store/types.ts';
@@ -54,15 +54,30 @@ export const DEMO_ANALYZER_ID = 'c111-demo';
 
 /**
  * A store an earlier release's demo wrote (no mark then): its simulated analyzer `c111-demo` spoke
- * on it, and no gateway of this release started on it yet, nor was it recorded with a real Odoo
- * (a site live on its Odoo with such a store is not stopped at the upgrade). `only`: nothing but
- * the demo's two links spoke on it (what the demo takes as its own).
+ * on it and nothing but the demo's two links (`lis`, `c111-demo`) ever did, no gateway of this
+ * release started on it yet, nor was it recorded with a real Odoo. Taken for the demo's only then:
+ * a store where another link spoke is a site's (the demo run in its folder once, the site live or
+ * commissioning on it since), and refusing it would stop the lab's intake at the upgrade; so is a
+ * store of a gateway whose own configuration names an analyzer or link `c111-demo` (`own`: the
+ * ids of the starting gateway's links; the demo's own are not counted).
  */
-function earlierDemoStore(store: GatewayStore, saved: TargetDoc | undefined, only: boolean): boolean {
-  if (saved?.demo || saved?.gatewayIds?.length || (saved && !saved.target.sandbox)) return false;
-  const endpoints = Object.keys(store.lastMessageAt?.() ?? {});
-  if (!endpoints.includes(DEMO_ANALYZER_ID)) return false;
-  return !only || endpoints.every((id) => id === DEMO_ANALYZER_ID || id === DEMO_LIS_ID);
+function earlierDemoStore(store: Pick<GatewayStore, 'lastMessageAt'>, saved: TargetDoc | undefined, own: readonly string[] = []): boolean {
+  const spoke = earlierDemoSpoke(store, saved, own);
+  return spoke !== undefined && spoke.only;
+}
+
+/**
+ * When the demo's analyzer `c111-demo` last sent on a store no gateway of this release started on
+ * yet, not recorded with a real Odoo, of a gateway that has no `c111-demo` of its own; `only`:
+ * nothing but the demo's two links spoke there.
+ */
+function earlierDemoSpoke(store: Pick<GatewayStore, 'lastMessageAt'>, saved: TargetDoc | undefined, own: readonly string[]): { at: string; only: boolean } | undefined {
+  if (saved?.demo || saved?.gatewayIds?.length || (saved && !saved.target.sandbox)) return undefined;
+  if (own.includes(DEMO_ANALYZER_ID)) return undefined;
+  const last = store.lastMessageAt?.() ?? {};
+  const at = last[DEMO_ANALYZER_ID];
+  if (at === undefined) return undefined;
+  return { at, only: Object.keys(last).every((id) => id === DEMO_ANALYZER_ID || id === DEMO_LIS_ID) };
 }
 
 /** What checkStoreUse found: a warning for the log, and whether the store is the demo's (adoptOdooTarget marks it). */
@@ -77,7 +92,20 @@ export interface StoreUse {
   demo: boolean;
   /** The data dir as the user gave it (gateway.dataDir, or the demo's --data-dir). */
   dataDir: string;
+  /**
+   * The ids of the gateway's own links (hl7[].id, analyzers[].id): a site whose analyzer is
+   * configured as `c111-demo` is not taken for an earlier demo by that id (earlierDemoStore).
+   */
+  endpoints?: readonly string[];
 }
+
+/** StoreUse.endpoints of a configuration: the ids of its LIS links and analyzers. */
+export function storeUseEndpoints(config: Pick<GatewayConfig, 'hl7' | 'analyzers'>): string[] {
+  return [...config.hl7.map((h) => h.id), ...config.analyzers.map((a) => a.id)];
+}
+
+/** What checkStoreUse reads of the store (`lab-gateway check` reads it without opening the store for writing). */
+export type StoreUseSource = Pick<GatewayStore, 'getDoc' | 'stats' | 'lastMessageAt' | 'newestStoredAt'>;
 
 export interface OdooTargetChange {
   from: OdooTarget;
@@ -167,12 +195,12 @@ export async function adoptOdooTarget(
  *   release's gateway: it cannot be told from a demo's, and the site's messages would be shown and
  *   posted in the demo's sandbox, the demo's be left for the site's gateway).
  */
-export async function checkStoreUse(store: GatewayStore, target: OdooTarget, use: StoreUse): Promise<StoreUseCheck> {
+export async function checkStoreUse(store: StoreUseSource, target: OdooTarget, use: StoreUse): Promise<StoreUseCheck> {
   const saved = await store.getDoc<TargetDoc>(ODOO_TARGET_NAMESPACE, TARGET_KEY);
   if (use.demo) {
     const others = saved?.gatewayIds ?? [];
     let whose: string | undefined;
-    if (earlierDemoStore(store, saved, true)) return { demoStore: true };
+    if (earlierDemoStore(store, saved)) return { demoStore: true };
     if (saved && !saved.demo) {
       whose = others.length
         ? `a gateway's data (gateway.id ${others.join(', ')}, with ${describeOdooTarget(saved.target)})`
@@ -192,8 +220,20 @@ export async function checkStoreUse(store: GatewayStore, target: OdooTarget, use
     }
     return { demoStore: true };
   }
-  const earlier = earlierDemoStore(store, saved, false);
-  if (!saved?.demo && !earlier) return { demoStore: false };
+  const spoke = saved?.demo ? undefined : earlierDemoSpoke(store, saved, use.endpoints ?? []);
+  const earlier = spoke?.only === true;
+  if (!saved?.demo && !earlier) {
+    // The site's own links spoke there too: its store, where the demo ran once. Not refused (that
+    // would stop the lab's intake at the upgrade); said once, at this release's first start on it.
+    if (spoke === undefined) return { demoStore: false };
+    return {
+      demoStore: false,
+      warning:
+        `an earlier release's demo ran on gateway.dataDir ${use.dataDir} (its analyzer ${DEMO_ANALYZER_ID} last sent there at ${spoke.at}); ` +
+        `the store is taken as this gateway's, since its own links spoke there too. Events of the demo still waiting go to ${describeOdooTarget(target)}: ` +
+        `look for them with lab-gateway events list and discard those that are not the site's.`,
+    };
+  }
   const stats = store.stats();
   const waiting = stats.pending + stats.inFlight + stats.retrying + stats.deadLettered;
   const began = earlier ? `an earlier release's demo ran on it: its analyzer ${DEMO_ANALYZER_ID} sent there` : 'began it';
