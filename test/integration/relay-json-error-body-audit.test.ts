@@ -95,3 +95,22 @@ describe("a web proxy's own JSON error", () => {
     expect(rig.store.stats().deadLettered).toBe(0);
   });
 });
+
+describe('a 2xx other than 200 (a proxy answering for Odoo)', () => {
+  it.each([17, 19] as const)('Odoo %i: a 204 or a 202 is no answer of Odoo: a write is ambiguous, a read the link down, never a dead letter', async (version) => {
+    const { client, proxy } = await clientBehindProxy(version);
+    proxy.intercept((req, res) => {
+      if (!req.url.startsWith('/json/2/') && req.url !== '/jsonrpc') return false;
+      res.writeHead(req.url === '/jsonrpc' ? 204 : 202, { 'content-length': 0 });
+      res.end();
+      return true;
+    });
+    // Before: "Odoo answered HTTP 204", permanent: each event leased meanwhile dead-lettered.
+    const read = await failed(client.call('sale.order', 'search_read', { domain: [], fields: ['id'] }));
+    expect(failureOf(read)).toBe('transient');
+    expect(isLinkDown(read)).toBe(true);
+    expect((read as Error).message).toMatch(/answered HTTP 20[24], not an answer of Odoo/);
+    const write = await failed(client.call('sale.order', 'write', { vals: { note: 'x' } }, { ids: [1] }));
+    expect(failureOf(write)).toBe('ambiguous');
+  });
+});

@@ -606,6 +606,14 @@ function httpFailure(reply: HttpReply, idempotent: boolean): GatewayError {
     // A.4: a multi-database host answers 404 HTML without (or with a wrong) X-Odoo-Database.
     return odooError('transient', 'Odoo answered 404 (HTML): check odoo.url and odoo.database', { httpStatus: s, linkDown: true });
   }
+  if (s > 200 && s < 300) {
+    // Odoo answers with 200 or an error status, never 201-299 (make_json_response's status is the
+    // result's 200 or handle_error's; odoo-api.md A.1, A.4): a 202 or 204 is a web proxy's own (a
+    // buffering gateway, a misconfigured rule). Whether a write reached Odoo is unknown: ambiguous;
+    // a read is the link down. Before, it fell through to "Odoo answered HTTP 204", permanent:
+    // every event leased meanwhile was a dead letter (test/integration/relay-json-error-body-audit.test.ts).
+    return odooError(idempotent ? 'transient' : 'ambiguous', `${notOdoosAnswer(reply)}: whether the request reached Odoo is unknown; check the site's web proxy`, { httpStatus: s, linkDown: idempotent });
+  }
   if (s >= 500) {
     // A 500 without an Odoo error body: the server or a proxy crashed mid-request. The request
     // reached the server, so a write may have happened.
