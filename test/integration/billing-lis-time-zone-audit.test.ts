@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StoredEvent } from '../../gateway/src/store/types.ts';
+import { billingState } from '../../gateway/src/events/invoice-eligibility.ts';
+import type { DraftEvent } from '../../gateway/src/events/types.ts';
 import { billed, billingRig, deadReasons, normalize, openLines, oru, ormTimed } from '../fixtures/relay/billing-rig.ts';
 
 /**
@@ -79,6 +81,8 @@ describe('LIS times without an offset, the gateway in another zone', () => {
     const order = drafts.find((d) => d.type === 'order.created')!;
     expect(order.occurredAt).toBe('2026-03-01T15:30:00.000Z');
     expect((order.data as { orderedAt?: string }).orderedAt).toBe('2026-03-01T15:30:00.000Z');
+    // Kept as the LIS wrote it, with the offset it was read in beside it.
+    expect(order.data).toMatchObject({ timeWritten: '20260301103000', timeZone: '-0500' });
     // A result whose OBR-22 has no offset, in a message whose MSH-7 has one.
     const result = [
       'MSH|^~\\&|LIS|LAB|GW|LAB|20260301113000-0500||ORU^R01^ORU_R01|TZ-301|P|2.5.1',
@@ -155,5 +159,52 @@ describe('times written at different precisions', () => {
     expect(noteOf(evs, 'order.created')).not.toMatch(/resend/);
     expect(openLines(rig.emu, 'PR-200')).toEqual(['GLU', 'TSH']);
     expect(billed(rig.emu, 'PR-200'), 'TSH is billed').toEqual(['GLU', 'TSH']);
+  });
+});
+
+/**
+ * An accession whose first events were stored by the release before (no `timeWritten`, a time
+ * without offset read in the gateway's zone) and whose next come after the upgrade. Such a pair is
+ * compared as the release before compared it, whatever this one now reads the new event's time as:
+ * here the LIS writes its offset on MSH-7 only, the gateway runs in UTC.
+ */
+describe('events of the release before mixed with new ones', () => {
+  /** The events of one message, as stored (a message id of their own, as billing tells messages apart). */
+  const stored = (text: string, earlierRelease: boolean): DraftEvent[] => {
+    // The release before read ORC-9 without offset in the gateway's zone whatever MSH-7 said, and kept no timeWritten.
+    const { controlId, drafts } = normalize(earlierRelease ? text.replace(/^(MSH(?:\|[^|]*){6})[+-]\d{4}/, '$1') : text);
+    return drafts.map((d) => {
+      const data = { ...(d.data as unknown as Record<string, unknown>) };
+      if (earlierRelease) {
+        delete data.timeWritten;
+        delete data.timeZone;
+      }
+      return { ...d, data, source: { ...d.source, messageId: controlId } } as unknown as DraftEvent;
+    });
+  };
+
+  it('a resend, after the upgrade, of an order cancelled before it stays cancelled (not billed)', () => {
+    const events = [
+      ...stored(ormTimed('UP-100', ['GLU', 'TSH'], { msh7: '20260301092000-0500', orc9: '20260301092000' }), true),
+      ...stored(ormTimed('UP-100', ['TSH'], { control: 'CA', msh7: '20260301100000-0500', orc9: '20260301100000' }), true),
+      // The LIS replays the 09:20 order under a new MSH-10 (its ACK lost as the gateway restarted).
+      ...stored(ormTimed('UP-100', ['GLU', 'TSH'], { msh7: '20260301103000-0500', orc9: '20260301092000' }), false),
+    ];
+    const state = billingState(events);
+    expect([...state.open.keys()], 'TSH not ordered again').toEqual(['GLU']);
+    expect([...state.resends.keys()]).toEqual(['TSH']);
+  });
+
+  it('a late cancellation, after the upgrade, leaves a re-order stored before it open (billed)', () => {
+    const events = [
+      ...stored(ormTimed('UP-200', ['GLU', 'TSH'], { msh7: '20260301092000-0500', orc9: '20260301092000' }), true),
+      ...stored(ormTimed('UP-200', ['TSH'], { control: 'CA', msh7: '20260301100000-0500', orc9: '20260301100000' }), true),
+      ...stored(ormTimed('UP-200', ['TSH'], { msh7: '20260301103000-0500', orc9: '20260301103000' }), true),
+      // The 10:00 cancellation replayed by the LIS after the upgrade.
+      ...stored(ormTimed('UP-200', ['TSH'], { control: 'CA', msh7: '20260301111500-0500', orc9: '20260301100000' }), false),
+    ];
+    const state = billingState(events);
+    expect([...state.open.keys()].sort(), 'TSH still ordered').toEqual(['GLU', 'TSH']);
+    expect([...state.leftOpen.keys()]).toEqual(['TSH']);
   });
 });

@@ -83,7 +83,7 @@
 import type { CanonicalEvent, DraftEvent, InvoiceEligibleData, OrderCancelledData, OrderCreatedData, OrderedTest, ResultValidatedData } from './types.ts';
 import { idempotencyKey, partitionKeys } from './keys.ts';
 import type { GatewayStore, RetentionHold, StoredEvent } from '../store/types.ts';
-import { compareHl7Time, hl7TimeToIso } from '../hl7/hl7-time.ts';
+import { compareHl7Time, hl7Offset, hl7TimeToIso, inHl7Zone } from '../hl7/hl7-time.ts';
 
 /** What a deriver reads of the store (`idempotencyKeyUsed` where the store has it). */
 export type DeriverStore = Pick<GatewayStore, 'eventsByCorrelation' | 'idempotencyKeyUsed'>;
@@ -115,8 +115,13 @@ export interface CancelBeforeOrder extends Moment {
 export interface Moment {
   /** When (the event's occurredAt: ORC-9, else MSH-7 for an order fact; OBR-22 … for a result), epoch ms; NaN unknown. */
   at: number;
-  /** The same time as the LIS wrote it (HL7 DTM, in the message's zone), when the event says it. */
+  /** The same time as the LIS wrote it (HL7 DTM, in the message's zone: timeZone written on it), when the event says it. */
   written?: string;
+  /**
+   * With `written`: `at` as the release before read it (the DTM as the LIS wrote it, without
+   * offset in the gateway's zone), for comparing with an event that release stored.
+   */
+  asBefore?: number;
 }
 
 /**
@@ -125,8 +130,8 @@ export interface Moment {
  * result.validated; hl7-time.ts compareHl7Time): at the coarser of the two precisions (an order at
  * 10:30:15 and a cancellation written 202603011030 are one time, neither before the other), and a
  * time written without an offset in the other's offset (the LIS's local time, whatever zone the
- * gateway runs in). Otherwise (an event stored before, or of another source) by epoch ms as
- * before. Negative: `a` before `b`; positive: after; 0 one time; NaN unknown.
+ * gateway runs in). Otherwise (an event stored before, or of another source) by epoch ms, the
+ * other's as the release before read it (Moment.asBefore). Negative: `a` before `b`; positive: after; 0 one time; NaN unknown.
  * Before, a cancellation timed by an MSH-7 without offset, sent after a re-order whose ORC-9 had
  * -0500, read hours earlier in a gateway running in UTC: taken for a replay, the test stayed on the
  * sale order and was billed; and a cancellation written to the minute of the re-order read as
@@ -137,18 +142,34 @@ function compareMoments(a: Moment, b: Moment): number {
     const c = compareHl7Time(a.written, b.written);
     if (c !== undefined) return c;
   }
+  // One stored by the release before (no timeWritten): both as that release read them, so that a
+  // pair across the upgrade gets the decision it got before (the new event's occurredAt may now be
+  // read in the message's zone, the old one's was not).
+  if (a.written === undefined || b.written === undefined) return (a.asBefore ?? a.at) - (b.asBefore ?? b.at);
   return a.at - b.at;
 }
 
-/** The DTM an event's time was read from (`timeWritten`), when it is one and names occurredAt's instant or a local time. */
-function writtenOf(e: BillingEvent): string | undefined {
-  // An optional field of the order, cancellation and result data (events/types.ts); read from any event.
-  const w = (e.data as { timeWritten?: unknown }).timeWritten;
+/**
+ * The DTM an event's time was read from (`timeWritten`, in the message's zone: `timeZone` written
+ * on one without offset) and its time as the release before read it, when it is a DTM that names
+ * occurredAt's instant or a local time.
+ */
+function writtenOf(e: BillingEvent): { written: string; asBefore: number } | undefined {
+  // Optional fields of the order, cancellation and result data (events/types.ts); read from any event.
+  const { timeWritten: w, timeZone: z } = e.data as { timeWritten?: unknown; timeZone?: unknown };
   if (typeof w !== 'string') return undefined;
-  const iso = hl7TimeToIso(w);
-  if (iso === undefined) return undefined;
+  const zoned = typeof z === 'string' && /^[+-]\d{4}$/.test(z) ? inHl7Zone(w, z) : w;
+  const iso = hl7TimeToIso(zoned);
+  const before = hl7TimeToIso(w);
+  if (iso === undefined || before === undefined) return undefined;
   // Written with an offset: it must name the event's instant (else it is not this time).
-  return /[+-]\d{4}$/.test(w) && Date.parse(iso) !== Date.parse(e.occurredAt) ? undefined : w;
+  if (hl7Offset(zoned) !== undefined && Date.parse(iso) !== Date.parse(e.occurredAt)) return undefined;
+  return { written: zoned, asBefore: Date.parse(before) };
+}
+
+/** An event's Moment: occurredAt, with its timeWritten when it has one (writtenOf). */
+function momentOf(e: BillingEvent): Moment {
+  return { at: Date.parse(e.occurredAt), ...writtenOf(e) };
 }
 
 export interface BillingState {
@@ -219,8 +240,7 @@ export interface BillingState {
 }
 
 function cancelOf(e: BillingEvent): CancelBeforeOrder {
-  const written = writtenOf(e);
-  return { at: Date.parse(e.occurredAt), message: 'messageId' in e.source ? e.source.messageId : '', ...(written !== undefined ? { written } : {}) };
+  return { ...momentOf(e), message: 'messageId' in e.source ? e.source.messageId : '' };
 }
 
 /**
@@ -238,8 +258,7 @@ function placedAt(order: BillingEvent): Moment {
   const at = Date.parse(order.occurredAt);
   const orderedAt = (order.data as OrderCreatedData).orderedAt;
   if (orderedAt === undefined || Date.parse(orderedAt) !== at) return { at: NaN };
-  const written = writtenOf(order);
-  return written !== undefined ? { at, written } : { at };
+  return momentOf(order);
 }
 
 /**
@@ -448,8 +467,7 @@ export function billingState(events: Iterable<BillingEvent>): BillingState {
       // A result of a test the LIS cancelled and has not ordered again: kept, counted for nothing
       // (an order that opens the test again needs its own result, see validatedWhileClosed).
       if (state.ordered && !state.open.has(code) && (state.everOrdered.has(code) || state.wholeOrderCancelled)) {
-        const written = writtenOf(e);
-        const at: Moment = written !== undefined ? { at: Date.parse(e.occurredAt), written } : { at: Date.parse(e.occurredAt) };
+        const at = momentOf(e);
         const kept = state.validatedWhileClosed.get(code);
         state.validatedWhileClosed.set(code, kept === undefined || Number.isNaN(kept.at) || compareMoments(at, kept) > 0 ? at : kept);
       } else state.validated.add(code);

@@ -87,11 +87,16 @@ export interface OrderCreatedData {
   tests: OrderedTest[];
   orderedAt?: string;
   /**
-   * The event's occurredAt as the LIS wrote it (HL7 DTM, in the message's zone: hl7/normalize-lis.ts),
-   * for billing to compare two messages' times as written (hl7-time.ts compareHl7Time). Added in
-   * schema 1 without a version change; absent on events of earlier releases and other sources.
+   * The event's occurredAt as the LIS wrote it (HL7 DTM, trimmed: hl7/normalize-lis.ts), for billing
+   * to compare two messages' times as written (hl7-time.ts compareHl7Time). Added in schema 1
+   * without a version change; absent on events of earlier releases and other sources.
    */
   timeWritten?: string;
+  /**
+   * With a timeWritten without offset: the offset of the message's other times it was read in
+   * (+/-ZZZZ, normalize-lis.ts messageZone); absent when it has its own or the message names none.
+   */
+  timeZone?: string;
 }
 
 /** One tube of an order (OrderCreatedData.specimens). */
@@ -108,11 +113,16 @@ export interface OrderCancelledData {
   tests: OrderedTest[];
   reason?: string;
   /**
-   * The event's occurredAt as the LIS wrote it (HL7 DTM, in the message's zone: hl7/normalize-lis.ts),
-   * for billing to compare two messages' times as written (hl7-time.ts compareHl7Time). Added in
-   * schema 1 without a version change; absent on events of earlier releases and other sources.
+   * The event's occurredAt as the LIS wrote it (HL7 DTM, trimmed: hl7/normalize-lis.ts), for billing
+   * to compare two messages' times as written (hl7-time.ts compareHl7Time). Added in schema 1
+   * without a version change; absent on events of earlier releases and other sources.
    */
   timeWritten?: string;
+  /**
+   * With a timeWritten without offset: the offset of the message's other times it was read in
+   * (+/-ZZZZ, normalize-lis.ts messageZone); absent when it has its own or the message names none.
+   */
+  timeZone?: string;
 }
 
 export interface SpecimenReceivedData {
@@ -153,11 +163,16 @@ export interface ResultValidatedData {
   units?: string;
   validatedAt?: string;
   /**
-   * The event's occurredAt as the LIS wrote it (HL7 DTM, in the message's zone: hl7/normalize-lis.ts),
-   * for billing to compare two messages' times as written (hl7-time.ts compareHl7Time). Added in
-   * schema 1 without a version change; absent on events of earlier releases and other sources.
+   * The event's occurredAt as the LIS wrote it (HL7 DTM, trimmed: hl7/normalize-lis.ts), for billing
+   * to compare two messages' times as written (hl7-time.ts compareHl7Time). Added in schema 1
+   * without a version change; absent on events of earlier releases and other sources.
    */
   timeWritten?: string;
+  /**
+   * With a timeWritten without offset: the offset of the message's other times it was read in
+   * (+/-ZZZZ, normalize-lis.ts messageZone); absent when it has its own or the message names none.
+   */
+  timeZone?: string;
 }
 
 export interface ConsumableUsedData {

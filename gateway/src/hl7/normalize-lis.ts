@@ -222,17 +222,23 @@ function messageZone(message: Hl7Message): string | undefined {
   return undefined;
 }
 
-/** An event's time: ISO 8601 (occurredAt) and the HL7 DTM it was read from, in the message's zone. */
+/**
+ * An event's time: ISO 8601 (occurredAt), the HL7 DTM it was read from as the LIS wrote it, and the
+ * message's offset (messageZone) it was read in when it has none of its own.
+ */
 interface EventTime {
   iso: string;
   written: string;
+  zone?: string;
 }
 
 /**
  * The event types billing orders by their times (events/invoice-eligibility.ts): they carry the
- * time as the LIS wrote it (`timeWritten`, EventTime.written) beside occurredAt, so that billing
- * compares two times of two messages at the coarser of their precisions and reads a time without
- * offset in the other's offset (hl7-time.ts compareHl7Time).
+ * time as the LIS wrote it (`timeWritten`, EventTime.written) beside occurredAt, and the offset of
+ * the message it was read in when it has none (`timeZone`), so that billing compares two times of
+ * two messages at the coarser of their precisions and reads a time without offset in the message's
+ * or else the other's offset (hl7-time.ts compareHl7Time), and compares one with an event stored by
+ * the release before (no timeWritten) as that release read it (the LIS's digits in the gateway's zone).
  */
 const TIME_WRITTEN_TYPES: ReadonlySet<EventType> = new Set<EventType>(['order.created', 'order.cancelled', 'result.validated']);
 
@@ -241,7 +247,7 @@ class EventSink {
   /** Segment position of the first event not made because nothing (accession, specimen id) tied it to an order. */
   firstSkipped: number | undefined;
   readonly #ctx: Hl7NormalizeContext;
-  #messageTime: EventTime | { iso: string; written?: undefined } | undefined;
+  #messageTime: EventTime | { iso: string; written?: undefined; zone?: undefined } | undefined;
   #zone: { offset: string | undefined } | undefined;
 
   constructor(ctx: Hl7NormalizeContext) {
@@ -252,9 +258,11 @@ class EventSink {
   time(value: string | undefined): EventTime | undefined {
     if (!value || !trimmed(value)) return undefined;
     this.#zone ??= { offset: messageZone(this.#ctx.message) };
-    const written = inHl7Zone(value, this.#zone.offset);
-    const iso = hl7TimeToIso(written);
-    return iso === undefined ? undefined : { iso, written };
+    const written = trimmed(value);
+    const zoned = inHl7Zone(written, this.#zone.offset);
+    const iso = hl7TimeToIso(zoned);
+    if (iso === undefined) return undefined;
+    return zoned === written ? { iso, written } : { iso, written, zone: this.#zone.offset };
   }
 
   /** `time(value)` as ISO 8601, for an event's data. */
@@ -263,7 +271,7 @@ class EventSink {
   }
 
   /** MSH-7, else the arrival time: when the source gives no better time for a fact. */
-  get #fallbackTime(): EventTime | { iso: string; written?: undefined } {
+  get #fallbackTime(): EventTime | { iso: string; written?: undefined; zone?: undefined } {
     this.#messageTime ??= this.time(this.#ctx.message.header.dateTime) ?? { iso: this.#ctx.receivedAt };
     return this.#messageTime;
   }
@@ -290,7 +298,7 @@ class EventSink {
       correlationId,
       partitionKey: ids.accession ? partitionKeys.order(ids.accession) : partitionKeys.specimen(correlationId),
       source: this.#source(),
-      data: definedOnly(TIME_WRITTEN_TYPES.has(type) ? { ...data, timeWritten: at.written } : data),
+      data: definedOnly(TIME_WRITTEN_TYPES.has(type) ? { ...data, timeWritten: at.written, timeZone: at.zone } : data),
     };
     this.events.push(event as DraftEvent);
   }
