@@ -96,6 +96,8 @@ describe("Odoo 19: a JSON-2 answer that cannot be Odoo's", () => {
     expect(json2Answer('action_confirm', json, [4])).toBeUndefined();
     expect(json2Answer('load', json, { ids: false, messages: [{ type: 'error', message: 'x' }] })).toBeUndefined();
     expect(json2Answer('check_object_reference', json, ['sale.order', 7])).toBeUndefined();
+    // ir.model.data.check_object_reference answers (model, False) for a record the user may not read.
+    expect(json2Answer('check_object_reference', json, ['sale.order', false])).toBeUndefined();
     expect(json2Answer('some_business_method', json, { anything: 1 })).toBeUndefined();
     expect(json2Answer('button_validate', json, { status: 'ok' })).toMatch(/answers true, false, ids or an action/);
     expect(json2Answer('context_get', json, { status: 'ok' })).toMatch(/a context with its uid/);

@@ -522,7 +522,8 @@ const JSON2_SHAPES: Record<string, { expected: string; ok: (v: unknown) => boole
   message_post: { expected: 'an array of ids', ok: (v) => Array.isArray(v) && v.every(isId) },
   name_search: { expected: 'an array', ok: (v) => Array.isArray(v) },
   read_group: { expected: 'an array', ok: (v) => Array.isArray(v) },
-  check_object_reference: { expected: '[model, id]', ok: (v) => Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && typeof v[1] === 'number' },
+  // `[model, false]` for a record the user may not read (raise_on_access_error=False).
+  check_object_reference: { expected: '[model, id]', ok: (v) => Array.isArray(v) && v.length === 2 && typeof v[0] === 'string' && (typeof v[1] === 'number' || v[1] === false) },
   search_count: { expected: 'a count', ok: (v) => Number.isInteger(v) && (v as number) >= 0 },
   write: { expected: 'true', ok: (v) => typeof v === 'boolean' || v === null },
   unlink: { expected: 'true', ok: (v) => typeof v === 'boolean' || v === null },
