@@ -210,16 +210,41 @@ const ZONE_FIELDS: Readonly<Record<string, readonly number[]>> = { ORC: [9], OBR
  * cancellation and a re-order by them, kept a cancelled test on the sale order or never billed a
  * re-ordered one (test/integration/billing-lis-time-zone-audit.test.ts).
  */
-function messageZone(message: Hl7Message): string | undefined {
-  const own = hl7Offset(message.header.dateTime ?? '');
-  if (own !== undefined) return own;
+function messageZone(message: Hl7Message): MessageZone {
+  const found = (value: string): MessageZone | undefined => {
+    const offset = hl7Offset(value);
+    if (offset === undefined) return undefined;
+    // The gateway runs in the LIS's zone when its zone gives that instant the offset written on it.
+    const iso = hl7TimeToIso(value);
+    return { offset, local: iso !== undefined && localOffset(Date.parse(iso)) === offset };
+  };
+  const own = found(message.header.dateTime ?? '');
+  if (own) return own;
   for (const seg of message.segments) {
     for (const field of ZONE_FIELDS[seg.name] ?? []) {
-      const offset = hl7Offset(seg.get(field, 1));
-      if (offset !== undefined) return offset;
+      const zone = found(seg.get(field, 1));
+      if (zone) return zone;
     }
   }
-  return undefined;
+  return { offset: undefined, local: false };
+}
+
+/**
+ * The offset a message's times without one are read in (`offset`), and whether the gateway runs in
+ * that zone (`local`): then such a time takes the offset the gateway's zone had at that time, which
+ * follows a daylight-saving change between it and the message (an order written on summer time,
+ * sent on winter time); otherwise `offset` as it is.
+ */
+interface MessageZone {
+  offset: string | undefined;
+  local: boolean;
+}
+
+/** The gateway's UTC offset at `ms`, as HL7 writes one (+HHMM / -HHMM). */
+function localOffset(ms: number): string {
+  const minutes = -new Date(ms).getTimezoneOffset();
+  const a = Math.abs(minutes);
+  return `${minutes < 0 ? '-' : '+'}${String(Math.floor(a / 60)).padStart(2, '0')}${String(a % 60).padStart(2, '0')}`;
 }
 
 /**
@@ -248,7 +273,7 @@ class EventSink {
   firstSkipped: number | undefined;
   readonly #ctx: Hl7NormalizeContext;
   #messageTime: EventTime | { iso: string; written?: undefined; zone?: undefined } | undefined;
-  #zone: { offset: string | undefined } | undefined;
+  #zone: MessageZone | undefined;
 
   constructor(ctx: Hl7NormalizeContext) {
     this.#ctx = ctx;
@@ -257,12 +282,17 @@ class EventSink {
   /** A DTM field read in the message's zone (messageZone); undefined when it is not a date. */
   time(value: string | undefined): EventTime | undefined {
     if (!value || !trimmed(value)) return undefined;
-    this.#zone ??= { offset: messageZone(this.#ctx.message) };
+    this.#zone ??= messageZone(this.#ctx.message);
     const written = trimmed(value);
-    const zoned = inHl7Zone(written, this.#zone.offset);
+    let offset = this.#zone.offset;
+    if (this.#zone.local && hl7Offset(written) === undefined) {
+      const local = hl7TimeToIso(written);
+      if (local !== undefined) offset = localOffset(Date.parse(local));
+    }
+    const zoned = inHl7Zone(written, offset);
     const iso = hl7TimeToIso(zoned);
     if (iso === undefined) return undefined;
-    return zoned === written ? { iso, written } : { iso, written, zone: this.#zone.offset };
+    return zoned === written ? { iso, written } : { iso, written, zone: offset };
   }
 
   /** `time(value)` as ISO 8601, for an event's data. */
