@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { OdooApi, CallOptions } from './odoo-client.ts';
-import { CONCURRENCY_FAILURE, failureOf, odooError } from './odoo-error.ts';
+import { CONCURRENCY_FAILURE, failureOf, needsOperator, odooError } from './odoo-error.ts';
 
 /** Typed helpers over `OdooApi.call` shared by the posting rules and reference pulls. */
 
@@ -87,10 +87,21 @@ export async function addByExternalId(odoo: OdooApi, found: Map<string, OdooReco
   }
 }
 
-/** `ir.model.data.check_object_reference(module, name)` → [model, id], or undefined when absent (B.4). */
+/**
+ * `ir.model.data.check_object_reference(module, name)` → [model, id], or undefined when absent
+ * (B.4); a record the user cannot see is an operator's matter (below), never a miss
+ * (test/integration/relay-external-id-hidden-audit.test.ts).
+ */
 export async function lookupExternalId(odoo: OdooApi, module: string, name: string): Promise<number | undefined> {
   try {
-    const ref = await odoo.call<[string, number] | null>('ir.model.data', 'check_object_reference', { module, xml_id: name });
+    const ref = await odoo.call<[string, number | false] | null>('ir.model.data', 'check_object_reference', { module, xml_id: name });
+    if (Array.isArray(ref) && ref[1] === false) {
+      // The external id exists and names a record the gateway's user does not see (archived, or
+      // of a company the user is not in): check_object_reference's `(model, False)`. No miss:
+      // loading it again would write that record again (its lines twice, odoo-api.md D) or be
+      // refused with a message naming neither. Odoo's state needs a person.
+      throw needsOperator(`Odoo has the gateway's record ${module}.${name} (${String(ref[0])}) but the gateway's Odoo user cannot see it (archived, or of a company the user is not allowed in): it is not created again; make it visible to that user again (unarchive it, or allow the user in its company), then replay the event`, { odooName: 'check_object_reference' });
+    }
     return Array.isArray(ref) && typeof ref[1] === 'number' ? ref[1] : undefined;
   } catch (err) {
     // ValueError "External ID not found in the system" is the expected miss: Odoo's refusal of
