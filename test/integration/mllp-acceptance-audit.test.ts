@@ -10,47 +10,74 @@
  */
 import net from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { wrapFrame } from '../../gateway/src/ingress/mllp/mllp-encoder.ts';
 import { GatewayHarness } from '../fixtures/hl7/gateway-harness.ts';
 import { field, framesOf } from '../fixtures/hl7/helpers.ts';
 
 let h: GatewayHarness | undefined;
 afterEach(async () => {
+  vi.restoreAllMocks();
   await h?.stop();
   h = undefined;
 });
 
-/** Resolves with the connection's error code, or 'connected'. */
+/**
+ * Resolves with the connection's error code, or 'connected'. A host that drops the packets (a
+ * firewall) resolves with 'no answer' after 20 s instead of hanging the test.
+ */
 function tryConnect(host: string, port: number): Promise<string> {
   return new Promise((resolve) => {
     const s = net.connect({ host, port });
+    const timer = setTimeout(() => {
+      s.destroy();
+      resolve('no answer');
+    }, 20_000);
     s.once('connect', () => {
+      clearTimeout(timer);
       s.destroy();
       resolve('connected');
     });
-    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? String(e)));
+    s.once('error', (e: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      resolve(e.code ?? String(e));
+    });
   });
 }
 
+/**
+ * This machine's addresses as they exist here: a CI box may have no LAN address, or no IPv6 at
+ * all (then no ::1 either).
+ */
+function otherAddresses(): { lan: string[]; loopback6: boolean } {
+  const all = Object.values(networkInterfaces()).flatMap((a) => a ?? []);
+  return {
+    lan: all.filter((a) => !a.internal && a.family === 'IPv4').map((a) => a.address),
+    loopback6: all.some((a) => a.family === 'IPv6' && a.address === '::1'),
+  };
+}
+
 describe('the HL7 listener binds only its configured host', () => {
-  it('bound to 127.0.0.1: reachable there, refused on 127.0.0.2, ::1 and the LAN address', async () => {
+  it('bound to 127.0.0.1: reachable there, refused on 127.0.0.2, ::1 and the LAN addresses', async () => {
     h = await GatewayHarness.start({ listen: { host: '127.0.0.1', port: 0 } });
+    const { lan, loopback6 } = otherAddresses();
     expect(await tryConnect('127.0.0.1', h.port)).toBe('connected');
+    // Linux routes all of 127.0.0.0/8 to lo: 127.0.0.2 is there on every box.
     expect(await tryConnect('127.0.0.2', h.port)).toBe('ECONNREFUSED');
-    const others = Object.values(networkInterfaces())
-      .flat()
-      .filter((a) => a !== undefined && !a.internal && a.family === 'IPv4')
-      .map((a) => a!.address);
-    for (const address of others) expect(await tryConnect(address, h.port), address).toBe('ECONNREFUSED');
-    const v6 = await tryConnect('::1', h.port);
-    // ::1 is refused, or not configured at all on this machine (no IPv6): never connected.
-    expect(v6).not.toBe('connected');
+    for (const address of lan) expect(await tryConnect(address, h.port), address).toBe('ECONNREFUSED');
+    if (loopback6) expect(await tryConnect('::1', h.port)).toBe('ECONNREFUSED');
+    // No IPv6 on this machine: ::1 cannot be reached at all (EADDRNOTAVAIL, ENETUNREACH…).
+    else expect(await tryConnect('::1', h.port)).not.toBe('connected');
   });
 
-  it('the check itself: a listener bound to 0.0.0.0 is reached on 127.0.0.2 (so the refusal above means something)', async () => {
+  it('the check itself: listeners bound to 0.0.0.0 and :: are reached on those addresses (so the refusals above mean something)', async () => {
+    const { lan, loopback6 } = otherAddresses();
     h = await GatewayHarness.start({ listen: { host: '0.0.0.0', port: 0 } });
-    expect(await tryConnect('127.0.0.2', h.port)).toBe('connected');
+    for (const address of ['127.0.0.2', ...lan]) expect(await tryConnect(address, h.port), address).toBe('connected');
+    if (loopback6) {
+      const v6 = await h.addEndpoint({ id: 'lis6', listen: { host: '::', port: 0 } });
+      expect(await tryConnect('::1', v6.address()!.port)).toBe('connected');
+    }
   });
 });
 
@@ -62,15 +89,36 @@ describe('two pipelined frames over TCP, split at every byte offset', () => {
     h = await GatewayHarness.start();
     let ignored = 0;
     h.telemetry.on('endpoint.ignored-bytes', (e) => (ignored += e.count));
+    // The gateway's side of the connection (the listener runs in this process), to know when it
+    // has read the first part: a pause after it would not (on a loaded machine the gateway may read
+    // both parts as one chunk, and the split would not be tested at all).
+    const accepted: net.Socket[] = [];
+    const emit = net.Server.prototype.emit as (this: net.Server, event: string | symbol, ...args: unknown[]) => boolean;
+    const tap = vi.spyOn(net.Server.prototype, 'emit').mockImplementation(function (this: net.Server, event: string | symbol, ...args: unknown[]) {
+      if (event === 'connection') accepted.push(args[0] as net.Socket);
+      return emit.call(this, event, ...args);
+    });
     const socket = net.connect({ host: '127.0.0.1', port: h.port });
     socket.setNoDelay(true);
     await new Promise<void>((r) => socket.once('connect', () => r()));
     let got = Buffer.alloc(0);
     let wake: (() => void) | undefined;
+    const woken = (): Promise<void> => new Promise<void>((r) => (wake = r));
     socket.on('data', (d: Buffer) => {
       got = Buffer.concat([got, d]);
       wake?.();
     });
+    socket.on('close', () => wake?.());
+    while (accepted.length === 0) await new Promise((r) => setImmediate(r));
+    tap.mockRestore();
+    expect(accepted).toHaveLength(1);
+    const server = accepted[0]!;
+    let read = 0;
+    server.on('data', (d: Buffer) => {
+      read += d.length;
+      wake?.();
+    });
+    let written = 0;
     const frames = (): string[][][] => framesOf(got);
     const length = Buffer.concat([wrapFrame(oru('S0000A')), wrapFrame(oru('S0000B'))]).length;
     const problems: string[] = [];
@@ -80,11 +128,14 @@ describe('two pipelined frames over TCP, split at every byte offset', () => {
       const b = oru(`S${tag}B`);
       const wire = Buffer.concat([wrapFrame(a), wrapFrame(b)]);
       const before = frames().length;
-      // Two writes with a pause between them: two TCP segments, read by the gateway as two chunks.
+      // Two writes, the second once the gateway has read the first: two chunks for its decoder.
       socket.write(wire.subarray(0, offset));
-      await new Promise((r) => setTimeout(r, 2));
+      written += offset;
+      while (read < written && !socket.destroyed) await woken();
       socket.write(wire.subarray(offset));
-      while (frames().length < before + 2) await new Promise<void>((r) => (wake = r));
+      written += wire.length - offset;
+      while (frames().length < before + 2 && !socket.destroyed) await woken();
+      expect(socket.destroyed, `offset ${offset}: the gateway closed the connection`).toBe(false);
       const replies = frames().slice(before);
       const ids = replies.map((f) => `${field(f, 'MSA', 1)} ${field(f, 'MSA', 2)}`);
       if (ids.join(',') !== `AA S${tag}A,AA S${tag}B`) problems.push(`offset ${offset}: ${ids.join(',')}`);
