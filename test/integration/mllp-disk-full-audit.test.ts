@@ -95,7 +95,7 @@ const err = (reply: Buffer): string[] => reply.toString('latin1').split('\r').fi
 
 async function night(mode: 'reserve' | 'enospc', size: string): Promise<void> {
   const { c, port } = await child(mode, size);
-  const lis = await MllpClient.connect({ host: '127.0.0.1', port, timeoutMs: 10_000 });
+  const lis = await MllpClient.connect({ host: '127.0.0.1', port, timeoutMs: 30_000 });
   const acked: string[] = [];
   const refused: string[] = [];
   let n = 0;
@@ -133,9 +133,10 @@ async function night(mode: 'reserve' | 'enospc', size: string): Promise<void> {
 
   c.send('free');
   expect((await c.next()).event).toBe('freed');
-  // Intake resumes by itself: the LIS resends the refused message until it is taken.
+  // Intake resumes by itself: the LIS resends the refused message until it is taken (the store
+  // checks every 100 ms; 30 s leaves room for a loaded machine).
   let resumed = false;
-  for (let i = 0; i < 200 && !resumed; i++) {
+  for (const end = Date.now() + 30_000; Date.now() < end && !resumed; ) {
     const reply = await lis.send(oru(firstRefused!));
     if (msa(reply)[1] === 'AA') {
       resumed = true;
@@ -160,9 +161,9 @@ async function night(mode: 'reserve' | 'enospc', size: string): Promise<void> {
 describe('an MLLP link on a disk that fills up, then has room again', () => {
   it('below the free-space floor: AE 207 "store unavailable", then AA by itself once room is made', async () => {
     await night('reserve', '48m');
-  }, 60_000);
+  }, 120_000);
 
   it('to the last byte (no floor): AE 207 on ENOSPC, then AA by itself once room is made', async () => {
     await night('enospc', '48m');
-  }, 60_000);
+  }, 120_000);
 });
