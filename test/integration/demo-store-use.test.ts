@@ -151,6 +151,19 @@ describe('the demo\'s store and a real gateway\'s', () => {
       expect(await startOn(commissioning, real, { ...site, endpoints: ['lis', 'cobas-pure-1'] })).toBeUndefined();
     });
 
+    it('a site whose LIS link is named lis and alone spoke there since the demo ran (days later) is not stopped, and the demo keeps off it', async () => {
+      const dataDir = `${temp.dir}/lis-only`;
+      let store = await temp.open({ dataDir });
+      await store.commit(inboundMessage('RUN1', { endpoint: DEMO_ANALYZER_ID, dedupKey: 'c111|RUN1', receivedAt: '2026-09-01T08:00:00.000Z' }), []);
+      await store.commit(inboundMessage('ORM1', { controlId: 'ORM1', receivedAt: '2026-09-01T08:00:06.000Z' }), [specimenReceived('DEMO1', 'k1')]);
+      await store.commit(inboundMessage('ORM2', { controlId: 'ORM2', receivedAt: '2026-11-20T08:00:00.000Z' }), [specimenReceived('ACC-2', 'k2')]);
+      await store.close();
+      store = await temp.open({ dataDir });
+      expect(await refusal(startOn(store, sandbox, demo))).toMatch(/--data-dir \.\/var holds messages and events of a gateway of an earlier release/);
+      expect(await startOn(store, real, { ...site, endpoints: ['lis'] })).toMatch(/the store is taken as this gateway's/);
+      expect(await store.getDoc<{ demo?: true }>(ODOO_TARGET_NAMESPACE, 'current')).toMatchObject({ target: real, gatewayIds: ['lab-1'] });
+    });
+
     it('a site whose real analyzer is configured with the id c111-demo is not taken for the demo', async () => {
       const own = { ...site, endpoints: ['lis', DEMO_ANALYZER_ID] };
       const live = await earlierDemo(`${temp.dir}/live`);

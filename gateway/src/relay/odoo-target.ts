@@ -54,7 +54,8 @@ export const DEMO_ANALYZER_ID = 'c111-demo';
 
 /**
  * A store an earlier release's demo wrote (no mark then): its simulated analyzer `c111-demo` spoke
- * on it and nothing but the demo's two links (`lis`, `c111-demo`) ever did, no gateway of this
+ * on it and nothing but the demo's two links (`lis`, `c111-demo`) ever did (a `lis` that last spoke
+ * days after `c111-demo` is a site's LIS link of that name), no gateway of this
  * release started on it yet, nor was it recorded with a real Odoo. Taken for the demo's only then:
  * a store where another link spoke is a site's (the demo run in its folder once, the site live or
  * commissioning on it since), and refusing it would stop the lab's intake at the upgrade; so is a
@@ -77,8 +78,15 @@ function earlierDemoSpoke(store: Pick<GatewayStore, 'lastMessageAt'>, saved: Tar
   const last = store.lastMessageAt?.() ?? {};
   const at = last[DEMO_ANALYZER_ID];
   if (at === undefined) return undefined;
-  return { at, only: Object.keys(last).every((id) => id === DEMO_ANALYZER_ID || id === DEMO_LIS_ID) };
+  // The demo's LIS link speaks with its analyzer (an order every --interval, at most a day, and
+  // the validation of each result): `lis` last speaking days after `c111-demo` is a site's LIS.
+  const lis = last[DEMO_LIS_ID];
+  const lisLater = lis !== undefined && Date.parse(lis) - Date.parse(at) > DEMO_LINK_GAP_MS;
+  return { at, only: !lisLater && Object.keys(last).every((id) => id === DEMO_ANALYZER_ID || id === DEMO_LIS_ID) };
 }
+
+/** Twice the demo's longest --interval (cli/demo.ts): how much later than its analyzer its LIS link may last speak. */
+const DEMO_LINK_GAP_MS = 2 * 86_400_000;
 
 /** What checkStoreUse found: a warning for the log, and whether the store is the demo's (adoptOdooTarget marks it). */
 export interface StoreUseCheck {
