@@ -168,7 +168,12 @@ export class Gateway {
     // The demo and a real gateway never share a store (both default to ./var): checked before anything is written.
     const use = { gatewayId: cfg.gateway.id, demo: this.#demo !== undefined, dataDir: this.#demo?.dataDir ?? cfg.gateway.dataDir, endpoints: storeUseEndpoints(cfg) };
     const shared = await checkStoreUse(store, odooTarget, use);
-    if (shared.warning) this.log.warn(shared.demoStore ? 'the data dir is the demo\'s' : 'the demo ran on the data dir', { dataDir: cfg.gateway.dataDir, message: shared.warning });
+    if (shared.warning) {
+      this.log.warn(shared.demoStore ? 'the data dir is the demo\'s' : 'the demo ran on the data dir', { dataDir: cfg.gateway.dataDir, message: shared.warning });
+      // Also where IT and the lab look (the tray, the MQTT alerts topic): the demo's fake orders,
+      // results and consumption in the queue are for someone to discard before finance sees them.
+      this.telemetry.alert('warning', 'DEMO_DATA_IN_STORE', shared.warning);
+    }
     const targetChange = await adoptOdooTarget(store, odooTarget, undefined, { ...use, demoStore: shared.demoStore });
     if (targetChange) {
       this.log.info('Odoo target changed: local state of the earlier Odoo reset', { from: describeOdooTarget(targetChange.from), to: describeOdooTarget(targetChange.to), reset: targetChange.reset });

@@ -11,6 +11,7 @@ import { isGatewayError } from '../../gateway/src/errors.ts';
 import { adoptOdooTarget, checkStoreUse, DEMO_ANALYZER_ID, DEMO_GATEWAY_ID, ODOO_TARGET_NAMESPACE, odooTargetOf, type StoreUse } from '../../gateway/src/relay/odoo-target.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import { cliSource, runCli, useConfigDir } from '../fixtures/cli.ts';
+import { startGatewayProcess, TEST_LISTENERS } from '../fixtures/gateway-process.ts';
 import { inboundMessage, specimenReceived } from '../fixtures/store/inbound.ts';
 
 const { dir, configFile } = useConfigDir('lgw-demo-store-check-');
@@ -115,5 +116,25 @@ describe('check --config and the demo\'s data dir', () => {
     const res = await check(await config(fresh));
     expect(res.code, res.out + res.err).toBe(0);
     expect(existsSync(fresh)).toBe(false);
+  }, 60_000);
+
+  it('start on a site\'s store where an earlier demo ran: not refused, and the tray and MQTT get a warning alert, once', async () => {
+    const dataDir = path.join(dir, 'site-mixed');
+    const store = await openStore(dataDir);
+    await store.commit(inboundMessage('RUN1', { endpoint: DEMO_ANALYZER_ID, dedupKey: 'c111|RUN1' }), []);
+    await store.commit(inboundMessage('RUN2', { endpoint: 'cobas-pure-1', dedupKey: 'pure|RUN2' }), []);
+    await store.close();
+    const file = await configFile([`gateway: { id: lab-1, dataDir: ${JSON.stringify(dataDir)} }`, TEST_LISTENERS, ''].join('\n'));
+    for (const expected of [1, 0]) {
+      const gw = startGatewayProcess(file);
+      try {
+        expect(await gw.ready, gw.err()).toBeDefined();
+        const alerts = gw.err().split('\n').filter((l) => l.includes('"code":"DEMO_DATA_IN_STORE"'));
+        expect(alerts.length, gw.err()).toBe(expected);
+        if (expected) expect(alerts[0]).toMatch(/"severity":"warning".*an earlier release's demo ran on gateway\.dataDir/);
+      } finally {
+        await gw.stop();
+      }
+    }
   }, 60_000);
 });
