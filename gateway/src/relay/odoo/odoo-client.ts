@@ -509,17 +509,20 @@ const isId = (v: unknown): boolean => Number.isInteger(v) && (v as number) > 0;
  * What every answer of Odoo 19 to `method` over JSON-2 is, for the methods whose value Odoo's own
  * code fixes (json2.py returns the method's value, a recordset as its ids; `BaseModel.write`
  * and `unlink` return True, `load` `{ids, messages}`, `res.users.context_get` the user's
- * context with its `uid`). Methods not listed (business methods a site's module may override)
- * are not checked but for `action_*` / `button_*`, whose dict answers are actions the web
- * client runs (`type` 'ir.actions.…', or an `effect`). A JSON array or value a web proxy sends in
- * the expected shape cannot be told from Odoo's.
+ * context with its `uid`). Methods not listed are not checked: business methods (`action_*`,
+ * `button_*`, `message_post`'s overrides aside) may answer anything: true, false, None, ids, an
+ * action, a wizard, or any object, since Odoo's web client gives a dict without `type` the type
+ * 'ir.actions.act_window_close' (web/controllers/utils.py `clean_action`) and JSON-2 sends the
+ * method's dict bare. A record id alone is taken where a recordset's ids are due (`create`,
+ * `message_post`): the relay's readers take both. A JSON array or value a web proxy sends in the
+ * expected shape cannot be told from Odoo's.
  */
 const JSON2_SHAPES: Record<string, { expected: string; ok: (v: unknown) => boolean }> = {
   search_read: { expected: 'an array of records', ok: (v) => Array.isArray(v) && v.every((r) => isObject(r) && typeof r['id'] === 'number') },
   read: { expected: 'an array of records', ok: (v) => Array.isArray(v) && v.every((r) => isObject(r) && typeof r['id'] === 'number') },
   search: { expected: 'an array of ids', ok: (v) => Array.isArray(v) && v.every(isId) },
-  create: { expected: 'an array of ids', ok: (v) => Array.isArray(v) && v.every(isId) },
-  message_post: { expected: 'an array of ids', ok: (v) => Array.isArray(v) && v.every(isId) },
+  create: { expected: 'ids (or an id)', ok: (v) => isId(v) || (Array.isArray(v) && v.every(isId)) },
+  message_post: { expected: 'ids (or an id)', ok: (v) => isId(v) || (Array.isArray(v) && v.every(isId)) },
   name_search: { expected: 'an array', ok: (v) => Array.isArray(v) },
   read_group: { expected: 'an array', ok: (v) => Array.isArray(v) },
   // `[model, false]` for a record the user may not read (raise_on_access_error=False).
@@ -539,11 +542,6 @@ export function json2Answer(method: string, contentType: string, value: unknown)
   const shape = JSON2_SHAPES[method];
   const describe = (): string => (Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value === 'object' ? `an object (${Object.keys(value).slice(0, 4).join(', ')})` : `${typeof value} ${JSON.stringify(value).slice(0, 40)}`);
   if (shape && !shape.ok(value)) return `${describe()} where Odoo's ${method} answers ${shape.expected}`;
-  // An action the web client runs (`type` 'ir.actions.…'), or its rainbow-man `effect`.
-  const action = isObject(value) && ((typeof value['type'] === 'string' && value['type'].startsWith('ir.actions.')) || isObject(value['effect']));
-  if (!shape && /^(action|button)_/.test(method) && isObject(value) && !action) {
-    return `${describe()} where Odoo's ${method} answers true, false, ids or an action`;
-  }
   return undefined;
 }
 
