@@ -1,10 +1,8 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../gateway/src/log.ts';
-import { OdooClient } from '../../gateway/src/relay/odoo/odoo-client.ts';
+import { describe, expect, it } from 'vitest';
 import { failureOf, isLinkDown } from '../../gateway/src/relay/odoo/odoo-error.ts';
-import { rigBehindProxy, startFrontProxy, type FrontProxy, type Interceptor } from '../fixtures/relay/front-proxy.ts';
-import { BOT, startEmulator, type Rig } from '../fixtures/relay/harness.ts';
+import { rigBehindProxy, type Interceptor } from '../fixtures/relay/front-proxy.ts';
 import { orderCreated, waitFor } from '../fixtures/relay/helpers.ts';
+import { failed, proxyAudit } from '../fixtures/relay/proxy-audit.ts';
 
 /**
  * Audit of a web proxy's or API gateway's own JSON error in front of Odoo: `{"name": "Forbidden",
@@ -15,13 +13,7 @@ import { orderCreated, waitFor } from '../fixtures/relay/helpers.ts';
  * the gateway through.
  */
 
-const cleanups: Array<() => Promise<void>> = [];
-let rig: Rig | undefined;
-afterEach(async () => {
-  await rig?.close();
-  rig = undefined;
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const audit = proxyAudit();
 
 /** The proxy answers every object call with its own JSON error. */
 function jsonError(status: number, name: string, message: string): Interceptor {
@@ -34,22 +26,9 @@ function jsonError(status: number, name: string, message: string): Interceptor {
   };
 }
 
-async function clientBehindProxy(version: 17 | 19): Promise<{ client: OdooClient; proxy: FrontProxy }> {
-  const { emu, url } = await startEmulator(version);
-  cleanups.push(() => emu.close());
-  const proxy = await startFrontProxy(url);
-  cleanups.push(() => proxy.close());
-  const client = new OdooClient({ url: proxy.url, database: 'lab', login: BOT.login, apiKey: BOT.key, timeoutMs: 5000, log: silentLogger, models: [] });
-  cleanups.push(async () => client.close());
-  await client.connect();
-  return { client, proxy };
-}
-
-const failed = (p: Promise<unknown>): Promise<unknown> => p.then(() => undefined, (e: unknown) => e);
-
 describe("a web proxy's own JSON error", () => {
   it.each([17, 19] as const)('Odoo %i: a 403 or a 503 JSON of the proxy is the link down, not Odoo refusing the call', async (version) => {
-    const { client, proxy } = await clientBehindProxy(version);
+    const { client, proxy } = await audit.clientBehindProxy(version);
     proxy.intercept(jsonError(403, 'Forbidden', 'Request blocked by policy'));
     // Before: "Forbidden: Request blocked by policy", permanent: every event a dead letter.
     const blocked = await failed(client.call('sale.order', 'search_read', { domain: [], fields: ['id'] }));
@@ -64,7 +43,7 @@ describe("a web proxy's own JSON error", () => {
   });
 
   it("Odoo 19's own error body is still Odoo's refusal", async () => {
-    const { client } = await clientBehindProxy(19);
+    const { client } = await audit.clientBehindProxy(19);
     // 422 UnprocessableEntity, serialize_exception's body: Odoo refusing the call on its merits.
     const refused = await failed(client.call('res.partner', 'write', {}, { ids: [1] }));
     expect(failureOf(refused)).toBe('permanent');
@@ -76,12 +55,12 @@ describe("a web proxy's own JSON error", () => {
     // its own JSON error, and every order leased meanwhile was in the dead-letter list
     // ("Forbidden: Request blocked by policy"), to be replayed by hand. Broke: nothing lost.
     const { started, proxy, rig: proxied } = await rigBehindProxy(19, { relay: { maxAttempts: 2 } });
-    rig = proxied;
+    const rig = audit.useRig(proxied);
     await rig.commit([orderCreated('JEB0', 'CLINIC-A', ['GLU'])]);
     await rig.waitDrained();
     proxy.intercept(jsonError(403, 'Forbidden', 'Request blocked by policy'));
     const ids = await rig.commit([orderCreated('JEB1', 'CLINIC-A', ['GLU']), orderCreated('JEB2', 'CLINIC-B', ['HBA1C'])]);
-    await waitFor(() => proxy.intercepted() >= 4 || rig!.store.stats().deadLettered > 0);
+    await waitFor(() => proxy.intercepted() >= 4 || rig.store.stats().deadLettered > 0);
     for (const id of ids) {
       const ev = await rig.store.getEvent(id);
       expect(ev?.state).not.toBe('dead');
@@ -98,7 +77,7 @@ describe("a web proxy's own JSON error", () => {
 
 describe('a 2xx other than 200 (a proxy answering for Odoo)', () => {
   it.each([17, 19] as const)('Odoo %i: a 204 or a 202 is no answer of Odoo: a write is ambiguous, a read the link down, never a dead letter', async (version) => {
-    const { client, proxy } = await clientBehindProxy(version);
+    const { client, proxy } = await audit.clientBehindProxy(version);
     proxy.intercept((req, res) => {
       if (!req.url.startsWith('/json/2/') && req.url !== '/jsonrpc') return false;
       res.writeHead(req.url === '/jsonrpc' ? 204 : 202, { 'content-length': 0 });

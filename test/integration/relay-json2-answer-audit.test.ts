@@ -1,10 +1,8 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../gateway/src/log.ts';
-import { OdooClient, json2Answer } from '../../gateway/src/relay/odoo/odoo-client.ts';
+import { describe, expect, it } from 'vitest';
+import { json2Answer } from '../../gateway/src/relay/odoo/odoo-client.ts';
 import { failureOf, isLinkDown } from '../../gateway/src/relay/odoo/odoo-error.ts';
-import { objectCall, rigBehindProxy, startFrontProxy, type FrontProxy, type Interceptor } from '../fixtures/relay/front-proxy.ts';
-import { BOT, startEmulator, type Rig } from '../fixtures/relay/harness.ts';
-import { milestone, orderCreated } from '../fixtures/relay/helpers.ts';
+import type { Interceptor } from '../fixtures/relay/front-proxy.ts';
+import { answerCall, chatterNoteAnsweredByProxy, failed, PROXY_JSON, proxyAudit } from '../fixtures/relay/proxy-audit.ts';
 
 /**
  * Audit of a JSON-2 answer (Odoo 19, POST /json/2/<model>/<method>) that is JSON but not Odoo's:
@@ -16,45 +14,15 @@ import { milestone, orderCreated } from '../fixtures/relay/helpers.ts';
  * ran: a write is ambiguous (looked up before any resend), a read is the link down.
  */
 
-const PROXY_JSON = JSON.stringify({ blocked: false, status: 'ok', support_id: '18.2f4e' });
-
 /** The proxy answers `method` on `model` with `body` (as `contentType`) `times` times, never sent on to Odoo. */
-function ownAnswer(model: string, method: string, times: number, body = PROXY_JSON, contentType = 'application/json'): Interceptor {
-  let left = times;
-  return (req, res) => {
-    const call = objectCall(req);
-    if (left <= 0 || call?.model !== model || call.method !== method) return false;
-    left--;
-    res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
-    res.end(body);
-    return true;
-  };
-}
+const ownAnswer = (model: string, method: string, times: number, body = PROXY_JSON, contentType = 'application/json'): Interceptor =>
+  answerCall(model, method, times, () => ({ body, contentType }));
 
-let rig: Rig | undefined;
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  await rig?.close();
-  rig = undefined;
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-async function clientBehindProxy(): Promise<{ client: OdooClient; proxy: FrontProxy }> {
-  const { emu, url } = await startEmulator(19);
-  cleanups.push(() => emu.close());
-  const proxy = await startFrontProxy(url);
-  cleanups.push(() => proxy.close());
-  const client = new OdooClient({ url: proxy.url, database: 'lab', login: BOT.login, apiKey: BOT.key, timeoutMs: 5000, log: silentLogger, models: [] });
-  cleanups.push(async () => client.close());
-  await client.connect();
-  return { client, proxy };
-}
-
-const failed = (p: Promise<unknown>): Promise<unknown> => p.then(() => undefined, (e: unknown) => e);
+const audit = proxyAudit();
 
 describe("Odoo 19: a JSON-2 answer that cannot be Odoo's", () => {
   it("a proxy's JSON object is no success: a write is ambiguous, a read the link down", async () => {
-    const { client, proxy } = await clientBehindProxy();
+    const { client, proxy } = await audit.clientBehindProxy(19);
     proxy.intercept(ownAnswer('res.partner', 'search_read', 1));
     // Before: the object itself, read by searchRead as "nothing found".
     const read = await failed(client.call('res.partner', 'search_read', { domain: [], fields: ['id'] }));
@@ -72,7 +40,7 @@ describe("Odoo 19: a JSON-2 answer that cannot be Odoo's", () => {
   });
 
   it('JSON sent as another type than application/json is not Odoo\'s, even in the right shape', async () => {
-    const { client, proxy } = await clientBehindProxy();
+    const { client, proxy } = await audit.clientBehindProxy(19);
     proxy.intercept(ownAnswer('res.partner', 'search_read', 1, '[]', 'text/plain; charset=utf-8'));
     const read = await failed(client.call('res.partner', 'search_read', { domain: [], fields: ['id'] }));
     expect(failureOf(read)).toBe('transient');
@@ -81,7 +49,7 @@ describe("Odoo 19: a JSON-2 answer that cannot be Odoo's", () => {
   });
 
   it("Odoo's own answers pass: records, ids, true, a count, an action, a load's result, null", async () => {
-    const { client } = await clientBehindProxy();
+    const { client } = await audit.clientBehindProxy(19);
     expect(await client.call('res.partner', 'search_read', { domain: [['id', '=', -1]], fields: ['id'] })).toEqual([]);
     expect(await client.call('res.partner', 'search_count', { domain: [] })).toEqual(expect.any(Number));
     expect(await client.call('res.partner', 'search', { domain: [], limit: 1 })).toEqual([expect.any(Number)]);
@@ -116,21 +84,7 @@ describe("Odoo 19: a JSON-2 answer that cannot be Odoo's", () => {
   });
 
   it('a chatter note the proxy answered for Odoo is posted once, not taken as posted', async () => {
-    // What the lab saw on Odoo 19: "specimen received" missing from the order's chatter though the
-    // gateway showed it delivered: the site's WAF had answered the post with its own JSON, HTTP 200.
-    // Broke: nothing lost (DESIGN.md §2).
-    const { proxy, rig: proxied } = await rigBehindProxy(19);
-    rig = proxied;
-    const emu = rig.emu;
-    await rig.commit([orderCreated('J2A1', 'CLINIC-A', ['GLU'])]);
-    await rig.waitDrained();
-    proxy.intercept(ownAnswer('sale.order', 'message_post', 1));
-    const [id] = await rig.commit([milestone('specimen.received', 'J2A1', 1)]);
-    await rig.waitDrained();
-    expect(proxy.intercepted()).toBe(1);
-    const so = emu.records('sale.order', [['client_order_ref', '=', 'J2A1']])[0]!;
-    const notes = emu.records('mail.message', [['model', '=', 'sale.order'], ['res_id', '=', so.id], ['body', 'ilike', 'lgw:']]);
-    expect(notes).toHaveLength(1);
-    expect((await rig.store.getEvent(id!))?.state).toBe('delivered');
+    // What the lab saw on Odoo 19: the site's WAF had answered the post with its own JSON, HTTP 200.
+    await chatterNoteAnsweredByProxy(audit, 19, 'J2A1', () => ({ body: PROXY_JSON }));
   });
 });

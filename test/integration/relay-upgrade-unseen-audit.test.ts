@@ -1,9 +1,10 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { OdooEmulator } from '../odoo-emulator/index.ts';
 import { freePort } from '../fixtures/ports.ts';
 import { objectCall, startFrontProxy } from '../fixtures/relay/front-proxy.ts';
-import { BOT, makeRig, startEmulator, type Rig } from '../fixtures/relay/harness.ts';
+import { BOT, makeRig, startEmulator } from '../fixtures/relay/harness.ts';
 import { orderCreated, waitFor } from '../fixtures/relay/helpers.ts';
+import { proxyAudit } from '../fixtures/relay/proxy-audit.ts';
 
 /**
  * Audit of an Odoo upgraded while the gateway had nothing to send (a quiet Sunday, the upgrade's
@@ -12,13 +13,7 @@ import { orderCreated, waitFor } from '../fixtures/relay/helpers.ts';
  * before it dead-letters anything.
  */
 
-let rig: Rig | undefined;
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  await rig?.close();
-  rig = undefined;
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const audit = proxyAudit();
 
 function botUsers(): ConstructorParameters<typeof OdooEmulator>[0]['users'] {
   return [
@@ -37,8 +32,8 @@ describe('Odoo upgraded while the gateway had nothing to send', () => {
     const port = await freePort();
     const before = await startEmulator(18, {}, port);
     let odoo = before.emu;
-    cleanups.push(() => odoo.close());
-    rig = await makeRig(18, { emu: before });
+    audit.onCleanup(() => odoo.close());
+    const rig = audit.useRig(await makeRig(18, { emu: before }));
     const alerts: string[] = [];
     rig.telemetry.on('alert', (a) => alerts.push(a.code));
     await rig.commit([orderCreated('UPQ-0', 'CLINIC-A', ['GLU'])]);
@@ -67,10 +62,10 @@ describe('Odoo upgraded while the gateway had nothing to send', () => {
 
   it('the same version still refusing a field: the event is dead-lettered with Odoo\'s reason, after one version check', async () => {
     const { emu, url } = await startEmulator(17);
-    cleanups.push(() => emu.close());
+    audit.onCleanup(() => emu.close());
     // A proxy answering sale.order.load with the KeyError Odoo gives for an unknown column (D).
     const proxy = await startFrontProxy(url);
-    cleanups.push(() => proxy.close());
+    audit.onCleanup(() => proxy.close());
     let versionChecks = 0;
     proxy.intercept((req, res) => {
       const rpc = req.json as { id?: unknown; params?: { service?: string; method?: string } } | undefined;
@@ -83,8 +78,8 @@ describe('Odoo upgraded while the gateway had nothing to send', () => {
       res.end(text);
       return true;
     });
-    rig = await makeRig(17, { emu: { emu, url: proxy.url } });
-    await waitFor(() => rig!.client.state === 'connected');
+    const rig = audit.useRig(await makeRig(17, { emu: { emu, url: proxy.url } }));
+    await waitFor(() => rig.client.state === 'connected');
     const checksAtConnect = versionChecks;
     const [id] = await rig.commit([orderCreated('UPQ-2', 'CLINIC-A', ['GLU'])]);
     await rig.waitDrained();
@@ -102,16 +97,16 @@ describe('Odoo upgraded while the gateway had nothing to send', () => {
     const port = await freePort();
     const before = await startEmulator(18, {}, port);
     let odoo = before.emu;
-    cleanups.push(() => odoo.close());
-    rig = await makeRig(18, { emu: before, relay: { referenceRefreshMs: 1000 } });
-    await waitFor(() => rig!.relay.snapshot().referencePulledAt !== undefined);
+    audit.onCleanup(() => odoo.close());
+    const rig = audit.useRig(await makeRig(18, { emu: before, relay: { referenceRefreshMs: 1000 } }));
+    await waitFor(() => rig.relay.snapshot().referencePulledAt !== undefined);
     expect(rig.relay.reference.refused).toEqual([]);
     await odoo.close();
     odoo = new OdooEmulator({ version: 19, seed: 'lab-demo', users: botUsers() });
     await odoo.listen(port);
-    await waitFor(() => rig!.client.serverVersion === 19, 10_000);
+    await waitFor(() => rig.client.serverVersion === 19, 10_000);
     await waitFor(() => odoo.calls.some((c) => c.transport === 'json2' && c.model === 'product.product' && c.method === 'search_read' && c.error === undefined), 10_000);
-    await waitFor(() => rig!.relay.reference.refused.length === 0, 10_000);
+    await waitFor(() => rig.relay.reference.refused.length === 0, 10_000);
   });
 });
 
