@@ -1,8 +1,8 @@
-import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { failureOf, isLinkDown } from '../../gateway/src/relay/odoo/odoo-error.ts';
 import { HttpTransport } from '../../gateway/src/relay/odoo/http-transport.ts';
 import { refusedPort } from '../fixtures/ports.ts';
+import { answerAfterRequest, BROKEN_ANSWERS } from '../fixtures/relay/broken-answers.ts';
 import type { Rig } from '../fixtures/relay/harness.ts';
 import { noteOnceAfter, rfqConfirmedMeanwhile } from '../fixtures/relay/landed-write.ts';
 
@@ -38,37 +38,11 @@ describe('an answer cut after Odoo committed the write', () => {
   });
 });
 
-/**
- * What a server (or whatever stands in its place) does once it has read the whole request:
- * every one of these answers came after the request reached it, so a write may have run.
- */
-const AFTER_THE_REQUEST: Record<string, (s: net.Socket) => void> = {
-  'a body shorter than its Content-Length': (s) => s.end('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"jsonrpc": "2.0", "id"'),
-  'a status line that is not HTTP': (s) => s.end('\x15\x03\x03\x00\x02\x02\x14 not http\r\n\r\n'),
-  'a chunked body with a bad chunk size': (s) => s.end('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n{"jso\r\n0\r\n\r\n'),
-  'a gzip body that does not inflate': (s) => s.end('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: 5\r\n\r\nhello'),
-};
-
-async function answerOnce(behave: (s: net.Socket) => void): Promise<{ url: string; close: () => void }> {
-  const server = net.createServer((sock) => {
-    let buf = '';
-    sock.on('error', () => {});
-    sock.on('data', (d) => {
-      buf += d.toString('latin1');
-      const end = buf.indexOf('\r\n\r\n');
-      const len = /content-length:\s*(\d+)/i.exec(buf);
-      if (end >= 0 && len && buf.length - end - 4 >= Number(len[1])) behave(sock);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  return { url: `http://127.0.0.1:${port}`, close: () => server.close() };
-}
-
 describe('a broken answer to a request that was sent whole', () => {
-  for (const [what, behave] of Object.entries(AFTER_THE_REQUEST)) {
+  // An answer that started and broke on its way (the stalls: relay-answer-words-audit).
+  for (const { what, behave } of BROKEN_ANSWERS.filter((b) => !b.stalls)) {
     it(`${what}: a write is ambiguous (may have run), a read is the link down`, async () => {
-      const server = await answerOnce(behave);
+      const server = await answerAfterRequest(behave);
       const transport = new HttpTransport({ url: server.url, timeoutMs: 5000 });
       try {
         const write = await transport.post('/jsonrpc', { params: { method: 'execute_kw' } }, {}, false).then(() => undefined, (e: unknown) => e);
