@@ -18,14 +18,15 @@ afterEach(() => {
   for (const c of closers.splice(0)) c();
 });
 
-/** A proxy answering every CONNECT with `status` and `challenge` (Proxy-Authenticate). */
-async function refusingProxy(status: number, challenge?: string): Promise<string> {
+/** A proxy answering every CONNECT with `status` and `challenge` (Proxy-Authenticate, one header line each). */
+async function refusingProxy(status: number, challenge?: string | string[]): Promise<string> {
   const proxy = http.createServer((_req, res) => {
     res.statusCode = 405;
     res.end();
   });
   proxy.on('connect', (_req, client) => {
-    client.end(`HTTP/1.1 ${status} Refused\r\n${challenge ? `Proxy-Authenticate: ${challenge}\r\n` : ''}Content-Length: 0\r\n\r\n`);
+    const challenges = (typeof challenge === 'string' ? [challenge] : challenge ?? []).map((c) => `Proxy-Authenticate: ${c}\r\n`).join('');
+    client.end(`HTTP/1.1 ${status} Refused\r\n${challenges}Content-Length: 0\r\n\r\n`);
   });
   await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
   closers.push(() => {
@@ -58,6 +59,19 @@ describe("a forward proxy's refusal of the tunnel", () => {
   it('407 asking for Negotiate or NTLM: the gateway sends only Basic', async () => {
     const err = await refusal(await refusingProxy(407, 'Negotiate'), 'lab:secret');
     expect(err.message).toMatch(/\(HTTP 407\): it asks for Negotiate credentials; the gateway sends only Basic/);
+  });
+
+  it('407 offering Negotiate and Basic (two challenges, one header to the gateway): the credentials, not the scheme', async () => {
+    // A Kerberos proxy with a Basic fallback, the usual hospital set-up. Node joins the two
+    // headers ("Negotiate, Basic realm=…"): before, only the first scheme was read, and IT was
+    // told the proxy wants Negotiate when it takes Basic and refused the file's credentials.
+    const offered = ['Negotiate', 'Basic realm="hospital, main site"'];
+    const refused = await refusal(await refusingProxy(407, offered), 'lab:wrong');
+    expect(refused.message).toMatch(/\(HTTP 407\): it refused the credentials of odoo\.proxyAuthFile$/);
+    const none = await refusal(await refusingProxy(407, offered));
+    expect(none.message).toMatch(/\(HTTP 407\): it asks for credentials; put user:password in the file odoo\.proxyAuthFile names$/);
+    const other = await refusal(await refusingProxy(407, ['Negotiate', 'NTLM', 'Digest realm="hospital, main site", nonce="n1"']), 'lab:secret');
+    expect(other.message).toMatch(/\(HTTP 407\): it asks for Negotiate, NTLM, Digest credentials; the gateway sends only Basic/);
   });
 
   it('403: the refusal and its status', async () => {

@@ -72,9 +72,27 @@ export function createTunnelAgent(proxyUrl: string, secure: boolean, agentOption
 function connectRefused(status: number | undefined, target: string, sentAuth: boolean, challenge: string | string[] | undefined): string {
   const head = `the proxy (odoo.proxy) refused CONNECT ${target} (HTTP ${status ?? '?'})`;
   if (status !== 407) return head;
-  const asked = (typeof challenge === 'string' ? [challenge] : challenge ?? []).map((c) => c.trim().split(/\s+/)[0] ?? '').filter((c) => c !== '');
+  const asked = challengeSchemes(challenge);
   const basic = asked.length === 0 || asked.some((c) => /^basic$/i.test(c));
   if (!basic) return `${head}: it asks for ${asked.join(', ')} credentials; the gateway sends only Basic (odoo.proxyAuthFile): the proxy must accept Basic or let the gateway's address through`;
   if (!sentAuth) return `${head}: it asks for credentials; put user:password in the file odoo.proxyAuthFile names`;
   return `${head}: it refused the credentials of odoo.proxyAuthFile`;
+}
+
+/**
+ * The schemes a Proxy-Authenticate asks for. Node joins a proxy's several challenges into one
+ * header ("Negotiate, Basic realm=\"x\"", RFC 9110 §11.6.1): a scheme is a token at the start or
+ * after a comma that is not an auth-param (`name=value`). Read as the first word only, a Kerberos
+ * proxy with a Basic fallback read as "asks for Negotiate", and IT was sent after the scheme when
+ * the file's credentials were refused (test/integration/relay-proxy-connect-audit.test.ts).
+ */
+function challengeSchemes(challenge: string | string[] | undefined): string[] {
+  const schemes: string[] = [];
+  // Quoted values (a realm may hold a comma) are emptied first.
+  const joined = (typeof challenge === 'string' ? [challenge] : challenge ?? []).join(',').replace(/"(?:[^"\\]|\\.)*"/g, '""');
+  for (const part of joined.split(',')) {
+    const m = /^\s*([A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*)(?=\s|$)(?!\s*=)/.exec(part);
+    if (m && !schemes.some((s) => s.toLowerCase() === m[1]!.toLowerCase())) schemes.push(m[1]!);
+  }
+  return schemes;
 }
