@@ -510,8 +510,8 @@ const isId = (v: unknown): boolean => Number.isInteger(v) && (v as number) > 0;
  * code fixes (json2.py returns the method's value, a recordset as its ids; `BaseModel.write`
  * and `unlink` return True, `load` `{ids, messages}`, `res.users.context_get` the user's
  * context with its `uid`). Methods not listed are not checked: business methods (`action_*`,
- * `button_*`, `message_post`'s overrides aside) may answer anything: true, false, None, ids, an
- * action, a wizard, or any object, since Odoo's web client gives a dict without `type` the type
+ * `button_*` and the like) may answer anything: true, false, None, ids, an action, a wizard, or
+ * any object, since Odoo's web client gives a dict without `type` the type
  * 'ir.actions.act_window_close' (web/controllers/utils.py `clean_action`) and JSON-2 sends the
  * method's dict bare. A record id alone is taken where a recordset's ids are due (`create`,
  * `message_post`): the relay's readers take both. A JSON array or value a web proxy sends in the
