@@ -32,6 +32,29 @@ describe.each([16, 18, 19] as const)('a lot named in another case (Odoo %i)', (v
     expect(quantsByLotAt(rig.emu, pid, { internalOnly: true })['l2207a@Lab']).toBe(99);
   });
 
+  /**
+   * Found in review: a lot matched without regard to case was never kept, so every later run of it
+   * searched Odoo again (up to a search per event of a 500-event batch, for good). Now the match is
+   * kept with the reference snapshot: one search per pull.
+   */
+  it('is looked up in Odoo once, not at every run', async () => {
+    rig = await makeRig(version);
+    const pid = productId(rig.emu, 'RGT-GLU');
+    const lab = idOf(rig.emu, 'stock.location', [['name', '=', 'Lab']]);
+    receiveLot(rig.emu, pid, 'l2207a', lab, 100);
+    const lotSearches = (): number => rig!.emu.calls.filter((c) => c.model === 'stock.lot' && c.method === 'search_read').length;
+    const counts: number[] = [];
+    for (let n = 1; n <= 4; n++) {
+      await rig.commit([consumableUsed('cobas-1', 'RGT-GLU', 1, n, 'L2207A')]);
+      await rig.waitDrained();
+      counts.push(lotSearches());
+    }
+    expect(quantsByLotAt(rig.emu, pid, { internalOnly: true })['l2207a@Lab']).toBe(96);
+    // The first run searched; the three after it did not.
+    expect(counts[0]).toBeGreaterThan(0);
+    expect(counts).toEqual([counts[0], counts[0], counts[0], counts[0]]);
+  });
+
   /** Guards: a lot expired in Odoo that the analyzer still reports was used: posted on it (Odoo's expiry wizard skipped). */
   it('a lot expired in Odoo, reported by the analyzer, is posted on it', async () => {
     rig = await makeRig(version);

@@ -192,6 +192,8 @@ export class ReferenceData {
   readonly #mapping: OdooMappingConfig;
   readonly #log: Logger | undefined;
   #snap: ReferenceSnapshot = emptySnapshot();
+  /** Lots found under another case than the analyzer's name (lotByName), by product id and that name; emptied with each pull. */
+  #lotNames = new Map<string, number>();
   #products = new Map<string, ProductRef>();
   #productsById = new Map<number, ProductRef>();
   #partners = new Map<string, PartnerRef>();
@@ -499,16 +501,21 @@ export class ReferenceData {
     return t;
   }
 
-  /** Lot by name for a product (analyzer-reported lot). */
   /**
    * The product's lot the analyzer named: the lot of that exact name, else the only one whose name
    * matches without regard to case (the analyzer reads L2207A from the barcode, the stock keeper
    * typed l2207a from the box; before, every run was a dead letter while Odoo held the lot). Two
-   * lots differing only in case are not guessed between: the mapping error names them.
+   * lots differing only in case are not guessed between: the mapping error names them. A match in
+   * another case is kept until the next reference pull (`#lotNames`): before, every later run of
+   * that lot searched Odoo again.
    */
   async lotByName(productId: number, name: string, productCode: string): Promise<LotRef> {
     const exact = this.#snap.lots.find((l) => l.productId === productId && l.name === name);
     if (exact) return exact;
+    const key = `${productId}\u0000${name}`;
+    const known = this.#lotNames.get(key);
+    const kept = known === undefined ? undefined : this.#snap.lots.find((l) => l.id === known);
+    if (kept) return kept;
     const escaped = name.replace(/[\\%_]/g, (c) => `\\${c}`);
     const rows = await searchRead(this.#odoo, 'stock.lot', [['product_id', '=', productId], ['name', '=ilike', escaped]], ['id', 'name', 'product_id', 'expiration_date'], { order: 'id' });
     const lots = rows.map(toLot);
@@ -518,6 +525,7 @@ export class ReferenceData {
       throw mappingMissing(`reagent lot ${name} of product ${productCode} is not known in Odoo${others}`, { productCode, lot: name });
     }
     if (!this.#snap.lots.some((l) => l.id === lot.id)) this.#snap.lots.push(lot);
+    if (lot.name !== name) this.#lotNames.set(key, lot.id);
     return lot;
   }
 
@@ -780,6 +788,7 @@ export class ReferenceData {
 
   #index(snap: ReferenceSnapshot): void {
     this.#snap = snap;
+    this.#lotNames = new Map();
     this.#debits = new Map();
     this.#stockReadAt = new Map();
     this.#products = new Map(snap.products.map((p) => [p.code, p]));
