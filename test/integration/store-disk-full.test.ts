@@ -13,12 +13,12 @@
  * with few inodes, so that LevelDB's own file creation fails as on a full disk
  * (test/fixtures/store/disk-full-child.ts).
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../fixtures/hl7/helpers.ts';
+import { inTmpfs as inTmpfsIn } from '../fixtures/store/in-tmpfs.ts';
 
 const child = path.join(repoRoot, 'test/fixtures/store/disk-full-child.ts');
 const dir = mkdtempSync(path.join(tmpdir(), 'lgw-disk-full-'));
@@ -42,39 +42,9 @@ function night(): Promise<Night> {
   return inTmpfs<Night>(child, [], 'size=64m,nr_inodes=48');
 }
 
-/**
- * Run `script` (with `args` after the mount point) on a real tmpfs mounted with `mountOptions` in
- * a mount namespace of its own: as root a plain one; where root lacks CAP_SYS_ADMIN (a container's
- * default root), or as another user, one inside a user namespace mapped to root. Resolves with
- * the last line the child printed, parsed as JSON.
- */
-async function inTmpfs<T>(script: string, args: string[], mountOptions: string): Promise<T> {
-  const asRoot = process.getuid?.() === 0;
-  if (!asRoot) return inTmpfsOnce<T>(script, args, mountOptions, true);
-  try {
-    return await inTmpfsOnce<T>(script, args, mountOptions, false);
-  } catch (e) {
-    if (!/Operation not permitted|unshare failed/.test(String(e))) throw e;
-    return inTmpfsOnce<T>(script, args, mountOptions, true);
-  }
-}
-
-function inTmpfsOnce<T>(script: string, args: string[], mountOptions: string, userNamespace: boolean): Promise<T> {
-  const mountPoint = mkdtempSync(path.join(dir, 'tmpfs-'));
-  const shell = `mount -t tmpfs -o ${mountOptions} tmpfs "$0" && exec "$@" "$0" ${args.map((a) => `'${a}'`).join(' ')}`;
-  const argv = [...(userNamespace ? ['--map-root-user'] : []), '--mount', 'sh', '-c', shell, mountPoint, process.execPath, script];
-  return new Promise((resolve, reject) => {
-    const proc = spawn('unshare', argv, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    proc.once('exit', (code) => {
-      const line = out.trim().split('\n').at(-1);
-      if (code !== 0 || !line) return reject(new Error(`${path.basename(script)} exited with ${code}: ${err.slice(-2000)}`));
-      resolve(JSON.parse(line) as T);
-    });
-  });
+/** The child `script` on a real tmpfs (test/fixtures/store/in-tmpfs.ts). */
+function inTmpfs<T>(script: string, args: string[], mountOptions: string): Promise<T> {
+  return inTmpfsIn<T>(dir, script, args, mountOptions);
 }
 
 describe('disk full, then space freed', () => {

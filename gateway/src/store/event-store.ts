@@ -385,10 +385,12 @@ export class EventStore implements GatewayStore {
    */
   #lateFailure: Error | undefined;
   /**
-   * The health probe met a LevelDB I/O error: LevelDB is opened again before the next probe (see
-   * #reopenLevel). While that runs, every write is refused with #levelReopening.
+   * LevelDB must be opened again before anything is written to it (see #reopenLevel): a LevelDB
+   * write failed (its log may end in a torn record, and LevelDB goes on appending after it), or the
+   * health probe met a LevelDB I/O error. Every write is refused with it until the probe has
+   * reopened LevelDB; while the reopening runs, with #levelReopening.
    */
-  #levelNeedsReopen = false;
+  #levelNeedsReopen: Error | undefined;
   #checking: Promise<void> | undefined;
   #levelReopening: Error | undefined;
   /**
@@ -519,7 +521,7 @@ export class EventStore implements GatewayStore {
           },
         };
       },
-      beforeWrite: () => this.#injectedFault ?? this.#lateFailure ?? this.#levelReopening,
+      beforeWrite: () => this.#injectedFault ?? this.#lateFailure ?? this.#levelNeedsReopen ?? this.#levelReopening,
       onEarly: (prepared) => {
         if (prepared.end) this.#answeredUnapplied.add(encodePosition(prepared.end));
       },
@@ -665,7 +667,12 @@ export class EventStore implements GatewayStore {
         if (value === null) batch._del(key);
         else batch._put(key, value);
       }
-      await batch._write({ sync });
+      try {
+        await batch._write({ sync });
+      } catch (e) {
+        this.#levelWriteFailed(e);
+        throw e;
+      }
     } finally {
       db.detachResource(batch);
     }
@@ -953,7 +960,7 @@ export class EventStore implements GatewayStore {
     try {
       if (this.#levelNeedsReopen) {
         await this.#reopenLevel();
-        this.#levelNeedsReopen = false;
+        this.#levelNeedsReopen = undefined;
       }
       if (this.#lateFailure) await this.#catchUp();
       // The probe also moves the checkpoint past logged batches that failed before LevelDB had
@@ -973,9 +980,27 @@ export class EventStore implements GatewayStore {
       });
       this.#setHealth('ok');
     } catch (err) {
-      if (isLevelIoError(err)) this.#levelNeedsReopen = true;
+      if (isLevelIoError(err)) this.#levelNeedsReopen ??= new GatewayError('GW_STORE_UNAVAILABLE', `LevelDB must be opened again: ${describeError(err)}`, { cause: err });
       this.#setHealth('failed', describeError(err));
     }
+  }
+
+  /**
+   * A LevelDB write returned an error. LevelDB sets no error of its own when appending to its log
+   * fails (ENOSPC): the log may end in a torn record (or miss one it counted), later writes are
+   * appended after it, and at the next open LevelDB's log reader drops everything from the tear
+   * to the end of that log file, which its memtable held. So nothing is written to LevelDB again
+   * until the health probe has opened it again: the open recovers the log up to the tear, and the
+   * probe then catches up from the message log what was answered and moves the checkpoint past
+   * what was refused. A write that went on was lost at the next open with every other write after
+   * the tear (the probe's checkpoint with them): start-up then replayed the message log from
+   * before the failed write, refused batches included, and a message answered AE and resent was
+   * stored twice (test/integration/store-disk-full-wal.test.ts).
+   */
+  #levelWriteFailed(err: unknown): void {
+    if (this.#health === 'closed') return;
+    this.#levelNeedsReopen ??= new GatewayError('GW_STORE_UNAVAILABLE', `a LevelDB write failed, LevelDB must be opened again: ${describeError(err)}`, { cause: err });
+    this.#setHealth('failed', `a LevelDB write failed: ${describeError(err)}`);
   }
 
   /**
@@ -1080,6 +1105,9 @@ export class EventStore implements GatewayStore {
         if (this.#answeredUnapplied.size === 0) break;
       }
     }
+    // Every batch answered so far is in LevelDB now: written again here, or recovered by LevelDB
+    // itself when it was opened again (its log held the write that had returned an error).
+    this.#answeredUnapplied.clear();
     this.#lateFailure = undefined;
   }
 
