@@ -1,11 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
+import { writeIntakeOnlyConfig } from '../fixtures/gateway-process.ts';
 import { repoRoot } from '../fixtures/hl7/helpers.ts';
 
 /**
@@ -21,18 +22,7 @@ const cli = path.join(repoRoot, 'gateway/src/cli/main.ts');
 const dir = mkdtempSync(path.join(tmpdir(), 'lab-gw-crash-'));
 const dataDir = path.join(dir, 'data');
 const configFile = path.join(dir, 'gateway.yaml');
-writeFileSync(
-  configFile,
-  [
-    `gateway: { id: crash-test, dataDir: ${dataDir} }`,
-    'hl7: [ { id: lis, listen: { host: 127.0.0.1, port: 0 }, ack: original } ]',
-    'mqtt: { broker: embedded, listen: { host: 127.0.0.1, port: 0 } }',
-    'status: { listen: { host: 127.0.0.1, port: 0 } }',
-    // Intake is under test: the relay stays off so the store sees only intake writes.
-    'relay: { enabled: false }',
-    '',
-  ].join('\n'),
-);
+writeIntakeOnlyConfig(configFile, 'crash-test', dataDir);
 let child: ChildProcess | undefined;
 
 afterAll(() => {

@@ -13,31 +13,20 @@
  *
  * cli-gateway.test.ts stops an idle gateway after one message; this one stops it under load.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
-import { startGatewayProcess, type GatewayProcess } from '../fixtures/gateway-process.ts';
+import { startGatewayProcess, writeIntakeOnlyConfig, type GatewayProcess } from '../fixtures/gateway-process.ts';
 
 const CLIENTS = 10;
 const PIPELINE = 16;
 const dir = mkdtempSync(path.join(tmpdir(), 'lgw-sigterm-'));
 const dataDir = path.join(dir, 'data');
 const configFile = path.join(dir, 'gateway.yaml');
-writeFileSync(
-  configFile,
-  [
-    `gateway: { id: sigterm-test, dataDir: ${dataDir} }`,
-    'hl7: [ { id: lis, listen: { host: 127.0.0.1, port: 0 }, ack: original } ]',
-    'mqtt: { broker: embedded, listen: { host: 127.0.0.1, port: 0 } }',
-    'status: { listen: { host: 127.0.0.1, port: 0 } }',
-    // Intake is under test: the relay stays off so that the store sees only intake writes.
-    'relay: { enabled: false }',
-    '',
-  ].join('\n'),
-);
+writeIntakeOnlyConfig(configFile, 'sigterm-test', dataDir);
 
 let gw: GatewayProcess | undefined;
 afterAll(async () => {
