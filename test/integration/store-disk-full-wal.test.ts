@@ -17,11 +17,14 @@
  * filled to the last byte by another program (test/fixtures/store/torn-wal-child.ts).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { repoRoot } from '../fixtures/hl7/helpers.ts';
 import { inTmpfs } from '../fixtures/store/in-tmpfs.ts';
+import { inboundMessage, resultValidated } from '../fixtures/store/inbound.ts';
+import { useTempStore } from '../fixtures/store/temp-store.ts';
 
 const child = path.join(repoRoot, 'test/fixtures/store/torn-wal-child.ts');
 const dir = mkdtempSync(path.join(tmpdir(), 'lgw-torn-wal-'));
@@ -64,5 +67,68 @@ describe("LevelDB's log on a full disk", () => {
     const r = await inTmpfs<Run>(dir, child, ['early'], 'size=8m');
     expect(r.refusal).toMatch(/an earlier batch failed/);
     expectExactlyOnce(r);
+  }, 60_000);
+});
+
+describe('a LevelDB write failing while the health probe finishes', () => {
+  // What the user sees: the store says it is healthy (GET /api/status, the tray), yet the next
+  // message is answered AE 207 "store unavailable", and a batch answered at its commit point is not
+  // caught up until some write has been refused.
+  // Cause: a write that failed after the probe had opened LevelDB again and written its own batch
+  // (a document: documents are written while the store is failed) set "LevelDB must be opened
+  // again", and the probe went on to report 'ok'; later probes saw 'ok' and did nothing, while
+  // every write was refused, until a refused one set 'failed' again. Fix: the probe reports 'ok' only with no failure pending, and
+  // a probe also runs while one is pending.
+  const tmp = useTempStore('lgw-torn-wal-probe-', { minFreeBytes: 0, pruneIntervalMs: 0, healthCheckIntervalMs: 20 });
+  const proto = (createRequire(import.meta.url)('classic-level/chained-batch.js') as { ChainedBatch: { prototype: Record<string, (...args: unknown[]) => unknown> } }).ChainedBatch.prototype;
+  const original = { put: proto._put as (...args: unknown[]) => unknown, write: proto._write as (...args: unknown[]) => unknown };
+  const keysOf = new WeakMap<object, string[]>();
+  const failing = new Set<string>();
+  const levelIo = (): Error => Object.assign(new Error('IO error: No space left on device'), { code: 'LEVEL_IO_ERROR' });
+  beforeEach(() => {
+    proto._put = function (this: object, key: unknown, value: unknown) {
+      const keys = keysOf.get(this) ?? [];
+      keys.push(String(key));
+      keysOf.set(this, keys);
+      return original.put.call(this, key, value);
+    };
+    // A LevelDB write fails, as on a full disk, when its batch holds a document named in `failing`.
+    proto._write = function (this: object, options: unknown) {
+      if ((keysOf.get(this) ?? []).some((k) => [...failing].some((f) => k.includes(f)))) return Promise.reject(levelIo());
+      return original.write.call(this, options);
+    };
+  });
+  afterEach(() => {
+    proto._put = original.put;
+    proto._write = original.write;
+    failing.clear();
+  });
+
+  it('is not reported healthy while LevelDB must be opened again; writes resume', async () => {
+    const store = await tmp.open();
+    await store.commit(inboundMessage('P1'), [resultValidated('ORDER-P1', 'k-P1')]);
+    failing.add('first-failure');
+    await expect(store.putDoc('test', 'first-failure', 1)).rejects.toThrow(/GW_STORE_UNAVAILABLE|could not commit/);
+    expect(store.health).toBe('failed');
+    failing.delete('first-failure');
+
+    // The probe's own write (after LevelDB was opened again): a document queued behind it fails.
+    let second: Promise<void> | undefined;
+    store.interceptLevelWrites(() => {
+      if (second) return;
+      failing.add('during-probe');
+      second = store.putDoc('test', 'during-probe', 2);
+      second.catch(() => undefined);
+    });
+    await expect.poll(() => second !== undefined, { timeout: 30_000 }).toBe(true);
+    await expect(second).rejects.toThrow();
+    store.interceptLevelWrites(undefined);
+    failing.clear();
+
+    // Healthy again once the probe has opened LevelDB again, and then it takes writes.
+    await expect.poll(() => store.health, { timeout: 30_000 }).toBe('ok');
+    await store.putDoc('test', 'after', 3);
+    expect(await store.getDoc('test', 'after')).toBe(3);
+    expect((await store.commit(inboundMessage('P2'), [resultValidated('ORDER-P2', 'k-P2')])).duplicate).toBe(false);
   }, 60_000);
 });

@@ -956,7 +956,8 @@ export class EventStore implements GatewayStore {
     if (this.#health === 'closed') return;
     const diskOk = await this.#checkDisk();
     if (!diskOk) return;
-    if (this.#health === 'ok') return;
+    // A failure pending keeps the probe going even where the store says 'ok' (see the end).
+    if (this.#health === 'ok' && !this.#levelNeedsReopen && !this.#lateFailure) return;
     try {
       if (this.#levelNeedsReopen) {
         await this.#reopenLevel();
@@ -978,6 +979,11 @@ export class EventStore implements GatewayStore {
         // partition (the order's later events with it) would wait for a restart.
         await this.#reopenLeases('the store failed while this delivery was being recorded');
       });
+      // A write that failed after LevelDB was opened again (a document queued behind the probe's
+      // write, before the reload) needs another reopening, or a catch-up: 'ok' now would refuse
+      // every write while saying the store is healthy, and no later probe would run.
+      const pending = this.#levelNeedsReopen ?? this.#lateFailure;
+      if (pending) throw pending;
       this.#setHealth('ok');
     } catch (err) {
       if (isLevelIoError(err)) this.#levelNeedsReopen ??= new GatewayError('GW_STORE_UNAVAILABLE', `LevelDB must be opened again: ${describeError(err)}`, { cause: err });
