@@ -421,7 +421,7 @@ export class OdooClient implements OdooClientLike {
     if (reply.status !== 200) throw httpFailure(reply, idempotent);
     const body = tryJson(reply.body) as { jsonrpc?: unknown; id?: unknown; result?: unknown; error?: { code?: number; message?: string; data?: { name?: string; message?: string } } } | undefined;
     if (body === undefined || typeof body !== 'object' || body === null) {
-      throw odooError(idempotent ? 'transient' : 'ambiguous', `Odoo answered HTTP 200 with a body that is not JSON-RPC`, { httpStatus: 200, linkDown: idempotent });
+      throw unknownOutcome(idempotent, `Odoo answered HTTP 200 with a body that is not JSON-RPC`, 200);
     }
     // Odoo's every answer is an object with "jsonrpc": "2.0" (A.1, D; a None result has no
     // `result` key but has that). JSON without it is someone else's (a web proxy's or WAF's own
@@ -429,7 +429,7 @@ export class OdooClient implements OdooClientLike {
     // none of `jsonrpc`, `result`, `error` was a success returning None: a chatter note never
     // posted counted as delivered, a look-up as "nothing found" (test/integration/relay-proxy-json-audit.test.ts).
     if (Array.isArray(body) || body.jsonrpc !== '2.0') {
-      throw odooError(idempotent ? 'transient' : 'ambiguous', `HTTP 200 with JSON that is not Odoo's JSON-RPC answer (no "jsonrpc": "2.0"): a web proxy's own answer? check odoo.url and the site's web proxy`, { httpStatus: 200, linkDown: idempotent });
+      throw unknownOutcome(idempotent, `HTTP 200 with JSON that is not Odoo's JSON-RPC answer (no "jsonrpc": "2.0"): a web proxy's own answer? check odoo.url and the site's web proxy`, 200);
     }
     // Odoo echoes the request's id (JsonRPCDispatcher._response, A.1, D). An answer carrying
     // another id is another request's: a web proxy's cache answering from an earlier call, a late
@@ -442,7 +442,7 @@ export class OdooClient implements OdooClientLike {
     // success, and it is classified by its name as any other.
     if (body.id !== id && !(body.error && body.id === null)) {
       const got = 'id' in body ? JSON.stringify(body.id) : 'none';
-      throw odooError(idempotent ? 'transient' : 'ambiguous', `HTTP 200 with a JSON-RPC answer of another request (id ${got.slice(0, 40)}, sent ${id}): a web proxy's cache or a late answer? check the site's web proxy${idempotent ? '' : '; the write may or may not have run'}`, { httpStatus: 200, linkDown: idempotent });
+      throw unknownOutcome(idempotent, `HTTP 200 with a JSON-RPC answer of another request (id ${got.slice(0, 40)}, sent ${id}): a web proxy's cache or a late answer? check the site's web proxy${idempotent ? '' : '; the write may or may not have run'}`, 200);
     }
     if (body.error) {
       const name = body.error.data?.name ?? 'unknown';
@@ -477,7 +477,7 @@ export class OdooClient implements OdooClientLike {
       // None result with `null` (make_json_response, odoo-api.md A.4), never with nothing; read
       // as null, a look-up cut to nothing made the LIS's resend load the order's lines again.
       const parsed = tryJson(reply.body);
-      if (parsed === undefined) throw odooError(idempotent ? 'transient' : 'ambiguous', 'Odoo answered HTTP 200 with a body that is not JSON', { httpStatus: 200, linkDown: idempotent });
+      if (parsed === undefined) throw unknownOutcome(idempotent, 'Odoo answered HTTP 200 with a body that is not JSON', 200);
       // JSON-2 returns the method's value bare: nothing in it says it is Odoo's. What can be
       // checked without refusing a real answer (json2Answer): Odoo sends it as
       // `application/json` (make_json_response), and an ORM method's value has the shape its
@@ -486,7 +486,7 @@ export class OdooClient implements OdooClientLike {
       // link down. Before, a WAF's `{"status": "ok"}` read as "nothing found" by a look-up and
       // counted a chatter note as posted (test/integration/relay-json2-answer-audit.test.ts).
       const problem = json2Answer(method, reply.contentType, parsed);
-      if (problem) throw odooError(idempotent ? 'transient' : 'ambiguous', `HTTP 200 with ${problem}: not Odoo's answer to ${model}.${method} (a web proxy's own answer?); check odoo.url and the site's web proxy`, { httpStatus: 200, linkDown: idempotent });
+      if (problem) throw unknownOutcome(idempotent, `HTTP 200 with ${problem}: not Odoo's answer to ${model}.${method} (a web proxy's own answer?); check odoo.url and the site's web proxy`, 200);
       return parsed;
     }
     throw httpFailure(reply, idempotent);
@@ -543,6 +543,14 @@ export function json2Answer(method: string, contentType: string, value: unknown)
   const describe = (): string => (Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value === 'object' ? `an object (${Object.keys(value).slice(0, 4).join(', ')})` : `${typeof value} ${JSON.stringify(value).slice(0, 40)}`);
   if (shape && !shape.ok(value)) return `${describe()} where Odoo's ${method} answers ${shape.expected}`;
   return undefined;
+}
+
+/**
+ * An answer that says nothing of the call (not Odoo's, broken, another request's): a write may or
+ * may not have run (ambiguous, looked up before any resend), a read is the link down.
+ */
+function unknownOutcome(idempotent: boolean, message: string, httpStatus: number): GatewayError {
+  return odooError(idempotent ? 'transient' : 'ambiguous', message, { httpStatus, linkDown: idempotent });
 }
 
 function tryJson(text: string): unknown {
@@ -611,12 +619,12 @@ function httpFailure(reply: HttpReply, idempotent: boolean): GatewayError {
     // buffering gateway, a misconfigured rule). Whether a write reached Odoo is unknown: ambiguous;
     // a read is the link down. Before, it fell through to "Odoo answered HTTP 204", permanent:
     // every event leased meanwhile was a dead letter (test/integration/relay-json-error-body-audit.test.ts).
-    return odooError(idempotent ? 'transient' : 'ambiguous', `${notOdoosAnswer(reply)}: whether the request reached Odoo is unknown; check the site's web proxy`, { httpStatus: s, linkDown: idempotent });
+    return unknownOutcome(idempotent, `${notOdoosAnswer(reply)}: whether the request reached Odoo is unknown; check the site's web proxy`, s);
   }
   if (s >= 500) {
     // A 500 without an Odoo error body: the server or a proxy crashed mid-request. The request
     // reached the server, so a write may have happened.
-    return odooError(idempotent ? 'transient' : 'ambiguous', `Odoo answered HTTP ${s} without an error body`, { httpStatus: s, linkDown: idempotent });
+    return unknownOutcome(idempotent, `Odoo answered HTTP ${s} without an error body`, s);
   }
   if ((s >= 300 && s < 400) || s === 403 || s === 407 || s === 408) {
     // Not Odoo's answer: Odoo answers /jsonrpc with HTTP 200 envelopes and /json/2 with a JSON
