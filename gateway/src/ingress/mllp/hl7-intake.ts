@@ -166,6 +166,12 @@ function batchComment(escaped: string, enc: string): string {
   return `${cut}...`;
 }
 
+/** The first of `fingerprints` whose look-up (run at once, in parallel) found its key, or undefined. */
+async function firstUsed(fingerprints: readonly string[], lookups: ReadonlyArray<Promise<boolean> | boolean>): Promise<string | undefined> {
+  const i = (await Promise.all(lookups)).indexOf(true);
+  return i === -1 ? undefined : fingerprints[i];
+}
+
 const FALLBACK_HEADER: MshHeader = readMsh('MSH|^~\\&').header;
 
 interface MessageOutcome {
@@ -562,6 +568,9 @@ export class Hl7Intake {
       if (read.keySender !== undefined) ctx.keySender = read.keySender;
       return ctx;
     };
+    // The events under another fingerprint (an earlier release's), the first normalization's notes,
+    // warnings, terms and problems left as they are.
+    const normalizeUnder = (fp: string): DraftEvent[] => this.#normalize({ ...context(fp), notes: [], warnings: [], searchTerms: [], problems: [] });
     try {
       events = this.#normalize(context(fingerprint));
     } catch (err) {
@@ -604,7 +613,7 @@ export class Hl7Intake {
     // this one is about to write), and the commits still go to the store in arrival order. A
     // message without events (ADT) is looked up by its dedup key under each such fingerprint.
     const found =
-      earlier.length === 0 ? undefined : events.length > 0 ? this.#earlierFingerprint(header.controlId, fingerprint, earlier, events[0] as DraftEvent, context) : this.#earlierDedupFingerprint(dedupPrefix, earlier);
+      earlier.length === 0 ? undefined : events.length > 0 ? this.#earlierFingerprint(header.controlId, fingerprint, earlier, events[0] as DraftEvent, normalizeUnder) : this.#earlierDedupFingerprint(dedupPrefix, earlier);
     // A look-up that fails (the store cannot read) is not skipped as other steps are: committed
     // under the current keys, a message an earlier release took would be taken again (a second
     // result for Odoo). The message is answered as when the store cannot commit: the sender resends.
@@ -613,7 +622,7 @@ export class Hl7Intake {
       (hit) => {
         if (hit === undefined) return;
         try {
-          if (events.length > 0) events = this.#normalize({ ...context(hit), notes: [], warnings: [], searchTerms: [], problems: [] });
+          if (events.length > 0) events = normalizeUnder(hit);
           inbound.dedupKey = dedupPrefix + hit;
         } catch (error) {
           lookupFailed = { error };
@@ -642,22 +651,20 @@ export class Hl7Intake {
    * fingerprint exchanged (normalized again only when the key is too long to hold it as text).
    * All look-ups run at once; the first of `earlier` found wins.
    */
-  async #earlierFingerprint(controlId: string, fingerprint: string, earlier: readonly string[], first: DraftEvent, context: (fp: string) => Hl7NormalizeContext): Promise<string | undefined> {
+  async #earlierFingerprint(controlId: string, fingerprint: string, earlier: readonly string[], first: DraftEvent, normalizeUnder: (fp: string) => DraftEvent[]): Promise<string | undefined> {
     const part = `|${fingerprint}|`;
     const at = first.idempotencyKey.indexOf(part);
     const keyWith = (fp: string): string | undefined => {
       if (at !== -1) return first.idempotencyKey.slice(0, at) + `|${fp}|` + first.idempotencyKey.slice(at + part.length);
       try {
-        return this.#normalize({ ...context(fp), notes: [], warnings: [], searchTerms: [], problems: [] })[0]?.idempotencyKey;
+        return normalizeUnder(fp)[0]?.idempotencyKey;
       } catch (err) {
         this.#log.warn('the keys of the releases before could not be made; committed under the current ones', { controlId, error: describeError(err) });
         return undefined;
       }
     };
     const keys = earlier.map(keyWith);
-    const used = await Promise.all(keys.map((k) => (k === undefined || k === first.idempotencyKey ? false : this.#keyUsed(k))));
-    const i = used.indexOf(true);
-    return i === -1 ? undefined : earlier[i];
+    return firstUsed(earlier, keys.map((k) => (k === undefined || k === first.idempotencyKey ? false : this.#keyUsed(k))));
   }
 
   /**
@@ -668,9 +675,7 @@ export class Hl7Intake {
   async #earlierDedupFingerprint(prefix: string, earlier: readonly string[]): Promise<string | undefined> {
     const store = this.#store;
     if (!store.dedupKeyUsed) return undefined;
-    const used = await Promise.all(earlier.map((fp) => (store.dedupKeyUsed as (key: string) => Promise<boolean>).call(store, prefix + fp)));
-    const i = used.indexOf(true);
-    return i === -1 ? undefined : earlier[i];
+    return firstUsed(earlier, earlier.map((fp) => store.dedupKeyUsed?.(prefix + fp) ?? false));
   }
 
   /**
