@@ -22,7 +22,6 @@ import { DEMO_ANALYZER_ID, DEMO_GATEWAY_ID, DEMO_LIS_ID } from '../relay/odoo-ta
 import { args, UsageError, type CliContext } from './main.ts';
 import { runUntilSignal } from './start.ts';
 
-const DEMO_ANALYZER = DEMO_ANALYZER_ID;
 const DEMO_PROFILE = 'roche-cobas-c111';
 /** Tests the simulated LIS orders: chemistry the c 111 runs and the sandbox sells. */
 const DEMO_TESTS = ['GLU', 'CREA', 'ALT'] as const;
@@ -101,7 +100,7 @@ export async function runDemo(argv: string[], ctx: CliContext): Promise<number> 
     {
       gateway: { id: DEMO_GATEWAY_ID, dataDir: options.dataDir },
       hl7: [{ id: DEMO_LIS_ID, listen: { host: '127.0.0.1', port: options.hl7Port } }],
-      analyzers: [{ id: DEMO_ANALYZER, profile: DEMO_PROFILE, tcp: { listen: { host: '127.0.0.1', port: 0 } } }],
+      analyzers: [{ id: DEMO_ANALYZER_ID, profile: DEMO_PROFILE, tcp: { listen: { host: '127.0.0.1', port: 0 } } }],
       odoo: { sandboxVersion: odooVersion },
       relay: { microBatchWindowMs: 5_000, scheduledEveryMinutes: 1, invoicing: true, referenceRefreshMs: 60_000 },
       mqtt: { broker: 'embedded', listen: { host: '127.0.0.1', port: options.mqttPort }, publishIntervalMs: 5_000 },
@@ -118,14 +117,14 @@ export async function runDemo(argv: string[], ctx: CliContext): Promise<number> 
     gateway,
     ctx,
     async (addr) => {
-      const analyzer = addr.analyzers[DEMO_ANALYZER];
+      const analyzer = addr.analyzers[DEMO_ANALYZER_ID];
       ctx.out(
         [
           '',
           'lab-gateway demo is running',
           `  status page      ${addr.status.url}`,
           `  HL7/MLLP (LIS)   ${addr.hl7[DEMO_LIS_ID]?.host}:${addr.hl7[DEMO_LIS_ID]?.port}`,
-          `  analyzer (ASTM)  ${DEMO_ANALYZER} (${DEMO_PROFILE}) on ${analyzer?.host}:${analyzer?.port}`,
+          `  analyzer (ASTM)  ${DEMO_ANALYZER_ID} (${DEMO_PROFILE}) on ${analyzer?.host}:${analyzer?.port}`,
           `  MQTT             ${addr.mqtt.url}  (try: mosquitto_sub -v -t 'lab-gateway/#')`,
           `  sandbox Odoo     ${addr.odoo.url}  (records on the status page, or: npx lab-gateway sandbox list${options.dataDir === './var' ? '' : ' --config <a file with gateway.dataDir: ' + options.dataDir + '>'})`,
           `  data             ${addr.dataDir}`,
