@@ -162,7 +162,7 @@ export function messageTypeOf(header: MshHeader): string {
  * and starts with its MSH (nearly every message).
  */
 export function contentFingerprint(raw: Buffer): string {
-  return hash('sha256', withoutMsh7(raw.toString('latin1')), 'hex').slice(0, 16);
+  return fingerprintOf(withoutMsh7(raw.toString('latin1')));
 }
 
 /**
@@ -190,19 +190,14 @@ export function messageFingerprints(raw: Buffer, withEarlier = true): { fingerpr
   // The MSH-7 of a message after a byte-order mark or a blank line is left out too (the releases
   // before hashed such a message with its MSH-7: a resend with a refreshed one was a new message).
   const data = endedWithOneCr(head === 0 ? legacyData : withoutMsh7(text.slice(head)));
-  const fingerprint = hash('sha256', data, 'hex').slice(0, 16);
+  const fingerprint = fingerprintOf(data);
   // Outside the upgrade window, a message in the usual form: one hash. One in another form keeps
   // the key the releases before gave that same form (`legacy`) for good: its events' keys outlive
   // retention as tombstones, so they never made a resent result's events again.
-  if (!withEarlier) {
-    if (data === legacyData) return { fingerprint, earlier: [] };
-    const legacy = hash('sha256', legacyData, 'hex').slice(0, 16);
-    return { fingerprint, legacy, earlier: [legacy] };
-  }
-  const earlier = earlierEndFingerprints(data);
-  if (data === legacyData) return { fingerprint, earlier };
-  const legacy = hash('sha256', legacyData, 'hex').slice(0, 16);
-  return { fingerprint, legacy, earlier: [legacy, ...earlier.filter((f) => f !== legacy)] };
+  const fromFile = withEarlier ? earlierEndFingerprints(data) : [];
+  if (data === legacyData) return { fingerprint, earlier: fromFile };
+  const legacy = fingerprintOf(legacyData);
+  return { fingerprint, legacy, earlier: [legacy, ...fromFile.filter((f) => f !== legacy)] };
 }
 
 /**
@@ -214,7 +209,12 @@ export function messageFingerprints(raw: Buffer, withEarlier = true): { fingerpr
  * among them: the releases before hashed those with their MSH-7, which a resend refreshes.
  */
 function earlierEndFingerprints(data: string): string[] {
-  return [hash('sha256', data.slice(0, -1), 'hex').slice(0, 16), hash('sha256', `${data}\r`, 'hex').slice(0, 16)];
+  return [fingerprintOf(data.slice(0, -1)), fingerprintOf(`${data}\r`)];
+}
+
+/** The first 16 hex digits of the text's SHA-256 (hashed as UTF-8, as it always was): a fingerprint. */
+function fingerprintOf(text: string): string {
+  return hash('sha256', text, 'hex').slice(0, 16);
 }
 
 /** A UTF-8 byte-order mark (read as Latin-1) and then CR, LF, spaces and tabs: their length. */
