@@ -333,6 +333,15 @@ function reopened(state: BillingState, code: string, order: BillingEvent): void 
   if (resultAt !== undefined && compareMoments(resultAt, placedAt(order)) > 0) state.validated.add(code);
 }
 
+/** A cancellation took `code` off: not open, nothing of it validated or billed. */
+function forgetTest(state: BillingState, code: string): void {
+  state.open.delete(code);
+  state.openedAt.delete(code);
+  state.validated.delete(code);
+  state.validatedWhileClosed.delete(code);
+  state.billed.delete(code);
+}
+
 /** Walk an accession's events in the order they happened (see the header). */
 export function billingState(events: Iterable<BillingEvent>): BillingState {
   const state: BillingState = {
@@ -427,40 +436,23 @@ export function billingState(events: Iterable<BillingEvent>): BillingState {
         const later = laterOrder(state, code, cancel);
         if (later) state.leftOpen.set(code, later.at);
       }
-      if (tests.length === 0 && state.leftOpen.size > 0) {
-        // A whole-order cancellation with tests ordered after it: it cancels the rest only.
-        for (const code of state.everOrdered) if (!state.leftOpen.has(code)) closeTest(state, code, cancel);
-        for (const code of [...state.open.keys()]) {
-          if (state.leftOpen.has(code)) continue;
-          state.open.delete(code);
-          state.openedAt.delete(code);
-        }
-        for (const code of [...state.validated]) if (!state.leftOpen.has(code)) state.validated.delete(code);
-        for (const code of [...state.billed]) if (!state.leftOpen.has(code)) state.billed.delete(code);
-        for (const code of [...state.validatedWhileClosed.keys()]) if (!state.leftOpen.has(code)) state.validatedWhileClosed.delete(code);
-      } else if (tests.length === 0) {
+      if (tests.length === 0) {
         if (!state.ordered) state.wholeCancelBeforeOrder = cancel;
-        else {
+        else if (state.leftOpen.size === 0) {
           state.wholeOrderCancelled = true;
           state.wholeCancelledAt = cancel;
-          // Every test ordered before it is cancelled by it (a resend of any of its orders too).
-          for (const code of state.everOrdered) closeTest(state, code, cancel);
         }
-        state.open.clear();
-        state.openedAt.clear();
-        state.validated.clear();
-        state.validatedWhileClosed.clear();
-        state.billed.clear();
+        // Every test ordered before it is cancelled by it (a resend of any of its orders too);
+        // with tests ordered after it (leftOpen), it cancels the rest only.
+        for (const code of state.everOrdered) if (!state.leftOpen.has(code)) closeTest(state, code, cancel);
+        const held = new Set([...state.open.keys(), ...state.validated, ...state.billed, ...state.validatedWhileClosed.keys()]);
+        for (const code of held) if (!state.leftOpen.has(code)) forgetTest(state, code);
       }
       for (const t of tests) {
         if (state.leftOpen.has(t.code)) continue;
         if (!state.everOrdered.has(t.code)) state.cancelledBeforeOrder.set(t.code, cancel);
         else closeTest(state, t.code, cancel);
-        state.open.delete(t.code);
-        state.openedAt.delete(t.code);
-        state.validated.delete(t.code);
-        state.validatedWhileClosed.delete(t.code);
-        state.billed.delete(t.code);
+        forgetTest(state, t.code);
       }
     } else if (e.type === 'result.validated') {
       const code = (e.data as ResultValidatedData).testCode;
