@@ -1979,16 +1979,19 @@ export class EventStore implements GatewayStore {
   }
 
   /** A message with this dedup key is stored (duplicates of it are answered with its stored ACK). */
-  async dedupKeyUsed(dedupKey: string): Promise<boolean> {
-    if (!this.#keyFilter.mayContain(this.#prefix.dedup + dedupKey)) return false;
-    await this.#committer.applied();
-    return (await this.#sub.dedup.get(dedupKey)) !== undefined;
+  dedupKeyUsed(dedupKey: string): Promise<boolean> {
+    return this.#keyStored('dedup', dedupKey);
   }
 
-  async idempotencyKeyUsed(idempotencyKey: string): Promise<boolean> {
-    if (!this.#keyFilter.mayContain(this.#prefix.idem + idempotencyKey)) return false;
+  idempotencyKeyUsed(idempotencyKey: string): Promise<boolean> {
+    return this.#keyStored('idem', idempotencyKey);
+  }
+
+  /** A key of this sublevel is stored: the key filter first, then LevelDB once the commits before are applied. */
+  async #keyStored(sub: 'dedup' | 'idem', key: string): Promise<boolean> {
+    if (!this.#keyFilter.mayContain(this.#prefix[sub] + key)) return false;
     await this.#committer.applied();
-    return (await this.#sub.idem.get(idempotencyKey)) !== undefined;
+    return (await this.#sub[sub].get(key)) !== undefined;
   }
 
   async listEvents(query: EventQuery): Promise<StoredEvent[]> {
