@@ -367,7 +367,7 @@
   const RELOAD_KEY = 'labGatewayPageReload';
   const RELOAD_PAUSE_MS = 10 * 60_000;
   const TYPING_QUIET_MS = 10_000;
-  const TEXT_INPUTS = new Set(['text', 'search', 'password', 'email', 'url', 'tel', 'number', '']);
+  const TEXT_INPUTS = new Set(['text', 'search', 'password', 'email', 'url', 'tel', 'number']);
   let lastKeyAt = Number.NEGATIVE_INFINITY;
   for (const type of ['keydown', 'input', 'compositionstart']) document.addEventListener(type, () => (lastKeyAt = performance.now()), true);
 
