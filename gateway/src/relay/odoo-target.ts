@@ -61,16 +61,9 @@ export const DEMO_ANALYZER_ID = 'c111-demo';
  * commissioning on it since), and refusing it would stop the lab's intake at the upgrade; so is a
  * store of a gateway whose own configuration names an analyzer or link `c111-demo` (`own`: the
  * ids of the starting gateway's links; the demo's own are not counted).
- */
-function earlierDemoStore(store: Pick<GatewayStore, 'lastMessageAt'>, saved: TargetDoc | undefined, own: readonly string[] = []): boolean {
-  const spoke = earlierDemoSpoke(store, saved, own);
-  return spoke !== undefined && spoke.only;
-}
-
-/**
- * When the demo's analyzer `c111-demo` last sent on a store no gateway of this release started on
- * yet, not recorded with a real Odoo, of a gateway that has no `c111-demo` of its own; `only`:
- * nothing but the demo's two links spoke there.
+ *
+ * Returns when `c111-demo` last sent on a store that may be such (undefined: it cannot be), and
+ * `only`: nothing but the demo's two links spoke there, the store is the earlier demo's.
  */
 function earlierDemoSpoke(store: Pick<GatewayStore, 'lastMessageAt'>, saved: TargetDoc | undefined, own: readonly string[]): { at: string; only: boolean } | undefined {
   if (saved?.demo || saved?.gatewayIds?.length || (saved && !saved.target.sandbox)) return undefined;
@@ -102,7 +95,7 @@ export interface StoreUse {
   dataDir: string;
   /**
    * The ids of the gateway's own links (hl7[].id, analyzers[].id): a site whose analyzer is
-   * configured as `c111-demo` is not taken for an earlier demo by that id (earlierDemoStore).
+   * configured as `c111-demo` is not taken for an earlier demo by that id (earlierDemoSpoke).
    */
   endpoints?: readonly string[];
 }
@@ -208,7 +201,7 @@ export async function checkStoreUse(store: StoreUseSource, target: OdooTarget, u
   if (use.demo) {
     const others = saved?.gatewayIds ?? [];
     let whose: string | undefined;
-    if (earlierDemoStore(store, saved)) return { demoStore: true };
+    if (earlierDemoSpoke(store, saved, [])?.only) return { demoStore: true };
     if (saved && !saved.demo) {
       whose = others.length
         ? `a gateway's data (gateway.id ${others.join(', ')}, with ${describeOdooTarget(saved.target)})`
