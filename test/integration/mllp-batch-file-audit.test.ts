@@ -8,6 +8,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
 import { GatewayHarness } from '../fixtures/hl7/gateway-harness.ts';
+import { segmentsOf } from '../fixtures/hl7/helpers.ts';
 import { adtA01 as adt } from '../fixtures/hl7/messages.ts';
 
 let h: GatewayHarness | undefined;
@@ -18,25 +19,20 @@ afterEach(async () => {
 
 /** Each reply segment as `NAME f1 f2…` reduced to what the test reads. */
 function outline(reply: Buffer): string[] {
-  return reply
-    .toString('latin1')
-    .split('\r')
-    .filter(Boolean)
-    .map((s) => {
-      const f = s.split('|');
-      switch (f[0]) {
-        case 'FHS':
-        case 'BHS':
-          return `${f[0]} ${f[11] ?? ''}`; // FHS/BHS-12 (split index 11: FHS-1 is the separator)
-        case 'MSA':
-          return `MSA ${f[1]} ${f[2]}`;
-        case 'BTS':
-        case 'FTS':
-          return `${f[0]} ${f[1] ?? ''}`;
-        default:
-          return f[0] as string;
-      }
-    });
+  return segmentsOf(reply).map((f) => {
+    switch (f[0]) {
+      case 'FHS':
+      case 'BHS':
+        return `${f[0]} ${f[11] ?? ''}`; // FHS/BHS-12 (split index 11: FHS-1 is the separator)
+      case 'MSA':
+        return `MSA ${f[1]} ${f[2]}`;
+      case 'BTS':
+      case 'FTS':
+        return `${f[0]} ${f[1] ?? ''}`;
+      default:
+        return f[0] as string;
+    }
+  });
 }
 
 describe('MLLP: a batch file holding two batches', () => {

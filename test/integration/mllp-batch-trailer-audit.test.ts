@@ -7,6 +7,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
 import { GatewayHarness } from '../fixtures/hl7/gateway-harness.ts';
+import { segmentsOf } from '../fixtures/hl7/helpers.ts';
 import { adtA01 as adt } from '../fixtures/hl7/messages.ts';
 
 let h: GatewayHarness | undefined;
@@ -19,16 +20,11 @@ const bhs = (id: string): string => `BHS|^~\\&|LIS|LAB|GW|LAB|20240101120000||||
 
 /** Reply segments reduced to what the test reads. */
 function outline(reply: Buffer): string[] {
-  return reply
-    .toString('latin1')
-    .split('\r')
-    .filter(Boolean)
-    .map((s) => {
-      const f = s.split('|');
-      if (f[0] === 'MSA') return `MSA ${f[1]} ${f[2]}`;
-      if (f[0] === 'BTS' || f[0] === 'FTS') return f.slice(0, 3).join(' ').trim();
-      return f[0] as string;
-    });
+  return segmentsOf(reply).map((f) => {
+    if (f[0] === 'MSA') return `MSA ${f[1]} ${f[2]}`;
+    if (f[0] === 'BTS' || f[0] === 'FTS') return f.slice(0, 3).join(' ').trim();
+    return f[0] as string;
+  });
 }
 
 async function rejected(gw: GatewayHarness): Promise<Array<{ reason: string; raw: string }>> {
