@@ -15,8 +15,8 @@ import { roundToDigits, type ProductRef, type ReferenceData } from '../reference
  * whose every line rounds to 0 posts nothing: its events are delivered with a note and their
  * quantity carried.
  *
- * Kept in the store (`ref` / `consumption-carry`, one document, written whole: dropped with the
- * other documents about one Odoo's records when the gateway is pointed at another, odoo-target.ts):
+ * Kept in the store (`ref` / `consumption-carry`, one document: dropped with the other documents
+ * about one Odoo's records when the gateway is pointed at another, odoo-target.ts):
  * - `carry`: per `<product id>:<lot id>` the quantity (product unit) used and not yet in Odoo
  *   (negative: Odoo was given more);
  * - `segments`: per segment head event id, what the segment did to `carry` (`delta`), applied when
