@@ -239,8 +239,13 @@ export interface BillingState {
   eligibleEvents: number;
 }
 
+/** The inbound message an event came in (store id; '' for an event not committed yet). */
+function messageOf(e: BillingEvent): string {
+  return 'messageId' in e.source ? e.source.messageId : '';
+}
+
 function cancelOf(e: BillingEvent): CancelBeforeOrder {
-  return { ...momentOf(e), message: 'messageId' in e.source ? e.source.messageId : '' };
+  return { ...momentOf(e), message: messageOf(e) };
 }
 
 /**
@@ -273,7 +278,7 @@ function placedAt(order: BillingEvent): Moment {
  * Unknown and equal times count as the late order.
  */
 function cancelledBy(cancel: CancelBeforeOrder, order: BillingEvent): boolean {
-  if (cancelOf(order).message === cancel.message) return false;
+  if (messageOf(order) === cancel.message) return false;
   return !(compareMoments(placedAt(order), cancel) > 0);
 }
 
@@ -287,7 +292,7 @@ function cancelledBy(cancel: CancelBeforeOrder, order: BillingEvent): boolean {
  * on the sale order and billed (test/integration/billing-resend-after-cancel-audit.test.ts).
  */
 function resendOf(cancel: CancelBeforeOrder, order: BillingEvent): boolean {
-  if (cancelOf(order).message === cancel.message) return false;
+  if (messageOf(order) === cancel.message) return false;
   return compareMoments(placedAt(order), cancel) < 0;
 }
 
@@ -319,7 +324,7 @@ function noteOrderTime(state: BillingState, code: string, order: BillingEvent): 
   const placed = placedAt(order);
   if (Number.isNaN(placed.at)) return;
   const kept = state.openedAt.get(code);
-  if (!kept || compareMoments(placed, kept) > 0) state.openedAt.set(code, { ...placed, message: cancelOf(order).message });
+  if (!kept || compareMoments(placed, kept) > 0) state.openedAt.set(code, { ...placed, message: messageOf(order) });
 }
 
 /**
