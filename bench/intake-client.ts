@@ -26,8 +26,12 @@ export interface LoadSpec {
 
 export interface LoadResult {
   sent: number;
+  /** Messages answered with a positive ACK (AA, CA). */
   acked: number;
+  /** Negative answers (AE, AR, an oversize frame) and connections that failed. */
   errors: number;
+  /** Of `errors`, the negative answers. */
+  negative: number;
   elapsedMs: number;
   /** ACK latencies in ms. */
   latencies: number[];
@@ -65,8 +69,10 @@ async function runConnection(spec: LoadSpec, index: number, started: number, unt
     socket.once('connect', () => resolve());
     socket.once('error', reject);
   });
-  let waiting: (() => void) | undefined;
-  const decoder = new MllpDecoder({ maxFrameBytes: 1 << 20, onFrame: () => waiting?.(), onOversize: () => waiting?.() });
+  let waiting: ((accepted: boolean) => void) | undefined;
+  // Only a positive ACK (MSA-1 AA, or CA in enhanced mode) counts as a message taken: a server
+  // answering AE/AR to everything must not look fast.
+  const decoder = new MllpDecoder({ maxFrameBytes: 1 << 20, onFrame: (frame) => waiting?.(/\rMSA\|[AC]A\|/.test(frame.toString('latin1'))), onOversize: () => waiting?.(false) });
   socket.on('data', (c: Buffer) => decoder.push(c));
   socket.on('error', () => undefined);
   const interval = spec.rate ? (1000 * spec.connections) / spec.rate : 0;
@@ -87,11 +93,16 @@ async function runConnection(spec: LoadSpec, index: number, started: number, unt
       // process's delay, not the server's.
       scheduled = lastAck > slot ? slot : performance.now();
     }
-    const reply = new Promise<void>((resolve) => (waiting = resolve));
+    const reply = new Promise<boolean>((resolve) => (waiting = resolve));
     socket.write(oru(`${spec.runId}-${index}-${n++}`));
     out.sent++;
-    await reply;
+    const accepted = await reply;
     lastAck = performance.now();
+    if (!accepted) {
+      out.errors++;
+      out.negative++;
+      continue;
+    }
     out.acked++;
     const latency = lastAck - scheduled;
     out.latencies.push(latency);
@@ -103,7 +114,7 @@ async function runConnection(spec: LoadSpec, index: number, started: number, unt
 
 process.on('message', (spec: LoadSpec) => {
   void (async () => {
-    const out: LoadResult = { sent: 0, acked: 0, errors: 0, elapsedMs: 0, latencies: [], maxBySecond: [] };
+    const out: LoadResult = { sent: 0, acked: 0, errors: 0, negative: 0, elapsedMs: 0, latencies: [], maxBySecond: [] };
     const loopDelay = monitorEventLoopDelay({ resolution: 5 });
     loopDelay.enable();
     const started = performance.now();

@@ -35,6 +35,9 @@ function volatileStore(): GatewayStore & { close(): Promise<void>; commitStats: 
     },
     intake: () => counters,
     countRejectedWithoutCommit: () => undefined,
+    // A store this release began: no look-ups under an earlier release's keys (hl7-intake.ts);
+    // without it the intake looks them up in a store that cannot answer and answers AE.
+    mayHoldEarlierReleaseKeys: () => false,
     close: async () => undefined,
   };
   // Only the intake surface is used by MllpEndpoint; the rest of GatewayStore is never called here.
@@ -67,6 +70,7 @@ async function logOnlyStore(dir: string): Promise<GatewayStore & { close(): Prom
     },
     intake: () => counters,
     countRejectedWithoutCommit: () => undefined,
+    mayHoldEarlierReleaseKeys: () => false,
     close: () => log.close(),
   };
   // Only the intake surface is used by MllpEndpoint; the rest of GatewayStore is never called here.

@@ -38,6 +38,7 @@ type Mode = 'durable' | 'durable-after-level' | 'volatile' | 'log-only' | 'peer'
 interface Summary {
   msgPerSec: number;
   acked: number;
+  /** Negative answers (AE/AR) and failed connections: not counted in msgPerSec. */
   errors: number;
   p50Ms: number;
   p99Ms: number;
