@@ -1,8 +1,6 @@
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Level } from 'level';
 import { formatIssues, loadConfig } from '../config/load.ts';
 import type { ConfigIssue, GatewayConfig } from '../config/types.ts';
 import { describeError, isGatewayError } from '../errors.ts';
@@ -10,8 +8,9 @@ import { defaultProfilesDir } from '../profiles/check.ts';
 import { checkSiteAnalyzers, resolveAnalyzerProfile } from '../profiles/load.ts';
 import { OdooClient } from '../relay/odoo/odoo-client.ts';
 import { checkOdooConnection, type ConsumptionUnits } from '../relay/check-connection.ts';
-import { checkStoreUse, odooTargetOf, storeUseEndpoints, type StoreUseSource } from '../relay/odoo-target.ts';
+import { checkStoreUse, odooTargetOf, storeUseEndpoints } from '../relay/odoo-target.ts';
 import { EventStore } from '../store/event-store.ts';
+import { readStoreAtRest } from '../store/inspect.ts';
 import { args, type CliContext } from './main.ts';
 
 /**
@@ -63,48 +62,21 @@ async function checkOdoo(config: GatewayConfig): Promise<ConfigIssue[]> {
 /**
  * start's refusal of the demo's store (relay/odoo-target.ts checkStoreUse, the same words), said up
  * front: odoo.url set and gateway.dataDir the demo's, the events it left waiting would go to the
- * site's Odoo. The store is read, never written nor created: LevelDB opened without creating it,
- * the Odoo target record (`doc`) and the links' last messages and event counts (`meta`) read as
- * store/event-store.ts keeps them. Nothing is said of a data dir not made yet, nor of one a
- * running gateway holds (LevelDB's lock: start checks it when that gateway restarts), nor of one
- * that cannot be read (start names what is wrong with it).
+ * site's Odoo. The store is read at rest (store/inspect.ts readStoreAtRest: its Odoo target record
+ * and the links' last messages and event counts), never written nor created. Nothing is said of a
+ * data dir not made yet, nor of one a running gateway holds (LevelDB's lock: start checks it when
+ * that gateway restarts), nor of one that cannot be read (start names what is wrong with it).
  */
 async function checkDataDir(config: GatewayConfig): Promise<ConfigIssue[]> {
   if (config.odoo.url === undefined) return [];
-  const location = path.join(config.gateway.dataDir, 'store');
-  if (!existsSync(path.join(location, 'CURRENT'))) return [];
-  const db = new Level<string, unknown>(location, { createIfMissing: false, keyEncoding: 'utf8', valueEncoding: 'json' });
   try {
-    await db.open();
-  } catch {
-    return [];
-  }
-  try {
-    const meta = db.sublevel<string, unknown>('meta', { keyEncoding: 'utf8', valueEncoding: 'json' });
-    const docs = db.sublevel<string, unknown>('doc', { keyEncoding: 'utf8', valueEncoding: 'json' });
-    const counts: Partial<Record<'pending' | 'inflight' | 'retrying' | 'dead' | 'delivered' | 'discarded', number>> = ((await meta.get('counts')) as object | undefined) ?? {};
-    const endpoints = ((await meta.get('endpoints')) as Record<string, string> | undefined) ?? {};
-    const store: StoreUseSource = {
-      getDoc: async <T>(namespace: string, key: string) => (await docs.get(`${namespace}\x00${key}`)) as T | undefined,
-      lastMessageAt: () => endpoints,
-      stats: () => ({
-        pending: counts.pending ?? 0,
-        inFlight: counts.inflight ?? 0,
-        retrying: counts.retrying ?? 0,
-        deadLettered: counts.dead ?? 0,
-        delivered: counts.delivered ?? 0,
-        discarded: counts.discarded ?? 0,
-        blockedPartitions: counts.dead ?? 0,
-        oldestPendingAgeSeconds: 0,
-      }),
-    };
-    await checkStoreUse(store, odooTargetOf(config.odoo), { gatewayId: config.gateway.id, demo: false, dataDir: config.gateway.dataDir, endpoints: storeUseEndpoints(config) });
+    await readStoreAtRest(config.gateway.dataDir, (store) =>
+      checkStoreUse(store, odooTargetOf(config.odoo), { gatewayId: config.gateway.id, demo: false, dataDir: config.gateway.dataDir, endpoints: storeUseEndpoints(config) }),
+    );
     return [];
   } catch (err) {
     if (isGatewayError(err, 'GW_CONFIG_INVALID')) return [{ severity: 'error', path: 'gateway.dataDir', message: err.message }];
     return [];
-  } finally {
-    await db.close().catch(() => undefined);
   }
 }
 
