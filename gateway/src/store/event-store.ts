@@ -8,7 +8,7 @@ import { Level } from 'level';
 import type { CanonicalEvent, DraftEvent, EventType } from '../events/types.ts';
 import type { EventDeriver } from '../events/invoice-eligibility.ts';
 import { EVENT_SCHEMA_VERSION } from '../events/types.ts';
-import { GatewayError, describeError } from '../errors.ts';
+import { GatewayError, describeError, isGatewayError } from '../errors.ts';
 import { IdGenerator, idTime } from '../ids.ts';
 import { GroupCommitter, type BatchOp } from './group-commit.ts';
 import { decodeMessage, decodeMessageRecord, encodeMessage, messagePayload, payloadBytes, type Payload } from './message-record.ts';
@@ -162,6 +162,18 @@ const RETENTION_CLOCK_SLACK_MS = 86_400_000;
  * most a quarter of which is still kept stays until its messages go.
  */
 const KEPT_MOVE_MAX_LIVE_SHARE = 0.25;
+/**
+ * A damaged message's events are read from the event index right after its id (a message's
+ * events take the ids that follow its own, in the same synchronous call): at most this many. A
+ * message with more still stored stays, as if one of them waited (none has so many).
+ */
+const DAMAGED_EVENTS_READ = 1_000;
+/**
+ * How far past a damaged message's record retention looks for the batch record its intake wrote
+ * (the records of the batch's other messages lie in between): its dedup key and search entries
+ * are named there. A batch of more bytes than this is not searched (they stay).
+ */
+const INTAKE_RECORD_SEARCH_BYTES = 8 * 1024 * 1024;
 
 /** A LevelDB I/O error (classic-level's LEVEL_IO_ERROR), also as the cause of another error. */
 function isLevelIoError(err: unknown): boolean {
@@ -2403,6 +2415,8 @@ export class EventStore implements GatewayStore {
       let kept = 0;
       const hold = this.#retentionHold;
       const held = new Map<string, boolean>();
+      // What the batch records of damaged messages name, read once per message and pass.
+      const intakeKeys = new Map<string, IntakeKeys | undefined>();
       const eventRange = this.#pruneEventCursor ? { gt: this.#pruneEventCursor } : {};
       for await (const [key, correlation] of this.#sub.done.iterator(eventRange) as AsyncIterable<[string, string]>) {
         const k = key;
@@ -2423,7 +2437,21 @@ export class EventStore implements GatewayStore {
           this.#pruneEventCursor = k;
           continue;
         }
-        const correlationId = correlation || (rec && 'event' in rec ? rec.event.correlationId : await this.getEvent(id).then((r) => r?.event.correlationId, () => undefined));
+        let correlationId: string | undefined = correlation;
+        // The `c` key, when it is not correlation id + event id (an unreadable body, below).
+        let correlationKey: string | undefined;
+        if (!correlationId) {
+          if (rec && 'event' in rec) correlationId = rec.event.correlationId;
+          else {
+            const whole = await this.getEvent(id).catch(() => undefined);
+            correlationId = whole?.event.correlationId;
+            // Its body is unreadable (its message's record is damaged), and an operator discarded
+            // it with the stand-in body, which knows no correlation: its correlation entry is
+            // named in the batch record that committed it. Deleted by correlation '' instead, it
+            // stayed for good.
+            if (whole?.bodyError !== undefined && rec && 'm' in rec) correlationKey = await this.#damagedCorrelationKey(rec.m, id, intakeKeys);
+          }
+        }
         if (hold && rec && correlationId !== undefined && at >= rejectedCutoff && finished <= this.#retention.maxDeliveredEvents) {
           // The correlation index holds the type (a slim record has no body).
           const type = 'event' in rec ? rec.event.type : ((await this.#sub.corr.get(correlationId + SEP + id)) as string | undefined);
@@ -2446,7 +2474,8 @@ export class EventStore implements GatewayStore {
         if (rec) {
           gone.add(id);
           ops.push({ type: 'del', sublevel: this.#sub.evt, key: id });
-          if (correlationId !== undefined) ops.push({ type: 'del', sublevel: this.#sub.corr, key: correlationId + SEP + id });
+          if (correlationKey !== undefined) ops.push({ type: 'del', sublevel: this.#sub.corr, key: correlationKey });
+          else if (correlationId !== undefined) ops.push({ type: 'del', sublevel: this.#sub.corr, key: correlationId + SEP + id });
           // The idempotency key stays as a tombstone pointing nowhere, so that a very late resend
           // of the same fact is still recognised as a duplicate.
           if (rec.state === 'delivered') prunedDelivered++;
@@ -2460,6 +2489,9 @@ export class EventStore implements GatewayStore {
       // still queued or dead) are stepped over: the scan resumes after the last one it looked at,
       // so a long run of kept messages never stops pruning behind it.
       const messageCutoff = Math.max(cutoff, capCutoff);
+      // An event a message waits for: not finished, or a discard within its audit floor.
+      const waits = (e: StoredEvent | SlimEvent | undefined): boolean =>
+        e !== undefined && ((e.state !== 'delivered' && e.state !== 'discarded') || (e.state === 'discarded' && (finishedAt(e) ?? 0) >= rejectedCutoff));
       // Messages this pass deletes, per segment: no longer counted as still kept in it.
       const leaving = new Map<number, number>();
       // Kept messages to move out of their old segments: written after the deletions, in a batch
@@ -2477,14 +2509,26 @@ export class EventStore implements GatewayStore {
         let stored: ReadMessage;
         try {
           stored = await this.#decodeStored(id, packed);
-        } catch {
-          continue; // a damaged record stays for an operator to look at
+        } catch (err) {
+          // A record whose length or CRC check fails (GW_STORE_CORRUPT) goes at its age like any
+          // other, without reading it: see #damagedMayGo and #intakeKeysOf. Stepped over before,
+          // its pointer, its segment's count (the whole segment file), its dedup key and search
+          // entries stayed for good. Any other failure (a read that may succeed later) keeps it.
+          const damaged = decodePointer(packed);
+          if (!damaged || !isGatewayError(err, 'GW_STORE_CORRUPT') || !(await this.#damagedMayGo(id, at, rejectedCutoff, waits, gone))) continue;
+          leaving.set(damaged.segment, (leaving.get(damaged.segment) ?? 0) + 1);
+          ops.push({ type: 'del', sublevel: this.#sub.msg, key: id, logSegment: damaged.segment });
+          const named = await this.#intakeKeysOf(id, damaged, intakeKeys);
+          for (const key of named?.dedup ?? []) ops.push({ type: 'del', sublevel: this.#sub.dedup, key });
+          for (const key of named?.search ?? []) ops.push({ type: 'del', sublevel: this.#sub.search, key });
+          pruned++;
+          continue;
         }
         const value = stored.record;
         const pointer = stored.pointer;
         const keep = value.status === 'rejected' && at >= rejectedCutoff;
         const events = keep || value.eventIds.length === 0 ? [] : ((await this.#sub.evt.getMany(value.eventIds)) as Array<StoredEvent | SlimEvent | undefined>);
-        const waiting = events.some((e) => e !== undefined && ((e.state !== 'delivered' && e.state !== 'discarded') || (e.state === 'discarded' && (finishedAt(e) ?? 0) >= rejectedCutoff)));
+        const waiting = events.some(waits);
         if (keep || waiting) {
           // Kept past the age: it moves to the active segment, so that its old segment can go once
           // everything else in it is pruned (one kept message must not pin 64 MiB for months); not
@@ -2525,6 +2569,95 @@ export class EventStore implements GatewayStore {
       await this.#removeUnreferencedSegments().catch(() => undefined);
       return pruned;
     });
+  }
+
+  /**
+   * Whether a message whose record is damaged (GW_STORE_CORRUPT) may go now, at `at` past the
+   * retention age, judged from the index alone: its record, and with it its status and its event
+   * ids, cannot be read. Its events are the `e` entries right after its id (a message's events
+   * take the ids that follow its own, in the same synchronous call; an entry of another message
+   * or of none ends them), so it stays while one of them waits, as any message does: a dead
+   * letter whose body it held stays with it until an operator discards it, and the discard's
+   * floor keeps both; it goes only with or after such a discard (in `gone`: pruned by this pass),
+   * whose correlation entry is found through it (#damagedCorrelationKey). A message with no event
+   * found may have been rejected (rejected messages make none), or its events were pruned before
+   * it (a store that stepped over it before this release): it keeps the floor of a rejected
+   * message.
+   */
+  async #damagedMayGo(messageId: string, at: number, rejectedCutoff: number, waits: (e: StoredEvent | SlimEvent) => boolean, gone: ReadonlySet<string>): Promise<boolean> {
+    let found = 0;
+    let ended = false;
+    for await (const [eventId, value] of this.#sub.evt.iterator({ gt: messageId, limit: DAMAGED_EVENTS_READ }) as AsyncIterable<[string, StoredEvent | SlimEvent]>) {
+      const of = 'm' in value ? value.m : (value.event?.source as { messageId?: string } | undefined)?.messageId;
+      if (of !== messageId) {
+        ended = true;
+        break;
+      }
+      found++;
+      if (waits(value) || (value.state === 'discarded' && !gone.has(eventId))) return false;
+    }
+    if (!ended && found >= DAMAGED_EVENTS_READ) return false;
+    return found > 0 || at < rejectedCutoff;
+  }
+
+  /**
+   * The keys a damaged message's metadata would have named (its dedup key, its search entries) and
+   * the correlation entries of the events committed with it, from the batch record its intake
+   * wrote in the same synced write: after the records of the batch's messages, in the same
+   * segment. Read from just past the damaged record (its length is the pointer's), never the
+   * record itself; checked to be the batch that wrote this pointer. Undefined when not found (the
+   * batch record damaged too, or further than INTAKE_RECORD_SEARCH_BYTES): those keys stay. A
+   * record retention had copied to another segment before it was damaged is followed by the
+   * copy's batch record, which names only its pointer: its keys stay too. Cached per pass in
+   * `cache` (a message's events ask for the same record).
+   */
+  async #intakeKeysOf(messageId: string, pointer: LogPointer, cache: Map<string, IntakeKeys | undefined>): Promise<IntakeKeys | undefined> {
+    if (cache.has(messageId)) return cache.get(messageId);
+    let found: IntakeKeys | undefined;
+    const from = pointer.offset + RECORD_HEADER_BYTES + pointer.length;
+    try {
+      for await (const { payload, end } of this.#log.records({ segment: pointer.segment, offset: from })) {
+        if (end.segment !== pointer.segment || end.offset - from > INTAKE_RECORD_SEARCH_BYTES) break;
+        if (!isBatchRecord(payload)) continue;
+        found = this.#intakeKeysIn(decodeBatchRecord(payload), messageId, pointer);
+        break;
+      }
+    } catch {
+      found = undefined; // unreadable as well: the keys stay
+    }
+    cache.set(messageId, found);
+    return found;
+  }
+
+  /** What a batch record names of `messageId` (see #intakeKeysOf); undefined when it did not write `pointer`. */
+  #intakeKeysIn(pairs: EncodedOp[], messageId: string, pointer: LogPointer): IntakeKeys | undefined {
+    const prefixOf = (sub: Sub): string => (this.#codecs.get(sub) as { prefix: string }).prefix;
+    const msg = prefixOf(this.#sub.msg) + messageId;
+    const dedup = prefixOf(this.#sub.dedup);
+    const search = prefixOf(this.#sub.search);
+    const corr = prefixOf(this.#sub.corr);
+    const written = pairs.some(([key, value]) => {
+      if (key !== msg || !Buffer.isBuffer(value)) return false;
+      const at = decodePointer(value);
+      return at !== undefined && at.segment === pointer.segment && at.offset === pointer.offset && at.length === pointer.length;
+    });
+    if (!written) return undefined;
+    const out: IntakeKeys = { dedup: [], search: [], correlation: new Map() };
+    for (const [key, value] of pairs) {
+      if (value === null) continue;
+      if (key.startsWith(dedup) && value === messageId) out.dedup.push(key.slice(dedup.length));
+      else if (key.startsWith(search) && key.endsWith(SEP + messageId)) out.search.push(key.slice(search.length));
+      else if (key.startsWith(corr)) out.correlation.set(key.slice(key.lastIndexOf(SEP) + 1), key.slice(corr.length));
+    }
+    return out;
+  }
+
+  /** The `c` key of an event whose body is in the damaged record of `messageId`, if its batch record names it. */
+  async #damagedCorrelationKey(messageId: string, eventId: string, cache: Map<string, IntakeKeys | undefined>): Promise<string | undefined> {
+    const value = (await this.#sub.msg.get(messageId).catch(() => undefined)) as Buffer | undefined;
+    const pointer = value ? decodePointer(value) : undefined;
+    if (!pointer) return undefined;
+    return (await this.#intakeKeysOf(messageId, pointer, cache))?.correlation.get(eventId);
   }
 
   /**
@@ -2654,6 +2787,19 @@ export class EventStore implements GatewayStore {
     }
     return out;
   }
+}
+
+/**
+ * What the batch record of a message's intake names of it besides its pointer (keys without their
+ * sublevel's prefix): read by retention for a message whose own record is damaged.
+ */
+interface IntakeKeys {
+  /** `d` keys whose value is the message id. */
+  dedup: string[];
+  /** `s` keys of the message. */
+  search: string[];
+  /** The `c` key of each event the batch committed, by event id. */
+  correlation: Map<string, string>;
 }
 
 /** `meta!w` as stored: the position as a JSON string (the `meta` sublevel holds JSON), fixed width. */
