@@ -69,12 +69,23 @@ async function runConnection(spec: LoadSpec, index: number, started: number, unt
     socket.once('connect', () => resolve());
     socket.once('error', reject);
   });
-  let waiting: ((accepted: boolean) => void) | undefined;
+  let waiting: ((answer: 'accepted' | 'negative' | 'closed') => void) | undefined;
   // Only a positive ACK (MSA-1 AA, or CA in enhanced mode) counts as a message taken: a server
   // answering AE/AR to everything must not look fast.
-  const decoder = new MllpDecoder({ maxFrameBytes: 1 << 20, onFrame: (frame) => waiting?.(/\rMSA\|[AC]A\|/.test(frame.toString('latin1'))), onOversize: () => waiting?.(false) });
+  const decoder = new MllpDecoder({
+    maxFrameBytes: 1 << 20,
+    onFrame: (frame) => waiting?.(/\rMSA\|[AC]A\|/.test(frame.toString('latin1')) ? 'accepted' : 'negative'),
+    onOversize: () => waiting?.('negative'),
+  });
   socket.on('data', (c: Buffer) => decoder.push(c));
   socket.on('error', () => undefined);
+  // A connection the server closed (or that failed) ends this connection's run as an error: before,
+  // its message waited for an answer for ever and the run never ended.
+  let closed = false;
+  socket.on('close', () => {
+    closed = true;
+    waiting?.('closed');
+  });
   const interval = spec.rate ? (1000 * spec.connections) / spec.rate : 0;
   // Spread the connections' schedules evenly over one interval.
   let next = performance.now() + (interval * index) / spec.connections;
@@ -93,12 +104,20 @@ async function runConnection(spec: LoadSpec, index: number, started: number, unt
       // process's delay, not the server's.
       scheduled = lastAck > slot ? slot : performance.now();
     }
-    const reply = new Promise<boolean>((resolve) => (waiting = resolve));
+    if (closed) {
+      out.errors++;
+      break;
+    }
+    const reply = new Promise<'accepted' | 'negative' | 'closed'>((resolve) => (waiting = resolve));
     socket.write(oru(`${spec.runId}-${index}-${n++}`));
     out.sent++;
-    const accepted = await reply;
+    const answer = await reply;
     lastAck = performance.now();
-    if (!accepted) {
+    if (answer === 'closed') {
+      out.errors++;
+      break;
+    }
+    if (answer === 'negative') {
       out.errors++;
       out.negative++;
       continue;

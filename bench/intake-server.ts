@@ -21,6 +21,24 @@ import { encodeMessage } from '../gateway/src/store/message-record.ts';
 import type { CommitResult, GatewayStore, InboundMessage, IntakeCounters } from '../gateway/src/store/types.ts';
 import { Telemetry } from '../gateway/src/telemetry.ts';
 
+/**
+ * Members of GatewayStore the intake read from a diagnostic store that does not have them. The
+ * diagnostics give only the intake's surface of GatewayStore; when the intake comes to use another
+ * member (an optional method added later), the diagnostic stands in for the store no longer and
+ * its figures are not the intake's: the name is reported with 'stopped' and bench/intake.ts
+ * refuses the run. (A store without mayHoldEarlierReleaseKeys answered AE to every message for a
+ * whole session, unnoticed, before commit 1210230.)
+ */
+const unprovided = new Set<string>();
+function watched<T extends object>(store: T): T {
+  return new Proxy(store, {
+    get(target, name, receiver) {
+      if (typeof name === 'string' && !(name in target) && name !== 'then') unprovided.add(name);
+      return Reflect.get(target, name, receiver) as unknown;
+    },
+  });
+}
+
 /** Keeps nothing, answers at once: only for measuring the intake path without the store. */
 function volatileStore(): GatewayStore & { close(): Promise<void>; commitStats: { batches: number; operations: number; writes: number; largestBatch: number } } {
   const counters: IntakeCounters = { received: 0, accepted: 0, rejected: 0, duplicates: 0 };
@@ -34,14 +52,14 @@ function volatileStore(): GatewayStore & { close(): Promise<void>; commitStats: 
       return { messageId: String(++n), duplicate: false, ack: message.ack, eventIds: [], skippedEvents: 0 };
     },
     intake: () => counters,
-    countRejectedWithoutCommit: () => undefined,
+    // Counted, so that a diagnostic answering AE shows in its counters (bench/intake.ts checks them).
+    countRejectedWithoutCommit: () => void counters.rejected++,
     // A store this release began: no look-ups under an earlier release's keys (hl7-intake.ts);
     // without it the intake looks them up in a store that cannot answer and answers AE.
     mayHoldEarlierReleaseKeys: () => false,
     close: async () => undefined,
   };
-  // Only the intake surface is used by MllpEndpoint; the rest of GatewayStore is never called here.
-  return store as unknown as ReturnType<typeof volatileStore>;
+  return watched(store) as unknown as ReturnType<typeof volatileStore>;
 }
 
 /**
@@ -69,12 +87,11 @@ async function logOnlyStore(dir: string): Promise<GatewayStore & { close(): Prom
       return { messageId, duplicate: false, ack: message.ack, eventIds: [], skippedEvents: 0 };
     },
     intake: () => counters,
-    countRejectedWithoutCommit: () => undefined,
+    countRejectedWithoutCommit: () => void counters.rejected++,
     mayHoldEarlierReleaseKeys: () => false,
     close: () => log.close(),
   };
-  // Only the intake surface is used by MllpEndpoint; the rest of GatewayStore is never called here.
-  return store as unknown as Awaited<ReturnType<typeof logOnlyStore>>;
+  return watched(store) as unknown as Awaited<ReturnType<typeof logOnlyStore>>;
 }
 
 const [mode, dataDir] = process.argv.slice(2);
@@ -136,7 +153,7 @@ if (mode === 'durable' || mode === 'durable-after-level' || mode === 'volatile' 
         await endpoint.stop(5_000);
         const commit = { ...store.commitStats };
         await store.close();
-        send({ stopped: true, intake, commit, cpu: process.cpuUsage(), messages: intake.received, loop: loop(), gc: gcSummary() }, () => process.exit(0));
+        send({ stopped: true, intake, commit, cpu: process.cpuUsage(), messages: intake.received, loop: loop(), gc: gcSummary(), unprovided: [...unprovided] }, () => process.exit(0));
       })();
     }
   });

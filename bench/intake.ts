@@ -37,9 +37,13 @@ type Mode = 'durable' | 'durable-after-level' | 'volatile' | 'log-only' | 'peer'
 
 interface Summary {
   msgPerSec: number;
+  /** Messages sent in the measured run, and of them those answered with a positive ACK. */
+  sent: number;
   acked: number;
-  /** Negative answers (AE/AR) and failed connections: not counted in msgPerSec. */
+  /** Negative answers (AE/AR) and failed or closed connections: not counted in msgPerSec. */
   errors: number;
+  /** Of `errors`, the negative answers. */
+  negative: number;
   p50Ms: number;
   p99Ms: number;
   p999Ms: number;
@@ -61,8 +65,10 @@ function summarise(r: LoadResult): Summary {
   const round = (x: number): number => Math.round(x * 1000) / 1000;
   return {
     msgPerSec: Math.round((r.acked / r.elapsedMs) * 1000),
+    sent: r.sent,
     acked: r.acked,
     errors: r.errors,
+    negative: r.negative,
     p50Ms: round(percentile(sorted, 50)),
     p99Ms: round(percentile(sorted, 99)),
     p999Ms: round(percentile(sorted, 99.9)),
@@ -99,6 +105,17 @@ let lastCpuUsPerMessage: number | undefined;
 let lastLoop: { p99Ms: number; maxMs: number } | undefined;
 /** V8's collections in the last server (whole life): count, total and largest pause, full and young. */
 let lastGc: GcStats | undefined;
+/** The intake counters of the last server of ours (whole life: warm-up included); undefined for the peer. */
+type IntakeCounts = { received: number; accepted: number; rejected: number; duplicates: number };
+let lastIntake: IntakeCounts | undefined;
+/** Members of GatewayStore the intake read from the last diagnostic store, which lacks them (intake-server.ts). */
+let lastUnprovided: string[] = [];
+/**
+ * Why a run's figures are not what they claim (negative answers, connections lost, a server that
+ * refused or never saw messages, a diagnostic store the intake has outgrown): written to the
+ * results and the process exits 1, so that no such run is read as a measurement.
+ */
+const problems: string[] = [];
 
 async function withServer<T>(mode: Mode, body: (port: number) => Promise<T>): Promise<T> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'lab-gw-bench-intake-'));
@@ -108,11 +125,22 @@ async function withServer<T>(mode: Mode, body: (port: number) => Promise<T>): Pr
     return await body(port);
   } finally {
     const stopped = once(server, (m) => {
-      const msg = m as { stopped?: boolean; commit?: CommitStats; cpu?: { user: number; system: number }; messages?: number; loop?: { p99Ms: number; maxMs: number }; gc?: GcStats };
+      const msg = m as {
+        stopped?: boolean;
+        commit?: CommitStats;
+        cpu?: { user: number; system: number };
+        messages?: number;
+        loop?: { p99Ms: number; maxMs: number };
+        gc?: GcStats;
+        intake?: IntakeCounts;
+        unprovided?: string[];
+      };
       lastLoop = msg.loop;
       lastGc = msg.gc;
       if (!msg.stopped) return undefined;
       lastCommit = msg.commit;
+      lastIntake = msg.intake;
+      lastUnprovided = msg.unprovided ?? [];
       lastCpuUsPerMessage = msg.cpu && msg.messages ? Math.round((msg.cpu.user + msg.cpu.system) / msg.messages) : undefined;
       return true;
     }).catch(() => true);
@@ -137,18 +165,53 @@ async function load(port: number, spec: Omit<LoadSpec, 'port' | 'runId'>): Promi
 async function measure(
   mode: Mode,
   spec: Omit<LoadSpec, 'port' | 'runId'>,
-): Promise<Summary & { serverCpuUsPerMessage?: number; serverEventLoopDelay?: { p99Ms: number; maxMs: number }; serverGc?: GcStats; groupCommit?: { batches: number; messagesPerBatch: number } }> {
+): Promise<
+  Summary & {
+    serverCpuUsPerMessage?: number;
+    serverEventLoopDelay?: { p99Ms: number; maxMs: number };
+    serverGc?: GcStats;
+    groupCommit?: { batches: number; messagesPerBatch: number };
+    serverIntake?: IntakeCounts;
+  }
+> {
   lastCommit = undefined;
   lastCpuUsPerMessage = undefined;
   lastLoop = undefined;
   lastGc = undefined;
+  lastIntake = undefined;
+  lastUnprovided = [];
+  let warmAcked = 0;
   const s = await withServer(mode, async (port) => {
-    await load(port, { ...spec, durationMs: WARMUP_MS });
+    const warm = await load(port, { ...spec, durationMs: WARMUP_MS });
+    warmAcked = warm.acked;
+    if (warm.errors > 0) problems.push(`${mode} ${JSON.stringify(spec)}: warm-up: ${warm.negative} negative answers, ${warm.errors - warm.negative} connections lost`);
     const r = await load(port, spec);
     return spec.rate !== undefined ? { ...summarise(r), maxLatencyBySecondMs: r.maxBySecond } : summarise(r);
   });
+  const what = `${mode} ${JSON.stringify(spec)}`;
+  if (s.negative > 0) problems.push(`${what}: ${s.negative} of ${s.sent} messages answered negatively (not counted in msgPerSec)`);
+  if (s.errors > s.negative) problems.push(`${what}: ${s.errors - s.negative} connections failed or were closed`);
+  if (s.acked === 0) problems.push(`${what}: no message acknowledged`);
+  // Our servers' own counters: every positive ACK the load saw must be a message the intake took
+  // (a server that answered AA without taking, or refused behind the load's back, shows here).
+  // Set by withServer's stop handler (a callback: not seen by the narrowing above).
+  const i = lastIntake as IntakeCounts | undefined;
+  if (mode !== 'peer') {
+    if (!i) problems.push(`${what}: the server reported no intake counters`);
+    else {
+      if (i.rejected > 0) problems.push(`${what}: the server refused ${i.rejected} messages`);
+      if (i.duplicates > 0) problems.push(`${what}: the server took ${i.duplicates} messages as duplicates (control ids are unique per run)`);
+      if (i.accepted < warmAcked + s.acked) problems.push(`${what}: the server accepted ${i.accepted} messages, the load saw ${warmAcked + s.acked} positive ACKs`);
+    }
+    if ((lastUnprovided as string[]).length > 0) problems.push(`${what}: the intake read ${lastUnprovided.join(', ')} from the diagnostic store, which lacks them: the diagnostic no longer stands in for the store`);
+  }
   const c = lastCommit as CommitStats | undefined;
-  const cpu = { ...(lastCpuUsPerMessage !== undefined ? { serverCpuUsPerMessage: lastCpuUsPerMessage } : {}), ...(lastLoop ? { serverEventLoopDelay: lastLoop } : {}), ...(lastGc ? { serverGc: lastGc } : {}) };
+  const cpu = {
+    ...(lastCpuUsPerMessage !== undefined ? { serverCpuUsPerMessage: lastCpuUsPerMessage } : {}),
+    ...(lastLoop ? { serverEventLoopDelay: lastLoop } : {}),
+    ...(lastGc ? { serverGc: lastGc } : {}),
+    ...(i ? { serverIntake: i } : {}),
+  };
   const out = c && c.batches > 0 ? { ...s, ...cpu, groupCommit: { batches: c.batches, messagesPerBatch: Math.round((c.writes / c.batches) * 10) / 10 } } : { ...s, ...cpu };
   process.stderr.write(`${mode.padEnd(7)} ${JSON.stringify(spec)} → ${JSON.stringify(out)}\n`);
   return out;
@@ -252,6 +315,8 @@ const result = {
   answerAtCommitPoint,
   fixed1000,
   sustained,
+  /** Empty when every run counted only messages the server took; otherwise the run is no measurement. */
+  problems,
   targets: {
     durableVsPeerAt32: { target: '>= 1.0', actual: c32.ratio, met: c32.ratio >= 1.0 },
     durableMsgPerSec: { target: '>= 10000', actual: maxDurable, met: maxDurable >= 10_000 },
@@ -265,3 +330,7 @@ const resultsDir = here.includes(`${path.sep}dist${path.sep}`) ? path.resolve(he
 await mkdir(resultsDir, { recursive: true });
 await writeFile(path.join(resultsDir, 'intake.json'), JSON.stringify(result, null, 2) + '\n');
 process.stdout.write(JSON.stringify(result.targets, null, 2) + '\n');
+if (problems.length > 0) {
+  process.stderr.write(`the results are no measurement:\n${problems.map((p) => `  ${p}`).join('\n')}\n`);
+  process.exitCode = 1;
+}
