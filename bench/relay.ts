@@ -100,6 +100,21 @@ async function adminCount(url: string, model: string, domain: unknown[] = []): P
   return n;
 }
 
+/** The quantity Odoo moved in done stock moves (every consumable.used of the workload is 1 unit). */
+async function adminDoneQuantity(url: string): Promise<number> {
+  const admin = new OdooClient({ url, database: 'lab', login: 'admin', apiKey: 'admin', timeoutMs: 60_000, models: [] });
+  await admin.connect();
+  const moves = await admin.call<Array<{ quantity: number }>>('stock.move', 'search_read', { domain: [['state', '=', 'done']], fields: ['quantity'] });
+  admin.close();
+  return moves.reduce((sum, m) => sum + m.quantity, 0);
+}
+
+/**
+ * Why a run's figures are not what they claim (events dead-lettered, delivered without their
+ * document in Odoo, Odoo calls that failed): written to the results, and the process exits 1.
+ */
+const problems: string[] = [];
+
 const ts = (): string => new Date().toISOString();
 function orderEvents(i: number): DraftEvent[] {
   const acc = `B${i}`;
@@ -192,6 +207,7 @@ async function naive(events: number): Promise<{ events: number; seconds: number;
 }
 
 async function relayRun(backlog: number): Promise<{ backlog: number; fillSeconds: number; delivered: number; seconds: number; rate: number; odooCalls: number; pickings: number; saleOrders: number }> {
+  const problem = (what: string): void => void problems.push(`backlog ${backlog}: ${what}`);
   const dir = await mkdtemp(path.join(tmpdir(), 'bench-relay-'));
   const odoo = await emulator();
   const url = odoo.url;
@@ -201,9 +217,19 @@ async function relayRun(backlog: number): Promise<{ backlog: number; fillSeconds
   const target = Math.min(queued, MEASURE);
   const telemetry = new Telemetry();
   let calls = 0;
+  // Calls Odoo answered with an error, by method; a check_object_reference's error is the look-up's
+  // "no such record" (every new order has one), not a failure.
+  const failedByMethod: Record<string, number> = {};
   const perMethod = new Map<string, { n: number; ms: number }>();
+  // Every attempt's outcome by event type: only deliveries count, retries and dead letters are reported.
+  const outcomes: Record<string, { delivered: number; retry: number; dead: number }> = {};
+  telemetry.on('relay.outcome', (o) => {
+    const t = (outcomes[o.eventType] ??= { delivered: 0, retry: 0, dead: 0 });
+    t[o.outcome]++;
+  });
   telemetry.on('odoo.request', (r) => {
     calls++;
+    if (!r.ok) failedByMethod[`${r.model}.${r.method}`] = (failedByMethod[`${r.model}.${r.method}`] ?? 0) + 1;
     const k = `${r.model}.${r.method}`;
     const m = perMethod.get(k) ?? { n: 0, ms: 0 };
     m.n++;
@@ -214,6 +240,9 @@ async function relayRun(backlog: number): Promise<{ backlog: number; fillSeconds
   const relay = new Relay({ store, odoo: client, config: relayConfig, odooConfig: odooConfig(url), telemetry, log: silentLogger, idlePollMs: 5, watchStock: false });
   // Time spent in the store's lease/complete (the relay's own bookkeeping), reported beside the rate.
   const storeMs = { lease: 0, complete: 0, leases: 0, completes: 0 };
+  // Events the relay resolved as delivered with a note: on an empty Odoo that is something it did
+  // not post (milestone notes before their order, a consumption carried), not a delivery to count.
+  const notes = { count: 0, examples: new Set<string>() };
   const lease = store.lease.bind(store);
   const complete = store.complete.bind(store);
   store.lease = async (o) => {
@@ -226,6 +255,11 @@ async function relayRun(backlog: number): Promise<{ backlog: number; fillSeconds
     }
   };
   store.complete = async (l, o) => {
+    for (const x of o) {
+      if (x.outcome !== 'delivered' || !x.note) continue;
+      notes.count++;
+      if (notes.examples.size < 5) notes.examples.add(x.note);
+    }
     const t = performance.now();
     try {
       return await complete(l, o);
@@ -236,15 +270,55 @@ async function relayRun(backlog: number): Promise<{ backlog: number; fillSeconds
   };
   const started = performance.now();
   await relay.start();
-  while (store.stats().delivered < target) await new Promise((r) => setTimeout(r, 20));
+  // Until the target is delivered; an event dead-lettered, or a minute without a delivery, ends the
+  // run as a failure (before, the run waited for ever for deliveries that could no longer come).
+  let progress = { delivered: 0, at: performance.now() };
+  for (;;) {
+    const st = store.stats();
+    if (st.delivered >= target || st.deadLettered > 0) break;
+    if (st.delivered > progress.delivered) progress = { delivered: st.delivered, at: performance.now() };
+    else if (performance.now() - progress.at > 60_000) {
+      problem(`no delivery for 60 s at ${st.delivered} of ${target} (retrying: ${st.retrying})`);
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
   const seconds = (performance.now() - started) / 1000;
   const delivered = store.stats().delivered;
   await relay.stop(10_000);
   const dead = store.stats().deadLettered;
-  if (dead > 0) throw new Error(`${dead} events dead-lettered during the benchmark`);
+  if (dead > 0) problem(`${dead} events dead-lettered`);
+  const failed = Object.entries(failedByMethod).filter(([m]) => m !== 'ir.model.data.check_object_reference');
+  if (failed.length > 0) problem(`Odoo calls failed: ${failed.map(([m, n]) => `${m} ×${n}`).join(', ')}`);
+  if (notes.count > 0) problem(`${notes.count} events delivered with a note, i.e. not posted as such (${[...notes.examples].join(' | ')})`);
+  // What Odoo holds must be what the store says was delivered: a sale order per order.created, one
+  // unit moved per consumable.used (all outcomes are in: the relay has stopped).
+  const saleOrders = await adminCount(url, 'sale.order');
+  const consumed = await adminDoneQuantity(url);
+  const ordersDelivered = outcomes['order.created']?.delivered ?? 0;
+  const usesDelivered = outcomes['consumable.used']?.delivered ?? 0;
+  if (saleOrders !== ordersDelivered) problem(`${ordersDelivered} order.created delivered, ${saleOrders} sale orders in Odoo`);
+  if (Math.abs(consumed - usesDelivered) > 1e-6) problem(`${usesDelivered} consumable.used delivered (1 unit each), ${consumed} units moved in Odoo`);
   const meanOdooMs = Object.fromEntries([...perMethod].sort((a, b) => b[1].ms - a[1].ms).slice(0, 8).map(([k, v]) => [k, { calls: v.n, meanMs: Math.round(v.ms / v.n) }]));
   if (process.env['BENCH_DEBUG']) console.log(meanOdooMs, storeMs);
-  const result = { backlog: queued, fillSeconds, delivered, seconds, rate: delivered / seconds, odooCalls: calls, odooCallsByMethod: meanOdooMs, store: { leaseSeconds: storeMs.lease / 1000, leaseCalls: storeMs.leases, completeCalls: storeMs.completes }, pickings: await adminCount(url, 'stock.picking'), saleOrders: await adminCount(url, 'sale.order') };
+  const result = {
+    backlog: queued,
+    fillSeconds,
+    delivered,
+    seconds,
+    rate: delivered / seconds,
+    odooCalls: calls,
+    /** Calls Odoo answered with an error, by method (check_object_reference: the look-ups that found nothing). */
+    odooErrorsByMethod: failedByMethod,
+    odooCallsByMethod: meanOdooMs,
+    store: { leaseSeconds: storeMs.lease / 1000, leaseCalls: storeMs.leases, completeCalls: storeMs.completes },
+    /** Every outcome by event type, the deliveries after the measured point (until stop) included. */
+    outcomes,
+    deliveredWithNote: notes.count,
+    pickings: await adminCount(url, 'stock.picking'),
+    saleOrders,
+    unitsConsumedInOdoo: consumed,
+  };
   await store.close();
   await odoo.close();
   await rm(dir, { recursive: true, force: true });
@@ -270,6 +344,8 @@ const out = {
   naive: naiveResult,
   relay: runs,
   target: '≥ 20× naive',
+  /** Empty when every event counted reached Odoo as such; otherwise the run is no measurement. */
+  problems,
 };
 // Sources run from bench/, the build from dist/bench/: the results live in the source tree.
 const resultsDir = path.resolve(here, here.split(path.sep).includes('dist') ? '../../bench/results' : 'results');
@@ -277,3 +353,7 @@ await mkdir(resultsDir, { recursive: true });
 const file = path.join(resultsDir, 'relay.json');
 await writeFile(file, JSON.stringify(out, null, 2) + '\n');
 console.log(`wrote ${file}`);
+if (problems.length > 0) {
+  console.error(`the results are no measurement:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+  process.exitCode = 1;
+}
