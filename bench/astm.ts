@@ -55,10 +55,28 @@ const repoRoot = path.basename(path.dirname(here)) === 'dist' ? path.resolve(her
  */
 type ChildMode = 'gateway' | 'resolve' | 'echo';
 
+/**
+ * What the gateway child took, reported when it stops: the store's intake counters and, of the
+ * events committed, how many carry an LIS order's accession (ACC-…: the barcode resolved) and how
+ * many do not. An ACK proves nothing by itself (a message the gateway cannot read is kept as
+ * rejected and may be ACKed, link-options.ts rejectedReply); the parent checks these.
+ */
+interface ChildReport {
+  intake?: { received: number; accepted: number; rejected: number; duplicates: number };
+  events?: { resolved: number; unresolved: number };
+}
+
 async function child(mode: ChildMode, dataDir: string, paths: string[]): Promise<void> {
   const stops: Array<() => Promise<void>> = [];
+  const report: ChildReport = {};
   if (mode === 'gateway' || mode === 'resolve') {
     const store = await EventStore.open({ dataDir, pruneIntervalMs: 0 });
+    const events = { resolved: 0, unresolved: 0 };
+    report.events = events;
+    const tally = <R extends { events: DraftEvent[] }>(r: R): R => {
+      for (const e of r.events) e.correlationId.startsWith('ACC-') ? events.resolved++ : events.unresolved++;
+      return r;
+    };
     if (mode === 'resolve') await seedOrders(store, Number(process.env.BENCH_LIS_ORDERS ?? 0));
     const profile = loadProfile('generic-astm', path.join(repoRoot, 'firmware-profiles'));
     for (const [i, p] of paths.entries()) {
@@ -70,12 +88,15 @@ async function child(mode: ChildMode, dataDir: string, paths: string[]): Promise
         store,
         telemetry: new Telemetry(),
         log: silentLogger,
-        normalize: mode === 'resolve' ? (text, ctx) => resolveAnalyzerResult(normalize(text, ctx.receivedAt), store) : (text, ctx) => normalize(text, ctx.receivedAt),
+        normalize: mode === 'resolve' ? async (text, ctx) => tally(await resolveAnalyzerResult(normalize(text, ctx.receivedAt), store)) : (text, ctx) => tally(normalize(text, ctx.receivedAt)),
       });
       await ep.start();
       stops.push(() => ep.stop(2_000));
     }
-    stops.push(() => store.close());
+    stops.push(async () => {
+      report.intake = { ...store.intake() };
+      await store.close();
+    });
   } else {
     // The peer: ACK every ENQ and every frame end, nothing else.
     for (const p of paths) {
@@ -93,7 +114,7 @@ async function child(mode: ChildMode, dataDir: string, paths: string[]): Promise
     if (msg.cmd === 'stop') {
       void (async () => {
         for (const s of stops) await s();
-        process.exit(0);
+        process.send?.({ stopped: report }, undefined, {}, () => process.exit(0));
       })();
     }
   });
@@ -219,7 +240,24 @@ async function ptyPair(dir: string, n: number): Promise<PtyPair> {
 interface Child {
   proc: ChildProcess;
   cpu(): Promise<{ user: number; system: number; at: number }>;
-  stop(): Promise<void>;
+  /** The child's report (empty when it died without one). */
+  stop(): Promise<ChildReport>;
+}
+
+/**
+ * Why a run's figures are not what they claim (messages the gateway did not take although ACKed,
+ * barcodes that did not resolve in the diagnostic that measures their resolution): written to
+ * the results, and the process exits 1.
+ */
+const problems: string[] = [];
+
+/** The gateway child must have taken `messages` messages (at least: the last may end after the count), all accepted. */
+function checkTaken(what: string, report: ChildReport, messages: number): void {
+  const i = report.intake;
+  if (!i) return void problems.push(`${what}: the gateway reported no intake counters`);
+  if (i.rejected > 0) problems.push(`${what}: the gateway kept ${i.rejected} messages as rejected`);
+  if (i.duplicates > 0) problems.push(`${what}: the gateway took ${i.duplicates} messages as duplicates`);
+  if (i.accepted < messages) problems.push(`${what}: ${messages} messages ACKed, the gateway accepted ${i.accepted}`);
 }
 
 async function startChild(mode: ChildMode, dataDir: string, paths: string[], lisOrders = 0): Promise<Child> {
@@ -239,8 +277,12 @@ async function startChild(mode: ChildMode, dataDir: string, paths: string[], lis
         proc.send({ cmd: 'cpu' });
       }),
     stop: () =>
-      new Promise<void>((resolve) => {
-        proc.once('exit', () => resolve());
+      new Promise<ChildReport>((resolve) => {
+        let report: ChildReport = {};
+        proc.on('message', (m: { stopped?: ChildReport }) => {
+          if (m.stopped) report = m.stopped;
+        });
+        proc.once('exit', () => resolve(report));
         proc.send({ cmd: 'stop' });
         setTimeout(() => proc.kill('SIGKILL'), 5_000).unref();
       }),
@@ -366,8 +408,18 @@ async function latencyRun(mode: ChildMode, dir: string, messages: number, lisOrd
     an.port.write(Buffer.from([EOT]));
   }
   await an.close();
-  await ch.stop();
+  const report = await ch.stop();
   pair.proc.kill('SIGKILL');
+  if (mode !== 'echo') {
+    const what = `latency ${mode}${mode === 'resolve' ? ` (${lisOrders} LIS orders)` : ''}`;
+    checkTaken(what, report, messages + warmup);
+    // Events must have been made; with the orders stored every barcode resolves, without them
+    // none may (the diagnostic compares exactly these two cases).
+    const ev = report.events ?? { resolved: 0, unresolved: 0 };
+    if (ev.resolved + ev.unresolved === 0) problems.push(`${what}: no events committed`);
+    if (mode === 'resolve' && lisOrders > 0 && ev.unresolved > 0) problems.push(`${what}: ${ev.unresolved} events without their LIS order's accession`);
+    if (mode === 'resolve' && lisOrders === 0 && ev.resolved > 0) problems.push(`${what}: ${ev.resolved} events resolved against an empty store`);
+  }
   if (process.env.BENCH_POSITIONS) console.log(mode, byPosition.map((v) => summary(v).p99));
   return { intermediate, completing };
 }
@@ -413,8 +465,9 @@ async function loadRun(mode: ChildMode, dir: string, analyzers: number, seconds:
   const wallMs = cpu1.at - cpu0.at;
   const cpuMs = (cpu1.user - cpu0.user + cpu1.system - cpu0.system) / 1000;
   await Promise.all(ans.map((a) => a.close()));
-  await ch.stop();
+  const report = await ch.stop();
   for (const p of pairs) p.proc.kill('SIGKILL');
+  if (mode !== 'echo') checkTaken(`load ${analyzers} analyzers, idle ${gapMs.join('-')} ms`, report, messages);
   return {
     analyzers,
     idleBetweenMessagesMs: gapMs,
@@ -515,10 +568,16 @@ async function main(): Promise<void> {
         steadyLoadCpuWithinTarget: steadyOurs.cpuPercentOfOneCore <= 10,
         noReplyOverTimer: Math.max(loadOurs.reply.max, steadyOurs.reply.max) < 15_000,
       },
+      /** Empty when every ACKed message was taken as such; otherwise the run is no measurement. */
+      problems,
     };
     console.log(JSON.stringify(result, null, 2));
     await mkdir(path.join(repoRoot, 'bench/results'), { recursive: true });
     await writeFile(path.join(repoRoot, 'bench/results/astm.json'), JSON.stringify(result, null, 2) + '\n');
+    if (problems.length > 0) {
+      console.error(`the results are no measurement:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+      process.exitCode = 1;
+    }
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
