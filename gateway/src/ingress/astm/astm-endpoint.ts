@@ -23,7 +23,7 @@ import { looksMisread } from './records-only-session.ts';
 import { realScheduler, type Scheduler, type TimerHandle } from './scheduler.ts';
 import { type SerialSettings, SerialTransport, serialSettings } from './serial-transport.ts';
 import { TcpClientTransport, TcpServerTransport } from './tcp-transport.ts';
-import { type Backoff, DEFAULT_BACKOFF, type Transport, type Wire } from './transport.ts';
+import { type Backoff, DEFAULT_BACKOFF, type Transport, type TransportHost, type Wire } from './transport.ts';
 
 /** What the endpoint needs of a firmware profile (a `Profile` from gateway/src/profiles fits). */
 export interface AstmProfileLike {
@@ -227,7 +227,14 @@ export class AstmEndpoint<Q = unknown> implements Component {
     this.#setState('starting');
     const a = this.#opt.analyzer;
     const backoff: Backoff = { ...DEFAULT_BACKOFF, ...this.#opt.reconnect };
-    const host = { attach: (wire: Wire) => this.#attach(wire), state: (s: EndpointState, detail?: string) => this.#setState(s, detail) };
+    const host: TransportHost = {
+      attach: (wire: Wire) => this.#attach(wire),
+      state: (s: EndpointState, detail?: string) => this.#setState(s, detail),
+      // TCP: an analyzer whose stack acknowledged nothing the gateway wrote for silentPeerMs is
+      // gone (tcp-transport.ts); its connection is dropped with the reason, as #peerSilent's.
+      peerAckMs: this.#link.timers.silentPeerMs,
+      peerGone: (remote, seconds) => this.#log.warn('analyzer silent: connection closed', { remote, seconds, unacknowledged: true }),
+    };
     if (a.serial) this.#transport = new SerialTransport(serialSettings(a.serial, this.#opt.profile.transport?.serial), host, backoff);
     else if (a.tcp?.listen) this.#transport = new TcpServerTransport(a.tcp.listen, host);
     else if (a.tcp?.connect) this.#transport = new TcpClientTransport(a.tcp.connect, host, backoff);

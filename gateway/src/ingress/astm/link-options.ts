@@ -33,7 +33,9 @@ export interface LinkTimers {
    * wait for that byte's acknowledgement: without this the connection looked open for about 15
    * minutes (tcp_retries2). An idle link needs no answer and is never closed by it. On a
    * records-only link: how long the analyzer may stay silent after stopping in the middle of a
-   * message (its receiver timer ran out) before its connection is closed.
+   * message (its receiver timer ran out) before its connection is closed. On any TCP link (Linux):
+   * how long the analyzer's TCP stack may leave bytes the gateway wrote unacknowledged, with nothing
+   * from it since, before its connection is dropped (tcp-transport.ts).
    */
   silentPeerMs: number;
 }

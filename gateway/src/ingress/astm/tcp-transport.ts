@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { describeError } from '../../errors.ts';
+import { UnacknowledgedWatch } from '../../net/unacknowledged-bytes.ts';
 import { type Backoff, backoffDelay, type Transport, type TransportHost, type Wire, wasWorking } from './transport.ts';
 
 /** Why the gateway dropped a connection itself (`Wire.abort`): the detail of its end. */
@@ -10,12 +11,28 @@ function attachSocket(socket: net.Socket, host: TransportHost): void {
   // An idle connection whose peer vanished (powered off, cable pulled: no FIN) is closed by the
   // kernel: probes after 30 s of silence, then (libuv's settings) 10 probes 1 s apart, about 40 s
   // in all. Not while sent bytes wait for their acknowledgement: that case is the endpoint's
-  // silentPeerMs (link-options.ts).
+  // silentPeerMs (link-options.ts), and the watch below.
   socket.setKeepAlive(true, 30_000);
+  // An analyzer switched off (or unplugged) before bytes the gateway wrote reached it never
+  // acknowledges them, and keepalive is off while they wait: an order download or a host query's
+  // answer written to it while it sat idle held the link "connected" for about 15 minutes
+  // (tcp_retries2). Once its TCP stack has acknowledged nothing for `peerAckMs` (the link's
+  // silentPeerMs), with nothing from it since, the connection is dropped: a live analyzer's stack
+  // acknowledges within milliseconds, however busy it is (net/unacknowledged-bytes.ts, Linux only).
+  const acks = new UnacknowledgedWatch({
+    socket,
+    boundMs: host.peerAckMs ?? 0,
+    onUnacknowledged: (seconds) => {
+      host.peerGone?.(wire.remote, seconds);
+      wire.abort?.(`the analyzer acknowledged nothing the gateway sent for ${seconds} s (switched off, or its cable pulled?): connection closed`);
+    },
+  });
   const wire: Wire = {
     remote: `tcp:${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`,
     write: (bytes) => {
-      if (!socket.destroyed) socket.write(bytes);
+      if (socket.destroyed) return;
+      socket.write(bytes);
+      acks.wrote();
     },
     close: () => socket.end(),
     pause: () => socket.pause(),
@@ -28,11 +45,17 @@ function attachSocket(socket: net.Socket, host: TransportHost): void {
   };
   const handlers = host.attach(wire);
   let closedDetail = 'closed by peer';
-  socket.on('data', (chunk: Buffer) => handlers.data(chunk));
+  socket.on('data', (chunk: Buffer) => {
+    acks.heard();
+    handlers.data(chunk);
+  });
   socket.on('error', (err) => {
     closedDetail = describeError(err);
   });
-  socket.once('close', () => handlers.closed(abortReasons.get(socket) ?? closedDetail));
+  socket.once('close', () => {
+    acks.stop();
+    handlers.closed(abortReasons.get(socket) ?? closedDetail);
+  });
 }
 
 /** The analyzer connects to the gateway: one link per accepted connection. */

@@ -35,6 +35,14 @@ export interface TransportHost {
   attach(wire: Wire): WireHandlers;
   /** Transport state for telemetry (`listening`, `connected`, `connecting`, `disconnected`, `error`). */
   state(state: EndpointState, detail?: string): void;
+  /**
+   * TCP: how long the analyzer may leave the gateway's bytes unacknowledged by its TCP stack,
+   * having sent nothing since, before its connection is dropped (ms; absent or 0: never). The
+   * endpoint gives its `silentPeerMs`.
+   */
+  peerAckMs?: number;
+  /** TCP: the connection to `remote` is dropped: its analyzer acknowledged nothing for `seconds` (for the log). */
+  peerGone?(remote: string, seconds: number): void;
 }
 
 export interface Transport {

@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { describeError } from '../../errors.ts';
 import { isoTime } from '../../hl7/hl7-time.ts';
 import type { Logger } from '../../log.ts';
+import { UnacknowledgedWatch } from '../../net/unacknowledged-bytes.ts';
 import type { FrameMeta, FrameResult, Hl7Intake, PartialCause } from './hl7-intake.ts';
 import { MllpDecoder } from './mllp-decoder.ts';
 
@@ -30,11 +31,32 @@ export interface MllpConnectionOptions {
   maxInFlight?: number;
   maxInFlightBytes?: number;
   log: Logger;
+  /**
+   * How long the peer may leave the gateway's replies unacknowledged by its TCP stack, having sent
+   * nothing since, before the connection is closed (ms; PEER_ACK_MS by default, 0 = never).
+   */
+  peerAckMs?: number;
+  /** Who the peer is, for the log: `the LIS` (default) or `the analyzer`. */
+  peerName?: string;
   /** After each reply was written (or when none was due). */
   onAnswered: (result: FrameResult, info: { latencyMs: number; bytes: number }) => void;
   onIgnoredBytes: (count: number) => void;
-  onClose: () => void;
+  /** The socket closed; `detail` when the gateway closed it for a reason the status should show. */
+  onClose: (detail?: string) => void;
 }
+
+/**
+ * How long a peer may leave the gateway's replies unacknowledged (ms): its TCP stack, not its
+ * program, acknowledges them, within milliseconds on a LAN however busy the LIS is. One that
+ * vanished (power cut, cable pulled: no FIN, no RST) in the instant a reply was on the wire never
+ * does, and keepalive sends no probe while sent bytes wait for their acknowledgement: the kernel
+ * retransmitted for about 15 minutes (tcp_retries2), and the socket held a slot of maxConnections
+ * and showed the LIS connected all that time. A minute matches what keepalive gives a quiet
+ * connection whose LIS vanished (closed about 70 s after its last byte), and leaves TCP's own
+ * retransmissions time to ride out a shorter outage (a switch that restarts) without losing the
+ * connection. Linux only (net/unacknowledged-bytes.ts); elsewhere the kernel's limit stays.
+ */
+export const PEER_ACK_MS = 60_000;
 
 /**
  * How long the peer has to close its side once the gateway's FIN and every reply are out (ms).
@@ -106,6 +128,10 @@ export class MllpConnection {
   #closed = false;
   /** Armed while the bytes read end with an FS whose CR has not come (END_CR_GRACE_MS). */
   #endCrTimer: NodeJS.Timeout | undefined;
+  /** Whether the peer's stack still acknowledges the replies (PEER_ACK_MS). */
+  readonly #acks: UnacknowledgedWatch;
+  /** Why the gateway closed the socket itself, for the status. */
+  #closeDetail: string | undefined;
   readonly #closedPromise: Promise<void>;
 
   constructor(options: MllpConnectionOptions) {
@@ -131,6 +157,17 @@ export class MllpConnection {
     });
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
+    // A peer gone while a reply waits for its acknowledgement: keepalive is off then (PEER_ACK_MS).
+    this.#acks = new UnacknowledgedWatch({
+      socket,
+      boundMs: options.peerAckMs ?? PEER_ACK_MS,
+      onUnacknowledged: (seconds) => {
+        const reason = `${options.peerName ?? 'the LIS'} acknowledged nothing the gateway sent for ${seconds} s (switched off, or its cable pulled?): connection closed`;
+        this.#log.warn(reason, { remote: this.remoteAddress, seconds });
+        this.#closeDetail = reason;
+        socket.destroy();
+      },
+    });
     // A sender may half-close once it has sent (socat, `nc -N` at the end of their input) and still
     // wait for its replies. Node's default ends the socket's writing side at the sender's FIN, and
     // the ACKs, ready only after the commit, would be dropped: this connection ends the socket
@@ -152,6 +189,7 @@ export class MllpConnection {
       this.#closeWhenAnswered('half-closed');
     });
     socket.on('data', (chunk: Buffer) => {
+      this.#acks.heard();
       if (!this.#accepting) return;
       try {
         this.#disarmEndCr();
@@ -167,11 +205,12 @@ export class MllpConnection {
     this.#closedPromise = new Promise((resolve) => {
       socket.once('close', () => {
         this.#closed = true;
+        this.#acks.stop();
         // A frame cut by a reset is kept (unanswered: there is no one to answer).
         this.#endInput('closed');
         const ignored = this.#decoder.takeIgnored();
         if (ignored > 0) this.#reportIgnored(ignored);
-        options.onClose();
+        options.onClose(this.#closeDetail);
         resolve();
       });
     });
@@ -247,7 +286,10 @@ export class MllpConnection {
     while (pending.length > 0 && (pending[0] as Pending).result !== undefined) {
       const entry = pending.shift() as Pending;
       const result = entry.result as FrameResult;
-      if (result.reply && !socket.destroyed && socket.writable) socket.write(result.reply);
+      if (result.reply && !socket.destroyed && socket.writable) {
+        socket.write(result.reply);
+        this.#acks.wrote();
+      }
       this.#inFlight--;
       this.#inFlightBytes -= entry.held;
       if (this.#paused && this.#inFlight < this.#maxInFlight / 2 && this.#inFlightBytes < this.#maxInFlightBytes / 2) {

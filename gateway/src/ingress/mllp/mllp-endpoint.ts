@@ -29,6 +29,11 @@ export interface MllpEndpointOptions {
   resolveEvents?: Hl7IntakeOptions['resolveEvents'];
   /** TLS only: a handshake not finished after this long (ms) is cut. Default TLS_HANDSHAKE_TIMEOUT_MS. */
   tlsHandshakeTimeoutMs?: number;
+  /**
+   * How long a peer may leave the gateway's replies unacknowledged by its TCP stack before its
+   * connection is closed (ms). Default PEER_ACK_MS (mllp-connection.ts); tests shorten it.
+   */
+  peerAckMs?: number;
 }
 
 /**
@@ -61,6 +66,7 @@ export class MllpEndpoint implements Component {
   /** Work of connections that closed while frames were still being committed: stop() waits for it. */
   readonly #closedWork = new Set<Promise<void>>();
   readonly #tlsHandshakeTimeoutMs: number;
+  readonly #peerAckMs: number | undefined;
   #server: net.Server | undefined;
   #status: ComponentStatus = 'created';
   /** Epoch ms of the last answered frame (formatted when read). */
@@ -77,6 +83,7 @@ export class MllpEndpoint implements Component {
     this.#log = options.log.child({ endpoint: options.config.id, kind: 'hl7' });
     this.name = `hl7:${options.config.id}`;
     this.#tlsHandshakeTimeoutMs = options.tlsHandshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS;
+    this.#peerAckMs = options.peerAckMs;
     this.#intake = new Hl7Intake({
       config: options.config,
       store: options.store,
@@ -186,13 +193,13 @@ export class MllpEndpoint implements Component {
    * The state of a listener with no connection: `listening`, or `error` once the certificate it
    * serves has expired (LIS peers refuse every handshake: the link is down though it listens).
    */
-  #emitIdle(): void {
+  #emitIdle(detail?: string): void {
     const c = this.#certExpiry;
     if (c && c.validTo <= Date.now()) {
       if (!this.#certExpiredLogged) this.#log.error('TLS certificate expired: every peer that checks it refuses the connection', { detail: c.expired });
       this.#certExpiredLogged = true;
       this.#emitState('error', c.expired);
-    } else this.#emitState('listening');
+    } else this.#emitState('listening', detail);
   }
 
   #handshakeStarted(raw: net.Socket): void {
@@ -236,9 +243,11 @@ export class MllpEndpoint implements Component {
       maxFrameBytes: this.#config.maxMessageBytes,
       idleTimeoutMs: this.#config.idleTimeoutMs,
       log: this.#log,
+      ...(this.#peerAckMs !== undefined ? { peerAckMs: this.#peerAckMs } : {}),
+      ...(this.#config.analyzer !== undefined ? { peerName: 'the analyzer' } : {}),
       onAnswered: (result, info) => this.#answered(result, info),
       onIgnoredBytes: (count) => this.#telemetry.emit('endpoint.ignored-bytes', { endpoint: this.#config.id, count }),
-      onClose: () => {
+      onClose: (detail) => {
         this.#connections.delete(conn);
         // Frames still in their commit (a frame cut by a reset is kept too): stop() waits for them.
         if (conn.inFlight > 0) {
@@ -248,8 +257,10 @@ export class MllpEndpoint implements Component {
         }
         this.#log.debug('connection closed', { remote: conn.remoteAddress });
         if (this.#status === 'running') {
-          if (this.#connections.size > 0) this.#emitState('connected');
-          else this.#emitIdle();
+          // A connection the gateway closed for its peer's sake says why (its peer vanished).
+          const why = detail !== undefined ? `connection closed: ${detail}` : undefined;
+          if (this.#connections.size > 0) this.#emitState('connected', why);
+          else this.#emitIdle(why);
         }
       },
     });
