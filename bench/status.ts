@@ -139,7 +139,19 @@ interface RoundResult {
   gatewayCpuMicrosPerMessage: number;
   mqttReceived?: number;
   pagePolls?: number;
+  /** The store's intake counters at the end of the round (warm-up of the round included). */
+  storeAccepted: number;
+  storeRejected: number;
+  /** Messages the status model counted on the endpoint (status scenarios): it saw the intake. */
+  statusModelReceived?: number;
 }
+
+/**
+ * Why a round's figures are not what they claim (negative answers, messages the store did not
+ * take, a status model that saw no message, viewers that received nothing): written to the
+ * results, and the process exits 1.
+ */
+const problems: string[] = [];
 
 async function round(scenario: RoundResult['scenario'], seconds: number, connections: number, tag: string): Promise<RoundResult> {
   const { EventStore } = await import('../gateway/src/store/event-store.ts');
@@ -155,6 +167,7 @@ async function round(scenario: RoundResult['scenario'], seconds: number, connect
   const port = endpoint.address()!.port;
   const stops: Array<() => Promise<void>> = [];
   let viewers: ReturnType<typeof runChild> | undefined;
+  let modelReceived: (() => number) | undefined;
   if (scenario !== 'intake-only') {
     const { StatusModel } = await import('../gateway/src/status/status-model.ts');
     const { StatusServer } = await import('../gateway/src/status/http-server.ts');
@@ -162,6 +175,7 @@ async function round(scenario: RoundResult['scenario'], seconds: number, connect
     const model = new StatusModel({ config, store, telemetry, version: 'bench', startedAt: new Date().toISOString() });
     const server = new StatusServer({ config, store, telemetry, log: silentLogger, version: 'bench', startedAt: new Date().toISOString(), model });
     const mq = new MqttStatus({ config, model, log: silentLogger });
+    modelReceived = () => model.endpoint('lis')?.received ?? 0;
     await server.start();
     await mq.start();
     if (scenario === 'with-status') {
@@ -190,9 +204,21 @@ async function round(scenario: RoundResult['scenario'], seconds: number, connect
     mqttReceived = v.received;
     polls = v.polls;
   }
+  const statusModelReceived = modelReceived?.();
   for (const s of stops) await s();
   await endpoint.stop();
+  const intake = store.intake();
   await store.close();
+  const what = `${scenario} (${tag})`;
+  if (result.nak > 0) problems.push(`${what}: ${result.nak} messages answered negatively (not counted)`);
+  if (result.acked === 0) problems.push(`${what}: no message acknowledged`);
+  if (intake.rejected > 0) problems.push(`${what}: the store refused ${intake.rejected} messages`);
+  if (intake.accepted < result.acked) problems.push(`${what}: ${result.acked} positive ACKs, the store accepted ${intake.accepted}`);
+  // The status sides must have done their work: the model counted every message, and watched, the
+  // subscribers got MQTT messages and the page polled the API.
+  if (statusModelReceived !== undefined && statusModelReceived < result.acked) problems.push(`${what}: the status model counted ${statusModelReceived} messages of ${result.acked}`);
+  if (scenario === 'with-status' && !(mqttReceived && mqttReceived > 0)) problems.push(`${what}: the MQTT subscribers received nothing`);
+  if (scenario === 'with-status' && !(polls && polls > 0)) problems.push(`${what}: the status page never polled /api/status`);
   await rm(dir, { recursive: true, force: true });
   return {
     scenario,
@@ -203,6 +229,9 @@ async function round(scenario: RoundResult['scenario'], seconds: number, connect
     ackP99Ms: Math.round(result.p99 * 100) / 100,
     gatewayCpuMicrosPerMessage,
     ...(mqttReceived !== undefined ? { mqttReceived, pagePolls: polls } : {}),
+    storeAccepted: intake.accepted,
+    storeRejected: intake.rejected,
+    ...(statusModelReceived !== undefined ? { statusModelReceived } : {}),
   };
 }
 
@@ -291,6 +320,8 @@ async function main(): Promise<void> {
     meetsTarget: differencePercent <= 3,
     note: 'A shared 2-core machine: other work, and on the with-status side Chromium and the subscribers, compete with the gateway for the same two cores. On a site the viewers run on other PCs; status-unwatched isolates the cost inside the gateway process.',
     rounds: all,
+    /** Empty when every round counted only messages taken and every status side did its work; otherwise no measurement. */
+    problems,
   };
   console.log(
     `throughput vs intake only (median of paired rounds): status unwatched ${summary.throughputRatio.statusUnwatched}, with status watched ${summary.throughputRatio.withStatus}; gateway CPU/msg ratio ${summary.gatewayCpuPerMessageRatio.statusUnwatched} / ${summary.gatewayCpuPerMessageRatio.withStatus}`,
@@ -299,6 +330,10 @@ async function main(): Promise<void> {
   await mkdir(outDir, { recursive: true });
   await writeFile(path.join(outDir, 'status.json'), JSON.stringify(summary, null, 2) + '\n');
   console.log(`wrote ${path.join(outDir, 'status.json')}`);
+  if (problems.length > 0) {
+    console.error(`the results are no measurement:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+    process.exitCode = 1;
+  }
 }
 
 const role = arg('role', 'main');
