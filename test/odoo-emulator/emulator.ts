@@ -54,6 +54,8 @@ export interface OdooEmulatorOptions {
   persistDebounceMs?: number;
   /** Site settings that change business rules (types.ts EmulatorSettings); all off by default. */
   settings?: Partial<EmulatorSettings>;
+  /** The largest request body Odoo reads (bytes; default 128 MiB, `DEFAULT_MAX_CONTENT_LENGTH`). */
+  maxContentLength?: number;
 }
 
 export interface CallRecord {
@@ -110,6 +112,11 @@ export class OdooEmulator {
    * (`odoo.settings.lockConfirmedSales = true`). The next call sees the change.
    */
   readonly settings: EmulatorSettings;
+  /**
+   * The largest request body Odoo reads (`DEFAULT_MAX_CONTENT_LENGTH`, 128 MiB, odoo-api.md §A.3);
+   * change it at run time. A larger one is refused by Odoo itself (`tooLargeReply`).
+   */
+  maxContentLength: number;
 
   private readonly options: OdooEmulatorOptions;
   private readonly schema: Map<string, ResolvedModel>;
@@ -135,6 +142,7 @@ export class OdooEmulator {
     this.database = options.database ?? 'lab';
     this.clock = options.now ?? (() => new Date());
     this.settings = { lockConfirmedSales: false, ...options.settings };
+    this.maxContentLength = options.maxContentLength ?? MAX_CONTENT_LENGTH;
     this.schema = buildSchema(this.version);
     this.auth = new Authenticator(this.version, this.clock);
     registerBaseMethods(this.registry);
@@ -357,6 +365,14 @@ export class OdooEmulator {
     const outage = this.faults.outageNow();
     if (outage === 'reset' || outage === 'refuse') { req.socket.resetAndDestroy(); return; }
     if (outage === '503') { this.send(res, { status: 503, headers: { 'Content-Type': 'text/html' }, body: proxyPage(503) }); return; }
+    const path0 = (req.url ?? '/').split('?')[0]!;
+    const tooLarge = Number(req.headers['content-length'] ?? 0) > this.maxContentLength ? this.tooLargeReply(path0) : undefined;
+    if (tooLarge) {
+      req.resume(); // not read: the body is over the limit
+      this.record({ transport: 'http', error: 'werkzeug.exceptions.RequestEntityTooLarge' });
+      this.send(res, tooLarge);
+      return;
+    }
     let body: Buffer;
     try {
       body = await readBody(req);
@@ -446,6 +462,22 @@ export class OdooEmulator {
       default:
         action satisfies never;
     }
+  }
+
+  /**
+   * Odoo's own answer to a body over `maxContentLength`: werkzeug raises RequestEntityTooLarge
+   * when the dispatcher reads the body (`get_json_data`), before the request's id or method is
+   * known, and the dispatcher's handle_error answers it in its shape: JSON-RPC an HTTP 200
+   * envelope with `id: null`, JSON-2 HTTP 413 with the JSON error body (built from
+   * `v17:odoo/http.py` JsonRPCDispatcher, `v19:odoo/http.py` Json2Dispatcher). Undefined for
+   * other paths (read as usual).
+   */
+  private tooLargeReply(path: string): Reply | undefined {
+    const text = '413 Request Entity Too Large: The data value transmitted exceeds the capacity limit.';
+    const err = new OdooError('werkzeug.exceptions.RequestEntityTooLarge', text, 413, [text, 413]);
+    if (path === '/jsonrpc') return json(200, { jsonrpc: '2.0', id: null, error: { code: this.version >= 19 ? 0 : 200, message: 'Odoo Server Error', data: serializeError(err, this.version) } });
+    if (path.startsWith('/json/2/') && this.version >= 19) return { status: 413, headers: { 'Content-Type': 'application/json; charset=utf-8' }, body: JSON.stringify(serializeError(err)) };
+    return undefined;
   }
 
   private send(res: ServerResponse, reply: Reply): void {
@@ -679,13 +711,16 @@ function errorNameOf(reply: Reply): string | undefined {
   return undefined;
 }
 
+/** `DEFAULT_MAX_CONTENT_LENGTH` (`v17:odoo/http.py:238`, odoo-api.md §A.3). */
+const MAX_CONTENT_LENGTH = 128 * 1024 * 1024;
+
 async function readBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req) {
     const b = c as Buffer;
     size += b.length;
-    if (size > 128 * 1024 * 1024) throw new Error('request too large'); // DEFAULT_MAX_CONTENT_LENGTH (§A.3)
+    if (size > MAX_CONTENT_LENGTH) throw new Error('request too large'); // DEFAULT_MAX_CONTENT_LENGTH (§A.3)
     chunks.push(b);
   }
   return Buffer.concat(chunks);

@@ -9,7 +9,7 @@ import { CallLimit, isHalted } from './call-limit.ts';
 import { LastSuccessRecord, savedLastSuccess, savedLinkHold, saveLinkHold, type LinkHold } from './last-success.ts';
 import { savedPause, savePause, type RelayPauseDetail } from './paused.ts';
 import type { OdooClientLike } from './odoo/odoo-client.ts';
-import { failureOf, isLinkDown, isServerChanged, looksLikeServerDrift, mayHaveLanded, RETRY_AFTER_CAP_MS, retryAfterOf, serverChanged, stopsTheLink, waitsForQueued } from './odoo/odoo-error.ts';
+import { failureOf, isLinkDown, isServerChanged, looksLikeServerDrift, mayHaveLanded, refusedAsTooLarge, RETRY_AFTER_CAP_MS, retryAfterOf, serverChanged, stopsTheLink, waitsForQueued } from './odoo/odoo-error.ts';
 import { ReferenceData, type RefusedModel } from './reference-data.ts';
 import { rulesFor, type PostingRule, type RuleContext, type RuleResult } from './rules/index.ts';
 import { StockWatch } from './stock-watch.ts';
@@ -881,15 +881,7 @@ export class Relay implements Component {
     const results = new Map<string, RuleResult>();
     // A run longer than the rule's batch is posted in FIFO chunks; a failing chunk stops it.
     for (let i = 0; i < events.length; i += batch.rule.maxBatch) {
-      const chunk = events.slice(i, i + batch.rule.maxBatch);
-      try {
-        const r = await batch.rule.post(ctx, chunk);
-        for (const [k, v] of r) results.set(k, v);
-        if (chunk.some((e) => r.get(e.event.id)?.ok === false || !r.has(e.event.id))) break;
-      } catch (err) {
-        for (const e of chunk) results.set(e.event.id, { ok: false, error: err });
-        break;
-      }
+      if (!(await this.#postChunk(ctx, batch.rule, events.slice(i, i + batch.rule.maxBatch), results))) break;
     }
     await this.#recheckServer(results);
     const { trouble, retryAfterMs, error } = batchTrouble(results.values());
@@ -898,6 +890,38 @@ export class Relay implements Component {
       (this.#o.odoo as { noteFailure?: (e: unknown) => void }).noteFailure?.(error);
     }
     return { results, trouble, retryAfterMs };
+  }
+
+  /**
+   * Posts `chunk`, its results into `results`; false when one of its events failed (the run
+   * stops there). A web proxy between the gateway and Odoo that refused a call of the chunk as too
+   * large (its own HTTP 413, nginx's client_max_body_size: odoo-error.ts `refusedAsTooLarge`)
+   * refused it before Odoo saw it, so nothing of that call was applied: the chunk is posted again
+   * in two halves, in order (the second only once the first is delivered, FIFO per partition),
+   * each looked up first as after a lost answer (`ambiguous`), since calls of the chunk before the
+   * refused one may have landed; every rule finds what they wrote. One event alone that is still
+   * too large keeps the proxy's reason: a dead letter saying what to raise, to replay once it is.
+   * Before, the whole batch was dead-lettered with nginx's HTML page as the reason
+   * (test/integration/relay-proxy-413-audit.test.ts).
+   */
+  async #postChunk(ctx: RuleContext, rule: PostingRule, chunk: StoredEvent[], results: Map<string, RuleResult>): Promise<boolean> {
+    let r: Map<string, RuleResult>;
+    try {
+      r = await rule.post(ctx, chunk);
+    } catch (err) {
+      r = new Map(chunk.map((e) => [e.event.id, { ok: false, error: err }]));
+    }
+    const refused = chunk.length > 1 ? [...r.values()].find((x) => !x.ok && refusedAsTooLarge(x.error)) : undefined;
+    if (refused && !refused.ok) {
+      const half = Math.ceil(chunk.length / 2);
+      const d = refused.error instanceof GatewayError ? (refused.error.details ?? {}) : {};
+      const call = d['model'] ? `: ${String(d['model'])}.${String(d['method'] ?? '')}, ${String(d['requestBytes'])} bytes` : '';
+      this.#o.log.warn(`the web proxy between the gateway and Odoo refused a call of ${chunk.length} ${rule.name} events as too large (HTTP 413${call}): nothing of it reached Odoo; sending them again, ${half} at a time. IT: raise the proxy's request body limit (nginx: client_max_body_size) so that the gateway's batches pass`);
+      const again = chunk.map((e) => ({ ...e, ambiguous: true }));
+      return (await this.#postChunk(ctx, rule, again.slice(0, half), results)) && (await this.#postChunk(ctx, rule, again.slice(half), results));
+    }
+    for (const [k, v] of r) results.set(k, v);
+    return !chunk.some((e) => r.get(e.event.id)?.ok === false || !r.has(e.event.id));
   }
 
   /**

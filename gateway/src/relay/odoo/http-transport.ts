@@ -27,6 +27,8 @@ export interface HttpReply {
   contentType: string;
   body: string;
   headers: Record<string, string | string[] | undefined>;
+  /** The size of the request's body as sent (bytes): what a proxy refusing it as too large measured. */
+  requestBytes: number;
 }
 
 /**
@@ -102,7 +104,7 @@ export class HttpTransport {
   async #send(method: 'GET' | 'POST', path: string, body: string | undefined, headers: Record<string, string>, idempotent: boolean): Promise<HttpReply> {
     try {
       const res = await this.#got(`${this.baseUrl}${path}`, { method, headers, ...(body === undefined ? {} : { body }) });
-      return { status: res.statusCode, contentType: String(res.headers['content-type'] ?? ''), body: res.body, headers: res.headers };
+      return { status: res.statusCode, contentType: String(res.headers['content-type'] ?? ''), body: res.body, headers: res.headers, requestBytes: body === undefined ? 0 : Buffer.byteLength(body) };
     } catch (err) {
       throw networkError(err, idempotent);
     }

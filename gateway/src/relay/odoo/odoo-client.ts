@@ -418,7 +418,7 @@ export class OdooClient implements OdooClientLike {
   async #rpc(service: string, method: string, args: unknown[], idempotent: boolean): Promise<unknown> {
     const id = ++this.#rpcId;
     const reply = await this.#http.post('/jsonrpc', { jsonrpc: '2.0', method: 'call', id, params: { service, method, args } }, {}, idempotent);
-    if (reply.status !== 200) throw httpFailure(reply, idempotent);
+    if (reply.status !== 200) throw httpFailure(reply, idempotent, service === 'object' && method === 'execute_kw' ? `${String(args[3])}.${String(args[4])}` : `${service}.${method}`);
     const body = tryJson(reply.body) as { jsonrpc?: unknown; id?: unknown; result?: unknown; error?: { code?: number; message?: string; data?: { name?: string; message?: string } } } | undefined;
     if (body === undefined || typeof body !== 'object' || body === null) {
       throw unknownOutcome(idempotent, `Odoo answered HTTP 200 with a body that is not JSON-RPC`, 200);
@@ -489,7 +489,7 @@ export class OdooClient implements OdooClientLike {
       if (problem) throw unknownOutcome(idempotent, `HTTP 200 with ${problem}: not Odoo's answer to ${model}.${method} (a web proxy's own answer?); check odoo.url and the site's web proxy`, 200);
       return parsed;
     }
-    throw httpFailure(reply, idempotent);
+    throw httpFailure(reply, idempotent, `${model}.${method}`);
   }
 
   #setState(state: OdooLinkState, lastError?: string): void {
@@ -577,8 +577,8 @@ function exceptionError(name: string, message: string, status: number | undefine
   return odooError(failure, text, { odooName: name, odooMessage: clean, ...(status ? { httpStatus: status } : {}), ...(linkDown ? { linkDown } : {}), ...(landed ? { mayHaveLanded: true } : {}) });
 }
 
-/** A non-200 HTTP reply (JSON-2 error statuses, A.4 table; or a front proxy's 5xx). */
-function httpFailure(reply: HttpReply, idempotent: boolean): GatewayError {
+/** A non-200 HTTP reply (JSON-2 error statuses, A.4 table; or a front proxy's 5xx). `call`: `model.method`. */
+function httpFailure(reply: HttpReply, idempotent: boolean, call: string): GatewayError {
   // A rate limiter (429) or a proxy in maintenance (503) may say when to come back (RFC 9110
   // §10.2.3): the relay sends nothing before then (relay.ts #linkTrouble). Ignored, the loop came
   // back on its own 1 s, 2 s, 4 s… and kept the lab's address blocked.
@@ -591,6 +591,11 @@ function httpFailure(reply: HttpReply, idempotent: boolean): GatewayError {
     return err;
   }
   const s = reply.status;
+  // Odoo's own refusal of a body over its limit is its JSON error, above. Any other 413 is a web
+  // proxy's in front of it (nginx's client_max_body_size, 1m by default): refused before Odoo saw
+  // the request, nothing applied. Before, it fell through to "Odoo answered HTTP 413: <html>…",
+  // permanent, with nginx's page in the dead letter (test/integration/relay-proxy-413-audit.test.ts).
+  if (s === 413) return tooLargeForProxy(reply, call);
   const challenge = headerText(reply.headers['www-authenticate']);
   // Odoo refuses a key with `false` / AccessDenied over JSON-RPC and with its JSON 401 and a
   // `bearer` challenge over JSON-2 (odoo-api.md A.1, A.4). A 401 asking for another scheme (Basic,
@@ -648,6 +653,26 @@ function httpFailure(reply: HttpReply, idempotent: boolean): GatewayError {
  */
 function isOdooErrorBody(body: unknown): body is { name: string; message: string; arguments: unknown[] } {
   return isObject(body) && typeof body['name'] === 'string' && typeof body['message'] === 'string' && Array.isArray(body['arguments']);
+}
+
+/**
+ * A web proxy's 413 in words finance and IT can act on: who refused what, how large it was, what
+ * to raise. No HTML: the proxy is named from its Server header (or its page's signature line),
+ * never by its page. Permanent and `needsOperator` (the dead letter's reason is this text, not
+ * "Odoo rejected the request"); `tooLarge`: the relay may send the call's events again in smaller
+ * calls (relay.ts #postChunk), since Odoo never saw this one.
+ */
+function tooLargeForProxy(reply: HttpReply, call: string): GatewayError {
+  const bytes = reply.requestBytes;
+  const server = headerText(reply.headers['server'])?.trim().slice(0, 60);
+  const nginx = /nginx/i.test(server ?? '') || /<center>\s*nginx/i.test(reply.body);
+  const who = server && /^[\w./ ()-]+$/.test(server) ? `The web proxy (${server})` : nginx ? 'The web proxy (nginx)' : 'A web proxy';
+  const size = bytes >= 1024 * 1024 ? `${(bytes / (1024 * 1024)).toFixed(1)} MiB` : bytes >= 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : undefined;
+  const raise = nginx
+    ? "raise nginx's client_max_body_size (1m by default) above that in the server or location that passes requests to Odoo"
+    : "raise the proxy's request body limit above that (nginx: client_max_body_size, 1m by default; Apache: LimitRequestBody; HAProxy or a load balancer: its body size limit)";
+  const text = `${who} between the gateway and Odoo refused ${call} as too large (HTTP 413 Request Entity Too Large): the request was ${bytes} bytes${size ? ` (${size})` : ''}; Odoo never received it, nothing was applied. IT: ${raise}, then replay the event`;
+  return odooError('permanent', text, { httpStatus: 413, tooLarge: true, requestBytes: bytes, needsOperator: true });
 }
 
 function headerText(value: string | string[] | undefined): string | undefined {

@@ -52,6 +52,15 @@ export interface OdooErrorDetails {
   notSent?: boolean;
   /** Odoo answers as another major version than at connect (serverChanged). */
   serverChanged?: boolean;
+  /**
+   * A web proxy between the gateway and Odoo refused the request as too large (its own HTTP 413,
+   * not Odoo's error): Odoo never received it, so nothing of it was applied (refusedAsTooLarge).
+   */
+  tooLarge?: boolean;
+  /** The size of the request's body (bytes), for `tooLarge`. */
+  requestBytes?: number;
+  /** The message says what a person must do: the dead letter's reason is the message as written (needsOperator). */
+  needsOperator?: boolean;
 }
 
 export function odooError(failure: OdooFailureClass, message: string, details: Omit<OdooErrorDetails, 'failure'> = {}, cause?: unknown): GatewayError {
@@ -126,6 +135,14 @@ export function mayHaveLanded(err: unknown): boolean {
 /** See OdooErrorDetails.waitsForQueued. */
 export function waitsForQueued(err: unknown): boolean {
   return err instanceof GatewayError && err.details?.['waitsForQueued'] === true;
+}
+
+/**
+ * A web proxy refused the call as too large before Odoo saw it (OdooErrorDetails.tooLarge): the
+ * call is known not applied, so the relay may send its events again in smaller calls.
+ */
+export function refusedAsTooLarge(err: unknown): boolean {
+  return err instanceof GatewayError && err.details?.['tooLarge'] === true;
 }
 
 /** See OdooErrorDetails.retryAfterMs. */
