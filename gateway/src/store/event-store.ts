@@ -232,6 +232,13 @@ interface MessageRecord extends StoredMessage {
  */
 type SlimEvent = Omit<StoredEvent, 'event'> & { m: string };
 
+/** What became of a damaged record at its resend (#rewriteDamaged). */
+type DamagedResend =
+  | { kind: 'gone' }
+  /** Written again by an earlier resend meanwhile: its stored ACK. */
+  | { kind: 'readable'; ack?: Buffer }
+  | { kind: 'rewritten' | 'kept'; detail: string };
+
 /** Undelivered events not due yet stepped over per refresh of the oldest waiting age. */
 const OLDEST_SCAN_LIMIT = 2_000;
 
@@ -1175,7 +1182,8 @@ export class EventStore implements GatewayStore {
         if (ahead.length > 0) await Promise.all(ahead);
         const extra = keys.length > 0 ? await (this.#deriver as EventDeriver).derive(drafts, this) : [];
         // #commit queues a new message's operations before its first await.
-        result = this.#commit(message, extra.length ? [...drafts, ...extra] : drafts);
+        // The message's own drafts come first: a resend of a damaged record is rebuilt from them only.
+        result = this.#commit(message, extra.length ? [...drafts, ...extra] : drafts, false, drafts.length);
       } finally {
         queued();
       }
@@ -1233,7 +1241,8 @@ export class EventStore implements GatewayStore {
     return this.#commit(message, drafts, true);
   }
 
-  async #commit(message: InboundMessage, drafts: DraftEvent[], retried = false): Promise<CommitResult> {
+  /** `own`: how many of `drafts` the message itself yields (the rest the deriver added). */
+  async #commit(message: InboundMessage, drafts: DraftEvent[], retried = false, own = drafts.length): Promise<CommitResult> {
     const dedupKey = message.dedupKey;
     let inflight = dedupKey !== undefined ? this.#inflightDedup.get(dedupKey) : undefined;
     let known: boolean[] | undefined;
@@ -1241,14 +1250,14 @@ export class EventStore implements GatewayStore {
       // One round of parallel look-ups: the message's dedup key, the events' idempotency keys and
       // the counts of partitions not cached yet.
       const [existing, found] = this.#lookup(drafts, dedupKey);
-      if (existing !== undefined) return (await this.#recordDuplicate(existing)) ?? this.#commitAgain(message, drafts, retried);
+      if (existing !== undefined) return (await this.#recordDuplicate(existing, message, drafts.slice(0, own))) ?? this.#commitAgain(message, drafts, retried);
       known = found;
       // Another commit of the same key may have started while we looked.
       if (dedupKey !== undefined) inflight = this.#inflightDedup.get(dedupKey);
     }
     if (inflight) {
       const original = await inflight.catch(() => undefined);
-      if (original) return (await this.#recordDuplicate(original.messageId)) ?? this.#commitAgain(message, drafts, retried);
+      if (original) return (await this.#recordDuplicate(original.messageId, message, drafts.slice(0, own))) ?? this.#commitAgain(message, drafts, retried);
       known = this.#lookup(drafts)[1]; // the original failed: this one takes its place
     }
     this.#assertWritable();
@@ -1297,8 +1306,15 @@ export class EventStore implements GatewayStore {
    * when the message is gone (retention deleted it while its dedup key was read): the caller
    * commits the resend as a new message.
    */
-  async #recordDuplicate(messageId: string): Promise<CommitResult | undefined> {
-    const stored = await this.#readMessage(messageId);
+  async #recordDuplicate(messageId: string, resend: InboundMessage, drafts: DraftEvent[]): Promise<CommitResult | undefined> {
+    let stored: ReadMessage | undefined;
+    try {
+      stored = await this.#readMessage(messageId);
+    } catch (err) {
+      // Its record is damaged on disk: the stored ACK cannot be replayed (see #resendOfDamaged).
+      if (!isGatewayError(err, 'GW_STORE_CORRUPT')) throw err;
+      return this.#resendOfDamaged(messageId, resend, drafts, err);
+    }
     if (!stored) return undefined;
     this.#intake.received++;
     this.#intake.duplicates++;
@@ -1311,11 +1327,130 @@ export class EventStore implements GatewayStore {
       await this.#committer.barrier();
       const current = await this.#readMessage(messageId);
       if (!current) return;
-      const duplicates = current.record.duplicates + 1;
-      const value = current.pointer ? encodePointer(current.pointer, duplicates) : ({ log: encodeMessage({ ...current.record, duplicates }, current.raw, current.ack), duplicates } satisfies LogEntry);
-      await this.#committer.write([{ type: 'put', sublevel: this.#sub.msg, key: messageId, value }]);
+      await this.#committer.write([this.#duplicateCounted(messageId, current)]);
     }).catch(() => undefined);
     return { messageId, duplicate: true, ack: stored.ack, eventIds: [], skippedEvents: 0 };
+  }
+
+  /** The put of a stored message with one more on its duplicate count. */
+  #duplicateCounted(messageId: string, current: ReadMessage): BatchOp {
+    const duplicates = current.record.duplicates + 1;
+    const value = current.pointer ? encodePointer(current.pointer, duplicates) : ({ log: encodeMessage({ ...current.record, duplicates }, current.raw, current.ack), duplicates } satisfies LogEntry);
+    return { type: 'put', sublevel: this.#sub.msg, key: messageId, value };
+  }
+
+  /**
+   * A resend of a message whose record fails its length or CRC check (GW_STORE_CORRUPT). The
+   * message is stored (its dedup key, its events and their queue entries are in the index), and
+   * the resend is by its dedup key the same content: it is answered as the duplicate it is, with
+   * the ACK the intake built for it (what the original got: a dedup key is made for a message the
+   * intake stored as accepted, or, on an analyzer link, as the same text, answered the same way).
+   * Before, the read's failure failed the commit, and the sender was answered negatively at every
+   * resend for as long as the message was kept.
+   *
+   * The record is written again from the resend, under the queue lock (#rewriteDamaged): a
+   * duplicate answer never waits for more than that. Whatever happens there (the store full or
+   * failed, the resend's events not those of the index), the answer stays the duplicate's;
+   * `damagedRecord` says what was done, for the intake's warning. Undefined when the message is
+   * gone (retention deleted it meanwhile): committed as new by the caller, as any such resend.
+   */
+  async #resendOfDamaged(messageId: string, resend: InboundMessage, drafts: DraftEvent[], damage: unknown): Promise<CommitResult | undefined> {
+    let done: DamagedResend;
+    try {
+      done = await this.#withQueueLock(() => this.#rewriteDamaged(messageId, resend, drafts));
+    } catch (err) {
+      done = { kind: 'kept', detail: `its record could not be written again: ${describeError(err)}` };
+    }
+    if (done.kind === 'gone') return undefined;
+    this.#intake.received++;
+    this.#intake.duplicates++;
+    const damaged = describeError(damage);
+    const result: CommitResult = { messageId, duplicate: true, ack: done.kind === 'readable' ? done.ack : resend.ack, eventIds: [], skippedEvents: 0 };
+    if (done.kind !== 'readable') result.damagedRecord = { messageId, rewritten: done.kind === 'rewritten', detail: `${damaged}; ${done.detail}` };
+    return result;
+  }
+
+  /**
+   * Under the queue lock: the damaged record of `messageId` written again from its resend, for
+   * the same message id, as retention moves a record (the pointer to the new record and the
+   * segment counts, old and new, in one batch): the resend's bytes and ACK; its metadata with
+   * the time of the message id (the original's receipt, to the millisecond of its commit); and
+   * the bodies of the events the index holds for it, each rebuilt from the resend's draft with the
+   * same idempotency key, only when the index agrees with that draft (its correlation entry and
+   * type, its partition while queued). No event is created: a draft the index has no event of is
+   * left out. An event no draft matches (a derived one, invoice.eligible: its body depended on
+   * what the store held then) keeps its unreadable body; its correlation entry, found in the
+   * original intake's batch record, is named in this batch's record too, as retention looks for it
+   * there (README "A damaged record goes at its age too").
+   */
+  async #rewriteDamaged(messageId: string, resend: InboundMessage, drafts: DraftEvent[]): Promise<DamagedResend> {
+    await this.#committer.barrier();
+    const value = (await this.#sub.msg.get(messageId)) as Buffer | undefined;
+    if (!value) return { kind: 'gone' };
+    try {
+      const current = await this.#decodeStored(messageId, value);
+      // Written again meanwhile, from a resend before this one: a duplicate of it.
+      await this.#committer.write([this.#duplicateCounted(messageId, current)]);
+      return { kind: 'readable', ...(current.ack ? { ack: current.ack } : {}) };
+    } catch (err) {
+      if (!isGatewayError(err, 'GW_STORE_CORRUPT')) throw err;
+    }
+    if (this.#health !== 'ok') return { kind: 'kept', detail: `not written again: the store is ${this.#health}` };
+    const pointer = decodePointer(value);
+    // The message's events: the `e` entries right after its id (as retention finds them, #damagedMayGo).
+    const mine: Array<[string, StoredEvent | SlimEvent]> = [];
+    let ended = false;
+    for await (const entry of this.#sub.evt.iterator({ gt: messageId, limit: DAMAGED_EVENTS_READ }) as AsyncIterable<[string, StoredEvent | SlimEvent]>) {
+      const of = 'm' in entry[1] ? entry[1].m : (entry[1].event?.source as { messageId?: string } | undefined)?.messageId;
+      if (of !== messageId) {
+        ended = true;
+        break;
+      }
+      mine.push(entry);
+    }
+    if (!ended && mine.length >= DAMAGED_EVENTS_READ) return { kind: 'kept', detail: 'not written again: more events than one look reads' };
+    // A rejected resend of a message with events: something else changed (a profile); not rewritten.
+    if (resend.status === 'rejected' && mine.length > 0) return { kind: 'kept', detail: 'not written again: the resend was refused, the original made events' };
+    const ids = drafts.length > 0 ? ((await this.#sub.idem.getMany(drafts.map((d) => d.idempotencyKey))) as Array<string | undefined>) : [];
+    const draftOf = new Map<string, DraftEvent>();
+    drafts.forEach((d, i) => {
+      const id = ids[i];
+      if (id !== undefined && !draftOf.has(id)) draftOf.set(id, d);
+    });
+    const receivedAt = new Date(idTime(messageId)).toISOString();
+    const bodies: CanonicalEvent[] = [];
+    const unmatched: string[] = [];
+    for (const [eventId, v] of mine) {
+      if (!('m' in v)) continue; // its body is in its own value, not in the record
+      const draft = draftOf.get(eventId);
+      if (draft && (await this.#indexAgrees(eventId, v, draft))) {
+        bodies.push({ ...draft, id: eventId, schemaVersion: EVENT_SCHEMA_VERSION, receivedAt, source: { ...draft.source, messageId } } as CanonicalEvent);
+      } else unmatched.push(eventId);
+    }
+    const record = messageRecord(resend, messageId, receivedAt, mine.map(([id]) => id), bodies, (pointer?.duplicates ?? 0) + 1);
+    const ops: BatchOp[] = [
+      { type: 'put', sublevel: this.#sub.msg, key: messageId, value: { log: messagePayload(record, resend.raw, resend.ack), duplicates: record.duplicates, ...(pointer ? { fromSegment: pointer.segment } : {}) } satisfies LogEntry },
+    ];
+    for (const term of searchTermsOf(record)) ops.push({ type: 'put', sublevel: this.#sub.search, key: term + SEP + messageId, value: '' });
+    if (unmatched.length > 0 && pointer) {
+      const named = await this.#intakeKeysOf(messageId, pointer, new Map());
+      for (const eventId of unmatched) {
+        const key = named?.correlation.get(eventId);
+        const type = key !== undefined ? ((await this.#sub.corr.get(key)) as string | undefined) : undefined;
+        if (key !== undefined && type !== undefined) ops.push({ type: 'put', sublevel: this.#sub.corr, key, value: type });
+      }
+    }
+    await this.#write(ops);
+    for (const body of bodies) this.#cacheBody(body);
+    const kept = unmatched.length > 0 ? `; ${unmatched.length} of its ${mine.length} events match none of the resend's and stay unreadable (${unmatched.join(', ')})` : '';
+    return { kind: 'rewritten', detail: `written again from this resend, with the bodies of ${bodies.length} events${kept}` };
+  }
+
+  /** The index holds `eventId` as `draft` would make it: its correlation entry and type, its partition while queued. */
+  async #indexAgrees(eventId: string, state: SlimEvent, draft: DraftEvent): Promise<boolean> {
+    if (((await this.#sub.corr.get(draft.correlationId + SEP + eventId)) as string | undefined) !== draft.type) return false;
+    if (state.state === 'delivered' || state.state === 'discarded') return true;
+    return ((await this.#sub.queue.get(draft.partitionKey + SEP + eventId)) as string | undefined) !== undefined;
   }
 
   async #commitNew(message: InboundMessage, drafts: DraftEvent[], known: boolean[]): Promise<CommitResult> {
@@ -1340,25 +1475,7 @@ export class EventStore implements GatewayStore {
     });
     this.#putPartitionCounts(touched, ops);
 
-    const record: MessageRecord = {
-      id: messageId,
-      kind: message.kind,
-      endpoint: message.endpoint,
-      receivedAt: message.receivedAt,
-      encoding: message.encoding,
-      status: message.status,
-      size: message.raw.length,
-      eventIds,
-      duplicates: 0,
-      ...(message.remoteAddress !== undefined ? { remoteAddress: message.remoteAddress } : {}),
-      ...(message.controlId !== undefined ? { controlId: message.controlId } : {}),
-      ...(message.sender !== undefined ? { sender: message.sender } : {}),
-      ...(message.messageType !== undefined ? { messageType: message.messageType } : {}),
-      ...(message.rejectReason !== undefined ? { rejectReason: message.rejectReason } : {}),
-      ...(message.searchTerms !== undefined ? { searchTerms: message.searchTerms } : {}),
-      ...(message.dedupKey !== undefined ? { dedupKey: message.dedupKey } : {}),
-      ...(committed.length > 0 ? { events: committed } : {}),
-    };
+    const record = messageRecord(message, messageId, message.receivedAt, eventIds, committed, 0);
     ops.push({ type: 'put', sublevel: this.#sub.msg, key: messageId, value: { log: messagePayload(record, message.raw, message.ack), duplicates: 0 } satisfies LogEntry });
     if (message.dedupKey !== undefined) {
       ops.push({ type: 'put', sublevel: this.#sub.dedup, key: message.dedupKey, value: messageId });
@@ -2851,6 +2968,29 @@ function checkOperatorGuard(rec: StoredEvent, action: 'replay' | 'discard', guar
       `event ${id} was replayed by ${last.actor} at ${last.at}${last.reason ? ` ("${last.reason}")` : ''} and is ${rec.state}, waiting for Odoo: not discarded. To discard it all the same, send expectedState "${rec.state}" (lab-gateway events discard --state ${rec.state})`,
     );
   }
+}
+
+/** A message's record as committed: `message` under `id`, with its events' ids and bodies. */
+function messageRecord(message: InboundMessage, id: string, receivedAt: string, eventIds: string[], events: CanonicalEvent[], duplicates: number): MessageRecord {
+  return {
+    id,
+    kind: message.kind,
+    endpoint: message.endpoint,
+    receivedAt,
+    encoding: message.encoding,
+    status: message.status,
+    size: message.raw.length,
+    eventIds,
+    duplicates,
+    ...(message.remoteAddress !== undefined ? { remoteAddress: message.remoteAddress } : {}),
+    ...(message.controlId !== undefined ? { controlId: message.controlId } : {}),
+    ...(message.sender !== undefined ? { sender: message.sender } : {}),
+    ...(message.messageType !== undefined ? { messageType: message.messageType } : {}),
+    ...(message.rejectReason !== undefined ? { rejectReason: message.rejectReason } : {}),
+    ...(message.searchTerms !== undefined ? { searchTerms: message.searchTerms } : {}),
+    ...(message.dedupKey !== undefined ? { dedupKey: message.dedupKey } : {}),
+    ...(events.length > 0 ? { events } : {}),
+  };
 }
 
 function searchTermsOf(message: { controlId?: string; searchTerms?: string[] }): string[] {

@@ -41,6 +41,12 @@ export interface CommitResult {
   /** Ids of the events written (events whose idempotency key existed already are skipped). */
   eventIds: string[];
   skippedEvents: number;
+  /**
+   * A duplicate whose original's record is damaged on disk (GW_STORE_CORRUPT): answered as the
+   * duplicate it is, with the ACK built for the resend; whether its record was written again from
+   * the resend, and why not (store README "A resend of a damaged record"). For a warning.
+   */
+  damagedRecord?: { messageId: string; rewritten: boolean; detail: string };
 }
 
 export const EventStates = ['pending', 'inflight', 'retrying', 'dead', 'delivered', 'discarded'] as const;

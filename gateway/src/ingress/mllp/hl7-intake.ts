@@ -635,6 +635,10 @@ export class Hl7Intake {
     if (this.#resolveEvents && events.length > 0) steps.push(() => this.#resolveStep(inbound, events, (resolved) => (events = resolved)));
     try {
       const result = await this.#orderedCommit(lookedUp, steps, () => (lookupFailed ? Promise.reject(lookupFailed.error) : this.#store.commit(inbound, events)));
+      // A resend of a message whose stored record is damaged: answered as the duplicate it is (it
+      // was answered AE "store unavailable" before, at every resend); the operator hears of the
+      // damage here, and of whether the record could be written again from the resend.
+      if (result.damagedRecord) this.#log.warn('resend of a message whose stored record is damaged: answered as a duplicate', { controlId: header.controlId, ...result.damagedRecord });
       return { reply: result.ack, header, charset, result: messageResult(result.duplicate ? 'duplicate' : 'accepted', undefined, messageType, header.controlId, reply.first) };
     } catch (err) {
       // The store cannot commit (closed, failed, disk full): a negative ACK, never a silent drop.
