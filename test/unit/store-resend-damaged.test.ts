@@ -132,6 +132,33 @@ describe('a resend of a message whose record is damaged on disk', () => {
     expect(keys.filter((k) => k.includes(otherKey.messageId) || k.includes(otherKey.eventIds[0]!))).toEqual([]);
   });
 
+  it('a record written again leaves nothing behind when it goes: its search terms from before the resend, and its dedup key once it was damaged again', async () => {
+    let store = await tmp.open();
+    // The original was found by an accession the resend no longer carries (an analyzer link
+    // resolves its accession against the LIS orders the store holds at the time).
+    const damaged = await store.commit(inboundMessage('RD6', { searchTerms: ['ACC-RD6-OLD'] }), [resultValidated('ACC-RD6', 'k-RD6')]);
+    await store.close();
+    await damageRecord(damaged.messageId);
+
+    store = await tmp.open();
+    const result = await store.commit(inboundMessage('RD6', { searchTerms: ['ACC-RD6'] }), [resultValidated('ACC-RD6', 'k-RD6')]);
+    expect(result).toMatchObject({ messageId: damaged.messageId, duplicate: true, damagedRecord: { rewritten: true } });
+    expect((await store.listMessages({ q: 'ACC-RD6-OLD' })).map((m) => m.id), 'a term the record no longer has').toEqual([]);
+    const [lease] = await store.lease({ limit: 1 });
+    await store.complete(lease!, [{ eventId: damaged.eventIds[0]!, outcome: 'delivered' }]);
+    await store.close();
+    // The record written from the resend is damaged in its turn (the same bad sector, a second one).
+    await damageRecord(damaged.messageId);
+
+    store = await tmp.open();
+    await store.prune(Date.now() + 31 * DAY_MS);
+    expect(await store.getMessage(damaged.messageId)).toBeUndefined();
+    expect(await store.dedupKeyUsed('lis|LIS^LAB|RD6'), 'the resend of a message that went is a new message').toBe(false);
+    await store.close();
+    const keys = [...(await levelEntries()).keys()];
+    expect(keys.filter((k) => k.includes(damaged.messageId) || k.startsWith('!d!'))).toEqual([]);
+  });
+
   it('two resends at once: both duplicates, both counted, the record written once', async () => {
     let store = await tmp.open();
     const damaged = await store.commit(inboundMessage('RD4'), [resultValidated('ACC-RD4', 'k-RD4')]);

@@ -329,8 +329,11 @@ export class EventStore implements GatewayStore {
   readonly #committer: GroupCommitter<PreparedBatch>;
   /** `meta!w`: where the log continues after the last logged batch LevelDB has (replay from there). */
   readonly #checkpointKey: string;
-  /** Root-database key prefixes of the sublevels read by point look-ups (and the key filter). */
-  readonly #prefix: { dedup: string; idem: string; pcount: string };
+  /**
+   * Root-database key prefixes of the sublevels read by point look-ups (and the key filter), and of
+   * those retention looks for in a batch record (#intakeKeysIn).
+   */
+  readonly #prefix: { dedup: string; idem: string; pcount: string; msg: string; search: string; corr: string };
   /** When LevelDB was last synced (performance.now()). */
   #lastLevelSync = 0;
   readonly #log: MessageLog;
@@ -501,7 +504,14 @@ export class EventStore implements GatewayStore {
     );
     const prefixOf = (sub: Sub): string => (this.#codecs.get(sub) as { prefix: string }).prefix;
     this.#checkpointKey = prefixOf(this.#sub.meta) + 'w';
-    this.#prefix = { dedup: prefixOf(this.#sub.dedup), idem: prefixOf(this.#sub.idem), pcount: prefixOf(this.#sub.pcount) };
+    this.#prefix = {
+      dedup: prefixOf(this.#sub.dedup),
+      idem: prefixOf(this.#sub.idem),
+      pcount: prefixOf(this.#sub.pcount),
+      msg: prefixOf(this.#sub.msg),
+      search: prefixOf(this.#sub.search),
+      corr: prefixOf(this.#sub.corr),
+    };
     this.#committer = new GroupCommitter<PreparedBatch>({
       prepare: (ops) => this.#prepareBatch(ops),
       batch: (_ops, options, prepared) => this.#writeBatch(options, prepared),
@@ -1236,9 +1246,9 @@ export class EventStore implements GatewayStore {
    * being read): commit it again from the look-up, as new. Once only: by then LevelDB has the
    * deletion, so the key is not found again.
    */
-  #commitAgain(message: InboundMessage, drafts: DraftEvent[], retried: boolean): Promise<CommitResult> {
+  #commitAgain(message: InboundMessage, drafts: DraftEvent[], retried: boolean, own: number): Promise<CommitResult> {
     if (retried) throw new GatewayError('GW_STORE_STATE', `the message for ${message.dedupKey ?? 'this resend'} is gone but its dedup key remains`);
-    return this.#commit(message, drafts, true);
+    return this.#commit(message, drafts, true, own);
   }
 
   /** `own`: how many of `drafts` the message itself yields (the rest the deriver added). */
@@ -1250,14 +1260,14 @@ export class EventStore implements GatewayStore {
       // One round of parallel look-ups: the message's dedup key, the events' idempotency keys and
       // the counts of partitions not cached yet.
       const [existing, found] = this.#lookup(drafts, dedupKey);
-      if (existing !== undefined) return (await this.#recordDuplicate(existing, message, drafts.slice(0, own))) ?? this.#commitAgain(message, drafts, retried);
+      if (existing !== undefined) return (await this.#recordDuplicate(existing, message, drafts, own)) ?? this.#commitAgain(message, drafts, retried, own);
       known = found;
       // Another commit of the same key may have started while we looked.
       if (dedupKey !== undefined) inflight = this.#inflightDedup.get(dedupKey);
     }
     if (inflight) {
       const original = await inflight.catch(() => undefined);
-      if (original) return (await this.#recordDuplicate(original.messageId, message, drafts.slice(0, own))) ?? this.#commitAgain(message, drafts, retried);
+      if (original) return (await this.#recordDuplicate(original.messageId, message, drafts, own)) ?? this.#commitAgain(message, drafts, retried, own);
       known = this.#lookup(drafts)[1]; // the original failed: this one takes its place
     }
     this.#assertWritable();
@@ -1306,14 +1316,16 @@ export class EventStore implements GatewayStore {
    * when the message is gone (retention deleted it while its dedup key was read): the caller
    * commits the resend as a new message.
    */
-  async #recordDuplicate(messageId: string, resend: InboundMessage, drafts: DraftEvent[]): Promise<CommitResult | undefined> {
+  async #recordDuplicate(messageId: string, resend: InboundMessage, drafts: DraftEvent[], own: number): Promise<CommitResult | undefined> {
     let stored: ReadMessage | undefined;
     try {
       stored = await this.#readMessage(messageId);
     } catch (err) {
-      // Its record is damaged on disk: the stored ACK cannot be replayed (see #resendOfDamaged).
+      // Its record is damaged on disk: the stored ACK cannot be replayed (see #resendOfDamaged),
+      // and the record is rebuilt from the message's own drafts only (the first `own`; the deriver's
+      // follow them).
       if (!isGatewayError(err, 'GW_STORE_CORRUPT')) throw err;
-      return this.#resendOfDamaged(messageId, resend, drafts, err);
+      return this.#resendOfDamaged(messageId, resend, own < drafts.length ? drafts.slice(0, own) : drafts, err);
     }
     if (!stored) return undefined;
     this.#intake.received++;
@@ -1397,18 +1409,9 @@ export class EventStore implements GatewayStore {
     }
     if (this.#health !== 'ok') return { kind: 'kept', detail: `not written again: the store is ${this.#health}` };
     const pointer = decodePointer(value);
-    // The message's events: the `e` entries right after its id (as retention finds them, #damagedMayGo).
-    const mine: Array<[string, StoredEvent | SlimEvent]> = [];
-    let ended = false;
-    for await (const entry of this.#sub.evt.iterator({ gt: messageId, limit: DAMAGED_EVENTS_READ }) as AsyncIterable<[string, StoredEvent | SlimEvent]>) {
-      const of = 'm' in entry[1] ? entry[1].m : (entry[1].event?.source as { messageId?: string } | undefined)?.messageId;
-      if (of !== messageId) {
-        ended = true;
-        break;
-      }
-      mine.push(entry);
-    }
-    if (!ended && mine.length >= DAMAGED_EVENTS_READ) return { kind: 'kept', detail: 'not written again: more events than one look reads' };
+    // The message's events, as retention finds them (#damagedMayGo).
+    const mine = await this.#eventsAfter(messageId);
+    if (mine === undefined) return { kind: 'kept', detail: 'not written again: more events than one look reads' };
     // A rejected resend of a message with events: something else changed (a profile); not rewritten.
     if (resend.status === 'rejected' && mine.length > 0) return { kind: 'kept', detail: 'not written again: the resend was refused, the original made events' };
     const ids = drafts.length > 0 ? ((await this.#sub.idem.getMany(drafts.map((d) => d.idempotencyKey))) as Array<string | undefined>) : [];
@@ -1431,14 +1434,24 @@ export class EventStore implements GatewayStore {
     const ops: BatchOp[] = [
       { type: 'put', sublevel: this.#sub.msg, key: messageId, value: { log: messagePayload(record, resend.raw, resend.ack), duplicates: record.duplicates, ...(pointer ? { fromSegment: pointer.segment } : {}) } satisfies LogEntry },
     ];
-    for (const term of searchTermsOf(record)) ops.push({ type: 'put', sublevel: this.#sub.search, key: term + SEP + messageId, value: '' });
-    if (unmatched.length > 0 && pointer) {
-      const named = await this.#intakeKeysOf(messageId, pointer, new Map());
-      for (const eventId of unmatched) {
-        const key = named?.correlation.get(eventId);
-        const type = key !== undefined ? ((await this.#sub.corr.get(key)) as string | undefined) : undefined;
-        if (key !== undefined && type !== undefined) ops.push({ type: 'put', sublevel: this.#sub.corr, key, value: type });
-      }
+    // This batch's record names every key retention deletes with the message should the new
+    // record be damaged in its turn (#intakeKeysOf finds the batch record right after it): its
+    // dedup key and search entries, the correlation entries of its events. What the original's
+    // batch record named and the new record lacks (a search term the resend no longer carries)
+    // goes now: nothing would delete it later.
+    const named = pointer ? await this.#intakeKeysOf(messageId, pointer, new Map()) : undefined;
+    if (record.dedupKey !== undefined) {
+      ops.push({ type: 'put', sublevel: this.#sub.dedup, key: record.dedupKey, value: messageId });
+      this.#keyFilter.add(this.#prefix.dedup + record.dedupKey);
+    }
+    const terms = new Set(searchTermsOf(record).map((term) => term + SEP + messageId));
+    for (const key of terms) ops.push({ type: 'put', sublevel: this.#sub.search, key, value: '' });
+    for (const key of named?.search ?? []) if (!terms.has(key)) ops.push({ type: 'del', sublevel: this.#sub.search, key });
+    for (const body of bodies) ops.push({ type: 'put', sublevel: this.#sub.corr, key: body.correlationId + SEP + body.id, value: body.type });
+    for (const eventId of unmatched) {
+      const key = named?.correlation.get(eventId);
+      const type = key !== undefined ? ((await this.#sub.corr.get(key)) as string | undefined) : undefined;
+      if (key !== undefined && type !== undefined) ops.push({ type: 'put', sublevel: this.#sub.corr, key, value: type });
     }
     await this.#write(ops);
     for (const body of bodies) this.#cacheBody(body);
@@ -2702,19 +2715,26 @@ export class EventStore implements GatewayStore {
    * message.
    */
   async #damagedMayGo(messageId: string, at: number, rejectedCutoff: number, waits: (e: StoredEvent | SlimEvent) => boolean, gone: ReadonlySet<string>): Promise<boolean> {
-    let found = 0;
-    let ended = false;
-    for await (const [eventId, value] of this.#sub.evt.iterator({ gt: messageId, limit: DAMAGED_EVENTS_READ }) as AsyncIterable<[string, StoredEvent | SlimEvent]>) {
+    const mine = await this.#eventsAfter(messageId);
+    if (mine === undefined || mine.some(([eventId, e]) => waits(e) || (e.state === 'discarded' && !gone.has(eventId)))) return false;
+    return mine.length > 0 || at < rejectedCutoff;
+  }
+
+  /**
+   * The events of a message whose record is damaged: the `e` entries right after its id (a
+   * message's events take the ids that follow its own, made in the same synchronous part of
+   * #commitNew; an entry of another message, or of none, ends them). Undefined when
+   * DAMAGED_EVENTS_READ entries are read without reaching that end.
+   */
+  async #eventsAfter(messageId: string): Promise<Array<[string, StoredEvent | SlimEvent]> | undefined> {
+    const mine: Array<[string, StoredEvent | SlimEvent]> = [];
+    for await (const entry of this.#sub.evt.iterator({ gt: messageId, limit: DAMAGED_EVENTS_READ }) as AsyncIterable<[string, StoredEvent | SlimEvent]>) {
+      const value = entry[1];
       const of = 'm' in value ? value.m : (value.event?.source as { messageId?: string } | undefined)?.messageId;
-      if (of !== messageId) {
-        ended = true;
-        break;
-      }
-      found++;
-      if (waits(value) || (value.state === 'discarded' && !gone.has(eventId))) return false;
+      if (of !== messageId) return mine;
+      mine.push(entry);
     }
-    if (!ended && found >= DAMAGED_EVENTS_READ) return false;
-    return found > 0 || at < rejectedCutoff;
+    return mine.length < DAMAGED_EVENTS_READ ? mine : undefined;
   }
 
   /**
@@ -2748,11 +2768,8 @@ export class EventStore implements GatewayStore {
 
   /** What a batch record names of `messageId` (see #intakeKeysOf); undefined when it did not write `pointer`. */
   #intakeKeysIn(pairs: EncodedOp[], messageId: string, pointer: LogPointer): IntakeKeys | undefined {
-    const prefixOf = (sub: Sub): string => (this.#codecs.get(sub) as { prefix: string }).prefix;
-    const msg = prefixOf(this.#sub.msg) + messageId;
-    const dedup = prefixOf(this.#sub.dedup);
-    const search = prefixOf(this.#sub.search);
-    const corr = prefixOf(this.#sub.corr);
+    const { dedup, search, corr } = this.#prefix;
+    const msg = this.#prefix.msg + messageId;
     const written = pairs.some(([key, value]) => {
       if (key !== msg || !Buffer.isBuffer(value)) return false;
       const at = decodePointer(value);
