@@ -3,7 +3,8 @@ import type { Logger } from '../../gateway/src/log.ts';
 import type { OdooVersion } from '../odoo-emulator/index.ts';
 import { startBodyLimitProxy, type BodyLimitProxy } from '../fixtures/relay/body-limit-proxy.ts';
 import { makeRig, startEmulator, type Rig } from '../fixtures/relay/harness.ts';
-import { milestone, orderCreated } from '../fixtures/relay/helpers.ts';
+import { noteMarker } from '../../gateway/src/relay/rules/milestone-notes.ts';
+import { milestone, orderCreated, waitFor } from '../fixtures/relay/helpers.ts';
 
 /**
  * Audit of the relay behind a reverse proxy that refuses a request as too large: nginx in front
@@ -137,6 +138,49 @@ describe('a reverse proxy refusing a request as too large (HTTP 413, its HTML pa
     const warned = lines.filter((l) => l.startsWith('warn') && l.includes('client_max_body_size'));
     expect(warned.length).toBeGreaterThan(0);
     expect(lines.join('\n')).not.toMatch(/<html|<title/i);
+  });
+});
+
+describe('a batch refused as too large while a write of the same batch is still running in Odoo', () => {
+  it.each([17, 19] as const)('Odoo %i: the write whose answer was lost is not sent again before the settle time: its note once, the refused ones split', async (version) => {
+    // One round's chatter notes: order HELD's one milestone, order BULK's 30. Odoo is slow on
+    // HELD's note (a busy worker): the gateway gives up waiting (ambiguous, the note may still
+    // land), while the proxy refuses BULK's note as too large. Before, the split posted the whole
+    // batch again at once, HELD's milestone with it: the look-up found no note yet, a second was
+    // posted, and then Odoo finished the first: HELD's note twice in the order's chatter. A write
+    // whose answer was lost waits out the settle time before its look-up (relay.ts
+    // ambiguousSettleMs), split or not. Broke: no duplicate Odoo document (DESIGN.md §2).
+    const lines: string[] = [];
+    const started = await startEmulator(version);
+    closers.push(() => started.emu.close());
+    const proxy = await startBodyLimitProxy(started.url, Infinity);
+    closers.push(() => proxy.close());
+    const r = await makeRig(version, {
+      emu: { emu: started.emu, url: proxy.url },
+      relay: { maxAttempts: 3 },
+      odoo: { timeoutMs: 300 },
+      relayOptions: { ambiguousSettleMs: 3_000 },
+      log: recordingLogger(lines),
+    });
+    rig = r;
+    await r.commit([orderCreated('HELD', 'CLINIC-A', ['GLU']), orderCreated('BULK', 'CLINIC-A', ['GLU'])]);
+    await r.waitDrained();
+    proxy.limit = 1200;
+    // HELD's note is the only one the proxy lets through in the first call: Odoo runs it 1.5 s late.
+    r.emu.faults.next(1, 'sale.order', 'message_post').timeout(1_500);
+    const held = milestone('specimen.received', 'HELD', 0);
+    const bulk = Array.from({ length: 30 }, (_, i) => milestone('specimen.received', 'BULK', i));
+    const ids = await r.commit([held, ...bulk]);
+    await r.waitDrained();
+    // Every request Odoo received has run (the one the gateway gave up on included).
+    await waitFor(() => proxy.forwarding === 0);
+    expect(r.emu.faults.log.length).toBeGreaterThan(0);
+    expect(proxy.refused.length).toBeGreaterThan(0);
+    expect(lines.some((l) => l.startsWith('warn') && l.includes('refused a call of'))).toBe(true);
+    for (const id of ids) expect((await r.store.getEvent(id))?.state).toBe('delivered');
+    const copies = (key: string): number => r.emu.records('mail.message', [['body', 'ilike', `lgw:${noteMarker(key)}`]]).length;
+    expect(copies(held.idempotencyKey)).toBe(1);
+    for (const m of bulk) expect(copies(m.idempotencyKey)).toBe(1);
   });
 });
 

@@ -913,12 +913,26 @@ export class Relay implements Component {
     }
     const refused = chunk.length > 1 ? [...r.values()].find((x) => !x.ok && refusedAsTooLarge(x.error)) : undefined;
     if (refused && !refused.ok) {
-      const half = Math.ceil(chunk.length / 2);
+      // A partition with a write whose answer was lost (a timeout: Odoo may still be running it)
+      // is not posted again now: its results stand, and the write is looked up once the settle
+      // time has passed (#failureOutcome), as without the split; a refused event of it is released
+      // unchanged (nothing of it was applied) for a later round. Before, the split posted it again
+      // at once: the look-up found nothing yet, and a chatter note landed twice once Odoo finished
+      // the first (test/integration/relay-proxy-413-audit.test.ts).
+      const held = new Set(chunk.filter((e) => mayStillLand(r.get(e.event.id))).map((e) => e.event.partitionKey));
+      for (const e of chunk) {
+        const x = r.get(e.event.id);
+        if (x && held.has(e.event.partitionKey) && (x.ok || !refusedAsTooLarge(x.error))) results.set(e.event.id, x);
+      }
+      const rest = chunk.filter((e) => !held.has(e.event.partitionKey));
+      if (rest.length === 0) return false;
+      const half = Math.ceil(rest.length / 2);
       const d = refused.error instanceof GatewayError ? (refused.error.details ?? {}) : {};
       const call = d['model'] ? `: ${String(d['model'])}.${String(d['method'] ?? '')}, ${String(d['requestBytes'])} bytes` : '';
-      this.#o.log.warn(`the web proxy between the gateway and Odoo refused a call of ${chunk.length} ${rule.name} events as too large (HTTP 413${call}): nothing of it reached Odoo; sending them again, ${half} at a time. IT: raise the proxy's request body limit (nginx: client_max_body_size) so that the gateway's batches pass`);
-      const again = chunk.map((e) => ({ ...e, ambiguous: true }));
-      return (await this.#postChunk(ctx, rule, again.slice(0, half), results)) && (await this.#postChunk(ctx, rule, again.slice(half), results));
+      this.#o.log.warn(`the web proxy between the gateway and Odoo refused a call of ${chunk.length} ${rule.name} events as too large (HTTP 413${call}): nothing of it reached Odoo; sending ${rest.length === chunk.length ? 'them' : `${rest.length} of them`} again, ${half} at a time. IT: raise the proxy's request body limit (nginx: client_max_body_size) so that the gateway's batches pass`);
+      const again = rest.map((e) => ({ ...e, ambiguous: true }));
+      const posted = (await this.#postChunk(ctx, rule, again.slice(0, half), results)) && (again.length === half || (await this.#postChunk(ctx, rule, again.slice(half), results)));
+      return posted && held.size === 0;
     }
     for (const [k, v] of r) results.set(k, v);
     return !chunk.some((e) => r.get(e.event.id)?.ok === false || !r.has(e.event.id));
@@ -1028,6 +1042,11 @@ export class Relay implements Component {
       if (o.outcome === 'dead') this.#o.log.warn('event dead-lettered', { eventId: o.eventId, type: e?.event.type, reason: o.reason });
     }
   }
+}
+
+/** A failed write whose answer was lost (or a proxy's 504): Odoo may still run it and commit it. */
+function mayStillLand(r: RuleResult | undefined): boolean {
+  return r !== undefined && !r.ok && (failureOf(r.error) === 'ambiguous' || mayHaveLanded(r.error));
 }
 
 /** The reason an operator reads in the dead-letter list. */
