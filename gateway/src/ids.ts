@@ -28,12 +28,18 @@ export class IdGenerator {
     return this.#lastMs.toString(16).padStart(12, '0') + this.#counter.toString(16).padStart(6, '0') + this.#suffix;
   }
 
-  /** Make sure later ids sort after `id` (used at start-up with the newest stored id). */
+  /**
+   * Make sure later ids sort after `id` (used at start-up with the newest stored ids). Never moves
+   * back: an id of the same millisecond with a lower counter (the newest event's, observed after
+   * a newer message without events) used to lower the counter, and the next id sorted before ids
+   * already stored (test/unit/store-ids-restart.test.ts).
+   */
   observe(id: string): void {
     const ms = Number.parseInt(id.slice(0, 12), 16);
-    if (Number.isFinite(ms) && ms >= this.#lastMs) {
+    const counter = Number.parseInt(id.slice(12, 18), 16) || 0;
+    if (Number.isFinite(ms) && (ms > this.#lastMs || (ms === this.#lastMs && counter > this.#counter))) {
       this.#lastMs = ms;
-      this.#counter = Number.parseInt(id.slice(12, 18), 16) || 0;
+      this.#counter = counter;
     }
   }
 }
