@@ -182,6 +182,18 @@ function isLevelIoError(err: unknown): boolean {
   }
   return false;
 }
+
+/**
+ * Why classic-level could not open a store: `locked` when LevelDB's exclusive lock refused it
+ * (LEVEL_DATABASE_NOT_OPEN with the LEVEL_LOCKED reason in its cause: another process holds the
+ * store), and LevelDB's words, the causes joined. EventStore.open and readStoreAtRest (inspect.ts)
+ * tell these apart alike.
+ */
+export function levelOpenFailure(err: unknown): { locked: boolean; reason: string } {
+  const causes: unknown[] = [];
+  for (let e: unknown = err; e instanceof Error && causes.length < 5; e = e.cause) causes.push(e);
+  return { locked: causes.some((e) => (e as NodeJS.ErrnoException).code === 'LEVEL_LOCKED'), reason: causes.map((e) => describeError(e)).join(' ← ') };
+}
 const DAY_MS = 86_400_000;
 
 /** 12 hex digits of epoch ms: sorts lexicographically in time order. */
@@ -739,14 +751,11 @@ export class EventStore implements GatewayStore {
     try {
       await db.open();
     } catch (err) {
-      // LevelDB's exclusive lock: classic-level reports LEVEL_DATABASE_NOT_OPEN with the
-      // LEVEL_LOCKED reason in its cause.
-      const causes: unknown[] = [];
-      for (let e: unknown = err; e instanceof Error && causes.length < 5; e = e.cause) causes.push(e);
-      if (causes.some((e) => (e as NodeJS.ErrnoException).code === 'LEVEL_LOCKED')) {
+      const failure = levelOpenFailure(err);
+      if (failure.locked) {
         throw new GatewayError('GW_STORE_UNAVAILABLE', `gateway.dataDir: the store at ${location} is locked by another process (another gateway running on this gateway.dataDir?)`, { cause: err });
       }
-      throw new GatewayError('GW_STORE_UNAVAILABLE', `gateway.dataDir: cannot open the store at ${location}: ${causes.map((e) => describeError(e)).join(' ← ')}`, { cause: err });
+      throw new GatewayError('GW_STORE_UNAVAILABLE', `gateway.dataDir: cannot open the store at ${location}: ${failure.reason}`, { cause: err });
     }
     let log: MessageLog;
     try {

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Level } from 'level';
 import { describeError } from '../errors.ts';
+import { levelOpenFailure } from './event-store.ts';
 import type { GatewayStore, QueueStats } from './types.ts';
 
 /**
@@ -49,12 +50,9 @@ export async function readStoreAtRest<T>(dataDir: string, read: (store: StoreAtR
   try {
     await db.open();
   } catch (err) {
-    // LevelDB's exclusive lock: classic-level reports LEVEL_DATABASE_NOT_OPEN with the
-    // LEVEL_LOCKED reason in its cause (as EventStore.open tells it).
-    const causes: unknown[] = [];
-    for (let e: unknown = err; e instanceof Error && causes.length < 5; e = e.cause) causes.push(e);
-    if (causes.some((e) => (e as NodeJS.ErrnoException).code === 'LEVEL_LOCKED')) return { found: 'held' };
-    return { found: 'unreadable', reason: causes.map((e) => describeError(e)).join(' ← ') };
+    // LevelDB's exclusive lock, told as EventStore.open tells it.
+    const failure = levelOpenFailure(err);
+    return failure.locked ? { found: 'held' } : { found: 'unreadable', reason: failure.reason };
   }
   try {
     const meta = db.sublevel<string, unknown>('meta', { keyEncoding: 'utf8', valueEncoding: 'json' });
