@@ -133,10 +133,25 @@ interface WaitingEntry {
   failure?: { error: string; at: string };
 }
 
+/**
+ * What became of a download the link wrote and reported sent (AstmEndpoint's `UnreceivedSend`):
+ * learnt once its connection was dropped because the analyzer's TCP stack acknowledged nothing.
+ * `received: false`: none of its bytes reached the analyzer; `'unknown'`: the analyzer may hold it.
+ */
+export interface UnreceivedDownload {
+  received: false | 'unknown';
+  reason: string;
+}
+
 /** What order download needs of the analyzer endpoint (`AstmEndpoint` fits). */
 export interface OrderDownloadLink {
   readonly connections: number;
-  sendWorklist(records: readonly string[]): Promise<void>;
+  /**
+   * Resolves once the analyzer has the download as far as the link can tell (E1381: every frame
+   * accepted; records-only: written). `onUnreceived` is told later if a records-only TCP link
+   * learns it never reached the analyzer (#unreceived).
+   */
+  sendWorklist(records: readonly string[], options?: { onUnreceived?(fate: UnreceivedDownload): void }): Promise<void>;
 }
 
 export interface OrderDownloadOptions {
@@ -641,7 +656,7 @@ export class OrderDownload {
       const records = buildOrderDownload(doc, { add, cancel }, profile, { receiver: analyzerId });
       if (records.length > 0) {
         try {
-          await link.sendWorklist(records);
+          await link.sendWorklist(records, { onUnreceived: (fate) => this.#unreceived(accession, add, cancel, fate) });
         } catch (err) {
           await this.#refused(accession, err);
           return;
@@ -686,6 +701,85 @@ export class OrderDownload {
     await this.#save(doc);
     // A cancel recorded while this message was on the wire: another pass sends it on this link.
     if (outstanding(doc)) this.#again = true;
+  }
+
+  /**
+   * A download marked sent (a records-only link reports it sent once written) that the analyzer
+   * never received: its connection was dropped because the analyzer's TCP stack acknowledged
+   * nothing for `silentPeerMs` (switched off, or its cable pulled, while idle), and none of the
+   * download's bytes had been acknowledged. Its tests go back to `pending`, and its cancels to
+   * `cancelPending`, with the reason as the accession's last failure ("not received by the
+   * analyzer: the connection was closed after it acknowledged nothing for 60 s"), counted as a
+   * refused send: `failing` on the status, an alert, and sent again when the analyzer connects
+   * (onLink), or at once on a connection already open. Before, it stayed sent: the analyzer back
+   * on never got the order, and the technician typed it in by hand
+   * (test/integration/astm-vanished-analyzer-download-resend-audit.test.ts).
+   *
+   * Only what is certain goes back: a download some of whose bytes were acknowledged
+   * (`received: 'unknown'`) may be on the analyzer's worklist, and on a records-only link an order
+   * sent twice may be run twice: it stays sent, with a warning and an alert naming the accession
+   * so the technician checks the analyzer. What changed since is respected: a test the LIS
+   * cancelled meanwhile is not sent again and needs no cancel; a cancelled test ordered again and
+   * not sent yet is on the analyzer still (its cancel never arrived): it counts as sent.
+   */
+  #unreceived(accession: string, add: OrderedTest[], cancel: OrderedTest[], fate: UnreceivedDownload): void {
+    const { analyzerId, telemetry, log, store } = this.#opt;
+    if (fate.received !== false) {
+      log.warn('order download perhaps not received by the analyzer', { analyzer: analyzerId, accession, reason: fate.reason });
+      telemetry.alert('warning', 'GW_ASTM_LINK', `analyzer ${analyzerId}: order download of accession ${accession} ${fate.reason}; not sent again (it may be on the analyzer's worklist): check the analyzer`, analyzerId);
+      return;
+    }
+    // A download whose document write failed is remembered as accepted (#unrecorded): it was not.
+    const taken = this.#unrecorded.get(accession);
+    if (taken && taken.add === add && taken.cancel === cancel) this.#unrecorded.delete(accession);
+    const run = this.#locked(async () => {
+      const doc = await store.getDoc<OrderDownloadDoc>(ORDER_DOWNLOAD_NS, this.#key(accession));
+      if (!doc) return false;
+      let changed = false;
+      for (const t of add) {
+        if (has(doc.sent, t.code)) {
+          doc.sent = without(doc.sent, [t.code]);
+          if (!has(doc.pending, t.code)) doc.pending.push(t);
+          changed = true;
+        } else if (has(doc.cancelPending, t.code)) {
+          // Cancelled by the LIS since: the analyzer never had it, so it needs no cancel either.
+          doc.cancelPending = without(doc.cancelPending, [t.code]);
+          changed = true;
+        }
+      }
+      for (const t of cancel) {
+        if (doc.cancelled.includes(t.code)) {
+          if (!has(doc.cancelPending, t.code) && !has(doc.sent, t.code) && !has(doc.pending, t.code)) {
+            doc.cancelPending.push(t);
+            changed = true;
+          }
+        } else if (has(doc.pending, t.code)) {
+          // Ordered again since, not sent yet: the analyzer still has the test it never saw cancelled.
+          doc.pending = without(doc.pending, [t.code]);
+          if (!has(doc.sent, t.code)) doc.sent.push(t);
+          changed = true;
+        }
+      }
+      if (!changed) return false;
+      doc.attempts++;
+      doc.lastError = fate.reason;
+      doc.lastErrorAt = new Date().toISOString();
+      await this.#save(doc);
+      return outstanding(doc);
+    });
+    const p = run.then(
+      (toSend) => {
+        if (!toSend) return;
+        log.warn('order download not received by the analyzer: sent again when it connects', { analyzer: analyzerId, accession, reason: fate.reason });
+        telemetry.alert('warning', 'GW_ASTM_LINK', `analyzer ${analyzerId}: order download of accession ${accession} ${fate.reason}; kept, sent again when the analyzer connects`, analyzerId);
+        this.#kick();
+      },
+      (err: unknown) => {
+        log.error('order download not received by the analyzer, and not put back', { analyzer: analyzerId, accession, reason: fate.reason, error: describeError(err) });
+        telemetry.alert('warning', 'GW_ASTM_LINK', `analyzer ${analyzerId}: order download of accession ${accession} ${fate.reason}, and could not be put back (${describeError(err)}): send it again by hand`, analyzerId);
+      },
+    );
+    this.#track(p);
   }
 
   /**

@@ -166,8 +166,19 @@ export interface UnacknowledgedWatchOptions {
   socket: net.Socket;
   /** How long the peer may leave the gateway's bytes unacknowledged (ms). */
   boundMs: number;
-  /** The peer acknowledged nothing for `seconds` (≥ the bound): the caller closes the connection. Called once. */
-  onUnacknowledged(seconds: number): void;
+  /**
+   * The peer acknowledged nothing for `seconds` (≥ the bound): the caller closes the connection.
+   * Called once, with what the kernel said of the socket at the look that decided it (`txQueue`:
+   * the bytes it holds that the peer never acknowledged, the newest the gateway wrote).
+   */
+  onUnacknowledged(seconds: number, kernel: KernelTcpState): void;
+  /**
+   * Called right before each read of /proc: what the caller notes then (the bytes the kernel has
+   * taken so far) is older than what the read shows, so it may be set against it.
+   */
+  beforeLook?(): void;
+  /** A look found every byte the kernel held acknowledged (what the caller noted before it is: `beforeLook`). */
+  onAllAcknowledged?(): void;
 }
 
 /**
@@ -181,7 +192,9 @@ export interface UnacknowledgedWatchOptions {
 export class UnacknowledgedWatch {
   readonly #boundMs: number;
   readonly #lookMs: number;
-  readonly #onUnacknowledged: (seconds: number) => void;
+  readonly #onUnacknowledged: (seconds: number, kernel: KernelTcpState) => void;
+  readonly #beforeLook: (() => void) | undefined;
+  readonly #onAllAcknowledged: (() => void) | undefined;
   readonly #where: { file: string; key: string } | undefined;
   #timer: NodeJS.Timeout | undefined;
   /** When the write that nothing answered went out (the watch armed; monotonic ms: a clock step changes nothing). */
@@ -199,6 +212,8 @@ export class UnacknowledgedWatch {
     this.#boundMs = options.boundMs;
     this.#lookMs = Math.max(10, Math.min(LOOK_AFTER_MS, options.boundMs / 4));
     this.#onUnacknowledged = options.onUnacknowledged;
+    this.#beforeLook = options.beforeLook;
+    this.#onAllAcknowledged = options.onAllAcknowledged;
     this.#where = process.platform === 'linux' && options.boundMs > 0 ? socketKey(options.socket) : undefined;
     if (!this.#where) this.#done = true;
   }
@@ -233,6 +248,7 @@ export class UnacknowledgedWatch {
 
   async #look(): Promise<void> {
     const generation = this.#generation;
+    this.#beforeLook?.();
     const s = this.#where ? await kernelTcpState(this.#where) : undefined;
     // Heard from meanwhile (disarmed), closed, or armed anew by a write after `heard`.
     if (this.#done || this.#timer === undefined || this.#generation !== generation) return;
@@ -245,6 +261,7 @@ export class UnacknowledgedWatch {
     if (s.txQueue === 0) {
       // Everything acknowledged: the next write arms the watch again.
       this.#since = undefined;
+      this.#onAllAcknowledged?.();
       return;
     }
     if (!peerAcknowledgesNothing(s)) this.#since = undefined;
@@ -255,7 +272,7 @@ export class UnacknowledgedWatch {
     this.#lastTxQueue = s.txQueue;
     if (this.#since !== undefined && now - this.#since >= this.#boundMs) {
       this.#done = true;
-      this.#onUnacknowledged(Math.round((now - this.#since) / 1000));
+      this.#onUnacknowledged(Math.round((now - this.#since) / 1000), s);
       return;
     }
     const due = this.#since === undefined ? this.#lookMs : Math.min(this.#lookMs, this.#since + this.#boundMs - now);

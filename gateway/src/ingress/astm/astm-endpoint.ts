@@ -23,7 +23,7 @@ import { looksMisread } from './records-only-session.ts';
 import { realScheduler, type Scheduler, type TimerHandle } from './scheduler.ts';
 import { type SerialSettings, SerialTransport, serialSettings } from './serial-transport.ts';
 import { TcpClientTransport, TcpServerTransport } from './tcp-transport.ts';
-import { type Backoff, DEFAULT_BACKOFF, type Transport, type TransportHost, type Wire } from './transport.ts';
+import { type AcknowledgedBytes, type Backoff, DEFAULT_BACKOFF, type Transport, type TransportHost, type Wire, type WireHandlers } from './transport.ts';
 
 /** What the endpoint needs of a firmware profile (a `Profile` from gateway/src/profiles fits). */
 export interface AstmProfileLike {
@@ -74,9 +74,52 @@ export interface AstmEndpointOptions<Q = unknown> {
   reconnect?: Partial<Backoff>;
 }
 
+/**
+ * What became of a download (or a host query's answer) a records-only TCP link wrote, learnt when
+ * its connection was dropped because the analyzer's TCP stack acknowledged nothing for
+ * `silentPeerMs` (tcp-transport.ts): `received: false`, none of its bytes was acknowledged (they
+ * never reached the analyzer, and never will: the connection was reset); `'unknown'`, part of it
+ * was, or the kernel's count could not tell (bytes still in Node's buffer): the analyzer may hold
+ * it. `reason` says so for the status and the alert.
+ */
+export interface UnreceivedSend {
+  received: false | 'unknown';
+  reason: string;
+}
+
+export interface SendWorklistOptions {
+  /**
+   * Records-only TCP link: called at most once, after the send resolved, if the connection is
+   * dropped before the analyzer's TCP stack acknowledged the download's bytes (UnreceivedSend).
+   * Not called for a download it acknowledged, nor on an E1381 link (a send resolves there only
+   * once the analyzer accepted every frame).
+   */
+  onUnreceived?(fate: UnreceivedSend): void;
+}
+
+/** A send written on a records-only TCP link, its bytes not yet known acknowledged (Link.unconfirmed). */
+interface UnconfirmedSend {
+  /** Its bytes' offsets among those the link wrote (Link.written): [start, end). */
+  start: number;
+  end: number;
+  onUnreceived(fate: UnreceivedSend): void;
+}
+
+/**
+ * Sends kept per connection until their bytes are known acknowledged. A look of the transport
+ * that finds everything acknowledged (a quiet connection) empties it; one whose analyzer talks all
+ * the time may go long without one: past this many, the oldest are forgotten (acknowledged long
+ * since, unless the analyzer had stopped reading for that long).
+ */
+const MAX_UNCONFIRMED_SENDS = 1_000;
+
 interface Link {
   id: number;
   wire: Wire;
+  /** Bytes handed to the wire since the connection opened. */
+  written: number;
+  /** Records-only TCP: sends whose bytes are not yet known acknowledged, oldest first. */
+  unconfirmed: UnconfirmedSend[];
   session: AstmLinkSession;
   /** Scheduler time the connection opened or last delivered bytes: which one the analyzer uses. */
   heardAt: number;
@@ -293,8 +336,12 @@ export class AstmEndpoint<Q = unknown> implements Component {
    * stayed on the old connection through its six ENQ time-outs (about 140 s), was reported not
    * accepted, and only then went to the new connection. One whose frames started stays where it
    * is: the analyzer may hold part of it.
+   *
+   * A records-only link resolves once the download is written (it expects no answer):
+   * `options.onUnreceived` is told later if its TCP connection is dropped before the analyzer's
+   * stack acknowledged it (SendWorklistOptions; order download then sends it again).
    */
-  async sendWorklist(records: readonly string[]): Promise<void> {
+  async sendWorklist(records: readonly string[], options: SendWorklistOptions = {}): Promise<void> {
     for (;;) {
       let link: Link | undefined;
       for (const l of this.#links) if (!link || l.heardAt >= link.heardAt) link = l;
@@ -302,7 +349,7 @@ export class AstmEndpoint<Q = unknown> implements Component {
       const move = new AbortController();
       this.#worklists.set(move, link);
       try {
-        await link.session.send(records, { signal: move.signal });
+        await this.#sendTracked(link, records, options.onUnreceived, { signal: move.signal });
         return;
       } catch (err) {
         // Taken back for a newer connection: send it there (the loop picks the newest).
@@ -311,6 +358,44 @@ export class AstmEndpoint<Q = unknown> implements Component {
         this.#log.info('order download moved to the newer connection', { from: link.id });
       } finally {
         this.#worklists.delete(move);
+      }
+    }
+  }
+
+  /**
+   * `session.send`, and on a records-only TCP link the send's bytes kept with `onUnreceived` until
+   * they are known acknowledged (#unconfirmed). A records-only session writes the whole message at
+   * once, inside `send`: its bytes are those the link wrote during the call.
+   */
+  #sendTracked(link: Link, records: readonly string[], onUnreceived: ((fate: UnreceivedSend) => void) | undefined, options?: { signal: AbortSignal }): Promise<void> {
+    const start = link.written;
+    const sent = link.session.send(records, options);
+    if (onUnreceived && this.#link.lowLevel === 'records-only' && link.wire.remote.startsWith('tcp:') && link.written > start) {
+      link.unconfirmed.push({ start, end: link.written, onUnreceived });
+      if (link.unconfirmed.length > MAX_UNCONFIRMED_SENDS) link.unconfirmed.shift();
+    }
+    return sent;
+  }
+
+  /**
+   * The connection was dropped because its analyzer acknowledged nothing (tcp-transport.ts): each
+   * send written on it whose bytes were not all acknowledged is told (UnreceivedSend). Those none
+   * of whose bytes were acknowledged never reached the analyzer; those wholly acknowledged did
+   * (never told: sending them again would have the analyzer run an order twice).
+   */
+  #unconfirmedOnClose(link: Link, acked: AcknowledgedBytes, log: Logger): void {
+    const sends = link.unconfirmed.splice(0);
+    const why = `the connection was closed after it acknowledged nothing for ${acked.seconds} s`;
+    for (const send of sends) {
+      if (send.end <= acked.atLeast) continue;
+      const fate: UnreceivedSend =
+        send.start >= acked.atMost
+          ? { received: false, reason: `not received by the analyzer: ${why}` }
+          : { received: 'unknown', reason: `perhaps received by the analyzer, perhaps not (part of it, or all, was acknowledged before ${why})` };
+      try {
+        send.onUnreceived(fate);
+      } catch (err) {
+        log.warn('observer of an unreceived send failed', { error: describeError(err) });
       }
     }
   }
@@ -421,7 +506,7 @@ export class AstmEndpoint<Q = unknown> implements Component {
     });
   }
 
-  #attach(wire: Wire): { data(b: Buffer): void; closed(detail?: string): void } {
+  #attach(wire: Wire): WireHandlers {
     const id = this.#nextLinkId++;
     const log = this.#log.child({ link: id, remote: wire.remote });
     const session: AstmLinkSession = createLinkSession({
@@ -429,6 +514,7 @@ export class AstmEndpoint<Q = unknown> implements Component {
       scheduler: this.#scheduler,
       write: (bytes) => {
         if (link.unansweredSince === undefined && !(bytes.length === 1 && bytes[0] === EOT)) link.unansweredSince = this.#scheduler.now();
+        link.written += bytes.length;
         wire.write(bytes);
       },
       onMessage: (text, raw, meta) => this.#onMessage(link, text, raw, meta),
@@ -450,7 +536,7 @@ export class AstmEndpoint<Q = unknown> implements Component {
       isBusy: () => this.#status === 'stopping' || this.#status === 'stopped' || this.#opt.store.health !== 'ok',
       ...(wire.pause && wire.resume ? { pause: () => wire.pause?.(), resume: () => wire.resume?.() } : {}),
     });
-    const link: Link = { id, wire, session, heardAt: this.#scheduler.now(), unansweredSince: undefined, silentCheck: undefined };
+    const link: Link = { id, wire, written: 0, unconfirmed: [], session, heardAt: this.#scheduler.now(), unansweredSince: undefined, silentCheck: undefined };
     this.#links.add(link);
     // Downloads queued on older connections and not started there go on this one (sendWorklist).
     for (const [move, queuedOn] of this.#worklists) if (queuedOn !== link) move.abort();
@@ -470,7 +556,13 @@ export class AstmEndpoint<Q = unknown> implements Component {
         link.silentCheck = undefined;
         link.session.push(bytes);
       },
-      closed: (detail) => {
+      acknowledged: (upTo) => {
+        // Sends wholly acknowledged by the analyzer's TCP stack: received, nothing more to know.
+        let n = 0;
+        while (n < link.unconfirmed.length && (link.unconfirmed[n] as UnconfirmedSend).end <= upTo) n++;
+        if (n > 0) link.unconfirmed.splice(0, n);
+      },
+      closed: (detail, acked) => {
         link.silentCheck?.cancel();
         link.silentCheck = undefined;
         if (!this.#links.delete(link)) return;
@@ -478,6 +570,9 @@ export class AstmEndpoint<Q = unknown> implements Component {
         addStats(this.#closedStats, link.session.stats);
         log.info('link closed', detail ? { detail } : undefined);
         if (this.#opt.analyzer.tcp?.listen) this.#setState('listening', `connection closed: ${detail ?? ''}`);
+        // After the state: the downloads put back are sent again when the analyzer connects.
+        if (acked) this.#unconfirmedOnClose(link, acked, log);
+        link.unconfirmed = [];
       },
     };
   }
@@ -590,23 +685,35 @@ export class AstmEndpoint<Q = unknown> implements Component {
     return finalReply;
   }
 
-  /** Answer a host query in a new session once the analyzer's session has ended (protocols.md §2.4). */
+  /**
+   * Answer a host query in a new session once the analyzer's session has ended (protocols.md §2.4).
+   *
+   * An answer written to a records-only TCP analyzer that was switched off meanwhile, its
+   * connection dropped because it acknowledged none of it (#unconfirmedOnClose), is not sent again:
+   * the analyzer back on no longer waits for it, would read it as an order download, and asks again
+   * for the specimen when it is loaded again. Before, it was logged "host query answered" and
+   * nothing said it was lost; now a warning and an alert say so.
+   */
   #answer(link: Link, query: Q): void {
     const answer = this.#opt.answerHostQuery as (q: Q) => Promise<string[]>;
+    const unreceived = (fate: UnreceivedSend): void => {
+      this.#log.warn('host query answer not received by the analyzer', { reason: fate.reason });
+      if (fate.received === false) this.#opt.telemetry.alert('warning', 'GW_ASTM_LINK', `analyzer ${this.#opt.analyzer.id}: host query answer ${fate.reason}; not sent again: load the specimen again for the analyzer to ask for it`, this.#opt.analyzer.id);
+    };
     const p = (async () => {
       const records = await answer(query);
       if (records.length === 0) return;
       // The session sends only from a neutral line: after the analyzer's EOT, or after it
       // honours our receiver interrupt at a message boundary.
       try {
-        await link.session.send(records);
+        await this.#sendTracked(link, records, unreceived);
       } catch (err) {
         // Analyzers that close TCP right after EOT (MALDI Biotyper: a connection per session)
         // take the answer on their next connection.
         if (this.#links.has(link) || this.#status !== 'running') throw err;
         const next = await this.#nextLink(this.#link.timers.contentionMs);
         if (!next) throw err;
-        await next.session.send(records);
+        await this.#sendTracked(next, records, unreceived);
       }
       this.#log.info('host query answered', { records: records.length });
     })().catch((err: unknown) => {

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { describeError } from '../../errors.ts';
 import { UnacknowledgedWatch } from '../../net/unacknowledged-bytes.ts';
-import { type Backoff, backoffDelay, type Transport, type TransportHost, type Wire, wasWorking } from './transport.ts';
+import { type AcknowledgedBytes, type Backoff, backoffDelay, type Transport, type TransportHost, type Wire, wasWorking } from './transport.ts';
 
 /** Why the gateway dropped a connection itself (`Wire.abort`): the detail of its end. */
 const abortReasons = new WeakMap<net.Socket, string>();
@@ -19,19 +19,41 @@ function attachSocket(socket: net.Socket, host: TransportHost): void {
   // (tcp_retries2). Once its TCP stack has acknowledged nothing for `peerAckMs` (the link's
   // silentPeerMs), with nothing from it since, the connection is dropped: a live analyzer's stack
   // acknowledges within milliseconds, however busy it is (net/unacknowledged-bytes.ts, Linux only).
+  //
+  // What it acknowledged is told to the endpoint with the close (`AcknowledgedBytes`): a records-only
+  // link marks an order download sent once written, and one the analyzer never received is sent
+  // again when it connects (astm-endpoint.ts). Bytes are counted as handed to `write` (`written`)
+  // and as taken by the kernel (`inKernel`, at each write's callback); at a look, the kernel holds
+  // the unacknowledged ones (`txQueue`), the newest. The connection is then reset, not closed: a
+  // close would leave the kernel retransmitting those bytes for minutes, and an analyzer whose
+  // cable is plugged back in would get them on its old connection after they were sent again.
+  let written = 0;
+  let inKernel = 0;
+  let inKernelAtLook = 0;
+  let unacknowledged: AcknowledgedBytes | undefined;
   const acks = new UnacknowledgedWatch({
     socket,
     boundMs: host.peerAckMs ?? 0,
-    onUnacknowledged: (seconds) => {
+    beforeLook: () => {
+      inKernelAtLook = inKernel;
+    },
+    onAllAcknowledged: () => handlers.acknowledged?.(inKernelAtLook),
+    onUnacknowledged: (seconds, kernel) => {
+      if (socket.destroyed) return;
+      unacknowledged = { atLeast: Math.max(0, inKernelAtLook - kernel.txQueue), atMost: Math.max(0, written - kernel.txQueue), seconds };
       host.peerGone?.(wire.remote, seconds);
-      wire.abort?.(`the analyzer acknowledged nothing the gateway sent for ${seconds} s (switched off, or its cable pulled?): connection closed`);
+      abortReasons.set(socket, `the analyzer acknowledged nothing the gateway sent for ${seconds} s (switched off, or its cable pulled?): connection closed`);
+      socket.resetAndDestroy();
     },
   });
   const wire: Wire = {
     remote: `tcp:${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`,
     write: (bytes) => {
       if (socket.destroyed) return;
-      socket.write(bytes);
+      written += bytes.length;
+      socket.write(bytes, (err) => {
+        if (!err) inKernel += bytes.length;
+      });
       acks.wrote();
     },
     close: () => socket.end(),
@@ -54,7 +76,7 @@ function attachSocket(socket: net.Socket, host: TransportHost): void {
   });
   socket.once('close', () => {
     acks.stop();
-    handlers.closed(abortReasons.get(socket) ?? closedDetail);
+    handlers.closed(abortReasons.get(socket) ?? closedDetail, unacknowledged);
   });
 }
 

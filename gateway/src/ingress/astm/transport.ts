@@ -24,10 +24,30 @@ export interface Wire {
   abort?(reason: string): void;
 }
 
+/**
+ * TCP: a connection dropped because its analyzer's TCP stack acknowledged nothing for `seconds`:
+ * where what it acknowledged ends, as an offset in the bytes handed to `Wire.write` (counted from
+ * the connection's first). Known within bounds: exactly (`atLeast` = `atMost`) when every byte
+ * written had reached the kernel, which holds the unacknowledged ones; wider when some still waited
+ * in Node's buffer, part of a write perhaps in the kernel. Bytes at or past `atMost` never reached
+ * the analyzer: the kernel dropped them with a reset, so they never arrive later either. Bytes
+ * before `atLeast` did reach its TCP stack.
+ */
+export interface AcknowledgedBytes {
+  atLeast: number;
+  atMost: number;
+  seconds: number;
+}
+
 export interface WireHandlers {
   data(bytes: Buffer): void;
-  /** The wire is gone (peer closed, cable pulled, adapter removed). */
-  closed(detail?: string): void;
+  /**
+   * The wire is gone (peer closed, cable pulled, adapter removed). `acknowledged`: it was dropped
+   * because its analyzer acknowledged nothing (TCP), and where what it acknowledged ends.
+   */
+  closed(detail?: string, acknowledged?: AcknowledgedBytes): void;
+  /** TCP: every byte handed to `Wire.write` before offset `upTo` was acknowledged by the analyzer's TCP stack. */
+  acknowledged?(upTo: number): void;
 }
 
 export interface TransportHost {
