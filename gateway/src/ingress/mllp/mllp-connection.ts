@@ -52,9 +52,13 @@ export interface MllpConnectionOptions {
  * does, and keepalive sends no probe while sent bytes wait for their acknowledgement: the kernel
  * retransmitted for about 15 minutes (tcp_retries2), and the socket held a slot of maxConnections
  * and showed the LIS connected all that time. A minute matches what keepalive gives a quiet
- * connection whose LIS vanished (closed about 70 s after its last byte), and leaves TCP's own
- * retransmissions time to ride out a shorter outage (a switch that restarts) without losing the
- * connection. Linux only (net/unacknowledged-bytes.ts); elsewhere the kernel's limit stays.
+ * connection whose LIS vanished (closed about 70 s after its last byte). TCP's own
+ * retransmissions ride out an outage (a switch that restarts) that ends within about 50 s, not
+ * any shorter than the bound: their interval doubles from about 0.2 s, so after the one at about
+ * 51 s the next goes out at about 102 s, past the bound. A reply caught by an outage that ends
+ * between the two is not acknowledged in time: the connection is closed, and the LIS sends its
+ * message again on a new one, answered from what the store holds. Linux only
+ * (net/unacknowledged-bytes.ts); elsewhere the kernel's limit stays.
  */
 export const PEER_ACK_MS = 60_000;
 
