@@ -16,10 +16,9 @@
  * project's MllpClient as the LIS; a byte of the record is changed in its segment file with the
  * store closed.
  */
-import { open as openFile, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ClassicLevel } from 'classic-level';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isGatewayError } from '../../gateway/src/errors.ts';
 import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
@@ -27,9 +26,9 @@ import { MllpEndpoint } from '../../gateway/src/ingress/mllp/mllp-endpoint.ts';
 import { unwrapFrame } from '../../gateway/src/ingress/mllp/mllp-encoder.ts';
 import { createLogger } from '../../gateway/src/log.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
-import { decodePointer } from '../../gateway/src/store/message-log.ts';
 import { Telemetry } from '../../gateway/src/telemetry.ts';
 import { endpointConfig, field, segmentsOf } from '../fixtures/hl7/helpers.ts';
+import { damageRecord as damage } from '../fixtures/store/damage.ts';
 
 const oruFinal = (id: string, acc: string, msh7 = '20240101120000'): Buffer =>
   Buffer.from(
@@ -71,16 +70,7 @@ async function stopGateway(): Promise<void> {
 }
 
 /** Change one byte inside a message's record in its segment file (the store closed). */
-async function damageRecord(messageId: string): Promise<void> {
-  const db = new ClassicLevel<string, Buffer>(path.join(dir, 'store'), { keyEncoding: 'utf8', valueEncoding: 'buffer' });
-  const value = await db.get(`!m!${messageId}`);
-  await db.close();
-  const pointer = value ? decodePointer(value) : undefined;
-  if (!pointer) throw new Error(`no log pointer for ${messageId}`);
-  const fh = await openFile(path.join(dir, 'store', 'messages', `${String(pointer.segment).padStart(10, '0')}.seg`), 'r+');
-  await fh.write(Buffer.from('#'), 0, 1, pointer.offset + 20);
-  await fh.close();
-}
+const damageRecord = (messageId: string): Promise<void> => damage(dir, messageId);
 
 const live = (): EventStore => store as EventStore;
 const msa = (reply: Buffer): { code?: string; controlId?: string } => {

@@ -1,9 +1,9 @@
-import { open as openFile, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { ClassicLevel } from 'classic-level';
 import { describe, expect, it } from 'vitest';
 import { isGatewayError } from '../../gateway/src/errors.ts';
-import { decodePointer, type LogPointer } from '../../gateway/src/store/message-log.ts';
+import type { LogPointer } from '../../gateway/src/store/message-log.ts';
+import { damageRecord as damage, levelEntries as levelEntriesIn, pointerOf as pointerIn, segmentPath } from '../fixtures/store/damage.ts';
 import { useTempStore } from '../fixtures/store/temp-store.ts';
 import { inboundMessage, resultValidated } from '../fixtures/store/inbound.ts';
 
@@ -20,32 +20,10 @@ import { inboundMessage, resultValidated } from '../fixtures/store/inbound.ts';
 
 const tmp = useTempStore('lgw-resend-damaged-', { pruneIntervalMs: 0, minFreeBytes: 0 });
 const DAY_MS = 86_400_000;
-const segmentName = (n: number): string => `${String(n).padStart(10, '0')}.seg`;
-
-/** Every key and value of the store's LevelDB (the store closed). */
-async function levelEntries(): Promise<Map<string, Buffer>> {
-  const db = new ClassicLevel<string, Buffer>(path.join(tmp.dir, 'store'), { keyEncoding: 'utf8', valueEncoding: 'buffer' });
-  try {
-    return new Map(await db.iterator().all());
-  } finally {
-    await db.close();
-  }
-}
-
-async function pointerOf(messageId: string): Promise<LogPointer> {
-  const value = (await levelEntries()).get(`!m!${messageId}`);
-  const pointer = value ? decodePointer(value) : undefined;
-  if (!pointer) throw new Error(`no log pointer for ${messageId}`);
-  return pointer;
-}
-
-/** Change one byte inside a message's record in its segment file (the store closed). */
-async function damageRecord(messageId: string): Promise<void> {
-  const pointer = await pointerOf(messageId);
-  const fh = await openFile(path.join(tmp.dir, 'store', 'messages', segmentName(pointer.segment)), 'r+');
-  await fh.write(Buffer.from('#'), 0, 1, pointer.offset + 20);
-  await fh.close();
-}
+const segmentName = (n: number): string => path.basename(segmentPath(tmp.dir, n));
+const levelEntries = (): Promise<Map<string, Buffer>> => levelEntriesIn(tmp.dir);
+const pointerOf = (messageId: string): Promise<LogPointer> => pointerIn(tmp.dir, messageId);
+const damageRecord = (messageId: string): Promise<void> => damage(tmp.dir, messageId);
 
 const corrupt = async (p: Promise<unknown>): Promise<boolean> => isGatewayError(await p.catch((e: unknown) => e), 'GW_STORE_CORRUPT');
 

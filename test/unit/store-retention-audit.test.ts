@@ -1,12 +1,11 @@
-import { cp, mkdir, open as openFile, readdir } from 'node:fs/promises';
+import { cp, mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { ClassicLevel } from 'classic-level';
 import { describe, expect, it, vi } from 'vitest';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import { isGatewayError } from '../../gateway/src/errors.ts';
 import { useTempStore } from '../fixtures/store/temp-store.ts';
 import { holdFirstLogRead as holdRead } from '../fixtures/store/file-handle-hook.ts';
-import { decodePointer } from '../../gateway/src/store/message-log.ts';
+import { damageRecord as damage } from '../fixtures/store/damage.ts';
 import { inboundMessage, resultValidated } from '../fixtures/store/inbound.ts';
 
 // The store's long-running and operator functions: retention, dead-letter replay and discard,
@@ -174,17 +173,7 @@ describe('dead-letter operations', () => {
 });
 
 /** Flip one byte inside a message's record in the message log (the store closed). */
-async function damageRecord(messageId: string): Promise<void> {
-  const levelDir = path.join(tmp.dir, 'store');
-  const db = new ClassicLevel<string, Buffer>(levelDir, { keyEncoding: 'utf8', valueEncoding: 'buffer' });
-  const value = await db.get(`!m!${messageId}`);
-  await db.close();
-  const pointer = value ? decodePointer(value) : undefined;
-  if (!pointer) throw new Error(`no log pointer for ${messageId}`);
-  const fh = await openFile(path.join(levelDir, 'messages', `${String(pointer.segment).padStart(10, '0')}.seg`), 'r+');
-  await fh.write(Buffer.from('#'), 0, 1, pointer.offset + 20);
-  await fh.close();
-}
+const damageRecord = (messageId: string): Promise<void> => damage(tmp.dir, messageId);
 
 describe('intake counters across failures and restarts', () => {
   // While the store is failed, intake answers negatively and counts each such message with

@@ -1,10 +1,9 @@
-import { open as openFile, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { ClassicLevel } from 'classic-level';
 import { describe, expect, it } from 'vitest';
 import type { EventStore } from '../../gateway/src/store/event-store.ts';
 import { isGatewayError } from '../../gateway/src/errors.ts';
-import { decodePointer } from '../../gateway/src/store/message-log.ts';
+import { damageRecord as damage, levelEntries, pointerOf, segmentPath } from '../fixtures/store/damage.ts';
 import { useTempStore } from '../fixtures/store/temp-store.ts';
 import { inboundMessage, resultValidated } from '../fixtures/store/inbound.ts';
 
@@ -24,46 +23,11 @@ import { inboundMessage, resultValidated } from '../fixtures/store/inbound.ts';
 
 const tmp = useTempStore('lgw-retention-damaged-', { pruneIntervalMs: 0, minFreeBytes: 0, healthCheckIntervalMs: 50 });
 const DAY_MS = 86_400_000;
-const segmentName = (n: number): string => `${String(n).padStart(10, '0')}.seg`;
-
+const segmentName = (n: number): string => path.basename(segmentPath(tmp.dir, n));
 /** Every key of the store's LevelDB (the store closed; these stores hold a few dozen). */
-async function levelKeys(): Promise<Set<string>> {
-  const db = new ClassicLevel<string, Buffer>(path.join(tmp.dir, 'store'), { keyEncoding: 'utf8', valueEncoding: 'buffer' });
-  try {
-    return new Set(await db.keys().all());
-  } finally {
-    await db.close();
-  }
-}
-
-/** The segment a message's record is in (the store closed). */
-async function segmentOf(messageId: string): Promise<number> {
-  const db = new ClassicLevel<string, Buffer>(path.join(tmp.dir, 'store'), { keyEncoding: 'utf8', valueEncoding: 'buffer' });
-  try {
-    const pointer = decodePointer((await db.get(`!m!${messageId}`))!);
-    if (!pointer) throw new Error(`no log pointer for ${messageId}`);
-    return pointer.segment;
-  } finally {
-    await db.close();
-  }
-}
-
-/**
- * Change one byte inside a message's record in its segment file (the store closed); with
- * `batchRecordToo`, one inside the record right after it as well (its batch's record, for a
- * message committed alone).
- */
-async function damageRecord(messageId: string, batchRecordToo = false): Promise<void> {
-  const db = new ClassicLevel<string, Buffer>(path.join(tmp.dir, 'store'), { keyEncoding: 'utf8', valueEncoding: 'buffer' });
-  const value = await db.get(`!m!${messageId}`);
-  await db.close();
-  const pointer = value ? decodePointer(value) : undefined;
-  if (!pointer) throw new Error(`no log pointer for ${messageId}`);
-  const fh = await openFile(path.join(tmp.dir, 'store', 'messages', segmentName(pointer.segment)), 'r+');
-  await fh.write(Buffer.from('#'), 0, 1, pointer.offset + 20);
-  if (batchRecordToo) await fh.write(Buffer.from('#'), 0, 1, pointer.offset + 8 + pointer.length + 20);
-  await fh.close();
-}
+const levelKeys = async (): Promise<Set<string>> => new Set((await levelEntries(tmp.dir)).keys());
+const segmentOf = async (messageId: string): Promise<number> => (await pointerOf(tmp.dir, messageId)).segment;
+const damageRecord = (messageId: string, batchRecordToo = false): Promise<void> => damage(tmp.dir, messageId, { batchRecordToo });
 
 const segmentFiles = async (): Promise<string[]> => (await readdir(path.join(tmp.dir, 'store', 'messages'))).filter((f) => f.endsWith('.seg'));
 
