@@ -137,10 +137,12 @@ interface WaitingEntry {
  * What became of a download the link wrote and reported sent (AstmEndpoint's `UnreceivedSend`):
  * learnt once its connection was dropped because the analyzer's TCP stack acknowledged nothing.
  * `received: false`: none of its bytes reached the analyzer; `'unknown'`: the analyzer may hold it.
+ * `connection`: the same object for every download its close reports, told in the order written.
  */
 export interface UnreceivedDownload {
   received: false | 'unknown';
   reason: string;
+  connection: object;
 }
 
 /** What order download needs of the analyzer endpoint (`AstmEndpoint` fits). */
@@ -195,6 +197,11 @@ export class OrderDownload {
    * next pass records them before anything else of the accession, and never sends them again.
    */
   readonly #unrecorded = new Map<string, { add: OrderedTest[]; cancel: OrderedTest[] }>();
+  /**
+   * Of the downloads one close reported (UnreceivedDownload.connection), per accession and test,
+   * what the analyzer holds as the first of them naming the test left it (#unreceived).
+   */
+  readonly #lostOn = new WeakMap<object, Map<string, Map<string, 'absent' | 'held' | 'maybe'>>>();
   /** Failed sends per accession since the last connection (in memory; the document keeps the total). */
   readonly #failures = new Map<string, number>();
   readonly #work = new Set<Promise<unknown>>();
@@ -721,17 +728,44 @@ export class OrderDownload {
    * so the technician checks the analyzer. What changed since is respected: a test the LIS
    * cancelled meanwhile is not sent again and needs no cancel; a cancelled test ordered again and
    * not sent yet is on the analyzer still (its cancel never arrived): it counts as sent.
+   *
+   * Several downloads of the accession lost on one connection (the LIS changed the order while the
+   * analyzer was off): the analyzer holds what it held before the first of them naming a test, so
+   * only that one sets the test back; the later ones leave it. Before, each set it back in turn:
+   * a cancel and the order again, both lost, had the order sent again to an analyzer still holding
+   * the test (run twice on the sample); an order and its cancel, both lost, had the cancel sent for
+   * a test the analyzer never had, and an order of it again then taken for one it kept (never sent)
+   * (test/unit/order-download-unreceived-audit.test.ts). After a download that may have arrived
+   * (`'unknown'`) a lost order of the same test is not sent again either (the analyzer may hold it:
+   * the alert names the accession); a lost cancel is (a cancel of a test it lacks is harmless).
    */
-  #unreceived(accession: string, add: OrderedTest[], cancel: OrderedTest[], fate: UnreceivedDownload): void {
+  #unreceived(accession: string, allAdd: OrderedTest[], allCancel: OrderedTest[], fate: UnreceivedDownload): void {
     const { analyzerId, telemetry, log, store } = this.#opt;
+    let lost = this.#lostOn.get(fate.connection);
+    if (!lost) this.#lostOn.set(fate.connection, (lost = new Map()));
+    let known = lost.get(accession);
+    if (!known) lost.set(accession, (known = new Map()));
     if (fate.received !== false) {
+      for (const t of [...allAdd, ...allCancel]) if (!known.has(t.code)) known.set(t.code, 'maybe');
       log.warn('order download perhaps not received by the analyzer', { analyzer: analyzerId, accession, reason: fate.reason });
       telemetry.alert('warning', 'GW_ASTM_LINK', `analyzer ${analyzerId}: order download of accession ${accession} ${fate.reason}; not sent again (it may be on the analyzer's worklist): check the analyzer`, analyzerId);
       return;
     }
     // A download whose document write failed is remembered as accepted (#unrecorded): it was not.
     const taken = this.#unrecorded.get(accession);
-    if (taken && taken.add === add && taken.cancel === cancel) this.#unrecorded.delete(accession);
+    if (taken && taken.add === allAdd && taken.cancel === allCancel) this.#unrecorded.delete(accession);
+    // The tests this download is the first lost one to name (see above).
+    const add = allAdd.filter((t) => {
+      if (known.has(t.code)) return false;
+      known.set(t.code, 'absent');
+      return true;
+    });
+    const cancel = allCancel.filter((t) => {
+      const before = known.get(t.code);
+      if (before === undefined) known.set(t.code, 'held');
+      return before === undefined || before === 'maybe';
+    });
+    if (add.length === 0 && cancel.length === 0) return;
     const run = this.#locked(async () => {
       const doc = await store.getDoc<OrderDownloadDoc>(ORDER_DOWNLOAD_NS, this.#key(accession));
       if (!doc) return false;

@@ -80,11 +80,13 @@ export interface AstmEndpointOptions<Q = unknown> {
  * `silentPeerMs` (tcp-transport.ts): `received: false`, none of its bytes was acknowledged (they
  * never reached the analyzer, and never will: the connection was reset); `'unknown'`, part of it
  * was, or the kernel's count could not tell (bytes still in Node's buffer): the analyzer may hold
- * it. `reason` says so for the status and the alert.
+ * it. `reason` says so for the status and the alert. `connection`: the same object for every send
+ * its close reports, told in the order written (order download sets a test back once for all).
  */
 export interface UnreceivedSend {
   received: false | 'unknown';
   reason: string;
+  connection: object;
 }
 
 export interface SendWorklistOptions {
@@ -386,12 +388,13 @@ export class AstmEndpoint<Q = unknown> implements Component {
   #unconfirmedOnClose(link: Link, acked: AcknowledgedBytes, log: Logger): void {
     const sends = link.unconfirmed.splice(0);
     const why = `the connection was closed after it acknowledged nothing for ${acked.seconds} s`;
+    const connection = {};
     for (const send of sends) {
       if (send.end <= acked.atLeast) continue;
       const fate: UnreceivedSend =
         send.start >= acked.atMost
-          ? { received: false, reason: `not received by the analyzer: ${why}` }
-          : { received: 'unknown', reason: `perhaps received by the analyzer, perhaps not (part of it, or all, was acknowledged before ${why})` };
+          ? { received: false, reason: `not received by the analyzer: ${why}`, connection }
+          : { received: 'unknown', reason: `perhaps received by the analyzer, perhaps not (part of it, or all, was acknowledged before ${why})`, connection };
       try {
         send.onUnreceived(fate);
       } catch (err) {
