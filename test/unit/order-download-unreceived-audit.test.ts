@@ -177,4 +177,26 @@ describe('downloads of one accession lost together on a records-only TCP connect
     expect(orders().filter((o) => o.startsWith('ACC-C ')), 'the order again never reached the analyzer').toEqual(['ACC-C N', 'ACC-C C', 'ACC-C N']);
     expect(summary).toMatchObject({ waiting: 0, failing: 0 });
   });
+
+  /**
+   * User sees: an order lost on the dead connection, cancelled by the LIS before the analyzer came
+   * back (the cancel not sent: nothing is connected). Nothing is left to send, and nothing failed.
+   * Before: the accession's document kept the failure all the same, and the next order of the
+   * accession showed failing at once ("not received by the analyzer …") before it was ever sent.
+   */
+  it('an order lost and cancelled since: nothing waits, and a later order of the accession is not shown failing', async () => {
+    download.onCommitted([created('ACC-D', ['TSH'])]);
+    await expect.poll(() => sendsOf('ACC-D').length, { timeout: 5_000 }).toBe(1);
+    const [order] = sendsOf('ACC-D') as [Sent];
+
+    link.connections = 0;
+    download.onCommitted([cancelled('ACC-D', ['TSH'])]);
+    await expect.poll(() => summary?.waiting, { timeout: 5_000 }).toBe(1);
+    lostTogether(order);
+    await expect.poll(() => summary?.waiting, { timeout: 5_000 }).toBe(0);
+
+    download.onCommitted([created('ACC-D', ['FT4'])]);
+    await expect.poll(() => summary?.waiting, { timeout: 5_000 }).toBe(1);
+    expect(summary, 'an order never sent shown failing').toMatchObject({ waiting: 1, failing: 0, lastError: null });
+  });
 });

@@ -795,9 +795,13 @@ export class OrderDownload {
         }
       }
       if (!changed) return false;
-      doc.attempts++;
-      doc.lastError = fate.reason;
-      doc.lastErrorAt = new Date().toISOString();
+      // A failure only while something waits: kept with nothing to send, it showed the next order
+      // of the accession failing before it was ever sent (order-download-unreceived-audit.test.ts).
+      if (outstanding(doc)) {
+        doc.attempts++;
+        doc.lastError = fate.reason;
+        doc.lastErrorAt = new Date().toISOString();
+      }
       await this.#save(doc);
       return outstanding(doc);
     });
