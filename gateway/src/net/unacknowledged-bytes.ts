@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { endianness } from 'node:os';
@@ -120,20 +121,18 @@ export function findKernelTcpState(table: string, key: string): KernelTcpState |
   return { state, txQueue, timer, retransmits, probes };
 }
 
-/** Reads of one file under way: connections looking at the same moment share one read. */
-const reading = new Map<string, Promise<string | undefined>>();
-
+/**
+ * One read of the file, for one look. Never shared with a look that started before: what the
+ * caller noted before its look (`beforeLook`) must be older than what the read shows, and a read
+ * already under way may predate it (bytes the caller counted as taken by the kernel would then
+ * look acknowledged, and a download never received would not be sent again). Looks are rare (a
+ * connection quiet after the gateway's last write), so each costs its own read.
+ */
 function readTable(file: string): Promise<string | undefined> {
-  let r = reading.get(file);
-  if (!r) {
-    r = readFile(file, 'latin1').then(
-      (text) => text,
-      () => undefined,
-    );
-    reading.set(file, r);
-    void r.finally(() => reading.delete(file));
-  }
-  return r;
+  return readFile(file, 'latin1').then(
+    (text) => text,
+    () => undefined,
+  );
 }
 
 /** Where the kernel lists this socket: its addresses, taken while it is connected (a closed socket forgets them). */
@@ -152,6 +151,21 @@ export async function kernelTcpState(where: { file: string; key: string }): Prom
   if (process.platform !== 'linux') return undefined;
   const table = await readTable(where.file);
   return table === undefined ? undefined : findKernelTcpState(table, where.key);
+}
+
+/**
+ * The same, read at once (synchronously): for the decision to drop a connection only, so that no
+ * acknowledgement can come between what the kernel said and the close that acts on it.
+ */
+export function kernelTcpStateNow(where: { file: string; key: string }): KernelTcpState | undefined {
+  if (process.platform !== 'linux') return undefined;
+  let table: string;
+  try {
+    table = readFileSync(where.file, 'latin1');
+  } catch {
+    return undefined;
+  }
+  return findKernelTcpState(table, where.key);
 }
 
 /**
@@ -271,8 +285,20 @@ export class UnacknowledgedWatch {
     } else if (s.txQueue < this.#lastTxQueue) this.#since = now;
     this.#lastTxQueue = s.txQueue;
     if (this.#since !== undefined && now - this.#since >= this.#boundMs) {
+      // Asked again at once, right before the caller acts on it: an acknowledgement may have come
+      // while the look's read was under way (a cable plugged back in at that instant), and the
+      // caller sets what it wrote against what the kernel holds unacknowledged.
+      this.#beforeLook?.();
+      const last = this.#where ? kernelTcpStateNow(this.#where) : undefined;
+      if (!last) return;
+      if (last.txQueue === 0 || !peerAcknowledgesNothing(last) || last.txQueue < s.txQueue) {
+        this.#since = undefined;
+        if (last.txQueue === 0) this.#onAllAcknowledged?.();
+        else this.#schedule(this.#lookMs);
+        return;
+      }
       this.#done = true;
-      this.#onUnacknowledged(Math.round((now - this.#since) / 1000), s);
+      this.#onUnacknowledged(Math.round((now - this.#since) / 1000), last);
       return;
     }
     const due = this.#since === undefined ? this.#lookMs : Math.min(this.#lookMs, this.#since + this.#boundMs - now);
