@@ -655,6 +655,10 @@ export class AstmEndpoint<Q = unknown> implements Component {
     try {
       const res = await commit;
       outcome = res.duplicate ? 'duplicate' : rejected ? 'rejected' : 'accepted';
+      // A resend of a message whose stored record is damaged (store README "A resend of a damaged
+      // record"): answered as the duplicate it is; the operator hears of the damage here, as on an
+      // HL7 link (hl7-intake.ts), and of whether the record was written again from the resend.
+      if (res.damagedRecord) this.#log.warn('resend of a message whose stored record is damaged: answered as a duplicate', { controlId: result.controlId, ...res.damagedRecord });
       finalReply = res.ack && res.ack[0] === NAK ? 'nak' : reply;
     } catch (err) {
       // Not stored → NAK (LIS1-A §6.5.1): the analyzer retransmits; nothing was acknowledged.
