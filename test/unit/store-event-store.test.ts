@@ -117,6 +117,22 @@ describe('relay queue', () => {
     expect((await store.getEvent(p1.events[0]!.event.id))?.odoo).toEqual([{ model: 'sale.order', id: 7 }]);
   });
 
+  it('leases the partitions due first up to the limit, over more partitions than it reads side by side', async () => {
+    // 40 partitions, two events each; names sort as they were committed (ties of one millisecond).
+    const pks = Array.from({ length: 40 }, (_, i) => `L${String(i).padStart(2, '0')}`);
+    for (const pk of pks) await store.commit(message(`M-${pk}`), [note(pk, `${pk}-1`), note(pk, `${pk}-2`)]);
+    const first = await store.lease({ limit: 25, maxPerPartition: 2 });
+    expect(first.map((l) => l.partitionKey)).toEqual(pks.slice(0, 25).map((pk) => `order:${pk}`));
+    for (const l of first) expect(l.events.map((e) => e.event.idempotencyKey)).toEqual([1, 2].map((n) => `${l.partitionKey.slice(6)}-${n}`));
+    // Half of them delivered: those partitions are empty; the other half still in flight.
+    for (const l of first.slice(0, 12)) await store.complete(l, l.events.map((e) => ({ eventId: e.event.id, outcome: 'delivered' as const })));
+    const rest = await store.lease({ limit: 100, maxPerPartition: 1 });
+    expect(rest.map((l) => l.partitionKey)).toEqual(pks.slice(25).map((pk) => `order:${pk}`));
+    expect(rest.map((l) => l.events.map((e) => e.event.idempotencyKey))).toEqual(pks.slice(25).map((pk) => [`${pk}-1`]));
+    expect(await store.lease({ limit: 100 })).toEqual([]);
+    expect(store.stats()).toMatchObject({ inFlight: 13 * 2 + 15, delivered: 24, pending: 15 });
+  });
+
   it('leases a run of consecutive events of one partition for micro-batching', async () => {
     await store.commit(message('MB'), [note('MB', 'mb-1'), note('MB', 'mb-2'), note('MB', 'mb-3')]);
     const [lease] = await store.lease({ limit: 1, maxPerPartition: 2 });

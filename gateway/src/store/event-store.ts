@@ -253,6 +253,8 @@ type DamagedResend =
 
 /** Undelivered events not due yet stepped over per refresh of the oldest waiting age. */
 const OLDEST_SCAN_LIMIT = 2_000;
+/** Queue heads a lease reads side by side (one LevelDB iterator each). */
+const QUEUE_HEAD_READS = 16;
 
 /** A batch as stage 1 left it for stage 2 (see #prepareBatch). */
 interface PreparedBatch {
@@ -1718,20 +1720,33 @@ export class EventStore implements GatewayStore {
     while (leases.length < options.limit && scanned < dueEntries.length) {
       const chunk: Array<{ dueKey: string; pk: string; ids: string[] }> = [];
       while (chunk.length < options.limit - leases.length && scanned < dueEntries.length) {
-        const dueKey = dueEntries[scanned++] as string;
-        const pk = dueKey.slice(13);
-        if (this.#leased.has(pk)) {
-          ops.push({ type: 'del', sublevel: this.#sub.due, key: dueKey });
-          continue;
+        // As many due partitions as the chunk has room for, their queue heads read side by side;
+        // a partition found empty leaves its room to the next due entries. The same entries, in
+        // the same order, as read one after another. One at a time, the heads of the relay's lease
+        // of 800 partitions were 800 iterators in a row, and the larger part of the lease's time,
+        // growing with the database: 108 of 200 ms per lease at 100,000 events queued, 188 of
+        // 285 ms at 1,000,000 (bench/relay.ts), time in which the relay posts nothing (it waits
+        // for its lease before each round).
+        const wave: Array<{ dueKey: string; pk: string }> = [];
+        while (wave.length < options.limit - leases.length - chunk.length && scanned < dueEntries.length) {
+          const dueKey = dueEntries[scanned++] as string;
+          const pk = dueKey.slice(13);
+          if (this.#leased.has(pk)) {
+            ops.push({ type: 'del', sublevel: this.#sub.due, key: dueKey });
+            continue;
+          }
+          wave.push({ dueKey, pk });
         }
-        const ids: string[] = [];
-        for await (const qk of this.#sub.queue.keys({ gt: pk + SEP, lt: pk + AFTER, limit: maxPer })) ids.push((qk as string).slice(pk.length + 1));
-        if (ids.length === 0) {
-          // Stale entry (the partition emptied by a discard): drop it.
-          ops.push({ type: 'del', sublevel: this.#sub.due, key: dueKey });
-          continue;
-        }
-        chunk.push({ dueKey, pk, ids });
+        const heads = await this.#queueHeads(wave.map((w) => w.pk), maxPer);
+        wave.forEach(({ dueKey, pk }, i) => {
+          const ids = heads[i] as string[];
+          if (ids.length === 0) {
+            // Stale entry (the partition emptied by a discard): drop it.
+            ops.push({ type: 'del', sublevel: this.#sub.due, key: dueKey });
+            return;
+          }
+          chunk.push({ dueKey, pk, ids });
+        });
       }
       const read = await this.#readEvents(chunk.flatMap((h) => h.ids));
       let at = 0;
@@ -1749,6 +1764,23 @@ export class EventStore implements GatewayStore {
       }
     }
     return leases;
+  }
+
+  /** The first `maxPer` queued event ids of each partition, QUEUE_HEAD_READS partitions at a time. */
+  async #queueHeads(pks: string[], maxPer: number): Promise<string[][]> {
+    const out: string[][] = new Array(pks.length);
+    let next = 0;
+    const reader = async (): Promise<void> => {
+      while (next < pks.length) {
+        const i = next++;
+        const pk = pks[i] as string;
+        const ids: string[] = [];
+        for await (const qk of this.#sub.queue.keys({ gt: pk + SEP, lt: pk + AFTER, limit: maxPer })) ids.push((qk as string).slice(pk.length + 1));
+        out[i] = ids;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(QUEUE_HEAD_READS, pks.length) }, reader));
+    return out;
   }
 
   /**
