@@ -10,36 +10,13 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { OrderDownload } from '../../gateway/src/astm/order-download.ts';
 import type { CanonicalEvent } from '../../gateway/src/events/types.ts';
-import { EVENT_SCHEMA_VERSION } from '../../gateway/src/events/types.ts';
-import { IdGenerator } from '../../gateway/src/ids.ts';
+import { orderEvents } from '../fixtures/order-download.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
 import { loadProfile } from '../../gateway/src/profiles/load.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import { Telemetry } from '../../gateway/src/telemetry.ts';
 
-const ids = new IdGenerator('aaaaaa');
-const base = (accession: string) => ({
-  schemaVersion: EVENT_SCHEMA_VERSION,
-  occurredAt: '2026-12-06T10:00:00.000Z',
-  receivedAt: '2026-12-06T10:00:00.000Z',
-  correlationId: accession,
-  partitionKey: `order:${accession}`,
-  source: { kind: 'hl7' as const, endpoint: 'lis', messageId: 'm' },
-});
-const created = (accession: string, codes: string[]): CanonicalEvent => ({
-  ...base(accession),
-  id: ids.next(),
-  type: 'order.created',
-  idempotencyKey: `c:${accession}:${codes.join(',')}:${ids.next()}`,
-  data: { accession, orderingClientRef: 'CLINIC-A', tests: codes.map((code) => ({ code })) },
-});
-const cancelled = (accession: string, codes: string[]): CanonicalEvent => ({
-  ...base(accession),
-  id: ids.next(),
-  type: 'order.cancelled',
-  idempotencyKey: `x:${accession}:${codes.join(',')}:${ids.next()}`,
-  data: { accession, tests: codes.map((code) => ({ code })) },
-});
+const { created, cancelled } = orderEvents('aaaaaa', '2026-12-06T10:00:00.000Z');
 
 let dir: string;
 let store: EventStore;
