@@ -194,19 +194,32 @@ async function earlierOrderEventsDelivered(ctx: RuleContext, e: StoredEvent): Pr
  * cancelled and then ordered again is not billed here either: its new result derives an
  * eligibility of its own (events/invoice-eligibility.ts), which bills it. Only later cancellations
  * are read, so an accession whose older events retention pruned is billed as before.
+ * A later cancellation timed before the order that last opened a test (billing's `leftOpen`: one
+ * the LIS replayed or sent late after ordering the test again) does not take it away, as it does
+ * not in billing nor on the sale order (order-cancelled.ts). Before, it did: the re-ordered test,
+ * run, validated and left on the order, was left off this invoice, and billing, counting it
+ * handed to billing by this eligibility, derived no other: never billed
+ * (test/integration/billing-replayed-cancel-pending-invoice-audit.test.ts).
  */
 async function billableNow(ctx: RuleContext, e: StoredEvent, d: InvoiceEligibleData): Promise<{ codes: Set<string>; wholeOrderCancelled: boolean; billedEarlier: Set<string> }> {
   const codes = new Set(d.tests.map((t) => t.code));
   if (!ctx.events) return { codes, wholeOrderCancelled: false, billedEarlier: new Set() };
   let wholeOrderCancelled = false;
   const stored = await ctx.events(e.event.correlationId, [...BILLING_STATE_TYPES]);
-  for (const c of stored) {
-    if (c.event.type !== 'order.cancelled') continue;
-    if (c.event.id < e.event.id || c.event.partitionKey !== partitionKeys.order(e.event.correlationId)) continue;
+  const ordered = inStoredOrder(stored);
+  ordered.forEach((c, i) => {
+    if (c.event.type !== 'order.cancelled') return;
+    if (c.event.id < e.event.id || c.event.partitionKey !== partitionKeys.order(e.event.correlationId)) return;
+    // Tests an order placed strictly after this cancellation's time opened stay (billing's
+    // leftOpen, walked up to it as billing did when it was committed): not cancelled by it.
+    const leftOpen = billingState(ordered.slice(0, i + 1).map((s) => s.event)).leftOpen;
     const tests = (c.event.data as OrderCancelledData).tests;
-    if (tests.length === 0) wholeOrderCancelled = true;
-    for (const t of tests) codes.delete(t.code);
-  }
+    if (tests.length === 0) {
+      if (leftOpen.size === 0) wholeOrderCancelled = true;
+      else for (const code of [...codes]) if (!leftOpen.has(code)) codes.delete(code);
+    }
+    for (const t of tests) if (!leftOpen.has(t.code)) codes.delete(t.code);
+  });
   if (wholeOrderCancelled) codes.clear();
   return { codes, wholeOrderCancelled, billedEarlier: billedByEarlierEligibilities(e, stored) };
 }
