@@ -410,8 +410,17 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
     if (o.id === undefined) c.error(`${p}.id`, 'is required');
     if (o.serial !== undefined) {
       const s = c.object(`${p}.serial`, o.serial, ['path', 'baudRate', 'dataBits', 'parity', 'stopBits', 'rtscts', 'xon', 'xoff'], 'analyzers[].serial');
-      a.serial = { path: c.string(`${p}.serial.path`, s.path, '') };
+      // Resolved against the config's folder, as every other path of the file: the port is opened
+      // as resolved here, not from the folder the gateway happens to run in.
+      const written = c.string(`${p}.serial.path`, s.path, '');
+      a.serial = { path: written === '' ? written : path.resolve(baseDir, written) };
       if (s.path === undefined) c.error(`${p}.serial.path`, 'is required (e.g. /dev/ttyUSB0)');
+      else if (written !== '' && !path.isAbsolute(written) && !existsSync(a.serial.path)) {
+        // `ttyUSB0` for /dev/ttyUSB0. A warning, not an error: start keeps trying a missing port.
+        const dev = path.join('/dev', written);
+        const hint = existsSync(dev) ? `; did you mean ${dev}?` : ' (a relative path is read from the config file\'s folder; ports are under /dev, e.g. /dev/ttyUSB0 or /dev/serial/by-id/…)';
+        c.warn(`${p}.serial.path`, `${a.serial.path} does not exist${hint}: the gateway would keep trying to open it, the analyzer in error`);
+      }
       if (s.baudRate !== undefined) a.serial.baudRate = c.number(`${p}.serial.baudRate`, s.baudRate, 9600, 50, 4_000_000);
       if (s.dataBits !== undefined) a.serial.dataBits = Number(c.oneOf(`${p}.serial.dataBits`, String(s.dataBits), ['5', '6', '7', '8'] as const, '8')) as 5 | 6 | 7 | 8;
       if (s.parity !== undefined) a.serial.parity = c.oneOf(`${p}.serial.parity`, s.parity, ['none', 'even', 'odd', 'mark', 'space'] as const, 'none');
@@ -694,10 +703,9 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
   const ports = new Map<string, { path: string; i: number; id: string }>();
   analyzers.forEach((a, i) => {
     if (!a.serial?.path) return;
-    const given = path.resolve(baseDir, a.serial.path);
-    let real = given;
+    let real = a.serial.path;
     try {
-      real = realpathSync(given);
+      real = realpathSync(real);
     } catch {
       /* not there (yet): compared as written */
     }
