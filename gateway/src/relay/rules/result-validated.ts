@@ -87,6 +87,15 @@ export const resultValidatedRule: PostingRule = {
           if (await noStoredOrderNames(ctx, d.accession, d.testCode)) throw waitingForItsOrder(ctx, e, `order ${String(so['name'] ?? so.id)} (accession ${d.accession}) has no line for test ${d.testCode} and no order message received names it`);
           throw mappingMissing(`order ${String(so['name'] ?? so.id)} (accession ${d.accession}) has no line for test ${d.testCode}`, { accession: d.accession, testCode: d.testCode, failure: 'transient' });
         }
+        // A cancelled quotation keeps its lines at their quantity (action_cancel); the LIS's order
+        // placed again brings it back with them (order-created.ts action_draft). A result validated
+        // while the LIS had cancelled its test counts for nothing (billing's validatedWhileClosed):
+        // marked delivered here, it came back delivered on the re-order, "to invoice" in Odoo
+        // before the re-ordered test was run (test/integration/billing-result-while-cancelled-audit.test.ts).
+        if (String(so['state']) === 'cancel' && (await validatedWhileCancelled(ctx, e, d))) {
+          results.set(e.event.id, ok([{ model: 'sale.order.line', id: line.id }], 'test cancelled by the LIS when this result was validated: not counted, nothing to deliver'));
+          continue;
+        }
         const qty = Number(line['product_uom_qty'] ?? 1);
         refs.set(e.event.id, { so: so.id, name: String(so['name'] ?? ''), line: line.id });
         if (Number(line['qty_delivered'] ?? 0) === qty) {
@@ -250,6 +259,19 @@ async function notCountedByTheOrder(ctx: RuleContext, e: StoredEvent, d: ResultV
   return reordered
     ? 'test cancelled by the LIS when this result was validated: not counted; the order message that follows in the queue orders it again and needs a result of its own'
     : 'test cancelled by the LIS: nothing to deliver (the order message that follows in the queue is the order it cancelled)';
+}
+
+/**
+ * The LIS had cancelled the result's test (or the whole order) and not ordered it again when the
+ * result was stored: billing counts it for nothing (events/invoice-eligibility.ts
+ * `validatedWhileClosed`; an order that opens the test again counts it only when it is timed after
+ * that order, and marks its line itself, order-created.ts markValidatedDelivered).
+ */
+async function validatedWhileCancelled(ctx: RuleContext, e: StoredEvent, d: ResultValidatedData): Promise<boolean> {
+  if (!ctx.events) return false;
+  const stored = inStoredOrder(await ctx.events(d.accession, ['order.created', 'order.cancelled'])).filter((s) => s.event.id < e.event.id);
+  const state = billingState(stored.map((s) => s.event));
+  return state.ordered && !state.open.has(d.testCode) && (state.everOrdered.has(d.testCode) || state.wholeOrderCancelled);
 }
 
 /**
