@@ -99,6 +99,20 @@ function endOfFileIsHangup(binding: unknown, path: string): void {
  * STABLE_CONNECTION_MS), not at every successful open: an adapter that drops right after opening
  * is retried with growing delays.
  */
+/**
+ * Why a port did not open, in the words the status shows a technician. A port another program
+ * holds (serialport's lock, or a program that set it exclusive) is said so, with what to do:
+ * serialport's own words ("Error Resource temporarily unavailable Cannot lock port") sent IT to
+ * swap cables and adapters (test/integration/commissioning-serial-busy-audit.test.ts).
+ */
+export function openFailure(portPath: string, err: unknown): string {
+  const msg = describeError(err);
+  if (/Cannot lock port|EBUSY|Device or resource busy/i.test(msg)) {
+    return `cannot open ${portPath}: it is in use by another program (a terminal such as minicom or screen, another gateway, a vendor tool): close it, and the port opens at the next attempt`;
+  }
+  return `cannot open ${portPath}: ${msg}`;
+}
+
 export class SerialTransport implements Transport {
   readonly #settings: SerialSettings;
   readonly #host: TransportHost;
@@ -148,9 +162,8 @@ export class SerialTransport implements Transport {
     });
     port.open((err) => {
       if (err) {
-        const msg = describeError(err);
         this.#down = true;
-        this.#host.state('error', `cannot open ${s.path}: ${msg}`);
+        this.#host.state('error', openFailure(s.path, err));
         this.#scheduleReopen();
         done?.();
         return;
