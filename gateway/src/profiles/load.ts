@@ -44,9 +44,32 @@ export function canonicalProfileName(name: string, dir: string = defaultProfiles
   return profileAliases(dir)[name] ?? name;
 }
 
+/**
+ * `profile: sysmex-xp.json`, `profile: /etc/lab-gateway/profiles/my-analyzer.json`: a file name or
+ * path where the profile's name goes. Said so, with the name to write (and, for a profile that is
+ * not one of `dir`'s, that its folder goes in profilesDir); undefined for anything else. Before,
+ * check answered "unknown profile" and start "not a profile name", and neither said why
+ * (test/integration/commissioning-profile-file-audit.test.ts).
+ */
+export function profileFileHint(requested: string, dir: string = defaultProfilesDir()): string | undefined {
+  if (!/\.json$/i.test(requested) && !/[\\/]/.test(requested)) return undefined;
+  const name = path.basename(requested.replace(/\\/g, '/')).replace(/\.json$/i, '');
+  let known: string[] = [];
+  try {
+    known = profileNames(dir);
+  } catch {
+    /* the directory's own problem is reported elsewhere */
+  }
+  const shipped = known.includes(canonicalProfileName(name, dir));
+  const where = shipped ? '' : `; a profile of the site's own is read from the folder named by profilesDir (which then holds every profile the site uses), so copy it there`;
+  return `"${requested}" names a file: write the profile's name alone, without folder or ".json" (profile: ${name})${where}`;
+}
+
 /** Read and parse a profile file without validating it. */
 export function readProfileFile(requested: string, dir: string = defaultProfilesDir()): unknown {
   const name = canonicalProfileName(requested, dir);
+  const fileHint = profileFileHint(requested, dir);
+  if (fileHint) throw new GatewayError('GW_PROFILE_UNKNOWN', fileHint);
   if (!/^[a-z0-9][a-z0-9-]*$/.test(name)) throw new GatewayError('GW_PROFILE_UNKNOWN', `"${name}" is not a profile name (lower-case letters, digits and dashes)`);
   const file = path.join(dir, `${name}.json`);
   let text: string;
@@ -200,6 +223,11 @@ export function checkSiteAnalyzers(analyzers: AnalyzerConfig[], dir: string = de
     const at = `analyzers[${i}]`;
     if (typeof a.profile !== 'string' || a.profile === '') {
       issues.push({ severity: 'error', path: `${at}.profile`, message: `a profile name is required; known profiles: ${known.join(', ')}` });
+      return;
+    }
+    const fileHint = profileFileHint(a.profile, dir);
+    if (fileHint) {
+      issues.push({ severity: 'error', path: `${at}.profile`, message: fileHint });
       return;
     }
     if (!known.includes(canonicalProfileName(a.profile, dir))) {
