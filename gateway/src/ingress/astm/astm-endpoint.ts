@@ -279,6 +279,12 @@ export class AstmEndpoint<Q = unknown> implements Component {
       // gone (tcp-transport.ts); its connection is dropped with the reason, as #peerSilent's.
       peerAckMs: this.#link.timers.silentPeerMs,
       peerGone: (remote, seconds) => this.#log.warn('analyzer silent: connection closed', { remote, seconds, unacknowledged: true }),
+      refused: (remote, maxConnections) =>
+        this.#log.warn('connection refused: limit reached', {
+          remote,
+          maxConnections,
+          hint: `this analyzer's port holds ${maxConnections} connections already: connections its converter left open as it reconnected (closed within about a minute once dead), or other programs connecting to the port`,
+        }),
     };
     if (a.serial) this.#transport = new SerialTransport(serialSettings(a.serial, this.#opt.profile.transport?.serial), host, backoff);
     else if (a.tcp?.listen) this.#transport = new TcpServerTransport(a.tcp.listen, host);

@@ -80,6 +80,13 @@ function attachSocket(socket: net.Socket, host: TransportHost): void {
   });
 }
 
+/**
+ * Connections one analyzer port takes at once. An analyzer holds one connection (two while it
+ * reconnects); the cap bounds what a stray LAN client can hold open (each connection may buffer up
+ * to maxMessageBytes).
+ */
+const MAX_SERVER_CONNECTIONS = 8;
+
 /** The analyzer connects to the gateway: one link per accepted connection. */
 export class TcpServerTransport implements Transport {
   readonly #listen: { host: string; port: number };
@@ -98,9 +105,10 @@ export class TcpServerTransport implements Transport {
       socket.once('close', () => this.#sockets.delete(socket));
       attachSocket(socket, this.#host);
     });
-    // An analyzer holds one connection (two while it reconnects); a cap bounds what a stray LAN
-    // client can hold open (each connection may buffer up to maxMessageBytes).
-    server.maxConnections = 8;
+    server.maxConnections = MAX_SERVER_CONNECTIONS;
+    // Node closes a connection past the cap at once ('drop'); said in the log, or the analyzer's
+    // connection closing again and again told IT nothing (astm-server-connection-limit-audit).
+    server.on('drop', (d) => this.#host.refused?.(`${d?.remoteAddress ?? '?'}:${d?.remotePort ?? '?'}`, MAX_SERVER_CONNECTIONS));
     this.#server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -63,6 +63,8 @@ export interface TransportHost {
   peerAckMs?: number;
   /** TCP: the connection to `remote` is dropped: its analyzer acknowledged nothing for `seconds` (for the log). */
   peerGone?(remote: string, seconds: number): void;
+  /** TCP server: a connection from `remote` was refused, `maxConnections` being open already (for the log). */
+  refused?(remote: string, maxConnections: number): void;
 }
 
 export interface Transport {
