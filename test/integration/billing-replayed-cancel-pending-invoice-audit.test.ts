@@ -108,4 +108,72 @@ describe('a cancellation replayed after a re-order while the invoice waits', () 
     expect(openLines(rig.emu, 'CP-300')).toEqual(['GLU']);
     expect(billed(rig.emu, 'CP-300')).toEqual(['GLU']);
   });
+
+  /** One ORC-9 stamped on the re-order and on a cancellation of it: equal times still cancel. */
+  it('a cancellation at the re-order\'s own time still takes the test off the waiting invoice', async () => {
+    const rig = await billingRig();
+    await rig.receive(ormTimed('CP-310', ['GLU', 'TSH'], { msh7: ORDERED, orc9: ORDERED }));
+    await rig.receive(oru('CP-310', 'GLU'));
+    await rig.receive(ormTimed('CP-310', ['TSH'], { control: 'CA', msh7: CANCELLED, orc9: CANCELLED }));
+    await rig.receive(ormTimed('CP-310', ['TSH'], { msh7: AGAIN, orc9: AGAIN }));
+    await rig.settle('CP-310');
+
+    await rig.relay.pause();
+    await rig.receive(oru('CP-310', 'TSH'));
+    await rig.receive(ormTimed('CP-310', ['TSH'], { control: 'CA', msh7: REPLAYED, orc9: AGAIN }));
+    await rig.relay.resume();
+    await rig.settle('CP-310');
+
+    const evs = await rig.events('CP-310');
+    expect(deadReasons(evs)).toEqual([]);
+    expect(openLines(rig.emu, 'CP-310')).toEqual(['GLU']);
+    expect(billed(rig.emu, 'CP-310')).toEqual(['GLU']);
+  });
+
+  /** A re-order without ORC-9 has no time to be after the cancellation's: the replay still cancels (unknown times cancel). */
+  it('a re-order without ORC-9: the replayed cancellation still takes the test off the waiting invoice', async () => {
+    const rig = await billingRig();
+    await rig.receive(ormTimed('CP-320', ['GLU', 'TSH'], { msh7: ORDERED, orc9: ORDERED }));
+    await rig.receive(oru('CP-320', 'GLU'));
+    await rig.receive(ormTimed('CP-320', ['TSH'], { control: 'CA', msh7: CANCELLED, orc9: CANCELLED }));
+    await rig.receive(ormTimed('CP-320', ['TSH'], { msh7: AGAIN }));
+    await rig.settle('CP-320');
+
+    await rig.relay.pause();
+    await rig.receive(oru('CP-320', 'TSH'));
+    await rig.receive(ormTimed('CP-320', ['TSH'], { control: 'CA', msh7: REPLAYED, orc9: CANCELLED }));
+    await rig.relay.resume();
+    await rig.settle('CP-320');
+
+    const evs = await rig.events('CP-320');
+    expect(deadReasons(evs)).toEqual([]);
+    expect(openLines(rig.emu, 'CP-320')).toEqual(['GLU']);
+    expect(billed(rig.emu, 'CP-320')).toEqual(['GLU']);
+  });
+
+  /**
+   * A whole-order cancellation timed between GLU's order (09:20) and TSH's re-order (10:30), stored
+   * while TSH's invoice waits: it takes GLU off (the order and the draft invoice), TSH is billed.
+   */
+  it('a late whole-order cancellation takes off only the tests ordered before it; the re-ordered one is billed', async () => {
+    const rig = await billingRig();
+    await rig.receive(ormTimed('CP-330', ['GLU', 'TSH'], { msh7: ORDERED, orc9: ORDERED }));
+    await rig.receive(oru('CP-330', 'GLU'));
+    await rig.receive(ormTimed('CP-330', ['TSH'], { control: 'CA', msh7: CANCELLED, orc9: CANCELLED }));
+    await rig.receive(ormTimed('CP-330', ['TSH'], { msh7: AGAIN, orc9: AGAIN }));
+    await rig.settle('CP-330');
+    expect(billed(rig.emu, 'CP-330')).toEqual(['GLU']);
+
+    await rig.relay.pause();
+    await rig.receive(oru('CP-330', 'TSH'));
+    await rig.receive(ormTimed('CP-330', [], { control: 'CA', msh7: REPLAYED, orc9: '20260301101500' }));
+    await rig.relay.resume();
+    await rig.settle('CP-330');
+
+    const evs = await rig.events('CP-330');
+    expect(deadReasons(evs)).toEqual([]);
+    expect(saleOrders(rig.emu, 'CP-330').map((o) => o['state'])).not.toContain('cancel');
+    expect(openLines(rig.emu, 'CP-330')).toEqual(['TSH']);
+    expect(billed(rig.emu, 'CP-330')).toEqual(['TSH']);
+  });
 });

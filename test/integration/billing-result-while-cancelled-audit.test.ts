@@ -50,4 +50,51 @@ describe('a result validated while the whole order was cancelled', () => {
     expect(saleLines(rig.emu, 'WC-200').map((l) => [l.code, l.delivered])).toEqual([['GLU', 1]]);
     expect(billed(rig.emu, 'WC-200')).toEqual(['GLU']);
   });
+
+  /** A single-test cancellation of the quotation's only line cancels the quotation too (action_cancel): the same. */
+  it('a result validated while the only test was cancelled does not mark the cancelled quotation\'s line delivered', async () => {
+    const rig = await billingRig();
+    await rig.receive(ormTimed('WC-300', ['GLU'], { msh7: ORDERED, orc9: ORDERED }));
+    await rig.receive(ormTimed('WC-300', ['GLU'], { control: 'CA', msh7: CANCELLED, orc9: CANCELLED }));
+    await rig.settle('WC-300');
+    expect(saleOrders(rig.emu, 'WC-300').map((o) => o['state'])).toEqual(['cancel']);
+    await rig.receive(oru('WC-300', 'GLU', 'F', '5.4', WHILE_CANCELLED));
+    await rig.settle('WC-300');
+    expect(saleLines(rig.emu, 'WC-300').map((l) => [l.code, l.delivered])).toEqual([['GLU', 0]]);
+
+    await rig.receive(ormTimed('WC-300', ['GLU'], { msh7: AGAIN, orc9: AGAIN }));
+    await rig.settle('WC-300');
+    expect(deadReasons(await rig.events('WC-300'))).toEqual([]);
+    expect(saleLines(rig.emu, 'WC-300').map((l) => [l.code, l.delivered]), 'the re-order waits for its own result').toEqual([['GLU', 0]]);
+    expect(billed(rig.emu, 'WC-300')).toEqual([]);
+  });
+
+  /**
+   * GLU validated at 09:50 (its line delivered), the whole order cancelled at 10:00 (the quotation
+   * cancelled, its line still delivered: action_cancel keeps it), ordered again at 10:30: the
+   * quotation comes back as a quotation, and its line must not come back delivered, "to invoice"
+   * in Odoo before the re-ordered GLU is run; the re-order needs a result of its own.
+   */
+  it('a result validated before the whole order was cancelled does not come back delivered on the re-order', async () => {
+    const rig = await billingRig();
+    await rig.receive(ormTimed('WC-400', ['GLU'], { msh7: ORDERED, orc9: ORDERED }));
+    await rig.receive(oru('WC-400', 'GLU', 'F', '5.4', '20260301095000'));
+    await rig.settle('WC-400');
+    expect(saleLines(rig.emu, 'WC-400').map((l) => [l.code, l.delivered])).toEqual([['GLU', 1]]);
+    await rig.receive(ormTimed('WC-400', [], { control: 'CA', msh7: CANCELLED, orc9: CANCELLED }));
+    await rig.settle('WC-400');
+    expect(saleOrders(rig.emu, 'WC-400').map((o) => o['state'])).toEqual(['cancel']);
+
+    await rig.receive(ormTimed('WC-400', ['GLU'], { msh7: AGAIN, orc9: AGAIN }));
+    await rig.settle('WC-400');
+    expect(deadReasons(await rig.events('WC-400'))).toEqual([]);
+    expect(saleOrders(rig.emu, 'WC-400').map((o) => o['state'])).toEqual(['draft']);
+    expect(saleLines(rig.emu, 'WC-400').map((l) => [l.code, l.qty, l.delivered]), 'the re-order waits for its own result').toEqual([['GLU', 1, 0]]);
+    expect(billed(rig.emu, 'WC-400')).toEqual([]);
+
+    await rig.receive(oru('WC-400', 'GLU', 'F', '5.1', '20260301113000'));
+    await rig.settle('WC-400');
+    expect(saleLines(rig.emu, 'WC-400').map((l) => [l.code, l.delivered])).toEqual([['GLU', 1]]);
+    expect(billed(rig.emu, 'WC-400')).toEqual(['GLU']);
+  });
 });

@@ -522,6 +522,19 @@ export const billingRetention: RetentionHold = {
   keep: (correlationId, store) => stillBilling(store, correlationId),
 };
 
+/**
+ * The tests the cancellation stored as `id` left open (billingState `leftOpen`: ordered strictly
+ * after its time), walking the accession's stored billing events up to it as billing did when it
+ * was committed; empty when `id` is not among `stored`. One definition for every rule that reads
+ * it (rules/order-cancelled.ts, the lines it leaves on the order; rules/invoice-eligible.ts, the
+ * tests it leaves on a waiting invoice).
+ */
+export function leftOpenBy(stored: readonly StoredEvent[], id: string): Map<string, number> {
+  const upTo = inStoredOrder(stored).filter((s) => s.event.id <= id);
+  if (upTo.at(-1)?.event.id !== id) return new Map();
+  return billingState(upTo.map((s) => s.event)).leftOpen;
+}
+
 /** Stored events in the order they were stored (ids are time-ordered). */
 export function inStoredOrder(stored: readonly StoredEvent[]): StoredEvent[] {
   return [...stored].sort((a, b) => (a.event.id < b.event.id ? -1 : a.event.id > b.event.id ? 1 : 0));

@@ -1,5 +1,5 @@
 import type { InvoiceEligibleData, OrderCancelledData } from '../../events/types.ts';
-import { BILLING_STATE_TYPES, billingState, inStoredOrder } from '../../events/invoice-eligibility.ts';
+import { BILLING_STATE_TYPES, billingState, inStoredOrder, leftOpenBy } from '../../events/invoice-eligibility.ts';
 import { idempotencyKey, partitionKeys } from '../../events/keys.ts';
 import type { StoredEvent } from '../../store/types.ts';
 import { externalId, loadWithExternalIds, lookupExternalId, m2oId, read, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
@@ -206,20 +206,19 @@ async function billableNow(ctx: RuleContext, e: StoredEvent, d: InvoiceEligibleD
   if (!ctx.events) return { codes, wholeOrderCancelled: false, billedEarlier: new Set() };
   let wholeOrderCancelled = false;
   const stored = await ctx.events(e.event.correlationId, [...BILLING_STATE_TYPES]);
-  const ordered = inStoredOrder(stored);
-  ordered.forEach((c, i) => {
-    if (c.event.type !== 'order.cancelled') return;
-    if (c.event.id < e.event.id || c.event.partitionKey !== partitionKeys.order(e.event.correlationId)) return;
-    // Tests an order placed strictly after this cancellation's time opened stay (billing's
-    // leftOpen, walked up to it as billing did when it was committed): not cancelled by it.
-    const leftOpen = billingState(ordered.slice(0, i + 1).map((s) => s.event)).leftOpen;
+  for (const c of inStoredOrder(stored)) {
+    if (c.event.type !== 'order.cancelled') continue;
+    if (c.event.id < e.event.id || c.event.partitionKey !== partitionKeys.order(e.event.correlationId)) continue;
+    // Tests an order placed strictly after this cancellation's time opened stay: not cancelled by
+    // it (billing's leftOpen, the one definition order-cancelled.ts reads too).
+    const leftOpen = leftOpenBy(stored, c.event.id);
     const tests = (c.event.data as OrderCancelledData).tests;
     if (tests.length === 0) {
       if (leftOpen.size === 0) wholeOrderCancelled = true;
       else for (const code of [...codes]) if (!leftOpen.has(code)) codes.delete(code);
     }
     for (const t of tests) if (!leftOpen.has(t.code)) codes.delete(t.code);
-  });
+  }
   if (wholeOrderCancelled) codes.clear();
   return { codes, wholeOrderCancelled, billedEarlier: billedByEarlierEligibilities(e, stored) };
 }

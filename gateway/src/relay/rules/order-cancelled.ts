@@ -1,4 +1,4 @@
-import { BILLING_STATE_TYPES, billingState, inStoredOrder } from '../../events/invoice-eligibility.ts';
+import { BILLING_STATE_TYPES, billingState, inStoredOrder, leftOpenBy as leftOpenIn } from '../../events/invoice-eligibility.ts';
 import type { OrderCancelledData } from '../../events/types.ts';
 import { m2oId, read, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
 import { needsOperator } from '../odoo/odoo-error.ts';
@@ -193,9 +193,7 @@ async function unlinkedBilling(
  */
 async function leftOpenBy(ctx: RuleContext, e: StoredEvent): Promise<Map<string, number>> {
   if (!ctx.events) return new Map();
-  const stored = inStoredOrder(await ctx.events(e.event.correlationId, [...BILLING_STATE_TYPES])).filter((s) => s.event.id <= e.event.id);
-  if (stored.at(-1)?.event.id !== e.event.id) return new Map();
-  return billingState(stored.map((s) => s.event)).leftOpen;
+  return leftOpenIn(await ctx.events(e.event.correlationId, [...BILLING_STATE_TYPES]), e.event.id);
 }
 
 /** The cancellation event's note on the tests it left on the order (leftOpenBy), grouped by their order's time. */

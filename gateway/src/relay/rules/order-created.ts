@@ -294,6 +294,8 @@ function refusedConfirm(order: { accession: string; name: string }, err: unknown
  */
 interface Reorder {
   withdrawn: Set<string>;
+  /** Tests ordered again whose result counts for this order (billingState `validated`): their line keeps its delivered quantity. */
+  counted: Set<string>;
 }
 
 /** What the batch's order messages of one accession put on its sale order (orderPlan). */
@@ -348,7 +350,7 @@ async function orderPlan(ctx: RuleContext, evs: StoredEvent[]): Promise<OrderPla
     if (firstAfter && ids.has(firstAfter.event.id)) {
       const withdrawn = new Set<string>();
       for (const s of stored.slice(0, state.closedAt + 1)) if (s.event.type === 'order.created') for (const t of (s.event.data as OrderCreatedData).tests) withdrawn.add(t.code);
-      reorder = { withdrawn };
+      reorder = { withdrawn, counted: new Set([...state.validated].filter((c) => state.open.has(c))) };
     }
   }
   // A result validated while a test was cancelled, not counted for the order that opens it again.
@@ -466,6 +468,17 @@ async function completeOrder(
       await ctx.odoo.call('sale.order.line', 'unlink', {}, { ids: stale.map((l) => l.id) });
       lines = lines.filter((l) => !stale.includes(l));
       notes.push(`removed withdrawn test line(s) not ordered again`);
+    }
+    // A cancelled quotation kept its lines delivered (action_cancel): a test ordered again needs a
+    // result of its own, unless one counts for it (reorder.counted). Before, the line came back
+    // delivered, "to invoice" in Odoo before the re-ordered test was run
+    // (test/integration/billing-result-while-cancelled-audit.test.ts).
+    const counted = new Set<number>();
+    for (const code of reorder.counted) counted.add((await ctx.ref.product(code)).id);
+    const undelivered = lines.filter((l) => keep.has(m2oId(l['product_id']) ?? -1) && !counted.has(m2oId(l['product_id']) ?? -1) && Number(l['qty_delivered'] ?? 0) !== 0);
+    if (undelivered.length > 0) {
+      await write(ctx.odoo, 'sale.order.line', undelivered.map((l) => l.id), { qty_delivered: 0 });
+      notes.push(`delivered quantity of ${undelivered.length} re-ordered test line(s) set back to 0 (the re-order needs a result of its own)`);
     }
   }
   const open = new Set(lines.filter((l) => Number(l['product_uom_qty'] ?? 0) > 0).map((l) => m2oId(l['product_id'])));
