@@ -572,6 +572,28 @@ export class ReferenceData {
     }
   }
 
+  /**
+   * Re-read the goods on their way of some products (receipts of confirmed purchase orders not done
+   * yet, as the pull reads them, one `search_read`): the stock watch does it, then refreshStock,
+   * before it raises a breach. Read at the pull only, an order confirmed since was not counted
+   * while the quants, re-read before every consumption batch, were current: a second order
+   * (stock-watch.ts). Odoo refusing the read on its merits keeps the last pull's (as the pull
+   * counts nothing then); a link, credentials or other failure is thrown.
+   */
+  async refreshIncoming(productIds: number[]): Promise<void> {
+    const ids = [...new Set(productIds)];
+    const lab = findLocation(this.#snap.locations, this.#mapping.labLocation);
+    if (ids.length === 0 || !lab) return;
+    try {
+      const rows = await this.#readIncoming(this.#snap.locations, lab, (model, domain, fields) => searchRead(this.#odoo, model, [...domain, ['product_id', 'in', ids]], fields, { order: 'id' }));
+      const refreshed = new Set(ids);
+      this.#snap.incoming = [...(this.#snap.incoming ?? []).filter((m) => !refreshed.has(m.productId)), ...rows];
+    } catch (err) {
+      if (failureOf(err) !== 'permanent' || isLinkDown(err)) throw err;
+      this.#log?.warn('could not read the goods on their way again: those of the last pull are counted', { error: err instanceof Error ? err.message : String(err) });
+    }
+  }
+
   lotsOf(productId: number): LotRef[] {
     return this.#snap.lots.filter((l) => l.productId === productId);
   }
