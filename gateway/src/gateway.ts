@@ -411,6 +411,8 @@ export class Gateway {
       normalize: (text, ctx) => resolveAnalyzerResult(normalizeAstmMessage(text, { analyzerId: analyzer.id, endpoint: analyzer.id, profile, receivedAt: ctx.receivedAt }), store, this.#orderLookup(analyzer.id, 'result')),
       answerHostQuery: (query) => answerHostQuery(query, store, profile, this.#orderLookup(analyzer.id, 'host-query')),
       onLink: () => download?.onLink(),
+      // Named as check names it (config/validate.ts): the entry's place in the list.
+      configKey: `analyzers[${this.config.analyzers.indexOf(analyzer)}]`,
     });
     this.ingress.push({ id: analyzer.id, kind: 'astm', component });
     // #loadProfiles refused pushOrders for a profile without order download.

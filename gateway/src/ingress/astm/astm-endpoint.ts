@@ -72,6 +72,11 @@ export interface AstmEndpointOptions<Q = unknown> {
   scheduler?: Scheduler;
   /** Serial reopen / TCP reconnect backoff. */
   reconnect?: Partial<Backoff>;
+  /**
+   * The analyzer's key in the configuration, as `lab-gateway check` names it: `analyzers[<index>]`
+   * (the entry's place in the list). Without it, `analyzers[<id>]`.
+   */
+  configKey?: string;
 }
 
 /**
@@ -232,8 +237,9 @@ export class AstmEndpoint<Q = unknown> implements Component {
     const a = options.analyzer;
     const kinds = [a.serial ? 'serial' : '', a.tcp?.listen ? 'tcp.listen' : '', a.tcp?.connect ? 'tcp.connect' : ''].filter(Boolean);
     if (kinds.length !== 1) {
-      throw new GatewayError('GW_CONFIG_INVALID', `analyzers[${a.id}]: exactly one of serial, tcp.listen, tcp.connect is required (got ${kinds.join(', ') || 'none'})`, {
-        details: { path: `analyzers[${a.id}]` },
+      const key = options.configKey ?? `analyzers[${a.id}]`;
+      throw new GatewayError('GW_CONFIG_INVALID', `${key}: exactly one of serial, tcp.listen, tcp.connect is required (got ${kinds.join(', ') || 'none'})`, {
+        details: { path: key },
       });
     }
   }
@@ -299,7 +305,7 @@ export class AstmEndpoint<Q = unknown> implements Component {
       // the configuration's to fix: named by its key, as an HL7 link's is.
       const listen = a.serial ? undefined : a.tcp?.listen;
       if (listen && LISTEN_CODES.has((err as NodeJS.ErrnoException).code ?? '')) {
-        throw new GatewayError('GW_CONFIG_INVALID', `analyzers[${a.id}].tcp.listen cannot listen on ${listen.host}:${listen.port}: ${describeError(err)}`, { cause: err });
+        throw new GatewayError('GW_CONFIG_INVALID', `${this.#opt.configKey ?? `analyzers[${a.id}]`}.tcp.listen cannot listen on ${listen.host}:${listen.port}: ${describeError(err)}`, { cause: err });
       }
       throw new GatewayError('GW_ASTM_LINK', `analyzer ${a.id}: cannot start: ${describeError(err)}`, { cause: err });
     }
