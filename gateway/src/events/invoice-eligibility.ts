@@ -75,6 +75,15 @@
  * result is timed (its occurredAt: OBR-22, else OBR-7) strictly after the re-order was placed
  * (ORC-9): the re-order's result that came before its order message (two LIS interfaces racing).
  * Before, a result validated after the cancellation made the re-ordered test billable at once.
+ * A result stored after the re-order (the test open again) is the cancelled test's too, kept and
+ * counted for nothing (`resultNotCounted`), when it is a replay of a result the gateway stored for
+ * the test before that re-order (same report time OBR-22, same value: the LIS replaying its queue
+ * under a new MSH-10) or when its report time (OBR-22) is strictly before the re-order's ORC-9. A
+ * result without OBR-22 (timed by OBR-7, the tube's collection time, which an add-on or a re-order
+ * run on the tube already drawn shares with the cancelled run) still counts, as does one of an
+ * event stored before this release (no `timeFrom`). Before, the 09:50 result of a test cancelled at
+ * 10:00 and ordered again at 10:30, replayed after the re-order, made it billable before the redraw
+ * was run (test/integration/billing-result-replay-after-reorder-audit.test.ts).
  *
  * QC and calibration runs never produce `result.validated` (the analyzer normalizers mark them
  * `runType: qc|calibration` and only LIS validation bills), so they can never make an order
@@ -224,6 +233,22 @@ export interface BillingState {
    */
   validatedWhileClosed: Map<string, Moment>;
   /**
+   * Each test opened again after a cancellation closed it (the LIS ordered it again), with the
+   * re-order's time (placedAt, NaN unknown) and the results of the test stored before it (a replay
+   * of one of them counts for nothing). Until a cancellation takes the test off again.
+   */
+  reopenedAt: Map<string, Reopened>;
+  /** Every result of each test walked so far: time and value (a replay after a re-order is told by them). */
+  results: Map<string, StoredResult[]>;
+  /**
+   * Why the last event walked, a `result.validated`, counts for nothing (undefined when it counts,
+   * or the last event was no result): its test was cancelled and not ordered again ('closed',
+   * validatedWhileClosed), or ordered again after it and the result is the cancelled test's: a
+   * replay of one stored before the re-order ('replay', with it) or reported (OBR-22) strictly
+   * before the re-order's ORC-9 ('before-reorder'). rules/result-validated.ts reads it, walking up to its event.
+   */
+  resultNotCounted: ResultNotCounted | undefined;
+  /**
    * Position (0-based, among the events walked) of the last order.created or order.cancelled
    * after which the accession was ordered and had no open test: the order ended cancelled there
    * (a whole-order cancellation, its last open test cancelled, or a late order every test of
@@ -238,6 +263,23 @@ export interface BillingState {
   /** How many `invoice.eligible` events were seen. */
   eligibleEvents: number;
 }
+
+/** A result walked: its time (occurredAt, as written), value, and the field its time came from. */
+export interface StoredResult extends Moment {
+  value: string | undefined;
+  timeFrom: ResultValidatedData['timeFrom'];
+}
+
+/** A test the LIS ordered again after a cancellation (BillingState.reopenedAt). */
+export interface Reopened extends Moment {
+  /** Results of the test stored before the re-order. */
+  before: StoredResult[];
+}
+
+export type ResultNotCounted =
+  | { code: string; why: 'closed' }
+  | { code: string; why: 'replay'; of: StoredResult; reorder: Reopened }
+  | { code: string; why: 'before-reorder'; result: StoredResult; reorder: Reopened };
 
 /** The inbound message an event came in (store id; '' for an event not committed yet). */
 function messageOf(e: BillingEvent): string {
@@ -338,9 +380,27 @@ function reopened(state: BillingState, code: string, order: BillingEvent): void 
   if (resultAt !== undefined && compareMoments(resultAt, placedAt(order)) > 0) state.validated.add(code);
 }
 
+/**
+ * Why a result of `code`, stored while the test is open after a re-order (reopenedAt), is the
+ * cancelled test's and counts for nothing; undefined when it counts. Only a report time (OBR-22)
+ * says so: a replay of a result stored before the re-order (the same OBR-22, as the LIS wrote
+ * it, and the same value), or a report strictly before the re-order's ORC-9. Unknown and equal
+ * times count; a result timed by OBR-7 (the tube's collection time) counts, as does an event of
+ * the release before (no timeFrom).
+ */
+function cancelledTestsResult(state: BillingState, code: string, result: StoredResult): ResultNotCounted | undefined {
+  const reorder = state.reopenedAt.get(code);
+  if (!reorder || result.timeFrom !== 'OBR-22') return undefined;
+  const of = reorder.before.find((r) => r.value === result.value && (r.timeFrom === undefined || r.timeFrom === 'OBR-22') && compareMoments(r, result) === 0);
+  if (of) return { code, why: 'replay', of, reorder };
+  if (compareMoments(result, reorder) < 0) return { code, why: 'before-reorder', result, reorder };
+  return undefined;
+}
+
 /** A cancellation took `code` off: not open, nothing of it validated or billed. */
 function forgetTest(state: BillingState, code: string): void {
   state.open.delete(code);
+  state.reopenedAt.delete(code);
   state.openedAt.delete(code);
   state.validated.delete(code);
   state.validatedWhileClosed.delete(code);
@@ -362,6 +422,9 @@ export function billingState(events: Iterable<BillingEvent>): BillingState {
     openedAt: new Map(),
     leftOpen: new Map(),
     validatedWhileClosed: new Map(),
+    reopenedAt: new Map(),
+    results: new Map(),
+    resultNotCounted: undefined,
     closedAt: -1,
     validated: new Set(),
     billed: new Set(),
@@ -370,6 +433,7 @@ export function billingState(events: Iterable<BillingEvent>): BillingState {
   let position = -1;
   for (const e of events) {
     position++;
+    state.resultNotCounted = undefined;
     if (e.type === 'order.created') {
       const tests = (e.data as OrderCreatedData).tests;
       state.leftOpen = new Map();
@@ -422,11 +486,15 @@ export function billingState(events: Iterable<BillingEvent>): BillingState {
             state.resends.set(t.code, seen);
             continue;
           }
+          const closedBy = state.cancelledAt.get(t.code);
           state.cancelledAt.delete(t.code);
           state.resends.delete(t.code);
           if (!state.open.has(t.code)) {
             state.open.set(t.code, t);
             state.openedAt.delete(t.code);
+            // Ordered again after a cancellation closed it: a result of the cancelled test that
+            // comes after this order counts for nothing either (cancelledTestsResult).
+            if (closedBy) state.reopenedAt.set(t.code, { ...placedAt(e), before: [...(state.results.get(t.code) ?? [])] });
             reopened(state, t.code, e);
           }
           noteOrderTime(state, t.code, e);
@@ -460,14 +528,21 @@ export function billingState(events: Iterable<BillingEvent>): BillingState {
         forgetTest(state, t.code);
       }
     } else if (e.type === 'result.validated') {
-      const code = (e.data as ResultValidatedData).testCode;
+      const d = e.data as ResultValidatedData;
+      const code = d.testCode;
+      const result: StoredResult = { ...momentOf(e), value: d.value, timeFrom: d.timeFrom };
+      state.results.set(code, [...(state.results.get(code) ?? []), result]);
       // A result of a test the LIS cancelled and has not ordered again: kept, counted for nothing
       // (an order that opens the test again needs its own result, see validatedWhileClosed).
       if (state.ordered && !state.open.has(code) && (state.everOrdered.has(code) || state.wholeOrderCancelled)) {
-        const at = momentOf(e);
         const kept = state.validatedWhileClosed.get(code);
-        state.validatedWhileClosed.set(code, kept === undefined || Number.isNaN(kept.at) || compareMoments(at, kept) > 0 ? at : kept);
-      } else state.validated.add(code);
+        state.validatedWhileClosed.set(code, kept === undefined || Number.isNaN(kept.at) || compareMoments(result, kept) > 0 ? result : kept);
+        state.resultNotCounted = { code, why: 'closed' };
+      } else {
+        // Ordered again since: a replay or an earlier report of the cancelled test's result counts for nothing.
+        state.resultNotCounted = state.open.has(code) ? cancelledTestsResult(state, code, result) : undefined;
+        if (!state.resultNotCounted) state.validated.add(code);
+      }
     } else if (e.type === 'invoice.eligible') {
       state.eligibleEvents++;
       for (const t of (e.data as InvoiceEligibleData).tests) state.billed.add(t.code);
@@ -533,6 +608,18 @@ export function leftOpenBy(stored: readonly StoredEvent[], id: string): Map<stri
   const upTo = inStoredOrder(stored).filter((s) => s.event.id <= id);
   if (upTo.at(-1)?.event.id !== id) return new Map();
   return billingState(upTo.map((s) => s.event)).leftOpen;
+}
+
+/**
+ * Why the result stored as `id` counts for nothing (billingState `resultNotCounted`), walking the
+ * accession's stored billing events up to it as billing did when it was committed; undefined when
+ * it counts or `id` is not among `stored`. Read by rules/result-validated.ts, which then marks no
+ * line delivered.
+ */
+export function resultNotCountedBy(stored: readonly StoredEvent[], id: string): ResultNotCounted | undefined {
+  const upTo = inStoredOrder(stored).filter((s) => s.event.id <= id);
+  if (upTo.at(-1)?.event.id !== id) return undefined;
+  return billingState(upTo.map((s) => s.event)).resultNotCounted;
 }
 
 /** Stored events in the order they were stored (ids are time-ordered). */

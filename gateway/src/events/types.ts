@@ -173,6 +173,14 @@ export interface ResultValidatedData {
    * (+/-ZZZZ, normalize-lis.ts messageZone); absent when it has its own or the message names none.
    */
   timeZone?: string;
+  /**
+   * The field the LIS normalizer took occurredAt from: OBR-22 (the report time), OBR-7 (the
+   * specimen's collection time, when OBR-22 is empty) or OBX (the latest OBX-19 / OBX-14 of the
+   * final observations). Billing tells a result reported before a re-order by it
+   * (events/invoice-eligibility.ts `resultNotCounted`). Added in schema 1 without a version change;
+   * absent on events of earlier releases, of other sources and timed by MSH-7.
+   */
+  timeFrom?: 'OBR-22' | 'OBR-7' | 'OBX';
 }
 
 export interface ConsumableUsedData {

@@ -656,7 +656,10 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
     const orderedCode = g.obr?.get(4, 1) ?? '';
     const ids = { accession, specimenId };
     const statusOf = (obx: Hl7Segment): string => upper(obx.get(11) || obrStatus);
-    const groupTime = sink.time(g.obr?.get(22, 1)) ?? sink.time(g.obr?.get(7, 1));
+    const reportTime = sink.time(g.obr?.get(22, 1));
+    const groupTime = reportTime ?? sink.time(g.obr?.get(7, 1));
+    // Which field a result's time came from (ResultValidatedData.timeFrom): billing trusts only a report time (OBR-22) to say a result came before a re-order.
+    const groupTimeFrom = reportTime ? 'OBR-22' : groupTime ? 'OBR-7' : undefined;
     const completedAtOf = (obx: Hl7Segment): EventTime | undefined => sink.time(obx.get(19, 1)) ?? sink.time(obx.get(14, 1)) ?? groupTime;
     /** One OBX as `test.completed` data; `orderAccession` undefined for a QC run. */
     const resultOf = (obx: Hl7Segment, status: string, orderAccession: string | undefined): EventDataMap['test.completed'] => {
@@ -719,7 +722,7 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
     if (g.obx.length === 0) {
       if (!g.obr || !orderedCode) continue;
       if (obrStatus === 'F') {
-        sink.add('result.validated', g.position, ids, { accession: accession || specimenId, specimenId, testCode: orderedCode, validatedAt: groupTime?.iso } as EventDataMap['result.validated'], groupTime);
+        sink.add('result.validated', g.position, ids, { accession: accession || specimenId, specimenId, testCode: orderedCode, validatedAt: groupTime?.iso, timeFrom: groupTimeFrom } as EventDataMap['result.validated'], groupTime);
       } else if (obrStatus === 'I') {
         sink.add('test.in_progress', g.position, ids, { accession: accession || specimenId, specimenId, testCode: orderedCode }, groupTime);
       } else if (OBR_COMPLETED_STATUSES.has(obrStatus)) {
@@ -766,7 +769,7 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
         'result.validated',
         g.position,
         ids,
-        { accession: accession || specimenId, specimenId, testCode, value: only && obxValue(only), units: only?.get(6, 1), validatedAt: validatedAt?.iso } as EventDataMap['result.validated'],
+        { accession: accession || specimenId, specimenId, testCode, value: only && obxValue(only), units: only?.get(6, 1), validatedAt: validatedAt?.iso, timeFrom: validatedAt === undefined ? undefined : validatedAt === groupTime ? groupTimeFrom : 'OBX' } as EventDataMap['result.validated'],
         validatedAt,
       );
       continue;

@@ -1,5 +1,5 @@
 import type { OrderCreatedData, ResultValidatedData } from '../../events/types.ts';
-import { billingState, inStoredOrder, testCancelled } from '../../events/invoice-eligibility.ts';
+import { BILLING_STATE_TYPES, billingState, inStoredOrder, resultNotCountedBy, testCancelled, type ResultNotCounted } from '../../events/invoice-eligibility.ts';
 import type { StoredEvent } from '../../store/types.ts';
 import { m2oId, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
 import { mappingMissing } from '../odoo/odoo-error.ts';
@@ -48,6 +48,13 @@ export const resultValidatedRule: PostingRule = {
     const writes = new Map<number, { qty: number; lineIds: Set<number>; eventIds: string[] }>();
     const refs = new Map<string, { so: number; name: string; line: number }>();
     const otherClient = otherClientGuard(ctx);
+    // The accession's billing events, read once per batch (a result's own walk ends at it).
+    const billingEvents = new Map<string, Promise<StoredEvent[]>>();
+    const uncounted = async (e: StoredEvent, d: ResultValidatedData): Promise<ResultNotCounted | undefined> => {
+      if (!ctx.events) return undefined;
+      if (!billingEvents.has(d.accession)) billingEvents.set(d.accession, ctx.events(d.accession, [...BILLING_STATE_TYPES]));
+      return resultNotCountedBy(await billingEvents.get(d.accession)!, e.event.id);
+    };
     for (const e of events) {
       const d = e.event.data as ResultValidatedData;
       try {
@@ -87,13 +94,18 @@ export const resultValidatedRule: PostingRule = {
           if (await noStoredOrderNames(ctx, d.accession, d.testCode)) throw waitingForItsOrder(ctx, e, `order ${String(so['name'] ?? so.id)} (accession ${d.accession}) has no line for test ${d.testCode} and no order message received names it`);
           throw mappingMissing(`order ${String(so['name'] ?? so.id)} (accession ${d.accession}) has no line for test ${d.testCode}`, { accession: d.accession, testCode: d.testCode, failure: 'transient' });
         }
-        // A cancelled quotation keeps its lines at their quantity (action_cancel); the LIS's order
-        // placed again brings it back with them (order-created.ts action_draft). A result validated
-        // while the LIS had cancelled its test counts for nothing (billing's validatedWhileClosed):
-        // marked delivered here, it came back delivered on the re-order, "to invoice" in Odoo
-        // before the re-ordered test was run (test/integration/billing-result-while-cancelled-audit.test.ts).
-        if (String(so['state']) === 'cancel' && (await validatedWhileCancelled(ctx, e, d))) {
-          results.set(e.event.id, ok([{ model: 'sale.order.line', id: line.id }], 'test cancelled by the LIS when this result was validated: not counted, nothing to deliver'));
+        // A result billing counts for nothing (billingState `resultNotCounted`) marks no line:
+        // - validated while the LIS had cancelled its test ('closed'): a cancelled quotation keeps
+        //   its lines at their quantity (action_cancel) and the LIS's order placed again brings it
+        //   back with them (order-created.ts action_draft); marked here, it came back delivered,
+        //   "to invoice" in Odoo before the re-ordered test was run
+        //   (test/integration/billing-result-while-cancelled-audit.test.ts);
+        // - the cancelled test's result come after the LIS ordered the test again (a replay, or
+        //   reported before the re-order): the re-ordered line waits for a result of its own
+        //   (test/integration/billing-result-replay-after-reorder-audit.test.ts).
+        const notCounted = await uncounted(e, d);
+        if (notCounted && (notCounted.why !== 'closed' || String(so['state']) === 'cancel')) {
+          results.set(e.event.id, ok([{ model: 'sale.order.line', id: line.id }], notCountedNote(notCounted)));
           continue;
         }
         const qty = Number(line['product_uom_qty'] ?? 1);
@@ -262,16 +274,19 @@ async function notCountedByTheOrder(ctx: RuleContext, e: StoredEvent, d: ResultV
 }
 
 /**
- * The LIS had cancelled the result's test (or the whole order) and not ordered it again when the
- * result was stored: billing counts it for nothing (events/invoice-eligibility.ts
- * `validatedWhileClosed`; an order that opens the test again counts it only when it is timed after
- * that order, and marks its line itself, order-created.ts markValidatedDelivered).
+ * The event's note on a result billing counts for nothing (events/invoice-eligibility.ts
+ * `resultNotCounted`): validated while its test was cancelled (an order that opens the test again
+ * counts it only when it is timed after that order, and marks its line itself, order-created.ts
+ * markValidatedDelivered), or the cancelled test's result come after the LIS ordered it again.
  */
-async function validatedWhileCancelled(ctx: RuleContext, e: StoredEvent, d: ResultValidatedData): Promise<boolean> {
-  if (!ctx.events) return false;
-  const stored = inStoredOrder(await ctx.events(d.accession, ['order.created', 'order.cancelled'])).filter((s) => s.event.id < e.event.id);
-  const state = billingState(stored.map((s) => s.event));
-  return state.ordered && !state.open.has(d.testCode) && (state.everOrdered.has(d.testCode) || state.wholeOrderCancelled);
+function notCountedNote(n: ResultNotCounted): string {
+  if (n.why === 'closed') return 'test cancelled by the LIS when this result was validated: not counted, nothing to deliver';
+  const when = (at: number): string => (Number.isNaN(at) ? 'an unknown time' : new Date(at).toISOString());
+  const reorder = Number.isNaN(n.reorder.at) ? 'the order the LIS placed again (no ORC-9)' : `the order the LIS placed again at ${when(n.reorder.at)}`;
+  if (n.why === 'replay') {
+    return `${n.code}: a replay of the result stored before the LIS ordered the test again (reported ${when(n.of.at)}, OBR-22, value ${n.of.value ?? '(none)'}): the cancelled test's, not counted for ${reorder}; it waits for a result of its own`;
+  }
+  return `${n.code}: reported at ${when(n.result.at)} (OBR-22), before the LIS ordered the test again at ${when(n.reorder.at)}: the cancelled test's result, not counted; the re-order waits for a result of its own`;
 }
 
 /**
