@@ -48,12 +48,18 @@ export const resultValidatedRule: PostingRule = {
     const writes = new Map<number, { qty: number; lineIds: Set<number>; eventIds: string[] }>();
     const refs = new Map<string, { so: number; name: string; line: number }>();
     const otherClient = otherClientGuard(ctx);
-    // The accession's billing events, read once per batch (a result's own walk ends at it).
-    const billingEvents = new Map<string, Promise<StoredEvent[]>>();
+    // The accession's billing events, read once per batch (a result's own walk ends at it). Every
+    // way a result counts for nothing starts at a cancellation: an accession the LIS never
+    // cancelled anything of (nearly all) costs one look at its correlation index for the type,
+    // no event bodies (eventsByCorrelation filters by the index's type before reading them).
+    const billingEvents = new Map<string, Promise<StoredEvent[] | undefined>>();
+    const read = async (events: NonNullable<RuleContext['events']>, accession: string): Promise<StoredEvent[] | undefined> =>
+      (await events(accession, ['order.cancelled'])).length === 0 ? undefined : events(accession, [...BILLING_STATE_TYPES]);
     const uncounted = async (e: StoredEvent, d: ResultValidatedData): Promise<ResultNotCounted | undefined> => {
       if (!ctx.events) return undefined;
-      if (!billingEvents.has(d.accession)) billingEvents.set(d.accession, ctx.events(d.accession, [...BILLING_STATE_TYPES]));
-      return resultNotCountedBy(await billingEvents.get(d.accession)!, e.event.id);
+      if (!billingEvents.has(d.accession)) billingEvents.set(d.accession, read(ctx.events, d.accession));
+      const stored = await billingEvents.get(d.accession)!;
+      return stored ? resultNotCountedBy(stored, e.event.id) : undefined;
     };
     for (const e of events) {
       const d = e.event.data as ResultValidatedData;
