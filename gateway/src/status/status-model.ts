@@ -316,6 +316,25 @@ function minutes(ms: number): string {
   return m === 1 ? '1 min' : `${m} min`;
 }
 
+/**
+ * How long a link has been down, as a technician reads it: "less than 1 s", "3 s", "2 min",
+ * "3 h 20 min", "2 days 6 h" (each unit whole, counted down: never more than the time passed).
+ * Before, ENDPOINT_DOWN counted in minutes with a floor of one: "for 1 min" three seconds after
+ * the adapter was pulled, "for 840 min" the next morning.
+ */
+export function downFor(ms: number): string {
+  const s = Math.floor(Math.max(0, ms) / 1000);
+  if (s < 1) return 'less than 1 s';
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min`;
+  const h = Math.floor(m / 60);
+  if (h < 24) return m % 60 ? `${h} h ${m % 60} min` : `${h} h`;
+  const d = Math.floor(h / 24);
+  const days = d === 1 ? '1 day' : `${d} days`;
+  return h % 24 ? `${days} ${h % 24} h` : days;
+}
+
 /** Longest reason text shown; a longer one is cut (the log has it whole). */
 const MAX_REASON_CHARS = 300;
 const RECORD_CUT = '\uE000';
@@ -735,11 +754,11 @@ export class StatusModel implements Component {
       if (BAD_ENDPOINT_STATES.has(e.state)) {
         const since = Math.max(0, now - Date.parse(e.since));
         const detail = e.detail ? ` (${e.detail})` : '';
-        reasons.push({ level: 'degraded', code: 'ENDPOINT_DOWN', endpoint: e.id, message: `${who} ${e.state === 'error' ? 'in error' : 'disconnected'} for ${minutes(since)}${detail}` });
+        reasons.push({ level: 'degraded', code: 'ENDPOINT_DOWN', endpoint: e.id, message: `${who} ${e.state === 'error' ? 'in error' : 'disconnected'} for ${downFor(since)}${detail}` });
       } else if (e.state === 'listening' && e.connections === 0 && e.noConnectionSince !== null) {
         // A TCP peer that connected and went away: nothing else tells it from a quiet one.
         const since = Math.max(0, now - Date.parse(e.noConnectionSince));
-        if (since >= idleMs) reasons.push({ level: 'degraded', code: 'ENDPOINT_DOWN', endpoint: e.id, message: `${who} disconnected for ${minutes(since)} (listening, no connection since its last one closed)` });
+        if (since >= idleMs) reasons.push({ level: 'degraded', code: 'ENDPOINT_DOWN', endpoint: e.id, message: `${who} disconnected for ${downFor(since)} (listening, no connection since its last one closed)` });
       }
       // Worklists the analyzer refused: its technicians would run those tubes without orders.
       const od = e.orderDownload;
