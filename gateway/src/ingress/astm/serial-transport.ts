@@ -1,4 +1,5 @@
-import { read, writeSync } from 'node:fs';
+import { read, readFileSync, statSync, writeSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { promisify } from 'node:util';
 import { SerialPort } from 'serialport';
 import type { SerialConfig } from '../../config/types.ts';
@@ -110,7 +111,55 @@ export function openFailure(portPath: string, err: unknown): string {
   if (/Cannot lock port|EBUSY|Device or resource busy/i.test(msg)) {
     return `cannot open ${portPath}: it is in use by another program (a terminal such as minicom or screen, another gateway, a vendor tool): close it, and the port opens at the next attempt`;
   }
+  if (/Permission denied|EACCES/i.test(msg)) return `cannot open ${portPath}: ${permissionDenied(portPath)}`;
   return `cannot open ${portPath}: ${msg}`;
+}
+
+/**
+ * A port the gateway's user may not open (EACCES): the service runs as a user of its own, and
+ * serial devices are opened through their group (`dialout` on Debian and Ubuntu: udev makes
+ * `/dev/ttyUSB*` root:dialout 660). Names the user, the group to add it to (the device's own when
+ * its group may read and write it), and the restart: groups are read when a process starts. A
+ * device no group may open (mode 600) is said so too. Before, serialport's words ("Error:
+ * Permission denied, cannot open …") named neither the user nor the group
+ * (test/integration/commissioning-serial-permission-audit.test.ts).
+ */
+function permissionDenied(portPath: string): string {
+  const user = nameOf('/etc/passwd', process.getuid?.() ?? -1) ?? safeUserName();
+  let group = 'dialout';
+  let device = '';
+  try {
+    const st = statSync(portPath);
+    const owner = nameOf('/etc/group', st.gid);
+    if ((st.mode & 0o060) === 0o060 && owner !== undefined && owner !== 'root') group = owner;
+    else if ((st.mode & 0o060) !== 0o060) {
+      device = `; the device is mode ${(st.mode & 0o777).toString(8)}, owner ${nameOf('/etc/passwd', st.uid) ?? st.uid}: no group may open it, so its group and mode must be set too (a serial adapter's device is group dialout, mode 660, set by udev)`;
+    }
+  } catch {
+    /* the path as it was named: the group most systems use */
+  }
+  return `the gateway's user (${user}) may not open it (permission denied): add ${user} to the ${group} group (usermod -aG ${group} ${user}) and restart the gateway${device}`;
+}
+
+/** The name of a user or group id from /etc/passwd or /etc/group (undefined when not listed). */
+function nameOf(file: '/etc/passwd' | '/etc/group', id: number): string | undefined {
+  try {
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      const [name, , num] = line.split(':');
+      if (name && num !== undefined && Number(num) === id) return name;
+    }
+  } catch {
+    /* not readable: the caller falls back */
+  }
+  return undefined;
+}
+
+function safeUserName(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return `uid ${process.getuid?.() ?? '?'}`;
+  }
 }
 
 export class SerialTransport implements Transport {
