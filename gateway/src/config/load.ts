@@ -168,6 +168,60 @@ function yamlIssue(doc: Document, e: YAMLError): ConfigIssue {
   return { severity: 'error', path: line ? `line ${e.linePos?.[0].line}` : '', message: line ? `${first} (${line})` : first };
 }
 
+/** A `key:value` written where a key and its value were meant (no space after the colon). */
+interface KeyWithoutSpace {
+  line: number;
+  /** Where the key begins in the text. */
+  offset: number;
+  key: string;
+  value: string;
+}
+
+/**
+ * Keys written without the space after their colon (`profile:sysmex-xp`): YAML reads them as one
+ * plain string, so the file fails with the parser's own words ("Implicit keys need to be on a single
+ * line"), a wrong type ("gateway: must be a mapping (found string)") or an unknown key
+ * ("profile:sysmex-xp"). Found at a line's start (after its indentation and a list's `- `) or after
+ * `{`, `[` or `,` in a flow collection; a value's own colons (`https://…`, `host:1883`) are not
+ * there. Only used to add a hint to an issue already found at the same key or line.
+ */
+function keysWithoutSpace(text: string): KeyWithoutSpace[] {
+  const found: KeyWithoutSpace[] = [];
+  let start = 0;
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.replace(/(^|\s)#.*$/, '').replace(/\s+$/, '');
+    const block = /^(\s*(?:-\s+)?)([A-Za-z_][\w-]*):(\S.*)$/.exec(line);
+    if (block) found.push({ line: i + 1, offset: start + block[1]!.length, key: block[2]!, value: block[3]! });
+    for (const flow of line.matchAll(/([{,[]\s*)([A-Za-z_][\w-]*):([^\s,{}[\]][^,{}[\]]*?)\s*(?=[,}\]]|$)/g)) {
+      found.push({ line: i + 1, offset: start + flow.index + flow[1]!.length, key: flow[2]!, value: flow[3]! });
+    }
+    start += raw.length + 1;
+  });
+  return found;
+}
+
+/**
+ * Each key written without the space after its colon adds a hint to the first issue at its line (a
+ * YAML error, `line N`) or at its key's path (`analyzers[0].profile:sysmex-xp: unknown key`,
+ * `gateway: must be a mapping (found string)`): "a key needs a space after its colon: `profile:
+ * sysmex-xp`". Before, those issues were all IT got (test/integration/commissioning-yaml-colon-audit.test.ts).
+ */
+function withColonHints(issues: ConfigIssue[], text: string, doc: Document): ConfigIssue[] {
+  const hints = keysWithoutSpace(text);
+  if (hints.length === 0) return issues;
+  const out = issues.map((i) => ({ ...i }));
+  const hinted = new Set<number>();
+  for (const h of hints) {
+    const at = keyPathCovering(doc, h.offset);
+    const n = out.findIndex((i, k) => !hinted.has(k) && i.severity === 'error' && (i.path === `line ${h.line}` || (at !== undefined && i.path === at)));
+    if (n < 0) continue;
+    hinted.add(n);
+    const issue = out[n]!;
+    issue.message += `; a key needs a space after its colon: \`${h.key}: ${h.value}\`${issue.path === `line ${h.line}` ? '' : ` (line ${h.line})`}`;
+  }
+  return out;
+}
+
 /**
  * Read and validate a YAML configuration file. Without a file the embedded defaults apply
  * (listeners on 127.0.0.1, data under ./var). Nothing is applied when any error is found.
@@ -190,7 +244,7 @@ export function loadConfig(file?: string): LoadedConfig {
   // made the idiom an "unknown key <<"); keys written beside it win, as in YAML 1.1.
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, merge: true, lineCounter: lines });
   if (doc.errors.length > 0) {
-    return { config: undefined, issues: doc.errors.map((e) => yamlIssue(doc, e)), file: resolved, ...nothingParsed() };
+    return { config: undefined, issues: withColonHints(doc.errors.map((e) => yamlIssue(doc, e)), text, doc), file: resolved, ...nothingParsed() };
   }
   const aliases = unresolvedAliases(doc, lines);
   if (aliases.length > 0) return { config: undefined, issues: aliases, file: resolved, ...nothingParsed() };
@@ -206,7 +260,7 @@ export function loadConfig(file?: string): LoadedConfig {
   }
   const validated = validateConfig(raw, path.dirname(resolved));
   const { analyzers, profilesDir, profilesDirInvalid } = validated;
-  const issues = [...validated.issues, ...notUtf8(bytes, doc)];
+  const issues = withColonHints([...validated.issues, ...notUtf8(bytes, doc)], text, doc);
   const config = issues.some((i) => i.severity === 'error') ? undefined : validated.config;
   return { config, issues, file: resolved, analyzers, profilesDir, profilesDirInvalid };
 }
