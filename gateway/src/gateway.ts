@@ -321,6 +321,8 @@ export class Gateway {
       store,
       telemetry: this.telemetry,
       log: this.log.child({ endpoint: ep.id }),
+      // Named as check names it (config/validate.ts): the entry's place in the list.
+      listenKey: `hl7[${this.config.hl7.indexOf(ep)}].listen`,
       // A second LIS's accession namespace (hl7[].accessionPrefix): its orders and results are
       // keyed `<prefix>-<accession>` before the commit; a pure step that reads no store.
       ...(prefix ? { resolveEvents: (draft) => Promise.resolve(applyAccessionPrefix(draft, prefix)) } : {}),
@@ -389,6 +391,8 @@ export class Gateway {
       store,
       telemetry: this.telemetry,
       log: this.log.child({ endpoint: analyzer.id }),
+      // The analyzer's own key: it has no hl7[] entry.
+      listenKey: `analyzers[${this.config.analyzers.indexOf(analyzer)}].tcp.listen`,
       normalize: createAnalyzerHl7Normalizer({ analyzerId: analyzer.id, profile }),
       // A tube barcode read by the analyzer is resolved to its order's accession before the commit,
       // as for ASTM analyzers (the LIS endpoint, #addHl7, resolves nothing).

@@ -61,4 +61,43 @@ describe('an analyzer start refuses is named as check names it', () => {
     expect(checked.code).toBe(1);
     expect(checked.out).toMatch(/error\s+analyzers\[1\]\.tcp\.listen\.port: .* is already used by analyzers\[0\]/);
   }, 60_000);
+
+  /**
+   * User sees (was): for an analyzer that speaks HL7 (Mindray BS), whose port is an MLLP listener,
+   * `hl7[bs-1].listen cannot listen on …`: a key that is not in the file at all (the analyzer is
+   * under analyzers[]); for a second LIS link, `hl7[outreach].listen` where check writes `hl7[1]`.
+   */
+  it('an HL7 analyzer\'s port and a second LIS link\'s port: analyzers[1].tcp.listen and hl7[1].listen', async () => {
+    const port = await holdPort();
+    const hl7Analyzer = await configFile(
+      [
+        `gateway: { id: key-3, dataDir: ${path.join(dir, 'key-3-data')} }`,
+        TEST_LISTENERS,
+        'analyzers:',
+        '  - { id: xp-1, profile: sysmex-xp, tcp: { listen: { host: 127.0.0.1, port: 0 } } }',
+        `  - { id: bs-1, profile: mindray-bs-series, tcp: { listen: { host: 127.0.0.1, port: ${port} } } }`,
+        '',
+      ].join('\n'),
+    );
+    const analyzer = await runCli(cliSource, ['start', '--config', hl7Analyzer]);
+    expect(analyzer.code).toBe(1);
+    expect(analyzer.err).toContain(`analyzers[1].tcp.listen cannot listen on 127.0.0.1:${port}`);
+    expect(analyzer.err).not.toContain('hl7[bs-1]');
+
+    const secondLis = await configFile(
+      [
+        `gateway: { id: key-4, dataDir: ${path.join(dir, 'key-4-data')} }`,
+        'hl7:',
+        '  - { id: lis, listen: { host: 127.0.0.1, port: 0 } }',
+        `  - { id: outreach, listen: { host: 127.0.0.1, port: ${port} }, accessionPrefix: OUT }`,
+        'mqtt: { listen: { host: 127.0.0.1, port: 0 } }',
+        'status: { listen: { host: 127.0.0.1, port: 0 } }',
+        '',
+      ].join('\n'),
+    );
+    const lis = await runCli(cliSource, ['start', '--config', secondLis]);
+    expect(lis.code).toBe(1);
+    expect(lis.err).toContain(`hl7[1].listen cannot listen on 127.0.0.1:${port}`);
+    expect(lis.err).not.toContain('hl7[outreach]');
+  }, 60_000);
 });

@@ -34,6 +34,12 @@ export interface MllpEndpointOptions {
    * connection is closed (ms). Default PEER_ACK_MS (mllp-connection.ts); tests shorten it.
    */
   peerAckMs?: number;
+  /**
+   * The listener's key in the configuration, as `lab-gateway check` names it: `hl7[<index>].listen`,
+   * or `analyzers[<index>].tcp.listen` for an analyzer that speaks HL7. Without it,
+   * `hl7[<id>].listen`.
+   */
+  listenKey?: string;
 }
 
 /**
@@ -47,6 +53,8 @@ export const TLS_HANDSHAKE_TIMEOUT_MS = 5_000;
 export class MllpEndpoint implements Component {
   readonly name: string;
   readonly #config: Hl7EndpointConfig;
+  /** The listener's key in the configuration, for a port that cannot be had (MllpEndpointOptions.listenKey). */
+  readonly #listenKey: string;
   readonly #telemetry: Telemetry;
   readonly #log: Logger;
   readonly #intake: Hl7Intake;
@@ -79,6 +87,7 @@ export class MllpEndpoint implements Component {
 
   constructor(options: MllpEndpointOptions) {
     this.#config = options.config;
+    this.#listenKey = options.listenKey ?? `hl7[${options.config.id}].listen`;
     this.#telemetry = options.telemetry;
     this.#log = options.log.child({ endpoint: options.config.id, kind: 'hl7' });
     this.name = `hl7:${options.config.id}`;
@@ -174,7 +183,7 @@ export class MllpEndpoint implements Component {
     } catch (err) {
       this.#status = 'failed';
       this.#emitState('error', describeError(err));
-      throw new GatewayError('GW_CONFIG_INVALID', `hl7[${this.#config.id}].listen cannot listen on ${listen.host}:${listen.port}: ${describeError(err)}`, { cause: err });
+      throw new GatewayError('GW_CONFIG_INVALID', `${this.#listenKey} cannot listen on ${listen.host}:${listen.port}: ${describeError(err)}`, { cause: err });
     }
     this.#status = 'running';
     const addr = this.address();
