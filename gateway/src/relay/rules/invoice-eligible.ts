@@ -4,7 +4,7 @@ import { idempotencyKey, partitionKeys } from '../../events/keys.ts';
 import type { StoredEvent } from '../../store/types.ts';
 import { externalId, loadWithExternalIds, lookupExternalId, m2oId, read, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
 import { odooError } from '../odoo/odoo-error.ts';
-import { gatewayInvoices, INVOICE_FIELDS, invoiceRef, isProductLine, openDraft } from './invoices.ts';
+import { changedSinceRead, gatewayInvoices, INVOICE_FIELDS, invoiceRef, isProductLine, openDraft } from './invoices.ts';
 import { noSaleOrder, otherClientGuard, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
 
@@ -105,7 +105,10 @@ export const invoiceEligibleRule: PostingRule = {
           const onInvoice = new Set((await searchRead(ctx.odoo, 'account.move.line', [['move_id', '=', draft.id]], ['id', 'product_id', 'display_type'])).filter(isProductLine).map((l) => m2oId(l['product_id'])));
           const lines = (await invoiceLines(ctx, toBill, so, soLines, taxField, uomField)).filter((l) => !onInvoice.has(l[2].product_id));
           if (lines.length > 0) {
-            await write(ctx.odoo, 'account.move', [draft.id], { invoice_line_ids: lines });
+            // Finance may have posted it since it was read: retried, the next attempt bills the tests on an invoice of their own.
+            await write(ctx.odoo, 'account.move', [draft.id], { invoice_line_ids: lines }).catch(async (err: unknown) => {
+              throw await changedSinceRead(ctx.odoo, draft.id, err);
+            });
             await refresh(so.id);
             note = `added ${lines.length} line(s) to the draft invoice`;
           }

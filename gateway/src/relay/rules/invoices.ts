@@ -1,5 +1,6 @@
-import { addByExternalId, searchRead, type OdooRecord } from '../odoo/odoo-calls.ts';
+import { addByExternalId, read, searchRead, type OdooRecord } from '../odoo/odoo-calls.ts';
 import type { OdooApi } from '../odoo/odoo-client.ts';
+import { failureOf, odooError } from '../odoo/odoo-error.ts';
 
 /**
  * The gateway's draft customer invoice of an accession: `account.move` out_invoice with `ref` =
@@ -42,4 +43,28 @@ export async function gatewayInvoices(odoo: OdooApi, accessions: string[]): Prom
 export function isProductLine(line: OdooRecord): boolean {
   const t = line['display_type'];
   return !t || t === 'product';
+}
+
+/**
+ * A change to a draft invoice the gateway read (lines added or taken off, the draft cancelled)
+ * that Odoo refused on its merits: when the invoice is no longer a draft the gateway may change
+ * (finance posted it, or deleted it, between the gateway's read and its write), the refusal is not
+ * the event's: it is retried (transient), and the next attempt reads the invoice again and takes
+ * the way for a posted invoice (an add-on billed on an invoice of its own, a cancelled test's dead
+ * letter asking for a credit note). Any other failure, or a refusal of a draft still open, is
+ * returned as it is. Before, Odoo's "You cannot modify a posted entry" was the event's dead letter:
+ * discarded, the add-on was never billed (test/integration/billing-draft-posted-meanwhile-audit.test.ts).
+ */
+export async function changedSinceRead(odoo: OdooApi, moveId: number, err: unknown): Promise<unknown> {
+  if (failureOf(err) !== 'permanent') return err;
+  let move: OdooRecord | undefined;
+  try {
+    [move] = await read(odoo, 'account.move', [moveId], INVOICE_FIELDS);
+  } catch {
+    return err;
+  }
+  if (openDraft(move)) return err;
+  const now = move ? `${String(move['state'])}${move['posted_before'] === true ? ' (posted before)' : ''}` : 'deleted';
+  const why = err instanceof Error ? err.message : String(err);
+  return odooError('transient', `invoice ${String(move?.['name'] || moveId)} was a draft when the gateway read it and is ${now} in Odoo now (finance changed it meanwhile): Odoo refused the change (${why}); the next attempt reads it again`, { model: 'account.move' }, err);
 }

@@ -2,7 +2,7 @@ import { BILLING_STATE_TYPES, billingState, inStoredOrder, leftOpenBy as leftOpe
 import type { OrderCancelledData } from '../../events/types.ts';
 import { m2oId, read, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
 import { needsOperator } from '../odoo/odoo-error.ts';
-import { gatewayInvoices, isProductLine } from './invoices.ts';
+import { changedSinceRead, gatewayInvoices, isProductLine } from './invoices.ts';
 import { isLockedOrder, isLockedOrderRefusal, lockedOrderChange, noSaleOrder, orderFollows, otherClientGuard, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
 import type { StoredEvent } from '../../store/types.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
@@ -309,8 +309,12 @@ async function takeOffInvoices(
   for (const [moveId, remove] of drafts) {
     const gone = new Set(remove);
     const left = all.filter((l) => m2oId(l['move_id']) === moveId && !gone.has(l.id));
-    if (left.length === 0) await ctx.odoo.call('account.move', 'button_cancel', {}, { ids: [moveId] });
-    else await write(ctx.odoo, 'account.move', [moveId], { invoice_line_ids: remove.map((id) => [2, id]) });
+    // Finance may have posted it since it was read: retried, the next attempt finds it posted.
+    const refused = async (err: unknown): Promise<never> => {
+      throw await changedSinceRead(ctx.odoo, moveId, err);
+    };
+    if (left.length === 0) await ctx.odoo.call('account.move', 'button_cancel', {}, { ids: [moveId] }).catch(refused);
+    else await write(ctx.odoo, 'account.move', [moveId], { invoice_line_ids: remove.map((id) => [2, id]) }).catch(refused);
   }
   return out;
 }
