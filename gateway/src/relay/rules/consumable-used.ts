@@ -4,6 +4,7 @@ import { create, m2oId, read, searchRead } from '../odoo/odoo-calls.ts';
 import { failureOf, isLinkDown, mappingMissing, mayHaveLanded, needsOperator, odooError } from '../odoo/odoo-error.ts';
 import { odooTime, type DebitLine, type LotRef, type PostedDebit, type ProductRef, type QuantRef } from '../reference-data.ts';
 import { ConsumptionCarry, type PlannedSegment, type SegmentLine } from './consumption-carry.ts';
+import { ConsumptionSegments } from './consumption-segments.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
 
 /**
@@ -98,7 +99,16 @@ async function postConsumption(ctx: RuleContext, events: StoredEvent[]): Promise
   const validated = new Map<number, { doneAt: string | undefined } | { error: unknown }>();
   // What Odoo's precision left of earlier consumption, and segments that posted nothing (consumption-carry.ts).
   const carry = await ConsumptionCarry.load(ctx.ref);
-  const { segments: posted, local, left } = await walkPosted(ctx, runs, async (hit, head) => {
+  // Segments left in Odoo without their picking validated, with the events each covers (consumption-segments.ts).
+  const book = await ConsumptionSegments.load(ctx.ref);
+  const { segments: found, local, left } = await walkPosted(ctx, runs, book, async (hit, head, covered, via) => {
+    const segHead = via?.head ?? head.event.id;
+    // Cancelled in Odoo, its head discarded: the stock keeper's cancellation stands for every run
+    // of it (given back to the carry once, when first found cancelled).
+    if (hit.state === 'cancel' && via) {
+      carry.notFound(segHead);
+      return { cancelled: true };
+    }
     if (!validated.has(hit.pickingId)) {
       validated.set(
         hit.pickingId,
@@ -111,23 +121,39 @@ async function postConsumption(ctx: RuleContext, events: StoredEvent[]): Promise
     const outcome = validated.get(hit.pickingId)!;
     if (!('error' in outcome)) {
       // Done: what the segment did to the carry stands.
-      carry.found(head.event.id);
+      carry.found(segHead);
       return { doneAt: outcome.doneAt };
     }
+    // Left unvalidated: the events after its head wait behind it; recorded, so that they are
+    // found in it should an operator discard the head.
+    if (!via) book.record(segHead, hit.count, covered.map((e) => e.event.id), ctx.now());
     // A picking cancelled in Odoo moved nothing: what its segment took from the carry is given
     // back (once: its record goes; a replay finds it cancelled again and takes nothing).
-    if (hit.state === 'cancel') carry.notFound(head.event.id);
+    if (hit.state === 'cancel') {
+      carry.notFound(segHead);
+      results.set(head.event.id, fail(cancelledPicking(hit, head, covered.length)));
+    } else results.set(head.event.id, fail(outcome.error));
     // Only this partition waits (its head is in a picking Odoo has not validated yet).
-    results.set(head.event.id, fail(outcome.error));
     return 'drop';
   }, (head) => carry.covered(head.event.id));
+  const posted = found.filter((f) => !f.cancelled);
   // A segment sent before and not in Odoo never landed: what it took from the carry is given back.
   for (const run of left.values()) carry.notFound(run[0]!.event.id);
   for (const { note, events: covered } of local) for (const e of covered) results.set(e.event.id, ok(undefined, note ?? 'below Odoo\'s precision of stock quantities: nothing posted, carried'));
-  for (const { hit, events: covered } of posted) for (const e of covered) results.set(e.event.id, ok([{ model: 'stock.picking', id: hit.pickingId, name: hit.name }], 'found in Odoo'));
+  for (const { hit, events: covered, via } of posted) {
+    const note = via ? `found in Odoo (in the consumption segment headed by ${via.head}, an event discarded)` : 'found in Odoo';
+    for (const e of covered) results.set(e.event.id, ok([{ model: 'stock.picking', id: hit.pickingId, name: hit.name }], note));
+  }
+  for (const { hit, events: covered, via } of found.filter((f) => f.cancelled)) {
+    const note =
+      `not booked: consumption picking ${hit.name || hit.pickingId} holding this run (${segmentOrigin(via!.head, hit.count)}) was cancelled in Odoo, ` +
+      `and the event heading it (${via!.head}) was discarded: the gateway keeps to the cancellation for every run of that picking`;
+    for (const e of covered) results.set(e.event.id, ok([{ model: 'stock.picking', id: hit.pickingId, name: hit.name }], note));
+  }
   // The consumption of a segment found in Odoo is debited from the local stock as a fresh
   // picking's is: a lost answer to the validation must not make the stock watch forget it.
   if (posted.length > 0) await debitFound(ctx, posted.map((p) => p.found));
+  await book.save(ctx.now()).catch((err: unknown) => ctx.log.warn('could not record the consumption segments left unvalidated', { error: err instanceof Error ? err.message : String(err) }));
   // 2. The lab stock of the batch's products as Odoo holds it now (one read for all of them;
   //    it also holds the segments found above, whose debits it does not apply again).
   await refreshBatchStock(ctx, events.map((e) => data(e).productCode));
@@ -202,6 +228,7 @@ async function postConsumption(ctx: RuleContext, events: StoredEvent[]): Promise
       // Not before: a picking created and not validated may still be cancelled in Odoo (its
       // segments' records then give the carry back when it is found so, step 1).
       carry.settled(heads);
+      for (const h of heads) book.covered(h);
       // Debited once per segment marker (the same segment found again later is not debited twice).
       await ctx.ref.debitPosted(
         segments.map(({ segment: s, plan }) => ({
@@ -215,12 +242,19 @@ async function postConsumption(ctx: RuleContext, events: StoredEvent[]): Promise
       // A create Odoo refused, or never sent, took nothing from the carry; one that may have
       // landed, or a picking not validated, is settled when its marker is looked up again.
       if (!picking && failureOf(err) !== 'ambiguous' && !mayHaveLanded(err)) carry.undo(heads);
+      // Created (or perhaps) and not validated: only each segment's head is failed, and the events
+      // after it wait; what each covers is recorded (consumption-segments.ts).
+      else for (const { segment: s } of segments) book.record(s.planned[0]!.e.event.id, s.planned.length, s.planned.map((p) => p.e.event.id), ctx.now());
       for (const { segment: s } of segments) for (const p of s.planned) results.set(p.e.event.id, fail(err));
     }
   }
   await carry.save(ctx.now()).catch((err: unknown) => {
     // The deltas written before the pickings stand; a record left is settled at its next look-up or dropped with age.
     ctx.log.warn('could not record the consumption carry after posting', { error: err instanceof Error ? err.message : String(err) });
+  });
+  await book.save(ctx.now()).catch((err: unknown) => {
+    // Recorded again when the head's picking is found unvalidated at its next attempt.
+    ctx.log.warn('could not record the consumption segments left unvalidated', { error: err instanceof Error ? err.message : String(err) });
   });
   return results;
 }
@@ -271,7 +305,7 @@ interface PostedSegment {
 /** What looking up posted consumption needs: the stock watch has it as well as the rule. */
 type LookupContext = Pick<RuleContext, 'odoo' | 'ref' | 'log'>;
 
-async function findPosted(ctx: LookupContext, heads: Array<{ head: StoredEvent; legacy: boolean }>): Promise<Map<string, PostedSegment>> {
+async function findPosted(ctx: LookupContext, heads: Array<{ id: string; legacy: boolean }>): Promise<Map<string, PostedSegment>> {
   const out = new Map<string, PostedSegment>();
   if (heads.length === 0) return out;
   const hits = new Map<string, { pickingId: number; count: number; moveIds: number[]; legacy: boolean }>();
@@ -283,7 +317,7 @@ async function findPosted(ctx: LookupContext, heads: Array<{ head: StoredEvent; 
     const colon = rest.lastIndexOf(':');
     return colon > 0 ? rest.slice(0, colon) : undefined;
   };
-  const moves = await searchRead(ctx.odoo, 'stock.move', anyOf(heads.map((h) => ['origin', '=like', headPattern(h.head.event.id)])), ['id', 'origin', 'picking_id'], { order: 'id' });
+  const moves = await searchRead(ctx.odoo, 'stock.move', anyOf(heads.map((h) => ['origin', '=like', headPattern(h.id)])), ['id', 'origin', 'picking_id'], { order: 'id' });
   for (const m of moves) {
     const head = headOf(m['origin']);
     const pickingId = m2oId(m['picking_id']);
@@ -296,9 +330,9 @@ async function findPosted(ctx: LookupContext, heads: Array<{ head: StoredEvent; 
     }
     hits.set(head, { pickingId, count: countOf(m['origin'], head), moveIds: [m.id], legacy: false });
   }
-  const legacy = heads.filter((h) => h.legacy && !hits.has(h.head.event.id));
+  const legacy = heads.filter((h) => h.legacy && !hits.has(h.id));
   if (legacy.length > 0) {
-    const pickings = await searchRead(ctx.odoo, 'stock.picking', anyOf(legacy.map((h) => ['origin', '=like', headPattern(h.head.event.id)])), ['id', 'origin'], { order: 'id' });
+    const pickings = await searchRead(ctx.odoo, 'stock.picking', anyOf(legacy.map((h) => ['origin', '=like', headPattern(h.id)])), ['id', 'origin'], { order: 'id' });
     for (const p of pickings) {
       const head = headOf(p['origin']);
       if (head !== undefined && !hits.has(head)) hits.set(head, { pickingId: p.id, count: countOf(p['origin'], head), moveIds: [], legacy: true });
@@ -486,6 +520,21 @@ async function createPicking(ctx: RuleContext, analyzer: string, segments: Array
 }
 
 /**
+ * The dead letter of a segment head whose picking was cancelled in Odoo: what a discard does
+ * (every run of the picking left unbooked, as the cancellation says) and how to have them booked.
+ */
+function cancelledPicking(hit: PostedSegment, head: StoredEvent, seen: number): Error {
+  const d = head.event.data as ConsumableUsedData;
+  const runs = Math.max(hit.count, seen);
+  return needsOperator(
+    `consumption picking ${hit.name || hit.pickingId} was cancelled in Odoo; it holds ${runs} run${runs === 1 ? '' : 's'} of ${d.productCode} on ${d.analyzer} from this event on (${segmentOrigin(head.event.id, hit.count)}), none booked. ` +
+      'Discard this event to leave every run of that picking unbooked, as the cancellation says (the runs after it are then delivered with a note, not posted); ' +
+      'to have the gateway book them, delete the cancelled picking in Odoo and replay this event',
+    { productCode: d.productCode },
+  );
+}
+
+/**
  * button_validate until `state` reads 'done' (a wizard dict is not done; D: validating a done
  * picking raises). Resolves with the picking's date_done.
  */
@@ -507,26 +556,41 @@ async function ensureDone(ctx: RuleContext, pickingId: number, knownState: strin
 
 /**
  * What to make of a segment found in Odoo (`settle`, walkPosted): its events are covered (the
- * picking's date_done, when known); or `keep`: the walk of its partition stops there and its
- * events are left to post; or `drop`: the partition is left out altogether (the caller failed it).
+ * picking's date_done, when known; `cancelled`: the picking was cancelled in Odoo and its head
+ * discarded, so its events are covered with nothing booked); or `keep`: the walk of its partition
+ * stops there and its events are left to post; or `drop`: the partition is left out altogether
+ * (the caller failed it).
  */
-type Settled = { doneAt: string | undefined } | 'keep' | 'drop';
+type Settled = { doneAt: string | undefined } | { cancelled: true } | 'keep' | 'drop';
+
+/**
+ * A segment found in Odoo through another event than the run's head: the segment's own head is
+ * no longer in the partition (an operator discarded it), and `head` is the recorded segment's
+ * (consumption-segments.ts).
+ */
+interface Via {
+  head: string;
+}
 
 /**
  * Each partition walked from its head through the segments Odoo already holds (the rule's step 1
  * and the stock watch's look-up; one walk, so both read a marker the same way): the head's marker
  * (findPosted, one `search_read` per segment depth for every partition at once) covers `<count>`
- * events as `settle` decides, and the walk repeats from the next event. Returns the segments
- * covered, in the order found, and per partition the events left (none: not listed).
+ * events as `settle` decides, and the walk repeats from the next event. A head whose own marker
+ * misses and that a recorded segment holds after its head (the head discarded while its picking
+ * was left unvalidated) is looked up by that segment's marker, which covers the recorded members
+ * from it on. Returns the segments covered, in the order found, and per partition the events left
+ * (none: not listed).
  */
 async function walkPosted(
   ctx: LookupContext,
   runs: Map<string, StoredEvent[]>,
-  settle: (hit: PostedSegment, head: StoredEvent) => Promise<Settled>,
+  book: ConsumptionSegments,
+  settle: (hit: PostedSegment, head: StoredEvent, events: StoredEvent[], via?: Via) => Promise<Settled>,
   covered?: (head: StoredEvent) => { count: number; note?: string } | undefined,
-): Promise<{ segments: Array<{ found: FoundSegment; hit: PostedSegment; events: StoredEvent[] }>; local: Array<{ note?: string; events: StoredEvent[] }>; left: Map<string, StoredEvent[]> }> {
+): Promise<{ segments: Array<{ found: FoundSegment; hit: PostedSegment; events: StoredEvent[]; via?: Via; cancelled?: true }>; local: Array<{ note?: string; events: StoredEvent[] }>; left: Map<string, StoredEvent[]> }> {
   const left = new Map([...runs].filter(([, run]) => run.length > 0));
-  const segments: Array<{ found: FoundSegment; hit: PostedSegment; events: StoredEvent[] }> = [];
+  const segments: Array<{ found: FoundSegment; hit: PostedSegment; events: StoredEvent[]; via?: Via; cancelled?: true }> = [];
   const local: Array<{ note?: string; events: StoredEvent[] }> = [];
   /** The run continues after `count` events: looked up again from its next event. */
   const advance = (key: string, run: StoredEvent[], count: number, next: string[]): void => {
@@ -538,30 +602,58 @@ async function walkPosted(
   };
   let heads = [...left.keys()];
   while (heads.length > 0) {
-    const hits = await findPosted(ctx, heads.map((k) => ({ head: left.get(k)![0]!, legacy: k.startsWith(LEGACY_PARTITION_PREFIX) })));
+    const hits = await findPosted(ctx, heads.map((k) => ({ id: left.get(k)![0]!.event.id, legacy: k.startsWith(LEGACY_PARTITION_PREFIX) })));
+    // Heads whose own marker missed, held by a recorded segment after its head: that segment's marker.
+    const held = new Map<string, { head: string; count: number; from: string[] }>();
+    for (const key of heads) {
+      const head = left.get(key)![0]!;
+      if (hits.has(head.event.id) || covered?.(head)) continue;
+      const seg = book.holding(head.event.id);
+      if (seg) held.set(key, seg);
+    }
+    const viaHits = held.size > 0 ? await findPosted(ctx, [...new Set([...held.values()].map((h) => h.head))].map((id) => ({ id, legacy: false }))) : new Map<string, PostedSegment>();
     const next: string[] = [];
     for (const key of heads) {
       const run = left.get(key)!;
       const head = run[0]!;
-      const hit = hits.get(head.event.id);
+      let hit = hits.get(head.event.id);
+      let count = hit?.count ?? 0;
+      let via: Via | undefined;
       if (!hit) {
-        // A segment that posted nothing (all of it below Odoo's precision, carried): its events are covered.
-        const mine = covered?.(head);
-        if (mine) {
-          local.push({ ...(mine.note ? { note: mine.note } : {}), events: run.slice(0, mine.count) });
-          advance(key, run, mine.count, next);
+        const seg = held.get(key);
+        const other = seg ? viaHits.get(seg.head) : undefined;
+        if (seg && other && other.count === seg.count) {
+          // The run's events that are the segment's next members, in order.
+          let n = 0;
+          while (n < run.length && n < seg.from.length && run[n]!.event.id === seg.from[n]) n++;
+          hit = other;
+          count = n;
+          via = { head: seg.head };
+        } else {
+          // A segment that posted nothing (all of it below Odoo's precision, carried): its events are covered.
+          const mine = covered?.(head);
+          if (mine) {
+            local.push({ ...(mine.note ? { note: mine.note } : {}), events: run.slice(0, mine.count) });
+            advance(key, run, mine.count, next);
+          }
+          // Not in Odoo: a recorded segment of this head never landed (or its picking was deleted there).
+          book.covered(head.event.id);
+          if (seg) book.covered(seg.head);
+          continue;
         }
-        continue;
       }
-      const settled = await settle(hit, head);
+      const events = run.slice(0, count);
+      const settled = await settle(hit, head, events, via);
       if (settled === 'keep') continue;
       if (settled === 'drop') {
         left.delete(key);
         continue;
       }
-      const found: FoundSegment = { marker: segmentOrigin(head.event.id, hit.count), pickingId: hit.pickingId, moveIds: hit.moveIds, legacy: hit.legacy, ...(settled.doneAt ? { doneAt: settled.doneAt } : {}) };
-      segments.push({ found, hit, events: run.slice(0, hit.count) });
-      advance(key, run, hit.count, next);
+      const segHead = via?.head ?? head.event.id;
+      book.covered(segHead, events[events.length - 1]?.event.id);
+      const found: FoundSegment = { marker: segmentOrigin(segHead, hit.count), pickingId: hit.pickingId, moveIds: hit.moveIds, legacy: hit.legacy, ...('doneAt' in settled && settled.doneAt ? { doneAt: settled.doneAt } : {}) };
+      segments.push({ found, hit, events, ...(via ? { via } : {}), ...('cancelled' in settled ? { cancelled: true as const } : {}) });
+      advance(key, run, count, next);
     }
     heads = next;
   }
@@ -627,9 +719,12 @@ async function debitFound(ctx: LookupContext, found: FoundSegment[], strict = fa
  */
 export async function consumptionInOdoo(ctx: LookupContext, runs: Map<string, StoredEvent[]>): Promise<Set<string>> {
   // Nothing is validated here: a segment in a picking not done yet ends its partition's walk.
-  const { segments } = await walkPosted(ctx, runs, async (hit) => (hit.state === 'done' ? { doneAt: hit.doneAt } : 'keep'));
+  // A segment cancelled in Odoo whose head was discarded is covered with nothing booked (the rule
+  // delivers its events so): not consumption to come, and nothing to debit.
+  const book = await ConsumptionSegments.load(ctx.ref);
+  const { segments } = await walkPosted(ctx, runs, book, async (hit, _head, _events, via) => (hit.state === 'done' ? { doneAt: hit.doneAt } : hit.state === 'cancel' && via ? { cancelled: true } : 'keep'));
   const covered = new Set(segments.flatMap((s) => s.events.map((e) => e.event.id)));
-  const found = segments.map((s) => s.found);
+  const found = segments.filter((s) => !s.cancelled).map((s) => s.found);
   if (found.length > 0) {
     const products = await debitFound(ctx, found, true);
     // A picking done within the second the quants were read (date_done has whole seconds) may or

@@ -1,0 +1,103 @@
+import type { ReferenceData } from '../reference-data.ts';
+
+/**
+ * Which events a consumption segment left open in Odoo covers (consumable-used.ts).
+ *
+ * A segment's move is marked with its head only (`lab-gateway:cons:<head>:<count>`). When its
+ * picking is created and not validated (Odoo's row locks until the head is a dead letter, a
+ * picking cancelled in Odoo, an answer lost), only the head is failed; the events after it wait
+ * behind it. Once an operator discards the head, the next event heads the partition and its own
+ * marker is found nowhere: its runs, already in the picking, were posted a second time (and the
+ * stock watch counted them again). So a segment whose picking is left unvalidated is recorded,
+ * head and every event it covers, by id; the walk (consumable-used.ts walkPosted) looks a head
+ * whose own marker misses up through the recorded segment holding it.
+ *
+ * Kept in the store (`ref` / `consumption-segments`, dropped with the other documents about one
+ * Odoo's records when the gateway is pointed at another): per segment head `{ count, members, at }`.
+ * A record goes once its last member is covered, once its head is looked up and not in Odoo (the
+ * picking never landed, or was deleted there: the events are posted again), or after KEEP_MS.
+ * Only segments left unvalidated are recorded: a segment validated at once writes nothing.
+ * A batch saves only its own changes onto the document as stored (ReferenceData.updateOwnDoc).
+ */
+const SEGMENTS_DOC = 'consumption-segments';
+const KEEP_MS = 30 * 24 * 3600_000;
+
+interface SegmentMembers {
+  count: number;
+  /** The segment's event ids in partition order, the head first. */
+  members: string[];
+  /** When recorded (relay clock, epoch ms). */
+  at: number;
+}
+type Book = Record<string, SegmentMembers>;
+
+export class ConsumptionSegments {
+  readonly #ref: ReferenceData;
+  readonly #book: Book;
+  readonly #added: Book = {};
+  readonly #dropped = new Set<string>();
+
+  private constructor(ref: ReferenceData, book: Book) {
+    this.#ref = ref;
+    this.#book = book;
+  }
+
+  static async load(ref: ReferenceData): Promise<ConsumptionSegments> {
+    return new ConsumptionSegments(ref, { ...((await ref.ownDoc<Book>(SEGMENTS_DOC)) ?? {}) });
+  }
+
+  /**
+   * The recorded segment holding `eventId` after its head (the head's own marker is looked up
+   * directly): its head, and the members from `eventId` on.
+   */
+  holding(eventId: string): { head: string; count: number; from: string[] } | undefined {
+    for (const [head, r] of Object.entries(this.#book)) {
+      const i = r.members.indexOf(eventId);
+      if (i > 0) return { head, count: r.count, from: r.members.slice(i) };
+    }
+    return undefined;
+  }
+
+  /** A segment left in Odoo without its picking validated: what it covers. */
+  record(head: string, count: number, members: string[], now: number): void {
+    const known = this.#book[head];
+    // A retry's run may be shorter than the segment (a batch halved): keep the longer list.
+    if (known && known.count === count && known.members.length >= members.length) return;
+    const r: SegmentMembers = { count, members: members.slice(0, count), at: now };
+    this.#book[head] = r;
+    this.#added[head] = r;
+    this.#dropped.delete(head);
+  }
+
+  /** Covered up to `lastId` (or looked up and not in Odoo: `lastId` undefined): the record goes once its last member is covered. */
+  covered(head: string, lastId?: string): void {
+    const r = this.#book[head];
+    if (!r) return;
+    if (lastId !== undefined && r.members[r.members.length - 1] !== lastId) return;
+    delete this.#book[head];
+    delete this.#added[head];
+    this.#dropped.add(head);
+  }
+
+  async save(now: number): Promise<void> {
+    if (Object.keys(this.#added).length === 0 && this.#dropped.size === 0) return;
+    const added = { ...this.#added };
+    const dropped = new Set(this.#dropped);
+    for (const k of Object.keys(this.#added)) delete this.#added[k];
+    this.#dropped.clear();
+    try {
+      await this.#ref.updateOwnDoc<Book>(SEGMENTS_DOC, (stored) => {
+        const book: Book = { ...(stored ?? {}) };
+        for (const head of dropped) delete book[head];
+        Object.assign(book, added);
+        for (const [head, r] of Object.entries(book)) if (now - r.at > KEEP_MS) delete book[head];
+        return book;
+      });
+    } catch (err) {
+      // Kept for the next save (under any change made since).
+      for (const head of dropped) if (this.#added[head] === undefined) this.#dropped.add(head);
+      for (const [head, r] of Object.entries(added)) if (this.#added[head] === undefined && !this.#dropped.has(head)) this.#added[head] = r;
+      throw err;
+    }
+  }
+}
