@@ -317,15 +317,16 @@ function minutes(ms: number): string {
 }
 
 /**
- * How long a link has been down, as a technician reads it: "less than 1 s", "3 s", "2 min",
+ * How long a link has been down, as a technician reads it: "less than 1 min", "2 min",
  * "3 h 20 min", "2 days 6 h" (each unit whole, counted down: never more than the time passed).
  * Before, ENDPOINT_DOWN counted in minutes with a floor of one: "for 1 min" three seconds after
  * the adapter was pulled, "for 840 min" the next morning.
  */
 export function downFor(ms: number): string {
   const s = Math.floor(Math.max(0, ms) / 1000);
-  if (s < 1) return 'less than 1 s';
-  if (s < 60) return `${s} s`;
+  // The first minute in one set of words: the page's banner is a live region, and words that
+  // changed every second were read out again at each poll (2 s) for that minute.
+  if (s < 60) return 'less than 1 min';
   const m = Math.floor(s / 60);
   if (m < 60) return `${m} min`;
   const h = Math.floor(m / 60);
