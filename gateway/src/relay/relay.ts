@@ -770,6 +770,7 @@ export class Relay implements Component {
       log: this.#o.log,
       now: this.#clock,
       events: (correlationId, types) => store.eventsByCorrelation(correlationId, types),
+      doc: (namespace, key) => store.getDoc(namespace, key),
     };
     let trouble = 'ok' as 'ok' | 'link' | 'auth';
     /** The longest Retry-After a link failure of this round carried (ms). */

@@ -18,6 +18,11 @@ export interface RuleContext {
    * that use it then skip what it is for.
    */
   events?(correlationId: string, types?: EventType[]): Promise<StoredEvent[]>;
+  /**
+   * A local document of the store (`getDoc`): the billing rules read billing's memory of an
+   * accession through it (events/billing-memory.ts billingHistory). Absent without a store.
+   */
+  doc?<T>(namespace: string, key: string): Promise<T | undefined>;
 }
 
 /** Per-event result of one posting attempt. */
