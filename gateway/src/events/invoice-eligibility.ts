@@ -13,6 +13,14 @@
  * the key kept as a tombstone) is stepped over (freshEligibilityKey). Retention keeps an order's
  * billing events until it is billed in full (billingRetention).
  *
+ * What retention prunes, billing remembers (billing-memory.ts): the derivation writes a compact
+ * copy of each billing event it stores into the accession's memory (a local document, in the
+ * commit's own batch), and every walk (this derivation, the retention hold, the relay rules) reads
+ * the stored events plus the remembered ones no longer stored, in stored order. Before, a test
+ * billed and then named again by an order message after the pruning read as open with no result
+ * (an add-on never invoiced), and a test cancelled, its order replayed by the LIS after the
+ * pruning, was billed (test/integration/billing-retention-memory-audit.test.ts).
+ *
  * The accession's events are walked in the order they were stored (billingState): an
  * `order.created` adds its tests (a test cancelled earlier is ordered again), an `order.cancelled`
  * takes its tests away together with their earlier validation (a re-ordered test needs a new
@@ -91,17 +99,28 @@
  */
 import type { CanonicalEvent, DraftEvent, InvoiceEligibleData, OrderCancelledData, OrderCreatedData, OrderedTest, ResultValidatedData } from './types.ts';
 import { idempotencyKey, partitionKeys } from './keys.ts';
-import type { GatewayStore, RetentionHold, StoredEvent } from '../store/types.ts';
+import type { GatewayStore, LocalDoc, RetentionHold, StoredEvent } from '../store/types.ts';
 import { compareHl7Time, hl7Offset, hl7TimeToIso, inHl7Zone } from '../hl7/hl7-time.ts';
+import { expireMemories, readMemory, rememberDocs, withMemory, type BillingMemory } from './billing-memory.ts';
 
-/** What a deriver reads of the store (`idempotencyKeyUsed` where the store has it). */
-export type DeriverStore = Pick<GatewayStore, 'eventsByCorrelation' | 'idempotencyKeyUsed'>;
+/** What a deriver reads of the store (`idempotencyKeyUsed` and `getDoc` where the store has them). */
+export type DeriverStore = Pick<GatewayStore, 'eventsByCorrelation' | 'idempotencyKeyUsed'> & Partial<Pick<GatewayStore, 'getDoc'>>;
+
+/**
+ * Local documents a derivation writes in the commit's own atomic batch, made from the events the
+ * commit stores (with their ids and message id; a duplicate message or events skipped as
+ * duplicates store none). Synchronous: the store calls it while it queues the batch.
+ */
+export type DerivedDocs = (committed: readonly CanonicalEvent[]) => LocalDoc[];
 
 export interface EventDeriver {
   /** Correlation ids whose derivation must be serialised with this commit. */
   keys(drafts: readonly DraftEvent[]): string[];
-  /** Events to add to the commit (read what is stored; the store holds the keys' locks). */
-  derive(drafts: readonly DraftEvent[], store: DeriverStore): Promise<DraftEvent[]>;
+  /**
+   * Events to add to the commit (read what is stored; the store holds the keys' locks), and
+   * optionally documents to write with it (DerivedDocs).
+   */
+  derive(drafts: readonly DraftEvent[], store: DeriverStore): Promise<DraftEvent[] | { events: DraftEvent[]; docs?: DerivedDocs }>;
 }
 
 /** The event types that can change whether an order is billable. */
@@ -577,10 +596,12 @@ export function billedInFull(state: BillingState): boolean {
  * (see billingRetention). True while an order waits for results, while results wait for their
  * order, and while validated tests are not billed yet.
  */
-export async function stillBilling(store: Pick<GatewayStore, 'eventsByCorrelation'>, correlationId: string): Promise<boolean> {
+export async function stillBilling(store: Pick<GatewayStore, 'eventsByCorrelation'> & Partial<Pick<GatewayStore, 'getDoc'>>, correlationId: string): Promise<boolean> {
   const stored = await store.eventsByCorrelation(correlationId, [...BILLING_STATE_TYPES]);
   if (stored.length === 0) return false;
-  return !billedInFull(billingState(inStoredOrder(stored).map((s) => s.event)));
+  // With what billing remembers of events pruned before (billing-memory.ts).
+  const memory = await readMemory(store.getDoc?.bind(store), correlationId);
+  return !billedInFull(billingState(withMemory(stored, memory, correlationId).map((s) => s.event)));
 }
 
 /**
@@ -595,6 +616,8 @@ export async function stillBilling(store: Pick<GatewayStore, 'eventsByCorrelatio
 export const billingRetention: RetentionHold = {
   types: BILLING_STATE_TYPES,
   keep: (correlationId, store) => stillBilling(store, correlationId),
+  // Billing's memory of each accession goes at the dead-letter floor (billing-memory.ts).
+  expire: (before, store) => expireMemories(before, store),
 };
 
 /**
@@ -636,9 +659,15 @@ export const invoiceEligibility: EventDeriver = {
 
   async derive(drafts, store) {
     const derived: DraftEvent[] = [];
-    for (const accession of this.keys(drafts)) {
+    const keys = this.keys(drafts);
+    // Each accession's memory as read under its lock: the commit adds its stored billing events to it.
+    const memories = new Map<string, BillingMemory | undefined>();
+    for (const accession of keys) {
       const stored = await store.eventsByCorrelation(accession, [...BILLING_STATE_TYPES]);
-      const all: BillingEvent[] = [...inStoredOrder(stored).map((s) => s.event), ...drafts.filter((d) => d.correlationId === accession)];
+      const memory = await readMemory(store.getDoc?.bind(store), accession);
+      memories.set(accession, memory);
+      // The events stored, and those retention pruned as billing remembers them (billing-memory.ts).
+      const all: BillingEvent[] = [...withMemory(stored, memory, accession).map((s) => s.event), ...drafts.filter((d) => d.correlationId === accession)];
       const state = billingState(all);
       if (!state.ordered || state.wholeOrderCancelled || state.open.size === 0) continue;
       if (![...state.open.keys()].every((code) => state.validated.has(code))) continue;
@@ -659,7 +688,9 @@ export const invoiceEligibility: EventDeriver = {
         data,
       });
     }
-    return derived;
+    // Without a store that keeps documents, nothing to remember.
+    if (!store.getDoc) return derived;
+    return { events: derived, docs: (committed) => keys.flatMap((accession) => rememberDocs(accession, memories.get(accession), committed)) };
   },
 };
 

@@ -6,7 +6,7 @@
 import { mkdir, statfs } from 'node:fs/promises';
 import { Level } from 'level';
 import type { CanonicalEvent, DraftEvent, EventType } from '../events/types.ts';
-import type { EventDeriver } from '../events/invoice-eligibility.ts';
+import type { DerivedDocs, EventDeriver } from '../events/invoice-eligibility.ts';
 import { EVENT_SCHEMA_VERSION } from '../events/types.ts';
 import { GatewayError, describeError, isGatewayError } from '../errors.ts';
 import { IdGenerator, idTime } from '../ids.ts';
@@ -1201,10 +1201,12 @@ export class EventStore implements GatewayStore {
       let result: Promise<CommitResult>;
       try {
         if (ahead.length > 0) await Promise.all(ahead);
-        const extra = keys.length > 0 ? await (this.#deriver as EventDeriver).derive(drafts, this) : [];
+        const derived = keys.length > 0 ? await (this.#deriver as EventDeriver).derive(drafts, this) : [];
+        const extra = Array.isArray(derived) ? derived : derived.events;
+        const docsOf = Array.isArray(derived) ? undefined : derived.docs;
         // #commit queues a new message's operations before its first await.
         // The message's own drafts come first: a resend of a damaged record is rebuilt from them only.
-        result = this.#commit(message, extra.length ? [...drafts, ...extra] : drafts, false, drafts.length);
+        result = this.#commit(message, extra.length ? [...drafts, ...extra] : drafts, false, drafts.length, docsOf);
       } finally {
         queued();
       }
@@ -1257,13 +1259,16 @@ export class EventStore implements GatewayStore {
    * being read): commit it again from the look-up, as new. Once only: by then LevelDB has the
    * deletion, so the key is not found again.
    */
-  #commitAgain(message: InboundMessage, drafts: DraftEvent[], retried: boolean, own: number): Promise<CommitResult> {
+  #commitAgain(message: InboundMessage, drafts: DraftEvent[], retried: boolean, own: number, docsOf?: DerivedDocs): Promise<CommitResult> {
     if (retried) throw new GatewayError('GW_STORE_STATE', `the message for ${message.dedupKey ?? 'this resend'} is gone but its dedup key remains`);
-    return this.#commit(message, drafts, true, own);
+    return this.#commit(message, drafts, true, own, docsOf);
   }
 
-  /** `own`: how many of `drafts` the message itself yields (the rest the deriver added). */
-  async #commit(message: InboundMessage, drafts: DraftEvent[], retried = false, own = drafts.length): Promise<CommitResult> {
+  /**
+   * `own`: how many of `drafts` the message itself yields (the rest the deriver added). `docsOf`:
+   * the deriver's documents, made from the events this commit stores (none for a duplicate).
+   */
+  async #commit(message: InboundMessage, drafts: DraftEvent[], retried = false, own = drafts.length, docsOf?: DerivedDocs): Promise<CommitResult> {
     const dedupKey = message.dedupKey;
     let inflight = dedupKey !== undefined ? this.#inflightDedup.get(dedupKey) : undefined;
     let known: boolean[] | undefined;
@@ -1271,18 +1276,18 @@ export class EventStore implements GatewayStore {
       // One round of parallel look-ups: the message's dedup key, the events' idempotency keys and
       // the counts of partitions not cached yet.
       const [existing, found] = this.#lookup(drafts, dedupKey);
-      if (existing !== undefined) return (await this.#recordDuplicate(existing, message, drafts, own)) ?? this.#commitAgain(message, drafts, retried, own);
+      if (existing !== undefined) return (await this.#recordDuplicate(existing, message, drafts, own)) ?? this.#commitAgain(message, drafts, retried, own, docsOf);
       known = found;
       // Another commit of the same key may have started while we looked.
       if (dedupKey !== undefined) inflight = this.#inflightDedup.get(dedupKey);
     }
     if (inflight) {
       const original = await inflight.catch(() => undefined);
-      if (original) return (await this.#recordDuplicate(original.messageId, message, drafts, own)) ?? this.#commitAgain(message, drafts, retried, own);
+      if (original) return (await this.#recordDuplicate(original.messageId, message, drafts, own)) ?? this.#commitAgain(message, drafts, retried, own, docsOf);
       known = this.#lookup(drafts)[1]; // the original failed: this one takes its place
     }
     this.#assertWritable();
-    const attempt = this.#commitNew(message, drafts, known ?? []);
+    const attempt = this.#commitNew(message, drafts, known ?? [], docsOf);
     if (dedupKey !== undefined) {
       this.#inflightDedup.set(dedupKey, attempt);
       // Until LevelDB has the dedup key (a commit may be answered before), a resend finds it here.
@@ -1477,7 +1482,7 @@ export class EventStore implements GatewayStore {
     return ((await this.#sub.queue.get(draft.partitionKey + SEP + eventId)) as string | undefined) !== undefined;
   }
 
-  async #commitNew(message: InboundMessage, drafts: DraftEvent[], known: boolean[]): Promise<CommitResult> {
+  async #commitNew(message: InboundMessage, drafts: DraftEvent[], known: boolean[], docsOf?: DerivedDocs): Promise<CommitResult> {
     // Synchronous until the write is queued, so that in-memory state and queued operations agree.
     const keep = drafts.map((_, i) => known[i] !== true);
     const now = Date.now();
@@ -1498,6 +1503,17 @@ export class EventStore implements GatewayStore {
       eventIds.push(this.#enqueueEvent(draft, messageId, now, ops, touched, committed));
     });
     this.#putPartitionCounts(touched, ops);
+    // The deriver's documents (billing's memory), from the events stored here, in the same batch.
+    // A failure to make them leaves them out: the commit is not refused for them.
+    if (docsOf && committed.length > 0) {
+      let docs: LocalDoc[] = [];
+      try {
+        docs = docsOf(committed);
+      } catch {
+        docs = [];
+      }
+      for (const doc of docs) ops.push(this.#docOp(doc));
+    }
 
     const record = messageRecord(message, messageId, message.receivedAt, eventIds, committed, 0);
     ops.push({ type: 'put', sublevel: this.#sub.msg, key: messageId, value: { log: messagePayload(record, message.raw, message.ack), duplicates: 0 } satisfies LogEntry });
@@ -1555,10 +1571,16 @@ export class EventStore implements GatewayStore {
       ids.push(this.#enqueueEvent(draft, '', now, ops, touched));
     });
     this.#putPartitionCounts(touched, ops);
-    for (const doc of docs) ops.push({ type: 'put', sublevel: this.#sub.doc, key: doc.namespace + SEP + doc.key, value: doc.value });
+    for (const doc of docs) ops.push(this.#docOp(doc));
     if (ops.length === 0) return ids;
     await this.#writeClaiming(ops, claimed);
     return ids;
+  }
+
+  /** The put (or delete) of a local document. */
+  #docOp(doc: LocalDoc): BatchOp {
+    const key = doc.namespace + SEP + doc.key;
+    return doc.delete ? { type: 'del', sublevel: this.#sub.doc, key } : { type: 'put', sublevel: this.#sub.doc, key, value: doc.value };
   }
 
   /**
@@ -2539,7 +2561,16 @@ export class EventStore implements GatewayStore {
    * messages whose events are all finished. Dead letters and rejected messages keep a longer floor.
    * Work per call is bounded; call again until it returns 0.
    */
-  prune(now: number = this.#retentionNow(), maxWork = 5_000): Promise<number> {
+  async prune(now: number = this.#retentionNow(), maxWork = 5_000): Promise<number> {
+    const pruned = await this.#pruneEvents(now, maxWork);
+    // Documents the hold keeps in step with its events (billing's memory) go at the dead-letter floor.
+    const expire = this.#retentionHold?.expire;
+    if (!expire || this.#health === 'closed') return pruned;
+    const expired = await expire.call(this.#retentionHold, now - this.#retention.deadLetterRetentionDays * DAY_MS, this).catch(() => 0);
+    return pruned + expired;
+  }
+
+  #pruneEvents(now: number, maxWork: number): Promise<number> {
     return this.#withQueueLock(async () => {
       if (this.#health === 'closed') return 0;
       await this.#committer.barrier();

@@ -285,7 +285,14 @@ export interface GatewayStore {
  */
 export interface RetentionHold {
   types: readonly EventType[];
-  keep(correlationId: string, store: Pick<GatewayStore, 'eventsByCorrelation'>): Promise<boolean>;
+  keep(correlationId: string, store: Pick<GatewayStore, 'eventsByCorrelation'> & Partial<Pick<GatewayStore, 'getDoc'>>): Promise<boolean>;
+  /**
+   * Local documents kept in step with the held events that outlive them (the gateway: billing's
+   * memory of each accession, events/billing-memory.ts) go once unchanged since `before` (the
+   * dead-letter floor: now − `store.deadLetterRetentionDays`). Called by every `prune()` after its
+   * pass; returns how many it deleted (bounded per call, so that "prune until 0" ends).
+   */
+  expire?(before: number, store: Pick<GatewayStore, 'listDocs' | 'getDoc' | 'deleteDoc'>): Promise<number>;
 }
 
 /** A local document written in the same atomic batch as local events (see commitLocal). */
@@ -293,6 +300,8 @@ export interface LocalDoc {
   namespace: string;
   key: string;
   value: unknown;
+  /** Delete the document instead (`value` is ignored). */
+  delete?: boolean;
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { InvoiceEligibleData, OrderCancelledData } from '../../events/types.ts';
+import { billingHistory } from '../../events/billing-memory.ts';
 import { BILLING_STATE_TYPES, billingState, inStoredOrder, leftOpenBy } from '../../events/invoice-eligibility.ts';
 import { idempotencyKey, partitionKeys } from '../../events/keys.ts';
 import type { StoredEvent } from '../../store/types.ts';
@@ -208,7 +209,8 @@ async function billableNow(ctx: RuleContext, e: StoredEvent, d: InvoiceEligibleD
   const codes = new Set(d.tests.map((t) => t.code));
   if (!ctx.events) return { codes, wholeOrderCancelled: false, billedEarlier: new Set() };
   let wholeOrderCancelled = false;
-  const stored = await ctx.events(e.event.correlationId, [...BILLING_STATE_TYPES]);
+  // With the events retention pruned, as billing remembers them (events/billing-memory.ts).
+  const stored = await billingHistory(ctx, e.event.correlationId, BILLING_STATE_TYPES);
   for (const c of inStoredOrder(stored)) {
     if (c.event.type !== 'order.cancelled') continue;
     if (c.event.id < e.event.id || c.event.partitionKey !== partitionKeys.order(e.event.correlationId)) continue;

@@ -1,5 +1,6 @@
 import { describeError } from '../../errors.ts';
-import { billingState, inStoredOrder } from '../../events/invoice-eligibility.ts';
+import { billingHistory } from '../../events/billing-memory.ts';
+import { billingState } from '../../events/invoice-eligibility.ts';
 import type { OrderCreatedData, OrderedTest } from '../../events/types.ts';
 import type { OdooRef, StoredEvent } from '../../store/types.ts';
 import { create, externalId, loadWithExternalIds, m2oId, read, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
@@ -332,7 +333,9 @@ async function orderPlan(ctx: RuleContext, evs: StoredEvent[]): Promise<OrderPla
   if (!ctx.events) return { leftOut: new Set(), resent: new Map(), closed: false, reorder: undefined, validated: [], uncounted: [] };
   const accession = evs[0]!.event.correlationId;
   const ids = new Set(evs.map((e) => e.event.id));
-  const stored = inStoredOrder(await ctx.events(accession, ['order.created', 'order.cancelled', 'result.validated'])).filter((s) => s.event.id <= evs.at(-1)!.event.id);
+  // With the events retention pruned, as billing remembers them (events/billing-memory.ts): a
+  // resend of an order cancelled before the pruning stays a resend.
+  const stored = (await billingHistory(ctx, accession, ['order.created', 'order.cancelled', 'result.validated'])).filter((s) => s.event.id <= evs.at(-1)!.event.id);
   const state = billingState(stored.map((s) => s.event));
   const leftOut = new Set<string>();
   const resent = new Map<string, number>();

@@ -1,4 +1,5 @@
 import type { OrderCreatedData, ResultValidatedData } from '../../events/types.ts';
+import { billingHistory, readMemory, remembersPruned, withMemory } from '../../events/billing-memory.ts';
 import { BILLING_STATE_TYPES, billingState, inStoredOrder, resultNotCountedBy, testCancelled, type ResultNotCounted } from '../../events/invoice-eligibility.ts';
 import type { StoredEvent } from '../../store/types.ts';
 import { m2oId, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
@@ -51,10 +52,14 @@ export const resultValidatedRule: PostingRule = {
     // The accession's billing events, read once per batch (a result's own walk ends at it). Every
     // way a result counts for nothing starts at a cancellation: an accession the LIS never
     // cancelled anything of (nearly all) costs one look at its correlation index for the type,
-    // no event bodies (eventsByCorrelation filters by the index's type before reading them).
+    // no event bodies (eventsByCorrelation filters by the index's type before reading them), and
+    // one read of billing's memory (a cancellation retention pruned: events/billing-memory.ts).
     const billingEvents = new Map<string, Promise<StoredEvent[] | undefined>>();
-    const read = async (events: NonNullable<RuleContext['events']>, accession: string): Promise<StoredEvent[] | undefined> =>
-      (await events(accession, ['order.cancelled'])).length === 0 ? undefined : events(accession, [...BILLING_STATE_TYPES]);
+    const read = async (events: NonNullable<RuleContext['events']>, accession: string): Promise<StoredEvent[] | undefined> => {
+      const [cancels, memory] = await Promise.all([events(accession, ['order.cancelled']), readMemory(ctx.doc?.bind(ctx), accession)]);
+      if (cancels.length === 0 && !remembersPruned(cancels, memory, 'order.cancelled')) return undefined;
+      return withMemory(await events(accession, [...BILLING_STATE_TYPES]), memory, accession);
+    };
     const uncounted = async (e: StoredEvent, d: ResultValidatedData): Promise<ResultNotCounted | undefined> => {
       if (!ctx.events) return undefined;
       if (!billingEvents.has(d.accession)) billingEvents.set(d.accession, read(ctx.events, d.accession));
@@ -158,7 +163,9 @@ async function resultsLeftToTheOrder(ctx: RuleContext, accession: string, so: Od
   if (!ctx.events) return [];
   const stored = inStoredOrder(await ctx.events(accession, ['order.created', 'order.cancelled', 'result.validated']));
   const upTo = stored.filter((s) => s.event.id <= before.id);
-  const validated = billingState(upTo.map((s) => s.event)).validated;
+  // Walked with the events retention pruned, as billing remembers them (events/billing-memory.ts).
+  const history = (await billingHistory(ctx, accession, ['order.created', 'order.cancelled', 'result.validated'])).filter((s) => s.event.id <= before.id);
+  const validated = billingState(history.map((s) => s.event)).validated;
   const codes: string[] = [];
   for (const r of upTo) {
     if (r.event.type !== 'result.validated' || r.event.id === before.id || r.event.partitionKey !== before.partitionKey || r.state !== 'delivered') continue;
@@ -262,7 +269,8 @@ async function noteLeftMilestones(ctx: RuleContext, events: StoredEvent[], order
  */
 async function notCountedByTheOrder(ctx: RuleContext, e: StoredEvent, d: ResultValidatedData): Promise<string | undefined> {
   if (!ctx.events) return undefined;
-  const stored = inStoredOrder(await ctx.events(d.accession, ['order.created', 'order.cancelled', 'result.validated']));
+  // With the events retention pruned, as billing remembers them (events/billing-memory.ts; those are delivered, never following).
+  const stored = await billingHistory(ctx, d.accession, ['order.created', 'order.cancelled', 'result.validated']);
   const following = stored.filter(
     (o) => o.event.type === 'order.created' && o.event.id > e.event.id && o.state !== 'delivered' && o.state !== 'discarded' && (o.event.data as OrderCreatedData).tests.some((t) => t.code === d.testCode),
   );
@@ -303,6 +311,7 @@ function notCountedNote(n: ResultNotCounted): string {
  */
 async function cancelledByTheLis(ctx: RuleContext, d: ResultValidatedData): Promise<boolean> {
   if (!ctx.events) return false;
-  const stored = inStoredOrder(await ctx.events(d.accession, ['order.created', 'order.cancelled']));
+  // With the events retention pruned, as billing remembers them (events/billing-memory.ts).
+  const stored = await billingHistory(ctx, d.accession, ['order.created', 'order.cancelled']);
   return testCancelled(billingState(stored.map((s) => s.event)), d.testCode);
 }
