@@ -87,6 +87,8 @@ describe('billing remembers what retention pruned', () => {
     expect(openLines(rig.emu, acc)).toEqual(['GLU']);
     const notes = (await rig.events(acc)).map((e) => `${e.event.type}: ${e.note ?? ''}`);
     expect(notes.find((n) => n.startsWith('order.created'))).toMatch(/TSH left off the order \(a resend of the order the LIS cancelled/);
+    const tsh = (await rig.events(acc)).find((e) => e.event.type === 'result.validated' && (e.event.data as { testCode: string }).testCode === 'TSH');
+    expect(tsh?.note).toMatch(/test cancelled by the LIS/);
   });
 
   it('is written with the billing events only, and goes at the dead-letter floor', async () => {
