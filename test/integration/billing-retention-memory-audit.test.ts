@@ -91,6 +91,23 @@ describe('billing remembers what retention pruned', () => {
     expect(tsh?.note).toMatch(/test cancelled by the LIS/);
   });
 
+  it('a resend adds nothing; an accession stored before this release (no memory) is walked from its events', async () => {
+    const rig = await billingRig();
+    const order = ormTimed('RM-7', ['GLU', 'CRP'], { msh7: ORDERED, orc9: ORDERED });
+    await rig.receive(order);
+    await rig.receive(order); // the same MSH-10: a duplicate
+    const memory = await rig.store.getDoc<{ events: Array<{ type: string }> }>('billing', 'RM-7');
+    expect(memory?.events.map((e) => e.type)).toEqual(['order.created']);
+    // As if stored by the release before: no memory.
+    await rig.store.deleteDoc('billing', 'RM-7');
+    await rig.receive(oru('RM-7', 'GLU'));
+    await rig.receive(oru('RM-7', 'CRP'));
+    await rig.settle('RM-7');
+    expect(billed(rig.emu, 'RM-7')).toEqual(['CRP', 'GLU']);
+    const after = await rig.store.getDoc<{ events: Array<{ type: string }> }>('billing', 'RM-7');
+    expect(after?.events.map((e) => e.type)).toEqual(['result.validated', 'result.validated', 'invoice.eligible']);
+  });
+
   it('is written with the billing events only, and goes at the dead-letter floor', async () => {
     const rig = await billingRig();
     // A preliminary result makes no billing event: no memory is written for it.
