@@ -155,6 +155,12 @@ export interface RefusedModel {
   reason: string;
   /** What the gateway does without it. */
   effect: string;
+  /**
+   * Refused a re-read between pulls (the lab quants before a consumption batch or a breach), not
+   * the pull: the last pull's rows are in use. Such an entry goes at the next successful re-read
+   * or with the next pull.
+   */
+  reread?: true;
 }
 
 /** What each pulled model is, for the operator (ODOO_REFERENCE_REFUSED). */
@@ -552,13 +558,27 @@ export class ReferenceData {
     if (ids.length === 0) return;
     const readAt = Date.now();
     const lab = findLocation(this.#snap.locations, this.#mapping.labLocation) ?? (await this.location(this.#mapping.labLocation, 'odoo.mapping.labLocation'));
-    const quants = await searchRead(this.#odoo, 'stock.quant', [['product_id', 'in', ids], ['location_id', 'child_of', lab.id]], ['id', 'product_id', 'lot_id', 'location_id', 'quantity'], { order: 'id' });
+    let quants: OdooRecord[];
+    try {
+      quants = await searchRead(this.#odoo, 'stock.quant', [['product_id', 'in', ids], ['location_id', 'child_of', lab.id]], ['id', 'product_id', 'lot_id', 'location_id', 'quantity'], { order: 'id' });
+    } catch (err) {
+      this.#rereadRefused('stock.quant', err);
+      throw err;
+    }
     const known = new Set(this.#snap.lots.map((l) => l.id));
     const newLots = [...new Set(quants.map((q) => m2oId(q['lot_id'])).filter((id): id is number => id !== undefined && !known.has(id)))];
     if (newLots.length > 0) {
-      const lots = await read(this.#odoo, 'stock.lot', newLots, ['id', 'name', 'product_id', 'expiration_date']);
+      let lots: OdooRecord[];
+      try {
+        lots = await read(this.#odoo, 'stock.lot', newLots, ['id', 'name', 'product_id', 'expiration_date']);
+      } catch (err) {
+        // A record rule refusing a lot the lab's quants name (a lot of another company).
+        this.#rereadRefused('stock.lot', err);
+        throw err;
+      }
       this.#snap.lots = [...this.#snap.lots, ...lots.map(toLot)];
     }
+    if (this.#refused.some((r) => r.reread)) this.#refused = this.#refused.filter((r) => !r.reread);
     const refreshed = new Set(ids);
     this.#snap.quants = [
       ...this.#snap.quants.filter((q) => !refreshed.has(q.productId)),
@@ -570,6 +590,24 @@ export class ReferenceData {
       if (!notInRead(d, readAt)) continue;
       for (const l of d.lines) if (refreshed.has(l.productId)) this.consume(l.productId, l.lotId, l.qty, l.locationId);
     }
+  }
+
+  /**
+   * Odoo refused a re-read of the lab's stock on its merits (refusedOnItsMerits: an AccessError, the
+   * gateway's user having lost read access on stock.quant or a record rule refusing a lot; another
+   * Odoo error): listed in `refused` as the pull lists a model it may not read, so that the relay
+   * raises ODOO_REFERENCE_REFUSED (or _FAILED) once, while the callers go on with the last pull's
+   * rows (the consumption rule, the stock watch). Before, only a warning in the log at each check.
+   */
+  #rereadRefused(model: string, err: unknown): void {
+    if (!refusedOnItsMerits(err)) return;
+    if (this.#refused.some((r) => r.model === model)) return;
+    const effect =
+      model === 'stock.quant'
+        ? 'the consumption rule and the stock watch count the on-hand quantities of the last pull, less what the gateway posted since, until Odoo lets the gateway read them again (a count, a scrap or a transfer done in Odoo meanwhile is not seen)'
+        : 'the lab stock is not read again: the consumption rule and the stock watch count the on-hand quantities of the last pull, less what the gateway posted since';
+    this.#refused = [...this.#refused, { model, kind: isAccessError(err) ? 'access' : 'error', label: MODEL_LABELS[model] ?? model, reason: refusalReason(err), effect, reread: true }];
+    this.#log?.warn(`Odoo refused the gateway's read of ${model}: the last pull's figures are used`, { error: refusalReason(err) });
   }
 
   /**
@@ -848,6 +886,15 @@ function multipleOf(row: OdooRecord, products: ProductRef[], uoms: UomRef[]): Pi
 function qtyMultiple(value: unknown): number {
   const n = typeof value === 'number' ? value : Number.NaN;
   return Number.isFinite(n) && n >= 0 ? n : 1;
+}
+
+/**
+ * Odoo answered a read with a refusal on its merits (an AccessError, a record rule, another Odoo
+ * exception), which it gives the same at every attempt; not the link down (a timeout, a refused
+ * connection, a proxy's 5xx), the credentials, or an error of the gateway's own (a mapping).
+ */
+export function refusedOnItsMerits(err: unknown): boolean {
+  return failureOf(err) === 'permanent' && !isLinkDown(err) && err instanceof GatewayError && typeof err.details?.['odooName'] === 'string';
 }
 
 /** Odoo refused the read because the user may not read the model (ir.model.access or a record rule). */

@@ -746,6 +746,8 @@ export class Relay implements Component {
     this.#lastWatch = performance.now();
     this.#watchOwed = false;
     await this.#watch.check().catch((err) => this.#o.log.warn('stock watch failed', { error: describeError(err) }));
+    // A re-read of the lab stock Odoo refused (ReferenceData.refused, `reread`): told once.
+    this.#reportRefused();
   }
 
   /**
@@ -858,7 +860,10 @@ export class Relay implements Component {
     // leaves the check owed (#housekeeping runs it once the interval has passed). Before, it was
     // skipped for good: stock crossing its minimum then raised no breach until the next pull.
     // After a link failure the check is owed too: nothing goes to Odoo before the back-off.
-    if (this.#o.watchStock !== false && leases.some((l) => l.events.some((e) => e.event.type === 'consumable.used'))) {
+    const consumed = leases.some((l) => l.events.some((e) => e.event.type === 'consumable.used'));
+    // The consumption rule's re-read of the lab stock Odoo refused (it posts from the last pull): told once.
+    if (consumed) this.#reportRefused();
+    if (this.#o.watchStock !== false && consumed) {
       if (trouble === 'ok' && performance.now() - this.#lastWatch >= this.#watchEvery()) await this.#checkStock();
       else this.#watchOwed = true;
     }

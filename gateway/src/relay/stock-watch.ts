@@ -4,7 +4,7 @@ import { describeError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { GatewayStore, LocalDoc, StoredEvent } from '../store/types.ts';
 import { consumptionInOdoo } from './rules/consumable-used.ts';
-import { quantityInProductUnit, type OrderpointRef, type ReferenceData, type ReferenceSnapshot } from './reference-data.ts';
+import { quantityInProductUnit, refusedOnItsMerits, type OrderpointRef, type ReferenceData, type ReferenceSnapshot } from './reference-data.ts';
 
 /**
  * Local replenishment check (DESIGN.md §3 stock.threshold_breached): on-hand at the lab location
@@ -212,16 +212,24 @@ export class StockWatch {
     // while the quants are read again before every consumption batch: an RFQ the buyer confirmed
     // since the pull was not on its way, and once a box brought up from the main store had ended
     // the episode, the next fall below the minimum ordered the reagent a second time
-    // (test/integration/stock-incoming-since-pull-audit.test.ts). A failed read holds these
-    // products until the next check (no breach, no mark), as a failed look-up does.
+    // (test/integration/stock-incoming-since-pull-audit.test.ts). A read that fails for the link
+    // (a timeout, a refused connection, a 5xx) holds these products until the next check (no
+    // breach, no mark), as a failed look-up does. Odoo refusing it on its merits (an AccessError:
+    // the gateway's user lost read access on stock.quant, a record rule) answers the same at every
+    // check: held, the breach never came and the lab ran out with no RFQ. The last pull's figures,
+    // less what the gateway posted since, are compared instead, as the consumption rule posts from
+    // them; ReferenceData lists the refusal and the relay raises ODOO_REFERENCE_REFUSED once
+    // (test/integration/stock-quant-refused-audit.test.ts).
     if (breaching.length > 0) {
       const ids = breaching.map((b) => b.product.id);
       try {
         await this.#o.ref.refreshIncoming(ids);
         await this.#o.ref.refreshStock(ids);
       } catch (err) {
-        this.#o.log.warn('stock watch: could not read the goods on their way again; the reorder check of these products waits for the next check', { products: breaching.map((b) => b.product.code), error: describeError(err) });
-        breaching.length = 0;
+        if (!refusedOnItsMerits(err)) {
+          this.#o.log.warn('stock watch: could not read the goods on their way or the lab stock again; the reorder check of these products waits for the next check', { products: breaching.map((b) => b.product.code), error: describeError(err) });
+          breaching.length = 0;
+        }
       }
     }
     for (const { op, product } of breaching) {
