@@ -604,11 +604,11 @@ async function walkPosted(
   while (heads.length > 0) {
     const hits = await findPosted(ctx, heads.map((k) => ({ id: left.get(k)![0]!.event.id, legacy: k.startsWith(LEGACY_PARTITION_PREFIX) })));
     // Heads whose own marker missed, held by a recorded segment after its head: that segment's marker.
-    const held = new Map<string, { head: string; count: number; from: string[] }>();
+    const held = new Map<string, { head: string; count: number; from: string[]; rest?: number }>();
     for (const key of heads) {
       const head = left.get(key)![0]!;
       if (hits.has(head.event.id) || covered?.(head)) continue;
-      const seg = book.holding(head.event.id);
+      const seg = book.holding(head.event.id, key);
       if (seg) held.set(key, seg);
     }
     const viaHits = held.size > 0 ? await findPosted(ctx, [...new Set([...held.values()].map((h) => h.head))].map((id) => ({ id, legacy: false }))) : new Map<string, PostedSegment>();
@@ -626,6 +626,8 @@ async function walkPosted(
           // The run's events that are the segment's next members, in order.
           let n = 0;
           while (n < run.length && n < seg.from.length && run[n]!.event.id === seg.from[n]) n++;
+          // The rest of a segment covered in part: the partition's next events.
+          if (seg.rest !== undefined) n = Math.min(run.length, seg.rest);
           hit = other;
           count = n;
           via = { head: seg.head };
@@ -651,6 +653,13 @@ async function walkPosted(
       }
       const segHead = via?.head ?? head.event.id;
       book.covered(segHead, events[events.length - 1]?.event.id);
+      // A run holding only part of the segment (a batch posted again in halves after a proxy's
+      // 413, a shorter lease): its later events head the partition next, and their own marker is
+      // found nowhere. Recorded, they are found in it; before, they were posted again
+      // (test/integration/stock-consumption-split-413-audit.test.ts).
+      if (events.length > 0 && (via ? held.get(key)?.rest !== undefined : events.length < hit.count)) {
+        book.coveredPart(segHead, key, events.map((e) => e.event.id), hit.count, (ctx as { now?: () => number }).now?.() ?? Date.now());
+      }
       const found: FoundSegment = { marker: segmentOrigin(segHead, hit.count), pickingId: hit.pickingId, moveIds: hit.moveIds, legacy: hit.legacy, ...('doneAt' in settled && settled.doneAt ? { doneAt: settled.doneAt } : {}) };
       segments.push({ found, hit, events, ...(via ? { via } : {}), ...('cancelled' in settled ? { cancelled: true as const } : {}) });
       advance(key, run, count, next);

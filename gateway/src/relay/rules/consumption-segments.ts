@@ -24,10 +24,15 @@ const KEEP_MS = 30 * 24 * 3600_000;
 
 interface SegmentMembers {
   count: number;
-  /** The segment's event ids in partition order, the head first. */
+  /** The segment's event ids in partition order, the head first (a part: those covered so far). */
   members: string[];
   /** When recorded (relay clock, epoch ms). */
   at: number;
+  /**
+   * A part of the segment, covered by a run shorter than it (`members` are those covered so far):
+   * the rest is the partition's next events. Set on such records only.
+   */
+  partition?: string;
 }
 type Book = Record<string, SegmentMembers>;
 
@@ -50,12 +55,41 @@ export class ConsumptionSegments {
    * The recorded segment holding `eventId` after its head (the head's own marker is looked up
    * directly): its head, and the members from `eventId` on.
    */
-  holding(eventId: string): { head: string; count: number; from: string[] } | undefined {
+  holding(eventId: string, partition?: string): { head: string; count: number; from: string[]; rest?: number } | undefined {
     for (const [head, r] of Object.entries(this.#book)) {
       const i = r.members.indexOf(eventId);
       if (i > 0) return { head, count: r.count, from: r.members.slice(i) };
     }
+    // A segment covered in part: the rest of it is the partition's next events, from the first
+    // after the part covered (ids are time-ordered, the partition's order).
+    if (partition !== undefined) {
+      for (const [head, r] of Object.entries(this.#book)) {
+        const last = r.members[r.members.length - 1];
+        if (r.partition === partition && r.members.length < r.count && last !== undefined && eventId > last) return { head, count: r.count, from: [], rest: r.count - r.members.length };
+      }
+    }
     return undefined;
+  }
+
+  /**
+   * A segment found in Odoo and covered in part: the run walked held fewer of its events than it
+   * counts (a batch posted again in halves after a proxy's 413, a shorter lease), so the rest are
+   * the partition's next events, found through this record once they head it (`holding`). A
+   * segment whose events are all recorded (left unvalidated, `record`) needs none. Such a record
+   * stays until KEEP_MS, or until its head is looked up and not in Odoo.
+   */
+  coveredPart(head: string, partition: string, covered: string[], count: number, now: number): void {
+    const known = this.#book[head];
+    if (known && known.partition === undefined) return;
+    const members = [...(known?.members ?? []), ...covered.filter((id) => !known?.members.includes(id))].slice(0, count);
+    if (known && known.members.length === members.length) return;
+    // Kept whole once every event is covered (found then by `members`, as a segment left
+    // unvalidated is), until KEEP_MS: the batch that covered them may be posted again in halves
+    // (its results dropped), and its halves look them up again.
+    const r: SegmentMembers = { count, members, at: known?.at ?? now, partition };
+    this.#book[head] = r;
+    this.#added[head] = r;
+    this.#dropped.delete(head);
   }
 
   /** A segment left in Odoo without its picking validated: what it covers. */
@@ -73,7 +107,7 @@ export class ConsumptionSegments {
   covered(head: string, lastId?: string): void {
     const r = this.#book[head];
     if (!r) return;
-    if (lastId !== undefined && r.members[r.members.length - 1] !== lastId) return;
+    if (lastId !== undefined && (r.partition !== undefined || r.members[r.members.length - 1] !== lastId)) return;
     delete this.#book[head];
     delete this.#added[head];
     this.#dropped.add(head);
