@@ -308,7 +308,7 @@ const result = {
     fdatasyncBefore: fsyncBefore,
     fdatasyncAfter: fsyncProbe(),
   },
-  message: 'ORU^R01 v2.5.1, 5 OBX (~700 bytes), unique MSH-10 per message; durable = 1 message record + 1 event per ACK, fsync before ACK',
+  message: 'ORU^R01 v2.5.1, 5 OBX (~700 bytes), unique MSH-10 per message; durable = 1 message record + 1 event per ACK, committed as the gateway does (with its billing derivation: invoice eligibility and billing memory), fsync before ACK',
   closedLoop,
   intakeWithoutStore,
   syncedAppendOnly,
