@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { billingRetention, invoiceEligibility } from '../../gateway/src/events/invoice-eligibility.ts';
+import { normalize, orm, oru } from '../fixtures/relay/billing-rig.ts';
+import { inboundMessage } from '../fixtures/store/inbound.ts';
+import { useTempStore } from '../fixtures/store/temp-store.ts';
+
+// The derivation of a billing message (invoice eligibility) reads its accession's stored events
+// and billing memory. Those change only in commits of that accession, serialised by the store's
+// key lock and marked until LevelDB has them: the derivation waits for LevelDB only when its
+// accession has such a commit in flight (store README "Commit point", EventStore #deriverView).
+// Before, every billing message's derivation waited until LevelDB had applied every batch in
+// flight: the gateway's durable intake ran at about half the rate of a store without derivation.
+//
+// Real LevelDB and message log in a temp dir; LevelDB's writes are held by interceptLevelWrites
+// (commits are answered at their commit point, the synced message-log write, meanwhile). No timing.
+
+const tmp = useTempStore('lgw-derivation-reads-', { pruneIntervalMs: 0, minFreeBytes: 0, messageLogMinBatch: 1, deriver: invoiceEligibility, retentionHold: billingRetention });
+
+/** Hold every LevelDB write until released. */
+function holdLevel() {
+  let held = 0;
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  return {
+    hook: async (): Promise<void> => {
+      held++;
+      await gate;
+    },
+    held: () => held,
+    release: () => open(),
+  };
+}
+
+const message = (text: string) => {
+  const { controlId, drafts } = normalize(text);
+  return { msg: inboundMessage(controlId, { raw: Buffer.from(text, 'latin1') }), drafts };
+};
+
+describe('a billing message derives without waiting for LevelDB, unless its accession has a commit in flight', () => {
+  it('another accession derives at once; the same accession sees its order committed just before', async () => {
+    const store = await tmp.open();
+    const gate = holdLevel();
+    store.interceptLevelWrites(gate.hook);
+
+    // The order of DR-1, answered at its commit point while LevelDB's write is held.
+    const order = message(orm('DR-1', ['GLU']));
+    const ordered = await store.commit(order.msg, order.drafts);
+    expect(ordered.eventIds).toHaveLength(1);
+    expect(gate.held()).toBeGreaterThan(0);
+
+    // A result of another accession (no order stored): derived and answered while LevelDB's
+    // writes are still held. Before, its derivation waited for them: this await never ended.
+    const other = message(oru('DR-2', 'GLU'));
+    const otherResult = await store.commit(other.msg, other.drafts);
+    expect(otherResult.duplicate).toBe(false);
+    expect(otherResult.eventIds).toHaveLength(1); // nothing to bill: DR-2 has no order
+
+    // DR-1's result: its derivation must see DR-1's order, still only in the held batch. It
+    // waits for LevelDB; once released, the order is read and the invoice eligibility derived.
+    const result = message(oru('DR-1', 'GLU'));
+    const pending = store.commit(result.msg, result.drafts);
+    gate.release();
+    const validated = await pending;
+    store.interceptLevelWrites(undefined);
+    expect(validated.eventIds).toHaveLength(2);
+    const types = await Promise.all(validated.eventIds.map(async (id) => (await store.getEvent(id))?.event.type));
+    expect(types).toEqual(['result.validated', 'invoice.eligible']);
+    await store.close();
+  });
+});
