@@ -91,24 +91,26 @@ describe('billing remembers what retention pruned', () => {
     expect(tsh?.note).toMatch(/test cancelled by the LIS/);
   });
 
-  it('a resend adds nothing; an accession stored before this release (no memory) is walked from its events', async () => {
+  it('a resend adds nothing; nothing is written at intake: the pruned events are remembered by the pass that prunes them', async () => {
     const rig = await billingRig();
     const order = ormTimed('RM-7', ['GLU', 'CRP'], { msh7: ORDERED, orc9: ORDERED });
     await rig.receive(order);
     await rig.receive(order); // the same MSH-10: a duplicate
-    const memory = await rig.store.getDoc<{ events: Array<{ type: string }> }>('billing', 'RM-7');
-    expect(memory?.events.map((e) => e.type)).toEqual(['order.created']);
-    // As if stored by the release before: no memory.
-    await rig.store.deleteDoc('billing', 'RM-7');
     await rig.receive(oru('RM-7', 'GLU'));
     await rig.receive(oru('RM-7', 'CRP'));
     await rig.settle('RM-7');
     expect(billed(rig.emu, 'RM-7')).toEqual(['CRP', 'GLU']);
+    // The billing messages wrote no memory: it matters only once retention prunes.
+    expect(await rig.store.getDoc('billing', 'RM-7')).toBeUndefined();
+    expect(await rig.store.listDocs('billing-age')).toEqual([]);
+    await pruneAll(rig.store, Date.now() + 35 * DAY_MS);
+    expect(await rig.events('RM-7')).toEqual([]);
     const after = await rig.store.getDoc<{ events: Array<{ type: string }> }>('billing', 'RM-7');
-    expect(after?.events.map((e) => e.type)).toEqual(['result.validated', 'result.validated', 'invoice.eligible']);
+    expect(after?.events.map((e) => e.type)).toEqual(['order.created', 'result.validated', 'result.validated', 'invoice.eligible']);
+    expect(await rig.store.listDocs('billing-age')).toHaveLength(1);
   });
 
-  it('is written with the billing events only, and goes at the dead-letter floor', async () => {
+  it('is written with the billing events only, when they are pruned, and goes at the dead-letter floor', async () => {
     const rig = await billingRig();
     // A preliminary result makes no billing event: no memory is written for it.
     await rig.receive(oru('RM-6', 'GLU', 'P'));
@@ -116,11 +118,11 @@ describe('billing remembers what retention pruned', () => {
     await rig.receive(ormTimed('RM-6', ['GLU'], { msh7: ORDERED, orc9: ORDERED }));
     await rig.receive(oru('RM-6', 'GLU'));
     await rig.settle('RM-6');
-    const memory = await rig.store.getDoc<{ events: Array<{ type: string }> }>('billing', 'RM-6');
-    expect(memory?.events.map((e) => e.type)).toEqual(['order.created', 'result.validated', 'invoice.eligible']);
+    expect(await rig.store.getDoc('billing', 'RM-6'), 'not written at intake').toBeUndefined();
 
     await pruneAll(rig.store, Date.now() + 35 * DAY_MS);
-    expect(await rig.store.getDoc('billing', 'RM-6'), 'kept past the events').toBeDefined();
+    const memory = await rig.store.getDoc<{ events: Array<{ type: string }> }>('billing', 'RM-6');
+    expect(memory?.events.map((e) => e.type), 'kept past the events').toEqual(['order.created', 'result.validated', 'invoice.eligible']);
     await pruneAll(rig.store, Date.now() + 181 * DAY_MS);
     expect(await rig.store.getDoc('billing', 'RM-6'), 'gone past store.deadLetterRetentionDays').toBeUndefined();
     expect(await rig.store.listDocs('billing-age')).toEqual([]);

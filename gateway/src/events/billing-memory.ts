@@ -15,24 +15,35 @@
  * compact copy of each billing event of the accession (order.created, order.cancelled,
  * result.validated, invoice.eligible): its id, type, time, message id and the fields billing reads
  * (tests, the times the LIS wrote, a result's value and time source, the ordering client). It is
- * written by the invoice derivation in the same atomic batch as the events it copies
- * (EventDeriver `docs`), and read as history: the events still stored, plus the remembered ones
- * retention pruned, in stored (id) order (withMemory). A stored event is always walked as stored;
- * a copy stands in for it only once it is gone. So every walk, the derivation's and the relay
- * rules' walks up to an event of theirs, sees exactly what it saw before the pruning, whatever
- * retention pruned first.
+ * written by retention, when it prunes the accession's billing events (RetentionHold.remember:
+ * rememberPruned), in the same atomic batch as the deletions; never on the intake path. It is read
+ * as history: the events still stored, plus the remembered ones retention pruned, in stored (id)
+ * order (withMemory). A stored event is always walked as stored; a copy stands in for it only once
+ * it is gone. So every walk, the derivation's and the relay rules' walks up to an event of theirs,
+ * sees exactly what it saw before the pruning, whatever retention pruned first. A reader reads the
+ * stored events first and the memory after them (never side by side): a pruning that lands between
+ * the two reads leaves the event in the memory, read last; the other way round it could be missed
+ * by both.
  *
- * Events stored before this release have no copy: an accession whose events were all stored
- * before it is walked from its stored events, as before; once a billing event of it is stored,
- * the memory holds that one and those after it.
+ * Before, the memory was written by the invoice derivation with every billing message (every ORU
+ * result, order, cancellation: the document read and rewritten whole, 300 B–1.2 KB, in the
+ * commit's batch): ~75 µs of server CPU per message on the intake benchmark, for a document that
+ * matters only once retention prunes, at least store.retentionDays after delivery.
  *
- * Retention of the memory: it goes once unchanged for `store.deadLetterRetentionDays` (180 days by
- * default), the floor up to which the store already holds billing events of an order not billed in
- * full, counted on the store's own clock (the time of the last event's id). An index
- * (`billing-age`, key `<day>:<accession>`) lists memories by the day of their last change, so the
- * store's retention pass (RetentionHold.expire, every minute) reads only its head: no scan, at
- * start-up or later. A memory past that floor is gone, and billing is as before this release for
- * that accession. At most MEMORY_MAX_EVENTS events are kept per accession (the latest).
+ * Events stored before the memory existed are remembered as any other when retention prunes them;
+ * an accession whose events were pruned before it has no memory of them, and is walked as before.
+ *
+ * Retention of the memory: it goes once the accession has had no billing event for
+ * `store.deadLetterRetentionDays` (180 days by default), the floor up to which the store already
+ * holds billing events of an order not billed in full, counted on the store's own clock (the time
+ * of the last event's id), as when it was written at intake. An index (`billing-age`, key
+ * `<day>:<accession>`) lists memories by the day of their last remembered event, written with the
+ * memory at prune time, so the store's retention pass (RetentionHold.expire, every minute) reads
+ * only its head: no scan, at start-up or later. A memory at the head whose accession still has a
+ * billing event stored since that day (stored after the pruning: the memory is not written at
+ * intake) is moved to the day of that event instead of going. A memory past that floor is gone, and
+ * billing is as before this release for that accession. At most MEMORY_MAX_EVENTS events are kept
+ * per accession (the latest).
  */
 import type { CanonicalEvent, EventType, InvoiceEligibleData, OrderCancelledData, OrderCreatedData, ResultValidatedData } from './types.ts';
 import { EVENT_SCHEMA_VERSION } from './types.ts';
@@ -103,23 +114,37 @@ function remembered(e: CanonicalEvent): RememberedEvent {
 
 const dayKey = (day: number, accession: string): string => `${String(day).padStart(6, '0')}:${accession}`;
 
-/**
- * The documents that add `committed`'s billing events of `accession` to its memory (`before`, as
- * read under the accession's derivation lock): the memory itself and, when its day changed, its
- * age entry (the old one deleted). None when the commit stores no billing event of it.
- */
-export function rememberDocs(accession: string, before: BillingMemory | undefined, committed: readonly CanonicalEvent[]): LocalDoc[] {
-  const mine = committed.filter((e) => e.correlationId === accession && isBillingType(e.type));
-  if (mine.length === 0) return [];
-  const known = new Set(before?.events.map((r) => r.id));
-  const events = [...(before?.events ?? []), ...mine.filter((e) => !known.has(e.id)).map(remembered)].slice(-MEMORY_MAX_EVENTS);
-  const day = Math.floor(idTime(mine.at(-1)!.id) / DAY_MS);
-  const docs: LocalDoc[] = [{ namespace: BILLING_MEMORY, key: accession, value: { v: 1, day, events } satisfies BillingMemory }];
-  if (before?.day !== day) {
-    docs.push({ namespace: BILLING_MEMORY_AGE, key: dayKey(day, accession), value: '' });
+/** The documents writing `memory` of `accession`: the memory and its age entry (the old one deleted). */
+function memoryDocs(accession: string, before: BillingMemory | undefined, memory: BillingMemory): LocalDoc[] {
+  const docs: LocalDoc[] = [{ namespace: BILLING_MEMORY, key: accession, value: memory }];
+  if (before?.day !== memory.day) {
+    docs.push({ namespace: BILLING_MEMORY_AGE, key: dayKey(memory.day, accession), value: '' });
     if (before) docs.push({ namespace: BILLING_MEMORY_AGE, key: dayKey(before.day, accession), value: '', delete: true });
   }
   return docs;
+}
+
+const byId = (a: { id: string }, b: { id: string }): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+/**
+ * The documents that add the accession's finished billing events still stored to its memory
+ * (RetentionHold.remember): called by retention before it deletes the first of them in a pass,
+ * and written in the same batch as the deletions. The memory (as stored), its age entry moved to
+ * the day of its last event's id when that changed; none when every such event is remembered
+ * already. The finished events not pruned in this pass (younger, or kept) are remembered too: a
+ * copy of a stored event is never walked.
+ */
+export async function rememberPruned(accession: string, store: Pick<GatewayStore, 'eventsByCorrelation' | 'getDoc'>): Promise<LocalDoc[]> {
+  const stored = await store.eventsByCorrelation(accession, [...TYPES] as EventType[]);
+  const before = await readMemory(store.getDoc.bind(store), accession);
+  const known = new Set(before?.events.map((r) => r.id));
+  const added = stored
+    .filter((s) => (s.state === 'delivered' || s.state === 'discarded') && s.bodyError === undefined && isBillingType(s.event.type) && !known.has(s.event.id))
+    .map((s) => remembered(s.event));
+  if (added.length === 0) return [];
+  const events = [...(before?.events ?? []), ...added].sort(byId).slice(-MEMORY_MAX_EVENTS);
+  const day = Math.max(before?.day ?? 0, Math.floor(idTime(events.at(-1)!.id) / DAY_MS));
+  return memoryDocs(accession, before, { v: 1, day, events });
 }
 
 /** The accession's memory; undefined without one (or without a store that keeps documents). */
@@ -180,16 +205,23 @@ export interface HistorySource {
 export async function billingHistory(source: HistorySource, accession: string, types: readonly EventType[]): Promise<StoredEvent[]> {
   if (!source.events) return [];
   const doc = source.doc?.bind(source);
-  const [stored, memory] = await Promise.all([source.events(accession, [...types]), readMemory(doc, accession)]);
-  return withMemory(stored, memory, accession, types);
+  // The events first, the memory after them: a pruning between the two reads is in the memory.
+  const stored = await source.events(accession, [...types]);
+  return withMemory(stored, await readMemory(doc, accession), accession, types);
 }
 
 /**
- * Retention of the memories (RetentionHold.expire): those unchanged since before `before` go,
- * with their age entry, oldest first, at most EXPIRE_BATCH per call. A memory changed since its
- * entry was read keeps its newer entry.
+ * Retention of the memories (RetentionHold.expire): those whose accession has had no billing event
+ * since before `before` go, with their age entry, oldest first, at most EXPIRE_BATCH per call. A
+ * memory whose accession has a billing event stored since (the memory is written when retention
+ * prunes, not at intake) moves to the day of its last one instead. Called under the store's queue
+ * lock, as the prune pass that writes the memories: nothing changes a memory between this read and
+ * its write.
  */
-export async function expireMemories(before: number, store: Pick<GatewayStore, 'listDocs' | 'getDoc' | 'deleteDoc'>): Promise<number> {
+export async function expireMemories(
+  before: number,
+  store: Pick<GatewayStore, 'listDocs' | 'getDoc' | 'putDoc' | 'deleteDoc' | 'eventsByCorrelation'>,
+): Promise<number> {
   const lastDay = Math.floor(before / DAY_MS); // a memory of an earlier day is past the floor
   const rows = await store.listDocs<string>(BILLING_MEMORY_AGE, { limit: EXPIRE_BATCH });
   const due: Array<{ key: string; day: number; accession: string }> = [];
@@ -200,13 +232,31 @@ export async function expireMemories(before: number, store: Pick<GatewayStore, '
   }
   if (due.length === 0) return 0;
   const memories = await Promise.all(due.map((d) => readMemory(store.getDoc.bind(store), d.accession)));
+  // The day of each accession's last billing event still stored (usually none: all pruned).
+  const storedDays = await Promise.all(
+    due.map(async (d, i) => {
+      if (memories[i]?.day !== d.day) return undefined;
+      const stored = await store.eventsByCorrelation(d.accession, [...TYPES] as EventType[]);
+      return stored.length === 0 ? undefined : Math.floor(idTime(stored.reduce((a, b) => (a.event.id > b.event.id ? a : b)).event.id) / DAY_MS);
+    }),
+  );
   // Queued in one turn: the store writes them in one batch.
-  const deletions: Array<Promise<void>> = [];
+  const writes: Array<Promise<void>> = [];
   due.forEach((d, i) => {
-    if (memories[i]?.day === d.day) deletions.push(store.deleteDoc(BILLING_MEMORY, d.accession));
-    deletions.push(store.deleteDoc(BILLING_MEMORY_AGE, d.key));
+    const memory = memories[i];
+    const storedDay = storedDays[i];
+    if (memory?.day === d.day && storedDay !== undefined && storedDay >= lastDay) {
+      // Still billing since: counted from its last event, as a memory written at intake was.
+      for (const doc of memoryDocs(d.accession, memory, { ...memory, day: storedDay })) {
+        writes.push(doc.delete ? store.deleteDoc(doc.namespace, doc.key) : store.putDoc(doc.namespace, doc.key, doc.value));
+      }
+      return;
+    }
+    if (memory?.day === d.day) writes.push(store.deleteDoc(BILLING_MEMORY, d.accession));
+    writes.push(store.deleteDoc(BILLING_MEMORY_AGE, d.key));
   });
-  await Promise.all(deletions);
-  // Index entries count too (a stale one is work done): "prune until 0" ends once none is left.
-  return deletions.length;
+  await Promise.all(writes);
+  // Index entries count too (a stale one is work done): "prune until 0" ends once none is left
+  // (a memory moved is at a day not yet due).
+  return due.length;
 }

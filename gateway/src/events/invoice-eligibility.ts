@@ -13,10 +13,11 @@
  * the key kept as a tombstone) is stepped over (freshEligibilityKey). Retention keeps an order's
  * billing events until it is billed in full (billingRetention).
  *
- * What retention prunes, billing remembers (billing-memory.ts): the derivation writes a compact
- * copy of each billing event it stores into the accession's memory (a local document, in the
- * commit's own batch), and every walk (this derivation, the retention hold, the relay rules) reads
- * the stored events plus the remembered ones no longer stored, in stored order. Before, a test
+ * What retention prunes, billing remembers (billing-memory.ts): retention writes a compact copy of
+ * each billing event it prunes into the accession's memory (a local document, in the batch of the
+ * deletions: billingRetention.remember), and every walk (this derivation, the retention hold, the
+ * relay rules) reads the stored events plus the remembered ones no longer stored, in stored order.
+ * The derivation only reads the memory (one point read): it writes nothing besides its events. Before, a test
  * billed and then named again by an order message after the pruning read as open with no result
  * (an add-on never invoiced), and a test cancelled, its order replayed by the LIS after the
  * pruning, was billed (test/integration/billing-retention-memory-audit.test.ts).
@@ -101,7 +102,7 @@ import type { CanonicalEvent, DraftEvent, InvoiceEligibleData, OrderCancelledDat
 import { idempotencyKey, partitionKeys } from './keys.ts';
 import type { GatewayStore, LocalDoc, RetentionHold, StoredEvent } from '../store/types.ts';
 import { compareHl7Time, hl7Offset, hl7TimeToIso, inHl7Zone } from '../hl7/hl7-time.ts';
-import { expireMemories, readMemory, rememberDocs, withMemory, type BillingMemory } from './billing-memory.ts';
+import { expireMemories, readMemory, rememberPruned, withMemory } from './billing-memory.ts';
 
 /** What a deriver reads of the store (`idempotencyKeyUsed` and `getDoc` where the store has them). */
 export type DeriverStore = Pick<GatewayStore, 'eventsByCorrelation' | 'idempotencyKeyUsed'> & Partial<Pick<GatewayStore, 'getDoc'>>;
@@ -109,7 +110,8 @@ export type DeriverStore = Pick<GatewayStore, 'eventsByCorrelation' | 'idempoten
 /**
  * Local documents a derivation writes in the commit's own atomic batch, made from the events the
  * commit stores (with their ids and message id; a duplicate message or events skipped as
- * duplicates store none). Synchronous: the store calls it while it queues the batch.
+ * duplicates store none). Synchronous: the store calls it while it queues the batch. The invoice
+ * derivation returns none (billing's memory is written by retention: billingRetention.remember).
  */
 export type DerivedDocs = (committed: readonly CanonicalEvent[]) => LocalDoc[];
 
@@ -616,7 +618,9 @@ export async function stillBilling(store: Pick<GatewayStore, 'eventsByCorrelatio
 export const billingRetention: RetentionHold = {
   types: BILLING_STATE_TYPES,
   keep: (correlationId, store) => stillBilling(store, correlationId),
-  // Billing's memory of each accession goes at the dead-letter floor (billing-memory.ts).
+  // What retention prunes of an accession's billing events is remembered in the same batch, and the
+  // memory goes at the dead-letter floor (billing-memory.ts).
+  remember: (correlationId, store) => rememberPruned(correlationId, store),
   expire: (before, store) => expireMemories(before, store),
 };
 
@@ -659,13 +663,10 @@ export const invoiceEligibility: EventDeriver = {
 
   async derive(drafts, store) {
     const derived: DraftEvent[] = [];
-    const keys = this.keys(drafts);
-    // Each accession's memory as read under its lock: the commit adds its stored billing events to it.
-    const memories = new Map<string, BillingMemory | undefined>();
-    for (const accession of keys) {
+    for (const accession of this.keys(drafts)) {
       const stored = await store.eventsByCorrelation(accession, [...BILLING_STATE_TYPES]);
+      // Read after the events (a pruning between the two reads is in the memory): billing-memory.ts.
       const memory = await readMemory(store.getDoc?.bind(store), accession);
-      memories.set(accession, memory);
       // The events stored, and those retention pruned as billing remembers them (billing-memory.ts).
       const all: BillingEvent[] = [...withMemory(stored, memory, accession).map((s) => s.event), ...drafts.filter((d) => d.correlationId === accession)];
       const state = billingState(all);
@@ -688,9 +689,8 @@ export const invoiceEligibility: EventDeriver = {
         data,
       });
     }
-    // Without a store that keeps documents, nothing to remember.
-    if (!store.getDoc) return derived;
-    return { events: derived, docs: (committed) => keys.flatMap((accession) => rememberDocs(accession, memories.get(accession), committed)) };
+    // Billing's memory is written by retention when it prunes (billingRetention.remember), not here.
+    return derived;
   },
 };
 

@@ -129,6 +129,20 @@ export const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 2_000, maxMs: 300_000
 export const DEFAULT_RETENTION: RetentionPolicy = { retentionDays: 30, maxDeliveredEvents: 2_000_000, deadLetterRetentionDays: 180 };
 
 const SEP = '\x00';
+
+/**
+ * The key filter's prefix for a correlation id that has `c` entries (not a LevelDB key: the
+ * filter's own namespace, beside the sublevels' prefixes, which start with '!').
+ */
+const CORRELATION_IN_FILTER = 'corr-id:';
+
+/** The correlation ids of `c` keys (correlationId SEP eventId), for the key filter's fill. */
+function correlationIdsOf(keys: { nextv(size: number): Promise<string[]>; close(): Promise<void> }): { nextv(size: number): Promise<string[]>; close(): Promise<void> } {
+  return {
+    nextv: async (size) => (await keys.nextv(size)).map((k) => k.slice(0, Math.max(0, k.indexOf(SEP)))),
+    close: () => keys.close(),
+  };
+}
 /**
  * Batches with fewer new messages than this keep them inline in LevelDB (see #prepareBatch). 1:
  * every batch with a new message goes to the log, whose synced write is its commit point.
@@ -807,6 +821,8 @@ export class EventStore implements GatewayStore {
       { prefix: p.dedup, keys: () => store.#sub.dedup.keys() },
       { prefix: p.idem, keys: () => store.#sub.idem.keys() },
       { prefix: p.pcount, keys: () => store.#sub.pcount.keys() },
+      // Correlation ids that have `c` entries (an accession with events), one per entry.
+      { prefix: CORRELATION_IN_FILTER, keys: () => correlationIdsOf(store.#sub.corr.keys()) },
     ]);
     return store;
   }
@@ -1675,6 +1691,7 @@ export class EventStore implements GatewayStore {
     ops.push({ type: 'put', sublevel: this.#sub.idem, key: event.idempotencyKey, value: id });
     this.#keyFilter.add(this.#prefix.idem + event.idempotencyKey);
     ops.push({ type: 'put', sublevel: this.#sub.corr, key: event.correlationId + SEP + id, value: event.type });
+    this.#keyFilter.add(CORRELATION_IN_FILTER + event.correlationId);
     ops.push({ type: 'put', sublevel: this.#sub.queue, key: pk + SEP + id, value: '' });
     ops.push({ type: 'put', sublevel: this.#sub.pending, key: id, value: '' });
     const before = this.#pcount.get(pk) ?? 0;
@@ -2488,6 +2505,10 @@ export class EventStore implements GatewayStore {
 
   /** `fresh`: wait until LevelDB has every batch in flight first (see #deriverView for when not). */
   async #eventsByCorrelation(correlationId: string, types: EventType[] | undefined, fresh: boolean): Promise<StoredEvent[]> {
+    // An accession no event was ever queued for (the filter took every `c` entry's id, and each
+    // new one is added as its event is queued): nothing to read, no iterator (each new order's
+    // derivation; before, an iterator over an empty range per billing message).
+    if (!this.#keyFilter.mayContain(CORRELATION_IN_FILTER + correlationId)) return [];
     if (fresh) await this.#committer.applied();
     const ids: string[] = [];
     for await (const [key, type] of this.#sub.corr.iterator({ gt: correlationId + SEP, lt: correlationId + AFTER }) as AsyncIterable<[string, string]>) {
@@ -2621,7 +2642,9 @@ export class EventStore implements GatewayStore {
     // Documents the hold keeps in step with its events (billing's memory) go at the dead-letter floor.
     const expire = this.#retentionHold?.expire;
     if (!expire || this.#health === 'closed') return pruned;
-    const expired = await expire.call(this.#retentionHold, now - this.#retention.deadLetterRetentionDays * DAY_MS, this).catch(() => 0);
+    // Under the queue lock, as the passes that write them (RetentionHold.remember).
+    const before = now - this.#retention.deadLetterRetentionDays * DAY_MS;
+    const expired = await this.#withQueueLock(async () => (this.#health === 'closed' ? 0 : expire.call(this.#retentionHold, before, this))).catch(() => 0);
     return pruned + expired;
   }
 
@@ -2672,6 +2695,9 @@ export class EventStore implements GatewayStore {
       let kept = 0;
       const hold = this.#retentionHold;
       const held = new Map<string, boolean>();
+      // What the hold writes before the first event of a correlation goes (RetentionHold.remember:
+      // billing's memory), once per correlation and pass, in this pass's batch; null: it failed.
+      const remembered = new Map<string, LocalDoc[] | null>();
       // What the batch records of damaged messages name, read once per message and pass.
       const intakeKeys = new Map<string, IntakeKeys | undefined>();
       const eventRange = this.#pruneEventCursor ? { gt: this.#pruneEventCursor } : {};
@@ -2709,21 +2735,40 @@ export class EventStore implements GatewayStore {
             if (whole?.bodyError !== undefined && rec && 'm' in rec) correlationKey = await this.#damagedCorrelationKey(rec.m, id, intakeKeys);
           }
         }
-        if (hold && rec && correlationId !== undefined && at >= rejectedCutoff && finished <= this.#retention.maxDeliveredEvents) {
+        const withinFloor = at >= rejectedCutoff && finished <= this.#retention.maxDeliveredEvents;
+        let ofHoldType = false;
+        if (hold && rec && correlationId !== undefined && (withinFloor || hold.remember)) {
           // The correlation index holds the type (a slim record has no body).
           const type = 'event' in rec ? rec.event.type : ((await this.#sub.corr.get(correlationId + SEP + id)) as string | undefined);
-          if (type !== undefined && (hold.types as readonly string[]).includes(type)) {
-            let keep = held.get(correlationId);
-            if (keep === undefined) {
-              // A failed question keeps the events this pass: the next one asks again.
-              keep = await hold.keep(correlationId, this).catch(() => true);
-              held.set(correlationId, keep);
-            }
-            if (keep) {
-              kept++;
-              this.#pruneEventCursor = k;
-              continue;
-            }
+          ofHoldType = type !== undefined && (hold.types as readonly string[]).includes(type);
+        }
+        if (hold && correlationId !== undefined && ofHoldType && withinFloor) {
+          let keep = held.get(correlationId);
+          if (keep === undefined) {
+            // A failed question keeps the events this pass: the next one asks again.
+            keep = await hold.keep(correlationId, this).catch(() => true);
+            held.set(correlationId, keep);
+          }
+          if (keep) {
+            kept++;
+            this.#pruneEventCursor = k;
+            continue;
+          }
+        }
+        if (hold?.remember && correlationId !== undefined && ofHoldType) {
+          // It goes: what must outlive it (billing's memory) is written in the same batch, read
+          // while it is still stored. Past the floor and beyond the cap too (the hold is not asked
+          // there). A failed question keeps the correlation's events this pass.
+          let docs = remembered.get(correlationId);
+          if (docs === undefined) {
+            docs = await hold.remember(correlationId, this).catch(() => null);
+            remembered.set(correlationId, docs);
+            for (const doc of docs ?? []) ops.push(this.#docOp(doc));
+          }
+          if (docs === null) {
+            kept++;
+            this.#pruneEventCursor = k;
+            continue;
           }
         }
         work++;

@@ -287,12 +287,21 @@ export interface RetentionHold {
   types: readonly EventType[];
   keep(correlationId: string, store: Pick<GatewayStore, 'eventsByCorrelation'> & Partial<Pick<GatewayStore, 'getDoc'>>): Promise<boolean>;
   /**
-   * Local documents kept in step with the held events that outlive them (the gateway: billing's
-   * memory of each accession, events/billing-memory.ts) go once unchanged since `before` (the
-   * dead-letter floor: now − `store.deadLetterRetentionDays`). Called by every `prune()` after its
-   * pass; returns how many it deleted (bounded per call, so that "prune until 0" ends).
+   * Local documents that outlive the events of `types` retention prunes (the gateway: billing's
+   * memory of each accession, events/billing-memory.ts): asked once per correlation id and pass,
+   * before the pass deletes the first such event of it (also past the dead-letter floor or the
+   * size cap, where `keep` is not asked), while the events are still stored; the store writes the
+   * documents in the same batch as the deletions. A failed question keeps that correlation's events
+   * this pass.
    */
-  expire?(before: number, store: Pick<GatewayStore, 'listDocs' | 'getDoc' | 'deleteDoc'>): Promise<number>;
+  remember?(correlationId: string, store: Pick<GatewayStore, 'eventsByCorrelation' | 'getDoc'>): Promise<LocalDoc[]>;
+  /**
+   * Local documents kept in step with the held events that outlive them (billing's memory) go once
+   * unchanged since `before` (the dead-letter floor: now − `store.deadLetterRetentionDays`). Called
+   * by every `prune()` after its pass, under the same lock (nothing else writes them meanwhile);
+   * returns how much it did (bounded per call, so that "prune until 0" ends).
+   */
+  expire?(before: number, store: Pick<GatewayStore, 'listDocs' | 'getDoc' | 'putDoc' | 'deleteDoc' | 'eventsByCorrelation'>): Promise<number>;
 }
 
 /** A local document written in the same atomic batch as local events (see commitLocal). */

@@ -53,12 +53,15 @@ export const resultValidatedRule: PostingRule = {
     // way a result counts for nothing starts at a cancellation: an accession the LIS never
     // cancelled anything of (nearly all) costs one look at its correlation index for the type,
     // no event bodies (eventsByCorrelation filters by the index's type before reading them), and
-    // one read of billing's memory (a cancellation retention pruned: events/billing-memory.ts).
+    // one read of billing's memory after it (a cancellation retention pruned: events/billing-memory.ts;
+    // read again after the whole history when there is one).
     const billingEvents = new Map<string, Promise<StoredEvent[] | undefined>>();
     const read = async (events: NonNullable<RuleContext['events']>, accession: string): Promise<StoredEvent[] | undefined> => {
-      const [cancels, memory] = await Promise.all([events(accession, ['order.cancelled']), readMemory(ctx.doc?.bind(ctx), accession)]);
-      if (cancels.length === 0 && !remembersPruned(cancels, memory, 'order.cancelled')) return undefined;
-      return withMemory(await events(accession, [...BILLING_STATE_TYPES]), memory, accession);
+      // The events first, the memory after them: a pruning between the two reads is in the memory.
+      const cancels = await events(accession, ['order.cancelled']);
+      if (cancels.length === 0 && !remembersPruned(cancels, await readMemory(ctx.doc?.bind(ctx), accession), 'order.cancelled')) return undefined;
+      const stored = await events(accession, [...BILLING_STATE_TYPES]);
+      return withMemory(stored, await readMemory(ctx.doc?.bind(ctx), accession), accession);
     };
     const uncounted = async (e: StoredEvent, d: ResultValidatedData): Promise<ResultNotCounted | undefined> => {
       if (!ctx.events) return undefined;
