@@ -67,4 +67,28 @@ describe('a billing message derives without waiting for LevelDB, unless its acce
     expect(types).toEqual(['result.validated', 'invoice.eligible']);
     await store.close();
   });
+
+  it("after a restart, an accession's events are found once the key filter has every correlation id, and one never stored reads nothing", async () => {
+    let store = await tmp.open();
+    const order = message(orm('DR-3', ['GLU', 'TSH']));
+    await store.commit(order.msg, order.drafts);
+    const result = message(oru('DR-3', 'GLU'));
+    await store.commit(result.msg, result.drafts);
+    await store.close();
+
+    store = await tmp.open();
+    await expect.poll(() => store.keyFilterReady, { timeout: 5_000 }).toBe(true);
+    // Answered without reading LevelDB for DR-4 (not in the filter); DR-3 from the filter's fill.
+    expect((await store.eventsByCorrelation('DR-4')).length).toBe(0);
+    expect((await store.eventsByCorrelation('DR-3')).map((e) => e.event.type)).toEqual(['order.created', 'result.validated']);
+    // The next result of DR-3 still derives from its stored order: TSH validated, both billed.
+    const tsh = message(oru('DR-3', 'TSH'));
+    const validated = await store.commit(tsh.msg, tsh.drafts);
+    expect(validated.eventIds).toHaveLength(2);
+    // A new accession's events are found at once after their commit (added as they are queued).
+    const fresh = message(orm('DR-5', ['GLU']));
+    await store.commit(fresh.msg, fresh.drafts);
+    expect((await store.eventsByCorrelation('DR-5')).map((e) => e.event.type)).toEqual(['order.created']);
+    await store.close();
+  });
 });
