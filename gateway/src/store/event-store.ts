@@ -416,6 +416,10 @@ export class EventStore implements GatewayStore {
     eventsByCorrelation: (correlationId, types) => this.#eventsByCorrelation(correlationId, types, this.#unappliedCorrelations.has(correlationId)),
     idempotencyKeyUsed: (key) => this.idempotencyKeyUsed(key),
     getDoc: async <T>(namespace: string, key: string): Promise<T | undefined> => {
+      // The deriver's documents are kept per correlation key and made from that key's events
+      // (billing's memory: retention writes it from the events it prunes): a key no event was
+      // ever queued for has none, answered without a read (each new accession's first message).
+      if (!this.#keyFilter.mayContain(CORRELATION_IN_FILTER + key)) return undefined;
       if (this.#unappliedCorrelations.has(key)) await this.#committer.applied();
       return (await this.#sub.doc.get(namespace + SEP + key)) as T | undefined;
     },
