@@ -669,6 +669,9 @@ export const invoiceEligibility: EventDeriver = {
       const memory = await readMemory(store.getDoc?.bind(store), accession);
       // The events stored, and those retention pruned as billing remembers them (billing-memory.ts).
       const all: BillingEvent[] = [...withMemory(stored, memory, accession).map((s) => s.event), ...drafts.filter((d) => d.correlationId === accession)];
+      // Nothing is billable before an order: without an order.created the walk ends not ordered
+      // (a result whose order has not come yet), so such an accession is not walked.
+      if (!all.some((e) => e.type === 'order.created')) continue;
       const state = billingState(all);
       if (!state.ordered || state.wholeOrderCancelled || state.open.size === 0) continue;
       if (![...state.open.keys()].every((code) => state.validated.has(code))) continue;
