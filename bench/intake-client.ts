@@ -22,6 +22,12 @@ export interface LoadSpec {
   rate?: number;
   /** Prefix making control ids unique across runs. */
   runId: string;
+  /**
+   * What each connection sends: `oru` (default) a result of a new accession each time; `orm-oru`
+   * the LIS's usual flow, an order (ORM^O01) of a new accession, then its result (ORU^R01), in
+   * turn: the result's commit reads the order back and derives its invoice eligibility.
+   */
+  mix?: 'oru' | 'orm-oru';
 }
 
 export interface LoadResult {
@@ -57,6 +63,19 @@ function oru(id: string): Buffer {
         `OBX|3|NM|2823-3^Potassium^LN||4.1|mmol/L|3.5-5.1|N|||F\r` +
         `OBX|4|NM|2075-0^Chloride^LN||102|mmol/L|98-107|N|||F\r` +
         `OBX|5|NM|2160-0^Creatinine^LN||80|umol/L|62-106|N|||F\r`,
+      'latin1',
+    ),
+  );
+}
+
+function orm(id: string): Buffer {
+  const acc = `A${id}`;
+  return wrapFrame(
+    Buffer.from(
+      `MSH|^~\\&|LIS|MAINLAB|GATEWAY|MAINLAB|20240301085000||ORM^O01^ORM_O01|O${id}|P|2.5.1\r` +
+        `PID|1||MRN${id.length}^^^LAB^MR\r` +
+        `ORC|NW|${acc}|F${id}||||||20240301085000\r` +
+        `OBR|1|${acc}|F${id}|BMP^Basic metabolic panel^L|||20240301085000\r`,
       'latin1',
     ),
   );
@@ -109,7 +128,9 @@ async function runConnection(spec: LoadSpec, index: number, started: number, unt
       break;
     }
     const reply = new Promise<'accepted' | 'negative' | 'closed'>((resolve) => (waiting = resolve));
-    socket.write(oru(`${spec.runId}-${index}-${n++}`));
+    // orm-oru: message 2k orders accession k, message 2k+1 is its result.
+    const k = n++;
+    socket.write(spec.mix === 'orm-oru' ? (k % 2 === 0 ? orm : oru)(`${spec.runId}-${index}-${k >> 1}`) : oru(`${spec.runId}-${index}-${k}`));
     out.sent++;
     const answer = await reply;
     lastAck = performance.now();

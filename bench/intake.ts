@@ -275,6 +275,18 @@ const intakeWithoutStore = await diagnostic('volatile', 'diagnostic, not durable
 // synced append (no indexes, no events, no duplicate detection): what the sync itself costs,
 // against what the store's indexes cost.
 const syncedAppendOnly = await diagnostic('log-only', 'diagnostic, durable but not a store: one synced message-log append per batch, nothing indexed');
+// The runs above send results of new accessions: their billing derivation finds no order. A LIS
+// sends an accession's order first: its result's commit then reads the order back and derives the
+// invoice eligibility (one more event). The same closed loop at 32 connections in that flow,
+// side by side with the peer in the same flow.
+const orderThenResult = {
+  note: 'diagnostic: each connection sends an order (ORM^O01) of a new accession, then its result (ORU^R01), in turn; the result derives an invoice.eligible event',
+  connections: 32,
+  durable: await measure('durable', { connections: 32, durationMs: CLOSED_MS, mix: 'orm-oru' }),
+  peer: await measure('peer', { connections: 32, durationMs: CLOSED_MS, mix: 'orm-oru' }),
+  ratio: 0,
+};
+orderThenResult.ratio = Math.round((orderThenResult.durable.msgPerSec / orderThenResult.peer.msgPerSec) * 100) / 100;
 // A logged batch is answered at its commit point (the synced message-log write), while LevelDB is
 // written behind it; before, the answer also waited for LevelDB's write. Both at half the durable
 // maximum with 32 connections (both keep up), in alternating pairs: the ACK latency each gives.
@@ -308,10 +320,11 @@ const result = {
     fdatasyncBefore: fsyncBefore,
     fdatasyncAfter: fsyncProbe(),
   },
-  message: 'ORU^R01 v2.5.1, 5 OBX (~700 bytes), unique MSH-10 per message; durable = 1 message record + 1 event per ACK, committed as the gateway does (with its billing derivation: invoice eligibility and billing memory), fsync before ACK',
+  message: 'ORU^R01 v2.5.1, 5 OBX (~700 bytes), unique MSH-10 per message; durable = 1 message record + 1 event per ACK, committed as the gateway does (with its billing derivation: invoice eligibility), fsync before ACK',
   closedLoop,
   intakeWithoutStore,
   syncedAppendOnly,
+  orderThenResult,
   answerAtCommitPoint,
   fixed1000,
   sustained,
