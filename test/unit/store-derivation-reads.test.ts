@@ -36,8 +36,8 @@ const message = (text: string) => {
   return { msg: inboundMessage(controlId, { raw: Buffer.from(text, 'latin1') }), drafts };
 };
 
-describe('a billing message derives without waiting for LevelDB, unless its accession has a commit in flight', () => {
-  it('another accession derives at once; the same accession sees its order committed just before', async () => {
+describe('a billing message derives without waiting for LevelDB, with its accession\'s events still in flight', () => {
+  it('another accession derives at once; the same accession sees its order committed just before, still in flight', async () => {
     const store = await tmp.open();
     const gate = holdLevel();
     store.interceptLevelWrites(gate.hook);
@@ -55,12 +55,13 @@ describe('a billing message derives without waiting for LevelDB, unless its acce
     expect(otherResult.duplicate).toBe(false);
     expect(otherResult.eventIds).toHaveLength(1); // nothing to bill: DR-2 has no order
 
-    // DR-1's result: its derivation must see DR-1's order, still only in the held batch. It
-    // waits for LevelDB; once released, the order is read and the invoice eligibility derived.
+    // DR-1's result: its derivation must see DR-1's order, still only in the held batch (not in
+    // LevelDB): taken from the events in flight, without waiting for LevelDB (the LIS sends the
+    // result once the order is acknowledged). Before, it waited for the order's LevelDB write.
     const result = message(oru('DR-1', 'GLU'));
-    const pending = store.commit(result.msg, result.drafts);
+    const validated = await store.commit(result.msg, result.drafts);
+    expect(gate.held()).toBeGreaterThan(0);
     gate.release();
-    const validated = await pending;
     store.interceptLevelWrites(undefined);
     expect(validated.eventIds).toHaveLength(2);
     const types = await Promise.all(validated.eventIds.map(async (id) => (await store.getEvent(id))?.event.type));

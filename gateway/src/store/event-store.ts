@@ -396,31 +396,43 @@ export class EventStore implements GatewayStore {
   readonly #keyLocks = new Map<string, Promise<unknown>>();
   /**
    * Correlation ids with `c` entries in a batch LevelDB may not have applied yet (answered at its
-   * commit point), each with how many such batches: the derivation's reads wait for LevelDB only
-   * for these (see #deriverView).
+   * commit point): how many such batches, the events they queue for the id, and whether one of them
+   * writes documents (see #deriverView).
    */
-  readonly #unappliedCorrelations = new Map<string, number>();
+  readonly #unappliedCorrelations = new Map<string, { batches: number; events: CanonicalEvent[]; docs: boolean }>();
   /**
    * The store as the deriver reads it. A derivation reads the event bodies, types and documents of
-   * its correlation keys, and those of a key change only in commits of that key, which the key
-   * lock serialises (#withKeys) and which mark the key until LevelDB has them
-   * (#markUnapplied): a key not marked has nothing in flight, so its reads need not wait for every
-   * batch in flight to be applied, as the store's other reads do (a new accession's first result,
-   * an order placed minutes before). Before, every billing message's derivation waited for
-   * LevelDB's write of the batches ahead (~0.5–1 ms), out of the batch being gathered, and read
-   * the event states it does not use: the gateway's durable intake at 32 connections ran at about
-   * half the rate of a store without derivation (bench/results/intake.json). An event's state
-   * (delivered, retrying) may be read older than LevelDB's: the derivation uses none.
+   * its correlation keys; the events of a key change only in commits of that key, which the key
+   * lock serialises (#withKeys) and which keep their events in #unappliedCorrelations from the
+   * moment they are queued until LevelDB has their batch (#markUnapplied). So a derivation reads
+   * LevelDB without waiting for the batches in flight and adds the key's events still in flight,
+   * taken before the read (an event applied after that is in them; one applied before, in
+   * LevelDB). Before, every billing message's derivation waited until LevelDB had applied every
+   * batch in flight (~0.5–1 ms), out of the batch being gathered: a LIS's result sent once its
+   * order was acknowledged always waited for the order's LevelDB write. An event's state
+   * (delivered, retrying) may be read older than LevelDB's, and an event in flight reads as
+   * pending: the derivation uses no state.
    */
   readonly #deriverView: DeriverStore = {
-    eventsByCorrelation: (correlationId, types) => this.#eventsByCorrelation(correlationId, types, this.#unappliedCorrelations.has(correlationId)),
+    eventsByCorrelation: async (correlationId, types) => {
+      const inFlight = this.#unappliedCorrelations.get(correlationId)?.events.slice() ?? [];
+      const stored = await this.#eventsByCorrelation(correlationId, types, false);
+      if (inFlight.length === 0) return stored;
+      const seen = new Set(stored.map((s) => s.event.id));
+      for (const event of inFlight) {
+        if (seen.has(event.id) || (types && !types.includes(event.type))) continue;
+        stored.push({ event, state: 'pending', attempts: 0, dueAt: 0, ambiguous: false });
+      }
+      return stored.sort((a, b) => (a.event.id < b.event.id ? -1 : a.event.id > b.event.id ? 1 : 0));
+    },
     idempotencyKeyUsed: (key) => this.idempotencyKeyUsed(key),
     getDoc: async <T>(namespace: string, key: string): Promise<T | undefined> => {
       // The deriver's documents are kept per correlation key and made from that key's events
       // (billing's memory: retention writes it from the events it prunes): a key no event was
       // ever queued for has none, answered without a read (each new accession's first message).
       if (!this.#keyFilter.mayContain(CORRELATION_IN_FILTER + key)) return undefined;
-      if (this.#unappliedCorrelations.has(key)) await this.#committer.applied();
+      // A document a commit of the key writes (a deriver's DerivedDocs) is read once LevelDB has it.
+      if (this.#unappliedCorrelations.get(key)?.docs) await this.#committer.applied();
       return (await this.#sub.doc.get(namespace + SEP + key)) as T | undefined;
     },
   };
@@ -1551,6 +1563,7 @@ export class EventStore implements GatewayStore {
     this.#putPartitionCounts(touched, ops);
     // The deriver's documents (billing's memory), from the events stored here, in the same batch.
     // A failure to make them leaves them out: the commit is not refused for them.
+    let withDocs = false;
     if (docsOf && committed.length > 0) {
       let docs: LocalDoc[] = [];
       try {
@@ -1559,6 +1572,7 @@ export class EventStore implements GatewayStore {
         docs = [];
       }
       for (const doc of docs) ops.push(this.#docOp(doc));
+      withDocs = docs.length > 0;
     }
 
     const record = messageRecord(message, messageId, message.receivedAt, eventIds, committed, 0);
@@ -1574,7 +1588,7 @@ export class EventStore implements GatewayStore {
     else this.#intake.rejected++;
 
     try {
-      await this.#writeClaiming(ops, claimed, committed);
+      await this.#writeClaiming(ops, claimed, committed, withDocs);
     } catch (err) {
       // Not stored: the caller answers negatively and counts it as such (countRejectedWithoutCommit).
       this.#intake.received--;
@@ -1610,16 +1624,17 @@ export class EventStore implements GatewayStore {
     const ids: string[] = [];
     const claimed: string[] = [];
     const touched = new Set<string>();
+    const queued: CanonicalEvent[] = [];
     drafts.forEach((draft, i) => {
       if (!keep[i] || this.#inflightIdem.has(draft.idempotencyKey)) return;
       claimed.push(draft.idempotencyKey);
       this.#inflightIdem.add(draft.idempotencyKey);
-      ids.push(this.#enqueueEvent(draft, '', now, ops, touched));
+      ids.push(this.#enqueueEvent(draft, '', now, ops, touched, undefined, queued));
     });
     this.#putPartitionCounts(touched, ops);
     for (const doc of docs) ops.push(this.#docOp(doc));
     if (ops.length === 0) return ids;
-    await this.#writeClaiming(ops, claimed, drafts);
+    await this.#writeClaiming(ops, claimed, queued, docs.length > 0);
     return ids;
   }
 
@@ -1633,8 +1648,8 @@ export class EventStore implements GatewayStore {
    * Write `ops`, keeping the idempotency keys `claimed` claimed in memory until LevelDB has them:
    * the write may be answered at its batch's commit point, before a look-up could find them there.
    */
-  async #writeClaiming(ops: BatchOp[], claimed: string[], events: ReadonlyArray<{ correlationId: string }>): Promise<void> {
-    const unmark = this.#markUnapplied(events);
+  async #writeClaiming(ops: BatchOp[], claimed: string[], events: readonly CanonicalEvent[], withDocs = false): Promise<void> {
+    const unmark = this.#markUnapplied(events, withDocs);
     const release = (): void => {
       for (const key of claimed) this.#inflightIdem.delete(key);
       unmark();
@@ -1649,22 +1664,39 @@ export class EventStore implements GatewayStore {
   }
 
   /**
-   * Mark the correlation ids of `events` (whose `c` entries a batch about to be queued holds)
-   * until LevelDB has that batch: call the returned function once it has (or failed). See
-   * #deriverView.
+   * Keep `events` (queued in a batch about to be written) under their correlation ids until
+   * LevelDB has that batch: call the returned function once it has (or failed). `withDocs`: the
+   * batch writes documents too. See #deriverView.
    */
-  #markUnapplied(events: ReadonlyArray<{ correlationId: string }>): () => void {
+  #markUnapplied(events: readonly CanonicalEvent[], withDocs: boolean): () => void {
     if (events.length === 0) return () => undefined;
-    const ids = [...new Set(events.map((e) => e.correlationId))];
-    for (const id of ids) this.#unappliedCorrelations.set(id, (this.#unappliedCorrelations.get(id) ?? 0) + 1);
+    const byId = new Map<string, CanonicalEvent[]>();
+    for (const e of events) {
+      const list = byId.get(e.correlationId);
+      if (list) list.push(e);
+      else byId.set(e.correlationId, [e]);
+    }
+    for (const [id, list] of byId) {
+      const entry = this.#unappliedCorrelations.get(id);
+      if (entry) {
+        entry.batches++;
+        entry.events.push(...list);
+        entry.docs ||= withDocs;
+      } else this.#unappliedCorrelations.set(id, { batches: 1, events: [...list], docs: withDocs });
+    }
     let done = false;
     return () => {
       if (done) return;
       done = true;
-      for (const id of ids) {
-        const n = (this.#unappliedCorrelations.get(id) ?? 1) - 1;
-        if (n > 0) this.#unappliedCorrelations.set(id, n);
-        else this.#unappliedCorrelations.delete(id);
+      for (const [id, list] of byId) {
+        const entry = this.#unappliedCorrelations.get(id);
+        if (!entry) continue;
+        if (--entry.batches <= 0) {
+          this.#unappliedCorrelations.delete(id);
+          continue;
+        }
+        const gone = new Set(list);
+        entry.events = entry.events.filter((e) => !gone.has(e));
       }
     };
   }
@@ -1678,9 +1710,10 @@ export class EventStore implements GatewayStore {
   }
 
   /** Synchronous: build the operations for one new event and update in-memory state. */
-  #enqueueEvent(draft: DraftEvent, messageId: string, now: number, ops: BatchOp[], touched: Set<string>, out?: CanonicalEvent[]): string {
+  #enqueueEvent(draft: DraftEvent, messageId: string, now: number, ops: BatchOp[], touched: Set<string>, out?: CanonicalEvent[], queued?: CanonicalEvent[]): string {
     const id = this.#ids.next(now);
     const event = { ...draft, id, schemaVersion: EVENT_SCHEMA_VERSION, source: { ...draft.source, messageId } } as CanonicalEvent;
+    queued?.push(event);
     const ahead = this.#dueClock.aheadMs;
     const dueAt = ahead > 0 ? this.#dueAfterStep(event, now, ahead) : now + Math.max(0, this.#dueDelay(event));
     const stored: StoredEvent = { event, state: 'pending', attempts: 0, dueAt, ambiguous: false };
