@@ -92,4 +92,35 @@ describe('a billing message derives without waiting for LevelDB, with its access
     expect((await store.eventsByCorrelation('DR-5')).map((e) => e.event.type)).toEqual(['order.created']);
     await store.close();
   });
+
+  it("an order whose batch LevelDB refused is not seen by its result's derivation", async () => {
+    // Inline commits (not logged): the held batch is refused at its LevelDB write, not answered.
+    const store = await tmp.open({ messageLogMinBatch: 100 });
+    // The key filter filled: a new accession's events are then kept in memory for its derivations.
+    await expect.poll(() => store.keyFilterReady, { timeout: 5_000 }).toBe(true);
+    let fail: ((err: Error) => void) | undefined;
+    store.interceptLevelWrites(
+      () =>
+        new Promise<void>((_, reject) => {
+          fail = reject;
+        }),
+    );
+    const order = message(orm('DR-6', ['GLU']));
+    const refused = store.commit(order.msg, order.drafts).then(
+      () => 'stored',
+      () => 'refused',
+    );
+    await expect.poll(() => fail !== undefined, { timeout: 5_000 }).toBe(true);
+    fail!(Object.assign(new Error('EIO: injected LevelDB write failure'), { code: 'EIO' }));
+    expect(await refused).toBe('refused');
+    store.interceptLevelWrites(undefined);
+    await expect.poll(() => store.health, { timeout: 5_000 }).toBe('ok');
+
+    // The LIS resends nothing yet; a result of DR-6 arrives: no order is stored, nothing billable.
+    const result = message(oru('DR-6', 'GLU'));
+    const validated = await store.commit(result.msg, result.drafts);
+    expect(validated.eventIds).toHaveLength(1);
+    expect((await store.eventsByCorrelation('DR-6')).map((e) => e.event.type)).toEqual(['result.validated']);
+    await store.close();
+  });
 });

@@ -136,6 +136,9 @@ const SEP = '\x00';
  */
 const CORRELATION_IN_FILTER = 'corr-id:';
 
+/** Accessions whose events the store keeps in memory for their derivations (#recentCorrelations). */
+const RECENT_CORRELATIONS = 8_192;
+
 /** The correlation ids of `c` keys (correlationId SEP eventId), for the key filter's fill. */
 function correlationIdsOf(keys: { nextv(size: number): Promise<string[]>; close(): Promise<void> }): { nextv(size: number): Promise<string[]>; close(): Promise<void> } {
   return {
@@ -401,6 +404,14 @@ export class EventStore implements GatewayStore {
    */
   readonly #unappliedCorrelations = new Map<string, { batches: number; events: CanonicalEvent[]; docs: boolean }>();
   /**
+   * Every event of an accession this process saw begin (no event of it stored before: the key
+   * filter did not hold its id), for its derivations (#deriverView), the most recent
+   * RECENT_CORRELATIONS accessions. An accession leaves it when retention deletes one of its
+   * events (its billing memory may then hold what the events no longer do) and when a batch
+   * queuing its events fails; a derivation of one not held reads LevelDB.
+   */
+  readonly #recentCorrelations = new Map<string, CanonicalEvent[]>();
+  /**
    * The store as the deriver reads it. A derivation reads the event bodies, types and documents of
    * its correlation keys; the events of a key change only in commits of that key, which the key
    * lock serialises (#withKeys) and which keep their events in #unappliedCorrelations from the
@@ -415,6 +426,13 @@ export class EventStore implements GatewayStore {
    */
   readonly #deriverView: DeriverStore = {
     eventsByCorrelation: async (correlationId, types) => {
+      const recent = this.#recentCorrelations.get(correlationId);
+      if (recent) {
+        // All of its events, from memory: no iterator, no read (the LIS's result after its order).
+        const out: StoredEvent[] = [];
+        for (const event of recent) if (!types || types.includes(event.type)) out.push({ event, state: 'pending', attempts: 0, dueAt: 0, ambiguous: false });
+        return out;
+      }
       const inFlight = this.#unappliedCorrelations.get(correlationId)?.events.slice() ?? [];
       const stored = await this.#eventsByCorrelation(correlationId, types, false);
       if (inFlight.length === 0) return stored;
@@ -431,6 +449,8 @@ export class EventStore implements GatewayStore {
       // (billing's memory: retention writes it from the events it prunes): a key no event was
       // ever queued for has none, answered without a read (each new accession's first message).
       if (!this.#keyFilter.mayContain(CORRELATION_IN_FILTER + key)) return undefined;
+      // Begun in this process and none of its events pruned since: no memory either.
+      if (this.#recentCorrelations.has(key) && !this.#unappliedCorrelations.get(key)?.docs) return undefined;
       // A document a commit of the key writes (a deriver's DerivedDocs) is read once LevelDB has it.
       if (this.#unappliedCorrelations.get(key)?.docs) await this.#committer.applied();
       return (await this.#sub.doc.get(namespace + SEP + key)) as T | undefined;
@@ -1657,6 +1677,8 @@ export class EventStore implements GatewayStore {
     try {
       await this.#write(ops);
     } catch (err) {
+      // Not stored: an accession whose events it queued is read from LevelDB from now on.
+      for (const e of events) this.#recentCorrelations.delete(e.correlationId);
       release();
       throw err;
     }
@@ -1702,6 +1724,23 @@ export class EventStore implements GatewayStore {
   }
 
 
+  /** Called as `event` is queued, before its id is added to the key filter (see #recentCorrelations). */
+  #rememberRecent(event: CanonicalEvent): void {
+    const id = event.correlationId;
+    const recent = this.#recentCorrelations.get(id);
+    if (recent) {
+      recent.push(event);
+      return;
+    }
+    // Only an accession with no event stored before: the filter holds every stored one's id.
+    if (!this.#keyFilter.ready || this.#keyFilter.mayContain(CORRELATION_IN_FILTER + id)) return;
+    this.#recentCorrelations.set(id, [event]);
+    if (this.#recentCorrelations.size > RECENT_CORRELATIONS) {
+      const oldest = this.#recentCorrelations.keys().next().value as string;
+      this.#recentCorrelations.delete(oldest);
+    }
+  }
+
   async #loadPartitionCount(partitionKey: string): Promise<void> {
     if (this.#pcount.has(partitionKey)) return;
     const mayExist = this.#keyFilter.mayContain(this.#prefix.pcount + partitionKey);
@@ -1728,6 +1767,7 @@ export class EventStore implements GatewayStore {
     ops.push({ type: 'put', sublevel: this.#sub.idem, key: event.idempotencyKey, value: id });
     this.#keyFilter.add(this.#prefix.idem + event.idempotencyKey);
     ops.push({ type: 'put', sublevel: this.#sub.corr, key: event.correlationId + SEP + id, value: event.type });
+    this.#rememberRecent(event);
     this.#keyFilter.add(CORRELATION_IN_FILTER + event.correlationId);
     ops.push({ type: 'put', sublevel: this.#sub.queue, key: pk + SEP + id, value: '' });
     ops.push({ type: 'put', sublevel: this.#sub.pending, key: id, value: '' });
@@ -2815,6 +2855,9 @@ export class EventStore implements GatewayStore {
           ops.push({ type: 'del', sublevel: this.#sub.evt, key: id });
           if (correlationKey !== undefined) ops.push({ type: 'del', sublevel: this.#sub.corr, key: correlationKey });
           else if (correlationId !== undefined) ops.push({ type: 'del', sublevel: this.#sub.corr, key: correlationId + SEP + id });
+          // Its accession's derivations read LevelDB and the billing memory from now on.
+          if (correlationId !== undefined) this.#recentCorrelations.delete(correlationId);
+          else if (correlationKey !== undefined) this.#recentCorrelations.delete(correlationKey.slice(0, correlationKey.indexOf(SEP)));
           // The idempotency key stays as a tombstone pointing nowhere, so that a very late resend
           // of the same fact is still recognised as a duplicate.
           if (rec.state === 'delivered') prunedDelivered++;
