@@ -123,4 +123,23 @@ describe('a billing message derives without waiting for LevelDB, with its access
     expect((await store.eventsByCorrelation('DR-6')).map((e) => e.event.type)).toEqual(['result.validated']);
     await store.close();
   });
+
+  it('local documents are found at once after their write and after a restart; one never written is answered without a read', async () => {
+    let store = await tmp.open();
+    await store.putDoc('ref', 'a', { n: 1 });
+    await store.commitLocal([], [{ namespace: 'ref', key: 'b', value: { n: 2 } }]);
+    expect(await store.getDoc('ref', 'a')).toEqual({ n: 1 });
+    expect(await store.getDoc('ref', 'b')).toEqual({ n: 2 });
+    await store.close();
+
+    store = await tmp.open();
+    await expect.poll(() => store.keyFilterReady, { timeout: 5_000 }).toBe(true);
+    // From the key filter's fill: the documents the store held when it opened.
+    expect(await store.getDoc('ref', 'a')).toEqual({ n: 1 });
+    expect(await store.getDoc('ref', 'b')).toEqual({ n: 2 });
+    expect(await store.getDoc('ref', 'c')).toBeUndefined();
+    await store.deleteDoc('ref', 'a');
+    expect(await store.getDoc('ref', 'a')).toBeUndefined();
+    await store.close();
+  });
 });

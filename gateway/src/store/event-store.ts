@@ -364,7 +364,7 @@ export class EventStore implements GatewayStore {
    * Root-database key prefixes of the sublevels read by point look-ups (and the key filter), and of
    * those retention looks for in a batch record (#intakeKeysIn).
    */
-  readonly #prefix: { dedup: string; idem: string; pcount: string; msg: string; search: string; corr: string };
+  readonly #prefix: { dedup: string; idem: string; pcount: string; msg: string; search: string; corr: string; doc: string };
   /** When LevelDB was last synced (performance.now()). */
   #lastLevelSync = 0;
   readonly #log: MessageLog;
@@ -445,10 +445,9 @@ export class EventStore implements GatewayStore {
     },
     idempotencyKeyUsed: (key) => this.idempotencyKeyUsed(key),
     getDoc: async <T>(namespace: string, key: string): Promise<T | undefined> => {
-      // The deriver's documents are kept per correlation key and made from that key's events
-      // (billing's memory: retention writes it from the events it prunes): a key no event was
-      // ever queued for has none, answered without a read (each new accession's first message).
-      if (!this.#keyFilter.mayContain(CORRELATION_IN_FILTER + key)) return undefined;
+      // Never written: answered without a read (the key filter holds every document's key; billing's
+      // memory is written only by retention, so nearly every accession has none).
+      if (!this.#keyFilter.mayContain(this.#prefix.doc + namespace + SEP + key)) return undefined;
       // Begun in this process and none of its events pruned since: no memory either.
       if (this.#recentCorrelations.has(key) && !this.#unappliedCorrelations.get(key)?.docs) return undefined;
       // A document a commit of the key writes (a deriver's DerivedDocs) is read once LevelDB has it.
@@ -601,6 +600,7 @@ export class EventStore implements GatewayStore {
       msg: prefixOf(this.#sub.msg),
       search: prefixOf(this.#sub.search),
       corr: prefixOf(this.#sub.corr),
+      doc: prefixOf(this.#sub.doc),
     };
     this.#committer = new GroupCommitter<PreparedBatch>({
       prepare: (ops) => this.#prepareBatch(ops),
@@ -859,6 +859,9 @@ export class EventStore implements GatewayStore {
       { prefix: p.pcount, keys: () => store.#sub.pcount.keys() },
       // Correlation ids that have `c` entries (an accession with events), one per entry.
       { prefix: CORRELATION_IN_FILTER, keys: () => correlationIdsOf(store.#sub.corr.keys()) },
+      // Local documents (reference data, marks, billing's memories): getDoc of one never written
+      // answers without a read (billing's memory is read for every order the relay posts).
+      { prefix: p.doc, keys: () => store.#sub.doc.keys() },
     ]);
     return store;
   }
@@ -1661,6 +1664,7 @@ export class EventStore implements GatewayStore {
   /** The put (or delete) of a local document. */
   #docOp(doc: LocalDoc): BatchOp {
     const key = doc.namespace + SEP + doc.key;
+    if (!doc.delete) this.#keyFilter.add(this.#prefix.doc + key);
     return doc.delete ? { type: 'del', sublevel: this.#sub.doc, key } : { type: 'put', sublevel: this.#sub.doc, key, value: doc.value };
   }
 
@@ -2680,12 +2684,15 @@ export class EventStore implements GatewayStore {
   // ---------------------------------------------------------------- documents
 
   async getDoc<T>(namespace: string, key: string): Promise<T | undefined> {
+    // Never written (the key filter holds every document's key, added as its write is queued).
+    if (!this.#keyFilter.mayContain(this.#prefix.doc + namespace + SEP + key)) return undefined;
     // A document written in a batch with messages is answered at that batch's commit point.
     await this.#committer.applied();
     return (await this.#sub.doc.get(namespace + SEP + key)) as T | undefined;
   }
 
   async putDoc(namespace: string, key: string, value: unknown): Promise<void> {
+    this.#keyFilter.add(this.#prefix.doc + namespace + SEP + key);
     await this.#write([{ type: 'put', sublevel: this.#sub.doc, key: namespace + SEP + key, value }]);
   }
 

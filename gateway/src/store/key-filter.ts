@@ -1,7 +1,7 @@
 /**
  * An in-memory membership filter over the keys the store looks up by point reads on every commit
- * (dedup keys `d`, idempotency keys `k`, partition counts `n`): keys that are almost always
- * absent. Once the filter has seen every existing key, a key it does not hold is absent without a
+ * (dedup keys `d`, idempotency keys `k`, partition counts `n`; and the correlation ids that have
+ * events and the local documents' keys, README "Look-ups"): keys that are almost always absent. Once the filter has seen every existing key, a key it does not hold is absent without a
  * LevelDB read; a key it may hold is read for real. See "Look-ups" in README.md.
  *
  * - It holds a 32-bit hash of each prefixed key in an open-addressing table (linear probing) that
