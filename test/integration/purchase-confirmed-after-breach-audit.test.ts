@@ -12,7 +12,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeRig, type Rig } from '../fixtures/relay/harness.ts';
-import { consumableUsed, productId, rfqLines, waitFor } from '../fixtures/relay/helpers.ts';
+import { consumableUsed, countInLab, rfqLines, waitFor } from '../fixtures/relay/helpers.ts';
 import type { OdooVersion } from '../odoo-emulator/index.ts';
 
 let rig: Rig | undefined;
@@ -20,10 +20,6 @@ afterEach(async () => {
   await rig?.close();
   rig = undefined;
 });
-
-type Row = Record<string, unknown> & { id: number };
-
-const labId = (r: Rig): number => (r.emu.records('stock.location', [['name', '=', 'Lab']])[0] as Row).id;
 
 async function breaches(r: Rig, code: string): Promise<Array<{ state: string; suggestedQuantity: number }>> {
   const events = await r.store.listEvents({ type: 'stock.threshold_breached', limit: 100 });
@@ -40,13 +36,7 @@ async function use(r: Rig, qty: number): Promise<void> {
   await r.waitDrained();
 }
 
-/** An inventory count of TIP-200 in the lab, applied by the stock manager. */
-function countTips(r: Rig, qty: number): void {
-  const pid = productId(r.emu, 'TIP-200');
-  r.emu.call('stock.quant', 'create', [{ product_id: pid, location_id: labId(r), inventory_quantity: qty }], { context: { inventory_mode: true } });
-  const [quant] = r.emu.records('stock.quant', [['product_id', '=', pid], ['location_id', '=', labId(r)]]);
-  r.emu.call('stock.quant', 'action_apply_inventory', [[(quant as Row).id]]);
-}
+const countTips = (r: Rig, qty: number): void => countInLab(r.emu, 'TIP-200', qty);
 
 describe.each([16, 17, 19] as const)('an RFQ confirmed while a breach waits (Odoo %i)', (version: OdooVersion) => {
   it('the breach raised while the RFQ was a draft orders nothing once it is confirmed', async () => {

@@ -11,7 +11,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeRig, type Rig } from '../fixtures/relay/harness.ts';
-import { consumableUsed, partnerId, productId, rfqLines, waitFor } from '../fixtures/relay/helpers.ts';
+import { consumableUsed, countInLab, labLocationId, labOnHand, partnerId, productId, rfqLines, waitFor } from '../fixtures/relay/helpers.ts';
 import type { OdooVersion } from '../odoo-emulator/index.ts';
 
 let rig: Rig | undefined;
@@ -22,7 +22,7 @@ afterEach(async () => {
 
 type Row = Record<string, unknown> & { id: number };
 
-const labId = (r: Rig): number => (r.emu.records('stock.location', [['name', '=', 'Lab']])[0] as Row).id;
+const labId = (r: Rig): number => labLocationId(r.emu);
 
 /** The breaches the watch raised for a product (local stock.threshold_breached events). */
 async function breaches(r: Rig, code: string): Promise<Array<{ suggestedQuantity: number; estimatedOnHand: number }>> {
@@ -49,14 +49,9 @@ function confirmRfq(r: Rig, code: string): number {
 }
 
 /** An inventory count of TIP-200 in the lab, applied by the stock manager (Physical Inventory). */
-function countTips(r: Rig, qty: number): void {
-  const pid = productId(r.emu, 'TIP-200');
-  r.emu.call('stock.quant', 'create', [{ product_id: pid, location_id: labId(r), inventory_quantity: qty }], { context: { inventory_mode: true } });
-  const [quant] = r.emu.records('stock.quant', [['product_id', '=', pid], ['location_id', '=', labId(r)]]);
-  r.emu.call('stock.quant', 'action_apply_inventory', [[(quant as Row).id]]);
-}
+const countTips = (r: Rig, qty: number): void => countInLab(r.emu, 'TIP-200', qty);
 
-const onHandTips = (r: Rig): number => r.emu.records('stock.quant', [['product_id', '=', productId(r.emu, 'TIP-200')], ['location_id', '=', labId(r)]]).reduce((s, q) => s + Number(q['quantity']), 0);
+const onHandTips = (r: Rig): number => labOnHand(r.emu, 'TIP-200');
 
 describe.each([16, 17, 18, 19] as const)('stock forecast: goods on their way count (Odoo %i)', (version: OdooVersion) => {
   it('a count above the minimum before the confirmed order arrives: the next fall below it orders nothing more', async () => {

@@ -14,7 +14,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeRig, type Rig } from '../fixtures/relay/harness.ts';
-import { consumableUsed, productId, rfqLines } from '../fixtures/relay/helpers.ts';
+import { consumableUsed, countInLab, labOnHand, rfqLines } from '../fixtures/relay/helpers.ts';
 import type { OdooVersion } from '../odoo-emulator/index.ts';
 
 let rig: Rig | undefined;
@@ -22,10 +22,6 @@ afterEach(async () => {
   await rig?.close();
   rig = undefined;
 });
-
-type Row = Record<string, unknown> & { id: number };
-
-const labId = (r: Rig): number => (r.emu.records('stock.location', [['name', '=', 'Lab']])[0] as Row).id;
 
 async function breaches(r: Rig, code: string): Promise<Array<{ suggestedQuantity: number; incoming?: number }>> {
   const events = await r.store.listEvents({ type: 'stock.threshold_breached', limit: 100 });
@@ -46,15 +42,9 @@ async function use(r: Rig, qty: number): Promise<void> {
   await r.waitDrained();
 }
 
-const onHandTips = (r: Rig): number => r.emu.records('stock.quant', [['product_id', '=', productId(r.emu, 'TIP-200')], ['location_id', '=', labId(r)]]).reduce((s, q) => s + Number(q['quantity']), 0);
+const onHandTips = (r: Rig): number => labOnHand(r.emu, 'TIP-200');
 
-/** An inventory count of TIP-200 in the lab, applied by the stock manager. */
-function countTips(r: Rig, qty: number): void {
-  const pid = productId(r.emu, 'TIP-200');
-  r.emu.call('stock.quant', 'create', [{ product_id: pid, location_id: labId(r), inventory_quantity: qty }], { context: { inventory_mode: true } });
-  const [quant] = r.emu.records('stock.quant', [['product_id', '=', pid], ['location_id', '=', labId(r)]]);
-  r.emu.call('stock.quant', 'action_apply_inventory', [[(quant as Row).id]]);
-}
+const countTips = (r: Rig, qty: number): void => countInLab(r.emu, 'TIP-200', qty);
 
 describe.each([16, 17, 19] as const)('goods ordered since the last pull (Odoo %i)', (version: OdooVersion) => {
   it('an RFQ confirmed after the pull holds the next breach back: no second order', async () => {
