@@ -100,29 +100,22 @@
  */
 import type { CanonicalEvent, DraftEvent, InvoiceEligibleData, OrderCancelledData, OrderCreatedData, OrderedTest, ResultValidatedData } from './types.ts';
 import { idempotencyKey, partitionKeys } from './keys.ts';
-import type { GatewayStore, LocalDoc, RetentionHold, StoredEvent } from '../store/types.ts';
+import type { GatewayStore, RetentionHold, StoredEvent } from '../store/types.ts';
 import { compareHl7Time, hl7Offset, hl7TimeToIso, inHl7Zone } from '../hl7/hl7-time.ts';
 import { expireMemories, readMemory, rememberPruned, withMemory } from './billing-memory.ts';
 
 /** What a deriver reads of the store (`idempotencyKeyUsed` and `getDoc` where the store has them). */
 export type DeriverStore = Pick<GatewayStore, 'eventsByCorrelation' | 'idempotencyKeyUsed'> & Partial<Pick<GatewayStore, 'getDoc'>>;
 
-/**
- * Local documents a derivation writes in the commit's own atomic batch, made from the events the
- * commit stores (with their ids and message id; a duplicate message or events skipped as
- * duplicates store none). Synchronous: the store calls it while it queues the batch. The invoice
- * derivation returns none (billing's memory is written by retention: billingRetention.remember).
- */
-export type DerivedDocs = (committed: readonly CanonicalEvent[]) => LocalDoc[];
-
 export interface EventDeriver {
   /** Correlation ids whose derivation must be serialised with this commit. */
   keys(drafts: readonly DraftEvent[]): string[];
   /**
-   * Events to add to the commit (read what is stored; the store holds the keys' locks), and
-   * optionally documents to write with it (DerivedDocs).
+   * Events to add to the commit (read what is stored; the store holds the keys' locks). A deriver
+   * writes no documents with a commit: billing's memory is written by retention
+   * (billingRetention.remember), and the store's derivation reads rely on that (#deriverView).
    */
-  derive(drafts: readonly DraftEvent[], store: DeriverStore): Promise<DraftEvent[] | { events: DraftEvent[]; docs?: DerivedDocs }>;
+  derive(drafts: readonly DraftEvent[], store: DeriverStore): Promise<DraftEvent[]>;
 }
 
 /** The event types that can change whether an order is billable. */

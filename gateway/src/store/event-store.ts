@@ -6,7 +6,7 @@
 import { mkdir, statfs } from 'node:fs/promises';
 import { Level } from 'level';
 import type { CanonicalEvent, DraftEvent, EventType } from '../events/types.ts';
-import type { DerivedDocs, DeriverStore, EventDeriver } from '../events/invoice-eligibility.ts';
+import type { DeriverStore, EventDeriver } from '../events/invoice-eligibility.ts';
 import { EVENT_SCHEMA_VERSION } from '../events/types.ts';
 import { GatewayError, describeError, isGatewayError } from '../errors.ts';
 import { IdGenerator, idTime } from '../ids.ts';
@@ -399,10 +399,9 @@ export class EventStore implements GatewayStore {
   readonly #keyLocks = new Map<string, Promise<unknown>>();
   /**
    * Correlation ids with `c` entries in a batch LevelDB may not have applied yet (answered at its
-   * commit point): how many such batches, the events they queue for the id, and whether one of them
-   * writes documents (see #deriverView).
+   * commit point): how many such batches, and the events they queue for the id (see #deriverView).
    */
-  readonly #unappliedCorrelations = new Map<string, { batches: number; events: CanonicalEvent[]; docs: boolean }>();
+  readonly #unappliedCorrelations = new Map<string, { batches: number; events: CanonicalEvent[] }>();
   /**
    * Every event of an accession this process saw begin (no event of it stored before: the key
    * filter did not hold its id), for its derivations (#deriverView), the most recent
@@ -448,10 +447,9 @@ export class EventStore implements GatewayStore {
       // Never written: answered without a read (the key filter holds every document's key; billing's
       // memory is written only by retention, so nearly every accession has none).
       if (!this.#keyFilter.mayContain(this.#prefix.doc + namespace + SEP + key)) return undefined;
-      // Begun in this process and none of its events pruned since: no memory either.
-      if (this.#recentCorrelations.has(key) && !this.#unappliedCorrelations.get(key)?.docs) return undefined;
-      // A document a commit of the key writes (a deriver's DerivedDocs) is read once LevelDB has it.
-      if (this.#unappliedCorrelations.get(key)?.docs) await this.#committer.applied();
+      // Begun in this process and none of its events pruned since: no memory either. No commit
+      // writes a deriver's document (retention does), so nothing here waits for LevelDB.
+      if (this.#recentCorrelations.has(key)) return undefined;
       return (await this.#sub.doc.get(namespace + SEP + key)) as T | undefined;
     },
   };
@@ -1282,12 +1280,10 @@ export class EventStore implements GatewayStore {
       let result: Promise<CommitResult>;
       try {
         if (ahead.length > 0) await Promise.all(ahead);
-        const derived = keys.length > 0 ? await (this.#deriver as EventDeriver).derive(drafts, this.#deriverView) : [];
-        const extra = Array.isArray(derived) ? derived : derived.events;
-        const docsOf = Array.isArray(derived) ? undefined : derived.docs;
+        const extra = keys.length > 0 ? await (this.#deriver as EventDeriver).derive(drafts, this.#deriverView) : [];
         // #commit queues a new message's operations before its first await.
         // The message's own drafts come first: a resend of a damaged record is rebuilt from them only.
-        result = this.#commit(message, extra.length ? [...drafts, ...extra] : drafts, false, drafts.length, docsOf);
+        result = this.#commit(message, extra.length ? [...drafts, ...extra] : drafts, false, drafts.length);
       } finally {
         queued();
       }
@@ -1340,16 +1336,15 @@ export class EventStore implements GatewayStore {
    * being read): commit it again from the look-up, as new. Once only: by then LevelDB has the
    * deletion, so the key is not found again.
    */
-  #commitAgain(message: InboundMessage, drafts: DraftEvent[], retried: boolean, own: number, docsOf?: DerivedDocs): Promise<CommitResult> {
+  #commitAgain(message: InboundMessage, drafts: DraftEvent[], retried: boolean, own: number): Promise<CommitResult> {
     if (retried) throw new GatewayError('GW_STORE_STATE', `the message for ${message.dedupKey ?? 'this resend'} is gone but its dedup key remains`);
-    return this.#commit(message, drafts, true, own, docsOf);
+    return this.#commit(message, drafts, true, own);
   }
 
   /**
-   * `own`: how many of `drafts` the message itself yields (the rest the deriver added). `docsOf`:
-   * the deriver's documents, made from the events this commit stores (none for a duplicate).
+   * `own`: how many of `drafts` the message itself yields (the rest the deriver added).
    */
-  async #commit(message: InboundMessage, drafts: DraftEvent[], retried = false, own = drafts.length, docsOf?: DerivedDocs): Promise<CommitResult> {
+  async #commit(message: InboundMessage, drafts: DraftEvent[], retried = false, own = drafts.length): Promise<CommitResult> {
     const dedupKey = message.dedupKey;
     let inflight = dedupKey !== undefined ? this.#inflightDedup.get(dedupKey) : undefined;
     let known: boolean[] | undefined;
@@ -1357,18 +1352,18 @@ export class EventStore implements GatewayStore {
       // One round of parallel look-ups: the message's dedup key, the events' idempotency keys and
       // the counts of partitions not cached yet.
       const [existing, found] = this.#lookup(drafts, dedupKey);
-      if (existing !== undefined) return (await this.#recordDuplicate(existing, message, drafts, own)) ?? this.#commitAgain(message, drafts, retried, own, docsOf);
+      if (existing !== undefined) return (await this.#recordDuplicate(existing, message, drafts, own)) ?? this.#commitAgain(message, drafts, retried, own);
       known = found;
       // Another commit of the same key may have started while we looked.
       if (dedupKey !== undefined) inflight = this.#inflightDedup.get(dedupKey);
     }
     if (inflight) {
       const original = await inflight.catch(() => undefined);
-      if (original) return (await this.#recordDuplicate(original.messageId, message, drafts, own)) ?? this.#commitAgain(message, drafts, retried, own, docsOf);
+      if (original) return (await this.#recordDuplicate(original.messageId, message, drafts, own)) ?? this.#commitAgain(message, drafts, retried, own);
       known = this.#lookup(drafts)[1]; // the original failed: this one takes its place
     }
     this.#assertWritable();
-    const attempt = this.#commitNew(message, drafts, known ?? [], docsOf);
+    const attempt = this.#commitNew(message, drafts, known ?? []);
     if (dedupKey !== undefined) {
       this.#inflightDedup.set(dedupKey, attempt);
       // Until LevelDB has the dedup key (a commit may be answered before), a resend finds it here.
@@ -1563,7 +1558,7 @@ export class EventStore implements GatewayStore {
     return ((await this.#sub.queue.get(draft.partitionKey + SEP + eventId)) as string | undefined) !== undefined;
   }
 
-  async #commitNew(message: InboundMessage, drafts: DraftEvent[], known: boolean[], docsOf?: DerivedDocs): Promise<CommitResult> {
+  async #commitNew(message: InboundMessage, drafts: DraftEvent[], known: boolean[]): Promise<CommitResult> {
     // Synchronous until the write is queued, so that in-memory state and queued operations agree.
     const keep = drafts.map((_, i) => known[i] !== true);
     const now = Date.now();
@@ -1584,19 +1579,6 @@ export class EventStore implements GatewayStore {
       eventIds.push(this.#enqueueEvent(draft, messageId, now, ops, touched, committed));
     });
     this.#putPartitionCounts(touched, ops);
-    // The deriver's documents (billing's memory), from the events stored here, in the same batch.
-    // A failure to make them leaves them out: the commit is not refused for them.
-    let withDocs = false;
-    if (docsOf && committed.length > 0) {
-      let docs: LocalDoc[] = [];
-      try {
-        docs = docsOf(committed);
-      } catch {
-        docs = [];
-      }
-      for (const doc of docs) ops.push(this.#docOp(doc));
-      withDocs = docs.length > 0;
-    }
 
     const record = messageRecord(message, messageId, message.receivedAt, eventIds, committed, 0);
     ops.push({ type: 'put', sublevel: this.#sub.msg, key: messageId, value: { log: messagePayload(record, message.raw, message.ack), duplicates: 0 } satisfies LogEntry });
@@ -1611,7 +1593,7 @@ export class EventStore implements GatewayStore {
     else this.#intake.rejected++;
 
     try {
-      await this.#writeClaiming(ops, claimed, committed, withDocs);
+      await this.#writeClaiming(ops, claimed, committed);
     } catch (err) {
       // Not stored: the caller answers negatively and counts it as such (countRejectedWithoutCommit).
       this.#intake.received--;
@@ -1657,7 +1639,7 @@ export class EventStore implements GatewayStore {
     this.#putPartitionCounts(touched, ops);
     for (const doc of docs) ops.push(this.#docOp(doc));
     if (ops.length === 0) return ids;
-    await this.#writeClaiming(ops, claimed, queued, docs.length > 0);
+    await this.#writeClaiming(ops, claimed, queued);
     return ids;
   }
 
@@ -1672,8 +1654,8 @@ export class EventStore implements GatewayStore {
    * Write `ops`, keeping the idempotency keys `claimed` claimed in memory until LevelDB has them:
    * the write may be answered at its batch's commit point, before a look-up could find them there.
    */
-  async #writeClaiming(ops: BatchOp[], claimed: string[], events: readonly CanonicalEvent[], withDocs = false): Promise<void> {
-    const unmark = this.#markUnapplied(events, withDocs);
+  async #writeClaiming(ops: BatchOp[], claimed: string[], events: readonly CanonicalEvent[]): Promise<void> {
+    const unmark = this.#markUnapplied(events);
     const release = (): void => {
       for (const key of claimed) this.#inflightIdem.delete(key);
       unmark();
@@ -1691,10 +1673,9 @@ export class EventStore implements GatewayStore {
 
   /**
    * Keep `events` (queued in a batch about to be written) under their correlation ids until
-   * LevelDB has that batch: call the returned function once it has (or failed). `withDocs`: the
-   * batch writes documents too. See #deriverView.
+   * LevelDB has that batch: call the returned function once it has (or failed). See #deriverView.
    */
-  #markUnapplied(events: readonly CanonicalEvent[], withDocs: boolean): () => void {
+  #markUnapplied(events: readonly CanonicalEvent[]): () => void {
     if (events.length === 0) return () => undefined;
     const byId = new Map<string, CanonicalEvent[]>();
     for (const e of events) {
@@ -1707,8 +1688,7 @@ export class EventStore implements GatewayStore {
       if (entry) {
         entry.batches++;
         entry.events.push(...list);
-        entry.docs ||= withDocs;
-      } else this.#unappliedCorrelations.set(id, { batches: 1, events: [...list], docs: withDocs });
+      } else this.#unappliedCorrelations.set(id, { batches: 1, events: [...list] });
     }
     let done = false;
     return () => {
