@@ -83,6 +83,13 @@ export const PEER_CLOSE_GRACE_MS = 2_000;
  */
 export const END_CR_GRACE_MS = 1_000;
 
+/**
+ * How many bytes of replies the kernel has not taken yet (the peer reads none of them) the
+ * connection holds before it stops reading (bytes). Frames awaiting their commit are bounded
+ * (maxInFlight, maxInFlightBytes); replies written are bounded here.
+ */
+export const REPLY_BACKLOG_BYTES = 1024 * 1024;
+
 /** A frame awaiting its reply, in arrival order. */
 interface Pending {
   /** Set when the intake finished with the frame. */
@@ -116,12 +123,17 @@ export class MllpConnection {
   #inFlightBytes = 0;
   readonly #onAnswered: MllpConnectionOptions['onAnswered'];
   readonly #onIgnoredBytes: (count: number) => void;
+  /** Who the peer is, for the log. */
+  readonly #peerName: string;
   /** Frames awaiting their reply, oldest first: replies go out from the head, in frame order. */
   readonly #pending: Pending[] = [];
   /** drained() callers, resolved when #pending is empty. */
   #drainWaiters: Array<() => void> = [];
   #inFlight = 0;
+  /** Reading paused: too many frames await their reply (maxInFlight, maxInFlightBytes). */
   #paused = false;
+  /** Reading paused: the peer reads none of the replies (REPLY_BACKLOG_BYTES), until they drain. */
+  #repliesUnread = false;
   #accepting = true;
   /** Set once the connection is to close when its replies are written (#closeWhenAnswered). */
   #closing = false;
@@ -147,6 +159,7 @@ export class MllpConnection {
     this.#maxInFlightBytes = options.maxInFlightBytes ?? 64 * 1024 * 1024;
     this.#onAnswered = options.onAnswered;
     this.#onIgnoredBytes = options.onIgnoredBytes;
+    this.#peerName = options.peerName ?? 'the LIS';
     this.remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     this.#decoder = new MllpDecoder({
       maxFrameBytes: options.maxFrameBytes,
@@ -204,6 +217,13 @@ export class MllpConnection {
         this.#log.error('framing failed; closing the connection', { remote: this.remoteAddress, error: describeError(err) });
         socket.destroy();
       }
+    });
+    // The replies held for a peer that read none of them went out: reading goes on.
+    socket.on('drain', () => {
+      if (!this.#repliesUnread) return;
+      this.#repliesUnread = false;
+      this.#log.info('the peer reads its replies again: reading resumed', { remote: this.remoteAddress });
+      if (!this.#paused && this.#accepting) socket.resume();
     });
     socket.on('error', (err) => this.#log.debug('connection error', { remote: this.remoteAddress, error: describeError(err) }));
     this.#closedPromise = new Promise((resolve) => {
@@ -293,12 +313,19 @@ export class MllpConnection {
       if (result.reply && !socket.destroyed && socket.writable) {
         socket.write(result.reply);
         this.#acks.wrote();
+        // Replies the kernel does not take (the peer reads none of them) wait in memory: beyond
+        // REPLY_BACKLOG_BYTES, nothing more is read until they drain (the 'drain' listener).
+        if (!this.#repliesUnread && socket.writableLength > REPLY_BACKLOG_BYTES) {
+          this.#repliesUnread = true;
+          socket.pause();
+          this.#log.warn(`${this.#peerName} reads none of its replies: reading paused until it does`, { remote: this.remoteAddress, unreadBytes: socket.writableLength });
+        }
       }
       this.#inFlight--;
       this.#inFlightBytes -= entry.held;
       if (this.#paused && this.#inFlight < this.#maxInFlight / 2 && this.#inFlightBytes < this.#maxInFlightBytes / 2) {
         this.#paused = false;
-        if (this.#accepting) socket.resume();
+        if (this.#accepting && !this.#repliesUnread) socket.resume();
       }
       try {
         this.#onAnswered(result, { latencyMs: performance.now() - entry.started, bytes: entry.bytes });
