@@ -2129,12 +2129,18 @@ export class EventStore implements GatewayStore {
     return { written };
   }
 
-  /** Exponential backoff with jitter and a ceiling, for attempt n (1-based). */
+  /**
+   * Exponential backoff with jitter and a ceiling, for attempt n (1-based): drawn evenly between
+   * base × (1 − jitter) and base × (1 + jitter), the top of that range cut at the ceiling (not the
+   * draw: clamped, half the draws at the ceiling were the ceiling itself, and orders that failed
+   * together came due together at every retry once there).
+   */
   backoffDelay(attempt: number): number {
     const { initialMs, maxMs, multiplier, jitter } = this.#backoff;
     const base = Math.min(maxMs, initialMs * multiplier ** Math.max(0, attempt - 1));
-    const factor = 1 - jitter + Math.random() * 2 * jitter;
-    return Math.min(maxMs, Math.max(0, Math.round(base * factor)));
+    const low = base * (1 - jitter);
+    const high = Math.min(maxMs, base * (1 + jitter));
+    return Math.min(maxMs, Math.max(0, Math.round(low + Math.random() * (high - low))));
   }
 
   replay(eventId: string, actor: string, reason?: string, guard: OperatorGuard = {}): Promise<StoredEvent> {
