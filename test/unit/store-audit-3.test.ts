@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { EventStore } from '../../gateway/src/store/event-store.ts';
 import { inboundMessage, resultValidated, specimenReceived } from '../fixtures/store/inbound.ts';
 import { useTempStore } from '../fixtures/store/temp-store.ts';
@@ -95,5 +95,30 @@ describe('retries at the back-off ceiling', () => {
     }
     // Jitter of 20 % below the ceiling: hardly any two draws the same.
     expect(delays.filter((d) => d === 60_000).length).toBeLessThan(20);
+  });
+});
+
+describe('an operator replaying a dead letter after the box booted with its clock behind', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('the audit trail says the replay came after the dead-lettering, and the replayed event goes at once', async () => {
+    const T = Date.parse('2027-03-10T09:00:00Z');
+    vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true, now: T });
+    let store = await tmp.open();
+    const r = await store.commit(inboundMessage('RC1'), [resultValidated('RC', 'k-RC-1'), resultValidated('RC', 'k-RC-2')]);
+    const [lease] = await store.lease({ limit: 1 });
+    await store.complete(lease!, [{ eventId: r.eventIds[0]!, outcome: 'dead', reason: 'Odoo: product TSH has no price' }]);
+    await store.close();
+
+    // A power cut; the box boots with its build date, 200 days behind, until the time server answers.
+    vi.setSystemTime(T - 200 * DAY_MS);
+    store = await tmp.open();
+    const replayed = await store.replay(r.eventIds[0]!, 'admin', 'price set in Odoo');
+    const at = Date.parse(replayed.audit!.at(-1)!.at);
+    expect(at, 'replayed no earlier than the event was stored').toBeGreaterThanOrEqual(T);
+    const [again] = await store.lease({ limit: 1 });
+    expect(again?.events.map((e) => e.event.id)).toEqual([r.eventIds[0]]);
   });
 });

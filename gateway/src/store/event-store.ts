@@ -2150,7 +2150,9 @@ export class EventStore implements GatewayStore {
       if (!rec) throw new GatewayError('GW_STORE_NOT_FOUND', `no event ${eventId}`);
       checkOperatorGuard(rec, 'replay', guard);
       if (rec.state !== 'dead') throw new GatewayError('GW_STORE_STATE', `event ${eventId} is ${rec.state}; only dead letters can be replayed`);
-      const now = Date.now();
+      // On the due clock, as a discard's time: read from Date.now(), a box booted with its build
+      // date stamped the replay in its audit trail months before the event was stored.
+      const now = this.#dueClock.now();
       const pk = rec.event.partitionKey;
       rec.state = 'pending';
       // An event that was ever attempted may have reached Odoo before it died (a timeout on the
