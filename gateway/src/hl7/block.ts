@@ -9,7 +9,8 @@
  * - a lone LF ends a segment only when what follows looks like a segment header (three upper-case
  *   letters/digits then the field separator). Senders put literal newlines inside NTE/OBX text, and
  *   splitting there would invent segments;
- * - empty lines, and lines of only spaces and tabs, are skipped.
+ * - empty lines, and lines of only spaces, tabs and NULs, are skipped (a sender in C may send its
+ *   string's terminating NUL, or a buffer padded with NULs, after the last segment).
  *
  * Batches (HL7 v2.5 §2.10.3): `[FHS] [BHS] { MSH … } [BTS] [FTS]`; a block may also hold several
  * MSH without a batch header.
@@ -98,8 +99,8 @@ export function splitSegments(raw: Buffer): RawSegment[] {
   const n = raw.length;
   // A UTF-8 byte-order mark (files saved by Windows editors and sent as they are) is not content.
   if (raw[0] === 0xef && raw[1] === 0xbb && raw[2] === 0xbf) i = 3;
-  // Skip leading blank lines, spaces and tabs.
-  while (i < n && (raw[i] === CR || raw[i] === LF || raw[i] === 0x20 || raw[i] === 0x09)) i++;
+  // Skip leading blank lines, spaces, tabs and NULs.
+  while (i < n && (raw[i] === CR || raw[i] === LF || raw[i] === 0x20 || raw[i] === 0x09 || raw[i] === 0x00)) i++;
   const fieldSep = guessFieldSeparator(raw, i);
   let start = i;
   const push = (end: number): void => {
@@ -140,11 +141,14 @@ export function splitSegments(raw: Buffer): RawSegment[] {
   return segments.filter((s) => s.end > s.start && !isBlank(raw, s));
 }
 
-/** A line of only spaces and tabs (a segment id never starts with either): a blank line. */
+/**
+ * A line of only spaces, tabs and NULs (a segment id never starts with any): a blank line. NULs: a
+ * C string's terminator or a buffer's padding after the last segment.
+ */
 function isBlank(raw: Buffer, s: RawSegment): boolean {
   for (let k = s.start; k < s.end; k++) {
     const b = raw[k];
-    if (b !== 0x20 && b !== 0x09) return false;
+    if (b !== 0x20 && b !== 0x09 && b !== 0x00) return false;
   }
   return true;
 }

@@ -217,23 +217,23 @@ function fingerprintOf(text: string): string {
   return hash('sha256', text, 'hex').slice(0, 16);
 }
 
-/** A UTF-8 byte-order mark (read as Latin-1) and then CR, LF, spaces and tabs: their length. */
+/** A UTF-8 byte-order mark (read as Latin-1) and then CR, LF, spaces, tabs and NULs: their length. */
 function leadingBlankLength(text: string): number {
   let i = text.startsWith('\u00ef\u00bb\u00bf') ? 3 : 0;
-  for (let c = text.charCodeAt(i); c === 0x0d || c === 0x0a || c === 0x20 || c === 0x09; c = text.charCodeAt(++i));
+  for (let c = text.charCodeAt(i); c === 0x0d || c === 0x0a || c === 0x20 || c === 0x09 || c === 0x00; c = text.charCodeAt(++i));
   return i;
 }
 
 /**
  * The text with its last segment ended by one CR: a missing terminator added, and empty lines or
- * lines of spaces and tabs after the last segment left out. Spaces at the end of the last segment
+ * lines of spaces, tabs and NULs after the last segment left out (block.ts skips them too). Spaces at the end of the last segment
  * itself (before its terminator, or at the end of the text) are its content and stay.
  */
 function endedWithOneCr(data: string): string {
   let end = data.length;
   for (;;) {
     let j = end;
-    while (j > 0 && (data.charCodeAt(j - 1) === 0x20 || data.charCodeAt(j - 1) === 0x09)) j--;
+    while (j > 0 && (data.charCodeAt(j - 1) === 0x20 || data.charCodeAt(j - 1) === 0x09 || data.charCodeAt(j - 1) === 0x00)) j--;
     if (j > 0 && data.charCodeAt(j - 1) === 0x0d) end = j - 1;
     else break;
   }
