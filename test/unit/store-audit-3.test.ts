@@ -1,5 +1,10 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { billingRetention } from '../../gateway/src/events/invoice-eligibility.ts';
+import { StatusModel } from '../../gateway/src/status/status-model.ts';
 import type { EventStore } from '../../gateway/src/store/event-store.ts';
+import type { RetentionHold } from '../../gateway/src/store/types.ts';
+import { Telemetry } from '../../gateway/src/telemetry.ts';
+import { makeConfig } from '../fixtures/status/harness.ts';
 import { inboundMessage, resultValidated, specimenReceived } from '../fixtures/store/inbound.ts';
 import { useTempStore } from '../fixtures/store/temp-store.ts';
 
@@ -120,5 +125,55 @@ describe('an operator replaying a dead letter after the box booted with its cloc
     expect(at, 'replayed no earlier than the event was stored').toBeGreaterThanOrEqual(T);
     const [again] = await store.lease({ limit: 1 });
     expect(again?.events.map((e) => e.event.id)).toEqual([r.eventIds[0]]);
+  });
+});
+
+describe('billing events whose memory cannot be written', () => {
+  // What the lab expects: an accession's billing events are never pruned without their memory
+  // (pruned bare, a test cancelled and replayed by the LIS afterwards is invoiced again), so they
+  // stay, past the age, the floor and the cap; but IT must see that they stay, and why, or the
+  // disk fills with no word (the failed question was swallowed) and nobody mends the cause.
+  const holdFailingFor = (bad: Set<string>, error = 'Corruption: bad entry in block'): RetentionHold => ({
+    ...billingRetention,
+    keep: async () => false,
+    remember: async (accession, store) => {
+      if (bad.has(accession)) throw new Error(error);
+      return billingRetention.remember!(accession, store);
+    },
+  });
+
+  it('stay, and the store says how many accessions and why; once the memory is written they go', async () => {
+    const bad = new Set(['ACC-BAD']);
+    const store = await tmp.open({ retentionHold: holdFailingFor(bad), retention: { retentionDays: 30, maxDeliveredEvents: 1, deadLetterRetentionDays: 180 } });
+    const held = await store.commit(inboundMessage('BM1'), [resultValidated('ACC-BAD', 'k-BAD-1')]);
+    const fine = await store.commit(inboundMessage('BM2'), [resultValidated('ACC-OK', 'k-OK-1')]);
+    for (;;) {
+      const leases = await store.lease({ limit: 10 });
+      if (leases.length === 0) break;
+      for (const l of leases) await store.complete(l, l.events.map((e) => ({ eventId: e.event.id, outcome: 'delivered' as const })));
+    }
+    const later = Date.now() + 40 * DAY_MS; // past the age; and two events over a cap of one
+    for (let pass = 0; pass < 10 && (await store.prune(later)) > 0; pass++);
+    expect(await store.getEvent(fine.eventIds[0]!)).toBeUndefined();
+    expect(await store.getDoc('billing', 'ACC-OK')).toBeDefined();
+    expect(await store.getEvent(held.eventIds[0]!), 'kept without its memory').toMatchObject({ state: 'delivered' });
+    expect(store.retentionHeld()).toEqual({ accessions: 1, first: expect.stringMatching(/ACC-BAD.*Corruption: bad entry in block/) });
+
+    const model = new StatusModel({ config: makeConfig(tmp.dir), store, telemetry: new Telemetry(), version: 't', startedAt: new Date().toISOString(), pollIntervalMs: 3_600_000, diskIntervalMs: 3_600_000, readDisk: async () => ({ freeBytes: 50 * 1024 ** 3, totalBytes: 100 * 1024 ** 3 }) });
+    await model.start();
+    try {
+      model.poll();
+      const reason = model.toApiStatus().healthReasons.find((r) => r.code === 'RETENTION_HELD');
+      expect(reason?.message).toMatch(/billing events of 1 accession .*ACC-BAD.*Corruption: bad entry in block/);
+    } finally {
+      await model.stop();
+    }
+
+    // Mended (IT restored the document): the next sweep, within the hour, writes the memory and prunes.
+    bad.clear();
+    for (let pass = 0; pass < 10 && (await store.prune(later + 2 * 3_600_000)) > 0; pass++);
+    expect(await store.getEvent(held.eventIds[0]!)).toBeUndefined();
+    expect(await store.getDoc('billing', 'ACC-BAD')).toBeDefined();
+    expect(store.retentionHeld()).toEqual({ accessions: 0 });
   });
 });

@@ -427,6 +427,8 @@ export class StatusModel implements Component {
    */
   readonly #waitingForOrder = new Map<string, number>();
   #queue: QueueStats = { ...EMPTY_QUEUE };
+  /** Accessions whose billing events retention keeps for want of their memory (RETENTION_HELD). */
+  #retentionHeld: { accessions: number; first?: string } = { accessions: 0 };
   #intake: IntakeCounters = { received: 0, accepted: 0, rejected: 0, duplicates: 0 };
   #disk: DiskStatus | null = null;
   readonly #received = new MinuteWindow();
@@ -608,6 +610,11 @@ export class StatusModel implements Component {
     try {
       queue = this.#o.store.stats();
       intake = this.#o.store.intake();
+      const held = this.#o.store.retentionHeld?.() ?? { accessions: 0 };
+      if (held.accessions !== this.#retentionHeld.accessions || held.first !== this.#retentionHeld.first) {
+        this.#retentionHeld = held;
+        this.#changed('status');
+      }
     } catch (err) {
       // A closed store throws; keep the last counters, the store health says why.
       this.#storeReason ??= describeError(err);
@@ -742,6 +749,17 @@ export class StatusModel implements Component {
     if (this.#queue.blockedPartitions > 0) {
       const n = this.#queue.blockedPartitions;
       reasons.push({ level: 'degraded', code: 'BLOCKED_PARTITIONS', message: `${n} order${n === 1 ? '' : 's'}/lot${n === 1 ? '' : 's'} blocked behind a dead letter` });
+    }
+    // Billing events retention may not prune bare (their memory could not be written): they stay,
+    // past the size cap the disk is sized by, until the cause is mended.
+    const heldBack = this.#retentionHeld.accessions;
+    if (heldBack > 0) {
+      const first = this.#retentionHeld.first;
+      reasons.push({
+        level: 'degraded',
+        code: 'RETENTION_HELD',
+        message: shownReason(`Retention keeps the billing events of ${heldBack} accession${heldBack === 1 ? '' : 's'} past their age and the size cap: billing's memory of ${heldBack === 1 ? 'it' : 'them'} could not be written${first ? ` (${first})` : ''}`),
+      });
     }
     const stale = this.#o.staleQueueSeconds ?? 900;
     if (this.#queue.oldestPendingAgeSeconds > stale) {

@@ -540,6 +540,12 @@ export class EventStore implements GatewayStore {
    */
   #pruneSweepStartedAt: number | undefined;
   #pruneDiscardsBehind = 0;
+  /**
+   * Correlations whose events of the hold's types retention keeps because the hold's `remember`
+   * failed (billing's memory could not be written), with the error: they stay until it succeeds,
+   * and retentionHeld() says so (GET /api/status RETENTION_HELD). Asked again at each sweep.
+   */
+  readonly #unremembered = new Map<string, string>();
   #timers: NodeJS.Timeout[] = [];
   /** The place (`o` key) of the last event of recent delivered/discarded pages, by id (#finishedPlace). */
   readonly #pageEnds = new Map<string, string>();
@@ -2602,6 +2608,11 @@ export class EventStore implements GatewayStore {
     };
   }
 
+  retentionHeld(): { accessions: number; first?: string } {
+    for (const [correlationId, error] of this.#unremembered) return { accessions: this.#unremembered.size, first: `${correlationId}: ${error}` };
+    return { accessions: 0 };
+  }
+
   intake(): IntakeCounters {
     return { ...this.#intake };
   }
@@ -2833,7 +2844,11 @@ export class EventStore implements GatewayStore {
           // there). A failed question keeps the correlation's events this pass.
           let docs = remembered.get(correlationId);
           if (docs === undefined) {
-            docs = await hold.remember(correlationId, this).catch(() => null);
+            docs = await hold.remember(correlationId, this).catch((err: unknown) => {
+              this.#unremembered.set(correlationId, describeError(err));
+              return null;
+            });
+            if (docs !== null) this.#unremembered.delete(correlationId);
             remembered.set(correlationId, docs);
             for (const doc of docs ?? []) ops.push(this.#docOp(doc));
           }

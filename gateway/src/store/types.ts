@@ -257,6 +257,13 @@ export interface GatewayStore {
   correlationsInRange?(from: string, to: string, options?: { types?: EventType[]; limit?: number }): Promise<string[]>;
   stats(): QueueStats;
   /**
+   * Correlations (accessions) whose finished events retention keeps past their age, floor and the
+   * size cap because the retention hold's `remember` failed (billing's memory could not be
+   * written; pruned bare, their billing would be rebuilt wrong), and the first of them with its
+   * error ("ACC-1: <error>"). GET /api/status RETENTION_HELD.
+   */
+  retentionHeld?(): { accessions: number; first?: string };
+  /**
    * The newest instant the store held when it opened (epoch ms: its newest ids, completions and
    * open leases; undefined when empty). The relay compares it with the system clock at start-up:
    * a box that booted with a wrong time is said to be so.
