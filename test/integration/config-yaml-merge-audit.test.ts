@@ -36,7 +36,10 @@ describe('check: YAML merge keys', () => {
     );
     const r = await runCli(cliSource, ['check', '--json', '--config', cfg]);
     expect(r.code, r.out).toBe(0);
-    expect((JSON.parse(r.out) as { issues: unknown[] }).issues).toEqual([]);
+    // The ports themselves are not on this machine: a warning each that the gateway would keep
+    // trying them (commissioning-serial-device-audit); nothing else.
+    const issues = (JSON.parse(r.out) as { issues: Array<{ path: string; message: string }> }).issues;
+    expect(issues.filter((i) => !/^analyzers\[[01]\]\.serial\.path$/.test(i.path) || !/does not exist/.test(i.message))).toEqual([]);
   }, 30_000);
 
   /** The merged values are validated as if written out: the copied serial port is named. */

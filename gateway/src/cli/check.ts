@@ -11,11 +11,12 @@ import { checkOdooConnection, type ConsumptionUnits } from '../relay/check-conne
 import { checkStoreUse, odooTargetOf, storeUseEndpoints } from '../relay/odoo-target.ts';
 import { EventStore } from '../store/event-store.ts';
 import { readStoreAtRest } from '../store/inspect.ts';
+import { checkListeners } from './check-listeners.ts';
 import { args, type CliContext } from './main.ts';
 
 /**
  * `lab-gateway check`: validate the config and each analyzer against its profile; every issue at
- * once. With `--odoo`, also connect to the configured Odoo (credentials, key expiry, models, the
+ * once; each listening address is tried (check-listeners.ts). With `--odoo`, also connect to the configured Odoo (credentials, key expiry, models, the
  * locations and picking type of `odoo.mapping`) without changing anything there. With `odoo.url`
  * set, a gateway.dataDir that is the demo's store is refused as start refuses it (checkDataDir).
  */
@@ -27,6 +28,10 @@ export async function runCheck(argv: string[], ctx: CliContext): Promise<number>
   // once. A profilesDir that cannot be read is reported once, at profilesDir.
   if (!loaded.profilesDirInvalid) issues.push(...checkSiteAnalyzers(loaded.analyzers, loaded.profilesDir));
   if (loaded.config) issues.push(...(await checkDataDir(loaded.config)));
+  // Each listening address bound for an instant, as start binds it (check-listeners.ts): a port
+  // another program holds, a host not of this machine, a privileged port. Also when the
+  // configuration has errors elsewhere: every issue at once.
+  issues.push(...(await checkListeners(loaded.listeners, loaded.dataDir)));
   if (loaded.config && values.odoo) issues.push(...(await checkOdoo(loaded.config)));
   const errors = issues.filter((i) => i.severity === 'error').length;
   const warnings = issues.length - errors;

@@ -4,7 +4,7 @@ import { type Document, isAlias, isMap, isScalar, isSeq, LineCounter, parseDocum
 import { GatewayError } from '../errors.ts';
 import { defaultConfig } from './defaults.ts';
 import type { AnalyzerConfig, ConfigIssue, GatewayConfig } from './types.ts';
-import { validateConfig } from './validate.ts';
+import { type ListenerAt, validateConfig } from './validate.ts';
 
 export interface LoadedConfig {
   config: GatewayConfig | undefined;
@@ -17,9 +17,13 @@ export interface LoadedConfig {
   profilesDir: string | undefined;
   /** `profilesDir` is set but is not a readable directory (an issue says so). */
   profilesDirInvalid: boolean;
+  /** The listening addresses as parsed, for check to try (validate.ts ValidationResult.listeners). */
+  listeners: ListenerAt[];
+  /** gateway.dataDir as resolved, unless it has an error or the file could not be read. */
+  dataDir: string | undefined;
 }
 
-const nothingParsed = (): Pick<LoadedConfig, 'analyzers' | 'profilesDir' | 'profilesDirInvalid'> => ({ analyzers: [], profilesDir: undefined, profilesDirInvalid: false });
+const nothingParsed = (): Pick<LoadedConfig, 'analyzers' | 'profilesDir' | 'profilesDirInvalid' | 'listeners' | 'dataDir'> => ({ analyzers: [], profilesDir: undefined, profilesDirInvalid: false, listeners: [], dataDir: undefined });
 
 /** A mapping key as a path shows it: a merge key (whose value is a symbol) as it is written, `<<`. */
 function keyName(key: unknown): string {
@@ -228,8 +232,8 @@ function withColonHints(issues: ConfigIssue[], text: string, doc: Document): Con
  */
 export function loadConfig(file?: string): LoadedConfig {
   if (file === undefined) {
-    const { config, issues, analyzers, profilesDir, profilesDirInvalid } = validateConfig({}, process.cwd());
-    return { config: config ?? defaultConfig(), issues, file, analyzers, profilesDir, profilesDirInvalid };
+    const { config, issues, analyzers, profilesDir, profilesDirInvalid, listeners, dataDir } = validateConfig({}, process.cwd());
+    return { config: config ?? defaultConfig(), issues, file, analyzers, profilesDir, profilesDirInvalid, listeners, dataDir };
   }
   const resolved = path.resolve(file);
   let bytes: Buffer;
@@ -259,10 +263,10 @@ export function loadConfig(file?: string): LoadedConfig {
     return { config: undefined, issues: [{ severity: 'error', path: '', message: `cannot be read as a configuration: ${(err as Error).message}` }], file: resolved, ...nothingParsed() };
   }
   const validated = validateConfig(raw, path.dirname(resolved));
-  const { analyzers, profilesDir, profilesDirInvalid } = validated;
+  const { analyzers, profilesDir, profilesDirInvalid, listeners, dataDir } = validated;
   const issues = withColonHints([...validated.issues, ...notUtf8(bytes, doc)], text, doc);
   const config = issues.some((i) => i.severity === 'error') ? undefined : validated.config;
-  return { config, issues, file: resolved, analyzers, profilesDir, profilesDirInvalid };
+  return { config, issues, file: resolved, analyzers, profilesDir, profilesDirInvalid, listeners, dataDir };
 }
 
 /** Load or throw one GW_CONFIG_INVALID error listing every issue. */

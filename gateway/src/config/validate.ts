@@ -178,6 +178,27 @@ function isDirectory(file: string): boolean {
   }
 }
 
+/**
+ * What `file` is, after its links: `character device` (a serial port, a pty), another kind in
+ * words for a message, undefined when it does not exist, null when it cannot be looked at (a
+ * folder on the way the user may not enter: start, as its own user, says what it finds).
+ */
+function fileKind(file: string): string | undefined | null {
+  try {
+    const st = statSync(file);
+    if (st.isCharacterDevice()) return 'character device';
+    if (st.isFile()) return 'a regular file';
+    if (st.isDirectory()) return 'a directory';
+    if (st.isBlockDevice()) return 'a block device (a disk)';
+    if (st.isFIFO()) return 'a named pipe';
+    if (st.isSocket()) return 'a socket';
+    return 'neither a file nor a device';
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' || code === 'ENOTDIR' ? undefined : null;
+  }
+}
+
 /** True when `file` is a regular file holding nothing but white space. */
 function emptyFile(file: string): boolean {
   try {
@@ -309,6 +330,22 @@ export interface ValidationResult {
   profilesDir: string | undefined;
   /** True when `profilesDir` is set but is not a readable directory (already reported). */
   profilesDirInvalid: boolean;
+  /**
+   * The addresses the gateway would listen on, each with its key (`hl7[0].listen`), for `check` to
+   * try, even when the configuration has errors elsewhere. Left out: port 0 (any free port), and a
+   * listener with an error of its own or of an entry it is in (its host or port, a port another
+   * listener takes: that error says it already).
+   */
+  listeners: ListenerAt[];
+  /** gateway.dataDir as resolved, unless it has an error. */
+  dataDir: string | undefined;
+}
+
+/** A listening address and the key that sets it. */
+export interface ListenerAt {
+  path: string;
+  host: string;
+  port: number;
 }
 
 /** Why `dir` is not a readable directory, or undefined when it is one. */
@@ -415,11 +452,21 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
       const written = c.string(`${p}.serial.path`, s.path, '');
       a.serial = { path: written === '' ? written : path.resolve(baseDir, written) };
       if (s.path === undefined) c.error(`${p}.serial.path`, 'is required (e.g. /dev/ttyUSB0)');
-      else if (written !== '' && !path.isAbsolute(written) && !existsSync(a.serial.path)) {
-        // `ttyUSB0` for /dev/ttyUSB0. A warning, not an error: start keeps trying a missing port.
-        const dev = path.join('/dev', written);
-        const hint = existsSync(dev) ? `; did you mean ${dev}?` : ' (a relative path is read from the config file\'s folder; ports are under /dev, e.g. /dev/ttyUSB0 or /dev/serial/by-id/…)';
-        c.warn(`${p}.serial.path`, `${a.serial.path} does not exist${hint}: the gateway would keep trying to open it, the analyzer in error`);
+      else if (written !== '') {
+        const kind = fileKind(a.serial.path);
+        if (kind === undefined && !path.isAbsolute(written)) {
+          // `ttyUSB0` for /dev/ttyUSB0. A warning, not an error: start keeps trying a missing port.
+          const dev = path.join('/dev', written);
+          const hint = existsSync(dev) ? `; did you mean ${dev}?` : ' (a relative path is read from the config file\'s folder; ports are under /dev, e.g. /dev/ttyUSB0 or /dev/serial/by-id/…)';
+          c.warn(`${p}.serial.path`, `${a.serial.path} does not exist${hint}: the gateway would keep trying to open it, the analyzer in error`);
+        } else if (kind === undefined) {
+          // A USB adapter not plugged in yet: start keeps trying, and opens it once it is there.
+          c.warn(`${p}.serial.path`, `${a.serial.path} does not exist (a USB adapter not plugged in yet, or another adapter's name): the gateway would keep trying to open it, the analyzer in error until it appears`);
+        } else if (kind !== null && kind !== 'character device') {
+          // Never a line, whatever start does: a regular file, a folder, a socket.
+          const instead = 'name the port\'s device: /dev/serial/by-id/<the adapter> (ls /dev/serial/by-id/ lists them), or /dev/ttyUSB0, /dev/ttyS0';
+          c.error(`${p}.serial.path`, `${a.serial.path} is ${kind}, not a serial port (a character device): the gateway cannot open it as a line; ${instead}`);
+        }
       }
       if (s.baudRate !== undefined) a.serial.baudRate = c.number(`${p}.serial.baudRate`, s.baudRate, 9600, 50, 4_000_000);
       if (s.dataBits !== undefined) a.serial.dataBits = Number(c.oneOf(`${p}.serial.dataBits`, String(s.dataBits), ['5', '6', '7', '8'] as const, '8')) as 5 | 6 | 7 | 8;
@@ -747,6 +794,25 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
     );
   }
 
+  const errorAt = (key: string): boolean =>
+    c.issues.some((i) => i.severity === 'error' && i.path !== '' && (i.path === key || i.path.startsWith(`${key}.`) || key.startsWith(`${i.path}.`) || key.startsWith(`${i.path}[`)));
+  const listeners: ListenerAt[] = [];
+  const listener = (l: ListenConfig | undefined, p: string): void => {
+    if (l && l.port !== 0 && !errorAt(p)) listeners.push({ path: p, host: l.host, port: l.port });
+  };
+  hl7.forEach((h, i) => listener(h.listen, `hl7[${i}].listen`));
+  analyzers.forEach((a, i) => listener(a.tcp?.listen, `analyzers[${i}].tcp.listen`));
+  if (mqtt.broker === 'embedded') listener(mqtt.listen, 'mqtt.listen');
+  listener(status.listen, 'status.listen');
+
   const hasError = c.issues.some((i) => i.severity === 'error');
-  return { config: hasError ? undefined : config, issues: c.issues, analyzers, profilesDir: profilesDirProblem ? undefined : profilesDirSet, profilesDirInvalid: profilesDirProblem !== undefined };
+  return {
+    config: hasError ? undefined : config,
+    issues: c.issues,
+    analyzers,
+    profilesDir: profilesDirProblem ? undefined : profilesDirSet,
+    profilesDirInvalid: profilesDirProblem !== undefined,
+    listeners,
+    dataDir: errorAt('gateway.dataDir') ? undefined : gateway.dataDir,
+  };
 }
