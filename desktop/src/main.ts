@@ -19,12 +19,15 @@ import {
   forgetAlert,
   gatewayAnswerProblem,
   gatewayProblemPage,
+  heldSummaryDue,
   isOffline,
   alertIdentity,
   missedAlerts,
   normalizeStatus,
   parseJson,
   reasonChanges,
+  relayRefusal,
+  summarizeHeld,
   trayIcon,
   trayMenu,
   trayTooltip,
@@ -153,6 +156,8 @@ class TrayApp {
   #watchingProblem = false;
   /** Quit was chosen: the loops asking the gateway end. */
   #quitting = false;
+  /** The summary of the alerts the rate limit held back, due once it allows (#scheduleHeldSummary). */
+  #heldTimer: NodeJS.Timeout | undefined;
 
   constructor(config: TrayConfig) {
     this.#config = config;
@@ -486,6 +491,7 @@ class TrayApp {
         return this.#copyDiagnostics();
       case 'quit':
         this.#quitting = true;
+        clearTimeout(this.#heldTimer);
         this.#client?.end(true);
         this.#client = undefined; // ends the loops that ask the gateway its id
         app.quit();
@@ -510,7 +516,10 @@ class TrayApp {
         body: JSON.stringify({ reason: `from the tray of ${process.env.USERNAME ?? process.env.USER ?? 'a technician'}` }),
         signal: AbortSignal.timeout(5000),
       });
-      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      if (!res.ok) {
+        const body = parseJson<{ error?: unknown }>(await res.text().catch(() => ''));
+        throw new Error(relayRefusal(res.status, typeof body?.error === 'string' ? body.error : undefined, this.#config.adminTokenFile));
+      }
     } catch (err) {
       new Notification({ title: 'Lab gateway', body: `Could not ${action} sending to Odoo: ${(err as Error).message}` }).show();
     }
@@ -562,17 +571,40 @@ class TrayApp {
     }
     const d = decideNotification(this.#notify, alert, Date.now());
     this.#notify = d.state;
-    if (d.notify && Notification.isSupported()) {
-      const key = alertKey(alert);
-      this.#shown.get(key)?.close();
-      const n = new Notification({ title: d.title, body: d.body, urgency: d.urgency });
-      n.on('click', () => this.openWindow());
-      n.on('close', () => {
-        if (this.#shown.get(key) === n) this.#shown.delete(key);
-      });
-      this.#shown.set(key, n);
-      n.show();
-    }
+    if (d.notify) this.#show(alertKey(alert), d);
+    this.#scheduleHeldSummary();
+  }
+
+  /** A notification on screen, kept by `key` (an alarm's, or the held-back summary's) to be closed. */
+  #show(key: string, d: { title: string; body: string; urgency: 'normal' | 'critical' }): void {
+    if (!Notification.isSupported()) return;
+    this.#shown.get(key)?.close();
+    const n = new Notification({ title: d.title, body: d.body, urgency: d.urgency });
+    n.on('click', () => this.openWindow());
+    n.on('close', () => {
+      if (this.#shown.get(key) === n) this.#shown.delete(key);
+    });
+    this.#shown.set(key, n);
+    n.show();
+  }
+
+  /**
+   * Alerts the rate limit held back (a burst: many analyzers down at once) are shown together in
+   * one notification once the limit allows, naming them; before, they were only counted in the
+   * next notification, whenever one came.
+   */
+  #scheduleHeldSummary(): void {
+    const due = heldSummaryDue(this.#notify, Date.now());
+    if (due === undefined || this.#heldTimer !== undefined || this.#quitting) return;
+    this.#heldTimer = setTimeout(() => {
+      this.#heldTimer = undefined;
+      if (this.#quitting) return;
+      const d = summarizeHeld(this.#notify, Date.now());
+      this.#notify = d.state;
+      if (d.notify) this.#show('held-summary', d);
+      this.#scheduleHeldSummary(); // still held: the window filled meanwhile (a critical alert)
+    }, Math.max(0, due - Date.now()) + 100);
+    this.#heldTimer.unref();
   }
 
   openWindow(): void {

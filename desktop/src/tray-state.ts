@@ -286,8 +286,14 @@ export interface NotifyState {
   lastByKey: Record<string, number>;
   /** Times of recent notifications (within the rate window). */
   recent: number[];
-  /** Alerts held back by the rate limit, summarised in the next notification. */
+  /** Alerts held back by the rate limit, counted in the next notification. */
   suppressed: number;
+  /**
+   * Those alerts themselves (one per alarm key, oldest first), shown in one summary notification
+   * once the rate limit allows (heldSummaryDue, summarizeHeld); an alarm that clears meanwhile is
+   * dropped from it (forgetAlert).
+   */
+  held?: TrayAlert[];
 }
 
 export const EMPTY_NOTIFY_STATE: NotifyState = { lastByKey: {}, recent: [], suppressed: 0 };
@@ -309,12 +315,16 @@ export function clearedAlertKey(alert: TrayAlert): string | undefined {
   return alertKey({ ...alert, code: alert.code.slice(0, -CLEARED_SUFFIX.length) });
 }
 
-/** Forget an alarm's dedup entry (it cleared): if it comes back, it is notified again. */
+/**
+ * Forget an alarm's dedup entry (it cleared): if it comes back, it is notified again. One held
+ * back by the rate limit is over too: it is not summarised.
+ */
 export function forgetAlert(state: NotifyState, key: string): NotifyState {
-  if (!(key in state.lastByKey)) return state;
+  const isHeld = (state.held ?? []).some((a) => alertKey(a) === key);
+  if (!(key in state.lastByKey) && !isHeld) return state;
   const lastByKey = { ...state.lastByKey };
   delete lastByKey[key];
-  return { ...state, lastByKey };
+  return { ...state, lastByKey, ...(isHeld ? { held: state.held!.filter((a) => alertKey(a) !== key) } : {}) };
 }
 
 /**
@@ -412,16 +422,64 @@ export function decideNotification(state: NotifyState, alert: TrayAlert, now: nu
   const last = state.lastByKey[key];
   if (last !== undefined && now - last < policy.dedupWindowMs) return { notify: false, reason: 'duplicate', state: base };
   if (alert.severity !== 'critical' && recent.length >= policy.maxPerWindow) {
-    return { notify: false, reason: 'rate-limited', state: { ...base, suppressed: base.suppressed + 1 } };
+    // Held, not dropped: summarised once the limit allows (summarizeHeld). The same alarm held
+    // twice is held once, with its latest words.
+    const held = [...(state.held ?? []).filter((a) => alertKey(a) !== key), alert];
+    return { notify: false, reason: 'rate-limited', state: { ...base, suppressed: base.suppressed + 1, held } };
   }
-  const held = base.suppressed;
-  const body = held > 0 ? `${alert.message} (and ${held} other alert${held === 1 ? '' : 's'})` : alert.message;
+  const count = base.suppressed;
+  const body = count > 0 ? `${alert.message} (and ${count} other alert${count === 1 ? '' : 's'})` : alert.message;
   return {
     notify: true,
     title: alert.severity === 'critical' ? 'Lab gateway: action needed now' : 'Lab gateway: needs attention',
     body,
     urgency: alert.severity === 'critical' ? 'critical' : 'normal',
-    state: { lastByKey: { ...state.lastByKey, [key]: now }, recent: [...recent, now], suppressed: 0 },
+    state: { lastByKey: { ...state.lastByKey, [key]: now }, recent: [...recent, now], suppressed: 0, held: (state.held ?? []).filter((a) => alertKey(a) !== key) },
+  };
+}
+
+/** Held-back alerts a summary shows in their words; the rest by analyzer id or code ("+3 more (xn-5, …)"). */
+export const HELD_SUMMARY_LINES = 4;
+/** Longest line naming the rest (a toast shows a few lines; the status window lists them all). */
+const HELD_REST_MAX = 300;
+
+/**
+ * When the alerts held back by the rate limit may be summarised (epoch ms: once the rate window
+ * has room for one more notification), or undefined when none is held.
+ */
+export function heldSummaryDue(state: NotifyState, now: number, policy: NotifyPolicy = DEFAULT_NOTIFY_POLICY): number | undefined {
+  if (!state.held?.length) return undefined;
+  const recent = state.recent.filter((t) => now - t < policy.rateWindowMs).sort((a, b) => a - b);
+  if (recent.length < policy.maxPerWindow) return now;
+  return recent[recent.length - policy.maxPerWindow]! + policy.rateWindowMs;
+}
+
+/**
+ * One notification for the alerts the rate limit held back (a burst: the analyzers' switch died,
+ * eight analyzers down at once), naming them: before, they were only counted, in whatever
+ * notification came next ("… (and 5 other alerts)"), hours later or never, and the technician
+ * checked the three analyzers named and took the others for running. Not yet (`rate-limited`)
+ * while the rate window is full; nothing when none is held.
+ */
+export function summarizeHeld(state: NotifyState, now: number, policy: NotifyPolicy = DEFAULT_NOTIFY_POLICY): NotifyDecision {
+  const held = state.held ?? [];
+  const recent = state.recent.filter((t) => now - t < policy.rateWindowMs);
+  if (!held.length) return { notify: false, reason: 'duplicate', state };
+  if (recent.length >= policy.maxPerWindow) return { notify: false, reason: 'rate-limited', state };
+  const lines = held.slice(0, HELD_SUMMARY_LINES).map((a) => a.message.replace(/\s+/g, ' '));
+  // The rest by what they are about (an analyzer's id, else the alarm's code): all named, briefly.
+  const rest = held.slice(HELD_SUMMARY_LINES).map((a) => a.endpoint ?? a.code);
+  const restLine = rest.length ? [clip(`+${rest.length} more (${rest.join(', ')}): open the status window`, HELD_REST_MAX)] : [];
+  const body = [...lines, ...restLine].join('\n');
+  const critical = held.some((a) => a.severity === 'critical');
+  const lastByKey = { ...state.lastByKey };
+  for (const a of held) lastByKey[alertKey(a)] = now;
+  return {
+    notify: true,
+    title: `Lab gateway: ${held.length} more alert${held.length === 1 ? '' : 's'}`,
+    body,
+    urgency: critical ? 'critical' : 'normal',
+    state: { lastByKey, recent: [...recent, now], suppressed: 0, held: [] },
   };
 }
 
@@ -456,6 +514,18 @@ export function gatewayProblemPage(problem: string, retrySeconds: number): strin
     `<p id="problem">Tray settings: ${esc(problem)}.</p>` +
     `<p>This window tries again every ${retrySeconds} s.</p></body></html>`;
   return `data:text/html;charset=utf-8,${encodeURIComponent(html)}`;
+}
+
+/**
+ * Why the gateway refused a pause or resume sent from the menu: its own words (the JSON `error` of
+ * its answer: "the token sent is not the admin token in status.adminTokenFile (rotated since?)",
+ * "admin actions are disabled: set status.adminTokenFile", "too many wrong admin tokens …"), and
+ * for a token it did not accept, the file this tray read it from. Before, the notification said
+ * "HTTP 401": nobody at the lab could tell a typo in the PC's token file from a gateway fault.
+ */
+export function relayRefusal(httpStatus: number, error: string | undefined, tokenFile: string | undefined): string {
+  const why = error?.replace(/\s+/g, ' ').trim() || `HTTP ${httpStatus}`;
+  return httpStatus === 401 && tokenFile ? `${why}; this tray reads its token from ${tokenFile} (adminTokenFile)` : why;
 }
 
 /** Parse a retained/alert payload defensively: a malformed message never crashes the tray. */
