@@ -150,6 +150,21 @@ function withCharsetLabel(ack: string, label: string): string {
     .join('\r');
 }
 
+/**
+ * How many members of one batch may be in their commit at once (#processBatch). Each member alive
+ * (its parse, ACK, record and commit in the store) takes ~9 KiB of heap whatever its size: a
+ * 16 MiB block of short messages all at once outgrew a small box's heap.
+ */
+export const BATCH_WINDOW = 1024;
+
+/**
+ * The order of a large batch's members' commits (#processBatch): each member's commit is issued
+ * after the previous member's (`tail`), and the intake's other commits wait for the whole batch.
+ */
+interface MemberOrder {
+  tail: Promise<void>;
+}
+
 /** BTS-2 (batch comment, ST) is 80 characters long in HL7 v2.1 to v2.6. */
 const BATCH_COMMENT_MAX = 80;
 
@@ -356,7 +371,7 @@ export class Hl7Intake {
     // while the others go on; a member repeating an earlier one of the same batch finds that
     // commit in flight in the store and gets its ACK as a duplicate. Promise.all also takes the
     // rejections of the members not awaited yet (never expected: #processMessage answers failures).
-    const outcomes = await Promise.all(block.messages.map((structure) => this.#processMessage(frame, structure, meta, false)));
+    const outcomes = block.messages.length <= BATCH_WINDOW ? await Promise.all(block.messages.map((structure) => this.#processMessage(frame, structure, meta, false))) : await this.#processMembersInWindow(frame, block.messages, meta);
     const results: MessageResult[] = [];
     // A file may hold several batches (`FHS {BHS {MSH …} BTS} FTS`): each is answered under its own
     // BHS, with the ACKs of its own messages. A message before the first BHS goes with the first.
@@ -389,6 +404,35 @@ export class Hl7Intake {
     const reply = acks > 0 ? this.#batchReply(frame, block, header, charset, groups) : undefined;
     if (problems.length > 0) results.push(await this.#keepBatchProblems(frame, block, groups, header, charset, problems, reply, meta));
     return { reply, results };
+  }
+
+  /**
+   * The members of a batch larger than BATCH_WINDOW: at most that many in their commit at once
+   * (member i starts once member i - BATCH_WINDOW is done). Their commits are issued in order, on
+   * a chain of their own that starts where the intake's queue of commits stood when the batch
+   * came; the intake's other commits (a frame pipelined behind the batch, another connection's)
+   * queue behind the whole batch, as they queue behind a batch processed all at once.
+   */
+  async #processMembersInWindow(frame: Buffer, members: readonly RawMessage[], meta: FrameMeta): Promise<MessageOutcome[]> {
+    const order: MemberOrder = { tail: this.#stepTail };
+    let open = (): void => {};
+    const issuedAll = new Promise<void>((resolve) => (open = resolve));
+    this.#pendingSteps++;
+    this.#stepTail = Promise.all([this.#stepTail, issuedAll]).then(() => void this.#pendingSteps--);
+    const outcomes: MessageOutcome[] = [];
+    const done: Array<Promise<void>> = [];
+    try {
+      for (const [i, structure] of members.entries()) {
+        if (i >= BATCH_WINDOW) await done[i - BATCH_WINDOW];
+        done.push(this.#processMessage(frame, structure, meta, false, order).then((o) => void (outcomes[i] = o)));
+      }
+      // Every member's commit issued: the intake's other commits may go.
+      await order.tail;
+    } finally {
+      open();
+    }
+    await Promise.all(done);
+    return outcomes;
   }
 
   /**
@@ -527,7 +571,7 @@ export class Hl7Intake {
     return wrapFrame(encodeText(lines.join('\r') + '\r', charset));
   }
 
-  async #processMessage(frame: Buffer, structure: RawMessage, meta: FrameMeta, whole: boolean): Promise<MessageOutcome> {
+  async #processMessage(frame: Buffer, structure: RawMessage, meta: FrameMeta, whole: boolean, order?: MemberOrder): Promise<MessageOutcome> {
     // A lone message keeps the whole frame as its raw bytes; a batch member keeps its own slice.
     const raw = whole ? frame : frame.subarray(structure.start, structure.end);
     let read: InboundRead;
@@ -541,7 +585,7 @@ export class Hl7Intake {
 
     if (read.problem || !read.message) {
       const p = read.problem ?? { code: 207 as const, text: 'message could not be read' };
-      return this.#rejectMessage(raw, whole, read, messageType, meta, p, 'reject');
+      return this.#rejectMessage(raw, whole, read, messageType, meta, p, 'reject', order);
     }
     const message = read.message;
     // A query is answered with frames of its own; inside a batch (which analyzers do not send) it
@@ -549,7 +593,7 @@ export class Hl7Intake {
     const query = this.#answerQuery && whole ? readHl7HostQuery(message) : undefined;
     if (query) return this.#answerHostQuery(query, raw, whole, read, messageType, meta);
     if (!KNOWN_MESSAGE_CODES.has(header.messageCode) && header.messageCode !== 'ACK' && this.#config.unknownMessageTypes === 'reject') {
-      return this.#rejectMessage(raw, whole, read, messageType, meta, { code: 200, text: `message type ${messageType} is not supported by this endpoint`, location: 'MSH^1^9' }, 'reject');
+      return this.#rejectMessage(raw, whole, read, messageType, meta, { code: 200, text: `message type ${messageType} is not supported by this endpoint`, location: 'MSH^1^9' }, 'reject', order);
     }
 
     const notes: string[] = [];
@@ -575,7 +619,7 @@ export class Hl7Intake {
       events = this.#normalize(context(fingerprint));
     } catch (err) {
       this.#log.error('normalizer failed', { controlId: header.controlId, messageType, error: describeError(err) });
-      return this.#rejectMessage(raw, whole, read, messageType, meta, { code: 207, text: `the message could not be turned into events: ${describeError(err)}` }, 'error');
+      return this.#rejectMessage(raw, whole, read, messageType, meta, { code: 207, text: `the message could not be turned into events: ${describeError(err)}` }, 'error', order);
     }
     if (notes.length > 0) this.#log.debug('normalizer notes', { controlId: header.controlId, notes });
     // What the operator must act on (an analyzer code the profile does not map): one line per message.
@@ -586,7 +630,7 @@ export class Hl7Intake {
     const problem = problems[0];
     if (problem) {
       this.#log.warn('message refused: a fact in it cannot be recorded', { controlId: header.controlId, messageType, reason: problem.error.text });
-      return this.#rejectMessage(raw, whole, read, messageType, meta, problem.error, problem.severity);
+      return this.#rejectMessage(raw, whole, read, messageType, meta, problem.error, problem.severity, order);
     }
 
     const reply = this.#replyFor(header, charset, 'ok');
@@ -634,7 +678,7 @@ export class Hl7Intake {
     // Only an analyzer endpoint resolves (its events' accessions); the LIS commits at once.
     if (this.#resolveEvents && events.length > 0) steps.push(() => this.#resolveStep(inbound, events, (resolved) => (events = resolved)));
     try {
-      const result = await this.#orderedCommit(lookedUp, steps, () => (lookupFailed ? Promise.reject(lookupFailed.error) : this.#store.commit(inbound, events)));
+      const result = await this.#orderedCommit(lookedUp, steps, () => (lookupFailed ? Promise.reject(lookupFailed.error) : this.#store.commit(inbound, events)), order);
       // A resend of a message whose stored record is damaged: answered as the duplicate it is (it
       // was answered AE "store unavailable" before, at every resend); the operator hears of the
       // damage here, and of whether the record could be written again from the resend.
@@ -692,7 +736,8 @@ export class Hl7Intake {
    * With nothing pending the commit is issued at once. A step that fails is logged and skipped:
    * the commit decides.
    */
-  #orderedCommit(ready: Promise<void> | undefined, steps: ReadonlyArray<() => Promise<void>>, commit: () => Promise<CommitResult>): Promise<CommitResult> {
+  #orderedCommit(ready: Promise<void> | undefined, steps: ReadonlyArray<() => Promise<void>>, commit: () => Promise<CommitResult>, order?: MemberOrder): Promise<CommitResult> {
+    if (order) return this.#memberCommit(order, ready, steps, commit);
     if (ready === undefined && steps.length === 0 && this.#pendingSteps === 0) return commit();
     this.#pendingSteps++;
     const issued = this.#stepTail.then(async () => {
@@ -710,6 +755,29 @@ export class Hl7Intake {
     this.#stepTail = issued.then(
       () => void this.#pendingSteps--,
       () => void this.#pendingSteps--,
+    );
+    return issued.then((step) => step.commit);
+  }
+
+  /**
+   * The commit of a member of a large batch (#processMembersInWindow), on the batch's own chain:
+   * issued after the previous member's, once its look-up and steps are done (as #orderedCommit).
+   */
+  #memberCommit(order: MemberOrder, ready: Promise<void> | undefined, steps: ReadonlyArray<() => Promise<void>>, commit: () => Promise<CommitResult>): Promise<CommitResult> {
+    const issued = order.tail.then(async () => {
+      await ready;
+      for (const step of steps) {
+        try {
+          await step();
+        } catch (err) {
+          this.#log.warn('a step before the commit failed; committed without it', { error: describeError(err) });
+        }
+      }
+      return { commit: commit() };
+    });
+    order.tail = issued.then(
+      () => undefined,
+      () => undefined,
     );
     return issued.then((step) => step.commit);
   }
@@ -768,7 +836,7 @@ export class Hl7Intake {
   }
 
   /** A message that is not accepted: kept with status 'rejected' and answered AR/AE (CR/CE). */
-  async #rejectMessage(raw: Buffer, whole: boolean, read: InboundRead, messageType: string | undefined, meta: FrameMeta, error: AckError, severity: Severity): Promise<MessageOutcome> {
+  async #rejectMessage(raw: Buffer, whole: boolean, read: InboundRead, messageType: string | undefined, meta: FrameMeta, error: AckError, severity: Severity, order?: MemberOrder): Promise<MessageOutcome> {
     const { header, charset } = read;
     const ackHeader = error.code === 102 && error.location?.startsWith('MSH^1^') ? { ...FALLBACK_HEADER, controlId: header.controlId } : header;
     const reply = this.#replyFor(ackHeader, charset, severity, error);
@@ -776,16 +844,16 @@ export class Hl7Intake {
     message.rejectReason = error.text;
     if (reply.bytes) message.ack = reply.bytes;
     if (header.controlId) message.searchTerms = [header.controlId];
-    const committed = await this.#commitRejected(message);
+    const committed = await this.#commitRejected(message, order);
     const bytes = committed ? reply.bytes : this.#replyFor(ackHeader, charset, 'error', { code: 207, text: 'store unavailable' }).bytes;
     return { reply: bytes, header, charset, result: messageResult('rejected', committed ? error.text : 'store unavailable', messageType, header.controlId, reply.first) };
   }
 
   /** Commit a rejected message; false when the store could not take it (counted as such). */
-  async #commitRejected(message: InboundMessage): Promise<boolean> {
+  async #commitRejected(message: InboundMessage, order?: MemberOrder): Promise<boolean> {
     try {
       // In arrival order too: behind a message whose look-up or steps are pending (#orderedCommit).
-      await this.#orderedCommit(undefined, [], () => this.#store.commit(message, []));
+      await this.#orderedCommit(undefined, [], () => this.#store.commit(message, []), order);
       return true;
     } catch (err) {
       this.#store.countRejectedWithoutCommit();
