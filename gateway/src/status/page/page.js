@@ -227,15 +227,26 @@
   }
 
   /**
-   * The banner is a polite live region read as a whole (aria-atomic): a screen reader reads it out
-   * whenever its content is rebuilt, even into the same words. So it is rebuilt only when the state
-   * or a reason's words change — not on every poll, where it read "All good" out every 2 s.
+   * The banner is rebuilt only when the state or a reason's words change — not on every poll.
+   * What a screen reader is told (#state-announce, a polite live region read as a whole) changes
+   * only when the state does or a problem appears or clears (its code, link and level), in the
+   * words of that moment: the banner's durations ("disconnected for 4 min") count on in sight,
+   * unannounced. Before, the banner itself was the live region: four analyzers down at different
+   * seconds read the whole banner out four times a minute, for as long as the outage lasted.
    */
   let shownState = '';
+  let announcedState = '';
   function renderState(health, reasons, problems = 0) {
     const key = JSON.stringify([health, problems, reasons.map((r) => [r.code, r.message])]);
     if (key === shownState) return;
     shownState = key;
+    const said = JSON.stringify([health, reasons.map((r) => [r.code, r.endpoint || '', r.level || ''])]);
+    if (said !== announcedState) {
+      announcedState = said;
+      const title = TITLES[health] || health;
+      const count = problems < 2 ? '' : `, ${problems} problems`;
+      $('state-announce').textContent = reasons.length ? `${title}${count}: ${reasons.map((r) => r.message).join('; ')}` : title;
+    }
     const box = $('state');
     box.className = `state state-${health}`;
     box.dataset.health = health;
