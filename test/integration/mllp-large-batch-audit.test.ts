@@ -69,7 +69,7 @@ describe('MLLP: one block holding a batch of very many small messages', () => {
     const block = Buffer.from(parts.join(''), 'latin1');
 
     const lis = net.connect({ host: '127.0.0.1', port: gw.port });
-    cleanups.push(() => lis.destroy());
+    cleanups.push(() => void lis.destroy());
     const chunks: Buffer[] = [];
     lis.on('data', (c: Buffer) => chunks.push(c));
     let closed = false;
@@ -107,7 +107,7 @@ describe('MLLP: one block holding a batch of very many small messages', () => {
     const last = count - 1;
 
     const lis = net.connect({ host: '127.0.0.1', port: h.port });
-    cleanups.push(() => lis.destroy());
+    cleanups.push(() => void lis.destroy());
     const chunks: Buffer[] = [];
     lis.on('data', (c: Buffer) => chunks.push(c));
     await new Promise<void>((resolve) => lis.once('connect', () => resolve()));
