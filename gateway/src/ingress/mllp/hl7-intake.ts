@@ -420,11 +420,19 @@ export class Hl7Intake {
     this.#pendingSteps++;
     this.#stepTail = Promise.all([this.#stepTail, issuedAll]).then(() => void this.#pendingSteps--);
     const outcomes: MessageOutcome[] = [];
+    // Settles, never rejects (#processMessage answers failures; one that throws all the same fails
+    // the frame once every member is done, as Promise.all over the members did).
     const done: Array<Promise<void>> = [];
+    let failure: { error: unknown } | undefined;
     try {
       for (const [i, structure] of members.entries()) {
         if (i >= BATCH_WINDOW) await done[i - BATCH_WINDOW];
-        done.push(this.#processMessage(frame, structure, meta, false, order).then((o) => void (outcomes[i] = o)));
+        done.push(
+          this.#processMessage(frame, structure, meta, false, order).then(
+            (o) => void (outcomes[i] = o),
+            (error: unknown) => void (failure ??= { error }),
+          ),
+        );
       }
       // Every member's commit issued: the intake's other commits may go.
       await order.tail;
@@ -432,6 +440,7 @@ export class Hl7Intake {
       open();
     }
     await Promise.all(done);
+    if (failure) throw failure.error;
     return outcomes;
   }
 
