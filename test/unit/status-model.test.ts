@@ -118,11 +118,13 @@ describe('StatusModel', () => {
     await model.start();
     store.queue = { ...store.queue, deadLettered: 2, blockedPartitions: 1, pending: 5, oldestPendingAgeSeconds: 1800 };
     model.poll();
+    // DEAD_LETTERS waits for the store's list of them (the oldest named: status-dead-letter-words-audit).
+    await new Promise((r) => setTimeout(r, 0));
     const s = model.toApiStatus();
     expect(s.queue).toEqual({ pending: 5, inFlight: 0, retrying: 0, deadLettered: 2, delivered: 0, oldestPendingAgeSeconds: 1800 });
     expect(s.blockedPartitions).toBe(1);
     expect(s.healthReasons.map((r) => r.message)).toEqual([
-      '2 dead letters waiting for a decision (replay or discard)',
+      "2 dead letters waiting for an administrator's decision (replay or discard, on the status page's Dead letters tab)",
       '1 order/lot blocked behind a dead letter',
       'Oldest event waiting for Odoo for 30 min',
     ]);

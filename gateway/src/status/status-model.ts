@@ -346,6 +346,20 @@ const RECORD_CUT = '\uE000';
  * records, they do not quote them, and should one quote an ASTM P record anyway, its name fields
  * (and those names anywhere else in the reason) read `***`.
  */
+/** The oldest dead letter as DEAD_LETTERS names it. */
+interface OldestDead {
+  type: string;
+  correlationId: string | undefined;
+  reason: string | undefined;
+}
+
+/** Longest dead letter's reason quoted in DEAD_LETTERS (the rest of the words must stay in MAX_REASON_CHARS). */
+const DEAD_REASON_CHARS = 140;
+
+function clipped(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
 function shownReason(text: string): string {
   const masked = maskedText(text);
   return masked.length > MAX_REASON_CHARS ? `${masked.slice(0, MAX_REASON_CHARS - 1)}…` : masked;
@@ -603,6 +617,39 @@ export class StatusModel implements Component {
     return () => this.#alertListeners.delete(listener);
   }
 
+  /**
+   * The oldest dead letter, for DEAD_LETTERS' words: what it is, of which order, and why. Read from
+   * the store when the count of dead letters changes (the dead index: one record); null while
+   * none is known (none read yet, a store that cannot list them).
+   */
+  #oldestDead: OldestDead | null = null;
+  #oldestDeadRead = 0;
+  /**
+   * The count of dead letters DEAD_LETTERS tells of: the store's, once the oldest was read for
+   * it, so that the reason, and the alert raised as it appears (the tray's notification), carry
+   * what and why from the first.
+   */
+  #deadShown = 0;
+
+  async #readOldestDead(count: number): Promise<void> {
+    const read = ++this.#oldestDeadRead;
+    let next: OldestDead | null = null;
+    try {
+      const [e] = await this.#o.store.listEvents({ state: 'dead', limit: 1 });
+      if (e) next = { type: e.event.type, correlationId: e.event.correlationId || undefined, reason: e.deadReason ?? e.lastError };
+    } catch {
+      /* a closed store, a store that cannot list: the count alone */
+    }
+    if (read !== this.#oldestDeadRead) return; // a later read is under way
+    const same = JSON.stringify(next) === JSON.stringify(this.#oldestDead) && count === this.#deadShown;
+    this.#oldestDead = next;
+    this.#deadShown = count;
+    if (!same) {
+      this.#changed('status');
+      this.#checkHealth();
+    }
+  }
+
   /** Read the store's counters now (also run on the poll interval). */
   poll(): void {
     let queue: QueueStats;
@@ -623,6 +670,7 @@ export class StatusModel implements Component {
     }
     // An operator discarded an event: it may be one that waited for its order (no relay outcome says so).
     if (queue.discarded !== this.#queue.discarded && this.#waitingForOrder.size > 0) void this.#recheckWaitingForOrder();
+    if (queue.deadLettered !== this.#queue.deadLettered || (queue.deadLettered > 0 && this.#oldestDeadRead === 0)) void this.#readOldestDead(queue.deadLettered);
     if (!sameRecord(queue, this.#queue) || !sameRecord(intake, this.#intake)) {
       this.#queue = { ...queue };
       this.#intake = { ...intake };
@@ -742,9 +790,17 @@ export class StatusModel implements Component {
         message: shownReason(`Log lines lost, the first at ${localTime(Date.parse(gap.firstAt), now)}${why}: the log has a gap from then (how many: Intake); check what reads the gateway's output (journald, a tee or log shipper) and the free space where the log is written`),
       });
     }
-    if (this.#queue.deadLettered > 0) {
-      const n = this.#queue.deadLettered;
-      reasons.push({ level: 'degraded', code: 'DEAD_LETTERS', message: `${n} dead letter${n === 1 ? '' : 's'} waiting for a decision (replay or discard)` });
+    if (this.#deadShown > 0) {
+      const n = this.#deadShown;
+      // Which sample and why (the oldest, #readOldestDead), and who decides where: a technician
+      // told "1 dead letter waiting for a decision" knew neither.
+      const d = this.#oldestDead;
+      const what = d ? ` (${n === 1 ? '' : 'the oldest: '}${d.type}${d.correlationId ? ` of ${d.correlationId}` : ''}${d.reason ? `: ${clipped(d.reason, DEAD_REASON_CHARS)}` : ''})` : '';
+      reasons.push({
+        level: 'degraded',
+        code: 'DEAD_LETTERS',
+        message: shownReason(`${n} dead letter${n === 1 ? '' : 's'}${what} waiting for an administrator's decision (replay or discard, on the status page's Dead letters tab)`),
+      });
     }
     if (this.#queue.blockedPartitions > 0) {
       const n = this.#queue.blockedPartitions;
