@@ -86,9 +86,12 @@ export const END_CR_GRACE_MS = 1_000;
 /**
  * How many bytes of replies the kernel has not taken yet (the peer reads none of them) the
  * connection holds before it stops reading (bytes). Frames awaiting their commit are bounded
- * (maxInFlight, maxInFlightBytes); replies written are bounded here.
+ * (maxInFlight, maxInFlightBytes); replies written are bounded here. A sender that writes
+ * everything before it reads anything, with blocking writes, waits once this and the kernels'
+ * buffers are full (some 90,000 short ACKs on loopback): room enough for any queue a LIS sends
+ * ahead, and 256 MiB at most for 64 connections.
  */
-export const REPLY_BACKLOG_BYTES = 1024 * 1024;
+export const REPLY_BACKLOG_BYTES = 4 * 1024 * 1024;
 
 /** A frame awaiting its reply, in arrival order. */
 interface Pending {
