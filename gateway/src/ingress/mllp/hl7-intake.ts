@@ -46,6 +46,13 @@ import { unwrapFrames, wrapFrame } from './mllp-encoder.ts';
  * and answered with an empty batch.
  */
 
+/**
+ * The reason of a message the store could not keep (closed, failed, disk full): answered AE/CE
+ * with this text, or, when its sender asked for no answer, its connection is closed
+ * (mllp-connection.ts): nothing kept and nothing said would be a silent loss.
+ */
+export const STORE_UNAVAILABLE = 'store unavailable';
+
 export interface MessageResult {
   outcome: 'accepted' | 'rejected' | 'duplicate';
   messageType?: string;
@@ -342,7 +349,7 @@ export class Hl7Intake {
     const committed = await this.#commitRejected(message);
     const result: MessageResult = { outcome: 'rejected', reason: error.text, controlId: header.controlId, ...(reply.first && options.answer ? { ackCode: reply.first } : {}) };
     if (!options.answer) return { reply: undefined, results: [result] };
-    const bytes = committed ? reply.bytes : this.#replyFor(header, charset, 'error', { code: 207, text: 'store unavailable' }).bytes;
+    const bytes = committed ? reply.bytes : this.#replyFor(header, charset, 'error', { code: 207, text: STORE_UNAVAILABLE }).bytes;
     return { reply: bytes, results: [result] };
   }
 
@@ -357,7 +364,7 @@ export class Hl7Intake {
     message.rejectReason = error.text;
     if (reply.bytes) message.ack = reply.bytes;
     const committed = await this.#commitRejected(message);
-    const bytes = committed ? reply.bytes : this.#replyFor(safeHeader, charset, 'error', { code: 207, text: 'store unavailable' }).bytes;
+    const bytes = committed ? reply.bytes : this.#replyFor(safeHeader, charset, 'error', { code: 207, text: STORE_UNAVAILABLE }).bytes;
     return { reply: bytes, results: [{ outcome: 'rejected', reason: error.text, ...(reply.first ? { ackCode: reply.first } : {}) }] };
   }
 
@@ -503,7 +510,7 @@ export class Hl7Intake {
     if (batchId) message.searchTerms = [batchId];
     this.#log.warn('batch envelope problems; its messages were taken', { batchId, problems });
     const committed = await this.#commitRejected(message);
-    return messageResult('rejected', committed ? message.rejectReason : 'store unavailable', messageType, batchId, undefined);
+    return messageResult('rejected', committed ? message.rejectReason : STORE_UNAVAILABLE, messageType, batchId, undefined);
   }
 
   /**
@@ -546,8 +553,8 @@ export class Hl7Intake {
     } catch (err) {
       this.#store.countRejectedWithoutCommit();
       this.#log.warn('store unavailable; empty batch answered with a negative acknowledgement', { batchId, error: describeError(err) });
-      const bytes = this.#replyFor(header, charset, 'error', { code: 207, text: 'store unavailable' }).bytes;
-      return { reply: bytes, results: [messageResult('rejected', 'store unavailable', messageType, batchId, undefined)] };
+      const bytes = this.#replyFor(header, charset, 'error', { code: 207, text: STORE_UNAVAILABLE }).bytes;
+      return { reply: bytes, results: [messageResult('rejected', STORE_UNAVAILABLE, messageType, batchId, undefined)] };
     }
   }
 
@@ -697,8 +704,8 @@ export class Hl7Intake {
       // The store cannot commit (closed, failed, disk full): a negative ACK, never a silent drop.
       this.#store.countRejectedWithoutCommit();
       this.#log.warn('store unavailable; message answered with a negative acknowledgement', { controlId: header.controlId, error: describeError(err) });
-      const bytes = this.#replyFor(header, charset, 'error', { code: 207, text: 'store unavailable' }).bytes;
-      return { reply: bytes, header, charset, result: messageResult('rejected', 'store unavailable', messageType, header.controlId, undefined) };
+      const bytes = this.#replyFor(header, charset, 'error', { code: 207, text: STORE_UNAVAILABLE }).bytes;
+      return { reply: bytes, header, charset, result: messageResult('rejected', STORE_UNAVAILABLE, messageType, header.controlId, undefined) };
     }
   }
 
@@ -839,8 +846,8 @@ export class Hl7Intake {
     } catch (err) {
       this.#store.countRejectedWithoutCommit();
       this.#log.warn('store unavailable; host query answered with a negative acknowledgement', { controlId: header.controlId, error: describeError(err) });
-      const bytes = this.#replyFor(header, charset, 'error', { code: 207, text: 'store unavailable' }).bytes;
-      return { reply: bytes, header, charset, result: messageResult('rejected', 'store unavailable', messageType, header.controlId, undefined) };
+      const bytes = this.#replyFor(header, charset, 'error', { code: 207, text: STORE_UNAVAILABLE }).bytes;
+      return { reply: bytes, header, charset, result: messageResult('rejected', STORE_UNAVAILABLE, messageType, header.controlId, undefined) };
     }
   }
 
@@ -854,8 +861,8 @@ export class Hl7Intake {
     if (reply.bytes) message.ack = reply.bytes;
     if (header.controlId) message.searchTerms = [header.controlId];
     const committed = await this.#commitRejected(message, order);
-    const bytes = committed ? reply.bytes : this.#replyFor(ackHeader, charset, 'error', { code: 207, text: 'store unavailable' }).bytes;
-    return { reply: bytes, header, charset, result: messageResult('rejected', committed ? error.text : 'store unavailable', messageType, header.controlId, reply.first) };
+    const bytes = committed ? reply.bytes : this.#replyFor(ackHeader, charset, 'error', { code: 207, text: STORE_UNAVAILABLE }).bytes;
+    return { reply: bytes, header, charset, result: messageResult('rejected', committed ? error.text : STORE_UNAVAILABLE, messageType, header.controlId, reply.first) };
   }
 
   /** Commit a rejected message; false when the store could not take it (counted as such). */

@@ -4,7 +4,7 @@ import { describeError } from '../../errors.ts';
 import { isoTime } from '../../hl7/hl7-time.ts';
 import type { Logger } from '../../log.ts';
 import { UnacknowledgedWatch } from '../../net/unacknowledged-bytes.ts';
-import type { FrameMeta, FrameResult, Hl7Intake, PartialCause } from './hl7-intake.ts';
+import { STORE_UNAVAILABLE, type FrameMeta, type FrameResult, type Hl7Intake, type PartialCause } from './hl7-intake.ts';
 import { MllpDecoder } from './mllp-decoder.ts';
 
 /**
@@ -323,6 +323,15 @@ export class MllpConnection {
           socket.pause();
           this.#log.warn(`${this.#peerName} reads none of its replies: reading paused until it does`, { remote: this.remoteAddress, unreadBytes: socket.writableLength });
         }
+      }
+      // A message the store could not keep, whose sender asked for no answer (enhanced mode,
+      // MSH-15 and MSH-16 NE; an inbound ACK): the connection is closed once the replies owed
+      // before it are written, so that the sender sees the link drop and sends it again. Kept
+      // open, the sender took it as delivered: nothing stored, nothing said.
+      if (!result.reply && !this.#closing && result.results.some((r) => r.reason === STORE_UNAVAILABLE)) {
+        this.#log.warn(`a message could not be stored and ${this.#peerName} asked for no acknowledgement: connection closed so that it sends the message again`, { remote: this.remoteAddress, controlId: result.results.find((r) => r.reason === STORE_UNAVAILABLE)?.controlId });
+        this.#closeDetail ??= 'a message could not be stored (store unavailable) and its sender asked for no acknowledgement: connection closed so that it is sent again';
+        this.#closeWhenAnswered('stopped');
       }
       this.#inFlight--;
       this.#inFlightBytes -= entry.held;
