@@ -21,6 +21,7 @@ import {
   gatewayProblemPage,
   heldSummaryDue,
   isOffline,
+  NO_STATUS_HINT_MS,
   alertIdentity,
   missedAlerts,
   normalizeStatus,
@@ -417,7 +418,11 @@ class TrayApp {
       if (state !== 'online' && state !== 'offline') return;
       if (this.#gatewayId === undefined) this.#pendingAvailability.set(from, state);
       else {
-        this.#update({ availability: state });
+        // Since when it says so (re-published every interval: the first one counts).
+        const since = this.#state.availability === state ? this.#state.availabilityAt : undefined;
+        this.#update({ availability: state, availabilityAt: since ?? Date.now() });
+        // Looked at again once a status should have come with it (NO_STATUS_HINT_MS).
+        if (state === 'online' && !this.#state.status) setTimeout(() => this.#render(), NO_STATUS_HINT_MS + 100).unref();
         if (state === 'offline') void this.#recheckGatewayId(client);
       }
     } else if (topic.endsWith('/alerts') && !retained) {
@@ -445,7 +450,8 @@ class TrayApp {
     const alerts = this.#pendingAlerts.filter((p) => p.gatewayId === gatewayId).map((p) => p.alert);
     this.#pendingAvailability.clear();
     this.#pendingAlerts = [];
-    this.#update({ gatewayId, ...(availability ? { availability } : {}) });
+    this.#update({ gatewayId, ...(availability ? { availability, availabilityAt: Date.now() } : {}) });
+    if (availability === 'online') setTimeout(() => this.#render(), NO_STATUS_HINT_MS + 100).unref();
     for (const alert of alerts) {
       this.#seenAlerts.add(alertIdentity(alert));
       this.#onAlert(alert);

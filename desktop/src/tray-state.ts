@@ -61,6 +61,8 @@ export interface TrayInput {
   configIssues?: readonly string[];
   /** Last retained availability payload's state. */
   availability?: 'online' | 'offline';
+  /** Epoch ms that availability arrived (see NO_STATUS_HINT_MS). */
+  availabilityAt?: number;
   status?: TrayStatus;
   /** Epoch ms the last status arrived. */
   statusAt?: number;
@@ -70,6 +72,12 @@ export interface TrayInput {
 }
 
 const DEFAULT_STALE_MS = 90_000;
+/**
+ * The gateway's availability says `online` and no status came for this long: the tray names what
+ * to check (its MQTT user's read access to the status topic). A running gateway's status comes
+ * with its availability, retained, and at least every publish interval.
+ */
+export const NO_STATUS_HINT_MS = 10_000;
 /** Windows truncates tray tooltips at 127 characters (NOTIFYICONDATA szTip is 128 WCHARs). */
 export const TOOLTIP_MAX = 127;
 
@@ -131,7 +139,17 @@ export function isOffline(input: TrayInput): { offline: boolean; why: string; st
   }
   if (input.connection === 'connecting' && !input.status) return { offline: true, why: 'connecting to the gateway…' };
   if (input.availability === 'offline') return { offline: true, why: 'the gateway is not running' };
-  if (!input.status) return { offline: true, why: 'no status received yet' };
+  if (!input.status) {
+    // The gateway says it is online, and its status (published with it, re-published every
+    // interval) does not come: a broker whose ACL lets this tray read the availability and not the
+    // status grants the subscription and delivers nothing on it (Mosquitto), and says nothing.
+    const id = input.gatewayId;
+    const waited = input.availabilityAt === undefined ? 0 : input.now - input.availabilityAt;
+    if (input.availability === 'online' && id && waited >= NO_STATUS_HINT_MS) {
+      return { offline: true, why: `online, but no status: may this tray's MQTT user read lab-gateway/${id}/status?` };
+    }
+    return { offline: true, why: 'no status received yet' };
+  }
   if (input.status.online === false) return { offline: true, why: 'the gateway stopped' };
   if (isStopping(input.status)) return { offline: true, why: STOPPING_WHY, stopping: true };
   // A quiet gateway publishes only on its interval: a status is stale after three missed ones
