@@ -157,6 +157,14 @@ class TrayApp {
   #watchingProblem = false;
   /** Quit was chosen: the loops asking the gateway end. */
   #quitting = false;
+  /**
+   * When the last status arrived on the monotonic clock (performance.now), and the PC's sleep
+   * since (which that clock may not count: Linux's does not): its age as time passed, which a step
+   * of the PC's clock does not move (#statusAge).
+   */
+  #statusMono: number | undefined;
+  #sleptSinceStatus = 0;
+  #suspendedAt: { wall: number; mono: number } | undefined;
   /** The summary of the alerts the rate limit held back, due once it allows (#scheduleHeldSummary). */
   #heldTimer: NodeJS.Timeout | undefined;
 
@@ -210,7 +218,18 @@ class TrayApp {
     setInterval(() => this.#render(), 15_000).unref();
     // The PC woke from sleep: what the tray showed before is an hour old, and its 15 s tick (whose
     // clock stood still meanwhile) would show it as current for up to 15 s more.
+    powerMonitor.on('suspend', () => (this.#suspendedAt = { wall: Date.now(), mono: performance.now() }));
     powerMonitor.on('resume', () => this.#onResume());
+  }
+
+  /**
+   * The input of the tray's logic now: the last status's age as time passed. Before, it was the
+   * PC's clock minus the clock at arrival: the time service setting a slow clock an hour forward
+   * showed a running gateway grey, "no status for 60 min", until its next publish.
+   */
+  #input(): TrayInput {
+    const statusAgeMs = this.#statusMono === undefined ? undefined : performance.now() - this.#statusMono + this.#sleptSinceStatus;
+    return { ...this.#state, now: Date.now(), ...(statusAgeMs === undefined || this.#state.statusAt === undefined ? {} : { statusAgeMs }) };
   }
 
   /**
@@ -220,6 +239,11 @@ class TrayApp {
    * keep-alive.
    */
   #onResume(): void {
+    // The sleep the monotonic clock did not count (all of it on Linux): the wall clock's share
+    // beyond it. A resume without its suspend (missed) counts nothing.
+    const at = this.#suspendedAt;
+    this.#suspendedAt = undefined;
+    if (at) this.#sleptSinceStatus += Math.max(0, Date.now() - at.wall - (performance.now() - at.mono));
     this.#render();
     const client = this.#client;
     if (client?.connected) client.subscribe(topicsInOrder(statusTopics(this.#gatewayId)), { qos: 1 });
@@ -298,7 +322,7 @@ class TrayApp {
   async #recheckGatewayId(client: MqttClient): Promise<void> {
     if (this.#rechecking) return;
     this.#rechecking = true;
-    const waiting = (): boolean => this.#client === client && client.connected && isOffline({ ...this.#state, now: Date.now() }).offline;
+    const waiting = (): boolean => this.#client === client && client.connected && isOffline(this.#input()).offline;
     try {
       while (waiting()) {
         const id = await this.#learnGatewayId();
@@ -405,6 +429,8 @@ class TrayApp {
       if (!status || status.gatewayId !== from) return;
       if (this.#gatewayId === undefined) this.#follow(client, from);
       if (status.gatewayId !== this.#gatewayId) return;
+      this.#statusMono = performance.now();
+      this.#sleptSinceStatus = 0;
       this.#update({ status, statusAt: Date.now() });
       this.#notifyMissedAlarms(status);
       return;
@@ -467,7 +493,7 @@ class TrayApp {
   #render(): void {
     const tray = this.#tray;
     if (!tray) return;
-    const input = { ...this.#state, now: Date.now() };
+    const input = this.#input();
     const icon = trayIcon(input);
     const tooltip = trayTooltip(input);
     const items = trayMenu(input, { isAdmin: this.#currentAdminToken() !== undefined });
@@ -508,7 +534,7 @@ class TrayApp {
   #copyDiagnostics(): void {
     clipboard.writeText(
       diagnostics(
-        { ...this.#state, now: Date.now() },
+        this.#input(),
         { gatewayUrl: this.#config.gatewayUrl, mqttUrl: this.#config.mqttUrl, appVersion: app.getVersion(), sources: this.#config.sources, issues: this.#allIssues() },
       ),
     );
@@ -541,7 +567,7 @@ class TrayApp {
     const pendingClears = [...this.#pendingClears];
     this.#pendingClears.clear();
     // A stopping gateway's `_CLEARED` alerts (pendingClears) cleared nothing: they are dropped.
-    if (isOffline({ ...this.#state, now: Date.now() }).offline) return;
+    if (isOffline(this.#input()).offline) return;
     const changes = reasonChanges(this.#seenReasons, status, new Date().toISOString());
     this.#seenReasons = changes.seen;
     // changes.seen holds every reason the status shows: a pending clear outside it is confirmed.

@@ -66,6 +66,12 @@ export interface TrayInput {
   status?: TrayStatus;
   /** Epoch ms the last status arrived. */
   statusAt?: number;
+  /**
+   * How long ago it arrived, as time passed (the main process's monotonic clock, plus the PC's
+   * sleeps): used instead of `now - statusAt`, which a step of the PC's clock moves. Optional
+   * (without it, the wall clock's difference).
+   */
+  statusAgeMs?: number;
   now: number;
   /** A status older than this counts as offline (ms). Default 90 s (3 × the default interval). */
   staleAfterMs?: number;
@@ -156,8 +162,9 @@ export function isOffline(input: TrayInput): { offline: boolean; why: string; st
   // (never sooner than 90 s), so a gateway set to publish every 10 minutes does not flash grey.
   const interval = input.status.publishIntervalMs;
   const stale = input.staleAfterMs ?? (typeof interval === 'number' && interval > 0 ? Math.max(DEFAULT_STALE_MS, 3 * interval) : DEFAULT_STALE_MS);
-  if (input.statusAt !== undefined && input.now - input.statusAt > stale) {
-    const min = Math.max(1, Math.round((input.now - input.statusAt) / 60_000));
+  const age = input.statusAgeMs ?? (input.statusAt === undefined ? undefined : input.now - input.statusAt);
+  if (age !== undefined && age > stale) {
+    const min = Math.max(1, Math.round(age / 60_000));
     return { offline: true, why: `no status for ${min} min` };
   }
   return { offline: false, why: '' };
