@@ -151,7 +151,17 @@
     } catch {
       data = { error: text };
     }
-    if (!res.ok) throw Object.assign(new Error((data && data.error) || `HTTP ${res.status}`), { status: res.status });
+    if (!res.ok) {
+      let message = (data && data.error) || `HTTP ${res.status}`;
+      // The token this tab signed in with is refused (rotated since: status.adminTokenFile): the
+      // tab is signed out, and says so. Before, it read "Signed in" while every action failed,
+      // each counted by the gateway as a wrong token (10 a minute lock the address out).
+      if (options.admin && res.status === 401 && admin.token) {
+        admin.token = '';
+        message = `${message}: signed out, sign in again with the current token`;
+      }
+      throw Object.assign(new Error(message), { status: res.status });
+    }
     return data;
   }
 
@@ -740,7 +750,7 @@
       const r = await api(`/api/events/${encodeURIComponent(id)}/${action}`, { method: 'POST', admin: true, body: { reason } });
       out.textContent = `${action === 'replay' ? 'Replayed' : 'Discarded'} ${id}: now ${r.state}.`;
     } catch (err) {
-      out.textContent = `${action} failed: ${err.status === 401 ? 'the admin token is not accepted' : err.message}`;
+      out.textContent = `${action} failed: ${err.status === 401 ? 'the admin token is not accepted (rotated since?): signed out, sign in again with the current token' : err.message}`;
     }
     await loadDeadLetters();
     // Only a focus the redraw lost is put back: one the user moved meanwhile stays where it is.
