@@ -756,18 +756,7 @@ export class Hl7Intake {
     if (order) return this.#memberCommit(order, ready, steps, commit);
     if (ready === undefined && steps.length === 0 && this.#pendingSteps === 0) return commit();
     this.#pendingSteps++;
-    const issued = this.#stepTail.then(async () => {
-      await ready;
-      for (const step of steps) {
-        try {
-          await step();
-        } catch (err) {
-          this.#log.warn('a step before the commit failed; committed without it', { error: describeError(err) });
-        }
-      }
-      // Wrapped: the step ends once the commit is issued, not once it is durable.
-      return { commit: commit() };
-    });
+    const issued = this.#stepTail.then(() => this.#issueAfterSteps(ready, steps, commit));
     this.#stepTail = issued.then(
       () => void this.#pendingSteps--,
       () => void this.#pendingSteps--,
@@ -776,21 +765,27 @@ export class Hl7Intake {
   }
 
   /**
+   * A commit issued once its look-up has settled and its steps have run (a step that fails is
+   * logged and skipped). Wrapped: the turn ends once the commit is issued, not once it is durable.
+   */
+  async #issueAfterSteps(ready: Promise<void> | undefined, steps: ReadonlyArray<() => Promise<void>>, commit: () => Promise<CommitResult>): Promise<{ commit: Promise<CommitResult> }> {
+    await ready;
+    for (const step of steps) {
+      try {
+        await step();
+      } catch (err) {
+        this.#log.warn('a step before the commit failed; committed without it', { error: describeError(err) });
+      }
+    }
+    return { commit: commit() };
+  }
+
+  /**
    * The commit of a member of a large batch (#processMembersInWindow), on the batch's own chain:
    * issued after the previous member's, once its look-up and steps are done (as #orderedCommit).
    */
   #memberCommit(order: MemberOrder, ready: Promise<void> | undefined, steps: ReadonlyArray<() => Promise<void>>, commit: () => Promise<CommitResult>): Promise<CommitResult> {
-    const issued = order.tail.then(async () => {
-      await ready;
-      for (const step of steps) {
-        try {
-          await step();
-        } catch (err) {
-          this.#log.warn('a step before the commit failed; committed without it', { error: describeError(err) });
-        }
-      }
-      return { commit: commit() };
-    });
+    const issued = order.tail.then(() => this.#issueAfterSteps(ready, steps, commit));
     order.tail = issued.then(
       () => undefined,
       () => undefined,
