@@ -443,6 +443,9 @@ export class StatusModel implements Component {
   #queue: QueueStats = { ...EMPTY_QUEUE };
   /** Accessions whose billing events retention keeps for want of their memory (RETENTION_HELD). */
   #retentionHeld: { accessions: number; first?: string } = { accessions: 0 };
+  /** The store's write on its way to the disk past its bound, in whole minutes (-1: none; see poll). */
+  #writeStallMinutes = -1;
+  #writeStallMs = 0;
   #intake: IntakeCounters = { received: 0, accepted: 0, rejected: 0, duplicates: 0 };
   #disk: DiskStatus | null = null;
   readonly #received = new MinuteWindow();
@@ -657,6 +660,14 @@ export class StatusModel implements Component {
     try {
       queue = this.#o.store.stats();
       intake = this.#o.store.intake();
+      const stall = this.#o.store.writeStalled?.();
+      this.#writeStallMs = stall?.forMs ?? 0;
+      // A change of the words (raised, cleared, another minute) is a change of the status.
+      const stallMinutes = stall ? Math.floor(stall.forMs / 60_000) : -1;
+      if (stallMinutes !== this.#writeStallMinutes) {
+        this.#writeStallMinutes = stallMinutes;
+        this.#changed('status');
+      }
       const held = this.#o.store.retentionHeld?.() ?? { accessions: 0 };
       if (held.accessions !== this.#retentionHeld.accessions || held.first !== this.#retentionHeld.first) {
         this.#retentionHeld = held;
@@ -744,6 +755,11 @@ export class StatusModel implements Component {
       const why = reason ? `: ${reason}` : '';
       const what = storeHealth === 'full' ? 'the data disk is full' : storeHealth === 'closed' ? 'the store is closed' : 'the store cannot commit';
       reasons.push({ level: 'down', code: 'STORE_DOWN', message: `Not accepting messages: ${what}${why}` });
+    }
+    // A write that does not return (a dying disk, a hung mount): nothing fails, so the store's
+    // health stays ok, but no message is answered meanwhile.
+    if (this.#writeStallMinutes >= 0) {
+      reasons.push({ level: 'down', code: 'STORE_STALLED', message: `Not answering messages: a write to the data disk has not returned for ${downFor(this.#writeStallMs)} (a failing disk or a hung mount?); the LIS and analyzers wait for their acknowledgements` });
     }
     const disk = this.#disk;
     if (disk && disk.freeBytes < disk.minFreeBytes) {

@@ -89,6 +89,11 @@ export interface EventStoreOptions {
    * it to a table file after a few hundred messages.
    */
   levelWriteBufferBytes?: number;
+  /**
+   * How long a write of the store may be on its way to the disk before writeStalled() reports it
+   * (ms; default WRITE_STALL_MS). Tests make it short.
+   */
+  writeStallMs?: number;
   /** Size at which the message log starts a new segment (bytes; default 64 MiB). */
   messageLogSegmentBytes?: number;
   /**
@@ -136,6 +141,12 @@ const SEP = '\x00';
  */
 const CORRELATION_IN_FILTER = 'corr-id:';
 
+/**
+ * A write on its way to the disk for this long (ms) is reported (writeStalled(), STORE_STALLED):
+ * a synced batch takes milliseconds, a few hundred under the heaviest load measured; a LIS
+ * waiting for its ACK gives up after some 30–60 s.
+ */
+const WRITE_STALL_MS = 15_000;
 /** Accessions whose events the store keeps in memory for their derivations (#recentCorrelations). */
 const RECENT_CORRELATIONS = 8_192;
 
@@ -392,6 +403,7 @@ export class EventStore implements GatewayStore {
   #earlierKeysUntil = 0;
   readonly #minFreeBytes: number;
   readonly #onHealth: ((health: StoreHealth, reason?: string) => void) | undefined;
+  readonly #writeStallMs: number;
   readonly #deriver: EventDeriver | undefined;
   readonly #retentionHold: RetentionHold | undefined;
   readonly #onCommitted: ((events: CanonicalEvent[]) => void) | undefined;
@@ -586,6 +598,7 @@ export class EventStore implements GatewayStore {
     this.#earlierReleaseKeys = options.earlierReleaseKeys;
     this.#minFreeBytes = options.minFreeBytes ?? 64 * 1024 * 1024;
     this.#onHealth = options.onHealth;
+    this.#writeStallMs = options.writeStallMs ?? WRITE_STALL_MS;
     this.#deriver = options.deriver;
     this.#retentionHold = options.retentionHold;
     this.#onCommitted = options.onCommitted;
@@ -2606,6 +2619,11 @@ export class EventStore implements GatewayStore {
       blockedPartitions: this.#counts.dead,
       oldestPendingAgeSeconds: since === undefined ? 0 : Math.max(0, Math.floor((this.#dueClock.now() - since) / 1000)),
     };
+  }
+
+  writeStalled(): { forMs: number } | undefined {
+    const ms = this.#committer.oldestUnwrittenMs();
+    return ms !== undefined && ms >= this.#writeStallMs ? { forMs: ms } : undefined;
   }
 
   retentionHeld(): { accessions: number; first?: string } {

@@ -119,6 +119,12 @@ export class GroupCommitter<P = unknown> {
   #enoughAt = 1;
   /** Size and sealing time of the last batch, and the size of the one before it. */
   #lastBatch = { writes: 0, at: 0, before: 0 };
+  /**
+   * When each batch not yet through stage 2 was sealed (performance.now()), oldest first: batches
+   * settle in the order they were sealed, so the head is the oldest write still on its way to the
+   * disk (oldestUnwrittenMs: a write that does not return).
+   */
+  readonly #sealedAt: number[] = [];
   readonly stats: GroupCommitStats = { batches: 0, operations: 0, writes: 0, largestBatch: 0, besideStage1: 0 };
 
   constructor(
@@ -180,6 +186,16 @@ export class GroupCommitter<P = unknown> {
     return tail.applied;
   }
 
+  /**
+   * How long the oldest batch still being written has been on its way (ms), undefined when none
+   * is: a log or LevelDB write that does not return (a dying disk, a hung mount) shows here, as
+   * nothing else fails.
+   */
+  oldestUnwrittenMs(): number | undefined {
+    const at = this.#sealedAt[0];
+    return at === undefined ? undefined : performance.now() - at;
+  }
+
   get idle(): boolean {
     return !this.#writing && this.#waiters.length === 0 && this.#inFlight === 0;
   }
@@ -236,6 +252,7 @@ export class GroupCommitter<P = unknown> {
         })();
         this.#inFlight++;
         this.#stage1InFlight++;
+        this.#sealedAt.push(this.#lastBatch.at);
         const stage1Done = stage1.then(() => void this.#stage1InFlight--);
         this.#stage1Last = stage1Done;
         // Batches are decided (answered early or held) in the order they were sealed.
@@ -275,7 +292,10 @@ export class GroupCommitter<P = unknown> {
         });
         const tail = { done: stage2, settled: false };
         this.#tail = tail;
-        const settle = (): void => void (tail.settled = true);
+        const settle = (): void => {
+          tail.settled = true;
+          this.#sealedAt.shift();
+        };
         stage2.then(settle, settle);
         void decided.then((early) =>
           stage2.then(

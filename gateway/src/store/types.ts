@@ -264,6 +264,13 @@ export interface GatewayStore {
    */
   retentionHeld?(): { accessions: number; first?: string };
   /**
+   * A write to the data disk (the message log's or LevelDB's) that has not returned for the store's
+   * stall bound (15 s by default), and for how long (ms); undefined otherwise. Nothing fails while a
+   * dying disk or a hung mount holds a write, so nothing else tells it: GET /api/status
+   * STORE_STALLED.
+   */
+  writeStalled?(): { forMs: number } | undefined;
+  /**
    * The newest instant the store held when it opened (epoch ms: its newest ids, completions and
    * open leases; undefined when empty). The relay compares it with the system clock at start-up:
    * a box that booted with a wrong time is said to be so.
