@@ -9,7 +9,7 @@ import { CallLimit, isHalted } from './call-limit.ts';
 import { LastSuccessRecord, savedLastSuccess, savedLinkHold, saveLinkHold, type LinkHold } from './last-success.ts';
 import { savedPause, savePause, type RelayPauseDetail } from './paused.ts';
 import type { OdooClientLike } from './odoo/odoo-client.ts';
-import { failureOf, isLinkDown, isServerChanged, looksLikeServerDrift, mayHaveLanded, refusedAsTooLarge, RETRY_AFTER_CAP_MS, retryAfterOf, serverChanged, stopsTheLink, waitsForQueued } from './odoo/odoo-error.ts';
+import { failureOf, isLinkDown, isServerChanged, looksLikeServerDrift, mayHaveLanded, refusedAsTooLarge, RETRY_AFTER_CAP_MS, queuedDueAt, retryAfterOf, serverChanged, stopsTheLink, waitsForQueued } from './odoo/odoo-error.ts';
 import { ReferenceData, type RefusedModel } from './reference-data.ts';
 import { rulesFor, type PostingRule, type RuleContext, type RuleResult } from './rules/index.ts';
 import { StockWatch } from './stock-watch.ts';
@@ -147,6 +147,11 @@ export class Relay implements Component {
    * restart for two hours (test/integration/relay-clock-restart-audit.test.ts).
    */
   readonly #dueNow: (() => number) | undefined;
+  /**
+   * The store's due clock as the store keeps it (started at the newest instant it holds, in
+   * start()), for delays counted to a stored due time (#untilQueuedTried) when #dueNow is not given.
+   */
+  readonly #storeClock = new SteadyWallClock();
   #unwatchClock: (() => void) | undefined;
   /** See RelayOptions.ambiguousSettleMs. */
   readonly #settleMs: number;
@@ -270,6 +275,8 @@ export class Relay implements Component {
     this.#status = 'running';
     this.#unwatchClock ??= this.#steady.onStepBack((stepMs) => this.#clockSteppedBack(stepMs));
     this.#checkClockAgainstStore();
+    const newest = this.#o.store.newestStoredAt?.();
+    if (newest !== undefined) this.#storeClock.startFrom(newest);
     if (!this.#o.config.enabled) {
       this.#o.telemetry.emit('odoo.state', { state: 'disabled' });
       return;
@@ -1017,14 +1024,30 @@ export class Relay implements Component {
     if (failure === 'auth' || (failure === 'transient' && isLinkDown(error))) return undefined;
     if (failure === 'permanent') return { eventId: e.event.id, outcome: 'dead', reason: deadReason(error) };
     // Waiting for an earlier event still in the gateway's queue (an invoice for its order.created):
-    // not charged, retried after the store's back-off for the attempts it has.
-    if (failure === 'transient' && waitsForQueued(error)) return { eventId: e.event.id, outcome: 'retry', error: text, free: true };
+    // not charged, retried after the store's back-off for the attempts it has, or, when that event
+    // is tried only later (its own back-off), the short delay after that (#untilQueuedTried).
+    if (failure === 'transient' && waitsForQueued(error)) return { eventId: e.event.id, outcome: 'retry', error: text, free: true, ...this.#untilQueuedTried(error) };
     if (e.attempts + 1 >= this.#o.config.maxAttempts) {
       return { eventId: e.event.id, outcome: 'dead', reason: `gave up after ${e.attempts + 1} attempts: ${text}` };
     }
     if (failure !== 'ambiguous') return { eventId: e.event.id, outcome: 'retry', error: text };
     // The write may still be on its way: look it up and resend only once it has landed or died.
     return { eventId: e.event.id, outcome: 'retry', error: text, ambiguous: true, delayMs: this.#settleMs };
+  }
+
+  /**
+   * The delay of an event waiting for an earlier queued one that is tried only at `queuedDueAt`
+   * (odoo-error.ts): until then, plus the short delay (relay.backoff.initialMs, where the store's
+   * back-off starts), so that it is looked at once that try is over. Nothing when that try is now
+   * or past: the store's back-off. The earlier event's due time is on the store's due clock, so the
+   * delay is counted on a copy of it (#storeClock): on the relay's own clock, a box booted two
+   * hours behind its data would have held the invoice two hours past its order.
+   */
+  #untilQueuedTried(error: unknown): { delayMs?: number } {
+    const at = queuedDueAt(error);
+    if (at === undefined) return {};
+    const wait = at - (this.#dueNow ?? (() => this.#storeClock.now()))();
+    return wait > 0 ? { delayMs: Math.ceil(wait) + this.#o.config.backoff.initialMs } : {};
   }
 
   async #complete(lease: Lease, outcomes: Outcome[], latencyMs = 0): Promise<void> {

@@ -44,6 +44,12 @@ export interface OdooErrorDetails {
    */
   waitsForQueued?: boolean;
   /**
+   * With `waitsForQueued`: when the earlier event waited for is next tried (its partition head's
+   * `dueAt`, on the store's due clock); absent when that is now (due, or being delivered). The
+   * waiting event is due again no earlier (relay.ts #failureOutcome).
+   */
+  queuedDueAt?: number;
+  /**
    * How long the server asked the gateway to stay away (ms), from a `Retry-After` header on a
    * 429/502/503/504 (RFC 9110 §10.2.3): the relay sends nothing to Odoo before it has passed.
    */
@@ -135,6 +141,12 @@ export function mayHaveLanded(err: unknown): boolean {
 /** See OdooErrorDetails.waitsForQueued. */
 export function waitsForQueued(err: unknown): boolean {
   return err instanceof GatewayError && err.details?.['waitsForQueued'] === true;
+}
+
+/** See OdooErrorDetails.queuedDueAt. */
+export function queuedDueAt(err: unknown): number | undefined {
+  const at = err instanceof GatewayError ? err.details?.['queuedDueAt'] : undefined;
+  return typeof at === 'number' && Number.isFinite(at) ? at : undefined;
 }
 
 /**

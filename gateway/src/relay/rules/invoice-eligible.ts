@@ -174,18 +174,34 @@ export const invoiceEligibleRule: PostingRule = {
  * order, a cancellation, a test ordered again) must be in Odoo first: while one is still queued the invoice
  * is retried without being charged an attempt; behind a dead letter it is retried as usual and
  * dead-lettered after relay.maxAttempts, with a reason saying which event to resolve first.
+ * A dead letter at the head of the order's partition (a result, a milestone) holds those events
+ * too, and counts the same way.
+ * The uncharged wait says when the order's partition is next tried (`queuedDueAt`: its head's
+ * dueAt; none while the head is due or being delivered), and the relay makes the invoice due no
+ * earlier. Before, it came due after the store's shortest back-off every time: an order refused
+ * for an hour had its invoice leased and released every 2 s for that hour
+ * (test/integration/invoice-order-wait-pace-audit.test.ts).
  */
 async function earlierOrderEventsDelivered(ctx: RuleContext, e: StoredEvent): Promise<void> {
   if (!ctx.events) return;
   const accession = e.event.correlationId;
   const orderPartition = partitionKeys.order(accession);
-  const earlier = (await ctx.events(accession, ['order.created', 'order.cancelled'])).filter((x) => x.event.partitionKey === orderPartition && x.event.id < e.event.id && x.state !== 'delivered' && x.state !== 'discarded');
+  const queued = (await ctx.events(accession)).filter((x) => x.event.partitionKey === orderPartition && x.state !== 'delivered' && x.state !== 'discarded').sort((a, b) => (a.event.id < b.event.id ? -1 : 1));
+  const earlier = queued.filter((x) => x.event.id < e.event.id && (x.event.type === 'order.created' || x.event.type === 'order.cancelled'));
   if (earlier.length === 0) return;
-  const dead = earlier.find((x) => x.state === 'dead');
+  // The partition's events up to the last of them, in the order the store delivers them.
+  const ahead = queued.filter((x) => x.event.id <= earlier[earlier.length - 1]!.event.id);
+  const dead = earlier.find((x) => x.state === 'dead') ?? ahead.find((x) => x.state === 'dead');
   if (dead) {
     throw odooError('transient', `accession ${accession}: the order's ${dead.event.type} event ${dead.event.id} is a dead letter; replay or discard it before this invoice`);
   }
-  throw odooError('transient', `accession ${accession}: ${earlier.length} earlier event(s) of the order not in Odoo yet (${earlier[0]!.event.type} first); the invoice follows them`, { waitsForQueued: true });
+  // The partition is tried next when its head is due; a head being delivered now: soon.
+  const head = ahead[0]!;
+  const queuedDueAt = head.state === 'inflight' ? undefined : head.dueAt;
+  throw odooError('transient', `accession ${accession}: ${earlier.length} earlier event(s) of the order not in Odoo yet (${earlier[0]!.event.type} first); the invoice follows them`, {
+    waitsForQueued: true,
+    ...(queuedDueAt !== undefined ? { queuedDueAt } : {}),
+  });
 }
 
 /**
