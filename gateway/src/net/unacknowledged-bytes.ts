@@ -218,6 +218,11 @@ export class UnacknowledgedWatch {
   #lastTxQueue = 0;
   /** No look yet since the watch armed. */
   #firstLook = true;
+  /**
+   * The last look, when it found the peer acknowledging nothing (and nothing heard since): what the
+   * kernel said then and for how long the peer had acknowledged nothing (`silentAtLastLook`).
+   */
+  #lastSilent: { kernel: KernelTcpState; seconds: number } | undefined;
   /** Counts the armings: a look that finishes after the watch was disarmed and armed again is void. */
   #generation = 0;
   #done = false;
@@ -247,6 +252,19 @@ export class UnacknowledgedWatch {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#since = undefined;
+    this.#lastSilent = undefined;
+  }
+
+  /**
+   * What the last look found, when it found the peer acknowledging nothing (retransmitted bytes
+   * unanswered) and nothing was heard from it or acknowledged since, as far as the looks tell:
+   * the kernel's state then, and for how long (s) it had acknowledged nothing. Read when the
+   * connection ends otherwise than by the bound (the peer's reset: it restarted), to place what the
+   * gateway wrote against what it never acknowledged. The looks come every LOOK_AFTER_MS at most
+   * while bytes wait, so it is at most that old.
+   */
+  silentAtLastLook(): { kernel: KernelTcpState; seconds: number } | undefined {
+    return this.#lastSilent;
   }
 
   /** The connection closed. */
@@ -275,6 +293,7 @@ export class UnacknowledgedWatch {
     if (s.txQueue === 0) {
       // Everything acknowledged: the next write arms the watch again.
       this.#since = undefined;
+      this.#lastSilent = undefined;
       this.#onAllAcknowledged?.();
       return;
     }
@@ -284,6 +303,7 @@ export class UnacknowledgedWatch {
       this.#since = firstLook ? this.#armedAt : now;
     } else if (s.txQueue < this.#lastTxQueue) this.#since = now;
     this.#lastTxQueue = s.txQueue;
+    this.#lastSilent = this.#since !== undefined ? { kernel: s, seconds: Math.round((now - this.#since) / 1000) } : undefined;
     if (this.#since !== undefined && now - this.#since >= this.#boundMs) {
       // Asked again at once, right before the caller acts on it: an acknowledgement may have come
       // while the look's read was under way (a cable plugged back in at that instant), and the
@@ -293,6 +313,7 @@ export class UnacknowledgedWatch {
       if (!last) return;
       if (last.txQueue === 0 || !peerAcknowledgesNothing(last) || last.txQueue < s.txQueue) {
         this.#since = undefined;
+        this.#lastSilent = undefined;
         if (last.txQueue === 0) this.#onAllAcknowledged?.();
         else this.#schedule(this.#lookMs);
         return;

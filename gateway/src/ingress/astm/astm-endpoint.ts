@@ -392,14 +392,17 @@ export class AstmEndpoint<Q = unknown> implements Component {
   }
 
   /**
-   * The connection was dropped because its analyzer acknowledged nothing (tcp-transport.ts): each
+   * The connection was dropped because its analyzer acknowledged nothing, or reset by the analyzer
+   * while it acknowledged nothing (tcp-transport.ts): each
    * send written on it whose bytes were not all acknowledged is told (UnreceivedSend). Those none
    * of whose bytes were acknowledged never reached the analyzer; those wholly acknowledged did
    * (never told: sending them again would have the analyzer run an order twice).
    */
   #unconfirmedOnClose(link: Link, acked: AcknowledgedBytes, log: Logger): void {
     const sends = link.unconfirmed.splice(0);
-    const why = `the connection was closed after it acknowledged nothing for ${acked.seconds} s`;
+    const why = acked.byPeerReset
+      ? `the analyzer reset the connection (restarted?) after it acknowledged nothing for ${acked.seconds} s`
+      : `the connection was closed after it acknowledged nothing for ${acked.seconds} s`;
     const connection = {};
     for (const send of sends) {
       if (send.end <= acked.atLeast) continue;

@@ -30,12 +30,14 @@ function attachSocket(socket: net.Socket, host: TransportHost): void {
   let written = 0;
   let inKernel = 0;
   let inKernelAtLook = 0;
+  let writtenAtLook = 0;
   let unacknowledged: AcknowledgedBytes | undefined;
   const acks = new UnacknowledgedWatch({
     socket,
     boundMs: host.peerAckMs ?? 0,
     beforeLook: () => {
       inKernelAtLook = inKernel;
+      writtenAtLook = written;
     },
     onAllAcknowledged: () => handlers.acknowledged?.(inKernelAtLook),
     onUnacknowledged: (seconds, kernel) => {
@@ -73,6 +75,18 @@ function attachSocket(socket: net.Socket, host: TransportHost): void {
   });
   socket.on('error', (err) => {
     closedDetail = describeError(err);
+    // The analyzer reset the connection while the gateway's bytes waited for its acknowledgement:
+    // an analyzer (or its serial-to-LAN converter) that restarted within the bound, its new stack
+    // answering the kernel's retransmission with RST. Those bytes were dropped with the connection,
+    // never received, as at the bound; before, the connection just ended, and an order download
+    // written in those seconds stayed sent. Known only when the last look (at most LOOK_AFTER_MS
+    // old) found it acknowledging nothing: the bounds are that look's, bytes written since count
+    // as never acknowledged (nothing was heard from it since).
+    if (unacknowledged || (err as NodeJS.ErrnoException).code !== 'ECONNRESET') return;
+    const silent = acks.silentAtLastLook();
+    if (!silent) return;
+    const txQueue = silent.kernel.txQueue;
+    unacknowledged = { atLeast: Math.max(0, inKernelAtLook - txQueue), atMost: Math.max(0, writtenAtLook - txQueue), seconds: silent.seconds, byPeerReset: true };
   });
   socket.once('close', () => {
     acks.stop();

@@ -32,18 +32,24 @@ export interface Wire {
  * in Node's buffer, part of a write perhaps in the kernel. Bytes at or past `atMost` never reached
  * the analyzer: the kernel dropped them with a reset, so they never arrive later either. Bytes
  * before `atLeast` did reach its TCP stack.
+ *
+ * `byPeerReset`: the connection ended with the analyzer's reset (it restarted within the bound:
+ * its new TCP stack answered the gateway's retransmission with RST) while the gateway's last look
+ * found it acknowledging nothing for `seconds`; the bounds are that look's.
  */
 export interface AcknowledgedBytes {
   atLeast: number;
   atMost: number;
   seconds: number;
+  byPeerReset?: boolean;
 }
 
 export interface WireHandlers {
   data(bytes: Buffer): void;
   /**
    * The wire is gone (peer closed, cable pulled, adapter removed). `acknowledged`: it was dropped
-   * because its analyzer acknowledged nothing (TCP), and where what it acknowledged ends.
+   * because its analyzer acknowledged nothing (TCP), or its analyzer reset it while acknowledging
+   * nothing, and where what it acknowledged ends.
    */
   closed(detail?: string, acknowledged?: AcknowledgedBytes): void;
   /** TCP: every byte handed to `Wire.write` before offset `upTo` was acknowledged by the analyzer's TCP stack. */
