@@ -176,4 +176,32 @@ describe("a waiting invoice's pace follows its order's retries", () => {
     expect((await store.getEvent(ids.invoice))?.state).toBe('delivered');
     expect(invoices(emu, acc)).toHaveLength(1);
   });
+
+  // The order's partition delivers in order: a dead letter at its head (here a result the LIS sent
+  // before its order) holds the order's events behind it for good. Waiting for its due time would
+  // be the short delay for ever; it counts as the order's dead letter does.
+  it('behind a dead letter heading the order\'s partition (not an order event) it is charged and dead-lettered, naming that event', async () => {
+    const maxAttempts = 3;
+    const rig = await billingRig({ maxAttempts }, { backoff: BACKOFF });
+    const acc = 'WP-300';
+    await rig.receive(oru(acc, 'GLU'));
+    await rig.receive(orm(acc, ['GLU']));
+    const result = await eventOf(rig, acc, 'result.validated');
+    const order = await eventOf(rig, acc, 'order.created');
+    const invoice = await eventOf(rig, acc, 'invoice.eligible');
+    expect(result.event.partitionKey).toBe(order.event.partitionKey);
+    expect(result.event.id < order.event.id && order.event.id < invoice.event.id).toBe(true);
+    // An earlier run dead-lettered the result (as the relay records any dead letter).
+    const leases = await rig.store.lease({ limit: 10, maxPerPartition: 1 });
+    for (const l of leases) await rig.store.complete(l, l.partitionKey === result.event.partitionKey ? [{ eventId: result.event.id, outcome: 'dead', reason: 'an earlier run refused it' }] : []);
+
+    await rig.settle(acc);
+
+    const dead = await eventOf(rig, acc, 'invoice.eligible');
+    expect(dead.state).toBe('dead');
+    expect(dead.attempts).toBe(maxAttempts);
+    expect(dead.deadReason).toContain(`result.validated event ${result.event.id} is a dead letter; replay or discard it before this invoice`);
+    expect((await eventOf(rig, acc, 'order.created')).state).toBe('pending');
+    expect(invoices(rig.emu, acc)).toHaveLength(0);
+  });
 });
