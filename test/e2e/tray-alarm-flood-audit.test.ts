@@ -5,42 +5,26 @@
  * Electron is stood in (test/fixtures/tray/electron-stand-in.ts records the icon, tooltip, menu and
  * notifications): its binary cannot be downloaded on the build machines.
  */
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, expect, it, vi } from 'vitest';
 import path from 'node:path';
-import { fileWriter, getJson, startGatewayProcess, until, type GatewayProcess } from '../fixtures/gateway-process.ts';
+import { getJson, startGatewayProcess, until, type GatewayProcess } from '../fixtures/gateway-process.ts';
 import { freePort, refusedPort } from '../fixtures/status/harness.ts';
-import { clickMenu, resetScreen, screen } from '../fixtures/tray/electron-stand-in.ts';
+import { clickMenu, screen } from '../fixtures/tray/electron-stand-in.ts';
 import { startTrayProcess } from '../fixtures/tray/start-tray.ts';
+import { useTrayRig } from '../fixtures/tray/tray-rig.ts';
 
 vi.mock('electron', () => import('../fixtures/tray/electron-stand-in.ts'));
 vi.mock('node:fs', async (real) => (await import('../fixtures/tray/desktop-fs.ts')).desktopFs(await real()));
 
-let dir = '';
-const file = fileWriter(() => dir);
-const gateways: GatewayProcess[] = [];
-let trayRunning = false;
-
-beforeEach(() => {
-  dir = mkdtempSync(path.join(tmpdir(), 'tray-flood-'));
-  resetScreen(mkdtempSync(path.join(dir, 'user-data-')));
-  for (const k of Object.keys(process.env)) if (k.startsWith('LAB_GATEWAY_')) vi.stubEnv(k, '');
-});
-
-afterEach(async () => {
-  if (trayRunning) clickMenu('Quit'); // ends the tray's MQTT client
-  trayRunning = false;
-  await Promise.all(gateways.splice(0).map((g) => g.stop()));
-  vi.unstubAllEnvs();
-  rmSync(dir, { recursive: true, force: true });
-});
+const rig = useTrayRig('tray-flood-');
+const file = rig.file;
+const gateways = rig.gateways;
 
 async function startGateway(lines: string[]): Promise<{ g: GatewayProcess; gatewayUrl: string; mqttUrl: string }> {
   const mqttPort = await freePort();
   const config = await file(
     [
-      `gateway: { id: lab-1, dataDir: ${path.join(dir, 'data')} }`,
+      `gateway: { id: lab-1, dataDir: ${path.join(rig.dir, 'data')} }`,
       'hl7: [ { id: lis, listen: { host: 127.0.0.1, port: 0 } } ]',
       `mqtt: { broker: embedded, listen: { host: 127.0.0.1, port: ${mqttPort} }, publishIntervalMs: 2000 }`,
       ...lines,
@@ -55,7 +39,7 @@ async function startGateway(lines: string[]): Promise<{ g: GatewayProcess; gatew
 
 async function startTray(site: { gatewayUrl: string; mqttUrl: string }, argv: string[] = []): Promise<void> {
   await startTrayProcess([`--gateway-url=${site.gatewayUrl}`, `--mqtt-url=${site.mqttUrl}`, ...argv]);
-  trayRunning = true;
+  rig.trayRunning = true;
 }
 
 const shown = (): string[] => screen.notifications.filter((n) => n.shown).map((n) => `${n.title}: ${n.body}`);

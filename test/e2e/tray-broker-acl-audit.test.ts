@@ -3,36 +3,20 @@
  * but not its status: the tray's main process (desktop/src/main.ts) with its real MQTT client, a
  * real gateway process publishing there, a real Mosquitto. Only Electron is stood in.
  */
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, expect, it, vi } from 'vitest';
 import path from 'node:path';
-import { fileWriter, getJson, startGatewayProcess, until, type GatewayProcess } from '../fixtures/gateway-process.ts';
+import { getJson, startGatewayProcess, until } from '../fixtures/gateway-process.ts';
 import { freePort, useMosquitto, writeMqttCredentials } from '../fixtures/status/harness.ts';
-import { clickMenu, resetScreen, screen } from '../fixtures/tray/electron-stand-in.ts';
+import { screen } from '../fixtures/tray/electron-stand-in.ts';
 import { startTrayProcess } from '../fixtures/tray/start-tray.ts';
+import { useTrayRig } from '../fixtures/tray/tray-rig.ts';
 
 vi.mock('electron', () => import('../fixtures/tray/electron-stand-in.ts'));
 vi.mock('node:fs', async (real) => (await import('../fixtures/tray/desktop-fs.ts')).desktopFs(await real()));
 
-let dir = '';
-const file = fileWriter(() => dir);
-const gateways: GatewayProcess[] = [];
-let trayRunning = false;
-
-beforeEach(() => {
-  dir = mkdtempSync(path.join(tmpdir(), 'tray-acl-'));
-  resetScreen(mkdtempSync(path.join(dir, 'user-data-')));
-  for (const k of Object.keys(process.env)) if (k.startsWith('LAB_GATEWAY_')) vi.stubEnv(k, '');
-});
-
-afterEach(async () => {
-  if (trayRunning) clickMenu('Quit');
-  trayRunning = false;
-  await Promise.all(gateways.splice(0).map((g) => g.stop()));
-  vi.unstubAllEnvs();
-  rmSync(dir, { recursive: true, force: true });
-});
+const rig = useTrayRig('tray-acl-');
+const file = rig.file;
+const gateways = rig.gateways;
 
 describe("the broker does not let the tray read the gateway's status", () => {
   // IT wrote the site's ACL for the trays with the availability and alerts topics, and forgot the
@@ -51,11 +35,11 @@ describe("the broker does not let the tray read the gateway's status", () => {
    * says why.
    */
   it('says the gateway is online and what to check when its status never comes', async () => {
-    const creds = writeMqttCredentials(dir, 'lab', 'lab', 'secret-pw');
+    const creds = writeMqttCredentials(rig.dir, 'lab', 'lab', 'secret-pw');
     const statusPort = await freePort();
     const config = await file(
       [
-        `gateway: { id: tray-acl, dataDir: ${path.join(dir, 'data')} }`,
+        `gateway: { id: tray-acl, dataDir: ${path.join(rig.dir, 'data')} }`,
         'hl7: [ { id: lis, listen: { host: 127.0.0.1, port: 0 } } ]',
         `mqtt: { broker: 'mqtt://127.0.0.1:${broker.port}', usernameFile: ${creds.usernameFile}, passwordFile: ${creds.passwordFile}, publishIntervalMs: 2000 }`,
         `status: { listen: { host: 127.0.0.1, port: ${statusPort} } }`,
@@ -68,7 +52,7 @@ describe("the broker does not let the tray read the gateway's status", () => {
     await until('the gateway publishing', async () => (await getJson<{ mqtt: { connected: boolean } | null }>(`${gatewayUrl}/api/status`)).mqtt?.connected);
 
     await startTrayProcess([`--gateway-url=${gatewayUrl}`, `--mqtt-url=mqtt://127.0.0.1:${broker.port}`, `--mqtt-username-file=${creds.usernameFile}`, `--mqtt-password-file=${creds.passwordFile}`]);
-    trayRunning = true;
+    rig.trayRunning = true;
     const tooltip = (): string => screen.tooltips.at(-1) ?? '';
     await until('the tray says what to check', () => /read lab-gateway\/tray-acl\/status/.test(tooltip()) || undefined, 30_000).catch(() => undefined);
     expect(tooltip()).toMatch(/online/);

@@ -3,44 +3,27 @@
  * main process (desktop/src/main.ts) with its real MQTT client against a real gateway process.
  * Only Electron is stood in.
  */
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, expect, it, vi } from 'vitest';
 import path from 'node:path';
-import { fileWriter, startGatewayProcess, until, type GatewayProcess } from '../fixtures/gateway-process.ts';
+import { startGatewayProcess, until } from '../fixtures/gateway-process.ts';
 import { freePort } from '../fixtures/status/harness.ts';
-import { clickMenu, powerEvent, resetScreen, screen } from '../fixtures/tray/electron-stand-in.ts';
+import { powerEvent, screen } from '../fixtures/tray/electron-stand-in.ts';
 import { startTrayProcess } from '../fixtures/tray/start-tray.ts';
+import { useTrayRig } from '../fixtures/tray/tray-rig.ts';
 
 vi.mock('electron', () => import('../fixtures/tray/electron-stand-in.ts'));
 vi.mock('node:fs', async (real) => (await import('../fixtures/tray/desktop-fs.ts')).desktopFs(await real()));
 
-let dir = '';
-const file = fileWriter(() => dir);
-const gateways: GatewayProcess[] = [];
-let trayRunning = false;
-
-beforeEach(() => {
-  dir = mkdtempSync(path.join(tmpdir(), 'tray-clock-'));
-  resetScreen(mkdtempSync(path.join(dir, 'user-data-')));
-  for (const k of Object.keys(process.env)) if (k.startsWith('LAB_GATEWAY_')) vi.stubEnv(k, '');
-});
-
-afterEach(async () => {
-  if (trayRunning) clickMenu('Quit');
-  trayRunning = false;
-  vi.restoreAllMocks(); // the PC's clock
-  await Promise.all(gateways.splice(0).map((g) => g.stop()));
-  vi.unstubAllEnvs();
-  rmSync(dir, { recursive: true, force: true });
-});
+const rig = useTrayRig('tray-clock-');
+const file = rig.file;
+const gateways = rig.gateways;
 
 /** A quiet gateway (it re-publishes once a minute) and the tray on it, green. */
 async function greenTray(): Promise<void> {
   const mqttPort = await freePort();
   const config = await file(
     [
-      `gateway: { id: lab-1, dataDir: ${path.join(dir, 'data')} }`,
+      `gateway: { id: lab-1, dataDir: ${path.join(rig.dir, 'data')} }`,
       'hl7: [ { id: lis, listen: { host: 127.0.0.1, port: 0 } } ]',
       `mqtt: { broker: embedded, listen: { host: 127.0.0.1, port: ${mqttPort} }, publishIntervalMs: 60000 }`,
       'status: { listen: { host: 127.0.0.1, port: 0 } }',
@@ -51,7 +34,7 @@ async function greenTray(): Promise<void> {
   const ready = await g.ready;
   if (!ready) throw new Error(`gateway did not start: ${g.err().slice(-2000)}`);
   await startTrayProcess([`--gateway-url=${ready.status.url.replace(/\/$/, '')}`, `--mqtt-url=mqtt://127.0.0.1:${mqttPort}`]);
-  trayRunning = true;
+  rig.trayRunning = true;
   await until('all good', () => screen.icons.at(-1) === 'ok', 20_000);
 }
 

@@ -5,40 +5,23 @@
  * again). Only Electron is stood in (test/fixtures/tray/electron-stand-in.ts records the icon,
  * tooltip, menu and notifications): its binary cannot be downloaded on the build machines.
  */
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { chromium, type Browser } from 'playwright-core';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileWriter, getJson, startGatewayProcess, until, type GatewayProcess } from '../fixtures/gateway-process.ts';
+import { getJson, startGatewayProcess, until, type GatewayProcess } from '../fixtures/gateway-process.ts';
 import { freePort, hl7Message, mosquittoSubLines, openStore, refusedPort, useMosquitto } from '../fixtures/status/harness.ts';
-import { clickMenu, powerEvent, resetScreen, screen, useChromium } from '../fixtures/tray/electron-stand-in.ts';
+import { clickMenu, powerEvent, screen, useChromium } from '../fixtures/tray/electron-stand-in.ts';
 import { startTrayProcess } from '../fixtures/tray/start-tray.ts';
+import { useTrayRig } from '../fixtures/tray/tray-rig.ts';
 import { CHROMIUM_FLAGS } from '../fixtures/chromium.ts';
 
 vi.mock('electron', () => import('../fixtures/tray/electron-stand-in.ts'));
 vi.mock('node:fs', async (real) => (await import('../fixtures/tray/desktop-fs.ts')).desktopFs(await real()));
 
-let dir = '';
-const file = fileWriter(() => dir);
-const gateways: GatewayProcess[] = [];
-let trayRunning = false;
-
-beforeEach(() => {
-  dir = mkdtempSync(path.join(tmpdir(), 'tray-day-'));
-  resetScreen(mkdtempSync(path.join(dir, 'user-data-')));
-  for (const k of Object.keys(process.env)) if (k.startsWith('LAB_GATEWAY_')) vi.stubEnv(k, '');
-});
-
-afterEach(async () => {
-  if (trayRunning) clickMenu('Quit'); // ends the tray's MQTT client
-  trayRunning = false;
-  await Promise.all(gateways.splice(0).map((g) => g.stop()));
-  vi.unstubAllEnvs();
-  vi.restoreAllMocks(); // the clock of a PC that slept
-  rmSync(dir, { recursive: true, force: true });
-});
+const rig = useTrayRig('tray-day-');
+const file = rig.file;
+const gateways = rig.gateways;
 
 interface Site {
   gatewayUrl: string;
@@ -51,7 +34,7 @@ async function site(id: string, extra: string[] = []): Promise<Site> {
   const [mqttPort, statusPort] = [await freePort(), await freePort()];
   const config = await file(
     [
-      `gateway: { id: ${id}, dataDir: ${path.join(dir, 'data')} }`,
+      `gateway: { id: ${id}, dataDir: ${path.join(rig.dir, 'data')} }`,
       'hl7: [ { id: lis, listen: { host: 127.0.0.1, port: 0 } } ]',
       `mqtt: { broker: embedded, listen: { host: 127.0.0.1, port: ${mqttPort} }, publishIntervalMs: 2000 }`,
       ...extra,
@@ -71,7 +54,7 @@ async function startGateway(s: Site): Promise<GatewayProcess> {
 /** Start the tray (a fresh main process) as the installer does: the gateway's address on the command line. */
 async function startTray(s: Site, argv: string[] = []): Promise<void> {
   await startTrayProcess([`--gateway-url=${s.gatewayUrl}`, `--mqtt-url=${s.mqttUrl}`, ...argv]);
-  trayRunning = true;
+  rig.trayRunning = true;
 }
 
 const tooltip = (): string => screen.tooltips.at(-1) ?? '';
@@ -254,7 +237,7 @@ describe('gateway died overnight (external broker)', () => {
       mqttUrl: `mqtt://127.0.0.1:${broker.port}`,
       config: await file(
         [
-          `gateway: { id: tray-night, dataDir: ${path.join(dir, 'data')} }`,
+          `gateway: { id: tray-night, dataDir: ${path.join(rig.dir, 'data')} }`,
           'hl7: [ { id: lis, listen: { host: 127.0.0.1, port: 0 } } ]',
           `mqtt: { broker: 'mqtt://127.0.0.1:${broker.port}', publishIntervalMs: 2000 }`,
           `status: { listen: { host: 127.0.0.1, port: ${statusPort} } }`,
@@ -350,7 +333,7 @@ describe('two gateways on the site broker', () => {
       mqttUrl: `mqtt://127.0.0.1:${broker.port}`,
       config: await file(
         [
-          `gateway: { id: ${id}, dataDir: ${path.join(dir, `data-${id}`)} }`,
+          `gateway: { id: ${id}, dataDir: ${path.join(rig.dir, `data-${id}`)} }`,
           'hl7: [ { id: lis, listen: { host: 127.0.0.1, port: 0 } } ]',
           `mqtt: { broker: 'mqtt://127.0.0.1:${broker.port}', publishIntervalMs: 2000 }`,
           `status: { listen: { host: 127.0.0.1, port: ${statusPort} } }`,
@@ -395,7 +378,7 @@ describe('two gateways on the site broker', () => {
 async function storedLongAgo(): Promise<void> {
   vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true, now: Date.now() - 400 * 86_400_000 });
   try {
-    const store = await openStore(path.join(dir, 'data'));
+    const store = await openStore(path.join(rig.dir, 'data'));
     await store.commit(hl7Message(undefined, 'BEFORE-REPAIR'), []);
     await store.close();
   } finally {
@@ -423,7 +406,7 @@ describe('the last alert kept on the alerts topic', () => {
       mqttUrl: `mqtt://127.0.0.1:${broker.port}`,
       config: await file(
         [
-          'gateway: { id: tray-kept, dataDir: ' + path.join(dir, 'data') + ' }',
+          'gateway: { id: tray-kept, dataDir: ' + path.join(rig.dir, 'data') + ' }',
           'hl7: [ { id: lis, listen: { host: 127.0.0.1, port: 0 } } ]',
           `mqtt: { broker: 'mqtt://127.0.0.1:${broker.port}', publishIntervalMs: 2000 }`,
           `status: { listen: { host: 127.0.0.1, port: ${statusPort} } }`,
