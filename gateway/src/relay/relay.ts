@@ -1010,7 +1010,7 @@ export class Relay implements Component {
 
   #failureOutcome(e: StoredEvent, error: unknown): Outcome | undefined {
     const failure = failureOf(error);
-    const text = describeError(error);
+    const text = ownFault(error) ?? describeError(error);
     // Odoo answers as another version (#recheckServer): not charged, looked up first, due once
     // the new connection is made.
     if (isServerChanged(error)) return { eventId: e.event.id, outcome: 'retry', error: text, ambiguous: true, free: true, delayMs: 0 };
@@ -1071,6 +1071,18 @@ export class Relay implements Component {
       if (o.outcome === 'dead') this.#o.log.warn('event dead-lettered', { eventId: o.eventId, type: e?.event.type, reason: o.reason });
     }
   }
+}
+
+/**
+ * JavaScript's own errors (TypeError, RangeError, ReferenceError, SyntaxError) thrown inside a
+ * rule: a fault in the gateway or event data this release cannot read (a record stored by a
+ * release with another event shape), never an answer from Odoo. Said so, with what to do: before,
+ * the dead letter read "gave up after 5 attempts: data.tests is not iterable", which IT took for
+ * Odoo's refusal (test/integration/relay-rule-exception-audit.test.ts). Undefined for any other error.
+ */
+export function ownFault(error: unknown): string | undefined {
+  if (!(error instanceof TypeError || error instanceof RangeError || error instanceof ReferenceError || error instanceof SyntaxError)) return undefined;
+  return `the gateway itself failed on this event (${error.name}: ${error.message}), not Odoo: a fault in the gateway or event data this release cannot read. Report it with this event to whoever maintains the gateway; replay it once the gateway is updated, or discard it and enter the document in Odoo by hand`;
 }
 
 /** A failed write whose answer was lost (or a proxy's 504): Odoo may still run it and commit it. */
