@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { waitFor } from '../fixtures/relay/helpers.ts';
 import { billed, billingRig, deadReasons, invoices, openLines, oru, ormTimed, saleLines, saleOrders } from '../fixtures/relay/billing-rig.ts';
 
 /**
@@ -103,5 +104,42 @@ describe('billing writes whose answer was lost after Odoo committed them', () =>
     expect(deadReasons(await rig.events('LA-500'))).toEqual([]);
     expect(invoices(rig.emu, 'LA-500').map((m) => m['state'])).toEqual(['posted']);
     expect(billed(rig.emu, 'LA-500')).toEqual(['GLU', 'TSH']);
+  });
+});
+
+describe('a lost answer to the invoice in a retry storm', () => {
+  // The invoice's load() commits and its answer is lost; then Odoo is overloaded: its proxy answers
+  // 503 at random and the look-ups meet row locks (charged attempts) until the event is
+  // dead-lettered and replayed. Each look-up after the lost answer must find the invoice.
+  it('one invoice, each test billed once, through 503s, locks, a dead letter and its replay', async () => {
+    // The lost write is held for the settle time; the storm starts meanwhile.
+    const rig = await billingRig({ maxAttempts: 3 }, { ambiguousSettleMs: 1500 });
+    rig.emu.faults.next(1, 'account.move', 'load').resetAfterCommit();
+    await rig.receive(ormTimed('LA-600', ['GLU', 'TSH'], { msh7: ORDERED, orc9: ORDERED }));
+    await rig.receive(oru('LA-600', 'GLU'));
+    await rig.receive(oru('LA-600', 'TSH'));
+    const settled = rig.settle('LA-600');
+    settled.catch(() => undefined);
+    await waitFor(() => rig.emu.faults.log.some((f) => f.action === 'reset-after-commit'), 20_000, 5);
+    expect(invoices(rig.emu, 'LA-600')).toHaveLength(1);
+    rig.emu.faults.script({ model: 'account.move', method: 'search_read' }, [{ kind: 'status', status: 503 }, { kind: 'lock' }, { kind: 'status', status: 503 }, { kind: 'lock' }, { kind: 'lock' }]);
+    rig.emu.faults.random({ probability: 0.3, statuses: [503], match: { model: 'sale.order' }, seed: 7 });
+    await settled;
+    // The look-ups after the lost answer met the storm.
+    const after = rig.emu.faults.log.map((f) => f.action);
+    expect(after.slice(after.indexOf('reset-after-commit'))).toEqual(expect.arrayContaining(['status', 'lock']));
+
+    const evs = await rig.events('LA-600');
+    const dead = evs.filter((e) => e.state === 'dead');
+    for (const d of dead) {
+      expect(d.event.type).toBe('invoice.eligible');
+      rig.emu.faults.clear();
+      await rig.store.replay(d.event.id, 'tester');
+      rig.relay.notify();
+    }
+    await rig.settle('LA-600');
+    expect(deadReasons(await rig.events('LA-600'))).toEqual([]);
+    expect(invoices(rig.emu, 'LA-600')).toHaveLength(1);
+    expect(billed(rig.emu, 'LA-600')).toEqual(['GLU', 'TSH']);
   });
 });
