@@ -478,6 +478,12 @@ export class E1381Session implements AstmLinkSession {
     if (c1 < 0 || c2 < 0) return nak('checksum is not two hex digits', 'garbled');
     // LIS1-A §6.3.3: compared as a number, so 'a7' and 'A7' are the same checksum.
     if (frameChecksum(fnByte, text, terminator) !== c1 * 16 + c2) return nak('checksum mismatch', 'garbled');
+    // A NUL is no record text (no field, delimiter or escape is one), and it adds 0 to the sum: a
+    // NUL a line glitch inserted (a noise pulse read as a start bit and eight zero bits, a break)
+    // passes the checksum. LIS1-A §6.5.1.1 refuses a frame with character errors, so the sender
+    // retransmits it clean. Before, it was ACKed with the NUL in the record (a value "5\0.4"),
+    // and the analyzer never sent it again.
+    if (text.includes(0)) return nak('NUL in frame text (a line glitch: a NUL adds nothing to the checksum)', 'garbled');
     const fn = fnByte - 0x30;
     if (fn < 0 || fn > 7) return nak('frame number is not 0..7', 'garbled');
 
