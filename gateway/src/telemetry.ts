@@ -55,6 +55,12 @@ export interface TelemetryEvents {
     outcome: 'delivered' | 'retry' | 'dead';
     latencyMs: number;
     error?: string;
+    /**
+     * A retry that only waits for an earlier event of the gateway's own queue (an invoice behind
+     * its order's queued event): no failure of Odoo's (the status neither counts it per minute nor
+     * shows it as Odoo's last error).
+     */
+    waiting?: true;
   };
   /** Odoo link state changed. */
   'odoo.state': {

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Telemetry } from '../../gateway/src/telemetry.ts';
+import { WAITING_FOR_ORDER } from '../../gateway/src/relay/rules/waiting-for-order.ts';
 import { StatusModel, type StatusAlert } from '../../gateway/src/status/status-model.ts';
 import type { GatewayStore, IntakeCounters, QueueStats } from '../../gateway/src/store/types.ts';
 import { makeConfig } from '../fixtures/status/harness.ts';
@@ -111,6 +112,20 @@ describe('StatusModel', () => {
     telemetry.emit('relay.outcome', { eventId: 'e1', eventType: 'order.created', outcome: 'retry', latencyMs: 1, error: 'lock not available' });
     telemetry.emit('odoo.state', { state: 'connected', keyExpiresInDays: 30 });
     expect(model.toApiStatus().odoo.lastError).toBe('lock not available');
+  });
+
+  it("a retry that only waits (an invoice behind its order's queued event, a result waiting for its LIS order) is no Odoo failure: not counted per minute, not odoo.lastError", async () => {
+    const { model, telemetry } = setup({ odooUrl: 'https://odoo.example' });
+    await model.start();
+    telemetry.emit('odoo.state', { state: 'connected' });
+    telemetry.emit('relay.outcome', { eventId: 'e1', eventType: 'order.created', outcome: 'retry', latencyMs: 1, error: 'lock not available' });
+    // An invoice.eligible whose order.created is still queued (relay.ts: a free retry that waits).
+    telemetry.emit('relay.outcome', { eventId: 'e2', eventType: 'invoice.eligible', outcome: 'retry', latencyMs: 1, waiting: true, error: 'accession A1: 1 earlier event(s) of the order not in Odoo yet (order.created first); the invoice follows them' });
+    // A result whose LIS order has not come yet.
+    telemetry.emit('relay.outcome', { eventId: 'e3', eventType: 'result.validated', outcome: 'retry', latencyMs: 1, error: `accession A2: test GLU is ${WAITING_FOR_ORDER} (received 2 min ago)` });
+    const s = model.toApiStatus();
+    expect(s.odoo.lastError).toBe('lock not available');
+    expect(s.throughput.failedPerMinute).toBe(1);
   });
 
   it('reports dead letters, blocked partitions and a stale queue from the store counters', async () => {

@@ -1026,7 +1026,7 @@ export class Relay implements Component {
     // Waiting for an earlier event still in the gateway's queue (an invoice for its order.created):
     // not charged, retried after the store's back-off for the attempts it has, or, when that event
     // is tried only later (its own back-off), the short delay after that (#untilQueuedTried).
-    if (failure === 'transient' && waitsForQueued(error)) return { eventId: e.event.id, outcome: 'retry', error: text, free: true, ...this.#untilQueuedTried(error) };
+    if (failure === 'transient' && waitsForQueued(error)) return { eventId: e.event.id, outcome: 'retry', error: text, free: true, waiting: true, ...this.#untilQueuedTried(error) };
     if (e.attempts + 1 >= this.#o.config.maxAttempts) {
       return { eventId: e.event.id, outcome: 'dead', reason: `gave up after ${e.attempts + 1} attempts: ${text}` };
     }
@@ -1066,7 +1066,7 @@ export class Relay implements Component {
         eventType: e?.event.type ?? 'unknown',
         outcome: o.outcome,
         latencyMs,
-        ...(o.outcome === 'retry' ? { error: o.error } : o.outcome === 'dead' ? { error: o.reason } : {}),
+        ...(o.outcome === 'retry' ? { error: o.error, ...(o.waiting ? { waiting: true as const } : {}) } : o.outcome === 'dead' ? { error: o.reason } : {}),
       });
       if (o.outcome === 'dead') this.#o.log.warn('event dead-lettered', { eventId: o.eventId, type: e?.event.type, reason: o.reason });
     }

@@ -1234,6 +1234,10 @@ export class StatusModel implements Component {
     if (e.outcome === 'delivered') {
       this.#delivered.add(now);
       this.#odoo.lastSuccessAt = new Date(now).toISOString();
+    } else if (e.outcome === 'retry' && (e.waiting === true || waitsForLisOrder(e.error))) {
+      // Waiting (for an earlier event of the queue, for the LIS's order): no failure of Odoo's.
+      // Counted and shown as one, an invoice waiting behind its order made Odoo's last error read
+      // "…the invoice follows them" and the failures per minute climb while Odoo answered well.
     } else {
       this.#failed.add(now);
       if (e.error) this.#odoo.lastError = e.error;
