@@ -9,6 +9,7 @@ import { CallLimit, isHalted } from './call-limit.ts';
 import { LastSuccessRecord, savedLastSuccess, savedLinkHold, saveLinkHold, type LinkHold } from './last-success.ts';
 import { savedPause, savePause, type RelayPauseDetail } from './paused.ts';
 import type { OdooClientLike } from './odoo/odoo-client.ts';
+import { checkMachine, thisMachine, type MachineIdentity } from './machine-guard.ts';
 import { failureOf, isLinkDown, isServerChanged, looksLikeServerDrift, mayHaveLanded, refusedAsTooLarge, RETRY_AFTER_CAP_MS, queuedDueAt, retryAfterOf, serverChanged, stopsTheLink, waitsForQueued } from './odoo/odoo-error.ts';
 import { ReferenceData, type RefusedModel } from './reference-data.ts';
 import { rulesFor, type PostingRule, type RuleContext, type RuleResult } from './rules/index.ts';
@@ -33,6 +34,11 @@ export interface RelayOptions {
   clock?: () => number;
   /** Idle poll when nothing is due (ms). Default 250. */
   idlePollMs?: number;
+  /**
+   * This machine, compared at start with the one the store last sent from (machine-guard.ts);
+   * default /etc/machine-id. null: not checked.
+   */
+  machine?: MachineIdentity | null;
   /** Back-off while Odoo is unreachable: first wait, doubled up to max (ms). Default 1 s → 60 s. */
   linkBackoff?: { initialMs: number; maxMs: number };
   /** Back-off after refused credentials (ms). Default 2 min → 30 min: never a tight login loop (A.3 cooldown). */
@@ -268,6 +274,21 @@ export class Relay implements Component {
     if (paused) {
       this.#paused = true;
       this.#pausedBy = paused.detail;
+    }
+    // A store last relayed from another machine (a restored backup, a copied disk): paused until an
+    // administrator resumes, the other box perhaps still sending the same queue (machine-guard.ts).
+    // Unreadable, it is left unchecked: the store's own errors say why.
+    const moved = await checkMachine(this.#o.store, this.#o.machine === undefined ? thisMachine() : (this.#o.machine ?? undefined)).catch((err: unknown) => {
+      this.#o.log.warn('the machine this store last sent from is unreadable: not checked', { error: describeError(err) });
+      return undefined;
+    });
+    if (moved) {
+      this.#o.log.error(`sending to Odoo paused: ${moved.reason}`);
+      if (!this.#paused) {
+        this.#paused = true;
+        this.#pausedBy = moved;
+        await this.#savePause(true, moved).catch((err: unknown) => this.#o.log.error('the relay pause could not be kept in the store', { error: describeError(err) }));
+      }
     }
     // A Retry-After the server gave before a restart still holds (last-success.ts LinkHold).
     const hold = await savedLinkHold(this.#o.store).catch(() => undefined);

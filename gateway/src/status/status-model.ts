@@ -10,6 +10,7 @@ import { maskAstmNames } from './mask-names.ts';
 import { savedLastSuccess } from '../relay/last-success.ts';
 import type { RelayPauseDetail } from '../relay/paused.ts';
 import { waitingSince, waitsForLisOrder } from '../relay/rules/waiting-for-order.ts';
+import { GATEWAY_PAUSE } from '../relay/machine-guard.ts';
 import { SteadyWallClock, span } from '../wall-clock.ts';
 import { logOutputLoss, type LogOutputLoss } from '../log.ts';
 
@@ -886,8 +887,10 @@ export class StatusModel implements Component {
     }
     if (this.#o.relayPaused?.()) {
       const p = this.#relayPause;
-      const detail = p ? ` (${p.by}) since ${localTime(Date.parse(p.since), now)}${p.reason ? `: "${p.reason}"` : ''}` : '';
-      reasons.push({ level: 'degraded', code: 'RELAY_PAUSED', message: `Sending to Odoo is paused by an administrator${detail}` });
+      // Paused by the gateway itself: its store was last sending from another machine (relay/machine-guard.ts).
+      const byGateway = p?.by === GATEWAY_PAUSE;
+      const detail = p ? `${byGateway ? '' : ` (${p.by})`} since ${localTime(Date.parse(p.since), now)}${p.reason ? `: "${p.reason}"` : ''}` : '';
+      reasons.push({ level: 'degraded', code: 'RELAY_PAUSED', message: `Sending to Odoo is paused by ${byGateway ? 'the gateway' : 'an administrator'}${detail}` });
     }
     // Stopping: the reasons shown since the stop began stay (markStopping), with their last wording.
     const kept = this.#stoppingReasons;
