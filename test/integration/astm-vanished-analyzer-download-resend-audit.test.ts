@@ -1,9 +1,6 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { repoRoot } from '../fixtures/hl7/helpers.ts';
-import { GATEWAY_ADDRESS, type JsonChild, type NetnsPair, PEER_ADDRESS, netnsPair } from '../fixtures/net/netns-pair.ts';
+import { type JsonChild, PEER_ADDRESS } from '../fixtures/net/netns-pair.ts';
+import { analyzerConnects, downloadsOf, received } from '../fixtures/net/records-only-download-rig.ts';
 
 /**
  * An order download written to a records-only TCP analyzer switched off (or unplugged) while idle.
@@ -18,46 +15,12 @@ import { GATEWAY_ADDRESS, type JsonChild, type NetnsPair, PEER_ADDRESS, netnsPai
  * `silentPeerMs` is shortened so the test runs in seconds.
  */
 const SILENT_PEER_MS = 1_500;
-const gatewayChild = path.join(repoRoot, 'test/fixtures/net/astm-order-download-child.ts');
-const peerChild = path.join(repoRoot, 'test/fixtures/net/tcp-peer-child.ts');
-
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-/** The gateway listens (tcp.listen), the analyzer connects; records-only. */
-async function analyzerConnects(): Promise<{ pair: NetnsPair; gw: JsonChild; analyzer: JsonChild }> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'lgw-astm-resend-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  const pair = await netnsPair();
-  cleanups.push(() => pair.close());
-  const gw = pair.gateway(gatewayChild, [dir, 'listen', GATEWAY_ADDRESS, '0', 'records-only', String(SILENT_PEER_MS)]);
-  const ready = await gw.waitFor('the listener', (e) => e.event === 'ready');
-  await gw.waitFor('the outbox counted', (e) => e.event === 'summary');
-  const analyzer = pair.peer(peerChild, ['connect', GATEWAY_ADDRESS, String(ready.port)]);
-  await analyzer.waitFor('the analyzer connected', (e) => e.event === 'connected' && e.conn === 0);
-  await gw.waitFor('the connection counted', (e) => e.event === 'state' && e.connections === 1);
-  return { pair, gw, analyzer };
-}
-
-/** What the analyzer received on connection `conn`, as text. */
-function received(analyzer: JsonChild, conn?: number): string {
-  return analyzer.events
-    .filter((e) => e.event === 'data' && (conn === undefined || e.conn === conn))
-    .map((e) => Buffer.from(e.hex as string, 'hex').toString('latin1'))
-    .join('');
-}
-
-/** The download messages (H … L) naming `accession` among what the analyzer received. */
-function downloadsOf(text: string, accession: string): number {
-  const messages: string[][] = [];
-  for (const record of text.split(/\r\n|\r|\n/)) {
-    if (record.startsWith('H|')) messages.push([]);
-    messages.at(-1)?.push(record);
-  }
-  return messages.filter((m) => m.some((r) => r.startsWith('O|') && r.split(/[|^]/).includes(accession))).length;
-}
+const connect = (): ReturnType<typeof analyzerConnects> => analyzerConnects({ prefix: 'lgw-astm-resend-', silentPeerMs: SILENT_PEER_MS, cleanups });
 
 /**
  * Wait until the gateway's kernel has given up resolving the analyzer's address (neighbour
@@ -87,7 +50,7 @@ describe('an order download written to a records-only TCP analyzer switched off 
    * is sent again, once, when the analyzer connects; one it acknowledged is never sent again.
    */
   it('is put back, shown failing with the reason, and reaches the analyzer once when it connects again', async () => {
-    const { pair, gw, analyzer } = await analyzerConnects();
+    const { pair, gw, analyzer } = await connect();
 
     // ACC-1 reaches the analyzer while it is on; it then sends a message, whose segment carries
     // its TCP acknowledgement of ACC-1 to the gateway.

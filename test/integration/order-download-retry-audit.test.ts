@@ -12,7 +12,6 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ORDER_DOWNLOAD_NS, OrderDownload, type OrderDownloadDoc, type OrderDownloadSummary } from '../../gateway/src/astm/order-download.ts';
 import type { CanonicalEvent } from '../../gateway/src/events/types.ts';
-import { EVENT_SCHEMA_VERSION } from '../../gateway/src/events/types.ts';
 import { IdGenerator } from '../../gateway/src/ids.ts';
 import { AstmEndpoint } from '../../gateway/src/ingress/astm/astm-endpoint.ts';
 import { ACK, describeBytes, ENQ, EOT, NAK, STX } from '../../gateway/src/ingress/astm/control-chars.ts';
@@ -27,21 +26,10 @@ import { testGatewayConfig } from '../fixtures/gateway.ts';
 import { CENTAUR, connectAnalyzer, connections, nextSession, orderRecords, orm } from '../fixtures/order-download.ts';
 import { Gateway } from '../../gateway/src/gateway.ts';
 import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
+import { lisOrderEvent } from '../fixtures/astm/lis-order.ts';
 
 const ids = new IdGenerator('bbbbbb');
-/** A committed LIS order (order.created from HL7), as the store hands it to order download. */
-const lisOrder = (accession: string, codes: string[], priority?: string): CanonicalEvent => ({
-  schemaVersion: EVENT_SCHEMA_VERSION,
-  id: ids.next(),
-  type: 'order.created',
-  occurredAt: new Date().toISOString(),
-  receivedAt: new Date().toISOString(),
-  idempotencyKey: `order:${accession}:${ids.next()}`,
-  correlationId: accession,
-  partitionKey: `order:${accession}`,
-  source: { kind: 'hl7', endpoint: 'lis', messageId: 'm' },
-  data: { accession, orderingClientRef: 'CLINIC-A', tests: codes.map((code) => ({ code })), ...(priority ? { priority } : {}) },
-});
+const lisOrder = (accession: string, codes: string[], priority?: string): CanonicalEvent => lisOrderEvent(ids, accession, codes, priority ? { priority } : {});
 
 const PROFILE = 'siemens-advia-centaur-xp';
 

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { OrderDownload } from '../../gateway/src/astm/order-download.ts';
-import { type CanonicalEvent, EVENT_SCHEMA_VERSION } from '../../gateway/src/events/types.ts';
+import type { CanonicalEvent } from '../../gateway/src/events/types.ts';
 import { IdGenerator } from '../../gateway/src/ids.ts';
 import { AstmEndpoint } from '../../gateway/src/ingress/astm/astm-endpoint.ts';
 import { ACK, ENQ, STX } from '../../gateway/src/ingress/astm/control-chars.ts';
@@ -24,21 +24,11 @@ import { Telemetry } from '../../gateway/src/telemetry.ts';
 import { type PtyPair, startPtyPair } from '../fixtures/astm-link/pty-pair.ts';
 import { type Cleanups, openSerialSim } from '../fixtures/astm-link/sim-wires.ts';
 import { nextSession, orderRecords } from '../fixtures/order-download.ts';
+import { lisOrderEvent } from '../fixtures/astm/lis-order.ts';
 
 const PROFILE = 'siemens-advia-centaur-xp';
 const ids = new IdGenerator('dddddd');
-const lisOrder = (accession: string, codes: string[]): CanonicalEvent => ({
-  schemaVersion: EVENT_SCHEMA_VERSION,
-  id: ids.next(),
-  type: 'order.created',
-  occurredAt: new Date().toISOString(),
-  receivedAt: new Date().toISOString(),
-  idempotencyKey: `order:${accession}:${ids.next()}`,
-  correlationId: accession,
-  partitionKey: `order:${accession}`,
-  source: { kind: 'hl7', endpoint: 'lis', messageId: 'm' },
-  data: { accession, orderingClientRef: 'CLINIC-A', tests: codes.map((code) => ({ code })) },
-});
+const lisOrder = (accession: string, codes: string[]): CanonicalEvent => lisOrderEvent(ids, accession, codes);
 
 let dir: string;
 let store: EventStore;

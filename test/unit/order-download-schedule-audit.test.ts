@@ -17,27 +17,16 @@ import { performance } from 'node:perf_hooks';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ORDER_DOWNLOAD_NS, OrderDownload, type OrderDownloadDoc, type OrderDownloadOptions } from '../../gateway/src/astm/order-download.ts';
 import type { CanonicalEvent } from '../../gateway/src/events/types.ts';
-import { EVENT_SCHEMA_VERSION } from '../../gateway/src/events/types.ts';
 import { IdGenerator } from '../../gateway/src/ids.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
 import { loadProfile } from '../../gateway/src/profiles/load.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import { Telemetry } from '../../gateway/src/telemetry.ts';
+import { lisOrderEvent } from '../fixtures/astm/lis-order.ts';
 
 const ids = new IdGenerator('cccccc');
 /** A committed LIS order (order.created from HL7), as the store hands it to order download. */
-const lisOrder = (accession: string): CanonicalEvent => ({
-  schemaVersion: EVENT_SCHEMA_VERSION,
-  id: ids.next(),
-  type: 'order.created',
-  occurredAt: '2026-12-06T10:00:00.000Z',
-  receivedAt: '2026-12-06T10:00:00.000Z',
-  idempotencyKey: `order:${accession}:${ids.next()}`,
-  correlationId: accession,
-  partitionKey: `order:${accession}`,
-  source: { kind: 'hl7', endpoint: 'lis', messageId: 'm' },
-  data: { accession, orderingClientRef: 'CLINIC-A', tests: [{ code: 'TSH' }] },
-});
+const lisOrder = (accession: string): CanonicalEvent => lisOrderEvent(ids, accession, ['TSH'], { at: '2026-12-06T10:00:00.000Z' });
 
 /** The analyzer at the other end: which accessions it refuses, and every send it was offered. */
 class Analyzer {
