@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { type JsonChild, PEER_ADDRESS } from '../fixtures/net/netns-pair.ts';
-import { analyzerConnects, downloadsOf, received } from '../fixtures/net/records-only-download-rig.ts';
+import { acc2WrittenWhileOff, analyzerConnects, downloadsOf, received } from '../fixtures/net/records-only-download-rig.ts';
 
 /**
  * An order download written to a records-only TCP analyzer switched off (or unplugged) while idle.
@@ -52,18 +52,8 @@ describe('an order download written to a records-only TCP analyzer switched off 
   it('is put back, shown failing with the reason, and reaches the analyzer once when it connects again', async () => {
     const { pair, gw, analyzer } = await connect();
 
-    // ACC-1 reaches the analyzer while it is on; it then sends a message, whose segment carries
-    // its TCP acknowledgement of ACC-1 to the gateway.
-    gw.send({ cmd: 'order', accession: 'ACC-1', codes: ['TSH'] });
-    await analyzer.waitFor('ACC-1 received', () => downloadsOf(received(analyzer, 0), 'ACC-1') === 1);
-    analyzer.send({ cmd: 'write', conn: 0, hex: Buffer.from('H|\\^&\rL|1|N\r', 'latin1').toString('hex') });
-    await gw.waitFor('the analyzer heard', (e) => e.event === 'intake' && e.outcome === 'accepted');
-
-    // Switched off, idle. ACC-2 is written to it: shown sent, as the link expects no answer.
-    await pair.cut();
-    const since = gw.events.length;
-    gw.send({ cmd: 'order', accession: 'ACC-2', codes: ['TSH'] });
-    await gw.waitFor('ACC-2 written', (e) => e.event === 'log' && e.msg === 'order downloaded to analyzer' && e.accession === 'ACC-2', 10_000, since);
+    // ACC-1 reaches the analyzer while it is on; then it is switched off, idle, and ACC-2 is written to it, shown sent.
+    const since = await acc2WrittenWhileOff({ pair, gw, analyzer });
 
     // The connection is dropped for it; ACC-2 goes back to the outbox, failing, with the reason.
     const gone = await gw.waitFor('the connection closed', (e) => e.event === 'state' && e.connections === 0, 20_000, since);
