@@ -153,11 +153,6 @@ export class Relay implements Component {
    * restart for two hours (test/integration/relay-clock-restart-audit.test.ts).
    */
   readonly #dueNow: (() => number) | undefined;
-  /**
-   * The store's due clock as the store keeps it (started at the newest instant it holds, in
-   * start()), for delays counted to a stored due time (#untilQueuedTried) when #dueNow is not given.
-   */
-  readonly #storeClock = new SteadyWallClock();
   #unwatchClock: (() => void) | undefined;
   /** See RelayOptions.ambiguousSettleMs. */
   readonly #settleMs: number;
@@ -296,8 +291,6 @@ export class Relay implements Component {
     this.#status = 'running';
     this.#unwatchClock ??= this.#steady.onStepBack((stepMs) => this.#clockSteppedBack(stepMs));
     this.#checkClockAgainstStore();
-    const newest = this.#o.store.newestStoredAt?.();
-    if (newest !== undefined) this.#storeClock.startFrom(newest);
     if (!this.#o.config.enabled) {
       this.#o.telemetry.emit('odoo.state', { state: 'disabled' });
       return;
@@ -1057,18 +1050,16 @@ export class Relay implements Component {
   }
 
   /**
-   * The delay of an event waiting for an earlier queued one that is tried only at `queuedDueAt`
-   * (odoo-error.ts): until then, plus the short delay (relay.backoff.initialMs, where the store's
-   * back-off starts), so that it is looked at once that try is over. Nothing when that try is now
-   * or past: the store's back-off. The earlier event's due time is on the store's due clock, so the
-   * delay is counted on a copy of it (#storeClock): on the relay's own clock, a box booted two
-   * hours behind its data would have held the invoice two hours past its order.
+   * An event waiting for an earlier queued one that is tried only at `queuedDueAt` (odoo-error.ts):
+   * due no earlier than that try plus the short delay (relay.backoff.initialMs, where the store's
+   * back-off starts), so that it is looked at once that try is over. The earlier event's due time
+   * is on the store's due clock, and so is `notBefore` (the store compares it there): counted on a
+   * clock of the relay's own, a box booted two hours behind its data would have held the invoice
+   * two hours past its order.
    */
-  #untilQueuedTried(error: unknown): { delayMs?: number } {
+  #untilQueuedTried(error: unknown): { notBefore?: number } {
     const at = queuedDueAt(error);
-    if (at === undefined) return {};
-    const wait = at - (this.#dueNow ?? (() => this.#storeClock.now()))();
-    return wait > 0 ? { delayMs: Math.ceil(wait) + this.#o.config.backoff.initialMs } : {};
+    return at === undefined ? {} : { notBefore: at + this.#o.config.backoff.initialMs };
   }
 
   async #complete(lease: Lease, outcomes: Outcome[], latencyMs = 0): Promise<void> {

@@ -2125,7 +2125,7 @@ export class EventStore implements GatewayStore {
           rec.state = 'retrying';
           rec.ambiguous = rec.ambiguous || outcome.ambiguous === true;
           rec.lastError = outcome.error;
-          rec.dueAt = dueNow + (outcome.delayMs ?? this.backoffDelay(rec.attempts));
+          rec.dueAt = Math.max(dueNow + (outcome.delayMs ?? this.backoffDelay(rec.attempts)), outcome.notBefore ?? 0);
           nextDue = rec.dueAt;
           this.#counts.inflight--;
           this.#counts.retrying++;

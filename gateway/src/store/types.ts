@@ -143,8 +143,12 @@ export type Outcome =
   /** `note`: what the relay found when it delivered, kept on the event (`StoredEvent.note`). */
   | { eventId: string; outcome: 'delivered'; odoo?: OdooRef[]; note?: string }
   /** `free`: the attempt is not charged (Odoo's side failed as a whole; see relay.ts). */
-  /** `waiting`: not a failure, the event waits for an earlier event of the queue (not stored; the status reads it). */
-  | { eventId: string; outcome: 'retry'; error: string; ambiguous?: boolean; delayMs?: number; free?: boolean; waiting?: true }
+  /**
+   * `waiting`: not a failure, the event waits for an earlier event of the queue (not stored; the
+   * status reads it). `notBefore`: due no earlier than this instant of the store's due clock (a
+   * stored `dueAt`, the earlier event's next try), whatever the delay.
+   */
+  | { eventId: string; outcome: 'retry'; error: string; ambiguous?: boolean; delayMs?: number; notBefore?: number; free?: boolean; waiting?: true }
   | { eventId: string; outcome: 'dead'; reason: string };
 
 export interface QueueStats {
