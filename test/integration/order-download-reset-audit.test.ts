@@ -12,9 +12,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { OrderDownloadSummary } from '../../gateway/src/astm/order-download.ts';
 import type { Gateway } from '../../gateway/src/gateway.ts';
 import { ACK, ENQ, EOT, STX } from '../../gateway/src/ingress/astm/control-chars.ts';
-import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
 import type { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
-import { startTestGateway } from '../fixtures/gateway.ts';
+import { sendOrder, startTestGateway } from '../fixtures/gateway.ts';
 import { CENTAUR, connectAnalyzer, connections, nextSession, orderRecords, orm } from '../fixtures/order-download.ts';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -22,14 +21,6 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
 });
 
-async function sendOrder(gateway: Gateway, message: Buffer): Promise<void> {
-  const lis = await MllpClient.connect({ host: '127.0.0.1', port: gateway.addresses().hl7.lis!.port });
-  try {
-    expect((await lis.send(message)).toString('latin1')).toContain('MSA|AA|');
-  } finally {
-    await lis.close().catch(() => undefined);
-  }
-}
 
 function summaryOf(gateway: Gateway): OrderDownloadSummary | undefined {
   return (gateway.statusModel?.toApiStatus().endpoints.find((e) => e.id === 'centaur-1') as { orderDownload?: OrderDownloadSummary } | undefined)?.orderDownload;

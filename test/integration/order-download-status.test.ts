@@ -17,11 +17,10 @@ import { launchChromium } from '../fixtures/chromium.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Gateway } from '../../gateway/src/gateway.ts';
 import { ACK, ENQ, EOT, NAK, STX } from '../../gateway/src/ingress/astm/control-chars.ts';
-import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
 import type { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
 import { cliSource, runCli } from '../fixtures/cli.ts';
-import { testGatewayConfig } from '../fixtures/gateway.ts';
+import { sendOrder, testGatewayConfig } from '../fixtures/gateway.ts';
 import { CENTAUR, connectAnalyzer, nextSession, orderRecords, orm } from '../fixtures/order-download.ts';
 import type { OrderDownloadSummary } from '../../gateway/src/astm/order-download.ts';
 
@@ -57,14 +56,6 @@ async function orderDownloadWhen(gateway: Gateway, ready: (o: OrderDownloadSumma
 /** An LIS order whose PID carries the patient's name, as real LIS orders do. */
 const namedOrder = (controlId: string, accession: string): Buffer => Buffer.from(orm(controlId, accession, ['TSH']).toString('latin1').replace('PID|1||MRN-7^^^LAB^MR', 'PID|1||MRN-7^^^LAB^MR||SMITHSON^JOANNA'), 'latin1');
 
-async function sendOrder(gateway: Gateway, message: Buffer): Promise<void> {
-  const lis = await MllpClient.connect({ host: '127.0.0.1', port: gateway.addresses().hl7.lis!.port });
-  try {
-    expect((await lis.send(message)).toString('latin1')).toContain('MSA|AA|');
-  } finally {
-    await lis.close().catch(() => undefined);
-  }
-}
 
 /**
  * The analyzer takes the line (ACK to ENQ) and NAKs every frame, as an analyzer does that refuses
