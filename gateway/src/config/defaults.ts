@@ -10,6 +10,7 @@ export const HL7_ENDPOINT_DEFAULTS: Omit<Hl7EndpointConfig, 'id' | 'listen'> = {
   ack: 'original',
   maxMessageBytes: 16 * 1024 * 1024,
   idleTimeoutMs: 30 * 60 * 1000,
+  frameTimeoutMs: 60 * 1000,
   maxConnections: 64,
   unknownMessageTypes: 'accept',
   defaultCharset: 'ascii',

@@ -29,6 +29,11 @@ export interface Hl7EndpointConfig {
   maxMessageBytes: number;
   /** Close a connection idle this long (ms); 0 = never. */
   idleTimeoutMs: number;
+  /**
+   * Close a connection whose frame (VT seen) has not ended this long after it started (ms); 0 =
+   * never. Absent: FRAME_TIMEOUT_MS (ingress/mllp/mllp-connection.ts).
+   */
+  frameTimeoutMs?: number;
   maxConnections: number;
   /** What to answer for message types the gateway does not turn into events. */
   unknownMessageTypes: 'accept' | 'reject';

@@ -399,13 +399,14 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
   if (root.hl7 === null) c.warn('hl7', 'has no value: the gateway opens no HL7/MLLP listener, so no LIS can connect; write hl7: [] if that is meant, list the endpoints under it, or leave hl7 out for the default endpoint lis on 127.0.0.1:2575');
   hl7Raw.forEach((entry, i) => {
     const p = `hl7[${i}]`;
-    const o = c.object(p, entry, ['id', 'listen', 'ack', 'tls', 'maxMessageBytes', 'idleTimeoutMs', 'maxConnections', 'unknownMessageTypes', 'defaultCharset', 'analyzer', 'accessionPrefix'], 'hl7[]');
+    const o = c.object(p, entry, ['id', 'listen', 'ack', 'tls', 'maxMessageBytes', 'idleTimeoutMs', 'frameTimeoutMs', 'maxConnections', 'unknownMessageTypes', 'defaultCharset', 'analyzer', 'accessionPrefix'], 'hl7[]');
     const ep: Hl7EndpointConfig = {
       id: c.string(`${p}.id`, o.id, '', { pattern: ID_PATTERN, patternHint: ID_HINT }),
       listen: c.listen(`${p}.listen`, o.listen, { host: '127.0.0.1', port: 2575 }),
       ack: c.oneOf(`${p}.ack`, o.ack, ['original', 'enhanced'] as const, HL7_ENDPOINT_DEFAULTS.ack),
       maxMessageBytes: c.number(`${p}.maxMessageBytes`, o.maxMessageBytes, HL7_ENDPOINT_DEFAULTS.maxMessageBytes, 1024, 256 * 1024 * 1024),
       idleTimeoutMs: c.number(`${p}.idleTimeoutMs`, o.idleTimeoutMs, HL7_ENDPOINT_DEFAULTS.idleTimeoutMs, 0, 7 * 86_400_000),
+      frameTimeoutMs: c.number(`${p}.frameTimeoutMs`, o.frameTimeoutMs, HL7_ENDPOINT_DEFAULTS.frameTimeoutMs ?? 60_000, 0, 86_400_000),
       maxConnections: c.number(`${p}.maxConnections`, o.maxConnections, HL7_ENDPOINT_DEFAULTS.maxConnections, 1, 10_000),
       unknownMessageTypes: c.oneOf(`${p}.unknownMessageTypes`, o.unknownMessageTypes, ['accept', 'reject'] as const, HL7_ENDPOINT_DEFAULTS.unknownMessageTypes),
       defaultCharset: c.oneOf(`${p}.defaultCharset`, o.defaultCharset, ['ascii', 'latin1', 'utf8'] as const, HL7_ENDPOINT_DEFAULTS.defaultCharset),
