@@ -146,8 +146,9 @@
       clearTimeout(timer);
     }
     let data = null;
+    let parsed;
     try {
-      data = text ? JSON.parse(text) : null;
+      data = parsed = text ? JSON.parse(text) : null;
     } catch {
       data = { error: text };
     }
@@ -160,7 +161,10 @@
         admin.token = '';
         message = `${message}: signed out, sign in again with the current token`;
       }
-      throw Object.assign(new Error(message), { status: res.status });
+      // `answer`: the gateway's own words (its JSON error shape, `{ error, detail? }`), none from a
+      // body that is not (a proxy's HTML page): poll() tells an answer from no answer.
+      const own = typeof parsed === 'object' && parsed !== null && typeof parsed.error === 'string' ? parsed : null;
+      throw Object.assign(new Error(message), { status: res.status, answer: own && { error: own.error, detail: typeof own.detail === 'string' ? own.detail : '' } });
     }
     return data;
   }
@@ -189,7 +193,7 @@
   for (const t of tabs) $(`tab-${t}`).addEventListener('click', () => showTab(t));
 
   // ------------------------------------------------------------------ status
-  const TITLES = { ok: 'All good', degraded: 'Needs attention', down: 'Not accepting messages', offline: 'Gateway offline', stopping: 'Gateway stopping' };
+  const TITLES = { ok: 'All good', degraded: 'Needs attention', down: 'Not accepting messages', offline: 'Gateway offline', error: 'Gateway answers with an error', stopping: 'Gateway stopping' };
   /**
    * Shown first while the status says `stopping`: the gateway is closing its links for a restart,
    * an update or a shutdown. Its health then keeps the reasons it had (none is cleared by the
@@ -269,9 +273,9 @@
   }
 
   /**
-   * Shows a status. `stale`: the gateway no longer answers and `s` is the last status it gave: the
-   * banner says offline (poll), states are shown grey as "last known", and ages keep counting to
-   * now (by the gateway's clock as last known). Before, the overview stayed as it was at the last
+   * Shows a status. `stale`: the gateway no longer answers, or answers with an error, and `s` is
+   * the last status it gave: the banner says so (poll, pollFailure), states are shown grey as
+   * "last known", and ages keep counting to now (by the gateway's clock as last known). Before, the overview stayed as it was at the last
    * answer: after an hour's outage it still read a green "connected" analyzer whose last message
    * came "4 s ago".
    */
@@ -445,6 +449,43 @@
     return true;
   }
 
+  /** A gateway's message as one line of the banner, at most `max` characters. */
+  function oneLine(text, max) {
+    const t = String(text).replace(/\s+/g, ' ').trim();
+    return t.length <= max ? t : `${t.slice(0, max - 1)}…`;
+  }
+
+  /**
+   * The banner's reason when the poll of /api/status failed (`err` from api()). A gateway that
+   * answered with an HTTP error is running: it is told apart from one that does not answer (no
+   * connection, no answer within REQUEST_TIMEOUT_MS), with the status code and the gateway's own
+   * message. Before, every failure read "The gateway does not answer": a technician restarted a
+   * gateway that ran, and IT looked for a network fault that was not there.
+   */
+  function pollFailure(err) {
+    const when = lastOkAt && (lastOkAt.toDateString() === new Date().toDateString() ? lastOkAt.toLocaleTimeString() : lastOkAt.toLocaleString());
+    const status = err && typeof err.status === 'number' ? err.status : 0;
+    if (!status) {
+      const since = lastOkAt ? ` — no answer since ${when}; below is what it showed then` : '';
+      return { health: 'offline', reason: { code: 'OFFLINE', message: `The gateway does not answer${since}.` } };
+    }
+    const then = lastOkAt ? ` Below is what it showed at ${when}.` : '';
+    if (status === 421) {
+      // The Host check (status.allowedHosts): every request naming this page's host is refused.
+      return {
+        health: 'error',
+        reason: { code: 'HOST_NOT_ACCEPTED', message: `The gateway answered, but does not accept the name this page was opened with, "${location.hostname}" (HTTP 421): add the name to status.allowedHosts in the gateway's configuration (read when it starts), or open the page by the gateway's IP address.${then}` },
+      };
+    }
+    const answer = err.answer;
+    if (!answer) {
+      // Not the gateway's JSON (a proxy's error page): who answered is not known.
+      return { health: 'error', reason: { code: 'HTTP_ERROR', message: `The request for the gateway's status was answered with an error (HTTP ${status}), not in the gateway's words (a proxy in between?).${then}` } };
+    }
+    const words = `${oneLine(answer.error, 200)}${answer.detail ? ` (${oneLine(answer.detail, 200)})` : ''}`;
+    return { health: 'error', reason: { code: 'HTTP_ERROR', message: `The gateway answered with an error (HTTP ${status}): ${words}. It is running, but gave no status.${then}` } };
+  }
+
   async function poll() {
     try {
       const s = await api('/api/status');
@@ -452,10 +493,9 @@
       lastStatus = s;
       if (upgradedPage(s) && (await reloadFor(s.version))) return;
       render(s);
-    } catch {
-      const when = lastOkAt && (lastOkAt.toDateString() === new Date().toDateString() ? lastOkAt.toLocaleTimeString() : lastOkAt.toLocaleString());
-      const since = lastOkAt ? ` — no answer since ${when}; below is what it showed then` : '';
-      renderState('offline', [{ code: 'OFFLINE', message: `The gateway does not answer${since}.` }]);
+    } catch (err) {
+      const failed = pollFailure(err);
+      renderState(failed.health, [failed.reason]);
       if (lastStatus) render(lastStatus, true);
     } finally {
       setTimeout(poll, POLL_MS);
