@@ -76,10 +76,11 @@ export interface FrameMeta {
 
 /**
  * Why a frame ended without its end block (handlePartial): the sender half-closed (FIN), the
- * connection closed (reset, error), it was closed idle, the gateway stopped reading (stop()), or
- * the sender abandoned it by starting a new frame (VT inside the open one).
+ * connection closed (reset, error), it was closed idle, the gateway stopped reading (stop()), the
+ * sender abandoned it by starting a new frame (VT inside the open one), or it was not ended within
+ * `hl7[].frameTimeoutMs` of its start and the connection was closed (`frame-timeout`).
  */
-export type PartialCause = 'half-closed' | 'closed' | 'idle' | 'stopped' | 'abandoned';
+export type PartialCause = 'half-closed' | 'closed' | 'idle' | 'stopped' | 'abandoned' | 'frame-timeout';
 
 export interface Hl7IntakeOptions {
   config: Hl7EndpointConfig;
@@ -316,10 +317,11 @@ export class Hl7Intake {
    * A frame the input ended inside of (no end block, PartialFrame): kept as rejected with its bytes
    * (the first 64 KiB of one that outgrew maxMessageBytes), like an oversize head, and counted.
    * Answered AR (ERR 100) only when the sender half-closed: it has finished sending and waits for
-   * its replies. When the connection closed, went idle or the gateway stops reading, the frame
-   * gets no answer: the sender, without an acknowledgement, sends the message again. An abandoned
-   * frame gets none either: the sender started over, and waits for one reply per frame it ends. MSH-10 is
-   * echoed only from an MSH segment that ended before the cut.
+   * its replies. When the connection closed, went idle, was closed because the frame did not end
+   * within `frameTimeoutMs`, or the gateway stops reading, the frame gets no answer: the sender,
+   * without an acknowledgement, sends the message again. An abandoned frame gets none either: the
+   * sender started over, and waits for one reply per frame it ends. MSH-10 is echoed only from an
+   * MSH segment that ended before the cut.
    */
   handlePartial(partial: PartialFrame, cause: PartialCause, meta: FrameMeta): Promise<FrameResult> {
     const text = `incomplete message (${cause}): the frame ended after ${partial.size} bytes without its end block (FS)`;

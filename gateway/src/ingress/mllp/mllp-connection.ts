@@ -16,8 +16,9 @@ import { MllpDecoder } from './mllp-decoder.ts';
  * their reply; beyond that the socket is paused (TCP flow control pushes back on the sender)
  * until replies go out. Without it a sender pipelining large frames could exhaust memory.
  *
- * Closing: when the peer half-closes, when the connection was idle `idleTimeoutMs`, or at stop(),
- * the replies still owed are written first, then the socket is ended (#closeWhenAnswered).
+ * Closing: when the peer half-closes, when the connection was idle `idleTimeoutMs`, when a frame
+ * did not end within `frameTimeoutMs` of its start (#frameTimedOut), or at stop(), the replies
+ * still owed are written first, then the socket is ended (#closeWhenAnswered).
  *
  * End of input (#endInput: the peer's FIN, stop(), the gateway's own FIN, the socket closing): a
  * block ended by FS without its CR is taken as a frame; a frame without its FS is kept as rejected
@@ -28,6 +29,11 @@ export interface MllpConnectionOptions {
   intake: Hl7Intake;
   maxFrameBytes: number;
   idleTimeoutMs: number;
+  /**
+   * How long a frame may stay open, from its start block, before the connection is closed and its
+   * bytes kept as rejected (ms; FRAME_TIMEOUT_MS by default, 0 = never).
+   */
+  frameTimeoutMs?: number;
   maxInFlight?: number;
   maxInFlightBytes?: number;
   log: Logger;
@@ -84,6 +90,20 @@ export const PEER_CLOSE_GRACE_MS = 2_000;
 export const END_CR_GRACE_MS = 1_000;
 
 /**
+ * How long a frame may stay open, from the start block (VT) that began it, before the connection is
+ * closed (ms; `hl7[].frameTimeoutMs`, 0 = never). A LIS not set to MLLP framing (it sends VT and
+ * the message but no end block FS CR) waits for its ACK while the gateway waits for the frame's
+ * end; a sender that trickles bytes puts the idle close off with each one. Either held the
+ * connection and its slot of maxConnections, saying nothing, until the idle close (30 minutes by
+ * default) or for ever. A minute: a LIS's ACK timeout is 10 to 60 s, and a frame of 16 MiB
+ * (maxMessageBytes) needs about 2.3 Mbit/s to come in a minute; a LAN sends the usual message of a
+ * few KiB in milliseconds. The bound counts from the first start block of frames none of which
+ * ended (a resend's VT abandons the open frame and starts another, and would otherwise start the
+ * bound again), and not while the gateway itself is not reading (back-pressure).
+ */
+export const FRAME_TIMEOUT_MS = 60_000;
+
+/**
  * How many bytes of replies the kernel has not taken yet (the peer reads none of them) the
  * connection holds before it stops reading (bytes). Frames awaiting their commit are bounded
  * (maxInFlight, maxInFlightBytes); replies written are bounded here. A sender that writes
@@ -100,6 +120,11 @@ interface Pending {
   bytes: number;
   held: number;
   started: number;
+}
+
+/** A duration for the log: milliseconds below 10 s (tests use short bounds), else seconds. */
+function span(ms: number): string {
+  return ms < 10_000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
 }
 
 /** The arrival time of the last frame, by millisecond (frames arrive many per millisecond). */
@@ -149,6 +174,18 @@ export class MllpConnection {
   #endCrTimer: NodeJS.Timeout | undefined;
   /** Whether the peer's stack still acknowledges the replies (PEER_ACK_MS). */
   readonly #acks: UnacknowledgedWatch;
+  /** FRAME_TIMEOUT_MS or the configured bound; 0 = never. */
+  readonly #frameTimeoutMs: number;
+  /** When the frames open without one ending began (performance.now(); undefined: no frame open). */
+  #frameOpenSince: number | undefined;
+  /** The decoder's count of ended frames when #frameOpenSince was set: a change means one ended. */
+  #framesAtOpen = 0;
+  /** Frames abandoned (a new VT) since #frameOpenSince: the sender started over without ending one. */
+  #abandonedSinceOpen = 0;
+  /** When the last chunk arrived (performance.now()), for the warning about a frame that never ends. */
+  #lastDataAt = 0;
+  /** Armed while a frame is open (lazily: re-armed for what is left when it fires early). */
+  #frameTimer: NodeJS.Timeout | undefined;
   /** Why the gateway closed the socket itself, for the status. */
   #closeDetail: string | undefined;
   readonly #closedPromise: Promise<void>;
@@ -163,6 +200,7 @@ export class MllpConnection {
     this.#onAnswered = options.onAnswered;
     this.#onIgnoredBytes = options.onIgnoredBytes;
     this.#peerName = options.peerName ?? 'the LIS';
+    this.#frameTimeoutMs = options.frameTimeoutMs ?? FRAME_TIMEOUT_MS;
     this.remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     this.#decoder = new MllpDecoder({
       maxFrameBytes: options.maxFrameBytes,
@@ -171,6 +209,7 @@ export class MllpConnection {
       onIgnoredBytes: (n) => this.#reportIgnored(n),
       onPartial: (p) => {
         const cause = p.abandoned ? 'abandoned' : this.#endCause;
+        if (p.abandoned && this.#frameOpenSince !== undefined) this.#abandonedSinceOpen++;
         this.#log.warn('incomplete frame kept as rejected raw bytes', { remote: this.remoteAddress, cause, bytes: p.size });
         this.#enqueue(p.size, p.head.length, (meta) => this.#intake.handlePartial(p, cause, meta));
       },
@@ -215,6 +254,7 @@ export class MllpConnection {
         this.#disarmEndCr();
         this.#decoder.push(chunk);
         if (this.#decoder.awaitingEndCr) this.#armEndCr();
+        if (this.#frameTimeoutMs > 0) this.#watchFrame();
       } catch (err) {
         // The decoder is pure and total; this is a last line of defence.
         this.#log.error('framing failed; closing the connection', { remote: this.remoteAddress, error: describeError(err) });
@@ -226,7 +266,7 @@ export class MllpConnection {
       if (!this.#repliesUnread) return;
       this.#repliesUnread = false;
       this.#log.info('the peer reads its replies again: reading resumed', { remote: this.remoteAddress });
-      if (!this.#paused && this.#accepting) socket.resume();
+      if (!this.#paused && this.#accepting) this.#resumeReading();
     });
     socket.on('error', (err) => this.#log.debug('connection error', { remote: this.remoteAddress, error: describeError(err) }));
     this.#closedPromise = new Promise((resolve) => {
@@ -265,6 +305,94 @@ export class MllpConnection {
     if (this.#endCrTimer === undefined) return;
     clearTimeout(this.#endCrTimer);
     this.#endCrTimer = undefined;
+  }
+
+  /**
+   * After each chunk: a frame open (its FS not come) starts the bound when none was open or when a
+   * frame ended since (the open one began in this chunk); a frame abandoned by a new VT does not
+   * (the sender started over without ending one). The timer is armed once and re-armed when it
+   * fires for what is left, not on every chunk.
+   */
+  #watchFrame(): void {
+    const d = this.#decoder;
+    if (!d.inFrame || d.awaitingEndCr) {
+      this.#frameOpenSince = undefined;
+      return;
+    }
+    const now = performance.now();
+    this.#lastDataAt = now;
+    if (this.#frameOpenSince !== undefined && d.frames === this.#framesAtOpen) return;
+    this.#frameOpenSince = now;
+    this.#framesAtOpen = d.frames;
+    this.#abandonedSinceOpen = 0;
+    if (this.#frameTimer === undefined) this.#armFrame(this.#frameTimeoutMs);
+  }
+
+  #armFrame(ms: number): void {
+    this.#frameTimer = setTimeout(() => this.#frameTimerFired(), ms);
+    this.#frameTimer.unref();
+  }
+
+  #disarmFrame(): void {
+    this.#frameOpenSince = undefined;
+    if (this.#frameTimer === undefined) return;
+    clearTimeout(this.#frameTimer);
+    this.#frameTimer = undefined;
+  }
+
+  #frameTimerFired(): void {
+    this.#frameTimer = undefined;
+    const since = this.#frameOpenSince;
+    if (since === undefined || this.#inputEnded || this.#closing || this.#closed) return;
+    // The gateway is not reading (frames await their commit, or replies their reader): the frame
+    // cannot end, by no fault of the sender. Its bound starts again when reading resumes.
+    if (this.#paused || this.#repliesUnread) {
+      this.#armFrame(this.#frameTimeoutMs);
+      return;
+    }
+    const left = since + this.#frameTimeoutMs - performance.now();
+    if (left > 0) {
+      this.#armFrame(left);
+      return;
+    }
+    this.#frameTimedOut(since);
+  }
+
+  /** Reading resumes after back-pressure: an open frame's bound starts again (#frameTimerFired). */
+  #resumeReading(): void {
+    if (this.#frameOpenSince !== undefined) this.#frameOpenSince = performance.now();
+    this.#socket.resume();
+  }
+
+  /**
+   * A frame not ended within frameTimeoutMs: warned with its likely cause, its bytes kept as a
+   * rejected message (the decoder's end, as for any incomplete frame: no answer, the sender sends
+   * the message again), the connection closed once the replies owed before it are written.
+   */
+  #frameTimedOut(since: number): void {
+    const d = this.#decoder;
+    const now = performance.now();
+    const bytes = d.openBytes;
+    const openMs = Math.round(now - since);
+    const quietMs = Math.round(now - this.#lastDataAt);
+    const started = this.#abandonedSinceOpen + 1;
+    const framing = `is ${this.#peerName} set to MLLP framing (VT, the message, then FS CR)?`;
+    let why: string;
+    if (this.#abandonedSinceOpen > 0) {
+      why = `${this.#peerName} started ${started} frames and ended none (it sends again while it waits for an ACK): ${framing}`;
+    } else if (quietMs >= this.#frameTimeoutMs / 4) {
+      const ending = d.openEndsWithLineEnd ? "the message ends with a segment's CR and " : '';
+      why = `${ending}nothing came for ${span(quietMs)}: ${this.#peerName} likely waits for its ACK; ${framing}`;
+    } else {
+      why = `bytes still arriving (the last ${span(quietMs)} ago): a sender this slow, or a message larger than its link sends within hl7[].frameTimeoutMs`;
+    }
+    const reason = `no end block FS CR after ${bytes} bytes in ${span(openMs)}: connection closed, the bytes kept as a rejected message. ${why[0]?.toUpperCase()}${why.slice(1)}`;
+    this.#log.warn(reason, { remote: this.remoteAddress, bytes, openMs, quietMs, frames: started, frameTimeoutMs: this.#frameTimeoutMs });
+    this.#closeDetail = reason;
+    // Nothing more is read: the open frame goes to the intake as incomplete (kept, unanswered).
+    this.#accepting = false;
+    this.#endInput('frame-timeout');
+    this.#closeWhenAnswered('frame-timeout');
   }
 
   get inFlight(): number {
@@ -337,7 +465,7 @@ export class MllpConnection {
       this.#inFlightBytes -= entry.held;
       if (this.#paused && this.#inFlight < this.#maxInFlight / 2 && this.#inFlightBytes < this.#maxInFlightBytes / 2) {
         this.#paused = false;
-        if (this.#accepting && !this.#repliesUnread) socket.resume();
+        if (this.#accepting && !this.#repliesUnread) this.#resumeReading();
       }
       try {
         this.#onAnswered(result, { latencyMs: performance.now() - entry.started, bytes: entry.bytes });
@@ -367,6 +495,7 @@ export class MllpConnection {
   /** Nothing more is read: the decoder emits a frame whose CR never came, or the open frame's bytes. */
   #endInput(cause: PartialCause): void {
     this.#disarmEndCr();
+    this.#disarmFrame();
     if (this.#inputEnded) return;
     this.#inputEnded = true;
     this.#endCause = cause;

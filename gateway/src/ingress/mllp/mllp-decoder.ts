@@ -24,6 +24,9 @@
  * followed for a moment (mllp-connection.ts END_CR_GRACE_MS). A CR or LF arriving after that is
  * the block's own late terminator and is skipped without being counted as noise.
  *
+ * A frame open too long (mllp-connection.ts FRAME_TIMEOUT_MS) is ended like the input: the
+ * connection reads `openBytes` and `openEndsWithLineEnd` for its warning, then calls `end()`.
+ *
  * End of input (`end()`: the sender half-closed, the connection closed or is being closed): a
  * block whose FS arrived without its CR is complete (some senders omit the CR) and is emitted as a
  * frame; a frame without its FS is reported through `onPartial` with its bytes, so that it is
@@ -90,6 +93,8 @@ export class MllpDecoder {
   #ignoredPending = 0;
   #ignoredTotal = 0;
   #frames = 0;
+  /** The last byte of the open frame's content (for the warning about a frame that never ends). */
+  #lastByte = -1;
   /** Set by endBlock(): one CR or LF at the start of the next push is that block's late terminator. */
   #lateTerminator = false;
 
@@ -116,6 +121,16 @@ export class MllpDecoder {
   /** True while a frame is open (bytes received but no end block yet). */
   get inFrame(): boolean {
     return this.#state !== 'outside';
+  }
+
+  /** Bytes of the open frame's content received so far (0 outside a frame). */
+  get openBytes(): number {
+    return this.#state === 'outside' ? 0 : this.#size;
+  }
+
+  /** True when the open frame's content ends with a CR or LF (a message's last segment, its FS missing). */
+  get openEndsWithLineEnd(): boolean {
+    return this.#state === 'inside' && this.#size > 0 && (this.#lastByte === MLLP.CR || this.#lastByte === MLLP.LF);
   }
 
   /** True when the bytes so far end with a block's FS and the CR that completes it has not come yet. */
@@ -265,6 +280,7 @@ export class MllpDecoder {
   #append(buf: Buffer, from: number, to: number): void {
     if (to <= from) return;
     const len = to - from;
+    this.#lastByte = buf[to - 1] as number;
     if (!this.#oversize) {
       if (this.#size + len <= this.#maxFrameBytes) {
         this.#parts.push(buf.subarray(from, to));

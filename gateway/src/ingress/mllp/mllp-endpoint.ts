@@ -251,6 +251,7 @@ export class MllpEndpoint implements Component {
       intake: this.#intake,
       maxFrameBytes: this.#config.maxMessageBytes,
       idleTimeoutMs: this.#config.idleTimeoutMs,
+      ...(this.#config.frameTimeoutMs !== undefined ? { frameTimeoutMs: this.#config.frameTimeoutMs } : {}),
       log: this.#log,
       ...(this.#peerAckMs !== undefined ? { peerAckMs: this.#peerAckMs } : {}),
       ...(this.#config.analyzer !== undefined ? { peerName: 'the analyzer' } : {}),
