@@ -10,6 +10,7 @@
  */
 import type { GatewayConfig, AnalyzerConfig, Hl7EndpointConfig } from './config/types.ts';
 import { displayUrl } from './config/display-url.ts';
+import { applyTimeZone, timeZoneIssues } from './config/time-zone.ts';
 import type { Component } from './lifecycle.ts';
 import type { Logger } from './log.ts';
 import { createLogger } from './log.ts';
@@ -91,6 +92,8 @@ export class Gateway {
   /** Components already stopped (a stop during start-up may tear down twice). */
   readonly #tornDown = new WeakSet<object>();
   #started = false;
+  /** Puts TZ back as it was before start applied gateway.timeZone. */
+  #restoreTimeZone: () => void = () => undefined;
 
   constructor(options: GatewayOptions) {
     this.config = options.config;
@@ -138,6 +141,17 @@ export class Gateway {
 
   async #start(): Promise<GatewayAddresses> {
     const cfg = this.config;
+    // The lab's zone first, before anything reads a time: analyzer and LIS times without an offset
+    // are read in it, times written to analyzers written in it (config/time-zone.ts).
+    let zone: ReturnType<typeof applyTimeZone>;
+    try {
+      zone = applyTimeZone(cfg);
+    } catch (err) {
+      throw new GatewayError('GW_CONFIG_INVALID', (err as Error).message);
+    }
+    this.#restoreTimeZone = zone.restore;
+    this.log.info('starting', { version: VERSION, timeZone: zone.timeZone, timeZoneFrom: zone.from });
+    for (const issue of timeZoneIssues(cfg)) this.log.warn('time zone not set', { key: issue.path, message: issue.message });
     const profiles = this.#loadProfiles();
 
     this.store = await EventStore.open({
@@ -512,6 +526,9 @@ export class Gateway {
     await step('status-model', this.statusModel, () => this.statusModel?.stop());
     await step('mqtt', this.mqtt, () => this.mqtt?.stop(left()));
     await step('store', this.store, () => this.store?.close());
+    // TZ as it was before start (a gateway run inside another program: the tests).
+    this.#restoreTimeZone();
+    this.#restoreTimeZone = () => undefined;
   }
 
   /** Structured log lines from the typed telemetry (components never import the logger). */

@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { formatIssues, loadConfig } from '../config/load.ts';
+import { timeZoneIssues } from '../config/time-zone.ts';
 import type { ConfigIssue, GatewayConfig } from '../config/types.ts';
 import { describeError, isGatewayError } from '../errors.ts';
 import { defaultProfilesDir } from '../profiles/check.ts';
@@ -28,6 +29,8 @@ export async function runCheck(argv: string[], ctx: CliContext): Promise<number>
   // once. A profilesDir that cannot be read is reported once, at profilesDir.
   if (!loaded.profilesDirInvalid) issues.push(...checkSiteAnalyzers(loaded.analyzers, loaded.profilesDir));
   if (loaded.config) issues.push(...(await checkDataDir(loaded.config)));
+  // A box left at UTC with nothing saying the lab's zone (config/time-zone.ts).
+  if (loaded.config) issues.push(...timeZoneIssues(loaded.config));
   // Each listening address bound for an instant, as start binds it (check-listeners.ts): a port
   // another program holds, a host not of this machine, a privileged port. Also when the
   // configuration has errors elsewhere: every issue at once.

@@ -27,6 +27,7 @@ export const DEFAULT_RULES: Record<EventType, boolean> = Object.fromEntries(Even
 
 export function defaultConfig(): GatewayConfig {
   return {
+    // gateway.timeZone absent: the process's zone (TZ, else the system's), as before the key.
     gateway: { id: 'lab-1', dataDir: './var', logLevel: 'info' },
     hl7: [{ id: 'lis', listen: { host: '127.0.0.1', port: 2575 }, ...HL7_ENDPOINT_DEFAULTS }],
     analyzers: [],

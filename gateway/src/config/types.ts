@@ -183,7 +183,17 @@ export interface StatusConfig {
 }
 
 export interface GatewayConfig {
-  gateway: { id: string; dataDir: string; logLevel: 'debug' | 'info' | 'warn' | 'error' };
+  gateway: {
+    id: string;
+    dataDir: string;
+    logLevel: 'debug' | 'info' | 'warn' | 'error';
+    /**
+     * The lab's IANA time zone (`Europe/Berlin`), canonical as Intl spells it: times analyzers and
+     * the LIS write without an offset are read in it, and times written to analyzers are written
+     * in it (config/time-zone.ts). Absent: the process's zone (TZ, else the system's), as before.
+     */
+    timeZone?: string;
+  };
   hl7: Hl7EndpointConfig[];
   analyzers: AnalyzerConfig[];
   odoo: OdooConfig;

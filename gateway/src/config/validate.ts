@@ -12,6 +12,7 @@ import { loadProfile } from '../profiles/load.ts';
 import { defaultConfig, EMBEDDED_BROKER_DEFAULTS, HL7_ENDPOINT_DEFAULTS } from './defaults.ts';
 import { caFileIssues, tlsFileIssues } from './certificates.ts';
 import { displayUrl } from './display-url.ts';
+import { resolveTimeZone } from './time-zone.ts';
 import type { AnalyzerConfig, ConfigIssue, GatewayConfig, Hl7EndpointConfig, ListenConfig } from './types.ts';
 
 type Obj = Record<string, unknown>;
@@ -380,12 +381,19 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
   // The root has no name: strip the leading dot of its issues' paths.
   for (const i of c.issues) i.path = i.path.replace(/^\./, '');
 
-  const g = c.object('gateway', root.gateway, ['id', 'dataDir', 'logLevel']);
+  const g = c.object('gateway', root.gateway, ['id', 'dataDir', 'logLevel', 'timeZone']);
   const gateway: GatewayConfig['gateway'] = {
     id: c.string('gateway.id', g.id, d.gateway.id, { pattern: ID_PATTERN, patternHint: ID_HINT }),
     dataDir: path.resolve(baseDir, c.string('gateway.dataDir', g.dataDir, d.gateway.dataDir)),
     logLevel: c.oneOf('gateway.logLevel', g.logLevel, ['debug', 'info', 'warn', 'error'] as const, d.gateway.logLevel),
   };
+  // The lab's zone for times written without one (config/time-zone.ts); left out: the process's.
+  const timeZoneWritten = c.optionalString('gateway.timeZone', g.timeZone);
+  if (timeZoneWritten) {
+    const tz = resolveTimeZone(timeZoneWritten);
+    if ('problem' in tz) c.error('gateway.timeZone', tz.problem);
+    else gateway.timeZone = tz.zone;
+  }
 
   const profilesDirRaw = c.optionalString('profilesDir', root.profilesDir);
   const profilesDirSet = profilesDirRaw ? path.resolve(baseDir, profilesDirRaw) : undefined;
