@@ -5,7 +5,7 @@
  * the lab in New York; an analyzer over TCP (generic-astm) and the LIS over MLLP; what was stored
  * read back through the status API (README.md "The lab's time zone").
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -34,14 +34,14 @@ afterEach(async () => {
 });
 
 /** A site: the LIS link, one ASTM analyzer listening on TCP, relay off (events stay pending); `gatewayExtra` inside `gateway:`. */
-async function site(id: string, gatewayExtra: string): Promise<string> {
+async function site(id: string, gatewayExtra: string, statusExtra = ''): Promise<string> {
   return configFile(
     [
       `gateway: { id: ${id}, dataDir: ${path.join(dir, id)}${gatewayExtra} }`,
       'hl7: [ { id: lis, listen: { host: 127.0.0.1, port: 0 } } ]',
       'analyzers: [ { id: chem-1, profile: generic-astm, tcp: { listen: { host: 127.0.0.1, port: 0 } } } ]',
       'mqtt: { listen: { host: 127.0.0.1, port: 0 } }',
-      'status: { listen: { host: 127.0.0.1, port: 0 } }',
+      `status: { listen: { host: 127.0.0.1, port: 0 }${statusExtra} }`,
       'relay: { enabled: false }',
       '',
     ].join('\n'),
@@ -159,6 +159,30 @@ describe('gateway.timeZone: times without an offset read in the lab\'s zone, not
     const order = answer.split('\r').find((r) => r.startsWith('O|'));
     expect(order, answer).toBeDefined();
     expect(order!.split('|')[6]).toBe('20260114100000');
+  }, 60_000);
+
+  /**
+   * The times the status quotes in its reasons ("paused … since 08:14 (UTC-05:00)") are the lab's
+   * clock too: before, a technician in New York read the gateway's UTC there.
+   */
+  it('a status reason quotes its time in the configured zone, with its offset', async () => {
+    const token = path.join(dir, 'admin.token');
+    await writeFile(token, 'tz-admin-token-0123456789\n');
+    const ready = await start(await site('tz-status', ', timeZone: America/New_York', `, adminTokenFile: ${token}`), { TZ: 'UTC' });
+    const paused = await fetch(`${ready.status.url}api/relay/pause`, {
+      method: 'POST',
+      headers: { Authorization: 'Bearer tz-admin-token-0123456789', 'Content-Type': 'application/json' },
+      body: JSON.stringify({ reason: 'stock count' }),
+    });
+    expect(paused.status).toBe(200);
+    const status = await getJson<{ relayPause: { since: string }; healthReasons: Array<{ code: string; message: string }> }>(`${ready.status.url}api/status`);
+    const since = new Date(status.relayPause.since);
+    const clock = new Intl.DateTimeFormat('en-GB', { timeZone: 'America/New_York', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(since);
+    // New York's offset at that instant as Intl writes it (GMT-05:00 in winter, GMT-04:00 in summer).
+    const offset = new Intl.DateTimeFormat('en-US', { timeZone: 'America/New_York', timeZoneName: 'longOffset' }).formatToParts(since).find((p) => p.type === 'timeZoneName')!.value.replace('GMT', 'UTC');
+    expect(offset).toMatch(/^UTC-0[45]:00$/);
+    const message = status.healthReasons.find((r) => r.code === 'RELAY_PAUSED')?.message;
+    expect(message).toContain(` since ${clock} (${offset})`);
   }, 60_000);
 
   /** Nothing set: the process's own zone, as before (a box set up right changes nothing). */
