@@ -431,7 +431,7 @@ class TrayApp {
       if (status.gatewayId !== this.#gatewayId) return;
       this.#statusMono = performance.now();
       this.#sleptSinceStatus = 0;
-      this.#update({ status, statusAt: Date.now() });
+      this.#update({ status, statusAt: Date.now(), statusRetained: retained });
       this.#notifyMissedAlarms(status);
       return;
     }

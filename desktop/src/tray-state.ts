@@ -72,6 +72,12 @@ export interface TrayInput {
    * (without it, the wall clock's difference).
    */
   statusAgeMs?: number;
+  /**
+   * The status came as the broker's retained copy (handed out on subscribing: RETAIN 1), not live
+   * as the gateway published it: it may have been published long before it arrived (see
+   * publishedBeforeArrival). Absent: live.
+   */
+  statusRetained?: boolean;
   now: number;
   /** A status older than this counts as offline (ms). Default 90 s (3 × the default interval). */
   staleAfterMs?: number;
@@ -136,6 +142,23 @@ function isStopping(status: TrayStatus): boolean {
 const STOPPING_WHY = 'a restart, an update or a shutdown; analyzers and the LIS cannot send through it until it is back';
 
 /**
+ * How long before it arrived the status was published (ms), for a status the broker handed out
+ * retained: the PC's clock at its arrival minus the gateway's clock when it wrote it (its
+ * `generatedAt`); 0 for a live one, or without those times. A retained status is whatever the
+ * gateway published last, however long ago: a gateway that died without its Last Will reaching
+ * the broker (a broker restarted with persistence, a network cut) leaves its last "all good" there,
+ * and before, a tray that started or reconnected an hour later counted it fresh for the stale
+ * bound (90 s), green on a dead gateway each time. Both clocks are read once, at arrival: a step
+ * of the PC's clock afterwards changes nothing (the age since arrival stays on the monotonic
+ * clock). The two machines' clocks may differ: isOffline allows the stale bound again for that.
+ */
+export function publishedBeforeArrival(input: Pick<TrayInput, 'status' | 'statusAt' | 'statusRetained'>): number {
+  if (!input.statusRetained || input.statusAt === undefined) return 0;
+  const published = Date.parse(input.status?.generatedAt ?? '');
+  return Number.isFinite(published) ? Math.max(0, input.statusAt - published) : 0;
+}
+
+/**
  * Whether the tray shows the gateway grey, and why. `stopping`: a planned stop under way, shown
  * as "stopping", not as an offline gateway nor with its alarms.
  */
@@ -163,8 +186,14 @@ export function isOffline(input: TrayInput): { offline: boolean; why: string; st
   const interval = input.status.publishIntervalMs;
   const stale = input.staleAfterMs ?? (typeof interval === 'number' && interval > 0 ? Math.max(DEFAULT_STALE_MS, 3 * interval) : DEFAULT_STALE_MS);
   const age = input.statusAgeMs ?? (input.statusAt === undefined ? undefined : input.now - input.statusAt);
-  if (age !== undefined && age > stale) {
-    const min = Math.max(1, Math.round(age / 60_000));
+  // A retained status published before it arrived: what exceeds the bound (the tolerance for
+  // the clocks of the gateway and the PC) counts as time without a status. A dead gateway's
+  // hour-old status is grey at once, with its age; a running gateway's is green (it republishes
+  // within the bound), and its next status, live, counts from its arrival only.
+  const before = publishedBeforeArrival(input);
+  const beyond = Math.max(0, before - stale);
+  if (age !== undefined && age + beyond > stale) {
+    const min = Math.max(1, Math.round((age + (beyond > 0 ? before : 0)) / 60_000));
     return { offline: true, why: `no status for ${min} min` };
   }
   return { offline: false, why: '' };
@@ -272,7 +301,11 @@ export function diagnostics(
     `Availability: ${input.availability ?? 'unknown'}`,
     `State: ${trayIcon(input)} — ${stateLine(input)}`,
   ];
-  if (input.statusAt !== undefined) lines.push(`Last status: ${new Date(input.statusAt).toISOString()}`);
+  if (input.statusAt !== undefined) {
+    const before = publishedBeforeArrival(input);
+    const retained = input.statusRetained ? ` (retained, published ${input.status?.generatedAt ?? 'at an unknown time'}${before > 0 ? `, ${Math.round(before / 1000)} s before it arrived` : ''})` : '';
+    lines.push(`Last status: ${new Date(input.statusAt).toISOString()}${retained}`);
+  }
   const sources = Object.entries(extra.sources ?? {});
   if (sources.length) lines.push('Settings from:', ...sources.map(([k, v]) => `- ${k}: ${v}`));
   const issues = extra.issues ?? input.configIssues ?? [];
