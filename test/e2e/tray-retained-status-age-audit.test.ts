@@ -7,7 +7,7 @@
  */
 import { describe, expect, it, vi } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { startGatewayProcess, until, type GatewayProcess } from '../fixtures/gateway-process.ts';
 import { freePort, mosquittoSubLines } from '../fixtures/status/harness.ts';
@@ -90,7 +90,10 @@ describe('a retained status published long before the tray received it', () => {
         const topics = await retained(port);
         return topics.includes('lab-gateway/lab-1/status') && topics.includes('lab-gateway/lab-1/availability');
       });
-      await new Promise((r) => setTimeout(r, 1_500)); // written to the broker's disk
+      // Written to the broker's disk (it saves after each change; topics are stored as text).
+      const db = path.join(rig.dir, 'mosquitto.db');
+      const saved = (): boolean => existsSync(db) && ['status', 'availability'].every((t) => readFileSync(db).includes(`lab-gateway/lab-1/${t}`));
+      await until('the retained topics saved', saved, 10_000);
       // Power cut: the broker and the gateway die at once; nobody publishes the Last Will.
       await killed(broker);
       await killed(g.child);
