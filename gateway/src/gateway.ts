@@ -474,6 +474,15 @@ export class Gateway {
   }
 
   /**
+   * The process is about to stop on an error of its own (an uncaught exception): the store notes
+   * which events were being delivered, so that an event that stops the gateway each time it is
+   * sent is held after a few such stops instead of a crash loop (EventStore.noteCrash).
+   */
+  noteCrash(error: unknown): void {
+    this.store?.noteCrash(error);
+  }
+
+  /**
    * Idempotent graceful stop within `deadlineMs`: ingress, relay, sandbox, status, MQTT, store.
    * During start-up it first waits (a bounded time) for start() to finish its current step and
    * give up; start-up opens nothing once stop() was called, and whatever its last step opened

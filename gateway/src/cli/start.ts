@@ -45,6 +45,7 @@ export async function runUntilSignal(
   process.on('unhandledRejection', (err) => gateway.log.error('unhandled rejection (kept running)', { error: describeError(err) }));
   process.on('uncaughtException', (err) => {
     gateway.log.error('uncaught exception: stopping gracefully so the supervisor restarts a clean process', { error: describeError(err) });
+    gateway.noteCrash(err);
     stop('uncaught exception', 1);
   });
   try {

@@ -3,7 +3,8 @@
  * events derived from them, in LevelDB. See README.md in this folder for the key layout, the
  * state machine of an event and the durability argument.
  */
-import { mkdir, statfs } from 'node:fs/promises';
+import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
+import { mkdir, readFile, statfs, unlink } from 'node:fs/promises';
 import { Level } from 'level';
 import type { CanonicalEvent, DraftEvent, EventType } from '../events/types.ts';
 import type { DeriverStore, EventDeriver } from '../events/invoice-eligibility.ts';
@@ -37,7 +38,7 @@ import type {
   LocalDoc,
   RetentionHold,
 } from './types.ts';
-import { AMBIGUOUS_SETTLE_MS } from './types.ts';
+import { AMBIGUOUS_SETTLE_MS, CRASHED_DELIVERY_LIMIT } from './types.ts';
 
 export interface BackoffPolicy {
   initialMs: number;
@@ -508,6 +509,8 @@ export class EventStore implements GatewayStore {
   readonly #keyFilter = new KeyFilter();
   /** Partitions currently leased. */
   readonly #leased = new Map<string, LeaseRecord>();
+  /** Set by noteCrash: the deliveries under way when the gateway began to stop on its own error. */
+  #crashNote: CrashNote | undefined;
   /** Serialises relay-side mutations (lease, complete, replay, discard, prune). */
   #queueLock: Promise<unknown> = Promise.resolve();
   #health: StoreHealth = 'ok';
@@ -998,8 +1001,14 @@ export class EventStore implements GatewayStore {
     const at = newest ?? wall;
     this.#retentionBase = { at, mono: performance.now(), gap: Math.max(0, wall - at) };
 
-    // Leases open at the crash: the relay may or may not have reached Odoo.
+    // Leases open at the crash: the relay may or may not have reached Odoo. Those the gateway
+    // noted when it stopped on an error of its own (noteCrash) count towards a crash loop.
+    const crash = await this.#readCrashNote();
     await this.#reopenLeases('the gateway stopped while this event was being delivered', this.#ambiguousSettleMs);
+    if (crash) {
+      await this.#countCrashedDeliveries(crash);
+      await unlink(this.#crashNotePath()).catch(() => undefined);
+    }
     // Counters can only drift if the process died between a failed batch and its resync. Once the
     // open leases are reopened nothing is in flight, so an in-flight count left is such a drift:
     // repaired cheaply, whether or not leases were open (repaired only without any before, one
@@ -1053,6 +1062,96 @@ export class EventStore implements GatewayStore {
       await this.#committer.write(ops);
     }
     return ops.length > 0;
+  }
+
+  /**
+   * The events the gateway was delivering when it last stopped on an error of its own
+   * (noteCrash), whose delivery did not finish: their lease was open at the stop, or the stop
+   * released them unchanged (the graceful stop closes Odoo's connection on a request still out).
+   * Each is counted (StoredEvent.crashes); at CRASHED_DELIVERY_LIMIT it is held as a dead letter,
+   * at the head of its partition (a leased event is its partition's head), which then waits for
+   * an operator while the others flow. At most the relay's leases' events: bounded, like the
+   * reopening of leases.
+   */
+  async #countCrashedDeliveries(crash: CrashNote): Promise<void> {
+    const ops: BatchOp[] = [];
+    const counts = { pending: 0, retrying: 0, dead: 0 };
+    const records = await this.#readEvents([...crash.eventIds]);
+    for (const stored of records) {
+      if (!stored || stored.bodyError || (stored.state !== 'pending' && stored.state !== 'retrying')) continue;
+      const crashes = (stored.crashes ?? 0) + 1;
+      stored.crashes = crashes;
+      if (crashes >= CRASHED_DELIVERY_LIMIT) {
+        counts[stored.state]--;
+        counts.dead++;
+        stored.state = 'dead';
+        stored.deadReason = crashedDeliveryReason(crashes, crash);
+        stored.lastError = stored.deadReason;
+        ops.push({ type: 'put', sublevel: this.#sub.dead, key: stored.event.id, value: stored.event.partitionKey });
+      } else {
+        stored.lastError = `the gateway stopped on an error of its own while this event was being delivered (${crashes} of ${CRASHED_DELIVERY_LIMIT} in a row before it is held): ${crash.error}`;
+      }
+      ops.push({ type: 'put', sublevel: this.#sub.evt, key: stored.event.id, value: stored });
+    }
+    if (ops.length === 0) return;
+    // Counted when the batch is queued, with no await in between (see #reopenLeases).
+    this.#counts.pending += counts.pending;
+    this.#counts.retrying += counts.retrying;
+    this.#counts.dead += counts.dead;
+    await this.#committer.write(ops);
+  }
+
+  /** Where noteCrash leaves the leases it found (read and removed by the next open). */
+  #crashNotePath(): string {
+    return `${this.dataDir.replace(/\/$/, '')}/store/crashed-deliveries.json`;
+  }
+
+  /**
+   * The gateway is stopping on an error of its own (an uncaught exception): note, synchronously
+   * and durably, which events were being delivered. A delivery that never finishes (the error
+   * struck its request's handling) leaves its lease open; the next start counts those towards a
+   * crash loop (StoredEvent.crashes). A kill or a power cut notes nothing, and counts nothing: a
+   * lab's power cuts never hold an event. Never throws: a note that cannot be written is skipped.
+   */
+  noteCrash(error: unknown): void {
+    const eventIds = [...this.#leased.values()].flatMap((l) => l.eventIds);
+    if (eventIds.length === 0 || this.#health === 'closed') return;
+    this.#crashNote = { at: new Date().toISOString(), error: describeError(error).slice(0, 500), eventIds: new Set(eventIds) };
+    this.#writeCrashNote(this.#crashNote);
+  }
+
+  /** The note, written durably (a temporary file renamed); never throws. */
+  #writeCrashNote(crash: CrashNote): void {
+    const note = { at: crash.at, error: crash.error, eventIds: [...crash.eventIds] };
+    const file = this.#crashNotePath();
+    try {
+      const fd = openSync(`${file}.tmp`, 'w');
+      try {
+        writeSync(fd, JSON.stringify(note));
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(`${file}.tmp`, file);
+    } catch {
+      // The store's disk may be what failed: the gateway stops all the same.
+    }
+  }
+
+  async #readCrashNote(): Promise<CrashNote | undefined> {
+    let text: string;
+    try {
+      text = await readFile(this.#crashNotePath(), 'utf8');
+    } catch {
+      return undefined;
+    }
+    try {
+      const note = JSON.parse(text) as { at?: unknown; error?: unknown; eventIds?: unknown };
+      if (!Array.isArray(note.eventIds)) return undefined;
+      return { at: String(note.at ?? ''), error: String(note.error ?? 'an error'), eventIds: new Set(note.eventIds.map(String)) };
+    } catch {
+      return undefined; // torn by a power cut right after the error: counts as a plain stop
+    }
   }
 
   // ---------------------------------------------------------------- health
@@ -2025,7 +2124,11 @@ export class EventStore implements GatewayStore {
       if (!rec || rec.bodyError || rec.state === 'dead' || rec.state === 'inflight') break;
       if (rec.dueAt > now && group.length > 0) break;
       if (sameType && group.length > 0 && rec.event.type !== head.event.type) break;
+      // An event that was being sent when the gateway stopped on its own error goes alone: if it
+      // is what stops the gateway, only it is counted towards holding it (see noteCrash).
+      if (group.length > 0 && rec.crashes) break;
       group.push(rec);
+      if (rec.crashes) break;
     }
     if (group.length === 0) return; // the head's completion is not on disk yet: next turn
     ops.push({ type: 'del', sublevel: this.#sub.due, key: dueKey });
@@ -2099,6 +2202,13 @@ export class EventStore implements GatewayStore {
         }
         ops.push({ type: 'put', sublevel: this.#sub.evt, key: id, value: rec });
         continue;
+      }
+      // The delivery finished (the gateway outlived it): no longer counted towards a crash loop.
+      // Once the gateway is stopping on its own error (noteCrash), a retry is no such end: the
+      // stop cuts the requests still out (their answer lost: ambiguous), and the event counts.
+      if (outcome.outcome !== 'retry' || !this.#crashNote?.eventIds.has(id)) {
+        delete rec.crashes;
+        this.#crashNote?.eventIds.delete(id);
       }
       switch (outcome.outcome) {
         case 'delivered': {
@@ -3194,6 +3304,12 @@ export class EventStore implements GatewayStore {
         await this.#committer.write([{ type: 'put', sublevel: this.#sub.meta, key: 'endpoints', value: { ...this.#lastAt } }]).catch(() => undefined);
       }
       this.#health = 'closed';
+      // After a stop on the gateway's own error: the note keeps only the deliveries that did not
+      // finish during the stop (answered ones were recorded, and are not counted).
+      if (this.#crashNote) {
+        if (this.#crashNote.eventIds.size > 0) this.#writeCrashNote(this.#crashNote);
+        else await unlink(this.#crashNotePath()).catch(() => undefined);
+      }
       await this.#db.close();
       await this.#log.close();
     })();
@@ -3323,3 +3439,18 @@ function publicMessage(record: MessageRecord): StoredMessage {
 }
 
 export type { EventState };
+
+/** What noteCrash left for the next start. */
+interface CrashNote {
+  at: string;
+  error: string;
+  eventIds: Set<string>;
+}
+
+function crashedDeliveryReason(crashes: number, crash: CrashNote): string {
+  return (
+    `the gateway stopped on an error of its own ${crashes} times in a row while this event was being delivered (the last at ${crash.at}: ${crash.error}). ` +
+    'It is held here so that it stops the gateway no more, and the rest of the queue goes on; it may have reached Odoo, and a replay looks it up before sending. ' +
+    "Read the gateway's log at those times and report the error; replay the event once the cause is fixed (one more such stop holds it again), or discard it with a reason."
+  );
+}

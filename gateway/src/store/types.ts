@@ -103,6 +103,14 @@ export interface StoredEvent {
    * `unreadable`. Such an event is dead-lettered when its partition comes up; an operator discards it.
    */
   bodyError?: string;
+  /**
+   * Times in a row the gateway stopped on an error of its own (an uncaught exception: it noted
+   * the leases it held, EventStore.noteCrash) while this event was being delivered and the
+   * delivery never finished. Such an event is leased alone; at CRASHED_DELIVERY_LIMIT it becomes
+   * a dead letter at start-up instead of being sent again. Cleared by any recorded outcome;
+   * absent when 0.
+   */
+  crashes?: number;
 }
 
 export interface StoredMessage {
@@ -339,3 +347,11 @@ export interface LocalDoc {
  * by the store's start-up for leases a stopped gateway left open.
  */
 export const AMBIGUOUS_SETTLE_MS = 180_000;
+
+/**
+ * After this many stops of the gateway on its own error in a row, each while the same event was
+ * being delivered (StoredEvent.crashes), the event is held as a dead letter at start-up: it may be
+ * what stops the gateway, and every restart of a crash loop also cuts the LIS and the analyzers
+ * off for a while.
+ */
+export const CRASHED_DELIVERY_LIMIT = 3;
