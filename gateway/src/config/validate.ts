@@ -10,6 +10,7 @@ import { EventTypes, SyncModes } from '../events/types.ts';
 import { defaultProfilesDir } from '../profiles/check.ts';
 import { loadProfile } from '../profiles/load.ts';
 import { defaultConfig, EMBEDDED_BROKER_DEFAULTS, HL7_ENDPOINT_DEFAULTS } from './defaults.ts';
+import { readAdminTokens } from './admin-tokens.ts';
 import { caFileIssues, tlsFileIssues } from './certificates.ts';
 import { displayUrl } from './display-url.ts';
 import { resolveTimeZone } from './time-zone.ts';
@@ -207,6 +208,23 @@ function emptyFile(file: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * The lines of an admin token file that cannot be in force (config/admin-tokens.ts), each an
+ * error naming its line and never the token; a file of comments only is a warning, as an empty one.
+ */
+function adminTokenFileIssues(c: Checker, file: string, shown: string): void {
+  let text: string;
+  try {
+    if (!statSync(file).isFile()) return;
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return;
+  }
+  const { tokens, problems } = readAdminTokens(text);
+  for (const p of problems) c.error('status.adminTokenFile', p);
+  if (tokens.length === 0 && problems.length === 0) c.warn('status.adminTokenFile', `${shown} holds no token (comments only): admin actions (replay, discard, pause) stay disabled until it holds one`);
 }
 
 /**
@@ -725,6 +743,7 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
   const token = c.secretFile('status.adminTokenFile', st.adminTokenFile);
   if (token) status.adminTokenFile = token.resolved;
   if (token && emptyFile(token.resolved)) c.warn('status.adminTokenFile', `${token.shown} is empty: admin actions (replay, discard, pause) stay disabled until it holds a token`);
+  else if (token) adminTokenFileIssues(c, token.resolved, token.shown);
 
   const config: GatewayConfig = { gateway, hl7, analyzers, odoo, relay, store, mqtt, status };
   if (profilesDirSet) config.profilesDir = profilesDirSet;

@@ -1,23 +1,28 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { mkdir, open, readFile, rename, stat } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { GatewayError } from '../errors.ts';
+import { readAdminTokens } from '../config/admin-tokens.ts';
 
 /**
- * Admin bearer token and the audit log of admin actions.
+ * Admin bearer tokens and the audit log of admin actions.
  *
- * The token comes from `status.adminTokenFile` (or is injected). The file is looked at again
- * before each admin request (a stat; read when its size, time or inode changed): a token written
- * there is accepted at once and the one it replaced refused, with no restart. A file found empty or
- * unreadable keeps the token in force (an editor between truncating and writing, a file replaced by
- * a rename), so admin actions cannot be switched off that way by accident. It is never logged; an action is
- * attributed to the token's id (first 12 hex digits of its SHA-256) and the remote address.
+ * The tokens come from `status.adminTokenFile` (or one is injected): one bare token (the format of
+ * before), or one `<name> <token>` line per person (config/admin-tokens.ts). The file is looked at
+ * again before each admin request (a stat; read when its size, time or inode changed): a token
+ * written there is accepted at once, and one removed or replaced refused, with no restart; a line
+ * with a problem is not in force, the others are. A file found empty or unreadable keeps the tokens
+ * in force (an editor between truncating and writing, a file replaced by a rename), so admin
+ * actions cannot be switched off that way by accident. A token is never logged; an action is
+ * attributed to the token's name and the remote address (`alice@10.0.0.5`), or, for a bare token,
+ * to its id (first 12 hex digits of its SHA-256: `token:0123456789ab@10.0.0.5`).
  * Every admin action is appended as one JSON line to `<dataDir>/audit.log` and flushed to disk
  * before the action is answered.
  */
 export interface AuditEntry {
   at: string;
-  /** `token:<id>@<remote address>` */
+  /** `<name>@<remote address>`, or `token:<id>@<remote address>` for a bare token, `anonymous@<remote address>` for a refusal */
   actor: string;
   action: string;
   target?: string;
@@ -42,21 +47,62 @@ async function fileVersion(file: string): Promise<string> {
   return `${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
 }
 
+/** A token in force, as kept: its digest, never the token. */
+interface KeptToken {
+  digest: Buffer;
+  id: string;
+  /** Undefined for a bare token (the format of before). */
+  name: string | undefined;
+}
+
+/** Who an accepted token is: its name (undefined for a bare token) and its id. */
+export interface AdminIdentity {
+  name: string | undefined;
+  id: string;
+}
+
+/** The actor of an accepted request in the trail and the log. */
+export function adminActor(who: AdminIdentity, remote: string): string {
+  return who.name !== undefined ? `${who.name}@${remote}` : `token:${who.id}@${remote}`;
+}
+
+/** How a token is named in the log of a change: its name, else `token:<id>`. */
+function label(t: KeptToken): string {
+  return t.name ?? `token:${t.id}`;
+}
+
+/**
+ * What a re-read of the file changed (names and ids only): `single` when both before and after it
+ * held one bare token (logged as before, with the ids).
+ */
+export interface AdminTokensChange {
+  added: string[];
+  removed: string[];
+  /** Names kept whose token was replaced. */
+  replaced: string[];
+  single?: { previousId: string | undefined; id: string };
+  /** The lines of the file not in force (config/admin-tokens.ts), never a token. */
+  problems: string[];
+}
+
 export class AdminAuth {
-  #digest: Buffer | undefined;
-  #id: string | undefined;
-  /** The token file, when the token comes from one (not injected), and the version last read. */
+  #tokens: KeptToken[] = [];
+  /** The token file, when the tokens come from one (not injected), and the version last read. */
   readonly #file: string | undefined;
   #version: string | undefined;
+  /** The lines of the file last read that are not in force. */
+  #problems: string[] = [];
 
-  constructor(token: string | undefined, file?: string, version?: string) {
-    this.#set(token);
+  constructor(text: string | undefined, file?: string, version?: string, options: { bare?: boolean } = {}) {
+    const t = text?.trim();
+    if (options.bare) this.#tokens = t ? [keep(undefined, t)] : [];
+    else this.#apply(text ?? '');
     this.#file = file;
     this.#version = version;
   }
 
   static async fromFile(file: string | undefined, injected?: string): Promise<AdminAuth> {
-    if (injected !== undefined) return new AdminAuth(injected);
+    if (injected !== undefined) return new AdminAuth(injected, undefined, undefined, { bare: true });
     if (!file) return new AdminAuth(undefined);
     try {
       const version = await fileVersion(file);
@@ -66,17 +112,27 @@ export class AdminAuth {
     }
   }
 
-  /** The id of the token in force (first 12 hex digits of its SHA-256), never the token. */
+  /** The id of the token in force when the file holds one bare token (the format of before). */
   get id(): string | undefined {
-    return this.#id;
+    return this.#tokens.length === 1 && this.#tokens[0]!.name === undefined ? this.#tokens[0]!.id : undefined;
+  }
+
+  /** The names in force (named tokens only). */
+  get names(): string[] {
+    return this.#tokens.flatMap((t) => (t.name === undefined ? [] : [t.name]));
+  }
+
+  /** The lines of the file last read that are not in force (`line <n>: …`, never a token). */
+  get problems(): readonly string[] {
+    return this.#problems;
   }
 
   /**
-   * Look at the token file again: when it holds a new token, that one is in force from now on and
-   * the change is returned (ids only). An empty or unreadable file changes nothing; it is read
-   * again at the next call.
+   * Look at the token file again: when it holds other tokens, those are in force from now on and
+   * the change is returned (names and ids only). An empty or unreadable file changes nothing; it is
+   * read again at the next call.
    */
-  async refresh(): Promise<{ previousId: string | undefined; id: string } | undefined> {
+  async refresh(): Promise<AdminTokensChange | undefined> {
     if (!this.#file) return undefined;
     let version: string;
     let text: string;
@@ -87,32 +143,50 @@ export class AdminAuth {
     } catch {
       return undefined;
     }
-    const t = text.trim();
-    if (!t) return undefined;
+    if (!text.trim()) return undefined;
     this.#version = version;
-    const previousId = this.#id;
-    this.#set(t);
-    return this.#id === previousId ? undefined : { previousId, id: this.#id! };
+    const before = this.#tokens;
+    const problemsBefore = this.#problems;
+    this.#apply(text);
+    const after = this.#tokens;
+    const labels = (ts: KeptToken[]) => new Map(ts.map((t) => [label(t), t.id]));
+    const was = labels(before);
+    const now = labels(after);
+    const added = [...now.keys()].filter((k) => !was.has(k));
+    const removed = [...was.keys()].filter((k) => !now.has(k));
+    const replaced = [...now.keys()].filter((k) => was.has(k) && was.get(k) !== now.get(k));
+    const problemsChanged = this.#problems.join('\n') !== problemsBefore.join('\n');
+    if (added.length === 0 && removed.length === 0 && replaced.length === 0 && !problemsChanged) return undefined;
+    const change: AdminTokensChange = { added, removed, replaced, problems: this.#problems };
+    const single = (ts: KeptToken[]) => ts.length === 1 && ts[0]!.name === undefined;
+    if (single(after) && (before.length === 0 || single(before))) change.single = { previousId: before[0]?.id, id: after[0]!.id };
+    return change;
   }
 
-  #set(token: string | undefined): void {
-    const t = token?.trim();
-    this.#digest = t ? createHash('sha256').update(t).digest() : undefined;
-    this.#id = t ? tokenId(t) : undefined;
+  #apply(text: string): void {
+    const { tokens, problems } = readAdminTokens(text);
+    this.#tokens = tokens.map((t) => keep(t.name, t.token));
+    this.#problems = problems;
   }
 
   get enabled(): boolean {
-    return this.#digest !== undefined;
+    return this.#tokens.length > 0;
   }
 
-  /** True when the `Authorization: Bearer <token>` header carries the admin token. */
-  check(authorization: string | undefined): boolean {
+  /** Who the `Authorization: Bearer <token>` header's token is, undefined when it is no admin token. */
+  check(authorization: string | undefined): AdminIdentity | undefined {
     const token = bearerToken(authorization);
-    if (!this.#digest || token === undefined) return false;
+    if (this.#tokens.length === 0 || token === undefined) return undefined;
     const given = createHash('sha256').update(token).digest();
-    // Compare digests in constant time (equal lengths by construction).
-    return timingSafeEqual(given, this.#digest);
+    // Compare digests in constant time (equal lengths by construction), against every token.
+    let found: KeptToken | undefined;
+    for (const t of this.#tokens) if (timingSafeEqual(given, t.digest) && !found) found = t;
+    return found && { name: found.name, id: found.id };
   }
+}
+
+function keep(name: string | undefined, token: string): KeptToken {
+  return { digest: createHash('sha256').update(token).digest(), id: tokenId(token), name };
 }
 
 /**
@@ -207,11 +281,23 @@ export interface AuditQuery {
   action?: string;
   target?: string;
   outcome?: AuditEntry['outcome'];
-  /** Part of the actor: a token id (`token:0123456789ab`), an address (`@192.0.2.40`). */
+  /** A name (whole: `alice`), or part of the actor: a token id (`token:0123456789ab`), an address (`@192.0.2.40`): actorMatches. */
   actor?: string;
 }
 
 export const AuditOutcomes = ['ok', 'refused', 'failed'] as const satisfies ReadonlyArray<AuditEntry['outcome']>;
+
+/**
+ * Whether an entry's actor is the one asked for: a name alone (`alice`, `anonymous`) is that name
+ * whole (the actor's part before its last `@`: `al` is not `alice`); anything with `@` or `:` in it
+ * or an IP address (`token:0123456789ab`, `@192.0.2.40`, `alice@192.0.2.40`, `192.0.2.40`) is a
+ * part of the actor, as before.
+ */
+export function actorMatches(actor: string, asked: string): boolean {
+  const at = actor.lastIndexOf('@');
+  if ((at >= 0 ? actor.slice(0, at) : actor) === asked) return true;
+  return (asked.includes('@') || asked.includes(':') || isIP(asked) !== 0) && actor.includes(asked);
+}
 
 /** A page of the trail, oldest first; `next` continues towards older entries (null at the oldest). */
 export interface AuditPage {
@@ -239,7 +325,7 @@ export function auditPage(entries: readonly AuditEntry[], query: AuditQuery): Au
     (query.action === undefined || e.action === query.action) &&
     (query.target === undefined || e.target === query.target) &&
     (query.outcome === undefined || e.outcome === query.outcome) &&
-    (query.actor === undefined || (typeof e.actor === 'string' && e.actor.includes(query.actor)));
+    (query.actor === undefined || (typeof e.actor === 'string' && actorMatches(e.actor, query.actor)));
   let end = entries.length;
   if (query.before !== undefined) {
     const cursor = parseAuditCursor(query.before);

@@ -12,7 +12,7 @@ import { EventTypes } from '../events/types.ts';
 import { GatewayError, describeError, isGatewayError } from '../errors.ts';
 import { StatusModel, type RelayPauseDetail } from './status-model.ts';
 import { StatusMetrics, type MqttBrokerCounters } from './metrics.ts';
-import { AdminAuth, AuditLog, AuditOutcomes, auditPage, bearerToken, parseAuditCursor, type AuditEntry, type AuditQuery } from './admin-audit.ts';
+import { AdminAuth, adminActor, AuditLog, AuditOutcomes, auditPage, bearerToken, parseAuditCursor, type AdminIdentity, type AdminTokensChange, type AuditEntry, type AuditQuery } from './admin-audit.ts';
 import { maskNames } from './mask-names.ts';
 import { decodeText, storedCharset } from '../hl7/charset.ts';
 import { loadPageAssets, type PageAsset } from './page-assets.ts';
@@ -451,6 +451,7 @@ export class StatusServer implements Component {
     this.#status = 'starting';
     try {
       this.#auth = await AdminAuth.fromFile(this.#o.config.status.adminTokenFile, this.#o.adminToken);
+      this.#logTokenProblems(this.#auth.problems);
       this.#assets = loadPageAssets();
       await this.model.start();
       await this.#restoreRelayPause();
@@ -490,7 +491,7 @@ export class StatusServer implements Component {
       clearTimeout(timer);
       // IT learns here which names the API answers for (IP addresses always), and what to add to
       // status.allowedHosts for any other.
-      this.#log.info('status API listening', { url: this.url(), admin: this.#auth.enabled, hosts: [...this.#allowedHosts] });
+      this.#log.info('status API listening', { url: this.url(), admin: this.#auth.enabled, ...(this.#auth.names.length > 0 ? { admins: this.#auth.names } : {}), hosts: [...this.#allowedHosts] });
       if (!known) {
         void fqdn.then((name) => {
           if (name !== undefined && this.#status === 'running') this.#log.info('status API also answers for the machine\'s full name', { host: name });
@@ -609,8 +610,9 @@ export class StatusServer implements Component {
       if (p === '/api/events') return this.#listEvents(q, res);
       if (p === '/api/sandbox') return this.#sandboxSummary(res);
       if (p === '/api/admin/check') {
-        const actor = await this.#requireAdmin(req, 'check');
-        return this.#json(res, 200, { ok: true, tokenId: this.#auth.id, actor });
+        // Who the token is: its name (null for a bare token), its id, the actor the trail writes.
+        const { actor, who } = await this.#admin(req, 'check');
+        return this.#json(res, 200, { ok: true, name: who.name ?? null, tokenId: who.id, actor });
       }
       if (p === '/api/audit') {
         await this.#requireAdmin(req, 'read-audit');
@@ -842,6 +844,11 @@ export class StatusServer implements Component {
 
   /** Returns the actor string, or throws 401/403 after auditing the refusal. */
   async #requireAdmin(req: http.IncomingMessage, action: string, target?: string): Promise<string> {
+    return (await this.#admin(req, action, target)).actor;
+  }
+
+  /** The admin a request is (its token's name and id, the actor), or throws 401/403 after auditing the refusal. */
+  async #admin(req: http.IncomingMessage, action: string, target?: string): Promise<{ actor: string; who: AdminIdentity }> {
     const remote = req.socket.remoteAddress ?? 'unknown';
     // A web page open in a browser (of another site) cannot be the administrator: answered at
     // once, neither counted towards the wrong-token limit of its address nor audited (any page can
@@ -851,7 +858,7 @@ export class StatusServer implements Component {
     // The token file is looked at on every admin request (rare): a rotated token is in force at
     // once, and the retired one refused, without a restart.
     const changed = await this.#auth.refresh();
-    if (changed) this.#log.info('admin token changed: the token now in status.adminTokenFile is accepted, the previous one refused', { tokenId: changed.id, previousTokenId: changed.previousId ?? null });
+    if (changed) this.#logTokensChange(changed);
     if (!this.#auth.enabled) throw new HttpError(403, 'admin actions are disabled: set status.adminTokenFile');
     const now = monotonicNow();
     // Guessing the token is slowed down per address (and IPv6 /64); the refusals are in the audit log.
@@ -866,15 +873,36 @@ export class StatusServer implements Component {
       }
       throw new HttpError(429, `too many wrong admin tokens from this ${network ? 'network' : 'address'}: wait a minute`);
     }
-    if (!this.#auth.check(req.headers.authorization)) {
+    const who = this.#auth.check(req.headers.authorization);
+    if (!who) {
       this.#failedAdmin.failed(remote, now);
       void this.#auditEntry({ actor: `anonymous@${remote}`, action, target, outcome: 'refused', detail: 'missing or wrong admin token' }).catch(() => {});
       // A token sent and refused is said so: "required" sent IT looking for a flag it had given,
       // when the token was the one before a rotation.
       const sent = bearerToken(req.headers.authorization) !== undefined;
-      throw new HttpError(401, sent ? 'the token sent is not the admin token in status.adminTokenFile (rotated since?)' : 'admin token required (Authorization: Bearer <token>)');
+      const refusal = this.#auth.id !== undefined ? 'the token sent is not the admin token in status.adminTokenFile (rotated since?)' : 'the token sent is not one of the admin tokens in status.adminTokenFile (removed or rotated since?)';
+      throw new HttpError(401, sent ? refusal : 'admin token required (Authorization: Bearer <token>)');
     }
-    return `token:${this.#auth.id}@${remote}`;
+    return { actor: adminActor(who, remote), who };
+  }
+
+  /**
+   * A re-read of status.adminTokenFile that changed the tokens in force: who was added, removed
+   * or given a new token (names, and ids for a bare token: never a token), and the lines not in
+   * force. A file of one bare token before and after is logged as before.
+   */
+  #logTokensChange(change: AdminTokensChange): void {
+    if (change.single) {
+      this.#log.info('admin token changed: the token now in status.adminTokenFile is accepted, the previous one refused', { tokenId: change.single.id, previousTokenId: change.single.previousId ?? null });
+    } else if (change.added.length > 0 || change.removed.length > 0 || change.replaced.length > 0) {
+      this.#log.info('admin tokens changed: the tokens now in status.adminTokenFile are accepted, those removed or replaced refused', { added: change.added, removed: change.removed, replaced: change.replaced, names: this.#auth.names });
+    }
+    this.#logTokenProblems(change.problems);
+  }
+
+  /** The lines of status.adminTokenFile not in force (each names its line, never its token). */
+  #logTokenProblems(problems: readonly string[]): void {
+    for (const p of problems) this.#log.error(`status.adminTokenFile ${p}: this line is not in force until it is fixed, the others are`, { path: 'status.adminTokenFile' });
   }
 
   async #auditEntry(e: Omit<AuditEntry, 'at'>, at = new Date().toISOString()): Promise<AuditEntry> {
