@@ -7,6 +7,8 @@
   /** A request the gateway has not answered in this long is given up (a hung gateway looks offline). */
   const REQUEST_TIMEOUT_MS = 10_000;
   const TOKEN_KEY = 'labGatewayAdminToken';
+  /** The name of the token this tab signed in with (status.adminTokenFile `<name> <token>`), kept beside it. */
+  const NAME_KEY = 'labGatewayAdminName';
   const $ = (id) => document.getElementById(id);
 
   /** Create an element with attributes and children (strings become text nodes). */
@@ -116,9 +118,14 @@
     get token() {
       return sessionStorage.getItem(TOKEN_KEY) || '';
     },
+    /** The token's name as the gateway gave it at sign-in; '' for a bare token (the format of before). */
+    get name() {
+      return sessionStorage.getItem(NAME_KEY) || '';
+    },
     set token(t) {
       if (t) sessionStorage.setItem(TOKEN_KEY, t);
       else sessionStorage.removeItem(TOKEN_KEY);
+      if (!t) sessionStorage.removeItem(NAME_KEY);
       refreshAdminUi();
       if (!t) maskRevealed();
     },
@@ -171,7 +178,9 @@
 
   function refreshAdminUi() {
     const signedIn = Boolean(admin.token);
-    $('admin-state').textContent = signedIn ? 'Signed in as administrator for this browser tab.' : 'Not signed in.';
+    // Whose token the tab holds: the trail writes that name for every action taken here.
+    const who = admin.name || 'administrator';
+    $('admin-state').textContent = signedIn ? `Signed in as ${who} for this browser tab.` : 'Not signed in.';
     for (const b of document.querySelectorAll('.admin-only')) b.disabled = !signedIn;
     $('dead-hint').textContent = signedIn
       ? 'Replay a dead letter after fixing the cause, or discard it with a reason.'
@@ -822,7 +831,9 @@
     const token = $('admin-token').value.trim();
     if (!token) return;
     try {
-      await api('/api/admin/check', { headers: { Authorization: `Bearer ${token}` } });
+      const who = await api('/api/admin/check', { headers: { Authorization: `Bearer ${token}` } });
+      if (who && typeof who.name === 'string' && who.name) sessionStorage.setItem(NAME_KEY, who.name);
+      else sessionStorage.removeItem(NAME_KEY);
       admin.token = token;
       $('admin-token').value = '';
     } catch (err) {
