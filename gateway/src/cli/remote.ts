@@ -3,6 +3,7 @@ import path from 'node:path';
 import { parseDocument } from 'yaml';
 import { formatIssues, loadConfig } from '../config/load.ts';
 import { displayUrl } from '../config/display-url.ts';
+import { readAdminTokens } from '../config/admin-tokens.ts';
 import { ErrorCodes, GatewayError, isGatewayError, type ErrorCode } from '../errors.ts';
 import { EventStates } from '../store/types.ts';
 import type { GatewayConfig } from '../config/types.ts';
@@ -48,13 +49,21 @@ function baseUrl(values: { url?: string | undefined; config?: string | undefined
  */
 function adminToken(values: { 'token-file'?: string | undefined; config?: string | undefined }): { token: string; from: string } | undefined {
   const read = (file: string, from: string): { token: string; from: string } | undefined => {
-    let token: string;
+    let text: string;
     try {
-      token = readFileSync(file, 'utf8').trim();
+      text = readFileSync(file, 'utf8');
     } catch (err) {
       throw new GatewayError('GW_CONFIG_INVALID', `${from}: cannot read the admin token file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
     }
-    return token ? { token, from } : undefined;
+    // One bare token, or `<name> <token>` lines (config/admin-tokens.ts): the token of a file that
+    // holds one person's; a file of several people's cannot say who runs the command.
+    const { tokens, problems } = readAdminTokens(text);
+    if (tokens.length > 1) {
+      const names = tokens.map((t) => t.name).join(', ');
+      throw new GatewayError('GW_CONFIG_INVALID', `${from} holds the tokens of several people (${names}): say whose with --token-file FILE (a file holding your token, or your "<name> <token>" line) or LAB_GATEWAY_ADMIN_TOKEN`);
+    }
+    if (tokens.length === 0 && problems.length > 0) throw new GatewayError('GW_CONFIG_INVALID', `${from}: no admin token could be read (${problems.join('; ')})`);
+    return tokens[0] ? { token: tokens[0].token, from } : undefined;
   };
   const tokenFile = values['token-file'];
   if (tokenFile) return read(tokenFile, `--token-file ${tokenFile}`);
