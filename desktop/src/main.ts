@@ -38,7 +38,7 @@ import {
   type TrayInput,
   type TrayStatus,
 } from './tray-state.ts';
-import { resolveTrayConfig, statusTopics, type TrayConfig } from './tray-config.ts';
+import { adminTokenOf, resolveTrayConfig, statusTopics, type TrayConfig } from './tray-config.ts';
 import { navigationDecision } from './navigation.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -187,7 +187,7 @@ class TrayApp {
       const s = statSync(file, { bigint: true });
       const version = `${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
       if (this.#adminToken?.version === version) return this.#adminToken.token;
-      const token = readFileSync(file, 'utf8').trim();
+      const token = adminTokenOf(readFileSync(file, 'utf8'));
       if (token) this.#adminToken = { token, version };
     } catch {
       // unreadable now: keep the last token (the start-up read reported the problem, if any)

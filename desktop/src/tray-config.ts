@@ -238,3 +238,25 @@ export function statusTopics(gatewayId: string | undefined): { status: string; a
   const id = gatewayId ?? '+';
   return { status: `lab-gateway/${id}/status`, availability: `lab-gateway/${id}/availability`, alerts: `lab-gateway/${id}/alerts` };
 }
+
+/**
+ * The admin token in the text of the tray's `adminTokenFile`, read as the gateway reads
+ * `status.adminTokenFile` (gateway/src/config/admin-tokens.ts): the whole file when it is one bare
+ * token, or the token of the one `<name> <token>` line it holds (`#` comments and blank lines
+ * aside), so that IT can give each PC the line of the person who uses it. Undefined when the file
+ * holds no token, or the lines of several people (the tray cannot say whose it is): the pause and
+ * resume entries then stay hidden, as without a file. Before, a named line was sent whole as the
+ * token and every pause or resume was refused 401.
+ */
+export function adminTokenOf(text: string): string | undefined {
+  const whole = text.trim();
+  if (whole === '') return undefined;
+  if (!/\s/.test(whole) && !whole.startsWith('#')) return whole;
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
+  if (lines.length !== 1) return undefined;
+  const fields = (lines[0] as string).split(/\s+/);
+  return fields.length === 2 ? fields[1] : undefined;
+}
