@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MllpDecoder, type OversizeFrame, type PartialFrame } from '../../gateway/src/ingress/mllp/mllp-decoder.ts';
+import { MllpDecoder, type OversizeFrame, type PartialFrame, type UnframedBytes } from '../../gateway/src/ingress/mllp/mllp-decoder.ts';
 import { unwrapFrame, wrapFrame } from '../../gateway/src/ingress/mllp/mllp-encoder.ts';
 
 const MSG_A = 'MSH|^~\\&|LIS|LAB|GW|LAB|20240101120000||ORU^R01|A1|P|2.5\rPID|1||MRN1\rOBX|1|NM|GLU||5.4|mmol/L|||||F\r';
@@ -178,6 +178,72 @@ describe('MllpDecoder', () => {
     const before = frames.length;
     decoder.push(wrapFrame(MSG_B));
     expect(frames.slice(before)).toEqual([MSG_B]);
+  });
+});
+
+describe('MllpDecoder: HL7 outside frames (onUnframed)', () => {
+  function unframed(maxFrameBytes = 1_000_000) {
+    const frames: string[] = [];
+    const kept: UnframedBytes[] = [];
+    const decoder = new MllpDecoder({ maxFrameBytes, headBytes: 64, onFrame: (f) => frames.push(f.toString('latin1')), onOversize: () => undefined, onUnframed: (u) => kept.push(u) });
+    return { decoder, frames, kept };
+  }
+
+  it('takes HL7 split at every byte offset, from its MSH on, ended by end(); the blanks before it are ignored bytes', () => {
+    const wire = Buffer.from(`\r\n \x02${MSG_A}`, 'latin1');
+    for (let cut = 0; cut <= wire.length; cut++) {
+      const { decoder, kept } = unframed();
+      decoder.push(wire.subarray(0, cut));
+      decoder.push(wire.subarray(cut));
+      expect(decoder.inUnframed).toBe(true);
+      decoder.end();
+      expect(kept.map((k) => [k.head.toString('latin1'), k.size, k.truncated, k.endedBy])).toEqual([[MSG_A, MSG_A.length, false, 'end']]);
+      expect(decoder.ignoredBytes).toBe(4);
+      expect(decoder.takeNoise()).toBeUndefined();
+    }
+  });
+
+  it('FHS and BHS start HL7 too, with any separator; a VT ends it and its frame is read', () => {
+    const { decoder, frames, kept } = unframed();
+    decoder.push(Buffer.concat([Buffer.from('BHS^~|\\&^LIS\rMSH^~|\\&^LIS\r', 'latin1'), wrapFrame(MSG_B)]));
+    expect(kept.map((k) => [k.head.toString('latin1'), k.endedBy])).toEqual([['BHS^~|\\&^LIS\rMSH^~|\\&^LIS\r', 'start-block']]);
+    expect(frames).toEqual([MSG_B]);
+    const fhs = unframed();
+    fhs.decoder.push(Buffer.from('FHS|^~\\&|LIS\r', 'latin1'));
+    fhs.decoder.endUnframed();
+    expect(fhs.kept.map((k) => k.head.toString('latin1'))).toEqual(['FHS|^~\\&|LIS\r']);
+    expect(fhs.decoder.inUnframed).toBe(false);
+  });
+
+  it('a line of noise is ignored and previewed; HL7 on a later line is still found; MSH inside a line is noise', () => {
+    const { decoder, kept } = unframed();
+    decoder.push(Buffer.from('GET / HTTP/1.1 MSH|x\r\nMSX|\r', 'latin1'));
+    expect(kept).toEqual([]);
+    const noise = decoder.takeNoise();
+    // The LF at the next line's start is a blank, ignored but no noise.
+    expect(noise?.bytes).toBe(26);
+    expect(noise?.preview.toString('latin1')).toBe('GET / HTTP/1.1 MSH|x\rMSX|\r');
+    expect(decoder.ignoredBytes).toBe(27);
+    decoder.push(Buffer.from(`\n${MSG_A}`, 'latin1'));
+    decoder.end();
+    expect(kept.map((k) => k.head.toString('latin1'))).toEqual([MSG_A]);
+  });
+
+  it('beyond maxFrameBytes only the head is kept, and the size counted', () => {
+    const { decoder, kept } = unframed(100);
+    const big = MSG_A.repeat(5);
+    decoder.push(Buffer.from(big, 'latin1'));
+    expect(decoder.unframedTruncated).toBe(true);
+    decoder.endUnframed();
+    expect(kept.map((k) => [k.head.toString('latin1'), k.size, k.truncated])).toEqual([[big.slice(0, 64), big.length, true]]);
+  });
+
+  it('without onUnframed, HL7 outside frames is counted as ignored, as before', () => {
+    const { decoder, frames } = collect();
+    decoder.push(Buffer.from(MSG_A, 'latin1'));
+    decoder.push(wrapFrame(MSG_B));
+    expect(frames).toEqual([MSG_B]);
+    expect(decoder.ignoredBytes).toBe(MSG_A.length);
   });
 });
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Hl7EndpointConfig } from '../../config/types.ts';
 import type { DraftEvent } from '../../events/types.ts';
 import { describeError } from '../../errors.ts';
@@ -12,7 +13,7 @@ import { messageFingerprints, messageTypeOf, readMsh, senderOf, type MshHeader }
 import { ids } from '../../ids.ts';
 import type { Logger } from '../../log.ts';
 import type { CommitResult, GatewayStore, InboundMessage } from '../../store/types.ts';
-import type { OversizeFrame, PartialFrame } from './mllp-decoder.ts';
+import type { OversizeFrame, PartialFrame, UnframedBytes } from './mllp-decoder.ts';
 import { unwrapFrames, wrapFrame } from './mllp-encoder.ts';
 
 /**
@@ -78,9 +79,19 @@ export interface FrameMeta {
  * Why a frame ended without its end block (handlePartial): the sender half-closed (FIN), the
  * connection closed (reset, error), it was closed idle, the gateway stopped reading (stop()), the
  * sender abandoned it by starting a new frame (VT inside the open one), or it was not ended within
- * `hl7[].frameTimeoutMs` of its start and the connection was closed (`frame-timeout`).
+ * `hl7[].frameTimeoutMs` of its start and the connection was closed (`frame-timeout`). Also why
+ * reading stopped: `unframed` when the gateway closed a connection that sent HL7 without MLLP
+ * framing (mllp-connection.ts; no frame is open then).
  */
-export type PartialCause = 'half-closed' | 'closed' | 'idle' | 'stopped' | 'abandoned' | 'frame-timeout';
+export type PartialCause = 'half-closed' | 'closed' | 'idle' | 'stopped' | 'abandoned' | 'frame-timeout' | 'unframed';
+
+/**
+ * How many fingerprints of HL7 kept as received without MLLP framing an endpoint remembers
+ * (Hl7Intake.handleUnframed): the same bytes again (a LIS that reconnects and resends) are not kept
+ * twice. A LIS stuck on its first message resends that one; one that skips to the next after a
+ * timeout sends a new message each time, and each is kept.
+ */
+export const UNFRAMED_REMEMBERED = 256;
 
 export interface Hl7IntakeOptions {
   config: Hl7EndpointConfig;
@@ -267,6 +278,8 @@ export class Hl7Intake {
   #stepTail: Promise<void> = Promise.resolve();
   /** Steps before a commit not yet past their commit: while any is, every commit queues behind them. */
   #pendingSteps = 0;
+  /** Fingerprints of the HL7 kept as received without framing, oldest first (UNFRAMED_REMEMBERED). */
+  readonly #unframedKept = new Set<string>();
 
   constructor(options: Hl7IntakeOptions) {
     this.#config = options.config;
@@ -330,11 +343,36 @@ export class Hl7Intake {
   }
 
   /**
+   * HL7 received outside any frame (UnframedBytes: a sender not set to MLLP framing): kept as
+   * rejected with its bytes (the first 64 KiB of more than maxMessageBytes), reason `unframed …`,
+   * its MSH read for the browser, and never answered (a framed answer means nothing to a sender
+   * that does not speak MLLP; the connection closes it instead). The same bytes as ones kept before
+   * at this endpoint (among the last UNFRAMED_REMEMBERED) are not kept again: counted as rejected
+   * without a commit, and logged.
+   */
+  async handleUnframed(unframed: UnframedBytes, meta: FrameMeta): Promise<FrameResult> {
+    const text = `unframed: ${unframed.size} bytes of HL7 received without MLLP framing (no start block VT 0x0B)`;
+    const print = createHash('sha256').update(unframed.head).update(`|${unframed.size}`).digest('base64');
+    const seen = this.#unframedKept;
+    if (seen.has(print)) {
+      this.#store.countRejectedWithoutCommit();
+      const reason = `${text}: the same bytes as kept before from this link, not kept again`;
+      this.#log.info(`HL7 without MLLP framing: the same bytes as kept before from this link, not kept again`, { remote: meta.remoteAddress, bytes: unframed.size });
+      return { reply: undefined, results: [{ outcome: 'rejected', reason }] };
+    }
+    seen.add(print);
+    if (seen.size > UNFRAMED_REMEMBERED) seen.delete(seen.values().next().value as string);
+    const reason = unframed.truncated ? `${text}; only the first ${unframed.head.length} bytes were kept` : text;
+    // Not kept (the store is down): forgotten, so that the next time they are.
+    return this.#rejectHead(unframed.head, meta, { code: 100, text }, reason, { answer: false, wholeMsh: true, onCommitted: (ok) => ok || seen.delete(print) });
+  }
+
+  /**
    * The first bytes of a frame that cannot be taken (oversize, or cut): kept as rejected, with the
    * charset its MSH-18 declares (corrected by its bytes); the AR carries MSH-10 when the MSH is
    * readable (`wholeMsh`: only when a segment terminator follows it in `head`).
    */
-  async #rejectHead(head: Buffer, meta: FrameMeta, error: AckError, rejectReason: string, options: { answer: boolean; wholeMsh: boolean }): Promise<FrameResult> {
+  async #rejectHead(head: Buffer, meta: FrameMeta, error: AckError, rejectReason: string, options: { answer: boolean; wholeMsh: boolean; onCommitted?: (ok: boolean) => void }): Promise<FrameResult> {
     const found = analyseBlock(head).messages[0]?.segments[0];
     const mshSeg = found && (!options.wholeMsh || found.end < head.length) ? found : undefined;
     // MSH-1/MSH-2 and MSH-18 are ASCII: the header is read as Latin-1 first (as readInbound does).
@@ -349,6 +387,7 @@ export class Hl7Intake {
     message.rejectReason = rejectReason;
     if (reply.bytes && options.answer) message.ack = reply.bytes;
     const committed = await this.#commitRejected(message);
+    options.onCommitted?.(committed);
     const result: MessageResult = { outcome: 'rejected', reason: error.text, controlId: header.controlId, ...(reply.first && options.answer ? { ackCode: reply.first } : {}) };
     if (!options.answer) return { reply: undefined, results: [result] };
     const bytes = committed ? reply.bytes : this.#replyFor(header, charset, 'error', { code: 207, text: STORE_UNAVAILABLE }).bytes;

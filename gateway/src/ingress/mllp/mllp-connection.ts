@@ -5,7 +5,7 @@ import { isoTime } from '../../hl7/hl7-time.ts';
 import type { Logger } from '../../log.ts';
 import { UnacknowledgedWatch } from '../../net/unacknowledged-bytes.ts';
 import { STORE_UNAVAILABLE, type FrameMeta, type FrameResult, type Hl7Intake, type PartialCause } from './hl7-intake.ts';
-import { MllpDecoder } from './mllp-decoder.ts';
+import { MllpDecoder, type UnframedBytes } from './mllp-decoder.ts';
 
 /**
  * One MLLP connection: decodes frames, hands each to the intake as soon as it is complete (so the
@@ -17,8 +17,9 @@ import { MllpDecoder } from './mllp-decoder.ts';
  * until replies go out. Without it a sender pipelining large frames could exhaust memory.
  *
  * Closing: when the peer half-closes, when the connection was idle `idleTimeoutMs`, when a frame
- * did not end within `frameTimeoutMs` of its start (#frameTimedOut), or at stop(), the replies
- * still owed are written first, then the socket is ended (#closeWhenAnswered).
+ * did not end within `frameTimeoutMs` of its start (#frameTimedOut), when HL7 came without MLLP
+ * framing (#cutUnframed), or at stop(), the replies still owed are written first, then the socket
+ * is ended (#closeWhenAnswered).
  *
  * End of input (#endInput: the peer's FIN, stop(), the gateway's own FIN, the socket closing): a
  * block ended by FS without its CR is taken as a frame; a frame without its FS is kept as rejected
@@ -44,6 +45,11 @@ export interface MllpConnectionOptions {
   peerAckMs?: number;
   /** Who the peer is, for the log: `the LIS` (default) or `the analyzer`. */
   peerName?: string;
+  /**
+   * Whether a warning about noise outside frames may be logged now (the endpoint's rate limit,
+   * NOISE_WARN_INTERVAL_MS); asked at most once per connection. Absent: always.
+   */
+  mayWarnNoise?: () => boolean;
   /** After each reply was written (or when none was due). */
   onAnswered: (result: FrameResult, info: { latencyMs: number; bytes: number }) => void;
   onIgnoredBytes: (count: number) => void;
@@ -104,6 +110,22 @@ export const END_CR_GRACE_MS = 1_000;
 export const FRAME_TIMEOUT_MS = 60_000;
 
 /**
+ * How long HL7 received without MLLP framing (no start block VT) may pause before it is taken as
+ * ended, kept and the connection closed (ms). A sender not set to MLLP framing writes its message
+ * and waits for an ACK: nothing follows. Waiting a moment keeps a message that comes in several
+ * TCP segments whole; the end is also reached by a VT, the sender's FIN, `maxMessageBytes`, or
+ * `frameTimeoutMs` from its first segment name (a sender that trickles bytes).
+ */
+export const UNFRAMED_QUIET_MS = 1_000;
+
+/**
+ * How often an endpoint logs a warning about noise outside frames (bytes neither blank nor HL7: a
+ * browser or a port scanner at the port, a sender speaking another protocol), at most once per
+ * connection too (ms). The bytes are counted whatever the rate (lab_gateway_ignored_bytes_total).
+ */
+export const NOISE_WARN_INTERVAL_MS = 60_000;
+
+/**
  * How many bytes of replies the kernel has not taken yet (the peer reads none of them) the
  * connection holds before it stops reading (bytes). Frames awaiting their commit are bounded
  * (maxInFlight, maxInFlightBytes); replies written are bounded here. A sender that writes
@@ -125,6 +147,19 @@ interface Pending {
 /** A duration for the log: milliseconds below 10 s (tests use short bounds), else seconds. */
 function span(ms: number): string {
   return ms < 10_000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
+}
+
+/** Bytes for a log line: printable ASCII as is, CR, LF and tab escaped, other bytes as \xNN. */
+export function printable(bytes: Buffer): string {
+  let out = '';
+  for (const b of bytes) {
+    if (b === 0x0d) out += '\\r';
+    else if (b === 0x0a) out += '\\n';
+    else if (b === 0x09) out += '\\t';
+    else if (b >= 0x20 && b < 0x7f && b !== 0x5c) out += String.fromCharCode(b);
+    else out += `\\x${b.toString(16).padStart(2, '0')}`;
+  }
+  return out;
 }
 
 /** The arrival time of the last frame, by millisecond (frames arrive many per millisecond). */
@@ -186,6 +221,17 @@ export class MllpConnection {
   #lastDataAt = 0;
   /** Armed while a frame is open (lazily: re-armed for what is left when it fires early). */
   #frameTimer: NodeJS.Timeout | undefined;
+  /** When the HL7 being received without framing began (performance.now(); undefined: none). */
+  #unframedSince: number | undefined;
+  /** Armed while HL7 without framing is being received: UNFRAMED_QUIET_MS after the last chunk. */
+  #unframedTimer: NodeJS.Timeout | undefined;
+  /** Set when the gateway itself ended the HL7 received without framing (#cutUnframed). */
+  #unframedCut = false;
+  /** Blocks of HL7 received without framing on this connection: the first is kept, the rest counted. */
+  #unframedBlocks = 0;
+  /** Whether noise outside frames was logged (or passed over by the rate limit) on this connection. */
+  #noiseNoticed = false;
+  readonly #mayWarnNoise: () => boolean;
   /** Why the gateway closed the socket itself, for the status. */
   #closeDetail: string | undefined;
   readonly #closedPromise: Promise<void>;
@@ -201,6 +247,7 @@ export class MllpConnection {
     this.#onIgnoredBytes = options.onIgnoredBytes;
     this.#peerName = options.peerName ?? 'the LIS';
     this.#frameTimeoutMs = options.frameTimeoutMs ?? FRAME_TIMEOUT_MS;
+    this.#mayWarnNoise = options.mayWarnNoise ?? (() => true);
     this.remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     this.#decoder = new MllpDecoder({
       maxFrameBytes: options.maxFrameBytes,
@@ -213,6 +260,7 @@ export class MllpConnection {
         this.#log.warn('incomplete frame kept as rejected raw bytes', { remote: this.remoteAddress, cause, bytes: p.size });
         this.#enqueue(p.size, p.head.length, (meta) => this.#intake.handlePartial(p, cause, meta));
       },
+      onUnframed: (u) => this.#unframedEnded(u),
     });
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 60_000);
@@ -255,6 +303,9 @@ export class MllpConnection {
         this.#decoder.push(chunk);
         if (this.#decoder.awaitingEndCr) this.#armEndCr();
         if (this.#frameTimeoutMs > 0) this.#watchFrame();
+        if (this.#decoder.inUnframed) this.#watchUnframed();
+        const noise = this.#decoder.takeNoise();
+        if (noise) this.#noticeNoise(noise);
       } catch (err) {
         // The decoder is pure and total; this is a last line of defence.
         this.#log.error('framing failed; closing the connection', { remote: this.remoteAddress, error: describeError(err) });
@@ -395,6 +446,92 @@ export class MllpConnection {
     this.#closeWhenAnswered('frame-timeout');
   }
 
+  /**
+   * After each chunk while HL7 without framing is being received: ended at once when it outgrew
+   * maxMessageBytes or has come for frameTimeoutMs (a trickle), else UNFRAMED_QUIET_MS after the
+   * last chunk (the timer is set again per chunk: this happens on a misconfigured link only).
+   */
+  #watchUnframed(): void {
+    const now = performance.now();
+    this.#unframedSince ??= now;
+    if (this.#decoder.unframedTruncated || (this.#frameTimeoutMs > 0 && now - this.#unframedSince >= this.#frameTimeoutMs)) {
+      this.#cutUnframed();
+      return;
+    }
+    this.#disarmUnframed();
+    this.#unframedTimer = setTimeout(() => {
+      this.#unframedTimer = undefined;
+      if (this.#inputEnded || this.#closing || this.#closed || !this.#decoder.inUnframed) return;
+      // The gateway is not reading (back-pressure): the pause is not the sender's. Wait again.
+      if (this.#paused || this.#repliesUnread) {
+        this.#watchUnframed();
+        return;
+      }
+      this.#cutUnframed();
+    }, UNFRAMED_QUIET_MS);
+    this.#unframedTimer.unref();
+  }
+
+  #disarmUnframed(): void {
+    if (this.#unframedTimer === undefined) return;
+    clearTimeout(this.#unframedTimer);
+    this.#unframedTimer = undefined;
+  }
+
+  /**
+   * HL7 without framing has ended (quiet, its bound, a trickle): nothing more is read, its bytes go
+   * to the intake (#unframedEnded, through the decoder's end), and the connection is closed once the
+   * replies owed before it are written, so that the sender reports a failure instead of waiting
+   * for an ACK that cannot come.
+   */
+  #cutUnframed(): void {
+    this.#unframedCut = true;
+    this.#accepting = false;
+    this.#endInput('unframed');
+    this.#closeWhenAnswered('unframed');
+  }
+
+  /**
+   * HL7 received without framing, ended (UnframedBytes): the first on this connection is kept as a
+   * rejected message (Hl7Intake.handleUnframed), unanswered, with a warning naming the cause in
+   * plain words and what to set on the sender; later ones on the same connection (possible only
+   * when a VT ended the first and the connection went on) are counted as ignored bytes.
+   */
+  #unframedEnded(u: UnframedBytes): void {
+    this.#unframedSince = undefined;
+    this.#disarmUnframed();
+    if (++this.#unframedBlocks > 1) {
+      this.#log.debug('more HL7 without MLLP framing on this connection: counted as ignored bytes, not kept', { remote: this.remoteAddress, bytes: u.size });
+      this.#reportIgnored(u.size);
+      return;
+    }
+    let after: string;
+    if (u.endedBy === 'start-block') after = 'a start block VT followed: what follows is read as MLLP';
+    else if (this.#unframedCut) after = `connection closed so that ${this.#peerName} reports a failure instead of waiting for an ACK`;
+    else if (this.#endCause === 'half-closed') after = `${this.#peerName} closed its side of the connection`;
+    else if (this.#endCause === 'stopped') after = 'the gateway is stopping';
+    else after = 'the connection closed';
+    const kept = u.truncated ? `its first ${u.head.length} of ${u.size} bytes kept` : `${u.size} bytes kept`;
+    const reason = `HL7 received without MLLP framing (no start block VT 0x0B): set ${this.#peerName} to MLLP framing (VT, message, FS CR). ${kept} as a rejected message (unframed), not answered; ${after}`;
+    this.#log.warn(reason, { remote: this.remoteAddress, bytes: u.size, kept: u.head.length });
+    if (u.endedBy === 'end') this.#closeDetail ??= reason;
+    this.#enqueue(u.size, u.head.length, (meta) => this.#intake.handleUnframed(u, meta));
+  }
+
+  /**
+   * Noise outside frames (lines neither blank nor HL7): still only counted, but named once per
+   * connection in a warning with a printable preview, within the endpoint's rate limit.
+   */
+  #noticeNoise(noise: { bytes: number; preview: Buffer }): void {
+    if (this.#noiseNoticed) return;
+    this.#noiseNoticed = true;
+    if (!this.#mayWarnNoise()) {
+      this.#log.debug('bytes outside MLLP frames ignored (not HL7)', { remote: this.remoteAddress, bytes: noise.bytes, preview: printable(noise.preview) });
+      return;
+    }
+    this.#log.warn(`bytes outside MLLP frames ignored (not HL7, no start block VT 0x0B): is ${this.#peerName} set to MLLP framing, or is this another program at the port?`, { remote: this.remoteAddress, bytes: noise.bytes, preview: printable(noise.preview) });
+  }
+
   get inFlight(): number {
     return this.#inFlight;
   }
@@ -496,6 +633,7 @@ export class MllpConnection {
   #endInput(cause: PartialCause): void {
     this.#disarmEndCr();
     this.#disarmFrame();
+    this.#disarmUnframed();
     if (this.#inputEnded) return;
     this.#inputEnded = true;
     this.#endCause = cause;

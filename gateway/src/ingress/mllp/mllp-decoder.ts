@@ -10,7 +10,13 @@
  * - FS followed by LF (captures whose CRs were normalised to LF) ends the frame too.
  * - FS followed by any other byte is taken as data (FS is not allowed inside HL7 text, so this
  *   only happens with binary garbage, which then fails HL7 parsing and gets an AR).
- * - Bytes outside frames (keep-alive CR/LF, noise) are ignored and only counted.
+ * - Bytes outside frames (keep-alive CR/LF, noise) are ignored and only counted; noise (a line that
+ *   is neither blank nor HL7) is also held as a short preview for the log (`takeNoise()`).
+ * - HL7 outside frames (with `onUnframed`): a line outside frames that starts, after blanks and
+ *   control bytes, with `MSH`, `FHS` or `BHS` and a separator is a sender not set to MLLP framing.
+ *   From that segment on the bytes are collected like a frame's (bounded by `maxFrameBytes`, the
+ *   first `headBytes` kept beyond it) until a VT, `endUnframed()` or `end()`, then handed to
+ *   `onUnframed`, not counted as ignored.
  * - A VT inside an open frame means the sender abandoned that frame and started again: the partial
  *   frame goes to `onPartial` (marked `abandoned`: kept for the operator, never answered; without
  *   `onPartial` it is counted as ignored bytes) and the new frame is read.
@@ -62,6 +68,18 @@ export interface PartialFrame {
   abandoned?: true;
 }
 
+/** HL7 received outside any frame (no start block): its bytes, for the operator. */
+export interface UnframedBytes {
+  /** Bytes from the first segment's name on (blanks before it are ignored bytes). */
+  size: number;
+  /** The bytes, or their first `headBytes` when they outgrew `maxFrameBytes`. */
+  head: Buffer;
+  /** True when `head` is only the first bytes. */
+  truncated: boolean;
+  /** What ended them: a start block (VT) that followed, else `endUnframed()` or `end()`. */
+  endedBy: 'start-block' | 'end';
+}
+
 export interface MllpDecoderOptions {
   /** Largest accepted frame content in bytes. */
   maxFrameBytes: number;
@@ -73,9 +91,20 @@ export interface MllpDecoderOptions {
   onIgnoredBytes?: (count: number) => void;
   /** A frame open when the input ended (`end()`). Without it, its bytes are counted as ignored. */
   onPartial?: (frame: PartialFrame) => void;
+  /** HL7 outside frames (UnframedBytes). Without it, such bytes are counted as ignored, like any. */
+  onUnframed?: (bytes: UnframedBytes) => void;
 }
 
-type DecoderState = 'outside' | 'inside' | 'after-fs';
+type DecoderState = 'outside' | 'inside' | 'after-fs' | 'unframed';
+
+/**
+ * Where the scan of bytes outside frames is: at a line's start (blanks and control bytes skipped),
+ * matching a segment name (`#sig`), or in a line of noise up to its CR or LF.
+ */
+type OutsideProbe = 'line-start' | 'matching' | 'noise';
+
+/** Bytes of noise held for the log's preview. */
+const NOISE_PREVIEW_BYTES = 48;
 
 export class MllpDecoder {
   readonly #maxFrameBytes: number;
@@ -84,6 +113,7 @@ export class MllpDecoder {
   readonly #onOversize: (frame: OversizeFrame) => void;
   readonly #onIgnoredBytes: ((count: number) => void) | undefined;
   readonly #onPartial: ((frame: PartialFrame) => void) | undefined;
+  readonly #onUnframed: ((bytes: UnframedBytes) => void) | undefined;
 
   #state: DecoderState = 'outside';
   /** Chunks of the open frame (only while it is within the size limit). */
@@ -97,6 +127,13 @@ export class MllpDecoder {
   #lastByte = -1;
   /** Set by endBlock(): one CR or LF at the start of the next push is that block's late terminator. */
   #lateTerminator = false;
+  #probe: OutsideProbe = 'line-start';
+  /** The bytes of a segment name matched so far outside frames (onUnframed only). */
+  readonly #sig = Buffer.alloc(4);
+  #sigLen = 0;
+  /** The first bytes of noise outside frames since the last takeNoise(), and how many there were. */
+  #noise: number[] = [];
+  #noiseBytes = 0;
 
   constructor(options: MllpDecoderOptions) {
     if (!(options.maxFrameBytes > 0)) throw new RangeError('maxFrameBytes must be positive');
@@ -106,6 +143,7 @@ export class MllpDecoder {
     this.#onOversize = options.onOversize;
     this.#onIgnoredBytes = options.onIgnoredBytes;
     this.#onPartial = options.onPartial;
+    this.#onUnframed = options.onUnframed;
   }
 
   /** Bytes ignored outside frames (and in abandoned frames) since construction. */
@@ -120,12 +158,42 @@ export class MllpDecoder {
 
   /** True while a frame is open (bytes received but no end block yet). */
   get inFrame(): boolean {
-    return this.#state !== 'outside';
+    return this.#state === 'inside' || this.#state === 'after-fs';
   }
 
   /** Bytes of the open frame's content received so far (0 outside a frame). */
   get openBytes(): number {
-    return this.#state === 'outside' ? 0 : this.#size;
+    return this.inFrame ? this.#size : 0;
+  }
+
+  /** True while HL7 received outside frames is being collected (onUnframed). */
+  get inUnframed(): boolean {
+    return this.#state === 'unframed';
+  }
+
+  /** True while the HL7 collected outside frames has outgrown `maxFrameBytes`. */
+  get unframedTruncated(): boolean {
+    return this.#state === 'unframed' && this.#oversize;
+  }
+
+  /**
+   * End the HL7 being collected outside frames (`inUnframed`): handed to `onUnframed` now. The
+   * decoder is then outside frames, at a line's start. Nothing happens in any other state.
+   */
+  endUnframed(): void {
+    if (this.#state === 'unframed') this.#releaseUnframed('end');
+  }
+
+  /**
+   * The noise outside frames since the last call (lines neither blank nor HL7): how many bytes, and
+   * the first of them, for the log. Undefined when there was none.
+   */
+  takeNoise(): { bytes: number; preview: Buffer } | undefined {
+    if (this.#noiseBytes === 0) return undefined;
+    const out = { bytes: this.#noiseBytes, preview: Buffer.from(this.#noise) };
+    this.#noise = [];
+    this.#noiseBytes = 0;
+    return out;
   }
 
   /** True when the open frame's content ends with a CR or LF (a message's last segment, its FS missing). */
@@ -167,13 +235,13 @@ export class MllpDecoder {
     }
     while (i < n) {
       switch (this.#state) {
-        case 'outside': {
+        case 'outside':
+        case 'unframed': {
           const vt = buf.indexOf(MLLP.VT, i);
-          if (vt === -1) {
-            this.#ignore(n - i);
-            return;
-          }
-          if (vt > i) this.#ignore(vt - i);
+          const to = vt === -1 ? n : vt;
+          if (to > i) this.#outside(buf, i, to);
+          if (vt === -1) return;
+          if (this.#state === 'unframed') this.#releaseUnframed('start-block');
           this.#openFrame();
           i = vt + 1;
           break;
@@ -230,6 +298,9 @@ export class MllpDecoder {
     switch (this.#state) {
       case 'outside':
         return;
+      case 'unframed':
+        this.#releaseUnframed('end');
+        return;
       case 'after-fs':
         this.#finishFrame();
         return;
@@ -239,6 +310,91 @@ export class MllpDecoder {
       default:
         this.#state satisfies never;
     }
+  }
+
+  /**
+   * Bytes outside frames, none a VT: counted as ignored, but for HL7 (a segment name at a line's
+   * start, with `onUnframed`), which is collected from that name on. Scanned byte by byte only at
+   * a line's start; lines of noise are skipped to their end with indexOf.
+   */
+  #outside(buf: Buffer, from: number, to: number): void {
+    let k = from;
+    while (k < to) {
+      if (this.#state === 'unframed') {
+        this.#append(buf, k, to);
+        return;
+      }
+      switch (this.#probe) {
+        case 'line-start': {
+          const b = buf[k] as number;
+          if (b <= 0x20 || b === 0x7f) {
+            this.#ignore(1);
+            k++;
+            break;
+          }
+          if (!this.#onUnframed) {
+            this.#probe = 'noise';
+            break;
+          }
+          this.#probe = 'matching';
+          this.#sigLen = 0;
+          break;
+        }
+        case 'matching': {
+          const b = buf[k] as number;
+          if (!signatureGoesOn(this.#sig, this.#sigLen, b)) {
+            // Not HL7: the bytes matched so far are noise, and so is the rest of the line.
+            this.#noiseOf(this.#sig, 0, this.#sigLen);
+            this.#sigLen = 0;
+            this.#probe = 'noise';
+            break;
+          }
+          this.#sig[this.#sigLen++] = b;
+          k++;
+          if (this.#sigLen === this.#sig.length) {
+            // HL7 outside frames: collected from its segment's name on.
+            this.#sigLen = 0;
+            this.#probe = 'line-start';
+            this.#resetFrame();
+            this.#state = 'unframed';
+            this.#append(Buffer.from(this.#sig), 0, this.#sig.length);
+          }
+          break;
+        }
+        case 'noise': {
+          let eol = buf.indexOf(MLLP.CR, k);
+          if (eol >= to) eol = -1;
+          const lf = buf.indexOf(MLLP.LF, k);
+          if (lf !== -1 && lf < to && (eol === -1 || lf < eol)) eol = lf;
+          const end = eol === -1 ? to : eol + 1;
+          this.#noiseOf(buf, k, end);
+          k = end;
+          if (eol !== -1) this.#probe = 'line-start';
+          break;
+        }
+        default:
+          this.#probe satisfies never;
+      }
+    }
+  }
+
+  /** Noise outside frames: ignored, counted, its first bytes held for the log (takeNoise). */
+  #noiseOf(buf: Buffer, from: number, to: number): void {
+    if (to <= from) return;
+    this.#ignore(to - from);
+    this.#noiseBytes += to - from;
+    for (let k = from; k < to && this.#noise.length < NOISE_PREVIEW_BYTES; k++) this.#noise.push(buf[k] as number);
+  }
+
+  /** The HL7 collected outside frames goes to onUnframed; the decoder is outside frames again. */
+  #releaseUnframed(endedBy: UnframedBytes['endedBy']): void {
+    const size = this.#size;
+    const truncated = this.#oversize;
+    const head = Buffer.concat(this.#parts);
+    this.#resetFrame();
+    this.#state = 'outside';
+    this.#probe = 'line-start';
+    this.#onUnframed?.({ size, head, truncated, endedBy });
   }
 
   /**
@@ -266,6 +422,10 @@ export class MllpDecoder {
   }
 
   #openFrame(): void {
+    // A segment name cut by the VT was noise; the scan outside frames starts over after this frame.
+    if (this.#sigLen > 0) this.#noiseOf(this.#sig, 0, this.#sigLen);
+    this.#sigLen = 0;
+    this.#probe = 'line-start';
     const ignored = this.#ignoredPending;
     if (ignored > 0 && this.#onIgnoredBytes) {
       this.#ignoredPending = 0;
@@ -320,6 +480,25 @@ export class MllpDecoder {
   #ignore(count: number): void {
     this.#ignoredPending += count;
     this.#ignoredTotal += count;
+  }
+}
+
+/**
+ * Whether byte `b` continues a segment name that starts HL7 (`MSH`, `FHS` or `BHS`, then a field
+ * separator: any printable punctuation, `|` in practice) after the `len` bytes of `sig`.
+ */
+function signatureGoesOn(sig: Buffer, len: number, b: number): boolean {
+  switch (len) {
+    case 0:
+      return b === 0x4d || b === 0x46 || b === 0x42; // M F B
+    case 1:
+      return sig[0] === 0x4d ? b === 0x53 : b === 0x48; // MS, FH/BH
+    case 2:
+      return sig[0] === 0x4d ? b === 0x48 : b === 0x53; // MSH, FHS/BHS
+    case 3:
+      return (b >= 0x21 && b <= 0x2f) || (b >= 0x3a && b <= 0x40) || (b >= 0x5b && b <= 0x60) || (b >= 0x7b && b <= 0x7e);
+    default:
+      return false;
   }
 }
 

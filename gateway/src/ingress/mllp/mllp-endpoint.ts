@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import tls from 'node:tls';
 import { certificateValidity, expiryProblem, pemOf as pem } from '../../config/certificates.ts';
 import type { Hl7EndpointConfig } from '../../config/types.ts';
@@ -9,7 +10,7 @@ import type { Logger } from '../../log.ts';
 import type { GatewayStore } from '../../store/types.ts';
 import type { EndpointState, Telemetry, TelemetryEvents } from '../../telemetry.ts';
 import { Hl7Intake, type FrameResult, type Hl7IntakeOptions } from './hl7-intake.ts';
-import { MllpConnection } from './mllp-connection.ts';
+import { MllpConnection, NOISE_WARN_INTERVAL_MS } from './mllp-connection.ts';
 
 /**
  * An HL7 v2 MLLP listener (our own code on node:net / node:tls; DESIGN.md §7 explains why not
@@ -84,6 +85,8 @@ export class MllpEndpoint implements Component {
   #certExpiry: { validTo: number; expired: string } | undefined;
   #certTimer: NodeJS.Timeout | undefined;
   #certExpiredLogged = false;
+  /** When a warning about noise outside frames was last logged (performance.now()), for its rate limit. */
+  #noiseWarnedAt = Number.NEGATIVE_INFINITY;
 
   constructor(options: MllpEndpointOptions) {
     this.#config = options.config;
@@ -255,6 +258,12 @@ export class MllpEndpoint implements Component {
       log: this.#log,
       ...(this.#peerAckMs !== undefined ? { peerAckMs: this.#peerAckMs } : {}),
       ...(this.#config.analyzer !== undefined ? { peerName: 'the analyzer' } : {}),
+      mayWarnNoise: () => {
+        const now = performance.now();
+        if (now - this.#noiseWarnedAt < NOISE_WARN_INTERVAL_MS) return false;
+        this.#noiseWarnedAt = now;
+        return true;
+      },
       onAnswered: (result, info) => this.#answered(result, info),
       onIgnoredBytes: (count) => this.#telemetry.emit('endpoint.ignored-bytes', { endpoint: this.#config.id, count }),
       onClose: (detail) => {

@@ -1,0 +1,249 @@
+/**
+ * HL7 sent without MLLP framing (gateway/src/ingress/mllp/README.md "HL7 without MLLP framing").
+ *
+ * What the user saw: a LIS set up to send plain HL7 over TCP (no start block VT, no end block
+ * FS CR: `MSH|…\rPID|…\rOBR|…\r`), one of the most common commissioning mistakes, got nothing
+ * back: the listener counted the bytes as "ignored outside frames" (a metric, and a debug line
+ * nobody reads) and did nothing else. The LIS waited for an ACK that never came and resent; the
+ * message browser showed nothing; the log said nothing at info or warn.
+ *
+ * Now HL7 outside frames (MSH, FHS or BHS at a line's start, after blanks) is kept as a rejected
+ * message with its raw bytes (reason `unframed`), a warning names the endpoint, the LIS's
+ * address and the cause in plain words, the link's state says it, and the connection is closed so
+ * that the LIS reports a failure instead of waiting. Identical bytes sent again (a LIS that
+ * reconnects and resends) are not kept twice. Bytes outside frames that are not HL7 (a browser
+ * pointed at the port) are still ignored, and now named in a warning with a preview.
+ *
+ * A whole gateway in this process (configuration validated like a config file, a real LevelDB
+ * store in a temp dir), real TCP sockets, the gateway's own JSON log lines. No timed assertion:
+ * the tests wait for the socket's 'close', for replies, for log lines and the store's contents.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Gateway } from '../../gateway/src/gateway.ts';
+import { createLogger } from '../../gateway/src/log.ts';
+import type { EventStore } from '../../gateway/src/store/event-store.ts';
+import type { TelemetryEvents } from '../../gateway/src/telemetry.ts';
+import { testGatewayConfig } from '../fixtures/gateway.ts';
+import { field, framesOf } from '../fixtures/hl7/helpers.ts';
+
+const VT = 0x0b;
+const FS = 0x1c;
+const CR = 0x0d;
+
+const oru = (id: string, obx = 1): string =>
+  `MSH|^~\\&|LIS|LAB|GW|LAB|20260301120000||ORU^R01^ORU_R01|${id}|P|2.5\rPID|1||MRN-${id}\rOBR|1|ACC-${id}||GLU^Glucose\r` +
+  Array.from({ length: obx }, (_, i) => `OBX|${i + 1}|NM|GLU^Glucose||5.4|mmol/L|||||F\r`).join('');
+
+/** maxMessageBytes of the link `small` (the smallest allowed). */
+const SMALL_MAX = 1024;
+
+let dir: string;
+let gateway: Gateway;
+const logLines: Array<Record<string, unknown>> = [];
+const states: Array<TelemetryEvents['endpoint.state']> = [];
+const sockets: net.Socket[] = [];
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'lgw-unframed-'));
+  const log = createLogger({ level: 'info', bindings: { gateway: 'unframed' }, write: (line) => logLines.push(JSON.parse(line) as Record<string, unknown>) });
+  const config = testGatewayConfig('unframed', dir, {
+    hl7: [
+      // The idle close and the frame bound at their defaults: neither cuts anything here.
+      { id: 'lis', listen: { host: '127.0.0.1', port: 0 } },
+      { id: 'small', listen: { host: '127.0.0.1', port: 0 }, maxMessageBytes: SMALL_MAX },
+    ],
+  });
+  gateway = new Gateway({ config, log });
+  gateway.telemetry.on('endpoint.state', (e) => states.push(e));
+  await gateway.start();
+});
+
+afterAll(async () => {
+  for (const s of sockets.splice(0)) s.destroy();
+  await gateway?.stop(5_000);
+  await rm(dir, { recursive: true, force: true });
+});
+
+interface Lis {
+  socket: net.Socket;
+  /** Every byte the gateway wrote back. */
+  received: () => Buffer;
+  /** Resolves when the connection closed. */
+  closed: Promise<void>;
+  /** Whether the gateway ended the connection (its FIN came) before this LIS did anything. */
+  endedByGateway: () => boolean;
+  /** The local address:port, as the gateway names this LIS. */
+  address: string;
+}
+
+async function connect(endpoint: 'lis' | 'small'): Promise<Lis> {
+  const port = gateway.addresses().hl7[endpoint]!.port;
+  const socket = net.connect({ host: '127.0.0.1', port });
+  sockets.push(socket);
+  const chunks: Buffer[] = [];
+  let ended = false;
+  socket.on('data', (c: Buffer) => chunks.push(c));
+  socket.on('error', () => {});
+  // A LIS that closes its side when the gateway closes its own.
+  socket.on('end', () => {
+    ended = true;
+    socket.end();
+  });
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  return { socket, received: () => Buffer.concat(chunks), closed, endedByGateway: () => ended, address: `${socket.localAddress}:${socket.localPort}` };
+}
+
+const store = (): EventStore => gateway.store as EventStore;
+
+/** The stored messages of an endpoint received from this LIS, oldest first, with their raw bytes. */
+async function keptFrom(endpoint: string, address: string): Promise<Array<{ status: string; controlId?: string; rejectReason?: string; raw: Buffer }>> {
+  const list = (await store().listMessages({ endpoint, limit: 1000 })).filter((m) => m.remoteAddress === address);
+  const out = [];
+  for (const m of list.reverse()) {
+    const got = await store().getMessage(m.id);
+    out.push({ status: m.status, ...(m.controlId ? { controlId: m.controlId } : {}), ...(m.rejectReason ? { rejectReason: m.rejectReason } : {}), raw: got?.raw ?? Buffer.alloc(0) });
+  }
+  return out;
+}
+
+const warningsAbout = (address: string): Array<Record<string, unknown>> => logLines.filter((l) => l.level === 'warn' && l.remote === address);
+
+const acks = (bytes: Buffer): Array<[string | undefined, string | undefined]> => framesOf(bytes).map((f) => [field(f, 'MSA', 1), field(f, 'MSA', 2)]);
+
+const framed = (message: string): Buffer => Buffer.concat([Buffer.of(VT), Buffer.from(message, 'latin1'), Buffer.of(FS, CR)]);
+
+describe('MLLP: HL7 sent without MLLP framing', () => {
+  it('a LIS that sends plain HL7 (no VT, no FS CR) and waits: kept as rejected, warned in plain words, the connection closed, no answer', async () => {
+    const lis = await connect('lis');
+    const message = oru('PLAIN-1');
+    lis.socket.write(Buffer.from(message, 'latin1'));
+    // It waits for its ACK; the gateway closes the connection.
+    await lis.closed;
+
+    expect(lis.endedByGateway(), 'the gateway closed the connection').toBe(true);
+    expect(lis.received().length, 'no answer: a framed NAK means nothing to a sender that does not speak MLLP').toBe(0);
+
+    const warning = warningsAbout(lis.address).find((l) => String(l.msg).includes('without MLLP framing'));
+    expect(warning, `a warning naming the cause; log: ${JSON.stringify(warningsAbout(lis.address))}`).toBeDefined();
+    expect(warning).toMatchObject({ endpoint: 'lis', remote: lis.address, bytes: message.length });
+    expect(String(warning?.msg)).toMatch(/no start block VT 0x0B/);
+    expect(String(warning?.msg)).toMatch(/set the LIS to MLLP framing \(VT, message, FS CR\)/);
+    expect(warningsAbout(lis.address).filter((l) => String(l.msg).includes('without MLLP framing')), 'once per connection').toHaveLength(1);
+
+    // Kept for the operator, raw, rejected, with the cause; its MSH read (control id in the browser).
+    await expect.poll(() => keptFrom('lis', lis.address).then((k) => k.length), { timeout: 10_000 }).toBe(1);
+    const [kept] = await keptFrom('lis', lis.address);
+    expect(kept?.status).toBe('rejected');
+    expect(kept?.raw.toString('latin1')).toBe(message);
+    expect(kept?.rejectReason).toMatch(/unframed/);
+    expect(kept?.controlId).toBe('PLAIN-1');
+
+    // The link's state says why its connection was closed.
+    expect(states.some((s) => s.endpoint === 'lis' && s.detail?.includes('without MLLP framing') === true)).toBe(true);
+  });
+
+  it('blank lines before the MSH and an FS CR at the end (only the start block missing): kept from the MSH on, the connection closed', async () => {
+    const lis = await connect('lis');
+    const message = oru('NOVT-1', 3);
+    lis.socket.write(Buffer.concat([Buffer.from('\r\n  \r\n', 'latin1'), Buffer.from(message, 'latin1'), Buffer.of(FS, CR)]));
+    await lis.closed;
+    expect(lis.received().length).toBe(0);
+    expect(warningsAbout(lis.address).some((l) => String(l.msg).includes('without MLLP framing'))).toBe(true);
+    await expect.poll(() => keptFrom('lis', lis.address).then((k) => k.length), { timeout: 10_000 }).toBe(1);
+    const [kept] = await keptFrom('lis', lis.address);
+    expect(kept?.status).toBe('rejected');
+    expect(kept?.raw.toString('latin1').startsWith(message)).toBe(true);
+    expect(kept?.controlId).toBe('NOVT-1');
+  });
+
+  it('a sender that half-closes after its plain HL7 (nc -N): kept, unanswered, closed', async () => {
+    const lis = await connect('lis');
+    const message = oru('FIN-1');
+    lis.socket.end(Buffer.from(message, 'latin1'));
+    await lis.closed;
+    expect(lis.received().length).toBe(0);
+    await expect.poll(() => keptFrom('lis', lis.address).then((k) => k.length), { timeout: 10_000 }).toBe(1);
+    const [kept] = await keptFrom('lis', lis.address);
+    expect(kept?.raw.toString('latin1')).toBe(message);
+    expect(kept?.rejectReason).toMatch(/unframed/);
+    expect(warningsAbout(lis.address).some((l) => String(l.msg).includes('without MLLP framing'))).toBe(true);
+  });
+
+  it('a LIS that reconnects and sends the same bytes again: warned and closed each time, kept once; another message is kept', async () => {
+    const message = oru('AGAIN-1');
+    const first = await connect('lis');
+    first.socket.write(Buffer.from(message, 'latin1'));
+    await first.closed;
+    await expect.poll(() => keptFrom('lis', first.address).then((k) => k.length), { timeout: 10_000 }).toBe(1);
+
+    const second = await connect('lis');
+    second.socket.write(Buffer.from(message, 'latin1'));
+    await second.closed;
+    // Warned like the first; the note that the bytes were not kept again comes once the intake is done.
+    expect(warningsAbout(second.address).find((l) => String(l.msg).includes('without MLLP framing'))).toMatchObject({ endpoint: 'lis' });
+    await expect.poll(() => logLines.some((l) => l.remote === second.address && String(l.reason ?? l.msg).includes('same bytes')), { timeout: 10_000 }).toBe(true);
+    expect(await keptFrom('lis', second.address), 'the same bytes are not kept twice').toEqual([]);
+
+    const third = await connect('lis');
+    const other = oru('AGAIN-2');
+    third.socket.write(Buffer.from(other, 'latin1'));
+    await third.closed;
+    await expect.poll(() => keptFrom('lis', third.address).then((k) => k.map((m) => m.raw.toString('latin1'))), { timeout: 10_000 }).toEqual([other]);
+  });
+
+  it('plain HL7 larger than maxMessageBytes: its first bytes kept, the connection closed at once', async () => {
+    const lis = await connect('small');
+    const message = oru('BIG-1', 60);
+    expect(message.length).toBeGreaterThan(SMALL_MAX);
+    lis.socket.write(Buffer.from(message, 'latin1'));
+    await lis.closed;
+    expect(lis.received().length).toBe(0);
+    await expect.poll(() => keptFrom('small', lis.address).then((k) => k.length), { timeout: 10_000 }).toBe(1);
+    const [kept] = await keptFrom('small', lis.address);
+    expect(kept?.raw.toString('latin1')).toBe(message.slice(0, SMALL_MAX));
+    expect(kept?.rejectReason).toMatch(/unframed/);
+    expect(kept?.rejectReason).toContain(`only the first ${SMALL_MAX} bytes were kept`);
+  });
+
+  it('bytes outside frames that are not HL7 (a browser at the port) are ignored, named in a warning with a preview; the connection goes on', async () => {
+    const lis = await connect('lis');
+    lis.socket.write(Buffer.from('GET / HTTP/1.1\r\nHost: gateway:2575\r\n\r\n', 'latin1'));
+    await expect.poll(() => warningsAbout(lis.address).find((l) => String(l.msg).includes('not HL7')), { timeout: 10_000 }).toBeDefined();
+    const warning = warningsAbout(lis.address).find((l) => String(l.msg).includes('not HL7'));
+    expect(warning).toMatchObject({ endpoint: 'lis', remote: lis.address });
+    expect(String(warning?.preview)).toContain('GET / HTTP/1.1');
+    // Nothing kept, the connection open: a framed message after it is answered as usual.
+    lis.socket.write(framed(oru('AFTER-GARBAGE-1')));
+    await expect.poll(() => acks(lis.received()), { timeout: 10_000 }).toEqual([['AA', 'AFTER-GARBAGE-1']]);
+    lis.socket.write(Buffer.from('more noise\r', 'latin1'));
+    lis.socket.write(framed(oru('AFTER-GARBAGE-2')));
+    await expect.poll(() => acks(lis.received()), { timeout: 10_000 }).toEqual([
+      ['AA', 'AFTER-GARBAGE-1'],
+      ['AA', 'AFTER-GARBAGE-2'],
+    ]);
+    expect(lis.socket.destroyed).toBe(false);
+    expect(warningsAbout(lis.address).filter((l) => String(l.msg).includes('not HL7')), 'once per connection').toHaveLength(1);
+    expect((await keptFrom('lis', lis.address)).map((k) => k.status)).toEqual(['accepted', 'accepted']);
+  });
+
+  it('keep-alive CRs between framed messages are neither kept nor warned about', async () => {
+    const lis = await connect('lis');
+    lis.socket.write(Buffer.concat([Buffer.from('\r\n\r', 'latin1'), framed(oru('KEEPALIVE-1')), Buffer.from('\r\r\n', 'latin1')]));
+    await expect.poll(() => acks(lis.received()), { timeout: 10_000 }).toEqual([['AA', 'KEEPALIVE-1']]);
+    lis.socket.write(Buffer.concat([Buffer.from('\r\n', 'latin1'), framed(oru('KEEPALIVE-2'))]));
+    await expect.poll(() => acks(lis.received()), { timeout: 10_000 }).toEqual([
+      ['AA', 'KEEPALIVE-1'],
+      ['AA', 'KEEPALIVE-2'],
+    ]);
+    expect(lis.socket.destroyed).toBe(false);
+    expect(warningsAbout(lis.address)).toEqual([]);
+  });
+});
