@@ -30,6 +30,7 @@ export function defaultConfig(): GatewayConfig {
     // gateway.timeZone absent: the process's zone (TZ, else the system's), as before the key.
     gateway: { id: 'lab-1', dataDir: './var', logLevel: 'info' },
     hl7: [{ id: 'lis', listen: { host: '127.0.0.1', port: 2575 }, ...HL7_ENDPOINT_DEFAULTS }],
+    // hl7[].quietAlert / analyzers[].quietAlert absent: no quiet alert (only the lab knows its rhythm).
     analyzers: [],
     odoo: {
       keyExpiryWarnDays: 14,

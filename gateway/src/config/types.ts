@@ -20,6 +20,19 @@ export interface TlsConfig {
 
 export type AckMode = 'original' | 'enhanced';
 
+/**
+ * Opt-in: say so when the endpoint has received no message for `afterMinutes` counted within its
+ * hours (ENDPOINT_QUIET in the status; config/quiet-alert.ts). Times are the lab's local time.
+ */
+export interface QuietAlertConfig {
+  /** Minutes without a message within one opening of the window (1 to 43200). */
+  afterMinutes: number;
+  /** Daily hours, `HH:MM-HH:MM` (`22:00-06:00` over midnight). Absent: all day. */
+  between?: string;
+  /** Days the window opens: `Mon-Fri`, `Mon,Wed,Fri`. Absent: every day. */
+  days?: string;
+}
+
 export interface Hl7EndpointConfig {
   id: string;
   listen: ListenConfig;
@@ -47,6 +60,8 @@ export interface Hl7EndpointConfig {
    * (hl7/accession-namespace.ts). Absent: the bare accession, as before.
    */
   accessionPrefix?: string;
+  /** Say so when no message came for a while in the lab's hours (ENDPOINT_QUIET). Absent: never. */
+  quietAlert?: QuietAlertConfig;
 }
 
 export interface SerialConfig {
@@ -81,6 +96,8 @@ export interface AnalyzerConfig {
    * Default false: the analyzer asks (host query) when it sees the specimen.
    */
   pushOrders?: boolean;
+  /** Say so when no message came for a while in the lab's hours (ENDPOINT_QUIET). Absent: never. */
+  quietAlert?: QuietAlertConfig;
 }
 
 export interface OdooConfig {

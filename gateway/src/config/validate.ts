@@ -14,7 +14,8 @@ import { readAdminTokens } from './admin-tokens.ts';
 import { caFileIssues, tlsFileIssues } from './certificates.ts';
 import { displayUrl } from './display-url.ts';
 import { resolveTimeZone } from './time-zone.ts';
-import type { AnalyzerConfig, ConfigIssue, GatewayConfig, Hl7EndpointConfig, ListenConfig } from './types.ts';
+import { longestOpenMinutes, parseBetween, parseDays, QUIET_AFTER_MINUTES_MAX } from './quiet-alert.ts';
+import type { AnalyzerConfig, ConfigIssue, GatewayConfig, Hl7EndpointConfig, ListenConfig, QuietAlertConfig } from './types.ts';
 
 type Obj = Record<string, unknown>;
 
@@ -169,6 +170,42 @@ class Checker {
     if (host === '0.0.0.0' || host === '::') this.warn(`${p}.host`, `${host} listens on every interface; bind to the lab LAN interface's address instead`);
     return { host, port };
   }
+}
+
+/**
+ * `<entry>.quietAlert` (config/quiet-alert.ts): `afterMinutes` required, `between` and `days` as
+ * the lab writes its hours, and a bound the window can reach (quiet time counts within one opening).
+ */
+function quietAlert(c: Checker, p: string, value: unknown, generic: string): QuietAlertConfig | undefined {
+  if (value === undefined || value === null) return undefined;
+  const errors = c.issues.filter((i) => i.severity === 'error').length;
+  const o = c.object(p, value, ['afterMinutes', 'between', 'days'], generic);
+  if (o.afterMinutes === undefined && typeof value === 'object' && !Array.isArray(value)) c.error(`${p}.afterMinutes`, 'is required: minutes without a message, within the window, before the status says the endpoint is quiet (e.g. 90)');
+  const afterMinutes = c.number(`${p}.afterMinutes`, o.afterMinutes, 0, 1, QUIET_AFTER_MINUTES_MAX);
+  const q: QuietAlertConfig = { afterMinutes };
+  let window = { open: 0, close: 24 * 60 };
+  let days = [true, true, true, true, true, true, true];
+  const between = c.optionalString(`${p}.between`, o.between);
+  if (between !== undefined && between !== '') {
+    const b = parseBetween(between);
+    if ('problem' in b) c.error(`${p}.between`, b.problem);
+    else {
+      window = b;
+      q.between = between.trim();
+    }
+  }
+  const daysWritten = c.optionalString(`${p}.days`, o.days);
+  if (daysWritten !== undefined && daysWritten !== '') {
+    const d = parseDays(daysWritten);
+    if (!Array.isArray(d)) c.error(`${p}.days`, d.problem);
+    else {
+      days = d;
+      q.days = daysWritten.trim();
+    }
+  }
+  const open = longestOpenMinutes(window.open, window.close, days);
+  if (afterMinutes > open) c.error(`${p}.afterMinutes`, `${afterMinutes} min is longer than the window stays open (${open} min at most): quiet time counts within one opening of the window, so the alert would never come; give fewer minutes or a wider window`);
+  return c.issues.filter((i) => i.severity === 'error').length === errors ? q : undefined;
 }
 
 /** True when `file` exists and is a directory (a file key that names the folder, not the file). */
@@ -425,7 +462,7 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
   if (root.hl7 === null) c.warn('hl7', 'has no value: the gateway opens no HL7/MLLP listener, so no LIS can connect; write hl7: [] if that is meant, list the endpoints under it, or leave hl7 out for the default endpoint lis on 127.0.0.1:2575');
   hl7Raw.forEach((entry, i) => {
     const p = `hl7[${i}]`;
-    const o = c.object(p, entry, ['id', 'listen', 'ack', 'tls', 'maxMessageBytes', 'idleTimeoutMs', 'frameTimeoutMs', 'maxConnections', 'unknownMessageTypes', 'defaultCharset', 'analyzer', 'accessionPrefix'], 'hl7[]');
+    const o = c.object(p, entry, ['id', 'listen', 'ack', 'tls', 'maxMessageBytes', 'idleTimeoutMs', 'frameTimeoutMs', 'maxConnections', 'unknownMessageTypes', 'defaultCharset', 'analyzer', 'accessionPrefix', 'quietAlert'], 'hl7[]');
     const ep: Hl7EndpointConfig = {
       id: c.string(`${p}.id`, o.id, '', { pattern: ID_PATTERN, patternHint: ID_HINT }),
       listen: c.listen(`${p}.listen`, o.listen, { host: '127.0.0.1', port: 2575 }),
@@ -447,6 +484,8 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
       else if (analyzer) c.error(`${p}.accessionPrefix`, 'is for a LIS link: an analyzer endpoint (hl7[].analyzer) has no orders of its own');
       else ep.accessionPrefix = accessionPrefix;
     }
+    const hl7Quiet = quietAlert(c, `${p}.quietAlert`, o.quietAlert, 'hl7[].quietAlert');
+    if (hl7Quiet) ep.quietAlert = hl7Quiet;
     if (o.tls !== undefined) {
       const t = c.object(`${p}.tls`, o.tls, ['cert', 'key', 'ca', 'requireClientCert'], 'hl7[].tls');
       const cert = c.file(`${p}.tls.cert`, t.cert);
@@ -466,7 +505,7 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
   const analyzers: AnalyzerConfig[] = [];
   c.list('analyzers', root.analyzers).forEach((entry, i) => {
     const p = `analyzers[${i}]`;
-    const o = c.object(p, entry, ['id', 'profile', 'serial', 'tcp', 'overrides', 'pushOrders'], 'analyzers[]');
+    const o = c.object(p, entry, ['id', 'profile', 'serial', 'tcp', 'overrides', 'pushOrders', 'quietAlert'], 'analyzers[]');
     const a: AnalyzerConfig = {
       id: c.string(`${p}.id`, o.id, '', { pattern: ID_PATTERN, patternHint: ID_HINT }),
       profile: c.string(`${p}.profile`, o.profile, 'generic-astm'),
@@ -527,6 +566,8 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
     }
     if ((o.serial === undefined) === (o.tcp === undefined)) c.error(p, 'needs exactly one transport: serial or tcp');
     if (o.pushOrders !== undefined) a.pushOrders = c.boolean(`${p}.pushOrders`, o.pushOrders, false);
+    const analyzerQuiet = quietAlert(c, `${p}.quietAlert`, o.quietAlert, 'analyzers[].quietAlert');
+    if (analyzerQuiet) a.quietAlert = analyzerQuiet;
     if (o.overrides !== undefined) {
       const ov = c.object(`${p}.overrides`, o.overrides, Object.keys((o.overrides as Obj) ?? {}));
       a.overrides = ov;
