@@ -13,6 +13,7 @@ import { waitingSince, waitsForLisOrder } from '../relay/rules/waiting-for-order
 import { GATEWAY_PAUSE } from '../relay/machine-guard.ts';
 import { SteadyWallClock, span } from '../wall-clock.ts';
 import { logOutputLoss, type LogOutputLoss } from '../log.ts';
+import { quietSchedule, quietSince, type QuietSchedule } from '../config/quiet-alert.ts';
 
 /**
  * The one status model of the gateway. It is fed by the typed telemetry events (never by the
@@ -486,6 +487,10 @@ export class StatusModel implements Component {
    * system clock behind it is wrong (CLOCK_BEHIND_STORED_DATA). Undefined for an empty store.
    */
   #storedData: { newest: number; mono: number } | undefined;
+  /** The endpoints with a quiet alert (`quietAlert` of their config entry), by id (ENDPOINT_QUIET). */
+  readonly #quiet = new Map<string, QuietSchedule>();
+  /** When the model started (its clock): an endpoint with a quiet alert that never sent is quiet since then. */
+  #startedMs = 0;
 
   constructor(options: StatusModelOptions) {
     this.#o = options;
@@ -500,6 +505,10 @@ export class StatusModel implements Component {
     }
     for (const a of options.config.analyzers) {
       this.#endpoints.set(a.id, this.#newEndpoint(a.id, 'astm', 'analyzer', at));
+    }
+    for (const e of [...options.config.hl7, ...options.config.analyzers]) {
+      const q = e.quietAlert ? quietSchedule(e.quietAlert) : undefined;
+      if (q) this.#quiet.set(e.id, q);
     }
     const sandbox = !options.config.odoo.url;
     this.#odoo = {
@@ -521,6 +530,7 @@ export class StatusModel implements Component {
   async start(): Promise<void> {
     if (this.#status === 'running' || this.#status === 'starting') return;
     this.#status = 'starting';
+    this.#startedMs = this.#now();
     const t = this.#o.telemetry;
     this.#unsubscribe.push(
       t.on('intake.message', (e) => this.#onIntake(e)),
@@ -843,6 +853,7 @@ export class StatusModel implements Component {
     const idleMs = this.#o.endpointIdleMs ?? 3_600_000;
     for (const e of this.#endpoints.values()) {
       const who = e.role === 'analyzer' ? `Analyzer ${e.id}` : `LIS link ${e.id}`;
+      const down = reasons.length;
       if (BAD_ENDPOINT_STATES.has(e.state)) {
         const since = Math.max(0, now - Date.parse(e.since));
         const detail = e.detail ? ` (${e.detail})` : '';
@@ -851,6 +862,11 @@ export class StatusModel implements Component {
         // A TCP peer that connected and went away: nothing else tells it from a quiet one.
         const since = Math.max(0, now - Date.parse(e.noConnectionSince));
         if (since >= idleMs) reasons.push({ level: 'degraded', code: 'ENDPOINT_DOWN', endpoint: e.id, message: `${who} disconnected for ${downFor(since)} (listening, no connection since its last one closed)` });
+      }
+      // Connected (or listening) and silent in the lab's hours: a disconnected one says more already.
+      if (reasons.length === down) {
+        const quiet = this.#quietReason(e, who, now);
+        if (quiet) reasons.push(quiet);
       }
       // Worklists the analyzer refused: its technicians would run those tubes without orders.
       const od = e.orderDownload;
@@ -1049,6 +1065,28 @@ export class StatusModel implements Component {
     return undefined;
   }
 
+  /**
+   * ENDPOINT_QUIET: an endpoint with a quiet alert has had no message for its `afterMinutes`
+   * within its hours (config/quiet-alert.ts `quietSince`). Before, a serial analyzer whose cable
+   * came loose at its end, or whose host interface was switched off, kept its port open: it read
+   * "connected", health OK, while its results stopped reaching Odoo.
+   */
+  #quietReason(e: EndpointStatus, who: string, now: number): HealthReason | undefined {
+    const q = this.#quiet.get(e.id);
+    if (!q || e.state === 'stopped') return undefined;
+    const lastMs = e.lastMessageAt === null ? Number.NaN : Date.parse(e.lastMessageAt);
+    const since = Number.isFinite(lastMs) ? lastMs : this.#startedMs;
+    const { due, quietMs } = quietSince(q, since, now);
+    if (!due) return undefined;
+    const hours = q.hours ? ` of its hours (${q.hours})` : '';
+    const last = Number.isFinite(lastMs) ? `${hours}, the last at ${localTime(lastMs, now)}` : `${hours} since the gateway started at ${localTime(since, now)}`;
+    const check =
+      e.role === 'analyzer'
+        ? "its results are not reaching Odoo: is the analyzer's host interface (LIS output) on in its menu and its cable in at both ends?"
+        : 'nothing from the LIS reaches Odoo: is the LIS still sending on this link (its HL7 interface or outbound queue stopped)?';
+    return { level: 'degraded', code: 'ENDPOINT_QUIET', endpoint: e.id, message: shownReason(`${who} quiet: no message for ${downFor(quietMs)}${last}; ${check}`) };
+  }
+
   #onLink(e: TelemetryEvents['endpoint.link']): void {
     const now = this.#now();
     const ep = this.#endpoints.get(e.endpoint);
@@ -1140,6 +1178,8 @@ export class StatusModel implements Component {
     if (e.outcome === 'accepted') this.#accepted.add(now);
     this.#changed(`endpoint:${ep.id}`);
     this.#changed('status');
+    // The endpoint spoke: its ENDPOINT_QUIET clears now, not at the next poll (only then: this is the intake path).
+    if (this.#lastReasonCodes.has(`ENDPOINT_QUIET:${ep.id}`)) this.#checkHealth();
   }
 
   #onEndpoint(e: TelemetryEvents['endpoint.state']): void {

@@ -1,0 +1,173 @@
+/**
+ * ENDPOINT_QUIET (status-model.ts, config `analyzers[].quietAlert` / `hl7[].quietAlert`): an
+ * endpoint that has received no message for `afterMinutes` counted inside its hours. The status
+ * model on a real store in a temp dir, its clock set by the test (`clock.now`) and polled by hand;
+ * the lab's time zone is the process's (TZ), as the gateway sets it from `gateway.timeZone`.
+ *
+ * Before: a serial analyzer whose cable came loose at its end, or whose host interface was
+ * switched off in its menu, kept its port open and read "connected", health OK, all day; results
+ * stopped reaching Odoo and nobody knew until month end.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import path from 'node:path';
+import type { QuietAlertConfig } from '../../gateway/src/config/types.ts';
+import { StatusModel, type StatusAlert } from '../../gateway/src/status/status-model.ts';
+import { Telemetry } from '../../gateway/src/telemetry.ts';
+import { makeConfig, openStore, tempDir } from '../fixtures/status/harness.ts';
+
+const MIN = 60_000;
+const cleanups: Array<() => Promise<void> | void> = [];
+let savedTz: string | undefined;
+beforeEach(() => {
+  savedTz = process.env.TZ;
+  process.env.TZ = 'Europe/Berlin';
+});
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+  if (savedTz === undefined) delete process.env.TZ;
+  else process.env.TZ = savedTz;
+});
+
+/** Epoch ms of a wall-clock time in the lab (Europe/Berlin, UTC+01:00 in March before the 29th). */
+const lab = (y: number, mo: number, d: number, h: number, mi = 0): number => new Date(y, mo - 1, d, h, mi).getTime();
+
+const WEEKDAYS: QuietAlertConfig = { afterMinutes: 90, between: '07:00-19:00', days: 'Mon-Fri' };
+
+async function model(opts: { analyzer?: QuietAlertConfig; lis?: QuietAlertConfig; start: number }) {
+  const t = tempDir('status-quiet-');
+  cleanups.push(t.cleanup);
+  const config = makeConfig(path.join(t.dir, 'data'), { id: 'lab-quiet' });
+  if (opts.analyzer) config.analyzers[0]!.quietAlert = opts.analyzer;
+  if (opts.lis) config.hl7[0]!.quietAlert = opts.lis;
+  const store = await openStore(config.gateway.dataDir);
+  cleanups.push(() => store.close());
+  const clock = { now: opts.start };
+  const telemetry = new Telemetry();
+  const m = new StatusModel({
+    config,
+    store,
+    telemetry,
+    version: 't',
+    startedAt: new Date(clock.now).toISOString(),
+    now: () => clock.now,
+    pollIntervalMs: 3_600_000, // polled by the test only
+    diskIntervalMs: 3_600_000,
+    readDisk: async () => ({ freeBytes: 10 * 1024 ** 3, totalBytes: 20 * 1024 ** 3 }),
+  });
+  const alerts: StatusAlert[] = [];
+  m.onAlert((a) => alerts.push(a));
+  await m.start();
+  cleanups.push(() => m.stop());
+  // The analyzer's line open all along (a serial port stays open when the cable is pulled at the far end).
+  telemetry.emit('endpoint.state', { endpoint: 'xn-1', kind: 'astm', state: 'connected', connections: 1 });
+  telemetry.emit('endpoint.state', { endpoint: 'lis', kind: 'hl7', state: 'listening', connections: 0 });
+  /** Move the clock to `at` and poll, as the model's timer does. */
+  const at = (ms: number): void => {
+    clock.now = ms;
+    m.poll();
+  };
+  const message = (endpoint: 'xn-1' | 'lis', outcome: 'accepted' | 'rejected' = 'accepted'): void =>
+    telemetry.emit('intake.message', { endpoint, kind: endpoint === 'lis' ? 'hl7' : 'astm', outcome, ackLatencyMs: 1, bytes: 100 });
+  const quiet = (endpoint = 'xn-1') => m.toApiStatus().healthReasons.find((r) => r.code === 'ENDPOINT_QUIET' && r.endpoint === endpoint);
+  return { model: m, alerts, at, message, quiet, telemetry };
+}
+
+describe('ENDPOINT_QUIET', () => {
+  it('counts only inside the window: raised afterMinutes into the day, naming the analyzer, how long, the last message in the lab time and what to check', async () => {
+    // Tuesday 3 March 2026, 05:00 in the lab; the night shift's last run at 06:30.
+    const q = await model({ analyzer: WEEKDAYS, start: lab(2026, 3, 3, 5) });
+    q.at(lab(2026, 3, 3, 6, 30));
+    q.message('xn-1');
+    q.at(lab(2026, 3, 3, 7, 0));
+    expect(q.quiet()).toBeUndefined();
+    // 90 min after the last message, but only 89 of them inside the window.
+    q.at(lab(2026, 3, 3, 8, 29));
+    expect(q.quiet()).toBeUndefined();
+    expect(q.model.toApiStatus().health).toBe('ok');
+    q.at(lab(2026, 3, 3, 8, 30));
+    const r = q.quiet();
+    expect(r).toMatchObject({ level: 'degraded', code: 'ENDPOINT_QUIET', endpoint: 'xn-1' });
+    expect(r!.message).toBe(
+      "Analyzer xn-1 quiet: no message for 1 h 30 min of its hours (Mon-Fri 07:00-19:00), the last at 06:30 (UTC+01:00); its results are not reaching Odoo: is the analyzer's host interface (LIS output) on in its menu and its cable in at both ends?",
+    );
+    expect(q.model.toApiStatus().health).toBe('degraded');
+    // Raised once, as a warning, on the alerts path every other reason takes.
+    expect(q.alerts.filter((a) => a.code === 'ENDPOINT_QUIET')).toEqual([expect.objectContaining({ severity: 'warning', endpoint: 'xn-1', message: r!.message })]);
+    // The contract's entry is unchanged; lastMessageAt is the last message.
+    expect(q.model.toApiStatus().endpoints.find((e) => e.id === 'xn-1')).toEqual({ id: 'xn-1', kind: 'astm', state: 'connected', connections: 1, lastMessageAt: new Date(lab(2026, 3, 3, 6, 30)).toISOString() });
+    // The words follow the time; no second alert.
+    q.at(lab(2026, 3, 3, 11, 0));
+    expect(q.quiet()!.message).toMatch(/no message for 4 h of its hours/);
+    expect(q.alerts.filter((a) => a.code === 'ENDPOINT_QUIET')).toHaveLength(1);
+  });
+
+  it('after a weekend counts from the window opening on Monday, not from Friday evening', async () => {
+    // Friday 6 March 2026, the last run at 18:00: an hour of the window left, less than the bound.
+    const q = await model({ analyzer: WEEKDAYS, start: lab(2026, 3, 6, 17) });
+    q.at(lab(2026, 3, 6, 18, 0));
+    q.message('xn-1');
+    for (const t of [lab(2026, 3, 6, 19, 0), lab(2026, 3, 6, 23, 0), lab(2026, 3, 7, 12, 0), lab(2026, 3, 8, 20, 0), lab(2026, 3, 9, 7, 0), lab(2026, 3, 9, 7, 30), lab(2026, 3, 9, 8, 29)]) {
+      q.at(t);
+      expect(q.quiet(), new Date(t).toString()).toBeUndefined();
+    }
+    q.at(lab(2026, 3, 9, 8, 30));
+    expect(q.quiet()!.message).toMatch(/^Analyzer xn-1 quiet: no message for 2 h 30 min of its hours \(Mon-Fri 07:00-19:00\), the last at 6 Mar 18:00 \(UTC\+01:00\);/);
+    expect(q.alerts.filter((a) => a.code.startsWith('ENDPOINT_QUIET'))).toHaveLength(1);
+  });
+
+  it('raised on Friday afternoon stays through the weekend (no "Resolved" while nothing came) and clears on the next message', async () => {
+    const q = await model({ analyzer: WEEKDAYS, start: lab(2026, 3, 6, 13) });
+    q.at(lab(2026, 3, 6, 14, 0));
+    q.message('xn-1');
+    q.at(lab(2026, 3, 6, 15, 30));
+    expect(q.quiet()).toBeDefined();
+    for (const t of [lab(2026, 3, 6, 20, 0), lab(2026, 3, 7, 12, 0), lab(2026, 3, 9, 7, 0), lab(2026, 3, 9, 7, 1)]) {
+      q.at(t);
+      expect(q.quiet(), new Date(t).toString()).toBeDefined();
+    }
+    expect(q.alerts.map((a) => a.code).filter((c) => c.startsWith('ENDPOINT_QUIET'))).toEqual(['ENDPOINT_QUIET']);
+    // A message the gateway rejected is the analyzer talking: its link works. Cleared at once, no poll.
+    q.message('xn-1', 'rejected');
+    expect(q.quiet()).toBeUndefined();
+    expect(q.alerts.at(-1)).toMatchObject({ severity: 'info', code: 'ENDPOINT_QUIET_CLEARED', endpoint: 'xn-1' });
+    expect(q.model.toApiStatus().health).toBe('ok');
+    // And counted again from that message (07:01).
+    q.at(lab(2026, 3, 9, 8, 30));
+    expect(q.quiet()).toBeUndefined();
+    q.at(lab(2026, 3, 9, 8, 31));
+    expect(q.quiet()!.message).toMatch(/no message for 1 h 30 min of its hours \(Mon-Fri 07:00-19:00\), the last at 07:01 \(UTC\+01:00\)/);
+  });
+
+  it('a window over midnight counts from its opening; without a window every minute counts; LIS links say what to check on the LIS', async () => {
+    const night = await model({ analyzer: { afterMinutes: 90, between: '22:00-06:00' }, start: lab(2026, 3, 3, 20) });
+    night.at(lab(2026, 3, 3, 21, 0));
+    night.message('xn-1');
+    night.at(lab(2026, 3, 3, 23, 29));
+    expect(night.quiet()).toBeUndefined();
+    night.at(lab(2026, 3, 3, 23, 30));
+    expect(night.quiet()!.message).toMatch(/no message for 1 h 30 min of its hours \(22:00-06:00\), the last at 21:00 \(UTC\+01:00\)/);
+
+    const lis = await model({ lis: { afterMinutes: 60 }, start: lab(2026, 3, 3, 10) });
+    lis.at(lab(2026, 3, 3, 10, 0));
+    lis.message('lis');
+    lis.at(lab(2026, 3, 3, 10, 59));
+    expect(lis.quiet('lis')).toBeUndefined();
+    lis.at(lab(2026, 3, 3, 11, 0));
+    expect(lis.quiet('lis')!.message).toBe(
+      'LIS link lis quiet: no message for 1 h, the last at 10:00 (UTC+01:00); nothing from the LIS reaches Odoo: is the LIS still sending on this link (its HL7 interface or outbound queue stopped)?',
+    );
+    // The analyzer has no quiet alert: never reported quiet, however long.
+    lis.at(lab(2026, 3, 10, 11, 0));
+    expect(lis.quiet('xn-1')).toBeUndefined();
+  });
+
+  it('an endpoint that never sent counts from the gateway start; one reported down is not also reported quiet', async () => {
+    const q = await model({ analyzer: { afterMinutes: 60 }, start: lab(2026, 3, 3, 9) });
+    q.at(lab(2026, 3, 3, 10, 0));
+    expect(q.quiet()!.message).toMatch(/^Analyzer xn-1 quiet: no message for 1 h since the gateway started at 09:00 \(UTC\+01:00\);/);
+    // The line is gone altogether (the adapter pulled): ENDPOINT_DOWN says so, not both.
+    q.telemetry.emit('endpoint.state', { endpoint: 'xn-1', kind: 'astm', state: 'disconnected', connections: 0, detail: 'port closed' });
+    q.at(lab(2026, 3, 3, 10, 5));
+    expect(q.model.toApiStatus().healthReasons.filter((r) => r.endpoint === 'xn-1').map((r) => r.code)).toEqual(['ENDPOINT_DOWN']);
+  });
+});
