@@ -161,6 +161,18 @@ describe('ENDPOINT_QUIET', () => {
     expect(lis.quiet('xn-1')).toBeUndefined();
   });
 
+  it('keeps the lab hours across the change to summer time (the window opens at 07:00 on the clock, not an hour off)', async () => {
+    // Saturday 28 March 2026 18:00 (UTC+01:00); Berlin moves to UTC+02:00 at 02:00 on Sunday the 29th.
+    const q = await model({ analyzer: { afterMinutes: 90, between: '07:00-19:00' }, start: lab(2026, 3, 28, 17) });
+    q.at(lab(2026, 3, 28, 18, 0));
+    q.message('xn-1');
+    q.at(lab(2026, 3, 29, 8, 29));
+    expect(q.quiet()).toBeUndefined();
+    q.at(lab(2026, 3, 29, 8, 30));
+    expect(q.quiet()!.message).toMatch(/no message for 2 h 30 min of its hours \(07:00-19:00\), the last at 28 Mar 18:00 \(UTC\+01:00\)/);
+    expect(new Date(lab(2026, 3, 29, 8, 30)).toISOString()).toBe('2026-03-29T06:30:00.000Z');
+  });
+
   it('an endpoint that never sent counts from the gateway start; one reported down is not also reported quiet', async () => {
     const q = await model({ analyzer: { afterMinutes: 60 }, start: lab(2026, 3, 3, 9) });
     q.at(lab(2026, 3, 3, 10, 0));
