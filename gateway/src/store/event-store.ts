@@ -1116,7 +1116,10 @@ export class EventStore implements GatewayStore {
   noteCrash(error: unknown): void {
     const eventIds = [...this.#leased.values()].flatMap((l) => l.eventIds);
     if (eventIds.length === 0 || this.#health === 'closed') return;
-    this.#crashNote = { at: new Date().toISOString(), error: describeError(error).slice(0, 500), eventIds: new Set(eventIds) };
+    // A second error during the same stop adds to the note: the deliveries the first one noted and
+    // the stop has since cut (released, no longer leased) stay in it.
+    const earlier = this.#crashNote?.eventIds ?? [];
+    this.#crashNote = { at: new Date().toISOString(), error: describeError(error).slice(0, 500), eventIds: new Set([...earlier, ...eventIds]) };
     this.#writeCrashNote(this.#crashNote);
   }
 
