@@ -56,20 +56,41 @@ function tzVariable(env: NodeJS.ProcessEnv): string | undefined {
 }
 
 /**
+ * The zones applied by the gateways running in this process, in the order they started, and TZ as
+ * it was before the first: TZ is the process's, so a gateway that stops puts back the zone of the
+ * one started last among those still running, and the last to stop puts back TZ as it was. Before,
+ * each put back what it had found: of two gateways started A then B and stopped A then B, A's stop
+ * set the process's zone back to the one before A while B still ran, and B's stop left A's zone.
+ */
+const applied: Array<{ zone: string }> = [];
+let tzBeforeApplied: string | undefined;
+
+function setTz(tz: string | undefined): void {
+  if (process.env.TZ === tz) return;
+  if (tz === undefined) delete process.env.TZ;
+  else process.env.TZ = tz;
+}
+
+/**
  * Make `config.gateway.timeZone` the process's zone (`process.env.TZ`), before anything reads a
  * time; without the key the process keeps its own (TZ, else the system's). Throws when the zone
  * did not take (Node's ICU without it). `restore` puts TZ back as it was (a gateway run inside
- * another program, the tests).
+ * another program, the tests): the zone of another gateway of the process still running, else TZ
+ * as it was before any (`applied`).
  */
 export function applyTimeZone(config: GatewayConfig): TimeZoneInUse & { restore: () => void } {
-  const before = process.env.TZ;
-  const restore = (): void => {
-    if (process.env.TZ === before) return;
-    if (before === undefined) delete process.env.TZ;
-    else process.env.TZ = before;
-  };
   const wanted = config.gateway.timeZone;
   if (wanted === undefined) return { timeZone: currentZone(), from: tzVariable(process.env) ? 'TZ' : 'system', restore: () => undefined };
+  if (applied.length === 0) tzBeforeApplied = process.env.TZ;
+  const holder = { zone: wanted };
+  applied.push(holder);
+  let restored = false;
+  const restore = (): void => {
+    if (restored) return;
+    restored = true;
+    applied.splice(applied.indexOf(holder), 1);
+    setTz(applied.at(-1)?.zone ?? tzBeforeApplied);
+  };
   process.env.TZ = wanted;
   const now = currentZone();
   if (now !== wanted) {
@@ -85,7 +106,22 @@ export function applyTimeZone(config: GatewayConfig): TimeZoneInUse & { restore:
  * for a lab at UTC. `systemZone`: the zone the process runs in (the system's when TZ is not set).
  */
 export function timeZoneIssues(config: GatewayConfig, env: NodeJS.ProcessEnv = process.env, systemZone: string = currentZone()): ConfigIssue[] {
-  if (config.gateway.timeZone !== undefined || tzVariable(env) !== undefined || !UTC_NAMES.has(systemZone)) return [];
+  if (config.gateway.timeZone !== undefined) return [];
+  const tz = tzVariable(env);
+  if (tz !== undefined) {
+    // A TZ that names no zone (a typo in the unit file, a POSIX rule Node does not read) is read
+    // as UTC, silently: said here, at check and at start (glibc's ':' before a name is allowed).
+    const read = resolveTimeZone(tz.replace(/^:/, ''));
+    if (!('problem' in read)) return [];
+    return [
+      {
+        severity: 'warning',
+        path: 'gateway.timeZone',
+        message: `not set, and TZ=${tz} names no time zone, so analyzer and LIS times without an offset are read as UTC; set the lab's zone here or fix TZ (TZ ${read.problem})`,
+      },
+    ];
+  }
+  if (!UTC_NAMES.has(systemZone)) return [];
   return [
     {
       severity: 'warning',
