@@ -123,6 +123,8 @@ export class E1381Session implements AstmLinkSession {
    * then abandons the message, its bytes are kept as a partial only if that commit fails.
    */
   #lateCommit: Promise<unknown> | undefined;
+  /** close() is reading the input queued behind a commit (#readBehind): nothing is written. */
+  #readingBehind = false;
 
   // ---- sender -----------------------------------------------------------------------------
   #outbox: OutgoingMessage[] = [];
@@ -270,6 +272,7 @@ export class E1381Session implements AstmLinkSession {
   }
 
   #write(bytes: Buffer): void {
+    if (this.#readingBehind) return; // the wire is closed (#readBehind)
     this.stats.bytesOut += bytes.length;
     this.#cb.write(bytes);
   }
@@ -282,7 +285,7 @@ export class E1381Session implements AstmLinkSession {
       this.#ignore();
       return;
     }
-    if (this.#cb.isBusy?.() === true) {
+    if (this.#cb.isBusy?.() === true && !this.#readingBehind) {
       // LIS1-A §6.2.6: a receiver that is not ready answers ENQ with NAK.
       this.#write(BYTE.NAK);
       this.#event('busy');
@@ -619,6 +622,11 @@ export class E1381Session implements AstmLinkSession {
 
   /** A message is whole: hand it over, and reply to its last frame when the handler settles. */
   #completeMessage(): void {
+    if (this.#readingBehind) {
+      // Read behind a closed link (#readBehind): it can never be acknowledged; kept raw.
+      this.#partial('closed');
+      return;
+    }
     this.#timer?.cancel();
     this.#timer = undefined;
     this.#state = 'committing';
@@ -781,7 +789,7 @@ export class E1381Session implements AstmLinkSession {
   }
 
   #maybeStartSend(): void {
-    if (this.#state !== 'neutral' || this.#holdoff !== undefined || this.#outbox.length === 0) return;
+    if (this.#readingBehind || this.#state !== 'neutral' || this.#holdoff !== undefined || this.#outbox.length === 0) return;
     // LIS1-A §6.2: establishment — ENQ, then wait for ACK, NAK or ENQ.
     this.#state = 'establishing';
     this.#write(BYTE.ENQ);
@@ -968,9 +976,32 @@ export class E1381Session implements AstmLinkSession {
   // close
   // =========================================================================================
 
+  /**
+   * The link closed while a message was being committed: the bytes that arrived behind it (an
+   * analyzer that does not wait for the answers, or a converter that buffers, then closes the
+   * connection) are read as they would have been, nothing written back, and what of them a message
+   * was begun in is kept as a partial (README "Nothing received is dropped"). A message complete
+   * among them is kept raw too: it can never be acknowledged, so the analyzer sends it again.
+   * Before, close() forgot them: the start of the next message vanished.
+   */
+  #readBehind(reason: PartialReason): void {
+    this.#readingBehind = true;
+    this.#state = 'receiving';
+    this.#resetMessage(); // the message being committed has its bytes already
+    this.#resetFrameParser();
+    while (this.#queued.length > 0) this.#consume(this.#queued.shift() as Buffer);
+    this.#chunk = undefined;
+    if (this.#state === 'receiving') {
+      this.#resetFrameParser();
+      this.#partial(reason);
+    }
+    this.#readingBehind = false;
+  }
+
   close(reason: PartialReason = 'closed'): void {
     if (this.#state === 'closed') return;
     const wasCommitting = this.#state === 'committing';
+    if (wasCommitting && this.#queued.length > 0) this.#readBehind(reason);
     this.#state = 'closed';
     this.#timer?.cancel();
     this.#timer = undefined;

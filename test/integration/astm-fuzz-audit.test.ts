@@ -1,0 +1,624 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { SerialPort } from 'serialport';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseAstmMessage, splitRecordLines } from '../../gateway/src/astm/records.ts';
+import { EventStore } from '../../gateway/src/store/event-store.ts';
+import { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
+import { startPtyPair, type PtyPair } from '../fixtures/astm-link/pty-pair.ts';
+import { corpusFiles, corpusKind, corpusMessages } from '../fixtures/astm/corpus.ts';
+import { fileWriter, getJson, startGatewayProcess, TEST_LISTENERS, until, type GatewayProcess } from '../fixtures/gateway-process.ts';
+
+/**
+ * An adversarial audit of the ASTM path, the way an analyzer with a glitchy line or odd firmware
+ * behaves. A real gateway process (`lab-gateway start`) with the generic-astm profile listens for
+ * an analyzer on TCP (and, in a smaller round, on a socat pty pair); a simulated analyzer sends it
+ * seeded mutations of the corpus transmissions (../shared/corpus/astm, read in place):
+ *
+ *   flipped bytes inside frames (checksum left as it was: refused; recomputed: the record text
+ *   changes and is taken), truncated frames and frames without ETX (the analyzer's reply timer
+ *   then ends the session with EOT), frames split at every position, a frame sent again after its
+ *   ACK, wrong frame numbers, ENQ in the middle of a transmission, frames longer than 247
+ *   characters (taken) and longer than the site's limit (refused), wrong delimiters in the H
+ *   record, empty frames and records, escape sequences, binary garbage and EOT without ENQ
+ *   between transmissions, a transmission without EOT.
+ *
+ * The analyzer behaves as LIS1-A has it: a refused frame is sent again (at most 6 times), a frame
+ * without answer is given up with EOT (its reply timer), a transmission cut off is sent again
+ * whole. After every mutation a clean transmission must go through.
+ *
+ * Invariants (DESIGN.md §2), not implementation details:
+ *  - the gateway process stays up, and exits cleanly on SIGTERM at the end;
+ *  - every ENQ and every whole frame is answered ACK or NAK, nothing else, and nothing more (a
+ *    byte the gateway writes where none is expected shows up in place of the next answer);
+ *  - the store holds exactly what was expected, byte for byte: every transmission whose end frame
+ *    was ACKed once as accepted (its raw bytes from its ENQ on), every refused or cut off one once
+ *    as rejected with a reason, nothing else (no duplicate from a frame sent again, nothing lost).
+ *
+ * The PRNG is seeded: a failure repeats. No timed assertion: the analyzer waits for answers (a
+ * missing answer fails after REPLY_MS with the gateway's bytes in the message).
+ * Site override: `maxIncomingFrame: 4000` (a frame over 4,000 bytes is refused), documented in
+ * ingress/astm/README.md "Timers and limits".
+ */
+
+const REPLY_MS = 10_000;
+const MAX_FRAME = 4_000;
+const ENQ = 0x05;
+const EOT = 0x04;
+const ACK = 0x06;
+const NAK = 0x15;
+const STX = 0x02;
+const ETX = 0x03;
+const ETB = 0x17;
+
+function prng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const pick = <T>(rnd: () => number, xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)] as T;
+const int = (rnd: () => number, lo: number, hi: number): number => lo + Math.floor(rnd() * (hi - lo + 1));
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+// ---- the corpus ------------------------------------------------------------------------------
+
+/** Corpus messages an analyzer sends as results (H … L, no host query: the gateway would answer it). */
+const pool = corpusFiles()
+  .filter((f) => corpusKind(f) !== 'native')
+  .flatMap((f) => corpusMessages(f))
+  .filter((text) => {
+    const recs = splitRecordLines(text);
+    if (recs.some((r) => r.startsWith('Q')) || !recs.at(-1)?.startsWith('L') || text.length > 8_000 || /[\x00-\x0c\x0e-\x1f]/.test(text)) return false;
+    try {
+      parseAstmMessage(text);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+
+/** The records of a corpus message with H.3 (message control id) set to `tag`: every transmission is its own message. */
+function tagged(text: string, tag: string): string[] {
+  const recs = splitRecordLines(text);
+  const h = recs[0] as string;
+  const fd = h[1] as string;
+  const f = h.split(fd);
+  while (f.length < 3) f.push('');
+  f[2] = tag;
+  recs[0] = f.join(fd);
+  return recs;
+}
+
+// ---- frames, built here (independent of the gateway's code) ---------------------------------
+
+interface Part {
+  text: Buffer;
+  end: boolean; // ETX (else ETB)
+}
+
+function partsOf(records: string[], maxText = 240): Part[] {
+  const parts: Part[] = [];
+  for (const r of records) {
+    const bytes = Buffer.from(r + '\r', 'latin1');
+    for (let off = 0; off < bytes.length; off += maxText) parts.push({ text: bytes.subarray(off, off + maxText), end: off + maxText >= bytes.length });
+  }
+  return parts;
+}
+
+function frame(fnByte: number, text: Buffer, end: boolean): Buffer {
+  const term = end ? ETX : ETB;
+  let sum = fnByte + term;
+  for (const b of text) sum += b;
+  const cs = (sum & 0xff).toString(16).toUpperCase().padStart(2, '0');
+  return Buffer.concat([Buffer.from([STX, fnByte]), text, Buffer.from([term]), Buffer.from(cs + '\r\n', 'latin1')]);
+}
+
+/** The frames of a transmission, FN 1, 2, … 7, 0, 1 … */
+const framesOf = (parts: Part[]): Buffer[] => parts.map((p, i) => frame(0x30 + ((i + 1) % 8), p.text, p.end));
+const fnOf = (i: number): number => (i + 1) % 8;
+
+// ---- the analyzer ------------------------------------------------------------------------------
+
+interface Expected {
+  status: 'accepted' | 'rejected';
+  raw: Buffer;
+  reason?: RegExp;
+  what: string;
+}
+
+/** The simulated analyzer's side of a line, and what the store must hold once it is done. */
+class Analyzer {
+  readonly sim: AnalyzerSim;
+  readonly expected: Expected[] = [];
+  /** Bytes written since the message being sent began (its ENQ, or the previous message's end). */
+  #pending: Buffer[] = [];
+  replies = 0;
+  readonly what: string;
+  constructor(write: (b: Buffer) => void, what: string) {
+    this.sim = new AnalyzerSim(write);
+    this.what = what;
+  }
+
+  /** Write bytes, in pieces when `cuts` are given (each a separate write, a pause between). */
+  async put(bytes: Buffer, cuts: number[] = []): Promise<void> {
+    this.#pending.push(bytes);
+    let at = 0;
+    for (const c of [...cuts, bytes.length]) {
+      if (c <= at) continue;
+      this.sim.write(bytes.subarray(at, c));
+      at = c;
+      if (c < bytes.length) await sleep(1);
+    }
+  }
+
+  async reply(context: string): Promise<number> {
+    let b: number;
+    try {
+      b = await this.sim.nextByte(REPLY_MS);
+    } catch (err) {
+      throw new Error(`${this.what}: ${context}: ${(err as Error).message}`);
+    }
+    this.replies++;
+    expect([ACK, NAK], `${this.what}: ${context}: answered ${b}`).toContain(b);
+    return b;
+  }
+
+  async expectReply(want: number, context: string): Promise<void> {
+    const got = await this.reply(context);
+    expect(got === ACK ? 'ACK' : 'NAK', `${this.what}: ${context}`).toBe(want === ACK ? 'ACK' : 'NAK');
+  }
+
+  /** The bytes written since the message began, as the store must keep them. */
+  keep(status: Expected['status'], what: string, reason?: RegExp): void {
+    this.expected.push({ status, raw: Buffer.concat(this.#pending), what: `${this.what}: ${what}`, ...(reason ? { reason } : {}) });
+    this.#pending = [];
+  }
+
+  /** Bytes the store keeps nothing of (outside any message, or after a message's end). */
+  forget(): void {
+    this.#pending = [];
+  }
+
+  async enq(context: string): Promise<void> {
+    this.forget();
+    await this.put(Buffer.from([ENQ]));
+    await this.expectReply(ACK, `${context}: ENQ`);
+  }
+
+  async eot(): Promise<void> {
+    await this.put(Buffer.from([EOT]));
+  }
+
+  /** Send a frame until it is ACKed (LIS1-A §6.5.1.2: at most 6 times). */
+  async frameAcked(f: Buffer, context: string, cuts: number[] = []): Promise<void> {
+    await this.put(f, cuts);
+    await this.expectReply(ACK, context);
+  }
+
+  /** A whole transmission, every frame ACKed: kept once as accepted. */
+  async deliver(parts: Part[], context: string, options: { eot?: boolean; cuts?: (f: Buffer) => number[] } = {}): Promise<void> {
+    await this.enq(context);
+    const frames = framesOf(parts);
+    for (const [i, f] of frames.entries()) await this.frameAcked(f, `${context}: frame ${i + 1}/${frames.length}`, options.cuts?.(f));
+    this.keep('accepted', context);
+    if (options.eot !== false) await this.eot();
+    this.forget();
+  }
+}
+
+// ---- mutations --------------------------------------------------------------------------------
+
+const KINDS = [
+  'clean',
+  'flip-bad-checksum',
+  'flip-good-checksum',
+  'truncated',
+  'missing-etx',
+  'duplicate-after-ack',
+  'wrong-fn',
+  'enq-mid',
+  'long-frames',
+  'too-long-frame',
+  'bad-h-delimiters',
+  'empty-records',
+  'escapes',
+  'garbage-between',
+  'eot-without-enq',
+  'missing-eot',
+] as const;
+type Kind = (typeof KINDS)[number];
+
+const STRUCTURAL = new Set([STX, ETX, ETB, EOT, ENQ]);
+
+/** One mutated transmission of `text` (tagged `tag`), as the analyzer would go through it. */
+async function mutated(a: Analyzer, kind: Kind, text: string, tag: string, rnd: () => number): Promise<void> {
+  const recs = tagged(text, tag);
+  const parts = partsOf(recs);
+  const frames = framesOf(parts);
+  const ctx = `${kind} ${tag}`;
+  const H = recs[0] as string;
+  const [fd, rd, cd, ed] = [H[1], H[2], H[3], H[4]] as [string, string, string, string];
+  switch (kind) {
+    case 'clean':
+      return a.deliver(parts, ctx);
+
+    case 'flip-bad-checksum': {
+      // A byte garbled on the line between STX and the checksum: refused, sent again clean.
+      const k = int(rnd, 0, frames.length - 1);
+      const f = frames[k] as Buffer;
+      const termAt = f.length - 5;
+      let p: number;
+      do p = int(rnd, 1, f.length - 3);
+      while (p === termAt);
+      let v: number;
+      do v = int(rnd, 0, 255);
+      while (v === f[p] || STRUCTURAL.has(v) || (p >= f.length - 4 && parseInt(String.fromCharCode(v), 16) === parseInt(String.fromCharCode(f[p] as number), 16)));
+      const bad = Buffer.from(f);
+      bad[p] = v;
+      await a.enq(ctx);
+      for (let i = 0; i < frames.length; i++) {
+        if (i === k) {
+          await a.put(bad);
+          await a.expectReply(NAK, `${ctx}: frame ${i + 1} byte ${p} = ${v}`);
+        }
+        await a.frameAcked(frames[i] as Buffer, `${ctx}: frame ${i + 1}`);
+      }
+      a.keep('accepted', ctx);
+      await a.eot();
+      return;
+    }
+
+    case 'flip-good-checksum': {
+      // A byte of a field changed, checksum right (firmware oddity): the text as sent is taken.
+      const candidates = recs.map((r, i) => ({ r, i })).filter(({ r, i }) => (i === 0 ? r.length > 6 + tag.length + 1 : r.length > 2));
+      const { r, i } = pick(rnd, candidates);
+      const from = i === 0 ? H.indexOf(tag) + tag.length : 2;
+      const p = int(rnd, from, r.length - 1);
+      let v: number;
+      do v = rnd() < 0.7 ? int(rnd, 0x20, 0x7e) : int(rnd, 0xa0, 0xff);
+      while (v === r.charCodeAt(p));
+      const changed = [...recs];
+      changed[i] = r.slice(0, p) + String.fromCharCode(v) + r.slice(p + 1);
+      return a.deliver(partsOf(changed), ctx);
+    }
+
+    case 'truncated':
+    case 'missing-etx': {
+      // The frame never ends (cut before its checksum's second digit, or its ETX and checksum
+      // lost): no answer can come; the analyzer's reply timer ends the session (EOT), and it sends
+      // the transmission again later.
+      const k = int(rnd, 0, frames.length - 1);
+      const f = frames[k] as Buffer;
+      const cut = kind === 'truncated' ? f.subarray(0, int(rnd, 1, f.length - 3)) : Buffer.concat([f.subarray(0, f.length - 5), Buffer.from('\r\n')]);
+      await a.enq(ctx);
+      for (let i = 0; i < k; i++) await a.frameAcked(frames[i] as Buffer, `${ctx}: frame ${i + 1}`);
+      await a.put(cut);
+      await a.eot();
+      a.keep('rejected', `${ctx}: cut frame ${k + 1}`, /incomplete message/);
+      return a.deliver(parts, `${ctx}: sent again`);
+    }
+
+    case 'duplicate-after-ack': {
+      // The ACK was lost for the analyzer: it sends the same frame (same FN) again.
+      const k = int(rnd, 0, frames.length - 1);
+      await a.enq(ctx);
+      for (let i = 0; i < frames.length; i++) {
+        await a.frameAcked(frames[i] as Buffer, `${ctx}: frame ${i + 1}`);
+        if (i === k) {
+          if (i === frames.length - 1) a.keep('accepted', ctx);
+          await a.frameAcked(frames[i] as Buffer, `${ctx}: frame ${i + 1} again`);
+        }
+      }
+      if (k !== frames.length - 1) a.keep('accepted', ctx);
+      await a.eot();
+      return;
+    }
+
+    case 'wrong-fn': {
+      // A frame number out of sequence (checksum right): refused; the right one is taken.
+      const k = int(rnd, 0, frames.length - 1);
+      const expectedFn = fnOf(k);
+      const previous = k > 0 ? fnOf(k - 1) : -1;
+      const choices = [0, 1, 2, 3, 4, 5, 6, 7].filter((n) => n !== expectedFn && n !== previous).map((n) => 0x30 + n);
+      choices.push(0x38, 0x39, 0x41, 0x20);
+      const wrong = frame(pick(rnd, choices), (parts[k] as Part).text, (parts[k] as Part).end);
+      await a.enq(ctx);
+      for (let i = 0; i < frames.length; i++) {
+        if (i === k) {
+          await a.put(wrong);
+          await a.expectReply(NAK, `${ctx}: frame ${i + 1} with FN ${String.fromCharCode(wrong[1] as number)}`);
+        }
+        await a.frameAcked(frames[i] as Buffer, `${ctx}: frame ${i + 1}`);
+      }
+      a.keep('accepted', ctx);
+      await a.eot();
+      return;
+    }
+
+    case 'enq-mid': {
+      // The analyzer restarts in the middle of a transmission: what came is kept, the new one taken.
+      const k = int(rnd, 0, frames.length - 1);
+      await a.enq(ctx);
+      for (let i = 0; i < k; i++) await a.frameAcked(frames[i] as Buffer, `${ctx}: frame ${i + 1}`);
+      if (k > 0) a.keep('rejected', `${ctx}: cut after ${k} frames`, /incomplete message \(re-establishment\)/);
+      return a.deliver(parts, `${ctx}: started over`);
+    }
+
+    case 'long-frames':
+      // Frames of 248 … 3,900 characters (E1381-95 allows 247; LIS1-A §6.3.1 more): taken.
+      return a.deliver(partsOf(recs, int(rnd, 248, MAX_FRAME - 100)), ctx);
+
+    case 'too-long-frame': {
+      // The whole message in one frame longer than the site's limit: refused six times, given up.
+      const long = [...recs];
+      long.splice(1, 0, `C${fd}1${fd}I${fd}${'x'.repeat(MAX_FRAME + int(rnd, 0, 500))}${fd}G`);
+      const one = frame(0x31, Buffer.from(long.join('\r') + '\r', 'latin1'), true);
+      await a.enq(ctx);
+      for (let n = 0; n < 6; n++) {
+        await a.put(one);
+        await a.expectReply(NAK, `${ctx}: try ${n + 1}`);
+      }
+      await a.eot();
+      a.keep('rejected', ctx, new RegExp(`incomplete message .*frame longer than ${MAX_FRAME} bytes`));
+      return a.deliver(parts, `${ctx}: within the limit`);
+    }
+
+    case 'bad-h-delimiters': {
+      // Firmware that sends no usable delimiters: every frame is taken, the end frame refused
+      // (the record layer rejects the message, kept raw once), its retransmissions too.
+      const variants = [`H${fd}${fd}${cd}${ed}`, `H${fd}${rd}${cd}${fd}`, `H${fd}A${cd}${ed}`, `H1${rd}${cd}${ed}`, `H${rd}${fd}${cd}${ed}`, `h${fd}${rd}${cd}${ed}`, `H${fd}${rd}${rd}${ed}`];
+      const bad = [...recs];
+      bad[0] = pick(rnd, variants) + H.slice(5);
+      const bparts = partsOf(bad);
+      const bframes = framesOf(bparts);
+      await a.enq(ctx);
+      for (let i = 0; i < bframes.length - 1; i++) await a.frameAcked(bframes[i] as Buffer, `${ctx}: frame ${i + 1}`);
+      const last = bframes.at(-1) as Buffer;
+      await a.put(last);
+      await a.expectReply(NAK, `${ctx}: end frame (${JSON.stringify(bad[0]?.slice(0, 5))})`);
+      a.keep('rejected', ctx, /./);
+      for (let n = 1; n < 6; n++) {
+        await a.put(last);
+        await a.expectReply(NAK, `${ctx}: end frame again (${n})`);
+      }
+      await a.eot();
+      a.forget();
+      return a.deliver(parts, `${ctx}: fixed`);
+    }
+
+    case 'empty-records': {
+      // Empty frames (no text, a lone CR) and records of empty fields between the records: taken.
+      const out: Part[] = [];
+      const base = partsOf(recs);
+      for (const [i, p] of base.entries()) {
+        out.push(p);
+        if (i < base.length - 1 && p.end && rnd() < 0.5) {
+          const e = pick(rnd, ['', '\r', `C${fd}1${fd}${fd}${fd}\r`]);
+          out.push({ text: Buffer.from(e, 'latin1'), end: e !== '' && rnd() < 0.5 });
+        }
+      }
+      return a.deliver(out, ctx);
+    }
+
+    case 'escapes': {
+      // Escape sequences, valid and not (LIS2-A2 §5.4.5), in fields of any record but H: taken.
+      const seqs = [`${ed}F${ed}`, `${ed}S${ed}`, `${ed}R${ed}`, `${ed}E${ed}`, `${ed}X0D0A${ed}`, `${ed}H${ed}`, `${ed}N${ed}`, `${ed}Zab${ed}`, `${ed}Q${ed}`, `${ed}X${ed}`, ed, `${ed}${ed}`, `${ed}XZZ${ed}`, `${ed}X00${ed}`, `${ed}X`];
+      const out = [...recs];
+      for (let n = int(rnd, 1, 4); n > 0; n--) {
+        const i = int(rnd, 1, out.length - 1);
+        const f = (out[i] as string).split(fd);
+        const j = int(rnd, 1, Math.max(1, f.length - 1));
+        f[j] = (f[j] ?? '') + pick(rnd, seqs);
+        out[i] = f.join(fd);
+      }
+      return a.deliver(partsOf(out), ctx);
+    }
+
+    case 'garbage-between': {
+      // Line noise between transmissions (no ENQ in it): ignored, never answered.
+      const g = Buffer.alloc(int(rnd, 1, 64));
+      for (let i = 0; i < g.length; i++) {
+        let v: number;
+        do v = int(rnd, 0, 255);
+        while (v === ENQ);
+        g[i] = v;
+      }
+      await a.put(g);
+      a.forget();
+      return a.deliver(parts, ctx);
+    }
+
+    case 'eot-without-enq':
+      await a.put(Buffer.alloc(int(rnd, 1, 3), EOT));
+      a.forget();
+      return a.deliver(parts, ctx);
+
+    case 'missing-eot':
+      // No EOT after the last frame: the next ENQ (the next transmission) starts over.
+      return a.deliver(parts, ctx, { eot: false });
+
+    default:
+      kind satisfies never;
+  }
+}
+
+// ---- the gateway --------------------------------------------------------------------------------
+
+interface Stored {
+  status: string;
+  raw: Buffer;
+  reason?: string;
+}
+
+let dir: string | undefined;
+let gw: GatewayProcess | undefined;
+const closers: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of closers.splice(0).reverse()) await c();
+  await gw?.stop();
+  gw = undefined;
+  if (dir) await rm(dir, { recursive: true, force: true });
+  dir = undefined;
+});
+
+async function startGateway(analyzer: string): Promise<{ statusUrl: string; analyzerPort?: number; dataDir: string }> {
+  dir = await mkdtemp(path.join(tmpdir(), 'lgw-astm-fuzz-'));
+  const dataDir = path.join(dir, 'data');
+  const cfg = await fileWriter(() => dir as string)([`gateway: { id: fuzz, dataDir: ${dataDir} }`, TEST_LISTENERS, 'relay: { enabled: false }', `analyzers: [ ${analyzer} ]`, ''].join('\n'));
+  gw = startGatewayProcess(cfg);
+  const ready = await gw.ready;
+  expect(ready, gw.err()).toBeDefined();
+  const port = ready?.analyzers.fz?.port;
+  return { statusUrl: (ready?.status.url ?? '').replace(/\/$/, ''), ...(port ? { analyzerPort: port } : {}), dataDir };
+}
+
+/** The gateway stayed up all along: it answers, then stops cleanly; its store is read afterwards. */
+async function stopAndRead(statusUrl: string, dataDir: string): Promise<Stored[]> {
+  const g = gw as GatewayProcess;
+  expect(g.child.exitCode, g.err()).toBeNull();
+  expect(g.child.signalCode).toBeNull();
+  const status = await getJson<{ endpoints: Array<{ id: string }> }>(`${statusUrl}/api/status`);
+  expect(status.endpoints.some((e) => e.id === 'fz')).toBe(true);
+  await g.stop();
+  expect((await g.exited).code, g.err()).toBe(0);
+  gw = undefined;
+  const store = await EventStore.open({ dataDir, pruneIntervalMs: 0 });
+  try {
+    const out: Stored[] = [];
+    for (const m of await store.listMessages({ endpoint: 'fz', limit: 100_000 })) {
+      const full = await store.getMessage(m.id);
+      out.push({ status: m.status, raw: full?.raw ?? Buffer.alloc(0), ...(m.rejectReason ? { reason: m.rejectReason } : {}) });
+    }
+    return out;
+  } finally {
+    await store.close();
+  }
+}
+
+const show = (b: Buffer): string => JSON.stringify(b.toString('latin1').slice(0, 160));
+
+/** The store holds exactly the expected messages: same status, same raw bytes, as many times; rejected ones with their reason. */
+function expectStoreHolds(stored: Stored[], expected: Expected[]): void {
+  const key = (status: string, raw: Buffer): string => `${status}:${raw.toString('latin1')}`;
+  const want = new Map<string, Expected[]>();
+  for (const e of expected) want.set(key(e.status, e.raw), [...(want.get(key(e.status, e.raw)) ?? []), e]);
+  const got = new Map<string, Stored[]>();
+  for (const s of stored) got.set(key(s.status, s.raw), [...(got.get(key(s.status, s.raw)) ?? []), s]);
+  const problems: string[] = [];
+  for (const [k, es] of want) {
+    const ss = got.get(k) ?? [];
+    if (ss.length !== es.length) problems.push(`${es[0]?.what}: expected ${es.length} ${es[0]?.status} message(s) with raw ${show(es[0]?.raw as Buffer)}, stored ${ss.length}`);
+    for (const s of ss) {
+      if (s.status === 'rejected') {
+        if (!s.reason) problems.push(`${es[0]?.what}: rejected without a reason`);
+        else if (!es.some((e) => e.reason === undefined || e.reason.test(s.reason as string))) problems.push(`${es[0]?.what}: reason ${JSON.stringify(s.reason)} does not match ${es.map((e) => String(e.reason)).join(' or ')}`);
+      }
+    }
+  }
+  for (const [k, ss] of got) if (!want.has(k)) problems.push(`stored but not expected: ${ss.length} ${ss[0]?.status} (${ss[0]?.reason ?? ''}) raw ${show(ss[0]?.raw as Buffer)}`);
+  expect(problems, problems.slice(0, 10).join('\n')).toEqual([]);
+}
+
+/** `rounds` seeded mutations, each followed by a clean transmission (the link recovers). */
+async function fuzz(a: Analyzer, seed: number, rounds: number): Promise<Map<Kind, number>> {
+  const rnd = prng(seed);
+  const counts = new Map<Kind, number>();
+  for (let i = 0; i < rounds; i++) {
+    const kind = KINDS[i % KINDS.length] as Kind;
+    counts.set(kind, (counts.get(kind) ?? 0) + 1);
+    await mutated(a, kind, pick(rnd, pool), `FZ${seed}-${i}`, rnd);
+    await a.deliver(partsOf(tagged(pick(rnd, pool), `OK${seed}-${i}`)), `round ${i} (${kind}): next good transmission`);
+  }
+  return counts;
+}
+
+describe('ASTM fuzz audit: a glitchy analyzer on a real gateway process', () => {
+  it('the corpus gives enough transmissions to mutate', () => {
+    expect(pool.length).toBeGreaterThan(15);
+  });
+
+  it('over TCP: every mutation answered ACK or NAK, kept exactly once as what it was, the link recovering', async () => {
+    const { statusUrl, analyzerPort, dataDir } = await startGateway(`{ id: fz, profile: generic-astm, tcp: { listen: { host: 127.0.0.1, port: 0 } }, overrides: { maxIncomingFrame: ${MAX_FRAME} } }`);
+    const socket = net.connect({ host: '127.0.0.1', port: analyzerPort as number });
+    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    closers.push(() => socket.destroy());
+    const a = new Analyzer((b) => socket.write(b), 'tcp');
+    socket.on('data', (b: Buffer) => a.sim.feed(b));
+
+    const counts = await fuzz(a, 20261207, 16 * 12);
+    expect([...counts.values()].every((n) => n >= 12)).toBe(true);
+
+    // Frames split at every position: transmission j writes every frame in two pieces cut at j,
+    // and one transmission goes byte by byte.
+    const small = pool.reduce((s, t) => (t.length < s.length ? t : s));
+    const splitParts = partsOf(tagged(small, 'SPLIT-ALL'), 60);
+    const longest = Math.max(...framesOf(splitParts).map((f) => f.length));
+    for (let j = 1; j < longest; j++) await a.deliver(partsOf(tagged(small, `SPLIT-${j}`), 60), `split at ${j}`, { cuts: (f) => [j] });
+    await a.deliver(splitParts, 'byte by byte', { cuts: (f) => Array.from({ length: f.length }, (_, i) => i) });
+
+    expect(a.sim.unread()).toBe('');
+    expectStoreHolds(await stopAndRead(statusUrl, dataDir), a.expected);
+  }, 120_000);
+
+  it('over a serial line (socat pty pair): a smaller round, the same invariants', async () => {
+    // The line first, so the gateway opens its end at once.
+    const lineDir = await mkdtemp(path.join(tmpdir(), 'lgw-astm-fuzz-pty-'));
+    closers.push(() => rm(lineDir, { recursive: true, force: true }));
+    const pty: PtyPair = await startPtyPair(lineDir);
+    closers.push(() => pty.kill());
+    const { statusUrl, dataDir } = await startGateway(`{ id: fz, profile: generic-astm, serial: { path: ${pty.b} }, overrides: { maxIncomingFrame: ${MAX_FRAME} } }`);
+    await until('the serial line open', async () => ((await getJson<{ endpoints: Array<{ id: string; state: string }> }>(`${statusUrl}/api/status`)).endpoints.find((e) => e.id === 'fz')?.state === 'connected' ? true : undefined));
+    const port = new SerialPort({ path: pty.a, baudRate: 9600, autoOpen: false });
+    await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
+    closers.push(() => new Promise<void>((r) => (port.isOpen ? port.close(() => r()) : r())));
+    const a = new Analyzer((b) => port.write(b), 'serial');
+    port.on('data', (b: Buffer) => a.sim.feed(b));
+    port.on('error', () => undefined);
+
+    await fuzz(a, 7, 16 * 2);
+
+    expect(a.sim.unread()).toBe('');
+    expectStoreHolds(await stopAndRead(statusUrl, dataDir), a.expected);
+  }, 90_000);
+
+  /**
+   * An analyzer that does not wait for the answers (or a serial-to-LAN converter that buffers)
+   * writes a whole transmission and the start of the next, then closes its connection: the first
+   * message is being committed when the connection closes. The bytes behind it were dropped
+   * (E1381Session.close forgot its queued input): the start of the second message vanished, kept
+   * nowhere (ingress/astm README "Nothing received is dropped").
+   */
+  it('a connection closed while a message is committed keeps the bytes that came behind it', async () => {
+    const { statusUrl, analyzerPort, dataDir } = await startGateway(`{ id: fz, profile: generic-astm, tcp: { listen: { host: 127.0.0.1, port: 0 } } }`);
+    const expected: Expected[] = [];
+    for (let i = 0; i < 5; i++) {
+      const socket = net.connect({ host: '127.0.0.1', port: analyzerPort as number });
+      await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+      socket.on('error', () => undefined);
+      socket.resume(); // the gateway's answers are read and dropped: it closes its end once they are
+      const first = Buffer.concat([Buffer.from([ENQ]), ...framesOf(partsOf(tagged(pool[i] as string, `CLOSE-A${i}`)))]);
+      const next = framesOf(partsOf(tagged(pool[i + 1] as string, `CLOSE-B${i}`)));
+      const second = Buffer.concat([Buffer.from([ENQ]), ...next.slice(0, Math.max(1, next.length - 1))]);
+      expected.push({ status: 'accepted', raw: first, what: `connection ${i}: the message committed` });
+      expected.push({ status: 'rejected', raw: second, reason: /incomplete message \(closed\)/, what: `connection ${i}: the bytes behind it` });
+      const closed = new Promise<void>((r) => socket.once('close', () => r()));
+      socket.end(Buffer.concat([first, Buffer.from([EOT]), second]));
+      await closed;
+    }
+    // The gateway has taken the connections' ends before it is stopped: one more round trip.
+    const socket = net.connect({ host: '127.0.0.1', port: analyzerPort as number });
+    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    closers.push(() => socket.destroy());
+    const a = new Analyzer((b) => socket.write(b), 'tcp');
+    socket.on('data', (b: Buffer) => a.sim.feed(b));
+    await a.deliver(partsOf(tagged(pool[0] as string, 'CLOSE-LAST')), 'the next good transmission');
+    expectStoreHolds(await stopAndRead(statusUrl, dataDir), [...expected, ...a.expected]);
+  }, 60_000);
+});
