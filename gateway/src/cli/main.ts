@@ -9,6 +9,7 @@
  *   send --port P FILE...          send HL7 files over MLLP and print the ACKs
  *   profiles list|show|check|fingerprint   firmware profiles
  *   sandbox list [--model M] [--limit N] [--json]   records in the local sandbox Odoo
+ *   reconcile [--since DAYS] [--json]   the period's orders: the store against Odoo (exit 1 on a difference, 2 unreadable)
  * Exit codes: 0 ok, 1 failed check or command error, 2 usage error.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -19,6 +20,7 @@ import { VERSION } from '../version.ts';
 import { runCheck } from './check.ts';
 import { runEvents, runStatus } from './remote.ts';
 import { runProfiles } from './profiles.ts';
+import { runReconcile } from './reconcile.ts';
 import { runSandbox } from './sandbox.ts';
 import { runSend } from './send.ts';
 import { runDemo } from './demo.ts';
@@ -37,6 +39,7 @@ Usage:
   lab-gateway send [--host H] --port P [--tls] [--ca FILE] [--cert FILE --key FILE] [--servername NAME] [--timeout-ms MS] [--json] FILE...
   lab-gateway profiles list | show NAME | check [NAME|FILE...] | fingerprint [NAME...] [--write]   [--dir DIR] [--json]
   lab-gateway sandbox list [--config FILE] [--model MODEL] [--limit N] [--json]
+  lab-gateway reconcile [--config FILE] [--since DAYS] [--json]
 
 Without --config the gateway runs on embedded defaults (listeners on 127.0.0.1, data under ./var).
 `;
@@ -77,6 +80,8 @@ export async function main(argv: string[], ctx: CliContext = { out: (l) => proce
         return await runProfiles(rest, ctx);
       case 'sandbox':
         return await runSandbox(rest, ctx);
+      case 'reconcile':
+        return await runReconcile(rest, ctx);
       case '--version':
       case 'version':
         ctx.out(VERSION);

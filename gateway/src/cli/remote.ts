@@ -36,7 +36,7 @@ function namedConfig(file: string | undefined): GatewayConfig | undefined {
   throw new GatewayError('GW_CONFIG_INVALID', `configuration ${loaded.file ?? file} is invalid:\n${formatIssues(errors)}`);
 }
 
-function baseUrl(values: { url?: string | undefined; config?: string | undefined }): string {
+export function baseUrl(values: { url?: string | undefined; config?: string | undefined }): string {
   if (values.url) return values.url.replace(/\/$/, '');
   const listen = namedConfig(values.config)?.status.listen ?? loadConfig(undefined).config?.status.listen ?? { host: '127.0.0.1', port: 8484 };
   const host = listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host;
@@ -72,7 +72,7 @@ function adminToken(values: { 'token-file'?: string | undefined; config?: string
   return file ? read(file, `status.adminTokenFile ${file}`) : undefined;
 }
 
-async function call(url: string, init: RequestInit = {}): Promise<unknown> {
+export async function call(url: string, init: RequestInit = {}): Promise<unknown> {
   let res: Response;
   try {
     res = await fetch(url, { ...init, signal: AbortSignal.timeout(10_000) });
