@@ -10,7 +10,7 @@
  * A real gateway in this process relays to the Odoo emulator over HTTP; Odoo is then changed
  * behind its back through the emulator's own calls; the real CLI (a child process) reports.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +18,7 @@ import { loadConfig } from '../../gateway/src/config/load.ts';
 import { Gateway } from '../../gateway/src/gateway.ts';
 import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
+import { sandboxFile } from '../../gateway/src/sandbox.ts';
 import { cliSource, runCli } from '../fixtures/cli.ts';
 import { lisOrm, lisOru } from '../fixtures/lis-rig.ts';
 import { freePort, refusedPort } from '../fixtures/ports.ts';
@@ -184,5 +185,37 @@ describe('lab-gateway reconcile', () => {
     const b = await reconcile([], noGateway);
     expect(b.code).toBe(2);
     expect(b.err).toMatch(/cannot read the store/i);
+  }, 60_000);
+});
+
+describe('lab-gateway reconcile on the sandbox (no odoo.url)', () => {
+  it('reads a copy of the sandbox file and finds the order there', async () => {
+    const data = path.join(dir, 'sandbox-data');
+    const file = path.join(dir, 'sandbox.yaml');
+    writeFileSync(file, [
+      'gateway: { id: reconcile-sandbox, dataDir: ' + JSON.stringify(data) + ' }',
+      'hl7: [ { id: lis, listen: { host: 127.0.0.1, port: 0 } } ]',
+      'mqtt: { listen: { host: 127.0.0.1, port: 0 } }',
+      `status: { listen: { host: 127.0.0.1, port: ${await freePort()} } }`,
+      'relay: { enabled: true, invoicing: false }',
+      '',
+    ].join('\n'));
+    const loaded = loadConfig(file);
+    if (!loaded.config) throw new Error(JSON.stringify(loaded.issues));
+    const sandboxed = new Gateway({ config: loaded.config, log: silentLogger });
+    await sandboxed.start();
+    const lis = await MllpClient.connect({ host: '127.0.0.1', port: sandboxed.addresses().hl7['lis']!.port });
+    try {
+      expect((await lis.send(Buffer.from(lisOrm('SB-1', 'SB-100', ['GLU']), 'latin1'))).toString('latin1')).toContain('MSA|AA|');
+      // The sandbox writes its file a moment after the order lands.
+      await waitFor(() => existsSync(sandboxFile(data)) && readFileSync(sandboxFile(data), 'utf8').includes('SB-100'), 20_000);
+      const r = await reconcile([], file);
+      expect(r.out).toMatch(/against sandbox/);
+      expect(r.out).toMatch(/1 orders checked, 1 in agreement, 0 with differences/);
+      expect(r.code, r.err).toBe(0);
+    } finally {
+      await lis.close().catch(() => undefined);
+      await sandboxed.stop(5_000);
+    }
   }, 60_000);
 });
