@@ -69,8 +69,9 @@ export async function runReconcile(argv: string[], ctx: CliContext): Promise<num
     else printReport(report, ctx);
     return report.differ > 0 ? 1 : 0;
   } catch (err) {
-    if (!(err instanceof Unreadable)) throw err;
-    ctx.err(err.message);
+    // Anything else that stops the report (the sandbox copy cannot be served, say) is no
+    // difference found: exit 2 too, never 1.
+    ctx.err(err instanceof Unreadable ? err.message : `cannot reconcile: ${describeError(err)}`);
     return 2;
   }
 }
