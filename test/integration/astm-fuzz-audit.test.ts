@@ -239,6 +239,7 @@ const KINDS = [
   'missing-eot',
   'no-wait',
   'glitch-control',
+  'two-in-session',
 ] as const;
 type Kind = (typeof KINDS)[number];
 
@@ -457,12 +458,38 @@ async function mutated(a: Analyzer, kind: Kind, text: string, tag: string, rnd: 
       const one = Buffer.concat([Buffer.from([ENQ]), ...frames]);
       const two = rnd() < 0.5 ? Buffer.concat([Buffer.from([ENQ]), ...framesOf(partsOf(tagged(pick(rnd, pool), `${tag}b`)))]) : undefined;
       a.forget();
-      await a.put(Buffer.concat([one, Buffer.from([EOT]), ...(two ? [two, Buffer.from([EOT])] : [])]));
+      // The EOT between them may be missing: the second ENQ then starts over.
+      await a.put(Buffer.concat([one, ...(rnd() < 0.7 ? [Buffer.from([EOT])] : []), ...(two ? [two, Buffer.from([EOT])] : [])]));
       a.forget();
       const answers = (two ? 2 : 1) + frames.length + (two ? two.filter((x) => x === STX).length : 0);
       for (let n = 0; n < answers; n++) await a.expectReply(ACK, `${ctx}: answer ${n + 1}/${answers}`);
       a.expect('accepted', one, ctx);
       if (two) a.expect('accepted', two, `${ctx}: second transmission`);
+      return;
+    }
+
+    case 'two-in-session': {
+      // Two messages in one session (LIS2-A2 allows H…L H…L), frame numbers going on; the second
+      // one cut off in a frame half of the time (its reply timer, EOT): the first is taken, what
+      // came of the second is kept from its first frame on.
+      const second = partsOf(tagged(pick(rnd, pool), `${tag}b`));
+      const all = framesOf([...parts, ...second]);
+      await a.enq(ctx);
+      for (let i = 0; i < parts.length; i++) await a.frameAcked(all[i] as Buffer, `${ctx}: frame ${i + 1}`);
+      a.keep('accepted', ctx);
+      if (rnd() < 0.5) {
+        for (let i = parts.length; i < all.length; i++) await a.frameAcked(all[i] as Buffer, `${ctx}: frame ${i + 1}`);
+        a.keep('accepted', `${ctx}: second message`);
+        await a.eot();
+        a.forget();
+        return;
+      }
+      const k = int(rnd, parts.length, all.length - 1);
+      for (let i = parts.length; i < k; i++) await a.frameAcked(all[i] as Buffer, `${ctx}: frame ${i + 1}`);
+      const f = all[k] as Buffer;
+      await a.put(f.subarray(0, int(rnd, 1, f.length - 3)));
+      await a.eot();
+      a.keep('rejected', `${ctx}: second message cut`, /incomplete message \(eot-before-end\)/);
       return;
     }
 
@@ -842,5 +869,40 @@ describe('ASTM fuzz audit: a glitchy analyzer on a real gateway process', () => 
     }
     expect(a.sim.unread()).toBe('');
     expectStoreHolds(await stopAndRead(statusUrl, dataDir), a.expected);
+  }, 60_000);
+
+  /**
+   * A frame that never ends: after ENQ and STX, text with no ETX, ETB, EOT or ENQ in it (a device
+   * streaming a file into the analyzer port, a converter repeating its buffer). The frame's text
+   * was bounded (maxIncomingFrame), but its bytes were all buffered for the partial and the
+   * receiver timer re-armed on each: memory grew without bound while they came, and the partial
+   * stored was as large as the stream. The bytes kept of one message are bounded now (twice
+   * `maxMessageBytes`, 100,000 here), the head kept as too large, the rest read and dropped.
+   */
+  it('a frame that never ends is kept as its head, bounded, and the link recovers', async () => {
+    const limit = 100_000;
+    const { statusUrl, analyzerPort, dataDir } = await startGateway(`{ id: fz, profile: generic-astm, tcp: { listen: { host: 127.0.0.1, port: 0 } }, overrides: { maxMessageBytes: ${limit} } }`);
+    const socket = net.connect({ host: '127.0.0.1', port: analyzerPort as number });
+    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    closers.push(() => socket.destroy());
+    const a = new Analyzer((b) => socket.write(b), 'tcp');
+    socket.on('data', (b: Buffer) => a.sim.feed(b));
+    await a.enq('endless frame');
+    const head = Buffer.from([STX, 0x31]);
+    const chunk = Buffer.alloc(64 * 1024, 0x41);
+    socket.write(head);
+    for (let i = 0; i < 48; i++) await new Promise<void>((r) => (socket.write(chunk) ? r() : socket.once('drain', () => r())));
+    await a.eot(); // the analyzer gives up on it
+    a.forget();
+    await a.deliver(partsOf(tagged(pool[0] as string, 'ENDLESS-OK')), 'the next good transmission');
+    const stored = await stopAndRead(statusUrl, dataDir);
+    const rejected = stored.filter((s) => s.status === 'rejected');
+    expect(rejected.map((s) => s.raw.length)).toHaveLength(1);
+    const kept = rejected[0] as Stored;
+    expect(kept.reason).toMatch(new RegExp(`larger than ${limit} bytes`));
+    expect(kept.raw.length).toBeGreaterThan(limit);
+    expect(kept.raw.length).toBeLessThanOrEqual(2 * limit + chunk.length);
+    expect(kept.raw.equals(Buffer.concat([Buffer.from([ENQ]), head, Buffer.alloc(kept.raw.length - 3, 0x41)]))).toBe(true);
+    expectStoreHolds(stored.filter((s) => s.status === 'accepted'), a.expected);
   }, 60_000);
 });

@@ -123,6 +123,8 @@ export class E1381Session implements AstmLinkSession {
    * then abandons the message, its bytes are kept as a partial only if that commit fails.
    */
   #lateCommit: Promise<unknown> | undefined;
+  /** The bytes of this message are past the bound (#capRaw): the rest is not kept. */
+  #rawCapped = false;
   /** Where in the message's raw bytes the frame being read began (its STX). */
   #frameRawAt = 0;
   /** close() is reading the input queued behind a commit (#readBehind): nothing is written. */
@@ -227,6 +229,7 @@ export class E1381Session implements AstmLinkSession {
     this.#chunk = undefined;
     if (this.#state === 'receiving') {
       if (segStart < bytes.length) this.#appendRaw(bytes.subarray(segStart));
+      this.#capRaw();
       this.#armReceiverTimer();
     } else if (this.#state === 'neutral' && this.#ignoredInSession > 0 && this.#ignoredFlushTimer === undefined) {
       this.#ignoredFlushTimer = this.#clock.schedule(NEUTRAL_IGNORED_FLUSH_MS, () => {
@@ -250,9 +253,36 @@ export class E1381Session implements AstmLinkSession {
   }
 
   #appendRaw(slice: Buffer): void {
-    if (slice.length === 0) return;
+    if (slice.length === 0 || this.#rawCapped) return;
     this.#raw.push(slice);
     this.#rawLen += slice.length;
+  }
+
+  /**
+   * The bytes kept of one message are bounded at twice maxMessageBytes, refused frames and framing
+   * included. A frame that never ends (after STX, text with no ETX, ETB, EOT or ENQ: a device
+   * streaming into the port) had its text bounded (maxReceiveFrameBytes) but every byte buffered
+   * for its partial, and the receiver timer re-armed on each: memory grew as long as they came, and
+   * the partial stored was as large as the stream. Past the bound the head is kept as too large
+   * (as a message over maxMessageBytes is), the rest is read and not kept, and its end is refused.
+   * Twice: a message the text check (#evaluateFrame) passes is never cut by this one, whatever its
+   * framing, unless frames of a few characters each.
+   */
+  #capRaw(): void {
+    if (this.#rawCapped || this.#rawLen <= 2 * this.#opt.maxMessageBytes) return;
+    if (!(this.#messageStarted || this.#frameOpen)) {
+      // Bytes after ENQ and before any STX (ignored, counted): nothing of them is kept unless a
+      // frame follows, and then not this many.
+      this.#raw = [];
+      this.#rawLen = 0;
+      return;
+    }
+    const lastRecord = this.#lastRecord;
+    this.#event('overflow', `more than ${2 * this.#opt.maxMessageBytes} bytes received for one message`);
+    this.#partial('too-large');
+    this.#overflow = true;
+    this.#rawCapped = true;
+    this.#lastRecord = lastRecord;
   }
 
   #ignore(count = 1): void {
@@ -602,6 +632,7 @@ export class E1381Session implements AstmLinkSession {
   #resetMessage(): void {
     this.#refusedButKept = false;
     this.#overflow = false;
+    this.#rawCapped = false;
     this.#lateCommit = undefined;
     this.#message = [];
     this.#lastRecord = NO_RECORD;
