@@ -909,10 +909,26 @@ describe('ASTM fuzz audit: a glitchy analyzer on a real gateway process', () => 
     await a.eot(); // the analyzer gives up on it
     a.forget();
     await a.deliver(partsOf(tagged(pool[0] as string, 'ENDLESS-OK')), 'the next good transmission');
+    // A message over maxMessageBytes (its head kept, the rest read frame by frame), then a frame
+    // that never ends: still one message kept, its head.
+    const big = tagged(pool[0] as string, 'ENDLESS-BIG');
+    big.splice(1, 0, ...Array.from({ length: 200 }, (_, n) => `C|${n + 1}|I|${'y'.repeat(600)}|G`));
+    const bigFrames = framesOf(partsOf(big)).slice(0, -1);
+    await a.enq('over the limit');
+    for (const [n, f] of bigFrames.entries()) await a.frameAcked(f, `over the limit: frame ${n + 1}`);
+    socket.write(Buffer.from([STX, 0x30 + ((bigFrames.length + 1) % 8)]));
+    for (let i = 0; i < 48; i++) await new Promise<void>((r) => (socket.write(chunk) ? r() : socket.once('drain', () => r())));
+    await a.eot();
+    a.forget();
+    await a.deliver(partsOf(tagged(pool[0] as string, 'ENDLESS-OK2')), 'the next good transmission, again');
     const stored = await stopAndRead(statusUrl, dataDir);
     const rejected = stored.filter((s) => s.status === 'rejected');
-    expect(rejected.map((s) => s.raw.length)).toHaveLength(1);
-    const kept = rejected[0] as Stored;
+    expect(rejected.map((s) => s.raw.length)).toHaveLength(2);
+    const heads = rejected.filter((s) => s.raw.includes('ENDLESS-BIG'));
+    expect(heads).toHaveLength(1);
+    expect(heads[0]?.reason).toMatch(new RegExp(`larger than ${limit} bytes`));
+    expect(heads[0]?.raw.length).toBeLessThan(limit * 1.1); // the head up to the frame that crossed the limit, framing included
+    const kept = rejected.find((s) => !s.raw.includes('ENDLESS-BIG')) as Stored;
     expect(kept.reason).toMatch(new RegExp(`larger than ${limit} bytes`));
     expect(kept.raw.length).toBeGreaterThan(limit);
     expect(kept.raw.length).toBeLessThanOrEqual(2 * limit + chunk.length);

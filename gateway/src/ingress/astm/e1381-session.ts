@@ -277,6 +277,13 @@ export class E1381Session implements AstmLinkSession {
       this.#rawLen = 0;
       return;
     }
+    if (this.#overflow) {
+      // Its head is kept already (over maxMessageBytes): the rest is not, this frame's bytes neither.
+      this.#raw = [];
+      this.#rawLen = 0;
+      this.#rawCapped = true;
+      return;
+    }
     const lastRecord = this.#lastRecord;
     this.#event('overflow', `more than ${2 * this.#opt.maxMessageBytes} bytes received for one message`);
     this.#partial('too-large');
