@@ -337,13 +337,16 @@ function compare(accession: string, stored: StoredEvent[], so: OdooRecord | unde
       });
     }
   }
+  // The LIS orders a test once (the gateway's line has quantity 1, whatever resends and re-orders
+  // came): more than 1 invoiced is a test billed twice, even when someone raised the line's
+  // quantity in Odoo to match (measured against Odoo's own quantity, that read as agreeing).
   for (const line of byCode.values()) {
-    if (line.invoiced <= Math.max(line.qty, 1)) continue;
+    if (line.invoiced <= 1) continue;
     out.push({
       kind: 'billed-twice',
       test: line.code,
-      explanation: `${line.code} of ${name} is invoiced ${line.invoiced} time(s) for ${line.qty} ordered (invoice lines linked to the order line, drafts included, credit notes taken off)`,
-      action: 'remove the extra line from a draft invoice, or issue a credit note for a posted one',
+      explanation: `${line.code} of ${name} is invoiced ${line.invoiced} times, but the LIS ordered it once${line.qty > 1 ? ` (its line's quantity in Odoo was raised to ${line.qty})` : ''}; counted over the invoice lines linked to the order line, drafts included, credit notes taken off`,
+      action: `remove the extra line from a draft invoice, or issue a credit note for a posted one${line.qty > 1 ? `; and set the line's quantity back to 1 unless the test was really done ${line.qty} times` : ''}`,
     });
   }
   if (invoicing && !cancelledSo) {
