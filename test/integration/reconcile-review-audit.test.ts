@@ -32,6 +32,7 @@ interface Report {
   agree: number;
   differ: number;
   orders: Array<{ accession: string; saleOrder?: string; differences: Array<{ kind: string; test?: string; explanation: string; action: string }> }>;
+  credited: Array<{ accession: string; saleOrder: string; test: string; creditNotes: string[] }>;
 }
 
 interface Lab {
@@ -206,6 +207,19 @@ describe('reconcile on Odoo 17 with two LIS systems', () => {
     const r = await reconcile(l, ['--json']);
     expect(r.code, r.err).toBe(1);
     expect(kinds(r.report!)['RV-COR']).toEqual(['billed-twice:GLU']);
+  }, 60_000);
+
+  it('lists a test finance credited apart, not as an invoice to make again', async () => {
+    const l = lab!;
+    // RV-POST: finance waived HBA1C with a credit note of the whole posted invoice.
+    creditNote(l.emu, one(l.emu, 'account.move', [['ref', '=', 'lab-gateway RV-POST']]).id);
+    expect(one(l.emu, 'sale.order.line', [['order_id', '=', saleOrder(l.emu, 'RV-POST').id]])['qty_invoiced']).toBe(0);
+    const j = await reconcile(l, ['--json']);
+    expect(kinds(j.report!)['RV-POST']).toBeUndefined();
+    expect(j.report!.credited).toEqual([{ accession: 'RV-POST', saleOrder: String(saleOrder(l.emu, 'RV-POST')['name']), test: 'HBA1C', creditNotes: [expect.stringMatching(/^RINV\//)] }]);
+    const r = await reconcile(l);
+    expect(r.out).toMatch(/credited by finance[^\n]*\n\s+RV-POST \([^)]+\) HBA1C: RINV\//);
+    expect(r.out).not.toMatch(/RV-POST[^\n]*:\n/);
   }, 60_000);
 
   it('names an order Odoo refused (a test with no product) with the reason, and prints no patient name', async () => {

@@ -43,6 +43,11 @@ export interface ReconcileReport {
   agree: number;
   differ: number;
   orders: Array<{ accession: string; saleOrder?: string; differences: Difference[] }>;
+  /**
+   * Tests eligible for invoicing that finance credited in Odoo (a credit note linked to the line):
+   * finance's decision, not a difference (the gateway does not bill them again either).
+   */
+  credited: Array<{ accession: string; saleOrder: string; test: string; creditNotes: string[] }>;
 }
 
 /** The store or Odoo could not be read: exit 2 with `message`. */
@@ -93,10 +98,13 @@ async function reconcile(config: GatewayConfig, configFile: string | undefined, 
       agree: 0,
       differ: 0,
       orders: [],
+      credited: [],
     };
     for (const acc of accessions) {
       const so = found.orders.get(acc);
-      const differences = compare(acc, history.get(acc) ?? [], so, so ? found.lines.get(so.id) ?? [] : [], config.relay.invoicing);
+      const credited: ReconcileReport['credited'] = [];
+      const differences = compare(acc, history.get(acc) ?? [], so, so ? found.lines.get(so.id) ?? [] : [], config.relay.invoicing, credited);
+      report.credited.push(...credited);
       if (differences.length === 0) report.agree++;
       else {
         report.differ++;
@@ -160,6 +168,8 @@ interface SaleLine {
   qty: number;
   delivered: number;
   invoiced: number;
+  /** Names of the credit notes (out_refund, not cancelled) among the line's invoice lines. */
+  creditNotes: string[];
 }
 
 interface OdooSide {
@@ -221,7 +231,23 @@ async function openOdoo(config: GatewayConfig): Promise<OdooSide> {
         }
         const ids = [...new Set([...orders.values()].map((so) => so.id))];
         const rows: OdooRecord[] = [];
-        for (let i = 0; i < ids.length; i += 200) rows.push(...(await searchRead(client, 'sale.order.line', [['order_id', 'in', ids.slice(i, i + 200)]], SALE_LINE_FIELDS, { order: 'id' })));
+        for (let i = 0; i < ids.length; i += 200) rows.push(...(await searchRead(client, 'sale.order.line', [['order_id', 'in', ids.slice(i, i + 200)]], [...SALE_LINE_FIELDS, 'invoice_lines'], { order: 'id' })));
+        // The credit notes among the lines' invoice lines (a test finance credited: qty_invoiced back to 0).
+        const invoiceLineIds = [...new Set(rows.flatMap((l) => (Array.isArray(l['invoice_lines']) ? (l['invoice_lines'] as number[]) : [])))];
+        const moveOfLine = new Map<number, number>();
+        for (let i = 0; i < invoiceLineIds.length; i += 200) {
+          for (const il of await searchRead(client, 'account.move.line', [['id', 'in', invoiceLineIds.slice(i, i + 200)]], ['id', 'move_id'])) {
+            const move = m2oId(il['move_id']);
+            if (move !== undefined) moveOfLine.set(il.id, move);
+          }
+        }
+        const moveIds = [...new Set(moveOfLine.values())];
+        const creditNoteName = new Map<number, string>();
+        for (let i = 0; i < moveIds.length; i += 200) {
+          for (const m of await searchRead(client, 'account.move', [['id', 'in', moveIds.slice(i, i + 200)]], ['id', 'name', 'move_type', 'state'])) {
+            if (m['move_type'] === 'out_refund' && m['state'] !== 'cancel') creditNoteName.set(m.id, typeof m['name'] === 'string' && m['name'] !== '/' ? m['name'] : `credit note ${m.id} (draft)`);
+          }
+        }
         const productIds = [...new Set(rows.map((l) => m2oId(l['product_id'])).filter((id): id is number => id !== undefined))];
         const codes = new Map<number, string>();
         for (let i = 0; i < productIds.length; i += 200) {
@@ -235,7 +261,8 @@ async function openOdoo(config: GatewayConfig): Promise<OdooSide> {
           const code = codes.get(m2oId(l['product_id']) ?? -1);
           if (so === undefined || code === undefined) continue;
           const list = lines.get(so) ?? [];
-          list.push({ code, qty: Number(l['product_uom_qty'] ?? 0), delivered: Number(l['qty_delivered'] ?? 0), invoiced: Number(l['qty_invoiced'] ?? 0) });
+          const creditNotes = [...new Set((Array.isArray(l['invoice_lines']) ? (l['invoice_lines'] as number[]) : []).flatMap((id) => creditNoteName.get(moveOfLine.get(id) ?? -1) ?? []))];
+          list.push({ code, qty: Number(l['product_uom_qty'] ?? 0), delivered: Number(l['qty_delivered'] ?? 0), invoiced: Number(l['qty_invoiced'] ?? 0), creditNotes });
           lines.set(so, list);
         }
         return { orders, lines };
@@ -288,7 +315,7 @@ function latest(events: StoredEvent[], type: string, test?: string): StoredEvent
  * The differences of one accession: its stored events (every type) against its sale order and
  * lines (undefined / empty when Odoo has none).
  */
-function compare(accession: string, stored: StoredEvent[], so: OdooRecord | undefined, lines: SaleLine[], invoicing: boolean): Difference[] {
+function compare(accession: string, stored: StoredEvent[], so: OdooRecord | undefined, lines: SaleLine[], invoicing: boolean, credited: ReconcileReport['credited']): Difference[] {
   const events = inStoredOrder(stored);
   const billing: BillingState = billingState(events.filter((e) => (BILLING_STATE_TYPES as readonly string[]).includes(e.event.type)).map((e) => e.event));
   const out: Difference[] = [];
@@ -307,10 +334,11 @@ function compare(accession: string, stored: StoredEvent[], so: OdooRecord | unde
   const cancelledSo = so['state'] === 'cancel';
   const byCode = new Map<string, SaleLine>();
   for (const l of lines) {
-    const sum = byCode.get(l.code) ?? { code: l.code, qty: 0, delivered: 0, invoiced: 0 };
+    const sum = byCode.get(l.code) ?? { code: l.code, qty: 0, delivered: 0, invoiced: 0, creditNotes: [] };
     sum.qty += l.qty;
     sum.delivered += l.delivered;
     sum.invoiced += l.invoiced;
+    sum.creditNotes.push(...l.creditNotes);
     byCode.set(l.code, sum);
   }
   for (const code of billing.open.keys()) {
@@ -355,11 +383,18 @@ function compare(accession: string, stored: StoredEvent[], so: OdooRecord | unde
       if (!billing.open.has(code)) continue;
       const line = byCode.get(code);
       if (line && line.invoiced > 0) continue;
+      // Invoiced, then credited by finance: its decision (the gateway does not bill it again,
+      // rules/invoice-eligible.ts); listed apart, not a difference. Before, it read as "the draft
+      // invoice was deleted: create the invoice", asking finance to bill what it had waived.
+      if (line && line.creditNotes.length > 0) {
+        credited.push({ accession, saleOrder: name, test: code, creditNotes: line.creditNotes });
+        continue;
+      }
       out.push({
         kind: 'not-invoiced',
         test: code,
         explanation: `${code} is eligible for invoicing (relay.invoicing is on; the eligibility is ${eventState(eligible)}), but no invoice line in Odoo bills ${line ? `its line on ${name}` : `it (${name} has no line for it)`}`,
-        action: actionFor(eligible, 'the draft invoice (or its line) was deleted in Odoo after the gateway made it: create the invoice from the sale order in Odoo, or find out why it was deleted'),
+        action: actionFor(eligible, 'the draft invoice (or its line) was deleted or cancelled in Odoo after the gateway made it: create the invoice from the sale order in Odoo, or find out why it was taken off'),
       });
     }
   }
@@ -374,6 +409,10 @@ function printReport(report: ReconcileReport, ctx: CliContext): void {
       ctx.out(`  - ${d.explanation}`);
       ctx.out(`    what to do: ${d.action}`);
     }
+  }
+  if (report.credited.length > 0) {
+    ctx.out('\ncredited by finance in Odoo (a credit note; not a difference, the gateway does not bill them again):');
+    for (const c of report.credited) ctx.out(`  ${c.accession} (${c.saleOrder}) ${c.test}: ${c.creditNotes.join(', ')}`);
   }
   ctx.out(`\n${report.checked} orders checked, ${report.agree} in agreement, ${report.differ} with differences`);
 }
