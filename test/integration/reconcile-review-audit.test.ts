@@ -240,3 +240,52 @@ describe('reconcile on Odoo 17 with two LIS systems', () => {
     }
   }, 90_000);
 });
+
+describe('reconcile on Odoo 19 (JSON-2), the status API at "localhost", many orders', () => {
+  let lab: Lab | undefined;
+  beforeAll(async () => {
+    lab = await startLab(19, 'localhost', ['store: { retentionDays: 1 }']);
+  }, 60_000);
+  afterAll(async () => stopLab(lab));
+
+  it('reads every order of the period, more than an API page holds (exit 0), and a difference among them (exit 1)', async () => {
+    const l = lab!;
+    const n = 1_050;
+    for (let i = 0; i < n; i++) await send(l, lisOrm(`M-${i}`, `RV-M${String(i).padStart(4, '0')}`, ['GLU']));
+    await waitFor(async () => l.emu.count('sale.order', [['origin', '=like', 'lab-gateway RV-M%']]) === n, 120_000);
+    await settled(l);
+    const r = await reconcile(l, ['--json']);
+    expect(r.code, r.err).toBe(0);
+    expect(r.report).toMatchObject({ checked: n, agree: n, differ: 0 });
+    // The last order received, beyond two pages, is read too.
+    l.emu.call('sale.order', 'unlink', [[saleOrder(l.emu, `RV-M${n - 1}`).id]]);
+    const d = await reconcile(l, ['--json']);
+    expect(d.code, d.err).toBe(1);
+    expect(kinds(d.report!)).toEqual({ [`RV-M${n - 1}`]: ['order-missing'] });
+  }, 300_000);
+
+  it('says in the report which part of the period the store no longer holds (--since beyond store.retentionDays)', async () => {
+    const l = lab!;
+    await send(l, lisOrm('OLD-1', 'RV-OLD', ['GLU']));
+    await send(l, lisOru('OLD-2', 'RV-OLD', 'GLU'));
+    await settled(l, ['RV-OLD']);
+    const before = await reconcile(l, ['--json', '--since', '7']);
+    expect(before.report!.checked).toBe(1_051);
+    // Two days on (retentionDays 1): RV-OLD, billed in full, leaves the store; the open orders stay (billing's hold).
+    while ((await l.gateway.store!.prune(Date.now() + 2 * 86_400_000)) > 0);
+    const r = await reconcile(l, ['--since', '7']);
+    const j = await reconcile(l, ['--json', '--since', '7']);
+    expect(j.report!.checked).toBe(1_050);
+    expect(j.code, j.err).toBe(1);
+    // Finance reads that orders of the period may not have been checked, and why.
+    const summary = r.out.trim().split('\n').at(-1)!;
+    expect(summary).toMatch(/not checked/);
+    expect(summary).toMatch(/store\.retentionDays/);
+    expect((j.report as unknown as { notCheckedBefore?: string }).notCheckedBefore).toMatch(/^\d{4}-\d{2}-\d{2}T/);
+    // A period the store holds whole says nothing of the kind.
+    const inside = await reconcile(l, ['--since', '1']);
+    expect(inside.out).not.toMatch(/not checked|retentionDays/);
+    const insideJson = await reconcile(l, ['--json', '--since', '1']);
+    expect((insideJson.report as unknown as { notCheckedBefore?: string }).notCheckedBefore).toBeUndefined();
+  }, 120_000);
+});
