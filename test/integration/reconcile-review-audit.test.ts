@@ -10,7 +10,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../gateway/src/config/load.ts';
 import { Gateway } from '../../gateway/src/gateway.ts';
 import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
@@ -287,5 +287,36 @@ describe('reconcile on Odoo 19 (JSON-2), the status API at "localhost", many ord
     expect(inside.out).not.toMatch(/not checked|retentionDays/);
     const insideJson = await reconcile(l, ['--json', '--since', '1']);
     expect((insideJson.report as unknown as { notCheckedBefore?: string }).notCheckedBefore).toBeUndefined();
+  }, 120_000);
+});
+
+describe('reconcile of a period in which an older order was validated and billed', () => {
+  let lab: Lab | undefined;
+  beforeAll(async () => {
+    lab = await startLab(17);
+  }, 60_000);
+  afterAll(async () => stopLab(lab));
+
+  it('checks an order placed before the period whose result and invoice came in it', async () => {
+    const l = lab!;
+    // A culture ordered three days ago (only the clock the gateway reads is set back while it is received).
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() - 3 * 86_400_000 });
+    try {
+      await send(l, lisOrm('LATE-1', 'RV-LATE', ['GLU']));
+    } finally {
+      vi.useRealTimers();
+    }
+    await waitFor(() => l.emu.count('sale.order', [['origin', '=', 'lab-gateway RV-LATE']]) === 1, 60_000);
+    await settled(l);
+    // Validated today, invoiced today; then the draft invoice is deleted in Odoo.
+    await send(l, lisOru('LATE-2', 'RV-LATE', 'GLU'));
+    await settled(l, ['RV-LATE']);
+    const agree = await reconcile(l, ['--json', '--since', '1']);
+    expect(agree.code, agree.err).toBe(0);
+    expect(agree.report).toMatchObject({ checked: 1, agree: 1 });
+    l.emu.call('account.move', 'unlink', [[one(l.emu, 'account.move', [['ref', '=', 'lab-gateway RV-LATE']]).id]]);
+    const r = await reconcile(l, ['--json', '--since', '1']);
+    expect(r.code, r.err).toBe(1);
+    expect(kinds(r.report!)).toEqual({ 'RV-LATE': ['not-invoiced:GLU'] });
   }, 120_000);
 });

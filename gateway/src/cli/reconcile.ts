@@ -15,8 +15,9 @@ import { args, configFrom, UsageError, type CliContext } from './main.ts';
 import { baseUrl, call } from './remote.ts';
 
 /**
- * `lab-gateway reconcile [--since DAYS] [--json] [--config FILE]`: for the accessions whose
- * order.created the gateway received in the last DAYS days (7), what the LIS sent (the store's
+ * `lab-gateway reconcile [--since DAYS] [--json] [--config FILE]`: for the accessions of which
+ * the gateway received a billing event (order, cancellation, validated result, eligibility) in the
+ * last DAYS days (7), what the LIS sent (the store's
  * events) against what Odoo holds (the accession's sale order, its lines, their delivered and
  * invoiced quantities). Read-only on both sides. Exit 0 all agree, 1 any difference, 2 the store
  * or Odoo cannot be read (cli/README.md "reconcile").
@@ -94,7 +95,7 @@ async function reconcile(config: GatewayConfig, configFile: string | undefined, 
   // before that time the store no longer holds every order of the period.
   const retainedFrom = since + Math.max(0, days - config.store.retentionDays) * DAY_MS;
   const store = new StoreOverApi(api);
-  const accessions = await store.orderedSince(since);
+  const accessions = await store.billedSince(since);
   const history = new Map<string, StoredEvent[]>();
   for (const acc of accessions) history.set(acc, await store.eventsOf(acc));
   const odoo = await openOdoo(config);
@@ -145,15 +146,22 @@ class StoreOverApi {
     }
   }
 
-  /** Accessions with an order.created received since `since` (epoch ms), in the order received. */
-  async orderedSince(since: number): Promise<string[]> {
+  /**
+   * Accessions with a billing event (an order, a cancellation, a validated result, an eligibility)
+   * received since `since` (epoch ms), in the order received. Not only order.created: an order
+   * placed before the period whose result, and so its invoice, came in it (a culture validated
+   * weeks later) is billed in the period. Before, such an order was checked by no period after the
+   * one it was placed in, when there was nothing to invoice yet.
+   */
+  async billedSince(since: number): Promise<string[]> {
     const out = new Set<string>();
-    // Event ids begin with 12 hex digits of their receipt's milliseconds (ids.ts): the listing starts there.
+    // Event ids begin with 12 hex digits of their receipt's milliseconds (ids.ts): the listing
+    // starts there. One walk of every type (a type filter walks the same index once per type).
     let after: string | null = since.toString(16).padStart(12, '0');
     while (after !== null) {
-      const page = await this.#get(`type=order.created&limit=${PAGE}&after=${encodeURIComponent(after)}`);
+      const page = await this.#get(`limit=${PAGE}&after=${encodeURIComponent(after)}`);
       for (const e of page.events) {
-        if (Date.parse(e.event.receivedAt) < since) continue;
+        if (!(BILLING_STATE_TYPES as readonly string[]).includes(e.event.type) || Date.parse(e.event.receivedAt) < since) continue;
         const acc = (e.event.data as Partial<OrderCreatedData>).accession ?? e.event.correlationId;
         if (acc) out.add(acc);
       }
@@ -414,7 +422,7 @@ function compare(accession: string, stored: StoredEvent[], so: OdooRecord | unde
 }
 
 function printReport(report: ReconcileReport, ctx: CliContext): void {
-  ctx.out(`reconcile: orders the gateway received since ${report.since}, against ${report.odoo}${report.invoicing ? '' : ' (relay.invoicing off: invoices not expected)'}`);
+  ctx.out(`reconcile: orders with an order, cancellation, validated result or invoice eligibility the gateway received since ${report.since}, against ${report.odoo}${report.invoicing ? '' : ' (relay.invoicing off: invoices not expected)'}`);
   for (const o of report.orders) {
     ctx.out(`\n${o.accession}${o.saleOrder ? ` (${o.saleOrder})` : ''}:`);
     for (const d of o.differences) {
