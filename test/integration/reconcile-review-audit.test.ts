@@ -319,4 +319,33 @@ describe('reconcile of a period in which an older order was validated and billed
     expect(r.code, r.err).toBe(1);
     expect(kinds(r.report!)).toEqual({ 'RV-LATE': ['not-invoiced:GLU'] });
   }, 120_000);
+
+  it('names a test the LIS cancelled that a posted invoice still bills, its line at 0, while its cancellation is a dead letter and once discarded', async () => {
+    const l = lab!;
+    await send(l, lisOrm('CI-1', 'RV-CI', ['GLU', 'CRP']));
+    await send(l, lisOru('CI-2', 'RV-CI', 'GLU'));
+    await send(l, lisOru('CI-3', 'RV-CI', 'CRP'));
+    await settled(l, ['RV-CI']);
+    l.emu.call('account.move', 'action_post', [[one(l.emu, 'account.move', [['ref', '=', 'lab-gateway RV-CI']]).id]]);
+    // The LIS cancels CRP after the invoice was posted: the gateway's dead letter asks for a credit note.
+    await send(l, lisOrm('CI-4', 'RV-CI', ['CRP'], { control: 'CA' }));
+    await waitFor(async () => (await queue(l))['deadLettered']! >= 1, 60_000);
+    const dead = await reconcile(l, ['--json', '--since', '1']);
+    expect(kinds(dead.report!)['RV-CI']).toEqual(['cancelled-line:CRP']);
+    expect(dead.report!.orders.find((o) => o.accession === 'RV-CI')!.differences[0]!.explanation).toMatch(/dead letter/);
+    // The gateway took the line to 0 already; what Odoo still bills is the posted invoice.
+    const so = saleOrder(l.emu, 'RV-CI');
+    const crp = one(l.emu, 'product.product', [['default_code', '=', 'CRP']]);
+    expect(one(l.emu, 'sale.order.line', [['order_id', '=', so.id], ['product_id', '=', crp.id]])).toMatchObject({ product_uom_qty: 0, qty_invoiced: 1 });
+    // An operator discards the dead letter instead of having finance credit the test.
+    const deadId = ((await (await fetch(`${l.base}/api/events?state=dead`)).json()) as { events: Array<{ event: { id: string; correlationId: string } }> }).events.find((e) => e.event.correlationId === 'RV-CI')!.event.id;
+    const discarded = await fetch(`${l.base}/api/events/${deadId}/discard`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ reason: 'line set to 0 by hand' }) });
+    expect(discarded.status).toBe(200);
+    const r = await reconcile(l, ['--json', '--since', '1']);
+    expect(r.code, r.err).toBe(1);
+    expect(kinds(r.report!)['RV-CI']).toEqual(['cancelled-line:CRP']);
+    const said = r.report!.orders.find((o) => o.accession === 'RV-CI')!.differences[0]!;
+    expect(said.explanation).toMatch(/invoiced/);
+    expect(said.action).toMatch(/credit note/);
+  }, 120_000);
 });

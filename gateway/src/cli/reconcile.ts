@@ -374,14 +374,20 @@ function compare(accession: string, stored: StoredEvent[], so: OdooRecord | unde
     });
   }
   if (!cancelledSo) {
+    // A line at quantity 0 that an invoice still bills is a cancelled test billed: the gateway
+    // takes the line to 0 and leaves a posted invoice to finance (rules/order-cancelled.ts).
     for (const line of byCode.values()) {
-      if (line.qty <= 0 || billing.open.has(line.code) || !testCancelled(billing, line.code)) continue;
+      if ((line.qty <= 0 && line.invoiced <= 0) || billing.open.has(line.code) || !testCancelled(billing, line.code)) continue;
       const cancel = latest(events, 'order.cancelled');
+      const billed = line.invoiced > 0;
+      const credit = `issue a credit note for ${line.code} in Odoo (or take it off the draft invoice)${line.qty > 0 ? ' and set its line to 0' : ''}, unless the test was done and is billable`;
       out.push({
         kind: 'cancelled-line',
         test: line.code,
-        explanation: `${line.code} was cancelled in the LIS, but ${name} still has a line for it in Odoo (quantity ${line.qty}); the cancellation is ${eventState(cancel)}`,
-        action: actionFor(cancel, 'the line was added again in Odoo after the cancellation: remove it (or set its quantity to 0) unless the test was done and is billable'),
+        explanation: `${line.code} was cancelled in the LIS, but ${billed ? `an invoice still bills it (${line.invoiced} invoiced on ${name}, line quantity ${line.qty})` : `${name} still has a line for it in Odoo (quantity ${line.qty})`}; the cancellation is ${eventState(cancel)}`,
+        action: billed && cancel?.state !== 'dead' && cancel?.state !== 'pending' && cancel?.state !== 'inflight' && cancel?.state !== 'retrying'
+          ? credit
+          : actionFor(cancel, 'the line was added again in Odoo after the cancellation: remove it (or set its quantity to 0) unless the test was done and is billable'),
       });
     }
   }
