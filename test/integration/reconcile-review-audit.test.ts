@@ -348,4 +348,23 @@ describe('reconcile of a period in which an older order was validated and billed
     expect(said.explanation).toMatch(/invoiced/);
     expect(said.action).toMatch(/credit note/);
   }, 120_000);
+
+  it('names an order whose sale order a person cancelled in Odoo while the LIS order stands', async () => {
+    const l = lab!;
+    await send(l, lisOrm('SC-1', 'RV-SOCAN', ['GLU', 'TSH']));
+    await send(l, lisOru('SC-2', 'RV-SOCAN', 'GLU'));
+    await waitFor(() => l.emu.count('sale.order', [['origin', '=', 'lab-gateway RV-SOCAN']]) === 1, 60_000);
+    await settled(l);
+    const before = await reconcile(l, ['--json', '--since', '1']);
+    expect(kinds(before.report!)['RV-SOCAN']).toBeUndefined();
+    l.emu.call('sale.order', 'action_cancel', [[saleOrder(l.emu, 'RV-SOCAN').id]]);
+    expect(saleOrder(l.emu, 'RV-SOCAN')['state']).toBe('cancel');
+    const r = await reconcile(l, ['--json', '--since', '1']);
+    expect(r.code, r.err).toBe(1);
+    const said = r.report!.orders.find((o) => o.accession === 'RV-SOCAN');
+    expect(said, 'RV-SOCAN').toBeDefined();
+    expect(said!.differences.map((d) => d.kind)).toEqual(['order-cancelled']);
+    expect(said!.differences[0]!.explanation).toMatch(/cancelled in Odoo/);
+    expect(said!.differences[0]!.action).toMatch(/Set to Quotation|restore|cancel/i);
+  }, 120_000);
 });

@@ -27,7 +27,7 @@ import { baseUrl, call } from './remote.ts';
  * (event bodies live there), which only opening the store as the gateway does (a write) gives.
  */
 
-export type DifferenceKind = 'order-missing' | 'not-delivered' | 'cancelled-line' | 'billed-twice' | 'not-invoiced';
+export type DifferenceKind = 'order-missing' | 'order-cancelled' | 'not-delivered' | 'cancelled-line' | 'billed-twice' | 'not-invoiced';
 
 export interface Difference {
   kind: DifferenceKind;
@@ -352,6 +352,18 @@ function compare(accession: string, stored: StoredEvent[], so: OdooRecord | unde
   }
   const name = String(so['name'] ?? so.id);
   const cancelledSo = so['state'] === 'cancel';
+  // The LIS's order stands and its sale order is cancelled in Odoo: nothing of it is billed (the
+  // gateway cancels a sale order only when the LIS cancels every test, and brings it back when the
+  // LIS orders again). Before, every check skipped a cancelled sale order: exit 0.
+  if (cancelledSo && billing.open.size > 0) {
+    const order = latest(events, 'order.created');
+    out.push({
+      kind: 'order-cancelled',
+      explanation: `the LIS's order ${accession} stands (${[...billing.open.keys()].join(', ')}), but its sale order ${name} is cancelled in Odoo, so none of it will be billed; the LIS's latest order message is ${eventState(order)}`,
+      action: actionFor(order, `find out who cancelled ${name} in Odoo and why; if the order stands, set it back to a quotation in Odoo (Set to Quotation) so that it is billed, else have the LIS cancel the order`),
+    });
+    return out;
+  }
   const byCode = new Map<string, SaleLine>();
   for (const l of lines) {
     const sum = byCode.get(l.code) ?? { code: l.code, qty: 0, delivered: 0, invoiced: 0, creditNotes: [] };
