@@ -367,4 +367,28 @@ describe('reconcile of a period in which an older order was validated and billed
     expect(said!.differences[0]!.explanation).toMatch(/cancelled in Odoo/);
     expect(said!.differences[0]!.action).toMatch(/Set to Quotation|restore|cancel/i);
   }, 120_000);
+
+  it('asks for the invoice in Odoo, not a resend by the LIS, when an operator discarded the eligibility', async () => {
+    const l = lab!;
+    const admin = (action: string): Promise<Response> => fetch(`${l.base}/api/relay/${action}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ reason: 'review' }) });
+    expect((await admin('pause')).status).toBe(200);
+    try {
+      await send(l, lisOrm('DE-1', 'RV-DISC', ['GLU']));
+      await send(l, lisOru('DE-2', 'RV-DISC', 'GLU'));
+      const listed = (await (await fetch(`${l.base}/api/events?correlationId=RV-DISC&type=invoice.eligible`)).json()) as { events: Array<{ event: { id: string } }> };
+      expect(listed.events).toHaveLength(1);
+      const discarded = await fetch(`${l.base}/api/events/${listed.events[0]!.event.id}/discard`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ reason: 'billed by hand' }) });
+      expect(discarded.status).toBe(200);
+    } finally {
+      expect((await admin('resume')).status).toBe(200);
+    }
+    await waitFor(() => l.emu.count('sale.order', [['origin', '=', 'lab-gateway RV-DISC']]) === 1, 60_000);
+    await settled(l);
+    const r = await reconcile(l, ['--json', '--since', '1']);
+    expect(kinds(r.report!)['RV-DISC']).toEqual(['not-invoiced:GLU']);
+    const said = r.report!.orders.find((o) => o.accession === 'RV-DISC')!.differences[0]!;
+    expect(said.explanation).toMatch(/discarded by an operator \(billed by hand\)/);
+    expect(said.action).not.toMatch(/LIS/);
+    expect(said.action).toMatch(/invoice/);
+  }, 120_000);
 });

@@ -311,7 +311,7 @@ function eventState(e: StoredEvent | undefined): string {
 }
 
 /** What to do about an event in that state when Odoo lacks its effect. */
-function actionFor(e: StoredEvent | undefined, whenDelivered: string): string {
+function actionFor(e: StoredEvent | undefined, whenDelivered: string, whenDiscarded = 'an operator discarded it on purpose; if it is billable after all, have the LIS send it again'): string {
   if (!e) return 'nothing in the gateway sends it: ask the LIS to send it again';
   switch (e.state) {
     case 'pending':
@@ -321,7 +321,7 @@ function actionFor(e: StoredEvent | undefined, whenDelivered: string): string {
     case 'dead':
       return `fix the cause named, then \`lab-gateway events replay ${e.event.id}\``;
     case 'discarded':
-      return 'an operator discarded it on purpose; if it is billable after all, have the LIS send it again';
+      return whenDiscarded;
     case 'delivered':
       return whenDelivered;
   }
@@ -432,7 +432,12 @@ function compare(accession: string, stored: StoredEvent[], so: OdooRecord | unde
         kind: 'not-invoiced',
         test: code,
         explanation: `${code} is eligible for invoicing (relay.invoicing is on; the eligibility is ${eventState(eligible)}), but no invoice line in Odoo bills ${line ? `its line on ${name}` : `it (${name} has no line for it)`}`,
-        action: actionFor(eligible, 'the draft invoice (or its line) was deleted or cancelled in Odoo after the gateway made it: create the invoice from the sale order in Odoo, or find out why it was taken off'),
+        // The gateway derives the eligibility itself, once: the LIS cannot send it again.
+        action: actionFor(
+          eligible,
+          'the draft invoice (or its line) was deleted or cancelled in Odoo after the gateway made it: create the invoice from the sale order in Odoo, or find out why it was taken off',
+          'an operator discarded the invoicing on purpose: if the test is billable, create the invoice from the sale order in Odoo (Create Invoice); if it is not, nothing to do',
+        ),
       });
     }
   }
