@@ -264,14 +264,28 @@ describe('reconcile on Odoo 19 (JSON-2), the status API at "localhost", many ord
     expect(kinds(d.report!)).toEqual({ [`RV-M${n - 1}`]: ['order-missing'] });
   }, 300_000);
 
+  it('reads invoice lines and credit notes over JSON-2 as over JSON-RPC', async () => {
+    const l = lab!;
+    await send(l, lisOrm('C19-1', 'RV-C19', ['TSH']));
+    await send(l, lisOru('C19-2', 'RV-C19', 'TSH'));
+    await settled(l, ['RV-C19']);
+    const inv = one(l.emu, 'account.move', [['ref', '=', 'lab-gateway RV-C19']]);
+    l.emu.call('account.move', 'action_post', [[inv.id]]);
+    creditNote(l.emu, inv.id);
+    const r = await reconcile(l, ['--json', '--since', '1']);
+    expect(r.code, r.err).toBe(1);
+    expect(kinds(r.report!)['RV-C19']).toBeUndefined();
+    expect(r.report!.credited.map((c) => `${c.accession}:${c.test}`)).toEqual(['RV-C19:TSH']);
+  }, 120_000);
+
   it('says in the report which part of the period the store no longer holds (--since beyond store.retentionDays)', async () => {
     const l = lab!;
     await send(l, lisOrm('OLD-1', 'RV-OLD', ['GLU']));
     await send(l, lisOru('OLD-2', 'RV-OLD', 'GLU'));
     await settled(l, ['RV-OLD']);
     const before = await reconcile(l, ['--json', '--since', '7']);
-    expect(before.report!.checked).toBe(1_051);
-    // Two days on (retentionDays 1): RV-OLD, billed in full, leaves the store; the open orders stay (billing's hold).
+    expect(before.report!.checked).toBe(1_052);
+    // Two days on (retentionDays 1): RV-OLD and RV-C19, billed in full, leave the store; the open orders stay (billing's hold).
     while ((await l.gateway.store!.prune(Date.now() + 2 * 86_400_000)) > 0);
     const r = await reconcile(l, ['--since', '7']);
     const j = await reconcile(l, ['--json', '--since', '7']);
@@ -308,6 +322,9 @@ describe('reconcile of a period in which an older order was validated and billed
     }
     await waitFor(() => l.emu.count('sale.order', [['origin', '=', 'lab-gateway RV-LATE']]) === 1, 60_000);
     await settled(l);
+    // The period's boundary: the order is three days old.
+    expect((await reconcile(l, ['--json', '--since', '1'])).report).toMatchObject({ checked: 0 });
+    expect((await reconcile(l, ['--json', '--since', '4'])).report).toMatchObject({ checked: 1, agree: 1 });
     // Validated today, invoiced today; then the draft invoice is deleted in Odoo.
     await send(l, lisOru('LATE-2', 'RV-LATE', 'GLU'));
     await settled(l, ['RV-LATE']);
