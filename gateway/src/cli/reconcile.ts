@@ -20,7 +20,7 @@ import { baseUrl, call } from './remote.ts';
  * last DAYS days (7), what the LIS sent (the store's
  * events) against what Odoo holds (the accession's sale order, its lines, their delivered and
  * invoiced quantities). Read-only on both sides. Exit 0 all agree, 1 any difference, 2 the store
- * or Odoo cannot be read (cli/README.md "reconcile").
+ * or Odoo cannot be read (README.md, "reconcile: the LIS against Odoo").
  *
  * The store is read through the running gateway's status API (GET /api/events): LevelDB's lock
  * keeps it to the gateway's process, and reading it at rest would need the message log replayed
