@@ -10,6 +10,7 @@ import { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
 import { startPtyPair, type PtyPair } from '../fixtures/astm-link/pty-pair.ts';
 import { corpusFiles, corpusKind, corpusMessages } from '../fixtures/astm/corpus.ts';
 import { fileWriter, getJson, startGatewayProcess, TEST_LISTENERS, until, type GatewayProcess } from '../fixtures/gateway-process.ts';
+import { prng } from '../fixtures/prng.ts';
 
 /**
  * An adversarial audit of the ASTM path, the way an analyzer with a glitchy line or odd firmware
@@ -53,16 +54,6 @@ const STX = 0x02;
 const ETX = 0x03;
 const ETB = 0x17;
 
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const pick = <T>(rnd: () => number, xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)] as T;
 const int = (rnd: () => number, lo: number, hi: number): number => lo + Math.floor(rnd() * (hi - lo + 1));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -2,22 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { normalizeAstmMessage } from '../../gateway/src/astm/normalize.ts';
 import { listProfiles, loadProfile } from '../../gateway/src/profiles/load.ts';
 import { corpusFiles, corpusKind, corpusMessages } from '../fixtures/astm/corpus.ts';
+import { prng } from '../fixtures/prng.ts';
 
 /**
  * Bad input never takes the gateway down: mangled corpus messages (cut short, bytes flipped,
  * delimiters and escape characters sprayed in, records shuffled) are normalized or rejected, but
  * the normalizer never throws, for every profile. A fixed-seed generator keeps runs repeatable.
  */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SPRAY = ['|', '\\', '^', '&', '@', '!', '~', '`', '\r', '\n', '&X', '&Z', 'H|', '\x02', '\x17', '\x00', 'Q|1|', 'R|', 'ÿ'];
 

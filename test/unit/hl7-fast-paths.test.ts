@@ -10,6 +10,7 @@ import { contentFingerprint, readMsh, versionAtLeast } from '../../gateway/src/h
 import { trimmed, trimmedUpper, upper } from '../../gateway/src/hl7/text.ts';
 import { unwrapFrame } from '../../gateway/src/ingress/mllp/mllp-encoder.ts';
 import { corpusDir } from '../fixtures/hl7/helpers.ts';
+import { prng } from '../fixtures/prng.ts';
 
 /**
  * The intake's hot path reads HL7 with hand-written scans instead of split/regex/Date built-ins.
@@ -26,17 +27,6 @@ const variants: Buffer[] = corpus.flatMap((c) => {
   const text = c.toString('latin1');
   return [c, Buffer.from(text.replace(/\r/g, '\n'), 'latin1'), Buffer.from(text.replace(/\r/g, '\r\n'), 'latin1'), Buffer.from(text.replace(/^(MSH(?:\|[^|\r]*){5}\|)[^|\r]*/, '$1'), 'latin1')];
 });
-
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('contentFingerprint', () => {
   /**

@@ -6,6 +6,7 @@ import { unwrapFrame } from '../../gateway/src/ingress/mllp/mllp-encoder.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
 import { corpusDir, endpointConfig, field, framesOf } from '../fixtures/hl7/helpers.ts';
 import { MemoryIntakeStore } from '../fixtures/hl7/memory-store.ts';
+import { prng } from '../fixtures/prng.ts';
 
 /**
  * Bad input never takes the gateway down: 3,000 seeded mutations of the corpus (byte flips,
@@ -17,17 +18,6 @@ const corpus = readdirSync(corpusDir)
   .filter((f) => f.endsWith('.hl7') || f.endsWith('.mllp'))
   .sort()
   .map((f) => unwrapFrame(readFileSync(path.join(corpusDir, f))));
-
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const INSERTS = ['|', '^', '~', '\\', '&', '\r', '\n', '\r\n', '\x0b', '\x1c', '\x00', 'MSH|', 'MSH|^~\\&|', '\\X0\\', '""', '\xff\xfe'];
 
