@@ -18,103 +18,22 @@
  * store in a temp dir), real TCP sockets, the gateway's own JSON log lines. No timed assertion:
  * the tests wait for the socket's 'close' or for replies.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { HL7_ENDPOINT_DEFAULTS } from '../../gateway/src/config/defaults.ts';
 import { validateConfig } from '../../gateway/src/config/validate.ts';
-import { Gateway } from '../../gateway/src/gateway.ts';
-import { createLogger } from '../../gateway/src/log.ts';
-import type { EventStore } from '../../gateway/src/store/event-store.ts';
-import type { TelemetryEvents } from '../../gateway/src/telemetry.ts';
-import { testGatewayConfig } from '../fixtures/gateway.ts';
-import { field, framesOf } from '../fixtures/hl7/helpers.ts';
-
-const VT = 0x0b;
-const FS = 0x1c;
-const CR = 0x0d;
-
-const oru = (id: string, obx = 1): string =>
-  `MSH|^~\\&|LIS|LAB|GW|LAB|20260301120000||ORU^R01^ORU_R01|${id}|P|2.5\rPID|1||MRN-${id}\rOBR|1|ACC-${id}||GLU^Glucose\r` +
-  Array.from({ length: obx }, (_, i) => `OBX|${i + 1}|NM|GLU^Glucose||5.4|mmol/L|||||F\r`).join('');
+import { acks, CR, FS, oru, useLinkRig, VT } from '../fixtures/hl7/link-rig.ts';
 
 /** The bound of the link `lis` (short, for the test) and of `slow` (room for a slow link). */
 const FRAME_TIMEOUT_MS = 400;
 const SLOW_FRAME_TIMEOUT_MS = 10_000;
 
-let dir: string;
-let gateway: Gateway;
-const logLines: Array<Record<string, unknown>> = [];
-const states: Array<TelemetryEvents['endpoint.state']> = [];
-const sockets: net.Socket[] = [];
-
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'lgw-frame-timeout-'));
-  const log = createLogger({ level: 'info', bindings: { gateway: 'frame-timeout' }, write: (line) => logLines.push(JSON.parse(line) as Record<string, unknown>) });
-  const config = testGatewayConfig('frame-timeout', dir, {
-    hl7: [
-      // The idle close at its default (30 minutes): only the frame's bound can cut these.
-      { id: 'lis', listen: { host: '127.0.0.1', port: 0 }, frameTimeoutMs: FRAME_TIMEOUT_MS },
-      { id: 'slow', listen: { host: '127.0.0.1', port: 0 }, frameTimeoutMs: SLOW_FRAME_TIMEOUT_MS },
-    ],
-  });
-  gateway = new Gateway({ config, log });
-  gateway.telemetry.on('endpoint.state', (e) => states.push(e));
-  await gateway.start();
-});
-
-afterAll(async () => {
-  for (const s of sockets.splice(0)) s.destroy();
-  await gateway?.stop(5_000);
-  await rm(dir, { recursive: true, force: true });
-});
-
-interface Lis {
-  socket: net.Socket;
-  /** Every byte the gateway wrote back. */
-  received: () => Buffer;
-  /** Resolves when the gateway closed the connection (its FIN, then the socket's close). */
-  closed: Promise<void>;
-  /** The local address:port, as the gateway names this LIS. */
-  address: string;
-}
-
-async function connect(endpoint: 'lis' | 'slow'): Promise<Lis> {
-  const port = gateway.addresses().hl7[endpoint]!.port;
-  const socket = net.connect({ host: '127.0.0.1', port });
-  sockets.push(socket);
-  const chunks: Buffer[] = [];
-  socket.on('data', (c: Buffer) => chunks.push(c));
-  socket.on('error', () => {});
-  // A LIS that closes its side when the gateway closes its own.
-  socket.on('end', () => socket.end());
-  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    socket.once('connect', resolve);
-    socket.once('error', reject);
-  });
-  return { socket, received: () => Buffer.concat(chunks), closed, address: `${socket.localAddress}:${socket.localPort}` };
-}
-
-const store = (): EventStore => gateway.store as EventStore;
-
-/** The stored messages of an endpoint received from this LIS, oldest first, with their raw bytes. */
-async function keptFrom(endpoint: string, address: string): Promise<Array<{ status: string; rejectReason?: string; raw: Buffer }>> {
-  const list = (await store().listMessages({ endpoint, limit: 1000 })).filter((m) => m.remoteAddress === address);
-  const out = [];
-  for (const m of list.reverse()) {
-    const got = await store().getMessage(m.id);
-    out.push({ status: m.status, ...(m.rejectReason ? { rejectReason: m.rejectReason } : {}), raw: got?.raw ?? Buffer.alloc(0) });
-  }
-  return out;
-}
-
-const warningsAbout = (address: string): Array<Record<string, unknown>> => logLines.filter((l) => l.level === 'warn' && l.remote === address);
-
-const acks = (bytes: Buffer): Array<[string | undefined, string | undefined]> => framesOf(bytes).map((f) => [field(f, 'MSA', 1), field(f, 'MSA', 2)]);
+const rig = useLinkRig('frame-timeout', [
+  // The idle close at its default (30 minutes): only the frame's bound can cut these.
+  { id: 'lis', listen: { host: '127.0.0.1', port: 0 }, frameTimeoutMs: FRAME_TIMEOUT_MS },
+  { id: 'slow', listen: { host: '127.0.0.1', port: 0 }, frameTimeoutMs: SLOW_FRAME_TIMEOUT_MS },
+]);
+const { connect, keptFrom, warningsAbout, logLines, states } = rig;
 
 describe('MLLP: a frame that never ends is cut after hl7[].frameTimeoutMs', () => {
   it('a LIS that ends its message with a CR and no FS CR: the connection is closed, the bytes kept, the cause said', async () => {
