@@ -33,7 +33,7 @@ describe('a key without the space after its colon', () => {
   it('in a flow mapping: the unknown key gets the hint at its path', async () => {
     const r = await check('analyzers: [ { id: xp-1, profile:sysmex-xp, serial: { path: /dev/ttyUSB0 } } ]\n');
     expect(r.code).toBe(1);
-    expect(r.out).toContain('analyzers[0].profile:sysmex-xp: unknown key (allowed: id, profile, serial, tcp, overrides, pushOrders); a key needs a space after its colon: `profile: sysmex-xp` (line 1)');
+    expect(r.out).toContain('analyzers[0].profile:sysmex-xp: unknown key (allowed: id, profile, serial, tcp, overrides, pushOrders, quietAlert); a key needs a space after its colon: `profile: sysmex-xp` (line 1)');
   }, 30_000);
 
   it('the only key of a mapping: the wrong-type error gets the hint, a URL value kept whole', async () => {
