@@ -828,11 +828,8 @@ describe('ASTM fuzz audit: a glitchy analyzer on a real gateway process', () => 
    * starts over: the receiver timer (LIS1-A §6.5.2, shortened to 1 s, the least a site may set, for this analyzer with
    * `overrides.frameTimeoutMs`) ends the session, and the cut transmission is kept. No timed
    * assertion: whether the timer or the analyzer's next ENQ ends it, the bytes kept are the same.
-   * A second analyzer ignores NAK at the end of a message the record layer refused and goes on
-   * with its next message in the same session: the frames it sent after are refused and must be
-   * kept too.
    */
-  it('a silent analyzer, and one that ignores NAK: the link recovers, nothing received vanishes', async () => {
+  it('a silent analyzer: the link recovers, nothing received vanishes', async () => {
     const { statusUrl, analyzerPort, dataDir } = await startGateway(`{ id: fz, profile: generic-astm, tcp: { listen: { host: 127.0.0.1, port: 0 } }, overrides: { frameTimeoutMs: 1000 } }`);
     const socket = net.connect({ host: '127.0.0.1', port: analyzerPort as number });
     await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
@@ -850,27 +847,6 @@ describe('ASTM fuzz audit: a glitchy analyzer on a real gateway process', () => 
       a.keep('rejected', `silent ${i}: cut`, /incomplete message \((receiver-timeout|re-establishment)\)/);
       await sleep(rnd() < 0.5 ? 1_200 : 10); // the analyzer is off a while, or back at once (the receiver timer may run out)
       await a.deliver(partsOf(tagged(pick(rnd, pool), `SILENT-OK-${i}`)), `silent ${i}: back`);
-    }
-    for (let i = 0; i < 4; i++) {
-      const recs = tagged(pick(rnd, pool), `DEAF-${i}`);
-      const H = recs[0] as string;
-      recs[0] = `H${H[1]}${H[1]}${H.slice(3)}`; // no usable delimiters: refused at its end
-      const bad = framesOf(partsOf(recs));
-      await a.enq(`deaf ${i}`);
-      for (let j = 0; j < bad.length - 1; j++) await a.frameAcked(bad[j] as Buffer, `deaf ${i}: frame ${j + 1}`);
-      await a.put(bad.at(-1) as Buffer);
-      await a.expectReply(NAK, `deaf ${i}: end frame`);
-      a.keep('rejected', `deaf ${i}: refused`, /./);
-      // It does not send the frame again: it goes on with its next message, FN going on (up to six
-      // frames: the seventh would bear the number the link waits for), then gives up.
-      const nextParts = partsOf(tagged(pick(rnd, pool), `DEAF-NEXT-${i}`));
-      for (const [j, p] of nextParts.slice(0, 6).entries()) {
-        await a.put(frame(0x30 + ((bad.length + j + 1) % 8), p.text, p.end));
-        await a.expectReply(NAK, `deaf ${i}: next message frame ${j + 1}`);
-      }
-      await a.eot();
-      a.keep('rejected', `deaf ${i}: the next message, refused frame by frame`, /incomplete message \(eot-before-end\) after \d+ frames? refused/);
-      await a.deliver(partsOf(tagged(pick(rnd, pool), `DEAF-OK-${i}`)), `deaf ${i}: next good transmission`);
     }
     expect(a.sim.unread()).toBe('');
     expectStoreHolds(await stopAndRead(statusUrl, dataDir), a.expected);
