@@ -82,8 +82,12 @@ describe('/api/status, the MQTT status and /metrics agree', () => {
         health: ['ok', 'degraded', 'down'][series(text, 'lab_gateway_health') ?? -1],
         codes: text.split('\n').flatMap((l) => (l.startsWith('lab_gateway_health_reason{') ? [/code="([^"]+)"/.exec(l)![1]!] : [])).sort(),
       };
+      // DEAD_LETTERS comes once the model has read the oldest dead letter for its words (a store
+      // read after the count changed), BLOCKED_PARTITIONS at once: all three surfaces may agree on
+      // the moment between, which is not yet the state the test compares.
       const same =
         api.queue.deadLettered === 1 &&
+        api.codes.includes('DEAD_LETTERS') &&
         JSON.stringify(retained) === JSON.stringify(api) &&
         JSON.stringify(metrics.queue) === JSON.stringify(api.queue) &&
         metrics.health === api.health &&
