@@ -1,8 +1,11 @@
 /**
  * ENDPOINT_QUIET (status-model.ts, config `analyzers[].quietAlert` / `hl7[].quietAlert`): an
  * endpoint that has received no message for `afterMinutes` counted inside its hours. The status
- * model on a real store in a temp dir, its clock set by the test (`clock.now`) and polled by hand;
- * the lab's time zone is the process's (TZ), as the gateway sets it from `gateway.timeZone`.
+ * model on a real store in a temp dir, its two clocks set by the test and polled by hand: the wall
+ * clock (`clock.now`, what `Date.now()` reads, which NTP or a person may step) and the monotonic
+ * clock (`clock.mono`, what `performance.now()` reads, which no step moves). Time passing moves
+ * both (`at`); a clock step moves the wall clock only (`step`). The lab's time zone is the
+ * process's (TZ), as the gateway sets it from `gateway.timeZone`.
  *
  * Before: a serial analyzer whose cable came loose at its end, or whose host interface was
  * switched off in its menu, kept its port open and read "connected", health OK, all day; results
@@ -41,7 +44,7 @@ async function model(opts: { analyzer?: QuietAlertConfig; lis?: QuietAlertConfig
   if (opts.lis) config.hl7[0]!.quietAlert = opts.lis;
   const store = await openStore(config.gateway.dataDir);
   cleanups.push(() => store.close());
-  const clock = { now: opts.start };
+  const clock = { now: opts.start, mono: 1_000_000 };
   const telemetry = new Telemetry();
   const m = new StatusModel({
     config,
@@ -50,6 +53,7 @@ async function model(opts: { analyzer?: QuietAlertConfig; lis?: QuietAlertConfig
     version: 't',
     startedAt: new Date(clock.now).toISOString(),
     now: () => clock.now,
+    mono: () => clock.mono,
     pollIntervalMs: 3_600_000, // polled by the test only
     diskIntervalMs: 3_600_000,
     readDisk: async () => ({ freeBytes: 10 * 1024 ** 3, totalBytes: 20 * 1024 ** 3 }),
@@ -61,15 +65,21 @@ async function model(opts: { analyzer?: QuietAlertConfig; lis?: QuietAlertConfig
   // The analyzer's line open all along (a serial port stays open when the cable is pulled at the far end).
   telemetry.emit('endpoint.state', { endpoint: 'xn-1', kind: 'astm', state: 'connected', connections: 1 });
   telemetry.emit('endpoint.state', { endpoint: 'lis', kind: 'hl7', state: 'listening', connections: 0 });
-  /** Move the clock to `at` and poll, as the model's timer does. */
+  /** Time passes until the wall clock reads `ms` (both clocks move), and the model polls, as its timer does. */
   const at = (ms: number): void => {
+    clock.mono += ms - clock.now;
+    clock.now = ms;
+    m.poll();
+  };
+  /** The wall clock is set to `ms` and no time passes (NTP's step, a person setting the time, a VM's clock set right on resume); the model polls. */
+  const step = (ms: number): void => {
     clock.now = ms;
     m.poll();
   };
   const message = (endpoint: 'xn-1' | 'lis', outcome: 'accepted' | 'rejected' = 'accepted'): void =>
     telemetry.emit('intake.message', { endpoint, kind: endpoint === 'lis' ? 'hl7' : 'astm', outcome, ackLatencyMs: 1, bytes: 100 });
   const quiet = (endpoint = 'xn-1') => m.toApiStatus().healthReasons.find((r) => r.code === 'ENDPOINT_QUIET' && r.endpoint === endpoint);
-  return { model: m, alerts, at, message, quiet, telemetry };
+  return { model: m, alerts, at, step, message, quiet, telemetry };
 }
 
 describe('ENDPOINT_QUIET', () => {
@@ -181,5 +191,122 @@ describe('ENDPOINT_QUIET', () => {
     q.telemetry.emit('endpoint.state', { endpoint: 'xn-1', kind: 'astm', state: 'disconnected', connections: 0, detail: 'port closed' });
     q.at(lab(2026, 3, 3, 10, 5));
     expect(q.model.toApiStatus().healthReasons.filter((r) => r.endpoint === 'xn-1').map((r) => r.code)).toEqual(['ENDPOINT_DOWN']);
+  });
+});
+
+/**
+ * Clock steps. Before, quiet time was the wall clock's: `Date.now()` minus the last message's
+ * stamp. An appliance without a battery-backed clock boots days behind and NTP steps it forward
+ * minutes to days after the gateway started: every endpoint with a quiet alert read as quiet for
+ * those days at once, and the tray warned a technician of a silence that had not happened. A clock
+ * an hour ahead set back by NTP held a real silence back for the hour. Now quiet time is counted on
+ * the monotonic clock since the last message (or the start), and the wall clock only says whether
+ * the lab's hours are open.
+ */
+describe('ENDPOINT_QUIET across clock steps', () => {
+  it("the box booted 3 days behind and NTP set it right after the start: no alert at the step; a real silence in today's hours still alerts after afterMinutes of real time", async () => {
+    // The clock reads Friday 27 February 09:00; the true time is Monday 2 March 09:00.
+    const q = await model({ analyzer: WEEKDAYS, lis: { afterMinutes: 60, between: '07:00-19:00', days: 'Mon-Fri' }, start: lab(2026, 2, 27, 9) });
+    q.at(lab(2026, 2, 27, 9, 5));
+    q.message('xn-1');
+    q.at(lab(2026, 2, 27, 9, 30));
+    q.step(lab(2026, 3, 2, 9, 30)); // NTP answers
+    expect(q.quiet('xn-1')).toBeUndefined();
+    expect(q.quiet('lis')).toBeUndefined();
+    expect(q.model.toApiStatus().health).toBe('ok');
+    expect(q.alerts.filter((a) => a.code.startsWith('ENDPOINT_QUIET'))).toEqual([]);
+    // The LIS never sent: an hour of real time since the gateway started, the start told in the true time.
+    q.at(lab(2026, 3, 2, 9, 59));
+    expect(q.quiet('lis')).toBeUndefined();
+    q.at(lab(2026, 3, 2, 10, 0));
+    expect(q.quiet('lis')!.message).toMatch(/^LIS link lis quiet: no message for 1 h of its hours \(Mon-Fri 07:00-19:00\) since the gateway started at 09:00 \(UTC\+01:00\);/);
+    // The analyzer: 90 minutes of real time after its message, which the words place in the true time (not on 27 Feb).
+    q.at(lab(2026, 3, 2, 10, 34));
+    expect(q.quiet('xn-1')).toBeUndefined();
+    q.at(lab(2026, 3, 2, 10, 35));
+    expect(q.quiet('xn-1')!.message).toMatch(/^Analyzer xn-1 quiet: no message for 1 h 30 min of its hours \(Mon-Fri 07:00-19:00\), the last at 09:05 \(UTC\+01:00\);/);
+    expect(q.alerts.filter((a) => a.code === 'ENDPOINT_QUIET').map((a) => a.endpoint)).toEqual(['lis', 'xn-1']);
+  });
+
+  it('a person sets the clock forward a day by hand: the silence is not a day longer', async () => {
+    const q = await model({ analyzer: { afterMinutes: 90 }, start: lab(2026, 3, 3, 9) });
+    q.at(lab(2026, 3, 3, 10, 0));
+    q.message('xn-1');
+    q.at(lab(2026, 3, 3, 10, 30));
+    q.step(lab(2026, 3, 4, 10, 30));
+    expect(q.quiet()).toBeUndefined();
+    q.at(lab(2026, 3, 4, 11, 29));
+    expect(q.quiet()).toBeUndefined();
+    q.at(lab(2026, 3, 4, 11, 30));
+    expect(q.quiet()!.message).toMatch(/no message for 1 h 30 min, the last at 10:00 \(UTC\+01:00\);/);
+  });
+
+  it('the clock set back an hour (it ran ahead) does not hold a real silence back for the hour', async () => {
+    const q = await model({ analyzer: WEEKDAYS, start: lab(2026, 3, 3, 9) });
+    q.at(lab(2026, 3, 3, 10, 0));
+    q.message('xn-1');
+    q.at(lab(2026, 3, 3, 10, 30));
+    q.step(lab(2026, 3, 3, 9, 30)); // NTP: the clock was an hour ahead
+    expect(q.quiet()).toBeUndefined();
+    // 89, then 90 minutes of real time after the message: the clock reads 10:29, then 10:30.
+    q.at(lab(2026, 3, 3, 10, 29));
+    expect(q.quiet()).toBeUndefined();
+    q.at(lab(2026, 3, 3, 10, 30));
+    // The message came at 10:00 by the clock of then, 09:00 by the clock set right.
+    expect(q.quiet()!.message).toMatch(/no message for 1 h 30 min of its hours \(Mon-Fri 07:00-19:00\), the last at 09:00 \(UTC\+01:00\);/);
+    expect(q.alerts.filter((a) => a.code === 'ENDPOINT_QUIET')).toHaveLength(1);
+  });
+
+  it('an alert raised stays raised across a step either way (no "Resolved" while nothing came)', async () => {
+    const q = await model({ analyzer: WEEKDAYS, start: lab(2026, 3, 3, 9) });
+    q.at(lab(2026, 3, 3, 10, 0));
+    q.message('xn-1');
+    q.at(lab(2026, 3, 3, 11, 30));
+    expect(q.quiet()).toBeDefined();
+    q.step(lab(2026, 3, 3, 10, 30));
+    expect(q.quiet()).toBeDefined();
+    q.step(lab(2026, 3, 4, 10, 30));
+    expect(q.quiet()).toBeDefined();
+    expect(q.alerts.map((a) => a.code).filter((c) => c.startsWith('ENDPOINT_QUIET'))).toEqual(['ENDPOINT_QUIET']);
+  });
+
+  it('a VM suspended for 8 hours: the time it stood still is not counted (no alert at the resume); the count goes on from there', async () => {
+    // The monotonic clock (Linux CLOCK_MONOTONIC) does not run while the machine is suspended; the
+    // wall clock is set right on resume. Neither can be told from a step forward.
+    const q = await model({ analyzer: WEEKDAYS, start: lab(2026, 3, 3, 9) });
+    q.at(lab(2026, 3, 3, 10, 0));
+    q.message('xn-1');
+    q.at(lab(2026, 3, 3, 10, 30));
+    q.step(lab(2026, 3, 3, 18, 30)); // resumed
+    expect(q.quiet()).toBeUndefined();
+    // An hour of running time by Tuesday's closing, less than the bound; Wednesday counts from 07:00.
+    q.at(lab(2026, 3, 3, 19, 0));
+    expect(q.quiet()).toBeUndefined();
+    q.at(lab(2026, 3, 4, 8, 29));
+    expect(q.quiet()).toBeUndefined();
+    q.at(lab(2026, 3, 4, 8, 30));
+    // The quiet time of its hours is the running time: the suspended 8 hours are not in it, so the
+    // words place the last message 8 hours later than it came (the cost, status/README.md).
+    expect(q.quiet()!.message).toMatch(/no message for 2 h 30 min of its hours \(Mon-Fri 07:00-19:00\), the last at 3 Mar 18:00 \(UTC\+01:00\);/);
+  });
+
+  it('a restart keeps the silence the store knows of (no step: counted from the stored message, as before)', async () => {
+    const t = tempDir('status-quiet-restart-');
+    cleanups.push(t.cleanup);
+    const config = makeConfig(path.join(t.dir, 'data'), { id: 'lab-quiet' });
+    config.analyzers[0]!.quietAlert = { afterMinutes: 90 };
+    const store = await openStore(config.gateway.dataDir);
+    cleanups.push(() => store.close());
+    // The analyzer's last message, two hours before this start.
+    await store.commit({ kind: 'astm', endpoint: 'xn-1', receivedAt: new Date(lab(2026, 3, 3, 8)).toISOString(), encoding: 'latin1', raw: Buffer.from('H|\\^&\r', 'latin1'), status: 'accepted', messageType: 'ASTM' }, []);
+    const clock = { now: lab(2026, 3, 3, 10), mono: 5_000 };
+    const telemetry = new Telemetry();
+    const m = new StatusModel({ config, store, telemetry, version: 't', startedAt: new Date(clock.now).toISOString(), now: () => clock.now, mono: () => clock.mono, pollIntervalMs: 3_600_000, diskIntervalMs: 3_600_000, readDisk: async () => ({ freeBytes: 10 * 1024 ** 3, totalBytes: 20 * 1024 ** 3 }) });
+    await m.start();
+    cleanups.push(() => m.stop());
+    telemetry.emit('endpoint.state', { endpoint: 'xn-1', kind: 'astm', state: 'connected', connections: 1 });
+    m.poll();
+    const r = m.toApiStatus().healthReasons.find((x) => x.code === 'ENDPOINT_QUIET');
+    expect(r!.message).toMatch(/no message for 2 h, the last at 08:00 \(UTC\+01:00\);/);
   });
 });

@@ -123,7 +123,28 @@ function stretches(s: QuietSchedule, from: number, to: number): Array<[number, n
 }
 
 /**
- * Quiet since `last` (epoch ms) at `now`: `due` once the endpoint has been quiet `afterMinutes`
+ * Where an endpoint's silence began: its last message (or the gateway's start), as the wall clock
+ * (epoch ms) and the monotonic clock (ms, `performance.now()`) read then.
+ */
+export interface QuietMark {
+  wall: number;
+  mono: number;
+}
+
+/**
+ * The wall-clock instant the silence began, as the wall clock reads now (`wall`): the monotonic time
+ * since `mark` counted back from it. A clock step moves neither the time counted nor, since the wall
+ * clock places it, whether the lab's hours were open in it: after NTP set a box forward three days
+ * the silence is the minutes that really passed, not three days; set back an hour, it is not an hour
+ * shorter. The monotonic clock does not run while the machine is suspended (a VM paused, a laptop
+ * asleep), so that time is not counted either: it cannot be told from a step forward.
+ */
+export function quietFrom(mark: QuietMark, wall: number, mono: number): number {
+  return wall - Math.max(0, mono - mark.mono);
+}
+
+/**
+ * Quiet since `last` (epoch ms; quietFrom) at `now`: `due` once the endpoint has been quiet `afterMinutes`
  * within one stretch of its window (counted from the stretch's opening, or from the last message
  * when it came inside it: on Monday 07:00 after a quiet weekend the count starts then, not on
  * Friday evening), and stays due until the next message. `quietMs` is the window time since

@@ -13,7 +13,7 @@ import { waitingSince, waitsForLisOrder } from '../relay/rules/waiting-for-order
 import { GATEWAY_PAUSE } from '../relay/machine-guard.ts';
 import { SteadyWallClock, span } from '../wall-clock.ts';
 import { logOutputLoss, type LogOutputLoss } from '../log.ts';
-import { quietSchedule, quietSince, type QuietSchedule } from '../config/quiet-alert.ts';
+import { quietFrom, quietSchedule, quietSince, type QuietMark, type QuietSchedule } from '../config/quiet-alert.ts';
 
 /**
  * The one status model of the gateway. It is fed by the typed telemetry events (never by the
@@ -232,6 +232,12 @@ export interface StatusModelOptions {
    * `since` lay in the future and ODOO_UNREACHABLE was not raised for two hours.
    */
   now?: () => number;
+  /**
+   * The monotonic clock (ms; default `performance.now()`), which no clock step moves: quiet time
+   * (ENDPOINT_QUIET) is counted on it, the wall clock (`now` when given, else `Date.now()`) only
+   * placing it in the lab's hours. Tests step one clock and not the other.
+   */
+  mono?: () => number;
   /** The log lines lost so far (default: this process's, gateway/src/log.ts `logOutputLoss`). */
   logOutputLoss?: () => LogOutputLoss;
   /** Free-space reader (tests inject a fake full disk). */
@@ -413,6 +419,9 @@ export class StatusModel implements Component {
   #status: ComponentStatus = 'created';
   readonly #o: StatusModelOptions;
   readonly #now: () => number;
+  /** The system clock as it reads (no smoothing after a step back): whether the lab's hours are open (ENDPOINT_QUIET). */
+  readonly #wall: () => number;
+  readonly #mono: () => number;
   readonly #endpoints = new Map<string, EndpointStatus>();
   readonly #odoo: OdooStatus;
   /**
@@ -489,11 +498,17 @@ export class StatusModel implements Component {
   #storedData: { newest: number; mono: number } | undefined;
   /** The endpoints with a quiet alert (`quietAlert` of their config entry), by id (ENDPOINT_QUIET). */
   readonly #quiet = new Map<string, QuietSchedule>();
-  /** When the model started (its clock): an endpoint with a quiet alert that never sent is quiet since then. */
-  #startedMs = 0;
+  /**
+   * Where each quiet-alert endpoint's silence began (its last message: both clocks then), and the
+   * model's start (an endpoint that never sent is quiet since then). Undefined before start().
+   */
+  readonly #quietMarks = new Map<string, QuietMark>();
+  #startMark: QuietMark | undefined;
 
   constructor(options: StatusModelOptions) {
     this.#o = options;
+    this.#wall = options.now ?? (() => Date.now());
+    this.#mono = options.mono ?? (() => performance.now());
     if (options.now) this.#now = options.now;
     else {
       const steady = new SteadyWallClock();
@@ -530,7 +545,8 @@ export class StatusModel implements Component {
   async start(): Promise<void> {
     if (this.#status === 'running' || this.#status === 'starting') return;
     this.#status = 'starting';
-    this.#startedMs = this.#now();
+    const start: QuietMark = { wall: this.#wall(), mono: this.#mono() };
+    this.#startMark = start;
     const t = this.#o.telemetry;
     this.#unsubscribe.push(
       t.on('intake.message', (e) => this.#onIntake(e)),
@@ -553,6 +569,13 @@ export class StatusModel implements Component {
       }
     } catch {
       /* a closed store: the poll below reports it */
+    }
+    // A restart neither hides nor restarts a silence: counted from the stored message, the time
+    // before this start read once on the wall clock. One stored ahead of the clock (a box booted
+    // behind, no battery-backed clock) is counted from the start: how long before it is unknown.
+    for (const id of this.#quiet.keys()) {
+      const lastMs = Date.parse(this.#endpoints.get(id)?.lastMessageAt ?? '');
+      if (Number.isFinite(lastMs) && lastMs <= start.wall) this.#quietMarks.set(id, { wall: lastMs, mono: start.mono - (start.wall - lastMs) });
     }
     try {
       const newest = this.#o.store.newestStoredAt?.();
@@ -865,7 +888,7 @@ export class StatusModel implements Component {
       }
       // Connected (or listening) and silent in the lab's hours: a disconnected one says more already.
       if (reasons.length === down) {
-        const quiet = this.#quietReason(e, who, now);
+        const quiet = this.#quietReason(e, who);
         if (quiet) reasons.push(quiet);
       }
       // Worklists the analyzer refused: its technicians would run those tubes without orders.
@@ -1071,15 +1094,22 @@ export class StatusModel implements Component {
    * came loose at its end, or whose host interface was switched off, kept its port open: it read
    * "connected", health OK, while its results stopped reaching Odoo.
    */
-  #quietReason(e: EndpointStatus, who: string, now: number): HealthReason | undefined {
+  #quietReason(e: EndpointStatus, who: string): HealthReason | undefined {
     const q = this.#quiet.get(e.id);
     if (!q || e.state === 'stopped') return undefined;
-    const lastMs = e.lastMessageAt === null ? Number.NaN : Date.parse(e.lastMessageAt);
-    const since = Number.isFinite(lastMs) ? lastMs : this.#startedMs;
-    const { due, quietMs } = quietSince(q, since, now);
+    const mark = this.#quietMarks.get(e.id);
+    const from = mark ?? this.#startMark;
+    if (from === undefined) return undefined;
+    // Counted on the monotonic clock; the wall clock only says when the lab's hours were open.
+    const wall = this.#wall();
+    const since = quietFrom(from, wall, this.#mono());
+    const { due, quietMs } = quietSince(q, since, wall);
     if (!due) return undefined;
+    // The words give the time the wall clock gave the message, unless the clock was stepped since
+    // (it was wrong then or is now): then the time counted back from now.
+    const shown = Math.abs(since - from.wall) <= SteadyWallClock.STEP_REPORT_MS ? from.wall : since;
     const hours = q.hours ? ` of its hours (${q.hours})` : '';
-    const last = Number.isFinite(lastMs) ? `${hours}, the last at ${localTime(lastMs, now)}` : `${hours} since the gateway started at ${localTime(since, now)}`;
+    const last = mark ? `${hours}, the last at ${localTime(shown, wall)}` : `${hours} since the gateway started at ${localTime(shown, wall)}`;
     const check =
       e.role === 'analyzer'
         ? "its results are not reaching Odoo: is the analyzer's host interface (LIS output) on in its menu and its cable in at both ends?"
@@ -1170,6 +1200,7 @@ export class StatusModel implements Component {
     }
     ep.kind = e.kind; // an analyzer may speak HL7 (Mindray BS) rather than ASTM
     ep.lastMessageAt = this.#isoAt(now);
+    if (this.#quiet.has(ep.id)) this.#quietMarks.set(ep.id, { wall: this.#wall(), mono: this.#mono() });
     ep.received++;
     if (e.outcome === 'accepted') ep.accepted++;
     else if (e.outcome === 'rejected') ep.rejected++;
