@@ -14,7 +14,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Gateway } from '../../gateway/src/gateway.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
 import { localTime } from '../../gateway/src/status/status-model.ts';
@@ -28,6 +28,7 @@ import { openStore } from '../fixtures/status/harness.ts';
 const cleanups: Cleanups = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
+  vi.useRealTimers();
 });
 
 interface Reason {
@@ -106,5 +107,54 @@ describe('ENDPOINT_QUIET on the running gateway', () => {
     expect(cleared.health).toBe('ok');
     expect(Date.parse(cleared.endpoints.find((e) => e.id === 'chem-1')!.lastMessageAt!)).toBeGreaterThan(lastAt);
     expect(await until('the cleared alert', () => alerts.find((a) => a.code === 'ENDPOINT_QUIET_CLEARED'))).toMatchObject({ severity: 'info', endpoint: 'chem-1' });
+  }, 60_000);
+});
+
+/**
+ * The same gateway on a box whose clock NTP sets forward after the gateway started (no
+ * battery-backed clock: it booted three days behind). The system clock is faked in this process
+ * (`Date` and `performance`, running with real time, as in status-clock-step-audit): NTP's step
+ * moves `Date` only; real time passing (an hour, not waited for) moves both.
+ *
+ * Before: at the step the analyzer had been "quiet" for three days, and the tray warned the
+ * technician of a silence that never happened (its message had come a minute before).
+ */
+describe('ENDPOINT_QUIET on a running gateway whose clock NTP sets forward three days', () => {
+  it('no alert at the step; an hour of real silence afterwards is reported, the last message in the true time', async () => {
+    const DAY = 86_400_000;
+    const trueStart = Date.now();
+    vi.useFakeTimers({ toFake: ['Date', 'performance'], shouldAdvanceTime: true, now: trueStart - 3 * DAY });
+    const dir = await mkdtemp(path.join(tmpdir(), 'lgw-quiet-ntp-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const pair = await startPtyPair(dir);
+    cleanups.push(() => pair.kill());
+    const config = testGatewayConfig('site-quiet-ntp', path.join(dir, 'data'), {
+      analyzers: [{ id: 'chem-1', profile: 'generic-astm', serial: { path: pair.b }, quietAlert: { afterMinutes: 60 } }],
+    });
+    const gateway = new Gateway({ config, log: silentLogger });
+    await gateway.start();
+    cleanups.push(() => gateway.stop(5_000));
+    const { sim } = await openSerialSim(pair.a, cleanups);
+    const base = gateway.addresses().status.url.replace(/\/$/, '');
+    const quiet = (s: StatusBody): Reason | undefined => s.healthReasons.find((r) => r.code === 'ENDPOINT_QUIET' && r.endpoint === 'chem-1');
+
+    // The analyzer's run, stamped with the box's clock three days behind.
+    const { replies } = await sim.sendMessage(MSG);
+    expect(replies).toBe('<ACK>'.repeat(MSG.length + 1));
+    const stamped = await until('the message on /api/status', async () => (await getJson<StatusBody>(`${base}/api/status`)).endpoints.find((e) => e.id === 'chem-1')?.lastMessageAt ?? undefined);
+    expect(Date.parse(stamped)).toBeLessThan(trueStart - 2 * DAY);
+
+    vi.setSystemTime(Date.now() + 3 * DAY); // NTP answers
+    const after = await getJson<StatusBody>(`${base}/api/status`); // health is worked out as it is asked for
+    expect(quiet(after), 'quiet at the step').toBeUndefined();
+    expect(after.endpoints.find((e) => e.id === 'chem-1')).toMatchObject({ state: 'connected', lastMessageAt: stamped });
+
+    // An hour and a minute of real time with nothing on the line.
+    vi.advanceTimersByTime(61 * 60_000);
+    const status = await getJson<StatusBody>(`${base}/api/status`);
+    const reason = quiet(status);
+    expect(reason?.message).toMatch(/^Analyzer chem-1 quiet: no message for 1 h 1 min, the last at /);
+    // The time the message came, told in the clock set right, not the stamp of the clock three days behind.
+    expect(reason!.message).not.toContain(localTime(Date.parse(stamped), Date.now()));
   }, 60_000);
 });
