@@ -409,9 +409,17 @@ export class MllpConnection {
     this.#frameTimedOut(since);
   }
 
-  /** Reading resumes after back-pressure: an open frame's bound starts again (#frameTimerFired). */
+  /**
+   * Reading resumes after back-pressure: an open frame's bound starts again (#frameTimerFired), and
+   * so does its silence, for the warning (#frameTimedOut): both count only time the gateway read.
+   * Before, the silence counted from the frame's last bytes, before the pause, and the warning of a
+   * frame cut after it said "after 171 bytes in 401 ms … nothing came for 3082 ms".
+   */
   #resumeReading(): void {
-    if (this.#frameOpenSince !== undefined) this.#frameOpenSince = performance.now();
+    if (this.#frameOpenSince !== undefined) {
+      this.#frameOpenSince = performance.now();
+      this.#lastDataAt = this.#frameOpenSince;
+    }
     this.#socket.resume();
   }
 
