@@ -86,12 +86,16 @@ export interface FrameMeta {
 export type PartialCause = 'half-closed' | 'closed' | 'idle' | 'stopped' | 'abandoned' | 'frame-timeout' | 'unframed';
 
 /**
- * How many fingerprints of HL7 kept as received without MLLP framing an endpoint remembers
- * (Hl7Intake.handleUnframed): the same bytes again (a LIS that reconnects and resends) are not kept
- * twice. A LIS stuck on its first message resends that one; one that skips to the next after a
- * timeout sends a new message each time, and each is kept.
+ * The dedup key of HL7 kept as received without MLLP framing (Hl7Intake.handleUnframed): the
+ * endpoint and the SHA-256 of the bytes kept with their size. The store's own duplicate detection
+ * finds the same bytes again (a LIS that reconnects and resends its stuck message), across restarts
+ * of the gateway, for as long as the message kept is: a resend is counted on it, not kept again.
+ * One `|` where a message's dedup key has three (endpoint|sender|control id|fingerprint): the two
+ * never meet.
  */
-export const UNFRAMED_REMEMBERED = 256;
+export function unframedDedupKey(endpoint: string, head: Buffer, size: number): string {
+  return `${endpoint}|unframed:${createHash('sha256').update(head).update(`|${size}`).digest('base64')}`;
+}
 
 export interface Hl7IntakeOptions {
   config: Hl7EndpointConfig;
@@ -278,8 +282,6 @@ export class Hl7Intake {
   #stepTail: Promise<void> = Promise.resolve();
   /** Steps before a commit not yet past their commit: while any is, every commit queues behind them. */
   #pendingSteps = 0;
-  /** Fingerprints of the HL7 kept as received without framing, oldest first (UNFRAMED_REMEMBERED). */
-  readonly #unframedKept = new Set<string>();
 
   constructor(options: Hl7IntakeOptions) {
     this.#config = options.config;
@@ -346,25 +348,22 @@ export class Hl7Intake {
    * HL7 received outside any frame (UnframedBytes: a sender not set to MLLP framing): kept as
    * rejected with its bytes (the first 64 KiB of more than maxMessageBytes), reason `unframed …`,
    * its MSH read for the browser, and never answered (a framed answer means nothing to a sender
-   * that does not speak MLLP; the connection closes it instead). The same bytes as ones kept before
-   * at this endpoint (among the last UNFRAMED_REMEMBERED) are not kept again: counted as rejected
-   * without a commit, and logged.
+   * that does not speak MLLP; the connection closes it instead). Under its dedup key
+   * (unframedDedupKey): the same bytes as ones kept before at this endpoint, before a restart
+   * too, are not kept again; the store counts them on the message kept (a duplicate), and they
+   * are logged.
    */
   async handleUnframed(unframed: UnframedBytes, meta: FrameMeta): Promise<FrameResult> {
     const text = `unframed: ${unframed.size} bytes of HL7 received without MLLP framing (no start block VT 0x0B)`;
-    const print = createHash('sha256').update(unframed.head).update(`|${unframed.size}`).digest('base64');
-    const seen = this.#unframedKept;
-    if (seen.has(print)) {
-      this.#store.countRejectedWithoutCommit();
-      const reason = `${text}: the same bytes as kept before from this link, not kept again`;
-      this.#log.info(`HL7 without MLLP framing: the same bytes as kept before from this link, not kept again`, { remote: meta.remoteAddress, bytes: unframed.size });
-      return { reply: undefined, results: [{ outcome: 'rejected', reason }] };
-    }
-    seen.add(print);
-    if (seen.size > UNFRAMED_REMEMBERED) seen.delete(seen.values().next().value as string);
     const reason = unframed.truncated ? `${text}; only the first ${unframed.head.length} bytes were kept` : text;
-    // Not kept (the store is down): forgotten, so that the next time they are.
-    return this.#rejectHead(unframed.head, meta, { code: 100, text }, reason, { answer: false, wholeMsh: true, onCommitted: (ok) => ok || seen.delete(print) });
+    const dedupKey = unframedDedupKey(this.#config.id, unframed.head, unframed.size);
+    const result = await this.#rejectHead(unframed.head, meta, { code: 100, text }, reason, { answer: false, wholeMsh: true, dedupKey });
+    const outcome = result.results[0];
+    if (outcome?.outcome === 'duplicate') {
+      outcome.reason = `${text}: the same bytes as kept before from this link, not kept again`;
+      this.#log.info('HL7 without MLLP framing: the same bytes as kept before from this link, not kept again', { remote: meta.remoteAddress, bytes: unframed.size });
+    }
+    return result;
   }
 
   /**
@@ -372,7 +371,7 @@ export class Hl7Intake {
    * charset its MSH-18 declares (corrected by its bytes); the AR carries MSH-10 when the MSH is
    * readable (`wholeMsh`: only when a segment terminator follows it in `head`).
    */
-  async #rejectHead(head: Buffer, meta: FrameMeta, error: AckError, rejectReason: string, options: { answer: boolean; wholeMsh: boolean; onCommitted?: (ok: boolean) => void }): Promise<FrameResult> {
+  async #rejectHead(head: Buffer, meta: FrameMeta, error: AckError, rejectReason: string, options: { answer: boolean; wholeMsh: boolean; dedupKey?: string }): Promise<FrameResult> {
     const found = analyseBlock(head).messages[0]?.segments[0];
     const mshSeg = found && (!options.wholeMsh || found.end < head.length) ? found : undefined;
     // MSH-1/MSH-2 and MSH-18 are ASCII: the header is read as Latin-1 first (as readInbound does).
@@ -386,9 +385,9 @@ export class Hl7Intake {
     const message = this.#inbound(meta, header, charset, head, 'rejected');
     message.rejectReason = rejectReason;
     if (reply.bytes && options.answer) message.ack = reply.bytes;
+    if (options.dedupKey !== undefined) message.dedupKey = options.dedupKey;
     const committed = await this.#commitRejected(message);
-    options.onCommitted?.(committed);
-    const result: MessageResult = { outcome: 'rejected', reason: error.text, controlId: header.controlId, ...(reply.first && options.answer ? { ackCode: reply.first } : {}) };
+    const result: MessageResult = { outcome: committed?.duplicate === true ? 'duplicate' : 'rejected', reason: error.text, controlId: header.controlId, ...(reply.first && options.answer ? { ackCode: reply.first } : {}) };
     if (!options.answer) return { reply: undefined, results: [result] };
     const bytes = committed ? reply.bytes : this.#replyFor(header, charset, 'error', { code: 207, text: STORE_UNAVAILABLE }).bytes;
     return { reply: bytes, results: [result] };
@@ -901,16 +900,18 @@ export class Hl7Intake {
     return { reply: bytes, header, charset, result: messageResult('rejected', committed ? error.text : STORE_UNAVAILABLE, messageType, header.controlId, reply.first) };
   }
 
-  /** Commit a rejected message; false when the store could not take it (counted as such). */
-  async #commitRejected(message: InboundMessage, order?: MemberOrder): Promise<boolean> {
+  /**
+   * Commit a rejected message; undefined when the store could not take it (counted as such). A
+   * message with a dedup key (HL7 without framing) may be a duplicate of one kept before.
+   */
+  async #commitRejected(message: InboundMessage, order?: MemberOrder): Promise<CommitResult | undefined> {
     try {
       // In arrival order too: behind a message whose look-up or steps are pending (#orderedCommit).
-      await this.#orderedCommit(undefined, [], () => this.#store.commit(message, []), order);
-      return true;
+      return await this.#orderedCommit(undefined, [], () => this.#store.commit(message, []), order);
     } catch (err) {
       this.#store.countRejectedWithoutCommit();
       this.#log.warn('store unavailable; rejected message not kept', { controlId: message.controlId, error: describeError(err) });
-      return false;
+      return undefined;
     }
   }
 
