@@ -853,6 +853,48 @@ describe('ASTM fuzz audit: a glitchy analyzer on a real gateway process', () => 
   }, 60_000);
 
   /**
+   * An analyzer that ignores the NAK at the end of a message the record layer refused (kept as
+   * rejected) and goes on in the same session with its next message, its frame numbers going on,
+   * then gives up (EOT). The frames it sent after are refused as out of sequence; they are new
+   * data, not the refused end frame sent again, and must be kept once, as a message of their own
+   * whose reason names the out-of-sequence frame. Before, the link counted them as part of the
+   * message already kept and they were kept nowhere. The link then takes the next transmission.
+   */
+  it('an analyzer that ignores NAK after a refused message: what it sent after is kept once, the link recovers', async () => {
+    const { statusUrl, analyzerPort, dataDir } = await startGateway(`{ id: fz, profile: generic-astm, tcp: { listen: { host: 127.0.0.1, port: 0 } } }`);
+    const socket = net.connect({ host: '127.0.0.1', port: analyzerPort as number });
+    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    closers.push(() => socket.destroy());
+    const a = new Analyzer((b) => socket.write(b), 'tcp');
+    socket.on('data', (b: Buffer) => a.sim.feed(b));
+    const rnd = prng(77);
+    for (let i = 0; i < 6; i++) {
+      const recs = tagged(pick(rnd, pool), `DEAF-${i}`);
+      const H = recs[0] as string;
+      recs[0] = `H${H[1]}${H[1]}${H.slice(3)}`; // no usable delimiters: refused at its end
+      const bad = framesOf(partsOf(recs));
+      await a.enq(`deaf ${i}`);
+      for (let j = 0; j < bad.length - 1; j++) await a.frameAcked(bad[j] as Buffer, `deaf ${i}: frame ${j + 1}`);
+      await a.put(bad.at(-1) as Buffer);
+      await a.expectReply(NAK, `deaf ${i}: end frame`);
+      a.keep('rejected', `deaf ${i}: refused`, /./);
+      // It does not send the frame again: it goes on with its next message, FN going on (up to six
+      // frames: a seventh would bear the number the link waits for), then gives up.
+      const nextParts = partsOf(tagged(pick(rnd, pool), `DEAF-NEXT-${i}`));
+      const sent = nextParts.slice(0, int(rnd, 1, 6));
+      for (const [j, p] of sent.entries()) {
+        await a.put(frame(0x30 + ((bad.length + j + 1) % 8), p.text, p.end));
+        await a.expectReply(NAK, `deaf ${i}: next message frame ${j + 1}`);
+      }
+      await a.eot();
+      a.keep('rejected', `deaf ${i}: the next message, refused frame by frame`, new RegExp(`^incomplete message \\(eot-before-end\\) after ${sent.length} frames? refused: frame number \\d out of sequence \\(expected ${fnOf(bad.length - 1)}\\)`));
+      await a.deliver(partsOf(tagged(pick(rnd, pool), `DEAF-OK-${i}`)), `deaf ${i}: next good transmission`);
+    }
+    expect(a.sim.unread()).toBe('');
+    expectStoreHolds(await stopAndRead(statusUrl, dataDir), a.expected);
+  }, 60_000);
+
+  /**
    * A frame that never ends: after ENQ and STX, text with no ETX, ETB, EOT or ENQ in it (a device
    * streaming a file into the analyzer port, a converter repeating its buffer). The frame's text
    * was bounded (maxIncomingFrame), but its bytes were all buffered for the partial and the

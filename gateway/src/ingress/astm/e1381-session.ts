@@ -125,6 +125,11 @@ export class E1381Session implements AstmLinkSession {
   #lateCommit: Promise<unknown> | undefined;
   /** The bytes of this message are past the bound (#capRaw): the rest is not kept. */
   #rawCapped = false;
+  /**
+   * Where in #raw the frame being read began (its STX), set at every STX of a receive session:
+   * #beginAfterKept keeps the message's bytes from there.
+   */
+  #frameRawAt = 0;
   /** close() is reading the input queued behind a commit (#readBehind): nothing is written. */
   #readingBehind = false;
 
@@ -359,6 +364,7 @@ export class E1381Session implements AstmLinkSession {
         if (b === STX) {
           this.#parse = 'fn';
           this.#frameOpen = true;
+          this.#frameRawAt = this.#rawLen + (i - this.#segStart);
           return 'ok';
         }
         if (b === EOT) return 'session-end'; // LIS1-A §6.4: the sender ends the session
@@ -394,6 +400,7 @@ export class E1381Session implements AstmLinkSession {
           this.#refused('frame restarted before its end', 'garbled');
           this.#resetFrameParser();
           this.#parse = 'fn';
+          this.#frameRawAt = this.#rawLen + (i - this.#segStart);
           return 'ok';
         }
         // LIS1-A §6.6: EOT and ENQ never appear in frame text, so one here means the frame was cut
@@ -509,6 +516,7 @@ export class E1381Session implements AstmLinkSession {
     this.#frameOpen = false; // checked: from here #messageStarted says whether its bytes are kept
 
     const nak = (reason: string, cause: RefusalCause): 'ok' => {
+      if (cause === 'sequence' && this.#refusedButKept) this.#beginAfterKept(frameEnd);
       this.#messageStarted = true; // refused bytes are kept if the message is never finished
       this.#refused(reason, cause);
       this.#write(BYTE.NAK); // LIS1-A §6.5.1: the sender retransmits the same frame
@@ -592,6 +600,24 @@ export class E1381Session implements AstmLinkSession {
     // LIS1-A §6.3.4: intermediate frame (or end frame of a record in a longer message) accepted.
     this.#write(BYTE.ACK);
     return 'ok';
+  }
+
+  /**
+   * After a message the record layer refused (kept, its end frame NAKed) the sender went on with a
+   * frame of another number than that end frame's: not a retransmission of it but new data (firmware
+   * that ignores NAK and goes on with its next message). The kept message is done with; its bytes
+   * are not kept again, and what comes from this frame on is a message of its own, kept as a
+   * partial if it never completes. Before, #refusedButKept stayed set and those frames, refused one
+   * by one, were kept nowhere when the sender gave up. Receive state only: the sender's state
+   * (#outbox, #frames) is not touched, and a new session (#startReceiving) resets all of it.
+   */
+  #beginAfterKept(frameEnd: number | undefined): void {
+    this.#takeFrameBytes(frameEnd);
+    const all = Buffer.concat(this.#raw, this.#rawLen);
+    const from = all.subarray(Math.min(this.#frameRawAt, all.length));
+    this.#resetMessage();
+    this.#raw = [from];
+    this.#rawLen = from.length;
   }
 
   #isMessageComplete(): boolean {
