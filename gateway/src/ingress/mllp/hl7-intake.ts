@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { Hl7EndpointConfig } from '../../config/types.ts';
 import type { DraftEvent } from '../../events/types.ts';
 import { describeError } from '../../errors.ts';
@@ -87,14 +86,18 @@ export type PartialCause = 'half-closed' | 'closed' | 'idle' | 'stopped' | 'aban
 
 /**
  * The dedup key of HL7 kept as received without MLLP framing (Hl7Intake.handleUnframed): the
- * endpoint and the SHA-256 of the bytes kept with their size. The store's own duplicate detection
- * finds the same bytes again (a LIS that reconnects and resends its stuck message), across restarts
- * of the gateway, for as long as the message kept is: a resend is counted on it, not kept again.
- * One `|` where a message's dedup key has three (endpoint|sender|control id|fingerprint): the two
- * never meet.
+ * endpoint and the message's fingerprint (hl7/msh.ts `messageFingerprints`: its bytes with MSH-7
+ * left out and segment terminators read as CR, as a framed message's dedup key has it), and for
+ * one kept cut at maxMessageBytes the bytes beyond what was kept. The store's own duplicate
+ * detection finds the message again (a LIS that reconnects and resends its stuck message, MSH-7
+ * refreshed or not), across restarts of the gateway, for as long as the message kept is: a resend
+ * is counted on it, not kept again. Before, the key hashed the bytes, MSH-7 included: a LIS that
+ * rebuilds the message for each resend (a new MSH-7) left one copy per resend. One `|` where a
+ * message's dedup key has three (endpoint|sender|control id|fingerprint): the two never meet.
  */
 export function unframedDedupKey(endpoint: string, head: Buffer, size: number): string {
-  return `${endpoint}|unframed:${createHash('sha256').update(head).update(`|${size}`).digest('base64')}`;
+  const beyond = size - head.length;
+  return `${endpoint}|unframed:${messageFingerprints(head, false).fingerprint}${beyond > 0 ? `+${beyond}` : ''}`;
 }
 
 export interface Hl7IntakeOptions {
@@ -349,8 +352,8 @@ export class Hl7Intake {
    * rejected with its bytes (the first 64 KiB of more than maxMessageBytes), reason `unframed …`,
    * its MSH read for the browser, and never answered (a framed answer means nothing to a sender
    * that does not speak MLLP; the connection closes it instead). Under its dedup key
-   * (unframedDedupKey): the same bytes as ones kept before at this endpoint, before a restart
-   * too, are not kept again; the store counts them on the message kept (a duplicate), and they
+   * (unframedDedupKey): the same message as one kept before at this endpoint (MSH-7 aside), before
+   * a restart too, is not kept again; the store counts them on the message kept (a duplicate), and they
    * are logged.
    */
   async handleUnframed(unframed: UnframedBytes, meta: FrameMeta): Promise<FrameResult> {
@@ -360,8 +363,8 @@ export class Hl7Intake {
     const result = await this.#rejectHead(unframed.head, meta, { code: 100, text }, reason, { answer: false, wholeMsh: true, dedupKey });
     const outcome = result.results[0];
     if (outcome?.outcome === 'duplicate') {
-      outcome.reason = `${text}: the same bytes as kept before from this link, not kept again`;
-      this.#log.info('HL7 without MLLP framing: the same bytes as kept before from this link, not kept again', { remote: meta.remoteAddress, bytes: unframed.size });
+      outcome.reason = `${text}: the same message as kept before from this link (the same bytes, MSH-7 aside), not kept again`;
+      this.#log.info('HL7 without MLLP framing: the same message as kept before from this link (the same bytes, MSH-7 aside), not kept again', { remote: meta.remoteAddress, bytes: unframed.size, controlId: outcome.controlId });
     }
     return result;
   }
