@@ -25,6 +25,19 @@ const RECORD_END = Buffer.from([CR]);
  * the wrong baud rate or parity never shows an ENQ, so no session end would ever report them.
  */
 const NEUTRAL_IGNORED_FLUSH_MS = 1_000;
+/**
+ * Bytes waiting behind a message being committed, past which the wire is paused (TCP's window, or
+ * a serial line's RTS/CTS or XON/XOFF, then holds the analyzer); it is read again once they are
+ * under half of this. An analyzer that waits for each reply (LIS1-A §6.3.4) sends nothing then;
+ * one that does not, or a converter that buffers, streams on while the store is slow.
+ */
+export const E1381_PAUSE_BYTES = 1024 * 1024;
+/**
+ * A wire that cannot be paused (a serial line without flow control) is read on while a commit
+ * waits; past this many waiting bytes what arrives is not kept (counted in `overflowBytes`, an
+ * 'overflow' event, logged as a warning) rather than filling the gateway's memory.
+ */
+export const E1381_MAX_QUEUED_BYTES = 256 * 1024 * 1024;
 
 type ByteOutcome = 'ok' | 'consumed-run' | 'complete-here' | 'complete-before' | 'session-end' | 're-establish';
 
@@ -55,6 +68,10 @@ export class E1381Session implements AstmLinkSession {
   #state: 'neutral' | 'receiving' | 'committing' | 'establishing' | 'sending' | 'closed' = 'neutral';
   /** Input that arrived while a commit was pending, processed after the reply. */
   #queued: Buffer[] = [];
+  /** The bytes in #queued (E1381_PAUSE_BYTES, E1381_MAX_QUEUED_BYTES). */
+  #queuedBytes = 0;
+  /** The wire was paused for the bytes waiting behind a commit. */
+  #paused = false;
   #timer: TimerHandle | undefined;
   /** Sending is held off until this timer fires (busy retry, contention, interrupt hold-off). */
   #holdoff: TimerHandle | undefined;
@@ -159,10 +176,43 @@ export class E1381Session implements AstmLinkSession {
     if (this.#state === 'closed' || bytes.length === 0) return;
     this.stats.bytesIn += bytes.length;
     if (this.#state === 'committing') {
-      this.#queued.push(bytes);
+      this.#enqueue(bytes);
       return;
     }
     this.#consume(bytes);
+  }
+
+  /**
+   * Bytes that arrived while a message is being committed wait in order, bounded: past
+   * E1381_PAUSE_BYTES the wire is paused (its flow control holds the analyzer); a wire that cannot
+   * be paused is read on, kept up to E1381_MAX_QUEUED_BYTES, the rest counted and reported. Before,
+   * every byte waited, without bound, while the store was slow.
+   */
+  #enqueue(bytes: Buffer): void {
+    if (this.#queuedBytes + bytes.length > E1381_MAX_QUEUED_BYTES) {
+      this.stats.overflowBytes += bytes.length;
+      this.#event('overflow', `${bytes.length} bytes not kept: ${this.#queuedBytes} bytes already wait for the store, and this link cannot be paused (no flow control)`);
+      return;
+    }
+    this.#queued.push(bytes);
+    this.#queuedBytes += bytes.length;
+    if (!this.#paused && this.#queuedBytes > E1381_PAUSE_BYTES && this.#cb.pause) {
+      this.#paused = true;
+      this.#cb.pause();
+      this.#event('busy', `${this.#queuedBytes} bytes wait for the store: reading paused`);
+    }
+  }
+
+  /** Put back the unread rest of a chunk, in front (a commit began in the middle of it). */
+  #requeueFront(bytes: Buffer): void {
+    this.#queued.unshift(bytes);
+    this.#queuedBytes += bytes.length;
+  }
+
+  #dequeue(): Buffer {
+    const bytes = this.#queued.shift() as Buffer;
+    this.#queuedBytes -= bytes.length;
+    return bytes;
   }
 
   /** Process `bytes`; stops early (queuing the rest) when a completed message starts a commit. */
@@ -200,7 +250,7 @@ export class E1381Session implements AstmLinkSession {
               // The message's last byte is i (its LF) or i-1 (a frame without CR LF trailer).
               const end = outcome === 'complete-here' ? i + 1 : i;
               this.#appendRaw(bytes.subarray(segStart, end));
-              if (end < bytes.length) this.#queued.unshift(bytes.subarray(end));
+              if (end < bytes.length) this.#requeueFront(bytes.subarray(end));
               this.#completeMessage();
               return;
             }
@@ -221,7 +271,7 @@ export class E1381Session implements AstmLinkSession {
         }
         case 'committing':
           // A handler settled synchronously in the middle of a buffer: keep the order.
-          this.#queued.unshift(bytes.subarray(i));
+          this.#requeueFront(bytes.subarray(i));
           return;
         case 'closed':
           return;
@@ -765,8 +815,11 @@ export class E1381Session implements AstmLinkSession {
 
   #drainQueued(): void {
     while (this.#queued.length > 0 && this.#state !== 'committing' && this.#state !== 'closed') {
-      const next = this.#queued.shift() as Buffer;
-      this.#consume(next);
+      this.#consume(this.#dequeue());
+    }
+    if (this.#paused && this.#state !== 'closed' && this.#queuedBytes < E1381_PAUSE_BYTES / 2) {
+      this.#paused = false;
+      this.#cb.resume?.();
     }
   }
 
@@ -1053,7 +1106,7 @@ export class E1381Session implements AstmLinkSession {
     this.#state = 'receiving';
     this.#resetMessage(); // the message being committed has its bytes already
     this.#resetFrameParser();
-    while (this.#queued.length > 0) this.#consume(this.#queued.shift() as Buffer);
+    while (this.#queued.length > 0) this.#consume(this.#dequeue());
     this.#chunk = undefined;
     if (this.#state === 'receiving') {
       this.#resetFrameParser();
@@ -1074,6 +1127,7 @@ export class E1381Session implements AstmLinkSession {
     this.#commitToken++;
     if (!wasCommitting) this.#partial(reason);
     this.#queued = [];
+    this.#queuedBytes = 0;
     this.#flushIgnored();
     const err = new GatewayError('GW_ASTM_LINK', `the link closed (${reason})`);
     for (const item of this.#outbox.splice(0)) {

@@ -1,0 +1,87 @@
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AstmEndpoint, type AstmNormalizeResult } from '../../gateway/src/ingress/astm/astm-endpoint.ts';
+import { buildFrame } from '../../gateway/src/ingress/astm/checksum.ts';
+import { E1381_PAUSE_BYTES } from '../../gateway/src/ingress/astm/e1381-session.ts';
+import { silentLogger } from '../../gateway/src/log.ts';
+import { Telemetry } from '../../gateway/src/telemetry.ts';
+import { MSG } from '../fixtures/astm-link/harness.ts';
+import { useTempStore } from '../fixtures/store/temp-store.ts';
+
+/**
+ * An E1381 analyzer that does not wait for the replies (or a serial-to-LAN converter that buffers
+ * its whole output) streams message after message while the store is slow. The bytes behind the
+ * message being committed waited in the session, without bound; now, past E1381_PAUSE_BYTES, the
+ * connection stops being read (TCP's window holds the analyzer) and is read again once the store
+ * has taken them (ingress/astm/README.md "The bytes waiting behind a commit are bounded").
+ * Real parts: the AstmEndpoint on a TCP listener, a real LevelDB store whose writes are held
+ * (interceptLevelWrites), the analyzer on a socket.
+ */
+const tmp = useTempStore('lgw-astm-backlog-', { pruneIntervalMs: 0, minFreeBytes: 0, healthCheckIntervalMs: 50, messageLogMinBatch: 1000 });
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const accept = (text: string): AstmNormalizeResult<string> =>
+  text.startsWith('H') ? { events: [], messageType: 'ASTM', searchTerms: [] } : { events: [], messageType: 'ASTM', searchTerms: [], reject: 'no H record' };
+
+describe('E1381 link: an analyzer streaming while the store is slow', () => {
+  it('stops reading the connection once a megabyte waits behind a commit, and keeps every message once when the store is back', async () => {
+    const store = await tmp.open();
+    const ep = new AstmEndpoint<string>({
+      analyzer: { id: 'stream', profile: 'test', tcp: { listen: { host: '127.0.0.1', port: 0 } } },
+      profile: { name: 'test', quirks: {} },
+      store,
+      telemetry: new Telemetry(),
+      log: silentLogger,
+      normalize: accept,
+    });
+    cleanups.push(() => ep.stop(2_000));
+    await ep.start();
+    let release!: () => void;
+    const opened = new Promise<void>((r) => (release = r));
+    let held = 0;
+    store.interceptLevelWrites(async () => {
+      held++;
+      await opened;
+    });
+    const socket = net.connect({ host: '127.0.0.1', port: ep.address()?.port as number });
+    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    socket.on('error', () => undefined);
+    socket.resume(); // the gateway's answers are read and not waited for
+    cleanups.push(() => void socket.destroy());
+    // 3 MiB of results (about 10 KB each), one session, frame numbers going on: three times the threshold.
+    const count = 300;
+    const frames: Buffer[] = [Buffer.from([0x05])];
+    let fn = 1;
+    for (let n = 1; n <= count; n++) {
+      for (const r of [MSG[0], MSG[1], MSG[2]!.replace('SID-1', `SID-${n}`), MSG[3], `C|1|L|${'x'.repeat(10_000)}|G`, MSG[4]]) {
+        frames.push(buildFrame(fn, Buffer.from(`${r}\r`, 'latin1'), true));
+        fn = (fn + 1) % 8;
+      }
+    }
+    frames.push(Buffer.from([0x04]));
+    socket.write(Buffer.concat(frames));
+    await until(() => held === 1 && ep.linkStats().bytesIn > E1381_PAUSE_BYTES); // the first message commits, the rest waits
+    await new Promise((r) => setTimeout(r, 300)); // time enough to read all 3 MiB over loopback, were it read on
+    expect(ep.linkStats().bytesIn).toBeLessThan(1.5 * E1381_PAUSE_BYTES);
+    store.interceptLevelWrites(undefined);
+    release();
+    await until(async () => (await store.listMessages({ endpoint: 'stream', limit: count + 10 })).length >= count, 30_000);
+    const list = await store.listMessages({ endpoint: 'stream', limit: count + 10 });
+    const ids = (await Promise.all(list.map((m) => store.getMessage(m.id)))).map((m) => m?.raw.toString('latin1').match(/SID-\d+/)?.[0]);
+    expect(new Set(ids).size).toBe(count); // each once
+    expect(ids).toHaveLength(count);
+    expect(list.every((m) => m.status === 'accepted')).toBe(true);
+    expect(ep.linkStats().overflowBytes).toBe(0);
+  });
+});
