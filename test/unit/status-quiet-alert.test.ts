@@ -309,4 +309,70 @@ describe('ENDPOINT_QUIET across clock steps', () => {
     const r = m.toApiStatus().healthReasons.find((x) => x.code === 'ENDPOINT_QUIET');
     expect(r!.message).toMatch(/no message for 2 h, the last at 08:00 \(UTC\+01:00\);/);
   });
+
+  /**
+   * A restart on a clock wrong at the start and set right after it. The silence before the start
+   * was read once on the clock of the start: an RTC an hour ahead at boot (a box whose previous
+   * run NTP kept right, so the stored stamp is right) counted that hour as silence for good once
+   * NTP set the clock back, and the tray warned of a silence an hour early, placing the last
+   * message an hour before it came.
+   */
+  async function restarted(opts: { lastAt: number; clockAtStart: number }) {
+    const t = tempDir('status-quiet-restart-');
+    cleanups.push(t.cleanup);
+    const config = makeConfig(path.join(t.dir, 'data'), { id: 'lab-quiet' });
+    config.analyzers[0]!.quietAlert = WEEKDAYS;
+    const store = await openStore(config.gateway.dataDir);
+    cleanups.push(() => store.close());
+    await store.commit({ kind: 'astm', endpoint: 'xn-1', receivedAt: new Date(opts.lastAt).toISOString(), encoding: 'latin1', raw: Buffer.from('H|\\^&\r', 'latin1'), status: 'accepted', messageType: 'ASTM' }, []);
+    const clock = { now: opts.clockAtStart, mono: 5_000 };
+    const telemetry = new Telemetry();
+    const m = new StatusModel({ config, store, telemetry, version: 't', startedAt: new Date(clock.now).toISOString(), now: () => clock.now, mono: () => clock.mono, pollIntervalMs: 3_600_000, diskIntervalMs: 3_600_000, readDisk: async () => ({ freeBytes: 10 * 1024 ** 3, totalBytes: 20 * 1024 ** 3 }) });
+    const alerts: StatusAlert[] = [];
+    m.onAlert((a) => alerts.push(a));
+    await m.start();
+    cleanups.push(() => m.stop());
+    telemetry.emit('endpoint.state', { endpoint: 'xn-1', kind: 'astm', state: 'connected', connections: 1 });
+    m.poll();
+    const at = (ms: number): void => {
+      clock.mono += ms - clock.now;
+      clock.now = ms;
+      m.poll();
+    };
+    const step = (ms: number): void => {
+      clock.now = ms;
+      m.poll();
+    };
+    const quiet = () => m.toApiStatus().healthReasons.find((r) => r.code === 'ENDPOINT_QUIET' && r.endpoint === 'xn-1');
+    return { at, step, quiet, alerts };
+  }
+
+  it('restarted on a clock an hour ahead (an RTC at boot) that NTP sets back: no alert an hour early; the real silence is reported, the last message at its stamp', async () => {
+    // The analyzer's last message at 09:00 by a clock set right; the box restarts at 09:10 and its
+    // clock reads 10:10 until NTP answers a minute later.
+    const q = await restarted({ lastAt: lab(2026, 3, 3, 9), clockAtStart: lab(2026, 3, 3, 10, 10) });
+    expect(q.quiet()).toBeUndefined();
+    q.at(lab(2026, 3, 3, 10, 11));
+    q.step(lab(2026, 3, 3, 9, 11)); // NTP
+    q.at(lab(2026, 3, 3, 9, 31));
+    expect(q.quiet(), '31 minutes of real silence').toBeUndefined();
+    q.at(lab(2026, 3, 3, 10, 29));
+    expect(q.quiet()).toBeUndefined();
+    expect(q.alerts.filter((a) => a.code === 'ENDPOINT_QUIET')).toEqual([]);
+    q.at(lab(2026, 3, 3, 10, 30));
+    expect(q.quiet()!.message).toMatch(/no message for 1 h 30 min of its hours \(Mon-Fri 07:00-19:00\), the last at 09:00 \(UTC\+01:00\);/);
+  });
+
+  it('restarted on a box that ran three days behind (its stamps too) and NTP sets forward after the start: no alert at the step', async () => {
+    // The clock reads Friday 27 February; the true time is Monday 2 March. The analyzer's last
+    // message was stamped by that clock 25 minutes before the restart.
+    const q = await restarted({ lastAt: lab(2026, 2, 27, 9, 5), clockAtStart: lab(2026, 2, 27, 9, 30) });
+    q.at(lab(2026, 2, 27, 9, 31));
+    q.step(lab(2026, 3, 2, 9, 31)); // NTP
+    expect(q.quiet()).toBeUndefined();
+    q.at(lab(2026, 3, 2, 10, 34));
+    expect(q.quiet()).toBeUndefined();
+    q.at(lab(2026, 3, 2, 10, 35));
+    expect(q.quiet()!.message).toMatch(/no message for 1 h 30 min of its hours \(Mon-Fri 07:00-19:00\), the last at 09:05 \(UTC\+01:00\);/);
+  });
 });

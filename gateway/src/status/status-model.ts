@@ -501,8 +501,10 @@ export class StatusModel implements Component {
   /**
    * Where each quiet-alert endpoint's silence began (its last message: both clocks then), and the
    * model's start (an endpoint that never sent is quiet since then). Undefined before start().
+   * `stored`: the last message as the store had it at the start (its stamp, the time before the
+   * start read on the clock of the start).
    */
-  readonly #quietMarks = new Map<string, QuietMark>();
+  readonly #quietMarks = new Map<string, QuietMark & { stored?: true }>();
   #startMark: QuietMark | undefined;
 
   constructor(options: StatusModelOptions) {
@@ -571,11 +573,12 @@ export class StatusModel implements Component {
       /* a closed store: the poll below reports it */
     }
     // A restart neither hides nor restarts a silence: counted from the stored message, the time
-    // before this start read once on the wall clock. One stored ahead of the clock (a box booted
-    // behind, no battery-backed clock) is counted from the start: how long before it is unknown.
+    // before this start read once on the wall clock (and never longer than its stamp says once the
+    // clock is set right: #quietReason). One stored ahead of the clock (a box booted behind, no
+    // battery-backed clock) is counted from the start: how long before it is unknown.
     for (const id of this.#quiet.keys()) {
       const lastMs = Date.parse(this.#endpoints.get(id)?.lastMessageAt ?? '');
-      if (Number.isFinite(lastMs) && lastMs <= start.wall) this.#quietMarks.set(id, { wall: lastMs, mono: start.mono - (start.wall - lastMs) });
+      if (Number.isFinite(lastMs) && lastMs <= start.wall) this.#quietMarks.set(id, { wall: lastMs, mono: start.mono - (start.wall - lastMs), stored: true });
     }
     try {
       const newest = this.#o.store.newestStoredAt?.();
@@ -1102,7 +1105,13 @@ export class StatusModel implements Component {
     if (from === undefined) return undefined;
     // Counted on the monotonic clock; the wall clock only says when the lab's hours were open.
     const wall = this.#wall();
-    const since = quietFrom(from, wall, this.#mono());
+    let since = quietFrom(from, wall, this.#mono());
+    // A stored last message: the time before the start was read on the clock of the start, which
+    // may have been wrong then (an RTC an hour ahead at boot, set back by NTP a minute later)
+    // while the stamp was right (NTP kept the clock of the run before). Of the two, the shorter
+    // silence: a clock wrong at the start raises no alert early, and one wrong all along (stamps
+    // three days behind too, set forward after the start) none either.
+    if (mark?.stored) since = Math.max(since, from.wall);
     const { due, quietMs } = quietSince(q, since, wall);
     if (!due) return undefined;
     // The words give the time the wall clock gave the message, unless the clock was stepped since
