@@ -113,6 +113,40 @@ describe('MLLP: the frame bound while the gateway is the one not reading', () =>
     }
   }, 120_000);
 
+  it('a slow store: HL7 without framing begun when reading paused is not cut by the bound while the gateway does not read; its rest, sent meanwhile, is kept with it', async () => {
+    const lis = await connect('lis');
+    const hold = await holdCommits();
+    let released = false;
+    try {
+      const ids = Array.from({ length: MAX_IN_FLIGHT }, (_, i) => `SLOWPLAIN-${i}`);
+      lis.socket.write(Buffer.concat(ids.slice(0, -1).map((id) => framed(oru(id)))));
+      await allRead(lis);
+      // The message that reaches maxInFlight, then plain HL7 (a LIS switched to no framing midway).
+      const plain = Buffer.from(oru('SLOWPLAIN-PLAIN', 6), 'latin1');
+      const half = Math.floor(plain.length / 2);
+      lis.socket.write(Buffer.concat([framed(oru(ids.at(-1) as string)), plain.subarray(0, half)]));
+      await allRead(lis);
+      // Several bounds (and several of the unframed quiet timer) while the gateway reads nothing;
+      // the rest comes meanwhile and waits unread.
+      await sleep(2 * FRAME_TIMEOUT_MS);
+      lis.socket.write(plain.subarray(half));
+      await sleep(4 * FRAME_TIMEOUT_MS);
+      expect(lis.socket.destroyed, 'the connection was cut while the gateway did not read').toBe(false);
+
+      hold.release();
+      released = true;
+      await lis.closed;
+      expect(acks(lis.received())).toEqual(ids.map((id) => ['AA', id]));
+      const kept = (await (rig.gateway.store as EventStore).listMessages({ endpoint: 'lis', limit: 2_000 })).filter((m) => m.remoteAddress === lis.address && m.status === 'rejected');
+      expect(kept).toHaveLength(1);
+      expect(kept[0]?.rejectReason).toMatch(/unframed/);
+      const [whole] = await keptFrom('lis', lis.address).then((k) => k.filter((m) => m.status === 'rejected'));
+      expect(whole?.raw.toString('latin1'), 'the plain message kept whole, not cut at the pause').toBe(plain.toString('latin1'));
+    } finally {
+      if (!released) hold.release();
+    }
+  }, 120_000);
+
   /**
    * A LIS that pipelines its messages and reads none of its ACKs, and has begun a frame when the
    * gateway stops reading. To have the gateway read that frame's start before it stops, the store

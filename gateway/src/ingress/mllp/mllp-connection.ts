@@ -420,6 +420,8 @@ export class MllpConnection {
       this.#frameOpenSince = performance.now();
       this.#lastDataAt = this.#frameOpenSince;
     }
+    // HL7 without framing begun before the pause: its bound too counts only time the gateway read.
+    if (this.#unframedSince !== undefined) this.#unframedSince = performance.now();
     this.#socket.resume();
   }
 
@@ -470,8 +472,10 @@ export class MllpConnection {
     this.#unframedTimer = setTimeout(() => {
       this.#unframedTimer = undefined;
       if (this.#inputEnded || this.#closing || this.#closed || !this.#decoder.inUnframed) return;
-      // The gateway is not reading (back-pressure): the pause is not the sender's. Wait again.
+      // The gateway is not reading (back-pressure): the pause is not the sender's. Wait again,
+      // without the bound: it starts again when reading resumes (#resumeReading).
       if (this.#paused || this.#repliesUnread) {
+        this.#unframedSince = undefined;
         this.#watchUnframed();
         return;
       }
