@@ -8,6 +8,7 @@
  * under the same paths: plugged back in), the AstmEndpoint on one end through `serialport`, the
  * analyzer simulated on the other, a real LevelDB store in a temp dir, the real OrderDownload.
  */
+import { renameSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -104,8 +105,14 @@ describe('order download to a serial analyzer whose adapter is pulled mid-downlo
       await expect.poll(() => endpoint.connections, { timeout: 10_000 }).toBe(0);
       expect(od.summary()).toMatchObject({ waiting: 1, failing: 0, lastSentAt: null });
 
-      pair = await startPtyPair(sub); // plugged back in, same device paths
+      // Plugged back in, same device paths. The analyzer's end is open before the gateway's path
+      // appears: opening a serial port flushes its input (serialport's bindings), so an ENQ the
+      // gateway wrote before the simulated analyzer opened its end was lost, the gateway's send
+      // gave up 15 s later, and the test failed now and then. A real analyzer's port is open all
+      // along. The gateway's end comes under another name and is renamed into place (atomic).
+      pair = await startPtyPair(sub, ['a', 'b-plugging']);
       const second = await openSerialSim(pair.a, cleanups);
+      renameSync(pair.b, path.join(sub, 'b'));
       await expect.poll(() => endpoint.connections, { timeout: 10_000 }).toBe(1);
       const session = await nextSession(second.sim, 20_000);
       expect(orderRecords(session).map((o) => [o[2], o[4]])).toEqual([['ACC-U-1', '^^^TSH3UL']]);
