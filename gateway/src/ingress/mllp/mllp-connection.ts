@@ -524,7 +524,7 @@ export class MllpConnection {
     else if (this.#endCause === 'stopped') after = 'the gateway is stopping';
     else after = 'the connection closed';
     const kept = u.truncated ? `its first ${u.head.length} of ${u.size} bytes kept` : `${u.size} bytes kept`;
-    const reason = `HL7 received without MLLP framing (no start block VT 0x0B): set ${this.#peerName} to MLLP framing (VT, message, FS CR). ${kept} as a rejected message (unframed), not answered; ${after}`;
+    const reason = `HL7 received without MLLP framing (no start block VT 0x0B): set ${this.#peerName} to MLLP framing (VT, message, FS CR). ${kept} as a rejected message (unframed; the same message resent is counted on the one kept, not kept again), not answered; ${after}`;
     this.#log.warn(reason, { remote: this.remoteAddress, bytes: u.size, kept: u.head.length });
     if (u.endedBy === 'end') this.#closeDetail ??= reason;
     this.#enqueue(u.size, u.head.length, (meta) => this.#intake.handleUnframed(u, meta));
