@@ -59,3 +59,23 @@ describe('E1381 link: bytes waiting behind a commit', () => {
     // byte at a time outside frames. The session holds no timer on the manual clock, nothing to end.
   });
 });
+
+describe('E1381 link: what waits behind a commit the reply delay gives up on', () => {
+  it('an EOT already waiting ends the message, kept again only if that commit fails: a late commit that lands stores it once', async () => {
+    const h = makeHarness();
+    let land!: () => void;
+    h.handler = () => new Promise<void>((r) => (land = r));
+    // The analyzer does not wait for the reply: its EOT is read behind the commit.
+    h.session.push(Buffer.concat([b(ENQ), ...MSG.map((r, i) => frame(i + 1, r + '\r')), b(0x04)]));
+    await settle();
+    expect(h.session.state).toBe('committing');
+    h.clock.advance(h.link.timers.receiverReplyDelayMs); // NAK; the EOT is read: the message is given up
+    await settle();
+    expect(h.session.state).toBe('neutral');
+    land();
+    await settle();
+    // Before, the EOT was read before the late commit was noted: kept twice (accepted, and again
+    // as an incomplete message with a false alert).
+    expect(h.partials).toEqual([]);
+  });
+});

@@ -125,3 +125,98 @@ describe('E1381 receiver: an analyzer that ignores the NAK of a refused message'
     expect(h.messages).toHaveLength(2);
   });
 });
+
+/**
+ * The same firmware after a message the store did not take (its commit failed, or was slower than
+ * the reply delay): its end frame is NAKed, not kept, and the analyzer goes on with its next
+ * message. Before, its frames were refused as out of sequence until the numbers came round, and
+ * the frame bearing the number the link waited for was taken into the refused message, whose end
+ * frame alone had been forgotten: patient A's header and order with patient B's results, ACKed
+ * and stored as one accepted message. Now the refused message ends at the first frame numbered
+ * out of sequence (kept raw, once, unless its late commit lands), and what follows is a message of
+ * its own.
+ */
+describe('E1381 receiver: an analyzer that ignores the NAK of a message the store did not take', () => {
+  const A = ['H|\\^&|||test-analyzer^1', 'P|1|PAT-A', 'O|1|SID-A||^^^GLU|R', 'L|1|N'];
+  const kRecords = Array.from({ length: 8 }, (_, i) => `R|${i + 1}|^^^K|4.${i}|mmol/L||N||F`);
+  const B = ['H|\\^&|||test-analyzer^1', 'P|1|PAT-B', 'O|1|SID-B||^^^K|R', ...kRecords, 'L|1|N'];
+  /** B's frames as the deaf analyzer numbers them: on from A's end frame (FN 4). */
+  const bFrames = B.map((r, i) => frame((5 + i) % 8, r + '\r'));
+
+  async function sendA(h: ReturnType<typeof makeHarness>): Promise<Buffer> {
+    const sent = [b(ENQ), ...A.map((r, i) => frame(i + 1, r + '\r'))];
+    for (const bytes of sent) {
+      h.session.push(bytes);
+      await settle();
+    }
+    return Buffer.concat(sent);
+  }
+
+  it('a failed commit: no message mixes the two, the refused one is kept raw once, the rest is a message of its own', async () => {
+    const h = makeHarness();
+    let calls = 0;
+    // The store fails the first commit; the record layer refuses a message without its H (kept, NAK).
+    h.handler = async (text) => {
+      if (calls++ === 0) throw new Error('store commit failed');
+      return text.startsWith('H|') ? undefined : 'nak';
+    };
+    const aBytes = await sendA(h);
+    expect(h.takeWire()).toBe('<ACK><ACK><ACK><ACK><NAK>');
+    for (const f of bFrames) {
+      h.session.push(f);
+      await settle();
+    }
+    h.session.push(b(EOT));
+    await settle();
+    for (const m of h.messages.slice(1)) expect(m.text).not.toContain('SID-A');
+    expect(h.messages.slice(1).map((m) => m.text.slice(0, 3))).toEqual(['R|5']); // the frames from the one the link waited for: refused at its end
+    // Every byte once: A as received, B from its first frame (the headless tail handed as a message).
+    expect(h.partials.map((p) => p.reason)).toEqual(['not-resent']);
+    expect(h.partials[0]?.raw.equals(aBytes)).toBe(true);
+    expect(h.messages[1]?.raw.equals(Buffer.concat(bFrames))).toBe(true);
+    expect(h.session.state).toBe('neutral');
+  });
+
+  it('a commit slower than the reply delay that lands later: not kept again, and no message mixes the two', async () => {
+    const h = makeHarness();
+    let calls = 0;
+    let land!: () => void;
+    h.handler = (text) => {
+      if (calls++ === 0) return new Promise<void>((r) => (land = r));
+      return Promise.resolve(text.startsWith('H|') ? undefined : 'nak');
+    };
+    await sendA(h);
+    h.clock.advance(h.link.timers.receiverReplyDelayMs);
+    expect(h.takeWire()).toBe('<ACK><ACK><ACK><ACK><NAK>');
+    for (const f of bFrames) {
+      h.session.push(f);
+      await settle();
+    }
+    land();
+    h.session.push(b(EOT));
+    await settle();
+    for (const m of h.messages.slice(1)) expect(m.text).not.toContain('SID-A');
+    expect(h.partials).toEqual([]); // A is stored by its late commit
+  });
+
+  it('the same when the frames after were already waiting behind the commit (an analyzer that does not wait for replies)', async () => {
+    const h = makeHarness();
+    let calls = 0;
+    let land!: () => void;
+    h.handler = (text) => {
+      if (calls++ === 0) return new Promise<void>((r) => (land = r));
+      return Promise.resolve(text.startsWith('H|') ? undefined : 'nak');
+    };
+    // ENQ, A and B in one read: B waits behind A's commit, read when the reply delay gives up on it.
+    h.session.push(Buffer.concat([b(ENQ), ...A.map((r, i) => frame(i + 1, r + '\r')), ...bFrames, b(EOT)]));
+    await settle();
+    expect(h.session.state).toBe('committing');
+    h.clock.advance(h.link.timers.receiverReplyDelayMs);
+    await settle();
+    for (const m of h.messages.slice(1)) expect(m.text).not.toContain('SID-A');
+    land();
+    await settle();
+    expect(h.partials).toEqual([]); // A is stored by its late commit: not kept a second time
+    expect(h.session.state).toBe('neutral');
+  });
+});

@@ -176,6 +176,11 @@ function partialRejectReason(reason: PartialReason, refusals: PartialRefusals | 
   if (reason === 'too-large') {
     return `message larger than ${link.maxMessageBytes} bytes (maxMessageBytes): its head is kept, the rest was not (refused frame by frame on an E1381 link, skipped to its end on a records-only one); raise analyzers[].overrides.maxMessageBytes if this analyzer's messages are this large`;
   }
+  // Whole, but not stored (the store failed or was slower than the reply delay), and the analyzer
+  // went on with its next message rather than send it again (e1381-session.ts #beginAfterRefusedEnd).
+  if (reason === 'not-resent') {
+    return `message not stored (${refusals?.lastRefusal ?? 'not committed'}) and not sent again: the analyzer went on with its next message instead of repeating the refused end frame (it ignores NAK); kept as received`;
+  }
   const base = `incomplete message (${reason})`;
   // A records-only link has no EOT and no frames: the receiver timer running out means the
   // analyzer stopped sending in the middle of a message. Before, the reason said only

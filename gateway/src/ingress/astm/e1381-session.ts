@@ -131,6 +131,12 @@ export class E1381Session implements AstmLinkSession {
    * sender then gives up, its bytes are already stored, so no partial is reported for them.
    */
   #refusedButKept = false;
+  /**
+   * The end frame of the message being read was NAKed when its commit settled (refused by the
+   * record layer and kept, or not committed): the sender is to send it again (same FN). A frame
+   * numbered otherwise is new data, and the refused message ends there (#beginAfterRefusedEnd).
+   */
+  #endRefused = false;
   /** The rest of a message over maxMessageBytes is being read: its head is kept, its bytes are not. */
   #overflow = false;
   /** The end frame of a message over maxMessageBytes was refused: its retransmission is refused too. */
@@ -144,7 +150,7 @@ export class E1381Session implements AstmLinkSession {
   #rawCapped = false;
   /**
    * Where in #raw the frame being read began (its STX), set at every STX of a receive session:
-   * #beginAfterKept keeps the message's bytes from there.
+   * #beginAfterRefusedEnd keeps the message's bytes from there.
    */
   #frameRawAt = 0;
   /** close() is reading the input queued behind a commit (#readBehind): nothing is written. */
@@ -566,7 +572,7 @@ export class E1381Session implements AstmLinkSession {
     this.#frameOpen = false; // checked: from here #messageStarted says whether its bytes are kept
 
     const nak = (reason: string, cause: RefusalCause): 'ok' => {
-      if (cause === 'sequence' && this.#refusedButKept) this.#beginAfterKept(frameEnd);
+      if (cause === 'sequence' && this.#endRefused) this.#beginAfterRefusedEnd(frameEnd);
       this.#messageStarted = true; // refused bytes are kept if the message is never finished
       this.#refused(reason, cause);
       this.#write(BYTE.NAK); // LIS1-A §6.5.1: the sender retransmits the same frame
@@ -627,6 +633,7 @@ export class E1381Session implements AstmLinkSession {
     }
     this.#messageStarted = true;
     this.#refusedButKept = false;
+    this.#endRefused = false;
     this.stats.framesAccepted++;
     this.#msgFrames++;
     this.#message.push(text);
@@ -653,19 +660,30 @@ export class E1381Session implements AstmLinkSession {
   }
 
   /**
-   * After a message the record layer refused (kept, its end frame NAKed) the sender went on with a
-   * frame of another number than that end frame's: not a retransmission of it but new data (firmware
-   * that ignores NAK and goes on with its next message). The kept message is done with; its bytes
-   * are not kept again, and what comes from this frame on is a message of its own, kept as a
-   * partial if it never completes. Before, #refusedButKept stayed set and those frames, refused one
-   * by one, were kept nowhere when the sender gave up. Receive state only: the sender's state
+   * After a message whose end frame was NAKed when its commit settled (the record layer refused it
+   * and it is kept, or the store did not take it) the sender went on with a frame of another number
+   * than that end frame's: not a retransmission of it but new data (firmware that ignores NAK and
+   * goes on with its next message). The refused message ends before this frame: kept already, or
+   * else kept now as received ('not-resent', once: not if its late commit lands), and what comes
+   * from this frame on is a message of its own, kept as a partial if it never completes. Before,
+   * those frames were refused one by one as part of the refused message, kept nowhere when the
+   * sender gave up; and after a message the store did not take, the frame that came round to the
+   * number the link waited for was taken into it, its end frame alone forgotten: one patient's
+   * header and order with the next one's results, ACKed. Receive state only: the sender's state
    * (#outbox, #frames) is not touched, and a new session (#startReceiving) resets all of it.
    */
-  #beginAfterKept(frameEnd: number | undefined): void {
+  #beginAfterRefusedEnd(frameEnd: number | undefined): void {
     this.#takeFrameBytes(frameEnd);
     const all = Buffer.concat(this.#raw, this.#rawLen);
-    const from = all.subarray(Math.min(this.#frameRawAt, all.length));
-    this.#resetMessage();
+    const at = Math.min(this.#frameRawAt, all.length);
+    if (this.#refusedButKept) {
+      this.#resetMessage();
+    } else {
+      this.#raw = [all.subarray(0, at)];
+      this.#rawLen = at;
+      this.#partial('not-resent');
+    }
+    const from = all.subarray(at);
     this.#raw = [from];
     this.#rawLen = from.length;
   }
@@ -692,6 +710,7 @@ export class E1381Session implements AstmLinkSession {
 
   #resetMessage(): void {
     this.#refusedButKept = false;
+    this.#endRefused = false;
     this.#overflow = false;
     this.#rawCapped = false;
     this.#lateCommit = undefined;
@@ -760,8 +779,10 @@ export class E1381Session implements AstmLinkSession {
     this.#timer = this.#clock.schedule(this.#opt.timers.receiverReplyDelayMs, () => {
       if (token !== this.#commitToken || this.#state !== 'committing') return;
       this.#event('timeout', 'commit slower than the receiver reply delay');
-      this.#settleCommit(token, 'nak', lastFrameLen, false);
+      // Before the settle: it reads what waited behind the commit, which may end this message
+      // (EOT, a frame numbered on): kept then only if this commit fails.
       this.#lateCommit = settled;
+      this.#settleCommit(token, 'nak', lastFrameLen, false);
     });
     try {
       settled = this.#cb.onMessage(text, raw, meta);
@@ -806,6 +827,7 @@ export class E1381Session implements AstmLinkSession {
       this.#lastFn = (this.#lastFn + 7) % 8;
       this.#lastText = undefined;
       this.#refusedButKept = kept;
+      this.#endRefused = true;
       this.#refused(kept ? 'message rejected (kept)' : 'message not committed', 'message');
       this.#write(BYTE.NAK);
     }
