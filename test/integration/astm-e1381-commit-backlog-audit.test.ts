@@ -84,4 +84,76 @@ describe('E1381 link: an analyzer streaming while the store is slow', () => {
     expect(list.every((m) => m.status === 'accepted')).toBe(true);
     expect(ep.linkStats().overflowBytes).toBe(0);
   });
+
+  /**
+   * The wire the link paused is the gateway's doing, not the analyzer's silence. On a TCP link, a
+   * link timer that runs out (here the reply delay, the store being slower) starts the silent-peer
+   * rule: the connection is dropped once the analyzer has answered nothing for silentPeerMs since
+   * the gateway's first unanswered byte. While reading was paused nothing of the analyzer's could
+   * be read: before, a store slower than the reply delay for a minute had the connection of a
+   * streaming analyzer dropped ("no answer from the analyzer for 60 s (switched off …)"), and what
+   * waited in its socket (read by the kernel, acknowledged to the analyzer) lost with it.
+   */
+  it('a paused connection is not taken for a silent analyzer, and nothing it sent is lost', async () => {
+    const store = await tmp.open();
+    const replyDelayMs = 200;
+    const silentPeerMs = 800;
+    let closedDetail: string | undefined;
+    const ep = new AstmEndpoint<string>({
+      analyzer: { id: 'stream', profile: 'test', tcp: { listen: { host: '127.0.0.1', port: 0 } } },
+      profile: { name: 'test', quirks: { timers: { receiverReplyDelayMs: replyDelayMs, silentPeerMs } } },
+      store,
+      telemetry: new Telemetry(),
+      log: silentLogger,
+      normalize: accept,
+    });
+    cleanups.push(() => ep.stop(2_000));
+    await ep.start();
+    let release!: () => void;
+    const opened = new Promise<void>((r) => (release = r));
+    let held = 0;
+    store.interceptLevelWrites(async () => {
+      held++;
+      await opened;
+    });
+    cleanups.push(() => {
+      store.interceptLevelWrites(undefined);
+      release();
+    });
+    const socket = net.connect({ host: '127.0.0.1', port: ep.address()?.port as number });
+    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    socket.on('error', () => undefined);
+    socket.once('close', () => (closedDetail ??= 'closed'));
+    socket.resume();
+    cleanups.push(() => void socket.destroy());
+    const count = 300;
+    const frames: Buffer[] = [Buffer.from([0x05])];
+    let fn = 1;
+    for (let n = 1; n <= count; n++) {
+      for (const r of [MSG[0], MSG[1], MSG[2]!.replace('SID-1', `SID-${n}`), MSG[3], `C|1|L|${'x'.repeat(10_000)}|G`, MSG[4]]) {
+        frames.push(buildFrame(fn, Buffer.from(`${r}\r`, 'latin1'), true));
+        fn = (fn + 1) % 8;
+      }
+    }
+    frames.push(Buffer.from([0x04]));
+    socket.write(Buffer.concat(frames));
+    await until(() => held >= 1 && ep.linkStats().bytesIn > E1381_PAUSE_BYTES);
+    // The store stays slower than the reply delay well past silentPeerMs (commits NAKed one by one).
+    await new Promise((r) => setTimeout(r, replyDelayMs * 4 + silentPeerMs * 3));
+    expect(closedDetail).toBeUndefined();
+    store.interceptLevelWrites(undefined);
+    release();
+    // Every result is in the store once read: in a message taken, or in the raw bytes of one kept
+    // as refused (the NAKs put the analyzer, which does not wait for them, out of step).
+    await until(() => ep.linkStats().bytesIn === Buffer.concat(frames).length, 30_000);
+    await until(async () => {
+      const list = await store.listMessages({ endpoint: 'stream', limit: 10_000 });
+      const raws = await Promise.all(list.map(async (m) => (await store.getMessage(m.id))?.raw.toString('latin1') ?? ''));
+      const all = raws.join('\n');
+      return Array.from({ length: count }, (_, i) => `SID-${i + 1}|`).every((sid) => all.includes(sid));
+    }, 30_000);
+    // (Once the analyzer has sent all it had, a commit slower than these short timers may close
+    // the idle connection by the usual rule: not asserted here.)
+    expect(ep.linkStats().overflowBytes).toBe(0);
+  }, 60_000);
 });

@@ -135,6 +135,11 @@ interface Link {
    * byte from it since); undefined once it answers. A lone EOT asks for no answer.
    */
   unansweredSince: number | undefined;
+  /**
+   * The link stopped reading the wire (bytes wait behind a slow commit, e1381-session.ts
+   * E1381_PAUSE_BYTES): nothing of the analyzer's can be heard, so its silence is not counted.
+   */
+  paused?: boolean;
   /** The check that closes a TCP connection whose analyzer went silent (#peerSilent). */
   silentCheck: TimerHandle | undefined;
 }
@@ -557,7 +562,26 @@ export class AstmEndpoint<Q = unknown> implements Component {
       },
       // LIS1-A §6.2.6: not ready → NAK to ENQ. Stopping, or a store that cannot commit (DESIGN.md §2).
       isBusy: () => this.#status === 'stopping' || this.#status === 'stopped' || this.#opt.store.health !== 'ok',
-      ...(wire.pause && wire.resume ? { pause: () => wire.pause?.(), resume: () => wire.resume?.() } : {}),
+      // A paused wire is the gateway's doing: the analyzer's silence is not counted meanwhile
+      // (#peerSilent), and counts again from the resume. Before, a store slower than the reply
+      // delay had a streaming analyzer's paused connection dropped as silent after silentPeerMs,
+      // and what waited in its socket lost with it.
+      ...(wire.pause && wire.resume
+        ? {
+            pause: () => {
+              link.paused = true;
+              link.silentCheck?.cancel();
+              link.silentCheck = undefined;
+              wire.pause?.();
+            },
+            resume: () => {
+              link.paused = false;
+              link.heardAt = this.#scheduler.now();
+              link.unansweredSince = undefined;
+              wire.resume?.();
+            },
+          }
+        : {}),
     });
     const link: Link = { id, wire, written: 0, unconfirmed: [], session, heardAt: this.#scheduler.now(), unansweredSince: undefined, silentCheck: undefined };
     this.#links.add(link);
@@ -621,11 +645,11 @@ export class AstmEndpoint<Q = unknown> implements Component {
     const recordsOnly = this.#link.lowLevel === 'records-only';
     const waitedSince = (): number | undefined => (recordsOnly ? link.heardAt : link.unansweredSince);
     const since = waitedSince();
-    if (since === undefined || link.silentCheck !== undefined || !link.wire.abort) return;
+    if (since === undefined || link.silentCheck !== undefined || !link.wire.abort || link.paused === true) return;
     const limit = this.#link.timers.silentPeerMs;
     link.silentCheck = this.#scheduler.schedule(Math.max(0, since + limit - this.#scheduler.now()), () => {
       link.silentCheck = undefined;
-      if (waitedSince() !== since || !this.#links.has(link)) return;
+      if (waitedSince() !== since || !this.#links.has(link) || link.paused === true) return;
       const seconds = Math.round((this.#scheduler.now() - since) / 1000);
       log.warn('analyzer silent: connection closed', { seconds });
       link.wire.abort?.(
