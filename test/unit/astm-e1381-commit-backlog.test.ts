@@ -54,9 +54,60 @@ describe('E1381 link: bytes waiting behind a commit', () => {
     const chunks = E1381_MAX_QUEUED_BYTES / chunk.length + 3;
     for (let i = 0; i < chunks; i++) h.session.push(chunk);
     expect(h.session.stats.overflowBytes).toBe(3 * chunk.length);
-    expect(h.events.filter((e) => e.kind === 'overflow')).toHaveLength(3);
-    // Not closed: close() would read the 256 MiB held (README "Nothing received is dropped"), a
-    // byte at a time outside frames. The session holds no timer on the manual clock, nothing to end.
+    // One warning when it begins (before, one per read: at serial rates, hundreds a second).
+    expect(h.events.filter((e) => e.kind === 'overflow')).toHaveLength(1);
+    // Closed with the cap held: the bytes behind the commit are read (README "Nothing received is
+    // dropped"), those outside frames counted in runs (before, a byte at a time: about 20 s here).
+    h.session.close();
+    expect(h.ignored.reduce((a, n) => a + n, 0)).toBe(E1381_MAX_QUEUED_BYTES);
+    expect(h.events.filter((e) => e.kind === 'overflow').at(-1)?.detail).toBe(`${3 * chunk.length} bytes were not kept (the link could not hold them); reading on`);
+  });
+
+  it('at the cap, bytes after the dropped ones are never joined to those before: no frame or message spans the gap', async () => {
+    const h = makeHarness();
+    let calls = 0;
+    let release!: () => void;
+    h.handler = (text) => {
+      if (calls++ === 0) return new Promise<void>((r) => (release = r));
+      return Promise.resolve(text.startsWith('H|') ? undefined : 'nak'); // a message without its head: refused, kept
+    };
+    h.session.push(b(ENQ));
+    for (const [i, r] of MSG.entries()) h.session.push(frame(i + 1, r + '\r'));
+    expect(h.session.state).toBe('committing');
+    // Behind the commit: bytes outside frames up to near the cap, then patient X's first frames
+    // (FN 6, 7, 0); the rest of X (eight frames, FN 1 … 0) comes in a read that does not fit; then,
+    // in a read that would, the end of patient Y's message, numbered on (FN 1, 2).
+    const xHead = Buffer.concat(['H|\\^&|||test-analyzer^1', 'P|1|PAT-X', 'O|1|SID-X||^^^K|R'].map((r, i) => frame((6 + i) % 8, r + '\r')));
+    const xRest = Buffer.concat([...Array.from({ length: 7 }, (_, i) => `R|${i + 1}|^^^K|4.${i}|mmol/L||N||F`), 'L|1|N'].map((r, i) => frame((1 + i) % 8, r + '\r')));
+    const yTail = Buffer.concat(['R|1|^^^K|9.9|mmol/L||N||F', 'L|1|N'].map((r, i) => frame(1 + i, r + '\r')));
+    let room = E1381_MAX_QUEUED_BYTES - xHead.length - yTail.length;
+    const filler = Buffer.alloc(1024 * 1024, 0x43);
+    while (room >= filler.length) {
+      h.session.push(filler);
+      room -= filler.length;
+    }
+    h.session.push(filler.subarray(0, room));
+    h.session.push(xHead);
+    h.session.push(xRest); // does not fit: dropped
+    h.session.push(yTail); // would fit
+    expect(h.session.stats.overflowBytes).toBeGreaterThanOrEqual(xRest.length);
+    release();
+    for (let i = 0; i < 10; i++) await settle();
+    // Before, X's head and Y's result were one message, taken: PAT-X with potassium 9.9.
+    for (const m of h.messages) expect(m.text.includes('SID-X') && m.text.includes('9.9') ? m.text : 'not joined').toBe('not joined');
+    expect(h.partials.map((p) => p.reason)).toEqual(['overflow']);
+    expect(h.partials[0]?.raw.subarray(-xHead.length).equals(xHead)).toBe(true); // X as far as it came, kept once
+    // Dropped from the first read that did not fit until the queue is read down: Y's tail too.
+    expect(h.session.stats.overflowBytes).toBe(xRest.length + yTail.length);
+    // What comes next is read on, its frame numbers taken as they come: Z's message whole.
+    h.takeWire();
+    const z = ['H|\\^&|||test-analyzer^1', 'P|1|PAT-Z', 'O|1|SID-Z||^^^K|R', 'R|1|^^^K|3.9|mmol/L||N||F', 'L|1|N'];
+    for (const [i, r] of z.entries()) {
+      h.session.push(frame((3 + i) % 8, r + '\r'));
+      await settle();
+    }
+    expect(h.takeWire()).toBe('<ACK>'.repeat(z.length));
+    expect(h.messages.at(-1)?.text).toBe(z.map((r) => r + '\r').join(''));
   });
 });
 

@@ -38,6 +38,11 @@ export const E1381_PAUSE_BYTES = 1024 * 1024;
  * 'overflow' event, logged as a warning) rather than filling the gateway's memory.
  */
 export const E1381_MAX_QUEUED_BYTES = 256 * 1024 * 1024;
+/**
+ * Where bytes were dropped at E1381_MAX_QUEUED_BYTES, in the queue: what came before and what came
+ * after are not one stream (#onGap).
+ */
+const GAP = Buffer.alloc(0);
 
 type ByteOutcome = 'ok' | 'consumed-run' | 'complete-here' | 'complete-before' | 'session-end' | 're-establish';
 
@@ -72,6 +77,11 @@ export class E1381Session implements AstmLinkSession {
   #queuedBytes = 0;
   /** The wire was paused for the bytes waiting behind a commit. */
   #paused = false;
+  /** Bytes are dropped at E1381_MAX_QUEUED_BYTES (until the queue is read down to half of it): how many so far. */
+  #dropping = false;
+  #dropped = 0;
+  /** Bytes were dropped (#onGap): the next frame's number is taken as it comes. */
+  #resync = false;
   #timer: TimerHandle | undefined;
   /** Sending is held off until this timer fires (busy retry, contention, interrupt hold-off). */
   #holdoff: TimerHandle | undefined;
@@ -195,9 +205,19 @@ export class E1381Session implements AstmLinkSession {
    * every byte waited, without bound, while the store was slow.
    */
   #enqueue(bytes: Buffer): void {
-    if (this.#queuedBytes + bytes.length > E1381_MAX_QUEUED_BYTES) {
+    if (this.#dropping && this.#queuedBytes + bytes.length <= E1381_MAX_QUEUED_BYTES / 2) this.#endDropping();
+    if (this.#dropping || this.#queuedBytes + bytes.length > E1381_MAX_QUEUED_BYTES) {
+      // Once bytes are dropped, all are until the queue is read down to half the cap: one gap in
+      // the stream, marked (GAP), never bytes kept from between dropped ones. Before, each read
+      // that still fitted was kept: frames spliced across the holes (one patient's order, another's
+      // result, passing the checksum one time in 256), and a warning per read.
+      if (!this.#dropping) {
+        this.#dropping = true;
+        this.#queued.push(GAP);
+        this.#event('overflow', `${this.#queuedBytes} bytes wait for the store, and this link cannot be paused (no flow control): what comes now is not kept until they are read`);
+      }
       this.stats.overflowBytes += bytes.length;
-      this.#event('overflow', `${bytes.length} bytes not kept: ${this.#queuedBytes} bytes already wait for the store, and this link cannot be paused (no flow control)`);
+      this.#dropped += bytes.length;
       return;
     }
     this.#queued.push(bytes);
@@ -207,6 +227,32 @@ export class E1381Session implements AstmLinkSession {
       this.#cb.pause();
       this.#event('busy', `${this.#queuedBytes} bytes wait for the store: reading paused`);
     }
+  }
+
+  #endDropping(): void {
+    if (!this.#dropping) return;
+    this.#dropping = false;
+    this.#event('overflow', `${this.#dropped} bytes were not kept (the link could not hold them); reading on`);
+    this.#dropped = 0;
+  }
+
+  /**
+   * The queue reached the point where bytes were dropped: what follows does not continue what came
+   * before. A frame open there is cut, and the message being read ends there (kept as received,
+   * 'overflow'); the next frame's number is taken as it comes, so nothing after the gap is joined
+   * to the message before it, even when the frames lost were a multiple of eight.
+   */
+  #onGap(): void {
+    if (this.#state !== 'receiving') return; // neutral: ignored up to the next ENQ; sending: its own timers
+    this.#resetFrameParser();
+    this.#partial('overflow');
+    this.#resync = true;
+  }
+
+  /** A chunk taken from the queue, or the mark of a gap. */
+  #consumeQueued(bytes: Buffer): void {
+    if (bytes === GAP) this.#onGap();
+    else this.#consume(bytes);
   }
 
   /** Put back the unread rest of a chunk, in front (a commit began in the middle of it). */
@@ -227,11 +273,22 @@ export class E1381Session implements AstmLinkSession {
     for (let i = 0; i < bytes.length; i++) {
       const b = bytes[i] as number;
       switch (this.#state) {
-        case 'neutral':
+        case 'neutral': {
+          if (b !== ENQ) {
+            // LIS1-A §6.2.5: everything up to the next ENQ is ignored, counted in one step (a line
+            // at the wrong baud rate, or what waited behind a commit: up to E1381_MAX_QUEUED_BYTES).
+            const enq = bytes.indexOf(ENQ, i);
+            const stop = enq < 0 ? bytes.length : enq;
+            this.#ignore(stop - i);
+            i = stop - 1;
+            segStart = stop;
+            continue;
+          }
           this.#onNeutralByte(b);
           // The ENQ that opens a session is the first raw byte of its first message.
           segStart = (this.#state as string) === 'receiving' ? i : i + 1;
           continue;
+        }
         case 'establishing':
           this.#onEstablishingByte(b);
           segStart = i + 1;
@@ -400,6 +457,7 @@ export class E1381Session implements AstmLinkSession {
     this.#resetFrameParser();
     this.#lastFn = 0;
     this.#lastText = undefined;
+    this.#resync = false;
     this.#messagesInSession = 0;
     this.#resetMessage();
     this.#write(BYTE.ACK);
@@ -425,9 +483,23 @@ export class E1381Session implements AstmLinkSession {
         }
         if (b === EOT) return 'session-end'; // LIS1-A §6.4: the sender ends the session
         if (b === ENQ) return 're-establish';
-        // LIS1-A §6.5.1.1: bytes before STX are ignored (captures show ACK ACK and EF BF BD here).
-        this.#ignore();
-        return 'ok';
+        // LIS1-A §6.5.1.1: bytes before STX are ignored (captures show ACK ACK and EF BF BD here),
+        // the whole run up to the next STX, EOT or ENQ in one step. Byte by byte, the bytes read
+        // behind a commit when the link closed (#readBehind) took about 20 s at their cap.
+        {
+          const stx = STX;
+          const eot = EOT;
+          const enq = ENQ;
+          let end = i + 1;
+          while (end < bytes.length) {
+            const c = bytes[end] as number;
+            if (c === stx || c === eot || c === enq) break;
+            end++;
+          }
+          this.#ignore(end - i);
+          this.#runEnd = end;
+          return 'consumed-run';
+        }
       case 'fn':
         if (b === STX) return 'ok'; // repeated STX: still waiting for FN
         if (b === EOT) {
@@ -591,7 +663,8 @@ export class E1381Session implements AstmLinkSession {
     const fn = fnByte - 0x30;
     if (fn < 0 || fn > 7) return nak('frame number is not 0..7', 'garbled');
 
-    const expected = (this.#lastFn + 1) % 8;
+    // After bytes were dropped (#onGap) the next frame's number is taken as it comes.
+    const expected = this.#resync ? fn : (this.#lastFn + 1) % 8;
     if (fn !== expected) {
       const sameAsLast = this.#lastText !== undefined && fn === this.#lastFn;
       if (!sameAsLast) return nak(`frame number ${fn} out of sequence (expected ${expected})`, 'sequence');
@@ -611,6 +684,7 @@ export class E1381Session implements AstmLinkSession {
       this.#event('fn-repeat', `FN ${fn}`);
     }
 
+    this.#resync = false;
     this.#refusedEnd = false;
     this.#lastFn = fn;
     this.#lastText = text;
@@ -837,8 +911,9 @@ export class E1381Session implements AstmLinkSession {
 
   #drainQueued(): void {
     while (this.#queued.length > 0 && this.#state !== 'committing' && this.#state !== 'closed') {
-      this.#consume(this.#dequeue());
+      this.#consumeQueued(this.#dequeue());
     }
+    if (this.#queued.length === 0) this.#endDropping();
     if (this.#paused && this.#state !== 'closed' && this.#queuedBytes < E1381_PAUSE_BYTES / 2) {
       this.#paused = false;
       this.#cb.resume?.();
@@ -1128,7 +1203,7 @@ export class E1381Session implements AstmLinkSession {
     this.#state = 'receiving';
     this.#resetMessage(); // the message being committed has its bytes already
     this.#resetFrameParser();
-    while (this.#queued.length > 0) this.#consume(this.#dequeue());
+    while (this.#queued.length > 0) this.#consumeQueued(this.#dequeue());
     this.#chunk = undefined;
     if (this.#state === 'receiving') {
       this.#resetFrameParser();
@@ -1150,6 +1225,7 @@ export class E1381Session implements AstmLinkSession {
     if (!wasCommitting) this.#partial(reason);
     this.#queued = [];
     this.#queuedBytes = 0;
+    this.#endDropping();
     this.#flushIgnored();
     const err = new GatewayError('GW_ASTM_LINK', `the link closed (${reason})`);
     for (const item of this.#outbox.splice(0)) {

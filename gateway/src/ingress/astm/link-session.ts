@@ -47,6 +47,7 @@ export const PartialReasons = [
   're-establishment', // ENQ while a message was incomplete: the sender started over
   'too-large', // the message exceeded maxMessageBytes
   'stopped', // the gateway is stopping
+  'overflow', // bytes behind a commit were dropped in the middle of it (a link that cannot be paused, at its cap)
   'not-resent', // its end frame was NAKed (not committed) and the sender went on with new frames instead of sending it again
 ] as const;
 export type PartialReason = (typeof PartialReasons)[number];
