@@ -140,6 +140,8 @@ interface Link {
    * E1381_PAUSE_BYTES): nothing of the analyzer's can be heard, so its silence is not counted.
    */
   paused?: boolean;
+  /** Scheduler time reading resumed: the analyzer's silence counts from it at the earliest (not heardAt, which picks the download's connection). */
+  resumedAt?: number;
   /** The check that closes a TCP connection whose analyzer went silent (#peerSilent). */
   silentCheck: TimerHandle | undefined;
 }
@@ -579,7 +581,7 @@ export class AstmEndpoint<Q = unknown> implements Component {
             },
             resume: () => {
               link.paused = false;
-              link.heardAt = this.#scheduler.now();
+              link.resumedAt = this.#scheduler.now();
               link.unansweredSince = undefined;
               wire.resume?.();
             },
@@ -646,7 +648,7 @@ export class AstmEndpoint<Q = unknown> implements Component {
    */
   #peerSilent(link: Link, log: Logger): void {
     const recordsOnly = this.#link.lowLevel === 'records-only';
-    const waitedSince = (): number | undefined => (recordsOnly ? link.heardAt : link.unansweredSince);
+    const waitedSince = (): number | undefined => (recordsOnly ? Math.max(link.heardAt, link.resumedAt ?? 0) : link.unansweredSince);
     const since = waitedSince();
     if (since === undefined || link.silentCheck !== undefined || !link.wire.abort || link.paused === true) return;
     const limit = this.#link.timers.silentPeerMs;
