@@ -184,7 +184,7 @@ function partialRejectReason(reason: PartialReason, refusals: PartialRefusals | 
     return `message larger than ${link.maxMessageBytes} bytes (maxMessageBytes): its head is kept, the rest was not (refused frame by frame on an E1381 link, skipped to its end on a records-only one); raise analyzers[].overrides.maxMessageBytes if this analyzer's messages are this large`;
   }
   if (reason === 'overflow') {
-    return `incomplete message (overflow): the bytes that came in the middle of it were not kept — more than 256 MiB waited for the store on a line the gateway cannot hold (a serial line without flow control: set serial.rtscts or serial.xoff if the analyzer supports it)`;
+    return `incomplete message (overflow): the bytes that came in the middle of it were not kept — more than 256 MiB waited for the store on a line the gateway cannot hold (a serial line without hardware flow control: set serial.rtscts if the analyzer and its cable support it)`;
   }
   // Whole, but not stored (the store failed or was slower than the reply delay), and the analyzer
   // went on with its next message rather than send it again (e1381-session.ts #beginAfterRefusedEnd).

@@ -252,9 +252,12 @@ export class SerialTransport implements Transport {
         close: () => {
           if (port.isOpen) port.close(() => undefined);
         },
-        // Only with flow control does a port that is not read hold the analyzer (the driver drops
-        // RTS or sends XOFF as its buffer fills); without it, the bytes would be lost there.
-        ...(s.rtscts || s.xoff ? { pause: () => void port.pause(), resume: () => void port.resume() } : {}),
+        // Only with RTS/CTS does a port that is not read hold the analyzer (the adapter drops RTS
+        // as its buffer fills); without it, the bytes would be lost there. Not with XON/XOFF alone:
+        // the kernel sends XOFF for a throttled port on a UART, but the generic USB-serial driver
+        // most cheap adapters use only stops reading them, and they drop what overflows, uncounted.
+        // Such a line is read on (E1381_MAX_QUEUED_BYTES), which loses nothing short of the cap.
+        ...(s.rtscts ? { pause: () => void port.pause(), resume: () => void port.resume() } : {}),
       };
       const handlers = this.#host.attach(wire);
       this.#handlers = handlers;
