@@ -1,12 +1,13 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AstmEndpoint, type AstmNormalizeResult } from '../../gateway/src/ingress/astm/astm-endpoint.ts';
+import { AstmEndpoint } from '../../gateway/src/ingress/astm/astm-endpoint.ts';
 import { buildFrame } from '../../gateway/src/ingress/astm/checksum.ts';
 import { E1381_PAUSE_BYTES } from '../../gateway/src/ingress/astm/e1381-session.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
 import { Telemetry } from '../../gateway/src/telemetry.ts';
 import { MSG } from '../fixtures/astm-link/harness.ts';
 import { useTempStore } from '../fixtures/store/temp-store.ts';
+import { acceptWithHeader, until } from '../fixtures/astm-link/wait.ts';
 
 /**
  * An E1381 analyzer that does not wait for the replies (or a serial-to-LAN converter that buffers
@@ -23,17 +24,6 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-const accept = (text: string): AstmNormalizeResult<string> =>
-  text.startsWith('H') ? { events: [], messageType: 'ASTM', searchTerms: [] } : { events: [], messageType: 'ASTM', searchTerms: [], reject: 'no H record' };
-
 describe('E1381 link: an analyzer streaming while the store is slow', () => {
   it('stops reading the connection once a megabyte waits behind a commit, and keeps every message once when the store is back', async () => {
     const store = await tmp.open();
@@ -43,7 +33,7 @@ describe('E1381 link: an analyzer streaming while the store is slow', () => {
       store,
       telemetry: new Telemetry(),
       log: silentLogger,
-      normalize: accept,
+      normalize: acceptWithHeader,
     });
     cleanups.push(() => ep.stop(2_000));
     await ep.start();
@@ -105,7 +95,7 @@ describe('E1381 link: an analyzer streaming while the store is slow', () => {
       store,
       telemetry: new Telemetry(),
       log: silentLogger,
-      normalize: accept,
+      normalize: acceptWithHeader,
     });
     cleanups.push(() => ep.stop(2_000));
     await ep.start();

@@ -1,10 +1,11 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AstmEndpoint, type AstmNormalizeResult } from '../../gateway/src/ingress/astm/astm-endpoint.ts';
+import { AstmEndpoint } from '../../gateway/src/ingress/astm/astm-endpoint.ts';
 import { buildFrame } from '../../gateway/src/ingress/astm/checksum.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
 import { Telemetry } from '../../gateway/src/telemetry.ts';
 import { useTempStore } from '../fixtures/store/temp-store.ts';
+import { acceptWithHeader, until } from '../fixtures/astm-link/wait.ts';
 
 /**
  * An analyzer whose firmware ignores NAK, after a message the store did not take in time (its
@@ -21,17 +22,6 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-const accept = (text: string): AstmNormalizeResult<string> =>
-  text.startsWith('H') ? { events: [], messageType: 'ASTM', searchTerms: [] } : { events: [], messageType: 'ASTM', searchTerms: [], reject: 'no H record' };
-
 describe('E1381 link: an analyzer that ignores the NAK of a message the store did not take in time', () => {
   it('never stores one patient’s order with the next one’s results; every byte is kept', async () => {
     const store = await tmp.open();
@@ -41,7 +31,7 @@ describe('E1381 link: an analyzer that ignores the NAK of a message the store di
       store,
       telemetry: new Telemetry(),
       log: silentLogger,
-      normalize: accept,
+      normalize: acceptWithHeader,
     });
     cleanups.push(() => ep.stop(2_000));
     await ep.start();

@@ -9,6 +9,7 @@ import { Telemetry } from '../../gateway/src/telemetry.ts';
 import { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
 import { MSG, MSG_TEXT } from '../fixtures/astm-link/harness.ts';
 import { useTempStore } from '../fixtures/store/temp-store.ts';
+import { until } from '../fixtures/astm-link/wait.ts';
 
 /**
  * ASTM link windows where an inbound message was lost, stored twice or answered wrongly; each test
@@ -21,14 +22,6 @@ const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** Holds LevelDB writes until opened. */
 function gate(): { hook: () => Promise<void>; open: () => void; held: () => number } {
