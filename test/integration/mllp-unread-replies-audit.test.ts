@@ -84,4 +84,44 @@ describe('MLLP: a LIS that does not read its ACKs', () => {
     expect(acks).toEqual(Array.from({ length: count }, (_, i) => ['AA', `U-${i}`]));
     expect(store.intake()).toMatchObject({ accepted: count, rejected: 0, duplicates: 0 });
   }, 240_000);
+
+  // The same LIS, and the idle close (or any close the gateway decides: a frame timeout, HL7 without
+  // framing, a half-close) comes while it reads none of its replies. The close writes the replies
+  // owed, then ends the socket; those never finished writing, so end()'s callback never came and the
+  // socket was never closed: the connection, its slot of maxConnections and its unread replies were
+  // held for as long as the LIS process lived. Now the socket is closed REPLY_FLUSH_MS after the
+  // close began if its replies are still not written, with a warning saying so.
+  it('a connection closed while its LIS reads none of its replies is closed within a bound, its slot freed', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'lab-gw-unread-close-'));
+    const store = await EventStore.open({ dataDir: dir, healthCheckIntervalMs: 50, pruneIntervalMs: 0 });
+    const logs: Array<{ level: string; msg: string; unwrittenBytes?: number }> = [];
+    const endpoint = new MllpEndpoint({ config: endpointConfig({ idleTimeoutMs: 1_000 }), store, telemetry: new Telemetry(), log: createLogger({ level: 'info', write: (line) => logs.push(JSON.parse(line) as { level: string; msg: string }) }) });
+    await endpoint.start();
+    cleanups.push(async () => {
+      await endpoint.stop(2_000);
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    const pad = 64 * 1024;
+    const count = Math.ceil((24 * 1024 * 1024 + REPLY_BACKLOG_BYTES) / pad);
+    const lis = net.connect({ host: '127.0.0.1', port: endpoint.address()?.port ?? 0 });
+    cleanups.push(() => void lis.destroy());
+    await new Promise<void>((resolve, reject) => {
+      lis.once('connect', resolve);
+      lis.once('error', reject);
+    });
+    lis.on('error', () => undefined);
+    lis.pause();
+    for (let i = 0; i < count; i++) lis.write(frame(adt(`C-${i}`, pad)));
+
+    await expect.poll(() => logs.some((l) => l.level === 'warn' && /reads none of its replies/.test(l.msg)), { timeout: 120_000, interval: 50 }).toBe(true);
+    await expect.poll(() => logs.some((l) => /closing idle connection/.test(l.msg)), { timeout: 60_000, interval: 50 }).toBe(true);
+    expect(endpoint.connections, 'the connection is still open right after the close began').toBe(1);
+    // A wait, not a bound: the gateway's side is closed, its slot free, though the LIS never read.
+    await expect.poll(() => endpoint.connections, { timeout: 120_000, interval: 100 }).toBe(0);
+    const dropped = logs.find((l) => l.level === 'warn' && /replies it did not read/.test(l.msg));
+    expect(dropped, JSON.stringify(logs.filter((l) => l.level !== 'info'))).toBeDefined();
+    expect(Number(dropped?.unwrittenBytes)).toBeGreaterThan(0);
+  }, 240_000);
 });

@@ -83,6 +83,11 @@ export const PEER_ACK_MS = 60_000;
  * next read sees the FIN (its next write a reset), and it reconnects.
  */
 export const PEER_CLOSE_GRACE_MS = 2_000;
+/**
+ * How long a connection being closed may take to write the replies it owes before it is closed
+ * anyway: a peer that reads none of them (its receive window closed) would hold it for good.
+ */
+export const REPLY_FLUSH_MS = 30_000;
 
 /**
  * How long a block whose FS came without its CR waits for that CR before it is taken as ended (ms).
@@ -700,6 +705,17 @@ export class MllpConnection {
         grace.unref();
         this.#socket.once('close', () => clearTimeout(grace));
       });
+      // Replies a peer does not read (its window stays closed) never finish writing, and end()'s
+      // callback never comes: the socket is closed REPLY_FLUSH_MS after this if they are still
+      // not written. Before, the connection, its slot of maxConnections and its unread replies
+      // were held for as long as the peer's process lived.
+      const flush = setTimeout(() => {
+        if (this.#closed || this.#socket.destroyed || this.#socket.writableLength === 0) return;
+        this.#log.warn(`closing the connection: ${this.#peerName} did not read its replies within ${span(REPLY_FLUSH_MS)} of the close (${cause}); the replies it did not read are dropped`, { remote: this.remoteAddress, unwrittenBytes: this.#socket.writableLength });
+        this.#socket.destroy();
+      }, REPLY_FLUSH_MS);
+      flush.unref();
+      this.#socket.once('close', () => clearTimeout(flush));
     };
     void this.drained().then(finish);
   }
