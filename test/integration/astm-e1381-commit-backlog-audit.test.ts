@@ -1,13 +1,10 @@
-import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AstmEndpoint } from '../../gateway/src/ingress/astm/astm-endpoint.ts';
-import { buildFrame } from '../../gateway/src/ingress/astm/checksum.ts';
 import { E1381_PAUSE_BYTES } from '../../gateway/src/ingress/astm/e1381-session.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
 import { Telemetry } from '../../gateway/src/telemetry.ts';
-import { MSG } from '../fixtures/astm-link/harness.ts';
 import { useTempStore } from '../fixtures/store/temp-store.ts';
-import { acceptWithHeader, until } from '../fixtures/astm-link/wait.ts';
+import { acceptWithHeader, connectAnalyzer, holdLevelWrites, resultStream, until } from '../fixtures/astm-link/wait.ts';
 
 /**
  * An E1381 analyzer that does not wait for the replies (or a serial-to-LAN converter that buffers
@@ -37,35 +34,17 @@ describe('E1381 link: an analyzer streaming while the store is slow', () => {
     });
     cleanups.push(() => ep.stop(2_000));
     await ep.start();
-    let release!: () => void;
-    const opened = new Promise<void>((r) => (release = r));
-    let held = 0;
-    store.interceptLevelWrites(async () => {
-      held++;
-      await opened;
-    });
-    const socket = net.connect({ host: '127.0.0.1', port: ep.address()?.port as number });
-    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-    socket.on('error', () => undefined);
+    const hold = holdLevelWrites(store);
+    const socket = await connectAnalyzer(ep.address()?.port as number);
     socket.resume(); // the gateway's answers are read and not waited for
     cleanups.push(() => void socket.destroy());
     // 3 MiB of results (about 10 KB each), one session, frame numbers going on: three times the threshold.
     const count = 300;
-    const frames: Buffer[] = [Buffer.from([0x05])];
-    let fn = 1;
-    for (let n = 1; n <= count; n++) {
-      for (const r of [MSG[0], MSG[1], MSG[2]!.replace('SID-1', `SID-${n}`), MSG[3], `C|1|L|${'x'.repeat(10_000)}|G`, MSG[4]]) {
-        frames.push(buildFrame(fn, Buffer.from(`${r}\r`, 'latin1'), true));
-        fn = (fn + 1) % 8;
-      }
-    }
-    frames.push(Buffer.from([0x04]));
-    socket.write(Buffer.concat(frames));
-    await until(() => held === 1 && ep.linkStats().bytesIn > E1381_PAUSE_BYTES); // the first message commits, the rest waits
+    socket.write(resultStream(count));
+    await until(() => hold.held() === 1 && ep.linkStats().bytesIn > E1381_PAUSE_BYTES); // the first message commits, the rest waits
     await new Promise((r) => setTimeout(r, 300)); // time enough to read all 3 MiB over loopback, were it read on
     expect(ep.linkStats().bytesIn).toBeLessThan(1.5 * E1381_PAUSE_BYTES);
-    store.interceptLevelWrites(undefined);
-    release();
+    hold.release();
     await until(async () => (await store.listMessages({ endpoint: 'stream', limit: count + 10 })).length >= count, 30_000);
     const list = await store.listMessages({ endpoint: 'stream', limit: count + 10 });
     const ids = (await Promise.all(list.map((m) => store.getMessage(m.id)))).map((m) => m?.raw.toString('latin1').match(/SID-\d+/)?.[0]);
@@ -99,43 +78,23 @@ describe('E1381 link: an analyzer streaming while the store is slow', () => {
     });
     cleanups.push(() => ep.stop(2_000));
     await ep.start();
-    let release!: () => void;
-    const opened = new Promise<void>((r) => (release = r));
-    let held = 0;
-    store.interceptLevelWrites(async () => {
-      held++;
-      await opened;
-    });
-    cleanups.push(() => {
-      store.interceptLevelWrites(undefined);
-      release();
-    });
-    const socket = net.connect({ host: '127.0.0.1', port: ep.address()?.port as number });
-    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-    socket.on('error', () => undefined);
+    const hold = holdLevelWrites(store);
+    cleanups.push(() => hold.release());
+    const socket = await connectAnalyzer(ep.address()?.port as number);
     socket.once('close', () => (closedDetail ??= 'closed'));
     socket.resume();
     cleanups.push(() => void socket.destroy());
     const count = 300;
-    const frames: Buffer[] = [Buffer.from([0x05])];
-    let fn = 1;
-    for (let n = 1; n <= count; n++) {
-      for (const r of [MSG[0], MSG[1], MSG[2]!.replace('SID-1', `SID-${n}`), MSG[3], `C|1|L|${'x'.repeat(10_000)}|G`, MSG[4]]) {
-        frames.push(buildFrame(fn, Buffer.from(`${r}\r`, 'latin1'), true));
-        fn = (fn + 1) % 8;
-      }
-    }
-    frames.push(Buffer.from([0x04]));
-    socket.write(Buffer.concat(frames));
-    await until(() => held >= 1 && ep.linkStats().bytesIn > E1381_PAUSE_BYTES);
+    const stream = resultStream(count);
+    socket.write(stream);
+    await until(() => hold.held() >= 1 && ep.linkStats().bytesIn > E1381_PAUSE_BYTES);
     // The store stays slower than the reply delay well past silentPeerMs (commits NAKed one by one).
     await new Promise((r) => setTimeout(r, replyDelayMs * 4 + silentPeerMs * 3));
     expect(closedDetail).toBeUndefined();
-    store.interceptLevelWrites(undefined);
-    release();
+    hold.release();
     // Every result is in the store once read: in a message taken, or in the raw bytes of one kept
     // as refused (the NAKs put the analyzer, which does not wait for them, out of step).
-    await until(() => ep.linkStats().bytesIn === Buffer.concat(frames).length, 30_000);
+    await until(() => ep.linkStats().bytesIn === stream.length, 30_000);
     await until(async () => {
       const list = await store.listMessages({ endpoint: 'stream', limit: 10_000 });
       const raws = await Promise.all(list.map(async (m) => (await store.getMessage(m.id))?.raw.toString('latin1') ?? ''));

@@ -1,11 +1,10 @@
-import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AstmEndpoint } from '../../gateway/src/ingress/astm/astm-endpoint.ts';
 import { buildFrame } from '../../gateway/src/ingress/astm/checksum.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
 import { Telemetry } from '../../gateway/src/telemetry.ts';
 import { useTempStore } from '../fixtures/store/temp-store.ts';
-import { acceptWithHeader, until } from '../fixtures/astm-link/wait.ts';
+import { acceptWithHeader, connectAnalyzer, holdLevelWrites, until } from '../fixtures/astm-link/wait.ts';
 
 /**
  * An analyzer whose firmware ignores NAK, after a message the store did not take in time (its
@@ -35,18 +34,9 @@ describe('E1381 link: an analyzer that ignores the NAK of a message the store di
     });
     cleanups.push(() => ep.stop(2_000));
     await ep.start();
-    let release!: () => void;
-    const opened = new Promise<void>((r) => (release = r));
-    store.interceptLevelWrites(async () => {
-      await opened;
-    });
-    cleanups.push(() => {
-      store.interceptLevelWrites(undefined);
-      release();
-    });
-    const socket = net.connect({ host: '127.0.0.1', port: ep.address()?.port as number });
-    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-    socket.on('error', () => undefined);
+    const hold = holdLevelWrites(store);
+    cleanups.push(() => hold.release());
+    const socket = await connectAnalyzer(ep.address()?.port as number);
     cleanups.push(() => void socket.destroy());
     const replies: number[] = [];
     socket.on('data', (b: Buffer) => replies.push(...b));
@@ -66,8 +56,7 @@ describe('E1381 link: an analyzer that ignores the NAK of a message the store di
     const got: number[] = [];
     for (const [i, r] of B.entries()) got.push(await put(f(A.length + 1 + i, r)));
     socket.write(Buffer.from([0x04]));
-    store.interceptLevelWrites(undefined);
-    release();
+    hold.release();
     const raws = async (): Promise<Array<{ status: string; raw: string }>> => {
       const list = await store.listMessages({ endpoint: 'deaf', limit: 100 });
       return Promise.all(list.map(async (m) => ({ status: m.status, raw: (await store.getMessage(m.id))?.raw.toString('latin1') ?? '' })));

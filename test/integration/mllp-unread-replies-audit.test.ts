@@ -38,35 +38,43 @@ const adt = (id: string, pad: number): string =>
 
 const frame = (text: string): Buffer => Buffer.concat([Buffer.of(0x0b), Buffer.from(text, 'latin1'), Buffer.of(0x1c, 0x0d)]);
 
+/**
+ * An endpoint over a real store in a temp dir (removed with the cleanups), its log lines kept,
+ * and a LIS connected to it that reads nothing of what the gateway answers.
+ */
+async function endpointWithDeafLis(overrides: Parameters<typeof endpointConfig>[0] = {}): Promise<{ endpoint: MllpEndpoint; store: EventStore; lis: net.Socket; logs: Array<{ level: string; msg: string; unwrittenBytes?: number }>; telemetry: Telemetry }> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'lab-gw-unread-'));
+  const store = await EventStore.open({ dataDir: dir, healthCheckIntervalMs: 50, pruneIntervalMs: 0 });
+  const logs: Array<{ level: string; msg: string; unwrittenBytes?: number }> = [];
+  const telemetry = new Telemetry();
+  const endpoint = new MllpEndpoint({ config: endpointConfig(overrides), store, telemetry, log: createLogger({ level: 'info', write: (line) => logs.push(JSON.parse(line) as { level: string; msg: string }) }) });
+  await endpoint.start();
+  cleanups.push(async () => {
+    await endpoint.stop(2_000);
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const lis = net.connect({ host: '127.0.0.1', port: endpoint.address()?.port ?? 0 });
+  cleanups.push(() => void lis.destroy());
+  await new Promise<void>((resolve, reject) => {
+    lis.once('connect', resolve);
+    lis.once('error', reject);
+  });
+  // The LIS reads nothing: its kernel's receive buffer fills, then the gateway's send buffer.
+  lis.pause();
+  return { endpoint, store, lis, logs, telemetry };
+}
+
 describe('MLLP: a LIS that does not read its ACKs', () => {
   it('the gateway stops reading once its unread replies pass the bound; every message is answered in order once the LIS reads', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'lab-gw-unread-'));
-    const store = await EventStore.open({ dataDir: dir, healthCheckIntervalMs: 50, pruneIntervalMs: 0 });
-    const logs: Array<{ level: string; msg: string }> = [];
-    const telemetry = new Telemetry();
+    const { store, lis, logs, telemetry } = await endpointWithDeafLis();
     let answered = 0;
     telemetry.on('intake.message', () => answered++);
-    const endpoint = new MllpEndpoint({ config: endpointConfig(), store, telemetry, log: createLogger({ level: 'info', write: (line) => logs.push(JSON.parse(line) as { level: string; msg: string }) }) });
-    await endpoint.start();
-    cleanups.push(async () => {
-      await endpoint.stop(2_000);
-      await store.close();
-      rmSync(dir, { recursive: true, force: true });
-    });
-
     const pad = 64 * 1024;
     // Far more ACK bytes than the loopback's kernel buffers (a few MiB) and the bound together.
     const count = Math.ceil((24 * 1024 * 1024 + REPLY_BACKLOG_BYTES) / pad);
-    const lis = net.connect({ host: '127.0.0.1', port: endpoint.address()?.port ?? 0 });
-    cleanups.push(() => void lis.destroy());
-    await new Promise<void>((resolve, reject) => {
-      lis.once('connect', resolve);
-      lis.once('error', reject);
-    });
     const chunks: Buffer[] = [];
     lis.on('data', (c: Buffer) => chunks.push(c));
-    // The LIS reads nothing: its kernel's receive buffer fills, then the gateway's send buffer.
-    lis.pause();
     for (let i = 0; i < count; i++) lis.write(frame(adt(`U-${i}`, pad)));
 
     const paused = (): boolean => logs.some((l) => l.level === 'warn' && /reads none of its replies/.test(l.msg));
@@ -92,27 +100,10 @@ describe('MLLP: a LIS that does not read its ACKs', () => {
   // held for as long as the LIS process lived. Now the socket is closed REPLY_FLUSH_MS after the
   // close began if its replies are still not written, with a warning saying so.
   it('a connection closed while its LIS reads none of its replies is closed within a bound, its slot freed', async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'lab-gw-unread-close-'));
-    const store = await EventStore.open({ dataDir: dir, healthCheckIntervalMs: 50, pruneIntervalMs: 0 });
-    const logs: Array<{ level: string; msg: string; unwrittenBytes?: number }> = [];
-    const endpoint = new MllpEndpoint({ config: endpointConfig({ idleTimeoutMs: 1_000 }), store, telemetry: new Telemetry(), log: createLogger({ level: 'info', write: (line) => logs.push(JSON.parse(line) as { level: string; msg: string }) }) });
-    await endpoint.start();
-    cleanups.push(async () => {
-      await endpoint.stop(2_000);
-      await store.close();
-      rmSync(dir, { recursive: true, force: true });
-    });
-
+    const { endpoint, lis, logs } = await endpointWithDeafLis({ idleTimeoutMs: 1_000 });
+    lis.on('error', () => undefined);
     const pad = 64 * 1024;
     const count = Math.ceil((24 * 1024 * 1024 + REPLY_BACKLOG_BYTES) / pad);
-    const lis = net.connect({ host: '127.0.0.1', port: endpoint.address()?.port ?? 0 });
-    cleanups.push(() => void lis.destroy());
-    await new Promise<void>((resolve, reject) => {
-      lis.once('connect', resolve);
-      lis.once('error', reject);
-    });
-    lis.on('error', () => undefined);
-    lis.pause();
     for (let i = 0; i < count; i++) lis.write(frame(adt(`C-${i}`, pad)));
 
     await expect.poll(() => logs.some((l) => l.level === 'warn' && /reads none of its replies/.test(l.msg)), { timeout: 120_000, interval: 50 }).toBe(true);

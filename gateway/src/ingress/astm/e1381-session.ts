@@ -487,13 +487,10 @@ export class E1381Session implements AstmLinkSession {
         // the whole run up to the next STX, EOT or ENQ in one step. Byte by byte, the bytes read
         // behind a commit when the link closed (#readBehind) took about 20 s at their cap.
         {
-          const stx = STX;
-          const eot = EOT;
-          const enq = ENQ;
           let end = i + 1;
           while (end < bytes.length) {
             const c = bytes[end] as number;
-            if (c === stx || c === eot || c === enq) break;
+            if (c === STX || c === EOT || c === ENQ) break;
             end++;
           }
           this.#ignore(end - i);
