@@ -5,6 +5,7 @@
  */
 import { accessSync, constants as fsConstants, existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { userInfo } from 'node:os';
 import path from 'node:path';
 import { EventTypes, SyncModes } from '../events/types.ts';
 import { defaultProfilesDir } from '../profiles/check.ts';
@@ -142,6 +143,10 @@ class Checker {
     const resolved = path.resolve(this.baseDir, s);
     if (!existsSync(resolved)) this.error(p, `file not found: ${resolved}`);
     else if (isDirectory(resolved)) this.error(p, `${resolved} is a directory: name the file in it (start cannot read a directory)`);
+    else {
+      const denied = unreadableFile(resolved, resolved);
+      if (denied) this.error(p, denied);
+    }
     return resolved;
   }
 
@@ -159,6 +164,9 @@ class Checker {
       this.error(p, /[\\/]/.test(s) ? `file not found: ${resolved}` : `file not found in ${this.baseDir} (its name is not repeated: a value without a folder may be the secret itself; ${p} names the file that holds it)`);
     } else if (isDirectory(resolved)) {
       this.error(p, `${shown} is a directory: name the file in it that holds the secret (start cannot read a directory)`);
+    } else {
+      const denied = unreadableFile(resolved, shown);
+      if (denied) this.error(p, denied);
     }
     return { resolved, shown };
   }
@@ -235,6 +243,28 @@ function fileKind(file: string): string | undefined | null {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     return code === 'ENOENT' || code === 'ENOTDIR' ? undefined : null;
+  }
+}
+
+/**
+ * Why the user running this process may not read `file` (permission denied), or undefined. `start`
+ * runs as the same user as a `check` run before it (systemd's ExecStartPre), and refused such a
+ * file one key at a time while `check` said nothing (test/integration/review-s22-config-unreadable-files.test.ts).
+ */
+function unreadableFile(file: string, shown: string): string | undefined {
+  try {
+    accessSync(file, fsConstants.R_OK);
+    return undefined;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EACCES' && code !== 'EPERM') return undefined;
+    let user: string;
+    try {
+      user = userInfo().username;
+    } catch {
+      user = `with uid ${process.getuid?.() ?? '?'}`;
+    }
+    return `${shown} cannot be read by the user ${user} (permission denied): the gateway's user must be able to read it (give that user or its group read access, e.g. chgrp and chmod g+r)`;
   }
 }
 
