@@ -208,21 +208,44 @@ function clip(text: string, max = TOOLTIP_MAX): string {
   return text.length <= max ? text : text.slice(0, max - 1) + '…';
 }
 
-/** The state line: the gateway, its state, and the main reason in words. */
-function stateLine(input: TrayInput): string {
+/**
+ * The state line in its parts: the gateway and its state (`head`), the main reason in words, and
+ * how many other problems there are (`more`, " (+2 more)"). Cut to a length by stateLine, which
+ * shortens the reason and keeps the count.
+ */
+function stateParts(input: TrayInput): { head: string; reason: string; more: string; problems: number } {
   const id = input.status?.gatewayId ?? input.gatewayId;
   const name = id ? `Lab gateway ${id}` : 'Lab gateway';
   const off = isOffline(input);
-  if (off.stopping) return `${name}: stopping — ${off.why}`;
-  if (off.offline) return `${name}: offline — ${off.why}`;
+  if (off.stopping) return { head: `${name}: stopping — `, reason: off.why, more: '', problems: 0 };
+  if (off.offline) return { head: `${name}: offline — `, reason: off.why, more: '', problems: 0 };
   const s = input.status!;
   const health = healthOf(s);
   const known = health === s.health;
-  if (health === 'ok') return `${name}: all good`;
+  if (health === 'ok') return { head: `${name}: all good`, reason: '', more: '', problems: 0 };
   const reasons = Array.isArray(s.healthReasons) ? s.healthReasons : [];
   const first = reasons[0]?.message ?? (!known ? 'unknown status' : health === 'down' ? 'not accepting messages' : 'needs attention');
   const more = reasons.length > 1 ? ` (+${reasons.length - 1} more)` : '';
-  return `${name}: ${health === 'down' ? 'DOWN' : 'needs attention'} — ${first}${more}`;
+  return { head: `${name}: ${health === 'down' ? 'DOWN' : 'needs attention'} — `, reason: first, more, problems: reasons.length };
+}
+
+/**
+ * The state line: the gateway, its state, and the main reason in words, on one line of at most
+ * `max` characters. The reason is what gets cut: the count of the other problems stays at the
+ * end. Before, the whole line was cut from its end, and a long first reason (a dead letter's, a
+ * quiet analyzer's, about 200 characters) took the "(+2 more)" with it: the technician read one
+ * problem while an analyzer was unplugged as well.
+ */
+function stateLine(input: TrayInput, max = Number.POSITIVE_INFINITY): string {
+  const one = (t: string): string => t.replace(/\s+/g, ' ');
+  const { head, reason, more, problems } = stateParts(input);
+  const line = one(`${head}${reason}${more}`);
+  if (line.length <= max || more === '') return clip(line, max);
+  const room = max - one(head).length - more.length;
+  if (room >= 12) return `${one(head)}${clip(one(reason), room)}${more}`;
+  // No room for the reason's first words beside the count (the tooltip's state line beside a
+  // settings problem): how many problems, which the status window lists.
+  return clip(`${one(head)}${problems} problems`, max);
 }
 
 /**
@@ -230,14 +253,13 @@ function stateLine(input: TrayInput): string {
  * line naming it. Both together stay within the Windows limit.
  */
 export function trayTooltip(input: TrayInput): string {
-  const line = stateLine(input).replace(/\s+/g, ' ');
   const issues = input.configIssues ?? [];
-  if (!issues.length) return clip(line);
+  if (!issues.length) return stateLine(input, TOOLTIP_MAX);
   const note = `Tray settings: ${issues[0]!.replace(/\s+/g, ' ')}${issues.length > 1 ? ` (+${issues.length - 1} more)` : ''}`;
   // The state line keeps 48 characters at least (the gateway, its state, the reason's first
   // words) and gives the note up to 78: a settings problem's key and value come first and must
   // stay in sight (a refused host name is what IT has to add).
-  const first = clip(line, Math.min(72, Math.max(48, TOOLTIP_MAX - 1 - note.length)));
+  const first = stateLine(input, Math.min(72, Math.max(48, TOOLTIP_MAX - 1 - note.length)));
   return `${first}\n${clip(note, TOOLTIP_MAX - first.length - 1)}`;
 }
 
@@ -258,7 +280,7 @@ export const MENU_LINE_MAX = 200;
  */
 export function trayMenu(input: TrayInput, options: { isAdmin: boolean }): TrayMenuItem[] {
   const offline = isOffline(input).offline;
-  const items: TrayMenuItem[] = [{ id: 'state', label: clip(stateLine(input).replace(/\s+/g, ' '), MENU_LINE_MAX), enabled: false }];
+  const items: TrayMenuItem[] = [{ id: 'state', label: stateLine(input, MENU_LINE_MAX), enabled: false }];
   const issues = input.configIssues ?? [];
   if (issues.length) {
     const note = `Tray settings: ${issues[0]!.replace(/\s+/g, ' ')}${issues.length > 1 ? ` (+${issues.length - 1} more: see Copy diagnostics)` : ''}`;
