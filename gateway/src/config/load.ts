@@ -250,6 +250,12 @@ export function loadConfig(file?: string): LoadedConfig {
   if (doc.errors.length > 0) {
     return { config: undefined, issues: withColonHints(doc.errors.map((e) => yamlIssue(doc, e)), text, doc), file: resolved, ...nothingParsed() };
   }
+  // An empty file (a copy that failed half-way, every line commented out) read as no setting at all:
+  // start ran on the embedded defaults, the sandbox instead of the site's Odoo and its store in a
+  // `var` beside the file, while check said 0 errors (test/integration/review-s22-config-empty-file.test.ts).
+  if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {
+    return { config: undefined, issues: [{ severity: 'error', path: '', message: `holds no setting (it is empty or all comments): write the configuration into it (README "Configuration reference"), or run without --config for the embedded defaults` }], file: resolved, ...nothingParsed() };
+  }
   const aliases = unresolvedAliases(doc, lines);
   if (aliases.length > 0) return { config: undefined, issues: aliases, file: resolved, ...nothingParsed() };
   const merges = badMerges(doc, lines);
