@@ -26,9 +26,11 @@ import { trimmed, upper } from './text.ts';
  * - priority OBR-27.6, else ORC-7.6, else TQ1-9: a TQ1 after the ORC (its standard place) is the
  *   timing of that ORC's lines, one after an OBR that line's;
  * - specimenId = the first SPM-2; `specimens` = every tube with its tests when there are several;
+ * - a withdrawing line whose OBR-4 names a test without a code (OBR-4.1 empty, a text or an
+ *   alternate code given) is refused (AR 101 at OBR^n^4), never a cancellation of the whole order;
  * - ORC-5 IP → `test.in_progress` per line;
  * - a line whose specimen shows it arrived (SPM-18 received time, or OBR-14) → `specimen.received`
- *   once per specimen. SPM follows its OBR in O21 and precedes its ORC/OBR in O33/O35;
+ *   once per specimen of each order. SPM follows its OBR in O21 and precedes its ORC/OBR in O33/O35;
  * - order.created / order.cancelled (in the order of their lines) come before the milestones
  *   (received, in progress): the relay posts a partition in order and a milestone needs the sale order;
  * - orderingClientRef = ORC-21 ordering facility (XON.10 organization id, else XON.3 id number,
@@ -43,7 +45,8 @@ import { trimmed, upper } from './text.ts';
  * - results tied to no order and no specimen make the message a reject (AE 101 at OBR^n^2);
  * - every OBX final (OBX-11 F, or empty OBX-11 with OBR-25 F; under OBR-25 F, D/W/X/N do not
  *   count, one F needed) → one `result.validated` for the ordered test (OBR-4.1), the unit
- *   billing works with;
+ *   billing works with; not under an OBR-25 that says the report is incomplete (O/S/I/A/P/R):
+ *   then each OBX is a `test.completed`;
  * - otherwise one event per OBX: I → `test.in_progress`; P, R, C, S, F, A, U or empty →
  *   `test.completed` with the analyte (OBX-3.1), value (SN: components joined), units, flags;
  *   D, W, X, N → no event;
@@ -131,6 +134,15 @@ const COMPLETED_STATUSES = new Set(['P', 'R', 'C', 'S', 'F', 'A', 'U', '']);
 const SKIPPED_STATUSES = new Set(['D', 'W', 'X', 'N']);
 /** OBR-25 of an OBR without OBX that means results are there but not final. */
 const OBR_COMPLETED_STATUSES = new Set(['P', 'C', 'R', 'A']);
+/**
+ * OBR-25 (table 0123) that says the report of the ordered test is not complete, whatever its OBX
+ * say: O order received, S scheduled, I in the lab, A some but not all results available, P
+ * preliminary, R results stored and not yet verified. Under these, OBX that are all final (the
+ * analytes of a panel verified so far) are each a `test.completed`, not the test's
+ * `result.validated`: the report that completes it (OBR-25 F) is. Before, a panel sent part by part
+ * was billing-ready at its first part.
+ */
+const REPORT_INCOMPLETE_STATUSES = new Set(['O', 'S', 'I', 'A', 'P', 'R']);
 
 /**
  * The accession: ORC-2 placer order number, else OBR-2, else the filler number ORC-3 / OBR-3,
@@ -148,6 +160,12 @@ function lineHasMilestone(line: OrderLine): boolean {
 function specimenIdOf(spm: Hl7Segment | undefined): string {
   // SPM-2 is EIP: placer-assigned EI ^ filler-assigned EI (each EI as subcomponents).
   return spm ? spm.get(2, 1, 1) || spm.get(2, 2, 1) : '';
+}
+
+/** Whether OBR-4 says anything of a test (a code, a text, an alternate code), read or not. */
+function namesTest(obr: Hl7Segment): boolean {
+  for (const c of [1, 2, 4, 5]) if (trimmed(obr.get(4, c)) !== '') return true;
+  return false;
 }
 
 function testOf(obr: Hl7Segment): OrderedTest | undefined {
@@ -471,6 +489,16 @@ function normalizeOrders(ctx: Hl7NormalizeContext, sink: EventSink): void {
       continue;
     }
     const test = line.obr ? testOf(line.obr) : undefined;
+    if (type === 'order.cancelled' && line.obr && !test && namesTest(line.obr)) {
+      // A withdrawal of one test the gateway cannot name (OBR-4 with a text or an alternate code but
+      // no identifier, as a LIS writes OBR-4 `^KNEE-RIGHT AP LAT^L`): a line without a test is the
+      // whole order, and taking it so would withdraw every other test of the order. Refused (AR)
+      // and kept for the operator instead.
+      const text = `cancellation at segment ${line.obr.index + 1} (OBR) names a test without a code (OBR-4.1 is empty: "${line.obr.get(4, 2) || line.obr.get(4, 5) || line.obr.get(4, 4)}"): not applied as a cancellation of the whole order`;
+      ctx.notes.push(text);
+      ctx.problems?.push({ severity: 'reject', error: { code: 101, text, location: `OBR^${occurrenceOf(message, line.obr)}^4` } });
+      continue;
+    }
     let fact = latest.get(accession);
     // Another ORC-9 splits the run only between lines naming tests: an ORC without OBR names none,
     // and an event of no test would be the whole order (a cancellation of everything).
@@ -541,8 +569,12 @@ function normalizeOrders(ctx: Hl7NormalizeContext, sink: EventSink): void {
     const receivedTime = line.spm?.get(18, 1) || line.obr?.get(14, 1) || '';
     if (!receivedTime) continue;
     const sid = specimenId || line.obr?.get(3) || accession;
-    if (specimensSeen.has(sid)) continue;
-    specimensSeen.add(sid);
+    // Once per specimen of each order: one tube serving several orders (an O33 SPM before them, or
+    // each order's own SPM naming it) is a receipt on each order's chatter. Before, only the
+    // first order of the tube had it.
+    const seen = `${accession}\u0000${sid}`;
+    if (specimensSeen.has(seen)) continue;
+    specimensSeen.add(seen);
     // Keyed on the SPM's position, as always; when that SPM already keyed the receipt of another
     // order's specimen (one SPM without SPM-2 shared by orders with their own filler numbers), on
     // this line's own position instead, so that the second fact does not reuse the first one's key.
@@ -738,8 +770,8 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
     const orderFinal = obrStatus === 'F';
     let finals = 0;
     let firstFinal: Hl7Segment | undefined;
-    let allFinal = true;
-    for (const obx of g.obx) {
+    let allFinal = !REPORT_INCOMPLETE_STATUSES.has(obrStatus);
+    for (const obx of allFinal ? g.obx : []) {
       const status = statusOf(obx);
       if (status === 'F') {
         finals++;
