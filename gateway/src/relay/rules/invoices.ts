@@ -19,6 +19,16 @@ export function openDraft(move: OdooRecord | undefined): boolean {
   return move?.['state'] === 'draft' && move['posted_before'] !== true;
 }
 
+/**
+ * A customer invoice that went out: posted, or posted once and reset to draft by finance
+ * (`posted_before`: it keeps its number, and the patient has it as it was). The gateway changes
+ * neither: an add-on gets an invoice of its own (above), a cancelled test's line is left for
+ * finance (order-cancelled.ts takeOffInvoices).
+ */
+export function issued(move: OdooRecord | undefined): boolean {
+  return move?.['state'] === 'posted' || (move?.['state'] === 'draft' && move['posted_before'] === true);
+}
+
 export function invoiceRef(accession: string): string {
   return `lab-gateway ${accession}`;
 }

@@ -3,7 +3,7 @@ import { BILLING_STATE_TYPES, billingState, leftOpenBy as leftOpenIn } from '../
 import type { OrderCancelledData } from '../../events/types.ts';
 import { m2oId, read, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
 import { needsOperator } from '../odoo/odoo-error.ts';
-import { changedSinceRead, gatewayInvoices, isProductLine } from './invoices.ts';
+import { changedSinceRead, gatewayInvoices, isProductLine, issued } from './invoices.ts';
 import { isLockedOrder, isLockedOrderRefusal, lockedOrderChange, noSaleOrder, orderFollows, otherClientGuard, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
 import type { StoredEvent } from '../../store/types.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
@@ -134,8 +134,16 @@ export const orderCancelledRule: PostingRule = {
 
         if (posted.moves.length > 0) {
           const tests = whole ? 'the cancelled order' : `cancelled test(s) ${d.tests.map((t) => t.code).join(', ')}`;
+          const onPosted = posted.moves.filter((m) => !posted.reset.includes(m));
+          const where = [
+            ...(onPosted.length > 0 ? [`posted invoice ${onPosted.join(', ')}`] : []),
+            ...(posted.reset.length > 0 ? [`invoice ${posted.reset.join(', ')}, issued and reset to draft in Odoo (finance is correcting it)`] : []),
+          ].join(' and on ');
+          const todo = posted.reset.length > 0
+            ? 'take the test off it as you correct it (or post it again and issue a credit note), then replay this event'
+            : 'issue a credit note in Odoo and post it, then replay this event';
           throw needsOperator(
-            `${tests} of accession ${d.accession} (sale order ${String(so['name'] ?? so.id)}) still billed on posted invoice ${posted.moves.join(', ')}: the gateway never changes a posted invoice; issue a credit note in Odoo and post it, then replay this event (it then takes the test off the order, so that Odoo no longer counts it to invoice)`,
+            `${tests} of accession ${d.accession} (sale order ${String(so['name'] ?? so.id)}) still billed on ${where}: the gateway never changes ${posted.reset.length > 0 ? 'an invoice once issued' : 'a posted invoice'}; ${todo} (it then takes the test off the order, so that Odoo no longer counts it to invoice)`,
             { accession: d.accession },
           );
         }
@@ -167,7 +175,7 @@ async function unlinkedBilling(
   for (const l of found) {
     const move = moves.get(m2oId(l['move_id']) ?? -1);
     const productId = m2oId(l['product_id']);
-    if (move?.['state'] !== 'posted' || move['move_type'] !== 'out_invoice' || productId === undefined || saleLinesOf(l).length > 0) continue;
+    if (move?.['move_type'] !== 'out_invoice' || !issued(move) || productId === undefined || saleLinesOf(l).length > 0) continue;
     invoiceIds.add(move.id);
     net.set(productId, (net.get(productId) ?? 0) + Number(l['quantity'] ?? 0));
   }
@@ -251,8 +259,8 @@ async function takeOffInvoices(
   gatewayInvoice: OdooRecord | undefined,
   hit: OdooRecord[],
   productIds: Set<number>,
-): Promise<{ moves: string[]; saleLineIds: Set<number>; productIds: Set<number>; credited: Set<number> }> {
-  const out = { moves: [] as string[], saleLineIds: new Set<number>(), productIds: new Set<number>(), credited: new Set<number>() };
+): Promise<{ moves: string[]; reset: string[]; saleLineIds: Set<number>; productIds: Set<number>; credited: Set<number> }> {
+  const out = { moves: [] as string[], reset: [] as string[], saleLineIds: new Set<number>(), productIds: new Set<number>(), credited: new Set<number>() };
   // Lines linked to the cancelled order lines, on any invoice; and the cancelled products on the
   // gateway's own invoice (drafted before its lines carried the link).
   const bySaleLine: unknown[] = hit.length > 0 ? [['sale_line_ids', 'in', hit.map((l) => l.id)]] : [];
@@ -262,14 +270,15 @@ async function takeOffInvoices(
   const found = (await searchRead(ctx.odoo, 'account.move.line', domain, ['id', 'move_id', 'product_id', 'display_type', 'sale_line_ids', 'quantity'])).filter(isProductLine);
   if (found.length === 0) return out;
   const moveIds = [...new Set(found.map((l) => m2oId(l['move_id'])).filter((id): id is number => id !== undefined))];
-  const moves = new Map((await read(ctx.odoo, 'account.move', moveIds, ['id', 'name', 'state', 'move_type'])).map((m) => [m.id, m]));
+  const moves = new Map((await read(ctx.odoo, 'account.move', moveIds, ['id', 'name', 'state', 'move_type', 'posted_before'])).map((m) => [m.id, m]));
   const saleLinesOf = (l: OdooRecord): number[] => ((l['sale_line_ids'] as number[] | undefined) ?? []).filter((id) => hit.some((h) => h.id === id));
-  // What posted invoices bill minus what posted credit notes credit, per cancelled order line.
+  // What issued invoices bill (posted, or posted once and reset to draft by finance: `issued`)
+  // minus what posted credit notes credit, per cancelled order line.
   const net = new Map<number, number>();
   for (const l of found) {
     const move = moves.get(m2oId(l['move_id']) ?? -1);
-    if (move?.['state'] !== 'posted') continue;
-    const sign = move['move_type'] === 'out_refund' ? -1 : move['move_type'] === 'out_invoice' ? 1 : 0;
+    const sign = move?.['move_type'] === 'out_refund' ? (move['state'] === 'posted' ? -1 : 0) : move?.['move_type'] === 'out_invoice' && issued(move) ? 1 : 0;
+    if (sign === 0) continue;
     for (const id of saleLinesOf(l)) net.set(id, (net.get(id) ?? 0) + sign * Number(l['quantity'] ?? 0));
   }
   for (const [id, quantity] of net) if (quantity <= 0) out.credited.add(id);
@@ -290,10 +299,14 @@ async function takeOffInvoices(
     // A draft invoice loses the cancelled test; a draft credit note is finance's, on its way to
     // crediting it: left as it is (the posted invoice still bills the test until it is posted).
     // Taken for a draft invoice, the replay finance made after drafting it cancelled it.
-    if (move['state'] === 'draft') {
+    // An invoice finance issued and reset to draft (posted_before) is not one: it keeps its number
+    // and the patient has it as it was, so it is left as finance has it, like a posted one. Before,
+    // the cancelled test's line was taken off it, or, its only test, the numbered invoice was
+    // cancelled, without a word (test/integration/review-s22-billing-reset-invoice.test.ts).
+    if (move['state'] === 'draft' && !(move['move_type'] === 'out_invoice' && issued(move))) {
       if (move['move_type'] !== 'out_refund') drafts.set(move.id, [...(drafts.get(move.id) ?? []), l.id]);
     }
-    else if (move['state'] === 'posted' && move['move_type'] !== 'out_refund') {
+    else if (issued(move) && move['move_type'] !== 'out_refund') {
       // Linked to order lines: billing while not credited. Unlinked (an old gateway draft): by
       // product, while not credited.
       const linked = saleLinesOf(l);
@@ -301,6 +314,7 @@ async function takeOffInvoices(
       if (!billing) continue;
       const name = String(move['name'] ?? move.id);
       if (!out.moves.includes(name)) out.moves.push(name);
+      if (move['state'] === 'draft' && !out.reset.includes(name)) out.reset.push(name);
       for (const id of linked) if ((net.get(id) ?? 0) > 0) out.saleLineIds.add(id);
       const pid = m2oId(l['product_id']);
       if (pid !== undefined && linked.length === 0) out.productIds.add(pid);
