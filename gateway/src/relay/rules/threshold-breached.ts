@@ -2,7 +2,7 @@ import type { StockThresholdBreachedData } from '../../events/types.ts';
 import type { StoredEvent } from '../../store/types.ts';
 import { describeError } from '../../errors.ts';
 import { addByExternalId, externalId, loadWithExternalIds, lookupExternalId, m2oId, read, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
-import { failureOf, isLinkDown, mappingMissing } from '../odoo/odoo-error.ts';
+import { failureOf, isLinkDown, mappingMissing, needsOperator, odooError } from '../odoo/odoo-error.ts';
 import { convertQuantity, roundToUnit, type ProductRef } from '../reference-data.ts';
 import { labOrderpoints } from '../stock-watch.ts';
 import { noteMarker } from './milestone-notes.ts';
@@ -259,7 +259,11 @@ export const thresholdBreachedRule: PostingRule = {
           // buyer's (description, quantity, confirming the RFQ) changes.
           const { id: po, origin: poOrigin } = draft;
           const xmlids = rest.map((i) => externalId('rfq_line', i.e.event.idempotencyKey).full);
-          await loadWithExternalIds(ctx.odoo, 'purchase.order.line', rest.map((i, n) => ({ xmlid: xmlids[n]!, vals: { order_id: po, ...lineOf(i) } })));
+          const lineIds = await loadWithExternalIds(ctx.odoo, 'purchase.order.line', rest.map((i, n) => ({ xmlid: xmlids[n]!, vals: { order_id: po, ...lineOf(i) } })));
+          // The RFQ was a draft when searched; purchasing may have confirmed or cancelled it
+          // before the load reached Odoo (two calls: Odoo has no conditional write), and Odoo
+          // takes a line on either. Read again now, the lines being in.
+          await settleOnRfqChangedMeanwhile(ctx, po, lineIds, rest.map((i) => i.product.code));
           rest.forEach((i, n) => results.set(i.e.event.id, ok([{ model: 'purchase.order', id: po, externalId: xmlids[n]! }], 'line added to the open draft RFQ of the vendor')));
           // Then the RFQ's source document names the new products. A failure of the link or a lost
           // answer fails these breaches: the next attempt finds their lines by external id. Odoo
@@ -288,6 +292,33 @@ export const thresholdBreachedRule: PostingRule = {
     return results;
   },
 };
+
+/**
+ * The vendor's RFQ the gateway just loaded lines into, read again: still open (draft, sent, to
+ * approve: a person sees the lines before the order goes out), nothing to do. Cancelled meanwhile:
+ * the lines are unlinked (Odoo allows it on a cancelled order) and the breaches fail, to be
+ * written on a new draft RFQ by their retry. Confirmed meanwhile (purchase, done): Odoo keeps the
+ * lines (it refuses to delete a line of a confirmed order, and made a receipt move for it), so
+ * the breaches go to the operator naming the order: the buyer confirmed it without them.
+ */
+async function settleOnRfqChangedMeanwhile(ctx: RuleContext, po: number, lineIds: number[], codes: string[]): Promise<void> {
+  const [after] = await read(ctx.odoo, 'purchase.order', [po], ['id', 'name', 'state', 'date_approve']);
+  const state = String(after?.['state'] ?? '');
+  const name = String(after?.['name'] ?? `#${po}`);
+  if (state === 'cancel') {
+    await ctx.odoo.call('purchase.order.line', 'unlink', {}, { ids: lineIds });
+    throw odooError('transient', `RFQ ${name} was cancelled in Odoo while the gateway added ${codes.join(', ')} to it: the lines were taken off it again, and are written on a new draft RFQ at the next attempt`);
+  }
+  if (state === 'purchase' || state === 'done') {
+    const at = typeof after?.['date_approve'] === 'string' && after['date_approve'] ? ` at ${after['date_approve'].slice(0, 19)} (UTC)` : '';
+    throw needsOperator(
+      `the RFQ line of ${codes.join(', ')} was added to ${name}, which purchasing confirmed${at} while the gateway was adding it: Odoo keeps the line on the confirmed order (a receipt expects it), ` +
+        'though the buyer confirmed the order without it. Check that order with the buyer and the vendor (an order already sent lacks the line; to drop it, set its quantity to 0 in Odoo), ' +
+        'then discard this event (its need is on that order) or replay it (it finds its line and is delivered)',
+      { purchaseOrder: name },
+    );
+  }
+}
 
 function data(e: StoredEvent): StockThresholdBreachedData {
   return e.event.data as StockThresholdBreachedData;
