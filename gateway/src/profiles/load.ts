@@ -70,7 +70,18 @@ export function readProfileFile(requested: string, dir: string = defaultProfiles
   const name = canonicalProfileName(requested, dir);
   const fileHint = profileFileHint(requested, dir);
   if (fileHint) throw new GatewayError('GW_PROFILE_UNKNOWN', fileHint);
-  if (!/^[a-z0-9][a-z0-9-]*$/.test(name)) throw new GatewayError('GW_PROFILE_UNKNOWN', `"${name}" is not a profile name (lower-case letters, digits and dashes)`);
+  if (!/^[a-z0-9][a-z0-9-]*$/.test(name)) {
+    // `Sysmex-XN`, `generic_astm` as a manual writes them: the nearest name, as check gives it for
+    // analyzers[].profile (before, profiles show/check said only that this is not a name:
+    // test/integration/review-s22-config-profile-name.test.ts).
+    let near = '';
+    try {
+      near = suggest(name, [...profileNames(dir), ...Object.keys(profileAliases(dir))]);
+    } catch {
+      /* the directory's own problem is reported when a valid name is looked up */
+    }
+    throw new GatewayError('GW_PROFILE_UNKNOWN', `"${name}" is not a profile name (lower-case letters, digits and dashes)${near}`);
+  }
   const file = path.join(dir, `${name}.json`);
   let text: string;
   try {
