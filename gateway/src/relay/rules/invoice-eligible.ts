@@ -148,7 +148,12 @@ export const invoiceEligibleRule: PostingRule = {
           current.set(d.accession, move);
           await refresh(so.id);
         }
-        if (ctx.config.autoConfirm && move!['state'] === 'draft') {
+        // Only a draft never posted is the gateway's to post: one finance reset to draft to correct
+        // it (posted_before) is finance's to post again. Before, found again (a restored backup
+        // delivering the eligibility once more), it was posted half corrected
+        // (test/integration/review-s22-billing-autopost-reset.test.ts).
+        if (ctx.config.autoConfirm && move!['state'] === 'draft' && !openDraft(move)) note = [note, 'not posted: finance reset it to draft to correct it'].filter(Boolean).join('; ');
+        if (ctx.config.autoConfirm && openDraft(move)) {
           // action_post returns false in 17/18, maybe a wizard dict in 19 (B.3): re-read state.
           await ctx.odoo.call('account.move', 'action_post', {}, { ids: [id!] });
           const [after] = await read(ctx.odoo, 'account.move', [id!], ['state']);
