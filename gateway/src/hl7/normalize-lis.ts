@@ -576,7 +576,7 @@ function normalizeOrders(ctx: Hl7NormalizeContext, sink: EventSink): void {
     if (specimensSeen.has(seen)) continue;
     specimensSeen.add(seen);
     // Keyed on the SPM's position, as always; when that SPM already keyed the receipt of another
-    // order's specimen (one SPM without SPM-2 shared by orders with their own filler numbers), on
+    // order's specimen (one O33 SPM shared by orders: one tube, or no SPM-2 and their own filler numbers), on
     // this line's own position instead, so that the second fact does not reuse the first one's key.
     let position = (line.spm ?? line.obr ?? line.orc)?.index ?? line.position;
     if (line.spm) {
