@@ -18,8 +18,8 @@ describe('profiles show / check with a name written as the manual writes it', ()
     expect(show.out + show.err).toMatch(/"Sysmex-XN" is not a profile name .*did you mean "sysmex-xn"\?/);
     const check = await runCli(cliSource, ['profiles', 'check', 'generic_astm', 'Roche-Cobas-E411', 'sysmex-xp ']);
     expect(check.code).toBe(1);
-    expect(check.out + check.err).toMatch(/generic_astm: .*did you mean "generic-astm"\?/);
-    expect(check.out + check.err).toMatch(/Roche-Cobas-E411: .*did you mean "roche-cobas-e411"\?/);
-    expect(check.out + check.err).toMatch(/sysmex-xp : .*did you mean "sysmex-xp"\?/);
+    expect(check.out + check.err).toMatch(/generic_astm:\n +error +\(file\): .*did you mean "generic-astm"\?/);
+    expect(check.out + check.err).toMatch(/Roche-Cobas-E411:\n +error +\(file\): .*did you mean "roche-cobas-e411"\?/);
+    expect(check.out + check.err).toMatch(/sysmex-xp :\n +error +\(file\): .*did you mean "sysmex-xp"\?/);
   });
 });

@@ -21,14 +21,9 @@ export async function runProfiles(argv: string[], ctx: CliContext): Promise<numb
       return 0;
     }
     case 'check': {
-      const targets = positionals.length > 0 ? positionals : [undefined];
-      let code = 0;
-      for (const target of targets) {
-        const r = renderProfileCheck(target, dir);
-        ctx.out(r.text);
-        if (r.exitCode) code = 1;
-      }
-      return code;
+      const r = renderProfileCheck(positionals, dir);
+      ctx.out(r.text);
+      return r.exitCode;
     }
     case 'fingerprint': {
       const r = fingerprintProfiles(positionals, { dir, write: values.write === true });

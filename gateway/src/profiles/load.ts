@@ -27,12 +27,21 @@ export function profileNames(dir: string = defaultProfilesDir()): string[] {
   return files.filter((f) => f.endsWith('.json') && f !== 'schema.json' && f !== ALIASES_FILE).map((f) => f.slice(0, -5)).sort();
 }
 
+/**
+ * A profile file's text without the byte-order mark an editor may put before it (Windows Notepad
+ * saves "UTF-8" so): JSON.parse refused it as an invisible "Unexpected token", and aliases.json
+ * was then ignored (test/integration/review-s22-config-profile-json.test.ts).
+ */
+export function readJsonText(file: string): string {
+  return readFileSync(file, 'utf8').replace(/^\uFEFF/, '');
+}
+
 /** `aliases.json`: other names a profile is known by (e.g. `sysmex-xn` → `sysmex-xn-l`). */
 const ALIASES_FILE = 'aliases.json';
 
 export function profileAliases(dir: string = defaultProfilesDir()): Record<string, string> {
   try {
-    const parsed = JSON.parse(readFileSync(path.join(dir, ALIASES_FILE), 'utf8')) as Record<string, unknown>;
+    const parsed = JSON.parse(readJsonText(path.join(dir, ALIASES_FILE))) as Record<string, unknown>;
     return Object.fromEntries(Object.entries(parsed).filter((e): e is [string, string] => typeof e[1] === 'string' && !e[0].startsWith('$')));
   } catch {
     return {};
@@ -85,7 +94,7 @@ export function readProfileFile(requested: string, dir: string = defaultProfiles
   const file = path.join(dir, `${name}.json`);
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readJsonText(file);
   } catch (err) {
     let known: string[];
     try {
