@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import { userInfo } from 'node:os';
 import type { ConfigIssue } from '../config/types.ts';
@@ -28,9 +29,30 @@ export async function checkListeners(listeners: readonly ListenerAt[], dataDir: 
   const issues: ConfigIssue[] = [];
   const firstFree = unprivilegedPortStart();
   let gatewayRunning: boolean | undefined;
-  for (const l of listeners) {
-    const err = await tryListen(l.host, l.port);
-    const at = `cannot listen on ${hostPort(l.host, l.port)}`;
+  // Each address stays bound until every one was tried, as start holds them all: two keys that
+  // name one address in two ways (`localhost` and `127.0.0.1`, a host name and its address) were
+  // each free alone, so check passed what start refused with EADDRINUSE
+  // (test/integration/review-s22-config-listen-alias.test.ts).
+  const held: Array<{ l: ListenerAt; server: net.Server }> = [];
+  try {
+    for (const l of listeners) {
+      const tried = await tryListen(l.host, l.port);
+      if (tried.server) held.push({ l, server: tried.server });
+      const err = tried.err;
+      const at = `cannot listen on ${hostPort(l.host, l.port)}`;
+      const ours = err?.code === 'EADDRINUSE' ? await heldAlready(held, l) : undefined;
+      if (ours) {
+        issues.push({ severity: 'error', path: l.path, message: `${at}: ${l.host} is the same address as ${ours.l.path} (${hostPort(ours.l.host, ours.l.port)}) on this machine, and one port takes one listener (EADDRINUSE): start would fail here. Give one of them another port` });
+        continue;
+      }
+      await issueFor(l, err, at);
+    }
+  } finally {
+    await Promise.all(held.map((h) => new Promise<void>((r) => h.server.close(() => r()))));
+  }
+  return issues;
+
+  async function issueFor(l: ListenerAt, err: NodeJS.ErrnoException | undefined, at: string): Promise<void> {
     if (err === undefined) {
       if (l.port < firstFree) {
         issues.push({
@@ -39,7 +61,7 @@ export async function checkListeners(listeners: readonly ListenerAt[], dataDir: 
           message: `port ${l.port} is below ${firstFree}: check, run as ${whoami()}, may listen there, but the gateway's service runs as the user lab-gateway without that privilege (lab-gateway.service) and would fail with EACCES; use a port of ${firstFree} or above (and set the other side to it)`,
         });
       }
-      continue;
+      return;
     }
     const ss = `\`ss -ltnp 'sport = :${l.port}'\` names it`;
     switch (err.code) {
@@ -73,15 +95,28 @@ export async function checkListeners(listeners: readonly ListenerAt[], dataDir: 
         issues.push({ severity: 'error', path: l.path, message: `${at}: ${describeError(err)}: start would fail here` });
     }
   }
-  return issues;
 }
 
-/** Bind `host:port` and close at once: undefined when it could, else the error. */
-function tryListen(host: string, port: number): Promise<NodeJS.ErrnoException | undefined> {
+/** The address held by an earlier listener of this configuration that `l` names too, if any. */
+async function heldAlready(held: ReadonlyArray<{ l: ListenerAt; server: net.Server }>, l: ListenerAt): Promise<{ l: ListenerAt } | undefined> {
+  let addresses: string[];
+  try {
+    addresses = (await lookup(l.host, { all: true })).map((a) => a.address);
+  } catch {
+    return undefined;
+  }
+  return held.find((h) => {
+    const a = h.server.address();
+    return typeof a === 'object' && a !== null && a.port === l.port && (addresses.includes(a.address) || a.address === '0.0.0.0' || a.address === '::');
+  });
+}
+
+/** Bind `host:port`: the listening server (the caller closes it), else the error. */
+function tryListen(host: string, port: number): Promise<{ server?: net.Server; err?: NodeJS.ErrnoException }> {
   return new Promise((resolve) => {
     const server = net.createServer();
-    server.once('error', (err: NodeJS.ErrnoException) => resolve(err));
-    server.listen({ host, port, exclusive: true }, () => server.close(() => resolve(undefined)));
+    server.once('error', (err: NodeJS.ErrnoException) => resolve({ err }));
+    server.listen({ host, port, exclusive: true }, () => resolve({ server }));
   });
 }
 
