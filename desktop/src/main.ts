@@ -214,8 +214,13 @@ class TrayApp {
     this.#gatewayIdConfirmed = this.#gatewayId !== undefined;
     if (this.#gatewayId) this.#update({ gatewayId: this.#gatewayId });
     this.#connect(options);
-    // Re-evaluate staleness even when nothing arrives.
-    setInterval(() => this.#render(), 15_000).unref();
+    // Re-evaluate staleness even when nothing arrives; a status gone stale on a connected broker
+    // is checked against the gateway's page (#recheckGatewayId: it may run, cut off from the broker).
+    setInterval(() => {
+      this.#render();
+      const client = this.#client;
+      if (client?.connected && this.#gatewayId !== undefined && isOffline(this.#input()).offline) void this.#recheckGatewayId(client);
+    }, 15_000).unref();
     // The PC woke from sleep: what the tray showed before is an hour old, and its 15 s tick (whose
     // clock stood still meanwhile) would show it as current for up to 15 s more.
     powerMonitor.on('suspend', () => (this.#suspendedAt = { wall: Date.now(), mono: performance.now() }));
@@ -329,9 +334,14 @@ class TrayApp {
         if (!waiting()) return;
         if (id !== undefined) {
           this.#gatewayIdConfirmed = true;
-          if (id !== this.#gatewayId) this.#switchGateway(client, id);
-          return;
+          if (id !== this.#gatewayId) {
+            this.#switchGateway(client, id);
+            return;
+          }
         }
+        // The followed gateway answers (or no longer does) while its MQTT says offline: it runs,
+        // cut off from the broker (a Last Will, a status gone stale). Asked on while it lasts.
+        if (this.#state.gatewayAnswers !== (id !== undefined)) this.#update({ gatewayAnswers: id !== undefined });
         await new Promise((r) => setTimeout(r, RECHECK_MS).unref());
       }
     } finally {
@@ -368,7 +378,7 @@ class TrayApp {
     this.#seenAlerts = new Set();
     this.#liveAlertKeys.clear();
     this.#pendingClears.clear();
-    this.#update({ gatewayId, status: undefined, statusAt: undefined, availability: undefined });
+    this.#update({ gatewayId, status: undefined, statusAt: undefined, availability: undefined, availabilityReason: undefined, gatewayAnswers: undefined });
     client.subscribe(topicsInOrder(statusTopics(gatewayId)), { qos: 1 });
   }
 
@@ -409,7 +419,7 @@ class TrayApp {
       this.#pendingAvailability.clear();
       this.#pendingAlerts = [];
       this.#pendingClears.clear(); // a clearing not confirmed before the connection dropped is not known
-      this.#update({ connection: 'connected', connectionError: undefined, status: undefined, statusAt: undefined, availability: undefined });
+      this.#update({ connection: 'connected', connectionError: undefined, status: undefined, statusAt: undefined, availability: undefined, availabilityReason: undefined, gatewayAnswers: undefined });
       const t = statusTopics(this.#gatewayId);
       client.subscribe(topicsInOrder(t), { qos: 1 });
       if (this.#gatewayId !== undefined) void this.#recheckGatewayId(client);
@@ -431,7 +441,7 @@ class TrayApp {
       if (status.gatewayId !== this.#gatewayId) return;
       this.#statusMono = performance.now();
       this.#sleptSinceStatus = 0;
-      this.#update({ status, statusAt: Date.now(), statusRetained: retained });
+      this.#update({ status, statusAt: Date.now(), statusRetained: retained, gatewayAnswers: undefined });
       this.#notifyMissedAlarms(status);
       return;
     }
@@ -442,11 +452,14 @@ class TrayApp {
     if (topic.endsWith('/availability')) {
       const state = (body as { state?: unknown } | undefined)?.state;
       if (state !== 'online' && state !== 'offline') return;
+      const why = (body as { reason?: unknown }).reason;
+      const reason = state === 'offline' && typeof why === 'string' ? why : undefined;
       if (this.#gatewayId === undefined) this.#pendingAvailability.set(from, state);
       else {
         // Since when it says so (re-published every interval: the first one counts).
         const since = this.#state.availability === state ? this.#state.availabilityAt : undefined;
-        this.#update({ availability: state, availabilityAt: since ?? Date.now() });
+        // A change of availability is news the gateway's page, asked before, did not tell.
+        this.#update({ availability: state, availabilityAt: since ?? Date.now(), availabilityReason: reason, ...(since === undefined ? { gatewayAnswers: undefined } : {}) });
         // Looked at again once a status should have come with it (NO_STATUS_HINT_MS).
         if (state === 'online' && !this.#state.status) setTimeout(() => this.#render(), NO_STATUS_HINT_MS + 100).unref();
         if (state === 'offline') void this.#recheckGatewayId(client);

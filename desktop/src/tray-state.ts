@@ -63,6 +63,18 @@ export interface TrayInput {
   availability?: 'online' | 'offline';
   /** Epoch ms that availability arrived (see NO_STATUS_HINT_MS). */
   availabilityAt?: number;
+  /**
+   * The `reason` of an `offline` availability: "gateway stopped" (a graceful stop) or the Last
+   * Will's "connection to the gateway lost", which the broker publishes when it loses the
+   * gateway's connection, whether the gateway died or runs cut off from the broker.
+   */
+  availabilityReason?: string;
+  /**
+   * While the tray shows the gateway offline, the gateway at gatewayUrl answered its last
+   * `/api/status` request, naming the followed gateway: it runs, and only its status does not
+   * reach this tray over MQTT.
+   */
+  gatewayAnswers?: boolean;
   status?: TrayStatus;
   /** Epoch ms the last status arrived. */
   statusAt?: number;
@@ -167,7 +179,14 @@ export function isOffline(input: TrayInput): { offline: boolean; why: string; st
     return { offline: true, why: input.connectionError ? `connection to the gateway lost: ${input.connectionError}` : 'connection to the gateway lost' };
   }
   if (input.connection === 'connecting' && !input.status) return { offline: true, why: 'connecting to the gateway…' };
-  if (input.availability === 'offline') return { offline: true, why: 'the gateway is not running' };
+  if (input.availability === 'offline') {
+    // The broker's Last Will says it lost the gateway's connection: a dead gateway, or one that
+    // runs cut off from the broker (its status page tells them apart). Before, both read "not
+    // running", and a technician restarted a gateway that took every result.
+    const will = input.availabilityReason !== undefined && input.availabilityReason !== 'gateway stopped';
+    if (will && input.gatewayAnswers) return { offline: true, why: 'the gateway runs (its status page answers), but its status does not reach the MQTT broker' };
+    return { offline: true, why: will ? 'the gateway is not running, or is cut off from the MQTT broker' : 'the gateway is not running' };
+  }
   if (!input.status) {
     // The gateway says it is online, and its status (published with it, re-published every
     // interval) does not come: a broker whose ACL lets this tray read the availability and not the
@@ -194,6 +213,7 @@ export function isOffline(input: TrayInput): { offline: boolean; why: string; st
   const beyond = Math.max(0, before - stale);
   if (age !== undefined && age + beyond > stale) {
     const min = Math.max(1, Math.round((age + (beyond > 0 ? before : 0)) / 60_000));
+    if (input.gatewayAnswers) return { offline: true, why: `no status for ${min} min, but the gateway runs (its status page answers)` };
     return { offline: true, why: `no status for ${min} min` };
   }
   return { offline: false, why: '' };
