@@ -49,6 +49,22 @@ function rfqLineMarker(idempotencyKey: string): string {
  * its RFQ's. Lines added before they had external ids carry the breach's marker in their
  * description (`[lgw:<hash>]`): those are still searched, in any order state.
  */
+/**
+ * The search for the vendors' draft RFQs and the loads into them, one batch at a time per
+ * reference data (one per relay). A round with more than one batch of breaches (more than 50,
+ * after an outage) posts its batches side by side: each searched the vendor's draft, found none,
+ * and loaded one of its own, two draft RFQs for one vendor
+ * (test/integration/review-s22-stock-rfq-concurrent-batches.test.ts). One after the other, the
+ * second batch's search finds the first one's RFQ. Only this step waits: the look-ups before it
+ * (external ids, open lines, vendors) still run side by side.
+ */
+const writing = new WeakMap<object, Promise<unknown>>();
+function oneAtATime(ctx: RuleContext, step: () => Promise<void>): Promise<void> {
+  const mine = (writing.get(ctx.ref) ?? Promise.resolve()).then(step);
+  writing.set(ctx.ref, mine.catch(() => undefined));
+  return mine;
+}
+
 export const thresholdBreachedRule: PostingRule = {
   name: 'threshold-breached',
   types: ['stock.threshold_breached'],
@@ -216,7 +232,7 @@ export const thresholdBreachedRule: PostingRule = {
       });
     }
 
-    if (byVendor.size > 0) {
+    if (byVendor.size > 0) await oneAtATime(ctx, async () => {
       // The gateway's open draft RFQ of each vendor (the oldest, should there be several).
       const drafts = await searchRead(ctx.odoo, 'purchase.order', [['partner_id', 'in', [...byVendor.keys()]], ['state', '=', 'draft'], ['origin', '=like', `${RFQ_ORIGIN_PREFIX}%`]], ['id', 'partner_id', 'origin'], { order: 'id' });
       const draftOf = new Map<number, { id: number; origin: string }>();
@@ -281,7 +297,7 @@ export const thresholdBreachedRule: PostingRule = {
           for (const i of items) if (i.e.event.id !== loaded) results.set(i.e.event.id, fail(err));
         }
       }
-    }
+    });
     await clearManualQuantities(ctx, manualRules, results);
     await settleManualBook(ctx, book, live, results);
     // A later breach of a product written in this batch: its line is that one.
