@@ -82,6 +82,12 @@ class Checker {
 
   string(p: string, value: unknown, fallback: string, options: { nonEmpty?: boolean; pattern?: RegExp; patternHint?: string } = {}): string {
     if (value === undefined) return fallback;
+    // `id:` with nothing after it is null in YAML: "found object" named nothing in the file
+    // (test/integration/review-s22-config-no-value.test.ts).
+    if (value === null) {
+      this.error(p, 'has no value: write one after the colon, or leave the key out');
+      return fallback;
+    }
     if (typeof value !== 'string') {
       this.error(p, `must be a string (found ${typeof value})`);
       return fallback;
