@@ -759,8 +759,11 @@ export class StatusModel implements Component {
     try {
       const d = await (this.#o.readDisk ?? readDiskSpace)(path);
       const next: DiskStatus = { path, freeBytes: d.freeBytes, totalBytes: d.totalBytes, minFreeBytes: this.#o.config.store.minFreeBytes };
-      // Publish disk changes only when they move by more than 1 MB (the free count jitters).
-      if (!this.#disk || Math.abs(this.#disk.freeBytes - next.freeBytes) > 1024 * 1024) {
+      // Publish disk changes only when they move by more than 1 MB (the free count jitters), or
+      // cross a threshold: the health is worked out from the reading kept, and a store full at
+      // 0.5 MB under its minimum, given 0.8 MB back, stayed DISK_FULL while it accepted again.
+      const level = (d: DiskStatus): number => (d.freeBytes < d.minFreeBytes ? 0 : d.freeBytes < d.minFreeBytes * 2 ? 1 : 2);
+      if (!this.#disk || Math.abs(this.#disk.freeBytes - next.freeBytes) > 1024 * 1024 || level(this.#disk) !== level(next)) {
         this.#disk = next;
         this.#changed('status');
       }
