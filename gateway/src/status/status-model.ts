@@ -670,6 +670,12 @@ export class StatusModel implements Component {
    * what and why from the first.
    */
   #deadShown = 0;
+  /**
+   * The relay dead-lettered an event since the oldest dead letter was last read: read it again at
+   * the next poll, also when the count is the same (a replay refused again before that poll, for
+   * another reason, left it unchanged, and the words kept the old refusal).
+   */
+  #deadOutcomeSeen = false;
 
   async #readOldestDead(count: number): Promise<void> {
     const read = ++this.#oldestDeadRead;
@@ -718,7 +724,10 @@ export class StatusModel implements Component {
     }
     // An operator discarded an event: it may be one that waited for its order (no relay outcome says so).
     if (queue.discarded !== this.#queue.discarded && this.#waitingForOrder.size > 0) void this.#recheckWaitingForOrder();
-    if (queue.deadLettered !== this.#queue.deadLettered || (queue.deadLettered > 0 && this.#oldestDeadRead === 0)) void this.#readOldestDead(queue.deadLettered);
+    if (queue.deadLettered !== this.#queue.deadLettered || (queue.deadLettered > 0 && (this.#oldestDeadRead === 0 || this.#deadOutcomeSeen))) {
+      this.#deadOutcomeSeen = false;
+      void this.#readOldestDead(queue.deadLettered);
+    }
     if (!sameRecord(queue, this.#queue) || !sameRecord(intake, this.#intake)) {
       this.#queue = { ...queue };
       this.#intake = { ...intake };
@@ -1327,6 +1336,7 @@ export class StatusModel implements Component {
     } else {
       this.#failed.add(now);
       if (e.error) this.#odoo.lastError = e.error;
+      if (e.outcome === 'dead') this.#deadOutcomeSeen = true;
     }
     this.#changed('status');
   }
