@@ -180,6 +180,8 @@ class Checker {
   listen(p: string, value: unknown, fallback: ListenConfig): ListenConfig {
     const o = this.object(p, value, ['host', 'port']);
     const host = this.string(`${p}.host`, o.host, fallback.host);
+    const hostWrong = typeof o.host === 'string' ? hostProblem(o.host) : undefined;
+    if (hostWrong) this.error(`${p}.host`, hostWrong);
     const port = this.number(`${p}.port`, o.port, fallback.port, 0, 65535);
     if (host === '0.0.0.0' || host === '::') this.warn(`${p}.host`, `${host} listens on every interface; bind to the lab LAN interface's address instead`);
     return { host, port };
@@ -272,6 +274,35 @@ function unreadableFile(file: string, shown: string): string | undefined {
     }
     return `${shown} cannot be read by the user ${user} (permission denied): the gateway's user must be able to read it (give that user or its group read access, e.g. chgrp and chmod g+r)`;
   }
+}
+
+/**
+ * Why `host` (a `listen.host` or `tcp.connect.host`) is not a host name or an address, or
+ * undefined: written with its port (`10.0.0.5:4000`), a scheme (`tcp://10.0.0.6`) or brackets
+ * (`[::1]`), as an analyzer's menu or a browser shows an address. Before, check passed it and the
+ * gateway looked up a host of that name for ever (ENOTFOUND)
+ * (test/integration/review-s22-config-host-port.test.ts).
+ */
+function hostProblem(host: string): string | undefined {
+  const h = host.trim();
+  if (h === '' || isIP(h) !== 0) return undefined;
+  const is = `"${host}" is not a host name or address`;
+  const write = (name: string, port?: string): string => `${is}: write host: ${name}${port ? ` and port: ${port}` : ''}`;
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(h)) {
+    try {
+      const u = new URL(h);
+      if (u.hostname) return write(u.hostname.replace(/^\[(.*)\]$/, '$1'), u.port || undefined);
+    } catch {
+      /* said below */
+    }
+    return `${is}: write the machine's name or address alone, without a scheme`;
+  }
+  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(h);
+  if (bracketed && isIP(bracketed[1]!) === 6) return write(bracketed[1]!, bracketed[2]);
+  const withPort = /^([^:\s/]+):(\d+)$/.exec(h);
+  if (withPort) return write(withPort[1]!, withPort[2]);
+  if (/[\s/]/.test(h) || h.includes(':')) return `${is}: write the machine's name or address alone (e.g. 10.0.0.5 or analyzer-1.lab.local), its port in port`;
+  return undefined;
 }
 
 /** True when `file` is a regular file holding nothing but white space. */
@@ -596,6 +627,8 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
         const cn = c.object(`${p}.tcp.connect`, t.connect, ['host', 'port'], 'analyzers[].tcp.connect');
         a.tcp.connect = { host: c.string(`${p}.tcp.connect.host`, cn.host, ''), port: c.number(`${p}.tcp.connect.port`, cn.port, 0, 1, 65535) };
         if (cn.host === undefined) c.error(`${p}.tcp.connect.host`, 'is required');
+        const hostWrong = typeof cn.host === 'string' ? hostProblem(cn.host) : undefined;
+        if (hostWrong) c.error(`${p}.tcp.connect.host`, hostWrong);
         if (cn.port === undefined) c.error(`${p}.tcp.connect.port`, "is required (the analyzer's listening port)");
       }
       if ((t.listen === undefined) === (t.connect === undefined)) c.error(`${p}.tcp`, 'needs exactly one of listen (the analyzer connects) or connect (the gateway connects)');
