@@ -69,6 +69,8 @@ export interface RememberedEvent {
   occurredAt: string;
   /** The inbound message it came in (store id). */
   message: string;
+  /** The link it came from (billingState tells another LIS's order by it); absent in older memories. */
+  endpoint?: string;
   /** The fields of its data billing reads. */
   data: Record<string, unknown>;
 }
@@ -109,7 +111,7 @@ export function isBillingType(type: string): type is BillingType {
 }
 
 function remembered(e: CanonicalEvent): RememberedEvent {
-  return { id: e.id, type: e.type as BillingType, occurredAt: e.occurredAt, message: e.source.messageId, data: compactData(e) };
+  return { id: e.id, type: e.type as BillingType, occurredAt: e.occurredAt, message: e.source.messageId, ...(e.source.endpoint ? { endpoint: e.source.endpoint } : {}), data: compactData(e) };
 }
 
 const dayKey = (day: number, accession: string): string => `${String(day).padStart(6, '0')}:${accession}`;
@@ -165,7 +167,7 @@ function asStored(r: RememberedEvent, accession: string): StoredEvent {
     idempotencyKey: '',
     correlationId: accession,
     partitionKey: r.type === 'invoice.eligible' ? partitionKeys.invoice(accession) : partitionKeys.order(accession),
-    source: { kind: 'hl7', endpoint: '', messageId: r.message },
+    source: { kind: 'hl7', endpoint: r.endpoint ?? '', messageId: r.message },
     data: { accession, ...r.data },
   } as unknown as CanonicalEvent;
   return { event, state: 'delivered', attempts: 0, dueAt: 0, ambiguous: false };

@@ -421,7 +421,20 @@ function forgetTest(state: BillingState, code: string): void {
   state.billed.delete(code);
 }
 
-/** Walk an accession's events in the order they happened (see the header). */
+/**
+ * Walk an accession's events in the order they happened (see the header).
+ *
+ * Another LIS's order under the same number: two LIS links that number their accessions alike
+ * (no `hl7[].accessionPrefix`, README.md "Two LIS systems") both send "12345". The order rule
+ * refuses the second client's order (a dead letter; the sale order stays the first client's), so
+ * its tests are not this accession's: an order naming another client than the accession's first
+ * order, from another link, and every later billing event of that link, are left out of the walk.
+ * Before, they were walked with the first client's: the outreach's TSH, never on the hospital's
+ * sale order, held the hospital's order open, and its GLU, validated and delivered, was never
+ * invoiced, with no dead letter of its own (test/integration/review-s22-billing-two-lis-collision.test.ts).
+ * Links of one LIS (orders on one port, results on another) name one client and are walked as
+ * before; an event whose link is unknown (remembered before links were) is walked as before.
+ */
 export function billingState(events: Iterable<BillingEvent>): BillingState {
   const state: BillingState = {
     ordered: false,
@@ -445,9 +458,21 @@ export function billingState(events: Iterable<BillingEvent>): BillingState {
     eligibleEvents: 0,
   };
   let position = -1;
+  // The accession's client and the link of its first order (the sale order's: the order rule
+  // refuses another client's order under the number), and the links found sending another's.
+  let owner: { ref: string; endpoint: string } | undefined;
+  const foreign = new Set<string>();
   for (const e of events) {
     position++;
     state.resultNotCounted = undefined;
+    const endpoint = e.source.endpoint;
+    if (e.type === 'order.created') {
+      const ref = (e.data as OrderCreatedData).orderingClientRef ?? '';
+      if (!owner && ref && endpoint) owner = { ref, endpoint };
+      else if (owner && ref && endpoint && ref !== owner.ref && endpoint !== owner.endpoint) foreign.add(endpoint);
+    }
+    // Another LIS's order under the same number (two links numbering alike: anotherLisOrder).
+    if (endpoint && foreign.has(endpoint)) continue;
     if (e.type === 'order.created') {
       const tests = (e.data as OrderCreatedData).tests;
       state.leftOpen = new Map();
