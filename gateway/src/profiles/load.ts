@@ -48,6 +48,32 @@ export function profileAliases(dir: string = defaultProfilesDir()): Record<strin
   }
 }
 
+/**
+ * Why `dir`'s aliases.json cannot be used, or undefined (none, or a good one). profileAliases()
+ * reads a broken one as no aliases; before, nothing said so: `profile: sysmex-xn` became "unknown
+ * profile (did you mean "sysmex-xp"?)", another analyzer's, and `profiles check` said 0 errors
+ * (test/integration/review-s22-config-aliases-file.test.ts).
+ */
+export function aliasesFileProblem(dir: string = defaultProfilesDir()): string | undefined {
+  const file = path.join(dir, ALIASES_FILE);
+  let text: string;
+  try {
+    text = readJsonText(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? undefined : `${file} cannot be read (${code ?? (err as Error).message})`;
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    return `${file} is not valid JSON (${(err as Error).message})`;
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return `${file} must hold one JSON object, each alias → the name of a profile file`;
+  const bad = Object.entries(parsed).filter(([k, v]) => !k.startsWith('$') && typeof v !== 'string').map(([k]) => k);
+  return bad.length > 0 ? `${file}: ${bad.map((k) => `"${k}"`).join(', ')} must name a profile file (a string)` : undefined;
+}
+
 /** The file name of a profile given its name or one of its aliases. */
 export function canonicalProfileName(name: string, dir: string = defaultProfilesDir()): string {
   return profileAliases(dir)[name] ?? name;
@@ -239,6 +265,8 @@ export function checkSiteAnalyzers(analyzers: AnalyzerConfig[], dir: string = de
   } catch (err) {
     return [{ severity: 'error', path: 'profilesDir', message: `${dir} cannot be read (${fsReason(err)}): it must be a readable directory of firmware profiles` }];
   }
+  const aliasesBroken = aliasesFileProblem(dir);
+  if (aliasesBroken) issues.push({ severity: 'error', path: 'profilesDir', message: `${aliasesBroken}: its aliases are not known until it is fixed (an analyzers[].profile naming one is "unknown")` });
   analyzers.forEach((a, i) => {
     const at = `analyzers[${i}]`;
     if (typeof a.profile !== 'string' || a.profile === '') {
@@ -252,7 +280,9 @@ export function checkSiteAnalyzers(analyzers: AnalyzerConfig[], dir: string = de
     }
     if (!known.includes(canonicalProfileName(a.profile, dir))) {
       // Aliases are candidates too: `Sysmex-XN` is the alias sysmex-xn, not the file sysmex-xp.
-      issues.push({ severity: 'error', path: `${at}.profile`, message: `unknown profile "${a.profile}"${suggest(a.profile, [...known, ...Object.keys(profileAliases(dir))])}; known profiles: ${known.join(', ')}` });
+      // With aliases.json broken the nearest file may be another analyzer's (sysmex-xn → sysmex-xp).
+      const near = aliasesBroken ? ' (it may be an alias: aliases.json cannot be read, see profilesDir)' : suggest(a.profile, [...known, ...Object.keys(profileAliases(dir))]);
+      issues.push({ severity: 'error', path: `${at}.profile`, message: `unknown profile "${a.profile}"${near}; known profiles: ${known.join(', ')}` });
       return;
     }
     let profile: Profile;

@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { DEFAULT_WORKLIST_MODES } from '../hl7/host-query.ts';
 import { profileFingerprint } from './fingerprint.ts';
-import { canonicalProfileName, checkAllProfiles, listProfiles, profileNames, readJsonText, readProfileFile } from './load.ts';
+import { aliasesFileProblem, canonicalProfileName, checkAllProfiles, listProfiles, profileNames, readJsonText, readProfileFile } from './load.ts';
 import { checkProfile, defaultProfilesDir } from './check.ts';
 import type { FieldCondition, Profile, ProfileIssue } from './types.ts';
 
@@ -118,9 +118,11 @@ export function renderProfileCheck(targets?: string | string[], dir: string = de
   // (test/integration/review-s22-config-profile-json.test.ts).
   const list = targets === undefined ? [] : Array.isArray(targets) ? targets : [targets];
   const unreadable = (name: string, err: unknown) => ({ name, issues: [{ severity: 'error' as const, path: '(file)', message: (err as Error).message }] });
+  // Every profile: aliases.json too, which a broken one made none, silently (load.ts aliasesFileProblem).
+  const aliasesBroken = list.length === 0 ? aliasesFileProblem(dir) : undefined;
   const results: Array<{ name: string; issues: ProfileIssue[] }> =
     list.length === 0
-      ? checkAllProfiles(dir)
+      ? [...checkAllProfiles(dir), ...(aliasesBroken ? [unreadable('aliases.json', new Error(aliasesBroken))] : [])]
       : list.map((target) => {
           try {
             // A file being written for commissioning, anywhere on disk.
@@ -132,7 +134,7 @@ export function renderProfileCheck(targets?: string | string[], dir: string = de
         });
   const errors = results.reduce((n, r) => n + r.issues.filter((i) => i.severity === 'error').length, 0);
   const warnings = results.reduce((n, r) => n + r.issues.filter((i) => i.severity === 'warning').length, 0);
-  const text = `${results.map((r) => renderIssues(r.name, r.issues)).join('\n')}\n\n${results.length} profile(s), ${errors} error(s), ${warnings} warning(s)`;
+  const text = `${results.map((r) => renderIssues(r.name, r.issues)).join('\n')}\n\n${results.length - (aliasesBroken ? 1 : 0)} profile(s), ${errors} error(s), ${warnings} warning(s)`;
   return { text, exitCode: errors > 0 ? 1 : 0 };
 }
 
