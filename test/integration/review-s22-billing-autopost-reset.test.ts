@@ -65,9 +65,9 @@ async function receive(dir: string, texts: string[]): Promise<void> {
   }
 }
 
-describe('relay.autoConfirm and an invoice finance reset to draft', () => {
+describe.each([16, 17, 19] as const)('relay.autoConfirm and an invoice finance reset to draft (Odoo %s)', (version) => {
   it('the gateway, finding it again, does not post finance\'s correction', async () => {
-    const { emu, url } = await startEmulator(17);
+    const { emu, url } = await startEmulator(version);
     cleanups.push(() => emu.close());
     const { dir: old, cleanup: c1 } = tempDir('autopost-reset-old-');
     const { dir: restored, cleanup: c2 } = tempDir('autopost-reset-new-');
