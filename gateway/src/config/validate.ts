@@ -684,7 +684,11 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
     // The file wins over the variable, so an empty file is no key at all: every login would be
     // refused, after the gateway started and accepted messages it can never post.
     if (keyFileEntry && emptyFile(keyFileEntry.resolved)) c.error('odoo.apiKeyFile', `${keyFileEntry.shown} is empty: the gateway cannot start without the API key (write the key into it)`);
-    if (keyEnv && !process.env[keyEnv]?.trim()) {
+    // `$ODOO_KEY`, `${ODOO_KEY}`: the file is not run through a shell, so the gateway looked for a
+    // variable of that name and said "not set" of one that was (test/integration/review-s22-config-env-name.test.ts).
+    const dollar = keyEnv ? /^\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))$/.exec(keyEnv) : null;
+    if (dollar) c.error('odoo.apiKeyEnv', `names a variable as a shell writes it: write apiKeyEnv: ${dollar[1] ?? dollar[2]} (the variable's name alone; the configuration is not read by a shell)`);
+    else if (keyEnv && !process.env[keyEnv]?.trim()) {
       // `start` refuses to run without the key (the file wins when both are set); check says so.
       // A value that does not look like a variable's name may be the key itself: not repeated.
       const variable = showableEnvName(keyEnv) ? `environment variable ${keyEnv}` : 'the environment variable named in odoo.apiKeyEnv (its name is not repeated: it does not look like a variable name, and may be the key itself)';
