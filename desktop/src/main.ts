@@ -25,6 +25,7 @@ import {
   alertIdentity,
   missedAlerts,
   normalizeStatus,
+  notificationBody,
   parseJson,
   reasonChanges,
   relayRefusal,
@@ -258,7 +259,7 @@ class TrayApp {
   #announceIssues(): void {
     if (!this.#issues.length || !Notification.isSupported()) return;
     const more = this.#issues.length > 1 ? `\n(+${this.#issues.length - 1} more: see Copy diagnostics)` : '';
-    new Notification({ title: 'Lab gateway tray: check its settings', body: `${this.#issues[0]}${more}` }).show();
+    new Notification({ title: 'Lab gateway tray: check its settings', body: notificationBody(`${this.#issues[0]}${more}`, process.platform) }).show();
   }
 
   #icon(name: TrayIcon): Electron.NativeImage {
@@ -289,7 +290,7 @@ class TrayApp {
     this.#gatewayProblem = problem;
     this.#update({ configIssues: this.#allIssues() });
     if (problem === undefined) return;
-    if (Notification.isSupported()) new Notification({ title: 'Lab gateway tray: check its settings', body: problem }).show();
+    if (Notification.isSupported()) new Notification({ title: 'Lab gateway tray: check its settings', body: notificationBody(problem, process.platform) }).show();
     void this.#watchGatewayProblem();
   }
 
@@ -566,7 +567,7 @@ class TrayApp {
         throw new Error(relayRefusal(res.status, typeof body?.error === 'string' ? body.error : undefined, this.#config.adminTokenFile));
       }
     } catch (err) {
-      new Notification({ title: 'Lab gateway', body: `Could not ${action} sending to Odoo: ${(err as Error).message}` }).show();
+      new Notification({ title: 'Lab gateway', body: notificationBody(`Could not ${action} sending to Odoo: ${(err as Error).message}`, process.platform) }).show();
     }
   }
 
@@ -624,7 +625,8 @@ class TrayApp {
   #show(key: string, d: { title: string; body: string; urgency: 'normal' | 'critical' }): void {
     if (!Notification.isSupported()) return;
     this.#shown.get(key)?.close();
-    const n = new Notification({ title: d.title, body: d.body, urgency: d.urgency });
+    // Linux's notification servers read the body as markup (notificationBody).
+    const n = new Notification({ title: d.title, body: notificationBody(d.body, process.platform), urgency: d.urgency });
     n.on('click', () => this.openWindow());
     n.on('close', () => {
       if (this.#shown.get(key) === n) this.#shown.delete(key);

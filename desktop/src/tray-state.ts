@@ -628,6 +628,20 @@ export function relayRefusal(httpStatus: number, error: string | undefined, toke
   return httpStatus === 401 && tokenFile ? `${why}; this tray reads its token from ${tokenFile} (adminTokenFile)` : why;
 }
 
+/**
+ * A notification's body as the platform's notification server reads it. On Linux Electron hands
+ * it to libnotify as it is, and the servers (GNOME Shell, KDE Plasma, xfce4-notifyd, MATE, dunst,
+ * mako: those with the `body-markup` capability of the Desktop Notifications Specification) read
+ * it as markup: `&`, `<` and `>` are escaped there. Before, a reason quoting Odoo's words ("<Fault
+ * 2: … 'GLU & HbA1c' …>") was a markup error: the notification came without its body, or with the
+ * words between `<` and `>` dropped. The cost: a server without `body-markup` (rare) shows `&amp;`.
+ * Windows and macOS show the text as it is.
+ */
+export function notificationBody(text: string, platform: string): string {
+  if (platform !== 'linux') return text;
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
 /** Parse a retained/alert payload defensively: a malformed message never crashes the tray. */
 export function parseJson<T>(payload: Buffer | string): T | undefined {
   try {
