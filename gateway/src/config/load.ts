@@ -157,6 +157,42 @@ function keyPathCovering(doc: Document, offset: number): string | undefined {
   return walk(doc.contents, '');
 }
 
+/**
+ * Numbers written in a form read as other than their digits, each at its key: a leading zero
+ * (`02575`: 2575 here, 1405 to a YAML 1.1 reader and here under `%YAML 1.1`), `0o`, `0x`, `0b`,
+ * `_` or `:` (YAML 1.1's 1_000 and base 60). Before, check passed `port: 0o5017` (2575) and
+ * `port: 0x0A1F` (2591) without a word (test/integration/review-s22-config-octal-port.test.ts).
+ */
+function nonDecimalNumbers(doc: Document, text: string, lines: LineCounter): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const visit = (node: unknown, at: string): void => {
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        const p = at ? `${at}.${keyName(pair.key)}` : keyName(pair.key);
+        const v = pair.value;
+        if (isScalar(v) && typeof v.value === 'number' && v.range) {
+          const src = text.slice(v.range[0], v.range[1]).trim();
+          const digits = /^[-+]?0([0-9]+)$/.exec(src)?.[1];
+          if (digits !== undefined || /^[-+]?0[oxb]/i.test(src) || /[_:]/.test(src)) {
+            const n = v.value;
+            let other = '';
+            if (digits !== undefined) {
+              const alt = n === Number.parseInt(digits, 10) ? (/^[0-7]+$/.test(digits) ? Number.parseInt(digits, 8) : undefined) : Number.parseInt(digits, 10);
+              if (alt !== undefined && alt !== n) other = ` (${n === Number.parseInt(digits, 10) ? 'a YAML 1.1 reader, or this one under %YAML 1.1, reads it as' : 'the digits say'} ${alt})`;
+            }
+            issues.push({ severity: 'error', path: p, message: `written ${src} (line ${lines.linePos(v.range[0]).line}), which YAML reads as ${n}${other}: write the number in decimal digits, without a leading zero (${n} if that is meant)` });
+          }
+        }
+        visit(v, p);
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, i) => visit(item, `${at}[${i}]`));
+    }
+  };
+  visit(doc.contents, '');
+  return issues;
+}
+
 /** A YAML syntax error as an issue: the key's path when one is known, else the line. */
 function yamlIssue(doc: Document, e: YAMLError): ConfigIssue {
   const line = e.linePos ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : undefined;
@@ -270,7 +306,7 @@ export function loadConfig(file?: string): LoadedConfig {
   }
   const validated = validateConfig(raw, path.dirname(resolved));
   const { analyzers, profilesDir, profilesDirInvalid, listeners, dataDir } = validated;
-  const issues = withColonHints([...validated.issues, ...notUtf8(bytes, doc)], text, doc);
+  const issues = withColonHints([...validated.issues, ...notUtf8(bytes, doc), ...nonDecimalNumbers(doc, text, lines)], text, doc);
   const config = issues.some((i) => i.severity === 'error') ? undefined : validated.config;
   return { config, issues, file: resolved, analyzers, profilesDir, profilesDirInvalid, listeners, dataDir };
 }
