@@ -24,6 +24,7 @@ import {
   NO_STATUS_HINT_MS,
   alertIdentity,
   missedAlerts,
+  menuLabel,
   normalizeStatus,
   notificationBody,
   parseJson,
@@ -520,8 +521,8 @@ class TrayApp {
       item.id === 'separator'
         ? { type: 'separator' }
         : item.enabled
-          ? { label: item.label, enabled: true, click: () => void this.#onMenu(item.id) }
-          : { label: item.label, enabled: false },
+          ? { label: menuLabel(item.label), enabled: true, click: () => void this.#onMenu(item.id) }
+          : { label: menuLabel(item.label), enabled: false },
     );
     tray.setContextMenu(Menu.buildFromTemplate(template));
   }

@@ -642,6 +642,15 @@ export function notificationBody(text: string, platform: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
+/**
+ * A menu entry's label as Electron's Menu reads it: a single `&` marks the next letter as the
+ * entry's access key (Windows, and `_` on Linux) and is not shown; `&&` shows one. Before, the
+ * state line quoting the gateway's words ("product 'GLU & HbA1c'") lost its `&` in the menu.
+ */
+export function menuLabel(label: string): string {
+  return label.replace(/&/g, '&&');
+}
+
 /** Parse a retained/alert payload defensively: a malformed message never crashes the tray. */
 export function parseJson<T>(payload: Buffer | string): T | undefined {
   try {
