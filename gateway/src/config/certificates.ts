@@ -108,8 +108,13 @@ export function tlsFileIssues(prefix: string, files: { cert?: string | undefined
   const certProblem = cert ? load({ cert }) : undefined;
   const keyProblem = key ? load({ key }) : undefined;
   const caProblem = ca ? load({ ca }) : undefined;
-  if (certProblem) issues.push({ severity: 'error', path: `${prefix}.cert`, message: `is not a usable PEM certificate: ${certProblem}` });
-  if (keyProblem) issues.push({ severity: 'error', path: `${prefix}.key`, message: `is not a usable PEM private key: ${keyProblem}` });
+  // A key named as the certificate, a certificate as the key: said in words, not OpenSSL's codes
+  // ("PEM routines::no start line"; test/integration/review-s22-config-tls-swapped.test.ts).
+  const holdsKey = (b: Buffer | undefined): boolean => b !== undefined && /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(b.toString('latin1'));
+  const holdsCert = (b: Buffer | undefined): boolean => b !== undefined && b.toString('latin1').includes('-----BEGIN CERTIFICATE-----');
+  const swapped = certProblem !== undefined && keyProblem !== undefined && holdsKey(cert) && holdsCert(key) ? ": cert and key are swapped (write each file at the other's key)" : '';
+  if (certProblem) issues.push({ severity: 'error', path: `${prefix}.cert`, message: swapped ? `${files.cert} holds a private key, not a certificate${swapped}` : `is not a usable PEM certificate: ${certProblem}` });
+  if (keyProblem) issues.push({ severity: 'error', path: `${prefix}.key`, message: swapped ? `${files.key} holds a certificate, not a private key${swapped}` : `is not a usable PEM private key: ${keyProblem}` });
   if (caProblem) issues.push({ severity: 'error', path: `${prefix}.ca`, message: `is not a usable PEM CA certificate: ${caProblem}` });
   if (cert && key && !certProblem && !keyProblem) {
     // What start does with them (tls.createServer, the embedded broker, the MQTT client).
