@@ -136,7 +136,13 @@ class Checker {
   list(p: string, value: unknown): unknown[] {
     if (value === undefined || value === null) return [];
     if (!Array.isArray(value)) {
-      this.error(p, 'must be a list');
+      // One entry written without its `- ` reads as a mapping: say so, and how to write it
+      // (test/integration/review-s22-config-list-entry.test.ts).
+      if (typeof value === 'object') {
+        const [first, firstValue] = Object.entries(value as Obj)[0] ?? [];
+        const example = first === undefined ? '' : ` (- ${first}: ${typeof firstValue === 'object' ? '…' : String(firstValue)})`;
+        this.error(p, `must be a list (found one mapping): write each entry with "- " before its first key${example}`);
+      } else this.error(p, `must be a list (found ${typeof value})`);
       return [];
     }
     return value;
