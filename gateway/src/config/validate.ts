@@ -148,10 +148,20 @@ class Checker {
     return value;
   }
 
+  /**
+   * True (after an error at `p`) when the path `s` begins with `~`: no shell reads the file, so
+   * `~/lgw-data` was a folder named "~" beside it, made by start (test/integration/review-s22-config-tilde-path.test.ts).
+   */
+  tilde(p: string, s: string): boolean {
+    if (!s.startsWith('~')) return false;
+    this.error(p, `"${s}" begins with ~, which is not read as the home folder here (the configuration is not read by a shell): write the full path (e.g. /var/lib/lab-gateway, /etc/lab-gateway/odoo.key)`);
+    return true;
+  }
+
   /** A path to a file that must exist; relative paths are resolved against the config file's folder. */
   file(p: string, value: unknown): string | undefined {
     const s = this.optionalString(p, value);
-    if (s === undefined || s === '') return undefined;
+    if (s === undefined || s === '' || this.tilde(p, s)) return undefined;
     const resolved = path.resolve(this.baseDir, s);
     if (!existsSync(resolved)) this.error(p, `file not found: ${resolved}`);
     else if (isDirectory(resolved)) this.error(p, `${resolved} is a directory: name the file in it (start cannot read a directory)`);
@@ -170,6 +180,8 @@ class Checker {
   secretFile(p: string, value: unknown): { resolved: string; shown: string } | undefined {
     const s = this.optionalString(p, value);
     if (s === undefined || s === '') return undefined;
+    // Only `~/…` or `~user/…` (a path): anything else may be the secret itself, never repeated.
+    if (/^~[^/\s]*\//.test(s) && this.tilde(p, s)) return { resolved: path.resolve(this.baseDir, s), shown: s };
     const resolved = path.resolve(this.baseDir, s);
     const shown = /[\\/]/.test(s) ? resolved : `the file named in ${p}`;
     if (!existsSync(resolved)) {
@@ -515,6 +527,7 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
     dataDir: path.resolve(baseDir, c.string('gateway.dataDir', g.dataDir, d.gateway.dataDir)),
     logLevel: c.oneOf('gateway.logLevel', g.logLevel, ['debug', 'info', 'warn', 'error'] as const, d.gateway.logLevel),
   };
+  if (typeof g.dataDir === 'string') c.tilde('gateway.dataDir', g.dataDir);
   // The lab's zone for times written without one (config/time-zone.ts); left out: the process's.
   const timeZoneWritten = c.optionalString('gateway.timeZone', g.timeZone);
   if (timeZoneWritten) {
@@ -525,7 +538,7 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
 
   const profilesDirRaw = c.optionalString('profilesDir', root.profilesDir);
   const profilesDirSet = profilesDirRaw ? path.resolve(baseDir, profilesDirRaw) : undefined;
-  const profilesDirProblem = profilesDirSet ? unreadableDir(profilesDirSet) : undefined;
+  const profilesDirProblem = profilesDirSet && !c.tilde('profilesDir', profilesDirRaw!) ? unreadableDir(profilesDirSet) : undefined;
   if (profilesDirProblem) c.error('profilesDir', `${profilesDirProblem}: it must be a readable directory of firmware profiles (leave it out for the package's firmware-profiles/)`);
 
   const hl7: Hl7EndpointConfig[] = [];
