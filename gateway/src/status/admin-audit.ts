@@ -193,7 +193,9 @@ function keep(name: string | undefined, token: string): KeptToken {
  * Size of `audit.log` past which it is moved to `audit.log.1` (replacing the previous one) before
  * the next entry: the trail keeps its newest 8–16 MiB (tens of thousands of entries), and a script
  * polling with a stale token (up to 11 refused lines a minute per address, about 1 GB a year) can
- * no longer fill the data disk. `GET /api/audit` reads both files.
+ * no longer fill the data disk. The actions (every entry but a refusal) of the `audit.log.1` so
+ * replaced are moved to `audit-actions.log` (itself moved to `audit-actions.log.1` at the same
+ * size): refusals no longer push who did what out of the trail. `GET /api/audit` reads them all.
  */
 export const AUDIT_LOG_MAX_BYTES = 8 * 1024 * 1024;
 
@@ -213,6 +215,14 @@ export class AuditLog {
   }
 
   /**
+   * The actions (entries other than refusals) of the previous files dropped at a rotation, in the
+   * order written, older than every entry of `audit.log.1`; moved to `.1` at the same size.
+   */
+  get actionsFile(): string {
+    return path.join(path.dirname(this.file), 'audit-actions.log');
+  }
+
+  /**
    * Appends one entry and fsyncs; entries are written in call order. A file that does not end
    * with a newline (an entry torn by a crash or a full disk) gets one first, so the new entry is
    * a line of its own rather than glued onto the torn one.
@@ -222,24 +232,34 @@ export class AuditLog {
     const run = this.#chain.then(async () => {
       await mkdir(path.dirname(this.file), { recursive: true });
       const current = await stat(this.file).catch(() => undefined);
-      if (current && current.size + Buffer.byteLength(line) > this.#maxBytes) await rename(this.file, this.previousFile);
-      const fh = await open(this.file, 'a+', 0o600);
-      try {
-        const { size } = await fh.stat();
-        let torn = false;
-        if (size > 0) {
-          const last = Buffer.alloc(1);
-          await fh.read(last, 0, 1, size - 1);
-          torn = last[0] !== 0x0a;
-        }
-        await fh.write(torn ? '\n' + line : line);
-        await fh.datasync();
-      } finally {
-        await fh.close();
+      if (current && current.size + Buffer.byteLength(line) > this.#maxBytes) {
+        // audit.log.1 is about to be replaced: its actions are kept first (a crash in between
+        // keeps them twice rather than not at all). Refusals are what the size bound is for.
+        await this.#keepActions(await readFile(this.previousFile, 'utf8').catch(() => ''));
+        await rename(this.file, this.previousFile);
       }
+      await appendLine(this.file, line);
     });
     this.#chain = run.catch(() => {});
     return run;
+  }
+
+  /** Appends the lines of `text` that are entries other than refusals to the actions file. */
+  async #keepActions(text: string): Promise<void> {
+    const kept = text.split('\n').filter((l) => {
+      if (l.trim() === '') return false;
+      try {
+        const e = JSON.parse(l) as Partial<AuditEntry> | null;
+        return !!e && typeof e === 'object' && typeof e.action === 'string' && e.outcome !== 'refused';
+      } catch {
+        return false;
+      }
+    });
+    if (kept.length === 0) return;
+    const lines = kept.join('\n') + '\n';
+    const current = await stat(this.actionsFile).catch(() => undefined);
+    if (current && current.size + Buffer.byteLength(lines) > this.#maxBytes) await rename(this.actionsFile, `${this.actionsFile}.1`);
+    await appendLine(this.actionsFile, lines);
   }
 
   /** The entries in the order written. */
@@ -252,8 +272,8 @@ export class AuditLog {
    * full disk, edited by hand): those are skipped, never the whole trail.
    */
   async readAll(): Promise<{ entries: AuditEntry[]; unreadableLines: number }> {
-    // The previous file first (older entries), then the current one.
-    const texts = await Promise.all([this.previousFile, this.file].map((f) => readFile(f, 'utf8').catch(() => '')));
+    // The oldest first: the actions kept from dropped files, the previous file, the current one.
+    const texts = await Promise.all([`${this.actionsFile}.1`, this.actionsFile, this.previousFile, this.file].map((f) => readFile(f, 'utf8').catch(() => '')));
     // A torn last line of the previous file stays a line of its own.
     const text = texts.join('\n');
     const entries: AuditEntry[] = [];
@@ -269,6 +289,28 @@ export class AuditLog {
       }
     }
     return { entries, unreadableLines };
+  }
+}
+
+/**
+ * Appends `line` (one or more whole lines) to `file` and fsyncs. A file that does not end with a
+ * newline (an entry torn by a crash or a full disk) gets one first, so the new entry is a line of
+ * its own rather than glued onto the torn one.
+ */
+async function appendLine(file: string, line: string): Promise<void> {
+  const fh = await open(file, 'a+', 0o600);
+  try {
+    const { size } = await fh.stat();
+    let torn = false;
+    if (size > 0) {
+      const last = Buffer.alloc(1);
+      await fh.read(last, 0, 1, size - 1);
+      torn = last[0] !== 0x0a;
+    }
+    await fh.write(torn ? '\n' + line : line);
+    await fh.datasync();
+  } finally {
+    await fh.close();
   }
 }
 
