@@ -352,7 +352,7 @@ export class Gateway {
    * (`12345` is also `OUT-12345`), and a barcode whose orders collide (two LIS links, or two
    * patients) raises a warning alert naming the tube, the accessions and the links.
    */
-  #orderLookup(analyzerId: string, use: 'host-query' | 'result'): OrderLookupOptions {
+  #orderLookup(analyzerId: string, use: 'host-query' | 'result' | 'download'): OrderLookupOptions {
     const lis = this.config.hl7.filter((h) => !h.analyzer);
     const namespaces = [...new Set(lis.flatMap((h) => (h.accessionPrefix ? [h.accessionPrefix] : [])))];
     // Only the LIS links' messages hold orders: an analyzer's own are not read for them.
@@ -364,10 +364,12 @@ export class Gateway {
         // An order whose number the barcode carries keeps the tube (astm/host-query.ts tubeOrders).
         const kept = c.kept?.join(', ');
         const what = kept
-          ? `${kept} keeps the tube, and ${use === 'host-query' ? 'the analyzer was not asked for the other orders\' tests' : 'results of tests only the other orders asked for are attached to none of them'}`
+          ? `${kept} keeps the tube, and ${use === 'host-query' ? 'the analyzer was not asked for the other orders\' tests' : use === 'download' ? 'the other orders\' tests were not downloaded (those the analyzer had are cancelled)' : 'results of tests only the other orders asked for are attached to none of them'}`
           : use === 'host-query'
             ? 'the analyzer was answered "no order" for it'
-            : 'its results are attached to none of them';
+            : use === 'download'
+              ? 'none of their tests is downloaded (those the analyzer had are cancelled)'
+              : 'its results are attached to none of them';
         const whose = c.differentPatients ? ' for different patients' : '';
         this.telemetry.alert(
           'warning',
@@ -436,7 +438,7 @@ export class Gateway {
     // #loadProfiles refused pushOrders for a profile without order download.
     if (analyzer.pushOrders) {
       // Durable per-analyzer outbox, sent when a connection opens (astm/order-download.ts).
-      download = new OrderDownload({ analyzerId: analyzer.id, profile, link: component, store, retentionDays: this.config.store.retentionDays, telemetry: this.telemetry, log: this.log.child({ endpoint: analyzer.id, component: 'order-download' }) });
+      download = new OrderDownload({ analyzerId: analyzer.id, profile, link: component, store, lookup: this.#orderLookup(analyzer.id, 'download'), retentionDays: this.config.store.retentionDays, telemetry: this.telemetry, log: this.log.child({ endpoint: analyzer.id, component: 'order-download' }) });
       this.#orderDownload.push(download);
     }
   }

@@ -4,7 +4,7 @@ import type { Logger } from '../log.ts';
 import type { Profile } from '../profiles/types.ts';
 import type { GatewayStore } from '../store/types.ts';
 import type { Telemetry } from '../telemetry.ts';
-import { analyzerTests, buildOrderDownload } from './host-query.ts';
+import { analyzerTests, buildOrderDownload, orderEventsForSpecimen, tubeOrders, type OrderCollision, type OrderLookupOptions } from './host-query.ts';
 
 /**
  * Order download (analyzers[].pushOrders): LIS orders pushed to one ASTM analyzer, durably.
@@ -85,6 +85,12 @@ export interface OrderDownloadDoc {
   cancelPending: OrderedTest[];
   /** Codes the LIS cancelled (a later order of the code downloads it again). */
   cancelled: string[];
+  /**
+   * Tests not downloaded, or taken back, because their tube's barcode is also another order's that
+   * cannot be told apart from this one (two LIS systems, or two patients: host-query.ts
+   * `orderCollision`). Never sent: the tube is for a human to sort out (#collided).
+   */
+  held?: OrderedTest[];
   /** Failed sends since the last success. */
   attempts: number;
   lastError?: string;
@@ -176,6 +182,12 @@ export interface OrderDownloadOptions {
    * (store.retentionDays; see the class note). Undefined keeps them.
    */
   retentionDays?: number;
+  /**
+   * How a tube's orders are looked up (the LIS links' accession prefixes and ids, as for the host
+   * query) and who hears of a barcode whose orders collide (#collided). Not given: no prefixes,
+   * every HL7 message, no one told.
+   */
+  lookup?: OrderLookupOptions;
 }
 
 const has = (tests: readonly OrderedTest[], code: string): boolean => tests.some((t) => t.code === code);
@@ -560,17 +572,27 @@ export class OrderDownload {
         }
         reordered = true;
       }
-      const add = runnable.filter((t, i) => !has(doc.sent, t.code) && !has(doc.pending, t.code) && !has(doc.cancelPending, t.code) && !has(runnable.slice(0, i), t.code));
+      const held = doc.held ?? [];
+      const add = runnable.filter((t, i) => !has(doc.sent, t.code) && !has(doc.pending, t.code) && !has(doc.cancelPending, t.code) && !has(held, t.code) && !has(runnable.slice(0, i), t.code));
       if (add.length === 0) {
         if (reordered) await this.#save(doc);
         return false; // resent by the LIS: the analyzer has it already
       }
-      withOrder(doc, e.data);
-      doc.pending.push(...add);
       const tubes = (doc.tubes ??= {});
       for (const t of add) tubes[t.code] = tubeOf(e.data, t.code);
+      // A barcode another order shares (two LIS systems, two patients): nothing of it goes out,
+      // and what the analyzer holds for it is taken back.
+      const collided = await this.#collided(e.data.accession, [...new Set(add.map((t) => tubes[t.code]!))]);
+      const free = add.filter((t) => !collided.has(tubes[t.code]!));
+      if (free.length > 0) withOrder(doc, e.data);
+      else if (doc.patientId === undefined && e.data.patientId !== undefined) doc.patientId = e.data.patientId;
+      doc.pending.push(...free);
+      if (free.length < add.length) doc.held = [...held, ...add.filter((t) => collided.has(tubes[t.code]!))];
+      let toSend = free.length > 0;
+      if (collided.size > 0 && holdTubes(doc, collided)) toSend = true;
       await this.#save(doc);
-      return true;
+      if (collided.size > 0 && (await this.#holdOthers(e.data.accession, collided))) toSend = true;
+      return toSend;
     }
     if (e.type === 'order.cancelled') {
       const doc = await store.getDoc<OrderDownloadDoc>(ORDER_DOWNLOAD_NS, this.#key(e.data.accession));
@@ -581,6 +603,10 @@ export class OrderDownload {
       let changed = false;
       let toSend = false;
       for (const code of new Set(codes)) {
+        if (doc.held && has(doc.held, code)) {
+          doc.held = without(doc.held, [code]);
+          changed = true;
+        }
         if (!doc.cancelled.includes(code)) {
           doc.cancelled.push(code);
           changed = true;
@@ -601,6 +627,50 @@ export class OrderDownload {
       return toSend;
     }
     return false;
+  }
+
+  /**
+   * The tubes of `tubes` whose orders collide (host-query.ts `tubeOrders`: the barcode's orders
+   * name two patients, or come from two LIS links for two clients) and that `accession` does not
+   * keep, each with its collision; the lab is told of each (`lookup.onCollision`). The host query
+   * answers such a tube "no order"; before, the download sent each order under the barcode as it
+   * came, and the analyzer held two patients' tests for one tube
+   * (test/integration/review-s22-astm-download-two-lis.test.ts). A look-up that fails is logged
+   * and the download goes on as it did before this check.
+   */
+  async #collided(accession: string, tubes: readonly string[]): Promise<Map<string, OrderCollision>> {
+    const { store, log, analyzerId } = this.#opt;
+    const lookup = this.#opt.lookup ?? {};
+    const out = new Map<string, OrderCollision>();
+    for (const tube of tubes) {
+      try {
+        const { orders, collision } = tubeOrders(tube, await orderEventsForSpecimen(store, tube, lookup), lookup);
+        if (!collision || orders.some((o) => o.event.correlationId === accession)) continue;
+        out.set(tube, collision);
+        lookup.onCollision?.(collision);
+      } catch (err) {
+        log.warn('order download: the orders of a tube could not be looked up; downloaded without checking that its barcode is no other order\'s', { analyzer: analyzerId, accession, tube, error: describeError(err) });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The other orders of collided tubes (not kept by `tubeOrders`) give the tube up too: their
+   * tests on it not sent yet are held, those the analyzer has get a cancel. True when a cancel is
+   * to be sent.
+   */
+  async #holdOthers(accession: string, collided: Map<string, OrderCollision>): Promise<boolean> {
+    const others = new Set<string>();
+    for (const c of collided.values()) for (const a of c.accessions) if (a !== accession && !(c.kept ?? []).includes(a)) others.add(a);
+    let toSend = false;
+    for (const other of others) {
+      const doc = await this.#opt.store.getDoc<OrderDownloadDoc>(ORDER_DOWNLOAD_NS, this.#key(other));
+      if (!doc || !holdTubes(doc, collided)) continue;
+      await this.#save(doc);
+      if (doc.cancelPending.length > 0) toSend = true;
+    }
+    return toSend;
   }
 
   /** Send the outbox now, or once the pass in progress ends. */
@@ -890,6 +960,26 @@ function compare(a: string, b: string): number {
 function entryOf(doc: OrderDownloadDoc, entry: OutboxEntry): WaitingEntry {
   const { attempts } = doc;
   return attempts > 0 && doc.lastError !== undefined ? { queuedAt: entry.queuedAt, attempts, failure: { error: doc.lastError, at: doc.lastErrorAt ?? doc.updatedAt } } : { queuedAt: entry.queuedAt, attempts };
+}
+
+/**
+ * The document's tests on `tubes` (collided barcodes) are held: pending ones are no longer sent,
+ * sent ones get a cancel (still held, so the LIS resending the order downloads nothing). True when
+ * something changed.
+ */
+function holdTubes(doc: OrderDownloadDoc, tubes: ReadonlyMap<string, unknown>): boolean {
+  const tubeOfTest = (t: OrderedTest): string => doc.tubes?.[t.code] ?? doc.specimenId ?? doc.accession;
+  const onTube = (t: OrderedTest): boolean => tubes.has(tubeOfTest(t));
+  const pending = doc.pending.filter(onTube);
+  const sent = doc.sent.filter(onTube);
+  if (pending.length === 0 && sent.length === 0) return false;
+  const held = doc.held ?? [];
+  for (const t of [...pending, ...sent]) if (!has(held, t.code)) held.push(t);
+  doc.held = held;
+  doc.pending = doc.pending.filter((t) => !onTube(t));
+  doc.sent = doc.sent.filter((t) => !onTube(t));
+  for (const t of sent) if (!has(doc.cancelPending, t.code)) doc.cancelPending.push(t);
+  return true;
 }
 
 function newDoc(accession: string): OrderDownloadDoc {
