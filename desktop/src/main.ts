@@ -270,13 +270,19 @@ class TrayApp {
   }
 
   async #learnGatewayId(): Promise<string | undefined> {
+    return (await this.#askGateway()).id;
+  }
+
+  /** The gateway at gatewayUrl: its id, and when its process started (nothing when it does not answer). */
+  async #askGateway(): Promise<{ id?: string; startedAt?: string }> {
     try {
       const res = await fetch(`${this.#config.gatewayUrl}/api/status`, { signal: AbortSignal.timeout(3000) });
       this.#setGatewayProblem(gatewayAnswerProblem(this.#config.gatewayUrl, res.status));
-      const body = (await res.json()) as { gatewayId?: string };
-      return typeof body.gatewayId === 'string' && body.gatewayId ? body.gatewayId : undefined;
+      const body = (await res.json()) as { gatewayId?: unknown; startedAt?: unknown };
+      if (typeof body.gatewayId !== 'string' || !body.gatewayId) return {};
+      return { id: body.gatewayId, ...(typeof body.startedAt === 'string' ? { startedAt: body.startedAt } : {}) };
     } catch {
-      return undefined; // subscribe with a wildcard; the first status names the gateway
+      return {}; // subscribe with a wildcard; the first status names the gateway
     }
   }
 
@@ -332,7 +338,7 @@ class TrayApp {
     const waiting = (): boolean => this.#client === client && client.connected && isOffline(this.#input()).offline;
     try {
       while (waiting()) {
-        const id = await this.#learnGatewayId();
+        const { id, startedAt } = await this.#askGateway();
         if (!waiting()) return;
         if (id !== undefined) {
           this.#gatewayIdConfirmed = true;
@@ -343,7 +349,7 @@ class TrayApp {
         }
         // The followed gateway answers (or no longer does) while its MQTT says offline: it runs,
         // cut off from the broker (a Last Will, a status gone stale). Asked on while it lasts.
-        if (this.#state.gatewayAnswers !== (id !== undefined)) this.#update({ gatewayAnswers: id !== undefined });
+        if (this.#state.gatewayAnswers !== (id !== undefined) || this.#state.answeredStartedAt !== startedAt) this.#update({ gatewayAnswers: id !== undefined, answeredStartedAt: startedAt });
         await new Promise((r) => setTimeout(r, RECHECK_MS).unref());
       }
     } finally {
@@ -380,7 +386,7 @@ class TrayApp {
     this.#seenAlerts = new Set();
     this.#liveAlertKeys.clear();
     this.#pendingClears.clear();
-    this.#update({ gatewayId, status: undefined, statusAt: undefined, availability: undefined, availabilityReason: undefined, gatewayAnswers: undefined });
+    this.#update({ gatewayId, status: undefined, statusAt: undefined, availability: undefined, availabilityReason: undefined, availabilityStoppedAt: undefined, gatewayAnswers: undefined, answeredStartedAt: undefined });
     client.subscribe(topicsInOrder(statusTopics(gatewayId)), { qos: 1 });
   }
 
@@ -421,7 +427,7 @@ class TrayApp {
       this.#pendingAvailability.clear();
       this.#pendingAlerts = [];
       this.#pendingClears.clear(); // a clearing not confirmed before the connection dropped is not known
-      this.#update({ connection: 'connected', connectionError: undefined, status: undefined, statusAt: undefined, availability: undefined, availabilityReason: undefined, gatewayAnswers: undefined });
+      this.#update({ connection: 'connected', connectionError: undefined, status: undefined, statusAt: undefined, availability: undefined, availabilityReason: undefined, availabilityStoppedAt: undefined, gatewayAnswers: undefined, answeredStartedAt: undefined });
       const t = statusTopics(this.#gatewayId);
       client.subscribe(topicsInOrder(t), { qos: 1 });
       if (this.#gatewayId !== undefined) void this.#recheckGatewayId(client);
@@ -443,7 +449,7 @@ class TrayApp {
       if (status.gatewayId !== this.#gatewayId) return;
       this.#statusMono = performance.now();
       this.#sleptSinceStatus = 0;
-      this.#update({ status, statusAt: Date.now(), statusRetained: retained, gatewayAnswers: undefined });
+      this.#update({ status, statusAt: Date.now(), statusRetained: retained, gatewayAnswers: undefined, answeredStartedAt: undefined });
       this.#notifyMissedAlarms(status);
       return;
     }
@@ -456,12 +462,14 @@ class TrayApp {
       if (state !== 'online' && state !== 'offline') return;
       const why = (body as { reason?: unknown }).reason;
       const reason = state === 'offline' && typeof why === 'string' ? why : undefined;
+      const at = (body as { at?: unknown }).at;
+      const stoppedAt = state === 'offline' && typeof at === 'string' ? at : undefined;
       if (this.#gatewayId === undefined) this.#pendingAvailability.set(from, state);
       else {
         // Since when it says so (re-published every interval: the first one counts).
         const since = this.#state.availability === state ? this.#state.availabilityAt : undefined;
         // A change of availability is news the gateway's page, asked before, did not tell.
-        this.#update({ availability: state, availabilityAt: since ?? Date.now(), availabilityReason: reason, ...(since === undefined ? { gatewayAnswers: undefined } : {}) });
+        this.#update({ availability: state, availabilityAt: since ?? Date.now(), availabilityReason: reason, availabilityStoppedAt: stoppedAt, ...(since === undefined ? { gatewayAnswers: undefined, answeredStartedAt: undefined } : {}) });
         // Looked at again once a status should have come with it (NO_STATUS_HINT_MS).
         if (state === 'online' && !this.#state.status) setTimeout(() => this.#render(), NO_STATUS_HINT_MS + 100).unref();
         if (state === 'offline') void this.#recheckGatewayId(client);

@@ -75,6 +75,13 @@ export interface TrayInput {
    * reach this tray over MQTT.
    */
   gatewayAnswers?: boolean;
+  /** The `at` of an `offline` availability (the gateway's clock): when its graceful stop began. */
+  availabilityStoppedAt?: string;
+  /**
+   * The `startedAt` of the gateway process whose page answered (gatewayAnswers): one started
+   * after a graceful stop's `at` is the gateway started again, whose status does not reach the broker.
+   */
+  answeredStartedAt?: string;
   status?: TrayStatus;
   /** Epoch ms the last status arrived. */
   statusAt?: number;
@@ -184,7 +191,13 @@ export function isOffline(input: TrayInput): { offline: boolean; why: string; st
     // runs cut off from the broker (its status page tells them apart). Before, both read "not
     // running", and a technician restarted a gateway that took every result.
     const will = input.availabilityReason !== undefined && input.availabilityReason !== 'gateway stopped';
-    if (will && input.gatewayAnswers) return { offline: true, why: 'the gateway runs (its status page answers), but its status does not reach the MQTT broker' };
+    // After a graceful stop, a page answering from a process started since is the gateway started
+    // again (an update, a reboot) whose status does not reach the broker: the stop's retained
+    // "gateway stopped" stays there until the new process reaches it. Before, that read "not
+    // running" for as long as it ran cut off. A page answering from the stopping process itself
+    // (still draining its links) is the stop it says.
+    const restarted = !will && input.gatewayAnswers === true && Date.parse(input.answeredStartedAt ?? '') > Date.parse(input.availabilityStoppedAt ?? '');
+    if ((will || restarted) && input.gatewayAnswers) return { offline: true, why: 'the gateway runs (its status page answers), but its status does not reach the MQTT broker' };
     return { offline: true, why: will ? 'the gateway is not running, or is cut off from the MQTT broker' : 'the gateway is not running' };
   }
   if (!input.status) {
