@@ -344,6 +344,15 @@ function data(e: StoredEvent): StockThresholdBreachedData {
  * The RFQ lines the gateway added for these breaches (`lab_gateway.rfq_line_<key>`, loaded into a
  * vendor's open draft), by breach key: the line's order and external id. A line deleted in Odoo
  * since is a miss.
+ *
+ * A line found on a cancelled RFQ is a miss too, and is unlinked (Odoo allows it on a cancelled
+ * order; its external id goes with it): purchasing cancelled the vendor's draft while the load
+ * of the line was on its way, and the answer of that load was lost (a reset after Odoo
+ * committed, the gateway restarted), so the attempt's own read of the RFQ after the load
+ * (settleOnRfqChangedMeanwhile) never ran. Before, the retry found the line and delivered the
+ * breach: the reagent ordered from nobody, and no second breach while the shelf emptied
+ * (test/integration/review-s22-stock-rfq-cancelled-lost-answer.test.ts). The cost: one read of
+ * the found lines' orders, only when a line is found (a retry after the line landed).
  */
 async function addedLines(ctx: RuleContext, keys: readonly string[]): Promise<Map<string, { orderId: number; xmlid: string }>> {
   const lines = new Map<string, OdooRecord>();
@@ -353,6 +362,13 @@ async function addedLines(ctx: RuleContext, keys: readonly string[]): Promise<Ma
     const orderId = m2oId(line['order_id']);
     if (orderId !== undefined) out.set(key, { orderId, xmlid: externalId('rfq_line', key).full });
   }
+  if (out.size === 0) return out;
+  const orders = await read(ctx.odoo, 'purchase.order', [...new Set([...out.values()].map((l) => l.orderId))], ['id', 'state']);
+  const cancelled = new Set(orders.filter((o) => o['state'] === 'cancel').map((o) => o.id));
+  if (cancelled.size === 0) return out;
+  const stale = [...out].filter(([, l]) => cancelled.has(l.orderId)).map(([key]) => key);
+  await ctx.odoo.call('purchase.order.line', 'unlink', {}, { ids: stale.map((key) => lines.get(key)!.id) });
+  for (const key of stale) out.delete(key);
   return out;
 }
 
