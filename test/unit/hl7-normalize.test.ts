@@ -132,8 +132,9 @@ describe('LIS normalizer: results', () => {
     const { events, notes } = normalize(
       [MSH('OUL^R22^OUL_R22', 'U1'), PID, 'SPM|1|SP-9^||SER', 'OBX|1|NM|VOL^Volume||2|mL', 'OBR|1|ACC-9||GLU^Glucose', 'ORC|SC|ACC-9', 'OBX|1|NM|GLU^Glucose||6.1|mmol/L|||||C'].join('\n'),
     );
-    expect(events.map((e) => e.type)).toEqual(['test.completed']);
-    expect(events[0]?.type === 'test.completed' && events[0].data.specimenId).toBe('SP-9');
+    // A corrected result (OBX-11 C) also validates its test (the test.completed beside it as before).
+    expect(events.map((e) => e.type)).toEqual(['result.validated', 'test.completed']);
+    expect(events.map((e) => e.type === 'test.completed' || e.type === 'result.validated' ? e.data.specimenId : undefined)).toEqual(['SP-9', 'SP-9']);
     expect(notes.some((n) => n.includes('specimen observation'))).toBe(true);
   });
 

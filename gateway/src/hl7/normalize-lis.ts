@@ -47,6 +47,10 @@ import { trimmed, upper } from './text.ts';
  *   count, one F needed) → one `result.validated` for the ordered test (OBR-4.1), the unit
  *   billing works with; not under an OBR-25 that says the report is incomplete (O/S/I/A/P/R):
  *   then each OBX is a `test.completed`;
+ * - a corrected report (OBX-11 C counted as F, and D/W/X/N not counting under OBR-25 C as under F;
+ *   an OBR without OBX under OBR-25 C) → that same `result.validated`, beside the `test.completed`
+ *   of each OBX it always made: a correction replaces a final result, so the test was validated
+ *   even when the gateway never had its final report; billing counts a second validation once;
  * - otherwise one event per OBX: I → `test.in_progress`; P, R, C, S, F, A, U or empty →
  *   `test.completed` with the analyte (OBX-3.1), value (SN: components joined), units, flags;
  *   D, W, X, N → no event;
@@ -132,6 +136,9 @@ function orderFactOf(orc: Hl7Segment | undefined): OrderFactKind | undefined {
 }
 const COMPLETED_STATUSES = new Set(['P', 'R', 'C', 'S', 'F', 'A', 'U', '']);
 const SKIPPED_STATUSES = new Set(['D', 'W', 'X', 'N']);
+/** OBX-11 of a final result; with C, a corrected one (it replaces a final result: table 0085). */
+const FINAL_STATUSES: ReadonlySet<string> = new Set(['F']);
+const CORRECTED_OR_FINAL_STATUSES: ReadonlySet<string> = new Set(['F', 'C']);
 /** OBR-25 of an OBR without OBX that means results are there but not final. */
 const OBR_COMPLETED_STATUSES = new Set(['P', 'C', 'R', 'A']);
 /**
@@ -753,9 +760,12 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
 
     if (g.obx.length === 0) {
       if (!g.obr || !orderedCode) continue;
-      if (obrStatus === 'F') {
+      // OBR-25 C without OBX: a corrected report validates as the final one (below), beside the
+      // test.completed it always made.
+      if (obrStatus === 'F' || obrStatus === 'C') {
         sink.add('result.validated', g.position, ids, { accession: accession || specimenId, specimenId, testCode: orderedCode, validatedAt: groupTime?.iso, timeFrom: groupTimeFrom } as EventDataMap['result.validated'], groupTime);
-      } else if (obrStatus === 'I') {
+      }
+      if (obrStatus === 'I') {
         sink.add('test.in_progress', g.position, ids, { accession: accession || specimenId, specimenId, testCode: orderedCode }, groupTime);
       } else if (OBR_COMPLETED_STATUSES.has(obrStatus)) {
         sink.add('test.completed', g.position, ids, { accession, specimenId, testCode: orderedCode, resultStatus: obrStatus, runType, completedAt: groupTime?.iso } as EventDataMap['test.completed'], groupTime);
@@ -766,30 +776,39 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
     // Validated when every OBX is final (OBX-11 F, or empty under OBR-25 F). Under OBR-25 F (the
     // order itself is final) D, W, X and N (deleted, wrong, cannot be obtained, not asked) make no
     // event of their own and do not hold the ordered test back, as long as one OBX is F. Under any
-    // other OBR-25 they do: an X under OBR-25 I may be a draw still to come.
-    const orderFinal = obrStatus === 'F';
-    let finals = 0;
-    let firstFinal: Hl7Segment | undefined;
-    let allFinal = !REPORT_INCOMPLETE_STATUSES.has(obrStatus);
-    for (const obx of allFinal ? g.obx : []) {
-      const status = statusOf(obx);
-      if (status === 'F') {
-        finals++;
-        firstFinal ??= obx;
-      } else if (!orderFinal || !SKIPPED_STATUSES.has(status)) {
-        allFinal = false;
-        break;
+    // other OBR-25 they do: an X under OBR-25 I may be a draw still to come. Never under an OBR-25
+    // that says the report is incomplete (O/S/I/A/P/R).
+    const incomplete = REPORT_INCOMPLETE_STATUSES.has(obrStatus);
+    const validates = (finalStatuses: ReadonlySet<string>, reportFinal: boolean): boolean => {
+      if (incomplete) return false;
+      let one = false;
+      for (const obx of g.obx) {
+        const status = statusOf(obx);
+        if (finalStatuses.has(status)) one = true;
+        else if (!reportFinal || !SKIPPED_STATUSES.has(status)) return false;
       }
-    }
-    if (allFinal && firstFinal) {
+      return one;
+    };
+    const validatedAsFinal = validates(FINAL_STATUSES, obrStatus === 'F');
+    // A corrected report (OBX-11 C "replaces a final result", OBR-25 C "correction to results"):
+    // the test was done and verified, so it validates the test as its final report does, whether
+    // or not the gateway had that final report (refused, or sent before the gateway was
+    // installed). Its OBX still make the events they always made (a note of each corrected
+    // value); the result.validated comes beside them, keyed at the OBR. A test validated twice
+    // (F then C, C then F) is billed once: the relay's line is already delivered and billing's
+    // walk counts it billed (events/invoice-eligibility.ts).
+    const corrected = !validatedAsFinal && validates(CORRECTED_OR_FINAL_STATUSES, obrStatus === 'F' || obrStatus === 'C');
+    if (validatedAsFinal || corrected) {
+      const counting = corrected ? CORRECTED_OR_FINAL_STATUSES : FINAL_STATUSES;
+      const counted = g.obx.filter((obx) => counting.has(statusOf(obx)));
+      const firstFinal = counted[0] as Hl7Segment;
       const only = g.obx.length === 1 ? firstFinal : undefined;
       const testCode = orderedCode || firstFinal.get(3, 1);
       let validatedAt = groupTime;
-      if (validatedAt === undefined || finals !== g.obx.length) {
+      if (validatedAt === undefined || counted.length !== g.obx.length) {
         for (const obx of g.obx) {
-          const status = statusOf(obx);
-          if (status !== 'F') {
-            ctx.notes.push(`OBX at segment ${obx.index + 1} has status ${status}: no event`);
+          if (!counting.has(statusOf(obx))) {
+            if (!corrected) ctx.notes.push(`OBX at segment ${obx.index + 1} has status ${statusOf(obx)}: no event`);
           } else if (groupTime === undefined) {
             // The latest observation time of the final OBX (ISO strings of one form sort as text).
             const t = sink.time(obx.get(19, 1)) ?? sink.time(obx.get(14, 1));
@@ -804,7 +823,7 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
         { accession: accession || specimenId, specimenId, testCode, value: only && obxValue(only), units: only?.get(6, 1), validatedAt: validatedAt?.iso, timeFrom: validatedAt === undefined ? undefined : validatedAt === groupTime ? groupTimeFrom : 'OBX' } as EventDataMap['result.validated'],
         validatedAt,
       );
-      continue;
+      if (!corrected) continue;
     }
     for (const obx of g.obx) {
       const status = statusOf(obx);
