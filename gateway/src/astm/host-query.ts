@@ -551,7 +551,15 @@ export function buildWorklist(orders: OrderCreatedData[], profile: Profile, opti
  * (test/integration/order-download-tubes-audit.test.ts).
  */
 export function buildOrderDownload(
-  order: Pick<OrderCreatedData, 'accession' | 'specimenId' | 'patientId' | 'priority' | 'orderedAt'> & { tubes?: Readonly<Record<string, string>> | undefined },
+  order: Pick<OrderCreatedData, 'accession' | 'specimenId' | 'patientId' | 'priority' | 'orderedAt'> & {
+    tubes?: Readonly<Record<string, string>> | undefined;
+    /**
+     * Tubes the analyzer holds tests of this order for already (downloaded before): tests added
+     * to them go as O.12 = A, "add the requested tests to the existing specimen" (LIS2-A2 §8.4.12),
+     * not as the profile's `N`, "new requests accompanying a new specimen".
+     */
+    onAnalyzer?: ReadonlySet<string> | undefined;
+  },
   tests: { add: OrderedTest[]; cancel: OrderedTest[] },
   profile: Profile,
   options: DownloadOptions = {},
@@ -577,7 +585,12 @@ export function buildOrderDownload(
   const base = { priority: isStat(order.priority) ? 'S' : 'R', reportTypes: ['O'], requestedAt: order.orderedAt };
   const specimen = (specimenId: string): QueriedSpecimen => ({ specimenId, components: [specimenId] });
   let seq = 0;
-  for (const g of add) records.push(orderRecord(profile, d, { ...base, specimen: specimen(g.specimenId), tests: g.codes, seq: ++seq }));
+  // An add-on to a specimen the analyzer has is no new specimen. Before, it went out as `N` like
+  // the first download: an analyzer keeping one order per specimen replaced the first (its tests
+  // never run) or refused a duplicate specimen (the add-on never run)
+  // (test/integration/review-s22-astm-download-add-on.test.ts).
+  const actionOf = (tube: string): string | undefined => (profile.hostQuery.actionCode === 'N' && order.onAnalyzer?.has(tube) ? 'A' : undefined);
+  for (const g of add) records.push(orderRecord(profile, d, { ...base, specimen: specimen(g.specimenId), tests: g.codes, seq: ++seq, ...(actionOf(g.specimenId) ? { actionCode: actionOf(g.specimenId) } : {}) }));
   for (const g of cancel) records.push(orderRecord(profile, d, { ...base, specimen: specimen(g.specimenId), tests: g.codes, seq: ++seq, actionCode: 'C' }));
   records.push(buildRecord('L', ['1', 'N'], d));
   return records;

@@ -730,7 +730,9 @@ export class OrderDownload {
       }
       const add = [...doc.pending];
       const cancel = [...doc.cancelPending];
-      const records = buildOrderDownload(doc, { add, cancel }, profile, { receiver: analyzerId });
+      // The tubes the analyzer has tests of this accession for (a cancel in the same message comes after the adds).
+      const onAnalyzer = new Set([...doc.sent, ...doc.cancelPending].map((t) => doc.tubes?.[t.code] ?? doc.specimenId ?? doc.accession));
+      const records = buildOrderDownload({ ...doc, onAnalyzer }, { add, cancel }, profile, { receiver: analyzerId });
       if (records.length > 0) {
         try {
           await link.sendWorklist(records, { onUnreceived: (fate) => this.#unreceived(accession, add, cancel, fate) });
