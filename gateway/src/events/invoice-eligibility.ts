@@ -460,7 +460,14 @@ export function billingState(events: Iterable<BillingEvent>): BillingState {
   let position = -1;
   // The accession's client and the link of its first order (the sale order's: the order rule
   // refuses another client's order under the number), and the links found sending another's.
-  let owner: { ref: string; endpoint: string } | undefined;
+  // An order remembered by the release before 855bce3 has no link: its client is the owner's all
+  // the same, and the owner's link is the first link found sending an order of that client. Until
+  // then, a link sending another client's order is another LIS's (a link of the owner's LIS that
+  // sends its client's order afterwards is the owner's again, from then on). Before, the owner was
+  // the first order with a link: after the upgrade, the other LIS's order under the number, and
+  // the owner's own link was left out of billing
+  // (test/unit/review-s22-billing-memory-old-release.test.ts).
+  let owner: { ref: string; endpoint: string | undefined } | undefined;
   const foreign = new Set<string>();
   for (const e of events) {
     position++;
@@ -468,8 +475,15 @@ export function billingState(events: Iterable<BillingEvent>): BillingState {
     const endpoint = e.source.endpoint;
     if (e.type === 'order.created') {
       const ref = (e.data as OrderCreatedData).orderingClientRef ?? '';
-      if (!owner && ref && endpoint) owner = { ref, endpoint };
-      else if (owner && ref && endpoint && ref !== owner.ref && endpoint !== owner.endpoint) foreign.add(endpoint);
+      if (!ref) {
+        // Names no client: not compared.
+      } else if (!owner) owner = { ref, endpoint: endpoint || undefined };
+      else if (ref === owner.ref) {
+        if (owner.endpoint === undefined && endpoint) {
+          owner.endpoint = endpoint;
+          foreign.delete(endpoint);
+        }
+      } else if (endpoint && endpoint !== owner.endpoint) foreign.add(endpoint);
     }
     // Another LIS's order under the same number (two links numbering alike: anotherLisOrder).
     if (endpoint && foreign.has(endpoint)) continue;
