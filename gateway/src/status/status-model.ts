@@ -459,6 +459,8 @@ export class StatusModel implements Component {
   #writeStallMs = 0;
   #intake: IntakeCounters = { received: 0, accepted: 0, rejected: 0, duplicates: 0 };
   #disk: DiskStatus | null = null;
+  /** The kept disk reading was taken for rising over a threshold within the jitter (refreshDisk). */
+  #diskRoseOver = false;
   readonly #received = new MinuteWindow();
   readonly #accepted = new MinuteWindow();
   readonly #delivered = new MinuteWindow();
@@ -771,8 +773,15 @@ export class StatusModel implements Component {
       // Publish disk changes only when they move by more than 1 MB (the free count jitters), or
       // cross a threshold: the health is worked out from the reading kept, and a store full at
       // 0.5 MB under its minimum, given 0.8 MB back, stayed DISK_FULL while it accepted again.
+      // A fall back under the threshold the kept reading rose over, within the jitter, is the
+      // jitter: taken, DISK_LOW (or DISK_FULL) came and went at every reading of a disk whose free
+      // count hovers there. The store's own refusal says itself meanwhile (STORE_DOWN).
       const level = (d: DiskStatus): number => (d.freeBytes < d.minFreeBytes ? 0 : d.freeBytes < d.minFreeBytes * 2 ? 1 : 2);
-      if (!this.#disk || Math.abs(this.#disk.freeBytes - next.freeBytes) > 1024 * 1024 || level(this.#disk) !== level(next)) {
+      const moved = !this.#disk || Math.abs(this.#disk.freeBytes - next.freeBytes) > 1024 * 1024;
+      const crossed = this.#disk !== null && level(this.#disk) !== level(next);
+      const fallBack = crossed && this.#diskRoseOver && level(next) < level(this.#disk!);
+      if (moved || (crossed && !fallBack)) {
+        this.#diskRoseOver = !moved && crossed && level(next) > level(this.#disk!);
         this.#disk = next;
         this.#changed('status');
       }
