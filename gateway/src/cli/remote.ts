@@ -55,6 +55,9 @@ function adminToken(values: { 'token-file'?: string | undefined; config?: string
     } catch (err) {
       throw new GatewayError('GW_CONFIG_INVALID', `${from}: cannot read the admin token file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
     }
+    return fromText(text, from);
+  };
+  const fromText = (text: string, from: string): { token: string; from: string } | undefined => {
     // One bare token, or `<name> <token>` lines (config/admin-tokens.ts): the token of a file that
     // holds one person's; a file of several people's cannot say who runs the command.
     const { tokens, problems } = readAdminTokens(text);
@@ -67,12 +70,22 @@ function adminToken(values: { 'token-file'?: string | undefined; config?: string
   };
   const tokenFile = values['token-file'];
   if (tokenFile) return read(tokenFile, `--token-file ${tokenFile}`);
-  if (process.env.LAB_GATEWAY_ADMIN_TOKEN) return { token: process.env.LAB_GATEWAY_ADMIN_TOKEN.trim(), from: 'LAB_GATEWAY_ADMIN_TOKEN' };
+  // Read as a file's text is: a bare token, or one's own `<name> <token>` line. Before, the line
+  // was sent whole as the token, refused as "removed or rotated", and counted as a wrong token.
+  const env = process.env.LAB_GATEWAY_ADMIN_TOKEN;
+  if (env?.trim()) return fromText(env, 'LAB_GATEWAY_ADMIN_TOKEN');
   const file = (namedConfig(values.config) ?? loadConfig(undefined).config)?.status.adminTokenFile;
   return file ? read(file, `status.adminTokenFile ${file}`) : undefined;
 }
 
-export async function call(url: string, init: RequestInit = {}): Promise<unknown> {
+/** Failures of fetch that happen before a request is sent: the gateway cannot have acted on it. */
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT']);
+
+/**
+ * `unanswered`: for an action, what to tell when the request may have reached the gateway but no
+ * answer came (the connection closed, the 10 s ran out): it may have been carried out.
+ */
+export async function call(url: string, init: RequestInit = {}, unanswered?: string): Promise<unknown> {
   let res: Response;
   try {
     res = await fetch(url, { ...init, signal: AbortSignal.timeout(10_000) });
@@ -81,6 +94,12 @@ export async function call(url: string, init: RequestInit = {}): Promise<unknown
     // is its cause.
     const cause = (err as { cause?: unknown }).cause;
     const why = cause instanceof Error ? `${(err as Error).message}: ${cause.message}` : (err as Error).message;
+    const code = cause instanceof Error ? (cause as NodeJS.ErrnoException).code : undefined;
+    // Before, an action the gateway received and never answered (stopped or restarted meanwhile,
+    // busy past 10 s) read "cannot reach the gateway (is it running?)": IT took it as not done.
+    if (unanswered !== undefined && !(code !== undefined && NOT_SENT.has(code))) {
+      throw new GatewayError('GW_UNREACHABLE', `no answer from the gateway at ${displayUrl(url)}: ${why}. The request was sent: ${unanswered}`, { cause: err });
+    }
     throw new GatewayError('GW_UNREACHABLE', `cannot reach the gateway at ${displayUrl(url)}: ${why} (is it running? see --url / --config)`, { cause: err });
   }
   const text = await res.text();
@@ -214,7 +233,8 @@ export async function runEvents(argv: string[], ctx: CliContext): Promise<number
       const { values, positionals } = args(rest, { ...common, reason: { type: 'string' }, state: { type: 'string' } }, true);
       const id = positionals[0];
       if (!id) throw new UsageError(`events ${sub} needs an event id`);
-      if (sub === 'discard' && !values.reason) throw new UsageError('events discard needs --reason (it goes to the audit log)');
+      // A reason of spaces only is none (the gateway trims it): said here, gateway up or down.
+      if (sub === 'discard' && !values.reason?.trim()) throw new UsageError('events discard needs --reason (it goes to the audit log)');
       // --state: act only while the event is in that state (the gateway answers 409 otherwise);
       // also how a replayed event still waiting for Odoo is discarded on purpose.
       checkState(values.state);
@@ -222,11 +242,16 @@ export async function runEvents(argv: string[], ctx: CliContext): Promise<number
       if (!admin) throw new UsageError('an admin token is needed: --token-file FILE, LAB_GATEWAY_ADMIN_TOKEN, or status.adminTokenFile in the config');
       let body: { state?: string; event?: { state?: string } };
       try {
-        body = (await call(`${baseUrl(values)}/api/events/${encodeURIComponent(id)}/${sub}`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${admin.token}`, 'content-type': 'application/json' },
-          body: JSON.stringify({ reason: values.reason ?? `${sub} from the command line`, ...(values.state !== undefined ? { expectedState: values.state } : {}) }),
-        })) as { state?: string; event?: { state?: string } };
+        const unanswered = `the event may have been ${sub === 'replay' ? 'replayed' : 'discarded'}. Look at it (lab-gateway events list --state ${sub === 'replay' ? 'pending' : 'discarded'}, or GET /api/events/${encodeURIComponent(id)}) before running the command again`;
+        body = (await call(
+          `${baseUrl(values)}/api/events/${encodeURIComponent(id)}/${sub}`,
+          {
+            method: 'POST',
+            headers: { authorization: `Bearer ${admin.token}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ reason: values.reason ?? `${sub} from the command line`, ...(values.state !== undefined ? { expectedState: values.state } : {}) }),
+          },
+          unanswered,
+        )) as { state?: string; event?: { state?: string } };
       } catch (err) {
         // A refused token: say which one the command sent, so that a stale copy is found.
         if (isGatewayError(err, 'GW_UNAUTHORIZED') && /^401:/.test(err.message)) throw new GatewayError('GW_UNAUTHORIZED', `${err.message} — the token was read from ${admin.from}`, { cause: err });
