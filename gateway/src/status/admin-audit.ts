@@ -112,6 +112,11 @@ export class AdminAuth {
     }
   }
 
+  /** Whether the tokens come from a file (status.adminTokenFile), which may hold none in force. */
+  get fromFile(): boolean {
+    return this.#file !== undefined;
+  }
+
   /** The id of the token in force when the file holds one bare token (the format of before). */
   get id(): string | undefined {
     return this.#tokens.length === 1 && this.#tokens[0]!.name === undefined ? this.#tokens[0]!.id : undefined;

@@ -859,7 +859,9 @@ export class StatusServer implements Component {
     // once, and the retired one refused, without a restart.
     const changed = await this.#auth.refresh();
     if (changed) this.#logTokensChange(changed);
-    if (!this.#auth.enabled) throw new HttpError(403, 'admin actions are disabled: set status.adminTokenFile');
+    // A file set that holds none in force (every line with a problem, comments only) is not a
+    // setting missing: said so (which lines: the log, not an answer anyone can read).
+    if (!this.#auth.enabled) throw new HttpError(403, this.#auth.fromFile ? 'admin actions are refused: status.adminTokenFile holds no admin token in force (empty, comments only, or no line that can be read: the gateway log names the lines)' : 'admin actions are disabled: set status.adminTokenFile');
     const now = monotonicNow();
     // Guessing the token is slowed down per address (and IPv6 /64); the refusals are in the audit log.
     const locked = this.#failedAdmin.refused(remote, now);
