@@ -139,9 +139,14 @@ export const orderCancelledRule: PostingRule = {
             ...(onPosted.length > 0 ? [`posted invoice ${onPosted.join(', ')}`] : []),
             ...(posted.reset.length > 0 ? [`invoice ${posted.reset.join(', ')}, issued and reset to draft in Odoo (finance is correcting it)`] : []),
           ].join(' and on ');
-          const todo = posted.reset.length > 0
-            ? 'take the test off it as you correct it (or post it again and issue a credit note), then replay this event'
-            : 'issue a credit note in Odoo and post it, then replay this event';
+          // Each invoice gets what it needs in one reason: with both kinds, a reason asking only
+          // for the reset one's correction was dead again at the replay, asking for the credit
+          // note it could have asked for at once (test/integration/review-s22-billing-reset-and-posted.test.ts).
+          const todo = posted.reset.length === 0
+            ? 'issue a credit note in Odoo and post it, then replay this event'
+            : onPosted.length === 0
+              ? 'take the test off it as you correct it (or post it again and issue a credit note), then replay this event'
+              : `issue a credit note in Odoo for ${onPosted.join(', ')} and post it, take the test(s) off ${posted.reset.join(', ')} as you correct it (or post it again and issue a credit note), then replay this event`;
           throw needsOperator(
             `${tests} of accession ${d.accession} (sale order ${String(so['name'] ?? so.id)}) still billed on ${where}: the gateway never changes ${posted.reset.length > 0 ? 'an invoice once issued' : 'a posted invoice'}; ${todo} (it then takes the test off the order, so that Odoo no longer counts it to invoice)`,
             { accession: d.accession },
