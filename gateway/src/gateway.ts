@@ -429,7 +429,8 @@ export class Gateway {
       log: this.log.child({ endpoint: analyzer.id }),
       // A tube barcode read by the analyzer is resolved to its order's accession before the commit.
       normalize: (text, ctx) => resolveAnalyzerResult(normalizeAstmMessage(text, { analyzerId: analyzer.id, endpoint: analyzer.id, profile, receivedAt: ctx.receivedAt }), store, this.#orderLookup(analyzer.id, 'result')),
-      answerHostQuery: (query) => answerHostQuery(query, store, profile, this.#orderLookup(analyzer.id, 'host-query')),
+      // What a query answer asks the analyzer to run is downloaded already (astm/order-download.ts answeredByQuery).
+      answerHostQuery: (query) => answerHostQuery(query, store, profile, { ...this.#orderLookup(analyzer.id, 'host-query'), onAnswered: (a) => download?.answeredByQuery(a) }),
       onLink: () => download?.onLink(),
       // Named as check names it (config/validate.ts): the entry's place in the list.
       configKey: `analyzers[${this.config.analyzers.indexOf(analyzer)}]`,

@@ -57,6 +57,10 @@ export async function answerHostQuery(query: HostQuery, store: GatewayStore, pro
     const orders = await ordersForSpecimen(store, specimen.specimenId, lookup);
     const tests = analyzerTests(orders.flatMap((o) => o.tests), profile, requested);
     if (tests.length > 0) {
+      for (const o of orders) {
+        const answered = o.tests.filter((t) => analyzerTests([t], profile).some((code) => tests.includes(code)));
+        if (answered.length > 0) lookup.onAnswered?.({ specimenId: specimen.specimenId, accession: o.accession, tests: answered });
+      }
       found++;
       patientSeq++;
       const first = orders[0]!;
@@ -267,6 +271,12 @@ export interface OrderLookupOptions {
    * into for orders naming a tube (orderEventsForSpecimen). Not given: every HL7 message.
    */
   lisEndpoints?: readonly string[];
+  /**
+   * Told, per order, the tests (canonical codes) a host query answer asks the analyzer to run on
+   * the tube `specimenId`, once the answer is built: the analyzer's order download counts them as
+   * downloaded (order-download.ts `answeredByQuery`).
+   */
+  onAnswered?: (answered: { specimenId: string; accession: string; tests: OrderedTest[] }) => void;
 }
 
 /** Orders of one barcode that are not one lab order: from several LIS links, or for several patients. */

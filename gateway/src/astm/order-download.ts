@@ -308,6 +308,30 @@ export class OrderDownload {
   }
 
   /**
+   * A host query answer asked the analyzer to run `tests` of `accession` (host-query.ts
+   * `onAnswered`): those still to download count as downloaded. Before, the outbox downloaded them
+   * again at its next pass (a second worklist entry for the tube: run twice), and a cancel of the
+   * LIS afterwards dropped them as never sent, so the analyzer ran a cancelled test
+   * (test/integration/review-s22-astm-query-and-download.test.ts). A download already on the wire
+   * cannot be called back. Tests the LIS cancelled since are left alone (their cancel, if any, goes).
+   */
+  answeredByQuery(answered: { accession: string; tests: readonly OrderedTest[] }): void {
+    this.#handle(async () => {
+      const doc = await this.#opt.store.getDoc<OrderDownloadDoc>(ORDER_DOWNLOAD_NS, this.#key(answered.accession));
+      if (!doc) return false;
+      const taken = answered.tests.filter((t) => has(doc.pending, t.code));
+      if (taken.length === 0) return false;
+      const codes = taken.map((t) => t.code);
+      const moved = doc.pending.filter((t) => codes.includes(t.code));
+      doc.pending = without(doc.pending, codes);
+      for (const t of moved) if (!has(doc.sent, t.code)) doc.sent.push(t);
+      await this.#save(doc);
+      this.#opt.log.info('order download: tests answered by host query count as downloaded', { analyzer: this.#opt.analyzerId, accession: answered.accession, tests: codes });
+      return false;
+    });
+  }
+
+  /**
    * A connection opened: send the outbox now, refused orders included (their delays start over;
    * one refused `maxAttempts` times still goes after the others).
    */
