@@ -800,8 +800,11 @@ export class StatusServer implements Component {
   }
 
   async #eventAction(id: string, action: 'replay' | 'discard', req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const actor = await this.#requireAdmin(req, action, id);
+    await this.#requireAdmin(req, action, id);
     const body = await readJsonBody(req);
+    // Looked at again once the body is in (it may come minutes after the headers): a token
+    // removed from the file meanwhile acts no more.
+    const actor = await this.#requireAdmin(req, action, id);
     const reason = typeof body.reason === 'string' ? body.reason.trim() : '';
     if (action === 'discard' && !reason) throw new HttpError(400, 'a discard needs a reason');
     const expected = body.expectedState;
@@ -823,8 +826,9 @@ export class StatusServer implements Component {
   }
 
   async #relayAction(action: 'pause' | 'resume', req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const actor = await this.#requireAdmin(req, `relay-${action}`);
+    await this.#requireAdmin(req, `relay-${action}`);
     const body = await readJsonBody(req);
+    const actor = await this.#requireAdmin(req, `relay-${action}`);
     const reason = typeof body.reason === 'string' ? body.reason.trim() : '';
     const rc = this.#o.relayControl;
     if (!rc) throw new HttpError(501, 'this gateway has no relay to pause');
