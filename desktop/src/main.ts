@@ -23,6 +23,7 @@ import {
   isOffline,
   NO_STATUS_HINT_MS,
   alertIdentity,
+  gatewayAnswerTells,
   missedAlerts,
   menuLabel,
   normalizeStatus,
@@ -221,7 +222,7 @@ class TrayApp {
     setInterval(() => {
       this.#render();
       const client = this.#client;
-      if (client?.connected && this.#gatewayId !== undefined && isOffline(this.#input()).offline) void this.#recheckGatewayId(client);
+      if (client?.connected && this.#gatewayId !== undefined && isOffline(this.#input()).offline && gatewayAnswerTells(this.#input())) void this.#recheckGatewayId(client);
     }, 15_000).unref();
     // The PC woke from sleep: what the tray showed before is an hour old, and its 15 s tick (whose
     // clock stood still meanwhile) would show it as current for up to 15 s more.
@@ -346,6 +347,9 @@ class TrayApp {
             this.#switchGateway(client, id);
             return;
           }
+          // The followed gateway answers, and its answer changes nothing the tray shows (its
+          // status does not come for another reason: the broker's ACL): asked no more.
+          if (!gatewayAnswerTells(this.#input())) return;
         }
         // The followed gateway answers (or no longer does) while its MQTT says offline: it runs,
         // cut off from the broker (a Last Will, a status gone stale). Asked on while it lasts.

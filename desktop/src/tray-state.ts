@@ -178,6 +178,17 @@ export function publishedBeforeArrival(input: Pick<TrayInput, 'status' | 'status
 }
 
 /**
+ * Whether the gateway's page answering (or not) changes what the tray shows now: a Last Will, a
+ * graceful stop (the gateway may be started again), a status gone stale. Elsewhere (a status that
+ * never arrives: the broker's ACL; a stop under way) the tray does not keep asking it every
+ * RECHECK_MS: before, it asked for as long as that lasted, days, for an answer that changed nothing.
+ */
+export function gatewayAnswerTells(input: TrayInput): boolean {
+  const why = (answers: boolean): string => isOffline({ ...input, gatewayAnswers: answers, answeredStartedAt: answers ? '9999-12-31T23:59:59.999Z' : undefined }).why;
+  return why(true) !== why(false);
+}
+
+/**
  * Whether the tray shows the gateway grey, and why. `stopping`: a planned stop under way, shown
  * as "stopping", not as an offline gateway nor with its alarms.
  */
