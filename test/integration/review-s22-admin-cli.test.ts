@@ -40,6 +40,19 @@ describe('events replay|discard from the command line', () => {
   }, 30_000);
 
   /**
+   * User sees (was): an id pasted with the space or line break that came with it
+   * (`events replay "01a2…abcd "`, a triple-click in a terminal or a web page) read "404: no event
+   * 01a2…abcd " — the id shown, seemingly right, and the event in the list: IT took it for an event
+   * of another gateway. An event id holds no white space: it is trimmed.
+   */
+  it('an id pasted with white space around it is the event', async () => {
+    const { eventId } = await makeDeadLetter(rig.store, 'S22-CLI-PASTE');
+    const r = await runCli(cliSource, ['events', 'replay', ` ${eventId}\n`, '--url', rig.url], { LAB_GATEWAY_ADMIN_TOKEN: ALICE });
+    expect(r.code, r.out + r.err).toBe(0);
+    expect((await rig.store.getEvent(eventId))?.state).toBe('pending');
+  }, 30_000);
+
+  /**
    * User sees (was): `--reason "   "` passed the command's own check and went to the gateway: with
    * the gateway up a 400, with it down "cannot reach the gateway" and exit 1 (a failure a script
    * retries) instead of the usage error an empty --reason gets.

@@ -231,7 +231,9 @@ export async function runEvents(argv: string[], ctx: CliContext): Promise<number
     case 'replay':
     case 'discard': {
       const { values, positionals } = args(rest, { ...common, reason: { type: 'string' }, state: { type: 'string' } }, true);
-      const id = positionals[0];
+      // An id holds no white space: one pasted with the space or line break around it is that id
+      // (before: "404: no event 01a2… " for an event in the list).
+      const id = positionals[0]?.trim();
       if (!id) throw new UsageError(`events ${sub} needs an event id`);
       // A reason of spaces only is none (the gateway trims it): said here, gateway up or down.
       if (sub === 'discard' && !values.reason?.trim()) throw new UsageError('events discard needs --reason (it goes to the audit log)');
