@@ -4,6 +4,7 @@ import type { Logger } from '../log.ts';
 import type { Profile } from '../profiles/types.ts';
 import type { GatewayStore } from '../store/types.ts';
 import type { Telemetry } from '../telemetry.ts';
+import { isStat } from '../hl7/host-query.ts';
 import { analyzerTests, buildOrderDownload, orderEventsForSpecimen, tubeOrders, type OrderCollision, type OrderLookupOptions } from './host-query.ts';
 
 /**
@@ -108,6 +109,8 @@ interface CursorDoc {
 
 interface OutboxEntry {
   queuedAt: string;
+  /** The accession's order is STAT (ASAP): sent before routine ones (entries written before: routine). */
+  stat?: true;
 }
 
 /**
@@ -559,7 +562,8 @@ export class OrderDownload {
     const key = this.#key(doc.accession);
     doc.updatedAt = new Date().toISOString();
     if (outstanding(doc)) {
-      const entry = (await store.getDoc<OutboxEntry>(ORDER_OUTBOX_NS, key)) ?? { queuedAt: doc.updatedAt };
+      const { stat: _stat, ...queued } = (await store.getDoc<OutboxEntry>(ORDER_OUTBOX_NS, key)) ?? { queuedAt: doc.updatedAt };
+      const entry: OutboxEntry = isStat(doc.priority) ? { ...queued, stat: true } : queued;
       await store.commitLocal([], [
         { namespace: ORDER_DOWNLOAD_NS, key, value: doc },
         { namespace: ORDER_OUTBOX_NS, key, value: entry },
@@ -737,7 +741,10 @@ export class OrderDownload {
     const prefix = analyzerId + SEP;
     const refusals = (accession: string): number => Math.max(this.#failures.get(accession) ?? 0, this.#waiting.get(accession)?.attempts ?? 0);
     const backedOff = (key: string): number => (refusals(key.slice(prefix.length)) >= this.#maxAttempts ? 1 : 0);
-    const entries = (await store.listDocs<OutboxEntry>(ORDER_OUTBOX_NS, { prefix })).sort((a, b) => backedOff(a.key) - backedOff(b.key) || compare(a.value.queuedAt, b.value.queuedAt));
+    // STAT before routine: before, a STAT order queued behind the routine ones of a night waited
+    // for every one of their sessions (test/integration/review-s22-astm-download-stat.test.ts).
+    const routine = (e: OutboxEntry): number => (e.stat ? 0 : 1);
+    const entries = (await store.listDocs<OutboxEntry>(ORDER_OUTBOX_NS, { prefix })).sort((a, b) => backedOff(a.key) - backedOff(b.key) || routine(a.value) - routine(b.value) || compare(a.value.queuedAt, b.value.queuedAt));
     for (const { key } of entries) {
       if (this.#stopped || link.connections === 0) return;
       const accession = key.slice(prefix.length);
