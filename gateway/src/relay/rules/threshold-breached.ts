@@ -158,6 +158,11 @@ export const thresholdBreachedRule: PostingRule = {
       try {
         const added = orderOfLine.get(e.event.idempotencyKey);
         if (added !== undefined) {
+          // On an order confirmed without it (addedLines): the operator's, until replayed.
+          if (added.confirmedWithout && !e.audit?.some((a) => a.action === 'replay')) {
+            results.set(e.event.id, fail(confirmedWithoutLine(added.confirmedWithout.name, added.confirmedWithout.at, [product.code])));
+            continue;
+          }
           results.set(e.event.id, ok([{ model: 'purchase.order', id: added.orderId, externalId: added.xmlid }], 'RFQ line found by its external id'));
           own(e);
           continue;
@@ -325,25 +330,43 @@ async function settleOnRfqChangedMeanwhile(ctx: RuleContext, po: number, lineIds
     await ctx.odoo.call('purchase.order.line', 'unlink', {}, { ids: lineIds });
     throw odooError('transient', `RFQ ${name} was cancelled in Odoo while the gateway added ${codes.join(', ')} to it: the lines were taken off it again, and are written on a new draft RFQ at the next attempt`);
   }
-  if (state === 'purchase' || state === 'done') {
-    const at = typeof after?.['date_approve'] === 'string' && after['date_approve'] ? ` at ${after['date_approve'].slice(0, 19)} (UTC)` : '';
-    throw needsOperator(
-      `the RFQ line of ${codes.join(', ')} was added to ${name}, which purchasing confirmed${at} while the gateway was adding it: Odoo keeps the line on the confirmed order (a receipt expects it), ` +
-        'though the buyer confirmed the order without it. Check that order with the buyer and the vendor (an order already sent lacks the line; to drop it, set its quantity to 0 in Odoo), ' +
-        'then discard this event (its need is on that order) or replay it (it finds its line and is delivered)',
-      { purchaseOrder: name },
-    );
-  }
+  if (state === 'purchase' || state === 'done') throw confirmedWithoutLine(name, after?.['date_approve'], codes);
+}
+
+/** The dead letter of a breach whose line landed on an order purchasing had just confirmed without it. */
+function confirmedWithoutLine(name: string, dateApprove: unknown, codes: string[]): Error {
+  const at = typeof dateApprove === 'string' && dateApprove ? ` at ${dateApprove.slice(0, 19)} (UTC)` : '';
+  return needsOperator(
+    `the RFQ line of ${codes.join(', ')} was added to ${name}, which purchasing confirmed${at} while the gateway was adding it: Odoo keeps the line on the confirmed order (a receipt expects it), ` +
+      'though the buyer confirmed the order without it. Check that order with the buyer and the vendor (an order already sent lacks the line; to drop it, set its quantity to 0 in Odoo), ' +
+      'then discard this event (its need is on that order) or replay it (it finds its line and is delivered)',
+    { purchaseOrder: name },
+  );
 }
 
 function data(e: StoredEvent): StockThresholdBreachedData {
   return e.event.data as StockThresholdBreachedData;
 }
 
+/** A breach's RFQ line found by its external id (addedLines). */
+interface AddedLine {
+  orderId: number;
+  xmlid: string;
+  /** The order purchasing confirmed before the line landed on it (its name, date_approve). */
+  confirmedWithout?: { name: string; at: unknown };
+}
+
 /**
  * The RFQ lines the gateway added for these breaches (`lab_gateway.rfq_line_<key>`, loaded into a
  * vendor's open draft), by breach key: the line's order and external id. A line deleted in Odoo
  * since is a miss.
+ *
+ * A line found on an order confirmed before the line was created (date_approve before its
+ * create_date, whole seconds) landed after purchasing confirmed the order without it, the load's
+ * answer lost: `confirmedWithout`, a dead letter as when the attempt's own read sees it
+ * (settleOnRfqChangedMeanwhile), until an operator replays it. Before, the retry delivered the
+ * breach as found and nobody was told. Confirmed in the line's own second, or after: the buyer
+ * confirmed it with the line, found as before.
  *
  * A line found on a cancelled RFQ is a miss too, and is unlinked (Odoo allows it on a cancelled
  * order; its external id goes with it): purchasing cancelled the vendor's draft while the load
@@ -354,16 +377,25 @@ function data(e: StoredEvent): StockThresholdBreachedData {
  * (test/integration/review-s22-stock-rfq-cancelled-lost-answer.test.ts). The cost: one read of
  * the found lines' orders, only when a line is found (a retry after the line landed).
  */
-async function addedLines(ctx: RuleContext, keys: readonly string[]): Promise<Map<string, { orderId: number; xmlid: string }>> {
+async function addedLines(ctx: RuleContext, keys: readonly string[]): Promise<Map<string, AddedLine>> {
   const lines = new Map<string, OdooRecord>();
-  await addByExternalId(ctx.odoo, lines, keys, 'rfq_line', 'purchase.order.line', ['id', 'order_id']);
-  const out = new Map<string, { orderId: number; xmlid: string }>();
+  await addByExternalId(ctx.odoo, lines, keys, 'rfq_line', 'purchase.order.line', ['id', 'order_id', 'create_date']);
+  const out = new Map<string, AddedLine>();
   for (const [key, line] of lines) {
     const orderId = m2oId(line['order_id']);
     if (orderId !== undefined) out.set(key, { orderId, xmlid: externalId('rfq_line', key).full });
   }
   if (out.size === 0) return out;
-  const orders = await read(ctx.odoo, 'purchase.order', [...new Set([...out.values()].map((l) => l.orderId))], ['id', 'state']);
+  const orders = await read(ctx.odoo, 'purchase.order', [...new Set([...out.values()].map((l) => l.orderId))], ['id', 'name', 'state', 'date_approve']);
+  // Confirmed before the line was created (whole seconds, as Odoo keeps both): without it.
+  const second = (v: unknown): string => (typeof v === 'string' ? v.slice(0, 19) : '');
+  for (const [key, l] of out) {
+    const order = orders.find((o) => o.id === l.orderId);
+    const approved = second(order?.['date_approve']);
+    if ((order?.['state'] === 'purchase' || order?.['state'] === 'done') && approved && approved < second(lines.get(key)!['create_date'])) {
+      l.confirmedWithout = { name: String(order['name'] ?? `#${l.orderId}`), at: order['date_approve'] };
+    }
+  }
   const cancelled = new Set(orders.filter((o) => o['state'] === 'cancel').map((o) => o.id));
   if (cancelled.size === 0) return out;
   const stale = [...out].filter(([, l]) => cancelled.has(l.orderId)).map(([key]) => key);
