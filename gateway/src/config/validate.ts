@@ -705,8 +705,13 @@ export function validateConfig(raw: unknown, baseDir: string = process.cwd()): V
     if (keyFileEntry && emptyFile(keyFileEntry.resolved)) c.error('odoo.apiKeyFile', `${keyFileEntry.shown} is empty: the gateway cannot start without the API key (write the key into it)`);
     // `$ODOO_KEY`, `${ODOO_KEY}`: the file is not run through a shell, so the gateway looked for a
     // variable of that name and said "not set" of one that was (test/integration/review-s22-config-env-name.test.ts).
+    // Beside odoo.apiKeyFile the variable is never read (the file wins): a warning, as an unset
+    // one is there; an error had stopped a gateway that ran the day before
+    // (test/integration/review-s22-configb-api-key-env-unused.test.ts).
     const dollar = keyEnv ? /^\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))$/.exec(keyEnv) : null;
-    if (dollar) c.error('odoo.apiKeyEnv', `names a variable as a shell writes it: write apiKeyEnv: ${dollar[1] ?? dollar[2]} (the variable's name alone; the configuration is not read by a shell)`);
+    const dollarWords = dollar ? `names a variable as a shell writes it: write apiKeyEnv: ${dollar[1] ?? dollar[2]} (the variable's name alone; the configuration is not read by a shell)` : '';
+    if (dollar && keyFile) c.warn('odoo.apiKeyEnv', `${dollarWords} (unused: odoo.apiKeyFile is read instead)`);
+    else if (dollar) c.error('odoo.apiKeyEnv', dollarWords);
     else if (keyEnv && !process.env[keyEnv]?.trim()) {
       // `start` refuses to run without the key (the file wins when both are set); check says so.
       // A value that does not look like a variable's name may be the key itself: not repeated.
