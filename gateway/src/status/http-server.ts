@@ -819,9 +819,9 @@ export class StatusServer implements Component {
       await this.#auditEntry({ actor, action, target: id, reason, outcome: 'failed', detail: describeError(err) });
       throw err;
     }
-    await this.#auditEntry({ actor, action, target: id, reason, outcome: 'ok' });
-    this.#log.info(`event ${action} by admin`, { eventId: id, actor });
     this.model.poll();
+    await this.#auditDone({ actor, action, target: id, reason, outcome: 'ok' }, `event ${id} was ${action === 'replay' ? 'replayed' : 'discarded'}`);
+    this.#log.info(`event ${action} by admin`, { eventId: id, actor });
     this.#json(res, 200, result);
   }
 
@@ -840,10 +840,23 @@ export class StatusServer implements Component {
     else await rc.resume();
     // A pause's entry is dated with its `since`: a status restored from the trail (a pause kept by
     // an earlier version, without who and why) shows the same time as before the restart.
-    await this.#auditEntry({ actor, action: `relay-${action}`, reason, outcome: 'ok' }, pause?.since);
-    this.#log.info(`relay ${action}d by admin`, { actor });
     this.model.setRelayPause(pause);
+    await this.#auditDone({ actor, action: `relay-${action}`, reason, outcome: 'ok' }, `the relay was ${action}d`, pause?.since);
+    this.#log.info(`relay ${action}d by admin`, { actor });
     this.#json(res, 200, { paused: rc.paused });
+  }
+
+  /**
+   * The audit entry of an action done. One that cannot be written (a full data disk) is answered
+   * as such, with the action, which stands: before, "500: internal error" read as not done.
+   */
+  async #auditDone(e: Omit<AuditEntry, 'at'>, done: string, at?: string): Promise<void> {
+    try {
+      await this.#auditEntry(e, at);
+    } catch (err) {
+      this.#log.error('admin action done, its audit entry not written', { action: e.action, target: e.target, actor: e.actor, error: describeError(err) });
+      throw new HttpError(500, `${done}, but the audit log could not be written (${describeError(err)}): the action stands${e.target !== undefined ? " and is in the event's own trail" : ''}; do not repeat it, free the data disk or fix ${this.#audit.file}`);
+    }
   }
 
   /** Returns the actor string, or throws 401/403 after auditing the refusal. */
