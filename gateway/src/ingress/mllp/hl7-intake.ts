@@ -6,7 +6,9 @@ import { analyseBlock, type BlockStructure, type RawMessage, type RawSegment } f
 import { charsetFromMsh18, chooseCharset, decodeText, encodeText, type Charset } from '../../hl7/charset.ts';
 import { buildHostQueryReplies, readHl7HostQuery, type HostQueryAnswer, type HostQueryProblem, type Hl7HostQuery } from '../../hl7/host-query.ts';
 import { readInbound, type InboundRead } from '../../hl7/inbound.ts';
+import type { Hl7Message } from '../../hl7/message.ts';
 import { normalizeLis, hl7SearchTerms } from '../../hl7/normalize-lis.ts';
+import { ResultOrderNumbers } from '../../hl7/order-numbers.ts';
 import { KNOWN_MESSAGE_CODES, type Hl7NormalizeContext, type Hl7NormalizeProblem, type Hl7Normalizer } from '../../hl7/normalizer.ts';
 import { messageFingerprints, messageTypeOf, readMsh, senderOf, type MshHeader } from '../../hl7/msh.ts';
 import { ids } from '../../ids.ts';
@@ -285,6 +287,11 @@ export class Hl7Intake {
   #stepTail: Promise<void> = Promise.resolve();
   /** Steps before a commit not yet past their commit: while any is, every commit queues behind them. */
   #pendingSteps = 0;
+  /**
+   * A LIS link's results naming their order by its other number (placer / filler) attached to it
+   * (hl7/order-numbers.ts); none on an analyzer endpoint.
+   */
+  readonly #orderNumbers: ResultOrderNumbers | undefined;
 
   constructor(options: Hl7IntakeOptions) {
     this.#config = options.config;
@@ -293,6 +300,7 @@ export class Hl7Intake {
     this.#normalize = options.normalize ?? normalizeLis;
     this.#answerQuery = options.answerQuery;
     this.#resolveEvents = options.resolveEvents;
+    this.#orderNumbers = options.config.analyzer ? undefined : new ResultOrderNumbers(options.store, options.config.id, options.config.accessionPrefix);
   }
 
   async handleFrame(frame: Buffer, meta: FrameMeta): Promise<FrameResult> {
@@ -734,6 +742,12 @@ export class Hl7Intake {
       (error: unknown) => void (lookupFailed = { error }),
     );
     const steps: Array<() => Promise<void>> = [];
+    // A LIS result whose accession is not an order known in memory and that carries a filler
+    // number: attached to the order of its other number (hl7/order-numbers.ts), before the
+    // accession prefix. The usual result (its accession a known order) reads and awaits nothing.
+    const normalized = events;
+    const numbers = this.#orderNumbers;
+    if (numbers?.needsLookup(message, events)) steps.push(() => this.#attachStep(numbers, message, inbound, events, (attached) => (events = attached)));
     // Only an analyzer endpoint resolves (its events' accessions); the LIS commits at once.
     if (this.#resolveEvents && events.length > 0) steps.push(() => this.#resolveStep(inbound, events, (resolved) => (events = resolved)));
     try {
@@ -742,6 +756,7 @@ export class Hl7Intake {
       // was answered AE "store unavailable" before, at every resend); the operator hears of the
       // damage here, and of whether the record could be written again from the resend.
       if (result.damagedRecord) this.#log.warn('resend of a message whose stored record is damaged: answered as a duplicate', { controlId: header.controlId, ...result.damagedRecord });
+      numbers?.noteCommitted(normalized);
       return { reply: result.ack, header, charset, result: messageResult(result.duplicate ? 'duplicate' : 'accepted', undefined, messageType, header.controlId, reply.first) };
     } catch (err) {
       // The store cannot commit (closed, failed, disk full): a negative ACK, never a silent drop.
@@ -840,6 +855,19 @@ export class Hl7Intake {
   async #keyUsed(key: string): Promise<boolean> {
     if (this.#store.idempotencyKeyUsed) return this.#store.idempotencyKeyUsed(key);
     return (await this.#store.getEventByKey(key)) !== undefined;
+  }
+
+  /** A LIS result's events attached to the order of their other number; the events as they came back go to `done`. */
+  async #attachStep(numbers: ResultOrderNumbers, message: Hl7Message, inbound: InboundMessage, events: DraftEvent[], done: (events: DraftEvent[]) => void): Promise<void> {
+    let draft: ResolvableEvents = { events, searchTerms: inbound.searchTerms ?? [], warnings: [] };
+    try {
+      draft = await numbers.attach(draft, message);
+    } catch (err) {
+      this.#log.warn('the order of a result could not be looked up by its other number; committed as normalized', { controlId: inbound.controlId, error: describeError(err) });
+    }
+    if (draft.warnings.length > 0) this.#log.warn('result attached by its order number', { controlId: inbound.controlId, warnings: draft.warnings });
+    inbound.searchTerms = draft.searchTerms;
+    done(draft.events);
   }
 
   /** resolveEvents on a message's events; the events as they came back go to `done`. */
