@@ -46,7 +46,8 @@ import { trimmed, upper } from './text.ts';
  * - every OBX final (OBX-11 F, or empty OBX-11 with OBR-25 F; under OBR-25 F, D/W/X/N do not
  *   count, one F needed) → one `result.validated` for the ordered test (OBR-4.1), the unit
  *   billing works with; not under an OBR-25 that says the report is incomplete (O/S/I/A/P/R):
- *   then each OBX is a `test.completed`;
+ *   then each OBX is a `test.completed`, and when they are all final the message gets the search
+ *   term `not-final:<test>` and a warning (billing waits for the final report);
  * - a corrected report (OBX-11 C counted as F, and D/W/X/N not counting under OBR-25 C as under F;
  *   an OBR without OBX under OBR-25 C) → that same `result.validated`, beside the `test.completed`
  *   of each OBX it always made: a correction replaces a final result, so the test was validated
@@ -798,6 +799,17 @@ function normalizeResults(ctx: Hl7NormalizeContext, sink: EventSink): void {
     // (F then C, C then F) is billed once: the relay's line is already delivered and billing's
     // walk counts it billed (events/invoice-eligibility.ts).
     const corrected = !validatedAsFinal && validates(CORRECTED_OR_FINAL_STATUSES, obrStatus === 'F' || obrStatus === 'C');
+    // Every OBX final (F, or C) under an OBR-25 that says the report is incomplete: the test is not
+    // validated (above), and billing waits for its final report. Said, so that a LIS that writes its
+    // finals so and never sends OBR-25 F is found: the message gets `not-final:<test>` and a warning.
+    // Before, such an order stayed unbilled with nothing above a debug note (a note not even made).
+    if (incomplete && g.obx.length > 0 && g.obx.every((obx) => CORRECTED_OR_FINAL_STATUSES.has(statusOf(obx)))) {
+      const testCode = orderedCode || g.obx[0]!.get(3, 1);
+      ctx.searchTerms?.push(`not-final:${testCode}`);
+      (ctx.warnings ?? ctx.notes).push(
+        `OBR at segment ${(g.obr?.index ?? g.obx[0]!.index) + 1}: test ${testCode} of ${accession || specimenId} has every result final under OBR-25 ${obrStatus} (report not complete): noted, not validated; it is billed when the LIS sends its report under OBR-25 F (or C)`,
+      );
+    }
     if (validatedAsFinal || corrected) {
       const counting = corrected ? CORRECTED_OR_FINAL_STATUSES : FINAL_STATUSES;
       const counted = g.obx.filter((obx) => counting.has(statusOf(obx)));
