@@ -252,9 +252,14 @@ class TrayApp {
     const at = this.#suspendedAt;
     this.#suspendedAt = undefined;
     if (at) this.#sleptSinceStatus += Math.max(0, Date.now() - at.wall - (performance.now() - at.mono));
-    this.#render();
+    // The gateway's page answered before the sleep: not known now (asked again below).
+    if (this.#state.gatewayAnswers !== undefined) this.#update({ gatewayAnswers: undefined, answeredStartedAt: undefined });
+    else this.#render();
     const client = this.#client;
-    if (client?.connected) client.subscribe(topicsInOrder(statusTopics(this.#gatewayId)), { qos: 1 });
+    if (client?.connected) {
+      client.subscribe(topicsInOrder(statusTopics(this.#gatewayId)), { qos: 1 });
+      if (this.#gatewayId !== undefined && isOffline(this.#input()).offline && gatewayAnswerTells(this.#input())) void this.#recheckGatewayId(client);
+    }
   }
 
   /** Settings problems are shown once at start as a notification (and stay in tooltip and diagnostics). */
