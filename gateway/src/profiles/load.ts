@@ -266,7 +266,12 @@ export function checkSiteAnalyzers(analyzers: AnalyzerConfig[], dir: string = de
     return [{ severity: 'error', path: 'profilesDir', message: `${dir} cannot be read (${fsReason(err)}): it must be a readable directory of firmware profiles` }];
   }
   const aliasesBroken = aliasesFileProblem(dir);
-  if (aliasesBroken) issues.push({ severity: 'error', path: 'profilesDir', message: `${aliasesBroken}: its aliases are not known until it is fixed (an analyzers[].profile naming one is "unknown")` });
+  // An error only when an analyzer's profile is then unknown: a site whose analyzers' profiles are
+  // all found (their files named, or aliases still read: an entry that is not a string is left out
+  // while the file's other aliases are read) starts as it did. Before, check (ExecStartPre) stopped such a
+  // gateway after the upgrade (test/integration/review-s22-configb-aliases-unused.test.ts).
+  let unknownProfile = false;
+  const aliasesAt = issues.length;
   analyzers.forEach((a, i) => {
     const at = `analyzers[${i}]`;
     if (typeof a.profile !== 'string' || a.profile === '') {
@@ -283,6 +288,7 @@ export function checkSiteAnalyzers(analyzers: AnalyzerConfig[], dir: string = de
       // With aliases.json broken the nearest file may be another analyzer's (sysmex-xn → sysmex-xp).
       const near = aliasesBroken ? ' (it may be an alias: aliases.json cannot be read, see profilesDir)' : suggest(a.profile, [...known, ...Object.keys(profileAliases(dir))]);
       issues.push({ severity: 'error', path: `${at}.profile`, message: `unknown profile "${a.profile}"${near}; known profiles: ${known.join(', ')}` });
+      unknownProfile = true;
       return;
     }
     let profile: Profile;
@@ -316,5 +322,19 @@ export function checkSiteAnalyzers(analyzers: AnalyzerConfig[], dir: string = de
       issues.push({ severity: 'warning', path: `${at}.serial.baudRate`, message: `${a.serial.baudRate} differs from the profile default ${profile.transport.serial.baudRate}: the analyzer must be set to the same rate` });
     }
   });
+  if (aliasesBroken) {
+    const someRead = Object.keys(profileAliases(dir)).length > 0;
+    issues.splice(
+      aliasesAt,
+      0,
+      unknownProfile
+        ? { severity: 'error', path: 'profilesDir', message: `${aliasesBroken}: its aliases are not known until it is fixed (an analyzers[].profile naming one is "unknown")` }
+        : {
+            severity: 'warning',
+            path: 'profilesDir',
+            message: `${aliasesBroken}: ${someRead ? "an entry that is not a string is left out, the file's other aliases are used" : 'no alias in it is known until it is fixed'}; every analyzers[].profile is found, so start is not affected`,
+          },
+    );
+  }
   return issues;
 }
