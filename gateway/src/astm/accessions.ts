@@ -4,7 +4,7 @@ import type { DraftEvent, OrderCreatedData } from '../events/types.ts';
 import { keyFinalsApartFromEarlierReports } from '../events/earlier-reports.ts';
 import type { GatewayStore, StoredEvent } from '../store/types.ts';
 import { type CalibrationKeyStore, keepCalibrationKeysOfEarlierReleases } from './calibration-keys.ts';
-import { orderEventsForSpecimen, tubeOrders, type OrderLookupOptions, type OrderLookupStore } from './host-query.ts';
+import { orderEventsForSpecimen, sameTube, tubeOrders, type OrderLookupOptions, type OrderLookupStore } from './host-query.ts';
 import type { NormalizeResult } from './types.ts';
 
 /**
@@ -196,7 +196,7 @@ function ordersOf(found: StoredEvent[], specimenId: string): Array<{ accession: 
     const accession = e.event.correlationId;
     const held = out.find((o) => o.accession === accession);
     const at = held ?? { accession, tests: new Set<string>() };
-    const tube = data.specimens?.find((s) => s.specimenId === specimenId);
+    const tube = data.specimens?.find((s) => sameTube(s.specimenId, specimenId));
     const onSomeTube = new Set(data.specimens?.flatMap((s) => s.tests));
     for (const t of data.tests) if (!tube || tube.tests.includes(t.code) || !onSomeTube.has(t.code)) at.tests.add(t.code);
     // Kept in the order of its newest order message.

@@ -341,7 +341,7 @@ export interface TubeOrders {
 export function tubeOrders(specimenId: string, created: readonly StoredEvent[], lookup: Pick<OrderLookupOptions, 'namespaces'> = {}): TubeOrders {
   const collision = orderCollision(specimenId, created);
   if (!collision) return { orders: [...created], setApart: [] };
-  const numbers = new Set(barcodeNumbers(specimenId, lookup));
+  const numbers = new Set([...barcodeNumbers(specimenId, lookup), ...barcodeNumbers(specimenId.toUpperCase(), lookup)]);
   const own = created.filter((e) => numbers.has(e.event.correlationId));
   if (own.length === 0 || orderCollision(specimenId, own)) return { orders: [], setApart: [...created], collision };
   const kept = [...own];
@@ -381,7 +381,7 @@ export async function ordersForSpecimen(store: GatewayStore, specimenId: string,
         for (const s of data.specimens ?? []) {
           for (const code of s.tests) {
             onSomeTube.add(code);
-            if (s.specimenId === specimenId) onTube.add(code);
+            if (sameTube(s.specimenId, specimenId)) onTube.add(code);
           }
         }
       } else if (e.event.type === 'order.cancelled' && current) {
@@ -389,7 +389,7 @@ export async function ordersForSpecimen(store: GatewayStore, specimenId: string,
         current = { ...current, tests: cancelled.length === 0 ? [] : current.tests.filter((t) => !cancelled.includes(t.code)) };
       }
     }
-    if (current && accession !== specimenId && onTube.size > 0) {
+    if (current && !sameTube(accession, specimenId) && onTube.size > 0) {
       current = { ...current, tests: current.tests.filter((t) => onTube.has(t.code) || !onSomeTube.has(t.code)) };
     }
     if (current && current.tests.length > 0) orders.push(current);
@@ -433,6 +433,21 @@ function holdsOrders(m: StoredMessage): boolean {
  * after the other, an analyzer's results too (test/integration/host-query-reads-audit.test.ts).
  */
 export async function orderEventsForSpecimen(store: OrderLookupStore, specimenId: string, lookup: Pick<OrderLookupOptions, 'namespaces' | 'lisEndpoints'> = {}): Promise<StoredEvent[]> {
+  const found = await ordersNamingBarcode(store, specimenId, lookup);
+  // A barcode typed at the analyzer in lower case (`acc-lc-1` for ACC-LC-1): when nothing is
+  // known under it as sent, its upper case. Before, the query was answered "no order" and the
+  // result went on no order (test/integration/review-s22-astm-query-case.test.ts).
+  const upper = specimenId.toUpperCase();
+  if (found.length > 0 || upper === specimenId) return found;
+  return ordersNamingBarcode(store, upper, lookup);
+}
+
+/** Whether two tube ids are one barcode: as sent, or the analyzer's in lower case (orderEventsForSpecimen). */
+export function sameTube(a: string, b: string): boolean {
+  return a === b || a.toUpperCase() === b.toUpperCase();
+}
+
+async function ordersNamingBarcode(store: OrderLookupStore, specimenId: string, lookup: Pick<OrderLookupOptions, 'namespaces' | 'lisEndpoints'>): Promise<StoredEvent[]> {
   const ids = barcodeNumbers(specimenId, lookup);
   const byAccession = (await Promise.all(ids.map((id) => store.eventsByCorrelation(id, ['order.created'])))).flat().filter(live);
   const created = [...byAccession];
