@@ -8,8 +8,23 @@
 import { describe, expect, it } from 'vitest';
 import { useLisLab } from '../fixtures/lis-rig.ts';
 import { invoices, saleLines } from '../fixtures/relay/billing-rig.ts';
+import { startLabDay } from '../fixtures/relay/lab-day.ts';
 
-const { lab } = useLisLab();
+const { lab, closers } = useLisLab();
+
+/** Two LIS links: `lis`, and `out` with `accessionPrefix: OUT` (README.md "Two LIS systems"). */
+const twoLis = (id: string): ReturnType<typeof startLabDay> =>
+  startLabDay(
+    id,
+    closers,
+    {
+      hl7: [
+        { id: 'lis', listen: { host: '127.0.0.1', port: 0 } },
+        { id: 'out', listen: { host: '127.0.0.1', port: 0 }, accessionPrefix: 'OUT' },
+      ],
+    },
+    { relay: { syncModes: { 'invoice.eligible': 'realtime' } } },
+  );
 
 const MSH = (type: string, id: string): string => `MSH|^~\\&|LIS|LAB|GW|LAB|20260301093000||${type}|${id}|P|2.5.1`;
 
@@ -100,5 +115,22 @@ describe('a result naming its order only by the other number', () => {
     expect(await l.send('lis', result('R-6', '70006', 'LF-9006'))).toContain('MSA|AA|R-6');
     await l.settled();
     expect(lines(l, '70006')).toEqual([['GLU', 1, 1]]);
+  });
+
+  it('on a prefixed LIS link: attached to an order of that link, never of the other link', async () => {
+    const l = await twoLis('review-s22-filler-two-lis');
+    expect(await l.send('lis', order('O-7', '70007', 'LF-9007'))).toContain('MSA|AA|O-7');
+    expect(await l.send('out', order('O-8', '80007', 'LF-9007'))).toContain('MSA|AA|O-8');
+    expect(await l.send('lis', order('O-9', '70009', 'LF-9009'))).toContain('MSA|AA|O-9');
+    await l.settled();
+    expect(await l.send('out', result('R-7', '', 'LF-9007'))).toContain('MSA|AA|R-7');
+    await l.settled();
+    expect(lines(l, 'OUT-80007')).toEqual([['GLU', 1, 1]]);
+    expect(lines(l, '70007')).toEqual([['GLU', 1, 0]]);
+    // A filler number only the other link's order carries: attached to none.
+    expect(await l.send('out', result('R-9', '', 'LF-9009'))).toContain('MSA|AA|R-9');
+    const validated = (await l.all()).filter((e) => e.event.type === 'result.validated');
+    expect(validated.map((e) => e.event.correlationId).sort()).toEqual(['OUT-80007', 'OUT-LF-9009']);
+    expect(lines(l, '70009')).toEqual([['GLU', 1, 0]]);
   });
 });
