@@ -10,13 +10,13 @@
  * never shown as current").
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import net from 'node:net';
 import path from 'node:path';
 import { getJson, startGatewayProcess, until } from '../fixtures/gateway-process.ts';
 import { freePort, useMosquitto } from '../fixtures/status/harness.ts';
 import { powerEvent, screen } from '../fixtures/tray/electron-stand-in.ts';
 import { startTrayProcess } from '../fixtures/tray/start-tray.ts';
 import { useTrayRig } from '../fixtures/tray/tray-rig.ts';
+import { tcpRelay, type TcpRelay } from '../fixtures/net/tcp-relay.ts';
 
 vi.mock('electron', () => import('../fixtures/tray/electron-stand-in.ts'));
 vi.mock('node:fs', async (real) => (await import('../fixtures/tray/desktop-fs.ts')).desktopFs(await real()));
@@ -24,35 +24,14 @@ vi.mock('node:fs', async (real) => (await import('../fixtures/tray/desktop-fs.ts
 const rig = useTrayRig('review-s22-tray-sleep-answer-');
 const broker = useMosquitto('review-s22-tray-sleep-answer-broker-');
 
-/** A TCP relay to the broker; `cut()` drops its connections and refuses new ones. */
-function relayTo(target: () => number): { listen: () => Promise<number>; cut: () => Promise<void> } {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((inbound) => {
-    const outbound = net.connect(target(), '127.0.0.1');
-    for (const s of [inbound, outbound]) {
-      sockets.add(s);
-      s.on('error', () => undefined);
-      s.on('close', () => sockets.delete(s));
-    }
-    inbound.pipe(outbound).pipe(inbound);
-  });
-  const cut = (): Promise<void> =>
-    new Promise((r) => {
-      for (const s of sockets) s.destroy();
-      if (!server.listening) return r();
-      server.close(() => r());
-    });
-  return { listen: () => new Promise((r) => server.listen(0, '127.0.0.1', () => r((server.address() as net.AddressInfo).port))), cut };
-}
-
-const relays: Array<{ cut: () => Promise<void> }> = [];
+const relays: TcpRelay[] = [];
 afterEach(async () => {
   for (const r of relays.splice(0)) await r.cut();
 });
 
 describe("the page's answer and the PC's sleep", () => {
   it('is not shown as current after the PC wakes', async () => {
-    const relay = relayTo(() => broker.port);
+    const relay = tcpRelay(() => broker.port);
     relays.push(relay);
     const relayPort = await relay.listen();
     const statusPort = await freePort();

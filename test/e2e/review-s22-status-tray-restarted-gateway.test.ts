@@ -11,13 +11,13 @@
  * process ran cut off from it. A technician restarted a gateway that took every result.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import net from 'node:net';
 import path from 'node:path';
 import { getJson, startGatewayProcess, until } from '../fixtures/gateway-process.ts';
 import { freePort, useMosquitto } from '../fixtures/status/harness.ts';
 import { screen } from '../fixtures/tray/electron-stand-in.ts';
 import { startTrayProcess } from '../fixtures/tray/start-tray.ts';
 import { useTrayRig } from '../fixtures/tray/tray-rig.ts';
+import { tcpRelay, type TcpRelay } from '../fixtures/net/tcp-relay.ts';
 
 vi.mock('electron', () => import('../fixtures/tray/electron-stand-in.ts'));
 vi.mock('node:fs', async (real) => (await import('../fixtures/tray/desktop-fs.ts')).desktopFs(await real()));
@@ -25,35 +25,14 @@ vi.mock('node:fs', async (real) => (await import('../fixtures/tray/desktop-fs.ts
 const rig = useTrayRig('review-s22-tray-restarted-');
 const broker = useMosquitto('review-s22-tray-restarted-broker-');
 
-/** A TCP relay to the broker; `cut()` drops its connections and refuses new ones until it listens again. */
-function relayTo(target: () => number): { listen: (port?: number) => Promise<number>; cut: () => Promise<void> } {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((inbound) => {
-    const outbound = net.connect(target(), '127.0.0.1');
-    for (const s of [inbound, outbound]) {
-      sockets.add(s);
-      s.on('error', () => undefined);
-      s.on('close', () => sockets.delete(s));
-    }
-    inbound.pipe(outbound).pipe(inbound);
-  });
-  const cut = (): Promise<void> =>
-    new Promise((r) => {
-      for (const s of sockets) s.destroy();
-      if (!server.listening) return r();
-      server.close(() => r());
-    });
-  return { listen: (port = 0) => new Promise((r) => server.listen(port, '127.0.0.1', () => r((server.address() as net.AddressInfo).port))), cut };
-}
-
-const relays: Array<{ cut: () => Promise<void> }> = [];
+const relays: TcpRelay[] = [];
 afterEach(async () => {
   for (const r of relays.splice(0)) await r.cut();
 });
 
 describe('a gateway restarted after a graceful stop, cut off from the broker', () => {
   it('reads that the gateway runs, not that it is not running', async () => {
-    const relay = relayTo(() => broker.port);
+    const relay = tcpRelay(() => broker.port);
     relays.push(relay);
     const relayPort = await relay.listen();
     const statusPort = await freePort();

@@ -9,7 +9,6 @@
  * technician restarted a gateway that ran, or called IT for a dead box.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import net from 'node:net';
 import path from 'node:path';
 import { startGatewayProcess, until } from '../fixtures/gateway-process.ts';
 import { getJson } from '../fixtures/gateway-process.ts';
@@ -17,6 +16,7 @@ import { freePort, useMosquitto } from '../fixtures/status/harness.ts';
 import { screen } from '../fixtures/tray/electron-stand-in.ts';
 import { startTrayProcess } from '../fixtures/tray/start-tray.ts';
 import { useTrayRig } from '../fixtures/tray/tray-rig.ts';
+import { tcpRelay, type TcpRelay } from '../fixtures/net/tcp-relay.ts';
 
 vi.mock('electron', () => import('../fixtures/tray/electron-stand-in.ts'));
 vi.mock('node:fs', async (real) => (await import('../fixtures/tray/desktop-fs.ts')).desktopFs(await real()));
@@ -24,39 +24,14 @@ vi.mock('node:fs', async (real) => (await import('../fixtures/tray/desktop-fs.ts
 const rig = useTrayRig('review-s22-tray-will-');
 const broker = useMosquitto('review-s22-tray-will-broker-');
 
-/** A TCP relay to the broker; `cut()` drops its connections and refuses new ones until it listens again. */
-function relayTo(target: () => number): { listen: (port?: number) => Promise<number>; cut: () => Promise<void>; close: () => Promise<void> } {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((inbound) => {
-    const outbound = net.connect(target(), '127.0.0.1');
-    for (const s of [inbound, outbound]) {
-      sockets.add(s);
-      s.on('error', () => undefined);
-      s.on('close', () => sockets.delete(s));
-    }
-    inbound.pipe(outbound).pipe(inbound);
-  });
-  const close = (): Promise<void> =>
-    new Promise((r) => {
-      for (const s of sockets) s.destroy();
-      if (!server.listening) return r();
-      server.close(() => r());
-    });
-  return {
-    listen: (port = 0) => new Promise((r) => server.listen(port, '127.0.0.1', () => r((server.address() as net.AddressInfo).port))),
-    cut: close,
-    close,
-  };
-}
-
-const relays: Array<{ close: () => Promise<void> }> = [];
+const relays: TcpRelay[] = [];
 afterEach(async () => {
-  for (const r of relays.splice(0)) await r.close();
+  for (const r of relays.splice(0)) await r.cut();
 });
 
 describe('the Last Will of a gateway that runs', () => {
   it('says the gateway answers and its status does not reach the broker, not that it is not running', async () => {
-    const relay = relayTo(() => broker.port);
+    const relay = tcpRelay(() => broker.port);
     relays.push(relay);
     const relayPort = await relay.listen();
     const statusPort = await freePort();
