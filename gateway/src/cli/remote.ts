@@ -6,8 +6,8 @@ import { displayUrl } from '../config/display-url.ts';
 import { readAdminTokens } from '../config/admin-tokens.ts';
 import { ErrorCodes, GatewayError, isGatewayError, type ErrorCode } from '../errors.ts';
 import { EventStates } from '../store/types.ts';
-import type { GatewayConfig } from '../config/types.ts';
-import { validateConfig } from '../config/validate.ts';
+import type { ConfigIssue, GatewayConfig } from '../config/types.ts';
+import { isUnreadableFileIssue, validateConfig } from '../config/validate.ts';
 import { args, limitArg, UsageError, type CliContext } from './main.ts';
 import type { OrderDownloadSummary } from '../astm/order-download.ts';
 
@@ -27,11 +27,24 @@ function namedConfig(file: string | undefined): GatewayConfig | undefined {
   // These commands need the `status` section only. Problems elsewhere (an Odoo key read from an
   // environment variable only the service has, a key file the operator cannot read) are the
   // running gateway's business: its own section is read and checked alone.
-  const aboutStatus = errors.some((i) => i.path === '' || i.path === 'status' || i.path.startsWith('status.'));
+  // So is an admin token file the operator may not read (kept for the gateway's user and the
+  // admins): `status` and `events list` do not read it, and replay or discard say so when they
+  // read it (adminToken()). Before, `status --config` was "configuration invalid" for that
+  // operator (test/integration/review-s22-configb-operator-token-file.test.ts).
+  const tokenUnreadable = (i: ConfigIssue): boolean => i.path === 'status.adminTokenFile' && isUnreadableFileIssue(i);
+  const aboutStatus = errors.some((i) => !tokenUnreadable(i) && (i.path === '' || i.path === 'status' || i.path.startsWith('status.')));
   if (!aboutStatus && loaded.file) {
+    const dir = path.dirname(loaded.file);
     const doc = parseDocument(readFileSync(loaded.file, 'utf8')).toJS() as { status?: unknown } | null;
-    const own = validateConfig(doc && typeof doc === 'object' && doc.status !== undefined ? { status: doc.status } : {}, path.dirname(loaded.file));
+    const status = doc && typeof doc === 'object' ? doc.status : undefined;
+    const own = validateConfig(status !== undefined ? { status } : {}, dir);
     if (own.config) return own.config;
+    const tokenFile = status && typeof status === 'object' ? (status as { adminTokenFile?: unknown }).adminTokenFile : undefined;
+    if (typeof tokenFile === 'string' && own.issues.filter((i) => i.severity === 'error').every(tokenUnreadable)) {
+      const { adminTokenFile: _unread, ...rest } = status as Record<string, unknown>;
+      const again = validateConfig({ status: rest }, dir);
+      if (again.config) return { ...again.config, status: { ...again.config.status, adminTokenFile: path.resolve(dir, tokenFile) } };
+    }
   }
   throw new GatewayError('GW_CONFIG_INVALID', `configuration ${loaded.file ?? file} is invalid:\n${formatIssues(errors)}`);
 }

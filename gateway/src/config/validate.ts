@@ -290,8 +290,19 @@ function unreadableFile(file: string, shown: string): string | undefined {
     } catch {
       user = `with uid ${process.getuid?.() ?? '?'}`;
     }
-    return `${shown} cannot be read by the user ${user} (permission denied): the gateway's user must be able to read it (give that user or its group read access, e.g. chgrp and chmod g+r)`;
+    return `${shown} cannot be read by the user ${user} ${UNREADABLE_WORDS} (give that user or its group read access, e.g. chgrp and chmod g+r)`;
   }
+}
+
+const UNREADABLE_WORDS = "(permission denied): the gateway's user must be able to read it";
+
+/**
+ * True for the issue of a file the user running this process may not read (unreadableFile). The
+ * commands that ask the running gateway read `--config` for `status.listen` alone, and an operator
+ * may not read the admin token file (test/integration/review-s22-configb-operator-token-file.test.ts).
+ */
+export function isUnreadableFileIssue(issue: ConfigIssue): boolean {
+  return issue.message.includes(UNREADABLE_WORDS);
 }
 
 /**
