@@ -429,8 +429,13 @@ export class Gateway {
       log: this.log.child({ endpoint: analyzer.id }),
       // A tube barcode read by the analyzer is resolved to its order's accession before the commit.
       normalize: (text, ctx) => resolveAnalyzerResult(normalizeAstmMessage(text, { analyzerId: analyzer.id, endpoint: analyzer.id, profile, receivedAt: ctx.receivedAt }), store, this.#orderLookup(analyzer.id, 'result')),
-      // What a query answer asks the analyzer to run is downloaded already (astm/order-download.ts answeredByQuery).
-      answerHostQuery: (query) => answerHostQuery(query, store, profile, { ...this.#orderLookup(analyzer.id, 'host-query'), onAnswered: (a) => download?.answeredByQuery(a) }),
+      // What a query answer the analyzer took asks it to run is downloaded already
+      // (astm/order-download.ts answeredByQuery); an answer refused or lost with its link is not.
+      answerHostQuery: async (query) => {
+        const answered: Array<Parameters<OrderDownload['answeredByQuery']>[0]> = [];
+        const records = await answerHostQuery(query, store, profile, { ...this.#orderLookup(analyzer.id, 'host-query'), onAnswered: (a) => answered.push(a) });
+        return { records, delivered: () => answered.forEach((a) => download?.answeredByQuery(a)) };
+      },
       onLink: () => download?.onLink(),
       // Named as check names it (config/validate.ts): the entry's place in the list.
       configKey: `analyzers[${this.config.analyzers.indexOf(analyzer)}]`,

@@ -273,8 +273,8 @@ export interface OrderLookupOptions {
   lisEndpoints?: readonly string[];
   /**
    * Told, per order, the tests (canonical codes) a host query answer asks the analyzer to run on
-   * the tube `specimenId`, once the answer is built: the analyzer's order download counts them as
-   * downloaded (order-download.ts `answeredByQuery`).
+   * the tube `specimenId`, once the answer is built (not sent yet: the gateway hands them to the
+   * order download, `answeredByQuery`, only once the analyzer took the answer).
    */
   onAnswered?: (answered: { specimenId: string; accession: string; tests: OrderedTest[] }) => void;
 }

@@ -53,6 +53,12 @@ export interface AstmNormalizeResult<Q = unknown> {
   reject?: string;
 }
 
+/** A host query answer whose sender is told when the analyzer took it (AstmEndpointOptions.answerHostQuery). */
+export interface HostQueryReply {
+  records: string[];
+  delivered: () => void;
+}
+
 export interface AstmEndpointOptions<Q = unknown> {
   analyzer: AnalyzerConfig;
   profile: AstmProfileLike;
@@ -64,8 +70,12 @@ export interface AstmEndpointOptions<Q = unknown> {
    * from the store, astm/accessions.ts): the commit, and the ACK, wait for it.
    */
   normalize: (text: string, ctx: AstmNormalizeContext) => AstmNormalizeResult<Q> | Promise<AstmNormalizeResult<Q>>;
-  /** Records (without CR) to send back for a host query, in a new session; [] sends nothing. */
-  answerHostQuery?: (query: Q) => Promise<string[]>;
+  /**
+   * Records (without CR) to send back for a host query, in a new session; [] sends nothing. With
+   * `delivered`, it is called once the analyzer took the answer (the send resolved: every frame
+   * acknowledged, EOT sent), never for an answer refused or lost with its link.
+   */
+  answerHostQuery?: (query: Q) => Promise<string[] | HostQueryReply>;
   /** Called when a connection opens (the serial port, a TCP connection): order download sends its outbox. */
   onLink?: () => void;
   /** Injected clock (tests); the real one by default. */
@@ -751,13 +761,14 @@ export class AstmEndpoint<Q = unknown> implements Component {
    * nothing said it was lost; now a warning and an alert say so.
    */
   #answer(link: Link, query: Q): void {
-    const answer = this.#opt.answerHostQuery as (q: Q) => Promise<string[]>;
+    const answer = this.#opt.answerHostQuery as (q: Q) => Promise<string[] | HostQueryReply>;
     const unreceived = (fate: UnreceivedSend): void => {
       this.#log.warn('host query answer not received by the analyzer', { reason: fate.reason });
       if (fate.received === false) this.#opt.telemetry.alert('warning', 'GW_ASTM_LINK', `analyzer ${this.#opt.analyzer.id}: host query answer ${fate.reason}; not sent again: load the specimen again for the analyzer to ask for it`, this.#opt.analyzer.id);
     };
     const p = (async () => {
-      const records = await answer(query);
+      const reply = await answer(query);
+      const records = Array.isArray(reply) ? reply : reply.records;
       if (records.length === 0) return;
       // The session sends only from a neutral line: after the analyzer's EOT, or after it
       // honours our receiver interrupt at a message boundary.
@@ -772,6 +783,10 @@ export class AstmEndpoint<Q = unknown> implements Component {
         await this.#sendTracked(next, records, unreceived);
       }
       this.#log.info('host query answered', { records: records.length });
+      // Only an answer the analyzer took counts (order download: its tests are downloaded). Before,
+      // they counted once the answer was built: one NAKed or lost with its link left the order
+      // marked downloaded and never sent (test/integration/review-s22-astmb-query-answer-refused.test.ts).
+      if (!Array.isArray(reply)) reply.delivered();
     })().catch((err: unknown) => {
       this.#log.warn('host query answer not delivered', { error: describeError(err) });
       this.#opt.telemetry.alert('warning', 'GW_ASTM_LINK', `host query answer not delivered: ${describeError(err)}`, this.#opt.analyzer.id);
