@@ -249,20 +249,17 @@ export class AuditLog {
     return run;
   }
 
-  /** Appends the lines of `text` that are entries other than refusals to the actions file. */
+  /**
+   * Appends the lines of `text` that are entries other than refusals to the actions file, unless
+   * it already ends with them: a crash (or a power cut, the rename not yet on disk) after they
+   * were kept and before the rotation leaves audit.log.1 in place, and the next entry rotates
+   * again; before, its actions were kept twice, for good.
+   */
   async #keepActions(text: string): Promise<void> {
-    const kept = text.split('\n').filter((l) => {
-      if (l.trim() === '') return false;
-      try {
-        const e = JSON.parse(l) as Partial<AuditEntry> | null;
-        return !!e && typeof e === 'object' && typeof e.action === 'string' && e.outcome !== 'refused';
-      } catch {
-        return false;
-      }
-    });
-    if (kept.length === 0) return;
-    const lines = kept.join('\n') + '\n';
+    const lines = actionLines(text);
+    if (lines === '') return;
     const current = await stat(this.actionsFile).catch(() => undefined);
+    if (current && (await endsWith(this.actionsFile, current.size, lines))) return;
     if (current && current.size + Buffer.byteLength(lines) > this.#maxBytes) await rename(this.actionsFile, `${this.actionsFile}.1`);
     await appendLine(this.actionsFile, lines);
   }
@@ -279,6 +276,10 @@ export class AuditLog {
   async readAll(): Promise<{ entries: AuditEntry[]; unreadableLines: number }> {
     // The oldest first: the actions kept from dropped files, the previous file, the current one.
     const texts = await Promise.all([`${this.actionsFile}.1`, this.actionsFile, this.previousFile, this.file].map((f) => readFile(f, 'utf8').catch(() => '')));
+    // After a crash between keeping the actions of audit.log.1 and the rotation, they are in both:
+    // read once, where they are still in the order written (#keepActions keeps them no more).
+    const keptTwice = actionLines(texts[2]!);
+    if (keptTwice !== '' && texts[1]!.endsWith(keptTwice)) texts[1] = texts[1]!.slice(0, texts[1]!.length - keptTwice.length);
     // A torn last line of the previous file stays a line of its own.
     const text = texts.join('\n');
     const entries: AuditEntry[] = [];
@@ -294,6 +295,34 @@ export class AuditLog {
       }
     }
     return { entries, unreadableLines };
+  }
+}
+
+/** The lines of `text` that are entries other than refusals, each ending with a newline ('' for none). */
+function actionLines(text: string): string {
+  const kept = text.split('\n').filter((l) => {
+    if (l.trim() === '') return false;
+    try {
+      const e = JSON.parse(l) as Partial<AuditEntry> | null;
+      return !!e && typeof e === 'object' && typeof e.action === 'string' && e.outcome !== 'refused';
+    } catch {
+      return false;
+    }
+  });
+  return kept.length === 0 ? '' : kept.join('\n') + '\n';
+}
+
+/** Whether `file` (of `size` bytes) ends with `text`; reads its tail only. */
+async function endsWith(file: string, size: number, text: string): Promise<boolean> {
+  const want = Buffer.from(text);
+  if (size < want.length) return false;
+  const fh = await open(file, 'r');
+  try {
+    const tail = Buffer.alloc(want.length);
+    await fh.read(tail, 0, want.length, size - want.length);
+    return tail.equals(want);
+  } finally {
+    await fh.close();
   }
 }
 
@@ -364,8 +393,9 @@ export function parseAuditCursor(cursor: string): { position: number; at: string
  * One page of `entries` (the trail in the order written, AuditLog.readAll). The cursor names an
  * entry by its position and time: an entry written since only adds positions after it, and a
  * rotation (audit.log moved to audit.log.1, the previous .1 dropped) only moves positions down,
- * so the entry is looked for at its position or below. An entry rotated out takes every older
- * one with it: the page is empty and `next` null.
+ * so the entry is looked for at its position or below. An entry rotated out (a refusal dropped)
+ * leaves the older actions kept in audit-actions.log: the page goes on from the newest entry
+ * written before it; when there is none, the page is empty and `next` null.
  */
 export function auditPage(entries: readonly AuditEntry[], query: AuditQuery): AuditPage {
   const matches = (e: AuditEntry): boolean =>
@@ -378,10 +408,23 @@ export function auditPage(entries: readonly AuditEntry[], query: AuditQuery): Au
     const cursor = parseAuditCursor(query.before);
     end = 0;
     if (cursor) {
+      let found = false;
       for (let i = Math.min(cursor.position, entries.length - 1); i >= 0; i--) {
         if (entries[i]!.at === cursor.at) {
           end = i;
+          found = true;
           break;
+        }
+      }
+      // Rotated out (a refusal of the audit.log.1 dropped): the actions older than it are kept in
+      // audit-actions.log. The page goes on from the newest entry at or below its position written
+      // before it (entries are written in time order; a clock set back may skip a few).
+      if (!found) {
+        for (let i = Math.min(cursor.position, entries.length - 1); i >= 0; i--) {
+          if (entries[i]!.at < cursor.at) {
+            end = i + 1;
+            break;
+          }
         }
       }
     }
