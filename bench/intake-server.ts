@@ -58,6 +58,10 @@ function volatileStore(): GatewayStore & { close(): Promise<void>; commitStats: 
     // A store this release began: no look-ups under an earlier release's keys (hl7-intake.ts);
     // without it the intake looks them up in a store that cannot answer and answers AE.
     mayHoldEarlierReleaseKeys: () => false,
+    // A LIS link's mark (hl7/order-numbers.ts): this one has sent no order carrying a filler
+    // number, so no result is looked up by its order's other number.
+    getDoc: async () => undefined,
+    putDoc: async () => undefined,
     close: async () => undefined,
   };
   return watched(store) as unknown as ReturnType<typeof volatileStore>;
@@ -90,6 +94,8 @@ async function logOnlyStore(dir: string): Promise<GatewayStore & { close(): Prom
     intake: () => counters,
     countRejectedWithoutCommit: () => void counters.rejected++,
     mayHoldEarlierReleaseKeys: () => false,
+    getDoc: async () => undefined,
+    putDoc: async () => undefined,
     close: () => log.close(),
   };
   return watched(store) as unknown as Awaited<ReturnType<typeof logOnlyStore>>;
