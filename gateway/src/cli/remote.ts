@@ -1,3 +1,4 @@
+import diagnostics_channel from 'node:diagnostics_channel';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
@@ -91,15 +92,23 @@ function adminToken(values: { 'token-file'?: string | undefined; config?: string
   return file ? read(file, `status.adminTokenFile ${file}`) : undefined;
 }
 
-/** Failures of fetch that happen before a request is sent: the gateway cannot have acted on it. */
-const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT']);
-
 /**
- * `unanswered`: for an action, what to tell when the request may have reached the gateway but no
- * answer came (the connection closed, the 10 s ran out): it may have been carried out.
+ * `unanswered`: for an action, what to tell when the request reached a connection to the gateway
+ * but no answer came (the connection closed, the 10 s ran out): it may have been carried out.
+ * Whether it was sent is what Node's fetch says on undici's `undici:client:sendHeaders` channel
+ * (the request's headers written to the connection). Before, every failure but a few connect
+ * errors was told "The request was sent": a connection never taken (a host switched off behind a
+ * router, a firewall dropping: the 10 s ran out connecting), a token the header cannot carry, a
+ * port fetch refuses (test/integration/review-s22-adminb-cli-not-sent.test.ts).
  */
 export async function call(url: string, init: RequestInit = {}, unanswered?: string): Promise<unknown> {
   let res: Response;
+  let sent = false;
+  const { pathname, search } = new URL(url);
+  const onSend = (message: unknown): void => {
+    if ((message as { request?: { path?: unknown } } | undefined)?.request?.path === pathname + search) sent = true;
+  };
+  if (unanswered !== undefined) diagnostics_channel.subscribe('undici:client:sendHeaders', onSend);
   try {
     res = await fetch(url, { ...init, signal: AbortSignal.timeout(10_000) });
   } catch (err) {
@@ -107,13 +116,14 @@ export async function call(url: string, init: RequestInit = {}, unanswered?: str
     // is its cause.
     const cause = (err as { cause?: unknown }).cause;
     const why = cause instanceof Error ? `${(err as Error).message}: ${cause.message}` : (err as Error).message;
-    const code = cause instanceof Error ? (cause as NodeJS.ErrnoException).code : undefined;
     // Before, an action the gateway received and never answered (stopped or restarted meanwhile,
     // busy past 10 s) read "cannot reach the gateway (is it running?)": IT took it as not done.
-    if (unanswered !== undefined && !(code !== undefined && NOT_SENT.has(code))) {
+    if (unanswered !== undefined && sent) {
       throw new GatewayError('GW_UNREACHABLE', `no answer from the gateway at ${displayUrl(url)}: ${why}. The request was sent: ${unanswered}`, { cause: err });
     }
     throw new GatewayError('GW_UNREACHABLE', `cannot reach the gateway at ${displayUrl(url)}: ${why} (is it running? see --url / --config)`, { cause: err });
+  } finally {
+    if (unanswered !== undefined) diagnostics_channel.unsubscribe('undici:client:sendHeaders', onSend);
   }
   const text = await res.text();
   let body: unknown = text;
