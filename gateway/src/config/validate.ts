@@ -313,6 +313,14 @@ export function isUnreadableFileIssue(issue: ConfigIssue): boolean {
  * (test/integration/review-s22-config-host-port.test.ts).
  */
 function hostProblem(host: string): string | undefined {
+  // White space kept by quotes (`host: "10.0.0.6 "`, pasted from a list of addresses): looked up
+  // as written, for ever, as a host with its port was; check passed it
+  // (test/integration/review-s22-configb-host-space.test.ts).
+  const h = host.trim();
+  return hostFormProblem(host) ?? (h !== '' && h !== host ? `"${host}" has white space around it: write host: ${h}` : undefined);
+}
+
+function hostFormProblem(host: string): string | undefined {
   const h = host.trim();
   if (h === '' || isIP(h) !== 0) return undefined;
   const is = `"${host}" is not a host name or address`;
