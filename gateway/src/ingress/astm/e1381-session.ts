@@ -85,7 +85,7 @@ export class E1381Session implements AstmLinkSession {
   #timer: TimerHandle | undefined;
   /** Sending is held off until this timer fires (busy retry, contention, interrupt hold-off). */
   #holdoff: TimerHandle | undefined;
-  #holdoffKind: 'busy' | 'contention' | 'interrupt' | undefined;
+  #holdoffKind: 'busy' | 'aborted' | 'contention' | 'interrupt' | undefined;
 
   // ---- receiver: frame parser -------------------------------------------------------------
   #parse: 'between' | 'fn' | 'text' | 'c1' | 'c2' | 'trailer-cr' | 'trailer-lf' = 'between';
@@ -958,7 +958,12 @@ export class E1381Session implements AstmLinkSession {
     this.#state = 'neutral';
     this.#flushIgnored();
     if (wasReceiving) this.#event('session-end');
-    if (wasReceiving && this.#messagesInSession > 0 && this.#holdoffKind === 'interrupt') this.#clearHoldoff();
+    // The delay after a message it refused ends too once the instrument has sent one of its own:
+    // it is ready again. Before, a host query right after a refused order download was answered
+    // only once the delay (10 s) ran out, near the cobas e 411's 15 s cancel
+    // (test/integration/review-s22-astmb-answer-after-refused-download.test.ts). The delay after a
+    // NAK to ENQ stays (§6.2.6: at least 10 s).
+    if (wasReceiving && this.#messagesInSession > 0 && (this.#holdoffKind === 'interrupt' || this.#holdoffKind === 'aborted')) this.#clearHoldoff();
     this.#maybeStartSend();
   }
 
@@ -1060,7 +1065,7 @@ export class E1381Session implements AstmLinkSession {
     this.#setHoldoff('busy', this.#opt.timers.busyRetryMs);
   }
 
-  #setHoldoff(kind: 'busy' | 'contention' | 'interrupt', ms: number): void {
+  #setHoldoff(kind: 'busy' | 'aborted' | 'contention' | 'interrupt', ms: number): void {
     this.#holdoff?.cancel();
     this.#holdoffKind = kind;
     this.#holdoff = this.#clock.schedule(ms, () => {
@@ -1179,8 +1184,8 @@ export class E1381Session implements AstmLinkSession {
     this.stats.sendFailures++;
     this.#event('send-aborted', reason);
     head?.reject(new GatewayError('GW_ASTM_LINK', `send aborted: ${reason}`));
-    // Do not ENQ again right away: give the receiver the busy delay.
-    this.#setHoldoff('busy', this.#opt.timers.busyRetryMs);
+    // Do not ENQ again right away: give the receiver the busy delay (ended by a message of its own).
+    this.#setHoldoff('aborted', this.#opt.timers.busyRetryMs);
   }
 
   // =========================================================================================
