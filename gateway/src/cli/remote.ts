@@ -86,8 +86,11 @@ function adminToken(values: { 'token-file'?: string | undefined; config?: string
   if (tokenFile) return read(tokenFile, `--token-file ${tokenFile}`);
   // Read as a file's text is: a bare token, or one's own `<name> <token>` line. Before, the line
   // was sent whole as the token, refused as "removed or rotated", and counted as a wrong token.
-  const env = process.env.LAB_GATEWAY_ADMIN_TOKEN;
-  if (env?.trim()) return fromText(env, 'LAB_GATEWAY_ADMIN_TOKEN');
+  // One word is the token, whatever its first character: a token starting with '#' (a password
+  // generator's) is not a comment line here (test/integration/review-s22-adminb-cli-env-token.test.ts).
+  const env = process.env.LAB_GATEWAY_ADMIN_TOKEN?.trim();
+  if (env && !/\s/.test(env)) return { token: env, from: 'LAB_GATEWAY_ADMIN_TOKEN' };
+  if (env) return fromText(env, 'LAB_GATEWAY_ADMIN_TOKEN');
   const file = (namedConfig(values.config) ?? loadConfig(undefined).config)?.status.adminTokenFile;
   return file ? read(file, `status.adminTokenFile ${file}`) : undefined;
 }
