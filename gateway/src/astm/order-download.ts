@@ -610,7 +610,7 @@ export class OrderDownload {
       for (const t of add) tubes[t.code] = tubeOf(e.data, t.code);
       // A barcode another order shares (two LIS systems, two patients): nothing of it goes out,
       // and what the analyzer holds for it is taken back.
-      const collided = await this.#collided(e.data.accession, [...new Set(add.map((t) => tubes[t.code]!))]);
+      const { collided, setApart } = await this.#collided(e.data.accession, [...new Set(add.map((t) => tubes[t.code]!))]);
       const free = add.filter((t) => !collided.has(tubes[t.code]!));
       if (free.length > 0) withOrder(doc, e.data);
       else if (doc.patientId === undefined && e.data.patientId !== undefined) doc.patientId = e.data.patientId;
@@ -619,7 +619,7 @@ export class OrderDownload {
       let toSend = free.length > 0;
       if (collided.size > 0 && holdTubes(doc, collided)) toSend = true;
       await this.#save(doc);
-      if (collided.size > 0 && (await this.#holdOthers(e.data.accession, collided))) toSend = true;
+      if (setApart.size > 0 && (await this.#holdOthers(setApart))) toSend = true;
       return toSend;
     }
     if (e.type === 'order.cancelled') {
@@ -660,41 +660,55 @@ export class OrderDownload {
   /**
    * The tubes of `tubes` whose orders collide (host-query.ts `tubeOrders`: the barcode's orders
    * name two patients, or come from two LIS links for two clients) and that `accession` does not
-   * keep, each with its collision; the lab is told of each (`lookup.onCollision`). The host query
-   * answers such a tube "no order"; before, the download sent each order under the barcode as it
-   * came, and the analyzer held two patients' tests for one tube
-   * (test/integration/review-s22-astm-download-two-lis.test.ts). A look-up that fails is logged
+   * keep, each with its collision (`collided`); and, per other accession, the colliding tubes
+   * `tubeOrders` sets it apart from (`setApart`: whether or not `accession` keeps the tube). The
+   * lab is told of each collision (`lookup.onCollision`). The host query answers such a tube "no
+   * order", or with the orders that keep it only; before, the download sent each order under the
+   * barcode as it came, and the analyzer held two patients' tests for one tube
+   * (test/integration/review-s22-astm-download-two-lis.test.ts). And before, the tube's own order
+   * coming after another patient's order naming it took nothing back: the analyzer kept the other
+   * patient's tests under the tube and ran them on this patient's blood, no alert said so
+   * (test/integration/review-s22-astmb-download-kept-tube.test.ts). A look-up that fails is logged
    * and the download goes on as it did before this check.
    */
-  async #collided(accession: string, tubes: readonly string[]): Promise<Map<string, OrderCollision>> {
+  async #collided(accession: string, tubes: readonly string[]): Promise<{ collided: Map<string, OrderCollision>; setApart: Map<string, Set<string>> }> {
     const { store, log, analyzerId } = this.#opt;
     const lookup = this.#opt.lookup ?? {};
-    const out = new Map<string, OrderCollision>();
+    const collided = new Map<string, OrderCollision>();
+    const setApart = new Map<string, Set<string>>();
     for (const tube of tubes) {
       try {
-        const { orders, collision } = tubeOrders(tube, await orderEventsForSpecimen(store, tube, lookup), lookup);
-        if (!collision || orders.some((o) => o.event.correlationId === accession)) continue;
-        out.set(tube, collision);
+        const found = tubeOrders(tube, await orderEventsForSpecimen(store, tube, lookup), lookup);
+        const { collision } = found;
+        if (!collision) continue;
         lookup.onCollision?.(collision);
+        // The orders the tube does not go with (not the add-ons of the order that keeps it).
+        const keeps = new Set(found.orders.map((o) => o.event.correlationId));
+        for (const other of new Set(found.setApart.map((o) => o.event.correlationId))) {
+          if (other === accession || keeps.has(other)) continue;
+          let apart = setApart.get(other);
+          if (!apart) setApart.set(other, (apart = new Set()));
+          apart.add(tube);
+        }
+        if (!keeps.has(accession)) collided.set(tube, collision);
       } catch (err) {
         log.warn('order download: the orders of a tube could not be looked up; downloaded without checking that its barcode is no other order\'s', { analyzer: analyzerId, accession, tube, error: describeError(err) });
       }
     }
-    return out;
+    return { collided, setApart };
   }
 
   /**
-   * The other orders of collided tubes (not kept by `tubeOrders`) give the tube up too: their
+   * The other orders of collided tubes (set apart by `tubeOrders`) give the tube up too: their
    * tests on it not sent yet are held, those the analyzer has get a cancel. True when a cancel is
-   * to be sent.
+   * to be sent. Before, every order but those carrying the barcode's number gave it up, the
+   * add-ons of that number's order too (same patient, SPM-2 = the tube): their tests cancelled.
    */
-  async #holdOthers(accession: string, collided: Map<string, OrderCollision>): Promise<boolean> {
-    const others = new Set<string>();
-    for (const c of collided.values()) for (const a of c.accessions) if (a !== accession && !(c.kept ?? []).includes(a)) others.add(a);
+  async #holdOthers(setApart: ReadonlyMap<string, ReadonlySet<string>>): Promise<boolean> {
     let toSend = false;
-    for (const other of others) {
+    for (const [other, tubes] of setApart) {
       const doc = await this.#opt.store.getDoc<OrderDownloadDoc>(ORDER_DOWNLOAD_NS, this.#key(other));
-      if (!doc || !holdTubes(doc, collided)) continue;
+      if (!doc || !holdTubes(doc, new Map([...tubes].map((t) => [t, true])))) continue;
       await this.#save(doc);
       if (doc.cancelPending.length > 0) toSend = true;
     }
