@@ -316,21 +316,31 @@ export class OrderDownload {
    * again at its next pass (a second worklist entry for the tube: run twice), and a cancel of the
    * LIS afterwards dropped them as never sent, so the analyzer ran a cancelled test
    * (test/integration/review-s22-astm-query-and-download.test.ts). A download already on the wire
-   * cannot be called back. Tests the LIS cancelled since are left alone (their cancel, if any, goes).
+   * cannot be called back. Called once the analyzer took the answer (gateway.ts): a test the LIS
+   * cancelled meanwhile, dropped from `pending` as never sent, gets its cancel.
    */
-  answeredByQuery(answered: { accession: string; tests: readonly OrderedTest[] }): void {
+  answeredByQuery(answered: { specimenId: string; accession: string; tests: readonly OrderedTest[] }): void {
     this.#handle(async () => {
       const doc = await this.#opt.store.getDoc<OrderDownloadDoc>(ORDER_DOWNLOAD_NS, this.#key(answered.accession));
       if (!doc) return false;
       const taken = answered.tests.filter((t) => has(doc.pending, t.code));
-      if (taken.length === 0) return false;
+      // Cancelled by the LIS while the answer was on the wire: dropped as never sent, yet the
+      // analyzer took them with the answer. Before, no cancel followed and the analyzer ran them
+      // (test/integration/review-s22-astmb-query-answer-cancel-race.test.ts).
+      const takenBack = answered.tests.filter((t) => doc.cancelled.includes(t.code) && !has(doc.pending, t.code) && !has(doc.sent, t.code) && !has(doc.cancelPending, t.code));
+      if (taken.length === 0 && takenBack.length === 0) return false;
       const codes = taken.map((t) => t.code);
       const moved = doc.pending.filter((t) => codes.includes(t.code));
       doc.pending = without(doc.pending, codes);
       for (const t of moved) if (!has(doc.sent, t.code)) doc.sent.push(t);
+      for (const t of takenBack) {
+        doc.cancelPending.push(t);
+        (doc.tubes ??= {})[t.code] ??= answered.specimenId;
+      }
       await this.#save(doc);
-      this.#opt.log.info('order download: tests answered by host query count as downloaded', { analyzer: this.#opt.analyzerId, accession: answered.accession, tests: codes });
-      return false;
+      if (codes.length > 0) this.#opt.log.info('order download: tests answered by host query count as downloaded', { analyzer: this.#opt.analyzerId, accession: answered.accession, tests: codes });
+      if (takenBack.length > 0) this.#opt.log.info('order download: tests cancelled while a host query answer carried them are cancelled on the analyzer', { analyzer: this.#opt.analyzerId, accession: answered.accession, tests: takenBack.map((t) => t.code) });
+      return takenBack.length > 0;
     });
   }
 
