@@ -16,12 +16,9 @@ import type { Gateway } from '../../gateway/src/gateway.ts';
 import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
 import type { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
 import { startTestGateway } from '../fixtures/gateway.ts';
-import { connectAnalyzer, msa, nextSession, orderRecords, orm } from '../fixtures/order-download.ts';
+import { connectAnalyzer, msa, nextSession, orderLines, orm } from '../fixtures/order-download.ts';
 
 const CHEM = { id: 'chem-1', profile: 'generic-astm', tcp: { listen: { host: '127.0.0.1', port: 0 } }, pushOrders: true };
-
-/** O records of a download as [O.3 specimen, O.5 tests, O.12 action]. */
-const orders = (text: string): Array<[string, string, string]> => orderRecords(text).map((o) => [o[2] ?? '', o[4] ?? '', o[11] ?? '']);
 
 describe('a test added to an order the analyzer has', () => {
   let gateway: Gateway;
@@ -43,18 +40,18 @@ describe('a test added to an order the analyzer has', () => {
 
   it('is downloaded as tests added to the existing specimen (O.12 = A), not as a new specimen', async () => {
     expect(msa(await lis.send(orm('AO-1', 'ACC-AO-1', ['ALT'])))).toBe('MSA|AA|AO-1');
-    expect(orders(await nextSession(analyzer.sim))).toEqual([['ACC-AO-1', '^^^ALT', 'N']]);
+    expect(orderLines(await nextSession(analyzer.sim))).toEqual([['ACC-AO-1', '^^^ALT', 'N']]);
     expect(msa(await lis.send(orm('AO-2', 'ACC-AO-1', ['ALT', 'GLU'], 'XO')))).toBe('MSA|AA|AO-2');
     // Before: [['ACC-AO-1', '^^^GLU', 'N']] — a second "new specimen" ACC-AO-1.
-    expect(orders(await nextSession(analyzer.sim))).toEqual([['ACC-AO-1', '^^^GLU', 'A']]);
+    expect(orderLines(await nextSession(analyzer.sim))).toEqual([['ACC-AO-1', '^^^GLU', 'A']]);
   });
 
   it('a test ordered again after the cancel of every test of its specimen is a new order (N) again', async () => {
     expect(msa(await lis.send(orm('AO-3', 'ACC-AO-2', ['ALT'])))).toBe('MSA|AA|AO-3');
-    expect(orders(await nextSession(analyzer.sim))).toEqual([['ACC-AO-2', '^^^ALT', 'N']]);
+    expect(orderLines(await nextSession(analyzer.sim))).toEqual([['ACC-AO-2', '^^^ALT', 'N']]);
     expect(msa(await lis.send(orm('AO-4', 'ACC-AO-2', ['ALT'], 'CA')))).toBe('MSA|AA|AO-4');
-    expect(orders(await nextSession(analyzer.sim))).toEqual([['ACC-AO-2', '^^^ALT', 'C']]);
+    expect(orderLines(await nextSession(analyzer.sim))).toEqual([['ACC-AO-2', '^^^ALT', 'C']]);
     expect(msa(await lis.send(orm('AO-5', 'ACC-AO-2', ['GLU'])))).toBe('MSA|AA|AO-5');
-    expect(orders(await nextSession(analyzer.sim))).toEqual([['ACC-AO-2', '^^^GLU', 'N']]);
+    expect(orderLines(await nextSession(analyzer.sim))).toEqual([['ACC-AO-2', '^^^GLU', 'N']]);
   });
 });

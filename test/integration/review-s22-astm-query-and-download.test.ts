@@ -14,42 +14,11 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../gateway/src/gateway.ts';
 import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
-import { ACK, ENQ, EOT, NAK, STX } from '../../gateway/src/ingress/astm/control-chars.ts';
 import type { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
 import { startTestGateway } from '../fixtures/gateway.ts';
-import { connectAnalyzer, msa, nextSession, orderRecords, orm } from '../fixtures/order-download.ts';
+import { connectAnalyzer, msa, nextSession, orderLines, orm, refuseSession, sessionsUntil } from '../fixtures/order-download.ts';
 
 const CHEM = { id: 'chem-1', profile: 'generic-astm', tcp: { listen: { host: '127.0.0.1', port: 0 } }, pushOrders: true };
-
-/** O records of a session as [O.3 specimen, O.5 tests, O.12 action]. */
-const orders = (text: string): Array<[string, string, string]> => orderRecords(text).map((o) => [o[2] ?? '', o[4] ?? '', o[11] ?? '']);
-
-/** The analyzer takes the link and NAKs every frame until the gateway gives up (EOT). */
-async function refuseSession(sim: AnalyzerSim): Promise<void> {
-  expect(await sim.nextByte(5_000)).toBe(ENQ);
-  sim.write([ACK]);
-  for (;;) {
-    const b = await sim.nextByte(5_000);
-    if (b === EOT) return;
-    if (b !== STX) continue;
-    while ((await sim.nextByte(5_000)) !== 0x0a) {
-      // the rest of the frame, up to its LF
-    }
-    sim.write([NAK]);
-  }
-}
-
-/** Sessions the gateway sends, up to and including the first naming `until`. */
-async function sessionsUntil(sim: AnalyzerSim, until: string): Promise<Array<[string, string, string]>> {
-  const seen: Array<[string, string, string]> = [];
-  for (let i = 0; i < 6; i++) {
-    const got = orders(await nextSession(sim));
-    expect(got, 'a session within 3 s').not.toEqual([]);
-    seen.push(...got);
-    if (got.some((o) => o[0] === until)) return seen;
-  }
-  return seen;
-}
 
 describe('a tube answered by host query while its order waits in the outbox', () => {
   let gateway: Gateway;
@@ -75,7 +44,7 @@ describe('a tube answered by host query while its order waits in the outbox', ()
     // The tube is loaded: the analyzer asks, and is answered ALT.
     await analyzer.sim.sendMessage(['H|\\^&|||CHEM^1|||||LIS||P|1|20261207100000', 'Q|1|^ACC-QD-1||ALL||||||||O', 'L|1|N']);
     // The link starts its next session some seconds after the refused one (ingress/astm).
-    expect(orders(await nextSession(analyzer.sim, 40_000))).toEqual([['ACC-QD-1', '^^^ALT', 'N']]);
+    expect(orderLines(await nextSession(analyzer.sim, 40_000))).toEqual([['ACC-QD-1', '^^^ALT', 'N']]);
     // Another order makes the outbox go out at once.
     expect(msa(await lis.send(orm('QD-2', 'ACC-QD-2', ['GLU'])))).toBe('MSA|AA|QD-2');
     const seen = await sessionsUntil(analyzer.sim, 'ACC-QD-2');

@@ -14,30 +14,11 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../gateway/src/gateway.ts';
 import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
-import { ACK, ENQ, EOT, NAK, STX } from '../../gateway/src/ingress/astm/control-chars.ts';
 import type { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
 import { startTestGateway } from '../fixtures/gateway.ts';
-import { connectAnalyzer, msa, nextSession, orderRecords, orm } from '../fixtures/order-download.ts';
+import { connectAnalyzer, msa, nextSession, orderLines, orm, refuseSession } from '../fixtures/order-download.ts';
 
 const CHEM = { id: 'chem-1', profile: 'generic-astm', tcp: { listen: { host: '127.0.0.1', port: 0 } }, pushOrders: true, overrides: { nakRetryDelayMs: 600_000 } };
-
-/** O records of a session as [O.3 specimen, O.5 tests, O.12 action]. */
-const orders = (text: string): Array<[string, string, string]> => orderRecords(text).map((o) => [o[2] ?? '', o[4] ?? '', o[11] ?? '']);
-
-/** The analyzer takes the link and NAKs every frame until the gateway gives up (EOT). */
-async function refuseSession(sim: AnalyzerSim): Promise<void> {
-  expect(await sim.nextByte(5_000)).toBe(ENQ);
-  sim.write([ACK]);
-  for (;;) {
-    const b = await sim.nextByte(5_000);
-    if (b === EOT) return;
-    if (b !== STX) continue;
-    while ((await sim.nextByte(5_000)) !== 0x0a) {
-      // the rest of the frame, up to its LF
-    }
-    sim.write([NAK]);
-  }
-}
 
 describe('a host query right after a refused order download', () => {
   let gateway: Gateway;
@@ -63,6 +44,6 @@ describe('a host query right after a refused order download', () => {
     // The technician loads the tube: the analyzer asks for it.
     await analyzer.sim.sendMessage(['H|\\^&|||CHEM^1|||||LIS||P|1|20261207100000', 'Q|1|^ACC-BZ-1||ALL||||||||O', 'L|1|N']);
     // Before: nothing for 10 minutes (the busy delay set by the refused download).
-    expect(orders(await nextSession(analyzer.sim, 20_000))).toEqual([['ACC-BZ-1', '^^^ALT', 'N']]);
+    expect(orderLines(await nextSession(analyzer.sim, 20_000))).toEqual([['ACC-BZ-1', '^^^ALT', 'N']]);
   });
 });

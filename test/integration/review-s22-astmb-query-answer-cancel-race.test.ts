@@ -13,15 +13,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ORDER_DOWNLOAD_NS, type OrderDownloadDoc } from '../../gateway/src/astm/order-download.ts';
 import type { Gateway } from '../../gateway/src/gateway.ts';
 import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
-import { ACK, ENQ, EOT, NAK, STX } from '../../gateway/src/ingress/astm/control-chars.ts';
+import { ACK, ENQ, EOT, STX } from '../../gateway/src/ingress/astm/control-chars.ts';
 import type { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
 import { startTestGateway } from '../fixtures/gateway.ts';
-import { connectAnalyzer, msa, nextSession, orderRecords, orm } from '../fixtures/order-download.ts';
+import { connectAnalyzer, msa, nextSession, orderLines, orm, refuseSession } from '../fixtures/order-download.ts';
 
 const CHEM = { id: 'chem-1', profile: 'generic-astm', tcp: { listen: { host: '127.0.0.1', port: 0 } }, pushOrders: true };
-
-/** O records of a session as [O.3 specimen, O.5 tests, O.12 action]. */
-const orders = (text: string): Array<[string, string, string]> => orderRecords(text).map((o) => [o[2] ?? '', o[4] ?? '', o[11] ?? '']);
 
 /** The next frame's text (after STX, up to its LF). */
 async function frameText(sim: AnalyzerSim): Promise<string> {
@@ -30,21 +27,6 @@ async function frameText(sim: AnalyzerSim): Promise<string> {
   let text = '';
   for (let c = await sim.nextByte(5_000); c !== 0x0a; c = await sim.nextByte(5_000)) text += String.fromCharCode(c);
   return text;
-}
-
-/** The analyzer takes the link and NAKs every frame until the gateway gives up (EOT). */
-async function refuseSession(sim: AnalyzerSim): Promise<void> {
-  expect(await sim.nextByte(5_000)).toBe(ENQ);
-  sim.write([ACK]);
-  for (;;) {
-    const b = await sim.nextByte(5_000);
-    if (b === EOT) return;
-    if (b !== STX) continue;
-    while ((await sim.nextByte(5_000)) !== 0x0a) {
-      // the rest of the frame, up to its LF
-    }
-    sim.write([NAK]);
-  }
 }
 
 describe('a test the LIS cancels while its host query answer is on the wire', () => {
@@ -90,6 +72,6 @@ describe('a test the LIS cancels while its host query answer is on the wire', ()
     sim.write([ACK]);
     expect(await sim.nextByte(5_000)).toBe(EOT);
     // The analyzer holds the ALT from the answer: its cancel follows. Before: nothing.
-    expect(orders(await nextSession(sim, 20_000))).toEqual([['ACC-RC-1', '^^^ALT', 'C']]);
+    expect(orderLines(await nextSession(sim, 20_000))).toEqual([['ACC-RC-1', '^^^ALT', 'C']]);
   });
 });

@@ -13,43 +13,11 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../gateway/src/gateway.ts';
 import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
-import { ACK, ENQ, EOT, NAK, STX } from '../../gateway/src/ingress/astm/control-chars.ts';
 import type { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
 import { startTestGateway } from '../fixtures/gateway.ts';
-import { connectAnalyzer, msa, nextSession, orderRecords, orm } from '../fixtures/order-download.ts';
+import { connectAnalyzer, msa, orm, refuseSession, sessionsUntil } from '../fixtures/order-download.ts';
 
 const CHEM = { id: 'chem-1', profile: 'generic-astm', tcp: { listen: { host: '127.0.0.1', port: 0 } }, pushOrders: true };
-
-/** O records of a session as [O.3 specimen, O.5 tests, O.12 action]. */
-const orders = (text: string): Array<[string, string, string]> => orderRecords(text).map((o) => [o[2] ?? '', o[4] ?? '', o[11] ?? '']);
-
-/** The analyzer takes the link, takes its header and patient and NAKs every frame after them until the gateway gives up (EOT); the text of the frames. */
-async function refuseSession(sim: AnalyzerSim, ms = 5_000): Promise<string> {
-  expect(await sim.nextByte(ms)).toBe(ENQ);
-  sim.write([ACK]);
-  let text = '';
-  for (;;) {
-    const b = await sim.nextByte(5_000);
-    if (b === EOT) return text;
-    if (b !== STX) continue;
-    let frame = '';
-    for (let c = await sim.nextByte(5_000); c !== 0x0a; c = await sim.nextByte(5_000)) frame += String.fromCharCode(c);
-    text += frame;
-    sim.write([/^\d[HP]\|/.test(frame) ? ACK : NAK]);
-  }
-}
-
-/** Sessions the gateway sends, up to and including the first naming `until`. */
-async function sessionsUntil(sim: AnalyzerSim, until: string, ms = 3_000): Promise<Array<[string, string, string]>> {
-  const seen: Array<[string, string, string]> = [];
-  for (let i = 0; i < 6; i++) {
-    const got = orders(await nextSession(sim, i === 0 ? ms : 3_000));
-    expect(got, 'a session').not.toEqual([]);
-    seen.push(...got);
-    if (got.some((o) => o[0] === until)) return seen;
-  }
-  return seen;
-}
 
 describe('a host query answer the analyzer refused', () => {
   let gateway: Gateway;
@@ -71,10 +39,10 @@ describe('a host query answer the analyzer refused', () => {
 
   it('leaves its tests to download: the outbox sends them', { timeout: 120_000 }, async () => {
     expect(msa(await lis.send(orm('QR-1', 'ACC-QR-1', ['ALT'])))).toBe('MSA|AA|QR-1');
-    expect(await refuseSession(analyzer.sim)).toContain('ACC-QR-1');
+    expect(await refuseSession(analyzer.sim, { takeHeader: true })).toContain('ACC-QR-1');
     // The tube is loaded: the analyzer asks, and refuses the answer (every frame NAKed).
     await analyzer.sim.sendMessage(['H|\\^&|||CHEM^1|||||LIS||P|1|20261207100000', 'Q|1|^ACC-QR-1||ALL||||||||O', 'L|1|N']);
-    const refused = await refuseSession(analyzer.sim, 40_000);
+    const refused = await refuseSession(analyzer.sim, { ms: 40_000, takeHeader: true });
     // The refused session was the query's answer (a Q.. answer: its O record carries the tube).
     expect(refused).toContain('ACC-QR-1');
     // Another order makes the outbox go out at once: the ALT the analyzer never took goes with it.
