@@ -74,6 +74,8 @@ export class ResultOrderNumbers {
   /** The mark's read at start (a failed read counts as marked: looked up, as before the mark). */
   readonly #markRead: Promise<void>;
   #markWritten = false;
+  /** The commits of this link's orders carrying a filler number not settled yet (see noteOrderCommit). */
+  #ordersInFlight: Promise<void> | undefined;
 
   constructor(store: LookupStore, endpoint: string, prefix?: string) {
     this.#store = store;
@@ -128,6 +130,25 @@ export class ResultOrderNumbers {
     for (const e of events) if (e.type === 'order.created') this.#remember(e.data.accession);
   }
 
+  /**
+   * An order message's commit, issued: an order carrying a filler number is waited for by the
+   * look-ups that come after it (README.md "A result pipelined behind its order"). Its commit reads
+   * the store (its derivations) before it is queued: a look-up issued after it read the store
+   * before the order was in it. Nothing for a result or an order without a filler number.
+   */
+  noteOrderCommit(message: Hl7Message, events: readonly DraftEvent[], commit: Promise<unknown>): void {
+    if (isResultMessage(message) || !events.some((e) => e.type === 'order.created' && (e.data.fillerOrderNumber ?? '') !== '')) return;
+    const settled = commit.then(
+      () => undefined,
+      () => undefined,
+    );
+    const tail: Promise<void> = this.#ordersInFlight ? Promise.all([this.#ordersInFlight, settled]).then(() => undefined) : settled;
+    this.#ordersInFlight = tail;
+    void tail.then(() => {
+      if (this.#ordersInFlight === tail) this.#ordersInFlight = undefined;
+    });
+  }
+
   /** Whether a result message may name its order by another number (no read, no await). */
   needsLookup(message: Hl7Message, events: readonly DraftEvent[]): boolean {
     if (events.length === 0) return false;
@@ -147,6 +168,8 @@ export class ResultOrderNumbers {
   async attach<R extends AttachableEvents>(draft: R, message: Hl7Message): Promise<R> {
     await this.#markRead;
     if (this.#carriesFiller === false) return draft;
+    // The orders read before this result and still being committed: in the store first.
+    if (this.#ordersInFlight) await this.#ordersInFlight;
     const unknown = new Set<string>();
     for (const e of draft.events) {
       const a = accessionOf(e);

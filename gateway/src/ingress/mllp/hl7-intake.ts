@@ -751,7 +751,10 @@ export class Hl7Intake {
     // Only an analyzer endpoint resolves (its events' accessions); the LIS commits at once.
     if (this.#resolveEvents && events.length > 0) steps.push(() => this.#resolveStep(inbound, events, (resolved) => (events = resolved)));
     try {
-      const result = await this.#orderedCommit(lookedUp, steps, () => (lookupFailed ? Promise.reject(lookupFailed.error) : this.#store.commit(inbound, events)), order);
+      const committing = this.#orderedCommit(lookedUp, steps, () => (lookupFailed ? Promise.reject(lookupFailed.error) : this.#store.commit(inbound, events)), order);
+      // An order carrying a filler number: the look-ups of the results behind it wait for its commit.
+      numbers?.noteOrderCommit(message, normalized, committing);
+      const result = await committing;
       // A resend of a message whose stored record is damaged: answered as the duplicate it is (it
       // was answered AE "store unavailable" before, at every resend); the operator hears of the
       // damage here, and of whether the record could be written again from the resend.
