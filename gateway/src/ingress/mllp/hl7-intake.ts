@@ -747,7 +747,16 @@ export class Hl7Intake {
     // accession prefix. The usual result (its accession a known order) reads and awaits nothing.
     const normalized = events;
     const numbers = this.#orderNumbers;
-    if (numbers?.needsLookup(message, events)) steps.push(() => this.#attachStep(numbers, message, inbound, events, (attached) => (events = attached)));
+    // Its warnings are logged once the commit says whether the message is a resend (a duplicate
+    // keeps the events stored when it first came: nothing of it is attached now).
+    let attachWarnings: string[] = [];
+    if (numbers?.needsLookup(message, events))
+      steps.push(() =>
+        this.#attachStep(numbers, message, inbound, events, (attached, w) => {
+          events = attached;
+          attachWarnings = w;
+        }),
+      );
     // Only an analyzer endpoint resolves (its events' accessions); the LIS commits at once.
     if (this.#resolveEvents && events.length > 0) steps.push(() => this.#resolveStep(inbound, events, (resolved) => (events = resolved)));
     try {
@@ -760,6 +769,14 @@ export class Hl7Intake {
       // damage here, and of whether the record could be written again from the resend.
       if (result.damagedRecord) this.#log.warn('resend of a message whose stored record is damaged: answered as a duplicate', { controlId: header.controlId, ...result.damagedRecord });
       numbers?.noteCommitted(normalized);
+      if (attachWarnings.length > 0) {
+        if (result.duplicate)
+          this.#log.warn('resend of a result looked up by its order number: a duplicate, its events stay as stored when it first came (under the accession they had then); nothing attached now', {
+            controlId: header.controlId,
+            lookedUp: attachWarnings,
+          });
+        else this.#log.warn('result attached by its order number', { controlId: header.controlId, warnings: attachWarnings });
+      }
       return { reply: result.ack, header, charset, result: messageResult(result.duplicate ? 'duplicate' : 'accepted', undefined, messageType, header.controlId, reply.first) };
     } catch (err) {
       // The store cannot commit (closed, failed, disk full): a negative ACK, never a silent drop.
@@ -861,16 +878,15 @@ export class Hl7Intake {
   }
 
   /** A LIS result's events attached to the order of their other number; the events as they came back go to `done`. */
-  async #attachStep(numbers: ResultOrderNumbers, message: Hl7Message, inbound: InboundMessage, events: DraftEvent[], done: (events: DraftEvent[]) => void): Promise<void> {
+  async #attachStep(numbers: ResultOrderNumbers, message: Hl7Message, inbound: InboundMessage, events: DraftEvent[], done: (events: DraftEvent[], warnings: string[]) => void): Promise<void> {
     let draft: ResolvableEvents = { events, searchTerms: inbound.searchTerms ?? [], warnings: [] };
     try {
       draft = await numbers.attach(draft, message);
     } catch (err) {
       this.#log.warn('the order of a result could not be looked up by its other number; committed as normalized', { controlId: inbound.controlId, error: describeError(err) });
     }
-    if (draft.warnings.length > 0) this.#log.warn('result attached by its order number', { controlId: inbound.controlId, warnings: draft.warnings });
     inbound.searchTerms = draft.searchTerms;
-    done(draft.events);
+    done(draft.events, draft.warnings);
   }
 
   /** resolveEvents on a message's events; the events as they came back go to `done`. */
