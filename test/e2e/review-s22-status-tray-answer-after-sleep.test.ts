@@ -10,13 +10,13 @@
  * never shown as current").
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import path from 'node:path';
 import { getJson, startGatewayProcess, until } from '../fixtures/gateway-process.ts';
-import { freePort, useMosquitto } from '../fixtures/status/harness.ts';
+import { useMosquitto } from '../fixtures/status/harness.ts';
 import { powerEvent, screen } from '../fixtures/tray/electron-stand-in.ts';
 import { startTrayProcess } from '../fixtures/tray/start-tray.ts';
 import { useTrayRig } from '../fixtures/tray/tray-rig.ts';
-import { tcpRelay, type TcpRelay } from '../fixtures/net/tcp-relay.ts';
+import type { TcpRelay } from '../fixtures/net/tcp-relay.ts';
+import { configBehindRelay } from '../fixtures/tray/behind-relay.ts';
 
 vi.mock('electron', () => import('../fixtures/tray/electron-stand-in.ts'));
 vi.mock('node:fs', async (real) => (await import('../fixtures/tray/desktop-fs.ts')).desktopFs(await real()));
@@ -31,22 +31,10 @@ afterEach(async () => {
 
 describe("the page's answer and the PC's sleep", () => {
   it('is not shown as current after the PC wakes', async () => {
-    const relay = tcpRelay(() => broker.port);
-    relays.push(relay);
-    const relayPort = await relay.listen();
-    const statusPort = await freePort();
-    const config = await rig.file(
-      [
-        `gateway: { id: lab-1, dataDir: ${path.join(rig.dir, 'data')} }`,
-        'hl7: [ { id: lis, listen: { host: 127.0.0.1, port: 0 } } ]',
-        `mqtt: { broker: "mqtt://127.0.0.1:${relayPort}", publishIntervalMs: 2000 }`,
-        `status: { listen: { host: 127.0.0.1, port: ${statusPort} } }`,
-      ].join('\n') + '\n',
-    );
+    const { relay, config, gatewayUrl } = await configBehindRelay(rig, () => broker.port, relays);
     const g = startGatewayProcess(config);
     rig.gateways.push(g);
     if (!(await g.ready)) throw new Error(`gateway did not start: ${g.err().slice(-2000)}`);
-    const gatewayUrl = `http://127.0.0.1:${statusPort}`;
     await until('the gateway publishing', async () => (await getJson<{ mqtt: { connected: boolean } | null }>(`${gatewayUrl}/api/status`)).mqtt?.connected);
 
     await startTrayProcess([`--gateway-url=${gatewayUrl}`, `--mqtt-url=mqtt://127.0.0.1:${broker.port}`]);

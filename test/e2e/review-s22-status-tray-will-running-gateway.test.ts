@@ -9,14 +9,13 @@
  * technician restarted a gateway that ran, or called IT for a dead box.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import path from 'node:path';
-import { startGatewayProcess, until } from '../fixtures/gateway-process.ts';
-import { getJson } from '../fixtures/gateway-process.ts';
-import { freePort, useMosquitto } from '../fixtures/status/harness.ts';
+import { getJson, startGatewayProcess, until } from '../fixtures/gateway-process.ts';
+import { useMosquitto } from '../fixtures/status/harness.ts';
 import { screen } from '../fixtures/tray/electron-stand-in.ts';
 import { startTrayProcess } from '../fixtures/tray/start-tray.ts';
 import { useTrayRig } from '../fixtures/tray/tray-rig.ts';
-import { tcpRelay, type TcpRelay } from '../fixtures/net/tcp-relay.ts';
+import type { TcpRelay } from '../fixtures/net/tcp-relay.ts';
+import { configBehindRelay } from '../fixtures/tray/behind-relay.ts';
 
 vi.mock('electron', () => import('../fixtures/tray/electron-stand-in.ts'));
 vi.mock('node:fs', async (real) => (await import('../fixtures/tray/desktop-fs.ts')).desktopFs(await real()));
@@ -31,22 +30,10 @@ afterEach(async () => {
 
 describe('the Last Will of a gateway that runs', () => {
   it('says the gateway answers and its status does not reach the broker, not that it is not running', async () => {
-    const relay = tcpRelay(() => broker.port);
-    relays.push(relay);
-    const relayPort = await relay.listen();
-    const statusPort = await freePort();
-    const config = await rig.file(
-      [
-        `gateway: { id: lab-1, dataDir: ${path.join(rig.dir, 'data')} }`,
-        'hl7: [ { id: lis, listen: { host: 127.0.0.1, port: 0 } } ]',
-        `mqtt: { broker: "mqtt://127.0.0.1:${relayPort}", publishIntervalMs: 2000 }`,
-        `status: { listen: { host: 127.0.0.1, port: ${statusPort} } }`,
-      ].join('\n') + '\n',
-    );
+    const { relay, relayPort, config, gatewayUrl } = await configBehindRelay(rig, () => broker.port, relays);
     const g = startGatewayProcess(config);
     rig.gateways.push(g);
     if (!(await g.ready)) throw new Error(`gateway did not start: ${g.err().slice(-2000)}`);
-    const gatewayUrl = `http://127.0.0.1:${statusPort}`;
     await until('the gateway publishing', async () => (await getJson<{ mqtt: { connected: boolean } | null }>(`${gatewayUrl}/api/status`)).mqtt?.connected);
 
     await startTrayProcess([`--gateway-url=${gatewayUrl}`, `--mqtt-url=mqtt://127.0.0.1:${broker.port}`]);

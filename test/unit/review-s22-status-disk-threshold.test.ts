@@ -8,10 +8,15 @@
  * threshold, and the health was worked out from the one kept. A store full at 0.5 MB under its
  * minimum (nothing is written while it refuses), given 0.8 MB back, stayed red "Not accepting
  * messages: only 99.5 MiB free" while it accepted again, until the disk moved another megabyte.
+ *
+ * Then the reverse: every reading that crossed a threshold was taken (869a829), also one
+ * crossing straight back: a disk at 199.8/200.2 MiB free beside a 100 MiB minimum (a busy lab's log and LevelDB
+ * compactions move it by that much) raised DISK_LOW and "Resolved" at every reading, an alert on
+ * MQTT and a banner on the page flipping every 30 s, for as long as it stayed there.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import path from 'node:path';
-import { StatusModel } from '../../gateway/src/status/status-model.ts';
+import { StatusModel, type StatusAlert } from '../../gateway/src/status/status-model.ts';
 import { Telemetry } from '../../gateway/src/telemetry.ts';
 import { makeConfig, openStore, tempDir } from '../fixtures/status/harness.ts';
 
@@ -40,8 +45,16 @@ async function model(minFreeBytes: number, free: { bytes: number }) {
   });
   await m.start();
   cleanups.push(() => m.stop());
+  const alerts: string[] = [];
+  m.onAlert((a: StatusAlert) => {
+    if (a.code.startsWith('DISK_')) alerts.push(a.code);
+  });
   const codes = (): string[] => m.toApiStatus().healthReasons.filter((r) => r.code.startsWith('DISK_')).map((r) => r.code);
-  return { m, codes };
+  const read = async (mib: number): Promise<void> => {
+    free.bytes = mib * MiB;
+    await m.refreshDisk();
+  };
+  return { m, codes, alerts, read };
 }
 
 describe('the free space crossing a threshold by less than a megabyte', () => {
@@ -82,5 +95,37 @@ describe('the free space crossing a threshold by less than a megabyte', () => {
     await m.refreshDisk();
     expect(m.toApiStatus().disk?.freeBytes).toBe(5000 * MiB);
     expect(changes).toEqual([]);
+  });
+});
+
+describe('the free space jittering across a threshold', () => {
+  it('DISK_LOW does not come and go at every reading around twice the minimum', async () => {
+    const { codes, alerts, read } = await model(100 * MiB, { bytes: 200.2 * MiB });
+    expect(codes()).toEqual([]);
+    await read(199.8);
+    expect(codes()).toEqual(['DISK_LOW']);
+    await read(200.2);
+    expect(codes()).toEqual([]); // back above: taken, as 869a829 made it
+    const settled = alerts.length;
+    for (const mib of [199.8, 200.2, 199.7, 200.3, 199.8, 200.2]) await read(mib);
+    expect(alerts.slice(settled)).toEqual([]);
+    expect(codes()).toEqual([]);
+    // A real fall (more than the jitter) is taken at once.
+    await read(198.9);
+    expect(codes()).toEqual(['DISK_LOW']);
+  });
+
+  it('DISK_FULL does not come and go at every reading around the minimum', async () => {
+    const { codes, alerts, read } = await model(100 * MiB, { bytes: 100.2 * MiB });
+    expect(codes()).toEqual(['DISK_LOW']);
+    await read(99.8);
+    expect(codes()).toEqual(['DISK_FULL']);
+    await read(100.2);
+    expect(codes()).toEqual(['DISK_LOW']); // the store accepts again: cleared at once
+    const settled = alerts.length;
+    for (const mib of [99.8, 100.2, 99.7, 100.3, 99.8]) await read(mib);
+    expect(alerts.slice(settled)).toEqual([]);
+    await read(98.9);
+    expect(codes()).toEqual(['DISK_FULL']);
   });
 });
