@@ -6,7 +6,6 @@ import { analyseBlock, type BlockStructure, type RawMessage, type RawSegment } f
 import { charsetFromMsh18, chooseCharset, decodeText, encodeText, type Charset } from '../../hl7/charset.ts';
 import { buildHostQueryReplies, readHl7HostQuery, type HostQueryAnswer, type HostQueryProblem, type Hl7HostQuery } from '../../hl7/host-query.ts';
 import { readInbound, type InboundRead } from '../../hl7/inbound.ts';
-import type { Hl7Message } from '../../hl7/message.ts';
 import { normalizeLis, hl7SearchTerms } from '../../hl7/normalize-lis.ts';
 import { ResultOrderNumbers } from '../../hl7/order-numbers.ts';
 import { KNOWN_MESSAGE_CODES, type Hl7NormalizeContext, type Hl7NormalizeProblem, type Hl7Normalizer } from '../../hl7/normalizer.ts';
@@ -752,13 +751,20 @@ export class Hl7Intake {
     let attachWarnings: string[] = [];
     if (numbers?.needsLookup(message, events))
       steps.push(() =>
-        this.#attachStep(numbers, message, inbound, events, (attached, w) => {
+        this.#draftStep(inbound, events, (draft) => numbers.attach(draft, message), 'the order of a result could not be looked up by its other number; committed as normalized', (attached, w) => {
           events = attached;
           attachWarnings = w;
         }),
       );
     // Only an analyzer endpoint resolves (its events' accessions); the LIS commits at once.
-    if (this.#resolveEvents && events.length > 0) steps.push(() => this.#resolveStep(inbound, events, (resolved) => (events = resolved)));
+    const resolve = this.#resolveEvents;
+    if (resolve && events.length > 0)
+      steps.push(() =>
+        this.#draftStep(inbound, events, resolve, 'events could not be resolved; committed as normalized', (resolved, w) => {
+          events = resolved;
+          if (w.length > 0) this.#log.warn('resolving the events', { controlId: inbound.controlId, warnings: w });
+        }),
+      );
     try {
       const committing = this.#orderedCommit(lookedUp, steps, () => (lookupFailed ? Promise.reject(lookupFailed.error) : this.#store.commit(inbound, events)), order);
       // An order carrying a filler number: the look-ups of the results behind it wait for its commit.
@@ -877,30 +883,21 @@ export class Hl7Intake {
     return (await this.#store.getEventByKey(key)) !== undefined;
   }
 
-  /** A LIS result's events attached to the order of their other number; the events as they came back go to `done`. */
-  async #attachStep(numbers: ResultOrderNumbers, message: Hl7Message, inbound: InboundMessage, events: DraftEvent[], done: (events: DraftEvent[], warnings: string[]) => void): Promise<void> {
+  /**
+   * A message's events changed before its commit (a LIS result attached to the order of its other
+   * number, an analyzer's accessions resolved); one that fails leaves them as normalized, with
+   * `failure` logged. The events and warnings that came back go to `done`, the search terms to the
+   * message.
+   */
+  async #draftStep(inbound: InboundMessage, events: DraftEvent[], change: (draft: ResolvableEvents) => Promise<ResolvableEvents>, failure: string, done: (events: DraftEvent[], warnings: string[]) => void): Promise<void> {
     let draft: ResolvableEvents = { events, searchTerms: inbound.searchTerms ?? [], warnings: [] };
     try {
-      draft = await numbers.attach(draft, message);
+      draft = await change(draft);
     } catch (err) {
-      this.#log.warn('the order of a result could not be looked up by its other number; committed as normalized', { controlId: inbound.controlId, error: describeError(err) });
+      this.#log.warn(failure, { controlId: inbound.controlId, error: describeError(err) });
     }
     inbound.searchTerms = draft.searchTerms;
     done(draft.events, draft.warnings);
-  }
-
-  /** resolveEvents on a message's events; the events as they came back go to `done`. */
-  async #resolveStep(inbound: InboundMessage, events: DraftEvent[], done: (events: DraftEvent[]) => void): Promise<void> {
-    const resolve = this.#resolveEvents as NonNullable<Hl7IntakeOptions['resolveEvents']>;
-    let draft: ResolvableEvents = { events, searchTerms: inbound.searchTerms ?? [], warnings: [] };
-    try {
-      draft = await resolve(draft);
-    } catch (err) {
-      this.#log.warn('events could not be resolved; committed as normalized', { controlId: inbound.controlId, error: describeError(err) });
-    }
-    if (draft.warnings.length > 0) this.#log.warn('resolving the events', { controlId: inbound.controlId, warnings: draft.warnings });
-    inbound.searchTerms = draft.searchTerms;
-    done(draft.events);
   }
 
   /**
