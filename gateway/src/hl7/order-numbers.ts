@@ -1,3 +1,5 @@
+import { readMemory, withMemory } from '../events/billing-memory.ts';
+import { BILLING_STATE_TYPES, billingState } from '../events/invoice-eligibility.ts';
 import { partitionKeys } from '../events/keys.ts';
 import type { DraftEvent } from '../events/types.ts';
 import type { GatewayStore, StoredEvent } from '../store/types.ts';
@@ -22,6 +24,9 @@ import type { Hl7Message } from './message.ts';
  * result's own numbers for it are looked for (the message index, then the orders' events): one
  * order (one accession) → the result's events take its accession; none → unchanged; several, or
  * only orders of another patient (PID-3.1, when both name one) → unchanged, with a warning.
+ * Of several orders, those the LIS cancelled as a whole are no candidates: a new order that took
+ * the filler number of a cancelled one gets the result (before, attached to neither, the live
+ * order's test was never billed); two live orders stay ambiguous.
  * Idempotency keys are never changed (endpoint + control id + position): a resend is the same.
  *
  * Only a link that has sent an order carrying a filler number (ORC-3 / OBR-3: `fillerOrderNumber`)
@@ -205,7 +210,18 @@ export class ResultOrderNumbers {
       if (accessions.length === 1) {
         moved.set(a, accessions[0] as string);
       } else if (accessions.length > 1) {
-        warnings.push(`result ${a}: orders ${accessions.map((x) => this.#stored(x)).join(', ')} of ${this.#endpoint} carry its number ${[...numbers].join('/')}; attached to none of them`);
+        // Several orders: one the LIS cancelled as a whole is none the result can be of, when
+        // exactly one other is live (a new order that took the filler number of a cancelled one).
+        const cancelled = new Set<string>();
+        for (const x of accessions) if (await this.#whollyCancelled(x)) cancelled.add(x);
+        const live = accessions.filter((x) => !cancelled.has(x));
+        if (live.length === 1) {
+          moved.set(a, live[0] as string);
+          warnings.push(`result ${a}: order(s) ${[...cancelled].map((x) => this.#stored(x)).join(', ')} carrying its number ${[...numbers].join('/')} are cancelled: not its order`);
+        } else {
+          const named = live.length > 1 ? live : accessions;
+          warnings.push(`result ${a}: orders ${named.map((x) => this.#stored(x)).join(', ')} of ${this.#endpoint} carry its number ${[...numbers].join('/')}${live.length === 0 ? ' (all cancelled)' : ''}; attached to none of them`);
+        }
       } else {
         const others = [...new Set(orders.map((e) => this.#stored(this.#bare(e.event.correlationId))))];
         warnings.push(`result ${a}: order(s) ${others.join(', ')} carry its number ${[...numbers].join('/')} but name another patient than ${patient}; attached to none of them`);
@@ -224,6 +240,19 @@ export class ResultOrderNumbers {
     });
     for (const [from, to] of moved) warnings.push(`result ${from}: no order of that number; attached to order ${this.#stored(to)}, which carries it as its other number`);
     return { ...draft, events, searchTerms: [...terms], warnings: [...draft.warnings, ...warnings] };
+  }
+
+  /**
+   * Whether the LIS cancelled the order `bare` as a whole (an order.cancelled of no test, or of
+   * every test it had, not ordered again since), as billing reads it (invoice-eligibility.ts
+   * billingState, with what retention pruned: billing-memory.ts). An order partly cancelled is not.
+   */
+  async #whollyCancelled(bare: string): Promise<boolean> {
+    const accession = this.#stored(bare);
+    const stored = await this.#store.eventsByCorrelation(accession, [...BILLING_STATE_TYPES]);
+    const memory = await readMemory(this.#store.getDoc?.bind(this.#store), accession);
+    const state = billingState(withMemory(stored, memory, accession).map((s) => s.event));
+    return state.ordered && (state.wholeOrderCancelled || state.open.size === 0);
   }
 
   #ofLink(e: StoredEvent): boolean {
