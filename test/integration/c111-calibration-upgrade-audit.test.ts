@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { resolveAnalyzerResult } from '../../gateway/src/astm/accessions.ts';
 import { normalizeAstmMessage } from '../../gateway/src/astm/normalize.ts';
 import type { DraftEvent } from '../../gateway/src/events/types.ts';
+import { rowIndexKeyOf } from '../../gateway/src/profiles/consumption-keys.ts';
 import { loadProfile } from '../../gateway/src/profiles/load.ts';
 import type { EventStore } from '../../gateway/src/store/event-store.ts';
 import { useTempStore } from '../fixtures/store/temp-store.ts';
@@ -20,9 +21,12 @@ import { useTempStore } from '../fixtures/store/temp-store.ts';
  *
  * The store is the real LevelDB one; the message goes the way the gateway takes it (gateway.ts
  * #addAstm: normalizeAstmMessage, resolveAnalyzerResult, store.commit). The earlier release's
- * store is written as that release wrote it: the same events, keyed by the whole record's hash.
+ * store is written as that release wrote it: the same events, keyed by the whole record's hash,
+ * and, as every release before consumption keys named the draw (profiles/consumption.ts), by the
+ * row's index in the profile's table. The store reads as one an earlier release wrote
+ * (`earlierReleaseKeys`), as it is after the upgrade.
  */
-const tmp = useTempStore('lgw-c111-upgrade-', { pruneIntervalMs: 0, minFreeBytes: 0 });
+const tmp = useTempStore('lgw-c111-upgrade-', { pruneIntervalMs: 0, minFreeBytes: 0, earlierReleaseKeys: true });
 const profile = loadProfile('roche-cobas-c111');
 
 const HEADER = (h14: string): string => `H|\\^&|||c111^Roche^c111^4.2.2.1730^1^13147|||||host|RSUPL^REAL|P|1|${h14}`;
@@ -48,16 +52,17 @@ function inbound(text: string) {
   };
 }
 
-/** The earlier release's commit: today's events with each calibration keyed by its whole record. */
+/** The earlier release's commit: today's events in their row-index form, each calibration keyed by its whole record. */
 async function storedByEarlierRelease(store: EventStore, text: string, records: Array<{ record: string; acn: string }>): Promise<void> {
   const { events } = normalizeAstmMessage(text, { analyzerId: 'c111-1', endpoint: 'c111-1', profile, receivedAt: '2026-01-14T07:15:00.000Z' });
   const now = normalizeAstmMessage(message('x', ...records.map((r) => r.record.replace(/^M\|\d+\|/, 'M|1|'))), { analyzerId: 'c111-1', endpoint: 'c111-1', profile, receivedAt: '2026-01-14T07:15:00.000Z' });
   const earlier: DraftEvent[] = events.map((e) => {
+    const stored = rowIndexKeyOf(e) ?? e.idempotencyKey;
     for (const { record, acn } of records) {
       const nowRun = now.events.find((n) => n.idempotencyKey.includes(`~${acn}|`))!.idempotencyKey.split('|')[4]!;
-      if (e.idempotencyKey.includes(`|${nowRun}|`)) return { ...e, idempotencyKey: e.idempotencyKey.replace(`|${nowRun}|`, `|${earlierRun(record, acn)}|`) };
+      if (stored.includes(`|${nowRun}|`)) return { ...e, idempotencyKey: stored.replace(`|${nowRun}|`, `|${earlierRun(record, acn)}|`) };
     }
-    return e;
+    return { ...e, idempotencyKey: stored };
   });
   await store.commit(inbound(text), earlier);
 }

@@ -9,6 +9,7 @@ import type { AnalyzerConfig } from '../../gateway/src/config/types.ts';
 import { AstmEndpoint } from '../../gateway/src/ingress/astm/astm-endpoint.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
 import { checkProfile, defaultProfilesDir } from '../../gateway/src/profiles/check.ts';
+import { rowIndexKeyOf } from '../../gateway/src/profiles/consumption-keys.ts';
 import { profileFingerprint } from '../../gateway/src/profiles/fingerprint.ts';
 import { loadProfile, profileNames } from '../../gateway/src/profiles/load.ts';
 import type { Profile } from '../../gateway/src/profiles/types.ts';
@@ -131,7 +132,9 @@ describe('fields.keyTime: keys keep their time source when the run time moves (a
     // Key strings produced by the release before 5f3aebf (O.23 results-reported time, `~`, hash).
     expect(wbc?.idempotencyKey).toBe('astm|an-1|result|000004287888|WBC|20211028082838~672a0c94d64e6255');
     expect(keysOf(r, 'specimen.received')).toEqual(['astm|an-1|specimen|000004287888|20211028']);
-    expect(keysOf(r, 'consumable.used')).toContain('astm|an-1|consumption|000004287888|20211028082838~01ba0fedcc82b831|run|WBC|BEC-DXH-DILUENT|0');
+    // Consumption: the same run identity; the key names the draw, its row-index form is the release's (looked up in the upgrade window).
+    expect(keysOf(r, 'consumable.used')).toContain('astm|an-1|consumption|000004287888|20211028082838~01ba0fedcc82b831|run|WBC|BEC-DXH-DILUENT');
+    expect(r.events.map((e) => rowIndexKeyOf(e))).toContain('astm|an-1|consumption|000004287888|20211028082838~01ba0fedcc82b831|run|WBC|BEC-DXH-DILUENT|0');
   });
 
   it('every other shipped profile keys on its run time (keyTime defaults to runTime)', () => {

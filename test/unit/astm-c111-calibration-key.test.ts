@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { normalizeAstmMessage } from '../../gateway/src/astm/normalize.ts';
+import type { DraftEvent } from '../../gateway/src/events/types.ts';
+import { rowIndexKeyOf } from '../../gateway/src/profiles/consumption-keys.ts';
 import { loadProfile } from '../../gateway/src/profiles/load.ts';
 import { astmCtx, astmMsg } from '../fixtures/astm/consumption.ts';
 
@@ -19,18 +21,27 @@ const albumin = (seq: number): string =>
 const glucose = (seq: number): string =>
   `M|${seq}|CR^BM^c111^1|767^GLU|71830402|mmol/L|BS^GLU||N^R|2||A^$SYS$||2.301000E+01^1.120000E-01|SD^^^65432101|0^0.0009^0.0008^0.0010^0^0\\12.9^0.6120^0.6117^0.6123^0^0`;
 
-const keys = (...records: string[]): string[] =>
+const albuminDraws = (...records: string[]): DraftEvent[] =>
   normalizeAstmMessage(astmMsg(HEADER, ...records, 'L|1|N'), astmCtx(loadProfile('roche-cobas-c111')))
     // The albumin calibration's rows (run identity `…~413`), not the glucose one's (`…~767`).
-    .events.filter((e) => e.type === 'consumable.used' && e.idempotencyKey.includes('~413|'))
-    .map((e) => e.idempotencyKey)
-    .sort();
+    .events.filter((e) => e.type === 'consumable.used' && e.idempotencyKey.includes('~413|'));
+const keys = (...records: string[]): string[] => albuminDraws(...records).map((e) => e.idempotencyKey).sort();
+/** The keys in the form the releases before stored them (the row's index last): looked up in the upgrade window. */
+const rowIndexKeys = (...records: string[]): Array<string | undefined> => albuminDraws(...records).map((e) => rowIndexKeyOf(e)).sort();
 
 describe('cobas c 111: the keys of an undated calibration', () => {
-  it('an undated calibration at M|1 keeps the key the released hash of its whole record gave it', () => {
+  it('an undated calibration at M|1 keeps the run identity the released hash of its whole record gave it', () => {
     // The released derivation, written out: the record as the c 111 sent it, hashed whole.
     const releasedRun = `rec:${createHash('sha256').update(albumin(1)).digest('hex').slice(0, 16)}~413`;
     expect(keys(albumin(1))).toEqual(
+      [
+        `astm|an-1|consumption|65432101|${releasedRun}|test|ALB|ROC-C111-ALB`,
+        `astm|an-1|consumption|65432101|${releasedRun}|test|ALB|ROC-C111-CUVETTE`,
+        `astm|an-1|consumption|65432101|${releasedRun}|run|run|ROC-C111-CLEANER`,
+      ].sort(),
+    );
+    // The keys as that release stored them, the row's index last (profiles/consumption-keys.ts).
+    expect(rowIndexKeys(albumin(1))).toEqual(
       [
         `astm|an-1|consumption|65432101|${releasedRun}|test|ALB|ROC-C111-ALB|0`,
         `astm|an-1|consumption|65432101|${releasedRun}|test|ALB|ROC-C111-CUVETTE|7`,

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { normalizeAstmMessage } from '../../gateway/src/astm/normalize.ts';
+import { rowIndexKeyOf } from '../../gateway/src/profiles/consumption-keys.ts';
 import type { CanonicalEvent } from '../../gateway/src/events/types.ts';
 import { loadProfile } from '../../gateway/src/profiles/load.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
@@ -75,9 +76,18 @@ describe('DxH per-run reagents over a run reported in two messages', () => {
     expect(again.filter((e) => e.type === 'test.completed').map((e) => (e.type === 'test.completed' ? [e.data.testCode, e.data.resultStatus] : []))).toEqual([['MCH', 'C']]);
   });
 
-  it('a run reported final at once keeps the consumption keys it always had', async () => {
+  // The run identity is the one it always had; the keys name the draw, not the row's index, whose
+  // form (the keys the releases before stored) is looked up in the upgrade window (consumption-keys.ts).
+  it('a run reported final at once keeps the run identity it always had', async () => {
     const r = normalizeAstmMessage(finalReport!, { analyzerId: 'dxh-1', endpoint: 'dxh-1', profile, receivedAt: '2026-01-14T12:00:00.000Z' });
-    expect(r.events.filter((e) => e.type === 'consumable.used').map((e) => e.idempotencyKey)).toEqual([
+    const drafts = r.events.filter((e) => e.type === 'consumable.used');
+    expect(drafts.map((e) => e.idempotencyKey)).toEqual([
+      'astm|dxh-1|consumption|000004287888|20211028082838~01ba0fedcc82b831|run|WBC|BEC-DXH-DILUENT',
+      'astm|dxh-1|consumption|000004287888|20211028082838~01ba0fedcc82b831|run|WBC|BEC-DXH-CELL-LYSE',
+      'astm|dxh-1|consumption|000004287888|20211028082838~01ba0fedcc82b831|run|NE|BEC-DXH-DIFF-PACK',
+      'astm|dxh-1|consumption|000004287888|20211028082838~01ba0fedcc82b831|run|run|BEC-DXH-CLEANER',
+    ]);
+    expect(drafts.map((e) => rowIndexKeyOf(e))).toEqual([
       'astm|dxh-1|consumption|000004287888|20211028082838~01ba0fedcc82b831|run|WBC|BEC-DXH-DILUENT|0',
       'astm|dxh-1|consumption|000004287888|20211028082838~01ba0fedcc82b831|run|WBC|BEC-DXH-CELL-LYSE|1',
       'astm|dxh-1|consumption|000004287888|20211028082838~01ba0fedcc82b831|run|NE|BEC-DXH-DIFF-PACK|2',

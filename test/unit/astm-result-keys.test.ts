@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { normalizeAstmMessage } from '../../gateway/src/astm/normalize.ts';
+import { rowIndexKeyOf } from '../../gateway/src/profiles/consumption-keys.ts';
 import type { DraftEvent } from '../../gateway/src/events/types.ts';
 import { loadProfile } from '../../gateway/src/profiles/load.ts';
 import type { Profile } from '../../gateway/src/profiles/types.ts';
@@ -13,15 +14,25 @@ import { astmCtx, astmMsg, withConsumption } from '../fixtures/astm/consumption.
 const ctx = astmCtx;
 const msg = astmMsg;
 const keys = (events: DraftEvent[], type: DraftEvent['type']) => events.filter((e) => e.type === type).map((e) => e.idempotencyKey);
+/** The keys the releases before gave the run's draws (the row's index last): looked up in the upgrade window. */
+const rowIndexKeys = (events: DraftEvent[]) => events.filter((e) => e.type === 'consumable.used').map((e) => rowIndexKeyOf(e));
 
 
 const run = (profile: Profile, ...results: string[]) => normalizeAstmMessage(msg('H|\\^&|M1', 'P|1', 'O|1|S-1||^^^GLU\\^^^CREA|R|20260114080000', ...results, 'L|1|N'), ctx(profile)).events;
 
 describe('keys of final results stay as they were', () => {
-  it('a final result with a result time: test.completed and consumption keys are the same strings as before', () => {
+  // Consumption keys name what a row draws, no longer its index in the table (profiles/consumption.ts):
+  // the keys the releases before stored are the row-index form, looked up before the commit while
+  // the store may hold them (profiles/consumption-keys.ts).
+  it('a final result with a result time: test.completed keys are the same strings as before, consumption keys name the draw, their earlier form as before', () => {
     const events = run(withConsumption(), 'R|1|^^^GLU|5.0|mmol/L||||F||op||20260114090000', 'R|2|^^^CREA|80|umol/L||||F||op||20260114090000');
     expect(keys(events, 'test.completed')).toEqual(['astm|an-1|result|S-1|GLU|20260114090000', 'astm|an-1|result|S-1|CREA|20260114090000']);
     expect(keys(events, 'consumable.used')).toEqual([
+      'astm|an-1|consumption|S-1|20260114090000|test|GLU|GLU-R1',
+      'astm|an-1|consumption|S-1|20260114090000|test|CREA|CREA-R1',
+      'astm|an-1|consumption|S-1|20260114090000|run|run|DEAD',
+    ]);
+    expect(rowIndexKeys(events)).toEqual([
       'astm|an-1|consumption|S-1|20260114090000|test|GLU|GLU-R1|0',
       'astm|an-1|consumption|S-1|20260114090000|test|CREA|CREA-R1|1',
       'astm|an-1|consumption|S-1|20260114090000|run|run|DEAD|2',
@@ -89,8 +100,13 @@ describe('host query ranges', () => {
 describe('results timed by the order (O.7): consumption', () => {
   const one = (profile: Profile, record: string) => normalizeAstmMessage(msg('H|\\^&|M1', 'P|1', 'O|1|S-7||^^^GLU|R|20260114080000', record, 'L|1|N'), ctx(profile)).events;
 
-  it('the final draws, keyed on O.7 and a hash of R.3 and value (keys of 51d9ac5 unchanged)', () => {
-    expect(keys(one(withConsumption(), 'R|1|^^^GLU|5.0|mmol/L||||F'), 'consumable.used')).toEqual([
+  it('the final draws, keyed on O.7 and a hash of R.3 and value (the run identity of 51d9ac5 unchanged; the row-index form as then)', () => {
+    const events = one(withConsumption(), 'R|1|^^^GLU|5.0|mmol/L||||F');
+    expect(keys(events, 'consumable.used')).toEqual([
+      expect.stringMatching(/^astm\|an-1\|consumption\|S-7\|20260114080000~[0-9a-f]{16}\|test\|GLU\|GLU-R1$/),
+      expect.stringMatching(/^astm\|an-1\|consumption\|S-7\|20260114080000~[0-9a-f]{16}\|run\|run\|DEAD$/),
+    ]);
+    expect(rowIndexKeys(events)).toEqual([
       expect.stringMatching(/^astm\|an-1\|consumption\|S-7\|20260114080000~[0-9a-f]{16}\|test\|GLU\|GLU-R1\|0$/),
       expect.stringMatching(/^astm\|an-1\|consumption\|S-7\|20260114080000~[0-9a-f]{16}\|run\|run\|DEAD\|2$/),
     ]);

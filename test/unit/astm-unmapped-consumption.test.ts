@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { normalizeAstmMessage } from '../../gateway/src/astm/normalize.ts';
+import { rowIndexKeyOf } from '../../gateway/src/profiles/consumption-keys.ts';
 import type { DraftEvent } from '../../gateway/src/events/types.ts';
 import { loadProfile } from '../../gateway/src/profiles/load.ts';
 import type { Profile } from '../../gateway/src/profiles/types.ts';
@@ -36,7 +37,11 @@ describe('an unmapped test reported as several aspects', () => {
       'R|4|^^^FT3^^^1^DOSE|3.10|pg/mL||||F||||20260302101412',
     );
     expect(cuvettes(events).map((e) => e.idempotencyKey)).toEqual([
-      // The mapped test's key is the one it always had.
+      // The mapped test's key: the draw of the mapped test (its row-index form the one it always had).
+      'astm|an-1|consumption|S-1|20260302101201|test|TSH|CUVETTE',
+      'astm|an-1|consumption|S-1|20260302101412|test|FT3|CUVETTE',
+    ]);
+    expect(cuvettes(events).map((e) => rowIndexKeyOf(e))).toEqual([
       'astm|an-1|consumption|S-1|20260302101201|test|TSH|CUVETTE|1',
       'astm|an-1|consumption|S-1|20260302101412|test|FT3|CUVETTE|1',
     ]);
@@ -46,7 +51,7 @@ describe('an unmapped test reported as several aspects', () => {
 
   it('an unmapped aspect of a mapped test draws nothing more than the mapped test', () => {
     const events = consumption('R|1|^^^TSH3UL^^^1^INDX|0.4|||||F||||20260302101201', 'R|2|^^^TSH3UL^^^1^DOSE|1.82|uIU/mL||||F||||20260302101201');
-    expect(cuvettes(events).map((e) => e.idempotencyKey)).toEqual(['astm|an-1|consumption|S-1|20260302101201|test|TSH|CUVETTE|1']);
+    expect(cuvettes(events).map((e) => e.idempotencyKey)).toEqual(['astm|an-1|consumption|S-1|20260302101201|test|TSH|CUVETTE']);
   });
 
   it('aspects without a time of their own are still one measurement', () => {

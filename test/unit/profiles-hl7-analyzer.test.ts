@@ -6,6 +6,7 @@ import { parseMessage } from '../../gateway/src/hl7/message.ts';
 import { readMsh } from '../../gateway/src/hl7/msh.ts';
 import type { Hl7NormalizeContext } from '../../gateway/src/hl7/normalizer.ts';
 import { createAnalyzerHl7Normalizer, normalizeAnalyzerHl7 } from '../../gateway/src/profiles/hl7-analyzer-normalize.ts';
+import { rowIndexKeyOf } from '../../gateway/src/profiles/consumption-keys.ts';
 import { loadProfile } from '../../gateway/src/profiles/load.ts';
 import { fixturesDir, repoRoot } from '../fixtures/astm/corpus.ts';
 
@@ -118,7 +119,7 @@ describe('Mindray BS keys: result time, per-run rows, sample without barcode', (
     const again = normalizeAnalyzerHl7(bs({ controlId: '57', msh7: '20260114113000', barcode: 'B-1', sampleNo: '31', testNo: '1', value: '35.000000' }), ctxFor('mindray-bs-series'));
     expect(keysOf(first, 'test.completed')).toEqual([expect.stringMatching(/^hl7-analyzer\|an-mindray-bs-series\|result\|B-1\|1\|rec:[0-9a-f]{16}$/)]);
     expect(again.map((e) => e.idempotencyKey)).toEqual(first.map((e) => e.idempotencyKey));
-    expect(keysOf(first, 'consumable.used')).toContain('hl7-analyzer|an-mindray-bs-series|consumption|B-1|day:20260114|run|run|MR-BS-PROBE-WASH|6');
+    expect(keysOf(first, 'consumable.used')).toContain('hl7-analyzer|an-mindray-bs-series|consumption|B-1|day:20260114|run|run|MR-BS-PROBE-WASH');
   });
 
   // A preliminary result (OBX-11 = P) and its final (F) shared one key: the final was skipped as a
@@ -145,6 +146,12 @@ describe('Mindray BS keys: result time, per-run rows, sample without barcode', (
     const events = normalizeAnalyzerHl7(bs({ controlId: '61', msh7: '20260114103000', barcode: 'B-2', sampleNo: '32', testNo: '1', value: '35.000000', obr7: '20260114102500', obx14: '20260114102930' }), ctxFor('mindray-bs-series'));
     expect(keysOf(events, 'test.completed')).toEqual(['hl7-analyzer|an-mindray-bs-series|result|B-2|1|20260114102930']);
     expect(keysOf(events, 'consumable.used')).toEqual([
+      'hl7-analyzer|an-mindray-bs-series|consumption|B-2|20260114102930|test|ALT|MR-BS-ALT',
+      'hl7-analyzer|an-mindray-bs-series|consumption|B-2|20260114102930|test|ALT|MR-BS-CUVETTE-WASH',
+      'hl7-analyzer|an-mindray-bs-series|consumption|B-2|20260114102500|run|run|MR-BS-PROBE-WASH',
+    ]);
+    // The keys the releases before stored (the row's index last): looked up in the upgrade window.
+    expect(events.filter((e) => e.type === 'consumable.used').map((e) => rowIndexKeyOf(e))).toEqual([
       'hl7-analyzer|an-mindray-bs-series|consumption|B-2|20260114102930|test|ALT|MR-BS-ALT|0',
       'hl7-analyzer|an-mindray-bs-series|consumption|B-2|20260114102930|test|ALT|MR-BS-CUVETTE-WASH|5',
       'hl7-analyzer|an-mindray-bs-series|consumption|B-2|20260114102500|run|run|MR-BS-PROBE-WASH|6',

@@ -3,6 +3,7 @@ import { partitionKeys } from '../events/keys.ts';
 import type { DraftEvent, OrderCreatedData } from '../events/types.ts';
 import { keyFinalsApartFromEarlierReports } from '../events/earlier-reports.ts';
 import type { GatewayStore, StoredEvent } from '../store/types.ts';
+import { type ConsumptionKeyStore, keepConsumptionKeysOfEarlierReleases } from '../profiles/consumption-keys.ts';
 import { type CalibrationKeyStore, keepCalibrationKeysOfEarlierReleases } from './calibration-keys.ts';
 import { orderEventsForSpecimen, sameTube, tubeOrders, type OrderLookupOptions, type OrderLookupStore } from './host-query.ts';
 import type { NormalizeResult } from './types.ts';
@@ -249,13 +250,15 @@ function lookupBudget(store: OrderLookupStore, budgetMs: number): { store: Order
  * What an analyzer endpoint (ASTM or HL7) does to a normalized message before its commit, and so
  * before its acknowledgement: the tube's barcode resolved to its order's accession, then a final
  * result keyed apart from a preliminary an earlier release stored under its key
- * (events/earlier-reports.ts), and an undated calibration an earlier release stored at another
- * place keeps the keys it was stored under (calibration-keys.ts). The LIS endpoint does none.
+ * (events/earlier-reports.ts), an undated calibration an earlier release stored at another
+ * place keeps the keys it was stored under (calibration-keys.ts), and so does a draw an earlier
+ * release keyed by its row's index in the consumption table, while the store may hold such keys
+ * (profiles/consumption-keys.ts). The LIS endpoint does none.
  */
 export async function resolveAnalyzerResult<R extends Pick<NormalizeResult, 'events' | 'searchTerms' | 'warnings' | 'earlierCalibrationKeys'>>(
   result: R,
-  store: OrderLookupStore & CalibrationKeyStore,
+  store: OrderLookupStore & CalibrationKeyStore & ConsumptionKeyStore,
   options: ResolveOptions = {},
 ): Promise<R> {
-  return keepCalibrationKeysOfEarlierReleases(await keyFinalsApartFromEarlierReports(await resolveAccessions(result, store, options), store), store);
+  return keepConsumptionKeysOfEarlierReleases(await keepCalibrationKeysOfEarlierReleases(await keyFinalsApartFromEarlierReports(await resolveAccessions(result, store, options), store), store), store);
 }

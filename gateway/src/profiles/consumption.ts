@@ -1,5 +1,6 @@
 import { idempotencyKey, partitionKeys } from '../events/keys.ts';
 import type { DraftEvent, EventDataMap, RunType } from '../events/types.ts';
+import { noteRowIndexKey, rowIndexConsumptionKey } from './consumption-keys.ts';
 import type { ConsumptionRow, Profile } from './types.ts';
 
 export interface RunContext {
@@ -24,8 +25,9 @@ export interface RunContext {
 const splitTables = new WeakMap<Profile, { perTest: Profile; perRun: Profile }>();
 
 /**
- * The profile's consumption table split by `per`, row positions kept (the row index is part of
- * the consumption key): rows of the other kind are limited to no run type, so they yield nothing.
+ * The profile's consumption table split by `per`, row positions kept (the row-index form of a
+ * key an earlier release may hold is looked up with the row's index: consumption-keys.ts): rows
+ * of the other kind are limited to no run type, so they yield nothing.
  * For a message whose results do not share one run identity: per-test rows go out once per
  * identity, per-run rows once for the run.
  */
@@ -46,9 +48,36 @@ export function splitConsumption(profile: Profile): { perTest: Profile; perRun: 
  * some run types skip the others. Partition: reagent:<analyzer>:<product> (events/keys.ts), so that
  * a product missing in Odoo holds back only its own events; the relay still posts one analyzer's
  * micro-batch window as one stock picking.
+ *
+ * A draw's key names what it is, not where its row stands: the run (analyzer, specimen, run
+ * identity), `per`, the test it is drawn for (`run` for a per-run row without one) and the
+ * product; the second, third… draw of the run identical in those parts (two identical rows: two
+ * draws) adds `x2`, `x3`…, counted in table order among the rows that draw in this run. Until
+ * now the key ended with the row's index in the table: IT adding a row above, removing one or
+ * reordering the table gave a run the analyzer sent again new keys for every row below the edit,
+ * and the store took them as new, drawing the reagents from Odoo's stock a second time
+ * (test/integration/review-s23-consumption-row-identity.test.ts). What the identity leaves out:
+ * - `quantity` and `uom`: a correction of how much a row draws (the real dead volume measured, a
+ *   unit fixed) changes what future runs draw, not which draw a resent run is; in the key, every
+ *   run resent after the correction would draw the whole row again. The stored event keeps what
+ *   was drawn then.
+ * - `runTypes`: which runs a row applies to, not what it draws in one (and splitConsumption
+ *   rewrites it). A row widened to QC draws for a QC run it did not draw for before: a new key,
+ *   as it is a new draw; only rows drawing in this run are counted for `x<n>`, so a row limited to
+ *   other run types inserted above changes nothing.
+ * - the row's `test` selector (`*` or a code): the test the draw is for is in the key; a `*` row
+ *   narrowed to the one test it meant draws what it drew, keyed alike.
+ * - `reagent`, `deadVolume`, `note`: which lot is reported and how the row is described.
+ * The product stays: another product is another draw (an Odoo product renamed in the table draws
+ * again for a resent run). A row new to the table draws once for every run it applies to, a
+ * resent one too.
+ *
+ * Each draft's key in the row-index form is noted (consumption-keys.ts): an analyzer endpoint
+ * looks it up before the commit while the store may hold keys of an earlier release.
  */
 export function consumptionDrafts(run: RunContext): DraftEvent[] {
   const out: DraftEvent[] = [];
+  const drawn = new Map<string, number>();
   run.profile.consumption.forEach((row, rowIndex) => {
     if (row.runTypes && !row.runTypes.includes(run.runType)) return;
     const targets: Array<string | undefined> = [];
@@ -70,16 +99,22 @@ export function consumptionDrafts(run: RunContext): DraftEvent[] {
       if (testCode !== undefined) data.testCode = testCode;
       const lot = row.reagent !== undefined ? run.reagentLots?.get(row.reagent.toUpperCase()) : undefined;
       if (lot) data.reagentLot = lot;
-      out.push({
+      const identity = [row.per, testCode ?? 'run', row.productCode] as const;
+      const slot = identity.join('\u0000');
+      const nth = (drawn.get(slot) ?? 0) + 1;
+      drawn.set(slot, nth);
+      const draft: DraftEvent = {
         type: 'consumable.used',
         occurredAt: run.runAt,
         receivedAt: run.receivedAt,
-        idempotencyKey: idempotencyKey(run.keyPrefix, run.analyzerId, 'consumption', run.specimenId, run.runKey, row.per, testCode ?? 'run', row.productCode, rowIndex),
+        idempotencyKey: idempotencyKey(run.keyPrefix, run.analyzerId, 'consumption', run.specimenId, run.runKey, ...identity, ...(nth > 1 ? [`x${nth}`] : [])),
         correlationId: run.specimenId,
         partitionKey: partitionKeys.reagent(run.analyzerId, row.productCode),
         source: run.source,
         data,
-      });
+      };
+      noteRowIndexKey(draft, rowIndexConsumptionKey(run, row.per, testCode, row.productCode, rowIndex));
+      out.push(draft);
     }
   });
   return out;

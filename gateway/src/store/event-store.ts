@@ -124,10 +124,13 @@ export interface EventStoreOptions {
 
 /**
  * The version of the message keys (the dedup key's and the event keys' fingerprint: hl7/msh.ts
- * messageFingerprints). A store first opened by a release of this version records when, and
- * whether it held messages then (`mayHoldEarlierReleaseKeys`).
+ * messageFingerprints) and of the event keys' parts. A store first opened by a release of this
+ * version records when, and whether it held messages then (`mayHoldEarlierReleaseKeys`). 3:
+ * consumption keys name what a row draws, not the row's index in the profile's table
+ * (profiles/consumption-keys.ts looks the index form up in that window); a store a release of 2
+ * wrote holds index keys, and its window opens again.
  */
-export const KEY_ERA = 2;
+export const KEY_ERA = 3;
 
 export type StoreHealth = 'ok' | 'failed' | 'full' | 'closed';
 

@@ -1,0 +1,92 @@
+import { describeError } from '../errors.ts';
+import { idempotencyKey } from '../events/keys.ts';
+import type { DraftEvent } from '../events/types.ts';
+import type { GatewayStore } from '../store/types.ts';
+
+/**
+ * The key a `consumable.used` event had until consumption keys stopped naming the row's index in
+ * the profile's `consumption` table (consumption.ts `consumptionDrafts`): the same parts, then the
+ * product and the row's index. Every release before stored its draws under this form.
+ */
+export function rowIndexConsumptionKey(
+  run: { keyPrefix: string; analyzerId: string; specimenId: string; runKey: string },
+  per: 'test' | 'run',
+  testCode: string | undefined,
+  productCode: string,
+  rowIndex: number,
+): string {
+  return idempotencyKey(run.keyPrefix, run.analyzerId, 'consumption', run.specimenId, run.runKey, per, testCode ?? 'run', productCode, rowIndex);
+}
+
+/**
+ * The row-index key of each draft consumptionDrafts made, by the draft's `data` object (with the
+ * key it was made with, so that a draft whose key was changed since is not taken for it). The
+ * steps between the normalizer and the commit (an analyzer's accession resolution, the HL7
+ * intake's) copy an event to change its correlation or partition, never a consumption's `data`:
+ * the note follows the event through both intakes, the ASTM one and the HL7 analyzer one, without
+ * a field of its own in their results. Held weakly: gone with the event.
+ */
+const rowIndexKeys = new WeakMap<object, { now: string; earlier: string }>();
+
+/** Notes the row-index form of a draft's key (consumptionDrafts). */
+export function noteRowIndexKey(draft: DraftEvent, earlier: string): void {
+  rowIndexKeys.set(draft.data, { now: draft.idempotencyKey, earlier });
+}
+
+/** The row-index form of a consumption draft's key, when consumptionDrafts made it with the key it has. */
+export function rowIndexKeyOf(event: DraftEvent): string | undefined {
+  if (event.type !== 'consumable.used') return undefined;
+  const noted = rowIndexKeys.get(event.data);
+  return noted !== undefined && noted.now === event.idempotencyKey ? noted.earlier : undefined;
+}
+
+/** What the look-up reads of the store (`idempotencyKeyUsed` where the store has it: pruned events count too). */
+export type ConsumptionKeyStore = Pick<GatewayStore, 'getEventByKey' | 'idempotencyKeyUsed' | 'mayHoldEarlierReleaseKeys'>;
+
+/**
+ * A draw an earlier release stored keeps the key it was stored under. Those releases ended a
+ * consumption's key with its row's index in the profile's table; the key now names what the row
+ * draws (consumption.ts). Without this, every run an earlier release took and the analyzer sends
+ * again after the upgrade (a resend of a message whose ACK it missed, a result the operator
+ * re-transmits) would have new keys for all its draws, and the relay would take its reagents from
+ * Odoo's stock a second time (test/integration/review-s23-consumption-row-identity.test.ts).
+ *
+ * Only while the store may hold keys of an earlier release (`mayHoldEarlierReleaseKeys`: for
+ * `retentionDays` after the upgrade, never on a store this release began), and only for a draw
+ * whose key of now the store does not hold: the row-index form with the row's index in the table
+ * as it is now (most likely unchanged since the upgrade) is looked up, and when the store holds
+ * it, the draw takes that key and the store skips it as the resend it is. Cost in that window: one
+ * or two key look-ups per consumption event (the store's key filter answers an absent key without
+ * a read); outside it, nothing. A look-up that fails keeps the keys of now, with a warning (the
+ * commit decides whether the message is taken), as calibration-keys.ts does.
+ */
+export async function keepConsumptionKeysOfEarlierReleases<R extends { events: DraftEvent[]; warnings: string[] }>(result: R, store: ConsumptionKeyStore): Promise<R> {
+  if (!(store.mayHoldEarlierReleaseKeys?.() ?? true)) return result;
+  const forms = new Map<string, string>();
+  for (const e of result.events) {
+    const earlier = rowIndexKeyOf(e);
+    if (earlier !== undefined && earlier !== e.idempotencyKey) forms.set(e.idempotencyKey, earlier);
+  }
+  if (forms.size === 0) return result;
+  const used = (key: string): Promise<boolean> => (store.idempotencyKeyUsed ? store.idempotencyKeyUsed(key) : store.getEventByKey(key).then((e) => e !== undefined));
+  const renamed = new Map<string, string>();
+  const warnings: string[] = [];
+  await Promise.all(
+    [...forms].map(async ([now, earlier]) => {
+      try {
+        if (!(await used(now)) && (await used(earlier))) renamed.set(now, earlier);
+      } catch (err) {
+        warnings.push(`consumption key ${now}: its earlier release's form not looked up (${describeError(err)}); keyed as now`);
+      }
+    }),
+  );
+  if (renamed.size === 0 && warnings.length === 0) return result;
+  return {
+    ...result,
+    events: result.events.map((e) => {
+      const earlier = renamed.get(e.idempotencyKey);
+      return earlier === undefined ? e : { ...e, idempotencyKey: earlier };
+    }),
+    warnings: [...result.warnings, ...warnings],
+  };
+}
