@@ -5,7 +5,8 @@ import { keyFinalsApartFromEarlierReports } from '../events/earlier-reports.ts';
 import type { GatewayStore, StoredEvent } from '../store/types.ts';
 import { type ConsumptionKeyStore, keepConsumptionKeysOfEarlierReleases } from '../profiles/consumption-keys.ts';
 import { type CalibrationKeyStore, keepCalibrationKeysOfEarlierReleases } from './calibration-keys.ts';
-import { orderEventsForSpecimen, sameTube, tubeOrders, type OrderLookupOptions, type OrderLookupStore } from './host-query.ts';
+import { accessionCaseMarks } from '../hl7/accession-case.ts';
+import { barcodeOrders, tubeOrders, type OrderLookupOptions, type OrderLookupStore } from './host-query.ts';
 import type { NormalizeResult } from './types.ts';
 
 /**
@@ -77,22 +78,36 @@ export async function resolveAccessions<R extends Pick<NormalizeResult, 'events'
    */
   const setApartTests = new Map<string, Set<string>>();
   const warnings: string[] = [];
+  /** Per barcode resolved, the barcode its orders were found under: as sent, or its upper case. */
+  const foundUnder = new Map<string, string>();
   const budgetMs = options.budgetMs ?? ACCESSION_LOOKUP_BUDGET_MS;
   const budget = lookupBudget(store, budgetMs);
+  // The LIS links numbering by case: those of the store itself (the budget's reads go through a
+  // wrapper of it, which keeps no marks).
+  const marks = accessionCaseMarks(store);
   try {
     await Promise.all(
       [...specimens].map(async (specimenId) => {
         const stopped = `specimen ${specimenId}: its order look-up was stopped after ${budgetMs} ms (a slow store, or many messages naming it); the specimen id is taken as the accession`;
         try {
-          const found = await budget.within(orderEventsForSpecimen(budget.store, specimenId, options));
-          if (found === OVER_BUDGET) {
+          const looked = await budget.within(barcodeOrders(budget.store, specimenId, options, marks));
+          if (looked === OVER_BUDGET) {
             warnings.push(stopped);
+            return;
+          }
+          const { barcode, found, caseCollision } = looked;
+          // Orders under the barcode's upper case and under its lower case, neither as sent (Ab12:
+          // AB12 and ab12): attached to none, as a collision (host-query.ts barcodeOrders).
+          if (caseCollision) {
+            options.onCollision?.(caseCollision);
+            collided.add(specimenId);
+            warnings.push(`specimen ${specimenId}: orders ${caseCollision.accessions.join(', ')} from ${caseCollision.endpoints.join(', ')} differ from this barcode only by case, and none is it as sent; the run is attached to none of them (no accession, partition specimen:${specimenId})`);
             return;
           }
           // Orders of two LIS links (or two patients) under one barcode: the run is attached to
           // none of them (the specimen id stays its accession), and the lab is told; unless an
           // order carries the barcode's number, which keeps its own tests (tubeOrders).
-          const { orders: mine, setApart, collision } = tubeOrders(specimenId, found, options);
+          const { orders: mine, setApart, collision } = tubeOrders(specimenId, found, options, barcode);
           if (collision) {
             options.onCollision?.(collision);
             if (mine.length === 0) {
@@ -100,18 +115,20 @@ export async function resolveAccessions<R extends Pick<NormalizeResult, 'events'
               warnings.push(`specimen ${specimenId}: orders ${collision.accessions.join(', ')} from ${collision.endpoints.join(', ')} share this barcode; the run is attached to none of them (no accession, partition specimen:${specimenId})`);
               return;
             }
-            const kept = ordersOf(mine, specimenId);
+            const kept = ordersOf(mine, barcode);
             const own = new Set(kept.flatMap((o) => [...o.tests]));
-            const apart = new Set(ordersOf(setApart, specimenId).flatMap((o) => [...o.tests].filter((t) => !own.has(t))));
+            const apart = new Set(ordersOf(setApart, barcode).flatMap((o) => [...o.tests].filter((t) => !own.has(t))));
             setApartTests.set(specimenId, apart);
             warnings.push(`specimen ${specimenId}: orders ${collision.accessions.join(', ')} from ${collision.endpoints.join(', ')} share this barcode; ${(collision.kept ?? []).join(', ')} keeps the run${apart.size > 0 ? `, but ${[...apart].join(', ')}, ordered only by the others, is attached to none of them` : ''}`);
             orders.set(specimenId, kept);
+            foundUnder.set(specimenId, barcode);
             return;
           }
           // The specimen id is an accession itself (the usual labelling), and no other order names
           // the tube: nothing to resolve.
           if (mine.every((e) => e.event.correlationId === specimenId)) return;
-          orders.set(specimenId, ordersOf(mine, specimenId));
+          orders.set(specimenId, ordersOf(mine, barcode));
+          foundUnder.set(specimenId, barcode);
         } catch (err) {
           warnings.push(err instanceof LookupStopped ? stopped : `specimen ${specimenId}: its order could not be looked up (${describeError(err)}); the specimen id is taken as the accession`);
         }
@@ -128,9 +145,11 @@ export async function resolveAccessions<R extends Pick<NormalizeResult, 'events'
     const test = e.type === 'test.completed' || e.type === 'consumable.used' ? e.data.testCode : undefined;
     if (specimen !== undefined && test !== undefined && setApartTests.get(specimen)?.has(test)) return detached(e);
     const candidates = specimen === undefined ? undefined : orders.get(specimen);
-    if (!candidates) return e;
-    // The tube's own order (its barcode is that accession) takes what no order asked for by test.
-    const fallback = candidates.find((o) => o.accession === specimen) ?? candidates[candidates.length - 1]!;
+    if (specimen === undefined || !candidates) return e;
+    // The tube's own order (its barcode, or the upper case it was found under, is that accession)
+    // takes what no order asked for by test.
+    const barcode = foundUnder.get(specimen) ?? specimen;
+    const fallback = candidates.find((o) => o.accession === barcode) ?? candidates[candidates.length - 1]!;
     const accession = (candidates.findLast((o) => test !== undefined && o.tests.has(test)) ?? fallback).accession;
     terms.add(accession);
     return withAccession(e, accession);
@@ -187,7 +206,10 @@ function detached(e: DraftEvent): DraftEvent {
 /**
  * The accessions of the found order.created events, oldest first, with the tests each ordered on
  * the tube `specimenId`: for an order of several tubes (`data.specimens`) the tests of that tube
- * and those on no named tube, else every test of the order.
+ * and those on no named tube, else every test of the order. `specimenId` is the barcode the orders
+ * were found under (host-query.ts barcodeOrders: as sent, or its upper case), compared byte for
+ * byte: before, tubes `tb9` and `TB9` of one order were one tube, each taking both tubes' results
+ * (test/integration/review-s23-astm-query-case-distinct.test.ts).
  */
 function ordersOf(found: StoredEvent[], specimenId: string): Array<{ accession: string; tests: Set<string> }> {
   const out: Array<{ accession: string; tests: Set<string> }> = [];
@@ -197,7 +219,7 @@ function ordersOf(found: StoredEvent[], specimenId: string): Array<{ accession: 
     const accession = e.event.correlationId;
     const held = out.find((o) => o.accession === accession);
     const at = held ?? { accession, tests: new Set<string>() };
-    const tube = data.specimens?.find((s) => sameTube(s.specimenId, specimenId));
+    const tube = data.specimens?.find((s) => s.specimenId === specimenId);
     const onSomeTube = new Set(data.specimens?.flatMap((s) => s.tests));
     for (const t of data.tests) if (!tube || tube.tests.includes(t.code) || !onSomeTube.has(t.code)) at.tests.add(t.code);
     // Kept in the order of its newest order message.

@@ -1,4 +1,5 @@
 import type { OrderCreatedData, OrderedTest } from '../events/types.ts';
+import { accessionCaseMarks, type AccessionCaseMarks } from '../hl7/accession-case.ts';
 import { namespacedAccession } from '../hl7/accession-namespace.ts';
 import { isStat, type HostQueryAnswer } from '../hl7/host-query.ts';
 import type { Profile } from '../profiles/types.ts';
@@ -336,12 +337,16 @@ export interface TubeOrders {
  * that do collide among themselves (two LIS systems both numbering 12345), the tube goes with none.
  * Before, an order of another patient naming the tube took the tube from the order whose number
  * it carries: the host query answered "no order" and that order's results went on none
- * (test/integration/host-query-own-order-audit.test.ts).
+ * (test/integration/host-query-own-order-audit.test.ts). `barcode`: the barcode the orders were
+ * found under (barcodeOrders `barcode`), the specimen id as sent when not given.
  */
-export function tubeOrders(specimenId: string, created: readonly StoredEvent[], lookup: Pick<OrderLookupOptions, 'namespaces'> = {}): TubeOrders {
+export function tubeOrders(specimenId: string, created: readonly StoredEvent[], lookup: Pick<OrderLookupOptions, 'namespaces'> = {}, barcode = specimenId): TubeOrders {
   const collision = orderCollision(specimenId, created);
   if (!collision) return { orders: [...created], setApart: [] };
-  const numbers = new Set([...barcodeNumbers(specimenId, lookup), ...barcodeNumbers(specimenId.toUpperCase(), lookup)]);
+  // The numbers of the barcode the orders were found under (barcodeOrders): as the analyzer sent
+  // it, or its upper case. Before, both, always: on a LIS numbering by case, AB12 (another
+  // patient's) counted as the number of the tube ab12.
+  const numbers = new Set(barcodeNumbers(barcode, lookup));
   const own = created.filter((e) => numbers.has(e.event.correlationId));
   if (own.length === 0 || orderCollision(specimenId, own)) return { orders: [], setApart: [...created], collision };
   const kept = [...own];
@@ -364,7 +369,9 @@ export function tubeOrders(specimenId: string, created: readonly StoredEvent[], 
  * and `lookup.onCollision` is told.
  */
 export async function ordersForSpecimen(store: GatewayStore, specimenId: string, lookup: OrderLookupOptions = {}): Promise<OrderCreatedData[]> {
-  const { orders: created, collision } = tubeOrders(specimenId, await orderEventsForSpecimen(store, specimenId, lookup), lookup);
+  const { barcode, found, caseCollision } = await barcodeOrders(store, specimenId, lookup);
+  if (caseCollision) lookup.onCollision?.(caseCollision);
+  const { orders: created, collision } = tubeOrders(specimenId, found, lookup, barcode);
   if (collision) lookup.onCollision?.(collision);
   if (created.length === 0) return [];
   const orders: OrderCreatedData[] = [];
@@ -381,7 +388,7 @@ export async function ordersForSpecimen(store: GatewayStore, specimenId: string,
         for (const s of data.specimens ?? []) {
           for (const code of s.tests) {
             onSomeTube.add(code);
-            if (sameTube(s.specimenId, specimenId)) onTube.add(code);
+            if (s.specimenId === barcode) onTube.add(code);
           }
         }
       } else if (e.event.type === 'order.cancelled' && current) {
@@ -389,7 +396,7 @@ export async function ordersForSpecimen(store: GatewayStore, specimenId: string,
         current = { ...current, tests: cancelled.length === 0 ? [] : current.tests.filter((t) => !cancelled.includes(t.code)) };
       }
     }
-    if (current && !sameTube(accession, specimenId) && onTube.size > 0) {
+    if (current && accession !== barcode && onTube.size > 0) {
       current = { ...current, tests: current.tests.filter((t) => onTube.has(t.code) || !onSomeTube.has(t.code)) };
     }
     if (current && current.tests.length > 0) orders.push(current);
@@ -432,19 +439,77 @@ function holdsOrders(m: StoredMessage): boolean {
  * events was found already. Before, every event of every HL7 message naming the tube was read one
  * after the other, an analyzer's results too (test/integration/host-query-reads-audit.test.ts).
  */
-export async function orderEventsForSpecimen(store: OrderLookupStore, specimenId: string, lookup: Pick<OrderLookupOptions, 'namespaces' | 'lisEndpoints'> = {}): Promise<StoredEvent[]> {
-  const found = await ordersNamingBarcode(store, specimenId, lookup);
-  // A barcode typed at the analyzer in lower case (`acc-lc-1` for ACC-LC-1): when nothing is
-  // known under it as sent, its upper case. Before, the query was answered "no order" and the
-  // result went on no order (test/integration/review-s22-astm-query-case.test.ts).
-  const upper = specimenId.toUpperCase();
-  if (found.length > 0 || upper === specimenId) return found;
-  return ordersNamingBarcode(store, upper, lookup);
+export async function orderEventsForSpecimen(
+  store: OrderLookupStore,
+  specimenId: string,
+  lookup: Pick<OrderLookupOptions, 'namespaces' | 'lisEndpoints' | 'onCollision'> = {},
+  marks: AccessionCaseMarks = accessionCaseMarks(store),
+): Promise<StoredEvent[]> {
+  const { found, caseCollision } = await barcodeOrders(store, specimenId, lookup, marks);
+  if (caseCollision) lookup.onCollision?.(caseCollision);
+  return found;
 }
 
-/** Whether two tube ids are one barcode: as sent, or the analyzer's in lower case (orderEventsForSpecimen). */
-export function sameTube(a: string, b: string): boolean {
-  return a === b || a.toUpperCase() === b.toUpperCase();
+/** The orders of a barcode (orderEventsForSpecimen), with the barcode they were found under. */
+export interface BarcodeOrders {
+  /** The barcode as the analyzer sent it, or its upper case when only that found orders. */
+  barcode: string;
+  /** The live `order.created` events, oldest first. */
+  found: StoredEvent[];
+  /**
+   * Set when the barcode's case variants were ambiguous (no order found then): orders under its
+   * upper case and under its lower case, neither of them the barcode as sent.
+   */
+  caseCollision?: OrderCollision;
+}
+
+/**
+ * orderEventsForSpecimen, telling under which barcode the orders were found, and whether its case
+ * variants collided (the caller tells `lookup.onCollision`). `marks`: the LIS links numbering by
+ * case (hl7/accession-case.ts); the store's by default, which a caller reading through a wrapper
+ * of the store (accessions.ts, its budget) gives itself.
+ *
+ * A barcode typed at the analyzer in lower case (`acc-lc-1` for ACC-LC-1): when nothing is known
+ * under it as sent, its upper case (e56fcd0, test/integration/review-s22-astm-query-case.test.ts).
+ * Only when no LIS link (`lookup.lisEndpoints`; every link marked when not given) has ever sent an
+ * accession or tube id that upper case changes: such a LIS may number two patients' orders `ab12`
+ * and `AB12`. Before, the fallback applied to every LIS: a query for `ab12` that came before
+ * ab12's own order was answered with AB12's tests, the tube of one patient ran another's, and its
+ * result went on AB12 (test/integration/review-s23-astm-query-case-distinct.test.ts). Any marked
+ * link turns the fallback off for every barcode, not only for that link's orders: the barcode
+ * `ab12` may be a pending order of the marked link while AB12 is an order of another link.
+ *
+ * And when orders are found under the upper case while orders are stored under the lower case
+ * too, neither being the barcode as sent (`Ab12`: AB12 and ab12, orders an earlier release took
+ * before the mark existed), none is chosen: no order, and `caseCollision` says so.
+ */
+export async function barcodeOrders(
+  store: OrderLookupStore,
+  specimenId: string,
+  lookup: Pick<OrderLookupOptions, 'namespaces' | 'lisEndpoints'> = {},
+  marks: AccessionCaseMarks = accessionCaseMarks(store),
+): Promise<BarcodeOrders> {
+  const found = await ordersNamingBarcode(store, specimenId, lookup);
+  const upper = specimenId.toUpperCase();
+  if (found.length > 0 || upper === specimenId) return { barcode: specimenId, found };
+  if (await marks.caseDistinct(lookup.lisEndpoints)) return { barcode: specimenId, found: [] };
+  const underUpper = await ordersNamingBarcode(store, upper, lookup);
+  if (underUpper.length === 0) return { barcode: specimenId, found: [] };
+  const lower = specimenId.toLowerCase();
+  const underLower = lower === specimenId ? [] : await ordersNamingBarcode(store, lower, lookup);
+  if (underLower.length === 0) return { barcode: upper, found: underUpper };
+  const both = [...underUpper, ...underLower].sort((a, b) => (a.event.id < b.event.id ? -1 : 1));
+  const patients = new Set(both.map((e) => (e.event.type === 'order.created' ? e.event.data.patientId : undefined)).filter((p): p is string => !!p));
+  return {
+    barcode: specimenId,
+    found: [],
+    caseCollision: {
+      specimenId,
+      accessions: [...new Set(both.map((e) => e.event.correlationId))],
+      endpoints: [...new Set(both.map((e) => e.event.source.endpoint))],
+      differentPatients: patients.size > 1,
+    },
+  };
 }
 
 async function ordersNamingBarcode(store: OrderLookupStore, specimenId: string, lookup: Pick<OrderLookupOptions, 'namespaces' | 'lisEndpoints'>): Promise<StoredEvent[]> {

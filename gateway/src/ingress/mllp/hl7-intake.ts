@@ -8,6 +8,7 @@ import { buildHostQueryReplies, readHl7HostQuery, type HostQueryAnswer, type Hos
 import { readInbound, type InboundRead } from '../../hl7/inbound.ts';
 import { normalizeLis, hl7SearchTerms } from '../../hl7/normalize-lis.ts';
 import { ResultOrderNumbers } from '../../hl7/order-numbers.ts';
+import { accessionCaseMarks, type AccessionCaseMarks } from '../../hl7/accession-case.ts';
 import { KNOWN_MESSAGE_CODES, type Hl7NormalizeContext, type Hl7NormalizeProblem, type Hl7Normalizer } from '../../hl7/normalizer.ts';
 import { messageFingerprints, messageTypeOf, readMsh, senderOf, type MshHeader } from '../../hl7/msh.ts';
 import { ids } from '../../ids.ts';
@@ -291,6 +292,8 @@ export class Hl7Intake {
    * (hl7/order-numbers.ts); none on an analyzer endpoint.
    */
   readonly #orderNumbers: ResultOrderNumbers | undefined;
+  /** A LIS link's numbers that upper case changes mark it (hl7/accession-case.ts); none on an analyzer endpoint. */
+  readonly #accessionCase: AccessionCaseMarks | undefined;
 
   constructor(options: Hl7IntakeOptions) {
     this.#config = options.config;
@@ -300,6 +303,7 @@ export class Hl7Intake {
     this.#answerQuery = options.answerQuery;
     this.#resolveEvents = options.resolveEvents;
     this.#orderNumbers = options.config.analyzer ? undefined : new ResultOrderNumbers(options.store, options.config.id, options.config.accessionPrefix);
+    this.#accessionCase = options.config.analyzer ? undefined : accessionCaseMarks(options.store);
   }
 
   async handleFrame(frame: Buffer, meta: FrameMeta): Promise<FrameResult> {
@@ -749,6 +753,8 @@ export class Hl7Intake {
     // Its warnings are logged once the commit says whether the message is a resend (a duplicate
     // keeps the events stored when it first came: nothing of it is attached now).
     let attachWarnings: string[] = [];
+    // Synchronous (no read, no await): marks a LIS numbering by case before this commit.
+    this.#accessionCase?.note(this.#config.id, events);
     if (numbers?.needsLookup(message, events))
       steps.push(() =>
         this.#draftStep(inbound, events, (draft) => numbers.attach(draft, message), 'the order of a result could not be looked up by its other number; committed as normalized', (attached, w) => {
