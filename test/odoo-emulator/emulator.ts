@@ -66,6 +66,11 @@ export interface CallRecord {
   /** `data.name` / error `name` when the call failed. */
   error?: string;
   fault?: FaultAction['kind'];
+  /**
+   * The call has run (and a write committed): set when Odoo ran it, which for a call a fault holds
+   * (`timeout` with `afterMs`, `status-then-run`) is after the client gave up or was killed.
+   */
+  ran?: true;
 }
 
 interface Reply {
@@ -395,6 +400,7 @@ export class OdooEmulator {
     const runSync = (): Reply => {
       if (this.closed) return { status: 503, headers: {}, body: '' }; // nothing runs once close() began
       const reply = prepared.run();
+      rec.ran = true;
       const errName = errorNameOf(reply);
       if (errName) rec.error = errName;
       if (cred?.cacheable && !AUTH_ERRORS.has(errName ?? '')) this.credentialCache.add(cred.key);

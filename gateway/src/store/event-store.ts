@@ -1026,8 +1026,9 @@ export class EventStore implements GatewayStore {
   /**
    * Leases LevelDB holds that no delivery in progress owns: left by a crash, or by a completion
    * whose write failed (the relay had Odoo's answer, the store could not record it). Their
-   * in-flight events become ambiguous and due now, the lease goes and the partition is due again;
-   * the relay looks each event up in Odoo before any resend. True when there were any.
+   * in-flight events become ambiguous and due `settleMs` from now, the lease goes and the
+   * partition is due again; the relay looks each event up in Odoo before any resend. True when
+   * there were any.
    */
   async #reopenLeases(reason: string, settleMs = 0): Promise<boolean> {
     const ops: BatchOp[] = [];
@@ -1042,10 +1043,14 @@ export class EventStore implements GatewayStore {
     let reopened = 0;
     for await (const [partitionKey, lease] of this.#sub.lease.iterator() as AsyncIterable<[string, LeaseRecord]>) {
       if (this.#leased.has(partitionKey)) continue; // a delivery in progress owns it
-      // A request sent under this lease may still land (see AMBIGUOUS_SETTLE_MS). A lease taken
-      // "later" than now (a clock that was ahead then) counts as taken now: the settle time is
-      // kept, the clock's error is not added to it.
-      const due = Math.max(now, Math.min(lease.leasedAt, now) + settleMs);
+      // A request sent under this lease may still land (see AMBIGUOUS_SETTLE_MS): the settle time
+      // runs from now, after the last request the stopped process can have sent. Not from when
+      // the lease was taken: a round posts stage after stage, and with a slow Odoo a lease's write
+      // left long after the lease was taken; the restarted gateway looked it up while Odoo still
+      // ran it, found nothing and sent it again, and Odoo committed both (a sale order's lines
+      // twice, a chatter note twice: test/integration/review-s23-crash-settle.test.ts). Nor is a
+      // clock's error added to it (the lease's time is not read).
+      const due = now + settleMs;
       const records = await this.#readEvents(lease.eventIds);
       for (const stored of records) {
         if (!stored || stored.state !== 'inflight') continue;
