@@ -512,6 +512,13 @@ export class EventStore implements GatewayStore {
   readonly #keyFilter = new KeyFilter();
   /** Partitions currently leased. */
   readonly #leased = new Map<string, LeaseRecord>();
+  /**
+   * Partitions whose completion the store could not write, with the due time an ambiguous retry
+   * among its outcomes asked for (a write whose answer was lost, which Odoo may still run): kept
+   * when the health probe reopens the lease (#reopenLeases), which would otherwise make it due at
+   * once and have it looked up before that write landed.
+   */
+  readonly #unrecordedHolds = new Map<string, number>();
   /** Set by noteCrash: the deliveries under way when the gateway began to stop on its own error. */
   #crashNote: CrashNote | undefined;
   /** Serialises relay-side mutations (lease, complete, replay, discard, prune). */
@@ -1050,7 +1057,8 @@ export class EventStore implements GatewayStore {
       // ran it, found nothing and sent it again, and Odoo committed both (a sale order's lines
       // twice, a chatter note twice: test/integration/review-s23-crash-settle.test.ts). Nor is a
       // clock's error added to it (the lease's time is not read).
-      const due = now + settleMs;
+      const due = Math.max(now + settleMs, this.#unrecordedHolds.get(partitionKey) ?? 0);
+      this.#unrecordedHolds.delete(partitionKey);
       const records = await this.#readEvents(lease.eventIds);
       for (const stored of records) {
         if (!stored || stored.state !== 'inflight') continue;
@@ -2166,6 +2174,15 @@ export class EventStore implements GatewayStore {
     try {
       await durable.written;
     } catch (err) {
+      // The outcomes are lost with the write; the lease stays in LevelDB and the health probe
+      // reopens it. An ambiguous retry's hold (its settle time) is kept for that reopening: due at
+      // once, the look-up ran while Odoo still ran the write whose answer was lost, found nothing,
+      // and the resend landed beside it (a sale order's lines twice:
+      // test/integration/review-s23-unrecorded-ambiguous.test.ts).
+      const now = this.#dueClock.now();
+      let hold = 0;
+      for (const o of outcomes) if (o.outcome === 'retry' && o.ambiguous) hold = Math.max(hold, now + (o.delayMs ?? 0), o.notBefore ?? 0);
+      if (hold > 0) this.#unrecordedHolds.set(lease.partitionKey, Math.max(hold, this.#unrecordedHolds.get(lease.partitionKey) ?? 0));
       await this.#withQueueLock(() => this.#resync());
       throw new GatewayError('GW_STORE_UNAVAILABLE', `the store could not commit: ${describeError(err)}`, { cause: err });
     }
