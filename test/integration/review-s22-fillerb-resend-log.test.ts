@@ -32,9 +32,10 @@ afterEach(async () => {
 describe('a result sent again after its order came', () => {
   /**
    * The resend is the duplicate of the result stored under LF-9201 (its events are not written
-   * again): it stays under LF-9201, waiting for an order of that number. Before, the log said
-   * "attached to order 70201" for it: the operator looking for why the result waits read that it
-   * had been attached.
+   * again): it stays under LF-9201. Before, the log said "attached to order 70201" for it: the
+   * operator looking for why the result waits read that it had been attached. (Since the order
+   * came, the stored result has its copy on 70201, made by the order's commit:
+   * test/integration/review-s23-filler-before-order.test.ts.)
    */
   it('the log never says a duplicate was attached', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'lgw-fillerb-resend-'));
@@ -62,7 +63,12 @@ describe('a result sent again after its order came', () => {
     warnings.length = 0;
     expect(await send(result('R-1', '', 'LF-9201'))).toContain('MSA|AA|R-1');
     const validated = (await gateway.store!.listEvents({ limit: 100 })).filter((e) => e.event.type === 'result.validated');
-    expect(validated.map((e) => e.event.correlationId)).toEqual(['LF-9201']);
+    // The stored result, and its copy the order's commit made (key `<its key>|attached`); the
+    // resend added nothing.
+    expect(validated.map((e) => [e.event.correlationId, e.event.idempotencyKey.endsWith('|attached')])).toEqual([
+      ['LF-9201', false],
+      ['70201', true],
+    ]);
     expect(warnings.filter((w) => w.startsWith('result attached by its order number'))).toEqual([]);
     expect(warnings.some((w) => w.includes('LF-9201') && w.includes('70201') && w.includes('duplicate'))).toBe(true);
   });

@@ -1,7 +1,7 @@
 import { readMemory, withMemory } from '../events/billing-memory.ts';
 import { BILLING_STATE_TYPES, billingState } from '../events/invoice-eligibility.ts';
 import { partitionKeys } from '../events/keys.ts';
-import type { DraftEvent } from '../events/types.ts';
+import type { DraftEvent, EventSource, EventType } from '../events/types.ts';
 import type { GatewayStore, StoredEvent } from '../store/types.ts';
 import { namespacedAccession } from './accession-namespace.ts';
 import type { Hl7Message } from './message.ts';
@@ -29,6 +29,12 @@ import type { Hl7Message } from './message.ts';
  * order's test was never billed); two live orders stay ambiguous.
  * Idempotency keys are never changed (endpoint + control id + position): a resend is the same.
  *
+ * A result that finds no order came before it: its numbers are kept (`#waiting`, and the link's
+ * document WAITING_NAMESPACE), and the order naming one of them, when it comes, gets a copy of the
+ * stored result (attachWaiting; the stored body never changes). Before, the result waited for an
+ * order of its own number that never came and was dead-lettered after a day, the test never
+ * billed. An order naming no such number reads nothing (`needsLookup`, synchronous).
+ *
  * Only a link that has sent an order carrying a filler number (ORC-3 / OBR-3: `fillerOrderNumber`)
  * can have a result naming its order by another number: the look-up matches an order's accession
  * or filler number against the result's other numbers, and an order without a filler number has
@@ -44,6 +50,60 @@ export const LINK_MARK_NAMESPACE = 'hl7-link-numbers';
 interface LinkMark {
   ordersCarryFiller: boolean;
   since?: string;
+}
+
+/**
+ * The store document of a link's results that came before their order (README.md "A result that
+ * came before its order"): namespace, key = the link's id. Each entry: one of the result's numbers
+ * (its accession and the other number of the ORC/OBR naming it), the (bare) accession it is stored
+ * under, its patient (PID-3.1) and when it came. Written when such a result is looked up and finds
+ * no order, read once at start; entries go after WAITING_KEEP_MS (the result is a dead letter by
+ * then) or beyond WAITING_MAX.
+ */
+export const WAITING_NAMESPACE = 'hl7-link-waiting';
+interface WaitingEntry {
+  n: string;
+  accession: string;
+  patient?: string;
+  at: number;
+}
+interface WaitingDoc {
+  v: 1;
+  entries: WaitingEntry[];
+}
+const WAITING_KEEP_MS = 7 * 24 * 3600_000;
+const WAITING_MAX = 10_000;
+
+/**
+ * The store document of a result attached to the order that came after it: namespace, key = the
+ * stored result's event id; the order's accession (as stored) and the idempotency key of the
+ * result's event on it. The relay reads it for the stored result (resultAttachedTo).
+ */
+export const ATTACHED_NAMESPACE = 'hl7-result-attached';
+export interface AttachedResult {
+  accession: string;
+  key: string;
+}
+
+/** The idempotency key of a stored result's event attached to its order: one per stored event, whichever order takes it. */
+export function attachedKey(original: string): string {
+  return `${original}|attached`;
+}
+
+/**
+ * The order a stored result (its body keeps the number it came under) was attached to when the
+ * order came after it (its event on the order is in the store, not discarded): its accession, or
+ * undefined. rules/result-validated.ts then finishes the stored result without a write.
+ */
+export async function resultAttachedTo(
+  read: { doc?<T>(namespace: string, key: string): Promise<T | undefined>; events?(correlationId: string, types?: EventType[]): Promise<StoredEvent[]> },
+  e: StoredEvent,
+): Promise<string | undefined> {
+  if (!read.doc || !read.events) return undefined;
+  const moved = await read.doc<AttachedResult>(ATTACHED_NAMESPACE, e.event.id);
+  if (!moved || typeof moved.accession !== 'string' || typeof moved.key !== 'string') return undefined;
+  const there = await read.events(moved.accession, [e.event.type]);
+  return there.some((x) => x.event.idempotencyKey === moved.key && x.state !== 'discarded') ? moved.accession : undefined;
 }
 
 /** Messages read at most per number looked up in the message index. */
@@ -64,6 +124,12 @@ function accessionOf(e: DraftEvent): string | undefined {
   return typeof a === 'string' && a !== '' ? a : undefined;
 }
 
+/** An event's source as a draft has it (the store sets the message id at the commit). */
+function sourceOf(source: EventSource): DraftEvent['source'] {
+  const { messageId: _messageId, ...rest } = source;
+  return rest;
+}
+
 function isResultMessage(message: Hl7Message): boolean {
   const code = message.header.messageCode;
   return code === 'ORU' || code === 'OUL';
@@ -81,19 +147,45 @@ export class ResultOrderNumbers {
   #markWritten = false;
   /** The commits of this link's orders carrying a filler number not settled yet (see noteOrderCommit). */
   #ordersInFlight: Promise<void> | undefined;
+  /**
+   * The link's results that came before their order (looked up, no order found): by each of their
+   * numbers, the (bare) accessions they are stored under. An order naming one of the numbers is
+   * looked up (attachWaiting); any other order is not.
+   */
+  readonly #waiting = new Map<string, Map<string, WaitingEntry>>();
+  /** Whether the waiting results' document has been read (until then an order carrying a filler number is looked up). */
+  #waitingRead = false;
+  /** The commits of this link's looked-up results not settled yet: an order's look-up waits for them. */
+  #resultsInFlight: Promise<void> | undefined;
+  /** The result messages looked up (needsLookup), whose commits an order's look-up waits for. */
+  readonly #lookedUp = new WeakSet<Hl7Message>();
+  /**
+   * What each message looked up waits for: the commits in flight when it was read (needsLookup),
+   * never those of messages read after it (their commits queue behind its look-up).
+   */
+  readonly #waitsFor = new WeakMap<Hl7Message, Promise<void>>();
 
   constructor(store: LookupStore, endpoint: string, prefix?: string) {
     this.#store = store;
     this.#endpoint = endpoint;
     this.#prefix = prefix || undefined;
     const read = store.getDoc ? store.getDoc<LinkMark>(LINK_MARK_NAMESPACE, endpoint) : Promise.resolve({ ordersCarryFiller: true });
-    this.#markRead = read.then(
-      (mark) => {
-        if (mark?.ordersCarryFiller === true) this.#markWritten = true;
-        this.#carriesFiller ??= mark?.ordersCarryFiller === true;
-      },
-      () => void (this.#carriesFiller ??= true),
-    );
+    const waiting = store.getDoc ? store.getDoc<WaitingDoc>(WAITING_NAMESPACE, endpoint) : Promise.resolve(undefined);
+    this.#markRead = Promise.all([
+      read.then(
+        (mark) => {
+          if (mark?.ordersCarryFiller === true) this.#markWritten = true;
+          this.#carriesFiller ??= mark?.ordersCarryFiller === true;
+        },
+        () => void (this.#carriesFiller ??= true),
+      ),
+      waiting.then(
+        (doc) => {
+          if (doc?.v === 1 && Array.isArray(doc.entries)) for (const w of doc.entries) this.#addWaiting(w);
+        },
+        () => undefined,
+      ),
+    ]).then(() => void (this.#waitingRead = true));
   }
 
   /** Settles once the link's mark has been read (tests; the look-up waits for it itself). */
@@ -142,11 +234,22 @@ export class ResultOrderNumbers {
    * before the order was in it. Nothing for a result or an order without a filler number.
    */
   noteOrderCommit(message: Hl7Message, events: readonly DraftEvent[], commit: Promise<unknown>): void {
-    if (isResultMessage(message) || !events.some((e) => e.type === 'order.created' && (e.data.fillerOrderNumber ?? '') !== '')) return;
     const settled = commit.then(
       () => undefined,
       () => undefined,
     );
+    if (isResultMessage(message)) {
+      // A result looked up may be stored as waiting for its order: an order's look-up behind it
+      // reads the store once it is there.
+      if (!this.#lookedUp.has(message)) return;
+      const tail: Promise<void> = this.#resultsInFlight ? Promise.all([this.#resultsInFlight, settled]).then(() => undefined) : settled;
+      this.#resultsInFlight = tail;
+      void tail.then(() => {
+        if (this.#resultsInFlight === tail) this.#resultsInFlight = undefined;
+      });
+      return;
+    }
+    if (!events.some((e) => e.type === 'order.created' && (e.data.fillerOrderNumber ?? '') !== '')) return;
     const tail: Promise<void> = this.#ordersInFlight ? Promise.all([this.#ordersInFlight, settled]).then(() => undefined) : settled;
     this.#ordersInFlight = tail;
     void tail.then(() => {
@@ -159,22 +262,77 @@ export class ResultOrderNumbers {
     if (events.length === 0) return false;
     if (!isResultMessage(message)) {
       this.#noteOrder(events);
-      return false;
+      if (!this.#namesWaiting(events)) return false;
+      if (this.#resultsInFlight) this.#waitsFor.set(message, this.#resultsInFlight);
+      return true;
     }
     if (this.#carriesFiller === false) return false;
     if (!message.segments.some((s) => (s.name === 'ORC' || s.name === 'OBR') && s.get(3) !== '')) return false;
-    return events.some((e) => {
+    const needed = events.some((e) => {
       const a = accessionOf(e);
       return a !== undefined && !this.#known.has(a);
     });
+    if (needed) {
+      this.#lookedUp.add(message);
+      if (this.#ordersInFlight) this.#waitsFor.set(message, this.#ordersInFlight);
+    }
+    return needed;
+  }
+
+  /**
+   * An order message naming (accession or filler number) a number a result of the link came under
+   * before its order (no read, no await). Until the waiting results' document is read at start, and
+   * while a result looked up is being committed (a result right before the order on the
+   * connection), an order carrying a filler number is taken to (its look-up waits for them).
+   */
+  #namesWaiting(events: readonly DraftEvent[]): boolean {
+    // A result looked up and not committed yet may be one more (its look-up is still to run).
+    const unsure = !this.#waitingRead || this.#resultsInFlight !== undefined;
+    if (!unsure && this.#waiting.size === 0) return false;
+    return events.some((e) => {
+      if (e.type !== 'order.created') return false;
+      const filler = e.data.fillerOrderNumber ?? '';
+      if (unsure && filler !== '') return true;
+      return this.#waiting.has(e.data.accession) || (filler !== '' && this.#waiting.has(filler));
+    });
+  }
+
+  #addWaiting(w: WaitingEntry): void {
+    if (typeof w?.n !== 'string' || typeof w.accession !== 'string' || typeof w.at !== 'number' || Date.now() - w.at > WAITING_KEEP_MS) return;
+    let under = this.#waiting.get(w.n);
+    if (!under) this.#waiting.set(w.n, (under = new Map()));
+    under.set(w.accession, w);
+  }
+
+  /** A result looked up found no order: its numbers are kept (memory, and the link's document) for the order that comes after it. */
+  #noteWaiting(accession: string, numbers: Iterable<string>, patient: string | undefined): void {
+    const at = Date.now();
+    let added = false;
+    for (const n of numbers) {
+      if (this.#waiting.get(n)?.has(accession)) continue;
+      this.#addWaiting({ n, accession, ...(patient ? { patient } : {}), at });
+      added = true;
+    }
+    if (!added || !this.#store.putDoc) return;
+    const entries = [...this.#waiting.values()].flatMap((m) => [...m.values()]).filter((w) => at - w.at <= WAITING_KEEP_MS);
+    entries.sort((x, y) => x.at - y.at);
+    const kept = entries.slice(-WAITING_MAX);
+    if (kept.length < entries.length) {
+      this.#waiting.clear();
+      for (const w of kept) this.#addWaiting(w);
+    }
+    // Not awaited: the entries stay in memory; written again with the link's next such result.
+    this.#store.putDoc(WAITING_NAMESPACE, this.#endpoint, { v: 1, entries: kept } satisfies WaitingDoc).catch(() => undefined);
   }
 
   /** The result's events with each accession naming no stored order attached to the order of its other number, when exactly one. */
   async attach<R extends AttachableEvents>(draft: R, message: Hl7Message): Promise<R> {
+    if (!isResultMessage(message)) return this.#attachWaiting(draft, message);
     await this.#markRead;
     if (this.#carriesFiller === false) return draft;
-    // The orders read before this result and still being committed: in the store first.
-    if (this.#ordersInFlight) await this.#ordersInFlight;
+    // The orders read before this result and still being committed: in the store first (not
+    // those read after it: their commits wait for this look-up).
+    await this.#waitsFor.get(message);
     const unknown = new Set<string>();
     for (const e of draft.events) {
       const a = accessionOf(e);
@@ -201,7 +359,11 @@ export class ResultOrderNumbers {
       const found = new Map<string, StoredEvent>();
       for (const n of numbers) for (const e of await this.#ordersNaming(n)) found.set(e.event.id, e);
       const orders = [...found.values()].filter((e) => this.#bare(e.event.correlationId) !== a);
-      if (orders.length === 0) continue;
+      if (orders.length === 0) {
+        // It came before its order: the order naming one of its numbers attaches it (attachWaiting).
+        this.#noteWaiting(a, numbers, patient);
+        continue;
+      }
       const samePatient = orders.filter((e) => {
         const p = e.event.type === 'order.created' ? e.event.data.patientId : undefined;
         return patient === undefined || p === undefined || p === patient;
@@ -240,6 +402,103 @@ export class ResultOrderNumbers {
     });
     for (const [from, to] of moved) warnings.push(`result ${from}: no order of that number; attached to order ${this.#stored(to)}, which carries it as its other number`);
     return { ...draft, events, searchTerms: [...terms], warnings: [...draft.warnings, ...warnings] };
+  }
+
+  /**
+   * An order message naming a number results of the link came under before it (README.md "A result
+   * that came before its order"): each stored result event (`result.validated`) of the link under
+   * that accession, not delivered nor discarded, of a test the order names, gets a copy on the
+   * order, after the message's own events (its correlation id, partition and accession the
+   * order's; idempotency key `<its key>|attached`, so a second order, or the order sent again,
+   * adds nothing). The stored event keeps its body (bodies never change: store README "Event
+   * bodies"); a document (ATTACHED_NAMESPACE, written before the commit) tells the relay, which
+   * finishes it without a write once the copy is stored (resultAttachedTo). Never: on an order of
+   * another patient (PID-3.1, when both name one), a result already attached to an order, or when
+   * two orders of the message name the number (warnings).
+   */
+  async #attachWaiting<R extends AttachableEvents>(draft: R, message: Hl7Message): Promise<R> {
+    await this.#markRead;
+    // The results looked up before this order and still being committed: in the store first.
+    await this.#waitsFor.get(message);
+    if (this.#waiting.size === 0) return draft;
+    const warnings: string[] = [];
+    // Each waiting accession with the orders of the message naming one of its numbers.
+    const targets = new Map<string, Array<{ order: DraftEvent & { type: 'order.created' }; entry: WaitingEntry }>>();
+    for (const e of draft.events) {
+      if (e.type !== 'order.created') continue;
+      const to = e.data.accession;
+      const filler = e.data.fillerOrderNumber ?? '';
+      for (const n of new Set([to, filler])) {
+        if (n === '') continue;
+        for (const [w, entry] of this.#waiting.get(n) ?? []) {
+          if (w === to) continue;
+          const list = targets.get(w) ?? [];
+          if (!list.some((x) => x.order.data.accession === to)) list.push({ order: e, entry });
+          targets.set(w, list);
+        }
+      }
+    }
+    const copies: DraftEvent[] = [];
+    const terms = new Set(draft.searchTerms);
+    for (const [w, list] of targets) {
+      if (list.length > 1) {
+        warnings.push(`results stored under ${this.#stored(w)} before their order: orders ${list.map((x) => this.#stored(x.order.data.accession)).join(', ')} of this message carry its number; attached to none of them`);
+        continue;
+      }
+      const { order, entry } = list[0] as { order: DraftEvent & { type: 'order.created' }; entry: WaitingEntry };
+      const to = order.data.accession;
+      const orderPatient = order.data.patientId || undefined;
+      if (entry.patient !== undefined && orderPatient !== undefined && entry.patient !== orderPatient) {
+        warnings.push(`results stored under ${this.#stored(w)} before their order name patient ${entry.patient}, order ${this.#stored(to)} carrying their number names ${orderPatient}; attached to none`);
+        continue;
+      }
+      const stored = await this.#store.eventsByCorrelation(this.#stored(w));
+      // An order of that accession itself: the results are its own.
+      if (stored.some((s) => this.#ofLink(s))) continue;
+      const waiting = stored.filter((s) => s.event.type === 'result.validated' && s.event.source.endpoint === this.#endpoint && s.state !== 'delivered' && s.state !== 'discarded');
+      if (waiting.length === 0) {
+        // Delivered (the relay finished them once attached) or discarded: no order looks them up again.
+        for (const under of this.#waiting.values()) under.delete(w);
+        for (const [n, under] of this.#waiting) if (under.size === 0) this.#waiting.delete(n);
+        continue;
+      }
+      // The tests of every order line of the message under that accession (a run split by its order time is several events).
+      const tests = new Set(draft.events.flatMap((e) => (e.type === 'order.created' && e.data.accession === to ? e.data.tests.map((t) => t.code) : [])));
+      let onOrder: Set<string> | undefined;
+      for (const s of waiting) {
+        const ev = s.event;
+        if (ev.type !== 'result.validated' || !tests.has(ev.data.testCode)) continue;
+        const already = this.#store.getDoc ? await this.#store.getDoc<AttachedResult>(ATTACHED_NAMESPACE, ev.id) : undefined;
+        if (already && already.accession !== this.#stored(to)) {
+          warnings.push(`result ${ev.data.testCode} stored under ${this.#stored(w)} is attached to order ${already.accession} already; not to ${this.#stored(to)}`);
+          continue;
+        }
+        if (already) {
+          // Attached by an earlier message of this order: nothing again (its copy is stored), unless
+          // that message's commit failed.
+          onOrder ??= new Set((await this.#store.eventsByCorrelation(this.#stored(to), ['result.validated'])).map((x) => x.event.idempotencyKey));
+          if (onOrder.has(already.key)) continue;
+        }
+        const key = attachedKey(ev.idempotencyKey);
+        const partitionKey = ev.partitionKey === partitionKeys.specimen(ev.correlationId) ? partitionKeys.specimen(to) : partitionKeys.order(to);
+        copies.push({
+          type: 'result.validated',
+          occurredAt: ev.occurredAt,
+          receivedAt: ev.receivedAt,
+          idempotencyKey: key,
+          correlationId: to,
+          partitionKey,
+          source: sourceOf(ev.source),
+          data: { ...ev.data, accession: to },
+        } as DraftEvent);
+        // Before the commit: the relay trusts it only once the copy is stored.
+        if (!already && this.#store.putDoc) await this.#store.putDoc(ATTACHED_NAMESPACE, ev.id, { accession: this.#stored(to), key } satisfies AttachedResult);
+        terms.add(w);
+        warnings.push(`result ${ev.data.testCode} stored under ${this.#stored(w)} before its order (event ${ev.id}): attached to order ${this.#stored(to)}, which carries ${w === order.data.fillerOrderNumber ? 'it as its filler number' : 'its number'}`);
+      }
+    }
+    if (copies.length === 0 && warnings.length === 0) return draft;
+    return { ...draft, events: [...draft.events, ...copies], searchTerms: [...terms], warnings: [...draft.warnings, ...warnings] };
   }
 
   /**

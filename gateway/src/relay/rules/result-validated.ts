@@ -8,6 +8,7 @@ import { noteMilestonesLeftToTheOrder } from './milestone-notes.ts';
 import { noSaleOrder, orderFollows, otherClientGuard, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
 import { noStoredOrderNames, waitingForItsOrder } from './waiting-for-order.ts';
+import { resultAttachedTo } from '../../hl7/order-numbers.ts';
 
 /**
  * result.validated → billing readiness: the test's order line gets `qty_delivered` =
@@ -35,6 +36,12 @@ import { noStoredOrderNames, waitingForItsOrder } from './waiting-for-order.ts';
  * discarded its dead letter and entered the sale order by hand) are noted, and their lines marked
  * delivered, on the sale order a result reaches (milestone-notes.ts `milestonesLeftToTheOrder`,
  * `resultsLeftToTheOrder` below).
+ *
+ * A LIS result that came before its order under the order's other number (its filler number
+ * LF-9301; the order 70301 carrying LF-9301 came later) gets a copy on that order when the order
+ * comes (hl7/order-numbers.ts, README "A result that came before its order"); the stored result,
+ * finding no sale order LF-9301, is then delivered without a write, its note naming the order.
+ * Before, it waited for an order LF-9301 and was dead-lettered after a day.
  */
 export const resultValidatedRule: PostingRule = {
   name: 'result-validated',
@@ -74,6 +81,13 @@ export const resultValidatedRule: PostingRule = {
       try {
         const so = orders.get(d.accession);
         if (!so) {
+          // A result that came before its order, the order naming it by its other number: its copy
+          // on that order (hl7/order-numbers.ts attachWaiting) is delivered there.
+          const attached = await resultAttachedTo(ctx, e);
+          if (attached !== undefined) {
+            results.set(e.event.id, ok(undefined, `attached to order ${attached}, which came after it carrying ${d.accession} as its other number: delivered and billed there`));
+            continue;
+          }
           if (await orderFollows(ctx, e, d.accession, d.testCode)) {
             results.set(e.event.id, ok(undefined, (await notCountedByTheOrder(ctx, e, d)) ?? 'the order follows in the queue: it marks the test delivered'));
             continue;
