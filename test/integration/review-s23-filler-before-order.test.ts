@@ -151,7 +151,11 @@ async function pipelined(port: number, texts: string[]): Promise<string> {
 }
 
 describe('a result that came before its order: pipelined, and across a restart', () => {
-  /** The order right behind the result on one connection: its look-up reads the store once the result is in it. */
+  /**
+   * The order right behind the result on one connection: its look-up reads the store once the
+   * result is in it. Before, the result's look-up waited for the order's commit, queued behind that
+   * look-up: neither was answered, nor anything the link sent after them.
+   */
   it('an order pipelined behind the result attaches it', async () => {
     const l = await marked('review-s23-filler-before-order-pipelined');
     const port = l.gateway.addresses().hl7.lis!.port;
