@@ -231,17 +231,21 @@ export class ResultOrderNumbers {
    * An order message's commit, issued: an order carrying a filler number is waited for by the
    * look-ups that come after it (README.md "A result pipelined behind its order"). Its commit reads
    * the store (its derivations) before it is queued: a look-up issued after it read the store
-   * before the order was in it. Nothing for a result or an order without a filler number.
+   * before the order was in it. A result's commit, when the result was looked up (it may be kept
+   * as waiting for its order), is waited for the same way by the orders' look-ups after it. Nothing
+   * for any other result, nor for an order without a filler number.
    */
   noteOrderCommit(message: Hl7Message, events: readonly DraftEvent[], commit: Promise<unknown>): void {
-    const settled = commit.then(
-      () => undefined,
-      () => undefined,
-    );
+    const settledOf = (): Promise<void> =>
+      commit.then(
+        () => undefined,
+        () => undefined,
+      );
     if (isResultMessage(message)) {
       // A result looked up may be stored as waiting for its order: an order's look-up behind it
-      // reads the store once it is there.
+      // reads the store once it is there. The usual result allocates nothing here.
       if (!this.#lookedUp.has(message)) return;
+      const settled = settledOf();
       const tail: Promise<void> = this.#resultsInFlight ? Promise.all([this.#resultsInFlight, settled]).then(() => undefined) : settled;
       this.#resultsInFlight = tail;
       void tail.then(() => {
@@ -250,6 +254,7 @@ export class ResultOrderNumbers {
       return;
     }
     if (!events.some((e) => e.type === 'order.created' && (e.data.fillerOrderNumber ?? '') !== '')) return;
+    const settled = settledOf();
     const tail: Promise<void> = this.#ordersInFlight ? Promise.all([this.#ordersInFlight, settled]).then(() => undefined) : settled;
     this.#ordersInFlight = tail;
     void tail.then(() => {
