@@ -39,9 +39,11 @@ import { resultAttachedTo } from '../../hl7/order-numbers.ts';
  *
  * A LIS result that came before its order under the order's other number (its filler number
  * LF-9301; the order 70301 carrying LF-9301 came later) gets a copy on that order when the order
- * comes (hl7/order-numbers.ts, README "A result that came before its order"); the stored result,
- * finding no sale order LF-9301, is then delivered without a write, its note naming the order.
- * Before, it waited for an order LF-9301 and was dead-lettered after a day.
+ * comes (hl7/order-numbers.ts, README "A result that came before its order"); the stored result
+ * is then delivered without a write, its note naming the order, whether or not a sale order
+ * LF-9301 exists (entered by hand while it waited: before, that one's line was marked delivered
+ * too, and the test was ready to invoice twice). Before 4a13a8d, it waited for an order LF-9301
+ * and was dead-lettered after a day.
  */
 export const resultValidatedRule: PostingRule = {
   name: 'result-validated',
@@ -79,15 +81,19 @@ export const resultValidatedRule: PostingRule = {
     for (const e of events) {
       const d = e.event.data as ResultValidatedData;
       try {
+        // A result that came before its order, the order naming it by its other number: its copy
+        // on that order (hl7/order-numbers.ts attachWaiting) is delivered there. Looked at before
+        // any sale order of its own number: one entered by hand under LF-9301 while the result
+        // waited (or another LIS's order of that number) had its line marked delivered beside the
+        // copy's, the one test ready to invoice twice
+        // (test/integration/review-s23b-attached-original.test.ts). One document read per result.
+        const attached = await resultAttachedTo(ctx, e);
+        if (attached !== undefined) {
+          results.set(e.event.id, ok(undefined, `attached to order ${attached}, which came after it carrying ${d.accession} as its other number: delivered and billed there`));
+          continue;
+        }
         const so = orders.get(d.accession);
         if (!so) {
-          // A result that came before its order, the order naming it by its other number: its copy
-          // on that order (hl7/order-numbers.ts attachWaiting) is delivered there.
-          const attached = await resultAttachedTo(ctx, e);
-          if (attached !== undefined) {
-            results.set(e.event.id, ok(undefined, `attached to order ${attached}, which came after it carrying ${d.accession} as its other number: delivered and billed there`));
-            continue;
-          }
           if (await orderFollows(ctx, e, d.accession, d.testCode)) {
             results.set(e.event.id, ok(undefined, (await notCountedByTheOrder(ctx, e, d)) ?? 'the order follows in the queue: it marks the test delivered'));
             continue;
