@@ -4,6 +4,9 @@ import { partitionKeys } from '../events/keys.ts';
 import type { DraftEvent, EventSource, EventType } from '../events/types.ts';
 import type { GatewayStore, StoredEvent } from '../store/types.ts';
 import { namespacedAccession } from './accession-namespace.ts';
+import { analyseBlock } from './block.ts';
+import type { Charset } from './charset.ts';
+import { readInbound } from './inbound.ts';
 import type { Hl7Message } from './message.ts';
 
 /**
@@ -111,7 +114,12 @@ const INDEX_PAGE = 200;
 /** Accessions held in memory per link; the oldest go first. */
 const KNOWN_MAX = 100_000;
 
-type LookupStore = Pick<GatewayStore, 'eventsByCorrelation' | 'listMessages' | 'getEvent'> & Partial<Pick<GatewayStore, 'getDoc' | 'putDoc'>>;
+type LookupStore = Pick<GatewayStore, 'eventsByCorrelation' | 'listMessages' | 'getEvent'> & Partial<Pick<GatewayStore, 'getDoc' | 'putDoc' | 'getMessage'>>;
+
+/** A stored message's charset as the intake read it (`latin1` for a name it does not know). */
+function charsetOf(encoding: string): Charset {
+  return /^(ascii|latin1|utf8|iso-8859-\d+)$/.test(encoding) ? (encoding as Charset) : 'latin1';
+}
 
 export interface AttachableEvents {
   events: DraftEvent[];
@@ -418,8 +426,9 @@ export class ResultOrderNumbers {
    * adds nothing). The stored event keeps its body (bodies never change: store README "Event
    * bodies"); a document (ATTACHED_NAMESPACE, written before the commit) tells the relay, which
    * finishes it without a write once the copy is stored (resultAttachedTo). Never: on an order of
-   * another patient (PID-3.1, when both name one), a result already attached to an order, or when
-   * two orders of the message name the number (warnings).
+   * another patient than the result's (PID-3.1 of the message each stored result came in, when both
+   * name one: results of two patients may wait under one number), a result already attached to an
+   * order, or when two orders of the message name the number (warnings).
    */
   async #attachWaiting<R extends AttachableEvents>(draft: R, message: Hl7Message): Promise<R> {
     await this.#markRead;
@@ -445,6 +454,8 @@ export class ResultOrderNumbers {
     }
     const copies: DraftEvent[] = [];
     const terms = new Set(draft.searchTerms);
+    /** The patient of each stored message read (by its id). */
+    const patients = new Map<string, string | undefined>();
     for (const [w, list] of targets) {
       if (list.length > 1) {
         warnings.push(`results stored under ${this.#stored(w)} before their order: orders ${list.map((x) => this.#stored(x.order.data.accession)).join(', ')} of this message carry its number; attached to none of them`);
@@ -453,10 +464,6 @@ export class ResultOrderNumbers {
       const { order, entry } = list[0] as { order: DraftEvent & { type: 'order.created' }; entry: WaitingEntry };
       const to = order.data.accession;
       const orderPatient = order.data.patientId || undefined;
-      if (entry.patient !== undefined && orderPatient !== undefined && entry.patient !== orderPatient) {
-        warnings.push(`results stored under ${this.#stored(w)} before their order name patient ${entry.patient}, order ${this.#stored(to)} carrying their number names ${orderPatient}; attached to none`);
-        continue;
-      }
       const stored = await this.#store.eventsByCorrelation(this.#stored(w));
       // An order of that accession itself: the results are its own.
       if (stored.some((s) => this.#ofLink(s))) continue;
@@ -473,6 +480,15 @@ export class ResultOrderNumbers {
       for (const s of waiting) {
         const ev = s.event;
         if (ev.type !== 'result.validated' || !tests.has(ev.data.testCode)) continue;
+        // Each result's own patient (the message it came in): results of two patients may wait
+        // under one number (a LIS whose filler numbers come round again). Before, the number kept
+        // its first result's patient only: the order of that patient got the other patient's
+        // result too, and the other patient's order got none.
+        const patient = orderPatient === undefined ? undefined : await this.#patientOf(s, patients, entry.patient);
+        if (patient !== undefined && orderPatient !== undefined && patient !== orderPatient) {
+          warnings.push(`result ${ev.data.testCode} stored under ${this.#stored(w)} before its order (event ${ev.id}) names patient ${patient}, order ${this.#stored(to)} carrying its number names ${orderPatient}; not attached`);
+          continue;
+        }
         const already = this.#store.getDoc ? await this.#store.getDoc<AttachedResult>(ATTACHED_NAMESPACE, ev.id) : undefined;
         if (already && already.accession !== this.#stored(to)) {
           warnings.push(`result ${ev.data.testCode} stored under ${this.#stored(w)} is attached to order ${already.accession} already; not to ${this.#stored(to)}`);
@@ -517,6 +533,29 @@ export class ResultOrderNumbers {
     const memory = await readMemory(this.#store.getDoc?.bind(this.#store), accession);
     const state = billingState(withMemory(stored, memory, accession).map((s) => s.event));
     return state.ordered && (state.wholeOrderCancelled || state.open.size === 0);
+  }
+
+  /**
+   * The patient (PID-3.1) of the message a stored event came in; `fallback` (the patient its waiting
+   * number was kept with) when the store keeps no such message or cannot read it.
+   */
+  async #patientOf(s: StoredEvent, read: Map<string, string | undefined>, fallback: string | undefined): Promise<string | undefined> {
+    const id = s.event.source.messageId;
+    if (!id || !this.#store.getMessage) return fallback;
+    if (read.has(id)) return read.get(id) ?? fallback;
+    let patient: string | undefined;
+    try {
+      const m = await this.#store.getMessage(id);
+      if (m && m.message.kind === 'hl7') {
+        const first = analyseBlock(m.raw).messages[0];
+        const message = first ? readInbound(m.raw, first, charsetOf(m.message.encoding)).message : undefined;
+        patient = message?.first('PID')?.get(3, 1) || undefined;
+      }
+    } catch {
+      patient = undefined;
+    }
+    read.set(id, patient);
+    return patient ?? fallback;
   }
 
   #ofLink(e: StoredEvent): boolean {
