@@ -369,11 +369,19 @@ export function tubeOrders(specimenId: string, created: readonly StoredEvent[], 
  * and `lookup.onCollision` is told.
  */
 export async function ordersForSpecimen(store: GatewayStore, specimenId: string, lookup: OrderLookupOptions = {}): Promise<OrderCreatedData[]> {
+  return (await specimenOrders(store, specimenId, lookup)).orders;
+}
+
+/**
+ * ordersForSpecimen, with the barcode the orders were found under (barcodeOrders: as sent, or its
+ * upper case), which the tube's own facts (its sample type, hl7HostQueryAnswer) are compared with.
+ */
+async function specimenOrders(store: GatewayStore, specimenId: string, lookup: OrderLookupOptions): Promise<{ barcode: string; orders: OrderCreatedData[] }> {
   const { barcode, found, caseCollision } = await barcodeOrders(store, specimenId, lookup);
   if (caseCollision) lookup.onCollision?.(caseCollision);
   const { orders: created, collision } = tubeOrders(specimenId, found, lookup, barcode);
   if (collision) lookup.onCollision?.(collision);
-  if (created.length === 0) return [];
+  if (created.length === 0) return { barcode, orders: [] };
   const orders: OrderCreatedData[] = [];
   for (const accession of new Set(created.map((e) => e.event.correlationId))) {
     const events = (await store.eventsByCorrelation(accession, ['order.created', 'order.cancelled'])).filter(live);
@@ -401,7 +409,7 @@ export async function ordersForSpecimen(store: GatewayStore, specimenId: string,
     }
     if (current && current.tests.length > 0) orders.push(current);
   }
-  return orders;
+  return { barcode, orders };
 }
 
 /** Whether an order names `specimenId` as one of its tubes (its first, or any of several). */
@@ -563,18 +571,21 @@ async function ordersNamingBarcode(store: OrderLookupStore, specimenId: string, 
  * an order whose number the barcode carries keeps the tube (tubeOrders).
  */
 export async function hl7HostQueryAnswer(specimenId: string, store: GatewayStore, profile: Profile, lookup: OrderLookupOptions = {}): Promise<HostQueryAnswer> {
-  const orders = await ordersForSpecimen(store, specimenId, lookup);
+  const { barcode, orders } = await specimenOrders(store, specimenId, lookup);
   const tests = analyzerTests(orders.flatMap((o) => o.tests), profile);
   if (tests.length === 0) return { tests: [] };
   const first = orders[0] as OrderCreatedData;
   const answer: HostQueryAnswer = { tests, order: { ...first, priority: orders.some((o) => isStat(o.priority)) ? 'S' : (first.priority ?? 'R') } };
   if (profile.hl7?.worklist) answer.worklist = profile.hl7.worklist;
-  // The sample type of this tube when the LIS sent its receipt, else the order's last one.
+  // The sample type of this tube when the LIS sent its receipt, else the order's last one. The tube
+  // is the barcode its orders were found under: a tube typed `tu1` for the label TU1 (urine) had
+  // the order's last receipt's type (serum), and the analyzer ran the urine as serum
+  // (test/integration/review-s23b-case-fallback.test.ts).
   let ofTube: string | undefined;
   for (const e of (await store.eventsByCorrelation(first.accession, ['specimen.received'])).filter(live)) {
     if (e.event.type !== 'specimen.received' || !e.event.data.specimenType) continue;
     answer.specimenType = e.event.data.specimenType;
-    if (e.event.data.specimenId === specimenId) ofTube = e.event.data.specimenType;
+    if (e.event.data.specimenId === barcode) ofTube = e.event.data.specimenType;
   }
   if (ofTube) answer.specimenType = ofTube;
   return answer;
