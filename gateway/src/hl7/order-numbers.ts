@@ -76,6 +76,8 @@ interface WaitingDoc {
 }
 const WAITING_KEEP_MS = 7 * 24 * 3600_000;
 const WAITING_MAX = 10_000;
+/** A result coming again under a number kept this long ago or more renews its 7 days (and the document is written). */
+const WAITING_REFRESH_MS = 3_600_000;
 
 /**
  * The store document of a result attached to the order that came after it: namespace, key = the
@@ -306,8 +308,23 @@ export class ResultOrderNumbers {
       if (e.type !== 'order.created') return false;
       const filler = e.data.fillerOrderNumber ?? '';
       if (unsure && filler !== '') return true;
-      return this.#waiting.has(e.data.accession) || (filler !== '' && this.#waiting.has(filler));
+      return this.#waitingUnder(e.data.accession) !== undefined || (filler !== '' && this.#waitingUnder(filler) !== undefined);
     });
+  }
+
+  /**
+   * The entries kept under the number `n`, those older than WAITING_KEEP_MS dropped (in memory as
+   * in the document: before, a gateway running past the 7 days kept them in memory for good, and
+   * an order carrying the number weeks later got the old result).
+   */
+  #waitingUnder(n: string): Map<string, WaitingEntry> | undefined {
+    const under = this.#waiting.get(n);
+    if (!under) return undefined;
+    const now = Date.now();
+    for (const [a, w] of under) if (now - w.at > WAITING_KEEP_MS) under.delete(a);
+    if (under.size > 0) return under;
+    this.#waiting.delete(n);
+    return undefined;
   }
 
   #addWaiting(w: WaitingEntry): void {
@@ -322,18 +339,20 @@ export class ResultOrderNumbers {
     const at = Date.now();
     let added = false;
     for (const n of numbers) {
-      if (this.#waiting.get(n)?.has(accession)) continue;
-      this.#addWaiting({ n, accession, ...(patient ? { patient } : {}), at });
+      // A result coming again under a number kept: kept 7 days from now (before, from the first
+      // one: the later result's number went with it).
+      const kept = this.#waitingUnder(n)?.get(accession);
+      if (kept && at - kept.at < WAITING_REFRESH_MS) continue;
+      this.#addWaiting({ n, accession, ...(kept?.patient ? { patient: kept.patient } : patient ? { patient } : {}), at });
       added = true;
     }
     if (!added || !this.#store.putDoc) return;
     const entries = [...this.#waiting.values()].flatMap((m) => [...m.values()]).filter((w) => at - w.at <= WAITING_KEEP_MS);
     entries.sort((x, y) => x.at - y.at);
     const kept = entries.slice(-WAITING_MAX);
-    if (kept.length < entries.length) {
-      this.#waiting.clear();
-      for (const w of kept) this.#addWaiting(w);
-    }
+    // Memory holds what the document holds (those past 7 days or beyond WAITING_MAX go from both).
+    this.#waiting.clear();
+    for (const w of kept) this.#addWaiting(w);
     // Not awaited: the entries stay in memory; written again with the link's next such result.
     this.#store.putDoc(WAITING_NAMESPACE, this.#endpoint, { v: 1, entries: kept } satisfies WaitingDoc).catch(() => undefined);
   }
@@ -444,7 +463,7 @@ export class ResultOrderNumbers {
       const filler = e.data.fillerOrderNumber ?? '';
       for (const n of new Set([to, filler])) {
         if (n === '') continue;
-        for (const [w, entry] of this.#waiting.get(n) ?? []) {
+        for (const [w, entry] of this.#waitingUnder(n) ?? []) {
           if (w === to) continue;
           const list = targets.get(w) ?? [];
           if (!list.some((x) => x.order.data.accession === to)) list.push({ order: e, entry });
@@ -467,7 +486,12 @@ export class ResultOrderNumbers {
       const stored = await this.#store.eventsByCorrelation(this.#stored(w));
       // An order of that accession itself: the results are its own.
       if (stored.some((s) => this.#ofLink(s))) continue;
-      const waiting = stored.filter((s) => s.event.type === 'result.validated' && s.event.source.endpoint === this.#endpoint && s.state !== 'delivered' && s.state !== 'discarded');
+      // Each result waits 7 days from when it came (a number kept again by a later result does not
+      // bring an older one back).
+      const now = Date.now();
+      const waiting = stored.filter(
+        (s) => s.event.type === 'result.validated' && s.event.source.endpoint === this.#endpoint && s.state !== 'delivered' && s.state !== 'discarded' && !(now - Date.parse(s.event.receivedAt) > WAITING_KEEP_MS),
+      );
       if (waiting.length === 0) {
         // Delivered (the relay finished them once attached) or discarded: no order looks them up again.
         for (const under of this.#waiting.values()) under.delete(w);
