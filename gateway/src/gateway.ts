@@ -371,10 +371,14 @@ export class Gateway {
               ? 'none of their tests is downloaded (those the analyzer had are cancelled)'
               : 'its results are attached to none of them';
         const whose = c.differentPatients ? ' for different patients' : '';
+        // Orders under the barcode's upper and lower case (astm/host-query.ts barcodeOrders): a
+        // prefix would not tell them apart. Before, this alert said they share the barcode.
+        const how = c.byCase ? 'differ from this barcode only by case (no order has it as the analyzer sent it)' : 'share this barcode';
+        const advice = c.byCase ? 'Read the label and sort the tube out by hand' : 'Sort the tube out by hand; two LIS systems numbering alike need hl7[].accessionPrefix on one of them (README.md "Two LIS systems")';
         this.telemetry.alert(
           'warning',
           'ACCESSION_COLLISION',
-          `tube ${c.specimenId} on ${analyzerId}: orders ${c.accessions.join(', ')} from LIS link(s) ${c.endpoints.join(', ')}${whose} share this barcode, and ${what}. Sort the tube out by hand; two LIS systems numbering alike need hl7[].accessionPrefix on one of them (README.md "Two LIS systems")`,
+          `tube ${c.specimenId} on ${analyzerId}: orders ${c.accessions.join(', ')} from LIS link(s) ${c.endpoints.join(', ')}${whose} ${how}, and ${what}. ${advice}`,
           analyzerId,
         );
       },

@@ -129,3 +129,44 @@ describe('an HL7 analyzer\'s host query for a tube typed in lower case (a LIS nu
     expect(dsp).toContain('DSP|26||UR|||');
   });
 });
+
+describe('case variants an earlier release stored (AB12 and ab12, no mark): what the lab is told', () => {
+  let dir: string;
+  let rig: Rig;
+
+  beforeAll(async () => {
+    dir = await tempDir('s23b-case-alert');
+    rig = new Rig('s23b-case-alert', dir);
+    await rig.start();
+    await rig.order(orm('AL-1', 'AB12', ['ALT'], 'MRN-B'), 'AL-1');
+    await rig.order(orm('AL-2', 'ab12', ['GLU'], 'MRN-C'), 'AL-2');
+    await rig.stop();
+    // The release that took these orders wrote no mark.
+    const store = await EventStore.open({ dataDir: dir, pruneIntervalMs: 0 });
+    try {
+      await store.deleteDoc(ACCESSION_CASE_NAMESPACE, 'lis');
+    } finally {
+      await store.close();
+    }
+    await rig.start();
+  });
+
+  afterAll(async () => {
+    await rig?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('Ab12 is answered "no order", and the alert says the orders differ from the barcode by case, not that they share it', async () => {
+    const before = rig.alerts.length;
+    expect(await rig.query('Ab12')).toEqual([]);
+    const alert = rig.alerts.slice(before).find((a) => a.code === 'ACCESSION_COLLISION');
+    expect(alert).toBeDefined();
+    expect(alert!.message).toContain('Ab12');
+    expect(alert!.message).toContain('AB12, ab12');
+    expect(alert!.message).toContain('only by case');
+    // Before: "… share this barcode … two LIS systems numbering alike need hl7[].accessionPrefix on
+    // one of them": neither order is the barcode, and a prefix changes nothing (one LIS link).
+    expect(alert!.message).not.toContain('share this barcode');
+    expect(alert!.message).not.toContain('accessionPrefix');
+  });
+});

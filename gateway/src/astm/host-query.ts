@@ -294,6 +294,12 @@ export interface OrderCollision {
    * orders naming it as their tube collide with them. Absent: no order keeps it.
    */
   kept?: string[];
+  /**
+   * Set when the orders are under the barcode's upper and lower case, none under it as sent
+   * (barcodeOrders: `Ab12`, orders AB12 and ab12): they differ from the barcode by case, they do
+   * not share it, and no accession prefix would tell them apart.
+   */
+  byCase?: true;
 }
 
 /**
@@ -516,6 +522,7 @@ export async function barcodeOrders(
       accessions: [...new Set(both.map((e) => e.event.correlationId))],
       endpoints: [...new Set(both.map((e) => e.event.source.endpoint))],
       differentPatients: patients.size > 1,
+      byCase: true,
     },
   };
 }
