@@ -783,6 +783,15 @@ export class Relay implements Component {
     const started = performance.now();
     this.#versionNow = undefined;
     const states: LeaseProgress[] = leases.map((lease) => ({ lease, runs: this.#runs(lease.events), next: 0, posted: 0, outcomes: [], stopped: false }));
+    // A head whose attempts are spent (its last one's answer lost, held since: #failureOutcome) is
+    // dead-lettered now, without sending anything again.
+    for (const st of states) {
+      const head = st.lease.events[0];
+      if (head && head.attempts >= this.#o.config.maxAttempts) {
+        st.outcomes.push({ eventId: head.event.id, outcome: 'dead', reason: `gave up after ${head.attempts} attempts: ${head.lastError ?? 'no answer'}` });
+        st.stopped = true;
+      }
+    }
     const maxRuns = Math.max(1, this.#o.maxRunsPerRound ?? MAX_RUNS_PER_ROUND);
     const store = this.#o.store;
     const ctx: RuleContext = {
@@ -1042,6 +1051,13 @@ export class Relay implements Component {
     // is tried only later (its own back-off), the short delay after that (#untilQueuedTried).
     if (failure === 'transient' && waitsForQueued(error)) return { eventId: e.event.id, outcome: 'retry', error: text, free: true, waiting: true, ...this.#untilQueuedTried(error) };
     if (e.attempts + 1 >= this.#o.config.maxAttempts) {
+      // The last attempt's answer was lost: Odoo may still run its write. The dead letter waits
+      // for the settle time (charged, held as any ambiguous retry), and is made then without
+      // sending anything again (#round). Made at once, an operator who replayed it within the
+      // settle time (Odoo slow or back after an outage: the moment to replay) had it looked up
+      // before the write landed, and sent again: the sale order's lines twice
+      // (test/integration/review-s23-replay-ambiguous.test.ts).
+      if (failure === 'ambiguous') return { eventId: e.event.id, outcome: 'retry', error: text, ambiguous: true, delayMs: this.#settleMs };
       return { eventId: e.event.id, outcome: 'dead', reason: `gave up after ${e.attempts + 1} attempts: ${text}` };
     }
     if (failure !== 'ambiguous') return { eventId: e.event.id, outcome: 'retry', error: text };
