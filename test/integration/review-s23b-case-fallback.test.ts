@@ -170,3 +170,47 @@ describe('case variants an earlier release stored (AB12 and ab12, no mark): what
     expect(alert!.message).not.toContain('accessionPrefix');
   });
 });
+
+describe('an upgraded store: a LIS numbering by case whose lower-case orders an earlier release took (no mark)', () => {
+  let dir: string;
+  let rig: Rig;
+
+  beforeAll(async () => {
+    dir = await tempDir('s23b-case-upgrade');
+    rig = new Rig('s23b-case-upgrade', dir);
+    await rig.start();
+    // Patient C's order ab12 and patient D's order CD34, both pending when the lab upgraded.
+    await rig.order(orm('UP-1', 'ab12', ['GLU'], 'MRN-C'), 'UP-1');
+    await rig.order(orm('UP-2', 'CD34', ['ALT'], 'MRN-D'), 'UP-2');
+    await rig.stop();
+    // The release that took these orders wrote no mark.
+    const store = await EventStore.open({ dataDir: dir, pruneIntervalMs: 0 });
+    try {
+      await store.deleteDoc(ACCESSION_CASE_NAMESPACE, 'lis');
+    } finally {
+      await store.close();
+    }
+    await rig.start();
+  });
+
+  afterAll(async () => {
+    await rig?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('the stored lower-case order ab12 is answered with its own test', async () => {
+    expect((await rig.query('ab12')).filter((l) => /^DSP\|(29|3\d)\|/.test(l))).toEqual(['DSP|29||3^^^|||']);
+  });
+
+  it('that look-up showed the LIS numbers by case: cd34, whose order has not come yet, is not answered with CD34\'s tests', async () => {
+    // Before: CD34's ALT (patient D) for the tube cd34 of another patient, until the LIS happened
+    // to send another lower-case number.
+    expect(await rig.query('cd34')).toEqual([]);
+  });
+
+  it('after a restart too', async () => {
+    await rig.stop();
+    await rig.start();
+    expect(await rig.query('cd34')).toEqual([]);
+  });
+});

@@ -505,7 +505,12 @@ export async function barcodeOrders(
 ): Promise<BarcodeOrders> {
   const found = await ordersNamingBarcode(store, specimenId, lookup);
   const upper = specimenId.toUpperCase();
-  if (found.length > 0 || upper === specimenId) return { barcode: specimenId, found };
+  if (found.length > 0 || upper === specimenId) {
+    // Orders under a barcode that upper case changes, found as sent: their LIS links number by
+    // case (an order an earlier release took, before the marks existed, marks its link here).
+    if (found.length > 0 && upper !== specimenId) marks.noteFound(specimenId, lisLinksOf(found, lookup));
+    return { barcode: specimenId, found };
+  }
   if (await marks.caseDistinct(lookup.lisEndpoints)) return { barcode: specimenId, found: [] };
   const underUpper = await ordersNamingBarcode(store, upper, lookup);
   if (underUpper.length === 0) return { barcode: specimenId, found: [] };
@@ -525,6 +530,12 @@ export async function barcodeOrders(
       byCase: true,
     },
   };
+}
+
+/** The LIS links (of `lookup.lisEndpoints`, when given) whose orders `found` holds. */
+function lisLinksOf(found: readonly StoredEvent[], lookup: Pick<OrderLookupOptions, 'lisEndpoints'>): string[] {
+  const links = new Set(found.map((e) => e.event.source.endpoint));
+  return [...links].filter((l) => lookup.lisEndpoints === undefined || lookup.lisEndpoints.includes(l));
 }
 
 async function ordersNamingBarcode(store: OrderLookupStore, specimenId: string, lookup: Pick<OrderLookupOptions, 'namespaces' | 'lisEndpoints'>): Promise<StoredEvent[]> {

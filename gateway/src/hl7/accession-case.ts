@@ -123,13 +123,27 @@ export class AccessionCaseMarks {
    */
   note(link: string, events: readonly DraftEvent[]): void {
     if (this.#stored.has(link)) return;
-    let first = this.#first.get(link);
-    if (first === undefined) {
-      first = caseDistinctNumber(events);
-      if (first === undefined) return;
-      this.#marked.add(link);
-      this.#first.set(link, first);
-    }
+    const first = this.#first.get(link) ?? caseDistinctNumber(events);
+    if (first === undefined) return;
+    this.#mark(link, first);
+  }
+
+  /**
+   * Orders found under `number` as the analyzer sent it, a number that upper case changes
+   * (astm/host-query.ts barcodeOrders): the LIS links that sent them number by case. An order an
+   * earlier release took (before these marks existed) marks its link the first time a look-up
+   * finds it. Before, such a link stayed unmarked until it sent another lower-case number: a tube
+   * `cd34` whose order had not come yet was answered with CD34's tests, another patient's
+   * (test/integration/review-s23b-case-fallback.test.ts). No read; a link marked costs a set test.
+   */
+  noteFound(number: string, links: Iterable<string>): void {
+    for (const link of links) if (!this.#marked.has(link)) this.#mark(link, number);
+  }
+
+  /** Marks `link` in memory, and writes its document (not awaited; written again at its next message when that fails). */
+  #mark(link: string, first: string): void {
+    this.#marked.add(link);
+    this.#first.set(link, first);
     this.#stored.add(link);
     if (!this.#store.putDoc) return;
     this.#store.putDoc(ACCESSION_CASE_NAMESPACE, link, { caseDistinct: true, since: new Date().toISOString(), first } satisfies CaseMark).catch(() => {
