@@ -98,11 +98,12 @@
  * `runType: qc|calibration` and only LIS validation bills), so they can never make an order
  * eligible. Cancelled tests are not required.
  */
-import type { CanonicalEvent, DraftEvent, InvoiceEligibleData, OrderCancelledData, OrderCreatedData, OrderedTest, ResultValidatedData } from './types.ts';
+import type { CanonicalEvent, DraftEvent, EventType, InvoiceEligibleData, OrderCancelledData, OrderCreatedData, OrderedTest, ResultValidatedData } from './types.ts';
 import { idempotencyKey, partitionKeys } from './keys.ts';
 import type { GatewayStore, RetentionHold, StoredEvent } from '../store/types.ts';
 import { compareHl7Time, hl7Offset, hl7TimeToIso, inHl7Zone } from '../hl7/hl7-time.ts';
-import { expireMemories, readMemory, rememberPruned, withMemory } from './billing-memory.ts';
+import { billingHistory, expireMemories, readMemory, rememberPruned, withMemory, type HistorySource } from './billing-memory.ts';
+import { resultAttachedTo } from '../hl7/order-numbers.ts';
 
 /** What a deriver reads of the store (`idempotencyKeyUsed` and `getDoc` where the store has them). */
 export type DeriverStore = Pick<GatewayStore, 'eventsByCorrelation' | 'idempotencyKeyUsed'> & Partial<Pick<GatewayStore, 'getDoc'>>;
@@ -639,6 +640,42 @@ export async function stillBilling(store: Pick<GatewayStore, 'eventsByCorrelatio
 }
 
 /**
+ * The accession's billing walk less the results attached to another order: a LIS result stored
+ * under its own number (the filler number LF-9301) before its order came, then copied onto the
+ * order that came carrying that number (70301: hl7/order-numbers.ts, README "A result that came
+ * before its order"), is counted there, by its copy, and for nothing under LF-9301. Before, an
+ * order message naming the order by its filler number only (a filler's change, ORC-1 XX without
+ * ORC-2), taken for an order LF-9301, found that stored result: LF-9301 was eligible, the relay
+ * marked its line delivered and invoiced it, and finance billed the one test twice
+ * (test/integration/review-s23b-attached-own-number-order.test.ts). Only a result stored before
+ * any live order of its link under the accession can have been attached (the look-up that keeps
+ * it runs only then): an accession without one reads nothing more; each such result costs one
+ * document read (and, when attached, one read of the other order's results).
+ */
+export async function countedHere(walk: StoredEvent[], accession: string, read: HistorySource): Promise<StoredEvent[]> {
+  if (!read.doc || !read.events) return walk;
+  const ordered = new Set<string>();
+  const out: StoredEvent[] = [];
+  for (const s of walk) {
+    if (s.event.type === 'order.created' && s.state !== 'discarded') ordered.add(s.event.source.endpoint);
+    if (s.event.type === 'result.validated' && !ordered.has(s.event.source.endpoint)) {
+      const to = await resultAttachedTo(read, s);
+      if (to !== undefined && to !== accession) continue;
+    }
+    out.push(s);
+  }
+  return out;
+}
+
+/**
+ * The accession's billing history (billing-memory.ts billingHistory) less the results attached to
+ * another order (countedHere): what every relay rule walks.
+ */
+export async function countedHistory(source: HistorySource, accession: string, types: readonly EventType[]): Promise<StoredEvent[]> {
+  return countedHere(await billingHistory(source, accession, types), accession, source);
+}
+
+/**
  * The store's retention hold (EventStoreOptions.retentionHold): an order's billing events stay
  * past `store.retentionDays` until the order is billed in full, so that a culture or send-out test
  * validated weeks after its order still finds the order, its other results and its earlier
@@ -700,10 +737,17 @@ export const invoiceEligibility: EventDeriver = {
       // Read after the events (a pruning between the two reads is in the memory): billing-memory.ts.
       const memory = await readMemory(store.getDoc?.bind(store), accession);
       // The events stored, and those retention pruned as billing remembers them (billing-memory.ts).
-      const all: BillingEvent[] = [...withMemory(stored, memory, accession).map((s) => s.event), ...drafts.filter((d) => d.correlationId === accession)];
+      const walk = withMemory(stored, memory, accession);
+      const drafted = drafts.filter((d) => d.correlationId === accession);
       // Nothing is billable before an order: without an order.created the walk ends not ordered
       // (a result whose order has not come yet), so such an accession is not walked.
-      if (!all.some((e) => e.type === 'order.created')) continue;
+      if (!walk.some((s) => s.event.type === 'order.created') && !drafted.some((d) => d.type === 'order.created')) continue;
+      // Less the results attached to the order that came after them (countedHere).
+      const here = await countedHere(walk, accession, {
+        events: (c, t) => store.eventsByCorrelation(c, t),
+        ...(store.getDoc ? { doc: <T>(ns: string, k: string) => store.getDoc!<T>(ns, k) } : {}),
+      });
+      const all: BillingEvent[] = [...here.map((s) => s.event), ...drafted];
       const state = billingState(all);
       if (!state.ordered || state.wholeOrderCancelled || state.open.size === 0) continue;
       if (![...state.open.keys()].every((code) => state.validated.has(code))) continue;

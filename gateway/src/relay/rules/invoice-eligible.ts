@@ -1,6 +1,5 @@
 import type { InvoiceEligibleData, OrderCancelledData } from '../../events/types.ts';
-import { billingHistory } from '../../events/billing-memory.ts';
-import { BILLING_STATE_TYPES, billingState, inStoredOrder, leftOpenBy } from '../../events/invoice-eligibility.ts';
+import { BILLING_STATE_TYPES, billingState, inStoredOrder, leftOpenBy, countedHistory } from '../../events/invoice-eligibility.ts';
 import { idempotencyKey, partitionKeys } from '../../events/keys.ts';
 import type { StoredEvent } from '../../store/types.ts';
 import { externalId, loadWithExternalIds, lookupExternalId, m2oId, read, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
@@ -231,7 +230,7 @@ async function billableNow(ctx: RuleContext, e: StoredEvent, d: InvoiceEligibleD
   if (!ctx.events) return { codes, wholeOrderCancelled: false, billedEarlier: new Set() };
   let wholeOrderCancelled = false;
   // With the events retention pruned, as billing remembers them (events/billing-memory.ts).
-  const stored = await billingHistory(ctx, e.event.correlationId, BILLING_STATE_TYPES);
+  const stored = await countedHistory(ctx, e.event.correlationId, BILLING_STATE_TYPES);
   for (const c of inStoredOrder(stored)) {
     if (c.event.type !== 'order.cancelled') continue;
     if (c.event.id < e.event.id || c.event.partitionKey !== partitionKeys.order(e.event.correlationId)) continue;

@@ -1,5 +1,4 @@
-import { billingHistory } from '../../events/billing-memory.ts';
-import { BILLING_STATE_TYPES, billingState, leftOpenBy as leftOpenIn } from '../../events/invoice-eligibility.ts';
+import { BILLING_STATE_TYPES, billingState, leftOpenBy as leftOpenIn, countedHistory } from '../../events/invoice-eligibility.ts';
 import type { OrderCancelledData } from '../../events/types.ts';
 import { m2oId, read, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
 import { needsOperator } from '../odoo/odoo-error.ts';
@@ -208,7 +207,7 @@ async function unlinkedBilling(
 async function leftOpenBy(ctx: RuleContext, e: StoredEvent): Promise<Map<string, number>> {
   if (!ctx.events) return new Map();
   // With the events retention pruned, as billing remembers them (events/billing-memory.ts).
-  return leftOpenIn(await billingHistory(ctx, e.event.correlationId, BILLING_STATE_TYPES), e.event.id);
+  return leftOpenIn(await countedHistory(ctx, e.event.correlationId, BILLING_STATE_TYPES), e.event.id);
 }
 
 /** The cancellation event's note on the tests it left on the order (leftOpenBy), grouped by their order's time. */
@@ -240,7 +239,7 @@ function leftOpenNote(leftOpen: Map<string, number>, cancelledAt: string): strin
  */
 async function waitsForItsOrder(ctx: RuleContext, d: OrderCancelledData): Promise<boolean> {
   if (!ctx.events) return false;
-  const state = billingState((await billingHistory(ctx, d.accession, BILLING_STATE_TYPES)).map((s) => s.event));
+  const state = billingState((await countedHistory(ctx, d.accession, BILLING_STATE_TYPES)).map((s) => s.event));
   if (d.tests.length === 0) return !state.ordered && state.wholeCancelBeforeOrder !== undefined;
   return d.tests.every((t) => state.cancelledBeforeOrder.has(t.code) && !state.everOrdered.has(t.code));
 }

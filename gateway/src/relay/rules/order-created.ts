@@ -1,6 +1,5 @@
 import { describeError } from '../../errors.ts';
-import { billingHistory } from '../../events/billing-memory.ts';
-import { billingState } from '../../events/invoice-eligibility.ts';
+import { billingState, countedHistory } from '../../events/invoice-eligibility.ts';
 import type { OrderCreatedData, OrderedTest } from '../../events/types.ts';
 import type { OdooRef, StoredEvent } from '../../store/types.ts';
 import { create, externalId, loadWithExternalIds, m2oId, read, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
@@ -335,7 +334,7 @@ async function orderPlan(ctx: RuleContext, evs: StoredEvent[]): Promise<OrderPla
   const ids = new Set(evs.map((e) => e.event.id));
   // With the events retention pruned, as billing remembers them (events/billing-memory.ts): a
   // resend of an order cancelled before the pruning stays a resend.
-  const stored = (await billingHistory(ctx, accession, ['order.created', 'order.cancelled', 'result.validated'])).filter((s) => s.event.id <= evs.at(-1)!.event.id);
+  const stored = (await countedHistory(ctx, accession, ['order.created', 'order.cancelled', 'result.validated'])).filter((s) => s.event.id <= evs.at(-1)!.event.id);
   const state = billingState(stored.map((s) => s.event));
   const leftOut = new Set<string>();
   const resent = new Map<string, number>();

@@ -1,6 +1,6 @@
 import type { OrderCreatedData, ResultValidatedData } from '../../events/types.ts';
-import { billingHistory, readMemory, remembersPruned, withMemory } from '../../events/billing-memory.ts';
-import { BILLING_STATE_TYPES, billingState, inStoredOrder, resultNotCountedBy, testCancelled, type ResultNotCounted } from '../../events/invoice-eligibility.ts';
+import { readMemory, remembersPruned, withMemory } from '../../events/billing-memory.ts';
+import { BILLING_STATE_TYPES, billingState, countedHere, countedHistory, inStoredOrder, resultNotCountedBy, testCancelled, type ResultNotCounted } from '../../events/invoice-eligibility.ts';
 import type { StoredEvent } from '../../store/types.ts';
 import { m2oId, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
 import { mappingMissing } from '../odoo/odoo-error.ts';
@@ -70,7 +70,7 @@ export const resultValidatedRule: PostingRule = {
       const cancels = await events(accession, ['order.cancelled']);
       if (cancels.length === 0 && !remembersPruned(cancels, await readMemory(ctx.doc?.bind(ctx), accession), 'order.cancelled')) return undefined;
       const stored = await events(accession, [...BILLING_STATE_TYPES]);
-      return withMemory(stored, await readMemory(ctx.doc?.bind(ctx), accession), accession);
+      return countedHere(withMemory(stored, await readMemory(ctx.doc?.bind(ctx), accession), accession), accession, ctx);
     };
     const uncounted = async (e: StoredEvent, d: ResultValidatedData): Promise<ResultNotCounted | undefined> => {
       if (!ctx.events) return undefined;
@@ -187,7 +187,7 @@ async function resultsLeftToTheOrder(ctx: RuleContext, accession: string, so: Od
   const stored = inStoredOrder(await ctx.events(accession, ['order.created', 'order.cancelled', 'result.validated']));
   const upTo = stored.filter((s) => s.event.id <= before.id);
   // Walked with the events retention pruned, as billing remembers them (events/billing-memory.ts).
-  const history = (await billingHistory(ctx, accession, ['order.created', 'order.cancelled', 'result.validated'])).filter((s) => s.event.id <= before.id);
+  const history = (await countedHistory(ctx, accession, ['order.created', 'order.cancelled', 'result.validated'])).filter((s) => s.event.id <= before.id);
   const validated = billingState(history.map((s) => s.event)).validated;
   const codes: string[] = [];
   for (const r of upTo) {
@@ -293,7 +293,7 @@ async function noteLeftMilestones(ctx: RuleContext, events: StoredEvent[], order
 async function notCountedByTheOrder(ctx: RuleContext, e: StoredEvent, d: ResultValidatedData): Promise<string | undefined> {
   if (!ctx.events) return undefined;
   // With the events retention pruned, as billing remembers them (events/billing-memory.ts; those are delivered, never following).
-  const stored = await billingHistory(ctx, d.accession, ['order.created', 'order.cancelled', 'result.validated']);
+  const stored = await countedHistory(ctx, d.accession, ['order.created', 'order.cancelled', 'result.validated']);
   const following = stored.filter(
     (o) => o.event.type === 'order.created' && o.event.id > e.event.id && o.state !== 'delivered' && o.state !== 'discarded' && (o.event.data as OrderCreatedData).tests.some((t) => t.code === d.testCode),
   );
@@ -335,6 +335,6 @@ function notCountedNote(n: ResultNotCounted): string {
 async function cancelledByTheLis(ctx: RuleContext, d: ResultValidatedData): Promise<boolean> {
   if (!ctx.events) return false;
   // With the events retention pruned, as billing remembers them (events/billing-memory.ts).
-  const stored = await billingHistory(ctx, d.accession, ['order.created', 'order.cancelled']);
+  const stored = await countedHistory(ctx, d.accession, ['order.created', 'order.cancelled']);
   return testCancelled(billingState(stored.map((s) => s.event)), d.testCode);
 }
