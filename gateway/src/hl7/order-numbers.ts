@@ -447,7 +447,8 @@ export class ResultOrderNumbers {
    * finishes it without a write once the copy is stored (resultAttachedTo). Never: on an order of
    * another patient than the result's (PID-3.1 of the message each stored result came in, when both
    * name one: results of two patients may wait under one number), a result already attached to an
-   * order, or when two orders of the message name the number (warnings).
+   * order (its copy stored there, not discarded: a document whose order's commit never came holds
+   * nothing), or when two orders of the message name the number (warnings).
    */
   async #attachWaiting<R extends AttachableEvents>(draft: R, message: Hl7Message): Promise<R> {
     await this.#markRead;
@@ -513,10 +514,16 @@ export class ResultOrderNumbers {
           warnings.push(`result ${ev.data.testCode} stored under ${this.#stored(w)} before its order (event ${ev.id}) names patient ${patient}, order ${this.#stored(to)} carrying its number names ${orderPatient}; not attached`);
           continue;
         }
-        const already = this.#store.getDoc ? await this.#store.getDoc<AttachedResult>(ATTACHED_NAMESPACE, ev.id) : undefined;
+        let already = this.#store.getDoc ? await this.#store.getDoc<AttachedResult>(ATTACHED_NAMESPACE, ev.id) : undefined;
         if (already && already.accession !== this.#stored(to)) {
-          warnings.push(`result ${ev.data.testCode} stored under ${this.#stored(w)} is attached to order ${already.accession} already; not to ${this.#stored(to)}`);
-          continue;
+          if (await this.#copyStored(already)) {
+            warnings.push(`result ${ev.data.testCode} stored under ${this.#stored(w)} is attached to order ${already.accession} already; not to ${this.#stored(to)}`);
+            continue;
+          }
+          // Its document names an order whose commit never came (the gateway killed between the
+          // two, a disk full: its copy is not stored, as the relay reads it): attached to nothing.
+          // Before, it was "attached already" for good, and the order placed again got nothing.
+          already = undefined;
         }
         if (already) {
           // Attached by an earlier message of this order: nothing again (its copy is stored), unless
@@ -580,6 +587,13 @@ export class ResultOrderNumbers {
     }
     read.set(id, patient);
     return patient ?? fallback;
+  }
+
+  /** Whether the copy a document names is stored on its order, not discarded (as resultAttachedTo reads it). */
+  async #copyStored(attached: AttachedResult): Promise<boolean> {
+    if (typeof attached.accession !== 'string' || typeof attached.key !== 'string') return false;
+    const there = await this.#store.eventsByCorrelation(attached.accession, ['result.validated']);
+    return there.some((x) => x.event.idempotencyKey === attached.key && x.state !== 'discarded');
   }
 
   #ofLink(e: StoredEvent): boolean {
