@@ -317,7 +317,12 @@ export class OrderDownload {
    * LIS afterwards dropped them as never sent, so the analyzer ran a cancelled test
    * (test/integration/review-s22-astm-query-and-download.test.ts). A download already on the wire
    * cannot be called back. Called once the analyzer took the answer (gateway.ts): a test the LIS
-   * cancelled meanwhile, dropped from `pending` as never sent, gets its cancel.
+   * cancelled meanwhile, dropped from `pending` as never sent, gets its cancel. The analyzer holds
+   * the tests it took under the barcode it asked for (`specimenId`, echoed by the answer), and a
+   * cancel goes there: before, under the order's own tube, so a barcode typed in lower case at the
+   * analyzer (`acc-tq-1` for ACC-TQ-1, found by the case fallback) got its cancel under ACC-TQ-1,
+   * a sample the analyzer does not hold, and the cancelled test ran
+   * (test/integration/review-s23b-case-download-cancel.test.ts).
    */
   answeredByQuery(answered: { specimenId: string; accession: string; tests: readonly OrderedTest[] }): void {
     this.#handle(async () => {
@@ -333,10 +338,8 @@ export class OrderDownload {
       const moved = doc.pending.filter((t) => codes.includes(t.code));
       doc.pending = without(doc.pending, codes);
       for (const t of moved) if (!has(doc.sent, t.code)) doc.sent.push(t);
-      for (const t of takenBack) {
-        doc.cancelPending.push(t);
-        (doc.tubes ??= {})[t.code] ??= answered.specimenId;
-      }
+      for (const t of takenBack) doc.cancelPending.push(t);
+      for (const t of [...moved, ...takenBack]) (doc.tubes ??= {})[t.code] = answered.specimenId;
       await this.#save(doc);
       if (codes.length > 0) this.#opt.log.info('order download: tests answered by host query count as downloaded', { analyzer: this.#opt.analyzerId, accession: answered.accession, tests: codes });
       if (takenBack.length > 0) this.#opt.log.info('order download: tests cancelled while a host query answer carried them are cancelled on the analyzer', { analyzer: this.#opt.analyzerId, accession: answered.accession, tests: takenBack.map((t) => t.code) });
