@@ -11,6 +11,9 @@ import { describe, expect, it } from 'vitest';
 import { useLisLab } from '../fixtures/lis-rig.ts';
 import { billed, saleLines } from '../fixtures/relay/billing-rig.ts';
 import { startLabDay } from '../fixtures/relay/lab-day.ts';
+import type { EventStore } from '../../gateway/src/store/event-store.ts';
+
+const DAY_MS = 86_400_000;
 
 const { closers } = useLisLab();
 
@@ -53,5 +56,31 @@ describe('an order under the number a result attached elsewhere came under', () 
     const all = await l.all();
     expect(all.filter((e) => e.event.type === 'invoice.eligible').map((e) => e.event.correlationId)).toEqual(['70301']);
     expect(all.filter((e) => e.state === 'dead')).toEqual([]);
+  }, 60_000);
+
+  /**
+   * The same after retention: 70301 billed in full, its events (the copy among them) pruned after
+   * 30 days and remembered by billing (events/billing-memory.ts), while the stored result under
+   * LF-9301 (no order of its own: retention holds it) stays. The filler's change naming LF-9301
+   * alone came then: the copy was no longer stored, so the stored result counted under LF-9301
+   * again and GLU was invoiced a second time.
+   */
+  it('Odoo 17: after retention pruned the order the result was attached to, still billed once', async () => {
+    const l = await startLabDay('review-s23b-attached-own-number-retention', closers, {}, { relay: { syncModes: { 'invoice.eligible': 'realtime' } } });
+    expect(await l.send('lis', order('O-0', '70300', 'LF-9300'))).toContain('MSA|AA|O-0');
+    expect(await l.send('lis', result('R-1', 'LF-9301'))).toContain('MSA|AA|R-1');
+    expect(await l.send('lis', order('O-1', '70301', 'LF-9301'))).toContain('MSA|AA|O-1');
+    await l.settled();
+    expect(billed(l.emu, '70301')).toEqual(['GLU']);
+    const store = l.gateway.store as EventStore;
+    for (let pass = 0; pass < 100 && (await store.prune(Date.now() + 35 * DAY_MS)) > 0; pass++);
+    const left = await l.all();
+    expect(left.filter((e) => e.event.correlationId === '70301'), 'billed in full: pruned').toEqual([]);
+    expect(left.filter((e) => e.event.correlationId === 'LF-9301').map((e) => e.event.type)).toEqual(['result.validated']);
+    expect(await l.send('lis', order('O-2', '', 'LF-9301', 'XX'))).toContain('MSA|AA|O-2');
+    await l.settled();
+    expect(billed(l.emu, '70301')).toEqual(['GLU']);
+    expect(billed(l.emu, 'LF-9301'), 'GLU is not invoiced a second time').toEqual([]);
+    expect(saleLines(l.emu, 'LF-9301').map((x) => [x.code, x.delivered])).toEqual([['GLU', 0]]);
   }, 60_000);
 });

@@ -103,7 +103,7 @@ import { idempotencyKey, partitionKeys } from './keys.ts';
 import type { GatewayStore, RetentionHold, StoredEvent } from '../store/types.ts';
 import { compareHl7Time, hl7Offset, hl7TimeToIso, inHl7Zone } from '../hl7/hl7-time.ts';
 import { billingHistory, expireMemories, readMemory, rememberPruned, withMemory, type HistorySource } from './billing-memory.ts';
-import { resultAttachedTo } from '../hl7/order-numbers.ts';
+import { ATTACHED_NAMESPACE, type AttachedResult } from '../hl7/order-numbers.ts';
 
 /** What a deriver reads of the store (`idempotencyKeyUsed` and `getDoc` where the store has them). */
 export type DeriverStore = Pick<GatewayStore, 'eventsByCorrelation' | 'idempotencyKeyUsed'> & Partial<Pick<GatewayStore, 'getDoc'>>;
@@ -650,7 +650,7 @@ export async function stillBilling(store: Pick<GatewayStore, 'eventsByCorrelatio
  * (test/integration/review-s23b-attached-own-number-order.test.ts). Only a result stored before
  * any live order of its link under the accession can have been attached (the look-up that keeps
  * it runs only then): an accession without one reads nothing more; each such result costs one
- * document read (and, when attached, one read of the other order's results).
+ * document read (and, when attached, one read of the other order's results and billing memory).
  */
 export async function countedHere(walk: StoredEvent[], accession: string, read: HistorySource): Promise<StoredEvent[]> {
   if (!read.doc || !read.events) return walk;
@@ -658,13 +658,34 @@ export async function countedHere(walk: StoredEvent[], accession: string, read: 
   const out: StoredEvent[] = [];
   for (const s of walk) {
     if (s.event.type === 'order.created' && s.state !== 'discarded') ordered.add(s.event.source.endpoint);
-    if (s.event.type === 'result.validated' && !ordered.has(s.event.source.endpoint)) {
-      const to = await resultAttachedTo(read, s);
-      if (to !== undefined && to !== accession) continue;
-    }
+    if (s.event.type === 'result.validated' && !ordered.has(s.event.source.endpoint) && ![undefined, accession].includes(await copiedTo(read, s))) continue;
     out.push(s);
   }
   return out;
+}
+
+/**
+ * The order the stored result `s` was copied onto when that order came after it (the accession as
+ * stored), or undefined: the document hl7/order-numbers.ts wrote names the order, whose billing
+ * history holds the copy, stored (its key, not discarded) or, once retention pruned it, remembered
+ * by billing (the same test, time and link: a memory keeps no keys). Before, a copy pruned with its
+ * order billed in full left the stored result counting under its own number again
+ * (test/integration/review-s23b-attached-own-number-order.test.ts), and the stored result, were it
+ * replayed then, waited for an order that had come. A document without its copy (the order's
+ * commit failed) names nothing. Read by countedHere and rules/result-validated.ts.
+ */
+export async function copiedTo(read: HistorySource, s: StoredEvent): Promise<string | undefined> {
+  if (!read.doc || !read.events || s.event.type !== 'result.validated') return undefined;
+  const moved = await read.doc<AttachedResult>(ATTACHED_NAMESPACE, s.event.id);
+  if (!moved || typeof moved.accession !== 'string' || typeof moved.key !== 'string' || moved.accession === s.event.correlationId) return undefined;
+  const d = s.event.data as ResultValidatedData;
+  const there = await billingHistory(read, moved.accession, ['result.validated']);
+  const found = there.some((x) =>
+    x.event.idempotencyKey === ''
+      ? (x.event.data as ResultValidatedData).testCode === d.testCode && x.event.occurredAt === s.event.occurredAt && x.event.source.endpoint === s.event.source.endpoint
+      : x.event.idempotencyKey === moved.key && x.state !== 'discarded',
+  );
+  return found ? moved.accession : undefined;
 }
 
 /**

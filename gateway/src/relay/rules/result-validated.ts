@@ -1,6 +1,6 @@
 import type { OrderCreatedData, ResultValidatedData } from '../../events/types.ts';
 import { readMemory, remembersPruned, withMemory } from '../../events/billing-memory.ts';
-import { BILLING_STATE_TYPES, billingState, countedHere, countedHistory, inStoredOrder, resultNotCountedBy, testCancelled, type ResultNotCounted } from '../../events/invoice-eligibility.ts';
+import { BILLING_STATE_TYPES, billingState, copiedTo, countedHere, countedHistory, inStoredOrder, resultNotCountedBy, testCancelled, type ResultNotCounted } from '../../events/invoice-eligibility.ts';
 import type { StoredEvent } from '../../store/types.ts';
 import { m2oId, searchRead, write, type OdooRecord } from '../odoo/odoo-calls.ts';
 import { mappingMissing } from '../odoo/odoo-error.ts';
@@ -8,7 +8,6 @@ import { noteMilestonesLeftToTheOrder } from './milestone-notes.ts';
 import { noSaleOrder, orderFollows, otherClientGuard, saleOrdersByAccession, SALE_LINE_FIELDS } from './sale-orders.ts';
 import { fail, ok, type PostingRule, type RuleContext, type RuleResult } from './types.ts';
 import { noStoredOrderNames, waitingForItsOrder } from './waiting-for-order.ts';
-import { resultAttachedTo } from '../../hl7/order-numbers.ts';
 
 /**
  * result.validated → billing readiness: the test's order line gets `qty_delivered` =
@@ -86,8 +85,9 @@ export const resultValidatedRule: PostingRule = {
         // any sale order of its own number: one entered by hand under LF-9301 while the result
         // waited (or another LIS's order of that number) had its line marked delivered beside the
         // copy's, the one test ready to invoice twice
-        // (test/integration/review-s23b-attached-original.test.ts). One document read per result.
-        const attached = await resultAttachedTo(ctx, e);
+        // (test/integration/review-s23b-attached-original.test.ts). One document read per result;
+        // a copy retention pruned counts as stored (billing remembers it: copiedTo).
+        const attached = await copiedTo(ctx, e);
         if (attached !== undefined) {
           results.set(e.event.id, ok(undefined, `attached to order ${attached}, which came after it carrying ${d.accession} as its other number: delivered and billed there`));
           continue;
