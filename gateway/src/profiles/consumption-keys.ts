@@ -40,6 +40,12 @@ export function rowIndexKeyOf(event: DraftEvent): string | undefined {
   return noted !== undefined && noted.now === event.idempotencyKey ? noted.earlier : undefined;
 }
 
+/**
+ * The key era (store/event-store.ts KEY_ERA) from which consumption keys name what a row draws:
+ * the store may hold row-index keys while `mayHoldEarlierReleaseKeys(CONSUMPTION_KEY_ERA)`.
+ */
+export const CONSUMPTION_KEY_ERA = 3;
+
 /** What the look-up reads of the store (`idempotencyKeyUsed` where the store has it: pruned events count too). */
 export type ConsumptionKeyStore = Pick<GatewayStore, 'getEventByKey' | 'idempotencyKeyUsed' | 'mayHoldEarlierReleaseKeys'>;
 
@@ -51,17 +57,18 @@ export type ConsumptionKeyStore = Pick<GatewayStore, 'getEventByKey' | 'idempote
  * re-transmits) would have new keys for all its draws, and the relay would take its reagents from
  * Odoo's stock a second time (test/integration/review-s23-consumption-row-identity.test.ts).
  *
- * Only while the store may hold keys of an earlier release (`mayHoldEarlierReleaseKeys`: for
- * `retentionDays` after the upgrade, never on a store this release began), and only for a draw
- * whose key of now the store does not hold: the row-index form with the row's index in the table
- * as it is now (most likely unchanged since the upgrade) is looked up, and when the store holds
+ * Only while the store may hold keys of an earlier release (`mayHoldEarlierReleaseKeys` of
+ * CONSUMPTION_KEY_ERA: for `retentionDays` after the upgrade to it, never on a store a release of
+ * it began; not the HL7 fingerprints' window, which a store era 2 wrote may have closed), and
+ * only for a draw whose key of now the store does not hold: the row-index form with the row's
+ * index in the table as it is now (most likely unchanged since the upgrade) is looked up, and when the store holds
  * it, the draw takes that key and the store skips it as the resend it is. Cost in that window: one
  * or two key look-ups per consumption event (the store's key filter answers an absent key without
  * a read); outside it, nothing. A look-up that fails keeps the keys of now, with a warning (the
  * commit decides whether the message is taken), as calibration-keys.ts does.
  */
 export async function keepConsumptionKeysOfEarlierReleases<R extends { events: DraftEvent[]; warnings: string[] }>(result: R, store: ConsumptionKeyStore): Promise<R> {
-  if (!(store.mayHoldEarlierReleaseKeys?.() ?? true)) return result;
+  if (!(store.mayHoldEarlierReleaseKeys?.(CONSUMPTION_KEY_ERA) ?? true)) return result;
   const forms = new Map<string, string>();
   for (const e of result.events) {
     const earlier = rowIndexKeyOf(e);

@@ -124,13 +124,34 @@ export interface EventStoreOptions {
 
 /**
  * The version of the message keys (the dedup key's and the event keys' fingerprint: hl7/msh.ts
- * messageFingerprints) and of the event keys' parts. A store first opened by a release of this
- * version records when, and whether it held messages then (`mayHoldEarlierReleaseKeys`). 3:
+ * messageFingerprints) and of the event keys' parts. For each era from FIRST_KEY_ERA to this one,
+ * the store records when a release of that era first opened it, and whether it held messages then
+ * (`mayHoldEarlierReleaseKeys(era)`: each change of the keys has its own window). 2: the HL7
+ * fingerprint (the intake looks a message up under the earlier forms in era 2's window). 3:
  * consumption keys name what a row draws, not the row's index in the profile's table
- * (profiles/consumption-keys.ts looks the index form up in that window); a store a release of 2
- * wrote holds index keys, and its window opens again.
+ * (profiles/consumption-keys.ts looks the index form up in era 3's window); a store a release of 2
+ * wrote holds index keys, and era 3's window opens on it while era 2's stays as it was.
  */
 export const KEY_ERA = 3;
+/** The first era the store records (releases before wrote no `keyEra`). */
+export const FIRST_KEY_ERA = 2;
+
+/** When a release of one era first opened the store, and whether the store held messages then. */
+interface KeyEraOpening {
+  since: number;
+  earlier: boolean;
+}
+
+/**
+ * The `meta` `keyEra` record: `eras` holds each era's opening (by era number). A release of era 2
+ * wrote `{ version: 2, since, earlier }`, its own opening alone; it is read as era 2's.
+ */
+interface KeyEraRecord {
+  version: number;
+  since?: number;
+  earlier?: boolean;
+  eras?: Record<string, KeyEraOpening>;
+}
 
 export type StoreHealth = 'ok' | 'failed' | 'full' | 'closed';
 
@@ -423,8 +444,8 @@ export class EventStore implements GatewayStore {
   readonly #backoff: BackoffPolicy;
   readonly #retention: RetentionPolicy;
   readonly #earlierReleaseKeys: boolean | undefined;
-  /** Until when a message an earlier release stored under its keys may be resent (mayHoldEarlierReleaseKeys). */
-  #earlierKeysUntil = 0;
+  /** Per era, until when a message a release before it stored under its keys may be resent (mayHoldEarlierReleaseKeys). */
+  readonly #earlierKeysUntil = new Map<number, number>();
   readonly #minFreeBytes: number;
   readonly #onHealth: ((health: StoreHealth, reason?: string) => void) | undefined;
   readonly #writeStallMs: number;
@@ -917,35 +938,64 @@ export class EventStore implements GatewayStore {
   }
 
   /**
-   * Whether a message may still be resent that an earlier release stored under the keys of its
-   * time: within `retentionDays` (the life of a message's dedup key) of this store's first opening
-   * by a release with the current keys, if it held messages then. Never for a store this release
-   * began. The HL7 intake looks a message up under the earlier keys only while this holds: the
-   * hashes and look-ups stay off the path of every message once no such resend can come.
+   * Whether a message may still be resent that a release before era `era` (KEY_ERA) stored under
+   * the keys of its time: within `retentionDays` (the life of a message's dedup key) of this
+   * store's first opening by a release of that era, if it held messages then. Never for a store
+   * a release of that era or a later one began. Each change of the keys asks for its own era:
+   * the HL7 intake's earlier fingerprints for era 2 (the fingerprint has not changed since), the
+   * analyzer endpoints' row-index consumption keys for era 3 (profiles/consumption-keys.ts). So the
+   * hashes and look-ups of one change stay off the path of every message once no resend of its
+   * keys can come, whatever a later era changed: before, a store era 2 wrote, long past its
+   * window, had every HL7 message hashed and looked up under the earlier fingerprints again for
+   * `retentionDays` after the upgrade to era 3 (test/unit/review-s23b-key-era-windows.test.ts).
+   * Without `era`: whether any era's window is open.
    */
-  mayHoldEarlierReleaseKeys(): boolean {
-    return Date.now() < this.#earlierKeysUntil;
+  mayHoldEarlierReleaseKeys(era?: number): boolean {
+    const now = Date.now();
+    if (era === undefined) {
+      for (const until of this.#earlierKeysUntil.values()) if (now < until) return true;
+      return false;
+    }
+    return now < (this.#earlierKeysUntil.get(Math.max(era, FIRST_KEY_ERA)) ?? 0);
   }
 
   /**
-   * The era of the message keys (KEY_ERA): read, or recorded at the first opening of this version.
-   * Its start is the later of the clock and the newest instant the store holds (`newest`): a box
+   * The openings of the eras of the keys (KEY_ERA): read, and recorded for each era from
+   * FIRST_KEY_ERA on that the store has none of, at the first opening by a release of it. Its
+   * start is the later of the clock and the newest instant the store holds (`newest`): a box
    * without a battery-backed clock that boots with its build date and is upgraded before the time
    * server answers would otherwise date the upgrade months back, and its window be over at once
    * when the clock is set right, while the LIS resends what the earlier release took.
+   *
+   * A record era 2 wrote gives era 2's opening as it was; the eras after it open now. An era
+   * missing below a recorded one (a store first opened by a later release) takes that later
+   * opening: what the store held then is what it could hold of the releases before either.
    */
   async #readKeyEra(heldMessages: boolean, newest: number | undefined): Promise<void> {
-    const stored = (await this.#sub.meta.get('keyEra')) as { version: number; since: number; earlier: boolean } | undefined;
-    let era = stored;
-    if (era?.version !== KEY_ERA) {
-      era = { version: KEY_ERA, since: Math.max(Date.now(), newest ?? 0), earlier: this.#earlierReleaseKeys ?? heldMessages };
+    const stored = (await this.#sub.meta.get('keyEra')) as KeyEraRecord | undefined;
+    const recorded = new Map<number, KeyEraOpening>();
+    if (stored?.eras !== undefined) {
+      for (const [era, opening] of Object.entries(stored.eras)) recorded.set(Number(era), { since: opening.since, earlier: opening.earlier === true });
+    } else if (stored !== undefined && typeof stored.since === 'number') {
+      recorded.set(stored.version, { since: stored.since, earlier: stored.earlier === true });
+    }
+    let changed = false;
+    for (let era = KEY_ERA; era >= FIRST_KEY_ERA; era--) {
+      if (recorded.has(era)) continue;
+      recorded.set(era, recorded.get(era + 1) ?? { since: Math.max(Date.now(), newest ?? 0), earlier: this.#earlierReleaseKeys ?? heldMessages });
+      changed = true;
+    }
+    if (changed) {
       // Written as its own synced batch, outside the group commit: nothing else writes while the
       // store opens.
-      await this.#sub.meta.put('keyEra', era, { sync: true });
-    } else if (this.#earlierReleaseKeys !== undefined) {
-      era = { ...era, earlier: this.#earlierReleaseKeys };
+      await this.#sub.meta.put('keyEra', { version: KEY_ERA, eras: Object.fromEntries(recorded) } satisfies KeyEraRecord, { sync: true });
     }
-    this.#earlierKeysUntil = era.earlier ? era.since + this.#retention.retentionDays * DAY_MS : 0;
+    this.#earlierKeysUntil.clear();
+    for (let era = FIRST_KEY_ERA; era <= KEY_ERA; era++) {
+      const opening = recorded.get(era)!;
+      const earlier = this.#earlierReleaseKeys ?? opening.earlier;
+      this.#earlierKeysUntil.set(era, earlier ? opening.since + this.#retention.retentionDays * DAY_MS : 0);
+    }
   }
 
   /** Whether the key filter has seen every stored dedup, idempotency and partition-count key. */

@@ -248,11 +248,11 @@ export interface GatewayStore {
   /** A message with this dedup key is stored. */
   dedupKeyUsed?(dedupKey: string): Promise<boolean>;
   /**
-   * Whether a message an earlier release stored under the keys of its time may still be resent
-   * (EventStore: for `retentionDays` after an upgrade; never for a store this release began).
-   * Absent: assumed so.
+   * Whether a message a release before key era `era` stored under the keys of its time may still
+   * be resent (EventStore: for `retentionDays` after the upgrade to that era; never for a store a
+   * release of that era began); without `era`, before any era. Absent: assumed so.
    */
-  mayHoldEarlierReleaseKeys?(): boolean;
+  mayHoldEarlierReleaseKeys?(era?: number): boolean;
   listEvents(query: EventQuery): Promise<StoredEvent[]>;
   getMessage(messageId: string): Promise<{ message: StoredMessage; raw: Buffer; ack?: Buffer } | undefined>;
   listMessages(query: MessageQuery): Promise<StoredMessage[]>;

@@ -674,7 +674,7 @@ export class Hl7Intake {
     // up, below) only while the store may hold such messages: not on a store this release began.
     // Outside that window a message in another form than the usual one is still looked up under
     // the key the releases before gave that same form (msh.ts messageFingerprints).
-    const { fingerprint, earlier } = messageFingerprints(raw, this.#store.mayHoldEarlierReleaseKeys?.() ?? true);
+    const { fingerprint, earlier } = messageFingerprints(raw, this.#store.mayHoldEarlierReleaseKeys?.(2 /* the key era that changed the fingerprint */) ?? true);
     let events: DraftEvent[];
     const context = (fp: string): Hl7NormalizeContext => {
       const ctx: Hl7NormalizeContext = { message, fingerprint: fp, endpoint: this.#config.id, receivedAt: meta.receivedAt, notes, warnings, searchTerms: normalizerTerms, problems };
