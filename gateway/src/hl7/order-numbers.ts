@@ -452,8 +452,9 @@ export class ResultOrderNumbers {
    */
   async #attachWaiting<R extends AttachableEvents>(draft: R, message: Hl7Message): Promise<R> {
     await this.#markRead;
-    // The results looked up before this order and still being committed: in the store first.
-    await this.#waitsFor.get(message);
+    // The look-ups of the results read before this order have run (each message's steps run in
+    // arrival order, this one's after theirs): their numbers are in #waiting. Their commits are
+    // waited for below, only when the order names one of them.
     if (this.#waiting.size === 0) return draft;
     const warnings: string[] = [];
     // Each waiting accession with the orders of the message naming one of its numbers.
@@ -472,6 +473,12 @@ export class ResultOrderNumbers {
         }
       }
     }
+    if (targets.size === 0) return draft;
+    // The results looked up before this order and still being committed: in the store first. Before,
+    // every order carrying a filler number read while such a result was being committed waited for
+    // that commit, naming its number or not (a LIS whose results carry only the filler number has
+    // each of its results looked up), and every later message of the link queued behind it.
+    await this.#waitsFor.get(message);
     const copies: DraftEvent[] = [];
     const terms = new Set(draft.searchTerms);
     /** The patient of each stored message read (by its id). */
