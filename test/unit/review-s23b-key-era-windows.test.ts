@@ -57,13 +57,17 @@ async function storeLeftBy(record: object | undefined): Promise<void> {
 describe('one upgrade window per change of the keys', () => {
   it('a store era 2 wrote, past era 2 own window: the consumption window opens, the fingerprint window stays closed, across restarts', async () => {
     // Era 2 first opened it 40 days ago on a store with messages (an upgrade from before era 2).
-    await storeLeftBy({ version: 2, since: Date.now() - 40 * DAY_MS, earlier: true });
+    const era2Since = Date.now() - 40 * DAY_MS;
+    await storeLeftBy({ version: 2, since: era2Since, earlier: true });
     const openedAt = Date.now();
     const upgraded = await tmp.open({ retention: { retentionDays: 30 } });
     expect(upgraded.mayHoldEarlierReleaseKeys(CONSUMPTION_KEY_ERA)).toBe(true);
     expect(upgraded.mayHoldEarlierReleaseKeys(FINGERPRINT_ERA)).toBe(false);
     // Any window: the one of era 3.
     expect(upgraded.mayHoldEarlierReleaseKeys()).toBe(true);
+    // The openings themselves (what is dated before them may be an earlier release's).
+    expect(upgraded.earlierReleaseKeysBefore(FINGERPRINT_ERA)).toBe(era2Since);
+    expect(upgraded.earlierReleaseKeysBefore(CONSUMPTION_KEY_ERA)).toBeGreaterThanOrEqual(openedAt);
     await upgraded.close();
 
     const again = await tmp.open({ retention: { retentionDays: 30 } });
@@ -92,6 +96,7 @@ describe('one upgrade window per change of the keys', () => {
     await storeLeftBy({ version: 2, since: Date.now() - 2 * DAY_MS, earlier: false });
     const store = await tmp.open({ retention: { retentionDays: 30 } });
     expect(store.mayHoldEarlierReleaseKeys(FINGERPRINT_ERA)).toBe(false);
+    expect(store.earlierReleaseKeysBefore(FINGERPRINT_ERA)).toBeUndefined();
     expect(store.mayHoldEarlierReleaseKeys(CONSUMPTION_KEY_ERA)).toBe(true);
   });
 
@@ -111,6 +116,7 @@ describe('one upgrade window per change of the keys', () => {
     expect(store.mayHoldEarlierReleaseKeys(FINGERPRINT_ERA)).toBe(false);
     expect(store.mayHoldEarlierReleaseKeys(CONSUMPTION_KEY_ERA)).toBe(false);
     expect(store.mayHoldEarlierReleaseKeys()).toBe(false);
+    expect(store.earlierReleaseKeysBefore(CONSUMPTION_KEY_ERA)).toBeUndefined();
     await store.commit(inboundMessage('E-1'), []);
     await store.close();
     const again = await tmp.open();

@@ -42,12 +42,19 @@ export function rowIndexKeyOf(event: DraftEvent): string | undefined {
 
 /**
  * The key era (store/event-store.ts KEY_ERA) from which consumption keys name what a row draws:
- * the store may hold row-index keys while `mayHoldEarlierReleaseKeys(CONSUMPTION_KEY_ERA)`.
+ * the store may hold row-index keys while `mayHoldEarlierReleaseKeys(CONSUMPTION_KEY_ERA)`, and
+ * for good for runs dated before `earlierReleaseKeysBefore(CONSUMPTION_KEY_ERA)`.
  */
 export const CONSUMPTION_KEY_ERA = 3;
 
+/**
+ * How much later than the store's upgrade a run may be dated and still be one the earlier release
+ * took: the analyzer's clock is not the gateway's (set by hand, a time zone off, no time server).
+ */
+export const RUN_CLOCK_MARGIN_MS = 2 * 86_400_000;
+
 /** What the look-up reads of the store (`idempotencyKeyUsed` where the store has it: pruned events count too). */
-export type ConsumptionKeyStore = Pick<GatewayStore, 'getEventByKey' | 'idempotencyKeyUsed' | 'mayHoldEarlierReleaseKeys'>;
+export type ConsumptionKeyStore = Pick<GatewayStore, 'getEventByKey' | 'idempotencyKeyUsed' | 'mayHoldEarlierReleaseKeys' | 'earlierReleaseKeysBefore'>;
 
 /**
  * A draw an earlier release stored keeps the key it was stored under. Those releases ended a
@@ -57,22 +64,33 @@ export type ConsumptionKeyStore = Pick<GatewayStore, 'getEventByKey' | 'idempote
  * re-transmits) would have new keys for all its draws, and the relay would take its reagents from
  * Odoo's stock a second time (test/integration/review-s23-consumption-row-identity.test.ts).
  *
- * Only while the store may hold keys of an earlier release (`mayHoldEarlierReleaseKeys` of
- * CONSUMPTION_KEY_ERA: for `retentionDays` after the upgrade to it, never on a store a release of
- * it began; not the HL7 fingerprints' window, which a store era 2 wrote may have closed), and
- * only for a draw whose key of now the store does not hold: the row-index form with the row's
- * index in the table as it is now (most likely unchanged since the upgrade) is looked up, and when the store holds
- * it, the draw takes that key and the store skips it as the resend it is. Cost in that window: one
- * or two key look-ups per consumption event (the store's key filter answers an absent key without
- * a read); outside it, nothing. A look-up that fails keeps the keys of now, with a warning (the
- * commit decides whether the message is taken), as calibration-keys.ts does.
+ * Looked up for a draw whose key of now the store does not hold: the row-index form with the
+ * row's index in the table as it is now (most likely unchanged since the upgrade); when the store
+ * holds it, the draw takes that key and the store skips it as the resend it is. When:
+ * - while the store may hold keys of an earlier release (`mayHoldEarlierReleaseKeys` of
+ *   CONSUMPTION_KEY_ERA: for `retentionDays` after the upgrade to it; not the HL7 fingerprints'
+ *   window, which a store era 2 wrote may have closed), every draw;
+ * - after that, a draw of a run dated before the upgrade (`earlierReleaseKeysBefore`, plus
+ *   RUN_CLOCK_MARGIN_MS). The earlier release's keys stay in the store for good (tombstones after
+ *   retention), and that release never drew a run again however late it was resent: an analyzer
+ *   re-transmitting a run from its memory months after. Before, past the window such a resend drew
+ *   every reagent of the run a second time (test/integration/review-s23b-consumption-after-window.test.ts).
+ *   An undated run (dated when received) resent then is not found.
+ * Never on a store a release of era 3 began. Cost: one or two key look-ups per consumption event
+ * looked up (the store's key filter answers an absent key without a read); for a run dated after
+ * the upgrade past the window, a date compare. A look-up that fails keeps the keys of now, with a
+ * warning (the commit decides whether the message is taken), as calibration-keys.ts does.
  */
 export async function keepConsumptionKeysOfEarlierReleases<R extends { events: DraftEvent[]; warnings: string[] }>(result: R, store: ConsumptionKeyStore): Promise<R> {
-  if (!(store.mayHoldEarlierReleaseKeys?.(CONSUMPTION_KEY_ERA) ?? true)) return result;
+  const inWindow = store.mayHoldEarlierReleaseKeys?.(CONSUMPTION_KEY_ERA) ?? true;
+  const upgradedAt = inWindow ? undefined : store.earlierReleaseKeysBefore?.(CONSUMPTION_KEY_ERA);
+  if (!inWindow && upgradedAt === undefined) return result;
   const forms = new Map<string, string>();
   for (const e of result.events) {
     const earlier = rowIndexKeyOf(e);
-    if (earlier !== undefined && earlier !== e.idempotencyKey) forms.set(e.idempotencyKey, earlier);
+    if (earlier === undefined || earlier === e.idempotencyKey) continue;
+    if (upgradedAt !== undefined && !(Date.parse(e.occurredAt) < upgradedAt + RUN_CLOCK_MARGIN_MS)) continue;
+    forms.set(e.idempotencyKey, earlier);
   }
   if (forms.size === 0) return result;
   const used = (key: string): Promise<boolean> => (store.idempotencyKeyUsed ? store.idempotencyKeyUsed(key) : store.getEventByKey(key).then((e) => e !== undefined));

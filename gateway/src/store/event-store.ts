@@ -446,6 +446,8 @@ export class EventStore implements GatewayStore {
   readonly #earlierReleaseKeys: boolean | undefined;
   /** Per era, until when a message a release before it stored under its keys may be resent (mayHoldEarlierReleaseKeys). */
   readonly #earlierKeysUntil = new Map<number, number>();
+  /** Per era, when a release of it first opened a store holding messages (earlierReleaseKeysBefore). */
+  readonly #earlierKeysBefore = new Map<number, number>();
   readonly #minFreeBytes: number;
   readonly #onHealth: ((health: StoreHealth, reason?: string) => void) | undefined;
   readonly #writeStallMs: number;
@@ -960,6 +962,20 @@ export class EventStore implements GatewayStore {
   }
 
   /**
+   * The instant before which a release before era `era` may have taken what the store holds: the
+   * first opening by a release of `era`, when the store held messages then; undefined for a store
+   * a release of that era or a later one began. Unlike mayHoldEarlierReleaseKeys it does not end:
+   * an event's idempotency key outlives retention (a tombstone), so a fact an earlier release
+   * took and a sender repeats long after (an analyzer re-transmitting a run from its memory) was
+   * never made again by that release; a look-up gated by the fact's own time (a run dated before
+   * this instant) keeps that, at no cost for what happened after the upgrade
+   * (profiles/consumption-keys.ts).
+   */
+  earlierReleaseKeysBefore(era: number): number | undefined {
+    return this.#earlierKeysBefore.get(Math.max(era, FIRST_KEY_ERA));
+  }
+
+  /**
    * The openings of the eras of the keys (KEY_ERA): read, and recorded for each era from
    * FIRST_KEY_ERA on that the store has none of, at the first opening by a release of it. Its
    * start is the later of the clock and the newest instant the store holds (`newest`): a box
@@ -991,10 +1007,12 @@ export class EventStore implements GatewayStore {
       await this.#sub.meta.put('keyEra', { version: KEY_ERA, eras: Object.fromEntries(recorded) } satisfies KeyEraRecord, { sync: true });
     }
     this.#earlierKeysUntil.clear();
+    this.#earlierKeysBefore.clear();
     for (let era = FIRST_KEY_ERA; era <= KEY_ERA; era++) {
       const opening = recorded.get(era)!;
       const earlier = this.#earlierReleaseKeys ?? opening.earlier;
       this.#earlierKeysUntil.set(era, earlier ? opening.since + this.#retention.retentionDays * DAY_MS : 0);
+      if (earlier) this.#earlierKeysBefore.set(era, opening.since);
     }
   }
 

@@ -253,6 +253,11 @@ export interface GatewayStore {
    * release of that era began); without `era`, before any era. Absent: assumed so.
    */
   mayHoldEarlierReleaseKeys?(era?: number): boolean;
+  /**
+   * When a release of key era `era` first opened this store, if it held messages then (what a
+   * release before that era took is older); undefined for a store such a release began.
+   */
+  earlierReleaseKeysBefore?(era: number): number | undefined;
   listEvents(query: EventQuery): Promise<StoredEvent[]>;
   getMessage(messageId: string): Promise<{ message: StoredMessage; raw: Buffer; ack?: Buffer } | undefined>;
   listMessages(query: MessageQuery): Promise<StoredMessage[]>;

@@ -1,0 +1,222 @@
+/**
+ * A run the release before the consumption keys changed (era 2: keys ending with the row's index
+ * in the profile's table) took, sent again by the analyzer after the upgrade window: past
+ * `retentionDays` after the upgrade. The idempotency keys of that release's draws stay in the store
+ * for good (tombstones, also after retention pruned the events), so that release never drew a
+ * resent run again, however late it came: a c 111 or an ASTM analyzer re-transmitting results
+ * from its memory after a LIS outage, the operator re-sending one. Since e0bdc86 the row-index
+ * form was looked up only within the window (KEY_ERA 3's `retentionDays`): past it the resent run
+ * had new keys for every draw, and its reagents were taken from Odoo's stock a second time. Now a
+ * draw of a run dated before the store's upgrade to era 3 (two days' margin for the analyzer's
+ * clock) is looked up in the row-index form after the window too; a run dated after it never is,
+ * nor any run on a store era 3 began.
+ *
+ * Real parts: the release before (PREVIOUS, from `git archive`) takes the run over TCP into a
+ * LevelDB data dir; this release opens the same dir with `retentionDays: 0` (the window over at
+ * once, as it is `retentionDays` after the upgrade) and takes the resend over TCP, the endpoint
+ * wired as gateway.ts wires it (normalize, resolveAnalyzerResult, commit).
+ */
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { resolveAnalyzerResult } from '../../gateway/src/astm/accessions.ts';
+import { type HostQuery, normalizeAstmMessage } from '../../gateway/src/astm/normalize.ts';
+import type { AnalyzerConfig } from '../../gateway/src/config/types.ts';
+import { AstmEndpoint } from '../../gateway/src/ingress/astm/astm-endpoint.ts';
+import { silentLogger } from '../../gateway/src/log.ts';
+import { CONSUMPTION_KEY_ERA } from '../../gateway/src/profiles/consumption-keys.ts';
+import { loadProfile } from '../../gateway/src/profiles/load.ts';
+import type { ConsumptionRow, Profile } from '../../gateway/src/profiles/types.ts';
+import { EventStore } from '../../gateway/src/store/event-store.ts';
+import { Telemetry } from '../../gateway/src/telemetry.ts';
+import { connectTcpSim } from '../fixtures/astm-link/sim-wires.ts';
+import { repoRoot } from '../fixtures/hl7/helpers.ts';
+
+const exec = promisify(execFile);
+
+/** The release before consumption keys stopped naming the row index (KEY_ERA 2). */
+const PREVIOUS = '1c29f8b';
+
+let work: string;
+let prevSrc: string;
+const cleanups: Array<() => Promise<void> | void> = [];
+
+async function step(what: string, file: string, args: string[]): Promise<void> {
+  try {
+    await exec(file, args, { timeout: 30_000, killSignal: 'SIGKILL', maxBuffer: 1024 * 1024 });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { stderr?: string; killed?: boolean };
+    const why = e.code === 'ENOENT' ? `${file} is not installed` : e.killed ? 'it took over 30 s' : (e.stderr || e.message).trim();
+    throw new Error(`${what}: ${why}`);
+  }
+}
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'lgw-s23b-consumption-window-'));
+  prevSrc = path.join(work, 'prev');
+  await mkdir(prevSrc);
+  const tar = path.join(work, 'prev.tar');
+  await step(`the earlier release's commit ${PREVIOUS} must be in the clone (a full clone of main; a shallow one lacks it)`, 'git', ['-C', repoRoot, 'cat-file', '-e', `${PREVIOUS}^{commit}`]);
+  await step(`git archive of ${PREVIOUS}`, 'git', ['-C', repoRoot, 'archive', '--format=tar', '-o', tar, PREVIOUS, 'gateway/src']);
+  await step(`unpacking the sources of ${PREVIOUS}`, 'tar', ['-x', '-f', tar, '-C', prevSrc]);
+  await symlink(path.join(repoRoot, 'node_modules'), path.join(prevSrc, 'node_modules'));
+}, 120_000);
+
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+afterAll(async () => {
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+interface StoreLike {
+  listMessages(query: { limit: number }): Promise<unknown[]>;
+  close(): Promise<void>;
+}
+interface EndpointLike {
+  start(): Promise<void>;
+  stop(deadline?: number): Promise<void>;
+  address(): { port: number } | undefined;
+}
+
+async function until(cond: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 500 && !(await cond()); i++) await new Promise((r) => setTimeout(r, 10));
+  expect(await cond()).toBe(true);
+}
+
+const generic = loadProfile('generic-astm');
+const profile: Profile = {
+  ...generic,
+  consumption: [
+    { per: 'test', test: 'GLU', productCode: 'GLU-R1', quantity: 0.2, uom: 'mL' },
+    { per: 'test', test: 'CREA', productCode: 'CREA-R1', quantity: 0.1, uom: 'mL' },
+    { per: 'run', productCode: 'DEAD', quantity: 0.05, uom: 'mL', deadVolume: true },
+  ] satisfies ConsumptionRow[],
+};
+
+/** ASTM time (local, as the analyzer sends it) of `ms`. */
+function astmTime(ms: number): string {
+  const d = new Date(ms);
+  const p = (n: number): string => String(n).padStart(2, '0');
+  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+}
+
+/** One run of GLU and CREA on `specimen` measured at `r13`, sent in a session at `h14` (a resend has another). */
+const astmRun = (h14: string, r13: string, specimen = 'S-1'): string[] => [
+  `H|\\^&|||M1|||||||P|1|${h14}`,
+  'P|1',
+  `O|1|${specimen}||^^^GLU\\^^^CREA|R|${r13}`,
+  `R|1|^^^GLU|5.0|mmol/L||||F||op||${r13}`,
+  `R|2|^^^CREA|80|umol/L||||F||op||${r13}`,
+  'L|1|N',
+];
+
+async function sendAstm(endpoint: EndpointLike, store: StoreLike, records: string[]): Promise<void> {
+  await endpoint.start();
+  const before = (await store.listMessages({ limit: 1000 })).length;
+  try {
+    const { sim, socket } = await connectTcpSim(endpoint.address()!.port);
+    try {
+      const r = await sim.sendMessage(records);
+      expect(r.replies).toBe('<ACK>'.repeat(records.length + 1));
+      await until(async () => (await store.listMessages({ limit: 1000 })).length === before + 1);
+    } finally {
+      socket.destroy();
+    }
+  } finally {
+    await endpoint.stop(2_000);
+  }
+}
+
+function astmEndpoint(store: EventStore): AstmEndpoint<HostQuery> {
+  const analyzer = { id: 'an-1', profile: profile.name, tcp: { listen: { host: '127.0.0.1', port: 0 } } } as AnalyzerConfig;
+  return new AstmEndpoint<HostQuery>({
+    analyzer,
+    profile,
+    store,
+    telemetry: new Telemetry(),
+    log: silentLogger,
+    normalize: (text, ctx) => resolveAnalyzerResult(normalizeAstmMessage(text, { analyzerId: 'an-1', endpoint: 'an-1', profile, receivedAt: ctx.receivedAt }), store),
+  });
+}
+
+async function draws(store: EventStore): Promise<string[]> {
+  const events = await store.listEvents({ type: 'consumable.used', limit: 1000 });
+  return events.flatMap((e) => (e.event.type === 'consumable.used' ? [`${e.event.data.specimenId} ${e.event.data.productCode} ${e.event.data.testCode ?? 'run'}`] : [])).sort();
+}
+
+/** The release before takes `records` into `dir` over TCP. */
+async function takenByPrevious(dir: string, records: string[]): Promise<void> {
+  const prevStore = await import(path.join(prevSrc, 'gateway/src/store/event-store.ts'));
+  const prevEndpoint = await import(path.join(prevSrc, 'gateway/src/ingress/astm/astm-endpoint.ts'));
+  const prevNormalize = await import(path.join(prevSrc, 'gateway/src/astm/normalize.ts'));
+  const prevAccessions = await import(path.join(prevSrc, 'gateway/src/astm/accessions.ts'));
+  const prevTelemetry = await import(path.join(prevSrc, 'gateway/src/telemetry.ts'));
+  const old = (await prevStore.EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0 })) as StoreLike;
+  try {
+    const analyzer = { id: 'an-1', profile: profile.name, tcp: { listen: { host: '127.0.0.1', port: 0 } } };
+    const endpoint = new prevEndpoint.AstmEndpoint({
+      analyzer,
+      profile,
+      store: old,
+      telemetry: new prevTelemetry.Telemetry(),
+      log: silentLogger,
+      normalize: (text: string, ctx: { receivedAt: string }) =>
+        prevAccessions.resolveAnalyzerResult(prevNormalize.normalizeAstmMessage(text, { analyzerId: 'an-1', endpoint: 'an-1', profile, receivedAt: ctx.receivedAt }), old),
+    }) as EndpointLike;
+    await sendAstm(endpoint, old, records);
+  } finally {
+    await old.close();
+  }
+}
+
+describe('a run the release before took, resent past the upgrade window', () => {
+  it('draws nothing more; a run measured after the upgrade draws once, and is not looked up in the row-index form', async () => {
+    const dir = await mkdtemp(path.join(work, 'data-'));
+    const ranAt = astmTime(Date.now() - 3_600_000);
+    await takenByPrevious(dir, astmRun(astmTime(Date.now() - 3_000_000), ranAt));
+
+    // This release, past the window (retentionDays 0: over at once, as it is retentionDays after the upgrade).
+    const store = await EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0, retention: { retentionDays: 0 } });
+    cleanups.push(() => store.close());
+    expect(store.mayHoldEarlierReleaseKeys(CONSUMPTION_KEY_ERA)).toBe(false);
+    const first = await draws(store);
+    expect(first).toEqual(['S-1 CREA-R1 CREA', 'S-1 DEAD run', 'S-1 GLU-R1 GLU']);
+
+    // The analyzer re-transmits the run from its memory.
+    await sendAstm(astmEndpoint(store), store, astmRun(astmTime(Date.now()), ranAt));
+    expect(await draws(store)).toEqual(first);
+
+    // A run measured three days after the upgrade: drawn once, its keys of now alone looked up.
+    const asked: string[] = [];
+    const used = store.idempotencyKeyUsed.bind(store);
+    store.idempotencyKeyUsed = (key: string) => {
+      asked.push(key);
+      return used(key);
+    };
+    const later = astmTime(Date.now() + 3 * 86_400_000);
+    await sendAstm(astmEndpoint(store), store, astmRun(later, later, 'S-2'));
+    expect(asked.filter((k) => k.includes('|consumption|'))).toEqual([]);
+    expect(await draws(store)).toEqual([...first, 'S-2 CREA-R1 CREA', 'S-2 DEAD run', 'S-2 GLU-R1 GLU'].sort());
+  });
+
+  it('a store this release began: no row-index look-up, whatever the run date', async () => {
+    const dir = await mkdtemp(path.join(work, 'data-'));
+    const store = await EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0, retention: { retentionDays: 0 } });
+    cleanups.push(() => store.close());
+    const asked: string[] = [];
+    const used = store.idempotencyKeyUsed.bind(store);
+    store.idempotencyKeyUsed = (key: string) => {
+      asked.push(key);
+      return used(key);
+    };
+    const longAgo = astmTime(Date.now() - 90 * 86_400_000);
+    await sendAstm(astmEndpoint(store), store, astmRun(astmTime(Date.now()), longAgo));
+    expect(asked.filter((k) => k.includes('|consumption|'))).toEqual([]);
+    expect(await draws(store)).toEqual(['S-1 CREA-R1 CREA', 'S-1 DEAD run', 'S-1 GLU-R1 GLU']);
+  });
+});
