@@ -1,5 +1,5 @@
-import { readMemory, withMemory } from '../events/billing-memory.ts';
-import { BILLING_STATE_TYPES, billingState } from '../events/invoice-eligibility.ts';
+import { readMemory, withMemory, type HistorySource } from '../events/billing-memory.ts';
+import { BILLING_STATE_TYPES, billingState, copiedTo } from '../events/invoice-eligibility.ts';
 import { partitionKeys } from '../events/keys.ts';
 import type { DraftEvent, EventSource, EventType } from '../events/types.ts';
 import type { GatewayStore, StoredEvent } from '../store/types.ts';
@@ -523,12 +523,13 @@ export class ResultOrderNumbers {
         }
         let already = this.#store.getDoc ? await this.#store.getDoc<AttachedResult>(ATTACHED_NAMESPACE, ev.id) : undefined;
         if (already && already.accession !== this.#stored(to)) {
-          if (await this.#copyStored(already)) {
+          if ((await copiedTo(this.#history(), s)) !== undefined) {
             warnings.push(`result ${ev.data.testCode} stored under ${this.#stored(w)} is attached to order ${already.accession} already; not to ${this.#stored(to)}`);
             continue;
           }
           // Its document names an order whose commit never came (the gateway killed between the
-          // two, a disk full: its copy is not stored, as the relay reads it): attached to nothing.
+          // two, a disk full: its copy is neither stored nor remembered by billing, as the relay
+          // reads it: invoice-eligibility.ts copiedTo): attached to nothing.
           // Before, it was "attached already" for good, and the order placed again got nothing.
           already = undefined;
         }
@@ -596,11 +597,10 @@ export class ResultOrderNumbers {
     return patient ?? fallback;
   }
 
-  /** Whether the copy a document names is stored on its order, not discarded (as resultAttachedTo reads it). */
-  async #copyStored(attached: AttachedResult): Promise<boolean> {
-    if (typeof attached.accession !== 'string' || typeof attached.key !== 'string') return false;
-    const there = await this.#store.eventsByCorrelation(attached.accession, ['result.validated']);
-    return there.some((x) => x.event.idempotencyKey === attached.key && x.state !== 'discarded');
+  /** The store as billing's history reads it (copiedTo). */
+  #history(): HistorySource {
+    const store = this.#store;
+    return { events: (c, types) => store.eventsByCorrelation(c, types), ...(store.getDoc ? { doc: <T>(ns: string, key: string) => store.getDoc!<T>(ns, key) } : {}) };
   }
 
   #ofLink(e: StoredEvent): boolean {
