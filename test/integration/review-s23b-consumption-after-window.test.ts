@@ -220,3 +220,65 @@ describe('a run the release before took, resent past the upgrade window', () => 
     expect(await draws(store)).toEqual(['S-1 CREA-R1 CREA', 'S-1 DEAD run', 'S-1 GLU-R1 GLU']);
   });
 });
+
+// ------------------------------------------------------------------ cobas c 111: an undated calibration
+
+/**
+ * An undated calibration (c 111 M.CR without a calibration time) is dated by its message's
+ * header: a re-send is dated when it is sent, so the run date does not tell it was taken before
+ * the upgrade. Calibration-keys.ts looks its earlier forms up for good (an earlier release's
+ * place, M|2 to M|32); the place the release before keyed it at, M|1, in the row-index form, is
+ * one of them now. Before, past the window, the operator sending the calibration again from the
+ * c 111's menu drew its reagent, cuvette and cleaner a second time.
+ */
+describe('cobas c 111: an undated calibration the release before took, sent again past the upgrade window', () => {
+  const c111 = loadProfile('roche-cobas-c111');
+  const HEADER = (h14: string): string => `H|\\^&|||c111^Roche^c111^4.2.2.1730^1^13147|||||host|RSUPL^REAL|P|1|${h14}`;
+  const albumin = (seq: number): string =>
+    `M|${seq}|CR^BM^c111^1|413^ALB|64521301|g/L|BS^ALB||N^R|2||A^$SYS$||1.212000E+01^5.310000E-01|SD^^^65432101|0^0.0012^0.0011^0.0013^0^0\\45.3^0.4210^0.4205^0.4215^0^0`;
+  const message = (h14: string, ...records: string[]): string => [HEADER(h14), ...records, 'L|1|N'].join('\r');
+  const inbound = (text: string, receivedAt: string) => ({
+    kind: 'astm' as const,
+    endpoint: 'c111-1',
+    receivedAt,
+    encoding: 'latin1',
+    raw: Buffer.from(text, 'latin1'),
+    status: 'accepted' as const,
+    dedupKey: `astm|c111-1|${text.length}|${h14Of(text)}`,
+    messageType: 'ASTM^CALIBRATION',
+  });
+  const h14Of = (text: string): string => text.split('\r')[0]!.split('|').at(-1)!;
+
+  it('draws nothing more', async () => {
+    const dir = await mkdtemp(path.join(work, 'data-'));
+    const taken = message(astmTime(Date.now() - 3_600_000), albumin(1));
+    {
+      const prevStore = await import(path.join(prevSrc, 'gateway/src/store/event-store.ts'));
+      const prevNormalize = await import(path.join(prevSrc, 'gateway/src/astm/normalize.ts'));
+      const prevAccessions = await import(path.join(prevSrc, 'gateway/src/astm/accessions.ts'));
+      const old = await prevStore.EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0 });
+      try {
+        const receivedAt = new Date(Date.now() - 3_600_000).toISOString();
+        const result = await prevAccessions.resolveAnalyzerResult(prevNormalize.normalizeAstmMessage(taken, { analyzerId: 'c111-1', endpoint: 'c111-1', profile: c111, receivedAt }), old);
+        await old.commit(inbound(taken, receivedAt), result.events);
+      } finally {
+        await old.close();
+      }
+    }
+    const store = await EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0, retention: { retentionDays: 0 } });
+    cleanups.push(() => store.close());
+    const calibrationDraws = async (): Promise<string[]> =>
+      (await store.listEvents({ type: 'consumable.used', limit: 100 })).flatMap((e) => (e.event.type === 'consumable.used' ? [e.event.data.productCode] : [])).sort();
+    const first = await calibrationDraws();
+    expect(first.length).toBeGreaterThan(0);
+
+    // The operator sends the calibration again from the analyzer's menu, 40 days later (past the
+    // window, and past the margin for a run date: the message is dated when it is sent).
+    const again = message(astmTime(Date.now() + 40 * 86_400_000), albumin(1));
+    const receivedAt = new Date().toISOString();
+    const result = await resolveAnalyzerResult(normalizeAstmMessage(again, { analyzerId: 'c111-1', endpoint: 'c111-1', profile: c111, receivedAt }), store);
+    const committed = await store.commit(inbound(again, receivedAt), result.events);
+    expect(committed.eventIds).toEqual([]);
+    expect(await calibrationDraws()).toEqual(first);
+  });
+});

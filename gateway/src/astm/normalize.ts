@@ -74,8 +74,8 @@ function atPlace(raw: string, fieldDelimiter: string, place: string): string {
 
 /**
  * The places (M.2 sequence numbers) an earlier release may have stored an undated calibration at,
- * besides `1` (whose run identity is the one now; its row-index keys are looked up with every
- * draw's, profiles/consumption-keys.ts): releases before a82316d hashed the whole record, so one
+ * besides `1` (whose run identity is the one now: only its row-index form is earlier, looked up
+ * first, below): releases before a82316d hashed the whole record, so one
  * stored at `M|2` has the key of that text. The place it is sent at now first (the c 111 resending
  * a message it missed the ACK of), then 2 to EARLIER_CALIBRATION_PLACES (the same calibration
  * resent at another place: alone, or behind other ones).
@@ -562,9 +562,11 @@ class MessageNormalizer {
       if (!time && drafts.length > 0) {
         // The keys an earlier release may hold for it (a whole-record hash at another place):
         // looked up in the store before the commit (calibration-keys.ts).
-        // Those releases keyed a draw by its row's index in the table (consumption-keys.ts).
+        // Those releases keyed a draw by its row's index in the table (consumption-keys.ts). The
+        // place `1` in that form too, and for good: the calibration is dated by its message, so a
+        // re-send past the consumption window is not known by its date as one taken before.
         const keysAt = (place: string): string[] => consumptionDrafts({ ...run, runKey: `rec:${shortHash(atPlace(m.raw, d.field, place))}~${analyzerCode}` }).map((e) => rowIndexKeyOf(e) ?? e.idempotencyKey);
-        this.#earlierCalibrationKeys.push({ keys: drafts.map((e) => e.idempotencyKey), earlier: earlierPlaces(m.raw, d.field).map(keysAt) });
+        this.#earlierCalibrationKeys.push({ keys: drafts.map((e) => e.idempotencyKey), earlier: ['1', ...earlierPlaces(m.raw, d.field)].map(keysAt) });
       }
     }
     return count;

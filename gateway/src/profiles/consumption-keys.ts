@@ -75,7 +75,8 @@ export type ConsumptionKeyStore = Pick<GatewayStore, 'getEventByKey' | 'idempote
  *   retention), and that release never drew a run again however late it was resent: an analyzer
  *   re-transmitting a run from its memory months after. Before, past the window such a resend drew
  *   every reagent of the run a second time (test/integration/review-s23b-consumption-after-window.test.ts).
- *   An undated run (dated when received) resent then is not found.
+ *   An undated run (dated when received) resent then is not found, but for an undated c 111
+ *   calibration, whose row-index form at M|1 calibration-keys.ts looks up for good.
  * Never on a store a release of era 3 began. Cost: one or two key look-ups per consumption event
  * looked up (the store's key filter answers an absent key without a read); for a run dated after
  * the upgrade past the window, a date compare. A look-up that fails keeps the keys of now, with a
