@@ -76,6 +76,9 @@ interface WaitingDoc {
 }
 const WAITING_KEEP_MS = 7 * 24 * 3600_000;
 const WAITING_MAX = 10_000;
+/** Results read per page, and pages per state at most, when a store the release before wrote is read once for them. */
+const SEED_PAGE = 500;
+const SEED_PAGES = 40;
 /** A result coming again under a number kept this long ago or more renews its 7 days (and the document is written). */
 const WAITING_REFRESH_MS = 3_600_000;
 
@@ -116,7 +119,7 @@ const INDEX_PAGE = 200;
 /** Accessions held in memory per link; the oldest go first. */
 const KNOWN_MAX = 100_000;
 
-type LookupStore = Pick<GatewayStore, 'eventsByCorrelation' | 'listMessages' | 'getEvent'> & Partial<Pick<GatewayStore, 'getDoc' | 'putDoc' | 'getMessage'>>;
+type LookupStore = Pick<GatewayStore, 'eventsByCorrelation' | 'listMessages' | 'getEvent'> & Partial<Pick<GatewayStore, 'getDoc' | 'putDoc' | 'getMessage' | 'listEvents'>>;
 
 /** A stored message's charset as the intake read it (`latin1` for a name it does not know). */
 function charsetOf(encoding: string): Charset {
@@ -165,6 +168,8 @@ export class ResultOrderNumbers {
   readonly #waiting = new Map<string, Map<string, WaitingEntry>>();
   /** Whether the waiting results' document has been read (until then an order carrying a filler number is looked up). */
   #waitingRead = false;
+  /** Settles once the waiting results' document has been read (or, on a store the release before wrote, the results). */
+  readonly #waitingLoaded: Promise<void>;
   /** The commits of this link's looked-up results not settled yet: an order's look-up waits for them. */
   #resultsInFlight: Promise<void> | undefined;
   /** The result messages looked up (needsLookup), whose commits an order's look-up waits for. */
@@ -181,6 +186,7 @@ export class ResultOrderNumbers {
     this.#prefix = prefix || undefined;
     const read = store.getDoc ? store.getDoc<LinkMark>(LINK_MARK_NAMESPACE, endpoint) : Promise.resolve({ ordersCarryFiller: true });
     const waiting = store.getDoc ? store.getDoc<WaitingDoc>(WAITING_NAMESPACE, endpoint) : Promise.resolve(undefined);
+    let found = false;
     this.#markRead = Promise.all([
       read.then(
         (mark) => {
@@ -191,16 +197,70 @@ export class ResultOrderNumbers {
       ),
       waiting.then(
         (doc) => {
+          found = doc !== undefined;
           if (doc?.v === 1 && Array.isArray(doc.entries)) for (const w of doc.entries) this.#addWaiting(w);
         },
-        () => undefined,
+        // Unread: taken as found (nothing read from the results; the entries come with the next).
+        () => void (found = true),
       ),
-    ]).then(() => void (this.#waitingRead = true));
+    ]).then(() => undefined);
+    // A marked link without the document: a store the release before wrote (README "A result that
+    // came before its order", upgrade). Its results waiting for their order are read once.
+    this.#waitingLoaded = this.#markRead
+      .then(() => (found || this.#carriesFiller !== true ? undefined : this.#seedWaiting()))
+      .catch(() => undefined)
+      .then(() => void (this.#waitingRead = true));
   }
 
-  /** Settles once the link's mark has been read (tests; the look-up waits for it itself). */
+  /**
+   * The link's results stored before their order by the release before this one (1c29f8b kept no
+   * document of them): those not delivered nor discarded, of the last WAITING_KEEP_MS, whose
+   * accession names no order of the link, are kept as a look-up that found no order keeps them
+   * (their numbers from the message they came in). Before, an order coming after the upgrade
+   * attached none of them: each was dead-lettered, its order's test never billed. Read once: the
+   * document is written after (empty when none waits).
+   */
+  async #seedWaiting(): Promise<void> {
+    const store = this.#store;
+    if (!store.listEvents || !store.getMessage || !store.putDoc) return;
+    const now = Date.now();
+    const checked = new Set<string>();
+    for (const state of ['pending', 'retrying', 'dead'] as const) {
+      let after: string | undefined;
+      for (let page = 0; page < SEED_PAGES; page++) {
+        const list = await store.listEvents({ state, type: 'result.validated', limit: SEED_PAGE, ...(after !== undefined ? { after } : {}) });
+        for (const s of list) {
+          if (s.event.type !== 'result.validated' || s.event.source.endpoint !== this.#endpoint) continue;
+          const at = Date.parse(s.event.receivedAt);
+          if (!(now - at <= WAITING_KEEP_MS)) continue;
+          const bare = this.#bare(s.event.correlationId);
+          if (checked.has(bare)) continue;
+          checked.add(bare);
+          if ((await store.eventsByCorrelation(s.event.correlationId, ['order.created'])).some((e) => this.#ofLink(e))) continue;
+          const m = s.event.source.messageId ? await store.getMessage(s.event.source.messageId) : undefined;
+          const structure = m && m.message.kind === 'hl7' ? analyseBlock(m.raw).messages[0] : undefined;
+          const message = m && structure ? readInbound(m.raw, structure, charsetOf(m.message.encoding)).message : undefined;
+          const numbers = new Set<string>([bare]);
+          for (const seg of message?.segments ?? []) {
+            if (seg.name !== 'ORC' && seg.name !== 'OBR') continue;
+            const placer = seg.get(2);
+            const filler = seg.get(3);
+            if (placer === bare || filler === bare) for (const n of [placer, filler]) if (n !== '') numbers.add(n);
+          }
+          const patient = message?.first('PID')?.get(3, 1) || undefined;
+          for (const n of numbers) this.#addWaiting({ n, accession: bare, ...(patient ? { patient } : {}), at });
+        }
+        if (list.length < SEED_PAGE) break;
+        after = list[list.length - 1]?.event.id;
+      }
+    }
+    const entries = [...this.#waiting.values()].flatMap((x) => [...x.values()]).sort((x, y) => x.at - y.at).slice(-WAITING_MAX);
+    await store.putDoc(WAITING_NAMESPACE, this.#endpoint, { v: 1, entries } satisfies WaitingDoc);
+  }
+
+  /** Settles once the link's mark and its waiting results have been read (tests; the look-ups wait for them themselves). */
   ready(): Promise<void> {
-    return this.#markRead;
+    return this.#waitingLoaded;
   }
 
   /** An order message read (before its commit): an order carrying a filler number marks the link, once. */
@@ -451,7 +511,7 @@ export class ResultOrderNumbers {
    * nothing), or when two orders of the message name the number (warnings).
    */
   async #attachWaiting<R extends AttachableEvents>(draft: R, message: Hl7Message): Promise<R> {
-    await this.#markRead;
+    await this.#waitingLoaded;
     // The look-ups of the results read before this order have run (each message's steps run in
     // arrival order, this one's after theirs): their numbers are in #waiting. Their commits are
     // waited for below, only when the order names one of them.
