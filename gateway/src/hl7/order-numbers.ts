@@ -542,7 +542,7 @@ export class ResultOrderNumbers {
     const copies: DraftEvent[] = [];
     const terms = new Set(draft.searchTerms);
     /** The patient of each stored message read (by its id). */
-    const patients = new Map<string, string | undefined>();
+    const patients = new Map<string, string | null>();
     for (const [w, list] of targets) {
       if (list.length > 1) {
         warnings.push(`results stored under ${this.#stored(w)} before their order: orders ${list.map((x) => this.#stored(x.order.data.accession)).join(', ')} of this message carry its number; attached to none of them`);
@@ -635,26 +635,27 @@ export class ResultOrderNumbers {
   }
 
   /**
-   * The patient (PID-3.1) of the message a stored event came in; `fallback` (the patient its waiting
-   * number was kept with) when the store keeps no such message or cannot read it.
+   * The patient (PID-3.1) of the message a stored event came in (undefined when it names none);
+   * `fallback` (the patient its waiting number was kept with) when the store keeps no such message
+   * or cannot read it.
    */
-  async #patientOf(s: StoredEvent, read: Map<string, string | undefined>, fallback: string | undefined): Promise<string | undefined> {
+  async #patientOf(s: StoredEvent, read: Map<string, string | null>, fallback: string | undefined): Promise<string | undefined> {
     const id = s.event.source.messageId;
     if (!id || !this.#store.getMessage) return fallback;
-    if (read.has(id)) return read.get(id) ?? fallback;
-    let patient: string | undefined;
-    try {
-      const m = await this.#store.getMessage(id);
-      if (m && m.message.kind === 'hl7') {
-        const first = analyseBlock(m.raw).messages[0];
-        const message = first ? readInbound(m.raw, first, charsetOf(m.message.encoding)).message : undefined;
-        patient = message?.first('PID')?.get(3, 1) || undefined;
+    if (!read.has(id)) {
+      let patient: string | null | undefined;
+      try {
+        const m = await this.#store.getMessage(id);
+        const first = m && m.message.kind === 'hl7' ? analyseBlock(m.raw).messages[0] : undefined;
+        const message = m && first ? readInbound(m.raw, first, charsetOf(m.message.encoding)).message : undefined;
+        if (message) patient = message.first('PID')?.get(3, 1) || null;
+      } catch {
+        patient = undefined;
       }
-    } catch {
-      patient = undefined;
+      if (patient === undefined) return fallback;
+      read.set(id, patient);
     }
-    read.set(id, patient);
-    return patient ?? fallback;
+    return read.get(id) ?? undefined;
   }
 
   /** The store as billing's history reads it (copiedTo). */
