@@ -282,3 +282,97 @@ describe('cobas c 111: an undated calibration the release before took, sent agai
     expect(await calibrationDraws()).toEqual(first);
   });
 });
+
+// ------------------------------------------------------------------ the table edited after the upgrade
+
+/**
+ * The upgrade is what lets IT edit a consumption table freely, and it may do so at once: a run the
+ * release before took (row-index keys) and the analyzer sends again after the edit has its rows at
+ * other indices. Before, only the row's index now was looked up: every row the edit moved drew its
+ * reagent a second time. Now a draw not found there is looked up at the other indices the table
+ * can have had, its earlier release's draws of the same per, test and product matched in table
+ * order (the second identical row to the second).
+ */
+describe('a run the release before took, resent after IT edited the table', () => {
+  const r = {
+    glu: { per: 'test', test: 'GLU', productCode: 'GLU-R1', quantity: 0.2, uom: 'mL' },
+    crea: { per: 'test', test: 'CREA', productCode: 'CREA-R1', quantity: 0.1, uom: 'mL' },
+    dead: { per: 'run', productCode: 'DEAD', quantity: 0.05, uom: 'mL', deadVolume: true },
+    tsh: { per: 'test', test: 'TSH', productCode: 'TSH-R1', quantity: 0.05, uom: 'mL' },
+    cuvette: { per: 'test', test: '*', productCode: 'CUVETTE', quantity: 1, uom: 'Units' },
+  } satisfies Record<string, ConsumptionRow>;
+
+  async function takenByPreviousWith(dir: string, consumption: ConsumptionRow[], records: string[]): Promise<void> {
+    const withTable: Profile = { ...generic, consumption };
+    const prevStore = await import(path.join(prevSrc, 'gateway/src/store/event-store.ts'));
+    const prevEndpoint = await import(path.join(prevSrc, 'gateway/src/ingress/astm/astm-endpoint.ts'));
+    const prevNormalize = await import(path.join(prevSrc, 'gateway/src/astm/normalize.ts'));
+    const prevAccessions = await import(path.join(prevSrc, 'gateway/src/astm/accessions.ts'));
+    const prevTelemetry = await import(path.join(prevSrc, 'gateway/src/telemetry.ts'));
+    const old = (await prevStore.EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0 })) as StoreLike;
+    try {
+      const endpoint = new prevEndpoint.AstmEndpoint({
+        analyzer: { id: 'an-1', profile: withTable.name, tcp: { listen: { host: '127.0.0.1', port: 0 } } },
+        profile: withTable,
+        store: old,
+        telemetry: new prevTelemetry.Telemetry(),
+        log: silentLogger,
+        normalize: (text: string, ctx: { receivedAt: string }) =>
+          prevAccessions.resolveAnalyzerResult(prevNormalize.normalizeAstmMessage(text, { analyzerId: 'an-1', endpoint: 'an-1', profile: withTable, receivedAt: ctx.receivedAt }), old),
+      }) as EndpointLike;
+      await sendAstm(endpoint, old, records);
+    } finally {
+      await old.close();
+    }
+  }
+
+  function endpointWith(store: EventStore, consumption: ConsumptionRow[]): AstmEndpoint<HostQuery> {
+    const withTable: Profile = { ...generic, consumption };
+    const analyzer = { id: 'an-1', profile: withTable.name, tcp: { listen: { host: '127.0.0.1', port: 0 } } } as AnalyzerConfig;
+    return new AstmEndpoint<HostQuery>({
+      analyzer,
+      profile: withTable,
+      store,
+      telemetry: new Telemetry(),
+      log: silentLogger,
+      normalize: (text, ctx) => resolveAnalyzerResult(normalizeAstmMessage(text, { analyzerId: 'an-1', endpoint: 'an-1', profile: withTable, receivedAt: ctx.receivedAt }), store),
+    });
+  }
+
+  it('a row added at the top, the rows reordered, one removed: draws nothing more; a new run draws with the table as it is', async () => {
+    const dir = await mkdtemp(path.join(work, 'data-'));
+    const ranAt = astmTime(Date.now() - 3_600_000);
+    await takenByPreviousWith(dir, [r.glu, r.crea, r.cuvette, r.dead], astmRun(astmTime(Date.now() - 3_000_000), ranAt));
+    const store = await EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0 });
+    cleanups.push(() => store.close());
+    expect(store.mayHoldEarlierReleaseKeys(CONSUMPTION_KEY_ERA)).toBe(true);
+    const first = await draws(store);
+    expect(first).toEqual(['S-1 CREA-R1 CREA', 'S-1 CUVETTE CREA', 'S-1 CUVETTE GLU', 'S-1 DEAD run', 'S-1 GLU-R1 GLU']);
+
+    // IT adds TSH at the top and moves the dead volume first; the analyzer resends the run.
+    await sendAstm(endpointWith(store, [r.tsh, r.dead, r.crea, r.glu, r.cuvette]), store, astmRun(astmTime(Date.now()), ranAt));
+    expect(await draws(store)).toEqual(first);
+    // IT removes the TSH row again and the cuvettes; another resend.
+    await sendAstm(endpointWith(store, [r.dead, r.glu, r.crea]), store, astmRun(astmTime(Date.now() + 60_000), ranAt));
+    expect(await draws(store)).toEqual(first);
+
+    // A run first seen now draws once, with the table as it is.
+    await sendAstm(endpointWith(store, [r.dead, r.glu, r.crea]), store, astmRun(astmTime(Date.now()), ranAt, 'S-2'));
+    expect(await draws(store)).toEqual([...first, 'S-2 CREA-R1 CREA', 'S-2 DEAD run', 'S-2 GLU-R1 GLU'].sort());
+  });
+
+  it('two identical rows moved apart, and a third added: the two draw nothing more, the third once', async () => {
+    const dir = await mkdtemp(path.join(work, 'data-'));
+    const ranAt = astmTime(Date.now() - 3_600_000);
+    await takenByPreviousWith(dir, [r.glu, r.crea, r.glu, r.dead], astmRun(astmTime(Date.now() - 3_000_000), ranAt));
+    const store = await EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0 });
+    cleanups.push(() => store.close());
+    const first = await draws(store);
+    expect(first).toEqual(['S-1 CREA-R1 CREA', 'S-1 DEAD run', 'S-1 GLU-R1 GLU', 'S-1 GLU-R1 GLU']);
+
+    await sendAstm(endpointWith(store, [r.dead, r.glu, r.tsh, r.crea, r.glu]), store, astmRun(astmTime(Date.now()), ranAt));
+    expect(await draws(store)).toEqual(first);
+    await sendAstm(endpointWith(store, [r.glu, r.glu, r.glu, r.crea, r.dead]), store, astmRun(astmTime(Date.now() + 60_000), ranAt));
+    expect(await draws(store)).toEqual([...first, 'S-1 GLU-R1 GLU'].sort());
+  });
+});

@@ -18,6 +18,24 @@ export function rowIndexConsumptionKey(
   return idempotencyKey(run.keyPrefix, run.analyzerId, 'consumption', run.specimenId, run.runKey, per, testCode ?? 'run', productCode, rowIndex);
 }
 
+/** A run's parts of a consumption key (consumption.ts RunContext). */
+type RunKeyParts = { keyPrefix: string; analyzerId: string; specimenId: string; runKey: string };
+
+/**
+ * What is noted of a draft: the key it was made with, its row-index form, and what finds the
+ * earlier release's draw when the table was edited since (the same run, per, test and product at
+ * another index; `nth`: the draft's place among the run's draws identical in those, `rows`: the
+ * table's length now).
+ */
+interface RowIndexNote {
+  now: string;
+  earlier: string;
+  slot: string;
+  nth: number;
+  rows: number;
+  at: (rowIndex: number) => string;
+}
+
 /**
  * The row-index key of each draft consumptionDrafts made, by the draft's `data` object (with the
  * key it was made with, so that a draft whose key was changed since is not taken for it). The
@@ -26,19 +44,38 @@ export function rowIndexConsumptionKey(
  * the note follows the event through both intakes, the ASTM one and the HL7 analyzer one, without
  * a field of its own in their results. Held weakly: gone with the event.
  */
-const rowIndexKeys = new WeakMap<object, { now: string; earlier: string }>();
+const rowIndexKeys = new WeakMap<object, RowIndexNote>();
 
-/** Notes the row-index form of a draft's key (consumptionDrafts). */
-export function noteRowIndexKey(draft: DraftEvent, earlier: string): void {
-  rowIndexKeys.set(draft.data, { now: draft.idempotencyKey, earlier });
+/** Notes the row-index form of a draft's key (consumptionDrafts): its row's index now, its place among identical draws, the table's length. */
+export function noteRowIndexKey(
+  draft: DraftEvent,
+  run: RunKeyParts,
+  draw: { per: 'test' | 'run'; testCode: string | undefined; productCode: string },
+  rowIndex: number,
+  nth: number,
+  rows: number,
+): void {
+  const at = (i: number): string => rowIndexConsumptionKey(run, draw.per, draw.testCode, draw.productCode, i);
+  const slot = [run.keyPrefix, run.analyzerId, run.specimenId, run.runKey, draw.per, draw.testCode ?? '', draw.productCode].join('\u0000');
+  rowIndexKeys.set(draft.data, { now: draft.idempotencyKey, earlier: at(rowIndex), slot, nth, rows, at });
 }
 
 /** The row-index form of a consumption draft's key, when consumptionDrafts made it with the key it has. */
 export function rowIndexKeyOf(event: DraftEvent): string | undefined {
+  return noteOf(event)?.earlier;
+}
+
+function noteOf(event: DraftEvent): RowIndexNote | undefined {
   if (event.type !== 'consumable.used') return undefined;
   const noted = rowIndexKeys.get(event.data);
-  return noted !== undefined && noted.now === event.idempotencyKey ? noted.earlier : undefined;
+  return noted !== undefined && noted.now === event.idempotencyKey ? noted : undefined;
 }
+
+/**
+ * How many indices beyond the table's length now a row may have had in the table the earlier
+ * release keyed a run with (rows removed since).
+ */
+export const EDITED_TABLE_SLACK = 16;
 
 /**
  * The key era (store/event-store.ts KEY_ERA) from which consumption keys name what a row draws:
@@ -65,8 +102,9 @@ export type ConsumptionKeyStore = Pick<GatewayStore, 'getEventByKey' | 'idempote
  * Odoo's stock a second time (test/integration/review-s23-consumption-row-identity.test.ts).
  *
  * Looked up for a draw whose key of now the store does not hold: the row-index form with the
- * row's index in the table as it is now (most likely unchanged since the upgrade); when the store
- * holds it, the draw takes that key and the store skips it as the resend it is. When:
+ * row's index in the table as it is now (most likely unchanged since the upgrade), else at the
+ * other indices the table can have had (IT edited it since: below); when the store holds it, the
+ * draw takes that key and the store skips it as the resend it is. When:
  * - while the store may hold keys of an earlier release (`mayHoldEarlierReleaseKeys` of
  *   CONSUMPTION_KEY_ERA: for `retentionDays` after the upgrade to it; not the HL7 fingerprints'
  *   window, which a store era 2 wrote may have closed), every draw;
@@ -78,31 +116,65 @@ export type ConsumptionKeyStore = Pick<GatewayStore, 'getEventByKey' | 'idempote
  *   An undated run (dated when received) resent then is not found, but for an undated c 111
  *   calibration, whose row-index form at M|1 calibration-keys.ts looks up for good.
  * Never on a store a release of era 3 began. Cost: one or two key look-ups per consumption event
- * looked up (the store's key filter answers an absent key without a read); for a run dated after
- * the upgrade past the window, a date compare. A look-up that fails keeps the keys of now, with a
+ * looked up, and for a draw found at neither (a run first seen) the table's length and
+ * EDITED_TABLE_SLACK more per slot (the store's key filter answers an absent key without a read);
+ * for a run dated after the upgrade past the window, a date compare. Before, a run the earlier
+ * release took and the analyzer resent after IT edited the table (the upgrade is what lets it)
+ * drew every moved row again (test/integration/review-s23b-consumption-after-window.test.ts). A look-up that fails keeps the keys of now, with a
  * warning (the commit decides whether the message is taken), as calibration-keys.ts does.
  */
 export async function keepConsumptionKeysOfEarlierReleases<R extends { events: DraftEvent[]; warnings: string[] }>(result: R, store: ConsumptionKeyStore): Promise<R> {
   const inWindow = store.mayHoldEarlierReleaseKeys?.(CONSUMPTION_KEY_ERA) ?? true;
   const upgradedAt = inWindow ? undefined : store.earlierReleaseKeysBefore?.(CONSUMPTION_KEY_ERA);
   if (!inWindow && upgradedAt === undefined) return result;
-  const forms = new Map<string, string>();
+  const forms = new Map<string, RowIndexNote>();
   for (const e of result.events) {
-    const earlier = rowIndexKeyOf(e);
-    if (earlier === undefined || earlier === e.idempotencyKey) continue;
+    const note = noteOf(e);
+    if (note === undefined || note.earlier === e.idempotencyKey) continue;
     if (upgradedAt !== undefined && !(Date.parse(e.occurredAt) < upgradedAt + RUN_CLOCK_MARGIN_MS)) continue;
-    forms.set(e.idempotencyKey, earlier);
+    forms.set(e.idempotencyKey, note);
   }
   if (forms.size === 0) return result;
   const used = (key: string): Promise<boolean> => (store.idempotencyKeyUsed ? store.idempotencyKeyUsed(key) : store.getEventByKey(key).then((e) => e !== undefined));
   const renamed = new Map<string, string>();
   const warnings: string[] = [];
+  const failed = (now: string, err: unknown): void => void warnings.push(`consumption key ${now}: its earlier release's form not looked up (${describeError(err)}); keyed as now`);
+  /** Draws found neither under their key of now nor at their row's index now, by slot. */
+  const missing = new Map<string, Array<[string, RowIndexNote]>>();
   await Promise.all(
-    [...forms].map(async ([now, earlier]) => {
+    [...forms].map(async ([now, note]) => {
       try {
-        if (!(await used(now)) && (await used(earlier))) renamed.set(now, earlier);
+        if (await used(now)) return;
+        if (await used(note.earlier)) renamed.set(now, note.earlier);
+        else missing.set(note.slot, [...(missing.get(note.slot) ?? []), [now, note]]);
       } catch (err) {
-        warnings.push(`consumption key ${now}: its earlier release's form not looked up (${describeError(err)}); keyed as now`);
+        failed(now, err);
+      }
+    }),
+  );
+  // Not at its row's index now: the table may have been edited since the earlier release took the
+  // run (a row added above, one removed, the rows reordered). That release's draws of the same
+  // run, per, test and product are looked up at every index the table can have had; the n-th of
+  // them in table order is the n-th identical draw now (`x<n>`), as the order of identical rows
+  // decides both. Only a slot with a draw not found costs this: a new run of the window (or dated
+  // before the upgrade), the table's length and EDITED_TABLE_SLACK look-ups per slot, the key
+  // filter answering each absent key without a read.
+  await Promise.all(
+    [...missing.values()].map(async (drawsOfSlot) => {
+      const first = drawsOfSlot[0]![1];
+      try {
+        const indices = Array.from({ length: first.rows + EDITED_TABLE_SLACK }, (_, i) => i);
+        const held = (await Promise.all(indices.map(async (i) => ((await used(first.at(i))) ? i : -1)))).filter((i) => i >= 0);
+        if (held.length === 0) return;
+        // Every draw of the slot in this run, found at its index now or not, takes the n-th held.
+        for (const [now, note] of forms) {
+          if (note.slot !== first.slot || !(renamed.has(now) || drawsOfSlot.some(([k]) => k === now))) continue;
+          const index = held[note.nth - 1];
+          if (index === undefined) renamed.delete(now);
+          else renamed.set(now, note.at(index));
+        }
+      } catch (err) {
+        for (const [now] of drawsOfSlot) failed(now, err);
       }
     }),
   );

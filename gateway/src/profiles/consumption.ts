@@ -1,6 +1,6 @@
 import { idempotencyKey, partitionKeys } from '../events/keys.ts';
 import type { DraftEvent, EventDataMap, RunType } from '../events/types.ts';
-import { noteRowIndexKey, rowIndexConsumptionKey } from './consumption-keys.ts';
+import { noteRowIndexKey } from './consumption-keys.ts';
 import type { ConsumptionRow, Profile } from './types.ts';
 
 export interface RunContext {
@@ -72,8 +72,10 @@ export function splitConsumption(profile: Profile): { perTest: Profile; perRun: 
  * again for a resent run). A row new to the table draws once for every run it applies to, a
  * resent one too.
  *
- * Each draft's key in the row-index form is noted (consumption-keys.ts): an analyzer endpoint
- * looks it up before the commit while the store may hold keys of an earlier release.
+ * Each draft's key in the row-index form is noted (consumption-keys.ts), with its place among the
+ * run's identical draws and the table's length: an analyzer endpoint looks it up before the commit
+ * while the store may hold keys of an earlier release, at other indices too when the table was
+ * edited since.
  */
 export function consumptionDrafts(run: RunContext): DraftEvent[] {
   const out: DraftEvent[] = [];
@@ -113,7 +115,7 @@ export function consumptionDrafts(run: RunContext): DraftEvent[] {
         source: run.source,
         data,
       };
-      noteRowIndexKey(draft, rowIndexConsumptionKey(run, row.per, testCode, row.productCode, rowIndex));
+      noteRowIndexKey(draft, run, { per: row.per, testCode, productCode: row.productCode }, rowIndex, nth, run.profile.consumption.length);
       out.push(draft);
     }
   });
