@@ -499,7 +499,8 @@ export class ResultOrderNumbers {
   /**
    * An order message naming a number results of the link came under before it (README.md "A result
    * that came before its order"): each stored result event (`result.validated`) of the link under
-   * that accession, not delivered nor discarded, of a test the order names, gets a copy on the
+   * that accession, not delivered nor discarded (or delivered once attached to an order the LIS
+   * has cancelled as a whole since), of a test the order names, gets a copy on the
    * order, after the message's own events (its correlation id, partition and accession the
    * order's; idempotency key `<its key>|attached`, so a second order, or the order sent again,
    * adds nothing). The stored event keeps its body (bodies never change: store README "Event
@@ -557,11 +558,13 @@ export class ResultOrderNumbers {
       // Each result waits 7 days from when it came (a number kept again by a later result does not
       // bring an older one back).
       const now = Date.now();
+      // Delivered ones too: one the relay finished once attached to an order the LIS then cancelled
+      // as a whole goes to the order placed again (below).
       const waiting = stored.filter(
-        (s) => s.event.type === 'result.validated' && s.event.source.endpoint === this.#endpoint && s.state !== 'delivered' && s.state !== 'discarded' && !(now - Date.parse(s.event.receivedAt) > WAITING_KEEP_MS),
+        (s) => s.event.type === 'result.validated' && s.event.source.endpoint === this.#endpoint && s.state !== 'discarded' && !(now - Date.parse(s.event.receivedAt) > WAITING_KEEP_MS),
       );
       if (waiting.length === 0) {
-        // Delivered (the relay finished them once attached) or discarded: no order looks them up again.
+        // Discarded, pruned, or past their 7 days: no order looks them up again.
         for (const under of this.#waiting.values()) under.delete(w);
         for (const [n, under] of this.#waiting) if (under.size === 0) this.#waiting.delete(n);
         continue;
@@ -582,10 +585,21 @@ export class ResultOrderNumbers {
           continue;
         }
         let already = this.#store.getDoc ? await this.#store.getDoc<AttachedResult>(ATTACHED_NAMESPACE, ev.id) : undefined;
+        // Delivered without being attached: a sale order of its own number took it.
+        if (s.state === 'delivered' && !already) continue;
+        let again = false;
         if (already && already.accession !== this.#stored(to)) {
           if ((await copiedTo(this.#history(), s)) !== undefined) {
-            warnings.push(`result ${ev.data.testCode} stored under ${this.#stored(w)} is attached to order ${already.accession} already; not to ${this.#stored(to)}`);
-            continue;
+            // The order it was attached to, cancelled by the LIS as a whole since, holds it no
+            // longer (as a result coming after both orders: "An order cancelled and a new order
+            // carrying its filler number"). Before, the order placed again never got it: its test
+            // was never delivered nor billed.
+            if (!(await this.#whollyCancelled(this.#bare(already.accession)))) {
+              warnings.push(`result ${ev.data.testCode} stored under ${this.#stored(w)} is attached to order ${already.accession} already; not to ${this.#stored(to)}`);
+              continue;
+            }
+            again = true;
+            warnings.push(`result ${ev.data.testCode} stored under ${this.#stored(w)} was attached to order ${already.accession}, cancelled since: not its order`);
           }
           // Its document names an order whose commit never came (the gateway killed between the
           // two, a disk full: its copy is neither stored nor remembered by billing, as the relay
@@ -599,7 +613,10 @@ export class ResultOrderNumbers {
           onOrder ??= new Set((await this.#store.eventsByCorrelation(this.#stored(to), ['result.validated'])).map((x) => x.event.idempotencyKey));
           if (onOrder.has(already.key)) continue;
         }
-        const key = attachedKey(ev.idempotencyKey);
+        // Delivered and attached here already (above), or attached to a live order: nothing.
+        if (s.state === 'delivered' && !again) continue;
+        // A second copy (the first on the cancelled order) takes a key of its own.
+        const key = again ? `${attachedKey(ev.idempotencyKey)}|${this.#stored(to)}` : attachedKey(ev.idempotencyKey);
         const partitionKey = ev.partitionKey === partitionKeys.specimen(ev.correlationId) ? partitionKeys.specimen(to) : partitionKeys.order(to);
         copies.push({
           type: 'result.validated',
