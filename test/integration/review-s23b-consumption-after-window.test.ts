@@ -24,16 +24,19 @@ import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { resolveAnalyzerResult } from '../../gateway/src/astm/accessions.ts';
 import { type HostQuery, normalizeAstmMessage } from '../../gateway/src/astm/normalize.ts';
-import type { AnalyzerConfig } from '../../gateway/src/config/types.ts';
+import type { AnalyzerConfig, Hl7EndpointConfig } from '../../gateway/src/config/types.ts';
 import { AstmEndpoint } from '../../gateway/src/ingress/astm/astm-endpoint.ts';
+import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
+import { MllpEndpoint } from '../../gateway/src/ingress/mllp/mllp-endpoint.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
+import { createAnalyzerHl7Normalizer } from '../../gateway/src/profiles/hl7-analyzer-normalize.ts';
 import { CONSUMPTION_KEY_ERA } from '../../gateway/src/profiles/consumption-keys.ts';
 import { loadProfile } from '../../gateway/src/profiles/load.ts';
 import type { ConsumptionRow, Profile } from '../../gateway/src/profiles/types.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import { Telemetry } from '../../gateway/src/telemetry.ts';
 import { connectTcpSim } from '../fixtures/astm-link/sim-wires.ts';
-import { repoRoot } from '../fixtures/hl7/helpers.ts';
+import { endpointConfig, repoRoot } from '../fixtures/hl7/helpers.ts';
 
 const exec = promisify(execFile);
 
@@ -374,5 +377,75 @@ describe('a run the release before took, resent after IT edited the table', () =
     expect(await draws(store)).toEqual(first);
     await sendAstm(endpointWith(store, [r.glu, r.glu, r.glu, r.crea, r.dead]), store, astmRun(astmTime(Date.now() + 60_000), ranAt));
     expect(await draws(store)).toEqual([...first, 'S-1 GLU-R1 GLU'].sort());
+  });
+});
+
+// ------------------------------------------------------------------ HL7 analyzer (Mindray BS)
+
+describe('HL7 analyzer: a run the release before took, resent after IT edited the table', () => {
+  const mindray = loadProfile('mindray-bs-series');
+  const bsMessage = (controlId: string, msh7: string): string =>
+    [
+      `MSH|^~\\&|Mindray|BS-200|||${msh7}||ORU^R01|${controlId}|P|2.3.1||||0||ASCII|||`,
+      'PID|1|854||32|Anon||19830719000000|F',
+      'OBR|1|B-2|32|Mindray^BS-200|N||20260114102500||||||||serum',
+      'OBX|1|NM|1|t|35.000000|U/L|-||||F|||20260114102930||',
+    ].join('\r');
+  const hl7Config = (): Hl7EndpointConfig => endpointConfig({ id: 'bs-1', analyzer: 'bs-1', defaultCharset: 'utf8', maxConnections: 4 });
+
+  async function sendHl7(endpoint: EndpointLike, messages: string[]): Promise<string[]> {
+    await endpoint.start();
+    const client = await MllpClient.connect({ host: '127.0.0.1', port: endpoint.address()!.port });
+    const acks: string[] = [];
+    try {
+      for (const m of messages) acks.push((await client.send(Buffer.from(m, 'latin1'))).toString('latin1'));
+    } finally {
+      await client.close();
+      await endpoint.stop(2_000);
+    }
+    return acks;
+  }
+
+  it('a row added at the top and the table reversed: the resent run (another control id) draws nothing more', async () => {
+    const dir = await mkdtemp(path.join(work, 'data-'));
+    {
+      const prevStore = await import(path.join(prevSrc, 'gateway/src/store/event-store.ts'));
+      const prevEndpoint = await import(path.join(prevSrc, 'gateway/src/ingress/mllp/mllp-endpoint.ts'));
+      const prevNormalize = await import(path.join(prevSrc, 'gateway/src/profiles/hl7-analyzer-normalize.ts'));
+      const prevAccessions = await import(path.join(prevSrc, 'gateway/src/astm/accessions.ts'));
+      const prevTelemetry = await import(path.join(prevSrc, 'gateway/src/telemetry.ts'));
+      const old = (await prevStore.EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0 })) as StoreLike;
+      try {
+        const endpoint = new prevEndpoint.MllpEndpoint({
+          config: hl7Config(),
+          store: old,
+          telemetry: new prevTelemetry.Telemetry(),
+          log: silentLogger,
+          normalize: prevNormalize.createAnalyzerHl7Normalizer({ analyzerId: 'bs-1', profile: mindray }),
+          resolveEvents: (draft: unknown) => prevAccessions.resolveAnalyzerResult(draft, old),
+        }) as EndpointLike;
+        const [ack] = await sendHl7(endpoint, [bsMessage('61', '20260114103000')]);
+        expect(ack).toMatch(/MSA\|AA\|61/);
+      } finally {
+        await old.close();
+      }
+    }
+    const store = await EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0 });
+    cleanups.push(() => store.close());
+    const first = await draws(store);
+    expect(first).toEqual(['B-2 MR-BS-ALT ALT', 'B-2 MR-BS-CUVETTE-WASH ALT', 'B-2 MR-BS-PROBE-WASH run']);
+
+    const edited: Profile = { ...mindray, consumption: [{ per: 'test', test: 'TSH', productCode: 'MR-BS-TSH', quantity: 1, uom: 'Units' }, ...[...mindray.consumption].reverse()] };
+    const endpoint = new MllpEndpoint({
+      config: hl7Config(),
+      store,
+      telemetry: new Telemetry(),
+      log: silentLogger,
+      normalize: createAnalyzerHl7Normalizer({ analyzerId: 'bs-1', profile: edited }),
+      resolveEvents: (draft) => resolveAnalyzerResult(draft, store),
+    });
+    const [again] = await sendHl7(endpoint, [bsMessage('62', '20260114104500')]);
+    expect(again).toMatch(/MSA\|AA\|62/);
+    expect(await draws(store)).toEqual(first);
   });
 });
