@@ -378,6 +378,28 @@ describe('a run the release before took, resent after IT edited the table', () =
     await sendAstm(endpointWith(store, [r.glu, r.glu, r.glu, r.crea, r.dead]), store, astmRun(astmTime(Date.now() + 60_000), ranAt));
     expect(await draws(store)).toEqual([...first, 'S-1 GLU-R1 GLU'].sort());
   });
+
+  /**
+   * Two rows drawing the same product for the same test (x2), and IT removes the first: the run
+   * drew both when it ran, so its resend draws nothing more (the remaining row takes the first
+   * draw's key); a new run draws the one row left, with its own quantity.
+   */
+  it('of two identical rows, the first removed: a resend draws nothing more, a new run the row left', async () => {
+    const store = await EventStore.open({ dataDir: await mkdtemp(path.join(work, 'data-')), pruneIntervalMs: 0, minFreeBytes: 0 });
+    cleanups.push(() => store.close());
+    const second = { ...r.glu, quantity: 0.3, note: 'second pipetting' };
+    const ranAt = astmTime(Date.now() - 3_600_000);
+    await sendAstm(endpointWith(store, [r.glu, second, r.dead]), store, astmRun(astmTime(Date.now() - 3_000_000), ranAt));
+    const first = await draws(store);
+    expect(first).toEqual(['S-1 DEAD run', 'S-1 GLU-R1 GLU', 'S-1 GLU-R1 GLU']);
+    await sendAstm(endpointWith(store, [second, r.dead]), store, astmRun(astmTime(Date.now()), ranAt));
+    expect(await draws(store)).toEqual(first);
+    await sendAstm(endpointWith(store, [second, r.dead]), store, astmRun(astmTime(Date.now()), ranAt, 'S-2'));
+    const quantities = (await store.listEvents({ type: 'consumable.used', limit: 100 })).flatMap((e) =>
+      e.event.type === 'consumable.used' && e.event.data.specimenId === 'S-2' && e.event.data.productCode === 'GLU-R1' ? [e.event.data.quantity] : [],
+    );
+    expect(quantities).toEqual([0.3]);
+  });
 });
 
 // ------------------------------------------------------------------ HL7 analyzer (Mindray BS)
