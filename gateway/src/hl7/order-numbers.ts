@@ -56,12 +56,21 @@ interface LinkMark {
 }
 
 /**
- * The store document of a link's results that came before their order (README.md "A result that
- * came before its order"): namespace, key = the link's id. Each entry: one of the result's numbers
- * (its accession and the other number of the ORC/OBR naming it), the (bare) accession it is stored
- * under, its patient (PID-3.1) and when it came. Written when such a result is looked up and finds
- * no order, read once at start; entries go after WAITING_KEEP_MS (the result is a dead letter by
- * then) or beyond WAITING_MAX.
+ * The store documents of a link's results that came before their order (README.md "A result that
+ * came before its order"): namespace, one document per waiting number, key `<link's id>␀<number>`
+ * (waitingKey). Each entry: one of the result's numbers (its accession and the other number of the
+ * ORC/OBR naming it), the (bare) accession it is stored under, its patient (PID-3.1) and when it
+ * came; `orders`, the (bare) accessions of the orders that came carrying the number while a result
+ * waited under it (an add-on naming such an order by its accession alone is looked up too).
+ * Written when such a result is looked up and finds no order (that number's document only), read
+ * once at start (listDocs); a number goes after WAITING_KEEP_MS (the result is a dead letter by
+ * then) or beyond WAITING_MAX numbers, its document deleted.
+ *
+ * Key `<link's id>` itself: the link's mark that its waiting numbers are kept (`{ v: 1, entries:
+ * [] }`, written once): a marked link without it is a store the release before wrote (its results
+ * are read once: #seedWaiting). Until the per-number documents, that document held every entry
+ * and was written whole for every new waiting number (up to 10,000 entries, ~700 KB); one such
+ * (never released, written by this code's first form) is read once and split (#readWaiting).
  */
 export const WAITING_NAMESPACE = 'hl7-link-waiting';
 interface WaitingEntry {
@@ -74,8 +83,20 @@ interface WaitingDoc {
   v: 1;
   entries: WaitingEntry[];
 }
+interface WaitingNumberDoc {
+  v: 2;
+  entries: WaitingEntry[];
+  orders?: string[];
+}
+/** The key of the document of the link's waiting number `n`. */
+export function waitingKey(endpoint: string, n: string): string {
+  return `${endpoint}\u0000${n}`;
+}
 const WAITING_KEEP_MS = 7 * 24 * 3600_000;
+/** Waiting numbers kept per link; the oldest go first. */
 const WAITING_MAX = 10_000;
+/** Documents read per page at start. */
+const WAITING_READ_PAGE = 1_000;
 /** Results read per page, and pages per state at most, when a store the release before wrote is read once for them. */
 const SEED_PAGE = 500;
 const SEED_PAGES = 40;
@@ -119,7 +140,7 @@ const INDEX_PAGE = 200;
 /** Accessions held in memory per link; the oldest go first. */
 const KNOWN_MAX = 100_000;
 
-type LookupStore = Pick<GatewayStore, 'eventsByCorrelation' | 'listMessages' | 'getEvent'> & Partial<Pick<GatewayStore, 'getDoc' | 'putDoc' | 'getMessage' | 'listEvents'>>;
+type LookupStore = Pick<GatewayStore, 'eventsByCorrelation' | 'listMessages' | 'getEvent'> & Partial<Pick<GatewayStore, 'getDoc' | 'putDoc' | 'getMessage' | 'listEvents' | 'listDocs' | 'deleteDoc'>>;
 
 /** A stored message's charset as the intake read it (`latin1` for a name it does not know). */
 function charsetOf(encoding: string): Charset {
@@ -166,6 +187,16 @@ export class ResultOrderNumbers {
    * looked up (attachWaiting); any other order is not.
    */
   readonly #waiting = new Map<string, Map<string, WaitingEntry>>();
+  /**
+   * The (bare) accessions of the orders that came carrying a waiting number (its filler number, or
+   * another number a result waited under): by order, those numbers; by number, those orders (its
+   * document keeps them). An add-on naming such an order by its accession alone (ORC-3 empty) is
+   * matched against them too. Bounded by the waiting numbers: a number that goes takes its orders.
+   */
+  readonly #linked = new Map<string, Set<string>>();
+  readonly #carriedBy = new Map<string, Set<string>>();
+  /** Whether the link's document (the mark that its waiting numbers are kept) is in the store. */
+  #markerWritten = false;
   /** Whether the waiting results' document has been read (until then an order carrying a filler number is looked up). */
   #waitingRead = false;
   /** Settles once the waiting results' document has been read (or, on a store the release before wrote, the results). */
@@ -185,7 +216,7 @@ export class ResultOrderNumbers {
     this.#endpoint = endpoint;
     this.#prefix = prefix || undefined;
     const read = store.getDoc ? store.getDoc<LinkMark>(LINK_MARK_NAMESPACE, endpoint) : Promise.resolve({ ordersCarryFiller: true });
-    const waiting = store.getDoc ? store.getDoc<WaitingDoc>(WAITING_NAMESPACE, endpoint) : Promise.resolve(undefined);
+    const waiting = this.#readWaiting();
     let found = false;
     this.#markRead = Promise.all([
       read.then(
@@ -196,10 +227,7 @@ export class ResultOrderNumbers {
         () => void (this.#carriesFiller ??= true),
       ),
       waiting.then(
-        (doc) => {
-          found = doc !== undefined;
-          if (doc?.v === 1 && Array.isArray(doc.entries)) for (const w of doc.entries) this.#addWaiting(w);
-        },
+        (was) => void (found = was),
         // Unread: taken as found (nothing read from the results; the entries come with the next).
         () => void (found = true),
       ),
@@ -254,8 +282,66 @@ export class ResultOrderNumbers {
         after = list[list.length - 1]?.event.id;
       }
     }
-    const entries = [...this.#waiting.values()].flatMap((x) => [...x.values()]).sort((x, y) => x.at - y.at).slice(-WAITING_MAX);
-    await store.putDoc(WAITING_NAMESPACE, this.#endpoint, { v: 1, entries } satisfies WaitingDoc);
+    this.#evictBeyondMax();
+    await Promise.all([...this.#waiting.keys()].map((n) => this.#writeNumber(n)));
+    await this.#writeMarker();
+  }
+
+  /**
+   * The link's waiting numbers, read once at start: each number's document, and the link's own
+   * document (its mark; entries in it, written whole by this code's first form, are split into
+   * per-number documents once, then it is written back empty). Whether either was found.
+   */
+  async #readWaiting(): Promise<boolean> {
+    const store = this.#store;
+    if (!store.getDoc) return false;
+    const doc = await store.getDoc<WaitingDoc>(WAITING_NAMESPACE, this.#endpoint);
+    let found = doc !== undefined;
+    const docs: WaitingNumberDoc[] = [];
+    if (store.listDocs) {
+      const prefix = waitingKey(this.#endpoint, '');
+      let after: string | undefined;
+      for (;;) {
+        const page = await store.listDocs<WaitingNumberDoc>(WAITING_NAMESPACE, { prefix, limit: WAITING_READ_PAGE, ...(after !== undefined ? { after } : {}) });
+        for (const { key, value } of page) {
+          found = true;
+          if (value?.v === 2 && Array.isArray(value.entries)) docs.push(value);
+          else if (store.deleteDoc) store.deleteDoc(WAITING_NAMESPACE, key).catch(() => undefined);
+        }
+        if (page.length < WAITING_READ_PAGE) break;
+        after = page[page.length - 1]?.key;
+      }
+    }
+    // Oldest first, so that the map holds the numbers in the order they were last kept.
+    const latest = (d: WaitingNumberDoc): number => Math.max(0, ...d.entries.map((w) => (typeof w?.at === 'number' ? w.at : 0)));
+    docs.sort((x, y) => latest(x) - latest(y));
+    const now = Date.now();
+    for (const d of docs) {
+      const n = d.entries.find((w) => typeof w?.n === 'string')?.n;
+      if (n === undefined) continue;
+      if (!(now - latest(d) <= WAITING_KEEP_MS)) {
+        // Past its 7 days: its result is a dead letter; the document goes.
+        if (store.deleteDoc) store.deleteDoc(WAITING_NAMESPACE, waitingKey(this.#endpoint, n)).catch(() => undefined);
+        continue;
+      }
+      for (const w of d.entries) this.#addWaiting(w);
+      if (Array.isArray(d.orders)) for (const o of d.orders) if (typeof o === 'string') this.#link(o, n, false);
+    }
+    // This code's first form kept every entry in the link's document: read once, split.
+    if (doc?.v === 1 && Array.isArray(doc.entries) && doc.entries.length > 0) {
+      const split = new Set<string>();
+      for (const w of [...doc.entries].sort((x, y) => (x?.at ?? 0) - (y?.at ?? 0))) {
+        this.#addWaiting(w);
+        if (typeof w?.n === 'string') split.add(w.n);
+      }
+      this.#evictBeyondMax();
+      await Promise.all([...split].filter((n) => this.#waiting.has(n)).map((n) => this.#writeNumber(n)));
+      await this.#writeMarker();
+    } else if (doc !== undefined) {
+      this.#markerWritten = true;
+    }
+    this.#evictBeyondMax();
+    return found;
   }
 
   /** Settles once the link's mark and its waiting results have been read (tests; the look-ups wait for them themselves). */
@@ -368,7 +454,11 @@ export class ResultOrderNumbers {
       if (e.type !== 'order.created') return false;
       const filler = e.data.fillerOrderNumber ?? '';
       if (unsure && filler !== '') return true;
-      return this.#waitingUnder(e.data.accession) !== undefined || (filler !== '' && this.#waitingUnder(filler) !== undefined);
+      if (this.#waitingUnder(e.data.accession) !== undefined || (filler !== '' && this.#waitingUnder(filler) !== undefined)) return true;
+      // An order that came carrying a waiting number, named again by its accession alone (an add-on).
+      const linked = this.#linked.get(e.data.accession);
+      if (linked) for (const n of linked) if (this.#waitingUnder(n) !== undefined) return true;
+      return false;
     });
   }
 
@@ -383,19 +473,84 @@ export class ResultOrderNumbers {
     const now = Date.now();
     for (const [a, w] of under) if (now - w.at > WAITING_KEEP_MS) under.delete(a);
     if (under.size > 0) return under;
-    this.#waiting.delete(n);
+    this.#dropNumber(n);
     return undefined;
   }
 
+  /** Keeps an entry; its number goes to the end of the map (the map holds numbers oldest kept first). */
   #addWaiting(w: WaitingEntry): void {
     if (typeof w?.n !== 'string' || typeof w.accession !== 'string' || typeof w.at !== 'number' || Date.now() - w.at > WAITING_KEEP_MS) return;
-    let under = this.#waiting.get(w.n);
-    if (!under) this.#waiting.set(w.n, (under = new Map()));
-    under.set(w.accession, w);
+    const under = this.#waiting.get(w.n) ?? new Map<string, WaitingEntry>();
+    this.#waiting.delete(w.n);
+    this.#waiting.set(w.n, under);
+    under.set(w.accession, { n: w.n, accession: w.accession, ...(typeof w.patient === 'string' && w.patient ? { patient: w.patient } : {}), at: w.at });
+  }
+
+  /** A number no result waits under any more: from memory, with its orders, and its document deleted (not awaited). */
+  #dropNumber(n: string): void {
+    this.#waiting.delete(n);
+    for (const o of this.#carriedBy.get(n) ?? []) {
+      const numbers = this.#linked.get(o);
+      numbers?.delete(n);
+      if (numbers?.size === 0) this.#linked.delete(o);
+    }
+    this.#carriedBy.delete(n);
+    if (this.#store.deleteDoc) this.#store.deleteDoc(WAITING_NAMESPACE, waitingKey(this.#endpoint, n)).catch(() => undefined);
+  }
+
+  /** Beyond WAITING_MAX numbers, the oldest kept go; and those at the head of the map past their 7 days (a few per call). */
+  #evictBeyondMax(): void {
+    while (this.#waiting.size > WAITING_MAX) this.#dropNumber(this.#waiting.keys().next().value as string);
+    const now = Date.now();
+    for (let i = 0; i < 4; i++) {
+      const head = this.#waiting.entries().next().value;
+      if (!head) break;
+      const [n, under] = head;
+      if ([...under.values()].some((w) => now - w.at <= WAITING_KEEP_MS)) break;
+      this.#dropNumber(n);
+    }
+  }
+
+  /** The document of the waiting number `n` as memory holds it (deleted when none waits under it). */
+  #writeNumber(n: string): Promise<void> {
+    const store = this.#store;
+    const under = this.#waiting.get(n);
+    if (!under || under.size === 0) return store.deleteDoc ? store.deleteDoc(WAITING_NAMESPACE, waitingKey(this.#endpoint, n)) : Promise.resolve();
+    if (!store.putDoc) return Promise.resolve();
+    const orders = this.#carriedBy.get(n);
+    return store.putDoc(WAITING_NAMESPACE, waitingKey(this.#endpoint, n), { v: 2, entries: [...under.values()], ...(orders?.size ? { orders: [...orders] } : {}) } satisfies WaitingNumberDoc);
+  }
+
+  /** The link's document: its waiting numbers are kept (a later start reads them, not the results). Once. */
+  async #writeMarker(): Promise<void> {
+    if (this.#markerWritten || !this.#store.putDoc) return;
+    this.#markerWritten = true;
+    try {
+      await this.#store.putDoc(WAITING_NAMESPACE, this.#endpoint, { v: 1, entries: [] } satisfies WaitingDoc);
+    } catch (err) {
+      this.#markerWritten = false;
+      throw err;
+    }
+  }
+
+  /**
+   * The order `order` (bare accession) came carrying the waiting number `n`: an add-on naming it by
+   * its accession alone is matched against `n` too. Bounded: only a number some result waits under.
+   */
+  #link(order: string, n: string, write: boolean): void {
+    if (order === n || !this.#waiting.has(n)) return;
+    const orders = this.#carriedBy.get(n) ?? new Set<string>();
+    if (orders.has(order)) return;
+    orders.add(order);
+    this.#carriedBy.set(n, orders);
+    const numbers = this.#linked.get(order) ?? new Set<string>();
+    numbers.add(n);
+    this.#linked.set(order, numbers);
+    if (write) this.#writeNumber(n).catch(() => undefined);
   }
 
   /** A result looked up found no order: its numbers are kept (memory, and the link's document) for the order that comes after it. */
-  #noteWaiting(accession: string, numbers: Iterable<string>, patient: string | undefined): void {
+  #noteWaiting(accession: string, numbers: ReadonlySet<string>, patient: string | undefined): void {
     const at = Date.now();
     let added = false;
     for (const n of numbers) {
@@ -406,15 +561,13 @@ export class ResultOrderNumbers {
       this.#addWaiting({ n, accession, ...(kept?.patient ? { patient: kept.patient } : patient ? { patient } : {}), at });
       added = true;
     }
-    if (!added || !this.#store.putDoc) return;
-    const entries = [...this.#waiting.values()].flatMap((m) => [...m.values()]).filter((w) => at - w.at <= WAITING_KEEP_MS);
-    entries.sort((x, y) => x.at - y.at);
-    const kept = entries.slice(-WAITING_MAX);
-    // Memory holds what the document holds (those past 7 days or beyond WAITING_MAX go from both).
-    this.#waiting.clear();
-    for (const w of kept) this.#addWaiting(w);
-    // Not awaited: the entries stay in memory; written again with the link's next such result.
-    this.#store.putDoc(WAITING_NAMESPACE, this.#endpoint, { v: 1, entries: kept } satisfies WaitingDoc).catch(() => undefined);
+    if (!added) return;
+    // Memory holds what the documents hold (numbers past 7 days or beyond WAITING_MAX go from both).
+    this.#evictBeyondMax();
+    // Not awaited: the entries stay in memory. Each new number's document only: before, the link's
+    // one document was written whole (up to 10,000 entries, ~700 KB) for every new waiting number.
+    for (const n of numbers) if (this.#waiting.has(n)) this.#writeNumber(n).catch(() => undefined);
+    this.#writeMarker().catch(() => undefined);
   }
 
   /** The result's events with each accession naming no stored order attached to the order of its other number, when exactly one. */
@@ -519,17 +672,21 @@ export class ResultOrderNumbers {
     if (this.#waiting.size === 0) return draft;
     const warnings: string[] = [];
     // Each waiting accession with the orders of the message naming one of its numbers.
-    const targets = new Map<string, Array<{ order: DraftEvent & { type: 'order.created' }; entry: WaitingEntry }>>();
+    const targets = new Map<string, Array<{ order: DraftEvent & { type: 'order.created' }; entry: WaitingEntry; via: string }>>();
     for (const e of draft.events) {
       if (e.type !== 'order.created') continue;
       const to = e.data.accession;
       const filler = e.data.fillerOrderNumber ?? '';
-      for (const n of new Set([to, filler])) {
+      // Its accession, its filler number, and the numbers it came carrying before while a result
+      // waited under them: an add-on naming the order by its accession alone (ORC-3 empty). Before,
+      // such an add-on was not looked up: its test's result, come before the order under the filler
+      // number, was dead-lettered after a day and never billed.
+      for (const n of new Set([to, filler, ...(this.#linked.get(to) ?? [])])) {
         if (n === '') continue;
         for (const [w, entry] of this.#waitingUnder(n) ?? []) {
           if (w === to) continue;
           const list = targets.get(w) ?? [];
-          if (!list.some((x) => x.order.data.accession === to)) list.push({ order: e, entry });
+          if (!list.some((x) => x.order.data.accession === to)) list.push({ order: e, entry, via: n });
           targets.set(w, list);
         }
       }
@@ -549,7 +706,7 @@ export class ResultOrderNumbers {
         warnings.push(`results stored under ${this.#stored(w)} before their order: orders ${list.map((x) => this.#stored(x.order.data.accession)).join(', ')} of this message carry its number; attached to none of them`);
         continue;
       }
-      const { order, entry } = list[0] as { order: DraftEvent & { type: 'order.created' }; entry: WaitingEntry };
+      const { order, entry, via } = list[0] as { order: DraftEvent & { type: 'order.created' }; entry: WaitingEntry; via: string };
       const to = order.data.accession;
       const orderPatient = order.data.patientId || undefined;
       const stored = await this.#store.eventsByCorrelation(this.#stored(w));
@@ -565,10 +722,16 @@ export class ResultOrderNumbers {
       );
       if (waiting.length === 0) {
         // Discarded, pruned, or past their 7 days: no order looks them up again.
-        for (const under of this.#waiting.values()) under.delete(w);
-        for (const [n, under] of this.#waiting) if (under.size === 0) this.#waiting.delete(n);
+        for (const [n, under] of [...this.#waiting]) {
+          if (!under.delete(w)) continue;
+          if (under.size === 0) this.#dropNumber(n);
+          else this.#writeNumber(n).catch(() => undefined);
+        }
         continue;
       }
+      // The order carries the number: a later message naming it by its accession alone (an add-on)
+      // is matched against the number too (memory, and the number's document).
+      this.#link(to, via, true);
       // The tests of every order line of the message under that accession (a run split by its order time is several events).
       const tests = new Set(draft.events.flatMap((e) => (e.type === 'order.created' && e.data.accession === to ? e.data.tests.map((t) => t.code) : [])));
       let onOrder: Set<string> | undefined;

@@ -1,0 +1,139 @@
+/**
+ * The link's results that came before their order, kept one store document per waiting number
+ * (hl7/order-numbers.ts, README "A result that came before its order": "One document per waiting
+ * number"), and the add-on naming the order by its accession alone after a restart. A real store
+ * (LevelDB in a temp dir); the bytes of the documents written are counted as the look-ups hand
+ * them to the store (a pass-through of the real store's putDoc).
+ */
+import { describe, expect, it } from 'vitest';
+import { analyseBlock } from '../../gateway/src/hl7/block.ts';
+import { readInbound } from '../../gateway/src/hl7/inbound.ts';
+import type { Hl7Message } from '../../gateway/src/hl7/message.ts';
+import { normalizeLis } from '../../gateway/src/hl7/normalize-lis.ts';
+import { LINK_MARK_NAMESPACE, ResultOrderNumbers, WAITING_NAMESPACE, waitingKey } from '../../gateway/src/hl7/order-numbers.ts';
+import type { EventStore } from '../../gateway/src/store/event-store.ts';
+import { inboundMessage } from '../fixtures/store/inbound.ts';
+import { useTempStore } from '../fixtures/store/temp-store.ts';
+
+const tmp = useTempStore('lgw-waiting-per-number-', { pruneIntervalMs: 0, minFreeBytes: 0 });
+
+const text = (lines: string[]): string => lines.join('\r');
+const order = (id: string, placer: string, filler: string, tests: string[]): string =>
+  text([
+    `MSH|^~\\&|LIS|LAB|GW|LAB|20260301093000||ORM^O01|${id}|P|2.5.1`,
+    'PID|1||MRN-77',
+    ...tests.flatMap((t, i) => [`ORC|NW|${placer}|${filler}||||||20260301092500||||||||||||CLINIC-A`, `OBR|${i + 1}|${placer}|${filler}|${t}^${t} test`]),
+  ]);
+const result = (id: string, filler: string, t = 'GLU'): string =>
+  text([`MSH|^~\\&|LIS|LAB|GW|LAB|20260301093000||ORU^R01|${id}|P|2.5.1`, 'PID|1||MRN-77', `ORC|RE||${filler}`, `OBR|1||${filler}|${t}^${t} test|||||||||||||||||||||F`, `OBX|1|NM|${t}^${t} test||5.4|mmol/L|||||F`]);
+
+function read(t: string): Hl7Message {
+  const raw = Buffer.from(t, 'latin1');
+  return readInbound(raw, analyseBlock(raw).messages[0]!, 'ascii').message!;
+}
+const events = (m: Hl7Message) => normalizeLis({ message: m, endpoint: 'lis', receivedAt: new Date().toISOString(), notes: [] });
+
+/** A message through the link's look-ups and into the store, as the intake takes it: the accessions of its results. */
+async function take(store: EventStore, numbers: ResultOrderNumbers, t: string, id: string): Promise<string[]> {
+  const m = read(t);
+  let draft = { events: events(m), searchTerms: [] as string[], warnings: [] as string[] };
+  if (numbers.needsLookup(m, draft.events)) draft = await numbers.attach(draft, m);
+  await store.commit(inboundMessage(id, { raw: Buffer.from(t, 'latin1') }), draft.events);
+  numbers.noteCommitted(draft.events);
+  return draft.events.filter((e) => e.type === 'result.validated').map((e) => `${e.correlationId}:${e.type === 'result.validated' ? e.data.testCode : ''}`);
+}
+
+/** The real store, its waiting documents' bytes counted as they are handed to putDoc. */
+function counting(store: EventStore): { store: EventStore; bytes: () => number } {
+  let bytes = 0;
+  const putDoc: EventStore['putDoc'] = (namespace, key, value) => {
+    if (namespace === WAITING_NAMESPACE) bytes += Buffer.byteLength(key) + Buffer.byteLength(JSON.stringify(value));
+    return store.putDoc(namespace, key, value);
+  };
+  const wrapped = new Proxy(store, {
+    get(target, prop) {
+      if (prop === 'putDoc') return putDoc;
+      const v: unknown = Reflect.get(target, prop, target);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+  return { store: wrapped, bytes: () => bytes };
+}
+
+describe('results that came before their order: one document per waiting number', () => {
+  /**
+   * Before: the link's one document was written whole for every new waiting number (every entry:
+   * after 300 results without their order, ~25 KB per result, up to ~700 KB at 10,000). Now each
+   * new number writes its own small document: the bytes per result do not grow with the entries.
+   */
+  it('bytes written per new waiting number stay bounded; a restart reads them all', async () => {
+    const real = await tmp.open();
+    const { store, bytes } = counting(real);
+    const numbers = new ResultOrderNumbers(store, 'lis');
+    await numbers.ready();
+    // The link has sent an order carrying a filler number: its results are looked up.
+    await take(real, numbers, order('O-0', '70000', 'LF-0000', ['GLU']), 'O-0');
+    const per: number[] = [];
+    for (let i = 1; i <= 300; i++) {
+      const before = bytes();
+      expect(await take(real, numbers, result(`R-${i}`, `LF-${10_000 + i}`), `R-${i}`)).toEqual([`LF-${10_000 + i}:GLU`]);
+      per.push(bytes() - before);
+    }
+    // The first also writes the link's document once (the mark that its numbers are kept).
+    expect(per.slice(1).every((b) => b > 0 && b < 400), `bytes per result: ${per.slice(-3).join(', ')}`).toBe(true);
+    expect(Math.max(...per.slice(-50))).toBeLessThanOrEqual(Math.max(...per.slice(1, 51)));
+    await real.flush();
+    expect(await real.listDocs(WAITING_NAMESPACE, { prefix: waitingKey('lis', '') })).toHaveLength(300);
+
+    // A restart reads every number: the order carrying the first one gets its result.
+    const restarted = new ResultOrderNumbers(real, 'lis');
+    await restarted.ready();
+    expect(await take(real, restarted, order('O-1', '70001', 'LF-10001', ['GLU']), 'O-1')).toEqual(['70001:GLU']);
+  });
+
+  /**
+   * GLU and CRP results under LF-9301 came before order 70301 (GLU, filler LF-9301); the add-on CRP
+   * names 70301 alone (ORC-3 empty), after a restart. Before, nothing looked the waiting CRP result
+   * up: dead-lettered after a day, never billed. Now the number's document keeps the order that
+   * came carrying it.
+   */
+  it('an add-on naming the order by its accession alone, after a restart, gets the result waiting under the filler number', async () => {
+    const store = await tmp.open();
+    const numbers = new ResultOrderNumbers(store, 'lis');
+    await numbers.ready();
+    await take(store, numbers, order('O-0', '70300', 'LF-9300', ['GLU']), 'O-0');
+    await take(store, numbers, result('R-1', 'LF-9301', 'GLU'), 'R-1');
+    await take(store, numbers, result('R-2', 'LF-9301', 'CRP'), 'R-2');
+    expect(await take(store, numbers, order('O-1', '70301', 'LF-9301', ['GLU']), 'O-1')).toEqual(['70301:GLU']);
+    await store.flush();
+
+    const restarted = new ResultOrderNumbers(store, 'lis');
+    await restarted.ready();
+    const addOn = read(order('O-2', '70301', '', ['CRP']));
+    expect(restarted.needsLookup(addOn, events(addOn))).toBe(true);
+    expect(await take(store, restarted, order('O-2', '70301', '', ['CRP']), 'O-2')).toEqual(['70301:CRP']);
+    // Another order without a filler number reads nothing.
+    const other = read(order('O-3', '70302', '', ['CRP']));
+    expect(restarted.needsLookup(other, events(other))).toBe(false);
+  });
+
+  /** A store this code's first form wrote (every entry in the link's document): read once, split into per-number documents. */
+  it("reads the link's whole document once", async () => {
+    let store = await tmp.open();
+    await take(store, new ResultOrderNumbers(store, 'lis'), order('O-0', '70600', 'LF-9600', ['GLU']), 'O-0');
+    const r1 = result('R-1', 'LF-9601');
+    await store.commit(inboundMessage('R-1', { raw: Buffer.from(r1, 'latin1') }), events(read(r1)));
+    await store.putDoc(LINK_MARK_NAMESPACE, 'lis', { ordersCarryFiller: true, since: new Date().toISOString() });
+    await store.putDoc(WAITING_NAMESPACE, 'lis', { v: 1, entries: [{ n: 'LF-9601', accession: 'LF-9601', patient: 'MRN-77', at: Date.now() }] });
+    await store.close();
+
+    store = await tmp.open();
+    const numbers = new ResultOrderNumbers(store, 'lis');
+    await numbers.ready();
+    expect(await store.getDoc(WAITING_NAMESPACE, 'lis')).toEqual({ v: 1, entries: [] });
+    expect(await store.getDoc(WAITING_NAMESPACE, waitingKey('lis', 'LF-9601'))).toMatchObject({ v: 2, entries: [{ n: 'LF-9601', accession: 'LF-9601' }] });
+    const restarted = new ResultOrderNumbers(store, 'lis');
+    await restarted.ready();
+    expect(await take(store, restarted, order('O-1', '70601', 'LF-9601', ['GLU']), 'O-1')).toEqual(['70601:GLU']);
+  });
+});
