@@ -678,6 +678,11 @@ export function buildOrderDownload(
      * not as the profile's `N`, "new requests accompanying a new specimen".
      */
     onAnalyzer?: ReadonlySet<string> | undefined;
+    /**
+     * Other barcodes the analyzer holds a test under (order-download.ts `alsoUnder`): a cancel of
+     * the test goes under each of them too.
+     */
+    alsoUnder?: Readonly<Record<string, readonly string[]>> | undefined;
   },
   tests: { add: OrderedTest[]; cancel: OrderedTest[] },
   profile: Profile,
@@ -685,18 +690,19 @@ export function buildOrderDownload(
 ): string[] {
   const orderTube = order.specimenId ?? order.accession;
   /** The tests of `list` by tube, each group mapped to the analyzer's codes; groups it cannot run are left out. */
-  const byTube = (list: OrderedTest[]): Array<{ specimenId: string; codes: string[] }> => {
+  const byTube = (list: OrderedTest[], also: Readonly<Record<string, readonly string[]>> = {}): Array<{ specimenId: string; codes: string[] }> => {
     const groups = new Map<string, OrderedTest[]>();
     for (const t of list) {
-      const tube = order.tubes?.[t.code] ?? orderTube;
-      const group = groups.get(tube);
-      if (group) group.push(t);
-      else groups.set(tube, [t]);
+      for (const tube of new Set([order.tubes?.[t.code] ?? orderTube, ...(also[t.code] ?? [])])) {
+        const group = groups.get(tube);
+        if (group) group.push(t);
+        else groups.set(tube, [t]);
+      }
     }
     return [...groups].map(([specimenId, group]) => ({ specimenId, codes: analyzerTests(group, profile) })).filter((g) => g.codes.length > 0);
   };
   const add = byTube(tests.add);
-  const cancel = byTube(tests.cancel);
+  const cancel = byTube(tests.cancel, order.alsoUnder);
   if (add.length === 0 && cancel.length === 0) return [];
   const d = downloadDelimiters(profile);
   const records = [downloadHeader(profile, d, options)];

@@ -78,6 +78,14 @@ export interface OrderDownloadDoc {
    * an entry (documents written before) goes under `specimenId`, else the accession.
    */
   tubes?: Record<string, string>;
+  /**
+   * Other barcodes the analyzer holds a test under, besides its `tubes` entry (canonical code →
+   * barcodes): a host query answer it took under another spelling of the tube's barcode (the
+   * label `ACC-1` downloaded or asked for, `acc-1` typed at the analyzer and answered by the case
+   * fallback). A cancel of the test goes under each of them as well (answeredByQuery). Cleared
+   * when the test is downloaded anew (the analyzer holds it nowhere then).
+   */
+  alsoUnder?: Record<string, string[]>;
   /** Tests the analyzer accepted (canonical codes). */
   sent: OrderedTest[];
   /** Tests to send. */
@@ -322,7 +330,12 @@ export class OrderDownload {
    * cancel goes there: before, under the order's own tube, so a barcode typed in lower case at the
    * analyzer (`acc-tq-1` for ACC-TQ-1, found by the case fallback) got its cancel under ACC-TQ-1,
    * a sample the analyzer does not hold, and the cancelled test ran
-   * (test/integration/review-s23b-case-download-cancel.test.ts).
+   * (test/integration/review-s23b-case-download-cancel.test.ts). A test it holds already (sent,
+   * or its cancel waiting) and takes again under another barcode (the label downloaded or asked
+   * for, then the barcode typed in lower case, or the other way round) is held under both, and
+   * its cancel goes under both (`alsoUnder`): before, under one of them only (the order's tube,
+   * or since 41af7d6 the first answer's barcode), and the tube on the rack under the other ran
+   * the cancelled test (test/integration/review-s23c-case-download-two-spellings.test.ts).
    */
   answeredByQuery(answered: { specimenId: string; accession: string; tests: readonly OrderedTest[] }): void {
     this.#handle(async () => {
@@ -333,7 +346,13 @@ export class OrderDownload {
       // analyzer took them with the answer. Before, no cancel followed and the analyzer ran them
       // (test/integration/review-s22-astmb-query-answer-cancel-race.test.ts).
       const takenBack = answered.tests.filter((t) => doc.cancelled.includes(t.code) && !has(doc.pending, t.code) && !has(doc.sent, t.code) && !has(doc.cancelPending, t.code));
-      if (taken.length === 0 && takenBack.length === 0) return false;
+      // Held already under another barcode (downloaded, or answered before): held under this one too.
+      const tubeOfTest = (code: string): string => doc.tubes?.[code] ?? doc.specimenId ?? doc.accession;
+      const again = answered.tests.filter(
+        (t) => (has(doc.sent, t.code) || has(doc.cancelPending, t.code)) && tubeOfTest(t.code) !== answered.specimenId && !(doc.alsoUnder?.[t.code] ?? []).includes(answered.specimenId),
+      );
+      if (taken.length === 0 && takenBack.length === 0 && again.length === 0) return false;
+      for (const t of again) ((doc.alsoUnder ??= {})[t.code] ??= []).push(answered.specimenId);
       const codes = taken.map((t) => t.code);
       const moved = doc.pending.filter((t) => codes.includes(t.code));
       doc.pending = without(doc.pending, codes);
@@ -343,7 +362,9 @@ export class OrderDownload {
       await this.#save(doc);
       if (codes.length > 0) this.#opt.log.info('order download: tests answered by host query count as downloaded', { analyzer: this.#opt.analyzerId, accession: answered.accession, tests: codes });
       if (takenBack.length > 0) this.#opt.log.info('order download: tests cancelled while a host query answer carried them are cancelled on the analyzer', { analyzer: this.#opt.analyzerId, accession: answered.accession, tests: takenBack.map((t) => t.code) });
-      return takenBack.length > 0;
+      if (again.length > 0) this.#opt.log.info('order download: tests the analyzer holds were taken again under another barcode by a host query answer', { analyzer: this.#opt.analyzerId, accession: answered.accession, tests: again.map((t) => t.code) });
+      // A cancel waiting for a test now held under another barcode too goes there as well.
+      return takenBack.length > 0 || again.some((t) => has(doc.cancelPending, t.code));
     });
   }
 
@@ -620,7 +641,11 @@ export class OrderDownload {
         return false; // resent by the LIS: the analyzer has it already
       }
       const tubes = (doc.tubes ??= {});
-      for (const t of add) tubes[t.code] = tubeOf(e.data, t.code);
+      for (const t of add) {
+        tubes[t.code] = tubeOf(e.data, t.code);
+        // Not on the analyzer under any barcode (cancelled, or never sent): downloaded anew under its tube.
+        if (doc.alsoUnder) delete doc.alsoUnder[t.code];
+      }
       // A barcode another order shares (two LIS systems, two patients): nothing of it goes out,
       // and what the analyzer holds for it is taken back.
       const { collided, setApart } = await this.#collided(e.data.accession, [...new Set(add.map((t) => tubes[t.code]!))]);
@@ -789,7 +814,7 @@ export class OrderDownload {
       const add = [...doc.pending];
       const cancel = [...doc.cancelPending];
       // The tubes the analyzer has tests of this accession for (a cancel in the same message comes after the adds).
-      const onAnalyzer = new Set([...doc.sent, ...doc.cancelPending].map((t) => doc.tubes?.[t.code] ?? doc.specimenId ?? doc.accession));
+      const onAnalyzer = new Set([...doc.sent, ...doc.cancelPending].flatMap((t) => [doc.tubes?.[t.code] ?? doc.specimenId ?? doc.accession, ...(doc.alsoUnder?.[t.code] ?? [])]));
       const records = buildOrderDownload({ ...doc, onAnalyzer }, { add, cancel }, profile, { receiver: analyzerId });
       if (records.length > 0) {
         try {

@@ -1,0 +1,87 @@
+/**
+ * An analyzer that both asks for its tubes (host query) and gets orders pushed (pushOrders), a LIS
+ * numbering in upper case, and a tube whose label would not scan at one moment: the analyzer holds
+ * the order's tests under two spellings of one barcode, the label's (ACC-…, downloaded, or asked
+ * for once the label scanned) and the one typed at the analyzer in lower case (acc-…, answered by
+ * the case fallback, e56fcd0/2213e3d). The LIS then cancels a test: the analyzer must get the
+ * cancel under every barcode it holds the test under, or it runs the cancelled test on the one
+ * left. Real gateway (real LevelDB in a temp dir), the LIS over real MLLP, the analyzer simulated
+ * over a real TCP socket.
+ */
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Gateway } from '../../gateway/src/gateway.ts';
+import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
+import type { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
+import { startTestGateway } from '../fixtures/gateway.ts';
+import { connectAnalyzer, msa, nextSession, orderLines, orm, refuseSession } from '../fixtures/order-download.ts';
+
+const CHEM = { id: 'chem-1', profile: 'generic-astm', tcp: { listen: { host: '127.0.0.1', port: 0 } }, pushOrders: true };
+
+const query = (barcode: string): string[] => ['H|\\^&|||CHEM^1|||||LIS||P|1|20261207100000', `Q|1|^${barcode}||ALL||||||||O`, 'L|1|N'];
+
+/** The cancels (O.12 = C) of a session, as [specimen, tests], sorted by specimen. */
+const cancels = (text: string): Array<[string, string]> =>
+  orderLines(text)
+    .filter(([, , action]) => action === 'C')
+    .map(([specimen, tests]): [string, string] => [specimen, tests])
+    .sort((a, b) => (a[0] < b[0] ? -1 : 1));
+
+describe('a test the analyzer holds under two spellings of its barcode, then cancelled by the LIS', () => {
+  let gateway: Gateway;
+  let stop: () => Promise<void>;
+  let lis: MllpClient;
+  let analyzer: { sim: AnalyzerSim; socket: net.Socket };
+
+  beforeAll(async () => {
+    ({ gateway, stop } = await startTestGateway('s23c-case-download-two', { analyzers: [CHEM] }));
+    analyzer = await connectAnalyzer(gateway, CHEM.id);
+    lis = await MllpClient.connect({ host: '127.0.0.1', port: gateway.addresses().hl7.lis!.port });
+  });
+
+  afterAll(async () => {
+    analyzer?.socket.destroy();
+    await lis?.close().catch(() => undefined);
+    await stop?.();
+  });
+
+  it('downloaded under the label, then asked for as typed: the cancel goes under both', { timeout: 60_000 }, async () => {
+    const { sim } = analyzer;
+    expect(msa(await lis.send(orm('TW-1', 'ACC-TW-1', ['ALT', 'GLU'])))).toBe('MSA|AA|TW-1');
+    // The download: the analyzer takes ALT and GLU under ACC-TW-1.
+    expect(orderLines(await nextSession(sim, 20_000)).map(([specimen]) => specimen)).toEqual(['ACC-TW-1']);
+    // The label does not scan on the rack: the technician types acc-tw-1, the analyzer asks.
+    await sim.sendMessage(query('acc-tw-1'));
+    const answer = orderLines(await nextSession(sim, 20_000));
+    expect(answer.map(([specimen]) => specimen)).toEqual(['acc-tw-1']);
+    expect(answer[0]![1]).toContain('^^^ALT');
+    expect(msa(await lis.send(orm('TW-2', 'ACC-TW-1', ['ALT'], 'CA')))).toBe('MSA|AA|TW-2');
+    // Before: the cancel went out under ACC-TW-1 alone; the tube on the rack, acc-tw-1, ran the
+    // cancelled ALT.
+    expect(cancels(await nextSession(sim, 20_000))).toEqual([
+      ['ACC-TW-1', '^^^ALT'],
+      ['acc-tw-1', '^^^ALT'],
+    ]);
+    // Sent once: nothing more goes out for it.
+    expect(await nextSession(sim, 3_000)).toBe('');
+  });
+
+  it('asked for as typed, then as the label once it scanned: the cancel goes under both', { timeout: 60_000 }, async () => {
+    const { sim } = analyzer;
+    expect(msa(await lis.send(orm('TW-3', 'ACC-TW-3', ['ALT', 'GLU'])))).toBe('MSA|AA|TW-3');
+    // The analyzer is busy: the download waits in the outbox.
+    await refuseSession(sim);
+    await sim.sendMessage(query('acc-tw-3'));
+    expect(orderLines(await nextSession(sim, 40_000)).map(([specimen]) => specimen)).toEqual(['acc-tw-3']);
+    // The tube relabelled and loaded again: its label scans.
+    await sim.sendMessage(query('ACC-TW-3'));
+    expect(orderLines(await nextSession(sim, 20_000)).map(([specimen]) => specimen)).toEqual(['ACC-TW-3']);
+    expect(msa(await lis.send(orm('TW-4', 'ACC-TW-3', ['ALT'], 'CA')))).toBe('MSA|AA|TW-4');
+    // Before (41af7d6): under acc-tw-3 alone, the first answer's spelling; the tube under its
+    // label ran the cancelled ALT.
+    expect(cancels(await nextSession(sim, 20_000))).toEqual([
+      ['ACC-TW-3', '^^^ALT'],
+      ['acc-tw-3', '^^^ALT'],
+    ]);
+  });
+});
