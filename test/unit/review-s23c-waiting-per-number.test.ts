@@ -1,7 +1,8 @@
 /**
  * The link's results that came before their order, kept one store document per waiting number
  * (hl7/order-numbers.ts, README "A result that came before its order": "One document per waiting
- * number"), and the add-on naming the order by its accession alone after a restart. A real store
+ * number"), and the add-on naming the order by its accession alone after a restart or pipelined
+ * behind its order ("An add-on naming the order by its accession alone"). A real store
  * (LevelDB in a temp dir); the bytes of the documents written are counted as the look-ups hand
  * them to the store (a pass-through of the real store's putDoc).
  */
@@ -135,5 +136,61 @@ describe('results that came before their order: one document per waiting number'
     const restarted = new ResultOrderNumbers(store, 'lis');
     await restarted.ready();
     expect(await take(store, restarted, order('O-1', '70601', 'LF-9601', ['GLU']), 'O-1')).toEqual(['70601:GLU']);
+  });
+});
+
+describe('an add-on naming the order by its accession alone, pipelined behind the order', () => {
+  /**
+   * The intake reads each message (needsLookup) when it arrives, and runs the look-ups and commits
+   * after, in arrival order: a LIS pipelining the order 70301 carrying LF-9301 and the add-on CRP
+   * naming 70301 alone had the add-on read before the order's look-up ran. Before, the add-on was
+   * not looked up (the order's number not yet remembered): the CRP result waited, dead-lettered.
+   */
+  it('the results stored, the order and its add-on read before either is looked up', async () => {
+    const store = await tmp.open();
+    const numbers = new ResultOrderNumbers(store, 'lis');
+    await numbers.ready();
+    await take(store, numbers, order('O-0', '70300', 'LF-9300', ['GLU']), 'O-0');
+    await take(store, numbers, result('R-1', 'LF-9301', 'GLU'), 'R-1');
+    await take(store, numbers, result('R-2', 'LF-9301', 'CRP'), 'R-2');
+    const o1 = read(order('O-1', '70301', 'LF-9301', ['GLU']));
+    const o2 = read(order('O-2', '70301', '', ['CRP']));
+    const d1 = { events: events(o1), searchTerms: [] as string[], warnings: [] as string[] };
+    const d2 = { events: events(o2), searchTerms: [] as string[], warnings: [] as string[] };
+    expect(numbers.needsLookup(o1, d1.events)).toBe(true);
+    expect(numbers.needsLookup(o2, d2.events), 'the add-on').toBe(true);
+    const a1 = await numbers.attach(d1, o1);
+    await store.commit(inboundMessage('O-1', { raw: Buffer.from('O-1') }), a1.events);
+    const a2 = await numbers.attach(d2, o2);
+    await store.commit(inboundMessage('O-2', { raw: Buffer.from('O-2') }), a2.events);
+    expect(a1.events.filter((e) => e.type === 'result.validated').map((e) => e.correlationId)).toEqual(['70301']);
+    expect(a2.events.filter((e) => e.type === 'result.validated').map((e) => [e.correlationId, e.type === 'result.validated' ? e.data.testCode : ''])).toEqual([['70301', 'CRP']]);
+  });
+
+  it('the CRP result still being committed when the order and its add-on are read', async () => {
+    const store = await tmp.open();
+    const numbers = new ResultOrderNumbers(store, 'lis');
+    await numbers.ready();
+    await take(store, numbers, order('O-0', '70300', 'LF-9300', ['GLU']), 'O-0');
+    await take(store, numbers, result('R-1', 'LF-9301', 'GLU'), 'R-1');
+    // As the intake reads them: the result, its commit handed over, then the order and the add-on.
+    const r2 = read(result('R-2', 'LF-9301', 'CRP'));
+    const o1 = read(order('O-1', '70301', 'LF-9301', ['GLU']));
+    const o2 = read(order('O-2', '70301', '', ['CRP']));
+    const dr = { events: events(r2), searchTerms: [] as string[], warnings: [] as string[] };
+    const d1 = { events: events(o1), searchTerms: [] as string[], warnings: [] as string[] };
+    const d2 = { events: events(o2), searchTerms: [] as string[], warnings: [] as string[] };
+    expect(numbers.needsLookup(r2, dr.events)).toBe(true);
+    const attachedR = numbers.attach(dr, r2);
+    const committedR = attachedR.then((d) => store.commit(inboundMessage('R-2', { raw: Buffer.from('R-2') }), d.events));
+    numbers.noteOrderCommit(r2, dr.events, committedR);
+    expect(numbers.needsLookup(o1, d1.events)).toBe(true);
+    expect(numbers.needsLookup(o2, d2.events), 'the add-on').toBe(true);
+    await committedR;
+    const a1 = await numbers.attach(d1, o1);
+    await store.commit(inboundMessage('O-1', { raw: Buffer.from('O-1') }), a1.events);
+    const a2 = await numbers.attach(d2, o2);
+    await store.commit(inboundMessage('O-2', { raw: Buffer.from('O-2') }), a2.events);
+    expect(a2.events.filter((e) => e.type === 'result.validated').map((e) => [e.correlationId, e.type === 'result.validated' ? e.data.testCode : ''])).toEqual([['70301', 'CRP']]);
   });
 });

@@ -195,6 +195,12 @@ export class ResultOrderNumbers {
    */
   readonly #linked = new Map<string, Set<string>>();
   readonly #carriedBy = new Map<string, Set<string>>();
+  /**
+   * The filler numbers of the orders read carrying one while a result might wait under it (in
+   * memory only, WAITING_MAX at most, the oldest go first): an add-on pipelined right behind such
+   * an order is read before the order's look-up has run (#linked empty then).
+   */
+  readonly #orderFillers = new Map<string, Set<string>>();
   /** Whether the link's document (the mark that its waiting numbers are kept) is in the store. */
   #markerWritten = false;
   /** Whether the waiting results' document has been read (until then an order carrying a filler number is looked up). */
@@ -450,16 +456,39 @@ export class ResultOrderNumbers {
     // A result looked up and not committed yet may be one more (its look-up is still to run).
     const unsure = !this.#waitingRead || this.#resultsInFlight !== undefined;
     if (!unsure && this.#waiting.size === 0) return false;
-    return events.some((e) => {
-      if (e.type !== 'order.created') return false;
+    let names = false;
+    for (const e of events) {
+      if (e.type !== 'order.created') continue;
+      const to = e.data.accession;
       const filler = e.data.fillerOrderNumber ?? '';
-      if (unsure && filler !== '') return true;
-      if (this.#waitingUnder(e.data.accession) !== undefined || (filler !== '' && this.#waitingUnder(filler) !== undefined)) return true;
+      if (filler !== '' && (unsure || this.#waitingUnder(filler) !== undefined)) {
+        names = true;
+        // Its add-on may be read before this order's look-up runs (pipelined): it is looked up too.
+        if (filler !== to) this.#noteOrderFiller(to, filler);
+        continue;
+      }
+      if (names) continue;
+      if (this.#waitingUnder(to) !== undefined) names = true;
       // An order that came carrying a waiting number, named again by its accession alone (an add-on).
-      const linked = this.#linked.get(e.data.accession);
-      if (linked) for (const n of linked) if (this.#waitingUnder(n) !== undefined) return true;
-      return false;
-    });
+      else for (const n of this.#carried(to)) if (unsure || this.#waitingUnder(n) !== undefined) names = true;
+    }
+    return names;
+  }
+
+  /** The numbers the order `to` (bare accession) came carrying: remembered once it was looked up (#linked), or read so far (#orderFillers). */
+  #carried(to: string): string[] {
+    const linked = this.#linked.get(to);
+    const read = this.#orderFillers.get(to);
+    if (!linked && !read) return [];
+    return [...new Set([...(linked ?? []), ...(read ?? [])])];
+  }
+
+  /** An order read carrying `filler` while a result may wait under it: its add-on, read before its look-up ran, is looked up too. */
+  #noteOrderFiller(to: string, filler: string): void {
+    const fillers = this.#orderFillers.get(to);
+    if (fillers?.has(filler)) return;
+    if (!fillers && this.#orderFillers.size >= WAITING_MAX) this.#orderFillers.delete(this.#orderFillers.keys().next().value as string);
+    this.#orderFillers.set(to, (fillers ?? new Set<string>()).add(filler));
   }
 
   /**
@@ -681,7 +710,7 @@ export class ResultOrderNumbers {
       // waited under them: an add-on naming the order by its accession alone (ORC-3 empty). Before,
       // such an add-on was not looked up: its test's result, come before the order under the filler
       // number, was dead-lettered after a day and never billed.
-      for (const n of new Set([to, filler, ...(this.#linked.get(to) ?? [])])) {
+      for (const n of new Set([to, filler, ...this.#carried(to)])) {
         if (n === '') continue;
         for (const [w, entry] of this.#waitingUnder(n) ?? []) {
           if (w === to) continue;
