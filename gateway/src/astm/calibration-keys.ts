@@ -16,10 +16,11 @@ export type CalibrationKeyStore = Pick<GatewayStore, 'getEventByKey' | 'idempote
  * stock a second time (test/integration/c111-calibration-upgrade-audit.test.ts).
  *
  * Before the commit, for each such calibration whose key now is not in the store, the forms an
- * earlier release may have made (normalize.ts: `M|1` in the row-index form of consumption keys,
- * then `earlierPlaces`, the place it is sent at and 2 to 32) are looked up; the first one the store holds gives the calibration's events their keys, and
+ * earlier release may have made (normalize.ts `earlierPlaces`: the place it is sent at, then 2 to
+ * 32) are looked up; the first one the store holds gives the calibration's events their keys, and
  * the store skips them as the resend they are. A look-up that fails keeps the keys of now, with a
- * warning (the commit decides whether the message is taken).
+ * warning (the commit decides whether the message is taken). The place `1` in the row-index form
+ * (the release before this one) is consumption-keys.ts's, draw by draw (noteUndatedRun).
  */
 export async function keepCalibrationKeysOfEarlierReleases<R extends Pick<NormalizeResult, 'events' | 'warnings' | 'earlierCalibrationKeys'>>(result: R, store: CalibrationKeyStore): Promise<R> {
   const calibrations = result.earlierCalibrationKeys;

@@ -4,7 +4,7 @@ import type { DraftEvent, EventDataMap, EventType, RunType } from '../events/typ
 import { isGatewayError } from '../errors.ts';
 import { processingIdSearchTerm } from '../hl7/processing-id.ts';
 import { consumptionDrafts, splitConsumption } from '../profiles/consumption.ts';
-import { rowIndexKeyOf } from '../profiles/consumption-keys.ts';
+import { noteUndatedRun, rowIndexKeyOf } from '../profiles/consumption-keys.ts';
 import { altKeyParts, type SameTimeResult } from '../profiles/result-alt-key.ts';
 import { findTestMapping } from '../profiles/test-mapping.ts';
 import { withProcessingId } from '../profiles/training-run.ts';
@@ -75,7 +75,7 @@ function atPlace(raw: string, fieldDelimiter: string, place: string): string {
 /**
  * The places (M.2 sequence numbers) an earlier release may have stored an undated calibration at,
  * besides `1` (whose run identity is the one now: only its row-index form is earlier, looked up
- * first, below): releases before a82316d hashed the whole record, so one
+ * by consumption-keys.ts, noteUndatedRun): releases before a82316d hashed the whole record, so one
  * stored at `M|2` has the key of that text. The place it is sent at now first (the c 111 resending
  * a message it missed the ACK of), then 2 to EARLIER_CALIBRATION_PLACES (the same calibration
  * resent at another place: alone, or behind other ones).
@@ -563,10 +563,16 @@ class MessageNormalizer {
         // The keys an earlier release may hold for it (a whole-record hash at another place):
         // looked up in the store before the commit (calibration-keys.ts).
         // Those releases keyed a draw by its row's index in the table (consumption-keys.ts). The
-        // place `1` in that form too, and for good: the calibration is dated by its message, so a
-        // re-send past the consumption window is not known by its date as one taken before.
+        // place `1` (the run identity of now) is looked up in that form by consumption-keys.ts,
+        // draw by draw and at the indices an edited table can have had, and for good: the
+        // calibration is dated by its message, so a re-send past the consumption window is not
+        // known by its date as one taken before. Before, this look-up tried `1` too, at the
+        // indices of now and by position: with a table edited since, the calibration's first
+        // draw was found and the rows the edit moved were drawn again
+        // (test/integration/review-s23c-calibration-edited-table.test.ts).
+        for (const draft of drafts) noteUndatedRun(draft);
         const keysAt = (place: string): string[] => consumptionDrafts({ ...run, runKey: `rec:${shortHash(atPlace(m.raw, d.field, place))}~${analyzerCode}` }).map((e) => rowIndexKeyOf(e) ?? e.idempotencyKey);
-        this.#earlierCalibrationKeys.push({ keys: drafts.map((e) => e.idempotencyKey), earlier: ['1', ...earlierPlaces(m.raw, d.field)].map(keysAt) });
+        this.#earlierCalibrationKeys.push({ keys: drafts.map((e) => e.idempotencyKey), earlier: earlierPlaces(m.raw, d.field).map(keysAt) });
       }
     }
     return count;

@@ -34,6 +34,8 @@ interface RowIndexNote {
   nth: number;
   rows: number;
   at: (rowIndex: number) => string;
+  /** The run is dated by its message, not by the analyzer (noteUndatedRun): looked up whatever its date. */
+  undated?: boolean;
 }
 
 /**
@@ -63,6 +65,18 @@ export function noteRowIndexKey(
 /** The row-index form of a consumption draft's key, when consumptionDrafts made it with the key it has. */
 export function rowIndexKeyOf(event: DraftEvent): string | undefined {
   return noteOf(event)?.earlier;
+}
+
+/**
+ * A draft of a run the analyzer gave no time for, dated by its message (an undated cobas c 111
+ * calibration, astm/normalize.ts): its date does not tell whether the earlier release took it, so
+ * past the upgrade window it is looked up whatever its date, as long as the store was upgraded
+ * (keepConsumptionKeysOfEarlierReleases). Its run identity (a hash of the record) is the same in
+ * every re-send.
+ */
+export function noteUndatedRun(draft: DraftEvent): void {
+  const note = noteOf(draft);
+  if (note !== undefined) note.undated = true;
 }
 
 function noteOf(event: DraftEvent): RowIndexNote | undefined {
@@ -114,7 +128,11 @@ export type ConsumptionKeyStore = Pick<GatewayStore, 'getEventByKey' | 'idempote
  *   re-transmitting a run from its memory months after. Before, past the window such a resend drew
  *   every reagent of the run a second time (test/integration/review-s23b-consumption-after-window.test.ts).
  *   An undated run (dated when received) resent then is not found, but for an undated c 111
- *   calibration, whose row-index form at M|1 calibration-keys.ts looks up for good.
+ *   calibration (noteUndatedRun), looked up whatever its date: its row-index form at M|1, at its
+ *   rows' indices now and at the others (below). Before, calibration-keys.ts looked that form up
+ *   at the indices of now alone and by position: a table edited since had the calibration's
+ *   moved rows (the cuvette, the cleaner) drawn again, within the window too
+ *   (test/integration/review-s23c-calibration-edited-table.test.ts).
  * Never on a store a release of era 3 began. Cost: one or two key look-ups per consumption event
  * looked up, and for a draw found at neither (a run first seen) the table's length and
  * EDITED_TABLE_SLACK more per slot (the store's key filter answers an absent key without a read);
@@ -131,7 +149,7 @@ export async function keepConsumptionKeysOfEarlierReleases<R extends { events: D
   for (const e of result.events) {
     const note = noteOf(e);
     if (note === undefined || note.earlier === e.idempotencyKey) continue;
-    if (upgradedAt !== undefined && !(Date.parse(e.occurredAt) < upgradedAt + RUN_CLOCK_MARGIN_MS)) continue;
+    if (upgradedAt !== undefined && note.undated !== true && !(Date.parse(e.occurredAt) < upgradedAt + RUN_CLOCK_MARGIN_MS)) continue;
     forms.set(e.idempotencyKey, note);
   }
   if (forms.size === 0) return result;
