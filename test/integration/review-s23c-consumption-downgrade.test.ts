@@ -1,0 +1,160 @@
+/**
+ * A store downgraded and upgraded again: this release (key era 3, consumption keys naming what a
+ * row draws) opened it, then the release before (1c29f8b, era 2: keys ending with the row's index)
+ * ran on it again for a while (a lab rolling back), then this release again. The release before
+ * rewrites the store's `keyEra` record as its own (`{ version: 2, since, earlier }`), so era 3's
+ * opening is made anew at the second upgrade: the runs the release before took while it ran again
+ * are dated before it and looked up in the row-index form past the window, for good. Had era 3's
+ * first opening been kept, a run the release before took during the rollback, re-sent by the
+ * analyzer past the window, would have drawn its reagents a second time. No defect found; this
+ * guards it.
+ *
+ * Real parts: the release before (PREVIOUS, from `git archive`) opens the same LevelDB data dir
+ * and normalizes, resolves and commits the run as its analyzer endpoint does; so does this one.
+ */
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { resolveAnalyzerResult } from '../../gateway/src/astm/accessions.ts';
+import { normalizeAstmMessage } from '../../gateway/src/astm/normalize.ts';
+import { CONSUMPTION_KEY_ERA } from '../../gateway/src/profiles/consumption-keys.ts';
+import { loadProfile } from '../../gateway/src/profiles/load.ts';
+import type { ConsumptionRow, Profile } from '../../gateway/src/profiles/types.ts';
+import { EventStore } from '../../gateway/src/store/event-store.ts';
+import { repoRoot } from '../fixtures/hl7/helpers.ts';
+
+const exec = promisify(execFile);
+
+/** The release before consumption keys stopped naming the row index (KEY_ERA 2). */
+const PREVIOUS = '1c29f8b';
+
+let work: string;
+let prevSrc: string;
+
+async function step(what: string, file: string, args: string[]): Promise<void> {
+  try {
+    await exec(file, args, { timeout: 30_000, killSignal: 'SIGKILL', maxBuffer: 1024 * 1024 });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { stderr?: string; killed?: boolean };
+    const why = e.code === 'ENOENT' ? `${file} is not installed` : e.killed ? 'it took over 30 s' : (e.stderr || e.message).trim();
+    throw new Error(`${what}: ${why}`);
+  }
+}
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'lgw-s23c-downgrade-'));
+  prevSrc = path.join(work, 'prev');
+  await mkdir(prevSrc);
+  const tar = path.join(work, 'prev.tar');
+  await step(`the earlier release's commit ${PREVIOUS} must be in the clone (a full clone of main; a shallow one lacks it)`, 'git', ['-C', repoRoot, 'cat-file', '-e', `${PREVIOUS}^{commit}`]);
+  await step(`git archive of ${PREVIOUS}`, 'git', ['-C', repoRoot, 'archive', '--format=tar', '-o', tar, PREVIOUS, 'gateway/src']);
+  await step(`unpacking the sources of ${PREVIOUS}`, 'tar', ['-x', '-f', tar, '-C', prevSrc]);
+  await symlink(path.join(repoRoot, 'node_modules'), path.join(prevSrc, 'node_modules'));
+}, 120_000);
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+afterAll(async () => {
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+const DAY = 86_400_000;
+
+/** ASTM time (local, as the analyzer sends it) of `ms`. */
+function astmTime(ms: number): string {
+  const d = new Date(ms);
+  const p = (n: number): string => String(n).padStart(2, '0');
+  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+}
+
+const profile: Profile = {
+  ...loadProfile('generic-astm'),
+  consumption: [
+    { per: 'test', test: 'GLU', productCode: 'GLU-R1', quantity: 0.2, uom: 'mL' },
+    { per: 'run', productCode: 'DEAD', quantity: 0.05, uom: 'mL', deadVolume: true },
+  ] satisfies ConsumptionRow[],
+};
+
+/** One GLU run on `specimen` measured at `r13`, sent in a session at `h14` (a resend has another). */
+const run = (h14: string, r13: string, specimen: string): string =>
+  [`H|\\^&|||M1|||||||P|1|${h14}`, 'P|1', `O|1|${specimen}||^^^GLU|R|${r13}`, `R|1|^^^GLU|5.0|mmol/L||||F||op||${r13}`, 'L|1|N'].join('\r');
+const inbound = (text: string, receivedAt: string) => ({
+  kind: 'astm' as const,
+  endpoint: 'an-1',
+  receivedAt,
+  encoding: 'latin1',
+  raw: Buffer.from(text, 'latin1'),
+  status: 'accepted' as const,
+  dedupKey: `astm|an-1|${text.length}|${text.split('\r')[0]!.split('|').at(-1)}`,
+  messageType: 'ASTM^RESULT',
+});
+
+interface PrevStore {
+  commit(message: ReturnType<typeof inbound>, events: unknown[]): Promise<{ eventIds: string[] }>;
+  close(): Promise<void>;
+}
+
+/** The release before opens `dir` and takes `text` (its own normalizer, resolution and store). */
+async function takenByPrevious(dir: string, text: string): Promise<void> {
+  const prevStore = await import(path.join(prevSrc, 'gateway/src/store/event-store.ts'));
+  const prevNormalize = await import(path.join(prevSrc, 'gateway/src/astm/normalize.ts'));
+  const prevAccessions = await import(path.join(prevSrc, 'gateway/src/astm/accessions.ts'));
+  const old = (await prevStore.EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0 })) as PrevStore;
+  try {
+    const receivedAt = new Date().toISOString();
+    const result = await prevAccessions.resolveAnalyzerResult(prevNormalize.normalizeAstmMessage(text, { analyzerId: 'an-1', endpoint: 'an-1', profile, receivedAt }), old);
+    await old.commit(inbound(text, receivedAt), result.events);
+  } finally {
+    await old.close();
+  }
+}
+
+async function takenNow(store: EventStore, text: string): Promise<string[]> {
+  const receivedAt = new Date().toISOString();
+  const result = await resolveAnalyzerResult(normalizeAstmMessage(text, { analyzerId: 'an-1', endpoint: 'an-1', profile, receivedAt }), store);
+  return (await store.commit(inbound(text, receivedAt), result.events)).eventIds;
+}
+
+async function draws(store: EventStore): Promise<string[]> {
+  return (await store.listEvents({ type: 'consumable.used', limit: 100 })).flatMap((e) => (e.event.type === 'consumable.used' ? [`${e.event.data.specimenId} ${e.event.data.productCode}`] : [])).sort();
+}
+
+describe('a store this release opened, then the release before (a rollback), then this release again', () => {
+  it('a run the release before took during the rollback, re-sent past the window, draws nothing more', async () => {
+    // The days pass on the gateway's clock (and the analyzer's): Date alone is faked.
+    const start = Date.now();
+    vi.useFakeTimers({ toFake: ['Date'], now: start });
+    const dir = await mkdtemp(path.join(work, 'data-'));
+    await takenByPrevious(dir, run(astmTime(start - 7_200_000), astmTime(start - 7_200_000), 'S-1'));
+    // The upgrade.
+    const upgraded = await EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0 });
+    const firstUpgrade = upgraded.earlierReleaseKeysBefore(CONSUMPTION_KEY_ERA);
+    expect(firstUpgrade).toBeDefined();
+    await upgraded.close();
+    // Five days later, the rollback: the release before takes S-2, measured then (past the margin
+    // from the first upgrade).
+    vi.setSystemTime(start + 5 * DAY);
+    const ranAt = astmTime(start + 5 * DAY);
+    await takenByPrevious(dir, run(ranAt, ranAt, 'S-2'));
+    // Ten days after the first upgrade, this release again; past its window (retentionDays 0).
+    vi.setSystemTime(start + 10 * DAY);
+    const store = await EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0, retention: { retentionDays: 0 } });
+    try {
+      expect(store.mayHoldEarlierReleaseKeys(CONSUMPTION_KEY_ERA)).toBe(false);
+      expect(store.earlierReleaseKeysBefore(CONSUMPTION_KEY_ERA)).toBeGreaterThanOrEqual(start + 10 * DAY);
+      const before = await draws(store);
+      expect(before).toEqual(['S-1 DEAD', 'S-1 GLU-R1', 'S-2 DEAD', 'S-2 GLU-R1']);
+      // The analyzer re-sends S-2 from its memory, a day on.
+      vi.setSystemTime(start + 11 * DAY);
+      expect(await takenNow(store, run(astmTime(start + 11 * DAY), ranAt, 'S-2'))).toEqual([]);
+      expect(await draws(store)).toEqual(before);
+    } finally {
+      await store.close();
+    }
+  });
+});
