@@ -517,6 +517,11 @@ export async function barcodeOrders(
   const lower = specimenId.toLowerCase();
   const underLower = lower === specimenId ? [] : await ordersNamingBarcode(store, lower, lookup);
   if (underLower.length === 0) return { barcode: upper, found: underUpper };
+  // Orders under the barcode's lower case (`ab12` for `Ab12`): their LIS links number by case, as
+  // surely as when the barcode was sent so. Before, this look-up marked nothing, and a tube `cd34`
+  // whose order had not come yet was answered with CD34's tests, another patient's
+  // (test/integration/review-s23c-case-collision-mark.test.ts).
+  marks.noteFound(lower, lisLinksOf(underLower, lookup));
   const both = [...underUpper, ...underLower].sort((a, b) => (a.event.id < b.event.id ? -1 : 1));
   const patients = new Set(both.map((e) => (e.event.type === 'order.created' ? e.event.data.patientId : undefined)).filter((p): p is string => !!p));
   return {
