@@ -2,7 +2,7 @@ import { statfs } from 'node:fs/promises';
 import { certificateValidity, expiryProblem, tlsCertificateFiles, type CertificateValidity } from '../config/certificates.ts';
 import type { GatewayConfig } from '../config/types.ts';
 import type { Component, ComponentStatus } from '../lifecycle.ts';
-import type { IntakeCounters, GatewayStore, QueueStats } from '../store/types.ts';
+import type { IntakeCounters, GatewayStore, QueueStats, SettleHold } from '../store/types.ts';
 import { StartupAlerts, type AlertSeverity, type EndpointKind, type EndpointState, type OdooLinkState, type Telemetry, type TelemetryEvents } from '../telemetry.ts';
 import { describeError } from '../errors.ts';
 import type { OrderDownloadSummary } from '../astm/order-download.ts';
@@ -129,6 +129,20 @@ export interface MqttLinkStatus {
   lastError: string | null;
 }
 
+/**
+ * Deliveries a stopped gateway left in flight, held after the restart until the settle time has
+ * passed (`settleHold` of `/api/status`; store.settleHold): `until` ISO, `message` in words.
+ */
+export interface SettleHoldStatus {
+  events: number;
+  /** The orders (partitions) they belong to. */
+  orders: number;
+  /** Later events of those orders, queued behind them. */
+  behind: number;
+  until: string;
+  message: string;
+}
+
 /** DESIGN.md §5 body of `GET /api/status` (contract fields first), plus additive fields. */
 export interface ApiStatus {
   gatewayId: string;
@@ -193,6 +207,14 @@ export interface ApiStatus {
    * takes lines). `LOG_LINES_LOST` while the gap lasts and for an hour after lines get through again.
    */
   log: LogOutputLoss;
+  /**
+   * Present only while deliveries a stopped gateway (a power cut, a kill) left in flight wait for
+   * the settle time after the restart before the relay looks them up in Odoo: how many, how many
+   * later events of their orders wait behind them, until when, and why in words. Not a health
+   * reason (nothing for a person to do; it ends by itself within 180 s). Before, the status said
+   * only "retrying 3", and IT restarted the gateway again or sent the orders again by hand.
+   */
+  settleHold?: SettleHoldStatus;
 }
 
 export interface StatusAlert {
@@ -305,14 +327,14 @@ const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', '
  * in UTC+1 read the pause an hour early. The machine-readable time stays in its own field
  * (`relayPause.since`).
  */
-export function localTime(ms: number, now: number): string {
+export function localTime(ms: number, now: number, seconds = false): string {
   if (!Number.isFinite(ms)) return 'an unknown time';
   const d = new Date(ms);
   const n = new Date(now);
   const two = (v: number): string => String(v).padStart(2, '0');
   const offset = -d.getTimezoneOffset();
   const zone = `UTC${offset < 0 ? '-' : '+'}${two(Math.floor(Math.abs(offset) / 60))}:${two(Math.abs(offset) % 60)}`;
-  const clock = `${two(d.getHours())}:${two(d.getMinutes())}`;
+  const clock = `${two(d.getHours())}:${two(d.getMinutes())}${seconds ? `:${two(d.getSeconds())}` : ''}`;
   const sameYear = d.getFullYear() === n.getFullYear();
   const sameDay = sameYear && d.getMonth() === n.getMonth() && d.getDate() === n.getDate();
   const day = sameDay ? '' : `${d.getDate()} ${MONTHS[d.getMonth()]}${sameYear ? '' : ` ${d.getFullYear()}`} `;
@@ -342,6 +364,21 @@ export function downFor(ms: number): string {
   const d = Math.floor(h / 24);
   const days = d === 1 ? '1 day' : `${d} days`;
   return h % 24 ? `${days} ${h % 24} h` : days;
+}
+
+/**
+ * The settle hold in words (`settleHold.message`): how many deliveries wait, until when (the lab's
+ * time, to the second: the hold lasts three minutes), why, what waits behind them, and that they go
+ * by themselves. `now` places the day (localTime).
+ */
+export function settleHoldWords(hold: SettleHold, now: number): string {
+  const n = hold.events;
+  const b = hold.behind;
+  const behind = b > 0 ? ` ${b} more event${b === 1 ? '' : 's'} of the same order${hold.partitions === 1 ? '' : 's'} wait${b === 1 ? 's' : ''} behind them.` : '';
+  return (
+    `${n} deliver${n === 1 ? 'y waits' : 'ies wait'} until ${localTime(hold.until, now, true)} to check Odoo for writes the gateway may have left running when it stopped (a power cut, a kill): ` +
+    `looked up sooner, a write Odoo still runs is not found and is sent twice.${behind} They go on their own then; restarting the gateway does not make them go sooner.`
+  );
 }
 
 /** Longest reason text shown; a longer one is cut (the log has it whole). */
@@ -452,6 +489,10 @@ export class StatusModel implements Component {
    */
   readonly #waitingForOrder = new Map<string, number>();
   #queue: QueueStats = { ...EMPTY_QUEUE };
+  /** Deliveries held after a restart (store.settleHold), as last read; undefined when none. */
+  #settleHold: SettleHold | undefined;
+  /** A read of the settle hold is under way (one at a time: the poll is every second). */
+  #settleReading = false;
   /** Accessions whose billing events retention keeps for want of their memory (RETENTION_HELD). */
   #retentionHeld: { accessions: number; first?: string } = { accessions: 0 };
   /** The store's write on its way to the disk past its bound, in whole minutes (-1: none; see poll). */
@@ -736,7 +777,30 @@ export class StatusModel implements Component {
       this.#changed('status');
     }
     this.#readLogLoss();
+    if (!this.#settleReading) void this.#readSettleHold();
     this.#checkHealth();
+  }
+
+  /**
+   * The deliveries held after a restart (store.settleHold: nothing is read while none is held). A
+   * change is a change of the status; the hold's words are made when the status is built.
+   */
+  async #readSettleHold(): Promise<void> {
+    const read = this.#o.store.settleHold;
+    if (!read) return;
+    this.#settleReading = true;
+    let next: SettleHold | undefined;
+    try {
+      next = await read.call(this.#o.store);
+    } catch {
+      next = undefined; // a closed store: the store's health says why
+    } finally {
+      this.#settleReading = false;
+    }
+    if (next === undefined && this.#settleHold === undefined) return;
+    if (next !== undefined && this.#settleHold !== undefined && sameRecord(next, this.#settleHold)) return;
+    this.#settleHold = next;
+    this.#changed('status');
   }
 
   /**
@@ -1031,7 +1095,12 @@ export class StatusModel implements Component {
       mqtt: this.#mqtt ? { broker: this.#mqtt.broker, connected: this.#mqtt.connected, since: this.#mqtt.since, lastError: this.#mqtt.lastError } : null,
       recentAlerts: this.#recentAlerts.map((a) => ({ ...a })).reverse(),
       log: { ...this.#logLoss },
+      ...(this.#settleHold ? { settleHold: this.#settleHoldStatus(this.#settleHold, now) } : {}),
     };
+  }
+
+  #settleHoldStatus(hold: SettleHold, now: number): SettleHoldStatus {
+    return { events: hold.events, orders: hold.partitions, behind: hold.behind, until: new Date(hold.until).toISOString(), message: settleHoldWords(hold, now) };
   }
 
   /**

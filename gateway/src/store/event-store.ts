@@ -37,6 +37,7 @@ import type {
   StoredMessage,
   LocalDoc,
   RetentionHold,
+  SettleHold,
 } from './types.ts';
 import { AMBIGUOUS_SETTLE_MS, CRASHED_DELIVERY_LIMIT } from './types.ts';
 
@@ -542,6 +543,13 @@ export class EventStore implements GatewayStore {
    * once and have it looked up before that write landed.
    */
   readonly #unrecordedHolds = new Map<string, number>();
+  /**
+   * The events start-up reopened from a stopped gateway's leases, with the due time each was given
+   * (the settle time from that start, on the due clock) and its partition, also those a start
+   * within it carried over (`meta!settleHold`): what settleHold() tells the status of. Read side
+   * only: nothing is looked up here on the way of a message or a delivery.
+   */
+  readonly #settleHeld = new Map<string, { due: number; pk: string }>();
   /** Set by noteCrash: the deliveries under way when the gateway began to stop on its own error. */
   #crashNote: CrashNote | undefined;
   /** Serialises relay-side mutations (lease, complete, replay, discard, prune). */
@@ -1082,7 +1090,8 @@ export class EventStore implements GatewayStore {
     // Leases open at the crash: the relay may or may not have reached Odoo. Those the gateway
     // noted when it stopped on an error of its own (noteCrash) count towards a crash loop.
     const crash = await this.#readCrashNote();
-    await this.#reopenLeases('the gateway stopped while this event was being delivered', this.#ambiguousSettleMs);
+    await this.#readSettleHeld();
+    await this.#reopenLeases('the gateway stopped while this event was being delivered', this.#ambiguousSettleMs, true);
     if (crash) {
       await this.#countCrashedDeliveries(crash);
       await unlink(this.#crashNotePath()).catch(() => undefined);
@@ -1105,7 +1114,7 @@ export class EventStore implements GatewayStore {
    * partition is due again; the relay looks each event up in Odoo before any resend. True when
    * there were any.
    */
-  async #reopenLeases(reason: string, settleMs = 0): Promise<boolean> {
+  async #reopenLeases(reason: string, settleMs = 0, startUp = false): Promise<boolean> {
     const ops: BatchOp[] = [];
     // On the lease's clock, which starts at the newest stored instant (#recover): read from
     // Date.now(), a box that booted with its clock two hours behind held the reopened events for
@@ -1135,17 +1144,78 @@ export class EventStore implements GatewayStore {
         stored.dueAt = due;
         stored.lastError = reason;
         reopened++;
+        if (startUp) this.#settleHeld.set(stored.event.id, { due, pk: partitionKey });
         ops.push({ type: 'put', sublevel: this.#sub.evt, key: stored.event.id, value: stored });
       }
       ops.push({ type: 'del', sublevel: this.#sub.lease, key: partitionKey });
       ops.push({ type: 'put', sublevel: this.#sub.due, key: timeKey(due) + SEP + partitionKey, value: '' });
     }
+    // Which events start-up holds, kept with them: a restart within the settle time (IT restarting
+    // the gateway again) finds them no longer in flight but still held (settleHold).
+    if (startUp && reopened > 0) ops.push({ type: 'put', sublevel: this.#sub.meta, key: 'settleHold', value: [...this.#settleHeld].map(([id, h]) => [id, h.due, h.pk]) });
     if (ops.length > 0) {
       this.#counts.inflight = Math.max(0, this.#counts.inflight - reopened);
       this.#counts.retrying += reopened;
       await this.#committer.write(ops);
     }
     return ops.length > 0;
+  }
+
+  /**
+   * At open, before the leases are reopened: the events an earlier start held (`meta!settleHold`)
+   * whose due time has not come yet on the due clock; settleHold() checks each is still held. One
+   * small read per open.
+   */
+  async #readSettleHeld(): Promise<void> {
+    const stored = (await this.#sub.meta.get('settleHold').catch(() => undefined)) as Array<[string, number, string]> | undefined;
+    if (!Array.isArray(stored)) return;
+    const now = this.#dueClock.now();
+    for (const entry of stored) {
+      if (Array.isArray(entry) && typeof entry[0] === 'string' && typeof entry[1] === 'number' && typeof entry[2] === 'string' && entry[1] > now) this.#settleHeld.set(entry[0], { due: entry[1], pk: entry[2] });
+    }
+  }
+
+  /**
+   * The deliveries start-up holds for the settle time (GatewayStore.settleHold): those of
+   * #settleHeld still retrying with the due time start-up gave them (one delivered, discarded,
+   * leased or retried since is no longer held), their orders, and the events queued behind them.
+   * Reads only those events (at most the relay's leases' at the stop) and their partitions' counts,
+   * and only until the last due time has passed; nothing while none is held.
+   */
+  async settleHold(): Promise<SettleHold | undefined> {
+    if (this.#settleHeld.size === 0 || this.#health === 'closed') return undefined;
+    const now = this.#dueClock.now();
+    for (const [id, h] of this.#settleHeld) if (h.due <= now) this.#settleHeld.delete(id);
+    if (this.#settleHeld.size === 0) return undefined;
+    const ids = [...this.#settleHeld.keys()];
+    // The state records only (no body, no message log read): the state and the due time say it.
+    await this.#committer.applied();
+    const states = (await this.#sub.evt.getMany(ids)) as Array<Pick<StoredEvent, 'state' | 'dueAt'> | undefined>;
+    const partitions = new Map<string, number>();
+    let last = 0;
+    states.forEach((rec, i) => {
+      const held = this.#settleHeld.get(ids[i]!);
+      if (!held) return;
+      if (!rec || rec.state !== 'retrying' || rec.dueAt !== held.due) {
+        this.#settleHeld.delete(ids[i]!);
+        return;
+      }
+      last = Math.max(last, held.due);
+      partitions.set(held.pk, (partitions.get(held.pk) ?? 0) + 1);
+    });
+    if (partitions.size === 0) return undefined;
+    let events = 0;
+    let behind = 0;
+    for (const [pk, held] of partitions) {
+      events += held;
+      // The cached count, else the stored one (read, not cached: the commit path owns the cache).
+      const queued = this.#pcount.get(pk) ?? ((await this.#sub.pcount.get(pk).catch(() => undefined)) as number | undefined) ?? held;
+      behind += Math.max(0, queued - held);
+    }
+    // On the system clock, as the status shows times: the due clock runs ahead of it only after a
+    // step back (or a box booted behind its data), by aheadMs.
+    const until = Math.ceil((last - this.#dueClock.aheadMs) / 1000) * 1000;
+    return { events, partitions: partitions.size, behind, until };
   }
 
   /**

@@ -295,6 +295,13 @@ export interface GatewayStore {
    */
   newestStoredAt?(): number | undefined;
   intake(): IntakeCounters;
+  /**
+   * The deliveries a stopped gateway left in flight that wait, after the restart, for the settle
+   * time to pass before the relay looks them up in Odoo (start-up's reopened leases, also when the
+   * gateway was restarted again within that time); undefined when none is held. Read at the
+   * status's poll: GET /api/status `settleHold`.
+   */
+  settleHold?(): Promise<SettleHold | undefined>;
   /** Per endpoint id, the receive time (ISO) of its last message, kept across restarts. */
   lastMessageAt?(): Readonly<Record<string, string>>;
   /** Count an inbound message that was answered without a commit (e.g. store down). */
@@ -343,6 +350,21 @@ export interface LocalDoc {
   value: unknown;
   /** Delete the document instead (`value` is ignored). */
   delete?: boolean;
+}
+
+/**
+ * Deliveries held after a restart (GatewayStore.settleHold): a write the stopped process had sent
+ * may still be running in Odoo, so the relay looks them up only once the settle time has passed.
+ */
+export interface SettleHold {
+  /** The held events (each still retrying with the due time the restart gave it). */
+  events: number;
+  /** How many orders (partitions) they belong to. */
+  partitions: number;
+  /** Later events of those orders, queued behind them. */
+  behind: number;
+  /** When the last of them is due, on the system clock (epoch ms, whole seconds, rounded up). */
+  until: number;
 }
 
 /**

@@ -345,6 +345,13 @@
     $('q-blocked').textContent = s.blockedPartitions ?? '—';
     $('q-delivered').textContent = q.delivered;
     $('q-oldest').textContent = duration(q.oldestPendingAgeSeconds);
+    // Deliveries a stopped gateway left in flight, held after the restart before they are looked
+    // up in Odoo (the gateway's words: how many, until when, why). Not shown from a status kept
+    // while the gateway does not answer: the hold it told of may be over.
+    const hold = !stale && s.settleHold && typeof s.settleHold.message === 'string' ? s.settleHold : null;
+    const settle = $('q-settle');
+    settle.hidden = !hold;
+    settle.textContent = hold ? hold.message : '';
     const badge = $('dead-badge');
     badge.hidden = !q.deadLettered;
     badge.textContent = q.deadLettered;
