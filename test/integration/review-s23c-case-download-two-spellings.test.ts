@@ -85,3 +85,51 @@ describe('a test the analyzer holds under two spellings of its barcode, then can
     ]);
   });
 });
+
+describe('a download the outbox read before the analyzer took a query answer under the typed barcode, sent after it', () => {
+  let gateway: Gateway;
+  let stop: () => Promise<void>;
+  let lis: MllpClient;
+  let analyzer: { sim: AnalyzerSim; socket: net.Socket };
+
+  beforeAll(async () => {
+    ({ gateway, stop } = await startTestGateway('s23c-case-download-race', { analyzers: [CHEM] }));
+    analyzer = await connectAnalyzer(gateway, CHEM.id);
+    lis = await MllpClient.connect({ host: '127.0.0.1', port: gateway.addresses().hl7.lis!.port });
+  });
+
+  afterAll(async () => {
+    analyzer?.socket.destroy();
+    await lis?.close().catch(() => undefined);
+    await stop?.();
+  });
+
+  it('the cancel goes under both barcodes', { timeout: 90_000 }, async () => {
+    const { sim } = analyzer;
+    expect(msa(await lis.send(orm('TR-1', 'ACC-TR-1', ['ALT', 'GLU'])))).toBe('MSA|AA|TR-1');
+    await refuseSession(sim);
+    // The analyzer asks for the typed barcode; while its answer waits for the analyzer to take
+    // the line, another order makes the outbox read ACC-TR-1 (ALT and GLU still to send).
+    await sim.sendMessage(query('acc-tr-1'));
+    expect(msa(await lis.send(orm('TR-2', 'ACC-TR-2', ['GLU'])))).toBe('MSA|AA|TR-2');
+    await new Promise((r) => setTimeout(r, 500));
+    const sessions: Array<[string, string, string]> = [];
+    for (let i = 0; i < 4; i++) {
+      const got = orderLines(await nextSession(sim, i === 0 ? 40_000 : 5_000));
+      if (got.length === 0) break;
+      sessions.push(...got);
+      if (got.some(([specimen]) => specimen === 'ACC-TR-2')) break;
+    }
+    expect(sessions.some(([specimen]) => specimen === 'acc-tr-1')).toBe(true);
+    expect(msa(await lis.send(orm('TR-3', 'ACC-TR-1', ['ALT'], 'CA')))).toBe('MSA|AA|TR-3');
+    const cancelled = cancels(await nextSession(sim, 20_000));
+    // Every barcode the analyzer took ALT under gets the cancel. With the outbox's read before the
+    // answer was taken (the half second above: the answer waits for the analyzer to take the
+    // line), the download sent after the answer gives ALT to ACC-TR-1 as well, and the analyzer
+    // holds it under both. Before: the cancel went under acc-tr-1 alone (the answer made it ALT's
+    // tube), and ACC-TR-1 ran the cancelled ALT.
+    const holders = [...new Set(sessions.filter(([specimen, tests, action]) => specimen.toUpperCase() === 'ACC-TR-1' && tests.includes('^^^ALT') && action !== 'C').map(([specimen]) => specimen))].sort();
+    expect(holders).toContain('acc-tr-1');
+    expect(cancelled.map(([specimen]) => specimen).sort()).toEqual(holders);
+  });
+});

@@ -219,7 +219,7 @@ export class OrderDownload {
    * Downloads the analyzer accepted whose documents were not written yet (the write failed): the
    * next pass records them before anything else of the accession, and never sends them again.
    */
-  readonly #unrecorded = new Map<string, { add: OrderedTest[]; cancel: OrderedTest[] }>();
+  readonly #unrecorded = new Map<string, { add: OrderedTest[]; cancel: OrderedTest[]; under: ReadonlyMap<string, string> }>();
   /**
    * Of the downloads one close reported (UnreceivedDownload.connection), per accession and test,
    * what the analyzer holds as the first of them naming the test left it (#unreceived).
@@ -803,7 +803,7 @@ export class OrderDownload {
       const taken = this.#unrecorded.get(accession);
       if (taken) {
         // The analyzer has these already: recorded now, and what is left (if anything) sent below.
-        await this.#locked(() => this.#markSent(accession, taken.add, taken.cancel));
+        await this.#locked(() => this.#markSent(accession, taken.add, taken.cancel, taken.under));
         this.#unrecorded.delete(accession);
       }
       const doc = await store.getDoc<OrderDownloadDoc>(ORDER_DOWNLOAD_NS, key);
@@ -813,6 +813,9 @@ export class OrderDownload {
       }
       const add = [...doc.pending];
       const cancel = [...doc.cancelPending];
+      // The barcode each test goes under (a host query answer may give the analyzer the test under
+      // another one before this download is on the line: #markSent).
+      const under = new Map(add.map((t) => [t.code, doc.tubes?.[t.code] ?? doc.specimenId ?? doc.accession]));
       // The tubes the analyzer has tests of this accession for (a cancel in the same message comes after the adds).
       const onAnalyzer = new Set([...doc.sent, ...doc.cancelPending].flatMap((t) => [doc.tubes?.[t.code] ?? doc.specimenId ?? doc.accession, ...(doc.alsoUnder?.[t.code] ?? [])]));
       const records = buildOrderDownload({ ...doc, onAnalyzer }, { add, cancel }, profile, { receiver: analyzerId });
@@ -829,8 +832,8 @@ export class OrderDownload {
       this.#failures.delete(accession);
       // Until its document says so, the accepted download is remembered here (a failed write
       // leaves it pending in the store): a later pass records it instead of sending it again.
-      this.#unrecorded.set(accession, { add, cancel });
-      await this.#locked(() => this.#markSent(accession, add, cancel));
+      this.#unrecorded.set(accession, { add, cancel, under });
+      await this.#locked(() => this.#markSent(accession, add, cancel, under));
       this.#unrecorded.delete(accession);
     }
   }
@@ -845,7 +848,7 @@ export class OrderDownload {
   }
 
   /** The analyzer accepted the message: `add` is sent (or, cancelled meanwhile, to cancel), `cancel` done. */
-  async #markSent(accession: string, add: OrderedTest[], cancel: OrderedTest[]): Promise<void> {
+  async #markSent(accession: string, add: OrderedTest[], cancel: OrderedTest[], under: ReadonlyMap<string, string> = new Map()): Promise<void> {
     const doc = await this.#opt.store.getDoc<OrderDownloadDoc>(ORDER_DOWNLOAD_NS, this.#key(accession));
     if (!doc) return;
     const addCodes = add.map((t) => t.code);
@@ -856,6 +859,14 @@ export class OrderDownload {
         // The LIS cancelled it while it was on the wire: the analyzer has it, so it gets the cancel.
         if (!has(doc.cancelPending, t.code)) doc.cancelPending.push(t);
       } else if (!has(doc.sent, t.code)) doc.sent.push(t);
+      // Taken meanwhile under another barcode (a host query answer the analyzer took while this
+      // download waited for the line: answeredByQuery made that barcode its tube): the analyzer
+      // holds it under both, and a cancel goes under both. Before, under the answer's alone, and
+      // the tube under the label ran the cancelled test
+      // (test/integration/review-s23c-case-download-two-spellings.test.ts).
+      const went = under.get(t.code);
+      const tube = doc.tubes?.[t.code] ?? doc.specimenId ?? doc.accession;
+      if (went !== undefined && went !== tube && !(doc.alsoUnder?.[t.code] ?? []).includes(went)) ((doc.alsoUnder ??= {})[t.code] ??= []).push(went);
     }
     doc.attempts = 0;
     delete doc.lastError;
