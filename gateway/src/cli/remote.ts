@@ -172,6 +172,8 @@ interface ApiStatusBody {
   queue: Record<string, number>;
   odoo: { state: string; lastError: string | null; lastSuccessAt: string | null };
   endpoints: Array<{ id: string; kind: string; state: string; connections: number; lastMessageAt: string | null; orderDownload?: OrderDownloadSummary }>;
+  /** Deliveries held after a restart for the settle time (status-model.ts SettleHoldStatus); absent when none. */
+  settleHold?: { message?: unknown };
 }
 
 /** "2 waiting since …, 1 not accepted — last refusal (ACC-1, …): …; last sent …" */
@@ -198,6 +200,12 @@ export async function runStatus(argv: string[], ctx: CliContext): Promise<number
   ctx.out(
     `queue    pending ${body.queue.pending}, in flight ${body.queue.inFlight}, retrying ${body.queue.retrying}, dead letters ${body.queue.deadLettered}, delivered ${body.queue.delivered}, oldest pending ${body.queue.oldestPendingAgeSeconds}s`,
   );
+  // Deliveries a stopped gateway (a power cut, a kill) left in flight, held after the restart for
+  // the settle time before the relay looks them up in Odoo: the gateway's words, as the status page
+  // shows them (dc0c165). Before, the CLI said only "retrying 3" for those three minutes, with Odoo
+  // answering, and IT restarted the gateway again or had the LIS send the orders again
+  // (test/integration/review-s23d-settle-hold-cli.test.ts).
+  if (typeof body.settleHold?.message === 'string') ctx.out(`held     ${body.settleHold.message}`);
   ctx.out(`odoo     ${body.odoo.state}${body.odoo.lastError ? ` (last error: ${body.odoo.lastError})` : ''}`);
   for (const e of body.endpoints) {
     ctx.out(`${e.kind.padEnd(8)} ${e.id}: ${e.state}, ${e.connections} connection(s), last message ${e.lastMessageAt ?? 'never'}`);
