@@ -12,11 +12,9 @@
  * Real parts: the release before (PREVIOUS, from `git archive`) opens the same LevelDB data dir
  * and normalizes, resolves and commits the run as its analyzer endpoint does; so does this one.
  */
-import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { resolveAnalyzerResult } from '../../gateway/src/astm/accessions.ts';
 import { normalizeAstmMessage } from '../../gateway/src/astm/normalize.ts';
@@ -24,9 +22,7 @@ import { CONSUMPTION_KEY_ERA } from '../../gateway/src/profiles/consumption-keys
 import { loadProfile } from '../../gateway/src/profiles/load.ts';
 import type { ConsumptionRow, Profile } from '../../gateway/src/profiles/types.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
-import { repoRoot } from '../fixtures/hl7/helpers.ts';
-
-const exec = promisify(execFile);
+import { unpackPreviousRelease } from '../fixtures/previous-release.ts';
 
 /** The release before consumption keys stopped naming the row index (KEY_ERA 2). */
 const PREVIOUS = '1c29f8b';
@@ -34,25 +30,9 @@ const PREVIOUS = '1c29f8b';
 let work: string;
 let prevSrc: string;
 
-async function step(what: string, file: string, args: string[]): Promise<void> {
-  try {
-    await exec(file, args, { timeout: 30_000, killSignal: 'SIGKILL', maxBuffer: 1024 * 1024 });
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException & { stderr?: string; killed?: boolean };
-    const why = e.code === 'ENOENT' ? `${file} is not installed` : e.killed ? 'it took over 30 s' : (e.stderr || e.message).trim();
-    throw new Error(`${what}: ${why}`);
-  }
-}
-
 beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), 'lgw-s23c-downgrade-'));
-  prevSrc = path.join(work, 'prev');
-  await mkdir(prevSrc);
-  const tar = path.join(work, 'prev.tar');
-  await step(`the earlier release's commit ${PREVIOUS} must be in the clone (a full clone of main; a shallow one lacks it)`, 'git', ['-C', repoRoot, 'cat-file', '-e', `${PREVIOUS}^{commit}`]);
-  await step(`git archive of ${PREVIOUS}`, 'git', ['-C', repoRoot, 'archive', '--format=tar', '-o', tar, PREVIOUS, 'gateway/src']);
-  await step(`unpacking the sources of ${PREVIOUS}`, 'tar', ['-x', '-f', tar, '-C', prevSrc]);
-  await symlink(path.join(repoRoot, 'node_modules'), path.join(prevSrc, 'node_modules'));
+  prevSrc = await unpackPreviousRelease(PREVIOUS, work);
 }, 120_000);
 
 afterEach(() => {
