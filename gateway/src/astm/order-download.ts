@@ -219,7 +219,7 @@ export class OrderDownload {
    * Downloads the analyzer accepted whose documents were not written yet (the write failed): the
    * next pass records them before anything else of the accession, and never sends them again.
    */
-  readonly #unrecorded = new Map<string, { add: OrderedTest[]; cancel: OrderedTest[]; under: ReadonlyMap<string, string> }>();
+  readonly #unrecorded = new Map<string, { add: OrderedTest[]; cancel: OrderedTest[]; under: ReadonlyMap<string, string>; cancelledUnder: ReadonlyMap<string, readonly string[]> }>();
   /**
    * Of the downloads one close reported (UnreceivedDownload.connection), per accession and test,
    * what the analyzer holds as the first of them naming the test left it (#unreceived).
@@ -803,7 +803,7 @@ export class OrderDownload {
       const taken = this.#unrecorded.get(accession);
       if (taken) {
         // The analyzer has these already: recorded now, and what is left (if anything) sent below.
-        await this.#locked(() => this.#markSent(accession, taken.add, taken.cancel, taken.under));
+        await this.#locked(() => this.#markSent(accession, taken.add, taken.cancel, taken.under, taken.cancelledUnder));
         this.#unrecorded.delete(accession);
       }
       const doc = await store.getDoc<OrderDownloadDoc>(ORDER_DOWNLOAD_NS, key);
@@ -816,6 +816,9 @@ export class OrderDownload {
       // The barcode each test goes under (a host query answer may give the analyzer the test under
       // another one before this download is on the line: #markSent).
       const under = new Map(add.map((t) => [t.code, doc.tubes?.[t.code] ?? doc.specimenId ?? doc.accession]));
+      // And the barcodes each cancel goes under (a host query answer may give the analyzer the test
+      // under another one before this cancel is on the line: #markSent sends it there next).
+      const cancelledUnder = new Map(cancel.map((t) => [t.code, [doc.tubes?.[t.code] ?? doc.specimenId ?? doc.accession, ...(doc.alsoUnder?.[t.code] ?? [])]]));
       // The tubes the analyzer has tests of this accession for (a cancel in the same message comes after the adds).
       const onAnalyzer = new Set([...doc.sent, ...doc.cancelPending].flatMap((t) => [doc.tubes?.[t.code] ?? doc.specimenId ?? doc.accession, ...(doc.alsoUnder?.[t.code] ?? [])]));
       const records = buildOrderDownload({ ...doc, onAnalyzer }, { add, cancel }, profile, { receiver: analyzerId });
@@ -832,8 +835,8 @@ export class OrderDownload {
       this.#failures.delete(accession);
       // Until its document says so, the accepted download is remembered here (a failed write
       // leaves it pending in the store): a later pass records it instead of sending it again.
-      this.#unrecorded.set(accession, { add, cancel, under });
-      await this.#locked(() => this.#markSent(accession, add, cancel, under));
+      this.#unrecorded.set(accession, { add, cancel, under, cancelledUnder });
+      await this.#locked(() => this.#markSent(accession, add, cancel, under, cancelledUnder));
       this.#unrecorded.delete(accession);
     }
   }
@@ -848,12 +851,35 @@ export class OrderDownload {
   }
 
   /** The analyzer accepted the message: `add` is sent (or, cancelled meanwhile, to cancel), `cancel` done. */
-  async #markSent(accession: string, add: OrderedTest[], cancel: OrderedTest[], under: ReadonlyMap<string, string> = new Map()): Promise<void> {
+  async #markSent(
+    accession: string,
+    add: OrderedTest[],
+    cancel: OrderedTest[],
+    under: ReadonlyMap<string, string> = new Map(),
+    cancelledUnder: ReadonlyMap<string, readonly string[]> = new Map(),
+  ): Promise<void> {
     const doc = await this.#opt.store.getDoc<OrderDownloadDoc>(ORDER_DOWNLOAD_NS, this.#key(accession));
     if (!doc) return;
     const addCodes = add.map((t) => t.code);
     doc.pending = without(doc.pending, addCodes);
     doc.cancelPending = without(doc.cancelPending, cancel.map((t) => t.code));
+    // A cancel taken under the barcodes the outbox read, while a host query answer the analyzer
+    // took before it (this cancel waited for the line) gave it the test under another barcode as
+    // well (answeredByQuery: alsoUnder): the analyzer still holds the test there, and the cancel
+    // goes there next, under that barcode only. Before, the test counted as cancelled everywhere
+    // and the tube typed at the analyzer (acc-1 for ACC-1) ran the cancelled test
+    // (test/integration/review-s23d-case-cancel-race.test.ts).
+    for (const t of cancel) {
+      const went = cancelledUnder.get(t.code);
+      if (went === undefined || !doc.cancelled.includes(t.code) || has(doc.sent, t.code) || has(doc.pending, t.code) || has(doc.cancelPending, t.code)) continue;
+      const holders = [...new Set([doc.tubes?.[t.code] ?? doc.specimenId ?? doc.accession, ...(doc.alsoUnder?.[t.code] ?? [])])];
+      const left = holders.filter((b) => !went.includes(b));
+      if (left.length === 0) continue;
+      doc.cancelPending.push(t);
+      (doc.tubes ??= {})[t.code] = left[0]!;
+      if (left.length > 1) (doc.alsoUnder ??= {})[t.code] = left.slice(1);
+      else if (doc.alsoUnder) delete doc.alsoUnder[t.code];
+    }
     for (const t of add) {
       if (doc.cancelled.includes(t.code)) {
         // The LIS cancelled it while it was on the wire: the analyzer has it, so it gets the cancel.
