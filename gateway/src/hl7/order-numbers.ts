@@ -767,6 +767,14 @@ export class ResultOrderNumbers {
       for (const s of waiting) {
         const ev = s.event;
         if (ev.type !== 'result.validated' || !tests.has(ev.data.testCode)) continue;
+        let already = this.#store.getDoc ? await this.#store.getDoc<AttachedResult>(ATTACHED_NAMESPACE, ev.id) : undefined;
+        // On this order already (its copy stored): nothing, and its message is not read. The
+        // number stays kept its 7 days (an add-on may come), so every later message of the order
+        // is looked up: before, each read and parsed the stored message of every such result.
+        if (already && already.accession === this.#stored(to)) {
+          onOrder ??= new Set((await this.#store.eventsByCorrelation(this.#stored(to), ['result.validated'])).map((x) => x.event.idempotencyKey));
+          if (onOrder.has(already.key)) continue;
+        }
         // Each result's own patient (the message it came in): results of two patients may wait
         // under one number (a LIS whose filler numbers come round again). Before, the number kept
         // its first result's patient only: the order of that patient got the other patient's
@@ -776,7 +784,6 @@ export class ResultOrderNumbers {
           warnings.push(`result ${ev.data.testCode} stored under ${this.#stored(w)} before its order (event ${ev.id}) names patient ${patient}, order ${this.#stored(to)} carrying its number names ${orderPatient}; not attached`);
           continue;
         }
-        let already = this.#store.getDoc ? await this.#store.getDoc<AttachedResult>(ATTACHED_NAMESPACE, ev.id) : undefined;
         // Delivered without being attached: a sale order of its own number took it.
         if (s.state === 'delivered' && !already) continue;
         let again = false;
