@@ -374,10 +374,14 @@ export function downFor(ms: number): string {
 export function settleHoldWords(hold: SettleHold, now: number): string {
   const n = hold.events;
   const b = hold.behind;
-  const behind = b > 0 ? ` ${b} more event${b === 1 ? '' : 's'} of the same order${hold.partitions === 1 ? '' : 's'} wait${b === 1 ? 's' : ''} behind them.` : '';
+  // One delivery is "it" (before, "them" and "They go" for one as for several: the technician
+  // looked for deliveries the page did not count; test/unit/review-s23d-settle-hold-words.test.ts).
+  const them = n === 1 ? 'it' : 'them';
+  const behind = b > 0 ? ` ${b} more event${b === 1 ? '' : 's'} of the same order${hold.partitions === 1 ? '' : 's'} wait${b === 1 ? 's' : ''} behind ${them}.` : '';
+  const go = n === 1 ? 'It goes on its own then' : 'They go on their own then';
   return (
     `${n} deliver${n === 1 ? 'y waits' : 'ies wait'} until ${localTime(hold.until, now, true)} to check Odoo for writes the gateway may have left running when it stopped (a power cut, a kill): ` +
-    `looked up sooner, a write Odoo still runs is not found and is sent twice.${behind} They go on their own then; restarting the gateway does not make them go sooner.`
+    `looked up sooner, a write Odoo still runs is not found and is sent twice.${behind} ${go}; restarting the gateway does not make ${them} go sooner.`
   );
 }
 
