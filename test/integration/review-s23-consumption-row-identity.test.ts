@@ -19,20 +19,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { resolveAnalyzerResult } from '../../gateway/src/astm/accessions.ts';
-import { type HostQuery, normalizeAstmMessage } from '../../gateway/src/astm/normalize.ts';
-import type { AnalyzerConfig, Hl7EndpointConfig } from '../../gateway/src/config/types.ts';
-import { AstmEndpoint } from '../../gateway/src/ingress/astm/astm-endpoint.ts';
-import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
-import { MllpEndpoint } from '../../gateway/src/ingress/mllp/mllp-endpoint.ts';
-import { silentLogger } from '../../gateway/src/log.ts';
-import { createAnalyzerHl7Normalizer } from '../../gateway/src/profiles/hl7-analyzer-normalize.ts';
 import { loadProfile } from '../../gateway/src/profiles/load.ts';
 import type { ConsumptionRow, Profile } from '../../gateway/src/profiles/types.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
-import { Telemetry } from '../../gateway/src/telemetry.ts';
-import { connectTcpSim } from '../fixtures/astm-link/sim-wires.ts';
-import { endpointConfig } from '../fixtures/hl7/helpers.ts';
+import { astmEndpoint, astmTakenByPrevious, bsMessage, draws, hl7AnalyzerEndpoint, hl7TakenByPrevious, sendAstm, sendHl7 } from '../fixtures/consumption-runs.ts';
 import { unpackPreviousRelease } from '../fixtures/previous-release.ts';
 
 /** The tree before consumption keys stopped naming the row index (HEAD when this test was written). */
@@ -65,21 +55,6 @@ async function openStore(dir: string, extra: Record<string, unknown> = {}): Prom
   return store;
 }
 
-async function until(cond: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 500 && !(await cond()); i++) await new Promise((r) => setTimeout(r, 10));
-  expect(await cond()).toBe(true);
-}
-
-interface StoreLike {
-  listMessages(query: { limit: number }): Promise<unknown[]>;
-  close(): Promise<void>;
-}
-interface EndpointLike {
-  start(): Promise<void>;
-  stop(deadline?: number): Promise<void>;
-  address(): { port: number } | undefined;
-}
-
 // ------------------------------------------------------------------ ASTM (generic profile)
 
 const generic = loadProfile('generic-astm');
@@ -102,43 +77,6 @@ const astmRun = (h14: string, specimen = 'S-1'): string[] => [
   'R|2|^^^CREA|80|umol/L||||F||op||20260114090000',
   'L|1|N',
 ];
-
-/** The run sent to an ASTM endpoint on `store` (ACKed, committed), the endpoint stopped after. */
-async function sendAstm(endpoint: EndpointLike, store: StoreLike, records: string[]): Promise<void> {
-  await endpoint.start();
-  const before = (await store.listMessages({ limit: 1000 })).length;
-  try {
-    const { sim, socket } = await connectTcpSim(endpoint.address()!.port);
-    try {
-      const r = await sim.sendMessage(records);
-      expect(r.replies).toBe('<ACK>'.repeat(records.length + 1));
-      await until(async () => (await store.listMessages({ limit: 1000 })).length === before + 1);
-    } finally {
-      socket.destroy();
-    }
-  } finally {
-    await endpoint.stop(2_000);
-  }
-}
-
-/** This release's ASTM endpoint, wired as gateway.ts #addAstm wires it. */
-function astmEndpoint(store: EventStore, profile: Profile): AstmEndpoint<HostQuery> {
-  const analyzer = { id: 'an-1', profile: profile.name, tcp: { listen: { host: '127.0.0.1', port: 0 } } } as AnalyzerConfig;
-  return new AstmEndpoint<HostQuery>({
-    analyzer,
-    profile,
-    store,
-    telemetry: new Telemetry(),
-    log: silentLogger,
-    normalize: (text, ctx) => resolveAnalyzerResult(normalizeAstmMessage(text, { analyzerId: 'an-1', endpoint: 'an-1', profile, receivedAt: ctx.receivedAt }), store),
-  });
-}
-
-/** The draws the store holds: `<specimen> <product> <test or run>`, sorted. */
-async function draws(store: EventStore): Promise<string[]> {
-  const events = await store.listEvents({ type: 'consumable.used', limit: 1000 });
-  return events.flatMap((e) => (e.event.type === 'consumable.used' ? [`${e.event.data.specimenId} ${e.event.data.productCode} ${e.event.data.testCode ?? 'run'}`] : [])).sort();
-}
 
 describe('ASTM: a resend after the consumption table was edited', () => {
   it('a row inserted above, or the rows reordered: the resent run draws nothing more', async () => {
@@ -200,40 +138,6 @@ describe('ASTM: a resend after the consumption table was edited', () => {
 // ------------------------------------------------------------------ HL7 analyzer (Mindray BS)
 
 const mindray = loadProfile('mindray-bs-series');
-const bsMessage = (controlId: string, msh7: string, barcode = 'B-2'): string =>
-  [
-    `MSH|^~\\&|Mindray|BS-200|||${msh7}||ORU^R01|${controlId}|P|2.3.1||||0||ASCII|||`,
-    'PID|1|854||32|Anon||19830719000000|F',
-    `OBR|1|${barcode}|32|Mindray^BS-200|N||20260114102500||||||||serum`,
-    'OBX|1|NM|1|t|35.000000|U/L|-||||F|||20260114102930||',
-  ].join('\r');
-
-/** This release's HL7 analyzer endpoint, wired as gateway.ts wires it. */
-function hl7AnalyzerEndpoint(store: EventStore, profile: Profile): MllpEndpoint {
-  return new MllpEndpoint({
-    config: hl7Config(),
-    store,
-    telemetry: new Telemetry(),
-    log: silentLogger,
-    normalize: createAnalyzerHl7Normalizer({ analyzerId: 'bs-1', profile }),
-    resolveEvents: (draft) => resolveAnalyzerResult(draft, store),
-  });
-}
-
-const hl7Config = (): Hl7EndpointConfig => endpointConfig({ id: 'bs-1', analyzer: 'bs-1', defaultCharset: 'utf8', maxConnections: 4 });
-
-async function sendHl7(endpoint: EndpointLike, messages: string[]): Promise<string[]> {
-  await endpoint.start();
-  const client = await MllpClient.connect({ host: '127.0.0.1', port: endpoint.address()!.port });
-  const acks: string[] = [];
-  try {
-    for (const m of messages) acks.push((await client.send(Buffer.from(m, 'latin1'))).toString('latin1'));
-  } finally {
-    await client.close();
-    await endpoint.stop(2_000);
-  }
-  return acks;
-}
 
 const extraRow: ConsumptionRow = { per: 'test', test: 'TSH', productCode: 'MR-BS-TSH', quantity: 1, uom: 'Units' };
 
@@ -257,28 +161,7 @@ describe('upgrade: draws an earlier release stored under row-index keys', () => 
   it('ASTM: the run the earlier release took, resent after the upgrade, draws nothing more; a new run draws', async () => {
     const dir = await dataDir();
     const profile = astmProfile(row.glu, row.crea, row.dead);
-    {
-      const prevStore = await import(path.join(prevSrc, 'gateway/src/store/event-store.ts'));
-      const prevEndpoint = await import(path.join(prevSrc, 'gateway/src/ingress/astm/astm-endpoint.ts'));
-      const prevNormalize = await import(path.join(prevSrc, 'gateway/src/astm/normalize.ts'));
-      const prevAccessions = await import(path.join(prevSrc, 'gateway/src/astm/accessions.ts'));
-      const prevTelemetry = await import(path.join(prevSrc, 'gateway/src/telemetry.ts'));
-      const old = (await prevStore.EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0 })) as StoreLike;
-      try {
-        const analyzer = { id: 'an-1', profile: profile.name, tcp: { listen: { host: '127.0.0.1', port: 0 } } };
-        const endpoint = new prevEndpoint.AstmEndpoint({
-          analyzer,
-          profile,
-          store: old,
-          telemetry: new prevTelemetry.Telemetry(),
-          log: silentLogger,
-          normalize: (text: string, ctx: { receivedAt: string }) => prevAccessions.resolveAnalyzerResult(prevNormalize.normalizeAstmMessage(text, { analyzerId: 'an-1', endpoint: 'an-1', profile, receivedAt: ctx.receivedAt }), old),
-        }) as EndpointLike;
-        await sendAstm(endpoint, old, astmRun('20260114090500'));
-      } finally {
-        await old.close();
-      }
-    }
+    await astmTakenByPrevious(prevSrc, dir, profile, astmRun('20260114090500'));
     const store = await openStore(dir);
     const first = await draws(store);
     expect(first).toEqual(['S-1 CREA-R1 CREA', 'S-1 DEAD run', 'S-1 GLU-R1 GLU']);
@@ -295,28 +178,8 @@ describe('upgrade: draws an earlier release stored under row-index keys', () => 
 
   it('HL7 analyzer: the run the earlier release took, resent after the upgrade, draws nothing more', async () => {
     const dir = await dataDir();
-    {
-      const prevStore = await import(path.join(prevSrc, 'gateway/src/store/event-store.ts'));
-      const prevEndpoint = await import(path.join(prevSrc, 'gateway/src/ingress/mllp/mllp-endpoint.ts'));
-      const prevNormalize = await import(path.join(prevSrc, 'gateway/src/profiles/hl7-analyzer-normalize.ts'));
-      const prevAccessions = await import(path.join(prevSrc, 'gateway/src/astm/accessions.ts'));
-      const prevTelemetry = await import(path.join(prevSrc, 'gateway/src/telemetry.ts'));
-      const old = (await prevStore.EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0 })) as StoreLike;
-      try {
-        const endpoint = new prevEndpoint.MllpEndpoint({
-          config: hl7Config(),
-          store: old,
-          telemetry: new prevTelemetry.Telemetry(),
-          log: silentLogger,
-          normalize: prevNormalize.createAnalyzerHl7Normalizer({ analyzerId: 'bs-1', profile: mindray }),
-          resolveEvents: (draft: unknown) => prevAccessions.resolveAnalyzerResult(draft, old),
-        }) as EndpointLike;
-        const [ack] = await sendHl7(endpoint, [bsMessage('61', '20260114103000')]);
-        expect(ack).toMatch(/MSA\|AA\|61/);
-      } finally {
-        await old.close();
-      }
-    }
+    const [ack] = await hl7TakenByPrevious(prevSrc, dir, mindray, [bsMessage('61', '20260114103000')]);
+    expect(ack).toMatch(/MSA\|AA\|61/);
     const store = await openStore(dir);
     const first = await draws(store);
     expect(first).toEqual(['B-2 MR-BS-ALT ALT', 'B-2 MR-BS-CUVETTE-WASH ALT', 'B-2 MR-BS-PROBE-WASH run']);

@@ -16,12 +16,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { resolveAnalyzerResult } from '../../gateway/src/astm/accessions.ts';
-import { normalizeAstmMessage } from '../../gateway/src/astm/normalize.ts';
 import { CONSUMPTION_KEY_ERA } from '../../gateway/src/profiles/consumption-keys.ts';
 import { loadProfile } from '../../gateway/src/profiles/load.ts';
 import type { ConsumptionRow, Profile } from '../../gateway/src/profiles/types.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
+import { type AstmTake, astmCommittedByPrevious, astmCommittedNow, astmTime } from '../fixtures/consumption-runs.ts';
 import { unpackPreviousRelease } from '../fixtures/previous-release.ts';
 
 /** The release before consumption keys stopped naming the row index (KEY_ERA 2). */
@@ -45,13 +44,6 @@ afterAll(async () => {
 
 const DAY = 86_400_000;
 
-/** ASTM time (local, as the analyzer sends it) of `ms`. */
-function astmTime(ms: number): string {
-  const d = new Date(ms);
-  const p = (n: number): string => String(n).padStart(2, '0');
-  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
-}
-
 const profile: Profile = {
   ...loadProfile('generic-astm'),
   consumption: [
@@ -63,42 +55,13 @@ const profile: Profile = {
 /** One GLU run on `specimen` measured at `r13`, sent in a session at `h14` (a resend has another). */
 const run = (h14: string, r13: string, specimen: string): string =>
   [`H|\\^&|||M1|||||||P|1|${h14}`, 'P|1', `O|1|${specimen}||^^^GLU|R|${r13}`, `R|1|^^^GLU|5.0|mmol/L||||F||op||${r13}`, 'L|1|N'].join('\r');
-const inbound = (text: string, receivedAt: string) => ({
-  kind: 'astm' as const,
-  endpoint: 'an-1',
-  receivedAt,
-  encoding: 'latin1',
-  raw: Buffer.from(text, 'latin1'),
-  status: 'accepted' as const,
-  dedupKey: `astm|an-1|${text.length}|${text.split('\r')[0]!.split('|').at(-1)}`,
-  messageType: 'ASTM^RESULT',
-});
 
-interface PrevStore {
-  commit(message: ReturnType<typeof inbound>, events: unknown[]): Promise<{ eventIds: string[] }>;
-  close(): Promise<void>;
-}
+const take: AstmTake = { analyzerId: 'an-1', profile, messageType: 'ASTM^RESULT' };
 
 /** The release before opens `dir` and takes `text` (its own normalizer, resolution and store). */
-async function takenByPrevious(dir: string, text: string): Promise<void> {
-  const prevStore = await import(path.join(prevSrc, 'gateway/src/store/event-store.ts'));
-  const prevNormalize = await import(path.join(prevSrc, 'gateway/src/astm/normalize.ts'));
-  const prevAccessions = await import(path.join(prevSrc, 'gateway/src/astm/accessions.ts'));
-  const old = (await prevStore.EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0 })) as PrevStore;
-  try {
-    const receivedAt = new Date().toISOString();
-    const result = await prevAccessions.resolveAnalyzerResult(prevNormalize.normalizeAstmMessage(text, { analyzerId: 'an-1', endpoint: 'an-1', profile, receivedAt }), old);
-    await old.commit(inbound(text, receivedAt), result.events);
-  } finally {
-    await old.close();
-  }
-}
+const takenByPrevious = (dir: string, text: string): Promise<void> => astmCommittedByPrevious(prevSrc, dir, take, text, new Date().toISOString());
 
-async function takenNow(store: EventStore, text: string): Promise<string[]> {
-  const receivedAt = new Date().toISOString();
-  const result = await resolveAnalyzerResult(normalizeAstmMessage(text, { analyzerId: 'an-1', endpoint: 'an-1', profile, receivedAt }), store);
-  return (await store.commit(inbound(text, receivedAt), result.events)).eventIds;
-}
+const takenNow = (store: EventStore, text: string): Promise<string[]> => astmCommittedNow(store, take, text);
 
 async function draws(store: EventStore): Promise<string[]> {
   return (await store.listEvents({ type: 'consumable.used', limit: 100 })).flatMap((e) => (e.event.type === 'consumable.used' ? [`${e.event.data.specimenId} ${e.event.data.productCode}`] : [])).sort();
