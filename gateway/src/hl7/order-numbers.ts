@@ -737,7 +737,12 @@ export class ResultOrderNumbers {
       }
       const { order, entry, via } = list[0] as { order: DraftEvent & { type: 'order.created' }; entry: WaitingEntry; via: string };
       const to = order.data.accession;
-      const orderPatient = order.data.patientId || undefined;
+      // An order message naming no patient (the PATIENT group is optional in ORM^O01: an add-on
+      // naming its order by its accession alone) is of the patient of the order stored under its
+      // accession (the latest). Before, it was compared with none: an add-on of MRN-77's order got
+      // MRN-88's result waiting under the number that order came carrying (a filler number come
+      // round), billed on MRN-77's order, and MRN-88's order got none.
+      const orderPatient = order.data.patientId || (await this.#storedPatient(to));
       const stored = await this.#store.eventsByCorrelation(this.#stored(w));
       // An order of that accession itself: the results are its own.
       if (stored.some((s) => this.#ofLink(s))) continue;
@@ -872,6 +877,16 @@ export class ResultOrderNumbers {
       read.set(id, patient);
     }
     return read.get(id) ?? undefined;
+  }
+
+  /** The patient (PID-3.1) of the latest live order of this link stored under the (bare) accession `to`, if it names one. */
+  async #storedPatient(to: string): Promise<string | undefined> {
+    const orders = (await this.#store.eventsByCorrelation(this.#stored(to), ['order.created'])).filter((e) => this.#ofLink(e));
+    for (let i = orders.length - 1; i >= 0; i--) {
+      const e = orders[i]!.event;
+      if (e.type === 'order.created' && e.data.patientId) return e.data.patientId;
+    }
+    return undefined;
   }
 
   /** The store as billing's history reads it (copiedTo). */
