@@ -5,7 +5,6 @@
  * dir, the relay) posting to the Odoo emulator over HTTP, the LIS a real MLLP client.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -13,29 +12,16 @@ import { Gateway } from '../../gateway/src/gateway.ts';
 import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
 import { testGatewayConfig } from '../fixtures/gateway.ts';
-import { useLisLab } from '../fixtures/lis-rig.ts';
+import { fillerOrder, fillerResult, pipelined, useLisLab } from '../fixtures/lis-rig.ts';
 import { billed, invoices, saleLines } from '../fixtures/relay/billing-rig.ts';
 import { startLabDay } from '../fixtures/relay/lab-day.ts';
 
 const { lab, closers } = useLisLab();
 
-const MSH = (type: string, id: string): string => `MSH|^~\\&|LIS|LAB|GW|LAB|20260301093000||${type}|${id}|P|2.5.1`;
-
-/** An ORM^O01 NW of GLU with placer number `placer` (may be empty) and filler number `filler`. */
-function order(id: string, placer: string, filler: string, mrn = 'MRN-77'): string {
-  return [MSH('ORM^O01^ORM_O01', id), `PID|1||${mrn}^^^LAB^MR`, `ORC|NW|${placer}|${filler}||||||20260301092500||||||||||||CLINIC-A`, `OBR|1|${placer}|${filler}|GLU^GLU test`].join('\r');
-}
-
-/** The final ORU^R01 of GLU with placer number `placer` (may be empty) and filler number `filler`. */
-function result(id: string, placer: string, filler: string, mrn = 'MRN-77'): string {
-  return [
-    MSH('ORU^R01^ORU_R01', id),
-    `PID|1||${mrn}^^^LAB^MR`,
-    `ORC|RE|${placer}|${filler}`,
-    `OBR|1|${placer}|${filler}|GLU^GLU test|||20260301100000|||||||||||||||20260301110000|||F`,
-    'OBX|1|NM|GLU^GLU test||5.4|mmol/L|||||F',
-  ].join('\r');
-}
+/** A GLU order under `placer` and `filler`, for patient `mrn`. */
+const order = (id: string, placer: string, filler: string, mrn = 'MRN-77'): string => fillerOrder(id, placer, filler, { mrn });
+/** Its result, naming the order by `placer` (may be empty) and `filler`, for patient `mrn`. */
+const result = fillerResult;
 
 type Lab = Awaited<ReturnType<typeof lab>>;
 const lines = (l: Lab, accession: string): Array<[string, number, number]> => saleLines(l.emu, accession).map((x) => [x.code, x.qty, x.delivered]);
@@ -130,25 +116,6 @@ describe('a result that came before its order, naming it by its filler number', 
     expect(validated[0]?.state).not.toBe('delivered');
   });
 });
-
-const frame = (text: string): Buffer => Buffer.concat([Buffer.from([0x0b]), Buffer.from(text + '\r', 'latin1'), Buffer.from([0x1c, 0x0d])]);
-
-/** Writes every frame in one write on a new connection; the ACKs once all have come. */
-async function pipelined(port: number, texts: string[]): Promise<string> {
-  const socket = net.connect(port, '127.0.0.1');
-  await new Promise((resolve) => socket.once('connect', resolve));
-  let got = '';
-  const acks = new Promise<void>((resolve) =>
-    socket.on('data', (d) => {
-      got += d.toString('latin1');
-      if ((got.match(/\x1c/g) ?? []).length >= texts.length) resolve();
-    }),
-  );
-  socket.write(Buffer.concat(texts.map(frame)));
-  await acks;
-  socket.destroy();
-  return got;
-}
 
 describe('a result that came before its order: pipelined, and across a restart', () => {
   /**

@@ -8,7 +8,7 @@
  * relay) posting to the Odoo emulator over HTTP, the LIS a real MLLP client.
  */
 import { describe, expect, it } from 'vitest';
-import { useLisLab } from '../fixtures/lis-rig.ts';
+import { fillerOrder, fillerResult, useLisLab } from '../fixtures/lis-rig.ts';
 import { billed, saleLines } from '../fixtures/relay/billing-rig.ts';
 import { startLabDay } from '../fixtures/relay/lab-day.ts';
 import type { EventStore } from '../../gateway/src/store/event-store.ts';
@@ -17,21 +17,8 @@ const DAY_MS = 86_400_000;
 
 const { closers } = useLisLab();
 
-const MSH = (type: string, id: string): string => `MSH|^~\\&|LIS|LAB|GW|LAB|20260301093000||${type}|${id}|P|2.5.1`;
-
-function order(id: string, placer: string, filler: string, control = 'NW'): string {
-  return [MSH('ORM^O01^ORM_O01', id), 'PID|1||MRN-77^^^LAB^MR', `ORC|${control}|${placer}|${filler}||||||20260301092500||||||||||||CLINIC-A`, `OBR|1|${placer}|${filler}|GLU^GLU test`].join('\r');
-}
-
-function result(id: string, filler: string): string {
-  return [
-    MSH('ORU^R01^ORU_R01', id),
-    'PID|1||MRN-77^^^LAB^MR',
-    `ORC|RE||${filler}`,
-    `OBR|1||${filler}|GLU^GLU test|||20260301100000|||||||||||||||20260301110000|||F`,
-    'OBX|1|NM|GLU^GLU test||5.4|mmol/L|||||F',
-  ].join('\r');
-}
+const order = (id: string, placer: string, filler: string, control = 'NW'): string => fillerOrder(id, placer, filler, { control });
+const result = (id: string, filler: string): string => fillerResult(id, '', filler);
 
 describe('an order under the number a result attached elsewhere came under', () => {
   /**

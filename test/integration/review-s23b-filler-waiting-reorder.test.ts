@@ -6,24 +6,16 @@
  * Odoo emulator, invoicing at once; the LIS a real MLLP client.
  */
 import { describe, expect, it } from 'vitest';
-import { useLisLab } from '../fixtures/lis-rig.ts';
+import { fillerOrder, fillerResult, useLisLab } from '../fixtures/lis-rig.ts';
 import { billed, saleLines } from '../fixtures/relay/billing-rig.ts';
 
 const { lab } = useLisLab();
 
 const MSH = (type: string, id: string): string => `MSH|^~\\&|LIS|LAB|GW|LAB|20260301093000||${type}|${id}|P|2.5.1`;
-const order = (id: string, placer: string, filler: string, placedAt = '20260301092500', mrn = 'MRN-77'): string =>
-  [MSH('ORM^O01^ORM_O01', id), `PID|1||${mrn}^^^LAB^MR`, `ORC|NW|${placer}|${filler}||||||${placedAt}||||||||||||CLINIC-A`, `OBR|1|${placer}|${filler}|GLU^GLU test`].join('\r');
+const order = (id: string, placer: string, filler: string, placedAt = '20260301092500', mrn = 'MRN-77'): string => fillerOrder(id, placer, filler, { placedAt, mrn });
+const result = (id: string, filler: string): string => fillerResult(id, '', filler);
 /** The whole order cancelled (an ORC CA without OBR). */
 const cancel = (id: string, placer: string, filler: string): string => [MSH('ORM^O01^ORM_O01', id), 'PID|1||MRN-77^^^LAB^MR', `ORC|CA|${placer}|${filler}||||||20260301094000||||||||||||CLINIC-A`].join('\r');
-const result = (id: string, filler: string): string =>
-  [
-    MSH('ORU^R01^ORU_R01', id),
-    'PID|1||MRN-77^^^LAB^MR',
-    `ORC|RE||${filler}`,
-    `OBR|1||${filler}|GLU^GLU test|||20260301100000|||||||||||||||20260301110000|||F`,
-    'OBX|1|NM|GLU^GLU test||5.4|mmol/L|||||F',
-  ].join('\r');
 
 type Lab = Awaited<ReturnType<typeof lab>>;
 const lines = (l: Lab, accession: string): Array<[string, number, number]> => saleLines(l.emu, accession).map((x) => [x.code, x.qty, x.delivered]);
