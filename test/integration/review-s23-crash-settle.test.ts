@@ -1,12 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DraftEvent } from '../../gateway/src/events/types.ts';
 import { noteMarker } from '../../gateway/src/relay/rules/milestone-notes.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import type { OdooEmulator } from '../odoo-emulator/index.ts';
-import { BOT, startEmulator } from '../fixtures/relay/harness.ts';
+import { startEmulator } from '../fixtures/relay/harness.ts';
 import { inbound, milestone, orderCreated, partnerId, tempDir, waitFor } from '../fixtures/relay/helpers.ts';
+import { exited, type SettleChild, spawnSettleChild } from '../fixtures/relay/settle-process.ts';
 
 /**
  * A gateway killed (kill -9, a power cut, the OOM killer) while Odoo still runs a write it sent
@@ -23,37 +22,11 @@ import { inbound, milestone, orderCreated, partnerId, tempDir, waitFor } from '.
  * Scaled down: settle 8 s (180 s in production), the lease's first read answered after 9 s, the
  * write held by Odoo 6.5 s. A real relay process, killed with SIGKILL once Odoo holds its write.
  */
-const CHILD = path.resolve(import.meta.dirname, '../fixtures/relay/settle-child.ts');
 const SETTLE_MS = 8_000;
 const SLOW_READ_MS = 9_000;
 const HELD_WRITE_MS = 6_500;
 
-interface Child {
-  child: ChildProcess;
-  stats: () => Record<string, number> | undefined;
-}
-
-function spawnChild(dataDir: string, url: string): Child {
-  const child = spawn(process.execPath, [CHILD, dataDir, url, BOT.login, BOT.key, String(SETTLE_MS)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let last: Record<string, number> | undefined;
-  let buf = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    const lines = buf.split('\n');
-    buf = lines.pop()!;
-    for (const l of lines) {
-      try {
-        last = JSON.parse(l) as Record<string, number>;
-      } catch {
-        /* not a stats line */
-      }
-    }
-  });
-  child.stderr!.on('data', () => {});
-  return { child, stats: () => last };
-}
-
-const exited = (c: ChildProcess): Promise<void> => (c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : new Promise((r) => c.once('exit', () => r())));
+const spawnChild = (dataDir: string, url: string): SettleChild => spawnSettleChild(dataDir, url, SETTLE_MS);
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {

@@ -1,13 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { DraftEvent } from '../../gateway/src/events/types.ts';
 import { idempotencyKey, partitionKeys } from '../../gateway/src/events/keys.ts';
 import { noteMarker } from '../../gateway/src/relay/rules/milestone-notes.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import type { OdooEmulator } from '../odoo-emulator/index.ts';
-import { BOT, startEmulator } from '../fixtures/relay/harness.ts';
+import { startEmulator } from '../fixtures/relay/harness.ts';
 import { consumableUsed, inbound, invoiceEligible, milestone, orderCancelled, orderCreated, postedConsumption, resultValidated, tempDir, thresholdBreached, waitFor } from '../fixtures/relay/helpers.ts';
+import { exited, type SettleChild, spawnSettleChild } from '../fixtures/relay/settle-process.ts';
 
 /**
  * kill -9 in the window between Odoo committing a write and the gateway recording the delivery,
@@ -20,38 +19,12 @@ import { consumableUsed, inbound, invoiceEligible, milestone, orderCancelled, or
  * which window it hit; these hit each one. Finance, stock, purchasing and the chatter must hold
  * every fact once.
  */
-const CHILD = path.resolve(import.meta.dirname, '../fixtures/relay/settle-child.ts');
 /** The settle time of the relay processes (180 s in production). */
 const SETTLE_MS = 800;
 const ORDERS = 4;
 const RUNS = 12;
 
-interface Child {
-  child: ChildProcess;
-  stats: () => Record<string, number> | undefined;
-}
-
-function spawnChild(dataDir: string, url: string, relay: object): Child {
-  const child = spawn(process.execPath, [CHILD, dataDir, url, BOT.login, BOT.key, String(SETTLE_MS), JSON.stringify(relay)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let last: Record<string, number> | undefined;
-  let buf = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    const lines = buf.split('\n');
-    buf = lines.pop()!;
-    for (const l of lines) {
-      try {
-        last = JSON.parse(l) as Record<string, number>;
-      } catch {
-        /* not a stats line */
-      }
-    }
-  });
-  child.stderr!.on('data', () => {});
-  return { child, stats: () => last };
-}
-
-const exited = (c: ChildProcess): Promise<void> => (c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : new Promise((r) => c.once('exit', () => r())));
+const spawnChild = (dataDir: string, url: string, relay: object): SettleChild => spawnSettleChild(dataDir, url, SETTLE_MS, relay);
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {

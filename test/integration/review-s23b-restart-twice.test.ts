@@ -1,9 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
-import { BOT, startEmulator } from '../fixtures/relay/harness.ts';
+import { startEmulator } from '../fixtures/relay/harness.ts';
 import { inbound, orderCreated, tempDir, waitFor } from '../fixtures/relay/helpers.ts';
+import { exited, type SettleChild, spawnSettleChild } from '../fixtures/relay/settle-process.ts';
 
 /**
  * A gateway killed while Odoo still runs a write it sent (kill -9, a power cut), then killed
@@ -13,7 +12,6 @@ import { inbound, orderCreated, tempDir, waitFor } from '../fixtures/relay/helpe
  * test/integration/review-s23-crash-settle.test.ts: settle 8 s, the lease's first read answered
  * after 9 s, the write held by Odoo 6.5 s. Real relay processes (test/fixtures/relay/settle-child.ts).
  */
-const CHILD = path.resolve(import.meta.dirname, '../fixtures/relay/settle-child.ts');
 const SETTLE_MS = 8_000;
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -21,30 +19,14 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-const exited = (c: ChildProcess): Promise<void> => (c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : new Promise((r) => c.once('exit', () => r())));
-
-function spawnChild(dataDir: string, url: string): { child: ChildProcess; stats: () => Record<string, number> | undefined } {
-  const child = spawn(process.execPath, [CHILD, dataDir, url, BOT.login, BOT.key, String(SETTLE_MS)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let last: Record<string, number> | undefined;
-  let buf = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    const lines = buf.split('\n');
-    buf = lines.pop()!;
-    for (const l of lines) {
-      try {
-        last = JSON.parse(l) as Record<string, number>;
-      } catch {
-        /* not a stats line */
-      }
-    }
-  });
-  child.stderr!.on('data', () => {});
+/** The relay process on `dataDir`, killed after the test. */
+function spawnChild(dataDir: string, url: string): SettleChild {
+  const started = spawnSettleChild(dataDir, url, SETTLE_MS);
   cleanups.push(async () => {
-    child.kill('SIGKILL');
-    await exited(child);
+    started.child.kill('SIGKILL');
+    await exited(started.child);
   });
-  return { child, stats: () => last };
+  return started;
 }
 
 describe('a gateway killed twice within the settle time', () => {
