@@ -8,13 +8,8 @@
  * left. Real gateway (real LevelDB in a temp dir), the LIS over real MLLP, the analyzer simulated
  * over a real TCP socket.
  */
-import net from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Gateway } from '../../gateway/src/gateway.ts';
-import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
-import type { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
-import { startTestGateway } from '../fixtures/gateway.ts';
-import { connectAnalyzer, msa, nextSession, orderLines, orm, refuseSession } from '../fixtures/order-download.ts';
+import { describe, expect, it } from 'vitest';
+import { msa, nextSession, orderLines, orm, refuseSession, useHostQueryRig } from '../fixtures/order-download.ts';
 
 const CHEM = { id: 'chem-1', profile: 'generic-astm', tcp: { listen: { host: '127.0.0.1', port: 0 } }, pushOrders: true };
 
@@ -28,26 +23,11 @@ const cancels = (text: string): Array<[string, string]> =>
     .sort((a, b) => (a[0] < b[0] ? -1 : 1));
 
 describe('a test the analyzer holds under two spellings of its barcode, then cancelled by the LIS', () => {
-  let gateway: Gateway;
-  let stop: () => Promise<void>;
-  let lis: MllpClient;
-  let analyzer: { sim: AnalyzerSim; socket: net.Socket };
-
-  beforeAll(async () => {
-    ({ gateway, stop } = await startTestGateway('s23c-case-download-two', { analyzers: [CHEM] }));
-    analyzer = await connectAnalyzer(gateway, CHEM.id);
-    lis = await MllpClient.connect({ host: '127.0.0.1', port: gateway.addresses().hl7.lis!.port });
-  });
-
-  afterAll(async () => {
-    analyzer?.socket.destroy();
-    await lis?.close().catch(() => undefined);
-    await stop?.();
-  });
+  const rig = useHostQueryRig('s23c-case-download-two', [CHEM]);
 
   it('downloaded under the label, then asked for as typed: the cancel goes under both', { timeout: 60_000 }, async () => {
-    const { sim } = analyzer;
-    expect(msa(await lis.send(orm('TW-1', 'ACC-TW-1', ['ALT', 'GLU'])))).toBe('MSA|AA|TW-1');
+    const { sim } = rig.analyzer;
+    expect(msa(await rig.lis.send(orm('TW-1', 'ACC-TW-1', ['ALT', 'GLU'])))).toBe('MSA|AA|TW-1');
     // The download: the analyzer takes ALT and GLU under ACC-TW-1.
     expect(orderLines(await nextSession(sim, 20_000)).map(([specimen]) => specimen)).toEqual(['ACC-TW-1']);
     // The label does not scan on the rack: the technician types acc-tw-1, the analyzer asks.
@@ -55,7 +35,7 @@ describe('a test the analyzer holds under two spellings of its barcode, then can
     const answer = orderLines(await nextSession(sim, 20_000));
     expect(answer.map(([specimen]) => specimen)).toEqual(['acc-tw-1']);
     expect(answer[0]![1]).toContain('^^^ALT');
-    expect(msa(await lis.send(orm('TW-2', 'ACC-TW-1', ['ALT'], 'CA')))).toBe('MSA|AA|TW-2');
+    expect(msa(await rig.lis.send(orm('TW-2', 'ACC-TW-1', ['ALT'], 'CA')))).toBe('MSA|AA|TW-2');
     // Before: the cancel went out under ACC-TW-1 alone; the tube on the rack, acc-tw-1, ran the
     // cancelled ALT.
     expect(cancels(await nextSession(sim, 20_000))).toEqual([
@@ -67,8 +47,8 @@ describe('a test the analyzer holds under two spellings of its barcode, then can
   });
 
   it('asked for as typed, then as the label once it scanned: the cancel goes under both', { timeout: 60_000 }, async () => {
-    const { sim } = analyzer;
-    expect(msa(await lis.send(orm('TW-3', 'ACC-TW-3', ['ALT', 'GLU'])))).toBe('MSA|AA|TW-3');
+    const { sim } = rig.analyzer;
+    expect(msa(await rig.lis.send(orm('TW-3', 'ACC-TW-3', ['ALT', 'GLU'])))).toBe('MSA|AA|TW-3');
     // The analyzer is busy: the download waits in the outbox.
     await refuseSession(sim);
     await sim.sendMessage(query('acc-tw-3'));
@@ -76,7 +56,7 @@ describe('a test the analyzer holds under two spellings of its barcode, then can
     // The tube relabelled and loaded again: its label scans.
     await sim.sendMessage(query('ACC-TW-3'));
     expect(orderLines(await nextSession(sim, 20_000)).map(([specimen]) => specimen)).toEqual(['ACC-TW-3']);
-    expect(msa(await lis.send(orm('TW-4', 'ACC-TW-3', ['ALT'], 'CA')))).toBe('MSA|AA|TW-4');
+    expect(msa(await rig.lis.send(orm('TW-4', 'ACC-TW-3', ['ALT'], 'CA')))).toBe('MSA|AA|TW-4');
     // Before (41af7d6): under acc-tw-3 alone, the first answer's spelling; the tube under its
     // label ran the cancelled ALT.
     expect(cancels(await nextSession(sim, 20_000))).toEqual([
@@ -87,31 +67,16 @@ describe('a test the analyzer holds under two spellings of its barcode, then can
 });
 
 describe('a download the outbox read before the analyzer took a query answer under the typed barcode, sent after it', () => {
-  let gateway: Gateway;
-  let stop: () => Promise<void>;
-  let lis: MllpClient;
-  let analyzer: { sim: AnalyzerSim; socket: net.Socket };
-
-  beforeAll(async () => {
-    ({ gateway, stop } = await startTestGateway('s23c-case-download-race', { analyzers: [CHEM] }));
-    analyzer = await connectAnalyzer(gateway, CHEM.id);
-    lis = await MllpClient.connect({ host: '127.0.0.1', port: gateway.addresses().hl7.lis!.port });
-  });
-
-  afterAll(async () => {
-    analyzer?.socket.destroy();
-    await lis?.close().catch(() => undefined);
-    await stop?.();
-  });
+  const rig = useHostQueryRig('s23c-case-download-race', [CHEM]);
 
   it('the cancel goes under both barcodes', { timeout: 90_000 }, async () => {
-    const { sim } = analyzer;
-    expect(msa(await lis.send(orm('TR-1', 'ACC-TR-1', ['ALT', 'GLU'])))).toBe('MSA|AA|TR-1');
+    const { sim } = rig.analyzer;
+    expect(msa(await rig.lis.send(orm('TR-1', 'ACC-TR-1', ['ALT', 'GLU'])))).toBe('MSA|AA|TR-1');
     await refuseSession(sim);
     // The analyzer asks for the typed barcode; while its answer waits for the analyzer to take
     // the line, another order makes the outbox read ACC-TR-1 (ALT and GLU still to send).
     await sim.sendMessage(query('acc-tr-1'));
-    expect(msa(await lis.send(orm('TR-2', 'ACC-TR-2', ['GLU'])))).toBe('MSA|AA|TR-2');
+    expect(msa(await rig.lis.send(orm('TR-2', 'ACC-TR-2', ['GLU'])))).toBe('MSA|AA|TR-2');
     await new Promise((r) => setTimeout(r, 500));
     const sessions: Array<[string, string, string]> = [];
     for (let i = 0; i < 4; i++) {
@@ -121,7 +86,7 @@ describe('a download the outbox read before the analyzer took a query answer und
       if (got.some(([specimen]) => specimen === 'ACC-TR-2')) break;
     }
     expect(sessions.some(([specimen]) => specimen === 'acc-tr-1')).toBe(true);
-    expect(msa(await lis.send(orm('TR-3', 'ACC-TR-1', ['ALT'], 'CA')))).toBe('MSA|AA|TR-3');
+    expect(msa(await rig.lis.send(orm('TR-3', 'ACC-TR-1', ['ALT'], 'CA')))).toBe('MSA|AA|TR-3');
     const cancelled = cancels(await nextSession(sim, 20_000));
     // Every barcode the analyzer took ALT under gets the cancel. With the outbox's read before the
     // answer was taken (the half second above: the answer waits for the analyzer to take the
