@@ -15,43 +15,21 @@
  * The earlier release is the tree before this change (PREVIOUS, from `git archive`): its store and
  * endpoints take the first run on the same data dir.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadProfile } from '../../gateway/src/profiles/load.ts';
 import type { ConsumptionRow, Profile } from '../../gateway/src/profiles/types.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import { astmEndpoint, astmTakenByPrevious, bsMessage, draws, hl7AnalyzerEndpoint, hl7TakenByPrevious, sendAstm, sendHl7 } from '../fixtures/consumption-runs.ts';
-import { unpackPreviousRelease } from '../fixtures/previous-release.ts';
+import { usePreviousRelease } from '../fixtures/previous-release.ts';
 
 /** The tree before consumption keys stopped naming the row index (HEAD when this test was written). */
 const PREVIOUS = '1c29f8b';
 
-let work: string;
-let prevSrc: string;
-const cleanups: Array<() => Promise<void> | void> = [];
-
-beforeAll(async () => {
-  work = await mkdtemp(path.join(tmpdir(), 'lgw-s23-consumption-'));
-  prevSrc = await unpackPreviousRelease(PREVIOUS, work);
-}, 120_000);
-
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
-
-afterAll(async () => {
-  if (work) await rm(work, { recursive: true, force: true });
-});
-
-async function dataDir(): Promise<string> {
-  return mkdtemp(path.join(work, 'data-'));
-}
+const prev = usePreviousRelease(PREVIOUS, 'lgw-s23-consumption-');
 
 async function openStore(dir: string, extra: Record<string, unknown> = {}): Promise<EventStore> {
   const store = await EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0, ...extra });
-  cleanups.push(() => store.close());
+  prev.cleanups.push(() => store.close());
   return store;
 }
 
@@ -80,7 +58,7 @@ const astmRun = (h14: string, specimen = 'S-1'): string[] => [
 
 describe('ASTM: a resend after the consumption table was edited', () => {
   it('a row inserted above, or the rows reordered: the resent run draws nothing more', async () => {
-    const store = await openStore(await dataDir());
+    const store = await openStore(await prev.dataDir());
     await sendAstm(astmEndpoint(store, astmProfile(row.glu, row.crea, row.dead)), store, astmRun('20260114090500'));
     const first = await draws(store);
     expect(first).toEqual(['S-1 CREA-R1 CREA', 'S-1 DEAD run', 'S-1 GLU-R1 GLU']);
@@ -95,7 +73,7 @@ describe('ASTM: a resend after the consumption table was edited', () => {
   });
 
   it('a row limited to QC runs inserted above: a patient run resent draws nothing more', async () => {
-    const store = await openStore(await dataDir());
+    const store = await openStore(await prev.dataDir());
     await sendAstm(astmEndpoint(store, astmProfile(row.glu, row.crea, row.dead)), store, astmRun('20260114090500'));
     const first = await draws(store);
     await sendAstm(astmEndpoint(store, astmProfile(row.qcWash, row.glu, row.crea, row.dead)), store, astmRun('20260114093000'));
@@ -103,7 +81,7 @@ describe('ASTM: a resend after the consumption table was edited', () => {
   });
 
   it('two identical rows are two draws, once each; a resend, also after a row went between them, draws nothing more', async () => {
-    const store = await openStore(await dataDir());
+    const store = await openStore(await prev.dataDir());
     await sendAstm(astmEndpoint(store, astmProfile(row.glu, row.glu, row.dead)), store, astmRun('20260114090500'));
     const first = await draws(store);
     expect(first).toEqual(['S-1 DEAD run', 'S-1 GLU-R1 GLU', 'S-1 GLU-R1 GLU']);
@@ -116,7 +94,7 @@ describe('ASTM: a resend after the consumption table was edited', () => {
   });
 
   it('a new row draws once: on a new run with the others, on a resent run alone', async () => {
-    const store = await openStore(await dataDir());
+    const store = await openStore(await prev.dataDir());
     await sendAstm(astmEndpoint(store, astmProfile(row.glu, row.crea, row.dead)), store, astmRun('20260114090500'));
     const first = await draws(store);
 
@@ -143,7 +121,7 @@ const extraRow: ConsumptionRow = { per: 'test', test: 'TSH', productCode: 'MR-BS
 
 describe('HL7 analyzer: a resend after the consumption table was edited', () => {
   it('a row inserted above: the resent run draws nothing more', async () => {
-    const store = await openStore(await dataDir());
+    const store = await openStore(await prev.dataDir());
     const [ack] = await sendHl7(hl7AnalyzerEndpoint(store, mindray), [bsMessage('61', '20260114103000')]);
     expect(ack).toMatch(/MSA\|AA\|61/);
     const first = await draws(store);
@@ -159,9 +137,9 @@ describe('HL7 analyzer: a resend after the consumption table was edited', () => 
 
 describe('upgrade: draws an earlier release stored under row-index keys', () => {
   it('ASTM: the run the earlier release took, resent after the upgrade, draws nothing more; a new run draws', async () => {
-    const dir = await dataDir();
+    const dir = await prev.dataDir();
     const profile = astmProfile(row.glu, row.crea, row.dead);
-    await astmTakenByPrevious(prevSrc, dir, profile, astmRun('20260114090500'));
+    await astmTakenByPrevious(prev.src, dir, profile, astmRun('20260114090500'));
     const store = await openStore(dir);
     const first = await draws(store);
     expect(first).toEqual(['S-1 CREA-R1 CREA', 'S-1 DEAD run', 'S-1 GLU-R1 GLU']);
@@ -177,8 +155,8 @@ describe('upgrade: draws an earlier release stored under row-index keys', () => 
   });
 
   it('HL7 analyzer: the run the earlier release took, resent after the upgrade, draws nothing more', async () => {
-    const dir = await dataDir();
-    const [ack] = await hl7TakenByPrevious(prevSrc, dir, mindray, [bsMessage('61', '20260114103000')]);
+    const dir = await prev.dataDir();
+    const [ack] = await hl7TakenByPrevious(prev.src, dir, mindray, [bsMessage('61', '20260114103000')]);
     expect(ack).toMatch(/MSA\|AA\|61/);
     const store = await openStore(dir);
     const first = await draws(store);
@@ -190,7 +168,7 @@ describe('upgrade: draws an earlier release stored under row-index keys', () => 
   });
 
   it('a store this release began is not looked up under row-index keys: no store read beyond the new key', async () => {
-    const store = await openStore(await dataDir());
+    const store = await openStore(await prev.dataDir());
     expect(store.mayHoldEarlierReleaseKeys()).toBe(false);
     const profile = astmProfile(row.glu, row.crea, row.dead);
     const asked: string[] = [];

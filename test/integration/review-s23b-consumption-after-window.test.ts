@@ -16,10 +16,7 @@
  * once, as it is `retentionDays` after the upgrade) and takes the resend over TCP, the endpoint
  * wired as gateway.ts wires it (normalize, resolveAnalyzerResult, commit).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { HostQuery } from '../../gateway/src/astm/normalize.ts';
 import type { AstmEndpoint } from '../../gateway/src/ingress/astm/astm-endpoint.ts';
 import { CONSUMPTION_KEY_ERA } from '../../gateway/src/profiles/consumption-keys.ts';
@@ -27,27 +24,12 @@ import { loadProfile } from '../../gateway/src/profiles/load.ts';
 import type { ConsumptionRow, Profile } from '../../gateway/src/profiles/types.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import { astmCommittedByPrevious, astmCommittedNow, astmEndpoint, astmTakenByPrevious, astmTime, bsMessage, c111Albumin, c111Calibration, c111Message, draws, hl7AnalyzerEndpoint, hl7TakenByPrevious, sendAstm, sendHl7 } from '../fixtures/consumption-runs.ts';
-import { unpackPreviousRelease } from '../fixtures/previous-release.ts';
+import { usePreviousRelease } from '../fixtures/previous-release.ts';
 
 /** The release before consumption keys stopped naming the row index (KEY_ERA 2). */
 const PREVIOUS = '1c29f8b';
 
-let work: string;
-let prevSrc: string;
-const cleanups: Array<() => Promise<void> | void> = [];
-
-beforeAll(async () => {
-  work = await mkdtemp(path.join(tmpdir(), 'lgw-s23b-consumption-window-'));
-  prevSrc = await unpackPreviousRelease(PREVIOUS, work);
-}, 120_000);
-
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
-
-afterAll(async () => {
-  if (work) await rm(work, { recursive: true, force: true });
-});
+const prev = usePreviousRelease(PREVIOUS, 'lgw-s23b-consumption-window-');
 
 const generic = loadProfile('generic-astm');
 const profile: Profile = {
@@ -71,13 +53,13 @@ const astmRun = (h14: string, r13: string, specimen = 'S-1'): string[] => [
 
 describe('a run the release before took, resent past the upgrade window', () => {
   it('draws nothing more; a run measured after the upgrade draws once, and is not looked up in the row-index form', async () => {
-    const dir = await mkdtemp(path.join(work, 'data-'));
+    const dir = await prev.dataDir();
     const ranAt = astmTime(Date.now() - 3_600_000);
-    await astmTakenByPrevious(prevSrc, dir, profile, astmRun(astmTime(Date.now() - 3_000_000), ranAt));
+    await astmTakenByPrevious(prev.src, dir, profile, astmRun(astmTime(Date.now() - 3_000_000), ranAt));
 
     // This release, past the window (retentionDays 0: over at once, as it is retentionDays after the upgrade).
     const store = await EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0, retention: { retentionDays: 0 } });
-    cleanups.push(() => store.close());
+    prev.cleanups.push(() => store.close());
     expect(store.mayHoldEarlierReleaseKeys(CONSUMPTION_KEY_ERA)).toBe(false);
     const first = await draws(store);
     expect(first).toEqual(['S-1 CREA-R1 CREA', 'S-1 DEAD run', 'S-1 GLU-R1 GLU']);
@@ -100,9 +82,9 @@ describe('a run the release before took, resent past the upgrade window', () => 
   });
 
   it('a store this release began: no row-index look-up, whatever the run date', async () => {
-    const dir = await mkdtemp(path.join(work, 'data-'));
+    const dir = await prev.dataDir();
     const store = await EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0, retention: { retentionDays: 0 } });
-    cleanups.push(() => store.close());
+    prev.cleanups.push(() => store.close());
     const asked: string[] = [];
     const used = store.idempotencyKeyUsed.bind(store);
     store.idempotencyKeyUsed = (key: string) => {
@@ -130,11 +112,11 @@ describe('cobas c 111: an undated calibration the release before took, sent agai
   const c111 = loadProfile('roche-cobas-c111');
 
   it('draws nothing more', async () => {
-    const dir = await mkdtemp(path.join(work, 'data-'));
+    const dir = await prev.dataDir();
     const taken = c111Message(astmTime(Date.now() - 3_600_000), c111Albumin(1));
-    await astmCommittedByPrevious(prevSrc, dir, c111Calibration(c111), taken, new Date(Date.now() - 3_600_000).toISOString());
+    await astmCommittedByPrevious(prev.src, dir, c111Calibration(c111), taken, new Date(Date.now() - 3_600_000).toISOString());
     const store = await EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0, retention: { retentionDays: 0 } });
-    cleanups.push(() => store.close());
+    prev.cleanups.push(() => store.close());
     const calibrationDraws = async (): Promise<string[]> =>
       (await store.listEvents({ type: 'consumable.used', limit: 100 })).flatMap((e) => (e.event.type === 'consumable.used' ? [e.event.data.productCode] : [])).sort();
     const first = await calibrationDraws();
@@ -168,7 +150,7 @@ describe('a run the release before took, resent after IT edited the table', () =
   } satisfies Record<string, ConsumptionRow>;
 
   async function takenByPreviousWith(dir: string, consumption: ConsumptionRow[], records: string[]): Promise<void> {
-    await astmTakenByPrevious(prevSrc, dir, { ...generic, consumption }, records);
+    await astmTakenByPrevious(prev.src, dir, { ...generic, consumption }, records);
   }
 
   function endpointWith(store: EventStore, consumption: ConsumptionRow[]): AstmEndpoint<HostQuery> {
@@ -176,11 +158,11 @@ describe('a run the release before took, resent after IT edited the table', () =
   }
 
   it('a row added at the top, the rows reordered, one removed: draws nothing more; a new run draws with the table as it is', async () => {
-    const dir = await mkdtemp(path.join(work, 'data-'));
+    const dir = await prev.dataDir();
     const ranAt = astmTime(Date.now() - 3_600_000);
     await takenByPreviousWith(dir, [r.glu, r.crea, r.cuvette, r.dead], astmRun(astmTime(Date.now() - 3_000_000), ranAt));
     const store = await EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0 });
-    cleanups.push(() => store.close());
+    prev.cleanups.push(() => store.close());
     expect(store.mayHoldEarlierReleaseKeys(CONSUMPTION_KEY_ERA)).toBe(true);
     const first = await draws(store);
     expect(first).toEqual(['S-1 CREA-R1 CREA', 'S-1 CUVETTE CREA', 'S-1 CUVETTE GLU', 'S-1 DEAD run', 'S-1 GLU-R1 GLU']);
@@ -198,11 +180,11 @@ describe('a run the release before took, resent after IT edited the table', () =
   });
 
   it('two identical rows moved apart, and a third added: the two draw nothing more, the third once', async () => {
-    const dir = await mkdtemp(path.join(work, 'data-'));
+    const dir = await prev.dataDir();
     const ranAt = astmTime(Date.now() - 3_600_000);
     await takenByPreviousWith(dir, [r.glu, r.crea, r.glu, r.dead], astmRun(astmTime(Date.now() - 3_000_000), ranAt));
     const store = await EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0 });
-    cleanups.push(() => store.close());
+    prev.cleanups.push(() => store.close());
     const first = await draws(store);
     expect(first).toEqual(['S-1 CREA-R1 CREA', 'S-1 DEAD run', 'S-1 GLU-R1 GLU', 'S-1 GLU-R1 GLU']);
 
@@ -218,8 +200,8 @@ describe('a run the release before took, resent after IT edited the table', () =
    * draw's key); a new run draws the one row left, with its own quantity.
    */
   it('of two identical rows, the first removed: a resend draws nothing more, a new run the row left', async () => {
-    const store = await EventStore.open({ dataDir: await mkdtemp(path.join(work, 'data-')), pruneIntervalMs: 0, minFreeBytes: 0 });
-    cleanups.push(() => store.close());
+    const store = await EventStore.open({ dataDir: await prev.dataDir(), pruneIntervalMs: 0, minFreeBytes: 0 });
+    prev.cleanups.push(() => store.close());
     const second = { ...r.glu, quantity: 0.3, note: 'second pipetting' };
     const ranAt = astmTime(Date.now() - 3_600_000);
     await sendAstm(endpointWith(store, [r.glu, second, r.dead]), store, astmRun(astmTime(Date.now() - 3_000_000), ranAt));
@@ -241,11 +223,11 @@ describe('HL7 analyzer: a run the release before took, resent after IT edited th
   const mindray = loadProfile('mindray-bs-series');
 
   it('a row added at the top and the table reversed: the resent run (another control id) draws nothing more', async () => {
-    const dir = await mkdtemp(path.join(work, 'data-'));
-    const [ack] = await hl7TakenByPrevious(prevSrc, dir, mindray, [bsMessage('61', '20260114103000')]);
+    const dir = await prev.dataDir();
+    const [ack] = await hl7TakenByPrevious(prev.src, dir, mindray, [bsMessage('61', '20260114103000')]);
     expect(ack).toMatch(/MSA\|AA\|61/);
     const store = await EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0 });
-    cleanups.push(() => store.close());
+    prev.cleanups.push(() => store.close());
     const first = await draws(store);
     expect(first).toEqual(['B-2 MR-BS-ALT ALT', 'B-2 MR-BS-CUVETTE-WASH ALT', 'B-2 MR-BS-PROBE-WASH run']);
 

@@ -9,36 +9,18 @@
  * the calibration into a LevelDB data dir; this release opens the same dir and takes the re-send
  * as its analyzer endpoint does (normalizeAstmMessage, resolveAnalyzerResult, commit).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CONSUMPTION_KEY_ERA } from '../../gateway/src/profiles/consumption-keys.ts';
 import { loadProfile } from '../../gateway/src/profiles/load.ts';
 import type { ConsumptionRow, Profile } from '../../gateway/src/profiles/types.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import { astmCommittedByPrevious, astmCommittedNow, astmTime, c111Albumin, c111Calibration, c111Message } from '../fixtures/consumption-runs.ts';
-import { unpackPreviousRelease } from '../fixtures/previous-release.ts';
+import { usePreviousRelease } from '../fixtures/previous-release.ts';
 
 /** The release before consumption keys stopped naming the row index (KEY_ERA 2). */
 const PREVIOUS = '1c29f8b';
 
-let work: string;
-let prevSrc: string;
-const cleanups: Array<() => Promise<void> | void> = [];
-
-beforeAll(async () => {
-  work = await mkdtemp(path.join(tmpdir(), 'lgw-s23c-calibration-table-'));
-  prevSrc = await unpackPreviousRelease(PREVIOUS, work);
-}, 120_000);
-
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
-
-afterAll(async () => {
-  if (work) await rm(work, { recursive: true, force: true });
-});
+const prev = usePreviousRelease(PREVIOUS, 'lgw-s23c-calibration-table-');
 
 const c111 = loadProfile('roche-cobas-c111');
 const withTable = (consumption: ConsumptionRow[]): Profile => ({ ...c111, consumption });
@@ -48,7 +30,7 @@ const row = (product: string): ConsumptionRow => table.find((r) => r.productCode
 
 /** The release before takes the calibration `text` into `dir`, with the profile's table as shipped, an hour ago. */
 const takenByPrevious = (dir: string, text: string): Promise<void> =>
-  astmCommittedByPrevious(prevSrc, dir, c111Calibration(c111), text, new Date(Date.now() - 3_600_000).toISOString());
+  astmCommittedByPrevious(prev.src, dir, c111Calibration(c111), text, new Date(Date.now() - 3_600_000).toISOString());
 
 /** This release takes `text` as the analyzer endpoint does, with `profile`; the ids of the events it stored. */
 const takenNow = (store: EventStore, profile: Profile, text: string): Promise<string[]> => astmCommittedNow(store, c111Calibration(profile), text);
@@ -59,10 +41,10 @@ async function calibrationDraws(store: EventStore): Promise<string[]> {
 
 describe('cobas c 111: an undated calibration the release before took, sent again after IT edited the table', () => {
   it('within the upgrade window, a row above the cuvette and the cleaner removed: nothing more drawn', async () => {
-    const dir = await mkdtemp(path.join(work, 'data-'));
+    const dir = await prev.dataDir();
     await takenByPrevious(dir, c111Message(astmTime(Date.now() - 3_600_000), c111Albumin(1)));
     const store = await EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0 });
-    cleanups.push(() => store.close());
+    prev.cleanups.push(() => store.close());
     expect(store.mayHoldEarlierReleaseKeys(CONSUMPTION_KEY_ERA)).toBe(true);
     const first = await calibrationDraws(store);
     expect(first).toEqual(['ROC-C111-ALB', 'ROC-C111-CLEANER', 'ROC-C111-CUVETTE']);
@@ -77,11 +59,11 @@ describe('cobas c 111: an undated calibration the release before took, sent agai
   });
 
   it('past the upgrade window, a row added at the top: nothing more drawn; another calibration draws once', async () => {
-    const dir = await mkdtemp(path.join(work, 'data-'));
+    const dir = await prev.dataDir();
     await takenByPrevious(dir, c111Message(astmTime(Date.now() - 3_600_000), c111Albumin(1)));
     // Past the window (retentionDays 0: over at once, as it is retentionDays after the upgrade).
     const store = await EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0, retention: { retentionDays: 0 } });
-    cleanups.push(() => store.close());
+    prev.cleanups.push(() => store.close());
     expect(store.mayHoldEarlierReleaseKeys(CONSUMPTION_KEY_ERA)).toBe(false);
     const first = await calibrationDraws(store);
 
@@ -101,10 +83,10 @@ describe('cobas c 111: an undated calibration the release before took, sent agai
   });
 
   it('unedited, past the window: nothing more drawn (the case 2392ace covers)', async () => {
-    const dir = await mkdtemp(path.join(work, 'data-'));
+    const dir = await prev.dataDir();
     await takenByPrevious(dir, c111Message(astmTime(Date.now() - 3_600_000), c111Albumin(1)));
     const store = await EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0, retention: { retentionDays: 0 } });
-    cleanups.push(() => store.close());
+    prev.cleanups.push(() => store.close());
     const first = await calibrationDraws(store);
     expect(await takenNow(store, c111, c111Message(astmTime(Date.now() + 40 * 86_400_000), c111Albumin(1)))).toEqual([]);
     expect(await calibrationDraws(store)).toEqual(first);

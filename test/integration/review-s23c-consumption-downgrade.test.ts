@@ -12,34 +12,21 @@
  * Real parts: the release before (PREVIOUS, from `git archive`) opens the same LevelDB data dir
  * and normalizes, resolves and commits the run as its analyzer endpoint does; so does this one.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CONSUMPTION_KEY_ERA } from '../../gateway/src/profiles/consumption-keys.ts';
 import { loadProfile } from '../../gateway/src/profiles/load.ts';
 import type { ConsumptionRow, Profile } from '../../gateway/src/profiles/types.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
 import { type AstmTake, astmCommittedByPrevious, astmCommittedNow, astmTime } from '../fixtures/consumption-runs.ts';
-import { unpackPreviousRelease } from '../fixtures/previous-release.ts';
+import { usePreviousRelease } from '../fixtures/previous-release.ts';
 
 /** The release before consumption keys stopped naming the row index (KEY_ERA 2). */
 const PREVIOUS = '1c29f8b';
 
-let work: string;
-let prevSrc: string;
-
-beforeAll(async () => {
-  work = await mkdtemp(path.join(tmpdir(), 'lgw-s23c-downgrade-'));
-  prevSrc = await unpackPreviousRelease(PREVIOUS, work);
-}, 120_000);
+const prev = usePreviousRelease(PREVIOUS, 'lgw-s23c-downgrade-');
 
 afterEach(() => {
   vi.useRealTimers();
-});
-
-afterAll(async () => {
-  if (work) await rm(work, { recursive: true, force: true });
 });
 
 const DAY = 86_400_000;
@@ -59,7 +46,7 @@ const run = (h14: string, r13: string, specimen: string): string =>
 const take: AstmTake = { analyzerId: 'an-1', profile, messageType: 'ASTM^RESULT' };
 
 /** The release before opens `dir` and takes `text` (its own normalizer, resolution and store). */
-const takenByPrevious = (dir: string, text: string): Promise<void> => astmCommittedByPrevious(prevSrc, dir, take, text, new Date().toISOString());
+const takenByPrevious = (dir: string, text: string): Promise<void> => astmCommittedByPrevious(prev.src, dir, take, text, new Date().toISOString());
 
 const takenNow = (store: EventStore, text: string): Promise<string[]> => astmCommittedNow(store, take, text);
 
@@ -72,7 +59,7 @@ describe('a store this release opened, then the release before (a rollback), the
     // The days pass on the gateway's clock (and the analyzer's): Date alone is faked.
     const start = Date.now();
     vi.useFakeTimers({ toFake: ['Date'], now: start });
-    const dir = await mkdtemp(path.join(work, 'data-'));
+    const dir = await prev.dataDir();
     await takenByPrevious(dir, run(astmTime(start - 7_200_000), astmTime(start - 7_200_000), 'S-1'));
     // The upgrade.
     const upgraded = await EventStore.open({ dataDir: dir, pruneIntervalMs: 0, minFreeBytes: 0 });
