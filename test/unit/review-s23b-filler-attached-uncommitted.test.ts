@@ -6,39 +6,17 @@
  * the copy. A real store (LevelDB in a temp dir), reopened as after the restart.
  */
 import { describe, expect, it } from 'vitest';
-import { analyseBlock } from '../../gateway/src/hl7/block.ts';
-import { readInbound } from '../../gateway/src/hl7/inbound.ts';
-import type { Hl7Message } from '../../gateway/src/hl7/message.ts';
-import { normalizeLis } from '../../gateway/src/hl7/normalize-lis.ts';
 import { ATTACHED_NAMESPACE, ResultOrderNumbers, WAITING_NAMESPACE } from '../../gateway/src/hl7/order-numbers.ts';
 import type { EventStore } from '../../gateway/src/store/event-store.ts';
-import { inboundMessage } from '../fixtures/store/inbound.ts';
+import { intake, lisOrder as order, lisResult as result } from '../fixtures/hl7/order-numbers-intake.ts';
 import { useTempStore } from '../fixtures/store/temp-store.ts';
 
 const tmp = useTempStore('lgw-filler-attached-uncommitted-', { pruneIntervalMs: 0, minFreeBytes: 0 });
 
-const text = (lines: string[]): string => lines.join('\r');
-const order = (id: string, placer: string, filler: string): string =>
-  text([`MSH|^~\\&|LIS|LAB|GW|LAB|20260301093000||ORM^O01|${id}|P|2.5.1`, 'PID|1||MRN-77', `ORC|NW|${placer}|${filler}||||||20260301092500||||||||||||CLINIC-A`, `OBR|1|${placer}|${filler}|GLU^GLU test`]);
-const result = (id: string, filler: string): string =>
-  text([`MSH|^~\\&|LIS|LAB|GW|LAB|20260301093000||ORU^R01|${id}|P|2.5.1`, 'PID|1||MRN-77', `ORC|RE||${filler}`, `OBR|1||${filler}|GLU^GLU test|||||||||||||||||||||F`, 'OBX|1|NM|GLU^GLU test||5.4|mmol/L|||||F']);
-
-function read(t: string): Hl7Message {
-  const raw = Buffer.from(t, 'latin1');
-  return readInbound(raw, analyseBlock(raw).messages[0]!, 'ascii').message!;
-}
-const events = (m: Hl7Message) => normalizeLis({ message: m, endpoint: 'lis', receivedAt: new Date().toISOString(), notes: [] });
-
 /** A message through the link's look-ups; committed unless `commit` is false (the gateway died first). */
 async function take(store: EventStore, numbers: ResultOrderNumbers, t: string, id: string, commit = true): Promise<{ onOrders: string[]; warnings: string[] }> {
-  const m = read(t);
-  let draft = { events: events(m), searchTerms: [] as string[], warnings: [] as string[] };
-  if (numbers.needsLookup(m, draft.events)) draft = await numbers.attach(draft, m);
-  if (commit) {
-    await store.commit(inboundMessage(id, { raw: Buffer.from(t, 'latin1') }), draft.events);
-    numbers.noteCommitted(draft.events);
-  }
-  return { onOrders: draft.events.filter((e) => e.type === 'result.validated').map((e) => e.correlationId), warnings: draft.warnings };
+  const { events, warnings } = await intake(store, numbers, t, id, commit);
+  return { onOrders: events.filter((e) => e.type === 'result.validated').map((e) => e.correlationId), warnings };
 }
 
 describe('a result that came before its order, the order never committed', () => {

@@ -4,13 +4,9 @@
  * dir); only Date is faked (the box's clock: timers run for real).
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { analyseBlock } from '../../gateway/src/hl7/block.ts';
-import { readInbound } from '../../gateway/src/hl7/inbound.ts';
-import type { Hl7Message } from '../../gateway/src/hl7/message.ts';
-import { normalizeLis } from '../../gateway/src/hl7/normalize-lis.ts';
 import { ResultOrderNumbers, WAITING_NAMESPACE } from '../../gateway/src/hl7/order-numbers.ts';
 import type { EventStore } from '../../gateway/src/store/event-store.ts';
-import { inboundMessage } from '../fixtures/store/inbound.ts';
+import { intake, lisEvents as events, lisOrder as order, lisResult as result, readHl7 as read } from '../fixtures/hl7/order-numbers-intake.ts';
 import { useTempStore } from '../fixtures/store/temp-store.ts';
 
 const DAY = 24 * 3_600_000;
@@ -20,26 +16,9 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-const text = (lines: string[]): string => lines.join('\r');
-const order = (id: string, placer: string, filler: string): string =>
-  text([`MSH|^~\\&|LIS|LAB|GW|LAB|20260301093000||ORM^O01|${id}|P|2.5.1`, 'PID|1||MRN-77', `ORC|NW|${placer}|${filler}||||||20260301092500||||||||||||CLINIC-A`, `OBR|1|${placer}|${filler}|GLU^GLU test`]);
-const result = (id: string, filler: string): string =>
-  text([`MSH|^~\\&|LIS|LAB|GW|LAB|20260301093000||ORU^R01|${id}|P|2.5.1`, 'PID|1||MRN-77', `ORC|RE||${filler}`, `OBR|1||${filler}|GLU^GLU test|||||||||||||||||||||F`, 'OBX|1|NM|GLU^GLU test||5.4|mmol/L|||||F']);
-
-function read(t: string): Hl7Message {
-  const raw = Buffer.from(t, 'latin1');
-  return readInbound(raw, analyseBlock(raw).messages[0]!, 'ascii').message!;
-}
-const events = (m: Hl7Message) => normalizeLis({ message: m, endpoint: 'lis', receivedAt: new Date().toISOString(), notes: [] });
-
-/** A message through the link's look-ups and into the store, as the intake takes it. */
+/** A message through the link's look-ups and into the store, as the intake takes it: the accessions of its results. */
 async function take(store: EventStore, numbers: ResultOrderNumbers, t: string, id: string): Promise<string[]> {
-  const m = read(t);
-  let draft = { events: events(m), searchTerms: [] as string[], warnings: [] as string[] };
-  if (numbers.needsLookup(m, draft.events)) draft = await numbers.attach(draft, m);
-  await store.commit(inboundMessage(id, { raw: Buffer.from(t, 'latin1') }), draft.events);
-  numbers.noteCommitted(draft.events);
-  return draft.events.filter((e) => e.type === 'result.validated').map((e) => e.correlationId);
+  return (await intake(store, numbers, t, id)).events.filter((e) => e.type === 'result.validated').map((e) => e.correlationId);
 }
 
 describe('a result waiting for its order: 7 days', () => {

@@ -7,41 +7,18 @@
  * them to the store (a pass-through of the real store's putDoc).
  */
 import { describe, expect, it } from 'vitest';
-import { analyseBlock } from '../../gateway/src/hl7/block.ts';
-import { readInbound } from '../../gateway/src/hl7/inbound.ts';
-import type { Hl7Message } from '../../gateway/src/hl7/message.ts';
-import { normalizeLis } from '../../gateway/src/hl7/normalize-lis.ts';
 import { LINK_MARK_NAMESPACE, ResultOrderNumbers, WAITING_NAMESPACE, waitingKey } from '../../gateway/src/hl7/order-numbers.ts';
 import type { EventStore } from '../../gateway/src/store/event-store.ts';
+import { intake, lisEvents as events, lisOrder as order, lisResult as result, readHl7 as read } from '../fixtures/hl7/order-numbers-intake.ts';
 import { inboundMessage } from '../fixtures/store/inbound.ts';
 import { useTempStore } from '../fixtures/store/temp-store.ts';
 
 const tmp = useTempStore('lgw-waiting-per-number-', { pruneIntervalMs: 0, minFreeBytes: 0 });
 
-const text = (lines: string[]): string => lines.join('\r');
-const order = (id: string, placer: string, filler: string, tests: string[]): string =>
-  text([
-    `MSH|^~\\&|LIS|LAB|GW|LAB|20260301093000||ORM^O01|${id}|P|2.5.1`,
-    'PID|1||MRN-77',
-    ...tests.flatMap((t, i) => [`ORC|NW|${placer}|${filler}||||||20260301092500||||||||||||CLINIC-A`, `OBR|${i + 1}|${placer}|${filler}|${t}^${t} test`]),
-  ]);
-const result = (id: string, filler: string, t = 'GLU'): string =>
-  text([`MSH|^~\\&|LIS|LAB|GW|LAB|20260301093000||ORU^R01|${id}|P|2.5.1`, 'PID|1||MRN-77', `ORC|RE||${filler}`, `OBR|1||${filler}|${t}^${t} test|||||||||||||||||||||F`, `OBX|1|NM|${t}^${t} test||5.4|mmol/L|||||F`]);
-
-function read(t: string): Hl7Message {
-  const raw = Buffer.from(t, 'latin1');
-  return readInbound(raw, analyseBlock(raw).messages[0]!, 'ascii').message!;
-}
-const events = (m: Hl7Message) => normalizeLis({ message: m, endpoint: 'lis', receivedAt: new Date().toISOString(), notes: [] });
-
 /** A message through the link's look-ups and into the store, as the intake takes it: the accessions of its results. */
 async function take(store: EventStore, numbers: ResultOrderNumbers, t: string, id: string): Promise<string[]> {
-  const m = read(t);
-  let draft = { events: events(m), searchTerms: [] as string[], warnings: [] as string[] };
-  if (numbers.needsLookup(m, draft.events)) draft = await numbers.attach(draft, m);
-  await store.commit(inboundMessage(id, { raw: Buffer.from(t, 'latin1') }), draft.events);
-  numbers.noteCommitted(draft.events);
-  return draft.events.filter((e) => e.type === 'result.validated').map((e) => `${e.correlationId}:${e.type === 'result.validated' ? e.data.testCode : ''}`);
+  const { events: taken } = await intake(store, numbers, t, id);
+  return taken.filter((e) => e.type === 'result.validated').map((e) => `${e.correlationId}:${e.type === 'result.validated' ? e.data.testCode : ''}`);
 }
 
 /** The real store, its waiting documents' bytes counted as they are handed to putDoc. */
