@@ -1,4 +1,5 @@
 import { describeError } from '../errors.ts';
+import { withEarlierKeys } from '../profiles/consumption-keys.ts';
 import type { GatewayStore } from '../store/types.ts';
 import type { NormalizeResult } from './types.ts';
 
@@ -45,13 +46,5 @@ export async function keepCalibrationKeysOfEarlierReleases<R extends Pick<Normal
       warnings.push(`calibration keys of earlier releases not looked up (${describeError(err)}): keyed as now`);
     }
   }
-  if (renamed.size === 0 && warnings.length === 0) return result;
-  return {
-    ...result,
-    events: result.events.map((e) => {
-      const earlier = renamed.get(e.idempotencyKey);
-      return earlier === undefined ? e : { ...e, idempotencyKey: earlier };
-    }),
-    warnings: [...result.warnings, ...warnings],
-  };
+  return withEarlierKeys(result, renamed, warnings);
 }

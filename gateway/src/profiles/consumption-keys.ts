@@ -196,6 +196,16 @@ export async function keepConsumptionKeysOfEarlierReleases<R extends { events: D
       }
     }),
   );
+  return withEarlierKeys(result, renamed, warnings);
+}
+
+/**
+ * `result` with each event whose key `renamed` maps keyed as the earlier release keyed it (so the
+ * store finds the draw it already holds), and `warnings` added; `result` itself when there is
+ * neither. The consumption look-up above and the calibration one (astm/calibration-keys.ts) end
+ * alike.
+ */
+export function withEarlierKeys<R extends { events: DraftEvent[]; warnings: string[] }>(result: R, renamed: ReadonlyMap<string, string>, warnings: string[]): R {
   if (renamed.size === 0 && warnings.length === 0) return result;
   return {
     ...result,
