@@ -3,42 +3,14 @@
  * by its filler number (hl7/order-numbers.ts): a real gateway (MLLP listener, LevelDB in a temp
  * dir, the relay) posting to the Odoo emulator, the LIS a raw TCP client writing both frames at once.
  */
-import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { useLisLab } from '../fixtures/lis-rig.ts';
+import { fillerOrder, fillerResult, pipelined, useLisLab } from '../fixtures/lis-rig.ts';
 import { invoices, saleLines } from '../fixtures/relay/billing-rig.ts';
 
 const { lab } = useLisLab();
 
-const MSH = (type: string, id: string): string => `MSH|^~\\&|LIS|LAB|GW|LAB|20260301093000||${type}|${id}|P|2.5.1`;
-const order = (id: string, placer: string, filler: string): string =>
-  [MSH('ORM^O01^ORM_O01', id), 'PID|1||MRN-77^^^LAB^MR', `ORC|NW|${placer}|${filler}||||||20260301092500||||||||||||CLINIC-A`, `OBR|1|${placer}|${filler}|GLU^GLU test`].join('\r');
-const result = (id: string, placer: string, filler: string): string =>
-  [
-    MSH('ORU^R01^ORU_R01', id),
-    'PID|1||MRN-77^^^LAB^MR',
-    `ORC|RE|${placer}|${filler}`,
-    `OBR|1|${placer}|${filler}|GLU^GLU test|||20260301100000|||||||||||||||20260301110000|||F`,
-    'OBX|1|NM|GLU^GLU test||5.4|mmol/L|||||F',
-  ].join('\r');
-const frame = (text: string): Buffer => Buffer.concat([Buffer.from([0x0b]), Buffer.from(text + '\r', 'latin1'), Buffer.from([0x1c, 0x0d])]);
-
-/** Writes every frame in one write on a new connection; the ACKs once all have come. */
-async function pipelined(port: number, texts: string[]): Promise<string> {
-  const socket = net.connect(port, '127.0.0.1');
-  await new Promise((resolve) => socket.once('connect', resolve));
-  let got = '';
-  const acks = new Promise<void>((resolve) =>
-    socket.on('data', (d) => {
-      got += d.toString('latin1');
-      if ((got.match(/\x1c/g) ?? []).length >= texts.length) resolve();
-    }),
-  );
-  socket.write(Buffer.concat(texts.map(frame)));
-  await acks;
-  socket.destroy();
-  return got;
-}
+const order = (id: string, placer: string, filler: string): string => fillerOrder(id, placer, filler);
+const result = (id: string, placer: string, filler: string): string => fillerResult(id, placer, filler);
 
 describe('a result pipelined behind its order, naming it by its filler number', () => {
   /**
