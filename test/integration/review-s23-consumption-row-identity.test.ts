@@ -19,7 +19,7 @@ import { describe, expect, it } from 'vitest';
 import { loadProfile } from '../../gateway/src/profiles/load.ts';
 import type { ConsumptionRow, Profile } from '../../gateway/src/profiles/types.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
-import { astmEndpoint, astmTakenByPrevious, bsMessage, draws, hl7AnalyzerEndpoint, hl7TakenByPrevious, sendAstm, sendHl7 } from '../fixtures/consumption-runs.ts';
+import { astmEndpoint, astmTakenByPrevious, bsMessage, consumptionRows, draws, hl7AnalyzerEndpoint, hl7TakenByPrevious, sendAstm, sendHl7 } from '../fixtures/consumption-runs.ts';
 import { usePreviousRelease } from '../fixtures/previous-release.ts';
 
 /** The tree before consumption keys stopped naming the row index (HEAD when this test was written). */
@@ -36,14 +36,7 @@ async function openStore(dir: string, extra: Record<string, unknown> = {}): Prom
 // ------------------------------------------------------------------ ASTM (generic profile)
 
 const generic = loadProfile('generic-astm');
-const row = {
-  glu: { per: 'test', test: 'GLU', productCode: 'GLU-R1', quantity: 0.2, uom: 'mL' },
-  crea: { per: 'test', test: 'CREA', productCode: 'CREA-R1', quantity: 0.1, uom: 'mL' },
-  dead: { per: 'run', productCode: 'DEAD', quantity: 0.05, uom: 'mL', deadVolume: true },
-  tsh: { per: 'test', test: 'TSH', productCode: 'TSH-R1', quantity: 0.05, uom: 'mL' },
-  cuvette: { per: 'test', test: '*', productCode: 'CUVETTE', quantity: 1, uom: 'Units' },
-  qcWash: { per: 'run', runTypes: ['qc'], productCode: 'QC-WASH', quantity: 1, uom: 'mL' },
-} satisfies Record<string, ConsumptionRow>;
+const row = consumptionRows;
 const astmProfile = (...consumption: ConsumptionRow[]): Profile => ({ ...generic, consumption });
 
 /** One run of GLU and CREA on specimen `specimen`, sent in a session at `h14` (a resend has another). */

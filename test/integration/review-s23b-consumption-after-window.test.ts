@@ -23,7 +23,7 @@ import { CONSUMPTION_KEY_ERA } from '../../gateway/src/profiles/consumption-keys
 import { loadProfile } from '../../gateway/src/profiles/load.ts';
 import type { ConsumptionRow, Profile } from '../../gateway/src/profiles/types.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
-import { astmCommittedByPrevious, astmCommittedNow, astmEndpoint, astmTakenByPrevious, astmTime, bsMessage, c111Albumin, c111Calibration, c111Message, draws, hl7AnalyzerEndpoint, hl7TakenByPrevious, sendAstm, sendHl7 } from '../fixtures/consumption-runs.ts';
+import { astmCommittedByPrevious, astmCommittedNow, astmEndpoint, astmTakenByPrevious, astmTime, bsMessage, c111Albumin, c111Calibration, c111Message, consumptionRows, draws, hl7AnalyzerEndpoint, hl7TakenByPrevious, sendAstm, sendHl7 } from '../fixtures/consumption-runs.ts';
 import { usePreviousRelease } from '../fixtures/previous-release.ts';
 
 /** The release before consumption keys stopped naming the row index (KEY_ERA 2). */
@@ -32,14 +32,7 @@ const PREVIOUS = '1c29f8b';
 const prev = usePreviousRelease(PREVIOUS, 'lgw-s23b-consumption-window-');
 
 const generic = loadProfile('generic-astm');
-const profile: Profile = {
-  ...generic,
-  consumption: [
-    { per: 'test', test: 'GLU', productCode: 'GLU-R1', quantity: 0.2, uom: 'mL' },
-    { per: 'test', test: 'CREA', productCode: 'CREA-R1', quantity: 0.1, uom: 'mL' },
-    { per: 'run', productCode: 'DEAD', quantity: 0.05, uom: 'mL', deadVolume: true },
-  ] satisfies ConsumptionRow[],
-};
+const profile: Profile = { ...generic, consumption: [consumptionRows.glu, consumptionRows.crea, consumptionRows.dead] };
 
 /** One run of GLU and CREA on `specimen` measured at `r13`, sent in a session at `h14` (a resend has another). */
 const astmRun = (h14: string, r13: string, specimen = 'S-1'): string[] => [
@@ -141,13 +134,7 @@ describe('cobas c 111: an undated calibration the release before took, sent agai
  * order (the second identical row to the second).
  */
 describe('a run the release before took, resent after IT edited the table', () => {
-  const r = {
-    glu: { per: 'test', test: 'GLU', productCode: 'GLU-R1', quantity: 0.2, uom: 'mL' },
-    crea: { per: 'test', test: 'CREA', productCode: 'CREA-R1', quantity: 0.1, uom: 'mL' },
-    dead: { per: 'run', productCode: 'DEAD', quantity: 0.05, uom: 'mL', deadVolume: true },
-    tsh: { per: 'test', test: 'TSH', productCode: 'TSH-R1', quantity: 0.05, uom: 'mL' },
-    cuvette: { per: 'test', test: '*', productCode: 'CUVETTE', quantity: 1, uom: 'Units' },
-  } satisfies Record<string, ConsumptionRow>;
+  const r = consumptionRows;
 
   async function takenByPreviousWith(dir: string, consumption: ConsumptionRow[], records: string[]): Promise<void> {
     await astmTakenByPrevious(prev.src, dir, { ...generic, consumption }, records);

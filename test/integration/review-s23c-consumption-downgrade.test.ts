@@ -15,9 +15,9 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CONSUMPTION_KEY_ERA } from '../../gateway/src/profiles/consumption-keys.ts';
 import { loadProfile } from '../../gateway/src/profiles/load.ts';
-import type { ConsumptionRow, Profile } from '../../gateway/src/profiles/types.ts';
+import type { Profile } from '../../gateway/src/profiles/types.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
-import { type AstmTake, astmCommittedByPrevious, astmCommittedNow, astmTime } from '../fixtures/consumption-runs.ts';
+import { type AstmTake, astmCommittedByPrevious, astmCommittedNow, astmTime, consumptionRows } from '../fixtures/consumption-runs.ts';
 import { usePreviousRelease } from '../fixtures/previous-release.ts';
 
 /** The release before consumption keys stopped naming the row index (KEY_ERA 2). */
@@ -31,13 +31,7 @@ afterEach(() => {
 
 const DAY = 86_400_000;
 
-const profile: Profile = {
-  ...loadProfile('generic-astm'),
-  consumption: [
-    { per: 'test', test: 'GLU', productCode: 'GLU-R1', quantity: 0.2, uom: 'mL' },
-    { per: 'run', productCode: 'DEAD', quantity: 0.05, uom: 'mL', deadVolume: true },
-  ] satisfies ConsumptionRow[],
-};
+const profile: Profile = { ...loadProfile('generic-astm'), consumption: [consumptionRows.glu, consumptionRows.dead] };
 
 /** One GLU run on `specimen` measured at `r13`, sent in a session at `h14` (a resend has another). */
 const run = (h14: string, r13: string, specimen: string): string =>
