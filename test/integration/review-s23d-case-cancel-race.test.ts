@@ -12,39 +12,20 @@
  * Real gateway (real LevelDB in a temp dir), the LIS over real MLLP, the analyzer simulated over
  * a real TCP socket.
  */
-import net from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Gateway } from '../../gateway/src/gateway.ts';
-import { MllpClient } from '../../gateway/src/ingress/mllp/mllp-client.ts';
-import type { AnalyzerSim } from '../fixtures/astm-link/analyzer-sim.ts';
-import { startTestGateway } from '../fixtures/gateway.ts';
+import { describe, expect, it } from 'vitest';
 import { ACK, ENQ, EOT, STX } from '../../gateway/src/ingress/astm/control-chars.ts';
-import { connectAnalyzer, msa, nextSession, orderLines, orm } from '../fixtures/order-download.ts';
+import { msa, nextSession, orderLines, orm, useHostQueryRig } from '../fixtures/order-download.ts';
 
 const CHEM = { id: 'chem-1', profile: 'generic-astm', tcp: { listen: { host: '127.0.0.1', port: 0 } }, pushOrders: true };
 
 const query = (barcode: string): string[] => ['H|\\^&|||CHEM^1|||||LIS||P|1|20261207100000', `Q|1|^${barcode}||ALL||||||||O`, 'L|1|N'];
 
 describe('a cancel the outbox read before the analyzer took a query answer under the typed barcode', () => {
-  let gateway: Gateway;
-  let stop: () => Promise<void>;
-  let lis: MllpClient;
-  let analyzer: { sim: AnalyzerSim; socket: net.Socket };
-
-  beforeAll(async () => {
-    ({ gateway, stop } = await startTestGateway('s23d-case-cancel-race', { analyzers: [CHEM] }));
-    analyzer = await connectAnalyzer(gateway, CHEM.id);
-    lis = await MllpClient.connect({ host: '127.0.0.1', port: gateway.addresses().hl7.lis!.port });
-  });
-
-  afterAll(async () => {
-    analyzer?.socket.destroy();
-    await lis?.close().catch(() => undefined);
-    await stop?.();
-  });
+  const rig = useHostQueryRig('s23d-case-cancel-race', [CHEM]);
 
   it('goes under the typed barcode too, once', { timeout: 90_000 }, async () => {
-    const { sim } = analyzer;
+    const { sim } = rig.analyzer;
+    const { lis } = rig;
     expect(msa(await lis.send(orm('TC-1', 'ACC-TC-1', ['ALT', 'GLU'])))).toBe('MSA|AA|TC-1');
     expect(orderLines(await nextSession(sim, 20_000)).map(([specimen]) => specimen)).toEqual(['ACC-TC-1']);
     // The typed barcode asked for; the answer waits for the analyzer to take the line while the
