@@ -9,31 +9,13 @@
  * temp dir); the store's calls counted as the look-ups hand them over (a pass-through).
  */
 import { describe, expect, it } from 'vitest';
-import { analyseBlock } from '../../gateway/src/hl7/block.ts';
-import { readInbound } from '../../gateway/src/hl7/inbound.ts';
-import type { Hl7Message } from '../../gateway/src/hl7/message.ts';
-import { normalizeLis } from '../../gateway/src/hl7/normalize-lis.ts';
 import { ResultOrderNumbers } from '../../gateway/src/hl7/order-numbers.ts';
 import type { EventStore } from '../../gateway/src/store/event-store.ts';
 import { inboundMessage } from '../fixtures/store/inbound.ts';
 import { useTempStore } from '../fixtures/store/temp-store.ts';
+import { lisEvents, lisOrder, lisResult, readHl7 } from '../fixtures/hl7/order-numbers-intake.ts';
 
 const tmp = useTempStore('lgw-s23d-later-order-', { pruneIntervalMs: 0, minFreeBytes: 0 });
-
-const text = (lines: string[]): string => lines.join('\r');
-const order = (id: string, placer: string, filler: string, tests: string[], mrn = 'MRN-77'): string =>
-  text([
-    `MSH|^~\\&|LIS|LAB|GW|LAB|20260301093000||ORM^O01|${id}|P|2.5.1`,
-    `PID|1||${mrn}`,
-    ...tests.flatMap((t, i) => [`ORC|NW|${placer}|${filler}||||||20260301092500||||||||||||CLINIC-A`, `OBR|${i + 1}|${placer}|${filler}|${t}^${t} test`]),
-  ]);
-const result = (id: string, filler: string, t: string): string =>
-  text([`MSH|^~\\&|LIS|LAB|GW|LAB|20260301093000||ORU^R01|${id}|P|2.5.1`, 'PID|1||MRN-77', `ORC|RE||${filler}`, `OBR|1||${filler}|${t}^${t} test|||||||||||||||||||||F`, `OBX|1|NM|${t}^${t} test||5.4|mmol/L|||||F`]);
-
-function read(t: string): Hl7Message {
-  const raw = Buffer.from(t, 'latin1');
-  return readInbound(raw, analyseBlock(raw).messages[0]!, 'ascii').message!;
-}
 
 /** The real store, the calls of each of its methods counted as they are handed over. */
 function counting(store: EventStore): { store: EventStore; calls: Map<string, number> } {
@@ -53,8 +35,8 @@ function counting(store: EventStore): { store: EventStore; calls: Map<string, nu
 
 /** A message through the link's look-ups and into the store, as the intake takes it: its results as `<accession>:<test>`, its warnings. */
 async function take(store: EventStore, numbers: ResultOrderNumbers, t: string, id: string): Promise<{ results: string[]; warnings: string[] }> {
-  const m = read(t);
-  let draft = { events: normalizeLis({ message: m, endpoint: 'lis', receivedAt: new Date().toISOString(), notes: [] }), searchTerms: [] as string[], warnings: [] as string[] };
+  const m = readHl7(t);
+  let draft = { events: lisEvents(m), searchTerms: [] as string[], warnings: [] as string[] };
   if (numbers.needsLookup(m, draft.events)) draft = await numbers.attach(draft, m);
   await store.commit(inboundMessage(id, { raw: Buffer.from(t, 'latin1') }), draft.events);
   numbers.noteCommitted(draft.events);
@@ -67,22 +49,22 @@ describe('later order messages of an order whose waiting results were attached',
     const { store, calls } = counting(real);
     const numbers = new ResultOrderNumbers(store, 'lis');
     await numbers.ready();
-    await take(real, numbers, order('O-0', '70400', 'LF-9400', ['GLU']), 'O-0');
-    await take(real, numbers, result('R-1', 'LF-9401', 'GLU'), 'R-1');
-    await take(real, numbers, result('R-2', 'LF-9401', 'ALT'), 'R-2');
-    await take(real, numbers, result('R-3', 'LF-9401', 'CRP'), 'R-3');
-    expect((await take(real, numbers, order('O-1', '70401', 'LF-9401', ['GLU', 'ALT']), 'O-1')).results).toEqual(['70401:GLU', '70401:ALT']);
+    await take(real, numbers, lisOrder('O-0', '70400', 'LF-9400', ['GLU']), 'O-0');
+    await take(real, numbers, lisResult('R-1', 'LF-9401', 'GLU'), 'R-1');
+    await take(real, numbers, lisResult('R-2', 'LF-9401', 'ALT'), 'R-2');
+    await take(real, numbers, lisResult('R-3', 'LF-9401', 'CRP'), 'R-3');
+    expect((await take(real, numbers, lisOrder('O-1', '70401', 'LF-9401', ['GLU', 'ALT']), 'O-1')).results).toEqual(['70401:GLU', '70401:ALT']);
 
     // The LIS sends the order again, twice, then with its ORC-3 empty: nothing more, no stored message read.
     for (const [id, filler] of [['O-2', 'LF-9401'], ['O-3', 'LF-9401'], ['O-4', '']] as const) {
       calls.clear();
-      expect((await take(real, numbers, order(id, '70401', filler, ['GLU', 'ALT']), id)).results, id).toEqual([]);
+      expect((await take(real, numbers, lisOrder(id, '70401', filler, ['GLU', 'ALT']), id)).results, id).toEqual([]);
       expect(calls.get('getMessage') ?? 0, `${id}: stored messages read`).toBe(0);
     }
     // The add-on CRP (ORC-3 empty) gets the CRP result still.
-    expect((await take(real, numbers, order('O-5', '70401', '', ['GLU', 'ALT', 'CRP']), 'O-5')).results).toEqual(['70401:CRP']);
+    expect((await take(real, numbers, lisOrder('O-5', '70401', '', ['GLU', 'ALT', 'CRP']), 'O-5')).results).toEqual(['70401:CRP']);
     // Another order carrying the number: the results are 70401's, live; nothing attached.
-    const other = await take(real, numbers, order('O-6', '70409', 'LF-9401', ['GLU']), 'O-6');
+    const other = await take(real, numbers, lisOrder('O-6', '70409', 'LF-9401', ['GLU']), 'O-6');
     expect(other.results).toEqual([]);
   });
 });

@@ -7,37 +7,18 @@
  * A real store (LevelDB in a temp dir).
  */
 import { describe, expect, it } from 'vitest';
-import { analyseBlock } from '../../gateway/src/hl7/block.ts';
-import { readInbound } from '../../gateway/src/hl7/inbound.ts';
-import type { Hl7Message } from '../../gateway/src/hl7/message.ts';
-import { normalizeLis } from '../../gateway/src/hl7/normalize-lis.ts';
 import { LINK_MARK_NAMESPACE, ResultOrderNumbers, WAITING_NAMESPACE, waitingKey } from '../../gateway/src/hl7/order-numbers.ts';
 import type { EventStore } from '../../gateway/src/store/event-store.ts';
 import { inboundMessage } from '../fixtures/store/inbound.ts';
 import { useTempStore } from '../fixtures/store/temp-store.ts';
+import { lisEvents, lisOrder, lisResult, readHl7 } from '../fixtures/hl7/order-numbers-intake.ts';
 
 const tmp = useTempStore('lgw-s23d-waiting-', { pruneIntervalMs: 0, minFreeBytes: 0 });
 
-const text = (lines: string[]): string => lines.join('\r');
-const order = (id: string, placer: string, filler: string, tests: string[], mrn = 'MRN-77'): string =>
-  text([
-    `MSH|^~\\&|LIS|LAB|GW|LAB|20260301093000||ORM^O01|${id}|P|2.5.1`,
-    `PID|1||${mrn}`,
-    ...tests.flatMap((t, i) => [`ORC|NW|${placer}|${filler}||||||20260301092500||||||||||||CLINIC-A`, `OBR|${i + 1}|${placer}|${filler}|${t}^${t} test`]),
-  ]);
-const result = (id: string, filler: string, t = 'GLU', mrn = 'MRN-77'): string =>
-  text([`MSH|^~\\&|LIS|LAB|GW|LAB|20260301093000||ORU^R01|${id}|P|2.5.1`, `PID|1||${mrn}`, `ORC|RE||${filler}`, `OBR|1||${filler}|${t}^${t} test|||||||||||||||||||||F`, `OBX|1|NM|${t}^${t} test||5.4|mmol/L|||||F`]);
-
-function read(t: string): Hl7Message {
-  const raw = Buffer.from(t, 'latin1');
-  return readInbound(raw, analyseBlock(raw).messages[0]!, 'ascii').message!;
-}
-const events = (m: Hl7Message, endpoint = 'lis') => normalizeLis({ message: m, endpoint, receivedAt: new Date().toISOString(), notes: [] });
-
 /** A message through the link's look-ups and into the store, as the intake takes it: its results as `<accession>:<test>`. */
 async function take(store: EventStore, numbers: ResultOrderNumbers, t: string, id: string, endpoint = 'lis'): Promise<string[]> {
-  const m = read(t);
-  let draft = { events: events(m, endpoint), searchTerms: [] as string[], warnings: [] as string[] };
+  const m = readHl7(t);
+  let draft = { events: lisEvents(m, endpoint), searchTerms: [] as string[], warnings: [] as string[] };
   if (numbers.needsLookup(m, draft.events)) draft = await numbers.attach(draft, m);
   await store.commit(inboundMessage(id, { endpoint, raw: Buffer.from(t, 'latin1') }), draft.events);
   numbers.noteCommitted(draft.events);
@@ -61,8 +42,8 @@ describe('waiting numbers at start', () => {
     const numbers = new ResultOrderNumbers(store, 'lis');
     await numbers.ready();
     for (const n of ['LF-100000', 'LF-101000', 'LF-102499']) {
-      const m = read(order('O-x', `7${n}`, n, ['GLU']));
-      expect(numbers.needsLookup(m, events(m)), n).toBe(true);
+      const m = readHl7(lisOrder('O-x', `7${n}`, n, ['GLU']));
+      expect(numbers.needsLookup(m, lisEvents(m)), n).toBe(true);
     }
   });
 
@@ -73,10 +54,10 @@ describe('waiting numbers at start', () => {
    */
   it('a restart in the middle of splitting the whole document', async () => {
     let store = await tmp.open();
-    await take(store, new ResultOrderNumbers(store, 'lis'), order('O-0', '70700', 'LF-9700', ['GLU']), 'O-0');
+    await take(store, new ResultOrderNumbers(store, 'lis'), lisOrder('O-0', '70700', 'LF-9700', ['GLU']), 'O-0');
     for (const [id, n, t] of [['R-1', 'LF-9701', 'GLU'], ['R-2', 'LF-9701', 'CRP'], ['R-3', 'LF-9702', 'GLU']] as const) {
-      const r = result(id, n, t);
-      await store.commit(inboundMessage(id, { raw: Buffer.from(r, 'latin1') }), events(read(r)));
+      const r = lisResult(id, n, t);
+      await store.commit(inboundMessage(id, { raw: Buffer.from(r, 'latin1') }), lisEvents(readHl7(r)));
     }
     const at = Date.now();
     await store.putDoc(WAITING_NAMESPACE, 'lis', {
@@ -96,8 +77,8 @@ describe('waiting numbers at start', () => {
     expect(await store.getDoc(WAITING_NAMESPACE, 'lis')).toEqual({ v: 1, entries: [] });
     expect(await store.getDoc(WAITING_NAMESPACE, waitingKey('lis', 'LF-9701'))).toMatchObject({ orders: ['70701'] });
     // The add-on naming 70701 alone gets CRP; the order carrying LF-9702 gets its GLU.
-    expect(await take(store, numbers, order('O-2', '70701', '', ['CRP']), 'O-2')).toEqual(['70701:CRP']);
-    expect(await take(store, numbers, order('O-3', '70702', 'LF-9702', ['GLU']), 'O-3')).toEqual(['70702:GLU']);
+    expect(await take(store, numbers, lisOrder('O-2', '70701', '', ['CRP']), 'O-2')).toEqual(['70701:CRP']);
+    expect(await take(store, numbers, lisOrder('O-3', '70702', 'LF-9702', ['GLU']), 'O-3')).toEqual(['70702:GLU']);
   });
 });
 
@@ -105,20 +86,20 @@ describe('numbers of two links, and a placer number given again', () => {
   /** Two LIS links keep the same number: each order gets its own link's result, after a restart too. */
   it('two links with the same waiting number', async () => {
     let store = await tmp.open();
-    for (const link of ['lis', 'lis2']) await take(store, new ResultOrderNumbers(store, link), order(`O-0-${link}`, `70800-${link}`, `LF-9800-${link}`, ['GLU']), `O-0-${link}`, link);
+    for (const link of ['lis', 'lis2']) await take(store, new ResultOrderNumbers(store, link), lisOrder(`O-0-${link}`, `70800-${link}`, `LF-9800-${link}`, ['GLU']), `O-0-${link}`, link);
     const a = new ResultOrderNumbers(store, 'lis');
     const b = new ResultOrderNumbers(store, 'lis2');
     await Promise.all([a.ready(), b.ready()]);
-    expect(await take(store, a, result('R-a', 'LF-9801', 'GLU'), 'R-a')).toEqual(['LF-9801:GLU']);
-    expect(await take(store, b, result('R-b', 'LF-9801', 'CRP', 'MRN-88'), 'R-b', 'lis2')).toEqual(['LF-9801:CRP']);
+    expect(await take(store, a, lisResult('R-a', 'LF-9801', 'GLU'), 'R-a')).toEqual(['LF-9801:GLU']);
+    expect(await take(store, b, lisResult('R-b', 'LF-9801', 'CRP', 'MRN-88'), 'R-b', 'lis2')).toEqual(['LF-9801:CRP']);
     await store.flush();
     await store.close();
     store = await tmp.open();
     const a2 = new ResultOrderNumbers(store, 'lis');
     const b2 = new ResultOrderNumbers(store, 'lis2');
     await Promise.all([a2.ready(), b2.ready()]);
-    expect(await take(store, b2, order('O-b', '70801', 'LF-9801', ['GLU', 'CRP'], 'MRN-88'), 'O-b', 'lis2')).toEqual(['70801:CRP']);
-    expect(await take(store, a2, order('O-a', '70802', 'LF-9801', ['GLU', 'CRP']), 'O-a')).toEqual(['70802:GLU']);
+    expect(await take(store, b2, lisOrder('O-b', '70801', 'LF-9801', ['GLU', 'CRP'], 'MRN-88'), 'O-b', 'lis2')).toEqual(['70801:CRP']);
+    expect(await take(store, a2, lisOrder('O-a', '70802', 'LF-9801', ['GLU', 'CRP']), 'O-a')).toEqual(['70802:GLU']);
   });
 
   /**
@@ -130,17 +111,17 @@ describe('numbers of two links, and a placer number given again', () => {
     const store = await tmp.open();
     const numbers = new ResultOrderNumbers(store, 'lis');
     await numbers.ready();
-    await take(store, numbers, order('O-0', '70900', 'LF-9900', ['GLU']), 'O-0');
-    await take(store, numbers, result('R-1', 'LF-9901', 'GLU'), 'R-1');
-    await take(store, numbers, result('R-2', 'LF-9901', 'CRP'), 'R-2');
-    expect(await take(store, numbers, order('O-1', '70901', 'LF-9901', ['GLU']), 'O-1')).toEqual(['70901:GLU']);
-    expect(await take(store, numbers, order('O-2', '70901', '', ['CRP'], 'MRN-88'), 'O-2')).toEqual([]);
+    await take(store, numbers, lisOrder('O-0', '70900', 'LF-9900', ['GLU']), 'O-0');
+    await take(store, numbers, lisResult('R-1', 'LF-9901', 'GLU'), 'R-1');
+    await take(store, numbers, lisResult('R-2', 'LF-9901', 'CRP'), 'R-2');
+    expect(await take(store, numbers, lisOrder('O-1', '70901', 'LF-9901', ['GLU']), 'O-1')).toEqual(['70901:GLU']);
+    expect(await take(store, numbers, lisOrder('O-2', '70901', '', ['CRP'], 'MRN-88'), 'O-2')).toEqual([]);
     // Pipelined too: read before the order's look-up ran (memory only).
-    const o3 = read(order('O-3', '70903', 'LF-9903', ['GLU']));
-    const o4 = read(order('O-4', '70903', '', ['CRP'], 'MRN-88'));
-    await take(store, numbers, result('R-3', 'LF-9903', 'CRP'), 'R-3');
-    const d3 = { events: events(o3), searchTerms: [] as string[], warnings: [] as string[] };
-    const d4 = { events: events(o4), searchTerms: [] as string[], warnings: [] as string[] };
+    const o3 = readHl7(lisOrder('O-3', '70903', 'LF-9903', ['GLU']));
+    const o4 = readHl7(lisOrder('O-4', '70903', '', ['CRP'], 'MRN-88'));
+    await take(store, numbers, lisResult('R-3', 'LF-9903', 'CRP'), 'R-3');
+    const d3 = { events: lisEvents(o3), searchTerms: [] as string[], warnings: [] as string[] };
+    const d4 = { events: lisEvents(o4), searchTerms: [] as string[], warnings: [] as string[] };
     numbers.needsLookup(o3, d3.events);
     expect(numbers.needsLookup(o4, d4.events)).toBe(true);
     await store.commit(inboundMessage('O-3', { raw: Buffer.from('O-3') }), (await numbers.attach(d3, o3)).events);
