@@ -89,7 +89,7 @@ function noteOf(event: DraftEvent): RowIndexNote | undefined {
  * How many indices beyond the table's length now a row may have had in the table the earlier
  * release keyed a run with (rows removed since).
  */
-export const EDITED_TABLE_SLACK = 16;
+export const EDITED_TABLE_MARGIN = 16;
 
 /**
  * The key era (store/event-store.ts KEY_ERA) from which consumption keys name what a row draws:
@@ -135,7 +135,7 @@ export type ConsumptionKeyStore = Pick<GatewayStore, 'getEventByKey' | 'idempote
  *   (test/integration/review-s23c-calibration-edited-table.test.ts).
  * Never on a store a release of era 3 began. Cost: one or two key look-ups per consumption event
  * looked up, and for a draw found at neither (a run first seen) the table's length and
- * EDITED_TABLE_SLACK more per slot (the store's key filter answers an absent key without a read);
+ * EDITED_TABLE_MARGIN more per slot (the store's key filter answers an absent key without a read);
  * for a run dated after the upgrade past the window, a date compare. Before, a run the earlier
  * release took and the analyzer resent after IT edited the table (the upgrade is what lets it)
  * drew every moved row again (test/integration/review-s23b-consumption-after-window.test.ts). A look-up that fails keeps the keys of now, with a
@@ -175,13 +175,13 @@ export async function keepConsumptionKeysOfEarlierReleases<R extends { events: D
   // run, per, test and product are looked up at every index the table can have had; the n-th of
   // them in table order is the n-th identical draw now (`x<n>`), as the order of identical rows
   // decides both. Only a slot with a draw not found costs this: a new run of the window (or dated
-  // before the upgrade), the table's length and EDITED_TABLE_SLACK look-ups per slot, the key
+  // before the upgrade), the table's length and EDITED_TABLE_MARGIN look-ups per slot, the key
   // filter answering each absent key without a read.
   await Promise.all(
     [...missing.values()].map(async (drawsOfSlot) => {
       const first = drawsOfSlot[0]![1];
       try {
-        const indices = Array.from({ length: first.rows + EDITED_TABLE_SLACK }, (_, i) => i);
+        const indices = Array.from({ length: first.rows + EDITED_TABLE_MARGIN }, (_, i) => i);
         const held = (await Promise.all(indices.map(async (i) => ((await used(first.at(i))) ? i : -1)))).filter((i) => i >= 0);
         if (held.length === 0) return;
         // Every draw of the slot in this run, found at its index now or not, takes the n-th held.
