@@ -216,6 +216,15 @@ export class ResultOrderNumbers {
    * never those of messages read after it (their commits queue behind its look-up).
    */
   readonly #waitsFor = new WeakMap<Hl7Message, Promise<void>>();
+  /**
+   * The patient (PID-3.1) of the order read last under each (bare) accession, in arrival order: of
+   * the orders looked up, and of any later order under an accession already here (WAITING_MAX at
+   * most, the oldest go first). An add-on naming no patient read right behind its order (pipelined)
+   * is looked up before that order's commit is in the store.
+   */
+  readonly #orderPatients = new Map<string, string>();
+  /** The patient each order of a message naming none was of when the message was read (by its bare accession). */
+  readonly #readPatients = new WeakMap<Hl7Message, Map<string, string>>();
 
   constructor(store: LookupStore, endpoint: string, prefix?: string) {
     this.#store = store;
@@ -429,7 +438,9 @@ export class ResultOrderNumbers {
     if (events.length === 0) return false;
     if (!isResultMessage(message)) {
       this.#noteOrder(events);
-      if (!this.#namesWaiting(events)) return false;
+      const names = this.#namesWaiting(events);
+      this.#notePatients(message, events, names);
+      if (!names) return false;
       if (this.#resultsInFlight) this.#waitsFor.set(message, this.#resultsInFlight);
       return true;
     }
@@ -473,6 +484,33 @@ export class ResultOrderNumbers {
       else for (const n of this.#carried(to)) if (unsure || this.#waitingUnder(n) !== undefined) names = true;
     }
     return names;
+  }
+
+  /**
+   * In arrival order (no read, no await): the patient of each order of the message naming one, when
+   * the message is looked up or its accession is remembered already; for an order naming none, the
+   * patient remembered for its accession (an add-on right behind its order, not in the store yet).
+   * Nothing for the usual order while no order is remembered.
+   */
+  #notePatients(message: Hl7Message, events: readonly DraftEvent[], looked: boolean): void {
+    if (!looked && this.#orderPatients.size === 0) return;
+    for (const e of events) {
+      if (e.type !== 'order.created') continue;
+      const to = e.data.accession;
+      const patient = e.data.patientId;
+      if (!patient) {
+        const remembered = looked ? this.#orderPatients.get(to) : undefined;
+        if (remembered === undefined) continue;
+        const read = this.#readPatients.get(message) ?? new Map<string, string>();
+        read.set(to, remembered);
+        this.#readPatients.set(message, read);
+        continue;
+      }
+      if (!looked && !this.#orderPatients.has(to)) continue;
+      this.#orderPatients.delete(to);
+      if (this.#orderPatients.size >= WAITING_MAX) this.#orderPatients.delete(this.#orderPatients.keys().next().value as string);
+      this.#orderPatients.set(to, patient);
+    }
   }
 
   /** The numbers the order `to` (bare accession) came carrying: remembered once it was looked up (#linked), or read so far (#orderFillers). */
@@ -741,8 +779,11 @@ export class ResultOrderNumbers {
       // naming its order by its accession alone) is of the patient of the order stored under its
       // accession (the latest). Before, it was compared with none: an add-on of MRN-77's order got
       // MRN-88's result waiting under the number that order came carrying (a filler number come
-      // round), billed on MRN-77's order, and MRN-88's order got none.
-      const orderPatient = order.data.patientId || (await this.#storedPatient(to));
+      // round), billed on MRN-77's order, and MRN-88's order got none. The order read last under
+      // that accession first (memory): pipelined right behind its order, the add-on was compared
+      // with none (the order not in the store yet) or with an older order of another patient the
+      // LIS had given the same placer number, and got that patient's result.
+      const orderPatient = order.data.patientId || this.#readPatients.get(message)?.get(to) || (await this.#storedPatient(to));
       const stored = await this.#store.eventsByCorrelation(this.#stored(w));
       // An order of that accession itself: the results are its own.
       if (stored.some((s) => this.#ofLink(s))) continue;
