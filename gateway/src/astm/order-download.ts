@@ -824,7 +824,7 @@ export class OrderDownload {
       const records = buildOrderDownload({ ...doc, onAnalyzer }, { add, cancel }, profile, { receiver: analyzerId });
       if (records.length > 0) {
         try {
-          await link.sendWorklist(records, { onUnreceived: (fate) => this.#unreceived(accession, add, cancel, fate) });
+          await link.sendWorklist(records, { onUnreceived: (fate) => this.#unreceived(accession, add, cancel, fate, cancelledUnder) });
         } catch (err) {
           await this.#refused(accession, err);
           return;
@@ -931,7 +931,7 @@ export class OrderDownload {
    * (`'unknown'`) a lost order of the same test is not sent again either (the analyzer may hold it:
    * the alert names the accession); a lost cancel is (a cancel of a test it lacks is harmless).
    */
-  #unreceived(accession: string, allAdd: OrderedTest[], allCancel: OrderedTest[], fate: UnreceivedDownload): void {
+  #unreceived(accession: string, allAdd: OrderedTest[], allCancel: OrderedTest[], fate: UnreceivedDownload, cancelledUnder: ReadonlyMap<string, readonly string[]> = new Map()): void {
     const { analyzerId, telemetry, log, store } = this.#opt;
     let lost = this.#lostOn.get(fate.connection);
     if (!lost) this.#lostOn.set(fate.connection, (lost = new Map()));
@@ -978,6 +978,19 @@ export class OrderDownload {
           if (!has(doc.cancelPending, t.code) && !has(doc.sent, t.code) && !has(doc.pending, t.code)) {
             doc.cancelPending.push(t);
             changed = true;
+          }
+          // The lost cancel goes again under every barcode it went under, besides those a cancel
+          // waits under now: #markSent may have moved the test's tube to the barcode a host query
+          // answer gave it meanwhile (the cancel's follow-up, a96337d). Before, the follow-up's
+          // barcode alone got the cancel, and the analyzer, back on, ran the cancelled test under
+          // the label (test/unit/review-s23e-cancel-race-unreceived.test.ts).
+          if (has(doc.cancelPending, t.code)) {
+            const tube = doc.tubes?.[t.code] ?? doc.specimenId ?? doc.accession;
+            for (const b of cancelledUnder.get(t.code) ?? []) {
+              if (b === tube || (doc.alsoUnder?.[t.code] ?? []).includes(b)) continue;
+              ((doc.alsoUnder ??= {})[t.code] ??= []).push(b);
+              changed = true;
+            }
           }
         } else if (has(doc.pending, t.code)) {
           // Ordered again since, not sent yet: the analyzer still has the test it never saw cancelled.
