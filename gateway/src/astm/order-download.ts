@@ -622,7 +622,7 @@ export class OrderDownload {
       doc.lastEventId = e.id;
       // Ordered again after its cancellation (the billing derivation reads it the same way: an
       // order after a cancel re-adds the test): downloaded again, or, while its cancel has not
-      // gone out yet, the cancel is simply not sent.
+      // gone out yet, the cancel is simply not sent (on the wire already: #markSent downloads it again).
       let reordered = false;
       for (const t of runnable) {
         if (!doc.cancelled.includes(t.code)) continue;
@@ -869,6 +869,28 @@ export class OrderDownload {
     // goes there next, under that barcode only. Before, the test counted as cancelled everywhere
     // and the tube typed at the analyzer (acc-1 for ACC-1) ran the cancelled test
     // (test/integration/review-s23d-case-cancel-race.test.ts).
+    // A test the LIS ordered again while its cancel was on the wire (#record took the cancel for
+    // one not sent yet and withdrew it: the test counted as sent): the analyzer took the cancel and
+    // holds the test under none of the barcodes the cancel went under. Held nowhere else, it is
+    // downloaded again; held under another barcode still (a host query answer it took meanwhile),
+    // it is held there. Before, it counted as sent and the order again never reached the analyzer
+    // (test/unit/review-s23e-reorder-during-cancel.test.ts).
+    for (const t of cancel) {
+      const went = cancelledUnder.get(t.code);
+      if (went === undefined || doc.cancelled.includes(t.code) || !has(doc.sent, t.code)) continue;
+      const holders = [...new Set([doc.tubes?.[t.code] ?? doc.specimenId ?? doc.accession, ...(doc.alsoUnder?.[t.code] ?? [])])];
+      const left = holders.filter((b) => !went.includes(b));
+      if (left.length > 0) {
+        (doc.tubes ??= {})[t.code] = left[0]!;
+        if (left.length > 1) (doc.alsoUnder ??= {})[t.code] = left.slice(1);
+        else if (doc.alsoUnder) delete doc.alsoUnder[t.code];
+        continue;
+      }
+      const ordered = doc.sent.find((s) => s.code === t.code)!;
+      doc.sent = without(doc.sent, [t.code]);
+      if (!has(doc.pending, t.code)) doc.pending.push(ordered);
+      if (doc.alsoUnder) delete doc.alsoUnder[t.code];
+    }
     for (const t of cancel) {
       const went = cancelledUnder.get(t.code);
       if (went === undefined || !doc.cancelled.includes(t.code) || has(doc.sent, t.code) || has(doc.pending, t.code) || has(doc.cancelPending, t.code)) continue;
