@@ -12,18 +12,10 @@
  * on MRN-77's sale order 70521, and MRN-88's order 70522 got none. Now 70521 bills GLU, 70522 CRP.
  */
 import { describe, expect, it } from 'vitest';
-import { pipelined, useLisLab } from '../fixtures/lis-rig.ts';
+import { numberedOrder as order, numberedResult as result, pipelined, useLisLab } from '../fixtures/lis-rig.ts';
 import { billed } from '../fixtures/relay/billing-rig.ts';
 
 const { lab } = useLisLab();
-const MSH = (type: string, id: string): string => `MSH|^~\\&|LIS|LAB|GW|LAB|20260301093000||${type}|${id}|P|2.5.1`;
-function order(id: string, placer: string, filler: string, tests: string[], mrn: string | undefined): string {
-  return [MSH('ORM^O01^ORM_O01', id), ...(mrn ? [`PID|1||${mrn}^^^LAB^MR`] : []), ...tests.flatMap((t, i) => [`ORC|NW|${placer}|${filler}||||||20260301092500||||||||||||CLINIC-A`, `OBR|${i + 1}|${placer}|${filler}|${t}^${t} test`])].join('\r');
-}
-function result(id: string, filler: string, t: string, mrn: string): string {
-  return [MSH('ORU^R01^ORU_R01', id), `PID|1||${mrn}^^^LAB^MR`, `ORC|RE||${filler}`, `OBR|1||${filler}|${t}^${t} test|||20260301100000|||||||||||||||20260301110000|||F`, `OBX|1|NM|${t}^${t} test||5.4|mmol/L|||||F`].join('\r');
-}
-
 describe('an add-on naming no patient pipelined right behind its order', () => {
   it("is not billed another patient's result waiting under its order's filler number", async () => {
     const l = await lab('s23e-addon-no-pid-pipelined');
