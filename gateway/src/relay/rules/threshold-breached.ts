@@ -175,11 +175,12 @@ export const thresholdBreachedRule: PostingRule = {
         }
         // An RFQ the gateway loaded for this breach: its external id answers exactly (B.4). Also
         // looked up when a manual quantity was recorded for it: a link that failed after the load
-        // released the breach as it was (no attempt charged).
+        // released the breach as it was (no attempt charged). Found cancelled by purchasing: a miss
+        // (droppedIfCancelled).
         if (e.ambiguous || e.attempts > 0 || book[e.event.idempotencyKey] !== undefined) {
           const xid = externalId('rfq', e.event.idempotencyKey);
           const found = await lookupExternalId(ctx.odoo, xid.module, xid.name);
-          if (found !== undefined) {
+          if (found !== undefined && !(await droppedIfCancelled(ctx, found))) {
             results.set(e.event.id, ok([{ model: 'purchase.order', id: found, externalId: xid.full }], 'found by external id'));
             own(e);
             continue;
@@ -331,6 +332,23 @@ async function settleOnRfqChangedMeanwhile(ctx: RuleContext, po: number, lineIds
     throw odooError('transient', `RFQ ${name} was cancelled in Odoo while the gateway added ${codes.join(', ')} to it: the lines were taken off it again, and are written on a new draft RFQ at the next attempt`);
   }
   if (state === 'purchase' || state === 'done') throw confirmedWithoutLine(name, after?.['date_approve'], codes);
+}
+
+/**
+ * The RFQ the gateway loaded for a breach (`lab_gateway.rfq_<key>`, found by a retry's look-up),
+ * cancelled by purchasing after the load committed and its answer was lost: a miss, as a line
+ * found on a cancelled RFQ is (addedLines). The cancelled RFQ is unlinked (Odoo allows it on a
+ * cancelled order; its external id goes with it, so the breach's new RFQ can take it) and the
+ * breach is written on a draft RFQ in the same attempt. Before, the retry delivered the breach as
+ * "found by external id" on the cancelled RFQ: the reagent ordered from nobody, and the stock
+ * watch's episode kept (test/integration/review-s23f-rfq-cancelled-ambiguous-lookup.test.ts).
+ * Confirmed, the RFQ was confirmed with the breach's line (loaded together): found, as before.
+ */
+async function droppedIfCancelled(ctx: RuleContext, po: number): Promise<boolean> {
+  const [order] = await read(ctx.odoo, 'purchase.order', [po], ['id', 'state']);
+  if (order?.['state'] !== 'cancel') return false;
+  await ctx.odoo.call('purchase.order', 'unlink', {}, { ids: [po] });
+  return true;
 }
 
 /** The dead letter of a breach whose line landed on an order purchasing had just confirmed without it. */
