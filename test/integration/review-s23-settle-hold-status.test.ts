@@ -5,8 +5,7 @@ import { Telemetry } from '../../gateway/src/telemetry.ts';
 import { silentLogger } from '../../gateway/src/log.ts';
 import { StatusServer } from '../../gateway/src/status/http-server.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
-import type { DraftEvent } from '../../gateway/src/store/types.ts';
-import { hl7Message, makeConfig, requestJson, tempDir, validatedEvent, waitFor } from '../fixtures/status/harness.ts';
+import { hl7Message, leaveOpenLeases, makeConfig, numberedValidatedEvent, requestJson, tempDir, waitFor } from '../fixtures/status/harness.ts';
 
 /**
  * After a power cut (or a kill -9) the deliveries the gateway was sending wait the settle time
@@ -26,7 +25,7 @@ import { hl7Message, makeConfig, requestJson, tempDir, validatedEvent, waitFor }
  */
 const SETTLE_MS = 12_000;
 
-const event = (accession: string, n: number): DraftEvent => ({ ...validatedEvent(accession), idempotencyKey: `lis|${accession}|${n}` }) as DraftEvent;
+const event = numberedValidatedEvent;
 
 interface Hold {
   events: number;
@@ -73,12 +72,8 @@ describe('deliveries held after a restart, on the status page', () => {
 
     // The gateway before the power cut: order ACC-S1 has three results queued, ACC-S2 one; the
     // relay was sending the first two of ACC-S1 (one lease) and ACC-S2's.
-    const before = await EventStore.open({ dataDir, minFreeBytes: 1024 * 1024, pruneIntervalMs: 0 });
-    await before.commit(hl7Message(undefined, 'S1'), [event('ACC-S1', 1), event('ACC-S1', 2), event('ACC-S1', 3)]);
-    await before.commit(hl7Message(undefined, 'S2'), [event('ACC-S2', 1)]);
-    const leased = await before.lease({ limit: 10, maxPerPartition: 2 });
-    expect(leased.flatMap((l) => l.events).length, 'two of ACC-S1 and the one of ACC-S2 in flight').toBe(3);
-    await before.close(); // the power goes: the leases stay open in LevelDB
+    // The power goes: the leases stay open in LevelDB.
+    expect(await leaveOpenLeases(dataDir, 'ACC-S1', 'ACC-S2'), 'two of ACC-S1 and the one of ACC-S2 in flight').toBe(3);
 
     // The restart.
     const restartedAt = Date.now();

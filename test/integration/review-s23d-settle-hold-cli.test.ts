@@ -5,8 +5,7 @@ import { silentLogger } from '../../gateway/src/log.ts';
 import { runStatus } from '../../gateway/src/cli/remote.ts';
 import { StatusServer } from '../../gateway/src/status/http-server.ts';
 import { EventStore } from '../../gateway/src/store/event-store.ts';
-import type { DraftEvent } from '../../gateway/src/store/types.ts';
-import { hl7Message, makeConfig, requestJson, tempDir, validatedEvent, waitFor } from '../fixtures/status/harness.ts';
+import { hl7Message, leaveOpenLeases, makeConfig, numberedValidatedEvent, requestJson, tempDir, waitFor } from '../fixtures/status/harness.ts';
 
 /**
  * `lab-gateway status` after a power cut. Since dc0c165 the status page (and the tray's window)
@@ -22,7 +21,7 @@ import { hl7Message, makeConfig, requestJson, tempDir, validatedEvent, waitFor }
  */
 const SETTLE_MS = 12_000;
 
-const event = (accession: string, n: number): DraftEvent => ({ ...validatedEvent(accession), idempotencyKey: `lis|${accession}|${n}` }) as DraftEvent;
+const event = numberedValidatedEvent;
 
 describe('lab-gateway status: deliveries held after a restart', () => {
   const cleanups: Array<() => Promise<void> | void> = [];
@@ -52,11 +51,7 @@ describe('lab-gateway status: deliveries held after a restart', () => {
     const tmp = tempDir('review-s23d-settle-cli-');
     cleanups.push(tmp.cleanup);
     const dataDir = path.join(tmp.dir, 'data');
-    const before = await EventStore.open({ dataDir, minFreeBytes: 1024 * 1024, pruneIntervalMs: 0 });
-    await before.commit(hl7Message(undefined, 'C1'), [event('ACC-C1', 1), event('ACC-C1', 2), event('ACC-C1', 3)]);
-    await before.commit(hl7Message(undefined, 'C2'), [event('ACC-C2', 1)]);
-    expect((await before.lease({ limit: 10, maxPerPartition: 2 })).flatMap((l) => l.events).length).toBe(3);
-    await before.close(); // the power goes: the leases stay open
+    expect(await leaveOpenLeases(dataDir, 'ACC-C1', 'ACC-C2')).toBe(3); // the power goes: the leases stay open
 
     const gw = await startGateway(dataDir, tmp.dir);
     const hold = await waitFor(async () => ((await requestJson(`${gw.server.url()}/api/status`)).json as { settleHold?: { message: string } }).settleHold, 'the hold in /api/status', 5_000);
